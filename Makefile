@@ -1,0 +1,107 @@
+# anomalyd - streaming anomaly detection daemon.
+#
+#   make            build lib (build/libanomalyd.a) and build/anomalyd
+#   make test       run every test (unit, golden, integration); ends with
+#                   "N passed, N failed"
+#   make check      the same tests under ASan+UBSan (build/san/)
+#   make bench      benchmarks (ratios against PyTorch / the broker, same run)
+#   make fuzz       build libFuzzer targets for every parser (clang)
+#   make deps       install the Debian packages the project needs (idempotent)
+#   make demo       the main job: local broker, daemon, simulated pumps, alerts
+#   make golden     regenerate golden reference files with PyTorch
+#   make install    PREFIX=/usr/local DESTDIR=
+
+CC       ?= cc
+PYTHON   ?= /usr/bin/python3
+BUILD    ?= build
+PREFIX   ?= /usr/local
+SAN      ?=
+
+PKGS      = libuv libmosquitto libcjson openblas
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -pthread -fno-strict-aliasing $(WARN) $(PKG_CFLAGS) -Ilib -Idaemon
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+LDLIBS   = $(PKG_LIBS) -lm -pthread
+
+LIB_SRC    := $(wildcard lib/*.c)
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC   := $(wildcard tests/test_*.c)
+TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC  := $(wildcard bench/bench_*.c)
+BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+TOOL_SRC   := $(wildcard tools/*.c)
+TOOL_BIN   := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
+
+LIBAD    = $(BUILD)/libanomalyd.a
+LIBADD   = $(BUILD)/libanomalyd_daemon.a
+BIN      = $(BUILD)/anomalyd
+
+.PHONY: all test check bench fuzz deps demo golden install uninstall clean model
+all: $(BIN) $(TEST_BIN) $(BENCH_BIN) $(TOOL_BIN)
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBAD): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBADD): $(DAEMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^ $(if $(DAEMON_OBJ),,/dev/null)
+
+$(BIN): $(BUILD)/daemon/main.o $(LIBADD) $(LIBAD)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lsystemd
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBADD) $(LIBAD)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lsystemd
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBADD) $(LIBAD)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lsystemd
+
+$(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIBADD) $(LIBAD)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lsystemd
+
+test: all
+	@sh tests/run.sh $(BUILD)
+
+check:
+	$(MAKE) BUILD=build/san SAN=1 test
+
+bench: all
+	@sh bench/run.sh $(BUILD)
+
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+fuzz:
+	@mkdir -p build/fuzz
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  echo "clang $$f -> build/fuzz/$$n"; \
+	  clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 $(PKG_CFLAGS) -Ilib -Idaemon \
+	    -o build/fuzz/$$n $$f $(LIB_SRC) $(DAEMON_SRC) $(PKG_LIBS) -lsystemd -lm -pthread || exit 1; \
+	done
+
+DEB_PKGS = build-essential pkg-config libuv1-dev libmosquitto-dev mosquitto \
+	mosquitto-clients libopenblas-dev libcjson-dev libsystemd-dev systemd \
+	python3 python3-torch python3-numpy python3-paho-mqtt openssl clang \
+	libclang-rt-14-dev
+deps:
+	@sh tools/deps.sh $(DEB_PKGS)
+
+demo: all
+	@sh tools/demo.sh $(BUILD)
+
+golden:
+	$(PYTHON) tools/gen_golden.py tests/golden
+
+clean:
+	rm -rf build

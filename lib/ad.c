@@ -1,0 +1,97 @@
+/*
+ * ad.c - error strings, the log callback and small helpers shared by the
+ * whole library.
+ */
+#include "ad.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+
+static ad_log_fn log_fn;
+static void *log_ud;
+
+const char *ad_strerror(int err)
+{
+    switch (err) {
+    case AD_OK: return "success";
+    case AD_ENOENT: return "no such file or directory";
+    case AD_EIO: return "input/output error";
+    case AD_ENOMEM: return "out of memory";
+    case AD_EINVAL: return "invalid argument";
+    case AD_ERANGE: return "value out of range";
+    case AD_EFORMAT: return "malformed input";
+    case AD_ESHAPE: return "tensor shape does not match the architecture";
+    case AD_EARCH: return "unsupported or inconsistent architecture";
+    case AD_ENONFINITE: return "non-finite value";
+    default: return "unknown error";
+    }
+}
+
+void ad_log_set(ad_log_fn fn, void *userdata)
+{
+    log_fn = fn;
+    log_ud = userdata;
+}
+
+void ad_log(int level, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+
+    if (log_fn == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    log_fn(level, buf, log_ud);
+}
+
+int ad_errf(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+void *ad_aalloc(size_t bytes)
+{
+    void *p = NULL;
+
+    if (bytes == 0)
+        bytes = 64;
+    /* Round up: aligned_alloc wants a multiple of the alignment. */
+    if (bytes > SIZE_MAX - 63)
+        return NULL;
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (posix_memalign(&p, 64, bytes) != 0)
+        return NULL;
+    return p;
+}
+
+void ad_afree(void *p)
+{
+    free(p);
+}
+
+int ad_mul_size(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return -1;
+    *out = a * b;
+    return 0;
+}
+
+int ad_add_size(size_t a, size_t b, size_t *out)
+{
+    if (b > SIZE_MAX - a)
+        return -1;
+    *out = a + b;
+    return 0;
+}

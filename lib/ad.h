@@ -1,0 +1,67 @@
+/*
+ * ad.h - common definitions of libanomalyd: version, error codes, logging.
+ *
+ * Every fallible function of the library returns 0 on success or a negative
+ * error code (libuv's -errno convention); ad_strerror() turns a code into
+ * text. Functions that parse user input (model files, CSV, config, payloads)
+ * also take a caller-owned message buffer `err`/`errlen` and write there a
+ * one-line message naming *what* was wrong and *where* (file, tensor, JSON
+ * path, row/column). The buffer may be NULL.
+ *
+ * The library never prints and never exits: it logs through a callback the
+ * caller installs with ad_log_set() (default: none, messages are dropped).
+ */
+#ifndef AD_H
+#define AD_H
+
+#include <stddef.h>
+#include <stdarg.h>
+
+#define AD_VERSION "0.1.0"
+
+/* Error codes: negative errno values plus a few of our own below -1000. */
+#define AD_OK        0
+#define AD_ENOENT   (-2)     /* no such file */
+#define AD_EIO      (-5)     /* read/write failed */
+#define AD_ENOMEM   (-12)    /* out of memory */
+#define AD_EINVAL   (-22)    /* invalid argument (programmer or CLI) */
+#define AD_ERANGE   (-34)    /* value out of range */
+#define AD_EFORMAT  (-1001)  /* malformed file or payload */
+#define AD_ESHAPE   (-1002)  /* tensor shape does not match architecture */
+#define AD_EARCH    (-1003)  /* unsupported or inconsistent architecture */
+#define AD_ENONFINITE (-1004) /* NaN or Inf where a finite number is needed */
+
+const char *ad_strerror(int err);
+
+/* Syslog priorities, so a daemon can map them 1:1 to "<N>" prefixes. */
+enum {
+    AD_LOG_ERR = 3,
+    AD_LOG_WARNING = 4,
+    AD_LOG_NOTICE = 5,
+    AD_LOG_INFO = 6,
+    AD_LOG_DEBUG = 7
+};
+
+/* Log sink: `msg` is valid only during the call. */
+typedef void (*ad_log_fn)(int level, const char *msg, void *userdata);
+
+/* Install the log sink (NULL to drop messages). Not thread-safe against
+ * concurrent ad_log() calls: set it once at start-up. */
+void ad_log_set(ad_log_fn fn, void *userdata);
+void ad_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Write a formatted message into a caller's error buffer (NULL-safe) and
+ * return `code`, so parsers can `return ad_errf(err, errlen, AD_EFORMAT, ...)`. */
+int ad_errf(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* 64-byte aligned allocation for numeric buffers; free with ad_afree(). */
+void *ad_aalloc(size_t bytes);
+void ad_afree(void *p);
+
+/* Checked size arithmetic: return 0 and set *out, or -1 on overflow. */
+int ad_mul_size(size_t a, size_t b, size_t *out);
+int ad_add_size(size_t a, size_t b, size_t *out);
+
+#endif /* AD_H */

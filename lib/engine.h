@@ -1,0 +1,61 @@
+/*
+ * engine.h - inference: the batched forward pass of an autoencoder and its
+ * reconstruction error.
+ *
+ * Two implementations of the same math:
+ *   - ad_engine_forward(): batched over B windows, BLAS products
+ *     (cblas_sgemm, cblas_sgemv at B == 1), a layer's input products for all
+ *     time steps as one sgemm before the recurrent loop, fused bias and
+ *     vectorised gate math; all workspace preallocated in ad_engine_new().
+ *     No allocation per call.
+ *   - ad_forward_ref(): plain scalar loops with libm expf/tanhf, no BLAS.
+ *     Slow and obvious; tests compare the two.
+ *
+ * Layouts: windows are row-major (B, T, F) floats, already scaled
+ * (ad_model_scale). The output has the same layout: the reconstruction.
+ *
+ * Thread safety: an engine is used by one thread at a time. Several engines
+ * may share one (read-only) model. The model is borrowed and must outlive
+ * the engine.
+ */
+#ifndef AD_ENGINE_H
+#define AD_ENGINE_H
+
+#include <stddef.h>
+#include "model.h"
+
+typedef struct ad_engine ad_engine;
+
+/* Workspace for batches of up to max_batch windows. NULL on OOM/bad args. */
+ad_engine *ad_engine_new(const ad_model *m, int max_batch);
+void ad_engine_free(ad_engine *e);   /* NULL-safe */
+int ad_engine_max_batch(const ad_engine *e);
+
+/* in (B,T,F) -> out (B,T,F); 1 <= B <= max_batch. Returns 0 or AD_EINVAL. */
+int ad_engine_forward(ad_engine *e, const float *in, float *out, int B);
+
+/* Scalar reference forward pass; allocates its own scratch. */
+int ad_forward_ref(const ad_model *m, const float *in, float *out, int B);
+
+/* Floating point operations of one window's forward pass (for benchmarks). */
+double ad_model_flops(const ad_model *m);
+
+typedef enum { AD_METRIC_MSE = 0, AD_METRIC_MAE = 1 } ad_metric;
+
+/*
+ * Reconstruction error of one window, x and y (T,F): mse and mae (either
+ * pointer may be NULL), and if share != NULL the per-feature share (F floats,
+ * summing to 1, or all 0 when the error is 0) of the error under `metric`:
+ * which sensor contributed most.
+ */
+void ad_recon_error(const float *x, const float *y, int T, int F,
+                    ad_metric metric, float *mse, float *mae, float *share);
+
+/* Vectorised elementwise math used by the engine (exported for tests and
+ * the trainer). Accurate to a few ulp; NaN in -> NaN out. n any size. */
+void ad_vsigmoid(float *x, size_t n);
+void ad_vtanh(float *x, size_t n);
+void ad_vrelu(float *x, size_t n);
+void ad_vexp(float *x, size_t n);
+
+#endif /* AD_ENGINE_H */

@@ -1,0 +1,54 @@
+/*
+ * t.h - a tiny test harness. Each test binary runs its cases with T_RUN and
+ * prints one TAP-style line per case ("ok - name" / "not ok - name");
+ * tests/run.sh counts them. Checks print what failed and where, plus the
+ * figures compared, so a failure explains itself.
+ *
+ *   static void test_foo(void) { T_CHECK(x == 1, "x=%d", x); }
+ *   int main(void) { T_RUN(test_foo); return t_done(); }
+ */
+#ifndef AD_T_H
+#define AD_T_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+static int t_cur_failed;
+static int t_n_failed;
+static int t_n_passed;
+
+#define T_CHECK(cond, ...) do {                                           \
+        if (!(cond)) {                                                    \
+            t_cur_failed++;                                               \
+            fprintf(stderr, "  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                 \
+            fputc('\n', stderr);                                          \
+        }                                                                 \
+    } while (0)
+
+/* Print a note that goes with the case (what was measured). */
+#define T_NOTE(...) do { printf("# "); printf(__VA_ARGS__); printf("\n"); } while (0)
+
+static void t_run(const char *name, void (*fn)(void))
+{
+    t_cur_failed = 0;
+    fn();
+    if (t_cur_failed) {
+        t_n_failed++;
+        printf("not ok - %s\n", name);
+    } else {
+        t_n_passed++;
+        printf("ok - %s\n", name);
+    }
+    fflush(stdout);
+}
+#define T_RUN(fn) t_run(#fn, fn)
+
+static int t_done(void)
+{
+    return t_n_failed ? 1 : 0;
+}
+
+#endif /* AD_T_H */
