@@ -48,7 +48,7 @@ void ad_st_writer_free(ad_st_writer *w);
 int ad_st_writer_meta(ad_st_writer *w, const char *key, const char *value);
 int ad_st_writer_add(ad_st_writer *w, const char *name, const float *data,
                      int ndim, const int64_t *shape);
-/* malloc'd image in *buf/*len */
+/* malloc'd image in *buf, length in *len */
 int ad_st_writer_finish(ad_st_writer *w, void **buf, size_t *len);
 
 /* Read a whole file into a malloc'd buffer (with size limit). */

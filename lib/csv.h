@@ -1,0 +1,73 @@
+/*
+ * csv.h - read sensor data from CSV files into a numeric table.
+ *
+ * Accepted input:
+ *   - a header row naming the columns (required);
+ *   - separator ',', ';' or TAB, auto-detected from the header (the most
+ *     frequent of the three outside quotes) unless given;
+ *   - fields optionally in double quotes ("" escapes a quote); CRLF or LF;
+ *   - an optional time column: ISO 8601 date-times ("2020-03-09 10:14:33",
+ *     "2020-03-09T10:14:33.250Z", "+02:00" offsets) or plain numbers (unix
+ *     seconds or any monotonic unit);
+ *   - numeric feature columns; label columns (0/1) kept apart.
+ *
+ * Errors name the file, the line (1-based, the header is line 1) and the
+ * column, e.g. "data.csv:523: column 'Pressure': not a number: 'abc'".
+ */
+#ifndef AD_CSV_H
+#define AD_CSV_H
+
+#include <stddef.h>
+
+typedef struct ad_csv_opts {
+    char sep;                   /* 0: auto-detect among , ; TAB */
+    const char *time_col;       /* NULL: auto ("datetime", "timestamp", "time",
+                                   "ts", "date" — case-insensitive), "": none */
+    const char *const *features;/* NULL: every numeric column that is not the
+                                   time column nor a label column */
+    int n_features;
+    const char *label_col;      /* NULL: none; else this column becomes
+                                   ad_table.label (must be numeric) */
+    const char *const *exclude; /* columns never taken as features; NULL:
+                                   {"anomaly","changepoint","label","labels",
+                                   "is_anomaly"} */
+    int n_exclude;
+    int allow_missing;          /* empty, "nan", "inf" cells: store NaN/Inf
+                                   instead of failing (replay: the pipeline
+                                   rejects and counts them) */
+    size_t max_rows;            /* 0: no limit */
+} ad_csv_opts;
+
+typedef struct ad_table {
+    int n_features;
+    char **features;            /* n_features names, owned */
+    int *feature_col;           /* source column index of each feature */
+    size_t n_rows;
+    float *x;                   /* (n_rows, n_features) row-major */
+    double *time;               /* n_rows seconds, or NULL: no time column */
+    int time_is_datetime;       /* 1 if parsed as date-times (unix seconds) */
+    char *time_name;            /* NULL if no time column */
+    float *label;               /* n_rows, or NULL */
+    size_t *line;               /* n_rows source line numbers (1-based) */
+    char sep;                   /* the separator used */
+} ad_table;
+
+/* Read and parse a CSV file. Returns 0 and *out (free with ad_table_free),
+ * or a negative code with a message in err. */
+int ad_csv_read(ad_table **out, const char *path, const ad_csv_opts *o,
+                char *err, size_t errlen);
+
+/* The same from memory; `name` is used in messages. */
+int ad_csv_parse(ad_table **out, const char *buf, size_t len, const char *name,
+                 const ad_csv_opts *o, char *err, size_t errlen);
+
+void ad_table_free(ad_table *t);   /* NULL-safe */
+
+/* Index of feature `name` in t, or -1. */
+int ad_table_feature(const ad_table *t, const char *name);
+
+/* Parse an ISO 8601 date-time (see above) into unix seconds (UTC unless an
+ * offset is given). Returns 0, or -1 if `s` is not one. */
+int ad_parse_datetime(const char *s, double *out);
+
+#endif /* AD_CSV_H */
