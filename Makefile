@@ -23,9 +23,12 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -pthread -fno-strict-aliasing $(WARN) $(PKG_CFLAGS) -Ilib -Idaemon
+ALL_CFLAGS = $(CFLAGS) -std=gnu11 -pthread -fno-strict-aliasing $(WARN) $(PKG_CFLAGS) -Ilib -Idaemon
+ifeq ($(WERROR),1)
+ALL_CFLAGS += -Werror
+endif
 ifeq ($(SAN),1)
-CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
 LDLIBS   = $(PKG_LIBS) -lm -pthread
@@ -50,7 +53,7 @@ all: $(BIN) $(TEST_BIN) $(BENCH_BIN) $(TOOL_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h tests/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIBAD): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -76,7 +79,7 @@ test: all
 	@sh tests/run.sh $(BUILD)
 
 check:
-	$(MAKE) BUILD=build/san SAN=1 test
+	$(MAKE) BUILD=build/san SAN=1 CFLAGS="-O1 -g" test
 
 bench: all
 	@sh bench/run.sh $(BUILD)
