@@ -144,6 +144,7 @@ typedef struct ad_model {
     int n_layers;
     ad_layer layers[AD_MAX_LAYERS];
     float *params;          /* one 64-byte aligned block, all weights */
+                            /* layout: per layer in order, kernel, recurrent, bias */
     size_t n_params;
     char *provenance;       /* JSON text or NULL, owned */
     char *training;         /* JSON text or NULL, owned */
