@@ -2,7 +2,10 @@
  * main.c - the anomalyd command line: dispatches to the subcommands.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <cblas.h>
 
 #include "ad.h"
 #include "cmd.h"
@@ -42,6 +45,10 @@ int main(int argc, char **argv)
         return 0;
     }
     ad_cli_log_init(AD_LOG_INFO);
+    /* Products here are small: OpenBLAS's own threading makes them slower.
+     * One thread per BLAS call; the daemon scales with its own workers. */
+    if (getenv("OPENBLAS_NUM_THREADS") == NULL)
+        openblas_set_num_threads(1);
     if (strcmp(cmd, "run") == 0)
         return ad_cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
