@@ -1,0 +1,343 @@
+/*
+ * detector.h - the streaming detection pipeline of ONE stream (device):
+ * row assembly (stream.h) -> ring buffer and hop (window.h) -> scaled window
+ * handed to the caller for inference -> score fed back -> smoothing ->
+ * online training / calibration / threshold (threshold.h) -> alert state
+ * machine (alert.h) -> events for the caller to publish.
+ *
+ * The same code runs in the daemon (many streams, batched inference on a
+ * worker thread), in `anomalyd replay` (one stream, synchronous) and in the
+ * tests. The detector never runs inference itself:
+ *
+ *   push      ad_detector_push_sample / _push_text / _push_row / _advance
+ *             queue assembled rows inside the detector (bounded).
+ *   window    ad_detector_next_window(d, buf, &job) consumes queued rows one
+ *             by one (ring buffer, hop, validity) and returns 1 with the next
+ *             due window copied, scaled, into the caller's buf (T*F floats)
+ *             and a job describing it (stream handle, timestamps, seq, the
+ *             model to run). Loop until it returns 0.
+ *   infer     the caller runs ad_engine_forward(job.model's engine) on a
+ *             batch of such buffers (any thread) and ad_recon_error() with
+ *             the detector's metric (ad_detector_metric) to get the score and
+ *             the per-feature share.
+ *   feed      ad_detector_feed_score(d, &job, score, share) on the detector's
+ *             thread updates smoothing, phase, threshold and alert state.
+ *   events    ad_detector_poll_event(d, &ev) returns the queued events
+ *             (phase changed, calibrated, alert raised/cleared, training job
+ *             ready) until it returns 0.
+ *   train     in phase TRAINING, ad_detector_take_train_job() hands out a
+ *             self-contained job (owns copies of its data); the caller runs
+ *             ad_train_job_run() on any thread and gives the result back with
+ *             ad_detector_train_done() on the detector's thread.
+ *
+ * PHASES
+ *   collecting   (training finetune/bootstrap) windows are collected for
+ *                training, not handed out for scoring. After train_windows
+ *                windows (stride 1 over the collected valid rows), phase
+ *                becomes training and AD_EV_TRAIN_READY is queued.
+ *   training     waiting for ad_detector_train_done(); windows formed now are
+ *                dropped (counted in windows_skipped).
+ *   calibrating  windows are scored but never alert; their (smoothed) scores
+ *                feed the threshold. Ends after calib_windows scored windows,
+ *                or when calib_duration_ms has elapsed since the first
+ *                calibration window (data time), whichever comes first, or
+ *                when the caller calls ad_detector_finish_calibration().
+ *                Then the threshold is fitted (AD_EV_CALIBRATED). If the fit
+ *                fails (too few scores), calibration continues.
+ *   detecting    windows are scored, thresholded and drive the alerts; with
+ *                thr.adapt the threshold learns from windows that did not
+ *                exceed it while no alert is active (never from anomalous
+ *                ones); ad_detector_freeze() stops that.
+ *   Start phase: training none -> calibrating; finetune/bootstrap ->
+ *   collecting; a successful ad_detector_restore() -> detecting.
+ *   Bootstrap calibrates on windows after the training ones (never on
+ *   windows it trained on).
+ *
+ * SCORES. score = the reconstruction error under cfg.metric (MSE or MAE).
+ * With smooth_alpha in (0,1) an EWMA s = a*score + (1-a)*s_prev (s starts at
+ * the first score) is what calibrates the threshold and drives alerts;
+ * smooth_alpha = 1 means no smoothing.
+ *
+ * INVALID WINDOWS. A window containing an invalid row (stream.h missing
+ * policy) is not scored: counted in windows_invalid.
+ *
+ * ORDER. Feed scores in the order the jobs were handed out (job.seq). A
+ * score for a job older than the last fed one, or from another model
+ * generation (after a model swap), is ignored and counted (scores_stale).
+ *
+ * THREAD RULES. A detector is used by one thread (the daemon's loop)
+ * at a time: all ad_detector_* calls on the same detector must be serialised.
+ * What may cross threads: the caller's window buffers, the job structs
+ * (plain values; job.model is borrowed and stays valid until the model is
+ * replaced by train_done/set_model AND the caller dropped its jobs, i.e. the
+ * caller must not free a model while a batch using it is in flight), and
+ * ad_train_job objects (self-contained; ad_train_job_run is pure).
+ *
+ * MODELS. The model passed to ad_detector_new is borrowed (caller keeps it
+ * alive, may share it between detectors). A model given to train_done with
+ * take = 1 is owned by the detector afterwards and freed by it (when
+ * replaced or on ad_detector_free; see the in-flight rule above).
+ */
+#ifndef AD_DETECTOR_H
+#define AD_DETECTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "engine.h"
+#include "stream.h"
+#include "threshold.h"
+#include "alert.h"
+
+typedef enum {
+    AD_PHASE_COLLECTING = 0,
+    AD_PHASE_TRAINING,
+    AD_PHASE_CALIBRATING,
+    AD_PHASE_DETECTING
+} ad_phase;
+
+typedef enum {
+    AD_TRAIN_NONE = 0,      /* pretrained model as is */
+    AD_TRAIN_FINETUNE,      /* a few epochs on collected windows */
+    AD_TRAIN_BOOTSTRAP      /* no model file: train from scratch */
+} ad_train_mode;
+
+/* Plain settings shared by all streams of a detector. */
+typedef struct ad_detector_cfg {
+    ad_stream_cfg stream;       /* row assembly */
+    int hop;                    /* rows between windows, >= 1; default 1 */
+    ad_metric metric;           /* default AD_METRIC_MAE */
+    double smooth_alpha;        /* EWMA weight in (0,1]; 1 = off (default) */
+    int calib_windows;          /* 0 = no count limit; default 100 */
+    int64_t calib_duration_ms;  /* 0 = no time limit; default 0 */
+    ad_thr_cfg thr;             /* method and parameters, adapt */
+    ad_alert_cfg alert;         /* k, n, m, clear_ratio, cooldown */
+    ad_train_mode training;     /* default none */
+    int train_windows;          /* finetune/bootstrap: windows to collect;
+                                 * default 500 */
+    int train_epochs;           /* default 5 (finetune), bootstrap uses it too */
+    int boot_units;             /* bootstrap architecture: LSTM(u) ->
+                                 * RepeatVector(T) -> LSTM(u, seq) ->
+                                 * TimeDistributed(Dense(F)); default 32 */
+    uint64_t train_seed;        /* default 1 */
+} ad_detector_cfg;
+
+/* What the caller needs to score one window. Plain values. */
+typedef struct ad_window_job {
+    struct ad_detector *det;    /* the stream this window belongs to */
+    uint64_t seq;               /* 1, 2, ... per detector */
+    uint64_t gen;               /* model generation the window was scaled for */
+    int64_t ts_ms;              /* timestamp of the window's last row */
+    int64_t start_ms;           /* timestamp of its first row */
+    const ad_model *model;      /* run this model (borrowed, see THREAD RULES) */
+    ad_phase phase;             /* phase when handed out */
+} ad_window_job;
+
+typedef enum {
+    AD_EV_PHASE = 1,            /* phase changed: prev_phase -> phase */
+    AD_EV_CALIBRATED,           /* threshold fitted (threshold, n = windows) */
+    AD_EV_ALERT_RAISED,         /* alert (copy) */
+    AD_EV_ALERT_CLEARED,        /* alert (copy, end_ms set) */
+    AD_EV_TRAIN_READY,          /* call ad_detector_take_train_job() */
+    AD_EV_TRAIN_FAILED          /* train_done got no model (message in text) */
+} ad_event_type;
+
+typedef struct ad_event {
+    ad_event_type type;
+    int64_t ts_ms;              /* data time of the window/row that caused it */
+    ad_phase phase, prev_phase;
+    double threshold;
+    uint64_t n;
+    ad_alert alert;
+    char text[160];
+} ad_event;
+
+/* Events queued inside a detector before the oldest is dropped. */
+#define AD_DETECTOR_EVENTS 32
+
+typedef struct ad_detector_stats {
+    ad_phase phase;
+    ad_stream_stats stream;
+    uint64_t rows;              /* rows consumed into the window ring */
+    uint64_t windows;           /* windows formed (hop reached) */
+    uint64_t windows_invalid;   /* not scored: contained an invalid row */
+    uint64_t windows_skipped;   /* not scored: phase training */
+    uint64_t windows_collected; /* collected for training */
+    uint64_t windows_scored;    /* scores fed */
+    uint64_t windows_exceeded;  /* detecting: score > threshold */
+    uint64_t calib_windows;     /* scores used for calibration */
+    uint64_t scores_stale;      /* ignored feeds (order/generation) */
+    uint64_t scores_nonfinite;  /* ignored feeds with NaN/Inf score */
+    uint64_t events_dropped;    /* event queue overflow */
+    uint64_t alerts;            /* alerts raised */
+    uint64_t train_failures;
+    double last_score;          /* raw, NAN before the first */
+    double last_smoothed;       /* NAN before the first */
+    double threshold;           /* NAN until calibrated */
+    int exceeded;               /* last window over threshold (detecting) */
+    int alert_active;
+    char alert_id[AD_ALERT_ID_LEN];   /* active alert id or "" */
+    uint64_t model_gen;
+    char model_id[AD_MODEL_ID_LEN + 1];
+} ad_detector_stats;
+
+typedef struct ad_detector ad_detector;
+
+/* Train job: self-contained, may be run on any thread. */
+typedef struct ad_train_job {
+    ad_train_mode mode;
+    int T, F;
+    size_t n_rows;              /* collected valid rows, raw (unscaled) */
+    float *rows;                /* (n_rows, F), owned */
+    char **features;            /* F names, owned */
+    ad_model *init;             /* finetune: clone of the current model
+                                 * (owned); bootstrap: NULL */
+    ad_metric metric;           /* error statistics metric */
+    int epochs;
+    int boot_units;
+    uint64_t seed;
+    uint64_t gen;               /* detector model generation it was made for */
+} ad_train_job;
+
+/* Defaults as documented on each field (and in stream/threshold/alert). */
+void ad_detector_cfg_default(ad_detector_cfg *c);
+
+/* Validate every field; message names it ("hop: must be >= 1"). */
+int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen);
+
+/* FNV-1a 64 of the settings that affect calibration and scoring (metric,
+ * hop, smoothing, calibration limits, threshold method and parameters,
+ * training mode), so saved calibration is only reused under them. */
+uint64_t ad_detector_cfg_hash(const ad_detector_cfg *c);
+
+const char *ad_phase_name(ad_phase p);              /* "collecting", ... */
+const char *ad_train_mode_name(ad_train_mode m);    /* "none", ... */
+int ad_train_mode_from_name(const char *s);         /* -1 when unknown */
+const char *ad_detector_metric_name(ad_metric m);   /* "mse" / "mae" */
+int ad_detector_metric_from_name(const char *s);   /* -1 when unknown */
+const char *ad_event_type_name(ad_event_type t);
+
+/*
+ * New detector for the stream `key` (copied; used in alert ids). m is the
+ * model (borrowed) or NULL for training bootstrap; then T (window), F and
+ * features (F names, copied) are required; with a model they must be 0/NULL
+ * or equal to the model's. Method `model` requires m with a "training"
+ * metadata error distribution whose metric matches cfg->metric.
+ * Returns 0 and *out or a negative code with a message in err.
+ */
+int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
+                    const char *key, const ad_model *m, int T, int F,
+                    const char *const *features, char *err, size_t errlen);
+void ad_detector_free(ad_detector *d);      /* NULL-safe */
+
+/* Input: as ad_stream_push_* / ad_stream_advance (same return values). */
+int ad_detector_push_sample(ad_detector *d, int64_t ts_ms, int feature, double v);
+int ad_detector_push_text(ad_detector *d, int64_t ts_ms, int feature, const char *text);
+int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
+                         const unsigned char *present);
+void ad_detector_advance(ad_detector *d, int64_t now_ms);
+
+/*
+ * Consume queued rows until a window is due for scoring: copy it scaled into
+ * buf (T*F floats, caller-owned), fill *job, return 1. Return 0 when no
+ * queued row is left (windows collected for training, skipped or invalid are
+ * consumed silently and counted).
+ */
+int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job);
+
+/*
+ * Feed the score of a job handed out by next_window. share: F floats (the
+ * per-feature share from ad_recon_error; may be NULL). Returns 0, or 1 when
+ * the score was ignored (stale job, non-finite score; counted).
+ */
+int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
+                           double score, const float *share);
+
+/* Pop the oldest queued event. Returns 1 when *ev was filled, 0 if none. */
+int ad_detector_poll_event(ad_detector *d, ad_event *ev);
+
+/* Force the end of calibration now (replay --calibrate-rows). Returns 0 when
+ * the threshold was fitted, AD_EINVAL when not calibrating, or the fit's
+ * error (calibration then continues). */
+int ad_detector_finish_calibration(ad_detector *d, char *err, size_t errlen);
+
+/* Stop / resume threshold adaptation. */
+void ad_detector_freeze(ad_detector *d, int frozen);
+
+/*
+ * Phase TRAINING: a new job (caller frees with ad_train_job_free) or NULL
+ * when there is none (other phase, job already taken, OOM).
+ */
+ad_train_job *ad_detector_take_train_job(ad_detector *d);
+void ad_train_job_free(ad_train_job *j);    /* NULL-safe */
+
+/*
+ * Run a training job (any thread, pure; cancel may be NULL): bootstrap fits
+ * a standard scaler on the rows, builds the bootstrap architecture, Keras
+ * init from the seed; finetune starts from job->init. Windows: stride 1.
+ * Trains job->epochs epochs (ad_train_fit, MSE loss, early stopping), then
+ * sets the model's "training" metadata (error distribution under
+ * job->metric). Returns 0 and *out (caller owns; pass to train_done) or a
+ * negative code with a message.
+ */
+int ad_train_job_run(const ad_train_job *job, ad_model **out,
+                     const volatile int *cancel, char *err, size_t errlen);
+
+/*
+ * Training finished. m: the new model (window and features must match), or
+ * NULL when training failed (finetune: keeps the pretrained model;
+ * bootstrap: collects again). take = 1 transfers ownership of m. The phase
+ * becomes calibrating; the model generation increases, so scores of jobs
+ * handed out before are ignored. Returns 0, AD_EINVAL when not training or
+ * m does not match (ownership then NOT taken).
+ */
+int ad_detector_train_done(ad_detector *d, ad_model *m, int take,
+                           const char *why);
+
+/* Replace the model outside training (e.g. daemon reload with a new model
+ * file): borrowed; window and features must match. Calibration restarts
+ * (phase calibrating) unless keep_threshold. */
+int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
+                          char *err, size_t errlen);
+
+/* Current model (NULL during bootstrap before training) and metric. */
+const ad_model *ad_detector_model(const ad_detector *d);
+ad_metric ad_detector_metric(const ad_detector *d);
+ad_phase ad_detector_phase(const ad_detector *d);
+const char *ad_detector_key(const ad_detector *d);
+int ad_detector_T(const ad_detector *d);
+int ad_detector_F(const ad_detector *d);
+const char *const *ad_detector_features(const ad_detector *d);
+void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st);
+
+/* Caller's pointer (e.g. the daemon's stream record). */
+void ad_detector_set_user(ad_detector *d, void *user);
+void *ad_detector_user(const ad_detector *d);
+
+/*
+ * Calibration state as JSON text (malloc'd; NULL on OOM or when not yet
+ * calibrated): {"version":1,"stream":..,"model_id":..,"settings_hash":..,
+ * "metric":..,"method":..,"threshold":..,"calib_windows":..,
+ * "smoothed":..,"alerts":..,"state":{threshold state}}.
+ */
+char *ad_detector_save(const ad_detector *d);
+
+/*
+ * Restore a saved state: the model id and settings hash must equal the
+ * current ones (AD_EINVAL with a message naming which differs: the caller
+ * then simply recalibrates), malformed text AD_EFORMAT. On success the
+ * phase becomes detecting (AD_EV_PHASE queued).
+ */
+int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errlen);
+
+/* An event as JSON (new cJSON object, NULL on OOM), the format the daemon
+ * publishes and `replay --events` writes (one per line):
+ *   {"event":"alert_raised","stream":..,"ts":ms, "alert":{ad_alert_to_json}}
+ *   {"event":"phase","stream":..,"ts":ms,"phase":..,"prev":..}
+ *   {"event":"calibrated","stream":..,"ts":ms,"threshold":..,"windows":..,
+ *    "method":..}
+ *   {"event":"train_ready"|"train_failed","stream":..,"ts":ms,"text":..} */
+cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev);
+
+#endif /* AD_DETECTOR_H */
