@@ -47,7 +47,7 @@ uint64_t ad_window_pushed(const ad_window *w);
 /*
  * Copy the current window into out (T*F floats, row-major (T,F), oldest row
  * first), scaled with m's scaler when m != NULL (raw when NULL). Requires a
- * full ring (returns AD_EINVAL otherwise). *first_ts/*last_ts (may be NULL)
+ * full ring (returns AD_EINVAL otherwise). *first_ts and *last_ts (may be NULL)
  * receive the timestamps of the oldest and newest row.
  */
 int ad_window_extract(const ad_window *w, const ad_model *m, float *out,
