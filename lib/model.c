@@ -600,7 +600,7 @@ int ad_arch_parse(const char *json, ad_layer_spec *layers, int max_layers,
         *n_layers = 0;
     if (json == NULL || layers == NULL || n_layers == NULL || max_layers < 1)
         return ad_errf(err, errlen, AD_EINVAL, "architecture: bad arguments");
-    root = cJSON_Parse(json);
+    root = cJSON_ParseWithOpts(json, NULL, 1);
     if (root == NULL)
         return ad_errf(err, errlen, AD_EARCH,
                        "architecture: not valid JSON");
