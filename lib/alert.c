@@ -1,0 +1,310 @@
+/*
+ * alert.c - k-of-n raise / m-below clear state machine with cooldown, and
+ * the alert record (stable id, peak, severity, top contributing features).
+ */
+#include "alert.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ad.h"
+#include "model.h"
+
+struct ad_alerter {
+    ad_alert_cfg cfg;
+    char *key;
+    int F;
+    uint64_t hist;          /* bit 0 = last window exceeded */
+    int hist_len;
+    int last_exceeded;
+    int below;              /* consecutive windows below the clear level */
+    int has_cooldown;
+    int64_t cooldown_until;
+    uint64_t seq;
+    ad_alert cur;           /* valid when cur.active */
+    double *share_sum;      /* F */
+    uint64_t share_n;
+};
+
+void ad_alert_cfg_default(ad_alert_cfg *c)
+{
+    c->k = 1;
+    c->n = 1;
+    c->m = 1;
+    c->clear_ratio = 1.0;
+    c->cooldown_ms = 0;
+}
+
+int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
+{
+    if (c->n < 1 || c->n > AD_ALERT_MAX_N)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.n: must be 1..%d (got %d)",
+                       AD_ALERT_MAX_N, c->n);
+    if (c->k < 1 || c->k > c->n)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.k: must be 1..n=%d (got %d)", c->n, c->k);
+    if (c->m < 1)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.m: must be >= 1 (got %d)", c->m);
+    if (!(c->clear_ratio > 0 && c->clear_ratio <= 1))
+        return ad_errf(err, errlen, AD_EINVAL, "alert.clear_ratio: must be in (0,1] (got %g)",
+                       c->clear_ratio);
+    if (c->cooldown_ms < 0)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.cooldown_ms: must be >= 0");
+    return 0;
+}
+
+void ad_alerter_free(ad_alerter *a)
+{
+    if (a == NULL)
+        return;
+    free(a->key);
+    free(a->share_sum);
+    free(a);
+}
+
+int ad_alerter_new(ad_alerter **out, const ad_alert_cfg *cfg, const char *key,
+                   int n_features, char *err, size_t errlen)
+{
+    ad_alerter *a;
+    int rc;
+
+    *out = NULL;
+    rc = ad_alert_cfg_check(cfg, err, errlen);
+    if (rc)
+        return rc;
+    if (n_features < 1 || n_features > AD_MAX_FEATURES)
+        return ad_errf(err, errlen, AD_EINVAL, "alerter: bad feature count %d", n_features);
+    a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "alerter: out of memory");
+    a->cfg = *cfg;
+    a->F = n_features;
+    a->key = strdup(key ? key : "");
+    a->share_sum = calloc((size_t)n_features, sizeof(double));
+    if (a->key == NULL || a->share_sum == NULL) {
+        ad_alerter_free(a);
+        return ad_errf(err, errlen, AD_ENOMEM, "alerter: out of memory");
+    }
+    *out = a;
+    return 0;
+}
+
+static int popcount64(uint64_t x)
+{
+    int c = 0;
+
+    while (x) {
+        x &= x - 1;
+        c++;
+    }
+    return c;
+}
+
+/* Top AD_ALERT_TOP features by mean share over exceeding windows. */
+static void update_top(ad_alerter *a)
+{
+    int i, j, f;
+
+    a->cur.n_top = 0;
+    if (a->share_n == 0)
+        return;
+    for (f = 0; f < a->F; f++) {
+        double s = a->share_sum[f] / (double)a->share_n;
+        if (!(s > 0))
+            continue;
+        /* insertion into the small sorted top list; ties keep lower index */
+        for (i = 0; i < a->cur.n_top; i++)
+            if (s > a->cur.top_share[i])
+                break;
+        if (i >= AD_ALERT_TOP)
+            continue;
+        if (a->cur.n_top < AD_ALERT_TOP)
+            a->cur.n_top++;
+        for (j = a->cur.n_top - 1; j > i; j--) {
+            a->cur.top_share[j] = a->cur.top_share[j - 1];
+            a->cur.top_feature[j] = a->cur.top_feature[j - 1];
+        }
+        a->cur.top_share[i] = s;
+        a->cur.top_feature[i] = f;
+    }
+}
+
+static void add_share(ad_alerter *a, const float *share)
+{
+    int f;
+
+    if (share == NULL)
+        return;
+    for (f = 0; f < a->F; f++)
+        if (isfinite(share[f]))
+            a->share_sum[f] += share[f];
+    a->share_n++;
+}
+
+int ad_alerter_step(ad_alerter *a, int64_t ts_ms, double score,
+                    double threshold, const float *share, ad_alert *out)
+{
+    int exceed = score > threshold;
+    uint64_t mask = a->cfg.n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << a->cfg.n) - 1);
+
+    a->hist = ((a->hist << 1) | (uint64_t)exceed) & mask;
+    if (a->hist_len < a->cfg.n)
+        a->hist_len++;
+    a->last_exceeded = exceed;
+
+    if (a->cur.active) {
+        a->cur.windows++;
+        if (score > a->cur.peak_score) {
+            a->cur.peak_score = score;
+            a->cur.peak_ms = ts_ms;
+            a->cur.severity = score / a->cur.threshold;
+        }
+        if (exceed)
+            add_share(a, share);
+        update_top(a);
+        if (score < threshold * a->cfg.clear_ratio)
+            a->below++;
+        else
+            a->below = 0;
+        if (a->below >= a->cfg.m) {
+            a->cur.active = 0;
+            a->cur.end_ms = ts_ms;
+            a->below = 0;
+            a->has_cooldown = a->cfg.cooldown_ms > 0;
+            a->cooldown_until = ts_ms + a->cfg.cooldown_ms;
+            if (out)
+                *out = a->cur;
+            return AD_ALERT_CLEARED;
+        }
+        return 0;
+    }
+    /* Idle: raise on an exceeding window completing k of the last n. */
+    if (!exceed || popcount64(a->hist) < a->cfg.k)
+        return 0;
+    if (a->has_cooldown && ts_ms < a->cooldown_until)
+        return 0;
+    a->has_cooldown = 0;
+    memset(&a->cur, 0, sizeof(a->cur));
+    a->seq++;
+    a->cur.seq = a->seq;
+    a->cur.active = 1;
+    a->cur.start_ms = ts_ms;
+    a->cur.end_ms = 0;
+    a->cur.peak_ms = ts_ms;
+    a->cur.peak_score = score;
+    a->cur.threshold = threshold;
+    a->cur.severity = score / threshold;
+    a->cur.windows = 1;
+    snprintf(a->cur.id, sizeof(a->cur.id), "%s-%lld-%llu", a->key,
+             (long long)ts_ms, (unsigned long long)a->seq);
+    memset(a->share_sum, 0, (size_t)a->F * sizeof(double));
+    a->share_n = 0;
+    add_share(a, share);
+    update_top(a);
+    a->below = 0;
+    if (out)
+        *out = a->cur;
+    return AD_ALERT_RAISED;
+}
+
+int ad_alerter_last_exceeded(const ad_alerter *a)
+{
+    return a->last_exceeded;
+}
+
+const ad_alert *ad_alerter_active(const ad_alerter *a)
+{
+    return a->cur.active ? &a->cur : NULL;
+}
+
+uint64_t ad_alerter_count(const ad_alerter *a)
+{
+    return a->seq;
+}
+
+void ad_alerter_reset(ad_alerter *a)
+{
+    a->hist = 0;
+    a->hist_len = 0;
+    a->last_exceeded = 0;
+    a->below = 0;
+    a->has_cooldown = 0;
+    a->cur.active = 0;
+}
+
+/* ISO 8601 UTC with milliseconds. */
+static void iso_ms(int64_t ms, char *buf, size_t len)
+{
+    time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    int frac = (int)(ms - (int64_t)s * 1000);
+    struct tm tm;
+
+    if (gmtime_r(&s, &tm) == NULL) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,
+                        const char *const *names)
+{
+    cJSON *o = cJSON_CreateObject(), *arr;
+    char iso[96];
+    int i;
+
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddStringToObject(o, "id", al->id) ||
+        !cJSON_AddStringToObject(o, "stream", stream ? stream : "") ||
+        !cJSON_AddStringToObject(o, "state", al->active ? "raised" : "cleared") ||
+        !cJSON_AddNumberToObject(o, "seq", (double)al->seq) ||
+        !cJSON_AddNumberToObject(o, "start", (double)al->start_ms))
+        goto fail;
+    iso_ms(al->start_ms, iso, sizeof(iso));
+    if (!cJSON_AddStringToObject(o, "start_iso", iso))
+        goto fail;
+    if (al->active) {
+        if (!cJSON_AddNullToObject(o, "end"))
+            goto fail;
+    } else {
+        if (!cJSON_AddNumberToObject(o, "end", (double)al->end_ms))
+            goto fail;
+        iso_ms(al->end_ms, iso, sizeof(iso));
+        if (!cJSON_AddStringToObject(o, "end_iso", iso))
+            goto fail;
+    }
+    if (!cJSON_AddNumberToObject(o, "peak_score", al->peak_score) ||
+        !cJSON_AddNumberToObject(o, "peak_ts", (double)al->peak_ms) ||
+        !cJSON_AddNumberToObject(o, "threshold", al->threshold) ||
+        !cJSON_AddNumberToObject(o, "severity", al->severity) ||
+        !cJSON_AddNumberToObject(o, "windows", (double)al->windows))
+        goto fail;
+    arr = cJSON_AddArrayToObject(o, "top_features");
+    if (arr == NULL)
+        goto fail;
+    for (i = 0; i < al->n_top; i++) {
+        cJSON *t = cJSON_CreateObject();
+        char nm[32];
+        const char *name;
+        if (t == NULL)
+            goto fail;
+        cJSON_AddItemToArray(arr, t);
+        if (names) {
+            name = names[al->top_feature[i]];
+        } else {
+            snprintf(nm, sizeof(nm), "f%d", al->top_feature[i]);
+            name = nm;
+        }
+        if (!cJSON_AddStringToObject(t, "name", name) ||
+            !cJSON_AddNumberToObject(t, "share", al->top_share[i]))
+            goto fail;
+    }
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}

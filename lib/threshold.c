@@ -1,0 +1,744 @@
+/*
+ * threshold.c - threshold calibration methods (quantile, sigma, POT/GPD,
+ * fixed, model metadata), adaptation from normal scores, save/restore.
+ *
+ * Memory is bounded: calibration scores and POT peaks live in rings of at
+ * most max_samples doubles (the most recent are kept), plus one scratch
+ * array of the same size for quantiles.
+ */
+#include "threshold.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ad.h"
+
+/* A bounded FIFO of doubles. */
+typedef struct ring {
+    double *v;
+    size_t cap, len, head;   /* head: index of the oldest */
+} ring;
+
+struct ad_threshold {
+    ad_thr_cfg cfg;
+    ring samples;            /* quantile/pot: calibration + adapted scores */
+    ring peaks;              /* pot: excesses over init */
+    double *scratch;         /* cap doubles */
+    ad_welford w;            /* every score added/adapted */
+    uint64_t count;          /* calibration scores added */
+    uint64_t n_obs;          /* pot: observations n (calibration + adapted) */
+    int fitted;
+    int frozen;
+    double value;
+    double pot_init, gamma, sigma;
+};
+
+static const char *const method_names[] = { "quantile", "sigma", "pot", "fixed", "model" };
+
+const char *ad_thr_method_name(ad_thr_method m)
+{
+    return (unsigned)m < 5 ? method_names[m] : "?";
+}
+
+int ad_thr_method_from_name(const char *s)
+{
+    int i;
+
+    for (i = 0; i < 5; i++)
+        if (s && strcmp(s, method_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void ad_thr_cfg_default(ad_thr_cfg *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->method = AD_THR_QUANTILE;
+    c->q = 0.99;
+    c->margin = 1.0;
+    c->k = 3.0;
+    c->pot_risk = 1e-3;
+    c->pot_init = 0.98;
+    c->fixed = 0;
+    strcpy(c->model_key, "q99");
+    c->adapt = 0;
+    c->max_samples = 10000;
+    c->min_samples = 10;
+}
+
+int ad_thr_cfg_check(const ad_thr_cfg *c, char *err, size_t errlen)
+{
+    if ((unsigned)c->method > AD_THR_MODEL)
+        return ad_errf(err, errlen, AD_EINVAL, "threshold.method: unknown (%d)", (int)c->method);
+    if (!(c->q > 0 && c->q < 1))
+        return ad_errf(err, errlen, AD_EINVAL, "threshold.q: must be in (0,1) (got %g)", c->q);
+    if (!(c->margin > 0) || !isfinite(c->margin))
+        return ad_errf(err, errlen, AD_EINVAL, "threshold.margin: must be > 0 (got %g)", c->margin);
+    if (!isfinite(c->k))
+        return ad_errf(err, errlen, AD_EINVAL, "threshold.k: must be finite");
+    if (!(c->pot_risk > 0 && c->pot_risk < 1))
+        return ad_errf(err, errlen, AD_EINVAL, "threshold.risk: must be in (0,1) (got %g)",
+                       c->pot_risk);
+    if (!(c->pot_init > 0 && c->pot_init < 1))
+        return ad_errf(err, errlen, AD_EINVAL, "threshold.pot_init: must be in (0,1) (got %g)",
+                       c->pot_init);
+    if (c->method == AD_THR_FIXED && !(c->fixed > 0 && isfinite(c->fixed)))
+        return ad_errf(err, errlen, AD_EINVAL, "threshold.value: fixed threshold must be > 0");
+    if (c->method == AD_THR_MODEL && c->model_key[0] == '\0')
+        return ad_errf(err, errlen, AD_EINVAL, "threshold.model_key: empty");
+    if (memchr(c->model_key, '\0', sizeof(c->model_key)) == NULL)
+        return ad_errf(err, errlen, AD_EINVAL, "threshold.model_key: too long");
+    if (c->max_samples < 2 || c->max_samples > 100000000)
+        return ad_errf(err, errlen, AD_EINVAL, "threshold.max_samples: must be 2..1e8");
+    if (c->min_samples < 1)
+        return ad_errf(err, errlen, AD_EINVAL, "threshold.min_samples: must be >= 1");
+    return 0;
+}
+
+/* ---- building blocks ----------------------------------------------------- */
+
+void ad_welford_add(ad_welford *w, double x)
+{
+    double d;
+
+    w->n++;
+    d = x - w->mean;
+    w->mean += d / (double)w->n;
+    w->m2 += d * (x - w->mean);
+}
+
+double ad_welford_std(const ad_welford *w)
+{
+    if (w->n < 2)
+        return 0;
+    return sqrt(w->m2 / (double)w->n);
+}
+
+/* k-th smallest of v[0..n-1] (0-based), reorders v so that v[i] <= v[k]
+ * for i < k and v[i] >= v[k] for i > k (Wirth's selection). */
+static double select_k(double *v, size_t n, size_t k)
+{
+    ptrdiff_t l = 0, m = (ptrdiff_t)n - 1, kk = (ptrdiff_t)k;
+
+    while (l < m) {
+        double x = v[kk];
+        ptrdiff_t i = l, j = m;
+        do {
+            while (v[i] < x)
+                i++;
+            while (x < v[j])
+                j--;
+            if (i <= j) {
+                double t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                j--;
+            }
+        } while (i <= j);
+        if (j < kk)
+            l = i;
+        if (kk < i)
+            m = j;
+    }
+    return v[kk];
+}
+
+double ad_quantile(double *v, size_t n, double q)
+{
+    double pos, frac, a, b;
+    size_t k, i;
+
+    if (n == 0)
+        return NAN;
+    if (q <= 0)
+        q = 0;
+    if (q >= 1)
+        q = 1;
+    pos = q * (double)(n - 1);
+    k = (size_t)floor(pos);
+    frac = pos - (double)k;
+    a = select_k(v, n, k);
+    if (frac == 0 || k + 1 >= n)
+        return a;
+    /* After selection everything right of k is >= a: the next order
+     * statistic is the minimum of that part. */
+    b = v[k + 1];
+    for (i = k + 2; i < n; i++)
+        if (v[i] < b)
+            b = v[i];
+    return a + frac * (b - a);
+}
+
+/* GPD log-likelihood of peaks y under (gamma, sigma). */
+static double gpd_ll(const double *y, size_t n, double gamma, double sigma)
+{
+    double s = 0;
+    size_t i;
+
+    if (!(sigma > 0))
+        return -INFINITY;
+    if (fabs(gamma) < 1e-12) {
+        for (i = 0; i < n; i++)
+            s += y[i];
+        return -(double)n * log(sigma) - s / sigma;
+    }
+    for (i = 0; i < n; i++) {
+        double u = 1 + gamma * y[i] / sigma;
+        if (!(u > 0))
+            return -INFINITY;
+        s += log(u);
+    }
+    return -(double)n * log(sigma) - (1 + 1 / gamma) * s;
+}
+
+/* Grimshaw's w(t) = u(t) v(t) - 1 with u = 1 + mean(log(1+t y)),
+ * v = mean(1/(1+t y)); its non-zero roots give the GPD MLE candidates. */
+static double grim_w(const double *y, size_t n, double t)
+{
+    double su = 0, sv = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        double s = 1 + t * y[i];
+        su += log(s);
+        sv += 1 / s;
+    }
+    return (1 + su / (double)n) * (sv / (double)n) - 1;
+}
+
+/* Find sign changes of w on a grid over (lo, hi) and bisect each; calls
+ * cand(t) for each root. Returns the number of roots stored in out. */
+static int grim_roots(const double *y, size_t n, double lo, double hi,
+                      double *out, int max_out)
+{
+    const int N = 200;
+    int i, k = 0;
+    double prev_t = lo, prev_w;
+
+    if (!(hi > lo))
+        return 0;
+    prev_w = grim_w(y, n, prev_t);
+    for (i = 1; i <= N && k < max_out; i++) {
+        double t = lo + (hi - lo) * (double)i / N, wt = grim_w(y, n, t);
+        if (isfinite(prev_w) && isfinite(wt) && ((prev_w < 0) != (wt < 0))) {
+            double a = prev_t, b = t, wa = prev_w;
+            int it;
+            for (it = 0; it < 80; it++) {
+                double mid = 0.5 * (a + b), wm = grim_w(y, n, mid);
+                if ((wm < 0) == (wa < 0)) {
+                    a = mid;
+                    wa = wm;
+                } else {
+                    b = mid;
+                }
+            }
+            out[k++] = 0.5 * (a + b);
+        }
+        prev_t = t;
+        prev_w = wt;
+    }
+    return k;
+}
+
+int ad_gpd_fit(const double *y, size_t n, double *gamma, double *sigma)
+{
+    double ymin = INFINITY, ymax = -INFINITY, ymean = 0, eps = 1e-8;
+    double roots[64], best_g, best_s, best_ll;
+    size_t i;
+    int nr, r;
+
+    if (n < 2)
+        return AD_ERANGE;
+    for (i = 0; i < n; i++) {
+        if (!(y[i] > 0) || !isfinite(y[i]))
+            return AD_ERANGE;
+        if (y[i] < ymin)
+            ymin = y[i];
+        if (y[i] > ymax)
+            ymax = y[i];
+        ymean += y[i];
+    }
+    ymean /= (double)n;
+    /* Exponential (gamma = 0) candidate: sigma = mean. */
+    best_g = 0;
+    best_s = ymean;
+    best_ll = gpd_ll(y, n, 0, ymean);
+    if (ymax - ymin <= 1e-12 * ymax) {
+        *gamma = best_g;
+        *sigma = best_s;
+        return 0;
+    }
+    {
+        double a = -1 / ymax, b, c;
+        if (fabs(a) < 2 * eps)
+            eps = fabs(a) / 10;
+        /* Left interval (-1/ymax, 0): 1 + t*y stays > 0. */
+        nr = grim_roots(y, n, a + eps, -eps, roots, 32);
+        /* Right interval (Grimshaw's bounds). */
+        b = 2 * (ymean - ymin) / (ymean * ymin);
+        c = 2 * (ymean - ymin) / (ymin * ymin);
+        if (b < eps)
+            b = eps;
+        nr += grim_roots(y, n, b, c, roots + nr, 32);
+    }
+    for (r = 0; r < nr; r++) {
+        double t = roots[r], g = 0, s, ll;
+        for (i = 0; i < n; i++)
+            g += log(1 + t * y[i]);
+        g /= (double)n;
+        s = g / t;
+        ll = gpd_ll(y, n, g, s);
+        if (ll > best_ll && s > 0) {
+            best_ll = ll;
+            best_g = g;
+            best_s = s;
+        }
+    }
+    *gamma = best_g;
+    *sigma = best_s;
+    return 0;
+}
+
+double ad_pot_quantile(double t, double gamma, double sigma, double risk,
+                       uint64_t n, uint64_t n_peaks)
+{
+    double r = risk * (double)n / (double)n_peaks;
+
+    if (fabs(gamma) < 1e-8)
+        return t - sigma * log(r);
+    return t + sigma / gamma * (pow(r, -gamma) - 1);
+}
+
+/* ---- rings --------------------------------------------------------------- */
+
+static void ring_push(ring *r, double x)
+{
+    if (r->len < r->cap) {
+        r->v[(r->head + r->len) % r->cap] = x;
+        r->len++;
+    } else {
+        r->v[r->head] = x;
+        r->head = (r->head + 1) % r->cap;
+    }
+}
+
+/* Copy in time order into out (len doubles). */
+static void ring_copy(const ring *r, double *out)
+{
+    size_t i;
+
+    for (i = 0; i < r->len; i++)
+        out[i] = r->v[(r->head + i) % r->cap];
+}
+
+/* ---- the threshold ------------------------------------------------------- */
+
+void ad_threshold_free(ad_threshold *t)
+{
+    if (t == NULL)
+        return;
+    free(t->samples.v);
+    free(t->peaks.v);
+    free(t->scratch);
+    free(t);
+}
+
+int ad_threshold_new(ad_threshold **out, const ad_thr_cfg *cfg,
+                     char *err, size_t errlen)
+{
+    ad_threshold *t;
+    size_t cap;
+    int rc;
+
+    *out = NULL;
+    rc = ad_thr_cfg_check(cfg, err, errlen);
+    if (rc)
+        return rc;
+    t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "threshold: out of memory");
+    t->cfg = *cfg;
+    cap = (size_t)cfg->max_samples;
+    if (cfg->method == AD_THR_QUANTILE || cfg->method == AD_THR_POT) {
+        t->samples.v = malloc(cap * sizeof(double));
+        t->samples.cap = cap;
+        t->scratch = malloc(cap * sizeof(double));
+        if (!t->samples.v || !t->scratch)
+            goto fail;
+    }
+    if (cfg->method == AD_THR_POT) {
+        t->peaks.v = malloc(cap * sizeof(double));
+        t->peaks.cap = cap;
+        if (!t->peaks.v)
+            goto fail;
+    }
+    t->value = NAN;
+    *out = t;
+    return 0;
+fail:
+    ad_threshold_free(t);
+    return ad_errf(err, errlen, AD_ENOMEM, "threshold: out of memory");
+}
+
+void ad_threshold_reset(ad_threshold *t)
+{
+    t->samples.len = t->samples.head = 0;
+    t->peaks.len = t->peaks.head = 0;
+    memset(&t->w, 0, sizeof(t->w));
+    t->count = 0;
+    t->n_obs = 0;
+    t->fitted = 0;
+    t->value = NAN;
+    t->pot_init = t->gamma = t->sigma = 0;
+}
+
+int ad_threshold_add(ad_threshold *t, double score)
+{
+    if (!isfinite(score))
+        return AD_ENONFINITE;
+    t->count++;
+    ad_welford_add(&t->w, score);
+    if (t->samples.cap)
+        ring_push(&t->samples, score);
+    return 0;
+}
+
+uint64_t ad_threshold_count(const ad_threshold *t)
+{
+    return t->count;
+}
+
+static double samples_quantile(ad_threshold *t, double q)
+{
+    ring_copy(&t->samples, t->scratch);
+    return ad_quantile(t->scratch, t->samples.len, q);
+}
+
+/* Refit the GPD to the current peaks and set value; 0 or AD_ERANGE. */
+static int pot_refit(ad_threshold *t)
+{
+    double g, s, z;
+    int rc;
+
+    ring_copy(&t->peaks, t->scratch);
+    rc = ad_gpd_fit(t->scratch, t->peaks.len, &g, &s);
+    if (rc)
+        return rc;
+    z = ad_pot_quantile(t->pot_init, g, s, t->cfg.pot_risk, t->n_obs, t->peaks.len);
+    if (!isfinite(z))
+        return AD_ENONFINITE;
+    t->gamma = g;
+    t->sigma = s;
+    t->value = z;
+    return 0;
+}
+
+/* The model method: margin * training.error.<key>. */
+static int model_value(const ad_threshold *t, const char *json, double *out,
+                       char *err, size_t errlen)
+{
+    cJSON *root, *e, *v;
+    int rc = 0;
+
+    if (json == NULL)
+        return ad_errf(err, errlen, AD_EFORMAT,
+                       "threshold method model: the model has no \"training\" metadata");
+    root = cJSON_Parse(json);
+    if (root == NULL)
+        return ad_errf(err, errlen, AD_EFORMAT,
+                       "threshold method model: \"training\" metadata is not JSON");
+    e = cJSON_GetObjectItemCaseSensitive(root, "error");
+    v = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, t->cfg.model_key) : NULL;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || !(v->valuedouble > 0))
+        rc = ad_errf(err, errlen, AD_EFORMAT,
+                     "threshold method model: training.error.%s missing or not a positive number",
+                     t->cfg.model_key);
+    else
+        *out = v->valuedouble * t->cfg.margin;
+    cJSON_Delete(root);
+    return rc;
+}
+
+int ad_threshold_fit(ad_threshold *t, const char *training_json,
+                     char *err, size_t errlen)
+{
+    double v = NAN;
+    int rc;
+
+    switch (t->cfg.method) {
+    case AD_THR_FIXED:
+        v = t->cfg.fixed;
+        break;
+    case AD_THR_MODEL:
+        rc = model_value(t, training_json, &v, err, errlen);
+        if (rc)
+            return rc;
+        break;
+    case AD_THR_QUANTILE:
+        if (t->samples.len < (size_t)t->cfg.min_samples)
+            return ad_errf(err, errlen, AD_ERANGE,
+                           "threshold quantile: %zu calibration scores, need >= %d",
+                           t->samples.len, t->cfg.min_samples);
+        v = t->cfg.margin * samples_quantile(t, t->cfg.q);
+        break;
+    case AD_THR_SIGMA:
+        if (t->w.n < (uint64_t)t->cfg.min_samples || t->w.n < 2)
+            return ad_errf(err, errlen, AD_ERANGE,
+                           "threshold sigma: %llu calibration scores, need >= %d",
+                           (unsigned long long)t->w.n, t->cfg.min_samples);
+        v = t->w.mean + t->cfg.k * ad_welford_std(&t->w);
+        break;
+    case AD_THR_POT: {
+        size_t i, n = t->samples.len;
+        if (n < (size_t)t->cfg.min_samples)
+            return ad_errf(err, errlen, AD_ERANGE,
+                           "threshold pot: %zu calibration scores, need >= %d",
+                           n, t->cfg.min_samples);
+        t->pot_init = samples_quantile(t, t->cfg.pot_init);
+        t->peaks.len = t->peaks.head = 0;
+        ring_copy(&t->samples, t->scratch);
+        for (i = 0; i < n; i++)
+            if (t->scratch[i] > t->pot_init)
+                ring_push(&t->peaks, t->scratch[i] - t->pot_init);
+        t->n_obs = n;
+        if (t->peaks.len < 5)
+            return ad_errf(err, errlen, AD_ERANGE,
+                           "threshold pot: %zu peaks over the initial threshold %g, need >= 5 "
+                           "(more calibration windows or a lower pot_init)",
+                           t->peaks.len, t->pot_init);
+        rc = pot_refit(t);
+        if (rc)
+            return ad_errf(err, errlen, rc, "threshold pot: GPD fit failed on %zu peaks",
+                           t->peaks.len);
+        v = t->value;
+        break;
+    }
+    }
+    if (!isfinite(v) || !(v > 0))
+        return ad_errf(err, errlen, AD_ENONFINITE,
+                       "threshold %s: result %g is not a positive number",
+                       ad_thr_method_name(t->cfg.method), v);
+    t->value = v;
+    t->fitted = 1;
+    return 0;
+}
+
+int ad_threshold_fitted(const ad_threshold *t)
+{
+    return t->fitted;
+}
+
+double ad_threshold_value(const ad_threshold *t)
+{
+    return t->fitted ? t->value : NAN;
+}
+
+void ad_threshold_adapt(ad_threshold *t, double score)
+{
+    double v;
+
+    if (!t->fitted || !t->cfg.adapt || t->frozen || !isfinite(score))
+        return;
+    switch (t->cfg.method) {
+    case AD_THR_QUANTILE:
+        ring_push(&t->samples, score);
+        ad_welford_add(&t->w, score);
+        v = t->cfg.margin * samples_quantile(t, t->cfg.q);
+        if (isfinite(v) && v > 0)
+            t->value = v;
+        break;
+    case AD_THR_SIGMA:
+        ad_welford_add(&t->w, score);
+        v = t->w.mean + t->cfg.k * ad_welford_std(&t->w);
+        if (isfinite(v) && v > 0)
+            t->value = v;
+        break;
+    case AD_THR_POT: {
+        double old = t->value, og = t->gamma, os = t->sigma;
+        ad_welford_add(&t->w, score);
+        t->n_obs++;
+        if (score > t->pot_init) {
+            ring_push(&t->peaks, score - t->pot_init);
+            if (pot_refit(t) != 0 || !(t->value > 0)) {
+                t->value = old;
+                t->gamma = og;
+                t->sigma = os;
+            }
+        } else {
+            /* n grows, so the same tail quantile moves: recompute. */
+            v = ad_pot_quantile(t->pot_init, t->gamma, t->sigma, t->cfg.pot_risk,
+                                t->n_obs, t->peaks.len);
+            if (isfinite(v) && v > 0)
+                t->value = v;
+        }
+        break;
+    }
+    case AD_THR_FIXED:
+    case AD_THR_MODEL:
+        break;
+    }
+}
+
+void ad_threshold_freeze(ad_threshold *t, int frozen)
+{
+    t->frozen = frozen ? 1 : 0;
+}
+
+int ad_threshold_frozen(const ad_threshold *t)
+{
+    return t->frozen;
+}
+
+void ad_threshold_pot_info(const ad_threshold *t, double *init, double *gamma,
+                           double *sigma, uint64_t *n_peaks, uint64_t *n)
+{
+    if (init)
+        *init = t->pot_init;
+    if (gamma)
+        *gamma = t->gamma;
+    if (sigma)
+        *sigma = t->sigma;
+    if (n_peaks)
+        *n_peaks = t->peaks.len;
+    if (n)
+        *n = t->n_obs;
+}
+
+/* ---- save / restore ------------------------------------------------------ */
+
+static cJSON *ring_json(const ring *r)
+{
+    cJSON *a = cJSON_CreateArray();
+    size_t i;
+
+    if (a == NULL)
+        return NULL;
+    for (i = 0; i < r->len; i++) {
+        cJSON *n = cJSON_CreateNumber(r->v[(r->head + i) % r->cap]);
+        if (n == NULL) {
+            cJSON_Delete(a);
+            return NULL;
+        }
+        cJSON_AddItemToArray(a, n);
+    }
+    return a;
+}
+
+cJSON *ad_threshold_save(const ad_threshold *t)
+{
+    cJSON *o = cJSON_CreateObject(), *w, *a;
+
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddStringToObject(o, "method", ad_thr_method_name(t->cfg.method)) ||
+        !cJSON_AddBoolToObject(o, "fitted", t->fitted) ||
+        !cJSON_AddBoolToObject(o, "frozen", t->frozen) ||
+        !cJSON_AddNumberToObject(o, "value", t->fitted ? t->value : 0) ||
+        !cJSON_AddNumberToObject(o, "count", (double)t->count))
+        goto fail;
+    w = cJSON_AddObjectToObject(o, "welford");
+    if (w == NULL || !cJSON_AddNumberToObject(w, "n", (double)t->w.n) ||
+        !cJSON_AddNumberToObject(w, "mean", t->w.mean) ||
+        !cJSON_AddNumberToObject(w, "m2", t->w.m2))
+        goto fail;
+    if (t->samples.cap) {
+        a = ring_json(&t->samples);
+        if (a == NULL)
+            goto fail;
+        cJSON_AddItemToObject(o, "samples", a);
+    }
+    if (t->cfg.method == AD_THR_POT) {
+        cJSON *p = cJSON_AddObjectToObject(o, "pot");
+        if (p == NULL || !cJSON_AddNumberToObject(p, "init", t->pot_init) ||
+            !cJSON_AddNumberToObject(p, "gamma", t->gamma) ||
+            !cJSON_AddNumberToObject(p, "sigma", t->sigma) ||
+            !cJSON_AddNumberToObject(p, "n", (double)t->n_obs))
+            goto fail;
+        a = ring_json(&t->peaks);
+        if (a == NULL)
+            goto fail;
+        cJSON_AddItemToObject(p, "peaks", a);
+    }
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+static int get_num(const cJSON *o, const char *key, double *v)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+        return -1;
+    *v = x->valuedouble;
+    return 0;
+}
+
+static int ring_from_json(ring *r, const cJSON *a)
+{
+    const cJSON *x;
+
+    r->len = r->head = 0;
+    if (a == NULL)
+        return 0;
+    if (!cJSON_IsArray(a))
+        return -1;
+    cJSON_ArrayForEach(x, a) {
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+            return -1;
+        ring_push(r, x->valuedouble);
+    }
+    return 0;
+}
+
+int ad_threshold_restore(ad_threshold *t, const cJSON *j, char *err, size_t errlen)
+{
+    const cJSON *m, *w, *fit, *p;
+    double value, count, wn, wmean, wm2;
+
+    if (!cJSON_IsObject(j))
+        return ad_errf(err, errlen, AD_EFORMAT, "threshold state: not an object");
+    m = cJSON_GetObjectItemCaseSensitive(j, "method");
+    if (!cJSON_IsString(m))
+        return ad_errf(err, errlen, AD_EFORMAT, "threshold state: method missing");
+    if (ad_thr_method_from_name(m->valuestring) != (int)t->cfg.method)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "threshold state: method %s, settings say %s",
+                       m->valuestring, ad_thr_method_name(t->cfg.method));
+    fit = cJSON_GetObjectItemCaseSensitive(j, "fitted");
+    w = cJSON_GetObjectItemCaseSensitive(j, "welford");
+    if (!cJSON_IsBool(fit) || get_num(j, "value", &value) || get_num(j, "count", &count) ||
+        !cJSON_IsObject(w) || get_num(w, "n", &wn) || get_num(w, "mean", &wmean) ||
+        get_num(w, "m2", &wm2) || wn < 0 || count < 0 || wm2 < 0)
+        return ad_errf(err, errlen, AD_EFORMAT, "threshold state: fitted/value/count/welford malformed");
+    if (cJSON_IsTrue(fit) && !(value > 0))
+        return ad_errf(err, errlen, AD_EFORMAT, "threshold state: value must be > 0");
+    ad_threshold_reset(t);
+    if (t->samples.cap &&
+        ring_from_json(&t->samples, cJSON_GetObjectItemCaseSensitive(j, "samples")))
+        goto bad;
+    if (t->cfg.method == AD_THR_POT) {
+        double n_obs;
+        p = cJSON_GetObjectItemCaseSensitive(j, "pot");
+        if (!cJSON_IsObject(p) || get_num(p, "init", &t->pot_init) ||
+            get_num(p, "gamma", &t->gamma) || get_num(p, "sigma", &t->sigma) ||
+            get_num(p, "n", &n_obs) || n_obs < 0 ||
+            ring_from_json(&t->peaks, cJSON_GetObjectItemCaseSensitive(p, "peaks")))
+            goto bad;
+        t->n_obs = (uint64_t)n_obs;
+    }
+    t->w.n = (uint64_t)wn;
+    t->w.mean = wmean;
+    t->w.m2 = wm2;
+    t->count = (uint64_t)count;
+    t->fitted = cJSON_IsTrue(fit);
+    t->value = t->fitted ? value : NAN;
+    t->frozen = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "frozen"));
+    return 0;
+bad:
+    ad_threshold_reset(t);
+    return ad_errf(err, errlen, AD_EFORMAT, "threshold state: samples/pot malformed");
+}
