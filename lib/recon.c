@@ -1,0 +1,77 @@
+/*
+ * recon.c - reconstruction error of a window (the anomaly score) and the
+ * flop count of a model's forward pass (for benchmarks).
+ */
+#include "engine.h"
+
+#include <math.h>
+
+/*
+ * Sums are taken in double over the element differences (computed in
+ * double too, so x - y cannot overflow). A NaN anywhere in x or y makes mse,
+ * mae and every share NaN: a broken input must never look like a perfect
+ * reconstruction.
+ */
+void ad_recon_error(const float *x, const float *y, int T, int F,
+                    ad_metric metric, float *mse, float *mae, float *share)
+{
+    double se = 0.0, ae = 0.0, tot;
+    size_t n = (size_t)(T > 0 ? T : 0) * (size_t)(F > 0 ? F : 0), k;
+    int t, f;
+
+    for (k = 0; k < n; k++) {
+        double dd = (double)x[k] - (double)y[k];
+
+        se += dd * dd;
+        ae += fabs(dd);
+    }
+    if (mse != NULL)
+        *mse = n ? (float)(se / (double)n) : 0.0f;
+    if (mae != NULL)
+        *mae = n ? (float)(ae / (double)n) : 0.0f;
+    if (share == NULL)
+        return;
+    /* Second pass per feature, so the shares are ratios of double sums. */
+    tot = metric == AD_METRIC_MSE ? se : ae;
+    for (f = 0; f < F; f++) {
+        double sf = 0.0;
+
+        for (t = 0; t < T; t++) {
+            double dd = (double)x[(size_t)t * F + f] - (double)y[(size_t)t * F + f];
+
+            sf += metric == AD_METRIC_MSE ? dd * dd : fabs(dd);
+        }
+        /* tot == 0: perfect reconstruction, no feature to blame. NaN tot
+         * fails the comparison and gives NaN shares. */
+        share[f] = tot == 0.0 ? 0.0f : (float)(sf / tot);
+    }
+}
+
+double ad_model_flops(const ad_model *m)
+{
+    double fl = 0.0;
+    int i;
+
+    if (m == NULL)
+        return 0.0;
+    for (i = 0; i < m->n_layers; i++) {
+        const ad_layer *L = &m->layers[i];
+        double u = L->spec.units, d = L->in_d;
+        double t = L->in_t > 0 ? L->in_t : 1;
+
+        switch (L->spec.type) {
+        case AD_LAYER_LSTM:     /* x K + h U per step, 2 flops per MAC */
+            fl += t * 2.0 * (d * 4.0 * u + u * 4.0 * u);
+            break;
+        case AD_LAYER_TD_DENSE:
+            fl += t * 2.0 * d * u;
+            break;
+        case AD_LAYER_DENSE:
+            fl += 2.0 * d * u;
+            break;
+        default:
+            break;
+        }
+    }
+    return fl;
+}
