@@ -108,3 +108,60 @@ golden:
 
 clean:
 	rm -rf build
+
+# ---- install / uninstall ---------------------------------------------------
+#   make install   [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc] [UNITDIR=]
+#   make uninstall [same variables] [PURGE=1: also remove the config]
+# Installs the binary, the systemd unit (ExecStart= rewritten to BINDIR and
+# SYSCONFDIR), the man pages, the bundled models under
+# $(PREFIX)/share/anomalyd/models and the example config
+# $(SYSCONFDIR)/anomalyd/anomalyd.json with its model paths pointing there.
+# An existing config is never overwritten (the new one goes next to it as
+# anomalyd.json.new) and uninstall keeps it unless PURGE=1.
+SYSCONFDIR ?= /etc
+BINDIR     ?= $(PREFIX)/bin
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DATADIR    ?= $(PREFIX)/share/anomalyd
+MANDIR     ?= $(PREFIX)/share/man
+CONFDIR     = $(SYSCONFDIR)/anomalyd
+INST_MODELS := $(wildcard conf/models/*.safetensors)
+INST_MAN8   := $(wildcard docs/man/*.8)
+INST_MAN5   := $(wildcard docs/man/*.5)
+# Rewrites for the installed unit and config (paths must not contain '|').
+INST_SED_UNIT = -e 's|/usr/local/bin/anomalyd|$(BINDIR)/anomalyd|g' \
+                -e 's|/etc/anomalyd/|$(CONFDIR)/|g'
+INST_SED_CONF = -e 's|"models/|"$(DATADIR)/models/|g'
+
+install: $(BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR) \
+	  $(DESTDIR)$(DATADIR)/models $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/anomalyd
+	sed $(INST_SED_UNIT) systemd/anomalyd.service > $(BUILD)/anomalyd.service
+	install -m 0644 $(BUILD)/anomalyd.service $(DESTDIR)$(UNITDIR)/anomalyd.service
+	$(if $(INST_MODELS),install -m 0644 $(INST_MODELS) $(DESTDIR)$(DATADIR)/models/)
+	$(if $(INST_MAN8),install -m 0644 $(INST_MAN8) $(DESTDIR)$(MANDIR)/man8/)
+	$(if $(INST_MAN5),install -m 0644 $(INST_MAN5) $(DESTDIR)$(MANDIR)/man5/)
+	sed $(INST_SED_CONF) conf/anomalyd.json > $(BUILD)/anomalyd.json
+	@if [ -e $(DESTDIR)$(CONFDIR)/anomalyd.json ] && \
+	    ! cmp -s $(BUILD)/anomalyd.json $(DESTDIR)$(CONFDIR)/anomalyd.json; then \
+	  echo "keeping $(DESTDIR)$(CONFDIR)/anomalyd.json; new example: anomalyd.json.new"; \
+	  install -m 0644 $(BUILD)/anomalyd.json $(DESTDIR)$(CONFDIR)/anomalyd.json.new; \
+	else \
+	  echo "install -m 0644 $(BUILD)/anomalyd.json $(DESTDIR)$(CONFDIR)/anomalyd.json"; \
+	  install -m 0644 $(BUILD)/anomalyd.json $(DESTDIR)$(CONFDIR)/anomalyd.json; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/anomalyd $(DESTDIR)$(UNITDIR)/anomalyd.service
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/models/,$(notdir $(INST_MODELS)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(INST_MAN8)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(INST_MAN5)))
+	rm -f $(DESTDIR)$(CONFDIR)/anomalyd.json.new
+	rmdir $(DESTDIR)$(DATADIR)/models $(DESTDIR)$(DATADIR) 2>/dev/null || true
+ifeq ($(PURGE),1)
+	rm -f $(DESTDIR)$(CONFDIR)/anomalyd.json
+	rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null || true
+else
+	@if [ -e $(DESTDIR)$(CONFDIR)/anomalyd.json ]; then \
+	  echo "kept $(DESTDIR)$(CONFDIR)/anomalyd.json (make uninstall PURGE=1 removes it)"; fi
+endif

@@ -1,0 +1,341 @@
+#!/usr/bin/python3
+"""sd_notify_check.py - play systemd's part for anomalyd.service, without systemd.
+
+Starts the daemon exactly as the unit's ExecStart= says (only the binary and
+config paths substituted), with the environment systemd gives a Type=notify
+service with WatchdogSec=: NOTIFY_SOCKET (a datagram socket this script
+binds), WATCHDOG_USEC, WATCHDOG_PID, STATE_DIRECTORY, CONFIGURATION_DIRECTORY.
+Then checks the sd_notify protocol a user relies on:
+
+  READY=1 after start; WATCHDOG=1 repeatedly, never more than WATCHDOG_USEC
+  apart (about half of it is what sd_watchdog_enabled() users do);
+  RELOADING=1 then READY=1 on SIGHUP; STOPPING=1 on SIGTERM and exit 0;
+  every message sent by the main process (NotifyAccess=main).
+
+With --strace FILE the run is done under strace (if it works here) and the
+system calls the daemon made are written to FILE for the SystemCallFilter=
+check (syscall_filter_check below).
+
+Prints "ok - ..." / "not ok - ..." lines. Usage:
+  sd_notify_check.py notify --unit U --bin B --config C [--watchdog-sec S]
+  sd_notify_check.py filter --unit U --trace FILE
+"""
+import argparse
+import array
+import os
+import re
+import shlex
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+UNIT_BIN = "/usr/local/bin/anomalyd"
+UNIT_CONF = "/etc/anomalyd/anomalyd.json"
+
+results = []
+
+
+def ok(name, good, detail=""):
+    results.append(good)
+    print(("ok - " if good else "not ok - ") + name)
+    if not good and detail:
+        for line in str(detail).splitlines():
+            print("  " + line)
+    sys.stdout.flush()
+
+
+def unit_values(path, key):
+    """All values of KEY= in the unit file (continuation lines joined)."""
+    vals = []
+    text = open(path).read().replace("\\\n", " ")
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(key + "="):
+            vals.append(line[len(key) + 1:].strip())
+    return vals
+
+
+def exec_start(unit, binary, config):
+    """ExecStart= of the unit as an argv, with the installed paths replaced."""
+    vals = unit_values(unit, "ExecStart")
+    if len(vals) != 1:
+        raise SystemExit("not ok - unit has %d ExecStart= lines" % len(vals))
+    cmd = vals[0].lstrip("-@:+!")
+    argv = shlex.split(cmd)
+    if not argv or not argv[0].endswith("/anomalyd"):
+        raise SystemExit("not ok - ExecStart= does not run anomalyd: " + cmd)
+    argv[0] = binary
+    argv = [config if a.endswith("/anomalyd.json") else a for a in argv]
+    return argv
+
+
+class Notify:
+    """The NOTIFY_SOCKET end: records (time, sender pid, message)."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.msgs = []      # (t, pid, set of "KEY=VALUE")
+        self.seen = 0       # index of the next message wait() looks at
+
+    def poll(self, timeout):
+        self.sock.settimeout(max(timeout, 0.001))
+        try:
+            data, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
+        except socket.timeout:
+            return False
+        pid = -1
+        for level, typ, d in anc:
+            if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS:
+                pid = struct.unpack("iII", d[:12])[0]
+        lines = set(data.decode("utf-8", "replace").split("\n")) - {""}
+        self.msgs.append((time.monotonic(), pid, lines))
+        return True
+
+    def wait(self, line, timeout):
+        """Wait for a message containing LINE; returns its index or -1."""
+        end = time.monotonic() + timeout
+        while True:
+            while self.seen < len(self.msgs):
+                i = self.seen
+                self.seen += 1
+                if line in self.msgs[i][2]:
+                    return i
+            left = end - time.monotonic()
+            if left <= 0:
+                return -1
+            self.poll(left)
+
+    def drain(self, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.poll(end - time.monotonic())
+
+
+def describe(msgs, since=0):
+    return "\n".join("%+.3fs pid %d: %s" % (t - msgs[0][0], pid, " ".join(sorted(m)))
+                     for t, pid, m in msgs[since:]) if msgs else "(no messages)"
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def cmd_notify(a):
+    tmp = tempfile.mkdtemp(prefix="ad-notify-")
+    sockpath = os.path.join(tmp, "notify")
+    state = os.path.join(tmp, "state")
+    os.mkdir(state, 0o700)
+    n = Notify(sockpath)
+    wd_usec = int(a.watchdog_sec * 1e6)
+    argv = exec_start(a.unit, a.bin, a.config)
+    env = dict(os.environ)
+    env.update(NOTIFY_SOCKET=sockpath, WATCHDOG_USEC=str(wd_usec),
+               STATE_DIRECTORY=state,
+               CONFIGURATION_DIRECTORY=os.path.dirname(os.path.abspath(a.config)))
+    for k in ("LISTEN_FDS", "LISTEN_PID", "WATCHDOG_PID"):
+        env.pop(k, None)
+    log = open(os.path.join(tmp, "daemon.log"), "w+")
+    # systemd sets WATCHDOG_PID to the main pid: the shell's pid, kept by exec.
+    proc = subprocess.Popen(["/bin/sh", "-c", 'export WATCHDOG_PID=$$; exec "$@"', "sh"] + argv,
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd="/")
+    print("# started: %s (pid %d, WATCHDOG_USEC=%d)" % (" ".join(argv), proc.pid, wd_usec))
+
+    def daemon_log():
+        log.flush()
+        log.seek(0)
+        return "daemon output:\n" + log.read()[-3000:]
+
+    try:
+        i = n.wait("READY=1", a.timeout)
+        ok("notify: READY=1 after start", i >= 0 and proc.poll() is None,
+           describe(n.msgs) + "\n" + daemon_log())
+        if i < 0:
+            return
+        t_ready = n.msgs[i][0]
+        # Watch the watchdog for a few intervals.
+        n.drain(2.5 * a.watchdog_sec)
+        pings = [t for t, _, m in n.msgs if "WATCHDOG=1" in m and t >= t_ready]
+        gaps = [b - x for x, b in zip([t_ready] + pings, pings + [time.monotonic()])]
+        need = 3
+        ok("notify: WATCHDOG=1 repeatedly (%d in %.1fs, every %s s)"
+           % (len(pings), 2.5 * a.watchdog_sec,
+              "/".join("%.2f" % g for g in gaps[1:-1]) or "-"),
+           len(pings) >= need and max(gaps) < a.watchdog_sec,
+           "expected >= %d pings and no gap >= WATCHDOG_USEC\n" % need + describe(n.msgs))
+        if len(gaps) > 2:
+            mid = sorted(gaps[1:-1])[len(gaps[1:-1]) // 2]
+            ok("notify: watchdog interval about half of WATCHDOG_USEC (median %.2fs)" % mid,
+               0.1 * a.watchdog_sec <= mid <= 0.75 * a.watchdog_sec)
+        # Reload.
+        mark = len(n.msgs)
+        n.seen = mark
+        proc.send_signal(signal.SIGHUP)
+        r = n.wait("RELOADING=1", a.timeout)
+        rr = n.wait("READY=1", a.timeout) if r >= 0 else -1
+        ok("notify: SIGHUP -> RELOADING=1 then READY=1",
+           r >= 0 and rr > r and proc.poll() is None,
+           describe(n.msgs, mark) + "\n" + daemon_log())
+        n.seen = len(n.msgs)
+        w = n.wait("WATCHDOG=1", a.watchdog_sec)
+        ok("notify: WATCHDOG=1 still sent after the reload", w >= 0)
+        # Stop.
+        mark = len(n.msgs)
+        n.seen = mark
+        proc.send_signal(signal.SIGTERM)
+        s = n.wait("STOPPING=1", a.timeout)
+        try:
+            rc = proc.wait(a.timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        ok("notify: SIGTERM -> STOPPING=1", s >= 0, describe(n.msgs, mark))
+        ok("notify: exit status 0 after SIGTERM (got %s)" % rc, rc == 0, daemon_log())
+        n.drain(0.05)
+        others = sorted({pid for _, pid, _ in n.msgs if pid != proc.pid})
+        ok("notify: every message from the main pid (NotifyAccess=main)", not others,
+           "other senders: %s" % others)
+    finally:
+        stop(proc)
+        if os.environ.get("AD_KEEP_TMP"):
+            print("# kept " + tmp)
+        else:
+            subprocess.call(["rm", "-rf", tmp])
+
+
+def cmd_trace(a):
+    """Run under strace -f: start, READY, HUP, READY, TERM; write syscall names."""
+    tmp = tempfile.mkdtemp(prefix="ad-trace-")
+    sockpath = os.path.join(tmp, "notify")
+    n = Notify(sockpath)
+    argv = exec_start(a.unit, a.bin, a.config)
+    env = dict(os.environ, NOTIFY_SOCKET=sockpath, WATCHDOG_USEC="1000000",
+               STATE_DIRECTORY=tmp)
+    tr = os.path.join(tmp, "trace")
+    log = open(os.path.join(tmp, "log"), "w")
+    proc = subprocess.Popen(["strace", "-f", "-qq", "-o", tr] + argv, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, cwd="/")
+    good = False
+    try:
+        if n.wait("READY=1", a.timeout) >= 0:
+            kids = open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)).read().split()
+            pid = int(kids[0])
+            n.wait("WATCHDOG=1", 2)
+            os.kill(pid, signal.SIGHUP)
+            n.wait("RELOADING=1", a.timeout)
+            n.wait("READY=1", a.timeout)
+            os.kill(pid, signal.SIGTERM)
+            n.wait("STOPPING=1", a.timeout)
+            proc.wait(a.timeout)
+            good = True
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired) as e:
+        print("# trace run failed: %s" % e)
+    finally:
+        stop(proc)
+    names = set()
+    pat = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z_][a-z0-9_]*)[( ]")
+    if os.path.exists(tr):
+        for line in open(tr):
+            m = pat.match(line)
+            if m:
+                names.add(m.group(1))
+    with open(a.out, "w") as f:
+        f.write("\n".join(sorted(names)) + "\n")
+    subprocess.call(["rm", "-rf", tmp])
+    return 0 if good and names else 1
+
+
+def syscall_sets():
+    """Group name -> member names, from `systemd-analyze syscall-filter`."""
+    out = subprocess.run(["systemd-analyze", "syscall-filter"], capture_output=True,
+                         text=True, check=True).stdout
+    groups, cur = {}, None
+    for line in out.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if not line[0].isspace() and s.startswith("@"):
+            cur = groups.setdefault(s, [])
+        elif cur is not None:
+            cur.append(s)
+    return groups
+
+
+def expand(names, groups, seen=None):
+    seen = set() if seen is None else seen
+    out = set()
+    for x in names:
+        if x.startswith("@"):
+            if x in seen:
+                continue
+            seen.add(x)
+            out |= expand(groups.get(x, []), groups, seen)
+        else:
+            out.add(x)
+    return out
+
+
+def cmd_filter(a):
+    """Every syscall in the trace must pass the unit's SystemCallFilter=."""
+    groups = syscall_sets()
+    allow, deny = None, set()
+    for v in unit_values(a.unit, "SystemCallFilter"):
+        if v.startswith("~"):
+            deny |= expand(v[1:].split(), groups)
+        elif allow is None:
+            allow = expand(v.split(), groups)
+        else:
+            allow |= expand(v.split(), groups)
+    used = set(open(a.trace).read().split())
+    # strace names a few calls differently from seccomp's table.
+    alias = {"_llseek": "lseek", "newfstatat": "newfstatat"}
+    used = {alias.get(u, u) for u in used}
+    if allow is None:
+        allow = used
+    bad = sorted(u for u in used if u not in allow or u in deny)
+    ok("SystemCallFilter= allows every system call the daemon made (%d distinct)"
+       % len(used), not bad, "blocked (would fail with EPERM): " + " ".join(bad))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    q = sub.add_parser("notify")
+    q.add_argument("--unit", required=True)
+    q.add_argument("--bin", required=True)
+    q.add_argument("--config", required=True)
+    q.add_argument("--watchdog-sec", type=float, default=1.0)
+    q.add_argument("--timeout", type=float, default=15.0)
+    q = sub.add_parser("trace")
+    q.add_argument("--unit", required=True)
+    q.add_argument("--bin", required=True)
+    q.add_argument("--config", required=True)
+    q.add_argument("--out", required=True)
+    q.add_argument("--timeout", type=float, default=20.0)
+    q = sub.add_parser("filter")
+    q.add_argument("--unit", required=True)
+    q.add_argument("--trace", required=True)
+    a = p.parse_args()
+    if a.cmd == "notify":
+        cmd_notify(a)
+    elif a.cmd == "trace":
+        return cmd_trace(a)
+    else:
+        cmd_filter(a)
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Exception as e:  # a crash must show as a failing case
+        import traceback
+        print("not ok - sd_notify_check %s: %s" % (" ".join(sys.argv[1:2]), e))
+        traceback.print_exc(file=sys.stdout)
+        sys.exit(1)
