@@ -1086,6 +1086,15 @@ static void sb_num(sbuf *s, const char *key, double v, int comma)
         sb_printf(s, "%s\"%s\":null", comma ? "," : "", key);
 }
 
+/* A float setting: 7 significant digits, so 0.001f prints as 0.001. */
+static void sb_fnum(sbuf *s, const char *key, float v, int comma)
+{
+    if (isfinite(v))
+        sb_printf(s, "%s\"%s\":%.7g", comma ? "," : "", key, (double)v);
+    else
+        sb_printf(s, "%s\"%s\":null", comma ? "," : "", key);
+}
+
 char *ad_train_meta_json(const ad_train_opts *o, const ad_train_report *rep,
                          const ad_error_stats *st)
 {
@@ -1104,15 +1113,15 @@ char *ad_train_meta_json(const ad_train_opts *o, const ad_train_report *rep,
     sb_printf(&s, "{\"loss\":\"%s\",\"optimizer\":{\"name\":\"%s\"",
               ad_loss_name(o->loss) ? ad_loss_name(o->loss) : "?",
               o->weight_decay > 0.0f ? "adamw" : "adam");
-    sb_num(&s, "lr", o->lr, 1);
-    sb_num(&s, "beta1", o->beta1, 1);
-    sb_num(&s, "beta2", o->beta2, 1);
-    sb_num(&s, "eps", o->eps, 1);
-    sb_num(&s, "weight_decay", o->weight_decay, 1);
-    sb_num(&s, "clip_norm", o->clip_norm, 1);
+    sb_fnum(&s, "lr", o->lr, 1);
+    sb_fnum(&s, "beta1", o->beta1, 1);
+    sb_fnum(&s, "beta2", o->beta2, 1);
+    sb_fnum(&s, "eps", o->eps, 1);
+    sb_fnum(&s, "weight_decay", o->weight_decay, 1);
+    sb_fnum(&s, "clip_norm", o->clip_norm, 1);
     sb_printf(&s, "},\"batch_size\":%d,\"max_epochs\":%d,\"patience\":%d",
               o->batch_size, o->epochs, o->patience);
-    sb_num(&s, "val_frac", o->val_frac, 1);
+    sb_fnum(&s, "val_frac", o->val_frac, 1);
     sb_printf(&s, ",\"seed\":%llu", (unsigned long long)o->seed);
     if (rep != NULL) {
         sb_printf(&s, ",\"n_train\":%zu,\"n_val\":%zu,\"epochs_run\":%d,"
