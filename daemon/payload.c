@@ -1,0 +1,361 @@
+/*
+ * payload.c - message parsers: bare number, JSON object with dotted paths,
+ * SenML JSON (see payload.h for the formats).
+ *
+ * cJSON does the JSON tokenising (its nesting limit bounds recursion on
+ * hostile input); everything here only walks the tree and checks types and
+ * finiteness. Nothing is kept between messages.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cJSON.h>
+
+#include "ad.h"
+#include "payload.h"
+#include "topic.h"
+
+struct ad_payload_parser {
+    int format;
+    int n_features;
+    char **features;    /* model names */
+    char **names;       /* per feature: path (json), record/level name */
+    char *timestamp;    /* json time path or NULL */
+    double ts_scale;    /* multiply to get seconds */
+    int feature_level;
+    char *senml_base;
+};
+
+void ad_payload_parser_free(ad_payload_parser *p)
+{
+    if (!p) return;
+    for (int i = 0; i < p->n_features; i++) {
+        if (p->features) free(p->features[i]);
+        if (p->names) free(p->names[i]);
+    }
+    free(p->features);
+    free(p->names);
+    free(p->timestamp);
+    free(p->senml_base);
+    free(p);
+}
+
+int ad_payload_parser_new(ad_payload_parser **out, const ad_payload_cfg *cfg,
+                          const char *const *features, int n_features,
+                          const char *path, char *err, size_t errlen)
+{
+    ad_payload_parser *p;
+    int rc = AD_ENOMEM;
+
+    *out = NULL;
+    if (n_features < 1)
+        return ad_errf(err, errlen, AD_EINVAL, "%s: model has no features", path);
+    if (!(p = calloc(1, sizeof *p)))
+        return ad_errf(err, errlen, AD_ENOMEM, "out of memory");
+    p->format = cfg->format;
+    p->feature_level = cfg->feature_level;
+    p->ts_scale = cfg->timestamp_unit == AD_TS_MS ? 1e-3 :
+                  cfg->timestamp_unit == AD_TS_US ? 1e-6 : 1.0;
+    p->features = calloc((size_t)n_features, sizeof(char *));
+    p->names = calloc((size_t)n_features, sizeof(char *));
+    if (!p->features || !p->names)
+        goto fail;
+    p->n_features = n_features;
+    for (int i = 0; i < n_features; i++) {
+        const char *nm = features[i];
+        for (int j = 0; j < cfg->fields.n; j++)
+            if (strcmp(cfg->fields.key[j], features[i]) == 0)
+                nm = cfg->fields.val[j];
+        if (!(p->features[i] = strdup(features[i])) || !(p->names[i] = strdup(nm)))
+            goto fail;
+    }
+    for (int j = 0; j < cfg->fields.n; j++) {
+        int found = 0;
+        for (int i = 0; i < n_features; i++)
+            found |= strcmp(cfg->fields.key[j], features[i]) == 0;
+        if (!found) {
+            char list[256];
+            size_t o = 0;
+            list[0] = '\0';
+            for (int i = 0; i < n_features && o < sizeof list; i++)
+                o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? "," : "",
+                                      features[i]);
+            rc = ad_errf(err, errlen, AD_EINVAL, "%s.fields.%s: not a feature of the "
+                         "model (features: %s)", path, cfg->fields.key[j], list);
+            goto fail_msg;
+        }
+    }
+    if (cfg->timestamp && !(p->timestamp = strdup(cfg->timestamp)))
+        goto fail;
+    if (cfg->senml_base && !(p->senml_base = strdup(cfg->senml_base)))
+        goto fail;
+    *out = p;
+    return 0;
+fail:
+    ad_errf(err, errlen, rc, "out of memory");
+fail_msg:
+    ad_payload_parser_free(p);
+    return rc;
+}
+
+/* Parse a whole string as a finite number. 0 ok, AD_EFORMAT, AD_ENONFINITE. */
+static int parse_num(const char *s, size_t len, double *v)
+{
+    char buf[64], *end;
+    while (len && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) { s++; len--; }
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
+                   s[len - 1] == '\n')) len--;
+    if (len == 0 || len >= sizeof buf)
+        return AD_EFORMAT;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    /* strtod accepts hex and "inf"/"nan" words; take only decimal numbers */
+    for (size_t i = 0; i < len; i++)
+        if (!strchr("0123456789+-.eE", buf[i]))
+            return (strchr("nNiI", buf[i])) ? AD_ENONFINITE : AD_EFORMAT;
+    errno = 0;
+    *v = strtod(buf, &end);
+    if (end == buf || *end != '\0')
+        return AD_EFORMAT;
+    if (!isfinite(*v))
+        return AD_ENONFINITE;
+    return 0;
+}
+
+static int find_feature(const ad_payload_parser *p, const char *name)
+{
+    for (int i = 0; i < p->n_features; i++)
+        if (strcmp(p->names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static int parse_number(const ad_payload_parser *p, const char *topic, const char *buf,
+                        size_t len, ad_sample *out, int max, int *n,
+                        char *err, size_t errlen)
+{
+    char lev[256];
+    double v;
+    int f, rc;
+
+    if (ad_topic_level(topic, p->feature_level, lev, sizeof lev) < 0)
+        return ad_errf(err, errlen, AD_ENOENT, "topic has no level %d", p->feature_level);
+    if ((f = find_feature(p, lev)) < 0)
+        return ad_errf(err, errlen, AD_ENOENT, "unknown feature \"%.64s\"", lev);
+    if ((rc = parse_num(buf, len, &v))) {
+        if (rc == AD_ENONFINITE)
+            return ad_errf(err, errlen, rc, "non-finite value");
+        /* the payload is not NUL-terminated: bound the print by len */
+        return ad_errf(err, errlen, rc, "not a number: \"%.*s\"", (int)(len < 32 ? len : 32),
+                       buf);
+    }
+    if (max < 1)
+        return ad_errf(err, errlen, AD_ERANGE, "no room for samples");
+    out[0].feature = f;
+    out[0].value = v;
+    out[0].time = NAN;
+    *n = 1;
+    return 0;
+}
+
+/* A JSON value as a finite number: numbers and numeric strings. */
+static int json_num(const cJSON *j, double *v)
+{
+    if (cJSON_IsNumber(j)) {
+        *v = j->valuedouble;
+        return isfinite(*v) ? 0 : AD_ENONFINITE;
+    }
+    if (cJSON_IsString(j))
+        return parse_num(j->valuestring, strlen(j->valuestring), v);
+    return AD_EFORMAT;
+}
+
+/* Walk a dotted path; components that are decimal integers index arrays. */
+static const cJSON *json_path(const cJSON *root, const char *path)
+{
+    const cJSON *cur = root;
+    const char *s = path;
+    char comp[256];
+
+    while (cur && *s) {
+        const char *e = strchr(s, '.');
+        size_t l = e ? (size_t)(e - s) : strlen(s);
+        if (l >= sizeof comp) return NULL;
+        memcpy(comp, s, l);
+        comp[l] = '\0';
+        if (cJSON_IsObject(cur)) {
+            cur = cJSON_GetObjectItemCaseSensitive(cur, comp);
+        } else if (cJSON_IsArray(cur)) {
+            char *end;
+            long i = strtol(comp, &end, 10);
+            if (l == 0 || *end || i < 0 || i > 1000000) return NULL;
+            cur = cJSON_GetArrayItem(cur, (int)i);
+        } else {
+            return NULL;
+        }
+        s = e ? e + 1 : s + l;
+    }
+    return cur;
+}
+
+/* Is `name` the first component of `path`? */
+static int first_comp(const char *path, const char *name)
+{
+    size_t l = strlen(name);
+    return strncmp(path, name, l) == 0 && (path[l] == '\0' || path[l] == '.');
+}
+
+static int parse_json(const ad_payload_parser *p, const cJSON *root, ad_sample *out,
+                      int max, int *n, int *unknown, char *err, size_t errlen)
+{
+    double t = NAN;
+    int k = 0, rc;
+
+    if (!cJSON_IsObject(root))
+        return ad_errf(err, errlen, AD_EFORMAT, "expected a JSON object");
+    if (p->timestamp) {
+        const cJSON *tj = json_path(root, p->timestamp);
+        if (tj) {
+            if ((rc = json_num(tj, &t)))
+                return ad_errf(err, errlen, rc, "timestamp \"%s\": not a finite number",
+                               p->timestamp);
+            t *= p->ts_scale;
+        }
+    }
+    for (int i = 0; i < p->n_features; i++) {
+        const cJSON *j = json_path(root, p->names[i]);
+        double v;
+        if (!j || cJSON_IsNull(j))
+            continue;
+        if ((rc = json_num(j, &v)))
+            return ad_errf(err, errlen, rc, "field \"%.64s\": %s", p->names[i],
+                           rc == AD_ENONFINITE ? "non-finite value" : "not a number");
+        if (k >= max)
+            return ad_errf(err, errlen, AD_ERANGE, "too many samples");
+        out[k].feature = i;
+        out[k].value = v;
+        out[k].time = t;
+        k++;
+    }
+    for (const cJSON *m = root->child; m; m = m->next) {
+        int known = p->timestamp && first_comp(p->timestamp, m->string);
+        for (int i = 0; i < p->n_features && !known; i++)
+            known = first_comp(p->names[i], m->string);
+        if (!known && unknown)
+            (*unknown)++;
+    }
+    *n = k;
+    if (k == 0)
+        return ad_errf(err, errlen, AD_ENOENT, "no known feature in the object");
+    return 0;
+}
+
+#define SENML_REL_LIMIT 268435456.0   /* 2^28: smaller times are relative */
+
+static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now,
+                       ad_sample *out, int max, int *n, int *unknown,
+                       char *err, size_t errlen)
+{
+    char bn[256] = "", name[512];
+    double bt = 0, bv = 0;
+    int k = 0, idx = 0, rc;
+    size_t plen = p->senml_base ? strlen(p->senml_base) : 0;
+
+    if (!cJSON_IsArray(root))
+        return ad_errf(err, errlen, AD_EFORMAT, "SenML: expected a JSON array of records");
+    for (const cJSON *r = root->child; r; r = r->next, idx++) {
+        const cJSON *j;
+        const char *nm;
+        double v, t = 0;
+        int f, has_t = 0;
+
+        if (!cJSON_IsObject(r))
+            return ad_errf(err, errlen, AD_EFORMAT, "SenML record %d: not an object", idx);
+        if ((j = cJSON_GetObjectItemCaseSensitive(r, "bn"))) {
+            if (!cJSON_IsString(j) || strlen(j->valuestring) >= sizeof bn)
+                return ad_errf(err, errlen, AD_EFORMAT, "SenML record %d: bad bn", idx);
+            strcpy(bn, j->valuestring);
+        }
+        if ((j = cJSON_GetObjectItemCaseSensitive(r, "bt"))) {
+            if ((rc = json_num(j, &bt)) || !cJSON_IsNumber(j))
+                return ad_errf(err, errlen, rc ? rc : AD_EFORMAT, "SenML record %d: bad bt", idx);
+        }
+        if ((j = cJSON_GetObjectItemCaseSensitive(r, "bv"))) {
+            if ((rc = json_num(j, &bv)) || !cJSON_IsNumber(j))
+                return ad_errf(err, errlen, rc ? rc : AD_EFORMAT, "SenML record %d: bad bv", idx);
+        }
+        j = cJSON_GetObjectItemCaseSensitive(r, "n");
+        if (j && !cJSON_IsString(j))
+            return ad_errf(err, errlen, AD_EFORMAT, "SenML record %d: bad n", idx);
+        snprintf(name, sizeof name, "%s%s", bn, j ? j->valuestring : "");
+        j = cJSON_GetObjectItemCaseSensitive(r, "v");
+        if (!j) {
+            /* base-only record, or string/bool/data/sum values we do not use */
+            if (cJSON_GetObjectItemCaseSensitive(r, "vs") ||
+                cJSON_GetObjectItemCaseSensitive(r, "vb") ||
+                cJSON_GetObjectItemCaseSensitive(r, "vd") ||
+                cJSON_GetObjectItemCaseSensitive(r, "s"))
+                if (unknown) (*unknown)++;
+            continue;
+        }
+        if (!cJSON_IsNumber(j))
+            return ad_errf(err, errlen, AD_EFORMAT, "SenML record %d: v is not a number", idx);
+        v = bv + j->valuedouble;
+        if (!isfinite(v))
+            return ad_errf(err, errlen, AD_ENONFINITE, "SenML record %d: non-finite value", idx);
+        if ((j = cJSON_GetObjectItemCaseSensitive(r, "t"))) {
+            if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble))
+                return ad_errf(err, errlen, AD_EFORMAT, "SenML record %d: bad t", idx);
+            t = j->valuedouble;
+            has_t = 1;
+        }
+        nm = name;
+        if (plen && strncmp(nm, p->senml_base, plen) == 0)
+            nm += plen;
+        if ((f = find_feature(p, nm)) < 0) {
+            if (unknown) (*unknown)++;
+            continue;
+        }
+        if (k >= max)
+            return ad_errf(err, errlen, AD_ERANGE, "SenML: more than %d records", max);
+        out[k].feature = f;
+        out[k].value = v;
+        if (has_t || bt != 0) {
+            double tt = bt + t;
+            out[k].time = tt < SENML_REL_LIMIT ? now + tt : tt;
+        } else {
+            out[k].time = NAN;
+        }
+        k++;
+    }
+    *n = k;
+    if (k == 0)
+        return ad_errf(err, errlen, AD_ENOENT, "SenML: no record names a known feature");
+    return 0;
+}
+
+int ad_payload_parse(const ad_payload_parser *p, const char *topic,
+                     const void *buf, size_t len, double now,
+                     ad_sample *out, int max, int *n, int *unknown,
+                     char *err, size_t errlen)
+{
+    cJSON *root;
+    int rc;
+
+    *n = 0;
+    if (p->format == AD_FMT_NUMBER)
+        return parse_number(p, topic, buf, len, out, max, n, err, errlen);
+    root = cJSON_ParseWithLength(buf, len);
+    if (!root)
+        return ad_errf(err, errlen, AD_EFORMAT, "malformed JSON");
+    if (p->format == AD_FMT_JSON)
+        rc = parse_json(p, root, out, max, n, unknown, err, errlen);
+    else
+        rc = parse_senml(p, root, now, out, max, n, unknown, err, errlen);
+    cJSON_Delete(root);
+    if (rc)
+        *n = 0;
+    return rc;
+}

@@ -1,0 +1,65 @@
+/*
+ * payload.h - turn one MQTT message into samples (feature, value, time).
+ *
+ * Formats (config detectors[].payload.format):
+ *   number  the payload is one number in text ("21.5", surrounding blanks
+ *           allowed); the feature is named by a topic level (feature_level,
+ *           default the last), optionally renamed through `fields`
+ *           (feature -> level text).
+ *   json    a JSON object; each feature is read at a dotted path (fields:
+ *           feature -> "a.b.c", array elements by index "a.0"; default the
+ *           feature's own name at top level). Numbers or numeric strings.
+ *           An optional numeric timestamp field (unix epoch in s, ms or us).
+ *           Features missing from a message are simply absent (the row
+ *           assembler carries values); top-level members that map to no
+ *           feature are counted as unknown fields.
+ *   senml   SenML JSON (RFC 8428): an array of records with base fields
+ *           (bn, bt, bv) applied to the records that follow; name = bn+n
+ *           (minus the configured senml_base prefix) matched to a feature
+ *           through `fields` (feature -> name) or by equal name; time =
+ *           bt+t, relative to now when below 2^28 (RFC 8428 section 4.5.3),
+ *           arrival time when absent; value = bv+v. Records without a
+ *           numeric v (vs, vb, vd, s) are counted as unknown.
+ *
+ * Values must be finite. A message that yields no sample is an error.
+ * Errors (AD_EFORMAT malformed, AD_ENONFINITE, AD_ENOENT no known feature)
+ * come with a short message for the rate-limited log.
+ */
+#ifndef AD_PAYLOAD_H
+#define AD_PAYLOAD_H
+
+#include <stddef.h>
+#include "config.h"
+
+typedef struct ad_sample {
+    int feature;       /* index in the model's features */
+    double value;
+    double time;       /* unix seconds; NAN: use the arrival time */
+} ad_sample;
+
+typedef struct ad_payload_parser ad_payload_parser;
+
+/*
+ * Compile a parser for a payload config and the model's feature names
+ * (copied). Every key of cfg->fields must be a feature; errors say so with
+ * `path` (e.g. "detectors[0].payload") as prefix.
+ */
+int ad_payload_parser_new(ad_payload_parser **out, const ad_payload_cfg *cfg,
+                          const char *const *features, int n_features,
+                          const char *path, char *err, size_t errlen);
+void ad_payload_parser_free(ad_payload_parser *p);   /* NULL-safe */
+
+/*
+ * Parse one message. `topic` is the publish topic (number format reads the
+ * feature from it), `now` the arrival time (unix seconds, for SenML relative
+ * times). Writes up to `max` samples to out, their count to *n and the
+ * count of unknown fields/records to *unknown (may be NULL).
+ * Returns 0 or a negative code with a message in err. Thread-safe (the
+ * parser is read-only).
+ */
+int ad_payload_parse(const ad_payload_parser *p, const char *topic,
+                     const void *buf, size_t len, double now,
+                     ad_sample *out, int max, int *n, int *unknown,
+                     char *err, size_t errlen);
+
+#endif /* AD_PAYLOAD_H */

@@ -1,0 +1,180 @@
+/* test_config.c - the daemon config: defaults, every kind of error with its
+ * JSON path, path resolution, reload rules. */
+#include <unistd.h>
+#include "t.h"
+#include "ad.h"
+#include "config.h"
+
+static const char *MIN =
+    "{\"detectors\":[{\"name\":\"pump\",\"model\":\"m.safetensors\","
+    "\"topics\":[\"sensors/+/data\"]}]}";
+
+/* Parse `json`; return the code and leave the message in err. */
+static int parse(const char *json, ad_config **c, char *err, size_t len)
+{
+    return ad_config_parse(c, json, strlen(json), "/etc/anomalyd/anomalyd.json", err, len);
+}
+
+/* Expect failure with a message starting with `prefix`. */
+static void expect_err(const char *json, const char *prefix)
+{
+    ad_config *c = NULL;
+    char err[512] = "";
+    int rc = parse(json, &c, err, sizeof err);
+    T_CHECK(rc < 0 && c == NULL, "accepted: %s", json);
+    T_CHECK(strncmp(err, prefix, strlen(prefix)) == 0, "message '%s', expected prefix '%s'",
+            err, prefix);
+    ad_config_free(c);
+}
+
+static void test_defaults(void)
+{
+    ad_config *c = NULL;
+    char err[512] = "";
+    int rc = parse(MIN, &c, err, sizeof err);
+    T_CHECK(rc == 0, "rc %d: %s", rc, err);
+    if (rc) return;
+    T_CHECK(strcmp(c->broker.host, "127.0.0.1") == 0, "host %s", c->broker.host);
+    T_CHECK(c->broker.port == 1883, "port %d", c->broker.port);
+    T_CHECK(c->broker.qos_alerts == 1, "qos_alerts %d", c->broker.qos_alerts);
+    T_CHECK(c->broker.clean_session == 0, "persistent session by default");
+    T_CHECK(c->broker.tls.verify_hostname == 1, "hostname verification on by default");
+    T_CHECK(c->n_det == 1, "n_det %d", c->n_det);
+    T_CHECK(strcmp(c->det[0].model, "/etc/anomalyd/m.safetensors") == 0,
+            "model path resolved against the config dir: %s", c->det[0].model);
+    T_CHECK(c->det[0].payload.format == AD_FMT_JSON, "json by default");
+    T_CHECK(c->det[0].pipe.stream.mode == AD_ASM_ROWS, "auto -> rows for json");
+    T_CHECK(c->det[0].pipe.hop == 1, "hop %d", c->det[0].pipe.hop);
+    T_CHECK(c->det[0].stream_levels.n == 1 && c->det[0].stream_levels.v[0] == 1,
+            "stream key from level 1");
+    T_CHECK(strcmp(c->det[0].alert_topic, "anomalyd/alerts/{detector}/{stream}") == 0,
+            "alert topic %s", c->det[0].alert_topic);
+    ad_config_free(c);
+}
+
+static void test_full(void)
+{
+    const char *j =
+        "{\"broker\":{\"host\":\"mq.example\",\"port\":8883,\"protocol\":5,"
+        "\"clean_session\":true,\"qos_alerts\":2,\"username\":\"ad\","
+        "\"password_file\":\"/dev/null\",\"tls\":{\"enabled\":true,"
+        "\"ca_file\":\"/dev/null\"}},"
+        "\"state_dir\":\"/tmp\",\"max_payload_bytes\":1024,"
+        "\"detectors\":[{\"name\":\"a\",\"model\":\"/m\",\"topics\":\"x/+/#\","
+        "\"stream_levels\":[1,-1],\"payload\":{\"format\":\"number\","
+        "\"feature_level\":2},\"rows\":{\"mode\":\"period\",\"period_ms\":500},"
+        "\"window\":{\"hop\":10},\"score\":{\"metric\":\"mse\"},"
+        "\"calibration\":{\"method\":\"pot\",\"windows\":50},"
+        "\"alert\":{\"k\":2,\"n\":4,\"m\":3,\"topic\":\"al/{stream}\"},"
+        "\"training\":{\"mode\":\"finetune\",\"windows\":100}},"
+        "{\"name\":\"b\",\"model\":\"/m2\",\"topics\":[\"y/#\"],"
+        "\"payload\":{\"format\":\"senml\",\"fields\":{\"temp\":\"t\"}}}]}";
+    ad_config *c = NULL;
+    char err[512] = "";
+    int rc = parse(j, &c, err, sizeof err);
+    T_CHECK(rc == 0, "rc %d: %s", rc, err);
+    if (rc) return;
+    T_CHECK(c->broker.protocol == AD_PROTO_5, "protocol 5 as a number");
+    T_CHECK(c->broker.tls.enabled && strcmp(c->broker.tls.ca_file, "/dev/null") == 0, "tls");
+    T_CHECK(c->det[0].topics.n == 1, "single string is a list of one");
+    T_CHECK(c->det[0].pipe.stream.mode == AD_ASM_PERIOD && c->det[0].pipe.stream.period_ms == 500,
+            "period mode");
+    T_CHECK(c->det[0].pipe.hop == 10 && c->det[0].pipe.metric == AD_METRIC_MSE, "window/score");
+    T_CHECK(c->det[0].pipe.thr.method == AD_THR_POT && c->det[0].pipe.calib_windows == 50,
+            "calibration");
+    T_CHECK(c->det[0].pipe.alert.k == 2 && c->det[0].pipe.alert.n == 4, "alert");
+    T_CHECK(c->det[0].pipe.training == AD_TRAIN_FINETUNE, "training");
+    T_CHECK(c->det[1].pipe.stream.mode == AD_ASM_ALL, "auto -> all for senml");
+    T_CHECK(c->det[1].payload.fields.n == 1 &&
+            strcmp(c->det[1].payload.fields.val[0], "t") == 0, "fields map");
+    ad_config_free(c);
+}
+
+static void test_errors(void)
+{
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"]},"
+               "{\"name\":\"b\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"payload\":{\"format\":\"xml\"}}]}",
+               "detectors[1].payload.format: unknown value \"xml\" (expected number|json|senml)");
+    expect_err("{\"broker\":{\"prot\":1},\"detectors\":[]}", "broker.prot: unknown key (expected host|");
+    expect_err("{\"broker\":{\"password\":\"x\"},\"detectors\":[]}", "broker.password: not allowed");
+    expect_err("{\"broker\":{\"port\":70000}}", "broker.port: 70000 out of range");
+    expect_err("{\"broker\":{\"port\":\"1883\"}}", "broker.port: expected an integer, got a string");
+    expect_err("{\"broker\":{\"keepalive\":1.5}}", "broker.keepalive: expected an integer");
+    expect_err("{}", "detectors: missing");
+    expect_err("{\"detectors\":[]}", "detectors: at least one");
+    expect_err("{\"detectors\":[{\"model\":\"m\",\"topics\":[\"t\"]}]}", "detectors[0].name: missing");
+    expect_err("{\"detectors\":[{\"name\":\"a b\",\"model\":\"m\",\"topics\":[\"t\"]}]}",
+               "detectors[0].name:");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"]},"
+               "{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"]}]}",
+               "detectors[1].name: \"a\" already used");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t/#/x\"]}]}",
+               "detectors[0].topics[0]:");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"alert\":{\"topic\":\"x/{device}\"}}]}", "detectors[0].alert.topic:");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"window\":{\"hop\":0}}]}", "detectors[0].window.hop: 0 out of range");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"payload\":{\"format\":\"number\"},\"rows\":{\"mode\":\"rows\"}}]}",
+               "detectors[0].rows.mode:");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"topics\":[\"t\"]}]}", "detectors[0].model: missing");
+    expect_err("{\"broker\":{\"tls\":{\"cert_file\":\"/dev/null\"}},\"detectors\":[{\"name\":\"a\","
+               "\"model\":\"m\",\"topics\":[\"t\"]}]}", "broker.tls.key_file: missing");
+    expect_err("{\"broker\":{\"username\":\"u\",\"password_file\":\"/nonexistent/pw\"},"
+               "\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"]}]}",
+               "broker.password_file: /nonexistent/pw:");
+    expect_err("{\"state_dir\":\"/tmp\",\"state_dir\":\"/x\"}", "state_dir: duplicate key");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"calibration\":{\"method\":\"fixed\"}}]}", "detectors[0].calibration.fixed:");
+    expect_err("{\"detectors\": [", "invalid JSON at line 1");
+    expect_err("[1]", "(root): expected an object");
+}
+
+static void test_reload(void)
+{
+    const char *b = "{\"broker\":{\"port\":1884},\"detectors\":[{\"name\":\"pump\","
+                    "\"model\":\"m.safetensors\",\"topics\":[\"sensors/+/data\"]}]}";
+    const char *h = "{\"detectors\":[{\"name\":\"pump\",\"model\":\"m.safetensors\","
+                    "\"topics\":[\"sensors/+/data\"],\"window\":{\"hop\":5}}]}";
+    ad_config *c0 = NULL, *c1 = NULL, *c2 = NULL;
+    char err[512] = "";
+    T_CHECK(parse(MIN, &c0, err, sizeof err) == 0, "%s", err);
+    T_CHECK(parse(b, &c1, err, sizeof err) == 0, "%s", err);
+    T_CHECK(parse(h, &c2, err, sizeof err) == 0, "%s", err);
+    if (!c0 || !c1 || !c2) goto out;
+    T_CHECK(ad_config_reload_ok(c0, c1, err, sizeof err) < 0 &&
+            strncmp(err, "broker.port:", 12) == 0, "port change refused: %s", err);
+    T_CHECK(ad_config_reload_ok(c0, c2, err, sizeof err) == 0, "hop change allowed: %s", err);
+    T_CHECK(ad_detconf_same_pipeline(&c0->det[0], &c1->det[0]), "same pipeline");
+    T_CHECK(!ad_detconf_same_pipeline(&c0->det[0], &c2->det[0]), "hop differs");
+out:
+    ad_config_free(c0); ad_config_free(c1); ad_config_free(c2);
+}
+
+static void test_file(void)
+{
+    char err[512] = "";
+    ad_config *c = NULL;
+    char src[1024];
+    const char *dir = getenv("AD_SRCDIR");
+    snprintf(src, sizeof src, "%s/conf/anomalyd.json", dir ? dir : ".");
+    int rc = ad_config_load(&c, src, err, sizeof err);
+    T_CHECK(rc == 0, "the shipped config parses: %s", err);
+    ad_config_free(c);
+    rc = ad_config_load(&c, "/nonexistent/x.json", err, sizeof err);
+    T_CHECK(rc == AD_ENOENT && strstr(err, "/nonexistent/x.json"), "missing file: %s", err);
+    char *doc = ad_config_doc();
+    T_CHECK(doc && strstr(doc, "`detectors[].payload.format`"), "doc table");
+    free(doc);
+}
+
+int main(void)
+{
+    T_RUN(test_defaults);
+    T_RUN(test_full);
+    T_RUN(test_errors);
+    T_RUN(test_reload);
+    T_RUN(test_file);
+    return t_done();
+}
