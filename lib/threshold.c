@@ -208,25 +208,28 @@ static double grim_w(const double *y, size_t n, double t)
     return (1 + su / (double)n) * (sv / (double)n) - 1;
 }
 
-/* Find sign changes of w on a grid over (lo, hi) and bisect each; calls
- * cand(t) for each root. Returns the number of roots stored in out. */
-static int grim_roots(const double *y, size_t n, double lo, double hi,
+/* Find sign changes of w(t) at the points t = t0 * x_i for a log-spaced x
+ * from xlo to xhi and bisect each; roots go to out. Returns their count.
+ * A log grid is needed because the roots can sit anywhere between ~1/ymax
+ * and ~1/ymin scales (Grimshaw's bracket for positive roots alone can miss
+ * them when the smallest peak is tiny). */
+static int grim_roots(const double *y, size_t n, double t0, double xlo, double xhi,
                       double *out, int max_out)
 {
-    const int N = 200;
+    const int N = 400;
     int i, k = 0;
-    double prev_t = lo, prev_w;
+    double prev_t = 0, prev_w = NAN;
 
-    if (!(hi > lo))
-        return 0;
-    prev_w = grim_w(y, n, prev_t);
-    for (i = 1; i <= N && k < max_out; i++) {
-        double t = lo + (hi - lo) * (double)i / N, wt = grim_w(y, n, t);
-        if (isfinite(prev_w) && isfinite(wt) && ((prev_w < 0) != (wt < 0))) {
+    for (i = 0; i <= N && k < max_out; i++) {
+        double x = xlo * pow(xhi / xlo, (double)i / N);
+        double t = t0 * x, wt = grim_w(y, n, t);
+        if (i > 0 && isfinite(prev_w) && isfinite(wt) && ((prev_w < 0) != (wt < 0))) {
             double a = prev_t, b = t, wa = prev_w;
             int it;
-            for (it = 0; it < 80; it++) {
+            for (it = 0; it < 100; it++) {
                 double mid = 0.5 * (a + b), wm = grim_w(y, n, mid);
+                if (!isfinite(wm))
+                    break;
                 if ((wm < 0) == (wa < 0)) {
                     a = mid;
                     wa = wm;
@@ -244,7 +247,7 @@ static int grim_roots(const double *y, size_t n, double lo, double hi,
 
 int ad_gpd_fit(const double *y, size_t n, double *gamma, double *sigma)
 {
-    double ymin = INFINITY, ymax = -INFINITY, ymean = 0, eps = 1e-8;
+    double ymin = INFINITY, ymax = -INFINITY, ymean = 0;
     double roots[64], best_g, best_s, best_ll;
     size_t i;
     int nr, r;
@@ -270,18 +273,13 @@ int ad_gpd_fit(const double *y, size_t n, double *gamma, double *sigma)
         *sigma = best_s;
         return 0;
     }
+    /* Negative t in (-1/ymax, 0) (gamma < 0, bounded tail): 1 + t*y > 0.
+     * Positive t up to Grimshaw's bound 2(ymean - ymin)/ymin^2. */
+    nr = grim_roots(y, n, -1 / ymax, 1e-8, 1 - 1e-9, roots, 32);
     {
-        double a = -1 / ymax, b, c;
-        if (fabs(a) < 2 * eps)
-            eps = fabs(a) / 10;
-        /* Left interval (-1/ymax, 0): 1 + t*y stays > 0. */
-        nr = grim_roots(y, n, a + eps, -eps, roots, 32);
-        /* Right interval (Grimshaw's bounds). */
-        b = 2 * (ymean - ymin) / (ymean * ymin);
-        c = 2 * (ymean - ymin) / (ymin * ymin);
-        if (b < eps)
-            b = eps;
-        nr += grim_roots(y, n, b, c, roots + nr, 32);
+        double c = 2 * (ymean - ymin) / (ymin * ymin), lo = 1e-8 / ymax;
+        if (c > lo)
+            nr += grim_roots(y, n, 1.0, lo, c, roots + nr, 32);
     }
     for (r = 0; r < nr; r++) {
         double t = roots[r], g = 0, s, ll;

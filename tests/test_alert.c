@@ -1,0 +1,178 @@
+/*
+ * test_alert.c - the alert state machine: k-of-n raise, m-below clear with
+ * clear ratio (hysteresis), cooldown, stable unique ids, peak/severity and
+ * top contributing features, JSON form.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "t.h"
+#include "ad.h"
+#include "alert.h"
+
+static ad_alerter *mk(int k, int n, int m, double ratio, int64_t cool, int F)
+{
+    ad_alert_cfg c;
+    ad_alerter *a = NULL;
+    char err[200];
+
+    ad_alert_cfg_default(&c);
+    c.k = k;
+    c.n = n;
+    c.m = m;
+    c.clear_ratio = ratio;
+    c.cooldown_ms = cool;
+    if (ad_alerter_new(&a, &c, "pump7", F, err, sizeof(err)) != 0)
+        fprintf(stderr, "alerter_new: %s\n", err);
+    return a;
+}
+
+/* Run scores (threshold 1) from t = 1000 step 1000; returns result bits per
+ * step in res. */
+static void run(ad_alerter *a, const double *s, int n, int *res, ad_alert *last)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        ad_alert al;
+        res[i] = ad_alerter_step(a, 1000 * (i + 1), s[i], 1.0, NULL, &al);
+        if (res[i] && last)
+            *last = al;
+    }
+}
+
+static void test_k_of_n_raise(void)
+{
+    /* k=2 of n=3: a lone spike does not raise; two within three windows do */
+    ad_alerter *a = mk(2, 3, 1, 1.0, 0, 2);
+    double s[] = { 2, 0.5, 0.5, 2, 0.5, 2, 0.5 };
+    int r[7];
+    ad_alert al;
+
+    run(a, s, 7, r, &al);
+    T_CHECK(r[0] == 0 && r[3] == 0, "single exceedances do not raise");
+    T_CHECK(r[5] == AD_ALERT_RAISED, "2 of the last 3 raise at window 6 (r=%d)", r[5]);
+    T_CHECK(r[6] == AD_ALERT_CLEARED, "m=1 clears on the next window below (r=%d)", r[6]);
+    T_CHECK(al.start_ms == 6000 && al.end_ms == 7000, "start %lld end %lld",
+            (long long)al.start_ms, (long long)al.end_ms);
+    T_CHECK(strcmp(al.id, "pump7-6000-1") == 0, "id %s", al.id);
+    ad_alerter_free(a);
+}
+
+static void test_clear_hysteresis(void)
+{
+    /* clear after m=2 windows below 0.5 * threshold; 0.8 is not low enough */
+    ad_alerter *a = mk(1, 1, 2, 0.5, 0, 1);
+    double s[] = { 3, 0.8, 0.8, 0.4, 0.8, 0.4, 0.3, 5 };
+    int r[8];
+    ad_alert al;
+
+    run(a, s, 8, r, &al);
+    T_CHECK(r[0] == AD_ALERT_RAISED, "raise");
+    T_CHECK(r[1] == 0 && r[2] == 0 && r[3] == 0 && r[4] == 0 && r[5] == 0,
+            "no clear while between clear level and threshold / not m in a row");
+    T_CHECK(r[6] == AD_ALERT_CLEARED, "clear after two consecutive windows below 0.5");
+    T_CHECK(r[7] == AD_ALERT_RAISED, "new alert later");
+    T_CHECK(al.seq == 2 && strcmp(al.id, "pump7-8000-2") == 0, "second id %s", al.id);
+    ad_alerter_free(a);
+}
+
+static void test_cooldown(void)
+{
+    ad_alerter *a = mk(1, 1, 1, 1.0, 2500, 1);
+    double s[] = { 2, 0.5, 2, 2, 2, 0.5 };
+    int r[6];
+
+    run(a, s, 6, r, NULL);
+    /* cleared at t=2000; cooldown until 4500: windows at 3000, 4000 suppressed */
+    T_CHECK(r[0] == AD_ALERT_RAISED && r[1] == AD_ALERT_CLEARED, "raise, clear");
+    T_CHECK(r[2] == 0 && r[3] == 0, "suppressed in cooldown");
+    T_CHECK(r[4] == AD_ALERT_RAISED, "raise after cooldown (r=%d)", r[4]);
+    ad_alerter_free(a);
+}
+
+static void test_peak_severity_top(void)
+{
+    ad_alerter *a = mk(1, 1, 1, 1.0, 0, 3);
+    float sh1[3] = { 0.1f, 0.7f, 0.2f }, sh2[3] = { 0.1f, 0.5f, 0.4f }, sh0[3] = { 1, 0, 0 };
+    ad_alert al;
+    const ad_alert *cur;
+    cJSON *j;
+    char *txt;
+    const char *names[3] = { "flow", "pressure", "temp" };
+
+    T_CHECK(ad_alerter_step(a, 100, 2.0, 1.0, sh1, &al) == AD_ALERT_RAISED, "raise");
+    ad_alerter_step(a, 200, 4.0, 1.0, sh2, &al);
+    cur = ad_alerter_active(a);
+    T_CHECK(cur && cur->peak_score == 4.0 && cur->peak_ms == 200 && cur->severity == 4.0,
+            "peak 4 at 200, severity 4");
+    T_CHECK(cur && cur->n_top == 3 && cur->top_feature[0] == 1 && cur->top_feature[1] == 2 &&
+            fabs(cur->top_share[0] - 0.6) < 1e-6 && fabs(cur->top_share[1] - 0.3) < 1e-6,
+            "top = pressure 0.6, temp 0.3 (mean over exceeding windows)");
+    /* a window below threshold does not change the contributions */
+    T_CHECK(ad_alerter_step(a, 300, 0.5, 1.0, sh0, &al) == AD_ALERT_CLEARED, "clear");
+    T_CHECK(al.top_feature[0] == 1 && fabs(al.top_share[0] - 0.6) < 1e-6,
+            "contributions from exceeding windows only");
+    T_CHECK(al.windows == 3 && al.end_ms == 300 && !al.active, "record at clear");
+    j = ad_alert_to_json(&al, "pump7", names);
+    txt = cJSON_PrintUnformatted(j);
+    T_NOTE("%s", txt);
+    T_CHECK(txt && strstr(txt, "\"id\":\"pump7-100-1\"") && strstr(txt, "\"name\":\"pressure\"") &&
+            strstr(txt, "\"state\":\"cleared\"") && strstr(txt, "\"end\":300"), "JSON fields");
+    free(txt);
+    cJSON_Delete(j);
+    ad_alerter_free(a);
+}
+
+static void test_ids_stable(void)
+{
+    /* the same score sequence twice: the same ids */
+    double s[] = { 2, 0.1, 2, 0.1, 2, 0.1 };
+    char ids[2][3][AD_ALERT_ID_LEN];
+    int run_i, i, k;
+
+    for (run_i = 0; run_i < 2; run_i++) {
+        ad_alerter *a = mk(1, 1, 1, 1.0, 0, 1);
+        k = 0;
+        for (i = 0; i < 6; i++) {
+            ad_alert al;
+            if (ad_alerter_step(a, 1577836800000LL + i * 1000, s[i], 1.0, NULL, &al) ==
+                AD_ALERT_RAISED)
+                snprintf(ids[run_i][k++], AD_ALERT_ID_LEN, "%s", al.id);
+        }
+        T_CHECK(k == 3 && ad_alerter_count(a) == 3, "3 alerts");
+        ad_alerter_free(a);
+    }
+    for (i = 0; i < 3; i++)
+        T_CHECK(strcmp(ids[0][i], ids[1][i]) == 0, "stable id %s", ids[0][i]);
+    T_CHECK(strcmp(ids[0][0], ids[0][1]) && strcmp(ids[0][1], ids[0][2]), "unique ids");
+}
+
+static void test_cfg_check(void)
+{
+    ad_alert_cfg c;
+    char err[200];
+
+    ad_alert_cfg_default(&c);
+    c.k = 3;
+    c.n = 2;
+    T_CHECK(ad_alert_cfg_check(&c, err, sizeof(err)) == AD_EINVAL, "k > n refused: %s", err);
+    ad_alert_cfg_default(&c);
+    c.clear_ratio = 1.5;
+    T_CHECK(ad_alert_cfg_check(&c, err, sizeof(err)) == AD_EINVAL, "ratio > 1 refused");
+    ad_alert_cfg_default(&c);
+    c.n = 65;
+    c.k = 1;
+    T_CHECK(ad_alert_cfg_check(&c, err, sizeof(err)) == AD_EINVAL, "n > 64 refused");
+}
+
+int main(void)
+{
+    T_RUN(test_k_of_n_raise);
+    T_RUN(test_clear_hysteresis);
+    T_RUN(test_cooldown);
+    T_RUN(test_peak_severity_top);
+    T_RUN(test_ids_stable);
+    T_RUN(test_cfg_check);
+    return t_done();
+}

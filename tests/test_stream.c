@@ -1,0 +1,277 @@
+/*
+ * test_stream.c - row assembly policies (rows, period sample-and-hold, all
+ * features reported), missing values (hold with limit, invalid), max age,
+ * duplicate/out-of-order/NaN/non-numeric rejection, and the window ring
+ * (hop, invalid rows, time order, scaling).
+ */
+#include <stdint.h>
+#include <math.h>
+
+#include "t.h"
+#include "ad.h"
+#include "stream.h"
+#include "window.h"
+#include "model.h"
+
+static ad_stream *mk(ad_asm_mode mode, int64_t period, int64_t max_age,
+                     ad_miss_policy pol, int hold, int F)
+{
+    ad_stream_cfg c;
+    ad_stream *s = NULL;
+    char err[200];
+
+    ad_stream_cfg_default(&c);
+    c.mode = mode;
+    c.period_ms = period;
+    c.max_age_ms = max_age;
+    c.missing = pol;
+    c.hold_limit = hold;
+    if (ad_stream_new(&s, &c, F, err, sizeof(err)) != 0)
+        fprintf(stderr, "ad_stream_new: %s\n", err);
+    return s;
+}
+
+static void test_rows_mode_dup_ooo_nan(void)
+{
+    ad_stream *s = mk(AD_ASM_ROWS, 1000, 0, AD_MISS_INVALID, 0, 2);
+    double r1[2] = { 1, 2 }, r2[2] = { 3, NAN }, r3[2] = { 5, 6 };
+    float v[2];
+    int64_t ts;
+    int valid, n = 0;
+    ad_stream_stats st;
+
+    T_CHECK(ad_stream_push_row(s, 1000, r1, NULL) == 0, "first row accepted");
+    T_CHECK(ad_stream_push_row(s, 1000, r3, NULL) == 1, "duplicate ts dropped");
+    T_CHECK(ad_stream_push_row(s, 500, r3, NULL) == 1, "older ts dropped");
+    T_CHECK(ad_stream_push_row(s, 2000, r2, NULL) == 0, "row with NaN accepted (value rejected)");
+    T_CHECK(ad_stream_push_row(s, 3000, r3, NULL) == 0, "third row");
+    T_CHECK(ad_stream_push_sample(s, 4000, 0, 1.0) == AD_EINVAL, "samples refused in rows mode");
+    while (ad_stream_pop_row(s, v, &ts, &valid)) {
+        n++;
+        if (ts == 1000)
+            T_CHECK(valid && v[0] == 1 && v[1] == 2, "row 1 values %g %g", v[0], v[1]);
+        if (ts == 2000)
+            T_CHECK(!valid && v[0] == 3 && isnan(v[1]), "NaN row invalid under policy invalid");
+        if (ts == 3000)
+            T_CHECK(valid && v[0] == 5, "row 3 valid");
+    }
+    T_CHECK(n == 3, "3 rows emitted, got %d", n);
+    ad_stream_get_stats(s, &st);
+    T_CHECK(st.dup == 1 && st.ooo == 1 && st.nonfinite == 1 && st.rows_invalid == 1,
+            "counters dup=%llu ooo=%llu nonfinite=%llu invalid=%llu",
+            (unsigned long long)st.dup, (unsigned long long)st.ooo,
+            (unsigned long long)st.nonfinite, (unsigned long long)st.rows_invalid);
+    ad_stream_free(s);
+}
+
+static void test_rows_mode_hold_limit(void)
+{
+    ad_stream *s = mk(AD_ASM_ROWS, 1000, 0, AD_MISS_HOLD, 2, 2);
+    double r[2];
+    unsigned char pres[2] = { 1, 0 };
+    float v[2];
+    int64_t ts;
+    int valid, i, valids[5];
+
+    r[0] = 1; r[1] = 10;
+    ad_stream_push_row(s, 0, r, NULL);
+    for (i = 1; i <= 4; i++) {
+        r[0] = i + 1;
+        ad_stream_push_row(s, i * 1000, r, pres);   /* feature 1 missing */
+    }
+    i = 0;
+    while (ad_stream_pop_row(s, v, &ts, &valid)) {
+        valids[i] = valid;
+        if (ts == 1000 || ts == 2000)
+            T_CHECK(v[1] == 10, "held value %g at %lld", v[1], (long long)ts);
+        i++;
+    }
+    T_CHECK(i == 5, "5 rows");
+    T_CHECK(valids[0] && valids[1] && valids[2] && !valids[3] && !valids[4],
+            "hold limit 2: rows valid %d %d %d %d %d", valids[0], valids[1], valids[2],
+            valids[3], valids[4]);
+    ad_stream_free(s);
+}
+
+static void test_period_sample_and_hold(void)
+{
+    /* Two features, period 1 s, samples at odd times. */
+    ad_stream *s = mk(AD_ASM_PERIOD, 1000, 0, AD_MISS_INVALID, 0, 2);
+    float v[2];
+    int64_t ts;
+    int valid, n = 0;
+    ad_stream_stats st;
+
+    ad_stream_push_sample(s, 1000, 0, 1.0);   /* grid starts at 1000 */
+    ad_stream_push_sample(s, 1200, 1, 2.0);
+    ad_stream_push_sample(s, 1900, 0, 3.0);   /* row 1000 due (ts>1000) */
+    T_CHECK(ad_stream_pending(s) == 1, "one row after a sample past the grid point, got %d",
+            ad_stream_pending(s));
+    T_CHECK(ad_stream_pop_row(s, v, &ts, &valid) == 1, "pop");
+    /* At 1000 only feature 0 had reported: invalid under policy invalid. */
+    T_CHECK(ts == 1000 && !valid, "row 1000 invalid (feature 1 unseen), ts=%lld valid=%d",
+            (long long)ts, valid);
+    ad_stream_push_sample(s, 2500, 1, 4.0);   /* row 2000 due: f0=3 (1900), f1=2 (1200) */
+    T_CHECK(ad_stream_pop_row(s, v, &ts, &valid) == 1 && ts == 2000 && valid &&
+            v[0] == 3 && v[1] == 2, "row 2000 = latest values 3,2 (got %g,%g valid %d)",
+            v[0], v[1], valid);
+    ad_stream_push_sample(s, 2400, 0, 9.0);   /* grid 2000 out already, but f0 last 1900 < 2400: ok */
+    ad_stream_push_sample(s, 1500, 0, 9.0);   /* older than the emitted row: dropped */
+    ad_stream_advance(s, 5001);               /* timer: rows 3000, 4000, 5000 */
+    while (ad_stream_pop_row(s, v, &ts, &valid)) {
+        n++;
+        T_CHECK(valid && v[0] == 9 && v[1] == 4, "held row %lld = 9,4 (got %g,%g)",
+                (long long)ts, v[0], v[1]);
+    }
+    T_CHECK(n == 3, "advance emitted 3 rows, got %d", n);
+    ad_stream_get_stats(s, &st);
+    T_CHECK(st.ooo == 1, "late sample counted ooo=%llu", (unsigned long long)st.ooo);
+    ad_stream_free(s);
+}
+
+static void test_period_max_age(void)
+{
+    /* max age 1500 ms: a feature silent longer is missing. */
+    ad_stream *hold = mk(AD_ASM_PERIOD, 1000, 1500, AD_MISS_HOLD, 1, 1);
+    ad_stream *inv = mk(AD_ASM_PERIOD, 1000, 1500, AD_MISS_INVALID, 0, 1);
+    ad_stream *both[2] = { hold, inv };
+    int b, valid, vals[8], n;
+    float v[1];
+    int64_t ts;
+
+    for (b = 0; b < 2; b++) {
+        ad_stream_push_sample(both[b], 0, 0, 5.0);
+        ad_stream_advance(both[b], 4001);     /* rows 0, 1000, 2000, 3000, 4000 */
+        n = 0;
+        while (ad_stream_pop_row(both[b], v, &ts, &valid) && n < 8)
+            vals[n++] = valid;
+        T_CHECK(n == 5, "5 rows, got %d", n);
+        /* ages: 0, 1000 fresh; 2000 (2000 > 1500) missing; ... */
+        if (b == 0)
+            T_CHECK(vals[0] && vals[1] && vals[2] && !vals[3] && !vals[4],
+                    "hold limit 1 after max age: %d %d %d %d %d", vals[0], vals[1], vals[2],
+                    vals[3], vals[4]);
+        else
+            T_CHECK(vals[0] && vals[1] && !vals[2] && !vals[3] && !vals[4],
+                    "invalid after max age: %d %d %d %d %d", vals[0], vals[1], vals[2],
+                    vals[3], vals[4]);
+    }
+    ad_stream_free(hold);
+    ad_stream_free(inv);
+}
+
+static void test_all_mode(void)
+{
+    ad_stream *s = mk(AD_ASM_ALL, 1000, 0, AD_MISS_INVALID, 0, 3);
+    float v[3];
+    int64_t ts;
+    int valid;
+    ad_stream_stats st;
+
+    ad_stream_push_sample(s, 10, 0, 1);
+    ad_stream_push_sample(s, 20, 1, 2);
+    ad_stream_push_sample(s, 25, 0, 7);        /* replaces 1 */
+    T_CHECK(ad_stream_pending(s) == 0, "no row before all reported");
+    ad_stream_push_sample(s, 30, 2, 3);
+    T_CHECK(ad_stream_pop_row(s, v, &ts, &valid) == 1 && ts == 30 && valid &&
+            v[0] == 7 && v[1] == 2 && v[2] == 3, "row at completing sample: %g %g %g ts %lld",
+            v[0], v[1], v[2], (long long)ts);
+    T_CHECK(ad_stream_push_text(s, 40, 0, "abc") == 1, "non-numeric rejected");
+    T_CHECK(ad_stream_push_text(s, 40, 0, " 4.5 ") == 0, "numeric text accepted");
+    T_CHECK(ad_stream_push_sample(s, 41, 1, INFINITY) == 1, "Inf rejected");
+    T_CHECK(ad_stream_push_sample(s, 41, 7, 1.0) == 1, "bad feature index rejected");
+    T_CHECK(ad_stream_push_sample(s, 40, 0, 1.0) == 1, "duplicate per feature rejected");
+    ad_stream_get_stats(s, &st);
+    T_CHECK(st.nonnumeric == 1 && st.nonfinite == 1 && st.bad_feature == 1 && st.dup == 1,
+            "counters nonnumeric %llu nonfinite %llu bad %llu dup %llu",
+            (unsigned long long)st.nonnumeric, (unsigned long long)st.nonfinite,
+            (unsigned long long)st.bad_feature, (unsigned long long)st.dup);
+    ad_stream_free(s);
+}
+
+static void test_period_gap_and_overflow(void)
+{
+    ad_stream *s = mk(AD_ASM_PERIOD, 10, 0, AD_MISS_HOLD, 0, 1);
+    ad_stream_stats st;
+
+    ad_stream_push_sample(s, 0, 0, 1.0);
+    ad_stream_push_sample(s, 10000, 0, 2.0);   /* 1000 grid rows in the gap */
+    ad_stream_get_stats(s, &st);
+    T_CHECK(ad_stream_pending(s) == AD_STREAM_QUEUE, "queue bounded: %d", ad_stream_pending(s));
+    T_CHECK(st.gap_rows == 1000 - AD_STREAM_QUEUE, "gap rows counted %llu",
+            (unsigned long long)st.gap_rows);
+    ad_stream_free(s);
+}
+
+static void test_window_ring_hop(void)
+{
+    ad_window *w = NULL;
+    float row[2], out[6];
+    int i, due[8];
+    int64_t t0, t1;
+
+    T_CHECK(ad_window_new(&w, 3, 2, 2) == 0, "new");
+    for (i = 0; i < 8; i++) {
+        row[0] = (float)i;
+        row[1] = (float)(10 * i);
+        due[i] = ad_window_push(w, i * 100, row, i != 5);
+    }
+    /* T=3 hop=2: due after rows 2, 4, 6 */
+    T_CHECK(!due[0] && !due[1] && due[2] && !due[3] && due[4] && !due[5] && due[6] && !due[7],
+            "hop pattern %d%d%d%d%d%d%d%d", due[0], due[1], due[2], due[3], due[4], due[5],
+            due[6], due[7]);
+    T_CHECK(ad_window_invalid(w) == 1, "row 5 invalid inside window (rows 5,6,7)");
+    T_CHECK(ad_window_extract(w, NULL, out, &t0, &t1) == 0, "extract");
+    T_CHECK(out[0] == 5 && out[2] == 6 && out[4] == 7 && out[5] == 70,
+            "time order oldest first: %g %g %g", out[0], out[2], out[4]);
+    T_CHECK(t0 == 500 && t1 == 700, "timestamps %lld..%lld", (long long)t0, (long long)t1);
+    row[0] = 8;
+    ad_window_push(w, 800, row, 1);
+    row[0] = 9;
+    ad_window_push(w, 900, row, 1);
+    T_CHECK(ad_window_invalid(w) == 0, "invalid row evicted");
+    ad_window_reset(w);
+    T_CHECK(ad_window_extract(w, NULL, out, NULL, NULL) == AD_EINVAL, "extract needs full ring");
+    ad_window_free(w);
+}
+
+static void test_window_scaling(void)
+{
+    ad_layer_spec L[1] = { { AD_LAYER_TD_DENSE, 2, AD_ACT_LINEAR, 0 } };
+    ad_model *m = NULL;
+    ad_window *w = NULL;
+    float mean[2] = { 1, 2 }, sd[2] = { 2, 4 }, row[2], out[4];
+    char err[200];
+    int i;
+
+    if (ad_model_create(&m, 2, 2, L, 1, err, sizeof(err)) != 0) {
+        T_CHECK(0, "model create: %s", err);
+        return;
+    }
+    ad_model_set_scaler(m, AD_SCALER_STANDARD, mean, sd);
+    ad_window_new(&w, 2, 2, 1);
+    for (i = 0; i < 2; i++) {
+        row[0] = 3 + i;
+        row[1] = 10;
+        ad_window_push(w, i, row, 1);
+    }
+    ad_window_extract(w, m, out, NULL, NULL);
+    T_CHECK(fabsf(out[0] - 1.0f) < 1e-6 && fabsf(out[1] - 2.0f) < 1e-6 &&
+            fabsf(out[2] - 1.5f) < 1e-6, "standard scaling (x-mean)/std: %g %g %g",
+            out[0], out[1], out[2]);
+    ad_window_free(w);
+    ad_model_free(m);
+}
+
+int main(void)
+{
+    T_RUN(test_rows_mode_dup_ooo_nan);
+    T_RUN(test_rows_mode_hold_limit);
+    T_RUN(test_period_sample_and_hold);
+    T_RUN(test_period_max_age);
+    T_RUN(test_all_mode);
+    T_RUN(test_period_gap_and_overflow);
+    T_RUN(test_window_ring_hop);
+    T_RUN(test_window_scaling);
+    return t_done();
+}

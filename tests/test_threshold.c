@@ -1,0 +1,304 @@
+/*
+ * test_threshold.c - every threshold method against values known
+ * independently of the code: hand-computed quantiles and moments, POT on
+ * exponential and generalized Pareto samples whose tail quantiles are known
+ * in closed form, the model-metadata method, adaptation (and freezing) and
+ * save/restore.
+ */
+#include <stdint.h>
+#include <math.h>
+
+#include "t.h"
+#include "ad.h"
+#include "threshold.h"
+
+/* xorshift64* uniform in (0,1): deterministic test data. */
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static double unif(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return ((double)((rng * 2685821657736338717ull) >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static ad_threshold *mk(ad_thr_cfg *c)
+{
+    ad_threshold *t = NULL;
+    char err[200];
+
+    if (ad_threshold_new(&t, c, err, sizeof(err)) != 0)
+        fprintf(stderr, "threshold_new: %s\n", err);
+    return t;
+}
+
+static void test_quantile_method(void)
+{
+    ad_thr_cfg c;
+    ad_threshold *t;
+    double v[5] = { 5, 1, 4, 2, 3 };
+    char err[200];
+    int i;
+
+    /* numpy: np.quantile([1..5], 0.3) = 2.2, 0.5 = 3, 1.0 = 5 */
+    T_CHECK(fabs(ad_quantile(v, 5, 0.3) - 2.2) < 1e-12, "q0.3 %g", ad_quantile(v, 5, 0.3));
+    T_CHECK(fabs(ad_quantile(v, 5, 0.5) - 3) < 1e-12, "median");
+    T_CHECK(fabs(ad_quantile(v, 5, 1.0) - 5) < 1e-12, "max");
+    ad_thr_cfg_default(&c);
+    c.q = 0.99;
+    c.margin = 1.5;
+    t = mk(&c);
+    for (i = 100; i >= 1; i--)
+        ad_threshold_add(t, i);
+    T_CHECK(ad_threshold_add(t, NAN) == AD_ENONFINITE, "NaN refused");
+    T_CHECK(ad_threshold_fit(t, NULL, err, sizeof(err)) == 0, "fit: %s", err);
+    /* np.quantile(1..100, .99) = 99.01; x 1.5 */
+    T_CHECK(fabs(ad_threshold_value(t) - 1.5 * 99.01) < 1e-9, "1.5 x q99 = %.6f",
+            ad_threshold_value(t));
+    ad_threshold_free(t);
+
+    c.min_samples = 10;
+    t = mk(&c);
+    for (i = 0; i < 5; i++)
+        ad_threshold_add(t, i);
+    T_CHECK(ad_threshold_fit(t, NULL, err, sizeof(err)) == AD_ERANGE, "too few scores refused");
+    T_CHECK(!ad_threshold_fitted(t) && isnan(ad_threshold_value(t)), "not fitted");
+    T_NOTE("%s", err);
+    ad_threshold_free(t);
+}
+
+static void test_sigma_method(void)
+{
+    ad_thr_cfg c;
+    ad_threshold *t;
+    double d[8] = { 2, 4, 4, 4, 5, 5, 7, 9 };   /* mean 5, population std 2 */
+    char err[200];
+    int i;
+
+    ad_thr_cfg_default(&c);
+    c.method = AD_THR_SIGMA;
+    c.k = 3;
+    c.min_samples = 8;
+    t = mk(&c);
+    for (i = 0; i < 8; i++)
+        ad_threshold_add(t, d[i]);
+    T_CHECK(ad_threshold_fit(t, NULL, err, sizeof(err)) == 0, "fit %s", err);
+    T_CHECK(fabs(ad_threshold_value(t) - 11.0) < 1e-12, "mean + 3 std = 11, got %.12g",
+            ad_threshold_value(t));
+    ad_threshold_free(t);
+}
+
+static void test_pot_exponential(void)
+{
+    ad_thr_cfg c;
+    ad_threshold *t;
+    char err[200];
+    double init, g, s, want = -log(1e-3);
+    uint64_t np, n;
+    int i;
+
+    ad_thr_cfg_default(&c);
+    c.method = AD_THR_POT;
+    c.pot_risk = 1e-3;
+    c.pot_init = 0.98;
+    c.max_samples = 20000;
+    t = mk(&c);
+    for (i = 0; i < 20000; i++)
+        ad_threshold_add(t, -log(unif()));
+    T_CHECK(ad_threshold_fit(t, NULL, err, sizeof(err)) == 0, "fit %s", err);
+    ad_threshold_pot_info(t, &init, &g, &s, &np, &n);
+    T_NOTE("Exp(1): init %.3f (true %.3f) gamma %.3f sigma %.3f peaks %llu, z %.3f, true 1e-3 "
+           "quantile %.3f", init, -log(0.02), g, s, (unsigned long long)np,
+           ad_threshold_value(t), want);
+    T_CHECK(fabs(g) < 0.15, "exponential tail: gamma %.3f near 0", g);
+    T_CHECK(fabs(s - 1) < 0.2, "scale %.3f near 1", s);
+    /* 400 peaks extrapolated to 1e-3: sampling error ~ +-10% */
+    T_CHECK(fabs(ad_threshold_value(t) - want) / want < 0.12, "z_q %.3f vs %.3f",
+            ad_threshold_value(t), want);
+    ad_threshold_free(t);
+}
+
+static void test_pot_pareto(void)
+{
+    /* GPD(gamma=0.5, sigma=1): X = (U^-0.5 - 1)/0.5; P(X > x) = (1+0.5x)^-2.
+     * The 1e-4 risk quantile is 2*(1e-4^-0.5 - 1) = 198. */
+    ad_thr_cfg c;
+    ad_threshold *t;
+    char err[200];
+    double g, s, want = 2 * (pow(1e-4, -0.5) - 1), y[4000];
+    uint64_t np;
+    int i, rc;
+
+    for (i = 0; i < 4000; i++)
+        y[i] = (pow(unif(), -0.5) - 1) / 0.5;
+    rc = ad_gpd_fit(y, 4000, &g, &s);
+    T_CHECK(rc == 0 && fabs(g - 0.5) < 0.1 && fabs(s - 1) < 0.15,
+            "Grimshaw on GPD(0.5,1) samples: gamma %.3f sigma %.3f", g, s);
+
+    ad_thr_cfg_default(&c);
+    c.method = AD_THR_POT;
+    c.pot_risk = 1e-4;
+    c.pot_init = 0.95;
+    c.max_samples = 50000;
+    t = mk(&c);
+    for (i = 0; i < 50000; i++)
+        ad_threshold_add(t, (pow(unif(), -0.5) - 1) / 0.5);
+    T_CHECK(ad_threshold_fit(t, NULL, err, sizeof(err)) == 0, "fit %s", err);
+    ad_threshold_pot_info(t, NULL, &g, &s, &np, NULL);
+    T_NOTE("GPD(0.5): gamma %.3f sigma %.3f peaks %llu z %.2f true %.2f", g, s,
+           (unsigned long long)np, ad_threshold_value(t), want);
+    T_CHECK(fabs(ad_threshold_value(t) - want) / want < 0.25, "z_q %.2f vs %.2f",
+            ad_threshold_value(t), want);
+    /* the empirical quantile cannot even reach it: max of 50000 samples */
+    ad_threshold_free(t);
+
+    /* gamma ~ 0 branch of the formula equals the limit of the general one */
+    T_CHECK(fabs(ad_pot_quantile(1, 0, 2, 0.01, 1000, 100) -
+                 ad_pot_quantile(1, 1e-7, 2, 0.01, 1000, 100)) < 1e-5,
+            "gamma->0 continuity");
+    T_CHECK(fabs(ad_pot_quantile(1, 0, 2, 0.01, 1000, 100) - (1 - 2 * log(0.1))) < 1e-12,
+            "exponential z = t - sigma ln(q n/Nt)");
+}
+
+static void test_fixed_and_model(void)
+{
+    ad_thr_cfg c;
+    ad_threshold *t;
+    char err[200];
+
+    ad_thr_cfg_default(&c);
+    c.method = AD_THR_FIXED;
+    c.fixed = 0.25;
+    t = mk(&c);
+    T_CHECK(ad_threshold_fit(t, NULL, err, sizeof(err)) == 0 && ad_threshold_value(t) == 0.25,
+            "fixed needs no scores");
+    ad_threshold_free(t);
+
+    ad_thr_cfg_default(&c);
+    c.method = AD_THR_MODEL;
+    c.margin = 1.5;
+    t = mk(&c);
+    T_CHECK(ad_threshold_fit(t, "{\"error\":{\"metric\":\"mae\",\"q95\":0.1}}", err,
+                             sizeof(err)) == AD_EFORMAT, "missing q99 refused");
+    T_NOTE("%s", err);
+    T_CHECK(ad_threshold_fit(t, NULL, err, sizeof(err)) == AD_EFORMAT, "no metadata refused");
+    T_CHECK(ad_threshold_fit(t, "{\"error\":{\"metric\":\"mae\",\"q99\":0.2}}", err,
+                             sizeof(err)) == 0 && fabs(ad_threshold_value(t) - 0.3) < 1e-12,
+            "model q99 x 1.5 = 0.3, got %g", ad_threshold_value(t));
+    ad_threshold_free(t);
+}
+
+static void test_adaptation_and_freeze(void)
+{
+    ad_thr_cfg c;
+    ad_threshold *t;
+    char err[200];
+    double v0, v1, v2;
+    int i;
+
+    ad_thr_cfg_default(&c);
+    c.method = AD_THR_SIGMA;
+    c.k = 2;
+    c.adapt = 1;
+    t = mk(&c);
+    for (i = 0; i < 100; i++)
+        ad_threshold_add(t, 1.0 + 0.1 * (i % 2));
+    ad_threshold_fit(t, NULL, err, sizeof(err));
+    v0 = ad_threshold_value(t);
+    for (i = 0; i < 100; i++)
+        ad_threshold_adapt(t, 2.0 + 0.1 * (i % 2));   /* normal level moved up */
+    v1 = ad_threshold_value(t);
+    T_CHECK(v1 > v0 + 0.3, "threshold followed the normal level: %g -> %g", v0, v1);
+    ad_threshold_freeze(t, 1);
+    for (i = 0; i < 100; i++)
+        ad_threshold_adapt(t, 5.0);
+    v2 = ad_threshold_value(t);
+    T_CHECK(v2 == v1, "frozen threshold unchanged: %g vs %g", v2, v1);
+    ad_threshold_free(t);
+
+    /* quantile method adapts over its bounded sample window */
+    ad_thr_cfg_default(&c);
+    c.adapt = 1;
+    c.max_samples = 100;
+    c.q = 0.5;
+    t = mk(&c);
+    for (i = 0; i < 100; i++)
+        ad_threshold_add(t, 1.0);
+    ad_threshold_fit(t, NULL, err, sizeof(err));
+    for (i = 0; i < 100; i++)
+        ad_threshold_adapt(t, 3.0);
+    T_CHECK(ad_threshold_value(t) == 3.0, "median of the last 100 = 3, got %g",
+            ad_threshold_value(t));
+    ad_threshold_free(t);
+
+    /* no adaptation unless asked */
+    ad_thr_cfg_default(&c);
+    t = mk(&c);
+    for (i = 0; i < 100; i++)
+        ad_threshold_add(t, 1.0);
+    ad_threshold_fit(t, NULL, err, sizeof(err));
+    ad_threshold_adapt(t, 100.0);
+    T_CHECK(ad_threshold_value(t) == 1.0, "adapt off: unchanged");
+    ad_threshold_free(t);
+}
+
+static void test_save_restore(void)
+{
+    ad_thr_cfg c;
+    ad_threshold *t, *u;
+    char err[200];
+    cJSON *j;
+    char *txt;
+    int i;
+
+    ad_thr_cfg_default(&c);
+    c.method = AD_THR_POT;
+    c.adapt = 1;
+    t = mk(&c);
+    for (i = 0; i < 2000; i++)
+        ad_threshold_add(t, -log(unif()));
+    ad_threshold_fit(t, NULL, err, sizeof(err));
+    j = ad_threshold_save(t);
+    txt = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    u = mk(&c);
+    j = cJSON_Parse(txt);
+    T_CHECK(ad_threshold_restore(u, j, err, sizeof(err)) == 0, "restore: %s", err);
+    T_CHECK(ad_threshold_fitted(u) && fabs(ad_threshold_value(u) - ad_threshold_value(t)) <
+            1e-9 * ad_threshold_value(t), "same threshold %g vs %g", ad_threshold_value(u),
+            ad_threshold_value(t));
+    /* both adapt the same way afterwards */
+    for (i = 0; i < 50; i++) {
+        double x = 3.0 + 0.05 * i;
+        ad_threshold_adapt(t, x);
+        ad_threshold_adapt(u, x);
+    }
+    T_CHECK(fabs(ad_threshold_value(u) - ad_threshold_value(t)) < 1e-6 * ad_threshold_value(t),
+            "same after adaptation %g vs %g", ad_threshold_value(u), ad_threshold_value(t));
+    ad_threshold_free(u);
+    c.method = AD_THR_SIGMA;
+    u = mk(&c);
+    T_CHECK(ad_threshold_restore(u, j, err, sizeof(err)) == AD_EINVAL, "method mismatch refused");
+    T_NOTE("%s", err);
+    ad_threshold_free(u);
+    cJSON_Delete(j);
+    j = cJSON_Parse("{\"method\":\"sigma\",\"fitted\":true}");
+    u = mk(&c);
+    T_CHECK(ad_threshold_restore(u, j, err, sizeof(err)) == AD_EFORMAT, "malformed refused");
+    ad_threshold_free(u);
+    cJSON_Delete(j);
+    free(txt);
+    ad_threshold_free(t);
+}
+
+int main(void)
+{
+    T_RUN(test_quantile_method);
+    T_RUN(test_sigma_method);
+    T_RUN(test_pot_exponential);
+    T_RUN(test_pot_pareto);
+    T_RUN(test_fixed_and_model);
+    T_RUN(test_adaptation_and_freeze);
+    T_RUN(test_save_restore);
+    return t_done();
+}
