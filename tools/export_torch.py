@@ -469,7 +469,8 @@ def main(argv=None):
     ap.add_argument("--window", type=int, help="window length T")
     ap.add_argument("--features", help="comma-separated feature names")
     ap.add_argument("--scaler", help="scaler JSON or file (default: spec's, else none)")
-    ap.add_argument("--provenance", help="provenance JSON object or file")
+    ap.add_argument("--provenance", help="provenance JSON object or file "
+                    "(default: exporter, weights file name, torch version)")
     ap.add_argument("--no-check", action="store_true",
                     help="skip running PyTorch against the written file")
     a = ap.parse_args(argv)
@@ -484,10 +485,13 @@ def main(argv=None):
     if isinstance(features, int):
         features = ["f%d" % k for k in range(features)]
     scaler = _json_arg(a.scaler, "--scaler") if a.scaler else spec.get("scaler")
-    prov = {"exporter": "anomalyd tools/export_torch.py",
-            "source": os.path.basename(a.weights), "torch": torch.__version__}
-    prov.update(spec.get("provenance") or {})
+    # Default provenance unless the spec or --provenance give one (then it
+    # is exactly theirs, so the same inputs give the same bytes).
+    prov = dict(spec.get("provenance") or {})
     prov.update(_json_arg(a.provenance, "--provenance") or {})
+    if not prov:
+        prov = {"exporter": "anomalyd tools/export_torch.py",
+                "source": os.path.basename(a.weights), "torch": torch.__version__}
     try:
         state, module = load_weights(a.weights)
         mods, unused = modules_from_state_dict(spec["architecture"], state,
