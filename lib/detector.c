@@ -1,0 +1,1012 @@
+/*
+ * detector.c - one stream's pipeline: assembly -> window ring -> jobs for
+ * the caller's inference -> scores -> smoothing -> phases (collecting,
+ * training, calibrating, detecting) -> threshold -> alerts -> events.
+ * See detector.h for the protocol and the thread rules.
+ */
+#include "detector.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ad.h"
+#include "window.h"
+#include "train.h"
+
+struct ad_detector {
+    ad_detector_cfg cfg;
+    uint64_t hash;
+    char *key;
+    int T, F;
+    char **features;             /* F owned */
+    const ad_model *model;       /* current (borrowed or owned) */
+    ad_model *owned;             /* == model when owned */
+    uint64_t gen;
+    ad_stream *stream;
+    ad_window *win;
+    ad_threshold *thr;
+    ad_alerter *alert;
+    float *row;                  /* F scratch */
+    ad_phase phase;
+    /* collecting */
+    float *coll;                 /* (coll_cap, F) raw rows */
+    size_t coll_rows, coll_cap;
+    int job_taken;
+    /* scoring */
+    uint64_t seq_out, seq_fed;
+    int has_smooth;
+    double smooth;
+    int has_calib_start;
+    int64_t calib_start;
+    int64_t last_ts;             /* last row consumed (event times) */
+    /* events */
+    ad_event ev[AD_DETECTOR_EVENTS];
+    int ev_head, ev_len;
+    ad_detector_stats st;
+    void *user;
+};
+
+/* ---- names, defaults, checks -------------------------------------------- */
+
+static const char *const phase_names[] = { "collecting", "training", "calibrating", "detecting" };
+static const char *const train_names[] = { "none", "finetune", "bootstrap" };
+
+const char *ad_phase_name(ad_phase p)
+{
+    return (unsigned)p < 4 ? phase_names[p] : "?";
+}
+
+const char *ad_train_mode_name(ad_train_mode m)
+{
+    return (unsigned)m < 3 ? train_names[m] : "?";
+}
+
+int ad_train_mode_from_name(const char *s)
+{
+    int i;
+
+    for (i = 0; i < 3; i++)
+        if (s && strcmp(s, train_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *ad_detector_metric_name(ad_metric m)
+{
+    return m == AD_METRIC_MSE ? "mse" : m == AD_METRIC_MAE ? "mae" : "?";
+}
+
+int ad_detector_metric_from_name(const char *s)
+{
+    if (s && strcmp(s, "mse") == 0)
+        return AD_METRIC_MSE;
+    if (s && strcmp(s, "mae") == 0)
+        return AD_METRIC_MAE;
+    return -1;
+}
+
+const char *ad_event_type_name(ad_event_type t)
+{
+    switch (t) {
+    case AD_EV_PHASE: return "phase";
+    case AD_EV_CALIBRATED: return "calibrated";
+    case AD_EV_ALERT_RAISED: return "alert_raised";
+    case AD_EV_ALERT_CLEARED: return "alert_cleared";
+    case AD_EV_TRAIN_READY: return "train_ready";
+    case AD_EV_TRAIN_FAILED: return "train_failed";
+    }
+    return "?";
+}
+
+void ad_detector_cfg_default(ad_detector_cfg *c)
+{
+    memset(c, 0, sizeof(*c));
+    ad_stream_cfg_default(&c->stream);
+    c->hop = 1;
+    c->metric = AD_METRIC_MAE;
+    c->smooth_alpha = 1.0;
+    c->calib_windows = 100;
+    c->calib_duration_ms = 0;
+    ad_thr_cfg_default(&c->thr);
+    ad_alert_cfg_default(&c->alert);
+    c->training = AD_TRAIN_NONE;
+    c->train_windows = 500;
+    c->train_epochs = 5;
+    c->boot_units = 32;
+    c->train_seed = 1;
+}
+
+int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
+{
+    int rc;
+
+    if ((rc = ad_stream_cfg_check(&c->stream, err, errlen)) != 0)
+        return rc;
+    if ((rc = ad_thr_cfg_check(&c->thr, err, errlen)) != 0)
+        return rc;
+    if ((rc = ad_alert_cfg_check(&c->alert, err, errlen)) != 0)
+        return rc;
+    if (c->hop < 1)
+        return ad_errf(err, errlen, AD_EINVAL, "hop: must be >= 1 (got %d)", c->hop);
+    if (c->metric != AD_METRIC_MSE && c->metric != AD_METRIC_MAE)
+        return ad_errf(err, errlen, AD_EINVAL, "metric: must be mse or mae");
+    if (!(c->smooth_alpha > 0 && c->smooth_alpha <= 1))
+        return ad_errf(err, errlen, AD_EINVAL, "smoothing: alpha must be in (0,1] (got %g)",
+                       c->smooth_alpha);
+    if (c->calib_windows < 0)
+        return ad_errf(err, errlen, AD_EINVAL, "calibration.windows: must be >= 0");
+    if (c->calib_duration_ms < 0)
+        return ad_errf(err, errlen, AD_EINVAL, "calibration.duration: must be >= 0");
+    if ((unsigned)c->training > AD_TRAIN_BOOTSTRAP)
+        return ad_errf(err, errlen, AD_EINVAL, "training: unknown mode %d", (int)c->training);
+    if (c->training != AD_TRAIN_NONE) {
+        if (c->train_windows < 1 || c->train_windows > 10000000)
+            return ad_errf(err, errlen, AD_EINVAL, "training.windows: must be 1..1e7 (got %d)",
+                           c->train_windows);
+        if (c->train_epochs < 1 || c->train_epochs > 100000)
+            return ad_errf(err, errlen, AD_EINVAL, "training.epochs: must be >= 1 (got %d)",
+                           c->train_epochs);
+        if (c->boot_units < 1 || c->boot_units > AD_MAX_UNITS)
+            return ad_errf(err, errlen, AD_EINVAL, "training.units: must be 1..%d",
+                           AD_MAX_UNITS);
+    }
+    return 0;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+#define HV(h, x) do { __typeof__(x) v_ = (x); (h) = fnv((h), &v_, sizeof(v_)); } while (0)
+
+uint64_t ad_detector_cfg_hash(const ad_detector_cfg *c)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    HV(h, (int)c->metric);
+    HV(h, c->hop);
+    HV(h, c->smooth_alpha);
+    HV(h, c->calib_windows);
+    HV(h, c->calib_duration_ms);
+    HV(h, (int)c->thr.method);
+    HV(h, c->thr.q);
+    HV(h, c->thr.margin);
+    HV(h, c->thr.k);
+    HV(h, c->thr.pot_risk);
+    HV(h, c->thr.pot_init);
+    HV(h, c->thr.fixed);
+    h = fnv(h, c->thr.model_key, strnlen(c->thr.model_key, sizeof(c->thr.model_key)));
+    HV(h, c->thr.adapt);
+    HV(h, c->thr.max_samples);
+    HV(h, c->thr.min_samples);
+    HV(h, (int)c->training);
+    HV(h, c->train_windows);
+    HV(h, c->train_epochs);
+    HV(h, c->boot_units);
+    HV(h, c->train_seed);
+    return h;
+}
+
+/* ---- events --------------------------------------------------------------- */
+
+static ad_event *ev_new(ad_detector *d, ad_event_type type, int64_t ts)
+{
+    ad_event *e;
+
+    if (d->ev_len == AD_DETECTOR_EVENTS) {
+        d->ev_head = (d->ev_head + 1) % AD_DETECTOR_EVENTS;
+        d->ev_len--;
+        d->st.events_dropped++;
+    }
+    e = &d->ev[(d->ev_head + d->ev_len) % AD_DETECTOR_EVENTS];
+    d->ev_len++;
+    memset(e, 0, sizeof(*e));
+    e->type = type;
+    e->ts_ms = ts;
+    e->phase = d->phase;
+    e->prev_phase = d->phase;
+    e->threshold = ad_threshold_value(d->thr);
+    return e;
+}
+
+int ad_detector_poll_event(ad_detector *d, ad_event *ev)
+{
+    if (d->ev_len == 0)
+        return 0;
+    *ev = d->ev[d->ev_head];
+    d->ev_head = (d->ev_head + 1) % AD_DETECTOR_EVENTS;
+    d->ev_len--;
+    return 1;
+}
+
+static void set_phase(ad_detector *d, ad_phase p, int64_t ts)
+{
+    ad_event *e;
+
+    if (p == d->phase)
+        return;
+    e = ev_new(d, AD_EV_PHASE, ts);
+    e->prev_phase = d->phase;
+    e->phase = p;
+    d->phase = p;
+    ad_log(AD_LOG_INFO, "stream %s: phase %s -> %s", d->key, ad_phase_name(e->prev_phase),
+           ad_phase_name(p));
+}
+
+/* ---- creation ------------------------------------------------------------- */
+
+void ad_detector_free(ad_detector *d)
+{
+    int f;
+
+    if (d == NULL)
+        return;
+    ad_stream_free(d->stream);
+    ad_window_free(d->win);
+    ad_threshold_free(d->thr);
+    ad_alerter_free(d->alert);
+    if (d->features) {
+        for (f = 0; f < d->F; f++)
+            free(d->features[f]);
+        free(d->features);
+    }
+    ad_model_free(d->owned);
+    free(d->coll);
+    free(d->row);
+    free(d->key);
+    free(d);
+}
+
+/* Check that the model's training error metric matches ours (method model). */
+static int check_model_metric(const ad_detector_cfg *c, const ad_model *m,
+                              char *err, size_t errlen)
+{
+    cJSON *root, *e, *mt;
+    int rc = 0;
+
+    if (c->thr.method != AD_THR_MODEL || m == NULL)
+        return 0;
+    if (m->training == NULL)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "threshold method model: the model has no \"training\" metadata");
+    root = cJSON_Parse(m->training);
+    e = root ? cJSON_GetObjectItemCaseSensitive(root, "error") : NULL;
+    mt = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "metric") : NULL;
+    if (!cJSON_IsString(mt))
+        rc = ad_errf(err, errlen, AD_EINVAL,
+                     "threshold method model: training.error.metric missing in the model");
+    else if (ad_detector_metric_from_name(mt->valuestring) != (int)c->metric)
+        rc = ad_errf(err, errlen, AD_EINVAL,
+                     "threshold method model: model errors are %s, detector metric is %s",
+                     mt->valuestring, ad_detector_metric_name(c->metric));
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Methods that need no scores are fitted at once. */
+static int fit_without_scores(ad_detector *d)
+{
+    char err[200];
+
+    if (d->cfg.thr.method != AD_THR_FIXED && d->cfg.thr.method != AD_THR_MODEL)
+        return 0;
+    if (ad_threshold_fit(d->thr, d->model ? d->model->training : NULL, err, sizeof(err)) != 0) {
+        ad_log(AD_LOG_WARNING, "stream %s: %s", d->key, err);
+        return -1;
+    }
+    return 1;
+}
+
+int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
+                    const char *key, const ad_model *m, int T, int F,
+                    const char *const *features, char *err, size_t errlen)
+{
+    ad_detector *d = NULL;
+    int rc, f;
+
+    *out = NULL;
+    if ((rc = ad_detector_cfg_check(cfg, err, errlen)) != 0)
+        return rc;
+    if (m == NULL) {
+        if (cfg->training != AD_TRAIN_BOOTSTRAP)
+            return ad_errf(err, errlen, AD_EINVAL,
+                           "detector: a model is required unless training is bootstrap");
+        if (T < 1 || T > AD_MAX_WINDOW || F < 1 || F > AD_MAX_FEATURES || features == NULL)
+            return ad_errf(err, errlen, AD_EINVAL,
+                           "detector: bootstrap needs the window length, features and names");
+    } else {
+        if ((T && T != m->window) || (F && F != m->n_features))
+            return ad_errf(err, errlen, AD_EINVAL,
+                           "detector: window/features %d/%d differ from the model's %d/%d",
+                           T, F, m->window, m->n_features);
+        if (cfg->training == AD_TRAIN_BOOTSTRAP)
+            return ad_errf(err, errlen, AD_EINVAL,
+                           "detector: training bootstrap starts without a model");
+        T = m->window;
+        F = m->n_features;
+        features = (const char *const *)m->features;
+        if ((rc = check_model_metric(cfg, m, err, errlen)) != 0)
+            return rc;
+    }
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "detector: out of memory");
+    d->cfg = *cfg;
+    d->hash = ad_detector_cfg_hash(cfg);
+    d->T = T;
+    d->F = F;
+    d->model = m;
+    d->key = strdup(key ? key : "");
+    d->features = calloc((size_t)F, sizeof(char *));
+    d->row = malloc((size_t)F * sizeof(float));
+    if (d->key == NULL || d->features == NULL || d->row == NULL)
+        goto oom;
+    for (f = 0; f < F; f++)
+        if ((d->features[f] = strdup(features[f] ? features[f] : "")) == NULL)
+            goto oom;
+    if ((rc = ad_stream_new(&d->stream, &cfg->stream, F, err, errlen)) != 0)
+        goto fail;
+    if ((rc = ad_window_new(&d->win, T, F, cfg->hop)) != 0) {
+        ad_errf(err, errlen, rc, "detector: window buffer %dx%d", T, F);
+        goto fail;
+    }
+    if ((rc = ad_threshold_new(&d->thr, &cfg->thr, err, errlen)) != 0)
+        goto fail;
+    if ((rc = ad_alerter_new(&d->alert, &cfg->alert, d->key, F, err, errlen)) != 0)
+        goto fail;
+    if (cfg->training != AD_TRAIN_NONE) {
+        d->coll_cap = (size_t)cfg->train_windows + (size_t)T - 1;
+        d->coll = malloc(d->coll_cap * (size_t)F * sizeof(float));
+        if (d->coll == NULL)
+            goto oom;
+        d->phase = AD_PHASE_COLLECTING;
+    } else {
+        d->phase = AD_PHASE_CALIBRATING;
+        if (fit_without_scores(d) > 0)
+            d->phase = AD_PHASE_DETECTING;
+    }
+    d->gen = 1;
+    d->st.last_score = NAN;
+    d->st.last_smoothed = NAN;
+    *out = d;
+    return 0;
+oom:
+    rc = ad_errf(err, errlen, AD_ENOMEM, "detector: out of memory");
+fail:
+    ad_detector_free(d);
+    return rc;
+}
+
+/* ---- input ------------------------------------------------------------------ */
+
+int ad_detector_push_sample(ad_detector *d, int64_t ts_ms, int feature, double v)
+{
+    return ad_stream_push_sample(d->stream, ts_ms, feature, v);
+}
+
+int ad_detector_push_text(ad_detector *d, int64_t ts_ms, int feature, const char *text)
+{
+    return ad_stream_push_text(d->stream, ts_ms, feature, text);
+}
+
+int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
+                         const unsigned char *present)
+{
+    return ad_stream_push_row(d->stream, ts_ms, values, present);
+}
+
+void ad_detector_advance(ad_detector *d, int64_t now_ms)
+{
+    ad_stream_advance(d->stream, now_ms);
+}
+
+/* COLLECTING: keep a valid row; when enough, move to TRAINING. */
+static void collect(ad_detector *d, int64_t ts)
+{
+    memcpy(d->coll + d->coll_rows * (size_t)d->F, d->row, (size_t)d->F * sizeof(float));
+    d->coll_rows++;
+    if (d->coll_rows >= (size_t)d->T)
+        d->st.windows_collected++;
+    if (d->coll_rows >= d->coll_cap) {
+        ad_event *e;
+        set_phase(d, AD_PHASE_TRAINING, ts);
+        d->job_taken = 0;
+        e = ev_new(d, AD_EV_TRAIN_READY, ts);
+        e->n = d->st.windows_collected;
+        snprintf(e->text, sizeof(e->text), "%s on %zu rows (%llu windows)",
+                 ad_train_mode_name(d->cfg.training), d->coll_rows,
+                 (unsigned long long)d->st.windows_collected);
+    }
+}
+
+int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
+{
+    int64_t ts;
+    int valid;
+
+    while (ad_stream_pop_row(d->stream, d->row, &ts, &valid)) {
+        int due;
+        d->st.rows++;
+        d->last_ts = ts;
+        if (d->phase == AD_PHASE_COLLECTING && valid)
+            collect(d, ts);
+        due = ad_window_push(d->win, ts, d->row, valid);
+        if (!due)
+            continue;
+        d->st.windows++;
+        if (d->phase == AD_PHASE_COLLECTING)
+            continue;
+        if (d->phase == AD_PHASE_TRAINING || d->model == NULL) {
+            d->st.windows_skipped++;
+            continue;
+        }
+        if (ad_window_invalid(d->win) > 0) {
+            d->st.windows_invalid++;
+            continue;
+        }
+        memset(job, 0, sizeof(*job));
+        ad_window_extract(d->win, d->model, buf, &job->start_ms, &job->ts_ms);
+        job->det = d;
+        job->seq = ++d->seq_out;
+        job->gen = d->gen;
+        job->model = d->model;
+        job->phase = d->phase;
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- scores --------------------------------------------------------------- */
+
+static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
+{
+    ad_event *e;
+    int rc;
+
+    rc = ad_threshold_fit(d->thr, d->model ? d->model->training : NULL, err, errlen);
+    if (rc != 0)
+        return rc;
+    e = ev_new(d, AD_EV_CALIBRATED, ts);
+    e->threshold = ad_threshold_value(d->thr);
+    e->n = ad_threshold_count(d->thr);
+    snprintf(e->text, sizeof(e->text), "%s", ad_thr_method_name(d->cfg.thr.method));
+    ad_log(AD_LOG_INFO, "stream %s: calibrated (%s) threshold %g on %llu windows", d->key,
+           ad_thr_method_name(d->cfg.thr.method), e->threshold, (unsigned long long)e->n);
+    set_phase(d, AD_PHASE_DETECTING, ts);
+    return 0;
+}
+
+int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
+                           double score, const float *share)
+{
+    double s, thr;
+    int64_t ts = job->ts_ms;
+
+    if (job->det != d || job->gen != d->gen || job->seq <= d->seq_fed) {
+        d->st.scores_stale++;
+        return 1;
+    }
+    d->seq_fed = job->seq;
+    if (!isfinite(score)) {
+        d->st.scores_nonfinite++;
+        return 1;
+    }
+    d->st.windows_scored++;
+    d->st.last_score = score;
+    if (d->cfg.smooth_alpha < 1 && d->has_smooth)
+        s = d->cfg.smooth_alpha * score + (1 - d->cfg.smooth_alpha) * d->smooth;
+    else
+        s = score;
+    d->smooth = s;
+    d->has_smooth = 1;
+    d->st.last_smoothed = s;
+
+    if (d->phase == AD_PHASE_CALIBRATING) {
+        int done = 0;
+        char err[200];
+        if (!d->has_calib_start) {
+            d->has_calib_start = 1;
+            d->calib_start = ts;
+        }
+        ad_threshold_add(d->thr, s);
+        d->st.calib_windows++;
+        if (d->cfg.calib_windows > 0 &&
+            ad_threshold_count(d->thr) >= (uint64_t)d->cfg.calib_windows)
+            done = 1;
+        if (d->cfg.calib_duration_ms > 0 && ts - d->calib_start >= d->cfg.calib_duration_ms)
+            done = 1;
+        if (done && fit_now(d, ts, err, sizeof(err)) != 0)
+            ad_log(AD_LOG_WARNING, "stream %s: calibration continues: %s", d->key, err);
+        return 0;
+    }
+    if (d->phase != AD_PHASE_DETECTING)
+        return 0;
+    thr = ad_threshold_value(d->thr);
+    {
+        ad_alert al;
+        int r = ad_alerter_step(d->alert, ts, s, thr, share, &al);
+        int exceeded = ad_alerter_last_exceeded(d->alert);
+        if (exceeded)
+            d->st.windows_exceeded++;
+        if (r & AD_ALERT_CLEARED) {
+            ad_event *e = ev_new(d, AD_EV_ALERT_CLEARED, ts);
+            e->alert = al;
+            e->threshold = thr;
+        }
+        if (r & AD_ALERT_RAISED) {
+            ad_event *e = ev_new(d, AD_EV_ALERT_RAISED, ts);
+            e->alert = al;
+            e->threshold = thr;
+            d->st.alerts++;
+        }
+        /* Learn only from windows judged normal: below the threshold and
+         * outside any alert. */
+        if (!exceeded && ad_alerter_active(d->alert) == NULL && !(r & AD_ALERT_CLEARED))
+            ad_threshold_adapt(d->thr, s);
+    }
+    return 0;
+}
+
+int ad_detector_finish_calibration(ad_detector *d, char *err, size_t errlen)
+{
+    if (d->phase != AD_PHASE_CALIBRATING)
+        return ad_errf(err, errlen, AD_EINVAL, "stream %s: not calibrating (phase %s)",
+                       d->key, ad_phase_name(d->phase));
+    return fit_now(d, d->has_calib_start ? d->calib_start : 0, err, errlen);
+}
+
+void ad_detector_freeze(ad_detector *d, int frozen)
+{
+    ad_threshold_freeze(d->thr, frozen);
+}
+
+/* ---- training --------------------------------------------------------------- */
+
+void ad_train_job_free(ad_train_job *j)
+{
+    int f;
+
+    if (j == NULL)
+        return;
+    free(j->rows);
+    if (j->features) {
+        for (f = 0; f < j->F; f++)
+            free(j->features[f]);
+        free(j->features);
+    }
+    ad_model_free(j->init);
+    free(j);
+}
+
+ad_train_job *ad_detector_take_train_job(ad_detector *d)
+{
+    ad_train_job *j;
+    size_t bytes;
+    int f;
+
+    if (d->phase != AD_PHASE_TRAINING || d->job_taken)
+        return NULL;
+    j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    j->mode = d->cfg.training;
+    j->T = d->T;
+    j->F = d->F;
+    j->n_rows = d->coll_rows;
+    bytes = d->coll_rows * (size_t)d->F * sizeof(float);
+    j->rows = malloc(bytes ? bytes : 1);
+    j->features = calloc((size_t)d->F, sizeof(char *));
+    if (j->rows == NULL || j->features == NULL)
+        goto fail;
+    memcpy(j->rows, d->coll, bytes);
+    for (f = 0; f < d->F; f++)
+        if ((j->features[f] = strdup(d->features[f])) == NULL)
+            goto fail;
+    if (j->mode == AD_TRAIN_FINETUNE && d->model) {
+        j->init = ad_model_clone(d->model);
+        if (j->init == NULL)
+            goto fail;
+    }
+    j->metric = d->cfg.metric;
+    j->epochs = d->cfg.train_epochs;
+    j->boot_units = d->cfg.boot_units;
+    j->seed = d->cfg.train_seed;
+    j->gen = d->gen;
+    d->job_taken = 1;
+    return j;
+fail:
+    ad_train_job_free(j);
+    return NULL;
+}
+
+int ad_train_job_run(const ad_train_job *job, ad_model **out,
+                     const volatile int *cancel, char *err, size_t errlen)
+{
+    ad_model *m = NULL;
+    float *scaled = NULL, *win = NULL, *mean = NULL, *sd = NULL;
+    size_t n, F = (size_t)job->F, r, f, bytes;
+    ad_train_opts o;
+    ad_train_report rep;
+    ad_error_stats es;
+    char *meta;
+    void *buf = NULL;
+    size_t len;
+    int rc;
+
+    *out = NULL;
+    n = ad_train_cut_windows(NULL, job->n_rows, job->F, job->T, 1, NULL);
+    if (n < 1)
+        return ad_errf(err, errlen, AD_EINVAL, "training: %zu rows, need >= %d",
+                       job->n_rows, job->T);
+    if (job->mode == AD_TRAIN_BOOTSTRAP) {
+        ad_layer_spec L[4] = {
+            { AD_LAYER_LSTM, job->boot_units, AD_ACT_TANH, 0 },
+            { AD_LAYER_REPEAT_VECTOR, job->T, AD_ACT_LINEAR, 0 },
+            { AD_LAYER_LSTM, job->boot_units, AD_ACT_TANH, 1 },
+            { AD_LAYER_TD_DENSE, job->F, AD_ACT_LINEAR, 0 },
+        };
+        rc = ad_model_create(&m, job->T, job->F, L, 4, err, errlen);
+        if (rc)
+            goto fail;
+        if ((rc = ad_model_set_features(m, (const char *const *)job->features, job->F)) != 0)
+            goto fail;
+        /* Standard scaler fitted on the collected rows (population std,
+         * like sklearn's StandardScaler); a constant feature gets std 1. */
+        mean = calloc(F, sizeof(float));
+        sd = calloc(F, sizeof(float));
+        if (!mean || !sd) {
+            rc = AD_ENOMEM;
+            goto fail;
+        }
+        for (f = 0; f < F; f++) {
+            double s = 0, s2 = 0;
+            for (r = 0; r < job->n_rows; r++)
+                s += job->rows[r * F + f];
+            s /= (double)job->n_rows;
+            for (r = 0; r < job->n_rows; r++) {
+                double dd = job->rows[r * F + f] - s;
+                s2 += dd * dd;
+            }
+            s2 = sqrt(s2 / (double)job->n_rows);
+            mean[f] = (float)s;
+            sd[f] = s2 > 1e-12 ? (float)s2 : 1.0f;
+        }
+        if ((rc = ad_model_set_scaler(m, AD_SCALER_STANDARD, mean, sd)) != 0)
+            goto fail;
+        ad_train_init_weights(m, job->seed);
+    } else {
+        if (job->init == NULL) {
+            rc = ad_errf(err, errlen, AD_EINVAL, "training finetune: no initial model");
+            goto fail;
+        }
+        m = ad_model_clone(job->init);
+        if (m == NULL) {
+            rc = AD_ENOMEM;
+            goto fail;
+        }
+    }
+    bytes = job->n_rows * F * sizeof(float);
+    scaled = malloc(bytes);
+    win = malloc(n * (size_t)job->T * F * sizeof(float));
+    if (!scaled || !win) {
+        rc = AD_ENOMEM;
+        goto fail;
+    }
+    ad_model_scale(m, job->rows, scaled, job->n_rows);
+    ad_train_cut_windows(scaled, job->n_rows, job->F, job->T, 1, win);
+    ad_train_opts_default(&o);
+    o.epochs = job->epochs;
+    o.loss = job->metric == AD_METRIC_MAE ? AD_LOSS_MAE : AD_LOSS_MSE;
+    o.seed = job->seed;
+    o.val_gap = job->T - 1;
+    if (n < 20)
+        o.val_frac = 0;
+    rc = ad_train_fit(m, win, n, &o, &rep, NULL, NULL, cancel, err, errlen);
+    if (rc)
+        goto fail;
+    if (rep.cancelled && cancel && *cancel) {
+        rc = ad_errf(err, errlen, AD_EINVAL, "training cancelled");
+        goto fail;
+    }
+    rc = ad_train_error_stats(m, win, n, job->metric, &es, NULL);
+    if (rc) {
+        ad_errf(err, errlen, rc, "training: error statistics failed");
+        goto fail;
+    }
+    meta = ad_train_meta_json(&o, &rep, &es);
+    if (meta == NULL) {
+        rc = AD_ENOMEM;
+        goto fail;
+    }
+    free(m->training);
+    m->training = meta;
+    /* Serialising gives the model its identity (saved calibration refers
+     * to it). */
+    if (ad_model_serialize(m, &buf, &len) == 0)
+        free(buf);
+    free(scaled);
+    free(win);
+    free(mean);
+    free(sd);
+    *out = m;
+    return 0;
+fail:
+    if (rc == AD_ENOMEM)
+        ad_errf(err, errlen, rc, "training: out of memory");
+    free(scaled);
+    free(win);
+    free(mean);
+    free(sd);
+    ad_model_free(m);
+    return rc;
+}
+
+static int model_matches(const ad_detector *d, const ad_model *m)
+{
+    return m->window == d->T && m->n_features == d->F;
+}
+
+/* A new model: new generation, fresh ring, recalibration. */
+static void swap_model(ad_detector *d, const ad_model *m, ad_model *owned)
+{
+    if (d->owned && d->owned != owned)
+        ad_model_free(d->owned);
+    d->owned = owned;
+    d->model = m;
+    d->gen++;
+}
+
+static void restart_calibration(ad_detector *d, int64_t ts)
+{
+    ad_threshold_reset(d->thr);
+    ad_alerter_reset(d->alert);
+    d->has_smooth = 0;
+    d->has_calib_start = 0;
+    set_phase(d, AD_PHASE_CALIBRATING, ts);
+    if (fit_without_scores(d) > 0) {
+        ad_event *e = ev_new(d, AD_EV_CALIBRATED, ts);
+        e->threshold = ad_threshold_value(d->thr);
+        set_phase(d, AD_PHASE_DETECTING, ts);
+    }
+}
+
+int ad_detector_train_done(ad_detector *d, ad_model *m, int take, const char *why)
+{
+    int64_t ts = d->last_ts;
+
+    if (d->phase != AD_PHASE_TRAINING)
+        return AD_EINVAL;
+    if (m != NULL && !model_matches(d, m))
+        return AD_EINVAL;
+    if (m != NULL && d->cfg.thr.method == AD_THR_MODEL &&
+        check_model_metric(&d->cfg, m, NULL, 0) != 0)
+        return AD_EINVAL;
+    d->job_taken = 0;
+    if (m == NULL) {
+        ad_event *e = ev_new(d, AD_EV_TRAIN_FAILED, ts);
+        snprintf(e->text, sizeof(e->text), "%s", why ? why : "training failed");
+        d->st.train_failures++;
+        ad_log(AD_LOG_WARNING, "stream %s: training failed: %s", d->key, e->text);
+        if (d->cfg.training == AD_TRAIN_BOOTSTRAP || d->model == NULL) {
+            d->coll_rows = 0;
+            d->st.windows_collected = 0;
+            set_phase(d, AD_PHASE_COLLECTING, ts);
+            return 0;
+        }
+        ad_window_reset(d->win);
+        restart_calibration(d, ts);
+        return 0;
+    }
+    swap_model(d, m, take ? m : NULL);
+    /* Calibrate on windows the model did not train on: start from an empty
+     * ring, so every calibration window is made of rows that came after. */
+    ad_window_reset(d->win);
+    free(d->coll);
+    d->coll = NULL;
+    d->coll_cap = 0;
+    restart_calibration(d, ts);
+    return 0;
+}
+
+int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
+                          char *err, size_t errlen)
+{
+    if (m == NULL || !model_matches(d, m))
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "stream %s: model window/features differ (%d/%d expected)",
+                       d->key, d->T, d->F);
+    if (d->cfg.thr.method == AD_THR_MODEL) {
+        int rc = check_model_metric(&d->cfg, m, err, errlen);
+        if (rc)
+            return rc;
+    }
+    swap_model(d, m, NULL);
+    if (!keep_threshold || !ad_threshold_fitted(d->thr)) {
+        if (d->phase == AD_PHASE_CALIBRATING || d->phase == AD_PHASE_DETECTING)
+            restart_calibration(d, d->last_ts);
+    }
+    return 0;
+}
+
+/* ---- accessors ------------------------------------------------------------- */
+
+const ad_model *ad_detector_model(const ad_detector *d) { return d->model; }
+ad_metric ad_detector_metric(const ad_detector *d) { return d->cfg.metric; }
+ad_phase ad_detector_phase(const ad_detector *d) { return d->phase; }
+const char *ad_detector_key(const ad_detector *d) { return d->key; }
+int ad_detector_T(const ad_detector *d) { return d->T; }
+int ad_detector_F(const ad_detector *d) { return d->F; }
+void ad_detector_set_user(ad_detector *d, void *user) { d->user = user; }
+void *ad_detector_user(const ad_detector *d) { return d->user; }
+
+const char *const *ad_detector_features(const ad_detector *d)
+{
+    return (const char *const *)d->features;
+}
+
+void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
+{
+    const ad_alert *a = ad_alerter_active(d->alert);
+
+    *st = d->st;
+    st->phase = d->phase;
+    ad_stream_get_stats(d->stream, &st->stream);
+    st->threshold = ad_threshold_value(d->thr);
+    st->exceeded = d->phase == AD_PHASE_DETECTING && d->st.windows_scored > 0 &&
+        ad_alerter_last_exceeded(d->alert);
+    st->alert_active = a != NULL;
+    snprintf(st->alert_id, sizeof(st->alert_id), "%s", a ? a->id : "");
+    st->model_gen = d->gen;
+    snprintf(st->model_id, sizeof(st->model_id), "%s", d->model ? d->model->id : "");
+}
+
+/* ---- save / restore ---------------------------------------------------------- */
+
+char *ad_detector_save(const ad_detector *d)
+{
+    cJSON *o, *t;
+    char hash[24];
+    char *txt = NULL;
+
+    if (!ad_threshold_fitted(d->thr))
+        return NULL;
+    o = cJSON_CreateObject();
+    if (o == NULL)
+        return NULL;
+    snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)d->hash);
+    if (!cJSON_AddNumberToObject(o, "version", 1) ||
+        !cJSON_AddStringToObject(o, "stream", d->key) ||
+        !cJSON_AddStringToObject(o, "model_id", d->model ? d->model->id : "") ||
+        !cJSON_AddStringToObject(o, "settings_hash", hash) ||
+        !cJSON_AddStringToObject(o, "metric", ad_detector_metric_name(d->cfg.metric)) ||
+        !cJSON_AddStringToObject(o, "method", ad_thr_method_name(d->cfg.thr.method)) ||
+        !cJSON_AddNumberToObject(o, "threshold", ad_threshold_value(d->thr)) ||
+        !cJSON_AddNumberToObject(o, "calib_windows", (double)ad_threshold_count(d->thr)) ||
+        !cJSON_AddNumberToObject(o, "alerts", (double)ad_alerter_count(d->alert)))
+        goto out;
+    if (d->has_smooth) {
+        if (!cJSON_AddNumberToObject(o, "smoothed", d->smooth))
+            goto out;
+    }
+    t = ad_threshold_save(d->thr);
+    if (t == NULL)
+        goto out;
+    cJSON_AddItemToObject(o, "state", t);
+    txt = cJSON_PrintUnformatted(o);
+out:
+    cJSON_Delete(o);
+    return txt;
+}
+
+int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errlen)
+{
+    cJSON *o, *x;
+    char hash[24];
+    const char *cur_id = d->model ? d->model->id : "";
+    int rc;
+
+    if (d->model == NULL)
+        return ad_errf(err, errlen, AD_EINVAL, "stream %s: no model yet, nothing to restore",
+                       d->key);
+    o = cJSON_Parse(json ? json : "");
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return ad_errf(err, errlen, AD_EFORMAT, "calibration state: not a JSON object");
+    }
+    x = cJSON_GetObjectItemCaseSensitive(o, "version");
+    if (!cJSON_IsNumber(x) || x->valuedouble != 1) {
+        rc = ad_errf(err, errlen, AD_EFORMAT, "calibration state: version must be 1");
+        goto out;
+    }
+    x = cJSON_GetObjectItemCaseSensitive(o, "model_id");
+    if (!cJSON_IsString(x)) {
+        rc = ad_errf(err, errlen, AD_EFORMAT, "calibration state: model_id missing");
+        goto out;
+    }
+    if (cur_id[0] == '\0' || strcmp(x->valuestring, cur_id) != 0) {
+        rc = ad_errf(err, errlen, AD_EINVAL,
+                     "calibration state: model changed (saved %s, current %s)",
+                     x->valuestring, cur_id[0] ? cur_id : "(unidentified)");
+        goto out;
+    }
+    snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)d->hash);
+    x = cJSON_GetObjectItemCaseSensitive(o, "settings_hash");
+    if (!cJSON_IsString(x) || strcmp(x->valuestring, hash) != 0) {
+        rc = ad_errf(err, errlen, AD_EINVAL,
+                     "calibration state: settings changed (saved %s, current %s)",
+                     cJSON_IsString(x) ? x->valuestring : "?", hash);
+        goto out;
+    }
+    rc = ad_threshold_restore(d->thr, cJSON_GetObjectItemCaseSensitive(o, "state"), err, errlen);
+    if (rc)
+        goto out;
+    if (!ad_threshold_fitted(d->thr)) {
+        ad_threshold_reset(d->thr);
+        rc = ad_errf(err, errlen, AD_EFORMAT, "calibration state: threshold not fitted");
+        goto out;
+    }
+    x = cJSON_GetObjectItemCaseSensitive(o, "smoothed");
+    if (cJSON_IsNumber(x) && isfinite(x->valuedouble)) {
+        d->smooth = x->valuedouble;
+        d->has_smooth = 1;
+    }
+    ad_alerter_reset(d->alert);
+    set_phase(d, AD_PHASE_DETECTING, d->last_ts);
+    rc = 0;
+out:
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* ---- events as JSON ---------------------------------------------------------- */
+
+cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
+{
+    cJSON *o = cJSON_CreateObject(), *a;
+
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddStringToObject(o, "event", ad_event_type_name(ev->type)) ||
+        !cJSON_AddStringToObject(o, "stream", d->key) ||
+        !cJSON_AddNumberToObject(o, "ts", (double)ev->ts_ms))
+        goto fail;
+    switch (ev->type) {
+    case AD_EV_ALERT_RAISED:
+    case AD_EV_ALERT_CLEARED:
+        a = ad_alert_to_json(&ev->alert, d->key, (const char *const *)d->features);
+        if (a == NULL)
+            goto fail;
+        cJSON_AddItemToObject(o, "alert", a);
+        break;
+    case AD_EV_PHASE:
+        if (!cJSON_AddStringToObject(o, "phase", ad_phase_name(ev->phase)) ||
+            !cJSON_AddStringToObject(o, "prev", ad_phase_name(ev->prev_phase)))
+            goto fail;
+        break;
+    case AD_EV_CALIBRATED:
+        if (!cJSON_AddNumberToObject(o, "threshold", ev->threshold) ||
+            !cJSON_AddNumberToObject(o, "windows", (double)ev->n) ||
+            !cJSON_AddStringToObject(o, "method", ad_thr_method_name(d->cfg.thr.method)))
+            goto fail;
+        break;
+    case AD_EV_TRAIN_READY:
+    case AD_EV_TRAIN_FAILED:
+        if (!cJSON_AddStringToObject(o, "text", ev->text))
+            goto fail;
+        break;
+    }
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
