@@ -517,13 +517,77 @@ int ad_model_load(ad_model **out, const char *path, char *err, size_t errlen)
 /* ------------------------------------------------------------------------ */
 /* serialise                                                                */
 
-/* "[a,b,...]" with %.9g: enough digits that every float reads back exactly. */
+/*
+ * Format a double the way Python's repr() does (shortest digits that read
+ * back to the same double; "20.0", "0.1", "1e-05", "1e+16"), so a scaler
+ * written here is byte-identical to one written by tools/adformat.py
+ * (json.dumps of float32 values widened to double) and the model id agrees.
+ */
+static void fmt_pyfloat(char *out, size_t n, double v)
+{
+    char tmp[40], dig[20];
+    const char *ep;
+    int p, nd = 0, e10, i, pos = 0;
+
+    if (v == 0.0) {
+        snprintf(out, n, "%s", signbit(v) ? "-0.0" : "0.0");
+        return;
+    }
+    for (p = 1; p <= 17; p++) {
+        snprintf(tmp, sizeof(tmp), "%.*e", p - 1, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    /* tmp is "[-]d[.ddd]e[+-]XX": collect the digits and the exponent */
+    for (i = 0; tmp[i] != 'e'; i++)
+        if (tmp[i] >= '0' && tmp[i] <= '9')
+            dig[nd++] = tmp[i];
+    ep = tmp + i + 1;
+    e10 = atoi(ep);
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;
+    dig[nd] = '\0';
+    if (v < 0)
+        tmp[pos++] = '-';
+    if (e10 < -4 || e10 >= 16) {
+        tmp[pos++] = dig[0];
+        if (nd > 1) {
+            tmp[pos++] = '.';
+            for (i = 1; i < nd; i++)
+                tmp[pos++] = dig[i];
+        }
+        snprintf(tmp + pos, sizeof(tmp) - (size_t)pos, "e%c%02d",
+                 e10 < 0 ? '-' : '+', e10 < 0 ? -e10 : e10);
+    } else if (e10 < 0) {
+        tmp[pos++] = '0';
+        tmp[pos++] = '.';
+        for (i = -1; i > e10; i--)
+            tmp[pos++] = '0';
+        for (i = 0; i < nd; i++)
+            tmp[pos++] = dig[i];
+        tmp[pos] = '\0';
+    } else {
+        for (i = 0; i <= e10; i++)
+            tmp[pos++] = i < nd ? dig[i] : '0';
+        tmp[pos++] = '.';
+        if (nd > e10 + 1)
+            for (i = e10 + 1; i < nd; i++)
+                tmp[pos++] = dig[i];
+        else
+            tmp[pos++] = '0';
+        tmp[pos] = '\0';
+    }
+    snprintf(out, n, "%s", tmp);
+}
+
+/* "[a,b,...]", each float32 in Python repr() form of its double value. */
 static int put_floats(char **p, size_t *cap, size_t *len, const float *v, int n)
 {
+    char num[40];
     int i;
 
     for (i = 0; i < n; i++) {
-        if (*cap - *len < 40) {
+        if (*cap - *len < 48) {
             size_t nc = *cap * 2 + 64;
             char *np = realloc(*p, nc);
             if (np == NULL)
@@ -531,9 +595,12 @@ static int put_floats(char **p, size_t *cap, size_t *len, const float *v, int n)
             *p = np;
             *cap = nc;
         }
-        *len += (size_t)snprintf(*p + *len, *cap - *len, "%s%.9g",
-                                 i ? "," : "[", (double)v[i]);
+        fmt_pyfloat(num, sizeof(num), (double)v[i]);
+        *len += (size_t)snprintf(*p + *len, *cap - *len, "%s%s",
+                                 i ? "," : "[", num);
     }
+    if (n == 0)
+        *len += (size_t)snprintf(*p + *len, *cap - *len, "[");
     *len += (size_t)snprintf(*p + *len, *cap - *len, "]");
     return 0;
 }

@@ -533,8 +533,9 @@ static void sb_fmt(sbuf *b, const char *fmt, ...)
     sb_put(b, tmp, (size_t)n);
 }
 
-/* A JSON string literal: quotes, backslash and control bytes escaped; other
- * bytes (UTF-8) copied as they are. */
+/* A JSON string literal: quotes, backslash and control bytes escaped the way
+ * cJSON and Python's json.dumps(ensure_ascii=False) do; other bytes (UTF-8)
+ * copied as they are. */
 static void sb_jstr(sbuf *b, const char *s)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -553,6 +554,8 @@ static void sb_jstr(sbuf *b, const char *s)
         case '\n': sb_put(b, "\\n", 2); break;
         case '\r': sb_put(b, "\\r", 2); break;
         case '\t': sb_put(b, "\\t", 2); break;
+        case '\b': sb_put(b, "\\b", 2); break;
+        case '\f': sb_put(b, "\\f", 2); break;
         default: sb_fmt(b, "\\u%04x", c); break;
         }
     }

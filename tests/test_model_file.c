@@ -381,6 +381,73 @@ done:
     ad_model_free(m);
 }
 
+/*
+ * The Python writer (tools/adformat.py, used by the exporters) and ours must
+ * agree byte for byte, so a model has one id whichever side wrote it: save
+ * here, let Python read the file and write it again, compare the bytes.
+ */
+static void python_rewrite(const char *tag, int T, int F, const ad_layer_spec *l,
+                           int n, ad_scaler_type sc)
+{
+    const char *src = getenv("AD_SRCDIR") ? getenv("AD_SRCDIR") : ".";
+    const char *py = getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
+    char tool[400], a[320], b[330], err[512] = "", cmd[1400];
+    ad_model *m, *back = NULL;
+    void *ba = NULL, *bb = NULL;
+    size_t la = 0, lb = 0;
+    int rc;
+
+    snprintf(tool, sizeof(tool), "%s/tools/adformat.py", src);
+    if (access(tool, R_OK) != 0) {
+        T_NOTE("%s: %s not found, Python comparison skipped", tag, tool);
+        return;
+    }
+    m = make_model(T, F, l, n, sc);
+    if (m == NULL)
+        return;
+    snprintf(a, sizeof(a), "%s/py_%s.safetensors", tmpdir, tag);
+    snprintf(b, sizeof(b), "%s.py", a);
+    T_CHECK(ad_model_save(m, a, err, sizeof(err)) == 0, "%s", err);
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s/tools' && '%s' -c \"import adformat as f; m = f.read_model('%s'); "
+             "md = m['metadata']; open('%s', 'wb').write(f.model_bytes(m['window'], "
+             "m['features'], m['architecture'], m['weights'], m['scaler'], "
+             "md.get('provenance'), md.get('training')))\"", src, py, a, b);
+    rc = system(cmd);
+    T_CHECK(rc == 0, "%s: python rewrite failed (%d): %s", tag, rc, cmd);
+    if (rc == 0) {
+        T_CHECK(ad_read_file(a, 1 << 24, &ba, &la, err, sizeof(err)) == 0 &&
+                ad_read_file(b, 1 << 24, &bb, &lb, err, sizeof(err)) == 0, "%s", err);
+        T_CHECK(la == lb && ba && bb && memcmp(ba, bb, la) == 0,
+                "%s: C wrote %zu bytes, Python %zu, contents %s", tag, la, lb,
+                la == lb && ba && bb && memcmp(ba, bb, la) == 0 ? "equal" : "differ");
+        rc = ad_model_load(&back, b, err, sizeof(err));
+        T_CHECK(rc == 0 && back && strcmp(back->id, m->id) == 0,
+                "%s: python file rc=%d %s", tag, rc, err);
+    }
+    free(ba);
+    free(bb);
+    ad_model_free(back);
+    ad_model_free(m);
+}
+
+static void test_python_writer_identical(void)
+{
+    ad_layer_spec s1[] = {
+        { AD_LAYER_LSTM, 8, AD_ACT_TANH, 1 }, { AD_LAYER_LSTM, 4, AD_ACT_TANH, 1 },
+        { AD_LAYER_TD_DENSE, 1, AD_ACT_LINEAR, 0 } };
+    ad_layer_spec s2[] = {
+        { AD_LAYER_LSTM, 6, AD_ACT_TANH, 0 }, { AD_LAYER_REPEAT_VECTOR, 5, 0, 0 },
+        { AD_LAYER_LSTM, 6, AD_ACT_RELU, 1 }, { AD_LAYER_TD_DENSE, 3, AD_ACT_LINEAR, 0 } };
+    ad_layer_spec s3[] = {
+        { AD_LAYER_FLATTEN, 0, 0, 0 }, { AD_LAYER_DENSE, 7, AD_ACT_RELU, 0 },
+        { AD_LAYER_DENSE, 15, AD_ACT_SIGMOID, 0 } };
+
+    python_rewrite("stacked", 12, 1, s1, 3, AD_SCALER_STANDARD);
+    python_rewrite("repeat", 5, 3, s2, 4, AD_SCALER_MINMAX);
+    python_rewrite("dense", 5, 3, s3, 3, AD_SCALER_NONE);
+}
+
 static void test_roundtrip_seed_lstm(void)
 {
     ad_layer_spec l[] = {
@@ -855,6 +922,7 @@ int main(void)
     T_RUN(test_roundtrip_repeat_vector);
     T_RUN(test_roundtrip_dense);
     T_RUN(test_save_atomic);
+    T_RUN(test_python_writer_identical);
     T_RUN(test_hostile_containers);
     T_RUN(test_broken_models);
     T_RUN(test_truncation_and_corruption);
