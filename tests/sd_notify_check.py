@@ -12,13 +12,12 @@ Then checks the sd_notify protocol a user relies on:
   RELOADING=1 then READY=1 on SIGHUP; STOPPING=1 on SIGTERM and exit 0;
   every message sent by the main process (NotifyAccess=main).
 
-With --strace FILE the run is done under strace (if it works here) and the
-system calls the daemon made are written to FILE for the SystemCallFilter=
-check (syscall_filter_check below).
+The sandbox command runs the same life cycle under strace -ff and checks
+what the daemon did against the unit's sandbox settings (cmd_sandbox).
 
 Prints "ok - ..." / "not ok - ..." lines. Usage:
   sd_notify_check.py notify --unit U --bin B --config C [--watchdog-sec S]
-  sd_notify_check.py filter --unit U --trace FILE
+  sd_notify_check.py sandbox --unit U --bin B --config C
 """
 import argparse
 import array
@@ -209,46 +208,57 @@ def cmd_notify(a):
             subprocess.call(["rm", "-rf", tmp])
 
 
-def cmd_trace(a):
-    """Run under strace -f: start, READY, HUP, READY, TERM; write syscall names."""
+def cmd_sandbox(a):
+    """Run start, READY, SIGHUP, READY, SIGTERM under strace -ff and check
+    what the daemon did against the unit's sandbox: system calls against
+    SystemCallFilter=, socket families against RestrictAddressFamilies=,
+    files under /proc beyond the own process (ProcSubset=pid), devices
+    beyond PrivateDevices='s set, files written outside the state directory
+    and /tmp (ProtectSystem=strict, PrivateTmp=)."""
     tmp = tempfile.mkdtemp(prefix="ad-trace-")
     sockpath = os.path.join(tmp, "notify")
+    state = os.path.join(tmp, "state")
+    os.mkdir(state, 0o700)
     n = Notify(sockpath)
     argv = exec_start(a.unit, a.bin, a.config)
     env = dict(os.environ, NOTIFY_SOCKET=sockpath, WATCHDOG_USEC="1000000",
-               STATE_DIRECTORY=tmp)
-    tr = os.path.join(tmp, "trace")
-    log = open(os.path.join(tmp, "log"), "w")
-    proc = subprocess.Popen(["strace", "-f", "-qq", "-o", tr] + argv, env=env,
+               STATE_DIRECTORY=state)
+    env.pop("WATCHDOG_PID", None)
+    os.mkdir(os.path.join(tmp, "tr"))
+    tr = os.path.join(tmp, "tr", "t")
+    log = open(os.path.join(tmp, "log"), "w+")
+    proc = subprocess.Popen(["strace", "-ff", "-qq", "-o", tr] + argv, env=env,
                             stdout=log, stderr=subprocess.STDOUT, cwd="/")
-    good = False
+    steps = []
     try:
         if n.wait("READY=1", a.timeout) >= 0:
+            steps.append("ready")
             kids = open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)).read().split()
             pid = int(kids[0])
-            n.wait("WATCHDOG=1", 2)
+            if n.wait("WATCHDOG=1", 2) >= 0:
+                steps.append("watchdog")
             os.kill(pid, signal.SIGHUP)
-            n.wait("RELOADING=1", a.timeout)
-            n.wait("READY=1", a.timeout)
+            if n.wait("RELOADING=1", a.timeout) >= 0 and n.wait("READY=1", a.timeout) >= 0:
+                steps.append("reload")
             os.kill(pid, signal.SIGTERM)
-            n.wait("STOPPING=1", a.timeout)
+            if n.wait("STOPPING=1", a.timeout) >= 0:
+                steps.append("stopping")
             proc.wait(a.timeout)
-            good = True
+            steps.append("exit %d" % proc.returncode)
     except (OSError, ValueError, IndexError, subprocess.TimeoutExpired) as e:
-        print("# trace run failed: %s" % e)
+        steps.append("error: %s" % e)
     finally:
         stop(proc)
-    names = set()
-    pat = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z_][a-z0-9_]*)[( ]")
-    if os.path.exists(tr):
-        for line in open(tr):
-            m = pat.match(line)
-            if m:
-                names.add(m.group(1))
-    with open(a.out, "w") as f:
-        f.write("\n".join(sorted(names)) + "\n")
-    subprocess.call(["rm", "-rf", tmp])
-    return 0 if good and names else 1
+    log.seek(0)
+    ok("sandbox: traced life cycle under strace (%s)" % ", ".join(steps),
+       steps[-1:] == ["exit 0"] and len(steps) == 5, "daemon output:\n" + log.read()[-2000:])
+    try:
+        check_trace(a.unit, os.path.join(tmp, "tr"), state)
+    finally:
+        if os.environ.get("AD_KEEP_TMP"):
+            print("# kept " + tmp)
+        else:
+            subprocess.call(["rm", "-rf", tmp])
 
 
 def syscall_sets():
@@ -281,26 +291,74 @@ def expand(names, groups, seen=None):
     return out
 
 
-def cmd_filter(a):
-    """Every syscall in the trace must pass the unit's SystemCallFilter=."""
+# Device nodes PrivateDevices=yes leaves in /dev.
+PRIVATE_DEVICES = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+                   "/dev/tty", "/dev/ptmx", "/dev/stdin", "/dev/stdout", "/dev/stderr"}
+CALL = re.compile(r"^([a-z_][a-z0-9_]*)\((.*)\)\s+=\s+(-?\d+|\?)")
+RESUMED = re.compile(r"^<\.\.\. ([a-z_][a-z0-9_]*) resumed>")
+
+
+def check_trace(unit, trdir, state):
     groups = syscall_sets()
     allow, deny = None, set()
-    for v in unit_values(a.unit, "SystemCallFilter"):
+    for v in unit_values(unit, "SystemCallFilter"):
         if v.startswith("~"):
             deny |= expand(v[1:].split(), groups)
-        elif allow is None:
-            allow = expand(v.split(), groups)
         else:
-            allow |= expand(v.split(), groups)
-    used = set(open(a.trace).read().split())
-    # strace names a few calls differently from seccomp's table.
-    alias = {"_llseek": "lseek", "newfstatat": "newfstatat"}
-    used = {alias.get(u, u) for u in used}
-    if allow is None:
-        allow = used
-    bad = sorted(u for u in used if u not in allow or u in deny)
-    ok("SystemCallFilter= allows every system call the daemon made (%d distinct)"
-       % len(used), not bad, "blocked (would fail with EPERM): " + " ".join(bad))
+            allow = (allow or set()) | expand(v.split(), groups)
+    fams = set()
+    for v in unit_values(unit, "RestrictAddressFamilies"):
+        fams |= set(v.split())
+    used, blocked, proc_files, devs, writes, socks = set(), set(), set(), set(), set(), set()
+    for fn in sorted(os.listdir(trdir)):
+        lines = open(os.path.join(trdir, fn)).readlines()
+        # The strace child's own calls before its execve are not the daemon's.
+        execd = not any(x.startswith("execve(") for x in lines)
+        for line in lines:
+            m = RESUMED.match(line) or CALL.match(line)
+            if not m:
+                continue
+            name = m.group(1)
+            if name == "execve" and CALL.match(line) and line.rstrip().endswith("= 0"):
+                execd = True
+            if not execd:
+                continue
+            used.add(name)
+            if (allow is not None and name not in allow) or name in deny:
+                blocked.add(name)
+            c = CALL.match(line)
+            if not c or c.group(3) == "?" or int(c.group(3)) < 0:
+                continue      # only calls that succeeded here matter below
+            args = c.group(2)
+            if name in ("open", "openat", "openat2", "creat"):
+                pm = re.search(r'"((?:[^"\\]|\\.)*)"', args)
+                path = pm.group(1) if pm else ""
+                if path.startswith("/proc/") and not re.match(
+                        r"/proc/(self|thread-self|\d+)(/|$)", path):
+                    proc_files.add(path)
+                if path.startswith("/dev/") and path not in PRIVATE_DEVICES \
+                        and not path.startswith(("/dev/shm/", "/dev/pts/")):
+                    devs.add(path)
+                if re.search(r"O_WRONLY|O_RDWR|O_CREAT", args) and path.startswith("/") \
+                        and not path.startswith((state, "/tmp/", "/var/tmp/", "/dev/")):
+                    writes.add(path)
+            elif name == "socket":
+                fam = args.split(",")[0].strip()
+                if fams and fam not in fams:
+                    socks.add(fam)
+    if not used:
+        ok("sandbox: system calls traced", False, "empty strace output")
+        return
+    ok("sandbox: SystemCallFilter= allows every system call the daemon made (%d distinct)"
+       % len(used), not blocked, "blocked (EPERM under the unit): " + " ".join(sorted(blocked)))
+    ok("sandbox: sockets only of RestrictAddressFamilies= (%s)" % " ".join(sorted(fams)),
+       not socks, "other families: " + " ".join(sorted(socks)))
+    ok("sandbox: no /proc file outside the own process (ProcSubset=pid)", not proc_files,
+       "opened: " + " ".join(sorted(proc_files)))
+    ok("sandbox: no device beyond PrivateDevices= (%s)" % "/dev/null,zero,urandom,..",
+       not devs, "opened: " + " ".join(sorted(devs)))
+    ok("sandbox: writes only under the state directory and /tmp (ProtectSystem=strict)",
+       not writes, "opened for writing: " + " ".join(sorted(writes)))
 
 
 def main():
@@ -312,22 +370,16 @@ def main():
     q.add_argument("--config", required=True)
     q.add_argument("--watchdog-sec", type=float, default=1.0)
     q.add_argument("--timeout", type=float, default=15.0)
-    q = sub.add_parser("trace")
+    q = sub.add_parser("sandbox")
     q.add_argument("--unit", required=True)
     q.add_argument("--bin", required=True)
     q.add_argument("--config", required=True)
-    q.add_argument("--out", required=True)
     q.add_argument("--timeout", type=float, default=20.0)
-    q = sub.add_parser("filter")
-    q.add_argument("--unit", required=True)
-    q.add_argument("--trace", required=True)
     a = p.parse_args()
     if a.cmd == "notify":
         cmd_notify(a)
-    elif a.cmd == "trace":
-        return cmd_trace(a)
     else:
-        cmd_filter(a)
+        cmd_sandbox(a)
     return 0 if all(results) else 1
 
 
