@@ -49,6 +49,9 @@ LIBADD   = $(BUILD)/libanomalyd_daemon.a
 BIN      = $(BUILD)/anomalyd
 
 .PHONY: all test check bench fuzz deps demo golden install uninstall clean model
+# Keep object files of pattern chains (tests, benches) between runs.
+.SECONDARY:
+.DELETE_ON_ERROR:
 all: $(BIN) $(TEST_BIN) $(BENCH_BIN) $(TOOL_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h tests/*.h)
