@@ -4,8 +4,8 @@
 on (100,1) windows; encdec: LSTM(100) > RepeatVector(10) > LSTM(100,seq) >
 TimeDistributed(Dense(8)) on (10,8) windows), one thread, inference_mode,
 batch sizes 1, 16, 256. Prints "torch VERSION" and then one line per
-configuration: "model batch windows_per_second" (best of 5 repetitions of
-~0.25 s each). Run with /usr/bin/python3 (Debian python3-torch)."""
+configuration: "model batch windows_per_second" (best of ~20 ms
+repetitions over ~1 s). Run with /usr/bin/python3 (Debian python3-torch)."""
 import time
 
 import torch
@@ -45,21 +45,24 @@ class EncDec(nn.Module):
         return self.out(y)
 
 
-def bench(model, T, F, B, reps=5, secs=0.25):
+def bench(model, T, F, B, budget=1.0):
+    """windows/s: best repetition of ~20 ms (at least one call; at least 3
+    repetitions, about `budget` seconds), as bench_engine.c does."""
     x = torch.randn(B, T, F)
     with torch.inference_mode():
         model(x)
         t0 = time.perf_counter()
         model(x)
         t = time.perf_counter() - t0
-        calls = max(1, int(secs / t)) if t > 0 else 1
-        best = 0.0
-        for _ in range(reps):
+        calls = int(0.02 / t) + 1 if 0 < t < 0.02 else 1
+        best, reps, start = 0.0, 0, time.perf_counter()
+        while reps < 3 or time.perf_counter() - start < budget:
             t0 = time.perf_counter()
             for _ in range(calls):
                 model(x)
             t = time.perf_counter() - t0
             best = max(best, calls * B / t)
+            reps += 1
     return best
 
 

@@ -44,10 +44,14 @@ struct ad_engine {
     void *block;            /* the one allocation; everything below points in */
     float *act[2];          /* ping-pong activations, act_len floats each */
     float *gates;           /* LSTM pre-activations, gates_len floats */
+    float *rec;             /* recurrent product of one step (B, 4Hmax) */
     float *cell;            /* LSTM cell state (B, Hmax) */
     float *hring[2];        /* last-h ping-pong for !return_sequences (B, Hmax) */
     size_t act_len, gates_len, state_len;
 };
+
+/* LSTM inputs this narrow skip the all-steps input sgemm (lstm_forward). */
+#define SMALL_D 4
 
 /* Round a float count up to a multiple of 16 (64 bytes), checked. */
 static int round16(size_t n, size_t *out)
@@ -98,12 +102,19 @@ ad_engine *ad_engine_new(const ad_model *m, int max_batch)
         if (L->spec.type == AD_LAYER_LSTM) {
             size_t H4 = 4 * (size_t)L->spec.units;
             size_t steps = L->in_t > 0 ? (size_t)L->in_t : 1;
+            int bcast = i > 0 &&
+                        m->layers[i - 1].spec.type == AD_LAYER_REPEAT_VECTOR;
 
             if (L->spec.units < 1 || L->kernel == NULL ||
                 L->recurrent == NULL || L->bias == NULL)
                 return NULL;
-            /* all steps' gates, or (after repeat_vector) base + one step */
-            if (mul3(B, max_sz(steps, 2), H4, &n) < 0)
+            /* all steps' input products (one step's after repeat_vector,
+             * none for tiny inputs) */
+            if (bcast)
+                steps = 1;
+            else if (L->in_d <= SMALL_D)
+                steps = 0;
+            if (mul3(B, steps, H4, &n) < 0)
                 return NULL;
             gates = max_sz(gates, n);
             state = max_sz(state, B * (size_t)L->spec.units);
@@ -116,11 +127,11 @@ ad_engine *ad_engine_new(const ad_model *m, int max_batch)
     if (round16(act, &act) < 0 || round16(gates, &gates) < 0 ||
         round16(state, &state) < 0)
         return NULL;
-    /* 2 act + gates + 3 state (cell, 2 h rows) */
+    /* 2 act + gates + rec (4 state) + 3 state (cell, 2 h rows) */
     total = 0;
     if (ad_add_size(act, act, &total) < 0 ||
         ad_add_size(total, gates, &total) < 0 ||
-        mul3(state, 3, 1, &n) < 0 || ad_add_size(total, n, &total) < 0 ||
+        mul3(state, 7, 1, &n) < 0 || ad_add_size(total, n, &total) < 0 ||
         ad_mul_size(total, sizeof(float), &total) < 0)
         return NULL;
     e = calloc(1, sizeof(*e));
@@ -140,6 +151,7 @@ ad_engine *ad_engine_new(const ad_model *m, int max_batch)
     e->act[0] = (float *)e->block + off;  off += act;
     e->act[1] = (float *)e->block + off;  off += act;
     e->gates = (float *)e->block + off;   off += gates;
+    e->rec = (float *)e->block + off;     off += 4 * state;
     e->cell = (float *)e->block + off;    off += state;
     e->hring[0] = (float *)e->block + off; off += state;
     e->hring[1] = (float *)e->block + off;
@@ -165,6 +177,12 @@ static void swap_outer(const float *in, float *out, int A, int C, int d)
     size_t ds = (size_t)d * sizeof(float);
     int a, c;
 
+    if (d == 1) {           /* one feature: a plain transpose */
+        for (a = 0; a < A; a++)
+            for (c = 0; c < C; c++)
+                out[(size_t)c * A + a] = in[(size_t)a * C + c];
+        return;
+    }
     for (a = 0; a < A; a++)
         for (c = 0; c < C; c++)
             memcpy(out + ((size_t)c * A + a) * d, in + ((size_t)a * C + c) * d,
@@ -179,6 +197,9 @@ static void linear(const float *x, size_t rows, int d, const float *W,
     if (rows == 1)
         cblas_sgemv(CblasRowMajor, CblasTrans, d, U, 1.0f, W, U, x, 1,
                     1.0f, y, 1);
+    else if (U == 1)        /* a matrix-vector product; sgemm is slow at N=1 */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, d, 1.0f, x, d, W,
+                    1, 1.0f, y, 1);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, U,
                     d, 1.0f, x, d, W, U, 1.0f, y, U);
@@ -199,46 +220,67 @@ static void activate(float *y, size_t n, ad_act a)
  * LSTM over t steps of B windows.
  * x time-major (t, B, d), or when bcast != 0 one vector (B, d) repeated t
  * times; out (t, B, H) when return_sequences, else (B, H).
+ *
+ * Memory traffic matters as much as flops at large B (one step's gates are
+ * B*4H floats, 256 KB at B = 256, H = 64): G, the input products of all
+ * steps, is written once by its sgemm and read once by the cell; the
+ * recurrent product of a step goes to a small scratch R that stays in cache;
+ * the bias is added in the cell instead of being copied into G first.
+ * Tiny inputs (d <= SMALL_D, e.g. one sensor) get no G at all: their product
+ * is a rank-d update that a BLAS call does slowly (sgemm with K = 1 runs at a
+ * tenth of its speed) and that would still write all of G; it is computed
+ * per step into R instead, before the recurrent product is added to it.
  */
 static void lstm_forward(ad_engine *e, const ad_layer *L, const float *x,
                          int bcast, int t, int B, float *out)
 {
-    const int H = L->spec.units, d = L->in_d;
-    const size_t H4 = 4 * (size_t)H, BH = (size_t)B * H, BH4 = (size_t)B * H4;
+    const int H = L->spec.units, d = L->in_d, H4 = 4 * L->spec.units;
+    const size_t BH = (size_t)B * H, BH4 = (size_t)B * H4;
     const int relu = L->spec.act == AD_ACT_RELU;
     const int seq = L->spec.return_sequences;
-    float *G = e->gates, *c = e->cell, *z, *h;
-    const float *hprev = NULL;
+    const int tiny = d <= SMALL_D && !bcast;
+    float *G = e->gates, *R = e->rec, *c = e->cell, *h;
+    const float *hprev = NULL, *zx, *zh;
     int s;
 
-    /* input products of all steps (or of the repeated vector), bias fused */
-    linear(x, bcast ? (size_t)B : (size_t)t * B, d, L->kernel, L->bias,
-           (int)H4, G);
+    /* input products of all steps (or of the repeated vector), no bias */
+    if (!tiny) {
+        size_t rows = bcast ? (size_t)B : (size_t)t * B;
+
+        if (rows == 1)
+            cblas_sgemv(CblasRowMajor, CblasTrans, d, H4, 1.0f, L->kernel, H4,
+                        x, 1, 0.0f, G, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows,
+                        H4, d, 1.0f, x, d, L->kernel, H4, 0.0f, G, H4);
+    }
     memset(c, 0, BH * sizeof(float));
     for (s = 0; s < t; s++) {
-        if (bcast) {
-            z = G;
-            if (s > 0) {            /* base stays intact in G[0 .. BH4) */
-                z = G + BH4;
-                memcpy(z, G, BH4 * sizeof(float));
-            }
+        float beta = 0.0f;
+
+        zh = NULL;
+        if (tiny) {
+            ad_small_matmul(x + (size_t)s * B * d, (size_t)B, d, L->kernel,
+                            (size_t)H4, R, 0);
+            zx = R;
+            beta = 1.0f;    /* the recurrent product adds to R */
         } else {
-            z = G + (size_t)s * BH4;
+            zx = bcast ? G : G + (size_t)s * BH4;
+            zh = hprev != NULL ? R : NULL;
         }
         if (hprev != NULL) {
             if (B == 1)
-                cblas_sgemv(CblasRowMajor, CblasTrans, H, (int)H4, 1.0f,
-                            L->recurrent, (int)H4, hprev, 1, 1.0f, z, 1);
+                cblas_sgemv(CblasRowMajor, CblasTrans, H, H4, 1.0f,
+                            L->recurrent, H4, hprev, 1, beta, R, 1);
             else
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B,
-                            (int)H4, H, 1.0f, hprev, H, L->recurrent, (int)H4,
-                            1.0f, z, (int)H4);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H4,
+                            H, 1.0f, hprev, H, L->recurrent, H4, beta, R, H4);
         }
         if (seq)
             h = out + (size_t)s * BH;
         else
             h = s == t - 1 ? out : e->hring[s & 1];
-        ad_lstm_cell(z, c, h, B, H, relu);
+        ad_lstm_cell(zx, zh, L->bias, c, h, B, H, relu);
         hprev = h;
     }
 }

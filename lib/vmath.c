@@ -49,53 +49,88 @@ void ad_vrelu(float *x, size_t n)
         x[i] = ad_vm_relu(x[i]);
 }
 
-/* One row of the cell, tanh activation: z (4H), c (H) in/out, h (H) out. */
-AD_INLINE void cell_row_tanh(const float *restrict z, float *restrict c,
-                             float *restrict h, int H)
+/*
+ * One row of the cell: zx, zh (4H), bias (4H), c (H) in/out, h (H) out.
+ * has_h and relu are compile-time constants at every call site, so each
+ * combination becomes its own branch-free vector loop.
+ */
+AD_INLINE void cell_row(const float *restrict zx, const float *restrict zh,
+                        const float *restrict bias, float *restrict c,
+                        float *restrict h, int H, const int has_h,
+                        const int relu)
 {
+    const float *restrict bi = bias, *restrict bf = bias + H;
+    const float *restrict bg = bias + 2 * H, *restrict bo = bias + 3 * H;
     int j;
 
     for (j = 0; j < H; j++) {
-        float i = ad_vm_sigmoid(z[j]);
-        float f = ad_vm_sigmoid(z[H + j]);
-        float g = ad_vm_tanh(z[2 * H + j]);
-        float o = ad_vm_sigmoid(z[3 * H + j]);
-        float cc = f * c[j] + i * g;
+        float zi = zx[j] + bi[j], zf = zx[H + j] + bf[j];
+        float zg = zx[2 * H + j] + bg[j], zo = zx[3 * H + j] + bo[j];
+        float i, f, g, o, cc;
 
+        if (has_h) {
+            zi += zh[j];
+            zf += zh[H + j];
+            zg += zh[2 * H + j];
+            zo += zh[3 * H + j];
+        }
+        i = ad_vm_sigmoid(zi);
+        f = ad_vm_sigmoid(zf);
+        o = ad_vm_sigmoid(zo);
+        g = relu ? ad_vm_relu(zg) : ad_vm_tanh(zg);
+        cc = f * c[j] + i * g;
         c[j] = cc;
-        h[j] = o * ad_vm_tanh(cc);
-    }
-}
-
-AD_INLINE void cell_row_relu(const float *restrict z, float *restrict c,
-                             float *restrict h, int H)
-{
-    int j;
-
-    for (j = 0; j < H; j++) {
-        float i = ad_vm_sigmoid(z[j]);
-        float f = ad_vm_sigmoid(z[H + j]);
-        float g = ad_vm_relu(z[2 * H + j]);
-        float o = ad_vm_sigmoid(z[3 * H + j]);
-        float cc = f * c[j] + i * g;
-
-        c[j] = cc;
-        h[j] = o * ad_vm_relu(cc);
+        h[j] = o * (relu ? ad_vm_relu(cc) : ad_vm_tanh(cc));
     }
 }
 
 AD_VEC_FN
-void ad_lstm_cell(const float *z, float *c, float *h, int B, int H, int relu)
+void ad_lstm_cell(const float *zx, const float *zh, const float *bias,
+                  float *c, float *h, int B, int H, int relu)
 {
-    size_t H4 = 4 * (size_t)H, Hs = (size_t)H;
+    size_t H4 = 4 * (size_t)H, Hs = (size_t)H, o4, o1;
     int b;
 
-    if (relu) {
-        for (b = 0; b < B; b++)
-            cell_row_relu(z + b * H4, c + b * Hs, h + b * Hs, H);
-    } else {
-        for (b = 0; b < B; b++)
-            cell_row_tanh(z + b * H4, c + b * Hs, h + b * Hs, H);
+    for (b = 0; b < B; b++) {
+        o4 = (size_t)b * H4;
+        o1 = (size_t)b * Hs;
+        if (zh != NULL && relu)
+            cell_row(zx + o4, zh + o4, bias, c + o1, h + o1, H, 1, 1);
+        else if (zh != NULL)
+            cell_row(zx + o4, zh + o4, bias, c + o1, h + o1, H, 1, 0);
+        else if (relu)
+            cell_row(zx + o4, NULL, bias, c + o1, h + o1, H, 0, 1);
+        else
+            cell_row(zx + o4, NULL, bias, c + o1, h + o1, H, 0, 0);
+    }
+}
+
+AD_VEC_FN
+void ad_small_matmul(const float *x, size_t rows, int d, const float *W,
+                     size_t n, float *y, int accumulate)
+{
+    size_t r, j;
+    int k;
+
+    for (r = 0; r < rows; r++) {
+        const float *restrict xr = x + r * (size_t)d;
+        float *restrict yr = y + r * n;
+
+        k = 0;
+        if (!accumulate) {  /* first term assigns: no zeroing pass */
+            const float x0 = xr[0];
+
+            for (j = 0; j < n; j++)
+                yr[j] = x0 * W[j];
+            k = 1;
+        }
+        for (; k < d; k++) {
+            const float *restrict wk = W + (size_t)k * n;
+            const float xk = xr[k];
+
+            for (j = 0; j < n; j++)
+                yr[j] += xk * wk[j];
+        }
     }
 }
 

@@ -77,15 +77,17 @@ AD_INLINE float ad_vm_sel(int cond, float a, float b)
  * polynomial, times 2^n built from exponent bits. 2^n is applied as two
  * factors 2^(n/2) 2^(n-n/2) so that n in [-150, 128] covers overflow to +inf
  * and gradual underflow to 0 with a single rounding. NaN -> NaN,
- * +inf -> +inf, -inf -> 0.
+ * +inf -> +inf, -inf -> 0. lo/hi: clamp only where the caller's range needs
+ * it (the sigmoid and tanh below only pass x <= 0).
  */
-AD_INLINE float ad_vm_exp(float x)
+AD_INLINE float ad_vm_exp_core(float x, int clamp_hi)
 {
     const float magic = 12582912.0f;            /* 1.5 * 2^23 */
     float t, n, r, p;
     uint32_t nb, n1, n2;
 
-    x = ad_vm_sel(x > 88.8f, 88.8f, x);         /* exp(88.8) = +inf anyway */
+    if (clamp_hi)                               /* exp(88.8) = +inf anyway */
+        x = ad_vm_sel(x > 88.8f, 88.8f, x);
     x = ad_vm_sel(x < -104.0f, -104.0f, x);     /* exp(-104) rounds to 0 */
     t = x * 1.44269504088896341f + magic;       /* round(x/ln2) + magic */
     n = t - magic;
@@ -105,6 +107,11 @@ AD_INLINE float ad_vm_exp(float x)
     return p * ad_vm_float((n1 + 127u) << 23) * ad_vm_float((n2 + 127u) << 23);
 }
 
+AD_INLINE float ad_vm_exp(float x)
+{
+    return ad_vm_exp_core(x, 1);
+}
+
 /*
  * 1 / (1 + exp(-x)), computed as n / (1 + e) with e = exp(-|x|) <= 1 and
  * n = 1 (x >= 0) or e (x < 0): never overflows, so results down to the
@@ -113,15 +120,16 @@ AD_INLINE float ad_vm_exp(float x)
  */
 AD_INLINE float ad_vm_sigmoid(float x)
 {
-    float e = ad_vm_exp(-__builtin_fabsf(x));
+    float e = ad_vm_exp_core(-__builtin_fabsf(x), 0);
 
     return ad_vm_sel(x < 0.0f, e, 1.0f) / (1.0f + e);
 }
 
 /*
- * tanh(x), Cephes tanhf: odd polynomial for |x| < 0.625, else
- * sign(x) (1 - 2 / (exp(2|x|) + 1)). NaN fails the comparison and takes the
- * second branch, which propagates it.
+ * tanh(x), after Cephes tanhf: odd polynomial for |x| < 0.625, else
+ * sign(x) (1 - e) / (1 + e) with e = exp(-2|x|) in (0, 0.29] (no
+ * cancellation, no overflow). NaN fails the comparison and takes the second
+ * branch, which propagates it.
  */
 AD_INLINE float ad_vm_tanh(float x)
 {
@@ -135,11 +143,9 @@ AD_INLINE float ad_vm_tanh(float x)
     p = p * z + 1.33314422036e-1f;
     p = p * z - 3.33332819422e-1f;
     p = p * z * x + x;
-    p = __builtin_copysignf(p, x);              /* tanh(-0) = -0 */
-    e = ad_vm_exp(2.0f * ax);
-    l = 1.0f - 2.0f / (e + 1.0f);
-    l = __builtin_copysignf(l, x);
-    return ad_vm_sel(ax < 0.625f, p, l);
+    e = ad_vm_exp_core(-2.0f * ax, 0);
+    l = (1.0f - e) / (1.0f + e);
+    return __builtin_copysignf(ad_vm_sel(ax < 0.625f, p, l), x);
 }
 
 /* max(x, 0), NaN -> NaN (a comparison, not fmaxf, which would drop it). */
@@ -150,13 +156,20 @@ AD_INLINE float ad_vm_relu(float x)
 
 /*
  * Fused LSTM cell for one time step of B windows.
- *   z (B, 4H) pre-activations [i | f | c | o] (bias and both products
- *   already added), c (B, H) cell state in/out, h (B, H) out (row stride H).
+ *   pre-activations z = zx + zh + bias, each (B, 4H) with rows [i|f|c|o]:
+ *   zx the input product of this step, zh the recurrent product or NULL
+ *   (first step: h_{-1} = 0), bias (4H).
+ *   c (B, H) cell state in/out, h (B, H) out.
  *   i, f, o = sigmoid; g = act(z_c); c = f c + i g; h = o act(c), act = tanh
- *   or relu (relu != 0).
- * z, c and h must not overlap.
+ *   or relu (relu != 0). The buffers must not overlap.
  */
-void ad_lstm_cell(const float *z, float *c, float *h, int B, int H, int relu);
+void ad_lstm_cell(const float *zx, const float *zh, const float *bias,
+                  float *c, float *h, int B, int H, int relu);
+
+/* y (rows, n) = x (rows, d) W (d, n), or += when accumulate, for small d
+ * (d >= 1), row by row. */
+void ad_small_matmul(const float *x, size_t rows, int d, const float *W,
+                     size_t n, float *y, int accumulate);
 
 /* y (rows, n): every row = bias (n). */
 void ad_fill_rows(float *y, const float *bias, size_t rows, size_t n);
