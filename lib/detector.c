@@ -562,7 +562,7 @@ int ad_detector_finish_calibration(ad_detector *d, char *err, size_t errlen)
     if (d->phase != AD_PHASE_CALIBRATING)
         return ad_errf(err, errlen, AD_EINVAL, "stream %s: not calibrating (phase %s)",
                        d->key, ad_phase_name(d->phase));
-    return fit_now(d, d->has_calib_start ? d->calib_start : 0, err, errlen);
+    return fit_now(d, d->last_ts, err, errlen);
 }
 
 void ad_detector_freeze(ad_detector *d, int frozen)
