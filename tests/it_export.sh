@@ -209,3 +209,38 @@ elif grep -q "needs bias" "$D/short.log" && [ ! -e "$D/short.safetensors" ]; the
 else
     it_fail "export_keras refuses a weight list that does not fit" "$(cat "$D/short.log")"
 fi
+
+# What cannot be expressed in the format is refused with the module named.
+if $PYTHON - "$TOOLS" > "$D/refuse.log" 2>&1 <<'EOF2'
+import sys
+sys.path.insert(0, sys.argv[1])
+import torch.nn as nn
+import adformat
+from export_torch import convert, LastStep, RepeatVector
+bad = {
+    "bidirectional": ([nn.LSTM(2, 3, batch_first=True, bidirectional=True),
+                       nn.Linear(6, 2)], "unidirectional"),
+    "two layers": ([nn.LSTM(2, 3, num_layers=2, batch_first=True),
+                    nn.Linear(3, 2)], "num_layers=1"),
+    "not batch_first": ([nn.LSTM(2, 3), nn.Linear(3, 2)], "batch_first"),
+    "activation after lstm": ([nn.LSTM(2, 3, batch_first=True), nn.ReLU(),
+                               nn.Linear(3, 2)], "must follow an nn.Linear"),
+    "repeat of a sequence": ([nn.LSTM(2, 3, batch_first=True), RepeatVector(4),
+                              nn.Linear(3, 2)], "needs a vector"),
+    "wrong input size": ([nn.LSTM(5, 3, batch_first=True), nn.Linear(3, 2)],
+                         "input_size 5"),
+    "wrong output": ([nn.LSTM(2, 3, batch_first=True), nn.Linear(3, 3)],
+                     "final output"),
+    "gru": ([nn.GRU(2, 3, batch_first=True), nn.Linear(3, 2)], "not supported"),
+}
+for name, (mods, want) in bad.items():
+    try:
+        convert(mods, 4, 2)
+    except (ValueError, adformat.FormatError) as e:
+        assert want in str(e), "%s: message %r lacks %r" % (name, str(e), want)
+        print("%s: refused: %s" % (name, e))
+    else:
+        raise AssertionError("%s: accepted" % name)
+EOF2
+then it_ok "export_torch refuses modules the format cannot express"
+else it_fail "export_torch refuses modules the format cannot express" "$(cat "$D/refuse.log")"; fi

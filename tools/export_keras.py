@@ -139,6 +139,16 @@ def from_keras_json(obj):
             for k in ("go_backwards", "return_state", "time_major", "stateful"):
                 if cfg.get(k):
                     raise KerasError("%s: %s=True is not supported" % (where, k))
+            ra = _act_name(cfg.get("recurrent_activation", "sigmoid"))
+            if ra != "sigmoid":
+                raise KerasError("%s: recurrent_activation %r; only sigmoid is "
+                                 "supported (Keras < 2.3 defaulted to "
+                                 "hard_sigmoid: retrain or set it explicitly)"
+                                 % (where, ra))
+            act = _act_name(cfg.get("activation", "tanh"))
+            if act not in ("tanh", "relu"):
+                raise KerasError("%s: activation %r; the LSTM cell supports "
+                                 "tanh or relu" % (where, act))
             arch.append({"type": "lstm", "units": cfg.get("units"),
                          "activation": _act_name(cfg.get("activation", "tanh")),
                          "recurrent_activation":
