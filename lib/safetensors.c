@@ -104,6 +104,46 @@ static void sort_by_name(ad_st *st, int *idx, int *tmp, int n)
     memcpy(idx, tmp, (size_t)n * sizeof(int));
 }
 
+/* Index of the first byte that is not well-formed UTF-8 (RFC 3629: no
+ * overlong forms, no surrogates, <= U+10FFFF), or -1 if all of it is. */
+static long utf8_bad(const unsigned char *s, size_t n)
+{
+    size_t i = 0, k, len;
+    uint32_t cp;
+
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return (long)i;
+        }
+        if (n - i < len)
+            return (long)i;
+        for (k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return (long)i;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+            return (long)i;
+        i += len;
+    }
+    return -1;
+}
+
 /* A JSON number that is an integer in 0..max (max <= 2^53). */
 static int json_uint(const cJSON *j, double max, double *v)
 {
@@ -284,6 +324,12 @@ int ad_st_parse(ad_st **out, const void *buf, size_t len, const char *name,
     if (memchr(p + 8, '\0', (size_t)hlen) != NULL)
         return ad_errf(err, errlen, AD_EFORMAT,
                        "%s: header contains a NUL byte", name);
+    /* Other readers (Python, Rust) refuse invalid UTF-8; so do we, rather
+     * than accept a file they would not. */
+    if (utf8_bad(p + 8, (size_t)hlen) >= 0)
+        return ad_errf(err, errlen, AD_EFORMAT,
+                       "%s: header is not valid UTF-8 (byte %ld of the header)",
+                       name, utf8_bad(p + 8, (size_t)hlen));
     hdr = malloc((size_t)hlen + 1);
     st = calloc(1, sizeof(*st));
     if (hdr == NULL || st == NULL) {

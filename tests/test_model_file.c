@@ -577,6 +577,9 @@ static void test_hostile_containers(void)
         { "metadata not object", "{\"__metadata__\":[\"x\"]}", 0, 0, "__metadata__", "object" },
         { "entry not object", "{\"w\":[1,2]}", 0, 0, "tensor w", "object" },
         { "empty header", "", 0, 0, "too short", "" },
+        { "header not UTF-8", "{\"__metadata__\":{\"k\":\"\xc3\x28\"}}", 0, 0, "UTF-8", "byte 22" },
+        { "header UTF-8 surrogate", "{\"__metadata__\":{\"k\":\"\xed\xa0\x80\"}}", 0, 0, "UTF-8", "" },
+        { "header overlong UTF-8", "{\"__metadata__\":{\"k\":\"\xc0\xaf\"}}", 0, 0, "UTF-8", "" },
     };
     size_t i, len;
     char err[512];
