@@ -25,6 +25,7 @@
  * Golden files are looked up in $AD_SRCDIR/tests/golden (run.sh sets it),
  * else ./tests/golden.
  */
+#include <dirent.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +315,37 @@ done:
     golden_free(&g);
 }
 
+/* Every NAME.io.safetensors in the golden directory is in the table (a
+ * case added to gen_golden.py but not here would silently go unchecked). */
+static void test_every_golden_file_is_checked(void)
+{
+    DIR *d = opendir(golden_dir());
+    struct dirent *de;
+    int n_io = 0;
+
+    T_CHECK(d != NULL, "cannot open %s", golden_dir());
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        const char *suffix = ".io.safetensors";
+        size_t len = strlen(de->d_name), sl = strlen(suffix);
+        int found = 0;
+
+        if (len <= sl || strcmp(de->d_name + len - sl, suffix) != 0)
+            continue;
+        n_io++;
+        for (int i = 0; i < N_CASES; i++)
+            if (strlen(cases[i]) == len - sl &&
+                strncmp(cases[i], de->d_name, len - sl) == 0)
+                found = 1;
+        T_CHECK(found, "%s/%s is not in the cases[] table of test_golden.c",
+                golden_dir(), de->d_name);
+    }
+    closedir(d);
+    T_CHECK(n_io == N_CASES, "%d io files for %d cases", n_io, N_CASES);
+    T_NOTE("%d golden io files, all in the table", n_io);
+}
+
 /* Python (tools/adformat.py) and C (ad_model_serialize) write the same
  * canonical bytes: a model loaded and saved again by anomalyd keeps the id
  * the exporter gave it. */
@@ -394,6 +426,7 @@ int main(void)
         snprintf(label, sizeof(label), "golden %s", cases[cur_case]);
         t_run(label, test_case);
     }
+    T_RUN(test_every_golden_file_is_checked);
     T_RUN(test_c_serializer_matches_exporter);
     T_RUN(test_golden_detects_weight_change);
     return t_done();
