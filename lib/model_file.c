@@ -731,6 +731,19 @@ int ad_model_serialize(ad_model *m, void **buf, size_t *len)
     rc = ad_st_writer_finish(w, buf, len);
     if (rc < 0)
         goto fail;
+    {   /* what we write must read back: e.g. a feature name that is not
+         * UTF-8 would make a file no reader accepts */
+        ad_st *chk = NULL;
+        rc = ad_st_parse(&chk, *buf, *len, "self-check", NULL, 0);
+        ad_st_free(chk);
+        if (rc < 0) {
+            free(*buf);
+            *buf = NULL;
+            *len = 0;
+            rc = AD_EINVAL;
+            goto fail;
+        }
+    }
     ad_sha256_hex(*buf, *len, hex);
     memcpy(m->id, hex, AD_MODEL_ID_LEN);
     m->id[AD_MODEL_ID_LEN] = '\0';

@@ -504,6 +504,16 @@ static void test_save_atomic(void)
         T_CHECK(rc == 0 && b && b->params[0] == 42.0f, "previous file intact rc=%d", rc);
         ad_model_free(b);
     }
+    {   /* a name that is not UTF-8 would give a file nobody can read */
+        const char *latin1[2] = { "temp\xe9rature", "y" };
+        void *buf = NULL;
+        size_t len = 0;
+        T_CHECK(ad_model_set_features(m, latin1, 2) == 0, "set latin1 names");
+        m->params[1] = 0;
+        rc = ad_model_serialize(m, &buf, &len);
+        T_CHECK(rc == AD_EINVAL && buf == NULL, "non-UTF-8 feature name: rc=%d", rc);
+        free(buf);
+    }
     snprintf(path, sizeof(path), "%s/no/such/dir/x.safetensors", tmpdir);
     m->params[1] = 0;
     rc = ad_model_save(m, path, err, sizeof(err));
