@@ -12,6 +12,7 @@
 #
 #   sh bench/skab.sh [BUILD]
 #   SKAB=/path/to/skab TRAIN_ARGS="..." REPLAY_ARGS="..." sh bench/skab.sh
+#   SETS="valve1" sh bench/skab.sh     only some folders (tuning split)
 #
 # SKAB data: /work/shared/data/skab (GPL, read-only; never copied into the
 # repository). Models and per-file outputs go to $WORK (default a temporary
@@ -45,7 +46,7 @@ fi
 echo "train:  anomalyd train --rows $TRAIN_ROWS $TRAIN_ARGS"
 echo "replay: anomalyd replay --calibrate-rows $TRAIN_ROWS --exclude-calibration --label anomaly $REPLAY_ARGS"
 TP=0; FP=0; FN=0; TN=0; n=0
-for f in "$SKAB"/valve1/*.csv "$SKAB"/valve2/*.csv "$SKAB"/other/*.csv; do
+for f in $(for s in ${SETS:-valve1 valve2 other}; do ls "$SKAB/$s"/*.csv; done); do
     [ -f "$f" ] || continue
     name=$(echo "$f" | sed "s|$SKAB/||; s|/|_|g; s|\.csv$||")
     model="$WORK/$name.safetensors"

@@ -1,0 +1,369 @@
+/*
+ * test_detector.c - one stream's pipeline end to end, driven the way the
+ * daemon and replay drive it: push rows, take window jobs, run the model
+ * (ad_forward_ref), feed scores, read events.
+ *
+ * The model used is a single TimeDistributed Dense with zero weights and no
+ * scaler: its reconstruction is 0, so a window's MAE score is simply the
+ * mean |value| of the window, which lets each test know the scores it
+ * should see without asking the code under test.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#include "t.h"
+#include "ad.h"
+#include "detector.h"
+#include "engine.h"
+
+#define F 2
+
+static ad_model *zero_model(int T)
+{
+    ad_layer_spec L[1] = { { AD_LAYER_TD_DENSE, F, AD_ACT_LINEAR, 0 } };
+    ad_model *m = NULL;
+    char err[200];
+    void *buf;
+    size_t len;
+
+    if (ad_model_create(&m, T, F, L, 1, err, sizeof(err)) != 0) {
+        fprintf(stderr, "model: %s\n", err);
+        return NULL;
+    }
+    if (ad_model_serialize(m, &buf, &len) == 0)   /* gives it an id */
+        free(buf);
+    return m;
+}
+
+typedef struct run {
+    int n_events;
+    ad_event ev[64];
+    int scored;
+} run;
+
+/* Push one row with both features = v at ts; score every due window. */
+static void step(ad_detector *d, int64_t ts, double v, run *r)
+{
+    double row[F] = { v, v };
+    int T = ad_detector_T(d);
+    float in[64 * F], out[64 * F], share[F];
+    ad_window_job job;
+    ad_event ev;
+
+    ad_detector_push_row(d, ts, row, NULL);
+    while (ad_detector_next_window(d, in, &job)) {
+        float mae;
+        ad_forward_ref(job.model, in, out, 1);
+        ad_recon_error(in, out, T, F, AD_METRIC_MAE, NULL, &mae, share);
+        ad_detector_feed_score(d, &job, mae, share);
+        r->scored++;
+    }
+    while (ad_detector_poll_event(d, &ev))
+        if (r->n_events < 64)
+            r->ev[r->n_events++] = ev;
+}
+
+static int find_ev(const run *r, ad_event_type t, int from)
+{
+    int i;
+
+    for (i = from; i < r->n_events; i++)
+        if (r->ev[i].type == t)
+            return i;
+    return -1;
+}
+
+static void test_calibrate_detect_alert(void)
+{
+    ad_model *m = zero_model(4);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+    run r;
+    int i, ic, ir, icl;
+    ad_detector_stats st;
+
+    memset(&r, 0, sizeof(r));
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 20;
+    c.thr.margin = 1.2;            /* constant scores 1 -> threshold 1.2 */
+    c.alert.k = 2;
+    c.alert.n = 3;
+    c.alert.m = 2;
+    T_CHECK(ad_detector_new(&d, &c, "pump1", m, 0, 0, NULL, err, sizeof(err)) == 0, "%s", err);
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_CALIBRATING, "starts calibrating");
+    for (i = 0; i < 30; i++)                     /* 27 windows: 20 calibrate */
+        step(d, 1000 * i, 1.0, &r);
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_DETECTING, "detecting after 20 windows");
+    ic = find_ev(&r, AD_EV_CALIBRATED, 0);
+    T_CHECK(ic >= 0 && fabs(r.ev[ic].threshold - 1.2) < 1e-9 && r.ev[ic].n == 20,
+            "calibrated event threshold 1.2 on 20 windows");
+    T_CHECK(ic >= 0 && r.ev[ic].ts_ms == 1000 * 22, "calibrated at the 20th window (row 22)");
+    T_CHECK(find_ev(&r, AD_EV_ALERT_RAISED, 0) < 0, "no alert on normal data");
+    /* anomaly: value 3 from t=30s; window mean crosses 1.2 at the first
+     * such row (mean (1+1+1+3)/4 = 1.5), 2 of 3 at the second */
+    for (i = 30; i < 40; i++)
+        step(d, 1000 * i, 3.0, &r);
+    ir = find_ev(&r, AD_EV_ALERT_RAISED, 0);
+    T_CHECK(ir >= 0 && r.ev[ir].alert.start_ms == 31000, "raised at 31 s (2 of 3), got %lld",
+            ir >= 0 ? (long long)r.ev[ir].alert.start_ms : -1LL);
+    T_CHECK(ir >= 0 && strcmp(r.ev[ir].alert.id, "pump1-31000-1") == 0, "id %s",
+            ir >= 0 ? r.ev[ir].alert.id : "");
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.alert_active && strcmp(st.alert_id, "pump1-31000-1") == 0, "stats show alert");
+    /* back to normal: windows fully normal from t=43; m=2 below -> clear at 44 */
+    for (i = 40; i < 50; i++)
+        step(d, 1000 * i, 1.0, &r);
+    icl = find_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    T_CHECK(icl >= 0 && r.ev[icl].alert.end_ms == 44000, "cleared at 44 s, got %lld",
+            icl >= 0 ? (long long)r.ev[icl].alert.end_ms : -1LL);
+    T_CHECK(icl >= 0 && fabs(r.ev[icl].alert.peak_score - 3.0) < 1e-6 &&
+            fabs(r.ev[icl].alert.severity - 2.5) < 1e-6, "peak 3, severity 3/1.2 = 2.5");
+    T_CHECK(icl >= 0 && r.ev[icl].alert.n_top == 2, "top features reported");
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+static void test_invalid_windows_and_rejects(void)
+{
+    ad_model *m = zero_model(3);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+    run r;
+    int i;
+    ad_detector_stats st;
+    double bad[F] = { NAN, 1.0 };
+
+    memset(&r, 0, sizeof(r));
+    ad_detector_cfg_default(&c);
+    c.stream.missing = AD_MISS_INVALID;
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    for (i = 0; i < 5; i++)
+        step(d, 1000 * i, 1.0, &r);
+    ad_detector_push_row(d, 5000, bad, NULL);   /* invalid row */
+    for (i = 6; i < 12; i++)
+        step(d, 1000 * i, 1.0, &r);
+    step(d, 11000, 1.0, &r);                    /* duplicate ts: dropped */
+    ad_detector_get_stats(d, &st);
+    /* 12 rows, T=3: 10 windows; the 3 containing row 5 are not scored */
+    T_CHECK(st.windows == 10 && st.windows_invalid == 3 && st.windows_scored == 7,
+            "windows %llu invalid %llu scored %llu", (unsigned long long)st.windows,
+            (unsigned long long)st.windows_invalid, (unsigned long long)st.windows_scored);
+    T_CHECK(st.stream.nonfinite == 1 && st.stream.dup == 1, "NaN and duplicate counted");
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+static void test_smoothing_and_stale(void)
+{
+    ad_model *m = zero_model(1);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+    float in[F];
+    ad_window_job j1, j2;
+    double row[F];
+    ad_detector_stats st;
+
+    ad_detector_cfg_default(&c);
+    c.smooth_alpha = 0.5;
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    row[0] = row[1] = 1;
+    ad_detector_push_row(d, 0, row, NULL);
+    row[0] = row[1] = 3;
+    ad_detector_push_row(d, 1, row, NULL);
+    T_CHECK(ad_detector_next_window(d, in, &j1) == 1 && in[0] == 1, "first job");
+    T_CHECK(ad_detector_next_window(d, in, &j2) == 1 && in[0] == 3, "second job");
+    ad_detector_feed_score(d, &j1, 1.0, NULL);
+    ad_detector_feed_score(d, &j2, 3.0, NULL);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.last_score == 3.0 && st.last_smoothed == 2.0, "EWMA 0.5: 1, 3 -> %g",
+            st.last_smoothed);
+    T_CHECK(ad_detector_feed_score(d, &j1, 9.0, NULL) == 1, "older job ignored");
+    T_CHECK(ad_detector_feed_score(d, &j2, NAN, NULL) == 1, "repeat ignored");
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.scores_stale == 2 && st.last_smoothed == 2.0, "stale counted, state unchanged");
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+static void test_save_restore(void)
+{
+    ad_model *m = zero_model(2), *m2 = zero_model(2);
+    ad_detector_cfg c;
+    ad_detector *d = NULL, *e = NULL;
+    char err[300], *txt;
+    run r;
+    int i;
+    ad_detector_stats st;
+    ad_event ev;
+
+    memset(&r, 0, sizeof(r));
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 10;
+    c.thr.method = AD_THR_SIGMA;
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_save(d) == NULL, "nothing to save before calibration");
+    for (i = 0; i < 12; i++)
+        step(d, 1000 * i, 1.0 + 0.1 * (i % 3), &r);
+    txt = ad_detector_save(d);
+    T_CHECK(txt != NULL, "saved");
+    T_NOTE("%s", txt ? txt : "");
+    ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_restore(e, txt, err, sizeof(err)) == 0, "restore: %s", err);
+    T_CHECK(ad_detector_phase(e) == AD_PHASE_DETECTING, "restored detector detects at once");
+    T_CHECK(ad_detector_poll_event(e, &ev) == 1 && ev.type == AD_EV_PHASE &&
+            ev.phase == AD_PHASE_DETECTING, "phase event on restore");
+    ad_detector_get_stats(d, &st);
+    {
+        ad_detector_stats st2;
+        ad_detector_get_stats(e, &st2);
+        T_CHECK(st.threshold == st2.threshold, "same threshold %g %g", st.threshold,
+                st2.threshold);
+    }
+    ad_detector_free(e);
+    /* another model (different weights -> different id) */
+    m2->params[0] = 0.5f;
+    {
+        void *b;
+        size_t l;
+        if (ad_model_serialize(m2, &b, &l) == 0)
+            free(b);
+    }
+    ad_detector_new(&e, &c, "s", m2, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_restore(e, txt, err, sizeof(err)) == AD_EINVAL &&
+            ad_detector_phase(e) == AD_PHASE_CALIBRATING, "other model refused: %s", err);
+    ad_detector_free(e);
+    /* other settings */
+    c.thr.k = 4;
+    ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_restore(e, txt, err, sizeof(err)) == AD_EINVAL, "other settings "
+            "refused: %s", err);
+    T_CHECK(ad_detector_restore(e, "{oops", err, sizeof(err)) == AD_EFORMAT, "garbage refused");
+    ad_detector_free(e);
+    free(txt);
+    ad_detector_free(d);
+    ad_model_free(m);
+    ad_model_free(m2);
+}
+
+static void test_forced_calibration_and_fixed(void)
+{
+    ad_model *m = zero_model(2);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+    run r;
+    int i;
+
+    memset(&r, 0, sizeof(r));
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 0;              /* only the caller ends calibration */
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    for (i = 0; i < 6; i++)
+        step(d, 1000 * i, 1.0, &r);
+    T_CHECK(ad_detector_finish_calibration(d, err, sizeof(err)) == AD_ERANGE &&
+            ad_detector_phase(d) == AD_PHASE_CALIBRATING, "5 windows < min 10: continues (%s)",
+            err);
+    for (i = 6; i < 100; i++)
+        step(d, 1000 * i, 1.0, &r);
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_CALIBRATING, "no count limit: still calibrating");
+    T_CHECK(ad_detector_finish_calibration(d, err, sizeof(err)) == 0 &&
+            ad_detector_phase(d) == AD_PHASE_DETECTING, "forced end");
+    ad_detector_free(d);
+
+    ad_detector_cfg_default(&c);
+    c.thr.method = AD_THR_FIXED;
+    c.thr.fixed = 2.0;
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_DETECTING, "fixed threshold: detecting at once");
+    step(d, 0, 5.0, &r);
+    step(d, 1000, 5.0, &r);
+    T_CHECK(find_ev(&r, AD_EV_ALERT_RAISED, 0) >= 0, "alert on first window over 2");
+    ad_detector_free(d);
+
+    /* method model needs matching metadata */
+    ad_detector_cfg_default(&c);
+    c.thr.method = AD_THR_MODEL;
+    T_CHECK(ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err)) == AD_EINVAL,
+            "model without training metadata refused: %s", err);
+    m->training = strdup("{\"error\":{\"metric\":\"mse\",\"q99\":0.5}}");
+    T_CHECK(ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err)) == AD_EINVAL,
+            "metric mismatch refused: %s", err);
+    c.metric = AD_METRIC_MSE;
+    c.thr.margin = 2;
+    T_CHECK(ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err)) == 0 &&
+            ad_detector_phase(d) == AD_PHASE_DETECTING, "model q99 x 2");
+    {
+        ad_detector_stats st;
+        ad_detector_get_stats(d, &st);
+        T_CHECK(st.threshold == 1.0, "threshold %g", st.threshold);
+    }
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+static void test_bootstrap_training(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    const char *names[F] = { "a", "b" };
+    char err[300];
+    run r;
+    int i, it;
+    ad_train_job *job;
+    ad_model *nm = NULL;
+    float in[4 * F];
+    ad_window_job wj;
+
+    memset(&r, 0, sizeof(r));
+    ad_detector_cfg_default(&c);
+    c.training = AD_TRAIN_BOOTSTRAP;
+    c.train_windows = 20;
+    c.train_epochs = 2;
+    c.boot_units = 4;
+    c.calib_windows = 10;
+    T_CHECK(ad_detector_new(&d, &c, "s", NULL, 0, 0, NULL, err, sizeof(err)) == AD_EINVAL,
+            "bootstrap needs T and features");
+    T_CHECK(ad_detector_new(&d, &c, "s", NULL, 4, F, names, err, sizeof(err)) == 0, "%s", err);
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_COLLECTING, "collecting");
+    for (i = 0; i < 22; i++)
+        step(d, 1000 * i, sin(i * 0.3), &r);
+    T_CHECK(r.scored == 0, "nothing scored while collecting");
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_COLLECTING, "22 rows < 23 needed");
+    step(d, 22000, sin(22 * 0.3), &r);
+    it = find_ev(&r, AD_EV_TRAIN_READY, 0);
+    T_CHECK(it >= 0 && ad_detector_phase(d) == AD_PHASE_TRAINING, "train ready after 23 rows");
+    /* rows keep arriving during training: dropped, not scored */
+    step(d, 23000, 0.1, &r);
+    T_CHECK(r.scored == 0 && ad_detector_next_window(d, in, &wj) == 0, "no jobs while training");
+    job = ad_detector_take_train_job(d);
+    T_CHECK(job && job->n_rows == 23 && job->T == 4 && job->init == NULL, "job: 23 raw rows");
+    T_CHECK(ad_detector_take_train_job(d) == NULL, "one job only");
+    T_CHECK(job && ad_train_job_run(job, &nm, NULL, err, sizeof(err)) == 0, "train: %s", err);
+    T_CHECK(nm && nm->training && strstr(nm->training, "\"error\"") && nm->id[0],
+            "trained model has error stats and an id");
+    T_CHECK(ad_detector_train_done(d, nm, 1, NULL) == 0, "train done");
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_CALIBRATING && ad_detector_model(d) == nm,
+            "calibrating with the new model");
+    /* ring restarted: the first calibration window is made of new rows */
+    for (i = 24; i < 40; i++)
+        step(d, 1000 * i, sin(i * 0.3), &r);
+    T_CHECK(r.scored == 13, "13 windows from 16 new rows (T=4), got %d", r.scored);
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_DETECTING, "detecting after 10");
+    ad_train_job_free(job);
+    ad_detector_free(d);
+}
+
+int main(void)
+{
+    T_RUN(test_calibrate_detect_alert);
+    T_RUN(test_invalid_windows_and_rejects);
+    T_RUN(test_smoothing_and_stale);
+    T_RUN(test_save_restore);
+    T_RUN(test_forced_calibration_and_fixed);
+    T_RUN(test_bootstrap_training);
+    return t_done();
+}
