@@ -1,0 +1,44 @@
+/*
+ * daemon.h - the anomalyd service: configuration generations, the streams of
+ * every detector, message handling, batching windows to the workers, alert
+ * publication, statistics, SIGHUP reload, graceful shutdown.
+ *
+ * One libuv loop owns all I/O and all pipeline state (lib/detector.h
+ * objects are used only on the loop thread); inference and training run on
+ * the worker threads (workers.h); MQTT is mqtt.h.
+ *
+ * Streams: a stream is one device of one detector, keyed by the topic levels
+ * of detectors[].stream_levels. New streams beyond max_streams are refused
+ * (counted); streams idle for idle_evict_s are saved and dropped.
+ *
+ * State directory layout (state_dir/<detector>/):
+ *   <stream>.state.json              calibration state (ad_detector_save)
+ *   <stream>.<tag>.safetensors       model trained online for the stream;
+ *                                    tag = base model id (or "boot") and
+ *                                    settings hash, so it is reused only when
+ *                                    both are unchanged
+ * (<stream> is the stream key with every byte outside [A-Za-z0-9._-]
+ * written as %XX.)
+ */
+#ifndef AD_DAEMON_H
+#define AD_DAEMON_H
+
+#include <stddef.h>
+#include "config.h"
+
+/*
+ * Run the daemon with the config file at `path` until SIGTERM/SIGINT.
+ * Returns the process exit status (0 after a clean stop, 1 when the config
+ * or a model cannot be loaded at start, message logged).
+ */
+int ad_daemon_run(const char *path);
+
+/*
+ * `anomalyd check`: parse and validate the config, load every model, check
+ * every detector's settings against its model (feature mapping, metric of
+ * method model). No network. Returns 0 or a negative code with a message.
+ * On success, writes a one-line summary per detector into out (may be NULL).
+ */
+int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+
+#endif /* AD_DAEMON_H */

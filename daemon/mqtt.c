@@ -1,0 +1,592 @@
+/*
+ * mqtt.c - libmosquitto on libuv (see mqtt.h for the behaviour).
+ *
+ * Connection life cycle:
+ *   start -> attempt(): mosquitto_connect_async / reconnect_async; the new
+ *   socket gets a fresh uv_poll_t (struct conn). CONNACK -> on_connect():
+ *   subscribe, online status, flush our queue. Any error from loop_read /
+ *   loop_write / loop_misc, or libmosquitto's on_disconnect, -> lost():
+ *   the poll handle is stopped and closed at once (libmosquitto has already
+ *   closed the fd; uv_close removes it from epoll before any new socket can
+ *   reuse the number) and a retry timer is armed with backoff and jitter.
+ *
+ * MQTT 5 with a persistent session needs a Session Expiry Interval in
+ * CONNECT; libmosquitto only takes CONNECT properties in the blocking
+ * mosquitto_connect_bind_v5(), so that one call (first attempt only) may
+ * block for the TCP connect; later reconnects reuse the stored properties
+ * through mosquitto_reconnect_async().
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include "ad.h"
+#include "mqtt.h"
+
+typedef struct qmsg {
+    struct qmsg *next;
+    char *topic;
+    void *payload;
+    size_t len;
+    int qos, retain;
+} qmsg;
+
+typedef struct conn {
+    uv_poll_t poll;
+    struct ad_mqtt *m;
+    int active;
+    int events;
+} conn;
+
+struct ad_mqtt {
+    uv_loop_t *loop;
+    struct mosquitto *mosq;
+    ad_mqtt_cb cb;
+    void *ud;
+    char *host;
+    int port, keepalive, protocol, clean;
+    double backoff, backoff_min, backoff_max;
+    conn *conn;
+    uv_timer_t misc_timer, retry_timer, stop_timer;
+    int open_handles;
+    int paused, handled_loss;
+    int started, connected, stopping, disconnect_sent, finished, attempts;
+    uint64_t stop_deadline, disconnect_at;
+    char refused[160];
+    char **subs;
+    int n_subs, sub_qos;
+    char *status_topic, *online, *offline;
+    qmsg *qhead, *qtail;
+    size_t qlen, qmax;
+    ad_mqtt_stats st;
+};
+
+static void attempt(ad_mqtt *m);
+static void update_poll(ad_mqtt *m);
+
+/* ---- queue ---------------------------------------------------------- */
+
+static void qmsg_free(qmsg *q)
+{
+    if (!q) return;
+    free(q->topic);
+    free(q->payload);
+    free(q);
+}
+
+static int enqueue(ad_mqtt *m, const char *topic, const void *p, size_t len, int qos, int retain)
+{
+    qmsg *q = calloc(1, sizeof *q);
+    if (!q || !(q->topic = strdup(topic)) || !(q->payload = malloc(len ? len : 1))) {
+        qmsg_free(q);
+        return AD_ENOMEM;
+    }
+    memcpy(q->payload, p, len);
+    q->len = len;
+    q->qos = qos;
+    q->retain = retain;
+    if (m->qlen >= m->qmax) {           /* drop the oldest */
+        qmsg *old = m->qhead;
+        m->qhead = old->next;
+        if (!m->qhead) m->qtail = NULL;
+        m->qlen--;
+        qmsg_free(old);
+        m->st.queue_dropped++;
+    }
+    if (m->qtail) m->qtail->next = q; else m->qhead = q;
+    m->qtail = q;
+    m->qlen++;
+    return 0;
+}
+
+/* ---- poll handling ---------------------------------------------------- */
+
+static void conn_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void lost(ad_mqtt *m, const char *why);
+
+static void poll_cb(uv_poll_t *h, int status, int events)
+{
+    conn *c = h->data;
+    ad_mqtt *m = c->m;
+    int rc;
+
+    if (!c->active)
+        return;
+    if (status < 0) {
+        lost(m, uv_strerror(status));
+        return;
+    }
+    if (events & UV_READABLE) {
+        rc = mosquitto_loop_read(m->mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS || !c->active) {
+            lost(m, rc == MOSQ_ERR_CONN_REFUSED && m->refused[0] ? m->refused :
+                 rc ? mosquitto_strerror(rc) : "connection closed");
+            return;
+        }
+    }
+    if (events & UV_WRITABLE) {
+        rc = mosquitto_loop_write(m->mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS || !c->active) {
+            lost(m, rc ? mosquitto_strerror(rc) : "connection closed");
+            return;
+        }
+    }
+    update_poll(m);
+}
+
+static void update_poll(ad_mqtt *m)
+{
+    conn *c = m->conn;
+    int ev;
+    if (!c || !c->active)
+        return;
+    ev = (m->paused ? 0 : UV_READABLE) | (mosquitto_want_write(m->mosq) ? UV_WRITABLE : 0);
+    if (ev != c->events) {
+        c->events = ev;
+        if (ev)
+            uv_poll_start(&c->poll, ev, poll_cb);
+        else
+            uv_poll_stop(&c->poll);
+    }
+}
+
+static void close_conn(ad_mqtt *m)
+{
+    conn *c = m->conn;
+    if (!c) return;
+    m->conn = NULL;
+    c->active = 0;
+    uv_poll_stop(&c->poll);
+    uv_close((uv_handle_t *)&c->poll, conn_closed);
+}
+
+/* ---- stop ------------------------------------------------------------- */
+
+static void handle_closed(uv_handle_t *h)
+{
+    ad_mqtt *m = h->data;
+    if (--m->open_handles == 0 && m->cb.stopped)
+        m->cb.stopped(m->ud);
+}
+
+static void finish_stop(ad_mqtt *m)
+{
+    if (m->finished) return;
+    m->finished = 1;
+    close_conn(m);
+    if (m->qlen || m->st.inflight)
+        ad_log(AD_LOG_WARNING, "mqtt: stopping with %zu queued and %llu unacknowledged "
+               "messages", m->qlen, (unsigned long long)m->st.inflight);
+    uv_close((uv_handle_t *)&m->misc_timer, handle_closed);
+    uv_close((uv_handle_t *)&m->retry_timer, handle_closed);
+    uv_close((uv_handle_t *)&m->stop_timer, handle_closed);
+}
+
+static void stop_tick(uv_timer_t *t)
+{
+    ad_mqtt *m = t->data;
+    uint64_t now = uv_now(m->loop);
+
+    if (m->finished) return;
+    if (m->disconnect_sent) {
+        if (!m->conn || now >= m->disconnect_at + 1000)
+            finish_stop(m);
+        return;
+    }
+    if (m->connected && (ad_mqtt_idle(m) || now >= m->stop_deadline)) {
+        m->disconnect_sent = 1;
+        m->disconnect_at = now;
+        mosquitto_disconnect(m->mosq);
+        update_poll(m);
+        return;
+    }
+    if (!m->connected && (ad_mqtt_idle(m) || now >= m->stop_deadline))
+        finish_stop(m);
+}
+
+/* ---- connection ------------------------------------------------------- */
+
+static void lost(ad_mqtt *m, const char *why)
+{
+    int was = m->connected;
+    char buf[200];
+
+    if (m->handled_loss)
+        return;                 /* already handled (on_disconnect, then rc) */
+    m->handled_loss = 1;
+
+    snprintf(buf, sizeof buf, "%s", why ? why : "connection lost");
+    close_conn(m);
+    m->connected = 0;
+    if (was) {
+        ad_log(m->disconnect_sent ? AD_LOG_INFO : AD_LOG_WARNING,
+               "mqtt: disconnected from %s:%d: %s", m->host, m->port, buf);
+        if (m->cb.disconnected)
+            m->cb.disconnected(m->ud, buf);
+    }
+    if (m->stopping && (m->disconnect_sent || m->finished)) {
+        finish_stop(m);
+        return;
+    }
+    if (m->finished) return;
+    if (!uv_is_active((uv_handle_t *)&m->retry_timer)) {
+        double d = m->backoff * (0.5 + 0.5 * ((double)rand() / RAND_MAX));
+        if (!was) {
+            m->st.connect_failures++;
+            ad_log(m->attempts <= 1 || m->refused[0] ? AD_LOG_ERR : AD_LOG_INFO,
+                   "mqtt: cannot connect to %s:%d: %s; retrying in %.1f s",
+                   m->host, m->port, buf, d);
+        }
+        m->backoff = m->backoff * 2 > m->backoff_max ? m->backoff_max : m->backoff * 2;
+        uv_timer_start(&m->retry_timer, (uv_timer_cb)attempt, (uint64_t)(d * 1000), 0);
+    }
+}
+
+static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
+                       const mosquitto_property *props)
+{
+    ad_mqtt *m = ud;
+    (void)mosq; (void)props;
+
+    if (rc != 0) {
+        snprintf(m->refused, sizeof m->refused, "broker refused the connection: %s",
+                 m->protocol == AD_PROTO_5 ? mosquitto_reason_string(rc)
+                                           : mosquitto_connack_string(rc));
+        return;     /* libmosquitto closes the socket: lost() follows */
+    }
+    m->refused[0] = '\0';
+    m->connected = 1;
+    m->attempts = 0;
+    m->backoff = m->backoff_min;
+    m->st.connects++;
+    ad_log(AD_LOG_NOTICE, "mqtt: connected to %s:%d (session %s)", m->host, m->port,
+           (flags & 1) ? "resumed" : "new");
+    for (int i = 0; i < m->n_subs; i++) {
+        int r = mosquitto_subscribe(m->mosq, NULL, m->subs[i], m->sub_qos);
+        if (r != MOSQ_ERR_SUCCESS)
+            ad_log(AD_LOG_ERR, "mqtt: subscribe %s: %s", m->subs[i], mosquitto_strerror(r));
+    }
+    if (m->status_topic && m->online)
+        ad_mqtt_publish(m, m->status_topic, m->online, strlen(m->online), 1, 1);
+    while (m->qhead && m->connected) {
+        qmsg *q = m->qhead;
+        int mid, r = mosquitto_publish(m->mosq, &mid, q->topic, (int)q->len, q->payload,
+                                       q->qos, q->retain);
+        if (r != MOSQ_ERR_SUCCESS)
+            break;
+        m->st.published++;
+        if (q->qos > 0) m->st.inflight++;
+        m->qhead = q->next;
+        if (!m->qhead) m->qtail = NULL;
+        m->qlen--;
+        qmsg_free(q);
+    }
+    if (m->cb.connected)
+        m->cb.connected(m->ud, flags & 1);
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *ud, int rc, const mosquitto_property *p)
+{
+    ad_mqtt *m = ud;
+    (void)mosq; (void)p;
+    /* libmosquitto has closed the fd: drop the poll handle now (poll_cb sees
+     * the conn inactive and returns) */
+    lost(m, rc == 0 ? "disconnected" : m->refused[0] ? m->refused : "connection lost");
+}
+
+static void on_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
+                       const mosquitto_property *p)
+{
+    ad_mqtt *m = ud;
+    (void)mosq; (void)mid; (void)p;
+    if (m->st.inflight)
+        m->st.inflight--;
+    if (reason >= 128)
+        ad_log(AD_LOG_WARNING, "mqtt: broker rejected a publish: %s",
+               mosquitto_reason_string(reason));
+}
+
+static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg,
+                       const mosquitto_property *p)
+{
+    ad_mqtt *m = ud;
+    (void)mosq; (void)p;
+    m->st.messages_in++;
+    if (m->cb.message)
+        m->cb.message(m->ud, msg->topic, msg->payload, (size_t)msg->payloadlen);
+}
+
+static void on_log(struct mosquitto *mosq, void *ud, int level, const char *s)
+{
+    (void)mosq; (void)ud;
+    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
+        ad_log(AD_LOG_DEBUG, "libmosquitto: %s", s);
+}
+
+static void attempt(ad_mqtt *m)
+{
+    int rc;
+    conn *c;
+
+    if (m->finished || m->conn)
+        return;
+    m->attempts++;
+    m->refused[0] = '\0';
+    m->handled_loss = 0;
+    if (m->attempts == 1 && m->st.connects == 0 && m->st.connect_failures == 0) {
+        if (m->protocol == AD_PROTO_5) {
+            mosquitto_property *props = NULL;
+            if (!m->clean)
+                mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+                                             7 * 86400);
+            rc = mosquitto_connect_bind_v5(m->mosq, m->host, m->port, m->keepalive, NULL,
+                                           props);
+            mosquitto_property_free_all(&props);
+        } else {
+            rc = mosquitto_connect_async(m->mosq, m->host, m->port, m->keepalive);
+        }
+    } else {
+        rc = mosquitto_reconnect_async(m->mosq);
+    }
+    if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(m->mosq) < 0) {
+        lost(m, rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        return;
+    }
+    if (!(c = calloc(1, sizeof *c))) {
+        lost(m, "out of memory");
+        return;
+    }
+    c->m = m;
+    c->active = 1;
+    c->poll.data = c;
+    if ((rc = uv_poll_init_socket(m->loop, &c->poll, mosquitto_socket(m->mosq))) != 0) {
+        free(c);
+        mosquitto_disconnect(m->mosq);
+        lost(m, uv_strerror(rc));
+        return;
+    }
+    m->conn = c;
+    update_poll(m);
+}
+
+static void misc_cb(uv_timer_t *t)
+{
+    ad_mqtt *m = t->data;
+    int rc;
+    if (!m->conn)
+        return;
+    rc = mosquitto_loop_misc(m->mosq);
+    if (rc != MOSQ_ERR_SUCCESS || (m->conn && !m->conn->active)) {
+        lost(m, rc == MOSQ_ERR_NO_CONN ? "keepalive timeout" : mosquitto_strerror(rc));
+        return;
+    }
+    update_poll(m);
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+int ad_mqtt_new(ad_mqtt **out, uv_loop_t *loop, const ad_broker_cfg *b,
+                const char *password, const ad_mqtt_cb *cb, void *ud,
+                char *err, size_t errlen)
+{
+    ad_mqtt *m;
+    int rc;
+
+    *out = NULL;
+    mosquitto_lib_init();
+    if (!(m = calloc(1, sizeof *m)) || !(m->host = strdup(b->host)))
+        goto oom;
+    m->loop = loop;
+    m->cb = *cb;
+    m->ud = ud;
+    m->port = b->port;
+    m->keepalive = b->keepalive;
+    m->protocol = b->protocol;
+    m->clean = b->clean_session;
+    m->backoff = m->backoff_min = b->reconnect_min;
+    m->backoff_max = b->reconnect_max;
+    m->qmax = (size_t)b->max_queued_alerts;
+    if (!(m->mosq = mosquitto_new(b->client_id, b->clean_session, m)))
+        goto oom;
+    mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION,
+                         b->protocol == AD_PROTO_5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+    mosquitto_int_option(m->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_connect_with_flags_callback_set(m->mosq, NULL);
+    mosquitto_connect_v5_callback_set(m->mosq, on_connect);
+    mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
+    mosquitto_publish_v5_callback_set(m->mosq, on_publish);
+    mosquitto_message_v5_callback_set(m->mosq, on_message);
+    mosquitto_log_callback_set(m->mosq, on_log);
+    if (b->username &&
+        (rc = mosquitto_username_pw_set(m->mosq, b->username, password)) != MOSQ_ERR_SUCCESS) {
+        ad_errf(err, errlen, AD_EINVAL, "broker.username: %s", mosquitto_strerror(rc));
+        goto fail;
+    }
+    if (b->tls.enabled) {
+        if (!b->tls.ca_file && !b->tls.ca_path)
+            mosquitto_int_option(m->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
+        else if ((rc = mosquitto_tls_set(m->mosq, b->tls.ca_file, b->tls.ca_path,
+                                         b->tls.cert_file, b->tls.key_file, NULL))
+                 != MOSQ_ERR_SUCCESS) {
+            ad_errf(err, errlen, AD_EINVAL, "broker.tls: %s", mosquitto_strerror(rc));
+            goto fail;
+        }
+        mosquitto_tls_insecure_set(m->mosq, !b->tls.verify_hostname);
+    }
+    uv_timer_init(loop, &m->misc_timer);
+    uv_timer_init(loop, &m->retry_timer);
+    uv_timer_init(loop, &m->stop_timer);
+    m->misc_timer.data = m->retry_timer.data = m->stop_timer.data = m;
+    m->open_handles = 3;
+    *out = m;
+    return 0;
+oom:
+    rc = ad_errf(err, errlen, AD_ENOMEM, "out of memory");
+    goto out;
+fail:
+    rc = AD_EINVAL;
+out:
+    if (m) {
+        mosquitto_destroy(m->mosq);
+        free(m->host);
+        free(m);
+    }
+    return rc;
+}
+
+int ad_mqtt_set_status(ad_mqtt *m, const char *topic, const char *online,
+                       const char *offline)
+{
+    free(m->status_topic);
+    free(m->online);
+    free(m->offline);
+    m->status_topic = topic ? strdup(topic) : NULL;
+    m->online = online ? strdup(online) : NULL;
+    m->offline = offline ? strdup(offline) : NULL;
+    if ((topic && !m->status_topic) || (online && !m->online) || (offline && !m->offline))
+        return AD_ENOMEM;
+    if (m->status_topic && m->offline &&
+        mosquitto_will_set(m->mosq, m->status_topic, (int)strlen(m->offline), m->offline, 1,
+                           true) != MOSQ_ERR_SUCCESS)
+        return AD_EINVAL;
+    return 0;
+}
+
+int ad_mqtt_set_subscriptions(ad_mqtt *m, char *const *filters, int n, int qos)
+{
+    char **nv = calloc((size_t)n + 1, sizeof(char *));
+    if (!nv) return AD_ENOMEM;
+    for (int i = 0; i < n; i++)
+        if (!(nv[i] = strdup(filters[i]))) {
+            for (int j = 0; j < i; j++) free(nv[j]);
+            free(nv);
+            return AD_ENOMEM;
+        }
+    if (m->connected) {
+        for (int i = 0; i < m->n_subs; i++) {
+            int keep = 0;
+            for (int j = 0; j < n; j++) keep |= strcmp(m->subs[i], nv[j]) == 0;
+            if (!keep) mosquitto_unsubscribe(m->mosq, NULL, m->subs[i]);
+        }
+        for (int j = 0; j < n; j++) {
+            int had = 0;
+            for (int i = 0; i < m->n_subs; i++) had |= strcmp(m->subs[i], nv[j]) == 0;
+            if (!had) mosquitto_subscribe(m->mosq, NULL, nv[j], qos);
+        }
+        update_poll(m);
+    }
+    for (int i = 0; i < m->n_subs; i++) free(m->subs[i]);
+    free(m->subs);
+    m->subs = nv;
+    m->n_subs = n;
+    m->sub_qos = qos;
+    return 0;
+}
+
+int ad_mqtt_start(ad_mqtt *m)
+{
+    m->started = 1;
+    uv_timer_start(&m->misc_timer, misc_cb, 1000, 1000);
+    attempt(m);
+    return 0;
+}
+
+int ad_mqtt_publish(ad_mqtt *m, const char *topic, const void *payload, size_t len,
+                    int qos, int retain)
+{
+    if (m->finished) {
+        m->st.queue_dropped++;
+        return 1;
+    }
+    if (m->connected) {
+        int mid, rc = mosquitto_publish(m->mosq, &mid, topic, (int)len, payload, qos, retain);
+        if (rc == MOSQ_ERR_SUCCESS) {
+            m->st.published++;
+            if (qos > 0) m->st.inflight++;
+            update_poll(m);
+            return 0;
+        }
+        if (rc != MOSQ_ERR_NO_CONN && rc != MOSQ_ERR_CONN_LOST) {
+            ad_log(AD_LOG_ERR, "mqtt: publish to %s: %s", topic, mosquitto_strerror(rc));
+            return AD_EINVAL;
+        }
+    }
+    if (qos == 0) {
+        m->st.queue_dropped++;
+        return 1;
+    }
+    return enqueue(m, topic, payload, len, qos, retain);
+}
+
+void ad_mqtt_pause(ad_mqtt *m, int paused)
+{
+    m->paused = paused != 0;
+    update_poll(m);
+}
+
+int ad_mqtt_idle(const ad_mqtt *m)
+{
+    return m->qlen == 0 && m->st.inflight == 0;
+}
+
+void ad_mqtt_stop(ad_mqtt *m, uint64_t timeout_ms)
+{
+    if (m->stopping) return;
+    m->stopping = 1;
+    m->stop_deadline = uv_now(m->loop) + timeout_ms;
+    if (m->status_topic && m->offline)
+        ad_mqtt_publish(m, m->status_topic, m->offline, strlen(m->offline), 1, 1);
+    uv_timer_start(&m->stop_timer, stop_tick, 0, 20);
+}
+
+void ad_mqtt_get_stats(const ad_mqtt *m, ad_mqtt_stats *st)
+{
+    *st = m->st;
+    st->connected = m->connected;
+    st->queued = m->qlen;
+}
+
+void ad_mqtt_free(ad_mqtt *m)
+{
+    if (!m) return;
+    while (m->qhead) {
+        qmsg *q = m->qhead;
+        m->qhead = q->next;
+        qmsg_free(q);
+    }
+    for (int i = 0; i < m->n_subs; i++) free(m->subs[i]);
+    free(m->subs);
+    mosquitto_destroy(m->mosq);
+    free(m->host);
+    free(m->status_topic);
+    free(m->online);
+    free(m->offline);
+    free(m);
+}

@@ -1,0 +1,105 @@
+/*
+ * mqtt.h - the MQTT client of the daemon: libmosquitto driven from the libuv
+ * loop, with reconnection, subscriptions, a status topic and an alert queue.
+ *
+ * No thread of libmosquitto's own (no mosquitto_loop_start) and no busy
+ * polling: the client's socket sits in a uv_poll_t; readable ->
+ * mosquitto_loop_read, writable (only watched while mosquitto_want_write())
+ * -> mosquitto_loop_write, and a 1 s uv_timer_t runs mosquitto_loop_misc
+ * (keepalive). A lost connection is retried with exponential backoff and
+ * jitter (reconnect_min_s doubling up to reconnect_max_s, x 0.5..1.0); the
+ * subscriptions are sent again on every (re)connect, the retained "online"
+ * status is published, and the retained "offline" status is the last will.
+ *
+ * Publishing: while connected, messages go straight to libmosquitto (which
+ * keeps QoS>0 messages in flight until acknowledged and resends them after
+ * a reconnect). While disconnected, QoS>0 messages are kept in our own FIFO
+ * (bounded by max_queued_alerts, the oldest dropped and counted beyond it)
+ * and handed over right after the next CONNACK; QoS 0 messages are dropped
+ * and counted. So alerts raised while the broker is away are delivered.
+ *
+ * All functions must be called on the loop thread.
+ */
+#ifndef AD_MQTT_H
+#define AD_MQTT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include "config.h"
+
+typedef struct ad_mqtt ad_mqtt;
+
+typedef struct ad_mqtt_cb {
+    /* CONNACK accepted; subscriptions and the online status were sent. */
+    void (*connected)(void *ud, int session_present);
+    /* Connection lost or refused (why: text, valid during the call). */
+    void (*disconnected)(void *ud, const char *why);
+    /* A message; topic and payload valid only during the call. */
+    void (*message)(void *ud, const char *topic, const void *payload, size_t len);
+    /* ad_mqtt_stop() finished: handles closed, ad_mqtt_free() may follow. */
+    void (*stopped)(void *ud);
+} ad_mqtt_cb;
+
+typedef struct ad_mqtt_stats {
+    int connected;
+    uint64_t connects;          /* successful CONNACKs */
+    uint64_t connect_failures;  /* refused or failed attempts */
+    uint64_t messages_in;
+    uint64_t published;         /* handed to libmosquitto */
+    uint64_t queued;            /* now in our own queue */
+    uint64_t queue_dropped;     /* dropped: queue full, or QoS 0 while away */
+    uint64_t inflight;          /* QoS>0 published, not yet acknowledged */
+} ad_mqtt_stats;
+
+/*
+ * Create the client (nothing is sent yet). `b` is copied as needed;
+ * password may be NULL (read by the caller from broker.password_file).
+ * Returns 0 and *out, or a negative code with a message.
+ */
+int ad_mqtt_new(ad_mqtt **out, uv_loop_t *loop, const ad_broker_cfg *b,
+                const char *password, const ad_mqtt_cb *cb, void *ud,
+                char *err, size_t errlen);
+
+/* Retained status on `topic`: `online` published on every connect,
+ * `offline` registered as the last will and published by ad_mqtt_stop().
+ * Copied. Call before ad_mqtt_start() (the will is part of CONNECT). */
+int ad_mqtt_set_status(ad_mqtt *m, const char *topic, const char *online,
+                       const char *offline);
+
+/* Replace the subscription list (copied). When connected, removed filters
+ * are unsubscribed and new ones subscribed at once; all are resubscribed on
+ * every reconnect. */
+int ad_mqtt_set_subscriptions(ad_mqtt *m, char *const *filters, int n, int qos);
+
+/* Start connecting (asynchronously). */
+int ad_mqtt_start(ad_mqtt *m);
+
+/*
+ * Publish (see the queueing rules above). Returns 0 when sent or queued,
+ * 1 when dropped (counted), a negative code on error.
+ */
+int ad_mqtt_publish(ad_mqtt *m, const char *topic, const void *payload, size_t len,
+                    int qos, int retain);
+
+/* Stop (1) or resume (0) reading the socket: backpressure while the
+ * workers are behind. Writing and keepalive timers continue. */
+void ad_mqtt_pause(ad_mqtt *m, int paused);
+
+/* Nothing waiting: our queue is empty and no QoS>0 message is unacknowledged. */
+int ad_mqtt_idle(const ad_mqtt *m);
+
+/*
+ * Graceful stop: publish the offline status, wait until ad_mqtt_idle() or
+ * timeout_ms, send DISCONNECT (no last will then), close the handles, then
+ * call cb->stopped. If the broker is unreachable meanwhile, reconnection
+ * continues until the timeout so queued alerts still get out.
+ */
+void ad_mqtt_stop(ad_mqtt *m, uint64_t timeout_ms);
+
+void ad_mqtt_get_stats(const ad_mqtt *m, ad_mqtt_stats *st);
+
+/* Free after cb->stopped (or before ad_mqtt_start). NULL-safe. */
+void ad_mqtt_free(ad_mqtt *m);
+
+#endif /* AD_MQTT_H */

@@ -1,0 +1,208 @@
+/*
+ * workers.c - a fixed pool of pthreads fed from a mutex/condvar FIFO, with
+ * completed tasks returned to the loop through a uv_async_t (see workers.h).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cblas.h>
+
+#include "ad.h"
+#include "workers.h"
+
+#define ENGINES_PER_WORKER 16
+
+struct ad_worker {
+    ad_workers *ws;
+    pthread_t th;
+    struct { uint64_t key; const ad_model *m; ad_engine *e; uint64_t used; } eng[ENGINES_PER_WORKER];
+    uint64_t tick;
+};
+
+struct ad_workers {
+    uv_loop_t *loop;
+    uv_async_t async;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ad_task *todo_head, *todo_tail;
+    ad_task *done_head;
+    int quit;
+    int n, busy, queued, pending;
+    int max_batch;
+    ad_worker *w;
+};
+
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void *worker_main(void *arg)
+{
+    ad_worker *w = arg;
+    ad_workers *ws = w->ws;
+
+    openblas_set_num_threads(1);
+    pthread_mutex_lock(&ws->mu);
+    for (;;) {
+        ad_task *t;
+        while (!ws->todo_head && !ws->quit)
+            pthread_cond_wait(&ws->cv, &ws->mu);
+        if (!ws->todo_head && ws->quit)
+            break;
+        t = ws->todo_head;
+        ws->todo_head = t->next;
+        if (!ws->todo_head) ws->todo_tail = NULL;
+        ws->queued--;
+        ws->busy++;
+        pthread_mutex_unlock(&ws->mu);
+
+        double c0 = thread_cpu();
+        t->run(t, w);
+        t->cpu_s = thread_cpu() - c0;
+
+        pthread_mutex_lock(&ws->mu);
+        ws->busy--;
+        t->next = ws->done_head;
+        ws->done_head = t;
+        if (!ws->quit)
+            uv_async_send(&ws->async);
+    }
+    pthread_mutex_unlock(&ws->mu);
+    for (int i = 0; i < ENGINES_PER_WORKER; i++)
+        ad_engine_free(w->eng[i].e);
+    return NULL;
+}
+
+static void async_cb(uv_async_t *a)
+{
+    ad_workers *ws = a->data;
+    ad_task *list, *rev = NULL;
+
+    pthread_mutex_lock(&ws->mu);
+    list = ws->done_head;
+    ws->done_head = NULL;
+    pthread_mutex_unlock(&ws->mu);
+    while (list) {              /* restore completion order */
+        ad_task *n = list->next;
+        list->next = rev;
+        rev = list;
+        list = n;
+    }
+    while (rev) {
+        ad_task *n = rev->next;
+        ws->pending--;
+        rev->done(rev);
+        rev = n;
+    }
+}
+
+int ad_workers_new(ad_workers **out, uv_loop_t *loop, int n, int max_batch)
+{
+    ad_workers *ws;
+    *out = NULL;
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    if (!(ws = calloc(1, sizeof *ws)) || !(ws->w = calloc((size_t)n, sizeof *ws->w))) {
+        free(ws);
+        return AD_ENOMEM;
+    }
+    ws->loop = loop;
+    ws->max_batch = max_batch;
+    pthread_mutex_init(&ws->mu, NULL);
+    pthread_cond_init(&ws->cv, NULL);
+    uv_async_init(loop, &ws->async, async_cb);
+    ws->async.data = ws;
+    for (int i = 0; i < n; i++) {
+        ws->w[i].ws = ws;
+        if (pthread_create(&ws->w[i].th, NULL, worker_main, &ws->w[i]) != 0) {
+            ws->n = i;
+            ad_workers_free(ws);
+            return AD_ENOMEM;
+        }
+        ws->n = i + 1;
+    }
+    *out = ws;
+    return 0;
+}
+
+void ad_workers_submit(ad_workers *ws, ad_task *t)
+{
+    t->next = NULL;
+    pthread_mutex_lock(&ws->mu);
+    if (ws->todo_tail) ws->todo_tail->next = t; else ws->todo_head = t;
+    ws->todo_tail = t;
+    ws->queued++;
+    ws->pending++;
+    pthread_cond_signal(&ws->cv);
+    pthread_mutex_unlock(&ws->mu);
+}
+
+int ad_workers_count(const ad_workers *ws)
+{
+    return ws->n;
+}
+
+int ad_workers_idle(const ad_workers *ws)
+{
+    int r;
+    pthread_mutex_lock((pthread_mutex_t *)&ws->mu);
+    r = ws->n - ws->busy - ws->queued;
+    pthread_mutex_unlock((pthread_mutex_t *)&ws->mu);
+    return r > 0 ? r : 0;
+}
+
+int ad_workers_pending(const ad_workers *ws)
+{
+    return ws->pending;
+}
+
+ad_engine *ad_workers_engine(ad_worker *w, const ad_model *m, uint64_t key)
+{
+    int lru = 0;
+    w->tick++;
+    for (int i = 0; i < ENGINES_PER_WORKER; i++) {
+        if (w->eng[i].e && w->eng[i].key == key && w->eng[i].m == m) {
+            w->eng[i].used = w->tick;
+            return w->eng[i].e;
+        }
+        if (!w->eng[i].e || w->eng[i].used < w->eng[lru].used)
+            lru = i;
+        if (!w->eng[i].e) { lru = i; break; }
+    }
+    ad_engine_free(w->eng[lru].e);
+    w->eng[lru].e = ad_engine_new(m, w->ws->max_batch);
+    w->eng[lru].m = m;
+    w->eng[lru].key = key;
+    w->eng[lru].used = w->tick;
+    return w->eng[lru].e;
+}
+
+static void async_closed(uv_handle_t *h)
+{
+    free(h->data);   /* the ad_workers */
+}
+
+void ad_workers_free(ad_workers *ws)
+{
+    if (!ws) return;
+    pthread_mutex_lock(&ws->mu);
+    ws->quit = 1;
+    pthread_cond_broadcast(&ws->cv);
+    pthread_mutex_unlock(&ws->mu);
+    for (int i = 0; i < ws->n; i++)
+        pthread_join(ws->w[i].th, NULL);
+    /* tasks finished but not delivered are dropped with the pool: the
+     * caller only frees us after draining (ad_workers_pending() == 0) */
+    uv_close((uv_handle_t *)&ws->async, async_closed);
+    pthread_mutex_destroy(&ws->mu);
+    pthread_cond_destroy(&ws->cv);
+    free(ws->w);
+    ws->w = NULL;
+}
