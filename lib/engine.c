@@ -593,3 +593,11 @@ int ad_engine_forward(ad_engine *e, const float *in, float *out, int B)
     }
     return 0;
 }
+
+int ad_engine_use_avx512_(ad_engine *e, int on)
+{
+    if (e == NULL)
+        return 0;
+    e->k512 = on && cpu_has_avx512();
+    return e->k512;
+}

@@ -174,4 +174,12 @@ void ad_small_matmul(const float *x, size_t rows, int d, const float *W,
 /* y (rows, n): every row = bias (n). */
 void ad_fill_rows(float *y, const float *bias, size_t rows, size_t n);
 
+/*
+ * Engine internals for tests and benchmarks (not part of the API): switch
+ * the engine's AVX-512 product kernels off (0) or back on (1, only if the
+ * CPU has AVX-512F; OpenBLAS is used otherwise). Returns the new setting.
+ */
+struct ad_engine;
+int ad_engine_use_avx512_(struct ad_engine *e, int on);
+
 #endif /* AD_VMATH_H */

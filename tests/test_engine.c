@@ -6,13 +6,15 @@
  * fixed-seed PRNG, inputs N(0,1)) for every architecture kind at several
  * sizes, batch sizes 1, 3 and 17. Tolerance: max |engine - reference| <=
  * 1e-5 over every output element (the reference accumulates in double; the
- * engine is float BLAS with polynomial gates). Golden tests against
+ * engine is float BLAS with polynomial gates), once with the AVX-512
+ * product kernels and once with OpenBLAS only. Golden tests against
  * PyTorch live in test_golden.c.
  */
 #include "t.h"
 #include "engine.h"
 #include "model.h"
 #include "ad.h"
+#include "vmath.h"      /* ad_engine_use_avx512_ */
 
 #include <cblas.h>
 #include <float.h>
@@ -146,7 +148,10 @@ static double max_abs_diff(const float *a, const float *b, size_t n, int *nan)
 }
 
 /* ---- engine vs reference ---- */
-static void test_engine_vs_ref(void)
+
+/* Both product back-ends: the AVX-512 kernels (when the CPU has them) and
+ * OpenBLAS everywhere. */
+static void engine_vs_ref(int avx512)
 {
     static const int batches[] = { 1, 3, 17 };
     int ci, bi;
@@ -161,6 +166,12 @@ static void test_engine_vs_ref(void)
             continue;
         e = ad_engine_new(m, 17);
         T_CHECK(e != NULL, "%s: ad_engine_new", c->name);
+        if (e != NULL && ad_engine_use_avx512_(e, avx512) != avx512) {
+            T_NOTE("no AVX-512 on this CPU: OpenBLAS path only");
+            ad_engine_free(e);
+            ad_model_free(m);
+            return;
+        }
         for (bi = 0; e != NULL && bi < 3; bi++) {
             int B = batches[bi], nan = 0;
             size_t n = (size_t)B * c->T * c->F;
@@ -187,11 +198,21 @@ static void test_engine_vs_ref(void)
                 worst = d;
             free(x); free(y); free(r);
         }
-        T_NOTE("%-70s B=1,3,17 max|engine-ref| = %.2e (tol %g)", c->name,
-               worst, TOL);
+        T_NOTE("%-70s B=1,3,17 max|engine-ref| = %.2e (tol %g, %s)",
+               c->name, worst, TOL, avx512 ? "AVX-512 kernels" : "OpenBLAS");
         ad_engine_free(e);
         ad_model_free(m);
     }
+}
+
+static void test_engine_vs_ref_avx512(void)
+{
+    engine_vs_ref(1);
+}
+
+static void test_engine_vs_ref_openblas(void)
+{
+    engine_vs_ref(0);
 }
 
 /* A window gives the same result alone (B = 1, the sgemv path) or inside a
@@ -510,7 +531,8 @@ int main(void)
     openblas_set_num_threads(1);
     T_RUN(test_vmath_accuracy);
     T_RUN(test_vmath_specials);
-    T_RUN(test_engine_vs_ref);
+    T_RUN(test_engine_vs_ref_avx512);
+    T_RUN(test_engine_vs_ref_openblas);
     T_RUN(test_no_cross_talk);
     T_RUN(test_nan_propagates);
     T_RUN(test_engine_args);
