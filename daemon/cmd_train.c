@@ -668,11 +668,14 @@ int ad_cmd_train(int argc, char **argv)
         goto done;
     }
     if (show) {
+        char vl[32] = "none";
+        if (!isnan(rep.val_loss))
+            snprintf(vl, sizeof(vl), "%.6g", rep.val_loss);
         fprintf(stderr, "anomalyd train: wrote %s (id %s): %d epochs (best %d%s), "
-                "train loss %.6g, val loss %.6g, %.1fs, %.0f windows/s\n",
+                "train loss %.6g, val loss %s, %.1fs, %.0f windows/s\n",
                 output, m->id, rep.epochs_run, rep.best_epoch,
                 rep.stopped_early ? ", early stop" : "", rep.train_loss,
-                rep.val_loss, rep.seconds, rep.windows_per_s);
+                vl, rep.seconds, rep.windows_per_s);
         fprintf(stderr, "anomalyd train: training %s per window: mean %.4g std %.4g "
                 "q99 %.4g q999 %.4g max %.4g\n", metric == AD_METRIC_MAE ? "MAE" : "MSE",
                 st.mean, st.std, st.q99, st.q999, st.max);

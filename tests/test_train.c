@@ -9,16 +9,23 @@
  *   - fit: the loss falls, early stopping, same seed -> same weights,
  *     cancellation;
  *   - reconstruction-error statistics against values known in closed form;
- *   - window cutting and the metadata JSON.
+ *   - window cutting and the metadata JSON;
+ *   - `anomalyd train` end to end (ad_cmd_train): the model file it writes
+ *     (features, scaler, window, training metadata) and its refusals of bad
+ *     input with the row and column named.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cJSON.h>
 
+#include <unistd.h>
+
 #include "ad.h"
+#include "cmd.h"
 #include "model.h"
 #include "safetensors.h"
 #include "train.h"
@@ -645,8 +652,153 @@ static void test_meta_json(void)
     free(js);
 }
 
+
+/* ---- anomalyd train ------------------------------------------------------ */
+
+static char tmpdir[256];
+
+static const char *tpath(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof(buf[k]), "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* Run ad_cmd_train with NULL-terminated args; stderr captured into msg. */
+static int run_train(char *msg, size_t msglen, ...)
+{
+    char *argv[64];
+    int argc = 0, rc, saved;
+    const char *a;
+    va_list ap;
+    FILE *cap;
+    size_t n;
+
+    argv[argc++] = "train";
+    va_start(ap, msglen);
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 63)
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+    fflush(stderr);
+    saved = dup(2);
+    cap = fopen(tpath("stderr.txt"), "w+");
+    if (cap == NULL || saved < 0)
+        return -100;
+    dup2(fileno(cap), 2);
+    rc = ad_cmd_train(argc, argv);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(cap);
+    n = fread(msg, 1, msglen - 1, cap);
+    msg[n] = '\0';
+    fclose(cap);
+    return rc;
+}
+
+static void test_cmd_train(void)
+{
+    FILE *f = fopen(tpath("sine.csv"), "w");
+    char msg[4096], err[256];
+    ad_model *m = NULL;
+    cJSON *tr = NULL, *e;
+    int i, rc;
+
+    T_CHECK(f != NULL, "cannot write %s", tpath("sine.csv"));
+    if (f == NULL)
+        return;
+    /* ';' separated, datetime, two features and a label column */
+    fprintf(f, "datetime;temp;press;anomaly\n");
+    for (i = 0; i < 240; i++)
+        fprintf(f, "2024-01-01 %02d:%02d:00;%.4f;%.4f;0\n", i / 60, i % 60,
+                20.0 + 2.0 * sin(0.3 * i), 5.0 + 0.5 * cos(0.3 * i));
+    fclose(f);
+    rc = run_train(msg, sizeof(msg), "--input", tpath("sine.csv"), "--output",
+                   tpath("m.safetensors"), "--window", "12", "--arch", "lstm-ae:8",
+                   "--epochs", "4", "--rows", "200", "--quiet", (char *)NULL);
+    T_CHECK(rc == 0, "train rc %d: %s", rc, msg);
+    T_CHECK(msg[0] == '\0', "--quiet printed: %s", msg);
+    rc = ad_model_load(&m, tpath("m.safetensors"), err, sizeof(err));
+    T_CHECK(rc == 0, "load: %s", err);
+    if (rc != 0)
+        return;
+    T_CHECK(m->window == 12 && m->n_features == 2 &&
+            strcmp(m->features[0], "temp") == 0 && strcmp(m->features[1], "press") == 0,
+            "window %d features %d", m->window, m->n_features);
+    /* standard scaler fitted on the first 200 rows: mean near 20 and 5 */
+    T_CHECK(m->scaler == AD_SCALER_STANDARD && fabs(m->scale_a[0] - 20.0) < 0.1 &&
+            fabs(m->scale_b[0] - 1.41) < 0.1 && fabs(m->scale_a[1] - 5.0) < 0.05,
+            "scaler %d mean %g std %g mean2 %g", m->scaler, m->scale_a[0],
+            m->scale_b[0], m->scale_a[1]);
+    T_CHECK(m->training != NULL && (tr = cJSON_Parse(m->training)) != NULL,
+            "training metadata missing or not JSON");
+    if (tr != NULL) {
+        e = cJSON_GetObjectItem(tr, "error");
+        T_CHECK(e != NULL && cJSON_IsNumber(cJSON_GetObjectItem(e, "q999")) &&
+                cJSON_GetObjectItem(e, "n")->valueint == 200 - 12 + 1,
+                "error distribution: %s", m->training);
+        T_CHECK(cJSON_GetObjectItem(tr, "rows")->valueint == 200 &&
+                cJSON_GetObjectItem(tr, "epochs_run")->valueint == 4 &&
+                strcmp(cJSON_GetObjectItem(tr, "loss")->valuestring, "mse") == 0,
+                "settings: %s", m->training);
+        cJSON_Delete(tr);
+    }
+    ad_model_free(m);
+
+    /* refusals */
+    rc = run_train(msg, sizeof(msg), "-i", tpath("sine.csv"), "-o", tpath("x.st"),
+                   "--features", "temp,nope", (char *)NULL);
+    T_CHECK(rc == 1 && strstr(msg, "nope") != NULL, "unknown column: rc %d: %s", rc, msg);
+    write_text(tpath("bad.csv"), "a,b\n1,2\n3,4\n5,x7\n6,7\n");
+    rc = run_train(msg, sizeof(msg), "-i", tpath("bad.csv"), "-o", tpath("x.st"),
+                   "--window", "2", (char *)NULL);
+    T_CHECK(rc == 1 && strstr(msg, ":4") != NULL && strstr(msg, "'b'") != NULL &&
+            strstr(msg, "x7") != NULL, "non-numeric cell: rc %d: %s", rc, msg);
+    write_text(tpath("few.csv"), "a,b\n1,2\n3,4\n5,6\n");
+    rc = run_train(msg, sizeof(msg), "-i", tpath("few.csv"), "-o", tpath("x.st"),
+                   "--window", "5", (char *)NULL);
+    T_CHECK(rc == 1 && strstr(msg, "too few") != NULL && strstr(msg, "3 data rows") != NULL,
+            "too few rows: rc %d: %s", rc, msg);
+    rc = run_train(msg, sizeof(msg), "-i", tpath("few.csv"), "-o", tpath("x.st"),
+                   "--window", "2", "--arch", "lstm-xx:4", (char *)NULL);
+    T_CHECK(rc == 1 && strstr(msg, "lstm-xx") != NULL, "bad arch: rc %d: %s", rc, msg);
+    rc = run_train(msg, sizeof(msg), "-i", tpath("few.csv"), "-o", tpath("x.st"),
+                   "--lr", "abc", (char *)NULL);
+    T_CHECK(rc == 2 && strstr(msg, "--lr") != NULL, "bad --lr: rc %d: %s", rc, msg);
+    T_CHECK(access(tpath("x.st"), F_OK) != 0, "a model was written despite errors");
+    /* a JSON architecture, min-max scaler, MAE */
+    rc = run_train(msg, sizeof(msg), "-i", tpath("sine.csv"), "-o", tpath("d.st"),
+                   "--window", "6", "--scaler", "minmax", "--loss", "mae",
+                   "--epochs", "2", "--arch",
+                   "[{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":4,"
+                   "\"activation\":\"tanh\"},{\"type\":\"dense\",\"units\":12,"
+                   "\"activation\":\"linear\"}]", "-q", (char *)NULL);
+    T_CHECK(rc == 0, "json arch: rc %d: %s", rc, msg);
+    if (rc == 0 && ad_model_load(&m, tpath("d.st"), err, sizeof(err)) == 0) {
+        T_CHECK(m->scaler == AD_SCALER_MINMAX && m->n_layers == 3 &&
+                fabs(m->scale_a[0] - 18.0) < 0.01 && fabs(m->scale_b[0] - 22.0) < 0.01,
+                "minmax %g..%g layers %d", m->scale_a[0], m->scale_b[0], m->n_layers);
+        ad_model_free(m);
+    }
+}
+
 int main(void)
 {
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_train.XXXXXX");
+    if (mkdtemp(tmpdir) == NULL)
+        return 1;
     T_RUN(test_init);
     T_RUN(test_fd_seq2seq);
     T_RUN(test_fd_stack);
@@ -661,5 +813,12 @@ int main(void)
     T_RUN(test_error_stats);
     T_RUN(test_cut_windows);
     T_RUN(test_meta_json);
+    T_RUN(test_cmd_train);
+    {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
     return t_done();
 }
