@@ -45,7 +45,10 @@ Output:
   TOPIC (default "sensors/{device}/pump"):
       {"ts": <unix ms>, "vibration": .., "current": .., ...}
   paced at --speed samples per second per device (0 = as fast as possible);
-  faults apply to the devices listed by --fault-devices (default pump1).
+  "ts" is the publish time (--clock wall, default) or the simulated time
+  (--clock sim); fault times count in samples x --period either way.
+  Faults apply to the devices listed by --fault-devices (default pump1);
+  --label adds "anomaly": 0/1 to each message (ground truth for the demo).
 
 Examples:
   pumpsim.py --seed 1 --days 14 --out normal.csv
@@ -245,6 +248,8 @@ def run_mqtt(args, faults):
         while n == 0 or k < n:
             for d in devices:
                 ts, row, anom = sims[d].step()
+                if args.clock == "wall":
+                    ts = time.time()
                 msg = {"ts": int(round(ts * 1000))}
                 msg.update({s: round(row[s], 4) for s in SENSORS})
                 if args.label:
@@ -283,6 +288,10 @@ def main():
     ap.add_argument("--speed", type=float, default=1.0,
                     help="MQTT: samples per second per device (0 = flat out)")
     ap.add_argument("--qos", type=int, default=0, choices=(0, 1))
+    ap.add_argument("--clock", default="wall", choices=("wall", "sim"),
+                    help="MQTT timestamps: publish time (wall, default) or the "
+                         "simulated time (sim: starts at --start or now and "
+                         "advances --period per sample)")
     args = ap.parse_args()
     try:
         faults = [Fault(s) for s in args.fault]
