@@ -34,7 +34,8 @@ scales the effect, default 1):
               every 10 samples during the interval
 The same --seed gives the same output, byte for byte; faults do not change
 the random stream of the normal behaviour (they use their own generator),
-so a faulty run equals the normal run outside the fault intervals.
+so a faulty run equals the normal run up to the first fault (after a fault,
+state such as the winding temperature relaxes back over an hour or so).
 
 Output:
   CSV (default, to --out or stdout): header
