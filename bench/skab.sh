@@ -21,7 +21,9 @@
 BUILD=${1:-${AD_BUILD:-build}}
 BIN=${AD_BIN:-$BUILD/anomalyd}
 SKAB=${SKAB:-/work/shared/data/skab}
-TRAIN_ROWS=${TRAIN_ROWS:-400}
+TRAIN_ROWS=${TRAIN_ROWS:-400}     # the SKAB training part (metrics from here on)
+FIT_ROWS=${FIT_ROWS:-$TRAIN_ROWS}   # rows the model is fitted on (<= TRAIN_ROWS)
+CALIB_FROM=${CALIB_FROM:-0}         # first row whose window may calibrate
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 # The documented configuration (docs/pipeline.md, "SKAB").
@@ -43,8 +45,8 @@ else
     trap 'rm -rf "$WORK"' EXIT
 fi
 
-echo "train:  anomalyd train --rows $TRAIN_ROWS $TRAIN_ARGS"
-echo "replay: anomalyd replay --calibrate-rows $TRAIN_ROWS --exclude-calibration --label anomaly $REPLAY_ARGS"
+echo "train:  anomalyd train --rows $FIT_ROWS $TRAIN_ARGS"
+echo "replay: anomalyd replay --calibrate-rows $TRAIN_ROWS --calibrate-from $CALIB_FROM --exclude-calibration --label anomaly $REPLAY_ARGS"
 TP=0; FP=0; FN=0; TN=0; n=0
 for f in $(for s in ${SETS:-valve1 valve2 other}; do ls "$SKAB/$s"/*.csv; done); do
     [ -f "$f" ] || continue
@@ -52,7 +54,7 @@ for f in $(for s in ${SETS:-valve1 valve2 other}; do ls "$SKAB/$s"/*.csv; done);
     model="$WORK/$name.safetensors"
     if [ -z "${SKIP_TRAIN:-}" ] || [ ! -f "$model" ]; then
         # shellcheck disable=SC2086
-        if ! "$BIN" train -i "$f" -o "$model" --rows "$TRAIN_ROWS" $TRAIN_ARGS -q \
+        if ! "$BIN" train -i "$f" -o "$model" --rows "$FIT_ROWS" $TRAIN_ARGS -q \
                 2> "$WORK/$name.train.log"; then
             echo "skab.sh: training failed on $f:"; cat "$WORK/$name.train.log"
             exit 1
@@ -60,7 +62,7 @@ for f in $(for s in ${SETS:-valve1 valve2 other}; do ls "$SKAB/$s"/*.csv; done);
     fi
     # shellcheck disable=SC2086
     if ! "$BIN" replay -m "$model" -i "$f" --calibrate-rows "$TRAIN_ROWS" \
-            --exclude-calibration --label anomaly --stream "$name" $REPLAY_ARGS \
+            --calibrate-from "$CALIB_FROM" --exclude-calibration --label anomaly --stream "$name" $REPLAY_ARGS \
             -o "$WORK/$name.out.csv" -e "$WORK/$name.events.jsonl" \
             2> "$WORK/$name.replay.log"; then
         echo "skab.sh: replay failed on $f:"; cat "$WORK/$name.replay.log"

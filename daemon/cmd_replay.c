@@ -65,6 +65,8 @@ static void usage(FILE *f)
         "calibration and threshold:\n"
         "      --calibrate-rows N  calibrate on the windows ending in the first N\n"
         "                          rows (then detect); overrides --calib-windows\n"
+        "      --calibrate-from R  windows ending before row R are not scored (e.g.\n"
+        "                          the rows the model was trained on)\n"
         "      --calib-windows N   calibrate on N windows (default 100)\n"
         "      --calib-duration S  or for S seconds of data\n"
         "      --method M          quantile|sigma|pot|fixed|model (default quantile)\n"
@@ -122,7 +124,7 @@ enum {
     O_SEP = 256, O_STREAM, O_LABEL, O_ROWLABEL, O_EXCL, O_HOP, O_METRIC, O_SMOOTH,
     O_MISSING, O_HOLD, O_MAXAGE, O_CALROWS, O_CALWIN, O_CALDUR, O_METHOD, O_Q,
     O_MARGIN, O_KSIG, O_RISK, O_POTINIT, O_VALUE, O_MKEY, O_ADAPT, O_AK, O_AN, O_AM,
-    O_CLEAR, O_COOL, O_TRAINING, O_TWIN, O_EPOCHS, O_UNITS, O_WINDOW, O_SUMMARY
+    O_CLEAR, O_COOL, O_TRAINING, O_TWIN, O_EPOCHS, O_UNITS, O_WINDOW, O_SUMMARY, O_CALFROM
 };
 
 /* Write a JSON object as one line and free it. */
@@ -170,6 +172,7 @@ int ad_cmd_replay(int argc, char **argv)
         { "max-age", required_argument, NULL, O_MAXAGE },
         { "calibrate-rows", required_argument, NULL, O_CALROWS },
         { "calib-windows", required_argument, NULL, O_CALWIN },
+        { "calibrate-from", required_argument, NULL, O_CALFROM },
         { "calib-duration", required_argument, NULL, O_CALDUR },
         { "method", required_argument, NULL, O_METHOD },
         { "q", required_argument, NULL, O_Q },
@@ -196,7 +199,7 @@ int ad_cmd_replay(int argc, char **argv)
     const char *model_path = NULL, *input = NULL, *output = NULL, *events = NULL;
     const char *summary = NULL, *stream = NULL, *label = NULL;
     int row_label_window = 0, excl = 0, c, rc = 1, boot_T = 0;
-    long calib_rows = 0, lv;
+    long calib_rows = 0, calib_from = 0, lv;
     double dv;
     char sep = 0, err[1024];
     ad_detector_cfg cfg;
@@ -276,6 +279,9 @@ int ad_cmd_replay(int argc, char **argv)
             break;
         case O_CALROWS:
             if (parse_long("calibrate-rows", optarg, 1, 1000000000, &calib_rows)) return 2;
+            break;
+        case O_CALFROM:
+            if (parse_long("calibrate-from", optarg, 0, 1000000000, &calib_from)) return 2;
             break;
         case O_CALWIN:
             if (parse_long("calib-windows", optarg, 0, 1000000000, &lv)) return 2;
@@ -440,6 +446,8 @@ int ad_cmd_replay(int argc, char **argv)
             again = 0;
             while (ad_detector_next_window(d, in, &job)) {
                 float mse, mae;
+                if (r < (size_t)calib_from)
+                    continue;      /* not scored: never fed (--calibrate-from) */
                 if (eng == NULL || eng_gen != job.gen) {
                     ad_engine_free(eng);
                     eng = ad_engine_new(job.model, 1);
