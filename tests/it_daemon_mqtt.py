@@ -1,0 +1,256 @@
+#!/usr/bin/python3
+"""it_daemon_mqtt.py - MQTT helper for the daemon integration tests
+(tests/it_daemon*.sh): publish simulated pump data in the three payload
+formats, collect messages, wait for and check alerts.
+
+  sub  --port P --topic T --out FILE [--client-id ID --persistent --qos Q]
+       collect messages as JSON lines {"topic","payload","retain"} until
+       killed (reconnects by itself when the broker goes away)
+  pub  --port P --format json|number|senml --devices N --rows R
+       [--topic sensors/{device}/pump] [--fault KIND@START+DUR[:SEV]]
+       [--fault-devices pump1] [--rate HZ] [--no-ts] [--start-row K]
+       [--const SENSOR=VALUE]
+       pumpsim rows, one message per row (json/senml) or per sensor (number)
+  wait --file FILE --match KEY=VALUE... [--timeout S] [--count N]
+       wait until N collected payloads (JSON) have all KEY=VALUE fields
+  alerts --file FILE   print a summary line per alert event
+  check-alert --file FILE --stream S
+       validate the documented alert fields of the raised and cleared events
+"""
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+
+import paho.mqtt.client as mqtt
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SENSORS = ["vibration", "current", "pressure", "temperature", "flow"]
+
+
+def load_pumpsim():
+    spec = importlib.util.spec_from_file_location(
+        "pumpsim", os.path.join(HERE, "..", "tools", "pumpsim.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def client(cid=None, clean=True):
+    try:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, client_id=cid or "",
+                        clean_session=clean)
+    except AttributeError:
+        c = mqtt.Client(client_id=cid or "", clean_session=clean)
+    return c
+
+
+def cmd_sub(a):
+    out = open(a.out, "a", buffering=1)
+    c = client(a.client_id, clean=not a.persistent)
+
+    def on_connect(cl, ud, flags, rc):
+        if rc == 0:
+            cl.subscribe(a.topic, qos=a.qos)
+
+    def on_message(cl, ud, msg):
+        try:
+            p = msg.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            p = repr(msg.payload)
+        out.write(json.dumps({"topic": msg.topic, "payload": p,
+                              "retain": bool(msg.retain)}) + "\n")
+
+    c.on_connect = on_connect
+    c.on_message = on_message
+    c.reconnect_delay_set(0.2, 1)
+    while True:
+        try:
+            c.connect("127.0.0.1", a.port, keepalive=10)
+            break
+        except OSError:
+            time.sleep(0.2)
+    c.loop_forever(retry_first_connection=True)
+
+
+def cmd_pub(a):
+    ps = load_pumpsim()
+    faults = [ps.Fault(s) for s in (a.fault or [])]
+    fault_devs = set(a.fault_devices.split(","))
+    devices = ["pump%d" % (i + 1) for i in range(a.devices)]
+    start = time.time() - a.rows * 60.0 if not a.start else a.start
+    sims = {d: ps.PumpSim(1 + 1000 * i, 60.0, start, faults if d in fault_devs else [])
+            for i, d in enumerate(devices)}
+    const = {}
+    for kv in a.const or []:
+        k, v = kv.split("=")
+        const[k] = float(v)
+    c = client()
+    c.connect("127.0.0.1", a.port, keepalive=30)
+    c.loop_start()
+    t_next = time.monotonic()
+    for k in range(a.rows):
+        for d in devices:
+            ts, row, anom = sims[d].step()
+            if k < a.start_row:
+                continue
+            row.update(const)
+            topic = a.topic.replace("{device}", d)
+            if a.format == "json":
+                msg = {s: round(row[s], 4) for s in SENSORS}
+                if not a.no_ts:
+                    msg["ts"] = int(round(ts * 1000))
+                c.publish(topic, json.dumps(msg), qos=a.qos)
+            elif a.format == "senml":
+                recs = [{"bn": "urn:dev:%s:" % d, "n": SENSORS[0],
+                         "v": round(row[SENSORS[0]], 4), "u": "mm/s"}]
+                if not a.no_ts:
+                    recs[0]["bt"] = round(ts, 3)
+                recs += [{"n": s, "v": round(row[s], 4)} for s in SENSORS[1:]]
+                c.publish(topic, json.dumps(recs), qos=a.qos)
+            else:
+                for s in SENSORS:
+                    c.publish(topic.replace("{sensor}", s), "%.4f" % row[s], qos=a.qos)
+        if a.rate > 0:
+            t_next += 1.0 / a.rate
+            dt = t_next - time.monotonic()
+            if dt > 0:
+                time.sleep(dt)
+    c.loop_stop()
+    c.disconnect()
+
+
+def payloads(path):
+    res = []
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    m = json.loads(line)
+                    m["json"] = json.loads(m["payload"])
+                except (ValueError, KeyError):
+                    continue
+                res.append(m)
+    except FileNotFoundError:
+        pass
+    return res
+
+
+def matches(m, conds):
+    j = m["json"]
+    for c in conds:
+        k, v = c.split("=", 1)
+        if k == "topic":
+            if not m["topic"].startswith(v):
+                return False
+            continue
+        if not isinstance(j, dict) or str(j.get(k)) != v:
+            return False
+    return True
+
+
+def cmd_wait(a):
+    end = time.time() + a.timeout
+    while True:
+        n = sum(1 for m in payloads(a.file) if matches(m, a.match))
+        if n >= a.count:
+            return 0
+        if time.time() > end:
+            print("wait: %d of %d messages matching %s in %s" % (n, a.count, a.match, a.file))
+            return 1
+        time.sleep(0.1)
+
+
+def cmd_alerts(a):
+    for m in payloads(a.file):
+        j = m["json"]
+        if isinstance(j, dict) and "alert_id" in j and "event" in j:
+            print(j["event"], j["stream"], j["alert_id"], j["score"], j["threshold"])
+
+
+def cmd_check_alert(a):
+    ev = [m["json"] for m in payloads(a.file)
+          if isinstance(m["json"], dict) and m["json"].get("stream") == a.stream
+          and "alert_id" in m["json"] and "event" in m["json"]]
+    raised = [e for e in ev if e["event"] == "raised"]
+    cleared = [e for e in ev if e["event"] == "cleared"]
+    errs = []
+    if not raised:
+        errs.append("no raised event")
+    if not cleared:
+        errs.append("no cleared event")
+    need = ["schema", "alert_id", "event", "detector", "stream", "model", "time", "time_ms",
+            "start", "start_ms", "end", "end_ms", "score", "threshold", "severity", "level",
+            "metric", "windows", "top_features", "published"]
+    for e in raised[:1] + cleared[:1]:
+        for k in need:
+            if k not in e:
+                errs.append("%s event lacks %s" % (e["event"], k))
+        if not isinstance(e.get("model"), dict) or len(e["model"].get("id", "")) != 16:
+            errs.append("model.id is not a 16-digit id: %r" % e.get("model"))
+        tf = e.get("top_features") or []
+        if not tf or any(set(t) != {"name", "share"} for t in tf):
+            errs.append("top_features malformed: %r" % tf)
+        elif any(t["name"] not in SENSORS for t in tf):
+            errs.append("top feature not a sensor: %r" % tf)
+        if not (e.get("score", 0) > e.get("threshold", 1) > 0):
+            errs.append("score %r not above threshold %r" % (e.get("score"), e.get("threshold")))
+    if raised and cleared:
+        r, c = raised[0], cleared[0]
+        if r["alert_id"] != c["alert_id"]:
+            errs.append("first clear %s is not for the first raise %s" %
+                        (c["alert_id"], r["alert_id"]))
+        if r["end"] is not None or c["end"] is None or c["end_ms"] < c["start_ms"]:
+            errs.append("end times wrong: raised end %r, cleared end %r" % (r["end"], c["end"]))
+    if errs:
+        print("check-alert %s: %s" % (a.stream, "; ".join(errs)))
+        return 1
+    print("check-alert %s: raised %s score %.4g thr %.4g top %s, cleared after %s s" % (
+        a.stream, raised[0]["alert_id"], raised[0]["score"], raised[0]["threshold"],
+        raised[0]["top_features"][0]["name"], cleared[0]["duration_s"]))
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sp = ap.add_subparsers(dest="cmd", required=True)
+    s = sp.add_parser("sub")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--topic", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--client-id")
+    s.add_argument("--persistent", action="store_true")
+    s.add_argument("--qos", type=int, default=1)
+    p = sp.add_parser("pub")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--format", default="json", choices=["json", "number", "senml"])
+    p.add_argument("--devices", type=int, default=1)
+    p.add_argument("--rows", type=int, default=300)
+    p.add_argument("--start-row", type=int, default=0)
+    p.add_argument("--topic", default="sensors/{device}/pump")
+    p.add_argument("--fault", action="append")
+    p.add_argument("--fault-devices", default="pump1")
+    p.add_argument("--rate", type=float, default=0)
+    p.add_argument("--qos", type=int, default=1)
+    p.add_argument("--no-ts", action="store_true")
+    p.add_argument("--start", type=float, default=0)
+    p.add_argument("--const", action="append")
+    w = sp.add_parser("wait")
+    w.add_argument("--file", required=True)
+    w.add_argument("--match", nargs="+", required=True)
+    w.add_argument("--timeout", type=float, default=20)
+    w.add_argument("--count", type=int, default=1)
+    al = sp.add_parser("alerts")
+    al.add_argument("--file", required=True)
+    c = sp.add_parser("check-alert")
+    c.add_argument("--file", required=True)
+    c.add_argument("--stream", required=True)
+    a = ap.parse_args()
+    return {"sub": cmd_sub, "pub": cmd_pub, "wait": cmd_wait, "alerts": cmd_alerts,
+            "check-alert": cmd_check_alert}[a.cmd](a) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
