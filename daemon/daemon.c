@@ -83,6 +83,7 @@ typedef struct stream_rec {
     int training;
     int dead;
     uint64_t last_ms;            /* uv_now of the last sample */
+    int64_t last_arrival_ms;     /* arrival time given to the last message */
     struct batch *open;          /* open batch for a stream-owned model */
     old_det *grave;
     struct stream_rec *dnext;    /* dead list */
@@ -1159,6 +1160,15 @@ static void handle_for_detector(ad_daemon *dd, det_rt *d, const char *topic,
     if (!(s = stream_get(dd, d, key)))
         return;
     s->last_ms = uv_now(dd->loop);
+    /* samples without a time take the arrival time, strictly increasing per
+     * stream (1 ms steps within a burst) so none is dropped as a duplicate */
+    {
+        int64_t a = (int64_t)llround(now_s * 1000.0);
+        if (a <= s->last_arrival_ms)
+            a = s->last_arrival_ms + 1;
+        s->last_arrival_ms = a;
+        now_s = (double)a / 1000.0;
+    }
     dd->c.samples += (uint64_t)n;
     if (d->c->pipe.stream.mode == AD_ASM_ROWS) {
         double vals[AD_MAX_FEATURES > 4096 ? 4096 : AD_MAX_FEATURES];

@@ -267,7 +267,7 @@ static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now
         return ad_errf(err, errlen, AD_EFORMAT, "SenML: expected a JSON array of records");
     for (const cJSON *r = root->child; r; r = r->next, idx++) {
         const cJSON *j;
-        const char *nm;
+        const char *nm, *own;
         double v, t = 0;
         int f, has_t = 0;
 
@@ -289,7 +289,8 @@ static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now
         j = cJSON_GetObjectItemCaseSensitive(r, "n");
         if (j && !cJSON_IsString(j))
             return ad_errf(err, errlen, AD_EFORMAT, "SenML record %d: bad n", idx);
-        snprintf(name, sizeof name, "%s%s", bn, j ? j->valuestring : "");
+        own = j ? j->valuestring : "";
+        snprintf(name, sizeof name, "%s%s", bn, own);
         j = cJSON_GetObjectItemCaseSensitive(r, "v");
         if (!j) {
             /* base-only record, or string/bool/data/sum values we do not use */
@@ -314,7 +315,7 @@ static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now
         nm = name;
         if (plen && strncmp(nm, p->senml_base, plen) == 0)
             nm += plen;
-        if ((f = find_feature(p, nm)) < 0) {
+        if ((f = find_feature(p, nm)) < 0 && (!own[0] || (f = find_feature(p, own)) < 0)) {
             if (unknown) (*unknown)++;
             continue;
         }

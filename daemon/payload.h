@@ -16,7 +16,8 @@
  *   senml   SenML JSON (RFC 8428): an array of records with base fields
  *           (bn, bt, bv) applied to the records that follow; name = bn+n
  *           (minus the configured senml_base prefix) matched to a feature
- *           through `fields` (feature -> name) or by equal name; time =
+ *           through `fields` (feature -> name) or by equal name, else the
+ *           record's own n alone (bn usually names the device); time =
  *           bt+t, relative to now when below 2^28 (RFC 8428 section 4.5.3),
  *           arrival time when absent; value = bv+v. Records without a
  *           numeric v (vs, vb, vd, s) are counted as unknown.

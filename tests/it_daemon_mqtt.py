@@ -173,7 +173,8 @@ def cmd_alerts(a):
 def cmd_check_alert(a):
     ev = [m["json"] for m in payloads(a.file)
           if isinstance(m["json"], dict) and m["json"].get("stream") == a.stream
-          and "alert_id" in m["json"] and "event" in m["json"]]
+          and "alert_id" in m["json"] and "event" in m["json"]
+          and (not a.detector or m["json"].get("detector") == a.detector)]
     raised = [e for e in ev if e["event"] == "raised"]
     cleared = [e for e in ev if e["event"] == "cleared"]
     errs = []
@@ -205,10 +206,10 @@ def cmd_check_alert(a):
         if r["end"] is not None or c["end"] is None or c["end_ms"] < c["start_ms"]:
             errs.append("end times wrong: raised end %r, cleared end %r" % (r["end"], c["end"]))
     if errs:
-        print("check-alert %s: %s" % (a.stream, "; ".join(errs)))
+        print("check-alert %s %s: %s" % (a.detector or "", a.stream, "; ".join(errs)))
         return 1
-    print("check-alert %s: raised %s score %.4g thr %.4g top %s, cleared after %s s" % (
-        a.stream, raised[0]["alert_id"], raised[0]["score"], raised[0]["threshold"],
+    print("check-alert %s %s: raised %s score %.4g thr %.4g top %s, cleared after %s s" % (
+        a.detector or "", a.stream, raised[0]["alert_id"], raised[0]["score"], raised[0]["threshold"],
         raised[0]["top_features"][0]["name"], cleared[0]["duration_s"]))
     return 0
 
@@ -247,6 +248,7 @@ def main():
     c = sp.add_parser("check-alert")
     c.add_argument("--file", required=True)
     c.add_argument("--stream", required=True)
+    c.add_argument("--detector")
     a = ap.parse_args()
     return {"sub": cmd_sub, "pub": cmd_pub, "wait": cmd_wait, "alerts": cmd_alerts,
             "check-alert": cmd_check_alert}[a.cmd](a) or 0

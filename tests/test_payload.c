@@ -116,7 +116,10 @@ static void test_senml(void)
     rc = parse(p, "t", "[{\"n\":\"current\",\"v\":1}]", s, &n, &u, err);
     T_CHECK(rc == 0 && isnan(s[0].time), "no time -> arrival");
     rc = parse(p, "t", "[{\"bn\":\"dev1/\",\"bv\":10,\"n\":\"current\",\"v\":1}]", s, &n, &u, err);
-    T_CHECK(rc == AD_ENOENT, "bn prefix not stripped without senml_base");
+    T_CHECK(rc == 0 && n == 1 && s[0].feature == 1 && s[0].value == 11,
+            "device bn: matched by n alone, bv + v");
+    rc = parse(p, "t", "[{\"bn\":\"dev1/\",\"n\":\"rpm\",\"v\":1}]", s, &n, &u, err);
+    T_CHECK(rc == AD_ENOENT, "unknown n with a bn: no feature");
     T_CHECK(parse(p, "t", "{\"n\":\"current\",\"v\":1}", s, &n, &u, err) == AD_EFORMAT, "not array");
     T_CHECK(parse(p, "t", "[{\"n\":\"current\",\"v\":\"1\"}]", s, &n, &u, err) == AD_EFORMAT,
             "string v");
