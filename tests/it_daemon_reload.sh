@@ -1,0 +1,118 @@
+#!/bin/sh
+# it_daemon_reload.sh - SIGHUP reloads: a changed threshold setting takes
+# effect; a change outside the pipeline keeps streams calibrated; a corrupt
+# model file, an invalid config or a non-reloadable change keep the running
+# configuration, and alerts keep flowing afterwards.
+. tests/lib.sh
+H="$PYTHON tests/it_daemon_mqtt.py"
+D=$(mktemp -d /tmp/it_daemon_reload.XXXXXX)
+DPID= ; SPID=
+cleanup() {
+    [ -n "$DPID" ] && kill "$DPID" 2>/dev/null
+    [ -n "$SPID" ] && kill "$SPID" 2>/dev/null
+    it_broker_stop
+    rm -rf "$D"
+}
+trap cleanup EXIT
+cp "${AD_SRCDIR:-.}/conf/models/pump.safetensors" "$D/pump.safetensors"
+
+it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+# conf THRESHOLD [MODEL] [STATS_INTERVAL] [PORT]
+conf() {
+    cat > "$D/ad.json" <<EOC
+{"broker": {"port": ${4:-$IT_PORT}, "client_id": "it-reload", "stats_interval_s": ${3:-1},
+            "qos_subscribe": 1},
+ "detectors": [{"name": "pump", "model": "${2:-pump.safetensors}",
+   "topics": ["sensors/+/pump"], "payload": {"format": "json"},
+   "calibration": {"method": "fixed", "fixed": $1}}]}
+EOC
+}
+# reload: SIGHUP, then wait for the outcome line ($1) to appear $2 times
+reload() {
+    kill -HUP "$DPID"
+    i=0
+    while [ $i -lt 50 ]; do
+        [ "$(grep -c "$1" "$D/daemon.log")" -ge "$2" ] && return 0
+        sleep 0.1; i=$((i + 1))
+    done
+    return 1
+}
+nalerts() { grep -c "anomalyd/alerts/pump/$1" "$D/sub.jsonl"; }
+F='cavitation@300m+100m'
+
+conf 100
+$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null ||
+    it_fail "daemon connects" "$(cat "$D/daemon.log")"
+
+# threshold 100: the fault goes unnoticed
+$H pub --port "$IT_PORT" --no-ts --rows 600 --fault "$F" --fault-devices pump1
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats windows_scored=571 --timeout 10 >/dev/null
+[ "$(nalerts pump1)" -eq 0 ] && it_ok "threshold 100: no alert" ||
+    it_fail "threshold 100: no alert" "$(nalerts pump1) alert messages"
+
+# SIGHUP with threshold 0.3: the same fault now raises an alert
+conf 0.3
+if reload "configuration reloaded" 1; then
+    it_ok "SIGHUP: new threshold accepted"
+else
+    it_fail "SIGHUP: new threshold accepted" "$(cat "$D/daemon.log")"
+fi
+$H pub --port "$IT_PORT" --no-ts --rows 600 --fault "$F" --fault-devices pump1
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump1 event=raised threshold=0.3 --timeout 10; then
+    it_ok "SIGHUP: changed threshold takes effect (alert at threshold 0.3)"
+else
+    it_fail "SIGHUP: changed threshold takes effect (alert at threshold 0.3)" "$(tail -5 "$D/daemon.log")"
+fi
+
+# a change outside the pipeline (stats interval): streams kept as they are
+conf 0.3 pump.safetensors 2
+if reload "configuration reloaded" 2 && grep -q "1 stream(s) kept" "$D/daemon.log"; then
+    it_ok "SIGHUP: unchanged pipeline keeps the stream"
+else
+    it_fail "SIGHUP: unchanged pipeline keeps the stream" "$(grep reload "$D/daemon.log")"
+fi
+
+# corrupt model: the old configuration keeps running
+head -c 2000 "$D/pump.safetensors" > "$D/broken.safetensors"
+conf 0.3 broken.safetensors
+if reload "reload failed, keeping the running configuration" 1; then
+    it_ok "SIGHUP with a corrupt model: refused, error logged"
+else
+    it_fail "SIGHUP with a corrupt model: refused, error logged" "$(tail -3 "$D/daemon.log")"
+fi
+$H pub --port "$IT_PORT" --no-ts --rows 600 --devices 2 --fault "$F" --fault-devices pump2
+if kill -0 "$DPID" 2>/dev/null &&
+   $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump2 event=raised --timeout 10; then
+    it_ok "after the corrupt model: still running, alerts keep flowing"
+else
+    it_fail "after the corrupt model: still running, alerts keep flowing"
+fi
+
+# invalid config: the same
+echo '{"broker": {"port": "x"}' > "$D/ad.json"
+if reload "reload failed, keeping the running configuration" 2; then
+    it_ok "SIGHUP with an invalid config: refused, error logged"
+else
+    it_fail "SIGHUP with an invalid config: refused, error logged" "$(tail -3 "$D/daemon.log")"
+fi
+$H pub --port "$IT_PORT" --no-ts --rows 600 --devices 3 --fault "$F" --fault-devices pump3
+if kill -0 "$DPID" 2>/dev/null &&
+   $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump3 event=raised --timeout 10; then
+    it_ok "after the invalid config: still running, alerts keep flowing"
+else
+    it_fail "after the invalid config: still running, alerts keep flowing"
+fi
+
+# a key a reload cannot change
+conf 0.3 pump.safetensors 1 1
+if reload "reload refused, keeping the running configuration: broker.port" 1; then
+    it_ok "SIGHUP changing broker.port: refused with the key named"
+else
+    it_fail "SIGHUP changing broker.port: refused with the key named" "$(tail -3 "$D/daemon.log")"
+fi
+grep -E "reload|SIGHUP" "$D/daemon.log" | sed 's/^/# /'
+kill -TERM "$DPID"; wait "$DPID"; rc=$?; DPID=
+[ $rc -eq 0 ] && it_ok "clean stop after the reloads" || it_fail "clean stop after the reloads" "rc=$rc"
+exit 0
