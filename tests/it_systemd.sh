@@ -109,6 +109,16 @@ if ! command -v strace >/dev/null 2>&1 || ! strace -f -qq -o /dev/null /bin/true
     echo "# SKIP strace not available here: sandbox (system calls, files, sockets) not checked"
     exit 0
 fi
+# Enough pump readings (JSON, the shipped config's format) to calibrate and
+# score windows inside the trace: BLAS and the worker threads run too.
+$PYTHON - > "$tmp/feed.txt" <<'EOF'
+import json, math
+for i in range(300):
+    print(json.dumps({"ts": 1700000000000 + 1000 * i,
+                      "vibration": 2 + 0.1 * math.sin(i / 7), "current": 20 + math.sin(i / 11),
+                      "pressure": 4 + 0.2 * math.cos(i / 13), "temperature": 60 + 0.01 * i,
+                      "flow": 50 + 2 * math.sin(i / 17)}))
+EOF
 $PYTHON tests/sd_notify_check.py sandbox --unit "$UNIT" --bin "$bin_abs" \
-    --config "$tmp/conf/anomalyd.json"
+    --config "$tmp/conf/anomalyd.json" --feed "$IT_PORT:sensors/it1/pump:$tmp/feed.txt"
 exit 0
