@@ -213,6 +213,11 @@ static void stop_tick(uv_timer_t *t)
 
 /* ---- connection ------------------------------------------------------- */
 
+static void retry_cb(uv_timer_t *t)
+{
+    attempt(t->data);
+}
+
 static void lost(ad_mqtt *m, const char *why)
 {
     int was = m->connected;
@@ -245,7 +250,7 @@ static void lost(ad_mqtt *m, const char *why)
                    m->host, m->port, buf, d);
         }
         m->backoff = m->backoff * 2 > m->backoff_max ? m->backoff_max : m->backoff * 2;
-        uv_timer_start(&m->retry_timer, (uv_timer_cb)attempt, (uint64_t)(d * 1000), 0);
+        uv_timer_start(&m->retry_timer, retry_cb, (uint64_t)(d * 1000), 0);
     }
 }
 

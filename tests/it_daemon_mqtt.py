@@ -122,6 +122,35 @@ def cmd_pub(a):
     c.disconnect()
 
 
+def cmd_garbage(a):
+    """Malformed payloads, non-finite values, an oversized message and a
+    flood of new stream topics."""
+    import random
+    rnd = random.Random(7)
+    c = client()
+    c.connect("127.0.0.1", a.port, keepalive=30)
+    c.loop_start()
+    t = a.topic
+    bad = ['{"pressure": ', "not json", '{"pressure": "abc"}', "[1,2,3]", '{"x": 1}',
+           '{"pressure": 1e999}', '{"pressure": NaN}', "", "\x00\xff"]
+    n = 0
+    for i in range(a.count):
+        if i % 3 == 0:
+            p = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 64)))
+        else:
+            p = bad[i % len(bad)]
+        c.publish(t.replace("{device}", "pump1"), p, qos=1).wait_for_publish()
+        n += 1
+    c.publish(t.replace("{device}", "pump1"), "{" + " " * (a.oversize) + "}", qos=1).wait_for_publish()
+    for i in range(a.flood):
+        m = c.publish(t.replace("{device}", "flood%d" % i),
+                      json.dumps({"vibration": 1, "current": 2, "pressure": 3,
+                                  "temperature": 4, "flow": 5}), qos=1)
+    m.wait_for_publish()
+    c.loop_stop()
+    c.disconnect()
+
+
 def payloads(path):
     res = []
     try:
@@ -243,6 +272,12 @@ def main():
     w.add_argument("--match", nargs="+", required=True)
     w.add_argument("--timeout", type=float, default=20)
     w.add_argument("--count", type=int, default=1)
+    g = sp.add_parser("garbage")
+    g.add_argument("--port", type=int, required=True)
+    g.add_argument("--topic", default="sensors/{device}/pump")
+    g.add_argument("--count", type=int, default=300)
+    g.add_argument("--oversize", type=int, default=5000)
+    g.add_argument("--flood", type=int, default=2000)
     al = sp.add_parser("alerts")
     al.add_argument("--file", required=True)
     c = sp.add_parser("check-alert")
@@ -251,7 +286,7 @@ def main():
     c.add_argument("--detector")
     a = ap.parse_args()
     return {"sub": cmd_sub, "pub": cmd_pub, "wait": cmd_wait, "alerts": cmd_alerts,
-            "check-alert": cmd_check_alert}[a.cmd](a) or 0
+            "check-alert": cmd_check_alert, "garbage": cmd_garbage}[a.cmd](a) or 0
 
 
 if __name__ == "__main__":
