@@ -3,8 +3,8 @@
  * fixed, model metadata), adaptation from normal scores, save/restore.
  *
  * Memory is bounded: calibration scores and POT peaks live in rings of at
- * most max_samples doubles (the most recent are kept), plus one scratch
- * array of the same size for quantiles.
+ * most max_samples doubles (the most recent are kept), grown on demand,
+ * plus one scratch array as large as the larger ring for quantiles/fits.
  */
 #include "threshold.h"
 
@@ -14,17 +14,20 @@
 
 #include "ad.h"
 
-/* A bounded FIFO of doubles. */
+/* A bounded FIFO of doubles that grows on demand up to max (so a stream
+ * calibrating on 100 windows holds 100 doubles, not max_samples). */
 typedef struct ring {
     double *v;
     size_t cap, len, head;   /* head: index of the oldest */
+    size_t max;              /* 0: this ring is not used */
 } ring;
 
 struct ad_threshold {
     ad_thr_cfg cfg;
     ring samples;            /* quantile/pot: calibration + adapted scores */
     ring peaks;              /* pot: excesses over init */
-    double *scratch;         /* cap doubles */
+    double *scratch;         /* scratch_cap doubles, for quantiles and fits */
+    size_t scratch_cap;
     ad_welford w;            /* every score added/adapted */
     uint64_t count;          /* calibration scores added */
     uint64_t n_obs;          /* pot: observations n (calibration + adapted) */
@@ -313,6 +316,24 @@ double ad_pot_quantile(double t, double gamma, double sigma, double risk,
 
 static void ring_push(ring *r, double x)
 {
+    if (r->len == r->cap && r->cap < r->max) {
+        /* Not wrapped yet (wrapping starts only at max): head is 0. */
+        size_t nc = r->cap < 32 ? 64 : r->cap * 2;
+        double *nv;
+        if (nc > r->max)
+            nc = r->max;
+        nv = realloc(r->v, nc * sizeof(double));
+        if (nv != NULL) {
+            r->v = nv;
+            r->cap = nc;
+        } else if (r->cap > 0) {
+            r->max = r->cap;            /* out of memory: stop growing */
+        } else {
+            return;                     /* nothing can be kept */
+        }
+    }
+    if (r->cap == 0)
+        return;
     if (r->len < r->cap) {
         r->v[(r->head + r->len) % r->cap] = x;
         r->len++;
@@ -320,6 +341,21 @@ static void ring_push(ring *r, double x)
         r->v[r->head] = x;
         r->head = (r->head + 1) % r->cap;
     }
+}
+
+/* Make t->scratch hold at least n doubles; 0 or AD_ENOMEM. */
+static int scratch_ensure(ad_threshold *t, size_t n)
+{
+    double *p;
+
+    if (n <= t->scratch_cap)
+        return 0;
+    p = realloc(t->scratch, n * sizeof(double));
+    if (p == NULL)
+        return AD_ENOMEM;
+    t->scratch = p;
+    t->scratch_cap = n;
+    return 0;
 }
 
 /* Copy in time order into out (len doubles). */
@@ -359,25 +395,13 @@ int ad_threshold_new(ad_threshold **out, const ad_thr_cfg *cfg,
         return ad_errf(err, errlen, AD_ENOMEM, "threshold: out of memory");
     t->cfg = *cfg;
     cap = (size_t)cfg->max_samples;
-    if (cfg->method == AD_THR_QUANTILE || cfg->method == AD_THR_POT) {
-        t->samples.v = malloc(cap * sizeof(double));
-        t->samples.cap = cap;
-        t->scratch = malloc(cap * sizeof(double));
-        if (!t->samples.v || !t->scratch)
-            goto fail;
-    }
-    if (cfg->method == AD_THR_POT) {
-        t->peaks.v = malloc(cap * sizeof(double));
-        t->peaks.cap = cap;
-        if (!t->peaks.v)
-            goto fail;
-    }
+    if (cfg->method == AD_THR_QUANTILE || cfg->method == AD_THR_POT)
+        t->samples.max = cap;
+    if (cfg->method == AD_THR_POT)
+        t->peaks.max = cap;
     t->value = NAN;
     *out = t;
     return 0;
-fail:
-    ad_threshold_free(t);
-    return ad_errf(err, errlen, AD_ENOMEM, "threshold: out of memory");
 }
 
 void ad_threshold_reset(ad_threshold *t)
@@ -398,7 +422,7 @@ int ad_threshold_add(ad_threshold *t, double score)
         return AD_ENONFINITE;
     t->count++;
     ad_welford_add(&t->w, score);
-    if (t->samples.cap)
+    if (t->samples.max)
         ring_push(&t->samples, score);
     return 0;
 }
@@ -410,6 +434,8 @@ uint64_t ad_threshold_count(const ad_threshold *t)
 
 static double samples_quantile(ad_threshold *t, double q)
 {
+    if (scratch_ensure(t, t->samples.len) != 0)
+        return NAN;
     ring_copy(&t->samples, t->scratch);
     return ad_quantile(t->scratch, t->samples.len, q);
 }
@@ -420,6 +446,8 @@ static int pot_refit(ad_threshold *t)
     double g, s, z;
     int rc;
 
+    if (scratch_ensure(t, t->peaks.len) != 0)
+        return AD_ENOMEM;
     ring_copy(&t->peaks, t->scratch);
     rc = ad_gpd_fit(t->scratch, t->peaks.len, &g, &s);
     if (rc)
@@ -496,6 +524,8 @@ int ad_threshold_fit(ad_threshold *t, const char *training_json,
                            n, t->cfg.min_samples);
         t->pot_init = samples_quantile(t, t->cfg.pot_init);
         t->peaks.len = t->peaks.head = 0;
+        if (scratch_ensure(t, n) != 0)
+            return ad_errf(err, errlen, AD_ENOMEM, "threshold pot: out of memory");
         ring_copy(&t->samples, t->scratch);
         for (i = 0; i < n; i++)
             if (t->scratch[i] > t->pot_init)
@@ -641,7 +671,7 @@ cJSON *ad_threshold_save(const ad_threshold *t)
         !cJSON_AddNumberToObject(w, "mean", t->w.mean) ||
         !cJSON_AddNumberToObject(w, "m2", t->w.m2))
         goto fail;
-    if (t->samples.cap) {
+    if (t->samples.max) {
         a = ring_json(&t->samples);
         if (a == NULL)
             goto fail;
@@ -715,7 +745,7 @@ int ad_threshold_restore(ad_threshold *t, const cJSON *j, char *err, size_t errl
     if (cJSON_IsTrue(fit) && !(value > 0))
         return ad_errf(err, errlen, AD_EFORMAT, "threshold state: value must be > 0");
     ad_threshold_reset(t);
-    if (t->samples.cap &&
+    if (t->samples.max &&
         ring_from_json(&t->samples, cJSON_GetObjectItemCaseSensitive(j, "samples")))
         goto bad;
     if (t->cfg.method == AD_THR_POT) {

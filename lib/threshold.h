@@ -29,8 +29,9 @@
  *             The error metric there must match the detector's metric
  *             (checked by the detector, which passes the JSON to fit).
  * Calibration scores are kept (at most max_samples, the most recent; the
- * quantile is over those) for quantile and pot; sigma keeps only Welford
- * sums.
+ * quantile is over those) for quantile and pot, in buffers grown on demand
+ * (a stream calibrated on 100 windows holds ~100 doubles); sigma keeps only
+ * Welford sums.
  *
  * ADAPTATION (adapt = 1, not frozen): quantile: the normal score joins the
  * sample window (oldest dropped beyond max_samples), the quantile is
