@@ -146,7 +146,7 @@ if [ -x "$BUILD/tools/config_doc" ]; then
     out=$($PYTHON - "$tmp/keys.md" docs/man/anomalyd.json.5 <<'EOF'
 import re, subprocess, sys
 sys.path.insert(0, "tools")
-import gen_config_man as g
+import gen_man as g
 rows = g.parse_rows(open(sys.argv[1]).read())
 # The page as a reader sees it, one entry per key.
 text = subprocess.run(["man", "-l", sys.argv[2]], capture_output=True, text=True,
@@ -174,9 +174,40 @@ EOF
 )
     case "$out" in
     *" keys") it_ok "man: anomalyd.json(5) documents every config key, type, default, reload ($out)" ;;
-    *) it_fail "man: anomalyd.json(5) matches the config key table (run tools/gen_config_man.py)" "$out" ;;
+    *) it_fail "man: anomalyd.json(5) matches the config key table (run tools/gen_man.py)" "$out" ;;
     esac
 else
     it_fail "man: anomalyd.json(5) matches the config key table" "$BUILD/tools/config_doc not built"
 fi
+
+# anomalyd(8) against every command's --help: each option is documented.
+out=$($PYTHON - "$AD_BIN" docs/man/anomalyd.8 <<'EOF'
+import re, subprocess, sys
+sys.path.insert(0, "tools")
+import gen_man as g
+page = subprocess.run(["man", "-l", sys.argv[2]], capture_output=True, text=True,
+                      env={"MANWIDTH": "200", "LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"}).stdout
+page = re.sub(r".\x08", "", page)
+sect = {}
+for m in re.finditer(r"^   (\S.*)\n((?:(?!   \S).*\n)+)", page.split("\nOPTIONS\n", 1)[-1].split("\nSIGNALS\n")[0] + "\n", re.M):
+    for c in m.group(1).split(", "):
+        sect[c] = m.group(2)
+bad, n = [], 0
+for c in g.COMMANDS:
+    h = subprocess.run([sys.argv[1], c, "--help"], capture_output=True, text=True)
+    opts = set(re.findall(r"^ {2,6}(?:-\w, )?(--[\w-]+)", h.stdout + h.stderr, re.M))
+    body = sect.get(c)
+    if body is None:
+        bad.append("%s: no OPTIONS subsection" % c); continue
+    for o in sorted(opts):
+        n += 1
+        if not re.search(r"(^|\s)%s\b" % re.escape(o), body):
+            bad.append("%s %s: not documented" % (c, o))
+print("%d options" % n if not bad else "\n".join(bad))
+EOF
+)
+case "$out" in
+*" options") it_ok "man: anomalyd(8) documents every option of every command's --help ($out)" ;;
+*) it_fail "man: anomalyd(8) documents every option of every command's --help (run tools/gen_man.py)" "$out" ;;
+esac
 exit 0

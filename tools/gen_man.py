@@ -1,15 +1,20 @@
 #!/usr/bin/python3
-"""gen_config_man.py - write the KEYS section of docs/man/anomalyd.json.5
-from the daemon's config key table.
+"""gen_man.py - write the generated parts of the man pages from the code,
+so that the pages document exactly what the program accepts:
 
-The rows come from build/tools/config_doc (ad_config_doc() in
-daemon/config.c: | `path` | type | default | range | reload | doc |), so the
-man page documents exactly the keys the parser accepts. The section between
-the lines '.\\" BEGIN KEYS' and '.\\" END KEYS' is replaced; the rest of the
-page is hand-written.
+  KEYS of docs/man/anomalyd.json.5, from the daemon's config key table:
+  build/tools/config_doc prints ad_config_doc() (daemon/config.c) as rows
+  | `path` | type | default | range | reload | doc |;
 
-  tools/gen_config_man.py [--doc build/tools/config_doc] [--page docs/man/anomalyd.json.5]
-  tools/gen_config_man.py --rows FILE ...    rows from a file instead
+  OPTIONS of docs/man/anomalyd.8, from `anomalyd COMMAND --help` of every
+  command.
+
+Each generated part sits between '.\\" BEGIN NAME' and '.\\" END NAME' lines;
+the rest of each page is hand-written. tests/it_install.sh checks that the
+pages match the code.
+
+  tools/gen_man.py [--bin build/anomalyd] [--doc build/tools/config_doc]
+  tools/gen_man.py --rows FILE ...    config rows from a file instead
 """
 import argparse
 import re
@@ -17,8 +22,7 @@ import subprocess
 import sys
 import textwrap
 
-BEGIN = '.\\" BEGIN KEYS'
-END = '.\\" END KEYS'
+COMMANDS = ["run", "check", "score", "train", "replay", "info"]
 
 # Headings and one-line intros of the objects, in table order.
 SECTIONS = {
@@ -114,29 +118,149 @@ def render(rows):
     return "\n".join(out) + "\n"
 
 
+def split_option(ln):
+    """'  -m, --model FILE    text' -> ('-m, --model FILE', 'text', column of
+    text), or None. An option takes at most one argument word; what follows
+    is the description (some help lines use a single space before it)."""
+    if not re.match(r"^ {2,6}-", ln):
+        return None
+    toks = [(m.group(), m.start()) for m in re.finditer(r"\S+", ln)]
+    spec, i = [], 0
+    while i < len(toks) and toks[i][0].startswith("-"):
+        spec.append(toks[i][0])
+        i += 1
+        if toks[i - 1][0].endswith(","):
+            continue                      # "-m," then "--model"
+        if i < len(toks) and not toks[i][0].startswith("-") and \
+                (ln[toks[i][1] - 2:toks[i][1]] != "  ") and \
+                re.fullmatch(r"[A-Z][A-Z0-9_,.]*|[a-z]+(\|[a-z]+)+|[A-Z]", toks[i][0]):
+            spec.append(toks[i][0])
+            i += 1
+    if i < len(toks):
+        return " ".join(spec), ln[toks[i][1]:], toks[i][1]
+    return " ".join(spec), "", 26
+
+
+def parse_help(text):
+    """`--help` text -> [(group or None, [(spec, [desc lines], desc column)])]."""
+    groups, cur, opt = [], None, None
+    for ln in text.splitlines():
+        if not ln.strip():
+            continue
+        m = split_option(ln)
+        if m:
+            if cur is None:
+                cur = (None, [])
+                groups.append(cur)
+            opt = [m[0], [m[1]] if m[1] else [], m[2]]
+            cur[1].append(opt)
+        elif re.match(r"^[a-z][\w /-]*:$", ln):
+            cur = (ln[:-1], [])
+            groups.append(cur)
+            opt = None
+        elif opt is not None and ln.startswith(" " * 12):
+            opt[1].append(ln)          # continuation, raw (indentation kept)
+        else:
+            opt = None                 # prose before or after the options
+    return groups
+
+
+def spec_roff(spec):
+    """'-m, --model FILE' -> bold options, italic arguments."""
+    out = []
+    for w in spec.split(" "):
+        if w.startswith("-"):
+            out.append("\\fB" + esc(w).replace("-", "\\-") + "\\fR")
+        else:
+            out.append("\\fI" + esc(w) + "\\fR")
+    return " ".join(out)
+
+
+def desc_roff(lines, col):
+    if not lines:
+        return []
+    first, rest = lines[0], lines[1:]
+    deeper = [x for x in rest if len(x) - len(x.lstrip()) > col]
+    if deeper:
+        # A little table inside the description: keep its layout.
+        body = [first] + [x[col:] if len(x) > col else x.strip() for x in rest]
+        return [".nf"] + [line(esc(x)) or "\\&" for x in body] + [".fi"]
+    text = " ".join([first] + [x.strip() for x in rest])
+    return [line(esc(text))]
+
+
+def render_options(binary):
+    out = []
+    helps = {}
+    for c in COMMANDS:
+        r = subprocess.run([binary, c, "--help"], capture_output=True, text=True)
+        helps[c] = r.stdout + r.stderr
+    done = set()
+    for c in COMMANDS:
+        if c in done:
+            continue
+        groups = parse_help(helps[c])
+        same = [d for d in COMMANDS if d not in done and parse_help(helps[d]) == groups]
+        done |= set(same)
+        out.append(".SS %s" % ", ".join(same))
+        if not groups:
+            # No option list: the usage line and its explanation.
+            lines = [x.strip() for x in helps[c].splitlines() if x.strip()]
+            usage = lines[0].replace("usage: ", "") if lines else c
+            out.append(spec_roff(usage.split(" ", 2)[2]) if usage.count(" ") >= 2 else "")
+            out.append(".br")
+            out.append(line(esc(" ".join(lines[1:]))))
+            continue
+        for group, opts in groups:
+            if group:
+                if not out[-1].startswith(".SS"):
+                    out.append(".PP")
+                out.append("\\fI%s:\\fR" % esc(group))
+            for spec, desc, col in opts:
+                out.append(".TP")
+                out.append(spec_roff(spec))
+                d = desc_roff(desc, col)
+                out.extend(d if d else ["Show the options and exit."
+                                        if "--help" in spec else ""])
+    return "\n".join(out) + "\n"
+
+
+def splice(path, name, section):
+    begin, end = '.\\" BEGIN %s' % name, '.\\" END %s' % name
+    page = open(path).read()
+    i, j = page.find(begin), page.find(end)
+    if i < 0 or j < i:
+        raise SystemExit("gen_man: %s has no %s ... %s" % (path, begin, end))
+    open(path, "w").write(page[:i] + begin + "\n" + section + page[j:])
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--doc", default="build/tools/config_doc")
-    p.add_argument("--rows", help="read rows from this file instead of running --doc")
-    p.add_argument("--page", default="docs/man/anomalyd.json.5")
-    p.add_argument("--stdout", action="store_true", help="print the section only")
+    p.add_argument("--rows", help="read config rows from this file instead of running --doc")
+    p.add_argument("--bin", default="build/anomalyd")
+    p.add_argument("--page5", default="docs/man/anomalyd.json.5")
+    p.add_argument("--page8", default="docs/man/anomalyd.8")
+    p.add_argument("--stdout", choices=["keys", "options"], help="print one section only")
     a = p.parse_args()
-    text = open(a.rows).read() if a.rows else subprocess.run(
-        [a.doc], capture_output=True, text=True, check=True).stdout
-    rows = parse_rows(text)
-    if not rows:
-        raise SystemExit("gen_config_man: no rows")
-    sec = render(rows)
-    if a.stdout:
-        sys.stdout.write(sec)
+    if a.stdout != "options":
+        text = open(a.rows).read() if a.rows else subprocess.run(
+            [a.doc], capture_output=True, text=True, check=True).stdout
+        rows = parse_rows(text)
+        if not rows:
+            raise SystemExit("gen_man: no config rows")
+        keys = render(rows)
+    if a.stdout == "keys":
+        sys.stdout.write(keys)
         return
-    page = open(a.page).read()
-    i, j = page.find(BEGIN), page.find(END)
-    if i < 0 or j < i:
-        raise SystemExit("gen_config_man: %s has no %s ... %s" % (a.page, BEGIN, END))
-    page = page[:i] + BEGIN + "\n" + sec + page[j:]
-    open(a.page, "w").write(page)
-    print("gen_config_man: %d keys -> %s" % (len(rows), a.page))
+    opts = render_options(a.bin)
+    if a.stdout == "options":
+        sys.stdout.write(opts)
+        return
+    splice(a.page5, "KEYS", keys)
+    splice(a.page8, "OPTIONS", opts)
+    print("gen_man: %d config keys -> %s; options of %d commands -> %s"
+          % (len(rows), a.page5, len(COMMANDS), a.page8))
 
 
 if __name__ == "__main__":
