@@ -56,6 +56,7 @@ struct ad_mqtt {
     int started, connected, stopping, disconnect_sent, finished, attempts;
     uint64_t stop_deadline, disconnect_at;
     char refused[160];
+    char detail[200];
     char **subs;
     int n_subs, sub_qos;
     char *status_topic, *online, *offline;
@@ -221,13 +222,16 @@ static void retry_cb(uv_timer_t *t)
 static void lost(ad_mqtt *m, const char *why)
 {
     int was = m->connected;
-    char buf[200];
+    char buf[420];
 
     if (m->handled_loss)
         return;                 /* already handled (on_disconnect, then rc) */
     m->handled_loss = 1;
 
-    snprintf(buf, sizeof buf, "%s", why ? why : "connection lost");
+    if (!was && m->detail[0])
+        snprintf(buf, sizeof buf, "%s (%s)", why ? why : "connection lost", m->detail);
+    else
+        snprintf(buf, sizeof buf, "%s", why ? why : "connection lost");
     close_conn(m);
     m->connected = 0;
     if (was) {
@@ -330,9 +334,15 @@ static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
 
 static void on_log(struct mosquitto *mosq, void *ud, int level, const char *s)
 {
-    (void)mosq; (void)ud;
-    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
+    ad_mqtt *m = ud;
+    (void)mosq;
+    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) {
         ad_log(AD_LOG_DEBUG, "libmosquitto: %s", s);
+        /* keep the first detail (e.g. OpenSSL's "certificate verify failed")
+         * for the connection error line */
+        if (!m->detail[0])
+            snprintf(m->detail, sizeof m->detail, "%s", s);
+    }
 }
 
 static void attempt(ad_mqtt *m)
@@ -344,6 +354,7 @@ static void attempt(ad_mqtt *m)
         return;
     m->attempts++;
     m->refused[0] = '\0';
+    m->detail[0] = '\0';
     m->handled_loss = 0;
     if (m->attempts == 1 && m->st.connects == 0 && m->st.connect_failures == 0) {
         if (m->protocol == AD_PROTO_5) {
