@@ -312,7 +312,7 @@ BENIGN = {
              "cannot be read, glibc assumes overcommit is not strict (the default) "
              "when trimming a thread arena",
 }
-CALL = re.compile(r"^([a-z_][a-z0-9_]*)\((.*)\)\s+=\s+(-?\d+|\?)")
+CALL = re.compile(r"^([a-z_][a-z0-9_]*)\((.*)\)\s+=\s+(-?\d+|0x[0-9a-f]+|\?)")
 RESUMED = re.compile(r"^<\.\.\. ([a-z_][a-z0-9_]*) resumed>")
 
 
@@ -328,6 +328,7 @@ def check_trace(unit, trdir, state):
     for v in unit_values(unit, "RestrictAddressFamilies"):
         fams |= set(v.split())
     used, blocked, proc_files, devs, writes, socks = set(), set(), set(), set(), set(), set()
+    wx, ns = set(), set()
     for fn in sorted(os.listdir(trdir)):
         lines = open(os.path.join(trdir, fn)).readlines()
         # The strace child's own calls before its execve are not the daemon's.
@@ -345,7 +346,7 @@ def check_trace(unit, trdir, state):
             if (allow is not None and name not in allow) or name in deny:
                 blocked.add(name)
             c = CALL.match(line)
-            if not c or c.group(3) == "?" or int(c.group(3)) < 0:
+            if not c or c.group(3) == "?" or c.group(3).startswith("-"):
                 continue      # only calls that succeeded here matter below
             args = c.group(2)
             if name in ("open", "openat", "openat2", "creat"):
@@ -360,6 +361,15 @@ def check_trace(unit, trdir, state):
                 if re.search(r"O_WRONLY|O_RDWR|O_CREAT", args) and path.startswith("/") \
                         and not path.startswith((state, "/tmp/", "/var/tmp/", "/dev/")):
                     writes.add(path)
+            elif name in ("mmap", "mprotect", "pkey_mprotect"):
+                # MemoryDenyWriteExecute=: no W+X mapping, no mprotect to X.
+                parts = args.split(", ")
+                prot = parts[2] if len(parts) > 2 else ""
+                if "PROT_EXEC" in prot and ("PROT_WRITE" in prot or name != "mmap"):
+                    wx.add("%s(%s)" % (name, prot))
+            elif name in ("clone", "clone3", "unshare", "setns"):
+                if "CLONE_NEW" in args or name == "setns":
+                    ns.add("%s(%s)" % (name, args[:80]))
             elif name == "socket":
                 fam = args.split(",")[0].strip()
                 if fams and fam not in fams:
@@ -381,6 +391,9 @@ def check_trace(unit, trdir, state):
        not devs, "opened: " + " ".join(sorted(devs)))
     ok("sandbox: writes only under the state directory and /tmp (ProtectSystem=strict)",
        not writes, "opened for writing: " + " ".join(sorted(writes)))
+    ok("sandbox: no writable+executable memory (MemoryDenyWriteExecute=)", not wx,
+       " ".join(sorted(wx)))
+    ok("sandbox: no new namespaces (RestrictNamespaces=)", not ns, " ".join(sorted(ns)))
 
 
 def main():
