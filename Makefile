@@ -116,7 +116,8 @@ clean:
 #   make install   [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc] [UNITDIR=]
 #   make uninstall [same variables] [PURGE=1: also remove the config]
 # Installs the binary, the systemd unit (ExecStart= rewritten to BINDIR and
-# SYSCONFDIR), the man pages, the bundled models under
+# SYSCONFDIR), the man pages (their paths rewritten the same way), the
+# bundled models under
 # $(PREFIX)/share/anomalyd/models and the example config
 # $(SYSCONFDIR)/anomalyd/anomalyd.json with its model paths pointing there.
 # An existing config is never overwritten (the new one goes next to it as
@@ -134,6 +135,9 @@ INST_MAN5   := $(wildcard docs/man/*.5)
 INST_SED_UNIT = -e 's|/usr/local/bin/anomalyd|$(BINDIR)/anomalyd|g' \
                 -e 's|/etc/anomalyd/|$(CONFDIR)/|g'
 INST_SED_CONF = -e 's|"models/|"$(DATADIR)/models/|g'
+INST_SED_MAN  = -e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g' \
+                -e 's|/usr/local/share/anomalyd|$(DATADIR)|g' \
+                -e 's|/usr/local/bin|$(BINDIR)|g' -e 's|/etc/anomalyd|$(CONFDIR)|g'
 
 install: $(BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR) \
@@ -142,8 +146,10 @@ install: $(BIN)
 	sed $(INST_SED_UNIT) systemd/anomalyd.service > $(BUILD)/anomalyd.service
 	install -m 0644 $(BUILD)/anomalyd.service $(DESTDIR)$(UNITDIR)/anomalyd.service
 	$(if $(INST_MODELS),install -m 0644 $(INST_MODELS) $(DESTDIR)$(DATADIR)/models/)
-	$(if $(INST_MAN8),install -m 0644 $(INST_MAN8) $(DESTDIR)$(MANDIR)/man8/)
-	$(if $(INST_MAN5),install -m 0644 $(INST_MAN5) $(DESTDIR)$(MANDIR)/man5/)
+	for m in $(INST_MAN8) $(INST_MAN5); do \
+	  s=$${m##*.}; sed $(INST_SED_MAN) $$m > $(BUILD)/$${m##*/} && \
+	  install -m 0644 $(BUILD)/$${m##*/} $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; \
+	done
 	sed $(INST_SED_CONF) conf/anomalyd.json > $(BUILD)/anomalyd.json
 	@if [ -e $(DESTDIR)$(CONFDIR)/anomalyd.json ] && \
 	    ! cmp -s $(BUILD)/anomalyd.json $(DESTDIR)$(CONFDIR)/anomalyd.json; then \
