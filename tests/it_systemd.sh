@@ -124,6 +124,8 @@ for i in range(300):
                       "pressure": 4 + 0.2 * math.cos(i / 13), "temperature": 60 + 0.01 * i,
                       "flow": 50 + 2 * math.sin(i / 17)}))
 EOF
+# The broker by name this time, so the resolver (nsswitch, /etc/hosts) is traced.
+sed 's/"host": "127.0.0.1"/"host": "localhost"/' "$tmp/conf/anomalyd.json" > "$tmp/conf/byname.json"
 $PYTHON tests/sd_notify_check.py sandbox --unit "$UNIT" --bin "$bin_abs" \
-    --config "$tmp/conf/anomalyd.json" --feed "$IT_PORT:sensors/it1/pump:$tmp/feed.txt"
+    --config "$tmp/conf/byname.json" --feed "$IT_PORT:sensors/it1/pump:$tmp/feed.txt"
 exit 0
