@@ -272,6 +272,9 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
     }
     m->refused[0] = '\0';
     m->connected = 1;
+    /* libmosquitto formats a log line for every packet when a log callback
+     * is set (printf per message): only listen while connecting */
+    mosquitto_log_callback_set(m->mosq, NULL);
     m->attempts = 0;
     m->backoff = m->backoff_min;
     m->st.connects++;
@@ -356,6 +359,7 @@ static void attempt(ad_mqtt *m)
     m->refused[0] = '\0';
     m->detail[0] = '\0';
     m->handled_loss = 0;
+    mosquitto_log_callback_set(m->mosq, on_log);
     if (m->attempts == 1 && m->st.connects == 0 && m->st.connect_failures == 0) {
         if (m->protocol == AD_PROTO_5) {
             mosquitto_property *props = NULL;

@@ -1,0 +1,205 @@
+#!/usr/bin/python3
+"""bench_e2e.py - end-to-end benchmark of the daemon through a real broker
+(driven by bench/bench_e2e.sh, which starts the broker and the daemon).
+
+  bench_e2e.py broker --port P --streams S --rows R
+      bare broker throughput: this publisher -> broker -> mosquitto_sub
+      (a plain C subscriber), messages/s
+  bench_e2e.py daemon --port P --streams S --rows R --hop H --window T
+      [--warm ROWS] [--inject N]
+      warm-up rows (calibration), then R rows per stream as fast as the
+      publisher goes, N streams get one anomalous sample each at a row that
+      completes a window; reports samples/s processed by the daemon (from its
+      stats), sample-to-alert latency p50/p99 (publish of the anomalous sample
+      -> alert received) and the CPU split of the daemon (model vs the rest)
+
+One JSON message per row per stream with all 5 pump features and a data
+timestamp (1 s per row), QoS 0, pre-formatted (the publisher must not be the
+bottleneck; its own rate is printed).
+"""
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+
+def client(cid=""):
+    try:
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, client_id=cid)
+    except AttributeError:
+        return mqtt.Client(client_id=cid)
+
+
+NORMAL = ('{"ts":%d,"vibration":%.3f,"current":%.2f,"pressure":%.3f,'
+          '"temperature":%.2f,"flow":%.2f}')
+
+
+def row_vals(s, r):
+    # a plausible operating point of the bundled pump model, small variation
+    # (means of tools/pumpsim.py's normal data, +-0.25 std, flow/pressure/
+    # current following the load as in the simulator)
+    w = ((s * 7 + r * 13) % 17) / 17.0 - 0.5
+    return (1.32 + 0.03 * w, 32.5 + 0.8 * w, 5.57 - 0.07 * w, 27.7 + 0.8 * w, 57.7 + 4.0 * w)
+
+
+def publish_rows(c, prefix, streams, r0, r1, base_ms, inject=None, sent=None):
+    n = 0
+    topics = ["%s/s%d/pump" % (prefix, s) for s in range(streams)]
+    for r in range(r0, r1):
+        ts = base_ms + r * 1000
+        for s in range(streams):
+            if inject and inject.get(s) == r:
+                msg = NORMAL % (ts, 6.0, 45.0, 2.0, 60.0, 5.0)
+                sent[s] = time.time()
+            else:
+                msg = NORMAL % ((ts,) + row_vals(s, r))
+            c.publish(topics[s], msg, qos=0)
+            n += 1
+            if n % 2000 == 0:
+                # keep the paho out-queue short (it is unbounded)
+                while len(c._out_packet) > 20000:
+                    time.sleep(0.001)
+    return n
+
+
+def cmd_broker(a):
+    total = a.streams * a.rows
+    sub = subprocess.Popen(["mosquitto_sub", "-p", str(a.port), "-t", "bench/#", "-C",
+                            str(total)], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    c = client()
+    c.connect("127.0.0.1", a.port)
+    c.loop_start()
+    t0 = time.time()
+    publish_rows(c, "bench", a.streams, 0, a.rows, 1700000000000)
+    tp = time.time()
+    try:
+        sub.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        sub.kill()
+        print("broker: subscriber did not receive all %d messages" % total)
+    t1 = time.time()
+    c.loop_stop()
+    print("broker bare: %d msgs in %.2f s = %.0f msgs/s (publisher alone %.0f msgs/s)" %
+          (total, t1 - t0, total / (t1 - t0), total / (tp - t0)))
+    print("RESULT broker_msgs_per_s %.0f" % (total / (t1 - t0)))
+
+
+class Stats:
+    def __init__(self):
+        self.last = None
+        self.lock = threading.Lock()
+        self.alerts = {}
+
+    def on_message(self, cl, ud, msg):
+        now = time.time()
+        if msg.topic == "anomalyd/stats":
+            with self.lock:
+                self.last = (now, json.loads(msg.payload))
+        elif msg.topic.startswith("anomalyd/alerts/"):
+            j = json.loads(msg.payload)
+            if j.get("event") == "raised":
+                s = int(j["stream"][1:])
+                with self.lock:
+                    self.alerts.setdefault(s, now)
+
+    def wait(self, pred, timeout):
+        end = time.time() + timeout
+        while time.time() < end:
+            with self.lock:
+                if self.last and pred(self.last[1]):
+                    return self.last
+            time.sleep(0.05)
+        return None
+
+
+def cmd_daemon(a):
+    st = Stats()
+    sc = client("bench-reader")
+    sc.on_message = st.on_message
+    sc.connect("127.0.0.1", a.port)
+    sc.subscribe([("anomalyd/stats", 0), ("anomalyd/alerts/#", 1)])
+    sc.loop_start()
+    c = client()
+    c.connect("127.0.0.1", a.port)
+    c.loop_start()
+    base = 1700000000000
+    warm = a.warm
+    # warm-up: fill windows and calibrate every stream
+    n = publish_rows(c, "bench", a.streams, 0, warm, base)
+    if not st.wait(lambda s: s["samples"] >= n * 5 and s["detecting_streams"] >= a.streams, 300):
+        print("daemon: warm-up did not finish: %s" % (st.last[1] if st.last else None))
+        return 1
+    t_ready, s0 = st.wait(lambda s: True, 5)
+    # measured run; anomalies at rows completing a window: (r+1-T) % hop == 0
+    inject, sent = {}, {}
+    step = max(1, a.streams // max(1, a.inject))
+    rows = [r for r in range(warm, warm + a.rows) if (r + 1 - a.window) % a.hop == 0]
+    for i, s in enumerate(range(0, a.streams, step)):
+        if len(inject) >= a.inject:
+            break
+        inject[s] = rows[(len(rows) // 2 + i) % len(rows)]
+    t0 = time.time()
+    n2 = publish_rows(c, "bench", a.streams, warm, warm + a.rows, base, inject, sent)
+    tp = time.time()
+    total = (n + n2) * 5
+    res = st.wait(lambda s: s["samples"] >= total, 300)
+    if not res:
+        print("daemon: not all samples processed: %s" % st.last[1])
+        return 1
+    # the stats message that first showed completion is up to one stats
+    # interval late: take the time from the daemon's own uptime instead
+    t_end = res[0]
+    s1 = res[1]
+    time.sleep(1.0)
+    c.loop_stop()
+    sc.loop_stop()
+    dt = (s1["uptime_s"] - s0["uptime_s"])
+    samples = s1["samples"] - s0["samples"]
+    cpu_p = s1["cpu_s"]["process"] - s0["cpu_s"]["process"]
+    cpu_m = s1["cpu_s"]["workers"] - s0["cpu_s"]["workers"]
+    lat = sorted((st.alerts[s] - sent[s]) * 1000.0 for s in sent if s in st.alerts)
+    missed = len([s for s in sent if s not in st.alerts])
+
+    def pct(p):
+        return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan")
+    print("daemon hop %d, %d streams: %d samples in %.2f s = %.0f samples/s "
+          "(%.0f msgs/s; publisher %.0f msgs/s)" % (a.hop, a.streams, samples, dt, samples / dt,
+                                                    samples / 5 / dt, n2 / (tp - t0)))
+    print("  windows scored %d, mean batch %.1f, daemon CPU %.2f s (%.0f%% of one core), "
+          "model %.2f s = %.1f%% of daemon CPU, MQTT+parsing+bookkeeping %.1f%%" % (
+              s1["windows_scored"] - s0["windows_scored"], s1["inference"]["mean_batch"],
+              cpu_p, 100 * cpu_p / dt, cpu_m, 100 * cpu_m / cpu_p,
+              100 * (cpu_p - cpu_m) / cpu_p))
+    print("  sample-to-alert latency: p50 %.1f ms, p99 %.1f ms over %d alerts (%d missed)" % (
+        pct(0.5), pct(0.99), len(lat), missed))
+    print("  CPU per sample: %.1f us (capacity ~%.0f samples/s per core)" % (
+        1e6 * cpu_p / samples, samples / cpu_p))
+    print("RESULT hop%d samples_per_s %.0f p50_ms %.1f p99_ms %.1f model_share %.3f" % (
+        a.hop, samples / dt, pct(0.5), pct(0.99), cpu_m / cpu_p))
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sp = ap.add_subparsers(dest="cmd", required=True)
+    b = sp.add_parser("broker")
+    d = sp.add_parser("daemon")
+    for p in (b, d):
+        p.add_argument("--port", type=int, required=True)
+        p.add_argument("--streams", type=int, default=1000)
+        p.add_argument("--rows", type=int, default=50)
+    d.add_argument("--hop", type=int, default=1)
+    d.add_argument("--window", type=int, default=30)
+    d.add_argument("--warm", type=int, default=60)
+    d.add_argument("--inject", type=int, default=100)
+    a = ap.parse_args()
+    return cmd_broker(a) if a.cmd == "broker" else cmd_daemon(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main() or 0)
