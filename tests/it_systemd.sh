@@ -83,7 +83,22 @@ if [ ! -f conf/anomalyd.json ]; then
     it_fail "notify: test config" "conf/anomalyd.json missing"
     exit 0
 fi
-it_broker_start "$tmp" || { it_fail "notify: broker started"; exit 0; }
+# A second, TLS listener for the sandbox trace of the TLS path (a remote
+# broker is normally reached over TLS): a self-signed certificate for
+# localhost, trusted by the daemon as its CA file.
+# (mosquitto drops root privileges: its files must be world-readable.)
+TLS_PORT=
+chmod 711 "$tmp"
+if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -keyout "$tmp/tls.key" -out "$tmp/tls.crt" -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1; then
+    chmod 644 "$tmp/tls.key" "$tmp/tls.crt"
+    TLS_PORT=$(it_free_port)
+    set -- "listener $TLS_PORT 127.0.0.1" "certfile $tmp/tls.crt" "keyfile $tmp/tls.key"
+else
+    set --
+fi
+it_broker_start "$tmp" "$@" || { it_fail "notify: broker started"; exit 0; }
 mkdir -p "$tmp/conf" "$tmp/state"
 # The shipped config, pointed at the test broker, its models by absolute path
 # and a private state directory.
@@ -128,4 +143,17 @@ EOF
 sed 's/"host": "127.0.0.1"/"host": "localhost"/' "$tmp/conf/anomalyd.json" > "$tmp/conf/byname.json"
 $PYTHON tests/sd_notify_check.py sandbox --unit "$UNIT" --bin "$bin_abs" \
     --config "$tmp/conf/byname.json" --feed "$IT_PORT:sensors/it1/pump:$tmp/feed.txt"
+if [ -n "$TLS_PORT" ]; then
+    $PYTHON - "$tmp/conf/anomalyd.json" "$tmp/conf/tls.json" "$TLS_PORT" "$tmp/tls.crt" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["broker"].update(host="localhost", port=int(sys.argv[3]),
+                   tls={"enabled": True, "ca_file": sys.argv[4]})
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+EOF
+    $PYTHON tests/sd_notify_check.py sandbox --tag "TLS" --unit "$UNIT" --bin "$bin_abs" \
+        --config "$tmp/conf/tls.json" --feed "$IT_PORT:sensors/it2/pump:$tmp/feed.txt"
+else
+    echo "# SKIP openssl could not make a certificate: TLS path not traced"
+fi
 exit 0

@@ -36,6 +36,7 @@ UNIT_BIN = "/usr/local/bin/anomalyd"
 UNIT_CONF = "/etc/anomalyd/anomalyd.json"
 
 results = []
+TAG = ""
 
 
 def ok(name, good, detail=""):
@@ -262,7 +263,9 @@ def cmd_sandbox(a):
     finally:
         stop(proc)
     log.seek(0)
-    ok("sandbox: traced life cycle under strace (%s)" % ", ".join(steps),
+    global TAG
+    TAG = " (%s)" % a.tag if a.tag else ""
+    ok("sandbox%s: traced life cycle under strace (%s)" % (TAG, ", ".join(steps)),
        steps[-1:] == ["exit 0"] and len(steps) == 5 + bool(a.feed), "daemon output:\n" + log.read()[-2000:])
     try:
         check_trace(a.unit, os.path.join(tmp, "tr"), state)
@@ -379,25 +382,25 @@ def check_trace(unit, trdir, state):
                 if fams and fam not in fams:
                     socks.add(fam)
     if not used:
-        ok("sandbox: system calls traced", False, "empty strace output")
+        ok("sandbox%s: system calls traced" % TAG, False, "empty strace output")
         return
     for k in sorted((blocked | proc_files) & set(BENIGN)):
         print("# denied but harmless: %s: %s" % (k, BENIGN[k]))
     blocked -= set(BENIGN)
     proc_files -= set(BENIGN)
-    ok("sandbox: SystemCallFilter= allows every system call the daemon made (%d distinct)"
-       % len(used), not blocked, "blocked (EPERM under the unit): " + " ".join(sorted(blocked)))
-    ok("sandbox: sockets only of RestrictAddressFamilies= (%s)" % " ".join(sorted(fams)),
+    ok("sandbox%s: SystemCallFilter= allows every system call the daemon made (%d distinct)"
+       % (TAG, len(used)), not blocked, "blocked (EPERM under the unit): " + " ".join(sorted(blocked)))
+    ok("sandbox%s: sockets only of RestrictAddressFamilies= (%s)" % (TAG, " ".join(sorted(fams))),
        not socks, "other families: " + " ".join(sorted(socks)))
-    ok("sandbox: no /proc file outside the own process (ProcSubset=pid)", not proc_files,
+    ok("sandbox%s: no /proc file outside the own process (ProcSubset=pid)" % TAG, not proc_files,
        "opened: " + " ".join(sorted(proc_files)))
-    ok("sandbox: no device beyond PrivateDevices= (%s)" % "/dev/null,zero,urandom,..",
+    ok("sandbox%s: no device beyond PrivateDevices= (/dev/null,zero,urandom,..)" % TAG,
        not devs, "opened: " + " ".join(sorted(devs)))
-    ok("sandbox: writes only under the state directory and /tmp (ProtectSystem=strict)",
+    ok("sandbox%s: writes only under the state directory and /tmp (ProtectSystem=strict)" % TAG,
        not writes, "opened for writing: " + " ".join(sorted(writes)))
-    ok("sandbox: no writable+executable memory (MemoryDenyWriteExecute=)", not wx,
+    ok("sandbox%s: no writable+executable memory (MemoryDenyWriteExecute=)" % TAG, not wx,
        " ".join(sorted(wx)))
-    ok("sandbox: no new namespaces (RestrictNamespaces=)", not ns, " ".join(sorted(ns)))
+    ok("sandbox%s: no new namespaces (RestrictNamespaces=)" % TAG, not ns, " ".join(sorted(ns)))
 
 
 def main():
@@ -415,6 +418,7 @@ def main():
     q.add_argument("--config", required=True)
     q.add_argument("--timeout", type=float, default=20.0)
     q.add_argument("--feed", help="PORT:TOPIC:FILE sensor messages (one a line) to publish")
+    q.add_argument("--tag", default="", help="label of the run in the case names")
     a = p.parse_args()
     if a.cmd == "notify":
         cmd_notify(a)
