@@ -11,10 +11,13 @@
 #    the sd_notify protocol: READY=1, WATCHDOG=1, RELOADING=1/READY=1 on
 #    SIGHUP, STOPPING=1 and exit 0 on SIGTERM (tests/sd_notify_check.py),
 #    against a real mosquitto on 127.0.0.1;
-#  - what the daemon did in that life cycle, traced with strace, fits the
-#    unit's sandbox: system calls (SystemCallFilter=), socket families,
-#    /proc files (ProcSubset=pid), devices (PrivateDevices=), writes outside
-#    the state directory (ProtectSystem=strict); skipped without strace.
+#  - what the daemon does in that life cycle with sensor data flowing,
+#    traced with strace, fits the unit's sandbox: system calls
+#    (SystemCallFilter=), socket families (RestrictAddressFamilies=), /proc
+#    files (ProcSubset=pid), devices (PrivateDevices=), writes outside the
+#    state directory (ProtectSystem=strict), W+X memory
+#    (MemoryDenyWriteExecute=), namespaces; once with the broker by name
+#    over TCP, once over TLS. Skipped without strace or for ASan builds.
 . tests/lib.sh
 UNIT=systemd/anomalyd.service
 MAX_EXPOSURE=2.0
