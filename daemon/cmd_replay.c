@@ -10,7 +10,9 @@
  * calibrated); exceeded = that window's smoothed score > threshold;
  * anomaly = the row-level prediction (--row-label: "alert" = an alert is
  * active after this row (default), "window" = the last scored window
- * exceeded the threshold); phase = the detector phase after the row.
+ * exceeded the threshold); phase = the detector phase after the row, or
+ * "training" on the row whose window completed the training set (replay
+ * trains synchronously right there).
  * Events (phase changes, calibration, alerts raised/cleared, training) go
  * to --events as JSON lines, the same objects the daemon publishes.
  *
@@ -435,7 +437,7 @@ int ad_cmd_replay(int argc, char **argv)
         ad_window_job job;
         ad_event ev;
         ad_detector_stats st;
-        int scored = 0, f, pred, again;
+        int scored = 0, f, pred, again, trained = 0;
         double score = NAN, smoothed = NAN;
         char b1[40], b2[40], b3[40];
 
@@ -491,6 +493,7 @@ int ad_cmd_replay(int argc, char **argv)
                     }
                     ad_train_job_free(tj);
                     again = 1;
+                    trained = 1;
                 }
             }
         } while (again);
@@ -502,7 +505,8 @@ int ad_cmd_replay(int argc, char **argv)
         fmt_num(b2, sizeof(b2), scored ? smoothed : NAN);
         fmt_num(b3, sizeof(b3), st.threshold);
         fprintf(out, "%zu,%lld,%s,%s,%s,%d,%d,%s,%s\n", r, (long long)ts, b1, b2, b3,
-                scored && st.exceeded, pred, st.alert_id, ad_phase_name(st.phase));
+                scored && st.exceeded, pred, st.alert_id,
+                ad_phase_name(trained ? AD_PHASE_TRAINING : st.phase));
         if (t->label && !(excl && r < (size_t)calib_rows)) {
             int y = t->label[r] > 0.5f;
             if (y && pred) tp++;

@@ -122,7 +122,7 @@ if "$BIN" replay -i "$D/data.csv" --training bootstrap --window 10 --train-windo
         --epochs 3 --units 8 --calib-windows 100 --label anomaly --stream boot \
         -o "$D/boot.csv" -e "$D/boot.jsonl" 2> "$D/logb"; then
     phases=$(awk -F, 'NR>1 {print $9}' "$D/boot.csv" | uniq | tr '\n' ' ')
-    if [ "$phases" = "collecting calibrating detecting " ]; then
+    if [ "$phases" = "collecting training calibrating detecting " ]; then
         it_ok "bootstrap phases: $phases"
     else
         it_fail "bootstrap phases" "got: $phases"
