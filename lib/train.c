@@ -32,6 +32,9 @@
 #include <string.h>
 #include <time.h>
 #include <cblas.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "ad.h"
 
@@ -254,6 +257,7 @@ typedef struct lws {
     float *ac;      /* (t,B,H) act(c) */
     float *h;       /* (t,B,H) hidden states */
     float *dh, *dc; /* (B,H) carries of the backward recurrence */
+    float *zero;    /* (B,H) zeros: c_{-1}, and dH of steps without output */
 } lws;
 
 struct ad_trainer {
@@ -283,7 +287,7 @@ void ad_trainer_free(ad_trainer *t)
         lws *w = &t->ws[i];
         ad_afree(w->out); ad_afree(w->dout); ad_afree(w->gates);
         ad_afree(w->dz); ad_afree(w->c); ad_afree(w->ac); ad_afree(w->h);
-        ad_afree(w->dh); ad_afree(w->dc);
+        ad_afree(w->dh); ad_afree(w->dc); ad_afree(w->zero);
     }
     ad_afree(t->grad);
     ad_afree(t->am);
@@ -341,7 +345,8 @@ ad_trainer *ad_trainer_new(ad_model *m, const ad_train_opts *o)
                 (w->ac = falloc(nh)) == NULL ||
                 (w->h = falloc(nh)) == NULL ||
                 (w->dh = falloc((size_t)B * H)) == NULL ||
-                (w->dc = falloc((size_t)B * H)) == NULL)
+                (w->dc = falloc((size_t)B * H)) == NULL ||
+                (w->zero = falloc((size_t)B * H)) == NULL)
                 goto fail;
         }
     }
@@ -369,11 +374,19 @@ const float *ad_trainer_grad(const ad_trainer *t)
 
 double ad_trainer_grad_norm(const ad_trainer *t)
 {
-    double s = 0.0;
-    size_t i;
-    for (i = 0; i < t->m->n_params; i++)
-        s += (double)t->grad[i] * (double)t->grad[i];
-    return sqrt(s);
+    /* four partial sums in double: vectorisable, and accurate enough */
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    const float *g = t->grad;
+    size_t i, n = t->m->n_params;
+    for (i = 0; i + 4 <= n; i += 4) {
+        s0 += (double)g[i] * g[i];
+        s1 += (double)g[i + 1] * g[i + 1];
+        s2 += (double)g[i + 2] * g[i + 2];
+        s3 += (double)g[i + 3] * g[i + 3];
+    }
+    for (; i < n; i++)
+        s0 += (double)g[i] * g[i];
+    return sqrt((s0 + s1) + (s2 + s3));
 }
 
 /* ---- layers: forward ----------------------------------------------------- */
@@ -468,6 +481,64 @@ static void flatten_forward(const ad_layer *L, lws *w, const float *in, int B)
 
 /* ---- layers: backward ---------------------------------------------------- */
 
+/* GCC's -O2 vectoriser uses the "very cheap" cost model, which gives up on
+ * loops needing a scalar tail; the per-step cell loops below are hot, so
+ * ask for the normal model on them (no fast-math: same results). */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define TR_VEC __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#else
+#define TR_VEC
+#endif
+
+/*
+ * One row of the LSTM backward step: z (4H) activated gates i,f,g,o, ac (H)
+ * act(c_s), c (H) c_s, cp (H) c_{s-1} (zeros at s = 0), dH (H) gradient
+ * from the layer's output (zeros when none), dh (H) in: dh_next, dc (H)
+ * in/out: dc_next -> dc * f, dz (4H) out: gradient of the pre-activations.
+ */
+static TR_VEC void cell_bwd_tanh(int H, const float *restrict z,
+                                 const float *restrict ac,
+                                 const float *restrict cp,
+                                 const float *restrict dH,
+                                 const float *restrict dh_in,
+                                 float *restrict dc, float *restrict dz)
+{
+    int j;
+    for (j = 0; j < H; j++) {
+        float iv = z[j], fv = z[H + j], gv = z[2 * H + j], ov = z[3 * H + j];
+        float a = ac[j];
+        float dh = dh_in[j] + dH[j];
+        float dcv = dc[j] + dh * ov * (1.0f - a * a);
+        dz[j] = dcv * gv * iv * (1.0f - iv);
+        dz[H + j] = dcv * cp[j] * fv * (1.0f - fv);
+        dz[2 * H + j] = dcv * iv * (1.0f - gv * gv);
+        dz[3 * H + j] = dh * a * ov * (1.0f - ov);
+        dc[j] = dcv * fv;
+    }
+}
+
+static TR_VEC void cell_bwd_relu(int H, const float *restrict z,
+                                 const float *restrict ac,
+                                 const float *restrict c,
+                                 const float *restrict cp,
+                                 const float *restrict dH,
+                                 const float *restrict dh_in,
+                                 float *restrict dc, float *restrict dz)
+{
+    int j;
+    for (j = 0; j < H; j++) {
+        float iv = z[j], fv = z[H + j], gv = z[2 * H + j], ov = z[3 * H + j];
+        float a = ac[j];
+        float dh = dh_in[j] + dH[j];
+        float dcv = dc[j] + (c[j] > 0.0f ? dh * ov : 0.0f);
+        dz[j] = dcv * gv * iv * (1.0f - iv);
+        dz[H + j] = dcv * cp[j] * fv * (1.0f - fv);
+        dz[2 * H + j] = gv > 0.0f ? dcv * iv : 0.0f;
+        dz[3 * H + j] = dh * a * ov * (1.0f - ov);
+        dc[j] = dcv * fv;
+    }
+}
+
 /* lstm backward: dout (t,B,H) or (B,H) -> din (t,B,d) (NULL: skip), and
  * gK (d,4H), gU (H,4H), gb (4H) (overwritten). */
 static void lstm_backward(const ad_layer *L, lws *w, const float *in,
@@ -490,27 +561,15 @@ static void lstm_backward(const ad_layer *L, lws *w, const float *in,
                              : (s == t - 1 ? w->dout : NULL);
         float *dz = w->dz + s * BG;
         for (b = 0; b < B; b++) {
-            const float *zr = z + (size_t)b * G;
-            float *dzr = dz + (size_t)b * G;
-            float *dhr = w->dh + (size_t)b * H, *dcr = w->dc + (size_t)b * H;
-            const float *acr = ac + (size_t)b * H, *cr = c + (size_t)b * H;
-            const float *dHr = dH != NULL ? dH + (size_t)b * H : NULL;
-            const float *cpr = cp != NULL ? cp + (size_t)b * H : NULL;
-            for (j = 0; j < (size_t)H; j++) {
-                float iv = zr[j], fv = zr[H + j], gv = zr[2 * H + j];
-                float ov = zr[3 * H + j], a = acr[j];
-                float dh = dhr[j] + (dHr != NULL ? dHr[j] : 0.0f);
-                float dact = relu ? (cr[j] > 0.0f ? 1.0f : 0.0f)
-                                  : 1.0f - a * a;
-                float dc = dcr[j] + dh * ov * dact;
-                float cprev = cpr != NULL ? cpr[j] : 0.0f;
-                float dg = relu ? (gv > 0.0f ? 1.0f : 0.0f) : 1.0f - gv * gv;
-                dzr[j] = dc * gv * iv * (1.0f - iv);
-                dzr[H + j] = dc * cprev * fv * (1.0f - fv);
-                dzr[2 * H + j] = dc * iv * dg;
-                dzr[3 * H + j] = dh * a * ov * (1.0f - ov);
-                dcr[j] = dc * fv;
-            }
+            const size_t oh = (size_t)b * H;
+            const float *dHr = dH != NULL ? dH + oh : w->zero;
+            const float *cpr = cp != NULL ? cp + oh : w->zero;
+            if (relu)
+                cell_bwd_relu(H, z + (size_t)b * G, ac + oh, c + oh, cpr, dHr,
+                              w->dh + oh, w->dc + oh, dz + (size_t)b * G);
+            else
+                cell_bwd_tanh(H, z + (size_t)b * G, ac + oh, cpr, dHr,
+                              w->dh + oh, w->dc + oh, dz + (size_t)b * G);
         }
         if (s > 0)   /* dh_{s-1} = dz_s U^T */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, H, G,
@@ -709,13 +768,59 @@ int ad_trainer_loss_grad(ad_trainer *t, const float *x, int B, double *loss)
     return 0;
 }
 
+/*
+ * The Adam(W) update of n parameters (PyTorch's formula, see train.h).
+ * sqrt and division are correctly rounded in IEEE arithmetic, so the SSE
+ * path (4 lanes; GCC will not vectorise sqrtf under -fmath-errno) gives the
+ * same bits as the scalar tail.
+ */
+static void adam_update(size_t n, float *restrict p, const float *restrict g,
+                        float *restrict am, float *restrict av, float clip,
+                        float b1, float b2, float eps, float step_size,
+                        float sq_bc2, float decay)
+{
+    size_t i = 0;
+    if (decay != 1.0f)
+        for (i = 0; i < n; i++)
+            p[i] *= decay;
+    i = 0;
+#if defined(__SSE2__)
+    {
+        const __m128 vclip = _mm_set1_ps(clip), vb1 = _mm_set1_ps(b1);
+        const __m128 vb2 = _mm_set1_ps(b2), v1b1 = _mm_set1_ps(1.0f - b1);
+        const __m128 v1b2 = _mm_set1_ps(1.0f - b2), veps = _mm_set1_ps(eps);
+        const __m128 vss = _mm_set1_ps(step_size), vsq = _mm_set1_ps(sq_bc2);
+        for (; i + 4 <= n; i += 4) {
+            __m128 gi = _mm_mul_ps(_mm_loadu_ps(g + i), vclip);
+            __m128 mi = _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(am + i)),
+                                   _mm_mul_ps(v1b1, gi));
+            __m128 vi = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(av + i)),
+                                   _mm_mul_ps(_mm_mul_ps(v1b2, gi), gi));
+            __m128 den = _mm_add_ps(_mm_div_ps(_mm_sqrt_ps(vi), vsq), veps);
+            __m128 up = _mm_mul_ps(vss, _mm_div_ps(mi, den));
+            _mm_storeu_ps(am + i, mi);
+            _mm_storeu_ps(av + i, vi);
+            _mm_storeu_ps(p + i, _mm_sub_ps(_mm_loadu_ps(p + i), up));
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        float gi = g[i] * clip;
+        float mi = b1 * am[i] + (1.0f - b1) * gi;
+        float vi = b2 * av[i] + ((1.0f - b2) * gi) * gi;
+        am[i] = mi;
+        av[i] = vi;
+        p[i] -= step_size * (mi / (sqrtf(vi) / sq_bc2 + eps));
+    }
+}
+
 int ad_trainer_step(ad_trainer *t, const float *x, int B, double *loss)
 {
     const ad_train_opts *o;
     float *p, *g, *am, *av;
     double gn, bc1, bc2, step_size, sq_bc2;
     float clip = 1.0f, b1, b2, eps, decay;
-    size_t i, n;
+    size_t n;
     int rc;
 
     rc = ad_trainer_loss_grad(t, x, B, loss);
@@ -735,16 +840,9 @@ int ad_trainer_step(ad_trainer *t, const float *x, int B, double *loss)
     bc2 = 1.0 - pow(o->beta2, (double)t->step);
     step_size = o->lr / bc1;
     sq_bc2 = sqrt(bc2);
-    decay = 1.0f - o->lr * o->weight_decay;
-    for (i = 0; i < n; i++) {
-        float gi = g[i] * clip, denom;
-        am[i] = b1 * am[i] + (1.0f - b1) * gi;
-        av[i] = b2 * av[i] + (1.0f - b2) * gi * gi;
-        if (o->weight_decay > 0.0f)
-            p[i] *= decay;
-        denom = (float)(sqrtf(av[i]) / sq_bc2) + eps;
-        p[i] -= (float)step_size * (am[i] / denom);
-    }
+    decay = o->weight_decay > 0.0f ? 1.0f - o->lr * o->weight_decay : 1.0f;
+    adam_update(n, p, g, am, av, clip, b1, b2, eps, (float)step_size,
+                (float)sq_bc2, decay);
     return 0;
 }
 
