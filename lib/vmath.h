@@ -14,9 +14,10 @@
  * multiversioning, target_clones): x86-64-v4 (AVX-512), x86-64-v3 (AVX2+FMA)
  * and the baseline; the loader picks one at start-up (ifunc). No -ffast-math
  * is needed or used: the polynomials are Cephes' single precision ones
- * (expf, tanhf), accurate to a few ulp.
+ * (expf, tanhf), accurate to a few ulp (tests/test_engine.c: <= 2 ulp).
  *
- * Only lib/vmath.c and lib/engine.c include this header.
+ * Included by lib/vmath.c, lib/engine.c and the engine's test and benchmark
+ * (which use ad_engine_use_avx512_ below).
  */
 #ifndef AD_VMATH_H
 #define AD_VMATH_H
