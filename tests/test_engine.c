@@ -365,14 +365,10 @@ static float f_sig(float x) { return 1.0f / (1.0f + expf(-x)); }
 static float f_tanh(float x) { return tanhf(x); }
 static float f_relu(float x) { return x < 0 ? 0.0f : x; }
 
-static void test_vmath_accuracy(void)
+/* Max ulp error of each function of fns (4 entries) over a dense sweep of
+ * [-100, 100] and +-[1e-30, 1e30]; `isa` names the variant in the notes. */
+static void vmath_accuracy(const vfun *fns, const char *isa)
 {
-    static const vfun fns[] = {
-        { "exp", ad_vexp, d_exp, f_exp },
-        { "sigmoid", ad_vsigmoid, d_sig, f_sig },
-        { "tanh", ad_vtanh, d_tanh, f_tanh },
-        { "relu", ad_vrelu, d_relu, f_relu },
-    };
     const size_t n_lin = 2000001;       /* [-100, 100] step 1e-4 */
     const size_t n_log = 2 * 60 * 1000; /* +-[1e-30, 1e30] log spaced */
     size_t n = n_lin + n_log, i;
@@ -418,18 +414,92 @@ static void test_vmath_accuracy(void)
             if (u > lib_worst)
                 lib_worst = u;
         }
-        T_CHECK(worst <= 4.0, "%s: %.0f ulp at x=%.9g", fns[f].name, worst,
-                worst_x);
-        T_CHECK(abs_worst <= 4 * 1.4013e-45, "%s: subnormal error %.3g",
-                fns[f].name, abs_worst);
-        T_NOTE("%-8s max error %.0f ulp (at x=%.7g) over %zu points in "
+        T_CHECK(worst <= 4.0, "%s %s: %.0f ulp at x=%.9g", isa, fns[f].name,
+                worst, worst_x);
+        T_CHECK(abs_worst <= 4 * 1.4013e-45, "%s %s: subnormal error %.3g",
+                isa, fns[f].name, abs_worst);
+        T_NOTE("%-10s %-8s max error %.0f ulp (at x=%.7g) over %zu points in "
                "[-100,100] and +-[1e-30,1e30] (libm float: %.0f ulp); "
-               "subnormal results abs err %.2g", fns[f].name, worst, worst_x,
-               n, lib_worst, abs_worst);
+               "subnormal results abs err %.2g", isa, fns[f].name, worst,
+               worst_x, n, lib_worst, abs_worst);
     }
     free(x);
     free(y);
 }
+
+/* The exported, dispatched functions (the clone the loader picked). */
+static void test_vmath_accuracy(void)
+{
+    static const vfun fns[] = {
+        { "exp", ad_vexp, d_exp, f_exp },
+        { "sigmoid", ad_vsigmoid, d_sig, f_sig },
+        { "tanh", ad_vtanh, d_tanh, f_tanh },
+        { "relu", ad_vrelu, d_relu, f_relu },
+    };
+
+    vmath_accuracy(fns, "dispatched");
+}
+
+/*
+ * Every ISA variant, whichever the loader picks on this machine: the same
+ * inline math (vmath.h) compiled here for AVX-512, AVX2+FMA and baseline
+ * x86-64, as the target_clones of vmath.c are, so a machine without
+ * AVX-512 runs tested code too (FMA contraction differs between them).
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#ifdef __SANITIZE_ADDRESS__
+#define ISA_FN(isa) __attribute__((target(isa), noinline))
+#else
+#define ISA_FN(isa) __attribute__((target(isa), noinline, \
+        optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#endif
+#define DEF_ISA(sfx, isa)                                                   \
+    ISA_FN(isa) static void exp_##sfx(float *x, size_t n)                   \
+    { size_t i; for (i = 0; i < n; i++) x[i] = ad_vm_exp(x[i]); }          \
+    ISA_FN(isa) static void sig_##sfx(float *x, size_t n)                   \
+    { size_t i; for (i = 0; i < n; i++) x[i] = ad_vm_sigmoid(x[i]); }      \
+    ISA_FN(isa) static void tanh_##sfx(float *x, size_t n)                  \
+    { size_t i; for (i = 0; i < n; i++) x[i] = ad_vm_tanh(x[i]); }         \
+    ISA_FN(isa) static void relu_##sfx(float *x, size_t n)                  \
+    { size_t i; for (i = 0; i < n; i++) x[i] = ad_vm_relu(x[i]); }
+DEF_ISA(v4, "arch=x86-64-v4")
+DEF_ISA(v3, "arch=x86-64-v3")
+DEF_ISA(base, "arch=x86-64")
+
+static void test_vmath_accuracy_each_isa(void)
+{
+    static const vfun v4[] = {
+        { "exp", exp_v4, d_exp, f_exp }, { "sigmoid", sig_v4, d_sig, f_sig },
+        { "tanh", tanh_v4, d_tanh, f_tanh }, { "relu", relu_v4, d_relu, f_relu },
+    };
+    static const vfun v3[] = {
+        { "exp", exp_v3, d_exp, f_exp }, { "sigmoid", sig_v3, d_sig, f_sig },
+        { "tanh", tanh_v3, d_tanh, f_tanh }, { "relu", relu_v3, d_relu, f_relu },
+    };
+    static const vfun base[] = {
+        { "exp", exp_base, d_exp, f_exp },
+        { "sigmoid", sig_base, d_sig, f_sig },
+        { "tanh", tanh_base, d_tanh, f_tanh },
+        { "relu", relu_base, d_relu, f_relu },
+    };
+
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4"))
+        vmath_accuracy(v4, "x86-64-v4");
+    else
+        T_NOTE("no AVX-512: x86-64-v4 variant not run");
+    if (__builtin_cpu_supports("x86-64-v3"))
+        vmath_accuracy(v3, "x86-64-v3");
+    else
+        T_NOTE("no AVX2/FMA: x86-64-v3 variant not run");
+    vmath_accuracy(base, "x86-64");
+}
+#else
+static void test_vmath_accuracy_each_isa(void)
+{
+    T_NOTE("not x86-64 GCC: no ISA variants to test");
+}
+#endif
 
 static void test_vmath_specials(void)
 {
@@ -541,6 +611,7 @@ int main(void)
 {
     openblas_set_num_threads(1);
     T_RUN(test_vmath_accuracy);
+    T_RUN(test_vmath_accuracy_each_isa);
     T_RUN(test_vmath_specials);
     T_RUN(test_engine_vs_ref_avx512);
     T_RUN(test_engine_vs_ref_openblas);
