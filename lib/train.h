@@ -29,7 +29,7 @@
  * clip_norm / (n + 1e-6).
  *
  * Determinism: everything random (initial weights, shuffling) comes from a
- * counter-free PRNG seeded by the caller; the same seed, data and options
+ * small PRNG (splitmix64) seeded by the caller; the same seed, data and options
  * give the same weights bit for bit on the same machine and BLAS.
  *
  * Threads: no globals. A trainer (and ad_train_fit) may run on any thread;
