@@ -54,6 +54,30 @@ void ad_vrelu(float *x, size_t n)
  * has_h and relu are compile-time constants at every call site, so each
  * combination becomes its own branch-free vector loop.
  */
+AD_INLINE float cell_sigmoid(float x)
+{
+    float e = ad_vm_exp_neg_fast(-__builtin_fabsf(x));
+
+    return ad_vm_sel(x < 0.0f, e, 1.0f) / (1.0f + e);
+}
+
+AD_INLINE float cell_tanh(float x)
+{
+    float ax = __builtin_fabsf(x);
+    float z = x * x;
+    float p, e, l;
+
+    p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    p = p * z * x + x;
+    e = ad_vm_exp_neg_fast(-2.0f * ax);
+    l = (1.0f - e) / (1.0f + e);
+    return __builtin_copysignf(ad_vm_sel(ax < 0.625f, p, l), x);
+}
+
 AD_INLINE void cell_row(const float *restrict zx, const float *restrict zh,
                         const float *restrict bias, float *restrict c,
                         float *restrict h, int H, const int has_h,
@@ -74,13 +98,13 @@ AD_INLINE void cell_row(const float *restrict zx, const float *restrict zh,
             zg += zh[2 * H + j];
             zo += zh[3 * H + j];
         }
-        i = ad_vm_sigmoid(zi);
-        f = ad_vm_sigmoid(zf);
-        o = ad_vm_sigmoid(zo);
-        g = relu ? ad_vm_relu(zg) : ad_vm_tanh(zg);
+        i = cell_sigmoid(zi);
+        f = cell_sigmoid(zf);
+        o = cell_sigmoid(zo);
+        g = relu ? ad_vm_relu(zg) : cell_tanh(zg);
         cc = f * c[j] + i * g;
         c[j] = cc;
-        h[j] = o * (relu ? ad_vm_relu(cc) : ad_vm_tanh(cc));
+        h[j] = o * (relu ? ad_vm_relu(cc) : cell_tanh(cc));
     }
 }
 

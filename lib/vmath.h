@@ -107,6 +107,32 @@ AD_INLINE float ad_vm_exp_core(float x, int clamp_hi)
     return p * ad_vm_float((n1 + 127u) << 23) * ad_vm_float((n2 + 127u) << 23);
 }
 
+/*
+ * exp(x) for x <= 0 (or NaN) where results below FLT_MIN may flush to
+ * FLT_MIN-ish values: clamps x at -87.3 (exp = 1.18e-38) and scales by one
+ * factor 2^n. For the LSTM cell, whose gates only need absolute accuracy
+ * near 0 (an error of 1e-38 in a gate is invisible); a few ops cheaper.
+ */
+AD_INLINE float ad_vm_exp_neg_fast(float x)
+{
+    const float magic = 12582912.0f;
+    float t, n, r, p;
+
+    x = ad_vm_sel(x < -87.33654f, -87.33654f, x);
+    t = x * 1.44269504088896341f + magic;
+    n = t - magic;
+    r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    return p * ad_vm_float((ad_vm_bits(t) - ad_vm_bits(magic) + 127u) << 23);
+}
+
 AD_INLINE float ad_vm_exp(float x)
 {
     return ad_vm_exp_core(x, 1);

@@ -273,6 +273,85 @@ static void test_no_cross_talk(void)
     }
 }
 
+/* Saturated gates: LSTM input kernels and biases +-25, inputs N(0, 100):
+ * pre-activations reach several hundred, beyond +-88 where exp over- or
+ * underflows, so every gate runs in its clamped/saturated range. The fused
+ * cell must match the libm reference (sigmoid -> 0/1, tanh -> +-1, no NaN).
+ * The recurrent kernels stay +-0.5: with large recurrent weights the
+ * network is chaotic (the reference itself moves by 0.08 when the input
+ * moves by 1e-7 relative), which would test nothing. */
+static void test_saturated_gates(void)
+{
+    static const arch_case c = { "saturated T=20 F=3 lstm16 > repeat > "
+                                 "lstm16 seq > td(3)", 20, 3, 4,
+        { LSTM(16, AD_ACT_TANH, 0), REPEAT(20), LSTM(16, AD_ACT_TANH, 1),
+          TDD(3, AD_ACT_LINEAR) } };
+    static const arch_case c2 = { "saturated T=20 F=3 lstm32 seq > td(3)",
+        20, 3, 2, { LSTM(32, AD_ACT_TANH, 1), TDD(3, AD_ACT_LINEAR) } };
+    const arch_case *cs[2] = { &c, &c2 };
+    int k;
+
+    for (k = 0; k < 2; k++) {
+        ad_model *m = make_model(cs[k], 5000 + (uint64_t)k);
+        const int B = 5;
+        size_t n = (size_t)B * cs[k]->T * cs[k]->F, i;
+        ad_engine *e = m ? ad_engine_new(m, B) : NULL;
+        float *x = rand_windows(B, cs[k]->T, cs[k]->F);
+        float *y = malloc(n * sizeof(float)), *r = malloc(n * sizeof(float));
+        double d, scale = 0.0;
+        int nan = 0;
+
+        if (e == NULL || x == NULL || y == NULL || r == NULL) {
+            T_CHECK(0, "setup failed");
+        } else {
+            int l;
+            double zmax = 0.0;
+
+            for (l = 0; l < m->n_layers; l++) {
+                ad_layer *L = &m->layers[l];
+                size_t nk = (size_t)L->in_d * 4 * L->spec.units;
+
+                if (L->spec.type != AD_LAYER_LSTM)
+                    continue;
+                for (i = 0; i < nk; i++)
+                    L->kernel[i] *= 50.0f;
+                for (i = 0; i < 4 * (size_t)L->spec.units; i++)
+                    L->bias[i] *= 50.0f;
+            }
+            for (i = 0; i < n; i++)
+                x[i] *= 10.0f;
+            /* largest first-layer pre-activation x K + b over the input */
+            for (i = 0; i < n / cs[k]->F; i++) {
+                const ad_layer *L = &m->layers[0];
+                size_t j2, f2, H4 = 4 * (size_t)L->spec.units;
+
+                for (j2 = 0; j2 < H4; j2++) {
+                    double z = L->bias[j2];
+
+                    for (f2 = 0; f2 < (size_t)cs[k]->F; f2++)
+                        z += x[i * cs[k]->F + f2] * L->kernel[f2 * H4 + j2];
+                    if (fabs(z) > zmax)
+                        zmax = fabs(z);
+                }
+            }
+            T_CHECK(zmax > 100.0, "pre-activations only reach %.1f", zmax);
+            T_CHECK(ad_engine_forward(e, x, y, B) == 0, "forward");
+            T_CHECK(ad_forward_ref(m, x, r, B) == 0, "ref");
+            d = max_abs_diff(y, r, n, &nan);
+            for (i = 0; i < n; i++)
+                if (fabs(r[i]) > scale)
+                    scale = fabs(r[i]);
+            T_CHECK(nan == 0 && d <= TOL, "%s: max diff %.3g, %d NaN",
+                    cs[k]->name, d, nan);
+            T_NOTE("%-50s |z| up to %.0f: max|engine-ref| = %.2e (tol %g), "
+                   "max |output| %.2f", cs[k]->name, zmax, d, TOL, scale);
+        }
+        free(x); free(y); free(r);
+        ad_engine_free(e);
+        ad_model_free(m);
+    }
+}
+
 /* NaN in the input must come out as NaN in both implementations, for the
  * last value of the reconstruction too (recurrent layers carry it on). */
 static void test_nan_propagates(void)
@@ -615,6 +694,7 @@ int main(void)
     T_RUN(test_vmath_specials);
     T_RUN(test_engine_vs_ref_avx512);
     T_RUN(test_engine_vs_ref_openblas);
+    T_RUN(test_saturated_gates);
     T_RUN(test_no_cross_talk);
     T_RUN(test_nan_propagates);
     T_RUN(test_engine_args);
