@@ -48,7 +48,7 @@ LIBAD    = $(BUILD)/libanomalyd.a
 LIBADD   = $(BUILD)/libanomalyd_daemon.a
 BIN      = $(BUILD)/anomalyd
 
-.PHONY: all test check bench fuzz deps demo golden install uninstall clean model
+.PHONY: all test check bench fuzz deps demo golden install uninstall clean model skab
 # Keep object files of pattern chains (tests, benches) between runs.
 .SECONDARY:
 .DELETE_ON_ERROR:
@@ -108,6 +108,18 @@ demo: all
 
 golden:
 	$(PYTHON) tools/gen_golden.py tests/golden
+	$(PYTHON) tools/gen_train_golden.py tests/golden
+
+# Regenerate the bundled model conf/models/pump.safetensors from simulated
+# pump data (reproducible: same bytes every run) and check its quality.
+model: $(BIN)
+	sh tools/make_model.sh --check $(BUILD)
+
+# The SKAB protocol (needs ../shared/data/skab): per-file training time and
+# error gap, then the full detection protocol with F1/FAR/MAR.
+skab: all
+	sh bench/skab_train.sh $(BUILD)
+	sh bench/skab.sh $(BUILD)
 
 clean:
 	rm -rf build

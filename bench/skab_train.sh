@@ -17,7 +17,7 @@
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
 [ "${1:-}" = "--" ] && shift
-SKAB=${SKAB:-/work/shared/data/skab}
+SKAB=${SKAB:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data/skab}
 PYTHON=${PYTHON:-/usr/bin/python3}
 BIN="$BUILD/anomalyd"
 export OPENBLAS_NUM_THREADS=1
