@@ -48,7 +48,7 @@ LIBAD    = $(BUILD)/libanomalyd.a
 LIBADD   = $(BUILD)/libanomalyd_daemon.a
 BIN      = $(BUILD)/anomalyd
 
-.PHONY: all test check bench fuzz deps demo golden install uninstall clean model skab
+.PHONY: all test check bench fuzz deps demo golden install uninstall clean model skab man
 # Keep object files of pattern chains (tests, benches) between runs.
 .SECONDARY:
 .DELETE_ON_ERROR:
@@ -99,7 +99,7 @@ fuzz:
 DEB_PKGS = build-essential pkg-config libuv1-dev libmosquitto-dev mosquitto \
 	mosquitto-clients libopenblas-dev libcjson-dev libsystemd-dev systemd \
 	python3 python3-torch python3-numpy python3-paho-mqtt openssl clang \
-	libclang-rt-14-dev
+	libclang-rt-14-dev mandoc strace groff-base
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)
 
@@ -109,6 +109,10 @@ demo: all
 golden:
 	$(PYTHON) tools/gen_golden.py tests/golden
 	$(PYTHON) tools/gen_train_golden.py tests/golden
+
+# Regenerate the generated parts of the man pages (config keys, options).
+man: all
+	$(PYTHON) tools/gen_man.py --bin $(BIN) --doc $(BUILD)/tools/config_doc
 
 # Regenerate the bundled model conf/models/pump.safetensors from simulated
 # pump data (reproducible: same bytes every run) and check its quality.
