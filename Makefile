@@ -104,7 +104,7 @@ deps:
 	@sh tools/deps.sh $(DEB_PKGS)
 
 demo: all
-	@sh tools/demo.sh $(BUILD)
+	@sh tools/demo.sh $(BUILD) $(ARGS)
 
 golden:
 	$(PYTHON) tools/gen_golden.py tests/golden

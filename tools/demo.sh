@@ -1,10 +1,214 @@
 #!/bin/sh
-# demo.sh - the main job on embedded defaults. Until the daemon lands this
-# shows the engine end to end on simulated pump data; the live demo (local
-# broker, daemon, simulated pumps, alerts) is coming next.
-BUILD=${1:-build}
-echo "anomalyd demo: the live MQTT demo is coming next (daemon not built yet)."
-echo "What runs today: the engine on the bundled model, if present."
-if [ -f conf/models/pump.safetensors ]; then
-    "$BUILD/anomalyd" info --model conf/models/pump.safetensors
+# demo.sh - the main job of `make demo`: a private mosquitto on loopback, the
+# daemon on the shipped config (conf/anomalyd.json) with the bundled model,
+# simulated pumps publishing their sensors in accelerated real time with
+# faults injected at random moments (tools/demo_pumps.py), and a subscriber
+# printing every alert and phase change as one line (tools/alertwatch.py).
+#
+#   sh tools/demo.sh [BUILD] [--duration S] [--seed N] [--no-faults]
+#                    [--pumps N] [--speed X] [--port P] [--verbose]
+#   make demo ARGS="--duration 60 --seed 7"
+#
+# The daemon runs on a copy of conf/anomalyd.json in a temporary directory
+# with only broker.port (the demo broker's), state_dir (inside the temporary
+# directory, so every run calibrates afresh) and the model path (made
+# absolute: relative paths resolve against the config's directory) changed.
+# The broker listens on 127.0.0.1 only, port 1883 when free, else a free port
+# (--port P forces one; --port 0 always takes a free one), persistence off.
+#
+# Ctrl-C (SIGINT), SIGTERM, SIGHUP or the end of --duration stop everything in
+# order: simulator, daemon (after a second to drain the data already sent,
+# when the run ends by --duration), subscriber (after it printed the daemon's
+# offline status, so no alert is lost), broker; the temporary directory is
+# removed and the exit status is 0. Exit status 1 when a component fails to
+# start or dies, with its log. The broker and the daemon run in their own
+# sessions (setsid) so a Ctrl-C on the terminal reaches only this script,
+# which stops them in that order; the Python children ignore SIGINT (inherited
+# from the non-interactive shell) and stop on SIGTERM.
+BUILD=build
+case "${1:-}" in
+    ""|-*) ;;
+    *) BUILD=$1; shift ;;
+esac
+PYTHON=${PYTHON:-/usr/bin/python3}
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+CONF=$SRC/conf/anomalyd.json
+BIN=$BUILD/anomalyd
+DURATION=0 SEED= FAULTS=1 PUMPS=4 SPEED=20 PORT= VERBOSE=0
+
+usage() {
+    sed -n '8,9p' "$0" | sed 's/^#  //'
+    echo "  --duration S   stop after S seconds (default: run until Ctrl-C)"
+    echo "  --seed N       fault schedule and pump behaviour (default: random, printed)"
+    echo "  --no-faults    healthy pumps only (no alert should fire)"
+    echo "  --pumps N      simulated pumps (default 4)"
+    echo "  --speed X      simulated minutes per second (default 20)"
+    echo "  --port P       broker port (default 1883 if free, else a free one; 0: a free one)"
+    echo "  --verbose      show the daemon's log (info level)"
+}
+uint() { case $2 in ""|*[!0-9]*) echo "demo: $1 needs a non-negative integer, got '$2'" >&2; exit 2 ;; esac; }
+while [ $# -gt 0 ]; do
+    case $1 in
+        --duration) DURATION=${2:-}; uint "$1" "$DURATION"; shift 2 ;;
+        --seed) SEED=${2:-}; uint "$1" "$SEED"; shift 2 ;;
+        --no-faults) FAULTS=0; shift ;;
+        --pumps) PUMPS=${2:-}; uint "$1" "$PUMPS"; shift 2 ;;
+        --speed) SPEED=${2:-}; uint "$1" "$SPEED"; shift 2 ;;
+        --port) PORT=${2:-}; uint "$1" "$PORT"; shift 2 ;;
+        --verbose) VERBOSE=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "demo: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+[ "$PUMPS" -ge 1 ] && [ "$SPEED" -ge 1 ] || { echo "demo: --pumps and --speed must be >= 1" >&2; exit 2; }
+
+need() { echo "demo: $1 (run 'make deps')" >&2; exit 1; }
+command -v mosquitto >/dev/null 2>&1 || need "mosquitto not found"
+command -v mosquitto_sub >/dev/null 2>&1 || need "mosquitto_sub not found (mosquitto-clients)"
+command -v setsid >/dev/null 2>&1 || need "setsid not found (util-linux)"
+[ -x "$BIN" ] || need "$BIN not built (run 'make')"
+$PYTHON -c 'import paho.mqtt.client' 2>/dev/null || need "python3-paho-mqtt missing for $PYTHON"
+[ -n "$SEED" ] || SEED=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/anomalyd-demo.XXXXXX") || exit 1
+BROKER_PID= DAEMON_PID= WATCH_PID= SIM_PID= SLEEP_PID= DONE=
+
+alive() { # alive PID: the process exists and is not a zombie
+    st=$(ps -o stat= -p "$1" 2>/dev/null)
+    [ -n "$st" ] && case $st in Z*) false ;; *) true ;; esac
+}
+stop() { # stop PID [TENTHS]: SIGTERM, SIGKILL after TENTHS/10 s, reap
+    [ -n "$1" ] || return 0
+    kill -TERM "$1" 2>/dev/null
+    i=0
+    while alive "$1" && [ $i -lt "${2:-50}" ]; do sleep 0.1; i=$((i + 1)); done
+    alive "$1" && kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+waitexit() { # waitexit PID TENTHS: let it exit by itself, then stop it
+    i=0
+    while alive "$1" && [ $i -lt "$2" ]; do sleep 0.1; i=$((i + 1)); done
+    stop "$1"
+}
+cleanup() {
+    [ -n "$DONE" ] && return
+    DONE=1
+    trap '' INT TERM HUP
+    [ -n "$SLEEP_PID" ] && stop "$SLEEP_PID"
+    [ -n "$SIM_PID" ] && stop "$SIM_PID"
+    if [ -n "$DAEMON_PID" ]; then
+        [ "${1:-}" = drain ] && alive "$DAEMON_PID" && sleep 1
+        stop "$DAEMON_PID" 100
+    fi
+    # the subscriber exits after the daemon's "offline" status
+    [ -n "$WATCH_PID" ] && waitexit "$WATCH_PID" 30
+    [ -n "$BROKER_PID" ] && stop "$BROKER_PID"
+    rm -rf "$TMP"
+}
+trap 'cleanup' EXIT
+trap 'echo; cleanup; exit 0' INT TERM HUP
+die() { # die MESSAGE [LOG]: a component failed
+    echo "demo: $1" >&2
+    [ -n "${2:-}" ] && [ -f "$2" ] && tail -20 "$2" | sed 's/^/  | /' >&2
+    cleanup
+    exit 1
+}
+
+# --- broker -----------------------------------------------------------------
+port_free() {
+    $PYTHON - "$1" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+print(s.getsockname()[1])
+EOF
+}
+NOTE=
+if [ -z "$PORT" ]; then
+    PORT=$(port_free 1883) || { PORT=$(port_free 0); NOTE=" (1883 is taken)"; }
+elif [ "$PORT" -eq 0 ]; then
+    PORT=$(port_free 0)
 fi
+[ -n "$PORT" ] || die "no free port on 127.0.0.1"
+{
+    echo "listener $PORT 127.0.0.1"
+    echo "allow_anonymous true"
+    echo "persistence false"
+} > "$TMP/mosquitto.conf"
+setsid mosquitto -c "$TMP/mosquitto.conf" > "$TMP/mosquitto.log" 2>&1 &
+BROKER_PID=$!
+i=0
+until mosquitto_sub -h 127.0.0.1 -p "$PORT" -t demo/ping -E -i demo-ping 2>/dev/null; do
+    alive "$BROKER_PID" || die "mosquitto did not start on 127.0.0.1:$PORT" "$TMP/mosquitto.log"
+    i=$((i + 1)); [ $i -lt 50 ] || die "mosquitto does not answer on 127.0.0.1:$PORT" "$TMP/mosquitto.log"
+    sleep 0.1
+done
+
+# --- daemon config: conf/anomalyd.json, broker port and state dir changed ------
+CALIB=$($PYTHON - "$CONF" "$TMP/anomalyd.json" "$PORT" <<'EOF'
+import json, os, sys
+src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = json.load(open(src))
+c.setdefault("broker", {})["port"] = port
+c["state_dir"] = "state"
+for d in c.get("detectors", []):
+    if d.get("model") and not os.path.isabs(d["model"]):
+        d["model"] = os.path.join(os.path.dirname(os.path.abspath(src)), d["model"])
+json.dump(c, open(dst, "w"), indent=2)
+print(c["detectors"][0].get("calibration", {}).get("windows", 200))
+EOF
+) || die "cannot read $CONF"
+MODEL=$($PYTHON -c 'import json,sys; print(json.load(open(sys.argv[1]))["detectors"][0]["model"])' "$TMP/anomalyd.json")
+T=$("$BIN" info --model "$MODEL" 2>/dev/null | awk '$1 == "window:" { print $2 }')
+[ -n "$T" ] || die "cannot read the model $MODEL (run '$BIN info --model $MODEL')"
+CAL_SAMPLES=$((CALIB + T - 1))               # samples until a stream detects
+FAULTS_AFTER=$((CAL_SAMPLES + 30))
+
+# --- banner -----------------------------------------------------------------
+if [ "$FAULTS" -eq 1 ]; then
+    what="then faults (bearing, cavitation, blockage, overheat) are injected at random moments, seed $SEED"
+else
+    what="no faults are injected (--no-faults): no alert should fire; seed $SEED"
+fi
+echo "anomalyd demo: $PUMPS simulated pumps -> mosquitto on 127.0.0.1:$PORT$NOTE -> anomalyd (conf/anomalyd.json, model $(basename "$MODEL")) -> one line per alert below. Ctrl-C stops everything."
+echo "  pump time runs ${SPEED}x60 faster: one sample per simulated minute, $SPEED a second (1 pump-hour = $((3600 / (SPEED * 60))) s); each pump calibrates on its first $CAL_SAMPLES samples (~$(( (CAL_SAMPLES + SPEED - 1) / SPEED )) s), $what."
+[ "$DURATION" -gt 0 ] && echo "  stopping after $DURATION s."
+
+# --- subscriber, daemon, simulator --------------------------------------------
+$PYTHON "$SRC/tools/alertwatch.py" -c "$TMP/anomalyd.json" --exit-on-offline --summary &
+WATCH_PID=$!
+LOG=$TMP/daemon.log LEVEL=notice
+[ "$VERBOSE" -eq 1 ] && LOG=/dev/stderr LEVEL=info
+setsid "$BIN" run -c "$TMP/anomalyd.json" --log-level $LEVEL 2>> "$LOG" &
+DAEMON_PID=$!
+[ -n "$DAEMON_PID" ] || die "anomalyd did not start"
+# wait for the daemon's retained "online" status
+st=$(mosquitto_sub -h 127.0.0.1 -p "$PORT" -t anomalyd/status -C 1 -W 15 2>/dev/null)
+case $st in
+    *'"online"'*) ;;
+    *) die "anomalyd did not come online" "$TMP/daemon.log" ;;
+esac
+NF=; [ "$FAULTS" -eq 0 ] && NF=--no-faults
+$PYTHON "$SRC/tools/demo_pumps.py" --mqtt "127.0.0.1:$PORT" --pumps "$PUMPS" \
+    --speed "$SPEED" --seed "$SEED" --faults-after "$FAULTS_AFTER" $NF &
+SIM_PID=$!
+
+# --- run until Ctrl-C, --duration or a component dying --------------------------
+t0=$(date +%s)
+while :; do
+    if ! alive "$DAEMON_PID"; then
+        wait "$DAEMON_PID" 2>/dev/null; rc=$?; DAEMON_PID=
+        die "anomalyd exited unexpectedly (status $rc)" "$TMP/daemon.log"
+    fi
+    alive "$BROKER_PID" || { BROKER_PID=; die "mosquitto exited unexpectedly" "$TMP/mosquitto.log"; }
+    alive "$SIM_PID" || { SIM_PID=; die "the pump simulator exited unexpectedly"; }
+    if [ "$DURATION" -gt 0 ] && [ $(($(date +%s) - t0)) -ge "$DURATION" ]; then
+        cleanup drain
+        exit 0
+    fi
+    sleep 0.5 &
+    SLEEP_PID=$!
+    wait "$SLEEP_PID" 2>/dev/null
+    SLEEP_PID=
+done

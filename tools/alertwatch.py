@@ -1,0 +1,209 @@
+#!/usr/bin/python3
+"""alertwatch.py - print anomalyd's alerts as they arrive, one readable line
+per event (used by `make demo`; works against any broker and config).
+
+  alertwatch.py [-c conf/anomalyd.json] [--host 127.0.0.1] [--port 1883]
+                [--exit-on-offline] [--summary]
+
+Subscribes to the topics the config names: each detector's alert topic and
+state topic ({detector} filled in, {stream} as a wildcard) and the daemon
+status topic, and prints (wall-clock time of arrival first):
+
+  12:03:14  ONLINE     anomalyd 0.1.0 (pid 4242) is connected
+  12:03:15  NEW        pump1  calibrating: learning its normal behaviour
+  12:03:26  DETECTING  pump1  calibrated, threshold 0.187 (mae)
+  12:04:02  RAISED     pump2  severity 2.1x warning  top: pressure 47%, vibration 38%, flow 7%  id pump2-...
+  12:04:07  CLEARED    pump2  after 1h36m pump time (5.1 s here), peak 7.4x critical  top: ...  id pump2-...
+  12:05:00  OFFLINE    anomalyd stopped
+
+severity = anomaly score / the stream's threshold; top = the sensors with the
+largest share of the reconstruction error; pump time = the data timestamps.
+--exit-on-offline: exit 0 after the daemon's "offline" status (the last
+message it publishes when it stops cleanly, so every alert before it has been
+printed). --summary: a last line counting the events. SIGTERM/SIGINT: exit 0.
+"""
+import argparse
+import json
+import signal
+import sys
+import time
+
+import paho.mqtt.client as mqtt
+
+
+def filt(template, detector):
+    """Alert topic template -> subscription filter."""
+    t = template.replace("{detector}", detector)
+    parts = t.split("/")
+    parts = [("#" if i == len(parts) - 1 else "+") if "{stream}" in p else p
+             for i, p in enumerate(parts)]
+    return "/".join(parts)
+
+
+def dur(s):
+    s = int(round(s))
+    if s >= 86400:
+        return "%dd%02dh" % (s // 86400, s % 86400 // 3600)
+    if s >= 3600:
+        return "%dh%02dm" % (s // 3600, s % 3600 // 60)
+    if s >= 60:
+        return "%dm%02ds" % (s // 60, s % 60)
+    return "%ds" % s
+
+
+def top(feats):
+    return ", ".join("%s %d%%" % (f.get("name"), round(100 * f.get("share", 0)))
+                     for f in feats or [])
+
+
+class Watch:
+    def __init__(self, a, status_topic, alert_filters, state_filters):
+        self.a = a
+        self.status_topic = status_topic
+        self.alert_filters = alert_filters
+        self.state_filters = state_filters
+        self.phase = {}
+        self.raised_at = {}
+        self.n = {"raised": 0, "cleared": 0, "detecting": 0}
+        self.done = False
+
+    def say(self, kind, stream, text):
+        sys.stdout.write("%s  %-9s  %-6s %s\n" % (time.strftime("%H:%M:%S"), kind, stream, text))
+        sys.stdout.flush()
+
+    def on_connect(self, c, ud, flags, rc):
+        if rc != 0:
+            sys.stderr.write("alertwatch: connection refused (%s)\n" % mqtt.connack_string(rc))
+            return
+        subs = [(self.status_topic, 1)] + [(f, 1) for f in self.alert_filters + self.state_filters]
+        c.subscribe(subs)
+
+    def on_message(self, c, ud, msg):
+        try:
+            m = json.loads(msg.payload.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return
+        if not isinstance(m, dict):
+            return
+        if msg.topic == self.status_topic:
+            self.status(m)
+        elif "event" in m and "alert_id" in m:
+            self.alert(m)
+        elif "phase" in m:
+            self.state(m)
+
+    def status(self, m):
+        if m.get("state") == "online":
+            self.say("ONLINE", "", "anomalyd %s (pid %s) is connected"
+                     % (m.get("version", "?"), m.get("pid", "?")))
+        elif m.get("state") == "offline":
+            self.say("OFFLINE", "", "anomalyd stopped")
+            if self.a.exit_on_offline:
+                self.done = True
+
+    def state(self, m):
+        key = (m.get("detector"), m.get("stream"))
+        ph = m.get("phase")
+        prev = self.phase.get(key)
+        if ph == prev:
+            return
+        self.phase[key] = ph
+        s = m.get("stream", "?")
+        if ph == "detecting":
+            self.n["detecting"] += 1
+            thr = m.get("threshold")
+            self.say("DETECTING", s, "calibrated, threshold %s: alerts from now on"
+                     % ("%.3g" % thr if isinstance(thr, (int, float)) else "?"))
+        elif prev is None and ph in ("collecting", "calibrating"):
+            self.say("NEW", s, "%s: learning its normal behaviour" % ph)
+        elif ph == "training":
+            self.say("TRAINING", s, "training a model on its first windows")
+
+    def alert(self, m):
+        ev = m.get("event")
+        s = m.get("stream", "?")
+        sev = m.get("severity")
+        sev = "%.1fx %s" % (sev, m.get("level", "")) if isinstance(sev, (int, float)) else "?"
+        aid = m.get("alert_id", "?")
+        if ev == "raised":
+            self.n["raised"] += 1
+            self.raised_at[aid] = time.monotonic()
+            self.say("RAISED", s, "severity %s  top: %s  id %s" % (sev, top(m.get("top_features")), aid))
+        elif ev == "cleared":
+            self.n["cleared"] += 1
+            d = m.get("duration_s")
+            here = self.raised_at.pop(aid, None)
+            here = " (%.1f s here)" % (time.monotonic() - here) if here is not None else ""
+            self.say("CLEARED", s, "after %s pump time%s, peak %s  top: %s  id %s"
+                     % (dur(d) if isinstance(d, (int, float)) else "?", here, sev,
+                        top(m.get("top_features")), aid))
+
+
+class Stop(Exception):
+    pass
+
+
+def on_signal(signum, frame):
+    raise Stop()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-c", "--config", default="conf/anomalyd.json")
+    ap.add_argument("--host", default=None, help="broker (default: the config's)")
+    ap.add_argument("--port", type=int, default=None, help="broker port (default: the config's)")
+    ap.add_argument("--exit-on-offline", action="store_true")
+    ap.add_argument("--summary", action="store_true")
+    a = ap.parse_args()
+    try:
+        with open(a.config) as f:
+            conf = json.load(f)
+    except (OSError, ValueError) as e:
+        ap.error("%s: %s" % (a.config, e))
+    b = conf.get("broker", {})
+    host = a.host or b.get("host", "127.0.0.1")
+    port = a.port or b.get("port", 1883)
+    alerts, states = [], []
+    for d in conf.get("detectors", []):
+        al = d.get("alert", {})
+        alerts.append(filt(al.get("topic", "anomalyd/alerts/{detector}/{stream}"), d["name"]))
+        if al.get("state_topic"):
+            states.append(filt(al["state_topic"], d["name"]))
+    w = Watch(a, b.get("status_topic", "anomalyd/status"), alerts, states)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, on_signal)    # else: demo.sh stops us
+    try:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, client_id="")
+    except AttributeError:
+        c = mqtt.Client(client_id="")
+    c.on_connect = w.on_connect
+    c.on_message = w.on_message
+    rc = 0
+    try:
+        c.connect(host, int(port), keepalive=30)
+        while not w.done:
+            if c.loop(timeout=0.2) != mqtt.MQTT_ERR_SUCCESS:
+                time.sleep(0.5)     # broker gone: retry until stopped
+                try:
+                    c.reconnect()
+                except OSError:
+                    pass
+    except Stop:
+        pass
+    except OSError as e:
+        sys.stderr.write("alertwatch: broker %s:%s: %s\n" % (host, port, e))
+        rc = 1
+    try:
+        c.disconnect()
+    except Exception:
+        pass
+    if a.summary:
+        w.say("SUMMARY", "", "%d alerts raised, %d cleared, %d streams calibrated"
+              % (w.n["raised"], w.n["cleared"], w.n["detecting"]))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
