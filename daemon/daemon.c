@@ -171,7 +171,7 @@ typedef struct ad_daemon {
     uint64_t lat_n;
     double model_cpu_s;
     double fwd_cpu_s;
-    uint64_t started_ms;
+    uint64_t started_ms, stop_ms;
     char started_iso[40];
     int log_tokens;
     uint64_t log_refill_ms, log_suppressed;
@@ -1658,13 +1658,24 @@ static void on_mqtt_stopped(void *ud)
     ad_log(AD_LOG_NOTICE, "stopped");
 }
 
+static int open_windows(const ad_daemon *dd)
+{
+    for (const batch *b = dd->open_list; b; b = b->next)
+        if (b->n > 0)
+            return 1;
+    return 0;
+}
+
 static void drain_cb(uv_timer_t *t)
 {
     ad_daemon *dd = t->data;
     gen *g = dd->g;
     dispatch(dd, 1);
-    if (ad_workers_pending(dd->ws) > 0 || dd->open_list || dd->reloading)
-        return;
+    if (ad_workers_pending(dd->ws) > 0 || open_windows(dd) || dd->reloading) {
+        if (uv_now(dd->loop) - dd->stop_ms < 30000)
+            return;
+        ad_log(AD_LOG_WARNING, "stop: work still pending after 30 s, stopping anyway");
+    }
     uv_timer_stop(t);
     for (int i = 0; i < g->n; i++)
         MAP_FOREACH(&g->dets[i].streams, s)
@@ -1681,6 +1692,7 @@ static void on_sigterm(uv_signal_t *h, int sig)
         exit(1);
     }
     dd->stopping = 1;
+    dd->stop_ms = uv_now(dd->loop);
     dd->cancel = 1;
     ad_notify_stopping();
     ad_log(AD_LOG_NOTICE, "signal %d: finishing in-flight windows and stopping", sig);
