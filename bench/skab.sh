@@ -24,6 +24,7 @@ SKAB=${SKAB:-/work/shared/data/skab}
 TRAIN_ROWS=${TRAIN_ROWS:-400}     # the SKAB training part (metrics from here on)
 FIT_ROWS=${FIT_ROWS:-$TRAIN_ROWS}   # rows the model is fitted on (<= TRAIN_ROWS)
 CALIB_FROM=${CALIB_FROM:-0}         # first row whose window may calibrate
+FEATURES=${FEATURES-}               # train --features list ("" = all columns)
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 # The documented configuration (docs/pipeline.md, "SKAB").
@@ -47,7 +48,7 @@ else
     trap 'rm -rf "$WORK"' EXIT
 fi
 
-echo "train:  anomalyd train --rows $FIT_ROWS $TRAIN_ARGS"
+echo "train:  anomalyd train --rows $FIT_ROWS${FEATURES:+ --features \"$FEATURES\"} $TRAIN_ARGS"
 echo "replay: anomalyd replay --calibrate-rows $TRAIN_ROWS --calibrate-from $CALIB_FROM --exclude-calibration --label anomaly $REPLAY_ARGS"
 TP=0; FP=0; FN=0; TN=0; n=0
 for f in $(for s in ${SETS:-valve1 valve2 other}; do ls "$SKAB/$s"/*.csv; done); do
@@ -56,7 +57,13 @@ for f in $(for s in ${SETS:-valve1 valve2 other}; do ls "$SKAB/$s"/*.csv; done);
     model="$WORK/$name.safetensors"
     if [ -z "${SKIP_TRAIN:-}" ] || [ ! -f "$model" ]; then
         # shellcheck disable=SC2086
-        if ! "$BIN" train -i "$f" -o "$model" --rows "$FIT_ROWS" $TRAIN_ARGS -q \
+        # (the feature list is passed as one argument: names contain spaces)
+        if [ -n "$FEATURES" ]; then
+            set -- --features "$FEATURES"
+        else
+            set --
+        fi
+        if ! "$BIN" train -i "$f" -o "$model" --rows "$FIT_ROWS" "$@" $TRAIN_ARGS -q \
                 2> "$WORK/$name.train.log"; then
             echo "skab.sh: training failed on $f:"; cat "$WORK/$name.train.log"
             exit 1
