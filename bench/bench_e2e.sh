@@ -13,7 +13,7 @@ DPID=
 cleanup() { [ -n "$DPID" ] && kill "$DPID" 2>/dev/null; it_broker_stop; [ -n "$KEEP" ] || rm -rf "$D"; }
 trap cleanup EXIT
 it_broker_start "$D" "max_queued_messages 0" || exit 1
-echo "bench_e2e: $S streams, $R measured rows each, broker on port $IT_PORT, $(nproc) cores"
+echo "bench_e2e: $S streams, $R measured rows each, broker on port $IT_PORT, $(getconf _NPROCESSORS_ONLN) cores"
 $PYTHON bench/bench_e2e.py broker --port "$IT_PORT" --streams "$S" --rows "$R" || exit 1
 for hop in 1 10; do
     cat > "$D/ad.json" <<EOC
@@ -31,6 +31,6 @@ EOC
     sleep 0.5
     warm=$((30 + 10 * hop + hop))
     $PYTHON bench/bench_e2e.py daemon --port "$IT_PORT" --streams "$S" --rows "$((R * hop))" \
-        --hop "$hop" --warm "$warm" --inject 100 || { tail -5 "$D/daemon.log"; exit 1; }
+        --hop "$hop" --warm "$warm" --inject 100 --paced-rate 5 --paced-rows "$((2 * hop + 10))" || { tail -5 "$D/daemon.log"; exit 1; }
     kill -TERM "$DPID"; wait "$DPID"; DPID=
 done
