@@ -16,8 +16,12 @@
  * block for the TCP connect; later reconnects reuse the stored properties
  * through mosquitto_reconnect_async().
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <mosquitto.h>
@@ -51,6 +55,7 @@ struct ad_mqtt {
     double backoff, backoff_min, backoff_max;
     conn *conn;
     uv_timer_t misc_timer, retry_timer, stop_timer;
+    uv_idle_t idle;
     int open_handles;
     int paused, handled_loss;
     int started, connected, stopping, disconnect_sent, finished, attempts;
@@ -67,6 +72,72 @@ struct ad_mqtt {
 
 static void attempt(ad_mqtt *m);
 static void update_poll(ad_mqtt *m);
+
+/* ---- buffered reads of the MQTT socket ----------------------------------
+ * libmosquitto reads every packet with three or more read() calls (command
+ * byte, each remaining-length byte, payload): at thousands of small
+ * messages a second those system calls cost more than all the parsing. The
+ * executable's read() interposes libc's for the whole process; it only
+ * buffers when called on the loop thread for the current MQTT socket (plain
+ * or below OpenSSL's socket BIO) and passes everything else straight to the
+ * kernel. Data left in the buffer is invisible to epoll, so the poll
+ * callback keeps draining while rb_pending() (an idle handle continues when
+ * the per-wakeup burst bound stops it). Sanitizer builds keep libc's read
+ * (their runtime intercepts it). */
+#if defined(__SANITIZE_ADDRESS__)
+# define AD_NO_READ_HOOK 1
+#elif defined(__has_feature)
+# if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#  define AD_NO_READ_HOOK 1
+# endif
+#endif
+
+static int rb_fd = -1;
+static pthread_t rb_thread;
+static unsigned char rb_buf[65536];
+static size_t rb_pos, rb_len;
+
+static void rb_attach(int fd)
+{
+    rb_thread = pthread_self();
+    rb_pos = rb_len = 0;
+    rb_fd = fd;
+}
+
+static void rb_detach(void)
+{
+    rb_fd = -1;
+    rb_pos = rb_len = 0;
+}
+
+static int rb_pending(void)
+{
+    return rb_pos < rb_len;
+}
+
+#ifndef AD_NO_READ_HOOK
+ssize_t read(int fd, void *buf, size_t n)
+{
+    size_t k;
+    if (fd < 0 || fd != rb_fd || !pthread_equal(pthread_self(), rb_thread))
+        return syscall(SYS_read, fd, buf, n);
+    if (rb_pos == rb_len) {
+        long r;
+        if (n >= sizeof rb_buf)
+            return syscall(SYS_read, fd, buf, n);
+        r = syscall(SYS_read, fd, rb_buf, sizeof rb_buf);
+        if (r <= 0)
+            return r;
+        rb_pos = 0;
+        rb_len = (size_t)r;
+    }
+    k = rb_len - rb_pos < n ? rb_len - rb_pos : n;
+    memcpy(buf, rb_buf + rb_pos, k);
+    rb_pos += k;
+    return (ssize_t)k;
+}
+#endif
+
 
 /* ---- queue ---------------------------------------------------------- */
 
@@ -111,6 +182,42 @@ static void conn_closed(uv_handle_t *h)
 }
 
 static void lost(ad_mqtt *m, const char *why);
+static void idle_cb(uv_idle_t *h);
+
+/*
+ * Read what is there. mosquitto_loop_read() handles one packet at QoS 0 (its
+ * loop bound is the QoS>0 queue length) and returns with errno EAGAIN once
+ * the socket is empty: drain up to a burst per call instead of one packet per
+ * epoll round trip; the bound keeps the loop fair. Returns -1 when the
+ * connection was lost (handled), else 0.
+ */
+static int drain(ad_mqtt *m)
+{
+    conn *c = m->conn;
+    int rc;
+    for (int i = 0; i < 256 && !m->paused && c && c->active; i++) {
+        errno = 0;
+        rc = mosquitto_loop_read(m->mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS || !c->active) {
+            lost(m, rc == MOSQ_ERR_CONN_REFUSED && m->refused[0] ? m->refused :
+                 rc ? mosquitto_strerror(rc) : "connection closed");
+            return -1;
+        }
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && !rb_pending())
+            break;
+    }
+    if (rb_pending() && !m->paused && !uv_is_active((uv_handle_t *)&m->idle))
+        uv_idle_start(&m->idle, idle_cb);
+    return 0;
+}
+
+static void idle_cb(uv_idle_t *h)
+{
+    ad_mqtt *m = h->data;
+    uv_idle_stop(h);
+    if (m->conn && m->conn->active && drain(m) == 0)
+        update_poll(m);
+}
 
 static void poll_cb(uv_poll_t *h, int status, int events)
 {
@@ -124,23 +231,8 @@ static void poll_cb(uv_poll_t *h, int status, int events)
         lost(m, uv_strerror(status));
         return;
     }
-    if (events & UV_READABLE) {
-        /* mosquitto_loop_read() handles one packet at QoS 0 (its loop bound
-         * is the QoS>0 queue length) and returns with errno EAGAIN once the
-         * socket is empty: drain up to a burst per wakeup instead of one
-         * packet per epoll round trip; the bound keeps the loop fair. */
-        for (int i = 0; i < 256 && !m->paused; i++) {
-            errno = 0;
-            rc = mosquitto_loop_read(m->mosq, 1);
-            if (rc != MOSQ_ERR_SUCCESS || !c->active) {
-                lost(m, rc == MOSQ_ERR_CONN_REFUSED && m->refused[0] ? m->refused :
-                     rc ? mosquitto_strerror(rc) : "connection closed");
-                return;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-        }
-    }
+    if ((events & UV_READABLE) && drain(m) != 0)
+        return;
     if (events & UV_WRITABLE) {
         rc = mosquitto_loop_write(m->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS || !c->active) {
@@ -173,6 +265,8 @@ static void close_conn(ad_mqtt *m)
     if (!c) return;
     m->conn = NULL;
     c->active = 0;
+    rb_detach();
+    uv_idle_stop(&m->idle);
     uv_poll_stop(&c->poll);
     uv_close((uv_handle_t *)&c->poll, conn_closed);
 }
@@ -197,6 +291,7 @@ static void finish_stop(ad_mqtt *m)
     uv_close((uv_handle_t *)&m->misc_timer, handle_closed);
     uv_close((uv_handle_t *)&m->retry_timer, handle_closed);
     uv_close((uv_handle_t *)&m->stop_timer, handle_closed);
+    uv_close((uv_handle_t *)&m->idle, handle_closed);
 }
 
 static void stop_tick(uv_timer_t *t)
@@ -402,6 +497,7 @@ static void attempt(ad_mqtt *m)
         return;
     }
     m->conn = c;
+    rb_attach(mosquitto_socket(m->mosq));
     update_poll(m);
 }
 
@@ -472,8 +568,9 @@ int ad_mqtt_new(ad_mqtt **out, uv_loop_t *loop, const ad_broker_cfg *b,
     uv_timer_init(loop, &m->misc_timer);
     uv_timer_init(loop, &m->retry_timer);
     uv_timer_init(loop, &m->stop_timer);
-    m->misc_timer.data = m->retry_timer.data = m->stop_timer.data = m;
-    m->open_handles = 3;
+    uv_idle_init(loop, &m->idle);
+    m->misc_timer.data = m->retry_timer.data = m->stop_timer.data = m->idle.data = m;
+    m->open_handles = 4;
     *out = m;
     return 0;
 oom:
@@ -577,6 +674,8 @@ int ad_mqtt_publish(ad_mqtt *m, const char *topic, const void *payload, size_t l
 void ad_mqtt_pause(ad_mqtt *m, int paused)
 {
     m->paused = paused != 0;
+    if (!m->paused && rb_pending() && m->conn && !uv_is_active((uv_handle_t *)&m->idle))
+        uv_idle_start(&m->idle, idle_cb);
     update_poll(m);
 }
 
