@@ -94,7 +94,6 @@ static void update_poll(ad_mqtt *m);
 
 static int rb_fd = -1;
 static pthread_t rb_thread;
-static unsigned char rb_buf[65536];
 static size_t rb_pos, rb_len;
 
 static void rb_attach(int fd)
@@ -116,6 +115,8 @@ static int rb_pending(void)
 }
 
 #ifndef AD_NO_READ_HOOK
+static unsigned char rb_buf[65536];
+
 ssize_t read(int fd, void *buf, size_t n)
 {
     size_t k;
