@@ -501,6 +501,31 @@ static void trained_path(const det_rt *d, const char *key, char *out, size_t len
     state_path(d, key, suffix, out, len);
 }
 
+/* A stream running a model trained online (reused from the state dir) runs
+ * with training "none", so its detector's settings hash differs from the
+ * configured one. State files always carry the configured hash: swap it on
+ * the way out and back in. Returns a malloc'd string or NULL (then use js). */
+static char *swap_hash(const char *js, uint64_t from, uint64_t to)
+{
+    cJSON *o = cJSON_Parse(js);
+    cJSON *h = o ? cJSON_GetObjectItemCaseSensitive(o, "settings_hash") : NULL;
+    char want[32], repl[32], *out = NULL;
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)from);
+    snprintf(repl, sizeof repl, "%016llx", (unsigned long long)to);
+    if (cJSON_IsString(h) && strcmp(h->valuestring, want) == 0 &&
+        cJSON_SetValuestring(h, repl))
+        out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return out;
+}
+
+static uint64_t trained_cfg_hash(const det_rt *d)
+{
+    ad_detector_cfg c = d->c->pipe;
+    c.training = AD_TRAIN_NONE;
+    return ad_detector_cfg_hash(&c);
+}
+
 static void save_state(stream_rec *s)
 {
     char path[8192], *js;
@@ -508,6 +533,10 @@ static void save_state(stream_rec *s)
         return;
     if (!(js = ad_detector_save(s->d)))
         return;                     /* not calibrated yet */
+    if (s->own_model) {
+        char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));
+        if (sw) { free(js); js = sw; }
+    }
     state_path(s->det, s->key, ".state.json", path, sizeof path);
     if (write_atomic(path, js, strlen(js)) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: %s", path, strerror(errno));
@@ -522,6 +551,10 @@ static void restore_state(stream_rec *s)
     state_path(s->det, s->key, ".state.json", path, sizeof path);
     if (!(js = read_file(path)))
         return;
+    if (s->own_model) {
+        char *sw = swap_hash(js, ad_detector_cfg_hash(&s->det->c->pipe), trained_cfg_hash(s->det));
+        if (sw) { free(js); js = sw; }
+    }
     if (ad_detector_restore(s->d, js, err, sizeof err) == 0)
         ad_log(AD_LOG_DEBUG, "stream %s/%s: calibration restored from %s", s->det->c->name,
                s->key, path);
