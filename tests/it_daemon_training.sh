@@ -63,4 +63,28 @@ else
     it_fail "restart: trained models and calibration reused, no retraining" "$(cat "$D/daemon.log")"
 fi
 kill -TERM "$DPID"; wait "$DPID"; DPID=
+
+# bootstrap: no model file, a model is trained from scratch per stream
+cat > "$D/boot.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "it-boot", "stats_interval_s": 1},
+ "state_dir": "$D/bstate", "workers": 2,
+ "detectors": [{"name": "pump", "topics": ["sensors/+/pump"], "payload": {"format": "json"},
+   "window": {"length": 20}, "calibration": {"windows": 30},
+   "training": {"mode": "bootstrap", "windows": 150, "epochs": 3, "boot_units": 16,
+     "features": ["vibration", "current", "pressure", "temperature", "flow"]}}]}
+EOC
+$AD_BIN check -c "$D/boot.json" > /dev/null 2>&1 && it_ok "bootstrap config passes check" ||
+    it_fail "bootstrap config passes check"
+mv "$D/daemon.log" "$D/daemon2.log"
+$AD_BIN run -c "$D/boot.json" 2> "$D/daemon.log" & DPID=$!
+count "connected to" 1 50
+$H pub --port "$IT_PORT" --no-ts --devices 1 --rows 175
+count "model trained online" 1 300
+$H pub --port "$IT_PORT" --no-ts --devices 1 --rows 60 --rate 200
+if count "pump1: calibrated" 1 50 && ls "$D/bstate/pump/" | grep -q 'pump1\.boot\..*\.safetensors'; then
+    it_ok "bootstrap: model trained from scratch live, saved, stream calibrated"
+else
+    it_fail "bootstrap: model trained from scratch live, saved, stream calibrated" "$(cat "$D/daemon.log")"
+fi
+kill -TERM "$DPID"; wait "$DPID"; DPID=
 exit 0
