@@ -1151,7 +1151,7 @@ static stream_rec *stream_get(ad_daemon *dd, det_rt *d, const char *key)
     s->mr = mr_get(d->mr);
     if (stream_make_detector(dd, s, &s->d, &s->own_model, err, sizeof err) != 0 ||
         map_add(&d->streams, s) != 0) {
-        ad_log(AD_LOG_ERR, "detector %s: stream %s: %s", d->c->name, key, err);
+        bad_input(dd, "detector %s: stream %s not created: %s", d->c->name, key, err);
         ad_detector_free(s->d);
         ad_model_free(s->own_model);
         mr_put(s->mr);
