@@ -3,8 +3,8 @@
 results", fast: the models trained by bench/skab.sh are scored once per file
 with `anomalyd score --share`, and the replay pipeline (EWMA smoothing,
 calibration on the windows ending in rows < 400, sigma / quantile threshold,
-k-of-n raise, m-below clear, row label 'alert' or 'window', metrics over rows
->= 400) is re-computed here in numpy for every candidate setting. It
+k-of-n raise, m-below clear with optional hysteresis (clear ratio), row
+label 'alert' or 'window', metrics over rows >= 400) is re-computed here in numpy for every candidate setting. It
 reproduces `anomalyd replay`'s counts exactly for the settings used (checked:
 the chosen configuration gives the same TP/FP/FN/TN as bench/skab.sh).
 
@@ -32,6 +32,7 @@ import numpy as np
 SETS = ("valve1", "valve2", "other")
 ALERTS = {"3/5/5": (3, 5, 5, "alert"), "1/1/20": (1, 1, 20, "alert"),
           "3/5/20": (3, 5, 20, "alert"), "window": (1, 1, 1, "window")}
+CLEAR = (1.0, 0.9, 0.8)      # --clear-ratio
 GRID = {"sigma": ("k", np.round(np.arange(1, 16.01, 0.25), 2)),
         "quantile": ("margin", np.round(np.arange(0.8, 3.01, 0.05), 2))}
 
@@ -66,7 +67,7 @@ def ewma(x, a):
     return s
 
 
-def counts(rows, s, lab, ncal, thr, alert):
+def counts(rows, s, lab, ncal, thr, alert, clear_ratio):
     """TP, FP, FN, TN over rows >= ncal, as anomalyd replay counts them."""
     k, n, m, row_label = alert
     pred = np.zeros(len(lab), bool)
@@ -77,7 +78,7 @@ def counts(rows, s, lab, ncal, thr, alert):
         ex = x > thr
         hist = (hist + [ex])[-n:]
         if active:
-            below = below + 1 if x < thr else 0
+            below = below + 1 if x < thr * clear_ratio else 0
             if below >= m:
                 active, below = False, 0
         elif ex and sum(hist) >= k:
@@ -100,6 +101,8 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("AD_BIN", "build/anomalyd"))
     ap.add_argument("--far-max", type=float, default=15)
     ap.add_argument("--ncal", type=int, default=400)
+    ap.add_argument("--calib-from", type=int, default=0,
+                    help="as replay --calibrate-from (models fitted on fewer rows)")
     a = ap.parse_args()
     fl = files(a.skab)
     best_all = None
@@ -107,10 +110,12 @@ def main():
         data = []
         for s, p, name in fl:
             rows, sc = scores(a.bin, f"{work}/{name}.safetensors", p)
-            data.append((s, rows, sc, labels(p)))
+            keep = rows >= a.calib_from      # not scored by replay
+            data.append((s, rows[keep], sc[keep], labels(p)))
         for sm in (1.0, 0.3):
             sm_data = [(s, rows, ewma(sc, sm), lab) for s, rows, sc, lab in data]
-            for an, alert in ALERTS.items():
+            for (an, alert), cr in [(al, cr) for al in ALERTS.items() for cr in CLEAR
+                                    if cr == 1.0 or al[1][3] == "alert"]:
                 for method, (param, vals) in GRID.items():
                     def run(x, sets):
                         tot = np.zeros(4, int)
@@ -120,7 +125,7 @@ def main():
                             cal = ss[rows < a.ncal]
                             thr = (cal.mean() + x * cal.std() if method == "sigma"
                                    else x * np.quantile(cal, 0.99))
-                            tot += counts(rows, ss, lab, a.ncal, thr, alert)
+                            tot += counts(rows, ss, lab, a.ncal, thr, alert, cr)
                         return tot
                     best = None
                     for x in vals:
@@ -131,9 +136,10 @@ def main():
                     if best is None:
                         continue
                     h = run(best[1], ("valve2", "other"))
-                    line = ("%s smooth=%g alert=%s %s %s=%g | valve1 F1 %.4f FAR %.2f MAR %.2f"
+                    line = ("%s smooth=%g alert=%s clear_ratio=%g %s %s=%g"
+                            " | valve1 F1 %.4f FAR %.2f MAR %.2f"
                             " | held-out F1 %.4f FAR %.2f MAR %.2f | all F1 %.4f FAR %.2f MAR %.2f"
-                            % (work, sm, an, method, param, best[1], *metrics(best[2]),
+                            % (work, sm, an, cr, method, param, best[1], *metrics(best[2]),
                                *metrics(h), *metrics(best[2] + h)))
                     print(line, flush=True)
                     if best_all is None or best[0] > best_all[0]:
