@@ -22,6 +22,7 @@ are the faults the bundled model detects well (bearing, cavitation, blockage,
 overheat), 30 to 90 simulated minutes long. --no-faults: healthy pumps only.
 
 Lines on stdout (flushed one by one):
+  HH:MM:SS  START             pump1, pump2 publishing on sensors/<pump>/pump, ...
   HH:MM:SS  FAULT      pump3  cavitation injected, lasts 45 min (pump time)
   HH:MM:SS  FAULT END  pump3  cavitation over, the pump is healthy again
 SIGTERM/SIGINT stop it cleanly (disconnect, exit 0).
@@ -120,6 +121,9 @@ def main():
     try:
         c.connect(host or "127.0.0.1", int(port), keepalive=30)
         c.loop_start()
+        say("START", "", "%s publishing on %s, one sample per pump-minute"
+            % (", ".join(pumps) if len(pumps) <= 4 else "%s..%s" % (pumps[0], pumps[-1]),
+               a.topic.replace("{device}", "<pump>")))
         k = 0
         t_next = time.monotonic()
         while True:

@@ -1,0 +1,120 @@
+#!/bin/sh
+# it_demo.sh - `make demo` (tools/demo.sh) as a user runs it, shortened with
+# --duration: with random faults (fixed --seed) at least one injected fault is
+# alerted, and only pumps that had a fault are alerted; the fault-free run of
+# the same length (--no-faults, same seed) calibrates every pump and raises no
+# alert; a Ctrl-C (SIGINT to the whole foreground process group, as a
+# terminal sends it) stops the demo with status 0. After every run no process
+# of the demo is left (same session, or a command line naming its temporary
+# directory) and the temporary directory is gone.
+#   IT_DEMO_DURATION  seconds per run (default 25: calibration takes ~12 s at
+#                     the demo's default speed, the first fault starts within
+#                     3 s after it)
+. tests/lib.sh
+BUILD=${AD_BUILD:-build}
+N=${IT_DEMO_DURATION:-25}
+SEED=${IT_DEMO_SEED:-1}
+D=$(mktemp -d /tmp/it_demo.XXXXXX)
+trap 'rm -rf "$D"' EXIT
+
+# leftovers NAME: processes of the run NAME still alive (its session, or a
+# command line naming its TMPDIR), one per line
+leftovers() {
+    sid=$(cat "$D/$1.sid" 2>/dev/null)
+    ps -eo sid=,pid=,args= | awk -v s="${sid:-x}" -v d="$D/$1.tmp/" \
+        '($1 == s || index($0, d)) && !/awk -v s=/ { print }'
+}
+# run NAME ARGS...: the demo in its own session, TMPDIR under $D; sets RC
+run() {
+    name=$1; shift
+    mkdir -p "$D/$name.tmp"
+    t0=$(date +%s)
+    TMPDIR="$D/$name.tmp" timeout -k 5 $((N + 40)) setsid sh -c 'echo $$ > "$0"; exec sh tools/demo.sh "$@"' \
+        "$D/$name.sid" "$BUILD" --port 0 --seed "$SEED" "$@" > "$D/$name.out" 2>&1
+    RC=$?
+    echo "# $name: $(($(date +%s) - t0)) s, exit status $RC"
+}
+# clean NAME: nothing left behind
+clean() {
+    sleep 0.2
+    left=$(leftovers "$1")
+    if [ -z "$left" ] && [ -z "$(ls -A "$D/$1.tmp")" ]; then
+        it_ok "$1: no process and no temporary file left"
+    else
+        it_fail "$1: no process and no temporary file left" "$left $(ls -A "$D/$1.tmp")"
+    fi
+}
+show() { grep -E ' (FAULT|RAISED|CLEARED|DETECTING|OFFLINE|SUMMARY) ' "$D/$1.out" | sed 's/^/#   /'; }
+
+# --- with faults ----------------------------------------------------------------
+run faults --duration "$N"
+show faults
+faulted=$(awk '$2 == "FAULT" && $3 != "END" { print $3 }' "$D/faults.out" | sort -u)
+raised=$(awk '$2 == "RAISED" { print $3 }' "$D/faults.out" | sort -u)
+[ $RC -eq 0 ] && it_ok "faults: exit status 0 after --duration $N" ||
+    it_fail "faults: exit status 0 after --duration $N" "rc=$RC $(tail -20 "$D/faults.out")"
+hit=0 stray=
+for s in $raised; do
+    if echo "$faulted" | grep -qx "$s"; then hit=$((hit + 1)); else stray="$stray $s"; fi
+done
+if [ $hit -ge 1 ] && [ -z "$stray" ]; then
+    it_ok "faults: an injected fault is alerted ($hit faulty pump(s) alerted, no healthy one)"
+else
+    it_fail "faults: an injected fault is alerted ($hit faulty pump(s) alerted, no healthy one)" \
+        "faulted: $faulted; alerted without a fault:$stray; $(cat "$D/faults.out")"
+fi
+grep -q ' OFFLINE ' "$D/faults.out" && it_ok "faults: the daemon stopped cleanly (offline status printed)" ||
+    it_fail "faults: the daemon stopped cleanly (offline status printed)" "$(tail -5 "$D/faults.out")"
+clean faults
+
+# --- without faults ---------------------------------------------------------------
+run nofaults --duration "$N" --no-faults
+show nofaults
+ndet=$(grep -c ' DETECTING ' "$D/nofaults.out")
+nraised=$(grep -c ' RAISED ' "$D/nofaults.out")
+nfault=$(grep -c ' FAULT ' "$D/nofaults.out")
+[ $RC -eq 0 ] && it_ok "no faults: exit status 0" || it_fail "no faults: exit status 0" "rc=$RC"
+if [ "$ndet" -eq 4 ] && [ "$nraised" -eq 0 ] && [ "$nfault" -eq 0 ]; then
+    it_ok "no faults: all 4 pumps calibrated, no alert in $N s"
+else
+    it_fail "no faults: all 4 pumps calibrated, no alert in $N s" \
+        "detecting=$ndet raised=$nraised faults=$nfault; $(cat "$D/nofaults.out")"
+fi
+clean nofaults
+
+# --- Ctrl-C ------------------------------------------------------------------------------
+# a background job of this non-interactive shell would ignore SIGINT (and a
+# shell cannot trap a signal ignored on entry): restore it, as a terminal has
+mkdir -p "$D/ctrlc.tmp"
+TMPDIR="$D/ctrlc.tmp" $PYTHON -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.setsid()
+open(sys.argv[1], "w").write(str(os.getpid()))
+os.execvp("sh", ["sh", "tools/demo.sh"] + sys.argv[2:])' \
+    "$D/ctrlc.sid" "$BUILD" --port 0 > "$D/ctrlc.out" 2>&1 &
+pid=$!
+i=0
+until grep -q ' ONLINE ' "$D/ctrlc.out" || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 2
+t0=$(date +%s)
+sid=$(cat "$D/ctrlc.sid" 2>/dev/null)
+[ -n "$sid" ] && kill -INT "-$sid"
+# never hang: TERM after 20 s, KILL after 25 (then the case fails)
+i=0
+while [ $i -lt 250 ]; do
+    case $(ps -o stat= -p $pid 2>/dev/null) in ""|Z*) break ;; esac
+    [ $i -eq 200 ] && kill -TERM $pid 2>/dev/null
+    sleep 0.1; i=$((i + 1))
+done
+[ $i -ge 250 ] && kill -KILL $pid 2>/dev/null
+wait $pid; RC=$?
+dt=$(($(date +%s) - t0))
+echo "# ctrlc: stopped in $dt s, exit status $RC"
+if [ $RC -eq 0 ] && grep -q ' OFFLINE ' "$D/ctrlc.out" && [ $dt -le 15 ]; then
+    it_ok "Ctrl-C: everything stops in order (daemon offline), exit status 0"
+else
+    it_fail "Ctrl-C: everything stops in order (daemon offline), exit status 0" \
+        "rc=$RC after $dt s; $(cat "$D/ctrlc.out")"
+fi
+clean ctrlc
+exit 0
