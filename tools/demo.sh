@@ -22,9 +22,10 @@
 # offline status, so no alert is lost), broker; the temporary directory is
 # removed and the exit status is 0. Exit status 1 when a component fails to
 # start or dies, with its log. The broker and the daemon run in their own
-# sessions (setsid) so a Ctrl-C on the terminal reaches only this script,
-# which stops them in that order; the Python children ignore SIGINT (inherited
-# from the non-interactive shell) and stop on SIGTERM.
+# sessions so a Ctrl-C on the terminal reaches only this script, which stops
+# them in that order; the Python children ignore SIGINT (inherited from the
+# non-interactive shell) and stop on SIGTERM. Every child gets SIGTERM from
+# the kernel if this script dies anyway (SIGKILL, closed output pipe).
 BUILD=build
 case "${1:-}" in
     ""|-*) ;;
@@ -65,13 +66,23 @@ done
 need() { echo "demo: $1 (run 'make deps')" >&2; exit 1; }
 command -v mosquitto >/dev/null 2>&1 || need "mosquitto not found"
 command -v mosquitto_sub >/dev/null 2>&1 || need "mosquitto_sub not found (mosquitto-clients)"
-command -v setsid >/dev/null 2>&1 || need "setsid not found (util-linux)"
 [ -x "$BIN" ] || need "$BIN not built (run 'make')"
 $PYTHON -c 'import paho.mqtt.client' 2>/dev/null || need "python3-paho-mqtt missing for $PYTHON"
 [ -n "$SEED" ] || SEED=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/anomalyd-demo.XXXXXX") || exit 1
 BROKER_PID= DAEMON_PID= WATCH_PID= SIM_PID= SLEEP_PID= DONE=
+# $CHILD PID new|same CMD...: exec CMD with SIGTERM as its parent-death
+# signal (so even a SIGKILL of this script leaves nothing running), in a new
+# session (no terminal Ctrl-C: this script stops it in order) or this one
+CHILD="$PYTHON -c"
+CHILD_PY='import ctypes, os, signal, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+if sys.argv[2] == "new":
+    os.setsid()
+os.execvp(sys.argv[3], sys.argv[3:])'
 
 alive() { # alive PID: the process exists and is not a zombie
     st=$(ps -o stat= -p "$1" 2>/dev/null)
@@ -93,7 +104,7 @@ waitexit() { # waitexit PID TENTHS: let it exit by itself, then stop it
 cleanup() {
     [ -n "$DONE" ] && return
     DONE=1
-    trap '' INT TERM HUP
+    trap '' INT TERM HUP PIPE
     [ -n "$SLEEP_PID" ] && stop "$SLEEP_PID"
     [ -n "$SIM_PID" ] && stop "$SIM_PID"
     if [ -n "$DAEMON_PID" ]; then
@@ -107,6 +118,7 @@ cleanup() {
 }
 trap 'cleanup' EXIT
 trap 'echo; cleanup; exit 0' INT TERM HUP
+trap 'cleanup; exit 1' PIPE
 die() { # die MESSAGE [LOG]: a component failed
     echo "demo: $1" >&2
     [ -n "${2:-}" ] && [ -f "$2" ] && tail -20 "$2" | sed 's/^/  | /' >&2
@@ -136,7 +148,7 @@ fi
     echo "allow_anonymous true"
     echo "persistence false"
 } > "$TMP/mosquitto.conf"
-setsid mosquitto -c "$TMP/mosquitto.conf" > "$TMP/mosquitto.log" 2>&1 &
+$CHILD "$CHILD_PY" $$ new mosquitto -c "$TMP/mosquitto.conf" > "$TMP/mosquitto.log" 2>&1 &
 BROKER_PID=$!
 i=0
 until mosquitto_sub -h 127.0.0.1 -p "$PORT" -t demo/ping -E -i demo-ping 2>/dev/null; do
@@ -176,11 +188,11 @@ echo "  pump time runs $((SPEED * 60))x faster: one sample per simulated minute,
 [ "$DURATION" -gt 0 ] && echo "  stopping after $DURATION s."
 
 # --- subscriber, daemon, simulator --------------------------------------------
-$PYTHON "$SRC/tools/alertwatch.py" -c "$TMP/anomalyd.json" --exit-on-offline --summary &
+$CHILD "$CHILD_PY" $$ same $PYTHON "$SRC/tools/alertwatch.py" -c "$TMP/anomalyd.json" --exit-on-offline --summary &
 WATCH_PID=$!
 LOG=$TMP/daemon.log LEVEL=notice
 [ "$VERBOSE" -eq 1 ] && LOG=/dev/stderr LEVEL=info
-setsid "$BIN" run -c "$TMP/anomalyd.json" --log-level $LEVEL 2>> "$LOG" &
+$CHILD "$CHILD_PY" $$ new "$BIN" run -c "$TMP/anomalyd.json" --log-level $LEVEL 2>> "$LOG" &
 DAEMON_PID=$!
 [ -n "$DAEMON_PID" ] || die "anomalyd did not start"
 # wait for the daemon's retained "online" status
@@ -190,7 +202,7 @@ case $st in
     *) die "anomalyd did not come online" "$TMP/daemon.log" ;;
 esac
 NF=; [ "$FAULTS" -eq 0 ] && NF=--no-faults
-$PYTHON "$SRC/tools/demo_pumps.py" --mqtt "127.0.0.1:$PORT" --pumps "$PUMPS" \
+$CHILD "$CHILD_PY" $$ same $PYTHON "$SRC/tools/demo_pumps.py" --mqtt "127.0.0.1:$PORT" --pumps "$PUMPS" \
     --speed "$SPEED" --seed "$SEED" --faults-after "$FAULTS_AFTER" $NF &
 SIM_PID=$!
 
