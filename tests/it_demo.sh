@@ -85,7 +85,7 @@ clean nofaults
 # --- Ctrl-C ------------------------------------------------------------------------------
 # a background job of this non-interactive shell would ignore SIGINT (and a
 # shell cannot trap a signal ignored on entry): restore it, as a terminal has
-mkdir -p "$D/ctrlc.tmp"
+mkdir -p "$D/ctrlc.tmp"; : > "$D/ctrlc.out"
 TMPDIR="$D/ctrlc.tmp" $PYTHON -c 'import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 os.setsid()

@@ -38,7 +38,7 @@ BIN=$BUILD/anomalyd
 DURATION=0 SEED= FAULTS=1 PUMPS=4 SPEED=20 PORT= VERBOSE=0
 
 usage() {
-    sed -n '8,9p' "$0" | sed 's/^#  //'
+    echo "usage:"; sed -n '8,9p' "$0" | sed 's/^#  //'
     echo "  --duration S   stop after S seconds (default: run until Ctrl-C)"
     echo "  --seed N       fault schedule and pump behaviour (default: random, printed)"
     echo "  --no-faults    healthy pumps only (no alert should fire)"
