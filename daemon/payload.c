@@ -5,8 +5,20 @@
  * cJSON does the JSON tokenising (its nesting limit bounds recursion on
  * hostile input); everything here only walks the tree and checks types and
  * finiteness. Nothing is kept between messages.
+ *
+ * Fast path: the common payload is a flat object of numbers ({"ts":..,
+ * "vibration":1.32,...}). When no configured path has a dot, such a payload
+ * is scanned in place without building a cJSON tree (no allocation, no
+ * per-member string compares against every path). The scan accepts only
+ * strict, unambiguous input that it parses to exactly what the cJSON path
+ * gives (numbers: Clinger's exact fast case, else strtod like cJSON); for
+ * anything else (nesting, escapes, duplicate keys, non-numeric feature
+ * values, any error) it gives up and the cJSON path decides, so results and
+ * error messages are the same either way (tests/test_payload.c compares the
+ * two on generated payloads).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +38,9 @@ struct ad_payload_parser {
     double ts_scale;    /* multiply to get seconds */
     int feature_level;
     char *senml_base;
+    int flat;           /* json: no path has a dot, the fast path applies */
+    size_t *name_len;   /* strlen(names[i]) */
+    size_t ts_len;
 };
 
 void ad_payload_parser_free(ad_payload_parser *p)
@@ -39,6 +54,7 @@ void ad_payload_parser_free(ad_payload_parser *p)
     free(p->names);
     free(p->timestamp);
     free(p->senml_base);
+    free(p->name_len);
     free(p);
 }
 
@@ -91,6 +107,16 @@ int ad_payload_parser_new(ad_payload_parser **out, const ad_payload_cfg *cfg,
         goto fail;
     if (cfg->senml_base && !(p->senml_base = strdup(cfg->senml_base)))
         goto fail;
+    if (!(p->name_len = calloc((size_t)n_features, sizeof(size_t))))
+        goto fail;
+    p->flat = p->format == AD_FMT_JSON && n_features <= 64 &&
+              (!p->timestamp || (p->timestamp[0] && !strchr(p->timestamp, '.')));
+    for (int i = 0; i < n_features; i++) {
+        p->name_len[i] = strlen(p->names[i]);
+        if (!p->names[i][0] || strchr(p->names[i], '.'))   /* "" is the root */
+            p->flat = 0;
+    }
+    p->ts_len = p->timestamp ? strlen(p->timestamp) : 0;
     *out = p;
     return 0;
 fail:
@@ -252,6 +278,201 @@ static int parse_json(const ad_payload_parser *p, const cJSON *root, ad_sample *
     return 0;
 }
 
+/* ---- fast path for flat JSON objects ---------------------------------------------------- */
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* A strict JSON number at s[*i..len) to the same double as cJSON (strtod,
+ * correctly rounded). 1 ok, 0 give up (grammar not strict, too long). */
+static int flat_number(const char *s, size_t len, size_t *i, double *v)
+{
+    static const double p10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+                                  1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+                                  1e20, 1e21, 1e22 };
+    size_t k = *i, st = *i;
+    uint64_t m = 0;
+    int nd = 0, e = 0, ee = 0, neg = 0, eneg = 0, exact = 1;
+
+    if (k < len && s[k] == '-') { neg = 1; k++; }
+    if (k >= len || s[k] < '0' || s[k] > '9')
+        return 0;
+    if (s[k] == '0') {
+        k++;
+    } else {
+        for (; k < len && s[k] >= '0' && s[k] <= '9'; k++) {
+            if (m || s[k] != '0') nd++;
+            if (nd > 19) exact = 0; else m = m * 10 + (uint64_t)(s[k] - '0');
+            if (nd > 19) e++;
+        }
+    }
+    if (k < len && s[k] == '.') {
+        k++;
+        if (k >= len || s[k] < '0' || s[k] > '9')
+            return 0;
+        for (; k < len && s[k] >= '0' && s[k] <= '9'; k++) {
+            if (m || s[k] != '0') nd++;
+            if (nd > 19) { exact = 0; continue; }
+            m = m * 10 + (uint64_t)(s[k] - '0');
+            e--;
+        }
+    }
+    if (k < len && (s[k] == 'e' || s[k] == 'E')) {
+        k++;
+        if (k < len && (s[k] == '+' || s[k] == '-')) { eneg = s[k] == '-'; k++; }
+        if (k >= len || s[k] < '0' || s[k] > '9')
+            return 0;
+        for (; k < len && s[k] >= '0' && s[k] <= '9'; k++)
+            if (ee < 100000) ee = ee * 10 + (s[k] - '0');
+        e += eneg ? -ee : ee;
+    }
+    /* cJSON reads numbers of at most 63 characters; the next character must
+     * end the token as cJSON sees it */
+    if (k - st > 40 || (k < len && strchr("0123456789+-.eE", s[k]) && s[k]))
+        return 0;
+    *i = k;
+    if (exact && m <= (1ull << 53) && e >= -22 && e <= 22) {
+        /* both operands exact: one correctly rounded operation, as strtod */
+        double d = (double)m;
+        d = e < 0 ? d / p10[-e] : d * p10[e];
+        *v = neg ? -d : d;
+        return 1;
+    }
+    {
+        char buf[64];
+        memcpy(buf, s + st, k - st);
+        buf[k - st] = '\0';
+        *v = strtod(buf, NULL);
+    }
+    return 1;
+}
+
+/* A string without escapes or control characters at s[*i] (the opening
+ * quote): its bytes in [*b, *b + *bl). 1 ok, 0 give up. */
+static int flat_string(const char *s, size_t len, size_t *i, const char **b, size_t *bl)
+{
+    size_t k = *i + 1;
+    const char *q = memchr(s + k, '"', len - k);
+    if (!q)
+        return 0;
+    for (const char *c = s + k; c < q; c++)
+        if (*c == '\\' || (unsigned char)*c < 0x20)
+            return 0;
+    *b = s + k;
+    *bl = (size_t)(q - (s + k));
+    *i = (size_t)(q - s) + 1;
+    return 1;
+}
+
+/* 1: parsed (success only), 0: take the cJSON path. */
+static int parse_json_flat(const ad_payload_parser *p, const char *s, size_t len,
+                           ad_sample *out, int max, int *n, int *unknown)
+{
+    double val[64], t = NAN;
+    uint64_t have = 0, isnull = 0;
+    int have_ts = 0, unk = 0, k = 0;
+    size_t i = 0;
+
+    while (i < len && is_ws(s[i])) i++;
+    if (i >= len || s[i] != '{')
+        return 0;
+    i++;
+    while (i < len && is_ws(s[i])) i++;
+    if (i < len && s[i] == '}')
+        return 0;                       /* empty: an error, cJSON's words */
+    for (;;) {
+        const char *key;
+        size_t kl;
+        int known = 0, kind;            /* 0 number, 1 null, 2 other */
+        double v = 0;
+
+        if (i >= len || s[i] != '"' || !flat_string(s, len, &i, &key, &kl))
+            return 0;
+        while (i < len && is_ws(s[i])) i++;
+        if (i >= len || s[i] != ':')
+            return 0;
+        i++;
+        while (i < len && is_ws(s[i])) i++;
+        if (i >= len)
+            return 0;
+        if (s[i] == '"') {
+            const char *b;
+            size_t bl;
+            if (!flat_string(s, len, &i, &b, &bl))
+                return 0;
+            kind = 2;
+        } else if (s[i] == 'n' && len - i >= 4 && memcmp(s + i, "null", 4) == 0) {
+            i += 4;
+            kind = 1;
+        } else if (s[i] == 't' && len - i >= 4 && memcmp(s + i, "true", 4) == 0) {
+            i += 4;
+            kind = 2;
+        } else if (s[i] == 'f' && len - i >= 5 && memcmp(s + i, "false", 5) == 0) {
+            i += 5;
+            kind = 2;
+        } else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
+            if (!flat_number(s, len, &i, &v))
+                return 0;
+            kind = 0;
+        } else {
+            return 0;                   /* nested, or not JSON */
+        }
+        if (p->timestamp && kl == p->ts_len && memcmp(key, p->timestamp, kl) == 0) {
+            /* a timestamp must be a finite number (strings: cJSON path) */
+            if (have_ts || kind != 0 || !isfinite(v))
+                return 0;
+            have_ts = 1;
+            t = v * p->ts_scale;
+            known = 1;
+        }
+        for (int f = 0; f < p->n_features; f++) {
+            if (kl != p->name_len[f] || memcmp(key, p->names[f], kl) != 0)
+                continue;
+            if ((have >> f) & 1)
+                return 0;               /* duplicate key: cJSON path */
+            if (kind == 2 || (kind == 0 && !isfinite(v)))
+                return 0;               /* numeric strings, errors: cJSON path */
+            have |= 1ull << f;
+            if (kind == 1) isnull |= 1ull << f;
+            val[f] = v;
+            known = 1;
+        }
+        if (!known)
+            unk++;
+        while (i < len && is_ws(s[i])) i++;
+        if (i >= len)
+            return 0;
+        if (s[i] == '}')
+            break;
+        if (s[i] != ',')
+            return 0;
+        i++;
+        while (i < len && is_ws(s[i])) i++;
+    }
+    i++;
+    while (i < len && is_ws(s[i])) i++;
+    if (i != len)
+        return 0;                       /* trailing bytes: cJSON path */
+    for (int f = 0; f < p->n_features; f++) {
+        if (!((have >> f) & 1) || ((isnull >> f) & 1))
+            continue;
+        if (k >= max)
+            return 0;
+        out[k].feature = f;
+        out[k].value = val[f];
+        out[k].time = t;
+        k++;
+    }
+    if (k == 0)
+        return 0;
+    *n = k;
+    if (unknown)
+        *unknown += unk;
+    return 1;
+}
+
 #define SENML_REL_LIMIT 268435456.0   /* 2^28: smaller times are relative */
 
 static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now,
@@ -341,6 +562,17 @@ int ad_payload_parse(const ad_payload_parser *p, const char *topic,
                      const void *buf, size_t len, double now,
                      ad_sample *out, int max, int *n, int *unknown,
                      char *err, size_t errlen)
+{
+    *n = 0;
+    if (p->flat && parse_json_flat(p, buf, len, out, max, n, unknown))
+        return 0;
+    return ad_payload_parse_ref(p, topic, buf, len, now, out, max, n, unknown, err, errlen);
+}
+
+int ad_payload_parse_ref(const ad_payload_parser *p, const char *topic,
+                         const void *buf, size_t len, double now,
+                         ad_sample *out, int max, int *n, int *unknown,
+                         char *err, size_t errlen)
 {
     cJSON *root;
     int rc;

@@ -63,4 +63,13 @@ int ad_payload_parse(const ad_payload_parser *p, const char *topic,
                      ad_sample *out, int max, int *n, int *unknown,
                      char *err, size_t errlen);
 
+/*
+ * The same without the fast path for flat JSON objects (always through
+ * cJSON): the reference the fast path is tested against. Same contract.
+ */
+int ad_payload_parse_ref(const ad_payload_parser *p, const char *topic,
+                         const void *buf, size_t len, double now,
+                         ad_sample *out, int max, int *n, int *unknown,
+                         char *err, size_t errlen);
+
 #endif /* AD_PAYLOAD_H */

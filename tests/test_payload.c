@@ -1,5 +1,6 @@
 /* test_payload.c - number, JSON (dotted paths, timestamps) and SenML
  * parsers: samples produced, unknown fields counted, errors. */
+#include <stdint.h>
 #include "t.h"
 #include "ad.h"
 #include "payload.h"
@@ -162,6 +163,146 @@ static void test_bad_fields(void)
     T_CHECK(strstr(err, "detectors[0].payload.fields.rpm: not a feature") != NULL, "%s", err);
 }
 
+/* ---- the flat-JSON fast path against the cJSON path ------------------------------------- */
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static unsigned rnd(unsigned n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (unsigned)(rng_state % n);
+}
+
+/* Append one generated value: mostly plain numbers, sometimes an edge. */
+static void gen_value(char *b, size_t cap)
+{
+    static const char *edge[] = {
+        "0", "-0", "0.0", "1e5", "1E+02", "2.5e-3", "-1.5E-7", "123456789012345678",
+        "12345678901234567890123", "0.1", "0.30000000000000004", "9007199254740993",
+        "1e22", "1e23", "1e-22", "1e-23", "4.9e-324", "1e-400", "1e400", "-1e999",
+        "1.7976931348623157e308", "01", "1.", ".5", "-", "+1", "1e", "1.2.3", "1-2",
+        "0x10", "NaN", "Infinity", "null", "true", "false", "\"1.5\"", "\"abc\"",
+        "\"nan\"", "\"\"", "\"a\\\"b\"", "{}", "{\"x\":1}", "[1,2]", "[]", "nul",
+        "0.000000000000000000000000001234", "1234567.000000000000000000000001",
+        "17000000000000", "1700000000123", "3.14159265358979323846264338327950288",
+        "1e0000000000000000000000000001", "-9.999999999999999e22",
+    };
+    if (rnd(3) == 0) {
+        snprintf(b, cap, "%s", edge[rnd(sizeof edge / sizeof edge[0])]);
+        return;
+    }
+    switch (rnd(4)) {
+    case 0: snprintf(b, cap, "%d", (int)rnd(2000000) - 1000000); break;
+    case 1: snprintf(b, cap, "%.*f", (int)rnd(8), ((double)rnd(1u << 30) - (1u << 29)) / (1 + rnd(5000))); break;
+    case 2: snprintf(b, cap, "%.*g", 1 + (int)rnd(17), ((double)rnd(1u << 30)) * 1e-3 / (1 + rnd(99))); break;
+    default: snprintf(b, cap, "%.17g", ((double)rnd(1u << 30) - (1u << 29)) * 1e-6); break;
+    }
+}
+
+static void gen_payload(char *b, size_t cap)
+{
+    static const char *keys[] = { "ts", "vibration", "current", "acc", "flow", "id",
+                                  "current", "Current", "ts ", "v\\u0069bration", "" };
+    static const char *ws[] = { "", "", "", " ", "\n", "\t", "\r\n ", "\f", "\v" };
+    size_t o = 0;
+    int members = (int)rnd(7);
+    o += (size_t)snprintf(b + o, cap - o, "%s%s", rnd(20) ? "" : "\xef\xbb\xbf", ws[rnd(9)]);
+    o += (size_t)snprintf(b + o, cap - o, rnd(40) ? "{" : "[");
+    for (int i = 0; i < members && o < cap - 200; i++) {
+        char v[96];
+        gen_value(v, sizeof v);
+        o += (size_t)snprintf(b + o, cap - o, "%s%s\"%s\"%s:%s%s%s", i ? "," : "",
+                              ws[rnd(9)], keys[rnd(sizeof keys / sizeof keys[0])],
+                              ws[rnd(9)], ws[rnd(9)], v, ws[rnd(9)]);
+    }
+    o += (size_t)snprintf(b + o, cap - o, "%s", rnd(30) ? "}" : (rnd(2) ? "" : "},"));
+    if (!rnd(15))
+        o += (size_t)snprintf(b + o, cap - o, "%s", rnd(2) ? " " : " x");
+    if (!rnd(15) && o > 0)
+        b[rnd((unsigned)o)] = (char)rnd(256);             /* corrupt one byte */
+}
+
+static int same_result(ad_payload_parser *p, const char *msg, size_t len, int max,
+                       char *why, size_t whylen)
+{
+    ad_sample s1[8], s2[8];
+    char e1[256] = "", e2[256] = "";
+    int n1 = -1, n2 = -1, u1 = 0, u2 = 0, r1, r2;
+    r1 = ad_payload_parse(p, "t/p1/x", msg, len, 1000.0, s1, max, &n1, &u1, e1, sizeof e1);
+    r2 = ad_payload_parse_ref(p, "t/p1/x", msg, len, 1000.0, s2, max, &n2, &u2, e2, sizeof e2);
+    if (r1 != r2 || n1 != n2 || u1 != u2 || (r1 && strcmp(e1, e2))) {
+        snprintf(why, whylen, "rc %d/%d n %d/%d unknown %d/%d err \"%s\"/\"%s\"", r1, r2,
+                 n1, n2, u1, u2, e1, e2);
+        return 0;
+    }
+    for (int i = 0; i < n1; i++) {
+        int same_t = (isnan(s1[i].time) && isnan(s2[i].time)) ||
+                     memcmp(&s1[i].time, &s2[i].time, sizeof(double)) == 0;
+        if (s1[i].feature != s2[i].feature || !same_t ||
+            memcmp(&s1[i].value, &s2[i].value, sizeof(double)) != 0) {
+            snprintf(why, whylen, "sample %d: f %d/%d v %.17g/%.17g t %.17g/%.17g", i,
+                     s1[i].feature, s2[i].feature, s1[i].value, s2[i].value,
+                     s1[i].time, s2[i].time);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void test_json_fast_path(void)
+{
+    /* a flat config (fast path on: no dotted path) and a dotted one (off) */
+    const char *k[] = { "vibration" }, *v[] = { "acc" }, *v2[] = { "acc.rms" };
+    ad_payload_parser *p[3];
+    char msg[1024], why[600];
+    int bad = 0, n_ok = 0;
+    p[0] = mk(AD_FMT_JSON, NULL, NULL, 0, "ts", AD_TS_MS);
+    p[1] = mk(AD_FMT_JSON, k, v, 1, "ts", AD_TS_US);
+    p[2] = mk(AD_FMT_JSON, k, v2, 1, NULL, 0);
+    T_CHECK(p[0] && p[1] && p[2], "parsers");
+    if (!p[0] || !p[1] || !p[2]) goto done;
+    {
+        /* the common payload: exact values, time, unknown field counted */
+        const char *m = "{\"ts\":1700000000123,\"vibration\":1.32,\"current\":-0.07,"
+                        "\"flow\":57.7}";
+        ad_sample s[8];
+        char err[256];
+        int n = 0, u = 0;
+        int rc = ad_payload_parse(p[0], "t", m, strlen(m), 0, s, 8, &n, &u, err, sizeof err);
+        T_CHECK(rc == 0 && n == 2 && s[0].feature == 0 && s[0].value == 1.32 &&
+                s[1].feature == 1 && s[1].value == -0.07 && fabs(s[0].time - 1700000000.123) < 1e-6 &&
+                s[1].time == s[0].time && u == 1, "flat payload: rc %d n %d u %d", rc, n, u);
+    }
+    for (int it = 0; it < 20000; it++) {
+        size_t len;
+        gen_payload(msg, sizeof msg);
+        len = strlen(msg);
+        if (rnd(10) == 0 && len > 0)
+            len = rnd((unsigned)len);                      /* truncated */
+        for (int j = 0; j < 3; j++) {
+            int max = rnd(8) == 0 ? 1 : 8;
+            if (!same_result(p[j], msg, len, max, why, sizeof why)) {
+                if (bad++ < 5)
+                    T_NOTE("parser %d, payload \"%.*s\": %s", j, (int)len, msg, why);
+            } else if (j == 0) {
+                ad_sample s[8];
+                char err[256];
+                int n = 0;
+                n_ok += ad_payload_parse(p[0], "t", msg, len, 0, s, max, &n, NULL, err,
+                                         sizeof err) == 0;
+            }
+        }
+    }
+    T_CHECK(bad == 0, "fast path and cJSON path agree on 60000 generated payloads "
+            "(%d differ)", bad);
+    T_NOTE("%d of them parsed without error on the flat config", n_ok);
+done:
+    for (int j = 0; j < 3; j++)
+        ad_payload_parser_free(p[j]);
+}
+
 int main(void)
 {
     T_RUN(test_number);
@@ -170,5 +311,6 @@ int main(void)
     T_RUN(test_senml);
     T_RUN(test_senml_base);
     T_RUN(test_bad_fields);
+    T_RUN(test_json_fast_path);
     return t_done();
 }
