@@ -21,7 +21,7 @@
 # when the run ends by --duration), subscriber (after it printed the daemon's
 # offline status, so no alert is lost), broker; the temporary directory is
 # removed and the exit status is 0. Exit status 1 when a component fails to
-# start or dies, with its log. The broker and the daemon run in their own
+# start or dies, or the daemon's own exit status is not 0, with its log. The broker and the daemon run in their own
 # sessions so a Ctrl-C on the terminal reaches only this script, which stops
 # them in that order; the Python children ignore SIGINT (inherited from the
 # non-interactive shell) and stop on SIGTERM. Every child gets SIGTERM from
@@ -71,7 +71,7 @@ $PYTHON -c 'import paho.mqtt.client' 2>/dev/null || need "python3-paho-mqtt miss
 [ -n "$SEED" ] || SEED=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/anomalyd-demo.XXXXXX") || exit 1
-BROKER_PID= DAEMON_PID= WATCH_PID= SIM_PID= SLEEP_PID= DONE=
+BROKER_PID= DAEMON_PID= WATCH_PID= SIM_PID= SLEEP_PID= DONE= STATUS=0
 # $CHILD PID new|same CMD...: exec CMD with SIGTERM as its parent-death
 # signal (so even a SIGKILL of this script leaves nothing running), in a new
 # session (no terminal Ctrl-C: this script stops it in order) or this one
@@ -94,7 +94,7 @@ stop() { # stop PID [TENTHS]: SIGTERM, SIGKILL after TENTHS/10 s, reap
     i=0
     while alive "$1" && [ $i -lt "${2:-50}" ]; do sleep 0.1; i=$((i + 1)); done
     alive "$1" && kill -KILL "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
+    wait "$1" 2>/dev/null       # its exit status
 }
 waitexit() { # waitexit PID TENTHS: let it exit by itself, then stop it
     i=0
@@ -109,7 +109,12 @@ cleanup() {
     [ -n "$SIM_PID" ] && stop "$SIM_PID"
     if [ -n "$DAEMON_PID" ]; then
         [ "${1:-}" = drain ] && alive "$DAEMON_PID" && sleep 1
-        stop "$DAEMON_PID" 100
+        stop "$DAEMON_PID" 100; rc=$?
+        if [ $rc -ne 0 ]; then     # SIGTERM: 0 (sanitizer reports: not 0)
+            echo "demo: anomalyd exited with status $rc" >&2
+            [ -f "$TMP/daemon.log" ] && tail -30 "$TMP/daemon.log" | sed 's/^/  | /' >&2
+            STATUS=1
+        fi
     fi
     # the subscriber exits after the daemon's "offline" status
     [ -n "$WATCH_PID" ] && waitexit "$WATCH_PID" 30
@@ -117,7 +122,7 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap 'cleanup' EXIT
-trap 'echo; cleanup; exit 0' INT TERM HUP
+trap 'echo; cleanup; exit $STATUS' INT TERM HUP
 trap 'cleanup; exit 1' PIPE
 die() { # die MESSAGE [LOG]: a component failed
     echo "demo: $1" >&2
@@ -217,7 +222,7 @@ while :; do
     alive "$SIM_PID" || { SIM_PID=; die "the pump simulator exited unexpectedly"; }
     if [ "$DURATION" -gt 0 ] && [ $(($(date +%s) - t0)) -ge "$DURATION" ]; then
         cleanup drain
-        exit 0
+        exit $STATUS
     fi
     sleep 0.5 &
     SLEEP_PID=$!
