@@ -1,12 +1,20 @@
 /*
  * workers.c - a fixed pool of pthreads fed from a mutex/condvar FIFO, with
- * completed tasks returned to the loop through a uv_async_t (see workers.h).
+ * completed tasks returned to the loop through an eventfd watched by a
+ * uv_poll_t (see workers.h). A worker only signals when it puts a task on
+ * an empty done list (the loop takes the whole list at once), and signals
+ * outside the mutex: one write() per burst of completions, and the loop
+ * never waits for a worker that is inside a system call (uv_async_t would
+ * make the loop spin in its send handshake for that long).
  */
+#include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <cblas.h>
 
 #include "ad.h"
@@ -23,7 +31,8 @@ struct ad_worker {
 
 struct ad_workers {
     uv_loop_t *loop;
-    uv_async_t async;
+    uv_poll_t poll;     /* on efd: completions to deliver */
+    int efd;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     ad_task *todo_head, *todo_tail;
@@ -67,10 +76,19 @@ static void *worker_main(void *arg)
 
         pthread_mutex_lock(&ws->mu);
         ws->busy--;
+        /* a non-empty done list has a wakeup pending already (done_cb
+         * takes the whole list under the mutex); ad_workers_free() joins
+         * us before it closes the eventfd */
+        int wake = !ws->done_head && !ws->quit;
         t->next = ws->done_head;
         ws->done_head = t;
-        if (!ws->quit)
-            uv_async_send(&ws->async);
+        if (wake) {
+            uint64_t one = 1;
+            ssize_t r;
+            pthread_mutex_unlock(&ws->mu);
+            do r = write(ws->efd, &one, sizeof one); while (r < 0 && errno == EINTR);
+            pthread_mutex_lock(&ws->mu);
+        }
     }
     pthread_mutex_unlock(&ws->mu);
     for (int i = 0; i < ENGINES_PER_WORKER; i++)
@@ -78,11 +96,16 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void async_cb(uv_async_t *a)
+static void done_cb(uv_poll_t *h, int status, int events)
 {
-    ad_workers *ws = a->data;
+    ad_workers *ws = h->data;
     ad_task *list, *rev = NULL;
+    uint64_t v;
+    ssize_t r;
 
+    (void)status;
+    (void)events;
+    do r = read(ws->efd, &v, sizeof v); while (r < 0 && errno == EINTR);
     pthread_mutex_lock(&ws->mu);
     list = ws->done_head;
     ws->done_head = NULL;
@@ -117,8 +140,17 @@ int ad_workers_new(ad_workers **out, uv_loop_t *loop, int n, int max_batch)
     ws->max_batch = max_batch;
     pthread_mutex_init(&ws->mu, NULL);
     pthread_cond_init(&ws->cv, NULL);
-    uv_async_init(loop, &ws->async, async_cb);
-    ws->async.data = ws;
+    if ((ws->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+        uv_poll_init(loop, &ws->poll, ws->efd) != 0) {
+        if (ws->efd >= 0) close(ws->efd);
+        pthread_mutex_destroy(&ws->mu);
+        pthread_cond_destroy(&ws->cv);
+        free(ws->w);
+        free(ws);
+        return AD_EIO;
+    }
+    ws->poll.data = ws;
+    uv_poll_start(&ws->poll, UV_READABLE, done_cb);
     for (int i = 0; i < n; i++) {
         ws->w[i].ws = ws;
         if (pthread_create(&ws->w[i].th, NULL, worker_main, &ws->w[i]) != 0) {
@@ -184,9 +216,11 @@ ad_engine *ad_workers_engine(ad_worker *w, const ad_model *m, uint64_t key)
     return w->eng[lru].e;
 }
 
-static void async_closed(uv_handle_t *h)
+static void poll_closed(uv_handle_t *h)
 {
-    free(h->data);   /* the ad_workers */
+    ad_workers *ws = h->data;
+    close(ws->efd);
+    free(ws);
 }
 
 void ad_workers_free(ad_workers *ws)
@@ -200,7 +234,7 @@ void ad_workers_free(ad_workers *ws)
         pthread_join(ws->w[i].th, NULL);
     /* tasks finished but not delivered are dropped with the pool: the
      * caller only frees us after draining (ad_workers_pending() == 0) */
-    uv_close((uv_handle_t *)&ws->async, async_closed);
+    uv_close((uv_handle_t *)&ws->poll, poll_closed);
     pthread_mutex_destroy(&ws->mu);
     pthread_cond_destroy(&ws->cv);
     free(ws->w);
