@@ -68,12 +68,12 @@ else
     it_fail "fault on pump1: alert raised and cleared with the documented fields" "$(tail -20 "$D/daemon.log")"
 fi
 $H alerts --file "$D/sub.jsonl" | sed 's/^/# /'
-if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats messages_in=1800 --timeout 5; then
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats messages_in=1800 --timeout 30; then
     it_ok "stats count the 1800 messages"
 else
     it_fail "stats count the 1800 messages" "$(grep anomalyd/stats "$D/sub.jsonl" | tail -1)"
 fi
-if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump2 phase=detecting --timeout 5; then
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump2 phase=detecting --timeout 30; then
     it_ok "retained state topic per stream"
 else
     it_fail "retained state topic per stream"
@@ -95,7 +95,7 @@ n=$(ls "$D/state/pump/" 2>/dev/null | grep -c 'state.json$')
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon2.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
 $H pub --port "$IT_PORT" --devices 1 --rows 20
-if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 phase=detecting --timeout 5; then
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 phase=detecting --timeout 30; then
     if grep -q "recalibrating" "$D/daemon2.log"; then
         it_fail "restart: saved calibration reused" "$(cat "$D/daemon2.log")"
     else

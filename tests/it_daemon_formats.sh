@@ -55,7 +55,7 @@ done
 # every sample of every format arrived and was used: no parse errors, 600
 # rows per detector -> 571 windows each
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats windows_scored=1713 parse_errors=0 \
-    --timeout 5 && it_ok "stats: 3 x 571 windows scored, no parse errors" ||
+    --timeout 30 && it_ok "stats: 3 x 571 windows scored, no parse errors" ||
     it_fail "stats: 3 x 571 windows scored, no parse errors" "$(grep anomalyd/stats "$D/sub.jsonl" | tail -1 | cut -c1-400)"
 grep -q "as it-formats (p5" "$D/mosquitto.log" && it_ok "connected with MQTT 5" ||
     it_fail "connected with MQTT 5" "$(grep it-formats "$D/mosquitto.log")"
