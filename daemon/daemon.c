@@ -587,7 +587,7 @@ static void publish_state(ad_daemon *dd, stream_rec *s)
     ad_detector_stats st;
     char topic[1024], iso[40];
     cJSON *o;
-    if (!d->c->state_topic)
+    if (!s->d || !d->c->state_topic)
         return;
     if (ad_topic_expand(d->c->state_topic, d->c->name, s->key, topic, sizeof topic) < 0)
         return;
@@ -810,7 +810,7 @@ static void dispatch(ad_daemon *dd, int force)
     }
 }
 
-static void handle_events(ad_daemon *dd, stream_rec *s);
+static int handle_events(ad_daemon *dd, stream_rec *s);
 static void stream_maybe_free(ad_daemon *dd, stream_rec *s);
 
 /* Pull every due window of s into the open batch of its model. */
@@ -986,12 +986,12 @@ static void start_training(ad_daemon *dd, stream_rec *s)
     ad_workers_submit(dd->ws, &tt->task);
 }
 
-static void handle_events(ad_daemon *dd, stream_rec *s)
+static int handle_events(ad_daemon *dd, stream_rec *s)
 {
     ad_event ev;
     int state_changed = 0;
     if (!s->d || !s->det)
-        return;
+        return 0;
     while (ad_detector_poll_event(s->d, &ev)) {
         switch (ev.type) {
         case AD_EV_ALERT_RAISED:
@@ -1021,6 +1021,7 @@ static void handle_events(ad_daemon *dd, stream_rec *s)
     }
     if (state_changed)
         publish_state(dd, s);
+    return state_changed;
 }
 
 /* ---- streams ------------------------------------------------------------------------- */
@@ -1161,7 +1162,10 @@ static stream_rec *stream_get(ad_daemon *dd, det_rt *d, const char *key)
     }
     restore_state(s);
     ad_log(AD_LOG_DEBUG, "detector %s: new stream %s (%zu)", d->c->name, key, d->streams.n);
-    handle_events(dd, s);
+    /* A new stream is announced on its state topic right away (phase
+     * collecting or calibrating), not only once it has calibrated. */
+    if (!handle_events(dd, s))
+        publish_state(dd, s);
     return s;
 }
 

@@ -78,6 +78,12 @@ if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump2 phase=d
 else
     it_fail "retained state topic per stream"
 fi
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump2 phase=calibrating --timeout 5; then
+    it_ok "a new stream is announced on its state topic before it has calibrated"
+else
+    it_fail "a new stream is announced on its state topic before it has calibrated" \
+        "$(grep anomalyd/state/pump/pump2 "$D/sub.jsonl" | head -3)"
+fi
 
 kill -TERM "$DPID"; wait "$DPID"; rc=$?; DPID=
 [ $rc -eq 0 ] && it_ok "SIGTERM: exit status 0" || it_fail "SIGTERM: exit status 0" "rc=$rc"
