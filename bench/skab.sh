@@ -14,13 +14,13 @@
 #   SKAB=/path/to/skab TRAIN_ARGS="..." REPLAY_ARGS="..." sh bench/skab.sh
 #   SETS="valve1" sh bench/skab.sh     only some folders (tuning split)
 #
-# SKAB data: /work/shared/data/skab (GPL, read-only; never copied into the
+# SKAB data: ../shared/data/skab beside the checkout (GPL, read-only; never copied into the
 # repository). Models and per-file outputs go to $WORK (default a temporary
 # directory; kept when WORK is given, so replay settings can be re-run
 # against the same models with SKIP_TRAIN=1).
 BUILD=${1:-${AD_BUILD:-build}}
 BIN=${AD_BIN:-$BUILD/anomalyd}
-SKAB=${SKAB:-/work/shared/data/skab}
+SKAB=${SKAB:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data/skab}
 TRAIN_ROWS=${TRAIN_ROWS:-400}     # the SKAB training part (metrics from here on)
 FIT_ROWS=${FIT_ROWS:-$TRAIN_ROWS}   # rows the model is fitted on (<= TRAIN_ROWS)
 CALIB_FROM=${CALIB_FROM:-0}         # first row whose window may calibrate

@@ -97,7 +97,7 @@ def metrics(c):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("work", nargs="+", help="WORK directories of bench/skab.sh runs")
-    ap.add_argument("--skab", default=os.environ.get("SKAB", "/work/shared/data/skab"))
+    ap.add_argument("--skab", default=os.environ.get("SKAB", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "skab")))
     ap.add_argument("--bin", default=os.environ.get("AD_BIN", "build/anomalyd"))
     ap.add_argument("--far-max", type=float, default=15)
     ap.add_argument("--ncal", type=int, default=400)

@@ -9,7 +9,7 @@
 # summary.
 #
 #   sh bench/skab_train.sh [BUILD] [-- extra anomalyd train options]
-#   SKAB=/work/shared/data/skab by default; the data is read in place.
+#   SKAB=../shared/data/skab (beside the checkout) by default; the data is read in place.
 #
 # Settings: window 10 (as the published LSTM-AE baseline), standard scaler,
 # MAE loss, lstm-ae:32, patience 5, seed 1; override or add any with
