@@ -376,8 +376,10 @@ static void key_list(const table *t, char *out, size_t len, int with_detectors)
         snprintf(out + o, len - o, "|detectors");
 }
 
-static int parse_int(const cJSON *j, const key *k, const char *path, int *out,
-                     char *err, size_t errlen)
+/* A JSON number that is an integer within the key's range, as a double
+ * (exact for the ranges the table allows). */
+static int parse_integer(const cJSON *j, const key *k, const char *path, double *out,
+                         char *err, size_t errlen)
 {
     double v;
     if (!cJSON_IsNumber(j))
@@ -389,8 +391,18 @@ static int parse_int(const cJSON *j, const key *k, const char *path, int *out,
     if (v < k->min || v > k->max)
         return ad_errf(err, errlen, AD_ERANGE, "%s: %g out of range [%g, %g]",
                        path, v, k->min, k->max);
-    *out = (int)v;
+    *out = v;
     return 0;
+}
+
+static int parse_int(const cJSON *j, const key *k, const char *path, int *out,
+                     char *err, size_t errlen)
+{
+    double v;
+    int rc = parse_integer(j, k, path, &v, err, errlen);
+    if (rc == 0)
+        *out = (int)v;
+    return rc;
 }
 
 static int parse_table(const table *t, const cJSON *obj, char *base,
@@ -421,15 +433,8 @@ static int parse_value(const key *k, const cJSON *j, char *base, const char *pat
         return parse_int(j, k, path, p, err, errlen);
     case K_I64: {
         double v;
-        if (!cJSON_IsNumber(j))
-            return ad_errf(err, errlen, AD_EINVAL, "%s: expected an integer, got %s",
-                           path, jtype(j));
-        v = j->valuedouble;
-        if (!isfinite(v) || v != floor(v))
-            return ad_errf(err, errlen, AD_EINVAL, "%s: expected an integer, got %g", path, v);
-        if (v < k->min || v > k->max)
-            return ad_errf(err, errlen, AD_ERANGE, "%s: %g out of range [%g, %g]",
-                           path, v, k->min, k->max);
+        if ((rc = parse_integer(j, k, path, &v, err, errlen)) != 0)
+            return rc;
         *(int64_t *)p = (int64_t)v;
         return 0;
     }
