@@ -467,3 +467,19 @@ if __name__ == "__main__":   # adformat.py MODEL: print a summary
         print("layer %d %s" % (i, _compact(l)))
     for n, a in m["weights"].items():
         print("%s %s" % (n, list(a.shape)))
+
+
+def json_arg(s, what, prog):
+    """A command-line JSON argument: JSON text, @file or a path to a JSON
+    file. None stays None; a bad value exits naming `prog` and the option."""
+    if s is None:
+        return None
+    if s.startswith("@"):
+        s = s[1:]
+    if os.path.exists(s):
+        with open(s) as f:
+            return json.load(f)
+    try:
+        return json.loads(s)
+    except ValueError as e:
+        raise SystemExit("%s: %s: neither a file nor JSON: %s" % (prog, what, e))

@@ -251,17 +251,7 @@ def load_npz(path):
 
 
 def _json_arg(s, what):
-    if s is None:
-        return None
-    if s.startswith("@"):
-        s = s[1:]
-    if os.path.exists(s):
-        with open(s) as f:
-            return json.load(f)
-    try:
-        return json.loads(s)
-    except ValueError as e:
-        raise SystemExit("export_keras: %s: neither a file nor JSON: %s" % (what, e))
+    return adformat.json_arg(s, what, "export_keras")
 
 
 def main(argv=None):

@@ -442,18 +442,7 @@ def modules_from_state_dict(spec_arch, state, window, n_features):
 
 
 def _json_arg(s, what):
-    """JSON text or @file / a path to a JSON file."""
-    if s is None:
-        return None
-    if s.startswith("@"):
-        s = s[1:]
-    if os.path.exists(s):
-        with open(s) as f:
-            return json.load(f)
-    try:
-        return json.loads(s)
-    except ValueError as e:
-        raise SystemExit("export_torch: %s: neither a file nor JSON: %s" % (what, e))
+    return adformat.json_arg(s, what, "export_torch")
 
 
 def main(argv=None):
