@@ -9,13 +9,7 @@
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_formats.XXXXXX)
 DPID= ; SPID=
-cleanup() {
-    [ -n "$DPID" ] && kill "$DPID" 2>/dev/null
-    [ -n "$SPID" ] && kill "$SPID" 2>/dev/null
-    it_broker_stop
-    rm -rf "$D"
-}
-trap cleanup EXIT
+trap it_daemon_cleanup EXIT
 MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }

@@ -42,3 +42,13 @@ it_broker_stop() {
     [ -n "${IT_BROKER_PID:-}" ] && kill "$IT_BROKER_PID" 2>/dev/null && wait "$IT_BROKER_PID" 2>/dev/null
     IT_BROKER_PID=
 }
+
+# it_daemon_cleanup: the usual EXIT trap of a daemon test: stop the daemon
+# ($DPID) and the subscriber ($SPID) if running, the broker, and remove $D.
+# Use: DPID= ; SPID= ; trap it_daemon_cleanup EXIT
+it_daemon_cleanup() {
+    [ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null
+    [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null
+    it_broker_stop
+    rm -rf "$D"
+}
