@@ -19,7 +19,7 @@ for hop in 1 10; do
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "bench-e2e", "stats_interval_s": 0.25,
             "qos_subscribe": 0, "qos_alerts": 1},
- "state_dir": null, "workers": 0, "max_batch": 64, "log_rate_per_min": 5,
+ "state_dir": null, "workers": 0, "log_rate_per_min": 5,
  "detectors": [{"name": "pump", "model": "${AD_SRCDIR:-.}/conf/models/pump.safetensors",
    "topics": ["bench/+/pump"], "payload": {"format": "json", "timestamp": "ts",
    "timestamp_unit": "ms"}, "window": {"hop": $hop},

@@ -257,8 +257,9 @@ static const key root_keys[] = {
       NULL, NULL, "larger messages are dropped and counted" },
     { "workers", K_INT, OC(workers), 0, 256, "0", 0, NULL, NULL,
       "inference/training threads (0: one per core)" },
-    { "max_batch", K_INT, OC(max_batch), 1, 4096, "64", 0, NULL, NULL,
-      "windows per forward pass" },
+    { "max_batch", K_INT, OC(max_batch), 1, 4096, "256", 0, NULL, NULL,
+      "windows per forward pass at most (fewer for large models: a pass holds at most "
+      "~200 MFLOP, about 2 ms of one core)" },
     { "log_rate_per_min", K_INT, OC(log_rate), 0, 100000, "10", F_RELOAD, NULL, NULL,
       "bad-input log lines per minute (the rest are only counted)" },
     /* "detectors" is handled by parse_root(): an array of detector objects */

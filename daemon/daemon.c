@@ -120,6 +120,7 @@ typedef struct batch {
     uint64_t key;
     int metric;
     int T, F, n, cap;
+    int limit;                  /* windows this model takes: ad_batch_cap() */
     float *in, *out, *share;
     double *score;
     ad_window_job *jobs;
@@ -726,7 +727,7 @@ static batch *batch_get(ad_daemon *dd, const ad_model *m, int metric)
         pp = &(*pp)->next;
     }
     if (!b) {
-        int cap = dd->max_batch;
+        int cap = dd->max_batch;     /* any model may reuse it later */
         if (!(b = calloc(1, sizeof *b)))
             return NULL;
         b->cap = cap;
@@ -753,6 +754,7 @@ static batch *batch_get(ad_daemon *dd, const ad_model *m, int metric)
     b->T = m->window;
     b->F = m->n_features;
     b->metric = metric;
+    b->limit = ad_batch_cap(m, b->cap);
     b->n = 0;
     b->done = 0;
     b->next = NULL;
@@ -803,7 +805,7 @@ static void dispatch(ad_daemon *dd, int force)
         n = b->next;
         if (b->n == 0)
             continue;
-        if (force || b->n >= b->cap || idle > 0) {
+        if (force || b->n >= b->limit || idle > 0) {
             submit_batch(dd, b);
             if (idle > 0) idle--;
         }
@@ -839,7 +841,7 @@ static void pull_windows(ad_daemon *dd, stream_rec *s)
         }
         slot = (s->det && s->det->mr && m == s->det->mr->m) ? &s->det->mr->open : &s->open;
         b = *slot;
-        if (b && b->n >= b->cap) {
+        if (b && b->n >= b->limit) {
             submit_batch(dd, b);
             b = NULL;
         }
@@ -1281,10 +1283,30 @@ static char *status_json(ad_daemon *dd, const char *state)
     return s;
 }
 
-static int cmp_double(const void *a, const void *b)
+/* The k-th smallest of v[0..n-1] (0-based), partially reordering v:
+ * Hoare's selection, O(n) on average (percentiles of the latency ring at
+ * every stats tick without sorting it). */
+static double select_kth(double *v, size_t n, size_t k)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double pivot = v[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot) i++;
+            while (v[j] > pivot) j--;
+            if (i <= j) {
+                double t = v[i]; v[i] = v[j]; v[j] = t;
+                i++;
+                if (j == 0) break;
+                j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else break;
+    }
+    return v[k];
 }
 
 static void publish_stats(ad_daemon *dd)
@@ -1297,7 +1319,7 @@ static void publish_stats(ad_daemon *dd)
     double *lat = malloc(LAT_RING * sizeof(double));
     size_t nl = dd->lat_n < LAT_RING ? (size_t)dd->lat_n : LAT_RING;
     struct rusage ru;
-    double proc_cpu;
+    double proc_cpu, p50 = 0, p90 = 0, p99 = 0, pmax = 0;
     char iso[40];
 
     if (!lat || !(o = cJSON_CreateObject())) {
@@ -1309,10 +1331,9 @@ static void publish_stats(ad_daemon *dd)
         det_rt *d = &g->dets[i];
         cJSON *dj = cJSON_CreateObject();
         MAP_FOREACH(&d->streams, s) {
-            ad_detector_stats st;
-            ad_detector_get_stats(s->d, &st);
-            dropped += st.stream.dup + st.stream.ooo + st.stream.nonfinite +
-                       st.stream.nonnumeric + st.stream.bad_feature + st.stream.overflow;
+            ad_detector_summary st;
+            ad_detector_summarize(s->d, &st);
+            dropped += st.dropped;
             calibrating += st.phase == AD_PHASE_CALIBRATING;
             detecting += st.phase == AD_PHASE_DETECTING;
             collecting += st.phase == AD_PHASE_COLLECTING || st.phase == AD_PHASE_TRAINING;
@@ -1359,12 +1380,17 @@ static void publish_stats(ad_daemon *dd)
     lj = cJSON_AddObjectToObject(inf, "latency_ms");
     if (nl) {
         memcpy(lat, dd->lat_ms, nl * sizeof(double));
-        qsort(lat, nl, sizeof(double), cmp_double);
+        p50 = select_kth(lat, nl, nl / 2);
+        p90 = select_kth(lat, nl, (size_t)((double)nl * 0.9));
+        p99 = select_kth(lat, nl, (size_t)((double)nl * 0.99));
+        pmax = lat[0];
+        for (size_t i = 1; i < nl; i++)
+            if (lat[i] > pmax) pmax = lat[i];
     }
-    cJSON_AddNumberToObject(lj, "p50", nl ? lat[nl / 2] : 0);
-    cJSON_AddNumberToObject(lj, "p90", nl ? lat[(size_t)((double)nl * 0.9)] : 0);
-    cJSON_AddNumberToObject(lj, "p99", nl ? lat[(size_t)((double)nl * 0.99)] : 0);
-    cJSON_AddNumberToObject(lj, "max", nl ? lat[nl - 1] : 0);
+    cJSON_AddNumberToObject(lj, "p50", p50);
+    cJSON_AddNumberToObject(lj, "p90", p90);
+    cJSON_AddNumberToObject(lj, "p99", p99);
+    cJSON_AddNumberToObject(lj, "max", pmax);
     getrusage(RUSAGE_SELF, &ru);
     proc_cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
                (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
@@ -1386,7 +1412,7 @@ static void publish_stats(ad_daemon *dd)
     ad_notify_status("%llu streams, %llu msgs, %llu windows scored, %llu alerts, p99 %.1f ms",
                      (unsigned long long)streams, (unsigned long long)dd->c.messages_in,
                      (unsigned long long)dd->c.windows_scored,
-                     (unsigned long long)dd->c.alerts_raised, nl ? lat[(size_t)((double)nl * 0.99)] : 0.0);
+                     (unsigned long long)dd->c.alerts_raised, p99);
     cJSON_Delete(o);
     free(lat);
 }

@@ -34,6 +34,14 @@ typedef struct ad_task {
 /* n threads (n <= 0: one per online CPU); max_batch sizes the engines. */
 int ad_workers_new(ad_workers **out, uv_loop_t *loop, int n, int max_batch);
 
+/* Work bound of one forward pass, in flops (about 2 ms on one core). */
+#define AD_BATCH_FLOPS 200e6
+
+/* Windows per forward pass for model m: max_batch, but no more than fit in
+ * AD_BATCH_FLOPS (at least 8), so a large model gets smaller batches (and
+ * engines with smaller workspaces) and a batch never holds a core for long. */
+int ad_batch_cap(const ad_model *m, int max_batch);
+
 /* Queue a task (loop thread). */
 void ad_workers_submit(ad_workers *ws, ad_task *t);
 

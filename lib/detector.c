@@ -870,6 +870,17 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     snprintf(st->model_id, sizeof(st->model_id), "%s", d->model ? d->model->id : "");
 }
 
+void ad_detector_summarize(const ad_detector *d, ad_detector_summary *b)
+{
+    ad_stream_stats ss;
+
+    ad_stream_get_stats(d->stream, &ss);
+    b->phase = d->phase;
+    b->dropped = ss.dup + ss.ooo + ss.nonfinite + ss.nonnumeric + ss.bad_feature +
+                 ss.overflow;
+    b->alert_active = ad_alerter_active(d->alert) != NULL;
+}
+
 /* ---- save / restore ---------------------------------------------------------- */
 
 char *ad_detector_save(const ad_detector *d)

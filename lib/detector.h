@@ -310,6 +310,16 @@ int ad_detector_T(const ad_detector *d);
 int ad_detector_F(const ad_detector *d);
 const char *const *ad_detector_features(const ad_detector *d);
 void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st);
+/* The few figures a periodic summary over many streams needs, without the
+ * string formatting of ad_detector_get_stats(): phase, samples dropped by
+ * row assembly (dup, ooo, nonfinite, nonnumeric, bad feature, overflow) and
+ * whether an alert is active. */
+typedef struct ad_detector_summary {
+    ad_phase phase;
+    uint64_t dropped;
+    int alert_active;
+} ad_detector_summary;
+void ad_detector_summarize(const ad_detector *d, ad_detector_summary *b);
 
 /* Caller's pointer (e.g. the daemon's stream record). */
 void ad_detector_set_user(ad_detector *d, void *user);
