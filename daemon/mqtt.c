@@ -2,19 +2,35 @@
  * mqtt.c - libmosquitto on libuv (see mqtt.h for the behaviour).
  *
  * Connection life cycle:
- *   start -> attempt(): mosquitto_connect_async / reconnect_async; the new
- *   socket gets a fresh uv_poll_t (struct conn). CONNACK -> on_connect():
- *   subscribe, online status, flush our queue. Any error from loop_read /
- *   loop_write / loop_misc, or libmosquitto's on_disconnect, -> lost():
- *   the poll handle is stopped and closed at once (libmosquitto has already
- *   closed the fd; uv_close removes it from epoll before any new socket can
- *   reuse the number) and a retry timer is armed with backoff and jitter.
+ *   start -> attempt(): the connect call runs on a connect thread (struct
+ *   cjob); its result comes back to the loop through m->async ->
+ *   connect_done(), which gives the new socket a fresh uv_poll_t (struct
+ *   conn). CONNACK -> on_connect(): subscribe, online status, flush our
+ *   queue. Any error from loop_read / loop_write / loop_misc, or
+ *   libmosquitto's on_disconnect, -> lost(): the poll handle is stopped and
+ *   closed at once (libmosquitto has already closed the fd; uv_close removes
+ *   it from epoll before any new socket can reuse the number) and a retry
+ *   timer is armed with backoff and jitter.
  *
- * MQTT 5 with a persistent session needs a Session Expiry Interval in
- * CONNECT; libmosquitto only takes CONNECT properties in the blocking
- * mosquitto_connect_bind_v5(), so that one call (first attempt only) may
- * block for the TCP connect; later reconnects reuse the stored properties
- * through mosquitto_reconnect_async().
+ * Why a thread: mosquitto_connect_async() / mosquitto_reconnect_async()
+ * resolve the broker's host name with a blocking getaddrinfo(), and MQTT 5
+ * with a persistent session needs a Session Expiry Interval in CONNECT,
+ * which libmosquitto only takes in the blocking mosquitto_connect_bind_v5()
+ * (first attempt only; later reconnects reuse the stored properties through
+ * mosquitto_reconnect_async()). On the loop thread a slow DNS server or an
+ * unreachable host would freeze the daemon (no stats, no watchdog, no
+ * signals) for seconds. While a connect is in flight (m->job set) the loop
+ * thread does not touch m->mosq: m->conn is NULL and m->connected 0, which
+ * every path into libmosquitto checks (publish queues, misc timer, pause,
+ * subscription changes and the stop's DISCONNECT wait). The hand-off both
+ * ways goes through the job's mutex, so libmosquitto's state written by one
+ * thread is seen by the other.
+ *
+ * Not uv_queue_work(): a running work item cannot be cancelled and uv_run()
+ * does not return while one is pending, so a stop during a 2-minute TCP
+ * connect timeout would hang for 2 minutes. A stop abandons the job instead:
+ * the connect thread owns the mosquitto handle from then on and destroys it
+ * when the call returns (or the process exits first).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,6 +54,22 @@ typedef struct qmsg {
     int qos, retain;
 } qmsg;
 
+/* One connection attempt on a connect thread. The loop thread fills it and
+ * does not touch it (nor m->mosq) until state is JOB_DONE; under mu, the
+ * loop may set JOB_ABANDONED instead, and the thread then frees it. */
+enum { JOB_RUNNING, JOB_DONE, JOB_ABANDONED };
+
+typedef struct cjob {
+    pthread_mutex_t mu;
+    int state;
+    struct mosquitto *mosq;
+    struct ad_mqtt *m;          /* only for uv_async_send, under mu, not abandoned */
+    char *host;
+    int port, keepalive, first, v5, clean;
+    int rc, err_no;
+    char detail[200];           /* first libmosquitto error/warning log line */
+} cjob;
+
 typedef struct conn {
     uv_poll_t poll;
     struct ad_mqtt *m;
@@ -54,8 +86,10 @@ struct ad_mqtt {
     int port, keepalive, protocol, clean;
     double backoff, backoff_min, backoff_max;
     conn *conn;
+    cjob *job;                  /* connect in flight */
     uv_timer_t misc_timer, retry_timer, stop_timer;
     uv_idle_t idle;
+    uv_async_t async;           /* a connect thread finished */
     int open_handles;
     int paused, handled_loss;
     int started, connected, stopping, disconnect_sent, finished, attempts;
@@ -281,10 +315,13 @@ static void handle_closed(uv_handle_t *h)
         m->cb.stopped(m->ud);
 }
 
+static void abandon_job(ad_mqtt *m);
+
 static void finish_stop(ad_mqtt *m)
 {
     if (m->finished) return;
     m->finished = 1;
+    abandon_job(m);
     close_conn(m);
     if (m->qlen || m->st.inflight)
         ad_log(AD_LOG_WARNING, "mqtt: stopping with %zu queued and %llu unacknowledged "
@@ -293,6 +330,7 @@ static void finish_stop(ad_mqtt *m)
     uv_close((uv_handle_t *)&m->retry_timer, handle_closed);
     uv_close((uv_handle_t *)&m->stop_timer, handle_closed);
     uv_close((uv_handle_t *)&m->idle, handle_closed);
+    uv_close((uv_handle_t *)&m->async, handle_closed);
 }
 
 static void stop_tick(uv_timer_t *t)
@@ -367,6 +405,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
                        const mosquitto_property *props)
 {
     ad_mqtt *m = ud;
+    const char *st;
     (void)mosq; (void)props;
 
     if (rc != 0) {
@@ -390,8 +429,11 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
         if (r != MOSQ_ERR_SUCCESS)
             ad_log(AD_LOG_ERR, "mqtt: subscribe %s: %s", m->subs[i], mosquitto_strerror(r));
     }
-    if (m->status_topic && m->online)
-        ad_mqtt_publish(m, m->status_topic, m->online, strlen(m->online), 1, 1);
+    /* connected during a stop (queued alerts still to send): the status
+     * stays offline */
+    st = m->stopping ? m->offline : m->online;
+    if (m->status_topic && st)
+        ad_mqtt_publish(m, m->status_topic, st, strlen(st), 1, 1);
     while (m->qhead && m->connected) {
         qmsg *q = m->qhead;
         int mid, r = mosquitto_publish(m->mosq, &mid, q->topic, (int)q->len, q->payload,
@@ -440,10 +482,18 @@ static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
         m->cb.message(m->ud, msg->topic, msg->payload, (size_t)msg->payloadlen);
 }
 
+/* the job of the connect thread we are on (NULL on the loop thread) */
+static __thread cjob *tl_job;
+
 static void on_log(struct mosquitto *mosq, void *ud, int level, const char *s)
 {
     ad_mqtt *m = ud;
     (void)mosq;
+    if (tl_job) {       /* connect thread: m is the loop's (may even be gone) */
+        if ((level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) && !tl_job->detail[0])
+            snprintf(tl_job->detail, sizeof tl_job->detail, "%s", s);
+        return;
+    }
     if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) {
         ad_log(AD_LOG_DEBUG, "libmosquitto: %s", s);
         /* keep the first detail (e.g. OpenSSL's "certificate verify failed")
@@ -453,35 +503,138 @@ static void on_log(struct mosquitto *mosq, void *ud, int level, const char *s)
     }
 }
 
+static void job_free(cjob *j)
+{
+    if (!j) return;
+    pthread_mutex_destroy(&j->mu);
+    free(j->host);
+    free(j);
+}
+
+/* The connect thread: the one blocking call, then hand the result back (or,
+ * abandoned by a stop, destroy the mosquitto handle it now owns). */
+static void *connect_thread(void *arg)
+{
+    cjob *j = arg;
+    int rc;
+
+    tl_job = j;
+    errno = 0;
+    if (j->first && j->v5) {
+        mosquitto_property *props = NULL;
+        if (!j->clean)
+            mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+                                         7 * 86400);
+        rc = mosquitto_connect_bind_v5(j->mosq, j->host, j->port, j->keepalive, NULL, props);
+        mosquitto_property_free_all(&props);
+    } else if (j->first) {
+        rc = mosquitto_connect_async(j->mosq, j->host, j->port, j->keepalive);
+    } else {
+        rc = mosquitto_reconnect_async(j->mosq);
+    }
+    j->rc = rc;
+    j->err_no = errno;
+    pthread_mutex_lock(&j->mu);
+    if (j->state == JOB_ABANDONED) {
+        pthread_mutex_unlock(&j->mu);
+        mosquitto_destroy(j->mosq);     /* closes the socket: the broker sends the will */
+        tl_job = NULL;
+        job_free(j);
+        return NULL;
+    }
+    j->state = JOB_DONE;
+    uv_async_send(&j->m->async);
+    pthread_mutex_unlock(&j->mu);
+    tl_job = NULL;
+    return NULL;
+}
+
+/* Stop waiting for the connect thread (stop or free). Still running: it gets
+ * m->mosq and frees itself; already done: the result is dropped here. */
+static void abandon_job(ad_mqtt *m)
+{
+    cjob *j = m->job;
+    if (!j) return;
+    m->job = NULL;
+    pthread_mutex_lock(&j->mu);
+    if (j->state == JOB_RUNNING) {
+        j->state = JOB_ABANDONED;
+        m->mosq = NULL;
+        pthread_mutex_unlock(&j->mu);
+        ad_log(AD_LOG_INFO, "mqtt: stopping during the connection attempt to %s:%d; "
+               "abandoned", m->host, m->port);
+        return;
+    }
+    pthread_mutex_unlock(&j->mu);
+    job_free(j);
+}
+
 static void attempt(ad_mqtt *m)
 {
+    cjob *j;
+    pthread_attr_t attr;
+    pthread_t th;
     int rc;
-    conn *c;
 
-    if (m->finished || m->conn)
+    if (m->finished || m->conn || m->job)
         return;
     m->attempts++;
     m->refused[0] = '\0';
     m->detail[0] = '\0';
     m->handled_loss = 0;
     mosquitto_log_callback_set(m->mosq, on_log);
-    if (m->attempts == 1 && m->st.connects == 0 && m->st.connect_failures == 0) {
-        if (m->protocol == AD_PROTO_5) {
-            mosquitto_property *props = NULL;
-            if (!m->clean)
-                mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
-                                             7 * 86400);
-            rc = mosquitto_connect_bind_v5(m->mosq, m->host, m->port, m->keepalive, NULL,
-                                           props);
-            mosquitto_property_free_all(&props);
-        } else {
-            rc = mosquitto_connect_async(m->mosq, m->host, m->port, m->keepalive);
-        }
-    } else {
-        rc = mosquitto_reconnect_async(m->mosq);
+    if (!(j = calloc(1, sizeof *j)) || !(j->host = strdup(m->host))) {
+        free(j);
+        lost(m, "out of memory");
+        return;
     }
+    pthread_mutex_init(&j->mu, NULL);
+    j->state = JOB_RUNNING;
+    j->mosq = m->mosq;
+    j->m = m;
+    j->port = m->port;
+    j->keepalive = m->keepalive;
+    j->first = m->attempts == 1 && m->st.connects == 0 && m->st.connect_failures == 0;
+    j->v5 = m->protocol == AD_PROTO_5;
+    j->clean = m->clean;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    m->job = j;
+    rc = pthread_create(&th, &attr, connect_thread, j);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        m->job = NULL;
+        job_free(j);
+        lost(m, strerror(rc));
+    }
+}
+
+/* On the loop: the connect thread has returned; take the socket. */
+static void connect_done(uv_async_t *h)
+{
+    ad_mqtt *m = h->data;
+    cjob *j = m->job;
+    int rc, err_no, done;
+    conn *c;
+
+    if (!j) return;
+    pthread_mutex_lock(&j->mu);
+    done = j->state == JOB_DONE;
+    pthread_mutex_unlock(&j->mu);
+    if (!done) return;
+    m->job = NULL;
+    rc = j->rc;
+    err_no = j->err_no;
+    if (j->detail[0]) {
+        ad_log(AD_LOG_DEBUG, "libmosquitto: %s", j->detail);
+        if (!m->detail[0])
+            snprintf(m->detail, sizeof m->detail, "%s", j->detail);
+    }
+    job_free(j);
+    if (m->finished)
+        return;
     if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(m->mosq) < 0) {
-        lost(m, rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        lost(m, rc == MOSQ_ERR_ERRNO ? strerror(err_no) : mosquitto_strerror(rc));
         return;
     }
     if (!(c = calloc(1, sizeof *c))) {
@@ -570,8 +723,10 @@ int ad_mqtt_new(ad_mqtt **out, uv_loop_t *loop, const ad_broker_cfg *b,
     uv_timer_init(loop, &m->retry_timer);
     uv_timer_init(loop, &m->stop_timer);
     uv_idle_init(loop, &m->idle);
+    uv_async_init(loop, &m->async, connect_done);
     m->misc_timer.data = m->retry_timer.data = m->stop_timer.data = m->idle.data = m;
-    m->open_handles = 4;
+    m->async.data = m;
+    m->open_handles = 5;
     *out = m;
     return 0;
 oom:
@@ -690,7 +845,9 @@ void ad_mqtt_stop(ad_mqtt *m, uint64_t timeout_ms)
     if (m->stopping) return;
     m->stopping = 1;
     m->stop_deadline = uv_now(m->loop) + timeout_ms;
-    if (m->status_topic && m->offline)
+    /* not connected: the broker has published the will already (or never
+     * saw us), and on a connect during the stop on_connect() sends offline */
+    if (m->connected && m->status_topic && m->offline)
         ad_mqtt_publish(m, m->status_topic, m->offline, strlen(m->offline), 1, 1);
     uv_timer_start(&m->stop_timer, stop_tick, 0, 20);
 }
@@ -705,6 +862,7 @@ void ad_mqtt_get_stats(const ad_mqtt *m, ad_mqtt_stats *st)
 void ad_mqtt_free(ad_mqtt *m)
 {
     if (!m) return;
+    abandon_job(m);             /* only if freed without a stop */
     while (m->qhead) {
         qmsg *q = m->qhead;
         m->qhead = q->next;
