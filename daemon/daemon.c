@@ -151,6 +151,14 @@ typedef struct counters {
     uint64_t retired_dropped;    /* dropped samples of freed streams */
 } counters;
 
+/* A state file to write off the loop thread (see the state writer). */
+typedef struct wjob {
+    struct wjob *next;
+    char *path, *data;
+    size_t len;
+    int err;                     /* errno of a failed write, else 0 */
+} wjob;
+
 typedef struct ad_daemon {
     uv_loop_t *loop;
     char *path;
@@ -176,6 +184,10 @@ typedef struct ad_daemon {
     char started_iso[40];
     int log_tokens;
     uint64_t log_refill_ms, log_suppressed;
+    /* state writer: queued files, the batch being written, its request */
+    wjob *wq_head, *wq_tail, *w_batch;
+    uv_work_t w_req;
+    int w_busy;
 } ad_daemon;
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -296,6 +308,96 @@ static char *read_file(const char *path)
     }
     fclose(f);
     return buf;
+}
+
+/* ---- state writer ----------------------------------------------------------
+ * Calibration state files are written (fsync'd, renamed into place) on the
+ * libuv thread pool, never on the loop thread: a thousand streams that
+ * calibrate together, evictions and the final save at stop would otherwise
+ * hold the loop for as many fsyncs. One batch is written at a time, in
+ * queue order, so a newer state of a stream never loses to an older one; a
+ * queued file of the same path is replaced rather than written twice. A
+ * state that is queued or being written is what state_pending() returns. */
+
+static void writer_kick(ad_daemon *dd);
+
+static void wjob_free(wjob *j)
+{
+    free(j->path);
+    free(j->data);
+    free(j);
+}
+
+static void writer_work(uv_work_t *r)
+{
+    ad_daemon *dd = r->data;
+    for (wjob *j = dd->w_batch; j; j = j->next)
+        j->err = write_atomic(j->path, j->data, j->len) != 0 ? (errno ? errno : EIO) : 0;
+}
+
+static void writer_after(uv_work_t *r, int status)
+{
+    ad_daemon *dd = r->data;
+    wjob *j = dd->w_batch, *n;
+    dd->w_batch = NULL;
+    dd->w_busy = 0;
+    for (; j; j = n) {
+        n = j->next;
+        if (status != 0 || j->err)
+            ad_log(AD_LOG_WARNING, "state: cannot write %s: %s", j->path,
+                   status ? uv_strerror(status) : strerror(j->err));
+        wjob_free(j);
+    }
+    writer_kick(dd);
+}
+
+static void writer_kick(ad_daemon *dd)
+{
+    if (dd->w_busy || !dd->wq_head)
+        return;
+    dd->w_batch = dd->wq_head;
+    dd->wq_head = dd->wq_tail = NULL;
+    dd->w_busy = 1;
+    dd->w_req.data = dd;
+    if (uv_queue_work(dd->loop, &dd->w_req, writer_work, writer_after) != 0) {
+        writer_work(&dd->w_req);        /* no thread pool: write here */
+        writer_after(&dd->w_req, 0);
+    }
+}
+
+/* Queue data (taken over) for path; 0 or -1 (out of memory, data freed). */
+static int state_write(ad_daemon *dd, const char *path, char *data)
+{
+    wjob *j;
+    for (j = dd->wq_head; j; j = j->next)
+        if (strcmp(j->path, path) == 0) {
+            free(j->data);
+            j->data = data;
+            j->len = strlen(data);
+            return 0;
+        }
+    if (!(j = calloc(1, sizeof *j)) || !(j->path = strdup(path))) {
+        free(j);
+        free(data);
+        return -1;
+    }
+    j->data = data;
+    j->len = strlen(data);
+    if (dd->wq_tail) dd->wq_tail->next = j; else dd->wq_head = j;
+    dd->wq_tail = j;
+    writer_kick(dd);
+    return 0;
+}
+
+/* The newest not yet written state for path (a copy), or NULL. */
+static char *state_pending(const ad_daemon *dd, const char *path)
+{
+    const wjob *hit = NULL;
+    for (const wjob *j = dd->w_batch; j; j = j->next)
+        if (strcmp(j->path, path) == 0) hit = j;
+    for (const wjob *j = dd->wq_head; j; j = j->next)
+        if (strcmp(j->path, path) == 0) hit = j;
+    return hit ? strdup(hit->data) : NULL;
 }
 
 /* ---- models ------------------------------------------------------------- */
@@ -527,7 +629,7 @@ static uint64_t trained_cfg_hash(const det_rt *d)
     return ad_detector_cfg_hash(&c);
 }
 
-static void save_state(stream_rec *s)
+static void save_state(ad_daemon *dd, stream_rec *s)
 {
     char path[8192], *js;
     if (!s->det || !s->det->state_dir[0] || !s->d)
@@ -539,18 +641,17 @@ static void save_state(stream_rec *s)
         if (sw) { free(js); js = sw; }
     }
     state_path(s->det, s->key, ".state.json", path, sizeof path);
-    if (write_atomic(path, js, strlen(js)) != 0)
-        ad_log(AD_LOG_WARNING, "state: cannot write %s: %s", path, strerror(errno));
-    free(js);
+    if (state_write(dd, path, js) != 0)
+        ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
 }
 
-static void restore_state(stream_rec *s)
+static void restore_state(ad_daemon *dd, stream_rec *s)
 {
     char path[8192], err[256], *js;
     if (!s->det->state_dir[0])
         return;
     state_path(s->det, s->key, ".state.json", path, sizeof path);
-    if (!(js = read_file(path)))
+    if (!(js = state_pending(dd, path)) && !(js = read_file(path)))
         return;
     if (s->own_model) {
         char *sw = swap_hash(js, ad_detector_cfg_hash(&s->det->c->pipe), trained_cfg_hash(s->det));
@@ -1009,7 +1110,7 @@ static int handle_events(ad_daemon *dd, stream_rec *s)
         case AD_EV_CALIBRATED:
             ad_log(AD_LOG_DEBUG, "stream %s/%s: threshold %.6g from %llu windows",
                    s->det->c->name, s->key, ev.threshold, (unsigned long long)ev.n);
-            save_state(s);
+            save_state(dd, s);
             state_changed = 1;
             break;
         case AD_EV_TRAIN_READY:
@@ -1080,7 +1181,7 @@ static void stream_maybe_free(ad_daemon *dd, stream_rec *s)
 static void stream_kill(ad_daemon *dd, stream_rec *s, int save)
 {
     if (save)
-        save_state(s);
+        save_state(dd, s);
     if (s->det)
         map_del(&s->det->streams, s);
     s->det = NULL;
@@ -1162,7 +1263,7 @@ static stream_rec *stream_get(ad_daemon *dd, det_rt *d, const char *key)
         free(s);
         return NULL;
     }
-    restore_state(s);
+    restore_state(dd, s);
     ad_log(AD_LOG_DEBUG, "detector %s: new stream %s (%zu)", d->c->name, key, d->streams.n);
     /* A new stream is announced on its state topic right away (phase
      * collecting or calibrating), not only once it has calibrated. */
@@ -1575,12 +1676,12 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
             kept++;
             continue;
         }
-        save_state(s);
+        save_state(dd, s);
         if (same_pipe && shape && n->mr && n->c->pipe.training == AD_TRAIN_NONE &&
             !s->own_model && ad_detector_set_model(s->d, n->mr->m, 0, err, sizeof err) == 0) {
             mr_put(s->mr);
             s->mr = mr_get(n->mr);
-            restore_state(s);
+            restore_state(dd, s);
             remodel++;
             handle_events(dd, s);
             continue;
@@ -1611,7 +1712,7 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
             s->epoch++;
             mr_put(s->mr);
             s->mr = mr_get(n->mr);
-            restore_state(s);
+            restore_state(dd, s);
             rebuilt++;
             handle_events(dd, s);
             stream_maybe_free(dd, s);
@@ -1742,7 +1843,7 @@ static void drain_cb(uv_timer_t *t)
     uv_timer_stop(t);
     for (int i = 0; i < g->n; i++)
         MAP_FOREACH(&g->dets[i].streams, s)
-            save_state(s);
+            save_state(dd, s);
     publish_stats(dd);
     ad_mqtt_stop(dd->mqtt, 5000);
 }
