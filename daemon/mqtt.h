@@ -18,6 +18,11 @@
  * and handed over right after the next CONNACK; QoS 0 messages are dropped
  * and counted. So alerts raised while the broker is away are delivered.
  *
+ * Connecting (host name lookup, TCP connect, and for MQTT 5 with a
+ * persistent session the blocking first CONNECT) runs on a short-lived
+ * thread of its own, so a slow DNS server or an unreachable broker never
+ * stalls the loop; the socket is taken over on the loop when it returns.
+ *
  * All functions must be called on the loop thread.
  */
 #ifndef AD_MQTT_H
@@ -93,7 +98,12 @@ int ad_mqtt_idle(const ad_mqtt *m);
  * Graceful stop: publish the offline status, wait until ad_mqtt_idle() or
  * timeout_ms, send DISCONNECT (no last will then), close the handles, then
  * call cb->stopped. If the broker is unreachable meanwhile, reconnection
- * continues until the timeout so queued alerts still get out.
+ * continues until the timeout so queued alerts still get out. While not
+ * connected the offline status is not queued (the broker has published the
+ * last will, or never saw this client; a connect during the stop sends
+ * offline instead of online), so with nothing queued the stop completes at
+ * once; a connection attempt still in progress is then abandoned (its
+ * thread closes the socket when the blocking call returns).
  */
 void ad_mqtt_stop(ad_mqtt *m, uint64_t timeout_ms);
 
