@@ -360,6 +360,8 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         ad_errf(err, errlen, rc, "detector: window buffer %dx%d", T, F);
         goto fail;
     }
+    if (m != NULL)
+        ad_window_set_model(d->win, m);   /* rows are kept scaled for m */
     if ((rc = ad_threshold_new(&d->thr, &cfg->thr, err, errlen)) != 0)
         goto fail;
     if ((rc = ad_alerter_new(&d->alert, &cfg->alert, d->key, F, err, errlen)) != 0)
@@ -763,6 +765,7 @@ static void swap_model(ad_detector *d, const ad_model *m, ad_model *owned)
         ad_model_free(d->owned);
     d->owned = owned;
     d->model = m;
+    ad_window_set_model(d->win, m);       /* held rows rescaled for m */
     d->gen++;
 }
 

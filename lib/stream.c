@@ -6,6 +6,9 @@
  * whether it arrived since the last emitted row ("fresh"), the last value
  * actually used in a row ("good", for HOLD) and how many consecutive rows
  * it has been held. Emitted rows go to a fixed ring of AD_STREAM_QUEUE rows.
+ * A stream is ONE allocation (struct, per-feature arrays, queue): with a
+ * thousand streams a message touches a few lines of one block rather than
+ * nine scattered heap objects.
  */
 #include "stream.h"
 
@@ -21,28 +24,29 @@
 struct ad_stream {
     ad_stream_cfg cfg;
     int F;
-    /* per feature */
-    double *cur;           /* latest accepted value */
-    int64_t *cur_ts;       /* its timestamp */
-    unsigned char *seen;   /* ever accepted */
-    unsigned char *fresh;  /* accepted since the last row (ALL mode) */
-    float *good;           /* last value used in a row (HOLD) */
-    unsigned char *has_good;
-    int *held;             /* consecutive rows held */
     /* ROWS mode */
     int has_row;
     int64_t last_row_ts;
     /* PERIOD mode */
     int has_grid;
+    int has_emit;
     int64_t next_grid;     /* next grid point to emit */
     int64_t last_emit_ts;  /* last emitted row time (PERIOD, ALL) */
-    int has_emit;
     /* queue */
-    float *q_vals;         /* AD_STREAM_QUEUE * F */
-    int64_t q_ts[AD_STREAM_QUEUE];
-    int q_valid[AD_STREAM_QUEUE];
     int q_head, q_len;
     ad_stream_stats st;
+    /* Pointers into the same block, right after this struct (see
+     * ad_stream_new): per feature, then the queue. */
+    double *cur;           /* F: latest accepted value */
+    int64_t *cur_ts;       /* F: its timestamp */
+    float *good;           /* F: last value used in a row (HOLD) */
+    int *held;             /* F: consecutive rows held */
+    unsigned char *seen;   /* F: ever accepted */
+    unsigned char *fresh;  /* F: accepted since the last row (ALL mode) */
+    unsigned char *has_good; /* F */
+    int64_t *q_ts;         /* AD_STREAM_QUEUE */
+    float *q_vals;         /* AD_STREAM_QUEUE * F */
+    unsigned char *q_valid; /* AD_STREAM_QUEUE */
 };
 
 void ad_stream_cfg_default(ad_stream_cfg *c)
@@ -73,24 +77,29 @@ int ad_stream_cfg_check(const ad_stream_cfg *c, char *err, size_t errlen)
 
 void ad_stream_free(ad_stream *s)
 {
-    if (s == NULL)
-        return;
-    free(s->cur);
-    free(s->cur_ts);
-    free(s->seen);
-    free(s->fresh);
-    free(s->good);
-    free(s->has_good);
-    free(s->held);
-    free(s->q_vals);
-    free(s);
+    /* One block: the per-feature arrays and the queue point into it. */
+    ad_afree(s);
+}
+
+/* Reserve n elements of `size` bytes aligned to `align` (a power of two)
+ * after *off; returns the offset. Sizes are small (F <= AD_MAX_FEATURES),
+ * so no overflow is possible here. */
+static size_t place(size_t *off, size_t n, size_t size, size_t align)
+{
+    size_t at = (*off + align - 1) & ~(align - 1);
+
+    *off = at + n * size;
+    return at;
 }
 
 int ad_stream_new(ad_stream **out, const ad_stream_cfg *cfg, int n_features,
                   char *err, size_t errlen)
 {
     ad_stream *s;
-    size_t F;
+    size_t F, off = sizeof(*s);
+    size_t o_cur, o_cur_ts, o_good, o_held, o_seen, o_fresh, o_has_good;
+    size_t o_q_ts, o_q, o_q_valid;
+    unsigned char *base;
     int rc;
 
     *out = NULL;
@@ -101,27 +110,38 @@ int ad_stream_new(ad_stream **out, const ad_stream_cfg *cfg, int n_features,
         return ad_errf(err, errlen, AD_EINVAL, "stream: features must be 1..%d (got %d)",
                        AD_MAX_FEATURES, n_features);
     F = (size_t)n_features;
-    s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        goto fail;
+    /* One 64-byte aligned block: the struct, then the per-feature state
+     * packed by element size (8-byte types first, bytes last) so one message
+     * touches a few neighbouring cache lines, then the row queue. */
+    o_cur = place(&off, F, sizeof(double), sizeof(double));
+    o_cur_ts = place(&off, F, sizeof(int64_t), sizeof(int64_t));
+    o_good = place(&off, F, sizeof(float), sizeof(float));
+    o_held = place(&off, F, sizeof(int), sizeof(int));
+    o_seen = place(&off, F, 1, 1);
+    o_fresh = place(&off, F, 1, 1);
+    o_has_good = place(&off, F, 1, 1);
+    o_q_ts = place(&off, AD_STREAM_QUEUE, sizeof(int64_t), 64);
+    o_q = place(&off, F * AD_STREAM_QUEUE, sizeof(float), 64);
+    o_q_valid = place(&off, AD_STREAM_QUEUE, 1, 1);
+    base = ad_aalloc(off);
+    if (base == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "stream: out of memory");
+    memset(base, 0, off);
+    s = (ad_stream *)base;
     s->cfg = *cfg;
     s->F = n_features;
-    s->cur = calloc(F, sizeof(*s->cur));
-    s->cur_ts = calloc(F, sizeof(*s->cur_ts));
-    s->seen = calloc(F, 1);
-    s->fresh = calloc(F, 1);
-    s->good = calloc(F, sizeof(*s->good));
-    s->has_good = calloc(F, 1);
-    s->held = calloc(F, sizeof(*s->held));
-    s->q_vals = calloc(F * AD_STREAM_QUEUE, sizeof(*s->q_vals));
-    if (!s->cur || !s->cur_ts || !s->seen || !s->fresh || !s->good ||
-        !s->has_good || !s->held || !s->q_vals)
-        goto fail;
+    s->cur = (double *)(base + o_cur);
+    s->cur_ts = (int64_t *)(base + o_cur_ts);
+    s->good = (float *)(base + o_good);
+    s->held = (int *)(base + o_held);
+    s->seen = base + o_seen;
+    s->fresh = base + o_fresh;
+    s->has_good = base + o_has_good;
+    s->q_ts = (int64_t *)(base + o_q_ts);
+    s->q_vals = (float *)(base + o_q);
+    s->q_valid = base + o_q_valid;
     *out = s;
     return 0;
-fail:
-    ad_stream_free(s);
-    return ad_errf(err, errlen, AD_ENOMEM, "stream: out of memory");
 }
 
 /* Build the row for time ts from the per-feature state, apply the missing
@@ -161,7 +181,7 @@ static void emit(ad_stream *s, int64_t ts, const unsigned char *rowmiss)
         valid = 0;
     }
     s->q_ts[slot] = ts;
-    s->q_valid[slot] = valid;
+    s->q_valid[slot] = (unsigned char)valid;
     s->q_len++;
     s->st.rows++;
     if (!valid)

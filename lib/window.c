@@ -1,6 +1,18 @@
 /*
  * window.c - ring buffer of the last T raw rows of a stream, the hop
  * counter, and extraction of the (T,F) window in time order, scaled.
+ *
+ * Everything lives in ONE 64-byte aligned block (struct, timestamps, raw
+ * ring, scaled ring, validity bytes), so a push touches a handful of cache
+ * lines of one allocation instead of four separate heap objects.
+ *
+ * Scaling is paid once per row, not once per window: besides the raw ring
+ * (kept because a model swap must rescale from raw values) the window holds
+ * the same rows already scaled for the remembered model. The scaled ring is
+ * mirrored: the row of slot s is written at s and at s + T, so the T rows
+ * from the oldest (slot head) onwards are contiguous at head..head+T-1 and a
+ * window is one memcpy. Scaled values always come from ad_model_scale() on
+ * the raw row, so they are bit-identical to scaling the extracted raw window.
  */
 #include "window.h"
 
@@ -11,65 +23,114 @@
 
 struct ad_window {
     int T, F, hop;
-    float *rows;           /* T*F ring */
-    int64_t *ts;           /* T */
-    unsigned char *valid;  /* T */
     int head;              /* slot of the next write */
     int fill;
     int n_invalid;         /* invalid rows among those held */
     int since;             /* rows since the last due window */
     uint64_t pushed;
+    const ad_model *model; /* model `scaled` belongs to, or NULL (borrowed) */
+    int64_t *ts;           /* T */
+    float *rows;           /* T*F raw ring */
+    float *scaled;         /* 2*T*F mirrored ring, valid when model != NULL */
+    unsigned char *valid;  /* T */
 };
 
 void ad_window_free(ad_window *w)
 {
-    if (w == NULL)
-        return;
-    free(w->rows);
-    free(w->ts);
-    free(w->valid);
-    free(w);
+    /* One block: the arrays point into it. */
+    ad_afree(w);
+}
+
+/* Reserve `bytes` at the next 64-byte boundary after *off; returns the
+ * offset, or (size_t)-1 on overflow. */
+static size_t place(size_t *off, size_t bytes)
+{
+    size_t at;
+
+    if (ad_add_size(*off, 63, &at))
+        return (size_t)-1;
+    at &= ~(size_t)63;
+    if (ad_add_size(at, bytes, off))
+        return (size_t)-1;
+    return at;
 }
 
 int ad_window_new(ad_window **out, int T, int F, int hop)
 {
     ad_window *w;
-    size_t n;
+    size_t n, n2, off = sizeof(*w), o_ts, o_rows, o_scaled, o_valid;
+    unsigned char *base;
 
     *out = NULL;
     if (T < 1 || T > AD_MAX_WINDOW || F < 1 || F > AD_MAX_FEATURES || hop < 1)
         return AD_EINVAL;
-    if (ad_mul_size((size_t)T, (size_t)F, &n) || ad_mul_size(n, sizeof(float), &n))
+    if (ad_mul_size((size_t)T, (size_t)F, &n) || ad_mul_size(n, sizeof(float), &n) ||
+        ad_mul_size(n, 2, &n2))
         return AD_EINVAL;
-    w = calloc(1, sizeof(*w));
-    if (w == NULL)
+    /* 8-byte types first, bytes last. */
+    o_ts = place(&off, (size_t)T * sizeof(int64_t));
+    o_rows = place(&off, n);
+    o_scaled = place(&off, n2);
+    o_valid = place(&off, (size_t)T);
+    if (o_ts == (size_t)-1 || o_rows == (size_t)-1 || o_scaled == (size_t)-1 ||
+        o_valid == (size_t)-1)
+        return AD_EINVAL;
+    base = ad_aalloc(off);
+    if (base == NULL)
         return AD_ENOMEM;
+    memset(base, 0, off);
+    w = (ad_window *)base;
     w->T = T;
     w->F = F;
     w->hop = hop;
-    w->rows = malloc(n);
-    w->ts = calloc((size_t)T, sizeof(*w->ts));
-    w->valid = calloc((size_t)T, 1);
-    if (!w->rows || !w->ts || !w->valid) {
-        ad_window_free(w);
-        return AD_ENOMEM;
-    }
+    w->model = NULL;
+    w->ts = (int64_t *)(base + o_ts);
+    w->rows = (float *)(base + o_rows);
+    w->scaled = (float *)(base + o_scaled);
+    w->valid = base + o_valid;
     *out = w;
+    return 0;
+}
+
+/* Scale the held rows (slots 0..fill-1: a partial ring always starts at
+ * slot 0) for w->model and mirror them. */
+static void rescale(ad_window *w)
+{
+    size_t F = (size_t)w->F, T = (size_t)w->T, fill = (size_t)w->fill;
+
+    if (w->model == NULL || fill == 0)
+        return;
+    ad_model_scale(w->model, w->rows, w->scaled, fill);
+    memcpy(w->scaled + T * F, w->scaled, fill * F * sizeof(float));
+}
+
+int ad_window_set_model(ad_window *w, const ad_model *m)
+{
+    if (m != NULL && m->n_features != w->F)
+        return AD_EINVAL;
+    w->model = m;
+    rescale(w);
     return 0;
 }
 
 int ad_window_push(ad_window *w, int64_t ts_ms, const float *row, int valid)
 {
     int slot = w->head;
+    size_t F = (size_t)w->F;
 
     if (w->fill == w->T && !w->valid[slot])
         w->n_invalid--;               /* the evicted row was invalid */
-    memcpy(w->rows + (size_t)slot * (size_t)w->F, row, (size_t)w->F * sizeof(float));
+    memcpy(w->rows + (size_t)slot * F, row, F * sizeof(float));
+    if (w->model != NULL) {
+        float *s = w->scaled + (size_t)slot * F;
+        ad_model_scale(w->model, row, s, 1);
+        memcpy(s + (size_t)w->T * F, s, F * sizeof(float));
+    }
     w->ts[slot] = ts_ms;
     w->valid[slot] = valid ? 1 : 0;
     if (!valid)
         w->n_invalid++;
-    w->head = (slot + 1) % w->T;
+    w->head = slot + 1 == w->T ? 0 : slot + 1;
     if (w->fill < w->T)
         w->fill++;
     w->pushed++;
@@ -102,21 +163,28 @@ uint64_t ad_window_pushed(const ad_window *w)
     return w->pushed;
 }
 
-int ad_window_extract(const ad_window *w, const ad_model *m, float *out,
+int ad_window_extract(ad_window *w, const ad_model *m, float *out,
                       int64_t *first_ts, int64_t *last_ts)
 {
     size_t F = (size_t)w->F, first, tail;
 
     if (w->fill < w->T)
         return AD_EINVAL;
-    /* Oldest row is at head (the ring is full): copy head..T-1, 0..head-1. */
+    if (m != NULL && m->n_features != w->F)
+        return AD_EINVAL;
+    /* Oldest row is at head (the ring is full). */
     first = (size_t)w->head;
-    tail = (size_t)w->T - first;
-    memcpy(out, w->rows + first * F, tail * F * sizeof(float));
-    if (first > 0)
-        memcpy(out + tail * F, w->rows, first * F * sizeof(float));
-    if (m != NULL)
-        ad_model_scale(m, out, out, (size_t)w->T);
+    if (m != NULL) {
+        if (m != w->model)
+            ad_window_set_model(w, m);
+        memcpy(out, w->scaled + first * F, (size_t)w->T * F * sizeof(float));
+    } else {
+        /* Raw: copy head..T-1, then 0..head-1. */
+        tail = (size_t)w->T - first;
+        memcpy(out, w->rows + first * F, tail * F * sizeof(float));
+        if (first > 0)
+            memcpy(out + tail * F, w->rows, first * F * sizeof(float));
+    }
     if (first_ts)
         *first_ts = w->ts[w->head];
     if (last_ts)
@@ -131,6 +199,11 @@ void ad_window_reset(ad_window *w)
     w->n_invalid = 0;
     w->since = 0;
     w->pushed = 0;
+}
+
+const ad_model *ad_window_model(const ad_window *w)
+{
+    return w->model;
 }
 
 int ad_window_T(const ad_window *w)

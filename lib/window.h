@@ -2,10 +2,14 @@
  * window.h - the per-stream ring buffer of the last T rows and the hop that
  * decides when a window of shape (T, F) is due for scoring.
  *
- * Rows are stored raw (unscaled), oldest overwritten: memory is T*F floats
- * per stream, fixed at creation. Scaling happens at extraction with the
- * model's scaler (ad_model_scale), so a model swap (finetune, bootstrap)
- * needs no re-buffering.
+ * Rows are stored raw (unscaled), oldest overwritten, and, when a model is
+ * remembered (ad_window_set_model, or the last model passed to
+ * ad_window_extract), also already scaled with that model's scaler: each
+ * row is scaled once at push (ad_model_scale on that row, so the values are
+ * bit-identical to scaling the extracted raw window), and extracting a
+ * window for the remembered model is a plain copy. A model swap (finetune,
+ * bootstrap, reload) rescales the held raw rows once; no re-buffering.
+ * Memory is 3*T*F floats + 9*T bytes per stream, one block fixed at creation.
  *
  * Hop: the first window is due when T rows have been pushed; after that one
  * window every `hop` rows (hop 1 = every row, hop T = non-overlapping).
@@ -45,15 +49,32 @@ int ad_window_fill(const ad_window *w);
 uint64_t ad_window_pushed(const ad_window *w);
 
 /*
- * Copy the current window into out (T*F floats, row-major (T,F), oldest row
- * first), scaled with m's scaler when m != NULL (raw when NULL). Requires a
- * full ring (returns AD_EINVAL otherwise). *first_ts and *last_ts (may be NULL)
- * receive the timestamps of the oldest and newest row.
+ * Remember m (borrowed; NULL forgets) as the model whose scaler the rows are
+ * kept scaled for, and rescale the rows held now from their raw values.
+ * Later pushes scale their row for m. Call it whenever the model changes,
+ * even for an object at the same address (it always rescales). m must stay
+ * alive and unchanged (a loaded ad_model is immutable) while remembered.
+ * Returns 0, or AD_EINVAL when m has a different feature count (nothing
+ * changed then).
  */
-int ad_window_extract(const ad_window *w, const ad_model *m, float *out,
+int ad_window_set_model(ad_window *w, const ad_model *m);
+
+/* The remembered model, or NULL. */
+const ad_model *ad_window_model(const ad_window *w);
+
+/*
+ * Copy the current window into out (T*F floats, row-major (T,F), oldest row
+ * first), scaled with m's scaler when m != NULL (raw when NULL). When m is
+ * not the remembered model it becomes the remembered one first (held rows
+ * rescaled once, as ad_window_set_model), so alternate models cost a rescale
+ * each time. Requires a full ring and, for m != NULL, m's feature count
+ * equal to F (returns AD_EINVAL otherwise). *first_ts and *last_ts (may be
+ * NULL) receive the timestamps of the oldest and newest row.
+ */
+int ad_window_extract(ad_window *w, const ad_model *m, float *out,
                       int64_t *first_ts, int64_t *last_ts);
 
-/* Forget all rows (fill 0, hop counter restarts). */
+/* Forget all rows (fill 0, hop counter restarts); the model is kept. */
 void ad_window_reset(ad_window *w);
 
 int ad_window_T(const ad_window *w);
