@@ -70,9 +70,9 @@ typedef struct old_det {
 struct det_rt;
 
 typedef struct stream_rec {
-    char *key;
-    uint64_t hash;
+    uint64_t hash;               /* lookup fields first: one cache line */
     struct stream_rec *hnext;
+    char *key;                   /* stored right after the struct */
     struct det_rt *det;          /* NULL once dead */
     ad_detector *d;
     ad_model *own_model;         /* model loaded from the state dir (owned) */
@@ -1151,7 +1151,6 @@ static void stream_free_now(ad_daemon *dd, stream_rec *s)
     }
     ad_model_free(s->own_model);
     mr_put(s->mr);
-    free(s->key);
     free(s);
 }
 
@@ -1245,9 +1244,11 @@ static stream_rec *stream_get(ad_daemon *dd, det_rt *d, const char *key)
                   d->c->name, d->c->max_streams, key);
         return NULL;
     }
-    if (!(s = calloc(1, sizeof *s)) || !(s->key = strdup(key))) {
-        free(s);
-        return NULL;
+    {
+        size_t kl = strlen(key) + 1;
+        if (!(s = calloc(1, sizeof *s + kl)))
+            return NULL;
+        s->key = memcpy((char *)(s + 1), key, kl);
     }
     s->hash = h;
     s->det = d;
@@ -1259,7 +1260,6 @@ static stream_rec *stream_get(ad_daemon *dd, det_rt *d, const char *key)
         ad_detector_free(s->d);
         ad_model_free(s->own_model);
         mr_put(s->mr);
-        free(s->key);
         free(s);
         return NULL;
     }

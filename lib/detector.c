@@ -41,11 +41,12 @@ struct ad_detector {
     int has_calib_start;
     int64_t calib_start;
     int64_t last_ts;             /* last row consumed (event times) */
-    /* events */
-    ad_event ev[AD_DETECTOR_EVENTS];
     int ev_head, ev_len;
     ad_detector_stats st;
     void *user;
+    /* events: large and rarely used, kept last so the fields above share
+     * few cache lines (a message touches them across thousands of streams) */
+    ad_event ev[AD_DETECTOR_EVENTS];
 };
 
 /* ---- names, defaults, checks -------------------------------------------- */
