@@ -2,7 +2,8 @@
  * test_stream.c - row assembly policies (rows, period sample-and-hold, all
  * features reported), missing values (hold with limit, invalid), max age,
  * duplicate/out-of-order/NaN/non-numeric rejection, and the window ring
- * (hop, invalid rows, time order, scaling).
+ * (hop, invalid rows, time order, scaling); every feature count through a
+ * queue overflow in each mode (one-block layout of a stream).
  */
 #include <stdint.h>
 #include <math.h>
@@ -263,6 +264,58 @@ static void test_window_scaling(void)
     ad_model_free(m);
 }
 
+/* One allocation per stream: every feature count keeps its values apart
+ * (per-feature state and the queue), through a queue overflow, in each
+ * mode. Run under ASan by make check. */
+static void test_feature_counts_layout(void)
+{
+    static const int Fs[5] = { 1, 3, 8, 13, 70 };
+    int k;
+
+    for (k = 0; k < 5; k++) {
+        int F = Fs[k], i, f, n = 0, bad = 0, mode;
+        double vals[70];
+        float v[70];
+        int64_t ts;
+        int valid;
+        ad_stream_stats st;
+
+        for (mode = 0; mode < 3; mode++) {
+            ad_stream *s = mk((ad_asm_mode)mode, 10, 0, AD_MISS_HOLD, 0, F);
+            if (s == NULL) {
+                T_CHECK(0, "new F=%d", F);
+                return;
+            }
+            T_CHECK(ad_stream_n_features(s) == F, "F=%d", F);
+            /* ROWS/ALL: one row per push; PERIOD (grid 10 ms): row g is
+             * emitted by the next push. 70 rows > queue of 64. */
+            for (i = 0; i < 70; i++) {
+                for (f = 0; f < F; f++)
+                    vals[f] = 1000.0 * i + f;
+                ad_stream_push_row(s, 10 * (int64_t)i, vals, NULL);
+            }
+            n = 0;
+            bad = 0;
+            while (ad_stream_pop_row(s, v, &ts, &valid)) {
+                int row = (int)(ts / 10);
+                n++;
+                for (f = 0; f < F; f++)
+                    if (!valid || v[f] != (float)(1000.0 * row + f))
+                        bad++;
+            }
+            ad_stream_get_stats(s, &st);
+            T_CHECK(bad == 0, "F=%d %s: every value back in its row and feature (%d wrong)",
+                    F, ad_asm_mode_name((ad_asm_mode)mode), bad);
+            T_CHECK(n == AD_STREAM_QUEUE && st.overflow == (uint64_t)(st.rows - n),
+                    "F=%d %s: queue keeps the newest %d rows (%d, overflow %llu)", F,
+                    ad_asm_mode_name((ad_asm_mode)mode), AD_STREAM_QUEUE, n,
+                    (unsigned long long)st.overflow);
+            ad_stream_free(s);
+        }
+    }
+    ad_stream_free(NULL);
+}
+
 int main(void)
 {
     T_RUN(test_rows_mode_dup_ooo_nan);
@@ -273,5 +326,6 @@ int main(void)
     T_RUN(test_period_gap_and_overflow);
     T_RUN(test_window_ring_hop);
     T_RUN(test_window_scaling);
+    T_RUN(test_feature_counts_layout);
     return t_done();
 }
