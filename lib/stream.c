@@ -390,7 +390,11 @@ int ad_stream_pop_row(ad_stream *s, float *values, int64_t *ts_ms, int *valid)
     *ts_ms = s->q_ts[slot];
     *valid = s->q_valid[slot];
     s->q_head = (s->q_head + 1) % AD_STREAM_QUEUE;
-    s->q_len--;
+    /* Emptied: restart at slot 0, so a stream whose rows are popped as
+     * they come (the daemon) reuses one warm slot instead of walking the
+     * whole queue through the cache. */
+    if (--s->q_len == 0)
+        s->q_head = 0;
     return 1;
 }
 
