@@ -72,7 +72,6 @@ struct det_rt;
 typedef struct stream_rec {
     uint64_t hash;               /* lookup fields first: one cache line */
     struct stream_rec *hnext;
-    char *key;                   /* stored right after the struct */
     struct det_rt *det;          /* NULL once dead */
     ad_detector *d;
     ad_model *own_model;         /* model loaded from the state dir (owned) */
@@ -87,6 +86,7 @@ typedef struct stream_rec {
     struct batch *open;          /* open batch for a stream-owned model */
     old_det *grave;
     struct stream_rec *dnext;    /* dead list */
+    char key[];                  /* allocated with the record */
 } stream_rec;
 
 typedef struct stream_map {
@@ -1248,7 +1248,7 @@ static stream_rec *stream_get(ad_daemon *dd, det_rt *d, const char *key)
         size_t kl = strlen(key) + 1;
         if (!(s = calloc(1, sizeof *s + kl)))
             return NULL;
-        s->key = memcpy((char *)(s + 1), key, kl);
+        memcpy(s->key, key, kl);
     }
     s->hash = h;
     s->det = d;

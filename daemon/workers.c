@@ -6,11 +6,6 @@
  * outside the mutex: one write() per burst of completions, and the loop
  * never waits for a worker that is inside a system call (uv_async_t would
  * make the loop spin in its send handshake for that long).
- *
- * No signal at all while the loop thread is awake: a uv_check_t (right
- * after the loop's poll) clears `loop_asleep`, a uv_prepare_t (right before
- * it) sets it again and first delivers what completed meanwhile. Under load
- * most completions then cost neither the worker's write() nor a loop wakeup.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -37,16 +32,12 @@ struct ad_worker {
 struct ad_workers {
     uv_loop_t *loop;
     uv_poll_t poll;     /* on efd: completions to deliver */
-    uv_prepare_t prep;  /* before the loop blocks: deliver, then asleep */
-    uv_check_t check;   /* after it wakes: awake, deliver */
     int efd;
-    int loop_asleep;    /* under mu: the loop may block, signal it */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     ad_task *todo_head, *todo_tail;
     ad_task *done_head;
     int quit;
-    int closing;        /* handles still to close in ad_workers_free */
     int n, busy, queued, pending;
     int max_batch;
     ad_worker *w;
@@ -88,7 +79,7 @@ static void *worker_main(void *arg)
         /* a non-empty done list has a wakeup pending already (done_cb
          * takes the whole list under the mutex); ad_workers_free() joins
          * us before it closes the eventfd */
-        int wake = !ws->done_head && !ws->quit && ws->loop_asleep;
+        int wake = !ws->done_head && !ws->quit;
         t->next = ws->done_head;
         ws->done_head = t;
         if (wake) {
@@ -105,14 +96,17 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Take the done list and set the loop's state (both under mu), then run
- * the done callbacks in completion order. */
-static void deliver(ad_workers *ws, int asleep)
+static void done_cb(uv_poll_t *h, int status, int events)
 {
+    ad_workers *ws = h->data;
     ad_task *list, *rev = NULL;
+    uint64_t v;
+    ssize_t r;
 
+    (void)status;
+    (void)events;
+    do r = read(ws->efd, &v, sizeof v); while (r < 0 && errno == EINTR);
     pthread_mutex_lock(&ws->mu);
-    ws->loop_asleep = asleep;
     list = ws->done_head;
     ws->done_head = NULL;
     pthread_mutex_unlock(&ws->mu);
@@ -128,31 +122,6 @@ static void deliver(ad_workers *ws, int asleep)
         rev->done(rev);
         rev = n;
     }
-}
-
-static void done_cb(uv_poll_t *h, int status, int events)
-{
-    ad_workers *ws = h->data;
-    uint64_t v;
-    ssize_t r;
-
-    (void)status;
-    (void)events;
-    do r = read(ws->efd, &v, sizeof v); while (r < 0 && errno == EINTR);
-    deliver(ws, 0);
-}
-
-/* Tasks completed while the loop was awake were not signalled: deliver
- * them before it may block. A done callback that queues more loop work
- * (a write, a timer) does so before libuv computes the poll timeout. */
-static void prep_cb(uv_prepare_t *h)
-{
-    deliver(h->data, 1);
-}
-
-static void check_cb(uv_check_t *h)
-{
-    deliver(h->data, 0);
 }
 
 int ad_workers_new(ad_workers **out, uv_loop_t *loop, int n, int max_batch)
@@ -181,15 +150,7 @@ int ad_workers_new(ad_workers **out, uv_loop_t *loop, int n, int max_batch)
         return AD_EIO;
     }
     ws->poll.data = ws;
-    ws->loop_asleep = 1;
     uv_poll_start(&ws->poll, UV_READABLE, done_cb);
-    uv_prepare_init(loop, &ws->prep);
-    uv_check_init(loop, &ws->check);
-    ws->prep.data = ws->check.data = ws;
-    uv_prepare_start(&ws->prep, prep_cb);
-    uv_check_start(&ws->check, check_cb);
-    uv_unref((uv_handle_t *)&ws->prep);
-    uv_unref((uv_handle_t *)&ws->check);
     for (int i = 0; i < n; i++) {
         ws->w[i].ws = ws;
         if (pthread_create(&ws->w[i].th, NULL, worker_main, &ws->w[i]) != 0) {
@@ -266,8 +227,6 @@ ad_engine *ad_workers_engine(ad_worker *w, const ad_model *m, uint64_t key)
 static void poll_closed(uv_handle_t *h)
 {
     ad_workers *ws = h->data;
-    if (--ws->closing > 0)
-        return;
     close(ws->efd);
     free(ws);
 }
@@ -283,10 +242,7 @@ void ad_workers_free(ad_workers *ws)
         pthread_join(ws->w[i].th, NULL);
     /* tasks finished but not delivered are dropped with the pool: the
      * caller only frees us after draining (ad_workers_pending() == 0) */
-    ws->closing = 3;
     uv_close((uv_handle_t *)&ws->poll, poll_closed);
-    uv_close((uv_handle_t *)&ws->prep, poll_closed);
-    uv_close((uv_handle_t *)&ws->check, poll_closed);
     pthread_mutex_destroy(&ws->mu);
     pthread_cond_destroy(&ws->cv);
     free(ws->w);

@@ -95,3 +95,18 @@ int ad_add_size(size_t a, size_t b, size_t *out)
     *out = a + b;
     return 0;
 }
+
+size_t ad_place(size_t *off, size_t n, size_t size, size_t align)
+{
+    size_t at, bytes;
+
+    if (*off == SIZE_MAX || ad_add_size(*off, align - 1, &at))
+        goto overflow;
+    at &= ~(align - 1);
+    if (ad_mul_size(n, size, &bytes) || ad_add_size(at, bytes, off) || *off == SIZE_MAX)
+        goto overflow;
+    return at;
+overflow:
+    *off = SIZE_MAX;
+    return SIZE_MAX;
+}

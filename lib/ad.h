@@ -64,4 +64,11 @@ void ad_afree(void *p);
 int ad_mul_size(size_t a, size_t b, size_t *out);
 int ad_add_size(size_t a, size_t b, size_t *out);
 
+/* Lay out one allocation holding a struct and its arrays: reserve n
+ * elements of `size` bytes aligned to `align` (a power of two) at the next
+ * suitable offset after *off, advance *off past them and return their
+ * offset. On overflow *off becomes SIZE_MAX and stays so (every later call
+ * returns SIZE_MAX too): check *off once after the last call. */
+size_t ad_place(size_t *off, size_t n, size_t size, size_t align);
+
 #endif /* AD_H */

@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,17 +82,6 @@ void ad_stream_free(ad_stream *s)
     ad_afree(s);
 }
 
-/* Reserve n elements of `size` bytes aligned to `align` (a power of two)
- * after *off; returns the offset. Sizes are small (F <= AD_MAX_FEATURES),
- * so no overflow is possible here. */
-static size_t place(size_t *off, size_t n, size_t size, size_t align)
-{
-    size_t at = (*off + align - 1) & ~(align - 1);
-
-    *off = at + n * size;
-    return at;
-}
-
 int ad_stream_new(ad_stream **out, const ad_stream_cfg *cfg, int n_features,
                   char *err, size_t errlen)
 {
@@ -113,17 +103,17 @@ int ad_stream_new(ad_stream **out, const ad_stream_cfg *cfg, int n_features,
     /* One 64-byte aligned block: the struct, then the per-feature state
      * packed by element size (8-byte types first, bytes last) so one message
      * touches a few neighbouring cache lines, then the row queue. */
-    o_cur = place(&off, F, sizeof(double), sizeof(double));
-    o_cur_ts = place(&off, F, sizeof(int64_t), sizeof(int64_t));
-    o_good = place(&off, F, sizeof(float), sizeof(float));
-    o_held = place(&off, F, sizeof(int), sizeof(int));
-    o_seen = place(&off, F, 1, 1);
-    o_fresh = place(&off, F, 1, 1);
-    o_has_good = place(&off, F, 1, 1);
-    o_q_ts = place(&off, AD_STREAM_QUEUE, sizeof(int64_t), 64);
-    o_q = place(&off, F * AD_STREAM_QUEUE, sizeof(float), 64);
-    o_q_valid = place(&off, AD_STREAM_QUEUE, 1, 1);
-    base = ad_aalloc(off);
+    o_cur = ad_place(&off, F, sizeof(double), sizeof(double));
+    o_cur_ts = ad_place(&off, F, sizeof(int64_t), sizeof(int64_t));
+    o_good = ad_place(&off, F, sizeof(float), sizeof(float));
+    o_held = ad_place(&off, F, sizeof(int), sizeof(int));
+    o_seen = ad_place(&off, F, 1, 1);
+    o_fresh = ad_place(&off, F, 1, 1);
+    o_has_good = ad_place(&off, F, 1, 1);
+    o_q_ts = ad_place(&off, AD_STREAM_QUEUE, sizeof(int64_t), 64);
+    o_q = ad_place(&off, F * AD_STREAM_QUEUE, sizeof(float), 64);
+    o_q_valid = ad_place(&off, AD_STREAM_QUEUE, 1, 1);
+    base = off == SIZE_MAX ? NULL : ad_aalloc(off);
     if (base == NULL)
         return ad_errf(err, errlen, AD_ENOMEM, "stream: out of memory");
     memset(base, 0, off);

@@ -16,6 +16,7 @@
  */
 #include "window.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,39 +42,23 @@ void ad_window_free(ad_window *w)
     ad_afree(w);
 }
 
-/* Reserve `bytes` at the next 64-byte boundary after *off; returns the
- * offset, or (size_t)-1 on overflow. */
-static size_t place(size_t *off, size_t bytes)
-{
-    size_t at;
-
-    if (ad_add_size(*off, 63, &at))
-        return (size_t)-1;
-    at &= ~(size_t)63;
-    if (ad_add_size(at, bytes, off))
-        return (size_t)-1;
-    return at;
-}
-
 int ad_window_new(ad_window **out, int T, int F, int hop)
 {
     ad_window *w;
-    size_t n, n2, off = sizeof(*w), o_ts, o_rows, o_scaled, o_valid;
+    size_t n, off = sizeof(*w), o_ts, o_rows, o_scaled, o_valid;
     unsigned char *base;
 
     *out = NULL;
     if (T < 1 || T > AD_MAX_WINDOW || F < 1 || F > AD_MAX_FEATURES || hop < 1)
         return AD_EINVAL;
-    if (ad_mul_size((size_t)T, (size_t)F, &n) || ad_mul_size(n, sizeof(float), &n) ||
-        ad_mul_size(n, 2, &n2))
+    if (ad_mul_size((size_t)T, (size_t)F, &n))
         return AD_EINVAL;
-    /* 8-byte types first, bytes last. */
-    o_ts = place(&off, (size_t)T * sizeof(int64_t));
-    o_rows = place(&off, n);
-    o_scaled = place(&off, n2);
-    o_valid = place(&off, (size_t)T);
-    if (o_ts == (size_t)-1 || o_rows == (size_t)-1 || o_scaled == (size_t)-1 ||
-        o_valid == (size_t)-1)
+    /* 8-byte types first, bytes last, each array on its own cache line. */
+    o_ts = ad_place(&off, (size_t)T, sizeof(int64_t), 64);
+    o_rows = ad_place(&off, n, sizeof(float), 64);
+    o_scaled = ad_place(&off, n, 2 * sizeof(float), 64);
+    o_valid = ad_place(&off, (size_t)T, 1, 64);
+    if (off == SIZE_MAX)
         return AD_EINVAL;
     base = ad_aalloc(off);
     if (base == NULL)
