@@ -6,19 +6,32 @@
       bare broker throughput: this publisher -> broker -> mosquitto_sub
       (a plain C subscriber), messages/s
   bench_e2e.py daemon --port P --streams S --rows R --hop H --window T
-      [--warm ROWS] [--inject N]
-      warm-up rows (calibration), then R rows per stream as fast as the
-      publisher goes, N streams get one anomalous sample each at a row that
-      completes a window; reports samples/s processed by the daemon (from its
-      stats), sample-to-alert latency p50/p99 (publish of the anomalous sample
-      -> alert received) and the CPU split of the daemon (model vs the rest)
+      [--warm ROWS] [--inject N] [--pid PID --capacity-rows C]
+      warm-up rows (calibration), then three phases:
+      flood: R rows per stream as fast as publisher and broker go, N streams
+        get one anomalous sample each at a row that completes a window;
+        samples/s processed by the daemon (from its stats), sample-to-alert
+        latency p50/p99 and the CPU split of the daemon (model vs the rest)
+      paced: a few rows at a fixed rate well below capacity, anomalies on
+        other streams: sample-to-alert latency without queueing
+      capacity (with --pid): the daemon is stopped (SIGSTOP) while C rows per
+        stream are published, so the broker holds them; then it is resumed
+        and works through the backlog at its own speed: the daemon's
+        capacity in samples/s and its CPU split when busy (the flood is
+        limited by publisher and broker: there the daemon idles between
+        reads and pays a wake-up per burst)
 
 One JSON message per row per stream with all 5 pump features and a data
-timestamp (1 s per row), QoS 0, pre-formatted (the publisher must not be the
-bottleneck; its own rate is printed).
+timestamp (1 s per row), QoS 0. The publisher writes pre-built MQTT packets
+on a plain socket in 64 KB chunks (paho's one send per message made the
+publisher, not the broker, the limit).
 """
 import argparse
 import json
+import os
+import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -46,12 +59,73 @@ def row_vals(s, r):
     return (1.32 + 0.03 * w, 32.5 + 0.8 * w, 5.57 - 0.07 * w, 27.7 + 0.8 * w, 57.7 + 4.0 * w)
 
 
+def _varint(n):
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+class RawPub:
+    """MQTT 3.1.1 publisher (QoS 0) on a plain socket: packets are built here
+    and written in chunks of about 64 KB."""
+
+    def __init__(self, port, cid="bench-pub"):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c = cid.encode()
+        vh = b"\x00\x04MQTT\x04\x02\x00\x00" + struct.pack(">H", len(c)) + c  # clean, no keepalive
+        self.s.sendall(b"\x10" + _varint(len(vh)) + vh)
+        ack = self._recv(4)
+        if ack[0] != 0x20 or ack[3] != 0:
+            raise RuntimeError("broker refused the publisher: CONNACK %r" % ack)
+        self.buf, self.nbuf = [], 0
+
+    def _recv(self, n):
+        b = b""
+        while len(b) < n:
+            r = self.s.recv(n - len(b))
+            if not r:
+                raise RuntimeError("broker closed the publisher's connection")
+            b += r
+        return b
+
+    def publish(self, topic, payload):
+        t, p = topic.encode(), payload.encode()
+        body = struct.pack(">H", len(t)) + t + p
+        self.buf.append(b"\x30" + _varint(len(body)) + body)
+        self.nbuf += len(body) + 5
+        if self.nbuf >= 65536:
+            self.flush()
+
+    def flush(self):
+        if self.buf:
+            self.s.sendall(b"".join(self.buf))
+            self.buf, self.nbuf = [], 0
+
+    def sync(self):
+        """Flush and wait until the broker has read everything sent so far
+        (it answers a PINGREQ in order)."""
+        self.flush()
+        self.s.sendall(b"\xc0\x00")
+        if self._recv(2) != b"\xd0\x00":
+            raise RuntimeError("unexpected reply to PINGREQ")
+
+    def close(self):
+        self.flush()
+        self.s.sendall(b"\xe0\x00")
+        self.s.close()
+
+
 def publish_rows(c, prefix, streams, r0, r1, base_ms, inject=None, sent=None, rate=0):
     n = 0
     topics = ["%s/s%d/pump" % (prefix, s) for s in range(streams)]
     t_next = time.monotonic()
     for r in range(r0, r1):
         if rate > 0:
+            c.flush()
             t_next += 1.0 / rate
             dt = t_next - time.monotonic()
             if dt > 0:
@@ -59,16 +133,13 @@ def publish_rows(c, prefix, streams, r0, r1, base_ms, inject=None, sent=None, ra
         ts = base_ms + r * 1000
         for s in range(streams):
             if inject and inject.get(s) == r:
-                msg = NORMAL % (ts, 6.0, 45.0, 2.0, 60.0, 5.0)
+                c.publish(topics[s], NORMAL % (ts, 6.0, 45.0, 2.0, 60.0, 5.0))
+                c.flush()
                 sent[s] = time.time()
             else:
-                msg = NORMAL % ((ts,) + row_vals(s, r))
-            c.publish(topics[s], msg, qos=0)
+                c.publish(topics[s], NORMAL % ((ts,) + row_vals(s, r)))
             n += 1
-            if n % 2000 == 0:
-                # keep the paho out-queue short (it is unbounded)
-                while len(c._out_packet) > 20000:
-                    time.sleep(0.001)
+    c.flush()
     return n
 
 
@@ -77,9 +148,7 @@ def cmd_broker(a):
     sub = subprocess.Popen(["mosquitto_sub", "-p", str(a.port), "-t", "bench/#", "-C",
                             str(total)], stdout=subprocess.DEVNULL)
     time.sleep(0.5)
-    c = client()
-    c.connect("127.0.0.1", a.port)
-    c.loop_start()
+    c = RawPub(a.port)
     t0 = time.time()
     publish_rows(c, "bench", a.streams, 0, a.rows, 1700000000000)
     tp = time.time()
@@ -89,7 +158,7 @@ def cmd_broker(a):
         sub.kill()
         print("broker: subscriber did not receive all %d messages" % total)
     t1 = time.time()
-    c.loop_stop()
+    c.close()
     print("broker bare: %d msgs in %.2f s = %.0f msgs/s (publisher alone %.0f msgs/s)" %
           (total, t1 - t0, total / (t1 - t0), total / (tp - t0)))
     print("RESULT broker_msgs_per_s %.0f" % (total / (t1 - t0)))
@@ -130,9 +199,7 @@ def cmd_daemon(a):
     sc.connect("127.0.0.1", a.port)
     sc.subscribe([("anomalyd/stats", 0), ("anomalyd/alerts/#", 1)])
     sc.loop_start()
-    c = client()
-    c.connect("127.0.0.1", a.port)
-    c.loop_start()
+    c = RawPub(a.port)
     base = 1700000000000
     warm = a.warm
     # warm-up: fill windows and calibrate every stream
@@ -181,7 +248,12 @@ def cmd_daemon(a):
     time.sleep(1.5)
     with st.lock:
         lat2 = sorted((st.alerts[x] - sent2[x]) * 1000.0 for x in sent2 if x in st.alerts)
-    c.loop_stop()
+    cap = None
+    if a.pid and a.capacity_rows > 0:
+        cap = capacity(a, c, st, r0 + a.paced_rows, base)
+        if cap is None:
+            return 1
+    c.close()
     sc.loop_stop()
     dt = (s1["uptime_s"] - s0["uptime_s"])
     samples = s1["samples"] - s0["samples"]
@@ -195,7 +267,7 @@ def cmd_daemon(a):
                                                     samples / 5 / dt, n2 / (tp - t0)))
     print("  windows scored %d, mean batch %.1f, daemon CPU %.2f s (%.0f%% of one core), "
           "model %.2f s = %.1f%% of daemon CPU, MQTT+parsing+bookkeeping %.1f%%" % (
-              s1["windows_scored"] - s0["windows_scored"], s1["inference"]["mean_batch"],
+              s1["windows_scored"] - s0["windows_scored"], mean_batch(s0, s1),
               cpu_p, 100 * cpu_p / dt, cpu_m, 100 * cpu_m / cpu_p,
               100 * (cpu_p - cpu_m) / cpu_p))
     print("  flood (publisher flat out, broker-bound): sample-to-alert latency p50 %.1f ms, "
@@ -209,10 +281,51 @@ def cmd_daemon(a):
           "p99 %.1f ms over %d alerts (%d missed)" % (
               a.streams * a.paced_rate, a.paced_rate, pct2(0.5), pct2(0.99), len(lat2),
               len(sent2) - len(lat2)))
-    print("RESULT hop%d samples_per_s %.0f flood_p50_ms %.1f flood_p99_ms %.1f paced_p50_ms %.1f "
-          "paced_p99_ms %.1f model_share %.3f" % (
-              a.hop, samples / dt, pct(0.5), pct(0.99), pct2(0.5), pct2(0.99), cpu_m / cpu_p))
+    res = ("RESULT hop%d samples_per_s %.0f flood_p50_ms %.1f flood_p99_ms %.1f paced_p50_ms %.1f "
+           "paced_p99_ms %.1f model_share %.3f" % (
+               a.hop, samples / dt, pct(0.5), pct(0.99), pct2(0.5), pct2(0.99), cpu_m / cpu_p))
+    if cap:
+        n3, dt3, cpu3, m3, batch3 = cap
+        print("  capacity (backlog of %d msgs, daemon busy): %d samples in %.2f s = %.0f samples/s, "
+              "daemon CPU %.2f s, model %.2f s = %.1f%% of daemon CPU, MQTT+parsing+bookkeeping "
+              "%.1f%%, CPU per sample %.2f us, mean batch %.0f" % (
+                  n3, n3 * 5, dt3, n3 * 5 / dt3, cpu3, m3, 100 * m3 / cpu3,
+                  100 * (cpu3 - m3) / cpu3, 1e6 * cpu3 / (n3 * 5), batch3))
+        res += " capacity_samples_per_s %.0f capacity_model_share %.3f" % (n3 * 5 / dt3, m3 / cpu3)
+    print(res)
     return 0
+
+
+def mean_batch(s0, s1):
+    nb = s1["inference"]["batches"] - s0["inference"]["batches"]
+    return (s1["windows_scored"] - s0["windows_scored"]) / nb if nb else float("nan")
+
+
+def capacity(a, c, st, r0, base):
+    """Stop the daemon, let the broker queue capacity_rows rows per stream,
+    resume it and time it through the backlog. Returns (messages, seconds,
+    process CPU s, model CPU s, mean batch) or None."""
+    _, s0 = st.wait(lambda s: True, 5)
+    done = s0["samples"]
+    os.kill(a.pid, signal.SIGSTOP)
+    try:
+        n = publish_rows(c, "bench", a.streams, r0, r0 + a.capacity_rows, base)
+        c.sync()            # the broker has read all of it
+        time.sleep(0.2)
+        with st.lock:
+            s0 = st.last[1]
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    t0 = time.time()
+    res = st.wait(lambda s: s["samples"] >= done + n * 5, 300)
+    if not res:
+        print("daemon: backlog not processed: %s" % st.last[1])
+        return None
+    s1 = res[1]
+    # the stats message showing completion is up to one stats interval late
+    dt = res[0] - t0
+    return (n, dt, s1["cpu_s"]["process"] - s0["cpu_s"]["process"],
+            s1["cpu_s"]["workers"] - s0["cpu_s"]["workers"], mean_batch(s0, s1))
 
 
 def main():
@@ -230,6 +343,8 @@ def main():
     d.add_argument("--inject", type=int, default=100)
     d.add_argument("--paced-rate", type=float, default=5)
     d.add_argument("--paced-rows", type=int, default=20)
+    d.add_argument("--pid", type=int, default=0)
+    d.add_argument("--capacity-rows", type=int, default=0)
     a = ap.parse_args()
     return cmd_broker(a) if a.cmd == "broker" else cmd_daemon(a)
 

@@ -3,11 +3,14 @@
 # S streams (default 1000) of the bundled pump model (T=30, 5 features),
 # samples/s processed and sample-to-alert latency p50/p99 at hop 1 and hop
 # 10, the share of the daemon's CPU time spent in the model, and, in the same
-# run, the broker's bare throughput (same publisher -> broker -> C subscriber).
-#   BENCH_STREAMS=1000 BENCH_ROWS=40 sh bench/bench_e2e.sh
+# run, the broker's bare throughput (same publisher -> broker -> C subscriber),
+# and the daemon's capacity: a backlog of BENCH_CAP_ROWS rows per stream held
+# by the broker while the daemon is stopped, worked through at full speed.
+#   BENCH_STREAMS=1000 BENCH_ROWS=40 BENCH_CAP_ROWS=300 sh bench/bench_e2e.sh
 . tests/lib.sh
 S=${BENCH_STREAMS:-1000}
 R=${BENCH_ROWS:-40}
+CR=${BENCH_CAP_ROWS:-300}
 D=$(mktemp -d /tmp/bench_e2e.XXXXXX)
 DPID=
 cleanup() { [ -n "$DPID" ] && kill "$DPID" 2>/dev/null; it_broker_stop; [ -n "$KEEP" ] || rm -rf "$D"; }
@@ -17,7 +20,7 @@ echo "bench_e2e: $S streams, $R measured rows each, broker on port $IT_PORT, $(g
 $PYTHON bench/bench_e2e.py broker --port "$IT_PORT" --streams "$S" --rows "$R" || exit 1
 for hop in 1 10; do
     cat > "$D/ad.json" <<EOC
-{"broker": {"port": $IT_PORT, "client_id": "bench-e2e", "stats_interval_s": 0.25,
+{"broker": {"port": $IT_PORT, "client_id": "bench-e2e", "stats_interval_s": 0.1,
             "qos_subscribe": 0, "qos_alerts": 1},
  "state_dir": null, "workers": 0, "log_rate_per_min": 5,
  "detectors": [{"name": "pump", "model": "${AD_SRCDIR:-.}/conf/models/pump.safetensors",
@@ -31,6 +34,7 @@ EOC
     sleep 0.5
     warm=$((30 + 10 * hop + hop))
     $PYTHON bench/bench_e2e.py daemon --port "$IT_PORT" --streams "$S" --rows "$((R * hop))" \
-        --hop "$hop" --warm "$warm" --inject 100 --paced-rate 5 --paced-rows "$((2 * hop + 10))" || { tail -5 "$D/daemon.log"; exit 1; }
+        --hop "$hop" --warm "$warm" --inject 100 --paced-rate 5 --paced-rows "$((2 * hop + 10))" \
+        --pid "$DPID" --capacity-rows "$CR" || { tail -5 "$D/daemon.log"; exit 1; }
     kill -TERM "$DPID"; wait "$DPID"; DPID=
 done
