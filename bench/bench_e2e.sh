@@ -6,17 +6,18 @@
 # run, the broker's bare throughput (same publisher -> broker -> C subscriber),
 # and the daemon's capacity: a backlog of BENCH_CAP_ROWS rows per stream held
 # by the broker while the daemon is stopped, worked through at full speed.
-#   BENCH_STREAMS=1000 BENCH_ROWS=40 BENCH_CAP_ROWS=300 sh bench/bench_e2e.sh
+# Flood rows per stream: BENCH_ROWS at hop 1, twice that at hop 10.
+#   BENCH_STREAMS=1000 BENCH_ROWS=200 BENCH_CAP_ROWS=300 sh bench/bench_e2e.sh
 . tests/lib.sh
 S=${BENCH_STREAMS:-1000}
-R=${BENCH_ROWS:-40}
+R=${BENCH_ROWS:-200}
 CR=${BENCH_CAP_ROWS:-300}
 D=$(mktemp -d /tmp/bench_e2e.XXXXXX)
 DPID=
 cleanup() { [ -n "$DPID" ] && kill "$DPID" 2>/dev/null; it_broker_stop; [ -n "$KEEP" ] || rm -rf "$D"; }
 trap cleanup EXIT
 it_broker_start "$D" "max_queued_messages 0" || exit 1
-echo "bench_e2e: $S streams, $R measured rows each, broker on port $IT_PORT, $(getconf _NPROCESSORS_ONLN) cores"
+echo "bench_e2e: $S streams, $R flood rows each at hop 1, broker on port $IT_PORT, $(getconf _NPROCESSORS_ONLN) cores"
 $PYTHON bench/bench_e2e.py broker --port "$IT_PORT" --streams "$S" --rows "$R" || exit 1
 for hop in 1 10; do
     cat > "$D/ad.json" <<EOC
@@ -33,7 +34,8 @@ EOC
     $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
     sleep 0.5
     warm=$((30 + 10 * hop + hop))
-    $PYTHON bench/bench_e2e.py daemon --port "$IT_PORT" --streams "$S" --rows "$((R * hop))" \
+    if [ "$hop" = 1 ]; then rows=$R; else rows=$((2 * R)); fi
+    $PYTHON bench/bench_e2e.py daemon --port "$IT_PORT" --streams "$S" --rows "$rows" \
         --hop "$hop" --warm "$warm" --inject 100 --paced-rate 5 --paced-rows "$((2 * hop + 10))" \
         --pid "$DPID" --capacity-rows "$CR" || { tail -5 "$D/daemon.log"; exit 1; }
     kill -TERM "$DPID"; wait "$DPID"; DPID=
