@@ -262,6 +262,8 @@ def cmd_daemon(a):
 
     def pct(p):
         return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan")
+    print("  flood: %d alerts raised (%d injected)" % (
+        s1["alerts_raised"] - s0["alerts_raised"], len(sent)))
     print("daemon hop %d, %d streams: %d samples in %.2f s = %.0f samples/s "
           "(%.0f msgs/s; publisher %.0f msgs/s)" % (a.hop, a.streams, samples, dt, samples / dt,
                                                     samples / 5 / dt, n2 / (tp - t0)))
@@ -324,6 +326,8 @@ def capacity(a, c, st, r0, base):
     s1 = res[1]
     # the stats message showing completion is up to one stats interval late
     dt = res[0] - t0
+    print("  capacity phase: %d alerts raised, %d cleared (normal data only)" % (
+        s1["alerts_raised"] - s0["alerts_raised"], s1["alerts_cleared"] - s0["alerts_cleared"]))
     return (n, dt, s1["cpu_s"]["process"] - s0["cpu_s"]["process"],
             s1["cpu_s"]["workers"] - s0["cpu_s"]["workers"], mean_batch(s0, s1))
 
