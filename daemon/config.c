@@ -388,9 +388,9 @@ static int parse_integer(const cJSON *j, const key *k, const char *path, double 
                        path, jtype(j));
     v = j->valuedouble;
     if (!isfinite(v) || v != floor(v))
-        return ad_errf(err, errlen, AD_EINVAL, "%s: expected an integer, got %g", path, v);
+        return ad_errf(err, errlen, AD_EINVAL, "%s: expected an integer, got %.15g", path, v);
     if (v < k->min || v > k->max)
-        return ad_errf(err, errlen, AD_ERANGE, "%s: %g out of range [%g, %g]",
+        return ad_errf(err, errlen, AD_ERANGE, "%s: %.15g out of range [%.15g, %.15g]",
                        path, v, k->min, k->max);
     *out = v;
     return 0;
@@ -453,7 +453,7 @@ static int parse_value(const key *k, const cJSON *j, char *base, const char *pat
             return ad_errf(err, errlen, AD_EINVAL, "%s: expected a number, got %s",
                            path, jtype(j));
         if (!isfinite(j->valuedouble) || j->valuedouble < k->min || j->valuedouble > k->max)
-            return ad_errf(err, errlen, AD_ERANGE, "%s: %g out of range [%g, %g]",
+            return ad_errf(err, errlen, AD_ERANGE, "%s: %.15g out of range [%.15g, %.15g]",
                            path, j->valuedouble, k->min, k->max);
         *(double *)p = j->valuedouble;
         return 0;
@@ -1038,7 +1038,7 @@ static void doc_table(const table *t, const char *path, char **buf, size_t *len,
             snprintf(range, sizeof range, "%s", k->enums);
         else if (k->type == K_INT || k->type == K_I64 || k->type == K_NUM ||
                  k->type == K_INTLIST)
-            snprintf(range, sizeof range, "%g .. %g", k->min, k->max);
+            snprintf(range, sizeof range, "%.15g .. %.15g", k->min, k->max);
         int n = snprintf(line, sizeof line, "| `%s` | %s | %s%s%s | %s | %s | %s |\n",
                          sub, type_name(k), k->def ? "`" : "", k->def ? k->def :
                          (k->flags & F_REQ) ? "required" : "none", k->def ? "`" : "",
