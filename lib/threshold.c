@@ -22,6 +22,9 @@ typedef struct ring {
     size_t max;              /* 0: this ring is not used */
 } ring;
 
+/* quantile adapt: re-estimate every len/ADAPT_STRIDE scores (see adapt) */
+#define ADAPT_STRIDE 64
+
 struct ad_threshold {
     ad_thr_cfg cfg;
     ring samples;            /* quantile/pot: calibration + adapted scores */
@@ -31,6 +34,7 @@ struct ad_threshold {
     ad_welford w;            /* every score added/adapted */
     uint64_t count;          /* calibration scores added */
     uint64_t n_obs;          /* pot: observations n (calibration + adapted) */
+    size_t since_requantile; /* quantile adapt: scores since the last estimate */
     int fitted;
     int frozen;
     double value;
@@ -550,6 +554,7 @@ int ad_threshold_fit(ad_threshold *t, const char *training_json,
                        ad_thr_method_name(t->cfg.method), v);
     t->value = v;
     t->fitted = 1;
+    t->since_requantile = 0;
     return 0;
 }
 
@@ -573,6 +578,13 @@ void ad_threshold_adapt(ad_threshold *t, double score)
     case AD_THR_QUANTILE:
         ring_push(&t->samples, score);
         ad_welford_add(&t->w, score);
+        /* An exact estimate costs O(samples): re-estimate once per
+         * ADAPT_STRIDE-th of the ring, so a score costs O(ADAPT_STRIDE) at
+         * any max_samples (the estimate lags by under 1/ADAPT_STRIDE of
+         * the window it is taken over). */
+        if (++t->since_requantile < t->samples.len / ADAPT_STRIDE)
+            break;
+        t->since_requantile = 0;
         v = t->cfg.margin * samples_quantile(t, t->cfg.q);
         if (isfinite(v) && v > 0)
             t->value = v;

@@ -7,6 +7,8 @@
  */
 #include <stdint.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "t.h"
 #include "ad.h"
@@ -242,6 +244,71 @@ static void test_adaptation_and_freeze(void)
     ad_threshold_free(t);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Quantile adaptation over a large ring re-estimates once every
+ * len/64 scores (bounded work per score), and each estimate is the exact
+ * quantile of the last max_samples scores: checked against a sort of a
+ * copy kept here, with the R-7 interpolation written out. */
+static void test_adapt_quantile_stride(void)
+{
+    enum { N = 6400, STRIDE = N / 64 };
+    static double hist[N], tmp[N];
+    ad_thr_cfg c;
+    ad_threshold *t;
+    char err[200];
+    double fitted;
+    int i, checked = 0, bad = 0, moved = 0;
+    size_t head = 0;
+
+    ad_thr_cfg_default(&c);
+    c.adapt = 1;
+    c.max_samples = N;
+    c.q = 0.99;
+    c.margin = 1.0;
+    t = mk(&c);
+    for (i = 0; i < N; i++) {
+        hist[i] = unif();
+        ad_threshold_add(t, hist[i]);
+    }
+    T_CHECK(ad_threshold_fit(t, NULL, err, sizeof(err)) == 0, "fit: %s", err);
+    fitted = ad_threshold_value(t);
+    for (i = 0; i < STRIDE - 1; i++) {
+        hist[head] = 5.0 + unif();      /* the level moved up */
+        head = (head + 1) % N;
+        ad_threshold_adapt(t, hist[(head + N - 1) % N]);
+    }
+    T_CHECK(ad_threshold_value(t) == fitted, "no re-estimate before %d scores: %g vs %g",
+            STRIDE, ad_threshold_value(t), fitted);
+    for (i = STRIDE - 1; i < 3 * N; i++) {
+        double x = (i < N ? 5.0 : 2.0) + unif(), pos, frac, want;
+        size_t k;
+        hist[head] = x;
+        head = (head + 1) % N;
+        ad_threshold_adapt(t, x);
+        if ((i + 1) % STRIDE)
+            continue;
+        memcpy(tmp, hist, sizeof tmp);
+        qsort(tmp, N, sizeof tmp[0], cmp_double);
+        pos = c.q * (N - 1);
+        k = (size_t)pos;
+        frac = pos - (double)k;
+        want = tmp[k] + frac * (tmp[k + 1] - tmp[k]);
+        checked++;
+        if (fabs(ad_threshold_value(t) - want) > 1e-12 * want)
+            bad++;
+        if (ad_threshold_value(t) != fitted)
+            moved++;
+    }
+    T_CHECK(checked == 3 * N / STRIDE && bad == 0 && moved == checked,
+            "%d re-estimates, %d differ from the sorted reference", checked, bad);
+    ad_threshold_free(t);
+}
+
 static void test_save_restore(void)
 {
     ad_thr_cfg c;
@@ -299,6 +366,7 @@ int main(void)
     T_RUN(test_pot_pareto);
     T_RUN(test_fixed_and_model);
     T_RUN(test_adaptation_and_freeze);
+    T_RUN(test_adapt_quantile_stride);
     T_RUN(test_save_restore);
     return t_done();
 }
