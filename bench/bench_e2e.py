@@ -262,8 +262,6 @@ def cmd_daemon(a):
 
     def pct(p):
         return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan")
-    print("  flood: %d alerts raised (%d injected)" % (
-        s1["alerts_raised"] - s0["alerts_raised"], len(sent)))
     print("daemon hop %d, %d streams: %d samples in %.2f s = %.0f samples/s "
           "(%.0f msgs/s; publisher %.0f msgs/s)" % (a.hop, a.streams, samples, dt, samples / dt,
                                                     samples / 5 / dt, n2 / (tp - t0)))
@@ -275,6 +273,8 @@ def cmd_daemon(a):
     print("  flood (publisher flat out, broker-bound): sample-to-alert latency p50 %.1f ms, "
           "p99 %.1f ms over %d alerts (%d missed)" % (
         pct(0.5), pct(0.99), len(lat), missed))
+    print("  flood: %d alerts raised (%d injected)" % (
+        s1["alerts_raised"] - s0["alerts_raised"], len(sent)))
     print("  CPU per sample: %.1f us (capacity ~%.0f samples/s per core)" % (
         1e6 * cpu_p / samples, samples / cpu_p))
     def pct2(p):
@@ -307,15 +307,14 @@ def capacity(a, c, st, r0, base):
     """Stop the daemon, let the broker queue capacity_rows rows per stream,
     resume it and time it through the backlog. Returns (messages, seconds,
     process CPU s, model CPU s, mean batch) or None."""
-    _, s0 = st.wait(lambda s: True, 5)
-    done = s0["samples"]
+    done = st.wait(lambda s: True, 5)[1]["samples"]
     os.kill(a.pid, signal.SIGSTOP)
     try:
         n = publish_rows(c, "bench", a.streams, r0, r0 + a.capacity_rows, base)
         c.sync()            # the broker has read all of it
         time.sleep(0.2)
         with st.lock:
-            s0 = st.last[1]
+            s0 = st.last[1]     # the last stats before the stop
     finally:
         os.kill(a.pid, signal.SIGCONT)
     t0 = time.time()

@@ -152,6 +152,26 @@ static void test_scaled_equals_raw_scaled(void)
     }
 }
 
+/* Push k more rows of the test signal (logged in log) into w. */
+static void push_rows(ad_window *w, float *log, int *n, int k)
+{
+    for (int i = 0; i < k; i++, (*n)++) {
+        signal_row(*n, log + *n * FF);
+        ad_window_push(w, *n, log + *n * FF, 1);
+    }
+}
+
+/* w's window extracted for m is bit-identical to the reference. */
+static int extract_matches(ad_window *w, const ad_model *m, const float *log, int n)
+{
+    float got[TT * FF], ref[TT * FF];
+
+    if (ad_window_extract(w, m, got, NULL, NULL) != 0)
+        return 0;
+    reference(log, n, m, ref);
+    return memcmp(got, ref, sizeof(got)) == 0;
+}
+
 /* Model swaps: explicit (set_model) with a full ring, implicit (extract
  * with another model), back to the first, during a partial fill, and a
  * model changed in place then set again. */
@@ -161,69 +181,42 @@ static void test_model_swap(void)
     ad_model *b = mk_model(TT, AD_SCALER_MINMAX, 0.5f);
     ad_model *c = mk_model(TT, AD_SCALER_STANDARD, 2.0f);
     ad_window *w = NULL;
-    float log[NROWS * FF], got[TT * FF], ref[TT * FF];
+    float log[NROWS * FF], got[TT * FF];
     float a2[FF] = { 5, 6, 7 }, b2[FF] = { 0.3f, 0.7f, 1.1f };
-    int i, n = 0;
+    int n = 0;
 
     if (!a || !b || !c || ad_window_new(&w, TT, FF, 1) != 0) {
         T_CHECK(0, "setup");
         goto out;
     }
     ad_window_set_model(w, a);
-    for (i = 0; i < 7; i++, n++) {                 /* full, wrapped once */
-        signal_row(n, log + n * FF);
-        ad_window_push(w, n, log + n * FF, 1);
-    }
-    ad_window_extract(w, a, got, NULL, NULL);
-    reference(log, n, a, ref);
-    T_CHECK(memcmp(got, ref, sizeof(got)) == 0, "model a before the swap");
+    push_rows(w, log, &n, 7);                 /* full, wrapped once */
+    T_CHECK(extract_matches(w, a, log, n), "model a before the swap");
 
     T_CHECK(ad_window_set_model(w, b) == 0 && ad_window_model(w) == b, "swap to b");
-    ad_window_extract(w, b, got, NULL, NULL);
-    reference(log, n, b, ref);
-    T_CHECK(memcmp(got, ref, sizeof(got)) == 0, "held rows rescaled for b at the swap");
-    for (i = 0; i < 3; i++, n++) {
-        signal_row(n, log + n * FF);
-        ad_window_push(w, n, log + n * FF, 1);
-    }
-    ad_window_extract(w, b, got, NULL, NULL);
-    reference(log, n, b, ref);
-    T_CHECK(memcmp(got, ref, sizeof(got)) == 0, "rows pushed after the swap scaled for b");
+    T_CHECK(extract_matches(w, b, log, n), "held rows rescaled for b at the swap");
+    push_rows(w, log, &n, 3);
+    T_CHECK(extract_matches(w, b, log, n), "rows pushed after the swap scaled for b");
 
     /* Extraction with a model the window does not remember: rescaled. */
-    ad_window_extract(w, c, got, NULL, NULL);
-    reference(log, n, c, ref);
-    T_CHECK(memcmp(got, ref, sizeof(got)) == 0 && ad_window_model(w) == c,
+    T_CHECK(extract_matches(w, c, log, n) && ad_window_model(w) == c,
             "extract with another model c scales for c and remembers it");
-    ad_window_extract(w, a, got, NULL, NULL);
-    reference(log, n, a, ref);
-    T_CHECK(memcmp(got, ref, sizeof(got)) == 0, "back to a");
-    ad_window_extract(w, NULL, got, NULL, NULL);
-    reference(log, n, NULL, ref);
-    T_CHECK(memcmp(got, ref, sizeof(got)) == 0 && ad_window_model(w) == a,
+    T_CHECK(extract_matches(w, a, log, n), "back to a");
+    T_CHECK(extract_matches(w, NULL, log, n) && ad_window_model(w) == a,
             "raw extraction unchanged, model kept");
 
     /* Swap while the ring fills again after a reset. */
     ad_window_reset(w);
-    for (i = 0; i < 2; i++, n++) {
-        signal_row(n, log + n * FF);
-        ad_window_push(w, n, log + n * FF, 1);
-    }
+    push_rows(w, log, &n, 2);
     ad_window_set_model(w, b);
-    for (i = 0; i < TT - 2; i++, n++) {
-        signal_row(n, log + n * FF);
-        ad_window_push(w, n, log + n * FF, 1);
-    }
+    push_rows(w, log, &n, TT - 2);
     T_CHECK(ad_window_extract(w, b, got, NULL, NULL) == 0, "full again");
-    reference(log, n, b, ref);
-    T_CHECK(memcmp(got, ref, sizeof(got)) == 0, "rows pushed before a mid-fill swap rescaled");
+    T_CHECK(extract_matches(w, b, log, n), "rows pushed before a mid-fill swap rescaled");
 
     /* Same object, new scaler, announced with set_model: rescaled. */
     ad_model_set_scaler(b, AD_SCALER_STANDARD, a2, b2);
     ad_window_set_model(w, b);
-    ad_window_extract(w, b, got, NULL, NULL);
-    reference(log, n, b, ref);
-    T_CHECK(memcmp(got, ref, sizeof(got)) == 0, "set_model on the same object rescales");
+    T_CHECK(extract_matches(w, b, log, n), "set_model on the same object rescales");
 
     /* Feature count mismatch refused, nothing changed. */
     {
