@@ -168,6 +168,12 @@ typedef struct ad_daemon {
     uv_signal_t sig_hup, sig_term, sig_int;
     uv_timer_t stats_timer, house_timer, drain_timer;
     uv_check_t check;
+    uv_prepare_t prepare;
+    /* arrival time of what a loop phase reads: one clock reading per phase,
+     * not per message (prepare_cb and check_cb, around the poll phase,
+     * start a new one) */
+    uint64_t arr_wall_ms, arr_hr_ns;
+    int arr_valid;
     int max_batch;
     int stopping, reloading, ready_sent, paused, exit_code;
     volatile int cancel;
@@ -198,6 +204,8 @@ static uint64_t wall_ms(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
+
+static void arrival_clock(struct ad_daemon *dd);
 
 static void iso_ms(int64_t ms, char *out, size_t len)
 {
@@ -972,7 +980,8 @@ static void pull_windows(ad_daemon *dd, stream_rec *s)
         b->jobs[b->n] = job;
         b->streams[b->n] = s;
         b->epochs[b->n] = s->epoch;
-        b->t0[b->n] = uv_hrtime();
+        arrival_clock(dd);
+        b->t0[b->n] = dd->arr_hr_ns;
         b->n++;
         s->inflight++;
     }
@@ -1348,7 +1357,8 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
                   topic, len, g->cfg->max_payload);
         return;
     }
-    now_s = (double)wall_ms() / 1000.0;
+    arrival_clock(dd);
+    now_s = (double)dd->arr_wall_ms / 1000.0;
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];
         for (int j = 0; j < d->c->topics.n; j++) {
@@ -1567,10 +1577,28 @@ static void house_cb(uv_timer_t *t)
     }
 }
 
+/* Messages read in one loop iteration arrived together: they share one
+ * arrival time (wall clock for samples without a timestamp, monotonic for
+ * the inference latency), like uv_now() is one time per iteration. */
+static void arrival_clock(ad_daemon *dd)
+{
+    if (!dd->arr_valid) {
+        dd->arr_wall_ms = wall_ms();
+        dd->arr_hr_ns = uv_hrtime();
+        dd->arr_valid = 1;
+    }
+}
+
+static void prepare_cb(uv_prepare_t *p)
+{
+    ((ad_daemon *)p->data)->arr_valid = 0;
+}
+
 static void check_cb(uv_check_t *c)
 {
     ad_daemon *dd = c->data;
     int nw = ad_workers_count(dd->ws);
+    dd->arr_valid = 0;
     dispatch(dd, 0);
     /* backpressure: stop reading MQTT while the workers are far behind */
     if (!dd->paused && dd->in_flight_batches > 4 * nw) {
@@ -1816,6 +1844,7 @@ static void on_mqtt_stopped(void *ud)
     uv_close((uv_handle_t *)&dd->house_timer, close_cb_noop);
     uv_close((uv_handle_t *)&dd->drain_timer, close_cb_noop);
     uv_close((uv_handle_t *)&dd->check, close_cb_noop);
+    uv_close((uv_handle_t *)&dd->prepare, close_cb_noop);
     ad_workers_free(dd->ws);        /* nothing pending: drained before the stop */
     dd->ws = NULL;
     ad_notify_close();
@@ -1932,6 +1961,9 @@ int ad_daemon_run(const char *path)
     uv_check_init(&loop, &dd->check);
     dd->check.data = dd;
     uv_check_start(&dd->check, check_cb);
+    uv_prepare_init(&loop, &dd->prepare);
+    dd->prepare.data = dd;
+    uv_prepare_start(&dd->prepare, prepare_cb);
     arm_stats(dd);
     uv_timer_start(&dd->house_timer, house_cb, 250, 250);
     ad_notify_init(&loop);

@@ -41,6 +41,7 @@ struct ad_payload_parser {
     int flat;           /* json: no path has a dot, the fast path applies */
     size_t *name_len;   /* strlen(names[i]) */
     size_t ts_len;
+    int unique;         /* no two features read the same field */
 };
 
 void ad_payload_parser_free(ad_payload_parser *p)
@@ -117,6 +118,11 @@ int ad_payload_parser_new(ad_payload_parser **out, const ad_payload_cfg *cfg,
             p->flat = 0;
     }
     p->ts_len = p->timestamp ? strlen(p->timestamp) : 0;
+    p->unique = 1;
+    for (int i = 0; i < n_features; i++)
+        for (int j = i + 1; j < n_features; j++)
+            if (strcmp(p->names[i], p->names[j]) == 0)
+                p->unique = 0;
     *out = p;
     return 0;
 fail:
@@ -330,7 +336,8 @@ static int flat_number(const char *s, size_t len, size_t *i, double *v)
     }
     /* cJSON reads numbers of at most 63 characters; the next character must
      * end the token as cJSON sees it */
-    if (k - st > 40 || (k < len && strchr("0123456789+-.eE", s[k]) && s[k]))
+    if (k - st > 40 || (k < len && ((s[k] >= '0' && s[k] <= '9') || s[k] == '+' ||
+                                    s[k] == '-' || s[k] == '.' || s[k] == 'e' || s[k] == 'E')))
         return 0;
     *i = k;
     if (exact && m <= (1ull << 53) && e >= -22 && e <= 22) {
@@ -372,7 +379,7 @@ static int parse_json_flat(const ad_payload_parser *p, const char *s, size_t len
 {
     double val[64], t = NAN;
     uint64_t have = 0, isnull = 0;
-    int have_ts = 0, unk = 0, k = 0;
+    int have_ts = 0, unk = 0, k = 0, next = 0;
     size_t i = 0;
 
     while (i < len && is_ws(s[i])) i++;
@@ -427,7 +434,9 @@ static int parse_json_flat(const ad_payload_parser *p, const char *s, size_t len
             t = v * p->ts_scale;
             known = 1;
         }
-        for (int f = 0; f < p->n_features; f++) {
+        /* fields usually come in the same order every time: try the one
+         * after the last match first */
+        for (int j = 0, f = next; j < p->n_features; j++, f = f + 1 < p->n_features ? f + 1 : 0) {
             if (kl != p->name_len[f] || memcmp(key, p->names[f], kl) != 0)
                 continue;
             if ((have >> f) & 1)
@@ -438,6 +447,9 @@ static int parse_json_flat(const ad_payload_parser *p, const char *s, size_t len
             if (kind == 1) isnull |= 1ull << f;
             val[f] = v;
             known = 1;
+            next = f + 1 < p->n_features ? f + 1 : 0;
+            if (p->unique)
+                break;
         }
         if (!known)
             unk++;
