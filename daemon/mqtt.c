@@ -116,8 +116,10 @@ static void update_poll(ad_mqtt *m);
  * or below OpenSSL's socket BIO) and passes everything else straight to the
  * kernel. Data left in the buffer is invisible to epoll, so the poll
  * callback keeps draining while rb_pending() (an idle handle continues when
- * the per-wakeup burst bound stops it). Sanitizer builds keep libc's read
- * (their runtime intercepts it). */
+ * the per-wakeup burst bound stops it). A short read emptied the socket:
+ * the next read reports EAGAIN without asking the kernel, and epoll (level
+ * triggered) wakes the loop again for anything that arrived since. Sanitizer
+ * builds keep libc's read (their runtime intercepts it). */
 #if defined(__SANITIZE_ADDRESS__)
 # define AD_NO_READ_HOOK 1
 #elif defined(__has_feature)
@@ -129,11 +131,13 @@ static void update_poll(ad_mqtt *m);
 static int rb_fd = -1;
 static pthread_t rb_thread;
 static size_t rb_pos, rb_len;
+static int rb_short;        /* the last read() did not fill rb_buf */
 
 static void rb_attach(int fd)
 {
     rb_thread = pthread_self();
     rb_pos = rb_len = 0;
+    rb_short = 0;
     rb_fd = fd;
 }
 
@@ -141,6 +145,7 @@ static void rb_detach(void)
 {
     rb_fd = -1;
     rb_pos = rb_len = 0;
+    rb_short = 0;
 }
 
 static int rb_pending(void)
@@ -158,6 +163,11 @@ ssize_t read(int fd, void *buf, size_t n)
         return syscall(SYS_read, fd, buf, n);
     if (rb_pos == rb_len) {
         long r;
+        if (rb_short) {
+            rb_short = 0;
+            errno = EAGAIN;
+            return -1;
+        }
         if (n >= sizeof rb_buf)
             return syscall(SYS_read, fd, buf, n);
         r = syscall(SYS_read, fd, rb_buf, sizeof rb_buf);
@@ -165,6 +175,7 @@ ssize_t read(int fd, void *buf, size_t n)
             return r;
         rb_pos = 0;
         rb_len = (size_t)r;
+        rb_short = rb_len < sizeof rb_buf;
     }
     k = rb_len - rb_pos < n ? rb_len - rb_pos : n;
     memcpy(buf, rb_buf + rb_pos, k);
