@@ -43,6 +43,8 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include "mqttpkt.h"
+
 #include "ad.h"
 #include "mqtt.h"
 
@@ -92,6 +94,8 @@ struct ad_mqtt {
     uv_async_t async;           /* a connect thread finished */
     int open_handles;
     int paused, handled_loss;
+    int fast_path;              /* plaintext, not turned off */
+    const char *fast_why;       /* "on" or why it is off */
     int started, connected, stopping, disconnect_sent, finished, attempts;
     uint64_t stop_deadline, disconnect_at;
     char refused[160];
@@ -118,8 +122,20 @@ static void update_poll(ad_mqtt *m);
  * callback keeps draining while rb_pending() (an idle handle continues when
  * the per-wakeup burst bound stops it). A short read emptied the socket:
  * the next read reports EAGAIN without asking the kernel, and epoll (level
- * triggered) wakes the loop again for anything that arrived since. Sanitizer
- * builds keep libc's read (their runtime intercepts it). */
+ * triggered) wakes the loop again for anything that arrived since.
+ *
+ * QoS 0 fast path (plaintext connections): rb_frame follows the packet
+ * boundaries of the bytes handed to libmosquitto. Between packets, a
+ * complete QoS 0 PUBLISH without properties that is already in rb_buf goes
+ * straight to the message callback (topic copied to the stack, payload
+ * terminated in place): no allocations, locks or clock readings per
+ * message. Everything else, and any packet not wholly in the buffer, is
+ * libmosquitto's, byte for byte in order. libmosquitto does not see those
+ * messages arrive, so on a connection that only carries them it sends a
+ * PINGREQ once per keepalive; the PINGRESP keeps it alive as designed.
+ * ANOMALYD_MQTT_FAST_PATH=0 in the environment turns the fast path off.
+ * Sanitizer builds keep libc's read (their runtime intercepts it), hence
+ * no fast path either. */
 #if defined(__SANITIZE_ADDRESS__)
 # define AD_NO_READ_HOOK 1
 #elif defined(__has_feature)
@@ -132,12 +148,16 @@ static int rb_fd = -1;
 static pthread_t rb_thread;
 static size_t rb_pos, rb_len;
 static int rb_short;        /* the last read() did not fill rb_buf */
+static int rb_fast;         /* fast path on for this connection */
+static ad_mqtt_frame rb_frame;
 
-static void rb_attach(int fd)
+static void rb_attach(int fd, int fast)
 {
     rb_thread = pthread_self();
     rb_pos = rb_len = 0;
     rb_short = 0;
+    rb_fast = fast;
+    memset(&rb_frame, 0, sizeof rb_frame);
     rb_fd = fd;
 }
 
@@ -146,6 +166,7 @@ static void rb_detach(void)
     rb_fd = -1;
     rb_pos = rb_len = 0;
     rb_short = 0;
+    rb_fast = 0;
 }
 
 static int rb_pending(void)
@@ -154,7 +175,8 @@ static int rb_pending(void)
 }
 
 #ifndef AD_NO_READ_HOOK
-static unsigned char rb_buf[65536];
+#define RB_SIZE 65536
+static unsigned char rb_buf[RB_SIZE + 1];   /* + a terminator after the last payload */
 
 ssize_t read(int fd, void *buf, size_t n)
 {
@@ -168,19 +190,59 @@ ssize_t read(int fd, void *buf, size_t n)
             errno = EAGAIN;
             return -1;
         }
-        if (n >= sizeof rb_buf)
-            return syscall(SYS_read, fd, buf, n);
-        r = syscall(SYS_read, fd, rb_buf, sizeof rb_buf);
+        if (n >= RB_SIZE) {
+            r = syscall(SYS_read, fd, buf, n);
+            if (r > 0 && rb_fast)
+                ad_mqtt_frame_feed(&rb_frame, buf, (size_t)r);
+            return r;
+        }
+        r = syscall(SYS_read, fd, rb_buf, RB_SIZE);
         if (r <= 0)
             return r;
         rb_pos = 0;
         rb_len = (size_t)r;
-        rb_short = rb_len < sizeof rb_buf;
+        rb_short = rb_len < RB_SIZE;
     }
     k = rb_len - rb_pos < n ? rb_len - rb_pos : n;
     memcpy(buf, rb_buf + rb_pos, k);
+    if (rb_fast)
+        ad_mqtt_frame_feed(&rb_frame, rb_buf + rb_pos, k);
     rb_pos += k;
     return (ssize_t)k;
+}
+
+/* Deliver the QoS 0 PUBLISH at the head of rb_buf, if there is one and
+ * libmosquitto is between packets. 1 delivered, 0 not. */
+static int fast_one(ad_mqtt *m)
+{
+    char topic[AD_MQTT_FAST_TOPIC_MAX];
+    ad_mqtt_pub p;
+    size_t k, end;
+    unsigned char save;
+
+    if (!rb_fast || rb_pos == rb_len || !ad_mqtt_frame_at_boundary(&rb_frame))
+        return 0;
+    k = ad_mqtt_publish_peek(rb_buf + rb_pos, rb_len - rb_pos, m->protocol == AD_PROTO_5, &p);
+    if (!k)
+        return 0;
+    memcpy(topic, p.topic, p.topic_len);
+    topic[p.topic_len] = '\0';
+    rb_pos += k;
+    end = rb_pos;               /* p.payload + p.payload_len == rb_buf + end */
+    save = rb_buf[end];
+    rb_buf[end] = 0;            /* payloads come terminated, as libmosquitto's */
+    m->st.messages_in++;
+    m->st.fast_path++;
+    if (m->cb.message)
+        m->cb.message(m->ud, topic, p.payload, p.payload_len);
+    rb_buf[end] = save;
+    return 1;
+}
+#else
+static int fast_one(ad_mqtt *m)
+{
+    (void)m;
+    return 0;
 }
 #endif
 
@@ -242,6 +304,13 @@ static int drain(ad_mqtt *m)
     conn *c = m->conn;
     int rc;
     for (int i = 0; i < 256 && !m->paused && c && c->active; i++) {
+        if (fast_one(m)) {
+            if (!c->active) {
+                lost(m, "connection closed");
+                return -1;
+            }
+            continue;
+        }
         errno = 0;
         rc = mosquitto_loop_read(m->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS || !c->active) {
@@ -433,8 +502,8 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
     m->attempts = 0;
     m->backoff = m->backoff_min;
     m->st.connects++;
-    ad_log(AD_LOG_NOTICE, "mqtt: connected to %s:%d (session %s)", m->host, m->port,
-           (flags & 1) ? "resumed" : "new");
+    ad_log(AD_LOG_NOTICE, "mqtt: connected to %s:%d (session %s, QoS 0 fast path %s)",
+           m->host, m->port, (flags & 1) ? "resumed" : "new", m->fast_why);
     for (int i = 0; i < m->n_subs; i++) {
         int r = mosquitto_subscribe(m->mosq, NULL, m->subs[i], m->sub_qos);
         if (r != MOSQ_ERR_SUCCESS)
@@ -662,7 +731,7 @@ static void connect_done(uv_async_t *h)
         return;
     }
     m->conn = c;
-    rb_attach(mosquitto_socket(m->mosq));
+    rb_attach(mosquitto_socket(m->mosq), m->fast_path);
     update_poll(m);
 }
 
@@ -718,6 +787,16 @@ int ad_mqtt_new(ad_mqtt **out, uv_loop_t *loop, const ad_broker_cfg *b,
         (rc = mosquitto_username_pw_set(m->mosq, b->username, password)) != MOSQ_ERR_SUCCESS) {
         ad_errf(err, errlen, AD_EINVAL, "broker.username: %s", mosquitto_strerror(rc));
         goto fail;
+    }
+    {
+        const char *e = getenv("ANOMALYD_MQTT_FAST_PATH");
+#ifdef AD_NO_READ_HOOK
+        m->fast_why = "off (not in sanitizer builds)";
+#else
+        m->fast_why = b->tls.enabled ? "off (TLS)" :
+                      e && strcmp(e, "0") == 0 ? "off (ANOMALYD_MQTT_FAST_PATH=0)" : "on";
+#endif
+        m->fast_path = strcmp(m->fast_why, "on") == 0;
     }
     if (b->tls.enabled) {
         if (!b->tls.ca_file && !b->tls.ca_path)

@@ -51,6 +51,7 @@ typedef struct ad_mqtt_stats {
     uint64_t connects;          /* successful CONNACKs */
     uint64_t connect_failures;  /* refused or failed attempts */
     uint64_t messages_in;
+    uint64_t fast_path;         /* of those, read by the QoS 0 fast path */
     uint64_t published;         /* handed to libmosquitto */
     uint64_t queued;            /* now in our own queue */
     uint64_t queue_dropped;     /* dropped: queue full, or QoS 0 while away */

@@ -13,6 +13,12 @@ formats, collect messages, wait for and check alerts.
        pumpsim rows, one message per row (json/senml) or per sensor (number)
   wait --file FILE --match KEY=VALUE... [--timeout S] [--count N]
        wait until N collected payloads (JSON) have all KEY=VALUE fields
+  mix  --port P --rows R --fault KIND@START+DUR[:SEV] [--topic mix/{device}/pump]
+       one MQTT 5 publisher, JSON with timestamps, every delivery path of
+       the daemon's reader: pump1 QoS 0, pump2 QoS 1, pump3 QoS 0 retained,
+       pump4 QoS 0 with a user property, p\u00fcmp5 (UTF-8 topic) QoS 0,
+       pump6 QoS 0 with every 7th message padded past 64 KiB (an unknown
+       field); the fault on pump1, pump2 and pump6
   alerts --file FILE   print a summary line per alert event
   check-alert --file FILE --stream S
        validate the documented alert fields of the raised and cleared events
@@ -122,6 +128,42 @@ def cmd_pub(a):
     c.disconnect()
 
 
+def cmd_mix(a):
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.packettypes import PacketTypes
+    ps = load_pumpsim()
+    faults = [ps.Fault(s) for s in (a.fault or [])]
+    kinds = [("pump1", 0, False, None, 0), ("pump2", 1, False, None, 0),
+             ("pump3", 0, True, None, 0), ("pump4", 0, False, "user", 0),
+             ("p\u00fcmp5", 0, False, None, 0), ("pump6", 0, False, None, 7)]
+    faulty = {"pump1", "pump2", "pump6"}
+    start = time.time() - a.rows * 60.0
+    sims = {d: ps.PumpSim(1 + 1000 * i, 60.0, start, faults if d in faulty else [])
+            for i, (d, _, _, _, _) in enumerate(kinds)}
+    prop = Properties(PacketTypes.PUBLISH)
+    prop.UserProperty = ("site", "bench-7")
+    try:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, protocol=mqtt.MQTTv5)
+    except AttributeError:
+        c = mqtt.Client(protocol=mqtt.MQTTv5)
+    c.connect("127.0.0.1", a.port, keepalive=30)
+    c.loop_start()
+    infos = []
+    for k in range(a.rows):
+        for d, qos, retain, up, pad in kinds:
+            ts, row, anom = sims[d].step()
+            msg = {s: round(row[s], 4) for s in SENSORS}
+            msg["ts"] = int(round(ts * 1000))
+            if pad and k % pad == 0:
+                msg["pad"] = "x" * 70000
+            infos.append(c.publish(a.topic.replace("{device}", d), json.dumps(msg), qos=qos,
+                                   retain=retain, properties=prop if up else None))
+    for i in infos:
+        i.wait_for_publish(30)
+    c.loop_stop()
+    c.disconnect()
+
+
 def cmd_garbage(a):
     """Malformed payloads, non-finite values, an oversized message and a
     flood of new stream topics."""
@@ -175,7 +217,10 @@ def matches(m, conds):
             if not m["topic"].startswith(v):
                 return False
             continue
-        if not isinstance(j, dict) or str(j.get(k)) != v:
+        x = j
+        for part in k.split("."):         # dotted: nested objects
+            x = x.get(part) if isinstance(x, dict) else None
+        if str(x) != v:
             return False
     return True
 
@@ -267,6 +312,11 @@ def main():
     p.add_argument("--no-ts", action="store_true")
     p.add_argument("--start", type=float, default=0)
     p.add_argument("--const", action="append")
+    x = sp.add_parser("mix")
+    x.add_argument("--port", type=int, required=True)
+    x.add_argument("--rows", type=int, default=300)
+    x.add_argument("--topic", default="mix/{device}/pump")
+    x.add_argument("--fault", action="append")
     w = sp.add_parser("wait")
     w.add_argument("--file", required=True)
     w.add_argument("--match", nargs="+", required=True)
@@ -286,7 +336,8 @@ def main():
     c.add_argument("--detector")
     a = ap.parse_args()
     return {"sub": cmd_sub, "pub": cmd_pub, "wait": cmd_wait, "alerts": cmd_alerts,
-            "check-alert": cmd_check_alert, "garbage": cmd_garbage}[a.cmd](a) or 0
+            "check-alert": cmd_check_alert, "garbage": cmd_garbage,
+            "mix": cmd_mix}[a.cmd](a) or 0
 
 
 if __name__ == "__main__":
