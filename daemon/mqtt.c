@@ -788,16 +788,16 @@ int ad_mqtt_new(ad_mqtt **out, uv_loop_t *loop, const ad_broker_cfg *b,
         ad_errf(err, errlen, AD_EINVAL, "broker.username: %s", mosquitto_strerror(rc));
         goto fail;
     }
+#ifdef AD_NO_READ_HOOK
+    m->fast_why = "off (not in sanitizer builds)";
+#else
     {
         const char *e = getenv("ANOMALYD_MQTT_FAST_PATH");
-#ifdef AD_NO_READ_HOOK
-        m->fast_why = "off (not in sanitizer builds)";
-#else
         m->fast_why = b->tls.enabled ? "off (TLS)" :
                       e && strcmp(e, "0") == 0 ? "off (ANOMALYD_MQTT_FAST_PATH=0)" : "on";
-#endif
-        m->fast_path = strcmp(m->fast_why, "on") == 0;
     }
+#endif
+    m->fast_path = strcmp(m->fast_why, "on") == 0;
     if (b->tls.enabled) {
         if (!b->tls.ca_file && !b->tls.ca_path)
             mosquitto_int_option(m->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
