@@ -95,6 +95,7 @@ struct ad_mqtt {
     int open_handles;
     int paused, handled_loss;
     int fast_path;              /* plaintext, not turned off */
+    uint64_t lib_read_ms;       /* uv_now of libmosquitto's last read */
     const char *fast_why;       /* "on" or why it is off */
     int started, connected, stopping, disconnect_sent, finished, attempts;
     uint64_t stop_deadline, disconnect_at;
@@ -124,15 +125,20 @@ static void update_poll(ad_mqtt *m);
  * the next read reports EAGAIN without asking the kernel, and epoll (level
  * triggered) wakes the loop again for anything that arrived since.
  *
- * QoS 0 fast path (plaintext connections): rb_frame follows the packet
- * boundaries of the bytes handed to libmosquitto. Between packets, a
- * complete QoS 0 PUBLISH without properties that is already in rb_buf goes
- * straight to the message callback (topic copied to the stack, payload
- * terminated in place): no allocations, locks or clock readings per
- * message. Everything else, and any packet not wholly in the buffer, is
- * libmosquitto's, byte for byte in order. libmosquitto does not see those
- * messages arrive, so on a connection that only carries them it sends a
- * PINGREQ once per keepalive; the PINGRESP keeps it alive as designed.
+ * QoS 0 fast path (plaintext connections): between packets, a complete
+ * QoS 0 PUBLISH without properties that is already in rb_buf goes straight
+ * to the message callback (topic copied to the stack, payload terminated in
+ * place): no allocations, locks or clock readings per message. Everything
+ * else, and any packet not wholly in the buffer, is libmosquitto's, byte
+ * for byte in order. libmosquitto 2.0 leaves a packet unfinished only when
+ * rb_buf is empty, so "between packets" holds whenever there is something
+ * to peek at; rb_frame, which follows the packet boundaries of the bytes
+ * handed to libmosquitto, keeps that true should a libmosquitto read
+ * differently. libmosquitto reads the first packet after every refill of
+ * rb_buf itself, and at least one a second, so it sees the broker's
+ * traffic and its keepalive does not ping a busy connection. The message
+ * handler runs outside libmosquitto's callback state: what it publishes is
+ * written right away.
  * ANOMALYD_MQTT_FAST_PATH=0 in the environment turns the fast path off.
  * Sanitizer builds keep libc's read (their runtime intercepts it), hence
  * no fast path either. */
@@ -149,6 +155,7 @@ static pthread_t rb_thread;
 static size_t rb_pos, rb_len;
 static int rb_short;        /* the last read() did not fill rb_buf */
 static int rb_fast;         /* fast path on for this connection */
+static int rb_in_cb;        /* a fast-path callback runs: rb_buf is altered */
 static ad_mqtt_frame rb_frame;
 
 static void rb_attach(int fd, int fast)
@@ -183,6 +190,8 @@ ssize_t read(int fd, void *buf, size_t n)
     size_t k;
     if (fd < 0 || fd != rb_fd || !pthread_equal(pthread_self(), rb_thread))
         return syscall(SYS_read, fd, buf, n);
+    if (rb_in_cb)
+        abort();                /* the message handler must not read the socket */
     if (rb_pos == rb_len) {
         long r;
         if (rb_short) {
@@ -220,7 +229,13 @@ static int fast_one(ad_mqtt *m)
     size_t k, end;
     unsigned char save;
 
-    if (!rb_fast || rb_pos == rb_len || !ad_mqtt_frame_at_boundary(&rb_frame))
+    if (!rb_fast || rb_pos == rb_len || !ad_mqtt_frame_at_boundary(&rb_frame) ||
+        rb_fd != mosquitto_socket(m->mosq))
+        return 0;
+    /* libmosquitto reads a packet itself at least once a second: it only
+     * counts what it reads as traffic from the broker, and would otherwise
+     * ping (and, with the PINGRESP queued behind a backlog, time out) */
+    if (uv_now(m->loop) - m->lib_read_ms >= 1000)
         return 0;
     k = ad_mqtt_publish_peek(rb_buf + rb_pos, rb_len - rb_pos, m->protocol == AD_PROTO_5, &p);
     if (!k)
@@ -233,8 +248,10 @@ static int fast_one(ad_mqtt *m)
     rb_buf[end] = 0;            /* payloads come terminated, as libmosquitto's */
     m->st.messages_in++;
     m->st.fast_path++;
+    rb_in_cb = 1;
     if (m->cb.message)
         m->cb.message(m->ud, topic, p.payload, p.payload_len);
+    rb_in_cb = 0;
     rb_buf[end] = save;
     return 1;
 }
@@ -312,6 +329,7 @@ static int drain(ad_mqtt *m)
             continue;
         }
         errno = 0;
+        m->lib_read_ms = uv_now(m->loop);
         rc = mosquitto_loop_read(m->mosq, 1);
         if (rc != MOSQ_ERR_SUCCESS || !c->active) {
             lost(m, rc == MOSQ_ERR_CONN_REFUSED && m->refused[0] ? m->refused :
@@ -953,6 +971,8 @@ void ad_mqtt_free(ad_mqtt *m)
 {
     if (!m) return;
     abandon_job(m);             /* only if freed without a stop */
+    if (m->conn)
+        rb_detach();
     while (m->qhead) {
         qmsg *q = m->qhead;
         m->qhead = q->next;

@@ -16,8 +16,13 @@ void ad_mqtt_frame_feed(ad_mqtt_frame *f, const unsigned char *p, size_t n)
 
     while (i < n) {
         switch (f->state) {
+        case 3:                         /* malformed: wait for a new connection */
+            return;
         case 0:                         /* fixed header byte */
-            i++;
+            if (p[i++] == 0) {          /* libmosquitto rereads a 0 command byte */
+                f->state = 3;
+                return;
+            }
             f->state = 1;
             f->len_bytes = 0;
             f->mult = 1;
@@ -27,10 +32,14 @@ void ad_mqtt_frame_feed(ad_mqtt_frame *f, const unsigned char *p, size_t n)
             f->left += (uint32_t)(p[i] & 127) * f->mult;
             f->mult *= 128;
             f->len_bytes++;
-            if ((p[i++] & 128) && f->len_bytes < 4)
-                break;
-            /* a fifth length byte is malformed: libmosquitto drops the
-             * connection, and a new one starts a new frame */
+            if (p[i++] & 128) {
+                if (f->len_bytes < 4)
+                    break;
+                /* a fifth length byte is malformed: libmosquitto drops
+                 * the connection, a new one starts a new frame */
+                f->state = 3;
+                return;
+            }
             f->state = f->left ? 2 : 0;
             break;
         default:                        /* body */

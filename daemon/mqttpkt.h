@@ -22,9 +22,11 @@
 
 /* Follows the packet boundaries of a byte stream handed out in arbitrary
  * pieces: at_boundary is 1 exactly when the bytes fed so far end with a
- * complete packet (or are empty). Zero-initialized = at a boundary. */
+ * complete packet (or are empty). Zero-initialized = at a boundary. A
+ * stream libmosquitto rejects (a 0 command byte, a fifth remaining-length
+ * byte) is never at a boundary again. */
 typedef struct {
-    int state;          /* 0 boundary, 1 remaining length, 2 body */
+    int state;          /* 0 boundary, 1 remaining length, 2 body, 3 malformed */
     int len_bytes;
     uint32_t mult, left;
 } ad_mqtt_frame;

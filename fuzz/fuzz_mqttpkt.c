@@ -4,8 +4,9 @@
  * (fast path at packet boundaries, otherwise a piece of 1..8 bytes to the
  * frame follower), for MQTT 3.1.1 and 5. Checked: a recognised packet lies
  * within the input, its topic and payload within the packet, the payload
- * ends where the packet ends, and the topic is printable ASCII. Build:
- * make fuzz. */
+ * ends where the packet ends, the topic is printable ASCII, and the frame
+ * follower, fed the packet byte by byte, reaches a boundary exactly at its
+ * end. Build: make fuzz. */
 #include <stdint.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -32,6 +33,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 for (size_t i = 0; i < p.topic_len; i++)
                     if (p.topic[i] < 0x20 || p.topic[i] > 0x7E)
                         abort();
+                {   /* the follower agrees: the packet ends exactly at k */
+                    ad_mqtt_frame g = { 0 };
+                    for (size_t i = 0; i < k; i++) {
+                        ad_mqtt_frame_feed(&g, data + o + i, 1);
+                        if (ad_mqtt_frame_at_boundary(&g) != (i + 1 == k))
+                            abort();
+                    }
+                }
                 o += k;
                 continue;
             }

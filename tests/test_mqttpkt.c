@@ -220,10 +220,42 @@ done:
     free(end);
 }
 
+/* Streams libmosquitto drops the connection over, or reads differently
+ * (a 0 command byte is read again): never a boundary again, so the fast
+ * path stays out until the next connection. */
+static void test_frame_malformed(void)
+{
+    static const unsigned char five[] = { 0x30, 0x80, 0x80, 0x80, 0x80, 0x01, 0x00 };
+    static const unsigned char zero[] = { 0x00 };
+    static const unsigned char ping[] = { 0xd0, 0x00 };
+    ad_mqtt_frame f;
+    int ok5 = 1, ok0 = 1;
+
+    memset(&f, 0, sizeof f);
+    for (size_t i = 0; i < sizeof five; i++) {
+        ad_mqtt_frame_feed(&f, five + i, 1);
+        ok5 &= !ad_mqtt_frame_at_boundary(&f);
+    }
+    ad_mqtt_frame_feed(&f, ping, sizeof ping);
+    ok5 &= !ad_mqtt_frame_at_boundary(&f);
+    T_CHECK(ok5, "five remaining-length bytes: no boundary after any byte, nor after a PINGRESP");
+    memset(&f, 0, sizeof f);
+    ad_mqtt_frame_feed(&f, zero, 1);
+    ok0 &= !ad_mqtt_frame_at_boundary(&f);
+    ad_mqtt_frame_feed(&f, ping, sizeof ping);
+    ok0 &= !ad_mqtt_frame_at_boundary(&f);
+    T_CHECK(ok0, "a 0 command byte: no boundary after it, nor after a PINGRESP");
+    memset(&f, 0, sizeof f);
+    ad_mqtt_frame_feed(&f, five + 1, 3);        /* 0x80 0x80 0x80: a command, then length */
+    ad_mqtt_frame_feed(&f, ping, 1);            /* 0xd0: 4th length byte, continues */
+    T_CHECK(!ad_mqtt_frame_at_boundary(&f), "four length bytes, all continued: not a boundary");
+}
+
 int main(void)
 {
     T_RUN(test_publish_roundtrip);
     T_RUN(test_publish_refused);
     T_RUN(test_frame_follower);
+    T_RUN(test_frame_malformed);
     return t_done();
 }

@@ -1,0 +1,181 @@
+#!/usr/bin/python3
+"""fake_broker.py - a minimal MQTT 3.1.1 broker on 127.0.0.1 for the fast
+path's framing tests (tests/it_daemon_fastpath.sh): it writes packets in
+exactly the pieces it chooses, which a real broker does not let a test do.
+
+  fake_broker.py --port-file F --messages N --keepalive-s K
+
+Waits for the daemon's CONNECT and SUBSCRIBE (CONNACK, SUBACK; PUBACK for
+its QoS 1 publishes; PINGREQ is never answered, so a daemon that needs a
+PINGRESP to stay connected loses the connection), then sends on
+fp/d1/pump:
+  - N QoS 0 PUBLISH packets whose payloads hold a complete, valid QoS 0
+    PUBLISH for a subscribed topic at varying offsets, each packet written
+    in two pieces split at a different offset (every offset of the packet
+    in turn), 2 ms apart, so the daemon's reads end mid-packet everywhere;
+  - then a burst of small packets, more than 64 KiB in one write;
+  - then one message a second (timestamps ascending) for 3 keepalive
+    periods.
+Meanwhile it reads the daemon's statistics. Prints the last one's
+messages_in, mqtt.fast_path and mqtt.connects and the number of
+connections, and exits 0 when messages_in equals what was sent and the
+daemon connected once.
+"""
+import argparse
+import json
+import socket
+import sys
+import threading
+import time
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n % 128
+        n //= 128
+        out.append(b | (128 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def publish(topic, payload, qos=0, pid=1):
+    t = topic.encode()
+    body = len(t).to_bytes(2, "big") + t + (pid.to_bytes(2, "big") if qos else b"") + payload
+    return bytes([0x30 | (qos << 1)]) + varint(len(body)) + body
+
+
+class Conn:
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+        self.subscribed = threading.Event()
+        self.stats = None
+        self.closed = False
+
+    def read_packet(self):
+        while True:
+            if len(self.buf) >= 2:
+                n, mult, i = 0, 1, 1
+                while i < len(self.buf):
+                    n += (self.buf[i] & 127) * mult
+                    mult *= 128
+                    if not self.buf[i] & 128:
+                        break
+                    i += 1
+                if i < len(self.buf) and len(self.buf) >= i + 1 + n:
+                    pkt = self.buf[:i + 1 + n]
+                    self.buf = self.buf[i + 1 + n:]
+                    return pkt[0], pkt[i + 1:]
+            d = self.s.recv(65536)
+            if not d:
+                return None, None
+            self.buf += d
+
+    def serve(self):
+        while True:
+            cmd, body = self.read_packet()
+            if cmd is None:
+                self.closed = True
+                return
+            t = cmd & 0xF0
+            if t == 0x10:                       # CONNECT
+                self.s.sendall(b"\x20\x02\x00\x00")
+            elif t == 0x80:                     # SUBSCRIBE
+                pid = body[:2]
+                n = 0
+                i = 2
+                while i < len(body):
+                    ln = int.from_bytes(body[i:i + 2], "big")
+                    i += 2 + ln + 1
+                    n += 1
+                self.s.sendall(bytes([0x90, 2 + n]) + pid + b"\x00" * n)
+                self.subscribed.set()
+            elif t == 0x30:                     # PUBLISH from the daemon
+                qos = (cmd >> 1) & 3
+                ln = int.from_bytes(body[:2], "big")
+                topic = body[2:2 + ln].decode()
+                off = 2 + ln
+                if qos:
+                    self.s.sendall(b"\x40\x02" + body[off:off + 2])
+                    off += 2
+                if topic == "anomalyd/stats":
+                    self.stats = json.loads(body[off:])
+            elif t == 0xE0:                     # DISCONNECT
+                self.closed = True
+                return
+            # PINGREQ (0xC0): deliberately not answered
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--messages", type=int, default=300)
+    ap.add_argument("--keepalive-s", type=float, default=5)
+    a = ap.parse_args()
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    with open(a.port_file + ".tmp", "w") as f:
+        f.write(str(ls.getsockname()[1]))
+    import os
+    os.rename(a.port_file + ".tmp", a.port_file)
+    conns = []
+
+    def acceptor():
+        while True:
+            s, _ = ls.accept()
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            c = Conn(s)
+            conns.append(c)
+            threading.Thread(target=c.serve, daemon=True).start()
+
+    threading.Thread(target=acceptor, daemon=True).start()
+    t0 = time.time()
+    while not conns or not conns[0].subscribed.is_set():
+        if time.time() - t0 > 20:
+            print("fake broker: no SUBSCRIBE from the daemon")
+            return 1
+        time.sleep(0.05)
+    c = conns[0]
+    topic = "fp/d1/pump"
+    ts = [1700000000000]
+
+    def row():
+        ts[0] += 1000
+        return ('{"ts":%d,"vibration":1.3,"current":32.7,"pressure":5.4,'
+                '"temperature":28.5,"flow":61.5}' % ts[0]).encode()
+    sent = 0
+    inner = publish(topic, b'{"ts":1,"vibration":1}')
+    for i in range(a.messages):
+        # a JSON-looking payload with a whole PUBLISH inside, moving along
+        payload = b'{"pad":"' + b"z" * (i % 13) + inner + b'"}'
+        pkt = publish(topic, payload)
+        cut = i % len(pkt)
+        c.s.sendall(pkt[:cut] if cut else pkt)
+        time.sleep(0.002)
+        if cut:
+            c.s.sendall(pkt[cut:])
+        sent += 1
+    burst = b"".join(publish(topic, row()) for _ in range(900))
+    c.s.sendall(burst)
+    sent += 900
+    t_end = time.time() + 3 * a.keepalive_s
+    while time.time() < t_end:
+        c.s.sendall(publish(topic, row()))
+        sent += 1
+        time.sleep(1.0)
+    time.sleep(1.0)
+    st = conns[-1].stats or {}
+    got = st.get("messages_in")
+    fast = st.get("mqtt", {}).get("fast_path")
+    connects = st.get("mqtt", {}).get("connects")
+    print("fake broker: sent %d, daemon counted %s, %s by the fast path, %s connects, "
+          "%d TCP connections" % (sent, got, fast, connects, len(conns)))
+    ok = got == sent and connects == 1 and len(conns) == 1
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
