@@ -155,7 +155,6 @@ static pthread_t rb_thread;
 static size_t rb_pos, rb_len;
 static int rb_short;        /* the last read() did not fill rb_buf */
 static int rb_fast;         /* fast path on for this connection */
-static int rb_in_cb;        /* a fast-path callback runs: rb_buf is altered */
 static ad_mqtt_frame rb_frame;
 
 static void rb_attach(int fd, int fast)
@@ -183,6 +182,7 @@ static int rb_pending(void)
 
 #ifndef AD_NO_READ_HOOK
 #define RB_SIZE 65536
+static int rb_in_cb;        /* a fast-path callback runs: rb_buf is altered */
 static unsigned char rb_buf[RB_SIZE + 1];   /* + a terminator after the last payload */
 
 ssize_t read(int fd, void *buf, size_t n)
