@@ -97,6 +97,7 @@ def cmd_pub(a):
     c.connect("127.0.0.1", a.port, keepalive=30)
     c.loop_start()
     t_next = time.monotonic()
+    infos = []
     for k in range(a.rows):
         for d in devices:
             ts, row, anom = sims[d].step()
@@ -108,22 +109,25 @@ def cmd_pub(a):
                 msg = {s: round(row[s], 4) for s in SENSORS}
                 if not a.no_ts:
                     msg["ts"] = int(round(ts * 1000))
-                c.publish(topic, json.dumps(msg), qos=a.qos)
+                infos.append(c.publish(topic, json.dumps(msg), qos=a.qos))
             elif a.format == "senml":
                 recs = [{"bn": "urn:dev:%s:" % d, "n": SENSORS[0],
                          "v": round(row[SENSORS[0]], 4), "u": "mm/s"}]
                 if not a.no_ts:
                     recs[0]["bt"] = round(ts, 3)
                 recs += [{"n": s, "v": round(row[s], 4)} for s in SENSORS[1:]]
-                c.publish(topic, json.dumps(recs), qos=a.qos)
+                infos.append(c.publish(topic, json.dumps(recs), qos=a.qos))
             else:
                 for s in SENSORS:
-                    c.publish(topic.replace("{sensor}", s), "%.4f" % row[s], qos=a.qos)
+                    infos.append(c.publish(topic.replace("{sensor}", s), "%.4f" % row[s], qos=a.qos))
         if a.rate > 0:
             t_next += 1.0 / a.rate
             dt = t_next - time.monotonic()
             if dt > 0:
                 time.sleep(dt)
+    # QoS 1 messages still queued in the client are lost by loop_stop(): wait
+    for i in infos:
+        i.wait_for_publish(30)
     c.loop_stop()
     c.disconnect()
 
