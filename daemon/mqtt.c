@@ -313,8 +313,11 @@ static void idle_cb(uv_idle_t *h);
  * Read what is there. mosquitto_loop_read() handles one packet at QoS 0 (its
  * loop bound is the QoS>0 queue length) and returns with errno EAGAIN once
  * the socket is empty: drain up to a burst per call instead of one packet per
- * epoll round trip; the bound keeps the loop fair. Returns -1 when the
- * connection was lost (handled), else 0.
+ * epoll round trip; the bound keeps the loop fair. Bytes epoll cannot see
+ * are not left behind at the bound: rb_buf is drained from an idle handle,
+ * and libmosquitto itself reads on while its TLS library holds decrypted
+ * data (SSL_DATA_PENDING). Returns -1 when the connection was lost
+ * (handled), else 0.
  */
 static int drain(ad_mqtt *m)
 {

@@ -4,6 +4,7 @@ path's framing tests (tests/it_daemon_fastpath.sh): it writes packets in
 exactly the pieces it chooses, which a real broker does not let a test do.
 
   fake_broker.py --port-file F --messages N --keepalive-s K
+                 [--tls-cert CRT --tls-key KEY]
 
 Waits for the daemon's CONNECT and SUBSCRIBE (CONNACK, SUBACK; PUBACK for
 its QoS 1 publishes; PINGREQ is never answered, so a daemon that needs a
@@ -13,16 +14,22 @@ fp/d1/pump:
     PUBLISH for a subscribed topic at varying offsets, each packet written
     in two pieces split at a different offset (every offset of the packet
     in turn), 2 ms apart, so the daemon's reads end mid-packet everywhere;
-  - then a burst of small packets, more than 64 KiB in one write;
+  - then a burst of small packets, more than 64 KiB in one write, and
+    one of more than 256 tiny packets in one write of at most 16 KiB
+    (over TLS: one record, which the daemon's TLS library decrypts whole);
+    after each burst the daemon must count everything within 2 s with
+    nothing more sent (a reader that stops after a bounded number of
+    packets and waits for the socket would stall on buffered data);
   - then one message a second (timestamps ascending) for 3 keepalive
     periods.
 Meanwhile it reads the daemon's statistics. Prints the last one's
 messages_in, mqtt.fast_path and mqtt.connects and the number of
-connections, and exits 0 when messages_in equals what was sent and the
-daemon connected once.
+connections, and exits 0 when messages_in equals what was sent, nothing
+stalled and the daemon connected once. With --tls-cert it speaks TLS.
 """
 import argparse
 import json
+import ssl
 import socket
 import sys
 import threading
@@ -52,6 +59,22 @@ class Conn:
         self.subscribed = threading.Event()
         self.stats = None
         self.closed = False
+        self.lock = threading.Lock()   # an SSL object serves one thread at a time
+
+    def send(self, data):
+        with self.lock:
+            self.s.settimeout(10)
+            self.s.sendall(data)
+            self.s.settimeout(0.01)
+
+    def recv(self):
+        while True:
+            with self.lock:
+                try:
+                    return self.s.recv(65536)
+                except (socket.timeout, ssl.SSLWantReadError):
+                    pass
+            time.sleep(0.001)
 
     def read_packet(self):
         while True:
@@ -67,7 +90,7 @@ class Conn:
                     pkt = self.buf[:i + 1 + n]
                     self.buf = self.buf[i + 1 + n:]
                     return pkt[0], pkt[i + 1:]
-            d = self.s.recv(65536)
+            d = self.recv()
             if not d:
                 return None, None
             self.buf += d
@@ -80,7 +103,7 @@ class Conn:
                 return
             t = cmd & 0xF0
             if t == 0x10:                       # CONNECT
-                self.s.sendall(b"\x20\x02\x00\x00")
+                self.send(b"\x20\x02\x00\x00")
             elif t == 0x80:                     # SUBSCRIBE
                 pid = body[:2]
                 n = 0
@@ -89,7 +112,7 @@ class Conn:
                     ln = int.from_bytes(body[i:i + 2], "big")
                     i += 2 + ln + 1
                     n += 1
-                self.s.sendall(bytes([0x90, 2 + n]) + pid + b"\x00" * n)
+                self.send(bytes([0x90, 2 + n]) + pid + b"\x00" * n)
                 self.subscribed.set()
             elif t == 0x30:                     # PUBLISH from the daemon
                 qos = (cmd >> 1) & 3
@@ -97,7 +120,7 @@ class Conn:
                 topic = body[2:2 + ln].decode()
                 off = 2 + ln
                 if qos:
-                    self.s.sendall(b"\x40\x02" + body[off:off + 2])
+                    self.send(b"\x40\x02" + body[off:off + 2])
                     off += 2
                 if topic == "anomalyd/stats":
                     self.stats = json.loads(body[off:])
@@ -112,7 +135,13 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--messages", type=int, default=300)
     ap.add_argument("--keepalive-s", type=float, default=5)
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     a = ap.parse_args()
+    ctx = None
+    if a.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", 0))
@@ -127,6 +156,14 @@ def main():
         while True:
             s, _ = ls.accept()
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if ctx:
+                try:
+                    s.settimeout(10)
+                    s = ctx.wrap_socket(s, server_side=True)
+                except (OSError, ssl.SSLError) as e:
+                    print("fake broker: TLS handshake failed: %s" % e)
+                    continue
+            s.settimeout(0.01)
             c = Conn(s)
             conns.append(c)
             threading.Thread(target=c.serve, daemon=True).start()
@@ -153,17 +190,33 @@ def main():
         payload = b'{"pad":"' + b"z" * (i % 13) + inner + b'"}'
         pkt = publish(topic, payload)
         cut = i % len(pkt)
-        c.s.sendall(pkt[:cut] if cut else pkt)
+        c.send(pkt[:cut] if cut else pkt)
         time.sleep(0.002)
         if cut:
-            c.s.sendall(pkt[cut:])
+            c.send(pkt[cut:])
         sent += 1
+    stalls = []
+
+    def settled(what):
+        """the daemon counts all that was sent within 2 s, nothing more sent"""
+        t = time.time() + 2.0
+        while time.time() < t:
+            if (c.stats or {}).get("messages_in") == sent:
+                return
+            time.sleep(0.05)
+        stalls.append("%s: %s of %d counted" % (what, (c.stats or {}).get("messages_in"), sent))
     burst = b"".join(publish(topic, row()) for _ in range(900))
-    c.s.sendall(burst)
+    c.send(burst)
     sent += 900
+    settled("64 KiB burst")
+    tiny = publish(topic, b"{}")
+    n = 16384 // len(tiny)
+    c.send(tiny * n)
+    sent += n
+    settled("%d packets in one %d-byte write" % (n, n * len(tiny)))
     t_end = time.time() + 3 * a.keepalive_s
     while time.time() < t_end:
-        c.s.sendall(publish(topic, row()))
+        c.send(publish(topic, row()))
         sent += 1
         time.sleep(1.0)
     time.sleep(1.0)
@@ -172,8 +225,9 @@ def main():
     fast = st.get("mqtt", {}).get("fast_path")
     connects = st.get("mqtt", {}).get("connects")
     print("fake broker: sent %d, daemon counted %s, %s by the fast path, %s connects, "
-          "%d TCP connections" % (sent, got, fast, connects, len(conns)))
-    ok = got == sent and connects == 1 and len(conns) == 1
+          "%d TCP connections%s" % (sent, got, fast, connects, len(conns),
+                                    "".join("; stalled after the " + x for x in stalls)))
+    ok = got == sent and connects == 1 and len(conns) == 1 and not stalls
     return 0 if ok else 1
 
 

@@ -122,4 +122,30 @@ expect "mqtt: connected to" && it_ok "TLS: verify_hostname false accepts it" ||
     it_fail "TLS: verify_hostname false accepts it" "$(cat "$D/daemon.log")"
 kill -TERM "$DPID"; wait "$DPID"; rc=$?; DPID=
 [ $rc -eq 0 ] && it_ok "clean stop" || it_fail "clean stop" "rc=$rc"
+
+# TLS records holding many packets: a broker that writes several packets at
+# once puts them in one record, which the TLS library decrypts whole; what
+# it holds is invisible to epoll, so a reader that stopped at its
+# per-wakeup bound and waited for the socket would stall (libmosquitto
+# reads on while the TLS library holds data; this keeps that so). The
+# fake broker (tests/fake_broker.py) sends bursts with nothing after them
+# and checks the daemon counts every message within 2 s.
+kill "$BPID" 2>/dev/null; wait "$BPID" 2>/dev/null; BPID=
+rm -f "$D/port"
+$PYTHON tests/fake_broker.py --port-file "$D/port" --messages 50 --keepalive-s 2 \
+    --tls-cert "$D/srv.crt" --tls-key "$D/srv.key" > "$D/fake.out" 2>&1 & BPID=$!
+i=0; while [ ! -s "$D/port" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+cat > "$D/ad.json" <<EOC
+{"broker": {"port": $(cat "$D/port"), "client_id": "it-auth-fake", "stats_interval_s": 0.2,
+            "keepalive": 5, "qos_subscribe": 0, "tls": {"enabled": true, "ca_file": "$D/ca.crt"}},
+ "state_dir": null, "workers": 1,
+ "detectors": [{"name": "fp", "model": "$MODEL", "topics": ["fp/+/pump"],
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"}}]}
+EOC
+$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
+wait "$BPID"; frc=$?; BPID=
+[ $frc -eq 0 ] && it_ok "TLS: bursts of packets in shared records all counted, none stalled: $(cat "$D/fake.out")" ||
+    it_fail "TLS: bursts of packets in shared records all counted, none stalled" \
+        "$(cat "$D/fake.out") $(tail -3 "$D/daemon.log")"
+kill -TERM "$DPID" 2>/dev/null; wait "$DPID"; DPID=
 exit 0
