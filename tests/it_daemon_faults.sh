@@ -30,7 +30,7 @@ cat > "$D/ad.json" <<EOC
    "topics": ["sensors/+/pump"], "payload": {"format": "json"},
    "rows": {"mode": "period", "period_ms": 20},
    "calibration": {"windows": 50},
-   "alert": {"k": 25, "n": 25, "m": 5},
+   "alert": {"k": 64, "n": 64, "m": 5},
    "max_streams": 50}]}
 EOC
 $H sub --port "$IT_PORT" --topic 'anomalyd/alerts/#' --out "$D/alerts.jsonl" \
@@ -45,11 +45,12 @@ grep -q "pump1: calibrated" "$D/daemon.log" && it_ok "stream calibrated" ||
     it_fail "stream calibrated" "$(cat "$D/daemon.log")"
 
 # one anomalous sample, then the broker stops; the grid keeps holding the
-# anomalous values, 25 windows (0.5 s) later the alert is raised
+# anomalous values, 64 windows (1.3 s) later the alert is raised, about
+# halfway through the 2.5 s the broker is away
 $H pub --port "$IT_PORT" --no-ts --rows 1 --const pressure=0.5 --const vibration=9
 sleep 0.05
 kill -TERM "$IT_BROKER_PID"; wait "$IT_BROKER_PID" 2>/dev/null
-sleep 1.5
+sleep 2.5
 mosquitto -c "$D/mosquitto.conf" >> "$D/mosquitto.log" 2>&1 & IT_BROKER_PID=$!
 if $H wait --file "$D/alerts.jsonl" --match topic=anomalyd/alerts/pump/pump1 event=raised --timeout 15; then
     it_ok "alert raised while the broker was away is delivered after it is back"
