@@ -107,9 +107,33 @@ struct ad_mqtt {
     qmsg *qhead, *qtail;
     size_t qlen, qmax;
     ad_mqtt_stats st;
+    /* message ids of QoS>0 publishes not yet acknowledged: libmosquitto
+     * calls on_publish for QoS 0 publishes too (once written), which must
+     * not count against these */
+    uint64_t unacked[65536 / 64];
 };
 
 static void attempt(ad_mqtt *m);
+
+static void unacked_add(ad_mqtt *m, int mid)
+{
+    unsigned u = (unsigned)mid & 0xffff;
+    uint64_t bit = (uint64_t)1 << (u & 63);
+    if (!(m->unacked[u >> 6] & bit)) {
+        m->unacked[u >> 6] |= bit;
+        m->st.inflight++;
+    }
+}
+
+static void unacked_done(ad_mqtt *m, int mid)
+{
+    unsigned u = (unsigned)mid & 0xffff;
+    uint64_t bit = (uint64_t)1 << (u & 63);
+    if (m->unacked[u >> 6] & bit) {
+        m->unacked[u >> 6] &= ~bit;
+        m->st.inflight--;
+    }
+}
 static void update_poll(ad_mqtt *m);
 
 /* ---- buffered reads of the MQTT socket ----------------------------------
@@ -542,7 +566,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
         if (r != MOSQ_ERR_SUCCESS)
             break;
         m->st.published++;
-        if (q->qos > 0) m->st.inflight++;
+        if (q->qos > 0) unacked_add(m, mid);
         m->qhead = q->next;
         if (!m->qhead) m->qtail = NULL;
         m->qlen--;
@@ -565,9 +589,8 @@ static void on_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
                        const mosquitto_property *p)
 {
     ad_mqtt *m = ud;
-    (void)mosq; (void)mid; (void)p;
-    if (m->st.inflight)
-        m->st.inflight--;
+    (void)mosq; (void)p;
+    unacked_done(m, mid);
     if (reason >= 128)
         ad_log(AD_LOG_WARNING, "mqtt: broker rejected a publish: %s",
                mosquitto_reason_string(reason));
@@ -922,7 +945,7 @@ int ad_mqtt_publish(ad_mqtt *m, const char *topic, const void *payload, size_t l
         int mid, rc = mosquitto_publish(m->mosq, &mid, topic, (int)len, payload, qos, retain);
         if (rc == MOSQ_ERR_SUCCESS) {
             m->st.published++;
-            if (qos > 0) m->st.inflight++;
+            if (qos > 0) unacked_add(m, mid);
             update_poll(m);
             return 0;
         }

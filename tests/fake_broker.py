@@ -53,6 +53,7 @@ def publish(topic, payload, qos=0, pid=1):
 
 
 class Conn:
+    puback_delay = 0.0
     def __init__(self, sock):
         self.s = sock
         self.buf = b""
@@ -60,6 +61,8 @@ class Conn:
         self.stats = None
         self.closed = False
         self.lock = threading.Lock()   # an SSL object serves one thread at a time
+        self.puback_delay = Conn.puback_delay
+        self.events = []               # (time, what) for --stop-test
 
     def send(self, data):
         with self.lock:
@@ -120,14 +123,49 @@ class Conn:
                 topic = body[2:2 + ln].decode()
                 off = 2 + ln
                 if qos:
-                    self.send(b"\x40\x02" + body[off:off + 2])
+                    ack = b"\x40\x02" + body[off:off + 2]
+                    self.events.append((time.monotonic(), "PUBLISH %s QoS %d" % (topic, qos)))
+                    if self.puback_delay:
+                        def late(ack=ack, topic=topic):
+                            self.events.append((time.monotonic(), "PUBACK %s" % topic))
+                            try:
+                                self.send(ack)
+                            except OSError:
+                                pass
+                        threading.Timer(self.puback_delay, late).start()
+                    else:
+                        self.send(ack)
                     off += 2
                 if topic == "anomalyd/stats":
                     self.stats = json.loads(body[off:])
             elif t == 0xE0:                     # DISCONNECT
+                self.events.append((time.monotonic(), "DISCONNECT"))
                 self.closed = True
                 return
             # PINGREQ (0xC0): deliberately not answered
+
+
+def stop_test(c, ready):
+    """A stop publishes the last statistics (QoS 0), the last alerts and the
+    offline status (QoS 1): with every PUBACK 0.5 s late, the DISCONNECT
+    must come after the last of them."""
+    open(ready, "w").close()
+    t = time.time() + 20
+    while not c.closed and time.time() < t:
+        time.sleep(0.02)
+    time.sleep(0.7)                    # PUBACKs still due land after it
+    ev = sorted(c.events)
+    t0 = ev[0][0] if ev else 0
+    for when, what in ev:
+        print("fake broker: %+.3f s %s" % (when - t0, what))
+    pubs = [w for _, w in ev if w.startswith("PUBLISH")]
+    td = min([when for when, w in ev if w == "DISCONNECT"] or [float("inf")])
+    acks = [w for when, w in ev if w.startswith("PUBACK") and when < td]
+    off = any("status" in w for w in pubs[1:])
+    ok = td < float("inf") and len(acks) == len(pubs) and off
+    print("fake broker: %d QoS 1 publishes, %d acknowledged before the DISCONNECT%s" % (
+        len(pubs), len(acks), "" if off else ", no offline status"))
+    return 0 if ok else 1
 
 
 def main():
@@ -137,6 +175,9 @@ def main():
     ap.add_argument("--keepalive-s", type=float, default=5)
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
+    ap.add_argument("--stop-test", metavar="READY_FILE",
+                    help="delay every PUBACK 0.5 s, touch READY_FILE once subscribed, "
+                    "then check the daemon's stop waits for them before DISCONNECT")
     a = ap.parse_args()
     ctx = None
     if a.tls_cert:
@@ -151,6 +192,8 @@ def main():
     import os
     os.rename(a.port_file + ".tmp", a.port_file)
     conns = []
+    if a.stop_test:
+        Conn.puback_delay = 0.5
 
     def acceptor():
         while True:
@@ -176,6 +219,8 @@ def main():
             return 1
         time.sleep(0.05)
     c = conns[0]
+    if a.stop_test:
+        return stop_test(c, a.stop_test)
     topic = "fp/d1/pump"
     ts = [1700000000000]
 

@@ -139,4 +139,22 @@ fok=$?
 [ $frc -eq 0 ] && [ $fok -eq 0 ] && it_ok "split packets, packets inside payloads, 64 KiB burst, no PINGRESP: $res" ||
     it_fail "split packets, packets inside payloads, 64 KiB burst, no PINGRESP" "$res $(tail -3 "$D/fake.log")"
 kill -TERM "$DPID" 2>/dev/null; wait "$DPID"; DPID=
+
+# A stop waits for the broker to acknowledge what it published at QoS 1
+# (the offline status, last alerts) before it disconnects, even while QoS 0
+# statistics go out meanwhile: the fake broker holds every PUBACK 0.5 s.
+rm -f "$D/port" "$D/ready"
+$PYTHON tests/fake_broker.py --port-file "$D/port" --stop-test "$D/ready" > "$D/stop.out" 2>&1 &
+FPID=$!
+i=0; while [ ! -s "$D/port" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+sed "s/\"port\": [0-9]*/\"port\": $(cat "$D/port")/; s/\"stats_interval_s\": 0.2/\"stats_interval_s\": 0.05/" \
+    "$D/fake.json" > "$D/stop.json"
+$AD_BIN run -c "$D/stop.json" 2> "$D/stop.log" & DPID=$!
+i=0; while [ ! -e "$D/ready" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.3
+kill -TERM "$DPID"; wait "$DPID"; rc=$?; DPID=
+wait $FPID; frc=$?
+[ $frc -eq 0 ] && [ $rc -eq 0 ] &&
+    it_ok "stop: QoS 1 publishes acknowledged before the DISCONNECT ($(tail -1 "$D/stop.out" | sed 's/fake broker: //'))" ||
+    it_fail "stop: QoS 1 publishes acknowledged before the DISCONNECT" "rc=$rc $(cat "$D/stop.out") $(tail -5 "$D/stop.log")"
 exit 0
