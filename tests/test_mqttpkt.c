@@ -29,7 +29,7 @@ static size_t encode(unsigned char *out, unsigned char cmd, const unsigned char 
         x /= 128;
         out[o++] = (unsigned char)(c | (x ? 128 : 0));
     } while (x);
-    memcpy(out + o, body, bl);
+    if (bl) memcpy(out + o, body, bl);
     return o + bl;
 }
 
@@ -41,15 +41,15 @@ static size_t publish_body(unsigned char *b, const char *topic, size_t tl, int q
     size_t o = 0;
     b[o++] = (unsigned char)(tl >> 8);
     b[o++] = (unsigned char)(tl & 255);
-    memcpy(b + o, topic, tl);
+    if (tl) memcpy(b + o, topic, tl);
     o += tl;
     if (qos) { b[o++] = 0x12; b[o++] = 0x34; }
     if (v5) {
         b[o++] = (unsigned char)pl;         /* pl < 128 here */
-        memcpy(b + o, props, pl);
+        if (pl) memcpy(b + o, props, pl);
         o += pl;
     }
-    memcpy(b + o, pay, n);
+    if (n) memcpy(b + o, pay, n);
     return o + n;
 }
 
