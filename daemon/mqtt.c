@@ -114,6 +114,7 @@ struct ad_mqtt {
 };
 
 static void attempt(ad_mqtt *m);
+static void update_poll(ad_mqtt *m);
 
 static void unacked_add(ad_mqtt *m, int mid)
 {
@@ -134,7 +135,6 @@ static void unacked_done(ad_mqtt *m, int mid)
         m->st.inflight--;
     }
 }
-static void update_poll(ad_mqtt *m);
 
 /* ---- buffered reads of the MQTT socket ----------------------------------
  * libmosquitto reads every packet with three or more read() calls (command

@@ -53,7 +53,8 @@ def publish(topic, payload, qos=0, pid=1):
 
 
 class Conn:
-    puback_delay = 0.0
+    puback_delay = 0.0                 # set for --stop-test before any connection
+
     def __init__(self, sock):
         self.s = sock
         self.buf = b""
@@ -61,7 +62,6 @@ class Conn:
         self.stats = None
         self.closed = False
         self.lock = threading.Lock()   # an SSL object serves one thread at a time
-        self.puback_delay = Conn.puback_delay
         self.events = []               # (time, what) for --stop-test
 
     def send(self, data):
