@@ -1,13 +1,17 @@
 /*
  * ad.c - error strings, the log callback and small helpers shared by the
- * whole library.
+ * whole library: aligned allocation, checked sizes, the FNV-1a hash,
+ * mkdir -p and whole text files.
  */
 #include "ad.h"
+#include "safetensors.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static ad_log_fn log_fn;
 static void *log_ud;
@@ -109,4 +113,62 @@ size_t ad_place(size_t *off, size_t n, size_t size, size_t align)
 overflow:
     *off = SIZE_MAX;
     return SIZE_MAX;
+}
+
+uint64_t ad_hash64(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+uint64_t ad_hash64_str(const char *s)
+{
+    return ad_hash64(AD_HASH64_INIT, s, strlen(s));
+}
+
+int ad_mkdir_p(const char *dir, unsigned mode, char *err, size_t errlen)
+{
+    char tmp[4096];
+    size_t n = strlen(dir);
+
+    if (n == 0 || n >= sizeof tmp)
+        return ad_errf(err, errlen, AD_EINVAL, "%s: bad directory name", dir);
+    memcpy(tmp, dir, n + 1);
+    /* each parent in turn, then the directory itself */
+    for (char *p = tmp + 1; ; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(tmp, (mode_t)mode) != 0 && errno != EEXIST)
+            return ad_errf(err, errlen, -errno, "%s: %s", tmp, strerror(errno));
+        *p = c;
+        if (c == '\0')
+            break;
+    }
+    return 0;
+}
+
+int ad_read_text(const char *path, size_t max, char **out, char *err, size_t errlen)
+{
+    void *buf;
+    char *s;
+    size_t len;
+    int rc;
+
+    *out = NULL;
+    if ((rc = ad_read_file(path, max, &buf, &len, err, errlen)) != 0)
+        return rc;
+    if (!(s = realloc(buf, len + 1))) {
+        free(buf);
+        return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
+    }
+    s[len] = '\0';
+    *out = s;
+    return 0;
 }

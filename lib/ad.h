@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdarg.h>
+#include <stdint.h>
 
 #define AD_VERSION "0.1.0"
 
@@ -70,5 +71,22 @@ int ad_add_size(size_t a, size_t b, size_t *out);
  * offset. On overflow *off becomes SIZE_MAX and stays so (every later call
  * returns SIZE_MAX too): check *off once after the last call. */
 size_t ad_place(size_t *off, size_t n, size_t size, size_t align);
+
+/* 64-bit FNV-1a: ad_hash64(AD_HASH64_INIT, p, n) hashes n bytes; feed the
+ * result back in to hash more (not for security: hash tables, settings
+ * fingerprints). ad_hash64_str hashes a NUL-terminated string. */
+#define AD_HASH64_INIT 14695981039346656037ull
+uint64_t ad_hash64(uint64_t h, const void *p, size_t n);
+uint64_t ad_hash64_str(const char *s);
+
+/* Create directory `dir` and its missing parents with `mode` (like
+ * mkdir -p). Returns 0 (also when it exists) or a negative errno with a
+ * message naming the directory that could not be made. */
+int ad_mkdir_p(const char *dir, unsigned mode, char *err, size_t errlen);
+
+/* Read a whole text file of at most max bytes into a malloc'd,
+ * NUL-terminated string *out (see ad_read_file in safetensors.h; same
+ * return codes and messages). */
+int ad_read_text(const char *path, size_t max, char **out, char *err, size_t errlen);
 
 #endif /* AD_H */
