@@ -1,0 +1,297 @@
+/*
+ * batch.c - batching windows and dispatching them to the workers.
+ *
+ * ad_detector_next_window copies each due window of a stream straight into
+ * the open batch of its model (one per shared model, one per stream-owned
+ * model). batch_dispatch (after every poll phase, i.e. after a burst of
+ * messages) submits open batches when a worker is idle or a batch is full;
+ * under load batches grow up to their limit (ad_batch_cap). A worker runs
+ * the forward pass and the reconstruction error; back on the loop, batches
+ * are fed in submission order (a FIFO), so every stream sees its scores in
+ * order, and the detector's events are handled.
+ *
+ * Ownership: the daemon owns every batch (open list, flight FIFO, free
+ * list for reuse). A batch holds a reference to its shared model, or none
+ * for a stream-owned model (kept alive by the stream's graveyard), and
+ * counts in the inflight of each stream it carries a window of.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon_int.h"
+#include "engine.h"
+
+static void batch_run(ad_task *t, ad_worker *w);
+static void batch_done(ad_task *t);
+
+static void batch_release(ad_daemon *dd, batch *b)
+{
+    mr_put(b->mr);
+    b->mr = NULL;
+    b->next = dd->free_batches;
+    dd->free_batches = b;
+}
+
+static void batch_destroy(batch *b)
+{
+    ad_afree(b->in);
+    ad_afree(b->out);
+    free(b->share);
+    free(b->score);
+    free(b->jobs);
+    free(b->streams);
+    free(b->epochs);
+    free(b->t0);
+    free(b);
+}
+
+static batch *batch_alloc(ad_daemon *dd, const ad_model *m)
+{
+    size_t tf = (size_t)m->window * (size_t)m->n_features;
+    int cap = dd->max_batch;     /* any model may reuse it later */
+    batch *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->cap = cap;
+    b->in = ad_aalloc(tf * (size_t)cap * sizeof(float));
+    b->out = ad_aalloc(tf * (size_t)cap * sizeof(float));
+    b->share = malloc((size_t)m->n_features * (size_t)cap * sizeof(float));
+    b->score = malloc((size_t)cap * sizeof(double));
+    b->jobs = malloc((size_t)cap * sizeof(ad_window_job));
+    b->streams = malloc((size_t)cap * sizeof(stream_rec *));
+    b->epochs = malloc((size_t)cap * sizeof(uint32_t));
+    b->t0 = malloc((size_t)cap * sizeof(uint64_t));
+    if (!b->in || !b->out || !b->share || !b->score || !b->jobs || !b->streams ||
+        !b->epochs || !b->t0) {
+        batch_destroy(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* A batch for model m: a spare one large enough, or a new one. */
+static batch *batch_get(ad_daemon *dd, const ad_model *m, int metric)
+{
+    batch *b = NULL, **pp = &dd->free_batches;
+    size_t tf = (size_t)m->window * (size_t)m->n_features;
+    while (*pp) {
+        if ((size_t)(*pp)->T * (size_t)(*pp)->F >= tf && (*pp)->F >= m->n_features) {
+            b = *pp;
+            *pp = b->next;
+            break;
+        }
+        pp = &(*pp)->next;
+    }
+    if (!b && !(b = batch_alloc(dd, m)))
+        return NULL;
+    b->task.run = batch_run;
+    b->task.done = batch_done;
+    b->dd = dd;
+    b->model = m;
+    b->T = m->window;
+    b->F = m->n_features;
+    b->metric = metric;
+    b->limit = ad_batch_cap(m, b->cap);
+    b->n = 0;
+    b->done = 0;
+    b->next = NULL;
+    b->slot = NULL;
+    return b;
+}
+
+/* Worker thread: forward pass and per-window error. */
+static void batch_run(ad_task *t, ad_worker *w)
+{
+    batch *b = (batch *)t;
+    size_t tf = (size_t)b->T * (size_t)b->F;
+    ad_engine *e = ad_workers_engine(w, b->model, b->key);
+    if (!e || ad_engine_forward(e, b->in, b->out, b->n) != 0) {
+        for (int i = 0; i < b->n; i++)
+            b->score[i] = NAN;
+        return;
+    }
+    for (int i = 0; i < b->n; i++) {
+        float mse, mae;
+        ad_recon_error(b->in + tf * (size_t)i, b->out + tf * (size_t)i, b->T, b->F,
+                       (ad_metric)b->metric, &mse, &mae, b->share + (size_t)b->F * (size_t)i);
+        b->score[i] = b->metric == AD_METRIC_MSE ? mse : mae;
+    }
+}
+
+static void submit_batch(ad_daemon *dd, batch *b)
+{
+    /* unlink from the open list and its owner */
+    batch **pp = &dd->open_list;
+    while (*pp && *pp != b) pp = &(*pp)->next;
+    if (*pp) *pp = b->next;
+    if (b->slot && *b->slot == b) *b->slot = NULL;
+    b->slot = NULL;
+    b->next = NULL;
+    if (dd->fifo_tail) dd->fifo_tail->next = b; else dd->fifo_head = b;
+    dd->fifo_tail = b;
+    dd->in_flight_batches++;
+    dd->c.batches++;
+    dd->c.batch_windows += (uint64_t)b->n;
+    ad_workers_submit(dd->ws, &b->task);
+}
+
+void batch_dispatch(ad_daemon *dd, int force)
+{
+    int idle = ad_workers_idle(dd->ws);
+    batch *b = dd->open_list, *n;
+    for (; b; b = n) {
+        n = b->next;
+        if (b->n == 0)
+            continue;
+        if (force || b->n >= b->limit || idle > 0) {
+            submit_batch(dd, b);
+            if (idle > 0) idle--;
+        }
+    }
+}
+
+int batch_open_windows(const ad_daemon *dd)
+{
+    for (const batch *b = dd->open_list; b; b = b->next)
+        if (b->n > 0)
+            return 1;
+    return 0;
+}
+
+/* Bootstrap collecting: windows go to training, nothing to score; consume
+ * them into the daemon's scratch buffer. */
+static void drain_unscored(ad_daemon *dd, stream_rec *s)
+{
+    size_t need = (size_t)ad_detector_T(s->d) * (size_t)ad_detector_F(s->d);
+    ad_window_job job;
+    if (dd->scratch_len < need) {
+        free(dd->scratch);
+        dd->scratch = malloc(need * sizeof(float));
+        dd->scratch_len = dd->scratch ? need : 0;
+        if (!dd->scratch) return;
+    }
+    while (ad_detector_next_window(s->d, dd->scratch, &job))
+        ;
+}
+
+/* The open batch for the model of s (a new one when full or none). */
+static batch *open_batch(ad_daemon *dd, stream_rec *s, const ad_model *m)
+{
+    batch *b, **slot;
+    slot = (s->det && s->det->mr && m == s->det->mr->m) ? &s->det->mr->open : &s->open;
+    b = *slot;
+    if (b && b->n >= b->limit) {
+        submit_batch(dd, b);
+        b = NULL;
+    }
+    if (b)
+        return b;
+    if (!(b = batch_get(dd, m, ad_detector_metric(s->d)))) {
+        ad_log(AD_LOG_ERR, "out of memory for a batch");
+        return NULL;
+    }
+    if (slot == &s->open) {
+        b->mr = NULL;           /* key set per window: the model generation */
+    } else {
+        b->mr = mr_get(s->det->mr);
+        b->key = b->mr->key;
+    }
+    b->slot = slot;
+    *slot = b;
+    b->next = dd->open_list;
+    dd->open_list = b;
+    return b;
+}
+
+void batch_pull(ad_daemon *dd, stream_rec *s)
+{
+    if (!s->d || s->restoring)
+        return;
+    for (;;) {
+        const ad_model *m = ad_detector_model(s->d);
+        ad_window_job job;
+        batch *b;
+        float *buf;
+
+        if (!m) {
+            drain_unscored(dd, s);
+            break;
+        }
+        if (!(b = open_batch(dd, s, m)))
+            return;
+        buf = b->in + (size_t)b->n * (size_t)b->T * (size_t)b->F;
+        if (!ad_detector_next_window(s->d, buf, &job))
+            break;
+        if (b->slot == &s->open)
+            b->key = (1ull << 63) | (s->serial << 20) | (job.gen & 0xFFFFF);
+        b->jobs[b->n] = job;
+        b->streams[b->n] = s;
+        b->epochs[b->n] = s->epoch;
+        dd_arrival_clock(dd);
+        b->t0[b->n] = dd->arr_hr_ns;
+        b->n++;
+        s->inflight++;
+    }
+    streams_events(dd, s);
+}
+
+static void feed_batch(ad_daemon *dd, batch *b)
+{
+    uint64_t now = uv_hrtime();
+    for (int i = 0; i < b->n; i++) {
+        stream_rec *s = b->streams[i];
+        s->inflight--;
+        if (s->dead || !s->d || s->epoch != b->epochs[i]) {
+            dd->c.windows_stale++;
+            streams_maybe_free(dd, s);
+            continue;
+        }
+        if (ad_detector_feed_score(s->d, &b->jobs[i], b->score[i],
+                                   b->share + (size_t)b->F * (size_t)i) == 0)
+            dd->c.windows_scored++;
+        else
+            dd->c.windows_stale++;
+        stats_latency_add(&dd->lat, (double)(now - b->t0[i]) / 1e6);
+        streams_events(dd, s);
+        streams_maybe_free(dd, s);
+    }
+}
+
+/* Loop thread: a batch came back; feed every finished one at the head of
+ * the FIFO (submission order). */
+static void batch_done(ad_task *t)
+{
+    batch *b = (batch *)t;
+    ad_daemon *dd = b->dd;
+    dd->model_cpu_s += t->cpu_s;
+    b->done = 1;
+    while (dd->fifo_head && dd->fifo_head->done) {
+        batch *h = dd->fifo_head;
+        dd->fifo_head = h->next;
+        if (!dd->fifo_head) dd->fifo_tail = NULL;
+        dd->in_flight_batches--;
+        feed_batch(dd, h);
+        batch_release(dd, h);
+    }
+}
+
+void batch_free_all(ad_daemon *dd)
+{
+    while (dd->open_list) {
+        batch *b = dd->open_list;
+        dd->open_list = b->next;
+        for (int i = 0; i < b->n; i++) b->streams[i]->inflight--;
+        mr_put(b->mr);
+        batch_destroy(b);
+    }
+    while (dd->free_batches) {
+        batch *b = dd->free_batches;
+        dd->free_batches = b->next;
+        batch_destroy(b);
+    }
+    free(dd->scratch);
+    dd->scratch = NULL;
+    dd->scratch_len = 0;
+}

@@ -1,0 +1,305 @@
+/*
+ * daemon_int.h - the daemon's runtime structures, shared by its modules
+ * (private: only the daemon/ sources include it; the public face is daemon.h).
+ *
+ * Who owns what:
+ *   ad_daemon   owns the current generation (g), the MQTT client, the
+ *               workers, the batch lists, the dead-stream list, the state
+ *               writer queue and every counter. One per process, used on
+ *               the loop thread only (except `cancel`, read by training).
+ *   gen         (generation.c) owns its config and its det_rt array; each
+ *               det_rt holds one reference to its shared model (mr) and
+ *               owns its payload parser and its stream map's bucket array.
+ *   stream_rec  (streams.c) is owned by the stream map of its det_rt while
+ *               live, by ad_daemon.dead once killed. It owns its detector
+ *               (d), a model trained online (own_model), a reference to the
+ *               shared model (mr), the graveyard of replaced detectors and
+ *               the samples held while its restore is in flight. Batches
+ *               and training tasks point at it without owning it: a stream
+ *               with windows in flight, a training job or a restore is
+ *               marked dead and freed when the last of them comes back.
+ *   batch       (batch.c) holds a model reference (mr) or, for a
+ *               stream-owned model, none: that model lives in the stream's
+ *               graveyard until the batch is fed.
+ *   model_ref   refcounted on the loop thread (mr_get/mr_put); the last put
+ *               frees the model.
+ *
+ * Module map: generation.c (config + models), streams.c (stream table,
+ * limits, eviction, samples in, events out), state.c (state files, read and
+ * written off the loop thread), batch.c (windows to the workers, scores
+ * back), training.c (online training tasks), publish.c (alert, state,
+ * status, stats JSON), stats.c (latency percentiles), reload.c (SIGHUP:
+ * new generation, adopt streams, swap), daemon.c (the loop and wiring).
+ */
+#ifndef AD_DAEMON_INT_H
+#define AD_DAEMON_INT_H
+
+#include <stdint.h>
+#include <uv.h>
+#include <cJSON.h>
+
+#include "ad.h"
+#include "config.h"
+#include "detector.h"
+#include "model.h"
+#include "mqtt.h"
+#include "payload.h"
+#include "workers.h"
+
+#define MAX_SAMPLES 256          /* samples per message */
+#define LAT_RING 4096            /* latency samples kept for percentiles */
+#define KEY_MAX 256              /* stream key bytes */
+
+typedef struct model_ref {
+    ad_model *m;
+    int refs;
+    uint64_t key;                /* engine cache key, unique per process */
+    struct batch *open;          /* open batch for this model */
+} model_ref;
+
+/* A replaced detector waiting until no batch in flight reads its model. */
+typedef struct old_det {
+    ad_detector *d;
+    ad_model *own;
+    struct old_det *next;
+} old_det;
+
+/* One message's samples received while the stream's restore was in flight,
+ * pushed in arrival order once it completes. */
+typedef struct held_msg {
+    struct held_msg *next;
+    double now_s;                /* arrival time given to the message */
+    int n;
+    ad_sample smp[];
+} held_msg;
+
+struct det_rt;
+struct restore_req;
+
+typedef struct stream_rec {
+    uint64_t hash;               /* lookup fields first: one cache line */
+    struct stream_rec *hnext;
+    struct det_rt *det;          /* NULL once dead */
+    ad_detector *d;              /* NULL while a new detector is restored */
+    ad_model *own_model;         /* model loaded from the state dir (owned) */
+    model_ref *mr;               /* shared model reference (or NULL) */
+    uint64_t serial;
+    uint32_t epoch;              /* bumps when d is replaced */
+    int inflight;                /* windows in open/submitted batches */
+    int training;
+    int dead;
+    struct restore_req *restoring; /* the restore to install (state.c), or NULL */
+    int restores;                /* restore requests on the thread pool */
+    held_msg *held, *held_tail;  /* samples waiting for that restore */
+    uint64_t last_ms;            /* uv_now of the last sample */
+    int64_t last_arrival_ms;     /* arrival time given to the last message */
+    struct batch *open;          /* open batch for a stream-owned model */
+    old_det *grave;
+    struct stream_rec *dnext;    /* dead list */
+    char key[];                  /* allocated with the record */
+} stream_rec;
+
+typedef struct stream_map {
+    stream_rec **b;
+    size_t nb, n;
+} stream_map;
+
+/* A detector of the running configuration. */
+typedef struct det_rt {
+    ad_detconf *c;
+    model_ref *mr;               /* NULL for bootstrap */
+    ad_payload_parser *parser;
+    int T, F;
+    char **features;             /* F names (borrowed from model or config) */
+    stream_map streams;
+    char state_dir[4096];        /* "" if no persistence */
+    uint64_t refused, evicted;
+} det_rt;
+
+/* A generation: one loaded configuration with its models. */
+typedef struct gen {
+    ad_config *cfg;
+    det_rt *dets;
+    int n;
+} gen;
+
+typedef struct batch {
+    ad_task task;                /* first: the task pointer is the batch */
+    struct ad_daemon *dd;
+    const ad_model *model;
+    model_ref *mr;               /* ref held, or NULL (stream-owned model) */
+    struct batch **slot;         /* where the open batch is registered */
+    uint64_t key;
+    int metric;
+    int T, F, n, cap;
+    int limit;                  /* windows this model takes: ad_batch_cap() */
+    float *in, *out, *share;
+    double *score;
+    ad_window_job *jobs;
+    stream_rec **streams;
+    uint32_t *epochs;
+    uint64_t *t0;                /* uv_hrtime when the window was ready */
+    int done;
+    struct batch *next;          /* open list / flight FIFO / free list */
+} batch;
+
+typedef struct counters {
+    uint64_t messages_in, parse_errors, unknown_fields, nonfinite, oversized;
+    uint64_t no_detector, no_stream_key, samples, streams_refused, streams_evicted;
+    uint64_t windows_scored, windows_stale, alerts_raised, alerts_cleared;
+    uint64_t batches, batch_windows, trainings, training_failures, ignored_stopping;
+    uint64_t retired_dropped;    /* dropped samples of freed streams */
+} counters;
+
+/* Inference latency: the last LAT_RING windows (stats.c). */
+typedef struct lat_ring {
+    double ms[LAT_RING];
+    uint64_t n;
+} lat_ring;
+
+/* A state file to write off the loop thread (state.c). */
+typedef struct wjob {
+    struct wjob *next;
+    char *path, *data;
+    size_t len;
+    int failed;                  /* the write failed: err says why */
+    char err[320];
+} wjob;
+
+typedef struct ad_daemon {
+    uv_loop_t *loop;
+    char *path;
+    gen *g;
+    ad_mqtt *mqtt;
+    ad_workers *ws;
+    uv_signal_t sig_hup, sig_term, sig_int;
+    uv_timer_t stats_timer, house_timer, drain_timer;
+    uv_check_t check;
+    uv_prepare_t prepare;
+    /* arrival time of what a loop phase reads: one clock reading per phase,
+     * not per message (prepare_cb and check_cb, around the poll phase,
+     * start a new one) */
+    uint64_t arr_wall_ms, arr_hr_ns;
+    int arr_valid;
+    int max_batch;
+    int stopping, reloading, ready_sent, paused, exit_code;
+    volatile int cancel;
+    batch *open_list, *fifo_head, *fifo_tail, *free_batches;
+    int in_flight_batches;
+    float *scratch;              /* bootstrap windows nobody scores */
+    size_t scratch_len;
+    stream_rec *dead;
+    uint64_t serial;
+    counters c;
+    lat_ring lat;
+    double model_cpu_s;
+    uint64_t started_ms, stop_ms, last_evict_ms;
+    char started_iso[40];
+    int log_tokens;
+    uint64_t log_refill_ms, log_suppressed;
+    /* state writer: queued files, the batch being written, its request */
+    wjob *wq_head, *wq_tail, *w_batch;
+    uv_work_t w_req;
+    int w_busy;
+    int restores;                /* stream restores in flight */
+} ad_daemon;
+
+/* ---- daemon.c ---- */
+uint64_t dd_wall_ms(void);
+void dd_iso_ms(int64_t ms, char *out, size_t len);
+/* Read the clock once per loop phase (see ad_daemon.arr_*). */
+void dd_arrival_clock(ad_daemon *dd);
+/* Rate-limited warning for bad input: log_rate lines per minute. */
+void dd_bad_input(ad_daemon *dd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Subscribe to the topics of dd->g (at start and after a reload). */
+void dd_update_subscriptions(ad_daemon *dd);
+/* (Re)start the stats timer with dd->g's interval. */
+void dd_arm_stats(ad_daemon *dd);
+
+/* ---- generation.c ---- */
+model_ref *mr_get(model_ref *r);
+void mr_put(model_ref *r);
+/* Load config file `path` and every model (any thread). */
+int gen_load(gen **out, const char *path, char *err, size_t errlen);
+void gen_free(gen *g);                         /* NULL-safe */
+/* Create every state directory; a detector whose cannot be made runs
+ * without persistence (warning logged). */
+void gen_make_state_dirs(gen *g);
+
+/* ---- streams.c ---- */
+/* Iterate a stream map; s may be removed (killed) inside the loop. */
+#define MAP_FOREACH(m, s) \
+    for (size_t _i = 0; _i < (m)->nb; _i++) \
+        for (stream_rec *s = (m)->b[_i], *_n = s ? s->hnext : NULL; s; \
+             s = _n, _n = s ? s->hnext : NULL)
+/* Route one message's payload to the stream of detector d it names. */
+void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *payload,
+                     size_t len, double now_s);
+/* Push the samples held during a restore, in arrival order. */
+void streams_release_held(ad_daemon *dd, stream_rec *s);
+/* Publish, save, train on the detector's queued events; 1 if its state changed. */
+int streams_events(ad_daemon *dd, stream_rec *s);
+/* Remove from its detector (state saved first when save) and free when possible. */
+void streams_kill(ad_daemon *dd, stream_rec *s, int save);
+/* Free a dead stream once nothing refers to it; empty a live one's graveyard. */
+void streams_maybe_free(ad_daemon *dd, stream_rec *s);
+void streams_free_now(ad_daemon *dd, stream_rec *s);
+/* Move the current detector of s (may be NULL) to its graveyard. */
+void streams_bury(stream_rec *s);
+/* Idle eviction (when evict) and period-mode rows, every house tick. */
+void streams_house(ad_daemon *dd, int evict);
+
+/* ---- state.c ---- */
+/* Queue the calibration state of s for writing (nothing if not calibrated). */
+void state_save(ad_daemon *dd, stream_rec *s);
+/* What state_restore does with the stream. */
+typedef enum {
+    RESTORE_NEW,        /* a new stream: build its detector, announce it */
+    RESTORE_REBUILD,    /* reload, new settings: build a new detector */
+    RESTORE_CALIBRATION /* reload, new model set: restore the calibration only */
+} restore_mode;
+/* Restore s off the loop thread: build its detector (loading a model
+ * trained online from the state dir when one fits) and restore its saved
+ * calibration. Until that is installed, s->restoring is set, s->d is NULL
+ * (unless RESTORE_CALIBRATION) and samples are held (streams_message); a
+ * newer restore of the same stream supersedes an older one. Without a
+ * state dir it completes at once. Returns 0, or a negative code (err
+ * filled, stream killed) when no detector could be made. */
+int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, size_t errlen);
+/* The path of the model trained online for stream key of d. */
+void state_trained_path(const det_rt *d, const char *key, char *out, size_t len);
+/* Free the writer queue (at exit, after the loop ran dry). */
+void state_writer_free(ad_daemon *dd);
+
+/* ---- batch.c ---- */
+/* Pull every due window of s into the open batch of its model. */
+void batch_pull(ad_daemon *dd, stream_rec *s);
+/* Submit open batches: all (force) or while workers are idle / full ones. */
+void batch_dispatch(ad_daemon *dd, int force);
+int batch_open_windows(const ad_daemon *dd);
+/* Free open and spare batches (at exit). */
+void batch_free_all(ad_daemon *dd);
+
+/* ---- training.c ---- */
+void training_start(ad_daemon *dd, stream_rec *s);
+
+/* ---- publish.c ---- */
+void publish_json(ad_daemon *dd, const char *topic, cJSON *o, int qos, int retain);
+void publish_state(ad_daemon *dd, stream_rec *s);
+void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev);
+void publish_stats(ad_daemon *dd);
+/* The retained status message (malloc'd JSON) for state "online"/"offline". */
+char *publish_status_json(const ad_daemon *dd, const char *state);
+
+/* ---- stats.c ---- */
+void stats_latency_add(lat_ring *r, double ms);
+/* p50, p90, p99 and max of the ring (zeros when empty); 0 or AD_ENOMEM. */
+int stats_latency_percentiles(const lat_ring *r, double *p50, double *p90, double *p99,
+                              double *pmax);
+
+/* ---- reload.c ---- */
+/* SIGHUP: load the config again off the loop and swap it in between messages. */
+void reload_start(ad_daemon *dd);
+
+#endif /* AD_DAEMON_INT_H */

@@ -1,0 +1,182 @@
+/*
+ * generation.c - a generation: one loaded configuration with its models,
+ * payload parsers and per-detector runtime (det_rt), built off the loop at
+ * start and on SIGHUP (reload.c swaps it in), and the refcounted shared
+ * model references (model_ref) that streams and batches hold.
+ *
+ * Ownership: gen_load returns a gen owning its config and det_rt array;
+ * each det_rt holds one model_ref reference and owns its parser. The
+ * streams of a det_rt are moved out (reload.c) or killed before gen_free.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "daemon_int.h"
+
+/* Engine cache keys: unique per process; gen_load may run on the thread
+ * pool (reload), hence the atomic counter. */
+static uint64_t next_key = 1;
+
+static model_ref *mr_new(ad_model *m)
+{
+    model_ref *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->m = m;
+    r->refs = 1;
+    r->key = __atomic_fetch_add(&next_key, 1, __ATOMIC_RELAXED);
+    return r;
+}
+
+model_ref *mr_get(model_ref *r)
+{
+    if (r) r->refs++;
+    return r;
+}
+
+void mr_put(model_ref *r)
+{
+    if (r && --r->refs == 0) {
+        ad_model_free(r->m);
+        free(r);
+    }
+}
+
+void gen_free(gen *g)
+{
+    if (!g) return;
+    for (int i = 0; i < g->n; i++) {
+        det_rt *d = &g->dets[i];
+        mr_put(d->mr);
+        ad_payload_parser_free(d->parser);
+        free(d->streams.b);
+    }
+    free(g->dets);
+    ad_config_free(g->cfg);
+    free(g);
+}
+
+/* The model of detector i (if any): loaded, its shape and features. */
+static int det_load_model(det_rt *d, int i, const char *path, char *err, size_t errlen)
+{
+    ad_model *m = NULL;
+    char e2[512];
+    int rc;
+
+    if (!d->c->model) {
+        d->T = d->c->window_length;
+        d->F = d->c->features.n;
+        d->features = d->c->features.v;
+        return 0;
+    }
+    if ((rc = ad_model_load(&m, d->c->model, e2, sizeof e2)))
+        return ad_errf(err, errlen, rc, "%s: detectors[%d].model: %s", path, i, e2);
+    if (!(d->mr = mr_new(m))) {
+        ad_model_free(m);
+        return ad_errf(err, errlen, AD_ENOMEM, "out of memory");
+    }
+    d->T = m->window;
+    d->F = m->n_features;
+    d->features = m->features;
+    for (int f = 0; d->c->features.n && f < d->F; f++)
+        if (d->c->features.n != d->F || strcmp(d->c->features.v[f], d->features[f]))
+            return ad_errf(err, errlen, AD_EINVAL, "%s: detectors[%d].training."
+                           "features: differ from the model's", path, i);
+    return 0;
+}
+
+int gen_load(gen **out, const char *path, char *err, size_t errlen)
+{
+    gen *g = calloc(1, sizeof *g);
+    char e2[512], pp[64];
+    int rc;
+
+    *out = NULL;
+    if (!g)
+        return ad_errf(err, errlen, AD_ENOMEM, "out of memory");
+    if ((rc = ad_config_load(&g->cfg, path, err, errlen)))
+        goto fail;
+    if (!(g->dets = calloc((size_t)g->cfg->n_det, sizeof *g->dets))) {
+        rc = ad_errf(err, errlen, AD_ENOMEM, "out of memory");
+        goto fail;
+    }
+    g->n = g->cfg->n_det;
+    for (int i = 0; i < g->n; i++) {
+        det_rt *d = &g->dets[i];
+        ad_detector *probe = NULL;
+        d->c = &g->cfg->det[i];
+        if ((rc = det_load_model(d, i, path, err, errlen)))
+            goto fail;
+        snprintf(pp, sizeof pp, "detectors[%d].payload", i);
+        if ((rc = ad_payload_parser_new(&d->parser, &d->c->payload,
+                                        (const char *const *)d->features, d->F, pp,
+                                        e2, sizeof e2))) {
+            rc = ad_errf(err, errlen, rc, "%s: %s", path, e2);
+            goto fail;
+        }
+        /* the detector settings against the model (metric of method model...) */
+        if ((rc = ad_detector_new(&probe, &d->c->pipe, "check", d->mr ? d->mr->m : NULL,
+                                  d->T, d->F, (const char *const *)d->features,
+                                  e2, sizeof e2))) {
+            rc = ad_errf(err, errlen, rc, "%s: detectors[%d]: %s", path, i, e2);
+            goto fail;
+        }
+        ad_detector_free(probe);
+        if (g->cfg->state_dir)
+            snprintf(d->state_dir, sizeof d->state_dir, "%s/%s", g->cfg->state_dir, d->c->name);
+    }
+    *out = g;
+    return 0;
+fail:
+    gen_free(g);
+    return rc;
+}
+
+void gen_make_state_dirs(gen *g)
+{
+    for (int i = 0; i < g->n; i++) {
+        det_rt *d = &g->dets[i];
+        char err[4400];
+        int rc;
+        if (!d->state_dir[0])
+            continue;
+        rc = ad_mkdir_p(d->state_dir, 0750, err, sizeof err);
+        if (rc == 0 && access(d->state_dir, W_OK) != 0) {
+            snprintf(err, sizeof err, "%s: %s", d->state_dir, strerror(errno));
+            rc = AD_EIO;
+        }
+        if (rc) {
+            ad_log(AD_LOG_WARNING, "state directory %s; calibration state will not be kept",
+                   err);
+            d->state_dir[0] = '\0';
+        }
+    }
+}
+
+int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    gen *g = NULL;
+    int rc = gen_load(&g, path, err, errlen);
+    size_t o = 0;
+    if (rc)
+        return rc;
+    if (out && outlen) {
+        out[0] = '\0';
+        for (int i = 0; i < g->n && o < outlen; i++) {
+            det_rt *d = &g->dets[i];
+            o += (size_t)snprintf(out + o, outlen - o,
+                                  "detector %s: model %s (id %s), window %d, %d features, "
+                                  "%d topic filter(s), payload %s\n", d->c->name,
+                                  d->c->model ? d->c->model : "(bootstrap)",
+                                  d->mr ? d->mr->m->id : "-", d->T, d->F, d->c->topics.n,
+                                  d->c->payload.format == AD_FMT_NUMBER ? "number" :
+                                  d->c->payload.format == AD_FMT_JSON ? "json" : "senml");
+        }
+    }
+    gen_free(g);
+    return 0;
+}

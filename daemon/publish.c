@@ -1,0 +1,279 @@
+/*
+ * publish.c - what the daemon publishes on MQTT: alerts (raised/cleared,
+ * schema 1), each stream's retained state, the retained online/offline
+ * status and the periodic statistics (also summarised to systemd).
+ *
+ * Ownership: every JSON object is built and freed here; topics and
+ * payloads are copied by mqtt.c (ad_mqtt_publish) before it returns.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "daemon_int.h"
+#include "notify.h"
+#include "topic.h"
+
+void publish_json(ad_daemon *dd, const char *topic, cJSON *o, int qos, int retain)
+{
+    char *txt = cJSON_PrintUnformatted(o);
+    if (txt) {
+        ad_mqtt_publish(dd->mqtt, topic, txt, strlen(txt), qos, retain);
+        free(txt);
+    }
+}
+
+static const char *model_id_of(stream_rec *s)
+{
+    const ad_model *m = s->d ? ad_detector_model(s->d) : NULL;
+    return m && m->id[0] ? m->id : "";
+}
+
+void publish_state(ad_daemon *dd, stream_rec *s)
+{
+    det_rt *d = s->det;
+    ad_detector_stats st;
+    char topic[1024], iso[40];
+    cJSON *o;
+    if (!s->d || !d->c->state_topic)
+        return;
+    if (ad_topic_expand(d->c->state_topic, d->c->name, s->key, topic, sizeof topic) < 0)
+        return;
+    ad_detector_get_stats(s->d, &st);
+    dd_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+    if (!(o = cJSON_CreateObject()))
+        return;
+    cJSON_AddStringToObject(o, "detector", d->c->name);
+    cJSON_AddStringToObject(o, "stream", s->key);
+    cJSON_AddStringToObject(o, "phase", ad_phase_name(st.phase));
+    cJSON_AddStringToObject(o, "state", st.alert_active ? "alert" : "normal");
+    if (st.alert_active)
+        cJSON_AddStringToObject(o, "alert_id", st.alert_id);
+    else
+        cJSON_AddNullToObject(o, "alert_id");
+    if (isfinite(st.threshold))
+        cJSON_AddNumberToObject(o, "threshold", st.threshold);
+    else
+        cJSON_AddNullToObject(o, "threshold");
+    if (isfinite(st.last_smoothed))
+        cJSON_AddNumberToObject(o, "score", st.last_smoothed);
+    else
+        cJSON_AddNullToObject(o, "score");
+    cJSON_AddStringToObject(o, "model_id", model_id_of(s));
+    cJSON_AddStringToObject(o, "updated", iso);
+    publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 1);
+    cJSON_Delete(o);
+}
+
+void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
+{
+    det_rt *d = s->det;
+    const ad_alert *a = &ev->alert;
+    const char *const *names = ad_detector_features(s->d);
+    char topic[1024], iso[40];
+    const char *file;
+    cJSON *o, *mo, *tf;
+    int raised = ev->type == AD_EV_ALERT_RAISED;
+
+    if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0) {
+        dd_bad_input(dd, "detector %s: alert topic too long for stream %s", d->c->name,
+                     s->key);
+        return;
+    }
+    if (!(o = cJSON_CreateObject()))
+        return;
+    cJSON_AddNumberToObject(o, "schema", 1);
+    cJSON_AddStringToObject(o, "alert_id", a->id);
+    cJSON_AddStringToObject(o, "event", raised ? "raised" : "cleared");
+    cJSON_AddStringToObject(o, "detector", d->c->name);
+    cJSON_AddStringToObject(o, "stream", s->key);
+    mo = cJSON_AddObjectToObject(o, "model");
+    cJSON_AddStringToObject(mo, "id", model_id_of(s));
+    file = d->c->model ? strrchr(d->c->model, '/') : NULL;
+    cJSON_AddStringToObject(mo, "file", file ? file + 1 : d->c->model ? d->c->model : "");
+    cJSON_AddBoolToObject(mo, "trained_online", s->own_model != NULL ||
+                          (ad_detector_model(s->d) && d->mr &&
+                           ad_detector_model(s->d) != d->mr->m));
+    dd_iso_ms(ev->ts_ms, iso, sizeof iso);
+    cJSON_AddStringToObject(o, "time", iso);
+    cJSON_AddNumberToObject(o, "time_ms", (double)ev->ts_ms);
+    dd_iso_ms(a->start_ms, iso, sizeof iso);
+    cJSON_AddStringToObject(o, "start", iso);
+    cJSON_AddNumberToObject(o, "start_ms", (double)a->start_ms);
+    if (a->end_ms) {
+        dd_iso_ms(a->end_ms, iso, sizeof iso);
+        cJSON_AddStringToObject(o, "end", iso);
+        cJSON_AddNumberToObject(o, "end_ms", (double)a->end_ms);
+        cJSON_AddNumberToObject(o, "duration_s", (double)(a->end_ms - a->start_ms) / 1000.0);
+    } else {
+        cJSON_AddNullToObject(o, "end");
+        cJSON_AddNullToObject(o, "end_ms");
+        cJSON_AddNullToObject(o, "duration_s");
+    }
+    cJSON_AddNumberToObject(o, "score", a->peak_score);
+    cJSON_AddNumberToObject(o, "threshold", a->threshold);
+    cJSON_AddNumberToObject(o, "severity", a->severity);
+    cJSON_AddStringToObject(o, "level", a->severity >= 2.0 ? "critical" : "warning");
+    cJSON_AddStringToObject(o, "metric", ad_detector_metric_name(ad_detector_metric(s->d)));
+    cJSON_AddNumberToObject(o, "windows", (double)a->windows);
+    tf = cJSON_AddArrayToObject(o, "top_features");
+    for (int i = 0; i < a->n_top; i++) {
+        cJSON *f = cJSON_CreateObject();
+        int fi = a->top_feature[i];
+        if (!f) break;
+        cJSON_AddStringToObject(f, "name", names && fi >= 0 && fi < ad_detector_F(s->d) ?
+                                names[fi] : "?");
+        cJSON_AddNumberToObject(f, "share", round(a->top_share[i] * 10000.0) / 10000.0);
+        cJSON_AddItemToArray(tf, f);
+    }
+    dd_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+    cJSON_AddStringToObject(o, "published", iso);
+    publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 0);
+    cJSON_Delete(o);
+    ad_log(AD_LOG_NOTICE, "alert %s %s: detector %s stream %s score %.4g threshold %.4g",
+           a->id, raised ? "raised" : "cleared", d->c->name, s->key, a->peak_score,
+           a->threshold);
+    if (raised) dd->c.alerts_raised++; else dd->c.alerts_cleared++;
+}
+
+char *publish_status_json(const ad_daemon *dd, const char *state)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *s;
+    char host[256] = "";
+    if (!o) return NULL;
+    gethostname(host, sizeof host - 1);
+    cJSON_AddStringToObject(o, "state", state);
+    cJSON_AddStringToObject(o, "version", AD_VERSION);
+    cJSON_AddStringToObject(o, "started", dd->started_iso);
+    cJSON_AddNumberToObject(o, "pid", (double)getpid());
+    cJSON_AddStringToObject(o, "host", host);
+    s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Per-detector stream counts (array "detectors") and the totals over all
+ * streams of every detector. */
+typedef struct stream_totals {
+    uint64_t dropped, calibrating, detecting, collecting, active, streams;
+} stream_totals;
+
+static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
+{
+    gen *g = dd->g;
+    cJSON *dets = cJSON_CreateArray();
+    t->dropped = dd->c.retired_dropped;
+    for (int i = 0; i < g->n; i++) {
+        det_rt *d = &g->dets[i];
+        cJSON *dj = cJSON_CreateObject();
+        MAP_FOREACH(&d->streams, s) {
+            ad_detector_summary st;
+            if (!s->d)
+                continue;       /* restoring: counted once it runs */
+            ad_detector_summarize(s->d, &st);
+            t->dropped += st.dropped;
+            t->calibrating += st.phase == AD_PHASE_CALIBRATING;
+            t->detecting += st.phase == AD_PHASE_DETECTING;
+            t->collecting += st.phase == AD_PHASE_COLLECTING || st.phase == AD_PHASE_TRAINING;
+            t->active += st.alert_active != 0;
+        }
+        t->streams += d->streams.n;
+        cJSON_AddStringToObject(dj, "name", d->c->name);
+        cJSON_AddNumberToObject(dj, "streams", (double)d->streams.n);
+        cJSON_AddNumberToObject(dj, "streams_refused", (double)d->refused);
+        cJSON_AddNumberToObject(dj, "streams_evicted", (double)d->evicted);
+        cJSON_AddItemToArray(dets, dj);
+    }
+    return dets;
+}
+
+/* "inference" and "cpu_s" objects, "max_rss_kb"; *p99 for the status line. */
+static void inference_json(ad_daemon *dd, cJSON *o, double *p99)
+{
+    cJSON *inf, *cpu, *lj;
+    struct rusage ru;
+    double proc_cpu, p50, p90, pmax;
+
+    inf = cJSON_AddObjectToObject(o, "inference");
+    cJSON_AddNumberToObject(inf, "batches", (double)dd->c.batches);
+    cJSON_AddNumberToObject(inf, "mean_batch", dd->c.batches ?
+                            (double)dd->c.batch_windows / (double)dd->c.batches : 0);
+    cJSON_AddNumberToObject(inf, "workers", ad_workers_count(dd->ws));
+    lj = cJSON_AddObjectToObject(inf, "latency_ms");
+    stats_latency_percentiles(&dd->lat, &p50, &p90, p99, &pmax);
+    cJSON_AddNumberToObject(lj, "p50", p50);
+    cJSON_AddNumberToObject(lj, "p90", p90);
+    cJSON_AddNumberToObject(lj, "p99", *p99);
+    cJSON_AddNumberToObject(lj, "max", pmax);
+    getrusage(RUSAGE_SELF, &ru);
+    proc_cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+    cpu = cJSON_AddObjectToObject(o, "cpu_s");
+    cJSON_AddNumberToObject(cpu, "process", proc_cpu);
+    cJSON_AddNumberToObject(cpu, "workers", dd->model_cpu_s);
+    cJSON_AddNumberToObject(cpu, "model_share", proc_cpu > 0 ? dd->model_cpu_s / proc_cpu : 0);
+    cJSON_AddNumberToObject(o, "max_rss_kb", (double)ru.ru_maxrss);
+}
+
+void publish_stats(ad_daemon *dd)
+{
+    gen *g = dd->g;
+    ad_mqtt_stats ms;
+    stream_totals t = {0};
+    cJSON *o, *mq, *dets;
+    double p99 = 0;
+    char iso[40];
+
+    if (!(o = cJSON_CreateObject()))
+        return;
+    dets = detectors_json(dd, &t);
+    ad_mqtt_get_stats(dd->mqtt, &ms);
+    dd_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+    cJSON_AddStringToObject(o, "time", iso);
+    cJSON_AddNumberToObject(o, "uptime_s", (double)(uv_now(dd->loop) - dd->started_ms) / 1000.0);
+    cJSON_AddNumberToObject(o, "messages_in", (double)dd->c.messages_in);
+    cJSON_AddNumberToObject(o, "parse_errors", (double)dd->c.parse_errors);
+    cJSON_AddNumberToObject(o, "nonfinite", (double)dd->c.nonfinite);
+    cJSON_AddNumberToObject(o, "unknown_fields", (double)dd->c.unknown_fields);
+    cJSON_AddNumberToObject(o, "oversized", (double)dd->c.oversized);
+    cJSON_AddNumberToObject(o, "no_detector", (double)dd->c.no_detector);
+    cJSON_AddNumberToObject(o, "no_stream_key", (double)dd->c.no_stream_key);
+    cJSON_AddNumberToObject(o, "samples", (double)dd->c.samples);
+    cJSON_AddNumberToObject(o, "dropped_samples", (double)t.dropped);
+    cJSON_AddNumberToObject(o, "streams", (double)t.streams);
+    cJSON_AddNumberToObject(o, "streams_refused", (double)dd->c.streams_refused);
+    cJSON_AddNumberToObject(o, "streams_evicted", (double)dd->c.streams_evicted);
+    cJSON_AddNumberToObject(o, "collecting_streams", (double)t.collecting);
+    cJSON_AddNumberToObject(o, "calibrating_streams", (double)t.calibrating);
+    cJSON_AddNumberToObject(o, "detecting_streams", (double)t.detecting);
+    cJSON_AddNumberToObject(o, "windows_scored", (double)dd->c.windows_scored);
+    cJSON_AddNumberToObject(o, "windows_stale", (double)dd->c.windows_stale);
+    cJSON_AddNumberToObject(o, "alerts_raised", (double)dd->c.alerts_raised);
+    cJSON_AddNumberToObject(o, "alerts_cleared", (double)dd->c.alerts_cleared);
+    cJSON_AddNumberToObject(o, "alerts_active", (double)t.active);
+    cJSON_AddNumberToObject(o, "trainings", (double)dd->c.trainings);
+    cJSON_AddNumberToObject(o, "training_failures", (double)dd->c.training_failures);
+    inference_json(dd, o, &p99);
+    mq = cJSON_AddObjectToObject(o, "mqtt");
+    cJSON_AddBoolToObject(mq, "connected", ms.connected);
+    cJSON_AddNumberToObject(mq, "connects", (double)ms.connects);
+    cJSON_AddNumberToObject(mq, "connect_failures", (double)ms.connect_failures);
+    cJSON_AddNumberToObject(mq, "fast_path", (double)ms.fast_path);
+    cJSON_AddNumberToObject(mq, "published", (double)ms.published);
+    cJSON_AddNumberToObject(mq, "queued", (double)ms.queued);
+    cJSON_AddNumberToObject(mq, "queue_dropped", (double)ms.queue_dropped);
+    cJSON_AddItemToObject(o, "detectors", dets);
+    if (g->cfg->broker.stats_topic)
+        publish_json(dd, g->cfg->broker.stats_topic, o, 0, 0);
+    ad_notify_status("%llu streams, %llu msgs, %llu windows scored, %llu alerts, p99 %.1f ms",
+                     (unsigned long long)t.streams, (unsigned long long)dd->c.messages_in,
+                     (unsigned long long)dd->c.windows_scored,
+                     (unsigned long long)dd->c.alerts_raised, p99);
+    cJSON_Delete(o);
+}

@@ -1,0 +1,169 @@
+/*
+ * reload.c - SIGHUP: build a new generation (config and models) on the
+ * thread pool, check that a reload may change what changed, then between
+ * two messages adopt every stream of a detector that is still configured
+ * (kept as is, given the new model, or rebuilt for new settings, its
+ * calibration restored when it still applies), drop the streams of removed
+ * detectors and swap the generation. On any failure the running
+ * configuration stays and the reason is logged (nginx ngx_init_cycle).
+ *
+ * Ownership: a reload_req owns the generation it loaded until apply_gen
+ * hands it to the daemon (which frees the old one); streams move from the
+ * old det_rt's map to the new one's.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon_int.h"
+#include "notify.h"
+
+typedef struct reload_req {
+    uv_work_t w;
+    ad_daemon *dd;
+    gen *g;
+    char path[4096];
+    int rc;
+    char err[1024];
+} reload_req;
+
+static void reload_work(uv_work_t *w)
+{
+    reload_req *r = w->data;
+    r->rc = gen_load(&r->g, r->path, r->err, sizeof r->err);
+}
+
+static int same_model(const det_rt *a, const det_rt *b)
+{
+    if (!a->mr || !b->mr)
+        return !a->mr && !b->mr;
+    return strcmp(a->mr->m->id, b->mr->m->id) == 0;
+}
+
+static int same_shape(const det_rt *a, const det_rt *b)
+{
+    if (a->T != b->T || a->F != b->F) return 0;
+    for (int f = 0; f < a->F; f++)
+        if (strcmp(a->features[f], b->features[f])) return 0;
+    return 1;
+}
+
+/* Move the streams of old detector o into n, adapting them to n's settings. */
+static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
+{
+    int same_pipe = ad_detconf_same_pipeline(o->c, n->c);
+    int same_m = same_model(o, n);
+    int shape = same_shape(o, n);
+    int kept = 0, remodel = 0, rebuilt = 0, lost = 0;
+    char err[256];
+
+    if (same_m && o->mr && n->mr) {
+        /* identical file: keep the loaded model (streams and batches use it) */
+        mr_put(n->mr);
+        n->mr = mr_get(o->mr);
+        n->features = n->mr->m->features;
+    }
+    n->streams = o->streams;
+    memset(&o->streams, 0, sizeof o->streams);
+    MAP_FOREACH(&n->streams, s) {
+        s->det = n;
+        if (same_pipe && same_m) {
+            kept++;
+            continue;
+        }
+        state_save(dd, s);
+        if (same_pipe && shape && n->mr && n->c->pipe.training == AD_TRAIN_NONE && s->d &&
+            !s->own_model && ad_detector_set_model(s->d, n->mr->m, 0, err, sizeof err) == 0) {
+            mr_put(s->mr);
+            s->mr = mr_get(n->mr);
+            state_restore(dd, s, RESTORE_CALIBRATION, err, sizeof err);
+            remodel++;
+            continue;
+        }
+        /* new settings: a new detector; the old one waits in the graveyard
+         * while batches in flight may read its model */
+        streams_bury(s);
+        s->epoch++;
+        mr_put(s->mr);
+        s->mr = mr_get(n->mr);
+        if (state_restore(dd, s, RESTORE_REBUILD, err, sizeof err) != 0)
+            lost++;                 /* logged, stream killed */
+        else
+            rebuilt++;
+    }
+    if (kept + remodel + rebuilt + lost)
+        ad_log(AD_LOG_INFO, "reload: detector %s: %d stream(s) kept, %d with the new model, "
+               "%d rebuilt for new settings, %d dropped", n->c->name, kept, remodel, rebuilt,
+               lost);
+}
+
+static void apply_gen(ad_daemon *dd, gen *ng)
+{
+    gen *og = dd->g;
+    /* windows of the open batches were taken under the old settings */
+    batch_dispatch(dd, 1);
+    gen_make_state_dirs(ng);
+    for (int i = 0; i < ng->n; i++) {
+        det_rt *n = &ng->dets[i];
+        for (int j = 0; j < og->n; j++)
+            if (strcmp(og->dets[j].c->name, n->c->name) == 0)
+                adopt_streams(dd, &og->dets[j], n);
+    }
+    for (int j = 0; j < og->n; j++) {
+        det_rt *o = &og->dets[j];
+        if (o->streams.n)
+            ad_log(AD_LOG_INFO, "reload: detector %s removed, %zu stream(s) dropped",
+                   o->c->name, o->streams.n);
+        MAP_FOREACH(&o->streams, s)
+            streams_kill(dd, s, 1);
+    }
+    dd->g = ng;
+    gen_free(og);
+    dd_update_subscriptions(dd);
+    dd_arm_stats(dd);
+}
+
+static void reload_after(uv_work_t *w, int status)
+{
+    reload_req *r = w->data;
+    ad_daemon *dd = r->dd;
+    char err[512];
+    dd->reloading = 0;
+    if (status == 0 && r->rc == 0 && dd->stopping) {
+        gen_free(r->g);
+    } else if (status != 0 || r->rc != 0) {
+        ad_log(AD_LOG_ERR, "reload failed, keeping the running configuration: %s",
+               r->rc ? r->err : uv_strerror(status));
+    } else if (ad_config_reload_ok(dd->g->cfg, r->g->cfg, err, sizeof err) != 0) {
+        ad_log(AD_LOG_ERR, "reload refused, keeping the running configuration: %s", err);
+        gen_free(r->g);
+    } else {
+        apply_gen(dd, r->g);
+        ad_log(AD_LOG_NOTICE, "configuration reloaded from %s", dd->path);
+    }
+    ad_notify_ready();
+    free(r);
+}
+
+void reload_start(ad_daemon *dd)
+{
+    reload_req *r;
+    if (dd->reloading) {
+        ad_log(AD_LOG_WARNING, "SIGHUP: a reload is already running");
+        return;
+    }
+    if (!(r = calloc(1, sizeof *r)))
+        return;
+    r->dd = dd;
+    r->w.data = r;
+    snprintf(r->path, sizeof r->path, "%s", dd->path);
+    ad_notify_reloading();
+    ad_log(AD_LOG_NOTICE, "SIGHUP: reloading %s", dd->path);
+    dd->reloading = 1;
+    if (uv_queue_work(dd->loop, &r->w, reload_work, reload_after) != 0) {
+        dd->reloading = 0;
+        free(r);
+        ad_notify_ready();
+    }
+}

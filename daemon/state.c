@@ -1,0 +1,364 @@
+/*
+ * state.c - the persisted state of streams in state_dir/<detector>/ (layout
+ * in daemon.h): calibration state files and models trained online. Both
+ * directions run on the libuv thread pool, never on the loop thread.
+ *
+ * Writing: a calibrating thousand streams, evictions and the final save at
+ * stop would otherwise hold the loop for as many fsyncs. One batch of files
+ * is written at a time, in queue order, so a newer state of a stream never
+ * loses to an older one; a queued file of the same path is replaced rather
+ * than written twice. A state queued or being written is what a restore
+ * reads instead of the file.
+ *
+ * Reading (state_restore): the loop marks the stream restoring, the thread
+ * pool loads the model trained online (if any) and reads the state file,
+ * then the loop builds the detector, restores its calibration and pushes
+ * the samples held meanwhile (streams.c), in arrival order.
+ *
+ * Ownership: the writer queue (wjob) is the daemon's; each restore_req is
+ * owned by its uv_work_t until its after-callback, holds the stream without
+ * owning it (the stream stays alive while s->restoring is set) and owns the
+ * model and text it read until it hands them over.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon_int.h"
+#include "safetensors.h"
+
+#define STATE_MAX ((size_t)64 << 20)     /* largest state file read */
+
+typedef struct restore_req {
+    uv_work_t w;
+    ad_daemon *dd;
+    stream_rec *s;
+    restore_mode mode;
+    char state_path[8192];       /* "" when no state dir */
+    char model_path[8192];       /* model trained online to look for, or "" */
+    char *js;                    /* state text (pending copy or file), or NULL */
+    ad_model *tm;                /* model trained online, loaded, or NULL */
+} restore_req;
+
+/* ---- paths -------------------------------------------------------------- */
+
+static void escape_key(const char *k, char *out, size_t len)
+{
+    size_t o = 0;
+    for (; *k && o + 4 < len; k++) {
+        unsigned char ch = (unsigned char)*k;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || (ch == '.' && o > 0))
+            out[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(out + o, len - o, "%%%02X", ch);
+    }
+    out[o] = '\0';
+    if (o == 0)
+        snprintf(out, len, "%%");          /* the empty key */
+}
+
+static void state_path(const det_rt *d, const char *key, const char *suffix, char *out,
+                       size_t len)
+{
+    char esc[3 * KEY_MAX + 8];
+    escape_key(key, esc, sizeof esc);
+    snprintf(out, len, "%s/%s%s", d->state_dir, esc, suffix);
+}
+
+void state_trained_path(const det_rt *d, const char *key, char *out, size_t len)
+{
+    char suffix[96];
+    snprintf(suffix, sizeof suffix, ".%s.%016llx.safetensors",
+             d->mr ? d->mr->m->id : "boot",
+             (unsigned long long)ad_detector_cfg_hash(&d->c->pipe));
+    state_path(d, key, suffix, out, len);
+}
+
+/* A stream running a model trained online (reused from the state dir) runs
+ * with training "none", so its detector's settings hash differs from the
+ * configured one. State files always carry the configured hash: swap it on
+ * the way out and back in. Returns a malloc'd string or NULL (then use js). */
+static char *swap_hash(const char *js, uint64_t from, uint64_t to)
+{
+    cJSON *o = cJSON_Parse(js);
+    cJSON *h = o ? cJSON_GetObjectItemCaseSensitive(o, "settings_hash") : NULL;
+    char want[32], repl[32], *out = NULL;
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)from);
+    snprintf(repl, sizeof repl, "%016llx", (unsigned long long)to);
+    if (cJSON_IsString(h) && strcmp(h->valuestring, want) == 0 &&
+        cJSON_SetValuestring(h, repl))
+        out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return out;
+}
+
+static uint64_t trained_cfg_hash(const det_rt *d)
+{
+    ad_detector_cfg c = d->c->pipe;
+    c.training = AD_TRAIN_NONE;
+    return ad_detector_cfg_hash(&c);
+}
+
+/* ---- writer ------------------------------------------------------------- */
+
+static void writer_kick(ad_daemon *dd);
+
+static void wjob_free(wjob *j)
+{
+    free(j->path);
+    free(j->data);
+    free(j);
+}
+
+static void writer_work(uv_work_t *r)
+{
+    ad_daemon *dd = r->data;
+    for (wjob *j = dd->w_batch; j; j = j->next)
+        j->failed = ad_write_file_atomic(j->path, j->data, j->len, j->err, sizeof j->err) != 0;
+}
+
+static void writer_after(uv_work_t *r, int status)
+{
+    ad_daemon *dd = r->data;
+    wjob *j = dd->w_batch, *n;
+    dd->w_batch = NULL;
+    dd->w_busy = 0;
+    for (; j; j = n) {
+        n = j->next;
+        if (status != 0 || j->failed)
+            ad_log(AD_LOG_WARNING, "state: cannot write %s: %s", j->path,
+                   status ? uv_strerror(status) : j->err);
+        wjob_free(j);
+    }
+    writer_kick(dd);
+}
+
+static void writer_kick(ad_daemon *dd)
+{
+    if (dd->w_busy || !dd->wq_head)
+        return;
+    dd->w_batch = dd->wq_head;
+    dd->wq_head = dd->wq_tail = NULL;
+    dd->w_busy = 1;
+    dd->w_req.data = dd;
+    if (uv_queue_work(dd->loop, &dd->w_req, writer_work, writer_after) != 0) {
+        writer_work(&dd->w_req);        /* no thread pool: write here */
+        writer_after(&dd->w_req, 0);
+    }
+}
+
+/* Queue data (taken over) for path; 0 or -1 (out of memory, data freed). */
+static int state_write(ad_daemon *dd, const char *path, char *data)
+{
+    wjob *j;
+    for (j = dd->wq_head; j; j = j->next)
+        if (strcmp(j->path, path) == 0) {
+            free(j->data);
+            j->data = data;
+            j->len = strlen(data);
+            return 0;
+        }
+    if (!(j = calloc(1, sizeof *j)) || !(j->path = strdup(path))) {
+        free(j);
+        free(data);
+        return -1;
+    }
+    j->data = data;
+    j->len = strlen(data);
+    if (dd->wq_tail) dd->wq_tail->next = j; else dd->wq_head = j;
+    dd->wq_tail = j;
+    writer_kick(dd);
+    return 0;
+}
+
+/* The newest not yet written state for path (a copy), or NULL. */
+static char *state_pending(const ad_daemon *dd, const char *path)
+{
+    const wjob *hit = NULL;
+    for (const wjob *j = dd->w_batch; j; j = j->next)
+        if (strcmp(j->path, path) == 0) hit = j;
+    for (const wjob *j = dd->wq_head; j; j = j->next)
+        if (strcmp(j->path, path) == 0) hit = j;
+    return hit ? strdup(hit->data) : NULL;
+}
+
+void state_writer_free(ad_daemon *dd)
+{
+    while (dd->wq_head) {
+        wjob *j = dd->wq_head;
+        dd->wq_head = j->next;
+        wjob_free(j);
+    }
+    dd->wq_tail = NULL;
+}
+
+void state_save(ad_daemon *dd, stream_rec *s)
+{
+    char path[8192], *js;
+    if (!s->det || !s->det->state_dir[0] || !s->d)
+        return;
+    if (!(js = ad_detector_save(s->d)))
+        return;                     /* not calibrated yet */
+    if (s->own_model) {
+        char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));
+        if (sw) { free(js); js = sw; }
+    }
+    state_path(s->det, s->key, ".state.json", path, sizeof path);
+    if (state_write(dd, path, js) != 0)
+        ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
+}
+
+/* ---- restore ------------------------------------------------------------- */
+
+/* Thread pool: the file reads. A missing or unreadable file is no state. */
+static void restore_work(uv_work_t *w)
+{
+    restore_req *r = w->data;
+    char err[512];
+    if (r->model_path[0] && access(r->model_path, R_OK) == 0 &&
+        ad_model_load(&r->tm, r->model_path, err, sizeof err) != 0) {
+        ad_model_free(r->tm);
+        r->tm = NULL;
+    }
+    if (!r->js && r->state_path[0] && access(r->state_path, F_OK) == 0 &&
+        ad_read_text(r->state_path, STATE_MAX, &r->js, err, sizeof err) != 0)
+        r->js = NULL;
+}
+
+static void restore_req_free(restore_req *r)
+{
+    ad_model_free(r->tm);
+    free(r->js);
+    free(r);
+}
+
+/* A detector for s under the settings of s->det, reusing the model trained
+ * online that r loaded when it fits. */
+static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_t errlen)
+{
+    det_rt *d = s->det;
+    ad_detector_cfg cfg = d->c->pipe;
+    const ad_model *m = d->mr ? d->mr->m : NULL;
+    ad_model *own = NULL;
+    int rc;
+
+    if (r->tm && r->tm->window == d->T && r->tm->n_features == d->F) {
+        cfg.training = AD_TRAIN_NONE;
+        m = own = r->tm;
+        r->tm = NULL;
+        ad_log(AD_LOG_INFO, "stream %s/%s: reusing the model trained online in %s",
+               d->c->name, s->key, r->model_path);
+    }
+    if ((rc = ad_detector_new(&s->d, &cfg, s->key, m, d->T, d->F,
+                              (const char *const *)d->features, err, errlen)) != 0) {
+        s->d = NULL;
+        ad_model_free(own);
+        return rc;
+    }
+    s->own_model = own;
+    ad_detector_set_user(s->d, s);
+    return 0;
+}
+
+static void restore_calibration(restore_req *r, stream_rec *s)
+{
+    char err[256];
+    if (!r->js)
+        return;
+    if (s->own_model) {
+        char *sw = swap_hash(r->js, ad_detector_cfg_hash(&s->det->c->pipe),
+                             trained_cfg_hash(s->det));
+        if (sw) { free(r->js); r->js = sw; }
+    }
+    if (ad_detector_restore(s->d, r->js, err, sizeof err) == 0)
+        ad_log(AD_LOG_DEBUG, "stream %s/%s: calibration restored from %s", s->det->c->name,
+               s->key, r->state_path);
+    else
+        ad_log(AD_LOG_INFO, "stream %s/%s: saved calibration not reused (%s); recalibrating",
+               s->det->c->name, s->key, err);
+}
+
+/* Loop thread: install what was read. Returns 0, or the error of a detector
+ * that could not be made (the stream is then killed). */
+static int restore_apply(restore_req *r, char *err, size_t errlen)
+{
+    ad_daemon *dd = r->dd;
+    stream_rec *s = r->s;
+    int rc;
+
+    s->restoring = NULL;
+    if (r->mode != RESTORE_CALIBRATION && (rc = restore_make_detector(r, s, err, errlen))) {
+        if (r->mode == RESTORE_NEW)
+            dd_bad_input(dd, "detector %s: stream %s not created: %s", s->det->c->name,
+                         s->key, err);
+        else
+            ad_log(AD_LOG_ERR, "reload: detector %s stream %s: %s; stream dropped",
+                   s->det->c->name, s->key, err);
+        streams_kill(dd, s, 0);
+        return rc;
+    }
+    restore_calibration(r, s);
+    /* A new stream is announced on its state topic right away (phase
+     * collecting or calibrating), not only once it has calibrated. */
+    if (!streams_events(dd, s) && r->mode == RESTORE_NEW)
+        publish_state(dd, s);
+    streams_release_held(dd, s);
+    streams_maybe_free(dd, s);
+    return 0;
+}
+
+static void restore_after(uv_work_t *w, int status)
+{
+    restore_req *r = w->data;
+    stream_rec *s = r->s;
+    char err[256];
+    (void)status;
+    s->restores--;
+    r->dd->restores--;
+    if (s->restoring != r || s->dead) {
+        /* superseded by a newer restore (reload) or the stream is gone */
+        streams_maybe_free(r->dd, s);
+    } else {
+        restore_apply(r, err, sizeof err);
+    }
+    restore_req_free(r);
+}
+
+int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, size_t errlen)
+{
+    det_rt *d = s->det;
+    restore_req *r = calloc(1, sizeof *r);
+    int rc;
+
+    if (!r) {
+        rc = ad_errf(err, errlen, AD_ENOMEM, "out of memory");
+        if (mode != RESTORE_CALIBRATION && !s->d)
+            streams_kill(dd, s, 0);
+        return rc;
+    }
+    r->dd = dd;
+    r->s = s;
+    r->mode = mode;
+    r->w.data = r;
+    if (d->state_dir[0]) {
+        state_path(d, s->key, ".state.json", r->state_path, sizeof r->state_path);
+        r->js = state_pending(dd, r->state_path);
+        if (mode != RESTORE_CALIBRATION && d->c->pipe.training != AD_TRAIN_NONE)
+            state_trained_path(d, s->key, r->model_path, sizeof r->model_path);
+        if (uv_queue_work(dd->loop, &r->w, restore_work, restore_after) == 0) {
+            s->restoring = r;
+            s->restores++;
+            dd->restores++;
+            return 0;
+        }
+        restore_work(&r->w);        /* no thread pool: read here */
+    }
+    /* nothing to read (or read already): install at once */
+    rc = restore_apply(r, err, errlen);
+    restore_req_free(r);
+    return rc;
+}

@@ -1,0 +1,366 @@
+/*
+ * streams.c - the stream table of each detector: lookup by key (a hash
+ * map), the max_streams limit, idle eviction, a stream's lifecycle (create,
+ * kill, free when nothing refers to it any more), the samples of a message
+ * into its stream's detector and the detector's events out (alerts and
+ * state published, calibration saved, training started).
+ *
+ * Ownership: a live stream belongs to the map of its det_rt; a killed one
+ * to the daemon's dead list until its last window in flight, training job
+ * and restore came back (streams_maybe_free). The stream owns its detector,
+ * the model it trained online, a reference to the shared model, the
+ * graveyard of detectors replaced while batches could still read their
+ * model, and the messages held while its restore is in flight (state.c).
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon_int.h"
+#include "topic.h"
+
+/* ---- the map ------------------------------------------------------------ */
+
+static stream_rec *map_find(stream_map *m, const char *key, uint64_t h)
+{
+    if (!m->nb) return NULL;
+    for (stream_rec *s = m->b[h & (m->nb - 1)]; s; s = s->hnext)
+        if (s->hash == h && strcmp(s->key, key) == 0)
+            return s;
+    return NULL;
+}
+
+static int map_add(stream_map *m, stream_rec *s)
+{
+    if (m->n + 1 > m->nb / 2 * 1 + m->nb / 4 || !m->nb) {   /* load <= 0.75 */
+        size_t nb = m->nb ? m->nb * 2 : 64;
+        stream_rec **b = calloc(nb, sizeof *b);
+        if (!b) return AD_ENOMEM;
+        for (size_t i = 0; i < m->nb; i++)
+            for (stream_rec *x = m->b[i], *n; x; x = n) {
+                n = x->hnext;
+                x->hnext = b[x->hash & (nb - 1)];
+                b[x->hash & (nb - 1)] = x;
+            }
+        free(m->b);
+        m->b = b;
+        m->nb = nb;
+    }
+    s->hnext = m->b[s->hash & (m->nb - 1)];
+    m->b[s->hash & (m->nb - 1)] = s;
+    m->n++;
+    return 0;
+}
+
+static void map_del(stream_map *m, stream_rec *s)
+{
+    stream_rec **pp = &m->b[s->hash & (m->nb - 1)];
+    while (*pp && *pp != s) pp = &(*pp)->hnext;
+    if (*pp) {
+        *pp = s->hnext;
+        m->n--;
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static void retire_stats(ad_daemon *dd, stream_rec *s)
+{
+    ad_detector_stats st;
+    if (!s->d) return;
+    ad_detector_get_stats(s->d, &st);
+    dd->c.retired_dropped += st.stream.dup + st.stream.ooo + st.stream.nonfinite +
+                             st.stream.nonnumeric + st.stream.bad_feature + st.stream.overflow;
+}
+
+static void empty_grave(stream_rec *s)
+{
+    while (s->grave) {
+        old_det *o = s->grave;
+        s->grave = o->next;
+        ad_detector_free(o->d);
+        ad_model_free(o->own);
+        free(o);
+    }
+}
+
+static void free_held(stream_rec *s)
+{
+    while (s->held) {
+        held_msg *h = s->held;
+        s->held = h->next;
+        free(h);
+    }
+    s->held_tail = NULL;
+}
+
+void streams_free_now(ad_daemon *dd, stream_rec *s)
+{
+    retire_stats(dd, s);
+    ad_detector_free(s->d);
+    empty_grave(s);
+    free_held(s);
+    ad_model_free(s->own_model);
+    mr_put(s->mr);
+    free(s);
+}
+
+void streams_maybe_free(ad_daemon *dd, stream_rec *s)
+{
+    if (s->inflight || s->training || s->restores)
+        return;
+    if (s->dead) {
+        stream_rec **pp = &dd->dead;
+        while (*pp && *pp != s) pp = &(*pp)->dnext;
+        if (*pp) *pp = s->dnext;
+        streams_free_now(dd, s);
+        return;
+    }
+    empty_grave(s);
+}
+
+void streams_bury(stream_rec *s)
+{
+    old_det *od;
+    if (!s->d)
+        return;
+    if ((od = calloc(1, sizeof *od))) {
+        od->d = s->d;
+        od->own = s->own_model;
+        od->next = s->grave;
+        s->grave = od;
+    } else {
+        /* cannot defer: only safe when nothing is in flight */
+        ad_detector_free(s->d);
+        ad_model_free(s->own_model);
+    }
+    s->d = NULL;
+    s->own_model = NULL;
+}
+
+void streams_kill(ad_daemon *dd, stream_rec *s, int save)
+{
+    if (save)
+        state_save(dd, s);
+    if (s->det)
+        map_del(&s->det->streams, s);
+    s->det = NULL;
+    s->dead = 1;
+    s->epoch++;
+    s->dnext = dd->dead;
+    dd->dead = s;
+    streams_maybe_free(dd, s);
+}
+
+/* The stream `key` of d, created (and its restore started) when new; NULL
+ * when refused or not created (logged). */
+static stream_rec *stream_get(ad_daemon *dd, det_rt *d, const char *key)
+{
+    uint64_t h = ad_hash64_str(key);
+    stream_rec *s = map_find(&d->streams, key, h);
+    size_t kl = strlen(key) + 1;
+    char err[256];
+    if (s)
+        return s;
+    if (d->streams.n >= (size_t)d->c->max_streams) {
+        d->refused++;
+        dd->c.streams_refused++;
+        dd_bad_input(dd, "detector %s: stream limit %d reached, refusing new stream \"%.64s\"",
+                     d->c->name, d->c->max_streams, key);
+        return NULL;
+    }
+    if (!(s = calloc(1, sizeof *s + kl)))
+        return NULL;
+    memcpy(s->key, key, kl);
+    s->hash = h;
+    s->det = d;
+    s->serial = ++dd->serial;
+    s->mr = mr_get(d->mr);
+    if (map_add(&d->streams, s) != 0) {
+        dd_bad_input(dd, "detector %s: stream %s not created: out of memory", d->c->name, key);
+        mr_put(s->mr);
+        free(s);
+        return NULL;
+    }
+    if (state_restore(dd, s, RESTORE_NEW, err, sizeof err) != 0)
+        return NULL;                /* logged, stream killed */
+    ad_log(AD_LOG_DEBUG, "detector %s: new stream %s (%zu)", d->c->name, key, d->streams.n);
+    return s;
+}
+
+/* ---- samples in ------------------------------------------------------------ */
+
+static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,
+                         double now_s)
+{
+    det_rt *d = s->det;
+    if (d->c->pipe.stream.mode == AD_ASM_ROWS) {
+        double vals[AD_MAX_FEATURES > 4096 ? 4096 : AD_MAX_FEATURES];
+        unsigned char present[sizeof vals / sizeof vals[0]];
+        double t = isnan(smp[0].time) ? now_s : smp[0].time;
+        memset(present, 0, (size_t)d->F);
+        for (int i = 0; i < n; i++) {
+            vals[smp[i].feature] = smp[i].value;
+            present[smp[i].feature] = 1;
+        }
+        ad_detector_push_row(s->d, (int64_t)llround(t * 1000.0), vals, present);
+    } else {
+        for (int i = 0; i < n; i++) {
+            double t = isnan(smp[i].time) ? now_s : smp[i].time;
+            ad_detector_push_sample(s->d, (int64_t)llround(t * 1000.0), smp[i].feature,
+                                    smp[i].value);
+        }
+    }
+    batch_pull(dd, s);
+}
+
+/* Keep a message's samples until the stream's restore is installed. */
+static void hold_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,
+                         double now_s)
+{
+    held_msg *h = malloc(sizeof *h + (size_t)n * sizeof *smp);
+    if (!h) {
+        dd_bad_input(dd, "detector %s: stream %s: out of memory, %d sample(s) dropped",
+                     s->det->c->name, s->key, n);
+        return;
+    }
+    h->next = NULL;
+    h->now_s = now_s;
+    h->n = n;
+    memcpy(h->smp, smp, (size_t)n * sizeof *smp);
+    if (s->held_tail) s->held_tail->next = h; else s->held = h;
+    s->held_tail = h;
+}
+
+void streams_release_held(ad_daemon *dd, stream_rec *s)
+{
+    int n = 0;
+    while (s->held && !s->dead && !s->restoring) {
+        held_msg *h = s->held;
+        s->held = h->next;
+        if (!s->held) s->held_tail = NULL;
+        push_samples(dd, s, h->smp, h->n, h->now_s);
+        free(h);
+        n++;
+    }
+    if (n)
+        ad_log(AD_LOG_DEBUG, "stream %s/%s: %d message(s) held during the restore pushed",
+               s->det ? s->det->c->name : "-", s->key, n);
+}
+
+void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *payload,
+                     size_t len, double now_s)
+{
+    ad_sample smp[MAX_SAMPLES];
+    char key[KEY_MAX], err[256];
+    int n = 0, unk = 0, rc;
+    stream_rec *s;
+
+    if (ad_topic_stream_key(topic, d->c->stream_levels.v, d->c->stream_levels.n,
+                            key, sizeof key) < 0) {
+        dd->c.no_stream_key++;
+        dd_bad_input(dd, "detector %s: topic %.128s: no stream key at the configured levels",
+                     d->c->name, topic);
+        return;
+    }
+    rc = ad_payload_parse(d->parser, topic, payload, len, now_s, smp, MAX_SAMPLES, &n, &unk,
+                          err, sizeof err);
+    dd->c.unknown_fields += (uint64_t)unk;
+    if (rc) {
+        if (rc == AD_ENONFINITE) dd->c.nonfinite++; else dd->c.parse_errors++;
+        dd_bad_input(dd, "detector %s: topic %.128s: %s", d->c->name, topic, err);
+        return;
+    }
+    if (!(s = stream_get(dd, d, key)))
+        return;
+    s->last_ms = uv_now(dd->loop);
+    /* samples without a time take the arrival time, strictly increasing per
+     * stream (1 ms steps within a burst) so none is dropped as a duplicate */
+    {
+        int64_t a = (int64_t)llround(now_s * 1000.0);
+        if (a <= s->last_arrival_ms)
+            a = s->last_arrival_ms + 1;
+        s->last_arrival_ms = a;
+        now_s = (double)a / 1000.0;
+    }
+    dd->c.samples += (uint64_t)n;
+    if (s->restoring || s->held)
+        hold_samples(dd, s, smp, n, now_s);
+    else
+        push_samples(dd, s, smp, n, now_s);
+}
+
+/* ---- events out ------------------------------------------------------------- */
+
+int streams_events(ad_daemon *dd, stream_rec *s)
+{
+    ad_event ev;
+    int state_changed = 0;
+    if (!s->d || !s->det)
+        return 0;
+    while (ad_detector_poll_event(s->d, &ev)) {
+        switch (ev.type) {
+        case AD_EV_ALERT_RAISED:
+        case AD_EV_ALERT_CLEARED:
+            publish_alert(dd, s, &ev);
+            state_changed = 1;
+            break;
+        case AD_EV_PHASE:
+            ad_log(AD_LOG_DEBUG, "stream %s/%s: phase %s -> %s", s->det->c->name, s->key,
+                   ad_phase_name(ev.prev_phase), ad_phase_name(ev.phase));
+            state_changed = 1;
+            break;
+        case AD_EV_CALIBRATED:
+            ad_log(AD_LOG_DEBUG, "stream %s/%s: threshold %.6g from %llu windows",
+                   s->det->c->name, s->key, ev.threshold, (unsigned long long)ev.n);
+            state_save(dd, s);
+            state_changed = 1;
+            break;
+        case AD_EV_TRAIN_READY:
+            training_start(dd, s);
+            break;
+        case AD_EV_TRAIN_FAILED:
+            ad_log(AD_LOG_WARNING, "stream %s/%s: training failed: %s", s->det->c->name,
+                   s->key, ev.text);
+            break;
+        }
+    }
+    if (state_changed)
+        publish_state(dd, s);
+    return state_changed;
+}
+
+/* ---- housekeeping -------------------------------------------------------------- */
+
+void streams_house(ad_daemon *dd, int evict)
+{
+    gen *g = dd->g;
+    uint64_t now = uv_now(dd->loop);
+    int64_t wall = (int64_t)dd_wall_ms();
+
+    for (int i = 0; i < g->n; i++) {
+        det_rt *d = &g->dets[i];
+        int period = d->c->pipe.stream.mode == AD_ASM_PERIOD;
+        uint64_t idle_ms = (uint64_t)(d->c->idle_evict * 1000);
+        if (!period && !(evict && idle_ms))
+            continue;
+        MAP_FOREACH(&d->streams, s) {
+            if (s->restoring)
+                continue;       /* its samples wait for the restore */
+            if (evict && idle_ms && now - s->last_ms > idle_ms && !s->training) {
+                d->evicted++;
+                dd->c.streams_evicted++;
+                ad_log(AD_LOG_INFO, "detector %s: stream %s idle for %.0f s, evicted",
+                       d->c->name, s->key, d->c->idle_evict);
+                streams_kill(dd, s, 1);
+                continue;
+            }
+            if (period) {
+                ad_detector_advance(s->d, wall);
+                batch_pull(dd, s);
+            }
+        }
+    }
+}
