@@ -21,8 +21,6 @@
  * them any more (streams.c). The daemon struct (daemon_int.h) owns all.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,6 +53,7 @@ void dd_iso_ms(int64_t ms, char *out, size_t len)
     snprintf(out, len, "%s.%03dZ", b, (int)(ms % 1000 + 1000) % 1000);
 }
 
+/* (see daemon_int.h) */
 void dd_bad_input(ad_daemon *dd, const char *fmt, ...)
 {
     char msg[512];
@@ -96,7 +95,7 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
     if (len > (size_t)g->cfg->max_payload) {
         dd->c.oversized++;
         dd_bad_input(dd, "topic %.128s: %zu-byte payload over max_payload_bytes %d, dropped",
-                  topic, len, g->cfg->max_payload);
+                     topic, len, g->cfg->max_payload);
         return;
     }
     dd_arrival_clock(dd);
