@@ -1514,7 +1514,7 @@ static void publish_stats(ad_daemon *dd)
     cJSON_AddBoolToObject(mq, "connected", ms.connected);
     cJSON_AddNumberToObject(mq, "connects", (double)ms.connects);
     cJSON_AddNumberToObject(mq, "connect_failures", (double)ms.connect_failures);
-    cJSON_AddNumberToObject(mq, "fast_path", (double)ms.fast_path);
+    cJSON_AddNumberToObject(mq, "subscriptions_denied", (double)ms.subscriptions_denied);
     cJSON_AddNumberToObject(mq, "published", (double)ms.published);
     cJSON_AddNumberToObject(mq, "queued", (double)ms.queued);
     cJSON_AddNumberToObject(mq, "queue_dropped", (double)ms.queue_dropped);
@@ -1942,6 +1942,7 @@ int ad_daemon_run(const char *path)
         ad_log(AD_LOG_ERR, "mqtt: %s", err);
         goto out;
     }
+    ad_mqtt_set_max_payload(dd->mqtt, (size_t)dd->g->cfg->max_payload);
     online = status_json(dd, "online");
     offline = status_json(dd, "offline");
     if (dd->g->cfg->broker.status_topic)
