@@ -91,8 +91,9 @@ int ad_mqtt_set_status(ad_mqtt *m, const char *topic, const char *online,
                        const char *offline);
 
 /* Announce max_payload + AD_MQTT_PACKET_HEADROOM as the maximum packet size
- * in CONNECT (MQTT 5 only; kept for every reconnect). Call before
- * ad_mqtt_start(); AD_EINVAL after it. */
+ * in CONNECT (MQTT 5 only; kept for every reconnect, so a reload that
+ * changes max_payload_bytes reaches the broker only after a restart). Call
+ * before ad_mqtt_start(); AD_EINVAL after it. */
 int ad_mqtt_set_max_payload(ad_mqtt *m, size_t max_payload);
 
 /* Replace the subscription list (copied). When connected, removed filters
