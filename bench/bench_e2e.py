@@ -5,6 +5,11 @@
   bench_e2e.py broker --port P --streams S --rows R
       bare broker throughput: this publisher -> broker -> mosquitto_sub
       (a plain C subscriber), messages/s
+  bench_e2e.py summary FILE
+      the end-to-end targets from the RESULT lines in FILE, PASS or MISS:
+      capacity at hop 1 through a backlog >= 3x the bare relay, and CPU
+      outside the model <= 2 us per message at hop 1 (the worse of flood
+      and backlog)
   bench_e2e.py daemon --port P --streams S --rows R --hop H --window T
       [--warm ROWS] [--inject N] [--pid PID --capacity-rows C]
       warm-up rows (calibration), then three phases:
@@ -284,8 +289,9 @@ def cmd_daemon(a):
               a.streams * a.paced_rate, a.paced_rate, pct2(0.5), pct2(0.99), len(lat2),
               len(sent2) - len(lat2)))
     res = ("RESULT hop%d samples_per_s %.0f flood_p50_ms %.1f flood_p99_ms %.1f paced_p50_ms %.1f "
-           "paced_p99_ms %.1f model_share %.3f" % (
-               a.hop, samples / dt, pct(0.5), pct(0.99), pct2(0.5), pct2(0.99), cpu_m / cpu_p))
+           "paced_p99_ms %.1f model_share %.3f nonmodel_us_per_msg %.3f" % (
+               a.hop, samples / dt, pct(0.5), pct(0.99), pct2(0.5), pct2(0.99), cpu_m / cpu_p,
+               1e6 * (cpu_p - cpu_m) / (samples / 5)))
     if cap:
         n3, dt3, cpu3, m3, batch3 = cap
         print("  capacity (backlog of %d msgs, daemon busy): %d samples in %.2f s = %.0f samples/s, "
@@ -293,8 +299,38 @@ def cmd_daemon(a):
               "%.1f%%, CPU per sample %.2f us, mean batch %.0f" % (
                   n3, n3 * 5, dt3, n3 * 5 / dt3, cpu3, m3, 100 * m3 / cpu3,
                   100 * (cpu3 - m3) / cpu3, 1e6 * cpu3 / (n3 * 5), batch3))
-        res += " capacity_samples_per_s %.0f capacity_model_share %.3f" % (n3 * 5 / dt3, m3 / cpu3)
+        res += (" capacity_samples_per_s %.0f capacity_msgs_per_s %.0f capacity_model_share %.3f "
+                "capacity_nonmodel_us_per_msg %.3f" % (n3 * 5 / dt3, n3 / dt3, m3 / cpu3,
+                                                       1e6 * (cpu3 - m3) / n3))
     print(res)
+    return 0
+
+
+def cmd_summary(a):
+    """The two end-to-end targets, from the RESULT lines of one run (file)."""
+    r = {}
+    for line in open(a.file):
+        if line.startswith("RESULT "):
+            w = line.split()
+            pre = w[1] + "_" if w[1].startswith("hop") else ""
+            start = 2 if pre else 1
+            for k, v in zip(w[start::2], w[start + 1::2]):
+                r[pre + k] = float(v)
+    need = ["broker_msgs_per_s", "hop1_capacity_msgs_per_s", "hop1_nonmodel_us_per_msg",
+            "hop1_capacity_nonmodel_us_per_msg"]
+    if any(k not in r for k in need):
+        print("summary: missing figures: %s" % [k for k in need if k not in r])
+        return 1
+    ratio = r["hop1_capacity_msgs_per_s"] / r["broker_msgs_per_s"]
+    flood, backlog = r["hop1_nonmodel_us_per_msg"], r["hop1_capacity_nonmodel_us_per_msg"]
+    worst = max(flood, backlog)
+    print("target 1, capacity vs bare relay: %.2fx (daemon through a backlog %.0f msgs/s at hop 1, "
+          "broker to a plain subscriber %.0f msgs/s; target >= 3x): %s" % (
+              ratio, r["hop1_capacity_msgs_per_s"], r["broker_msgs_per_s"],
+              "PASS" if ratio >= 3 else "MISS"))
+    print("target 2, non-model CPU per message at hop 1: %.2f us (worst of flood %.2f and "
+          "backlog %.2f; target <= 2 us): %s" % (worst, flood, backlog,
+                                               "PASS" if worst <= 2 else "MISS"))
     return 0
 
 
@@ -336,6 +372,8 @@ def main():
     sp = ap.add_subparsers(dest="cmd", required=True)
     b = sp.add_parser("broker")
     d = sp.add_parser("daemon")
+    sm = sp.add_parser("summary")
+    sm.add_argument("file")
     for p in (b, d):
         p.add_argument("--port", type=int, required=True)
         p.add_argument("--streams", type=int, default=1000)
@@ -349,6 +387,8 @@ def main():
     d.add_argument("--pid", type=int, default=0)
     d.add_argument("--capacity-rows", type=int, default=0)
     a = ap.parse_args()
+    if a.cmd == "summary":
+        return cmd_summary(a)
     return cmd_broker(a) if a.cmd == "broker" else cmd_daemon(a)
 
 

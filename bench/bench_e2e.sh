@@ -7,6 +7,9 @@
 # and the daemon's capacity: a backlog of BENCH_CAP_ROWS rows per stream held
 # by the broker while the daemon is stopped, worked through at full speed.
 # Flood rows per stream: BENCH_ROWS at hop 1, twice that at hop 10.
+# Ends with the two end-to-end targets, PASS or MISS (bench_e2e.py summary):
+# capacity through a backlog >= 3x the bare relay, and CPU outside the model
+# <= 2 us per message, both at hop 1.
 #   BENCH_STREAMS=1000 BENCH_ROWS=200 BENCH_CAP_ROWS=300 sh bench/bench_e2e.sh
 . tests/lib.sh
 S=${BENCH_STREAMS:-1000}
@@ -18,7 +21,8 @@ cleanup() { [ -n "$DPID" ] && kill "$DPID" 2>/dev/null; it_broker_stop; [ -n "$K
 trap cleanup EXIT
 it_broker_start "$D" "max_queued_messages 0" || exit 1
 echo "bench_e2e: $S streams, $R flood rows each at hop 1, broker on port $IT_PORT, $(getconf _NPROCESSORS_ONLN) cores"
-$PYTHON bench/bench_e2e.py broker --port "$IT_PORT" --streams "$S" --rows "$R" || exit 1
+$PYTHON bench/bench_e2e.py broker --port "$IT_PORT" --streams "$S" --rows "$R" | tee "$D/out"
+[ -s "$D/out" ] || exit 1
 for hop in 1 10; do
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "bench-e2e", "stats_interval_s": 0.1,
@@ -37,6 +41,9 @@ EOC
     if [ "$hop" = 1 ]; then rows=$R; else rows=$((2 * R)); fi
     $PYTHON bench/bench_e2e.py daemon --port "$IT_PORT" --streams "$S" --rows "$rows" \
         --hop "$hop" --warm "$warm" --inject 100 --paced-rate 5 --paced-rows "$((2 * hop + 10))" \
-        --pid "$DPID" --capacity-rows "$CR" || { tail -5 "$D/daemon.log"; exit 1; }
+        --pid "$DPID" --capacity-rows "$CR" > "$D/hop.out"; rc=$?
+    cat "$D/hop.out"; cat "$D/hop.out" >> "$D/out"
+    [ $rc -eq 0 ] || { tail -5 "$D/daemon.log"; exit 1; }
     kill -TERM "$DPID"; wait "$DPID"; DPID=
 done
+$PYTHON bench/bench_e2e.py summary "$D/out"

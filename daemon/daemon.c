@@ -370,6 +370,7 @@ int ad_daemon_run(const char *path)
         ad_log(AD_LOG_ERR, "mqtt: %s", err);
         goto out;
     }
+    ad_mqtt_set_max_payload(dd->mqtt, (size_t)dd->g->cfg->max_payload);
     online = publish_status_json(dd, "online");
     offline = publish_status_json(dd, "offline");
     if (dd->g->cfg->broker.status_topic)

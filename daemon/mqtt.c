@@ -14,8 +14,8 @@
  *
  * Why a thread: mosquitto_connect_async() / mosquitto_reconnect_async()
  * resolve the broker's host name with a blocking getaddrinfo(), and MQTT 5
- * with a persistent session needs a Session Expiry Interval in CONNECT,
- * which libmosquitto only takes in the blocking mosquitto_connect_bind_v5()
+ * CONNECT properties (Maximum Packet Size; Session Expiry Interval for a
+ * persistent session) go only through the blocking mosquitto_connect_bind_v5()
  * (first attempt only; later reconnects reuse the stored properties through
  * mosquitto_reconnect_async()). On the loop thread a slow DNS server or an
  * unreachable host would freeze the daemon (no stats, no watchdog, no
@@ -36,14 +36,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cJSON.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
-
-#include "mqttpkt.h"
 
 #include "ad.h"
 #include "mqtt.h"
@@ -68,9 +65,22 @@ typedef struct cjob {
     struct ad_mqtt *m;          /* only for uv_async_send, under mu, not abandoned */
     char *host;
     int port, keepalive, first, v5, clean;
+    uint32_t max_packet;
     int rc, err_no;
     char detail[200];           /* first libmosquitto error/warning log line */
 } cjob;
+
+/* A SUBSCRIBE waiting for its SUBACK (one filter per SUBSCRIBE). */
+typedef struct subreq {
+    struct subreq *next;
+    int mid;
+    char filter[];
+} subreq;
+
+typedef struct strlist {
+    char **v;
+    int n;
+} strlist;
 
 typedef struct conn {
     uv_poll_t poll;
@@ -90,19 +100,18 @@ struct ad_mqtt {
     conn *conn;
     cjob *job;                  /* connect in flight */
     uv_timer_t misc_timer, retry_timer, stop_timer;
-    uv_idle_t idle;
     uv_async_t async;           /* a connect thread finished */
     int open_handles;
     int paused, handled_loss;
-    int fast_path;              /* plaintext, not turned off */
-    uint64_t lib_read_ms;       /* uv_now of libmosquitto's last read */
-    const char *fast_why;       /* "on" or why it is off */
+    uint32_t max_packet;        /* announced to MQTT 5 brokers; 0: none */
     int started, connected, stopping, disconnect_sent, finished, attempts;
     uint64_t stop_deadline, disconnect_at;
     char refused[160];
     char detail[200];
     char **subs;
     int n_subs, sub_qos;
+    subreq *pending;            /* SUBSCRIBEs of this connection not yet acknowledged */
+    strlist denied;             /* filters the broker refused (last SUBACK of each) */
     char *status_topic, *online, *offline;
     qmsg *qhead, *qtail;
     size_t qlen, qmax;
@@ -136,157 +145,133 @@ static void unacked_done(ad_mqtt *m, int mid)
     }
 }
 
-/* ---- buffered reads of the MQTT socket ----------------------------------
- * libmosquitto reads every packet with three or more read() calls (command
- * byte, each remaining-length byte, payload): at thousands of small
- * messages a second those system calls cost more than all the parsing. The
- * executable's read() interposes libc's for the whole process; it only
- * buffers when called on the loop thread for the current MQTT socket (plain
- * or below OpenSSL's socket BIO) and passes everything else straight to the
- * kernel. Data left in the buffer is invisible to epoll, so the poll
- * callback keeps draining while rb_pending() (an idle handle continues when
- * the per-wakeup burst bound stops it). A short read emptied the socket:
- * the next read reports EAGAIN without asking the kernel, and epoll (level
- * triggered) wakes the loop again for anything that arrived since.
- *
- * QoS 0 fast path (plaintext connections): between packets, a complete
- * QoS 0 PUBLISH without properties that is already in rb_buf goes straight
- * to the message callback (topic copied to the stack, payload terminated in
- * place): no allocations, locks or clock readings per message. Everything
- * else, and any packet not wholly in the buffer, is libmosquitto's, byte
- * for byte in order. libmosquitto 2.0 leaves a packet unfinished only when
- * rb_buf is empty, so "between packets" holds whenever there is something
- * to peek at; rb_frame, which follows the packet boundaries of the bytes
- * handed to libmosquitto, keeps that true should a libmosquitto read
- * differently. libmosquitto reads the first packet after every refill of
- * rb_buf itself, and at least one a second, so it sees the broker's
- * traffic and its keepalive does not ping a busy connection. The message
- * handler runs outside libmosquitto's callback state: what it publishes is
- * written right away.
- * ANOMALYD_MQTT_FAST_PATH=0 in the environment turns the fast path off.
- * Sanitizer builds keep libc's read (their runtime intercepts it), hence
- * no fast path either. */
-#if defined(__SANITIZE_ADDRESS__)
-# define AD_NO_READ_HOOK 1
-#elif defined(__has_feature)
-# if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#  define AD_NO_READ_HOOK 1
-# endif
-#endif
+/* ---- subscriptions and their SUBACKs ------------------------------------ */
 
-static int rb_fd = -1;
-static pthread_t rb_thread;
-static size_t rb_pos, rb_len;
-static int rb_short;        /* the last read() did not fill rb_buf */
-static int rb_fast;         /* fast path on for this connection */
-static ad_mqtt_frame rb_frame;
-
-static void rb_attach(int fd, int fast)
+static void strlist_clear(strlist *l)
 {
-    rb_thread = pthread_self();
-    rb_pos = rb_len = 0;
-    rb_short = 0;
-    rb_fast = fast;
-    memset(&rb_frame, 0, sizeof rb_frame);
-    rb_fd = fd;
+    for (int i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
 }
 
-static void rb_detach(void)
+static int strlist_find(const strlist *l, const char *s)
 {
-    rb_fd = -1;
-    rb_pos = rb_len = 0;
-    rb_short = 0;
-    rb_fast = 0;
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], s) == 0) return i;
+    return -1;
 }
 
-static int rb_pending(void)
+static int strlist_add(strlist *l, const char *s)
 {
-    return rb_pos < rb_len;
-}
-
-#ifndef AD_NO_READ_HOOK
-#define RB_SIZE 65536
-static int rb_in_cb;        /* a fast-path callback runs: rb_buf is altered */
-static unsigned char rb_buf[RB_SIZE + 1];   /* + a terminator after the last payload */
-
-ssize_t read(int fd, void *buf, size_t n)
-{
-    size_t k;
-    if (fd < 0 || fd != rb_fd || !pthread_equal(pthread_self(), rb_thread))
-        return syscall(SYS_read, fd, buf, n);
-    if (rb_in_cb)
-        abort();                /* the message handler must not read the socket */
-    if (rb_pos == rb_len) {
-        long r;
-        if (rb_short) {
-            rb_short = 0;
-            errno = EAGAIN;
-            return -1;
-        }
-        if (n >= RB_SIZE) {
-            r = syscall(SYS_read, fd, buf, n);
-            if (r > 0 && rb_fast)
-                ad_mqtt_frame_feed(&rb_frame, buf, (size_t)r);
-            return r;
-        }
-        r = syscall(SYS_read, fd, rb_buf, RB_SIZE);
-        if (r <= 0)
-            return r;
-        rb_pos = 0;
-        rb_len = (size_t)r;
-        rb_short = rb_len < RB_SIZE;
+    char **nv, *c;
+    if (strlist_find(l, s) >= 0) return 0;
+    if (!(c = strdup(s))) return AD_ENOMEM;
+    if (!(nv = realloc(l->v, ((size_t)l->n + 1) * sizeof *nv))) {
+        free(c);
+        return AD_ENOMEM;
     }
-    k = rb_len - rb_pos < n ? rb_len - rb_pos : n;
-    memcpy(buf, rb_buf + rb_pos, k);
-    if (rb_fast)
-        ad_mqtt_frame_feed(&rb_frame, rb_buf + rb_pos, k);
-    rb_pos += k;
-    return (ssize_t)k;
-}
-
-/* Deliver the QoS 0 PUBLISH at the head of rb_buf, if there is one and
- * libmosquitto is between packets. 1 delivered, 0 not. */
-static int fast_one(ad_mqtt *m)
-{
-    char topic[AD_MQTT_FAST_TOPIC_MAX];
-    ad_mqtt_pub p;
-    size_t k, end;
-    unsigned char save;
-
-    if (!rb_fast || rb_pos == rb_len || !ad_mqtt_frame_at_boundary(&rb_frame) ||
-        rb_fd != mosquitto_socket(m->mosq))
-        return 0;
-    /* libmosquitto reads a packet itself at least once a second: it only
-     * counts what it reads as traffic from the broker, and would otherwise
-     * ping (and, with the PINGRESP queued behind a backlog, time out) */
-    if (uv_now(m->loop) - m->lib_read_ms >= 1000)
-        return 0;
-    k = ad_mqtt_publish_peek(rb_buf + rb_pos, rb_len - rb_pos, m->protocol == AD_PROTO_5, &p);
-    if (!k)
-        return 0;
-    memcpy(topic, p.topic, p.topic_len);
-    topic[p.topic_len] = '\0';
-    rb_pos += k;
-    end = rb_pos;               /* p.payload + p.payload_len == rb_buf + end */
-    save = rb_buf[end];
-    rb_buf[end] = 0;            /* payloads come terminated, as libmosquitto's */
-    m->st.messages_in++;
-    m->st.fast_path++;
-    rb_in_cb = 1;
-    if (m->cb.message)
-        m->cb.message(m->ud, topic, p.payload, p.payload_len);
-    rb_in_cb = 0;
-    rb_buf[end] = save;
-    return 1;
-}
-#else
-static int fast_one(ad_mqtt *m)
-{
-    (void)m;
+    l->v = nv;
+    l->v[l->n++] = c;
     return 0;
 }
-#endif
 
+static void strlist_remove(strlist *l, const char *s)
+{
+    int i = strlist_find(l, s);
+    if (i < 0) return;
+    free(l->v[i]);
+    l->v[i] = l->v[--l->n];
+}
+
+static void pending_clear(ad_mqtt *m)
+{
+    while (m->pending) {
+        subreq *r = m->pending;
+        m->pending = r->next;
+        free(r);
+    }
+}
+
+/* One SUBSCRIBE per filter, so that each SUBACK names one filter. */
+static void subscribe_one(ad_mqtt *m, const char *filter, int qos)
+{
+    size_t n = strlen(filter) + 1;
+    subreq *r = malloc(sizeof *r + n);
+    int mid = 0, rc = mosquitto_subscribe(m->mosq, &mid, filter, qos);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        ad_log(AD_LOG_ERR, "mqtt: subscribe %s: %s", filter, mosquitto_strerror(rc));
+        free(r);
+        return;
+    }
+    if (!r) return;             /* its result is not tracked then */
+    r->mid = mid;
+    memcpy(r->filter, filter, n);
+    r->next = m->pending;
+    m->pending = r;
+}
+
+/*
+ * The status payload: `base` (the caller's JSON object) with
+ * "subscriptions": {"granted": [...], "denied": [...]} added once the broker
+ * has answered every SUBSCRIBE of this connection. Returns a new string
+ * (free it), or NULL to publish `base` as it is.
+ */
+static char *status_with_subs(ad_mqtt *m, const char *base)
+{
+    cJSON *o = cJSON_Parse(base), *sj, *g, *d;
+    char *out = NULL;
+    if (!o || !cJSON_IsObject(o) || !(sj = cJSON_AddObjectToObject(o, "subscriptions")) ||
+        !(g = cJSON_AddArrayToObject(sj, "granted")) ||
+        !(d = cJSON_AddArrayToObject(sj, "denied")))
+        goto out;
+    for (int i = 0; i < m->n_subs; i++)
+        if (strlist_find(&m->denied, m->subs[i]) < 0)
+            cJSON_AddItemToArray(g, cJSON_CreateString(m->subs[i]));
+    for (int i = 0; i < m->denied.n; i++)
+        cJSON_AddItemToArray(d, cJSON_CreateString(m->denied.v[i]));
+    out = cJSON_PrintUnformatted(o);
+out:
+    cJSON_Delete(o);
+    return out;
+}
+
+/* Every SUBACK in: say on the status topic what the broker granted. */
+static void publish_subs_status(ad_mqtt *m)
+{
+    char *st;
+    const char *pl;
+    if (!m->connected || m->stopping || !m->status_topic || !m->online)
+        return;
+    st = status_with_subs(m, m->online);
+    pl = st ? st : m->online;
+    ad_mqtt_publish(m, m->status_topic, pl, strlen(pl), 1, 1);
+    free(st);
+}
+
+static void on_subscribe(struct mosquitto *mosq, void *ud, int mid, int n, const int *granted,
+                         const mosquitto_property *p)
+{
+    ad_mqtt *m = ud;
+    subreq **pp = &m->pending, *r;
+    (void)mosq; (void)p;
+    while (*pp && (*pp)->mid != mid) pp = &(*pp)->next;
+    if (!(r = *pp)) return;
+    *pp = r->next;
+    if (n >= 1 && granted[0] >= 128) {
+        /* MQTT 3.1.1: 0x80 failure; MQTT 5: a reason code (0x87 not authorized, ...) */
+        ad_log(AD_LOG_ERR, "mqtt: the broker refused the subscription to %s (%s): "
+               "nothing published there will be received", r->filter,
+               m->protocol == AD_PROTO_5 ? mosquitto_reason_string(granted[0])
+                                         : "failure, 0x80");
+        strlist_add(&m->denied, r->filter);
+    } else {
+        strlist_remove(&m->denied, r->filter);
+    }
+    free(r);
+    if (!m->pending)
+        publish_subs_status(m);
+}
 
 /* ---- queue ---------------------------------------------------------- */
 
@@ -331,59 +316,73 @@ static void conn_closed(uv_handle_t *h)
 }
 
 static void lost(ad_mqtt *m, const char *why);
-static void idle_cb(uv_idle_t *h);
 
 /*
- * Read what is there. mosquitto_loop_read() handles one packet at QoS 0 (its
- * loop bound is the QoS>0 queue length) and returns with errno EAGAIN once
- * the socket is empty: drain up to a burst per call instead of one packet per
- * epoll round trip; the bound keeps the loop fair. Bytes epoll cannot see
- * are not left behind at the bound: rb_buf is drained from an idle handle,
- * and libmosquitto itself reads on while its TLS library holds decrypted
- * data (SSL_DATA_PENDING). Returns -1 when the connection was lost
- * (handled), else 0.
+ * What ended a connection, in words, from libmosquitto's return code (or the
+ * rc of on_disconnect) and the errno saved right after the call: the real
+ * cause (ECONNRESET, EPIPE, a reason code in the broker's DISCONNECT), not
+ * whatever errno says after libmosquitto has closed the socket. Static or
+ * per-thread strings, or `buf`.
+ */
+static const char *why_lost(ad_mqtt *m, int rc, int err_no, char *buf, size_t len)
+{
+    if (rc == MOSQ_ERR_CONN_REFUSED && m->refused[0])
+        return m->refused;
+    if (rc >= 128) {            /* MQTT 5 DISCONNECT from the broker: its reason code */
+        snprintf(buf, len, "the broker disconnected us: %s", mosquitto_reason_string(rc));
+        return buf;
+    }
+    switch (rc) {
+    case MOSQ_ERR_SUCCESS:
+        return "connection closed";
+    case MOSQ_ERR_ERRNO:
+        return err_no ? strerror(err_no) : "socket error";
+    case MOSQ_ERR_CONN_LOST:    /* libmosquitto: end of stream, or ECONNRESET */
+        return err_no == ECONNRESET ? "connection reset by the broker"
+                                    : "the broker closed the connection";
+    case MOSQ_ERR_KEEPALIVE:
+        return "keepalive timeout (no answer to PINGREQ)";
+    default:
+        snprintf(buf, len, "%s", mosquitto_strerror(rc));
+        return buf;
+    }
+}
+
+/*
+ * Read what is there. mosquitto_loop_read() reads one packet at QoS 0 (its
+ * own bound is the QoS>0 queue length) and returns with errno EAGAIN once the
+ * socket is empty: call it up to a burst per wake-up instead of one packet
+ * per epoll round trip; the bound keeps the loop fair, and epoll (level
+ * triggered) wakes the loop again for what is left. libmosquitto itself
+ * reads on while its TLS library holds decrypted data (SSL_DATA_PENDING),
+ * which epoll cannot see. Returns -1 when the connection was lost (handled),
+ * else 0.
  */
 static int drain(ad_mqtt *m)
 {
     conn *c = m->conn;
-    int rc;
+    char buf[200];
+    int rc, err_no;
     for (int i = 0; i < 256 && !m->paused && c && c->active; i++) {
-        if (fast_one(m)) {
-            if (!c->active) {
-                lost(m, "connection closed");
-                return -1;
-            }
-            continue;
-        }
         errno = 0;
-        m->lib_read_ms = uv_now(m->loop);
         rc = mosquitto_loop_read(m->mosq, 1);
+        err_no = errno;
         if (rc != MOSQ_ERR_SUCCESS || !c->active) {
-            lost(m, rc == MOSQ_ERR_CONN_REFUSED && m->refused[0] ? m->refused :
-                 rc ? mosquitto_strerror(rc) : "connection closed");
+            lost(m, why_lost(m, rc, err_no, buf, sizeof buf));
             return -1;
         }
-        if ((errno == EAGAIN || errno == EWOULDBLOCK) && !rb_pending())
+        if (err_no == EAGAIN || err_no == EWOULDBLOCK)
             break;
     }
-    if (rb_pending() && !m->paused && !uv_is_active((uv_handle_t *)&m->idle))
-        uv_idle_start(&m->idle, idle_cb);
     return 0;
-}
-
-static void idle_cb(uv_idle_t *h)
-{
-    ad_mqtt *m = h->data;
-    uv_idle_stop(h);
-    if (m->conn && m->conn->active && drain(m) == 0)
-        update_poll(m);
 }
 
 static void poll_cb(uv_poll_t *h, int status, int events)
 {
     conn *c = h->data;
     ad_mqtt *m = c->m;
-    int rc;
+    char buf[200];
+    int rc, err_no;
 
     if (!c->active)
         return;
@@ -394,9 +393,11 @@ static void poll_cb(uv_poll_t *h, int status, int events)
     if ((events & UV_READABLE) && drain(m) != 0)
         return;
     if (events & UV_WRITABLE) {
+        errno = 0;
         rc = mosquitto_loop_write(m->mosq, 1);
+        err_no = errno;
         if (rc != MOSQ_ERR_SUCCESS || !c->active) {
-            lost(m, rc ? mosquitto_strerror(rc) : "connection closed");
+            lost(m, why_lost(m, rc, err_no, buf, sizeof buf));
             return;
         }
     }
@@ -425,8 +426,6 @@ static void close_conn(ad_mqtt *m)
     if (!c) return;
     m->conn = NULL;
     c->active = 0;
-    rb_detach();
-    uv_idle_stop(&m->idle);
     uv_poll_stop(&c->poll);
     uv_close((uv_handle_t *)&c->poll, conn_closed);
 }
@@ -454,7 +453,6 @@ static void finish_stop(ad_mqtt *m)
     uv_close((uv_handle_t *)&m->misc_timer, handle_closed);
     uv_close((uv_handle_t *)&m->retry_timer, handle_closed);
     uv_close((uv_handle_t *)&m->stop_timer, handle_closed);
-    uv_close((uv_handle_t *)&m->idle, handle_closed);
     uv_close((uv_handle_t *)&m->async, handle_closed);
 }
 
@@ -547,13 +545,12 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
     m->attempts = 0;
     m->backoff = m->backoff_min;
     m->st.connects++;
-    ad_log(AD_LOG_NOTICE, "mqtt: connected to %s:%d (session %s, QoS 0 fast path %s)",
-           m->host, m->port, (flags & 1) ? "resumed" : "new", m->fast_why);
-    for (int i = 0; i < m->n_subs; i++) {
-        int r = mosquitto_subscribe(m->mosq, NULL, m->subs[i], m->sub_qos);
-        if (r != MOSQ_ERR_SUCCESS)
-            ad_log(AD_LOG_ERR, "mqtt: subscribe %s: %s", m->subs[i], mosquitto_strerror(r));
-    }
+    ad_log(AD_LOG_NOTICE, "mqtt: connected to %s:%d (session %s)",
+           m->host, m->port, (flags & 1) ? "resumed" : "new");
+    pending_clear(m);
+    strlist_clear(&m->denied);
+    for (int i = 0; i < m->n_subs; i++)
+        subscribe_one(m, m->subs[i], m->sub_qos);
     /* connected during a stop (queued alerts still to send): the status
      * stays offline */
     st = m->stopping ? m->offline : m->online;
@@ -579,10 +576,15 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
 static void on_disconnect(struct mosquitto *mosq, void *ud, int rc, const mosquitto_property *p)
 {
     ad_mqtt *m = ud;
+    int err_no = errno;         /* of the failed call; close() leaves it */
+    char buf[200];
     (void)mosq; (void)p;
     /* libmosquitto has closed the fd: drop the poll handle now (poll_cb sees
      * the conn inactive and returns) */
-    lost(m, rc == 0 ? "disconnected" : m->refused[0] ? m->refused : "connection lost");
+    if (m->refused[0])
+        lost(m, m->refused);
+    else
+        lost(m, rc == 0 ? "disconnected" : why_lost(m, rc, err_no, buf, sizeof buf));
 }
 
 static void on_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
@@ -649,6 +651,9 @@ static void *connect_thread(void *arg)
         if (!j->clean)
             mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
                                          7 * 86400);
+        /* libmosquitto keeps these properties for every reconnect */
+        if (j->max_packet)
+            mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, j->max_packet);
         rc = mosquitto_connect_bind_v5(j->mosq, j->host, j->port, j->keepalive, NULL, props);
         mosquitto_property_free_all(&props);
     } else if (j->first) {
@@ -721,6 +726,7 @@ static void attempt(ad_mqtt *m)
     j->first = m->attempts == 1 && m->st.connects == 0 && m->st.connect_failures == 0;
     j->v5 = m->protocol == AD_PROTO_5;
     j->clean = m->clean;
+    j->max_packet = m->max_packet;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     m->job = j;
@@ -775,19 +781,22 @@ static void connect_done(uv_async_t *h)
         return;
     }
     m->conn = c;
-    rb_attach(mosquitto_socket(m->mosq), m->fast_path);
     update_poll(m);
 }
 
 static void misc_cb(uv_timer_t *t)
 {
     ad_mqtt *m = t->data;
-    int rc;
+    char buf[200];
+    int rc, err_no;
     if (!m->conn)
         return;
+    errno = 0;
     rc = mosquitto_loop_misc(m->mosq);
+    err_no = errno;
     if (rc != MOSQ_ERR_SUCCESS || (m->conn && !m->conn->active)) {
-        lost(m, rc == MOSQ_ERR_NO_CONN ? "keepalive timeout" : mosquitto_strerror(rc));
+        lost(m, rc == MOSQ_ERR_NO_CONN ? "connection closed"
+                                       : why_lost(m, rc, err_no, buf, sizeof buf));
         return;
     }
     update_poll(m);
@@ -826,22 +835,13 @@ int ad_mqtt_new(ad_mqtt **out, uv_loop_t *loop, const ad_broker_cfg *b,
     mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
     mosquitto_publish_v5_callback_set(m->mosq, on_publish);
     mosquitto_message_v5_callback_set(m->mosq, on_message);
+    mosquitto_subscribe_v5_callback_set(m->mosq, on_subscribe);
     mosquitto_log_callback_set(m->mosq, on_log);
     if (b->username &&
         (rc = mosquitto_username_pw_set(m->mosq, b->username, password)) != MOSQ_ERR_SUCCESS) {
         ad_errf(err, errlen, AD_EINVAL, "broker.username: %s", mosquitto_strerror(rc));
         goto fail;
     }
-#ifdef AD_NO_READ_HOOK
-    m->fast_why = "off (not in sanitizer builds)";
-#else
-    {
-        const char *e = getenv("ANOMALYD_MQTT_FAST_PATH");
-        m->fast_why = b->tls.enabled ? "off (TLS)" :
-                      e && strcmp(e, "0") == 0 ? "off (ANOMALYD_MQTT_FAST_PATH=0)" : "on";
-    }
-#endif
-    m->fast_path = strcmp(m->fast_why, "on") == 0;
     if (b->tls.enabled) {
         if (!b->tls.ca_file && !b->tls.ca_path)
             mosquitto_int_option(m->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
@@ -856,11 +856,10 @@ int ad_mqtt_new(ad_mqtt **out, uv_loop_t *loop, const ad_broker_cfg *b,
     uv_timer_init(loop, &m->misc_timer);
     uv_timer_init(loop, &m->retry_timer);
     uv_timer_init(loop, &m->stop_timer);
-    uv_idle_init(loop, &m->idle);
     uv_async_init(loop, &m->async, connect_done);
-    m->misc_timer.data = m->retry_timer.data = m->stop_timer.data = m->idle.data = m;
+    m->misc_timer.data = m->retry_timer.data = m->stop_timer.data = m;
     m->async.data = m;
-    m->open_handles = 5;
+    m->open_handles = 4;
     *out = m;
     return 0;
 oom:
@@ -895,6 +894,24 @@ int ad_mqtt_set_status(ad_mqtt *m, const char *topic, const char *online,
     return 0;
 }
 
+static void swap_subs(ad_mqtt *m, char **nv, int n, int qos)
+{
+    for (int i = 0; i < m->n_subs; i++) free(m->subs[i]);
+    free(m->subs);
+    m->subs = nv;
+    m->n_subs = n;
+    m->sub_qos = qos;
+}
+
+int ad_mqtt_set_max_payload(ad_mqtt *m, size_t max_payload)
+{
+    uint64_t n = (uint64_t)max_payload + AD_MQTT_PACKET_HEADROOM;
+    if (m->started)
+        return AD_EINVAL;
+    m->max_packet = n > 268435460u ? 0 : (uint32_t)n;   /* MQTT's own limit: announce none */
+    return 0;
+}
+
 int ad_mqtt_set_subscriptions(ad_mqtt *m, char *const *filters, int n, int qos)
 {
     char **nv = calloc((size_t)n + 1, sizeof(char *));
@@ -906,23 +923,28 @@ int ad_mqtt_set_subscriptions(ad_mqtt *m, char *const *filters, int n, int qos)
             return AD_ENOMEM;
         }
     if (m->connected) {
+        int removed_denied = 0;
         for (int i = 0; i < m->n_subs; i++) {
             int keep = 0;
             for (int j = 0; j < n; j++) keep |= strcmp(m->subs[i], nv[j]) == 0;
-            if (!keep) mosquitto_unsubscribe(m->mosq, NULL, m->subs[i]);
+            if (!keep) {
+                mosquitto_unsubscribe(m->mosq, NULL, m->subs[i]);
+                removed_denied |= strlist_find(&m->denied, m->subs[i]) >= 0;
+                strlist_remove(&m->denied, m->subs[i]);
+            }
         }
         for (int j = 0; j < n; j++) {
             int had = 0;
             for (int i = 0; i < m->n_subs; i++) had |= strcmp(m->subs[i], nv[j]) == 0;
-            if (!had) mosquitto_subscribe(m->mosq, NULL, nv[j], qos);
+            if (!had) subscribe_one(m, nv[j], qos);
         }
         update_poll(m);
+        swap_subs(m, nv, n, qos);
+        if (removed_denied && !m->pending)
+            publish_subs_status(m);     /* no SUBACK will come to say it */
+        return 0;
     }
-    for (int i = 0; i < m->n_subs; i++) free(m->subs[i]);
-    free(m->subs);
-    m->subs = nv;
-    m->n_subs = n;
-    m->sub_qos = qos;
+    swap_subs(m, nv, n, qos);
     return 0;
 }
 
@@ -964,8 +986,6 @@ int ad_mqtt_publish(ad_mqtt *m, const char *topic, const void *payload, size_t l
 void ad_mqtt_pause(ad_mqtt *m, int paused)
 {
     m->paused = paused != 0;
-    if (!m->paused && rb_pending() && m->conn && !uv_is_active((uv_handle_t *)&m->idle))
-        uv_idle_start(&m->idle, idle_cb);
     update_poll(m);
 }
 
@@ -990,6 +1010,7 @@ void ad_mqtt_get_stats(const ad_mqtt *m, ad_mqtt_stats *st)
 {
     *st = m->st;
     st->connected = m->connected;
+    st->subscriptions_denied = (uint64_t)m->denied.n;
     st->queued = m->qlen;
 }
 
@@ -997,8 +1018,8 @@ void ad_mqtt_free(ad_mqtt *m)
 {
     if (!m) return;
     abandon_job(m);             /* only if freed without a stop */
-    if (m->conn)
-        rb_detach();
+    pending_clear(m);
+    strlist_clear(&m->denied);
     while (m->qhead) {
         qmsg *q = m->qhead;
         m->qhead = q->next;

@@ -2,14 +2,26 @@
  * mqtt.h - the MQTT client of the daemon: libmosquitto driven from the libuv
  * loop, with reconnection, subscriptions, a status topic and an alert queue.
  *
- * No thread of libmosquitto's own (no mosquitto_loop_start) and no busy
- * polling: the client's socket sits in a uv_poll_t; readable ->
- * mosquitto_loop_read, writable (only watched while mosquitto_want_write())
- * -> mosquitto_loop_write, and a 1 s uv_timer_t runs mosquitto_loop_misc
- * (keepalive). A lost connection is retried with exponential backoff and
+ * libmosquitto's external-loop API: no thread of libmosquitto's own (no
+ * mosquitto_loop_start) and no busy polling. libmosquitto owns its socket
+ * and does all reading and writing on it; the socket (mosquitto_socket())
+ * sits in a uv_poll_t: readable -> mosquitto_loop_read, writable (only
+ * watched while mosquitto_want_write()) -> mosquitto_loop_write, and a 1 s
+ * uv_timer_t runs mosquitto_loop_misc (keepalive). A lost connection is retried with exponential backoff and
  * jitter (reconnect_min_s doubling up to reconnect_max_s, x 0.5..1.0); the
  * subscriptions are sent again on every (re)connect, the retained "online"
  * status is published, and the retained "offline" status is the last will.
+ *
+ * Subscriptions: one SUBSCRIBE per filter; each SUBACK is checked. A filter
+ * the broker refuses (an ACL, a quota) is logged with its reason, counted in
+ * the stats (subscriptions_denied) and, once every SUBACK of a connection is
+ * in, the status is published again with "subscriptions": {"granted": [..],
+ * "denied": [..]}.
+ *
+ * Maximum packet size: over MQTT 5 the CONNECT announces max_payload_bytes +
+ * AD_MQTT_PACKET_HEADROOM, so the broker drops larger messages instead of
+ * sending them. MQTT 3.1.1 has no way to announce it: there a larger
+ * message is read whole by libmosquitto and then refused by the daemon.
  *
  * Publishing: while connected, messages go straight to libmosquitto (which
  * keeps QoS>0 messages in flight until acknowledged and resends them after
@@ -35,6 +47,11 @@
 
 typedef struct ad_mqtt ad_mqtt;
 
+/* Bytes of a PUBLISH besides its payload allowed for in the announced
+ * maximum packet size: the longest topic MQTT allows (2 + 65535), the
+ * packet id, properties and the fixed header (4 KiB). */
+#define AD_MQTT_PACKET_HEADROOM (2 + 65535 + 4096)
+
 typedef struct ad_mqtt_cb {
     /* CONNACK accepted; subscriptions and the online status were sent. */
     void (*connected)(void *ud, int session_present);
@@ -51,7 +68,7 @@ typedef struct ad_mqtt_stats {
     uint64_t connects;          /* successful CONNACKs */
     uint64_t connect_failures;  /* refused or failed attempts */
     uint64_t messages_in;
-    uint64_t fast_path;         /* of those, read by the QoS 0 fast path */
+    uint64_t subscriptions_denied;  /* filters the broker refused (now) */
     uint64_t published;         /* handed to libmosquitto */
     uint64_t queued;            /* now in our own queue */
     uint64_t queue_dropped;     /* dropped: queue full, or QoS 0 while away */
@@ -72,6 +89,12 @@ int ad_mqtt_new(ad_mqtt **out, uv_loop_t *loop, const ad_broker_cfg *b,
  * Copied. Call before ad_mqtt_start() (the will is part of CONNECT). */
 int ad_mqtt_set_status(ad_mqtt *m, const char *topic, const char *online,
                        const char *offline);
+
+/* Announce max_payload + AD_MQTT_PACKET_HEADROOM as the maximum packet size
+ * in CONNECT (MQTT 5 only; kept for every reconnect, so a reload that
+ * changes max_payload_bytes reaches the broker only after a restart). Call
+ * before ad_mqtt_start(); AD_EINVAL after it. */
+int ad_mqtt_set_max_payload(ad_mqtt *m, size_t max_payload);
 
 /* Replace the subscription list (copied). When connected, removed filters
  * are unsubscribed and new ones subscribed at once; all are resubscribed on

@@ -264,7 +264,7 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddBoolToObject(mq, "connected", ms.connected);
     cJSON_AddNumberToObject(mq, "connects", (double)ms.connects);
     cJSON_AddNumberToObject(mq, "connect_failures", (double)ms.connect_failures);
-    cJSON_AddNumberToObject(mq, "fast_path", (double)ms.fast_path);
+    cJSON_AddNumberToObject(mq, "subscriptions_denied", (double)ms.subscriptions_denied);
     cJSON_AddNumberToObject(mq, "published", (double)ms.published);
     cJSON_AddNumberToObject(mq, "queued", (double)ms.queued);
     cJSON_AddNumberToObject(mq, "queue_dropped", (double)ms.queue_dropped);

@@ -94,9 +94,8 @@ broker "allow_anonymous true" "cafile $D/ca.crt" "certfile $D/srv.crt" "keyfile 
        "require_certificate true"
 TLS="\"enabled\": true, \"ca_file\": \"$D/ca.crt\", \"cert_file\": \"$D/cli.crt\", \"key_file\": \"$D/cli.key\""
 daemon ", \"tls\": {$TLS}"
-# (sanitizer builds name their own reason: no read hook there)
-expect "mqtt: connected to .*fast path off (\(TLS\|not in sanitizer builds\))" &&
-    it_ok "TLS: CA, client certificate, hostname verified: connects (QoS 0 fast path off: TLS)" ||
+expect "mqtt: connected to" &&
+    it_ok "TLS: CA, client certificate, hostname verified: connects" ||
     it_fail "TLS: CA, client certificate, hostname verified: connects" "$(cat "$D/daemon.log") $(tail -3 "$D/mosq.log")"
 daemon ", \"tls\": {\"enabled\": true, \"ca_file\": \"$D/other.crt\", \"cert_file\": \"$D/cli.crt\", \"key_file\": \"$D/cli.key\"}"
 if expect "cannot connect" 2 && ! grep -q "mqtt: connected to" "$D/daemon.log" && kill -0 "$DPID"; then
