@@ -247,10 +247,10 @@ void ad_args_help(FILE *f, const ad_arg *tab)
         }
         fprintf(f, "%s", h);
         if (def[0])
-            fprintf(f, " (default %s)", def);
+            fprintf(f, "%s(default %s)", h[0] ? " " : "", def);
         fputc('\n', f);
     }
-    fprintf(f, "  -h, --help                this text\n");
+    fprintf(f, "  -h, --help%*sthis text\n", COL - 12, "");
 }
 
 char **ad_args_split(const char *s, int *n, char *err, size_t errlen)

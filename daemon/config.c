@@ -885,29 +885,15 @@ fail:
 
 int ad_config_load(ad_config **out, const char *path, char *err, size_t errlen)
 {
-    FILE *f;
-    char *buf = NULL, e2[512];
-    long n;
+    void *buf = NULL;
+    size_t n;
+    char e2[512];
     int rc;
 
     *out = NULL;
-    if (!(f = fopen(path, "rb")))
-        return ad_errf(err, errlen, errno == ENOENT ? AD_ENOENT : AD_EIO, "%s: %s",
-                       path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > (16 << 20) ||
-        fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return ad_errf(err, errlen, AD_EIO, "%s: unreadable or larger than 16 MiB", path);
-    }
-    buf = malloc((size_t)n + 1);
-    if (!buf) { fclose(f); return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path); }
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f); free(buf);
-        return ad_errf(err, errlen, AD_EIO, "%s: read error", path);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    rc = ad_config_parse(out, buf, (size_t)n, path, e2, sizeof e2);
+    if ((rc = ad_read_file(path, 16u << 20, &buf, &n, err, errlen)) != 0)
+        return rc;      /* message names the file */
+    rc = ad_config_parse(out, buf, n, path, e2, sizeof e2);
     free(buf);
     if (rc)
         ad_errf(err, errlen, rc, "%s: %s", path, e2);
@@ -1101,18 +1087,14 @@ char *ad_config_doc(void)
 
 int ad_config_read_password(const char *path, char **out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    char line[1024];
+    void *buf = NULL;
     size_t n;
+    int rc;
+
     *out = NULL;
-    if (!f)
-        return ad_errf(err, errlen, AD_EIO, "%s: %s", path, strerror(errno));
-    if (!fgets(line, sizeof line, f))
-        line[0] = '\0';
-    fclose(f);
-    n = strcspn(line, "\r\n");
-    line[n] = '\0';
-    if (!(*out = strdup(line)))
-        return ad_errf(err, errlen, AD_ENOMEM, "out of memory");
+    if ((rc = ad_read_file(path, 64u << 10, &buf, &n, err, errlen)) != 0)
+        return rc;
+    ((char *)buf)[strcspn(buf, "\r\n")] = '\0';     /* the first line */
+    *out = buf;
     return 0;
 }
