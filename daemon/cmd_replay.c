@@ -16,6 +16,14 @@
  * Events (phase changes, calibration, alerts raised/cleared, training) go
  * to --events as JSON lines, the same objects the daemon publishes.
  *
+ * With -c FILE the pipeline is the one `anomalyd run -c FILE` builds for
+ * the detector (--detector NAME, or the only one): model, row assembly
+ * mode, window hop, score metric and smoothing, calibration, threshold,
+ * alert and training settings come from the config (through the same
+ * ad_detconf.pipe the daemon uses); any of the plain options below given
+ * as well overrides that one setting. Without -c every setting starts from
+ * the library's defaults, which are the config's defaults.
+ *
  * With --label COL the rows' labels give point metrics (SKAB definitions):
  *   precision, recall, F1 = TP/(TP+(FP+FN)/2), FAR = 100*FP/(FP+TN),
  *   MAR = 100*FN/(FN+TP)
@@ -23,111 +31,173 @@
  * --exclude-calibration (SKAB protocol: test part only). Rows before the
  * first full window count as normal predictions.
  */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ad.h"
+#include "args.h"
 #include "cmd.h"
+#include "config.h"
 #include "csv.h"
 #include "detector.h"
 #include "engine.h"
 #include "model.h"
 
-static void usage(FILE *f)
+/* What the command line asks for. */
+typedef struct replay_opts {
+    const char *config, *detector, *model, *input, *output, *events, *summary;
+    const char *stream, *label;
+    int row_label;              /* 0 alert, 1 window */
+    int excl;
+    long calib_rows, calib_from;
+    char sep;
+    int boot_T;
+    ad_detector_cfg cfg;
+} replay_opts;
+
+/* The pipeline being replayed and its counters. */
+typedef struct replay {
+    const replay_opts *o;
+    ad_detector_cfg cfg;
+    const char *model_path;
+    const ad_strlist *boot_features;   /* bootstrap with -c: feature names */
+    int boot_T;
+    ad_config *conf;
+    ad_model *m;
+    ad_table *t;
+    ad_engine *eng;
+    uint64_t eng_gen;
+    ad_detector *d;
+    FILE *out, *evf;
+    float *in, *rec, *sh;
+    double *vals;
+    int T, F;
+    uint64_t tp, fp, fn, tn;
+} replay;
+
+#define R_TYPES "rows|period|all"
+#define REPLAY_NOPTS 64
+
+static void replay_table(replay_opts *o, ad_arg *tab)
+{
+    ad_detector_cfg *c = &o->cfg;
+    const ad_arg t[] = {
+        AD_ARG_GROUP("input/output"),
+        { "config", 'c', AD_ARG_STR, &o->config, 0, 0, NULL, "FILE",
+          "take the pipeline of this daemon config (see below)", 0, NULL },
+        { "detector", 0, AD_ARG_STR, &o->detector, 0, 0, NULL, "NAME",
+          "with -c: the detector (default: the only one)", 0, NULL },
+        { "model", 'm', AD_ARG_STR, &o->model, 0, 0, NULL, "FILE",
+          "model file (not with --training bootstrap)", 0, NULL },
+        { "input", 'i', AD_ARG_STR, &o->input, 0, 0, NULL, "FILE",
+          "CSV: header, time column, the model's features", 0, NULL },
+        { "output", 'o', AD_ARG_STR, &o->output, 0, 0, NULL, "FILE",
+          "per-row CSV (default stdout; '-' stdout)", 0, NULL },
+        { "events", 'e', AD_ARG_STR, &o->events, 0, 0, NULL, "FILE",
+          "alert/phase events as JSON lines", 0, NULL },
+        { "summary", 0, AD_ARG_STR, &o->summary, 0, 0, NULL, "FILE",
+          "counters and metrics as one JSON object", 0, NULL },
+        { "sep", 0, AD_ARG_SEP, &o->sep, 0, 0, NULL, "C",
+          "field separator (default: detected)", 0, NULL },
+        { "stream", 0, AD_ARG_STR, &o->stream, 0, 0, NULL, "NAME",
+          "stream key used in alert ids (default: input\nfile name)", 0, NULL },
+        { "label", 0, AD_ARG_STR, &o->label, 0, 0, NULL, "COL",
+          "label column (0/1): print point metrics", 0, NULL },
+        { "row-label", 0, AD_ARG_CHOICE, &o->row_label, 0, 0, "alert|window",
+          "alert|window", "row-level prediction", AD_ARG_DEF, NULL },
+        { "exclude-calibration", 0, AD_ARG_FLAG, &o->excl, 0, 0, NULL, NULL,
+          "metrics only over rows >= --calibrate-rows", 0, NULL },
+        AD_ARG_GROUP("windows and scores"),
+        { "rows-mode", 0, AD_ARG_CHOICE, &c->stream.mode, 0, 0, R_TYPES, "MODE",
+          "row assembly: rows|period|all", AD_ARG_DEF, NULL },
+        { "period", 0, AD_ARG_SECONDS, &c->stream.period_ms, 0.001, 86400, NULL, "S",
+          "period mode: row grid step, seconds", AD_ARG_DEF, NULL },
+        { "hop", 0, AD_ARG_INT, &c->hop, 1, 1000000, NULL, "N",
+          "rows between windows", AD_ARG_DEF, NULL },
+        { "metric", 0, AD_ARG_CHOICE, &c->metric, 0, 0, "mse|mae", "mse|mae",
+          "reconstruction error", AD_ARG_DEF, NULL },
+        { "smooth", 0, AD_ARG_NUM, &c->smooth_alpha, 0.0001, 1, NULL, "A",
+          "EWMA weight in (0,1], 1 = off", AD_ARG_DEF, NULL },
+        { "missing", 0, AD_ARG_CHOICE, &c->stream.missing, 0, 0, "hold|invalid",
+          "hold|invalid", "missing/NaN policy", AD_ARG_DEF, NULL },
+        { "hold-limit", 0, AD_ARG_INT, &c->stream.hold_limit, 0, 1000000, NULL, "N",
+          "max consecutive held rows (0 = no limit)", AD_ARG_DEF, NULL },
+        { "max-age", 0, AD_ARG_SECONDS, &c->stream.max_age_ms, 0, 1e9, NULL, "S",
+          "seconds after which a value is missing (0 = off)", AD_ARG_DEF, NULL },
+        AD_ARG_GROUP("calibration and threshold"),
+        { "calibrate-rows", 0, AD_ARG_LONG, &o->calib_rows, 1, 1e9, NULL, "N",
+          "calibrate on the windows ending in the first N\nrows (then detect); "
+          "overrides --calib-windows", 0, NULL },
+        { "calibrate-from", 0, AD_ARG_LONG, &o->calib_from, 0, 1e9, NULL, "R",
+          "windows ending before row R are not scored (e.g.\nthe rows the model "
+          "was trained on)", 0, NULL },
+        { "calib-windows", 0, AD_ARG_INT, &c->calib_windows, 0, 1e8, NULL, "N",
+          "calibrate on N windows", AD_ARG_DEF, NULL },
+        { "calib-duration", 0, AD_ARG_SECONDS, &c->calib_duration_ms, 0, 1e9, NULL, "S",
+          "or for S seconds of data (0 = no limit)", AD_ARG_DEF, NULL },
+        { "method", 0, AD_ARG_CHOICE, &c->thr.method, 0, 0, "quantile|sigma|pot|fixed|model",
+          "M", "quantile|sigma|pot|fixed|model", AD_ARG_DEF, NULL },
+        { "q", 0, AD_ARG_NUM, &c->thr.q, 1e-9, 0.999999999, NULL, "Q",
+          "quantile level", AD_ARG_DEF, NULL },
+        { "margin", 0, AD_ARG_NUM, &c->thr.margin, 1e-6, 1e6, NULL, "X",
+          "quantile/model multiplier", AD_ARG_DEF, NULL },
+        { "k-sigma", 0, AD_ARG_NUM, &c->thr.k, 0, 1000, NULL, "K",
+          "sigma: mean + K std", AD_ARG_DEF, NULL },
+        { "risk", 0, AD_ARG_NUM, &c->thr.pot_risk, 1e-12, 0.5, NULL, "R",
+          "pot: target risk", AD_ARG_DEF, NULL },
+        { "pot-init", 0, AD_ARG_NUM, &c->thr.pot_init, 0.5, 0.9999, NULL, "Q",
+          "pot: initial threshold quantile", AD_ARG_DEF, NULL },
+        { "value", 0, AD_ARG_NUM, &c->thr.fixed, 0, 1e30, NULL, "X",
+          "fixed: the threshold", 0, NULL },
+        { "model-key", 0, AD_ARG_CBUF, c->thr.model_key, 0, sizeof c->thr.model_key,
+          NULL, "KEY", "model: key under training.error", AD_ARG_DEF, NULL },
+        { "adapt", 0, AD_ARG_FLAG, &c->thr.adapt, 0, 0, NULL, NULL,
+          "keep learning the threshold from normal windows", 0, NULL },
+        AD_ARG_GROUP("alerts"),
+        { "alert-k", 0, AD_ARG_INT, &c->alert.k, 1, AD_ALERT_MAX_N, NULL, "K",
+          "raise when K of the last N windows exceed", AD_ARG_DEF, NULL },
+        { "alert-n", 0, AD_ARG_INT, &c->alert.n, 1, AD_ALERT_MAX_N, NULL, "N",
+          "see --alert-k", AD_ARG_DEF, NULL },
+        { "alert-m", 0, AD_ARG_INT, &c->alert.m, 1, 1000000, NULL, "M",
+          "clear after M windows below the clear level", AD_ARG_DEF, NULL },
+        { "clear-ratio", 0, AD_ARG_NUM, &c->alert.clear_ratio, 0.001, 1, NULL, "R",
+          "clear level = threshold x R", AD_ARG_DEF, NULL },
+        { "cooldown", 0, AD_ARG_SECONDS, &c->alert.cooldown_ms, 0, 1e9, NULL, "S",
+          "no new alert within S seconds of a clear", AD_ARG_DEF, NULL },
+        AD_ARG_GROUP("online training"),
+        { "training", 0, AD_ARG_CHOICE, &c->training, 0, 0, "none|finetune|bootstrap",
+          "MODE", "none|finetune|bootstrap", AD_ARG_DEF, NULL },
+        { "train-windows", 0, AD_ARG_INT, &c->train_windows, 1, 10000000, NULL, "N",
+          "windows collected for training", AD_ARG_DEF, NULL },
+        { "epochs", 0, AD_ARG_INT, &c->train_epochs, 1, 100000, NULL, "N",
+          "training epochs", AD_ARG_DEF, NULL },
+        { "units", 0, AD_ARG_INT, &c->boot_units, 1, AD_MAX_UNITS, NULL, "N",
+          "bootstrap LSTM units", AD_ARG_DEF, NULL },
+        { "window", 0, AD_ARG_INT, &o->boot_T, 1, AD_MAX_WINDOW, NULL, "T",
+          "bootstrap window length (no model file)", 0, NULL },
+        AD_ARG_END
+    };
+    _Static_assert(sizeof t <= REPLAY_NOPTS * sizeof(ad_arg), "REPLAY_NOPTS too small");
+    memcpy(tab, t, sizeof t);
+}
+
+static void usage(FILE *f, const ad_arg *tab)
 {
     fprintf(f,
         "usage: anomalyd replay --model FILE --input FILE.csv [options]\n"
+        "       anomalyd replay -c CONFIG [--detector NAME] --input FILE.csv [options]\n"
         "\n"
         "Pushes a CSV through the live detection pipeline (timestamps from the\n"
         "file) and writes one line per input row:\n"
         "  row,ts_ms,score,smoothed,threshold,exceeded,anomaly,alert_id,phase\n"
-        "\n"
-        "input/output:\n"
-        "  -m, --model FILE        model file (not with --training bootstrap)\n"
-        "  -i, --input FILE        CSV: header, time column, the model's features\n"
-        "  -o, --output FILE       per-row CSV (default stdout; '-' stdout)\n"
-        "  -e, --events FILE       alert/phase events as JSON lines\n"
-        "      --summary FILE      counters and metrics as one JSON object\n"
-        "      --sep C             field separator (default: detected)\n"
-        "      --stream NAME       stream key used in alert ids (default: input\n"
-        "                          file name)\n"
-        "      --label COL         label column (0/1): print point metrics\n"
-        "      --row-label alert|window  row-level prediction (default alert)\n"
-        "      --exclude-calibration     metrics only over rows >= --calibrate-rows\n"
-        "windows and scores:\n"
-        "      --hop N             rows between windows (default 1)\n"
-        "      --metric mse|mae    reconstruction error (default mae)\n"
-        "      --smooth A          EWMA weight in (0,1], 1 = off (default 1)\n"
-        "      --missing hold|invalid  missing/NaN policy (default hold)\n"
-        "      --hold-limit N      max consecutive held rows (default 0 = no limit)\n"
-        "      --max-age S         seconds after which a value is missing (0 = off)\n"
-        "calibration and threshold:\n"
-        "      --calibrate-rows N  calibrate on the windows ending in the first N\n"
-        "                          rows (then detect); overrides --calib-windows\n"
-        "      --calibrate-from R  windows ending before row R are not scored (e.g.\n"
-        "                          the rows the model was trained on)\n"
-        "      --calib-windows N   calibrate on N windows (default 100)\n"
-        "      --calib-duration S  or for S seconds of data\n"
-        "      --method M          quantile|sigma|pot|fixed|model (default quantile)\n"
-        "      --q Q               quantile level (default 0.99)\n"
-        "      --margin X          quantile/model multiplier (default 1)\n"
-        "      --k-sigma K         sigma: mean + K std (default 3)\n"
-        "      --risk R            pot: target risk (default 1e-3)\n"
-        "      --pot-init Q        pot: initial threshold quantile (default 0.98)\n"
-        "      --value X           fixed: the threshold\n"
-        "      --model-key KEY     model: key under training.error (default q99)\n"
-        "      --adapt             keep learning the threshold from normal windows\n"
-        "alerts:\n"
-        "      --alert-k K --alert-n N   raise when K of the last N windows exceed\n"
-        "                          (default 1 of 1)\n"
-        "      --alert-m M         clear after M windows below (default 1)\n"
-        "      --clear-ratio R     clear level = threshold x R (default 1)\n"
-        "      --cooldown S        no new alert within S seconds of a clear\n"
-        "online training:\n"
-        "      --training none|finetune|bootstrap  (default none)\n"
-        "      --train-windows N   windows collected for training (default 500)\n"
-        "      --epochs N          training epochs (default 5)\n"
-        "      --units N           bootstrap LSTM units (default 32)\n"
-        "      --window T          bootstrap window length (no model file)\n"
-        "  -h, --help\n");
+        "With -c the pipeline is the one 'anomalyd run -c CONFIG' builds for the\n"
+        "detector; options given as well override single settings. Defaults below\n"
+        "are the library's, which are the config's.\n"
+        "\n");
+    ad_args_help(f, tab);
 }
-
-static int parse_long(const char *opt, const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-
-    if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "anomalyd replay: --%s: expected an integer %ld..%ld, got '%s'\n",
-                opt, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_dbl(const char *opt, const char *s, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-
-    if (*s == '\0' || *end != '\0' || !isfinite(v)) {
-        fprintf(stderr, "anomalyd replay: --%s: expected a number, got '%s'\n", opt, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-enum {
-    O_SEP = 256, O_STREAM, O_LABEL, O_ROWLABEL, O_EXCL, O_HOP, O_METRIC, O_SMOOTH,
-    O_MISSING, O_HOLD, O_MAXAGE, O_CALROWS, O_CALWIN, O_CALDUR, O_METHOD, O_Q,
-    O_MARGIN, O_KSIG, O_RISK, O_POTINIT, O_VALUE, O_MKEY, O_ADAPT, O_AK, O_AN, O_AM,
-    O_CLEAR, O_COOL, O_TRAINING, O_TWIN, O_EPOCHS, O_UNITS, O_WINDOW, O_SUMMARY, O_CALFROM
-};
 
 /* Write a JSON object as one line and free it. */
 static void put_json(FILE *f, cJSON *j)
@@ -153,439 +223,384 @@ static void fmt_num(char *buf, size_t len, double v)
         buf[0] = '\0';
 }
 
-int ad_cmd_replay(int argc, char **argv)
+/* -c FILE: the detector's pipeline as `run` builds it (the config's own
+ * ad_detconf.pipe: defaults, auto row mode and validation already applied). */
+static int load_config(replay *r, const replay_opts *o)
 {
-    static const struct option opts[] = {
-        { "model", required_argument, NULL, 'm' },
-        { "input", required_argument, NULL, 'i' },
-        { "output", required_argument, NULL, 'o' },
-        { "events", required_argument, NULL, 'e' },
-        { "summary", required_argument, NULL, O_SUMMARY },
-        { "sep", required_argument, NULL, O_SEP },
-        { "stream", required_argument, NULL, O_STREAM },
-        { "label", required_argument, NULL, O_LABEL },
-        { "row-label", required_argument, NULL, O_ROWLABEL },
-        { "exclude-calibration", no_argument, NULL, O_EXCL },
-        { "hop", required_argument, NULL, O_HOP },
-        { "metric", required_argument, NULL, O_METRIC },
-        { "smooth", required_argument, NULL, O_SMOOTH },
-        { "missing", required_argument, NULL, O_MISSING },
-        { "hold-limit", required_argument, NULL, O_HOLD },
-        { "max-age", required_argument, NULL, O_MAXAGE },
-        { "calibrate-rows", required_argument, NULL, O_CALROWS },
-        { "calib-windows", required_argument, NULL, O_CALWIN },
-        { "calibrate-from", required_argument, NULL, O_CALFROM },
-        { "calib-duration", required_argument, NULL, O_CALDUR },
-        { "method", required_argument, NULL, O_METHOD },
-        { "q", required_argument, NULL, O_Q },
-        { "margin", required_argument, NULL, O_MARGIN },
-        { "k-sigma", required_argument, NULL, O_KSIG },
-        { "risk", required_argument, NULL, O_RISK },
-        { "pot-init", required_argument, NULL, O_POTINIT },
-        { "value", required_argument, NULL, O_VALUE },
-        { "model-key", required_argument, NULL, O_MKEY },
-        { "adapt", no_argument, NULL, O_ADAPT },
-        { "alert-k", required_argument, NULL, O_AK },
-        { "alert-n", required_argument, NULL, O_AN },
-        { "alert-m", required_argument, NULL, O_AM },
-        { "clear-ratio", required_argument, NULL, O_CLEAR },
-        { "cooldown", required_argument, NULL, O_COOL },
-        { "training", required_argument, NULL, O_TRAINING },
-        { "train-windows", required_argument, NULL, O_TWIN },
-        { "epochs", required_argument, NULL, O_EPOCHS },
-        { "units", required_argument, NULL, O_UNITS },
-        { "window", required_argument, NULL, O_WINDOW },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-    const char *model_path = NULL, *input = NULL, *output = NULL, *events = NULL;
-    const char *summary = NULL, *stream = NULL, *label = NULL;
-    int row_label_window = 0, excl = 0, c, rc = 1, boot_T = 0;
-    long calib_rows = 0, calib_from = 0, lv;
-    double dv;
-    char sep = 0, err[1024];
-    ad_detector_cfg cfg;
-    ad_model *m = NULL;
-    ad_table *t = NULL;
-    ad_engine *eng = NULL;
-    uint64_t eng_gen = 0;
-    ad_detector *d = NULL;
-    ad_csv_opts co;
-    FILE *out = NULL, *evf = NULL;
-    float *in = NULL, *rec = NULL, *sh = NULL;
-    double *vals = NULL;
-    uint64_t tp = 0, fp = 0, fn = 0, tn = 0;
-    size_t r;
-    int T, F;
+    char err[1024];
+    const ad_detconf *dc = NULL;
 
-    ad_detector_cfg_default(&cfg);
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:i:o:e:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_path = optarg; break;
-        case 'i': input = optarg; break;
-        case 'o': output = optarg; break;
-        case 'e': events = optarg; break;
-        case O_SUMMARY: summary = optarg; break;
-        case O_SEP:
-            if (strcmp(optarg, "\\t") == 0 || strcmp(optarg, "tab") == 0)
-                sep = '\t';
-            else if (strlen(optarg) == 1)
-                sep = optarg[0];
-            else {
-                fprintf(stderr, "anomalyd replay: --sep: expected one character\n");
-                return 2;
-            }
-            break;
-        case O_STREAM: stream = optarg; break;
-        case O_LABEL: label = optarg; break;
-        case O_ROWLABEL:
-            if (strcmp(optarg, "alert") == 0)
-                row_label_window = 0;
-            else if (strcmp(optarg, "window") == 0)
-                row_label_window = 1;
-            else {
-                fprintf(stderr, "anomalyd replay: --row-label: alert or window\n");
-                return 2;
-            }
-            break;
-        case O_EXCL: excl = 1; break;
-        case O_HOP:
-            if (parse_long("hop", optarg, 1, 1000000, &lv)) return 2;
-            cfg.hop = (int)lv;
-            break;
-        case O_METRIC:
-            if (ad_detector_metric_from_name(optarg) < 0) {
-                fprintf(stderr, "anomalyd replay: --metric: mse or mae\n");
-                return 2;
-            }
-            cfg.metric = (ad_metric)ad_detector_metric_from_name(optarg);
-            break;
-        case O_SMOOTH:
-            if (parse_dbl("smooth", optarg, &cfg.smooth_alpha)) return 2;
-            break;
-        case O_MISSING:
-            if (ad_miss_policy_from_name(optarg) < 0) {
-                fprintf(stderr, "anomalyd replay: --missing: hold or invalid\n");
-                return 2;
-            }
-            cfg.stream.missing = (ad_miss_policy)ad_miss_policy_from_name(optarg);
-            break;
-        case O_HOLD:
-            if (parse_long("hold-limit", optarg, 0, 1000000000, &lv)) return 2;
-            cfg.stream.hold_limit = (int)lv;
-            break;
-        case O_MAXAGE:
-            if (parse_dbl("max-age", optarg, &dv)) return 2;
-            cfg.stream.max_age_ms = (int64_t)llround(dv * 1000);
-            break;
-        case O_CALROWS:
-            if (parse_long("calibrate-rows", optarg, 1, 1000000000, &calib_rows)) return 2;
-            break;
-        case O_CALFROM:
-            if (parse_long("calibrate-from", optarg, 0, 1000000000, &calib_from)) return 2;
-            break;
-        case O_CALWIN:
-            if (parse_long("calib-windows", optarg, 0, 1000000000, &lv)) return 2;
-            cfg.calib_windows = (int)lv;
-            break;
-        case O_CALDUR:
-            if (parse_dbl("calib-duration", optarg, &dv)) return 2;
-            cfg.calib_duration_ms = (int64_t)llround(dv * 1000);
-            break;
-        case O_METHOD:
-            if (ad_thr_method_from_name(optarg) < 0) {
-                fprintf(stderr, "anomalyd replay: --method: quantile|sigma|pot|fixed|model\n");
-                return 2;
-            }
-            cfg.thr.method = (ad_thr_method)ad_thr_method_from_name(optarg);
-            break;
-        case O_Q: if (parse_dbl("q", optarg, &cfg.thr.q)) return 2; break;
-        case O_MARGIN: if (parse_dbl("margin", optarg, &cfg.thr.margin)) return 2; break;
-        case O_KSIG: if (parse_dbl("k-sigma", optarg, &cfg.thr.k)) return 2; break;
-        case O_RISK: if (parse_dbl("risk", optarg, &cfg.thr.pot_risk)) return 2; break;
-        case O_POTINIT: if (parse_dbl("pot-init", optarg, &cfg.thr.pot_init)) return 2; break;
-        case O_VALUE: if (parse_dbl("value", optarg, &cfg.thr.fixed)) return 2; break;
-        case O_MKEY:
-            if (strlen(optarg) >= sizeof(cfg.thr.model_key)) {
-                fprintf(stderr, "anomalyd replay: --model-key: too long\n");
-                return 2;
-            }
-            strcpy(cfg.thr.model_key, optarg);
-            break;
-        case O_ADAPT: cfg.thr.adapt = 1; break;
-        case O_AK:
-            if (parse_long("alert-k", optarg, 1, AD_ALERT_MAX_N, &lv)) return 2;
-            cfg.alert.k = (int)lv;
-            break;
-        case O_AN:
-            if (parse_long("alert-n", optarg, 1, AD_ALERT_MAX_N, &lv)) return 2;
-            cfg.alert.n = (int)lv;
-            break;
-        case O_AM:
-            if (parse_long("alert-m", optarg, 1, 1000000, &lv)) return 2;
-            cfg.alert.m = (int)lv;
-            break;
-        case O_CLEAR: if (parse_dbl("clear-ratio", optarg, &cfg.alert.clear_ratio)) return 2; break;
-        case O_COOL:
-            if (parse_dbl("cooldown", optarg, &dv)) return 2;
-            cfg.alert.cooldown_ms = (int64_t)llround(dv * 1000);
-            break;
-        case O_TRAINING:
-            if (ad_train_mode_from_name(optarg) < 0) {
-                fprintf(stderr, "anomalyd replay: --training: none|finetune|bootstrap\n");
-                return 2;
-            }
-            cfg.training = (ad_train_mode)ad_train_mode_from_name(optarg);
-            break;
-        case O_TWIN:
-            if (parse_long("train-windows", optarg, 1, 10000000, &lv)) return 2;
-            cfg.train_windows = (int)lv;
-            break;
-        case O_EPOCHS:
-            if (parse_long("epochs", optarg, 1, 100000, &lv)) return 2;
-            cfg.train_epochs = (int)lv;
-            break;
-        case O_UNITS:
-            if (parse_long("units", optarg, 1, AD_MAX_UNITS, &lv)) return 2;
-            cfg.boot_units = (int)lv;
-            break;
-        case O_WINDOW:
-            if (parse_long("window", optarg, 1, AD_MAX_WINDOW, &lv)) return 2;
-            boot_T = (int)lv;
-            break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+    if (ad_config_load(&r->conf, o->config, err, sizeof err) != 0) {
+        fprintf(stderr, "anomalyd replay: %s\n", err);
+        return -1;
+    }
+    for (int i = 0; i < r->conf->n_det; i++)
+        if (o->detector ? strcmp(r->conf->det[i].name, o->detector) == 0 : r->conf->n_det == 1)
+            dc = &r->conf->det[i];
+    if (!dc) {
+        ad_buf names = { 0 };
+        for (int i = 0; i < r->conf->n_det; i++)
+            ad_buf_printf(&names, "%s%s", i ? ", " : "", r->conf->det[i].name);
+        if (o->detector)
+            fprintf(stderr, "anomalyd replay: --detector: %s has no detector \"%s\" "
+                    "(it has: %s)\n", o->config, o->detector, names.s ? names.s : "");
+        else
+            fprintf(stderr, "anomalyd replay: %s has %d detectors: choose one with "
+                    "--detector (%s)\n", o->config, r->conf->n_det, names.s ? names.s : "");
+        ad_buf_free(&names);
+        return -1;
+    }
+    r->cfg = dc->pipe;
+    r->model_path = dc->model;
+    if (dc->pipe.training == AD_TRAIN_BOOTSTRAP) {
+        r->boot_T = dc->window_length;
+        r->boot_features = &dc->features;
+    }
+    return 0;
+}
+
+/* Settings: the config's detector (or the defaults), then the options. */
+static int replay_settings(replay *r, replay_opts *o, ad_arg *tab, int argc, char **argv)
+{
+    char err[1024];
+    int rc;
+
+    r->o = o;
+    r->cfg = o->cfg;                    /* defaults, plus the options */
+    r->model_path = o->model;
+    r->boot_T = o->boot_T;
+    if (o->config) {
+        if (load_config(r, o))
+            return 1;
+        /* parse again over the config's settings: options override them */
+        o->cfg = r->cfg;
+        if ((rc = ad_args_parse("replay", tab, argc, argv, NULL, 0, NULL)) != 0)
+            return 2;
+        r->cfg = o->cfg;
+        if (o->model)
+            r->model_path = o->model;
+        if (o->boot_T)
+            r->boot_T = o->boot_T;
+    }
+    if (r->cfg.training == AD_TRAIN_BOOTSTRAP) {
+        if (o->model || r->boot_T < 1) {
+            fprintf(stderr, "anomalyd replay: --training bootstrap takes --window T "
+                    "and no --model\n");
+            return 2;
         }
+        r->model_path = NULL;
     }
-    if (optind < argc) {
-        fprintf(stderr, "anomalyd replay: unexpected argument '%s'\n", argv[optind]);
+    if (!o->input || (!r->model_path && r->cfg.training != AD_TRAIN_BOOTSTRAP)) {
+        fprintf(stderr, "anomalyd replay: --input and --model (or -c CONFIG, or "
+                "--training bootstrap --window T) are required\n");
         return 2;
     }
-    if (input == NULL || (model_path == NULL && cfg.training != AD_TRAIN_BOOTSTRAP)) {
-        fprintf(stderr, "anomalyd replay: --input and --model (or --training bootstrap "
-                "--window T) are required\n");
-        usage(stderr);
-        return 2;
-    }
-    if (cfg.training == AD_TRAIN_BOOTSTRAP && (model_path != NULL || boot_T < 1)) {
-        fprintf(stderr, "anomalyd replay: --training bootstrap takes --window T and no --model\n");
-        return 2;
-    }
-    if (excl && calib_rows == 0) {
+    if (o->excl && o->calib_rows == 0) {
         fprintf(stderr, "anomalyd replay: --exclude-calibration needs --calibrate-rows\n");
         return 2;
     }
-    if (calib_rows > 0)
-        cfg.calib_windows = 0;     /* the row count decides */
-    if (ad_detector_cfg_check(&cfg, err, sizeof(err)) != 0) {
+    if (o->calib_rows > 0)
+        r->cfg.calib_windows = 0;       /* the row count decides */
+    if (r->cfg.thr.method == AD_THR_FIXED && !(r->cfg.thr.fixed > 0)) {
+        fprintf(stderr, "anomalyd replay: --method fixed needs --value X > 0\n");
+        return 2;
+    }
+    if (ad_detector_cfg_check(&r->cfg, err, sizeof err) != 0) {
         fprintf(stderr, "anomalyd replay: %s\n", err);
         return 2;
     }
-    if (stream == NULL) {
-        const char *b = strrchr(input, '/');
-        stream = b ? b + 1 : input;
-    }
+    return 0;
+}
 
-    if (model_path && ad_model_load(&m, model_path, err, sizeof(err)) < 0) {
-        fprintf(stderr, "anomalyd replay: %s\n", err);
-        goto done;
-    }
-    memset(&co, 0, sizeof(co));
-    co.sep = sep;
-    co.label_col = label;
+/* Model, CSV, detector, buffers and output files. */
+static int replay_open(replay *r)
+{
+    const replay_opts *o = r->o;
+    char err[1024];
+    const char *stream = o->stream;
+    ad_csv_opts co;
+    size_t tf;
+
+    if (r->model_path && ad_model_load(&r->m, r->model_path, err, sizeof err) < 0)
+        goto fail;
+    memset(&co, 0, sizeof co);
+    co.sep = o->sep;
+    co.label_col = o->label;
     co.allow_missing = 1;
-    if (m) {
-        co.features = (const char *const *)m->features;
-        co.n_features = m->n_features;
+    if (r->m) {
+        co.features = (const char *const *)r->m->features;
+        co.n_features = r->m->n_features;
+    } else if (r->boot_features && r->boot_features->n > 0) {
+        co.features = (const char *const *)r->boot_features->v;
+        co.n_features = r->boot_features->n;
     }
-    if (ad_csv_read(&t, input, &co, err, sizeof(err)) < 0) {
-        fprintf(stderr, "anomalyd replay: %s\n", err);
-        goto done;
+    if (ad_csv_read(&r->t, o->input, &co, err, sizeof err) < 0)
+        goto fail;
+    if (!stream) {
+        const char *b = strrchr(o->input, '/');
+        stream = b ? b + 1 : o->input;
     }
-    if (ad_detector_new(&d, &cfg, stream, m, m ? 0 : boot_T, m ? 0 : t->n_features,
-                        (const char *const *)t->features, err, sizeof(err)) != 0) {
-        fprintf(stderr, "anomalyd replay: %s\n", err);
-        goto done;
+    if (ad_detector_new(&r->d, &r->cfg, stream, r->m, r->m ? 0 : r->boot_T,
+                        r->m ? 0 : r->t->n_features, (const char *const *)r->t->features,
+                        err, sizeof err) != 0)
+        goto fail;
+    r->T = ad_detector_T(r->d);
+    r->F = ad_detector_F(r->d);
+    tf = (size_t)r->T * (size_t)r->F;
+    r->in = malloc(tf * sizeof(float));
+    r->rec = malloc(tf * sizeof(float));
+    r->sh = malloc((size_t)r->F * sizeof(float));
+    r->vals = malloc((size_t)r->F * sizeof(double));
+    if (!r->in || !r->rec || !r->sh || !r->vals) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
     }
-    T = ad_detector_T(d);
-    F = ad_detector_F(d);
-    in = malloc((size_t)T * (size_t)F * sizeof(float));
-    rec = malloc((size_t)T * (size_t)F * sizeof(float));
-    sh = malloc((size_t)F * sizeof(float));
-    vals = malloc((size_t)F * sizeof(double));
-    if (!in || !rec || !sh || !vals) {
-        fprintf(stderr, "anomalyd replay: out of memory\n");
-        goto done;
+    r->out = (!o->output || strcmp(o->output, "-") == 0) ? stdout : fopen(o->output, "w");
+    if (!r->out) {
+        snprintf(err, sizeof err, "%s: cannot write", o->output);
+        goto fail;
     }
-    out = (output == NULL || strcmp(output, "-") == 0) ? stdout : fopen(output, "w");
-    if (out == NULL) {
-        fprintf(stderr, "anomalyd replay: %s: cannot write\n", output);
-        goto done;
+    if (o->events && !(r->evf = fopen(o->events, "w"))) {
+        snprintf(err, sizeof err, "%s: cannot write", o->events);
+        goto fail;
     }
-    if (events) {
-        evf = fopen(events, "w");
-        if (evf == NULL) {
-            fprintf(stderr, "anomalyd replay: %s: cannot write\n", events);
-            goto done;
-        }
-    }
-    fprintf(out, "row,ts_ms,score,smoothed,threshold,exceeded,anomaly,alert_id,phase\n");
+    return 0;
+fail:
+    fprintf(stderr, "anomalyd replay: %s\n", err);
+    return -1;
+}
 
-    for (r = 0; r < t->n_rows; r++) {
-        int64_t ts = t->time ? (int64_t)llround(t->time[r] * 1000.0) : (int64_t)r * 1000;
-        ad_window_job job;
-        ad_event ev;
+/* Score every window the queued rows formed (synchronously, batch 1). */
+static int replay_windows(replay *r, size_t row, double *score, double *smoothed)
+{
+    ad_window_job job;
+    int scored = 0;
+
+    while (ad_detector_next_window(r->d, r->in, &job)) {
+        float mse, mae;
         ad_detector_stats st;
-        int scored = 0, f, pred, again, trained = 0;
-        double score = NAN, smoothed = NAN;
-        char b1[40], b2[40], b3[40];
 
-        for (f = 0; f < F; f++)
-            vals[f] = t->x[r * (size_t)F + (size_t)f];
-        ad_detector_push_row(d, ts, vals, NULL);
-        do {
-            again = 0;
-            while (ad_detector_next_window(d, in, &job)) {
-                float mse, mae;
-                if (r < (size_t)calib_from)
-                    continue;      /* not scored: never fed (--calibrate-from) */
-                if (eng == NULL || eng_gen != job.gen) {
-                    ad_engine_free(eng);
-                    eng = ad_engine_new(job.model, 1);
-                    eng_gen = job.gen;
-                    if (eng == NULL) {
-                        fprintf(stderr, "anomalyd replay: engine: out of memory\n");
-                        goto done;
-                    }
-                }
-                if (ad_engine_forward(eng, in, rec, 1) != 0) {
-                    fprintf(stderr, "anomalyd replay: forward pass failed\n");
-                    goto done;
-                }
-                ad_recon_error(in, rec, T, F, cfg.metric, &mse, &mae, sh);
-                score = cfg.metric == AD_METRIC_MSE ? mse : mae;
-                ad_detector_feed_score(d, &job, score, sh);
-                ad_detector_get_stats(d, &st);
-                smoothed = st.last_smoothed;
-                scored = 1;
+        if (row < (size_t)r->o->calib_from)
+            continue;           /* not scored: never fed (--calibrate-from) */
+        if (!r->eng || r->eng_gen != job.gen) {
+            ad_engine_free(r->eng);
+            r->eng = ad_engine_new(job.model, 1);
+            r->eng_gen = job.gen;
+            if (!r->eng) {
+                fprintf(stderr, "anomalyd replay: engine: out of memory\n");
+                return -1;
             }
-            if (calib_rows > 0 && r + 1 == (size_t)calib_rows &&
-                ad_detector_phase(d) == AD_PHASE_CALIBRATING &&
-                ad_detector_finish_calibration(d, err, sizeof(err)) != 0)
-                fprintf(stderr, "anomalyd replay: row %zu: calibration not done: %s\n",
-                        r + 1, err);
-            while (ad_detector_poll_event(d, &ev)) {
-                if (evf)
-                    put_json(evf, ad_event_to_json(d, &ev));
-                if (ev.type == AD_EV_TRAIN_READY) {
-                    ad_train_job *tj = ad_detector_take_train_job(d);
-                    ad_model *nm = NULL;
-                    char terr[512] = "";
-                    if (tj && ad_train_job_run(tj, &nm, NULL, terr, sizeof(terr)) == 0) {
-                        if (ad_detector_train_done(d, nm, 1, NULL) != 0) {
-                            ad_model_free(nm);
-                            ad_detector_train_done(d, NULL, 0, "model does not match");
-                        }
-                    } else {
-                        fprintf(stderr, "anomalyd replay: training failed: %s\n", terr);
-                        ad_detector_train_done(d, NULL, 0, terr);
-                    }
-                    ad_train_job_free(tj);
-                    again = 1;
-                    trained = 1;
-                }
-            }
-        } while (again);
-
-        ad_detector_get_stats(d, &st);
-        pred = st.phase == AD_PHASE_DETECTING &&
-            (row_label_window ? st.exceeded : st.alert_active);
-        fmt_num(b1, sizeof(b1), scored ? score : NAN);
-        fmt_num(b2, sizeof(b2), scored ? smoothed : NAN);
-        fmt_num(b3, sizeof(b3), st.threshold);
-        fprintf(out, "%zu,%lld,%s,%s,%s,%d,%d,%s,%s\n", r, (long long)ts, b1, b2, b3,
-                scored && st.exceeded, pred, st.alert_id,
-                ad_phase_name(trained ? AD_PHASE_TRAINING : st.phase));
-        if (t->label && !(excl && r < (size_t)calib_rows)) {
-            int y = t->label[r] > 0.5f;
-            if (y && pred) tp++;
-            else if (!y && pred) fp++;
-            else if (y && !pred) fn++;
-            else tn++;
         }
+        if (ad_engine_forward(r->eng, r->in, r->rec, 1) != 0) {
+            fprintf(stderr, "anomalyd replay: forward pass failed\n");
+            return -1;
+        }
+        ad_recon_error(r->in, r->rec, r->T, r->F, r->cfg.metric, &mse, &mae, r->sh);
+        *score = r->cfg.metric == AD_METRIC_MSE ? mse : mae;
+        ad_detector_feed_score(r->d, &job, *score, r->sh);
+        ad_detector_get_stats(r->d, &st);
+        *smoothed = st.last_smoothed;
+        scored = 1;
     }
-    if (fflush(out) != 0) {
-        fprintf(stderr, "anomalyd replay: write failed\n");
-        goto done;
-    }
-    {
-        ad_detector_stats st;
-        double prec = tp + fp ? (double)tp / (double)(tp + fp) : 0;
-        double recl = tp + fn ? (double)tp / (double)(tp + fn) : 0;
-        double f1 = tp + fp + fn ? (double)tp / ((double)tp + 0.5 * (double)(fp + fn)) : 0;
-        double far = fp + tn ? 100.0 * (double)fp / (double)(fp + tn) : 0;
-        double mar = fn + tp ? 100.0 * (double)fn / (double)(fn + tp) : 0;
+    return scored;
+}
 
-        ad_detector_get_stats(d, &st);
-        fprintf(stderr,
-                "replay: %zu rows, %llu windows (%llu scored, %llu invalid), threshold %g, "
-                "%llu alerts, rejected %llu non-finite, %llu dup, %llu out-of-order\n",
-                t->n_rows, (unsigned long long)st.windows,
-                (unsigned long long)st.windows_scored,
-                (unsigned long long)st.windows_invalid, st.threshold,
-                (unsigned long long)st.alerts, (unsigned long long)st.stream.nonfinite,
-                (unsigned long long)st.stream.dup, (unsigned long long)st.stream.ooo);
-        if (t->label)
-            fprintf(stderr,
-                    "metrics: TP=%llu FP=%llu FN=%llu TN=%llu precision=%.4f recall=%.4f "
-                    "F1=%.4f FAR=%.2f%% MAR=%.2f%%\n",
-                    (unsigned long long)tp, (unsigned long long)fp, (unsigned long long)fn,
-                    (unsigned long long)tn, prec, recl, f1, far, mar);
-        if (summary) {
-            FILE *sf = fopen(summary, "w");
-            cJSON *j = cJSON_CreateObject();
-            if (sf == NULL || j == NULL) {
-                fprintf(stderr, "anomalyd replay: %s: cannot write\n", summary);
-                if (sf)
-                    fclose(sf);
-                cJSON_Delete(j);
-                goto done;
+/* Write the queued events; run a training job synchronously when one is
+ * ready. Returns 1 when it trained (windows may be due again), else 0. */
+static int replay_events(replay *r)
+{
+    ad_event ev;
+    int trained = 0;
+
+    while (ad_detector_poll_event(r->d, &ev)) {
+        ad_train_job *tj;
+        ad_model *nm = NULL;
+        char terr[512] = "";
+
+        if (r->evf)
+            put_json(r->evf, ad_event_to_json(r->d, &ev));
+        if (ev.type != AD_EV_TRAIN_READY)
+            continue;
+        tj = ad_detector_take_train_job(r->d);
+        if (tj && ad_train_job_run(tj, &nm, NULL, terr, sizeof terr) == 0) {
+            if (ad_detector_train_done(r->d, nm, 1, NULL) != 0) {
+                ad_model_free(nm);
+                ad_detector_train_done(r->d, NULL, 0, "model does not match");
             }
-            cJSON_AddNumberToObject(j, "rows", (double)t->n_rows);
-            cJSON_AddNumberToObject(j, "windows", (double)st.windows);
-            cJSON_AddNumberToObject(j, "windows_scored", (double)st.windows_scored);
-            cJSON_AddNumberToObject(j, "windows_invalid", (double)st.windows_invalid);
-            cJSON_AddNumberToObject(j, "alerts", (double)st.alerts);
-            cJSON_AddNumberToObject(j, "threshold", isfinite(st.threshold) ? st.threshold : 0);
-            cJSON_AddStringToObject(j, "phase", ad_phase_name(st.phase));
-            cJSON_AddNumberToObject(j, "nonfinite", (double)st.stream.nonfinite);
-            if (t->label) {
-                cJSON_AddNumberToObject(j, "tp", (double)tp);
-                cJSON_AddNumberToObject(j, "fp", (double)fp);
-                cJSON_AddNumberToObject(j, "fn", (double)fn);
-                cJSON_AddNumberToObject(j, "tn", (double)tn);
-                cJSON_AddNumberToObject(j, "f1", f1);
-                cJSON_AddNumberToObject(j, "far", far);
-                cJSON_AddNumberToObject(j, "mar", mar);
-            }
-            put_json(sf, j);
+        } else {
+            fprintf(stderr, "anomalyd replay: training failed: %s\n", terr);
+            ad_detector_train_done(r->d, NULL, 0, terr);
+        }
+        ad_train_job_free(tj);
+        trained = 1;
+    }
+    return trained;
+}
+
+/* Push row i the way the daemon pushes a message: a whole row in rows mode,
+ * one sample per feature otherwise (period mode then advances its grid to
+ * the row's time, as the daemon's clock would). */
+static void replay_push(replay *r, size_t i, int64_t ts)
+{
+    for (int f = 0; f < r->F; f++)
+        r->vals[f] = r->t->x[i * (size_t)r->F + (size_t)f];
+    if (r->cfg.stream.mode == AD_ASM_ROWS) {
+        ad_detector_push_row(r->d, ts, r->vals, NULL);
+        return;
+    }
+    for (int f = 0; f < r->F; f++)
+        ad_detector_push_sample(r->d, ts, f, r->vals[f]);
+    if (r->cfg.stream.mode == AD_ASM_PERIOD)
+        ad_detector_advance(r->d, ts);
+}
+
+/* One input row: push, score, events, the output line and the metrics. */
+static int replay_row(replay *r, size_t i)
+{
+    const replay_opts *o = r->o;
+    int64_t ts = r->t->time ? (int64_t)llround(r->t->time[i] * 1000.0) : (int64_t)i * 1000;
+    ad_detector_stats st;
+    double score = NAN, smoothed = NAN;
+    int scored = 0, s, again, trained = 0, pred;
+    char b1[40], b2[40], b3[40], err[512];
+
+    replay_push(r, i, ts);
+    do {
+        if ((s = replay_windows(r, i, &score, &smoothed)) < 0)
+            return -1;
+        scored |= s;
+        if (o->calib_rows > 0 && i + 1 == (size_t)o->calib_rows &&
+            ad_detector_phase(r->d) == AD_PHASE_CALIBRATING &&
+            ad_detector_finish_calibration(r->d, err, sizeof err) != 0)
+            fprintf(stderr, "anomalyd replay: row %zu: calibration not done: %s\n",
+                    i + 1, err);
+        again = replay_events(r);
+        trained |= again;
+    } while (again);
+    ad_detector_get_stats(r->d, &st);
+    pred = st.phase == AD_PHASE_DETECTING && (o->row_label ? st.exceeded : st.alert_active);
+    fmt_num(b1, sizeof b1, scored ? score : NAN);
+    fmt_num(b2, sizeof b2, scored ? smoothed : NAN);
+    fmt_num(b3, sizeof b3, st.threshold);
+    fprintf(r->out, "%zu,%lld,%s,%s,%s,%d,%d,%s,%s\n", i, (long long)ts, b1, b2, b3,
+            scored && st.exceeded, pred, st.alert_id,
+            ad_phase_name(trained ? AD_PHASE_TRAINING : st.phase));
+    if (r->t->label && !(o->excl && i < (size_t)o->calib_rows)) {
+        int y = r->t->label[i] > 0.5f;
+        if (y && pred) r->tp++;
+        else if (!y && pred) r->fp++;
+        else if (y && !pred) r->fn++;
+        else r->tn++;
+    }
+    return 0;
+}
+
+/* Counters and metrics on stderr, and as JSON to --summary. */
+static int replay_report(replay *r)
+{
+    ad_detector_stats st;
+    uint64_t tp = r->tp, fp = r->fp, fn = r->fn, tn = r->tn;
+    double prec = tp + fp ? (double)tp / (double)(tp + fp) : 0;
+    double recl = tp + fn ? (double)tp / (double)(tp + fn) : 0;
+    double f1 = tp + fp + fn ? (double)tp / ((double)tp + 0.5 * (double)(fp + fn)) : 0;
+    double far = fp + tn ? 100.0 * (double)fp / (double)(fp + tn) : 0;
+    double mar = fn + tp ? 100.0 * (double)fn / (double)(fn + tp) : 0;
+    FILE *sf;
+    cJSON *j;
+
+    ad_detector_get_stats(r->d, &st);
+    fprintf(stderr, "replay: %zu rows, %llu windows (%llu scored, %llu invalid), threshold "
+            "%g, %llu alerts, rejected %llu non-finite, %llu dup, %llu out-of-order\n",
+            r->t->n_rows, (unsigned long long)st.windows,
+            (unsigned long long)st.windows_scored, (unsigned long long)st.windows_invalid,
+            st.threshold, (unsigned long long)st.alerts,
+            (unsigned long long)st.stream.nonfinite, (unsigned long long)st.stream.dup,
+            (unsigned long long)st.stream.ooo);
+    if (r->t->label)
+        fprintf(stderr, "metrics: TP=%llu FP=%llu FN=%llu TN=%llu precision=%.4f "
+                "recall=%.4f F1=%.4f FAR=%.2f%% MAR=%.2f%%\n", (unsigned long long)tp,
+                (unsigned long long)fp, (unsigned long long)fn, (unsigned long long)tn,
+                prec, recl, f1, far, mar);
+    if (!r->o->summary)
+        return 0;
+    sf = fopen(r->o->summary, "w");
+    j = cJSON_CreateObject();
+    if (!sf || !j) {
+        fprintf(stderr, "anomalyd replay: %s: cannot write\n", r->o->summary);
+        if (sf)
             fclose(sf);
-        }
+        cJSON_Delete(j);
+        return -1;
     }
-    rc = 0;
-done:
-    if (out && out != stdout)
-        fclose(out);
-    if (evf)
-        fclose(evf);
-    ad_engine_free(eng);
-    ad_detector_free(d);
-    ad_table_free(t);
-    ad_model_free(m);
-    free(in);
-    free(rec);
-    free(sh);
-    free(vals);
+    cJSON_AddNumberToObject(j, "rows", (double)r->t->n_rows);
+    cJSON_AddNumberToObject(j, "windows", (double)st.windows);
+    cJSON_AddNumberToObject(j, "windows_scored", (double)st.windows_scored);
+    cJSON_AddNumberToObject(j, "windows_invalid", (double)st.windows_invalid);
+    cJSON_AddNumberToObject(j, "alerts", (double)st.alerts);
+    cJSON_AddNumberToObject(j, "threshold", isfinite(st.threshold) ? st.threshold : 0);
+    cJSON_AddStringToObject(j, "phase", ad_phase_name(st.phase));
+    cJSON_AddNumberToObject(j, "nonfinite", (double)st.stream.nonfinite);
+    if (r->t->label) {
+        cJSON_AddNumberToObject(j, "tp", (double)tp);
+        cJSON_AddNumberToObject(j, "fp", (double)fp);
+        cJSON_AddNumberToObject(j, "fn", (double)fn);
+        cJSON_AddNumberToObject(j, "tn", (double)tn);
+        cJSON_AddNumberToObject(j, "f1", f1);
+        cJSON_AddNumberToObject(j, "far", far);
+        cJSON_AddNumberToObject(j, "mar", mar);
+    }
+    put_json(sf, j);
+    return fclose(sf) == 0 ? 0 : -1;
+}
+
+static void replay_close(replay *r)
+{
+    if (r->out && r->out != stdout)
+        fclose(r->out);
+    if (r->evf)
+        fclose(r->evf);
+    ad_engine_free(r->eng);
+    ad_detector_free(r->d);
+    ad_table_free(r->t);
+    ad_model_free(r->m);
+    ad_config_free(r->conf);
+    free(r->in);
+    free(r->rec);
+    free(r->sh);
+    free(r->vals);
+}
+
+int ad_cmd_replay(int argc, char **argv)
+{
+    replay_opts o;
+    replay r;
+    ad_arg tab[REPLAY_NOPTS];
+    int rc;
+
+    memset(&o, 0, sizeof o);
+    memset(&r, 0, sizeof r);
+    ad_detector_cfg_default(&o.cfg);
+    replay_table(&o, tab);
+    rc = ad_args_parse("replay", tab, argc, argv, NULL, 0, NULL);
+    if (rc == 1) {
+        usage(stdout, tab);
+        return 0;
+    }
+    if (rc == 0)
+        rc = replay_settings(&r, &o, tab, argc, argv);
+    if (rc == 0 && replay_open(&r) == 0) {
+        fprintf(r.out, "row,ts_ms,score,smoothed,threshold,exceeded,anomaly,alert_id,phase\n");
+        for (size_t i = 0; i < r.t->n_rows && rc == 0; i++)
+            rc = replay_row(&r, i) ? 1 : 0;
+        if (rc == 0 && fflush(r.out) != 0) {
+            fprintf(stderr, "anomalyd replay: write failed\n");
+            rc = 1;
+        }
+        if (rc == 0 && replay_report(&r) != 0)
+            rc = 1;
+    } else if (rc == 0) {
+        rc = 1;
+    }
+    replay_close(&r);
     return rc;
 }

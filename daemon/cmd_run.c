@@ -5,73 +5,51 @@
  *   anomalyd run   -c FILE [--log-level LEVEL]
  *   anomalyd check -c FILE [--log-level LEVEL]
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ad.h"
+#include "args.h"
 #include "cmd.h"
 #include "daemon.h"
-
-static void usage(FILE *f, const char *cmd)
-{
-    fprintf(f,
-        "usage: anomalyd %s -c FILE [--log-level LEVEL]\n"
-        "\n"
-        "  -c, --config FILE     configuration file (JSON; see anomalyd.json(5))\n"
-        "  -l, --log-level LEVEL err|warning|notice|info|debug (default info)\n"
-        "  -h, --help            this text\n"
-        "\n", cmd);
-    if (strcmp(cmd, "run") == 0)
-        fprintf(f,
-            "Runs until SIGTERM/SIGINT. SIGHUP reloads the configuration and models\n"
-            "(the running configuration stays if the new one is invalid).\n");
-    else
-        fprintf(f,
-            "Validates the configuration and loads every model without connecting.\n"
-            "Exit status 0 when valid, 1 otherwise (the error names the JSON path).\n");
-}
 
 /* Parse the shared options; returns 0 to go on, else the exit status + 1. */
 static int parse_opts(int argc, char **argv, const char *cmd, const char **config)
 {
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "log-level", required_argument, NULL, 'l' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
+    const char *level = NULL;
+    const ad_arg tab[] = {
+        { "config", 'c', AD_ARG_STR, config, 0, 0, NULL, "FILE",
+          "configuration file (JSON; see anomalyd.json(5))", 0, NULL },
+        { "log-level", 'l', AD_ARG_STR, &level, 0, 0, NULL, "LEVEL",
+          "err|warning|notice|info|debug (default info)", 0, NULL },
+        AD_ARG_END
     };
-    int c, lvl;
+    int lvl, rc;
 
     *config = NULL;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            *config = optarg;
-            break;
-        case 'l':
-            if ((lvl = ad_cli_log_level_parse(optarg)) < 0) {
-                fprintf(stderr, "anomalyd %s: bad --log-level '%s' (err|warning|notice|"
-                        "info|debug)\n", cmd, optarg);
-                return 3;
-            }
-            ad_cli_log_init(lvl);
-            break;
-        case 'h':
-            usage(stdout, cmd);
-            return 1;
-        default:
-            usage(stderr, cmd);
+    rc = ad_args_parse(cmd, tab, argc, argv, NULL, 0, NULL);
+    if (rc == 1) {
+        printf("usage: anomalyd %s -c FILE [--log-level LEVEL]\n\n", cmd);
+        ad_args_help(stdout, tab);
+        printf("\n%s", strcmp(cmd, "run") == 0 ?
+               "Runs until SIGTERM/SIGINT. SIGHUP reloads the configuration and models\n"
+               "(the running configuration stays if the new one is invalid).\n" :
+               "Validates the configuration and loads every model without connecting.\n"
+               "Exit status 0 when valid, 1 otherwise (the error names the JSON path).\n");
+        return 1;
+    }
+    if (rc)
+        return 3;
+    if (level) {
+        if ((lvl = ad_cli_log_level_parse(level)) < 0) {
+            fprintf(stderr, "anomalyd %s: --log-level: expected err|warning|notice|info|"
+                    "debug, got '%s'\n", cmd, level);
             return 3;
         }
+        ad_cli_log_init(lvl);
     }
-    if (optind < argc || !*config) {
-        if (optind < argc)
-            fprintf(stderr, "anomalyd %s: unexpected argument '%s'\n", cmd, argv[optind]);
-        else
-            fprintf(stderr, "anomalyd %s: -c FILE is required\n", cmd);
-        usage(stderr, cmd);
+    if (!*config) {
+        fprintf(stderr, "anomalyd %s: -c FILE is required\n", cmd);
         return 3;
     }
     return 0;

@@ -9,106 +9,123 @@
  * error. This is how anyone can check the engine end to end, and compare it
  * with another implementation.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ad.h"
+#include "args.h"
 #include "cmd.h"
 #include "csv.h"
 #include "engine.h"
 #include "model.h"
 
-static void score_usage(FILE *f)
+/* Options of `score`; returns 0 to go on, or the exit status + 1. */
+static int score_args(int argc, char **argv, const char **model, const char **input,
+                      int *metric, int *share, char *sep, int *batch)
 {
-    fprintf(f,
-        "usage: anomalyd score --model FILE --input FILE.csv [options]\n"
-        "\n"
-        "Prints one line per full window (hop 1): the 0-based index of the\n"
-        "window's last data row and its reconstruction error.\n"
-        "\n"
-        "  -m, --model FILE    model file (.safetensors)\n"
-        "  -i, --input FILE    CSV with a header row; columns are matched to the\n"
-        "                      model's feature names, others are ignored\n"
-        "      --metric M      mse (default) or mae\n"
-        "      --share         also print each feature's share of the error\n"
-        "      --sep C         field separator (default: detected)\n"
-        "      --batch N       windows per forward pass (default 64)\n"
-        "  -h, --help\n");
+    const ad_arg tab[] = {
+        { "model", 'm', AD_ARG_STR, model, 0, 0, NULL, "FILE",
+          "model file (.safetensors)", 0, NULL },
+        { "input", 'i', AD_ARG_STR, input, 0, 0, NULL, "FILE",
+          "CSV with a header row; columns are matched to the\nmodel's feature "
+          "names, others are ignored", 0, NULL },
+        { "metric", 0, AD_ARG_CHOICE, metric, 0, 0, "mse|mae", "M",
+          "mse or mae", AD_ARG_DEF, NULL },
+        { "share", 0, AD_ARG_FLAG, share, 0, 0, NULL, NULL,
+          "also print each feature's share of the error", 0, NULL },
+        { "sep", 0, AD_ARG_SEP, sep, 0, 0, NULL, "C",
+          "field separator (default: detected)", 0, NULL },
+        { "batch", 0, AD_ARG_INT, batch, 1, 4096, NULL, "N",
+          "windows per forward pass", AD_ARG_DEF, NULL },
+        AD_ARG_END
+    };
+    int rc = ad_args_parse("score", tab, argc, argv, NULL, 0, NULL);
+
+    if (rc == 1) {
+        printf("usage: anomalyd score --model FILE --input FILE.csv [options]\n"
+               "\n"
+               "Prints one line per full window (hop 1): the 0-based index of the\n"
+               "window's last data row and its reconstruction error.\n"
+               "\n");
+        ad_args_help(stdout, tab);
+        return 1;
+    }
+    if (rc)
+        return 3;
+    if (!*model || !*input) {
+        fprintf(stderr, "anomalyd score: --model and --input are required\n");
+        return 3;
+    }
+    return 0;
+}
+
+/* Score every window of t (hop 1) in batches and print one line each. */
+static int score_windows(const ad_model *m, const ad_table *t, int metric, int share,
+                         int batch)
+{
+    const int T = m->window, F = m->n_features;
+    const size_t win = (size_t)T * (size_t)F, n_win = t->n_rows - (size_t)T + 1;
+    float *xs, *in, *out, *sh;
+    ad_engine *e;
+    int rc = -1;
+
+    if ((size_t)batch > n_win)
+        batch = (int)n_win;
+    xs = malloc(t->n_rows * (size_t)F * sizeof(float));
+    in = malloc((size_t)batch * win * sizeof(float));
+    out = malloc((size_t)batch * win * sizeof(float));
+    sh = malloc((size_t)F * sizeof(float));
+    e = ad_engine_new(m, batch);
+    if (!xs || !in || !out || !sh || !e) {
+        fprintf(stderr, "anomalyd score: out of memory\n");
+        goto done;
+    }
+    ad_model_scale(m, t->x, xs, t->n_rows);
+    for (size_t next = 0; next < n_win;) {
+        int B = (int)(n_win - next < (size_t)batch ? n_win - next : (size_t)batch);
+        for (int b = 0; b < B; b++)
+            memcpy(in + (size_t)b * win, xs + (next + (size_t)b) * (size_t)F,
+                   win * sizeof(float));
+        if (ad_engine_forward(e, in, out, B) < 0) {
+            fprintf(stderr, "anomalyd score: forward pass failed\n");
+            goto done;
+        }
+        for (int b = 0; b < B; b++) {
+            float mse, mae;
+            ad_recon_error(in + (size_t)b * win, out + (size_t)b * win, T, F,
+                           (ad_metric)metric, &mse, &mae, share ? sh : NULL);
+            printf("%zu %.9g", next + (size_t)b + (size_t)T - 1,
+                   metric == AD_METRIC_MSE ? mse : mae);
+            if (share)
+                for (int f = 0; f < F; f++)
+                    printf(" %s=%.4f", m->features[f], sh[f]);
+            putchar('\n');
+        }
+        next += (size_t)B;
+    }
+    rc = fflush(stdout) == 0 ? 0 : -1;
+done:
+    ad_engine_free(e);
+    free(xs);
+    free(in);
+    free(out);
+    free(sh);
+    return rc;
 }
 
 int ad_cmd_score(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "model", required_argument, NULL, 'm' },
-        { "input", required_argument, NULL, 'i' },
-        { "metric", required_argument, NULL, 'M' },
-        { "share", no_argument, NULL, 'S' },
-        { "sep", required_argument, NULL, 's' },
-        { "batch", required_argument, NULL, 'b' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
     const char *model_path = NULL, *input = NULL;
-    ad_metric metric = AD_METRIC_MSE;
-    int share = 0, batch = 64, c, rc = 1;
+    int metric = AD_METRIC_MSE, share = 0, batch = 64, rc = 1;
     char sep = 0, err[1024];
     ad_model *m = NULL;
     ad_table *t = NULL;
-    ad_engine *e = NULL;
     ad_csv_opts co;
-    float *xs = NULL, *in = NULL, *out = NULL, *sh = NULL;
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:i:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_path = optarg; break;
-        case 'i': input = optarg; break;
-        case 'M':
-            if (strcmp(optarg, "mse") == 0)
-                metric = AD_METRIC_MSE;
-            else if (strcmp(optarg, "mae") == 0)
-                metric = AD_METRIC_MAE;
-            else {
-                fprintf(stderr, "anomalyd score: --metric: expected mse or mae, got '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'S': share = 1; break;
-        case 's':
-            if (strcmp(optarg, "\\t") == 0 || strcmp(optarg, "tab") == 0)
-                sep = '\t';
-            else if (strlen(optarg) == 1)
-                sep = optarg[0];
-            else {
-                fprintf(stderr, "anomalyd score: --sep: expected one character, got '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'b': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || v < 1 || v > 4096) {
-                fprintf(stderr, "anomalyd score: --batch: expected an integer 1..4096, got '%s'\n", optarg);
-                return 2;
-            }
-            batch = (int)v;
-            break;
-        }
-        case 'h': score_usage(stdout); return 0;
-        default: score_usage(stderr); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "anomalyd score: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    if (model_path == NULL || input == NULL) {
-        fprintf(stderr, "anomalyd score: --model and --input are required\n");
-        score_usage(stderr);
-        return 2;
-    }
+    if ((rc = score_args(argc, argv, &model_path, &input, &metric, &share, &sep, &batch)))
+        return rc - 1;
+    rc = 1;
     if (ad_model_load(&m, model_path, err, sizeof(err)) < 0) {
         fprintf(stderr, "anomalyd score: %s\n", err);
         goto done;
@@ -121,95 +138,46 @@ int ad_cmd_score(int argc, char **argv)
         fprintf(stderr, "anomalyd score: %s\n", err);
         goto done;
     }
-    {
-        const int T = m->window, F = m->n_features;
-        const size_t win = (size_t)T * (size_t)F;
-        size_t n_win, next;
-
-        if (t->n_rows < (size_t)T) {
-            fprintf(stderr, "anomalyd score: %s: %zu data rows, fewer than one window of %d\n",
-                    input, t->n_rows, T);
-            goto done;
-        }
-        n_win = t->n_rows - (size_t)T + 1;
-        if ((size_t)batch > n_win)
-            batch = (int)n_win;
-        xs = malloc(t->n_rows * (size_t)F * sizeof(float));
-        in = malloc((size_t)batch * win * sizeof(float));
-        out = malloc((size_t)batch * win * sizeof(float));
-        sh = malloc((size_t)F * sizeof(float));
-        e = ad_engine_new(m, batch);
-        if (xs == NULL || in == NULL || out == NULL || sh == NULL || e == NULL) {
-            fprintf(stderr, "anomalyd score: out of memory\n");
-            goto done;
-        }
-        ad_model_scale(m, t->x, xs, t->n_rows);
-        for (next = 0; next < n_win;) {
-            int B = (int)(n_win - next < (size_t)batch ? n_win - next : (size_t)batch);
-            for (int b = 0; b < B; b++)
-                memcpy(in + (size_t)b * win, xs + (next + (size_t)b) * (size_t)F,
-                       win * sizeof(float));
-            if (ad_engine_forward(e, in, out, B) < 0) {
-                fprintf(stderr, "anomalyd score: forward pass failed\n");
-                goto done;
-            }
-            for (int b = 0; b < B; b++) {
-                float mse, mae;
-                ad_recon_error(in + (size_t)b * win, out + (size_t)b * win, T, F,
-                               metric, &mse, &mae, share ? sh : NULL);
-                printf("%zu %.9g", next + (size_t)b + (size_t)T - 1,
-                       metric == AD_METRIC_MSE ? mse : mae);
-                if (share)
-                    for (int f = 0; f < F; f++)
-                        printf(" %s=%.4f", m->features[f], sh[f]);
-                putchar('\n');
-            }
-            next += (size_t)B;
-        }
+    if (t->n_rows < (size_t)m->window) {
+        fprintf(stderr, "anomalyd score: %s: %zu data rows, fewer than one window of %d\n",
+                input, t->n_rows, m->window);
+        goto done;
     }
-    rc = fflush(stdout) == 0 ? 0 : 1;
+    rc = score_windows(m, t, metric, share, batch) == 0 ? 0 : 1;
 done:
-    ad_engine_free(e);
     ad_table_free(t);
     ad_model_free(m);
-    free(xs);
-    free(in);
-    free(out);
-    free(sh);
     return rc;
-}
-
-static void info_usage(FILE *f)
-{
-    fprintf(f, "usage: anomalyd info --model FILE\n"
-               "Prints the model's identity, window, features, scaler, layers,\n"
-               "parameter count, provenance and training summary.\n");
 }
 
 int ad_cmd_info(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "model", required_argument, NULL, 'm' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
+    const char *path = NULL, *pos[1];
+    const ad_arg tab[] = {
+        { "model", 'm', AD_ARG_STR, &path, 0, 0, NULL, "FILE",
+          "model file (or give it as the operand)", 0, NULL },
+        AD_ARG_END
     };
-    const char *path = NULL;
     char err[1024];
     ad_model *m = NULL;
-    int c;
+    int np = 0, rc = ad_args_parse("info", tab, argc, argv, pos, 1, &np);
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': path = optarg; break;
-        case 'h': info_usage(stdout); return 0;
-        default: info_usage(stderr); return 2;
-        }
+    if (rc == 1) {
+        printf("usage: anomalyd info --model FILE\n"
+               "Prints the model's identity, window, features, scaler, layers,\n"
+               "parameter count, provenance and training summary.\n");
+        return 0;
     }
-    if (path == NULL && optind < argc)
-        path = argv[optind++];
-    if (path == NULL || optind < argc) {
-        info_usage(stderr);
+    if (rc)
+        return 2;
+    if (!path && np == 1)
+        path = pos[0];
+    else if (np > 0) {
+        fprintf(stderr, "anomalyd info: unexpected argument '%s'\n", pos[0]);
+        return 2;
+    }
+    if (!path) {
+        fprintf(stderr, "anomalyd info: --model FILE is required\n");
         return 2;
     }
     if (ad_model_load(&m, path, err, sizeof(err)) < 0) {

@@ -23,8 +23,6 @@
  * into the metadata unless SOURCE_DATE_EPOCH is set (then the file is the
  * same bytes every time, and "created" is that date).
  */
-#include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +34,7 @@
 #include <cJSON.h>
 
 #include "ad.h"
+#include "args.h"
 #include "cmd.h"
 #include "csv.h"
 #include "model.h"
@@ -55,128 +54,6 @@ static void on_sigint(int sig)
     signal(SIGINT, SIG_DFL);   /* a second Ctrl-C kills */
 }
 
-static void train_usage(FILE *f)
-{
-    fprintf(f,
-        "usage: anomalyd train --input FILE.csv --output MODEL.safetensors [options]\n"
-        "\n"
-        "Trains an LSTM (or dense) autoencoder on the rows of a CSV file and\n"
-        "writes a model file for `anomalyd run` / `score`.\n"
-        "\n"
-        "data:\n"
-        "  -i, --input FILE        CSV with a header row\n"
-        "  -o, --output FILE       model file to write\n"
-        "      --sep C             field separator: , ; tab (default: detected)\n"
-        "      --time-col NAME     time column (default: auto-detected by name;\n"
-        "                          \"\" for none)\n"
-        "      --features A,B,..   feature columns (default: every numeric column\n"
-        "                          but the time column and labels such as 'anomaly')\n"
-        "      --rows N            use only the first N data rows\n"
-        "      --scaler S          standard (default) or minmax\n"
-        "  -T, --window N          window length (default %d)\n"
-        "      --hop N             rows between training windows (default 1)\n"
-        "model:\n"
-        "      --arch SPEC         lstm-ae:H[,H2..]  LSTM encoder -> RepeatVector ->\n"
-        "                                            LSTM decoder -> per-step Dense\n"
-        "                          lstm-seq:H1,H2,.. stacked LSTMs (sequences) ->\n"
-        "                                            per-step Dense\n"
-        "                          dense-ae:U1,U2,.. flatten -> Dense(relu).. ->\n"
-        "                                            Dense(T*F)\n"
-        "                          [...]             an architecture JSON array\n"
-        "                                            (model.h), or @FILE holding one\n"
-        "                          (default %s)\n"
-        "training:\n"
-        "      --loss L            mse (default) or mae\n"
-        "      --metric M          error metric of the stored distribution\n"
-        "                          (default: the loss)\n"
-        "      --epochs N          maximum epochs (default 50)\n"
-        "      --batch N           windows per mini-batch (default 32)\n"
-        "      --lr X              Adam learning rate (default 0.001)\n"
-        "      --weight-decay X    decoupled weight decay (AdamW; default 0)\n"
-        "      --clip X            gradient-norm clip (default 1; 0 = off)\n"
-        "      --val-frac X        last fraction held out for validation (0.1)\n"
-        "      --patience N        early-stopping patience in epochs (5; 0 = off)\n"
-        "      --seed N            initial weights and shuffling (default 1)\n"
-        "      --max-seconds X     stop training after X seconds\n"
-        "output:\n"
-        "  -q, --quiet             print nothing but errors\n"
-        "  -v, --verbose           print progress even when not on a terminal\n"
-        "  -h, --help\n", DEFAULT_WINDOW, DEFAULT_ARCH);
-}
-
-/* ---- argument helpers ---------------------------------------------------- */
-
-static int parse_long(const char *what, const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    long v;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || errno != 0 || v < lo || v > hi) {
-        fprintf(stderr, "anomalyd train: %s: expected an integer %ld..%ld, got '%s'\n",
-                what, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_double(const char *what, const char *s, double lo, double hi,
-                        double *out)
-{
-    char *end;
-    double v;
-    errno = 0;
-    v = strtod(s, &end);
-    if (*s == '\0' || *end != '\0' || errno != 0 || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "anomalyd train: %s: expected a number in [%g, %g], got '%s'\n",
-                what, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* Split "a,b,c" into a NULL-terminated malloc'd array of malloc'd strings. */
-static char **split_list(const char *s, int *n)
-{
-    char **v;
-    const char *p;
-    int k = 1, i = 0;
-
-    for (p = s; *p; p++)
-        k += *p == ',';
-    v = calloc((size_t)k + 1, sizeof(char *));
-    if (v == NULL)
-        return NULL;
-    p = s;
-    for (;;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        v[i] = malloc(len + 1);
-        if (v[i] == NULL)
-            break;
-        memcpy(v[i], p, len);
-        v[i][len] = '\0';
-        i++;
-        if (e == NULL)
-            break;
-        p = e + 1;
-    }
-    *n = i;
-    return v;
-}
-
-static void free_list(char **v)
-{
-    int i;
-    if (v == NULL)
-        return;
-    for (i = 0; v[i]; i++)
-        free(v[i]);
-    free(v);
-}
-
 /*
  * Architecture shorthand into specs. Returns the layer count, or -1 with a
  * message in err.
@@ -194,22 +71,10 @@ static int arch_from_spec(const char *spec, int T, int F, ad_layer_spec *s,
         size_t len = 0;
         const char *json = spec;
         int nl = 0, rc;
-        if (spec[0] == '@') {
+        if (spec[0] == '@') {       /* ad_read_file NUL-terminates */
             if (ad_read_file(spec + 1, 1 << 20, &buf, &len, err, errlen) < 0)
                 return -1;
             json = buf;
-            /* NUL-terminate: ad_read_file does not promise it */
-            {
-                char *z = realloc(buf, len + 1);
-                if (z == NULL) {
-                    free(buf);
-                    ad_errf(err, errlen, AD_ENOMEM, "out of memory");
-                    return -1;
-                }
-                z[len] = '\0';
-                buf = z;
-                json = z;
-            }
         }
         rc = ad_arch_parse(json, s, AD_MAX_LAYERS, &nl, err, errlen);
         free(buf);
@@ -285,266 +150,199 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
+
 /* ---- the command --------------------------------------------------------- */
 
-int ad_cmd_train(int argc, char **argv)
-{
-    enum { O_SEP = 256, O_TIME, O_FEAT, O_ROWS, O_SCALER, O_HOP, O_ARCH,
-           O_LOSS, O_METRIC, O_EPOCHS, O_BATCH, O_LR, O_WD, O_CLIP, O_VAL,
-           O_PAT, O_SEED, O_MAXS };
-    static const struct option opts[] = {
-        { "input", required_argument, NULL, 'i' },
-        { "output", required_argument, NULL, 'o' },
-        { "sep", required_argument, NULL, O_SEP },
-        { "time-col", required_argument, NULL, O_TIME },
-        { "features", required_argument, NULL, O_FEAT },
-        { "rows", required_argument, NULL, O_ROWS },
-        { "scaler", required_argument, NULL, O_SCALER },
-        { "window", required_argument, NULL, 'T' },
-        { "hop", required_argument, NULL, O_HOP },
-        { "arch", required_argument, NULL, O_ARCH },
-        { "loss", required_argument, NULL, O_LOSS },
-        { "metric", required_argument, NULL, O_METRIC },
-        { "epochs", required_argument, NULL, O_EPOCHS },
-        { "batch", required_argument, NULL, O_BATCH },
-        { "lr", required_argument, NULL, O_LR },
-        { "weight-decay", required_argument, NULL, O_WD },
-        { "clip", required_argument, NULL, O_CLIP },
-        { "val-frac", required_argument, NULL, O_VAL },
-        { "patience", required_argument, NULL, O_PAT },
-        { "seed", required_argument, NULL, O_SEED },
-        { "max-seconds", required_argument, NULL, O_MAXS },
-        { "quiet", no_argument, NULL, 'q' },
-        { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-    const char *input = NULL, *output = NULL, *time_col = NULL, *arch = DEFAULT_ARCH;
-    char **feat = NULL, sep = 0, err[1024] = "";
-    int n_feat = 0, T = DEFAULT_WINDOW, hop = 1, quiet = 0, verbose = 0, show;
-    int metric = -1, c, rc = 1, nl, F, j;
-    long rows_max = 0, lv;
-    double dv;
-    ad_scaler_type scaler = AD_SCALER_STANDARD;
+/* What the command line asks for. */
+typedef struct train_cmd {
+    const char *input, *output, *time_col, *arch, *features;
+    char sep;
+    long rows_max;
+    int scaler_i;               /* index in SCALERS */
+    ad_scaler_type scaler;
+    int T, hop, metric, quiet, verbose, show;
     ad_train_opts to;
+    /* state */
+    char **feat;
+    int n_feat;
+    ad_table *t;
+    ad_model *m;
+    float *xs, *win;
+    size_t n_win;
     ad_train_report rep;
     ad_error_stats st;
+} train_cmd;
+
+static const char *const SCALERS = "standard|minmax";
+
+static int train_args(train_cmd *c, int argc, char **argv)
+{
+    ad_train_opts *to = &c->to;
+    const ad_arg tab[] = {
+        AD_ARG_GROUP("data"),
+        { "input", 'i', AD_ARG_STR, &c->input, 0, 0, NULL, "FILE",
+          "CSV with a header row", 0, NULL },
+        { "output", 'o', AD_ARG_STR, &c->output, 0, 0, NULL, "FILE",
+          "model file to write", 0, NULL },
+        { "sep", 0, AD_ARG_SEP, &c->sep, 0, 0, NULL, "C",
+          "field separator: , ; tab (default: detected)", 0, NULL },
+        { "time-col", 0, AD_ARG_STR, &c->time_col, 0, 0, NULL, "NAME",
+          "time column (default: auto-detected by name;\n\"\" for none)", 0, NULL },
+        { "features", 0, AD_ARG_STR, &c->features, 0, 0, NULL, "A,B,..",
+          "feature columns (default: every numeric column\nbut the time column and "
+          "labels such as 'anomaly')", 0, NULL },
+        { "rows", 0, AD_ARG_LONG, &c->rows_max, 1, 1e9, NULL, "N",
+          "use only the first N data rows", 0, NULL },
+        { "scaler", 0, AD_ARG_CHOICE, &c->scaler_i, 0, 0, SCALERS, "S",
+          "standard or minmax", AD_ARG_DEF, NULL },
+        { "window", 'T', AD_ARG_INT, &c->T, 1, 100000, NULL, "N",
+          "window length", AD_ARG_DEF, NULL },
+        { "hop", 0, AD_ARG_INT, &c->hop, 1, 100000, NULL, "N",
+          "rows between training windows", AD_ARG_DEF, NULL },
+        AD_ARG_GROUP("model"),
+        { "arch", 0, AD_ARG_STR, &c->arch, 0, 0, NULL, "SPEC",
+          "lstm-ae:H[,H2..]  LSTM encoder -> RepeatVector ->\n"
+          "                  LSTM decoder -> per-step Dense\n"
+          "lstm-seq:H1,H2,.. stacked LSTMs (sequences) ->\n"
+          "                  per-step Dense\n"
+          "dense-ae:U1,U2,.. flatten -> Dense(relu).. ->\n"
+          "                  Dense(T*F)\n"
+          "[...]             an architecture JSON array\n"
+          "                  (model.h), or @FILE holding one\n", AD_ARG_DEF, NULL },
+        AD_ARG_GROUP("training"),
+        { "loss", 0, AD_ARG_CHOICE, &to->loss, 0, 0, "mse|mae", "L",
+          "mse or mae", AD_ARG_DEF, NULL },
+        { "metric", 0, AD_ARG_CHOICE, &c->metric, 0, 0, "mse|mae", "M",
+          "error metric of the stored distribution\n(default: the loss)", 0, NULL },
+        { "epochs", 0, AD_ARG_INT, &to->epochs, 1, 1000000, NULL, "N",
+          "maximum epochs", AD_ARG_DEF, NULL },
+        { "batch", 0, AD_ARG_INT, &to->batch_size, 1, 65536, NULL, "N",
+          "windows per mini-batch", AD_ARG_DEF, NULL },
+        { "lr", 0, AD_ARG_FLOAT, &to->lr, 1e-9, 10, NULL, "X",
+          "Adam learning rate", AD_ARG_DEF, NULL },
+        { "weight-decay", 0, AD_ARG_FLOAT, &to->weight_decay, 0, 1, NULL, "X",
+          "decoupled weight decay (AdamW)", AD_ARG_DEF, NULL },
+        { "clip", 0, AD_ARG_FLOAT, &to->clip_norm, 0, 1e6, NULL, "X",
+          "gradient-norm clip (0 = off)", AD_ARG_DEF, NULL },
+        { "val-frac", 0, AD_ARG_FLOAT, &to->val_frac, 0, 0.9, NULL, "X",
+          "last fraction held out for validation", AD_ARG_DEF, NULL },
+        { "patience", 0, AD_ARG_INT, &to->patience, 0, 1000000, NULL, "N",
+          "early-stopping patience in epochs (0 = off)", AD_ARG_DEF, NULL },
+        { "seed", 0, AD_ARG_U64, &to->seed, 0, 0, NULL, "N",
+          "initial weights and shuffling", AD_ARG_DEF, NULL },
+        { "max-seconds", 0, AD_ARG_NUM, &to->max_seconds, 0, 1e9, NULL, "X",
+          "stop training after X seconds", 0, NULL },
+        AD_ARG_GROUP("output"),
+        { "quiet", 'q', AD_ARG_FLAG, &c->quiet, 0, 0, NULL, NULL,
+          "print nothing but errors", 0, NULL },
+        { "verbose", 'v', AD_ARG_FLAG, &c->verbose, 0, 0, NULL, NULL,
+          "print progress even when not on a terminal", 0, NULL },
+        AD_ARG_END
+    };
+    char err[256];
+    int rc = ad_args_parse("train", tab, argc, argv, NULL, 0, NULL);
+
+    if (rc == 1) {
+        printf("usage: anomalyd train --input FILE.csv --output MODEL.safetensors [options]\n"
+               "\n"
+               "Trains an LSTM (or dense) autoencoder on the rows of a CSV file and\n"
+               "writes a model file for `anomalyd run` / `score`.\n"
+               "\n");
+        ad_args_help(stdout, tab);
+        return 0;
+    }
+    if (rc)
+        return 2;
+    if (!c->input || !c->output) {
+        fprintf(stderr, "anomalyd train: --input and --output are required\n");
+        return 2;
+    }
+    if (c->features && !(c->feat = ad_args_split(c->features, &c->n_feat, err, sizeof err))) {
+        fprintf(stderr, "anomalyd train: --features: %s\n", err);
+        return 2;
+    }
+    c->scaler = c->scaler_i == 0 ? AD_SCALER_STANDARD : AD_SCALER_MINMAX;
+    if (c->metric < 0)
+        c->metric = to->loss == AD_LOSS_MAE ? AD_METRIC_MAE : AD_METRIC_MSE;
+    c->show = !c->quiet && (c->verbose || isatty(2));
+    return -1;          /* go on */
+}
+
+/* CSV rows and the model's shape, features and architecture. */
+static int train_data(train_cmd *c)
+{
     ad_layer_spec specs[AD_MAX_LAYERS];
     ad_csv_opts co;
-    ad_table *t = NULL;
-    ad_model *m = NULL;
-    float *xs = NULL, *win = NULL, *sa = NULL, *sb = NULL;
-    size_t n_win, n_stat, r, wsz;
-    char *tj = NULL;
-    cJSON *meta = NULL, *prov = NULL;
-    const char *sde;
-    void (*old_int)(int) = SIG_DFL;
+    char err[1024];
+    int nl;
 
-    ad_train_opts_default(&to);
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "i:o:T:qvh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'i': input = optarg; break;
-        case 'o': output = optarg; break;
-        case O_SEP:
-            if (strcmp(optarg, "\\t") == 0 || strcmp(optarg, "tab") == 0)
-                sep = '\t';
-            else if (strlen(optarg) == 1 && strchr(",;\t", optarg[0]))
-                sep = optarg[0];
-            else {
-                fprintf(stderr, "anomalyd train: --sep: expected , ; or tab, got '%s'\n", optarg);
-                goto usage;
-            }
-            break;
-        case O_TIME: time_col = optarg; break;
-        case O_FEAT:
-            free_list(feat);
-            feat = split_list(optarg, &n_feat);
-            if (feat == NULL) {
-                fprintf(stderr, "anomalyd train: out of memory\n");
-                return 1;
-            }
-            for (j = 0; j < n_feat; j++)
-                if (feat[j][0] == '\0') {
-                    fprintf(stderr, "anomalyd train: --features: empty column name in '%s'\n", optarg);
-                    goto usage;
-                }
-            break;
-        case O_ROWS:
-            if (parse_long("--rows", optarg, 1, 1000000000L, &rows_max) < 0)
-                goto usage;
-            break;
-        case O_SCALER:
-            if (strcmp(optarg, "standard") == 0)
-                scaler = AD_SCALER_STANDARD;
-            else if (strcmp(optarg, "minmax") == 0)
-                scaler = AD_SCALER_MINMAX;
-            else {
-                fprintf(stderr, "anomalyd train: --scaler: expected standard or minmax, got '%s'\n", optarg);
-                goto usage;
-            }
-            break;
-        case 'T':
-            if (parse_long("--window", optarg, 1, 100000, &lv) < 0)
-                goto usage;
-            T = (int)lv;
-            break;
-        case O_HOP:
-            if (parse_long("--hop", optarg, 1, 100000, &lv) < 0)
-                goto usage;
-            hop = (int)lv;
-            break;
-        case O_ARCH: arch = optarg; break;
-        case O_LOSS:
-            if ((j = ad_loss_from_name(optarg)) < 0) {
-                fprintf(stderr, "anomalyd train: --loss: expected mse or mae, got '%s'\n", optarg);
-                goto usage;
-            }
-            to.loss = (ad_loss)j;
-            break;
-        case O_METRIC:
-            if (strcmp(optarg, "mse") == 0)
-                metric = AD_METRIC_MSE;
-            else if (strcmp(optarg, "mae") == 0)
-                metric = AD_METRIC_MAE;
-            else {
-                fprintf(stderr, "anomalyd train: --metric: expected mse or mae, got '%s'\n", optarg);
-                goto usage;
-            }
-            break;
-        case O_EPOCHS:
-            if (parse_long("--epochs", optarg, 1, 1000000, &lv) < 0)
-                goto usage;
-            to.epochs = (int)lv;
-            break;
-        case O_BATCH:
-            if (parse_long("--batch", optarg, 1, 65536, &lv) < 0)
-                goto usage;
-            to.batch_size = (int)lv;
-            break;
-        case O_LR:
-            if (parse_double("--lr", optarg, 1e-9, 10.0, &dv) < 0)
-                goto usage;
-            to.lr = (float)dv;
-            break;
-        case O_WD:
-            if (parse_double("--weight-decay", optarg, 0.0, 1.0, &dv) < 0)
-                goto usage;
-            to.weight_decay = (float)dv;
-            break;
-        case O_CLIP:
-            if (parse_double("--clip", optarg, 0.0, 1e6, &dv) < 0)
-                goto usage;
-            to.clip_norm = (float)dv;
-            break;
-        case O_VAL:
-            if (parse_double("--val-frac", optarg, 0.0, 0.9, &dv) < 0)
-                goto usage;
-            to.val_frac = (float)dv;
-            break;
-        case O_PAT:
-            if (parse_long("--patience", optarg, 0, 1000000, &lv) < 0)
-                goto usage;
-            to.patience = (int)lv;
-            break;
-        case O_SEED: {
-            char *end;
-            unsigned long long v;
-            errno = 0;
-            v = strtoull(optarg, &end, 10);
-            if (*optarg == '\0' || *optarg == '-' || *end != '\0' || errno != 0) {
-                fprintf(stderr, "anomalyd train: --seed: expected a non-negative integer, got '%s'\n", optarg);
-                goto usage;
-            }
-            to.seed = (uint64_t)v;
-            break;
-        }
-        case O_MAXS:
-            if (parse_double("--max-seconds", optarg, 0.0, 1e9, &dv) < 0)
-                goto usage;
-            to.max_seconds = dv;
-            break;
-        case 'q': quiet = 1; break;
-        case 'v': verbose = 1; break;
-        case 'h':
-            train_usage(stdout);
-            free_list(feat);
-            return 0;
-        default:
-            goto usage;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "anomalyd train: unexpected argument '%s'\n", argv[optind]);
-        goto usage;
-    }
-    if (input == NULL || output == NULL) {
-        fprintf(stderr, "anomalyd train: --input and --output are required\n");
-        goto usage;
-    }
-    if (metric < 0)
-        metric = to.loss == AD_LOSS_MAE ? AD_METRIC_MAE : AD_METRIC_MSE;
-    show = !quiet && (verbose || isatty(2));
-
-    /* ---- data ---- */
-    memset(&co, 0, sizeof(co));
-    co.sep = sep;
-    co.time_col = time_col;
-    co.features = (const char *const *)feat;
-    co.n_features = n_feat;
-    co.max_rows = (size_t)rows_max;
-    if (ad_csv_read(&t, input, &co, err, sizeof(err)) < 0) {
+    memset(&co, 0, sizeof co);
+    co.sep = c->sep;
+    co.time_col = c->time_col;
+    co.features = (const char *const *)c->feat;
+    co.n_features = c->n_feat;
+    co.max_rows = (size_t)c->rows_max;
+    if (ad_csv_read(&c->t, c->input, &co, err, sizeof err) < 0) {
         fprintf(stderr, "anomalyd train: %s\n", err);
-        goto done;
+        return -1;
     }
-    F = t->n_features;
-    if (F < 1) {
-        fprintf(stderr, "anomalyd train: %s: no numeric feature column\n", input);
-        goto done;
+    if (c->t->n_features < 1) {
+        fprintf(stderr, "anomalyd train: %s: no numeric feature column\n", c->input);
+        return -1;
     }
-    if (t->n_rows < (size_t)T) {
+    if (c->t->n_rows < (size_t)c->T) {
         fprintf(stderr, "anomalyd train: %s: %zu data rows, too few for one window "
-                "of %d rows (use --window to shorten it)\n", input, t->n_rows, T);
-        goto done;
+                "of %d rows (use --window to shorten it)\n", c->input, c->t->n_rows, c->T);
+        return -1;
     }
-    nl = arch_from_spec(arch, T, F, specs, err, sizeof(err));
-    if (nl < 0) {
+    if ((nl = arch_from_spec(c->arch, c->T, c->t->n_features, specs, err, sizeof err)) < 0) {
         fprintf(stderr, "anomalyd train: %s\n", err);
-        goto done;
+        return -1;
     }
-    if (ad_model_create(&m, T, F, specs, nl, err, sizeof(err)) < 0) {
+    if (ad_model_create(&c->m, c->T, c->t->n_features, specs, nl, err, sizeof err) < 0) {
         fprintf(stderr, "anomalyd train: architecture '%s' with window %d and "
-                "%d features: %s\n", arch, T, F, err);
-        goto done;
+                "%d features: %s\n", c->arch, c->T, c->t->n_features, err);
+        return -1;
     }
-    if (ad_model_set_features(m, (const char *const *)t->features, F) < 0) {
+    if (ad_model_set_features(c->m, (const char *const *)c->t->features,
+                              c->t->n_features) < 0) {
         fprintf(stderr, "anomalyd train: feature names: %s\n", ad_strerror(AD_EINVAL));
+        return -1;
+    }
+    return 0;
+}
+
+/* Fit the input scaler on the training rows (standard: mean/std, minmax:
+ * min/max; a constant column gets scale 1) and scale them into c->xs. */
+static int train_scaler(train_cmd *c)
+{
+    const ad_table *t = c->t;
+    const int F = t->n_features;
+    float *sa = calloc((size_t)F, sizeof(float)), *sb = calloc((size_t)F, sizeof(float));
+    int rc = -1;
+
+    if (!sa || !sb || !(c->xs = malloc(sizeof(float) * t->n_rows * (size_t)F))) {
+        fprintf(stderr, "anomalyd train: out of memory\n");
         goto done;
     }
-
-    /* ---- scaler, fitted on the training rows ---- */
-    sa = calloc((size_t)F, sizeof(float));
-    sb = calloc((size_t)F, sizeof(float));
-    if (sa == NULL || sb == NULL)
-        goto oom;
-    for (j = 0; j < F; j++) {
+    for (int j = 0; j < F; j++) {
         double mean = 0.0, var = 0.0, mn = INFINITY, mx = -INFINITY;
-        for (r = 0; r < t->n_rows; r++) {
+        for (size_t r = 0; r < t->n_rows; r++) {
             double v = t->x[r * (size_t)F + (size_t)j];
             mean += v;
-            if (v < mn) mn = v;
-            if (v > mx) mx = v;
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
         }
         mean /= (double)t->n_rows;
-        for (r = 0; r < t->n_rows; r++) {
+        for (size_t r = 0; r < t->n_rows; r++) {
             double d = t->x[r * (size_t)F + (size_t)j] - mean;
             var += d * d;
         }
         var /= (double)t->n_rows;
-        if (scaler == AD_SCALER_STANDARD) {
+        if (c->scaler == AD_SCALER_STANDARD) {
             double sd = sqrt(var);
             if (!(sd > 1e-12 * (fabs(mean) + 1.0))) {
-                if (!quiet)
+                if (!c->quiet)
                     fprintf(stderr, "anomalyd train: warning: column '%s' is constant "
                             "in the training rows; its scale is set to 1\n", t->features[j]);
                 sd = 1.0;
@@ -553,7 +351,7 @@ int ad_cmd_train(int argc, char **argv)
             sb[j] = (float)sd;
         } else {
             if (!(mx > mn)) {
-                if (!quiet)
+                if (!c->quiet)
                     fprintf(stderr, "anomalyd train: warning: column '%s' is constant "
                             "in the training rows; its range is set to 1\n", t->features[j]);
                 mx = mn + 1.0;
@@ -564,142 +362,176 @@ int ad_cmd_train(int argc, char **argv)
                 sb[j] = nextafterf(sa[j], INFINITY);
         }
     }
-    if (ad_model_set_scaler(m, scaler, sa, sb) < 0) {
+    if (ad_model_set_scaler(c->m, c->scaler, sa, sb) < 0) {
         fprintf(stderr, "anomalyd train: could not set the scaler\n");
         goto done;
     }
-    wsz = (size_t)T * (size_t)F;
-    xs = malloc(sizeof(float) * t->n_rows * (size_t)F);
-    if (xs == NULL)
-        goto oom;
-    ad_model_scale(m, t->x, xs, t->n_rows);
-
-    /* ---- windows and training ---- */
-    n_win = ad_train_cut_windows(xs, t->n_rows, F, T, hop, NULL);
-    if (n_win == 0 || n_win > ((size_t)-1) / sizeof(float) / wsz) {
-        fprintf(stderr, "anomalyd train: %s: cannot cut windows\n", input);
-        goto done;
-    }
-    win = malloc(sizeof(float) * wsz * n_win);
-    if (win == NULL)
-        goto oom;
-    ad_train_cut_windows(xs, t->n_rows, F, T, hop, win);
-    to.val_gap = (T + hop - 1) / hop - 1;    /* no shared rows train/val */
-    ad_train_init_weights(m, to.seed);
-    if (show) {
-        fprintf(stderr, "anomalyd train: %s: %zu rows, %d features, window %d hop %d "
-                "-> %zu windows; %s, %zu parameters; loss %s\n", base_name(input),
-                t->n_rows, F, T, hop, n_win, arch, m->n_params, ad_loss_name(to.loss));
-    }
-    g_cancel = 0;
-    old_int = signal(SIGINT, on_sigint);
-    if (ad_train_fit(m, win, n_win, &to, &rep, show ? progress_cb : NULL, NULL,
-                     &g_cancel, err, sizeof(err)) < 0) {
-        signal(SIGINT, old_int);
-        fprintf(stderr, "anomalyd train: %s\n", err);
-        goto done;
-    }
-    signal(SIGINT, old_int);
-    if (rep.epochs_run == 0) {
-        fprintf(stderr, "anomalyd train: stopped before the first epoch ended; "
-                "no model written\n");
-        goto done;
-    }
-    if (show && rep.cancelled)
-        fprintf(stderr, "anomalyd train: interrupted; keeping epoch %d\n", rep.best_epoch);
-
-    /* ---- error distribution on every window of the input (hop 1) ---- */
-    free(win);
-    n_stat = t->n_rows - (size_t)T + 1;
-    {
-        size_t stride = 1;
-        if (n_stat > MAX_STATS_WINDOWS)
-            stride = (n_stat + MAX_STATS_WINDOWS - 1) / MAX_STATS_WINDOWS;
-        n_stat = ad_train_cut_windows(xs, t->n_rows, F, T, (int)stride, NULL);
-        win = malloc(sizeof(float) * wsz * n_stat);
-        if (win == NULL)
-            goto oom;
-        ad_train_cut_windows(xs, t->n_rows, F, T, (int)stride, win);
-    }
-    if (ad_train_error_stats(m, win, n_stat, (ad_metric)metric, &st, NULL) < 0) {
-        fprintf(stderr, "anomalyd train: reconstruction errors are not finite\n");
-        goto done;
-    }
-
-    /* ---- metadata ---- */
-    sde = getenv("SOURCE_DATE_EPOCH");
-    tj = ad_train_meta_json(&to, &rep, &st);
-    meta = tj ? cJSON_Parse(tj) : NULL;
-    prov = cJSON_CreateObject();
-    if (meta == NULL || prov == NULL)
-        goto oom;
-    if (sde != NULL && *sde != '\0')
-        cJSON_DeleteItemFromObject(meta, "seconds");
-    cJSON_AddStringToObject(meta, "input", base_name(input));
-    cJSON_AddNumberToObject(meta, "rows", (double)t->n_rows);
-    cJSON_AddNumberToObject(meta, "window", T);
-    cJSON_AddNumberToObject(meta, "hop", hop);
-    cJSON_AddNumberToObject(meta, "n_windows", (double)n_win);
-    cJSON_AddStringToObject(meta, "arch", arch);
-    cJSON_AddStringToObject(meta, "scaler", scaler == AD_SCALER_STANDARD ? "standard" : "minmax");
-    if (t->time_name)
-        cJSON_AddStringToObject(meta, "time_column", t->time_name);
-    cJSON_AddBoolToObject(meta, "interrupted", rep.cancelled);
-    cJSON_AddStringToObject(prov, "tool", "anomalyd train " AD_VERSION);
-    cJSON_AddStringToObject(prov, "input", base_name(input));
-    {
-        time_t now = time(NULL);
-        char ts[32];
-        struct tm tmv;
-        if (sde != NULL && *sde != '\0')
-            now = (time_t)strtoll(sde, NULL, 10);
-        gmtime_r(&now, &tmv);
-        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tmv);
-        cJSON_AddStringToObject(prov, "created", ts);
-    }
-    free(m->training);
-    free(m->provenance);
-    m->training = cJSON_PrintUnformatted(meta);
-    m->provenance = cJSON_PrintUnformatted(prov);
-    if (m->training == NULL || m->provenance == NULL)
-        goto oom;
-    if (ad_model_save(m, output, err, sizeof(err)) < 0) {
-        fprintf(stderr, "anomalyd train: %s\n", err);
-        goto done;
-    }
-    if (show) {
-        char vl[32] = "none";
-        if (!isnan(rep.val_loss))
-            snprintf(vl, sizeof(vl), "%.6g", rep.val_loss);
-        fprintf(stderr, "anomalyd train: wrote %s (id %s): %d epochs (best %d%s), "
-                "train loss %.6g, val loss %s, %.1fs, %.0f windows/s\n",
-                output, m->id, rep.epochs_run, rep.best_epoch,
-                rep.stopped_early ? ", early stop" : "", rep.train_loss,
-                vl, rep.seconds, rep.windows_per_s);
-        fprintf(stderr, "anomalyd train: training %s per window: mean %.4g std %.4g "
-                "q99 %.4g q999 %.4g max %.4g\n", metric == AD_METRIC_MAE ? "MAE" : "MSE",
-                st.mean, st.std, st.q99, st.q999, st.max);
-    }
+    ad_model_scale(c->m, t->x, c->xs, t->n_rows);
     rc = 0;
-    goto done;
-oom:
-    fprintf(stderr, "anomalyd train: out of memory\n");
-    rc = 1;
-    goto done;
-usage:
-    train_usage(stderr);
-    free_list(feat);
-    return 2;
 done:
-    cJSON_Delete(meta);
-    cJSON_Delete(prov);
-    free(tj);
     free(sa);
     free(sb);
-    free(xs);
-    free(win);
-    ad_model_free(m);
-    ad_table_free(t);
-    free_list(feat);
+    return rc;
+}
+
+/* Windows (T, hop), Keras init from the seed, Adam with early stopping. */
+static int train_fit(train_cmd *c)
+{
+    const size_t wsz = (size_t)c->T * (size_t)c->t->n_features;
+    void (*old_int)(int);
+    char err[1024];
+    int rc;
+
+    c->n_win = ad_train_cut_windows(c->xs, c->t->n_rows, c->t->n_features, c->T, c->hop,
+                                    NULL);
+    if (c->n_win == 0 || c->n_win > ((size_t)-1) / sizeof(float) / wsz) {
+        fprintf(stderr, "anomalyd train: %s: cannot cut windows\n", c->input);
+        return -1;
+    }
+    if (!(c->win = malloc(sizeof(float) * wsz * c->n_win))) {
+        fprintf(stderr, "anomalyd train: out of memory\n");
+        return -1;
+    }
+    ad_train_cut_windows(c->xs, c->t->n_rows, c->t->n_features, c->T, c->hop, c->win);
+    c->to.val_gap = (c->T + c->hop - 1) / c->hop - 1;    /* no shared rows train/val */
+    ad_train_init_weights(c->m, c->to.seed);
+    if (c->show)
+        fprintf(stderr, "anomalyd train: %s: %zu rows, %d features, window %d hop %d "
+                "-> %zu windows; %s, %zu parameters; loss %s\n", base_name(c->input),
+                c->t->n_rows, c->t->n_features, c->T, c->hop, c->n_win, c->arch,
+                c->m->n_params, ad_loss_name(c->to.loss));
+    g_cancel = 0;
+    old_int = signal(SIGINT, on_sigint);
+    rc = ad_train_fit(c->m, c->win, c->n_win, &c->to, &c->rep,
+                      c->show ? progress_cb : NULL, NULL, &g_cancel, err, sizeof err);
+    signal(SIGINT, old_int);
+    if (rc < 0) {
+        fprintf(stderr, "anomalyd train: %s\n", err);
+        return -1;
+    }
+    if (c->rep.epochs_run == 0) {
+        fprintf(stderr, "anomalyd train: stopped before the first epoch ended; "
+                "no model written\n");
+        return -1;
+    }
+    if (c->show && c->rep.cancelled)
+        fprintf(stderr, "anomalyd train: interrupted; keeping epoch %d\n", c->rep.best_epoch);
+    return 0;
+}
+
+/* Error distribution on every window of the input (hop 1, strided beyond
+ * MAX_STATS_WINDOWS), as the daemon and `anomalyd score` see them. */
+static int train_error_stats(train_cmd *c)
+{
+    const int F = c->t->n_features;
+    const size_t wsz = (size_t)c->T * (size_t)F;
+    size_t n_stat = c->t->n_rows - (size_t)c->T + 1, stride = 1;
+
+    if (n_stat > MAX_STATS_WINDOWS)
+        stride = (n_stat + MAX_STATS_WINDOWS - 1) / MAX_STATS_WINDOWS;
+    free(c->win);
+    n_stat = ad_train_cut_windows(c->xs, c->t->n_rows, F, c->T, (int)stride, NULL);
+    if (!(c->win = malloc(sizeof(float) * wsz * n_stat))) {
+        fprintf(stderr, "anomalyd train: out of memory\n");
+        return -1;
+    }
+    ad_train_cut_windows(c->xs, c->t->n_rows, F, c->T, (int)stride, c->win);
+    if (ad_train_error_stats(c->m, c->win, n_stat, (ad_metric)c->metric, &c->st, NULL) < 0) {
+        fprintf(stderr, "anomalyd train: reconstruction errors are not finite\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* The "training" and "provenance" metadata of the model. */
+static int train_metadata(train_cmd *c)
+{
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    char *tj = ad_train_meta_json(&c->to, &c->rep, &c->st), ts[32];
+    cJSON *meta = tj ? cJSON_Parse(tj) : NULL, *prov = cJSON_CreateObject();
+    time_t now = time(NULL);
+    struct tm tmv;
+    int rc = -1;
+
+    free(tj);
+    if (!meta || !prov)
+        goto done;
+    if (sde && *sde) {
+        cJSON_DeleteItemFromObject(meta, "seconds");
+        now = (time_t)strtoll(sde, NULL, 10);
+    }
+    cJSON_AddStringToObject(meta, "input", base_name(c->input));
+    cJSON_AddNumberToObject(meta, "rows", (double)c->t->n_rows);
+    cJSON_AddNumberToObject(meta, "window", c->T);
+    cJSON_AddNumberToObject(meta, "hop", c->hop);
+    cJSON_AddNumberToObject(meta, "n_windows", (double)c->n_win);
+    cJSON_AddStringToObject(meta, "arch", c->arch);
+    cJSON_AddStringToObject(meta, "scaler", c->scaler == AD_SCALER_STANDARD ? "standard" :
+                            "minmax");
+    if (c->t->time_name)
+        cJSON_AddStringToObject(meta, "time_column", c->t->time_name);
+    cJSON_AddBoolToObject(meta, "interrupted", c->rep.cancelled);
+    cJSON_AddStringToObject(prov, "tool", "anomalyd train " AD_VERSION);
+    cJSON_AddStringToObject(prov, "input", base_name(c->input));
+    gmtime_r(&now, &tmv);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    cJSON_AddStringToObject(prov, "created", ts);
+    free(c->m->training);
+    free(c->m->provenance);
+    c->m->training = cJSON_PrintUnformatted(meta);
+    c->m->provenance = cJSON_PrintUnformatted(prov);
+    if (c->m->training && c->m->provenance)
+        rc = 0;
+done:
+    if (rc)
+        fprintf(stderr, "anomalyd train: out of memory\n");
+    cJSON_Delete(meta);
+    cJSON_Delete(prov);
+    return rc;
+}
+
+static int train_save(train_cmd *c)
+{
+    char err[1024], vl[32] = "none";
+
+    if (ad_model_save(c->m, c->output, err, sizeof err) < 0) {
+        fprintf(stderr, "anomalyd train: %s\n", err);
+        return -1;
+    }
+    if (!c->show)
+        return 0;
+    if (!isnan(c->rep.val_loss))
+        snprintf(vl, sizeof vl, "%.6g", c->rep.val_loss);
+    fprintf(stderr, "anomalyd train: wrote %s (id %s): %d epochs (best %d%s), "
+            "train loss %.6g, val loss %s, %.1fs, %.0f windows/s\n",
+            c->output, c->m->id, c->rep.epochs_run, c->rep.best_epoch,
+            c->rep.stopped_early ? ", early stop" : "", c->rep.train_loss,
+            vl, c->rep.seconds, c->rep.windows_per_s);
+    fprintf(stderr, "anomalyd train: training %s per window: mean %.4g std %.4g "
+            "q99 %.4g q999 %.4g max %.4g\n", c->metric == AD_METRIC_MAE ? "MAE" : "MSE",
+            c->st.mean, c->st.std, c->st.q99, c->st.q999, c->st.max);
+    return 0;
+}
+
+int ad_cmd_train(int argc, char **argv)
+{
+    train_cmd c;
+    int rc;
+
+    memset(&c, 0, sizeof c);
+    c.T = DEFAULT_WINDOW;
+    c.hop = 1;
+    c.arch = DEFAULT_ARCH;
+    c.metric = -1;
+    ad_train_opts_default(&c.to);
+    rc = train_args(&c, argc, argv);
+    if (rc < 0)
+        rc = train_data(&c) || train_scaler(&c) || train_fit(&c) ||
+             train_error_stats(&c) || train_metadata(&c) || train_save(&c) ? 1 : 0;
+    free(c.xs);
+    free(c.win);
+    ad_model_free(c.m);
+    ad_table_free(c.t);
+    ad_args_split_free(c.feat);
     return rc;
 }

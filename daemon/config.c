@@ -30,6 +30,8 @@ typedef enum {
 #define F_REQ    1u   /* must be present */
 #define F_RELOAD 2u   /* a SIGHUP reload may change it */
 #define F_PIPE   4u   /* shapes a stream's windows/thresholds */
+#define F_LIB    8u   /* default: ad_detector_cfg_default() (lib/detector.c),
+                         the one source of pipeline defaults */
 
 struct table;
 typedef struct key {
@@ -37,7 +39,8 @@ typedef struct key {
     ktype type;
     size_t off;
     double min, max;
-    const char *def;         /* default in JSON-ish text; NULL: none/null */
+    const char *def;         /* default in JSON-ish text; NULL: none/null
+                                (F_LIB keys: NULL, the library's default) */
     unsigned flags;
     const char *enums;       /* K_ENUM: "a|b|c", stored as index */
     const struct table *sub; /* K_OBJ: keys relative to the same base */
@@ -130,25 +133,26 @@ static const table payload_table = TAB(payload_keys);
 
 #define OPP(f) offsetof(ad_detconf, pipe.f)
 #define FP (F_RELOAD | F_PIPE)
+#define FL (F_RELOAD | F_PIPE | F_LIB)
 static const key rows_keys[] = {
     { "mode", K_ENUM, OD(asm_mode), 0, 0, "auto", FP, "rows|period|all|auto", NULL,
       "rows: each message is a whole row (json); period: one row per period_ms "
       "(sample and hold); all: a row when every feature has reported; auto: "
       "rows for json, all otherwise" },
-    { "period_ms", K_I64, OPP(stream.period_ms), 1, 86400000, "1000", FP, NULL, NULL,
+    { "period_ms", K_I64, OPP(stream.period_ms), 1, 86400000, NULL, FL, NULL, NULL,
       "period mode: row grid step" },
-    { "max_age_ms", K_I64, OPP(stream.max_age_ms), 0, 1e12, "0", FP, NULL, NULL,
+    { "max_age_ms", K_I64, OPP(stream.max_age_ms), 0, 1e12, NULL, FL, NULL, NULL,
       "a feature value older than this is missing (0: never)" },
-    { "missing", K_ENUM, OPP(stream.missing), 0, 0, "hold", FP, "hold|invalid", NULL,
+    { "missing", K_ENUM, OPP(stream.missing), 0, 0, NULL, FL, "hold|invalid", NULL,
       "hold: carry the last value of a missing feature; invalid: the row is "
       "invalid and windows containing it are not scored" },
-    { "hold_limit", K_INT, OPP(stream.hold_limit), 0, 1000000, "0", FP, NULL, NULL,
+    { "hold_limit", K_INT, OPP(stream.hold_limit), 0, 1000000, NULL, FL, NULL, NULL,
       "hold: at most this many consecutive held rows (0: no limit)" },
 };
 static const table rows_table = TAB(rows_keys);
 
 static const key window_keys[] = {
-    { "hop", K_INT, OPP(hop), 1, 1000000, "1", FP, NULL, NULL,
+    { "hop", K_INT, OPP(hop), 1, 1000000, NULL, FL, NULL, NULL,
       "rows between scored windows (the length comes from the model)" },
     { "length", K_INT, OD(window_length), 0, 100000, "0", FP, NULL, NULL,
       "training bootstrap only: window length T of the model to train" },
@@ -156,40 +160,40 @@ static const key window_keys[] = {
 static const table window_table = TAB(window_keys);
 
 static const key score_keys[] = {
-    { "metric", K_ENUM, OPP(metric), 0, 0, "mae", FP, "mse|mae", NULL,
+    { "metric", K_ENUM, OPP(metric), 0, 0, NULL, FL, "mse|mae", NULL,
       "reconstruction error of a window" },
-    { "smooth_alpha", K_NUM, OPP(smooth_alpha), 0.0001, 1, "1", FP, NULL, NULL,
+    { "smooth_alpha", K_NUM, OPP(smooth_alpha), 0.0001, 1, NULL, FL, NULL, NULL,
       "EWMA weight of the newest score (1: no smoothing)" },
 };
 static const table score_table = TAB(score_keys);
 
 static const key calib_keys[] = {
-    { "windows", K_INT, OPP(calib_windows), 0, 100000000, "200", FP, NULL, NULL,
+    { "windows", K_INT, OPP(calib_windows), 0, 100000000, NULL, FL, NULL, NULL,
       "calibration ends after this many scored windows (0: no count limit)" },
-    { "duration_ms", K_I64, OPP(calib_duration_ms), 0, 1e12, "0", FP, NULL, NULL,
+    { "duration_ms", K_I64, OPP(calib_duration_ms), 0, 1e12, NULL, FL, NULL, NULL,
       "... or after this much data time (0: no time limit)" },
-    { "method", K_ENUM, OPP(thr.method), 0, 0, "quantile", FP,
+    { "method", K_ENUM, OPP(thr.method), 0, 0, NULL, FL,
       "quantile|sigma|pot|fixed|model", NULL,
       "threshold method (see lib/threshold.h)" },
-    { "q", K_NUM, OPP(thr.q), 1e-9, 0.999999999, "0.99", FP, NULL, NULL,
+    { "q", K_NUM, OPP(thr.q), 1e-9, 0.999999999, NULL, FL, NULL, NULL,
       "quantile level" },
-    { "margin", K_NUM, OPP(thr.margin), 1e-6, 1e6, "1.5", FP, NULL, NULL,
+    { "margin", K_NUM, OPP(thr.margin), 1e-6, 1e6, NULL, FL, NULL, NULL,
       "quantile/model: threshold multiplier" },
-    { "k", K_NUM, OPP(thr.k), 0, 1000, "3", FP, NULL, NULL,
+    { "k", K_NUM, OPP(thr.k), 0, 1000, NULL, FL, NULL, NULL,
       "sigma: mean + k std" },
-    { "pot_risk", K_NUM, OPP(thr.pot_risk), 1e-12, 0.5, "0.001", FP, NULL, NULL,
+    { "pot_risk", K_NUM, OPP(thr.pot_risk), 1e-12, 0.5, NULL, FL, NULL, NULL,
       "pot: target risk" },
-    { "pot_init", K_NUM, OPP(thr.pot_init), 0.5, 0.9999, "0.98", FP, NULL, NULL,
+    { "pot_init", K_NUM, OPP(thr.pot_init), 0.5, 0.9999, NULL, FL, NULL, NULL,
       "pot: initial quantile level" },
-    { "fixed", K_NUM, OPP(thr.fixed), 0, 1e30, "0", FP, NULL, NULL,
+    { "fixed", K_NUM, OPP(thr.fixed), 0, 1e30, NULL, FL, NULL, NULL,
       "fixed: the threshold (> 0)" },
-    { "model_key", K_CBUF, OPP(thr.model_key), 0, 16, "q99", FP, NULL, NULL,
+    { "model_key", K_CBUF, OPP(thr.model_key), 0, 16, NULL, FL, NULL, NULL,
       "model: key of the model's training error distribution" },
-    { "adapt", K_BOOL, OPP(thr.adapt), 0, 1, "false", FP, NULL, NULL,
+    { "adapt", K_BOOL, OPP(thr.adapt), 0, 1, NULL, FL, NULL, NULL,
       "keep learning the threshold from normal windows" },
-    { "max_samples", K_INT, OPP(thr.max_samples), 10, 10000000, "10000", FP, NULL, NULL,
+    { "max_samples", K_INT, OPP(thr.max_samples), 10, 10000000, NULL, FL, NULL, NULL,
       "calibration scores kept" },
-    { "min_samples", K_INT, OPP(thr.min_samples), 1, 10000000, "10", FP, NULL, NULL,
+    { "min_samples", K_INT, OPP(thr.min_samples), 1, 10000000, NULL, FL, NULL, NULL,
       "fewer calibration scores cannot be fitted" },
 };
 static const table calib_table = TAB(calib_keys);
@@ -199,27 +203,27 @@ static const key alert_keys[] = {
       F_RELOAD, NULL, NULL, "alert topic template ({detector}, {stream})" },
     { "state_topic", K_STR, OD(state_topic), 0, 0, NULL, F_RELOAD, NULL, NULL,
       "optional retained per-stream state topic template" },
-    { "k", K_INT, OPP(alert.k), 1, 64, "3", FP, NULL, NULL,
+    { "k", K_INT, OPP(alert.k), 1, 64, NULL, FL, NULL, NULL,
       "raise when k of the last n windows exceed the threshold" },
-    { "n", K_INT, OPP(alert.n), 1, 64, "5", FP, NULL, NULL, "see k" },
-    { "m", K_INT, OPP(alert.m), 1, 1000000, "10", FP, NULL, NULL,
+    { "n", K_INT, OPP(alert.n), 1, 64, NULL, FL, NULL, NULL, "see k" },
+    { "m", K_INT, OPP(alert.m), 1, 1000000, NULL, FL, NULL, NULL,
       "clear after m consecutive windows below clear_ratio x threshold" },
-    { "clear_ratio", K_NUM, OPP(alert.clear_ratio), 0.001, 1, "0.8", FP, NULL, NULL,
+    { "clear_ratio", K_NUM, OPP(alert.clear_ratio), 0.001, 1, NULL, FL, NULL, NULL,
       "hysteresis of the clear level" },
-    { "cooldown_ms", K_I64, OPP(alert.cooldown_ms), 0, 1e12, "0", FP, NULL, NULL,
+    { "cooldown_ms", K_I64, OPP(alert.cooldown_ms), 0, 1e12, NULL, FL, NULL, NULL,
       "no new alert this long after a clear" },
 };
 static const table alert_table = TAB(alert_keys);
 
 static const key train_keys[] = {
-    { "mode", K_ENUM, OPP(training), 0, 0, "none", FP, "none|finetune|bootstrap", NULL,
+    { "mode", K_ENUM, OPP(training), 0, 0, NULL, FL, "none|finetune|bootstrap", NULL,
       "online training: finetune the model on each stream's first windows, or "
       "bootstrap a model from scratch (no model file)" },
-    { "windows", K_INT, OPP(train_windows), 1, 10000000, "500", FP, NULL, NULL,
+    { "windows", K_INT, OPP(train_windows), 1, 10000000, NULL, FL, NULL, NULL,
       "windows collected before training" },
-    { "epochs", K_INT, OPP(train_epochs), 1, 10000, "5", FP, NULL, NULL,
+    { "epochs", K_INT, OPP(train_epochs), 1, 10000, NULL, FL, NULL, NULL,
       "training epochs" },
-    { "boot_units", K_INT, OPP(boot_units), 1, 4096, "32", FP, NULL, NULL,
+    { "boot_units", K_INT, OPP(boot_units), 1, 4096, NULL, FL, NULL, NULL,
       "bootstrap: LSTM units of the trained autoencoder" },
     { "features", K_STRLIST, OD(features), 0, 0, NULL, FP, NULL, NULL,
       "bootstrap: feature names" },
@@ -327,6 +331,8 @@ static int enum_index(const char *list, const char *s)
 static int set_default(const key *k, char *base)
 {
     void *p = base + k->off;
+    if (k->flags & F_LIB)
+        return 0;       /* set by ad_detector_cfg_default() before */
     switch (k->type) {
     case K_STR: case K_PATH:
         *(char **)p = xstrdup(k->def);
@@ -879,29 +885,15 @@ fail:
 
 int ad_config_load(ad_config **out, const char *path, char *err, size_t errlen)
 {
-    FILE *f;
-    char *buf = NULL, e2[512];
-    long n;
+    void *buf = NULL;
+    size_t n;
+    char e2[512];
     int rc;
 
     *out = NULL;
-    if (!(f = fopen(path, "rb")))
-        return ad_errf(err, errlen, errno == ENOENT ? AD_ENOENT : AD_EIO, "%s: %s",
-                       path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > (16 << 20) ||
-        fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return ad_errf(err, errlen, AD_EIO, "%s: unreadable or larger than 16 MiB", path);
-    }
-    buf = malloc((size_t)n + 1);
-    if (!buf) { fclose(f); return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path); }
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f); free(buf);
-        return ad_errf(err, errlen, AD_EIO, "%s: read error", path);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    rc = ad_config_parse(out, buf, (size_t)n, path, e2, sizeof e2);
+    if ((rc = ad_read_file(path, 16u << 20, &buf, &n, err, errlen)) != 0)
+        return rc;      /* message names the file */
+    rc = ad_config_parse(out, buf, n, path, e2, sizeof e2);
     free(buf);
     if (rc)
         ad_errf(err, errlen, rc, "%s: %s", path, e2);
@@ -1022,15 +1014,45 @@ static const char *type_name(const key *k)
     return "?";
 }
 
-static void doc_table(const table *t, const char *path, char **buf, size_t *len,
-                      size_t *cap)
+/* The n-th name of an enum list "a|b|c" into out. */
+static void enum_name(const char *list, int n, char *out, size_t len)
 {
-    char sub[256], line[1024], range[96];
+    const char *p = list, *e;
+    for (; n > 0 && (e = strchr(p, '|')); n--)
+        p = e + 1;
+    e = strchr(p, '|');
+    snprintf(out, len, "%.*s", (int)(e ? (size_t)(e - p) : strlen(p)), p);
+}
+
+/* The default of a key as documentation text: the table's text, or for
+ * F_LIB keys the value ad_detector_cfg_default() sets, read from `base`
+ * (a detector config after its defaults were set). */
+static void default_text(const key *k, const char *base, char *out, size_t len)
+{
+    const void *p = base + k->off;
+    if (!(k->flags & F_LIB)) {
+        snprintf(out, len, "%s", k->def ? k->def : "");
+        return;
+    }
+    switch (k->type) {
+    case K_INT: snprintf(out, len, "%d", *(const int *)p); break;
+    case K_I64: snprintf(out, len, "%lld", (long long)*(const int64_t *)p); break;
+    case K_NUM: snprintf(out, len, "%.15g", *(const double *)p); break;
+    case K_BOOL: snprintf(out, len, "%s", *(const int *)p ? "true" : "false"); break;
+    case K_ENUM: enum_name(k->enums, *(const int *)p, out, len); break;
+    case K_CBUF: snprintf(out, len, "%s", (const char *)p); break;
+    default: out[0] = '\0'; break;
+    }
+}
+
+static void doc_table(const table *t, const char *path, const char *base, ad_buf *b)
+{
+    char sub[256], range[96], def[64];
     for (int i = 0; i < t->n; i++) {
         const key *k = &t->keys[i];
         join_path(sub, sizeof sub, path, k->name);
         if (k->type == K_OBJ) {
-            doc_table(k->sub, sub, buf, len, cap);
+            doc_table(k->sub, sub, base ? base + k->off : NULL, b);
             continue;
         }
         range[0] = '\0';
@@ -1039,47 +1061,40 @@ static void doc_table(const table *t, const char *path, char **buf, size_t *len,
         else if (k->type == K_INT || k->type == K_I64 || k->type == K_NUM ||
                  k->type == K_INTLIST)
             snprintf(range, sizeof range, "%.15g .. %.15g", k->min, k->max);
-        int n = snprintf(line, sizeof line, "| `%s` | %s | %s%s%s | %s | %s | %s |\n",
-                         sub, type_name(k), k->def ? "`" : "", k->def ? k->def :
-                         (k->flags & F_REQ) ? "required" : "none", k->def ? "`" : "",
-                         range, (k->flags & F_RELOAD) ? "yes" : "no", k->doc);
-        if (n < 0) continue;
-        if (*len + (size_t)n + 1 > *cap) {
-            size_t nc = (*cap + (size_t)n + 1) * 2;
-            char *nb = realloc(*buf, nc);
-            if (!nb) return;
-            *buf = nb; *cap = nc;
-        }
-        memcpy(*buf + *len, line, (size_t)n + 1);
-        *len += (size_t)n;
+        default_text(k, base, def, sizeof def);
+        ad_buf_printf(b, "| `%s` | %s | %s%s%s | %s | %s | %s |\n",
+                      sub, type_name(k), def[0] ? "`" : "", def[0] ? def :
+                      (k->flags & F_REQ) ? "required" : "none", def[0] ? "`" : "",
+                      range, (k->flags & F_RELOAD) ? "yes" : "no", k->doc);
     }
 }
 
 char *ad_config_doc(void)
 {
-    size_t len = 0, cap = 4096;
-    char *buf = malloc(cap);
-    if (!buf) return NULL;
-    buf[0] = '\0';
-    doc_table(&root_table, "", &buf, &len, &cap);
-    doc_table(&detector_table, "detectors[]", &buf, &len, &cap);
-    return buf;
+    ad_buf b = { 0 };
+    ad_detconf d;
+
+    memset(&d, 0, sizeof d);
+    ad_detector_cfg_default(&d.pipe);
+    doc_table(&root_table, "", NULL, &b);
+    doc_table(&detector_table, "detectors[]", (const char *)&d, &b);
+    if (b.oom) {
+        ad_buf_free(&b);
+        return NULL;
+    }
+    return b.s;
 }
 
 int ad_config_read_password(const char *path, char **out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    char line[1024];
+    void *buf = NULL;
     size_t n;
+    int rc;
+
     *out = NULL;
-    if (!f)
-        return ad_errf(err, errlen, AD_EIO, "%s: %s", path, strerror(errno));
-    if (!fgets(line, sizeof line, f))
-        line[0] = '\0';
-    fclose(f);
-    n = strcspn(line, "\r\n");
-    line[n] = '\0';
-    if (!(*out = strdup(line)))
-        return ad_errf(err, errlen, AD_ENOMEM, "out of memory");
+    if ((rc = ad_read_file(path, 64u << 10, &buf, &n, err, errlen)) != 0)
+        return rc;
+    ((char *)buf)[strcspn(buf, "\r\n")] = '\0';     /* the first line */
+    *out = buf;
     return 0;
 }

@@ -21,6 +21,7 @@ static void usage(FILE *f)
         "  score  --model F --input CSV   reconstruction error of every window\n"
         "  train  --input CSV --output F  train a model in C\n"
         "  replay --model F --input CSV   push a CSV through the live pipeline\n"
+        "  replay -c FILE --input CSV     ... the pipeline 'run -c FILE' builds\n"
         "  info   --model F           describe a model file\n"
         "  version                    print the version\n"
         "\n"

@@ -158,7 +158,7 @@ void streams_kill(ad_daemon *dd, stream_rec *s, int save)
  * when refused or not created (logged). */
 static stream_rec *stream_get(ad_daemon *dd, det_rt *d, const char *key)
 {
-    uint64_t h = ad_hash64_str(key);
+    uint64_t h = ad_fnv1a64_str(key);
     stream_rec *s = map_find(&d->streams, key, h);
     size_t kl = strlen(key) + 1;
     char err[256];

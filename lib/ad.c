@@ -1,17 +1,18 @@
 /*
  * ad.c - error strings, the log callback and small helpers shared by the
- * whole library: aligned allocation, checked sizes, the FNV-1a hash,
- * mkdir -p and whole text files.
+ * whole library and the daemon: checked sizes, aligned allocation, the FNV
+ * hash, the string builder and whole-file reading and atomic writing.
  */
 #include "ad.h"
-#include "safetensors.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static ad_log_fn log_fn;
 static void *log_ud;
@@ -84,6 +85,271 @@ void ad_afree(void *p)
     free(p);
 }
 
+/* ---- shared helpers: hash, string builder, whole-file I/O --------------- */
+
+uint64_t ad_fnv1a64(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+uint64_t ad_fnv1a64_str(const char *s)
+{
+    return ad_fnv1a64(AD_FNV_INIT, s, strlen(s));
+}
+
+/* Make room for n more bytes and the NUL; 0 or -1 (oom set). */
+static int buf_grow(ad_buf *b, size_t n)
+{
+    size_t need, nc;
+    char *ns;
+
+    if (b->oom || ad_add_size(b->len, n, &need) || ad_add_size(need, 1, &need)) {
+        b->oom = 1;
+        return -1;
+    }
+    if (need <= b->cap)
+        return 0;
+    nc = b->cap ? b->cap : 256;
+    while (nc < need) {
+        if (nc > SIZE_MAX / 2) {
+            b->oom = 1;
+            return -1;
+        }
+        nc *= 2;
+    }
+    if (!(ns = realloc(b->s, nc))) {
+        b->oom = 1;
+        return -1;
+    }
+    b->s = ns;
+    b->cap = nc;
+    return 0;
+}
+
+void ad_buf_put(ad_buf *b, const char *s, size_t n)
+{
+    if (buf_grow(b, n))
+        return;
+    if (n)
+        memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+void ad_buf_puts(ad_buf *b, const char *s)
+{
+    ad_buf_put(b, s, strlen(s));
+}
+
+void ad_buf_printf(ad_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->oom = 1;
+        return;
+    }
+    if (buf_grow(b, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void ad_buf_free(ad_buf *b)
+{
+    free(b->s);
+    b->s = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
+}
+
+/* Open for reading without blocking (a FIFO without a writer would block
+ * open() itself) and check it is a regular file before the first read. */
+static int open_regular(const char *path, size_t max, struct stat *sb,
+                        char *err, size_t errlen)
+{
+    int fd, fl, rc;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        rc = errno == ENOENT ? AD_ENOENT : -errno;
+        return ad_errf(err, errlen, rc, "%s: %s", path, strerror(errno));
+    }
+    if (fstat(fd, sb) < 0) {
+        rc = ad_errf(err, errlen, -errno, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(sb->st_mode)) {
+        rc = ad_errf(err, errlen, AD_EINVAL, "%s: not a regular file (%s)", path,
+                     S_ISDIR(sb->st_mode) ? "a directory" : S_ISFIFO(sb->st_mode) ?
+                     "a FIFO" : S_ISCHR(sb->st_mode) || S_ISBLK(sb->st_mode) ?
+                     "a device" : S_ISSOCK(sb->st_mode) ? "a socket" : "special");
+        goto fail;
+    }
+    if ((unsigned long long)sb->st_size > (unsigned long long)max) {
+        rc = ad_errf(err, errlen, AD_ERANGE, "%s: file is %lld bytes, larger than "
+                     "the limit %zu", path, (long long)sb->st_size, max);
+        goto fail;
+    }
+    /* regular file: blocking reads again (O_NONBLOCK means nothing for
+     * regular files on Linux, but keep the descriptor conventional) */
+    if ((fl = fcntl(fd, F_GETFL)) >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+fail:
+    close(fd);
+    return rc;
+}
+
+int ad_read_file(const char *path, size_t max, void **buf, size_t *len,
+                 char *err, size_t errlen)
+{
+    struct stat sb;
+    unsigned char *p = NULL;
+    size_t got = 0, cap;
+    int fd, rc;
+
+    if (path == NULL || buf == NULL || len == NULL || max == SIZE_MAX)
+        return ad_errf(err, errlen, AD_EINVAL, "ad_read_file: bad arguments");
+    *buf = NULL;
+    *len = 0;
+    if ((fd = open_regular(path, max, &sb, err, errlen)) < 0)
+        return fd;
+    /* Read until EOF rather than trusting st_size (the file may change). */
+    cap = (size_t)sb.st_size + 1;
+    if (!(p = malloc(cap))) {
+        rc = ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    for (;;) {
+        ssize_t n;
+        if (got + 1 >= cap) {           /* keep room for the NUL */
+            unsigned char *np;
+            if (got > max) {
+                rc = ad_errf(err, errlen, AD_ERANGE, "%s: file larger than the "
+                             "limit %zu", path, max);
+                goto fail;
+            }
+            cap = cap * 2 > max + 2 ? max + 2 : cap * 2;
+            if (!(np = realloc(p, cap))) {
+                rc = ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
+                goto fail;
+            }
+            p = np;
+        }
+        n = read(fd, p + got, cap - 1 - got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = ad_errf(err, errlen, AD_EIO, "%s: read: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got > max) {
+        rc = ad_errf(err, errlen, AD_ERANGE, "%s: file larger than the limit %zu",
+                     path, max);
+        goto fail;
+    }
+    close(fd);
+    p[got] = '\0';
+    *buf = p;
+    *len = got;
+    return 0;
+fail:
+    free(p);
+    close(fd);
+    return rc;
+}
+
+int ad_write_file_atomic(const char *path, const void *buf, size_t len,
+                         char *err, size_t errlen)
+{
+    char *tmp = NULL, *dir = NULL, *slash;
+    const unsigned char *p = buf;
+    size_t plen, off = 0;
+    int fd = -1, dfd, rc;
+
+    if (path == NULL || (buf == NULL && len > 0))
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "ad_write_file_atomic: bad arguments");
+    plen = strlen(path);
+    tmp = malloc(plen + 32);
+    if (tmp == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = ad_errf(err, errlen, errno == ENOENT ? AD_ENOENT : -errno,
+                     "%s: %s", tmp, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    while (off < len) {
+        ssize_t n = write(fd, p + off, len - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = ad_errf(err, errlen, AD_EIO, "%s: write: %s", tmp,
+                         strerror(errno));
+            goto fail;
+        }
+        off += (size_t)n;
+    }
+    if (fsync(fd) < 0) {
+        rc = ad_errf(err, errlen, AD_EIO, "%s: fsync: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        rc = ad_errf(err, errlen, AD_EIO, "%s: close: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0) {
+        rc = ad_errf(err, errlen, AD_EIO, "%s: rename to %s: %s", tmp, path,
+                     strerror(errno));
+        goto fail;
+    }
+    /* Make the rename durable: fsync the directory (best effort). */
+    dir = strdup(path);
+    if (dir != NULL) {
+        slash = strrchr(dir, '/');
+        if (slash == dir)
+            slash[1] = '\0';
+        else if (slash != NULL)
+            *slash = '\0';
+        dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+        free(dir);
+    }
+    free(tmp);
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
 int ad_mul_size(size_t a, size_t b, size_t *out)
 {
     if (a != 0 && b > SIZE_MAX / a)
@@ -115,20 +381,17 @@ overflow:
     return SIZE_MAX;
 }
 
-uint64_t ad_hash64(uint64_t h, const void *p, size_t n)
+int ad_read_text(const char *path, size_t max, char **out, char *err, size_t errlen)
 {
-    const unsigned char *b = p;
+    void *buf;
+    size_t len;
+    int rc;
 
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-uint64_t ad_hash64_str(const char *s)
-{
-    return ad_hash64(AD_HASH64_INIT, s, strlen(s));
+    *out = NULL;
+    if ((rc = ad_read_file(path, max, &buf, &len, err, errlen)) != 0)
+        return rc;
+    *out = buf;     /* ad_read_file ends the bytes with a NUL */
+    return 0;
 }
 
 int ad_mkdir_p(const char *dir, unsigned mode, char *err, size_t errlen)
@@ -151,24 +414,5 @@ int ad_mkdir_p(const char *dir, unsigned mode, char *err, size_t errlen)
         if (c == '\0')
             break;
     }
-    return 0;
-}
-
-int ad_read_text(const char *path, size_t max, char **out, char *err, size_t errlen)
-{
-    void *buf;
-    char *s;
-    size_t len;
-    int rc;
-
-    *out = NULL;
-    if ((rc = ad_read_file(path, max, &buf, &len, err, errlen)) != 0)
-        return rc;
-    if (!(s = realloc(buf, len + 1))) {
-        free(buf);
-        return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
-    }
-    s[len] = '\0';
-    *out = s;
     return 0;
 }

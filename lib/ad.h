@@ -72,21 +72,45 @@ int ad_add_size(size_t a, size_t b, size_t *out);
  * returns SIZE_MAX too): check *off once after the last call. */
 size_t ad_place(size_t *off, size_t n, size_t size, size_t align);
 
-/* 64-bit FNV-1a: ad_hash64(AD_HASH64_INIT, p, n) hashes n bytes; feed the
- * result back in to hash more (not for security: hash tables, settings
- * fingerprints). ad_hash64_str hashes a NUL-terminated string. */
-#define AD_HASH64_INIT 14695981039346656037ull
-uint64_t ad_hash64(uint64_t h, const void *p, size_t n);
-uint64_t ad_hash64_str(const char *s);
+/* ---- shared helpers: hash, string builder, whole-file I/O --------------- */
+
+/* FNV-1a 64: fold n bytes at p into h. Start from AD_FNV_INIT. The one hash
+ * of the project (settings hashes, stream tables). */
+#define AD_FNV_INIT 14695981039346656037ull
+uint64_t ad_fnv1a64(uint64_t h, const void *p, size_t n);
+uint64_t ad_fnv1a64_str(const char *s);     /* ad_fnv1a64(AD_FNV_INIT, s, strlen) */
+
+/* Growable NUL-terminated string. Start zeroed ({0}); appends after an
+ * allocation failure are ignored and set `oom` (check it once at the end).
+ * s is NULL until the first append; free with ad_buf_free(). */
+typedef struct ad_buf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} ad_buf;
+void ad_buf_put(ad_buf *b, const char *s, size_t n);
+void ad_buf_puts(ad_buf *b, const char *s);
+void ad_buf_printf(ad_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void ad_buf_free(ad_buf *b);
+
+/* Read a whole regular file into a malloc'd buffer of *len bytes plus a
+ * terminating NUL (not counted), refusing files over `max` bytes. The file
+ * is opened non-blocking and must be a regular file (fstat) before anything
+ * is read, so a FIFO, a device or a directory given as a model, CSV, config
+ * or password file is an error naming the path, never a hang. */
+int ad_read_file(const char *path, size_t max, void **buf, size_t *len,
+                 char *err, size_t errlen);
+/* The same for text: *out is the NUL-terminated content (malloc'd). */
+int ad_read_text(const char *path, size_t max, char **out, char *err, size_t errlen);
 
 /* Create directory `dir` and its missing parents with `mode` (like
  * mkdir -p). Returns 0 (also when it exists) or a negative errno with a
  * message naming the directory that could not be made. */
 int ad_mkdir_p(const char *dir, unsigned mode, char *err, size_t errlen);
 
-/* Read a whole text file of at most max bytes into a malloc'd,
- * NUL-terminated string *out (see ad_read_file in safetensors.h; same
- * return codes and messages). */
-int ad_read_text(const char *path, size_t max, char **out, char *err, size_t errlen);
+/* Write a buffer atomically: path.tmp.PID, fsync, rename, fsync the dir. */
+int ad_write_file_atomic(const char *path, const void *buf, size_t len,
+                         char *err, size_t errlen);
 
 #endif /* AD_H */

@@ -31,10 +31,10 @@ struct ad_alerter {
 
 void ad_alert_cfg_default(ad_alert_cfg *c)
 {
-    c->k = 1;
-    c->n = 1;
-    c->m = 1;
-    c->clear_ratio = 1.0;
+    c->k = 3;
+    c->n = 5;
+    c->m = 10;
+    c->clear_ratio = 0.8;
     c->cooldown_ms = 0;
 }
 

@@ -31,10 +31,10 @@
 #define AD_ALERT_ID_LEN 128     /* bytes of the id buffer, NUL included */
 
 typedef struct ad_alert_cfg {
-    int k;                /* windows over threshold ... default 1 */
-    int n;                /* ... of the last n (1..AD_ALERT_MAX_N), default 1 */
-    int m;                /* clear after m windows below, default 1 */
-    double clear_ratio;   /* clear level = threshold * clear_ratio, (0,1], default 1 */
+    int k;                /* windows over threshold ... default 3 */
+    int n;                /* ... of the last n (1..AD_ALERT_MAX_N), default 5 */
+    int m;                /* clear after m windows below, default 10 */
+    double clear_ratio;   /* clear level = threshold * clear_ratio, (0,1], default 0.8 */
     int64_t cooldown_ms;  /* no raise within this time after a clear; default 0 */
 } ad_alert_cfg;
 

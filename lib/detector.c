@@ -101,6 +101,9 @@ const char *ad_event_type_name(ad_event_type t)
     return "?";
 }
 
+/* The defaults of the library are the defaults of the daemon's config
+ * (daemon/config.c takes every pipeline default from here) and of
+ * `anomalyd replay`: one pipeline, one set of defaults. */
 void ad_detector_cfg_default(ad_detector_cfg *c)
 {
     memset(c, 0, sizeof(*c));
@@ -108,7 +111,7 @@ void ad_detector_cfg_default(ad_detector_cfg *c)
     c->hop = 1;
     c->metric = AD_METRIC_MAE;
     c->smooth_alpha = 1.0;
-    c->calib_windows = 100;
+    c->calib_windows = 200;
     c->calib_duration_ms = 0;
     ad_thr_cfg_default(&c->thr);
     ad_alert_cfg_default(&c->alert);
@@ -156,19 +159,7 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
     return 0;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-#define HV(h, x) do { __typeof__(x) v_ = (x); (h) = fnv((h), &v_, sizeof(v_)); } while (0)
+#define HV(h, x) do { __typeof__(x) v_ = (x); (h) = ad_fnv1a64((h), &v_, sizeof(v_)); } while (0)
 
 uint64_t ad_detector_cfg_hash(const ad_detector_cfg *c)
 {
@@ -186,7 +177,7 @@ uint64_t ad_detector_cfg_hash(const ad_detector_cfg *c)
     HV(h, c->thr.pot_risk);
     HV(h, c->thr.pot_init);
     HV(h, c->thr.fixed);
-    h = fnv(h, c->thr.model_key, strnlen(c->thr.model_key, sizeof(c->thr.model_key)));
+    h = ad_fnv1a64(h, c->thr.model_key, strnlen(c->thr.model_key, sizeof(c->thr.model_key)));
     HV(h, c->thr.adapt);
     HV(h, c->thr.max_samples);
     HV(h, c->thr.min_samples);

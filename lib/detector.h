@@ -109,7 +109,7 @@ typedef struct ad_detector_cfg {
     int hop;                    /* rows between windows, >= 1; default 1 */
     ad_metric metric;           /* default AD_METRIC_MAE */
     double smooth_alpha;        /* EWMA weight in (0,1]; 1 = off (default) */
-    int calib_windows;          /* 0 = no count limit; default 100 */
+    int calib_windows;          /* 0 = no count limit; default 200 */
     int64_t calib_duration_ms;  /* 0 = no time limit; default 0 */
     ad_thr_cfg thr;             /* method and parameters, adapt */
     ad_alert_cfg alert;         /* k, n, m, clear_ratio, cooldown */

@@ -522,91 +522,34 @@ struct ad_st_writer {
     char **meta_key, **meta_val;
 };
 
-/* Growable string buffer for the header. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        char *ns;
-        while (nc < b->len + n + 1) {
-            if (nc > SIZE_MAX / 2) {
-                b->oom = 1;
-                return;
-            }
-            nc *= 2;
-        }
-        ns = realloc(b->s, nc);
-        if (ns == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = nc;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s)
-{
-    sb_put(b, s, strlen(s));
-}
-
-static void sb_fmt(sbuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void sb_fmt(sbuf *b, const char *fmt, ...)
-{
-    char tmp[128];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(tmp)) {
-        b->oom = 1;
-        return;
-    }
-    sb_put(b, tmp, (size_t)n);
-}
-
 /* A JSON string literal: quotes, backslash and control bytes escaped the way
  * cJSON and Python's json.dumps(ensure_ascii=False) do; other bytes (UTF-8)
  * copied as they are. */
-static void sb_jstr(sbuf *b, const char *s)
+static void sb_jstr(ad_buf *b, const char *s)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t i, start = 0;
 
-    sb_put(b, "\"", 1);
+    ad_buf_put(b, "\"", 1);
     for (i = 0; u[i] != '\0'; i++) {
         unsigned char c = u[i];
         if (c != '"' && c != '\\' && c >= 0x20)
             continue;
-        sb_put(b, s + start, i - start);
+        ad_buf_put(b, s + start, i - start);
         start = i + 1;
         switch (c) {
-        case '"': sb_put(b, "\\\"", 2); break;
-        case '\\': sb_put(b, "\\\\", 2); break;
-        case '\n': sb_put(b, "\\n", 2); break;
-        case '\r': sb_put(b, "\\r", 2); break;
-        case '\t': sb_put(b, "\\t", 2); break;
-        case '\b': sb_put(b, "\\b", 2); break;
-        case '\f': sb_put(b, "\\f", 2); break;
-        default: sb_fmt(b, "\\u%04x", c); break;
+        case '"': ad_buf_put(b, "\\\"", 2); break;
+        case '\\': ad_buf_put(b, "\\\\", 2); break;
+        case '\n': ad_buf_put(b, "\\n", 2); break;
+        case '\r': ad_buf_put(b, "\\r", 2); break;
+        case '\t': ad_buf_put(b, "\\t", 2); break;
+        case '\b': ad_buf_put(b, "\\b", 2); break;
+        case '\f': ad_buf_put(b, "\\f", 2); break;
+        default: ad_buf_printf(b, "\\u%04x", c); break;
         }
     }
-    sb_put(b, s + start, i - start);
-    sb_put(b, "\"", 1);
+    ad_buf_put(b, s + start, i - start);
+    ad_buf_put(b, "\"", 1);
 }
 
 ad_st_writer *ad_st_writer_new(void)
@@ -729,7 +672,7 @@ int ad_st_writer_add(ad_st_writer *w, const char *name, const float *data,
  */
 int ad_st_writer_finish(ad_st_writer *w, void **buf, size_t *len)
 {
-    sbuf h = {0};
+    ad_buf h = {0};
     size_t off = 0, total, hl;
     unsigned char *out;
     int i, j;
@@ -738,37 +681,37 @@ int ad_st_writer_finish(ad_st_writer *w, void **buf, size_t *len)
         return AD_EINVAL;
     *buf = NULL;
     *len = 0;
-    sb_put(&h, "{", 1);
+    ad_buf_put(&h, "{", 1);
     if (w->n_meta > 0) {
-        sb_str(&h, "\"__metadata__\":{");
+        ad_buf_puts(&h, "\"__metadata__\":{");
         for (i = 0; i < w->n_meta; i++) {
             if (i > 0)
-                sb_put(&h, ",", 1);
+                ad_buf_put(&h, ",", 1);
             sb_jstr(&h, w->meta_key[i]);
-            sb_put(&h, ":", 1);
+            ad_buf_put(&h, ":", 1);
             sb_jstr(&h, w->meta_val[i]);
         }
-        sb_put(&h, "}", 1);
+        ad_buf_put(&h, "}", 1);
     }
     for (i = 0; i < w->n; i++) {
         const wtensor *t = &w->t[i];
         size_t bytes = t->count * sizeof(float);
 
         if (i > 0 || w->n_meta > 0)
-            sb_put(&h, ",", 1);
+            ad_buf_put(&h, ",", 1);
         sb_jstr(&h, t->name);
-        sb_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        ad_buf_puts(&h, ":{\"dtype\":\"F32\",\"shape\":[");
         for (j = 0; j < t->ndim; j++)
-            sb_fmt(&h, "%s%lld", j ? "," : "", (long long)t->shape[j]);
-        sb_fmt(&h, "],\"data_offsets\":[%zu,%zu]}", off, off + bytes);
+            ad_buf_printf(&h, "%s%lld", j ? "," : "", (long long)t->shape[j]);
+        ad_buf_printf(&h, "],\"data_offsets\":[%zu,%zu]}", off, off + bytes);
         if (ad_add_size(off, bytes, &off)) {
             free(h.s);
             return AD_ERANGE;
         }
     }
-    sb_put(&h, "}", 1);
+    ad_buf_put(&h, "}", 1);
     while (!h.oom && h.len % 8 != 0)
-        sb_put(&h, " ", 1);
+        ad_buf_put(&h, " ", 1);
     if (h.oom) {
         free(h.s);
         return AD_ENOMEM;
@@ -797,165 +740,6 @@ int ad_st_writer_finish(ad_st_writer *w, void **buf, size_t *len)
     *buf = out;
     *len = total;
     return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* files                                                                    */
-
-int ad_read_file(const char *path, size_t max, void **buf, size_t *len,
-                 char *err, size_t errlen)
-{
-    struct stat sb;
-    unsigned char *p = NULL;
-    size_t got = 0, cap;
-    int fd, rc;
-
-    if (path == NULL || buf == NULL || len == NULL)
-        return ad_errf(err, errlen, AD_EINVAL, "ad_read_file: bad arguments");
-    *buf = NULL;
-    *len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = errno == ENOENT ? AD_ENOENT : -errno;
-        return ad_errf(err, errlen, rc, "%s: %s", path, strerror(errno));
-    }
-    if (fstat(fd, &sb) < 0) {
-        rc = ad_errf(err, errlen, -errno, "%s: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        rc = ad_errf(err, errlen, AD_EINVAL, "%s: not a regular file", path);
-        goto fail;
-    }
-    if ((unsigned long long)sb.st_size > (unsigned long long)max) {
-        rc = ad_errf(err, errlen, AD_ERANGE,
-                     "%s: file is %lld bytes, larger than the limit %zu",
-                     path, (long long)sb.st_size, max);
-        goto fail;
-    }
-    /* Read until EOF rather than trusting st_size (the file may change). */
-    cap = (size_t)sb.st_size + 1;
-    p = malloc(cap);
-    if (p == NULL) {
-        rc = ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
-        goto fail;
-    }
-    for (;;) {
-        ssize_t n;
-        if (got == cap) {
-            unsigned char *np;
-            if (cap > max) {
-                rc = ad_errf(err, errlen, AD_ERANGE,
-                             "%s: file larger than the limit %zu", path, max);
-                goto fail;
-            }
-            cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-            np = realloc(p, cap);
-            if (np == NULL) {
-                rc = ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
-                goto fail;
-            }
-            p = np;
-        }
-        n = read(fd, p + got, cap - got);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = ad_errf(err, errlen, AD_EIO, "%s: read: %s", path,
-                         strerror(errno));
-            goto fail;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    if (got > max) {
-        rc = ad_errf(err, errlen, AD_ERANGE,
-                     "%s: file larger than the limit %zu", path, max);
-        goto fail;
-    }
-    close(fd);
-    *buf = p;
-    *len = got;
-    return 0;
-fail:
-    free(p);
-    close(fd);
-    return rc;
-}
-
-int ad_write_file_atomic(const char *path, const void *buf, size_t len,
-                         char *err, size_t errlen)
-{
-    char *tmp = NULL, *dir = NULL, *slash;
-    const unsigned char *p = buf;
-    size_t plen, off = 0;
-    int fd = -1, dfd, rc;
-
-    if (path == NULL || (buf == NULL && len > 0))
-        return ad_errf(err, errlen, AD_EINVAL,
-                       "ad_write_file_atomic: bad arguments");
-    plen = strlen(path);
-    tmp = malloc(plen + 32);
-    if (tmp == NULL)
-        return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = ad_errf(err, errlen, errno == ENOENT ? AD_ENOENT : -errno,
-                     "%s: %s", tmp, strerror(errno));
-        free(tmp);
-        return rc;
-    }
-    while (off < len) {
-        ssize_t n = write(fd, p + off, len - off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = ad_errf(err, errlen, AD_EIO, "%s: write: %s", tmp,
-                         strerror(errno));
-            goto fail;
-        }
-        off += (size_t)n;
-    }
-    if (fsync(fd) < 0) {
-        rc = ad_errf(err, errlen, AD_EIO, "%s: fsync: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        rc = ad_errf(err, errlen, AD_EIO, "%s: close: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) < 0) {
-        rc = ad_errf(err, errlen, AD_EIO, "%s: rename to %s: %s", tmp, path,
-                     strerror(errno));
-        goto fail;
-    }
-    /* Make the rename durable: fsync the directory (best effort). */
-    dir = strdup(path);
-    if (dir != NULL) {
-        slash = strrchr(dir, '/');
-        if (slash == dir)
-            slash[1] = '\0';
-        else if (slash != NULL)
-            *slash = '\0';
-        dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
-    }
-    free(tmp);
-    return 0;
-fail:
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    free(tmp);
-    return rc;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ad.h"
+
 #define AD_ST_MAX_DIMS 8
 #define AD_ST_MAX_HEADER (100u * 1024u * 1024u)
 
@@ -51,12 +53,7 @@ int ad_st_writer_add(ad_st_writer *w, const char *name, const float *data,
 /* malloc'd image in *buf, length in *len */
 int ad_st_writer_finish(ad_st_writer *w, void **buf, size_t *len);
 
-/* Read a whole file into a malloc'd buffer (with size limit). */
-int ad_read_file(const char *path, size_t max, void **buf, size_t *len,
-                 char *err, size_t errlen);
-/* Write a buffer atomically: path.tmp.PID then rename. */
-int ad_write_file_atomic(const char *path, const void *buf, size_t len,
-                         char *err, size_t errlen);
+/* ad_read_file() and ad_write_file_atomic() live in ad.h. */
 
 /* SHA-256 of a buffer; hex must hold 65 bytes. */
 void ad_sha256_hex(const void *buf, size_t len, char hex[65]);

@@ -63,7 +63,7 @@ void ad_thr_cfg_default(ad_thr_cfg *c)
     memset(c, 0, sizeof(*c));
     c->method = AD_THR_QUANTILE;
     c->q = 0.99;
-    c->margin = 1.0;
+    c->margin = 1.5;
     c->k = 3.0;
     c->pot_risk = 1e-3;
     c->pot_init = 0.98;

@@ -62,7 +62,7 @@ typedef enum {
 typedef struct ad_thr_cfg {
     ad_thr_method method;     /* default quantile */
     double q;                 /* quantile level in (0,1), default 0.99 */
-    double margin;            /* quantile/model multiplier > 0, default 1.0 */
+    double margin;            /* quantile/model multiplier > 0, default 1.5 */
     double k;                 /* sigma: mean + k*std, default 3 */
     double pot_risk;          /* pot: target risk in (0,1), default 1e-3 */
     double pot_init;          /* pot: initial quantile level, default 0.98 */

@@ -1133,83 +1133,36 @@ done:
 
 /* ---- metadata JSON ------------------------------------------------------- */
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(sbuf *s, const char *fmt, ...)
-{
-    va_list ap;
-    int k;
-
-    if (s->oom)
-        return;
-    for (;;) {
-        size_t room = s->cap - s->len;
-        va_start(ap, fmt);
-        k = vsnprintf(s->p + s->len, room, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            s->oom = 1;
-            return;
-        }
-        if ((size_t)k < room) {
-            s->len += (size_t)k;
-            return;
-        }
-        {
-            size_t nc = s->cap * 2 + (size_t)k + 64;
-            char *np = realloc(s->p, nc);
-            if (np == NULL) {
-                s->oom = 1;
-                return;
-            }
-            s->p = np;
-            s->cap = nc;
-        }
-    }
-}
-
 /* A JSON number, or null when not finite. */
-static void sb_num(sbuf *s, const char *key, double v, int comma)
+static void sb_num(ad_buf *s, const char *key, double v, int comma)
 {
     if (isfinite(v))
-        sb_printf(s, "%s\"%s\":%.9g", comma ? "," : "", key, v);
+        ad_buf_printf(s, "%s\"%s\":%.9g", comma ? "," : "", key, v);
     else
-        sb_printf(s, "%s\"%s\":null", comma ? "," : "", key);
+        ad_buf_printf(s, "%s\"%s\":null", comma ? "," : "", key);
 }
 
 /* A float setting: 7 significant digits, so 0.001f prints as 0.001. */
-static void sb_fnum(sbuf *s, const char *key, float v, int comma)
+static void sb_fnum(ad_buf *s, const char *key, float v, int comma)
 {
     if (isfinite(v))
-        sb_printf(s, "%s\"%s\":%.7g", comma ? "," : "", key, (double)v);
+        ad_buf_printf(s, "%s\"%s\":%.7g", comma ? "," : "", key, (double)v);
     else
-        sb_printf(s, "%s\"%s\":null", comma ? "," : "", key);
+        ad_buf_printf(s, "%s\"%s\":null", comma ? "," : "", key);
 }
 
 char *ad_train_meta_json(const ad_train_opts *o, const ad_train_report *rep,
                          const ad_error_stats *st)
 {
-    sbuf s = { NULL, 0, 0, 0 };
+    ad_buf s = { 0 };
     ad_train_opts def;
 
-    s.p = malloc(256);
-    if (s.p == NULL)
-        return NULL;
-    s.cap = 256;
-    s.p[0] = 0;
     if (o == NULL) {
         ad_train_opts_default(&def);
         o = &def;
     }
-    sb_printf(&s, "{\"loss\":\"%s\",\"optimizer\":{\"name\":\"%s\"",
-              ad_loss_name(o->loss) ? ad_loss_name(o->loss) : "?",
+    ad_buf_printf(&s, "{\"loss\":\"%s\",\"optimizer\":{\"name\":\"%s\"",
+                  ad_loss_name(o->loss) ? ad_loss_name(o->loss) : "?",
               o->weight_decay > 0.0f ? "adamw" : "adam");
     sb_fnum(&s, "lr", o->lr, 1);
     sb_fnum(&s, "beta1", o->beta1, 1);
@@ -1217,12 +1170,12 @@ char *ad_train_meta_json(const ad_train_opts *o, const ad_train_report *rep,
     sb_fnum(&s, "eps", o->eps, 1);
     sb_fnum(&s, "weight_decay", o->weight_decay, 1);
     sb_fnum(&s, "clip_norm", o->clip_norm, 1);
-    sb_printf(&s, "},\"batch_size\":%d,\"max_epochs\":%d,\"patience\":%d",
+    ad_buf_printf(&s, "},\"batch_size\":%d,\"max_epochs\":%d,\"patience\":%d",
               o->batch_size, o->epochs, o->patience);
     sb_fnum(&s, "val_frac", o->val_frac, 1);
-    sb_printf(&s, ",\"seed\":%llu", (unsigned long long)o->seed);
+    ad_buf_printf(&s, ",\"seed\":%llu", (unsigned long long)o->seed);
     if (rep != NULL) {
-        sb_printf(&s, ",\"n_train\":%zu,\"n_val\":%zu,\"epochs_run\":%d,"
+        ad_buf_printf(&s, ",\"n_train\":%zu,\"n_val\":%zu,\"epochs_run\":%d,"
                   "\"best_epoch\":%d,\"stopped_early\":%s", rep->n_train,
                   rep->n_val, rep->epochs_run, rep->best_epoch,
                   rep->stopped_early ? "true" : "false");
@@ -1231,7 +1184,7 @@ char *ad_train_meta_json(const ad_train_opts *o, const ad_train_report *rep,
         sb_num(&s, "seconds", rep->seconds, 1);
     }
     if (st != NULL) {
-        sb_printf(&s, ",\"error\":{\"metric\":\"%s\",\"n\":%zu",
+        ad_buf_printf(&s, ",\"error\":{\"metric\":\"%s\",\"n\":%zu",
                   st->metric == AD_METRIC_MAE ? "mae" : "mse", st->n);
         sb_num(&s, "mean", st->mean, 1);
         sb_num(&s, "std", st->std, 1);
@@ -1240,14 +1193,14 @@ char *ad_train_meta_json(const ad_train_opts *o, const ad_train_report *rep,
         sb_num(&s, "q99", st->q99, 1);
         sb_num(&s, "q999", st->q999, 1);
         sb_num(&s, "max", st->max, 1);
-        sb_printf(&s, "}");
+        ad_buf_printf(&s, "}");
     }
-    sb_printf(&s, "}");
+    ad_buf_printf(&s, "}");
     if (s.oom) {
-        free(s.p);
+        ad_buf_free(&s);
         return NULL;
     }
-    return s.p;
+    return s.s;
 }
 
 /* ---- windows ------------------------------------------------------------- */

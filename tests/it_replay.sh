@@ -2,8 +2,9 @@
 # it_replay.sh - `anomalyd replay` on generated data with an injected
 # anomaly: per-row output, alert events at the right place naming the right
 # sensor, point metrics, identical output on a second run (stable alert
-# ids), NaN cells rejected and counted, bootstrap training phases, usage
-# errors.
+# ids), NaN cells rejected and counted, the pipeline of a config (-c,
+# --detector, options overriding single settings), bootstrap training
+# phases, usage errors naming the option, FIFOs refused without a hang.
 . tests/lib.sh
 BIN=${AD_BIN:-build/anomalyd}
 D=$(mktemp -d)
@@ -40,8 +41,7 @@ fi
 run_replay() { # run_replay OUT EVENTS LOG [extra...]
     o=$1; e=$2; l=$3; shift 3
     "$BIN" replay -m "$D/m.safetensors" -i "$D/data.csv" --stream pump1 \
-        --calibrate-rows 400 --exclude-calibration --label anomaly --metric mae \
-        --method quantile --q 0.99 --margin 1.5 --alert-k 3 --alert-n 5 --alert-m 10 \
+        --calibrate-rows 400 --exclude-calibration --label anomaly \
         -o "$o" -e "$e" "$@" 2> "$l"
 }
 if run_replay "$D/out1.csv" "$D/ev1.jsonl" "$D/log1"; then
@@ -110,6 +110,62 @@ else
     it_fail "second run identical"
 fi
 
+# -c: the pipeline of a daemon config. A config that states nothing but the
+# model runs the same pipeline as replay's defaults (one set of defaults);
+# one whose alert settings differ gives other alerts, and replay options
+# override single settings of it.
+cat > "$D/a.json" <<EOF
+{"detectors":[{"name":"pump","model":"m.safetensors","topics":["s/+/p"],
+  "payload":{"format":"json"}}]}
+EOF
+cat > "$D/b.json" <<EOF
+{"detectors":[{"name":"other","model":"m.safetensors","topics":["x/#"]},
+ {"name":"pump","model":"m.safetensors","topics":["s/+/p"],
+  "alert":{"k":1,"n":1,"m":1,"clear_ratio":1}}]}
+EOF
+run_conf() { # run_conf CONFIG OUT EVENTS LOG [extra...]
+    c=$1; o=$2; e=$3; l=$4; shift 4
+    "$BIN" replay -c "$c" -i "$D/data.csv" --stream pump1 --calibrate-rows 400 \
+        --exclude-calibration --label anomaly -o "$o" -e "$e" "$@" 2> "$l"
+}
+if run_conf "$D/a.json" "$D/outc.csv" "$D/evc.jsonl" "$D/logc" &&
+        cmp -s "$D/out1.csv" "$D/outc.csv" && cmp -s "$D/ev1.jsonl" "$D/evc.jsonl"; then
+    it_ok "replay -c with a config of defaults = replay with no settings"
+else
+    it_fail "replay -c with a config of defaults = replay with no settings" "$(cat "$D/logc")"
+fi
+run_conf "$D/b.json" "$D/outd.csv" "$D/evd.jsonl" "$D/logd" --detector pump
+# 1 of 1 raises on the first window over the threshold: the alert starts
+# earlier than with 3 of 5 (or more alerts are raised).
+sd=$(grep '"alert_raised"' "$D/evd.jsonl" | head -1 | sed 's/.*"start":\([0-9]*\).*/\1/')
+s1=$(grep '"alert_raised"' "$D/ev1.jsonl" | head -1 | sed 's/.*"start":\([0-9]*\).*/\1/')
+nd=$(grep -c '"alert_raised"' "$D/evd.jsonl")
+n1=$(grep -c '"alert_raised"' "$D/ev1.jsonl")
+if [ -n "$sd" ] && [ -n "$s1" ] && { [ "$sd" -lt "$s1" ] || [ "$nd" -gt "$n1" ]; }; then
+    it_ok "replay -c --detector takes that detector's alert settings (1 of 1: $nd alerts from $sd, 3 of 5: $n1 from $s1)"
+else
+    it_fail "replay -c --detector takes that detector's alert settings" "1 of 1: $nd from $sd, 3 of 5: $n1 from $s1"
+fi
+run_conf "$D/b.json" "$D/oute.csv" "$D/eve.jsonl" "$D/loge" --detector pump \
+    --alert-k 3 --alert-n 5 --alert-m 10 --clear-ratio 0.8
+if cmp -s "$D/out1.csv" "$D/oute.csv" && cmp -s "$D/ev1.jsonl" "$D/eve.jsonl"; then
+    it_ok "replay options override single settings of the config"
+else
+    it_fail "replay options override single settings of the config" "$(cat "$D/loge")"
+fi
+"$BIN" replay -c "$D/b.json" -i "$D/data.csv" > /dev/null 2> "$D/logf"
+rc=$?
+exp="anomalyd replay: $D/b.json has 2 detectors: choose one with --detector (other, pump)"
+if [ $rc -eq 1 ] && [ "$(cat "$D/logf")" = "$exp" ]; then
+    it_ok "two detectors and no --detector: error naming them"
+else
+    it_fail "two detectors and no --detector: error naming them" "exit $rc: $(cat "$D/logf")"
+fi
+"$BIN" replay -c "$D/b.json" --detector nope -i "$D/data.csv" > /dev/null 2> "$D/logg"
+exp="anomalyd replay: --detector: $D/b.json has no detector \"nope\" (it has: other, pump)"
+if [ "$(cat "$D/logg")" = "$exp" ]; then it_ok "unknown --detector named"
+else it_fail "unknown --detector named" "$(cat "$D/logg")"; fi
+
 # Window-level row labels are at least as eager as alert-level ones.
 run_replay "$D/out3.csv" "$D/ev3.jsonl" "$D/log3" --row-label window
 a1=$(awk -F, 'NR>1 && $7==1' "$D/out1.csv" | wc -l)
@@ -140,8 +196,23 @@ fi
 rc=$?
 if [ $rc -eq 2 ]; then it_ok "missing --model is a usage error (2)"
 else it_fail "missing --model is a usage error" "exit $rc"; fi
-"$BIN" replay -m "$D/m.safetensors" -i "$D/data.csv" --method bogus > /dev/null 2>&1
+"$BIN" replay -m "$D/m.safetensors" -i "$D/data.csv" --method bogus > /dev/null 2> "$D/logm"
 rc=$?
-if [ $rc -eq 2 ]; then it_ok "bad --method is a usage error (2)"
-else it_fail "bad --method is a usage error" "exit $rc"; fi
+exp="anomalyd replay: --method: expected quantile|sigma|pot|fixed|model, got 'bogus'"
+if [ $rc -eq 2 ] && [ "$(cat "$D/logm")" = "$exp" ]; then it_ok "bad --method is a usage error (2) naming the option"
+else it_fail "bad --method is a usage error naming the option" "exit $rc: $(cat "$D/logm")"; fi
+"$BIN" replay -m "$D/m.safetensors" -i "$D/data.csv" --hop=0 > /dev/null 2> "$D/logh"
+exp="anomalyd replay: --hop: expected an integer 1..1000000, got '0'"
+if [ "$(cat "$D/logh")" = "$exp" ]; then it_ok "out-of-range --hop=0 named"
+else it_fail "out-of-range --hop=0 named" "$(cat "$D/logh")"; fi
+mkfifo "$D/fifo.csv"
+timeout 10 "$BIN" replay -m "$D/m.safetensors" -i "$D/fifo.csv" > /dev/null 2> "$D/logi"
+rc=$?
+exp="anomalyd replay: $D/fifo.csv: not a regular file (a FIFO)"
+if [ $rc -eq 1 ] && [ "$(cat "$D/logi")" = "$exp" ]; then it_ok "a FIFO as the CSV: error, no hang"
+else it_fail "a FIFO as the CSV: error, no hang" "exit $rc: $(cat "$D/logi")"; fi
+timeout 10 "$BIN" replay -m "$D/fifo.csv" -i "$D/data.csv" > /dev/null 2> "$D/logj"
+rc=$?
+if [ $rc -eq 1 ] && [ "$(cat "$D/logj")" = "$exp" ]; then it_ok "a FIFO as the model: error, no hang"
+else it_fail "a FIFO as the model: error, no hang" "exit $rc: $(cat "$D/logj")"; fi
 exit 0

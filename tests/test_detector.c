@@ -91,6 +91,7 @@ static void test_calibrate_detect_alert(void)
     c.alert.k = 2;
     c.alert.n = 3;
     c.alert.m = 2;
+    c.alert.clear_ratio = 1.0;     /* clear level = threshold */
     T_CHECK(ad_detector_new(&d, &c, "pump1", m, 0, 0, NULL, err, sizeof(err)) == 0, "%s", err);
     T_CHECK(ad_detector_phase(d) == AD_PHASE_CALIBRATING, "starts calibrating");
     for (i = 0; i < 30; i++)                     /* 27 windows: 20 calibrate */
@@ -277,6 +278,8 @@ static void test_forced_calibration_and_fixed(void)
     ad_detector_cfg_default(&c);
     c.thr.method = AD_THR_FIXED;
     c.thr.fixed = 2.0;
+    c.alert.k = 1;                    /* raise on the first window over */
+    c.alert.n = 1;
     ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
     T_CHECK(ad_detector_phase(d) == AD_PHASE_DETECTING, "fixed threshold: detecting at once");
     step(d, 0, 5.0, &r);

@@ -223,6 +223,7 @@ static void test_adaptation_and_freeze(void)
     c.adapt = 1;
     c.max_samples = 100;
     c.q = 0.5;
+    c.margin = 1.0;
     t = mk(&c);
     for (i = 0; i < 100; i++)
         ad_threshold_add(t, 1.0);
@@ -235,6 +236,7 @@ static void test_adaptation_and_freeze(void)
 
     /* no adaptation unless asked */
     ad_thr_cfg_default(&c);
+    c.margin = 1.0;
     t = mk(&c);
     for (i = 0; i < 100; i++)
         ad_threshold_add(t, 1.0);

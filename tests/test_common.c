@@ -1,0 +1,146 @@
+/* test_common.c - the shared helpers of lib/ad.c (whole-file reading that
+ * refuses FIFOs, directories and oversized files without blocking; the
+ * string builder; the FNV hash) and the single source of pipeline defaults
+ * (the config's detector defaults are the library's). */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "t.h"
+#include "ad.h"
+#include "config.h"
+
+static char dir[] = "/tmp/test_common.XXXXXX";
+
+static void test_read_file(void)
+{
+    char path[256], fifo[256], err[256];
+    void *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+    int rc;
+
+    snprintf(path, sizeof path, "%s/a.txt", dir);
+    f = fopen(path, "w");
+    fputs("hello\nworld", f);
+    fclose(f);
+    rc = ad_read_file(path, 100, &buf, &len, err, sizeof err);
+    T_CHECK(rc == 0 && len == 11 && memcmp(buf, "hello\nworld", 12) == 0,
+            "regular file read, NUL-terminated (rc %d)", rc);
+    free(buf);
+    buf = NULL;
+    rc = ad_read_file(path, 10, &buf, &len, err, sizeof err);
+    T_CHECK(rc == AD_ERANGE && buf == NULL, "over the limit refused (rc %d)", rc);
+    {
+        char exp[300];
+        snprintf(exp, sizeof exp, "%s: file is 11 bytes, larger than the limit 10", path);
+        T_CHECK(strcmp(err, exp) == 0, "message '%s'", err);
+    }
+    /* a FIFO with no writer: open() would block without O_NONBLOCK */
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    T_CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    alarm(10);          /* a hang fails the test instead of blocking make test */
+    rc = ad_read_file(fifo, 100, &buf, &len, err, sizeof err);
+    alarm(0);
+    {
+        char exp[300];
+        snprintf(exp, sizeof exp, "%s: not a regular file (a FIFO)", fifo);
+        T_CHECK(rc == AD_EINVAL && strcmp(err, exp) == 0, "FIFO refused: rc %d '%s'", rc, err);
+    }
+    rc = ad_read_file(dir, 100, &buf, &len, err, sizeof err);
+    {
+        char exp[300];
+        snprintf(exp, sizeof exp, "%s: not a regular file (a directory)", dir);
+        T_CHECK(rc == AD_EINVAL && strcmp(err, exp) == 0, "directory refused: '%s'", err);
+    }
+    snprintf(path, sizeof path, "%s/missing", dir);
+    rc = ad_read_file(path, 100, &buf, &len, err, sizeof err);
+    {
+        char exp[300];
+        snprintf(exp, sizeof exp, "%s: No such file or directory", path);
+        T_CHECK(rc == AD_ENOENT && strcmp(err, exp) == 0, "missing file: '%s'", err);
+    }
+    unlink(fifo);
+    snprintf(path, sizeof path, "%s/a.txt", dir);
+    unlink(path);
+}
+
+/* The config loader and the password reader go through ad_read_file too. */
+static void test_config_fifo(void)
+{
+    char fifo[256], err[512], exp[600];
+    ad_config *c = NULL;
+    char *pw = NULL;
+    int rc;
+
+    snprintf(fifo, sizeof fifo, "%s/conf.json", dir);
+    T_CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    alarm(10);
+    rc = ad_config_load(&c, fifo, err, sizeof err);
+    snprintf(exp, sizeof exp, "%s: not a regular file (a FIFO)", fifo);
+    T_CHECK(rc < 0 && c == NULL && strcmp(err, exp) == 0, "config FIFO: '%s'", err);
+    rc = ad_config_read_password(fifo, &pw, err, sizeof err);
+    alarm(0);
+    T_CHECK(rc < 0 && pw == NULL && strcmp(err, exp) == 0, "password FIFO: '%s'", err);
+    unlink(fifo);
+}
+
+static void test_buf_and_hash(void)
+{
+    ad_buf b = { 0 };
+    char big[3000];
+
+    ad_buf_puts(&b, "a");
+    ad_buf_printf(&b, "%d-%s", 42, "x");
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ad_buf_puts(&b, big);
+    T_CHECK(!b.oom && b.len == 5 + 2999 && strncmp(b.s, "a42-xzz", 7) == 0 &&
+            b.s[b.len] == '\0', "builder: len %zu", b.len);
+    ad_buf_free(&b);
+    /* FNV-1a 64 reference values (Fowler/Noll/Vo test vectors) */
+    T_CHECK(ad_fnv1a64_str("") == 0xcbf29ce484222325ull, "fnv('')");
+    T_CHECK(ad_fnv1a64_str("a") == 0xaf63dc4c8601ec8cull, "fnv('a') = %llx",
+            (unsigned long long)ad_fnv1a64_str("a"));
+    T_CHECK(ad_fnv1a64_str("foobar") == 0x85944171f73967e8ull, "fnv('foobar')");
+}
+
+/* A detector that states nothing gets exactly ad_detector_cfg_default()
+ * (the daemon and replay run the same pipeline), except the row mode,
+ * which the config resolves from the payload format (auto). */
+static void test_one_set_of_defaults(void)
+{
+    static const char *json =
+        "{\"detectors\":[{\"name\":\"p\",\"model\":\"m.safetensors\","
+        "\"topics\":[\"s/#\"]}]}";
+    ad_config *c = NULL;
+    ad_detector_cfg lib, conf;
+    char err[512] = "";
+    int rc = ad_config_parse(&c, json, strlen(json), NULL, err, sizeof err);
+
+    T_CHECK(rc == 0, "parse: %s", err);
+    if (rc)
+        return;
+    ad_detector_cfg_default(&lib);
+    conf = c->det[0].pipe;
+    T_CHECK(conf.stream.mode == AD_ASM_ROWS, "auto row mode for json: rows");
+    conf.stream.mode = lib.stream.mode;
+    T_CHECK(memcmp(&lib, &conf, sizeof lib) == 0, "config defaults = library defaults");
+    T_CHECK(lib.calib_windows == 200 && lib.thr.margin == 1.5 && lib.alert.k == 3 &&
+            lib.alert.n == 5 && lib.alert.m == 10 && lib.alert.clear_ratio == 0.8,
+            "the documented defaults: 200 windows, margin 1.5, 3 of 5, 10 below 0.8");
+    ad_config_free(c);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    T_RUN(test_read_file);
+    T_RUN(test_config_fifo);
+    T_RUN(test_buf_and_hash);
+    T_RUN(test_one_set_of_defaults);
+    rmdir(dir);
+    return t_done();
+}
