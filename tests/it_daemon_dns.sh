@@ -37,15 +37,6 @@ run_daemon() {
         ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}$ASAN_EXTRA" \
         $AD_BIN run -c "$D/ad.json" --log-level debug 2> "$1" & DPID=$!
 }
-# wait_for FILE PATTERN TENTHS: poll until grep matches
-wait_for() {
-    i=0
-    while [ $i -lt "$3" ]; do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1; i=$((i + 1))
-    done
-    return 1
-}
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
 
@@ -80,7 +71,7 @@ scenario() {
 EOC
     # --- SIGTERM during the slow lookup ---
     run_daemon "$D/run1.log"
-    if ! wait_for "$D/gai.log" start 50; then
+    if ! it_wait_log "$D/gai.log" start 10; then
         if ! kill -0 "$DPID" 2>/dev/null && [ -n "$ASAN_EXTRA" ]; then
             skip_rest "$p" "the ASan build does not start with the preloaded shim: $(head -1 "$D/run1.log")"
             DPID=; exit 0
@@ -88,7 +79,7 @@ EOC
         it_fail "MQTT $p: the daemon looks up the broker host through the shim" "$(cat "$D/run1.log")"
         exit 1
     fi
-    sleep 0.3               # well inside the 3 s sleep
+    # the shim logged "start": the lookup has begun its 3 s sleep
     t0=$(now_ms)
     kill -TERM "$DPID"; wait "$DPID"; rc=$?; DPID=
     dt=$(( $(now_ms) - t0 ))
@@ -110,12 +101,8 @@ EOC
     # --- the daemon connects after the slow lookup ---
     run_daemon "$D/run2.log"
     t0=$(now_ms)
-    st=
-    while [ $(( $(now_ms) - t0 )) -lt 15000 ]; do   # skip an older run's retained status
-        st=$(mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -t anomalyd/status -C 1 -W 1 2>/dev/null)
-        case "$st" in *"\"pid\":$DPID,"*) break ;; esac
-        sleep 0.1
-    done
+    # this daemon's status (an older run's retained one names another pid)
+    st=$(it_wait_topic "$IT_PORT" anomalyd/status 15 "\"pid\":$DPID,")
     dt=$(( $(now_ms) - t0 ))
     echo "# MQTT $p: online status after $dt ms"
     case "$st" in
