@@ -602,6 +602,10 @@ static int convert_row(ad_table *t, size_t i, char **row, size_t ln, const heade
             return ad_errf(err, errlen, AD_EFORMAT,
                            "%s:%zu: label column '%s': not a number: '%.40s'",
                            name, ln, h->name[lcol], row[lcol]);
+        if (fabs(v) > 3.4e38)   /* would be inf as a float */
+            return ad_errf(err, errlen, AD_EFORMAT,
+                           "%s:%zu: label column '%s': not a finite float: '%.40s'",
+                           name, ln, h->name[lcol], row[lcol]);
         t->label[i] = (float)v;
     }
     return 0;

@@ -143,6 +143,8 @@ static void test_errors_name_line_and_column(void)
     expect_err("a,b\n1,2\n", &o, AD_EINVAL, "x.csv: no label column 'anomaly' (columns: 'a', 'b')");
     expect_err("a,anomaly\n1,x\n", &o, AD_EFORMAT,
                "x.csv:2: label column 'anomaly': not a number: 'x'");
+    expect_err("a,anomaly\n1,5e40\n", &o, AD_EFORMAT,       /* found by fuzz_csv */
+               "x.csv:2: label column 'anomaly': not a finite float: '5e40'");
 }
 
 /* Old Mac line ends (CR only) read like LF and CRLF files, line numbers
