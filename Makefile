@@ -2,11 +2,13 @@
 #
 #   make            build lib (build/libanomalyd.a) and build/anomalyd
 #   make test       run every test (unit, golden, integration); ends with
-#                   "N passed, N failed"
+#                   "N passed, N failed, N skipped"
 #   make check      the same tests under ASan+UBSan (build/san/)
 #   make bench      benchmarks (ratios against PyTorch / the broker, same run)
 #   make fuzz       build libFuzzer targets for every parser (clang)
-#   make deps       install the Debian packages the project needs (idempotent)
+#   make deps       install the Debian packages building, the demo and make
+#                   test need (idempotent)
+#   make deps-dev   also those of make golden, fuzz, bench and eval
 #   make demo       the main job: local broker, daemon, simulated pumps, alerts
 #   make golden     regenerate golden reference files with PyTorch
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -48,7 +50,7 @@ LIBAD    = $(BUILD)/libanomalyd.a
 LIBADD   = $(BUILD)/libanomalyd_daemon.a
 BIN      = $(BUILD)/anomalyd
 
-.PHONY: all test check bench fuzz deps demo golden install uninstall clean model skab man
+.PHONY: all test check bench fuzz deps deps-dev demo golden install uninstall clean model skab man
 # Keep object files of pattern chains (tests, benches) between runs.
 .SECONDARY:
 .DELETE_ON_ERROR:
@@ -92,16 +94,26 @@ fuzz:
 	@mkdir -p build/fuzz
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  echo "clang $$f -> build/fuzz/$$n"; \
-	  clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 $(PKG_CFLAGS) -Ilib -Idaemon \
+	  clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    -std=gnu11 $(PKG_CFLAGS) -Ilib -Idaemon \
 	    -o build/fuzz/$$n $$f $(LIB_SRC) $(DAEMON_SRC) $(PKG_LIBS) -lsystemd -lm -pthread || exit 1; \
 	done
 
+# Debian packages by purpose. DEB_PKGS: build (compiler, libraries), demo
+# (mosquitto, paho-mqtt) and make test (mosquitto-clients, PyTorch and numpy
+# for the exporter test it_export.sh and tools/adformat.py, openssl for the
+# TLS tests, strace/systemd for the unit's sandbox, groff/mandoc for the man
+# pages). DEB_PKGS_DEV: make golden (PyTorch, already above), make fuzz
+# (clang, libFuzzer runtime), make bench (PyTorch), make eval (matplotlib).
 DEB_PKGS = build-essential pkg-config libuv1-dev libmosquitto-dev mosquitto \
 	mosquitto-clients libopenblas-dev libcjson-dev libsystemd-dev systemd \
-	python3 python3-torch python3-numpy python3-paho-mqtt openssl clang \
-	libclang-rt-14-dev mandoc strace groff-base
+	python3 python3-torch python3-numpy python3-paho-mqtt openssl mandoc \
+	strace groff-base
+DEB_PKGS_DEV = clang libclang-rt-14-dev python3-matplotlib
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)
+deps-dev:
+	@sh tools/deps.sh $(DEB_PKGS) $(DEB_PKGS_DEV)
 
 demo: all
 	@sh tools/demo.sh $(BUILD) $(ARGS)

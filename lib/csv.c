@@ -293,15 +293,78 @@ int ad_parse_datetime(const char *s, double *out)
     return 0;
 }
 
-static int find_col(char **hdr, size_t n, const char *name)
+/* The header: column names and an index of them sorted by name, so that
+ * duplicate checks and lookups stay O(n log n) with many columns. */
+typedef struct colname {
+    const char *s;
+    size_t i;          /* column index */
+} colname;
+
+typedef struct header {
+    char **name;       /* borrowed from the rowset */
+    size_t n;
+    colname *sorted;   /* owned */
+} header;
+
+static int colname_cmp(const void *a, const void *b)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(hdr[i], name) == 0)
-            return (int)i;
+    const colname *x = a, *y = b;
+    int c = strcmp(x->s, y->s);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* Index of the column called `name`, or -1. */
+static int find_col(const header *h, const char *name)
+{
+    size_t lo = 0, hi = h->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(h->sorted[mid].s, name);
+        if (c == 0)
+            return (int)h->sorted[mid].i;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return -1;
 }
 
-static void list_cols(char **hdr, size_t n, char *buf, size_t len)
+/* Build h from the header row: every column named, no name twice (the
+ * error names the duplicate whose second use comes first). */
+static int header_init(header *h, char **name, size_t n, size_t line, const char *fname,
+                       char *err, size_t errlen)
+{
+    const char *dup = NULL;
+    size_t dup_at = 0;
+
+    h->name = name;
+    h->n = n;
+    h->sorted = malloc((n ? n : 1) * sizeof(*h->sorted));
+    if (h->sorted == NULL)
+        return AD_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (name[i][0] == '\0')
+            return ad_errf(err, errlen, AD_EFORMAT, "%s:%zu: header column %zu has no name",
+                           fname, line, i + 1);
+        h->sorted[i].s = name[i];
+        h->sorted[i].i = i;
+    }
+    qsort(h->sorted, n, sizeof(*h->sorted), colname_cmp);
+    for (size_t k = 1; k < n; k++)
+        if (strcmp(h->sorted[k].s, h->sorted[k - 1].s) == 0 &&
+            (dup == NULL || h->sorted[k].i < dup_at)) {
+            dup = h->sorted[k].s;
+            dup_at = h->sorted[k].i;
+        }
+    if (dup != NULL)
+        return ad_errf(err, errlen, AD_EFORMAT, "%s:%zu: duplicate column name '%s'",
+                       fname, line, dup);
+    return 0;
+}
+
+static void list_cols(char *const *hdr, size_t n, char *buf, size_t len)
 {
     size_t o = 0;
 
@@ -340,263 +403,267 @@ int ad_table_feature(const ad_table *t, const char *name)
     return -1;
 }
 
+/* Lone CRs (old Mac line ends) become LFs, so that every line end is a LF
+ * (a CR before a LF stays: split() drops it). */
+static void normalize_cr(char *b, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (b[i] == '\r' && (i + 1 == len || b[i + 1] != '\n'))
+            b[i] = '\n';
+}
+
+/* Copy buf into *bp (NUL-terminated, owned by the caller even on failure)
+ * and split it into rows of fields; *sep gets the separator used. */
+static int load_rows(char **bp, const char *buf, size_t len, const char *name,
+                     const ad_csv_opts *o, rowset *r, char *sep, char *err, size_t errlen)
+{
+    size_t skip;
+    char *b = malloc(len + 1);
+
+    *bp = b;
+    if (b == NULL)
+        return AD_ENOMEM;
+    memcpy(b, buf, len);
+    b[len] = '\0';
+    if (memchr(b, '\0', len) != NULL)
+        return ad_errf(err, errlen, AD_EFORMAT, "%s: binary data (NUL byte) in a CSV file", name);
+    normalize_cr(b, len);
+    /* Skip a UTF-8 byte-order mark. */
+    skip = (len >= 3 && memcmp(b, "\xEF\xBB\xBF", 3) == 0) ? 3 : 0;
+    *sep = o->sep ? o->sep : detect_sep(b + skip, len - skip);
+    return split(b + skip, len - skip, *sep, r, name, err, errlen);
+}
+
+/* The data rows to convert (at most max_rows), each as wide as the header. */
+static int check_rows(const rowset *r, size_t ncol, const ad_csv_opts *o, const char *name,
+                      size_t *nrows, char *err, size_t errlen)
+{
+    size_t n = r->nr - 1;
+
+    if (o->max_rows && n > o->max_rows)
+        n = o->max_rows;
+    if (n == 0)
+        return ad_errf(err, errlen, AD_EFORMAT, "%s: no data rows after the header", name);
+    for (size_t i = 1; i <= n; i++)
+        if (r->count[i] != ncol)
+            return ad_errf(err, errlen, AD_EFORMAT, "%s:%zu: %zu fields, the header has %zu",
+                           name, r->line[i], r->count[i], ncol);
+    *nrows = n;
+    return 0;
+}
+
+/* What the columns are: *tcol the time column, *lcol the label column (-1:
+ * none), t->feature_col/features the features. `cols` lists the columns for
+ * messages. */
+static int pick_columns(ad_table *t, const header *h, const rowset *r, size_t nrows,
+                        const ad_csv_opts *o, int *tcol, int *lcol, const char *cols,
+                        const char *name, char *err, size_t errlen)
+{
+    size_t ncol = h->n;
+
+    *tcol = *lcol = -1;
+    if (o->time_col == NULL) {
+        for (size_t i = 0; i < ncol && *tcol < 0; i++)
+            for (size_t k = 0; k < sizeof(time_names) / sizeof(time_names[0]); k++)
+                if (strcasecmp(h->name[i], time_names[k]) == 0) {
+                    *tcol = (int)i;
+                    break;
+                }
+    } else if (o->time_col[0] != '\0' && (*tcol = find_col(h, o->time_col)) < 0) {
+        return ad_errf(err, errlen, AD_EINVAL, "%s: no time column '%s' (columns: %s)",
+                       name, o->time_col, cols);
+    }
+    if (o->label_col != NULL && (*lcol = find_col(h, o->label_col)) < 0)
+        return ad_errf(err, errlen, AD_EINVAL, "%s: no label column '%s' (columns: %s)",
+                       name, o->label_col, cols);
+
+    t->feature_col = malloc((ncol ? ncol : 1) * sizeof(int));
+    t->features = calloc(ncol ? ncol : 1, sizeof(char *));
+    if (t->feature_col == NULL || t->features == NULL)
+        return AD_ENOMEM;
+    if (o->features != NULL) {
+        unsigned char *taken = calloc(ncol ? ncol : 1, 1);
+        if (taken == NULL)
+            return AD_ENOMEM;
+        for (int k = 0; k < o->n_features; k++) {
+            int c = find_col(h, o->features[k]);
+            if (c < 0 || taken[c]) {
+                free(taken);
+                if (c < 0)
+                    return ad_errf(err, errlen, AD_EINVAL, "%s: unknown column '%s' (columns: %s)",
+                                   name, o->features[k], cols);
+                return ad_errf(err, errlen, AD_EINVAL, "%s: column '%s' given twice",
+                               name, o->features[k]);
+            }
+            taken[c] = 1;
+            t->feature_col[t->n_features++] = c;
+        }
+        free(taken);
+    } else {
+        const char *const *excl = o->exclude ? o->exclude : default_exclude;
+        int nexcl = o->exclude ? o->n_exclude
+                               : (int)(sizeof(default_exclude) / sizeof(default_exclude[0]));
+        for (size_t c = 0; c < ncol; c++) {
+            int skip = ((int)c == *tcol || (int)c == *lcol);
+            double v;
+            int st = 1;
+
+            for (int k = 0; k < nexcl && !skip; k++)
+                if (strcasecmp(h->name[c], excl[k]) == 0)
+                    skip = 1;
+            if (skip)
+                continue;
+            /* Numeric if its first non-empty cell is a number. */
+            for (size_t i = 1; i <= nrows && st == 1; i++)
+                st = parse_num(r->f[r->start[i] + c], &v);
+            if (st == 0)
+                t->feature_col[t->n_features++] = (int)c;
+        }
+        if (t->n_features == 0)
+            return ad_errf(err, errlen, AD_EFORMAT, "%s: no numeric feature column (columns: %s)",
+                           name, cols);
+    }
+    for (int k = 0; k < t->n_features; k++)
+        if ((t->features[k] = strdup(h->name[t->feature_col[k]])) == NULL)
+            return AD_ENOMEM;
+    return 0;
+}
+
+/* Allocate t's arrays for nrows rows. */
+static int alloc_table(ad_table *t, size_t nrows, const header *h, const rowset *r,
+                       int tcol, int lcol)
+{
+    size_t nx;
+
+    if (ad_mul_size(nrows, (size_t)t->n_features, &nx) < 0 ||
+        ad_mul_size(nx, sizeof(float), &nx) < 0)
+        return AD_ENOMEM;
+    t->x = malloc(nx ? nx : 1);
+    t->line = malloc(nrows * sizeof(size_t));
+    if (t->x == NULL || t->line == NULL)
+        return AD_ENOMEM;
+    if (tcol >= 0) {
+        double v;
+        t->time = malloc(nrows * sizeof(double));
+        t->time_name = strdup(h->name[tcol]);
+        if (t->time == NULL || t->time_name == NULL)
+            return AD_ENOMEM;
+        t->time_is_datetime = ad_parse_datetime(r->f[r->start[1] + tcol], &v) == 0;
+    }
+    if (lcol >= 0 && (t->label = malloc(nrows * sizeof(float))) == NULL)
+        return AD_ENOMEM;
+    return 0;
+}
+
+/* Convert one data row (source line ln) into row i of t. */
+static int convert_row(ad_table *t, size_t i, char **row, size_t ln, const header *h,
+                       int tcol, int lcol, const ad_csv_opts *o, const char *name,
+                       char *err, size_t errlen)
+{
+    double v;
+    int st;
+
+    t->line[i] = ln;
+    for (int k = 0; k < t->n_features; k++) {
+        const char *cell = row[t->feature_col[k]];
+        st = parse_num(cell, &v);
+        if (st < 0)
+            return ad_errf(err, errlen, AD_EFORMAT, "%s:%zu: column '%s': not a number: '%.40s'",
+                           name, ln, t->features[k], cell);
+        if (st == 1)
+            v = NAN;
+        if (!isfinite(v) || fabs(v) > 3.4e38) {
+            if (!o->allow_missing)
+                return ad_errf(err, errlen, AD_EFORMAT, "%s:%zu: column '%s': %s%s%s",
+                               name, ln, t->features[k],
+                               st == 1 ? "empty cell" : "not a finite float: '",
+                               st == 1 ? "" : cell, st == 1 ? "" : "'");
+            if (st == 0 && isfinite(v))
+                v = v > 0 ? INFINITY : -INFINITY;
+        }
+        t->x[i * (size_t)t->n_features + (size_t)k] = (float)v;
+    }
+    if (tcol >= 0) {
+        const char *cell = row[tcol];
+        if (t->time_is_datetime) {
+            if (ad_parse_datetime(cell, &v) < 0)
+                return ad_errf(err, errlen, AD_EFORMAT,
+                               "%s:%zu: column '%s': not a date-time: '%.40s'",
+                               name, ln, h->name[tcol], cell);
+        } else if (parse_num(cell, &v) != 0 || !isfinite(v)) {
+            return ad_errf(err, errlen, AD_EFORMAT,
+                           "%s:%zu: column '%s': not a time (date-time or number): '%.40s'",
+                           name, ln, h->name[tcol], cell);
+        }
+        t->time[i] = v;
+    }
+    if (lcol >= 0) {
+        if (parse_num(row[lcol], &v) != 0 || !isfinite(v))
+            return ad_errf(err, errlen, AD_EFORMAT,
+                           "%s:%zu: label column '%s': not a number: '%.40s'",
+                           name, ln, h->name[lcol], row[lcol]);
+        if (fabs(v) > 3.4e38)   /* would be inf as a float */
+            return ad_errf(err, errlen, AD_EFORMAT,
+                           "%s:%zu: label column '%s': not a finite float: '%.40s'",
+                           name, ln, h->name[lcol], row[lcol]);
+        t->label[i] = (float)v;
+    }
+    return 0;
+}
+
 int ad_csv_parse(ad_table **out, const char *buf, size_t len, const char *name,
                  const ad_csv_opts *o, char *err, size_t errlen)
 {
     ad_csv_opts def;
     rowset r;
+    header h;
     ad_table *t = NULL;
-    char *b = NULL, **hdr;
-    size_t ncol, nrows;
+    char *b = NULL;
+    char sep = ',';
+    size_t nrows = 0;
     int rc, tcol = -1, lcol = -1;
     char cols[512];
-    const char *const *excl;
-    int nexcl;
 
     memset(&r, 0, sizeof(r));
+    memset(&h, 0, sizeof(h));
     memset(&def, 0, sizeof(def));
     if (o == NULL)
         o = &def;
     *out = NULL;
     if (name == NULL)
         name = "<csv>";
-    b = malloc(len + 1);
-    if (b == NULL)
-        return AD_ENOMEM;
-    memcpy(b, buf, len);
-    b[len] = '\0';
-    if (memchr(b, '\0', len) != NULL) {
-        rc = ad_errf(err, errlen, AD_EFORMAT, "%s: binary data (NUL byte) in a CSV file", name);
+    if ((rc = load_rows(&b, buf, len, name, o, &r, &sep, err, errlen)) < 0)
         goto fail;
-    }
-    /* Skip a UTF-8 byte-order mark. */
-    {
-        size_t skip = (len >= 3 && memcmp(b, "\xEF\xBB\xBF", 3) == 0) ? 3 : 0;
-        char sep = o->sep ? o->sep : detect_sep(b + skip, len - skip);
-        if ((rc = split(b + skip, len - skip, sep, &r, name, err, errlen)) < 0)
-            goto fail;
-        t = calloc(1, sizeof(*t));
-        if (t == NULL) {
-            rc = AD_ENOMEM;
-            goto fail;
-        }
-        t->sep = sep;
-    }
     if (r.nr == 0) {
         rc = ad_errf(err, errlen, AD_EFORMAT, "%s: empty file (a header row is required)", name);
         goto fail;
     }
-    hdr = r.f + r.start[0];
-    ncol = r.count[0];
-    for (size_t i = 0; i < ncol; i++) {
-        if (hdr[i][0] == '\0') {
-            rc = ad_errf(err, errlen, AD_EFORMAT, "%s:%zu: header column %zu has no name",
-                         name, r.line[0], i + 1);
-            goto fail;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(hdr[i], hdr[j]) == 0) {
-                rc = ad_errf(err, errlen, AD_EFORMAT, "%s:%zu: duplicate column name '%s'",
-                             name, r.line[0], hdr[i]);
-                goto fail;
-            }
-    }
-    list_cols(hdr, ncol, cols, sizeof(cols));
-    nrows = r.nr - 1;
-    if (o->max_rows && nrows > o->max_rows)
-        nrows = o->max_rows;
-    if (nrows == 0) {
-        rc = ad_errf(err, errlen, AD_EFORMAT, "%s: no data rows after the header", name);
+    if ((rc = header_init(&h, r.f + r.start[0], r.count[0], r.line[0], name, err, errlen)) < 0)
         goto fail;
-    }
-    for (size_t i = 1; i <= nrows; i++)
-        if (r.count[i] != ncol) {
-            rc = ad_errf(err, errlen, AD_EFORMAT, "%s:%zu: %zu fields, the header has %zu",
-                         name, r.line[i], r.count[i], ncol);
-            goto fail;
-        }
-
-    /* Time column. */
-    if (o->time_col == NULL) {
-        for (size_t i = 0; i < ncol && tcol < 0; i++)
-            for (size_t k = 0; k < sizeof(time_names) / sizeof(time_names[0]); k++)
-                if (strcasecmp(hdr[i], time_names[k]) == 0) {
-                    tcol = (int)i;
-                    break;
-                }
-    } else if (o->time_col[0] != '\0') {
-        tcol = find_col(hdr, ncol, o->time_col);
-        if (tcol < 0) {
-            rc = ad_errf(err, errlen, AD_EINVAL, "%s: no time column '%s' (columns: %s)",
-                         name, o->time_col, cols);
-            goto fail;
-        }
-    }
-    if (o->label_col != NULL) {
-        lcol = find_col(hdr, ncol, o->label_col);
-        if (lcol < 0) {
-            rc = ad_errf(err, errlen, AD_EINVAL, "%s: no label column '%s' (columns: %s)",
-                         name, o->label_col, cols);
-            goto fail;
-        }
-    }
-    excl = o->exclude ? o->exclude : default_exclude;
-    nexcl = o->exclude ? o->n_exclude : (int)(sizeof(default_exclude) / sizeof(default_exclude[0]));
-
-    /* Feature columns. */
-    t->feature_col = malloc((ncol ? ncol : 1) * sizeof(int));
-    t->features = calloc(ncol ? ncol : 1, sizeof(char *));
-    if (t->feature_col == NULL || t->features == NULL) {
+    list_cols(h.name, h.n, cols, sizeof(cols));
+    if ((rc = check_rows(&r, h.n, o, name, &nrows, err, errlen)) < 0)
+        goto fail;
+    if ((t = calloc(1, sizeof(*t))) == NULL) {
         rc = AD_ENOMEM;
         goto fail;
     }
-    if (o->features != NULL) {
-        for (int k = 0; k < o->n_features; k++) {
-            int c = find_col(hdr, ncol, o->features[k]);
-            if (c < 0) {
-                rc = ad_errf(err, errlen, AD_EINVAL, "%s: unknown column '%s' (columns: %s)",
-                             name, o->features[k], cols);
-                goto fail;
-            }
-            if (k >= (int)ncol) {
-                rc = ad_errf(err, errlen, AD_EINVAL, "%s: column '%s' given twice",
-                             name, o->features[k]);
-                goto fail;
-            }
-            for (int j = 0; j < t->n_features; j++)
-                if (t->feature_col[j] == c) {
-                    rc = ad_errf(err, errlen, AD_EINVAL, "%s: column '%s' given twice",
-                                 name, o->features[k]);
-                    goto fail;
-                }
-            t->feature_col[t->n_features++] = c;
-        }
-    } else {
-        for (size_t c = 0; c < ncol; c++) {
-            int skip = ((int)c == tcol || (int)c == lcol);
-            double v;
-            int st = 1;
-
-            for (int k = 0; k < nexcl && !skip; k++)
-                if (strcasecmp(hdr[c], excl[k]) == 0)
-                    skip = 1;
-            if (skip)
-                continue;
-            /* Numeric if its first non-empty cell is a number. */
-            for (size_t i = 1; i <= nrows && st == 1; i++)
-                st = parse_num(r.f[r.start[i] + c], &v);
-            if (st == 0)
-                t->feature_col[t->n_features++] = (int)c;
-        }
-        if (t->n_features == 0) {
-            rc = ad_errf(err, errlen, AD_EFORMAT, "%s: no numeric feature column (columns: %s)",
-                         name, cols);
+    t->sep = sep;
+    if ((rc = pick_columns(t, &h, &r, nrows, o, &tcol, &lcol, cols, name, err, errlen)) < 0 ||
+        (rc = alloc_table(t, nrows, &h, &r, tcol, lcol)) < 0)
+        goto fail;
+    for (size_t i = 0; i < nrows; i++)
+        if ((rc = convert_row(t, i, r.f + r.start[i + 1], r.line[i + 1], &h, tcol, lcol, o,
+                              name, err, errlen)) < 0)
             goto fail;
-        }
-    }
-    for (int k = 0; k < t->n_features; k++) {
-        t->features[k] = strdup(hdr[t->feature_col[k]]);
-        if (t->features[k] == NULL) {
-            rc = AD_ENOMEM;
-            goto fail;
-        }
-    }
-
-    /* Convert. */
-    {
-        size_t nx;
-        if (ad_mul_size(nrows, (size_t)t->n_features, &nx) < 0 ||
-            ad_mul_size(nx, sizeof(float), &nx) < 0) {
-            rc = AD_ENOMEM;
-            goto fail;
-        }
-        t->x = malloc(nx ? nx : 1);
-        t->line = malloc(nrows * sizeof(size_t));
-        if (t->x == NULL || t->line == NULL) {
-            rc = AD_ENOMEM;
-            goto fail;
-        }
-    }
-    if (tcol >= 0) {
-        double v;
-        t->time = malloc(nrows * sizeof(double));
-        t->time_name = strdup(hdr[tcol]);
-        if (t->time == NULL || t->time_name == NULL) {
-            rc = AD_ENOMEM;
-            goto fail;
-        }
-        t->time_is_datetime = ad_parse_datetime(r.f[r.start[1] + tcol], &v) == 0;
-    }
-    if (lcol >= 0) {
-        t->label = malloc(nrows * sizeof(float));
-        if (t->label == NULL) {
-            rc = AD_ENOMEM;
-            goto fail;
-        }
-    }
-    for (size_t i = 0; i < nrows; i++) {
-        char **row = r.f + r.start[i + 1];
-        size_t ln = r.line[i + 1];
-        double v;
-        int st;
-
-        t->line[i] = ln;
-        for (int k = 0; k < t->n_features; k++) {
-            const char *cell = row[t->feature_col[k]];
-            st = parse_num(cell, &v);
-            if (st < 0) {
-                rc = ad_errf(err, errlen, AD_EFORMAT, "%s:%zu: column '%s': not a number: '%.40s'",
-                             name, ln, t->features[k], cell);
-                goto fail;
-            }
-            if (st == 1)
-                v = NAN;
-            if (!isfinite(v) || fabs(v) > 3.4e38) {
-                if (!o->allow_missing) {
-                    rc = ad_errf(err, errlen, AD_EFORMAT, "%s:%zu: column '%s': %s%s%s",
-                                 name, ln, t->features[k],
-                                 st == 1 ? "empty cell" : "not a finite float: '",
-                                 st == 1 ? "" : cell, st == 1 ? "" : "'");
-                    goto fail;
-                }
-                if (st == 0 && isfinite(v))
-                    v = v > 0 ? INFINITY : -INFINITY;
-            }
-            t->x[i * (size_t)t->n_features + (size_t)k] = (float)v;
-        }
-        if (tcol >= 0) {
-            const char *cell = row[tcol];
-            if (t->time_is_datetime) {
-                if (ad_parse_datetime(cell, &v) < 0) {
-                    rc = ad_errf(err, errlen, AD_EFORMAT,
-                                 "%s:%zu: column '%s': not a date-time: '%.40s'",
-                                 name, ln, hdr[tcol], cell);
-                    goto fail;
-                }
-            } else if (parse_num(cell, &v) != 0 || !isfinite(v)) {
-                rc = ad_errf(err, errlen, AD_EFORMAT,
-                             "%s:%zu: column '%s': not a time (date-time or number): '%.40s'",
-                             name, ln, hdr[tcol], cell);
-                goto fail;
-            }
-            t->time[i] = v;
-        }
-        if (lcol >= 0) {
-            if (parse_num(row[lcol], &v) != 0 || !isfinite(v)) {
-                rc = ad_errf(err, errlen, AD_EFORMAT, "%s:%zu: label column '%s': not a number: '%.40s'",
-                             name, ln, hdr[lcol], row[lcol]);
-                goto fail;
-            }
-            t->label[i] = (float)v;
-        }
-    }
     t->n_rows = nrows;
+    free(h.sorted);
     rowset_free(&r);
     free(b);
     *out = t;
     return 0;
 
 fail:
+    free(h.sorted);
     rowset_free(&r);
     free(b);
     ad_table_free(t);

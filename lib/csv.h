@@ -5,7 +5,8 @@
  *   - a header row naming the columns (required);
  *   - separator ',', ';' or TAB, auto-detected from the header (the most
  *     frequent of the three outside quotes) unless given;
- *   - fields optionally in double quotes ("" escapes a quote); CRLF or LF;
+ *   - fields optionally in double quotes ("" escapes a quote); line ends
+ *     CRLF, LF or CR alone (a lone CR, even inside quotes, is a line end);
  *   - an optional time column: ISO 8601 date-times ("2020-03-09 10:14:33",
  *     "2020-03-09T10:14:33.250Z", "+02:00" offsets) or plain numbers (unix
  *     seconds or any monotonic unit);

@@ -13,6 +13,7 @@ DPID= ; SPID=
 cleanup() {
     [ -n "$DPID" ] && kill "$DPID" 2>/dev/null
     [ -n "$SPID" ] && kill "$SPID" 2>/dev/null
+    [ -n "${STPID:-}" ] && kill "$STPID" 2>/dev/null
     it_broker_stop
     [ -n "$KEEP" ] || rm -rf "$D"
 }
@@ -23,34 +24,46 @@ it_broker_start "$D" "persistence true" "persistence_location $D/" ||
     { it_fail "broker starts"; exit 1; }
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-faults", "clean_session": false,
-            "qos_subscribe": 1, "qos_alerts": 1, "stats_interval_s": 1,
+            "qos_subscribe": 1, "qos_alerts": 1, "stats_interval_s": 0.2,
             "reconnect_min_s": 0.2, "reconnect_max_s": 1},
  "max_payload_bytes": 1024, "workers": 2,
  "detectors": [{"name": "pump", "model": "${AD_SRCDIR:-.}/conf/models/pump.safetensors",
    "topics": ["sensors/+/pump"], "payload": {"format": "json"},
-   "rows": {"mode": "period", "period_ms": 20},
+   "rows": {"mode": "period", "period_ms": 40},
    "calibration": {"windows": 50},
    "alert": {"k": 64, "n": 64, "m": 5},
    "max_streams": 50}]}
 EOC
+# stat_ge KEY N: the last statistics message has KEY >= N
+stat_ge() {
+    grep '^anomalyd/stats' "$D/stats.txt" | tail -1 |
+        awk -v k="\"$1\":" -v n="$2" '{ i = index($0, k); if (!i) exit 1
+                                         exit !(substr($0, i + length(k)) + 0 >= n) }'
+}
 $H sub --port "$IT_PORT" --topic 'anomalyd/alerts/#' --out "$D/alerts.jsonl" \
     --client-id it-alert-reader --persistent --qos 1 & SPID=$!
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-i=0; while [ $i -lt 50 ] && ! grep -q "connected to" "$D/daemon.log"; do sleep 0.1; i=$((i+1)); done
+it_wait_log "$D/daemon.log" "connected to" 10 ||
+    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+mosquitto_sub -p "$IT_PORT" -t anomalyd/stats -v > "$D/stats.txt" 2>/dev/null & STPID=$!
 
-# 4 s of normal data at 50 rows/s (arrival time, 20 ms grid) calibrate pump1
-$H pub --port "$IT_PORT" --no-ts --rows 200 --rate 50
-i=0; while [ $i -lt 50 ] && ! grep -q "pump1: calibrated" "$D/daemon.log"; do sleep 0.1; i=$((i+1)); done
-grep -q "pump1: calibrated" "$D/daemon.log" && it_ok "stream calibrated" ||
+# 5 s of normal data at 50 rows/s (arrival time, 40 ms grid) calibrate pump1
+$H pub --port "$IT_PORT" --no-ts --rows 250 --rate 50
+it_wait_log "$D/daemon.log" "pump1: calibrated" 15 && it_ok "stream calibrated" ||
     it_fail "stream calibrated" "$(cat "$D/daemon.log")"
 
-# one anomalous sample, then the broker stops; the grid keeps holding the
-# anomalous values, 64 windows (1.3 s) later the alert is raised, about
-# halfway through the 2.5 s the broker is away
+# one anomalous sample; once the daemon has it (statistics: 251 messages in)
+# the broker stops. The grid keeps holding the anomalous values: 64 windows
+# (2.6 s) after the sample the alert is raised, with the broker away; the
+# broker comes back only after the daemon logged the alert.
 $H pub --port "$IT_PORT" --no-ts --rows 1 --const pressure=0.5 --const vibration=9
-sleep 0.05
+it_wait_until 10 stat_ge messages_in 251 ||
+    it_fail "the anomalous sample reaches the daemon" "$(tail -1 "$D/stats.txt")"
+kill "$STPID" 2>/dev/null
 kill -TERM "$IT_BROKER_PID"; wait "$IT_BROKER_PID" 2>/dev/null
-sleep 2.5
+it_wait_log "$D/daemon.log" "disconnected from" 10 &&
+    it_wait_log "$D/daemon.log" "alert .* raised" 15 ||
+    it_fail "alert raised while the broker is away" "$(cat "$D/daemon.log")"
 mosquitto -c "$D/mosquitto.conf" >> "$D/mosquitto.log" 2>&1 & IT_BROKER_PID=$!
 if $H wait --file "$D/alerts.jsonl" --match topic=anomalyd/alerts/pump/pump1 event=raised --timeout 15; then
     it_ok "alert raised while the broker was away is delivered after it is back"
@@ -72,10 +85,12 @@ else
     it_fail "resubscribed after the reconnect: new samples clear the alert" "$(tail -5 "$D/daemon.log")"
 fi
 
-# bad input
+# bad input: the statistics are read once they count the whole flood (or
+# after 20 s, then the case shows what they said)
+it_wait_log "$D/daemon.log" "connected to" 10 2
 mosquitto_sub -p "$IT_PORT" -t anomalyd/stats -v > "$D/stats.txt" 2>/dev/null & STPID=$!
 $H garbage --port "$IT_PORT" --count 300 --oversize 5000 --flood 2000
-sleep 2.5
+it_wait_until 20 stat_ge streams_refused 1950
 kill "$STPID" 2>/dev/null
 last=$(grep '^anomalyd/stats' "$D/stats.txt" | tail -1 | cut -d' ' -f2-)
 echo "$last" | $PYTHON -c '

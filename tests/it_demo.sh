@@ -34,9 +34,10 @@ run() {
     RC=$?
     echo "# $name: $(($(date +%s) - t0)) s, exit status $RC"
 }
-# clean NAME: nothing left behind
+# clean NAME: nothing left behind (processes get up to 5 s to finish exiting)
+no_leftovers() { [ -z "$(leftovers "$1")" ]; }
 clean() {
-    sleep 0.2
+    it_wait_until 5 no_leftovers "$1"
     left=$(leftovers "$1")
     if [ -z "$left" ] && [ -z "$(ls -A "$D/$1.tmp")" ]; then
         it_ok "$1: no process and no temporary file left"
@@ -93,20 +94,16 @@ open(sys.argv[1], "w").write(str(os.getpid()))
 os.execvp("sh", ["sh", "tools/demo.sh"] + sys.argv[2:])' \
     "$D/ctrlc.sid" "$BUILD" --port 0 > "$D/ctrlc.out" 2>&1 &
 pid=$!
-i=0
-until grep -q ' ONLINE ' "$D/ctrlc.out" || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
-sleep 2
+# Ctrl-C in full run: the daemon online and all four pumps' data arriving
+# (each announced as a new stream)
+it_wait_log "$D/ctrlc.out" ' ONLINE ' 30 && it_wait_log "$D/ctrlc.out" ' NEW ' 30 4 ||
+    echo "# ctrlc: the demo did not reach four streams: $(tail -5 "$D/ctrlc.out")"
 t0=$(date +%s)
 sid=$(cat "$D/ctrlc.sid" 2>/dev/null)
 [ -n "$sid" ] && kill -INT "-$sid"
 # never hang: TERM after 20 s, KILL after 25 (then the case fails)
-i=0
-while [ $i -lt 250 ]; do
-    case $(ps -o stat= -p $pid 2>/dev/null) in ""|Z*) break ;; esac
-    [ $i -eq 200 ] && kill -TERM $pid 2>/dev/null
-    sleep 0.1; i=$((i + 1))
-done
-[ $i -ge 250 ] && kill -KILL $pid 2>/dev/null
+it_wait_gone $pid 20 || { kill -TERM $pid 2>/dev/null; it_wait_gone $pid 5; } ||
+    kill -KILL $pid 2>/dev/null
 wait $pid; RC=$?
 dt=$(($(date +%s) - t0))
 echo "# ctrlc: stopped in $dt s, exit status $RC"

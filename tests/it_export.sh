@@ -7,13 +7,25 @@
 # CSV must give PyTorch's per-window reconstruction errors (rel 1e-4). Also:
 # the exporters refuse a spec that does not describe the model, and a weight
 # list that does not fit the architecture.
-# Skipped (one "ok - ... # SKIP" line) only when $PYTHON cannot import torch.
+# Needs PyTorch (python3-torch, `make deps`): without it every case is
+# reported as a skip, with the reason.
 . "$(dirname "$0")/lib.sh"
 SRC=${AD_SRCDIR:-.}
 TOOLS=$SRC/tools
 
 if ! $PYTHON -c 'import torch, numpy' 2>/dev/null; then
-    it_ok "export # SKIP no torch"
+    why="$PYTHON cannot import torch and numpy (Debian python3-torch, make deps)"
+    for c in "export_torch from a state_dict" \
+        "export_torch from TorchScript (checked against its own forward)" \
+        "export_keras from get_weights() + Keras 2 Sequential JSON" \
+        "export_keras from get_weights() + Keras 3 Functional JSON" \
+        "all four exports are byte-identical" "anomalyd info loads the exported model" \
+        "anomalyd score on the exported model matches PyTorch" \
+        "export_torch refuses a spec that does not match the module's forward" \
+        "export_keras refuses a weight list that does not fit" \
+        "export_torch refuses modules the format cannot express"; do
+        it_skip "$c" "$why"
+    done
     exit 0
 fi
 if [ ! -x "$AD_BIN" ]; then

@@ -1,10 +1,16 @@
-# it_lib.sh - helpers for integration scripts (sourced, not run).
-# Each script reports cases as "ok - name" / "not ok - name".
+# lib.sh - helpers for integration scripts (sourced, not run).
+# Each script reports cases as "ok - name" / "not ok - name", and a case it
+# cannot run here as "skip - name: reason" (it_skip): tests/run.sh counts
+# skips separately and never as passes.
+# Waits are for events with a timeout (it_wait_log, it_wait_file,
+# it_wait_topic, it_wait_gone), never fixed sleeps: a loaded machine only
+# makes them slower, not wrong.
 AD_BIN=${AD_BIN:-build/anomalyd}
 PYTHON=${PYTHON:-/usr/bin/python3}
 
 it_ok()   { echo "ok - $1"; }
 it_fail() { echo "not ok - $1"; shift; [ $# -gt 0 ] && echo "  $*"; }
+it_skip() { echo "skip - $1: $2"; }   # it_skip NAME REASON
 it_check() { # it_check NAME CMD...: ok when CMD succeeds
     n=$1; shift
     if "$@"; then it_ok "$n"; else it_fail "$n" "command failed: $*"; fi
@@ -51,4 +57,48 @@ it_daemon_cleanup() {
     [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null
     it_broker_stop
     rm -rf "$D"
+}
+
+# Event waits. Each polls every 50 ms until the event or TIMEOUT seconds
+# (fractions allowed) and returns 0 on the event, 1 on timeout. Timeouts are
+# upper bounds for a loaded 2-core machine, not expected durations.
+_it_now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# it_wait_until TIMEOUT CMD...: until CMD succeeds
+it_wait_until() {
+    _t=$1; shift
+    _end=$(( $(_it_now_ms) + $(awk -v t="$_t" 'BEGIN { printf "%d", t * 1000 }') ))
+    while :; do
+        "$@" && return 0
+        [ "$(_it_now_ms)" -ge "$_end" ] && return 1
+        sleep 0.05
+    done
+}
+# it_wait_log FILE REGEX TIMEOUT [COUNT]: until FILE has COUNT (default 1)
+# lines matching the extended REGEX
+it_wait_log() {
+    it_wait_until "$3" _it_log_has "$1" "$2" "${4:-1}"
+}
+_it_log_has() { [ "$(grep -Ec -- "$2" "$1" 2>/dev/null)" -ge "$3" ]; }
+# it_wait_file PATH TIMEOUT: until PATH exists (a file, socket, anything)
+it_wait_file() { it_wait_until "$2" test -e "$1"; }
+# it_wait_gone PID TIMEOUT: until process PID has exited (or is a zombie)
+it_wait_gone() { it_wait_until "$2" _it_pid_gone "$1"; }
+_it_pid_gone() {
+    case $(ps -o stat= -p "$1" 2>/dev/null) in ""|Z*) return 0 ;; esac
+    return 1
+}
+# it_wait_topic PORT TOPIC TIMEOUT [REGEX]: until a message on TOPIC (a
+# retained one counts) whose payload matches the extended REGEX (default:
+# any) arrives from the broker on 127.0.0.1:PORT; prints that payload.
+it_wait_topic() {
+    _f=$(mktemp)
+    mosquitto_sub -h 127.0.0.1 -p "$1" -t "$2" > "$_f" 2>/dev/null & _p=$!
+    if it_wait_log "$_f" "${4:-.}" "$3"; then
+        grep -E -m 1 -- "${4:-.}" "$_f"; _r=0
+    else
+        _r=1
+    fi
+    kill "$_p" 2>/dev/null; wait "$_p" 2>/dev/null
+    rm -f "$_f"
+    return $_r
 }

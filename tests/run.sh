@@ -1,9 +1,18 @@
 #!/bin/sh
 # Test runner: runs every unit test binary in BUILD/tests and every
-# integration script tests/it_*.sh, counts the "ok"/"not ok" lines they
-# print, and ends with "N passed, N failed". A binary or script that exits
-# non-zero without reporting a failing case counts as one failure (a crash
-# must never look like success). Exit status 1 if anything failed.
+# integration script tests/it_*.sh, counts the lines they print and ends
+# with "N passed, N failed, N skipped".
+#
+# A case reports one line:
+#   ok - NAME                 passed
+#   not ok - NAME             failed (details follow, indented)
+#   skip - NAME: REASON       not run, and why (never counted as a pass)
+# A TAP-style "ok - NAME # SKIP REASON" counts as a skip too, so no skip can
+# pass for a success. A binary or script that exits non-zero without
+# reporting a failing case counts as one failure (a crash must never look
+# like success); one that reports no case at all is a failure too, unless it
+# reported skips (then it is listed as skipped entirely). Every skip is
+# repeated, with its reason, at the end. Exit status 1 if anything failed.
 #
 #   sh tests/run.sh [BUILD]     (BUILD defaults to build)
 #   TESTS=pattern sh tests/run.sh   run only matching tests
@@ -13,8 +22,10 @@ export PYTHON=${PYTHON:-/usr/bin/python3}
 export OPENBLAS_NUM_THREADS=1
 pass=0
 fail=0
+skip=0
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+skips=$(mktemp)
+trap 'rm -f "$out" "$skips"' EXIT
 
 run_one() {
     name=$1; shift
@@ -23,18 +34,25 @@ run_one() {
     "$@" >"$out" 2>&1
     rc=$?
     cat "$out"
-    p=$(grep -c '^ok ' "$out")
+    p=$(grep '^ok ' "$out" | grep -vc '# *SKIP')
     f=$(grep -c '^not ok ' "$out")
+    s=$(grep -c -e '^skip - ' -e '^ok .*# *SKIP' "$out")
+    grep -e '^skip - ' -e '^ok .*# *SKIP' "$out" | sed "s|^|  $name: |" >> "$skips"
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         echo "not ok - $name exited with status $rc"
         f=1
     fi
     if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
-        echo "not ok - $name ran no test case"
-        f=1
+        if [ "$s" -eq 0 ]; then
+            echo "not ok - $name ran no test case"
+            f=1
+        else
+            echo "# $name: every case skipped ($s)"
+        fi
     fi
     pass=$((pass + p))
     fail=$((fail + f))
+    skip=$((skip + s))
 }
 
 for t in "$BUILD"/tests/test_*; do
@@ -46,5 +64,9 @@ for t in tests/it_*.sh; do
     run_one "$(basename "$t")" sh "$t"
 done
 
-echo "$pass passed, $fail failed"
+if [ "$skip" -gt 0 ]; then
+    echo "skipped:"
+    cat "$skips"
+fi
+echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

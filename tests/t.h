@@ -1,11 +1,13 @@
 /*
  * t.h - a tiny test harness. Each test binary runs its cases with T_RUN and
- * prints one TAP-style line per case ("ok - name" / "not ok - name");
- * tests/run.sh counts them. Checks print what failed and where, plus the
- * figures compared, so a failure explains itself.
+ * prints one line per case ("ok - name" / "not ok - name", or
+ * "skip - name: reason" when the case called T_SKIP); tests/run.sh counts
+ * them, skips separately (a skip is never a pass). Checks print what
+ * failed and where, plus the figures compared, so a failure explains itself.
  *
  *   static void test_foo(void) { T_CHECK(x == 1, "x=%d", x); }
- *   int main(void) { T_RUN(test_foo); return t_done(); }
+ *   static void test_bar(void) { if (!data) { T_SKIP("no data at %s", p); return; } }
+ *   int main(void) { T_RUN(test_foo); T_RUN(test_bar); return t_done(); }
  */
 #ifndef AD_T_H
 #define AD_T_H
@@ -18,6 +20,7 @@
 static int t_cur_failed;
 static int t_n_failed;
 static int t_n_passed;
+static char t_skip_reason[1024];
 
 #define T_CHECK(cond, ...) do {                                           \
         if (!(cond)) {                                                    \
@@ -28,14 +31,21 @@ static int t_n_passed;
         }                                                                 \
     } while (0)
 
+/* Mark the current case skipped, with the reason (printf-style); the case
+ * should return right after. A case that also failed a check is a failure. */
+#define T_SKIP(...) snprintf(t_skip_reason, sizeof(t_skip_reason), __VA_ARGS__)
+
 /* Print a note that goes with the case (what was measured). */
 #define T_NOTE(...) do { printf("# "); printf(__VA_ARGS__); printf("\n"); } while (0)
 
 static void t_run(const char *name, void (*fn)(void))
 {
     t_cur_failed = 0;
+    t_skip_reason[0] = '\0';
     fn();
-    if (t_cur_failed) {
+    if (!t_cur_failed && t_skip_reason[0]) {
+        printf("skip - %s: %s\n", name, t_skip_reason);
+    } else if (t_cur_failed) {
         t_n_failed++;
         printf("not ok - %s\n", name);
     } else {
