@@ -37,10 +37,9 @@ int ad_lik_cfg_check(const ad_lik_cfg *c, char *err, size_t errlen)
     if (c->average < 1 || c->average > 1000)
         return ad_errf(err, errlen, AD_EINVAL,
                        "alert.probability_average: must be 1..1000 (got %d)", c->average);
-    if (c->min_history < 1 || c->min_history > c->history)
+    if (c->min_history < 1)
         return ad_errf(err, errlen, AD_EINVAL,
-                       "alert.probability_min_history: must be 1..history=%d (got %d)",
-                       c->history, c->min_history);
+                       "likelihood min_history: must be >= 1 (got %d)", c->min_history);
     if (!(c->rel_floor >= 0) || !isfinite(c->rel_floor))
         return ad_errf(err, errlen, AD_EINVAL, "likelihood rel_floor: must be >= 0");
     return 0;
@@ -178,7 +177,7 @@ double ad_likelihood_update(ad_likelihood *l, double x, int learn, double *log_l
     for (i = 0; i < n; i++)
         a += l->shortv[(l->s_head + l->s_len - 1 - i) % w];
     a /= (double)(n + 1);
-    if (l->h_len < (size_t)l->cfg.min_history) {
+    if (l->h_len < (size_t)l->cfg.min_history && l->h_len < (size_t)l->cfg.history) {
         p = 0.5;
         L = log(0.5);
     } else {

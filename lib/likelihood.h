@@ -52,8 +52,8 @@ typedef struct ad_lik_cfg {
     int history;          /* W: averages in the long-term history, 2..1e6,
                            * default 500 */
     int average;          /* w: scores per short average, 1..1000, default 10 */
-    int min_history;      /* averages needed for a probability, 1..W,
-                           * default 50 */
+    int min_history;      /* averages needed for a probability, >= 1
+                           * (at most W are needed), default 50 */
     double rel_floor;     /* sd floor relative to |mu|, >= 0, default 0.01 */
 } ad_lik_cfg;
 

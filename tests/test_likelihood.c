@@ -197,9 +197,9 @@ static void test_constant_and_floor(void)
     T_CHECK(fabs(ad_log_normal_tail(40) - (-804.608442013754)) < 1e-8, "ln Q(40) %.15g",
             ad_log_normal_tail(40));
     ad_likelihood_free(l);
-    c.min_history = c.history + 1;
+    c.history = 1;
     T_CHECK(ad_likelihood_new(&l, &c, err, sizeof(err)) == AD_EINVAL &&
-            strstr(err, "probability_min_history"), "bad config: %s", err);
+            strstr(err, "alert.probability_history"), "bad config: %s", err);
 }
 
 int main(void)
