@@ -195,6 +195,20 @@ static const key calib_keys[] = {
       "calibration scores kept" },
     { "min_samples", K_INT, OPP(thr.min_samples), 1, 10000000, NULL, FL, NULL, NULL,
       "fewer calibration scores cannot be fitted" },
+    { "estimator", K_ENUM, OPP(thr.estimator), 0, 0, "quantile", FP, "quantile|trimmed|mad",
+      NULL, "quantile: the method on every calibration score; trimmed: scores above "
+      "median + fence x MAD-sigma dropped first; mad: median + k x MAD-sigma (methods "
+      "quantile, sigma)" },
+    { "fence", K_NUM, OPP(thr.fence), 0.1, 1000, "6", FP, NULL, NULL,
+      "trimmed: the fence in MAD-sigmas" },
+    { "floor", K_NUM, OPP(thr.floor), 0, 1e6, "0.01", FP, NULL, NULL,
+      "the threshold is at least floor x the model's training error (q99; 1 without "
+      "metadata), so degenerate scores still calibrate (0: off)" },
+    { "extreme", K_NUM, OPP(extreme), 0, 1e30, "50", FP, NULL, NULL,
+      "windows with a scaled absolute value above this, or a rejected sample, never feed "
+      "calibration, adaptation or the probability history (0: no limit)" },
+    { "warn_every", K_INT, OPP(calib_warn_every), 1, 100000000, "100", FP, NULL, NULL,
+      "a failed calibration is reported at most once per this many windows" },
 };
 static const table calib_table = TAB(calib_keys);
 
@@ -212,6 +226,20 @@ static const key alert_keys[] = {
       "hysteresis of the clear level" },
     { "cooldown_ms", K_I64, OPP(alert.cooldown_ms), 0, 1e12, NULL, FL, NULL, NULL,
       "no new alert this long after a clear" },
+    { "on", K_ENUM, OPP(alert.on), 0, 0, "score", FP, "score|probability", NULL,
+      "what k/n/m apply to: the score against the threshold, or the anomaly probability "
+      "against probability_level" },
+    { "probability_level", K_NUM, OPP(alert.level), 1e-9, 0.999999999999, "0.9999", FP,
+      NULL, NULL, "on probability: a window exceeds when its probability is above this" },
+    { "probability_history", K_INT, OPP(lik.history), 2, 1000000, "500", FP, NULL, NULL,
+      "short averages of scores in the probability's long-term history" },
+    { "probability_average", K_INT, OPP(lik.average), 1, 1000, "10", FP, NULL, NULL,
+      "scores in each short average" },
+    { "accept_after", K_INT, OPP(alert.accept_after), 0, 1000000, "0", FP, NULL, NULL,
+      "an alert whose last accept_after windows are stable is closed as accepted and the "
+      "threshold rebased on them (0: never)" },
+    { "accept_spread", K_NUM, OPP(alert.accept_spread), 0.01, 1000, "3", FP, NULL, NULL,
+      "stable: spread and upward trend of those windows within this many calibration spreads" },
 };
 static const table alert_table = TAB(alert_keys);
 

@@ -325,6 +325,12 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             ad_log(AD_LOG_WARNING, "stream %s/%s: training failed: %s", s->det->c->name,
                    s->key, ev.text);
             break;
+        case AD_EV_CALIB_FAILED:        /* logged (rate-limited) by the detector */
+            break;
+        case AD_EV_ACCEPTED:            /* the threshold moved: keep it */
+            state_save(dd, s);
+            state_changed = 1;
+            break;
         }
     }
     if (state_changed)

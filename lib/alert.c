@@ -36,6 +36,25 @@ void ad_alert_cfg_default(ad_alert_cfg *c)
     c->m = 10;
     c->clear_ratio = 0.8;
     c->cooldown_ms = 0;
+    c->on = AD_ALERT_ON_SCORE;
+    c->level = 0.9999;
+    c->accept_after = 0;
+    c->accept_spread = 3.0;
+}
+
+const char *ad_close_reason_name(ad_close_reason r)
+{
+    switch (r) {
+    case AD_CLOSE_NONE: return "none";
+    case AD_CLOSE_CLEARED: return "cleared";
+    case AD_CLOSE_ACCEPTED: return "accepted";
+    }
+    return "?";
+}
+
+const char *ad_alert_on_name(ad_alert_on on)
+{
+    return on == AD_ALERT_ON_PROBABILITY ? "probability" : on == AD_ALERT_ON_SCORE ? "score" : "?";
 }
 
 int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
@@ -52,6 +71,17 @@ int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
                        c->clear_ratio);
     if (c->cooldown_ms < 0)
         return ad_errf(err, errlen, AD_EINVAL, "alert.cooldown_ms: must be >= 0");
+    if ((unsigned)c->on > AD_ALERT_ON_PROBABILITY)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.on: unknown (%d)", (int)c->on);
+    if (!(c->level > 0 && c->level < 1))
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "alert.probability_level: must be in (0,1) (got %g)", c->level);
+    if (c->accept_after < 0 || c->accept_after > 1000000)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.accept_after: must be 0..1000000 (got %d)",
+                       c->accept_after);
+    if (!(c->accept_spread > 0) || !isfinite(c->accept_spread))
+        return ad_errf(err, errlen, AD_EINVAL, "alert.accept_spread: must be > 0 (got %g)",
+                       c->accept_spread);
     return 0;
 }
 
@@ -143,12 +173,37 @@ static void add_share(ad_alerter *a, const float *share)
     a->share_n++;
 }
 
-int ad_alerter_step(ad_alerter *a, int64_t ts_ms, double score,
-                    double threshold, const float *share, ad_alert *out)
+/* Where the window stands for the rules: exceeds, and below the clear level. */
+static void judge(const ad_alerter *a, const ad_alert_obs *o, int *exceed, int *below)
 {
-    int exceed = score > threshold;
-    uint64_t mask = a->cfg.n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << a->cfg.n) - 1);
+    if (a->cfg.on == AD_ALERT_ON_PROBABILITY) {
+        double s_level = -log1p(-a->cfg.level), s;
+        s = isfinite(o->log_lik) || o->log_lik == -INFINITY ? -o->log_lik :
+            isfinite(o->prob) ? -log1p(-o->prob) : 0;
+        *exceed = s > s_level;
+        *below = s < s_level * a->cfg.clear_ratio;
+    } else {
+        *exceed = o->score > o->threshold;
+        *below = o->score < o->threshold * a->cfg.clear_ratio;
+    }
+}
 
+static void end_alert(ad_alerter *a, int64_t ts_ms, ad_close_reason reason)
+{
+    a->cur.active = 0;
+    a->cur.end_ms = ts_ms;
+    a->cur.reason = reason;
+    a->below = 0;
+}
+
+int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
+                        ad_alert *out)
+{
+    int exceed, below;
+    uint64_t mask = a->cfg.n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << a->cfg.n) - 1);
+    double score = o->score, threshold = o->threshold;
+
+    judge(a, o, &exceed, &below);
     a->hist = ((a->hist << 1) | (uint64_t)exceed) & mask;
     if (a->hist_len < a->cfg.n)
         a->hist_len++;
@@ -161,17 +216,18 @@ int ad_alerter_step(ad_alerter *a, int64_t ts_ms, double score,
             a->cur.peak_ms = ts_ms;
             a->cur.severity = score / a->cur.threshold;
         }
+        if (o->prob > a->cur.peak_probability || (isnan(a->cur.peak_probability) &&
+                                                 isfinite(o->prob)))
+            a->cur.peak_probability = o->prob;
         if (exceed)
-            add_share(a, share);
+            add_share(a, o->share);
         update_top(a);
-        if (score < threshold * a->cfg.clear_ratio)
+        if (below)
             a->below++;
         else
             a->below = 0;
         if (a->below >= a->cfg.m) {
-            a->cur.active = 0;
-            a->cur.end_ms = ts_ms;
-            a->below = 0;
+            end_alert(a, ts_ms, AD_CLOSE_CLEARED);
             a->has_cooldown = a->cfg.cooldown_ms > 0;
             a->cooldown_until = ts_ms + a->cfg.cooldown_ms;
             if (out)
@@ -197,16 +253,42 @@ int ad_alerter_step(ad_alerter *a, int64_t ts_ms, double score,
     a->cur.threshold = threshold;
     a->cur.severity = score / threshold;
     a->cur.windows = 1;
+    a->cur.probability = o->prob;
+    a->cur.log_likelihood = o->log_lik;
+    a->cur.peak_probability = o->prob;
+    a->cur.reason = AD_CLOSE_NONE;
     snprintf(a->cur.id, sizeof(a->cur.id), "%s-%lld-%llu", a->key,
              (long long)ts_ms, (unsigned long long)a->seq);
     memset(a->share_sum, 0, (size_t)a->F * sizeof(double));
     a->share_n = 0;
-    add_share(a, share);
+    add_share(a, o->share);
     update_top(a);
     a->below = 0;
     if (out)
         *out = a->cur;
     return AD_ALERT_RAISED;
+}
+
+int ad_alerter_step(ad_alerter *a, int64_t ts_ms, double score,
+                    double threshold, const float *share, ad_alert *out)
+{
+    ad_alert_obs o = { score, threshold, NAN, NAN, share };
+
+    return ad_alerter_step_obs(a, ts_ms, &o, out);
+}
+
+int ad_alerter_close(ad_alerter *a, int64_t ts_ms, ad_close_reason reason,
+                     ad_alert *out)
+{
+    if (!a->cur.active)
+        return 0;
+    end_alert(a, ts_ms, reason);
+    a->hist = 0;
+    a->hist_len = 0;
+    a->last_exceeded = 0;
+    if (out)
+        *out = a->cur;
+    return AD_ALERT_CLEARED;
 }
 
 int ad_alerter_last_exceeded(const ad_alerter *a)
@@ -249,6 +331,13 @@ static void iso_ms(int64_t ms, char *buf, size_t len)
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 
+/* A finite number, or null (JSON has no NaN or Inf). */
+static int add_num_or_null(cJSON *o, const char *k, double v)
+{
+    return isfinite(v) ? cJSON_AddNumberToObject(o, k, v) != NULL :
+                         cJSON_AddNullToObject(o, k) != NULL;
+}
+
 cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,
                         const char *const *names)
 {
@@ -281,7 +370,14 @@ cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,
         !cJSON_AddNumberToObject(o, "peak_ts", (double)al->peak_ms) ||
         !cJSON_AddNumberToObject(o, "threshold", al->threshold) ||
         !cJSON_AddNumberToObject(o, "severity", al->severity) ||
-        !cJSON_AddNumberToObject(o, "windows", (double)al->windows))
+        !cJSON_AddNumberToObject(o, "windows", (double)al->windows) ||
+        !add_num_or_null(o, "probability", al->probability) ||
+        !add_num_or_null(o, "log_likelihood", al->log_likelihood) ||
+        !add_num_or_null(o, "peak_probability", al->peak_probability))
+        goto fail;
+    if (!al->active &&
+        !cJSON_AddStringToObject(o, "reason", ad_close_reason_name(al->reason ? al->reason :
+                                                                   AD_CLOSE_CLEARED)))
         goto fail;
     arr = cJSON_AddArrayToObject(o, "top_features");
     if (arr == NULL)

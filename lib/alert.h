@@ -10,6 +10,18 @@
  *   clear   when the score stayed < threshold * clear_ratio for m
  *           consecutive windows. The alert's end time is that window's ts.
  *
+ * ON (ad_alert_cfg.on). AD_ALERT_ON_SCORE: the above, on the (smoothed)
+ * score against the threshold. AD_ALERT_ON_PROBABILITY: the same k-of-n /
+ * m-below rules on the anomaly probability p of each window (likelihood.h)
+ * against `level`, measured as surprise S = -ln(1 - p) (from the window's
+ * log-likelihood, so it keeps its resolution where p rounds to 1): a window
+ * exceeds when S > S_level = -ln(1 - level), and counts as below when
+ * S < clear_ratio * S_level (level 0.9999, clear_ratio 0.8: p < 0.99937).
+ *
+ * CLOSE REASON. An alert ends `cleared` (the rule above) or `accepted`
+ * (ad_alerter_close: the caller accepted the change as the new normal, see
+ * detector.h REGIME ACCEPTANCE).
+ *
  * An alert record carries a stable id "<stream>-<start unix ms>-<seq>"
  * (seq = 1, 2, ... per stream since creation), so replaying the same data
  * yields the same ids; start time (ts of the raising window), end time (0
@@ -30,13 +42,38 @@
 #define AD_ALERT_TOP 3          /* top features reported */
 #define AD_ALERT_ID_LEN 128     /* bytes of the id buffer, NUL included */
 
+typedef enum {
+    AD_ALERT_ON_SCORE = 0,
+    AD_ALERT_ON_PROBABILITY
+} ad_alert_on;
+
+typedef enum {
+    AD_CLOSE_NONE = 0,        /* still active */
+    AD_CLOSE_CLEARED,         /* below the clear level for m windows */
+    AD_CLOSE_ACCEPTED         /* accepted as the new normal */
+} ad_close_reason;
+
 typedef struct ad_alert_cfg {
     int k;                /* windows over threshold ... default 3 */
     int n;                /* ... of the last n (1..AD_ALERT_MAX_N), default 5 */
     int m;                /* clear after m windows below, default 10 */
     double clear_ratio;   /* clear level = threshold * clear_ratio, (0,1], default 0.8 */
     int64_t cooldown_ms;  /* no raise within this time after a clear; default 0 */
+    ad_alert_on on;       /* what raises and clears; default score */
+    double level;         /* probability: raise level in (0,1), default 0.9999 */
+    int accept_after;     /* detector: accept a persistent change after this
+                           * many alert windows; 0 = never (default) */
+    double accept_spread; /* detector: stability factor (> 0), default 3 */
 } ad_alert_cfg;
+
+/* One scored window as the alerter sees it. */
+typedef struct ad_alert_obs {
+    double score;             /* (smoothed) score */
+    double threshold;         /* current threshold */
+    double prob;              /* anomaly probability, NAN if unknown */
+    double log_lik;           /* ln(1 - prob), NAN if unknown */
+    const float *share;       /* F floats or NULL */
+} ad_alert_obs;
 
 typedef struct ad_alert {
     char id[AD_ALERT_ID_LEN];
@@ -49,6 +86,10 @@ typedef struct ad_alert {
     double threshold;         /* at raise */
     double severity;          /* peak_score / threshold */
     uint64_t windows;         /* windows since raise (exceeding or not) */
+    double probability;       /* of the raising window (NAN: unknown) */
+    double log_likelihood;    /* ln(1 - probability) of the raising window */
+    double peak_probability;  /* highest over the alert */
+    ad_close_reason reason;   /* why it ended (NONE while active) */
     int n_top;
     int top_feature[AD_ALERT_TOP];   /* feature indices, most first */
     double top_share[AD_ALERT_TOP];  /* mean share over exceeding windows */
@@ -78,6 +119,25 @@ void ad_alerter_free(ad_alerter *a);       /* NULL-safe */
 int ad_alerter_step(ad_alerter *a, int64_t ts_ms, double score,
                     double threshold, const float *share, ad_alert *out);
 
+/*
+ * The same with the probability (needed for on = probability; recorded in
+ * the alert either way). ad_alerter_step(..) is this with prob = NAN.
+ */
+int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
+                        ad_alert *out);
+
+/*
+ * End the active alert now with `reason` (end time ts_ms) and forget the
+ * window history, so the next raise needs k fresh exceeding windows.
+ * Returns AD_ALERT_CLEARED with *out (may be NULL) the closed alert, or 0
+ * when no alert is active.
+ */
+int ad_alerter_close(ad_alerter *a, int64_t ts_ms, ad_close_reason reason,
+                     ad_alert *out);
+
+const char *ad_close_reason_name(ad_close_reason r);   /* "cleared", ... */
+const char *ad_alert_on_name(ad_alert_on on);           /* "score", ... */
+
 /* Was the last stepped window over the threshold? */
 int ad_alerter_last_exceeded(const ad_alerter *a);
 
@@ -95,7 +155,9 @@ void ad_alerter_reset(ad_alerter *a);
  * An alert as JSON (new cJSON object; NULL on OOM):
  *   {"id":..,"stream":..,"state":"raised"|"cleared","start":ms,"end":ms|null,
  *    "start_iso":"..Z","peak_score":..,"threshold":..,"severity":..,
- *    "windows":..,"top_features":[{"name":..,"share":..},..]}
+ *    "windows":..,"top_features":[{"name":..,"share":..},..],
+ *    "probability":p|null,"log_likelihood":L|null,"peak_probability":..|null,
+ *    "reason":"cleared"|"accepted" (cleared alerts only)}
  * names (F strings) may be NULL (indices are printed as "f<i>").
  */
 cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,

@@ -28,7 +28,9 @@ struct ad_detector {
     ad_window *win;
     ad_threshold *thr;
     ad_alerter *alert;
+    ad_likelihood *lik;
     float *row;                  /* F scratch */
+    float *srow;                 /* F scratch: the row scaled */
     ad_phase phase;
     /* collecting */
     float *coll;                 /* (coll_cap, F) raw rows */
@@ -41,6 +43,16 @@ struct ad_detector {
     int has_calib_start;
     int64_t calib_start;
     int64_t last_ts;             /* last row consumed (event times) */
+    /* untrusted rows */
+    uint64_t rejected_seen;      /* stream rejections at the last row */
+    uint64_t rows_since_bad;     /* rows since the last untrusted one */
+    /* calibration failure reports */
+    uint64_t fail_report_at;     /* windows_scored at the last report */
+    uint64_t fail_unreported;
+    int fail_reported;
+    /* regime acceptance: the last A scores of the active alert (ring) */
+    double *acc;                 /* A, then 2A scratch */
+    int acc_len, acc_head;
     int ev_head, ev_len;
     ad_detector_stats st;
     void *user;
@@ -97,6 +109,8 @@ const char *ad_event_type_name(ad_event_type t)
     case AD_EV_ALERT_CLEARED: return "alert_cleared";
     case AD_EV_TRAIN_READY: return "train_ready";
     case AD_EV_TRAIN_FAILED: return "train_failed";
+    case AD_EV_CALIB_FAILED: return "calibration_failed";
+    case AD_EV_ACCEPTED: return "regime_accepted";
     }
     return "?";
 }
@@ -120,6 +134,9 @@ void ad_detector_cfg_default(ad_detector_cfg *c)
     c->train_epochs = 5;
     c->boot_units = 32;
     c->train_seed = 1;
+    ad_lik_cfg_default(&c->lik);
+    c->extreme = 50;
+    c->calib_warn_every = 100;
 }
 
 int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
@@ -132,6 +149,14 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
         return rc;
     if ((rc = ad_alert_cfg_check(&c->alert, err, errlen)) != 0)
         return rc;
+    if ((rc = ad_lik_cfg_check(&c->lik, err, errlen)) != 0)
+        return rc;
+    if (!(c->extreme >= 0) || !isfinite(c->extreme))
+        return ad_errf(err, errlen, AD_EINVAL, "calibration.extreme: must be >= 0 (got %g)",
+                       c->extreme);
+    if (c->calib_warn_every < 1)
+        return ad_errf(err, errlen, AD_EINVAL, "calibration.warn_every: must be >= 1 (got %d)",
+                       c->calib_warn_every);
     if (c->hop < 1)
         return ad_errf(err, errlen, AD_EINVAL, "hop: must be >= 1 (got %d)", c->hop);
     if (c->metric != AD_METRIC_MSE && c->metric != AD_METRIC_MAE)
@@ -186,6 +211,15 @@ uint64_t ad_detector_cfg_hash(const ad_detector_cfg *c)
     HV(h, c->train_epochs);
     HV(h, c->boot_units);
     HV(h, c->train_seed);
+    /* Robust calibration settings: hashed only when not the defaults, so
+     * calibration saved before they existed stays valid. */
+    if (c->thr.estimator != AD_EST_QUANTILE || c->thr.fence != 6.0 || c->thr.floor != 0.01 ||
+        c->extreme != 50) {
+        HV(h, (int)c->thr.estimator);
+        HV(h, c->thr.fence);
+        HV(h, c->thr.floor);
+        HV(h, c->extreme);
+    }
     return h;
 }
 
@@ -208,6 +242,9 @@ static ad_event *ev_new(ad_detector *d, ad_event_type type, int64_t ts)
     e->phase = d->phase;
     e->prev_phase = d->phase;
     e->threshold = ad_threshold_value(d->thr);
+    e->prev_threshold = NAN;
+    e->probability = NAN;
+    e->log_likelihood = NAN;
     return e;
 }
 
@@ -247,6 +284,9 @@ void ad_detector_free(ad_detector *d)
     ad_window_free(d->win);
     ad_threshold_free(d->thr);
     ad_alerter_free(d->alert);
+    ad_likelihood_free(d->lik);
+    free(d->acc);
+    free(d->srow);
     if (d->features) {
         for (f = 0; f < d->F; f++)
             free(d->features[f]);
@@ -341,7 +381,11 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->key = strdup(key ? key : "");
     d->features = calloc((size_t)F, sizeof(char *));
     d->row = malloc((size_t)F * sizeof(float));
-    if (d->key == NULL || d->features == NULL || d->row == NULL)
+    d->srow = malloc((size_t)F * sizeof(float));
+    if (cfg->alert.accept_after > 0)
+        d->acc = malloc(3 * (size_t)cfg->alert.accept_after * sizeof(double));
+    if (d->key == NULL || d->features == NULL || d->row == NULL || d->srow == NULL ||
+        (cfg->alert.accept_after > 0 && d->acc == NULL))
         goto oom;
     for (f = 0; f < F; f++)
         if ((d->features[f] = strdup(features[f] ? features[f] : "")) == NULL)
@@ -358,6 +402,8 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         goto fail;
     if ((rc = ad_alerter_new(&d->alert, &cfg->alert, d->key, F, err, errlen)) != 0)
         goto fail;
+    if ((rc = ad_likelihood_new(&d->lik, &cfg->lik, err, errlen)) != 0)
+        goto fail;
     if (cfg->training != AD_TRAIN_NONE) {
         d->coll_cap = (size_t)cfg->train_windows + (size_t)T - 1;
         d->coll = malloc(d->coll_cap * (size_t)F * sizeof(float));
@@ -372,6 +418,9 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->gen = 1;
     d->st.last_score = NAN;
     d->st.last_smoothed = NAN;
+    d->st.last_probability = NAN;
+    d->st.last_log_likelihood = NAN;
+    d->rows_since_bad = UINT64_MAX / 2;
     *out = d;
     return 0;
 oom:
@@ -423,6 +472,30 @@ static void collect(ad_detector *d, int64_t ts)
     }
 }
 
+/* See UNTRUSTED WINDOWS in detector.h. */
+static int row_untrusted(ad_detector *d, int valid)
+{
+    ad_stream_stats ss;
+    uint64_t rej;
+    int bad = 0, f;
+
+    ad_stream_get_stats(d->stream, &ss);
+    rej = ss.nonfinite + ss.nonnumeric;
+    if (rej != d->rejected_seen) {
+        d->rejected_seen = rej;
+        bad = 1;
+    }
+    if (!bad && valid && d->model != NULL && d->cfg.extreme > 0) {
+        ad_model_scale(d->model, d->row, d->srow, 1);
+        for (f = 0; f < d->F; f++)
+            if (!isfinite(d->srow[f]) || fabsf(d->srow[f]) > d->cfg.extreme) {
+                bad = 1;
+                break;
+            }
+    }
+    return bad;
+}
+
 int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
 {
     int64_t ts;
@@ -432,6 +505,10 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
         int due;
         d->st.rows++;
         d->last_ts = ts;
+        if (row_untrusted(d, valid))
+            d->rows_since_bad = 0;
+        else if (d->rows_since_bad < UINT64_MAX / 2)
+            d->rows_since_bad++;
         if (d->phase == AD_PHASE_COLLECTING && valid)
             collect(d, ts);
         due = ad_window_push(d->win, ts, d->row, valid);
@@ -455,6 +532,7 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
         job->gen = d->gen;
         job->model = d->model;
         job->phase = d->phase;
+        job->untrusted = d->rows_since_bad < (uint64_t)d->T;
         return 1;
     }
     return 0;
@@ -470,6 +548,13 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
     rc = ad_threshold_fit(d->thr, d->model ? d->model->training : NULL, err, errlen);
     if (rc != 0)
         return rc;
+    {
+        ad_thr_info in;
+        ad_threshold_info(d->thr, &in);
+        ad_likelihood_set_floor(d->lik, in.floor);
+    }
+    d->fail_reported = 0;
+    d->fail_unreported = 0;
     e = ev_new(d, AD_EV_CALIBRATED, ts);
     e->threshold = ad_threshold_value(d->thr);
     e->n = ad_threshold_count(d->thr);
@@ -480,10 +565,168 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
     return 0;
 }
 
+/* CALIBRATING: one score (see CALIBRATION FAILURES for the reports). */
+static void calibrate(ad_detector *d, int64_t ts, double s, int untrusted)
+{
+    int done = 0;
+    char err[160];
+
+    if (!d->has_calib_start) {
+        d->has_calib_start = 1;
+        d->calib_start = ts;
+    }
+    if (untrusted) {
+        d->st.calib_excluded++;
+    } else {
+        ad_threshold_add(d->thr, s);
+        d->st.calib_windows++;
+    }
+    if (d->cfg.calib_windows > 0 &&
+        ad_threshold_count(d->thr) >= (uint64_t)d->cfg.calib_windows)
+        done = 1;
+    if (d->cfg.calib_duration_ms > 0 && ts - d->calib_start >= d->cfg.calib_duration_ms)
+        done = 1;
+    if (!done || fit_now(d, ts, err, sizeof(err)) == 0)
+        return;
+    d->st.calib_failures++;
+    d->fail_unreported++;
+    if (!d->fail_reported ||
+        d->st.windows_scored - d->fail_report_at >= (uint64_t)d->cfg.calib_warn_every) {
+        ad_event *e = ev_new(d, AD_EV_CALIB_FAILED, ts);
+        snprintf(e->text, sizeof(e->text), "%s", err);
+        e->n = d->fail_unreported;
+        ad_log(AD_LOG_WARNING, "stream %s: calibration continues (%llu failed fits since "
+               "the last report): %s", d->key, (unsigned long long)d->fail_unreported, err);
+        d->fail_reported = 1;
+        d->fail_report_at = d->st.windows_scored;
+        d->fail_unreported = 0;
+    }
+}
+
+/* The reference spread of regime acceptance (see detector.h). */
+static double accept_ref_spread(const ad_detector *d)
+{
+    ad_thr_info in;
+
+    ad_threshold_info(d->thr, &in);
+    if (isfinite(in.spread) && in.spread > 0)
+        return in.spread;
+    if (in.floor > 0)
+        return in.floor;
+    return 0.1 * ad_threshold_value(d->thr);
+}
+
+/* The active alert has lasted accept_after windows: accept the change when
+ * it is stable (see REGIME ACCEPTANCE). Returns 1 when accepted. */
+static int try_accept(ad_detector *d, int64_t ts, double p, double L)
+{
+    int A = d->cfg.alert.accept_after, h = A / 2, i, how = 0;
+    double *x = d->acc + A, *tmp = d->acc + 2 * A;
+    double med, s_r, m1, m2, s_c, k = d->cfg.alert.accept_spread, old, nw;
+    char err[160];
+    ad_alert al;
+    ad_event *e;
+
+    for (i = 0; i < A; i++)
+        x[i] = d->acc[(d->acc_head + i) % A];
+    memcpy(tmp, x, (size_t)A * sizeof(double));
+    med = ad_quantile(tmp, (size_t)A, 0.5);
+    for (i = 0; i < A; i++)
+        tmp[i] = fabs(x[i] - med);
+    s_r = 1.4826 * ad_quantile(tmp, (size_t)A, 0.5);
+    memcpy(tmp, x, (size_t)A * sizeof(double));
+    m1 = h > 0 ? ad_quantile(tmp, (size_t)h, 0.5) : med;
+    m2 = ad_quantile(tmp + h, (size_t)(A - h), 0.5);
+    s_c = accept_ref_spread(d);
+    if (!(s_r <= k * s_c) || !(m2 - m1 <= k * s_c))
+        return 0;
+    old = ad_threshold_value(d->thr);
+    if (ad_threshold_rebase(d->thr, x, (size_t)A, d->model ? d->model->training : NULL,
+                            &how, err, sizeof(err)) != 0) {
+        ad_log(AD_LOG_WARNING, "stream %s: regime not accepted: %s", d->key, err);
+        return 0;
+    }
+    nw = ad_threshold_value(d->thr);
+    if (ad_alerter_close(d->alert, ts, AD_CLOSE_ACCEPTED, &al)) {
+        e = ev_new(d, AD_EV_ALERT_CLEARED, ts);
+        e->alert = al;
+        e->threshold = nw;
+        e->probability = p;
+        e->log_likelihood = L;
+    }
+    e = ev_new(d, AD_EV_ACCEPTED, ts);
+    e->threshold = nw;
+    e->prev_threshold = old;
+    e->n = (uint64_t)A;
+    e->probability = p;
+    e->log_likelihood = L;
+    snprintf(e->text, sizeof(e->text),
+             "threshold %.6g -> %.6g (%s) on %d windows: spread %.3g, trend %.3g, "
+             "limit %.3g", old, nw, how ? "median shift" : "refit", A, s_r, m2 - m1, k * s_c);
+    ad_log(AD_LOG_INFO, "stream %s: regime accepted: %s", d->key, e->text);
+    d->st.accepted++;
+    d->acc_len = d->acc_head = 0;
+    {
+        ad_thr_info in;
+        ad_threshold_info(d->thr, &in);
+        ad_likelihood_set_floor(d->lik, in.floor);
+    }
+    return 1;
+}
+
+/* DETECTING: one score through the alerter, acceptance and adaptation. */
+static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
+                   const float *share, int untrusted)
+{
+    double thr = ad_threshold_value(d->thr);
+    ad_alert_obs o = { s, thr, p, L, share };
+    ad_alert al;
+    int r = ad_alerter_step_obs(d->alert, ts, &o, &al);
+    int exceeded = ad_alerter_last_exceeded(d->alert);
+    int A = d->cfg.alert.accept_after;
+
+    if (exceeded)
+        d->st.windows_exceeded++;
+    if (r & AD_ALERT_CLEARED) {
+        ad_event *e = ev_new(d, AD_EV_ALERT_CLEARED, ts);
+        e->alert = al;
+        e->threshold = thr;
+        e->probability = p;
+        e->log_likelihood = L;
+        d->acc_len = d->acc_head = 0;
+    }
+    if (r & AD_ALERT_RAISED) {
+        ad_event *e = ev_new(d, AD_EV_ALERT_RAISED, ts);
+        e->alert = al;
+        e->threshold = thr;
+        e->probability = p;
+        e->log_likelihood = L;
+        d->st.alerts++;
+        d->acc_len = d->acc_head = 0;
+    }
+    if (A > 0 && ad_alerter_active(d->alert) != NULL) {
+        if (untrusted) {
+            d->acc_len = d->acc_head = 0;   /* stability needs trusted windows */
+        } else if (d->acc_len < A) {
+            d->acc[(d->acc_head + d->acc_len++) % A] = s;
+        } else {
+            d->acc[d->acc_head] = s;
+            d->acc_head = (d->acc_head + 1) % A;
+        }
+        if (d->acc_len == A && try_accept(d, ts, p, L))
+            return;
+    }
+    /* Learn only from windows judged normal: below the threshold and
+     * outside any alert, and trusted. */
+    if (!exceeded && !untrusted && ad_alerter_active(d->alert) == NULL &&
+        !(r & AD_ALERT_CLEARED))
+        ad_threshold_adapt(d->thr, s);
+}
+
 int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
                            double score, const float *share)
 {
-    double s, thr;
+    double s, p, L;
     int64_t ts = job->ts_ms;
 
     if (job->det != d || job->gen != d->gen || job->seq <= d->seq_fed) {
@@ -497,6 +740,8 @@ int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
     }
     d->st.windows_scored++;
     d->st.last_score = score;
+    if (job->untrusted)
+        d->st.windows_untrusted++;
     if (d->cfg.smooth_alpha < 1 && d->has_smooth)
         s = d->cfg.smooth_alpha * score + (1 - d->cfg.smooth_alpha) * d->smooth;
     else
@@ -504,50 +749,17 @@ int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
     d->smooth = s;
     d->has_smooth = 1;
     d->st.last_smoothed = s;
+    p = ad_likelihood_update(d->lik, score, !job->untrusted, &L);
+    d->st.last_probability = p;
+    d->st.last_log_likelihood = L;
 
     if (d->phase == AD_PHASE_CALIBRATING) {
-        int done = 0;
-        char err[200];
-        if (!d->has_calib_start) {
-            d->has_calib_start = 1;
-            d->calib_start = ts;
-        }
-        ad_threshold_add(d->thr, s);
-        d->st.calib_windows++;
-        if (d->cfg.calib_windows > 0 &&
-            ad_threshold_count(d->thr) >= (uint64_t)d->cfg.calib_windows)
-            done = 1;
-        if (d->cfg.calib_duration_ms > 0 && ts - d->calib_start >= d->cfg.calib_duration_ms)
-            done = 1;
-        if (done && fit_now(d, ts, err, sizeof(err)) != 0)
-            ad_log(AD_LOG_WARNING, "stream %s: calibration continues: %s", d->key, err);
+        calibrate(d, ts, s, job->untrusted);
         return 0;
     }
     if (d->phase != AD_PHASE_DETECTING)
         return 0;
-    thr = ad_threshold_value(d->thr);
-    {
-        ad_alert al;
-        int r = ad_alerter_step(d->alert, ts, s, thr, share, &al);
-        int exceeded = ad_alerter_last_exceeded(d->alert);
-        if (exceeded)
-            d->st.windows_exceeded++;
-        if (r & AD_ALERT_CLEARED) {
-            ad_event *e = ev_new(d, AD_EV_ALERT_CLEARED, ts);
-            e->alert = al;
-            e->threshold = thr;
-        }
-        if (r & AD_ALERT_RAISED) {
-            ad_event *e = ev_new(d, AD_EV_ALERT_RAISED, ts);
-            e->alert = al;
-            e->threshold = thr;
-            d->st.alerts++;
-        }
-        /* Learn only from windows judged normal: below the threshold and
-         * outside any alert. */
-        if (!exceeded && ad_alerter_active(d->alert) == NULL && !(r & AD_ALERT_CLEARED))
-            ad_threshold_adapt(d->thr, s);
-    }
+    detect(d, ts, s, p, L, share, job->untrusted);
     return 0;
 }
 
@@ -765,6 +977,11 @@ static void restart_calibration(ad_detector *d, int64_t ts)
 {
     ad_threshold_reset(d->thr);
     ad_alerter_reset(d->alert);
+    ad_likelihood_reset(d->lik);     /* a new model scores on another scale */
+    ad_likelihood_set_floor(d->lik, 0);
+    d->acc_len = d->acc_head = 0;
+    d->fail_reported = 0;
+    d->fail_unreported = 0;
     d->has_smooth = 0;
     d->has_calib_start = 0;
     set_phase(d, AD_PHASE_CALIBRATING, ts);
@@ -857,6 +1074,11 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     st->phase = d->phase;
     ad_stream_get_stats(d->stream, &st->stream);
     st->threshold = ad_threshold_value(d->thr);
+    {
+        ad_thr_info in;
+        ad_threshold_info(d->thr, &in);
+        st->threshold_floored = ad_threshold_fitted(d->thr) && in.floored;
+    }
     st->exceeded = d->phase == AD_PHASE_DETECTING && d->st.windows_scored > 0 &&
         ad_alerter_last_exceeded(d->alert);
     st->alert_active = a != NULL;
@@ -976,6 +1198,13 @@ out:
 
 /* ---- events as JSON ---------------------------------------------------------- */
 
+/* A finite number, or null (JSON has no NaN or Inf). */
+static int num_or_null(cJSON *o, const char *k, double v)
+{
+    return isfinite(v) ? cJSON_AddNumberToObject(o, k, v) != NULL :
+                         cJSON_AddNullToObject(o, k) != NULL;
+}
+
 cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
 {
     cJSON *o = cJSON_CreateObject(), *a;
@@ -993,6 +1222,21 @@ cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
         if (a == NULL)
             goto fail;
         cJSON_AddItemToObject(o, "alert", a);
+        if (!num_or_null(o, "probability", ev->probability) ||
+            !num_or_null(o, "log_likelihood", ev->log_likelihood))
+            goto fail;
+        break;
+    case AD_EV_CALIB_FAILED:
+        if (!cJSON_AddStringToObject(o, "text", ev->text) ||
+            !cJSON_AddNumberToObject(o, "failures", (double)ev->n))
+            goto fail;
+        break;
+    case AD_EV_ACCEPTED:
+        if (!cJSON_AddNumberToObject(o, "threshold", ev->threshold) ||
+            !num_or_null(o, "prev_threshold", ev->prev_threshold) ||
+            !cJSON_AddNumberToObject(o, "windows", (double)ev->n) ||
+            !cJSON_AddStringToObject(o, "text", ev->text))
+            goto fail;
         break;
     case AD_EV_PHASE:
         if (!cJSON_AddStringToObject(o, "phase", ad_phase_name(ev->phase)) ||

@@ -61,6 +61,43 @@
  * INVALID WINDOWS. A window containing an invalid row (stream.h missing
  * policy) is not scored: counted in windows_invalid.
  *
+ * UNTRUSTED WINDOWS. A row is untrusted when a sample was rejected by row
+ * assembly (NaN/Inf/non-numeric) since the previous row was taken (in hold
+ * mode such a row carries a held value in its place), or when a value of
+ * the row, scaled by the model's scaler, is non-finite or |x| > extreme
+ * (cfg.extreme; 0 = no limit). A window with an untrusted row among its T
+ * rows is scored and may alert, but never feeds calibration (counted in
+ * calib_excluded), threshold adaptation, regime acceptance or the anomaly
+ * probability's history (windows_untrusted counts them all).
+ *
+ * ANOMALY PROBABILITY. Every scored window also gets p in [0,1] and its
+ * log-likelihood ln(1 - p) from the raw scores' history (likelihood.h;
+ * cfg.lik), in every phase; the history restarts with a new model. With
+ * alert.on = probability, p against alert.level drives the alerts instead
+ * of the score against the threshold (alert.h). The sd floor of the
+ * probability is the threshold's floor (threshold.h FLOOR).
+ *
+ * REGIME ACCEPTANCE (alert.accept_after = A > 0). While an alert is active
+ * the detector keeps the (smoothed) scores of its last A windows. Once the
+ * alert has lasted A windows, at each window it tests whether the change
+ * is stable: with s_r = 1.4826 * MAD of those A scores, m1, m2 the medians
+ * of their first and second halves, and s_c the calibration spread
+ * (threshold.h ad_thr_info.spread; if unknown or 0, the floor; else 0.1 *
+ * threshold), the change is stable when
+ *     s_r <= accept_spread * s_c       (no wilder than calibration) and
+ *     m2 - m1 <= accept_spread * s_c   (no upward trend).
+ * A stable change is accepted as the new normal: the threshold rebases on
+ * those A scores (ad_threshold_rebase: refit with the estimator, else the
+ * median shift), the alert closes with reason accepted
+ * (AD_EV_ALERT_CLEARED) and AD_EV_ACCEPTED reports the old and new
+ * threshold. An alert raised later needs k fresh exceeding windows. With
+ * A = 0 every alert stays open until its scores clear.
+ *
+ * CALIBRATION FAILURES. When a fit fails (too few scores, POT peaks) the
+ * stream keeps calibrating; AD_EV_CALIB_FAILED (and a warning log) is
+ * queued for the first failure and then at most once per calib_warn_every
+ * scored windows, with the number of failures in between.
+ *
  * ORDER. Feed scores in the order the jobs were handed out (job.seq). A
  * score for a job older than the last fed one, or from another model
  * generation (after a model swap), is ignored and counted (scores_stale).
@@ -89,6 +126,7 @@
 #include "stream.h"
 #include "threshold.h"
 #include "alert.h"
+#include "likelihood.h"
 
 typedef enum {
     AD_PHASE_COLLECTING = 0,
@@ -121,6 +159,11 @@ typedef struct ad_detector_cfg {
                                  * RepeatVector(T) -> LSTM(u, seq) ->
                                  * TimeDistributed(Dense(F)); default 32 */
     uint64_t train_seed;        /* default 1 */
+    ad_lik_cfg lik;             /* anomaly probability (likelihood.h) */
+    double extreme;             /* scaled |value| limit of a trusted row;
+                                 * 0 = none; default 50 */
+    int calib_warn_every;       /* calibration failure reports at most once
+                                 * per this many windows, >= 1; default 100 */
 } ad_detector_cfg;
 
 /* What the caller needs to score one window. Plain values. */
@@ -132,6 +175,7 @@ typedef struct ad_window_job {
     int64_t start_ms;           /* timestamp of its first row */
     const ad_model *model;      /* run this model (borrowed, see THREAD RULES) */
     ad_phase phase;             /* phase when handed out */
+    int untrusted;              /* contains an untrusted row (see above) */
 } ad_window_job;
 
 typedef enum {
@@ -140,7 +184,11 @@ typedef enum {
     AD_EV_ALERT_RAISED,         /* alert (copy) */
     AD_EV_ALERT_CLEARED,        /* alert (copy, end_ms set) */
     AD_EV_TRAIN_READY,          /* call ad_detector_take_train_job() */
-    AD_EV_TRAIN_FAILED          /* train_done got no model (message in text) */
+    AD_EV_TRAIN_FAILED,         /* train_done got no model (message in text) */
+    AD_EV_CALIB_FAILED,         /* fit failed (text; n = failures since the
+                                 * last report) */
+    AD_EV_ACCEPTED              /* regime accepted: threshold (new),
+                                 * prev_threshold, n = windows, text */
 } ad_event_type;
 
 typedef struct ad_event {
@@ -148,6 +196,9 @@ typedef struct ad_event {
     int64_t ts_ms;              /* data time of the window/row that caused it */
     ad_phase phase, prev_phase;
     double threshold;
+    double prev_threshold;      /* AD_EV_ACCEPTED: before */
+    double probability;         /* of the window that caused it (NAN: none) */
+    double log_likelihood;      /* ln(1 - probability) */
     uint64_t n;
     ad_alert alert;
     char text[160];
@@ -172,6 +223,13 @@ typedef struct ad_detector_stats {
     uint64_t events_dropped;    /* event queue overflow */
     uint64_t alerts;            /* alerts raised */
     uint64_t train_failures;
+    uint64_t windows_untrusted; /* scored windows with an untrusted row */
+    uint64_t calib_excluded;    /* ... of them while calibrating (not used) */
+    uint64_t calib_failures;    /* failed fits (reported or not) */
+    uint64_t accepted;          /* regimes accepted */
+    int threshold_floored;      /* the floor set the threshold */
+    double last_probability;    /* NAN before the first */
+    double last_log_likelihood; /* ln(1 - last_probability) */
     double last_score;          /* raw, NAN before the first */
     double last_smoothed;       /* NAN before the first */
     double threshold;           /* NAN until calibrated */
@@ -347,7 +405,12 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
  *   {"event":"phase","stream":..,"ts":ms,"phase":..,"prev":..}
  *   {"event":"calibrated","stream":..,"ts":ms,"threshold":..,"windows":..,
  *    "method":..}
- *   {"event":"train_ready"|"train_failed","stream":..,"ts":ms,"text":..} */
+ *   {"event":"train_ready"|"train_failed","stream":..,"ts":ms,"text":..}
+ *   {"event":"calibration_failed","stream":..,"ts":ms,"text":..,"failures":n}
+ *   {"event":"regime_accepted","stream":..,"ts":ms,"threshold":new,
+ *    "prev_threshold":old,"windows":A,"text":..}
+ * Alert events also carry the window's "probability" and "log_likelihood"
+ * (null when unknown). */
 cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev);
 
 #endif /* AD_DETECTOR_H */

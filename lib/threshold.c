@@ -39,9 +39,26 @@ struct ad_threshold {
     int frozen;
     double value;
     double pot_init, gamma, sigma;
+    ad_thr_info info;        /* robust figures of the last fit */
 };
 
 static const char *const method_names[] = { "quantile", "sigma", "pot", "fixed", "model" };
+static const char *const est_names[] = { "quantile", "trimmed", "mad" };
+
+const char *ad_thr_estimator_name(ad_thr_estimator e)
+{
+    return (unsigned)e < 3 ? est_names[e] : "?";
+}
+
+int ad_thr_estimator_from_name(const char *s)
+{
+    int i;
+
+    for (i = 0; i < 3; i++)
+        if (s && strcmp(s, est_names[i]) == 0)
+            return i;
+    return -1;
+}
 
 const char *ad_thr_method_name(ad_thr_method m)
 {
@@ -72,6 +89,9 @@ void ad_thr_cfg_default(ad_thr_cfg *c)
     c->adapt = 0;
     c->max_samples = 10000;
     c->min_samples = 10;
+    c->estimator = AD_EST_QUANTILE;
+    c->fence = 6.0;
+    c->floor = 0.01;
 }
 
 int ad_thr_cfg_check(const ad_thr_cfg *c, char *err, size_t errlen)
@@ -100,6 +120,20 @@ int ad_thr_cfg_check(const ad_thr_cfg *c, char *err, size_t errlen)
         return ad_errf(err, errlen, AD_EINVAL, "threshold.max_samples: must be 2..1e8");
     if (c->min_samples < 1)
         return ad_errf(err, errlen, AD_EINVAL, "threshold.min_samples: must be >= 1");
+    if ((unsigned)c->estimator > AD_EST_MAD)
+        return ad_errf(err, errlen, AD_EINVAL, "calibration.estimator: unknown (%d)",
+                       (int)c->estimator);
+    if (c->estimator == AD_EST_MAD && c->method != AD_THR_QUANTILE &&
+        c->method != AD_THR_SIGMA)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "calibration.estimator: mad works with method quantile or sigma, "
+                       "not %s", ad_thr_method_name(c->method));
+    if (!(c->fence > 0) || !isfinite(c->fence))
+        return ad_errf(err, errlen, AD_EINVAL, "calibration.fence: must be > 0 (got %g)",
+                       c->fence);
+    if (!(c->floor >= 0) || !isfinite(c->floor))
+        return ad_errf(err, errlen, AD_EINVAL, "calibration.floor: must be >= 0 (got %g)",
+                       c->floor);
     return 0;
 }
 
@@ -399,11 +433,13 @@ int ad_threshold_new(ad_threshold **out, const ad_thr_cfg *cfg,
         return ad_errf(err, errlen, AD_ENOMEM, "threshold: out of memory");
     t->cfg = *cfg;
     cap = (size_t)cfg->max_samples;
-    if (cfg->method == AD_THR_QUANTILE || cfg->method == AD_THR_POT)
+    if (cfg->method == AD_THR_QUANTILE || cfg->method == AD_THR_POT ||
+        cfg->method == AD_THR_SIGMA)
         t->samples.max = cap;
     if (cfg->method == AD_THR_POT)
         t->peaks.max = cap;
     t->value = NAN;
+    t->info.median = t->info.spread = NAN;
     *out = t;
     return 0;
 }
@@ -418,6 +454,8 @@ void ad_threshold_reset(ad_threshold *t)
     t->fitted = 0;
     t->value = NAN;
     t->pot_init = t->gamma = t->sigma = 0;
+    memset(&t->info, 0, sizeof(t->info));
+    t->info.median = t->info.spread = NAN;
 }
 
 int ad_threshold_add(ad_threshold *t, double score)
@@ -434,14 +472,6 @@ int ad_threshold_add(ad_threshold *t, double score)
 uint64_t ad_threshold_count(const ad_threshold *t)
 {
     return t->count;
-}
-
-static double samples_quantile(ad_threshold *t, double q)
-{
-    if (scratch_ensure(t, t->samples.len) != 0)
-        return NAN;
-    ring_copy(&t->samples, t->scratch);
-    return ad_quantile(t->scratch, t->samples.len, q);
 }
 
 /* Refit the GPD to the current peaks and set value; 0 or AD_ERANGE. */
@@ -491,12 +521,166 @@ static int model_value(const ad_threshold *t, const char *json, double *out,
     return rc;
 }
 
+/* The floor value r * E from the model's training metadata (see FLOOR). */
+static double floor_value(const ad_threshold *t, const char *json)
+{
+    double ref = 1.0;
+    cJSON *root, *e, *v;
+
+    if (!(t->cfg.floor > 0))
+        return 0;
+    root = json ? cJSON_Parse(json) : NULL;
+    e = root ? cJSON_GetObjectItemCaseSensitive(root, "error") : NULL;
+    if (cJSON_IsObject(e)) {
+        v = cJSON_GetObjectItemCaseSensitive(e, "q99");
+        if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !isfinite(v->valuedouble))
+            v = cJSON_GetObjectItemCaseSensitive(e, "mean");
+        if (cJSON_IsNumber(v) && v->valuedouble > 0 && isfinite(v->valuedouble))
+            ref = v->valuedouble;
+    }
+    cJSON_Delete(root);
+    return t->cfg.floor * ref;
+}
+
+/* Median and MAD-sigma of x[0..n-1] (x reordered; dev: n doubles scratch). */
+static void robust_stats(double *x, double *dev, size_t n, double *med, double *spread)
+{
+    double m, s, mean = 0, q = 0;
+    size_t i;
+
+    m = ad_quantile(x, n, 0.5);
+    for (i = 0; i < n; i++)
+        dev[i] = fabs(x[i] - m);
+    s = 1.4826 * ad_quantile(dev, n, 0.5);
+    if (!(s > 0)) {
+        for (i = 0; i < n; i++)
+            mean += x[i];
+        mean /= (double)n;
+        for (i = 0; i < n; i++)
+            q += (x[i] - mean) * (x[i] - mean);
+        s = sqrt(q / (double)n);
+    }
+    *med = m;
+    *spread = s;
+}
+
+/*
+ * Score-based methods: robust figures over the kept scores, the estimator's
+ * selection, then the method. Leaves the kept (trimmed) scores in time order
+ * in t->scratch[0..*kept-1] for POT. 0, AD_ERANGE (too few) or AD_ENOMEM.
+ */
+static int score_estimate(ad_threshold *t, double *out, size_t *kept,
+                          char *err, size_t errlen)
+{
+    size_t n = t->samples.len, i, m;
+    double *x, med, sp, cut;
+
+    if (n < (size_t)t->cfg.min_samples || n < 1 ||
+        (t->cfg.method == AD_THR_SIGMA && n < 2))
+        return ad_errf(err, errlen, AD_ERANGE,
+                       "threshold %s: %zu calibration scores, need >= %d",
+                       ad_thr_method_name(t->cfg.method), n,
+                       t->cfg.min_samples > 2 ? t->cfg.min_samples : 2);
+    if (scratch_ensure(t, 2 * n) != 0)
+        return ad_errf(err, errlen, AD_ENOMEM, "threshold: out of memory");
+    x = t->scratch;
+    ring_copy(&t->samples, x);
+    robust_stats(x, x + n, n, &med, &sp);
+    t->info.median = med;
+    t->info.spread = sp;
+    t->info.trimmed = 0;
+    ring_copy(&t->samples, x);          /* time order again */
+    m = n;
+    if (t->cfg.estimator == AD_EST_TRIMMED) {
+        cut = med + t->cfg.fence * sp;
+        for (i = m = 0; i < n; i++)
+            if (x[i] <= cut)
+                x[m++] = x[i];
+        t->info.trimmed = n - m;
+    }
+    *kept = m;
+    *out = NAN;
+    if (t->cfg.estimator == AD_EST_MAD) {
+        *out = med + t->cfg.k * sp;
+        return 0;
+    }
+    if (t->cfg.method == AD_THR_QUANTILE) {
+        memcpy(x + n, x, m * sizeof(double));
+        *out = t->cfg.margin * ad_quantile(x + n, m, t->cfg.q);
+    } else if (t->cfg.method == AD_THR_SIGMA) {
+        if (t->cfg.estimator == AD_EST_QUANTILE) {
+            *out = t->w.mean + t->cfg.k * ad_welford_std(&t->w);
+        } else {
+            ad_welford w = { 0, 0, 0 };
+            for (i = 0; i < m; i++)
+                ad_welford_add(&w, x[i]);
+            *out = w.mean + t->cfg.k * ad_welford_std(&w);
+        }
+    }
+    return 0;
+}
+
+/* POT on the kept scores x[0..n-1] (scratch). Sets pot_init, peaks, fit. */
+static int pot_fit(ad_threshold *t, size_t n, double *v, char *err, size_t errlen)
+{
+    double *x = t->scratch, vmax = -INFINITY;
+    size_t i;
+    int rc;
+
+    if (scratch_ensure(t, 2 * n) != 0)
+        return ad_errf(err, errlen, AD_ENOMEM, "threshold pot: out of memory");
+    x = t->scratch;
+    memcpy(x + n, x, n * sizeof(double));
+    t->pot_init = ad_quantile(x + n, n, t->cfg.pot_init);
+    t->peaks.len = t->peaks.head = 0;
+    for (i = 0; i < n; i++) {
+        if (x[i] > t->pot_init)
+            ring_push(&t->peaks, x[i] - t->pot_init);
+        if (x[i] > vmax)
+            vmax = x[i];
+    }
+    t->n_obs = n;
+    if (t->peaks.len < 5) {
+        if (t->cfg.floor > 0 && !(t->info.spread > 0)) {
+            /* Degenerate scores: no tail to fit. */
+            t->gamma = t->sigma = 0;
+            *v = vmax;
+            return 0;
+        }
+        return ad_errf(err, errlen, AD_ERANGE,
+                       "threshold pot: %zu peaks over the initial threshold %g, need >= 5 "
+                       "(more calibration windows or a lower pot_init)",
+                       t->peaks.len, t->pot_init);
+    }
+    rc = pot_refit(t);
+    if (rc)
+        return ad_errf(err, errlen, rc, "threshold pot: GPD fit failed on %zu peaks",
+                       t->peaks.len);
+    *v = t->value;
+    return 0;
+}
+
+/* v raised to the floor when below it. */
+static double apply_floor(ad_threshold *t, double v)
+{
+    if (t->info.floor > 0 && !(v >= t->info.floor)) {
+        t->info.floored = 1;
+        return t->info.floor;
+    }
+    if (isfinite(v))
+        t->info.floored = 0;
+    return v;
+}
+
 int ad_threshold_fit(ad_threshold *t, const char *training_json,
                      char *err, size_t errlen)
 {
     double v = NAN;
+    size_t kept;
     int rc;
 
+    t->info.floor = 0;
+    t->info.floored = 0;
     switch (t->cfg.method) {
     case AD_THR_FIXED:
         v = t->cfg.fixed;
@@ -507,51 +691,25 @@ int ad_threshold_fit(ad_threshold *t, const char *training_json,
             return rc;
         break;
     case AD_THR_QUANTILE:
-        if (t->samples.len < (size_t)t->cfg.min_samples)
-            return ad_errf(err, errlen, AD_ERANGE,
-                           "threshold quantile: %zu calibration scores, need >= %d",
-                           t->samples.len, t->cfg.min_samples);
-        v = t->cfg.margin * samples_quantile(t, t->cfg.q);
-        break;
     case AD_THR_SIGMA:
-        if (t->w.n < (uint64_t)t->cfg.min_samples || t->w.n < 2)
-            return ad_errf(err, errlen, AD_ERANGE,
-                           "threshold sigma: %llu calibration scores, need >= %d",
-                           (unsigned long long)t->w.n, t->cfg.min_samples);
-        v = t->w.mean + t->cfg.k * ad_welford_std(&t->w);
-        break;
-    case AD_THR_POT: {
-        size_t i, n = t->samples.len;
-        if (n < (size_t)t->cfg.min_samples)
-            return ad_errf(err, errlen, AD_ERANGE,
-                           "threshold pot: %zu calibration scores, need >= %d",
-                           n, t->cfg.min_samples);
-        t->pot_init = samples_quantile(t, t->cfg.pot_init);
-        t->peaks.len = t->peaks.head = 0;
-        if (scratch_ensure(t, n) != 0)
-            return ad_errf(err, errlen, AD_ENOMEM, "threshold pot: out of memory");
-        ring_copy(&t->samples, t->scratch);
-        for (i = 0; i < n; i++)
-            if (t->scratch[i] > t->pot_init)
-                ring_push(&t->peaks, t->scratch[i] - t->pot_init);
-        t->n_obs = n;
-        if (t->peaks.len < 5)
-            return ad_errf(err, errlen, AD_ERANGE,
-                           "threshold pot: %zu peaks over the initial threshold %g, need >= 5 "
-                           "(more calibration windows or a lower pot_init)",
-                           t->peaks.len, t->pot_init);
-        rc = pot_refit(t);
+    case AD_THR_POT:
+        t->info.floor = floor_value(t, training_json);
+        rc = score_estimate(t, &v, &kept, err, errlen);
         if (rc)
-            return ad_errf(err, errlen, rc, "threshold pot: GPD fit failed on %zu peaks",
-                           t->peaks.len);
-        v = t->value;
+            return rc;
+        if (t->cfg.method == AD_THR_POT) {
+            rc = pot_fit(t, kept, &v, err, errlen);
+            if (rc)
+                return rc;
+        }
+        v = apply_floor(t, v);
         break;
-    }
     }
     if (!isfinite(v) || !(v > 0))
         return ad_errf(err, errlen, AD_ENONFINITE,
-                       "threshold %s: result %g is not a positive number",
-                       ad_thr_method_name(t->cfg.method), v);
+                       "threshold %s: result %g is not a positive number%s",
+                       ad_thr_method_name(t->cfg.method), v,
+                       t->info.floor > 0 ? "" : " (calibration.floor is 0)");
     t->value = v;
     t->fitted = 1;
     t->since_requantile = 0;
@@ -568,6 +726,34 @@ double ad_threshold_value(const ad_threshold *t)
     return t->fitted ? t->value : NAN;
 }
 
+void ad_threshold_info(const ad_threshold *t, ad_thr_info *info)
+{
+    *info = t->info;
+}
+
+/* quantile, and sigma with a robust estimator: re-estimate every
+ * ADAPT_STRIDE-th of the ring. */
+static void adapt_reestimate(ad_threshold *t, double score)
+{
+    double v;
+    size_t kept;
+
+    ring_push(&t->samples, score);
+    ad_welford_add(&t->w, score);
+    /* An exact estimate costs O(samples): re-estimate once per
+     * ADAPT_STRIDE-th of the ring, so a score costs O(ADAPT_STRIDE) at
+     * any max_samples (the estimate lags by under 1/ADAPT_STRIDE of
+     * the window it is taken over). */
+    if (++t->since_requantile < t->samples.len / ADAPT_STRIDE)
+        return;
+    t->since_requantile = 0;
+    if (score_estimate(t, &v, &kept, NULL, 0) != 0)
+        return;
+    v = apply_floor(t, v);
+    if (isfinite(v) && v > 0)
+        t->value = v;
+}
+
 void ad_threshold_adapt(ad_threshold *t, double score)
 {
     double v;
@@ -576,22 +762,16 @@ void ad_threshold_adapt(ad_threshold *t, double score)
         return;
     switch (t->cfg.method) {
     case AD_THR_QUANTILE:
-        ring_push(&t->samples, score);
-        ad_welford_add(&t->w, score);
-        /* An exact estimate costs O(samples): re-estimate once per
-         * ADAPT_STRIDE-th of the ring, so a score costs O(ADAPT_STRIDE) at
-         * any max_samples (the estimate lags by under 1/ADAPT_STRIDE of
-         * the window it is taken over). */
-        if (++t->since_requantile < t->samples.len / ADAPT_STRIDE)
-            break;
-        t->since_requantile = 0;
-        v = t->cfg.margin * samples_quantile(t, t->cfg.q);
-        if (isfinite(v) && v > 0)
-            t->value = v;
+        adapt_reestimate(t, score);
         break;
     case AD_THR_SIGMA:
+        if (t->cfg.estimator != AD_EST_QUANTILE) {
+            adapt_reestimate(t, score);
+            break;
+        }
+        ring_push(&t->samples, score);
         ad_welford_add(&t->w, score);
-        v = t->w.mean + t->cfg.k * ad_welford_std(&t->w);
+        v = apply_floor(t, t->w.mean + t->cfg.k * ad_welford_std(&t->w));
         if (isfinite(v) && v > 0)
             t->value = v;
         break;
@@ -606,10 +786,11 @@ void ad_threshold_adapt(ad_threshold *t, double score)
                 t->gamma = og;
                 t->sigma = os;
             }
+            t->value = apply_floor(t, t->value);
         } else {
             /* n grows, so the same tail quantile moves: recompute. */
-            v = ad_pot_quantile(t->pot_init, t->gamma, t->sigma, t->cfg.pot_risk,
-                                t->n_obs, t->peaks.len);
+            v = apply_floor(t, ad_pot_quantile(t->pot_init, t->gamma, t->sigma,
+                                               t->cfg.pot_risk, t->n_obs, t->peaks.len));
             if (isfinite(v) && v > 0)
                 t->value = v;
         }
@@ -619,6 +800,66 @@ void ad_threshold_adapt(ad_threshold *t, double score)
     case AD_THR_MODEL:
         break;
     }
+}
+
+int ad_threshold_rebase(ad_threshold *t, const double *scores, size_t n,
+                        const char *training_json, int *how,
+                        char *err, size_t errlen)
+{
+    double old = t->value, old_med = t->info.median, new_med, new_sp, v;
+    double *x;
+    size_t i;
+    int rc = AD_ERANGE;
+
+    if (!t->fitted)
+        return ad_errf(err, errlen, AD_EINVAL, "threshold rebase: not fitted");
+    if (n < 1)
+        return ad_errf(err, errlen, AD_ERANGE, "threshold rebase: no scores");
+    for (i = 0; i < n; i++)
+        if (!isfinite(scores[i]))
+            return ad_errf(err, errlen, AD_ENONFINITE, "threshold rebase: score %zu not finite", i);
+    if (scratch_ensure(t, 2 * n) != 0)
+        return ad_errf(err, errlen, AD_ENOMEM, "threshold rebase: out of memory");
+    x = t->scratch;
+    memcpy(x, scores, n * sizeof(double));
+    robust_stats(x, x + n, n, &new_med, &new_sp);
+    if (t->cfg.method != AD_THR_FIXED && t->cfg.method != AD_THR_MODEL) {
+        /* Refit a fresh threshold on the new scores; adopt it only when it
+         * fits, so a failure leaves this one untouched. */
+        ad_threshold *nt = NULL;
+        if (ad_threshold_new(&nt, &t->cfg, NULL, 0) != 0)
+            return ad_errf(err, errlen, AD_ENOMEM, "threshold rebase: out of memory");
+        for (i = 0; i < n; i++)
+            ad_threshold_add(nt, scores[i]);
+        rc = ad_threshold_fit(nt, training_json, NULL, 0);
+        if (rc == 0 && nt->samples.len == n) {
+            ad_threshold tmp = *t;
+            *t = *nt;
+            t->frozen = tmp.frozen;
+            *nt = tmp;                  /* the old buffers are freed with nt */
+        } else {
+            rc = AD_ERANGE;
+        }
+        ad_threshold_free(nt);
+    }
+    if (rc == 0) {
+        if (how)
+            *how = 0;
+        return 0;
+    }
+    /* Median shift. */
+    /* Without calibration scores (fixed, model) the old threshold is taken
+     * as sitting on a level of 0. */
+    v = old + (new_med - (isfinite(old_med) ? old_med : 0));
+    v = apply_floor(t, v);
+    if (!isfinite(v) || !(v > 0))
+        return ad_errf(err, errlen, AD_ENONFINITE, "threshold rebase: result %g", v);
+    t->value = v;
+    t->info.median = new_med;
+    t->info.spread = new_sp;
+    if (how)
+        *how = 1;
+    return 0;
 }
 
 void ad_threshold_freeze(ad_threshold *t, int frozen)
@@ -683,6 +924,15 @@ cJSON *ad_threshold_save(const ad_threshold *t)
         !cJSON_AddNumberToObject(w, "mean", t->w.mean) ||
         !cJSON_AddNumberToObject(w, "m2", t->w.m2))
         goto fail;
+    if (t->fitted && isfinite(t->info.median)) {
+        cJSON *r = cJSON_AddObjectToObject(o, "robust");
+        if (r == NULL || !cJSON_AddNumberToObject(r, "median", t->info.median) ||
+            !cJSON_AddNumberToObject(r, "spread", t->info.spread) ||
+            !cJSON_AddNumberToObject(r, "floor", t->info.floor) ||
+            !cJSON_AddBoolToObject(r, "floored", t->info.floored) ||
+            !cJSON_AddNumberToObject(r, "trimmed", (double)t->info.trimmed))
+            goto fail;
+    }
     if (t->samples.max) {
         a = ring_json(&t->samples);
         if (a == NULL)
@@ -777,6 +1027,18 @@ int ad_threshold_restore(ad_threshold *t, const cJSON *j, char *err, size_t errl
     t->fitted = cJSON_IsTrue(fit);
     t->value = t->fitted ? value : NAN;
     t->frozen = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "frozen"));
+    p = cJSON_GetObjectItemCaseSensitive(j, "robust");
+    if (cJSON_IsObject(p)) {             /* optional: older states lack it */
+        double med, sp, fl, tr;
+        if (get_num(p, "median", &med) || get_num(p, "spread", &sp) || sp < 0 ||
+            get_num(p, "floor", &fl) || fl < 0 || get_num(p, "trimmed", &tr) || tr < 0)
+            goto bad;
+        t->info.median = med;
+        t->info.spread = sp;
+        t->info.floor = fl;
+        t->info.floored = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "floored"));
+        t->info.trimmed = (uint64_t)tr;
+    }
     return 0;
 bad:
     ad_threshold_reset(t);

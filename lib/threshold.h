@@ -29,13 +29,49 @@
  *             The error metric there must match the detector's metric
  *             (checked by the detector, which passes the JSON to fit).
  * Calibration scores are kept (at most max_samples, the most recent; the
- * quantile is over those) for quantile and pot, in buffers grown on demand
- * (a stream calibrated on 100 windows holds ~100 doubles); sigma keeps only
- * Welford sums.
+ * quantile is over those) for quantile, sigma and pot, in buffers grown on
+ * demand (a stream calibrated on 100 windows holds ~100 doubles).
+ *
+ * ESTIMATOR (ad_thr_cfg.estimator; score-based methods quantile, sigma, pot)
+ *   A few outlier windows must not set the threshold: one wild reading sits
+ *   in T consecutive windows (30 % of a 100-window calibration with T = 30),
+ *   which moves any upper quantile. Over the kept scores x: med = median,
+ *   s = 1.4826 * MAD (median absolute deviation from med; the factor makes
+ *   s the standard deviation for Gaussian data; when MAD = 0, the
+ *   population std instead).
+ *   quantile  the method on every score (the plain estimate, as before).
+ *   trimmed   scores above the fence med + fence * s are dropped (counted in
+ *             trimmed), then the method runs on the rest: a trimmed
+ *             quantile, trimmed mean + k std, or POT on the rest. The median
+ *             and MAD have a 50 % breakdown point, so up to half the windows
+ *             may be contaminated before the fence moves.
+ *   mad       thr = med + k * s (k as for sigma); methods quantile and sigma.
+ *   med and s are kept after the fit (ad_threshold_info): the detector
+ *   compares a new regime's spread with them.
+ *
+ * FLOOR (ad_thr_cfg.floor = r >= 0, score-based methods). A degenerate
+ *   score distribution (a constant stream the model reconstructs exactly:
+ *   every score 0) has no positive quantile; instead of refusing the fit
+ *   (calibrating forever), the threshold is at least r * E, where E is the
+ *   model's training error from its metadata ("training": {"error": {"q99"}},
+ *   else "mean"), or 1 when there is none: 1 is the unit of the model's
+ *   scaled data (one standard deviation for a standard scaler, the
+ *   calibration range for min-max). ad_threshold_info says whether the floor
+ *   set the value. POT with fewer than 5 peaks over its initial threshold
+ *   because the scores are degenerate (s = 0) uses max(max score, floor).
+ *   r = 0 disables the floor (a zero result is refused as before).
  *
  * ADAPTATION (adapt = 1, not frozen): quantile: the normal score joins the
  * sample window (oldest dropped beyond max_samples), the quantile is
- * recomputed; sigma: Welford update; pot: as above; fixed/model: no-op.
+ * recomputed (with the estimator); sigma: Welford update (trimmed/mad:
+ * re-estimated over the kept scores like quantile); pot: as above;
+ * fixed/model: no-op. The floor holds throughout.
+ *
+ * REBASE (ad_threshold_rebase): a regime accepted as the new normal: the
+ * kept scores are replaced by the new regime's and the method refits with
+ * the estimator; when it cannot (too few scores or peaks, or methods fixed
+ * and model) the threshold moves by the shift of the median:
+ *   thr' = thr + median(new) - median(calibration).
  *
  * Save/restore: ad_threshold_save() returns a cJSON object with the method,
  * value, counts, Welford sums, POT fit and (quantile/pot) the kept samples;
@@ -59,6 +95,12 @@ typedef enum {
 } ad_thr_method;
 
 /* Plain settings, shared by all streams of a detector. */
+typedef enum {
+    AD_EST_QUANTILE = 0,      /* the method on every score */
+    AD_EST_TRIMMED,           /* scores over median + fence * MAD-sigma dropped */
+    AD_EST_MAD                /* median + k * MAD-sigma */
+} ad_thr_estimator;
+
 typedef struct ad_thr_cfg {
     ad_thr_method method;     /* default quantile */
     double q;                 /* quantile level in (0,1), default 0.99 */
@@ -71,7 +113,19 @@ typedef struct ad_thr_cfg {
     int adapt;                /* learn from normal scores after calibration */
     int max_samples;          /* kept scores, default 10000 */
     int min_samples;          /* fit refuses fewer, default 10 (pot: peaks >= 5) */
+    ad_thr_estimator estimator; /* default quantile (plain) */
+    double fence;             /* trimmed: fence in MAD-sigmas, > 0, default 6 */
+    double floor;             /* floor ratio r >= 0 (see FLOOR), default 0.01 */
 } ad_thr_cfg;
+
+/* Robust figures of the last fit or rebase. */
+typedef struct ad_thr_info {
+    double median;            /* of the kept scores (NAN: none) */
+    double spread;            /* 1.4826 * MAD, or std when MAD = 0 (NAN: none) */
+    double floor;             /* floor value r * E (0: none) */
+    int floored;              /* the floor set the value */
+    uint64_t trimmed;         /* scores dropped by the trimmed estimator */
+} ad_thr_info;
 
 /* Running mean and variance (Welford 1962). */
 typedef struct ad_welford {
@@ -86,6 +140,8 @@ void ad_thr_cfg_default(ad_thr_cfg *c);
 int ad_thr_cfg_check(const ad_thr_cfg *c, char *err, size_t errlen);
 const char *ad_thr_method_name(ad_thr_method m);
 int ad_thr_method_from_name(const char *s);       /* -1 when unknown */
+const char *ad_thr_estimator_name(ad_thr_estimator e);
+int ad_thr_estimator_from_name(const char *s);    /* -1 when unknown */
 
 /* New, empty (not fitted) threshold; settings copied. */
 int ad_threshold_new(ad_threshold **out, const ad_thr_cfg *cfg,
@@ -117,6 +173,20 @@ double ad_threshold_value(const ad_threshold *t);   /* NAN until fitted */
 void ad_threshold_adapt(ad_threshold *t, double score);
 void ad_threshold_freeze(ad_threshold *t, int frozen);
 int ad_threshold_frozen(const ad_threshold *t);
+
+/* Figures of the last fit/rebase (see ad_thr_info). */
+void ad_threshold_info(const ad_threshold *t, ad_thr_info *info);
+
+/*
+ * Accept a new regime (see REBASE): scores[0..n-1] (finite; copied) are the
+ * new regime's recent scores, training_json as for fit. Requires a fitted
+ * threshold (AD_EINVAL). Returns 0 (the value changed, stays fitted; *how
+ * (may be NULL) = 0 refit, 1 median shift) or a negative code (nothing
+ * changed). Not affected by freeze (the caller decides).
+ */
+int ad_threshold_rebase(ad_threshold *t, const double *scores, size_t n,
+                        const char *training_json, int *how,
+                        char *err, size_t errlen);
 
 /* Forget everything (back to calibration). */
 void ad_threshold_reset(ad_threshold *t);

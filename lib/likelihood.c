@@ -1,0 +1,212 @@
+/*
+ * likelihood.c - anomaly probability: short average of scores against the
+ * Gaussian of the long history of such averages (see likelihood.h).
+ */
+#include "likelihood.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ad.h"
+
+struct ad_likelihood {
+    ad_lik_cfg cfg;
+    double abs_floor;
+    double *shortv;          /* w raw scores, ring */
+    size_t s_len, s_head;
+    double *hist;            /* W averages, ring grown on demand */
+    size_t h_cap, h_len, h_head;
+    double mean, m2;         /* of the history */
+    size_t since_exact;      /* insertions since the exact recomputation */
+};
+
+void ad_lik_cfg_default(ad_lik_cfg *c)
+{
+    c->history = 500;
+    c->average = 10;
+    c->min_history = 50;
+    c->rel_floor = 0.01;
+}
+
+int ad_lik_cfg_check(const ad_lik_cfg *c, char *err, size_t errlen)
+{
+    if (c->history < 2 || c->history > 1000000)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "alert.probability_history: must be 2..1000000 (got %d)", c->history);
+    if (c->average < 1 || c->average > 1000)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "alert.probability_average: must be 1..1000 (got %d)", c->average);
+    if (c->min_history < 1)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "likelihood min_history: must be >= 1 (got %d)", c->min_history);
+    if (!(c->rel_floor >= 0) || !isfinite(c->rel_floor))
+        return ad_errf(err, errlen, AD_EINVAL, "likelihood rel_floor: must be >= 0");
+    return 0;
+}
+
+int ad_likelihood_new(ad_likelihood **out, const ad_lik_cfg *cfg,
+                      char *err, size_t errlen)
+{
+    ad_likelihood *l;
+    int rc;
+
+    *out = NULL;
+    if ((rc = ad_lik_cfg_check(cfg, err, errlen)) != 0)
+        return rc;
+    l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "likelihood: out of memory");
+    l->cfg = *cfg;
+    l->shortv = malloc((size_t)cfg->average * sizeof(double));
+    if (l->shortv == NULL) {
+        free(l);
+        return ad_errf(err, errlen, AD_ENOMEM, "likelihood: out of memory");
+    }
+    *out = l;
+    return 0;
+}
+
+void ad_likelihood_free(ad_likelihood *l)
+{
+    if (l == NULL)
+        return;
+    free(l->shortv);
+    free(l->hist);
+    free(l);
+}
+
+void ad_likelihood_set_floor(ad_likelihood *l, double abs_floor)
+{
+    l->abs_floor = isfinite(abs_floor) && abs_floor > 0 ? abs_floor : 0;
+}
+
+size_t ad_likelihood_count(const ad_likelihood *l)
+{
+    return l->h_len;
+}
+
+void ad_likelihood_reset(ad_likelihood *l)
+{
+    l->s_len = l->s_head = 0;
+    l->h_len = l->h_head = 0;
+    l->mean = l->m2 = 0;
+    l->since_exact = 0;
+}
+
+double ad_log_normal_tail(double z)
+{
+    if (z < 35)
+        return log(0.5 * erfc(z / sqrt(2.0)));
+    /* Q(z) = phi(z)/z * (1 - 1/z^2 + 3/z^4 - 15/z^6 ...); at z >= 35 the
+     * terms kept are exact to ~1e-10 relative. */
+    {
+        double z2 = z * z;
+        return -0.5 * z2 - log(z) - 0.5 * log(2 * M_PI) +
+               log1p(-1 / z2 + 3 / (z2 * z2) - 15 / (z2 * z2 * z2));
+    }
+}
+
+/* Exact two-pass mean and squared deviations of the history. */
+static void hist_exact(ad_likelihood *l)
+{
+    double s = 0, q = 0;
+    size_t i;
+
+    for (i = 0; i < l->h_len; i++)
+        s += l->hist[i];
+    s /= (double)l->h_len;
+    for (i = 0; i < l->h_len; i++) {
+        double d = l->hist[i] - s;
+        q += d * d;
+    }
+    l->mean = s;
+    l->m2 = q;
+    l->since_exact = 0;
+}
+
+static void hist_push(ad_likelihood *l, double a)
+{
+    size_t W = (size_t)l->cfg.history;
+
+    if (l->h_len < W) {
+        if (l->h_len == l->h_cap) {
+            /* Not wrapped yet (wrapping starts only at W): head is 0. */
+            size_t nc = l->h_cap < 32 ? 64 : l->h_cap * 2;
+            double *nv;
+            if (nc > W)
+                nc = W;
+            nv = realloc(l->hist, nc * sizeof(double));
+            if (nv == NULL)
+                return;                 /* out of memory: history stops growing */
+            l->hist = nv;
+            l->h_cap = nc;
+        }
+        l->hist[l->h_len++] = a;
+        {   /* Welford add */
+            double d = a - l->mean;
+            l->mean += d / (double)l->h_len;
+            l->m2 += d * (a - l->mean);
+        }
+    } else {
+        /* Sliding update: a enters, the oldest o leaves (n fixed). */
+        double o = l->hist[l->h_head], old_mean = l->mean;
+        l->hist[l->h_head] = a;
+        l->h_head = (l->h_head + 1) % W;
+        l->mean += (a - o) / (double)W;
+        l->m2 += (a - o) * (a - l->mean + o - old_mean);
+        if (l->m2 < 0)
+            l->m2 = 0;
+    }
+    if (++l->since_exact >= W)
+        hist_exact(l);
+}
+
+double ad_likelihood_update(ad_likelihood *l, double x, int learn, double *log_lik)
+{
+    size_t w = (size_t)l->cfg.average, i, n;
+    double a = x, p, L;
+
+    if (!isfinite(x)) {
+        if (log_lik)
+            *log_lik = NAN;
+        return NAN;
+    }
+    /* Short average over the kept scores and x (x not kept unless learn). */
+    n = l->s_len < w ? l->s_len : w - 1;
+    for (i = 0; i < n; i++)
+        a += l->shortv[(l->s_head + l->s_len - 1 - i) % w];
+    a /= (double)(n + 1);
+    if (l->h_len < (size_t)l->cfg.min_history && l->h_len < (size_t)l->cfg.history) {
+        p = 0.5;
+        L = log(0.5);
+    } else {
+        double sd = sqrt(l->m2 / (double)l->h_len), s = sd, z;
+        if (s < l->cfg.rel_floor * fabs(l->mean))
+            s = l->cfg.rel_floor * fabs(l->mean);
+        if (s < l->abs_floor)
+            s = l->abs_floor;
+        if (s > 0) {
+            z = (a - l->mean) / s;
+        } else {
+            /* No spread and no floor: equal is ordinary, anything else is
+             * infinitely unusual in its direction. */
+            z = a > l->mean ? INFINITY : a < l->mean ? -INFINITY : 0;
+        }
+        p = 0.5 * erfc(-z / sqrt(2.0));
+        L = isinf(z) ? (z > 0 ? -INFINITY : 0) : ad_log_normal_tail(z);
+    }
+    if (learn) {
+        if (l->s_len < w) {
+            l->shortv[(l->s_head + l->s_len) % w] = x;
+            l->s_len++;
+        } else {
+            l->shortv[l->s_head] = x;
+            l->s_head = (l->s_head + 1) % w;
+        }
+        hist_push(l, a);
+    }
+    if (log_lik)
+        *log_lik = L;
+    return p;
+}

@@ -1,0 +1,90 @@
+/*
+ * likelihood.h - the anomaly probability of a stream's scores: how unusual
+ * the recent scores are against the stream's own longer score history.
+ *
+ * MATH (the anomaly likelihood of streaming detectors: Ahmad, Lavin, Purdy,
+ * Agha, "Unsupervised real-time anomaly detection for streaming data",
+ * Neurocomputing 2017, as in Numenta's HTM). For each score x_t:
+ *
+ *   a_t   = mean of the last w scores x_{t-w+1..t} (fewer at the start)
+ *   H_t   = the previous min(W, t-1) averages a_{t-W..t-1}
+ *   mu_t  = mean(H_t), sd_t = population std(H_t)
+ *   s_t   = max(sd_t, rel_floor * |mu_t|, abs_floor)
+ *   z_t   = (a_t - mu_t) / s_t
+ *   p_t   = 1 - Q(z_t) = erfc(-z_t / sqrt 2) / 2        (the probability)
+ *   L_t   = ln(1 - p_t) = ln Q(z_t)                     (log-likelihood)
+ *
+ * and then a_t joins the history (the oldest average beyond W leaves). Q is
+ * the Gaussian upper tail. While H_t holds fewer than min_history averages,
+ * p = 0.5 and L = ln 0.5 (nothing is known yet). L is computed directly
+ * from erfc (no cancellation in 1 - p) and, beyond z = 35 where erfc
+ * underflows, from the asymptotic series of the Mills ratio, so it keeps
+ * ranking windows whose p rounds to 1.0 in double precision.
+ *
+ * WHY THIS AND NOT THE POT TAIL. The probability must adapt: after a
+ * persistent level shift, the averages of the new level fill H, mu follows
+ * and p returns to ordinary values while a frozen threshold stays exceeded.
+ * A tail fitted once (the pot method) measures every later score against
+ * the calibration regime forever; refitting a GPD per score is O(peaks).
+ * The Gaussian on short averages is O(1) per score, needs no fit that can
+ * fail, and averaging w scores makes the Gaussian a fair model of the
+ * average even when raw scores are skewed (central limit), which is the
+ * same reasoning the reference uses. The floors keep a constant history
+ * (sd = 0, e.g. a stream the model reconstructs exactly) from turning any
+ * rounding noise into p = 1: the caller sets abs_floor in score units (the
+ * detector uses its calibration floor, see threshold.h).
+ *
+ * COST. O(w) per score (w is small: default 10) plus amortised O(1) for the
+ * history: its mean and sum of squared deviations are updated as one value
+ * enters and one leaves (Welford's sliding update), and recomputed exactly
+ * by two passes every W insertions so rounding cannot accumulate. Memory:
+ * W + w doubles, grown on demand up to that.
+ *
+ * Thread safety: one object is used by one thread at a time.
+ */
+#ifndef AD_LIKELIHOOD_H
+#define AD_LIKELIHOOD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ad_lik_cfg {
+    int history;          /* W: averages in the long-term history, 2..1e6,
+                           * default 500 */
+    int average;          /* w: scores per short average, 1..1000, default 10 */
+    int min_history;      /* averages needed for a probability, >= 1
+                           * (at most W are needed), default 50 */
+    double rel_floor;     /* sd floor relative to |mu|, >= 0, default 0.01 */
+} ad_lik_cfg;
+
+typedef struct ad_likelihood ad_likelihood;
+
+void ad_lik_cfg_default(ad_lik_cfg *c);
+/* Message names the config key ("alert.probability_history: ..."). */
+int ad_lik_cfg_check(const ad_lik_cfg *c, char *err, size_t errlen);
+
+int ad_likelihood_new(ad_likelihood **out, const ad_lik_cfg *cfg,
+                      char *err, size_t errlen);
+void ad_likelihood_free(ad_likelihood *l);          /* NULL-safe */
+
+/* Absolute sd floor in score units (>= 0; default 0). */
+void ad_likelihood_set_floor(ad_likelihood *l, double abs_floor);
+
+/*
+ * One score: returns p_t in [0,1] and stores L_t in *log_lik (may be NULL).
+ * learn = 0 computes p_t without letting a_t (or x_t) into the history or
+ * the short average (for windows the caller does not trust, e.g. containing
+ * rejected samples). Non-finite x: returns NAN, nothing changes.
+ */
+double ad_likelihood_update(ad_likelihood *l, double x, int learn, double *log_lik);
+
+/* Averages in the history now (<= W). */
+size_t ad_likelihood_count(const ad_likelihood *l);
+
+/* Forget everything. */
+void ad_likelihood_reset(ad_likelihood *l);
+
+/* ln Q(z), Q the standard normal upper tail; exported for tests. */
+double ad_log_normal_tail(double z);
+
+#endif /* AD_LIKELIHOOD_H */

@@ -1,0 +1,409 @@
+/*
+ * test_robust.c - detection that stays right as the data misbehaves or the
+ * process changes, through the whole detector (push rows, score windows
+ * with a model, read events):
+ *   - a constant stream (scores all 0): refused before the floor existed
+ *     (calibrating forever, a report per window); now calibrates on the
+ *     floor and still alerts on a fault; failure reports are rate-limited;
+ *   - one wild reading (50, 1e37) during calibration: the plain quantile is
+ *     poisoned, the trimmed and MAD estimators are not, extreme rows are
+ *     excluded from calibration;
+ *   - a persistent level shift: one raise, closed as accepted, threshold
+ *     rebased, a later spike on the new level alerts again; with
+ *     accept_after 0 the alert stays open;
+ *   - alerts on the anomaly probability: a spike alerts, a level shift
+ *     alerts and then clears by itself while the raw threshold stays
+ *     exceeded; probability and log-likelihood in events and JSON.
+ *
+ * Model: one TimeDistributed Dense with zero weights and no scaler, so a
+ * window's MAE score is the mean |value| over its T rows and F features
+ * (the test knows every score without asking the code under test).
+ */
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#include "t.h"
+#include "ad.h"
+#include "detector.h"
+#include "engine.h"
+
+#define F 2
+
+static ad_model *zero_model(int T)
+{
+    ad_layer_spec L[1] = { { AD_LAYER_TD_DENSE, F, AD_ACT_LINEAR, 0 } };
+    ad_model *m = NULL;
+    char err[200];
+    void *buf;
+    size_t len;
+
+    if (ad_model_create(&m, T, F, L, 1, err, sizeof(err)) != 0)
+        return NULL;
+    if (ad_model_serialize(m, &buf, &len) == 0)
+        free(buf);
+    return m;
+}
+
+static uint64_t rng = 88172645463325252ull;
+
+/* uniform in [-1, 1) */
+static double noise(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 4503599627370496.0 - 1.0;
+}
+
+typedef struct run {
+    int count[16];            /* events by type */
+    int n;
+    ad_event ev[256];         /* the first 256 events other than phase */
+} run;
+
+static void step2(ad_detector *d, int64_t ts, double a, double b, run *r)
+{
+    double row[F] = { a, b };
+    int T = ad_detector_T(d);
+    float in[64 * F], out[64 * F], share[F];
+    ad_window_job job;
+    ad_event ev;
+
+    ad_detector_push_row(d, ts, row, NULL);
+    while (ad_detector_next_window(d, in, &job)) {
+        float mae;
+        ad_forward_ref(job.model, in, out, 1);
+        ad_recon_error(in, out, T, F, AD_METRIC_MAE, NULL, &mae, share);
+        ad_detector_feed_score(d, &job, mae, share);
+    }
+    while (ad_detector_poll_event(d, &ev)) {
+        if ((unsigned)ev.type < 16)
+            r->count[ev.type]++;
+        if (ev.type != AD_EV_PHASE && r->n < 256)
+            r->ev[r->n++] = ev;
+    }
+}
+
+static int nth_ev(const run *r, ad_event_type t, int nth)
+{
+    int i;
+
+    for (i = 0; i < r->n; i++)
+        if (r->ev[i].type == t && nth-- == 0)
+            return i;
+    return -1;
+}
+
+static int warnings;
+static void count_log(int level, const char *msg, void *u)
+{
+    (void)msg;
+    (void)u;
+    if (level == AD_LOG_WARNING)
+        warnings++;
+}
+
+static void test_constant_stream(void)
+{
+    ad_model *m = zero_model(4);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    run r;
+    int i, ir;
+
+    /* The finding: no floor -> threshold 0 refused, calibrating forever. */
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 20;
+    c.thr.floor = 0;
+    ad_log_set(count_log, NULL);
+    warnings = 0;
+    memset(&r, 0, sizeof(r));
+    T_CHECK(ad_detector_new(&d, &c, "flat", m, 0, 0, NULL, err, sizeof(err)) == 0, "%s", err);
+    for (i = 0; i < 323; i++)
+        step2(d, 1000 * i, 0, 0, &r);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.phase == AD_PHASE_CALIBRATING, "floor 0: still calibrating");
+    T_CHECK(st.calib_failures == 301, "failed fits %llu", (unsigned long long)st.calib_failures);
+    T_CHECK(r.count[AD_EV_CALIB_FAILED] == 4 && warnings == 4,
+            "reports: %d events, %d warnings for 301 failed fits (1 per 100 windows)",
+            r.count[AD_EV_CALIB_FAILED], warnings);
+    i = nth_ev(&r, AD_EV_CALIB_FAILED, 1);
+    T_CHECK(i >= 0 && r.ev[i].n == 100 && strstr(r.ev[i].text, "not a positive number"),
+            "second report covers 100 failures: n %llu text %s",
+            i >= 0 ? (unsigned long long)r.ev[i].n : 0ULL, i >= 0 ? r.ev[i].text : "");
+    T_NOTE("floor 0: %llu failed fits, %d reports: %s", (unsigned long long)st.calib_failures,
+           r.count[AD_EV_CALIB_FAILED], r.ev[0].text);
+    ad_detector_free(d);
+    ad_log_set(NULL, NULL);
+
+    /* With the default floor (0.01 x 1 without training metadata). */
+    c.thr.floor = 0.01;
+    memset(&r, 0, sizeof(r));
+    T_CHECK(ad_detector_new(&d, &c, "flat", m, 0, 0, NULL, err, sizeof(err)) == 0, "%s", err);
+    for (i = 0; i < 40; i++)
+        step2(d, 1000 * i, 0, 0, &r);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.phase == AD_PHASE_DETECTING && fabs(st.threshold - 0.01) < 1e-12 &&
+            st.threshold_floored, "floored threshold %g (floored %d)", st.threshold,
+            st.threshold_floored);
+    T_CHECK(r.count[AD_EV_CALIB_FAILED] == 0 && r.count[AD_EV_ALERT_RAISED] == 0,
+            "no failure, no alert on the flat stream");
+    /* a fault: one feature goes to 0.2 -> score 0.025 on the first window */
+    for (i = 40; i < 45; i++)
+        step2(d, 1000 * i, 0.2, 0, &r);
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 0);
+    T_CHECK(ir >= 0 && r.ev[ir].alert.start_ms == 40000, "fault alerted at 40 s (got %lld)",
+            ir >= 0 ? (long long)r.ev[ir].alert.start_ms : -1LL);
+    ad_detector_free(d);
+
+    /* The floor follows the model's training error when the model has it. */
+    m->training = strdup("{\"error\":{\"metric\":\"mae\",\"q99\":0.5,\"mean\":0.2}}");
+    T_CHECK(ad_detector_new(&d, &c, "flat", m, 0, 0, NULL, err, sizeof(err)) == 0, "%s", err);
+    for (i = 0; i < 40; i++)
+        step2(d, 1000 * i, 0, 0, &r);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(fabs(st.threshold - 0.005) < 1e-12, "floor 0.01 x training q99 0.5: %g",
+            st.threshold);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+/* Calibrate on 100 windows of ~1 with one reading v at row 50; threshold. */
+static double calib_thr(ad_thr_estimator est, double v, double extreme, uint64_t *excluded)
+{
+    ad_model *m = zero_model(10);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    run r;
+    int i;
+
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 100;
+    c.thr.q = 0.99;
+    c.thr.margin = 1.5;
+    c.thr.estimator = est;
+    c.extreme = extreme;
+    memset(&r, 0, sizeof(r));
+    rng = 42;
+    if (ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        ad_model_free(m);
+        return NAN;
+    }
+    for (i = 0; i < 119; i++)
+        step2(d, 1000 * i, i == 50 ? v : 1 + 0.05 * noise(), 1 + 0.05 * noise(), &r);
+    ad_detector_get_stats(d, &st);
+    if (excluded)
+        *excluded = st.calib_excluded;
+    ad_detector_free(d);
+    ad_model_free(m);
+    return st.phase == AD_PHASE_DETECTING ? st.threshold : NAN;
+}
+
+static void test_poisoned_calibration(void)
+{
+    const ad_thr_estimator est[3] = { AD_EST_QUANTILE, AD_EST_TRIMMED, AD_EST_MAD };
+    const char *nm[3] = { "quantile", "trimmed", "mad" };
+    int e;
+    uint64_t excl = 0;
+
+    for (e = 0; e < 3; e++) {
+        double base = calib_thr(est[e], 1.0, 0, NULL);
+        double t50 = calib_thr(est[e], 50, 0, NULL);
+        double t37 = calib_thr(est[e], 1e37, 0, NULL);
+        double r50 = t50 / base - 1, r37 = t37 / base - 1;
+        T_NOTE("estimator %s: clean %.4g, one reading of 50 %.4g (%+.1f%%), of 1e37 %.4g "
+               "(%+.3g%%)", nm[e], base, t50, 100 * r50, t37, 100 * r37);
+        if (est[e] == AD_EST_QUANTILE) {
+            /* the finding: the plain quantile is poisoned */
+            T_CHECK(r50 > 1.0 && r37 > 1e30, "quantile poisoned: %+.3g %+.3g", r50, r37);
+        } else {
+            T_CHECK(fabs(r50) <= 0.2, "%s: 50 moves the threshold %+.1f%%", nm[e], 100 * r50);
+            T_CHECK(fabs(r37) <= 0.2, "%s: 1e37 moves the threshold %+.1f%%", nm[e], 100 * r37);
+        }
+    }
+    /* Extreme rows (scaled |x| > 50, the default) never reach calibration,
+     * whatever the estimator: the T = 10 windows holding 1e37 are excluded. */
+    {
+        double base = calib_thr(AD_EST_QUANTILE, 1.0, 50, NULL);
+        double t37 = calib_thr(AD_EST_QUANTILE, 1e37, 50, &excl);
+        T_CHECK(excl == 10 && fabs(t37 / base - 1) <= 0.2,
+                "extreme: %llu windows excluded, threshold %g vs %g",
+                (unsigned long long)excl, t37, base);
+        T_NOTE("quantile with extreme 50: 1e37 -> %llu windows excluded, threshold %.4g "
+               "(clean %.4g)", (unsigned long long)excl, t37, base);
+    }
+}
+
+/* Calibrate on ~1, then level 3 from row `shift`, spike 20 at row `spike`. */
+static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *thr_after)
+{
+    ad_model *m = zero_model(4);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+    int i;
+
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 50;
+    c.thr.margin = 1.2;
+    c.alert.k = 1;
+    c.alert.n = 1;
+    c.alert.m = 2;
+    c.alert.accept_after = accept_after;
+    memset(r, 0, sizeof(*r));
+    rng = 7;
+    *thr_after = NAN;
+    if (ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "%s", err);
+        ad_model_free(m);
+        return;
+    }
+    for (i = 0; i < 400; i++) {
+        double lvl = i >= 100 ? 3.0 : 1.0;
+        double a = lvl + 0.05 * noise(), b = lvl + 0.05 * noise();
+        if (i == 300)
+            a = 20;                         /* a real spike on the new level */
+        step2(d, 1000 * i, a, b, r);
+        if (i == 299)
+        { ad_detector_get_stats(d, st); *thr_after = st->threshold; }
+    }
+    ad_detector_get_stats(d, st);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+static void test_regime_acceptance(void)
+{
+    run r;
+    ad_detector_stats st;
+    double thr299;
+    int ir0, ic0, ia, ir1, ic1;
+
+    shift_run(30, &r, &st, &thr299);
+    ir0 = nth_ev(&r, AD_EV_ALERT_RAISED, 0);
+    ic0 = nth_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    ia = nth_ev(&r, AD_EV_ACCEPTED, 0);
+    ir1 = nth_ev(&r, AD_EV_ALERT_RAISED, 1);
+    ic1 = nth_ev(&r, AD_EV_ALERT_CLEARED, 1);
+    T_CHECK(ir0 >= 0 && r.ev[ir0].alert.start_ms == 100000, "shift raised at 100 s");
+    T_CHECK(ic0 >= 0 && r.ev[ic0].alert.reason == AD_CLOSE_ACCEPTED &&
+            r.ev[ic0].alert.end_ms == 129000, "closed as accepted at 129 s (30 windows): %s %lld",
+            ic0 >= 0 ? ad_close_reason_name(r.ev[ic0].alert.reason) : "-",
+            ic0 >= 0 ? (long long)r.ev[ic0].alert.end_ms : -1LL);
+    T_CHECK(ia >= 0 && r.ev[ia].threshold > 3.0 && r.ev[ia].prev_threshold < 1.5,
+            "accepted event: threshold %g -> %g", ia >= 0 ? r.ev[ia].prev_threshold : NAN,
+            ia >= 0 ? r.ev[ia].threshold : NAN);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 2 && r.count[AD_EV_ACCEPTED] == 1,
+            "raises %d (shift + spike), accepted %d", r.count[AD_EV_ALERT_RAISED],
+            r.count[AD_EV_ACCEPTED]);
+    T_CHECK(ir1 >= 0 && r.ev[ir1].alert.start_ms == 300000, "spike on the new level at 300 s "
+            "alerts (got %lld)", ir1 >= 0 ? (long long)r.ev[ir1].alert.start_ms : -1LL);
+    T_CHECK(ic1 >= 0 && r.ev[ic1].alert.reason == AD_CLOSE_CLEARED, "spike alert cleared");
+    T_CHECK(st.accepted == 1 && !st.alert_active, "stats: accepted %llu, active %d",
+            (unsigned long long)st.accepted, st.alert_active);
+    if (ia >= 0)
+        T_NOTE("accepted: %s", r.ev[ia].text);
+    if (ic0 >= 0) {
+        cJSON *j = ad_alert_to_json(&r.ev[ic0].alert, "pump", NULL);
+        char *txt = j ? cJSON_PrintUnformatted(j) : NULL;
+        T_CHECK(txt && strstr(txt, "\"reason\":\"accepted\""), "JSON: %s", txt ? txt : "");
+        free(txt);
+        cJSON_Delete(j);
+    }
+
+    /* Off switch: the alert stays open to the end. */
+    shift_run(0, &r, &st, &thr299);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 1 && r.count[AD_EV_ALERT_CLEARED] == 0 &&
+            r.count[AD_EV_ACCEPTED] == 0 && st.alert_active,
+            "accept_after 0: raises %d clears %d, still active %d",
+            r.count[AD_EV_ALERT_RAISED], r.count[AD_EV_ALERT_CLEARED], st.alert_active);
+    T_NOTE("accept_after 0: one alert open for 300 windows, threshold stays %.4g", thr299);
+}
+
+static void test_probability_alerts(void)
+{
+    ad_model *m = zero_model(4);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    run r;
+    int i, ir, ic, ir1, exceeded_at_clear = 0;
+    cJSON *j;
+    char *txt;
+
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 100;
+    c.thr.margin = 1.2;
+    c.alert.on = AD_ALERT_ON_PROBABILITY;
+    c.alert.level = 0.9999;
+    c.alert.k = 1;
+    c.alert.n = 1;
+    c.alert.m = 5;
+    c.lik.history = 200;
+    memset(&r, 0, sizeof(r));
+    rng = 3;
+    T_CHECK(ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) == 0, "%s", err);
+    for (i = 0; i < 900; i++) {
+        double lvl = i >= 500 ? 3.0 : 1.0;
+        double a = lvl + 0.05 * noise(), b = lvl + 0.05 * noise();
+        if (i == 300)
+            a = 30;                         /* spike */
+        step2(d, 1000 * i, a, b, &r);
+        ad_detector_get_stats(d, &st);
+        if (r.count[AD_EV_ALERT_CLEARED] == 2 && !exceeded_at_clear && i >= 500)
+            exceeded_at_clear = 1 + (st.last_smoothed > st.threshold);
+    }
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 0);
+    ic = nth_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    ir1 = nth_ev(&r, AD_EV_ALERT_RAISED, 1);
+    T_CHECK(ir >= 0 && r.ev[ir].alert.start_ms == 300000 && r.ev[ir].probability >= 0.9999 &&
+            r.ev[ir].alert.probability == r.ev[ir].probability,
+            "spike raised at 300 s with p %.10f", ir >= 0 ? r.ev[ir].probability : NAN);
+    T_CHECK(ic >= 0 && r.ev[ic].alert.reason == AD_CLOSE_CLEARED, "spike alert cleared");
+    /* The spike's averages are still in the 200-average history at 500 s
+     * (they widen its spread), so the raise may come a few windows late. */
+    T_CHECK(ir1 >= 0 && r.ev[ir1].alert.start_ms >= 500000 && r.ev[ir1].alert.start_ms <= 510000,
+            "level shift raised within 10 windows of 500 s: %lld",
+            ir1 >= 0 ? (long long)r.ev[ir1].alert.start_ms : -1LL);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 2 && r.count[AD_EV_ALERT_CLEARED] == 2,
+            "raises %d clears %d", r.count[AD_EV_ALERT_RAISED], r.count[AD_EV_ALERT_CLEARED]);
+    T_CHECK(exceeded_at_clear == 2, "the shift alert cleared by itself while the score still "
+            "exceeds the raw threshold %g", st.threshold);
+    T_CHECK(isfinite(st.last_probability) && st.last_probability < 0.9999 &&
+            isfinite(st.last_log_likelihood), "stats: p %g L %g", st.last_probability,
+            st.last_log_likelihood);
+    if (ir >= 0) {
+        j = ad_event_to_json(d, &r.ev[ir]);
+        txt = j ? cJSON_PrintUnformatted(j) : NULL;
+        T_CHECK(txt && strstr(txt, "\"probability\":") && strstr(txt, "\"log_likelihood\":-") &&
+                strstr(txt, "\"peak_probability\":"), "event JSON: %s", txt ? txt : "");
+        T_NOTE("%s", txt ? txt : "");
+        free(txt);
+        cJSON_Delete(j);
+    }
+    {
+        int c2 = nth_ev(&r, AD_EV_ALERT_CLEARED, 1);
+        T_NOTE("probability alerts: spike p %.10f; shift raised at %lld s, cleared at %lld s "
+               "with the raw threshold %.4g still exceeded",
+               ir >= 0 ? r.ev[ir].probability : NAN,
+               ir1 >= 0 ? (long long)r.ev[ir1].alert.start_ms / 1000 : -1LL,
+               c2 >= 0 ? (long long)r.ev[c2].alert.end_ms / 1000 : -1LL, st.threshold);
+    }
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+int main(void)
+{
+    T_RUN(test_constant_stream);
+    T_RUN(test_poisoned_calibration);
+    T_RUN(test_regime_acceptance);
+    T_RUN(test_probability_alerts);
+    return t_done();
+}
