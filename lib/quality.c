@@ -260,6 +260,12 @@ int ad_dq_set_cfg(ad_dq *q, const ad_dq_cfg *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* a - b in ms as a double: no int64 overflow for any pair of timestamps. */
+static double ms_between(int64_t a, int64_t b)
+{
+    return (double)a - (double)b;
+}
+
 /* ---- derived limits ------------------------------------------------------ */
 
 static double dropout_limit(const ad_dq *q, const dq_feat *ft)
@@ -501,7 +507,7 @@ static void learn_add(ad_dq *q, dq_feat *ft, int64_t ts, double x)
         l->x0 = x;
         l->dt[0] = 0;
     } else {
-        l->dt[l->n] = (float)(ts - ft->last_ts);
+        l->dt[l->n] = (float)ms_between(ts, ft->last_ts);
     }
     l->v[l->n++] = (float)(x - l->x0);
     if (l->n >= q->cfg.learn_samples)
@@ -514,7 +520,7 @@ static void learn_add(ad_dq *q, dq_feat *ft, int64_t ts, double x)
 static double rej_level(const ad_dq *q, const dq_feat *ft)
 {
     double rate = (double)q->cfg.reject_count / (double)q->cfg.reject_window_ms;
-    double l = ft->rej_level - (double)(q->now - ft->rej_ts) * rate;
+    double l = ft->rej_level - ms_between(q->now, ft->rej_ts) * rate;
 
     return l > 0 ? l : 0;
 }
@@ -541,11 +547,11 @@ static void dropout_check(ad_dq *q, dq_feat *ft, int f)
     if (q->whole.active & (1u << AD_DQ_DROPOUT))
         return;
     lim = dropout_limit(q, ft);
-    if (lim <= 0 || (double)(q->now - ft->last_ts) <= lim)
+    if (lim <= 0 || ms_between(q->now, ft->last_ts) <= lim)
         return;
     ev_init(&ev);
     ev.since_ms = ft->last_ts;
-    ev.value = (double)(q->now - ft->last_ts);
+    ev.value = ms_between(q->now, ft->last_ts);
     ev.limit = lim;
     dq_raise(q, ft, f, AD_DQ_DROPOUT, q->now, &ev);
 }
@@ -555,11 +561,11 @@ static void stream_dropout_check(ad_dq *q)
     ad_dq_event ev;
 
     if ((q->whole.active & (1u << AD_DQ_DROPOUT)) || !q->has_any || q->stream_limit <= 0 ||
-        (double)(q->now - q->last_any) <= q->stream_limit)
+        ms_between(q->now, q->last_any) <= q->stream_limit)
         return;
     ev_init(&ev);
     ev.since_ms = q->last_any;
-    ev.value = (double)(q->now - q->last_any);
+    ev.value = ms_between(q->now, q->last_any);
     ev.limit = q->stream_limit;
     dq_raise(q, &q->whole, -1, AD_DQ_DROPOUT, q->now, &ev);
 }
@@ -642,7 +648,7 @@ static void stuck_step(ad_dq *q, dq_feat *ft, int f, int64_t ts, double x)
         return;
     need = stuck_need(q, ft);
     need_ms = stuck_need_ms(q, ft);
-    by_time = need_ms > 0 && (double)(ts - ft->run_ts) >= need_ms;
+    by_time = need_ms > 0 && ms_between(ts, ft->run_ts) >= need_ms;
     if (!(need > 0 && ft->run_len >= need) && !by_time)
         return;
     ev_init(&ev);
@@ -669,14 +675,14 @@ static int sample_one(ad_dq *q, int64_t ts, int f, double x)
 
     if (ft->active & (1u << AD_DQ_DROPOUT)) {
         ev_init(&ev);
-        ev.value = (double)(ts - ft->last_ts);
+        ev.value = ms_between(ts, ft->last_ts);
         dq_clear(q, ft, f, AD_DQ_DROPOUT, ts, &ev);
         span_add(q, ft->last_ts, ts);
         flags |= AD_DQ_F_DROPOUT;       /* the first value after a hole */
     }
     if (q->whole.active & (1u << AD_DQ_DROPOUT)) {
         ev_init(&ev);
-        ev.value = (double)(ts - q->last_any);
+        ev.value = ms_between(ts, q->last_any);
         dq_clear(q, &q->whole, -1, AD_DQ_DROPOUT, ts, &ev);
         span_add(q, q->last_any, ts);
         flags |= AD_DQ_F_DROPOUT;
@@ -861,6 +867,16 @@ size_t ad_dq_memory(const ad_dq *q)
 
 /* ---- save / restore ------------------------------------------------------ */
 
+/* A finite double, printed so that it reads back bit for bit (cJSON's own
+ * printer may drop the last digit: a restart must not move the limits). */
+static int add_exact(cJSON *o, const char *key, double v)
+{
+    char buf[40];
+
+    snprintf(buf, sizeof buf, "%.17g", v);
+    return cJSON_AddRawToObject(o, key, buf) != NULL;
+}
+
 char *ad_dq_save(const ad_dq *q)
 {
     cJSON *o = cJSON_CreateObject(), *arr;
@@ -890,13 +906,13 @@ char *ad_dq_save(const ad_dq *q)
         if (x == NULL)
             goto out;
         cJSON_AddItemToArray(arr, x);
-        if (!cJSON_AddNumberToObject(x, "center", ft->center) ||
-            !cJSON_AddNumberToObject(x, "sigma", ft->sigma) ||
-            !cJSON_AddNumberToObject(x, "step", ft->step) ||
+        if (!add_exact(x, "center", ft->center) ||
+            !add_exact(x, "sigma", ft->sigma) ||
+            !add_exact(x, "step", ft->step) ||
             !cJSON_AddNumberToObject(x, "run_max", ft->run_max) ||
             !cJSON_AddBoolToObject(x, "varies", (ft->flags & FL_VARIES) != 0) ||
-            !cJSON_AddNumberToObject(x, "period_ms", ft->period) ||
-            !cJSON_AddNumberToObject(x, "gap_ms", ft->gap))
+            !add_exact(x, "period_ms", ft->period) ||
+            !add_exact(x, "gap_ms", ft->gap))
             goto out;
     }
     txt = cJSON_PrintUnformatted(o);
