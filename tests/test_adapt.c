@@ -482,6 +482,60 @@ static void test_silencing_candidate_rejected(void)
            ctl.min_alert_ratio, now_s() - t0);
 }
 
+/* ---- reload.shadow: an external model file in shadow --------------------- */
+
+static void test_reload_shadow(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    ad_adapt_event ev;
+    ad_model *copy, *back;
+    uint64_t t = 40000;
+    int i;
+
+    cfg_small(&c);
+    c.enabled = 0;              /* reload.shadow works without adapt.enabled */
+    c.reload_shadow = 1;
+    c.shadow_windows = 40;
+    c.min_gain = 0.05;
+    a = new_adapt(&c);
+    T_CHECK(a != NULL, "new");
+    if (!a)
+        return;
+    for (i = 0; i < 30; i++)
+        offer_row(a, t++, REG_A, 0, 0);
+    /* The "new" file is the same weights: no 5% gain, rejected by error. */
+    copy = ad_model_clone(g_live);
+    T_CHECK(ad_adapt_shadow_begin(a, copy, 1, (int64_t)t * 1000) == 0, "shadow begin");
+    T_CHECK(ad_adapt_same_scaler(a, g_live) == 1, "same scaler: the scaled buffer is valid");
+    for (i = 0; i < 100 && ad_adapt_candidate(a); i++)
+        offer_row(a, t++, REG_A, 0, 0);
+    T_CHECK(drain(a, AD_ADAPT_EV_REJECTED, &ev) == 1, "decided");
+    T_CHECK(ev.origin == AD_ADAPT_RELOAD && ev.gain == 0.0 && ev.normal_windows == 40 &&
+            strstr(ev.reason, "> live"), "reload: gain %.3f, %s", ev.gain, ev.reason);
+    note_event("reload, identical model", &ev);
+    back = ad_adapt_take_candidate(a);
+    T_CHECK(back == copy, "the caller gets the rejected candidate back to free");
+    ad_model_free(back);
+    T_CHECK(ad_adapt_take_candidate(a) == NULL, "only once");
+
+    /* A shadow span spent mostly inside an alert: too few normal windows. */
+    T_CHECK(ad_adapt_shadow_begin(a, g_live, 0, (int64_t)t * 1000) == 0, "shadow (cloned)");
+    ad_adapt_alert_raised(a, "pump1/9", (int64_t)t * 1000);
+    for (i = 0; i < 30; i++)
+        offer_row(a, t++, REG_A, 1, 1);
+    ad_adapt_alert_cleared(a, "pump1/9", (int64_t)t * 1000, AD_ADAPT_CLEAR_TRUE);
+    for (i = 0; i < 100 && ad_adapt_candidate(a); i++)
+        offer_row(a, t++, REG_A, 0, 0);
+    T_CHECK(drain(a, AD_ADAPT_EV_REJECTED, &ev) == 1 && ev.shadow_windows == 40 &&
+            ev.normal_windows < 20 && strstr(ev.reason, "too few"),
+            "%" PRIu64 " normal of %" PRIu64 ": %s", ev.normal_windows,
+            ev.shadow_windows, ev.reason);
+    T_NOTE("too few: %s", ev.reason);
+    T_CHECK(drain(a, AD_ADAPT_EV_TRAIN_READY, NULL) == 0, "adapt.enabled off: no schedule");
+    ad_adapt_free(a);
+}
+
 /* ---- (d) schedule by window count and by data time ----------------------- */
 
 static void offer_plain(ad_adapt *a, int64_t ts, int exceeded)
@@ -720,6 +774,7 @@ int main(void)
     T_RUN(test_normal_set_excludes_alerts_and_margins);
     T_RUN(test_new_regime_promoted);
     T_RUN(test_silencing_candidate_rejected);
+    T_RUN(test_reload_shadow);
     T_RUN(test_schedule);
     T_RUN(test_save_restore);
     T_RUN(test_bad_config);
