@@ -880,7 +880,8 @@ int ad_adapt_train_done(ad_adapt *a, ad_model *cand, int take,
     if (cand == NULL) {
         ad_adapt_event ev;
 
-        event_init(a, &ev, AD_ADAPT_EV_TRAIN_FAILED, a->last_ts);
+        event_init(a, &ev, AD_ADAPT_EV_TRAIN_FAILED,
+                   a->last_ts == SCHED_UNSET ? 0 : a->last_ts);
         snprintf(ev.reason, sizeof(ev.reason), "%s", why ? why : "training failed");
         a->job_out = 0;
         a->failures++;
@@ -894,7 +895,7 @@ int ad_adapt_train_done(ad_adapt *a, ad_model *cand, int take,
     if (m == NULL)
         return AD_ENOMEM;
     a->job_out = 0;
-    shadow_start(a, m, AD_ADAPT_FINETUNE, a->last_ts);
+    shadow_start(a, m, AD_ADAPT_FINETUNE, a->last_ts == SCHED_UNSET ? 0 : a->last_ts);
     return 0;
 }
 
