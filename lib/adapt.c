@@ -1,0 +1,1289 @@
+/*
+ * adapt.c - continual learning with a shadow model: the normal set (ring of
+ * raw windows judged normal, behind a pending queue that waits `margin`
+ * windows for an alert), the true-alert peaks, the fine-tuning schedule and
+ * job, the shadow accumulators and the promote/reject decision, events and
+ * persistence. See adapt.h for the protocol.
+ */
+#include "adapt.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ad.h"
+
+#define SCHED_UNSET INT64_MIN
+
+typedef struct pend_ent {
+    uint64_t seq;               /* offer number */
+    int64_t ts;
+    double live, cand;
+    uint64_t shadow;            /* shadow generation, 0 = none */
+} pend_ent;
+
+typedef struct true_alert {
+    char id[AD_ALERT_ID_LEN];
+    int64_t ts;                 /* peak window */
+    double score;               /* live score of the peak */
+} true_alert;
+
+struct ad_adapt {
+    ad_adapt_cfg cfg;
+    ad_thr_cfg thr;
+    ad_metric metric;
+    double alpha;
+    int T, F;
+    size_t wsz;                 /* T*F */
+    /* normal set: ring, nhead = oldest */
+    float *nset;
+    int64_t *nts;
+    size_t ncap, nlen, nhead;
+    uint64_t stride_ctr;
+    /* pending queue: ring, phead = oldest */
+    pend_ent *pend;
+    float *pwin;
+    size_t pcap, plen, phead;
+    float *tmp;                 /* one unscaled window */
+    /* alerts */
+    int in_alert;
+    char cur_id[AD_ALERT_ID_LEN];
+    float *peak;
+    double peak_score;
+    int64_t peak_ts;
+    int have_peak;
+    int post_clear;
+    true_alert *ta;             /* oldest first */
+    float *tawin;
+    size_t tacap, talen;
+    /* counters */
+    uint64_t offered, admitted, ex_alert, ex_exc, ex_dq;
+    uint64_t attempts, promotions, rejections, failures;
+    /* schedule */
+    uint64_t sched_windows;
+    int64_t sched_start;
+    int64_t last_ts;
+    int ready;                  /* TRAIN_READY sent, job not taken */
+    int job_out;
+    /* shadow */
+    ad_model *cand;
+    ad_adapt_origin origin;
+    uint64_t attempt_cur, shadow_gen, sh_resolved, train_windows;
+    ad_train_report rep;
+    int have_rep;
+    double *sh_live, *sh_cand;
+    size_t sh_n, sh_cap;
+    ad_model *decided;
+    ad_adapt_event last;
+    int have_last;
+    ad_adapt_event evq[AD_ADAPT_EVENTS];
+    int evh, evn;
+};
+
+/* ------------------------------------------------------------------------ */
+/* config                                                                    */
+
+void ad_adapt_cfg_default(ad_adapt_cfg *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->enabled = 0;
+    c->every_windows = 10000;
+    c->every_hours = 24.0;
+    c->normal_windows = 500;
+    c->min_windows = 200;
+    c->normal_stride = 1;
+    c->margin = 50;
+    c->shadow_windows = 500;
+    c->min_gain = 0.0;
+    c->compare = AD_ADAPT_MEAN;
+    c->true_alerts = 8;
+    c->epochs = 3;
+    c->lr = 1e-3;
+    c->batch_size = 32;
+    c->max_seconds = 0.0;
+    c->seed = 1;
+    c->reload_shadow = 0;
+}
+
+int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen)
+{
+    if (c->every_windows < 0 || c->every_windows > 1000000000)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.every_windows: must be in 0..1000000000 (got %d)",
+                       c->every_windows);
+    if (!(c->every_hours >= 0.0 && c->every_hours <= 8760.0))
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.every_hours: must be in 0..8760 (got %g)", c->every_hours);
+    if (c->every_windows == 0 && c->every_hours == 0.0)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.every_windows and adapt.every_hours: both 0, the "
+                       "schedule would never fire (set one > 0)");
+    if (c->normal_windows < 1 || c->normal_windows > 1000000)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.normal_windows: must be in 1..1000000 (got %d)",
+                       c->normal_windows);
+    if (c->min_windows < 1 || c->min_windows > c->normal_windows)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.min_windows: must be in 1..adapt.normal_windows (%d) (got %d)",
+                       c->normal_windows, c->min_windows);
+    if (c->normal_stride < 1 || c->normal_stride > 1000000)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.normal_stride: must be in 1..1000000 (got %d)",
+                       c->normal_stride);
+    if (c->margin < 0 || c->margin > 100000)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.margin: must be in 0..100000 windows (got %d)", c->margin);
+    if (c->shadow_windows < 1 || c->shadow_windows > 1000000)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.shadow_windows: must be in 1..1000000 (got %d)",
+                       c->shadow_windows);
+    if (!(c->min_gain >= 0.0 && c->min_gain < 1.0))
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.min_gain: must be in [0, 1) (got %g)", c->min_gain);
+    if (c->compare != AD_ADAPT_MEAN && c->compare != AD_ADAPT_MEDIAN)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.compare: must be \"mean\" or \"median\"");
+    if (c->true_alerts < 0 || c->true_alerts > 64)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.true_alerts: must be in 0..64 (got %d)", c->true_alerts);
+    if (c->epochs < 1 || c->epochs > 1000)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.epochs: must be in 1..1000 (got %d)", c->epochs);
+    if (!(c->lr > 0.0 && c->lr <= 1.0))
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.lr: must be in (0, 1] (got %g)", c->lr);
+    if (c->batch_size < 1 || c->batch_size > 4096)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.batch_size: must be in 1..4096 (got %d)", c->batch_size);
+    if (!(c->max_seconds >= 0.0 && c->max_seconds < 1e9))
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.max_seconds: must be >= 0 (got %g)", c->max_seconds);
+    return 0;
+}
+
+const char *ad_adapt_stat_name(ad_adapt_stat s)
+{
+    return s == AD_ADAPT_MEDIAN ? "median" : "mean";
+}
+
+int ad_adapt_stat_from_name(const char *s)
+{
+    if (s && strcmp(s, "mean") == 0)
+        return AD_ADAPT_MEAN;
+    if (s && strcmp(s, "median") == 0)
+        return AD_ADAPT_MEDIAN;
+    return -1;
+}
+
+const char *ad_adapt_ev_name(ad_adapt_ev_type t)
+{
+    switch (t) {
+    case AD_ADAPT_EV_TRAIN_READY: return "adapt_train_ready";
+    case AD_ADAPT_EV_SHADOW: return "adapt_shadow";
+    case AD_ADAPT_EV_PROMOTED: return "adapt_promoted";
+    case AD_ADAPT_EV_REJECTED: return "adapt_rejected";
+    case AD_ADAPT_EV_TRAIN_FAILED: return "adapt_train_failed";
+    }
+    return "?";
+}
+
+/* ------------------------------------------------------------------------ */
+/* life cycle                                                                */
+
+int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
+                 ad_metric metric, double smooth_alpha, const ad_thr_cfg *thr,
+                 char *err, size_t errlen)
+{
+    ad_adapt *a;
+    size_t wsz, bytes;
+    int rc;
+
+    *out = NULL;
+    if ((rc = ad_adapt_cfg_check(cfg, err, errlen)) != 0)
+        return rc;
+    if (T < 1 || T > AD_MAX_WINDOW || F < 1 || F > AD_MAX_FEATURES)
+        return ad_errf(err, errlen, AD_EINVAL, "adapt: window %dx%d out of range", T, F);
+    if (!(smooth_alpha > 0.0 && smooth_alpha <= 1.0))
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt: smooth_alpha must be in (0, 1] (got %g)", smooth_alpha);
+    if (thr == NULL || (rc = ad_thr_cfg_check(thr, err, errlen)) != 0)
+        return thr ? rc : ad_errf(err, errlen, AD_EINVAL, "adapt: no threshold settings");
+    wsz = (size_t)T * (size_t)F;
+    /* The normal set is the large block: refuse what cannot be addressed. */
+    if (ad_mul_size(wsz, (size_t)cfg->normal_windows, &bytes) ||
+        bytes > AD_ADAPT_MAX_FLOATS || ad_mul_size(bytes, sizeof(float), &bytes))
+        return ad_errf(err, errlen, AD_ERANGE,
+                       "adapt.normal_windows: %d windows of %dx%d exceed the "
+                       "limit of %lu stored values", cfg->normal_windows, T, F,
+                       (unsigned long)AD_ADAPT_MAX_FLOATS);
+    a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "adapt: out of memory");
+    a->cfg = *cfg;
+    a->thr = *thr;
+    a->thr.adapt = 0;
+    a->metric = metric;
+    a->alpha = smooth_alpha;
+    a->T = T;
+    a->F = F;
+    a->wsz = wsz;
+    a->ncap = (size_t)cfg->normal_windows;
+    a->pcap = (size_t)cfg->margin + 1;
+    a->tacap = (size_t)cfg->true_alerts;
+    a->sh_cap = (size_t)cfg->shadow_windows;
+    a->sched_start = SCHED_UNSET;
+    a->last_ts = SCHED_UNSET;
+    a->nset = malloc(bytes);
+    a->nts = calloc(a->ncap, sizeof(int64_t));
+    a->pend = calloc(a->pcap, sizeof(pend_ent));
+    a->pwin = calloc(a->pcap * wsz, sizeof(float));
+    a->tmp = calloc(wsz, sizeof(float));
+    a->peak = calloc(wsz, sizeof(float));
+    a->ta = calloc(a->tacap ? a->tacap : 1, sizeof(true_alert));
+    a->tawin = calloc((a->tacap ? a->tacap : 1) * wsz, sizeof(float));
+    a->sh_live = calloc(a->sh_cap, sizeof(double));
+    a->sh_cand = calloc(a->sh_cap, sizeof(double));
+    if (!a->nset || !a->nts || !a->pend || !a->pwin || !a->tmp || !a->peak ||
+        !a->ta || !a->tawin || !a->sh_live || !a->sh_cand) {
+        ad_adapt_free(a);
+        return ad_errf(err, errlen, AD_ENOMEM,
+                       "adapt: out of memory (normal set of %d windows of %dx%d)",
+                       cfg->normal_windows, T, F);
+    }
+    *out = a;
+    return 0;
+}
+
+void ad_adapt_free(ad_adapt *a)
+{
+    if (a == NULL)
+        return;
+    free(a->nset);
+    free(a->nts);
+    free(a->pend);
+    free(a->pwin);
+    free(a->tmp);
+    free(a->peak);
+    free(a->ta);
+    free(a->tawin);
+    free(a->sh_live);
+    free(a->sh_cand);
+    ad_model_free(a->cand);
+    ad_model_free(a->decided);
+    free(a);
+}
+
+/* ------------------------------------------------------------------------ */
+/* helpers                                                                   */
+
+void ad_adapt_unscale(const ad_model *m, const float *scaled, float *raw,
+                      size_t rows)
+{
+    size_t r, f, F = (size_t)m->n_features;
+
+    switch (m->scaler) {
+    case AD_SCALER_STANDARD:
+        for (r = 0; r < rows; r++)
+            for (f = 0; f < F; f++)
+                raw[r * F + f] = scaled[r * F + f] * m->scale_b[f] + m->scale_a[f];
+        break;
+    case AD_SCALER_MINMAX:
+        for (r = 0; r < rows; r++)
+            for (f = 0; f < F; f++)
+                raw[r * F + f] = scaled[r * F + f] *
+                                 (m->scale_b[f] - m->scale_a[f]) + m->scale_a[f];
+        break;
+    default:
+        if (raw != scaled)
+            memmove(raw, scaled, rows * F * sizeof(float));
+        break;
+    }
+}
+
+static void queue_event(ad_adapt *a, const ad_adapt_event *ev)
+{
+    if (a->evn == AD_ADAPT_EVENTS) {    /* drop the oldest */
+        a->evh = (a->evh + 1) % AD_ADAPT_EVENTS;
+        a->evn--;
+    }
+    a->evq[(a->evh + a->evn) % AD_ADAPT_EVENTS] = *ev;
+    a->evn++;
+}
+
+int ad_adapt_poll_event(ad_adapt *a, ad_adapt_event *ev)
+{
+    if (a == NULL || a->evn == 0)
+        return 0;
+    *ev = a->evq[a->evh];
+    a->evh = (a->evh + 1) % AD_ADAPT_EVENTS;
+    a->evn--;
+    return 1;
+}
+
+static void event_init(const ad_adapt *a, ad_adapt_event *ev, ad_adapt_ev_type t,
+                       int64_t ts)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->type = t;
+    ev->ts_ms = ts;
+    ev->attempt = a->attempt_cur;
+    ev->origin = a->origin;
+    ev->compare = a->cfg.compare;
+    ev->live_error = ev->cand_error = ev->gain = NAN;
+    ev->cand_threshold = ev->min_alert_ratio = NAN;
+    ev->train_loss = ev->train_seconds = NAN;
+    ev->min_gain = a->cfg.min_gain;
+    if (a->cand)
+        memcpy(ev->model_id, a->cand->id, sizeof(ev->model_id));
+    ev->train_windows = a->train_windows;
+    if (a->have_rep) {
+        ev->epochs_run = a->rep.epochs_run;
+        ev->train_loss = a->rep.train_loss;
+        ev->train_seconds = a->rep.seconds;
+    }
+}
+
+static void sched_reset(ad_adapt *a)
+{
+    a->sched_windows = 0;
+    a->sched_start = SCHED_UNSET;
+    a->ready = 0;
+}
+
+/* Mean or median of v[0..n-1] (n >= 1); work: n doubles of scratch. */
+static double stat_of(const double *v, size_t n, ad_adapt_stat s, double *work)
+{
+    double sum = 0.0;
+    size_t i;
+
+    if (s == AD_ADAPT_MEDIAN) {
+        memcpy(work, v, n * sizeof(double));
+        return ad_quantile(work, n, 0.5);
+    }
+    for (i = 0; i < n; i++)
+        sum += v[i];
+    return sum / (double)n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* normal set and pending queue                                              */
+
+static void admit(ad_adapt *a, const pend_ent *e, const float *win)
+{
+    a->admitted++;
+    if (a->stride_ctr++ % (uint64_t)a->cfg.normal_stride == 0) {
+        size_t slot;
+
+        if (a->nlen < a->ncap) {
+            slot = (a->nhead + a->nlen) % a->ncap;
+            a->nlen++;
+        } else {
+            slot = a->nhead;
+            a->nhead = (a->nhead + 1) % a->ncap;
+        }
+        memcpy(a->nset + slot * a->wsz, win, a->wsz * sizeof(float));
+        a->nts[slot] = e->ts;
+    }
+    if (e->shadow && e->shadow == a->shadow_gen && a->cand) {
+        a->sh_resolved++;
+        if (a->sh_n < a->sh_cap) {
+            a->sh_live[a->sh_n] = e->live;
+            a->sh_cand[a->sh_n] = e->cand;
+            a->sh_n++;
+        }
+    }
+}
+
+/* Admit the oldest pending entry. */
+static void admit_oldest(ad_adapt *a)
+{
+    admit(a, &a->pend[a->phead], a->pwin + a->phead * a->wsz);
+    a->phead = (a->phead + 1) % a->pcap;
+    a->plen--;
+}
+
+static void push_pending(ad_adapt *a, const float *raw, const ad_adapt_obs *o,
+                         uint64_t shadow)
+{
+    size_t slot;
+
+    if (a->plen == a->pcap)     /* cannot happen with cap margin+1; stay safe */
+        admit_oldest(a);
+    slot = (a->phead + a->plen) % a->pcap;
+    a->pend[slot].seq = a->offered;
+    a->pend[slot].ts = o->ts_ms;
+    a->pend[slot].live = o->live_score;
+    a->pend[slot].cand = o->cand_score;
+    a->pend[slot].shadow = shadow;
+    memcpy(a->pwin + slot * a->wsz, raw, a->wsz * sizeof(float));
+    a->plen++;
+}
+
+const float *ad_adapt_normal_window(const ad_adapt *a, size_t i, int64_t *ts_ms)
+{
+    size_t slot;
+
+    if (a == NULL || i >= a->nlen)
+        return NULL;
+    slot = (a->nhead + i) % a->ncap;
+    if (ts_ms)
+        *ts_ms = a->nts[slot];
+    return a->nset + slot * a->wsz;
+}
+
+/* ------------------------------------------------------------------------ */
+/* alerts                                                                    */
+
+void ad_adapt_alert_raised(ad_adapt *a, const char *id, int64_t ts_ms)
+{
+    (void)ts_ms;
+    if (a == NULL)
+        return;
+    /* The pending windows preceded the raise by fewer than margin windows:
+     * never normal. In shadow they now have their final verdict. */
+    while (a->plen > 0) {
+        pend_ent *e = &a->pend[a->phead];
+
+        a->ex_alert++;
+        if (e->shadow && e->shadow == a->shadow_gen && a->cand)
+            a->sh_resolved++;
+        a->phead = (a->phead + 1) % a->pcap;
+        a->plen--;
+    }
+    a->in_alert = 1;
+    a->have_peak = 0;
+    a->post_clear = 0;
+    snprintf(a->cur_id, sizeof(a->cur_id), "%s", id ? id : "");
+}
+
+void ad_adapt_alert_cleared(ad_adapt *a, const char *id, int64_t ts_ms,
+                            ad_adapt_clear how)
+{
+    (void)ts_ms;
+    if (a == NULL || !a->in_alert)
+        return;
+    a->in_alert = 0;
+    a->post_clear = a->cfg.margin;
+    if (how != AD_ADAPT_CLEAR_TRUE || !a->have_peak || a->tacap == 0)
+        return;
+    if (a->talen == a->tacap) {     /* drop the oldest */
+        memmove(a->ta, a->ta + 1, (a->tacap - 1) * sizeof(true_alert));
+        memmove(a->tawin, a->tawin + a->wsz, (a->tacap - 1) * a->wsz * sizeof(float));
+        a->talen--;
+    }
+    snprintf(a->ta[a->talen].id, sizeof(a->ta[a->talen].id), "%s",
+             id && *id ? id : a->cur_id);
+    a->ta[a->talen].ts = a->peak_ts;
+    a->ta[a->talen].score = a->peak_score;
+    memcpy(a->tawin + a->talen * a->wsz, a->peak, a->wsz * sizeof(float));
+    a->talen++;
+}
+
+int ad_adapt_alert_false(ad_adapt *a, const char *id)
+{
+    size_t i;
+
+    if (a == NULL || id == NULL)
+        return 0;
+    for (i = 0; i < a->talen; i++) {
+        if (strcmp(a->ta[i].id, id) != 0)
+            continue;
+        memmove(a->ta + i, a->ta + i + 1, (a->talen - i - 1) * sizeof(true_alert));
+        memmove(a->tawin + i * a->wsz, a->tawin + (i + 1) * a->wsz,
+                (a->talen - i - 1) * a->wsz * sizeof(float));
+        a->talen--;
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* decision                                                                  */
+
+/* Candidate scores of the kept true-alert peak windows into sc (talen). */
+static int score_alerts(ad_adapt *a, const ad_model *m, double *sc)
+{
+    ad_engine *e;
+    float *x, *y;
+    size_t i;
+    int rc = 0;
+
+    if (a->talen == 0)
+        return 0;
+    e = ad_engine_new(m, (int)a->talen);
+    x = malloc(a->talen * a->wsz * sizeof(float));
+    y = malloc(a->talen * a->wsz * sizeof(float));
+    if (!e || !x || !y) {
+        rc = AD_ENOMEM;
+        goto out;
+    }
+    ad_model_scale(m, a->tawin, x, a->talen * (size_t)a->T);
+    if ((rc = ad_engine_forward(e, x, y, (int)a->talen)) != 0)
+        goto out;
+    for (i = 0; i < a->talen; i++) {
+        float mse, mae;
+
+        ad_recon_error(x + i * a->wsz, y + i * a->wsz, a->T, a->F, a->metric,
+                       &mse, &mae, NULL);
+        sc[i] = a->metric == AD_METRIC_MSE ? mse : mae;
+    }
+out:
+    ad_engine_free(e);
+    free(x);
+    free(y);
+    return rc;
+}
+
+/* Fit the detector's threshold method on the candidate's (smoothed) shadow
+ * scores. */
+static int cand_threshold(ad_adapt *a, double *thr, char *err, size_t errlen)
+{
+    ad_threshold *t = NULL;
+    double s = 0.0;
+    size_t i;
+    int rc;
+
+    if ((rc = ad_threshold_new(&t, &a->thr, err, errlen)) != 0)
+        return rc;
+    for (i = 0; i < a->sh_n; i++) {
+        s = i == 0 ? a->sh_cand[i] : a->alpha * a->sh_cand[i] + (1.0 - a->alpha) * s;
+        ad_threshold_add(t, s);
+    }
+    rc = ad_threshold_fit(t, a->cand->training, err, errlen);
+    if (rc == 0)
+        *thr = ad_threshold_value(t);
+    ad_threshold_free(t);
+    return rc;
+}
+
+static void decide(ad_adapt *a, int64_t ts)
+{
+    ad_adapt_event ev;
+    size_t need = (a->sh_cap + 1) / 2, i;
+    double *work = NULL, sc[64], thr = NAN;
+    char msg[160] = "";
+    int ok_err, rc;
+
+    event_init(a, &ev, AD_ADAPT_EV_REJECTED, ts);
+    ev.shadow_windows = a->sh_resolved;
+    ev.normal_windows = a->sh_n;
+    if (a->sh_n < need) {
+        snprintf(ev.reason, sizeof(ev.reason),
+                 "too few windows judged normal in shadow: %zu of %" PRIu64
+                 " (need %zu)", a->sh_n, a->sh_resolved, need);
+        goto done;
+    }
+    work = malloc(a->sh_n * sizeof(double));
+    if (work == NULL) {
+        snprintf(ev.reason, sizeof(ev.reason), "out of memory");
+        goto done;
+    }
+    ev.live_error = stat_of(a->sh_live, a->sh_n, a->cfg.compare, work);
+    ev.cand_error = stat_of(a->sh_cand, a->sh_n, a->cfg.compare, work);
+    if (ev.live_error > 0.0)
+        ev.gain = 1.0 - ev.cand_error / ev.live_error;
+    else
+        ev.gain = ev.cand_error == 0.0 ? 0.0 : -INFINITY;
+    rc = cand_threshold(a, &thr, msg, sizeof(msg));
+    if (rc) {
+        snprintf(ev.reason, sizeof(ev.reason), "candidate threshold: %s", msg);
+        goto done;
+    }
+    ev.cand_threshold = thr;
+    if (score_alerts(a, a->cand, sc) != 0) {
+        snprintf(ev.reason, sizeof(ev.reason), "scoring the true alerts failed");
+        goto done;
+    }
+    for (i = 0; i < a->talen; i++) {
+        double r = sc[i] / thr;
+
+        ev.alerts_checked++;
+        if (!(r >= ev.min_alert_ratio))     /* also replaces the initial NAN */
+            ev.min_alert_ratio = r;
+        if (!(sc[i] > thr)) {
+            if (ev.alerts_silenced++ == 0)
+                snprintf(ev.silenced_alert, sizeof(ev.silenced_alert), "%s",
+                         a->ta[i].id);
+        }
+    }
+    ok_err = isfinite(ev.cand_error) && isfinite(ev.live_error) &&
+             ev.cand_error <= ev.live_error * (1.0 - a->cfg.min_gain);
+    if (ok_err && ev.alerts_silenced == 0) {
+        ev.type = AD_ADAPT_EV_PROMOTED;
+        snprintf(ev.reason, sizeof(ev.reason),
+                 "candidate %s error %.4g <= live %.4g * (1 - %.3g); %d true "
+                 "alerts still over its threshold %.4g",
+                 ad_adapt_stat_name(a->cfg.compare), ev.cand_error,
+                 ev.live_error, a->cfg.min_gain, ev.alerts_checked, thr);
+    } else if (!ok_err) {
+        snprintf(ev.reason, sizeof(ev.reason),
+                 "candidate %s error %.4g > live %.4g * (1 - %.3g)%s",
+                 ad_adapt_stat_name(a->cfg.compare), ev.cand_error,
+                 ev.live_error, a->cfg.min_gain,
+                 ev.alerts_silenced ? "; and it silences true alerts" : "");
+    } else {
+        snprintf(ev.reason, sizeof(ev.reason),
+                 "candidate would silence %d of %d true alerts (%.60s: score "
+                 "<= candidate threshold %.4g)",
+                 ev.alerts_silenced, ev.alerts_checked, ev.silenced_alert, thr);
+    }
+done:
+    free(work);
+    if (ev.type == AD_ADAPT_EV_PROMOTED)
+        a->promotions++;
+    else
+        a->rejections++;
+    ad_model_free(a->decided);
+    a->decided = a->cand;
+    a->cand = NULL;
+    a->last = ev;
+    a->have_last = 1;
+    queue_event(a, &ev);
+    sched_reset(a);
+}
+
+/* ------------------------------------------------------------------------ */
+/* offer and schedule                                                        */
+
+static void schedule_check(ad_adapt *a, int64_t ts)
+{
+    int due = 0;
+
+    if (!a->cfg.enabled || a->job_out || a->cand || a->ready)
+        return;
+    if (a->cfg.every_windows > 0 && a->sched_windows >= (uint64_t)a->cfg.every_windows)
+        due = 1;
+    if (a->cfg.every_hours > 0.0 && a->sched_start != SCHED_UNSET &&
+        (double)(ts - a->sched_start) >= a->cfg.every_hours * 3600e3)
+        due = 1;
+    if (due && a->nlen >= (size_t)a->cfg.min_windows) {
+        ad_adapt_event ev;
+
+        event_init(a, &ev, AD_ADAPT_EV_TRAIN_READY, ts);
+        ev.attempt = a->attempts + 1;
+        ev.train_windows = a->nlen;
+        snprintf(ev.reason, sizeof(ev.reason),
+                 "%" PRIu64 " windows, %.3g h since the last decision; "
+                 "%zu normal windows", a->sched_windows,
+                 a->sched_start == SCHED_UNSET ? 0.0
+                     : (double)(ts - a->sched_start) / 3600e3, a->nlen);
+        queue_event(a, &ev);
+        a->ready = 1;
+    }
+}
+
+int ad_adapt_offer(ad_adapt *a, const float *win, const ad_model *scaled_by,
+                   const ad_adapt_obs *o)
+{
+    const float *raw = win;
+    uint64_t shadow = 0;
+
+    if (a == NULL || win == NULL || o == NULL)
+        return AD_EINVAL;
+    if (scaled_by) {
+        if (scaled_by->n_features != a->F || scaled_by->window != a->T)
+            return AD_EINVAL;
+        ad_adapt_unscale(scaled_by, win, a->tmp, (size_t)a->T);
+        raw = a->tmp;
+    }
+    a->offered++;
+    a->last_ts = o->ts_ms;
+    a->sched_windows++;
+    if (a->sched_start == SCHED_UNSET)
+        a->sched_start = o->ts_ms;
+    if (a->cand && isfinite(o->cand_score))
+        shadow = a->shadow_gen;
+
+    if (a->in_alert) {
+        if (!a->have_peak || o->live_score > a->peak_score) {
+            memcpy(a->peak, raw, a->wsz * sizeof(float));
+            a->peak_score = o->live_score;
+            a->peak_ts = o->ts_ms;
+            a->have_peak = 1;
+        }
+        a->ex_alert++;
+    } else if (a->post_clear > 0) {
+        a->post_clear--;
+        a->ex_alert++;
+    } else if (o->dq || !isfinite(o->live_score)) {
+        a->ex_dq++;
+    } else if (o->exceeded) {
+        a->ex_exc++;
+    } else {
+        push_pending(a, raw, o, shadow);
+        shadow = 0;     /* resolved when admitted or dropped */
+    }
+    if (shadow)
+        a->sh_resolved++;
+    while (a->plen > 0 && a->offered - a->pend[a->phead].seq >= (uint64_t)a->cfg.margin)
+        admit_oldest(a);
+    if (a->cand && a->sh_resolved >= a->sh_cap)
+        decide(a, o->ts_ms);
+    schedule_check(a, o->ts_ms);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* jobs and shadow                                                           */
+
+ad_adapt_job *ad_adapt_take_job(ad_adapt *a, const ad_model *live)
+{
+    ad_adapt_job *j;
+    size_t i;
+
+    if (a == NULL || !a->ready || live == NULL || live->window != a->T ||
+        live->n_features != a->F || a->nlen == 0)
+        return NULL;
+    j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    j->windows = malloc(a->nlen * a->wsz * sizeof(float));
+    j->init = ad_model_clone(live);
+    if (!j->windows || !j->init) {
+        ad_adapt_job_free(j);
+        return NULL;
+    }
+    for (i = 0; i < a->nlen; i++)
+        memcpy(j->windows + i * a->wsz, ad_adapt_normal_window(a, i, NULL),
+               a->wsz * sizeof(float));
+    j->T = a->T;
+    j->F = a->F;
+    j->n = a->nlen;
+    j->metric = a->metric;
+    j->epochs = a->cfg.epochs;
+    j->batch_size = a->cfg.batch_size;
+    j->lr = (float)a->cfg.lr;
+    j->max_seconds = a->cfg.max_seconds;
+    j->attempt = ++a->attempts;
+    j->seed = a->cfg.seed + j->attempt;
+    a->attempt_cur = j->attempt;
+    a->train_windows = j->n;
+    a->ready = 0;
+    a->job_out = 1;
+    return j;
+}
+
+void ad_adapt_job_free(ad_adapt_job *j)
+{
+    if (j == NULL)
+        return;
+    free(j->windows);
+    ad_model_free(j->init);
+    free(j);
+}
+
+int ad_adapt_job_run(const ad_adapt_job *job, ad_model **out,
+                     ad_train_report *rep, const volatile int *cancel,
+                     char *err, size_t errlen)
+{
+    ad_model *m = NULL;
+    float *x = NULL;
+    ad_train_opts o;
+    ad_train_report r;
+    ad_error_stats es;
+    char *meta;
+    void *buf = NULL;
+    size_t len, rows;
+    int rc;
+
+    *out = NULL;
+    if (job == NULL || job->init == NULL || job->n < 1 || job->windows == NULL)
+        return ad_errf(err, errlen, AD_EINVAL, "adapt job: no windows or no model");
+    m = ad_model_clone(job->init);
+    rows = job->n * (size_t)job->T;
+    x = malloc(rows * (size_t)job->F * sizeof(float));
+    if (!m || !x) {
+        rc = ad_errf(err, errlen, AD_ENOMEM, "adapt job: out of memory");
+        goto fail;
+    }
+    /* The scaler stays the live model's: the weights were learnt for it. */
+    ad_model_scale(m, job->windows, x, rows);
+    ad_train_opts_default(&o);
+    o.loss = job->metric == AD_METRIC_MAE ? AD_LOSS_MAE : AD_LOSS_MSE;
+    o.epochs = job->epochs;
+    o.lr = job->lr;
+    o.batch_size = job->batch_size;
+    o.seed = job->seed;
+    o.max_seconds = job->max_seconds;
+    /* No validation split: the shadow evaluation is the out-of-sample test
+     * and the normal windows overlap, so a tail split would leak anyway. */
+    o.val_frac = 0.0f;
+    rc = ad_train_fit(m, x, job->n, &o, &r, NULL, NULL, cancel, err, errlen);
+    if (rc)
+        goto fail;
+    if (r.cancelled && cancel && *cancel) {
+        rc = ad_errf(err, errlen, AD_EINVAL, "adapt job: cancelled");
+        goto fail;
+    }
+    if ((rc = ad_train_error_stats(m, x, job->n, job->metric, &es, NULL)) != 0) {
+        ad_errf(err, errlen, rc, "adapt job: error statistics failed");
+        goto fail;
+    }
+    meta = ad_train_meta_json(&o, &r, &es);
+    if (meta == NULL) {
+        rc = ad_errf(err, errlen, AD_ENOMEM, "adapt job: out of memory");
+        goto fail;
+    }
+    free(m->training);
+    m->training = meta;
+    if (ad_model_serialize(m, &buf, &len) == 0)     /* sets the model id */
+        free(buf);
+    free(x);
+    if (rep)
+        *rep = r;
+    *out = m;
+    return 0;
+fail:
+    free(x);
+    ad_model_free(m);
+    return rc;
+}
+
+static void shadow_start(ad_adapt *a, ad_model *m, ad_adapt_origin origin,
+                         int64_t ts)
+{
+    ad_adapt_event ev;
+
+    ad_model_free(a->decided);      /* its batches are long done */
+    a->decided = NULL;
+    ad_model_free(a->cand);
+    a->cand = m;
+    a->origin = origin;
+    a->shadow_gen++;
+    a->sh_resolved = 0;
+    a->sh_n = 0;
+    event_init(a, &ev, AD_ADAPT_EV_SHADOW, ts);
+    snprintf(ev.reason, sizeof(ev.reason), "candidate %s in shadow for %d windows",
+             m->id[0] ? m->id : "(unsaved)", a->cfg.shadow_windows);
+    queue_event(a, &ev);
+}
+
+static int model_fits(const ad_adapt *a, const ad_model *m)
+{
+    return m && m->window == a->T && m->n_features == a->F;
+}
+
+int ad_adapt_train_done(ad_adapt *a, ad_model *cand, int take,
+                        const ad_train_report *rep, const char *why)
+{
+    ad_model *m;
+
+    if (a == NULL || !a->job_out)
+        return AD_EINVAL;
+    if (cand && !model_fits(a, cand))
+        return AD_EINVAL;
+    a->have_rep = rep != NULL;
+    if (rep)
+        a->rep = *rep;
+    if (cand == NULL) {
+        ad_adapt_event ev;
+
+        event_init(a, &ev, AD_ADAPT_EV_TRAIN_FAILED,
+                   a->last_ts == SCHED_UNSET ? 0 : a->last_ts);
+        snprintf(ev.reason, sizeof(ev.reason), "%s", why ? why : "training failed");
+        a->job_out = 0;
+        a->failures++;
+        a->last = ev;
+        a->have_last = 1;
+        queue_event(a, &ev);
+        sched_reset(a);
+        return 0;
+    }
+    m = take ? cand : ad_model_clone(cand);
+    if (m == NULL)
+        return AD_ENOMEM;
+    a->job_out = 0;
+    shadow_start(a, m, AD_ADAPT_FINETUNE, a->last_ts == SCHED_UNSET ? 0 : a->last_ts);
+    return 0;
+}
+
+int ad_adapt_shadow_begin(ad_adapt *a, ad_model *cand, int take, int64_t ts_ms)
+{
+    ad_model *m;
+
+    if (a == NULL || a->job_out || !model_fits(a, cand))
+        return AD_EINVAL;
+    m = take ? cand : ad_model_clone(cand);
+    if (m == NULL)
+        return AD_ENOMEM;
+    a->attempt_cur = ++a->attempts;
+    a->have_rep = 0;
+    a->train_windows = 0;
+    a->ready = 0;
+    shadow_start(a, m, AD_ADAPT_RELOAD, ts_ms);
+    return 0;
+}
+
+const ad_model *ad_adapt_candidate(const ad_adapt *a)
+{
+    return a ? a->cand : NULL;
+}
+
+int ad_adapt_same_scaler(const ad_adapt *a, const ad_model *m)
+{
+    const ad_model *c = a ? a->cand : NULL;
+    size_t F;
+
+    if (c == NULL || m == NULL || c->n_features != m->n_features ||
+        c->scaler != m->scaler)
+        return 0;
+    if (c->scaler == AD_SCALER_NONE)
+        return 1;
+    F = (size_t)c->n_features;
+    return memcmp(c->scale_a, m->scale_a, F * sizeof(float)) == 0 &&
+           memcmp(c->scale_b, m->scale_b, F * sizeof(float)) == 0;
+}
+
+ad_model *ad_adapt_take_candidate(ad_adapt *a)
+{
+    ad_model *m;
+
+    if (a == NULL)
+        return NULL;
+    m = a->decided;
+    a->decided = NULL;
+    return m;
+}
+
+const double *ad_adapt_shadow_scores(const ad_adapt *a, size_t *n)
+{
+    *n = a ? a->sh_n : 0;
+    return a ? a->sh_cand : NULL;
+}
+
+int ad_adapt_last(const ad_adapt *a, ad_adapt_event *ev)
+{
+    if (a == NULL || !a->have_last)
+        return 0;
+    *ev = a->last;
+    return 1;
+}
+
+void ad_adapt_get_stats(const ad_adapt *a, ad_adapt_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->offered = a->offered;
+    st->admitted = a->admitted;
+    st->excluded_alert = a->ex_alert;
+    st->excluded_exceeded = a->ex_exc;
+    st->excluded_dq = a->ex_dq;
+    st->normal_len = a->nlen;
+    st->pending = a->plen;
+    st->true_alerts = (int)a->talen;
+    st->attempts = a->attempts;
+    st->promotions = a->promotions;
+    st->rejections = a->rejections;
+    st->failures = a->failures;
+    st->sched_windows = a->sched_windows;
+    st->sched_start_ms = a->sched_start;
+    st->due = a->ready;
+    st->training = a->job_out;
+    st->shadow = a->cand != NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* JSON                                                                      */
+
+/* A number, or null when not finite (JSON has no NaN). */
+static int add_num(cJSON *o, const char *k, double v)
+{
+    return (isfinite(v) ? cJSON_AddNumberToObject(o, k, v)
+                        : cJSON_AddNullToObject(o, k)) != NULL;
+}
+
+cJSON *ad_adapt_event_to_json(const ad_adapt_event *ev, const char *stream)
+{
+    cJSON *o = cJSON_CreateObject(), *f;
+
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddStringToObject(o, "event", ad_adapt_ev_name(ev->type)) ||
+        (stream && !cJSON_AddStringToObject(o, "stream", stream)) ||
+        !cJSON_AddNumberToObject(o, "ts", (double)ev->ts_ms) ||
+        !cJSON_AddNumberToObject(o, "attempt", (double)ev->attempt) ||
+        !cJSON_AddStringToObject(o, "origin",
+                                 ev->origin == AD_ADAPT_RELOAD ? "reload" : "finetune") ||
+        !cJSON_AddStringToObject(o, "model_id", ev->model_id) ||
+        !cJSON_AddStringToObject(o, "reason", ev->reason) ||
+        (f = cJSON_AddObjectToObject(o, "figures")) == NULL)
+        goto fail;
+    if (!cJSON_AddStringToObject(f, "compare", ad_adapt_stat_name(ev->compare)) ||
+        !add_num(f, "live_error", ev->live_error) ||
+        !add_num(f, "candidate_error", ev->cand_error) ||
+        !add_num(f, "gain", ev->gain) ||
+        !add_num(f, "min_gain", ev->min_gain) ||
+        !add_num(f, "candidate_threshold", ev->cand_threshold) ||
+        !add_num(f, "shadow_windows", (double)ev->shadow_windows) ||
+        !add_num(f, "normal_windows", (double)ev->normal_windows) ||
+        !add_num(f, "alerts_checked", ev->alerts_checked) ||
+        !add_num(f, "alerts_silenced", ev->alerts_silenced) ||
+        !add_num(f, "min_alert_ratio", ev->min_alert_ratio) ||
+        !cJSON_AddStringToObject(f, "silenced_alert", ev->silenced_alert) ||
+        !add_num(f, "train_windows", (double)ev->train_windows) ||
+        !add_num(f, "epochs_run", ev->epochs_run) ||
+        !add_num(f, "train_loss", ev->train_loss) ||
+        !add_num(f, "train_seconds", ev->train_seconds))
+        goto fail;
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+char *ad_adapt_save(const ad_adapt *a)
+{
+    cJSON *o = cJSON_CreateObject(), *s, *arr, *t, *w, *last;
+    char *txt = NULL;
+    size_t i, k;
+
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddNumberToObject(o, "version", 1) ||
+        !cJSON_AddNumberToObject(o, "T", a->T) ||
+        !cJSON_AddNumberToObject(o, "F", a->F) ||
+        !cJSON_AddNumberToObject(o, "offered", (double)a->offered) ||
+        !cJSON_AddNumberToObject(o, "admitted", (double)a->admitted) ||
+        !cJSON_AddNumberToObject(o, "attempts", (double)a->attempts) ||
+        !cJSON_AddNumberToObject(o, "promotions", (double)a->promotions) ||
+        !cJSON_AddNumberToObject(o, "rejections", (double)a->rejections) ||
+        !cJSON_AddNumberToObject(o, "failures", (double)a->failures) ||
+        (s = cJSON_AddObjectToObject(o, "schedule")) == NULL ||
+        !cJSON_AddNumberToObject(s, "windows", (double)a->sched_windows) ||
+        !(a->sched_start == SCHED_UNSET
+              ? cJSON_AddNullToObject(s, "start_ms")
+              : cJSON_AddNumberToObject(s, "start_ms", (double)a->sched_start)))
+        goto out;
+    if (a->have_last) {
+        if ((last = ad_adapt_event_to_json(&a->last, NULL)) == NULL)
+            goto out;
+        cJSON_AddItemToObject(o, "last", last);
+    } else if (!cJSON_AddNullToObject(o, "last")) {
+        goto out;
+    }
+    if ((arr = cJSON_AddArrayToObject(o, "true_alerts")) == NULL)
+        goto out;
+    for (i = 0; i < a->talen; i++) {
+        if ((t = cJSON_CreateObject()) == NULL)
+            goto out;
+        cJSON_AddItemToArray(arr, t);
+        if (!cJSON_AddStringToObject(t, "id", a->ta[i].id) ||
+            !cJSON_AddNumberToObject(t, "ts", (double)a->ta[i].ts) ||
+            !add_num(t, "score", a->ta[i].score) ||
+            (w = cJSON_AddArrayToObject(t, "window")) == NULL)
+            goto out;
+        for (k = 0; k < a->wsz; k++) {
+            cJSON *n = cJSON_CreateNumber(a->tawin[i * a->wsz + k]);
+
+            if (n == NULL)
+                goto out;
+            cJSON_AddItemToArray(w, n);
+        }
+    }
+    txt = cJSON_PrintUnformatted(o);
+out:
+    cJSON_Delete(o);
+    return txt;
+}
+
+/* A finite number at key (path for messages) in lo..hi. */
+static int get_num(const cJSON *o, const char *path, const char *key,
+                   double lo, double hi, double *v, char *err, size_t errlen)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) ||
+        j->valuedouble < lo || j->valuedouble > hi)
+        return ad_errf(err, errlen, AD_EFORMAT,
+                       "adapt state: %s%s: expected a number in %g..%g", path, key, lo, hi);
+    *v = j->valuedouble;
+    return 0;
+}
+
+/* A number or null (NAN) at key. */
+static double opt_num(const cJSON *o, const char *key)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    return cJSON_IsNumber(j) ? j->valuedouble : NAN;
+}
+
+static int parse_event(const cJSON *j, ad_adapt_event *ev, char *err, size_t errlen)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "figures");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "event");
+    const cJSON *s;
+    double v;
+    int t, rc;
+
+    memset(ev, 0, sizeof(*ev));
+    for (t = AD_ADAPT_EV_TRAIN_READY; t <= AD_ADAPT_EV_TRAIN_FAILED; t++)
+        if (cJSON_IsString(n) && strcmp(n->valuestring, ad_adapt_ev_name(t)) == 0)
+            break;
+    if (t > AD_ADAPT_EV_TRAIN_FAILED || !cJSON_IsObject(f))
+        return ad_errf(err, errlen, AD_EFORMAT,
+                       "adapt state: last: expected an adapt event with figures");
+    ev->type = (ad_adapt_ev_type)t;
+    if ((rc = get_num(j, "last.", "ts", -9.2e18, 9.2e18, &v, err, errlen)) != 0)
+        return rc;
+    ev->ts_ms = (int64_t)v;
+    if ((rc = get_num(j, "last.", "attempt", 0, 9e15, &v, err, errlen)) != 0)
+        return rc;
+    ev->attempt = (uint64_t)v;
+    s = cJSON_GetObjectItemCaseSensitive(j, "origin");
+    ev->origin = cJSON_IsString(s) && strcmp(s->valuestring, "reload") == 0
+                 ? AD_ADAPT_RELOAD : AD_ADAPT_FINETUNE;
+    if (cJSON_IsString(s = cJSON_GetObjectItemCaseSensitive(j, "model_id")))
+        snprintf(ev->model_id, sizeof(ev->model_id), "%s", s->valuestring);
+    if (cJSON_IsString(s = cJSON_GetObjectItemCaseSensitive(j, "reason")))
+        snprintf(ev->reason, sizeof(ev->reason), "%s", s->valuestring);
+    s = cJSON_GetObjectItemCaseSensitive(f, "compare");
+    ev->compare = cJSON_IsString(s) && strcmp(s->valuestring, "median") == 0
+                  ? AD_ADAPT_MEDIAN : AD_ADAPT_MEAN;
+    ev->live_error = opt_num(f, "live_error");
+    ev->cand_error = opt_num(f, "candidate_error");
+    ev->gain = opt_num(f, "gain");
+    ev->min_gain = opt_num(f, "min_gain");
+    ev->cand_threshold = opt_num(f, "candidate_threshold");
+    v = opt_num(f, "shadow_windows");
+    ev->shadow_windows = v >= 0 && v < 9e15 ? (uint64_t)v : 0;
+    v = opt_num(f, "normal_windows");
+    ev->normal_windows = v >= 0 && v < 9e15 ? (uint64_t)v : 0;
+    v = opt_num(f, "alerts_checked");
+    ev->alerts_checked = v >= 0 && v <= 64 ? (int)v : 0;
+    v = opt_num(f, "alerts_silenced");
+    ev->alerts_silenced = v >= 0 && v <= 64 ? (int)v : 0;
+    ev->min_alert_ratio = opt_num(f, "min_alert_ratio");
+    if (cJSON_IsString(s = cJSON_GetObjectItemCaseSensitive(f, "silenced_alert")))
+        snprintf(ev->silenced_alert, sizeof(ev->silenced_alert), "%s", s->valuestring);
+    v = opt_num(f, "train_windows");
+    ev->train_windows = v >= 0 && v < 9e15 ? (uint64_t)v : 0;
+    v = opt_num(f, "epochs_run");
+    ev->epochs_run = v >= 0 && v <= 1e6 ? (int)v : 0;
+    ev->train_loss = opt_num(f, "train_loss");
+    ev->train_seconds = opt_num(f, "train_seconds");
+    return 0;
+}
+
+/* The true alerts array into ta/tawin (caller's scratch, tacap entries). */
+static int parse_alerts(const ad_adapt *a, const cJSON *arr, true_alert *ta,
+                        float *tawin, size_t *n, char *err, size_t errlen)
+{
+    const cJSON *t;
+    size_t i = 0, k;
+
+    if (!cJSON_IsArray(arr))
+        return ad_errf(err, errlen, AD_EFORMAT, "adapt state: true_alerts: expected an array");
+    cJSON_ArrayForEach(t, arr) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(t, "id");
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(t, "window"), *x;
+        double v;
+        char path[48];
+        int rc;
+
+        if (i == a->tacap)      /* fewer kept now (adapt.true_alerts): newest */
+            break;
+        snprintf(path, sizeof(path), "true_alerts[%zu].", i);
+        if (!cJSON_IsString(id) || !cJSON_IsArray(w) ||
+            (size_t)cJSON_GetArraySize(w) != a->wsz)
+            return ad_errf(err, errlen, AD_EFORMAT,
+                           "adapt state: %s: expected id and a window of %zu numbers",
+                           path, a->wsz);
+        if ((rc = get_num(t, path, "ts", -9.2e18, 9.2e18, &v, err, errlen)) != 0)
+            return rc;
+        snprintf(ta[i].id, sizeof(ta[i].id), "%s", id->valuestring);
+        ta[i].ts = (int64_t)v;
+        ta[i].score = opt_num(t, "score");
+        k = 0;
+        cJSON_ArrayForEach(x, w) {
+            if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+                return ad_errf(err, errlen, AD_EFORMAT,
+                               "adapt state: %swindow[%zu]: expected a finite number",
+                               path, k);
+            tawin[i * a->wsz + k++] = (float)x->valuedouble;
+        }
+        i++;
+    }
+    *n = i;
+    return 0;
+}
+
+int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen)
+{
+    cJSON *o = cJSON_Parse(json ? json : "");
+    const cJSON *s, *last;
+    true_alert *ta = NULL;
+    float *tawin = NULL;
+    ad_adapt_event ev;
+    double v[10];
+    size_t nta = 0;
+    int rc, have_last = 0;
+
+    if (!cJSON_IsObject(o)) {
+        rc = ad_errf(err, errlen, AD_EFORMAT, "adapt state: not a JSON object");
+        goto out;
+    }
+    if ((rc = get_num(o, "", "version", 1, 1, &v[0], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "T", 1, AD_MAX_WINDOW, &v[1], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "F", 1, AD_MAX_FEATURES, &v[2], err, errlen)) != 0)
+        goto out;
+    if ((int)v[1] != a->T || (int)v[2] != a->F) {
+        rc = ad_errf(err, errlen, AD_EINVAL,
+                     "adapt state: window %dx%d, the model's is %dx%d",
+                     (int)v[1], (int)v[2], a->T, a->F);
+        goto out;
+    }
+    s = cJSON_GetObjectItemCaseSensitive(o, "schedule");
+    if ((rc = get_num(o, "", "offered", 0, 9e15, &v[3], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "admitted", 0, 9e15, &v[4], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "attempts", 0, 9e15, &v[5], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "promotions", 0, 9e15, &v[6], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "rejections", 0, 9e15, &v[7], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "failures", 0, 9e15, &v[8], err, errlen)) != 0)
+        goto out;
+    if (!cJSON_IsObject(s)) {
+        rc = ad_errf(err, errlen, AD_EFORMAT, "adapt state: schedule: expected an object");
+        goto out;
+    }
+    if ((rc = get_num(s, "schedule.", "windows", 0, 9e15, &v[9], err, errlen)) != 0)
+        goto out;
+    last = cJSON_GetObjectItemCaseSensitive(o, "last");
+    if (last && !cJSON_IsNull(last)) {
+        if ((rc = parse_event(last, &ev, err, errlen)) != 0)
+            goto out;
+        have_last = 1;
+    }
+    ta = calloc(a->tacap ? a->tacap : 1, sizeof(true_alert));
+    tawin = calloc((a->tacap ? a->tacap : 1) * a->wsz, sizeof(float));
+    if (!ta || !tawin) {
+        rc = ad_errf(err, errlen, AD_ENOMEM, "adapt state: out of memory");
+        goto out;
+    }
+    if ((rc = parse_alerts(a, cJSON_GetObjectItemCaseSensitive(o, "true_alerts"),
+                           ta, tawin, &nta, err, errlen)) != 0)
+        goto out;
+    /* Everything valid: apply. */
+    a->offered = (uint64_t)v[3];
+    a->admitted = (uint64_t)v[4];
+    a->attempts = (uint64_t)v[5];
+    a->promotions = (uint64_t)v[6];
+    a->rejections = (uint64_t)v[7];
+    a->failures = (uint64_t)v[8];
+    a->sched_windows = (uint64_t)v[9];
+    s = cJSON_GetObjectItemCaseSensitive(s, "start_ms");
+    a->sched_start = cJSON_IsNumber(s) && isfinite(s->valuedouble)
+                     ? (int64_t)s->valuedouble : SCHED_UNSET;
+    a->have_last = have_last;
+    if (have_last)
+        a->last = ev;
+    memcpy(a->ta, ta, nta * sizeof(true_alert));
+    memcpy(a->tawin, tawin, nta * a->wsz * sizeof(float));
+    a->talen = nta;
+    rc = 0;
+out:
+    free(ta);
+    free(tawin);
+    cJSON_Delete(o);
+    return rc;
+}

@@ -1,0 +1,380 @@
+/*
+ * adapt.h - continual learning of one stream's model with a shadow
+ * evaluation: a bounded set of recent windows judged normal, a schedule that
+ * turns it into a fine-tuning job, a candidate model that runs beside the
+ * live one, and the decision (promote / reject) with the figures behind it.
+ *
+ * The module is pure: it never runs the caller's inference and never does
+ * I/O. The detector and the daemon drive it:
+ *
+ *   offer     after each scored window (detecting phase), the caller offers
+ *             the window (raw rows, or scaled with the model given, which the
+ *             module inverts), the live model's score, the candidate's score
+ *             on the same window while a candidate is in shadow, and the
+ *             verdict flags (over the threshold, data-quality flag).
+ *   alerts    ad_adapt_alert_raised() / _cleared() are called for the
+ *             detector's alert events BEFORE the window that caused them is
+ *             offered (so that window counts as inside the alert).
+ *             ad_adapt_alert_false() withdraws a true alert later (operator
+ *             marked it a false alarm).
+ *   train     when the schedule is due, AD_ADAPT_EV_TRAIN_READY is queued;
+ *             ad_adapt_take_job(live model) hands out a self-contained job
+ *             (owns copies of the normal windows and a clone of the live
+ *             model); ad_adapt_job_run() runs on any thread;
+ *             ad_adapt_train_done() gives the candidate back (loop thread).
+ *   shadow    while ad_adapt_candidate() is not NULL the caller runs it on
+ *             the same windows as the live model (same worker batch) and
+ *             passes its score in the offer. After shadow_windows windows
+ *             have a final verdict, the decision is made inside the offer:
+ *             AD_ADAPT_EV_PROMOTED or AD_ADAPT_EV_REJECTED, with the figures.
+ *   swap      on promotion the caller takes the candidate
+ *             (ad_adapt_take_candidate), installs it as the live model and
+ *             re-baselines the threshold with ev.cand_threshold (or refits
+ *             its own threshold from ad_adapt_shadow_scores()). On rejection
+ *             it takes it too and frees it once no batch uses it.
+ *   reload    `reload.shadow`: a model file changed on SIGHUP is evaluated
+ *             the same way: ad_adapt_shadow_begin(model) instead of a job.
+ *
+ * NORMAL SET. A ring of the last M = normal_windows windows judged normal,
+ * stored RAW (unscaled) with their timestamps. Raw because the scaler belongs
+ * to the model: a reload or bootstrap may change it, and raw windows stay
+ * valid training data for any model (the job scales them with the model it
+ * fine-tunes; a fine-tune keeps the scaler). Memory: M*T*F floats (500
+ * windows of 30x5: 300 kB) plus (margin+1)*T*F for the pending queue;
+ * normal_stride keeps one of every s normal windows so M covers more data
+ * time when hop is small.
+ *
+ * VERDICT. A window is judged normal when no alert is active, it is not
+ * over the threshold (exceeded), it carries no data-quality flag, and no
+ * alert is raised within the next `margin` windows offered, and it is not
+ * one of the `margin` windows after an alert cleared. Recent windows wait in
+ * a pending queue until `margin` newer windows were offered; a raise drops
+ * the whole queue (those windows preceded the alert).
+ *
+ * TRUE ALERTS. While an alert is active the module keeps a copy of its peak
+ * window (highest live score). When the alert clears as a true alert
+ * (AD_ADAPT_CLEAR_TRUE) the peak joins a ring of the last K = true_alerts;
+ * alerts cleared as false alarms or as an accepted new regime are not kept.
+ *
+ * SCHEDULE. Due after every_windows windows offered or every_hours of data
+ * time (window timestamps) since the last decision (or start), whichever
+ * first (0 disables a trigger), and only when the normal set holds at least
+ * min_windows; a due schedule waits for that. No new job while a job runs or
+ * a candidate is in shadow.
+ *
+ * DECISION, after shadow_windows shadow windows have a final verdict
+ * (normal, or dropped as inside/near an alert, exceeded, data quality):
+ *   live_error, cand_error = mean (or median, `compare`) of the live and
+ *       candidate scores over the shadow windows judged normal (at least
+ *       half of shadow_windows must be, else rejected);
+ *   gain = 1 - cand_error / live_error;
+ *   cand_threshold = the detector's threshold method (thr cfg) fitted on
+ *       the candidate's scores of those windows, EWMA-smoothed with
+ *       smooth_alpha as the detector smooths (method `model` uses the
+ *       candidate's training metadata);
+ *   every kept true alert's peak window is scored with the candidate (K
+ *       forward passes on the caller's thread, once per decision): silenced
+ *       when its score <= cand_threshold;
+ *   PROMOTE iff cand_error <= live_error * (1 - min_gain) and no true alert
+ *       is silenced (and the threshold fit succeeded).
+ *
+ * CONFIG KEYS (proposed; type, range, default; reload may change all):
+ *   adapt.enabled          bool                   false
+ *   adapt.every_windows    int   0..1e9           10000  (0 = off)
+ *   adapt.every_hours      number 0..8760         24     (0 = off; not both 0)
+ *   adapt.normal_windows   int   1..1e6           500    (M)
+ *   adapt.min_windows      int   1..normal_windows 200
+ *   adapt.normal_stride    int   1..1e6           1
+ *   adapt.margin           int   0..100000        50     (windows)
+ *   adapt.shadow_windows   int   1..1e6           500    (S)
+ *   adapt.min_gain         number 0..<1           0.0
+ *   adapt.compare          "mean"|"median"        "mean"
+ *   adapt.true_alerts      int   0..64            8      (K)
+ *   adapt.epochs           int   1..1000          3
+ *   adapt.lr               number (0,1]           0.001
+ *   adapt.batch_size       int   1..4096          32
+ *   adapt.max_seconds      number >= 0            0      (per job; 0 = none)
+ *   adapt.seed             int   >= 0             1      (attempt k: seed+k)
+ *   reload.shadow          bool                   false
+ *
+ * INTEGRATION CONTRACT (detector + daemon; all ad_adapt_* calls on the
+ * stream's loop thread except ad_adapt_job_run):
+ *   - the detector owns one ad_adapt per stream (NULL when disabled), made
+ *     with its T, F, metric, smooth_alpha and thr cfg;
+ *   - in ad_detector_feed_score (detecting phase only): after the alerter
+ *     step, forward raise/clear (clear reason TRUE unless accepted), then
+ *     ad_adapt_offer() with the window (the daemon keeps the scaled buffer
+ *     until the score is fed; pass it with job.model), the raw score, the
+ *     exceeded flag and the data-quality flag; poll adapt events and
+ *     re-queue them as detector events;
+ *   - the daemon runs ad_adapt_candidate() on the same batch as the live
+ *     model (the scaled buffer is valid for it when ad_adapt_same_scaler();
+ *     otherwise unscale with the live model and scale with the candidate),
+ *     runs ad_adapt_job_run on its worker pool, calls ad_adapt_train_done on
+ *     the loop, publishes adapt events on the state topic, and on promotion
+ *     saves the model in the state directory (ad_model_save) and the adapt
+ *     state (ad_adapt_save) next to the calibration state;
+ *   - a candidate in flight in a worker batch must not be freed: the module
+ *     keeps a decided candidate until ad_adapt_take_candidate() or the next
+ *     shadow begins.
+ *
+ * THREAD RULES. One ad_adapt is used by one thread at a time. An
+ * ad_adapt_job is self-contained (ad_adapt_job_run is pure). Models passed
+ * in are borrowed unless said otherwise.
+ */
+#ifndef AD_ADAPT_H
+#define AD_ADAPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cJSON.h>
+
+#include "model.h"
+#include "engine.h"
+#include "threshold.h"
+#include "train.h"
+#include "alert.h"
+
+typedef enum { AD_ADAPT_MEAN = 0, AD_ADAPT_MEDIAN = 1 } ad_adapt_stat;
+
+typedef struct ad_adapt_cfg {
+    int enabled;            /* adapt.enabled */
+    int every_windows;      /* adapt.every_windows */
+    double every_hours;     /* adapt.every_hours */
+    int normal_windows;     /* adapt.normal_windows (M) */
+    int min_windows;        /* adapt.min_windows */
+    int normal_stride;      /* adapt.normal_stride */
+    int margin;             /* adapt.margin */
+    int shadow_windows;     /* adapt.shadow_windows (S) */
+    double min_gain;        /* adapt.min_gain */
+    ad_adapt_stat compare;  /* adapt.compare */
+    int true_alerts;        /* adapt.true_alerts (K) */
+    int epochs;             /* adapt.epochs */
+    double lr;              /* adapt.lr */
+    int batch_size;         /* adapt.batch_size */
+    double max_seconds;     /* adapt.max_seconds */
+    uint64_t seed;          /* adapt.seed */
+    int reload_shadow;      /* reload.shadow */
+} ad_adapt_cfg;
+
+void ad_adapt_cfg_default(ad_adapt_cfg *c);
+/* Every field; the message names the key ("adapt.min_gain: ..."). */
+int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen);
+const char *ad_adapt_stat_name(ad_adapt_stat s);      /* "mean"/"median" */
+int ad_adapt_stat_from_name(const char *s);           /* -1 when unknown */
+
+/* How an alert ended, for the true-alert set. */
+typedef enum {
+    AD_ADAPT_CLEAR_TRUE = 0,    /* a real fault: kept as a true alert */
+    AD_ADAPT_CLEAR_FALSE,       /* false alarm: not kept */
+    AD_ADAPT_CLEAR_ACCEPTED     /* accepted as the new normal: not kept */
+} ad_adapt_clear;
+
+typedef enum {
+    AD_ADAPT_EV_TRAIN_READY = 1,   /* call ad_adapt_take_job() */
+    AD_ADAPT_EV_SHADOW,            /* a candidate entered shadow */
+    AD_ADAPT_EV_PROMOTED,
+    AD_ADAPT_EV_REJECTED,
+    AD_ADAPT_EV_TRAIN_FAILED
+} ad_adapt_ev_type;
+
+typedef enum { AD_ADAPT_FINETUNE = 0, AD_ADAPT_RELOAD = 1 } ad_adapt_origin;
+
+/* An event with the figures that decided it (fields not relevant to the
+ * type are NAN / 0). */
+typedef struct ad_adapt_event {
+    ad_adapt_ev_type type;
+    int64_t ts_ms;              /* data time of the window that caused it */
+    uint64_t attempt;           /* 1, 2, ... */
+    ad_adapt_origin origin;
+    char model_id[AD_MODEL_ID_LEN + 1];   /* candidate's id ("" unknown) */
+    ad_adapt_stat compare;
+    double live_error;          /* compare-statistic of live scores */
+    double cand_error;          /* ... of candidate scores */
+    double gain;                /* 1 - cand/live */
+    double min_gain;
+    double cand_threshold;      /* candidate threshold (re-baseline value) */
+    uint64_t shadow_windows;    /* windows with a final verdict in shadow */
+    uint64_t normal_windows;    /* of those, judged normal (compared) */
+    int alerts_checked;
+    int alerts_silenced;
+    double min_alert_ratio;     /* min over alerts of cand score / threshold */
+    char silenced_alert[AD_ALERT_ID_LEN];  /* first silenced alert id */
+    uint64_t train_windows;     /* windows the candidate was trained on */
+    int epochs_run;
+    double train_loss;
+    double train_seconds;
+    char reason[200];
+} ad_adapt_event;
+
+#define AD_ADAPT_EVENTS 16
+/* Largest normal set, in stored values (M*T*F floats: 1 GiB). */
+#define AD_ADAPT_MAX_FLOATS (1ul << 28)
+
+typedef struct ad_adapt_stats {
+    uint64_t offered;           /* windows offered */
+    uint64_t admitted;          /* windows that entered the normal set */
+    uint64_t excluded_alert;    /* inside an alert or its margins */
+    uint64_t excluded_exceeded; /* over the threshold */
+    uint64_t excluded_dq;       /* data-quality flag */
+    uint64_t normal_len;        /* windows in the normal set now */
+    uint64_t pending;           /* windows waiting in the pending queue */
+    int true_alerts;            /* kept true alerts */
+    uint64_t attempts, promotions, rejections, failures;
+    uint64_t sched_windows;     /* schedule position: windows since last */
+    int64_t sched_start_ms;     /* data time it started; INT64_MIN unset */
+    int due, training, shadow;  /* state */
+} ad_adapt_stats;
+
+typedef struct ad_adapt ad_adapt;
+
+/*
+ * New continual learner for windows (T, F), the detector's error metric,
+ * smoothing (smooth_alpha in (0,1], 1 = none) and threshold settings
+ * (copied; adapt is ignored). Returns 0 and *out or a negative code with a
+ * message (bad config names the key).
+ */
+int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
+                 ad_metric metric, double smooth_alpha, const ad_thr_cfg *thr,
+                 char *err, size_t errlen);
+void ad_adapt_free(ad_adapt *a);    /* NULL-safe */
+
+/* Verdict and scores of one offered window. */
+typedef struct ad_adapt_obs {
+    int64_t ts_ms;              /* timestamp of the window's last row */
+    double live_score;          /* live model's raw score */
+    double cand_score;          /* candidate's raw score; NAN when none */
+    int exceeded;               /* over the live threshold */
+    int dq;                     /* carries a data-quality flag */
+} ad_adapt_obs;
+
+/*
+ * Offer a scored window: win (T*F floats, row-major), raw when scaled_by is
+ * NULL, else scaled with scaled_by's scaler (inverted here). Copies what it
+ * keeps. May queue events (decision, schedule due). Returns 0, or AD_EINVAL
+ * (NULL arguments or a scaled_by with another feature count).
+ */
+int ad_adapt_offer(ad_adapt *a, const float *win, const ad_model *scaled_by,
+                   const ad_adapt_obs *o);
+
+/* Alert events of the detector (id copied; ts = data time). */
+void ad_adapt_alert_raised(ad_adapt *a, const char *id, int64_t ts_ms);
+void ad_adapt_alert_cleared(ad_adapt *a, const char *id, int64_t ts_ms,
+                            ad_adapt_clear how);
+/* Withdraw a kept true alert (now known to be a false alarm). Returns 1 when
+ * it was kept, 0 when not found. */
+int ad_adapt_alert_false(ad_adapt *a, const char *id);
+
+/* Pop the oldest event; 1 when *ev was filled, 0 if none. */
+int ad_adapt_poll_event(ad_adapt *a, ad_adapt_event *ev);
+
+/* Fine-tuning job: self-contained, runs on any thread. */
+typedef struct ad_adapt_job {
+    int T, F;
+    size_t n;                   /* windows */
+    float *windows;             /* (n, T, F) raw, oldest first, owned */
+    ad_model *init;             /* clone of the live model, owned */
+    ad_metric metric;
+    int epochs, batch_size;
+    float lr;
+    double max_seconds;
+    uint64_t seed;              /* cfg.seed + attempt */
+    uint64_t attempt;
+} ad_adapt_job;
+
+/*
+ * When the schedule is due (AD_ADAPT_EV_TRAIN_READY): a new job fine-tuning
+ * a clone of `live` (borrowed; window and feature count must match) on a
+ * copy of the normal set. NULL when not due, already taken, mismatch or OOM.
+ */
+ad_adapt_job *ad_adapt_take_job(ad_adapt *a, const ad_model *live);
+void ad_adapt_job_free(ad_adapt_job *j);    /* NULL-safe */
+
+/*
+ * Run a job (any thread, pure; cancel may be NULL): clone job->init, scale
+ * the windows with its scaler (kept), ad_train_fit job->epochs epochs with
+ * job->lr, loss = the metric, seed job->seed, no validation split (the
+ * shadow is the out-of-sample test), then set the "training" metadata
+ * (error distribution on the windows) and the model id. Returns 0 and *out
+ * (caller owns) with *rep (may be NULL), or a negative code and a message.
+ */
+int ad_adapt_job_run(const ad_adapt_job *job, ad_model **out,
+                     ad_train_report *rep, const volatile int *cancel,
+                     char *err, size_t errlen);
+
+/*
+ * Training finished: cand = the candidate (take = 1 transfers ownership;
+ * else it is cloned) or NULL when training failed (why: message;
+ * AD_ADAPT_EV_TRAIN_FAILED, the schedule restarts). rep may be NULL.
+ * Starts the shadow (AD_ADAPT_EV_SHADOW). Returns 0, AD_EINVAL when no job
+ * was out or cand does not match (ownership not taken), AD_ENOMEM.
+ */
+int ad_adapt_train_done(ad_adapt *a, ad_model *cand, int take,
+                        const ad_train_report *rep, const char *why);
+
+/*
+ * Start a shadow evaluation of an external candidate (reload.shadow):
+ * take = 1 transfers ownership, else it is cloned. Replaces a candidate in
+ * shadow; not while a job is out (AD_EINVAL). Returns 0 / AD_EINVAL /
+ * AD_ENOMEM.
+ */
+int ad_adapt_shadow_begin(ad_adapt *a, ad_model *cand, int take, int64_t ts_ms);
+
+/* The candidate in shadow (borrowed; NULL when none): score it on every
+ * window offered. */
+const ad_model *ad_adapt_candidate(const ad_adapt *a);
+
+/* 1 when the candidate in shadow scales like m (same scaler and values):
+ * the buffer scaled for m is valid input for the candidate. */
+int ad_adapt_same_scaler(const ad_adapt *a, const ad_model *m);
+
+/* After a decision: the decided candidate (caller owns it; NULL if none). */
+ad_model *ad_adapt_take_candidate(ad_adapt *a);
+
+/* The candidate's raw scores on the shadow windows judged normal, in order,
+ * of the last decision (borrowed, valid until the next shadow begins). */
+const double *ad_adapt_shadow_scores(const ad_adapt *a, size_t *n);
+
+/* The last decision (promoted / rejected / train failed); 0 when none. */
+int ad_adapt_last(const ad_adapt *a, ad_adapt_event *ev);
+
+void ad_adapt_get_stats(const ad_adapt *a, ad_adapt_stats *st);
+
+/* The normal set, oldest first: window i (raw T*F floats, borrowed until the
+ * next offer) and its timestamp. NULL when out of range. */
+const float *ad_adapt_normal_window(const ad_adapt *a, size_t i, int64_t *ts_ms);
+
+/* Inverse of ad_model_scale: raw = scaled * std + mean (standard), etc. */
+void ad_adapt_unscale(const ad_model *m, const float *scaled, float *raw,
+                      size_t rows);
+
+/*
+ * Persistent state as JSON text (malloc'd; NULL on OOM):
+ *   {"version":1,"T":..,"F":..,"offered":..,"admitted":..,"attempts":..,
+ *    "promotions":..,"rejections":..,"failures":..,
+ *    "schedule":{"windows":..,"start_ms":ms|null},
+ *    "last":{event}|null,
+ *    "true_alerts":[{"id":..,"ts":ms,"score":..,"window":[T*F numbers]}]}
+ * The normal set and a job or candidate in flight are not saved (a restart
+ * refills the set; the schedule resumes at its position).
+ */
+char *ad_adapt_save(const ad_adapt *a);
+
+/* Restore ad_adapt_save() text: AD_EFORMAT with the JSON path for malformed
+ * text, AD_EINVAL when T/F differ. On failure nothing is changed. */
+int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen);
+
+const char *ad_adapt_ev_name(ad_adapt_ev_type t);   /* "adapt_promoted", .. */
+
+/* An event as JSON (new object, NULL on OOM); stream may be NULL:
+ *   {"event":"adapt_promoted","stream":..,"ts":ms,"attempt":..,
+ *    "origin":"finetune"|"reload","model_id":..,"reason":..,
+ *    "figures":{"compare":"mean","live_error":..,"candidate_error":..,
+ *      "gain":..,"min_gain":..,"candidate_threshold":..,
+ *      "shadow_windows":..,"normal_windows":..,"alerts_checked":..,
+ *      "alerts_silenced":..,"min_alert_ratio":..,"silenced_alert":..,
+ *      "train_windows":..,"epochs_run":..,"train_loss":..,
+ *      "train_seconds":..}}   (non-finite figures are null) */
+cJSON *ad_adapt_event_to_json(const ad_adapt_event *ev, const char *stream);
+
+#endif /* AD_ADAPT_H */

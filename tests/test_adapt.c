@@ -1,0 +1,784 @@
+/*
+ * test_adapt.c - continual learning with a shadow model (lib/adapt.h):
+ * which windows enter the normal set, the schedule, a real fine-tune of a
+ * small autoencoder after a persistent regime change and its promotion, the
+ * rejection of a candidate that would silence a known true alert, save /
+ * restore, and configuration errors.
+ *
+ * Data: three sensors from a deterministic multi-sine with noise (regime A);
+ * regime B shifts sensor 0 by +1.5 and changes sensor 1's period (a
+ * persistent new normal); the "blockage" fault adds +1.2 to sensor 2.
+ */
+#include "t.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ad.h"
+#include "adapt.h"
+#include "model.h"
+#include "engine.h"
+#include "train.h"
+
+#define T 12
+#define F 3
+#define W (T * F)
+
+enum { REG_A = 0, REG_B = 1 };
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Deterministic noise in [-1, 1] from the row index. */
+static double noise(uint64_t i, int f)
+{
+    uint64_t z = i * 0x9E3779B97F4A7C15ull + (uint64_t)f * 0xBF58476D1CE4E5B9ull;
+
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (double)(z >> 11) / (double)(1ull << 52) - 1.0;
+}
+
+static void gen_row(uint64_t t, int regime, int blockage, float *r)
+{
+    double p = 6.283185307179586 * (double)t;
+
+    r[0] = (float)(5.0 + sin(p / 20.0) + 0.05 * noise(t, 0) + (regime == REG_B ? 1.5 : 0.0));
+    r[1] = (float)(2.0 + 0.5 * cos(p / (regime == REG_B ? 9.0 : 13.0)) + 0.05 * noise(t, 1));
+    r[2] = (float)(1.0 + 0.3 * sin(p / 7.0) + 0.2 * sin(p / 20.0) + 0.05 * noise(t, 2) +
+                   (blockage ? 1.2 : 0.0));
+}
+
+/* The raw window whose last row is row t. */
+static void gen_window(uint64_t t, int regime, int blockage, float *w)
+{
+    int i;
+
+    for (i = 0; i < T; i++)
+        gen_row(t - (uint64_t)(T - 1 - i), regime, blockage, w + i * F);
+}
+
+/* MAE score of a raw window under m (engine path, batch 1). */
+static double score(const ad_model *m, const float *raw)
+{
+    float x[W], y[W], mae;
+    ad_engine *e = ad_engine_new(m, 1);
+
+    ad_model_scale(m, raw, x, T);
+    ad_engine_forward(e, x, y, 1);
+    ad_engine_free(e);
+    ad_recon_error(x, y, T, F, AD_METRIC_MAE, NULL, &mae, NULL);
+    return mae;
+}
+
+/* The live model: dense autoencoder flatten -> dense(6, tanh) -> dense(T*F),
+ * standard scaler and weights fitted on 600 rows of regime A. */
+static ad_model *train_live(void)
+{
+    ad_layer_spec L[3] = {
+        { AD_LAYER_FLATTEN, 0, AD_ACT_LINEAR, 0 },
+        { AD_LAYER_DENSE, 6, AD_ACT_TANH, 0 },
+        { AD_LAYER_DENSE, W, AD_ACT_LINEAR, 0 },
+    };
+    enum { ROWS = 600 };
+    static float rows[ROWS * F], sc[ROWS * F], win[ROWS * W];
+    float mean[F], sd[F];
+    ad_model *m = NULL;
+    ad_train_opts o;
+    ad_train_report rep;
+    char err[200];
+    size_t n, r;
+    int f;
+
+    if (ad_model_create(&m, T, F, L, 3, err, sizeof(err)) != 0) {
+        fprintf(stderr, "model: %s\n", err);
+        return NULL;
+    }
+    for (r = 0; r < ROWS; r++)
+        gen_row(r + 1000, REG_A, 0, rows + r * F);
+    for (f = 0; f < F; f++) {
+        double s = 0, s2 = 0;
+        for (r = 0; r < ROWS; r++)
+            s += rows[r * F + f];
+        s /= ROWS;
+        for (r = 0; r < ROWS; r++)
+            s2 += (rows[r * F + f] - s) * (rows[r * F + f] - s);
+        mean[f] = (float)s;
+        sd[f] = (float)sqrt(s2 / ROWS);
+    }
+    ad_model_set_scaler(m, AD_SCALER_STANDARD, mean, sd);
+    ad_train_init_weights(m, 7);
+    ad_model_scale(m, rows, sc, ROWS);
+    n = ad_train_cut_windows(sc, ROWS, F, T, 1, win);
+    ad_train_opts_default(&o);
+    o.loss = AD_LOSS_MAE;
+    o.epochs = 60;
+    o.lr = 3e-3f;
+    o.val_frac = 0;
+    o.patience = 0;
+    if (ad_train_fit(m, win, n, &o, &rep, NULL, NULL, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "train: %s\n", err);
+        ad_model_free(m);
+        return NULL;
+    }
+    {
+        void *buf;
+        size_t len;
+        if (ad_model_serialize(m, &buf, &len) == 0)
+            free(buf);
+    }
+    T_NOTE("live model: %zu windows, %d epochs, train MAE %.4f, %.2f s",
+           n, rep.epochs_run, rep.train_loss, rep.seconds);
+    return m;
+}
+
+static ad_model *g_live;
+
+static void cfg_small(ad_adapt_cfg *c)
+{
+    ad_adapt_cfg_default(c);
+    c->enabled = 1;
+    c->every_windows = 300;
+    c->every_hours = 0;
+    c->normal_windows = 300;
+    c->min_windows = 200;
+    c->margin = 5;
+    c->shadow_windows = 150;
+    c->epochs = 30;
+    c->lr = 3e-3;
+    c->true_alerts = 4;
+}
+
+static ad_adapt *new_adapt(const ad_adapt_cfg *c)
+{
+    ad_thr_cfg thr;
+    ad_adapt *a = NULL;
+    char err[200];
+
+    ad_thr_cfg_default(&thr);      /* quantile 0.99, margin 1 */
+    if (ad_adapt_new(&a, c, T, F, AD_METRIC_MAE, 1.0, &thr, err, sizeof(err)) != 0)
+        fprintf(stderr, "ad_adapt_new: %s\n", err);
+    return a;
+}
+
+/* Drain events; return the count of type t (the last one into *ev). */
+static int drain(ad_adapt *a, ad_adapt_ev_type t, ad_adapt_event *ev)
+{
+    ad_adapt_event e;
+    int n = 0;
+
+    while (ad_adapt_poll_event(a, &e))
+        if (e.type == t) {
+            n++;
+            if (ev)
+                *ev = e;
+        }
+    return n;
+}
+
+/* ---- (a) the normal set -------------------------------------------------- */
+
+static void test_normal_set_excludes_alerts_and_margins(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    ad_adapt_stats st;
+    float w[W], sc[W];
+    int64_t ts, seen[200];
+    size_t i, n;
+    int k, bad = 0, want_n = 0, maxdiff_ok = 1;
+
+    ad_adapt_cfg_default(&c);
+    c.enabled = 1;
+    c.margin = 3;
+    c.normal_windows = 100;
+    c.min_windows = 1;
+    c.true_alerts = 2;
+    a = new_adapt(&c);
+    T_CHECK(a != NULL, "new");
+    if (!a)
+        return;
+    /* Window k (ts = k) holds the value k everywhere; it is offered scaled
+     * with the live model, so the module must invert the scaler. */
+    for (k = 1; k <= 60; k++) {
+        ad_adapt_obs o = { .ts_ms = k, .live_score = 0.1, .cand_score = NAN };
+
+        if (k == 20)
+            ad_adapt_alert_raised(a, "s/1", k);
+        if (k == 30)
+            ad_adapt_alert_cleared(a, "s/1", k, AD_ADAPT_CLEAR_TRUE);
+        if (k == 50)
+            ad_adapt_alert_raised(a, "s/2", k);
+        if (k == 52)
+            ad_adapt_alert_cleared(a, "s/2", k, AD_ADAPT_CLEAR_FALSE);
+        if (k >= 20 && k < 30)
+            o.live_score = k == 25 ? 9.0 : 1.0;     /* peak at 25 */
+        o.dq = k == 40;
+        o.exceeded = k == 45;
+        for (i = 0; i < W; i++)
+            w[i] = (float)k + 0.01f * (float)(i % F);
+        ad_model_scale(g_live, w, sc, T);
+        ad_adapt_offer(a, sc, g_live, &o);
+    }
+    /* Expected: 1..16 (17-19 precede the raise at 20 within the margin),
+     * 20-29 in the alert, 30-32 the margin after its clear, 40 dq, 45 over
+     * the threshold, 47-49 before the second raise, 50-51 in it, 52-54
+     * after its clear; 58-60 still pending. */
+    n = 0;
+    for (i = 0; (ad_adapt_normal_window(a, i, &ts)) != NULL; i++) {
+        const float *x = ad_adapt_normal_window(a, i, NULL);
+        if (fabsf(x[0] - (float)ts) > 1e-4f * (float)ts ||
+            fabsf(x[W - 1] - ((float)ts + 0.02f)) > 1e-4f * (float)ts)
+            maxdiff_ok = 0;
+        seen[n++] = ts;
+    }
+    for (k = 1; k <= 57; k++) {
+        int want = !((k >= 17 && k <= 32) || k == 40 || k == 45 ||
+                     (k >= 47 && k <= 54));
+        int found = 0;
+        for (i = 0; i < n; i++)
+            found |= seen[i] == k;
+        if (found != want) {
+            bad++;
+            fprintf(stderr, "  window %d: in set %d, expected %d\n", k, found, want);
+        }
+        want_n += want;
+    }
+    T_CHECK(bad == 0, "%d windows misjudged", bad);
+    T_CHECK((int)n == want_n, "normal set %zu, expected %d", n, want_n);
+    T_CHECK(maxdiff_ok, "raw values recovered from the scaled windows");
+    ad_adapt_get_stats(a, &st);
+    T_CHECK(st.pending == 3, "pending %" PRIu64 " (the last margin windows)", st.pending);
+    T_CHECK(st.excluded_dq == 1 && st.excluded_exceeded == 1,
+            "dq %" PRIu64 " exceeded %" PRIu64, st.excluded_dq, st.excluded_exceeded);
+    T_CHECK(st.true_alerts == 1, "true alerts kept %d (the false alarm is not)", st.true_alerts);
+    T_CHECK(ad_adapt_alert_false(a, "s/2") == 0 && ad_adapt_alert_false(a, "s/1") == 1,
+            "withdraw by id");
+    ad_adapt_get_stats(a, &st);
+    T_CHECK(st.true_alerts == 0, "after withdraw %d", st.true_alerts);
+    T_NOTE("normal set %zu windows of 60 offered; excluded alert/margins %" PRIu64
+           ", dq %" PRIu64 ", exceeded %" PRIu64, n, st.excluded_alert,
+           st.excluded_dq, st.excluded_exceeded);
+    ad_adapt_free(a);
+}
+
+/* ---- the fine-tune worker ------------------------------------------------ */
+
+typedef struct worker {
+    ad_adapt_job *job;
+    ad_model *out;
+    ad_train_report rep;
+    int rc;
+    char err[200];
+} worker;
+
+static void *worker_main(void *p)
+{
+    worker *w = p;
+
+    w->rc = ad_adapt_job_run(w->job, &w->out, &w->rep, NULL, w->err, sizeof(w->err));
+    return NULL;
+}
+
+/* Take the job and run it on a thread (as the daemon's worker pool does);
+ * give the result back. Returns 0 on success. */
+static int run_job(ad_adapt *a)
+{
+    worker w;
+    pthread_t th;
+
+    memset(&w, 0, sizeof(w));
+    w.job = ad_adapt_take_job(a, g_live);
+    if (w.job == NULL)
+        return -1;
+    pthread_create(&th, NULL, worker_main, &w);
+    pthread_join(th, NULL);
+    T_NOTE("fine-tune: %zu windows, %d epochs, loss %.4f, %.2f s (rc %d %s)",
+           w.job->n, w.rep.epochs_run, w.rep.train_loss, w.rep.seconds, w.rc, w.err);
+    ad_adapt_job_free(w.job);
+    if (w.rc != 0) {
+        ad_adapt_train_done(a, NULL, 1, NULL, w.err);
+        return w.rc;
+    }
+    return ad_adapt_train_done(a, w.out, 1, &w.rep, NULL);
+}
+
+/* Offer row t as a window of the given regime: live and candidate scored. */
+static void offer_row(ad_adapt *a, uint64_t t, int regime, int blockage,
+                      int exceeded)
+{
+    float w[W];
+    const ad_model *cand = ad_adapt_candidate(a);
+    ad_adapt_obs o;
+
+    gen_window(t, regime, blockage, w);
+    o.ts_ms = (int64_t)t * 1000;
+    o.live_score = score(g_live, w);
+    o.cand_score = cand ? score(cand, w) : NAN;
+    o.exceeded = exceeded;
+    o.dq = 0;
+    ad_adapt_offer(a, w, NULL, &o);
+}
+
+static void note_event(const char *what, const ad_adapt_event *ev)
+{
+    cJSON *j = ad_adapt_event_to_json(ev, "pump1");
+    char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+
+    T_NOTE("%s: %s", what, s ? s : "(oom)");
+    free(s);
+    cJSON_Delete(j);
+}
+
+/* ---- (b) a persistent new regime: fine-tuned and promoted ---------------- */
+
+static void test_new_regime_promoted(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    ad_adapt_event ev;
+    ad_model *won;
+    double t0 = now_s();
+    uint64_t t = 5000;
+    int i, ready = 0;
+    size_t ns;
+    const double *shs;
+
+    cfg_small(&c);
+    c.min_gain = 0.2;
+    a = new_adapt(&c);
+    T_CHECK(a != NULL, "new");
+    if (!a)
+        return;
+    /* Regime A, with one blockage fault that is a true alert. */
+    for (i = 0; i < 100; i++)
+        offer_row(a, t++, REG_A, 0, 0);
+    ad_adapt_alert_raised(a, "pump1/1", (int64_t)t * 1000);
+    for (i = 0; i < 20; i++)
+        offer_row(a, t++, REG_A, 1, 1);
+    ad_adapt_alert_cleared(a, "pump1/1", (int64_t)t * 1000, AD_ADAPT_CLEAR_TRUE);
+    for (i = 0; i < 50; i++)
+        offer_row(a, t++, REG_A, 0, 0);
+    /* The shift: raised, then accepted as the new normal (regime acceptance
+     * re-baselines the threshold: later windows are not over it). */
+    ad_adapt_alert_raised(a, "pump1/2", (int64_t)t * 1000);
+    for (i = 0; i < 30; i++)
+        offer_row(a, t++, REG_B, 0, 1);
+    ad_adapt_alert_cleared(a, "pump1/2", (int64_t)t * 1000, AD_ADAPT_CLEAR_ACCEPTED);
+    for (i = 0; i < 400 && !ready; i++) {
+        offer_row(a, t++, REG_B, 0, 0);
+        ready = drain(a, AD_ADAPT_EV_TRAIN_READY, NULL);
+    }
+    T_CHECK(ready == 1, "schedule fired after %d windows of B", i);
+    T_CHECK(run_job(a) == 0, "job ran");
+    T_CHECK(drain(a, AD_ADAPT_EV_SHADOW, NULL) == 1, "shadow started");
+    T_CHECK(ad_adapt_candidate(a) != NULL, "candidate in shadow");
+    for (i = 0; i < 400 && ad_adapt_candidate(a); i++)
+        offer_row(a, t++, REG_B, 0, 0);
+    T_CHECK(drain(a, AD_ADAPT_EV_PROMOTED, &ev) == 1, "promoted");
+    note_event("promoted", &ev);
+    T_NOTE("regime B: live %s error %.4f, candidate %.4f, gain %.1f%% (min %.0f%%); "
+           "%d true alert checked, min ratio %.2f; %" PRIu64 " shadow windows",
+           ad_adapt_stat_name(ev.compare), ev.live_error, ev.cand_error,
+           100 * ev.gain, 100 * ev.min_gain, ev.alerts_checked,
+           ev.min_alert_ratio, ev.shadow_windows);
+    T_CHECK(ev.type == AD_ADAPT_EV_PROMOTED && ev.cand_error < 0.8 * ev.live_error,
+            "candidate %.4f vs live %.4f", ev.cand_error, ev.live_error);
+    T_CHECK(ev.alerts_checked == 1 && ev.alerts_silenced == 0 && ev.min_alert_ratio > 1.0,
+            "true alert still raised: checked %d silenced %d ratio %.3f",
+            ev.alerts_checked, ev.alerts_silenced, ev.min_alert_ratio);
+    T_CHECK(ev.shadow_windows == 150 && ev.normal_windows == 150,
+            "shadow %" PRIu64 " normal %" PRIu64, ev.shadow_windows, ev.normal_windows);
+    shs = ad_adapt_shadow_scores(a, &ns);
+    T_CHECK(ns == 150 && shs != NULL, "shadow scores %zu", ns);
+    T_CHECK(isfinite(ev.cand_threshold) && ev.cand_threshold > ev.cand_error,
+            "re-baseline threshold %.4f above the candidate error %.4f",
+            ev.cand_threshold, ev.cand_error);
+    won = ad_adapt_take_candidate(a);
+    T_CHECK(won != NULL && strcmp(won->id, ev.model_id) == 0, "candidate handed over");
+    /* The candidate really is the better model of the new normal: a fresh
+     * B window, never seen, scored by both. */
+    if (won) {
+        float w[W];
+        double sl, scn;
+        gen_window(t + 500, REG_B, 0, w);
+        sl = score(g_live, w);
+        scn = score(won, w);
+        T_CHECK(scn < sl, "fresh B window: candidate %.4f, live %.4f", scn, sl);
+    }
+    ad_model_free(won);
+    T_NOTE("promotion scenario: %.2f s", now_s() - t0);
+    ad_adapt_free(a);
+}
+
+/* ---- (c) a candidate that would silence a true alert is rejected --------- */
+
+/* After a true blockage alert: regime A judged normal, or (poison) A with
+ * recurring blockage stretches that the detector no longer flags and the
+ * caller therefore judges normal (a fault leaking into the normal set);
+ * train, shadow on the same kind of data, decide. */
+static int blockage_case(int poison, int epochs, ad_adapt_event *out)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    uint64_t t = 20000;
+    int i, got;
+
+    cfg_small(&c);
+    c.min_gain = 0.0;
+    c.epochs = epochs;
+    a = new_adapt(&c);
+    if (!a)
+        return -1;
+    ad_adapt_alert_raised(a, "pump1/7", (int64_t)t * 1000);
+    for (i = 0; i < 20; i++)
+        offer_row(a, t++, REG_A, 1, 1);
+    ad_adapt_alert_cleared(a, "pump1/7", (int64_t)t * 1000, AD_ADAPT_CLEAR_TRUE);
+    for (i = 0; i < 400 && !drain(a, AD_ADAPT_EV_TRAIN_READY, NULL); i++)
+        offer_row(a, t++, REG_A, poison && (i / 40) % 2 == 1, 0);
+    if (run_job(a) != 0) {
+        ad_adapt_free(a);
+        return -1;
+    }
+    for (i = 0; i < 400 && ad_adapt_candidate(a); i++)
+        offer_row(a, t++, REG_A, poison && (i / 40) % 2 == 1, 0);
+    got = ad_adapt_last(a, out);
+    ad_adapt_free(a);
+    return got ? 0 : -1;
+}
+
+static void test_silencing_candidate_rejected(void)
+{
+    ad_adapt_event ev, ctl;
+    double t0 = now_s();
+
+    T_CHECK(blockage_case(1, 150, &ev) == 0, "poisoned case decided");
+    note_event("poisoned", &ev);
+    T_CHECK(ev.type == AD_ADAPT_EV_REJECTED, "rejected (%s)", ad_adapt_ev_name(ev.type));
+    /* On that data the candidate does reconstruct "normal" better: only the
+     * true-alert guard stops it. */
+    T_CHECK(ev.cand_error < ev.live_error, "error alone would promote: candidate %.4f, "
+            "live %.4f", ev.cand_error, ev.live_error);
+    T_CHECK(ev.alerts_checked == 1 && ev.alerts_silenced == 1 &&
+            strcmp(ev.silenced_alert, "pump1/7") == 0 && ev.min_alert_ratio <= 1.0,
+            "silenced %d of %d (%s), ratio %.3f", ev.alerts_silenced,
+            ev.alerts_checked, ev.silenced_alert, ev.min_alert_ratio);
+    T_CHECK(strstr(ev.reason, "would silence 1 of 1") != NULL, "reason: %s", ev.reason);
+    /* Control: the same schedule on clean normal data keeps the alert. */
+    T_CHECK(blockage_case(0, 150, &ctl) == 0, "control decided");
+    note_event("control", &ctl);
+    T_CHECK(ctl.alerts_silenced == 0 && ctl.min_alert_ratio > 1.0,
+            "control: silenced %d, ratio %.3f", ctl.alerts_silenced, ctl.min_alert_ratio);
+    T_NOTE("blockage alert: candidate score / threshold %.2f when trained on poisoned "
+           "windows, %.2f on clean ones (%.2f s)", ev.min_alert_ratio,
+           ctl.min_alert_ratio, now_s() - t0);
+}
+
+/* ---- reload.shadow: an external model file in shadow --------------------- */
+
+static void test_reload_shadow(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    ad_adapt_event ev;
+    ad_model *copy, *back;
+    uint64_t t = 40000;
+    int i;
+
+    cfg_small(&c);
+    c.enabled = 0;              /* reload.shadow works without adapt.enabled */
+    c.reload_shadow = 1;
+    c.shadow_windows = 40;
+    c.min_gain = 0.05;
+    a = new_adapt(&c);
+    T_CHECK(a != NULL, "new");
+    if (!a)
+        return;
+    for (i = 0; i < 30; i++)
+        offer_row(a, t++, REG_A, 0, 0);
+    /* The "new" file is the same weights: no 5% gain, rejected by error. */
+    copy = ad_model_clone(g_live);
+    T_CHECK(ad_adapt_shadow_begin(a, copy, 1, (int64_t)t * 1000) == 0, "shadow begin");
+    T_CHECK(ad_adapt_same_scaler(a, g_live) == 1, "same scaler: the scaled buffer is valid");
+    for (i = 0; i < 100 && ad_adapt_candidate(a); i++)
+        offer_row(a, t++, REG_A, 0, 0);
+    T_CHECK(drain(a, AD_ADAPT_EV_REJECTED, &ev) == 1, "decided");
+    T_CHECK(ev.origin == AD_ADAPT_RELOAD && ev.gain == 0.0 && ev.normal_windows == 40 &&
+            strstr(ev.reason, "> live"), "reload: gain %.3f, %s", ev.gain, ev.reason);
+    note_event("reload, identical model", &ev);
+    back = ad_adapt_take_candidate(a);
+    T_CHECK(back == copy, "the caller gets the rejected candidate back to free");
+    ad_model_free(back);
+    T_CHECK(ad_adapt_take_candidate(a) == NULL, "only once");
+
+    /* A shadow span spent mostly inside an alert: too few normal windows. */
+    T_CHECK(ad_adapt_shadow_begin(a, g_live, 0, (int64_t)t * 1000) == 0, "shadow (cloned)");
+    ad_adapt_alert_raised(a, "pump1/9", (int64_t)t * 1000);
+    for (i = 0; i < 30; i++)
+        offer_row(a, t++, REG_A, 1, 1);
+    ad_adapt_alert_cleared(a, "pump1/9", (int64_t)t * 1000, AD_ADAPT_CLEAR_TRUE);
+    for (i = 0; i < 100 && ad_adapt_candidate(a); i++)
+        offer_row(a, t++, REG_A, 0, 0);
+    T_CHECK(drain(a, AD_ADAPT_EV_REJECTED, &ev) == 1 && ev.shadow_windows == 40 &&
+            ev.normal_windows < 20 && strstr(ev.reason, "too few"),
+            "%" PRIu64 " normal of %" PRIu64 ": %s", ev.normal_windows,
+            ev.shadow_windows, ev.reason);
+    T_NOTE("too few: %s", ev.reason);
+    T_CHECK(drain(a, AD_ADAPT_EV_TRAIN_READY, NULL) == 0, "adapt.enabled off: no schedule");
+    ad_adapt_free(a);
+}
+
+/* ---- (d) schedule by window count and by data time ----------------------- */
+
+static void offer_plain(ad_adapt *a, int64_t ts, int exceeded)
+{
+    float w[W] = { 0 };
+    ad_adapt_obs o = { .ts_ms = ts, .live_score = 0.1, .cand_score = NAN,
+                       .exceeded = exceeded };
+    ad_adapt_offer(a, w, NULL, &o);
+}
+
+static void test_schedule(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    ad_adapt_job *j;
+    ad_adapt_event ev;
+    int k, fired = 0;
+
+    /* Count: every 50 windows, min 10 normal windows. */
+    ad_adapt_cfg_default(&c);
+    c.enabled = 1;
+    c.every_windows = 50;
+    c.every_hours = 0;
+    c.margin = 0;
+    c.min_windows = 10;
+    c.normal_windows = 20;
+    a = new_adapt(&c);
+    for (k = 1; k <= 49; k++)
+        offer_plain(a, k, 0);
+    T_CHECK(drain(a, AD_ADAPT_EV_TRAIN_READY, NULL) == 0, "not before 50");
+    offer_plain(a, 50, 0);
+    T_CHECK(drain(a, AD_ADAPT_EV_TRAIN_READY, &ev) == 1, "fires at window 50");
+    T_CHECK(ev.train_windows == 20, "job over %" PRIu64 " windows (ring of 20)", ev.train_windows);
+    j = ad_adapt_take_job(a, g_live);
+    T_CHECK(j && j->n == 20 && j->init && j->init != g_live && j->seed == c.seed + 1,
+            "job: copies and seed");
+    T_CHECK(ad_adapt_take_job(a, g_live) == NULL, "one job at a time");
+    ad_adapt_job_free(j);
+    T_CHECK(ad_adapt_train_done(a, NULL, 1, NULL, "disk full") == 0, "failure reported");
+    T_CHECK(drain(a, AD_ADAPT_EV_TRAIN_FAILED, &ev) == 1 &&
+            strstr(ev.reason, "disk full"), "train failed event");
+    for (k = 51; k <= 99; k++)
+        offer_plain(a, k, 0);
+    T_CHECK(drain(a, AD_ADAPT_EV_TRAIN_READY, NULL) == 0, "restarts after the failure");
+    offer_plain(a, 100, 0);
+    T_CHECK(drain(a, AD_ADAPT_EV_TRAIN_READY, NULL) == 1, "fires again at +50");
+    ad_adapt_free(a);
+
+    /* Due, but too few normal windows: waits for min_windows. */
+    c.normal_windows = 100;
+    c.min_windows = 60;
+    a = new_adapt(&c);
+    for (k = 1; k <= 50; k++)
+        offer_plain(a, k, 0);
+    for (k = 51; fired == 0 && k <= 200; k++) {
+        offer_plain(a, k, 0);
+        fired = drain(a, AD_ADAPT_EV_TRAIN_READY, NULL) ? k : 0;
+    }
+    T_CHECK(fired == 60, "waited for 60 normal windows: fired at %d", fired);
+    ad_adapt_free(a);
+
+    /* Data time: every hour, windows one minute apart. */
+    c.every_windows = 0;
+    c.every_hours = 1.0;
+    c.min_windows = 10;
+    a = new_adapt(&c);
+    fired = 0;
+    for (k = 0; fired == 0 && k < 200; k++) {
+        offer_plain(a, (int64_t)k * 60000, 0);
+        fired = drain(a, AD_ADAPT_EV_TRAIN_READY, NULL) ? k : 0;
+    }
+    T_CHECK(fired == 60, "fired at minute %d (expected 60)", fired);
+    T_NOTE("schedule: count trigger at 50, waits for min_windows (60), data time at 60 min");
+    ad_adapt_free(a);
+}
+
+/* ---- (e) save / restore -------------------------------------------------- */
+
+static void test_save_restore(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a, *b, *o;
+    ad_adapt_stats sa, sb;
+    ad_adapt_event ea, eb;
+    ad_thr_cfg thr;
+    char *s1, *s2, err[200], *bad;
+    int k, rc;
+
+    ad_adapt_cfg_default(&c);
+    c.enabled = 1;
+    c.every_windows = 30;
+    c.every_hours = 0;
+    c.margin = 2;
+    c.min_windows = 5;
+    a = new_adapt(&c);
+    for (k = 1; k <= 40; k++) {
+        if (k == 10)
+            ad_adapt_alert_raised(a, "x/1", k);
+        if (k == 15)
+            ad_adapt_alert_cleared(a, "x/1", k, AD_ADAPT_CLEAR_TRUE);
+        offer_plain(a, k * 1000, 0);
+        if (k == 30) {
+            ad_adapt_job_free(ad_adapt_take_job(a, g_live));
+            ad_adapt_train_done(a, NULL, 1, NULL, "no space");
+        }
+    }
+    s1 = ad_adapt_save(a);
+    T_CHECK(s1 != NULL, "saved");
+    b = new_adapt(&c);
+    rc = ad_adapt_restore(b, s1, err, sizeof(err));
+    T_CHECK(rc == 0, "restore: %s", err);
+    s2 = ad_adapt_save(b);
+    T_CHECK(s1 && s2 && strcmp(s1, s2) == 0, "roundtrip identical (%zu bytes)",
+            s1 ? strlen(s1) : 0);
+    ad_adapt_get_stats(a, &sa);
+    ad_adapt_get_stats(b, &sb);
+    T_CHECK(sb.sched_windows == sa.sched_windows && sb.sched_windows == 10 &&
+            sb.failures == 1 && sb.attempts == 1 && sb.true_alerts == 1,
+            "schedule %" PRIu64 " failures %" PRIu64 " true alerts %d",
+            sb.sched_windows, sb.failures, sb.true_alerts);
+    T_CHECK(ad_adapt_last(b, &eb) && ad_adapt_last(a, &ea) &&
+            eb.type == AD_ADAPT_EV_TRAIN_FAILED && strcmp(eb.reason, ea.reason) == 0,
+            "last decision restored");
+    /* The restored schedule resumes: 20 more windows reach 30. */
+    for (k = 41; k <= 59; k++)
+        offer_plain(b, k * 1000, 0);
+    T_CHECK(drain(b, AD_ADAPT_EV_TRAIN_READY, NULL) == 0, "not yet");
+    offer_plain(b, 60000, 0);
+    T_CHECK(drain(b, AD_ADAPT_EV_TRAIN_READY, NULL) == 1, "resumes at its position");
+
+    /* Another window shape, malformed text. */
+    ad_thr_cfg_default(&thr);
+    ad_adapt_new(&o, &c, T + 1, F, AD_METRIC_MAE, 1.0, &thr, err, sizeof(err));
+    rc = ad_adapt_restore(o, s1, err, sizeof(err));
+    T_CHECK(rc == AD_EINVAL && strstr(err, "window 12x3"), "%d %s", rc, err);
+    rc = ad_adapt_restore(b, "{\"version\":1", err, sizeof(err));
+    T_CHECK(rc == AD_EFORMAT && strstr(err, "not a JSON object"), "%s", err);
+    bad = NULL;
+    {
+        cJSON *j = s1 ? cJSON_Parse(s1) : NULL;
+        cJSON *ta = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "true_alerts"), 0);
+        cJSON *w = cJSON_GetObjectItem(ta, "window");
+
+        if (w && cJSON_ReplaceItemInArray(w, 3, cJSON_CreateString("x")))
+            bad = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+    }
+    T_CHECK(bad != NULL, "mutated state");
+    if (bad) {
+        rc = ad_adapt_restore(b, bad, err, sizeof(err));
+        T_CHECK(rc == AD_EFORMAT && strstr(err, "true_alerts[0].window[3]"), "%d %s", rc, err);
+        free(bad);
+    }
+    rc = ad_adapt_restore(b, "{\"version\":1,\"T\":12,\"F\":3,\"offered\":-4}", err, sizeof(err));
+    T_CHECK(rc == AD_EFORMAT && strstr(err, "offered"), "%s", err);
+    T_NOTE("state: %.120s...", s1 ? s1 : "");
+    free(s1);
+    free(s2);
+    ad_adapt_free(a);
+    ad_adapt_free(b);
+    ad_adapt_free(o);
+}
+
+/* ---- (f) configuration errors -------------------------------------------- */
+
+/* Make field i of c invalid (order of keys[] below). */
+static void spoil(ad_adapt_cfg *c, int i)
+{
+    switch (i) {
+    case 0: c->every_windows = -1; break;
+    case 1: c->every_hours = -2; break;
+    case 2: c->every_windows = 0; c->every_hours = 0; break;
+    case 3: c->normal_windows = 0; break;
+    case 4: c->min_windows = c->normal_windows + 1; break;
+    case 5: c->normal_stride = 0; break;
+    case 6: c->margin = -1; break;
+    case 7: c->shadow_windows = 0; break;
+    case 8: c->min_gain = 1.0; break;
+    case 9: c->min_gain = NAN; break;
+    case 10: c->compare = (ad_adapt_stat)7; break;
+    case 11: c->true_alerts = 65; break;
+    case 12: c->epochs = 0; break;
+    case 13: c->lr = 0; break;
+    case 14: c->batch_size = 0; break;
+    default: c->max_seconds = -1; break;
+    }
+}
+
+static void test_bad_config(void)
+{
+    static const char *const keys[] = {
+        "adapt.every_windows", "adapt.every_hours", "both 0",
+        "adapt.normal_windows", "adapt.min_windows", "adapt.normal_stride",
+        "adapt.margin", "adapt.shadow_windows", "adapt.min_gain",
+        "adapt.min_gain", "adapt.compare", "adapt.true_alerts", "adapt.epochs",
+        "adapt.lr", "adapt.batch_size", "adapt.max_seconds",
+    };
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    ad_thr_cfg thr;
+    char err[200];
+    size_t i;
+    int rc;
+
+    ad_adapt_cfg_default(&c);
+    T_CHECK(ad_adapt_cfg_check(&c, err, sizeof(err)) == 0, "defaults valid: %s", err);
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        ad_adapt_cfg_default(&c);
+        spoil(&c, (int)i);
+        err[0] = 0;
+        rc = ad_adapt_cfg_check(&c, err, sizeof(err));
+        T_CHECK(rc == AD_EINVAL && strstr(err, keys[i]), "%s: rc %d, '%s'",
+                keys[i], rc, err);
+    }
+    T_NOTE("e.g. '%s'", err);
+    ad_adapt_cfg_default(&c);
+    ad_thr_cfg_default(&thr);
+    rc = ad_adapt_new(&a, &c, T, F, AD_METRIC_MAE, 0.0, &thr, err, sizeof(err));
+    T_CHECK(rc == AD_EINVAL && a == NULL && strstr(err, "smooth_alpha"), "%s", err);
+    c.normal_windows = 1000000;
+    rc = ad_adapt_new(&a, &c, 1000, 3, AD_METRIC_MAE, 1.0, &thr, err, sizeof(err));
+    T_CHECK(rc != 0 && a == NULL && strstr(err, "adapt.normal_windows"), "%s", err);
+    T_CHECK(ad_adapt_stat_from_name("median") == AD_ADAPT_MEDIAN &&
+            ad_adapt_stat_from_name("avg") == -1, "compare names");
+}
+
+int main(void)
+{
+    double t0 = now_s();
+
+    g_live = train_live();
+    if (g_live == NULL) {
+        printf("not ok - live model could not be trained\n");
+        return 1;
+    }
+    T_RUN(test_normal_set_excludes_alerts_and_margins);
+    T_RUN(test_new_regime_promoted);
+    T_RUN(test_silencing_candidate_rejected);
+    T_RUN(test_reload_shadow);
+    T_RUN(test_schedule);
+    T_RUN(test_save_restore);
+    T_RUN(test_bad_config);
+    ad_model_free(g_live);
+    T_NOTE("total %.2f s", now_s() - t0);
+    return t_done();
+}
