@@ -5,6 +5,7 @@
 #                   "N passed, N failed, N skipped"
 #   make check      the same tests under ASan+UBSan (build/san/)
 #   make bench      benchmarks (ratios against PyTorch / the broker, same run)
+#   make eval       SKAB held-out/tuning splits + scenario suite -> build/eval/
 #   make fuzz       build libFuzzer targets for every parser (clang)
 #   make deps       install the Debian packages building, the demo and make
 #                   test need (idempotent)
@@ -50,7 +51,7 @@ LIBAD    = $(BUILD)/libanomalyd.a
 LIBADD   = $(BUILD)/libanomalyd_daemon.a
 BIN      = $(BUILD)/anomalyd
 
-.PHONY: all test check bench fuzz deps deps-dev demo golden install uninstall clean model skab man
+.PHONY: all test check bench fuzz deps deps-dev demo golden install uninstall clean model skab man eval
 # Keep object files of pattern chains (tests, benches) between runs.
 .SECONDARY:
 .DELETE_ON_ERROR:
@@ -136,6 +137,12 @@ model: $(BIN)
 skab: all
 	sh bench/skab_train.sh $(BUILD)
 	sh bench/skab.sh $(BUILD)
+
+# Evaluation (docs/evaluation.md): SKAB held-out and tuning splits, the
+# scenario suite, picture pages; EVAL_SETS / EVAL_SCENARIOS / EVAL_MODES
+# select parts. Output: $(BUILD)/eval/index.html, summary.md, summary.json.
+eval: $(BIN)
+	$(PYTHON) bench/eval.py --build $(BUILD)
 
 clean:
 	rm -rf build

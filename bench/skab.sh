@@ -27,15 +27,16 @@ CALIB_FROM=${CALIB_FROM:-0}         # first row whose window may calibrate
 # Model inputs: every sensor but the two thermal ones (Temperature,
 # Thermocouple), which drift between the start and the end of an experiment
 # (docs/pipeline.md, "SKAB results"). FEATURES="" trains on all columns.
-FEATURES=${FEATURES-Accelerometer1RMS,Accelerometer2RMS,Current,Pressure,Voltage,Volume Flow RateRMS}
+# Defaults: the "skab" block of bench/eval_settings.json (the settings of
+# `make eval`, chosen on valve1 only; bench/skab_tune.sh, bench/tuning_log.tsv).
+setting() { /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["skab"][sys.argv[2]])' \
+    "$(dirname "$0")/eval_settings.json" "$1"; }
+FEATURES=${FEATURES-$(setting features)}
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
-# The documented configuration (docs/pipeline.md, "SKAB").
-# Chosen on the valve1 folder only (16 files; max F1 with FAR < 15% there,
-# bench/skab_search.py), then run unchanged on all 34 (docs/pipeline.md,
-# "SKAB results").
-TRAIN_ARGS=${TRAIN_ARGS:---window 10 --arch lstm-ae:100 --loss mae --scaler minmax --epochs 50 --patience 5 --seed 1}
-REPLAY_ARGS=${REPLAY_ARGS:---metric mae --smooth 0.3 --method sigma --k-sigma 2.75 --row-label alert --alert-k 3 --alert-n 5 --alert-m 20 --clear-ratio 0.9}
+# The documented configuration (docs/evaluation.md), the same for every file.
+TRAIN_ARGS=${TRAIN_ARGS:-$(setting train_args)}
+REPLAY_ARGS=${REPLAY_ARGS:-$(setting replay_args)}
 
 if [ ! -d "$SKAB" ]; then
     echo "skab.sh: SKAB data not found at $SKAB" >&2

@@ -1,48 +1,66 @@
 #!/usr/bin/python3
-"""skab_search.py - the replay-settings search behind docs/pipeline.md "SKAB
-results", fast: the models trained by bench/skab.sh are scored once per file
-with `anomalyd score --share`, and the replay pipeline (EWMA smoothing,
-calibration on the windows ending in rows < 400, sigma / quantile threshold,
-k-of-n raise, m-below clear with optional hysteresis (clear ratio), row
-label 'alert' or 'window', metrics over rows >= 400) is re-computed here in numpy for every candidate setting. It
-reproduces `anomalyd replay`'s counts exactly for the settings used (checked:
-the chosen configuration gives the same TP/FP/FN/TN as bench/skab.sh).
+"""skab_search.py - the replay-settings search on the SKAB tuning split
+(valve1, 16 files) ONLY, with every setting tried appended to the tuning
+log. Run it through bench/skab_tune.sh, which trains the valve1 models.
 
-Selection rule (declared before the search): the setting with the highest
-pooled F1 on the valve1 folder (16 files) among those with valve1 FAR below
---far-max (15 by default), then reported unchanged on valve2 + other (18 files,
-held out) and on all 34. Test labels of the held-out files are never used for
-the choice.
+The models trained on each valve1 file (WORK/valve1_N.safetensors) are
+scored once per file with `anomalyd score`, and the replay pipeline (EWMA
+smoothing, calibration on the windows ending in rows < 400, sigma /
+quantile threshold, k-of-n raise, m-below clear with a clear ratio, row
+label 'alert' or 'window', point metrics over rows >= 400) is re-computed
+in numpy for every candidate. The winner is then run through the real
+`anomalyd replay` on the same files, and that result is logged too (a
+mismatch is reported).
 
-  WORK=/tmp/m sh bench/skab.sh            # train the models (kept in /tmp/m)
-  /usr/bin/python3 bench/skab_search.py /tmp/m [/tmp/m2 ...] [--far-max 15]
+The held-out folders are out of reach by construction: the script takes
+the valve1 directory itself (--valve1, whose last path component must be
+"valve1"), lists only that directory, and refuses model names of other
+folders. There is no option to score anything else.
 
-Prints one line per (models, smoothing, alert rule, method) with the
-threshold parameter chosen on valve1, and the overall winner.
+Selection rule (declared before the search): the highest pooled valve1 F1
+among the settings with valve1 FAR below --far-max (15).
+
+Log (--log, default bench/tuning_log.tsv; tab-separated, appended, never
+rewritten): date, commit, settings, valve1_f1, valve1_far, valve1_mar,
+note. settings = "train: ARGS | replay: ARGS", the replay arguments as
+`anomalyd replay` takes them.
+
+  skab_search.py WORK --valve1 SKAB/valve1 [--grid small|full] [--far-max 15]
 """
 import argparse
 import csv
+import datetime as dt
 import glob
 import os
+import shlex
 import subprocess
 import sys
 
 import numpy as np
 
-SETS = ("valve1", "valve2", "other")
 ALERTS = {"3/5/5": (3, 5, 5, "alert"), "1/1/20": (1, 1, 20, "alert"),
-          "3/5/20": (3, 5, 20, "alert"), "window": (1, 1, 1, "window")}
-CLEAR = (1.0, 0.9, 0.8)      # --clear-ratio
-GRID = {"sigma": ("k", np.round(np.arange(1, 16.01, 0.25), 2)),
-        "quantile": ("margin", np.round(np.arange(0.8, 3.01, 0.05), 2))}
+          "3/5/20": (3, 5, 20, "alert"), "3/5/10": (3, 5, 10, "alert"),
+          "window": (1, 1, 1, "window")}
+GRIDS = {
+    "small": {"smooth": (1.0, 0.3), "alerts": ("3/5/10", "3/5/20"), "clear": (1.0, 0.9, 0.8),
+              "sigma": np.round(np.arange(2.0, 4.01, 0.25), 2),
+              "quantile": np.round(np.arange(1.0, 2.01, 0.1), 2)},
+    "full": {"smooth": (1.0, 0.3), "alerts": tuple(ALERTS), "clear": (1.0, 0.9, 0.8),
+             "sigma": np.round(np.arange(1, 16.01, 0.25), 2),
+             "quantile": np.round(np.arange(0.8, 3.01, 0.05), 2)},
+}
+LOG_HEADER = "date\tcommit\tsettings\tvalve1_f1\tvalve1_far\tvalve1_mar\tnote\n"
 
 
-def files(skab):
-    out = []
-    for s in SETS:
-        fs = sorted(glob.glob(f"{skab}/{s}/*.csv"), key=lambda p: int(os.path.basename(p)[:-4]))
-        out += [(s, p, f"{s}_{os.path.basename(p)[:-4]}") for p in fs]
-    return out
+def valve1_files(d):
+    d = os.path.normpath(d)
+    if os.path.basename(d) != "valve1":
+        sys.exit("skab_search.py: --valve1 must be the SKAB valve1 folder (got %s); "
+                 "the held-out folders are never searched" % d)
+    fs = sorted(glob.glob(os.path.join(d, "*.csv")), key=lambda p: int(os.path.basename(p)[:-4]))
+    if not fs:
+        sys.exit("skab_search.py: no CSV files in %s" % d)
+    return [(p, "valve1_%s" % os.path.basename(p)[:-4]) for p in fs]
 
 
 def labels(path):
@@ -94,58 +112,91 @@ def metrics(c):
     return tp / (tp + (fp + fn) / 2), 100 * fp / (fp + tn), 100 * fn / (fn + tp)
 
 
+def replay_args(sm, an, cr, method, x):
+    k, n, m, rl = ALERTS[an]
+    thr = ("--method sigma --k-sigma %g" % x if method == "sigma"
+           else "--method quantile --q 0.99 --margin %g" % x)
+    return ("--metric mae --smooth %g %s --row-label %s --alert-k %d --alert-n %d --alert-m %d "
+            "--clear-ratio %g" % (sm, thr, rl, k, n, m, cr))
+
+
+def commit():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run(["git", "-C", root, "describe", "--always", "--dirty"],
+                          capture_output=True, text=True).stdout.strip() or "unknown"
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("work", nargs="+", help="WORK directories of bench/skab.sh runs")
-    ap.add_argument("--skab", default=os.environ.get("SKAB", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "skab")))
+    ap.add_argument("work", help="directory with the valve1 models of bench/skab_tune.sh")
+    ap.add_argument("--valve1", required=True, help="the SKAB valve1 folder")
     ap.add_argument("--bin", default=os.environ.get("AD_BIN", "build/anomalyd"))
     ap.add_argument("--far-max", type=float, default=15)
     ap.add_argument("--ncal", type=int, default=400)
-    ap.add_argument("--calib-from", type=int, default=0,
-                    help="as replay --calibrate-from (models fitted on fewer rows)")
+    ap.add_argument("--grid", choices=tuple(GRIDS), default="small")
+    ap.add_argument("--train-args", default="", help="how the models were trained (logged)")
+    ap.add_argument("--log", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                  "tuning_log.tsv"))
     a = ap.parse_args()
-    fl = files(a.skab)
-    best_all = None
-    for work in a.work:
-        data = []
-        for s, p, name in fl:
-            rows, sc = scores(a.bin, f"{work}/{name}.safetensors", p)
-            keep = rows >= a.calib_from      # not scored by replay
-            data.append((s, rows[keep], sc[keep], labels(p)))
-        for sm in (1.0, 0.3):
-            sm_data = [(s, rows, ewma(sc, sm), lab) for s, rows, sc, lab in data]
-            for (an, alert), cr in [(al, cr) for al in ALERTS.items() for cr in CLEAR
-                                    if cr == 1.0 or al[1][3] == "alert"]:
-                for method, (param, vals) in GRID.items():
-                    def run(x, sets):
+    fl = valve1_files(a.valve1)
+    g = GRIDS[a.grid]
+    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    rev = commit()
+    new = not os.path.exists(a.log)
+    log = open(a.log, "a")
+    if new:
+        log.write(LOG_HEADER)
+
+    def write(settings, f, note=""):
+        log.write("%s\t%s\ttrain: %s | replay: %s\t%.4f\t%.2f\t%.2f\t%s\n"
+                  % (date, rev, a.train_args, settings, f[0], f[1], f[2], note))
+
+    data = []
+    for p, name in fl:
+        rows, sc = scores(a.bin, os.path.join(a.work, name + ".safetensors"), p)
+        data.append((p, name, rows, sc, labels(p)))
+    best = None
+    tried = 0
+    for sm in g["smooth"]:
+        sm_data = [(rows, ewma(sc, sm), lab) for _, _, rows, sc, lab in data]
+        for an in g["alerts"]:
+            for cr in (g["clear"] if ALERTS[an][3] == "alert" else (1.0,)):
+                for method in ("sigma", "quantile"):
+                    for x in g[method]:
                         tot = np.zeros(4, int)
-                        for s, rows, ss, lab in sm_data:
-                            if s not in sets:
-                                continue
+                        for rows, ss, lab in sm_data:
                             cal = ss[rows < a.ncal]
                             thr = (cal.mean() + x * cal.std() if method == "sigma"
                                    else x * np.quantile(cal, 0.99))
-                            tot += counts(rows, ss, lab, a.ncal, thr, alert, cr)
-                        return tot
-                    best = None
-                    for x in vals:
-                        v = run(x, ("valve1",))
-                        f = metrics(v)
-                        if f[1] < a.far_max and (best is None or f[0] > best[0]):
-                            best = (f[0], x, v)
-                    if best is None:
-                        continue
-                    h = run(best[1], ("valve2", "other"))
-                    line = ("%s smooth=%g alert=%s clear_ratio=%g %s %s=%g"
-                            " | valve1 F1 %.4f FAR %.2f MAR %.2f"
-                            " | held-out F1 %.4f FAR %.2f MAR %.2f | all F1 %.4f FAR %.2f MAR %.2f"
-                            % (work, sm, an, cr, method, param, best[1], *metrics(best[2]),
-                               *metrics(h), *metrics(best[2] + h)))
-                    print(line, flush=True)
-                    if best_all is None or best[0] > best_all[0]:
-                        best_all = (best[0], line)
-    if best_all:
-        print("winner (max valve1 F1, valve1 FAR < %g): %s" % (a.far_max, best_all[1]))
+                            tot += counts(rows, ss, lab, a.ncal, thr, ALERTS[an], cr)
+                        f = metrics(tot)
+                        ra = replay_args(sm, an, cr, method, x)
+                        write(ra, f)
+                        tried += 1
+                        if f[1] < a.far_max and (best is None or f[0] > best[0][0]):
+                            best = (f, ra)
+    log.flush()
+    print("tried %d settings on valve1 (%d files), logged to %s" % (tried, len(fl), a.log))
+    if best is None:
+        print("no setting with valve1 FAR < %g" % a.far_max)
+        return 1
+    print("winner (max valve1 F1 with FAR < %g): F1 %.4f FAR %.2f MAR %.2f\n  replay %s"
+          % (a.far_max, *best[0], best[1]))
+    # the winner through the real replay, on valve1 only
+    tot = np.zeros(4, int)
+    for p, name, *_ in data:
+        out = subprocess.run([a.bin, "replay", "-m", os.path.join(a.work, name + ".safetensors"),
+                              "-i", p, "--calibrate-rows", str(a.ncal), "--exclude-calibration",
+                              "--label", "anomaly", "-o", "/dev/null"] + shlex.split(best[1]),
+                             capture_output=True, text=True, check=True).stderr
+        line = [x for x in out.splitlines() if x.startswith("metrics:")][0]
+        tot += np.array([int(line.split(k + "=")[1].split()[0]) for k in ("TP", "FP", "FN", "TN")])
+    f = metrics(tot)
+    same = np.allclose(f, best[0], atol=1e-9)
+    write(best[1], f, "winner, anomalyd replay" + ("" if same else " (differs from the numpy replica)"))
+    log.close()
+    print("anomalyd replay on valve1: F1 %.4f FAR %.2f MAR %.2f%s"
+          % (*f, "" if same else "  (differs from the numpy replica!)"))
     return 0
 
 

@@ -128,6 +128,13 @@ class PumpSim:
         self.walk = 0.0
         self.temp = None
         self.stuck = {}
+        # operating point, changed by callers (tools/scenarios.py) to model
+        # benign process changes: demand offset added to the load (a new
+        # consumer), and pump speed as a fraction of nominal (a variable
+        # speed drive; affinity laws: flow ~ n, head ~ n^2). The defaults
+        # leave every value bit for bit as without them.
+        self.load_offset = 0.0
+        self.speed = 1.0
 
     def load(self, t):
         """Demand 0..1: daily cycle, weekend, slow random walk."""
@@ -139,7 +146,7 @@ class PumpSim:
         if day >= 5:
             base *= 0.8
         self.walk += self.rng.gauss(0.0, 0.004) - 0.01 * self.walk
-        return min(1.0, max(0.15, base + self.walk))
+        return min(1.0, max(0.15, base + self.walk + self.load_offset))
 
     def step(self):
         r = self.rng
@@ -148,10 +155,11 @@ class PumpSim:
         L = self.load(t)
         hour = (t / 3600.0) % 24.0
         ambient = 22.0 + 4.0 * math.sin(2 * math.pi * (hour - 9.0) / 24.0)
-        flow = self.q_nom * L
-        pressure = self.p_shut * (1.0 - 0.35 * (flow / self.q_nom) ** 2)
+        n = self.speed
+        flow = self.q_nom * L * n
+        pressure = self.p_shut * n * n * (1.0 - 0.35 * (flow / (self.q_nom * n)) ** 2)
         current = self.i0 + 0.045 * flow * pressure
-        vib = self.v0 * (0.6 + 0.5 * L)
+        vib = self.v0 * (0.6 + 0.5 * L) * n
         vib_noise = 0.06
         p_noise = 0.03
         temp_extra = 0.0
