@@ -454,28 +454,48 @@ int ad_model_set_scaler(ad_model *m, ad_scaler_type type,
     return 0;
 }
 
-void ad_model_scale(const ad_model *m, const float *raw, float *out, size_t rows)
+/* One value: centred and divided in double precision, so a raw value with
+ * a large offset (101325 Pa +- 2, or a mean of 1e6 with std 0.01) keeps its
+ * variation; only the scaled result is rounded to float. */
+static inline double scale1(const ad_model *m, size_t f, double x)
 {
-    size_t r, F = (size_t)m->n_features;
-    size_t f;
-
     switch (m->scaler) {
     case AD_SCALER_STANDARD:
-        for (r = 0; r < rows; r++)
-            for (f = 0; f < F; f++)
-                out[r * F + f] = (raw[r * F + f] - m->scale_a[f]) / m->scale_b[f];
-        break;
+        return (x - (double)m->scale_a[f]) / (double)m->scale_b[f];
     case AD_SCALER_MINMAX:
-        for (r = 0; r < rows; r++)
-            for (f = 0; f < F; f++)
-                out[r * F + f] = (raw[r * F + f] - m->scale_a[f]) /
-                                 (m->scale_b[f] - m->scale_a[f]);
-        break;
+        return (x - (double)m->scale_a[f]) / ((double)m->scale_b[f] - (double)m->scale_a[f]);
     default:
-        if (out != raw)
-            memmove(out, raw, rows * F * sizeof(float));
-        break;
+        return x;
     }
+}
+
+void ad_model_scale(const ad_model *m, const float *raw, float *out, size_t rows)
+{
+    size_t i, n = rows * (size_t)m->n_features, F = (size_t)m->n_features;
+
+    if (m->scaler != AD_SCALER_STANDARD && m->scaler != AD_SCALER_MINMAX) {
+        if (out != raw)
+            memmove(out, raw, n * sizeof(float));
+        return;
+    }
+    for (i = 0; i < n; i++)
+        out[i] = (float)scale1(m, i % F, (double)raw[i]);
+}
+
+int ad_model_scale_d(const ad_model *m, const double *raw, float *out, size_t rows)
+{
+    size_t i, n = rows * (size_t)m->n_features, F = (size_t)m->n_features;
+    int absurd = 0;
+
+    for (i = 0; i < n; i++) {
+        double y = scale1(m, i % F, raw[i]);
+        if (isfinite(raw[i]) && !(fabs(y) <= AD_SCALED_MAX)) {
+            absurd++;
+            y = NAN;
+        }
+        out[i] = (float)y;
+    }
+    return absurd;
 }
 
 /* ------------------------------------------------------------------------ */

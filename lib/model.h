@@ -199,8 +199,20 @@ int ad_model_serialize(ad_model *m, void **buf, size_t *len);
 /* Write atomically (temporary file + rename); sets m->id. */
 int ad_model_save(ad_model *m, const char *path, char *err, size_t errlen);
 
-/* Scale `rows` raw rows of F values into `out` (may alias `raw`). */
+/* Scale `rows` raw rows of F values into `out` (may alias `raw`). The
+ * arithmetic is double precision; only the result is rounded to float. */
 void ad_model_scale(const ad_model *m, const float *raw, float *out, size_t rows);
+
+/* Largest scaled magnitude taken as data: a value a million scales away
+ * from the training mean is a broken reading, not a measurement. */
+#define AD_SCALED_MAX 1e6
+
+/*
+ * The same from double-precision raw values. A finite value whose scaled
+ * magnitude exceeds AD_SCALED_MAX (1e308, or anything that would overflow
+ * float) is written as NaN and counted: returns how many there were.
+ */
+int ad_model_scale_d(const ad_model *m, const double *raw, float *out, size_t rows);
 
 /* Names for enums, and back (NULL / -1 when unknown). */
 const char *ad_act_name(ad_act a);

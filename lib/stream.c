@@ -1,14 +1,18 @@
 /*
- * stream.c - row assembly per stream: samples or rows in, validated rows of
- * F values out, with the missing-value policies of stream.h.
+ * stream.c - row assembly per stream in event time: samples or rows in,
+ * validated rows of F values out, with the missing-value policies and the
+ * watermark rules of stream.h.
  *
- * State per feature: the latest accepted value and its timestamp ("cur"),
- * whether it arrived since the last emitted row ("fresh"), the last value
- * actually used in a row ("good", for HOLD) and how many consecutive rows
- * it has been held. Emitted rows go to a fixed ring of AD_STREAM_QUEUE rows.
- * A stream is ONE allocation (struct, per-feature arrays, queue): with a
- * thousand streams a message touches a few lines of one block rather than
- * nine scattered heap objects.
+ * State per feature: the latest value applied to a row and its timestamp
+ * ("cur"), the last value actually used in a row ("good", for HOLD) and how
+ * many consecutive rows it has been held. What is not yet behind the
+ * watermark waits in a mode-specific buffer: PERIOD keeps pending samples
+ * sorted by time (only the newest per feature and grid cell), ALL keeps up
+ * to AD_STREAM_OPEN rows open for alignment, ROWS with lateness keeps up to
+ * AD_STREAM_REORDER rows for reordering. Emitted rows go to a fixed ring of
+ * AD_STREAM_QUEUE rows. A stream is ONE allocation (struct, per-feature
+ * arrays, buffers, queue): with a thousand streams a message touches a few
+ * lines of one block rather than scattered heap objects.
  */
 #include "stream.h"
 
@@ -22,32 +26,52 @@
 #include "ad.h"
 #include "model.h"
 
+/* A sample waiting for its grid row (PERIOD). */
+typedef struct pend {
+    int64_t ts;
+    double v;
+    int f;
+} pend;
+
 struct ad_stream {
     ad_stream_cfg cfg;
     int F;
-    /* ROWS mode */
-    int has_row;
-    int64_t last_row_ts;
-    /* PERIOD mode */
-    int has_grid;
-    int has_emit;
-    int64_t next_grid;     /* next grid point to emit */
-    int64_t last_emit_ts;  /* last emitted row time (PERIOD, ALL) */
+    /* event time */
+    int has_max, has_arr, has_emit, has_grid, has_applied;
+    int64_t max_ts;        /* newest accepted timestamp */
+    int64_t arr_ms;        /* last arrival clock (ad_stream_arrival) */
+    int64_t last_emit_ts;  /* last emitted row time */
+    int64_t next_grid;     /* PERIOD: next grid point to emit */
+    int64_t last_applied;  /* PERIOD: newest sample applied to a row */
+    int gap_next;          /* PERIOD: flag the next row AD_ROW_GAP */
     /* queue */
     int q_head, q_len;
+    /* PERIOD pending samples, ALL open rows, ROWS reorder buffer */
+    int p_len, p_cap;
+    int g_len;
+    int r_len;
     ad_stream_stats st;
-    /* Pointers into the same block, right after this struct (see
-     * ad_stream_new): per feature, then the queue. */
-    double *cur;           /* F: latest accepted value */
+    /* Pointers into the same block, right after this struct. */
+    double *cur;           /* F: latest applied value */
     int64_t *cur_ts;       /* F: its timestamp */
-    float *good;           /* F: last value used in a row (HOLD) */
+    double *good;          /* F: last value used in a row (HOLD) */
     int *held;             /* F: consecutive rows held */
-    unsigned char *seen;   /* F: ever accepted */
-    unsigned char *fresh;  /* F: accepted since the last row (ALL mode) */
+    unsigned char *seen;   /* F: ever applied */
     unsigned char *has_good; /* F */
+    unsigned char *miss;   /* F: scratch, missing in the row being built */
+    pend *pend;            /* PERIOD: p_cap, sorted by ts */
+    int64_t *g_ts0;        /* ALL: AD_STREAM_OPEN first sample time, sorted */
+    int64_t *g_tsl;        /* ALL: newest sample time of the open row */
+    int *g_n;              /* ALL: features present */
+    double *g_vals;        /* ALL: OPEN * F */
+    int64_t *g_fts;        /* ALL: OPEN * F sample times */
+    unsigned char *g_has;  /* ALL: OPEN * F */
+    int64_t *r_ts;         /* ROWS: AD_STREAM_REORDER, sorted */
+    double *r_vals;        /* ROWS: REORDER * F */
+    unsigned char *r_miss; /* ROWS: REORDER * F */
     int64_t *q_ts;         /* AD_STREAM_QUEUE */
-    float *q_vals;         /* AD_STREAM_QUEUE * F */
-    unsigned char *q_valid; /* AD_STREAM_QUEUE */
+    double *q_vals;        /* AD_STREAM_QUEUE * F */
+    unsigned char *q_flags; /* AD_STREAM_QUEUE: AD_ROW_* */
 };
 
 void ad_stream_cfg_default(ad_stream_cfg *c)
@@ -58,10 +82,17 @@ void ad_stream_cfg_default(ad_stream_cfg *c)
     c->max_age_ms = 0;
     c->missing = AD_MISS_HOLD;
     c->hold_limit = 0;
+    c->max_lateness_ms = 0;
+    c->max_future_ms = 600000;
+    c->max_gap_ms = 3600000;
+    c->align_ms = 500;
 }
 
 int ad_stream_cfg_check(const ad_stream_cfg *c, char *err, size_t errlen)
 {
+    /* A day is more lateness than any buffer here can hold usefully. */
+    const int64_t day = 86400000;
+
     if (c->mode != AD_ASM_ROWS && c->mode != AD_ASM_PERIOD && c->mode != AD_ASM_ALL)
         return ad_errf(err, errlen, AD_EINVAL, "assembly: unknown mode %d", (int)c->mode);
     if (c->mode == AD_ASM_PERIOD && c->period_ms <= 0)
@@ -73,6 +104,18 @@ int ad_stream_cfg_check(const ad_stream_cfg *c, char *err, size_t errlen)
         return ad_errf(err, errlen, AD_EINVAL, "missing: unknown policy %d", (int)c->missing);
     if (c->hold_limit < 0)
         return ad_errf(err, errlen, AD_EINVAL, "hold_limit: must be >= 0");
+    if (c->max_lateness_ms < 0 || c->max_lateness_ms > day)
+        return ad_errf(err, errlen, AD_EINVAL, "max_lateness_ms: must be in [0, %lld] (got %lld)",
+                       (long long)day, (long long)c->max_lateness_ms);
+    if (c->max_future_ms < 0)
+        return ad_errf(err, errlen, AD_EINVAL, "max_future_ms: must be >= 0 (got %lld)",
+                       (long long)c->max_future_ms);
+    if (c->max_gap_ms < 0)
+        return ad_errf(err, errlen, AD_EINVAL, "max_gap_ms: must be >= 0 (got %lld)",
+                       (long long)c->max_gap_ms);
+    if (c->align_ms < 0 || c->align_ms > day)
+        return ad_errf(err, errlen, AD_EINVAL, "align_ms: must be in [0, %lld] (got %lld)",
+                       (long long)day, (long long)c->align_ms);
     return 0;
 }
 
@@ -82,13 +125,27 @@ void ad_stream_free(ad_stream *s)
     ad_afree(s);
 }
 
+/* PERIOD: pending samples needed for the lateness: the newest sample per
+ * feature and grid cell, for every cell the watermark may still reach. */
+static size_t period_pending_cap(const ad_stream_cfg *c, size_t F)
+{
+    int64_t cells = c->max_lateness_ms / c->period_ms + 2;
+    size_t cap;
+
+    if (cells > 1024)
+        cells = 1024;
+    cap = F * (size_t)cells + 8;
+    return cap > 65536 ? 65536 : cap;
+}
+
 int ad_stream_new(ad_stream **out, const ad_stream_cfg *cfg, int n_features,
                   char *err, size_t errlen)
 {
     ad_stream *s;
-    size_t F, off = sizeof(*s);
-    size_t o_cur, o_cur_ts, o_good, o_held, o_seen, o_fresh, o_has_good;
-    size_t o_q_ts, o_q, o_q_valid;
+    size_t F, off = sizeof(*s), pc = 0, G = 0, R = 0;
+    size_t o_cur, o_cur_ts, o_good, o_held, o_seen, o_has_good, o_miss, o_pend;
+    size_t o_g_ts0, o_g_tsl, o_g_n, o_g_vals, o_g_fts, o_g_has, o_r_ts, o_r_vals, o_r_miss;
+    size_t o_q_ts, o_q, o_q_flags;
     unsigned char *base;
     int rc;
 
@@ -100,19 +157,35 @@ int ad_stream_new(ad_stream **out, const ad_stream_cfg *cfg, int n_features,
         return ad_errf(err, errlen, AD_EINVAL, "stream: features must be 1..%d (got %d)",
                        AD_MAX_FEATURES, n_features);
     F = (size_t)n_features;
+    if (cfg->mode == AD_ASM_PERIOD)
+        pc = period_pending_cap(cfg, F);
+    if (cfg->mode == AD_ASM_ALL)
+        G = AD_STREAM_OPEN;
+    if (cfg->mode == AD_ASM_ROWS && cfg->max_lateness_ms > 0)
+        R = AD_STREAM_REORDER;
     /* One 64-byte aligned block: the struct, then the per-feature state
-     * packed by element size (8-byte types first, bytes last) so one message
-     * touches a few neighbouring cache lines, then the row queue. */
+     * packed by element size (8-byte types first, bytes last), the mode's
+     * buffer, then the row queue. */
     o_cur = ad_place(&off, F, sizeof(double), sizeof(double));
     o_cur_ts = ad_place(&off, F, sizeof(int64_t), sizeof(int64_t));
-    o_good = ad_place(&off, F, sizeof(float), sizeof(float));
+    o_good = ad_place(&off, F, sizeof(double), sizeof(double));
     o_held = ad_place(&off, F, sizeof(int), sizeof(int));
     o_seen = ad_place(&off, F, 1, 1);
-    o_fresh = ad_place(&off, F, 1, 1);
     o_has_good = ad_place(&off, F, 1, 1);
+    o_miss = ad_place(&off, F, 1, 1);
+    o_pend = ad_place(&off, pc, sizeof(pend), sizeof(int64_t));
+    o_g_ts0 = ad_place(&off, G, sizeof(int64_t), sizeof(int64_t));
+    o_g_tsl = ad_place(&off, G, sizeof(int64_t), sizeof(int64_t));
+    o_g_n = ad_place(&off, G, sizeof(int), sizeof(int));
+    o_g_vals = ad_place(&off, G * F, sizeof(double), sizeof(double));
+    o_g_fts = ad_place(&off, G * F, sizeof(int64_t), sizeof(int64_t));
+    o_g_has = ad_place(&off, G * F, 1, 1);
+    o_r_ts = ad_place(&off, R, sizeof(int64_t), sizeof(int64_t));
+    o_r_vals = ad_place(&off, R * F, sizeof(double), sizeof(double));
+    o_r_miss = ad_place(&off, R * F, 1, 1);
     o_q_ts = ad_place(&off, AD_STREAM_QUEUE, sizeof(int64_t), 64);
-    o_q = ad_place(&off, F * AD_STREAM_QUEUE, sizeof(float), 64);
-    o_q_valid = ad_place(&off, AD_STREAM_QUEUE, 1, 1);
+    o_q = ad_place(&off, F * AD_STREAM_QUEUE, sizeof(double), 64);
+    o_q_flags = ad_place(&off, AD_STREAM_QUEUE, 1, 1);
     base = off == SIZE_MAX ? NULL : ad_aalloc(off);
     if (base == NULL)
         return ad_errf(err, errlen, AD_ENOMEM, "stream: out of memory");
@@ -120,27 +193,46 @@ int ad_stream_new(ad_stream **out, const ad_stream_cfg *cfg, int n_features,
     s = (ad_stream *)base;
     s->cfg = *cfg;
     s->F = n_features;
+    s->p_cap = (int)pc;
     s->cur = (double *)(base + o_cur);
     s->cur_ts = (int64_t *)(base + o_cur_ts);
-    s->good = (float *)(base + o_good);
+    s->good = (double *)(base + o_good);
     s->held = (int *)(base + o_held);
     s->seen = base + o_seen;
-    s->fresh = base + o_fresh;
     s->has_good = base + o_has_good;
+    s->miss = base + o_miss;
+    s->pend = (pend *)(base + o_pend);
+    s->g_ts0 = (int64_t *)(base + o_g_ts0);
+    s->g_tsl = (int64_t *)(base + o_g_tsl);
+    s->g_n = (int *)(base + o_g_n);
+    s->g_vals = (double *)(base + o_g_vals);
+    s->g_fts = (int64_t *)(base + o_g_fts);
+    s->g_has = base + o_g_has;
+    s->r_ts = (int64_t *)(base + o_r_ts);
+    s->r_vals = (double *)(base + o_r_vals);
+    s->r_miss = base + o_r_miss;
     s->q_ts = (int64_t *)(base + o_q_ts);
-    s->q_vals = (float *)(base + o_q);
-    s->q_valid = base + o_q_valid;
+    s->q_vals = (double *)(base + o_q);
+    s->q_flags = base + o_q_flags;
     *out = s;
     return 0;
 }
 
+/* ---- emission ---------------------------------------------------------------- */
+
+/* Does a row at ts come after a hole longer than max_gap_ms? */
+static int gap_before(const ad_stream *s, int64_t ts)
+{
+    return s->has_emit && s->cfg.max_gap_ms > 0 && ts - s->last_emit_ts > s->cfg.max_gap_ms;
+}
+
 /* Build the row for time ts from the per-feature state, apply the missing
- * policy, and queue it. `rowmiss` (F bytes, may be NULL) marks values that
- * were rejected in this very row (ROWS mode). */
-static void emit(ad_stream *s, int64_t ts, const unsigned char *rowmiss)
+ * policy, and queue it. s->miss marks values missing from this very row
+ * (rejected in ROWS mode, absent from an ALL row) when use_miss is set. */
+static void emit(ad_stream *s, int64_t ts, int use_miss, int gap)
 {
     int F = s->F, f, valid = 1, slot;
-    float *v;
+    double *v;
 
     if (s->q_len == AD_STREAM_QUEUE) {
         /* Full: the oldest row is lost; the newest data matters more. */
@@ -151,10 +243,10 @@ static void emit(ad_stream *s, int64_t ts, const unsigned char *rowmiss)
     slot = (s->q_head + s->q_len) % AD_STREAM_QUEUE;
     v = s->q_vals + (size_t)slot * (size_t)F;
     for (f = 0; f < F; f++) {
-        int missing = !s->seen[f] || (rowmiss && rowmiss[f]) ||
+        int missing = !s->seen[f] || (use_miss && s->miss[f]) ||
             (s->cfg.max_age_ms > 0 && ts - s->cur_ts[f] > s->cfg.max_age_ms);
         if (!missing) {
-            v[f] = (float)s->cur[f];
+            v[f] = s->cur[f];
             s->good[f] = v[f];
             s->has_good[f] = 1;
             s->held[f] = 0;
@@ -171,14 +263,15 @@ static void emit(ad_stream *s, int64_t ts, const unsigned char *rowmiss)
         valid = 0;
     }
     s->q_ts[slot] = ts;
-    s->q_valid[slot] = (unsigned char)valid;
+    s->q_flags[slot] = (unsigned char)((valid ? AD_ROW_VALID : 0) | (gap ? AD_ROW_GAP : 0));
     s->q_len++;
     s->st.rows++;
     if (!valid)
         s->st.rows_invalid++;
+    if (gap)
+        s->st.gaps++;
     s->last_emit_ts = ts;
     s->has_emit = 1;
-    memset(s->fresh, 0, (size_t)F);
 }
 
 /* Floor division for possibly negative timestamps. */
@@ -191,31 +284,269 @@ static int64_t floor_div(int64_t a, int64_t b)
     return q;
 }
 
-/* PERIOD: emit grid rows g with g < ts. */
-static void period_until(ad_stream *s, int64_t ts)
+/* The first grid point >= ts. */
+static int64_t grid_ceil(const ad_stream *s, int64_t ts)
 {
-    int64_t P = s->cfg.period_ms, n;
+    int64_t P = s->cfg.period_ms, g = floor_div(ts, P) * P;
+
+    return g < ts ? g + P : g;
+}
+
+/* ---- PERIOD ------------------------------------------------------------------ */
+
+static void pend_remove(ad_stream *s, int i)
+{
+    memmove(s->pend + i, s->pend + i + 1, (size_t)(s->p_len - i - 1) * sizeof(pend));
+    s->p_len--;
+}
+
+static void apply_head(ad_stream *s)
+{
+    pend p = s->pend[0];
+
+    pend_remove(s, 0);
+    s->cur[p.f] = p.v;
+    s->cur_ts[p.f] = p.ts;
+    s->seen[p.f] = 1;
+    if (!s->has_applied || p.ts > s->last_applied)
+        s->last_applied = p.ts;
+    s->has_applied = 1;
+}
+
+/* Emit the grid rows g < wm: apply the samples each row covers first. A run
+ * of rows without new data is held values: never across a hole longer than
+ * max_gap_ms (skipped, and the row after it flagged), and at most
+ * AD_STREAM_QUEUE rows of it (the rest counted in gap_rows). */
+static void period_drain(ad_stream *s, int64_t wm)
+{
+    int64_t P = s->cfg.period_ms, gap = s->cfg.max_gap_ms;
 
     if (!s->has_grid)
         return;
-    if (ts <= s->next_grid)
-        return;
-    /* grid points next_grid, next_grid+P, ... < ts */
-    n = floor_div(ts - 1 - s->next_grid, P) + 1;
-    if (n > AD_STREAM_QUEUE) {
-        s->st.gap_rows += (uint64_t)(n - AD_STREAM_QUEUE);
-        s->next_grid += (n - AD_STREAM_QUEUE) * P;
-        n = AD_STREAM_QUEUE;
-    }
-    while (n-- > 0) {
-        emit(s, s->next_grid, NULL);
+    for (;;) {
+        int64_t lim, n;
+        if (s->p_len > 0 && s->pend[0].ts <= s->next_grid) {
+            apply_head(s);
+            continue;
+        }
+        if (s->next_grid >= wm)
+            break;
+        if (gap > 0 && s->has_applied && s->next_grid - s->last_applied > gap) {
+            int64_t ng;
+            if (s->p_len == 0)
+                break;          /* a hole: no held rows across it */
+            ng = grid_ceil(s, s->pend[0].ts);
+            s->st.gap_rows += (uint64_t)((ng - s->next_grid) / P);
+            s->next_grid = ng;
+            s->gap_next = 1;
+            continue;
+        }
+        lim = s->p_len > 0 && s->pend[0].ts < wm ? s->pend[0].ts : wm;
+        if (gap > 0 && s->has_applied && lim > s->last_applied + gap + 1)
+            lim = s->last_applied + gap + 1;    /* held rows end at the gap */
+        n = floor_div(lim - 1 - s->next_grid, P) + 1;   /* held rows before lim */
+        if (n > AD_STREAM_QUEUE) {
+            s->st.gap_rows += (uint64_t)(n - AD_STREAM_QUEUE);
+            s->next_grid += (n - AD_STREAM_QUEUE) * P;
+        }
+        emit(s, s->next_grid, 0, s->gap_next);
+        s->gap_next = 0;
         s->next_grid += P;
     }
+}
+
+/* Insert a sample into the sorted pending list. Only the newest sample of a
+ * feature per grid cell matters for sample-and-hold: an older one in the
+ * same cell is replaced. Returns 0, or 1 for an exact duplicate. */
+static int pend_insert(ad_stream *s, int64_t ts, int f, double v)
+{
+    int64_t cell = grid_ceil(s, ts);
+    int i;
+
+    for (i = 0; i < s->p_len; i++) {
+        pend *p = &s->pend[i];
+        if (p->f != f || grid_ceil(s, p->ts) != cell)
+            continue;
+        if (p->ts == ts)
+            return 1;
+        if (p->ts > ts)
+            return 0;   /* superseded in its cell: accepted, not needed */
+        pend_remove(s, i);
+        break;
+    }
+    if (s->p_len == s->p_cap) {
+        /* Full (more lateness than planned): the oldest cell goes out. */
+        period_drain(s, grid_ceil(s, s->pend[0].ts) + 1);
+        if (s->has_emit && ts <= s->last_emit_ts)
+            return -1;
+    }
+    for (i = s->p_len; i > 0 && s->pend[i - 1].ts > ts; i--)
+        ;
+    memmove(s->pend + i + 1, s->pend + i, (size_t)(s->p_len - i) * sizeof(pend));
+    s->pend[i].ts = ts;
+    s->pend[i].f = f;
+    s->pend[i].v = v;
+    s->p_len++;
+    return 0;
+}
+
+/* ---- ALL --------------------------------------------------------------------- */
+
+static void group_remove(ad_stream *s, int g)
+{
+    size_t F = (size_t)s->F, n = (size_t)(s->g_len - g - 1);
+
+    memmove(s->g_ts0 + g, s->g_ts0 + g + 1, n * sizeof(int64_t));
+    memmove(s->g_tsl + g, s->g_tsl + g + 1, n * sizeof(int64_t));
+    memmove(s->g_n + g, s->g_n + g + 1, n * sizeof(int));
+    memmove(s->g_vals + g * F, s->g_vals + (g + 1) * F, n * F * sizeof(double));
+    memmove(s->g_fts + g * F, s->g_fts + (g + 1) * F, n * F * sizeof(int64_t));
+    memmove(s->g_has + g * F, s->g_has + (g + 1) * F, n * F);
+    s->g_len--;
+}
+
+/* Emit the oldest open row (complete or not) and close it. */
+static void group_emit(ad_stream *s)
+{
+    int64_t ts = s->g_tsl[0];
+    int f;
+
+    for (f = 0; f < s->F; f++) {
+        s->miss[f] = !s->g_has[f];
+        if (s->g_has[f]) {
+            s->cur[f] = s->g_vals[f];
+            s->cur_ts[f] = s->g_fts[f];
+            s->seen[f] = 1;
+        }
+    }
+    if (s->g_n[0] < s->F)
+        s->st.unaligned++;
+    /* Open rows overlap in time by up to align_ms: keep emission strictly
+     * increasing. */
+    if (s->has_emit && ts <= s->last_emit_ts)
+        ts = s->last_emit_ts + 1;
+    emit(s, ts, 1, gap_before(s, ts));
+    group_remove(s, 0);
+}
+
+/* Emit the open rows, oldest first: complete ones, and incomplete ones the
+ * watermark has passed by more than align_ms. */
+static void all_drain(ad_stream *s, int64_t wm)
+{
+    while (s->g_len > 0) {
+        if (s->g_n[0] < s->F && !(s->g_ts0[0] + s->cfg.align_ms < wm))
+            break;
+        group_emit(s);
+    }
+}
+
+/* Put a sample into the open row nearest in time that lacks its feature.
+ * Returns 0, or 1 for an exact duplicate. */
+static int all_insert(ad_stream *s, int64_t ts, int f, double v)
+{
+    size_t F = (size_t)s->F;
+    int g, best = -1;
+    int64_t bestd = 0;
+
+    for (g = 0; g < s->g_len; g++) {
+        int64_t d = ts > s->g_ts0[g] ? ts - s->g_ts0[g] : s->g_ts0[g] - ts;
+        if (s->g_has[g * F + f]) {
+            if (s->g_fts[g * F + f] == ts)
+                return 1;
+            continue;
+        }
+        if (d <= s->cfg.align_ms && (best < 0 || d < bestd)) {
+            best = g;
+            bestd = d;
+        }
+    }
+    if (best < 0) {
+        if (s->g_len == AD_STREAM_OPEN)
+            group_emit(s);      /* too many open rows: the oldest goes out */
+        if (s->has_emit && ts <= s->last_emit_ts)
+            return -1;
+        for (g = s->g_len; g > 0 && s->g_ts0[g - 1] > ts; g--)
+            ;
+        {
+            size_t n = (size_t)(s->g_len - g);
+            memmove(s->g_ts0 + g + 1, s->g_ts0 + g, n * sizeof(int64_t));
+            memmove(s->g_tsl + g + 1, s->g_tsl + g, n * sizeof(int64_t));
+            memmove(s->g_n + g + 1, s->g_n + g, n * sizeof(int));
+            memmove(s->g_vals + (g + 1) * F, s->g_vals + g * F, n * F * sizeof(double));
+            memmove(s->g_fts + (g + 1) * F, s->g_fts + g * F, n * F * sizeof(int64_t));
+            memmove(s->g_has + (g + 1) * F, s->g_has + g * F, n * F);
+        }
+        s->g_len++;
+        s->g_ts0[g] = ts;
+        s->g_tsl[g] = ts;
+        s->g_n[g] = 0;
+        memset(s->g_has + g * F, 0, F);
+        best = g;
+    }
+    s->g_vals[best * F + f] = v;
+    s->g_fts[best * F + f] = ts;
+    s->g_has[best * F + f] = 1;
+    s->g_n[best]++;
+    if (ts > s->g_tsl[best])
+        s->g_tsl[best] = ts;
+    return 0;
+}
+
+/* ---- ROWS -------------------------------------------------------------------- */
+
+/* Emit the oldest reorder-buffer row. */
+static void rows_emit_head(ad_stream *s)
+{
+    size_t F = (size_t)s->F;
+    int64_t ts = s->r_ts[0];
+    int f;
+
+    for (f = 0; f < s->F; f++) {
+        s->miss[f] = s->r_miss[f];
+        if (!s->miss[f]) {
+            s->cur[f] = s->r_vals[f];
+            s->cur_ts[f] = ts;
+            s->seen[f] = 1;
+        }
+    }
+    emit(s, ts, 1, gap_before(s, ts));
+    s->r_len--;
+    memmove(s->r_ts, s->r_ts + 1, (size_t)s->r_len * sizeof(int64_t));
+    memmove(s->r_vals, s->r_vals + F, (size_t)s->r_len * F * sizeof(double));
+    memmove(s->r_miss, s->r_miss + F, (size_t)s->r_len * F);
+}
+
+static void rows_drain(ad_stream *s, int64_t wm)
+{
+    while (s->r_len > 0 && s->r_ts[0] <= wm)
+        rows_emit_head(s);
+}
+
+/* ---- input ------------------------------------------------------------------- */
+
+/* Future check against the arrival clock; counts. 1 = reject. */
+static int is_future(ad_stream *s, int64_t ts)
+{
+    if (s->has_arr && s->cfg.max_future_ms > 0 && ts > s->arr_ms &&
+        ts - s->arr_ms > s->cfg.max_future_ms) {
+        s->st.future++;
+        return 1;
+    }
+    return 0;
+}
+
+static void saw(ad_stream *s, int64_t ts)
+{
+    if (!s->has_max || ts > s->max_ts)
+        s->max_ts = ts;
+    s->has_max = 1;
 }
 
 /* Accept one value of feature f at ts (PERIOD/ALL); returns 0 or 1 (dropped). */
 static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
 {
+    int rc;
+
     if (f < 0 || f >= s->F) {
         s->st.bad_feature++;
         return 1;
@@ -224,43 +555,32 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
         s->st.nonfinite++;
         return 1;
     }
-    if (s->seen[f] && ts <= s->cur_ts[f]) {
-        if (ts == s->cur_ts[f])
-            s->st.dup++;
-        else
-            s->st.ooo++;
+    if (is_future(s, ts))
         return 1;
-    }
     if (s->has_emit && ts <= s->last_emit_ts) {
         /* Its row is already out: too late. */
-        if (ts == s->last_emit_ts && s->cfg.mode == AD_ASM_ALL)
-            s->st.dup++;
-        else
-            s->st.ooo++;
+        s->st.ooo++;
         return 1;
     }
     if (s->cfg.mode == AD_ASM_PERIOD) {
         if (!s->has_grid) {
             s->has_grid = 1;
-            s->next_grid = floor_div(ts, s->cfg.period_ms) * s->cfg.period_ms;
-            if (s->next_grid < ts)
-                s->next_grid += s->cfg.period_ms;
+            s->next_grid = grid_ceil(s, ts);
         }
-        period_until(s, ts);
+        rc = pend_insert(s, ts, f, v);
+    } else {
+        rc = all_insert(s, ts, f, v);
     }
-    s->cur[f] = v;
-    s->cur_ts[f] = ts;
-    s->seen[f] = 1;
-    s->fresh[f] = 1;
+    if (rc != 0) {
+        if (rc > 0) s->st.dup++; else s->st.ooo++;
+        return 1;
+    }
     s->st.samples++;
-    if (s->cfg.mode == AD_ASM_ALL) {
-        int g;
-        for (g = 0; g < s->F; g++)
-            if (!s->fresh[g])
-                break;
-        if (g == s->F)
-            emit(s, ts, NULL);
-    }
+    saw(s, ts);
+    if (s->cfg.mode == AD_ASM_PERIOD)
+        period_drain(s, s->max_ts - s->cfg.max_lateness_ms);
+    else
+        all_drain(s, s->max_ts - s->cfg.max_lateness_ms);
     return 0;
 }
 
@@ -310,35 +630,51 @@ int ad_stream_push_text(ad_stream *s, int64_t ts_ms, int feature, const char *te
     return accept_sample(s, ts_ms, feature, v);
 }
 
-int ad_stream_push_row(ad_stream *s, int64_t ts_ms, const double *values,
-                       const unsigned char *present)
+/* ROWS mode: one whole row. */
+static int push_whole_row(ad_stream *s, int64_t ts, const double *values,
+                          const unsigned char *present)
 {
-    int F = s->F, f, any = 0;
-    unsigned char miss_stack[64] = { 0 };
+    size_t F = (size_t)s->F;
+    double *dst;
     unsigned char *miss;
+    int f, i;
 
-    if (s->cfg.mode != AD_ASM_ROWS) {
-        for (f = 0; f < F; f++) {
-            if (present && !present[f])
-                continue;
-            if (accept_sample(s, ts_ms, f, values[f]) == 0)
-                any = 1;
-        }
-        return any ? 0 : 1;
-    }
-    if (s->has_row && ts_ms <= s->last_row_ts) {
-        if (ts_ms == s->last_row_ts)
+    if (is_future(s, ts))
+        return 1;
+    if (s->has_emit && ts <= s->last_emit_ts) {
+        if (ts == s->last_emit_ts)
             s->st.dup++;
         else
             s->st.ooo++;
         return 1;
     }
-    miss = F <= 64 ? miss_stack : malloc((size_t)F);
-    if (miss == NULL) {
-        s->st.overflow++;
-        return 1;
+    if (s->cfg.max_lateness_ms > 0) {
+        for (i = 0; i < s->r_len; i++)
+            if (s->r_ts[i] == ts) {
+                s->st.dup++;
+                return 1;
+            }
+        if (s->r_len == AD_STREAM_REORDER)
+            rows_emit_head(s);
+        if (s->has_emit && ts <= s->last_emit_ts) {
+            s->st.ooo++;
+            return 1;
+        }
+        for (i = s->r_len; i > 0 && s->r_ts[i - 1] > ts; i--)
+            ;
+        memmove(s->r_ts + i + 1, s->r_ts + i, (size_t)(s->r_len - i) * sizeof(int64_t));
+        memmove(s->r_vals + (i + 1) * F, s->r_vals + i * F,
+                (size_t)(s->r_len - i) * F * sizeof(double));
+        memmove(s->r_miss + (i + 1) * F, s->r_miss + i * F, (size_t)(s->r_len - i) * F);
+        s->r_len++;
+        s->r_ts[i] = ts;
+        dst = s->r_vals + (size_t)i * F;
+        miss = s->r_miss + (size_t)i * F;
+    } else {
+        dst = s->cur;
+        miss = s->miss;
     }
-    for (f = 0; f < F; f++) {
+    for (f = 0; f < s->F; f++) {
         miss[f] = 0;
         if (present && !present[f]) {
             miss[f] = 1;
@@ -349,42 +685,106 @@ int ad_stream_push_row(ad_stream *s, int64_t ts_ms, const double *values,
             miss[f] = 1;
             continue;
         }
-        s->cur[f] = values[f];
-        s->cur_ts[f] = ts_ms;
-        s->seen[f] = 1;
+        dst[f] = values[f];
         s->st.samples++;
+        if (s->cfg.max_lateness_ms == 0) {
+            s->cur_ts[f] = ts;
+            s->seen[f] = 1;
+        }
     }
-    s->has_row = 1;
-    s->last_row_ts = ts_ms;
-    emit(s, ts_ms, miss);
-    if (miss != miss_stack)
-        free(miss);
+    saw(s, ts);
+    if (s->cfg.max_lateness_ms > 0)
+        rows_drain(s, s->max_ts - s->cfg.max_lateness_ms);
+    else
+        emit(s, ts, 1, gap_before(s, ts));
     return 0;
+}
+
+int ad_stream_push_row(ad_stream *s, int64_t ts_ms, const double *values,
+                       const unsigned char *present)
+{
+    int f, any = 0;
+
+    if (s->cfg.mode == AD_ASM_ROWS)
+        return push_whole_row(s, ts_ms, values, present);
+    for (f = 0; f < s->F; f++) {
+        if (present && !present[f])
+            continue;
+        if (accept_sample(s, ts_ms, f, values[f]) == 0)
+            any = 1;
+    }
+    return any ? 0 : 1;
+}
+
+void ad_stream_arrival(ad_stream *s, int64_t now_ms)
+{
+    s->arr_ms = now_ms;
+    s->has_arr = 1;
 }
 
 void ad_stream_advance(ad_stream *s, int64_t now_ms)
 {
-    if (s->cfg.mode != AD_ASM_PERIOD)
-        return;
-    period_until(s, now_ms);
+    int64_t data_now;
+
+    if (s->has_arr) {
+        /* The stream's own clock: its newest time plus the wall time since
+         * it last heard from the device. */
+        if (!s->has_max)
+            return;
+        data_now = s->max_ts + (now_ms > s->arr_ms ? now_ms - s->arr_ms : 0);
+    } else {
+        data_now = now_ms;
+    }
+    data_now -= s->cfg.max_lateness_ms;
+    switch (s->cfg.mode) {
+    case AD_ASM_PERIOD: period_drain(s, data_now); break;
+    case AD_ASM_ALL:    all_drain(s, data_now); break;
+    default:            rows_drain(s, data_now); break;
+    }
 }
 
-int ad_stream_pop_row(ad_stream *s, float *values, int64_t *ts_ms, int *valid)
-{
-    int slot;
+/* ---- output ------------------------------------------------------------------ */
 
-    if (s->q_len == 0)
-        return 0;
-    slot = s->q_head;
-    memcpy(values, s->q_vals + (size_t)slot * (size_t)s->F, (size_t)s->F * sizeof(float));
-    *ts_ms = s->q_ts[slot];
-    *valid = s->q_valid[slot];
+/* Take the oldest queued row: returns its slot. */
+static int pop_slot(ad_stream *s)
+{
+    int slot = s->q_head;
+
     s->q_head = (s->q_head + 1) % AD_STREAM_QUEUE;
     /* Emptied: restart at slot 0, so a stream whose rows are popped as
      * they come (the daemon) reuses one warm slot instead of walking the
      * whole queue through the cache. */
     if (--s->q_len == 0)
         s->q_head = 0;
+    return slot;
+}
+
+int ad_stream_pop_row_d(ad_stream *s, double *values, int64_t *ts_ms, unsigned *flags)
+{
+    int slot;
+
+    if (s->q_len == 0)
+        return 0;
+    slot = pop_slot(s);
+    memcpy(values, s->q_vals + (size_t)slot * (size_t)s->F, (size_t)s->F * sizeof(double));
+    *ts_ms = s->q_ts[slot];
+    *flags = s->q_flags[slot];
+    return 1;
+}
+
+int ad_stream_pop_row(ad_stream *s, float *values, int64_t *ts_ms, int *valid)
+{
+    const double *v;
+    int slot, f;
+
+    if (s->q_len == 0)
+        return 0;
+    slot = pop_slot(s);
+    v = s->q_vals + (size_t)slot * (size_t)s->F;
+    for (f = 0; f < s->F; f++)
+        values[f] = (float)v[f];
+    *ts_ms = s->q_ts[slot];
+    *valid = (s->q_flags[slot] & AD_ROW_VALID) != 0;
     return 1;
 }
 

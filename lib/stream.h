@@ -1,41 +1,70 @@
 /*
  * stream.h - row assembly for one monitored unit (a device, a "stream"):
  * turns samples that arrive one feature at a time, or whole rows, into a
- * clean sequence of rows of F values with strictly increasing timestamps.
+ * clean sequence of rows of F values with strictly increasing timestamps,
+ * in EVENT TIME (the samples' own timestamps), never in arrival order.
  *
  * Input validation happens here, once, for every caller (daemon, replay,
  * tests): NaN/Inf and non-numeric values are rejected and counted and never
- * reach a row; duplicate and out-of-order timestamps are dropped and counted.
+ * reach a row; duplicate, late and future timestamps are dropped and counted.
+ *
+ * EVENT TIME. The stream keeps the newest accepted timestamp (max_ts) and a
+ * watermark wm = max_ts - max_lateness_ms. Data older than the watermark may
+ * still arrive and is put in its place; a row is only emitted once the
+ * watermark has passed it, so rows come out in timestamp order. A sample
+ * whose row has already been emitted is LATE: dropped, counted in `ooo`.
+ * With max_lateness_ms = 0 (default) rows come out as soon as newer data
+ * shows they are complete, as before.
+ *   Arrival clock. The caller may tell the stream the arrival (wall) time of
+ *   what it pushes next (ad_stream_arrival). Then (1) a timestamp more than
+ *   max_future_ms ahead of its arrival is rejected (counted in `future`) and
+ *   never moves max_ts or the watermark, so one sample stamped in the year
+ *   33658 cannot make every later sample late; (2) ad_stream_advance(now)
+ *   estimates the stream's data time as max_ts + (now - last arrival), i.e.
+ *   it advances in the device's own clock: a device clock behind the daemon
+ *   or historic timestamps lose nothing. Without an arrival clock (replay,
+ *   tests) advance(now) takes now as data time.
+ *   Gaps. When two consecutive rows are more than max_gap_ms apart, the later
+ *   one carries AD_ROW_GAP (the window ring restarts instead of windowing
+ *   across the hole; counted in `gaps`). PERIOD mode then skips the empty
+ *   grid rows of the hole (counted in gap_rows) instead of holding values
+ *   across it.
  *
  * ASSEMBLY MODES (ad_stream_cfg.mode)
- *   AD_ASM_ROWS    whole rows arrive (ad_stream_push_row); each accepted row
- *                  is emitted at once. A row whose timestamp is <= the last
- *                  accepted row's is dropped (dup / ooo).
+ *   AD_ASM_ROWS    whole rows arrive (ad_stream_push_row). With no lateness
+ *                  each accepted row is emitted at once and a row whose
+ *                  timestamp is <= the last one is dropped (dup / ooo); with
+ *                  max_lateness_ms > 0 rows are reordered in a small buffer
+ *                  (AD_STREAM_REORDER rows) and emitted behind the watermark.
  *   AD_ASM_PERIOD  samples arrive per feature; rows are emitted on a fixed
  *                  time grid g = k * period_ms (absolute, so two runs over
  *                  the same data agree). Row g carries the latest value of
  *                  each feature with timestamp <= g (sample-and-hold). Row g
- *                  is emitted as soon as a sample with timestamp > g arrives,
- *                  or when the caller calls ad_stream_advance(now) with
- *                  now > g (the daemon does so from a timer so rows keep
- *                  coming when a device goes silent). A sample with
- *                  timestamp <= the last emitted row time is too late: dropped
- *                  (counted as ooo). A gap longer than AD_STREAM_QUEUE
- *                  periods emits only the last AD_STREAM_QUEUE rows (the
- *                  skipped ones are counted in gap_rows).
- *   AD_ASM_ALL     samples arrive per feature; a row is emitted when every
- *                  feature has reported at least once since the last row;
- *                  its timestamp is that of the completing sample. A newer
- *                  sample of a feature replaces an older one not yet emitted.
- *   In PERIOD and ALL modes, per feature, a sample whose timestamp is <= the
- *   previous accepted sample of that feature is dropped (dup / ooo).
+ *                  is emitted once the watermark is past g, or when
+ *                  ad_stream_advance() moves data time past it (the daemon
+ *                  calls it from a timer so rows keep coming while a device
+ *                  is briefly silent; never across a gap longer than
+ *                  max_gap_ms). A gap longer than AD_STREAM_QUEUE periods
+ *                  emits only the last AD_STREAM_QUEUE rows (the skipped
+ *                  ones are counted in gap_rows).
+ *   AD_ASM_ALL     samples arrive per feature and are ALIGNED BY TIMESTAMP:
+ *                  a sample joins the open row whose first timestamp is
+ *                  nearest to its own, within align_ms, and which lacks its
+ *                  feature (else it opens a new row). A row is emitted when
+ *                  every feature is in it (oldest first), or, incomplete,
+ *                  once the watermark is more than align_ms past its first
+ *                  sample (counted in `unaligned`; missing features follow
+ *                  the missing policy). Its timestamp is that of its newest
+ *                  sample. A feature reporting one row late is therefore
+ *                  joined with its own row, never with the next one.
  *   ad_stream_push_row() works in every mode (in PERIOD/ALL it is split into
  *   samples with the row's timestamp); ad_stream_push_sample() is refused
  *   (AD_EINVAL) in ROWS mode.
  *
  * MISSING VALUES. At emission, feature f is missing when it has never been
- * seen, when its row value was rejected (NaN/Inf/non-numeric, ROWS mode), or
- * when max_age_ms > 0 and row_ts - last_sample_ts(f) > max_age_ms.
+ * seen, when its row value was rejected (NaN/Inf/non-numeric, ROWS mode) or
+ * absent from its ALL row, or when max_age_ms > 0 and
+ * row_ts - last_sample_ts(f) > max_age_ms.
  *   AD_MISS_HOLD     a missing feature keeps its last good value for at most
  *                    hold_limit consecutive rows (0: no limit); beyond that, or
  *                    when there is no last value, the row is invalid.
@@ -43,7 +72,14 @@
  * Invalid rows are still emitted (valid = 0) so the window logic can mark
  * the windows that contain them invalid (not scored, counted).
  *
- * Memory per stream is O(F + AD_STREAM_QUEUE * F), fixed at creation.
+ * PRECISION. Values stay in double precision until the model's scaler has
+ * centred them (ad_stream_pop_row_d), so a pressure of 101325 +- 2 Pa or a
+ * mean of 1e6 with std 0.01 keeps its variation.
+ *
+ * Memory per stream is O(F * (AD_STREAM_QUEUE + pending)), fixed at
+ * creation: the row queue (AD_STREAM_QUEUE rows of F doubles), plus in
+ * PERIOD/ALL the pending samples or open rows sized from F and the
+ * lateness, plus in ROWS with lateness AD_STREAM_REORDER rows.
  * Thread safety: one stream is used by one thread at a time.
  */
 #ifndef AD_STREAM_H
@@ -54,6 +90,14 @@
 
 /* Rows queued inside a stream until the caller pops them. */
 #define AD_STREAM_QUEUE 64
+/* ROWS mode with lateness: rows held for reordering. */
+#define AD_STREAM_REORDER 16
+/* ALL mode: rows open for alignment at once. */
+#define AD_STREAM_OPEN 8
+
+/* Row flags (ad_stream_pop_row_d). */
+#define AD_ROW_VALID 1u     /* no missing value (after the missing policy) */
+#define AD_ROW_GAP   2u     /* more than max_gap_ms after the previous row */
 
 typedef enum {
     AD_ASM_ROWS = 0,
@@ -73,6 +117,12 @@ typedef struct ad_stream_cfg {
     int64_t max_age_ms;       /* a value older than this is missing; 0 = never */
     ad_miss_policy missing;   /* default AD_MISS_HOLD */
     int hold_limit;           /* HOLD: max consecutive held rows; 0 = no limit */
+    int64_t max_lateness_ms;  /* event time: allowed lateness (default 0) */
+    int64_t max_future_ms;    /* reject ts > arrival + this; 0 = no check
+                               * (default 600000; needs ad_stream_arrival) */
+    int64_t max_gap_ms;       /* rows further apart restart the windows;
+                               * 0 = never (default 3600000) */
+    int64_t align_ms;         /* ALL: alignment tolerance (default 500) */
 } ad_stream_cfg;
 
 /* Counters (monotonic since creation). */
@@ -82,7 +132,10 @@ typedef struct ad_stream_stats {
     uint64_t rows_invalid;    /* rows emitted with valid = 0 */
     uint64_t values_held;     /* missing values filled by the HOLD policy */
     uint64_t dup;             /* dropped: timestamp equal to the previous */
-    uint64_t ooo;             /* dropped: timestamp older than the previous */
+    uint64_t ooo;             /* dropped: late (its row was already out) */
+    uint64_t future;          /* rejected: more than max_future_ms ahead */
+    uint64_t unaligned;       /* ALL: rows emitted incomplete */
+    uint64_t gaps;            /* rows flagged AD_ROW_GAP */
     uint64_t nonfinite;       /* rejected: NaN or +-Inf */
     uint64_t nonnumeric;      /* rejected: text that is not a number */
     uint64_t bad_feature;     /* rejected: feature index out of range */
@@ -92,7 +145,8 @@ typedef struct ad_stream_stats {
 
 typedef struct ad_stream ad_stream;
 
-/* Defaults: ROWS mode, period 1000 ms, max age 0, HOLD, hold_limit 0. */
+/* Defaults: ROWS mode, period 1000 ms, max age 0, HOLD, hold_limit 0,
+ * lateness 0, future 600000, gap 3600000, align 500. */
 void ad_stream_cfg_default(ad_stream_cfg *c);
 
 /* Validate settings; message names the field. */
@@ -129,8 +183,19 @@ int ad_stream_push_text(ad_stream *s, int64_t ts_ms, int feature, const char *te
 int ad_stream_push_row(ad_stream *s, int64_t ts_ms, const double *values,
                        const unsigned char *present);
 
-/* PERIOD mode: emit the grid rows g < now_ms not emitted yet (timer tick).
- * No-op in other modes. */
+/*
+ * Arrival (wall-clock) time of what is pushed next: enables the future
+ * check and makes ad_stream_advance() advance in the stream's own clock
+ * (see EVENT TIME). Call it before the pushes of each message.
+ */
+void ad_stream_arrival(ad_stream *s, int64_t now_ms);
+
+/*
+ * Timer tick at wall time now_ms: data time moves on to the estimate of
+ * EVENT TIME; PERIOD emits the grid rows before it (not across a gap), ALL
+ * and ROWS emit the rows the watermark has passed (held for lateness or
+ * alignment). Rows come out only behind max_lateness_ms.
+ */
 void ad_stream_advance(ad_stream *s, int64_t now_ms);
 
 /*
@@ -139,6 +204,10 @@ void ad_stream_advance(ad_stream *s, int64_t now_ms);
  * Missing features of an invalid row are written as NaN.
  */
 int ad_stream_pop_row(ad_stream *s, float *values, int64_t *ts_ms, int *valid);
+
+/* The same in double precision, with the row's AD_ROW_* flags. */
+int ad_stream_pop_row_d(ad_stream *s, double *values, int64_t *ts_ms,
+                        unsigned *flags);
 
 /* Number of queued rows. */
 int ad_stream_pending(const ad_stream *s);

@@ -31,9 +31,11 @@ struct ad_window {
     uint64_t pushed;
     const ad_model *model; /* model `scaled` belongs to, or NULL (borrowed) */
     int64_t *ts;           /* T */
-    float *rows;           /* T*F raw ring */
+    double *rows;          /* T*F raw ring (double: see ad_model_scale_d) */
     float *scaled;         /* 2*T*F mirrored ring, valid when model != NULL */
-    unsigned char *valid;  /* T */
+    unsigned char *valid;  /* T: row valid as pushed and scaled */
+    unsigned char *rvalid; /* T: row valid as pushed */
+    uint64_t absurd;       /* values whose scaled magnitude was absurd */
 };
 
 void ad_window_free(ad_window *w)
@@ -45,7 +47,7 @@ void ad_window_free(ad_window *w)
 int ad_window_new(ad_window **out, int T, int F, int hop)
 {
     ad_window *w;
-    size_t n, off = sizeof(*w), o_ts, o_rows, o_scaled, o_valid;
+    size_t n, off = sizeof(*w), o_ts, o_rows, o_scaled, o_valid, o_rvalid;
     unsigned char *base;
 
     *out = NULL;
@@ -55,9 +57,10 @@ int ad_window_new(ad_window **out, int T, int F, int hop)
         return AD_EINVAL;
     /* 8-byte types first, bytes last, each array on its own cache line. */
     o_ts = ad_place(&off, (size_t)T, sizeof(int64_t), 64);
-    o_rows = ad_place(&off, n, sizeof(float), 64);
+    o_rows = ad_place(&off, n, sizeof(double), 64);
     o_scaled = ad_place(&off, n, 2 * sizeof(float), 64);
     o_valid = ad_place(&off, (size_t)T, 1, 64);
+    o_rvalid = ad_place(&off, (size_t)T, 1, 1);
     if (off == SIZE_MAX)
         return AD_EINVAL;
     base = ad_aalloc(off);
@@ -70,23 +73,48 @@ int ad_window_new(ad_window **out, int T, int F, int hop)
     w->hop = hop;
     w->model = NULL;
     w->ts = (int64_t *)(base + o_ts);
-    w->rows = (float *)(base + o_rows);
+    w->rows = (double *)(base + o_rows);
     w->scaled = (float *)(base + o_scaled);
     w->valid = base + o_valid;
+    w->rvalid = base + o_rvalid;
     *out = w;
     return 0;
+}
+
+/* Scale one row into slot `slot` (and its mirror) for w->model; a value
+ * whose scaled magnitude is absurd makes the row invalid. */
+static void scale_slot(ad_window *w, int slot)
+{
+    size_t F = (size_t)w->F;
+    float *s = w->scaled + (size_t)slot * F;
+    int bad = ad_model_scale_d(w->model, w->rows + (size_t)slot * F, s, 1);
+    int v = w->rvalid[slot] && bad == 0;
+
+    memcpy(s + (size_t)w->T * F, s, F * sizeof(float));
+    w->absurd += (uint64_t)bad;
+    if (w->valid[slot] && !v)
+        w->n_invalid++;
+    else if (!w->valid[slot] && v)
+        w->n_invalid--;
+    w->valid[slot] = (unsigned char)v;
 }
 
 /* Scale the held rows (slots 0..fill-1: a partial ring always starts at
  * slot 0) for w->model and mirror them. */
 static void rescale(ad_window *w)
 {
-    size_t F = (size_t)w->F, T = (size_t)w->T, fill = (size_t)w->fill;
+    int i;
 
-    if (w->model == NULL || fill == 0)
-        return;
-    ad_model_scale(w->model, w->rows, w->scaled, fill);
-    memcpy(w->scaled + T * F, w->scaled, fill * F * sizeof(float));
+    for (i = 0; i < w->fill; i++) {
+        if (w->model != NULL) {
+            uint64_t before = w->absurd;
+            scale_slot(w, i);
+            w->absurd = before;         /* counted once, at push */
+        } else if (w->valid[i] != w->rvalid[i]) {
+            w->n_invalid += w->rvalid[i] ? -1 : 1;
+            w->valid[i] = w->rvalid[i];
+        }
+    }
 }
 
 int ad_window_set_model(ad_window *w, const ad_model *m)
@@ -98,23 +126,23 @@ int ad_window_set_model(ad_window *w, const ad_model *m)
     return 0;
 }
 
-int ad_window_push(ad_window *w, int64_t ts_ms, const float *row, int valid)
+int ad_window_push_d(ad_window *w, int64_t ts_ms, const double *row, int valid)
 {
     int slot = w->head;
     size_t F = (size_t)w->F;
 
     if (w->fill == w->T && !w->valid[slot])
         w->n_invalid--;               /* the evicted row was invalid */
-    memcpy(w->rows + (size_t)slot * F, row, F * sizeof(float));
-    if (w->model != NULL) {
-        float *s = w->scaled + (size_t)slot * F;
-        ad_model_scale(w->model, row, s, 1);
-        memcpy(s + (size_t)w->T * F, s, F * sizeof(float));
-    }
+    memcpy(w->rows + (size_t)slot * F, row, F * sizeof(double));
     w->ts[slot] = ts_ms;
-    w->valid[slot] = valid ? 1 : 0;
-    if (!valid)
+    w->rvalid[slot] = valid ? 1 : 0;
+    w->valid[slot] = 1;
+    if (w->model != NULL)
+        scale_slot(w, slot);
+    if (!w->rvalid[slot] && w->valid[slot]) {
+        w->valid[slot] = 0;
         w->n_invalid++;
+    }
     w->head = slot + 1 == w->T ? 0 : slot + 1;
     if (w->fill < w->T)
         w->fill++;
@@ -131,6 +159,26 @@ int ad_window_push(ad_window *w, int64_t ts_ms, const float *row, int valid)
         return 1;
     }
     return 0;
+}
+
+int ad_window_push(ad_window *w, int64_t ts_ms, const float *row, int valid)
+{
+    double d[256] = { 0 }, *dp = d;
+    int f, due;
+
+    if (w->F > 256 && (dp = malloc((size_t)w->F * sizeof(double))) == NULL)
+        return 0;
+    for (f = 0; f < w->F; f++)
+        dp[f] = row[f];
+    due = ad_window_push_d(w, ts_ms, dp, valid);
+    if (dp != d)
+        free(dp);
+    return due;
+}
+
+uint64_t ad_window_absurd(const ad_window *w)
+{
+    return w->absurd;
 }
 
 int ad_window_invalid(const ad_window *w)
@@ -164,11 +212,13 @@ int ad_window_extract(ad_window *w, const ad_model *m, float *out,
             ad_window_set_model(w, m);
         memcpy(out, w->scaled + first * F, (size_t)w->T * F * sizeof(float));
     } else {
-        /* Raw: copy head..T-1, then 0..head-1. */
+        /* Raw: head..T-1, then 0..head-1, rounded to float. */
+        size_t i, n;
         tail = (size_t)w->T - first;
-        memcpy(out, w->rows + first * F, tail * F * sizeof(float));
-        if (first > 0)
-            memcpy(out + tail * F, w->rows, first * F * sizeof(float));
+        for (i = 0, n = tail * F; i < n; i++)
+            out[i] = (float)w->rows[first * F + i];
+        for (i = 0, n = first * F; i < n; i++)
+            out[tail * F + i] = (float)w->rows[i];
     }
     if (first_ts)
         *first_ts = w->ts[w->head];

@@ -9,7 +9,9 @@
  * bit-identical to scaling the extracted raw window), and extracting a
  * window for the remembered model is a plain copy. A model swap (finetune,
  * bootstrap, reload) rescales the held raw rows once; no re-buffering.
- * Memory is 3*T*F floats + 9*T bytes per stream, one block fixed at creation.
+ * Raw rows are kept in double precision; scaled rows in float. Memory is
+ * T*F doubles + 2*T*F floats + 10*T bytes per stream, one block fixed at
+ * creation.
  *
  * Hop: the first window is due when T rows have been pushed; after that one
  * window every `hop` rows (hop 1 = every row, hop T = non-overlapping).
@@ -40,6 +42,14 @@ void ad_window_free(ad_window *w);     /* NULL-safe */
  * else 0.
  */
 int ad_window_push(ad_window *w, int64_t ts_ms, const float *row, int valid);
+
+/* The same from double-precision raw values (kept in double until scaled).
+ * A value whose scaled magnitude exceeds AD_SCALED_MAX makes its row
+ * invalid (counted in ad_window_absurd). */
+int ad_window_push_d(ad_window *w, int64_t ts_ms, const double *row, int valid);
+
+/* Values rejected because their scaled magnitude was absurd. */
+uint64_t ad_window_absurd(const ad_window *w);
 
 /* Number of invalid rows among the T rows currently held. */
 int ad_window_invalid(const ad_window *w);

@@ -169,24 +169,238 @@ static void test_all_mode(void)
     int valid;
     ad_stream_stats st;
 
+    /* Features of one reading cycle stamped a few ms apart join one row. */
     ad_stream_push_sample(s, 10, 0, 1);
     ad_stream_push_sample(s, 20, 1, 2);
-    ad_stream_push_sample(s, 25, 0, 7);        /* replaces 1 */
     T_CHECK(ad_stream_pending(s) == 0, "no row before all reported");
     ad_stream_push_sample(s, 30, 2, 3);
     T_CHECK(ad_stream_pop_row(s, v, &ts, &valid) == 1 && ts == 30 && valid &&
-            v[0] == 7 && v[1] == 2 && v[2] == 3, "row at completing sample: %g %g %g ts %lld",
+            v[0] == 1 && v[1] == 2 && v[2] == 3, "row at its newest sample: %g %g %g ts %lld",
             v[0], v[1], v[2], (long long)ts);
     T_CHECK(ad_stream_push_text(s, 40, 0, "abc") == 1, "non-numeric rejected");
-    T_CHECK(ad_stream_push_text(s, 40, 0, " 4.5 ") == 0, "numeric text accepted");
-    T_CHECK(ad_stream_push_sample(s, 41, 1, INFINITY) == 1, "Inf rejected");
-    T_CHECK(ad_stream_push_sample(s, 41, 7, 1.0) == 1, "bad feature index rejected");
-    T_CHECK(ad_stream_push_sample(s, 40, 0, 1.0) == 1, "duplicate per feature rejected");
+    T_CHECK(ad_stream_push_text(s, 1040, 0, " 4.5 ") == 0, "numeric text accepted");
+    T_CHECK(ad_stream_push_sample(s, 1041, 1, INFINITY) == 1, "Inf rejected");
+    T_CHECK(ad_stream_push_sample(s, 1041, 7, 1.0) == 1, "bad feature index rejected");
+    T_CHECK(ad_stream_push_sample(s, 1040, 0, 1.0) == 1, "duplicate per feature rejected");
+    T_CHECK(ad_stream_push_sample(s, 30, 1, 1.0) == 1, "sample of an emitted row rejected");
     ad_stream_get_stats(s, &st);
-    T_CHECK(st.nonnumeric == 1 && st.nonfinite == 1 && st.bad_feature == 1 && st.dup == 1,
-            "counters nonnumeric %llu nonfinite %llu bad %llu dup %llu",
+    T_CHECK(st.nonnumeric == 1 && st.nonfinite == 1 && st.bad_feature == 1 && st.dup == 1 &&
+            st.ooo == 1, "counters nonnumeric %llu nonfinite %llu bad %llu dup %llu late %llu",
             (unsigned long long)st.nonnumeric, (unsigned long long)st.nonfinite,
-            (unsigned long long)st.bad_feature, (unsigned long long)st.dup);
+            (unsigned long long)st.bad_feature, (unsigned long long)st.dup,
+            (unsigned long long)st.ooo);
+    ad_stream_free(s);
+}
+
+/* One feature reports one row late: every row must still pair values of
+ * the same instant, never f0(t+1) with f1(t). Without lateness the late
+ * values are counted and their rows invalid; with max_lateness_ms of a row
+ * they are all joined. */
+static void test_all_mode_aligns_by_time(void)
+{
+    int64_t lat[2] = { 0, 1500 };
+    int k;
+
+    for (k = 0; k < 2; k++) {
+        ad_stream_cfg c;
+        ad_stream *s = NULL;
+        char err[200];
+        float v[2];
+        int64_t ts;
+        int valid, t, rows = 0, wrong = 0, invalid = 0;
+        ad_stream_stats st;
+
+        ad_stream_cfg_default(&c);
+        c.mode = AD_ASM_ALL;
+        c.missing = AD_MISS_INVALID;
+        c.max_lateness_ms = lat[k];
+        ad_stream_new(&s, &c, 2, err, sizeof err);
+        for (t = 0; t < 50; t++) {
+            ad_stream_push_sample(s, t * 1000, 0, t);                        /* f0(t) */
+            if (t > 0)
+                ad_stream_push_sample(s, (t - 1) * 1000, 1, 100 + (t - 1));  /* f1(t-1) */
+            while (ad_stream_pop_row(s, v, &ts, &valid)) {
+                rows++;
+                if (!valid) { invalid++; continue; }
+                if (v[1] != 100 + v[0] || ts != (int64_t)v[0] * 1000)
+                    wrong++;
+            }
+        }
+        ad_stream_get_stats(s, &st);
+        T_CHECK(wrong == 0, "lateness %lld: rows pair values of the same time (%d of %d wrong)",
+                (long long)lat[k], wrong, rows);
+        if (lat[k] == 0)
+            T_CHECK(invalid == rows && rows >= 48 && st.unaligned == (uint64_t)rows &&
+                    st.ooo >= 48, "no lateness: %d rows invalid, unaligned %llu, late %llu",
+                    invalid, (unsigned long long)st.unaligned, (unsigned long long)st.ooo);
+        else
+            T_CHECK(rows >= 48 && invalid == 0 && st.ooo == 0,
+                    "lateness 1.5 s: %d rows, all valid (%d invalid, late %llu)", rows, invalid,
+                    (unsigned long long)st.ooo);
+        ad_stream_free(s);
+    }
+}
+
+/* One sample stamped far in the future must not silence the stream. */
+static void test_future_timestamp(void)
+{
+    ad_asm_mode modes[3] = { AD_ASM_ROWS, AD_ASM_PERIOD, AD_ASM_ALL };
+    int m;
+
+    for (m = 0; m < 3; m++) {
+        ad_stream *s = mk(modes[m], 1000, 0, AD_MISS_HOLD, 0, 1);
+        ad_stream_stats st;
+        float v[1];
+        int64_t ts, t0 = 1800000000000LL;
+        int valid, t, rows = 0;
+        double x;
+
+        for (t = 0; t < 100; t++) {
+            ad_stream_arrival(s, t0 + t * 1000 + 20);
+            x = t;
+            if (t == 10) {
+                double bad = 5;
+                ad_stream_push_row(s, (int64_t)1e15, &bad, NULL);
+                ad_stream_push_row(s, t0 + 2 * 86400000LL, &bad, NULL);
+            }
+            ad_stream_push_row(s, t0 + t * 1000, &x, NULL);
+            ad_stream_advance(s, t0 + t * 1000 + 30);
+            while (ad_stream_pop_row(s, v, &ts, &valid))
+                rows++;
+        }
+        ad_stream_get_stats(s, &st);
+        T_CHECK(st.future == 2 && rows >= 98,
+                "%s: future samples rejected (%llu), later rows kept (%d of 100)",
+                ad_asm_mode_name(modes[m]), (unsigned long long)st.future, rows);
+        ad_stream_free(s);
+    }
+}
+
+/* PERIOD in the device's clock: a device 2.5 s behind the daemon, or
+ * sending historic timestamps, loses nothing when the timer ticks. */
+static void test_period_device_clock(void)
+{
+    int64_t skews[2] = { -2500, -86400000LL * 30 };
+    int k;
+
+    for (k = 0; k < 2; k++) {
+        ad_stream *s = mk(AD_ASM_PERIOD, 100, 0, AD_MISS_HOLD, 0, 2);
+        ad_stream_stats st;
+        float v[2];
+        int64_t ts, wall0 = 1800000000000LL;
+        int valid, t, rows = 0, wrong = 0;
+
+        for (t = 0; t < 1000; t++) {
+            int64_t wall = wall0 + t * 100, dev = wall + skews[k];
+            ad_stream_arrival(s, wall);
+            ad_stream_push_sample(s, dev, 0, t);
+            ad_stream_push_sample(s, dev, 1, -t);
+            if (t % 3 == 0)
+                ad_stream_advance(s, wall + 50);    /* timer between messages */
+            while (ad_stream_pop_row(s, v, &ts, &valid)) {
+                rows++;
+                if (v[0] != -v[1])
+                    wrong++;
+            }
+        }
+        ad_stream_get_stats(s, &st);
+        T_CHECK(st.ooo == 0 && rows >= 998 && wrong == 0,
+                "device clock %+lld ms: late %llu, rows %d, mixed %d", (long long)skews[k],
+                (unsigned long long)st.ooo, rows, wrong);
+        ad_stream_free(s);
+    }
+}
+
+/* Lateness: rows arriving out of order within max_lateness_ms are put back
+ * in order; older ones are late. */
+static void test_rows_lateness(void)
+{
+    ad_stream_cfg c;
+    ad_stream *s = NULL;
+    char err[200];
+    int64_t order[8] = { 1000, 3000, 2000, 4000, 6000, 5000, 7000, 1500 };
+    int64_t ts, prev = 0;
+    double x;
+    float v[1];
+    int i, valid, rows = 0, sorted = 1;
+    ad_stream_stats st;
+
+    ad_stream_cfg_default(&c);
+    c.max_lateness_ms = 1500;
+    T_CHECK(ad_stream_new(&s, &c, 1, err, sizeof err) == 0, "new: %s", err);
+    for (i = 0; i < 8; i++) {
+        x = (double)order[i];
+        ad_stream_push_row(s, order[i], &x, NULL);
+    }
+    ad_stream_advance(s, 100000);       /* idle: flush */
+    while (ad_stream_pop_row(s, v, &ts, &valid)) {
+        if (ts <= prev || v[0] != (float)ts)
+            sorted = 0;
+        prev = ts;
+        rows++;
+    }
+    ad_stream_get_stats(s, &st);
+    T_CHECK(sorted && rows == 7 && st.ooo == 1, "7 rows in time order, 1 late: rows %d late %llu",
+            rows, (unsigned long long)st.ooo);
+    ad_stream_free(s);
+}
+
+/* A hole longer than max_gap_ms: the next row is flagged, PERIOD does not
+ * fill the hole with held rows. */
+static void test_gap_flag(void)
+{
+    ad_stream_cfg c;
+    ad_stream *s = NULL;
+    char err[200];
+    double x = 1, row[1];
+    int64_t ts;
+    unsigned fl;
+    int gaps = 0, rows = 0;
+    ad_stream_stats st;
+
+    ad_stream_cfg_default(&c);
+    c.max_gap_ms = 60000;
+    ad_stream_new(&s, &c, 1, err, sizeof err);
+    ad_stream_push_row(s, 1000, &x, NULL);
+    ad_stream_push_row(s, 2000, &x, NULL);
+    ad_stream_push_row(s, 2000 + 6 * 3600000LL, &x, NULL);
+    while (ad_stream_pop_row_d(s, row, &ts, &fl))
+        gaps += (fl & AD_ROW_GAP) != 0;
+    T_CHECK(gaps == 1, "rows: a 6 h hole flags the row after it (%d)", gaps);
+    ad_stream_free(s);
+
+    c.mode = AD_ASM_PERIOD;
+    c.period_ms = 1000;
+    ad_stream_new(&s, &c, 1, err, sizeof err);
+    ad_stream_push_sample(s, 0, 0, 1.0);
+    ad_stream_push_sample(s, 1000, 0, 2.0);
+    ad_stream_advance(s, 30000);            /* silence shorter than the gap: held rows */
+    ad_stream_advance(s, 10 * 3600000LL);   /* much longer: no held rows past the gap */
+    ad_stream_push_sample(s, 6 * 3600000LL, 0, 3.0);
+    ad_stream_push_sample(s, 6 * 3600000LL + 1000, 0, 4.0);
+    gaps = 0;
+    while (ad_stream_pop_row_d(s, row, &ts, &fl)) {
+        rows++;
+        gaps += (fl & AD_ROW_GAP) != 0;
+    }
+    ad_stream_get_stats(s, &st);
+    T_CHECK(gaps == 1 && rows <= 64 && st.gaps == 1,
+            "period: hole skipped (rows %d, gap rows %llu), one row flagged (%d)", rows,
+            (unsigned long long)st.gap_rows, gaps);
+    ad_stream_free(s);
+}
+
+/* Values keep double precision until scaling. */
+static void test_double_precision(void)
+{
+    ad_stream *s = mk(AD_ASM_ROWS, 1000, 0, AD_MISS_HOLD, 0, 2);
+    double in[2] = { 101325.37, 1e6 + 0.0123 }, out[2];
+    int64_t ts;
+    unsigned fl;
+
+    ad_stream_push_row(s, 1, in, NULL);
+    T_CHECK(ad_stream_pop_row_d(s, out, &ts, &fl) == 1 && out[0] == in[0] && out[1] == in[1] &&
+            (fl & AD_ROW_VALID), "values exact in double: %.6f %.6f", out[0], out[1]);
     ad_stream_free(s);
 }
 
@@ -324,6 +538,12 @@ int main(void)
     T_RUN(test_period_max_age);
     T_RUN(test_all_mode);
     T_RUN(test_period_gap_and_overflow);
+    T_RUN(test_all_mode_aligns_by_time);
+    T_RUN(test_future_timestamp);
+    T_RUN(test_period_device_clock);
+    T_RUN(test_rows_lateness);
+    T_RUN(test_gap_flag);
+    T_RUN(test_double_precision);
     T_RUN(test_window_ring_hop);
     T_RUN(test_window_scaling);
     T_RUN(test_feature_counts_layout);
