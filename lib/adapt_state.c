@@ -15,13 +15,6 @@
 /* ------------------------------------------------------------------------ */
 /* JSON                                                                      */
 
-/* A number, or null when not finite (JSON has no NaN). */
-static int add_num(cJSON *o, const char *k, double v)
-{
-    return (isfinite(v) ? cJSON_AddNumberToObject(o, k, v)
-                        : cJSON_AddNullToObject(o, k)) != NULL;
-}
-
 cJSON *ad_adapt_event_to_json(const ad_adapt_event *ev, const char *stream)
 {
     cJSON *o = cJSON_CreateObject(), *f;
@@ -39,21 +32,21 @@ cJSON *ad_adapt_event_to_json(const ad_adapt_event *ev, const char *stream)
         (f = cJSON_AddObjectToObject(o, "figures")) == NULL)
         goto fail;
     if (!cJSON_AddStringToObject(f, "compare", ad_adapt_stat_name(ev->compare)) ||
-        !add_num(f, "live_error", ev->live_error) ||
-        !add_num(f, "candidate_error", ev->cand_error) ||
-        !add_num(f, "gain", ev->gain) ||
-        !add_num(f, "min_gain", ev->min_gain) ||
-        !add_num(f, "candidate_threshold", ev->cand_threshold) ||
-        !add_num(f, "shadow_windows", (double)ev->shadow_windows) ||
-        !add_num(f, "normal_windows", (double)ev->normal_windows) ||
-        !add_num(f, "alerts_checked", ev->alerts_checked) ||
-        !add_num(f, "alerts_silenced", ev->alerts_silenced) ||
-        !add_num(f, "min_alert_ratio", ev->min_alert_ratio) ||
+        !ad_json_num(f, "live_error", ev->live_error) ||
+        !ad_json_num(f, "candidate_error", ev->cand_error) ||
+        !ad_json_num(f, "gain", ev->gain) ||
+        !ad_json_num(f, "min_gain", ev->min_gain) ||
+        !ad_json_num(f, "candidate_threshold", ev->cand_threshold) ||
+        !ad_json_num(f, "shadow_windows", (double)ev->shadow_windows) ||
+        !ad_json_num(f, "normal_windows", (double)ev->normal_windows) ||
+        !ad_json_num(f, "alerts_checked", ev->alerts_checked) ||
+        !ad_json_num(f, "alerts_silenced", ev->alerts_silenced) ||
+        !ad_json_num(f, "min_alert_ratio", ev->min_alert_ratio) ||
         !cJSON_AddStringToObject(f, "silenced_alert", ev->silenced_alert) ||
-        !add_num(f, "train_windows", (double)ev->train_windows) ||
-        !add_num(f, "epochs_run", ev->epochs_run) ||
-        !add_num(f, "train_loss", ev->train_loss) ||
-        !add_num(f, "train_seconds", ev->train_seconds))
+        !ad_json_num(f, "train_windows", (double)ev->train_windows) ||
+        !ad_json_num(f, "epochs_run", ev->epochs_run) ||
+        !ad_json_num(f, "train_loss", ev->train_loss) ||
+        !ad_json_num(f, "train_seconds", ev->train_seconds))
         goto fail;
     return o;
 fail:
@@ -99,7 +92,7 @@ char *ad_adapt_save(const ad_adapt *a)
         cJSON_AddItemToArray(arr, t);
         if (!cJSON_AddStringToObject(t, "id", a->ta[i].id) ||
             !cJSON_AddNumberToObject(t, "ts", (double)a->ta[i].ts) ||
-            !add_num(t, "score", a->ta[i].score) ||
+            !ad_json_num(t, "score", a->ta[i].score) ||
             (w = cJSON_AddArrayToObject(t, "window")) == NULL)
             goto out;
         for (k = 0; k < a->wsz; k++) {
