@@ -179,6 +179,10 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
         return rc;
     if ((rc = ad_lik_cfg_check(&c->lik, err, errlen)) != 0)
         return rc;
+    if (c->dq_enabled && (rc = ad_dq_cfg_check(&c->dq, err, errlen)) != 0)
+        return rc;
+    if (c->adapt.enabled && (rc = ad_adapt_cfg_check(&c->adapt, err, errlen)) != 0)
+        return rc;
     if (!(c->extreme >= 0) || !isfinite(c->extreme))
         return ad_errf(err, errlen, AD_EINVAL, "calibration.extreme: must be >= 0 (got %g)",
                        c->extreme);
