@@ -1276,7 +1276,10 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
     d->smooth = s;
     d->has_smooth = 1;
     d->st.last_smoothed = s;
-    p = ad_likelihood_update(d->lik, score, !noteach, &L);
+    /* A learned-range flag alone (a level beyond what calibration saw) does
+     * not stop the probability history from learning: that history is what
+     * lets a persistent new level stop looking improbable. */
+    p = ad_likelihood_update(d->lik, score, !(job->untrusted || hard), &L);
     d->st.last_probability = p;
     d->st.last_log_likelihood = L;
 

@@ -258,7 +258,6 @@ static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *t
     int i;
 
     ad_detector_cfg_default(&c);
-    c.dq_enabled = 0;    /* estimators in isolation */
     c.calib_windows = 50;
     c.thr.margin = 1.2;
     c.alert.k = 1;
@@ -349,7 +348,6 @@ static void test_probability_alerts(void)
     char *txt;
 
     ad_detector_cfg_default(&c);
-    c.dq_enabled = 0;    /* estimators in isolation */
     c.calib_windows = 100;
     c.thr.margin = 1.2;
     c.alert.on = AD_ALERT_ON_PROBABILITY;
