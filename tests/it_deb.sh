@@ -39,7 +39,12 @@ S=$tmp/src/anomalyd-$dver
 mkdir -p "$S"
 tar --exclude=./build --exclude=./.git -cf - . | tar -C "$S" -xf -
 t0=$(date +%s)
-if ! (cd "$S" && DEB_BUILD_OPTIONS="parallel=2" dpkg-buildpackage -us -uc -b) \
+# The package is built as a user builds it: not with the variables of the make
+# that runs the tests (under `make check`, MAKEFLAGS carries BUILD=build/san
+# SAN=1 CFLAGS=..., which would turn debian/rules into a sanitizer build).
+if ! (cd "$S" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES \
+        -u BUILD -u SAN -u CFLAGS DEB_BUILD_OPTIONS="parallel=2" \
+        dpkg-buildpackage -us -uc -b) \
         > "$tmp/build.log" 2>&1; then
     it_fail "deb: dpkg-buildpackage -us -uc -b" "$(tail -40 "$tmp/build.log")"
     exit 0
