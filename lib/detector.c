@@ -111,6 +111,10 @@ const char *ad_event_type_name(ad_event_type t)
     case AD_EV_TRAIN_FAILED: return "train_failed";
     case AD_EV_CALIB_FAILED: return "calibration_failed";
     case AD_EV_ACCEPTED: return "regime_accepted";
+    case AD_EV_DQ_RAISED: return "dq_raised";
+    case AD_EV_DQ_CLEARED: return "dq_cleared";
+    case AD_EV_ADAPT_READY: return "adapt_ready";
+    case AD_EV_ADAPT: return "adapt";
     }
     return "?";
 }
@@ -137,6 +141,9 @@ void ad_detector_cfg_default(ad_detector_cfg *c)
     ad_lik_cfg_default(&c->lik);
     c->extreme = 50;
     c->calib_warn_every = 100;
+    c->dq_enabled = 1;
+    ad_dq_cfg_default(&c->dq);
+    ad_adapt_cfg_default(&c->adapt);
 }
 
 int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
@@ -446,6 +453,11 @@ int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
                          const unsigned char *present)
 {
     return ad_stream_push_row(d->stream, ts_ms, values, present);
+}
+
+void ad_detector_arrival(ad_detector *d, int64_t wall_ms)
+{
+    ad_stream_arrival(d->stream, wall_ms);
 }
 
 void ad_detector_advance(ad_detector *d, int64_t now_ms)
@@ -762,6 +774,30 @@ int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
     detect(d, ts, s, p, L, share, job->untrusted);
     return 0;
 }
+
+int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
+                            double score, const float *share, double shadow_score)
+{
+    (void)shadow_score;
+    return ad_detector_feed_score(d, job, score, share);
+}
+
+ad_adapt_job *ad_detector_take_adapt_job(ad_detector *d)
+{
+    (void)d;
+    return NULL;
+}
+
+int ad_detector_adapt_done(ad_detector *d, ad_model *m, const char *why)
+{
+    (void)d;
+    (void)why;
+    ad_model_free(m);
+    return AD_EINVAL;
+}
+
+const ad_dq *ad_detector_dq(const ad_detector *d) { (void)d; return NULL; }
+const ad_adapt *ad_detector_adapt(const ad_detector *d) { (void)d; return NULL; }
 
 int ad_detector_finish_calibration(ad_detector *d, char *err, size_t errlen)
 {
@@ -1251,8 +1287,13 @@ cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
         break;
     case AD_EV_TRAIN_READY:
     case AD_EV_TRAIN_FAILED:
+    case AD_EV_ADAPT_READY:
         if (!cJSON_AddStringToObject(o, "text", ev->text))
             goto fail;
+        break;
+    case AD_EV_DQ_RAISED:
+    case AD_EV_DQ_CLEARED:
+    case AD_EV_ADAPT:
         break;
     }
     return o;
