@@ -116,6 +116,7 @@ static void test_constant_stream(void)
 
     /* The finding: no floor -> threshold 0 refused, calibrating forever. */
     ad_detector_cfg_default(&c);
+    c.dq_enabled = 0;    /* estimators in isolation */
     c.calib_windows = 20;
     c.thr.floor = 0;
     ad_log_set(count_log, NULL);
@@ -183,6 +184,7 @@ static double calib_thr(ad_thr_estimator est, double v, double extreme, uint64_t
     int i;
 
     ad_detector_cfg_default(&c);
+    c.dq_enabled = 0;    /* estimators in isolation */
     c.calib_windows = 100;
     c.thr.q = 0.99;
     c.thr.margin = 1.5;
@@ -249,6 +251,7 @@ static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *t
     int i;
 
     ad_detector_cfg_default(&c);
+    c.dq_enabled = 0;    /* estimators in isolation */
     c.calib_windows = 50;
     c.thr.margin = 1.2;
     c.alert.k = 1;
@@ -338,6 +341,7 @@ static void test_probability_alerts(void)
     char *txt;
 
     ad_detector_cfg_default(&c);
+    c.dq_enabled = 0;    /* estimators in isolation */
     c.calib_windows = 100;
     c.thr.margin = 1.2;
     c.alert.on = AD_ALERT_ON_PROBABILITY;
