@@ -43,7 +43,9 @@ cat > "$D/a.json" <<EOC
 EOC
 $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/a.jsonl" & SPID=$!
 $AD_BIN run -c "$D/a.json" 2> "$D/a.log" & DPID=$!
-it_wait_log "$D/a.log" "connected to" 10 || { it_fail "daemon connects" "$(cat "$D/a.log")"; exit 1; }
+# the subscriber is in place once it has the daemon's retained status
+$H wait --file "$D/a.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
+    { it_fail "daemon connects" "$(cat "$D/a.log")"; exit 1; }
 START=$(( $(date +%s) - 700 * 60 ))
 $H pub --port "$IT_PORT" --devices 1 --rows 200 --start "$START"
 mosquitto_pub -h 127.0.0.1 -p "$IT_PORT" -q 1 -t sensors/pump1/pump \
@@ -93,7 +95,9 @@ cat > "$D/b.json" <<EOC
 EOC
 $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/b.jsonl" & SPID=$!
 $AD_BIN run -c "$D/b.json" 2> "$D/b.log" & DPID=$!
-it_wait_log "$D/b.log" "connected to" 10 || { it_fail "daemon connects" "$(cat "$D/b.log")"; exit 1; }
+# the subscriber is in place once it has the daemon's retained status
+$H wait --file "$D/b.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
+    { it_fail "daemon connects" "$(cat "$D/b.log")"; exit 1; }
 $PYTHON - "$IT_PORT" <<'EOP'
 import json, sys, time, importlib.util, os
 import paho.mqtt.client as mqtt
