@@ -370,7 +370,11 @@ static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
             t->detecting += st.phase == AD_PHASE_DETECTING;
             t->collecting += st.phase == AD_PHASE_COLLECTING || st.phase == AD_PHASE_TRAINING;
             t->active += st.alert_active != 0;
-            publish_count_stream(s->d, &c);
+            {
+                uint64_t fut = c.future;
+                publish_count_stream(s->d, &c);
+                t->dropped += c.future - fut;   /* future samples are dropped too */
+            }
         }
         t->streams += d->streams.n;
         cJSON_AddStringToObject(dj, "name", d->c->name);

@@ -84,8 +84,9 @@ static void retire_stats(ad_daemon *dd, stream_rec *s)
     ad_detector_stats st;
     if (!s->d) return;
     ad_detector_get_stats(s->d, &st);
-    dd->c.retired_dropped += st.stream.dup + st.stream.ooo + st.stream.nonfinite +
-                             st.stream.nonnumeric + st.stream.bad_feature + st.stream.overflow;
+    dd->c.retired_dropped += st.stream.dup + st.stream.ooo + st.stream.future +
+                             st.stream.nonfinite + st.stream.nonnumeric +
+                             st.stream.bad_feature + st.stream.overflow;
 }
 
 static void empty_grave(stream_rec *s)
