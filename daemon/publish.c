@@ -231,14 +231,16 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     }
     if (!(o = ad_event_to_json(s->d, ev)))
         return;
-    /* the alert message shape: schema, kind, alert_id, event raised/cleared */
+    /* the alert message shape: schema, kind, alert_id; the event is
+     * dq_raised / dq_cleared, so a consumer that acts on model alerts'
+     * raised / cleared is not misled by the other kind on the topic */
     cJSON_DeleteItemFromObjectCaseSensitive(o, "event");
     cJSON_DeleteItemFromObjectCaseSensitive(o, "kind");
     cJSON_DeleteItemFromObjectCaseSensitive(o, "state");
     rename_key(o, "id", "alert_id");
     cJSON_AddNumberToObject(o, "schema", 1);
     cJSON_AddStringToObject(o, "kind", "data_quality");
-    cJSON_AddStringToObject(o, "event", raised ? "raised" : "cleared");
+    cJSON_AddStringToObject(o, "event", raised ? "dq_raised" : "dq_cleared");
     if (!cJSON_GetObjectItemCaseSensitive(o, "detector"))
         cJSON_AddStringToObject(o, "detector", d->c->name);
     dd_iso_ms(ev->ts_ms, iso, sizeof iso);
@@ -251,7 +253,7 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
     chk = cJSON_GetObjectItemCaseSensitive(o, "check");
     feat = cJSON_GetObjectItemCaseSensitive(o, "feature");
-    ad_log(AD_LOG_NOTICE, "data-quality alert %s %s: detector %s stream %s check %s feature %s",
+    ad_log(AD_LOG_NOTICE, "data quality %s %s: detector %s stream %s check %s feature %s",
            cJSON_IsString(id) ? id->valuestring : "?", raised ? "raised" : "cleared",
            d->c->name, s->key, cJSON_IsString(chk) ? chk->valuestring : "?",
            cJSON_IsString(feat) ? feat->valuestring : "(stream)");

@@ -51,7 +51,7 @@ START=$(( $(date +%s) - 600 * 60 ))
 $H pub --port "$IT_PORT" --devices 2 --rows 380 --start "$START" \
     --fault 'stuck@300m+100m:1:pressure'
 if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump1 kind=data_quality \
-       event=raised check=stuck feature=pressure --timeout 20; then
+       event=dq_raised check=stuck feature=pressure --timeout 20; then
     it_ok "stuck pressure sensor: data_quality alert raised naming the feature"
 else
     it_fail "stuck pressure sensor: data_quality alert raised naming the feature" \
@@ -66,7 +66,7 @@ fi
 $H pub --port "$IT_PORT" --devices 2 --rows 600 --start-row 380 --start "$START" \
     --fault 'stuck@300m+100m:1:pressure'
 if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump1 kind=data_quality \
-       event=cleared check=stuck feature=pressure --timeout 20 &&
+       event=dq_cleared check=stuck feature=pressure --timeout 20 &&
    it_wait_until 10 state_dq_is "$D/sub.jsonl" pump1 "-"; then
     it_ok "the sensor moves again: the alert clears, the state lists none"
 else
@@ -92,17 +92,17 @@ for line in open(sys.argv[1]):
     if j["stream"] == "pump2":
         bad.append("healthy pump2 got %s %s" % (j.get("check"), j.get("feature")))
 for i, evs in ids.items():
-    if evs != ["raised", "cleared"]:
+    if evs != ["dq_raised", "dq_cleared"]:
         bad.append("%s: events %s" % (i, evs))
 print("; ".join(bad) if bad else "ok %d alert(s)" % len(ids))
 EOP
 if grep -q "^ok" "$D/check.out"; then
-    it_ok "each data-quality alert is one raised/cleared pair with the documented fields, none on the healthy pump ($(cat "$D/check.out"))"
+    it_ok "each data-quality alert is one dq_raised/dq_cleared pair with the documented fields, none on the healthy pump ($(cat "$D/check.out"))"
 else
-    it_fail "each data-quality alert is one raised/cleared pair with the documented fields, none on the healthy pump" \
+    it_fail "each data-quality alert is one dq_raised/dq_cleared pair with the documented fields, none on the healthy pump" \
         "$(cat "$D/check.out")"
 fi
-if grep -q "data-quality alert .* raised: detector pump stream pump1 check stuck feature pressure" \
+if grep -q "data quality pump1-dq-[0-9-]* raised: detector pump stream pump1 check stuck feature pressure" \
        "$D/daemon.log"; then
     it_ok "the data-quality alert is logged"
 else
