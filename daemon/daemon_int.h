@@ -111,6 +111,14 @@ typedef struct stream_map {
     size_t nb, n;
 } stream_map;
 
+/* Per-detector figures of the stats message (publish.c): summed over the
+ * live streams, plus those of streams already gone (det_rt.retired). */
+typedef struct det_counts {
+    uint64_t windows_invalid, windows_absurd, values_held, gap_rows, gaps;
+    uint64_t late, future, unaligned, dropped;
+    uint64_t dq_raised, dq_open, adapt_promoted, adapt_rejected, adapt_shadow;
+} det_counts;
+
 /* A detector of the running configuration. */
 typedef struct det_rt {
     ad_detconf *c;
@@ -121,16 +129,9 @@ typedef struct det_rt {
     stream_map streams;
     char state_dir[4096];        /* "" if no persistence */
     uint64_t refused, evicted;
-    struct det_counts *retired;  /* counters of its freed streams, or NULL */
+    det_counts retired;          /* figures of its streams already gone */
 } det_rt;
 
-/* Per-detector figures of the stats message (publish.c): summed over the
- * live streams, plus those of streams already gone (det_rt.retired). */
-typedef struct det_counts {
-    uint64_t windows_invalid, windows_absurd, values_held, gap_rows, gaps;
-    uint64_t late, future, unaligned, dropped;
-    uint64_t dq_raised, dq_open, adapt_promoted, adapt_rejected, adapt_shadow;
-} det_counts;
 
 /* A generation: one loaded configuration with its models. */
 typedef struct gen {

@@ -359,9 +359,7 @@ static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];
         cJSON *dj = cJSON_CreateObject();
-        det_counts c = {0};
-        if (d->retired)
-            c = *d->retired;
+        det_counts c = d->retired;
         MAP_FOREACH(&d->streams, s) {
             ad_detector_summary st;
             if (!s->d)

@@ -70,13 +70,14 @@ static void map_del(stream_map *m, stream_rec *s)
 static void retire_counts(stream_rec *s)
 {
     det_rt *d = s->det;
+    uint64_t open, shadow;
     if (!s->d || !d)
         return;
-    if (!d->retired && !(d->retired = calloc(1, sizeof *d->retired)))
-        return;
-    publish_count_stream(s->d, d->retired);
-    d->retired->dq_open = 0;            /* gone with the stream */
-    d->retired->adapt_shadow = 0;
+    open = d->retired.dq_open;
+    shadow = d->retired.adapt_shadow;
+    publish_count_stream(s->d, &d->retired);
+    d->retired.dq_open = open;          /* gauges: gone with the stream */
+    d->retired.adapt_shadow = shadow;
 }
 
 static void retire_stats(ad_daemon *dd, stream_rec *s)
