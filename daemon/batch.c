@@ -40,6 +40,8 @@ static void batch_destroy(batch *b)
     ad_afree(b->out);
     free(b->share);
     free(b->score);
+    free(b->shadow);
+    free(b->shadow_key);
     free(b->jobs);
     free(b->streams);
     free(b->epochs);
@@ -59,11 +61,14 @@ static batch *batch_alloc(ad_daemon *dd, const ad_model *m)
     b->out = ad_aalloc(tf * (size_t)cap * sizeof(float));
     b->share = malloc((size_t)m->n_features * (size_t)cap * sizeof(float));
     b->score = malloc((size_t)cap * sizeof(double));
+    b->shadow = malloc((size_t)cap * sizeof(double));
+    b->shadow_key = malloc((size_t)cap * sizeof(uint64_t));
     b->jobs = malloc((size_t)cap * sizeof(ad_window_job));
     b->streams = malloc((size_t)cap * sizeof(stream_rec *));
     b->epochs = malloc((size_t)cap * sizeof(uint32_t));
     b->t0 = malloc((size_t)cap * sizeof(uint64_t));
-    if (!b->in || !b->out || !b->share || !b->score || !b->jobs || !b->streams ||
+    if (!b->in || !b->out || !b->share || !b->score || !b->shadow || !b->shadow_key ||
+        !b->jobs || !b->streams ||
         !b->epochs || !b->t0) {
         batch_destroy(b);
         return NULL;
@@ -95,13 +100,41 @@ static batch *batch_get(ad_daemon *dd, const ad_model *m, int metric)
     b->metric = metric;
     b->limit = ad_batch_cap(m, b->cap);
     b->n = 0;
+    b->n_shadow = 0;
     b->done = 0;
     b->next = NULL;
     b->slot = NULL;
     return b;
 }
 
-/* Worker thread: forward pass and per-window error. */
+/* Worker thread: the windows [i, j) of b, all carrying the same shadow
+ * model, through that model; their outputs overwrite b->out (the live
+ * errors were taken already). */
+static void shadow_run(batch *b, ad_worker *w, int i, int j)
+{
+    const ad_model *m = b->jobs[i].shadow;
+    size_t tf = (size_t)b->T * (size_t)b->F;
+    ad_engine *e = ad_workers_engine(w, m, b->shadow_key[i]);
+    int cap = ad_batch_cap(m, b->cap);
+    float scratch[AD_MAX_FEATURES > 4096 ? 4096 : AD_MAX_FEATURES];
+    for (int k = i; k < j; k += cap) {
+        int n = j - k < cap ? j - k : cap;
+        float *in = b->in + tf * (size_t)k, *out = b->out + tf * (size_t)k;
+        if (!e || ad_engine_forward(e, in, out, n) != 0) {
+            for (int q = k; q < k + n; q++) b->shadow[q] = NAN;
+            continue;
+        }
+        for (int q = 0; q < n; q++) {
+            float mse, mae;
+            ad_recon_error(in + tf * (size_t)q, out + tf * (size_t)q, b->T, b->F,
+                           (ad_metric)b->metric, &mse, &mae, scratch);
+            b->shadow[k + q] = b->metric == AD_METRIC_MSE ? mse : mae;
+        }
+    }
+}
+
+/* Worker thread: forward pass and per-window error; then the shadow
+ * models (continual-learning candidates) on the same scaled windows. */
 static void batch_run(ad_task *t, ad_worker *w)
 {
     batch *b = (batch *)t;
@@ -110,13 +143,24 @@ static void batch_run(ad_task *t, ad_worker *w)
     if (!e || ad_engine_forward(e, b->in, b->out, b->n) != 0) {
         for (int i = 0; i < b->n; i++)
             b->score[i] = NAN;
-        return;
+    } else {
+        for (int i = 0; i < b->n; i++) {
+            float mse, mae;
+            ad_recon_error(b->in + tf * (size_t)i, b->out + tf * (size_t)i, b->T, b->F,
+                           (ad_metric)b->metric, &mse, &mae,
+                           b->share + (size_t)b->F * (size_t)i);
+            b->score[i] = b->metric == AD_METRIC_MSE ? mse : mae;
+        }
     }
-    for (int i = 0; i < b->n; i++) {
-        float mse, mae;
-        ad_recon_error(b->in + tf * (size_t)i, b->out + tf * (size_t)i, b->T, b->F,
-                       (ad_metric)b->metric, &mse, &mae, b->share + (size_t)b->F * (size_t)i);
-        b->score[i] = b->metric == AD_METRIC_MSE ? mse : mae;
+    if (!b->n_shadow)
+        return;                 /* the live path: nothing more */
+    for (int i = 0, j; i < b->n; i = j) {
+        for (j = i + 1; j < b->n && b->jobs[j].shadow == b->jobs[i].shadow; j++)
+            ;
+        if (b->jobs[i].shadow)
+            shadow_run(b, w, i, j);
+        else
+            for (int q = i; q < j; q++) b->shadow[q] = NAN;
     }
 }
 
@@ -226,6 +270,14 @@ void batch_pull(ad_daemon *dd, stream_rec *s)
             break;
         if (b->slot == &s->open)
             b->key = (1ull << 63) | (s->serial << 20) | (job.gen & 0xFFFFF);
+        if (job.shadow) {
+            /* the candidate's engine (workers match key and address):
+             * its content id, so a new candidate at a freed one's address
+             * never reuses the old engine */
+            b->shadow_key[b->n] = (3ull << 62) ^ (ad_fnv1a64_str(job.shadow->id) >> 2) ^
+                                  (uint64_t)(uintptr_t)job.shadow;
+            b->n_shadow++;
+        }
         b->jobs[b->n] = job;
         b->streams[b->n] = s;
         b->epochs[b->n] = s->epoch;
@@ -248,8 +300,11 @@ static void feed_batch(ad_daemon *dd, batch *b)
             streams_maybe_free(dd, s);
             continue;
         }
-        if (ad_detector_feed_score(s->d, &b->jobs[i], b->score[i],
-                                   b->share + (size_t)b->F * (size_t)i) == 0)
+        if (b->jobs[i].shadow && isfinite(b->shadow[i]))
+            dd->c.windows_shadow++;
+        if (ad_detector_feed_score2(s->d, &b->jobs[i], b->score[i],
+                                    b->share + (size_t)b->F * (size_t)i,
+                                    b->jobs[i].shadow ? b->shadow[i] : NAN) == 0)
             dd->c.windows_scored++;
         else
             dd->c.windows_stale++;

@@ -268,6 +268,7 @@ static void on_sigterm(uv_signal_t *h, int sig)
     dd->stopping = 1;
     dd->stop_ms = uv_now(dd->loop);
     dd->cancel = 1;
+    training_adapt_cancel(dd, NULL);
     ad_notify_stopping();
     ad_log(AD_LOG_NOTICE, "signal %d: finishing in-flight windows and stopping", sig);
     uv_timer_start(&dd->drain_timer, drain_cb, 0, 20);

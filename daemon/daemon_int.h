@@ -13,11 +13,13 @@
  *   stream_rec  (streams.c) is owned by the stream map of its det_rt while
  *               live, by ad_daemon.dead once killed. It owns its detector
  *               (d), a model trained online (own_model), a reference to the
- *               shared model (mr), the graveyard of replaced detectors and
- *               the samples held while its restore is in flight. Batches
- *               and training tasks point at it without owning it: a stream
- *               with windows in flight, a training job or a restore is
- *               marked dead and freed when the last of them comes back.
+ *               shared model (mr), the graveyard of replaced detectors the
+ *               samples held while its restore is in flight and the list
+ *               of its open data-quality alerts (dq_open). Batches,
+ *               training, continual-learning and model-save tasks point at
+ *               it without owning it: a stream with windows in flight, a
+ *               training or adapt job, a save or a restore is marked dead
+ *               and freed when the last of them comes back.
  *   batch       (batch.c) holds a model reference (mr) or, for a
  *               stream-owned model, none: that model lives in the stream's
  *               graveyard until the batch is fed.
@@ -27,7 +29,8 @@
  * Module map: generation.c (config + models), streams.c (stream table,
  * limits, eviction, samples in, events out), state.c (state files, read and
  * written off the loop thread), batch.c (windows to the workers, scores
- * back), training.c (online training tasks), publish.c (alert, state,
+ * back, shadow models beside the live one), training.c (online training,
+ * continual-learning jobs, promoted models saved), publish.c (alert, state,
  * status, stats JSON), stats.c (latency percentiles), reload.c (SIGHUP:
  * new generation, adopt streams, swap), daemon.c (the loop and wiring).
  */
@@ -94,6 +97,10 @@ typedef struct stream_rec {
     uint64_t last_ms;            /* uv_now of the last sample */
     int64_t last_arrival_ms;     /* arrival time given to the last message */
     struct batch *open;          /* open batch for a stream-owned model */
+    struct adapt_task *adapt;    /* continual-learning job on the workers */
+    int saving;                  /* promoted-model saves on the workers */
+    uint64_t seen_future, seen_late;  /* rejections already logged */
+    cJSON *dq_open;              /* open data-quality alerts (array) or NULL */
     old_det *grave;
     struct stream_rec *dnext;    /* dead list */
     char key[];                  /* allocated with the record */
@@ -103,6 +110,14 @@ typedef struct stream_map {
     stream_rec **b;
     size_t nb, n;
 } stream_map;
+
+/* Per-detector figures of the stats message (publish.c): summed over the
+ * live streams, plus those of streams already gone (det_rt.retired). */
+typedef struct det_counts {
+    uint64_t windows_invalid, windows_absurd, values_held, gap_rows, gaps;
+    uint64_t late, future, unaligned, dropped;
+    uint64_t dq_raised, dq_open, adapt_promoted, adapt_rejected, adapt_shadow;
+} det_counts;
 
 /* A detector of the running configuration. */
 typedef struct det_rt {
@@ -114,7 +129,9 @@ typedef struct det_rt {
     stream_map streams;
     char state_dir[4096];        /* "" if no persistence */
     uint64_t refused, evicted;
+    det_counts retired;          /* figures of its streams already gone */
 } det_rt;
+
 
 /* A generation: one loaded configuration with its models. */
 typedef struct gen {
@@ -134,7 +151,9 @@ typedef struct batch {
     int T, F, n, cap;
     int limit;                  /* windows this model takes: ad_batch_cap() */
     float *in, *out, *share;
-    double *score;
+    double *score, *shadow;      /* live and shadow scores (NAN: none) */
+    uint64_t *shadow_key;        /* engine key of each job's shadow model */
+    int n_shadow;                /* jobs carrying a shadow model */
     ad_window_job *jobs;
     stream_rec **streams;
     uint32_t *epochs;
@@ -148,6 +167,7 @@ typedef struct counters {
     uint64_t no_detector, no_stream_key, samples, streams_refused, streams_evicted;
     uint64_t windows_scored, windows_stale, alerts_raised, alerts_cleared;
     uint64_t batches, batch_windows, trainings, training_failures, ignored_stopping;
+    uint64_t adapt_jobs, adapt_failures, dq_raised, dq_cleared, windows_shadow;
     uint64_t retired_dropped;    /* dropped samples of freed streams */
 } counters;
 
@@ -202,6 +222,7 @@ typedef struct ad_daemon {
     uv_work_t w_req;
     int w_busy;
     int restores;                /* stream restores in flight */
+    struct adapt_task *adapt_tasks; /* continual-learning jobs out (training.c) */
 } ad_daemon;
 
 /* ---- daemon.c ---- */
@@ -282,11 +303,25 @@ void batch_free_all(ad_daemon *dd);
 
 /* ---- training.c ---- */
 void training_start(ad_daemon *dd, stream_rec *s);
+/* AD_EV_ADAPT_READY: run the stream's continual-learning job on a worker. */
+void training_adapt_start(ad_daemon *dd, stream_rec *s);
+/* Ask the adapt job of s (or every one, s NULL) to stop early; its result
+ * is then dropped. */
+void training_adapt_cancel(ad_daemon *dd, stream_rec *s);
+/* A model was promoted: save a copy in the state dir on a worker, then the
+ * stream's state (so a restart comes back with it). */
+void training_save_promoted(ad_daemon *dd, stream_rec *s);
 
 /* ---- publish.c ---- */
 void publish_json(ad_daemon *dd, const char *topic, cJSON *o, int qos, int retain);
 void publish_state(ad_daemon *dd, stream_rec *s);
 void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev);
+/* Data-quality alert (AD_EV_DQ_*) on the alert topic; keeps s->dq_open. */
+void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev);
+/* Continual-learning decision (AD_EV_ADAPT) on the stream's events topic. */
+void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev);
+/* Add the figures of stream s to c (live streams and retired ones). */
+void publish_count_stream(const ad_detector *d, det_counts *c);
 void publish_stats(ad_daemon *dd);
 /* The retained status message (malloc'd JSON) for state "online"/"offline". */
 char *publish_status_json(const ad_daemon *dd, const char *state);

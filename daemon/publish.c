@@ -28,6 +28,14 @@ void publish_json(ad_daemon *dd, const char *topic, cJSON *o, int qos, int retai
     }
 }
 
+static void add_num_or_null(cJSON *o, const char *k, double v)
+{
+    if (isfinite(v))
+        cJSON_AddNumberToObject(o, k, v);
+    else
+        cJSON_AddNullToObject(o, k);
+}
+
 static const char *model_id_of(stream_rec *s)
 {
     const ad_model *m = s->d ? ad_detector_model(s->d) : NULL;
@@ -39,7 +47,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     det_rt *d = s->det;
     ad_detector_stats st;
     char topic[1024], iso[40];
-    cJSON *o;
+    cJSON *o, *rj, *dq, *ad;
     if (!s->d || !d->c->state_topic)
         return;
     if (ad_topic_expand(d->c->state_topic, d->c->name, s->key, topic, sizeof topic) < 0)
@@ -64,7 +72,24 @@ void publish_state(ad_daemon *dd, stream_rec *s)
         cJSON_AddNumberToObject(o, "score", st.last_smoothed);
     else
         cJSON_AddNullToObject(o, "score");
+    add_num_or_null(o, "probability", st.last_probability);
+    add_num_or_null(o, "log_likelihood", st.last_log_likelihood);
     cJSON_AddStringToObject(o, "model_id", model_id_of(s));
+    rj = cJSON_AddObjectToObject(o, "rejected");
+    cJSON_AddNumberToObject(rj, "future", (double)st.stream.future);
+    cJSON_AddNumberToObject(rj, "late", (double)st.stream.ooo);
+    cJSON_AddNumberToObject(rj, "unaligned", (double)st.stream.unaligned);
+    cJSON_AddNumberToObject(rj, "gaps", (double)st.stream.gaps);
+    cJSON_AddNumberToObject(rj, "absurd", (double)st.windows_absurd);
+    cJSON_AddNumberToObject(rj, "nonfinite", (double)st.stream.nonfinite);
+    cJSON_AddNumberToObject(rj, "nonnumeric", (double)st.stream.nonnumeric);
+    dq = s->dq_open ? cJSON_Duplicate(s->dq_open, 1) : cJSON_CreateArray();
+    if (dq)
+        cJSON_AddItemToObject(o, "data_quality", dq);
+    ad = cJSON_AddObjectToObject(o, "adapt");
+    cJSON_AddBoolToObject(ad, "shadow", st.adapt_shadow != 0);
+    cJSON_AddNumberToObject(ad, "promoted", (double)st.adapt_promoted);
+    cJSON_AddNumberToObject(ad, "rejected", (double)st.adapt_rejected);
     cJSON_AddStringToObject(o, "updated", iso);
     publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 1);
     cJSON_Delete(o);
@@ -88,6 +113,7 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     if (!(o = cJSON_CreateObject()))
         return;
     cJSON_AddNumberToObject(o, "schema", 1);
+    cJSON_AddStringToObject(o, "kind", "model");
     cJSON_AddStringToObject(o, "alert_id", a->id);
     cJSON_AddStringToObject(o, "event", raised ? "raised" : "cleared");
     cJSON_AddStringToObject(o, "detector", d->c->name);
@@ -121,6 +147,11 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddStringToObject(o, "level", a->severity >= 2.0 ? "critical" : "warning");
     cJSON_AddStringToObject(o, "metric", ad_detector_metric_name(ad_detector_metric(s->d)));
     cJSON_AddNumberToObject(o, "windows", (double)a->windows);
+    add_num_or_null(o, "probability", ev->probability);
+    add_num_or_null(o, "log_likelihood", ev->log_likelihood);
+    add_num_or_null(o, "peak_probability", a->peak_probability);
+    if (!raised)
+        cJSON_AddStringToObject(o, "reason", ad_close_reason_name(a->reason));
     tf = cJSON_AddArrayToObject(o, "top_features");
     for (int i = 0; i < a->n_top; i++) {
         cJSON *f = cJSON_CreateObject();
@@ -139,6 +170,144 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
            a->id, raised ? "raised" : "cleared", d->c->name, s->key, a->peak_score,
            a->threshold);
     if (raised) dd->c.alerts_raised++; else dd->c.alerts_cleared++;
+}
+
+/* Keep the stream's open data-quality alerts (for its state topic). */
+static void dq_track(stream_rec *s, const cJSON *o, int raised)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
+    if (!cJSON_IsString(id))
+        return;
+    if (s->dq_open) {
+        int i = 0;
+        for (cJSON *x = s->dq_open->child; x; x = x->next, i++) {
+            const cJSON *xi = cJSON_GetObjectItemCaseSensitive(x, "alert_id");
+            if (cJSON_IsString(xi) && strcmp(xi->valuestring, id->valuestring) == 0) {
+                cJSON_DeleteItemFromArray(s->dq_open, i);
+                break;
+            }
+        }
+    }
+    if (raised) {
+        static const char *keep[] = { "alert_id", "check", "feature", "start", "since" };
+        cJSON *e = cJSON_CreateObject();
+        if (!e || (!s->dq_open && !(s->dq_open = cJSON_CreateArray()))) {
+            cJSON_Delete(e);
+            return;
+        }
+        for (size_t k = 0; k < sizeof keep / sizeof keep[0]; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keep[k]);
+            if (v) cJSON_AddItemToObject(e, keep[k], cJSON_Duplicate(v, 1));
+        }
+        cJSON_AddItemToArray(s->dq_open, e);
+    } else if (s->dq_open && !s->dq_open->child) {
+        cJSON_Delete(s->dq_open);
+        s->dq_open = NULL;
+    }
+}
+
+/* Rename key `from` of o to `to` (when present and `to` is not). */
+static void rename_key(cJSON *o, const char *from, const char *to)
+{
+    cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(o, from);
+    if (v && !cJSON_GetObjectItemCaseSensitive(o, to))
+        cJSON_AddItemToObject(o, to, v);
+    else
+        cJSON_Delete(v);
+}
+
+void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
+{
+    det_rt *d = s->det;
+    int raised = ev->type == AD_EV_DQ_RAISED;
+    char topic[1024], iso[40];
+    const cJSON *id, *chk, *feat;
+    cJSON *o;
+
+    if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0) {
+        dd_bad_input(dd, "detector %s: alert topic too long for stream %s", d->c->name,
+                     s->key);
+        return;
+    }
+    if (!(o = ad_event_to_json(s->d, ev)))
+        return;
+    /* the alert message shape: schema, kind, alert_id; the event is
+     * dq_raised / dq_cleared, so a consumer that acts on model alerts'
+     * raised / cleared is not misled by the other kind on the topic */
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "event");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "kind");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "state");
+    rename_key(o, "id", "alert_id");
+    cJSON_AddNumberToObject(o, "schema", 1);
+    cJSON_AddStringToObject(o, "kind", "data_quality");
+    cJSON_AddStringToObject(o, "event", raised ? "dq_raised" : "dq_cleared");
+    if (!cJSON_GetObjectItemCaseSensitive(o, "detector"))
+        cJSON_AddStringToObject(o, "detector", d->c->name);
+    dd_iso_ms(ev->ts_ms, iso, sizeof iso);
+    cJSON_AddStringToObject(o, "time", iso);
+    cJSON_AddNumberToObject(o, "time_ms", (double)ev->ts_ms);
+    dd_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+    cJSON_AddStringToObject(o, "published", iso);
+    publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 0);
+    dq_track(s, o, raised);
+    id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
+    chk = cJSON_GetObjectItemCaseSensitive(o, "check");
+    feat = cJSON_GetObjectItemCaseSensitive(o, "feature");
+    ad_log(AD_LOG_NOTICE, "data quality %s %s: detector %s stream %s check %s feature %s",
+           cJSON_IsString(id) ? id->valuestring : "?", raised ? "raised" : "cleared",
+           d->c->name, s->key, cJSON_IsString(chk) ? chk->valuestring : "?",
+           cJSON_IsString(feat) ? feat->valuestring : "(stream)");
+    if (raised) dd->c.dq_raised++; else dd->c.dq_cleared++;
+    cJSON_Delete(o);
+}
+
+void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev)
+{
+    det_rt *d = s->det;
+    char topic[1024], iso[40];
+    const cJSON *dec;
+    size_t tl;
+    cJSON *o = ad_event_to_json(s->d, ev);
+    if (!o)
+        return;
+    if (!cJSON_GetObjectItemCaseSensitive(o, "detector"))
+        cJSON_AddStringToObject(o, "detector", d->c->name);
+    dd_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+    cJSON_AddStringToObject(o, "published", iso);
+    dec = cJSON_GetObjectItemCaseSensitive(o, "decision");
+    ad_log(ev->adapt.type == AD_ADAPT_EV_PROMOTED ? AD_LOG_NOTICE : AD_LOG_INFO,
+           "stream %s/%s: continual learning: %s%s%s", d->c->name, s->key,
+           cJSON_IsString(dec) ? dec->valuestring : ad_event_type_name(ev->type),
+           ev->adapt.reason[0] ? ": " : "", ev->adapt.reason);
+    /* events of a stream go to <its state topic>/events, not retained */
+    if (d->c->state_topic &&
+        ad_topic_expand(d->c->state_topic, d->c->name, s->key, topic, sizeof topic - 8) >= 0 &&
+        (tl = strlen(topic)) + 8 < sizeof topic) {
+        memcpy(topic + tl, "/events", 8);
+        publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 0);
+    }
+    cJSON_Delete(o);
+}
+
+void publish_count_stream(const ad_detector *det, det_counts *c)
+{
+    ad_detector_stats st;
+    ad_detector_get_stats(det, &st);
+    c->windows_invalid += st.windows_invalid;
+    c->windows_absurd += st.windows_absurd;
+    c->values_held += st.stream.values_held;
+    c->gap_rows += st.stream.gap_rows;
+    c->gaps += st.stream.gaps;
+    c->late += st.stream.ooo;
+    c->future += st.stream.future;
+    c->unaligned += st.stream.unaligned;
+    c->dropped += st.stream.dup + st.stream.ooo + st.stream.future + st.stream.nonfinite +
+                  st.stream.nonnumeric + st.stream.bad_feature + st.stream.overflow;
+    c->dq_raised += st.dq_raised;
+    c->dq_open += (uint64_t)st.dq_active;
+    c->adapt_promoted += st.adapt_promoted;
+    c->adapt_rejected += st.adapt_rejected;
+    c->adapt_shadow += st.adapt_shadow != 0;
 }
 
 char *publish_status_json(const ad_daemon *dd, const char *state)
@@ -164,6 +333,24 @@ typedef struct stream_totals {
     uint64_t dropped, calibrating, detecting, collecting, active, streams;
 } stream_totals;
 
+static void counts_json(cJSON *dj, const det_counts *c)
+{
+    cJSON_AddNumberToObject(dj, "windows_invalid", (double)c->windows_invalid);
+    cJSON_AddNumberToObject(dj, "windows_absurd", (double)c->windows_absurd);
+    cJSON_AddNumberToObject(dj, "values_held", (double)c->values_held);
+    cJSON_AddNumberToObject(dj, "gap_rows", (double)c->gap_rows);
+    cJSON_AddNumberToObject(dj, "gaps", (double)c->gaps);
+    cJSON_AddNumberToObject(dj, "samples_late", (double)c->late);
+    cJSON_AddNumberToObject(dj, "samples_future", (double)c->future);
+    cJSON_AddNumberToObject(dj, "rows_unaligned", (double)c->unaligned);
+    cJSON_AddNumberToObject(dj, "dropped_samples", (double)c->dropped);
+    cJSON_AddNumberToObject(dj, "dq_open", (double)c->dq_open);
+    cJSON_AddNumberToObject(dj, "dq_raised", (double)c->dq_raised);
+    cJSON_AddNumberToObject(dj, "adapt_promoted", (double)c->adapt_promoted);
+    cJSON_AddNumberToObject(dj, "adapt_rejected", (double)c->adapt_rejected);
+    cJSON_AddNumberToObject(dj, "adapt_shadow", (double)c->adapt_shadow);
+}
+
 static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
 {
     gen *g = dd->g;
@@ -172,6 +359,7 @@ static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];
         cJSON *dj = cJSON_CreateObject();
+        det_counts c = d->retired;
         MAP_FOREACH(&d->streams, s) {
             ad_detector_summary st;
             if (!s->d)
@@ -182,12 +370,18 @@ static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
             t->detecting += st.phase == AD_PHASE_DETECTING;
             t->collecting += st.phase == AD_PHASE_COLLECTING || st.phase == AD_PHASE_TRAINING;
             t->active += st.alert_active != 0;
+            {
+                uint64_t fut = c.future;
+                publish_count_stream(s->d, &c);
+                t->dropped += c.future - fut;   /* future samples are dropped too */
+            }
         }
         t->streams += d->streams.n;
         cJSON_AddStringToObject(dj, "name", d->c->name);
         cJSON_AddNumberToObject(dj, "streams", (double)d->streams.n);
         cJSON_AddNumberToObject(dj, "streams_refused", (double)d->refused);
         cJSON_AddNumberToObject(dj, "streams_evicted", (double)d->evicted);
+        counts_json(dj, &c);
         cJSON_AddItemToArray(dets, dj);
     }
     return dets;
@@ -259,6 +453,11 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddNumberToObject(o, "alerts_active", (double)t.active);
     cJSON_AddNumberToObject(o, "trainings", (double)dd->c.trainings);
     cJSON_AddNumberToObject(o, "training_failures", (double)dd->c.training_failures);
+    cJSON_AddNumberToObject(o, "dq_raised", (double)dd->c.dq_raised);
+    cJSON_AddNumberToObject(o, "dq_cleared", (double)dd->c.dq_cleared);
+    cJSON_AddNumberToObject(o, "adapt_jobs", (double)dd->c.adapt_jobs);
+    cJSON_AddNumberToObject(o, "adapt_failures", (double)dd->c.adapt_failures);
+    cJSON_AddNumberToObject(o, "windows_shadow", (double)dd->c.windows_shadow);
     inference_json(dd, o, &p99);
     mq = cJSON_AddObjectToObject(o, "mqtt");
     cJSON_AddBoolToObject(mq, "connected", ms.connected);

@@ -347,7 +347,9 @@ int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, si
     if (d->state_dir[0]) {
         state_path(d, s->key, ".state.json", r->state_path, sizeof r->state_path);
         r->js = state_pending(dd, r->state_path);
-        if (mode != RESTORE_CALIBRATION && d->c->pipe.training != AD_TRAIN_NONE)
+        /* a model trained online, or promoted by continual learning */
+        if (mode != RESTORE_CALIBRATION &&
+            (d->c->pipe.training != AD_TRAIN_NONE || d->c->pipe.adapt.enabled))
             state_trained_path(d, s->key, r->model_path, sizeof r->model_path);
         if (uv_queue_work(dd->loop, &r->w, restore_work, restore_after) == 0) {
             s->restoring = r;

@@ -66,13 +66,28 @@ static void map_del(stream_map *m, stream_rec *s)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+/* Keep the figures of a stream leaving its detector (stats per detector). */
+static void retire_counts(stream_rec *s)
+{
+    det_rt *d = s->det;
+    uint64_t open, shadow;
+    if (!s->d || !d)
+        return;
+    open = d->retired.dq_open;
+    shadow = d->retired.adapt_shadow;
+    publish_count_stream(s->d, &d->retired);
+    d->retired.dq_open = open;          /* gauges: gone with the stream */
+    d->retired.adapt_shadow = shadow;
+}
+
 static void retire_stats(ad_daemon *dd, stream_rec *s)
 {
     ad_detector_stats st;
     if (!s->d) return;
     ad_detector_get_stats(s->d, &st);
-    dd->c.retired_dropped += st.stream.dup + st.stream.ooo + st.stream.nonfinite +
-                             st.stream.nonnumeric + st.stream.bad_feature + st.stream.overflow;
+    dd->c.retired_dropped += st.stream.dup + st.stream.ooo + st.stream.future +
+                             st.stream.nonfinite + st.stream.nonnumeric +
+                             st.stream.bad_feature + st.stream.overflow;
 }
 
 static void empty_grave(stream_rec *s)
@@ -104,12 +119,13 @@ void streams_free_now(ad_daemon *dd, stream_rec *s)
     free_held(s);
     ad_model_free(s->own_model);
     mr_put(s->mr);
+    cJSON_Delete(s->dq_open);
     free(s);
 }
 
 void streams_maybe_free(ad_daemon *dd, stream_rec *s)
 {
-    if (s->inflight || s->training || s->restores)
+    if (s->inflight || s->training || s->restores || s->adapt || s->saving)
         return;
     if (s->dead) {
         stream_rec **pp = &dd->dead;
@@ -126,6 +142,11 @@ void streams_bury(stream_rec *s)
     old_det *od;
     if (!s->d)
         return;
+    /* the new detector starts its own monitors and learner: what the old
+     * one had open or running ends with it */
+    training_adapt_cancel(NULL, s);
+    cJSON_Delete(s->dq_open);
+    s->dq_open = NULL;
     if ((od = calloc(1, sizeof *od))) {
         od->d = s->d;
         od->own = s->own_model;
@@ -144,6 +165,8 @@ void streams_kill(ad_daemon *dd, stream_rec *s, int save)
 {
     if (save)
         state_save(dd, s);
+    training_adapt_cancel(NULL, s);
+    retire_counts(s);
     if (s->det)
         map_del(&s->det->streams, s);
     s->det = NULL;
@@ -192,10 +215,40 @@ static stream_rec *stream_get(ad_daemon *dd, det_rt *d, const char *key)
 
 /* ---- samples in ------------------------------------------------------------ */
 
+/* Rejections by row assembly since the last look: logged (bounded rate,
+ * dd_bad_input) naming the detector, the stream and what was wrong. */
+static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, int64_t ts_ms)
+{
+    ad_detector_stats st;
+    uint64_t fut, late;
+    ad_detector_get_stats(s->d, &st);
+    fut = st.stream.future - s->seen_future;
+    late = st.stream.ooo - s->seen_late;
+    s->seen_future = st.stream.future;
+    s->seen_late = st.stream.ooo;
+    if (fut)
+        dd_bad_input(dd, "detector %s: stream %s: %llu sample(s) rejected as future "
+                     "(timestamp %lld ms is %lld ms after its arrival; "
+                     "stream.max_future_ms %lld)", s->det->c->name, s->key,
+                     (unsigned long long)fut, (long long)ts_ms,
+                     (long long)(ts_ms - arrival_ms),
+                     (long long)s->det->c->pipe.stream.max_future_ms);
+    if (late)
+        dd_bad_input(dd, "detector %s: stream %s: %llu sample(s) dropped as late "
+                     "(timestamp %lld ms is behind rows already assembled; "
+                     "stream.max_lateness_ms %lld)", s->det->c->name, s->key,
+                     (unsigned long long)late, (long long)ts_ms,
+                     (long long)s->det->c->pipe.stream.max_lateness_ms);
+}
+
 static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,
                          double now_s)
 {
     det_rt *d = s->det;
+    int64_t arrival = (int64_t)llround(now_s * 1000.0), bad_ts = 0;
+    int bad = 0;
+    /* the arrival clock of this message: the future check and event time */
+    ad_detector_arrival(s->d, arrival);
     if (d->c->pipe.stream.mode == AD_ASM_ROWS) {
         double vals[AD_MAX_FEATURES > 4096 ? 4096 : AD_MAX_FEATURES];
         unsigned char present[sizeof vals / sizeof vals[0]];
@@ -205,14 +258,19 @@ static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int
             vals[smp[i].feature] = smp[i].value;
             present[smp[i].feature] = 1;
         }
-        ad_detector_push_row(s->d, (int64_t)llround(t * 1000.0), vals, present);
+        bad_ts = (int64_t)llround(t * 1000.0);
+        bad = ad_detector_push_row(s->d, bad_ts, vals, present) > 0;
     } else {
         for (int i = 0; i < n; i++) {
             double t = isnan(smp[i].time) ? now_s : smp[i].time;
-            ad_detector_push_sample(s->d, (int64_t)llround(t * 1000.0), smp[i].feature,
-                                    smp[i].value);
+            int64_t ts = (int64_t)llround(t * 1000.0);
+            if (ad_detector_push_sample(s->d, ts, smp[i].feature, smp[i].value) > 0 &&
+                !bad++)
+                bad_ts = ts;
         }
     }
+    if (bad)
+        note_rejections(dd, s, arrival, bad_ts);
     batch_pull(dd, s);
 }
 
@@ -307,6 +365,11 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             publish_alert(dd, s, &ev);
             state_changed = 1;
             break;
+        case AD_EV_DQ_RAISED:
+        case AD_EV_DQ_CLEARED:
+            publish_dq(dd, s, &ev);
+            state_changed = 1;
+            break;
         case AD_EV_PHASE:
             ad_log(AD_LOG_DEBUG, "stream %s/%s: phase %s -> %s", s->det->c->name, s->key,
                    ad_phase_name(ev.prev_phase), ad_phase_name(ev.phase));
@@ -331,10 +394,14 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             state_save(dd, s);
             state_changed = 1;
             break;
-        case AD_EV_DQ_RAISED:           /* published by the daemon side */
-        case AD_EV_DQ_CLEARED:
         case AD_EV_ADAPT_READY:
+            training_adapt_start(dd, s);
+            break;
         case AD_EV_ADAPT:
+            publish_adapt(dd, s, &ev);
+            if (ev.adapt.type == AD_ADAPT_EV_PROMOTED)
+                training_save_promoted(dd, s);  /* the state follows the model */
+            state_changed = 1;
             break;
         }
     }
@@ -355,10 +422,13 @@ void streams_house(ad_daemon *dd, int evict)
         det_rt *d = &g->dets[i];
         int period = d->c->pipe.stream.mode == AD_ASM_PERIOD;
         uint64_t idle_ms = (uint64_t)(d->c->idle_evict * 1000);
-        if (!period && !(evict && idle_ms))
+        /* every mode moves event time once a second (rows held for
+         * lateness or alignment, data-quality dropouts); period mode
+         * every tick, so its grid rows come out on time */
+        if (!period && !evict)
             continue;
         MAP_FOREACH(&d->streams, s) {
-            if (s->restoring)
+            if (s->restoring || !s->d)
                 continue;       /* its samples wait for the restore */
             if (evict && idle_ms && now - s->last_ms > idle_ms && !s->training) {
                 d->evicted++;
@@ -368,10 +438,8 @@ void streams_house(ad_daemon *dd, int evict)
                 streams_kill(dd, s, 1);
                 continue;
             }
-            if (period) {
-                ad_detector_advance(s->d, wall);
-                batch_pull(dd, s);
-            }
+            ad_detector_advance(s->d, wall);
+            batch_pull(dd, s);
         }
     }
 }

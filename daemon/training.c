@@ -97,3 +97,165 @@ void training_start(ad_daemon *dd, stream_rec *s)
            ad_train_mode_name(job->mode), job->n_rows);
     ad_workers_submit(dd->ws, &tt->task);
 }
+
+/* ---- continual learning ------------------------------------------------- */
+
+/* A fine-tuning job of the stream's continual learner (lib/adapt.h). The
+ * task is on dd->adapt_tasks while out; s->adapt points at it until the
+ * stream is rebuilt or killed (then cancelled, its result dropped). */
+typedef struct adapt_task {
+    ad_task task;                /* first: the task pointer is the adapt_task */
+    ad_daemon *dd;
+    stream_rec *s;               /* not owned; kept alive by s->adapt */
+    uint32_t epoch;
+    ad_adapt_job *job;
+    ad_model *out;
+    volatile int cancel;         /* set on the loop, read by the worker */
+    int rc;
+    char err[256];
+    struct adapt_task *next;     /* dd->adapt_tasks */
+} adapt_task;
+
+static void adapt_run(ad_task *t, ad_worker *w)
+{
+    adapt_task *at = (adapt_task *)t;
+    (void)w;
+    at->rc = ad_adapt_job_run(at->job, &at->out, NULL, &at->cancel, at->err, sizeof at->err);
+}
+
+static void adapt_unlink(ad_daemon *dd, adapt_task *at)
+{
+    adapt_task **pp = &dd->adapt_tasks;
+    while (*pp && *pp != at) pp = &(*pp)->next;
+    if (*pp) *pp = at->next;
+}
+
+static void adapt_done(ad_task *t)
+{
+    adapt_task *at = (adapt_task *)t;
+    ad_daemon *dd = at->dd;
+    stream_rec *s = at->s;
+    adapt_unlink(dd, at);
+    if (s->adapt == at)
+        s->adapt = NULL;
+    if (!at->cancel && !s->dead && s->d && s->epoch == at->epoch) {
+        if (at->rc != 0) {
+            dd->c.adapt_failures++;
+            ad_log(AD_LOG_WARNING, "stream %s/%s: continual-learning job failed: %s",
+                   s->det->c->name, s->key, at->err);
+            ad_detector_adapt_done(s->d, NULL, at->err);
+        } else if (ad_detector_adapt_done(s->d, at->out, NULL) != 0) {
+            dd->c.adapt_failures++;
+        } else {
+            dd->c.adapt_jobs++;
+            ad_log(AD_LOG_INFO, "stream %s/%s: candidate model fine-tuned, in shadow",
+                   s->det->c->name, s->key);
+        }
+        at->out = NULL;                 /* the detector took it (or freed it) */
+        streams_events(dd, s);
+    }
+    ad_model_free(at->out);
+    ad_adapt_job_free(at->job);
+    streams_maybe_free(dd, s);
+    free(at);
+}
+
+void training_adapt_start(ad_daemon *dd, stream_rec *s)
+{
+    adapt_task *at;
+    ad_adapt_job *job;
+    if (s->adapt || dd->stopping || !s->d)
+        return;
+    if (!(job = ad_detector_take_adapt_job(s->d)))
+        return;
+    if (!(at = calloc(1, sizeof *at))) {
+        ad_detector_adapt_done(s->d, NULL, "out of memory");
+        ad_adapt_job_free(job);
+        return;
+    }
+    at->task.run = adapt_run;
+    at->task.done = adapt_done;
+    at->dd = dd;
+    at->s = s;
+    at->epoch = s->epoch;
+    at->job = job;
+    at->next = dd->adapt_tasks;
+    dd->adapt_tasks = at;
+    s->adapt = at;
+    ad_log(AD_LOG_INFO, "stream %s/%s: continual learning: fine-tuning on %zu normal windows",
+           s->det->c->name, s->key, job->n);
+    ad_workers_submit(dd->ws, &at->task);
+}
+
+void training_adapt_cancel(ad_daemon *dd, stream_rec *s)
+{
+    if (s) {
+        if (s->adapt)
+            s->adapt->cancel = 1;
+        return;
+    }
+    for (adapt_task *at = dd->adapt_tasks; at; at = at->next)
+        at->cancel = 1;
+}
+
+/* ---- promoted models ------------------------------------------------------ */
+
+/* Saving a copy of a promoted model in the state dir (worker thread), then
+ * the stream's state (loop): the two files a restart reads back. */
+typedef struct save_task {
+    ad_task task;
+    ad_daemon *dd;
+    stream_rec *s;
+    uint32_t epoch;
+    ad_model *m;                 /* owned copy */
+    int rc;
+    char err[256];
+    char path[8192];
+} save_task;
+
+static void save_run(ad_task *t, ad_worker *w)
+{
+    save_task *st = (save_task *)t;
+    (void)w;
+    st->rc = ad_model_save(st->m, st->path, st->err, sizeof st->err);
+}
+
+static void save_done(ad_task *t)
+{
+    save_task *st = (save_task *)t;
+    ad_daemon *dd = st->dd;
+    stream_rec *s = st->s;
+    s->saving--;
+    if (st->rc != 0)
+        ad_log(AD_LOG_WARNING, "stream %s: promoted model not saved: %s", s->key, st->err);
+    else
+        ad_log(AD_LOG_INFO, "stream %s/%s: promoted model %s saved in %s",
+               s->det ? s->det->c->name : "-", s->key, st->m->id, st->path);
+    if (!s->dead && s->d && s->epoch == st->epoch)
+        state_save(dd, s);
+    ad_model_free(st->m);
+    streams_maybe_free(dd, s);
+    free(st);
+}
+
+void training_save_promoted(ad_daemon *dd, stream_rec *s)
+{
+    const ad_model *m = s->d ? ad_detector_model(s->d) : NULL;
+    save_task *st;
+    if (!m || !s->det || !s->det->state_dir[0])
+        return;
+    if (!(st = calloc(1, sizeof *st)) || !(st->m = ad_model_clone(m))) {
+        ad_log(AD_LOG_WARNING, "stream %s/%s: promoted model not saved: out of memory",
+               s->det->c->name, s->key);
+        free(st);
+        return;
+    }
+    st->task.run = save_run;
+    st->task.done = save_done;
+    st->dd = dd;
+    st->s = s;
+    st->epoch = s->epoch;
+    state_trained_path(s->det, s->key, st->path, sizeof st->path);
+    s->saving++;
+    ad_workers_submit(dd->ws, &st->task);
+}

@@ -19,7 +19,7 @@ formats, collect messages, wait for and check alerts.
        pump4 QoS 0 with a user property, p\u00fcmp5 (UTF-8 topic) QoS 0,
        pump6 QoS 0 with every 7th message padded past 64 KiB (an unknown
        field); the fault on pump1, pump2 and pump6
-  alerts --file FILE   print a summary line per alert event
+  alerts --file FILE   print a summary line per model alert event
   check-alert --file FILE --stream S
        validate the documented alert fields of the raised and cleared events
 """
@@ -244,7 +244,8 @@ def cmd_wait(a):
 def cmd_alerts(a):
     for m in payloads(a.file):
         j = m["json"]
-        if isinstance(j, dict) and "alert_id" in j and "event" in j:
+        if isinstance(j, dict) and "alert_id" in j and "event" in j and \
+                j.get("kind", "model") == "model":
             print(j["event"], j["stream"], j["alert_id"], j["score"], j["threshold"])
 
 
@@ -252,6 +253,7 @@ def cmd_check_alert(a):
     ev = [m["json"] for m in payloads(a.file)
           if isinstance(m["json"], dict) and m["json"].get("stream") == a.stream
           and "alert_id" in m["json"] and "event" in m["json"]
+          and m["json"].get("kind", "model") == "model"
           and (not a.detector or m["json"].get("detector") == a.detector)]
     raised = [e for e in ev if e["event"] == "raised"]
     cleared = [e for e in ev if e["event"] == "cleared"]

@@ -31,7 +31,8 @@ reload() {
     done
     return 1
 }
-nalerts() { grep -c "anomalyd/alerts/pump/$1" "$D/sub.jsonl"; }
+# model alerts of stream $1 (data-quality alerts share the topic)
+nalerts() { grep "anomalyd/alerts/pump/$1" "$D/sub.jsonl" | grep -cF 'kind\":\"model'; }
 F='cavitation@300m+100m'
 
 conf 100

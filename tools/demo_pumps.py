@@ -9,8 +9,11 @@ moments, each announced on stdout when it starts and ends.
 
 --speed is samples per second per pump, i.e. simulated minutes per real
 second. Messages are the pumpsim JSON rows {"ts": unix ms, "vibration": ...}
-with "ts" the simulated time: it starts at the wall clock and advances one
-minute per sample, so data times (and alert durations) are pump time.
+with "ts" the simulated time: it starts a year before the wall clock and
+advances one minute per sample, so data times (and alert durations) are
+pump time. It starts in the past because it runs faster than the wall clock:
+anomalyd rejects timestamps more than rows.max_future_ms (10 min) ahead of
+their arrival, and a year of pump time lasts over 7 hours of demo.
 
 Fault schedule (from --seed; the normal behaviour of each pump does not
 depend on it): no fault before sample --faults-after (the daemon's
@@ -99,7 +102,7 @@ def main():
     # 30 simulated days of schedule: far more than anyone watches
     plan = {} if a.no_faults else schedule(random.Random(a.seed), pumps,
                                            a.faults_after, 30 * 1440)
-    start = time.time()
+    start = time.time() - 365 * 86400     # pump time stays behind the wall clock
     sims = {}
     for i, p in enumerate(pumps):
         faults = [ps.Fault("%s@%ds+%ds" % (kind, s * PERIOD, d * PERIOD))

@@ -1,0 +1,112 @@
+#!/bin/sh
+# it_daemon_dq.sh - data-quality alerts against a real mosquitto: a pressure
+# sensor that freezes at its last value raises a data_quality alert on the
+# alert topic naming the feature (kind data_quality, check stuck), the
+# stream's retained state lists it while open, and it clears once the
+# sensor moves again; model alerts on the same topic say kind model.
+. tests/lib.sh
+H="$PYTHON tests/it_daemon_mqtt.py"
+D=$(mktemp -d /tmp/it_daemon_dq.XXXXXX)
+DPID= ; SPID=
+trap it_daemon_cleanup EXIT
+MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+
+it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+
+# state_dq FILE STREAM: "check:feature ..." of the open data-quality alerts
+# in the stream's last retained state ("-" when none)
+state_dq() {
+    $PYTHON - "$1" "$2" <<'EOP'
+import json, sys
+last = None
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"] == "anomalyd/state/pump/" + sys.argv[2]:
+        last = json.loads(m["payload"])
+if last is None or "data_quality" not in last:
+    print("none")
+else:
+    print(" ".join("%s:%s" % (x.get("check"), x.get("feature"))
+                   for x in last["data_quality"]) or "-")
+EOP
+}
+state_dq_is() { [ "$(state_dq "$1" "$2")" = "$3" ]; }
+
+cat > "$D/ad.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "it-dq", "stats_interval_s": 0.5},
+ "workers": 2,
+ "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
+   "calibration": {"windows": 100},
+   "quality": {"learn_samples": 100, "stuck_samples": 30, "range_k": 0},
+   "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
+EOC
+$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
+# the subscriber is in place once it has the daemon's retained status
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
+    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+START=$(( $(date +%s) - 600 * 60 ))
+# pump1's pressure freezes from sample 300 to 400; pump2 stays healthy
+$H pub --port "$IT_PORT" --devices 2 --rows 380 --start "$START" \
+    --fault 'stuck@300m+100m:1:pressure'
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump1 kind=data_quality \
+       event=dq_raised check=stuck feature=pressure --timeout 20; then
+    it_ok "stuck pressure sensor: data_quality alert raised naming the feature"
+else
+    it_fail "stuck pressure sensor: data_quality alert raised naming the feature" \
+        "$(grep alerts/ "$D/sub.jsonl" | head -3; tail -5 "$D/daemon.log")"
+fi
+if it_wait_until 10 state_dq_is "$D/sub.jsonl" pump1 "stuck:pressure"; then
+    it_ok "the stream's retained state lists the open data-quality alert"
+else
+    it_fail "the stream's retained state lists the open data-quality alert" \
+        "$(state_dq "$D/sub.jsonl" pump1)"
+fi
+$H pub --port "$IT_PORT" --devices 2 --rows 600 --start-row 380 --start "$START" \
+    --fault 'stuck@300m+100m:1:pressure'
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump1 kind=data_quality \
+       event=dq_cleared check=stuck feature=pressure --timeout 20 &&
+   it_wait_until 10 state_dq_is "$D/sub.jsonl" pump1 "-"; then
+    it_ok "the sensor moves again: the alert clears, the state lists none"
+else
+    it_fail "the sensor moves again: the alert clears, the state lists none" \
+        "$(state_dq "$D/sub.jsonl" pump1)"
+fi
+$PYTHON - "$D/sub.jsonl" > "$D/check.out" <<'EOP'
+import json, sys
+ids = {}
+bad = []
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if not m["topic"].startswith("anomalyd/alerts/"):
+        continue
+    j = json.loads(m["payload"])
+    if j.get("kind") != "data_quality":
+        continue
+    for k in ("schema", "alert_id", "event", "detector", "stream", "check", "feature",
+              "start", "time_ms", "published"):
+        if k not in j:
+            bad.append("%s lacks %s" % (j.get("event"), k))
+    ids.setdefault(j.get("alert_id"), []).append(j.get("event"))
+    if j["stream"] == "pump2":
+        bad.append("healthy pump2 got %s %s" % (j.get("check"), j.get("feature")))
+for i, evs in ids.items():
+    if evs != ["dq_raised", "dq_cleared"]:
+        bad.append("%s: events %s" % (i, evs))
+print("; ".join(bad) if bad else "ok %d alert(s)" % len(ids))
+EOP
+if grep -q "^ok" "$D/check.out"; then
+    it_ok "each data-quality alert is one dq_raised/dq_cleared pair with the documented fields, none on the healthy pump ($(cat "$D/check.out"))"
+else
+    it_fail "each data-quality alert is one dq_raised/dq_cleared pair with the documented fields, none on the healthy pump" \
+        "$(cat "$D/check.out")"
+fi
+if grep -q "data quality pump1-dq-[0-9-]* raised: detector pump stream pump1 check stuck feature pressure" \
+       "$D/daemon.log"; then
+    it_ok "the data-quality alert is logged"
+else
+    it_fail "the data-quality alert is logged" "$(grep -i quality "$D/daemon.log" | head -3)"
+fi
+kill -TERM "$DPID"; wait "$DPID"; DPID=
+exit 0
