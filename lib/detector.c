@@ -1215,6 +1215,12 @@ ad_adapt_job *ad_detector_take_adapt_job(ad_detector *d)
 
 int ad_detector_adapt_done(ad_detector *d, ad_model *m, const char *why)
 {
+    return ad_detector_adapt_done2(d, m, NULL, why);
+}
+
+int ad_detector_adapt_done2(ad_detector *d, ad_model *m, const ad_train_report *rep,
+                            const char *why)
+{
     int rc;
 
     if (d->ad == NULL || !d->adapt_job_out) {
@@ -1222,7 +1228,7 @@ int ad_detector_adapt_done(ad_detector *d, ad_model *m, const char *why)
         return AD_EINVAL;
     }
     d->adapt_job_out = 0;
-    rc = ad_adapt_train_done(d->ad, m, 1, NULL, why ? why : "fine-tune failed");
+    rc = ad_adapt_train_done(d->ad, m, 1, m ? rep : NULL, why ? why : "fine-tune failed");
     if (rc != 0) {
         ad_model_free(m);
         if (m != NULL)
