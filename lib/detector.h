@@ -44,6 +44,11 @@
  *                when the caller calls ad_detector_finish_calibration().
  *                Then the threshold is fitted (AD_EV_CALIBRATED). If the fit
  *                fails (too few scores), calibration continues.
+ *                With data quality on, a clean window is held for as many
+ *                windows as a stuck run needs to be recognised (quality.h:
+ *                it is then flagged back to its first sample) and left out
+ *                when flagged by then; held windows count toward the end
+ *                and are checked once more at the end.
  *   detecting    windows are scored, thresholded and drive the alerts; with
  *                thr.adapt the threshold learns from windows that did not
  *                exceed it while no alert is active (never from anomalous
