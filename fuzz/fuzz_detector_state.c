@@ -19,6 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define F 2
 
 static ad_model *g_m;
+static uint64_t g_hash;
 
 static ad_detector *mk(void)
 {
@@ -47,6 +48,7 @@ static ad_detector *mk(void)
     c.adapt.shadow_windows = 3;
     if (ad_detector_new(&d, &c, "fuzz", g_m, 0, 0, NULL, err, sizeof err) != 0)
         abort();
+    g_hash = ad_detector_cfg_hash(&c);
     return d;
 }
 
@@ -87,6 +89,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     memcpy(txt, data, size);
     txt[size] = '\0';
+    /* model_id and settings_hash strings are set to the current ones, so
+     * the parsers behind those checks (threshold state) are reached too */
+    {
+        cJSON *o = cJSON_Parse(txt);
+        cJSON *x = o ? cJSON_GetObjectItemCaseSensitive(o, "model_id") : NULL;
+        cJSON *h = o ? cJSON_GetObjectItemCaseSensitive(o, "settings_hash") : NULL;
+        char hs[24], *p2;
+        snprintf(hs, sizeof hs, "%016llx", (unsigned long long)g_hash);
+        if (cJSON_IsString(x) && cJSON_IsString(h) && cJSON_SetValuestring(x, g_m->id) &&
+            cJSON_SetValuestring(h, hs) && (p2 = cJSON_PrintUnformatted(o)) != NULL) {
+            free(txt);
+            txt = p2;
+        }
+        cJSON_Delete(o);
+    }
     err[0] = '\0';
     if (ad_detector_restore(d, txt, err, sizeof err) == 0) {
         s1 = ad_detector_save(d);
