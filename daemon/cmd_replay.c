@@ -13,8 +13,9 @@
  * exceeded the threshold); phase = the detector phase after the row, or
  * "training" on the row whose window completed the training set (replay
  * trains synchronously right there); probability and log_likelihood are
- * the anomaly probability of that window (empty when none); dq = 1 while a
- * data-quality condition is open after the row.
+ * the anomaly probability of that window (empty when none); dq = 1 when a
+ * data-quality condition is open after the row or was raised by it (a
+ * dropout is raised and cleared by the row that ends the silence).
  * Events (phase changes, calibration, alerts raised/cleared, training,
  * data quality, regime acceptance, continual learning) go to --events as
  * JSON lines, the same objects the daemon publishes. Continual-learning
@@ -83,6 +84,7 @@ typedef struct replay {
     float *in, *rec, *sh;
     double *vals;
     int T, F;
+    int dq_raised;                     /* a dq condition raised this row */
     uint64_t tp, fp, fn, tn;
 } replay;
 
@@ -407,15 +409,17 @@ static void replay_adapt(replay *r)
 {
     ad_adapt_job *aj = ad_detector_take_adapt_job(r->d);
     ad_model *nm = NULL;
+    ad_train_report rep;
     char terr[512] = "";
 
     if (aj == NULL)
         return;
-    if (ad_adapt_job_run(aj, &nm, NULL, NULL, terr, sizeof terr) != 0) {
+    memset(&rep, 0, sizeof rep);
+    if (ad_adapt_job_run(aj, &nm, &rep, NULL, terr, sizeof terr) != 0) {
         fprintf(stderr, "anomalyd replay: fine-tune failed: %s\n", terr);
         nm = NULL;
     }
-    ad_detector_adapt_done(r->d, nm, nm ? NULL : terr);
+    ad_detector_adapt_done2(r->d, nm, nm ? &rep : NULL, nm ? NULL : terr);
     ad_adapt_job_free(aj);
 }
 
@@ -470,6 +474,8 @@ static int replay_events(replay *r)
 
         if (r->evf)
             put_json(r->evf, ad_event_to_json(r->d, &ev));
+        if (ev.type == AD_EV_DQ_RAISED)
+            r->dq_raised = 1;
         if (ev.type == AD_EV_ADAPT_READY) {
             replay_adapt(r);
             trained |= 2;       /* its events are polled in the next round */
@@ -495,9 +501,14 @@ static int replay_events(replay *r)
 
 /* Push row i the way the daemon pushes a message: a whole row in rows mode,
  * one sample per feature otherwise (period mode then advances its grid to
- * the row's time, as the daemon's clock would). */
+ * the row's time, as the daemon's clock would). Before the push, data time
+ * moves on to just before the row, as the daemon's timer would have moved
+ * it during the silence: a gap in the file is a dropout (data quality) in
+ * every mode. */
 static void replay_push(replay *r, size_t i, int64_t ts)
 {
+    if (ts > INT64_MIN)
+        ad_detector_advance(r->d, ts - 1);
     for (int f = 0; f < r->F; f++)
         r->vals[f] = r->t->x[i * (size_t)r->F + (size_t)f];
     if (r->cfg.stream.mode == AD_ASM_ROWS) {
@@ -520,6 +531,7 @@ static int replay_row(replay *r, size_t i)
     int scored = 0, s, again, trained = 0, pred;
     char b1[40], b2[40], b3[40], b4[40], b5[40], err[512];
 
+    r->dq_raised = 0;
     replay_push(r, i, ts);
     do {
         if ((s = replay_windows(r, i, &score, &smoothed)) < 0)
@@ -543,7 +555,7 @@ static int replay_row(replay *r, size_t i)
     fprintf(r->out, "%zu,%lld,%s,%s,%s,%d,%d,%s,%s,%s,%s,%d\n", i, (long long)ts, b1, b2, b3,
             scored && st.exceeded, pred, st.alert_id,
             ad_phase_name(trained ? AD_PHASE_TRAINING : st.phase), b4, b5,
-            st.dq_active > 0);
+            st.dq_active > 0 || r->dq_raised);
     if (r->t->label && !(o->excl && i < (size_t)o->calib_rows)) {
         int y = r->t->label[i] > 0.5f;
         if (y && pred) r->tp++;

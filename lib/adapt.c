@@ -367,6 +367,29 @@ const float *ad_adapt_normal_window(const ad_adapt *a, size_t i, int64_t *ts_ms)
     return a->nset + slot * a->wsz;
 }
 
+void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms)
+{
+    if (a == NULL)
+        return;
+    /* pending windows are in offer order: the flagged ones are the newest */
+    while (a->plen > 0) {
+        size_t slot = (a->phead + a->plen - 1) % a->pcap;
+        pend_ent *e = &a->pend[slot];
+
+        if (e->ts < since_ms)
+            break;
+        a->ex_dq++;
+        if (e->shadow && e->shadow == a->shadow_gen && a->cand)
+            a->sh_resolved++;
+        a->plen--;
+    }
+    /* windows admitted before the condition was recognised */
+    while (a->nlen > 0 && a->nts[(a->nhead + a->nlen - 1) % a->ncap] >= since_ms) {
+        a->nlen--;
+        a->ex_dq++;
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* alerts                                                                    */
 

@@ -261,6 +261,13 @@ int ad_adapt_offer(ad_adapt *a, const float *win, const ad_model *scaled_by,
 void ad_adapt_alert_raised(ad_adapt *a, const char *id, int64_t ts_ms);
 void ad_adapt_alert_cleared(ad_adapt *a, const char *id, int64_t ts_ms,
                             ad_adapt_clear how);
+/* A data-quality condition recognised late (stuck: flagged back to the
+ * first sample of the flat run) covers data time from since_ms on: windows
+ * ending at or after it leave the pending queue and the normal set (they
+ * were offered as clean before the condition was known; counted in
+ * excluded_dq). Shadow scores already compared are kept. */
+void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms);
+
 /* Withdraw a kept true alert (now known to be a false alarm). Returns 1 when
  * it was kept, 0 when not found. */
 int ad_adapt_alert_false(ad_adapt *a, const char *id);

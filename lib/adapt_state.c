@@ -3,6 +3,7 @@
  * and its state (counters, schedule position, true-alert peaks, last
  * decision) saved and restored across restarts. See adapt.h for the format.
  */
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -219,10 +220,10 @@ static int parse_alerts(const ad_adapt *a, const cJSON *arr, true_alert *ta,
         ta[i].score = opt_num(t, "score");
         k = 0;
         cJSON_ArrayForEach(x, w) {
-            if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+            if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= FLT_MAX))
                 return ad_errf(err, errlen, AD_EFORMAT,
-                               "adapt state: %swindow[%zu]: expected a finite number",
-                               path, k);
+                               "adapt state: %swindow[%zu]: expected a finite number "
+                               "within float range", path, k);
             tawin[i * a->wsz + k++] = (float)x->valuedouble;
         }
         i++;
@@ -270,6 +271,15 @@ int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen)
     }
     if ((rc = get_num(s, "schedule.", "windows", 0, 9e15, &v[9], err, errlen)) != 0)
         goto out;
+    {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(s, "start_ms");
+        if (st && !cJSON_IsNull(st) &&
+            !(cJSON_IsNumber(st) && fabs(st->valuedouble) <= 9.2e18)) {
+            rc = ad_errf(err, errlen, AD_EFORMAT,
+                         "adapt state: schedule.start_ms: expected null or a time in ms");
+            goto out;
+        }
+    }
     last = cJSON_GetObjectItemCaseSensitive(o, "last");
     if (last && !cJSON_IsNull(last)) {
         if ((rc = parse_event(last, &ev, err, errlen)) != 0)

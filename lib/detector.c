@@ -66,6 +66,10 @@ struct ad_detector {
     int hard_n;                  /* spans of conditions other than a learned
                                   * range (ring, newest last) */
     unsigned char *lr_open;      /* F: learned-range condition open */
+    /* calibration windows held until a stuck run that began in them would
+     * have been recognised (ring, oldest at cq_head) */
+    struct calq { int64_t from, to; double s; } *cq;
+    int cq_cap, cq_head, cq_len;
     /* continual learning */
     ad_adapt *ad;
     int adapt_job_out;
@@ -327,6 +331,7 @@ void ad_detector_free(ad_detector *d)
     free(d->pres);
     free(d->last_val);
     free(d->lr_open);
+    free(d->cq);
     free(d->acc);
     free(d->srow);
     if (d->features) {
@@ -432,6 +437,10 @@ static void dq_event_cb(const ad_dq_event *ev, void *user)
         d->lr_open[ev->feature] = (unsigned char)ev->active;
     else if (!learned_range)
         hard_span(d, ev);
+    /* a condition recognised late (stuck: flagged back to `since`): the
+     * windows offered as clean since then leave the normal set */
+    if (ev->active && !learned_range && d->ad)
+        ad_adapt_dq_since(d->ad, ev->since_ms < ev->start_ms ? ev->since_ms : ev->start_ms);
     ad_log(ev->active ? AD_LOG_WARNING : AD_LOG_INFO, "stream %s: data quality %s %s%s%s",
            d->key, ad_dq_check_name(ev->check), ev->active ? "raised" : "cleared",
            ev->feature >= 0 && ev->feature < d->F ? " on " : "",
@@ -895,11 +904,79 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
     return 0;
 }
 
-/* CALIBRATING: one score (see CALIBRATION FAILURES for the reports). */
-static void calibrate(ad_detector *d, int64_t ts, double s, int untrusted)
+/* Windows a stuck run needs before it is recognised (it is then flagged
+ * back to its first sample): a clean-looking calibration window waits that
+ * long before it counts. 0 without data quality or before learning. */
+#define CALQ_MAX 1024
+static int calib_delay(const ad_detector *d)
+{
+    ad_dq_learned l;
+    double need = 0;
+    int f;
+
+    if (d->dq == NULL)
+        return 0;
+    for (f = 0; f < d->F; f++) {
+        ad_dq_get_learned(d->dq, f, &l);
+        if (!l.learned || !l.varies)
+            continue;
+        if ((double)l.stuck_need > need)
+            need = (double)l.stuck_need;
+        if (d->cfg.dq.stuck_ms > 0 && l.period_ms > 0) {
+            double n = (double)d->cfg.dq.stuck_ms / l.period_ms;
+            if (l.run_max > 0 && 2.0 * l.run_max > n)
+                n = 2.0 * l.run_max;
+            if (n > need)
+                need = n;
+        }
+    }
+    need = need / d->cfg.hop + 1;
+    return need > CALQ_MAX ? CALQ_MAX : (int)need;
+}
+
+/* The oldest held calibration window: used unless a data-quality flag now
+ * covers it. */
+static void calq_pop(ad_detector *d)
+{
+    struct calq *q = &d->cq[d->cq_head];
+
+    if (d->dq && ad_dq_flagged(d->dq, q->from, q->to)) {
+        d->st.calib_excluded++;
+    } else {
+        ad_threshold_add(d->thr, q->s);
+        d->st.calib_windows++;
+    }
+    d->cq_head = (d->cq_head + 1) % d->cq_cap;
+    d->cq_len--;
+}
+
+/* Hold a clean calibration window (see calib_delay); returns 0, or -1 when
+ * it could not be held (then the caller uses it at once). */
+static int calq_push(ad_detector *d, int64_t from, int64_t to, double s, int delay)
+{
+    if (d->cq == NULL) {
+        if ((d->cq = malloc(CALQ_MAX * sizeof(*d->cq))) == NULL)
+            return -1;
+        d->cq_cap = CALQ_MAX;
+        d->cq_head = d->cq_len = 0;
+    }
+    if (d->cq_len == d->cq_cap)
+        calq_pop(d);
+    d->cq[(d->cq_head + d->cq_len) % d->cq_cap] = (struct calq){ from, to, s };
+    d->cq_len++;
+    while (d->cq_len > delay)
+        calq_pop(d);
+    return 0;
+}
+
+/* CALIBRATING: one score (see CALIBRATION FAILURES for the reports). A
+ * clean window is held until a stuck run starting in it would have been
+ * recognised (calib_delay windows later) and left out if flagged by then;
+ * at the end of calibration the held ones are checked at once. */
+static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int untrusted)
 {
     /* untrusted: an untrusted row or a data-quality flag */
-    int done = 0;
+    int done = 0, delay = calib_delay(d);
     char err[160];
 
     if (!d->has_calib_start) {
@@ -908,15 +985,24 @@ static void calibrate(ad_detector *d, int64_t ts, double s, int untrusted)
     }
     if (untrusted) {
         d->st.calib_excluded++;
-    } else {
+    } else if ((delay == 0 && d->cq_len == 0) || calq_push(d, from, ts, s, delay) != 0) {
         ad_threshold_add(d->thr, s);
         d->st.calib_windows++;
     }
+    /* the end comes when it would without holding (held windows count);
+     * the held ones are checked once more then: a flagged one is left out
+     * and calibration goes on until calib_windows clean ones */
     if (d->cfg.calib_windows > 0 &&
-        ad_threshold_count(d->thr) >= (uint64_t)d->cfg.calib_windows)
+        ad_threshold_count(d->thr) + (uint64_t)d->cq_len >= (uint64_t)d->cfg.calib_windows) {
+        while (d->cq_len > 0)
+            calq_pop(d);
+        done = ad_threshold_count(d->thr) >= (uint64_t)d->cfg.calib_windows;
+    }
+    if (d->cfg.calib_duration_ms > 0 && ts - d->calib_start >= d->cfg.calib_duration_ms) {
+        while (d->cq_len > 0)
+            calq_pop(d);
         done = 1;
-    if (d->cfg.calib_duration_ms > 0 && ts - d->calib_start >= d->cfg.calib_duration_ms)
-        done = 1;
+    }
     if (!done || fit_now(d, ts, err, sizeof(err)) == 0)
         return;
     d->st.calib_failures++;
@@ -1215,6 +1301,12 @@ ad_adapt_job *ad_detector_take_adapt_job(ad_detector *d)
 
 int ad_detector_adapt_done(ad_detector *d, ad_model *m, const char *why)
 {
+    return ad_detector_adapt_done2(d, m, NULL, why);
+}
+
+int ad_detector_adapt_done2(ad_detector *d, ad_model *m, const ad_train_report *rep,
+                            const char *why)
+{
     int rc;
 
     if (d->ad == NULL || !d->adapt_job_out) {
@@ -1222,7 +1314,7 @@ int ad_detector_adapt_done(ad_detector *d, ad_model *m, const char *why)
         return AD_EINVAL;
     }
     d->adapt_job_out = 0;
-    rc = ad_adapt_train_done(d->ad, m, 1, NULL, why ? why : "fine-tune failed");
+    rc = ad_adapt_train_done(d->ad, m, 1, m ? rep : NULL, why ? why : "fine-tune failed");
     if (rc != 0) {
         ad_model_free(m);
         if (m != NULL)
@@ -1284,7 +1376,7 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
     d->st.last_log_likelihood = L;
 
     if (d->phase == AD_PHASE_CALIBRATING) {
-        calibrate(d, ts, s, noteach);
+        calibrate(d, job->start_ms, ts, s, noteach);
         return 0;
     }
     if (d->phase != AD_PHASE_DETECTING)
@@ -1311,6 +1403,8 @@ int ad_detector_finish_calibration(ad_detector *d, char *err, size_t errlen)
     if (d->phase != AD_PHASE_CALIBRATING)
         return ad_errf(err, errlen, AD_EINVAL, "stream %s: not calibrating (phase %s)",
                        d->key, ad_phase_name(d->phase));
+    while (d->cq_len > 0)
+        calq_pop(d);                /* held windows count now */
     return fit_now(d, d->last_ts, err, errlen);
 }
 
@@ -1527,6 +1621,7 @@ static void restart_calibration(ad_detector *d, int64_t ts)
     d->fail_unreported = 0;
     d->has_smooth = 0;
     d->has_calib_start = 0;
+    d->cq_len = 0;
     set_phase(d, AD_PHASE_CALIBRATING, ts);
     if (fit_without_scores(d) > 0) {
         ad_event *e = ev_new(d, AD_EV_CALIBRATED, ts);

@@ -44,6 +44,11 @@
  *                when the caller calls ad_detector_finish_calibration().
  *                Then the threshold is fitted (AD_EV_CALIBRATED). If the fit
  *                fails (too few scores), calibration continues.
+ *                With data quality on, a clean window is held for as many
+ *                windows as a stuck run needs to be recognised (quality.h:
+ *                it is then flagged back to its first sample) and left out
+ *                when flagged by then; held windows count toward the end
+ *                and are checked once more at the end.
  *   detecting    windows are scored, thresholded and drive the alerts; with
  *                thr.adapt the threshold learns from windows that did not
  *                exceed it while no alert is active (never from anomalous
@@ -436,6 +441,11 @@ int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
  */
 ad_adapt_job *ad_detector_take_adapt_job(ad_detector *d);
 int ad_detector_adapt_done(ad_detector *d, ad_model *m, const char *why);
+/* The same with the fine-tune's report (ad_adapt_job_run's rep; may be
+ * NULL): its epochs, loss and seconds go into the decision's figures
+ * (train_loss, train_seconds, epochs_run of AD_EV_ADAPT). */
+int ad_detector_adapt_done2(ad_detector *d, ad_model *m, const ad_train_report *rep,
+                            const char *why);
 
 /* The stream's monitors (NULL when disabled); borrowed, for stats. */
 const ad_dq *ad_detector_dq(const ad_detector *d);

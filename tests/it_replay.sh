@@ -2,8 +2,9 @@
 # it_replay.sh - `anomalyd replay` on generated data with an injected
 # anomaly: per-row output, alert events at the right place naming the right
 # sensor, point metrics, identical output on a second run (stable alert
-# ids), NaN cells rejected and counted, the pipeline of a config (-c,
-# --detector, options overriding single settings), bootstrap training
+# ids), NaN cells rejected and counted, a hole in the timestamps raised
+# and cleared as a dropout, the pipeline of a config (-c, --detector,
+# options overriding single settings), bootstrap training
 # phases, usage errors naming the option, FIFOs refused without a hang.
 . tests/lib.sh
 BIN=${AD_BIN:-build/anomalyd}
@@ -68,6 +69,46 @@ bad=$(awk -F, 'NR>1 { if ($3 != "" && !($10 >= 0 && $10 <= 1 && $11 <= 0)) print
 np=$(awk -F, 'NR>1 && $10 != ""' "$D/out1.csv" | wc -l)
 if [ -z "$bad" ] && [ "$np" -gt 0 ]; then it_ok "probability, log_likelihood and dq columns ($np rows with p)"
 else it_fail "probability/dq columns" "bad rows: $bad, rows with p: $np"; fi
+
+# A 2-minute hole in the file (rows 600.. shifted by 120 s): replay moves
+# data time to each row before pushing it, so the silence is a dropout
+# (data quality) raised and cleared by row 600, and its dq column is 1.
+$PYTHON - "$D/data.csv" "$D/gap.csv" <<'EOF2'
+import sys, datetime
+rows = open(sys.argv[1]).read().splitlines()
+with open(sys.argv[2], "w") as f:
+    f.write(rows[0] + "\n")
+    for i, line in enumerate(rows[1:]):
+        ts, rest = line.split(",", 1)
+        if i >= 600:
+            t = datetime.datetime.strptime(ts, "%Y-%m-%d %H:%M:%S") + datetime.timedelta(seconds=120)
+            ts = t.strftime("%Y-%m-%d %H:%M:%S")
+        f.write(ts + "," + rest + "\n")
+EOF2
+if "$BIN" replay -m "$D/m.safetensors" -i "$D/gap.csv" --stream pump1 --calibrate-rows 400 \
+        --label anomaly -o "$D/gap_out.csv" -e "$D/gap_ev.jsonl" 2> "$D/loggap"; then
+    nr=$(grep '"event":"dq_raised"' "$D/gap_ev.jsonl" | grep -c '"check":"dropout"')
+    nc=$(grep '"event":"dq_cleared"' "$D/gap_ev.jsonl" | grep -c '"check":"dropout"')
+    rid=$(grep '"event":"dq_raised"' "$D/gap_ev.jsonl" | grep '"check":"dropout"' | sed 's/.*"id":"\([^"]*\)".*/\1/')
+    cid=$(grep '"event":"dq_cleared"' "$D/gap_ev.jsonl" | grep '"check":"dropout"' | sed 's/.*"id":"\([^"]*\)".*/\1/')
+    dq600=$(sed -n '602p' "$D/gap_out.csv" | awk -F, '{print $12}')
+    dq599=$(sed -n '601p' "$D/gap_out.csv" | awk -F, '{print $12}')
+    dq601=$(sed -n '603p' "$D/gap_out.csv" | awk -F, '{print $12}')
+    if [ "$nr" -eq 1 ] && [ "$nc" -eq 1 ] && [ -n "$rid" ] && [ "$rid" = "$cid" ] &&
+       [ "$dq600" = 1 ] && [ "$dq599" = 0 ] && [ "$dq601" = 0 ]; then
+        it_ok "a 2-minute hole in the CSV: dropout raised and cleared ($rid), dq column 1 on row 600 only"
+    else
+        it_fail "dropout in replay" "raised $nr cleared $nc ids '$rid'/'$cid' dq 599/600/601: $dq599/$dq600/$dq601; $(grep dq_ "$D/gap_ev.jsonl" | head -3)"
+    fi
+    # the file without the hole raises no dropout
+    if grep -q '"check":"dropout"' "$D/ev1.jsonl"; then
+        it_fail "no dropout without a hole" "$(grep dropout "$D/ev1.jsonl" | head -2)"
+    else
+        it_ok "no dropout without a hole"
+    fi
+else
+    it_fail "replay of a CSV with a hole" "$(cat "$D/loggap")"
+fi
 
 # Phases: calibrating on the first 400 rows, detecting afterwards.
 p399=$(sed -n '400p' "$D/out1.csv" | awk -F, '{print $9}')

@@ -1,0 +1,365 @@
+/*
+ * test_detector_adapt.c - continual learning through the whole detector
+ * (push rows, score windows with the live model and the shadow candidate
+ * as the daemon does, run fine-tune jobs, read events):
+ *   - a persistent new regime (sensor 0 shifted, sensor 1 at another
+ *     period) raises once, is accepted, a candidate is fine-tuned on the
+ *     normal set, shadowed and promoted (AD_EV_ADAPT "promoted" with its
+ *     figures, the fine-tune's loss, epochs and seconds included); windows
+ *     of the new regime stop alerting, and a real fault afterwards still
+ *     alerts;
+ *   - a candidate that would silence a known true alert (a model file
+ *     trained on data with the fault in it, loaded with reload.shadow) is
+ *     rejected with the alert named, and the live model stays.
+ *
+ * Data and the dense autoencoder as in test_adapt.c: three sensors from a
+ * multi-sine with noise; regime B shifts sensor 0 by +1.5 and changes
+ * sensor 1's period; the blockage fault adds +1.2 to sensor 2.
+ */
+#include "t.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ad.h"
+#include "detector.h"
+#include "model.h"
+#include "engine.h"
+#include "train.h"
+
+#define T 12
+#define F 3
+#define W (T * F)
+
+enum { REG_A = 0, REG_B = 1 };
+
+static ad_model *g_live;
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Deterministic noise in [-1, 1] from the row index. */
+static double noise(uint64_t i, int f)
+{
+    uint64_t z = i * 0x9E3779B97F4A7C15ull + (uint64_t)f * 0xBF58476D1CE4E5B9ull;
+
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (double)(z >> 11) / (double)(1ull << 52) - 1.0;
+}
+
+static void gen_row(uint64_t t, int regime, int blockage, float *r)
+{
+    double p = 6.283185307179586 * (double)t;
+
+    r[0] = (float)(5.0 + sin(p / 20.0) + 0.05 * noise(t, 0) + (regime == REG_B ? 1.5 : 0.0));
+    r[1] = (float)(2.0 + 0.5 * cos(p / (regime == REG_B ? 9.0 : 13.0)) + 0.05 * noise(t, 1));
+    r[2] = (float)(1.0 + 0.3 * sin(p / 7.0) + 0.2 * sin(p / 20.0) + 0.05 * noise(t, 2) +
+                   (blockage ? 1.2 : 0.0));
+}
+
+/* The live model: dense autoencoder flatten -> dense(6, tanh) -> dense(T*F),
+ * standard scaler and weights fitted on 600 rows of regime A. */
+static ad_model *train_model(int with_blockage)
+{
+    ad_layer_spec L[3] = {
+        { AD_LAYER_FLATTEN, 0, AD_ACT_LINEAR, 0 },
+        { AD_LAYER_DENSE, 6, AD_ACT_TANH, 0 },
+        { AD_LAYER_DENSE, W, AD_ACT_LINEAR, 0 },
+    };
+    enum { ROWS = 600 };
+    static float rows[ROWS * F], sc[ROWS * F], win[ROWS * W];
+    float mean[F], sd[F];
+    ad_model *m = NULL;
+    ad_train_opts o;
+    ad_train_report rep;
+    char err[200];
+    size_t n, r;
+    int f;
+
+    if (ad_model_create(&m, T, F, L, 3, err, sizeof(err)) != 0) {
+        fprintf(stderr, "model: %s\n", err);
+        return NULL;
+    }
+    for (r = 0; r < ROWS; r++)
+        gen_row(r + 1000, REG_A, with_blockage && (r / 40) % 2 == 1, rows + r * F);
+    for (f = 0; f < F; f++) {
+        double s = 0, s2 = 0;
+        for (r = 0; r < ROWS; r++)
+            s += rows[r * F + f];
+        s /= ROWS;
+        for (r = 0; r < ROWS; r++)
+            s2 += (rows[r * F + f] - s) * (rows[r * F + f] - s);
+        mean[f] = (float)s;
+        sd[f] = (float)sqrt(s2 / ROWS);
+    }
+    if (with_blockage && g_live) {      /* a model file with the live scaler (see
+                                         * the note in the rejection test) */
+        memcpy(mean, g_live->scale_a, sizeof(mean));
+        memcpy(sd, g_live->scale_b, sizeof(sd));
+    }
+    ad_model_set_scaler(m, AD_SCALER_STANDARD, mean, sd);
+    ad_train_init_weights(m, 7);
+    ad_model_scale(m, rows, sc, ROWS);
+    n = ad_train_cut_windows(sc, ROWS, F, T, 1, win);
+    ad_train_opts_default(&o);
+    o.loss = AD_LOSS_MAE;
+    o.epochs = with_blockage ? 150 : 60;
+    o.lr = 3e-3f;
+    o.val_frac = 0;
+    o.patience = 0;
+    if (ad_train_fit(m, win, n, &o, &rep, NULL, NULL, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "train: %s\n", err);
+        ad_model_free(m);
+        return NULL;
+    }
+    {
+        void *buf;
+        size_t len;
+        if (ad_model_serialize(m, &buf, &len) == 0)
+            free(buf);
+    }
+    T_NOTE("%s model: %zu windows, %d epochs, train MAE %.4f, %.2f s",
+           with_blockage ? "blockage-trained" : "live", n, rep.epochs_run, rep.train_loss, rep.seconds);
+    return m;
+}
+
+/* MAE of a scaled window under m. */
+static double score_scaled(const ad_model *m, const float *x)
+{
+    float y[W], mae;
+    ad_engine *e = ad_engine_new(m, 1);
+
+    ad_engine_forward(e, x, y, 1);
+    ad_engine_free(e);
+    ad_recon_error(x, y, T, F, AD_METRIC_MAE, NULL, &mae, NULL);
+    return mae;
+}
+
+typedef struct run {
+    int raised, cleared, accepted, promoted, rejected, shadow, ready;
+    int64_t last_raise;
+    ad_event adapt;             /* last decision */
+    char adapt_json[1024];
+    ad_train_report rep;
+} run;
+
+static void on_adapt_ready(ad_detector *d, run *r)
+{
+    ad_adapt_job *j = ad_detector_take_adapt_job(d);
+    ad_model *cand = NULL;
+    char err[256] = "";
+
+    if (j == NULL)
+        return;
+    memset(&r->rep, 0, sizeof(r->rep));
+    if (ad_adapt_job_run(j, &cand, &r->rep, NULL, err, sizeof(err)) != 0)
+        cand = NULL;
+    T_NOTE("fine-tune: %zu windows, %d epochs, loss %.4f, %.2f s %s", j->n, r->rep.epochs_run,
+           r->rep.train_loss, r->rep.seconds, err);
+    ad_detector_adapt_done2(d, cand, cand ? &r->rep : NULL, cand ? NULL : err);
+    ad_adapt_job_free(j);
+}
+
+static void step(ad_detector *d, uint64_t t, int regime, int blockage, run *r)
+{
+    float raw[F], x[W];
+    double row[F];
+    ad_window_job job;
+    ad_event ev;
+    int f;
+
+    gen_row(t, regime, blockage, raw);
+    for (f = 0; f < F; f++)
+        row[f] = raw[f];
+    ad_detector_push_row(d, (int64_t)t * 1000, row, NULL);
+    while (ad_detector_next_window(d, x, &job)) {
+        double s = score_scaled(job.model, x);
+        double sh = job.shadow ? score_scaled(job.shadow, x) : NAN;
+        ad_detector_feed_score2(d, &job, s, NULL, sh);
+    }
+again:
+    while (ad_detector_poll_event(d, &ev)) {
+        switch (ev.type) {
+        case AD_EV_ALERT_RAISED: r->raised++; r->last_raise = ev.ts_ms; break;
+        case AD_EV_ALERT_CLEARED: r->cleared++; break;
+        case AD_EV_ACCEPTED: r->accepted++; break;
+        case AD_EV_ADAPT_READY: r->ready++; on_adapt_ready(d, r); goto again;
+        case AD_EV_ADAPT:
+            if (ev.adapt.type == AD_ADAPT_EV_SHADOW) {
+                r->shadow++;
+                break;
+            }
+            r->promoted += ev.adapt.type == AD_ADAPT_EV_PROMOTED;
+            r->rejected += ev.adapt.type == AD_ADAPT_EV_REJECTED;
+            r->adapt = ev;
+            {
+                cJSON *j = ad_event_to_json(d, &ev);
+                char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+                snprintf(r->adapt_json, sizeof(r->adapt_json), "%s", s ? s : "");
+                free(s);
+                cJSON_Delete(j);
+            }
+            break;
+        default: break;
+        }
+    }
+}
+
+static ad_detector *mk(int reload_shadow)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 200;
+    c.thr.margin = 1.2;
+    c.alert.k = 3;
+    c.alert.n = 3;
+    c.alert.m = 5;
+    c.alert.clear_ratio = 1;
+    c.alert.accept_after = 30;
+    ad_adapt_cfg_default(&c.adapt);
+    c.adapt.enabled = 1;
+    c.adapt.every_windows = 300;
+    c.adapt.every_hours = 0;
+    c.adapt.normal_windows = 300;
+    c.adapt.min_windows = 200;
+    c.adapt.margin = 5;
+    c.adapt.shadow_windows = 150;
+    c.adapt.epochs = 30;
+    c.adapt.lr = 3e-3;
+    c.adapt.true_alerts = 4;
+    c.adapt.min_gain = 0.2;
+    c.adapt.reload_shadow = reload_shadow;
+    if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0)
+        T_CHECK(0, "ad_detector_new: %s", err);
+    return d;
+}
+
+static void test_new_regime_absorbed(void)
+{
+    ad_detector *d;
+    ad_detector_stats st;
+    run r;
+    uint64_t t = 5000;
+    int i, raised_b, raised_after;
+    double t0 = now_s();
+
+    if (!g_live || !(d = mk(0)))
+        return;
+    memset(&r, 0, sizeof(r));
+    for (i = 0; i < 400; i++)                   /* calibrate, detect on A */
+        step(d, t++, REG_A, 0, &r);
+    for (i = 0; i < 20; i++)                    /* a true fault */
+        step(d, t++, REG_A, 1, &r);
+    for (i = 0; i < 100; i++)
+        step(d, t++, REG_A, 0, &r);
+    T_CHECK(r.raised == 1 && r.cleared == 1, "blockage on A raised %d, cleared %d", r.raised,
+            r.cleared);
+    raised_b = r.raised;
+    /* the first candidates learn from a normal set still mostly of regime A
+     * and may be rejected; the schedule tries again */
+    for (i = 0; i < 3000 && !r.promoted; i++)
+        step(d, t++, REG_B, 0, &r);
+    T_NOTE("regime B: %d windows until promotion; raises %d, accepted %d, fine-tunes %d, "
+           "shadows %d, rejected %d", i, r.raised - raised_b, r.accepted, r.ready, r.shadow,
+           r.rejected);
+    T_CHECK(r.accepted >= 1 && r.raised - raised_b == 1, "regime raised once (%d) and "
+            "accepted (%d)", r.raised - raised_b, r.accepted);
+    T_CHECK(r.promoted == 1, "promoted %d (rejected %d): %s", r.promoted, r.rejected,
+            r.adapt_json);
+    T_NOTE("decision: %s", r.adapt_json);
+    if (r.promoted) {
+        const ad_adapt_event *a = &r.adapt.adapt;
+        T_CHECK(a->cand_error < a->live_error * 0.8 && a->alerts_checked == 1 &&
+                a->alerts_silenced == 0, "figures: candidate %.4f live %.4f, alerts %d/%d",
+                a->cand_error, a->live_error, a->alerts_silenced, a->alerts_checked);
+        T_CHECK(isfinite(a->train_loss) && a->epochs_run > 0 && a->train_seconds > 0 &&
+                fabs(a->train_loss - r.rep.train_loss) < 1e-12,
+                "fine-tune report in the figures: loss %g (job %g), epochs %d, %g s",
+                a->train_loss, r.rep.train_loss, a->epochs_run, a->train_seconds);
+        T_CHECK(strstr(r.adapt_json, "\"decision\":\"promoted\"") &&
+                !strstr(r.adapt_json, "\"train_loss\":null") &&
+                !strstr(r.adapt_json, "\"train_seconds\":null"), "JSON figures: %s",
+                r.adapt_json);
+        T_CHECK(ad_detector_model(d) != g_live &&
+                strcmp(ad_detector_model(d)->id, a->model_id) == 0,
+                "the detector runs the candidate %s", a->model_id);
+    }
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.adapt_promoted == 1, "stats: promoted %llu", (unsigned long long)st.adapt_promoted);
+    raised_after = r.raised;
+    for (i = 0; i < 400; i++)
+        step(d, t++, REG_B, 0, &r);
+    T_CHECK(r.raised == raised_after, "400 windows of B after promotion: %d raises",
+            r.raised - raised_after);
+    for (i = 0; i < 20; i++)
+        step(d, t++, REG_B, 1, &r);
+    T_CHECK(r.raised == raised_after + 1 && r.last_raise >= (int64_t)(t - 20) * 1000,
+            "a blockage on B still alerts (%d raise)", r.raised - raised_after);
+    ad_detector_get_stats(d, &st);
+    T_NOTE("after promotion: threshold %.4f, last score %.4f; %.2f s", st.threshold,
+           st.last_score, now_s() - t0);
+    ad_detector_free(d);
+}
+
+static void test_silencing_candidate_rejected(void)
+{
+    ad_detector *d;
+    ad_model *bad = train_model(1);
+    run r;
+    uint64_t t = 20000;
+    int i, rc;
+    char err[200];
+
+    if (!g_live || !bad || !(d = mk(1))) {
+        ad_model_free(bad);
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    for (i = 0; i < 300; i++)
+        step(d, t++, REG_A, 0, &r);
+    for (i = 0; i < 20; i++)
+        step(d, t++, REG_A, 1, &r);
+    for (i = 0; i < 60; i++)
+        step(d, t++, REG_A, 0, &r);
+    T_CHECK(r.raised == 1 && r.cleared == 1, "true alert raised %d cleared %d", r.raised,
+            r.cleared);
+    rc = ad_detector_set_model(d, bad, 0, err, sizeof(err));
+    T_CHECK(rc == AD_DETECTOR_SHADOW, "reload goes through the shadow (rc %d %s)", rc, err);
+    ad_model_free(bad);                         /* the detector keeps a clone */
+    for (i = 0; i < 400 && !r.promoted && !r.rejected; i++)
+        step(d, t++, REG_A, 0, &r);
+    /* NOTE: the model file shares the live scaler; a file with another
+     * scaler never gets shadow scores from the detector (job.shadow NULL) */
+    T_CHECK(r.rejected == 1 && r.promoted == 0, "rejected %d promoted %d: %s", r.rejected,
+            r.promoted, r.adapt_json);
+    T_CHECK(r.adapt.adapt.alerts_silenced == 1 && r.adapt.adapt.min_alert_ratio <= 1.0 &&
+            strncmp(r.adapt.adapt.silenced_alert, "pump1-", 6) == 0,
+            "silenced %d (%s), ratio %.3f", r.adapt.adapt.alerts_silenced,
+            r.adapt.adapt.silenced_alert, r.adapt.adapt.min_alert_ratio);
+    T_CHECK(ad_detector_model(d) == g_live, "the live model stays");
+    T_NOTE("decision: %s", r.adapt_json);
+    ad_detector_free(d);
+}
+
+int main(void)
+{
+    double t0 = now_s();
+
+    g_live = train_model(0);
+    T_RUN(test_new_regime_absorbed);
+    T_RUN(test_silencing_candidate_rejected);
+    ad_model_free(g_live);
+    T_NOTE("total %.2f s", now_s() - t0);
+    return t_done();
+}

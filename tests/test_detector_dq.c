@@ -1,0 +1,428 @@
+/*
+ * test_detector_dq.c - data quality through the whole detector (push rows,
+ * score windows, read events and stats):
+ *   - a sensor stuck at its last value while calibrating: one stuck event
+ *     naming that feature, within twice its defining run (30 samples); no
+ *     window containing a stuck row feeds the calibration, including the
+ *     windows scored before the run was long enough to be recognised; the
+ *     event clears, with the same id, on the first value that moves;
+ *   - the same while detecting with continual learning on: no window
+ *     containing a stuck row enters the normal set;
+ *   - save / restore of a detector with learned data-quality state and
+ *     continual-learning state (a kept true alert): the restored detector
+ *     scores the next 200 rows like the original (same scores, smoothed
+ *     scores, threshold, events and ids).
+ *
+ * Model: one TimeDistributed Dense with zero weights and no scaler, so a
+ * window's MAE score is the mean |value| over its rows and features.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#include "t.h"
+#include "ad.h"
+#include "detector.h"
+#include "engine.h"
+
+#define F 2
+#define TW 4
+#define MAXW 2048
+
+static ad_model *zero_model(int T)
+{
+    ad_layer_spec L[1] = { { AD_LAYER_TD_DENSE, F, AD_ACT_LINEAR, 0 } };
+    ad_model *m = NULL;
+    char err[200];
+    void *buf;
+    size_t len;
+
+    if (ad_model_create(&m, T, F, L, 1, err, sizeof(err)) != 0)
+        return NULL;
+    if (ad_model_serialize(m, &buf, &len) == 0)   /* sets the model id */
+        free(buf);
+    return m;
+}
+
+static uint64_t rng = 88172645463325252ull;
+
+static double noise(void)      /* uniform in [-1, 1) */
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 4503599627370496.0 - 1.0;
+}
+
+typedef struct wrec {           /* one scored window */
+    int64_t start, ts;
+    ad_phase phase;
+    double score, smoothed, thr;
+} wrec;
+
+typedef struct run {
+    int nw;
+    wrec w[MAXW];
+    int n;
+    ad_event ev[256];           /* events other than phase */
+} run;
+
+static void step(ad_detector *d, int64_t ts, double a, double b, run *r)
+{
+    double row[F] = { a, b };
+    float in[TW * F], out[TW * F], share[F];
+    ad_window_job job;
+    ad_event ev;
+
+    ad_detector_push_row(d, ts, row, NULL);
+    ad_detector_advance(d, ts);
+    while (ad_detector_next_window(d, in, &job)) {
+        float mae;
+        ad_detector_stats st;
+        ad_forward_ref(job.model, in, out, 1);
+        ad_recon_error(in, out, TW, F, AD_METRIC_MAE, NULL, &mae, share);
+        ad_detector_feed_score(d, &job, mae, share);
+        ad_detector_get_stats(d, &st);
+        if (r->nw < MAXW) {
+            wrec *w = &r->w[r->nw++];
+            w->start = job.start_ms;
+            w->ts = job.ts_ms;
+            w->phase = job.phase;
+            w->score = mae;
+            w->smoothed = st.last_smoothed;
+            w->thr = st.threshold;
+        }
+    }
+    while (ad_detector_poll_event(d, &ev))
+        if (ev.type != AD_EV_PHASE && r->n < 256)
+            r->ev[r->n++] = ev;
+}
+
+static void base_cfg(ad_detector_cfg *c)
+{
+    ad_detector_cfg_default(c);
+    c->calib_windows = 300;
+    c->thr.margin = 1.2;
+    c->alert.k = 1;
+    c->alert.n = 1;
+    c->alert.m = 2;
+    c->alert.clear_ratio = 1;
+    c->alert.accept_after = 0;
+    c->dq_enabled = 1;
+    ad_dq_cfg_default(&c->dq);          /* learn 100, stuck 30 samples */
+}
+
+static int64_t T0 = 1700000000000LL;
+static int64_t tsof(int i) { return T0 + (int64_t)i * 1000; }
+
+/* Windows (of r) whose rows include one of rows [a, b]. */
+static int overlapping(const run *r, int a, int b, int calibrating_only)
+{
+    int i, n = 0;
+
+    for (i = 0; i < r->nw; i++)
+        if (r->w[i].ts >= tsof(a) && r->w[i].start <= tsof(b) &&
+            (!calibrating_only || r->w[i].phase == AD_PHASE_CALIBRATING))
+            n++;
+    return n;
+}
+
+/* Check the stuck events of r: one raise naming feature 1 within 2 x 30
+ * samples of the run's first sample (row s0 - 1 holds the value that
+ * sticks), one clear at row s1 + 1 with the same id. */
+static void check_stuck_events(const ad_detector *d, const run *r, int s0, int s1)
+{
+    int i, ir = -1, ic = -1;
+
+    for (i = 0; i < r->n; i++) {
+        if (r->ev[i].type == AD_EV_DQ_RAISED && r->ev[i].dq.check == AD_DQ_STUCK)
+            ir = ir < 0 ? i : -2;
+        if (r->ev[i].type == AD_EV_DQ_CLEARED && r->ev[i].dq.check == AD_DQ_STUCK)
+            ic = ic < 0 ? i : -2;
+    }
+    T_CHECK(ir >= 0 && ic >= 0, "one stuck raise (%d) and one clear (%d)", ir, ic);
+    if (ir < 0 || ic < 0)
+        return;
+    T_CHECK(r->ev[ir].dq.feature == 1, "raise names feature %d (want 1)", r->ev[ir].dq.feature);
+    T_CHECK(r->ev[ir].dq.since_ms == tsof(s0 - 1), "stuck since row %lld (want %d)",
+            (long long)((r->ev[ir].dq.since_ms - T0) / 1000), s0 - 1);
+    T_CHECK(r->ev[ir].ts_ms - tsof(s0 - 1) <= 2 * 30 * 1000,
+            "raised %lld s after the run began (limit 60)",
+            (long long)((r->ev[ir].ts_ms - tsof(s0 - 1)) / 1000));
+    T_CHECK(r->ev[ic].ts_ms == tsof(s1 + 1), "cleared at row %lld (want %d)",
+            (long long)((r->ev[ic].ts_ms - T0) / 1000), s1 + 1);
+    T_CHECK(strcmp(r->ev[ir].dq.id, r->ev[ic].dq.id) == 0, "same id: %s / %s",
+            r->ev[ir].dq.id, r->ev[ic].dq.id);
+    {
+        cJSON *j = ad_event_to_json(d, &r->ev[ir]);
+        const cJSON *fe = j ? cJSON_GetObjectItemCaseSensitive(j, "feature") : NULL;
+        const cJSON *k = j ? cJSON_GetObjectItemCaseSensitive(j, "kind") : NULL;
+        T_CHECK(cJSON_IsString(fe) && strcmp(fe->valuestring, ad_detector_features(d)[1]) == 0,
+                "JSON names the feature (%s)", cJSON_IsString(fe) ? fe->valuestring : "-");
+        T_CHECK(cJSON_IsString(k) && strcmp(k->valuestring, "data_quality") == 0,
+                "JSON kind data_quality");
+        cJSON_Delete(j);
+    }
+    T_NOTE("stuck run from row %d: raised at row %lld, cleared at row %lld, id %s", s0 - 1,
+           (long long)((r->ev[ir].ts_ms - T0) / 1000), (long long)((r->ev[ic].ts_ms - T0) / 1000),
+           r->ev[ir].dq.id);
+}
+
+static run R;
+
+static void test_stuck_while_calibrating(void)
+{
+    ad_model *m = zero_model(TW);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    int i, s0 = 150, s1 = 229, want;
+    double held = 0;
+
+    base_cfg(&c);
+    if (!m || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "new: %s", err);
+        ad_model_free(m);
+        return;
+    }
+    memset(&R, 0, sizeof(R));
+    rng = 11;
+    for (i = 0; i < 500; i++) {
+        double a = 1 + 0.05 * noise(), b = 1 + 0.05 * noise();
+        if (i == s0 - 1)
+            held = b;
+        if (i >= s0 && i <= s1)
+            b = held;                   /* frozen at its last value */
+        step(d, tsof(i), a, b, &R);
+    }
+    ad_detector_get_stats(d, &st);
+    check_stuck_events(d, &R, s0, s1);
+    want = overlapping(&R, s0, s1, 1);
+    T_CHECK(want > 0 && st.calib_excluded >= (uint64_t)want,
+            "calibration excluded %llu windows; %d calibrating windows contain a stuck row",
+            (unsigned long long)st.calib_excluded, want);
+    T_CHECK(st.phase == AD_PHASE_DETECTING && st.calib_windows == 300,
+            "calibrated on 300 clean windows (%llu, phase %s)",
+            (unsigned long long)st.calib_windows, ad_phase_name(st.phase));
+    T_CHECK(st.dq_active == 0 && st.dq_raised == 1, "dq active %d raised %llu", st.dq_active,
+            (unsigned long long)st.dq_raised);
+    T_NOTE("calibration: %llu windows used, %llu excluded (%d contain a stuck row)",
+           (unsigned long long)st.calib_windows, (unsigned long long)st.calib_excluded, want);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+static void test_stuck_while_detecting_adapt(void)
+{
+    ad_model *m = zero_model(TW);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_adapt_stats as;
+    char err[300];
+    int i, s0 = 500, s1 = 579, bad = 0;
+    size_t k;
+    double held = 0;
+
+    base_cfg(&c);
+    c.calib_windows = 100;
+    ad_adapt_cfg_default(&c.adapt);
+    c.adapt.enabled = 1;
+    c.adapt.every_windows = 100000;     /* no fine-tune in this test */
+    c.adapt.every_hours = 0;
+    c.adapt.normal_windows = 1000;
+    c.adapt.min_windows = 10;
+    c.adapt.margin = 5;
+    if (!m || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "new: %s", err);
+        ad_model_free(m);
+        return;
+    }
+    memset(&R, 0, sizeof(R));
+    rng = 12;
+    for (i = 0; i < 800; i++) {
+        double a = 1 + 0.05 * noise(), b = 1 + 0.05 * noise();
+        if (i == s0 - 1)
+            held = b;
+        if (i >= s0 && i <= s1)
+            b = held;
+        step(d, tsof(i), a, b, &R);
+    }
+    check_stuck_events(d, &R, s0, s1);
+    ad_adapt_get_stats(ad_detector_adapt(d), &as);
+    for (k = 0; k < as.normal_len; k++) {
+        int64_t ts;
+        if (ad_adapt_normal_window(ad_detector_adapt(d), k, &ts) &&
+            ts >= tsof(s0) && ts - (TW - 1) * 1000 <= tsof(s1))
+            bad++;
+    }
+    T_CHECK(bad == 0, "%d windows with a stuck row in the normal set (of %llu)", bad,
+            (unsigned long long)as.normal_len);
+    T_CHECK(as.normal_len > 500, "normal set still filled with clean windows (%llu)",
+            (unsigned long long)as.normal_len);
+    T_NOTE("normal set %llu windows, excluded for data quality %llu, none with a stuck row",
+           (unsigned long long)as.normal_len, (unsigned long long)as.excluded_dq);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+/* ---- save / restore ------------------------------------------------------- */
+
+static run R2;
+
+/* Alert ids "<stream>-<start ms>-<seq>" without the seq: the per-stream
+ * sequence after a restart belongs to the alert-lifecycle state. */
+static int same_alert_id(const char *x, const char *y)
+{
+    const char *px = strrchr(x, '-'), *py = strrchr(y, '-');
+
+    return px && py && px - x == py - y && strncmp(x, y, (size_t)(px - x)) == 0;
+}
+
+static void same_runs(const run *a, const run *b, int skip_b_events_before)
+{
+    int i, j = 0, cmp = 0, diff = 0, ev_a = 0, ev_b = 0, ev_diff = 0;
+
+    /* windows by timestamp: the restored detector starts its ring empty,
+     * so its first T-1 rows form no window */
+    for (i = 0; i < a->nw; i++) {
+        while (j < b->nw && b->w[j].ts < a->w[i].ts)
+            j++;
+        if (j == b->nw || b->w[j].ts != a->w[i].ts)
+            continue;
+        cmp++;
+        if (a->w[i].score != b->w[j].score || a->w[i].thr != b->w[j].thr ||
+            fabs(a->w[i].smoothed - b->w[j].smoothed) > 1e-12) {
+            if (diff++ < 3)
+                T_CHECK(0, "window %lld: score %g/%g smoothed %.9g/%.9g thr %.9g/%.9g",
+                        (long long)((a->w[i].ts - T0) / 1000), a->w[i].score, b->w[j].score,
+                        a->w[i].smoothed, b->w[j].smoothed, a->w[i].thr, b->w[j].thr);
+        }
+    }
+    T_CHECK(cmp >= a->nw - (TW - 1) && diff == 0, "%d of %d windows compared, %d differ", cmp,
+            a->nw, diff);
+    for (i = 0, j = 0; i < a->n; i++) {
+        const ad_event *x = &a->ev[i], *y;
+        if (x->ts_ms < skip_b_events_before)
+            continue;
+        ev_a++;
+        while (j < b->n && b->ev[j].type != x->type)
+            j++;
+        if (j == b->n) {
+            ev_diff++;
+            T_CHECK(0, "event %s at %lld missing after restore", ad_event_type_name(x->type),
+                    (long long)((x->ts_ms - T0) / 1000));
+            continue;
+        }
+        y = &b->ev[j++];
+        ev_b++;
+        if (y->ts_ms != x->ts_ms ||
+            ((x->type == AD_EV_ALERT_RAISED || x->type == AD_EV_ALERT_CLEARED) &&
+             !same_alert_id(x->alert.id, y->alert.id)) ||
+            ((x->type == AD_EV_DQ_RAISED || x->type == AD_EV_DQ_CLEARED) &&
+             strcmp(x->dq.id, y->dq.id) != 0)) {
+            ev_diff++;
+            T_CHECK(0, "event %s: at %lld / %lld, ids %s / %s", ad_event_type_name(x->type),
+                    (long long)((x->ts_ms - T0) / 1000), (long long)((y->ts_ms - T0) / 1000),
+                    x->type >= AD_EV_DQ_RAISED ? x->dq.id : x->alert.id,
+                    y->type >= AD_EV_DQ_RAISED ? y->dq.id : y->alert.id);
+        }
+    }
+    T_CHECK(ev_diff == 0 && ev_b == b->n, "events: %d original, %d restored, %d differ",
+            ev_a, b->n, ev_diff);
+    T_NOTE("after restore: %d windows compared, %d events (%d alert/dq) identical", cmp, ev_a,
+           ev_b);
+}
+
+static double row_at(int i, int f)
+{
+    double x = 1 + 0.05 * noise();
+    if (f == 0 && ((i >= 330 && i < 340) || (i >= 620 && i < 630)))
+        x = 20;                         /* faults: raised and cleared */
+    if (f == 1 && i >= 700 && i < 704)
+        x = 40;                         /* out of the learned range */
+    return x;
+}
+
+static void test_save_restore_roundtrip(void)
+{
+    ad_model *m = zero_model(TW);
+    ad_detector_cfg c;
+    ad_detector *d = NULL, *d2 = NULL;
+    ad_adapt_stats as, as2;
+    ad_dq_learned l1, l2;
+    char err[300], *txt = NULL;
+    double vals[800][F];
+    int i, f, rc;
+
+    base_cfg(&c);
+    c.calib_windows = 200;
+    ad_adapt_cfg_default(&c.adapt);
+    c.adapt.enabled = 1;
+    c.adapt.every_windows = 100000;
+    c.adapt.every_hours = 0;
+    c.adapt.min_windows = 10;
+    c.adapt.margin = 5;
+    rng = 13;
+    for (i = 0; i < 800; i++)
+        for (f = 0; f < F; f++)
+            vals[i][f] = row_at(i, f);
+    if (!m || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0 ||
+        ad_detector_new(&d2, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "new: %s", err);
+        goto out;
+    }
+    memset(&R, 0, sizeof(R));
+    memset(&R2, 0, sizeof(R2));
+    for (i = 0; i < 600; i++)
+        step(d, tsof(i), vals[i][0], vals[i][1], &R);
+    txt = ad_detector_save(d);
+    T_CHECK(txt && strstr(txt, "\"dq\":{") && strstr(txt, "\"adapt\":{"),
+            "saved with dq and adapt: %.200s", txt ? txt : "(null)");
+    rc = txt ? ad_detector_restore(d2, txt, err, sizeof(err)) : -1;
+    T_CHECK(rc == 0, "restore: %d %s", rc, err);
+    ad_adapt_get_stats(ad_detector_adapt(d), &as);
+    ad_adapt_get_stats(ad_detector_adapt(d2), &as2);
+    T_CHECK(as.true_alerts == 1 && as2.true_alerts == 1 && as2.attempts == as.attempts &&
+            as2.sched_windows == as.sched_windows,
+            "adapt state: true alerts %d/%d, schedule %llu/%llu", as.true_alerts,
+            as2.true_alerts, (unsigned long long)as.sched_windows,
+            (unsigned long long)as2.sched_windows);
+    for (f = 0; f < F; f++) {
+        ad_dq_get_learned(ad_detector_dq(d), f, &l1);
+        ad_dq_get_learned(ad_detector_dq(d2), f, &l2);
+        T_CHECK(l1.learned && l2.learned && l1.center == l2.center && l1.sigma == l2.sigma &&
+                l1.step == l2.step && l1.period_ms == l2.period_ms,
+                "feature %d learned: center %g/%g sigma %g/%g", f, l1.center, l2.center,
+                l1.sigma, l2.sigma);
+    }
+    /* the next 200 rows, to both: a fault and an out-of-range value */
+    memset(&R, 0, sizeof(R));
+    for (i = 600; i < 800; i++) {
+        step(d, tsof(i), vals[i][0], vals[i][1], &R);
+        step(d2, tsof(i), vals[i][0], vals[i][1], &R2);
+    }
+    same_runs(&R, &R2, 0);
+    {
+        int raised = 0, dq = 0;
+        for (i = 0; i < R.n; i++) {
+            raised += R.ev[i].type == AD_EV_ALERT_RAISED;
+            dq += R.ev[i].type == AD_EV_DQ_RAISED;
+        }
+        T_CHECK(raised == 2 && dq >= 1, "the 200 rows raise the fault and the out-of-range "
+                "reading (%d) and a range condition (%d)", raised, dq);
+    }
+out:
+    free(txt);
+    ad_detector_free(d);
+    ad_detector_free(d2);
+    ad_model_free(m);
+}
+
+int main(void)
+{
+    T_RUN(test_stuck_while_calibrating);
+    T_RUN(test_stuck_while_detecting_adapt);
+    T_RUN(test_save_restore_roundtrip);
+    return t_done();
+}
