@@ -1,0 +1,73 @@
+#!/bin/sh
+# it_daemon_streams_state.sh - smaller lifecycle defects, real mosquitto:
+#  - at max_streams a new device evicts the least recently seen stream still
+#    calibrating instead of being refused;
+#  - a stream key whose escaped name passes 255 bytes gets a state file
+#    (cut, with the key's hash: at most 255 bytes) at stop;
+#  - leftover temporary state files are removed at start;
+#  - two SIGHUPs in a row: the second is coalesced into one more reload.
+. tests/lib.sh
+H="$PYTHON tests/it_daemon_mqtt.py"
+D=$(mktemp -d /tmp/it_streams_state.XXXXXX)
+DPID= ; SPID=
+trap it_daemon_cleanup EXIT
+MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
+it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+cat > "$D/ad.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "it-ss", "stats_interval_s": 0.5,
+            "qos_subscribe": 1, "reconnect_min_s": 0.2},
+ "state_dir": "$D/state", "workers": 2,
+ "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
+   "max_streams": 2,
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
+   "calibration": {"windows": 100},
+   "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
+EOC
+mkdir -p "$D/state/pump"
+echo junk > "$D/state/pump/x.state.json.tmp~99.1"
+$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+$AD_BIN run -c "$D/ad.json" --log-level debug 2> "$D/daemon.log" & DPID=$!
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
+[ ! -e "$D/state/pump/x.state.json.tmp~99.1" ] && grep -q "leftover temporary" "$D/daemon.log" &&
+    it_ok "leftover temporary state file removed at start" ||
+    it_fail "leftover temporary state file removed at start" "$(ls -a "$D/state/pump")"
+
+# two calibrating streams fill the limit; a third device arrives
+$H pub --port "$IT_PORT" --devices 2 --rows 20 >/dev/null
+$H pub --port "$IT_PORT" --devices 1 --rows 20 --topic 'sensors/new{device}/pump' >/dev/null
+if it_wait_log "$D/daemon.log" 'evicting stream "pump1" \(still calibrating, least recently seen\) for new stream "newpump1"' 10 &&
+   ! grep -q "refusing new stream" "$D/daemon.log"; then
+    it_ok "stream limit: the least recently seen calibrating stream makes room"
+else
+    it_fail "stream limit: the least recently seen calibrating stream makes room" \
+        "$(grep -E 'limit|evict' "$D/daemon.log" | tail -5)"
+fi
+
+# a 250-byte key ('%' escapes to 3 bytes: 750-byte name before hashing)
+LONG=$(printf '%%%.0s' $(seq 1 250))
+$H pub --port "$IT_PORT" --devices 1 --rows 200 --topic "sensors/$LONG/pump" >/dev/null
+it_wait_log "$D/daemon.log" 'calibrated' 30 >/dev/null
+# bursts of SIGHUPs until one lands during a running reload: it must be
+# followed by one more reload, and every reload started must finish
+i=0
+while [ $i -lt 30 ] && ! grep -q "SIGHUP during a reload" "$D/daemon.log"; do
+    $PYTHON -c 'import os, sys
+for _ in range(5): os.kill(int(sys.argv[1]), 1)' "$DPID"
+    sleep 0.3; i=$((i + 1))
+done
+sleep 1
+started=$(grep -c "SIGHUP: reloading" "$D/daemon.log")
+done_=$(grep -c "configuration reloaded" "$D/daemon.log")
+if grep -q "SIGHUP during a reload" "$D/daemon.log" && grep -q "reloading once more" "$D/daemon.log" &&
+   [ "$started" -eq "$done_" ] && ! grep -q "already running" "$D/daemon.log"; then
+    it_ok "SIGHUP during a reload: coalesced, reloaded once more after it ($started reloads)"
+else
+    it_fail "SIGHUP during a reload: coalesced" "started $started done $done_ $(grep -E 'SIGHUP|reload' "$D/daemon.log" | tail -5)"
+fi
+kill -TERM "$DPID"; wait "$DPID"; DPID=
+f=$(ls "$D/state/pump" | grep '~.*\.state\.json$')
+if [ -n "$f" ] && [ "${#f}" -le 255 ] && grep -q "\"stream\":\"$LONG\"" "$D/state/pump/$f"; then
+    it_ok "long stream key: state file $f (${#f} bytes)"
+else
+    it_fail "long stream key: state file" "$(ls "$D/state/pump"; grep -i 'cannot write' "$D/daemon.log")"
+fi
