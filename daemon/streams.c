@@ -162,13 +162,18 @@ void streams_evict(ad_daemon *dd, stream_rec *s, ad_close_reason reason)
 }
 
 /* At the stream limit: the least recently seen stream still collecting or
- * calibrating (it has not cost a calibration yet), or NULL. */
-static stream_rec *limit_victim(det_rt *d)
+ * calibrating (it has not cost a calibration yet) and silent for at least
+ * a tenth of idle_evict_s (so a flood of new keys, each seen just now,
+ * cannot push out each other nor a device that is calibrating), or NULL. */
+static stream_rec *limit_victim(ad_daemon *dd, det_rt *d)
 {
     stream_rec *v = NULL;
+    uint64_t now = uv_now(dd->loop), quiet = (uint64_t)(d->c->idle_evict * 100);
+    if (!quiet)
+        return NULL;
     MAP_FOREACH(&d->streams, s) {
         ad_phase p;
-        if (!s->d || s->restoring || s->training)
+        if (!s->d || s->restoring || s->training || now - s->last_ms < quiet)
             continue;
         p = ad_detector_phase(s->d);
         if ((p == AD_PHASE_COLLECTING || p == AD_PHASE_CALIBRATING) &&
@@ -186,11 +191,11 @@ stream_rec *streams_open(ad_daemon *dd, det_rt *d, const char *key)
     char err[256];
     if (s)
         return s;
-    if (d->streams.n >= (size_t)d->c->max_streams && (s = limit_victim(d)) != NULL) {
+    if (d->streams.n >= (size_t)d->c->max_streams && (s = limit_victim(dd, d)) != NULL) {
         d->evicted++;
         dd->c.streams_evicted++;
         dd_bad_input(dd, "detector %s: stream limit %d reached, evicting stream \"%.64s\" "
-                     "(still %s, least recently seen) for new stream \"%.64s\"", d->c->name,
+                     "(still %s, silent longest) for new stream \"%.64s\"", d->c->name,
                      d->c->max_streams, s->key, ad_phase_name(ad_detector_phase(s->d)), key);
         streams_evict(dd, s, AD_CLOSE_EVICTED);
         s = NULL;

@@ -1,7 +1,8 @@
 #!/bin/sh
 # it_daemon_streams_state.sh - smaller lifecycle defects, real mosquitto:
-#  - at max_streams a new device evicts the least recently seen stream still
-#    calibrating instead of being refused;
+#  - at max_streams a new device evicts the stream still calibrating that
+#    has been silent longest (at least idle_evict_s / 10) instead of being
+#    refused; without such a stream it is refused;
 #  - a stream key whose escaped name passes 255 bytes gets a state file
 #    (cut, with the key's hash: at most 255 bytes) at stop;
 #  - leftover temporary state files are removed at start;
@@ -18,7 +19,7 @@ cat > "$D/ad.json" <<EOC
             "qos_subscribe": 1, "reconnect_min_s": 0.2},
  "state_dir": "$D/state", "workers": 2,
  "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
-   "max_streams": 2,
+   "max_streams": 2, "idle_evict_s": 20,
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
    "calibration": {"windows": 100},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
@@ -33,13 +34,20 @@ $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeo
     it_fail "leftover temporary state file removed at start" "$(ls -a "$D/state/pump")"
 
 # two calibrating streams fill the limit; a third device arrives
+# (a stream silent for idle_evict_s / 10 = 2 s may make room; before, the
+# new device is refused)
 $H pub --port "$IT_PORT" --devices 2 --rows 20 >/dev/null
+$H pub --port "$IT_PORT" --devices 1 --rows 5 --topic 'sensors/early{device}/pump' >/dev/null
+it_wait_log "$D/daemon.log" 'refusing new stream "earlypump1"' 10 &&
+    it_ok "stream limit: a new device is refused while the others are not silent" ||
+    it_fail "stream limit: a new device is refused while the others are not silent"
+sleep 2.5
 $H pub --port "$IT_PORT" --devices 1 --rows 20 --topic 'sensors/new{device}/pump' >/dev/null
-if it_wait_log "$D/daemon.log" 'evicting stream "pump1" \(still calibrating, least recently seen\) for new stream "newpump1"' 10 &&
-   ! grep -q "refusing new stream" "$D/daemon.log"; then
-    it_ok "stream limit: the least recently seen calibrating stream makes room"
+if it_wait_log "$D/daemon.log" 'evicting stream "pump[12]" \(still calibrating, silent longest\) for new stream "newpump1"' 10 &&
+   ! grep -q 'refusing new stream "newpump1"' "$D/daemon.log"; then
+    it_ok "stream limit: the longest silent calibrating stream makes room"
 else
-    it_fail "stream limit: the least recently seen calibrating stream makes room" \
+    it_fail "stream limit: the longest silent calibrating stream makes room" \
         "$(grep -E 'limit|evict' "$D/daemon.log" | tail -5)"
 fi
 
