@@ -121,7 +121,7 @@ $H wait --file "$D/sub.jsonl" --match event=raised stream=pump1 --timeout 60 >/d
 t_old=$(threshold)
 id2=$(events | awk '$1 == "raised" { print $2; exit }')
 sleep 1
-conf 120 3600
+conf 80 3600
 kill -HUP "$DPID"
 if [ -n "$id2" ] && $H wait --file "$D/sub.jsonl" --match event=cleared alert_id="$id2" reason=reload \
         --timeout 20 >/dev/null; then
@@ -135,7 +135,7 @@ else
     it_fail "reload: the rebuilt stream announces calibrating on its state topic"
 fi
 : > "$D/sub.jsonl"
-pub 420 800
+pub 420 900
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 phase=detecting --timeout 60 >/dev/null
 t_new=$(threshold)
 if awk -v a="$t_old" -v b="$t_new" 'BEGIN { exit !(b != "None" && b + 0 > 0 && b < 2 * a && b > a / 2) }'; then
