@@ -108,9 +108,22 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
 
 /* ---- timers and loop phases ----------------------------------------------- */
 
+/* Stop budget (systemd/anomalyd.service TimeoutStopSec= must exceed their
+ * sum plus the state writes): windows in flight STOP_DRAIN_MS, then the
+ * MQTT stop (queued alerts, offline status) STOP_MQTT_MS; what is still
+ * queued then is written to state_dir/outbox.json. */
+#define STOP_DRAIN_MS 15000
+#define STOP_MQTT_MS 5000
+
 static void stats_cb(uv_timer_t *t)
 {
-    publish_stats(t->data);
+    ad_daemon *dd = t->data;
+    publish_stats(dd);
+    /* open alerts and waiting messages on disk every interval: a kill -9
+     * loses at most one interval of an alert's progress (its raise and
+     * clear are written when they happen) */
+    state_save_alerts(dd);
+    state_outbox_sync(dd, 0);
 }
 
 void dd_arm_stats(ad_daemon *dd)
@@ -233,6 +246,7 @@ static void on_mqtt_stopped(void *ud)
     uv_close((uv_handle_t *)&dd->drain_timer, close_cb_noop);
     uv_close((uv_handle_t *)&dd->check, close_cb_noop);
     uv_close((uv_handle_t *)&dd->prepare, close_cb_noop);
+    state_outbox_sync(dd, 1);       /* what the broker did not get */
     ad_workers_free(dd->ws);        /* nothing pending: drained before the stop */
     dd->ws = NULL;
     ad_notify_close();
@@ -246,16 +260,17 @@ static void drain_cb(uv_timer_t *t)
     batch_dispatch(dd, 1);
     if (ad_workers_pending(dd->ws) > 0 || batch_open_windows(dd) ||
         dd->reloading || dd->restores) {
-        if (uv_now(dd->loop) - dd->stop_ms < 30000)
+        if (uv_now(dd->loop) - dd->stop_ms < STOP_DRAIN_MS)
             return;
-        ad_log(AD_LOG_WARNING, "stop: work still pending after 30 s, stopping anyway");
+        ad_log(AD_LOG_WARNING, "stop: work still pending after %d s, stopping anyway",
+               STOP_DRAIN_MS / 1000);
     }
     uv_timer_stop(t);
     for (int i = 0; i < g->n; i++)
         MAP_FOREACH(&g->dets[i].streams, s)
             state_save(dd, s);
     publish_stats(dd);
-    ad_mqtt_stop(dd->mqtt, 5000);
+    ad_mqtt_stop(dd->mqtt, STOP_MQTT_MS);
 }
 
 static void on_sigterm(uv_signal_t *h, int sig)
@@ -367,6 +382,8 @@ int ad_daemon_run(const char *path)
     if (dd->g->cfg->broker.status_topic)
         ad_mqtt_set_status(dd->mqtt, dd->g->cfg->broker.status_topic, online, offline);
     dd_update_subscriptions(dd);
+    state_outbox_load(dd);          /* undelivered before the last stop: first */
+    state_scan(dd);                 /* open alerts continue */
     start_handles(dd, &loop);
     ad_notify_init(&loop);
     ad_log(AD_LOG_INFO, "connecting to %s:%d", dd->g->cfg->broker.host, dd->g->cfg->broker.port);

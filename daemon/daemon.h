@@ -11,14 +11,21 @@
  * of detectors[].stream_levels. New streams beyond max_streams are refused
  * (counted); streams idle for idle_evict_s are saved and dropped.
  *
- * State directory layout (state_dir/<detector>/):
- *   <stream>.state.json              calibration state (ad_detector_save)
+ * State directory layout:
+ *   outbox.json                      messages the broker did not get yet
+ *                                    (docs/alerts.md, Lifecycle)
+ * and in state_dir/<detector>/:
+ *   <stream>.state.json              calibration state and the open alert
+ *                                    (ad_detector_save)
  *   <stream>.<tag>.safetensors       model trained online for the stream;
  *                                    tag = base model id (or "boot") and
  *                                    settings hash, so it is reused only when
  *                                    both are unchanged
  * (<stream> is the stream key with every byte outside [A-Za-z0-9._-]
- * written as %XX.)
+ * written as %XX; beyond 160 bytes it is cut and ends in "~" and the
+ * FNV-1a 64 hash of the key. Files are replaced atomically through
+ * temporary files "<name>.tmp~<pid>.<random>", removed at start when a
+ * crash left them.)
  */
 #ifndef AD_DAEMON_H
 #define AD_DAEMON_H

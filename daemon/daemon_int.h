@@ -203,6 +203,8 @@ typedef struct ad_daemon {
     int arr_valid;
     int max_batch;
     int stopping, reloading, ready_sent, paused, exit_code;
+    int reload_again;            /* SIGHUP during a reload: once more after */
+    int outbox_dirty;            /* state_dir/outbox.json may hold messages */
     volatile int cancel;
     batch *open_list, *fifo_head, *fifo_tail, *free_batches;
     int in_flight_batches;
@@ -269,6 +271,12 @@ void streams_free_now(ad_daemon *dd, stream_rec *s);
 void streams_bury(stream_rec *s);
 /* Idle eviction (when evict) and period-mode rows, every house tick. */
 void streams_house(ad_daemon *dd, int evict);
+/* The stream `key` of d, created (its restore started) when new; NULL when
+ * refused or not created (logged). */
+stream_rec *streams_open(ad_daemon *dd, det_rt *d, const char *key);
+/* Close the open alert of s with reason (cleared event published), save
+ * its state and kill it. */
+void streams_evict(ad_daemon *dd, stream_rec *s, ad_close_reason reason);
 
 /* ---- state.c ---- */
 /* Queue the calibration state of s for writing (nothing if not calibrated). */
@@ -291,6 +299,18 @@ int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, si
 void state_trained_path(const det_rt *d, const char *key, char *out, size_t len);
 /* Free the writer queue (at exit, after the loop ran dry). */
 void state_writer_free(ad_daemon *dd);
+/* Queue the state of every stream with an open alert (stats interval). */
+void state_save_alerts(ad_daemon *dd);
+/* At start: remove leftover temporary files, restore every stream whose
+ * state file holds an open alert (so it continues, or is evicted and
+ * closed, even if its device never sends again). */
+void state_scan(ad_daemon *dd);
+/* Write the messages waiting in the MQTT queue to state_dir/outbox.json
+ * (now: synchronously, at stop; else through the writer); nothing when the
+ * queue is empty and the file already says so. */
+void state_outbox_sync(ad_daemon *dd, int now);
+/* At start: queue the messages of state_dir/outbox.json again. */
+void state_outbox_load(ad_daemon *dd);
 
 /* ---- batch.c ---- */
 /* Pull every due window of s into the open batch of its model. */

@@ -1014,6 +1014,15 @@ void ad_mqtt_get_stats(const ad_mqtt *m, ad_mqtt_stats *st)
     st->queued = m->qlen;
 }
 
+void ad_mqtt_queue_foreach(const ad_mqtt *m,
+                           void (*fn)(void *ud, const char *topic, const void *payload,
+                                      size_t len, int qos, int retain),
+                           void *ud)
+{
+    for (const qmsg *q = m->qhead; q; q = q->next)
+        fn(ud, q->topic, q->payload, q->len, q->qos, q->retain);
+}
+
 void ad_mqtt_free(ad_mqtt *m)
 {
     if (!m) return;

@@ -133,6 +133,13 @@ void ad_mqtt_stop(ad_mqtt *m, uint64_t timeout_ms);
 
 void ad_mqtt_get_stats(const ad_mqtt *m, ad_mqtt_stats *st);
 
+/* Call fn for every message in our own queue (oldest first); topic and
+ * payload are valid during the call. To keep them across a stop. */
+void ad_mqtt_queue_foreach(const ad_mqtt *m,
+                           void (*fn)(void *ud, const char *topic, const void *payload,
+                                      size_t len, int qos, int retain),
+                           void *ud);
+
 /* Free after cb->stopped (or before ad_mqtt_start). NULL-safe. */
 void ad_mqtt_free(ad_mqtt *m);
 

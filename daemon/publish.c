@@ -36,10 +36,23 @@ static void add_num_or_null(cJSON *o, const char *k, double v)
         cJSON_AddNullToObject(o, k);
 }
 
+/* The id of the model the stream runs, or NULL (none yet: bootstrap). */
 static const char *model_id_of(stream_rec *s)
 {
     const ad_model *m = s->d ? ad_detector_model(s->d) : NULL;
-    return m && m->id[0] ? m->id : "";
+    return m && m->id[0] ? m->id : NULL;
+}
+
+static void add_str_or_null(cJSON *o, const char *k, const char *v)
+{
+    if (v) cJSON_AddStringToObject(o, k, v); else cJSON_AddNullToObject(o, k);
+}
+
+/* The stream runs a model trained online (bootstrap or finetune). */
+static int trained_online(const stream_rec *s)
+{
+    const ad_model *m = ad_detector_model(s->d);
+    return s->own_model != NULL || (m && (!s->det->mr || m != s->det->mr->m));
 }
 
 void publish_state(ad_daemon *dd, stream_rec *s)
@@ -74,7 +87,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
         cJSON_AddNullToObject(o, "score");
     add_num_or_null(o, "probability", st.last_probability);
     add_num_or_null(o, "log_likelihood", st.last_log_likelihood);
-    cJSON_AddStringToObject(o, "model_id", model_id_of(s));
+    add_str_or_null(o, "model_id", model_id_of(s));
     rj = cJSON_AddObjectToObject(o, "rejected");
     cJSON_AddNumberToObject(rj, "future", (double)st.stream.future);
     cJSON_AddNumberToObject(rj, "late", (double)st.stream.ooo);
@@ -116,15 +129,23 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddStringToObject(o, "kind", "model");
     cJSON_AddStringToObject(o, "alert_id", a->id);
     cJSON_AddStringToObject(o, "event", raised ? "raised" : "cleared");
+    if (!raised)
+        cJSON_AddStringToObject(o, "reason", ad_close_reason_name(a->reason ? a->reason :
+                                                                  AD_CLOSE_CLEARED));
     cJSON_AddStringToObject(o, "detector", d->c->name);
     cJSON_AddStringToObject(o, "stream", s->key);
     mo = cJSON_AddObjectToObject(o, "model");
-    cJSON_AddStringToObject(mo, "id", model_id_of(s));
-    file = d->c->model ? strrchr(d->c->model, '/') : NULL;
-    cJSON_AddStringToObject(mo, "file", file ? file + 1 : d->c->model ? d->c->model : "");
-    cJSON_AddBoolToObject(mo, "trained_online", s->own_model != NULL ||
-                          (ad_detector_model(s->d) && d->mr &&
-                           ad_detector_model(s->d) != d->mr->m));
+    add_str_or_null(mo, "id", model_id_of(s));
+    if (trained_online(s) && d->state_dir[0]) {
+        char tp[8192];
+        state_trained_path(d, s->key, tp, sizeof tp);
+        file = strrchr(tp, '/');
+        cJSON_AddStringToObject(mo, "file", file ? file + 1 : tp);
+    } else {
+        file = d->c->model ? strrchr(d->c->model, '/') : NULL;
+        add_str_or_null(mo, "file", file ? file + 1 : d->c->model);
+    }
+    cJSON_AddBoolToObject(mo, "trained_online", trained_online(s));
     ad_iso_ms(ev->ts_ms, iso, sizeof iso);
     cJSON_AddStringToObject(o, "time", iso);
     cJSON_AddNumberToObject(o, "time_ms", (double)ev->ts_ms);
@@ -150,8 +171,6 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     add_num_or_null(o, "probability", ev->probability);
     add_num_or_null(o, "log_likelihood", ev->log_likelihood);
     add_num_or_null(o, "peak_probability", a->peak_probability);
-    if (!raised)
-        cJSON_AddStringToObject(o, "reason", ad_close_reason_name(a->reason));
     tf = cJSON_AddArrayToObject(o, "top_features");
     for (int i = 0; i < a->n_top; i++) {
         cJSON *f = cJSON_CreateObject();
@@ -166,9 +185,10 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddStringToObject(o, "published", iso);
     publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 0);
     cJSON_Delete(o);
-    ad_log(AD_LOG_NOTICE, "alert %s %s: detector %s stream %s score %.4g threshold %.4g",
-           a->id, raised ? "raised" : "cleared", d->c->name, s->key, a->peak_score,
-           a->threshold);
+    ad_log(AD_LOG_NOTICE, "alert %s %s%s%s: %s/%s score %.4g threshold %.4g",
+           a->id, raised ? "raised" : "cleared", raised ? "" : " ",
+           raised ? "" : ad_close_reason_name(a->reason ? a->reason : AD_CLOSE_CLEARED),
+           d->c->name, s->key, a->peak_score, a->threshold);
     if (raised) dd->c.alerts_raised++; else dd->c.alerts_cleared++;
 }
 
@@ -243,10 +263,10 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddStringToObject(o, "event", raised ? "dq_raised" : "dq_cleared");
     if (!cJSON_GetObjectItemCaseSensitive(o, "detector"))
         cJSON_AddStringToObject(o, "detector", d->c->name);
-    dd_iso_ms(ev->ts_ms, iso, sizeof iso);
+    ad_iso_ms(ev->ts_ms, iso, sizeof iso);
     cJSON_AddStringToObject(o, "time", iso);
     cJSON_AddNumberToObject(o, "time_ms", (double)ev->ts_ms);
-    dd_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+    ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "published", iso);
     publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 0);
     dq_track(s, o, raised);
@@ -272,7 +292,7 @@ void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev)
         return;
     if (!cJSON_GetObjectItemCaseSensitive(o, "detector"))
         cJSON_AddStringToObject(o, "detector", d->c->name);
-    dd_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+    ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "published", iso);
     dec = cJSON_GetObjectItemCaseSensitive(o, "decision");
     ad_log(ev->adapt.type == AD_ADAPT_EV_PROMOTED ? AD_LOG_NOTICE : AD_LOG_INFO,

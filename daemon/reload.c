@@ -6,6 +6,13 @@
  * calibration restored when it still applies), drop the streams of removed
  * detectors and swap the generation. On any failure the running
  * configuration stays and the reason is logged (nginx ngx_init_cycle).
+ * A SIGHUP during a reload is coalesced: one more reload runs after it.
+ *
+ * Alerts: a stream kept as is continues its open alert. A stream given a
+ * new model or rebuilt for new settings closes it first (a cleared event
+ * with reason model_changed or reload); a stream of a removed detector
+ * closes it with reason reload. A rebuilt stream's new calibration skips
+ * scores above its old threshold (detector.h ad_detector_restore_alert).
  *
  * Ownership: a reload_req owns the generation it loaded until apply_gen
  * hands it to the daemon (which frees the old one); streams move from the
@@ -72,6 +79,12 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
             kept++;
             continue;
         }
+        /* the stream cannot continue its open alert: close it (cleared,
+         * with the reason) before its state is saved, so neither this
+         * process nor a restart closes it twice */
+        if (s->d && ad_detector_close_alert(s->d, same_m ? AD_CLOSE_RELOAD :
+                                            AD_CLOSE_MODEL_CHANGED))
+            streams_events(dd, s);
         state_save(dd, s);
         if (same_pipe && shape && n->mr && n->c->pipe.training == AD_TRAIN_NONE && s->d &&
             !s->own_model && ad_detector_set_model(s->d, n->mr->m, 0, err, sizeof err) == 0) {
@@ -116,7 +129,7 @@ static void apply_gen(ad_daemon *dd, gen *ng)
             ad_log(AD_LOG_INFO, "reload: detector %s removed, %zu stream(s) dropped",
                    o->c->name, o->streams.n);
         MAP_FOREACH(&o->streams, s)
-            streams_kill(dd, s, 1);
+            streams_evict(dd, s, AD_CLOSE_RELOAD);
     }
     dd->g = ng;
     gen_free(og);
@@ -142,15 +155,25 @@ static void reload_after(uv_work_t *w, int status)
         apply_gen(dd, r->g);
         ad_log(AD_LOG_NOTICE, "configuration reloaded from %s", dd->path);
     }
-    ad_notify_ready();
     free(r);
+    if (dd->reload_again && !dd->stopping) {
+        dd->reload_again = 0;
+        ad_log(AD_LOG_NOTICE, "SIGHUP arrived during the reload: reloading once more");
+        reload_start(dd);
+        return;
+    }
+    dd->reload_again = 0;
+    ad_notify_ready();
 }
 
 void reload_start(ad_daemon *dd)
 {
     reload_req *r;
     if (dd->reloading) {
-        ad_log(AD_LOG_WARNING, "SIGHUP: a reload is already running");
+        /* coalesced: the file may have changed after this reload read it */
+        if (!dd->reload_again)
+            ad_log(AD_LOG_NOTICE, "SIGHUP during a reload: reloading once more after it");
+        dd->reload_again = 1;
         return;
     }
     if (!(r = calloc(1, sizeof *r)))

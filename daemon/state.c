@@ -21,6 +21,7 @@
  * model and text it read until it hands them over.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,11 +62,24 @@ static void escape_key(const char *k, char *out, size_t len)
         snprintf(out, len, "%%");          /* the empty key */
 }
 
+/* Escaped names longer than this are cut and end in "~" and the FNV-1a
+ * hash of the whole key: a file name must stay within 255 bytes with the
+ * longest suffix (".<model id>.<hash>.safetensors", 52 bytes). */
+#define NAME_MAX_ESC 160
+
 static void state_path(const det_rt *d, const char *key, const char *suffix, char *out,
                        size_t len)
 {
     char esc[3 * KEY_MAX + 8];
     escape_key(key, esc, sizeof esc);
+    if (strlen(esc) > NAME_MAX_ESC) {
+        size_t cut = NAME_MAX_ESC - 17;
+        /* never cut inside a %XX escape */
+        if (esc[cut - 1] == '%') cut -= 1;
+        else if (esc[cut - 2] == '%') cut -= 2;
+        snprintf(esc + cut, sizeof esc - cut, "~%016llx",
+                 (unsigned long long)ad_fnv1a64_str(key));
+    }
     snprintf(out, len, "%s/%s%s", d->state_dir, esc, suffix);
 }
 
@@ -274,12 +288,18 @@ static void restore_calibration(restore_req *r, stream_rec *s)
                              trained_cfg_hash(s->det));
         if (sw) { free(r->js); r->js = sw; }
     }
-    if (ad_detector_restore(s->d, r->js, err, sizeof err) == 0)
+    if (ad_detector_restore(s->d, r->js, err, sizeof err) == 0) {
         ad_log(AD_LOG_DEBUG, "stream %s/%s: calibration restored from %s", s->det->c->name,
                s->key, r->state_path);
-    else
-        ad_log(AD_LOG_INFO, "stream %s/%s: saved calibration not reused (%s); recalibrating",
-               s->det->c->name, s->key, err);
+        return;
+    }
+    ad_log(AD_LOG_INFO, "stream %s/%s: saved calibration not reused (%s); recalibrating",
+           s->det->c->name, s->key, err);
+    /* the alert part still counts: the seq continues, an alert left open
+     * is closed (restart: settings changed while stopped; a reload closed
+     * it already) and the old threshold guards the new calibration */
+    ad_detector_restore_alert(s->d, r->js, r->mode == RESTORE_NEW ? AD_CLOSE_RESTART :
+                              AD_CLOSE_RELOAD);
 }
 
 /* Loop thread: install what was read. Returns 0, or the error of a detector
@@ -303,8 +323,9 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
     }
     restore_calibration(r, s);
     /* A new stream is announced on its state topic right away (phase
-     * collecting or calibrating), not only once it has calibrated. */
-    if (!streams_events(dd, s) && r->mode == RESTORE_NEW)
+     * collecting or calibrating), not only once it has calibrated; so is
+     * a stream a reload rebuilt (recalibrating now). */
+    if (!streams_events(dd, s))
         publish_state(dd, s);
     streams_release_held(dd, s);
     streams_maybe_free(dd, s);
@@ -363,4 +384,182 @@ int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, si
     rc = restore_apply(r, err, errlen);
     restore_req_free(r);
     return rc;
+}
+
+/* ---- open alerts: periodic save, scan at start ------------------------------ */
+
+void state_save_alerts(ad_daemon *dd)
+{
+    gen *g = dd->g;
+    for (int i = 0; i < g->n; i++) {
+        if (!g->dets[i].state_dir[0])
+            continue;
+        MAP_FOREACH(&g->dets[i].streams, s) {
+            ad_detector_summary b;
+            if (!s->d)
+                continue;
+            ad_detector_summarize(s->d, &b);
+            if (b.alert_active)
+                state_save(dd, s);
+        }
+    }
+}
+
+/* The stream key of a state file that holds an open alert, or 0. */
+static int open_alert_key(const char *path, char *key, size_t len)
+{
+    char *js = NULL, err[256];
+    cJSON *o, *a, *op, *k;
+    int ok = 0;
+    if (ad_read_text(path, STATE_MAX, &js, err, sizeof err) != 0)
+        return 0;
+    if (strstr(js, "\"open\":{")) {
+        o = cJSON_Parse(js);
+        a = cJSON_GetObjectItemCaseSensitive(o, "alert");
+        op = cJSON_GetObjectItemCaseSensitive(a, "open");
+        k = cJSON_GetObjectItemCaseSensitive(o, "stream");
+        if (cJSON_IsObject(op) && cJSON_IsString(k) && strlen(k->valuestring) < len) {
+            snprintf(key, len, "%s", k->valuestring);
+            ok = 1;
+        }
+        cJSON_Delete(o);
+    }
+    free(js);
+    return ok;
+}
+
+void state_scan(ad_daemon *dd)
+{
+    gen *g = dd->g;
+    for (int i = 0; i < g->n; i++) {
+        det_rt *d = &g->dets[i];
+        char path[8192], key[KEY_MAX];
+        struct dirent *e;
+        DIR *dp;
+        int n = 0, rc;
+        if (!d->state_dir[0])
+            continue;
+        if ((rc = ad_clean_tmp_files(d->state_dir)) > 0)
+            ad_log(AD_LOG_INFO, "state: %d leftover temporary file(s) removed from %s", rc,
+                   d->state_dir);
+        if (!(dp = opendir(d->state_dir)))
+            continue;
+        while ((e = readdir(dp)) != NULL) {
+            size_t l = strlen(e->d_name);
+            if (l < 11 || strcmp(e->d_name + l - 11, ".state.json") != 0)
+                continue;
+            snprintf(path, sizeof path, "%s/%s", d->state_dir, e->d_name);
+            if (open_alert_key(path, key, sizeof key) && streams_open(dd, d, key))
+                n++;
+        }
+        closedir(dp);
+        if (n)
+            ad_log(AD_LOG_NOTICE, "detector %s: %d stream(s) with an open alert restored",
+                   d->c->name, n);
+    }
+    if (g->cfg->state_dir) {
+        int rc = ad_clean_tmp_files(g->cfg->state_dir);
+        if (rc > 0)
+            ad_log(AD_LOG_INFO, "state: %d leftover temporary file(s) removed from %s", rc,
+                   g->cfg->state_dir);
+    }
+}
+
+/* ---- outbox: messages waiting for the broker ---------------------------------- */
+
+static void outbox_path(const ad_daemon *dd, char *out, size_t len)
+{
+    snprintf(out, len, "%s/outbox.json", dd->g->cfg->state_dir);
+}
+
+static void outbox_add(void *ud, const char *topic, const void *p, size_t len, int qos,
+                       int retain)
+{
+    cJSON *arr = ud, *m = cJSON_CreateObject();
+    char *txt = malloc(len + 1);
+    if (!m || !txt) {
+        cJSON_Delete(m);
+        free(txt);
+        return;
+    }
+    memcpy(txt, p, len);
+    txt[len] = '\0';
+    cJSON_AddStringToObject(m, "topic", topic);
+    cJSON_AddStringToObject(m, "payload", txt);
+    cJSON_AddNumberToObject(m, "qos", qos);
+    cJSON_AddBoolToObject(m, "retain", retain);
+    cJSON_AddItemToArray(arr, m);
+    free(txt);
+}
+
+void state_outbox_sync(ad_daemon *dd, int now)
+{
+    ad_mqtt_stats ms;
+    char path[4200], err[320], *txt;
+    cJSON *o, *arr;
+    if (!dd->g->cfg->state_dir || !dd->mqtt)
+        return;
+    ad_mqtt_get_stats(dd->mqtt, &ms);
+    /* the file is emptied only once what it held is acknowledged */
+    if (!ms.queued && (!dd->outbox_dirty || ms.inflight))
+        return;
+    dd->outbox_dirty = ms.queued > 0;
+    if (!(o = cJSON_CreateObject()))
+        return;
+    cJSON_AddNumberToObject(o, "version", 1);
+    arr = cJSON_AddArrayToObject(o, "messages");
+    ad_mqtt_queue_foreach(dd->mqtt, outbox_add, arr);
+    txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!txt)
+        return;
+    outbox_path(dd, path, sizeof path);
+    if (!now) {
+        if (state_write(dd, path, txt) != 0)
+            ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
+        return;
+    }
+    if (ad_write_file_atomic(path, txt, strlen(txt), err, sizeof err) != 0)
+        ad_log(AD_LOG_WARNING, "state: cannot write %s: %s", path, err);
+    else if (ms.queued)
+        ad_log(AD_LOG_NOTICE, "state: %llu undelivered message(s) kept in %s",
+               (unsigned long long)ms.queued, path);
+    free(txt);
+}
+
+void state_outbox_load(ad_daemon *dd)
+{
+    char path[4200], err[320], *js = NULL;
+    cJSON *o, *m;
+    int n = 0;
+    if (!dd->g->cfg->state_dir)
+        return;
+    outbox_path(dd, path, sizeof path);
+    if (access(path, F_OK) != 0)
+        return;
+    if (ad_read_text(path, STATE_MAX, &js, err, sizeof err) != 0) {
+        ad_log(AD_LOG_WARNING, "state: %s", err);
+        return;
+    }
+    o = cJSON_Parse(js);
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(o, "messages")) {
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "topic");
+        cJSON *p = cJSON_GetObjectItemCaseSensitive(m, "payload");
+        cJSON *q = cJSON_GetObjectItemCaseSensitive(m, "qos");
+        cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "retain");
+        if (!cJSON_IsString(t) || !cJSON_IsString(p) || !cJSON_IsNumber(q))
+            continue;
+        if (ad_mqtt_publish(dd->mqtt, t->valuestring, p->valuestring, strlen(p->valuestring),
+                            q->valueint < 1 ? 1 : q->valueint > 2 ? 2 : q->valueint,
+                            cJSON_IsTrue(r)) == 0)
+            n++;
+    }
+    if (!o)
+        ad_log(AD_LOG_WARNING, "state: %s: not JSON, ignored", path);
+    cJSON_Delete(o);
+    free(js);
+    if (n) {
+        ad_log(AD_LOG_NOTICE, "state: %d undelivered message(s) from %s queued again", n, path);
+        dd->outbox_dirty = 1;       /* the file goes once they are out */
+    }
 }

@@ -177,9 +177,36 @@ void streams_kill(ad_daemon *dd, stream_rec *s, int save)
     streams_maybe_free(dd, s);
 }
 
-/* The stream `key` of d, created (and its restore started) when new; NULL
- * when refused or not created (logged). */
-static stream_rec *stream_get(ad_daemon *dd, det_rt *d, const char *key)
+void streams_evict(ad_daemon *dd, stream_rec *s, ad_close_reason reason)
+{
+    if (s->d && s->det && ad_detector_close_alert(s->d, reason))
+        streams_events(dd, s);
+    streams_kill(dd, s, 1);
+}
+
+/* At the stream limit: the least recently seen stream still collecting or
+ * calibrating (it has not cost a calibration yet) and silent for at least
+ * a tenth of idle_evict_s (so a flood of new keys, each seen just now,
+ * cannot push out each other nor a device that is calibrating), or NULL. */
+static stream_rec *limit_victim(ad_daemon *dd, det_rt *d)
+{
+    stream_rec *v = NULL;
+    uint64_t now = uv_now(dd->loop), quiet = (uint64_t)(d->c->idle_evict * 100);
+    if (!quiet)
+        return NULL;
+    MAP_FOREACH(&d->streams, s) {
+        ad_phase p;
+        if (!s->d || s->restoring || s->training || now - s->last_ms < quiet)
+            continue;
+        p = ad_detector_phase(s->d);
+        if ((p == AD_PHASE_COLLECTING || p == AD_PHASE_CALIBRATING) &&
+            (!v || s->last_ms < v->last_ms))
+            v = s;
+    }
+    return v;
+}
+
+stream_rec *streams_open(ad_daemon *dd, det_rt *d, const char *key)
 {
     uint64_t h = ad_fnv1a64_str(key);
     stream_rec *s = map_find(&d->streams, key, h);
@@ -187,6 +214,15 @@ static stream_rec *stream_get(ad_daemon *dd, det_rt *d, const char *key)
     char err[256];
     if (s)
         return s;
+    if (d->streams.n >= (size_t)d->c->max_streams && (s = limit_victim(dd, d)) != NULL) {
+        d->evicted++;
+        dd->c.streams_evicted++;
+        dd_bad_input(dd, "detector %s: stream limit %d reached, evicting stream \"%.64s\" "
+                     "(still %s, silent longest) for new stream \"%.64s\"", d->c->name,
+                     d->c->max_streams, s->key, ad_phase_name(ad_detector_phase(s->d)), key);
+        streams_evict(dd, s, AD_CLOSE_EVICTED);
+        s = NULL;
+    }
     if (d->streams.n >= (size_t)d->c->max_streams) {
         d->refused++;
         dd->c.streams_refused++;
@@ -207,6 +243,7 @@ static stream_rec *stream_get(ad_daemon *dd, det_rt *d, const char *key)
         free(s);
         return NULL;
     }
+    s->last_ms = uv_now(dd->loop);
     if (state_restore(dd, s, RESTORE_NEW, err, sizeof err) != 0)
         return NULL;                /* logged, stream killed */
     ad_log(AD_LOG_DEBUG, "detector %s: new stream %s (%zu)", d->c->name, key, d->streams.n);
@@ -331,7 +368,7 @@ void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *pa
         dd_bad_input(dd, "detector %s: topic %.128s: %s", d->c->name, topic, err);
         return;
     }
-    if (!(s = stream_get(dd, d, key)))
+    if (!(s = streams_open(dd, d, key)))
         return;
     s->last_ms = uv_now(dd->loop);
     /* samples without a time take the arrival time, strictly increasing per
@@ -363,6 +400,8 @@ int streams_events(ad_daemon *dd, stream_rec *s)
         case AD_EV_ALERT_RAISED:
         case AD_EV_ALERT_CLEARED:
             publish_alert(dd, s, &ev);
+            state_outbox_sync(dd, 0);   /* kept if the broker is away */
+            state_save(dd, s);          /* the open alert survives kill -9 */
             state_changed = 1;
             break;
         case AD_EV_DQ_RAISED:
@@ -435,7 +474,7 @@ void streams_house(ad_daemon *dd, int evict)
                 dd->c.streams_evicted++;
                 ad_log(AD_LOG_INFO, "detector %s: stream %s idle for %.0f s, evicted",
                        d->c->name, s->key, d->c->idle_evict);
-                streams_kill(dd, s, 1);
+                streams_evict(dd, s, AD_CLOSE_EVICTED);
                 continue;
             }
             ad_detector_advance(s->d, wall);

@@ -5,6 +5,7 @@
  */
 #include "ad.h"
 
+#include <dirent.h>
 #include <cJSON.h>
 #include <math.h>
 #include <time.h>
@@ -16,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static ad_log_fn log_fn;
@@ -292,11 +294,24 @@ int ad_write_file_atomic(const char *path, const void *buf, size_t len,
         return ad_errf(err, errlen, AD_EINVAL,
                        "ad_write_file_atomic: bad arguments");
     plen = strlen(path);
-    tmp = malloc(plen + 32);
+    tmp = malloc(plen + 48);
     if (tmp == NULL)
         return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* A fresh name, created exclusively and never through a symlink: a
+     * file or link planted under a predictable name is never written
+     * through (AD_TMP_MARK marks leftovers for ad_clean_tmp_files). */
+    {
+        static unsigned long ctr;
+        struct timespec ts;
+        int tries = 0;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        do {
+            unsigned long c = __atomic_fetch_add(&ctr, 1, __ATOMIC_RELAXED);
+            snprintf(tmp, plen + 48, "%s" AD_TMP_MARK "%ld.%lx", path, (long)getpid(),
+                     (unsigned long)ts.tv_nsec ^ (c * 2654435761ul));
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        } while (fd < 0 && errno == EEXIST && ++tries < 16);
+    }
     if (fd < 0) {
         rc = ad_errf(err, errlen, errno == ENOENT ? AD_ENOENT : -errno,
                      "%s: %s", tmp, strerror(errno));
@@ -352,6 +367,28 @@ fail:
     unlink(tmp);
     free(tmp);
     return rc;
+}
+
+int ad_clean_tmp_files(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    struct dirent *e;
+    int n = 0, dfd;
+
+    if (dp == NULL)
+        return -errno;
+    dfd = dirfd(dp);
+    while ((e = readdir(dp)) != NULL) {
+        struct stat st;
+        if (strstr(e->d_name, AD_TMP_MARK) == NULL)
+            continue;
+        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (unlinkat(dfd, e->d_name, 0) == 0)
+            n++;
+    }
+    closedir(dp);
+    return n;
 }
 
 int ad_mul_size(size_t a, size_t b, size_t *out)

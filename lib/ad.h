@@ -118,7 +118,16 @@ int ad_read_text(const char *path, size_t max, char **out, char *err, size_t err
  * message naming the directory that could not be made. */
 int ad_mkdir_p(const char *dir, unsigned mode, char *err, size_t errlen);
 
-/* Write a buffer atomically: path.tmp.PID, fsync, rename, fsync the dir. */
+/* Write a buffer atomically: a new temporary file next to path (named
+ * path AD_TMP_MARK pid.random, created O_CREAT|O_EXCL|O_NOFOLLOW, mode
+ * 0600), fsync, rename over path, fsync the dir. A crash may leave the
+ * temporary file: ad_clean_tmp_files removes such leftovers. */
+#define AD_TMP_MARK ".tmp~"
+/* Remove the leftover temporary files of ad_write_file_atomic in dir
+ * (regular files whose name contains AD_TMP_MARK; never follows links).
+ * Returns how many were removed, or a negative code. */
+int ad_clean_tmp_files(const char *dir);
+
 int ad_write_file_atomic(const char *path, const void *buf, size_t len,
                          char *err, size_t errlen);
 

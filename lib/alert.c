@@ -48,6 +48,10 @@ const char *ad_close_reason_name(ad_close_reason r)
     case AD_CLOSE_NONE: return "none";
     case AD_CLOSE_CLEARED: return "cleared";
     case AD_CLOSE_ACCEPTED: return "accepted";
+    case AD_CLOSE_RESTART: return "restart";
+    case AD_CLOSE_RELOAD: return "reload";
+    case AD_CLOSE_EVICTED: return "evicted";
+    case AD_CLOSE_MODEL_CHANGED: return "model_changed";
     }
     return "?";
 }
@@ -314,6 +318,210 @@ void ad_alerter_reset(ad_alerter *a)
     a->below = 0;
     a->has_cooldown = 0;
     a->cur.active = 0;
+}
+
+/* ---- save / restore ------------------------------------------------------ */
+
+static cJSON *open_to_json(const ad_alerter *a)
+{
+    const ad_alert *c = &a->cur;
+    cJSON *o = cJSON_CreateObject(), *tf, *ss;
+    char hist[24];
+    int i;
+
+    if (o == NULL)
+        return NULL;
+    snprintf(hist, sizeof(hist), "%llx", (unsigned long long)a->hist);
+    if (!cJSON_AddStringToObject(o, "id", c->id) ||
+        !cJSON_AddNumberToObject(o, "seq", (double)c->seq) ||
+        !cJSON_AddNumberToObject(o, "start", (double)c->start_ms) ||
+        !cJSON_AddNumberToObject(o, "peak_ts", (double)c->peak_ms) ||
+        !ad_json_num(o, "peak_score", c->peak_score) ||
+        !ad_json_num(o, "threshold", c->threshold) ||
+        !ad_json_num(o, "severity", c->severity) ||
+        !cJSON_AddNumberToObject(o, "windows", (double)c->windows) ||
+        !ad_json_num(o, "probability", c->probability) ||
+        !ad_json_num(o, "log_likelihood", c->log_likelihood) ||
+        !ad_json_num(o, "peak_probability", c->peak_probability) ||
+        !cJSON_AddStringToObject(o, "hist", hist) ||
+        !cJSON_AddNumberToObject(o, "hist_len", a->hist_len) ||
+        !cJSON_AddNumberToObject(o, "below", a->below) ||
+        !cJSON_AddNumberToObject(o, "share_n", (double)a->share_n) ||
+        (tf = cJSON_AddArrayToObject(o, "top")) == NULL ||
+        (ss = cJSON_AddArrayToObject(o, "share_sum")) == NULL)
+        goto fail;
+    for (i = 0; i < c->n_top; i++) {
+        cJSON *t = cJSON_CreateIntArray((int[]){ c->top_feature[i] }, 1);
+        if (t == NULL || !cJSON_AddItemToArray(tf, t) ||
+            !cJSON_AddItemToArray(t, cJSON_CreateNumber(c->top_share[i])))
+            goto fail;
+    }
+    for (i = 0; i < a->F; i++)
+        if (!cJSON_AddItemToArray(ss, cJSON_CreateNumber(isfinite(a->share_sum[i]) ?
+                                                         a->share_sum[i] : 0)))
+            goto fail;
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+cJSON *ad_alerter_save(const ad_alerter *a)
+{
+    cJSON *o = cJSON_CreateObject(), *op;
+
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddNumberToObject(o, "seq", (double)a->seq))
+        goto fail;
+    if (a->has_cooldown) {
+        if (!cJSON_AddNumberToObject(o, "cooldown_until", (double)a->cooldown_until))
+            goto fail;
+    } else if (!cJSON_AddNullToObject(o, "cooldown_until")) {
+        goto fail;
+    }
+    if (!a->cur.active) {
+        if (!cJSON_AddNullToObject(o, "open"))
+            goto fail;
+        return o;
+    }
+    if ((op = open_to_json(a)) == NULL)
+        goto fail;
+    cJSON_AddItemToObject(o, "open", op);
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+/* Field k of o as a number (null -> NAN when nullable). */
+static int get_num(const cJSON *o, const char *k, int nullable, double *v)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+
+    if (cJSON_IsNumber(x) && isfinite(x->valuedouble)) {
+        *v = x->valuedouble;
+        return 0;
+    }
+    if (nullable && (x == NULL || cJSON_IsNull(x))) {
+        *v = NAN;
+        return 0;
+    }
+    return -1;
+}
+
+/* The open alert in o into *c and the clearing state into the out params. */
+static int open_from_json(const ad_alerter *a, const cJSON *o, ad_alert *c,
+                          uint64_t *hist, int *hist_len, int *below, uint64_t *share_n,
+                          double *share_sum, char *err, size_t errlen)
+{
+    const cJSON *x, *t;
+    double v[14];
+    int i = 0;
+    const char *bad = NULL;
+
+    memset(c, 0, sizeof(*c));
+    x = cJSON_GetObjectItemCaseSensitive(o, "id");
+    if (!cJSON_IsString(x) || strlen(x->valuestring) >= sizeof(c->id))
+        return ad_errf(err, errlen, AD_EFORMAT, "alert.open.id: missing or too long");
+    snprintf(c->id, sizeof(c->id), "%s", x->valuestring);
+    if (get_num(o, bad = "seq", 0, &v[0]) || get_num(o, bad = "start", 0, &v[1]) ||
+        get_num(o, bad = "peak_ts", 0, &v[2]) || get_num(o, bad = "peak_score", 1, &v[3]) ||
+        get_num(o, bad = "threshold", 1, &v[4]) || get_num(o, bad = "severity", 1, &v[5]) ||
+        get_num(o, bad = "windows", 0, &v[6]) || get_num(o, bad = "probability", 1, &v[7]) ||
+        get_num(o, bad = "log_likelihood", 1, &v[8]) ||
+        get_num(o, bad = "peak_probability", 1, &v[9]) ||
+        get_num(o, bad = "hist_len", 0, &v[10]) || get_num(o, bad = "below", 0, &v[11]) ||
+        get_num(o, bad = "share_n", 0, &v[12]))
+        return ad_errf(err, errlen, AD_EFORMAT, "alert.open.%s: missing or not a number", bad);
+    if (v[0] < 1 || v[6] < 0 || v[10] < 0 || v[10] > a->cfg.n || v[11] < 0 || v[12] < 0)
+        return ad_errf(err, errlen, AD_EFORMAT, "alert.open: a count is out of range");
+    c->seq = (uint64_t)v[0];
+    c->active = 1;
+    c->start_ms = (int64_t)v[1];
+    c->peak_ms = (int64_t)v[2];
+    c->peak_score = v[3];
+    c->threshold = v[4];
+    c->severity = v[5];
+    c->windows = (uint64_t)v[6];
+    c->probability = v[7];
+    c->log_likelihood = v[8];
+    c->peak_probability = v[9];
+    *hist_len = (int)v[10];
+    *below = (int)v[11];
+    *share_n = (uint64_t)v[12];
+    x = cJSON_GetObjectItemCaseSensitive(o, "hist");
+    if (!cJSON_IsString(x))
+        return ad_errf(err, errlen, AD_EFORMAT, "alert.open.hist: missing");
+    *hist = strtoull(x->valuestring, NULL, 16);
+    x = cJSON_GetObjectItemCaseSensitive(o, "top");
+    cJSON_ArrayForEach(t, x) {
+        const cJSON *f = cJSON_GetArrayItem(t, 0), *sh = cJSON_GetArrayItem(t, 1);
+        if (i >= AD_ALERT_TOP || !cJSON_IsNumber(f) || !cJSON_IsNumber(sh) ||
+            f->valuedouble < 0 || f->valuedouble >= a->F)
+            return ad_errf(err, errlen, AD_EFORMAT, "alert.open.top[%d]: bad entry", i);
+        c->top_feature[i] = (int)f->valuedouble;
+        c->top_share[i] = sh->valuedouble;
+        i++;
+    }
+    c->n_top = i;
+    x = cJSON_GetObjectItemCaseSensitive(o, "share_sum");
+    if (cJSON_GetArraySize(x) != a->F)
+        return ad_errf(err, errlen, AD_EFORMAT, "alert.open.share_sum: %d features expected",
+                       a->F);
+    i = 0;
+    cJSON_ArrayForEach(t, x)
+        share_sum[i++] = cJSON_IsNumber(t) && isfinite(t->valuedouble) ? t->valuedouble : 0;
+    return 0;
+}
+
+int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *saved,
+                       char *err, size_t errlen)
+{
+    const cJSON *op;
+    double seq, cd;
+    ad_alert c;
+    uint64_t hist = 0, share_n = 0;
+    int hist_len = 0, below = 0, rc;
+    double *ss;
+
+    if (saved)
+        memset(saved, 0, sizeof(*saved));
+    if (!cJSON_IsObject(o) || get_num(o, "seq", 0, &seq) || seq < 0)
+        return ad_errf(err, errlen, AD_EFORMAT, "alert.seq: missing or not a number");
+    if (get_num(o, "cooldown_until", 1, &cd))
+        return ad_errf(err, errlen, AD_EFORMAT, "alert.cooldown_until: not a number");
+    op = cJSON_GetObjectItemCaseSensitive(o, "open");
+    if (op != NULL && !cJSON_IsNull(op)) {
+        if ((ss = calloc((size_t)a->F, sizeof(double))) == NULL)
+            return ad_errf(err, errlen, AD_ENOMEM, "alerter: out of memory");
+        rc = open_from_json(a, op, &c, &hist, &hist_len, &below, &share_n, ss, err, errlen);
+        if (rc) {
+            free(ss);
+            return rc;
+        }
+        if (saved)
+            *saved = c;
+        if (resume) {
+            a->cur = c;
+            a->hist = hist & (a->cfg.n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << a->cfg.n) - 1));
+            a->hist_len = hist_len;
+            a->last_exceeded = (int)(a->hist & 1);
+            a->below = below;
+            a->share_n = share_n;
+            memcpy(a->share_sum, ss, (size_t)a->F * sizeof(double));
+        }
+        free(ss);
+        if (c.seq > seq)
+            seq = (double)c.seq;
+    }
+    if ((uint64_t)seq > a->seq)
+        a->seq = (uint64_t)seq;
+    if (resume && isfinite(cd)) {
+        a->has_cooldown = 1;
+        a->cooldown_until = (int64_t)cd;
+    }
+    return 0;
 }
 
 cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,

@@ -18,9 +18,18 @@
  * exceeds when S > S_level = -ln(1 - level), and counts as below when
  * S < clear_ratio * S_level (level 0.9999, clear_ratio 0.8: p < 0.99937).
  *
- * CLOSE REASON. An alert ends `cleared` (the rule above) or `accepted`
- * (ad_alerter_close: the caller accepted the change as the new normal, see
- * detector.h REGIME ACCEPTANCE).
+ * CLOSE REASON. An alert ends `cleared` (the rule above) or, through
+ * ad_alerter_close, `accepted` (the caller accepted the change as the new
+ * normal, see detector.h REGIME ACCEPTANCE), `restart` (the stream could not
+ * continue it after a restart: its settings changed meanwhile), `reload`
+ * (a configuration reload rebuilt the stream), `evicted` (the stream was
+ * dropped: idle, stream limit, detector removed) or `model_changed` (the
+ * stream now runs another model, whose scores are on another scale).
+ *
+ * SAVE / RESTORE. ad_alerter_save writes the sequence counter and the open
+ * alert with everything its clearing depends on (window history, windows
+ * below, the feature shares so far); ad_alerter_restore continues it (same
+ * id, same seq) or only hands it back so the caller can close it.
  *
  * An alert record carries a stable id "<stream>-<start unix ms>-<seq>"
  * (seq = 1, 2, ... per stream since creation), so replaying the same data
@@ -50,7 +59,11 @@ typedef enum {
 typedef enum {
     AD_CLOSE_NONE = 0,        /* still active */
     AD_CLOSE_CLEARED,         /* below the clear level for m windows */
-    AD_CLOSE_ACCEPTED         /* accepted as the new normal */
+    AD_CLOSE_ACCEPTED,        /* accepted as the new normal */
+    AD_CLOSE_RESTART,         /* not continued after a restart */
+    AD_CLOSE_RELOAD,          /* a reload rebuilt the stream */
+    AD_CLOSE_EVICTED,         /* the stream was dropped */
+    AD_CLOSE_MODEL_CHANGED    /* the stream runs another model */
 } ad_close_reason;
 
 typedef struct ad_alert_cfg {
@@ -152,12 +165,33 @@ uint64_t ad_alerter_count(const ad_alerter *a);
 void ad_alerter_reset(ad_alerter *a);
 
 /*
+ * The alerter's persistent part as JSON (new object, NULL on OOM):
+ *   {"seq":n,"cooldown_until":ms|null,"open":{alert}|null}
+ * where {alert} holds the record (id, start, peak, threshold, windows,
+ * probabilities, top features) and its clearing state ("hist", "hist_len",
+ * "below", "share_sum", "share_n").
+ */
+cJSON *ad_alerter_save(const ad_alerter *a);
+
+/*
+ * Read what ad_alerter_save wrote. The seq counter becomes the larger of
+ * the current and the saved one (ids stay unique). When an alert was open,
+ * *saved (may be NULL) receives it (saved->active = 1; else active = 0);
+ * with resume = 1 it also becomes the active alert again, so the next
+ * windows continue and clear it. Feature indices >= F are refused.
+ * Returns 0, or AD_EFORMAT with a message naming the field.
+ */
+int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *saved,
+                       char *err, size_t errlen);
+
+/*
  * An alert as JSON (new cJSON object; NULL on OOM):
  *   {"id":..,"stream":..,"state":"raised"|"cleared","start":ms,"end":ms|null,
  *    "start_iso":"..Z","peak_score":..,"threshold":..,"severity":..,
  *    "windows":..,"top_features":[{"name":..,"share":..},..],
  *    "probability":p|null,"log_likelihood":L|null,"peak_probability":..|null,
- *    "reason":"cleared"|"accepted" (cleared alerts only)}
+ *    "reason":"cleared"|"accepted"|"restart"|"reload"|"evicted"|
+ *             "model_changed" (cleared alerts only)}
  * names (F strings) may be NULL (indices are printed as "f<i>").
  */
 cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,

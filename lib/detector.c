@@ -42,6 +42,7 @@ struct ad_detector {
     double smooth;
     int has_calib_start;
     int64_t calib_start;
+    double calib_guard;          /* > 0: calibration skips scores above it */
     int64_t last_ts;             /* last row consumed (event times) */
     /* untrusted rows */
     uint64_t rejected_seen;      /* stream rejections at the last row */
@@ -894,6 +895,7 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
     }
     d->fail_reported = 0;
     d->fail_unreported = 0;
+    d->calib_guard = 0;
     e = ev_new(d, AD_EV_CALIBRATED, ts);
     e->threshold = ad_threshold_value(d->thr);
     e->n = ad_threshold_count(d->thr);
@@ -983,7 +985,7 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
         d->has_calib_start = 1;
         d->calib_start = ts;
     }
-    if (untrusted) {
+    if (untrusted || (d->calib_guard > 0 && s > d->calib_guard)) {
         d->st.calib_excluded++;
     } else if ((delay == 0 && d->cq_len == 0) || calq_push(d, from, ts, s, delay) != 0) {
         ad_threshold_add(d->thr, s);
@@ -1612,6 +1614,8 @@ static void swap_model(ad_detector *d, const ad_model *m, ad_model *owned)
 
 static void restart_calibration(ad_detector *d, int64_t ts)
 {
+    /* an open alert ends with its cleared event, never silently */
+    ad_detector_close_alert(d, AD_CLOSE_MODEL_CHANGED);
     ad_threshold_reset(d->thr);
     ad_alerter_reset(d->alert);
     ad_likelihood_reset(d->lik);     /* a new model scores on another scale */
@@ -1622,6 +1626,7 @@ static void restart_calibration(ad_detector *d, int64_t ts)
     d->has_smooth = 0;
     d->has_calib_start = 0;
     d->cq_len = 0;
+    d->calib_guard = 0;              /* another model: another scale */
     set_phase(d, AD_PHASE_CALIBRATING, ts);
     if (fit_without_scores(d) > 0) {
         ad_event *e = ev_new(d, AD_EV_CALIBRATED, ts);
@@ -1758,6 +1763,22 @@ void ad_detector_summarize(const ad_detector *d, ad_detector_summary *b)
 
 /* ---- save / restore ---------------------------------------------------------- */
 
+/* The "alert" sub-object: the alerter (alert.h ad_alerter_save), the data
+ * time of the last row and the calibration guard. */
+static cJSON *alert_save(const ad_detector *d)
+{
+    cJSON *a = ad_alerter_save(d->alert);
+
+    if (a == NULL)
+        return NULL;
+    if (!cJSON_AddNumberToObject(a, "last_ts", (double)d->last_ts) ||
+        (d->calib_guard > 0 && !cJSON_AddNumberToObject(a, "calib_guard", d->calib_guard))) {
+        cJSON_Delete(a);
+        return NULL;
+    }
+    return a;
+}
+
 /* Add saved sub-state text (taken) as a JSON object under key. */
 static int add_sub(cJSON *o, const char *key, char *txt, int want)
 {
@@ -1800,8 +1821,12 @@ char *ad_detector_save(const ad_detector *d)
     cJSON *o, *t;
     char hash[24];
     char *txt = NULL;
+    int fitted = ad_threshold_fitted(d->thr);
 
-    if (!ad_threshold_fitted(d->thr))
+    /* Not calibrated: still kept when the alert part matters (the seq
+     * counter, a calibration guard), so a restart neither reuses ids nor
+     * closes an alert twice. */
+    if (!fitted && ad_alerter_count(d->alert) == 0 && !(d->calib_guard > 0))
         return NULL;
     o = cJSON_CreateObject();
     if (o == NULL)
@@ -1813,18 +1838,23 @@ char *ad_detector_save(const ad_detector *d)
         !cJSON_AddStringToObject(o, "settings_hash", hash) ||
         !cJSON_AddStringToObject(o, "metric", ad_detector_metric_name(d->cfg.metric)) ||
         !cJSON_AddStringToObject(o, "method", ad_thr_method_name(d->cfg.thr.method)) ||
-        !cJSON_AddNumberToObject(o, "threshold", ad_threshold_value(d->thr)) ||
-        !cJSON_AddNumberToObject(o, "calib_windows", (double)ad_threshold_count(d->thr)) ||
         !cJSON_AddNumberToObject(o, "alerts", (double)ad_alerter_count(d->alert)))
         goto out;
-    if (d->has_smooth) {
-        if (!cJSON_AddNumberToObject(o, "smoothed", d->smooth))
-            goto out;
-    }
-    t = ad_threshold_save(d->thr);
+    t = alert_save(d);
     if (t == NULL)
         goto out;
-    cJSON_AddItemToObject(o, "state", t);
+    cJSON_AddItemToObject(o, "alert", t);
+    if (fitted) {
+        if (!cJSON_AddNumberToObject(o, "threshold", ad_threshold_value(d->thr)) ||
+            !cJSON_AddNumberToObject(o, "calib_windows", (double)ad_threshold_count(d->thr)))
+            goto out;
+        if (d->has_smooth && !cJSON_AddNumberToObject(o, "smoothed", d->smooth))
+            goto out;
+        t = ad_threshold_save(d->thr);
+        if (t == NULL)
+            goto out;
+        cJSON_AddItemToObject(o, "state", t);
+    }
     if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0 ||
         add_sub(o, "adapt", d->ad ? ad_adapt_save(d->ad) : NULL, d->ad != NULL) != 0)
         goto out;
@@ -1832,6 +1862,45 @@ char *ad_detector_save(const ad_detector *d)
 out:
     cJSON_Delete(o);
     return txt;
+}
+
+/* The saved alert part of o: "alert", or for files written before it
+ * existed {"seq": alerts}. Returns a new object or NULL. */
+static cJSON *saved_alert(const cJSON *o)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "alert");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "alerts");
+    cJSON *r;
+
+    if (cJSON_IsObject(a))
+        return cJSON_Duplicate(a, 1);
+    if ((r = cJSON_CreateObject()) != NULL &&
+        !cJSON_AddNumberToObject(r, "seq", cJSON_IsNumber(n) && n->valuedouble > 0 ?
+                                 n->valuedouble : 0)) {
+        cJSON_Delete(r);
+        r = NULL;
+    }
+    return r;
+}
+
+/* Continue the saved alert part after a successful restore. */
+static void alert_resume(ad_detector *d, const cJSON *o)
+{
+    cJSON *a = saved_alert(o);
+    const cJSON *x;
+    char err[160];
+
+    ad_alerter_reset(d->alert);
+    if (a == NULL)
+        return;
+    if (ad_alerter_restore(d->alert, a, 1, NULL, err, sizeof(err)) != 0) {
+        ad_alerter_reset(d->alert);
+        ad_log(AD_LOG_WARNING, "stream %s: saved alert not continued: %s", d->key, err);
+    }
+    x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
+    if (d->last_ts == 0 && cJSON_IsNumber(x))
+        d->last_ts = (int64_t)x->valuedouble;
+    cJSON_Delete(a);
 }
 
 int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errlen)
@@ -1874,6 +1943,10 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
                      cJSON_IsString(x) ? x->valuestring : "?", hash);
         goto out;
     }
+    if (cJSON_GetObjectItemCaseSensitive(o, "state") == NULL) {
+        rc = ad_errf(err, errlen, AD_EINVAL, "calibration state: not calibrated when saved");
+        goto out;
+    }
     rc = ad_threshold_restore(d->thr, cJSON_GetObjectItemCaseSensitive(o, "state"), err, errlen);
     if (rc)
         goto out;
@@ -1887,12 +1960,82 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         d->smooth = x->valuedouble;
         d->has_smooth = 1;
     }
-    ad_alerter_reset(d->alert);
+    alert_resume(d, o);
     set_phase(d, AD_PHASE_DETECTING, d->last_ts);
     rc = 0;
 out:
     cJSON_Delete(o);
     return rc;
+}
+
+/* Queue the cleared event of alert al, closed now with reason r at ts. */
+static void queue_closed(ad_detector *d, ad_alert *al, ad_close_reason r, int64_t ts)
+{
+    ad_event *e;
+
+    al->active = 0;
+    al->reason = r;
+    al->end_ms = ts > al->start_ms ? ts : al->start_ms;
+    e = ev_new(d, AD_EV_ALERT_CLEARED, al->end_ms);
+    e->alert = *al;
+    e->threshold = al->threshold;
+    ad_log(AD_LOG_INFO, "stream %s: alert %s closed (%s)", d->key, al->id,
+           ad_close_reason_name(r));
+}
+
+int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason reason)
+{
+    cJSON *o = cJSON_Parse(json ? json : ""), *a;
+    const cJSON *mid, *met, *thr, *x;
+    const char *cur_id = d->model ? d->model->id : "";
+    int same_model, closed = 0;
+    ad_alert al;
+    char err[160];
+
+    if (!cJSON_IsObject(o) || (a = saved_alert(o)) == NULL) {
+        cJSON_Delete(o);
+        return 0;
+    }
+    mid = cJSON_GetObjectItemCaseSensitive(o, "model_id");
+    met = cJSON_GetObjectItemCaseSensitive(o, "metric");
+    same_model = cJSON_IsString(mid) && cur_id[0] && strcmp(mid->valuestring, cur_id) == 0;
+    if (ad_alerter_restore(d->alert, a, 0, &al, err, sizeof(err)) != 0) {
+        ad_log(AD_LOG_WARNING, "stream %s: saved alert unreadable: %s", d->key, err);
+    } else if (al.active) {
+        x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
+        queue_closed(d, &al, same_model ? reason : AD_CLOSE_MODEL_CHANGED,
+                     cJSON_IsNumber(x) ? (int64_t)x->valuedouble : al.start_ms);
+        closed = 1;
+    }
+    /* The old threshold guards the new calibration when scores are on the
+     * same scale (same model, same metric). */
+    thr = cJSON_GetObjectItemCaseSensitive(o, "threshold");
+    if (!cJSON_IsNumber(thr))
+        thr = cJSON_GetObjectItemCaseSensitive(a, "calib_guard");
+    if (same_model && d->phase != AD_PHASE_DETECTING && cJSON_IsString(met) &&
+        ad_detector_metric_from_name(met->valuestring) == (int)d->cfg.metric &&
+        cJSON_IsNumber(thr) && isfinite(thr->valuedouble) && thr->valuedouble > 0) {
+        d->calib_guard = thr->valuedouble;
+        ad_log(AD_LOG_INFO, "stream %s: calibration skips scores above the previous "
+               "threshold %g", d->key, d->calib_guard);
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(o);
+    return closed;
+}
+
+int ad_detector_close_alert(ad_detector *d, ad_close_reason reason)
+{
+    const ad_alert *cur = ad_alerter_active(d->alert);
+    ad_alert al;
+
+    if (cur == NULL)
+        return 0;
+    al = *cur;
+    ad_alerter_close(d->alert, d->last_ts, reason, NULL);
+    d->acc_len = d->acc_head = 0;
+    queue_closed(d, &al, reason, d->last_ts);
+    return 1;
 }
 
 /* ---- events as JSON ---------------------------------------------------------- */

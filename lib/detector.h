@@ -476,25 +476,47 @@ void ad_detector_set_user(ad_detector *d, void *user);
 void *ad_detector_user(const ad_detector *d);
 
 /*
- * Calibration state as JSON text (malloc'd; NULL on OOM or when not yet
- * calibrated): {"version":1,"stream":..,"model_id":..,"settings_hash":..,
- * "metric":..,"method":..,"threshold":..,"calib_windows":..,
- * "smoothed":..,"alerts":..,"state":{threshold state},
- * "dq":{ad_dq_save state},"adapt":{ad_adapt_save state}} ("dq"/"adapt" only
- * when enabled).
+ * Calibration state as JSON text (malloc'd; NULL on OOM, or when neither
+ * calibrated nor carrying an alert part worth keeping):
+ * {"version":1,"stream":..,"model_id":..,"settings_hash":..,"metric":..,
+ *  "method":..,"alerts":seq,"alert":{ad_alerter_save + "last_ts":ms
+ *  [,"calib_guard":thr]}, and once calibrated "threshold":..,
+ *  "calib_windows":..,"smoothed":..,"state":{threshold state}; plus
+ *  "dq":{ad_dq_save state},"adapt":{ad_adapt_save state} (only when
+ *  enabled).
  */
 char *ad_detector_save(const ad_detector *d);
 
 /*
  * Restore a saved state: the model id and settings hash must equal the
  * current ones (AD_EINVAL with a message naming which differs: the caller
- * then simply recalibrates), malformed text AD_EFORMAT. On success the
- * phase becomes detecting (AD_EV_PHASE queued). The "dq" and "adapt"
- * sub-objects (optional: older state files have none) are restored too,
- * even when the calibration is refused (they do not depend on the model);
- * a malformed sub-object is logged and ignored.
+ * then calls ad_detector_restore_alert and recalibrates), malformed text
+ * AD_EFORMAT. On success the phase becomes detecting (AD_EV_PHASE queued)
+ * and the saved alert part continues: an alert open when saved is active
+ * again with the same id and clears by the usual rule; the seq continues.
+ * The "dq" and "adapt" sub-objects (optional: older state files have none)
+ * are restored too, even when the calibration is refused (they do not
+ * depend on the model); a malformed sub-object is logged and ignored.
  */
 int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errlen);
+
+/*
+ * After ad_detector_restore failed (or was not tried): take what can be
+ * taken from the saved state. The alert seq continues; an alert open when
+ * saved is closed with `reason` (AD_CLOSE_MODEL_CHANGED instead when the
+ * saved model id differs), end time the last row's data time then, and
+ * queued as AD_EV_ALERT_CLEARED. CALIBRATION GUARD: when the saved model
+ * id and metric equal the current ones and the detector calibrates, the
+ * saved threshold guards the new calibration: scores above it are left out
+ * (counted in calib_excluded) until the new threshold is fitted, so a
+ * stream rebuilt during a fault never calibrates on the fault. Returns 1
+ * when a cleared event was queued, else 0 (also for unreadable text).
+ */
+int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason reason);
+
+/* Close the active alert now with `reason` (end time: the last row's data
+ * time) and queue AD_EV_ALERT_CLEARED. Returns 1, or 0 when none is open. */
+int ad_detector_close_alert(ad_detector *d, ad_close_reason reason);
 
 /* An event as JSON (new cJSON object, NULL on OOM), the format the daemon
  * publishes and `replay --events` writes (one per line):

@@ -90,9 +90,10 @@ void ad_dq_cfg_default(ad_dq_cfg *c)
     c->stuck_samples = 30;
     c->stuck_ms = 0;
     c->stuck_tol = 0.05;
-    c->range_k = 10;
+    c->range_k = 0;
     c->range_clear_samples = 5;
     c->dropout_factor = 5;
+    c->dropout_min_ms = 5000;
     c->reject_count = 10;
     c->reject_window_ms = 60000;
 }
@@ -124,6 +125,10 @@ int ad_dq_cfg_check(const ad_dq_cfg *c, char *err, size_t errlen)
         return ad_errf(err, errlen, AD_EINVAL,
                        "quality.dropout_factor: must be 0 (off) or in [1.5,1e6] (got %g)",
                        c->dropout_factor);
+    if (c->dropout_min_ms < 0 || c->dropout_min_ms > (int64_t)1000000000000LL)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "quality.dropout_min_ms: must be 0..1e12 (got %lld)",
+                       (long long)c->dropout_min_ms);
     if (c->reject_count < 0 || c->reject_count > 1000000000)
         return ad_errf(err, errlen, AD_EINVAL,
                        "quality.reject_count: must be 0 (off) or 1..1000000000 (got %d)",
@@ -276,7 +281,9 @@ static double dropout_limit(const ad_dq *q, const dq_feat *ft)
         return 0;
     a = q->cfg.dropout_factor * ft->period;
     b = DQ_LEARNED_FACTOR * (double)ft->gap;
-    return a > b ? a : b;
+    if (b > a)
+        a = b;
+    return a > (double)q->cfg.dropout_min_ms ? a : (double)q->cfg.dropout_min_ms;
 }
 
 static uint64_t stuck_need(const ad_dq *q, const dq_feat *ft)

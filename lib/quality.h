@@ -80,7 +80,8 @@
  *            and sigma > 0, |value - center| > range_k * sigma. Raises on
  *            the first such value; clears after range_clear_samples
  *            consecutive values inside.
- *   dropout  now - last sample > max(dropout_factor * period, 2 * gap).
+ *   dropout  now - last sample > max(dropout_factor * period, 2 * gap,
+ *            dropout_min_ms).
  *            The whole stream: now - last sample of any feature > the
  *            smallest limit of the learned features (one event, feature
  *            -1; per-feature dropouts are not raised while it is open).
@@ -149,11 +150,17 @@ typedef struct ad_dq_cfg {
     double stuck_tol;           /* "nearly constant": within stuck_tol *
                                  * learned step, 0..1; default 0.05 */
     double range_k;             /* learned range center +- range_k * sigma;
-                                 * 0 = off, else 1..1e6; default 10 */
+                                 * 0 = off, else 1..1e6; default 0 (a range
+                                 * learned from the first values of a
+                                 * drifting process flags its later normal
+                                 * operating points) */
     int range_clear_samples;    /* in-range values that clear, 1..1000000;
                                  * default 5 */
     double dropout_factor;      /* dropout after factor * period; 0 = off,
                                  * else 1.5..1e6; default 5 */
+    int64_t dropout_min_ms;     /* never a dropout before this silence,
+                                 * 0..1e12; default 5000 (a 50 Hz stream's
+                                 * network jitter is not a dropout) */
     int reject_count;           /* rejected values per window that raise;
                                  * 0 = off, else 1..1000000000; default 10 */
     int64_t reject_window_ms;   /* 1..1e12; default 60000 */

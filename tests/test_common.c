@@ -131,6 +131,44 @@ static void test_one_set_of_defaults(void)
     ad_config_free(c);
 }
 
+/* ad_write_file_atomic never writes through a planted link (the old fixed
+ * temp name path.tmp.PID, or any other), and ad_clean_tmp_files removes
+ * leftover temp files but no link and no other file. */
+static void test_atomic_write_links(void)
+{
+    char path[300], link[340], victim[300], left[340], other[300], err[300], *txt = NULL;
+    int rc;
+
+    snprintf(path, sizeof path, "%s/s.state.json", dir);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    snprintf(link, sizeof link, "%s.tmp.%ld", path, (long)getpid());
+    T_CHECK(ad_write_file_atomic(victim, "keep", 4, err, sizeof err) == 0, "%s", err);
+    T_CHECK(symlink(victim, link) == 0, "symlink planted");
+    rc = ad_write_file_atomic(path, "new", 3, err, sizeof err);
+    T_CHECK(rc == 0, "written: %s", err);
+    T_CHECK(ad_read_text(victim, 100, &txt, err, sizeof err) == 0 && strcmp(txt, "keep") == 0,
+            "the link's target is untouched (%s)", txt ? txt : "?");
+    free(txt);
+    txt = NULL;
+    T_CHECK(ad_read_text(path, 100, &txt, err, sizeof err) == 0 && strcmp(txt, "new") == 0,
+            "the file has the new content");
+    free(txt);
+    snprintf(left, sizeof left, "%s" AD_TMP_MARK "123.abc", path);
+    snprintf(other, sizeof other, "%s/x" AD_TMP_MARK "1", dir);
+    T_CHECK(symlink(victim, other) == 0, "a link with the mark");
+    {
+        FILE *f = fopen(left, "w");
+        if (f) fclose(f);
+    }
+    T_CHECK(ad_clean_tmp_files(dir) == 1, "one leftover removed");
+    T_CHECK(access(left, F_OK) != 0 && access(victim, F_OK) == 0 && access(path, F_OK) == 0,
+            "the leftover is gone, the files stay");
+    unlink(other);
+    unlink(link);
+    unlink(path);
+    unlink(victim);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -141,6 +179,7 @@ int main(void)
     T_RUN(test_config_fifo);
     T_RUN(test_buf_and_hash);
     T_RUN(test_one_set_of_defaults);
+    T_RUN(test_atomic_write_links);
     rmdir(dir);
     return t_done();
 }

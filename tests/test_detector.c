@@ -360,12 +360,92 @@ static void test_bootstrap_training(void)
     ad_detector_free(d);
 }
 
+/* An alert open when saved continues after a restore (same id, clears by
+ * the rule, next alert seq 2); with other settings it is closed with the
+ * reason and the old threshold guards the new calibration. */
+static void test_alert_lifecycle(void)
+{
+    ad_model *m = zero_model(4);
+    ad_detector_cfg c;
+    ad_detector *d = NULL, *e = NULL;
+    char err[300], *txt;
+    run r;
+    int i, k;
+    ad_detector_stats st;
+
+    memset(&r, 0, sizeof(r));
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 20;
+    c.thr.margin = 1.2;
+    c.alert.k = 2;
+    c.alert.n = 3;
+    c.alert.m = 2;
+    c.alert.clear_ratio = 1.0;
+    ad_detector_new(&d, &c, "pump1", m, 0, 0, NULL, err, sizeof(err));
+    for (i = 0; i < 30; i++)
+        step(d, 1000 * i, 1.0, &r);
+    for (i = 30; i < 40; i++)
+        step(d, 1000 * i, 3.0, &r);
+    txt = ad_detector_save(d);
+    T_CHECK(txt && strstr(txt, "\"open\":{\"id\":\"pump1-31000-1\""), "open alert saved");
+    /* same settings: continues */
+    memset(&r, 0, sizeof(r));
+    ad_detector_new(&e, &c, "pump1", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_restore(e, txt, err, sizeof(err)) == 0, "restore: %s", err);
+    ad_detector_get_stats(e, &st);
+    T_CHECK(st.alert_active && strcmp(st.alert_id, "pump1-31000-1") == 0,
+            "restored alert active with its id (%s)", st.alert_id);
+    for (i = 40; i < 50; i++)
+        step(e, 1000 * i, 1.0, &r);
+    k = find_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    T_CHECK(k >= 0 && strcmp(r.ev[k].alert.id, "pump1-31000-1") == 0 &&
+            r.ev[k].alert.reason == AD_CLOSE_CLEARED && r.ev[k].alert.windows > 10,
+            "the same id clears by the rule, windows counted across (%llu)",
+            k >= 0 ? (unsigned long long)r.ev[k].alert.windows : 0ULL);
+    for (i = 50; i < 60; i++)
+        step(e, 1000 * i, 3.0, &r);
+    k = find_ev(&r, AD_EV_ALERT_RAISED, 0);
+    T_CHECK(k >= 0 && r.ev[k].alert.seq == 2, "the next alert is seq 2 (%llu)",
+            k >= 0 ? (unsigned long long)r.ev[k].alert.seq : 0ULL);
+    ad_detector_free(e);
+    /* other settings: closed with reason, guard on the old threshold */
+    memset(&r, 0, sizeof(r));
+    c.calib_windows = 10;
+    ad_detector_new(&e, &c, "pump1", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_restore(e, txt, err, sizeof(err)) == AD_EINVAL, "settings differ");
+    T_CHECK(ad_detector_restore_alert(e, txt, AD_CLOSE_RELOAD) == 1, "closed");
+    T_CHECK(ad_detector_restore_alert(e, NULL, AD_CLOSE_RELOAD) == 0, "NULL text: nothing");
+    for (i = 40; i < 70; i++)                   /* the fault goes on: never calibrates */
+        step(e, 1000 * i, 3.0, &r);
+    k = find_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    T_CHECK(k >= 0 && strcmp(r.ev[k].alert.id, "pump1-31000-1") == 0 &&
+            r.ev[k].alert.reason == AD_CLOSE_RELOAD && r.ev[k].alert.end_ms == 39000,
+            "cleared with reason reload at the last row seen (end %lld)",
+            k >= 0 ? (long long)r.ev[k].alert.end_ms : -1LL);
+    T_CHECK(ad_detector_phase(e) == AD_PHASE_CALIBRATING, "no calibration on the fault");
+    for (i = 70; i < 90; i++)
+        step(e, 1000 * i, 1.0, &r);
+    ad_detector_get_stats(e, &st);
+    T_CHECK(ad_detector_phase(e) == AD_PHASE_DETECTING && fabs(st.threshold - 1.2) < 1e-9,
+            "calibrates once normal (threshold %g)", st.threshold);
+    for (i = 90; i < 100; i++)
+        step(e, 1000 * i, 3.0, &r);
+    k = find_ev(&r, AD_EV_ALERT_RAISED, 0);
+    T_CHECK(k >= 0 && r.ev[k].alert.seq == 2, "seq continues after the close (%llu)",
+            k >= 0 ? (unsigned long long)r.ev[k].alert.seq : 0ULL);
+    ad_detector_free(e);
+    free(txt);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
 int main(void)
 {
     T_RUN(test_calibrate_detect_alert);
     T_RUN(test_invalid_windows_and_rejects);
     T_RUN(test_smoothing_and_stale);
     T_RUN(test_save_restore);
+    T_RUN(test_alert_lifecycle);
     T_RUN(test_forced_calibration_and_fixed);
     T_RUN(test_bootstrap_training);
     return t_done();

@@ -357,6 +357,7 @@ static void test_save_restore_roundtrip(void)
 
     base_cfg(&c);
     c.calib_windows = 200;
+    c.dq.range_k = 10;          /* the out-of-range reading: learned range on */
     ad_adapt_cfg_default(&c.adapt);
     c.adapt.enabled = 1;
     c.adapt.every_windows = 100000;

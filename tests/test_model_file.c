@@ -489,7 +489,7 @@ static void test_save_atomic(void)
     T_CHECK(ad_model_save(m, path, err, sizeof(err)) == 0, "overwrite: %s", err);
     d = opendir(tmpdir);
     while (d && (de = readdir(d)) != NULL)
-        if (strstr(de->d_name, ".tmp."))
+        if (strstr(de->d_name, AD_TMP_MARK))
             leftovers++;
     if (d)
         closedir(d);

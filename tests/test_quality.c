@@ -286,7 +286,8 @@ static void test_range(void)
     int i, fl, f;
     ad_dq_learned l;
 
-    ad_dq_cfg_default(&c);      /* range_k 10, clear after 5 */
+    ad_dq_cfg_default(&c);
+    c.range_k = 10;             /* learned range on (default off); clear after 5 */
     for (f = 0; f < F; f++)
         pmin[f] = pmax[f] = NAN;
     pmin[1] = 0;

@@ -71,6 +71,13 @@ $PYTHON -c 'import paho.mqtt.client' 2>/dev/null || need "python3-paho-mqtt miss
 [ -n "$SEED" ] || SEED=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/anomalyd-demo.XXXXXX") || exit 1
+# A watchdog outside this script's process group removes $TMP once this
+# script is gone, however it ended (a SIGKILL runs no trap).
+(
+    trap '' INT TERM HUP
+    while kill -0 $$ 2>/dev/null; do sleep 1; done
+    rm -rf "$TMP"
+) </dev/null >/dev/null 2>&1 &
 BROKER_PID= DAEMON_PID= WATCH_PID= SIM_PID= SLEEP_PID= DONE= STATUS=0
 # $CHILD PID new|same CMD...: exec CMD with SIGTERM as its parent-death
 # signal (so even a SIGKILL of this script leaves nothing running), in a new
@@ -152,6 +159,10 @@ fi
     echo "listener $PORT 127.0.0.1"
     echo "allow_anonymous true"
     echo "persistence false"
+    # As root, mosquitto drops to the "mosquitto" user, and a change of
+    # user clears the parent-death signal: a SIGKILL of this script would
+    # then leave it running. This private loopback broker keeps root.
+    if [ "$(id -u)" -eq 0 ]; then echo "user root"; fi
 } > "$TMP/mosquitto.conf"
 $CHILD "$CHILD_PY" $$ new mosquitto -c "$TMP/mosquitto.conf" > "$TMP/mosquitto.log" 2>&1 &
 BROKER_PID=$!
