@@ -29,7 +29,9 @@
  * written off the loop thread), batch.c (windows to the workers, scores
  * back), training.c (online training tasks), publish.c (alert, state,
  * status, stats JSON), stats.c (latency percentiles), reload.c (SIGHUP:
- * new generation, adopt streams, swap), daemon.c (the loop and wiring).
+ * new generation, adopt streams, swap), homeassistant.c (MQTT discovery and
+ * entity states), command.c (operator commands over MQTT), metrics.c
+ * (Prometheus text file), daemon.c (the loop and wiring).
  */
 #ifndef AD_DAEMON_INT_H
 #define AD_DAEMON_INT_H
@@ -95,6 +97,9 @@ typedef struct stream_rec {
     int64_t last_arrival_ms;     /* arrival time given to the last message */
     struct batch *open;          /* open batch for a stream-owned model */
     old_det *grave;
+    struct feedback *fb;         /* operator feedback (command.c), or NULL */
+    uint64_t ha_ms;              /* uv_now of the last Home Assistant state */
+    int ha_announced;            /* its discovery configs were published */
     struct stream_rec *dnext;    /* dead list */
     char key[];                  /* allocated with the record */
 } stream_rec;
@@ -149,6 +154,8 @@ typedef struct counters {
     uint64_t windows_scored, windows_stale, alerts_raised, alerts_cleared;
     uint64_t batches, batch_windows, trainings, training_failures, ignored_stopping;
     uint64_t retired_dropped;    /* dropped samples of freed streams */
+    /* operator commands (command.c): done, and refused by cause */
+    uint64_t cmd_ok, cmd_bad_json, cmd_unknown_stream, cmd_unknown_command, cmd_failed;
 } counters;
 
 /* Inference latency: the last LAT_RING windows (stats.c). */
@@ -202,6 +209,7 @@ typedef struct ad_daemon {
     uv_work_t w_req;
     int w_busy;
     int restores;                /* stream restores in flight */
+    struct metrics_w *metrics;   /* metrics file writer (metrics.c), or NULL */
 } ad_daemon;
 
 /* ---- daemon.c ---- */
@@ -249,6 +257,8 @@ void streams_free_now(ad_daemon *dd, stream_rec *s);
 void streams_bury(stream_rec *s);
 /* Idle eviction (when evict) and period-mode rows, every house tick. */
 void streams_house(ad_daemon *dd, int evict);
+/* The live stream `key` of d, or NULL. */
+stream_rec *streams_find(det_rt *d, const char *key);
 
 /* ---- state.c ---- */
 /* Queue the calibration state of s for writing (nothing if not calibrated). */

@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command.h"
 #include "daemon_int.h"
+#include "homeassistant.h"
 #include "topic.h"
 
 /* ---- the map ------------------------------------------------------------ */
@@ -96,9 +98,15 @@ static void free_held(stream_rec *s)
     s->held_tail = NULL;
 }
 
+stream_rec *streams_find(det_rt *d, const char *key)
+{
+    return map_find(&d->streams, key, ad_fnv1a64_str(key));
+}
+
 void streams_free_now(ad_daemon *dd, stream_rec *s)
 {
     retire_stats(dd, s);
+    free(s->fb);
     ad_detector_free(s->d);
     empty_grave(s);
     free_held(s);
@@ -304,6 +312,7 @@ int streams_events(ad_daemon *dd, stream_rec *s)
         switch (ev.type) {
         case AD_EV_ALERT_RAISED:
         case AD_EV_ALERT_CLEARED:
+            command_note_alert(s, &ev);
             publish_alert(dd, s, &ev);
             state_changed = 1;
             break;
@@ -335,6 +344,8 @@ int streams_events(ad_daemon *dd, stream_rec *s)
     }
     if (state_changed)
         publish_state(dd, s);
+    else
+        ha_stream_tick(dd, s);
     return state_changed;
 }
 
@@ -360,6 +371,7 @@ void streams_house(ad_daemon *dd, int evict)
                 dd->c.streams_evicted++;
                 ad_log(AD_LOG_INFO, "detector %s: stream %s idle for %.0f s, evicted",
                        d->c->name, s->key, d->c->idle_evict);
+                ha_stream_removed(dd, s);
                 streams_kill(dd, s, 1);
                 continue;
             }

@@ -48,6 +48,7 @@ const char *ad_close_reason_name(ad_close_reason r)
     case AD_CLOSE_NONE: return "none";
     case AD_CLOSE_CLEARED: return "cleared";
     case AD_CLOSE_ACCEPTED: return "accepted";
+    case AD_CLOSE_FALSE_ALARM: return "false_alarm";
     }
     return "?";
 }

@@ -18,9 +18,10 @@
  * exceeds when S > S_level = -ln(1 - level), and counts as below when
  * S < clear_ratio * S_level (level 0.9999, clear_ratio 0.8: p < 0.99937).
  *
- * CLOSE REASON. An alert ends `cleared` (the rule above) or `accepted`
+ * CLOSE REASON. An alert ends `cleared` (the rule above), `accepted`
  * (ad_alerter_close: the caller accepted the change as the new normal, see
- * detector.h REGIME ACCEPTANCE).
+ * detector.h REGIME ACCEPTANCE) or `false_alarm` (ad_alerter_close: an
+ * operator said so, see ad_detector_false_alarm).
  *
  * An alert record carries a stable id "<stream>-<start unix ms>-<seq>"
  * (seq = 1, 2, ... per stream since creation), so replaying the same data
@@ -50,7 +51,8 @@ typedef enum {
 typedef enum {
     AD_CLOSE_NONE = 0,        /* still active */
     AD_CLOSE_CLEARED,         /* below the clear level for m windows */
-    AD_CLOSE_ACCEPTED         /* accepted as the new normal */
+    AD_CLOSE_ACCEPTED,        /* accepted as the new normal */
+    AD_CLOSE_FALSE_ALARM      /* an operator marked it a false alarm */
 } ad_close_reason;
 
 typedef struct ad_alert_cfg {
@@ -157,7 +159,7 @@ void ad_alerter_reset(ad_alerter *a);
  *    "start_iso":"..Z","peak_score":..,"threshold":..,"severity":..,
  *    "windows":..,"top_features":[{"name":..,"share":..},..],
  *    "probability":p|null,"log_likelihood":L|null,"peak_probability":..|null,
- *    "reason":"cleared"|"accepted" (cleared alerts only)}
+ *    "reason":"cleared"|"accepted"|"false_alarm" (cleared alerts only)}
  * names (F strings) may be NULL (indices are printed as "f<i>").
  */
 cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,
