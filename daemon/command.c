@@ -180,7 +180,7 @@ static void cmd_ack(request *r, stream_rec *s, const cJSON *c)
         return refuse(r, &r->dd->c.cmd_failed, "out of memory");
     snprintf(fb->ack_id, sizeof fb->ack_id, "%s", st.alert_id);
     snprintf(fb->ack_by, sizeof fb->ack_by, "%s", by ? by : "");
-    dd_iso_ms((int64_t)dd_wall_ms(), fb->ack_at, sizeof fb->ack_at);
+    ad_iso_ms((int64_t)dd_wall_ms(), fb->ack_at, sizeof fb->ack_at);
     stream_changed(r->dd, s);
     res = cJSON_CreateObject();
     cJSON_AddStringToObject(res, "alert_id", fb->ack_id);
@@ -207,7 +207,7 @@ static void cmd_false_alarm(request *r, stream_rec *s, const cJSON *c)
     fb->false_alarms++;
     snprintf(fb->fa_id, sizeof fb->fa_id, "%s", out.alert_id);
     snprintf(fb->fa_by, sizeof fb->fa_by, "%s", by ? by : "");
-    dd_iso_ms((int64_t)dd_wall_ms(), fb->fa_at, sizeof fb->fa_at);
+    ad_iso_ms((int64_t)dd_wall_ms(), fb->fa_at, sizeof fb->fa_at);
     fb->fa_threshold = out.threshold;
     ad_log(AD_LOG_NOTICE, "stream %s/%s: alert %s marked a false alarm%s%s: threshold "
            "%.6g -> %.6g", r->det, r->stream, out.alert_id, fb->fa_by[0] ? " by " : "",

@@ -160,7 +160,10 @@ void ha_stream_state(ad_daemon *dd, stream_rec *s)
     ad_detector_get_stats(s->d, &st);
     if (!(o = cJSON_CreateObject()))
         return;
-    cJSON_AddStringToObject(o, "problem", st.alert_active ? "ON" : "OFF");
+    /* a model alert or a data-quality condition open */
+    cJSON_AddStringToObject(o, "problem", st.alert_active || st.dq_active ? "ON" : "OFF");
+    cJSON_AddBoolToObject(o, "model_alert", st.alert_active != 0);
+    cJSON_AddNumberToObject(o, "data_quality", st.dq_active);
     if (st.alert_active) cJSON_AddStringToObject(o, "alert_id", st.alert_id);
     else cJSON_AddNullToObject(o, "alert_id");
     num_or_null(o, "score", st.last_smoothed);

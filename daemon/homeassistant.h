@@ -7,7 +7,8 @@
  * object_id = <detector>_<stream> (characters outside [A-Za-z0-9_-] as '_',
  * then an 8-hex hash of the real names when anything was replaced):
  *   <prefix>/binary_sensor/<node_id>/<object_id>/config
- *       "Anomaly", device_class problem: ON while the stream's alert is open
+ *       "Anomaly", device_class problem: ON while the stream's model alert
+ *       or a data-quality condition is open
  *   <prefix>/sensor/<node_id>/<object_id>_score/config
  *       "Anomaly score": the (smoothed) reconstruction error
  *   <prefix>/sensor/<node_id>/<object_id>_severity/config
@@ -20,7 +21,8 @@
  * model, manufacturer "anomalyd", sw_version}.
  *
  * STATE (retained) on homeassistant.state_topic (default
- * anomalyd/ha/{detector}/{stream}): {"problem":"ON"|"OFF","alert_id":..,
+ * anomalyd/ha/{detector}/{stream}): {"problem":"ON"|"OFF","model_alert":
+ * bool,"data_quality":open conditions,"alert_id":..,
  * "score":..,"threshold":..,"severity":..,"phase":..,"acknowledged":..}
  * (null where unknown), published with every change of the stream's state
  * and with new scores at most every update_interval_s.

@@ -1944,10 +1944,14 @@ int ad_detector_false_alarm(ad_detector *d, const char *alert_id, double peak,
     if (a && strcmp(a->id, out->alert_id) == 0 &&
         ad_alerter_close(d->alert, d->last_ts, AD_CLOSE_FALSE_ALARM, &al)) {
         ad_event *e = ev_new(d, AD_EV_ALERT_CLEARED, d->last_ts);
+        if (d->ad)      /* continual learning: not a true alert to keep */
+            ad_adapt_alert_cleared(d->ad, al.id, d->last_ts, AD_ADAPT_CLEAR_FALSE);
         e->alert = al;
         e->threshold = out->threshold;
         out->closed = 1;
         d->acc_len = d->acc_head = 0;
+    } else if (d->ad) {
+        ad_adapt_alert_false(d->ad, out->alert_id);   /* withdrawn if kept */
     }
     return 0;
 }

@@ -514,7 +514,9 @@ cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev);
  * (smoothed) score, 1e-9 relative, so the same windows would not exceed it
  * (ad_threshold_raise: a minimum kept by adaptation, saved with the state),
  * and when it is the open alert (alert_id NULL or "" = the open one) it is
- * closed now with reason false_alarm (AD_EV_ALERT_CLEARED queued). For an
+ * closed now with reason false_alarm (AD_EV_ALERT_CLEARED queued); with
+ * continual learning it is not kept as a true alert (an alert that already
+ * cleared is withdrawn: ad_adapt_alert_false). For an
  * alert that has already cleared the caller passes its peak score (the
  * detector keeps only the open alert). Detecting phase only. Returns 0 and
  * *out, or AD_EINVAL with a message (no open alert, unknown id, not
