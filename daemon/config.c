@@ -21,6 +21,7 @@
 #include "ad.h"
 #include "config.h"
 #include "topic.h"
+#include "command.h"
 
 typedef enum {
     K_STR, K_PATH, K_INT, K_I64, K_NUM, K_BOOL, K_ENUM, K_CBUF,
@@ -362,6 +363,41 @@ static const key detector_keys[] = {
 };
 static const table detector_table = TAB(detector_keys);
 
+#define OHA(f) offsetof(ad_ha_cfg, f)
+static const key ha_keys[] = {
+    { "enabled", K_BOOL, OHA(enabled), 0, 1, "false", 0, NULL, NULL,
+      "publish Home Assistant MQTT discovery configs and entity states per stream" },
+    { "discovery_prefix", K_STR, OHA(discovery_prefix), 0, 0, "homeassistant", 0, NULL, NULL,
+      "Home Assistant's discovery prefix" },
+    { "state_topic", K_STR, OHA(state_topic), 0, 0, "anomalyd/ha/{detector}/{stream}", 0,
+      NULL, NULL, "retained entity state per stream (JSON)" },
+    { "update_interval_s", K_NUM, OHA(update_interval), 0, 86400, "10", 0, NULL, NULL,
+      "score updates of a stream at most this often (state changes at once)" },
+};
+static const table ha_table = TAB(ha_keys);
+
+#define OCM(f) offsetof(ad_cmd_cfg, f)
+static const key cmd_keys[] = {
+    { "enabled", K_BOOL, OCM(enabled), 0, 1, "false", F_RELOAD, NULL, NULL,
+      "accept operator commands (ack, false_alarm, recalibrate, freeze, unfreeze)" },
+    { "topic", K_STR, OCM(topic), 0, 0, "anomalyd/cmd/{detector}/{stream}", F_RELOAD, NULL,
+      NULL, "command topic: one {detector} level, then {stream} last" },
+    { "reply_topic", K_STR, OCM(reply_topic), 0, 0, "anomalyd/reply/{detector}/{stream}",
+      F_RELOAD, NULL, NULL, "replies when the command has no MQTT 5 response topic" },
+};
+static const table cmd_table = TAB(cmd_keys);
+
+#define OMT(f) offsetof(ad_metrics_cfg, f)
+static const key metrics_keys[] = {
+    { "textfile", K_PATH, OMT(textfile), 0, 0, NULL, F_RELOAD, NULL, NULL,
+      "Prometheus text file written every stats interval (null: off)" },
+    { "per_stream", K_BOOL, OMT(per_stream), 0, 1, "false", F_RELOAD, NULL, NULL,
+      "also per-stream series (score, threshold, alert)" },
+    { "max_streams", K_INT, OMT(max_streams), 0, 100000, "100", F_RELOAD, NULL, NULL,
+      "per-stream series for at most this many streams per detector" },
+};
+static const table metrics_table = TAB(metrics_keys);
+
 static const key root_keys[] = {
     { "broker", K_OBJ, OC(broker), 0, 0, NULL, 0, NULL, &broker_table, "MQTT broker" },
     { "state_dir", K_PATH, OC(state_dir), 0, 0, NULL, 0, NULL, NULL,
@@ -375,6 +411,12 @@ static const key root_keys[] = {
       "~200 MFLOP, about 2 ms of one core)" },
     { "log_rate_per_min", K_INT, OC(log_rate), 0, 100000, "10", F_RELOAD, NULL, NULL,
       "bad-input log lines per minute (the rest are only counted)" },
+    { "homeassistant", K_OBJ, OC(ha), 0, 0, NULL, 0, NULL, &ha_table,
+      "Home Assistant MQTT discovery" },
+    { "commands", K_OBJ, OC(cmd), 0, 0, NULL, 0, NULL, &cmd_table,
+      "operator feedback over MQTT" },
+    { "metrics", K_OBJ, OC(metrics), 0, 0, NULL, 0, NULL, &metrics_table,
+      "Prometheus metrics for node_exporter's textfile collector" },
     /* "detectors" is handled by parse_root(): an array of detector objects */
 };
 static const table root_table = TAB(root_keys);
@@ -819,6 +861,14 @@ static int validate(ad_config *c, char *err, size_t errlen)
     if (b->status_topic && (rc = check_template(b->status_topic, "broker.status_topic", err, errlen)))
         return rc;
     if (b->stats_topic && (rc = check_template(b->stats_topic, "broker.stats_topic", err, errlen)))
+        return rc;
+    if ((rc = check_template(c->ha.state_topic ? c->ha.state_topic : "",
+                             "homeassistant.state_topic", err, errlen)) ||
+        (rc = check_template(c->ha.discovery_prefix ? c->ha.discovery_prefix : "",
+                             "homeassistant.discovery_prefix", err, errlen)) ||
+        (rc = check_template(c->cmd.reply_topic ? c->cmd.reply_topic : "",
+                             "commands.reply_topic", err, errlen)) ||
+        (rc = ad_cmd_topic_check(c->cmd.topic, "commands.topic", err, errlen)))
         return rc;
     if (c->n_det == 0)
         return ad_errf(err, errlen, AD_EINVAL, "detectors: at least one detector is needed");

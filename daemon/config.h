@@ -90,6 +90,28 @@ typedef struct ad_detconf {
     double idle_evict;          /* seconds; 0 = never */
 } ad_detconf;
 
+/* "homeassistant": MQTT discovery (homeassistant.h). */
+typedef struct ad_ha_cfg {
+    int enabled;
+    char *discovery_prefix;     /* default "homeassistant" */
+    char *state_topic;          /* template {detector} {stream} */
+    double update_interval;     /* seconds between score-only updates */
+} ad_ha_cfg;
+
+/* "commands": operator feedback over MQTT (command.h). */
+typedef struct ad_cmd_cfg {
+    int enabled;
+    char *topic;                /* template ending in {stream} */
+    char *reply_topic;          /* template; replies without a response topic */
+} ad_cmd_cfg;
+
+/* "metrics": Prometheus text exposition file (metrics.h). */
+typedef struct ad_metrics_cfg {
+    char *textfile;             /* NULL: off */
+    int per_stream;
+    int max_streams;
+} ad_metrics_cfg;
+
 typedef struct ad_config {
     char *path;                 /* the file it came from */
     ad_broker_cfg broker;
@@ -98,6 +120,9 @@ typedef struct ad_config {
     int workers;                /* 0 = one per core */
     int max_batch;
     int log_rate;               /* bad-input log lines per minute */
+    ad_ha_cfg ha;
+    ad_cmd_cfg cmd;
+    ad_metrics_cfg metrics;
     ad_detconf *det;
     int n_det;
 } ad_config;

@@ -30,7 +30,10 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "command.h"
 #include "daemon_int.h"
+#include "homeassistant.h"
+#include "metrics.h"
 #include "notify.h"
 #include "topic.h"
 
@@ -88,6 +91,8 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
                      topic, len, g->cfg->max_payload);
         return;
     }
+    if (command_message(dd, topic, payload, len))
+        return;
     dd_arrival_clock(dd);
     now_s = (double)dd->arr_wall_ms / 1000.0;
     for (int i = 0; i < g->n; i++) {
@@ -186,7 +191,7 @@ static void check_cb(uv_check_t *c)
 void dd_update_subscriptions(ad_daemon *dd)
 {
     gen *g = dd->g;
-    char **v;
+    char **v, cmd[1024];
     int n = 0, cap = 0;
     for (int i = 0; i < g->n; i++) cap += g->dets[i].c->topics.n;
     if (!(v = calloc((size_t)cap + 1, sizeof *v)))
@@ -197,6 +202,8 @@ void dd_update_subscriptions(ad_daemon *dd)
             for (int k = 0; k < n; k++) dup |= strcmp(v[k], g->dets[i].c->topics.v[j]) == 0;
             if (!dup) v[n++] = g->dets[i].c->topics.v[j];
         }
+    if (command_filter(&g->cfg->cmd, cmd, sizeof cmd) > 0)
+        v[n++] = cmd;               /* the calloc left room for it */
     ad_mqtt_set_subscriptions(dd->mqtt, v, n, g->cfg->broker.qos_subscribe);
     free(v);
 }
@@ -212,6 +219,7 @@ static void on_connected(void *ud, int session_present)
                AD_VERSION, dd->g->n, ad_workers_count(dd->ws));
     }
     ad_notify_status("connected to %s:%d", dd->g->cfg->broker.host, dd->g->cfg->broker.port);
+    ha_connected(dd);
 }
 
 static void on_disconnected(void *ud, const char *why)
@@ -332,6 +340,7 @@ static void free_all(ad_daemon *dd)
         streams_free_now(dd, s);
     }
     state_writer_free(dd);
+    metrics_free(dd);
     ad_mqtt_free(dd->mqtt);
     gen_free(dd->g);
 }

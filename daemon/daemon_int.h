@@ -32,7 +32,9 @@
  * back, shadow models beside the live one), training.c (online training,
  * continual-learning jobs, promoted models saved), publish.c (alert, state,
  * status, stats JSON), stats.c (latency percentiles), reload.c (SIGHUP:
- * new generation, adopt streams, swap), daemon.c (the loop and wiring).
+ * new generation, adopt streams, swap), homeassistant.c (MQTT discovery and
+ * entity states), command.c (operator commands over MQTT), metrics.c
+ * (Prometheus text file), daemon.c (the loop and wiring).
  */
 #ifndef AD_DAEMON_INT_H
 #define AD_DAEMON_INT_H
@@ -102,6 +104,9 @@ typedef struct stream_rec {
     uint64_t seen_future, seen_late;  /* rejections already logged */
     cJSON *dq_open;              /* open data-quality alerts (array) or NULL */
     old_det *grave;
+    struct feedback *fb;         /* operator feedback (command.c), or NULL */
+    uint64_t ha_ms;              /* uv_now of the last Home Assistant state */
+    int ha_announced;            /* its discovery configs were published */
     struct stream_rec *dnext;    /* dead list */
     char key[];                  /* allocated with the record */
 } stream_rec;
@@ -169,6 +174,8 @@ typedef struct counters {
     uint64_t batches, batch_windows, trainings, training_failures, ignored_stopping;
     uint64_t adapt_jobs, adapt_failures, dq_raised, dq_cleared, windows_shadow;
     uint64_t retired_dropped;    /* dropped samples of freed streams */
+    /* operator commands (command.c): done, and refused by cause */
+    uint64_t cmd_ok, cmd_bad_json, cmd_unknown_stream, cmd_unknown_command, cmd_failed;
 } counters;
 
 /* Inference latency: the last LAT_RING windows (stats.c). */
@@ -225,6 +232,7 @@ typedef struct ad_daemon {
     int w_busy;
     int restores;                /* stream restores in flight */
     struct adapt_task *adapt_tasks; /* continual-learning jobs out (training.c) */
+    struct metrics_w *metrics;   /* metrics file writer (metrics.c), or NULL */
 } ad_daemon;
 
 /* ---- daemon.c ---- */
@@ -277,6 +285,8 @@ stream_rec *streams_open(ad_daemon *dd, det_rt *d, const char *key);
 /* Close the open alert of s with reason (cleared event published), save
  * its state and kill it. */
 void streams_evict(ad_daemon *dd, stream_rec *s, ad_close_reason reason);
+/* The live stream `key` of d, or NULL. */
+stream_rec *streams_find(det_rt *d, const char *key);
 
 /* ---- state.c ---- */
 /* Queue the calibration state of s for writing (nothing if not calibrated). */

@@ -120,6 +120,7 @@ struct ad_mqtt {
      * calls on_publish for QoS 0 publishes too (once written), which must
      * not count against these */
     uint64_t unacked[65536 / 64];
+    const mosquitto_property *msg_props;   /* of the message being delivered */
 };
 
 static void attempt(ad_mqtt *m);
@@ -604,8 +605,10 @@ static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
     ad_mqtt *m = ud;
     (void)mosq; (void)p;
     m->st.messages_in++;
+    m->msg_props = p;
     if (m->cb.message)
         m->cb.message(m->ud, msg->topic, msg->payload, (size_t)msg->payloadlen);
+    m->msg_props = NULL;
 }
 
 /* the job of the connect thread we are on (NULL on the loop thread) */
@@ -981,6 +984,48 @@ int ad_mqtt_publish(ad_mqtt *m, const char *topic, const void *payload, size_t l
         return 1;
     }
     return enqueue(m, topic, payload, len, qos, retain);
+}
+
+int ad_mqtt_message_response(const ad_mqtt *m, char **topic, void **corr, size_t *corr_len)
+{
+    uint16_t n = 0;
+    *topic = NULL;
+    *corr = NULL;
+    *corr_len = 0;
+    if (!m->msg_props)
+        return 0;
+    mosquitto_property_read_string(m->msg_props, MQTT_PROP_RESPONSE_TOPIC, topic, false);
+    if (mosquitto_property_read_binary(m->msg_props, MQTT_PROP_CORRELATION_DATA, corr, &n,
+                                       false))
+        *corr_len = n;
+    return *topic != NULL;
+}
+
+int ad_mqtt_publish_reply(ad_mqtt *m, const char *topic, const void *payload, size_t len,
+                          const void *corr, size_t corr_len)
+{
+    mosquitto_property *props = NULL;
+    int mid, rc;
+    if (!corr_len || m->protocol != AD_PROTO_5)
+        return ad_mqtt_publish(m, topic, payload, len, 1, 0);
+    if (!m->connected || m->finished) {
+        m->st.queue_dropped++;          /* a reply is only useful now */
+        return 1;
+    }
+    if (corr_len > 65535 ||
+        mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, corr,
+                                      (uint16_t)corr_len) != MOSQ_ERR_SUCCESS)
+        return AD_EINVAL;
+    rc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, payload, 1, false, props);
+    mosquitto_property_free_all(&props);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        ad_log(AD_LOG_WARNING, "mqtt: reply to %s: %s", topic, mosquitto_strerror(rc));
+        return AD_EINVAL;
+    }
+    m->st.published++;
+    unacked_add(m, mid);
+    update_poll(m);
+    return 0;
 }
 
 void ad_mqtt_pause(ad_mqtt *m, int paused)

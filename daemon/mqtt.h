@@ -111,6 +111,23 @@ int ad_mqtt_start(ad_mqtt *m);
 int ad_mqtt_publish(ad_mqtt *m, const char *topic, const void *payload, size_t len,
                     int qos, int retain);
 
+/*
+ * During the message callback only: the MQTT 5 response topic and
+ * correlation data of the message being delivered. *topic and *corr are
+ * malloc'd copies (caller frees; NULL when absent). Returns 1 when the
+ * message named a response topic, else 0.
+ */
+int ad_mqtt_message_response(const ad_mqtt *m, char **topic, void **corr, size_t *corr_len);
+
+/*
+ * A reply to a request: QoS 1, not retained; over MQTT 5 with the request's
+ * correlation data (corr, corr_len bytes; none when corr_len is 0). A
+ * reply with correlation data is not queued while disconnected (dropped
+ * and counted). Returns as ad_mqtt_publish.
+ */
+int ad_mqtt_publish_reply(ad_mqtt *m, const char *topic, const void *payload, size_t len,
+                          const void *corr, size_t corr_len);
+
 /* Stop (1) or resume (0) reading the socket: backpressure while the
  * workers are behind. Writing and keepalive timers continue. */
 void ad_mqtt_pause(ad_mqtt *m, int paused);

@@ -15,7 +15,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "command.h"
 #include "daemon_int.h"
+#include "homeassistant.h"
+#include "metrics.h"
 #include "notify.h"
 #include "topic.h"
 
@@ -61,6 +64,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     ad_detector_stats st;
     char topic[1024], iso[40];
     cJSON *o, *rj, *dq, *ad;
+    ha_stream_state(dd, s);
     if (!s->d || !d->c->state_topic)
         return;
     if (ad_topic_expand(d->c->state_topic, d->c->name, s->key, topic, sizeof topic) < 0)
@@ -103,6 +107,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     cJSON_AddBoolToObject(ad, "shadow", st.adapt_shadow != 0);
     cJSON_AddNumberToObject(ad, "promoted", (double)st.adapt_promoted);
     cJSON_AddNumberToObject(ad, "rejected", (double)st.adapt_rejected);
+    command_state_json(s, &st, o);
     cJSON_AddStringToObject(o, "updated", iso);
     publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 1);
     cJSON_Delete(o);
@@ -157,6 +162,8 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
         cJSON_AddStringToObject(o, "end", iso);
         cJSON_AddNumberToObject(o, "end_ms", (double)a->end_ms);
         cJSON_AddNumberToObject(o, "duration_s", (double)(a->end_ms - a->start_ms) / 1000.0);
+        cJSON_AddStringToObject(o, "reason", ad_close_reason_name(a->reason ? a->reason :
+                                                                  AD_CLOSE_CLEARED));
     } else {
         cJSON_AddNullToObject(o, "end");
         cJSON_AddNullToObject(o, "end_ms");
@@ -488,11 +495,13 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddNumberToObject(mq, "queued", (double)ms.queued);
     cJSON_AddNumberToObject(mq, "queue_dropped", (double)ms.queue_dropped);
     cJSON_AddItemToObject(o, "detectors", dets);
+    command_stats_json(dd, o);
     if (g->cfg->broker.stats_topic)
         publish_json(dd, g->cfg->broker.stats_topic, o, 0, 0);
     ad_notify_status("%llu streams, %llu msgs, %llu windows scored, %llu alerts, p99 %.1f ms",
                      (unsigned long long)t.streams, (unsigned long long)dd->c.messages_in,
                      (unsigned long long)dd->c.windows_scored,
                      (unsigned long long)dd->c.alerts_raised, p99);
+    metrics_write(dd, o);
     cJSON_Delete(o);
 }

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "command.h"
 #include "daemon_int.h"
 #include "safetensors.h"
 
@@ -221,6 +222,7 @@ void state_save(ad_daemon *dd, stream_rec *s)
         char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));
         if (sw) { free(js); js = sw; }
     }
+    js = command_state_attach(s, js);
     state_path(s->det, s->key, ".state.json", path, sizeof path);
     if (state_write(dd, path, js) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
@@ -288,7 +290,8 @@ static void restore_calibration(restore_req *r, stream_rec *s)
                              trained_cfg_hash(s->det));
         if (sw) { free(r->js); r->js = sw; }
     }
-    if (ad_detector_restore(s->d, r->js, err, sizeof err) == 0) {
+    if (ad_detector_restore(s->d, r->js, err, sizeof err) == 0 &&
+        command_state_restore(s, r->js) >= 0) {
         ad_log(AD_LOG_DEBUG, "stream %s/%s: calibration restored from %s", s->det->c->name,
                s->key, r->state_path);
         return;

@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command.h"
 #include "daemon_int.h"
+#include "homeassistant.h"
 #include "topic.h"
 
 /* ---- the map ------------------------------------------------------------ */
@@ -111,9 +113,15 @@ static void free_held(stream_rec *s)
     s->held_tail = NULL;
 }
 
+stream_rec *streams_find(det_rt *d, const char *key)
+{
+    return map_find(&d->streams, key, ad_fnv1a64_str(key));
+}
+
 void streams_free_now(ad_daemon *dd, stream_rec *s)
 {
     retire_stats(dd, s);
+    free(s->fb);
     ad_detector_free(s->d);
     empty_grave(s);
     free_held(s);
@@ -181,6 +189,7 @@ void streams_evict(ad_daemon *dd, stream_rec *s, ad_close_reason reason)
 {
     if (s->d && s->det && ad_detector_close_alert(s->d, reason))
         streams_events(dd, s);
+    ha_stream_removed(dd, s);
     streams_kill(dd, s, 1);
 }
 
@@ -399,6 +408,7 @@ int streams_events(ad_daemon *dd, stream_rec *s)
         switch (ev.type) {
         case AD_EV_ALERT_RAISED:
         case AD_EV_ALERT_CLEARED:
+            command_note_alert(s, &ev);
             publish_alert(dd, s, &ev);
             state_outbox_sync(dd, 0);   /* kept if the broker is away */
             state_save(dd, s);          /* the open alert survives kill -9 */
@@ -446,6 +456,8 @@ int streams_events(ad_daemon *dd, stream_rec *s)
     }
     if (state_changed)
         publish_state(dd, s);
+    else
+        ha_stream_tick(dd, s);
     return state_changed;
 }
 

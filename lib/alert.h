@@ -20,7 +20,8 @@
  *
  * CLOSE REASON. An alert ends `cleared` (the rule above) or, through
  * ad_alerter_close, `accepted` (the caller accepted the change as the new
- * normal, see detector.h REGIME ACCEPTANCE), `restart` (the stream could not
+ * normal, see detector.h REGIME ACCEPTANCE), `false_alarm` (an operator
+ * said so, see ad_detector_false_alarm), `restart` (the stream could not
  * continue it after a restart: its settings changed meanwhile), `reload`
  * (a configuration reload rebuilt the stream), `evicted` (the stream was
  * dropped: idle, stream limit, detector removed) or `model_changed` (the
@@ -63,7 +64,8 @@ typedef enum {
     AD_CLOSE_RESTART,         /* not continued after a restart */
     AD_CLOSE_RELOAD,          /* a reload rebuilt the stream */
     AD_CLOSE_EVICTED,         /* the stream was dropped */
-    AD_CLOSE_MODEL_CHANGED    /* the stream runs another model */
+    AD_CLOSE_MODEL_CHANGED,   /* the stream runs another model */
+    AD_CLOSE_FALSE_ALARM      /* an operator marked it a false alarm */
 } ad_close_reason;
 
 typedef struct ad_alert_cfg {
@@ -191,7 +193,7 @@ int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *save
  *    "windows":..,"top_features":[{"name":..,"share":..},..],
  *    "probability":p|null,"log_likelihood":L|null,"peak_probability":..|null,
  *    "reason":"cleared"|"accepted"|"restart"|"reload"|"evicted"|
- *             "model_changed" (cleared alerts only)}
+ *             "model_changed"|"false_alarm" (cleared alerts only)}
  * names (F strings) may be NULL (indices are printed as "f<i>").
  */
 cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,

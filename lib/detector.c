@@ -2145,3 +2145,60 @@ fail:
     cJSON_Delete(o);
     return NULL;
 }
+
+/* ---- operator feedback ------------------------------------------------------ */
+
+int ad_detector_false_alarm(ad_detector *d, const char *alert_id, double peak,
+                            ad_detector_feedback *out, char *err, size_t errlen)
+{
+    const ad_alert *a = ad_alerter_active(d->alert);
+    double before = ad_threshold_value(d->thr), v;
+    ad_alert al;
+
+    memset(out, 0, sizeof(*out));
+    if (d->phase != AD_PHASE_DETECTING || !ad_threshold_fitted(d->thr))
+        return ad_errf(err, errlen, AD_EINVAL, "stream %s: not detecting (phase %s)",
+                       d->key, ad_phase_name(d->phase));
+    if (a && (!alert_id || !alert_id[0] || strcmp(alert_id, a->id) == 0)) {
+        peak = a->peak_score;
+        snprintf(out->alert_id, sizeof(out->alert_id), "%s", a->id);
+    } else if (alert_id && alert_id[0] && isfinite(peak)) {
+        snprintf(out->alert_id, sizeof(out->alert_id), "%s", alert_id);
+    } else {
+        return ad_errf(err, errlen, AD_EINVAL, alert_id && alert_id[0] ?
+                       "stream %s: alert %.64s is not the open alert" :
+                       "stream %s: no open alert%.0s", d->key, alert_id ? alert_id : "");
+    }
+    if (!isfinite(peak) || !(peak > 0))
+        return ad_errf(err, errlen, AD_EINVAL, "stream %s: alert %s has no usable peak score",
+                       d->key, out->alert_id);
+    /* just above the peak: the same windows stay at or below it */
+    v = peak * (1.0 + 1e-9);
+    out->prev_threshold = before;
+    if (v > before && ad_threshold_raise(d->thr, v) != 0)
+        return ad_errf(err, errlen, AD_EINVAL, "stream %s: threshold not fitted", d->key);
+    out->threshold = ad_threshold_value(d->thr);
+    out->raised = out->threshold > before;
+    if (a && strcmp(a->id, out->alert_id) == 0 &&
+        ad_alerter_close(d->alert, d->last_ts, AD_CLOSE_FALSE_ALARM, &al)) {
+        ad_event *e = ev_new(d, AD_EV_ALERT_CLEARED, d->last_ts);
+        if (d->ad)      /* continual learning: not a true alert to keep */
+            ad_adapt_alert_cleared(d->ad, al.id, d->last_ts, AD_ADAPT_CLEAR_FALSE);
+        e->alert = al;
+        e->threshold = out->threshold;
+        out->closed = 1;
+        d->acc_len = d->acc_head = 0;
+    } else if (d->ad) {
+        ad_adapt_alert_false(d->ad, out->alert_id);   /* withdrawn if kept */
+    }
+    return 0;
+}
+
+int ad_detector_recalibrate(ad_detector *d, char *err, size_t errlen)
+{
+    if (d->phase != AD_PHASE_CALIBRATING && d->phase != AD_PHASE_DETECTING)
+        return ad_errf(err, errlen, AD_EINVAL, "stream %s: cannot recalibrate in phase %s",
+                       d->key, ad_phase_name(d->phase));
+    restart_calibration(d, d->last_ts);
+    return 0;
+}

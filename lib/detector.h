@@ -539,4 +539,33 @@ int ad_detector_close_alert(ad_detector *d, ad_close_reason reason);
  * (null when unknown). */
 cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev);
 
+/*
+ * OPERATOR FEEDBACK.
+ * ad_detector_false_alarm: the alert alert_id was a false alarm. Its windows
+ * count as normal: the threshold is raised to just above its peak
+ * (smoothed) score, 1e-9 relative, so the same windows would not exceed it
+ * (ad_threshold_raise: a minimum kept by adaptation, saved with the state),
+ * and when it is the open alert (alert_id NULL or "" = the open one) it is
+ * closed now with reason false_alarm (AD_EV_ALERT_CLEARED queued); with
+ * continual learning it is not kept as a true alert (an alert that already
+ * cleared is withdrawn: ad_adapt_alert_false). For an
+ * alert that has already cleared the caller passes its peak score (the
+ * detector keeps only the open alert). Detecting phase only. Returns 0 and
+ * *out, or AD_EINVAL with a message (no open alert, unknown id, not
+ * detecting); nothing changes then. With alert.on = probability the
+ * threshold still moves, but alerts follow the probability.
+ * ad_detector_recalibrate: start calibration over (threshold, operator
+ * minimum, alert and probability history forgotten; the phase becomes
+ * calibrating). Calibrating or detecting phase only, else AD_EINVAL.
+ */
+typedef struct ad_detector_feedback {
+    char alert_id[AD_ALERT_ID_LEN];
+    double prev_threshold, threshold;
+    int raised;                 /* the threshold moved */
+    int closed;                 /* the open alert was closed */
+} ad_detector_feedback;
+int ad_detector_false_alarm(ad_detector *d, const char *alert_id, double peak,
+                            ad_detector_feedback *out, char *err, size_t errlen);
+int ad_detector_recalibrate(ad_detector *d, char *err, size_t errlen);
+
 #endif /* AD_DETECTOR_H */

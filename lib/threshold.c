@@ -40,6 +40,7 @@ struct ad_threshold {
     double value;
     double pot_init, gamma, sigma;
     ad_thr_info info;        /* robust figures of the last fit */
+    double raised;           /* operator minimum (ad_threshold_raise); 0: none */
 };
 
 static const char *const method_names[] = { "quantile", "sigma", "pot", "fixed", "model" };
@@ -456,6 +457,7 @@ void ad_threshold_reset(ad_threshold *t)
     t->pot_init = t->gamma = t->sigma = 0;
     memset(&t->info, 0, sizeof(t->info));
     t->info.median = t->info.spread = NAN;
+    t->raised = 0;
 }
 
 int ad_threshold_add(ad_threshold *t, double score)
@@ -669,6 +671,8 @@ static double apply_floor(ad_threshold *t, double v)
     }
     if (isfinite(v))
         t->info.floored = 0;
+    if (t->raised > 0 && !(v >= t->raised))
+        return t->raised;
     return v;
 }
 
@@ -917,7 +921,8 @@ cJSON *ad_threshold_save(const ad_threshold *t)
         !cJSON_AddBoolToObject(o, "fitted", t->fitted) ||
         !cJSON_AddBoolToObject(o, "frozen", t->frozen) ||
         !cJSON_AddNumberToObject(o, "value", t->fitted ? t->value : 0) ||
-        !cJSON_AddNumberToObject(o, "count", (double)t->count))
+        !cJSON_AddNumberToObject(o, "count", (double)t->count) ||
+        (t->raised > 0 && !cJSON_AddNumberToObject(o, "raised", t->raised)))
         goto fail;
     w = cJSON_AddObjectToObject(o, "welford");
     if (w == NULL || !cJSON_AddNumberToObject(w, "n", (double)t->w.n) ||
@@ -1027,6 +1032,9 @@ int ad_threshold_restore(ad_threshold *t, const cJSON *j, char *err, size_t errl
     t->fitted = cJSON_IsTrue(fit);
     t->value = t->fitted ? value : NAN;
     t->frozen = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "frozen"));
+    p = cJSON_GetObjectItemCaseSensitive(j, "raised");   /* optional */
+    t->raised = cJSON_IsNumber(p) && isfinite(p->valuedouble) && p->valuedouble > 0 ?
+                p->valuedouble : 0;
     p = cJSON_GetObjectItemCaseSensitive(j, "robust");
     if (cJSON_IsObject(p)) {             /* optional: older states lack it */
         double med, sp, fl, tr;
@@ -1043,4 +1051,22 @@ int ad_threshold_restore(ad_threshold *t, const cJSON *j, char *err, size_t errl
 bad:
     ad_threshold_reset(t);
     return ad_errf(err, errlen, AD_EFORMAT, "threshold state: samples/pot malformed");
+}
+
+/* ---- operator feedback -------------------------------------------------- */
+
+int ad_threshold_raise(ad_threshold *t, double v)
+{
+    if (!t->fitted || !isfinite(v) || !(v > 0))
+        return AD_EINVAL;
+    if (v > t->raised)
+        t->raised = v;
+    if (!(t->value >= t->raised))
+        t->value = t->raised;
+    return 0;
+}
+
+double ad_threshold_raised(const ad_threshold *t)
+{
+    return t->raised;
 }

@@ -188,6 +188,18 @@ int ad_threshold_rebase(ad_threshold *t, const double *scores, size_t n,
                         const char *training_json, int *how,
                         char *err, size_t errlen);
 
+/*
+ * RAISE (operator feedback, e.g. a false alarm): keep the threshold at v or
+ * above from now on. v is a minimum that every later fit, adaptation and
+ * rebase respects (like the floor), saved and restored with the state, and
+ * forgotten by ad_threshold_reset (a recalibration starts over). Raising to
+ * a lower v than an earlier raise keeps the earlier one. Requires a fitted
+ * threshold and a finite v > 0 (else AD_EINVAL, nothing changed).
+ */
+int ad_threshold_raise(ad_threshold *t, double v);
+/* The operator minimum in force (0: none). */
+double ad_threshold_raised(const ad_threshold *t);
+
 /* Forget everything (back to calibration). */
 void ad_threshold_reset(ad_threshold *t);
 

@@ -201,6 +201,7 @@ else
 fi
 echo "anomalyd demo: $PUMPS simulated pumps -> mosquitto on 127.0.0.1:$PORT$NOTE -> anomalyd (conf/anomalyd.json, model $(basename "$MODEL")) -> one line per alert below. Ctrl-C stops everything."
 echo "  pump time runs $((SPEED * 60))x faster: one sample per simulated minute, $SPEED a second (1 pump-hour = $((3600 / (SPEED * 60))) s); each pump calibrates on its first $CAL_SAMPLES samples (~$(( (CAL_SAMPLES + SPEED - 1) / SPEED )) s), $what."
+echo "  Home Assistant: set \"homeassistant\": {\"enabled\": true} in the config and each pump appears as a device with an Anomaly problem sensor, score and severity (MQTT discovery)."
 [ "$DURATION" -gt 0 ] && echo "  stopping after $DURATION s."
 
 # --- subscriber, daemon, simulator --------------------------------------------

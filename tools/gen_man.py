@@ -29,6 +29,9 @@ SECTIONS = {
     "": "Top level",
     "broker": "broker",
     "broker.tls": "broker.tls",
+    "homeassistant": "homeassistant",
+    "commands": "commands",
+    "metrics": "metrics",
     "detectors[]": "detectors[]",
 }
 

@@ -1,0 +1,51 @@
+/*
+ * homeassistant.h - Home Assistant MQTT discovery: with
+ * "homeassistant": {"enabled": true} every stream announces three entities
+ * grouped as one device, and keeps their state on a retained topic.
+ *
+ * DISCOVERY (retained), per stream, node_id = broker.client_id and
+ * object_id = <detector>_<stream> (characters outside [A-Za-z0-9_-] as '_',
+ * then an 8-hex hash of the real names when anything was replaced):
+ *   <prefix>/binary_sensor/<node_id>/<object_id>/config
+ *       "Anomaly", device_class problem: ON while the stream's model alert
+ *       or a data-quality condition is open
+ *   <prefix>/sensor/<node_id>/<object_id>_score/config
+ *       "Anomaly score": the (smoothed) reconstruction error
+ *   <prefix>/sensor/<node_id>/<object_id>_severity/config
+ *       "Anomaly severity": score / threshold (above 1: over the threshold)
+ * Each has name, unique_id (anomalyd_<node_id>_<object_id>[_score|
+ * _severity]), state_topic with a value_template, json_attributes_topic,
+ * availability on broker.status_topic with value_template
+ * "{{ value_json.state }}" (online/offline: the daemon's last will makes
+ * them unavailable) and device {identifiers, name "<detector> <stream>",
+ * model, manufacturer "anomalyd", sw_version}.
+ *
+ * STATE (retained) on homeassistant.state_topic (default
+ * anomalyd/ha/{detector}/{stream}): {"problem":"ON"|"OFF","model_alert":
+ * bool,"data_quality":open conditions,"alert_id":..,
+ * "score":..,"threshold":..,"severity":..,"phase":..,"acknowledged":..}
+ * (null where unknown), published with every change of the stream's state
+ * and with new scores at most every update_interval_s.
+ *
+ * REMOVAL. An evicted stream publishes empty retained configs (Home
+ * Assistant deletes the entities) and clears its retained state.
+ * On every (re)connect all live streams announce themselves again.
+ *
+ * Ownership: nothing is kept here; per-stream flags live in stream_rec.
+ */
+#ifndef AD_HOMEASSISTANT_H
+#define AD_HOMEASSISTANT_H
+
+struct ad_daemon;
+struct stream_rec;
+
+/* The stream's state changed: announce it when new, publish its state. */
+void ha_stream_state(struct ad_daemon *dd, struct stream_rec *s);
+/* New scores: publish the state when update_interval_s has passed. */
+void ha_stream_tick(struct ad_daemon *dd, struct stream_rec *s);
+/* The stream is evicted: remove its entities. */
+void ha_stream_removed(struct ad_daemon *dd, struct stream_rec *s);
+/* Connected to the broker: announce every live stream again. */
+void ha_connected(struct ad_daemon *dd);
+
+#endif /* AD_HOMEASSISTANT_H */
