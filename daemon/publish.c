@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon_int.h"
+#include "kafka.h"
 #include "notify.h"
 #include "topic.h"
 
@@ -133,7 +134,13 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     }
     dd_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "published", iso);
-    publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 0);
+    if (d->c->alerts_to != AD_ALERTS_KAFKA)
+        publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 0);
+    if (d->c->alerts_to != AD_ALERTS_MQTT) {
+        char *txt = cJSON_PrintUnformatted(o);
+        if (txt) kafka_alert(dd, d->c->name, s->key, txt);
+        free(txt);
+    }
     cJSON_Delete(o);
     ad_log(AD_LOG_NOTICE, "alert %s %s: detector %s stream %s score %.4g threshold %.4g",
            a->id, raised ? "raised" : "cleared", d->c->name, s->key, a->peak_score,

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "daemon_int.h"
+#include "kafka.h"
 #include "safetensors.h"
 
 #define STATE_MAX ((size_t)64 << 20)     /* largest state file read */
@@ -344,9 +345,12 @@ int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, si
     r->s = s;
     r->mode = mode;
     r->w.data = r;
+    if (mode == RESTORE_NEW)            /* moved here with its Kafka partition */
+        r->js = kafka_state_take(dd, d->c->name, s->key);
     if (d->state_dir[0]) {
         state_path(d, s->key, ".state.json", r->state_path, sizeof r->state_path);
-        r->js = state_pending(dd, r->state_path);
+        if (!r->js)
+            r->js = state_pending(dd, r->state_path);
         if (mode != RESTORE_CALIBRATION && d->c->pipe.training != AD_TRAIN_NONE)
             state_trained_path(d, s->key, r->model_path, sizeof r->model_path);
         if (uv_queue_work(dd->loop, &r->w, restore_work, restore_after) == 0) {

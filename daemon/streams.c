@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "daemon_int.h"
+#include "kafka.h"
 #include "topic.h"
 
 /* ---- the map ------------------------------------------------------------ */
@@ -253,11 +254,7 @@ void streams_release_held(ad_daemon *dd, stream_rec *s)
 void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *payload,
                      size_t len, double now_s)
 {
-    ad_sample smp[MAX_SAMPLES];
-    char key[KEY_MAX], err[256];
-    int n = 0, unk = 0, rc;
-    stream_rec *s;
-
+    char key[KEY_MAX];
     if (ad_topic_stream_key(topic, d->c->stream_levels.v, d->c->stream_levels.n,
                             key, sizeof key) < 0) {
         dd->c.no_stream_key++;
@@ -265,6 +262,17 @@ void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *pa
                      d->c->name, topic);
         return;
     }
+    streams_message_key(dd, d, key, topic, payload, len, now_s);
+}
+
+void streams_message_key(ad_daemon *dd, det_rt *d, const char *key, const char *topic,
+                         const void *payload, size_t len, double now_s)
+{
+    ad_sample smp[MAX_SAMPLES];
+    char err[256];
+    int n = 0, unk = 0, rc;
+    stream_rec *s;
+
     rc = ad_payload_parse(d->parser, topic, payload, len, now_s, smp, MAX_SAMPLES, &n, &unk,
                           err, sizeof err);
     dd->c.unknown_fields += (uint64_t)unk;
@@ -333,8 +341,10 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             break;
         }
     }
-    if (state_changed)
+    if (state_changed) {
         publish_state(dd, s);
+        kafka_state_changed(dd, s);
+    }
     return state_changed;
 }
 
