@@ -481,6 +481,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             state_read_start(k);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         if (k->stopping) {          /* at close: states flushed by kafka_stop */
+            for (int i = 0; i < parts->cnt; i++)
+                ad_log(AD_LOG_INFO, "kafka: released %s[%d] at %llu (stopping)",
+                       parts->elems[i].topic, (int)parts->elems[i].partition,
+                       (unsigned long long)dd_wall_ms());
             rd_kafka_incremental_unassign(rk, parts);
             return;
         }
