@@ -44,16 +44,6 @@ uint64_t dd_wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-void dd_iso_ms(int64_t ms, char *out, size_t len)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    char b[32];
-    gmtime_r(&s, &tm);
-    strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, len, "%s.%03dZ", b, (int)(ms % 1000 + 1000) % 1000);
-}
-
 /* (see daemon_int.h) */
 void dd_bad_input(ad_daemon *dd, const char *fmt, ...)
 {
@@ -360,7 +350,7 @@ int ad_daemon_run(const char *path)
     uv_loop_init(&loop);
     dd->loop = &loop;
     dd->started_ms = uv_now(&loop);
-    dd_iso_ms((int64_t)dd_wall_ms(), dd->started_iso, sizeof dd->started_iso);
+    ad_iso_ms((int64_t)dd_wall_ms(), dd->started_iso, sizeof dd->started_iso);
     gen_make_state_dirs(dd->g);
     if (dd->g->cfg->broker.password_file &&
         ad_config_read_password(dd->g->cfg->broker.password_file, &pw, err, sizeof err)) {

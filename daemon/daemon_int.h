@@ -207,7 +207,6 @@ typedef struct ad_daemon {
 
 /* ---- daemon.c ---- */
 uint64_t dd_wall_ms(void);
-void dd_iso_ms(int64_t ms, char *out, size_t len);
 /* Read the clock once per loop phase (see ad_daemon.arr_*). */
 void dd_arrival_clock(ad_daemon *dd);
 /* Rate-limited warning for bad input: log_rate lines per minute. */

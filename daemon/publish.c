@@ -46,7 +46,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     if (ad_topic_expand(d->c->state_topic, d->c->name, s->key, topic, sizeof topic) < 0)
         return;
     ad_detector_get_stats(s->d, &st);
-    dd_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+    ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     if (!(o = cJSON_CreateObject()))
         return;
     cJSON_AddStringToObject(o, "detector", d->c->name);
@@ -100,14 +100,14 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddBoolToObject(mo, "trained_online", s->own_model != NULL ||
                           (ad_detector_model(s->d) && d->mr &&
                            ad_detector_model(s->d) != d->mr->m));
-    dd_iso_ms(ev->ts_ms, iso, sizeof iso);
+    ad_iso_ms(ev->ts_ms, iso, sizeof iso);
     cJSON_AddStringToObject(o, "time", iso);
     cJSON_AddNumberToObject(o, "time_ms", (double)ev->ts_ms);
-    dd_iso_ms(a->start_ms, iso, sizeof iso);
+    ad_iso_ms(a->start_ms, iso, sizeof iso);
     cJSON_AddStringToObject(o, "start", iso);
     cJSON_AddNumberToObject(o, "start_ms", (double)a->start_ms);
     if (a->end_ms) {
-        dd_iso_ms(a->end_ms, iso, sizeof iso);
+        ad_iso_ms(a->end_ms, iso, sizeof iso);
         cJSON_AddStringToObject(o, "end", iso);
         cJSON_AddNumberToObject(o, "end_ms", (double)a->end_ms);
         cJSON_AddNumberToObject(o, "duration_s", (double)(a->end_ms - a->start_ms) / 1000.0);
@@ -132,7 +132,7 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
         cJSON_AddNumberToObject(f, "share", round(a->top_share[i] * 10000.0) / 10000.0);
         cJSON_AddItemToArray(tf, f);
     }
-    dd_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+    ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "published", iso);
     if (d->c->alerts_to != AD_ALERTS_KAFKA)
         publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 0);
@@ -241,7 +241,7 @@ void publish_stats(ad_daemon *dd)
         return;
     dets = detectors_json(dd, &t);
     ad_mqtt_get_stats(dd->mqtt, &ms);
-    dd_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+    ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "time", iso);
     cJSON_AddNumberToObject(o, "uptime_s", (double)(uv_now(dd->loop) - dd->started_ms) / 1000.0);
     cJSON_AddNumberToObject(o, "messages_in", (double)dd->c.messages_in);

@@ -5,6 +5,10 @@
  */
 #include "ad.h"
 
+#include <cJSON.h>
+#include <math.h>
+#include <time.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -415,4 +419,23 @@ int ad_mkdir_p(const char *dir, unsigned mode, char *err, size_t errlen)
             break;
     }
     return 0;
+}
+
+void ad_iso_ms(int64_t ms, char *buf, size_t len)
+{
+    time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    int frac = (int)(ms - (int64_t)s * 1000);
+    struct tm tm;
+
+    if (gmtime_r(&s, &tm) == NULL) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+int ad_json_num(struct cJSON *o, const char *k, double v)
+{
+    return (isfinite(v) ? cJSON_AddNumberToObject(o, k, v) : cJSON_AddNullToObject(o, k)) != NULL;
 }

@@ -74,6 +74,15 @@ size_t ad_place(size_t *off, size_t n, size_t size, size_t align);
 
 /* ---- shared helpers: hash, string builder, whole-file I/O --------------- */
 
+/* ms since the epoch as ISO 8601 UTC with milliseconds
+ * ("2026-01-02T03:04:05.678Z"; "?" when out of range). */
+void ad_iso_ms(int64_t ms, char *buf, size_t len);
+
+/* Add number v to a cJSON object as key k, or null when v is not finite
+ * (JSON has no NaN or Inf). Returns 1, or 0 on out of memory. */
+struct cJSON;
+int ad_json_num(struct cJSON *o, const char *k, double v);
+
 /* FNV-1a 64: fold n bytes at p into h. Start from AD_FNV_INIT. The one hash
  * of the project (settings hashes, stream tables). */
 #define AD_FNV_INIT 14695981039346656037ull

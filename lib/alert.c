@@ -316,28 +316,6 @@ void ad_alerter_reset(ad_alerter *a)
     a->cur.active = 0;
 }
 
-/* ISO 8601 UTC with milliseconds. */
-static void iso_ms(int64_t ms, char *buf, size_t len)
-{
-    time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int frac = (int)(ms - (int64_t)s * 1000);
-    struct tm tm;
-
-    if (gmtime_r(&s, &tm) == NULL) {
-        snprintf(buf, len, "?");
-        return;
-    }
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-}
-
-/* A finite number, or null (JSON has no NaN or Inf). */
-static int add_num_or_null(cJSON *o, const char *k, double v)
-{
-    return isfinite(v) ? cJSON_AddNumberToObject(o, k, v) != NULL :
-                         cJSON_AddNullToObject(o, k) != NULL;
-}
-
 cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,
                         const char *const *names)
 {
@@ -353,7 +331,7 @@ cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,
         !cJSON_AddNumberToObject(o, "seq", (double)al->seq) ||
         !cJSON_AddNumberToObject(o, "start", (double)al->start_ms))
         goto fail;
-    iso_ms(al->start_ms, iso, sizeof(iso));
+    ad_iso_ms(al->start_ms, iso, sizeof(iso));
     if (!cJSON_AddStringToObject(o, "start_iso", iso))
         goto fail;
     if (al->active) {
@@ -362,7 +340,7 @@ cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,
     } else {
         if (!cJSON_AddNumberToObject(o, "end", (double)al->end_ms))
             goto fail;
-        iso_ms(al->end_ms, iso, sizeof(iso));
+        ad_iso_ms(al->end_ms, iso, sizeof(iso));
         if (!cJSON_AddStringToObject(o, "end_iso", iso))
             goto fail;
     }
@@ -371,9 +349,9 @@ cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,
         !cJSON_AddNumberToObject(o, "threshold", al->threshold) ||
         !cJSON_AddNumberToObject(o, "severity", al->severity) ||
         !cJSON_AddNumberToObject(o, "windows", (double)al->windows) ||
-        !add_num_or_null(o, "probability", al->probability) ||
-        !add_num_or_null(o, "log_likelihood", al->log_likelihood) ||
-        !add_num_or_null(o, "peak_probability", al->peak_probability))
+        !ad_json_num(o, "probability", al->probability) ||
+        !ad_json_num(o, "log_likelihood", al->log_likelihood) ||
+        !ad_json_num(o, "peak_probability", al->peak_probability))
         goto fail;
     if (!al->active &&
         !cJSON_AddStringToObject(o, "reason", ad_close_reason_name(al->reason ? al->reason :

@@ -1046,28 +1046,6 @@ out:
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-/* ISO 8601 UTC with milliseconds. */
-static void iso_ms(int64_t ms, char *buf, size_t len)
-{
-    time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int frac = (int)(ms - (int64_t)s * 1000);
-    struct tm tm;
-
-    if (gmtime_r(&s, &tm) == NULL) {
-        snprintf(buf, len, "?");
-        return;
-    }
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-}
-
-/* A number, or null when not finite (JSON has no inf). */
-static int add_num(cJSON *o, const char *k, double v)
-{
-    return isfinite(v) ? cJSON_AddNumberToObject(o, k, v) != NULL
-                       : cJSON_AddNullToObject(o, k) != NULL;
-}
-
 static int add_check_fields(cJSON *o, const ad_dq_event *ev)
 {
     switch (ev->check) {
@@ -1075,15 +1053,15 @@ static int add_check_fields(cJSON *o, const ad_dq_event *ev)
         if (!ev->active)
             return 1;
         return cJSON_AddStringToObject(o, "range", ev->physical ? "physical" : "learned") &&
-               add_num(o, "lo", ev->lo) && add_num(o, "hi", ev->hi);
+               ad_json_num(o, "lo", ev->lo) && ad_json_num(o, "hi", ev->hi);
     case AD_DQ_STUCK:
         if (!ev->active)
             return 1;
-        return add_num(o, ev->by_time ? "limit_ms" : "limit_samples", ev->limit);
+        return ad_json_num(o, ev->by_time ? "limit_ms" : "limit_samples", ev->limit);
     case AD_DQ_DROPOUT:
-        return !ev->active || add_num(o, "limit_ms", ev->limit);
+        return !ev->active || ad_json_num(o, "limit_ms", ev->limit);
     case AD_DQ_REJECTED:
-        return add_num(o, "limit", ev->limit);
+        return ad_json_num(o, "limit", ev->limit);
     default:
         return 1;
     }
@@ -1118,20 +1096,20 @@ cJSON *ad_dq_event_to_json(const ad_dq_event *ev, const char *stream,
     if (!cJSON_AddNumberToObject(o, "seq", (double)ev->seq) ||
         !cJSON_AddNumberToObject(o, "start", (double)ev->start_ms))
         goto fail;
-    iso_ms(ev->start_ms, iso, sizeof(iso));
+    ad_iso_ms(ev->start_ms, iso, sizeof(iso));
     if (!cJSON_AddStringToObject(o, "start_iso", iso))
         goto fail;
     if (ev->active) {
         if (!cJSON_AddNullToObject(o, "end"))
             goto fail;
     } else {
-        iso_ms(ev->end_ms, iso, sizeof(iso));
+        ad_iso_ms(ev->end_ms, iso, sizeof(iso));
         if (!cJSON_AddNumberToObject(o, "end", (double)ev->end_ms) ||
             !cJSON_AddStringToObject(o, "end_iso", iso))
             goto fail;
     }
     if (!cJSON_AddNumberToObject(o, "since", (double)ev->since_ms) ||
-        !add_num(o, "value", ev->value) ||
+        !ad_json_num(o, "value", ev->value) ||
         !cJSON_AddNumberToObject(o, "count", (double)ev->count) ||
         !add_check_fields(o, ev))
         goto fail;

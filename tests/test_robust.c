@@ -116,6 +116,9 @@ static void test_constant_stream(void)
 
     /* The finding: no floor -> threshold 0 refused, calibrating forever. */
     ad_detector_cfg_default(&c);
+    c.alert.k = 1;          /* the first exceeding window raises */
+    c.alert.n = 1;
+    c.dq_enabled = 0;    /* estimators in isolation */
     c.calib_windows = 20;
     c.thr.floor = 0;
     ad_log_set(count_log, NULL);
@@ -183,6 +186,7 @@ static double calib_thr(ad_thr_estimator est, double v, double extreme, uint64_t
     int i;
 
     ad_detector_cfg_default(&c);
+    c.dq_enabled = 0;    /* estimators in isolation */
     c.calib_windows = 100;
     c.thr.q = 0.99;
     c.thr.margin = 1.5;
@@ -197,8 +201,8 @@ static double calib_thr(ad_thr_estimator est, double v, double extreme, uint64_t
     for (i = 0; i < 119; i++)
         step2(d, 1000 * i, i == 50 ? v : 1 + 0.05 * noise(), 1 + 0.05 * noise(), &r);
     ad_detector_get_stats(d, &st);
-    if (excluded)
-        *excluded = st.calib_excluded;
+    if (excluded)   /* kept out of calibration, or not scored at all (absurd) */
+        *excluded = st.calib_excluded + st.windows_invalid;
     ad_detector_free(d);
     ad_model_free(m);
     return st.phase == AD_PHASE_DETECTING ? st.threshold : NAN;
@@ -219,15 +223,20 @@ static void test_poisoned_calibration(void)
         T_NOTE("estimator %s: clean %.4g, one reading of 50 %.4g (%+.1f%%), of 1e37 %.4g "
                "(%+.3g%%)", nm[e], base, t50, 100 * r50, t37, 100 * r37);
         if (est[e] == AD_EST_QUANTILE) {
-            /* the finding: the plain quantile is poisoned */
-            T_CHECK(r50 > 1.0 && r37 > 1e30, "quantile poisoned: %+.3g %+.3g", r50, r37);
+            /* the finding: the plain quantile is poisoned by a plausible
+             * outlier; an absurd one (1e37: scaled beyond AD_SCALED_MAX)
+             * never reaches a scored window, whatever the estimator */
+            T_CHECK(r50 > 1.0, "quantile poisoned by a reading of 50: %+.3g", r50);
+            T_CHECK(fabs(r37) <= 0.2, "quantile: 1e37 rejected as absurd, threshold %+.3g%%",
+                    100 * r37);
         } else {
             T_CHECK(fabs(r50) <= 0.2, "%s: 50 moves the threshold %+.1f%%", nm[e], 100 * r50);
             T_CHECK(fabs(r37) <= 0.2, "%s: 1e37 moves the threshold %+.1f%%", nm[e], 100 * r37);
         }
     }
     /* Extreme rows (scaled |x| > 50, the default) never reach calibration,
-     * whatever the estimator: the T = 10 windows holding 1e37 are excluded. */
+     * whatever the estimator: the T = 10 windows holding 1e37 are excluded
+     * (1e37 is even beyond AD_SCALED_MAX: those windows are invalid). */
     {
         double base = calib_thr(AD_EST_QUANTILE, 1.0, 50, NULL);
         double t37 = calib_thr(AD_EST_QUANTILE, 1e37, 50, &excl);
@@ -254,6 +263,7 @@ static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *t
     c.alert.k = 1;
     c.alert.n = 1;
     c.alert.m = 2;
+    c.alert.clear_ratio = 1;
     c.alert.accept_after = accept_after;
     memset(r, 0, sizeof(*r));
     rng = 7;

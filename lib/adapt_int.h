@@ -1,0 +1,77 @@
+/*
+ * adapt_int.h - private to lib/adapt.c and lib/adapt_state.c: the state of
+ * one continual learner (see adapt.h for the protocol).
+ */
+#ifndef AD_ADAPT_INT_H
+#define AD_ADAPT_INT_H
+
+#include "adapt.h"
+
+#define SCHED_UNSET INT64_MIN
+
+typedef struct pend_ent {
+    uint64_t seq;               /* offer number */
+    int64_t ts;
+    double live, cand;
+    uint64_t shadow;            /* shadow generation, 0 = none */
+} pend_ent;
+
+typedef struct true_alert {
+    char id[AD_ALERT_ID_LEN];
+    int64_t ts;                 /* peak window */
+    double score;               /* live score of the peak */
+} true_alert;
+
+struct ad_adapt {
+    ad_adapt_cfg cfg;
+    ad_thr_cfg thr;
+    ad_metric metric;
+    double alpha;
+    int T, F;
+    size_t wsz;                 /* T*F */
+    /* normal set: ring, nhead = oldest */
+    float *nset;
+    int64_t *nts;
+    size_t ncap, nlen, nhead;
+    uint64_t stride_ctr;
+    /* pending queue: ring, phead = oldest */
+    pend_ent *pend;
+    float *pwin;
+    size_t pcap, plen, phead;
+    float *tmp;                 /* one unscaled window */
+    /* alerts */
+    int in_alert;
+    char cur_id[AD_ALERT_ID_LEN];
+    float *peak;
+    double peak_score;
+    int64_t peak_ts;
+    int have_peak;
+    int post_clear;
+    true_alert *ta;             /* oldest first */
+    float *tawin;
+    size_t tacap, talen;
+    /* counters */
+    uint64_t offered, admitted, ex_alert, ex_exc, ex_dq;
+    uint64_t attempts, promotions, rejections, failures;
+    /* schedule */
+    uint64_t sched_windows;
+    int64_t sched_start;
+    int64_t last_ts;
+    int ready;                  /* TRAIN_READY sent, job not taken */
+    int job_out;
+    /* shadow */
+    ad_model *cand;
+    ad_adapt_origin origin;
+    uint64_t attempt_cur, shadow_gen, sh_resolved, train_windows;
+    ad_train_report rep;
+    int have_rep;
+    double *sh_live, *sh_cand;
+    size_t sh_n, sh_cap;
+    ad_model *decided;
+    ad_adapt_event last;
+    int have_last;
+    ad_adapt_event evq[AD_ADAPT_EVENTS];
+    int evh, evn;
+};
+
+#endif /* AD_ADAPT_INT_H */

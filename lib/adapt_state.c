@@ -1,0 +1,311 @@
+/*
+ * adapt_state.c - a continual learner as JSON: its events for publishing
+ * and its state (counters, schedule position, true-alert peaks, last
+ * decision) saved and restored across restarts. See adapt.h for the format.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ad.h"
+#include "adapt_int.h"
+
+/* ------------------------------------------------------------------------ */
+/* JSON                                                                      */
+
+cJSON *ad_adapt_event_to_json(const ad_adapt_event *ev, const char *stream)
+{
+    cJSON *o = cJSON_CreateObject(), *f;
+
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddStringToObject(o, "event", ad_adapt_ev_name(ev->type)) ||
+        (stream && !cJSON_AddStringToObject(o, "stream", stream)) ||
+        !cJSON_AddNumberToObject(o, "ts", (double)ev->ts_ms) ||
+        !cJSON_AddNumberToObject(o, "attempt", (double)ev->attempt) ||
+        !cJSON_AddStringToObject(o, "origin",
+                                 ev->origin == AD_ADAPT_RELOAD ? "reload" : "finetune") ||
+        !cJSON_AddStringToObject(o, "model_id", ev->model_id) ||
+        !cJSON_AddStringToObject(o, "reason", ev->reason) ||
+        (f = cJSON_AddObjectToObject(o, "figures")) == NULL)
+        goto fail;
+    if (!cJSON_AddStringToObject(f, "compare", ad_adapt_stat_name(ev->compare)) ||
+        !ad_json_num(f, "live_error", ev->live_error) ||
+        !ad_json_num(f, "candidate_error", ev->cand_error) ||
+        !ad_json_num(f, "gain", ev->gain) ||
+        !ad_json_num(f, "min_gain", ev->min_gain) ||
+        !ad_json_num(f, "candidate_threshold", ev->cand_threshold) ||
+        !ad_json_num(f, "shadow_windows", (double)ev->shadow_windows) ||
+        !ad_json_num(f, "normal_windows", (double)ev->normal_windows) ||
+        !ad_json_num(f, "alerts_checked", ev->alerts_checked) ||
+        !ad_json_num(f, "alerts_silenced", ev->alerts_silenced) ||
+        !ad_json_num(f, "min_alert_ratio", ev->min_alert_ratio) ||
+        !cJSON_AddStringToObject(f, "silenced_alert", ev->silenced_alert) ||
+        !ad_json_num(f, "train_windows", (double)ev->train_windows) ||
+        !ad_json_num(f, "epochs_run", ev->epochs_run) ||
+        !ad_json_num(f, "train_loss", ev->train_loss) ||
+        !ad_json_num(f, "train_seconds", ev->train_seconds))
+        goto fail;
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+char *ad_adapt_save(const ad_adapt *a)
+{
+    cJSON *o = cJSON_CreateObject(), *s, *arr, *t, *w, *last;
+    char *txt = NULL;
+    size_t i, k;
+
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddNumberToObject(o, "version", 1) ||
+        !cJSON_AddNumberToObject(o, "T", a->T) ||
+        !cJSON_AddNumberToObject(o, "F", a->F) ||
+        !cJSON_AddNumberToObject(o, "offered", (double)a->offered) ||
+        !cJSON_AddNumberToObject(o, "admitted", (double)a->admitted) ||
+        !cJSON_AddNumberToObject(o, "attempts", (double)a->attempts) ||
+        !cJSON_AddNumberToObject(o, "promotions", (double)a->promotions) ||
+        !cJSON_AddNumberToObject(o, "rejections", (double)a->rejections) ||
+        !cJSON_AddNumberToObject(o, "failures", (double)a->failures) ||
+        (s = cJSON_AddObjectToObject(o, "schedule")) == NULL ||
+        !cJSON_AddNumberToObject(s, "windows", (double)a->sched_windows) ||
+        !(a->sched_start == SCHED_UNSET
+              ? cJSON_AddNullToObject(s, "start_ms")
+              : cJSON_AddNumberToObject(s, "start_ms", (double)a->sched_start)))
+        goto out;
+    if (a->have_last) {
+        if ((last = ad_adapt_event_to_json(&a->last, NULL)) == NULL)
+            goto out;
+        cJSON_AddItemToObject(o, "last", last);
+    } else if (!cJSON_AddNullToObject(o, "last")) {
+        goto out;
+    }
+    if ((arr = cJSON_AddArrayToObject(o, "true_alerts")) == NULL)
+        goto out;
+    for (i = 0; i < a->talen; i++) {
+        if ((t = cJSON_CreateObject()) == NULL)
+            goto out;
+        cJSON_AddItemToArray(arr, t);
+        if (!cJSON_AddStringToObject(t, "id", a->ta[i].id) ||
+            !cJSON_AddNumberToObject(t, "ts", (double)a->ta[i].ts) ||
+            !ad_json_num(t, "score", a->ta[i].score) ||
+            (w = cJSON_AddArrayToObject(t, "window")) == NULL)
+            goto out;
+        for (k = 0; k < a->wsz; k++) {
+            cJSON *n = cJSON_CreateNumber(a->tawin[i * a->wsz + k]);
+
+            if (n == NULL)
+                goto out;
+            cJSON_AddItemToArray(w, n);
+        }
+    }
+    txt = cJSON_PrintUnformatted(o);
+out:
+    cJSON_Delete(o);
+    return txt;
+}
+
+/* A finite number at key (path for messages) in lo..hi. */
+static int get_num(const cJSON *o, const char *path, const char *key,
+                   double lo, double hi, double *v, char *err, size_t errlen)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) ||
+        j->valuedouble < lo || j->valuedouble > hi)
+        return ad_errf(err, errlen, AD_EFORMAT,
+                       "adapt state: %s%s: expected a number in %g..%g", path, key, lo, hi);
+    *v = j->valuedouble;
+    return 0;
+}
+
+/* A number or null (NAN) at key. */
+static double opt_num(const cJSON *o, const char *key)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    return cJSON_IsNumber(j) ? j->valuedouble : NAN;
+}
+
+static int parse_event(const cJSON *j, ad_adapt_event *ev, char *err, size_t errlen)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "figures");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "event");
+    const cJSON *s;
+    double v;
+    int t, rc;
+
+    memset(ev, 0, sizeof(*ev));
+    for (t = AD_ADAPT_EV_TRAIN_READY; t <= AD_ADAPT_EV_TRAIN_FAILED; t++)
+        if (cJSON_IsString(n) && strcmp(n->valuestring, ad_adapt_ev_name(t)) == 0)
+            break;
+    if (t > AD_ADAPT_EV_TRAIN_FAILED || !cJSON_IsObject(f))
+        return ad_errf(err, errlen, AD_EFORMAT,
+                       "adapt state: last: expected an adapt event with figures");
+    ev->type = (ad_adapt_ev_type)t;
+    if ((rc = get_num(j, "last.", "ts", -9.2e18, 9.2e18, &v, err, errlen)) != 0)
+        return rc;
+    ev->ts_ms = (int64_t)v;
+    if ((rc = get_num(j, "last.", "attempt", 0, 9e15, &v, err, errlen)) != 0)
+        return rc;
+    ev->attempt = (uint64_t)v;
+    s = cJSON_GetObjectItemCaseSensitive(j, "origin");
+    ev->origin = cJSON_IsString(s) && strcmp(s->valuestring, "reload") == 0
+                 ? AD_ADAPT_RELOAD : AD_ADAPT_FINETUNE;
+    if (cJSON_IsString(s = cJSON_GetObjectItemCaseSensitive(j, "model_id")))
+        snprintf(ev->model_id, sizeof(ev->model_id), "%s", s->valuestring);
+    if (cJSON_IsString(s = cJSON_GetObjectItemCaseSensitive(j, "reason")))
+        snprintf(ev->reason, sizeof(ev->reason), "%s", s->valuestring);
+    s = cJSON_GetObjectItemCaseSensitive(f, "compare");
+    ev->compare = cJSON_IsString(s) && strcmp(s->valuestring, "median") == 0
+                  ? AD_ADAPT_MEDIAN : AD_ADAPT_MEAN;
+    ev->live_error = opt_num(f, "live_error");
+    ev->cand_error = opt_num(f, "candidate_error");
+    ev->gain = opt_num(f, "gain");
+    ev->min_gain = opt_num(f, "min_gain");
+    ev->cand_threshold = opt_num(f, "candidate_threshold");
+    v = opt_num(f, "shadow_windows");
+    ev->shadow_windows = v >= 0 && v < 9e15 ? (uint64_t)v : 0;
+    v = opt_num(f, "normal_windows");
+    ev->normal_windows = v >= 0 && v < 9e15 ? (uint64_t)v : 0;
+    v = opt_num(f, "alerts_checked");
+    ev->alerts_checked = v >= 0 && v <= 64 ? (int)v : 0;
+    v = opt_num(f, "alerts_silenced");
+    ev->alerts_silenced = v >= 0 && v <= 64 ? (int)v : 0;
+    ev->min_alert_ratio = opt_num(f, "min_alert_ratio");
+    if (cJSON_IsString(s = cJSON_GetObjectItemCaseSensitive(f, "silenced_alert")))
+        snprintf(ev->silenced_alert, sizeof(ev->silenced_alert), "%s", s->valuestring);
+    v = opt_num(f, "train_windows");
+    ev->train_windows = v >= 0 && v < 9e15 ? (uint64_t)v : 0;
+    v = opt_num(f, "epochs_run");
+    ev->epochs_run = v >= 0 && v <= 1e6 ? (int)v : 0;
+    ev->train_loss = opt_num(f, "train_loss");
+    ev->train_seconds = opt_num(f, "train_seconds");
+    return 0;
+}
+
+/* The true alerts array into ta/tawin (caller's scratch, tacap entries). */
+static int parse_alerts(const ad_adapt *a, const cJSON *arr, true_alert *ta,
+                        float *tawin, size_t *n, char *err, size_t errlen)
+{
+    const cJSON *t;
+    size_t i = 0, k;
+
+    if (!cJSON_IsArray(arr))
+        return ad_errf(err, errlen, AD_EFORMAT, "adapt state: true_alerts: expected an array");
+    cJSON_ArrayForEach(t, arr) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(t, "id");
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(t, "window"), *x;
+        double v;
+        char path[48];
+        int rc;
+
+        if (i == a->tacap)      /* fewer kept now (adapt.true_alerts): newest */
+            break;
+        snprintf(path, sizeof(path), "true_alerts[%zu].", i);
+        if (!cJSON_IsString(id) || !cJSON_IsArray(w) ||
+            (size_t)cJSON_GetArraySize(w) != a->wsz)
+            return ad_errf(err, errlen, AD_EFORMAT,
+                           "adapt state: %s: expected id and a window of %zu numbers",
+                           path, a->wsz);
+        if ((rc = get_num(t, path, "ts", -9.2e18, 9.2e18, &v, err, errlen)) != 0)
+            return rc;
+        snprintf(ta[i].id, sizeof(ta[i].id), "%s", id->valuestring);
+        ta[i].ts = (int64_t)v;
+        ta[i].score = opt_num(t, "score");
+        k = 0;
+        cJSON_ArrayForEach(x, w) {
+            if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+                return ad_errf(err, errlen, AD_EFORMAT,
+                               "adapt state: %swindow[%zu]: expected a finite number",
+                               path, k);
+            tawin[i * a->wsz + k++] = (float)x->valuedouble;
+        }
+        i++;
+    }
+    *n = i;
+    return 0;
+}
+
+int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen)
+{
+    cJSON *o = cJSON_Parse(json ? json : "");
+    const cJSON *s, *last;
+    true_alert *ta = NULL;
+    float *tawin = NULL;
+    ad_adapt_event ev;
+    double v[10];
+    size_t nta = 0;
+    int rc, have_last = 0;
+
+    if (!cJSON_IsObject(o)) {
+        rc = ad_errf(err, errlen, AD_EFORMAT, "adapt state: not a JSON object");
+        goto out;
+    }
+    if ((rc = get_num(o, "", "version", 1, 1, &v[0], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "T", 1, AD_MAX_WINDOW, &v[1], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "F", 1, AD_MAX_FEATURES, &v[2], err, errlen)) != 0)
+        goto out;
+    if ((int)v[1] != a->T || (int)v[2] != a->F) {
+        rc = ad_errf(err, errlen, AD_EINVAL,
+                     "adapt state: window %dx%d, the model's is %dx%d",
+                     (int)v[1], (int)v[2], a->T, a->F);
+        goto out;
+    }
+    s = cJSON_GetObjectItemCaseSensitive(o, "schedule");
+    if ((rc = get_num(o, "", "offered", 0, 9e15, &v[3], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "admitted", 0, 9e15, &v[4], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "attempts", 0, 9e15, &v[5], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "promotions", 0, 9e15, &v[6], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "rejections", 0, 9e15, &v[7], err, errlen)) != 0 ||
+        (rc = get_num(o, "", "failures", 0, 9e15, &v[8], err, errlen)) != 0)
+        goto out;
+    if (!cJSON_IsObject(s)) {
+        rc = ad_errf(err, errlen, AD_EFORMAT, "adapt state: schedule: expected an object");
+        goto out;
+    }
+    if ((rc = get_num(s, "schedule.", "windows", 0, 9e15, &v[9], err, errlen)) != 0)
+        goto out;
+    last = cJSON_GetObjectItemCaseSensitive(o, "last");
+    if (last && !cJSON_IsNull(last)) {
+        if ((rc = parse_event(last, &ev, err, errlen)) != 0)
+            goto out;
+        have_last = 1;
+    }
+    ta = calloc(a->tacap ? a->tacap : 1, sizeof(true_alert));
+    tawin = calloc((a->tacap ? a->tacap : 1) * a->wsz, sizeof(float));
+    if (!ta || !tawin) {
+        rc = ad_errf(err, errlen, AD_ENOMEM, "adapt state: out of memory");
+        goto out;
+    }
+    if ((rc = parse_alerts(a, cJSON_GetObjectItemCaseSensitive(o, "true_alerts"),
+                           ta, tawin, &nta, err, errlen)) != 0)
+        goto out;
+    /* Everything valid: apply. */
+    a->offered = (uint64_t)v[3];
+    a->admitted = (uint64_t)v[4];
+    a->attempts = (uint64_t)v[5];
+    a->promotions = (uint64_t)v[6];
+    a->rejections = (uint64_t)v[7];
+    a->failures = (uint64_t)v[8];
+    a->sched_windows = (uint64_t)v[9];
+    s = cJSON_GetObjectItemCaseSensitive(s, "start_ms");
+    a->sched_start = cJSON_IsNumber(s) && isfinite(s->valuedouble)
+                     ? (int64_t)s->valuedouble : SCHED_UNSET;
+    a->have_last = have_last;
+    if (have_last)
+        a->last = ev;
+    memcpy(a->ta, ta, nta * sizeof(true_alert));
+    memcpy(a->tawin, tawin, nta * a->wsz * sizeof(float));
+    a->talen = nta;
+    rc = 0;
+out:
+    free(ta);
+    free(tawin);
+    cJSON_Delete(o);
+    return rc;
+}
