@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,17 +41,15 @@ typedef struct qwatch {
     int on;
 } qwatch;
 
-enum { BAR_NONE, BAR_COMMIT, BAR_REVOKE };
-
 typedef struct ad_kafka {
     ad_daemon *dd;
     const ad_kafka_cfg *cfg;
     rd_kafka_t *c, *p, *sr;
     qwatch cw, pw, sw;
     uv_idle_t more;
-    uv_timer_t commit_timer, bar_timer;
+    uv_timer_t commit_timer, bar_timer, state_timer;
     int paused, barrier, stopping, closed;
-    rd_kafka_topic_partition_list_t *revoking, *restoring;
+    rd_kafka_topic_partition_list_t *restoring;
     int state_parts, eof_left, reading;
     char **topics;                 /* distinct kafka topics, for smap */
     int ntopics;
@@ -261,6 +260,7 @@ static void restore_done(ad_kafka *k)
     rd_kafka_topic_partition_list_t *l = k->restoring;
     k->restoring = NULL;
     k->reading = 0;
+    uv_timer_stop(&k->state_timer);
     rd_kafka_assign(k->sr, NULL);
     if (!l) return;
     for (int i = 0; i < l->cnt; i++)
@@ -271,10 +271,18 @@ static void restore_done(ad_kafka *k)
     kick(k);
 }
 
+/* Read the state topic (a budget a turn). Records left over from an
+ * earlier read are discarded, so the queue empties and its watcher fires
+ * again; the state timer reads on while the watcher is silent. */
 static void state_read(ad_kafka *k)
 {
     rd_kafka_message_t *m;
     int n = 0;
+    if (!k->reading) {
+        while ((m = rd_kafka_consumer_poll(k->sr, 0)))
+            rd_kafka_message_destroy(m);
+        return;
+    }
     while (k->reading && n < POLL_BUDGET && (m = rd_kafka_consumer_poll(k->sr, 0))) {
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             if (--k->eof_left == 0) {
@@ -292,6 +300,11 @@ static void state_read(ad_kafka *k)
     }
 }
 
+static void state_timer_cb(uv_timer_t *t)
+{
+    state_read(t->data);
+}
+
 /* Read the state topic from its beginning (again). */
 static void state_read_start(ad_kafka *k)
 {
@@ -303,6 +316,7 @@ static void state_read_start(ad_kafka *k)
     k->reading = 1;
     rd_kafka_assign(k->sr, l);
     rd_kafka_topic_partition_list_destroy(l);
+    uv_timer_start(&k->state_timer, state_timer_cb, 20, 20);
 }
 
 static void produce(ad_kafka *k, const char *topic, const char *key, const char *val)
@@ -386,85 +400,133 @@ static int quiet(ad_kafka *k)
            rd_kafka_outq_len(k->p) == 0;
 }
 
-static void finish_revoke(ad_kafka *k)
+/* ad_workers_wait() predicate: every window of the daemon scored. */
+static int scored(void *arg)
+{
+    ad_kafka *k = arg;
+    batch_dispatch(k->dd, 1);
+    return k->dd->in_flight_batches == 0 && !batch_open_windows(k->dd);
+}
+
+/* The streams of the partitions in l: state flushed to the state topic
+ * (unless lost) and dropped here. A partition gets 1 in bad[] when one of
+ * its streams is still restoring (its held samples are not scored: that
+ * partition's offsets are not committed). Returns the streams moved. */
+static int drop_streams(ad_kafka *k, const rd_kafka_topic_partition_list_t *l, int lost,
+                        char *bad)
 {
     ad_daemon *dd = k->dd;
-    rd_kafka_topic_partition_list_t *l = k->revoking;
-    int lost = rd_kafka_assignment_lost(k->c), moved = 0;
     char tk[KEY_MAX + 80];
-    rd_kafka_resp_err_t e;
-
-    k->revoking = NULL;
+    int moved = 0;
     for (int i = 0; i < dd->g->n; i++)
         MAP_FOREACH(&dd->g->dets[i].streams, s) {
             kent *en;
+            rd_kafka_topic_partition_t *tp;
             mkkey(tk, sizeof tk, s->det->c->name, s->key);
             en = *tfind(k->smap, tk);
-            if (!en || en->topic < 0 || !in_list(l, k->topics[en->topic], en->part))
+            if (!en || en->topic < 0 ||
+                !(tp = rd_kafka_topic_partition_list_find(l, k->topics[en->topic], en->part)))
                 continue;
+            if (s->restores || s->held)
+                bad[tp - l->elems] = 1;
             if (!lost)
                 state_put(k, s);
             streams_kill(dd, s, 1);
             tdel(k->smap, tk);
             moved++;
         }
-    if (!lost) {
-        if (rd_kafka_flush(k->p, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            ad_log(AD_LOG_WARNING, "kafka: states not all delivered within 10 s");
-        if ((e = rd_kafka_commit(k->c, NULL, 0)) && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    return moved;
+}
+
+/* Partitions revoked (inside the rebalance callback: librdkafka's
+ * cooperative protocol expects rd_kafka_incremental_unassign() before the
+ * callback returns, else the member never rejoins). Bounded: wait up to
+ * 10 s for the windows in flight to be scored, flush the states of the
+ * partitions' streams and the alerts, commit what is scored, release. */
+static void revoke_parts(ad_kafka *k, rd_kafka_topic_partition_list_t *l)
+{
+    ad_daemon *dd = k->dd;
+    int lost = rd_kafka_assignment_lost(k->c), moved, ok = 1, ncommit = 0;
+    char *bad = calloc((size_t)l->cnt + 1, 1);
+    rd_kafka_topic_partition_list_t *pos = NULL;
+    rd_kafka_resp_err_t e;
+    rd_kafka_error_t *er;
+
+    if (!lost && ad_workers_wait(dd->ws, scored, k, 10000) != 0) {
+        ad_log(AD_LOG_WARNING, "kafka: windows still in flight at revoke after 10 s: "
+               "offsets of the revoked partitions not committed (their records are read again)");
+        ok = 0;
+    }
+    moved = bad ? drop_streams(k, l, lost, bad) : 0;
+    if (!lost && rd_kafka_flush(k->p, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ad_log(AD_LOG_WARNING, "kafka: states/alerts not all delivered within 10 s at revoke: "
+               "offsets not committed");
+        ok = 0;
+    }
+    if (!lost && ok && bad && (pos = rd_kafka_topic_partition_list_copy(l))) {
+        rd_kafka_position(k->c, pos);
+        for (int i = 0; i < pos->cnt; i++)
+            if (bad[i] || pos->elems[i].offset < 0)
+                pos->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+            else
+                ncommit++;
+        if (ncommit && (e = rd_kafka_commit(k->c, pos, 0)) && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
             ad_log(AD_LOG_WARNING, "kafka: commit at revoke: %s", rd_kafka_err2str(e));
     }
     for (int i = 0; i < l->cnt; i++) {
-        ad_log(AD_LOG_INFO, "kafka: released %s[%d] at %llu (%d stream(s) %s)",
+        ad_log(AD_LOG_INFO, "kafka: released %s[%d] at %llu (offset %lld, %d stream(s) %s)",
                l->elems[i].topic, (int)l->elems[i].partition,
-               (unsigned long long)dd_wall_ms(), moved, lost ? "lost" : "handed over");
+               (unsigned long long)dd_wall_ms(),
+               pos ? (long long)pos->elems[i].offset : -1LL, moved,
+               lost ? "lost" : "handed over");
         if (k->restoring) {
             rd_kafka_topic_partition_t *r = rd_kafka_topic_partition_list_find(
                 k->restoring, l->elems[i].topic, l->elems[i].partition);
             if (r) rd_kafka_topic_partition_list_del(k->restoring, r->topic, r->partition);
         }
     }
-    rd_kafka_incremental_unassign(k->c, l);
-    rd_kafka_topic_partition_list_destroy(l);
+    if ((er = rd_kafka_incremental_unassign(k->c, l))) {
+        ad_log(AD_LOG_WARNING, "kafka: unassign: %s", rd_kafka_error_string(er));
+        rd_kafka_error_destroy(er);
+    }
+    if (pos) rd_kafka_topic_partition_list_destroy(pos);
+    free(bad);
 }
 
 static void bar_cb(uv_timer_t *t)
 {
     ad_kafka *k = t->data;
+    rd_kafka_resp_err_t e;
     batch_dispatch(k->dd, 1);
     if (!quiet(k))
         return;
     uv_timer_stop(t);
-    if (k->barrier == BAR_REVOKE) {
-        finish_revoke(k);
-    } else {
-        rd_kafka_resp_err_t e = rd_kafka_commit(k->c, NULL, 1);
-        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            ad_log(AD_LOG_WARNING, "kafka: commit: %s", rd_kafka_err2str(e));
-    }
-    k->barrier = BAR_NONE;
+    if ((e = rd_kafka_commit(k->c, NULL, 1)) && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        ad_log(AD_LOG_WARNING, "kafka: commit: %s", rd_kafka_err2str(e));
+    k->barrier = 0;
     kick(k);
-}
-
-static void barrier(ad_kafka *k, int kind)
-{
-    if (k->barrier < kind) k->barrier = kind;
-    uv_timer_start(&k->bar_timer, bar_cb, 0, 2);
 }
 
 static void commit_cb(uv_timer_t *t)
 {
     ad_kafka *k = t->data;
-    if (!k->barrier && !k->stopping)
-        barrier(k, BAR_COMMIT);
+    if (!k->barrier && !k->stopping) {
+        k->barrier = 1;
+        uv_timer_start(&k->bar_timer, bar_cb, 0, 2);
+    }
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     ad_kafka *k = opaque;
+    rd_kafka_error_t *er = NULL;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        rd_kafka_incremental_assign(rk, parts);
+        if ((er = rd_kafka_incremental_assign(rk, parts))) {
+            ad_log(AD_LOG_WARNING, "kafka: assign: %s", rd_kafka_error_string(er));
+            rd_kafka_error_destroy(er);
+            return;
+        }
         if (!k->cfg->state_topic || k->stopping) {
             for (int i = 0; i < parts->cnt; i++)
                 ad_log(AD_LOG_INFO, "kafka: owns %s[%d] from %llu", parts->elems[i].topic,
@@ -485,15 +547,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 ad_log(AD_LOG_INFO, "kafka: released %s[%d] at %llu (stopping)",
                        parts->elems[i].topic, (int)parts->elems[i].partition,
                        (unsigned long long)dd_wall_ms());
-            rd_kafka_incremental_unassign(rk, parts);
+            if ((er = rd_kafka_incremental_unassign(rk, parts)))
+                rd_kafka_error_destroy(er);
             return;
         }
-        if (!k->revoking)
-            k->revoking = rd_kafka_topic_partition_list_new(parts->cnt);
-        for (int i = 0; i < parts->cnt; i++)
-            rd_kafka_topic_partition_list_add(k->revoking, parts->elems[i].topic,
-                                              parts->elems[i].partition);
-        barrier(k, BAR_REVOKE);
+        revoke_parts(k, parts);
     } else {
         ad_log(AD_LOG_WARNING, "kafka: rebalance failed: %s", rd_kafka_err2str(err));
         rd_kafka_assign(rk, NULL);
@@ -527,6 +585,52 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                rd_kafka_err2str(m->err));
 }
 
+/* librdkafka's log lines into the daemon's log (called from librdkafka's
+ * threads). syslog levels as ours; at most LOG_BURST lines per facility in
+ * LOG_PERIOD_MS, then one line saying how many were left out. */
+#define LOG_SLOTS 32
+#define LOG_BURST 5
+#define LOG_PERIOD_MS 10000
+static struct { char fac[32]; uint64_t t0; int n; long dropped; } log_slot[LOG_SLOTS];
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    uint64_t now = dd_wall_ms();
+    int i, pass = 1, slot = -1, old = 0;
+    long dropped = 0;
+    if (level > AD_LOG_DEBUG) level = AD_LOG_DEBUG;
+    if (level < AD_LOG_ERR) level = AD_LOG_ERR;
+    pthread_mutex_lock(&log_mu);
+    for (i = 0; i < LOG_SLOTS; i++) {
+        if (strcmp(log_slot[i].fac, fac) == 0) { slot = i; break; }
+        if (log_slot[i].t0 < log_slot[old].t0) old = i;
+    }
+    if (slot < 0) {                 /* new facility: take the oldest slot */
+        slot = old;
+        snprintf(log_slot[slot].fac, sizeof log_slot[slot].fac, "%s", fac);
+        log_slot[slot].t0 = now;
+        log_slot[slot].n = 0;
+        log_slot[slot].dropped = 0;
+    }
+    if (now - log_slot[slot].t0 >= LOG_PERIOD_MS) {
+        dropped = log_slot[slot].dropped;
+        log_slot[slot].t0 = now;
+        log_slot[slot].n = 0;
+        log_slot[slot].dropped = 0;
+    }
+    if (++log_slot[slot].n > LOG_BURST) {
+        log_slot[slot].dropped++;
+        pass = 0;
+    }
+    pthread_mutex_unlock(&log_mu);
+    if (dropped)
+        ad_log(level, "kafka %s: %ld similar line(s) left out in %d s", fac, dropped,
+               LOG_PERIOD_MS / 1000);
+    if (pass)
+        ad_log(level, "kafka %s %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
 static int set(rd_kafka_conf_t *c, const char *n, const char *v, char *err, size_t errlen)
 {
     char e[256];
@@ -544,6 +648,7 @@ static rd_kafka_conf_t *base_conf(ad_kafka *k, const ad_config *cfg, char *err, 
     const char *sl = cfg->path ? strrchr(cfg->path, '/') : NULL;
     snprintf(dir, sizeof dir, "%.*s", sl ? (int)(sl - cfg->path) : 1, sl ? cfg->path : ".");
     rd_kafka_conf_set_opaque(c, k);
+    rd_kafka_conf_set_log_cb(c, log_cb);
     if (set(c, "bootstrap.servers", kc->bootstrap_servers, err, errlen))
         goto fail;
     for (int i = 0; i < kc->properties.n; i++)
@@ -667,7 +772,8 @@ int kafka_start(ad_daemon *dd, char *err, size_t errlen)
     k->more.data = k;
     uv_timer_init(dd->loop, &k->commit_timer);
     uv_timer_init(dd->loop, &k->bar_timer);
-    k->commit_timer.data = k->bar_timer.data = k;
+    uv_timer_init(dd->loop, &k->state_timer);
+    k->commit_timer.data = k->bar_timer.data = k->state_timer.data = k;
     if ((rc = qwatch_start(k, &k->cw, rd_kafka_queue_get_consumer(k->c))) ||
         (rc = qwatch_start(k, &k->pw, rd_kafka_queue_get_main(k->p))) ||
         (rc = qwatch_start(k, &k->sw, rd_kafka_queue_get_consumer(k->sr))))
@@ -708,6 +814,7 @@ void kafka_stop(ad_daemon *dd)
     k->closed = 1;
     uv_timer_stop(&k->bar_timer);
     uv_close((uv_handle_t *)&k->more, close_noop);
+    uv_close((uv_handle_t *)&k->state_timer, close_noop);
     uv_close((uv_handle_t *)&k->commit_timer, close_noop);
     uv_close((uv_handle_t *)&k->bar_timer, close_noop);
     qwatch_stop(&k->cw);
@@ -720,7 +827,6 @@ void kafka_free(ad_daemon *dd)
 {
     ad_kafka *k = dd->kafka;
     if (!k) return;
-    if (k->revoking) rd_kafka_topic_partition_list_destroy(k->revoking);
     if (k->restoring) rd_kafka_topic_partition_list_destroy(k->restoring);
     if (k->c) rd_kafka_destroy(k->c);
     if (k->sr) rd_kafka_destroy(k->sr);

@@ -382,3 +382,95 @@ fail:
     cJSON_Delete(o);
     return NULL;
 }
+
+/* ---- state that moves with a stream --------------------------------------- */
+
+static void put_num(cJSON *o, const char *k, double v)
+{
+    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
+    else cJSON_AddNullToObject(o, k);
+}
+
+static double get_num(const cJSON *o, const char *k, double dflt)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(x) ? x->valuedouble : cJSON_IsNull(x) ? NAN : dflt;
+}
+
+cJSON *ad_alerter_save(const ad_alerter *a)
+{
+    cJSON *o = cJSON_CreateObject(), *c, *tf;
+    const ad_alert *al = &a->cur;
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "seq", (double)a->seq);
+    cJSON_AddNumberToObject(o, "hist", (double)(a->hist & ((1ULL << 52) - 1)));
+    cJSON_AddNumberToObject(o, "hist_len", a->hist_len < 52 ? a->hist_len : 52);
+    cJSON_AddNumberToObject(o, "last_exceeded", a->last_exceeded);
+    cJSON_AddNumberToObject(o, "below", a->below);
+    if (a->has_cooldown)
+        cJSON_AddNumberToObject(o, "cooldown_until", (double)a->cooldown_until);
+    if (!al->active)
+        return o;
+    c = cJSON_AddObjectToObject(o, "active");
+    if (!c) { cJSON_Delete(o); return NULL; }
+    cJSON_AddStringToObject(c, "id", al->id);
+    cJSON_AddNumberToObject(c, "seq", (double)al->seq);
+    cJSON_AddNumberToObject(c, "start_ms", (double)al->start_ms);
+    cJSON_AddNumberToObject(c, "peak_ms", (double)al->peak_ms);
+    put_num(c, "peak_score", al->peak_score);
+    put_num(c, "threshold", al->threshold);
+    put_num(c, "severity", al->severity);
+    cJSON_AddNumberToObject(c, "windows", (double)al->windows);
+    put_num(c, "probability", al->probability);
+    put_num(c, "log_likelihood", al->log_likelihood);
+    put_num(c, "peak_probability", al->peak_probability);
+    tf = cJSON_AddArrayToObject(c, "share_sum");
+    for (int i = 0; tf && i < a->F; i++)
+        cJSON_AddItemToArray(tf, cJSON_CreateNumber(a->share_sum[i]));
+    cJSON_AddNumberToObject(c, "share_n", (double)a->share_n);
+    return o;
+}
+
+int ad_alerter_restore(ad_alerter *a, const cJSON *o, char *err, size_t errlen)
+{
+    const cJSON *c, *x, *ss;
+    if (!cJSON_IsObject(o))
+        return ad_errf(err, errlen, AD_EFORMAT, "alert state: not an object");
+    ad_alerter_reset(a);
+    a->seq = (uint64_t)get_num(o, "seq", 0);
+    a->hist = (uint64_t)get_num(o, "hist", 0);
+    a->hist_len = (int)get_num(o, "hist_len", 0);
+    a->last_exceeded = (int)get_num(o, "last_exceeded", 0);
+    a->below = (int)get_num(o, "below", 0);
+    if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "cooldown_until"))) {
+        a->has_cooldown = 1;
+        a->cooldown_until = (int64_t)get_num(o, "cooldown_until", 0);
+    }
+    if (!(c = cJSON_GetObjectItemCaseSensitive(o, "active")))
+        return 0;
+    x = cJSON_GetObjectItemCaseSensitive(c, "id");
+    ss = cJSON_GetObjectItemCaseSensitive(c, "share_sum");
+    if (!cJSON_IsString(x) || strlen(x->valuestring) >= sizeof a->cur.id ||
+        !cJSON_IsArray(ss) || cJSON_GetArraySize(ss) != a->F) {
+        ad_alerter_reset(a);
+        return ad_errf(err, errlen, AD_EFORMAT, "alert state: open alert malformed");
+    }
+    memset(&a->cur, 0, sizeof a->cur);
+    snprintf(a->cur.id, sizeof a->cur.id, "%s", x->valuestring);
+    a->cur.seq = (uint64_t)get_num(c, "seq", 0);
+    a->cur.start_ms = (int64_t)get_num(c, "start_ms", 0);
+    a->cur.peak_ms = (int64_t)get_num(c, "peak_ms", 0);
+    a->cur.peak_score = get_num(c, "peak_score", NAN);
+    a->cur.threshold = get_num(c, "threshold", NAN);
+    a->cur.severity = get_num(c, "severity", NAN);
+    a->cur.windows = (uint64_t)get_num(c, "windows", 0);
+    a->cur.probability = get_num(c, "probability", NAN);
+    a->cur.log_likelihood = get_num(c, "log_likelihood", NAN);
+    a->cur.peak_probability = get_num(c, "peak_probability", NAN);
+    for (int i = 0; i < a->F; i++)
+        a->share_sum[i] = cJSON_GetArrayItem(ss, i)->valuedouble;
+    a->share_n = (uint64_t)get_num(c, "share_n", 0);
+    update_top(a);
+    a->cur.active = 1;
+    return 0;
+}

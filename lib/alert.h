@@ -150,6 +150,11 @@ uint64_t ad_alerter_count(const ad_alerter *a);
 /* Forget the window history and end any active alert silently (no event);
  * the seq counter is kept so ids stay unique. */
 void ad_alerter_reset(ad_alerter *a);
+/* The alerter's state (alert counter, hysteresis, open alert) as JSON, so a
+ * stream that moves to another process keeps its open alert and its ids;
+ * restore reads it back (0, or negative code and err; reset on error). */
+cJSON *ad_alerter_save(const ad_alerter *a);
+int ad_alerter_restore(ad_alerter *a, const cJSON *o, char *err, size_t errlen);
 
 /*
  * An alert as JSON (new cJSON object; NULL on OOM):

@@ -1733,6 +1733,8 @@ char *ad_detector_save(const ad_detector *d)
     if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0 ||
         add_sub(o, "adapt", d->ad ? ad_adapt_save(d->ad) : NULL, d->ad != NULL) != 0)
         goto out;
+    if ((t = ad_alerter_save(d->alert)))
+        cJSON_AddItemToObject(o, "alerter", t);
     txt = cJSON_PrintUnformatted(o);
 out:
     cJSON_Delete(o);
@@ -1793,6 +1795,9 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         d->has_smooth = 1;
     }
     ad_alerter_reset(d->alert);
+    x = cJSON_GetObjectItemCaseSensitive(o, "alerter");
+    if (x && ad_alerter_restore(d->alert, x, err, errlen) != 0)
+        ad_log(AD_LOG_WARNING, "stream %s: %s (alert state not restored)", d->key, err);
     set_phase(d, AD_PHASE_DETECTING, d->last_ts);
     rc = 0;
 out:
