@@ -20,7 +20,7 @@ BUILD    ?= build
 PREFIX   ?= /usr/local
 SAN      ?=
 
-PKGS      = libuv libmosquitto libcjson openblas
+PKGS      = libuv libmosquitto libcjson openblas rdkafka
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -55,7 +55,7 @@ BIN      = $(BUILD)/anomalyd
 # Keep object files of pattern chains (tests, benches) between runs.
 .SECONDARY:
 .DELETE_ON_ERROR:
-all: $(BIN) $(TEST_BIN) $(BENCH_BIN) $(TOOL_BIN)
+all: $(BIN) $(TEST_BIN) $(BENCH_BIN) $(TOOL_BIN) $(BUILD)/tests/kafka_mock
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h tests/*.h)
 	@mkdir -p $(dir $@)
@@ -71,6 +71,10 @@ $(LIBADD): $(DAEMON_OBJ)
 
 $(BIN): $(BUILD)/daemon/main.o $(LIBADD) $(LIBAD)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lsystemd
+
+# The Kafka mock cluster of the Kafka integration tests (librdkafka only).
+$(BUILD)/tests/kafka_mock: $(BUILD)/tests/kafka_mock.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBADD) $(LIBAD)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lsystemd
@@ -109,7 +113,7 @@ fuzz:
 DEB_PKGS = build-essential pkg-config libuv1-dev libmosquitto-dev mosquitto \
 	mosquitto-clients libopenblas-dev libcjson-dev libsystemd-dev systemd \
 	python3 python3-torch python3-numpy python3-paho-mqtt openssl mandoc \
-	strace groff-base
+	strace groff-base librdkafka-dev kcat
 DEB_PKGS_DEV = clang libclang-rt-14-dev python3-matplotlib debhelper dpkg-dev lintian
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)

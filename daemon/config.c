@@ -268,6 +268,28 @@ static const key train_keys[] = {
 };
 static const table train_table = TAB(train_keys);
 
+#define OK_(f) offsetof(ad_kafka_cfg, f)
+static const key kafka_keys[] = {
+    { "bootstrap_servers", K_STR, OK_(bootstrap_servers), 0, 0, NULL, 0, NULL, NULL,
+      "Kafka brokers \"host:port,...\" (null: no Kafka)" },
+    { "group_id", K_STR, OK_(group_id), 0, 0, "anomalyd", 0, NULL, NULL,
+      "consumer group shared by every instance" },
+    { "state_topic", K_STR, OK_(state_topic), 0, 0, NULL, 0, NULL, NULL,
+      "compacted topic the state of a stream moves through when its partition "
+      "moves (null: streams recalibrate after a move)" },
+    { "alert_topic", K_STR, OK_(alert_topic), 0, 0, "anomalyd.alerts", 0, NULL, NULL,
+      "alerts of detectors with alerts_to kafka|both (key detector/stream)" },
+    { "properties", K_STRMAP, OK_(properties), 0, 0, NULL, 0, NULL, NULL,
+      "librdkafka properties passed through (security.protocol, sasl.mechanism, "
+      "ssl.ca.location, ...)" },
+    { "property_files", K_STRMAP, OK_(property_files), 0, 0, NULL, 0, NULL, NULL,
+      "property -> file whose first line is its value (secrets: sasl.password, "
+      "ssl.key.password); relative to the config file" },
+    { "commit_interval_s", K_NUM, OK_(commit_interval), 0.05, 3600, "1", 0, NULL, NULL,
+      "offsets are committed this often, once the windows they complete are scored" },
+};
+static const table kafka_table = TAB(kafka_keys);
+
 static const key quality_keys[] = {
     { "enabled", K_BOOL, OPP(dq_enabled), 0, 1, NULL, FL, NULL, NULL,
       "data-quality monitor: stuck, range, dropout and rejected-value events; flagged "
@@ -342,8 +364,14 @@ static const key detector_keys[] = {
       "detector name ([A-Za-z0-9_-], unique)" },
     { "model", K_PATH, OD(model), 0, 0, NULL, F_RELOAD, NULL, NULL,
       "model file (.safetensors); required unless training.mode is bootstrap" },
-    { "topics", K_STRLIST, OD(topics), 0, 0, NULL, F_REQ | F_RELOAD, NULL, NULL,
-      "subscription topic filters (+ and # allowed)" },
+    { "topics", K_STRLIST, OD(topics), 0, 0, NULL, F_RELOAD, NULL, NULL,
+      "MQTT subscription topic filters (+ and # allowed; $share/<group>/<filter> for "
+      "a shared subscription); required unless kafka_topics is given" },
+    { "kafka_topics", K_STRLIST, OD(kafka_topics), 0, 0, NULL, 0, NULL, NULL,
+      "Kafka topics consumed (kafka.bootstrap_servers set): the record key is the "
+      "stream key, the value a payload" },
+    { "alerts_to", K_ENUM, OD(alerts_to), 0, 0, "mqtt", 0, "mqtt|kafka|both", NULL,
+      "where alerts go: MQTT alert topic, kafka.alert_topic, or both" },
     { "stream_levels", K_INTLIST, OD(stream_levels), -64, 63, "1", F_RELOAD, NULL, NULL,
       "topic levels joined with / form the stream key ([]: one stream)" },
     { "payload", K_OBJ, 0, 0, 0, NULL, 0, NULL, &payload_table, "payload format" },
@@ -400,6 +428,8 @@ static const table metrics_table = TAB(metrics_keys);
 
 static const key root_keys[] = {
     { "broker", K_OBJ, OC(broker), 0, 0, NULL, 0, NULL, &broker_table, "MQTT broker" },
+    { "kafka", K_OBJ, OC(kafka), 0, 0, NULL, 0, NULL, &kafka_table,
+      "Kafka consumer group input, state topic and alerts (docs/scaling.md)" },
     { "state_dir", K_PATH, OC(state_dir), 0, 0, NULL, 0, NULL, NULL,
       "calibration state and online-trained models (null: not kept)" },
     { "max_payload_bytes", K_INT, OC(max_payload), 16, 268435455, "65536", F_RELOAD,
@@ -886,8 +916,14 @@ static int validate(ad_config *c, char *err, size_t errlen)
             if (strcmp(c->det[j].name, d->name) == 0)
                 return ad_errf(err, errlen, AD_EINVAL, "detectors[%d].name: \"%s\" already "
                                "used by detectors[%d]", i, d->name, j);
-        if (d->topics.n == 0)
-            return ad_errf(err, errlen, AD_EINVAL, "detectors[%d].topics: empty", i);
+        if (d->topics.n == 0 && d->kafka_topics.n == 0)
+            return ad_errf(err, errlen, AD_EINVAL, "detectors[%d].topics: empty (and no "
+                           "kafka_topics)", i);
+        if ((d->kafka_topics.n || d->alerts_to != AD_ALERTS_MQTT) &&
+            !c->kafka.bootstrap_servers)
+            return ad_errf(err, errlen, AD_EINVAL, "detectors[%d].%s: needs "
+                           "kafka.bootstrap_servers", i,
+                           d->kafka_topics.n ? "kafka_topics" : "alerts_to");
         for (int j = 0; j < d->topics.n; j++) {
             char terr[128];
             if (ad_topic_filter_check(d->topics.v[j], terr, sizeof terr))

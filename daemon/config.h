@@ -71,6 +71,19 @@ typedef struct ad_payload_cfg {
     char *senml_base;           /* senml: strip this prefix from bn+n */
 } ad_payload_cfg;
 
+/* Kafka input/output (daemon/kafka.h); off while bootstrap_servers is NULL. */
+typedef struct ad_kafka_cfg {
+    char *bootstrap_servers;    /* "host:port,..." */
+    char *group_id;             /* consumer group of all instances */
+    char *state_topic;          /* compacted topic of stream states, or NULL */
+    char *alert_topic;          /* alerts of detectors with alerts_to kafka|both */
+    ad_strmap properties;       /* librdkafka properties passed through */
+    ad_strmap property_files;   /* property -> file whose first line is its value */
+    double commit_interval;     /* seconds between offset commits */
+} ad_kafka_cfg;
+
+enum { AD_ALERTS_MQTT = 0, AD_ALERTS_KAFKA = 1, AD_ALERTS_BOTH = 2 };
+
 /* One detector of the config. `pipe` is lib/detector.h's settings, filled
  * directly from the rows/window/score/calibration/alert/training objects. */
 typedef struct ad_detconf {
@@ -79,6 +92,8 @@ typedef struct ad_detconf {
     ad_strlist features;        /* bootstrap: feature names */
     int window_length;          /* bootstrap: T */
     ad_strlist topics;          /* MQTT filters */
+    ad_strlist kafka_topics;    /* Kafka topics (record key = stream key) */
+    int alerts_to;              /* AD_ALERTS_* */
     ad_intlist stream_levels;   /* topic levels joined by '/' -> stream key */
     ad_payload_cfg payload;
     int asm_mode;               /* rows|period|all|auto (auto: rows for json,
@@ -115,6 +130,7 @@ typedef struct ad_metrics_cfg {
 typedef struct ad_config {
     char *path;                 /* the file it came from */
     ad_broker_cfg broker;
+    ad_kafka_cfg kafka;
     char *state_dir;            /* NULL: no persistence */
     int max_payload;            /* bytes */
     int workers;                /* 0 = one per core */

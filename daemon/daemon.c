@@ -34,6 +34,7 @@
 #include "daemon_int.h"
 #include "homeassistant.h"
 #include "metrics.h"
+#include "kafka.h"
 #include "notify.h"
 #include "topic.h"
 
@@ -180,9 +181,11 @@ static void check_cb(uv_check_t *c)
     if (!dd->paused && dd->in_flight_batches > 4 * nw) {
         dd->paused = 1;
         ad_mqtt_pause(dd->mqtt, 1);
+        kafka_pause(dd, 1);
     } else if (dd->paused && dd->in_flight_batches <= 2 * nw) {
         dd->paused = 0;
         ad_mqtt_pause(dd->mqtt, 0);
+        kafka_pause(dd, 0);
     }
 }
 
@@ -277,6 +280,7 @@ static void drain_cb(uv_timer_t *t)
     for (int i = 0; i < g->n; i++)
         MAP_FOREACH(&g->dets[i].streams, s)
             state_save(dd, s);
+    kafka_stop(dd);
     publish_stats(dd);
     ad_mqtt_stop(dd->mqtt, STOP_MQTT_MS);
 }
@@ -341,6 +345,7 @@ static void free_all(ad_daemon *dd)
     }
     state_writer_free(dd);
     metrics_free(dd);
+    kafka_free(dd);
     ad_mqtt_free(dd->mqtt);
     gen_free(dd->g);
 }
@@ -393,6 +398,10 @@ int ad_daemon_run(const char *path)
     dd_update_subscriptions(dd);
     state_outbox_load(dd);          /* undelivered before the last stop: first */
     state_scan(dd);                 /* open alerts continue */
+    if ((rc = kafka_start(dd, err, sizeof err)) != 0) {
+        ad_log(AD_LOG_ERR, "%s", err);
+        goto out;
+    }
     start_handles(dd, &loop);
     ad_notify_init(&loop);
     ad_log(AD_LOG_INFO, "connecting to %s:%d", dd->g->cfg->broker.host, dd->g->cfg->broker.port);

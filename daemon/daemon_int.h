@@ -233,6 +233,7 @@ typedef struct ad_daemon {
     int restores;                /* stream restores in flight */
     struct adapt_task *adapt_tasks; /* continual-learning jobs out (training.c) */
     struct metrics_w *metrics;   /* metrics file writer (metrics.c), or NULL */
+    struct ad_kafka *kafka;      /* Kafka input/output (kafka.c), or NULL */
 } ad_daemon;
 
 /* ---- daemon.c ---- */
@@ -266,6 +267,9 @@ void gen_make_state_dirs(gen *g);
 /* Route one message's payload to the stream of detector d it names. */
 void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *payload,
                      size_t len, double now_s);
+/* The same for a message whose stream key is known (Kafka record key). */
+void streams_message_key(ad_daemon *dd, det_rt *d, const char *key, const char *topic,
+                         const void *payload, size_t len, double now_s);
 /* Push the samples held during a restore, in arrival order. */
 void streams_release_held(ad_daemon *dd, stream_rec *s);
 /* Publish, save, train on the detector's queued events; 1 if its state changed. */

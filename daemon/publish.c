@@ -19,6 +19,7 @@
 #include "daemon_int.h"
 #include "homeassistant.h"
 #include "metrics.h"
+#include "kafka.h"
 #include "notify.h"
 #include "topic.h"
 
@@ -38,6 +39,8 @@ static void add_num_or_null(cJSON *o, const char *k, double v)
     else
         cJSON_AddNullToObject(o, k);
 }
+
+static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, cJSON *o);
 
 /* The id of the model the stream runs, or NULL (none yet: bootstrap). */
 static const char *model_id_of(stream_rec *s)
@@ -190,13 +193,27 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     }
     ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "published", iso);
-    publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 0);
+    publish_alert_json(dd, s, topic, o);
     cJSON_Delete(o);
-    ad_log(AD_LOG_NOTICE, "alert %s %s%s%s: %s/%s score %.4g threshold %.4g",
-           a->id, raised ? "raised" : "cleared", raised ? "" : " ",
-           raised ? "" : ad_close_reason_name(a->reason ? a->reason : AD_CLOSE_CLEARED),
-           d->c->name, s->key, a->peak_score, a->threshold);
+    ad_log(AD_LOG_NOTICE, "alert %s %s: detector %s stream %s score %.4g threshold %.4g%s%s",
+           a->id, raised ? "raised" : "cleared", d->c->name, s->key, a->peak_score,
+           a->threshold, raised ? "" : " reason ",
+           raised ? "" : ad_close_reason_name(a->reason ? a->reason : AD_CLOSE_CLEARED));
     if (raised) dd->c.alerts_raised++; else dd->c.alerts_cleared++;
+}
+
+/* An alert event (model or data quality) to where the detector's alerts go:
+ * MQTT, Kafka or both. */
+static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, cJSON *o)
+{
+    det_rt *d = s->det;
+    if (d->c->alerts_to != AD_ALERTS_KAFKA)
+        publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 0);
+    if (d->c->alerts_to != AD_ALERTS_MQTT) {
+        char *txt = cJSON_PrintUnformatted(o);
+        if (txt) kafka_alert(dd, d->c->name, s->key, txt);
+        free(txt);
+    }
 }
 
 /* Keep the stream's open data-quality alerts (for its state topic). */
@@ -275,7 +292,7 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddNumberToObject(o, "time_ms", (double)ev->ts_ms);
     ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "published", iso);
-    publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 0);
+    publish_alert_json(dd, s, topic, o);
     dq_track(s, o, raised);
     id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
     chk = cJSON_GetObjectItemCaseSensitive(o, "check");

@@ -30,6 +30,7 @@
 
 #include "command.h"
 #include "daemon_int.h"
+#include "kafka.h"
 #include "safetensors.h"
 
 #define STATE_MAX ((size_t)64 << 20)     /* largest state file read */
@@ -368,9 +369,12 @@ int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, si
     r->s = s;
     r->mode = mode;
     r->w.data = r;
+    if (mode == RESTORE_NEW)            /* moved here with its Kafka partition */
+        r->js = kafka_state_take(dd, d->c->name, s->key);
     if (d->state_dir[0]) {
         state_path(d, s->key, ".state.json", r->state_path, sizeof r->state_path);
-        r->js = state_pending(dd, r->state_path);
+        if (!r->js)
+            r->js = state_pending(dd, r->state_path);
         /* a model trained online, or promoted by continual learning */
         if (mode != RESTORE_CALIBRATION &&
             (d->c->pipe.training != AD_TRAIN_NONE || d->c->pipe.adapt.enabled))
@@ -445,6 +449,10 @@ void state_scan(ad_daemon *dd)
         if ((rc = ad_clean_tmp_files(d->state_dir)) > 0)
             ad_log(AD_LOG_INFO, "state: %d leftover temporary file(s) removed from %s", rc,
                    d->state_dir);
+        /* Kafka streams belong to whichever instance holds their partition:
+         * their open alerts arrive with the partition's state, not from here */
+        if (d->c->kafka_topics.n > 0)
+            continue;
         if (!(dp = opendir(d->state_dir)))
             continue;
         while ((e = readdir(dp)) != NULL) {

@@ -21,6 +21,7 @@
 #include "command.h"
 #include "daemon_int.h"
 #include "homeassistant.h"
+#include "kafka.h"
 #include "topic.h"
 
 /* ---- the map ------------------------------------------------------------ */
@@ -357,11 +358,7 @@ void streams_release_held(ad_daemon *dd, stream_rec *s)
 void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *payload,
                      size_t len, double now_s)
 {
-    ad_sample smp[MAX_SAMPLES];
-    char key[KEY_MAX], err[256];
-    int n = 0, unk = 0, rc;
-    stream_rec *s;
-
+    char key[KEY_MAX];
     if (ad_topic_stream_key(topic, d->c->stream_levels.v, d->c->stream_levels.n,
                             key, sizeof key) < 0) {
         dd->c.no_stream_key++;
@@ -369,6 +366,17 @@ void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *pa
                      d->c->name, topic);
         return;
     }
+    streams_message_key(dd, d, key, topic, payload, len, now_s);
+}
+
+void streams_message_key(ad_daemon *dd, det_rt *d, const char *key, const char *topic,
+                         const void *payload, size_t len, double now_s)
+{
+    ad_sample smp[MAX_SAMPLES];
+    char err[256];
+    int n = 0, unk = 0, rc;
+    stream_rec *s;
+
     rc = ad_payload_parse(d->parser, topic, payload, len, now_s, smp, MAX_SAMPLES, &n, &unk,
                           err, sizeof err);
     dd->c.unknown_fields += (uint64_t)unk;
@@ -454,10 +462,12 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             break;
         }
     }
-    if (state_changed)
+    if (state_changed) {
         publish_state(dd, s);
-    else
+        kafka_state_changed(dd, s);
+    } else {
         ha_stream_tick(dd, s);
+    }
     return state_changed;
 }
 

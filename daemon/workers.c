@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <cblas.h>
 
@@ -96,15 +97,13 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void done_cb(uv_poll_t *h, int status, int events)
+/* Run the done() of every completed task, in completion order. */
+static void deliver(ad_workers *ws)
 {
-    ad_workers *ws = h->data;
     ad_task *list, *rev = NULL;
     uint64_t v;
     ssize_t r;
 
-    (void)status;
-    (void)events;
     do r = read(ws->efd, &v, sizeof v); while (r < 0 && errno == EINTR);
     pthread_mutex_lock(&ws->mu);
     list = ws->done_head;
@@ -121,6 +120,32 @@ static void done_cb(uv_poll_t *h, int status, int events)
         ws->pending--;
         rev->done(rev);
         rev = n;
+    }
+}
+
+static void done_cb(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    deliver(h->data);
+}
+
+int ad_workers_wait(ad_workers *ws, int (*until)(void *arg), void *arg, int timeout_ms)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct pollfd pf = { .fd = ws->efd, .events = POLLIN };
+        int left;
+        if (until(arg))
+            return 0;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        left = timeout_ms - (int)((t1.tv_sec - t0.tv_sec) * 1000 +
+                                  (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0 || ws->pending == 0)
+            return until(arg) ? 0 : -1;
+        if (poll(&pf, 1, left) > 0)
+            deliver(ws);
     }
 }
 

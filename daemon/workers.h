@@ -55,6 +55,13 @@ int ad_workers_pending(const ad_workers *ws);
  * whenever a different model could live at the same address. */
 ad_engine *ad_workers_engine(ad_worker *w, const ad_model *model, uint64_t key);
 
+/* Loop thread, for callers that must finish work before returning (a
+ * Kafka partition revoked inside librdkafka's rebalance callback): block,
+ * running the done() of completed tasks as they come, until until(arg) is
+ * true (0) or timeout_ms passed or nothing is pending while until() is
+ * still false (-1). until() may submit tasks. */
+int ad_workers_wait(ad_workers *ws, int (*until)(void *arg), void *arg, int timeout_ms);
+
 /* Stop the threads after the queued tasks ran (their done() callbacks are
  * NOT called after this), close the async handle and free. */
 void ad_workers_free(ad_workers *ws);

@@ -158,7 +158,7 @@ $H wait --file "$D/sub.jsonl" --match event=raised stream=pump1 --timeout 60 >/d
 id3=$(events | awk '$1 == "raised" { print $2; exit }')
 it_broker_stop_keep() { kill "$IT_BROKER_PID"; wait "$IT_BROKER_PID" 2>/dev/null; IT_BROKER_PID=; }
 it_broker_stop_keep
-it_wait_log "$D/daemon.log" "alert $id3 cleared evicted" 20 || true
+it_wait_log "$D/daemon.log" "alert $id3 cleared: .* reason evicted" 20 || true
 stop
 if grep -q "\"alert_id\":\\\\\"$id3\\\\\"" "$D/state/outbox.json" 2>/dev/null ||
    grep -q "$id3" "$D/state/outbox.json" 2>/dev/null; then

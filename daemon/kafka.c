@@ -1,0 +1,839 @@
+/*
+ * kafka.c - Kafka consumer group input, offset commits at scoring
+ * barriers, the state topic and Kafka alerts (see kafka.h).
+ *
+ * Ownership: the ad_kafka is the daemon's (dd->kafka). It owns the three
+ * librdkafka handles (group consumer, producer, state reader), their queue
+ * watchers, the table of which partition each stream's records came from
+ * (smap) and the states read from the state topic not yet installed
+ * (tmap). Everything runs on the loop thread; librdkafka's own threads
+ * only write to the watchers' pipes.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <librdkafka/rdkafka.h>
+
+#include "daemon_int.h"
+#include "kafka.h"
+
+#define POLL_BUDGET 4096           /* records per loop turn before yielding */
+#define NBUCKET 4096
+
+/* One entry of a small string-keyed table ("detector\x1fstream"). */
+typedef struct kent {
+    struct kent *next;
+    char *val;                     /* tmap: state JSON */
+    int32_t part;                  /* smap: partition */
+    int topic;                     /* smap: index in k->topics */
+    char key[];
+} kent;
+
+typedef struct qwatch {
+    uv_poll_t poll;
+    int fd[2];
+    rd_kafka_queue_t *q;
+    int on;
+} qwatch;
+
+typedef struct ad_kafka {
+    ad_daemon *dd;
+    const ad_kafka_cfg *cfg;
+    rd_kafka_t *c, *p, *sr;
+    qwatch cw, pw, sw;
+    uv_idle_t more;
+    uv_timer_t commit_timer, bar_timer, state_timer;
+    int paused, barrier, stopping, closed;
+    rd_kafka_topic_partition_list_t *restoring;
+    int state_parts, eof_left, reading;
+    char **topics;                 /* distinct kafka topics, for smap */
+    int ntopics;
+    kent *smap[NBUCKET], *tmap[NBUCKET];
+} ad_kafka;
+
+/* ---- tables ---------------------------------------------------------------- */
+
+static void mkkey(char *out, size_t len, const char *det, const char *key)
+{
+    snprintf(out, len, "%s\x1f%s", det, key);
+}
+
+static kent **tfind(kent **tab, const char *k)
+{
+    kent **pp = &tab[ad_fnv1a64_str(k) & (NBUCKET - 1)];
+    while (*pp && strcmp((*pp)->key, k) != 0) pp = &(*pp)->next;
+    return pp;
+}
+
+static kent *tget(kent **tab, const char *k)
+{
+    kent **pp = tfind(tab, k);
+    size_t l = strlen(k) + 1;
+    if (*pp) return *pp;
+    if (!(*pp = calloc(1, sizeof **pp + l))) return NULL;
+    memcpy((*pp)->key, k, l);
+    return *pp;
+}
+
+static void tdel(kent **tab, const char *k)
+{
+    kent **pp = tfind(tab, k), *e = *pp;
+    if (!e) return;
+    *pp = e->next;
+    free(e->val);
+    free(e);
+}
+
+static void tclear(kent **tab)
+{
+    for (int i = 0; i < NBUCKET; i++)
+        while (tab[i]) {
+            kent *e = tab[i];
+            tab[i] = e->next;
+            free(e->val);
+            free(e);
+        }
+}
+
+static int topic_index(ad_kafka *k, const char *t)
+{
+    for (int i = 0; i < k->ntopics; i++)
+        if (strcmp(k->topics[i], t) == 0) return i;
+    return -1;
+}
+
+/* ---- queue watchers --------------------------------------------------------- */
+
+static void on_readable(uv_poll_t *h, int status, int events);
+
+static int qwatch_start(ad_kafka *k, qwatch *w, rd_kafka_queue_t *q)
+{
+    if (pipe2(w->fd, O_NONBLOCK | O_CLOEXEC) != 0)
+        return -errno;
+    w->q = q;
+    rd_kafka_queue_io_event_enable(q, w->fd[1], "1", 1);
+    uv_poll_init(k->dd->loop, &w->poll, w->fd[0]);
+    w->poll.data = k;
+    uv_poll_start(&w->poll, UV_READABLE, on_readable);
+    w->on = 1;
+    return 0;
+}
+
+static void close_noop(uv_handle_t *h) { (void)h; }
+
+static void qwatch_stop(qwatch *w)
+{
+    if (!w->on) return;
+    rd_kafka_queue_io_event_enable(w->q, -1, NULL, 0);
+    uv_close((uv_handle_t *)&w->poll, close_noop);
+    rd_kafka_queue_destroy(w->q);
+    close(w->fd[0]);
+    close(w->fd[1]);
+    w->on = 0;
+}
+
+/* ---- records in ------------------------------------------------------------- */
+
+static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
+{
+    ad_daemon *dd = k->dd;
+    gen *g = dd->g;
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    char key[KEY_MAX], tk[KEY_MAX + 80];
+    int matched = 0, ti = topic_index(k, topic);
+
+    dd->c.messages_in++;
+    if (dd->stopping) { dd->c.ignored_stopping++; return; }
+    if (m->len > (size_t)g->cfg->max_payload) {
+        dd->c.oversized++;
+        dd_bad_input(dd, "kafka %s[%d]@%lld: %zu-byte value over max_payload_bytes %d, dropped",
+                     topic, (int)m->partition, (long long)m->offset, m->len, g->cfg->max_payload);
+        return;
+    }
+    if (!m->key || m->key_len == 0 || m->key_len >= sizeof key ||
+        memchr(m->key, '\0', m->key_len)) {
+        dd->c.no_stream_key++;
+        dd_bad_input(dd, "kafka %s[%d]@%lld: record key missing or not a stream key",
+                     topic, (int)m->partition, (long long)m->offset);
+        return;
+    }
+    memcpy(key, m->key, m->key_len);
+    key[m->key_len] = '\0';
+    dd_arrival_clock(dd);
+    for (int i = 0; i < g->n; i++) {
+        det_rt *d = &g->dets[i];
+        for (int j = 0; j < d->c->kafka_topics.n; j++)
+            if (strcmp(d->c->kafka_topics.v[j], topic) == 0) {
+                kent *e;
+                matched = 1;
+                mkkey(tk, sizeof tk, d->c->name, key);
+                if ((e = tget(k->smap, tk))) { e->part = m->partition; e->topic = ti; }
+                streams_message_key(dd, d, key, topic, m->payload, m->len,
+                                    (double)dd->arr_wall_ms / 1000.0);
+                break;
+            }
+    }
+    if (!matched) {
+        dd->c.no_detector++;
+        dd_bad_input(dd, "kafka topic %.128s feeds no detector", topic);
+    }
+}
+
+static void kick(ad_kafka *k);
+
+/* Read what the consumer queue holds, at most POLL_BUDGET records a turn. */
+static void consume(ad_kafka *k)
+{
+    int n = 0;
+    rd_kafka_message_t *m;
+    while (!k->paused && !k->barrier && !k->closed && n < POLL_BUDGET &&
+           (m = rd_kafka_consumer_poll(k->c, 0))) {
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            on_record(k, m);
+        else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            ad_log(AD_LOG_WARNING, "kafka: %s", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        n++;
+    }
+    if (n == POLL_BUDGET && !k->paused && !k->barrier)
+        kick(k);                    /* more may wait: no new pipe event for it */
+}
+
+static void more_cb(uv_idle_t *h)
+{
+    ad_kafka *k = h->data;
+    uv_idle_stop(h);
+    consume(k);
+}
+
+/* (re)start reading on the next loop turn */
+static void kick(ad_kafka *k)
+{
+    if (!k->closed)
+        uv_idle_start(&k->more, more_cb);
+}
+
+/* ---- state topic ------------------------------------------------------------- */
+
+static int in_list(const rd_kafka_topic_partition_list_t *l, const char *t, int32_t p)
+{
+    return l && rd_kafka_topic_partition_list_find(l, t, p) != NULL;
+}
+
+/* A state record: {"topic","partition","detector","stream","state"}. Kept
+ * when its partition is being restored here. */
+static void on_state_record(ad_kafka *k, const rd_kafka_message_t *m)
+{
+    cJSON *o, *t, *p, *de, *st;
+    char tk[KEY_MAX + 80];
+    if (!m->key) return;
+    if (!m->payload || !m->len) return;             /* tombstone */
+    if (!(o = cJSON_ParseWithLength(m->payload, m->len)))
+        return;
+    t = cJSON_GetObjectItemCaseSensitive(o, "topic");
+    p = cJSON_GetObjectItemCaseSensitive(o, "partition");
+    de = cJSON_GetObjectItemCaseSensitive(o, "detector");
+    st = cJSON_GetObjectItemCaseSensitive(o, "stream");
+    if (cJSON_IsString(t) && cJSON_IsNumber(p) && cJSON_IsString(de) && cJSON_IsString(st) &&
+        in_list(k->restoring, t->valuestring, (int32_t)p->valuedouble)) {
+        cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "state");
+        kent *e;
+        mkkey(tk, sizeof tk, de->valuestring, st->valuestring);
+        if (cJSON_IsNull(s) || !s) {
+            tdel(k->tmap, tk);
+        } else if ((e = tget(k->tmap, tk))) {
+            free(e->val);
+            e->val = cJSON_PrintUnformatted(s);
+        }
+    }
+    cJSON_Delete(o);
+}
+
+/* The state topic is read to its end: resume the restored partitions. */
+static void restore_done(ad_kafka *k)
+{
+    rd_kafka_topic_partition_list_t *l = k->restoring;
+    k->restoring = NULL;
+    k->reading = 0;
+    uv_timer_stop(&k->state_timer);
+    rd_kafka_assign(k->sr, NULL);
+    if (!l) return;
+    for (int i = 0; i < l->cnt; i++)
+        ad_log(AD_LOG_INFO, "kafka: owns %s[%d] from %llu (state read)", l->elems[i].topic,
+               (int)l->elems[i].partition, (unsigned long long)dd_wall_ms());
+    rd_kafka_resume_partitions(k->c, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    kick(k);
+}
+
+/* Read the state topic (a budget a turn). Records left over from an
+ * earlier read are discarded, so the queue empties and its watcher fires
+ * again; the state timer reads on while the watcher is silent. */
+static void state_read(ad_kafka *k)
+{
+    rd_kafka_message_t *m;
+    int n = 0;
+    if (!k->reading) {
+        while ((m = rd_kafka_consumer_poll(k->sr, 0)))
+            rd_kafka_message_destroy(m);
+        return;
+    }
+    while (k->reading && n < POLL_BUDGET && (m = rd_kafka_consumer_poll(k->sr, 0))) {
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (--k->eof_left == 0) {
+                rd_kafka_message_destroy(m);
+                restore_done(k);
+                return;
+            }
+        } else if (m->err) {
+            ad_log(AD_LOG_WARNING, "kafka state topic: %s", rd_kafka_message_errstr(m));
+        } else {
+            on_state_record(k, m);
+        }
+        rd_kafka_message_destroy(m);
+        n++;
+    }
+}
+
+static void state_timer_cb(uv_timer_t *t)
+{
+    state_read(t->data);
+}
+
+/* Read the state topic from its beginning (again). */
+static void state_read_start(ad_kafka *k)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(k->state_parts);
+    for (int i = 0; i < k->state_parts; i++)
+        rd_kafka_topic_partition_list_add(l, k->cfg->state_topic, i)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    k->eof_left = k->state_parts;
+    k->reading = 1;
+    rd_kafka_assign(k->sr, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    uv_timer_start(&k->state_timer, state_timer_cb, 20, 20);
+}
+
+static void produce(ad_kafka *k, const char *topic, const char *key, const char *val)
+{
+    rd_kafka_resp_err_t e = rd_kafka_producev(k->p, RD_KAFKA_V_TOPIC(topic),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(key, strlen(key)),
+        RD_KAFKA_V_VALUE((void *)val, val ? strlen(val) : 0), RD_KAFKA_V_END);
+    if (e)
+        ad_log(AD_LOG_WARNING, "kafka: cannot produce to %s: %s", topic, rd_kafka_err2str(e));
+}
+
+/* The state of s (NULL state: not calibrated yet) for the state topic. */
+static void state_put(ad_kafka *k, stream_rec *s)
+{
+    char tk[KEY_MAX + 80], pk[KEY_MAX + 80], *js, *txt;
+    kent *e;
+    cJSON *o;
+    if (!k->cfg->state_topic || !s->det || !s->d)
+        return;
+    mkkey(tk, sizeof tk, s->det->c->name, s->key);
+    if (!(e = *tfind(k->smap, tk)) || e->topic < 0)
+        return;                     /* not a stream of a Kafka partition */
+    if (!(o = cJSON_CreateObject()))
+        return;
+    cJSON_AddStringToObject(o, "topic", k->topics[e->topic]);
+    cJSON_AddNumberToObject(o, "partition", e->part);
+    cJSON_AddStringToObject(o, "detector", s->det->c->name);
+    cJSON_AddStringToObject(o, "stream", s->key);
+    if ((js = ad_detector_save(s->d))) {
+        cJSON *st = cJSON_Parse(js);
+        if (st) cJSON_AddItemToObject(o, "state", st); else cJSON_AddNullToObject(o, "state");
+        free(js);
+    } else {
+        cJSON_AddNullToObject(o, "state");
+    }
+    snprintf(pk, sizeof pk, "%s/%s", s->det->c->name, s->key);
+    if ((txt = cJSON_PrintUnformatted(o)))
+        produce(k, k->cfg->state_topic, pk, txt);
+    free(txt);
+    cJSON_Delete(o);
+}
+
+void kafka_state_changed(ad_daemon *dd, stream_rec *s)
+{
+    if (dd->kafka)
+        state_put(dd->kafka, s);
+}
+
+char *kafka_state_take(ad_daemon *dd, const char *det, const char *key)
+{
+    ad_kafka *k = dd->kafka;
+    char tk[KEY_MAX + 80], *v;
+    kent **pp, *e;
+    if (!k) return NULL;
+    mkkey(tk, sizeof tk, det, key);
+    if (!(e = *(pp = tfind(k->tmap, tk))))
+        return NULL;
+    *pp = e->next;
+    v = e->val;
+    free(e);
+    return v;
+}
+
+void kafka_alert(ad_daemon *dd, const char *det, const char *key, const char *json)
+{
+    char pk[KEY_MAX + 80];
+    if (!dd->kafka) return;
+    snprintf(pk, sizeof pk, "%s/%s", det, key);
+    produce(dd->kafka, dd->kafka->cfg->alert_topic, pk, json);
+}
+
+/* ---- barriers: commit, revoke ---------------------------------------------------- */
+
+/* Every window handed to the workers is scored, its events out, and the
+ * producer has delivered them. */
+static int quiet(ad_kafka *k)
+{
+    ad_daemon *dd = k->dd;
+    return dd->in_flight_batches == 0 && !batch_open_windows(dd) && !dd->restores &&
+           rd_kafka_outq_len(k->p) == 0;
+}
+
+/* ad_workers_wait() predicate: every window of the daemon scored. */
+static int scored(void *arg)
+{
+    ad_kafka *k = arg;
+    batch_dispatch(k->dd, 1);
+    return k->dd->in_flight_batches == 0 && !batch_open_windows(k->dd);
+}
+
+/* The streams of the partitions in l: state flushed to the state topic
+ * (unless lost) and dropped here. A partition gets 1 in bad[] when one of
+ * its streams is still restoring (its held samples are not scored: that
+ * partition's offsets are not committed). Returns the streams moved. */
+static int drop_streams(ad_kafka *k, const rd_kafka_topic_partition_list_t *l, int lost,
+                        char *bad)
+{
+    ad_daemon *dd = k->dd;
+    char tk[KEY_MAX + 80];
+    int moved = 0;
+    for (int i = 0; i < dd->g->n; i++)
+        MAP_FOREACH(&dd->g->dets[i].streams, s) {
+            kent *en;
+            rd_kafka_topic_partition_t *tp;
+            mkkey(tk, sizeof tk, s->det->c->name, s->key);
+            en = *tfind(k->smap, tk);
+            if (!en || en->topic < 0 ||
+                !(tp = rd_kafka_topic_partition_list_find(l, k->topics[en->topic], en->part)))
+                continue;
+            if (s->restores || s->held)
+                bad[tp - l->elems] = 1;
+            if (!lost)
+                state_put(k, s);
+            streams_kill(dd, s, 1);
+            tdel(k->smap, tk);
+            moved++;
+        }
+    return moved;
+}
+
+/* Partitions revoked (inside the rebalance callback: librdkafka's
+ * cooperative protocol expects rd_kafka_incremental_unassign() before the
+ * callback returns, else the member never rejoins). Bounded: wait up to
+ * 10 s for the windows in flight to be scored, flush the states of the
+ * partitions' streams and the alerts, commit what is scored, release. */
+static void revoke_parts(ad_kafka *k, rd_kafka_topic_partition_list_t *l)
+{
+    ad_daemon *dd = k->dd;
+    int lost = rd_kafka_assignment_lost(k->c), moved, ok = 1, ncommit = 0;
+    char *bad = calloc((size_t)l->cnt + 1, 1);
+    rd_kafka_topic_partition_list_t *pos = NULL;
+    rd_kafka_resp_err_t e;
+    rd_kafka_error_t *er;
+
+    if (!lost && ad_workers_wait(dd->ws, scored, k, 10000) != 0) {
+        ad_log(AD_LOG_WARNING, "kafka: windows still in flight at revoke after 10 s: "
+               "offsets of the revoked partitions not committed (their records are read again)");
+        ok = 0;
+    }
+    moved = bad ? drop_streams(k, l, lost, bad) : 0;
+    if (!lost && rd_kafka_flush(k->p, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ad_log(AD_LOG_WARNING, "kafka: states/alerts not all delivered within 10 s at revoke: "
+               "offsets not committed");
+        ok = 0;
+    }
+    if (!lost && ok && bad && (pos = rd_kafka_topic_partition_list_copy(l))) {
+        rd_kafka_position(k->c, pos);
+        for (int i = 0; i < pos->cnt; i++)
+            if (bad[i] || pos->elems[i].offset < 0)
+                pos->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+            else
+                ncommit++;
+        if (ncommit && (e = rd_kafka_commit(k->c, pos, 0)) && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            ad_log(AD_LOG_WARNING, "kafka: commit at revoke: %s", rd_kafka_err2str(e));
+    }
+    for (int i = 0; i < l->cnt; i++) {
+        ad_log(AD_LOG_INFO, "kafka: released %s[%d] at %llu (offset %lld, %d stream(s) %s)",
+               l->elems[i].topic, (int)l->elems[i].partition,
+               (unsigned long long)dd_wall_ms(),
+               pos ? (long long)pos->elems[i].offset : -1LL, moved,
+               lost ? "lost" : "handed over");
+        if (k->restoring) {
+            rd_kafka_topic_partition_t *r = rd_kafka_topic_partition_list_find(
+                k->restoring, l->elems[i].topic, l->elems[i].partition);
+            if (r) rd_kafka_topic_partition_list_del(k->restoring, r->topic, r->partition);
+        }
+    }
+    if ((er = rd_kafka_incremental_unassign(k->c, l))) {
+        ad_log(AD_LOG_WARNING, "kafka: unassign: %s", rd_kafka_error_string(er));
+        rd_kafka_error_destroy(er);
+    }
+    if (pos) rd_kafka_topic_partition_list_destroy(pos);
+    free(bad);
+}
+
+static void bar_cb(uv_timer_t *t)
+{
+    ad_kafka *k = t->data;
+    rd_kafka_resp_err_t e;
+    batch_dispatch(k->dd, 1);
+    if (!quiet(k))
+        return;
+    uv_timer_stop(t);
+    if ((e = rd_kafka_commit(k->c, NULL, 1)) && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        ad_log(AD_LOG_WARNING, "kafka: commit: %s", rd_kafka_err2str(e));
+    k->barrier = 0;
+    kick(k);
+}
+
+static void commit_cb(uv_timer_t *t)
+{
+    ad_kafka *k = t->data;
+    if (!k->barrier && !k->stopping) {
+        k->barrier = 1;
+        uv_timer_start(&k->bar_timer, bar_cb, 0, 2);
+    }
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    ad_kafka *k = opaque;
+    rd_kafka_error_t *er = NULL;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if ((er = rd_kafka_incremental_assign(rk, parts))) {
+            ad_log(AD_LOG_WARNING, "kafka: assign: %s", rd_kafka_error_string(er));
+            rd_kafka_error_destroy(er);
+            return;
+        }
+        if (!k->cfg->state_topic || k->stopping) {
+            for (int i = 0; i < parts->cnt; i++)
+                ad_log(AD_LOG_INFO, "kafka: owns %s[%d] from %llu", parts->elems[i].topic,
+                       (int)parts->elems[i].partition, (unsigned long long)dd_wall_ms());
+            return;
+        }
+        rd_kafka_pause_partitions(rk, parts);
+        if (!k->restoring)
+            k->restoring = rd_kafka_topic_partition_list_new(parts->cnt);
+        for (int i = 0; i < parts->cnt; i++)
+            rd_kafka_topic_partition_list_add(k->restoring, parts->elems[i].topic,
+                                              parts->elems[i].partition);
+        if (parts->cnt)
+            state_read_start(k);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        if (k->stopping) {          /* at close: states flushed by kafka_stop */
+            for (int i = 0; i < parts->cnt; i++)
+                ad_log(AD_LOG_INFO, "kafka: released %s[%d] at %llu (stopping)",
+                       parts->elems[i].topic, (int)parts->elems[i].partition,
+                       (unsigned long long)dd_wall_ms());
+            if ((er = rd_kafka_incremental_unassign(rk, parts)))
+                rd_kafka_error_destroy(er);
+            return;
+        }
+        revoke_parts(k, parts);
+    } else {
+        ad_log(AD_LOG_WARNING, "kafka: rebalance failed: %s", rd_kafka_err2str(err));
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* ---- watchers' callback ------------------------------------------------------ */
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+    ad_kafka *k = h->data;
+    qwatch *w = h == &k->cw.poll ? &k->cw : h == &k->sw.poll ? &k->sw : &k->pw;
+    char buf[256];
+    (void)status; (void)events;
+    while (read(w->fd[0], buf, sizeof buf) > 0) {}
+    if (h == &k->cw.poll)
+        consume(k);
+    else if (h == &k->sw.poll)
+        state_read(k);
+    else
+        rd_kafka_poll(k->p, 0);     /* delivery reports, errors */
+}
+
+/* ---- set-up ---------------------------------------------------------------------- */
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk; (void)opaque;
+    if (m->err)
+        ad_log(AD_LOG_WARNING, "kafka: delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
+               rd_kafka_err2str(m->err));
+}
+
+/* librdkafka's log lines into the daemon's log (called from librdkafka's
+ * threads). syslog levels as ours; at most LOG_BURST lines per facility in
+ * LOG_PERIOD_MS, then one line saying how many were left out. */
+#define LOG_SLOTS 32
+#define LOG_BURST 5
+#define LOG_PERIOD_MS 10000
+static struct { char fac[32]; uint64_t t0; int n; long dropped; } log_slot[LOG_SLOTS];
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    uint64_t now = dd_wall_ms();
+    int i, pass = 1, slot = -1, old = 0;
+    long dropped = 0;
+    if (level > AD_LOG_DEBUG) level = AD_LOG_DEBUG;
+    if (level < AD_LOG_ERR) level = AD_LOG_ERR;
+    pthread_mutex_lock(&log_mu);
+    for (i = 0; i < LOG_SLOTS; i++) {
+        if (strcmp(log_slot[i].fac, fac) == 0) { slot = i; break; }
+        if (log_slot[i].t0 < log_slot[old].t0) old = i;
+    }
+    if (slot < 0) {                 /* new facility: take the oldest slot */
+        slot = old;
+        snprintf(log_slot[slot].fac, sizeof log_slot[slot].fac, "%s", fac);
+        log_slot[slot].t0 = now;
+        log_slot[slot].n = 0;
+        log_slot[slot].dropped = 0;
+    }
+    if (now - log_slot[slot].t0 >= LOG_PERIOD_MS) {
+        dropped = log_slot[slot].dropped;
+        log_slot[slot].t0 = now;
+        log_slot[slot].n = 0;
+        log_slot[slot].dropped = 0;
+    }
+    if (++log_slot[slot].n > LOG_BURST) {
+        log_slot[slot].dropped++;
+        pass = 0;
+    }
+    pthread_mutex_unlock(&log_mu);
+    if (dropped)
+        ad_log(level, "kafka %s: %ld similar line(s) left out in %d s", fac, dropped,
+               LOG_PERIOD_MS / 1000);
+    if (pass)
+        ad_log(level, "kafka %s %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+static int set(rd_kafka_conf_t *c, const char *n, const char *v, char *err, size_t errlen)
+{
+    char e[256];
+    if (rd_kafka_conf_set(c, n, v, e, sizeof e) != RD_KAFKA_CONF_OK)
+        return ad_errf(err, errlen, AD_EINVAL, "kafka property %s: %s", n, e);
+    return 0;
+}
+
+/* Common settings: servers, passed-through properties and secret files. */
+static rd_kafka_conf_t *base_conf(ad_kafka *k, const ad_config *cfg, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    const ad_kafka_cfg *kc = &cfg->kafka;
+    char dir[4096], path[8192], *v = NULL;
+    const char *sl = cfg->path ? strrchr(cfg->path, '/') : NULL;
+    snprintf(dir, sizeof dir, "%.*s", sl ? (int)(sl - cfg->path) : 1, sl ? cfg->path : ".");
+    rd_kafka_conf_set_opaque(c, k);
+    rd_kafka_conf_set_log_cb(c, log_cb);
+    if (set(c, "bootstrap.servers", kc->bootstrap_servers, err, errlen))
+        goto fail;
+    for (int i = 0; i < kc->properties.n; i++)
+        if (set(c, kc->properties.key[i], kc->properties.val[i], err, errlen))
+            goto fail;
+    for (int i = 0; i < kc->property_files.n; i++) {
+        const char *f = kc->property_files.val[i];
+        char e2[512];
+        int rc;
+        if (f[0] == '/') snprintf(path, sizeof path, "%s", f);
+        else snprintf(path, sizeof path, "%s/%s", dir, f);
+        if (ad_config_read_password(path, &v, e2, sizeof e2)) {
+            ad_errf(err, errlen, AD_EINVAL, "kafka.property_files.%s: %s",
+                    kc->property_files.key[i], e2);
+            goto fail;
+        }
+        rc = set(c, kc->property_files.key[i], v, err, errlen);
+        memset(v, 0, strlen(v));
+        free(v);
+        if (rc) goto fail;
+    }
+    return c;
+fail:
+    rd_kafka_conf_destroy(c);
+    return NULL;
+}
+
+static rd_kafka_t *make(ad_kafka *k, const ad_config *cfg, rd_kafka_type_t type,
+                        const char *const *kv, int group, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *c = base_conf(k, cfg, err, errlen);
+    rd_kafka_t *rk;
+    char e[512];
+    if (!c) return NULL;
+    for (; kv && kv[0]; kv += 2)
+        if (set(c, kv[0], kv[1], err, errlen)) { rd_kafka_conf_destroy(c); return NULL; }
+    if (type == RD_KAFKA_PRODUCER) rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+    if (group) rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
+    if (!(rk = rd_kafka_new(type, c, e, sizeof e))) {
+        ad_errf(err, errlen, AD_EINVAL, "kafka: %s", e);
+        return NULL;
+    }
+    return rk;
+}
+
+/* The partition count of the state topic (metadata, at start only). */
+static int state_partitions(ad_kafka *k, char *err, size_t errlen)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(k->sr, k->cfg->state_topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e;
+    int n = -1;
+    for (int tries = 0; tries < 10 && n <= 0; tries++) {
+        e = rd_kafka_metadata(k->sr, 0, t, &md, 2000);
+        if (!e && md->topic_cnt == 1 && !md->topics[0].err)
+            n = md->topics[0].partition_cnt;
+        if (md) rd_kafka_metadata_destroy(md);
+        md = NULL;
+        if (n <= 0) usleep(200000);
+    }
+    rd_kafka_topic_destroy(t);
+    if (n <= 0)
+        return ad_errf(err, errlen, AD_EINVAL, "kafka.state_topic %s: not found on %s "
+                       "(create it with cleanup.policy=compact)", k->cfg->state_topic,
+                       k->cfg->bootstrap_servers);
+    return n;
+}
+
+static int subscribe(ad_kafka *k, char *err, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(k->ntopics);
+    rd_kafka_resp_err_t e;
+    for (int i = 0; i < k->ntopics; i++)
+        rd_kafka_topic_partition_list_add(l, k->topics[i], RD_KAFKA_PARTITION_UA);
+    e = rd_kafka_subscribe(k->c, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+        return ad_errf(err, errlen, AD_EINVAL, "kafka: subscribe: %s", rd_kafka_err2str(e));
+    return 0;
+}
+
+int kafka_start(ad_daemon *dd, char *err, size_t errlen)
+{
+    const ad_config *cfg = dd->g->cfg;
+    ad_kafka *k;
+    char rid[64];
+    const char *ckv[] = { "group.id", cfg->kafka.group_id,
+                          "partition.assignment.strategy", "cooperative-sticky",
+                          "enable.auto.commit", "false",
+                          "auto.offset.reset", "earliest", NULL };
+    const char *pkv[] = { "enable.idempotence", "true", "linger.ms", "5", NULL };
+    const char *skv[] = { "group.id", rid, "enable.auto.commit", "false",
+                          "enable.partition.eof", "true", NULL };
+    int rc = 0;
+
+    if (!cfg->kafka.bootstrap_servers)
+        return 0;
+    if (!(k = calloc(1, sizeof *k)))
+        return ad_errf(err, errlen, AD_ENOMEM, "kafka: out of memory");
+    dd->kafka = k;
+    k->dd = dd;
+    k->cfg = &cfg->kafka;
+    snprintf(rid, sizeof rid, "%s.state-reader", cfg->kafka.group_id);
+    for (int i = 0; i < dd->g->n; i++)
+        for (int j = 0; j < dd->g->dets[i].c->kafka_topics.n; j++) {
+            char *t = dd->g->dets[i].c->kafka_topics.v[j];
+            if (topic_index(k, t) >= 0) continue;
+            k->topics = realloc(k->topics, (size_t)(k->ntopics + 1) * sizeof *k->topics);
+            k->topics[k->ntopics++] = t;
+        }
+    if (!(k->c = make(k, cfg, RD_KAFKA_CONSUMER, ckv, 1, err, errlen)) ||
+        !(k->p = make(k, cfg, RD_KAFKA_PRODUCER, pkv, 0, err, errlen)) ||
+        !(k->sr = make(k, cfg, RD_KAFKA_CONSUMER, skv, 0, err, errlen)))
+        return AD_EINVAL;
+    if (cfg->kafka.state_topic && (rc = state_partitions(k, err, errlen)) < 0)
+        return rc;
+    k->state_parts = cfg->kafka.state_topic ? rc : 0;
+    rd_kafka_poll_set_consumer(k->c);
+    rd_kafka_poll_set_consumer(k->sr);
+    uv_idle_init(dd->loop, &k->more);
+    k->more.data = k;
+    uv_timer_init(dd->loop, &k->commit_timer);
+    uv_timer_init(dd->loop, &k->bar_timer);
+    uv_timer_init(dd->loop, &k->state_timer);
+    k->commit_timer.data = k->bar_timer.data = k->state_timer.data = k;
+    if ((rc = qwatch_start(k, &k->cw, rd_kafka_queue_get_consumer(k->c))) ||
+        (rc = qwatch_start(k, &k->pw, rd_kafka_queue_get_main(k->p))) ||
+        (rc = qwatch_start(k, &k->sw, rd_kafka_queue_get_consumer(k->sr))))
+        return ad_errf(err, errlen, rc, "kafka: pipe: %s", strerror(-rc));
+    if (k->ntopics && (rc = subscribe(k, err, errlen)))
+        return rc;
+    uv_timer_start(&k->commit_timer, commit_cb, (uint64_t)(cfg->kafka.commit_interval * 1000),
+                   (uint64_t)(cfg->kafka.commit_interval * 1000));
+    ad_log(AD_LOG_INFO, "kafka: %s, group %s, %d topic(s)%s%s", cfg->kafka.bootstrap_servers,
+           cfg->kafka.group_id, k->ntopics, cfg->kafka.state_topic ? ", state topic " : "",
+           cfg->kafka.state_topic ? cfg->kafka.state_topic : "");
+    kick(k);
+    return 0;
+}
+
+void kafka_pause(ad_daemon *dd, int pause)
+{
+    ad_kafka *k = dd->kafka;
+    if (!k) return;
+    k->paused = pause;
+    if (!pause) kick(k);
+}
+
+void kafka_stop(ad_daemon *dd)
+{
+    ad_kafka *k = dd->kafka;
+    rd_kafka_resp_err_t e;
+    if (!k || k->closed) return;
+    k->stopping = 1;
+    for (int i = 0; i < dd->g->n; i++)
+        MAP_FOREACH(&dd->g->dets[i].streams, s)
+            state_put(k, s);
+    rd_kafka_flush(k->p, 10000);
+    if ((e = rd_kafka_commit(k->c, NULL, 0)) && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        ad_log(AD_LOG_WARNING, "kafka: commit at stop: %s", rd_kafka_err2str(e));
+    rd_kafka_consumer_close(k->c);
+    rd_kafka_consumer_close(k->sr);
+    k->closed = 1;
+    uv_timer_stop(&k->bar_timer);
+    uv_close((uv_handle_t *)&k->more, close_noop);
+    uv_close((uv_handle_t *)&k->state_timer, close_noop);
+    uv_close((uv_handle_t *)&k->commit_timer, close_noop);
+    uv_close((uv_handle_t *)&k->bar_timer, close_noop);
+    qwatch_stop(&k->cw);
+    qwatch_stop(&k->pw);
+    qwatch_stop(&k->sw);
+    ad_log(AD_LOG_INFO, "kafka: left group %s", k->cfg->group_id);
+}
+
+void kafka_free(ad_daemon *dd)
+{
+    ad_kafka *k = dd->kafka;
+    if (!k) return;
+    if (k->restoring) rd_kafka_topic_partition_list_destroy(k->restoring);
+    if (k->c) rd_kafka_destroy(k->c);
+    if (k->sr) rd_kafka_destroy(k->sr);
+    if (k->p) rd_kafka_destroy(k->p);
+    tclear(k->smap);
+    tclear(k->tmap);
+    free(k->topics);
+    free(k);
+    dd->kafka = NULL;
+}

@@ -1,0 +1,55 @@
+/*
+ * kafka.h - Kafka input, alerts and the state that moves with a partition
+ * (librdkafka), driven from the daemon's libuv loop.
+ *
+ * Input: one high-level consumer (cooperative-sticky assignor) in
+ * kafka.group_id subscribes to every detector's kafka_topics. A record's
+ * key is the stream key, its value a payload of the detector's format.
+ * librdkafka signals a non-empty queue on a pipe watched by uv_poll; the
+ * loop then drains it with rd_kafka_consumer_poll(0): no busy polling and
+ * no blocking wait on the loop.
+ *
+ * Offsets: committed every commit_interval_s at a barrier: consumption
+ * stops, open windows are dispatched, and once every window is scored, its
+ * events handed out and the producer's queue delivered, the offsets of
+ * every record handed to the daemon are committed (at-least-once: after a
+ * crash the records since the last commit are scored again; alert ids make
+ * the duplicates recognisable).
+ *
+ * State moves with its partition (kafka.state_topic set): every state
+ * change of a stream (calibration, alert raised/cleared, accepted regime)
+ * is produced to the compacted state topic, key "detector/stream". On
+ * revoke the same barrier runs, the streams of the revoked partitions are
+ * flushed there and dropped, offsets committed, then the partitions
+ * released. On assign the new partitions stay paused while the state topic
+ * is read to its end; the states of their streams are kept and installed
+ * when each stream's first record arrives (state.c restore).
+ *
+ * Alerts of detectors with alerts_to kafka|both go to kafka.alert_topic
+ * (idempotent producer), key "detector/stream".
+ */
+#ifndef AD_KAFKA_H
+#define AD_KAFKA_H
+
+struct ad_daemon;
+struct stream_rec;
+
+/* Start consumer and producer when the config has kafka.bootstrap_servers
+ * (else nothing, 0). Negative code and err on a bad setting. */
+int kafka_start(struct ad_daemon *dd, char *err, size_t errlen);
+/* Backpressure: stop / resume reading records. */
+void kafka_pause(struct ad_daemon *dd, int pause);
+/* At stop, once in-flight windows are done: flush states, commit, leave
+ * the group and close the handles. */
+void kafka_stop(struct ad_daemon *dd);
+void kafka_free(struct ad_daemon *dd);           /* NULL-safe, at exit */
+
+/* The state of s changed: produce it to the state topic (if any). */
+void kafka_state_changed(struct ad_daemon *dd, struct stream_rec *s);
+/* The state read from the state topic for detector/key (malloc'd, removed
+ * from the table), or NULL. */
+char *kafka_state_take(struct ad_daemon *dd, const char *det, const char *key);
+/* An alert's JSON for kafka.alert_topic. */
+void kafka_alert(struct ad_daemon *dd, const char *det, const char *key, const char *json);
+
+#endif /* AD_KAFKA_H */
