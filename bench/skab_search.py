@@ -30,8 +30,10 @@ base setting; the base is --base JSON or the committed detector block):
   adapt    continual learning: enabled x every_windows x normal_windows x
            shadow_windows x min_gain (needs the adapt.* keys)
 
-Selection rule (declared before the search, the same for every stage):
-robust F1. For each setting, its neighbourhood is itself and every setting
+Selection rules (declared before the search). Coarse stages (accept,
+prob, clear, adapt; steps too wide to be "one step" of a tolerance) only
+locate the region: plain rule, the highest valve1 F1 with valve1 FAR <=
+--far-max (15). The fine stage decides: robust rule. For each setting, its neighbourhood is itself and every setting
 of the stage one step away on one ordered axis (categorical axes such as
 the estimator or alert.on are not steps). A setting qualifies when every
 member of its neighbourhood has valve1 FAR <= --far-max (15); among those
@@ -159,9 +161,11 @@ def stage_axes(stage, base):
     return axes
 
 
-def robust_winner(results, axes, far_max):
-    """results: {values tuple: (f1, far, mar)}; the declared rule."""
+def robust_winner(results, axes, far_max, robust=True):
+    """results: {values tuple: (f1, far, mar)}; the declared rules."""
     best = None
+    if not robust:
+        axes = [(k, v, False) for k, v, _ in axes]
     for vals, f in results.items():
         nb = [f]
         for i, (_, values, ordered) in enumerate(axes):
@@ -247,7 +251,8 @@ def main():
           % (len(grid), len(seen), len(fl), a.log))
     if a.stage == "base":
         return 0
-    w = robust_winner(results, axes, a.far_max)
+    robust = a.stage == "fine"
+    w = robust_winner(results, axes, a.far_max, robust)
     if w is None:
         print("no setting whose neighbourhood keeps valve1 FAR <= %g" % a.far_max)
         return 1
@@ -255,9 +260,9 @@ def main():
     for (key, _, _), v in zip(axes, w[1]):
         put(det, key, v)
     f = results[w[1]]
-    print("winner (max neighbourhood-min F1, neighbourhood FAR <= %g): own F1 %.4f FAR %.2f "
-          "MAR %.2f, neighbourhood (%d) min F1 %.4f\n  %s"
-          % (a.far_max, *f, w[2], w[0][0], json.dumps(det, sort_keys=True)))
+    print("winner (%s, FAR <= %g): own F1 %.4f FAR %.2f MAR %.2f, neighbourhood (%d) min F1 "
+          "%.4f\n  %s" % ("robust: max neighbourhood-min F1" if robust else "plain: max F1", a.far_max,
+                           *f, w[2], w[0][0], json.dumps(det, sort_keys=True)))
     if a.winner_out:
         with open(a.winner_out, "w") as fh:
             json.dump(det, fh, indent=1, sort_keys=True)
