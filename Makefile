@@ -110,7 +110,7 @@ DEB_PKGS = build-essential pkg-config libuv1-dev libmosquitto-dev mosquitto \
 	mosquitto-clients libopenblas-dev libcjson-dev libsystemd-dev systemd \
 	python3 python3-torch python3-numpy python3-paho-mqtt openssl mandoc \
 	strace groff-base
-DEB_PKGS_DEV = clang libclang-rt-14-dev python3-matplotlib
+DEB_PKGS_DEV = clang libclang-rt-14-dev python3-matplotlib debhelper dpkg-dev lintian
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)
 deps-dev:

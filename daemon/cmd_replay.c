@@ -4,7 +4,7 @@
  * threshold, alerts), synchronously, with the timestamps of the file.
  *
  * Output: one CSV line per input row (--output, default stdout):
- *   row,ts_ms,score,smoothed,threshold,exceeded,anomaly,alert_id,phase
+ *   row,ts_ms,score,smoothed,threshold,exceeded,anomaly,alert_id,phase,probability,log_likelihood,dq
  * score/smoothed are those of the window ending at that row (empty when no
  * window ended there); threshold is the current one (empty until
  * calibrated); exceeded = that window's smoothed score > threshold;
@@ -12,9 +12,14 @@
  * active after this row (default), "window" = the last scored window
  * exceeded the threshold); phase = the detector phase after the row, or
  * "training" on the row whose window completed the training set (replay
- * trains synchronously right there).
- * Events (phase changes, calibration, alerts raised/cleared, training) go
- * to --events as JSON lines, the same objects the daemon publishes.
+ * trains synchronously right there); probability and log_likelihood are
+ * the anomaly probability of that window (empty when none); dq = 1 while a
+ * data-quality condition is open after the row.
+ * Events (phase changes, calibration, alerts raised/cleared, training,
+ * data quality, regime acceptance, continual learning) go to --events as
+ * JSON lines, the same objects the daemon publishes. Continual-learning
+ * fine-tunes run synchronously when due, and a candidate in shadow is
+ * scored on the same window as the live model (as the daemon's batches do).
  *
  * With -c FILE the pipeline is the one `anomalyd run -c FILE` builds for
  * the detector (--detector NAME, or the only one): model, row assembly
@@ -69,6 +74,10 @@ typedef struct replay {
     ad_table *t;
     ad_engine *eng;
     uint64_t eng_gen;
+    ad_engine *sh_eng;                 /* the shadow candidate's engine */
+    const ad_model *sh_model;
+    char sh_id[AD_MODEL_ID_LEN + 1];
+    float *sh_rec;
     ad_detector *d;
     FILE *out, *evf;
     float *in, *rec, *sh;
@@ -191,7 +200,7 @@ static void usage(FILE *f, const ad_arg *tab)
         "\n"
         "Pushes a CSV through the live detection pipeline (timestamps from the\n"
         "file) and writes one line per input row:\n"
-        "  row,ts_ms,score,smoothed,threshold,exceeded,anomaly,alert_id,phase\n"
+        "  row,ts_ms,score,smoothed,threshold,exceeded,anomaly,alert_id,phase,probability,log_likelihood,dq\n"
         "With -c the pipeline is the one 'anomalyd run -c CONFIG' builds for the\n"
         "detector; options given as well override single settings. Defaults below\n"
         "are the library's, which are the config's.\n"
@@ -370,6 +379,46 @@ fail:
     return -1;
 }
 
+/* The shadow candidate's score on the window in r->in (NAN when none). */
+static double shadow_score(replay *r, const ad_window_job *job)
+{
+    float mse, mae;
+
+    if (job->shadow == NULL)
+        return NAN;
+    if (r->sh_model != job->shadow || !r->sh_eng || strcmp(r->sh_id, job->shadow->id) != 0) {
+        ad_engine_free(r->sh_eng);
+        r->sh_eng = ad_engine_new(job->shadow, 1);
+        r->sh_model = job->shadow;
+        snprintf(r->sh_id, sizeof r->sh_id, "%s", job->shadow->id);
+        if (!r->sh_eng)
+            return NAN;
+    }
+    if (!r->sh_rec && !(r->sh_rec = malloc((size_t)r->T * (size_t)r->F * sizeof(float))))
+        return NAN;
+    if (ad_engine_forward(r->sh_eng, r->in, r->sh_rec, 1) != 0)
+        return NAN;
+    ad_recon_error(r->in, r->sh_rec, r->T, r->F, r->cfg.metric, &mse, &mae, NULL);
+    return r->cfg.metric == AD_METRIC_MSE ? mse : mae;
+}
+
+/* A continual-learning fine-tune, synchronously. */
+static void replay_adapt(replay *r)
+{
+    ad_adapt_job *aj = ad_detector_take_adapt_job(r->d);
+    ad_model *nm = NULL;
+    char terr[512] = "";
+
+    if (aj == NULL)
+        return;
+    if (ad_adapt_job_run(aj, &nm, NULL, NULL, terr, sizeof terr) != 0) {
+        fprintf(stderr, "anomalyd replay: fine-tune failed: %s\n", terr);
+        nm = NULL;
+    }
+    ad_detector_adapt_done(r->d, nm, nm ? NULL : terr);
+    ad_adapt_job_free(aj);
+}
+
 /* Score every window the queued rows formed (synchronously, batch 1). */
 static int replay_windows(replay *r, size_t row, double *score, double *smoothed)
 {
@@ -397,7 +446,8 @@ static int replay_windows(replay *r, size_t row, double *score, double *smoothed
         }
         ad_recon_error(r->in, r->rec, r->T, r->F, r->cfg.metric, &mse, &mae, r->sh);
         *score = r->cfg.metric == AD_METRIC_MSE ? mse : mae;
-        ad_detector_feed_score(r->d, &job, *score, r->sh);
+        if (ad_detector_feed_score2(r->d, &job, *score, r->sh, shadow_score(r, &job)) < 0)
+            return -1;
         ad_detector_get_stats(r->d, &st);
         *smoothed = st.last_smoothed;
         scored = 1;
@@ -406,7 +456,8 @@ static int replay_windows(replay *r, size_t row, double *score, double *smoothed
 }
 
 /* Write the queued events; run a training job synchronously when one is
- * ready. Returns 1 when it trained (windows may be due again), else 0. */
+ * ready. Returns 1 when it trained, 2 when a fine-tune ran (windows or
+ * events may be due again), else 0. */
 static int replay_events(replay *r)
 {
     ad_event ev;
@@ -419,6 +470,11 @@ static int replay_events(replay *r)
 
         if (r->evf)
             put_json(r->evf, ad_event_to_json(r->d, &ev));
+        if (ev.type == AD_EV_ADAPT_READY) {
+            replay_adapt(r);
+            trained |= 2;       /* its events are polled in the next round */
+            continue;
+        }
         if (ev.type != AD_EV_TRAIN_READY)
             continue;
         tj = ad_detector_take_train_job(r->d);
@@ -432,7 +488,7 @@ static int replay_events(replay *r)
             ad_detector_train_done(r->d, NULL, 0, terr);
         }
         ad_train_job_free(tj);
-        trained = 1;
+        trained |= 1;
     }
     return trained;
 }
@@ -462,7 +518,7 @@ static int replay_row(replay *r, size_t i)
     ad_detector_stats st;
     double score = NAN, smoothed = NAN;
     int scored = 0, s, again, trained = 0, pred;
-    char b1[40], b2[40], b3[40], err[512];
+    char b1[40], b2[40], b3[40], b4[40], b5[40], err[512];
 
     replay_push(r, i, ts);
     do {
@@ -475,16 +531,19 @@ static int replay_row(replay *r, size_t i)
             fprintf(stderr, "anomalyd replay: row %zu: calibration not done: %s\n",
                     i + 1, err);
         again = replay_events(r);
-        trained |= again;
+        trained |= again & 1;
     } while (again);
     ad_detector_get_stats(r->d, &st);
     pred = st.phase == AD_PHASE_DETECTING && (o->row_label ? st.exceeded : st.alert_active);
     fmt_num(b1, sizeof b1, scored ? score : NAN);
     fmt_num(b2, sizeof b2, scored ? smoothed : NAN);
     fmt_num(b3, sizeof b3, st.threshold);
-    fprintf(r->out, "%zu,%lld,%s,%s,%s,%d,%d,%s,%s\n", i, (long long)ts, b1, b2, b3,
+    fmt_num(b4, sizeof b4, scored ? st.last_probability : NAN);
+    fmt_num(b5, sizeof b5, scored ? st.last_log_likelihood : NAN);
+    fprintf(r->out, "%zu,%lld,%s,%s,%s,%d,%d,%s,%s,%s,%s,%d\n", i, (long long)ts, b1, b2, b3,
             scored && st.exceeded, pred, st.alert_id,
-            ad_phase_name(trained ? AD_PHASE_TRAINING : st.phase));
+            ad_phase_name(trained ? AD_PHASE_TRAINING : st.phase), b4, b5,
+            st.dq_active > 0);
     if (r->t->label && !(o->excl && i < (size_t)o->calib_rows)) {
         int y = r->t->label[i] > 0.5f;
         if (y && pred) r->tp++;
@@ -560,6 +619,8 @@ static void replay_close(replay *r)
     if (r->evf)
         fclose(r->evf);
     ad_engine_free(r->eng);
+    ad_engine_free(r->sh_eng);
+    free(r->sh_rec);
     ad_detector_free(r->d);
     ad_table_free(r->t);
     ad_model_free(r->m);
@@ -589,7 +650,7 @@ int ad_cmd_replay(int argc, char **argv)
     if (rc == 0)
         rc = replay_settings(&r, &o, tab, argc, argv);
     if (rc == 0 && replay_open(&r) == 0) {
-        fprintf(r.out, "row,ts_ms,score,smoothed,threshold,exceeded,anomaly,alert_id,phase\n");
+        fprintf(r.out, "row,ts_ms,score,smoothed,threshold,exceeded,anomaly,alert_id,phase,probability,log_likelihood,dq\n");
         for (size_t i = 0; i < r.t->n_rows && rc == 0; i++)
             rc = replay_row(&r, i) ? 1 : 0;
         if (rc == 0 && fflush(r.out) != 0) {

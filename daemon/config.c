@@ -148,6 +148,15 @@ static const key rows_keys[] = {
       "invalid and windows containing it are not scored" },
     { "hold_limit", K_INT, OPP(stream.hold_limit), 0, 1000000, NULL, FL, NULL, NULL,
       "hold: at most this many consecutive held rows (0: no limit)" },
+    { "max_lateness_ms", K_I64, OPP(stream.max_lateness_ms), 0, 1e12, NULL, FL, NULL, NULL,
+      "event time: a sample up to this much older than the newest one is still put in "
+      "its place (rows come out this much later)" },
+    { "max_future_ms", K_I64, OPP(stream.max_future_ms), 0, 1e12, NULL, FL, NULL, NULL,
+      "a timestamp this far ahead of its arrival is rejected (0: no check)" },
+    { "max_gap_ms", K_I64, OPP(stream.max_gap_ms), 0, 1e12, NULL, FL, NULL, NULL,
+      "rows further apart restart the windows (0: never)" },
+    { "align_ms", K_I64, OPP(stream.align_ms), 0, 1e12, NULL, FL, NULL, NULL,
+      "all: samples this close in time form one row" },
 };
 static const table rows_table = TAB(rows_keys);
 
@@ -258,6 +267,72 @@ static const key train_keys[] = {
 };
 static const table train_table = TAB(train_keys);
 
+static const key quality_keys[] = {
+    { "enabled", K_BOOL, OPP(dq_enabled), 0, 1, NULL, FL, NULL, NULL,
+      "data-quality monitor: stuck, range, dropout and rejected-value events; flagged "
+      "windows never teach" },
+    { "learn_samples", K_INT, OPP(dq.learn_samples), 16, 1000000, NULL, FL, NULL, NULL,
+      "values each feature learns from" },
+    { "stuck_samples", K_INT, OPP(dq.stuck_samples), 0, 1000000000, NULL, FL, NULL, NULL,
+      "a flat run this long is stuck (0: off)" },
+    { "stuck_ms", K_I64, OPP(dq.stuck_ms), 0, 1e12, NULL, FL, NULL, NULL,
+      "a flat run lasting this long is stuck (0: off)" },
+    { "stuck_tol", K_NUM, OPP(dq.stuck_tol), 0, 1, NULL, FL, NULL, NULL,
+      "nearly constant: within this fraction of the learned step" },
+    { "range_k", K_NUM, OPP(dq.range_k), 0, 1e6, NULL, FL, NULL, NULL,
+      "learned range: center +- range_k x sigma (0: off)" },
+    { "range_clear_samples", K_INT, OPP(dq.range_clear_samples), 1, 1000000, NULL, FL,
+      NULL, NULL, "in-range values in a row that clear a range event" },
+    { "dropout_factor", K_NUM, OPP(dq.dropout_factor), 0, 1e6, NULL, FL, NULL, NULL,
+      "dropout after this many usual periods without a sample (0: off)" },
+    { "reject_count", K_INT, OPP(dq.reject_count), 0, 1000000000, NULL, FL, NULL, NULL,
+      "rejected values per reject_window_ms that raise (0: off)" },
+    { "reject_window_ms", K_I64, OPP(dq.reject_window_ms), 1, 1e12, NULL, FL, NULL, NULL,
+      "see reject_count" },
+};
+static const table quality_table = TAB(quality_keys);
+
+static const key adapt_keys[] = {
+    { "enabled", K_BOOL, OPP(adapt.enabled), 0, 1, NULL, FL, NULL, NULL,
+      "continual learning: fine-tune on recent normal windows, evaluate the candidate in "
+      "shadow, promote it only when it is better and silences no true alert" },
+    { "every_windows", K_INT, OPP(adapt.every_windows), 0, 1000000000, NULL, FL, NULL, NULL,
+      "a fine-tune after this many windows (0: off)" },
+    { "every_hours", K_NUM, OPP(adapt.every_hours), 0, 8760, NULL, FL, NULL, NULL,
+      "... or this much data time (0: off)" },
+    { "normal_windows", K_INT, OPP(adapt.normal_windows), 1, 1000000, NULL, FL, NULL, NULL,
+      "recent normal windows kept for fine-tuning" },
+    { "min_windows", K_INT, OPP(adapt.min_windows), 1, 1000000, NULL, FL, NULL, NULL,
+      "fewer normal windows: no fine-tune yet" },
+    { "normal_stride", K_INT, OPP(adapt.normal_stride), 1, 1000000, NULL, FL, NULL, NULL,
+      "keep one of every this many normal windows" },
+    { "margin", K_INT, OPP(adapt.margin), 0, 100000, NULL, FL, NULL, NULL,
+      "windows before a raise and after a clear that are not normal" },
+    { "shadow_windows", K_INT, OPP(adapt.shadow_windows), 1, 1000000, NULL, FL, NULL, NULL,
+      "windows the candidate runs in shadow before the decision" },
+    { "min_gain", K_NUM, OPP(adapt.min_gain), 0, 0.999999, NULL, FL, NULL, NULL,
+      "promote when the candidate's error is at most (1 - min_gain) x the live one" },
+    { "compare", K_ENUM, OPP(adapt.compare), 0, 0, NULL, FL, "mean|median", NULL,
+      "statistic of the errors compared" },
+    { "true_alerts", K_INT, OPP(adapt.true_alerts), 0, 64, NULL, FL, NULL, NULL,
+      "true alerts kept: a candidate that silences one is rejected" },
+    { "epochs", K_INT, OPP(adapt.epochs), 1, 1000, NULL, FL, NULL, NULL,
+      "fine-tune epochs" },
+    { "lr", K_NUM, OPP(adapt.lr), 1e-9, 1, NULL, FL, NULL, NULL, "fine-tune learning rate" },
+    { "batch_size", K_INT, OPP(adapt.batch_size), 1, 4096, NULL, FL, NULL, NULL,
+      "fine-tune batch size" },
+    { "max_seconds", K_NUM, OPP(adapt.max_seconds), 0, 1e9, NULL, FL, NULL, NULL,
+      "a fine-tune stops after this long (0: no limit)" },
+};
+static const table adapt_table = TAB(adapt_keys);
+
+static const key reload_keys[] = {
+    { "shadow", K_BOOL, OPP(adapt.reload_shadow), 0, 1, NULL, FL, NULL, NULL,
+      "with adapt.enabled: a model file changed on reload is evaluated in shadow and "
+      "promoted like a fine-tuned candidate instead of replacing the model at once" },
+};
+static const table reload_table = TAB(reload_keys);
+
 static const key detector_keys[] = {
     { "name", K_STR, OD(name), 0, 0, NULL, F_REQ | F_RELOAD, NULL, NULL,
       "detector name ([A-Za-z0-9_-], unique)" },
@@ -274,6 +349,9 @@ static const key detector_keys[] = {
     { "calibration", K_OBJ, 0, 0, 0, NULL, 0, NULL, &calib_table, "threshold calibration" },
     { "alert", K_OBJ, 0, 0, 0, NULL, 0, NULL, &alert_table, "alerts" },
     { "training", K_OBJ, 0, 0, 0, NULL, 0, NULL, &train_table, "online training" },
+    { "quality", K_OBJ, 0, 0, 0, NULL, 0, NULL, &quality_table, "data-quality monitor" },
+    { "adapt", K_OBJ, 0, 0, 0, NULL, 0, NULL, &adapt_table, "continual learning" },
+    { "reload", K_OBJ, 0, 0, 0, NULL, 0, NULL, &reload_table, "model reload" },
     { "max_streams", K_INT, OD(max_streams), 1, 10000000, "10000", F_RELOAD, NULL, NULL,
       "streams kept; new ones beyond are refused and counted" },
     { "idle_evict_s", K_NUM, OD(idle_evict), 0, 1e9, "3600", F_RELOAD, NULL, NULL,

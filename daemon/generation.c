@@ -17,6 +17,7 @@
 
 #include "daemon.h"
 #include "daemon_int.h"
+#include "topic.h"
 
 /* Engine cache keys: unique per process; gen_load may run on the thread
  * pool (reload), hence the atomic counter. */
@@ -157,6 +158,16 @@ void gen_make_state_dirs(gen *g)
     }
 }
 
+/* `anomalyd check`: warn when a shared subscription can split a stream. */
+static size_t check_share(const ad_detconf *c, char *out, size_t outlen, size_t o)
+{
+    char w[768];
+    if (o < outlen && ad_topic_share_warning(c->topics.v, c->topics.n, c->stream_levels.v,
+                                             c->stream_levels.n, w, sizeof w))
+        o += (size_t)snprintf(out + o, outlen - o, "warning: detector %s: %s\n", c->name, w);
+    return o;
+}
+
 int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_t errlen)
 {
     gen *g = NULL;
@@ -175,6 +186,7 @@ int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_
                                   d->mr ? d->mr->m->id : "-", d->T, d->F, d->c->topics.n,
                                   d->c->payload.format == AD_FMT_NUMBER ? "number" :
                                   d->c->payload.format == AD_FMT_JSON ? "json" : "senml");
+            o = check_share(d->c, out, outlen, o);
         }
     }
     gen_free(g);

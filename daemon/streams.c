@@ -331,6 +331,11 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             state_save(dd, s);
             state_changed = 1;
             break;
+        case AD_EV_DQ_RAISED:           /* published by the daemon side */
+        case AD_EV_DQ_CLEARED:
+        case AD_EV_ADAPT_READY:
+        case AD_EV_ADAPT:
+            break;
         }
     }
     if (state_changed)

@@ -2,14 +2,38 @@
  * topic.c - MQTT topic filter matching and level extraction (see topic.h).
  */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <string.h>
 
 #include "ad.h"
 #include "topic.h"
 
+const char *ad_topic_share_strip(const char *f)
+{
+    const char *g, *e;
+    if (strncmp(f, "$share/", 7) != 0)
+        return f;
+    g = f + 7;
+    e = strchr(g, '/');
+    if (!e || e == g)
+        return f;                 /* malformed: filter_check says why */
+    return e + 1;
+}
+
 int ad_topic_filter_check(const char *f, char *err, size_t errlen)
 {
-    size_t n = strlen(f);
+    size_t n;
+    if (strncmp(f, "$share/", 7) == 0) {
+        const char *g = f + 7, *e = strchr(g, '/');
+        if (!e || e == g)
+            return ad_errf(err, errlen, AD_EINVAL, "$share/<group>/<filter>: missing group "
+                           "or filter");
+        for (const char *p = g; p < e; p++)
+            if (*p == '+' || *p == '#')
+                return ad_errf(err, errlen, AD_EINVAL, "$share group name with a wildcard");
+        f = e + 1;
+    }
+    n = strlen(f);
     if (n == 0)
         return ad_errf(err, errlen, AD_EINVAL, "empty filter");
     if (n > 65535)
@@ -27,6 +51,7 @@ int ad_topic_filter_check(const char *f, char *err, size_t errlen)
 
 int ad_topic_match(const char *f, const char *t)
 {
+    f = ad_topic_share_strip(f);
     if (t[0] == '$' && (f[0] == '+' || f[0] == '#'))
         return 0;
     for (;;) {
@@ -109,4 +134,59 @@ int ad_topic_expand(const char *tmpl, const char *det, const char *stream,
     if (o + 1 > outlen) return -1;
     out[o] = '\0';
     return (int)o;
+}
+
+/* The level count of filter f and whether it ends with '#'. */
+static int filter_levels(const char *f, int *hash)
+{
+    int n = 1;
+    for (const char *p = f; *p; p++)
+        if (*p == '/') n++;
+    *hash = strcmp(f, "#") == 0 || (strlen(f) >= 2 && strcmp(f + strlen(f) - 2, "/#") == 0);
+    return n;
+}
+
+int ad_topic_share_warning(char *const *filters, int n, const int *levels, int nlev,
+                           char *out, size_t outlen)
+{
+    int shared = -1;
+    for (int i = 0; i < n; i++)
+        if (ad_topic_share_strip(filters[i]) != filters[i]) { shared = i; break; }
+    if (shared < 0)
+        return 0;
+    if (n > 1) {
+        snprintf(out, outlen, "%d topic filters feed the detector under the shared "
+                 "subscription \"%s\": a stream's topics may reach different instances",
+                 n, filters[shared]);
+        return 1;
+    }
+    {
+        const char *f = ad_topic_share_strip(filters[0]);
+        int hash, nl = filter_levels(f, &hash);
+        const char *p = f;
+        if (hash) {
+            snprintf(out, outlen, "shared subscription \"%s\" ends with '#': a stream may "
+                     "span several topics, which the broker can deliver to different "
+                     "instances", filters[0]);
+            return 1;
+        }
+        for (int lv = 0; lv < nl; lv++) {
+            const char *e = strchrnul(p, '/');
+            if (e - p == 1 && p[0] == '+') {
+                int in = 0;
+                for (int k = 0; k < nlev; k++)
+                    in |= levels[k] == lv || levels[k] + nl == lv;
+                if (!in) {
+                    snprintf(out, outlen, "shared subscription \"%s\": topic level %d is a "
+                             "wildcard outside stream_levels, so one stream's rows come from "
+                             "several topics, which the broker can deliver to different "
+                             "instances (one topic per stream keeps a stream whole)",
+                             filters[0], lv);
+                    return 1;
+                }
+            }
+            p = *e ? e + 1 : e;
+        }
+    }
+    return 0;
 }

@@ -13,11 +13,29 @@
 
 #include <stddef.h>
 
+/* A shared subscription "$share/<group>/<filter>" (MQTT 5, also taken by
+ * mosquitto and others under 3.1.1): the broker delivers each message to
+ * one subscriber of the group. Routing matches topics against <filter>:
+ * the part after the group, returned here (`filter` itself when not
+ * shared). */
+const char *ad_topic_share_strip(const char *filter);
+
+/*
+ * A shared subscription keeps a stream on one instance only when each
+ * stream is one topic (and the broker delivers a topic's messages to one
+ * instance: mosquitto deals them round-robin). 1 and a sentence in out when
+ * the filters of a detector (with its stream_levels) let one stream span
+ * several topics under a shared subscription; 0 otherwise.
+ */
+int ad_topic_share_warning(char *const *filters, int n, const int *levels, int nlev,
+                           char *out, size_t outlen);
+
 /* 0 if `filter` is a valid subscription filter, else AD_EINVAL with the
  * reason in err ("'#' must be the last level", ...). */
 int ad_topic_filter_check(const char *filter, char *err, size_t errlen);
 
-/* 1 if `topic` (a publish topic, no wildcards) matches `filter`, else 0. */
+/* 1 if `topic` (a publish topic, no wildcards) matches `filter`, else 0;
+ * a $share/<group>/ prefix of filter is skipped. */
 int ad_topic_match(const char *filter, const char *topic);
 
 /*

@@ -53,6 +53,27 @@ struct ad_detector {
     /* regime acceptance: the last A scores of the active alert (ring) */
     double *acc;                 /* A, then 2A scratch */
     int acc_len, acc_head;
+    /* event time */
+    double *rowd;                /* F scratch: the row in double */
+    unsigned char *pres;         /* F scratch: present mask */
+    int has_arrival;
+    int64_t arrival_wall;        /* wall time of the last arrival */
+    int64_t max_ts;              /* newest accepted timestamp */
+    double *last_val;            /* F: last raw value per feature (NaN) */
+    /* data quality */
+    ad_dq *dq;
+    struct { uint64_t seq; int64_t from, to; } hard[AD_DQ_SPANS];
+    int hard_n;                  /* spans of conditions other than a learned
+                                  * range (ring, newest last) */
+    unsigned char *lr_open;      /* F: learned-range condition open */
+    /* continual learning */
+    ad_adapt *ad;
+    int adapt_job_out;
+    ad_model *retired[2];        /* decided candidates / replaced models,
+                                  * freed two swaps later */
+    float *pw;                   /* pending windows of handed-out jobs */
+    uint64_t *pw_seq;
+    int pw_cap, pw_head, pw_len;
     int ev_head, ev_len;
     ad_detector_stats st;
     void *user;
@@ -111,6 +132,10 @@ const char *ad_event_type_name(ad_event_type t)
     case AD_EV_TRAIN_FAILED: return "train_failed";
     case AD_EV_CALIB_FAILED: return "calibration_failed";
     case AD_EV_ACCEPTED: return "regime_accepted";
+    case AD_EV_DQ_RAISED: return "dq_raised";
+    case AD_EV_DQ_CLEARED: return "dq_cleared";
+    case AD_EV_ADAPT_READY: return "adapt_ready";
+    case AD_EV_ADAPT: return "adapt";
     }
     return "?";
 }
@@ -137,6 +162,9 @@ void ad_detector_cfg_default(ad_detector_cfg *c)
     ad_lik_cfg_default(&c->lik);
     c->extreme = 50;
     c->calib_warn_every = 100;
+    c->dq_enabled = 1;
+    ad_dq_cfg_default(&c->dq);
+    ad_adapt_cfg_default(&c->adapt);
 }
 
 int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
@@ -150,6 +178,10 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
     if ((rc = ad_alert_cfg_check(&c->alert, err, errlen)) != 0)
         return rc;
     if ((rc = ad_lik_cfg_check(&c->lik, err, errlen)) != 0)
+        return rc;
+    if (c->dq_enabled && (rc = ad_dq_cfg_check(&c->dq, err, errlen)) != 0)
+        return rc;
+    if (c->adapt.enabled && (rc = ad_adapt_cfg_check(&c->adapt, err, errlen)) != 0)
         return rc;
     if (!(c->extreme >= 0) || !isfinite(c->extreme))
         return ad_errf(err, errlen, AD_EINVAL, "calibration.extreme: must be >= 0 (got %g)",
@@ -285,6 +317,16 @@ void ad_detector_free(ad_detector *d)
     ad_threshold_free(d->thr);
     ad_alerter_free(d->alert);
     ad_likelihood_free(d->lik);
+    ad_dq_free(d->dq);
+    ad_adapt_free(d->ad);
+    ad_model_free(d->retired[0]);
+    ad_model_free(d->retired[1]);
+    free(d->pw);
+    free(d->pw_seq);
+    free(d->rowd);
+    free(d->pres);
+    free(d->last_val);
+    free(d->lr_open);
     free(d->acc);
     free(d->srow);
     if (d->features) {
@@ -337,6 +379,148 @@ static int fit_without_scores(ad_detector *d)
         return -1;
     }
     return 1;
+}
+
+/* ---- data quality ---------------------------------------------------------- */
+
+/* Spans of conditions other than a learned range: they also stop regime
+ * acceptance (a level shift raises learned-range flags that acceptance
+ * must be able to see through; see DATA QUALITY in detector.h). */
+static void hard_span(ad_detector *d, const ad_dq_event *ev)
+{
+    int i;
+
+    if (ev->active) {
+        if (d->hard_n == AD_DQ_SPANS) {
+            memmove(d->hard, d->hard + 1, (AD_DQ_SPANS - 1) * sizeof(d->hard[0]));
+            d->hard_n--;
+        }
+        d->hard[d->hard_n].seq = ev->seq;
+        d->hard[d->hard_n].from = ev->since_ms < ev->start_ms ? ev->since_ms : ev->start_ms;
+        d->hard[d->hard_n].to = INT64_MAX;
+        d->hard_n++;
+        return;
+    }
+    for (i = d->hard_n - 1; i >= 0; i--)
+        if (d->hard[i].seq == ev->seq && d->hard[i].to == INT64_MAX) {
+            d->hard[i].to = ev->end_ms;
+            return;
+        }
+}
+
+static int hard_flagged(const ad_detector *d, int64_t from, int64_t to)
+{
+    int i;
+
+    for (i = 0; i < d->hard_n; i++)
+        if (d->hard[i].from <= to && d->hard[i].to >= from)
+            return 1;
+    return 0;
+}
+
+static void dq_event_cb(const ad_dq_event *ev, void *user)
+{
+    ad_detector *d = user;
+    ad_event *e = ev_new(d, ev->active ? AD_EV_DQ_RAISED : AD_EV_DQ_CLEARED,
+                         ev->active ? ev->start_ms : ev->end_ms);
+    int learned_range = ev->check == AD_DQ_RANGE && !ev->physical;
+
+    e->dq = *ev;
+    if (ev->active)
+        d->st.dq_raised++;
+    if (learned_range && ev->feature >= 0 && ev->feature < d->F)
+        d->lr_open[ev->feature] = (unsigned char)ev->active;
+    else if (!learned_range)
+        hard_span(d, ev);
+    ad_log(ev->active ? AD_LOG_WARNING : AD_LOG_INFO, "stream %s: data quality %s %s%s%s",
+           d->key, ad_dq_check_name(ev->check), ev->active ? "raised" : "cleared",
+           ev->feature >= 0 && ev->feature < d->F ? " on " : "",
+           ev->feature >= 0 && ev->feature < d->F ? d->features[ev->feature] : "");
+}
+
+static int dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t errlen)
+{
+    double *lo = NULL, *hi = NULL;
+    int rc, i, f;
+
+    if (cfg->dq_n_ranges > 0 && cfg->dq_range_names) {
+        lo = malloc((size_t)d->F * sizeof(double));
+        hi = malloc((size_t)d->F * sizeof(double));
+        if (!lo || !hi) {
+            rc = ad_errf(err, errlen, AD_ENOMEM, "detector: out of memory");
+            goto out;
+        }
+        for (f = 0; f < d->F; f++)
+            lo[f] = hi[f] = NAN;
+        for (i = 0; i < cfg->dq_n_ranges; i++)
+            for (f = 0; f < d->F; f++)
+                if (cfg->dq_range_names[i] &&
+                    strcmp(cfg->dq_range_names[i], d->features[f]) == 0) {
+                    lo[f] = cfg->dq_range_lo ? cfg->dq_range_lo[i] : NAN;
+                    hi[f] = cfg->dq_range_hi ? cfg->dq_range_hi[i] : NAN;
+                }
+    }
+    rc = ad_dq_new(&d->dq, &cfg->dq, d->key, d->F, lo, hi, dq_event_cb, d, err, errlen);
+out:
+    free(lo);
+    free(hi);
+    return rc;
+}
+
+/* Would this value be rejected at windowing (scaled magnitude beyond
+ * AD_SCALED_MAX)? Same arithmetic as ad_model_scale_d. */
+static int absurd_value(const ad_detector *d, int f, double x)
+{
+    const ad_model *m = d->model;
+    double y;
+
+    if (m == NULL || !isfinite(x))
+        return 0;
+    switch (m->scaler) {
+    case AD_SCALER_STANDARD:
+        y = (x - (double)m->scale_a[f]) / (double)m->scale_b[f];
+        break;
+    case AD_SCALER_MINMAX:
+        y = (x - (double)m->scale_a[f]) / ((double)m->scale_b[f] - (double)m->scale_a[f]);
+        break;
+    default:
+        y = x;
+    }
+    return !(fabs(y) <= AD_SCALED_MAX);
+}
+
+static uint64_t rejected_count(const ad_detector *d)
+{
+    ad_stream_stats ss;
+
+    ad_stream_get_stats(d->stream, &ss);
+    return ss.nonfinite + ss.nonnumeric + ss.bad_feature;
+}
+
+static void note_accepted(ad_detector *d, int64_t ts)
+{
+    if (ts > d->max_ts)
+        d->max_ts = ts;
+}
+
+/* A pushed sample: accepted ones feed the monitor, rejected ones count. */
+static void dq_after_sample(ad_detector *d, int rc, uint64_t rej0, int64_t ts, int f,
+                            double v)
+{
+    uint64_t rej;
+
+    if (rc == 0) {
+        note_accepted(d, ts);
+        if (d->dq == NULL)
+            return;
+        if (absurd_value(d, f, v))
+            ad_dq_rejected(d->dq, f, 1);
+        else
+            ad_dq_sample(d->dq, ts, f, v);
+        return;
+    }
+    if (d->dq && (rej = rejected_count(d)) != rej0)
+        ad_dq_rejected(d->dq, f >= 0 && f < d->F ? f : -1, rej - rej0);
 }
 
 int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
@@ -404,6 +588,21 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         goto fail;
     if ((rc = ad_likelihood_new(&d->lik, &cfg->lik, err, errlen)) != 0)
         goto fail;
+    d->rowd = malloc((size_t)F * sizeof(double));
+    d->pres = malloc((size_t)F);
+    d->last_val = malloc((size_t)F * sizeof(double));
+    d->lr_open = calloc((size_t)F, 1);
+    if (!d->rowd || !d->pres || !d->last_val || !d->lr_open)
+        goto oom;
+    for (f = 0; f < F; f++)
+        d->last_val[f] = NAN;
+    d->max_ts = INT64_MIN;
+    if (cfg->dq_enabled && (rc = dq_create(d, cfg, err, errlen)) != 0)
+        goto fail;
+    if (cfg->adapt.enabled &&
+        (rc = ad_adapt_new(&d->ad, &cfg->adapt, T, F, cfg->metric, cfg->smooth_alpha,
+                           &cfg->thr, err, errlen)) != 0)
+        goto fail;
     if (cfg->training != AD_TRAIN_NONE) {
         d->coll_cap = (size_t)cfg->train_windows + (size_t)T - 1;
         d->coll = malloc(d->coll_cap * (size_t)F * sizeof(float));
@@ -434,23 +633,78 @@ fail:
 
 int ad_detector_push_sample(ad_detector *d, int64_t ts_ms, int feature, double v)
 {
-    return ad_stream_push_sample(d->stream, ts_ms, feature, v);
+    uint64_t rej0 = d->dq ? rejected_count(d) : 0;
+    int rc = ad_stream_push_sample(d->stream, ts_ms, feature, v);
+
+    if (rc >= 0)
+        dq_after_sample(d, rc, rej0, ts_ms, feature, v);
+    return rc;
 }
 
 int ad_detector_push_text(ad_detector *d, int64_t ts_ms, int feature, const char *text)
 {
-    return ad_stream_push_text(d->stream, ts_ms, feature, text);
+    uint64_t rej0 = d->dq ? rejected_count(d) : 0;
+    int rc = ad_stream_push_text(d->stream, ts_ms, feature, text);
+
+    if (rc == 0) {
+        char *end;
+        double v = strtod(text, &end);   /* accepted: the stream parsed it */
+        dq_after_sample(d, rc, rej0, ts_ms, feature, v);
+    } else if (rc > 0) {
+        dq_after_sample(d, rc, rej0, ts_ms, feature, NAN);
+    }
+    return rc;
 }
 
 int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
                          const unsigned char *present)
 {
-    return ad_stream_push_row(d->stream, ts_ms, values, present);
+    int rc = ad_stream_push_row(d->stream, ts_ms, values, present);
+    int f;
+
+    if (rc != 0)
+        return rc;
+    note_accepted(d, ts_ms);
+    if (d->dq == NULL)
+        return rc;
+    for (f = 0; f < d->F; f++) {
+        int p = present == NULL || present[f];
+        d->pres[f] = 0;
+        if (!p)
+            continue;
+        if (!isfinite(values[f]) || absurd_value(d, f, values[f]))
+            ad_dq_rejected(d->dq, f, 1);
+        else
+            d->pres[f] = 1;
+    }
+    ad_dq_row(d->dq, ts_ms, values, d->pres);
+    return rc;
+}
+
+void ad_detector_arrival(ad_detector *d, int64_t wall_ms)
+{
+    ad_stream_arrival(d->stream, wall_ms);
+    d->has_arrival = 1;
+    d->arrival_wall = wall_ms;
+}
+
+/* The stream's data time at wall time now (stream.h EVENT TIME). */
+static int64_t data_now(const ad_detector *d, int64_t now_ms)
+{
+    if (!d->has_arrival)
+        return now_ms;
+    if (d->max_ts == INT64_MIN)
+        return INT64_MIN;
+    return d->max_ts + (now_ms > d->arrival_wall ? now_ms - d->arrival_wall : 0);
 }
 
 void ad_detector_advance(ad_detector *d, int64_t now_ms)
 {
+    int64_t t;
+
     ad_stream_advance(d->stream, now_ms);
+    if (d->dq && (t = data_now(d, now_ms)) != INT64_MIN)
+        ad_dq_advance(d->dq, t);
 }
 
 /* COLLECTING: keep a valid row; when enough, move to TRAINING. */
@@ -496,22 +750,92 @@ static int row_untrusted(ad_detector *d, int valid)
     return bad;
 }
 
+/* Keep a copy of a handed-out window until its score is fed (continual
+ * learning offers it then). Bounded: the oldest is dropped beyond 1024. */
+static void pw_keep(ad_detector *d, const float *buf, uint64_t seq)
+{
+    size_t TF = (size_t)d->T * (size_t)d->F;
+    int slot;
+
+    if (d->pw_len == d->pw_cap) {
+        int cap = d->pw_cap ? d->pw_cap * 2 : 4;
+        float *nb;
+        uint64_t *ns;
+        int i;
+        if (cap > 1024) {           /* full: drop the oldest */
+            d->pw_head = (d->pw_head + 1) % d->pw_cap;
+            d->pw_len--;
+            goto put;
+        }
+        nb = malloc((size_t)cap * TF * sizeof(float));
+        ns = malloc((size_t)cap * sizeof(uint64_t));
+        if (!nb || !ns) {
+            free(nb);
+            free(ns);
+            return;
+        }
+        for (i = 0; i < d->pw_len; i++) {
+            int o = (d->pw_head + i) % d->pw_cap;
+            memcpy(nb + (size_t)i * TF, d->pw + (size_t)o * TF, TF * sizeof(float));
+            ns[i] = d->pw_seq[o];
+        }
+        free(d->pw);
+        free(d->pw_seq);
+        d->pw = nb;
+        d->pw_seq = ns;
+        d->pw_cap = cap;
+        d->pw_head = 0;
+    }
+put:
+    slot = (d->pw_head + d->pw_len) % d->pw_cap;
+    memcpy(d->pw + (size_t)slot * TF, buf, TF * sizeof(float));
+    d->pw_seq[slot] = seq;
+    d->pw_len++;
+}
+
+/* The kept window of job seq (older ones are dropped), or NULL. */
+static const float *pw_find(ad_detector *d, uint64_t seq)
+{
+    size_t TF = (size_t)d->T * (size_t)d->F;
+
+    while (d->pw_len > 0) {
+        int h = d->pw_head;
+        if (d->pw_seq[h] == seq)
+            return d->pw + (size_t)h * TF;
+        if (d->pw_seq[h] > seq)
+            return NULL;
+        d->pw_head = (h + 1) % d->pw_cap;
+        d->pw_len--;
+    }
+    return NULL;
+}
+
 int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
 {
     int64_t ts;
-    int valid;
+    unsigned flags;
 
-    while (ad_stream_pop_row(d->stream, d->row, &ts, &valid)) {
-        int due;
+    while (ad_stream_pop_row_d(d->stream, d->rowd, &ts, &flags)) {
+        int due, f, valid = (flags & AD_ROW_VALID) != 0;
         d->st.rows++;
         d->last_ts = ts;
+        for (f = 0; f < d->F; f++) {
+            d->row[f] = (float)d->rowd[f];
+            if (isfinite(d->rowd[f]))
+                d->last_val[f] = d->rowd[f];
+        }
+        if (flags & AD_ROW_GAP) {
+            /* no window spans the hole: start a fresh ring */
+            ad_window_reset(d->win);
+            d->st.window_resets++;
+        }
         if (row_untrusted(d, valid))
             d->rows_since_bad = 0;
         else if (d->rows_since_bad < UINT64_MAX / 2)
             d->rows_since_bad++;
         if (d->phase == AD_PHASE_COLLECTING && valid)
             collect(d, ts);
-        due = ad_window_push(d->win, ts, d->row, valid);
+        due = ad_window_push_d(d->win, ts, d->rowd, valid);
         if (!due)
             continue;
         d->st.windows++;
@@ -533,6 +857,12 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
         job->model = d->model;
         job->phase = d->phase;
         job->untrusted = d->rows_since_bad < (uint64_t)d->T;
+        if (d->ad && d->phase == AD_PHASE_DETECTING) {
+            const ad_model *c = ad_adapt_candidate(d->ad);
+            if (c && ad_adapt_same_scaler(d->ad, d->model))
+                job->shadow = c;
+            pw_keep(d, buf, job->seq);
+        }
         return 1;
     }
     return 0;
@@ -568,6 +898,7 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
 /* CALIBRATING: one score (see CALIBRATION FAILURES for the reports). */
 static void calibrate(ad_detector *d, int64_t ts, double s, int untrusted)
 {
+    /* untrusted: an untrusted row or a data-quality flag */
     int done = 0;
     char err[160];
 
@@ -601,6 +932,41 @@ static void calibrate(ad_detector *d, int64_t ts, double s, int untrusted)
         d->fail_report_at = d->st.windows_scored;
         d->fail_unreported = 0;
     }
+}
+
+/* A regime was accepted: a learned range still open on a feature was
+ * learned on the old level; center it on the new one (DATA QUALITY). */
+static void dq_recenter(ad_detector *d)
+{
+    cJSON *o = NULL, *arr, *it, *c;
+    char *txt, err[160];
+    int f, any = 0;
+
+    if (d->dq == NULL)
+        return;
+    for (f = 0; f < d->F; f++)
+        any |= d->lr_open[f] && isfinite(d->last_val[f]);
+    if (!any || (txt = ad_dq_save(d->dq)) == NULL)
+        return;
+    o = cJSON_Parse(txt);
+    free(txt);
+    arr = o ? cJSON_GetObjectItemCaseSensitive(o, "learned") : NULL;
+    for (f = 0; f < d->F && cJSON_IsArray(arr); f++) {
+        if (!d->lr_open[f] || !isfinite(d->last_val[f]))
+            continue;
+        it = cJSON_GetArrayItem(arr, f);
+        c = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "center") : NULL;
+        if (cJSON_IsNumber(c)) {
+            cJSON_SetNumberValue(c, d->last_val[f]);
+            ad_log(AD_LOG_INFO, "stream %s: learned range of %s recentred on %g", d->key,
+                   d->features[f], d->last_val[f]);
+        }
+    }
+    txt = o ? cJSON_PrintUnformatted(o) : NULL;
+    if (txt && ad_dq_restore(d->dq, txt, err, sizeof(err)) != 0)
+        ad_log(AD_LOG_WARNING, "stream %s: %s", d->key, err);
+    free(txt);
+    cJSON_Delete(o);
 }
 
 /* The reference spread of regime acceptance (see detector.h). */
@@ -648,6 +1014,8 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
     }
     nw = ad_threshold_value(d->thr);
     if (ad_alerter_close(d->alert, ts, AD_CLOSE_ACCEPTED, &al)) {
+        if (d->ad)
+            ad_adapt_alert_cleared(d->ad, al.id, ts, AD_ADAPT_CLEAR_ACCEPTED);
         e = ev_new(d, AD_EV_ALERT_CLEARED, ts);
         e->alert = al;
         e->threshold = nw;
@@ -666,6 +1034,7 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
     ad_log(AD_LOG_INFO, "stream %s: regime accepted: %s", d->key, e->text);
     d->st.accepted++;
     d->acc_len = d->acc_head = 0;
+    dq_recenter(d);
     {
         ad_thr_info in;
         ad_threshold_info(d->thr, &in);
@@ -676,8 +1045,9 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
 
 /* DETECTING: one score through the alerter, acceptance and adaptation. */
 static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
-                   const float *share, int untrusted)
+                   const float *share, int untrusted, int hard)
 {
+    /* untrusted: never teaches; hard: also stops regime acceptance */
     double thr = ad_threshold_value(d->thr);
     ad_alert_obs o = { s, thr, p, L, share };
     ad_alert al;
@@ -689,6 +1059,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         d->st.windows_exceeded++;
     if (r & AD_ALERT_CLEARED) {
         ad_event *e = ev_new(d, AD_EV_ALERT_CLEARED, ts);
+        if (d->ad)
+            ad_adapt_alert_cleared(d->ad, al.id, ts, AD_ADAPT_CLEAR_TRUE);
         e->alert = al;
         e->threshold = thr;
         e->probability = p;
@@ -703,9 +1075,11 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         e->log_likelihood = L;
         d->st.alerts++;
         d->acc_len = d->acc_head = 0;
+        if (d->ad)
+            ad_adapt_alert_raised(d->ad, al.id, ts);
     }
     if (A > 0 && ad_alerter_active(d->alert) != NULL) {
-        if (untrusted) {
+        if (hard) {
             d->acc_len = d->acc_head = 0;   /* stability needs trusted windows */
         } else if (d->acc_len < A) {
             d->acc[(d->acc_head + d->acc_len++) % A] = s;
@@ -723,11 +1097,156 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         ad_threshold_adapt(d->thr, s);
 }
 
+/* ---- continual learning ----------------------------------------------------- */
+
+/* Keep a model that a batch in flight may still read; the one kept two
+ * retirements ago is freed (a fine-tune and its shadow take far longer
+ * than a batch). */
+static void retire(ad_detector *d, ad_model *m)
+{
+    if (m == NULL)
+        return;
+    ad_model_free(d->retired[0]);
+    d->retired[0] = d->retired[1];
+    d->retired[1] = m;
+}
+
+static void swap_model(ad_detector *d, const ad_model *m, ad_model *owned);
+
+/* A promoted candidate becomes the live model; the threshold is rebased on
+ * its (smoothed) shadow scores of normal windows. */
+static void promote(ad_detector *d, ad_event *e)
+{
+    ad_model *c = ad_adapt_take_candidate(d->ad);
+    const double *sc;
+    double *sm = NULL, old = ad_threshold_value(d->thr), a = d->cfg.smooth_alpha;
+    size_t n = 0, i;
+    int how = 0;
+    char err[160];
+
+    if (c == NULL || c->window != d->T || c->n_features != d->F) {
+        ad_log(AD_LOG_WARNING, "stream %s: promoted candidate unusable", d->key);
+        retire(d, c);
+        return;
+    }
+    sc = ad_adapt_shadow_scores(d->ad, &n);
+    if (n > 0 && (sm = malloc(n * sizeof(double))) != NULL) {
+        for (i = 0; i < n; i++)
+            sm[i] = (i == 0 || a >= 1) ? sc[i] : a * sc[i] + (1 - a) * sm[i - 1];
+    }
+    /* the old live model may still be read by a batch in flight */
+    retire(d, d->owned);
+    d->owned = NULL;
+    swap_model(d, c, c);
+    d->pw_len = 0;                   /* windows scaled for the old model */
+    if (sm && ad_threshold_fitted(d->thr) &&
+        ad_threshold_rebase(d->thr, sm, n, c->training, &how, err, sizeof(err)) == 0) {
+        d->smooth = sm[n - 1];
+        d->has_smooth = 1;
+    } else {
+        ad_log(AD_LOG_WARNING, "stream %s: threshold kept after promotion%s%s", d->key,
+               sm ? ": " : "", sm ? err : "");
+        d->has_smooth = 0;
+    }
+    free(sm);
+    {
+        ad_thr_info in;
+        ad_threshold_info(d->thr, &in);
+        ad_likelihood_reset(d->lik);     /* the new model scores on its own scale */
+        ad_likelihood_set_floor(d->lik, in.floor);
+    }
+    d->acc_len = d->acc_head = 0;
+    d->st.adapt_promoted++;
+    e->threshold = ad_threshold_value(d->thr);
+    e->prev_threshold = old;
+    ad_log(AD_LOG_INFO, "stream %s: model %s promoted (error %.6g -> %.6g), threshold "
+           "%.6g -> %.6g", d->key, c->id, e->adapt.live_error, e->adapt.cand_error, old,
+           e->threshold);
+}
+
+/* Re-queue the continual learner's events as detector events. */
+static void pump_adapt(ad_detector *d)
+{
+    ad_adapt_event ae;
+    ad_event *e;
+
+    if (d->ad == NULL)
+        return;
+    while (ad_adapt_poll_event(d->ad, &ae)) {
+        if (ae.type == AD_ADAPT_EV_TRAIN_READY) {
+            e = ev_new(d, AD_EV_ADAPT_READY, ae.ts_ms);
+            snprintf(e->text, sizeof(e->text), "fine-tune attempt %llu",
+                     (unsigned long long)ae.attempt);
+            continue;
+        }
+        e = ev_new(d, AD_EV_ADAPT, ae.ts_ms);
+        e->adapt = ae;
+        snprintf(e->text, sizeof(e->text), "%.150s", ae.reason);
+        switch (ae.type) {
+        case AD_ADAPT_EV_PROMOTED:
+            promote(d, e);
+            break;
+        case AD_ADAPT_EV_REJECTED:
+            d->st.adapt_rejected++;
+            retire(d, ad_adapt_take_candidate(d->ad));
+            ad_log(AD_LOG_INFO, "stream %s: candidate rejected: %s", d->key, ae.reason);
+            break;
+        case AD_ADAPT_EV_TRAIN_FAILED:
+            d->st.adapt_failed++;
+            ad_log(AD_LOG_WARNING, "stream %s: fine-tune failed: %s", d->key, ae.reason);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+ad_adapt_job *ad_detector_take_adapt_job(ad_detector *d)
+{
+    ad_adapt_job *j;
+
+    if (d->ad == NULL || d->model == NULL || d->adapt_job_out)
+        return NULL;
+    j = ad_adapt_take_job(d->ad, d->model);
+    if (j)
+        d->adapt_job_out = 1;
+    return j;
+}
+
+int ad_detector_adapt_done(ad_detector *d, ad_model *m, const char *why)
+{
+    int rc;
+
+    if (d->ad == NULL || !d->adapt_job_out) {
+        ad_model_free(m);
+        return AD_EINVAL;
+    }
+    d->adapt_job_out = 0;
+    rc = ad_adapt_train_done(d->ad, m, 1, NULL, why ? why : "fine-tune failed");
+    if (rc != 0) {
+        ad_model_free(m);
+        if (m != NULL)
+            ad_adapt_train_done(d->ad, NULL, 0, NULL, "candidate does not match");
+    }
+    pump_adapt(d);
+    return rc == 0 || m != NULL ? 0 : rc;
+}
+
+const ad_dq *ad_detector_dq(const ad_detector *d) { return d->dq; }
+const ad_adapt *ad_detector_adapt(const ad_detector *d) { return d->ad; }
+
 int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
                            double score, const float *share)
 {
+    return ad_detector_feed_score2(d, job, score, share, NAN);
+}
+
+int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
+                            double score, const float *share, double shadow_score)
+{
     double s, p, L;
     int64_t ts = job->ts_ms;
+    int dq = 0, hard = 0, noteach;
 
     if (job->det != d || job->gen != d->gen || job->seq <= d->seq_fed) {
         d->st.scores_stale++;
@@ -742,6 +1261,14 @@ int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
     d->st.last_score = score;
     if (job->untrusted)
         d->st.windows_untrusted++;
+    /* asked now, not when the window was formed: a stuck run is flagged
+     * back to its first sample once it is recognised */
+    if (d->dq && ad_dq_flagged(d->dq, job->start_ms, ts)) {
+        dq = 1;
+        hard = hard_flagged(d, job->start_ms, ts);
+        d->st.windows_dq++;
+    }
+    noteach = job->untrusted || dq;
     if (d->cfg.smooth_alpha < 1 && d->has_smooth)
         s = d->cfg.smooth_alpha * score + (1 - d->cfg.smooth_alpha) * d->smooth;
     else
@@ -749,17 +1276,33 @@ int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
     d->smooth = s;
     d->has_smooth = 1;
     d->st.last_smoothed = s;
-    p = ad_likelihood_update(d->lik, score, !job->untrusted, &L);
+    /* A learned-range flag alone (a level beyond what calibration saw) does
+     * not stop the probability history from learning: that history is what
+     * lets a persistent new level stop looking improbable. */
+    p = ad_likelihood_update(d->lik, score, !(job->untrusted || hard), &L);
     d->st.last_probability = p;
     d->st.last_log_likelihood = L;
 
     if (d->phase == AD_PHASE_CALIBRATING) {
-        calibrate(d, ts, s, job->untrusted);
+        calibrate(d, ts, s, noteach);
         return 0;
     }
     if (d->phase != AD_PHASE_DETECTING)
         return 0;
-    detect(d, ts, s, p, L, share, job->untrusted);
+    detect(d, ts, s, p, L, share, noteach, job->untrusted || hard);
+    if (d->ad) {
+        const float *w = pw_find(d, job->seq);
+        if (w != NULL && job->gen == d->gen) {
+            ad_adapt_obs o;
+            o.ts_ms = ts;
+            o.live_score = score;
+            o.cand_score = job->shadow ? shadow_score : NAN;
+            o.exceeded = ad_alerter_last_exceeded(d->alert);
+            o.dq = noteach;
+            ad_adapt_offer(d->ad, w, d->model, &o);
+        }
+        pump_adapt(d);
+    }
     return 0;
 }
 
@@ -1042,7 +1585,19 @@ int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
         if (rc)
             return rc;
     }
+    if (d->ad && d->cfg.adapt.reload_shadow && d->phase == AD_PHASE_DETECTING &&
+        d->model != NULL) {
+        int rc = ad_adapt_shadow_begin(d->ad, (ad_model *)m, 0, d->last_ts);
+        if (rc == 0) {
+            pump_adapt(d);
+            ad_log(AD_LOG_INFO, "stream %s: new model %s evaluated in shadow", d->key, m->id);
+            return AD_DETECTOR_SHADOW;
+        }
+        ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation not possible now (%d): "
+               "model swapped at once", d->key, rc);
+    }
     swap_model(d, m, NULL);
+    d->pw_len = 0;
     if (!keep_threshold || !ad_threshold_fitted(d->thr)) {
         if (d->phase == AD_PHASE_CALIBRATING || d->phase == AD_PHASE_DETECTING)
             restart_calibration(d, d->last_ts);
@@ -1083,6 +1638,14 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
         ad_alerter_last_exceeded(d->alert);
     st->alert_active = a != NULL;
     snprintf(st->alert_id, sizeof(st->alert_id), "%s", a ? a->id : "");
+    st->windows_absurd = ad_window_absurd(d->win);
+    st->dq_active = d->dq ? ad_dq_active(d->dq) : 0;
+    if (d->ad) {
+        ad_adapt_stats as;
+        ad_adapt_get_stats(d->ad, &as);
+        st->adapt_shadow = as.shadow;
+        st->adapt_normal = as.normal_len;
+    }
     st->model_gen = d->gen;
     snprintf(st->model_id, sizeof(st->model_id), "%s", d->model ? d->model->id : "");
 }
@@ -1099,6 +1662,43 @@ void ad_detector_summarize(const ad_detector *d, ad_detector_summary *b)
 }
 
 /* ---- save / restore ---------------------------------------------------------- */
+
+/* Add saved sub-state text (taken) as a JSON object under key. */
+static int add_sub(cJSON *o, const char *key, char *txt, int want)
+{
+    cJSON *j;
+
+    if (!want)
+        return 0;
+    j = txt ? cJSON_Parse(txt) : NULL;
+    free(txt);
+    if (j == NULL)
+        return -1;
+    cJSON_AddItemToObject(o, key, j);
+    return 0;
+}
+
+/* Restore the "dq" / "adapt" sub-states (optional; errors are logged). */
+static void restore_subs(ad_detector *d, const cJSON *o)
+{
+    const cJSON *x;
+    char *txt, err[200];
+
+    x = cJSON_GetObjectItemCaseSensitive(o, "dq");
+    if (d->dq && cJSON_IsObject(x) && (txt = cJSON_PrintUnformatted(x)) != NULL) {
+        if (ad_dq_restore(d->dq, txt, err, sizeof(err)) != 0)
+            ad_log(AD_LOG_WARNING, "stream %s: saved data-quality state ignored: %s",
+                   d->key, err);
+        free(txt);
+    }
+    x = cJSON_GetObjectItemCaseSensitive(o, "adapt");
+    if (d->ad && cJSON_IsObject(x) && (txt = cJSON_PrintUnformatted(x)) != NULL) {
+        if (ad_adapt_restore(d->ad, txt, err, sizeof(err)) != 0)
+            ad_log(AD_LOG_WARNING, "stream %s: saved continual-learning state ignored: %s",
+                   d->key, err);
+        free(txt);
+    }
+}
 
 char *ad_detector_save(const ad_detector *d)
 {
@@ -1130,6 +1730,9 @@ char *ad_detector_save(const ad_detector *d)
     if (t == NULL)
         goto out;
     cJSON_AddItemToObject(o, "state", t);
+    if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0 ||
+        add_sub(o, "adapt", d->ad ? ad_adapt_save(d->ad) : NULL, d->ad != NULL) != 0)
+        goto out;
     txt = cJSON_PrintUnformatted(o);
 out:
     cJSON_Delete(o);
@@ -1151,6 +1754,7 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         cJSON_Delete(o);
         return ad_errf(err, errlen, AD_EFORMAT, "calibration state: not a JSON object");
     }
+    restore_subs(d, o);
     x = cJSON_GetObjectItemCaseSensitive(o, "version");
     if (!cJSON_IsNumber(x) || x->valuedouble != 1) {
         rc = ad_errf(err, errlen, AD_EFORMAT, "calibration state: version must be 1");
@@ -1205,6 +1809,34 @@ static int num_or_null(cJSON *o, const char *k, double v)
                          cJSON_AddNullToObject(o, k) != NULL;
 }
 
+/* Move the members of src that dst lacks into dst; frees src. */
+static int merge_into(cJSON *dst, cJSON *src)
+{
+    cJSON *it;
+
+    while ((it = src->child) != NULL) {
+        cJSON_DetachItemViaPointer(src, it);
+        if (cJSON_HasObjectItem(dst, it->string)) {
+            cJSON_Delete(it);
+            continue;
+        }
+        cJSON_AddItemToObject(dst, it->string, it);
+    }
+    cJSON_Delete(src);
+    return 0;
+}
+
+static const char *adapt_decision(ad_adapt_ev_type t)
+{
+    switch (t) {
+    case AD_ADAPT_EV_PROMOTED: return "promoted";
+    case AD_ADAPT_EV_REJECTED: return "rejected";
+    case AD_ADAPT_EV_SHADOW: return "shadow";
+    case AD_ADAPT_EV_TRAIN_FAILED: return "train_failed";
+    default: return "train_ready";
+    }
+}
+
 cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
 {
     cJSON *o = cJSON_CreateObject(), *a;
@@ -1251,7 +1883,22 @@ cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
         break;
     case AD_EV_TRAIN_READY:
     case AD_EV_TRAIN_FAILED:
+    case AD_EV_ADAPT_READY:
         if (!cJSON_AddStringToObject(o, "text", ev->text))
+            goto fail;
+        break;
+    case AD_EV_DQ_RAISED:
+    case AD_EV_DQ_CLEARED:
+        a = ad_dq_event_to_json(&ev->dq, d->key, (const char *const *)d->features);
+        if (a == NULL || merge_into(o, a) != 0)
+            goto fail;
+        break;
+    case AD_EV_ADAPT:
+        a = ad_adapt_event_to_json(&ev->adapt, d->key);
+        if (a == NULL || merge_into(o, a) != 0 ||
+            !cJSON_AddStringToObject(o, "decision", adapt_decision(ev->adapt.type)) ||
+            !num_or_null(o, "threshold", ev->threshold) ||
+            !num_or_null(o, "prev_threshold", ev->prev_threshold))
             goto fail;
         break;
     }

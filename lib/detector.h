@@ -127,6 +127,8 @@
 #include "threshold.h"
 #include "alert.h"
 #include "likelihood.h"
+#include "quality.h"
+#include "adapt.h"
 
 typedef enum {
     AD_PHASE_COLLECTING = 0,
@@ -164,6 +166,18 @@ typedef struct ad_detector_cfg {
                                  * 0 = none; default 50 */
     int calib_warn_every;       /* calibration failure reports at most once
                                  * per this many windows, >= 1; default 100 */
+    int dq_enabled;             /* data-quality monitor (quality.enabled);
+                                 * default 1 */
+    ad_dq_cfg dq;               /* its settings (quality.h) */
+    /* Physical ranges by feature name (quality.ranges): n entries, NaN = no
+     * limit on that side. Borrowed: read by ad_detector_new only (names
+     * that are not features of the stream are ignored). */
+    int dq_n_ranges;
+    const char *const *dq_range_names;
+    const double *dq_range_lo, *dq_range_hi;
+    ad_adapt_cfg adapt;         /* continual learning (adapt.h); enabled
+                                 * default 0; reload_shadow: set_model goes
+                                 * through the shadow evaluation */
 } ad_detector_cfg;
 
 /* What the caller needs to score one window. Plain values. */
@@ -176,6 +190,10 @@ typedef struct ad_window_job {
     const ad_model *model;      /* run this model (borrowed, see THREAD RULES) */
     ad_phase phase;             /* phase when handed out */
     int untrusted;              /* contains an untrusted row (see above) */
+    const ad_model *shadow;     /* continual-learning candidate in shadow
+                                 * (borrowed like model; NULL normally): run
+                                 * it on the same buffer too and pass its
+                                 * score to ad_detector_feed_score2 */
 } ad_window_job;
 
 typedef enum {
@@ -187,8 +205,14 @@ typedef enum {
     AD_EV_TRAIN_FAILED,         /* train_done got no model (message in text) */
     AD_EV_CALIB_FAILED,         /* fit failed (text; n = failures since the
                                  * last report) */
-    AD_EV_ACCEPTED              /* regime accepted: threshold (new),
+    AD_EV_ACCEPTED,             /* regime accepted: threshold (new),
                                  * prev_threshold, n = windows, text */
+    AD_EV_DQ_RAISED,            /* data-quality condition raised (dq) */
+    AD_EV_DQ_CLEARED,           /* ... cleared (dq) */
+    AD_EV_ADAPT_READY,          /* call ad_detector_take_adapt_job() */
+    AD_EV_ADAPT                 /* continual-learning decision or step:
+                                 * promoted / rejected / shadow started /
+                                 * training failed (adapt) */
 } ad_event_type;
 
 typedef struct ad_event {
@@ -200,7 +224,11 @@ typedef struct ad_event {
     double probability;         /* of the window that caused it (NAN: none) */
     double log_likelihood;      /* ln(1 - probability) */
     uint64_t n;
-    ad_alert alert;
+    union {                     /* by type: */
+        ad_alert alert;         /* AD_EV_ALERT_* */
+        ad_dq_event dq;         /* AD_EV_DQ_* */
+        ad_adapt_event adapt;   /* AD_EV_ADAPT */
+    };
     char text[160];
 } ad_event;
 
@@ -227,6 +255,18 @@ typedef struct ad_detector_stats {
     uint64_t calib_excluded;    /* ... of them while calibrating (not used) */
     uint64_t calib_failures;    /* failed fits (reported or not) */
     uint64_t accepted;          /* regimes accepted */
+    uint64_t windows_absurd;    /* values rejected at windowing: scaled
+                                 * magnitude > AD_SCALED_MAX (window.h) */
+    uint64_t window_resets;     /* window ring restarted after a gap row */
+    uint64_t windows_dq;        /* scored windows overlapping a data-quality
+                                 * flag (never teach) */
+    uint64_t dq_raised;         /* data-quality conditions raised */
+    int dq_active;              /* ... open now */
+    uint64_t adapt_promoted;    /* continual-learning candidates promoted */
+    uint64_t adapt_rejected;    /* ... rejected */
+    uint64_t adapt_failed;      /* fine-tune jobs that failed */
+    int adapt_shadow;           /* a candidate is in shadow now */
+    uint64_t adapt_normal;      /* windows in the normal set now */
     int threshold_floored;      /* the floor set the threshold */
     double last_probability;    /* NAN before the first */
     double last_log_likelihood; /* ln(1 - last_probability) */
@@ -294,6 +334,22 @@ int ad_detector_push_sample(ad_detector *d, int64_t ts_ms, int feature, double v
 int ad_detector_push_text(ad_detector *d, int64_t ts_ms, int feature, const char *text);
 int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
                          const unsigned char *present);
+
+/*
+ * Arrival (wall) clock of what is pushed next: the stream's future check
+ * and event-time estimate (stream.h EVENT TIME). Call it once per message
+ * before its pushes. Without it (replay, tests) advance() takes its
+ * argument as data time.
+ */
+void ad_detector_arrival(ad_detector *d, int64_t wall_ms);
+
+/*
+ * Timer tick (every assembly mode; the daemon calls it about once a second
+ * per stream, replay after each input line): moves event time, flushes rows
+ * held for lateness/alignment, and runs the data-quality dropout and
+ * rejected-burst checks at the stream's data-time estimate (last accepted
+ * timestamp + wall time since its arrival; without an arrival clock, now_ms).
+ */
 void ad_detector_advance(ad_detector *d, int64_t now_ms);
 
 /*
@@ -311,6 +367,11 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job);
  */
 int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
                            double score, const float *share);
+
+/* The same with the shadow candidate's score on the same window (job.shadow;
+ * NAN when it was not run). */
+int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
+                            double score, const float *share, double shadow_score);
 
 /* Pop the oldest queued event. Returns 1 when *ev was filled, 0 if none. */
 int ad_detector_poll_event(ad_detector *d, ad_event *ev);
@@ -355,9 +416,30 @@ int ad_detector_train_done(ad_detector *d, ad_model *m, int take,
 
 /* Replace the model outside training (e.g. daemon reload with a new model
  * file): borrowed; window and features must match. Calibration restarts
- * (phase calibrating) unless keep_threshold. */
+ * (phase calibrating) unless keep_threshold. Returns 0.
+ * With adapt.reload_shadow and continual learning enabled, in phase
+ * detecting, the model is NOT swapped: a clone of it enters the shadow
+ * evaluation (AD_EV_ADAPT) and the function returns AD_DETECTOR_SHADOW; the
+ * caller keeps its current model alive and may free m. The swap happens on
+ * promotion (AD_EV_ADAPT, the detector then owns the model). */
+#define AD_DETECTOR_SHADOW 1
 int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
                           char *err, size_t errlen);
+
+/*
+ * Continual learning (adapt.h; see CONTINUAL LEARNING). After
+ * AD_EV_ADAPT_READY: a self-contained job (caller frees it with
+ * ad_adapt_job_free after adapt_done) or NULL (not due, taken, disabled).
+ * Run it with ad_adapt_job_run() on any thread, then on the detector's
+ * thread ad_detector_adapt_done(d, candidate or NULL, why): takes ownership
+ * of m (freed on error too). Returns 0 or AD_EINVAL (no job was out).
+ */
+ad_adapt_job *ad_detector_take_adapt_job(ad_detector *d);
+int ad_detector_adapt_done(ad_detector *d, ad_model *m, const char *why);
+
+/* The stream's monitors (NULL when disabled); borrowed, for stats. */
+const ad_dq *ad_detector_dq(const ad_detector *d);
+const ad_adapt *ad_detector_adapt(const ad_detector *d);
 
 /* Current model (NULL during bootstrap before training) and metric. */
 const ad_model *ad_detector_model(const ad_detector *d);
@@ -387,7 +469,9 @@ void *ad_detector_user(const ad_detector *d);
  * Calibration state as JSON text (malloc'd; NULL on OOM or when not yet
  * calibrated): {"version":1,"stream":..,"model_id":..,"settings_hash":..,
  * "metric":..,"method":..,"threshold":..,"calib_windows":..,
- * "smoothed":..,"alerts":..,"state":{threshold state}}.
+ * "smoothed":..,"alerts":..,"state":{threshold state},
+ * "dq":{ad_dq_save state},"adapt":{ad_adapt_save state}} ("dq"/"adapt" only
+ * when enabled).
  */
 char *ad_detector_save(const ad_detector *d);
 
@@ -395,7 +479,10 @@ char *ad_detector_save(const ad_detector *d);
  * Restore a saved state: the model id and settings hash must equal the
  * current ones (AD_EINVAL with a message naming which differs: the caller
  * then simply recalibrates), malformed text AD_EFORMAT. On success the
- * phase becomes detecting (AD_EV_PHASE queued).
+ * phase becomes detecting (AD_EV_PHASE queued). The "dq" and "adapt"
+ * sub-objects (optional: older state files have none) are restored too,
+ * even when the calibration is refused (they do not depend on the model);
+ * a malformed sub-object is logged and ignored.
  */
 int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errlen);
 
@@ -409,6 +496,13 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
  *   {"event":"calibration_failed","stream":..,"ts":ms,"text":..,"failures":n}
  *   {"event":"regime_accepted","stream":..,"ts":ms,"threshold":new,
  *    "prev_threshold":old,"windows":A,"text":..}
+ *   {"event":"dq_raised"|"dq_cleared","stream":..,"ts":ms,
+ *    ad_dq_event_to_json fields ("kind":"data_quality","id","check",
+ *    "feature",...)}
+ *   {"event":"adapt","stream":..,"ts":ms,"decision":"promoted"|"rejected"|
+ *    "shadow"|"train_failed", ad_adapt_event_to_json fields ("attempt",
+ *    "origin","model_id","reason","figures":{..})}
+ *   {"event":"adapt_ready","stream":..,"ts":ms,"text":..}
  * Alert events also carry the window's "probability" and "log_likelihood"
  * (null when unknown). */
 cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev);

@@ -54,11 +54,20 @@ n=$(wc -l < "$D/out1.csv")
 if [ "$n" -eq 1201 ]; then it_ok "one output line per input row (1200 + header)"
 else it_fail "one output line per input row" "got $n lines"; fi
 
-if head -1 "$D/out1.csv" | grep -q '^row,ts_ms,score,smoothed,threshold,exceeded,anomaly,alert_id,phase$'; then
+if head -1 "$D/out1.csv" | grep -q '^row,ts_ms,score,smoothed,threshold,exceeded,anomaly,alert_id,phase,probability,log_likelihood,dq$'; then
     it_ok "output header"
 else
     it_fail "output header" "$(head -1 "$D/out1.csv")"
 fi
+
+# Every scored row has a probability in [0,1] and ln(1-p) <= 0; rows
+# without a window have neither; dq is 0 or 1.
+bad=$(awk -F, 'NR>1 { if ($3 != "" && !($10 >= 0 && $10 <= 1 && $11 <= 0)) print NR;
+                      if ($3 == "" && ($10 != "" || $11 != "")) print NR;
+                      if ($12 != 0 && $12 != 1) print NR }' "$D/out1.csv" | head -3)
+np=$(awk -F, 'NR>1 && $10 != ""' "$D/out1.csv" | wc -l)
+if [ -z "$bad" ] && [ "$np" -gt 0 ]; then it_ok "probability, log_likelihood and dq columns ($np rows with p)"
+else it_fail "probability/dq columns" "bad rows: $bad, rows with p: $np"; fi
 
 # Phases: calibrating on the first 400 rows, detecting afterwards.
 p399=$(sed -n '400p' "$D/out1.csv" | awk -F, '{print $9}')

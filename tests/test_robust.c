@@ -118,6 +118,7 @@ static void test_constant_stream(void)
     ad_detector_cfg_default(&c);
     c.alert.k = 1;          /* the first exceeding window raises */
     c.alert.n = 1;
+    c.dq_enabled = 0;    /* estimators in isolation */
     c.calib_windows = 20;
     c.thr.floor = 0;
     ad_log_set(count_log, NULL);
@@ -185,6 +186,7 @@ static double calib_thr(ad_thr_estimator est, double v, double extreme, uint64_t
     int i;
 
     ad_detector_cfg_default(&c);
+    c.dq_enabled = 0;    /* estimators in isolation */
     c.calib_windows = 100;
     c.thr.q = 0.99;
     c.thr.margin = 1.5;

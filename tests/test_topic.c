@@ -1,4 +1,5 @@
 /* test_topic.c - MQTT filter matching (spec examples) and topic levels. */
+#include <string.h>
 #include "t.h"
 #include "ad.h"
 #include "topic.h"
@@ -62,10 +63,39 @@ static void test_levels(void)
             "overflow detected");
 }
 
+static void test_share(void)
+{
+    char err[128], w[512];
+    char *one[] = { "$share/ad/sensors/+/pump" };
+    char *feat[] = { "$share/ad/plant/+/+" };
+    char *two[] = { "$share/ad/a/+/x", "b/+/x" };
+    char *hash[] = { "$share/ad/a/#" };
+    char *plain[] = { "sensors/+/+" };
+    int lv1[] = { 1 }, lvneg[] = { -2 };
+    T_CHECK(ad_topic_match("$share/ad/sensors/+/pump", "sensors/p1/pump") == 1, "share stripped");
+    T_CHECK(ad_topic_match("$share/ad/sensors/+/pump", "sensors/p1/fan") == 0, "share: no match");
+    T_CHECK(ad_topic_match("$share/ad/#", "$SYS/x") == 0, "share: # and $ topics");
+    T_CHECK(strcmp(ad_topic_share_strip("$share/g/a/b"), "a/b") == 0, "strip");
+    T_CHECK(strcmp(ad_topic_share_strip("a/b"), "a/b") == 0, "strip: not shared");
+    T_CHECK(ad_topic_filter_check("$share/g/a/+", err, sizeof err) == 0, "valid share");
+    T_CHECK(ad_topic_filter_check("$share//a", err, sizeof err) < 0, "empty group");
+    T_CHECK(ad_topic_filter_check("$share/g", err, sizeof err) < 0, "no filter");
+    T_CHECK(ad_topic_filter_check("$share/g+/a", err, sizeof err) < 0, "wildcard group");
+    T_CHECK(ad_topic_filter_check("$share/g/a/b+", err, sizeof err) < 0, "bad inner filter");
+    T_CHECK(ad_topic_share_warning(one, 1, lv1, 1, w, sizeof w) == 0, "one topic per stream");
+    T_CHECK(ad_topic_share_warning(feat, 1, lv1, 1, w, sizeof w) == 1 &&
+            strstr(w, "level 2") != NULL, "feature level outside the key: %s", w);
+    T_CHECK(ad_topic_share_warning(feat, 1, lvneg, 1, w, sizeof w) == 1, "-2 is level 1 only");
+    T_CHECK(ad_topic_share_warning(two, 2, lv1, 1, w, sizeof w) == 1, "two filters");
+    T_CHECK(ad_topic_share_warning(hash, 1, lv1, 1, w, sizeof w) == 1, "#");
+    T_CHECK(ad_topic_share_warning(plain, 1, lv1, 1, w, sizeof w) == 0, "not shared");
+}
+
 int main(void)
 {
     T_RUN(test_match);
     T_RUN(test_check);
     T_RUN(test_levels);
+    T_RUN(test_share);
     return t_done();
 }
