@@ -27,6 +27,8 @@ base setting; the base is --base JSON or the committed detector block):
   clear    smoothing and clear: smooth_alpha x m x clear_ratio
   fine     +-1 step around the base on accept_after, accept_spread, k,
            clear_ratio
+  quality  the learned-range check: range_k x learn_samples (flagged
+           windows are not scored, so a range flag can hide a fault)
   adapt    continual learning: enabled x every_windows x normal_windows x
            shadow_windows x min_gain (needs the adapt.* keys)
 
@@ -77,9 +79,11 @@ STAGES = {
     "clear": [("score.smooth_alpha", (1, 0.5, 0.3, 0.15), True),
               ("alert.m", (10, 20, 40), True),
               ("alert.clear_ratio", (0.8, 0.9, 1.0), True)],
-    "adapt": [("adapt.enabled", (False, True), False),
-              ("adapt.every_windows", (100, 200), True),
-              ("adapt.normal_windows", (100, 300), True),
+    "quality": [("quality.range_k", (0, 10, 20, 40), True),
+                ("quality.learn_samples", (100, 400), True)],
+    "adapt": [("adapt.enabled", (True,), False),
+              ("adapt.every_windows", (150, 300), True),
+              ("adapt.normal_windows", (200,), True),
               ("adapt.shadow_windows", (50, 100), True),
               ("adapt.min_gain", (0, 0.05), True)],
 }
