@@ -8,13 +8,21 @@ binary's own `train` and `replay`.
     held-out = valve2 + other (18 files, the headline), tuning = valve1
     (16 files; settings are chosen there only, bench/skab_tune.sh), and all
     34 for comparison with the published leaderboard. Settings: the "skab"
-    block of bench/eval_settings.json, the same for every file.
+    block of bench/eval_settings.json, the same for every file: its
+    "detector" object is written as a daemon config and the replay is
+    `anomalyd replay -c CONFIG -m MODEL` (the daemon's own pipeline).
 (b) Scenario suite (tools/scenarios.py): week-long simulated pump streams
     with labelled events, replayed (1) with the pretrained model (the
     "scenarios.model" of the settings, the bundled pump model) and (2) in
     bootstrap mode (no model file: the stream trains its own model first),
     scored event by event (bench/eval_score.py).
-(c) OUT (default build/eval): summary.md, summary.json, index.html, one
+    The scenario detection settings are the "detector" object of the
+    "scenarios" block, also run through `replay -c`.
+(c) Logs: a run that includes the held-out folders appends one line to
+    bench/tuning_log.tsv (note "HELD-OUT run": valve1 figures in the
+    columns, held-out figures in the note); every scenario run appends one
+    line per mode to bench/scenario_log.tsv. EVAL_LOG=0: no log lines.
+(d) OUT (default build/eval): summary.md, summary.json, index.html, one
     HTML picture page per SKAB file and per scenario and mode
     (tools/plot.py), and the raw replay outputs.
 
@@ -23,6 +31,8 @@ binary's own `train` and `replay`.
   EVAL_SCENARIOS="a,b"              scenarios to run ("none": skip them)
   EVAL_MODES="pretrained,bootstrap" scenario modes
   EVAL_PLOTS=0                      no picture pages
+  EVAL_LOG=0                        do not append to the logs
+  --scenario-detector JSON          try a candidate scenario detector (logged)
 """
 import argparse
 import datetime as dt
@@ -47,6 +57,14 @@ PUBLISHED = [("Conv-AE", 0.78, 13.55, 28.02), ("MSET", 0.78, 39.73, 14.13),
 SPLITS = [("held-out (valve2 + other)", ("valve2", "other")),
           ("tuning (valve1)", ("valve1",)),
           ("all 34 files", ("valve1", "valve2", "other"))]
+
+
+def write_config(det, model, path, name):
+    """A daemon config holding one detector: det plus name/model/topics."""
+    cfg = {"detectors": [dict(det, name=name, model=model, topics=[name])]}
+    with open(path, "w") as fh:
+        json.dump(cfg, fh, indent=1)
+    return path
 
 
 def run(cmd, log):
@@ -85,6 +103,7 @@ def skab_part(a, st, out, sets, plots):
         sys.exit("eval.py: no SKAB files under %s for %s" % (a.skab, " ".join(sets)))
     res = []
     t0 = time.time()
+    cfg = os.path.join(d, "detector.json")
     for k, (folder, path) in enumerate(files):
         name = "%s_%s" % (folder, os.path.basename(path)[:-4])
         base = os.path.join(d, name)
@@ -92,7 +111,8 @@ def skab_part(a, st, out, sets, plots):
         run([a.bin, "train", "-i", path, "-o", base + ".safetensors", "--rows", str(s["train_rows"]),
              "--features", s["features"], "-q"] + shlex.split(s["train_args"]), base + ".train.log")
         t2 = time.time()
-        run([a.bin, "replay", "-m", base + ".safetensors", "-i", path,
+        write_config(s["detector"], base + ".safetensors", cfg, "skab")
+        run([a.bin, "replay", "-c", cfg, "-m", base + ".safetensors", "-i", path,
              "--calibrate-rows", str(s["train_rows"]), "--exclude-calibration",
              "--label", "anomaly", "--stream", name] + shlex.split(s["replay_args"]) +
             ["-o", base + ".out.csv", "-e", base + ".events.jsonl", "--summary", base + ".summary.json"],
@@ -113,7 +133,7 @@ def skab_part(a, st, out, sets, plots):
                      "Settings: <code>%s</code> / <code>%s</code></p>" % (
                          html.escape(r["file"]), fmt(f1, 3), fmt(far, 1), fmt(mar, 1),
                          s["train_rows"], "/".join(map(str, c)), html.escape(s["train_args"]),
-                         html.escape(s["replay_args"])))
+                         html.escape(json.dumps(s["detector"]) + " " + s["replay_args"])))
             plot([base + ".out.csv", "--input", path, "--events", base + ".events.jsonl",
                   "--title", "SKAB " + r["file"], "--html-extra", extra, "-o", base + ".html"])
             r["page"] = "skab/%s.html" % name
@@ -137,11 +157,12 @@ def scenario_part(a, st, out, names, modes, plots):
     sides = {n: scenarios.generate(n, data) for n in names}
     model = s["model"] if os.path.isabs(s["model"]) else os.path.join(ROOT, s["model"])
     per = {m: [] for m in modes}
+    cfg = write_config(s["detector"], model, os.path.join(d, "detector.json"), "scenario")
     for n in names:
         for m in modes:
             base = os.path.join(d, "%s.%s" % (n, m))
             src = ["-m", model] if m == "pretrained" else shlex.split(s["bootstrap_args"])
-            run([a.bin, "replay", "-i", os.path.join(data, n + ".csv"), "--stream", n,
+            run([a.bin, "replay", "-c", cfg, "-i", os.path.join(data, n + ".csv"), "--stream", n,
                  "--label", "anomaly"] + src + shlex.split(s["replay_args"]) +
                 ["-o", base + ".out.csv", "-e", base + ".events.jsonl",
                  "--summary", base + ".summary.json"], base + ".replay.log")
@@ -175,6 +196,54 @@ def scenario_part(a, st, out, names, modes, plots):
     return {"streams": per, "aggregate": agg, "seconds": round(time.time() - t0, 1)}
 
 
+SCEN_HEADER = ("date\tcommit\tsettings\tmode\tfaults_alerted\tfalse_alerts\tfalse_per_week\t"
+               "absorbed\taccepted_clears\tdq_flagged\tnote\n")
+
+
+def append(path, header, line):
+    new = not os.path.exists(path)
+    with open(path, "a") as fh:
+        if new:
+            fh.write(header)
+        fh.write(line)
+
+
+def log_runs(summary, sets, note):
+    """The run in the logs: held-out in tuning_log.tsv, scenarios in
+    scenario_log.tsv (one line per mode)."""
+    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    st = summary["settings"]
+    sk = summary.get("skab")
+    if sk and {"valve2", "other"} <= set(sets):
+        sp = {x["split"].split()[0]: x for x in sk["splits"]}
+        v1, ho = sp.get("tuning"), sp["held-out"]
+        s = st["skab"]
+        append(os.path.join(HERE, "tuning_log.tsv"),
+               "date\tcommit\tsettings\tvalve1_f1\tvalve1_far\tvalve1_mar\tnote\n",
+               "%s\t%s\t%s\t%s\t%s\t%s\tHELD-OUT run (make eval): valve2+other F1 %.4f FAR %.2f "
+               "MAR %.2f%s\n" % (
+                   date, summary["commit"],
+                   json.dumps({"train": s["train_args"] + " --features " + s["features"],
+                               "detector": s["detector"], "replay": s["replay_args"]}, sort_keys=True),
+                   fmt(v1 and v1["f1"], 4), fmt(v1 and v1["far"]), fmt(v1 and v1["mar"]),
+                   ho["f1"], ho["far"], ho["mar"], "; " + note if note else ""))
+    sc = summary.get("scenarios")
+    if sc:
+        s = st["scenarios"]
+        for m, g in sc["aggregate"].items():
+            append(os.path.join(HERE, "scenario_log.tsv"), SCEN_HEADER,
+                   "%s\t%s\t%s\t%s\t%d/%d\t%d\t%s\t%d/%d\t%s\t%s\t%s\n" % (
+                       date, summary["commit"],
+                       json.dumps({"detector": s["detector"], "replay": s["replay_args"],
+                                   "bootstrap": s["bootstrap_args"] if m == "bootstrap" else None},
+                                  sort_keys=True),
+                       m, g["fault_detected"], g["fault_events"], g["false_alerts"],
+                       fmt(g["false_per_week"]), g["absorbed"], g["absorb_events"],
+                       frac(g["accepted_clears"], g["absorb_events"]),
+                       frac(g["dq_flagged"], g["dq_events"]),
+                       "%d streams %s" % (g["streams"], note)))
+
+
 def fmt(x, nd=2, pct=False):
     if x is None:
         return "n/a"
@@ -206,7 +275,8 @@ def markdown(summary):
         for name, f1, far, mar in PUBLISHED:
             L.append("| %s (published, all 34) | 34 | %.2f | %.1f | %.1f |" % (name, f1, far, mar))
         L += ["", "train: `%s` on `%s`  " % (s["train_args"], s["features"]),
-              "replay: `%s`" % s["replay_args"], "",
+              "detector: `%s` (replay `%s`)" % (json.dumps(s["detector"], sort_keys=True),
+                                                s["replay_args"]), "",
               "| file | F1 | FAR % | MAR % | alerts |", "|---|---|---|---|---|"]
         for r in sk["files"]:
             L.append("| %s | %s | %s | %s | %s |" % (r["file"], fmt(r["f1"]), fmt(r["far"], 1),
@@ -279,6 +349,9 @@ def main():
     ap.add_argument("--build", default=os.environ.get("AD_BUILD", "build"))
     ap.add_argument("--out", default=None, help="output folder (default BUILD/eval)")
     ap.add_argument("--settings", default=os.path.join(HERE, "eval_settings.json"))
+    ap.add_argument("--note", default="", help="a note for the log lines of this run")
+    ap.add_argument("--scenario-detector", help="candidate scenario detector object (JSON text or "
+                    "file) instead of the settings' (choosing settings on the scenario suite; logged)")
     ap.add_argument("--skab", default=os.environ.get("SKAB", os.path.join(ROOT, "..", "..", "shared", "data", "skab")))
     a = ap.parse_args()
     if not os.path.isdir(a.skab):
@@ -289,6 +362,9 @@ def main():
         sys.exit("eval.py: %s not built (run make)" % a.bin)
     with open(a.settings) as fh:
         st = json.load(fh)
+    if a.scenario_detector:
+        sd = a.scenario_detector
+        st["scenarios"]["detector"] = json.loads(open(sd).read() if os.path.exists(sd) else sd)
     os.makedirs(out, exist_ok=True)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     sets = os.environ.get("EVAL_SETS", "valve1 valve2 other").replace(",", " ").split()
@@ -327,6 +403,8 @@ def main():
         fh.write(md)
     with open(os.path.join(out, "index.html"), "w") as fh:
         fh.write(index_html(summary, md))
+    if os.environ.get("EVAL_LOG", "1") != "0":
+        log_runs(summary, sets if sets != ["none"] else [], a.note)
     print()
     print(md)
     print("wrote %s/{summary.md,summary.json,index.html}" % out)

@@ -1,55 +1,98 @@
 #!/usr/bin/python3
-"""skab_search.py - the replay-settings search on the SKAB tuning split
+"""skab_search.py - the detection-settings search on the SKAB tuning split
 (valve1, 16 files) ONLY, with every setting tried appended to the tuning
 log. Run it through bench/skab_tune.sh, which trains the valve1 models.
 
-The models trained on each valve1 file (WORK/valve1_N.safetensors) are
-scored once per file with `anomalyd score`, and the replay pipeline (EWMA
-smoothing, calibration on the windows ending in rows < 400, sigma /
-quantile threshold, k-of-n raise, m-below clear with a clear ratio, row
-label 'alert' or 'window', point metrics over rows >= 400) is re-computed
-in numpy for every candidate. The winner is then run through the real
-`anomalyd replay` on the same files, and that result is logged too (a
-mismatch is reported).
+A setting is a detector config object (the "detector" block of
+bench/eval_settings.json with some keys changed: score, calibration,
+alert, adapt...). For every setting the script writes a daemon config
+with that detector and runs the real pipeline on each valve1 file:
+
+  anomalyd replay -c SETTING.json -m WORK/valve1_N.safetensors -i N.csv
+      --calibrate-rows 400 --exclude-calibration --label anomaly
+
+(the windows ending in the 400 training rows calibrate; point metrics over
+rows >= 400, pooled over the 16 files), two replays at a time.
 
 The held-out folders are out of reach by construction: the script takes
 the valve1 directory itself (--valve1, whose last path component must be
 "valve1"), lists only that directory, and refuses model names of other
 folders. There is no option to score anything else.
 
-Selection rule (declared before the search): the highest pooled valve1 F1
-among the settings with valve1 FAR below --far-max (15).
+Stages (--stage, each a list of axes searched as a full product around a
+base setting; the base is --base JSON or the committed detector block):
+
+  accept   regime acceptance: accept_after x accept_spread x estimator x k
+  prob     alert on probability: level x average x history (+ score runs)
+  clear    smoothing and clear: smooth_alpha x m x clear_ratio
+  fine     +-1 step around the base on accept_after, accept_spread, k,
+           clear_ratio
+  quality  the learned-range check: range_k x learn_samples (flagged
+           windows are not scored, so a range flag can hide a fault)
+  adapt    continual learning: enabled x every_windows x normal_windows x
+           shadow_windows x min_gain (needs the adapt.* keys)
+
+Selection rules (declared before the search). Coarse stages (accept,
+prob, clear, adapt; steps too wide to be "one step" of a tolerance) only
+locate the region: plain rule, the highest valve1 F1 with valve1 FAR <=
+--far-max (15). The fine stage decides: robust rule. For each setting, its neighbourhood is itself and every setting
+of the stage one step away on one ordered axis (categorical axes such as
+the estimator or alert.on are not steps). A setting qualifies when every
+member of its neighbourhood has valve1 FAR <= --far-max (15); among those
+the winner has the highest neighbourhood-minimum F1 (ties: own F1). So a
+sharp optimum with a bad neighbour loses to a flat plateau.
 
 Log (--log, default bench/tuning_log.tsv; tab-separated, appended, never
 rewritten): date, commit, settings, valve1_f1, valve1_far, valve1_mar,
-note. settings = "train: ARGS | replay: ARGS", the replay arguments as
-`anomalyd replay` takes them.
+note. settings = {"train": TRAIN ARGS, "detector": {...}} as JSON (older
+rows: "train: ARGS | replay: ARGS").
 
-  skab_search.py WORK --valve1 SKAB/valve1 [--grid small|full] [--far-max 15]
+  skab_search.py WORK --valve1 SKAB/valve1 --stage accept [--base JSON]
 """
 import argparse
-import csv
+import concurrent.futures as cf
+import copy
 import datetime as dt
 import glob
+import itertools
+import json
 import os
-import shlex
+import re
 import subprocess
 import sys
+import tempfile
 
-import numpy as np
-
-ALERTS = {"3/5/5": (3, 5, 5, "alert"), "1/1/20": (1, 1, 20, "alert"),
-          "3/5/20": (3, 5, 20, "alert"), "3/5/10": (3, 5, 10, "alert"),
-          "window": (1, 1, 1, "window")}
-GRIDS = {
-    "small": {"smooth": (1.0, 0.3), "alerts": ("3/5/10", "3/5/20"), "clear": (1.0, 0.9, 0.8),
-              "sigma": np.round(np.arange(2.0, 4.01, 0.25), 2),
-              "quantile": np.round(np.arange(1.0, 2.01, 0.1), 2)},
-    "full": {"smooth": (1.0, 0.3), "alerts": tuple(ALERTS), "clear": (1.0, 0.9, 0.8),
-             "sigma": np.round(np.arange(1, 16.01, 0.25), 2),
-             "quantile": np.round(np.arange(0.8, 3.01, 0.05), 2)},
-}
+HERE = os.path.dirname(os.path.abspath(__file__))
 LOG_HEADER = "date\tcommit\tsettings\tvalve1_f1\tvalve1_far\tvalve1_mar\tnote\n"
+
+# axis: (dotted key, values in order, ordered?)  Values of an ordered axis
+# are one "step" apart from their neighbours in the list.
+STAGES = {
+    "accept": [("alert.accept_after", (0, 30, 60, 120, 240, 480), True),
+               ("alert.accept_spread", (1.5, 3, 6), True),
+               ("calibration.estimator", ("quantile", "mad"), False),
+               ("calibration.k", (2.25, 2.75, 3.5), True)],
+    "prob": [("alert.on", ("probability",), False),
+             ("alert.probability_level", (0.99, 0.999, 0.9999), True),
+             ("alert.probability_average", (5, 10, 30), True),
+             ("alert.probability_history", (200, 500), True)],
+    "clear": [("score.smooth_alpha", (1, 0.5, 0.3, 0.15), True),
+              ("alert.m", (10, 20, 40), True),
+              ("alert.clear_ratio", (0.8, 0.9, 1.0), True)],
+    "quality": [("quality.range_k", (0, 10, 20, 40), True),
+                ("quality.learn_samples", (100, 400), True)],
+    "adapt": [("adapt.enabled", (True,), False),
+              ("adapt.every_windows", (150, 300), True),
+              ("adapt.normal_windows", (200,), True),
+              ("adapt.shadow_windows", (50, 100), True),
+              ("adapt.min_gain", (0, 0.05), True)],
+}
+# fine: +-1 step around the base value on these axes (step = list spacing)
+FINE = [("alert.accept_after", lambda v: sorted({max(0, round(v / 1.5)), v, round(v * 1.5)})),
+        ("alert.accept_spread", lambda v: [round(v / 1.5, 3), v, round(v * 1.5, 3)]),
+        ("calibration.k", lambda v: [round(v - 0.25, 2), v, round(v + 0.25, 2)]),
+        ("alert.clear_ratio", lambda v: [x for x in (round(v - 0.05, 2), v, round(v + 0.05, 2))
+                                         if x <= 1])]
 
 
 def valve1_files(d):
@@ -63,48 +106,41 @@ def valve1_files(d):
     return [(p, "valve1_%s" % os.path.basename(p)[:-4]) for p in fs]
 
 
-def labels(path):
-    with open(path) as fh:
-        return np.array([float(r["anomaly"]) >= 0.5 for r in csv.DictReader(fh, delimiter=";")])
+def get(det, key):
+    d = det
+    for k in key.split("."):
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
 
 
-def scores(binary, model, path):
-    """(end rows, MAE per window) from `anomalyd score`."""
-    txt = subprocess.run([binary, "score", "-m", model, "-i", path, "--metric", "mae"],
-                         check=True, capture_output=True, text=True).stdout
-    a = np.array([[float(x) for x in line.split()[:2]] for line in txt.splitlines()])
-    return a[:, 0].astype(int), a[:, 1]
+def put(det, key, v):
+    ks = key.split(".")
+    d = det
+    for k in ks[:-1]:
+        d = d.setdefault(k, {})
+    d[ks[-1]] = v
 
 
-def ewma(x, a):
-    s = np.empty_like(x)
-    prev = None
-    for i, v in enumerate(x):
-        prev = v if prev is None or a >= 1 else a * v + (1 - a) * prev
-        s[i] = prev
-    return s
+def config_file(det, model, tmpdir, tag):
+    """A daemon config holding one detector: det plus name/model/topics."""
+    cfg = {"detectors": [dict(copy.deepcopy(det), name="skab", model=model, topics=["skab"])]}
+    path = os.path.join(tmpdir, "setting_%s.json" % tag)
+    with open(path, "w") as fh:
+        json.dump(cfg, fh)
+    return path
 
 
-def counts(rows, s, lab, ncal, thr, alert, clear_ratio):
-    """TP, FP, FN, TN over rows >= ncal, as anomalyd replay counts them."""
-    k, n, m, row_label = alert
-    pred = np.zeros(len(lab), bool)
-    hist, active, below = [], False, 0
-    for r, x in zip(rows, s):
-        if r < ncal:
-            continue
-        ex = x > thr
-        hist = (hist + [ex])[-n:]
-        if active:
-            below = below + 1 if x < thr * clear_ratio else 0
-            if below >= m:
-                active, below = False, 0
-        elif ex and sum(hist) >= k:
-            active, below = True, 0
-        pred[r] = active if row_label == "alert" else ex
-    t = np.arange(len(lab)) >= ncal
-    p, lb = pred[t], lab[t]
-    return np.array([np.sum(p & lb), np.sum(p & ~lb), np.sum(~p & lb), np.sum(~p & ~lb)])
+def replay(binary, cfg, model, csv, ncal):
+    p = subprocess.run([binary, "replay", "-c", cfg, "-m", model, "-i", csv,
+                        "--calibrate-rows", str(ncal), "--exclude-calibration",
+                        "--label", "anomaly", "-o", "/dev/null"],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("replay failed on %s: %s" % (csv, p.stderr.strip()[-400:]))
+    line = [x for x in p.stderr.splitlines() if x.startswith("metrics:")][0]
+    return [int(re.search(k + r"=(\d+)", line).group(1)) for k in ("TP", "FP", "FN", "TN")]
 
 
 def metrics(c):
@@ -112,18 +148,45 @@ def metrics(c):
     return tp / (tp + (fp + fn) / 2), 100 * fp / (fp + tn), 100 * fn / (fn + tp)
 
 
-def replay_args(sm, an, cr, method, x):
-    k, n, m, rl = ALERTS[an]
-    thr = ("--method sigma --k-sigma %g" % x if method == "sigma"
-           else "--method quantile --q 0.99 --margin %g" % x)
-    return ("--metric mae --smooth %g %s --row-label %s --alert-k %d --alert-n %d --alert-m %d "
-            "--clear-ratio %g" % (sm, thr, rl, k, n, m, cr))
-
-
 def commit():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(HERE)
     return subprocess.run(["git", "-C", root, "describe", "--always", "--dirty"],
                           capture_output=True, text=True).stdout.strip() or "unknown"
+
+
+def stage_axes(stage, base):
+    if stage != "fine":
+        return STAGES[stage]
+    axes = []
+    for key, f in FINE:
+        v = get(base, key)
+        if v is not None and v != 0:
+            axes.append((key, tuple(f(v)), True))
+    return axes
+
+
+def robust_winner(results, axes, far_max, robust=True):
+    """results: {values tuple: (f1, far, mar)}; the declared rules."""
+    best = None
+    if not robust:
+        axes = [(k, v, False) for k, v, _ in axes]
+    for vals, f in results.items():
+        nb = [f]
+        for i, (_, values, ordered) in enumerate(axes):
+            if not ordered:
+                continue
+            j = values.index(vals[i])
+            for jj in (j - 1, j + 1):
+                if 0 <= jj < len(values):
+                    other = vals[:i] + (values[jj],) + vals[i + 1:]
+                    if other in results:
+                        nb.append(results[other])
+        if max(x[1] for x in nb) > far_max:
+            continue
+        key = (min(x[0] for x in nb), f[0])
+        if best is None or key > best[0]:
+            best = (key, vals, len(nb))
+    return best
 
 
 def main():
@@ -131,72 +194,82 @@ def main():
     ap.add_argument("work", help="directory with the valve1 models of bench/skab_tune.sh")
     ap.add_argument("--valve1", required=True, help="the SKAB valve1 folder")
     ap.add_argument("--bin", default=os.environ.get("AD_BIN", "build/anomalyd"))
+    ap.add_argument("--stage", choices=tuple(STAGES) + ("fine", "base"), default="accept")
+    ap.add_argument("--base", help="detector block JSON (default: bench/eval_settings.json skab.detector)")
     ap.add_argument("--far-max", type=float, default=15)
     ap.add_argument("--ncal", type=int, default=400)
-    ap.add_argument("--grid", choices=tuple(GRIDS), default="small")
+    ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--train-args", default="", help="how the models were trained (logged)")
-    ap.add_argument("--log", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                  "tuning_log.tsv"))
+    ap.add_argument("--winner-out", help="write the winner's detector block here (JSON)")
+    ap.add_argument("--log", default=os.path.join(HERE, "tuning_log.tsv"))
     a = ap.parse_args()
     fl = valve1_files(a.valve1)
-    g = GRIDS[a.grid]
+    for _, name in fl:
+        if not os.path.exists(os.path.join(a.work, name + ".safetensors")):
+            sys.exit("skab_search.py: no model %s in %s (run bench/skab_tune.sh)" % (name, a.work))
+    if a.base:
+        base = json.loads(open(a.base).read() if os.path.exists(a.base) else a.base)
+    else:
+        with open(os.path.join(HERE, "eval_settings.json")) as fh:
+            base = json.load(fh)["skab"]["detector"]
+    axes = [] if a.stage == "base" else stage_axes(a.stage, base)
+    grid = list(itertools.product(*[v for _, v, _ in axes]))
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
     rev = commit()
     new = not os.path.exists(a.log)
     log = open(a.log, "a")
     if new:
         log.write(LOG_HEADER)
-
-    def write(settings, f, note=""):
-        log.write("%s\t%s\ttrain: %s | replay: %s\t%.4f\t%.2f\t%.2f\t%s\n"
-                  % (date, rev, a.train_args, settings, f[0], f[1], f[2], note))
-
-    data = []
-    for p, name in fl:
-        rows, sc = scores(a.bin, os.path.join(a.work, name + ".safetensors"), p)
-        data.append((p, name, rows, sc, labels(p)))
-    best = None
-    tried = 0
-    for sm in g["smooth"]:
-        sm_data = [(rows, ewma(sc, sm), lab) for _, _, rows, sc, lab in data]
-        for an in g["alerts"]:
-            for cr in (g["clear"] if ALERTS[an][3] == "alert" else (1.0,)):
-                for method in ("sigma", "quantile"):
-                    for x in g[method]:
-                        tot = np.zeros(4, int)
-                        for rows, ss, lab in sm_data:
-                            cal = ss[rows < a.ncal]
-                            thr = (cal.mean() + x * cal.std() if method == "sigma"
-                                   else x * np.quantile(cal, 0.99))
-                            tot += counts(rows, ss, lab, a.ncal, thr, ALERTS[an], cr)
-                        f = metrics(tot)
-                        ra = replay_args(sm, an, cr, method, x)
-                        write(ra, f)
-                        tried += 1
-                        if f[1] < a.far_max and (best is None or f[0] > best[0][0]):
-                            best = (f, ra)
-    log.flush()
-    print("tried %d settings on valve1 (%d files), logged to %s" % (tried, len(fl), a.log))
-    if best is None:
-        print("no setting with valve1 FAR < %g" % a.far_max)
-        return 1
-    print("winner (max valve1 F1 with FAR < %g): F1 %.4f FAR %.2f MAR %.2f\n  replay %s"
-          % (a.far_max, *best[0], best[1]))
-    # the winner through the real replay, on valve1 only
-    tot = np.zeros(4, int)
-    for p, name, *_ in data:
-        out = subprocess.run([a.bin, "replay", "-m", os.path.join(a.work, name + ".safetensors"),
-                              "-i", p, "--calibrate-rows", str(a.ncal), "--exclude-calibration",
-                              "--label", "anomaly", "-o", "/dev/null"] + shlex.split(best[1]),
-                             capture_output=True, text=True, check=True).stderr
-        line = [x for x in out.splitlines() if x.startswith("metrics:")][0]
-        tot += np.array([int(line.split(k + "=")[1].split()[0]) for k in ("TP", "FP", "FN", "TN")])
-    f = metrics(tot)
-    same = np.allclose(f, best[0], atol=1e-9)
-    write(best[1], f, "winner, anomalyd replay" + ("" if same else " (differs from the numpy replica)"))
+    results, seen = {}, {}
+    tmp = tempfile.mkdtemp(prefix="skab_search.")
+    pool = cf.ThreadPoolExecutor(a.jobs)
+    for n, vals in enumerate(grid):
+        det = copy.deepcopy(base)
+        for (key, _, _), v in zip(axes, vals):
+            put(det, key, v)
+        if not get(det, "alert.accept_after"):  # spread has no effect without acceptance
+            det.get("alert", {}).pop("accept_spread", None)
+        sig = json.dumps(det, sort_keys=True)
+        if sig in seen:
+            results[vals] = seen[sig]
+            continue
+        cfgs = [(config_file(det, os.path.join(a.work, name + ".safetensors"), tmp, "%d_%s" % (n, name)),
+                 os.path.join(a.work, name + ".safetensors"), p) for p, name in fl]
+        try:
+            cs = list(pool.map(lambda x: replay(a.bin, x[0], x[1], x[2], a.ncal), cfgs))
+        except RuntimeError as e:
+            sys.exit("skab_search.py: %s\n  setting %s" % (e, sig))
+        tot = [sum(c[i] for c in cs) for i in range(4)]
+        f = metrics(tot)
+        seen[sig] = results[vals] = f
+        log.write("%s\t%s\t%s\t%.4f\t%.2f\t%.2f\t%s\n" % (
+            date, rev, json.dumps({"train": a.train_args, "detector": det}, sort_keys=True),
+            f[0], f[1], f[2], "stage %s" % a.stage))
+        log.flush()
+        print("%3d/%d F1 %.4f FAR %5.2f MAR %5.2f  %s" % (
+            n + 1, len(grid), *f, " ".join("%s=%s" % (k.split(".")[-1], v)
+                                           for (k, _, _), v in zip(axes, vals))), flush=True)
+    pool.shutdown()
     log.close()
-    print("anomalyd replay on valve1: F1 %.4f FAR %.2f MAR %.2f%s"
-          % (*f, "" if same else "  (differs from the numpy replica!)"))
+    print("tried %d settings (%d distinct) on valve1 (%d files), logged to %s"
+          % (len(grid), len(seen), len(fl), a.log))
+    if a.stage == "base":
+        return 0
+    robust = a.stage == "fine"
+    w = robust_winner(results, axes, a.far_max, robust)
+    if w is None:
+        print("no setting whose neighbourhood keeps valve1 FAR <= %g" % a.far_max)
+        return 1
+    det = copy.deepcopy(base)
+    for (key, _, _), v in zip(axes, w[1]):
+        put(det, key, v)
+    f = results[w[1]]
+    print("winner (%s, FAR <= %g): own F1 %.4f FAR %.2f MAR %.2f, neighbourhood (%d) min F1 "
+          "%.4f\n  %s" % ("robust: max neighbourhood-min F1" if robust else "plain: max F1", a.far_max,
+                           *f, w[2], w[0][0], json.dumps(det, sort_keys=True)))
+    if a.winner_out:
+        with open(a.winner_out, "w") as fh:
+            json.dump(det, fh, indent=1, sort_keys=True)
     return 0
 
 

@@ -41,5 +41,5 @@ for f in "$V1"/*.csv; do
     "$BIN" train -i "$f" -o "$m" --rows "$ROWS" ${FEATURES:+--features "$FEATURES"} $TRAIN_ARGS -q \
         || { echo "skab_tune.sh: training failed on $f" >&2; exit 1; }
 done
-"$PYTHON" "$HERE/skab_search.py" "$WORK" --valve1 "$V1" --bin "$BIN" \
+nice "$PYTHON" "$HERE/skab_search.py" "$WORK" --valve1 "$V1" --bin "$BIN" \
     --train-args "$TRAIN_ARGS --features $FEATURES" "$@"
