@@ -15,77 +15,7 @@
 #include "window.h"
 #include "train.h"
 
-struct ad_detector {
-    ad_detector_cfg cfg;
-    uint64_t hash;
-    char *key;
-    int T, F;
-    char **features;             /* F owned */
-    const ad_model *model;       /* current (borrowed or owned) */
-    ad_model *owned;             /* == model when owned */
-    uint64_t gen;
-    ad_stream *stream;
-    ad_window *win;
-    ad_threshold *thr;
-    ad_alerter *alert;
-    ad_likelihood *lik;
-    float *row;                  /* F scratch */
-    float *srow;                 /* F scratch: the row scaled */
-    ad_phase phase;
-    /* collecting */
-    float *coll;                 /* (coll_cap, F) raw rows */
-    size_t coll_rows, coll_cap;
-    int job_taken;
-    /* scoring */
-    uint64_t seq_out, seq_fed;
-    int has_smooth;
-    double smooth;
-    int has_calib_start;
-    int64_t calib_start;
-    double calib_guard;          /* > 0: calibration skips scores above it */
-    int64_t last_ts;             /* last row consumed (event times) */
-    /* untrusted rows */
-    uint64_t rejected_seen;      /* stream rejections at the last row */
-    uint64_t rows_since_bad;     /* rows since the last untrusted one */
-    /* calibration failure reports */
-    uint64_t fail_report_at;     /* windows_scored at the last report */
-    uint64_t fail_unreported;
-    int fail_reported;
-    /* regime acceptance: the last A scores of the active alert (ring) */
-    double *acc;                 /* A, then 2A scratch */
-    int acc_len, acc_head;
-    /* event time */
-    double *rowd;                /* F scratch: the row in double */
-    unsigned char *pres;         /* F scratch: present mask */
-    int has_arrival;
-    int64_t arrival_wall;        /* wall time of the last arrival */
-    int64_t max_ts;              /* newest accepted timestamp */
-    double *last_val;            /* F: last raw value per feature (NaN) */
-    /* data quality */
-    ad_dq *dq;
-    struct { uint64_t seq; int64_t from, to; } hard[AD_DQ_SPANS];
-    int hard_n;                  /* spans of conditions other than a learned
-                                  * range (ring, newest last) */
-    unsigned char *lr_open;      /* F: learned-range condition open */
-    /* calibration windows held until a stuck run that began in them would
-     * have been recognised (ring, oldest at cq_head) */
-    struct calq { int64_t from, to; double s; } *cq;
-    int cq_cap, cq_head, cq_len;
-    /* continual learning */
-    ad_adapt *ad;
-    int adapt_job_out;
-    ad_model *retired[2];        /* decided candidates / replaced models,
-                                  * freed two swaps later */
-    float *pw;                   /* pending windows of handed-out jobs */
-    uint64_t *pw_seq;
-    int pw_cap, pw_head, pw_len;
-    int ev_head, ev_len;
-    ad_detector_stats st;
-    void *user;
-    /* events: large and rarely used, kept last so the fields above share
-     * few cache lines (a message touches them across thousands of streams) */
-    ad_event ev[AD_DETECTOR_EVENTS];
-};
+#include "detector_int.h"
 
 /* ---- names, defaults, checks -------------------------------------------- */
 
@@ -262,16 +192,40 @@ uint64_t ad_detector_cfg_hash(const ad_detector_cfg *c)
 
 /* ---- events --------------------------------------------------------------- */
 
-static ad_event *ev_new(ad_detector *d, ad_event_type type, int64_t ts)
+/* Grow the event ring (oldest first in the new one). 0, or -1 when full or
+ * out of memory. */
+static int ev_grow(ad_detector *d)
+{
+    int cap = d->ev_cap ? d->ev_cap * 2 : 1, i;
+    ad_event *n;
+
+    if (d->ev_cap >= AD_DETECTOR_EVENTS)
+        return -1;
+    if (cap > AD_DETECTOR_EVENTS)
+        cap = AD_DETECTOR_EVENTS;
+    if ((n = malloc((size_t)cap * sizeof(*n))) == NULL)
+        return -1;
+    for (i = 0; i < d->ev_len; i++)
+        n[i] = d->ev[(d->ev_head + i) % d->ev_cap];
+    free(d->ev);
+    d->ev = n;
+    d->ev_cap = cap;
+    d->ev_head = 0;
+    return 0;
+}
+
+ad_event *det_ev_new(ad_detector *d, ad_event_type type, int64_t ts)
 {
     ad_event *e;
 
-    if (d->ev_len == AD_DETECTOR_EVENTS) {
-        d->ev_head = (d->ev_head + 1) % AD_DETECTOR_EVENTS;
+    /* the ring exists from creation (ad_detector_new): full means drop the
+     * oldest */
+    if (d->ev_len == d->ev_cap && ev_grow(d) != 0) {
+        d->ev_head = (d->ev_head + 1) % d->ev_cap;
         d->ev_len--;
         d->st.events_dropped++;
     }
-    e = &d->ev[(d->ev_head + d->ev_len) % AD_DETECTOR_EVENTS];
+    e = &d->ev[(d->ev_head + d->ev_len) % d->ev_cap];
     d->ev_len++;
     memset(e, 0, sizeof(*e));
     e->type = type;
@@ -290,18 +244,18 @@ int ad_detector_poll_event(ad_detector *d, ad_event *ev)
     if (d->ev_len == 0)
         return 0;
     *ev = d->ev[d->ev_head];
-    d->ev_head = (d->ev_head + 1) % AD_DETECTOR_EVENTS;
+    d->ev_head = (d->ev_head + 1) % d->ev_cap;
     d->ev_len--;
     return 1;
 }
 
-static void set_phase(ad_detector *d, ad_phase p, int64_t ts)
+void det_set_phase(ad_detector *d, ad_phase p, int64_t ts)
 {
     ad_event *e;
 
     if (p == d->phase)
         return;
-    e = ev_new(d, AD_EV_PHASE, ts);
+    e = det_ev_new(d, AD_EV_PHASE, ts);
     e->prev_phase = d->phase;
     e->phase = p;
     d->phase = p;
@@ -317,6 +271,7 @@ void ad_detector_free(ad_detector *d)
 
     if (d == NULL)
         return;
+    free(d->ev);
     ad_stream_free(d->stream);
     ad_window_free(d->win);
     ad_threshold_free(d->thr);
@@ -348,7 +303,7 @@ void ad_detector_free(ad_detector *d)
 }
 
 /* Check that the model's training error metric matches ours (method model). */
-static int check_model_metric(const ad_detector_cfg *c, const ad_model *m,
+int det_check_model_metric(const ad_detector_cfg *c, const ad_model *m,
                               char *err, size_t errlen)
 {
     cJSON *root, *e, *mt;
@@ -374,7 +329,7 @@ static int check_model_metric(const ad_detector_cfg *c, const ad_model *m,
 }
 
 /* Methods that need no scores are fitted at once. */
-static int fit_without_scores(ad_detector *d)
+int det_fit_without_scores(ad_detector *d)
 {
     char err[200];
 
@@ -427,7 +382,7 @@ static int hard_flagged(const ad_detector *d, int64_t from, int64_t to)
 static void dq_event_cb(const ad_dq_event *ev, void *user)
 {
     ad_detector *d = user;
-    ad_event *e = ev_new(d, ev->active ? AD_EV_DQ_RAISED : AD_EV_DQ_CLEARED,
+    ad_event *e = det_ev_new(d, ev->active ? AD_EV_DQ_RAISED : AD_EV_DQ_CLEARED,
                          ev->active ? ev->start_ms : ev->end_ms);
     int learned_range = ev->check == AD_DQ_RANGE && !ev->physical;
 
@@ -561,7 +516,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         T = m->window;
         F = m->n_features;
         features = (const char *const *)m->features;
-        if ((rc = check_model_metric(cfg, m, err, errlen)) != 0)
+        if ((rc = det_check_model_metric(cfg, m, err, errlen)) != 0)
             return rc;
     }
     d = calloc(1, sizeof(*d));
@@ -579,7 +534,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     if (cfg->alert.accept_after > 0)
         d->acc = malloc(3 * (size_t)cfg->alert.accept_after * sizeof(double));
     if (d->key == NULL || d->features == NULL || d->row == NULL || d->srow == NULL ||
-        (cfg->alert.accept_after > 0 && d->acc == NULL))
+        (cfg->alert.accept_after > 0 && d->acc == NULL) || ev_grow(d) != 0)
         goto oom;
     for (f = 0; f < F; f++)
         if ((d->features[f] = strdup(features[f] ? features[f] : "")) == NULL)
@@ -621,7 +576,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         d->phase = AD_PHASE_COLLECTING;
     } else {
         d->phase = AD_PHASE_CALIBRATING;
-        if (fit_without_scores(d) > 0)
+        if (det_fit_without_scores(d) > 0)
             d->phase = AD_PHASE_DETECTING;
     }
     d->gen = 1;
@@ -726,9 +681,9 @@ static void collect(ad_detector *d, int64_t ts)
         d->st.windows_collected++;
     if (d->coll_rows >= d->coll_cap) {
         ad_event *e;
-        set_phase(d, AD_PHASE_TRAINING, ts);
+        det_set_phase(d, AD_PHASE_TRAINING, ts);
         d->job_taken = 0;
-        e = ev_new(d, AD_EV_TRAIN_READY, ts);
+        e = det_ev_new(d, AD_EV_TRAIN_READY, ts);
         e->n = d->st.windows_collected;
         snprintf(e->text, sizeof(e->text), "%s on %zu rows (%llu windows)",
                  ad_train_mode_name(d->cfg.training), d->coll_rows,
@@ -896,13 +851,13 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
     d->fail_reported = 0;
     d->fail_unreported = 0;
     d->calib_guard = 0;
-    e = ev_new(d, AD_EV_CALIBRATED, ts);
+    e = det_ev_new(d, AD_EV_CALIBRATED, ts);
     e->threshold = ad_threshold_value(d->thr);
     e->n = ad_threshold_count(d->thr);
     snprintf(e->text, sizeof(e->text), "%s", ad_thr_method_name(d->cfg.thr.method));
     ad_log(AD_LOG_INFO, "stream %s: calibrated (%s) threshold %g on %llu windows", d->key,
            ad_thr_method_name(d->cfg.thr.method), e->threshold, (unsigned long long)e->n);
-    set_phase(d, AD_PHASE_DETECTING, ts);
+    det_set_phase(d, AD_PHASE_DETECTING, ts);
     return 0;
 }
 
@@ -1011,7 +966,7 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
     d->fail_unreported++;
     if (!d->fail_reported ||
         d->st.windows_scored - d->fail_report_at >= (uint64_t)d->cfg.calib_warn_every) {
-        ad_event *e = ev_new(d, AD_EV_CALIB_FAILED, ts);
+        ad_event *e = det_ev_new(d, AD_EV_CALIB_FAILED, ts);
         snprintf(e->text, sizeof(e->text), "%s", err);
         e->n = d->fail_unreported;
         ad_log(AD_LOG_WARNING, "stream %s: calibration continues (%llu failed fits since "
@@ -1104,13 +1059,13 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
     if (ad_alerter_close(d->alert, ts, AD_CLOSE_ACCEPTED, &al)) {
         if (d->ad)
             ad_adapt_alert_cleared(d->ad, al.id, ts, AD_ADAPT_CLEAR_ACCEPTED);
-        e = ev_new(d, AD_EV_ALERT_CLEARED, ts);
+        e = det_ev_new(d, AD_EV_ALERT_CLEARED, ts);
         e->alert = al;
         e->threshold = nw;
         e->probability = p;
         e->log_likelihood = L;
     }
-    e = ev_new(d, AD_EV_ACCEPTED, ts);
+    e = det_ev_new(d, AD_EV_ACCEPTED, ts);
     e->threshold = nw;
     e->prev_threshold = old;
     e->n = (uint64_t)A;
@@ -1146,7 +1101,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (exceeded)
         d->st.windows_exceeded++;
     if (r & AD_ALERT_CLEARED) {
-        ad_event *e = ev_new(d, AD_EV_ALERT_CLEARED, ts);
+        ad_event *e = det_ev_new(d, AD_EV_ALERT_CLEARED, ts);
         if (d->ad)
             ad_adapt_alert_cleared(d->ad, al.id, ts, AD_ADAPT_CLEAR_TRUE);
         e->alert = al;
@@ -1156,7 +1111,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         d->acc_len = d->acc_head = 0;
     }
     if (r & AD_ALERT_RAISED) {
-        ad_event *e = ev_new(d, AD_EV_ALERT_RAISED, ts);
+        ad_event *e = det_ev_new(d, AD_EV_ALERT_RAISED, ts);
         e->alert = al;
         e->threshold = thr;
         e->probability = p;
@@ -1199,7 +1154,6 @@ static void retire(ad_detector *d, ad_model *m)
     d->retired[1] = m;
 }
 
-static void swap_model(ad_detector *d, const ad_model *m, ad_model *owned);
 
 /* A promoted candidate becomes the live model; the threshold is rebased on
  * its (smoothed) shadow scores of normal windows. */
@@ -1225,7 +1179,7 @@ static void promote(ad_detector *d, ad_event *e)
     /* the old live model may still be read by a batch in flight */
     retire(d, d->owned);
     d->owned = NULL;
-    swap_model(d, c, c);
+    det_swap_model(d, c, c);
     d->pw_len = 0;                   /* windows scaled for the old model */
     if (sm && ad_threshold_fitted(d->thr) &&
         ad_threshold_rebase(d->thr, sm, n, c->training, &how, err, sizeof(err)) == 0) {
@@ -1253,7 +1207,7 @@ static void promote(ad_detector *d, ad_event *e)
 }
 
 /* Re-queue the continual learner's events as detector events. */
-static void pump_adapt(ad_detector *d)
+void det_pump_adapt(ad_detector *d)
 {
     ad_adapt_event ae;
     ad_event *e;
@@ -1262,12 +1216,12 @@ static void pump_adapt(ad_detector *d)
         return;
     while (ad_adapt_poll_event(d->ad, &ae)) {
         if (ae.type == AD_ADAPT_EV_TRAIN_READY) {
-            e = ev_new(d, AD_EV_ADAPT_READY, ae.ts_ms);
+            e = det_ev_new(d, AD_EV_ADAPT_READY, ae.ts_ms);
             snprintf(e->text, sizeof(e->text), "fine-tune attempt %llu",
                      (unsigned long long)ae.attempt);
             continue;
         }
-        e = ev_new(d, AD_EV_ADAPT, ae.ts_ms);
+        e = det_ev_new(d, AD_EV_ADAPT, ae.ts_ms);
         e->adapt = ae;
         snprintf(e->text, sizeof(e->text), "%.150s", ae.reason);
         switch (ae.type) {
@@ -1322,7 +1276,7 @@ int ad_detector_adapt_done2(ad_detector *d, ad_model *m, const ad_train_report *
         if (m != NULL)
             ad_adapt_train_done(d->ad, NULL, 0, NULL, "candidate does not match");
     }
-    pump_adapt(d);
+    det_pump_adapt(d);
     return rc == 0 || m != NULL ? 0 : rc;
 }
 
@@ -1395,7 +1349,7 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
             o.dq = noteach;
             ad_adapt_offer(d->ad, w, d->model, &o);
         }
-        pump_adapt(d);
+        det_pump_adapt(d);
     }
     return 0;
 }
@@ -1413,296 +1367,6 @@ int ad_detector_finish_calibration(ad_detector *d, char *err, size_t errlen)
 void ad_detector_freeze(ad_detector *d, int frozen)
 {
     ad_threshold_freeze(d->thr, frozen);
-}
-
-/* ---- training --------------------------------------------------------------- */
-
-void ad_train_job_free(ad_train_job *j)
-{
-    int f;
-
-    if (j == NULL)
-        return;
-    free(j->rows);
-    if (j->features) {
-        for (f = 0; f < j->F; f++)
-            free(j->features[f]);
-        free(j->features);
-    }
-    ad_model_free(j->init);
-    free(j);
-}
-
-ad_train_job *ad_detector_take_train_job(ad_detector *d)
-{
-    ad_train_job *j;
-    size_t bytes;
-    int f;
-
-    if (d->phase != AD_PHASE_TRAINING || d->job_taken)
-        return NULL;
-    j = calloc(1, sizeof(*j));
-    if (j == NULL)
-        return NULL;
-    j->mode = d->cfg.training;
-    j->T = d->T;
-    j->F = d->F;
-    j->n_rows = d->coll_rows;
-    bytes = d->coll_rows * (size_t)d->F * sizeof(float);
-    j->rows = malloc(bytes ? bytes : 1);
-    j->features = calloc((size_t)d->F, sizeof(char *));
-    if (j->rows == NULL || j->features == NULL)
-        goto fail;
-    memcpy(j->rows, d->coll, bytes);
-    for (f = 0; f < d->F; f++)
-        if ((j->features[f] = strdup(d->features[f])) == NULL)
-            goto fail;
-    if (j->mode == AD_TRAIN_FINETUNE && d->model) {
-        j->init = ad_model_clone(d->model);
-        if (j->init == NULL)
-            goto fail;
-    }
-    j->metric = d->cfg.metric;
-    j->epochs = d->cfg.train_epochs;
-    j->boot_units = d->cfg.boot_units;
-    j->seed = d->cfg.train_seed;
-    j->gen = d->gen;
-    d->job_taken = 1;
-    return j;
-fail:
-    ad_train_job_free(j);
-    return NULL;
-}
-
-int ad_train_job_run(const ad_train_job *job, ad_model **out,
-                     const volatile int *cancel, char *err, size_t errlen)
-{
-    ad_model *m = NULL;
-    float *scaled = NULL, *win = NULL, *mean = NULL, *sd = NULL;
-    size_t n, F = (size_t)job->F, r, f, bytes;
-    ad_train_opts o;
-    ad_train_report rep;
-    ad_error_stats es;
-    char *meta;
-    void *buf = NULL;
-    size_t len;
-    int rc;
-
-    *out = NULL;
-    n = ad_train_cut_windows(NULL, job->n_rows, job->F, job->T, 1, NULL);
-    if (n < 1)
-        return ad_errf(err, errlen, AD_EINVAL, "training: %zu rows, need >= %d",
-                       job->n_rows, job->T);
-    if (job->mode == AD_TRAIN_BOOTSTRAP) {
-        ad_layer_spec L[4] = {
-            { AD_LAYER_LSTM, job->boot_units, AD_ACT_TANH, 0 },
-            { AD_LAYER_REPEAT_VECTOR, job->T, AD_ACT_LINEAR, 0 },
-            { AD_LAYER_LSTM, job->boot_units, AD_ACT_TANH, 1 },
-            { AD_LAYER_TD_DENSE, job->F, AD_ACT_LINEAR, 0 },
-        };
-        rc = ad_model_create(&m, job->T, job->F, L, 4, err, errlen);
-        if (rc)
-            goto fail;
-        if ((rc = ad_model_set_features(m, (const char *const *)job->features, job->F)) != 0)
-            goto fail;
-        /* Standard scaler fitted on the collected rows (population std,
-         * like sklearn's StandardScaler); a constant feature gets std 1. */
-        mean = calloc(F, sizeof(float));
-        sd = calloc(F, sizeof(float));
-        if (!mean || !sd) {
-            rc = AD_ENOMEM;
-            goto fail;
-        }
-        for (f = 0; f < F; f++) {
-            double s = 0, s2 = 0;
-            for (r = 0; r < job->n_rows; r++)
-                s += job->rows[r * F + f];
-            s /= (double)job->n_rows;
-            for (r = 0; r < job->n_rows; r++) {
-                double dd = job->rows[r * F + f] - s;
-                s2 += dd * dd;
-            }
-            s2 = sqrt(s2 / (double)job->n_rows);
-            mean[f] = (float)s;
-            sd[f] = s2 > 1e-12 ? (float)s2 : 1.0f;
-        }
-        if ((rc = ad_model_set_scaler(m, AD_SCALER_STANDARD, mean, sd)) != 0)
-            goto fail;
-        ad_train_init_weights(m, job->seed);
-    } else {
-        if (job->init == NULL) {
-            rc = ad_errf(err, errlen, AD_EINVAL, "training finetune: no initial model");
-            goto fail;
-        }
-        m = ad_model_clone(job->init);
-        if (m == NULL) {
-            rc = AD_ENOMEM;
-            goto fail;
-        }
-    }
-    bytes = job->n_rows * F * sizeof(float);
-    scaled = malloc(bytes);
-    win = malloc(n * (size_t)job->T * F * sizeof(float));
-    if (!scaled || !win) {
-        rc = AD_ENOMEM;
-        goto fail;
-    }
-    ad_model_scale(m, job->rows, scaled, job->n_rows);
-    ad_train_cut_windows(scaled, job->n_rows, job->F, job->T, 1, win);
-    ad_train_opts_default(&o);
-    o.epochs = job->epochs;
-    o.loss = job->metric == AD_METRIC_MAE ? AD_LOSS_MAE : AD_LOSS_MSE;
-    o.seed = job->seed;
-    o.val_gap = job->T - 1;
-    if (n < 20)
-        o.val_frac = 0;
-    rc = ad_train_fit(m, win, n, &o, &rep, NULL, NULL, cancel, err, errlen);
-    if (rc)
-        goto fail;
-    if (rep.cancelled && cancel && *cancel) {
-        rc = ad_errf(err, errlen, AD_EINVAL, "training cancelled");
-        goto fail;
-    }
-    rc = ad_train_error_stats(m, win, n, job->metric, &es, NULL);
-    if (rc) {
-        ad_errf(err, errlen, rc, "training: error statistics failed");
-        goto fail;
-    }
-    meta = ad_train_meta_json(&o, &rep, &es);
-    if (meta == NULL) {
-        rc = AD_ENOMEM;
-        goto fail;
-    }
-    free(m->training);
-    m->training = meta;
-    /* Serialising gives the model its identity (saved calibration refers
-     * to it). */
-    if (ad_model_serialize(m, &buf, &len) == 0)
-        free(buf);
-    free(scaled);
-    free(win);
-    free(mean);
-    free(sd);
-    *out = m;
-    return 0;
-fail:
-    if (rc == AD_ENOMEM)
-        ad_errf(err, errlen, rc, "training: out of memory");
-    free(scaled);
-    free(win);
-    free(mean);
-    free(sd);
-    ad_model_free(m);
-    return rc;
-}
-
-static int model_matches(const ad_detector *d, const ad_model *m)
-{
-    return m->window == d->T && m->n_features == d->F;
-}
-
-/* A new model: new generation, fresh ring, recalibration. */
-static void swap_model(ad_detector *d, const ad_model *m, ad_model *owned)
-{
-    if (d->owned && d->owned != owned)
-        ad_model_free(d->owned);
-    d->owned = owned;
-    d->model = m;
-    ad_window_set_model(d->win, m);       /* held rows rescaled for m */
-    d->gen++;
-}
-
-static void restart_calibration(ad_detector *d, int64_t ts)
-{
-    /* an open alert ends with its cleared event, never silently */
-    ad_detector_close_alert(d, AD_CLOSE_MODEL_CHANGED);
-    ad_threshold_reset(d->thr);
-    ad_alerter_reset(d->alert);
-    ad_likelihood_reset(d->lik);     /* a new model scores on another scale */
-    ad_likelihood_set_floor(d->lik, 0);
-    d->acc_len = d->acc_head = 0;
-    d->fail_reported = 0;
-    d->fail_unreported = 0;
-    d->has_smooth = 0;
-    d->has_calib_start = 0;
-    d->cq_len = 0;
-    d->calib_guard = 0;              /* another model: another scale */
-    set_phase(d, AD_PHASE_CALIBRATING, ts);
-    if (fit_without_scores(d) > 0) {
-        ad_event *e = ev_new(d, AD_EV_CALIBRATED, ts);
-        e->threshold = ad_threshold_value(d->thr);
-        set_phase(d, AD_PHASE_DETECTING, ts);
-    }
-}
-
-int ad_detector_train_done(ad_detector *d, ad_model *m, int take, const char *why)
-{
-    int64_t ts = d->last_ts;
-
-    if (d->phase != AD_PHASE_TRAINING)
-        return AD_EINVAL;
-    if (m != NULL && !model_matches(d, m))
-        return AD_EINVAL;
-    if (m != NULL && d->cfg.thr.method == AD_THR_MODEL &&
-        check_model_metric(&d->cfg, m, NULL, 0) != 0)
-        return AD_EINVAL;
-    d->job_taken = 0;
-    if (m == NULL) {
-        ad_event *e = ev_new(d, AD_EV_TRAIN_FAILED, ts);
-        snprintf(e->text, sizeof(e->text), "%s", why ? why : "training failed");
-        d->st.train_failures++;
-        ad_log(AD_LOG_WARNING, "stream %s: training failed: %s", d->key, e->text);
-        if (d->cfg.training == AD_TRAIN_BOOTSTRAP || d->model == NULL) {
-            d->coll_rows = 0;
-            d->st.windows_collected = 0;
-            set_phase(d, AD_PHASE_COLLECTING, ts);
-            return 0;
-        }
-        ad_window_reset(d->win);
-        restart_calibration(d, ts);
-        return 0;
-    }
-    swap_model(d, m, take ? m : NULL);
-    /* Calibrate on windows the model did not train on: start from an empty
-     * ring, so every calibration window is made of rows that came after. */
-    ad_window_reset(d->win);
-    free(d->coll);
-    d->coll = NULL;
-    d->coll_cap = 0;
-    restart_calibration(d, ts);
-    return 0;
-}
-
-int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
-                          char *err, size_t errlen)
-{
-    if (m == NULL || !model_matches(d, m))
-        return ad_errf(err, errlen, AD_EINVAL,
-                       "stream %s: model window/features differ (%d/%d expected)",
-                       d->key, d->T, d->F);
-    if (d->cfg.thr.method == AD_THR_MODEL) {
-        int rc = check_model_metric(&d->cfg, m, err, errlen);
-        if (rc)
-            return rc;
-    }
-    if (d->ad && d->cfg.adapt.reload_shadow && d->phase == AD_PHASE_DETECTING &&
-        d->model != NULL) {
-        int rc = ad_adapt_shadow_begin(d->ad, (ad_model *)m, 0, d->last_ts);
-        if (rc == 0) {
-            pump_adapt(d);
-            ad_log(AD_LOG_INFO, "stream %s: new model %s evaluated in shadow", d->key, m->id);
-            return AD_DETECTOR_SHADOW;
-        }
-        ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation not possible now (%d): "
-               "model swapped at once", d->key, rc);
-    }
-    swap_model(d, m, NULL);
-    d->pw_len = 0;
-    if (!keep_threshold || !ad_threshold_fitted(d->thr)) {
-        if (d->phase == AD_PHASE_CALIBRATING || d->phase == AD_PHASE_DETECTING)
-            restart_calibration(d, d->last_ts);
-    }
-    return 0;
 }
 
 /* ---- accessors ------------------------------------------------------------- */
@@ -1759,446 +1423,4 @@ void ad_detector_summarize(const ad_detector *d, ad_detector_summary *b)
     b->dropped = ss.dup + ss.ooo + ss.nonfinite + ss.nonnumeric + ss.bad_feature +
                  ss.overflow;
     b->alert_active = ad_alerter_active(d->alert) != NULL;
-}
-
-/* ---- save / restore ---------------------------------------------------------- */
-
-/* The "alert" sub-object: the alerter (alert.h ad_alerter_save), the data
- * time of the last row and the calibration guard. */
-static cJSON *alert_save(const ad_detector *d)
-{
-    cJSON *a = ad_alerter_save(d->alert);
-
-    if (a == NULL)
-        return NULL;
-    if (!cJSON_AddNumberToObject(a, "last_ts", (double)d->last_ts) ||
-        (d->calib_guard > 0 && !cJSON_AddNumberToObject(a, "calib_guard", d->calib_guard))) {
-        cJSON_Delete(a);
-        return NULL;
-    }
-    return a;
-}
-
-/* Add saved sub-state text (taken) as a JSON object under key. */
-static int add_sub(cJSON *o, const char *key, char *txt, int want)
-{
-    cJSON *j;
-
-    if (!want)
-        return 0;
-    j = txt ? cJSON_Parse(txt) : NULL;
-    free(txt);
-    if (j == NULL)
-        return -1;
-    cJSON_AddItemToObject(o, key, j);
-    return 0;
-}
-
-/* Restore the "dq" / "adapt" sub-states (optional; errors are logged). */
-static void restore_subs(ad_detector *d, const cJSON *o)
-{
-    const cJSON *x;
-    char *txt, err[200];
-
-    x = cJSON_GetObjectItemCaseSensitive(o, "dq");
-    if (d->dq && cJSON_IsObject(x) && (txt = cJSON_PrintUnformatted(x)) != NULL) {
-        if (ad_dq_restore(d->dq, txt, err, sizeof(err)) != 0)
-            ad_log(AD_LOG_WARNING, "stream %s: saved data-quality state ignored: %s",
-                   d->key, err);
-        free(txt);
-    }
-    x = cJSON_GetObjectItemCaseSensitive(o, "adapt");
-    if (d->ad && cJSON_IsObject(x) && (txt = cJSON_PrintUnformatted(x)) != NULL) {
-        if (ad_adapt_restore(d->ad, txt, err, sizeof(err)) != 0)
-            ad_log(AD_LOG_WARNING, "stream %s: saved continual-learning state ignored: %s",
-                   d->key, err);
-        free(txt);
-    }
-}
-
-char *ad_detector_save(const ad_detector *d)
-{
-    cJSON *o, *t;
-    char hash[24];
-    char *txt = NULL;
-    int fitted = ad_threshold_fitted(d->thr);
-
-    /* Not calibrated: still kept when the alert part matters (the seq
-     * counter, a calibration guard), so a restart neither reuses ids nor
-     * closes an alert twice. */
-    if (!fitted && ad_alerter_count(d->alert) == 0 && !(d->calib_guard > 0))
-        return NULL;
-    o = cJSON_CreateObject();
-    if (o == NULL)
-        return NULL;
-    snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)d->hash);
-    if (!cJSON_AddNumberToObject(o, "version", 1) ||
-        !cJSON_AddStringToObject(o, "stream", d->key) ||
-        !cJSON_AddStringToObject(o, "model_id", d->model ? d->model->id : "") ||
-        !cJSON_AddStringToObject(o, "settings_hash", hash) ||
-        !cJSON_AddStringToObject(o, "metric", ad_detector_metric_name(d->cfg.metric)) ||
-        !cJSON_AddStringToObject(o, "method", ad_thr_method_name(d->cfg.thr.method)) ||
-        !cJSON_AddNumberToObject(o, "alerts", (double)ad_alerter_count(d->alert)))
-        goto out;
-    t = alert_save(d);
-    if (t == NULL)
-        goto out;
-    cJSON_AddItemToObject(o, "alert", t);
-    if (fitted) {
-        if (!cJSON_AddNumberToObject(o, "threshold", ad_threshold_value(d->thr)) ||
-            !cJSON_AddNumberToObject(o, "calib_windows", (double)ad_threshold_count(d->thr)))
-            goto out;
-        if (d->has_smooth && !cJSON_AddNumberToObject(o, "smoothed", d->smooth))
-            goto out;
-        t = ad_threshold_save(d->thr);
-        if (t == NULL)
-            goto out;
-        cJSON_AddItemToObject(o, "state", t);
-    }
-    if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0 ||
-        add_sub(o, "adapt", d->ad ? ad_adapt_save(d->ad) : NULL, d->ad != NULL) != 0)
-        goto out;
-    txt = cJSON_PrintUnformatted(o);
-out:
-    cJSON_Delete(o);
-    return txt;
-}
-
-/* The saved alert part of o: "alert", or for files written before it
- * existed {"seq": alerts}. Returns a new object or NULL. */
-static cJSON *saved_alert(const cJSON *o)
-{
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "alert");
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "alerts");
-    cJSON *r;
-
-    if (cJSON_IsObject(a))
-        return cJSON_Duplicate(a, 1);
-    if ((r = cJSON_CreateObject()) != NULL &&
-        !cJSON_AddNumberToObject(r, "seq", cJSON_IsNumber(n) && n->valuedouble > 0 ?
-                                 n->valuedouble : 0)) {
-        cJSON_Delete(r);
-        r = NULL;
-    }
-    return r;
-}
-
-/* Continue the saved alert part after a successful restore. */
-static void alert_resume(ad_detector *d, const cJSON *o)
-{
-    cJSON *a = saved_alert(o);
-    const cJSON *x;
-    char err[160];
-
-    ad_alerter_reset(d->alert);
-    if (a == NULL)
-        return;
-    if (ad_alerter_restore(d->alert, a, 1, NULL, err, sizeof(err)) != 0) {
-        ad_alerter_reset(d->alert);
-        ad_log(AD_LOG_WARNING, "stream %s: saved alert not continued: %s", d->key, err);
-    }
-    x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
-    if (d->last_ts == 0 && cJSON_IsNumber(x))
-        d->last_ts = (int64_t)x->valuedouble;
-    cJSON_Delete(a);
-}
-
-int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errlen)
-{
-    cJSON *o, *x;
-    char hash[24];
-    const char *cur_id = d->model ? d->model->id : "";
-    int rc;
-
-    if (d->model == NULL)
-        return ad_errf(err, errlen, AD_EINVAL, "stream %s: no model yet, nothing to restore",
-                       d->key);
-    o = cJSON_Parse(json ? json : "");
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return ad_errf(err, errlen, AD_EFORMAT, "calibration state: not a JSON object");
-    }
-    restore_subs(d, o);
-    x = cJSON_GetObjectItemCaseSensitive(o, "version");
-    if (!cJSON_IsNumber(x) || x->valuedouble != 1) {
-        rc = ad_errf(err, errlen, AD_EFORMAT, "calibration state: version must be 1");
-        goto out;
-    }
-    x = cJSON_GetObjectItemCaseSensitive(o, "model_id");
-    if (!cJSON_IsString(x)) {
-        rc = ad_errf(err, errlen, AD_EFORMAT, "calibration state: model_id missing");
-        goto out;
-    }
-    if (cur_id[0] == '\0' || strcmp(x->valuestring, cur_id) != 0) {
-        rc = ad_errf(err, errlen, AD_EINVAL,
-                     "calibration state: model changed (saved %s, current %s)",
-                     x->valuestring, cur_id[0] ? cur_id : "(unidentified)");
-        goto out;
-    }
-    snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)d->hash);
-    x = cJSON_GetObjectItemCaseSensitive(o, "settings_hash");
-    if (!cJSON_IsString(x) || strcmp(x->valuestring, hash) != 0) {
-        rc = ad_errf(err, errlen, AD_EINVAL,
-                     "calibration state: settings changed (saved %s, current %s)",
-                     cJSON_IsString(x) ? x->valuestring : "?", hash);
-        goto out;
-    }
-    if (cJSON_GetObjectItemCaseSensitive(o, "state") == NULL) {
-        rc = ad_errf(err, errlen, AD_EINVAL, "calibration state: not calibrated when saved");
-        goto out;
-    }
-    rc = ad_threshold_restore(d->thr, cJSON_GetObjectItemCaseSensitive(o, "state"), err, errlen);
-    if (rc)
-        goto out;
-    if (!ad_threshold_fitted(d->thr)) {
-        ad_threshold_reset(d->thr);
-        rc = ad_errf(err, errlen, AD_EFORMAT, "calibration state: threshold not fitted");
-        goto out;
-    }
-    x = cJSON_GetObjectItemCaseSensitive(o, "smoothed");
-    if (cJSON_IsNumber(x) && isfinite(x->valuedouble)) {
-        d->smooth = x->valuedouble;
-        d->has_smooth = 1;
-    }
-    alert_resume(d, o);
-    set_phase(d, AD_PHASE_DETECTING, d->last_ts);
-    rc = 0;
-out:
-    cJSON_Delete(o);
-    return rc;
-}
-
-/* Queue the cleared event of alert al, closed now with reason r at ts. */
-static void queue_closed(ad_detector *d, ad_alert *al, ad_close_reason r, int64_t ts)
-{
-    ad_event *e;
-
-    al->active = 0;
-    al->reason = r;
-    al->end_ms = ts > al->start_ms ? ts : al->start_ms;
-    e = ev_new(d, AD_EV_ALERT_CLEARED, al->end_ms);
-    e->alert = *al;
-    e->threshold = al->threshold;
-    ad_log(AD_LOG_INFO, "stream %s: alert %s closed (%s)", d->key, al->id,
-           ad_close_reason_name(r));
-}
-
-int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason reason)
-{
-    cJSON *o = cJSON_Parse(json ? json : ""), *a;
-    const cJSON *mid, *met, *thr, *x;
-    const char *cur_id = d->model ? d->model->id : "";
-    int same_model, closed = 0;
-    ad_alert al;
-    char err[160];
-
-    if (!cJSON_IsObject(o) || (a = saved_alert(o)) == NULL) {
-        cJSON_Delete(o);
-        return 0;
-    }
-    mid = cJSON_GetObjectItemCaseSensitive(o, "model_id");
-    met = cJSON_GetObjectItemCaseSensitive(o, "metric");
-    same_model = cJSON_IsString(mid) && cur_id[0] && strcmp(mid->valuestring, cur_id) == 0;
-    if (ad_alerter_restore(d->alert, a, 0, &al, err, sizeof(err)) != 0) {
-        ad_log(AD_LOG_WARNING, "stream %s: saved alert unreadable: %s", d->key, err);
-    } else if (al.active) {
-        x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
-        queue_closed(d, &al, same_model ? reason : AD_CLOSE_MODEL_CHANGED,
-                     cJSON_IsNumber(x) ? (int64_t)x->valuedouble : al.start_ms);
-        closed = 1;
-    }
-    /* The old threshold guards the new calibration when scores are on the
-     * same scale (same model, same metric). */
-    thr = cJSON_GetObjectItemCaseSensitive(o, "threshold");
-    if (!cJSON_IsNumber(thr))
-        thr = cJSON_GetObjectItemCaseSensitive(a, "calib_guard");
-    if (same_model && d->phase != AD_PHASE_DETECTING && cJSON_IsString(met) &&
-        ad_detector_metric_from_name(met->valuestring) == (int)d->cfg.metric &&
-        cJSON_IsNumber(thr) && isfinite(thr->valuedouble) && thr->valuedouble > 0) {
-        d->calib_guard = thr->valuedouble;
-        ad_log(AD_LOG_INFO, "stream %s: calibration skips scores above the previous "
-               "threshold %g", d->key, d->calib_guard);
-    }
-    cJSON_Delete(a);
-    cJSON_Delete(o);
-    return closed;
-}
-
-int ad_detector_close_alert(ad_detector *d, ad_close_reason reason)
-{
-    const ad_alert *cur = ad_alerter_active(d->alert);
-    ad_alert al;
-
-    if (cur == NULL)
-        return 0;
-    al = *cur;
-    ad_alerter_close(d->alert, d->last_ts, reason, NULL);
-    d->acc_len = d->acc_head = 0;
-    queue_closed(d, &al, reason, d->last_ts);
-    return 1;
-}
-
-/* ---- events as JSON ---------------------------------------------------------- */
-
-/* A finite number, or null (JSON has no NaN or Inf). */
-static int num_or_null(cJSON *o, const char *k, double v)
-{
-    return isfinite(v) ? cJSON_AddNumberToObject(o, k, v) != NULL :
-                         cJSON_AddNullToObject(o, k) != NULL;
-}
-
-/* Move the members of src that dst lacks into dst; frees src. */
-static int merge_into(cJSON *dst, cJSON *src)
-{
-    cJSON *it;
-
-    while ((it = src->child) != NULL) {
-        cJSON_DetachItemViaPointer(src, it);
-        if (cJSON_HasObjectItem(dst, it->string)) {
-            cJSON_Delete(it);
-            continue;
-        }
-        cJSON_AddItemToObject(dst, it->string, it);
-    }
-    cJSON_Delete(src);
-    return 0;
-}
-
-static const char *adapt_decision(ad_adapt_ev_type t)
-{
-    switch (t) {
-    case AD_ADAPT_EV_PROMOTED: return "promoted";
-    case AD_ADAPT_EV_REJECTED: return "rejected";
-    case AD_ADAPT_EV_SHADOW: return "shadow";
-    case AD_ADAPT_EV_TRAIN_FAILED: return "train_failed";
-    default: return "train_ready";
-    }
-}
-
-cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
-{
-    cJSON *o = cJSON_CreateObject(), *a;
-
-    if (o == NULL)
-        return NULL;
-    if (!cJSON_AddStringToObject(o, "event", ad_event_type_name(ev->type)) ||
-        !cJSON_AddStringToObject(o, "stream", d->key) ||
-        !cJSON_AddNumberToObject(o, "ts", (double)ev->ts_ms))
-        goto fail;
-    switch (ev->type) {
-    case AD_EV_ALERT_RAISED:
-    case AD_EV_ALERT_CLEARED:
-        a = ad_alert_to_json(&ev->alert, d->key, (const char *const *)d->features);
-        if (a == NULL)
-            goto fail;
-        cJSON_AddItemToObject(o, "alert", a);
-        if (!num_or_null(o, "probability", ev->probability) ||
-            !num_or_null(o, "log_likelihood", ev->log_likelihood))
-            goto fail;
-        break;
-    case AD_EV_CALIB_FAILED:
-        if (!cJSON_AddStringToObject(o, "text", ev->text) ||
-            !cJSON_AddNumberToObject(o, "failures", (double)ev->n))
-            goto fail;
-        break;
-    case AD_EV_ACCEPTED:
-        if (!cJSON_AddNumberToObject(o, "threshold", ev->threshold) ||
-            !num_or_null(o, "prev_threshold", ev->prev_threshold) ||
-            !cJSON_AddNumberToObject(o, "windows", (double)ev->n) ||
-            !cJSON_AddStringToObject(o, "text", ev->text))
-            goto fail;
-        break;
-    case AD_EV_PHASE:
-        if (!cJSON_AddStringToObject(o, "phase", ad_phase_name(ev->phase)) ||
-            !cJSON_AddStringToObject(o, "prev", ad_phase_name(ev->prev_phase)))
-            goto fail;
-        break;
-    case AD_EV_CALIBRATED:
-        if (!cJSON_AddNumberToObject(o, "threshold", ev->threshold) ||
-            !cJSON_AddNumberToObject(o, "windows", (double)ev->n) ||
-            !cJSON_AddStringToObject(o, "method", ad_thr_method_name(d->cfg.thr.method)))
-            goto fail;
-        break;
-    case AD_EV_TRAIN_READY:
-    case AD_EV_TRAIN_FAILED:
-    case AD_EV_ADAPT_READY:
-        if (!cJSON_AddStringToObject(o, "text", ev->text))
-            goto fail;
-        break;
-    case AD_EV_DQ_RAISED:
-    case AD_EV_DQ_CLEARED:
-        a = ad_dq_event_to_json(&ev->dq, d->key, (const char *const *)d->features);
-        if (a == NULL || merge_into(o, a) != 0)
-            goto fail;
-        break;
-    case AD_EV_ADAPT:
-        a = ad_adapt_event_to_json(&ev->adapt, d->key);
-        if (a == NULL || merge_into(o, a) != 0 ||
-            !cJSON_AddStringToObject(o, "decision", adapt_decision(ev->adapt.type)) ||
-            !num_or_null(o, "threshold", ev->threshold) ||
-            !num_or_null(o, "prev_threshold", ev->prev_threshold))
-            goto fail;
-        break;
-    }
-    return o;
-fail:
-    cJSON_Delete(o);
-    return NULL;
-}
-
-/* ---- operator feedback ------------------------------------------------------ */
-
-int ad_detector_false_alarm(ad_detector *d, const char *alert_id, double peak,
-                            ad_detector_feedback *out, char *err, size_t errlen)
-{
-    const ad_alert *a = ad_alerter_active(d->alert);
-    double before = ad_threshold_value(d->thr), v;
-    ad_alert al;
-
-    memset(out, 0, sizeof(*out));
-    if (d->phase != AD_PHASE_DETECTING || !ad_threshold_fitted(d->thr))
-        return ad_errf(err, errlen, AD_EINVAL, "stream %s: not detecting (phase %s)",
-                       d->key, ad_phase_name(d->phase));
-    if (a && (!alert_id || !alert_id[0] || strcmp(alert_id, a->id) == 0)) {
-        peak = a->peak_score;
-        snprintf(out->alert_id, sizeof(out->alert_id), "%s", a->id);
-    } else if (alert_id && alert_id[0] && isfinite(peak)) {
-        snprintf(out->alert_id, sizeof(out->alert_id), "%s", alert_id);
-    } else {
-        return ad_errf(err, errlen, AD_EINVAL, alert_id && alert_id[0] ?
-                       "stream %s: alert %.64s is not the open alert" :
-                       "stream %s: no open alert%.0s", d->key, alert_id ? alert_id : "");
-    }
-    if (!isfinite(peak) || !(peak > 0))
-        return ad_errf(err, errlen, AD_EINVAL, "stream %s: alert %s has no usable peak score",
-                       d->key, out->alert_id);
-    /* just above the peak: the same windows stay at or below it */
-    v = peak * (1.0 + 1e-9);
-    out->prev_threshold = before;
-    if (v > before && ad_threshold_raise(d->thr, v) != 0)
-        return ad_errf(err, errlen, AD_EINVAL, "stream %s: threshold not fitted", d->key);
-    out->threshold = ad_threshold_value(d->thr);
-    out->raised = out->threshold > before;
-    if (a && strcmp(a->id, out->alert_id) == 0 &&
-        ad_alerter_close(d->alert, d->last_ts, AD_CLOSE_FALSE_ALARM, &al)) {
-        ad_event *e = ev_new(d, AD_EV_ALERT_CLEARED, d->last_ts);
-        if (d->ad)      /* continual learning: not a true alert to keep */
-            ad_adapt_alert_cleared(d->ad, al.id, d->last_ts, AD_ADAPT_CLEAR_FALSE);
-        e->alert = al;
-        e->threshold = out->threshold;
-        out->closed = 1;
-        d->acc_len = d->acc_head = 0;
-    } else if (d->ad) {
-        ad_adapt_alert_false(d->ad, out->alert_id);   /* withdrawn if kept */
-    }
-    return 0;
-}
-
-int ad_detector_recalibrate(ad_detector *d, char *err, size_t errlen)
-{
-    if (d->phase != AD_PHASE_CALIBRATING && d->phase != AD_PHASE_DETECTING)
-        return ad_errf(err, errlen, AD_EINVAL, "stream %s: cannot recalibrate in phase %s",
-                       d->key, ad_phase_name(d->phase));
-    restart_calibration(d, d->last_ts);
-    return 0;
 }

@@ -11,7 +11,10 @@
  *   - save / restore of a detector with learned data-quality state and
  *     continual-learning state (a kept true alert): the restored detector
  *     scores the next 200 rows like the original (same scores, smoothed
- *     scores, threshold, events and ids).
+ *     scores, threshold, events and ids);
+ *   - the event queue: 100 range events while nobody polls keep the
+ *     newest AD_DETECTOR_EVENTS in order and count the rest as dropped;
+ *     after polling, the queue takes events again.
  *
  * Model: one TimeDistributed Dense with zero weights and no scaler, so a
  * window's MAE score is the mean |value| over its rows and features.
@@ -420,10 +423,63 @@ out:
     ad_model_free(m);
 }
 
+static void test_event_queue(void)
+{
+    ad_model *m = zero_model(TW);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    ad_event ev;
+    const char *names[1] = { "f0" };
+    double lo[1] = { -10 }, hi[1] = { 10 }, row[F];
+    int i, n = 0, ordered = 1;
+    int64_t last = 0;
+    char err[300];
+
+    base_cfg(&c);
+    c.dq.range_clear_samples = 1;
+    c.dq_n_ranges = 1;
+    c.dq_range_names = names;
+    c.dq_range_lo = lo;
+    c.dq_range_hi = hi;
+    if (!m || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "new: %s", err);
+        goto out;
+    }
+    /* 50 rows out of the physical range, each followed by one inside: a
+     * range condition raised and cleared 50 times, nobody polling */
+    for (i = 0; i < 100; i++) {
+        row[0] = i % 2 == 0 ? 100 : 1;
+        row[1] = 1;
+        ad_detector_push_row(d, tsof(i), row, NULL);
+    }
+    ad_detector_get_stats(d, &st);
+    while (ad_detector_poll_event(d, &ev)) {
+        if (ev.type == AD_EV_PHASE)
+            continue;
+        ordered &= ev.ts_ms >= last;
+        last = ev.ts_ms;
+        n++;
+    }
+    T_CHECK(n + (int)st.events_dropped >= 100 && n <= AD_DETECTOR_EVENTS && ordered &&
+            last == tsof(99),
+            "100 events unpolled: %d kept in order (the newest at row %lld), %llu dropped",
+            n, (long long)((last - tsof(0)) / 1000), (unsigned long long)st.events_dropped);
+    row[0] = 100;
+    ad_detector_push_row(d, tsof(100), row, NULL);
+    T_CHECK(ad_detector_poll_event(d, &ev) && ev.type == AD_EV_DQ_RAISED,
+            "after polling, a new event is queued (got %s)", ad_event_type_name(ev.type));
+    printf("# event queue: %d kept, %llu dropped\n", n, (unsigned long long)st.events_dropped);
+out:
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
 int main(void)
 {
     T_RUN(test_stuck_while_calibrating);
     T_RUN(test_stuck_while_detecting_adapt);
     T_RUN(test_save_restore_roundtrip);
+    T_RUN(test_event_queue);
     return t_done();
 }

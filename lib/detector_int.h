@@ -1,0 +1,100 @@
+/*
+ * detector_int.h - what the detector's translation units share: the
+ * ad_detector record and the internal helpers one part calls in another.
+ *   detector.c        names, defaults, creation, input, scores, phases,
+ *                     data quality, continual learning, accessors
+ *   detector_train.c  training jobs, model swaps, recalibration
+ *   detector_state.c  save / restore, alert closing, events as JSON,
+ *                     operator feedback
+ * Not part of the public API (detector.h).
+ */
+#ifndef AD_DETECTOR_INT_H
+#define AD_DETECTOR_INT_H
+
+#include "detector.h"
+#include "train.h"
+#include "window.h"
+
+struct ad_detector {
+    ad_detector_cfg cfg;
+    uint64_t hash;
+    char *key;
+    int T, F;
+    char **features;             /* F owned */
+    const ad_model *model;       /* current (borrowed or owned) */
+    ad_model *owned;             /* == model when owned */
+    uint64_t gen;
+    ad_stream *stream;
+    ad_window *win;
+    ad_threshold *thr;
+    ad_alerter *alert;
+    ad_likelihood *lik;
+    float *row;                  /* F scratch */
+    float *srow;                 /* F scratch: the row scaled */
+    ad_phase phase;
+    /* collecting */
+    float *coll;                 /* (coll_cap, F) raw rows */
+    size_t coll_rows, coll_cap;
+    int job_taken;
+    /* scoring */
+    uint64_t seq_out, seq_fed;
+    int has_smooth;
+    double smooth;
+    int has_calib_start;
+    int64_t calib_start;
+    double calib_guard;          /* > 0: calibration skips scores above it */
+    int64_t last_ts;             /* last row consumed (event times) */
+    /* untrusted rows */
+    uint64_t rejected_seen;      /* stream rejections at the last row */
+    uint64_t rows_since_bad;     /* rows since the last untrusted one */
+    /* calibration failure reports */
+    uint64_t fail_report_at;     /* windows_scored at the last report */
+    uint64_t fail_unreported;
+    int fail_reported;
+    /* regime acceptance: the last A scores of the active alert (ring) */
+    double *acc;                 /* A, then 2A scratch */
+    int acc_len, acc_head;
+    /* event time */
+    double *rowd;                /* F scratch: the row in double */
+    unsigned char *pres;         /* F scratch: present mask */
+    int has_arrival;
+    int64_t arrival_wall;        /* wall time of the last arrival */
+    int64_t max_ts;              /* newest accepted timestamp */
+    double *last_val;            /* F: last raw value per feature (NaN) */
+    /* data quality */
+    ad_dq *dq;
+    struct { uint64_t seq; int64_t from, to; } hard[AD_DQ_SPANS];
+    int hard_n;                  /* spans of conditions other than a learned
+                                  * range (ring, newest last) */
+    unsigned char *lr_open;      /* F: learned-range condition open */
+    /* calibration windows held until a stuck run that began in them would
+     * have been recognised (ring, oldest at cq_head) */
+    struct calq { int64_t from, to; double s; } *cq;
+    int cq_cap, cq_head, cq_len;
+    /* continual learning */
+    ad_adapt *ad;
+    int adapt_job_out;
+    ad_model *retired[2];        /* decided candidates / replaced models,
+                                  * freed two swaps later */
+    float *pw;                   /* pending windows of handed-out jobs */
+    uint64_t *pw_seq;
+    int pw_cap, pw_head, pw_len;
+    /* events (ring, oldest at ev_head): a detector usually has none
+     * waiting, so the ring starts at 1 and doubles on demand up to
+     * AD_DETECTOR_EVENTS (an ad_event is ~500 bytes) */
+    ad_event *ev;
+    int ev_cap, ev_head, ev_len;
+    ad_detector_stats st;
+    void *user;
+};
+
+int det_check_model_metric(const ad_detector_cfg *c, const ad_model *m, char *err,
+                           size_t errlen);
+ad_event *det_ev_new(ad_detector *d, ad_event_type type, int64_t ts);
+int det_fit_without_scores(ad_detector *d);
+void det_pump_adapt(ad_detector *d);
+void det_set_phase(ad_detector *d, ad_phase p, int64_t ts);
+void det_swap_model(ad_detector *d, const ad_model *m, ad_model *owned);
+void det_restart_calibration(ad_detector *d, int64_t ts);
+
+#endif

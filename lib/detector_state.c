@@ -1,0 +1,455 @@
+/*
+ * detector_state.c - a stream's state as JSON (save / restore, also the
+ * open alert across a restart or a partition move), closing an alert for a
+ * reason, events as JSON and operator feedback (false alarm, recalibrate).
+ */
+#include "detector_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ad.h"
+
+/* ---- save / restore ---------------------------------------------------------- */
+
+/* The "alert" sub-object: the alerter (alert.h ad_alerter_save), the data
+ * time of the last row and the calibration guard. */
+static cJSON *alert_save(const ad_detector *d)
+{
+    cJSON *a = ad_alerter_save(d->alert);
+
+    if (a == NULL)
+        return NULL;
+    if (!cJSON_AddNumberToObject(a, "last_ts", (double)d->last_ts) ||
+        (d->calib_guard > 0 && !cJSON_AddNumberToObject(a, "calib_guard", d->calib_guard))) {
+        cJSON_Delete(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* Add saved sub-state text (taken) as a JSON object under key. */
+static int add_sub(cJSON *o, const char *key, char *txt, int want)
+{
+    cJSON *j;
+
+    if (!want)
+        return 0;
+    j = txt ? cJSON_Parse(txt) : NULL;
+    free(txt);
+    if (j == NULL)
+        return -1;
+    cJSON_AddItemToObject(o, key, j);
+    return 0;
+}
+
+/* Restore the "dq" / "adapt" sub-states (optional; errors are logged). */
+static void restore_subs(ad_detector *d, const cJSON *o)
+{
+    const cJSON *x;
+    char *txt, err[200];
+
+    x = cJSON_GetObjectItemCaseSensitive(o, "dq");
+    if (d->dq && cJSON_IsObject(x) && (txt = cJSON_PrintUnformatted(x)) != NULL) {
+        if (ad_dq_restore(d->dq, txt, err, sizeof(err)) != 0)
+            ad_log(AD_LOG_WARNING, "stream %s: saved data-quality state ignored: %s",
+                   d->key, err);
+        free(txt);
+    }
+    x = cJSON_GetObjectItemCaseSensitive(o, "adapt");
+    if (d->ad && cJSON_IsObject(x) && (txt = cJSON_PrintUnformatted(x)) != NULL) {
+        if (ad_adapt_restore(d->ad, txt, err, sizeof(err)) != 0)
+            ad_log(AD_LOG_WARNING, "stream %s: saved continual-learning state ignored: %s",
+                   d->key, err);
+        free(txt);
+    }
+}
+
+char *ad_detector_save(const ad_detector *d)
+{
+    cJSON *o, *t;
+    char hash[24];
+    char *txt = NULL;
+    int fitted = ad_threshold_fitted(d->thr);
+
+    /* Not calibrated: still kept when the alert part matters (the seq
+     * counter, a calibration guard), so a restart neither reuses ids nor
+     * closes an alert twice. */
+    if (!fitted && ad_alerter_count(d->alert) == 0 && !(d->calib_guard > 0))
+        return NULL;
+    o = cJSON_CreateObject();
+    if (o == NULL)
+        return NULL;
+    snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)d->hash);
+    if (!cJSON_AddNumberToObject(o, "version", 1) ||
+        !cJSON_AddStringToObject(o, "stream", d->key) ||
+        !cJSON_AddStringToObject(o, "model_id", d->model ? d->model->id : "") ||
+        !cJSON_AddStringToObject(o, "settings_hash", hash) ||
+        !cJSON_AddStringToObject(o, "metric", ad_detector_metric_name(d->cfg.metric)) ||
+        !cJSON_AddStringToObject(o, "method", ad_thr_method_name(d->cfg.thr.method)) ||
+        !cJSON_AddNumberToObject(o, "alerts", (double)ad_alerter_count(d->alert)))
+        goto out;
+    t = alert_save(d);
+    if (t == NULL)
+        goto out;
+    cJSON_AddItemToObject(o, "alert", t);
+    if (fitted) {
+        if (!cJSON_AddNumberToObject(o, "threshold", ad_threshold_value(d->thr)) ||
+            !cJSON_AddNumberToObject(o, "calib_windows", (double)ad_threshold_count(d->thr)))
+            goto out;
+        if (d->has_smooth && !cJSON_AddNumberToObject(o, "smoothed", d->smooth))
+            goto out;
+        t = ad_threshold_save(d->thr);
+        if (t == NULL)
+            goto out;
+        cJSON_AddItemToObject(o, "state", t);
+    }
+    if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0 ||
+        add_sub(o, "adapt", d->ad ? ad_adapt_save(d->ad) : NULL, d->ad != NULL) != 0)
+        goto out;
+    txt = cJSON_PrintUnformatted(o);
+out:
+    cJSON_Delete(o);
+    return txt;
+}
+
+/* The saved alert part of o: "alert", or for files written before it
+ * existed {"seq": alerts}. Returns a new object or NULL. */
+static cJSON *saved_alert(const cJSON *o)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "alert");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "alerts");
+    cJSON *r;
+
+    if (cJSON_IsObject(a))
+        return cJSON_Duplicate(a, 1);
+    if ((r = cJSON_CreateObject()) != NULL &&
+        !cJSON_AddNumberToObject(r, "seq", cJSON_IsNumber(n) && n->valuedouble > 0 ?
+                                 n->valuedouble : 0)) {
+        cJSON_Delete(r);
+        r = NULL;
+    }
+    return r;
+}
+
+/* Continue the saved alert part after a successful restore. */
+static void alert_resume(ad_detector *d, const cJSON *o)
+{
+    cJSON *a = saved_alert(o);
+    const cJSON *x;
+    char err[160];
+
+    ad_alerter_reset(d->alert);
+    if (a == NULL)
+        return;
+    if (ad_alerter_restore(d->alert, a, 1, NULL, err, sizeof(err)) != 0) {
+        ad_alerter_reset(d->alert);
+        ad_log(AD_LOG_WARNING, "stream %s: saved alert not continued: %s", d->key, err);
+    }
+    x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
+    if (d->last_ts == 0 && cJSON_IsNumber(x))
+        d->last_ts = (int64_t)x->valuedouble;
+    cJSON_Delete(a);
+}
+
+int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errlen)
+{
+    cJSON *o, *x;
+    char hash[24];
+    const char *cur_id = d->model ? d->model->id : "";
+    int rc;
+
+    if (d->model == NULL)
+        return ad_errf(err, errlen, AD_EINVAL, "stream %s: no model yet, nothing to restore",
+                       d->key);
+    o = cJSON_Parse(json ? json : "");
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return ad_errf(err, errlen, AD_EFORMAT, "calibration state: not a JSON object");
+    }
+    restore_subs(d, o);
+    x = cJSON_GetObjectItemCaseSensitive(o, "version");
+    if (!cJSON_IsNumber(x) || x->valuedouble != 1) {
+        rc = ad_errf(err, errlen, AD_EFORMAT, "calibration state: version must be 1");
+        goto out;
+    }
+    x = cJSON_GetObjectItemCaseSensitive(o, "model_id");
+    if (!cJSON_IsString(x)) {
+        rc = ad_errf(err, errlen, AD_EFORMAT, "calibration state: model_id missing");
+        goto out;
+    }
+    if (cur_id[0] == '\0' || strcmp(x->valuestring, cur_id) != 0) {
+        rc = ad_errf(err, errlen, AD_EINVAL,
+                     "calibration state: model changed (saved %s, current %s)",
+                     x->valuestring, cur_id[0] ? cur_id : "(unidentified)");
+        goto out;
+    }
+    snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)d->hash);
+    x = cJSON_GetObjectItemCaseSensitive(o, "settings_hash");
+    if (!cJSON_IsString(x) || strcmp(x->valuestring, hash) != 0) {
+        rc = ad_errf(err, errlen, AD_EINVAL,
+                     "calibration state: settings changed (saved %s, current %s)",
+                     cJSON_IsString(x) ? x->valuestring : "?", hash);
+        goto out;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(o, "state") == NULL) {
+        rc = ad_errf(err, errlen, AD_EINVAL, "calibration state: not calibrated when saved");
+        goto out;
+    }
+    rc = ad_threshold_restore(d->thr, cJSON_GetObjectItemCaseSensitive(o, "state"), err, errlen);
+    if (rc)
+        goto out;
+    if (!ad_threshold_fitted(d->thr)) {
+        ad_threshold_reset(d->thr);
+        rc = ad_errf(err, errlen, AD_EFORMAT, "calibration state: threshold not fitted");
+        goto out;
+    }
+    x = cJSON_GetObjectItemCaseSensitive(o, "smoothed");
+    if (cJSON_IsNumber(x) && isfinite(x->valuedouble)) {
+        d->smooth = x->valuedouble;
+        d->has_smooth = 1;
+    }
+    alert_resume(d, o);
+    det_set_phase(d, AD_PHASE_DETECTING, d->last_ts);
+    rc = 0;
+out:
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* Queue the cleared event of alert al, closed now with reason r at ts. */
+static void queue_closed(ad_detector *d, ad_alert *al, ad_close_reason r, int64_t ts)
+{
+    ad_event *e;
+
+    al->active = 0;
+    al->reason = r;
+    al->end_ms = ts > al->start_ms ? ts : al->start_ms;
+    e = det_ev_new(d, AD_EV_ALERT_CLEARED, al->end_ms);
+    e->alert = *al;
+    e->threshold = al->threshold;
+    ad_log(AD_LOG_INFO, "stream %s: alert %s closed (%s)", d->key, al->id,
+           ad_close_reason_name(r));
+}
+
+int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason reason)
+{
+    cJSON *o = cJSON_Parse(json ? json : ""), *a;
+    const cJSON *mid, *met, *thr, *x;
+    const char *cur_id = d->model ? d->model->id : "";
+    int same_model, closed = 0;
+    ad_alert al;
+    char err[160];
+
+    if (!cJSON_IsObject(o) || (a = saved_alert(o)) == NULL) {
+        cJSON_Delete(o);
+        return 0;
+    }
+    mid = cJSON_GetObjectItemCaseSensitive(o, "model_id");
+    met = cJSON_GetObjectItemCaseSensitive(o, "metric");
+    same_model = cJSON_IsString(mid) && cur_id[0] && strcmp(mid->valuestring, cur_id) == 0;
+    if (ad_alerter_restore(d->alert, a, 0, &al, err, sizeof(err)) != 0) {
+        ad_log(AD_LOG_WARNING, "stream %s: saved alert unreadable: %s", d->key, err);
+    } else if (al.active) {
+        x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
+        queue_closed(d, &al, same_model ? reason : AD_CLOSE_MODEL_CHANGED,
+                     cJSON_IsNumber(x) ? (int64_t)x->valuedouble : al.start_ms);
+        closed = 1;
+    }
+    /* The old threshold guards the new calibration when scores are on the
+     * same scale (same model, same metric). */
+    thr = cJSON_GetObjectItemCaseSensitive(o, "threshold");
+    if (!cJSON_IsNumber(thr))
+        thr = cJSON_GetObjectItemCaseSensitive(a, "calib_guard");
+    if (same_model && d->phase != AD_PHASE_DETECTING && cJSON_IsString(met) &&
+        ad_detector_metric_from_name(met->valuestring) == (int)d->cfg.metric &&
+        cJSON_IsNumber(thr) && isfinite(thr->valuedouble) && thr->valuedouble > 0) {
+        d->calib_guard = thr->valuedouble;
+        ad_log(AD_LOG_INFO, "stream %s: calibration skips scores above the previous "
+               "threshold %g", d->key, d->calib_guard);
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(o);
+    return closed;
+}
+
+int ad_detector_close_alert(ad_detector *d, ad_close_reason reason)
+{
+    const ad_alert *cur = ad_alerter_active(d->alert);
+    ad_alert al;
+
+    if (cur == NULL)
+        return 0;
+    al = *cur;
+    ad_alerter_close(d->alert, d->last_ts, reason, NULL);
+    d->acc_len = d->acc_head = 0;
+    queue_closed(d, &al, reason, d->last_ts);
+    return 1;
+}
+
+/* ---- events as JSON ---------------------------------------------------------- */
+
+/* A finite number, or null (JSON has no NaN or Inf). */
+static int num_or_null(cJSON *o, const char *k, double v)
+{
+    return isfinite(v) ? cJSON_AddNumberToObject(o, k, v) != NULL :
+                         cJSON_AddNullToObject(o, k) != NULL;
+}
+
+/* Move the members of src that dst lacks into dst; frees src. */
+static int merge_into(cJSON *dst, cJSON *src)
+{
+    cJSON *it;
+
+    while ((it = src->child) != NULL) {
+        cJSON_DetachItemViaPointer(src, it);
+        if (cJSON_HasObjectItem(dst, it->string)) {
+            cJSON_Delete(it);
+            continue;
+        }
+        cJSON_AddItemToObject(dst, it->string, it);
+    }
+    cJSON_Delete(src);
+    return 0;
+}
+
+static const char *adapt_decision(ad_adapt_ev_type t)
+{
+    switch (t) {
+    case AD_ADAPT_EV_PROMOTED: return "promoted";
+    case AD_ADAPT_EV_REJECTED: return "rejected";
+    case AD_ADAPT_EV_SHADOW: return "shadow";
+    case AD_ADAPT_EV_TRAIN_FAILED: return "train_failed";
+    default: return "train_ready";
+    }
+}
+
+cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
+{
+    cJSON *o = cJSON_CreateObject(), *a;
+
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddStringToObject(o, "event", ad_event_type_name(ev->type)) ||
+        !cJSON_AddStringToObject(o, "stream", d->key) ||
+        !cJSON_AddNumberToObject(o, "ts", (double)ev->ts_ms))
+        goto fail;
+    switch (ev->type) {
+    case AD_EV_ALERT_RAISED:
+    case AD_EV_ALERT_CLEARED:
+        a = ad_alert_to_json(&ev->alert, d->key, (const char *const *)d->features);
+        if (a == NULL)
+            goto fail;
+        cJSON_AddItemToObject(o, "alert", a);
+        if (!num_or_null(o, "probability", ev->probability) ||
+            !num_or_null(o, "log_likelihood", ev->log_likelihood))
+            goto fail;
+        break;
+    case AD_EV_CALIB_FAILED:
+        if (!cJSON_AddStringToObject(o, "text", ev->text) ||
+            !cJSON_AddNumberToObject(o, "failures", (double)ev->n))
+            goto fail;
+        break;
+    case AD_EV_ACCEPTED:
+        if (!cJSON_AddNumberToObject(o, "threshold", ev->threshold) ||
+            !num_or_null(o, "prev_threshold", ev->prev_threshold) ||
+            !cJSON_AddNumberToObject(o, "windows", (double)ev->n) ||
+            !cJSON_AddStringToObject(o, "text", ev->text))
+            goto fail;
+        break;
+    case AD_EV_PHASE:
+        if (!cJSON_AddStringToObject(o, "phase", ad_phase_name(ev->phase)) ||
+            !cJSON_AddStringToObject(o, "prev", ad_phase_name(ev->prev_phase)))
+            goto fail;
+        break;
+    case AD_EV_CALIBRATED:
+        if (!cJSON_AddNumberToObject(o, "threshold", ev->threshold) ||
+            !cJSON_AddNumberToObject(o, "windows", (double)ev->n) ||
+            !cJSON_AddStringToObject(o, "method", ad_thr_method_name(d->cfg.thr.method)))
+            goto fail;
+        break;
+    case AD_EV_TRAIN_READY:
+    case AD_EV_TRAIN_FAILED:
+    case AD_EV_ADAPT_READY:
+        if (!cJSON_AddStringToObject(o, "text", ev->text))
+            goto fail;
+        break;
+    case AD_EV_DQ_RAISED:
+    case AD_EV_DQ_CLEARED:
+        a = ad_dq_event_to_json(&ev->dq, d->key, (const char *const *)d->features);
+        if (a == NULL || merge_into(o, a) != 0)
+            goto fail;
+        break;
+    case AD_EV_ADAPT:
+        a = ad_adapt_event_to_json(&ev->adapt, d->key);
+        if (a == NULL || merge_into(o, a) != 0 ||
+            !cJSON_AddStringToObject(o, "decision", adapt_decision(ev->adapt.type)) ||
+            !num_or_null(o, "threshold", ev->threshold) ||
+            !num_or_null(o, "prev_threshold", ev->prev_threshold))
+            goto fail;
+        break;
+    }
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+/* ---- operator feedback ------------------------------------------------------ */
+
+int ad_detector_false_alarm(ad_detector *d, const char *alert_id, double peak,
+                            ad_detector_feedback *out, char *err, size_t errlen)
+{
+    const ad_alert *a = ad_alerter_active(d->alert);
+    double before = ad_threshold_value(d->thr), v;
+    ad_alert al;
+
+    memset(out, 0, sizeof(*out));
+    if (d->phase != AD_PHASE_DETECTING || !ad_threshold_fitted(d->thr))
+        return ad_errf(err, errlen, AD_EINVAL, "stream %s: not detecting (phase %s)",
+                       d->key, ad_phase_name(d->phase));
+    if (a && (!alert_id || !alert_id[0] || strcmp(alert_id, a->id) == 0)) {
+        peak = a->peak_score;
+        snprintf(out->alert_id, sizeof(out->alert_id), "%s", a->id);
+    } else if (alert_id && alert_id[0] && isfinite(peak)) {
+        snprintf(out->alert_id, sizeof(out->alert_id), "%s", alert_id);
+    } else {
+        return ad_errf(err, errlen, AD_EINVAL, alert_id && alert_id[0] ?
+                       "stream %s: alert %.64s is not the open alert" :
+                       "stream %s: no open alert%.0s", d->key, alert_id ? alert_id : "");
+    }
+    if (!isfinite(peak) || !(peak > 0))
+        return ad_errf(err, errlen, AD_EINVAL, "stream %s: alert %s has no usable peak score",
+                       d->key, out->alert_id);
+    /* just above the peak: the same windows stay at or below it */
+    v = peak * (1.0 + 1e-9);
+    out->prev_threshold = before;
+    if (v > before && ad_threshold_raise(d->thr, v) != 0)
+        return ad_errf(err, errlen, AD_EINVAL, "stream %s: threshold not fitted", d->key);
+    out->threshold = ad_threshold_value(d->thr);
+    out->raised = out->threshold > before;
+    if (a && strcmp(a->id, out->alert_id) == 0 &&
+        ad_alerter_close(d->alert, d->last_ts, AD_CLOSE_FALSE_ALARM, &al)) {
+        ad_event *e = det_ev_new(d, AD_EV_ALERT_CLEARED, d->last_ts);
+        if (d->ad)      /* continual learning: not a true alert to keep */
+            ad_adapt_alert_cleared(d->ad, al.id, d->last_ts, AD_ADAPT_CLEAR_FALSE);
+        e->alert = al;
+        e->threshold = out->threshold;
+        out->closed = 1;
+        d->acc_len = d->acc_head = 0;
+    } else if (d->ad) {
+        ad_adapt_alert_false(d->ad, out->alert_id);   /* withdrawn if kept */
+    }
+    return 0;
+}
+
+int ad_detector_recalibrate(ad_detector *d, char *err, size_t errlen)
+{
+    if (d->phase != AD_PHASE_CALIBRATING && d->phase != AD_PHASE_DETECTING)
+        return ad_errf(err, errlen, AD_EINVAL, "stream %s: cannot recalibrate in phase %s",
+                       d->key, ad_phase_name(d->phase));
+    det_restart_calibration(d, d->last_ts);
+    return 0;
+}

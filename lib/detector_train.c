@@ -1,0 +1,303 @@
+/*
+ * detector_train.c - a stream's training jobs (collected windows to a model
+ * on a worker), model swaps (trained, promoted or set by a reload) and the
+ * recalibration that follows. See detector.h TRAINING.
+ */
+#include "detector_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ad.h"
+
+/* ---- training --------------------------------------------------------------- */
+
+void ad_train_job_free(ad_train_job *j)
+{
+    int f;
+
+    if (j == NULL)
+        return;
+    free(j->rows);
+    if (j->features) {
+        for (f = 0; f < j->F; f++)
+            free(j->features[f]);
+        free(j->features);
+    }
+    ad_model_free(j->init);
+    free(j);
+}
+
+ad_train_job *ad_detector_take_train_job(ad_detector *d)
+{
+    ad_train_job *j;
+    size_t bytes;
+    int f;
+
+    if (d->phase != AD_PHASE_TRAINING || d->job_taken)
+        return NULL;
+    j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    j->mode = d->cfg.training;
+    j->T = d->T;
+    j->F = d->F;
+    j->n_rows = d->coll_rows;
+    bytes = d->coll_rows * (size_t)d->F * sizeof(float);
+    j->rows = malloc(bytes ? bytes : 1);
+    j->features = calloc((size_t)d->F, sizeof(char *));
+    if (j->rows == NULL || j->features == NULL)
+        goto fail;
+    memcpy(j->rows, d->coll, bytes);
+    for (f = 0; f < d->F; f++)
+        if ((j->features[f] = strdup(d->features[f])) == NULL)
+            goto fail;
+    if (j->mode == AD_TRAIN_FINETUNE && d->model) {
+        j->init = ad_model_clone(d->model);
+        if (j->init == NULL)
+            goto fail;
+    }
+    j->metric = d->cfg.metric;
+    j->epochs = d->cfg.train_epochs;
+    j->boot_units = d->cfg.boot_units;
+    j->seed = d->cfg.train_seed;
+    j->gen = d->gen;
+    d->job_taken = 1;
+    return j;
+fail:
+    ad_train_job_free(j);
+    return NULL;
+}
+
+int ad_train_job_run(const ad_train_job *job, ad_model **out,
+                     const volatile int *cancel, char *err, size_t errlen)
+{
+    ad_model *m = NULL;
+    float *scaled = NULL, *win = NULL, *mean = NULL, *sd = NULL;
+    size_t n, F = (size_t)job->F, r, f, bytes;
+    ad_train_opts o;
+    ad_train_report rep;
+    ad_error_stats es;
+    char *meta;
+    void *buf = NULL;
+    size_t len;
+    int rc;
+
+    *out = NULL;
+    n = ad_train_cut_windows(NULL, job->n_rows, job->F, job->T, 1, NULL);
+    if (n < 1)
+        return ad_errf(err, errlen, AD_EINVAL, "training: %zu rows, need >= %d",
+                       job->n_rows, job->T);
+    if (job->mode == AD_TRAIN_BOOTSTRAP) {
+        ad_layer_spec L[4] = {
+            { AD_LAYER_LSTM, job->boot_units, AD_ACT_TANH, 0 },
+            { AD_LAYER_REPEAT_VECTOR, job->T, AD_ACT_LINEAR, 0 },
+            { AD_LAYER_LSTM, job->boot_units, AD_ACT_TANH, 1 },
+            { AD_LAYER_TD_DENSE, job->F, AD_ACT_LINEAR, 0 },
+        };
+        rc = ad_model_create(&m, job->T, job->F, L, 4, err, errlen);
+        if (rc)
+            goto fail;
+        if ((rc = ad_model_set_features(m, (const char *const *)job->features, job->F)) != 0)
+            goto fail;
+        /* Standard scaler fitted on the collected rows (population std,
+         * like sklearn's StandardScaler); a constant feature gets std 1. */
+        mean = calloc(F, sizeof(float));
+        sd = calloc(F, sizeof(float));
+        if (!mean || !sd) {
+            rc = AD_ENOMEM;
+            goto fail;
+        }
+        for (f = 0; f < F; f++) {
+            double s = 0, s2 = 0;
+            for (r = 0; r < job->n_rows; r++)
+                s += job->rows[r * F + f];
+            s /= (double)job->n_rows;
+            for (r = 0; r < job->n_rows; r++) {
+                double dd = job->rows[r * F + f] - s;
+                s2 += dd * dd;
+            }
+            s2 = sqrt(s2 / (double)job->n_rows);
+            mean[f] = (float)s;
+            sd[f] = s2 > 1e-12 ? (float)s2 : 1.0f;
+        }
+        if ((rc = ad_model_set_scaler(m, AD_SCALER_STANDARD, mean, sd)) != 0)
+            goto fail;
+        ad_train_init_weights(m, job->seed);
+    } else {
+        if (job->init == NULL) {
+            rc = ad_errf(err, errlen, AD_EINVAL, "training finetune: no initial model");
+            goto fail;
+        }
+        m = ad_model_clone(job->init);
+        if (m == NULL) {
+            rc = AD_ENOMEM;
+            goto fail;
+        }
+    }
+    bytes = job->n_rows * F * sizeof(float);
+    scaled = malloc(bytes);
+    win = malloc(n * (size_t)job->T * F * sizeof(float));
+    if (!scaled || !win) {
+        rc = AD_ENOMEM;
+        goto fail;
+    }
+    ad_model_scale(m, job->rows, scaled, job->n_rows);
+    ad_train_cut_windows(scaled, job->n_rows, job->F, job->T, 1, win);
+    ad_train_opts_default(&o);
+    o.epochs = job->epochs;
+    o.loss = job->metric == AD_METRIC_MAE ? AD_LOSS_MAE : AD_LOSS_MSE;
+    o.seed = job->seed;
+    o.val_gap = job->T - 1;
+    if (n < 20)
+        o.val_frac = 0;
+    rc = ad_train_fit(m, win, n, &o, &rep, NULL, NULL, cancel, err, errlen);
+    if (rc)
+        goto fail;
+    if (rep.cancelled && cancel && *cancel) {
+        rc = ad_errf(err, errlen, AD_EINVAL, "training cancelled");
+        goto fail;
+    }
+    rc = ad_train_error_stats(m, win, n, job->metric, &es, NULL);
+    if (rc) {
+        ad_errf(err, errlen, rc, "training: error statistics failed");
+        goto fail;
+    }
+    meta = ad_train_meta_json(&o, &rep, &es);
+    if (meta == NULL) {
+        rc = AD_ENOMEM;
+        goto fail;
+    }
+    free(m->training);
+    m->training = meta;
+    /* Serialising gives the model its identity (saved calibration refers
+     * to it). */
+    if (ad_model_serialize(m, &buf, &len) == 0)
+        free(buf);
+    free(scaled);
+    free(win);
+    free(mean);
+    free(sd);
+    *out = m;
+    return 0;
+fail:
+    if (rc == AD_ENOMEM)
+        ad_errf(err, errlen, rc, "training: out of memory");
+    free(scaled);
+    free(win);
+    free(mean);
+    free(sd);
+    ad_model_free(m);
+    return rc;
+}
+
+static int model_matches(const ad_detector *d, const ad_model *m)
+{
+    return m->window == d->T && m->n_features == d->F;
+}
+
+/* A new model: new generation, fresh ring, recalibration. */
+void det_swap_model(ad_detector *d, const ad_model *m, ad_model *owned)
+{
+    if (d->owned && d->owned != owned)
+        ad_model_free(d->owned);
+    d->owned = owned;
+    d->model = m;
+    ad_window_set_model(d->win, m);       /* held rows rescaled for m */
+    d->gen++;
+}
+
+void det_restart_calibration(ad_detector *d, int64_t ts)
+{
+    /* an open alert ends with its cleared event, never silently */
+    ad_detector_close_alert(d, AD_CLOSE_MODEL_CHANGED);
+    ad_threshold_reset(d->thr);
+    ad_alerter_reset(d->alert);
+    ad_likelihood_reset(d->lik);     /* a new model scores on another scale */
+    ad_likelihood_set_floor(d->lik, 0);
+    d->acc_len = d->acc_head = 0;
+    d->fail_reported = 0;
+    d->fail_unreported = 0;
+    d->has_smooth = 0;
+    d->has_calib_start = 0;
+    d->cq_len = 0;
+    d->calib_guard = 0;              /* another model: another scale */
+    det_set_phase(d, AD_PHASE_CALIBRATING, ts);
+    if (det_fit_without_scores(d) > 0) {
+        ad_event *e = det_ev_new(d, AD_EV_CALIBRATED, ts);
+        e->threshold = ad_threshold_value(d->thr);
+        det_set_phase(d, AD_PHASE_DETECTING, ts);
+    }
+}
+
+int ad_detector_train_done(ad_detector *d, ad_model *m, int take, const char *why)
+{
+    int64_t ts = d->last_ts;
+
+    if (d->phase != AD_PHASE_TRAINING)
+        return AD_EINVAL;
+    if (m != NULL && !model_matches(d, m))
+        return AD_EINVAL;
+    if (m != NULL && d->cfg.thr.method == AD_THR_MODEL &&
+        det_check_model_metric(&d->cfg, m, NULL, 0) != 0)
+        return AD_EINVAL;
+    d->job_taken = 0;
+    if (m == NULL) {
+        ad_event *e = det_ev_new(d, AD_EV_TRAIN_FAILED, ts);
+        snprintf(e->text, sizeof(e->text), "%s", why ? why : "training failed");
+        d->st.train_failures++;
+        ad_log(AD_LOG_WARNING, "stream %s: training failed: %s", d->key, e->text);
+        if (d->cfg.training == AD_TRAIN_BOOTSTRAP || d->model == NULL) {
+            d->coll_rows = 0;
+            d->st.windows_collected = 0;
+            det_set_phase(d, AD_PHASE_COLLECTING, ts);
+            return 0;
+        }
+        ad_window_reset(d->win);
+        det_restart_calibration(d, ts);
+        return 0;
+    }
+    det_swap_model(d, m, take ? m : NULL);
+    /* Calibrate on windows the model did not train on: start from an empty
+     * ring, so every calibration window is made of rows that came after. */
+    ad_window_reset(d->win);
+    free(d->coll);
+    d->coll = NULL;
+    d->coll_cap = 0;
+    det_restart_calibration(d, ts);
+    return 0;
+}
+
+int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
+                          char *err, size_t errlen)
+{
+    if (m == NULL || !model_matches(d, m))
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "stream %s: model window/features differ (%d/%d expected)",
+                       d->key, d->T, d->F);
+    if (d->cfg.thr.method == AD_THR_MODEL) {
+        int rc = det_check_model_metric(&d->cfg, m, err, errlen);
+        if (rc)
+            return rc;
+    }
+    if (d->ad && d->cfg.adapt.reload_shadow && d->phase == AD_PHASE_DETECTING &&
+        d->model != NULL) {
+        int rc = ad_adapt_shadow_begin(d->ad, (ad_model *)m, 0, d->last_ts);
+        if (rc == 0) {
+            det_pump_adapt(d);
+            ad_log(AD_LOG_INFO, "stream %s: new model %s evaluated in shadow", d->key, m->id);
+            return AD_DETECTOR_SHADOW;
+        }
+        ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation not possible now (%d): "
+               "model swapped at once", d->key, rc);
+    }
+    det_swap_model(d, m, NULL);
+    d->pw_len = 0;
+    if (!keep_threshold || !ad_threshold_fitted(d->thr)) {
+        if (d->phase == AD_PHASE_CALIBRATING || d->phase == AD_PHASE_DETECTING)
+            det_restart_calibration(d, d->last_ts);
+    }
+    return 0;
+}
