@@ -278,8 +278,10 @@ static void drain_cb(uv_timer_t *t)
     }
     uv_timer_stop(t);
     for (int i = 0; i < g->n; i++)
-        MAP_FOREACH(&g->dets[i].streams, s)
+        MAP_FOREACH(&g->dets[i].streams, s) {
+            publish_dq_close_all(dd, s, "restart");   /* conditions are not saved */
             state_save(dd, s);
+        }
     kafka_stop(dd);
     publish_stats(dd);
     ad_mqtt_stop(dd->mqtt, STOP_MQTT_MS);

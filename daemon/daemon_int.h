@@ -353,6 +353,10 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev);
 /* Data-quality alert (AD_EV_DQ_*) on the alert topic; keeps s->dq_open. */
 void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev);
 /* Continual-learning decision (AD_EV_ADAPT) on the stream's events topic. */
+/* Close every open data-quality alert of s (a dq_cleared event with
+ * `reason` each): its monitor is going away (evicted, rebuilt, stopped,
+ * moved to another instance) and does not carry open conditions over. */
+void publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason);
 void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev);
 /* Add the figures of stream s to c (live streams and retired ones). */
 void publish_count_stream(const ad_detector *d, det_counts *c);

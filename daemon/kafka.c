@@ -431,6 +431,7 @@ static int drop_streams(ad_kafka *k, const rd_kafka_topic_partition_list_t *l, i
                 bad[tp - l->elems] = 1;
             if (!lost)
                 state_put(k, s);
+            publish_dq_close_all(dd, s, "moved");
             streams_kill(dd, s, 1);
             tdel(k->smap, tk);
             moved++;

@@ -285,6 +285,8 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddNumberToObject(o, "schema", 1);
     cJSON_AddStringToObject(o, "kind", "data_quality");
     cJSON_AddStringToObject(o, "event", raised ? "dq_raised" : "dq_cleared");
+    if (!raised)
+        cJSON_AddStringToObject(o, "reason", "cleared");
     if (!cJSON_GetObjectItemCaseSensitive(o, "detector"))
         cJSON_AddStringToObject(o, "detector", d->c->name);
     ad_iso_ms(ev->ts_ms, iso, sizeof iso);
@@ -303,6 +305,48 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
            cJSON_IsString(feat) ? feat->valuestring : "(stream)");
     if (raised) dd->c.dq_raised++; else dd->c.dq_cleared++;
     cJSON_Delete(o);
+}
+
+void publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
+{
+    det_rt *d = s->det;
+    char topic[1024], iso[40];
+    int64_t end;
+    cJSON *x;
+
+    if (!s->dq_open || !d)
+        return;
+    end = s->d && ad_detector_last_ts(s->d) ? ad_detector_last_ts(s->d) : (int64_t)dd_wall_ms();
+    if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0)
+        goto out;
+    for (x = s->dq_open->child; x; x = x->next) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(x, "alert_id");
+        const cJSON *chk = cJSON_GetObjectItemCaseSensitive(x, "check");
+        cJSON *o = cJSON_Duplicate(x, 1);
+        if (!o)
+            continue;
+        cJSON_AddNumberToObject(o, "schema", 1);
+        cJSON_AddStringToObject(o, "kind", "data_quality");
+        cJSON_AddStringToObject(o, "event", "dq_cleared");
+        cJSON_AddStringToObject(o, "reason", reason);
+        cJSON_AddStringToObject(o, "detector", d->c->name);
+        cJSON_AddStringToObject(o, "stream", s->key);
+        cJSON_AddNumberToObject(o, "end", (double)end);
+        ad_iso_ms(end, iso, sizeof iso);
+        cJSON_AddStringToObject(o, "time", iso);
+        cJSON_AddNumberToObject(o, "time_ms", (double)end);
+        ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+        cJSON_AddStringToObject(o, "published", iso);
+        publish_alert_json(dd, s, topic, o);
+        cJSON_Delete(o);
+        ad_log(AD_LOG_NOTICE, "data quality %s cleared: detector %s stream %s check %s "
+               "reason %s", cJSON_IsString(id) ? id->valuestring : "?", d->c->name, s->key,
+               cJSON_IsString(chk) ? chk->valuestring : "?", reason);
+        dd->c.dq_cleared++;
+    }
+out:
+    cJSON_Delete(s->dq_open);
+    s->dq_open = NULL;
 }
 
 void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev)

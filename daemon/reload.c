@@ -96,6 +96,7 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
         }
         /* new settings: a new detector; the old one waits in the graveyard
          * while batches in flight may read its model */
+        publish_dq_close_all(dd, s, "reload");   /* a new monitor too */
         streams_bury(s);
         s->epoch++;
         mr_put(s->mr);

@@ -190,6 +190,7 @@ void streams_evict(ad_daemon *dd, stream_rec *s, ad_close_reason reason)
 {
     if (s->d && s->det && ad_detector_close_alert(s->d, reason))
         streams_events(dd, s);
+    publish_dq_close_all(dd, s, ad_close_reason_name(reason));
     ha_stream_removed(dd, s);
     streams_kill(dd, s, 1);
 }

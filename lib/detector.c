@@ -1375,6 +1375,7 @@ const ad_model *ad_detector_model(const ad_detector *d) { return d->model; }
 ad_metric ad_detector_metric(const ad_detector *d) { return d->cfg.metric; }
 ad_phase ad_detector_phase(const ad_detector *d) { return d->phase; }
 const char *ad_detector_key(const ad_detector *d) { return d->key; }
+int64_t ad_detector_last_ts(const ad_detector *d) { return d->last_ts; }
 int ad_detector_T(const ad_detector *d) { return d->T; }
 int ad_detector_F(const ad_detector *d) { return d->F; }
 void ad_detector_set_user(ad_detector *d, void *user) { d->user = user; }

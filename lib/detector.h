@@ -456,6 +456,8 @@ const ad_model *ad_detector_model(const ad_detector *d);
 ad_metric ad_detector_metric(const ad_detector *d);
 ad_phase ad_detector_phase(const ad_detector *d);
 const char *ad_detector_key(const ad_detector *d);
+/* Data time (unix ms) of the last row the detector consumed; 0 before any. */
+int64_t ad_detector_last_ts(const ad_detector *d);
 int ad_detector_T(const ad_detector *d);
 int ad_detector_F(const ad_detector *d);
 const char *const *ad_detector_features(const ad_detector *d);

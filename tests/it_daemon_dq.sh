@@ -3,7 +3,8 @@
 # sensor that freezes at its last value raises a data_quality alert on the
 # alert topic naming the feature (kind data_quality, check stuck), the
 # stream's retained state lists it while open, and it clears once the
-# sensor moves again; model alerts on the same topic say kind model.
+# sensor moves again; model alerts on the same topic say kind model; a
+# condition still open at stop is cleared with reason restart.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_dq.XXXXXX)
@@ -108,5 +109,31 @@ if grep -q "data quality pump1-dq-[0-9-]* raised: detector pump stream pump1 che
 else
     it_fail "the data-quality alert is logged" "$(grep -i quality "$D/daemon.log" | head -3)"
 fi
+# a condition open at stop is closed (its monitor does not carry open
+# conditions over a restart): dq_cleared, same id, reason restart
+# (stream xpump1: its own data time, 300 min ago, stuck from minute 150 on)
+$H pub --port "$IT_PORT" --devices 1 --rows 250 --start "$(( $(date +%s) - 300 * 60 ))" \
+    --topic 'sensors/x{device}/pump' --fault 'stuck@150m+200m:1:pressure'
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/xpump1 kind=data_quality \
+    event=dq_raised --timeout 20 >/dev/null
+id2=$($PYTHON - "$D/sub.jsonl" <<'EOP'
+import json, sys
+last = ""
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"] == "anomalyd/alerts/pump/xpump1":
+        j = json.loads(m["payload"])
+        if j.get("event") == "dq_raised":
+            last = j["alert_id"]
+print(last)
+EOP
+)
 kill -TERM "$DPID"; wait "$DPID"; DPID=
+if [ -n "$id2" ] && $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/xpump1 \
+       event=dq_cleared alert_id="$id2" reason=restart --timeout 10 >/dev/null; then
+    it_ok "stop with a data-quality alert open: it is cleared (reason restart, same id $id2)"
+else
+    it_fail "stop with a data-quality alert open: it is cleared (reason restart)" \
+        "id $id2; $(grep dq_ "$D/sub.jsonl" | tail -3)"
+fi
 exit 0
