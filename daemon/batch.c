@@ -117,6 +117,13 @@ static void shadow_run(batch *b, ad_worker *w, int i, int j)
     ad_engine *e = ad_workers_engine(w, m, b->shadow_key[i]);
     int cap = ad_batch_cap(m, b->cap);
     float scratch[AD_MAX_FEATURES > 4096 ? 4096 : AD_MAX_FEATURES];
+    /* a candidate with another scaler (a model file changed on reload):
+     * its input is the window re-scaled, in place (the live errors were
+     * taken already) */
+    for (int q = i; q < j; q++)
+        if (!ad_model_same_scaler(b->jobs[q].model, m))
+            ad_model_rescale(b->jobs[q].model, m, b->in + tf * (size_t)q,
+                             b->in + tf * (size_t)q, (size_t)b->T);
     for (int k = i; k < j; k += cap) {
         int n = j - k < cap ? j - k : cap;
         float *in = b->in + tf * (size_t)k, *out = b->out + tf * (size_t)k;

@@ -385,6 +385,7 @@ fail:
 static double shadow_score(replay *r, const ad_window_job *job)
 {
     float mse, mae;
+    const float *in;
 
     if (job->shadow == NULL)
         return NAN;
@@ -396,11 +397,17 @@ static double shadow_score(replay *r, const ad_window_job *job)
         if (!r->sh_eng)
             return NAN;
     }
-    if (!r->sh_rec && !(r->sh_rec = malloc((size_t)r->T * (size_t)r->F * sizeof(float))))
+    if (!r->sh_rec && !(r->sh_rec = malloc(2 * (size_t)r->T * (size_t)r->F * sizeof(float))))
         return NAN;
-    if (ad_engine_forward(r->sh_eng, r->in, r->sh_rec, 1) != 0)
+    in = r->in;
+    if (!ad_model_same_scaler(job->model, job->shadow)) {
+        float *rs = r->sh_rec + (size_t)r->T * (size_t)r->F;
+        ad_model_rescale(job->model, job->shadow, r->in, rs, (size_t)r->T);
+        in = rs;
+    }
+    if (ad_engine_forward(r->sh_eng, in, r->sh_rec, 1) != 0)
         return NAN;
-    ad_recon_error(r->in, r->sh_rec, r->T, r->F, r->cfg.metric, &mse, &mae, NULL);
+    ad_recon_error(in, r->sh_rec, r->T, r->F, r->cfg.metric, &mse, &mae, NULL);
     return r->cfg.metric == AD_METRIC_MSE ? mse : mae;
 }
 

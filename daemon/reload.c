@@ -62,7 +62,7 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
     int same_pipe = ad_detconf_same_pipeline(o->c, n->c);
     int same_m = same_model(o, n);
     int shape = same_shape(o, n);
-    int kept = 0, remodel = 0, rebuilt = 0, lost = 0;
+    int kept = 0, remodel = 0, rebuilt = 0, lost = 0, shadowed = 0;
     char err[256];
 
     if (same_m && o->mr && n->mr) {
@@ -78,6 +78,27 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
         if (same_pipe && same_m) {
             kept++;
             continue;
+        }
+        /* reload.shadow: a detecting stream evaluates the new model file in
+         * shadow; its live model, calibration and open alert continue until
+         * the candidate is promoted or rejected (AD_EV_ADAPT) */
+        if (same_pipe && shape && n->mr && n->c->pipe.adapt.reload_shadow && s->d &&
+            n->c->pipe.training == AD_TRAIN_NONE && !s->own_model &&
+            ad_detector_phase(s->d) == AD_PHASE_DETECTING) {
+            int rc = ad_detector_set_model(s->d, n->mr->m, 0, err, sizeof err);
+            if (rc == AD_DETECTOR_SHADOW) {
+                shadowed++;
+                continue;
+            }
+            if (rc == 0) {              /* swapped after all: as below */
+                if (ad_detector_close_alert(s->d, AD_CLOSE_MODEL_CHANGED))
+                    streams_events(dd, s);
+                mr_put(s->mr);
+                s->mr = mr_get(n->mr);
+                state_save(dd, s);
+                remodel++;
+                continue;
+            }
         }
         /* the stream cannot continue its open alert: close it (cleared,
          * with the reason) before its state is saved, so neither this
@@ -106,10 +127,10 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
         else
             rebuilt++;
     }
-    if (kept + remodel + rebuilt + lost)
+    if (kept + remodel + rebuilt + lost + shadowed)
         ad_log(AD_LOG_INFO, "reload: detector %s: %d stream(s) kept, %d with the new model, "
-               "%d rebuilt for new settings, %d dropped", n->c->name, kept, remodel, rebuilt,
-               lost);
+               "%d evaluating it in shadow, %d rebuilt for new settings, %d dropped",
+               n->c->name, kept, remodel, shadowed, rebuilt, lost);
 }
 
 static void apply_gen(ad_daemon *dd, gen *ng)

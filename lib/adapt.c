@@ -880,17 +880,7 @@ const ad_model *ad_adapt_candidate(const ad_adapt *a)
 
 int ad_adapt_same_scaler(const ad_adapt *a, const ad_model *m)
 {
-    const ad_model *c = a ? a->cand : NULL;
-    size_t F;
-
-    if (c == NULL || m == NULL || c->n_features != m->n_features ||
-        c->scaler != m->scaler)
-        return 0;
-    if (c->scaler == AD_SCALER_NONE)
-        return 1;
-    F = (size_t)c->n_features;
-    return memcmp(c->scale_a, m->scale_a, F * sizeof(float)) == 0 &&
-           memcmp(c->scale_b, m->scale_b, F * sizeof(float)) == 0;
+    return a != NULL && a->cand != NULL && ad_model_same_scaler(a->cand, m);
 }
 
 ad_model *ad_adapt_take_candidate(ad_adapt *a)

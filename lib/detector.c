@@ -116,7 +116,8 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
         return rc;
     if (c->dq_enabled && (rc = ad_dq_cfg_check(&c->dq, err, errlen)) != 0)
         return rc;
-    if (c->adapt.enabled && (rc = ad_adapt_cfg_check(&c->adapt, err, errlen)) != 0)
+    if ((c->adapt.enabled || c->adapt.reload_shadow) &&
+        (rc = ad_adapt_cfg_check(&c->adapt, err, errlen)) != 0)
         return rc;
     if (!(c->extreme >= 0) || !isfinite(c->extreme))
         return ad_errf(err, errlen, AD_EINVAL, "calibration.extreme: must be >= 0 (got %g)",
@@ -564,7 +565,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->max_ts = INT64_MIN;
     if (cfg->dq_enabled && (rc = dq_create(d, cfg, err, errlen)) != 0)
         goto fail;
-    if (cfg->adapt.enabled &&
+    if ((cfg->adapt.enabled || cfg->adapt.reload_shadow) &&
         (rc = ad_adapt_new(&d->ad, &cfg->adapt, T, F, cfg->metric, cfg->smooth_alpha,
                            &cfg->thr, err, errlen)) != 0)
         goto fail;
@@ -823,9 +824,9 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
         job->phase = d->phase;
         job->untrusted = d->rows_since_bad < (uint64_t)d->T;
         if (d->ad && d->phase == AD_PHASE_DETECTING) {
-            const ad_model *c = ad_adapt_candidate(d->ad);
-            if (c && ad_adapt_same_scaler(d->ad, d->model))
-                job->shadow = c;
+            /* a candidate with another scaler (a model file changed on
+             * reload) gets the window re-scaled: ad_model_rescale */
+            job->shadow = ad_adapt_candidate(d->ad);
             pw_keep(d, buf, job->seq);
         }
         return 1;

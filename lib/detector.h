@@ -197,8 +197,10 @@ typedef struct ad_window_job {
     int untrusted;              /* contains an untrusted row (see above) */
     const ad_model *shadow;     /* continual-learning candidate in shadow
                                  * (borrowed like model; NULL normally): run
-                                 * it on the same buffer too and pass its
-                                 * score to ad_detector_feed_score2 */
+                                 * it on the same window too (re-scaled with
+                                 * ad_model_rescale(model, shadow, ...) when
+                                 * !ad_model_same_scaler(model, shadow)) and
+                                 * pass its score to ad_detector_feed_score2 */
 } ad_window_job;
 
 typedef enum {

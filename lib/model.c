@@ -469,6 +469,40 @@ static inline double scale1(const ad_model *m, size_t f, double x)
     }
 }
 
+static inline double unscale1(const ad_model *m, size_t f, double y)
+{
+    switch (m->scaler) {
+    case AD_SCALER_STANDARD:
+        return y * (double)m->scale_b[f] + (double)m->scale_a[f];
+    case AD_SCALER_MINMAX:
+        return y * ((double)m->scale_b[f] - (double)m->scale_a[f]) + (double)m->scale_a[f];
+    default:
+        return y;
+    }
+}
+
+int ad_model_same_scaler(const ad_model *a, const ad_model *b)
+{
+    size_t F;
+
+    if (a == NULL || b == NULL || a->n_features != b->n_features || a->scaler != b->scaler)
+        return 0;
+    if (a->scaler == AD_SCALER_NONE)
+        return 1;
+    F = (size_t)a->n_features;
+    return memcmp(a->scale_a, b->scale_a, F * sizeof(float)) == 0 &&
+           memcmp(a->scale_b, b->scale_b, F * sizeof(float)) == 0;
+}
+
+void ad_model_rescale(const ad_model *from, const ad_model *to, const float *in, float *out,
+                      size_t rows)
+{
+    size_t i, F = (size_t)to->n_features, n = rows * F;
+
+    for (i = 0; i < n; i++)
+        out[i] = (float)scale1(to, i % F, unscale1(from, i % F, (double)in[i]));
+}
+
 void ad_model_scale(const ad_model *m, const float *raw, float *out, size_t rows)
 {
     size_t i, n = rows * (size_t)m->n_features, F = (size_t)m->n_features;

@@ -214,6 +214,16 @@ void ad_model_scale(const ad_model *m, const float *raw, float *out, size_t rows
  */
 int ad_model_scale_d(const ad_model *m, const double *raw, float *out, size_t rows);
 
+/* 1 when a and b scale their inputs alike (same scaler type and values, same
+ * feature count): a window scaled for a is valid input for b. */
+int ad_model_same_scaler(const ad_model *a, const ad_model *b);
+
+/* Rows scaled for `from` re-scaled for `to` (same features): the value
+ * `from`'s scaler came from, then `to`'s scaler; computed in double, NaN
+ * stays NaN. in and out may be the same buffer. */
+void ad_model_rescale(const ad_model *from, const ad_model *to, const float *in, float *out,
+                      size_t rows);
+
 /* Names for enums, and back (NULL / -1 when unknown). */
 const char *ad_act_name(ad_act a);
 int ad_act_from_name(const char *s);

@@ -917,6 +917,57 @@ static void test_scale(void)
     ad_model_free(m);
 }
 
+/* ad_model_rescale: a window scaled for one model, re-scaled for another
+ * (standard -> minmax, minmax -> none), equals the raw window scaled for
+ * the other directly (reference: ad_model_scale_d in double), within 1e-5
+ * relative; NaN stays NaN. */
+static void test_rescale(void)
+{
+    ad_layer_spec l[1] = { { AD_LAYER_TD_DENSE, 3, AD_ACT_LINEAR, 0 } };
+    ad_model *ms = NULL, *mm = NULL, *mn = NULL;
+    char err[200];
+    float a1[3] = { 10, -5, 0.5f }, b1[3] = { 2, 0.5f, 3 };
+    float a2[3] = { 0, -20, -1 }, b2[3] = { 40, 10, 4 };
+    double raw[12];
+    float s1[12], s2[12], viaf[12], n[12];
+    double worst = 0;
+    int i;
+
+    T_CHECK(ad_model_create(&ms, 4, 3, l, 1, err, sizeof(err)) == 0 &&
+            ad_model_create(&mm, 4, 3, l, 1, err, sizeof(err)) == 0 &&
+            ad_model_create(&mn, 4, 3, l, 1, err, sizeof(err)) == 0, "%s", err);
+    if (!ms || !mm || !mn)
+        goto out;
+    ad_model_set_scaler(ms, AD_SCALER_STANDARD, a1, b1);
+    ad_model_set_scaler(mm, AD_SCALER_MINMAX, a2, b2);
+    for (i = 0; i < 12; i++)
+        raw[i] = 7.0 * sin(1.3 * i) + (i % 3) * 3.0;
+    raw[5] = NAN;
+    ad_model_scale_d(ms, raw, s1, 4);
+    ad_model_scale_d(mm, raw, s2, 4);
+    ad_model_rescale(ms, mm, s1, viaf, 4);
+    for (i = 0; i < 12; i++) {
+        if (i == 5)
+            continue;
+        double e = fabs((double)viaf[i] - (double)s2[i]) / (fabs((double)s2[i]) + 1e-3);
+        if (e > worst) worst = e;
+    }
+    T_CHECK(worst < 1e-5 && isnan(viaf[5]), "standard -> minmax: worst relative error %.2g",
+            worst);
+    T_CHECK(!ad_model_same_scaler(ms, mm) && ad_model_same_scaler(ms, ms),
+            "same_scaler tells the two apart");
+    ad_model_rescale(mm, mn, s2, n, 4);        /* to "none": the raw values */
+    worst = 0;
+    for (i = 0; i < 12; i++)
+        if (i != 5 && fabs(n[i] - raw[i]) / (fabs(raw[i]) + 1e-3) > worst)
+            worst = fabs(n[i] - raw[i]) / (fabs(raw[i]) + 1e-3);
+    T_CHECK(worst < 1e-5, "minmax -> none gives the raw values back: worst %.2g", worst);
+out:
+    ad_model_free(ms);
+    ad_model_free(mm);
+    ad_model_free(mn);
+}
+
 int main(void)
 {
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -927,6 +978,7 @@ int main(void)
         return 1;
     }
     T_RUN(test_sha256_vectors);
+    T_RUN(test_rescale);
     T_RUN(test_sha256_vs_sha256sum);
     T_RUN(test_create_shapes);
     T_RUN(test_create_errors);
