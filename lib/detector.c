@@ -343,152 +343,6 @@ int det_fit_without_scores(ad_detector *d)
     return 1;
 }
 
-/* ---- data quality ---------------------------------------------------------- */
-
-/* Spans of conditions other than a learned range: they also stop regime
- * acceptance (a level shift raises learned-range flags that acceptance
- * must be able to see through; see DATA QUALITY in detector.h). */
-static void hard_span(ad_detector *d, const ad_dq_event *ev)
-{
-    int i;
-
-    if (ev->active) {
-        if (d->hard_n == AD_DQ_SPANS) {
-            memmove(d->hard, d->hard + 1, (AD_DQ_SPANS - 1) * sizeof(d->hard[0]));
-            d->hard_n--;
-        }
-        d->hard[d->hard_n].seq = ev->seq;
-        d->hard[d->hard_n].from = ev->since_ms < ev->start_ms ? ev->since_ms : ev->start_ms;
-        d->hard[d->hard_n].to = INT64_MAX;
-        d->hard_n++;
-        return;
-    }
-    for (i = d->hard_n - 1; i >= 0; i--)
-        if (d->hard[i].seq == ev->seq && d->hard[i].to == INT64_MAX) {
-            d->hard[i].to = ev->end_ms;
-            return;
-        }
-}
-
-static int hard_flagged(const ad_detector *d, int64_t from, int64_t to)
-{
-    int i;
-
-    for (i = 0; i < d->hard_n; i++)
-        if (d->hard[i].from <= to && d->hard[i].to >= from)
-            return 1;
-    return 0;
-}
-
-static void dq_event_cb(const ad_dq_event *ev, void *user)
-{
-    ad_detector *d = user;
-    ad_event *e = det_ev_new(d, ev->active ? AD_EV_DQ_RAISED : AD_EV_DQ_CLEARED,
-                         ev->active ? ev->start_ms : ev->end_ms);
-    int learned_range = ev->check == AD_DQ_RANGE && !ev->physical;
-
-    e->dq = *ev;
-    if (ev->active)
-        d->st.dq_raised++;
-    if (learned_range && ev->feature >= 0 && ev->feature < d->F)
-        d->lr_open[ev->feature] = (unsigned char)ev->active;
-    else if (!learned_range)
-        hard_span(d, ev);
-    /* a condition recognised late (stuck: flagged back to `since`): the
-     * windows offered as clean since then leave the normal set */
-    if (ev->active && !learned_range && d->ad)
-        ad_adapt_dq_since(d->ad, ev->since_ms < ev->start_ms ? ev->since_ms : ev->start_ms);
-    ad_log(ev->active ? AD_LOG_WARNING : AD_LOG_INFO, "stream %s: data quality %s %s%s%s",
-           d->key, ad_dq_check_name(ev->check), ev->active ? "raised" : "cleared",
-           ev->feature >= 0 && ev->feature < d->F ? " on " : "",
-           ev->feature >= 0 && ev->feature < d->F ? d->features[ev->feature] : "");
-}
-
-static int dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t errlen)
-{
-    double *lo = NULL, *hi = NULL;
-    int rc, i, f;
-
-    if (cfg->dq_n_ranges > 0 && cfg->dq_range_names) {
-        lo = malloc((size_t)d->F * sizeof(double));
-        hi = malloc((size_t)d->F * sizeof(double));
-        if (!lo || !hi) {
-            rc = ad_errf(err, errlen, AD_ENOMEM, "detector: out of memory");
-            goto out;
-        }
-        for (f = 0; f < d->F; f++)
-            lo[f] = hi[f] = NAN;
-        for (i = 0; i < cfg->dq_n_ranges; i++)
-            for (f = 0; f < d->F; f++)
-                if (cfg->dq_range_names[i] &&
-                    strcmp(cfg->dq_range_names[i], d->features[f]) == 0) {
-                    lo[f] = cfg->dq_range_lo ? cfg->dq_range_lo[i] : NAN;
-                    hi[f] = cfg->dq_range_hi ? cfg->dq_range_hi[i] : NAN;
-                }
-    }
-    rc = ad_dq_new(&d->dq, &cfg->dq, d->key, d->F, lo, hi, dq_event_cb, d, err, errlen);
-out:
-    free(lo);
-    free(hi);
-    return rc;
-}
-
-/* Would this value be rejected at windowing (scaled magnitude beyond
- * AD_SCALED_MAX)? Same arithmetic as ad_model_scale_d. */
-static int absurd_value(const ad_detector *d, int f, double x)
-{
-    const ad_model *m = d->model;
-    double y;
-
-    if (m == NULL || !isfinite(x))
-        return 0;
-    switch (m->scaler) {
-    case AD_SCALER_STANDARD:
-        y = (x - (double)m->scale_a[f]) / (double)m->scale_b[f];
-        break;
-    case AD_SCALER_MINMAX:
-        y = (x - (double)m->scale_a[f]) / ((double)m->scale_b[f] - (double)m->scale_a[f]);
-        break;
-    default:
-        y = x;
-    }
-    return !(fabs(y) <= AD_SCALED_MAX);
-}
-
-static uint64_t rejected_count(const ad_detector *d)
-{
-    ad_stream_stats ss;
-
-    ad_stream_get_stats(d->stream, &ss);
-    return ss.nonfinite + ss.nonnumeric + ss.bad_feature;
-}
-
-static void note_accepted(ad_detector *d, int64_t ts)
-{
-    if (ts > d->max_ts)
-        d->max_ts = ts;
-}
-
-/* A pushed sample: accepted ones feed the monitor, rejected ones count. */
-static void dq_after_sample(ad_detector *d, int rc, uint64_t rej0, int64_t ts, int f,
-                            double v)
-{
-    uint64_t rej;
-
-    if (rc == 0) {
-        note_accepted(d, ts);
-        if (d->dq == NULL)
-            return;
-        if (absurd_value(d, f, v))
-            ad_dq_rejected(d->dq, f, 1);
-        else
-            ad_dq_sample(d->dq, ts, f, v);
-        return;
-    }
-    if (d->dq && (rej = rejected_count(d)) != rej0)
-        ad_dq_rejected(d->dq, f >= 0 && f < d->F ? f : -1, rej - rej0);
-}
-
 int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
                     const char *key, const ad_model *m, int T, int F,
                     const char *const *features, char *err, size_t errlen)
@@ -563,7 +417,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     for (f = 0; f < F; f++)
         d->last_val[f] = NAN;
     d->max_ts = INT64_MIN;
-    if (cfg->dq_enabled && (rc = dq_create(d, cfg, err, errlen)) != 0)
+    if (cfg->dq_enabled && (rc = det_dq_create(d, cfg, err, errlen)) != 0)
         goto fail;
     if ((cfg->adapt.enabled || cfg->adapt.reload_shadow) &&
         (rc = ad_adapt_new(&d->ad, &cfg->adapt, T, F, cfg->metric, cfg->smooth_alpha,
@@ -599,25 +453,25 @@ fail:
 
 int ad_detector_push_sample(ad_detector *d, int64_t ts_ms, int feature, double v)
 {
-    uint64_t rej0 = d->dq ? rejected_count(d) : 0;
+    uint64_t rej0 = d->dq ? det_rejected_count(d) : 0;
     int rc = ad_stream_push_sample(d->stream, ts_ms, feature, v);
 
     if (rc >= 0)
-        dq_after_sample(d, rc, rej0, ts_ms, feature, v);
+        det_dq_after_sample(d, rc, rej0, ts_ms, feature, v);
     return rc;
 }
 
 int ad_detector_push_text(ad_detector *d, int64_t ts_ms, int feature, const char *text)
 {
-    uint64_t rej0 = d->dq ? rejected_count(d) : 0;
+    uint64_t rej0 = d->dq ? det_rejected_count(d) : 0;
     int rc = ad_stream_push_text(d->stream, ts_ms, feature, text);
 
     if (rc == 0) {
         char *end;
         double v = strtod(text, &end);   /* accepted: the stream parsed it */
-        dq_after_sample(d, rc, rej0, ts_ms, feature, v);
+        det_dq_after_sample(d, rc, rej0, ts_ms, feature, v);
     } else if (rc > 0) {
-        dq_after_sample(d, rc, rej0, ts_ms, feature, NAN);
+        det_dq_after_sample(d, rc, rej0, ts_ms, feature, NAN);
     }
     return rc;
 }
@@ -630,7 +484,7 @@ int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
 
     if (rc != 0)
         return rc;
-    note_accepted(d, ts_ms);
+    det_note_accepted(d, ts_ms);
     if (d->dq == NULL)
         return rc;
     for (f = 0; f < d->F; f++) {
@@ -638,7 +492,7 @@ int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
         d->pres[f] = 0;
         if (!p)
             continue;
-        if (!isfinite(values[f]) || absurd_value(d, f, values[f]))
+        if (!isfinite(values[f]) || det_absurd_value(d, f, values[f]))
             ad_dq_rejected(d->dq, f, 1);
         else
             d->pres[f] = 1;
@@ -1141,149 +995,6 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         ad_threshold_adapt(d->thr, s);
 }
 
-/* ---- continual learning ----------------------------------------------------- */
-
-/* Keep a model that a batch in flight may still read; the one kept two
- * retirements ago is freed (a fine-tune and its shadow take far longer
- * than a batch). */
-static void retire(ad_detector *d, ad_model *m)
-{
-    if (m == NULL)
-        return;
-    ad_model_free(d->retired[0]);
-    d->retired[0] = d->retired[1];
-    d->retired[1] = m;
-}
-
-
-/* A promoted candidate becomes the live model; the threshold is rebased on
- * its (smoothed) shadow scores of normal windows. */
-static void promote(ad_detector *d, ad_event *e)
-{
-    ad_model *c = ad_adapt_take_candidate(d->ad);
-    const double *sc;
-    double *sm = NULL, old = ad_threshold_value(d->thr), a = d->cfg.smooth_alpha;
-    size_t n = 0, i;
-    int how = 0;
-    char err[160];
-
-    if (c == NULL || c->window != d->T || c->n_features != d->F) {
-        ad_log(AD_LOG_WARNING, "stream %s: promoted candidate unusable", d->key);
-        retire(d, c);
-        return;
-    }
-    sc = ad_adapt_shadow_scores(d->ad, &n);
-    if (n > 0 && (sm = malloc(n * sizeof(double))) != NULL) {
-        for (i = 0; i < n; i++)
-            sm[i] = (i == 0 || a >= 1) ? sc[i] : a * sc[i] + (1 - a) * sm[i - 1];
-    }
-    /* the old live model may still be read by a batch in flight */
-    retire(d, d->owned);
-    d->owned = NULL;
-    det_swap_model(d, c, c);
-    d->pw_len = 0;                   /* windows scaled for the old model */
-    if (sm && ad_threshold_fitted(d->thr) &&
-        ad_threshold_rebase(d->thr, sm, n, c->training, &how, err, sizeof(err)) == 0) {
-        d->smooth = sm[n - 1];
-        d->has_smooth = 1;
-    } else {
-        ad_log(AD_LOG_WARNING, "stream %s: threshold kept after promotion%s%s", d->key,
-               sm ? ": " : "", sm ? err : "");
-        d->has_smooth = 0;
-    }
-    free(sm);
-    {
-        ad_thr_info in;
-        ad_threshold_info(d->thr, &in);
-        ad_likelihood_reset(d->lik);     /* the new model scores on its own scale */
-        ad_likelihood_set_floor(d->lik, in.floor);
-    }
-    d->acc_len = d->acc_head = 0;
-    d->st.adapt_promoted++;
-    e->threshold = ad_threshold_value(d->thr);
-    e->prev_threshold = old;
-    ad_log(AD_LOG_INFO, "stream %s: model %s promoted (error %.6g -> %.6g), threshold "
-           "%.6g -> %.6g", d->key, c->id, e->adapt.live_error, e->adapt.cand_error, old,
-           e->threshold);
-}
-
-/* Re-queue the continual learner's events as detector events. */
-void det_pump_adapt(ad_detector *d)
-{
-    ad_adapt_event ae;
-    ad_event *e;
-
-    if (d->ad == NULL)
-        return;
-    while (ad_adapt_poll_event(d->ad, &ae)) {
-        if (ae.type == AD_ADAPT_EV_TRAIN_READY) {
-            e = det_ev_new(d, AD_EV_ADAPT_READY, ae.ts_ms);
-            snprintf(e->text, sizeof(e->text), "fine-tune attempt %llu",
-                     (unsigned long long)ae.attempt);
-            continue;
-        }
-        e = det_ev_new(d, AD_EV_ADAPT, ae.ts_ms);
-        e->adapt = ae;
-        snprintf(e->text, sizeof(e->text), "%.150s", ae.reason);
-        switch (ae.type) {
-        case AD_ADAPT_EV_PROMOTED:
-            promote(d, e);
-            break;
-        case AD_ADAPT_EV_REJECTED:
-            d->st.adapt_rejected++;
-            retire(d, ad_adapt_take_candidate(d->ad));
-            ad_log(AD_LOG_INFO, "stream %s: candidate rejected: %s", d->key, ae.reason);
-            break;
-        case AD_ADAPT_EV_TRAIN_FAILED:
-            d->st.adapt_failed++;
-            ad_log(AD_LOG_WARNING, "stream %s: fine-tune failed: %s", d->key, ae.reason);
-            break;
-        default:
-            break;
-        }
-    }
-}
-
-ad_adapt_job *ad_detector_take_adapt_job(ad_detector *d)
-{
-    ad_adapt_job *j;
-
-    if (d->ad == NULL || d->model == NULL || d->adapt_job_out)
-        return NULL;
-    j = ad_adapt_take_job(d->ad, d->model);
-    if (j)
-        d->adapt_job_out = 1;
-    return j;
-}
-
-int ad_detector_adapt_done(ad_detector *d, ad_model *m, const char *why)
-{
-    return ad_detector_adapt_done2(d, m, NULL, why);
-}
-
-int ad_detector_adapt_done2(ad_detector *d, ad_model *m, const ad_train_report *rep,
-                            const char *why)
-{
-    int rc;
-
-    if (d->ad == NULL || !d->adapt_job_out) {
-        ad_model_free(m);
-        return AD_EINVAL;
-    }
-    d->adapt_job_out = 0;
-    rc = ad_adapt_train_done(d->ad, m, 1, m ? rep : NULL, why ? why : "fine-tune failed");
-    if (rc != 0) {
-        ad_model_free(m);
-        if (m != NULL)
-            ad_adapt_train_done(d->ad, NULL, 0, NULL, "candidate does not match");
-    }
-    det_pump_adapt(d);
-    return rc == 0 || m != NULL ? 0 : rc;
-}
-
-const ad_dq *ad_detector_dq(const ad_detector *d) { return d->dq; }
-const ad_adapt *ad_detector_adapt(const ad_detector *d) { return d->ad; }
-
 int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
                            double score, const float *share)
 {
@@ -1314,7 +1025,7 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
      * back to its first sample once it is recognised */
     if (d->dq && ad_dq_flagged(d->dq, job->start_ms, ts)) {
         dq = 1;
-        hard = hard_flagged(d, job->start_ms, ts);
+        hard = det_hard_flagged(d, job->start_ms, ts);
         d->st.windows_dq++;
     }
     noteach = job->untrusted || dq;

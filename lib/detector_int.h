@@ -2,7 +2,9 @@
  * detector_int.h - what the detector's translation units share: the
  * ad_detector record and the internal helpers one part calls in another.
  *   detector.c        names, defaults, creation, input, scores, phases,
- *                     data quality, continual learning, accessors
+ *                     accessors
+ *   detector_dq.c     data quality (the monitor's events and flags)
+ *   detector_adapt.c  continual learning (jobs, promotion)
  *   detector_train.c  training jobs, model swaps, recalibration
  *   detector_state.c  save / restore, alert closing, events as JSON,
  *                     operator feedback
@@ -96,5 +98,12 @@ void det_pump_adapt(ad_detector *d);
 void det_set_phase(ad_detector *d, ad_phase p, int64_t ts);
 void det_swap_model(ad_detector *d, const ad_model *m, ad_model *owned);
 void det_restart_calibration(ad_detector *d, int64_t ts);
+
+int det_absurd_value(const ad_detector *d, int f, double x);
+void det_dq_after_sample(ad_detector *d, int rc, uint64_t rej0, int64_t ts, int f, double v);
+int det_dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t errlen);
+int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to);
+void det_note_accepted(ad_detector *d, int64_t ts);
+uint64_t det_rejected_count(const ad_detector *d);
 
 #endif

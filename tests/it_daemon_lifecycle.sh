@@ -141,7 +141,7 @@ t_new=$(threshold)
 if awk -v a="$t_old" -v b="$t_new" 'BEGIN { exit !(b != "None" && b + 0 > 0 && b < 2 * a && b > a / 2) }'; then
     it_ok "reload: no calibration on the fault (threshold $t_old before, $t_new after)"
 else
-    it_fail "reload: no calibration on the fault" "threshold $t_old before, $t_new after"
+    it_fail "reload: no calibration on the fault" "threshold $t_old before, $t_new after; $(grep -E "pump1|reload" "$D/daemon.log" | tail -12)"
 fi
 n=$(events | grep -c "^cleared $id2 ")
 [ "$n" -eq 0 ] && it_ok "reload: $id2 cleared only once" || it_fail "reload: $id2 cleared only once" "$(events)"

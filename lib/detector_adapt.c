@@ -1,0 +1,157 @@
+/*
+ * detector_adapt.c - continual learning inside a stream's detector: the
+ * ad_adapt learner's jobs and events, promotion of a candidate (model swap,
+ * threshold re-based) and retirement of replaced models. See detector.h
+ * CONTINUAL LEARNING and adapt.h.
+ */
+#include "detector_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ad.h"
+
+/* ---- continual learning ----------------------------------------------------- */
+
+/* Keep a model that a batch in flight may still read; the one kept two
+ * retirements ago is freed (a fine-tune and its shadow take far longer
+ * than a batch). */
+static void retire(ad_detector *d, ad_model *m)
+{
+    if (m == NULL)
+        return;
+    ad_model_free(d->retired[0]);
+    d->retired[0] = d->retired[1];
+    d->retired[1] = m;
+}
+
+
+/* A promoted candidate becomes the live model; the threshold is rebased on
+ * its (smoothed) shadow scores of normal windows. */
+static void promote(ad_detector *d, ad_event *e)
+{
+    ad_model *c = ad_adapt_take_candidate(d->ad);
+    const double *sc;
+    double *sm = NULL, old = ad_threshold_value(d->thr), a = d->cfg.smooth_alpha;
+    size_t n = 0, i;
+    int how = 0;
+    char err[160];
+
+    if (c == NULL || c->window != d->T || c->n_features != d->F) {
+        ad_log(AD_LOG_WARNING, "stream %s: promoted candidate unusable", d->key);
+        retire(d, c);
+        return;
+    }
+    sc = ad_adapt_shadow_scores(d->ad, &n);
+    if (n > 0 && (sm = malloc(n * sizeof(double))) != NULL) {
+        for (i = 0; i < n; i++)
+            sm[i] = (i == 0 || a >= 1) ? sc[i] : a * sc[i] + (1 - a) * sm[i - 1];
+    }
+    /* the old live model may still be read by a batch in flight */
+    retire(d, d->owned);
+    d->owned = NULL;
+    det_swap_model(d, c, c);
+    d->pw_len = 0;                   /* windows scaled for the old model */
+    if (sm && ad_threshold_fitted(d->thr) &&
+        ad_threshold_rebase(d->thr, sm, n, c->training, &how, err, sizeof(err)) == 0) {
+        d->smooth = sm[n - 1];
+        d->has_smooth = 1;
+    } else {
+        ad_log(AD_LOG_WARNING, "stream %s: threshold kept after promotion%s%s", d->key,
+               sm ? ": " : "", sm ? err : "");
+        d->has_smooth = 0;
+    }
+    free(sm);
+    {
+        ad_thr_info in;
+        ad_threshold_info(d->thr, &in);
+        ad_likelihood_reset(d->lik);     /* the new model scores on its own scale */
+        ad_likelihood_set_floor(d->lik, in.floor);
+    }
+    d->acc_len = d->acc_head = 0;
+    d->st.adapt_promoted++;
+    e->threshold = ad_threshold_value(d->thr);
+    e->prev_threshold = old;
+    ad_log(AD_LOG_INFO, "stream %s: model %s promoted (error %.6g -> %.6g), threshold "
+           "%.6g -> %.6g", d->key, c->id, e->adapt.live_error, e->adapt.cand_error, old,
+           e->threshold);
+}
+
+/* Re-queue the continual learner's events as detector events. */
+void det_pump_adapt(ad_detector *d)
+{
+    ad_adapt_event ae;
+    ad_event *e;
+
+    if (d->ad == NULL)
+        return;
+    while (ad_adapt_poll_event(d->ad, &ae)) {
+        if (ae.type == AD_ADAPT_EV_TRAIN_READY) {
+            e = det_ev_new(d, AD_EV_ADAPT_READY, ae.ts_ms);
+            snprintf(e->text, sizeof(e->text), "fine-tune attempt %llu",
+                     (unsigned long long)ae.attempt);
+            continue;
+        }
+        e = det_ev_new(d, AD_EV_ADAPT, ae.ts_ms);
+        e->adapt = ae;
+        snprintf(e->text, sizeof(e->text), "%.150s", ae.reason);
+        switch (ae.type) {
+        case AD_ADAPT_EV_PROMOTED:
+            promote(d, e);
+            break;
+        case AD_ADAPT_EV_REJECTED:
+            d->st.adapt_rejected++;
+            retire(d, ad_adapt_take_candidate(d->ad));
+            ad_log(AD_LOG_INFO, "stream %s: candidate rejected: %s", d->key, ae.reason);
+            break;
+        case AD_ADAPT_EV_TRAIN_FAILED:
+            d->st.adapt_failed++;
+            ad_log(AD_LOG_WARNING, "stream %s: fine-tune failed: %s", d->key, ae.reason);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+ad_adapt_job *ad_detector_take_adapt_job(ad_detector *d)
+{
+    ad_adapt_job *j;
+
+    if (d->ad == NULL || d->model == NULL || d->adapt_job_out)
+        return NULL;
+    j = ad_adapt_take_job(d->ad, d->model);
+    if (j)
+        d->adapt_job_out = 1;
+    return j;
+}
+
+int ad_detector_adapt_done(ad_detector *d, ad_model *m, const char *why)
+{
+    return ad_detector_adapt_done2(d, m, NULL, why);
+}
+
+int ad_detector_adapt_done2(ad_detector *d, ad_model *m, const ad_train_report *rep,
+                            const char *why)
+{
+    int rc;
+
+    if (d->ad == NULL || !d->adapt_job_out) {
+        ad_model_free(m);
+        return AD_EINVAL;
+    }
+    d->adapt_job_out = 0;
+    rc = ad_adapt_train_done(d->ad, m, 1, m ? rep : NULL, why ? why : "fine-tune failed");
+    if (rc != 0) {
+        ad_model_free(m);
+        if (m != NULL)
+            ad_adapt_train_done(d->ad, NULL, 0, NULL, "candidate does not match");
+    }
+    det_pump_adapt(d);
+    return rc == 0 || m != NULL ? 0 : rc;
+}
+
+const ad_dq *ad_detector_dq(const ad_detector *d) { return d->dq; }
+const ad_adapt *ad_detector_adapt(const ad_detector *d) { return d->ad; }

@@ -1,0 +1,160 @@
+/*
+ * detector_dq.c - data quality inside a stream's detector: the ad_dq
+ * monitor's events as detector events, the spans they flag (windows that
+ * must not teach), absurd and rejected values, the monitor's creation with
+ * the detector's physical ranges. See detector.h and quality.h.
+ */
+#include "detector_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ad.h"
+
+/* ---- data quality ---------------------------------------------------------- */
+
+/* Spans of conditions other than a learned range: they also stop regime
+ * acceptance (a level shift raises learned-range flags that acceptance
+ * must be able to see through; see DATA QUALITY in detector.h). */
+static void hard_span(ad_detector *d, const ad_dq_event *ev)
+{
+    int i;
+
+    if (ev->active) {
+        if (d->hard_n == AD_DQ_SPANS) {
+            memmove(d->hard, d->hard + 1, (AD_DQ_SPANS - 1) * sizeof(d->hard[0]));
+            d->hard_n--;
+        }
+        d->hard[d->hard_n].seq = ev->seq;
+        d->hard[d->hard_n].from = ev->since_ms < ev->start_ms ? ev->since_ms : ev->start_ms;
+        d->hard[d->hard_n].to = INT64_MAX;
+        d->hard_n++;
+        return;
+    }
+    for (i = d->hard_n - 1; i >= 0; i--)
+        if (d->hard[i].seq == ev->seq && d->hard[i].to == INT64_MAX) {
+            d->hard[i].to = ev->end_ms;
+            return;
+        }
+}
+
+int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to)
+{
+    int i;
+
+    for (i = 0; i < d->hard_n; i++)
+        if (d->hard[i].from <= to && d->hard[i].to >= from)
+            return 1;
+    return 0;
+}
+
+static void dq_event_cb(const ad_dq_event *ev, void *user)
+{
+    ad_detector *d = user;
+    ad_event *e = det_ev_new(d, ev->active ? AD_EV_DQ_RAISED : AD_EV_DQ_CLEARED,
+                         ev->active ? ev->start_ms : ev->end_ms);
+    int learned_range = ev->check == AD_DQ_RANGE && !ev->physical;
+
+    e->dq = *ev;
+    if (ev->active)
+        d->st.dq_raised++;
+    if (learned_range && ev->feature >= 0 && ev->feature < d->F)
+        d->lr_open[ev->feature] = (unsigned char)ev->active;
+    else if (!learned_range)
+        hard_span(d, ev);
+    /* a condition recognised late (stuck: flagged back to `since`): the
+     * windows offered as clean since then leave the normal set */
+    if (ev->active && !learned_range && d->ad)
+        ad_adapt_dq_since(d->ad, ev->since_ms < ev->start_ms ? ev->since_ms : ev->start_ms);
+    ad_log(ev->active ? AD_LOG_WARNING : AD_LOG_INFO, "stream %s: data quality %s %s%s%s",
+           d->key, ad_dq_check_name(ev->check), ev->active ? "raised" : "cleared",
+           ev->feature >= 0 && ev->feature < d->F ? " on " : "",
+           ev->feature >= 0 && ev->feature < d->F ? d->features[ev->feature] : "");
+}
+
+int det_dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t errlen)
+{
+    double *lo = NULL, *hi = NULL;
+    int rc, i, f;
+
+    if (cfg->dq_n_ranges > 0 && cfg->dq_range_names) {
+        lo = malloc((size_t)d->F * sizeof(double));
+        hi = malloc((size_t)d->F * sizeof(double));
+        if (!lo || !hi) {
+            rc = ad_errf(err, errlen, AD_ENOMEM, "detector: out of memory");
+            goto out;
+        }
+        for (f = 0; f < d->F; f++)
+            lo[f] = hi[f] = NAN;
+        for (i = 0; i < cfg->dq_n_ranges; i++)
+            for (f = 0; f < d->F; f++)
+                if (cfg->dq_range_names[i] &&
+                    strcmp(cfg->dq_range_names[i], d->features[f]) == 0) {
+                    lo[f] = cfg->dq_range_lo ? cfg->dq_range_lo[i] : NAN;
+                    hi[f] = cfg->dq_range_hi ? cfg->dq_range_hi[i] : NAN;
+                }
+    }
+    rc = ad_dq_new(&d->dq, &cfg->dq, d->key, d->F, lo, hi, dq_event_cb, d, err, errlen);
+out:
+    free(lo);
+    free(hi);
+    return rc;
+}
+
+/* Would this value be rejected at windowing (scaled magnitude beyond
+ * AD_SCALED_MAX)? Same arithmetic as ad_model_scale_d. */
+int det_absurd_value(const ad_detector *d, int f, double x)
+{
+    const ad_model *m = d->model;
+    double y;
+
+    if (m == NULL || !isfinite(x))
+        return 0;
+    switch (m->scaler) {
+    case AD_SCALER_STANDARD:
+        y = (x - (double)m->scale_a[f]) / (double)m->scale_b[f];
+        break;
+    case AD_SCALER_MINMAX:
+        y = (x - (double)m->scale_a[f]) / ((double)m->scale_b[f] - (double)m->scale_a[f]);
+        break;
+    default:
+        y = x;
+    }
+    return !(fabs(y) <= AD_SCALED_MAX);
+}
+
+uint64_t det_rejected_count(const ad_detector *d)
+{
+    ad_stream_stats ss;
+
+    ad_stream_get_stats(d->stream, &ss);
+    return ss.nonfinite + ss.nonnumeric + ss.bad_feature;
+}
+
+void det_note_accepted(ad_detector *d, int64_t ts)
+{
+    if (ts > d->max_ts)
+        d->max_ts = ts;
+}
+
+/* A pushed sample: accepted ones feed the monitor, rejected ones count. */
+void det_dq_after_sample(ad_detector *d, int rc, uint64_t rej0, int64_t ts, int f,
+                            double v)
+{
+    uint64_t rej;
+
+    if (rc == 0) {
+        det_note_accepted(d, ts);
+        if (d->dq == NULL)
+            return;
+        if (det_absurd_value(d, f, v))
+            ad_dq_rejected(d->dq, f, 1);
+        else
+            ad_dq_sample(d->dq, ts, f, v);
+        return;
+    }
+    if (d->dq && (rej = det_rejected_count(d)) != rej0)
+        ad_dq_rejected(d->dq, f >= 0 && f < d->F ? f : -1, rej - rej0);
+}
