@@ -278,6 +278,11 @@ static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_
     }
     s->own_model = own;
     ad_detector_set_user(s->d, s);
+    /* its arrival clock starts now: the house tick's wall time is never
+     * taken for data time, so a stream restored with data from the past
+     * does not see a dropout before its next sample (silence counts from
+     * here) */
+    ad_detector_arrival(s->d, (int64_t)dd_wall_ms());
     return 0;
 }
 
