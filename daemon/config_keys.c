@@ -448,14 +448,17 @@ static void enum_name(const char *list, int n, char *out, size_t len)
 
 /* The default of a key as documentation text: the table's text, or for
  * F_LIB keys the value ad_detector_cfg_default() sets, read from `base`
- * (a detector config after its defaults were set). */
+ * (a detector config after its defaults were set). base is NULL for the
+ * tables outside a detector, which have no F_LIB key: base + off is formed
+ * only for F_LIB keys (NULL + 0 is undefined behaviour). */
 static void default_text(const key *k, const char *base, char *out, size_t len)
 {
-    const void *p = base + k->off;
-    if (!(k->flags & F_LIB)) {
+    const void *p;
+    if (!(k->flags & F_LIB) || !base) {
         snprintf(out, len, "%s", k->def ? k->def : "");
         return;
     }
+    p = base + k->off;
     switch (k->type) {
     case K_INT: snprintf(out, len, "%d", *(const int *)p); break;
     case K_I64: snprintf(out, len, "%lld", (long long)*(const int64_t *)p); break;
