@@ -1,13 +1,14 @@
 /*
  * config.c - table-driven parsing and validation of the daemon's JSON config.
  *
- * One table per JSON object lists its keys: type, offset in the C struct,
- * range, default, flags (required, reloadable) and a line of documentation.
- * parse_object() walks a cJSON object against a table: unknown keys are
- * errors, every value is type- and range-checked, absent keys get their
- * default. Checks that span keys (cert without key, duplicate detector
- * names, invalid topic filters) follow in validate(). Error messages carry
- * the JSON path built while descending.
+ * The key tables live in config_keys.c (their shape in config_int.h); this
+ * file owns the engine that walks them. parse_table() walks a cJSON object
+ * against a table: unknown keys are errors, every value is type- and
+ * range-checked, absent keys get their default. Checks that span keys
+ * (cert without key, duplicate detector names, invalid topic filters)
+ * follow in validate(). Error messages carry the JSON path built while
+ * descending. Also here: relative paths resolved against the config file's
+ * directory, freeing, the reload comparison and the password file.
  */
 #include <errno.h>
 #include <math.h>
@@ -22,434 +23,7 @@
 #include "config.h"
 #include "topic.h"
 #include "command.h"
-
-typedef enum {
-    K_STR, K_PATH, K_INT, K_I64, K_NUM, K_BOOL, K_ENUM, K_CBUF,
-    K_STRLIST, K_INTLIST, K_STRMAP, K_OBJ
-} ktype;
-
-#define F_REQ    1u   /* must be present */
-#define F_RELOAD 2u   /* a SIGHUP reload may change it */
-#define F_PIPE   4u   /* shapes a stream's windows/thresholds */
-#define F_LIB    8u   /* default: ad_detector_cfg_default() (lib/detector.c),
-                         the one source of pipeline defaults */
-
-struct table;
-typedef struct key {
-    const char *name;
-    ktype type;
-    size_t off;
-    double min, max;
-    const char *def;         /* default in JSON-ish text; NULL: none/null
-                                (F_LIB keys: NULL, the library's default) */
-    unsigned flags;
-    const char *enums;       /* K_ENUM: "a|b|c", stored as index */
-    const struct table *sub; /* K_OBJ: keys relative to the same base */
-    const char *doc;
-} key;
-
-typedef struct table {
-    const key *keys;
-    int n;
-} table;
-
-#define TAB(k) { k, (int)(sizeof(k) / sizeof(k[0])) }
-#define OB(f) offsetof(ad_broker_cfg, f)
-#define OT(f) offsetof(ad_broker_cfg, tls.f)
-#define OD(f) offsetof(ad_detconf, f)
-#define OC(f) offsetof(ad_config, f)
-
-static const key tls_keys[] = {
-    { "enabled", K_BOOL, OT(enabled), 0, 1, "false", 0, NULL, NULL,
-      "connect with TLS" },
-    { "ca_file", K_PATH, OT(ca_file), 0, 0, NULL, 0, NULL, NULL,
-      "PEM file of trusted CAs" },
-    { "ca_path", K_PATH, OT(ca_path), 0, 0, NULL, 0, NULL, NULL,
-      "directory of trusted CAs (c_rehash)" },
-    { "cert_file", K_PATH, OT(cert_file), 0, 0, NULL, 0, NULL, NULL,
-      "client certificate (PEM), with key_file" },
-    { "key_file", K_PATH, OT(key_file), 0, 0, NULL, 0, NULL, NULL,
-      "client private key (PEM, unencrypted)" },
-    { "verify_hostname", K_BOOL, OT(verify_hostname), 0, 1, "true", 0, NULL, NULL,
-      "check the broker certificate's name against host" },
-};
-static const table tls_table = TAB(tls_keys);
-
-static const key broker_keys[] = {
-    { "host", K_STR, OB(host), 0, 0, "127.0.0.1", 0, NULL, NULL, "broker address" },
-    { "port", K_INT, OB(port), 1, 65535, "1883", 0, NULL, NULL, "broker TCP port" },
-    { "client_id", K_STR, OB(client_id), 0, 0, "anomalyd", 0, NULL, NULL,
-      "MQTT client id (must be stable for a persistent session)" },
-    { "keepalive", K_INT, OB(keepalive), 5, 3600, "30", 0, NULL, NULL,
-      "keepalive interval, seconds" },
-    { "protocol", K_ENUM, OB(protocol), 0, 0, "3.1.1", 0, "3.1.1|5", NULL,
-      "MQTT protocol version" },
-    { "clean_session", K_BOOL, OB(clean_session), 0, 1, "false", 0, NULL, NULL,
-      "false: persistent session, the broker keeps subscriptions and QoS>0 "
-      "messages while the daemon is away" },
-    { "qos_subscribe", K_INT, OB(qos_subscribe), 0, 2, "0", 0, NULL, NULL,
-      "QoS of the sensor subscriptions" },
-    { "qos_alerts", K_INT, OB(qos_alerts), 0, 2, "1", 0, NULL, NULL,
-      "QoS of alert and state publications" },
-    { "username", K_STR, OB(username), 0, 0, NULL, 0, NULL, NULL, "MQTT user name" },
-    { "password_file", K_PATH, OB(password_file), 0, 0, NULL, 0, NULL, NULL,
-      "file whose first line is the MQTT password (never put the password "
-      "itself in the config)" },
-    { "tls", K_OBJ, 0, 0, 0, NULL, 0, NULL, &tls_table, "TLS settings" },
-    { "reconnect_min_s", K_NUM, OB(reconnect_min), 0.05, 3600, "0.5", 0, NULL, NULL,
-      "first reconnect delay; doubles up to reconnect_max_s, with jitter" },
-    { "reconnect_max_s", K_NUM, OB(reconnect_max), 0.05, 3600, "30", 0, NULL, NULL,
-      "longest reconnect delay" },
-    { "status_topic", K_STR, OB(status_topic), 0, 0, "anomalyd/status", 0, NULL, NULL,
-      "retained online/offline status (also the last will)" },
-    { "stats_topic", K_STR, OB(stats_topic), 0, 0, "anomalyd/stats", 0, NULL, NULL,
-      "periodic statistics" },
-    { "stats_interval_s", K_NUM, OB(stats_interval), 0, 86400, "60", F_RELOAD, NULL, NULL,
-      "seconds between statistics messages; 0 disables" },
-    { "max_queued_alerts", K_INT, OB(max_queued_alerts), 1, 10000000, "10000", F_RELOAD,
-      NULL, NULL, "alerts kept while the broker is unreachable (oldest dropped "
-      "and counted beyond it)" },
-};
-static const table broker_table = TAB(broker_keys);
-
-#define OP(f) offsetof(ad_detconf, payload.f)
-static const key payload_keys[] = {
-    { "format", K_ENUM, OP(format), 0, 0, "json", F_RELOAD, "number|json|senml", NULL,
-      "number: bare number, feature named by a topic level; json: object with "
-      "a field per feature; senml: SenML JSON (RFC 8428)" },
-    { "feature_level", K_INT, OP(feature_level), -64, 63, "-1", F_RELOAD, NULL, NULL,
-      "number: topic level naming the feature (0-based; negative counts "
-      "from the end)" },
-    { "fields", K_STRMAP, OP(fields), 0, 0, NULL, F_RELOAD, NULL, NULL,
-      "json: feature -> dotted path (default: the feature name); senml: "
-      "feature -> record name (default: the feature name)" },
-    { "timestamp", K_STR, OP(timestamp), 0, 0, NULL, F_RELOAD, NULL, NULL,
-      "json: dotted path of a numeric time field (default: arrival time)" },
-    { "timestamp_unit", K_ENUM, OP(timestamp_unit), 0, 0, "s", F_RELOAD, "s|ms|us", NULL,
-      "json: unit of the time field (unix epoch)" },
-    { "senml_base", K_STR, OP(senml_base), 0, 0, NULL, F_RELOAD, NULL, NULL,
-      "senml: prefix removed from bn+n before matching feature names" },
-};
-static const table payload_table = TAB(payload_keys);
-
-#define OPP(f) offsetof(ad_detconf, pipe.f)
-#define FP (F_RELOAD | F_PIPE)
-#define FL (F_RELOAD | F_PIPE | F_LIB)
-static const key rows_keys[] = {
-    { "mode", K_ENUM, OD(asm_mode), 0, 0, "auto", FP, "rows|period|all|auto", NULL,
-      "rows: each message is a whole row (json); period: one row per period_ms "
-      "(sample and hold); all: a row when every feature has reported; auto: "
-      "rows for json, all otherwise" },
-    { "period_ms", K_I64, OPP(stream.period_ms), 1, 86400000, NULL, FL, NULL, NULL,
-      "period mode: row grid step" },
-    { "max_age_ms", K_I64, OPP(stream.max_age_ms), 0, 1e12, NULL, FL, NULL, NULL,
-      "a feature value older than this is missing (0: never)" },
-    { "missing", K_ENUM, OPP(stream.missing), 0, 0, NULL, FL, "hold|invalid", NULL,
-      "hold: carry the last value of a missing feature; invalid: the row is "
-      "invalid and windows containing it are not scored" },
-    { "hold_limit", K_INT, OPP(stream.hold_limit), 0, 1000000, NULL, FL, NULL, NULL,
-      "hold: at most this many consecutive held rows (0: no limit)" },
-    { "max_lateness_ms", K_I64, OPP(stream.max_lateness_ms), 0, 1e12, NULL, FL, NULL, NULL,
-      "event time: a sample up to this much older than the newest one is still put in "
-      "its place (rows come out this much later)" },
-    { "max_future_ms", K_I64, OPP(stream.max_future_ms), 0, 1e12, NULL, FL, NULL, NULL,
-      "a timestamp this far ahead of its arrival is rejected (0: no check)" },
-    { "max_gap_ms", K_I64, OPP(stream.max_gap_ms), 0, 1e12, NULL, FL, NULL, NULL,
-      "rows further apart restart the windows (0: never)" },
-    { "align_ms", K_I64, OPP(stream.align_ms), 0, 1e12, NULL, FL, NULL, NULL,
-      "all: samples this close in time form one row" },
-};
-static const table rows_table = TAB(rows_keys);
-
-static const key window_keys[] = {
-    { "hop", K_INT, OPP(hop), 1, 1000000, NULL, FL, NULL, NULL,
-      "rows between scored windows (the length comes from the model)" },
-    { "length", K_INT, OD(window_length), 0, 100000, "0", FP, NULL, NULL,
-      "training bootstrap only: window length T of the model to train" },
-};
-static const table window_table = TAB(window_keys);
-
-static const key score_keys[] = {
-    { "metric", K_ENUM, OPP(metric), 0, 0, NULL, FL, "mse|mae", NULL,
-      "reconstruction error of a window" },
-    { "smooth_alpha", K_NUM, OPP(smooth_alpha), 0.0001, 1, NULL, FL, NULL, NULL,
-      "EWMA weight of the newest score (1: no smoothing)" },
-};
-static const table score_table = TAB(score_keys);
-
-static const key calib_keys[] = {
-    { "windows", K_INT, OPP(calib_windows), 0, 100000000, NULL, FL, NULL, NULL,
-      "calibration ends after this many scored windows (0: no count limit)" },
-    { "duration_ms", K_I64, OPP(calib_duration_ms), 0, 1e12, NULL, FL, NULL, NULL,
-      "... or after this much data time (0: no time limit)" },
-    { "method", K_ENUM, OPP(thr.method), 0, 0, NULL, FL,
-      "quantile|sigma|pot|fixed|model", NULL,
-      "threshold method (see lib/threshold.h)" },
-    { "q", K_NUM, OPP(thr.q), 1e-9, 0.999999999, NULL, FL, NULL, NULL,
-      "quantile level" },
-    { "margin", K_NUM, OPP(thr.margin), 1e-6, 1e6, NULL, FL, NULL, NULL,
-      "quantile/model: threshold multiplier" },
-    { "k", K_NUM, OPP(thr.k), 0, 1000, NULL, FL, NULL, NULL,
-      "sigma: mean + k std" },
-    { "pot_risk", K_NUM, OPP(thr.pot_risk), 1e-12, 0.5, NULL, FL, NULL, NULL,
-      "pot: target risk" },
-    { "pot_init", K_NUM, OPP(thr.pot_init), 0.5, 0.9999, NULL, FL, NULL, NULL,
-      "pot: initial quantile level" },
-    { "fixed", K_NUM, OPP(thr.fixed), 0, 1e30, NULL, FL, NULL, NULL,
-      "fixed: the threshold (> 0)" },
-    { "model_key", K_CBUF, OPP(thr.model_key), 0, 16, NULL, FL, NULL, NULL,
-      "model: key of the model's training error distribution" },
-    { "adapt", K_BOOL, OPP(thr.adapt), 0, 1, NULL, FL, NULL, NULL,
-      "keep learning the threshold from normal windows" },
-    { "max_samples", K_INT, OPP(thr.max_samples), 10, 10000000, NULL, FL, NULL, NULL,
-      "calibration scores kept" },
-    { "min_samples", K_INT, OPP(thr.min_samples), 1, 10000000, NULL, FL, NULL, NULL,
-      "fewer calibration scores cannot be fitted" },
-    { "estimator", K_ENUM, OPP(thr.estimator), 0, 0, "quantile", FP, "quantile|trimmed|mad",
-      NULL, "quantile: the method on every calibration score; trimmed: scores above "
-      "median + fence x MAD-sigma dropped first; mad: median + k x MAD-sigma (methods "
-      "quantile, sigma)" },
-    { "fence", K_NUM, OPP(thr.fence), 0.1, 1000, "6", FP, NULL, NULL,
-      "trimmed: the fence in MAD-sigmas" },
-    { "floor", K_NUM, OPP(thr.floor), 0, 1e6, "0.01", FP, NULL, NULL,
-      "the threshold is at least floor x the model's training error (q99; 1 without "
-      "metadata), so degenerate scores still calibrate (0: off)" },
-    { "extreme", K_NUM, OPP(extreme), 0, 1e30, "50", FP, NULL, NULL,
-      "windows with a scaled absolute value above this, or a rejected sample, never feed "
-      "calibration, adaptation or the probability history (0: no limit)" },
-    { "warn_every", K_INT, OPP(calib_warn_every), 1, 100000000, "100", FP, NULL, NULL,
-      "a failed calibration is reported at most once per this many windows" },
-};
-static const table calib_table = TAB(calib_keys);
-
-static const key alert_keys[] = {
-    { "topic", K_STR, OD(alert_topic), 0, 0, "anomalyd/alerts/{detector}/{stream}",
-      F_RELOAD, NULL, NULL, "alert topic template ({detector}, {stream})" },
-    { "state_topic", K_STR, OD(state_topic), 0, 0, NULL, F_RELOAD, NULL, NULL,
-      "optional retained per-stream state topic template" },
-    { "k", K_INT, OPP(alert.k), 1, 64, NULL, FL, NULL, NULL,
-      "raise when k of the last n windows exceed the threshold" },
-    { "n", K_INT, OPP(alert.n), 1, 64, NULL, FL, NULL, NULL, "see k" },
-    { "m", K_INT, OPP(alert.m), 1, 1000000, NULL, FL, NULL, NULL,
-      "clear after m consecutive windows below clear_ratio x threshold" },
-    { "clear_ratio", K_NUM, OPP(alert.clear_ratio), 0.001, 1, NULL, FL, NULL, NULL,
-      "hysteresis of the clear level" },
-    { "cooldown_ms", K_I64, OPP(alert.cooldown_ms), 0, 1e12, NULL, FL, NULL, NULL,
-      "no new alert this long after a clear" },
-    { "on", K_ENUM, OPP(alert.on), 0, 0, "score", FP, "score|probability", NULL,
-      "what k/n/m apply to: the score against the threshold, or the anomaly probability "
-      "against probability_level" },
-    { "probability_level", K_NUM, OPP(alert.level), 1e-9, 0.999999999999, "0.9999", FP,
-      NULL, NULL, "on probability: a window exceeds when its probability is above this" },
-    { "probability_history", K_INT, OPP(lik.history), 2, 1000000, "500", FP, NULL, NULL,
-      "short averages of scores in the probability's long-term history" },
-    { "probability_average", K_INT, OPP(lik.average), 1, 1000, "10", FP, NULL, NULL,
-      "scores in each short average" },
-    { "accept_after", K_INT, OPP(alert.accept_after), 0, 1000000, "0", FP, NULL, NULL,
-      "an alert whose last accept_after windows are stable is closed as accepted and the "
-      "threshold rebased on them (0: never)" },
-    { "accept_spread", K_NUM, OPP(alert.accept_spread), 0.01, 1000, "3", FP, NULL, NULL,
-      "stable: spread and upward trend of those windows within this many calibration spreads" },
-};
-static const table alert_table = TAB(alert_keys);
-
-static const key train_keys[] = {
-    { "mode", K_ENUM, OPP(training), 0, 0, NULL, FL, "none|finetune|bootstrap", NULL,
-      "online training: finetune the model on each stream's first windows, or "
-      "bootstrap a model from scratch (no model file)" },
-    { "windows", K_INT, OPP(train_windows), 1, 10000000, NULL, FL, NULL, NULL,
-      "windows collected before training" },
-    { "epochs", K_INT, OPP(train_epochs), 1, 10000, NULL, FL, NULL, NULL,
-      "training epochs" },
-    { "boot_units", K_INT, OPP(boot_units), 1, 4096, NULL, FL, NULL, NULL,
-      "bootstrap: LSTM units of the trained autoencoder" },
-    { "features", K_STRLIST, OD(features), 0, 0, NULL, FP, NULL, NULL,
-      "bootstrap: feature names" },
-};
-static const table train_table = TAB(train_keys);
-
-#define OK_(f) offsetof(ad_kafka_cfg, f)
-static const key kafka_keys[] = {
-    { "bootstrap_servers", K_STR, OK_(bootstrap_servers), 0, 0, NULL, 0, NULL, NULL,
-      "Kafka brokers \"host:port,...\" (null: no Kafka)" },
-    { "group_id", K_STR, OK_(group_id), 0, 0, "anomalyd", 0, NULL, NULL,
-      "consumer group shared by every instance" },
-    { "state_topic", K_STR, OK_(state_topic), 0, 0, NULL, 0, NULL, NULL,
-      "compacted topic the state of a stream moves through when its partition "
-      "moves (null: streams recalibrate after a move)" },
-    { "alert_topic", K_STR, OK_(alert_topic), 0, 0, "anomalyd.alerts", 0, NULL, NULL,
-      "alerts of detectors with alerts_to kafka|both (key detector/stream)" },
-    { "properties", K_STRMAP, OK_(properties), 0, 0, NULL, 0, NULL, NULL,
-      "librdkafka properties passed through (security.protocol, sasl.mechanism, "
-      "ssl.ca.location, ...)" },
-    { "property_files", K_STRMAP, OK_(property_files), 0, 0, NULL, 0, NULL, NULL,
-      "property -> file whose first line is its value (secrets: sasl.password, "
-      "ssl.key.password); relative to the config file" },
-    { "commit_interval_s", K_NUM, OK_(commit_interval), 0.05, 3600, "1", 0, NULL, NULL,
-      "offsets are committed this often, once the windows they complete are scored" },
-};
-static const table kafka_table = TAB(kafka_keys);
-
-static const key quality_keys[] = {
-    { "enabled", K_BOOL, OPP(dq_enabled), 0, 1, NULL, FL, NULL, NULL,
-      "data-quality monitor: stuck, range, dropout and rejected-value events; flagged "
-      "windows never teach" },
-    { "learn_samples", K_INT, OPP(dq.learn_samples), 16, 1000000, NULL, FL, NULL, NULL,
-      "values each feature learns from" },
-    { "stuck_samples", K_INT, OPP(dq.stuck_samples), 0, 1000000000, NULL, FL, NULL, NULL,
-      "a flat run this long is stuck (0: off)" },
-    { "stuck_ms", K_I64, OPP(dq.stuck_ms), 0, 1e12, NULL, FL, NULL, NULL,
-      "a flat run lasting this long is stuck (0: off)" },
-    { "stuck_tol", K_NUM, OPP(dq.stuck_tol), 0, 1, NULL, FL, NULL, NULL,
-      "nearly constant: within this fraction of the learned step" },
-    { "range_k", K_NUM, OPP(dq.range_k), 0, 1e6, NULL, FL, NULL, NULL,
-      "learned range: center +- range_k x sigma (0: off; learn_samples should span "
-      "every normal operating point)" },
-    { "range_clear_samples", K_INT, OPP(dq.range_clear_samples), 1, 1000000, NULL, FL,
-      NULL, NULL, "in-range values in a row that clear a range event" },
-    { "dropout_factor", K_NUM, OPP(dq.dropout_factor), 0, 1e6, NULL, FL, NULL, NULL,
-      "dropout after this many usual periods without a sample (0: off)" },
-    { "dropout_min_ms", K_I64, OPP(dq.dropout_min_ms), 0, 1e12, NULL, FL, NULL, NULL,
-      "never a dropout before this silence (fast streams' jitter is not a dropout)" },
-    { "reject_count", K_INT, OPP(dq.reject_count), 0, 1000000000, NULL, FL, NULL, NULL,
-      "rejected values per reject_window_ms that raise (0: off)" },
-    { "reject_window_ms", K_I64, OPP(dq.reject_window_ms), 1, 1e12, NULL, FL, NULL, NULL,
-      "see reject_count" },
-};
-static const table quality_table = TAB(quality_keys);
-
-static const key adapt_keys[] = {
-    { "enabled", K_BOOL, OPP(adapt.enabled), 0, 1, NULL, FL, NULL, NULL,
-      "continual learning: fine-tune on recent normal windows, evaluate the candidate in "
-      "shadow, promote it only when it is better and silences no true alert" },
-    { "every_windows", K_INT, OPP(adapt.every_windows), 0, 1000000000, NULL, FL, NULL, NULL,
-      "a fine-tune after this many windows (0: off)" },
-    { "every_hours", K_NUM, OPP(adapt.every_hours), 0, 8760, NULL, FL, NULL, NULL,
-      "... or this much data time (0: off)" },
-    { "normal_windows", K_INT, OPP(adapt.normal_windows), 1, 1000000, NULL, FL, NULL, NULL,
-      "recent normal windows kept for fine-tuning" },
-    { "min_windows", K_INT, OPP(adapt.min_windows), 1, 1000000, NULL, FL, NULL, NULL,
-      "fewer normal windows: no fine-tune yet" },
-    { "normal_stride", K_INT, OPP(adapt.normal_stride), 1, 1000000, NULL, FL, NULL, NULL,
-      "keep one of every this many normal windows" },
-    { "margin", K_INT, OPP(adapt.margin), 0, 100000, NULL, FL, NULL, NULL,
-      "windows before a raise and after a clear that are not normal" },
-    { "shadow_windows", K_INT, OPP(adapt.shadow_windows), 1, 1000000, NULL, FL, NULL, NULL,
-      "windows the candidate runs in shadow before the decision" },
-    { "min_gain", K_NUM, OPP(adapt.min_gain), 0, 0.999999, NULL, FL, NULL, NULL,
-      "promote when the candidate's error is at most (1 - min_gain) x the live one" },
-    { "compare", K_ENUM, OPP(adapt.compare), 0, 0, NULL, FL, "mean|median", NULL,
-      "statistic of the errors compared" },
-    { "true_alerts", K_INT, OPP(adapt.true_alerts), 0, 64, NULL, FL, NULL, NULL,
-      "true alerts kept: a candidate that silences one is rejected" },
-    { "epochs", K_INT, OPP(adapt.epochs), 1, 1000, NULL, FL, NULL, NULL,
-      "fine-tune epochs" },
-    { "lr", K_NUM, OPP(adapt.lr), 1e-9, 1, NULL, FL, NULL, NULL, "fine-tune learning rate" },
-    { "batch_size", K_INT, OPP(adapt.batch_size), 1, 4096, NULL, FL, NULL, NULL,
-      "fine-tune batch size" },
-    { "max_seconds", K_NUM, OPP(adapt.max_seconds), 0, 1e9, NULL, FL, NULL, NULL,
-      "a fine-tune stops after this long (0: no limit)" },
-};
-static const table adapt_table = TAB(adapt_keys);
-
-static const key reload_keys[] = {
-    { "shadow", K_BOOL, OPP(adapt.reload_shadow), 0, 1, NULL, FL, NULL, NULL,
-      "with adapt.enabled: a model file changed on reload is evaluated in shadow and "
-      "promoted like a fine-tuned candidate instead of replacing the model at once" },
-};
-static const table reload_table = TAB(reload_keys);
-
-static const key detector_keys[] = {
-    { "name", K_STR, OD(name), 0, 0, NULL, F_REQ | F_RELOAD, NULL, NULL,
-      "detector name ([A-Za-z0-9_-], unique)" },
-    { "model", K_PATH, OD(model), 0, 0, NULL, F_RELOAD, NULL, NULL,
-      "model file (.safetensors); required unless training.mode is bootstrap" },
-    { "topics", K_STRLIST, OD(topics), 0, 0, NULL, F_RELOAD, NULL, NULL,
-      "MQTT subscription topic filters (+ and # allowed; $share/<group>/<filter> for "
-      "a shared subscription); required unless kafka_topics is given" },
-    { "kafka_topics", K_STRLIST, OD(kafka_topics), 0, 0, NULL, 0, NULL, NULL,
-      "Kafka topics consumed (kafka.bootstrap_servers set): the record key is the "
-      "stream key, the value a payload" },
-    { "alerts_to", K_ENUM, OD(alerts_to), 0, 0, "mqtt", 0, "mqtt|kafka|both", NULL,
-      "where alerts go: MQTT alert topic, kafka.alert_topic, or both" },
-    { "stream_levels", K_INTLIST, OD(stream_levels), -64, 63, "1", F_RELOAD, NULL, NULL,
-      "topic levels joined with / form the stream key ([]: one stream)" },
-    { "payload", K_OBJ, 0, 0, 0, NULL, 0, NULL, &payload_table, "payload format" },
-    { "rows", K_OBJ, 0, 0, 0, NULL, 0, NULL, &rows_table, "row assembly" },
-    { "window", K_OBJ, 0, 0, 0, NULL, 0, NULL, &window_table, "windowing" },
-    { "score", K_OBJ, 0, 0, 0, NULL, 0, NULL, &score_table, "scoring" },
-    { "calibration", K_OBJ, 0, 0, 0, NULL, 0, NULL, &calib_table, "threshold calibration" },
-    { "alert", K_OBJ, 0, 0, 0, NULL, 0, NULL, &alert_table, "alerts" },
-    { "training", K_OBJ, 0, 0, 0, NULL, 0, NULL, &train_table, "online training" },
-    { "quality", K_OBJ, 0, 0, 0, NULL, 0, NULL, &quality_table, "data-quality monitor" },
-    { "adapt", K_OBJ, 0, 0, 0, NULL, 0, NULL, &adapt_table, "continual learning" },
-    { "reload", K_OBJ, 0, 0, 0, NULL, 0, NULL, &reload_table, "model reload" },
-    { "max_streams", K_INT, OD(max_streams), 1, 10000000, "10000", F_RELOAD, NULL, NULL,
-      "streams kept; new ones beyond are refused and counted" },
-    { "idle_evict_s", K_NUM, OD(idle_evict), 0, 1e9, "3600", F_RELOAD, NULL, NULL,
-      "streams without samples for this long are dropped (0: never)" },
-};
-static const table detector_table = TAB(detector_keys);
-
-#define OHA(f) offsetof(ad_ha_cfg, f)
-static const key ha_keys[] = {
-    { "enabled", K_BOOL, OHA(enabled), 0, 1, "false", 0, NULL, NULL,
-      "publish Home Assistant MQTT discovery configs and entity states per stream" },
-    { "discovery_prefix", K_STR, OHA(discovery_prefix), 0, 0, "homeassistant", 0, NULL, NULL,
-      "Home Assistant's discovery prefix" },
-    { "state_topic", K_STR, OHA(state_topic), 0, 0, "anomalyd/ha/{detector}/{stream}", 0,
-      NULL, NULL, "retained entity state per stream (JSON)" },
-    { "update_interval_s", K_NUM, OHA(update_interval), 0, 86400, "10", 0, NULL, NULL,
-      "score updates of a stream at most this often (state changes at once)" },
-};
-static const table ha_table = TAB(ha_keys);
-
-#define OCM(f) offsetof(ad_cmd_cfg, f)
-static const key cmd_keys[] = {
-    { "enabled", K_BOOL, OCM(enabled), 0, 1, "false", F_RELOAD, NULL, NULL,
-      "accept operator commands (ack, false_alarm, recalibrate, freeze, unfreeze)" },
-    { "topic", K_STR, OCM(topic), 0, 0, "anomalyd/cmd/{detector}/{stream}", F_RELOAD, NULL,
-      NULL, "command topic: one {detector} level, then {stream} last" },
-    { "reply_topic", K_STR, OCM(reply_topic), 0, 0, "anomalyd/reply/{detector}/{stream}",
-      F_RELOAD, NULL, NULL, "replies when the command has no MQTT 5 response topic" },
-};
-static const table cmd_table = TAB(cmd_keys);
-
-#define OMT(f) offsetof(ad_metrics_cfg, f)
-static const key metrics_keys[] = {
-    { "textfile", K_PATH, OMT(textfile), 0, 0, NULL, F_RELOAD, NULL, NULL,
-      "Prometheus text file written every stats interval (null: off)" },
-    { "per_stream", K_BOOL, OMT(per_stream), 0, 1, "false", F_RELOAD, NULL, NULL,
-      "also per-stream series (score, threshold, alert)" },
-    { "max_streams", K_INT, OMT(max_streams), 0, 100000, "100", F_RELOAD, NULL, NULL,
-      "per-stream series for at most this many streams per detector" },
-};
-static const table metrics_table = TAB(metrics_keys);
-
-static const key root_keys[] = {
-    { "broker", K_OBJ, OC(broker), 0, 0, NULL, 0, NULL, &broker_table, "MQTT broker" },
-    { "kafka", K_OBJ, OC(kafka), 0, 0, NULL, 0, NULL, &kafka_table,
-      "Kafka consumer group input, state topic and alerts (docs/scaling.md)" },
-    { "state_dir", K_PATH, OC(state_dir), 0, 0, NULL, 0, NULL, NULL,
-      "calibration state and online-trained models (null: not kept)" },
-    { "max_payload_bytes", K_INT, OC(max_payload), 16, 268435455, "65536", F_RELOAD,
-      NULL, NULL, "larger messages are dropped and counted" },
-    { "workers", K_INT, OC(workers), 0, 256, "0", 0, NULL, NULL,
-      "inference/training threads (0: one per core)" },
-    { "max_batch", K_INT, OC(max_batch), 1, 4096, "256", 0, NULL, NULL,
-      "windows per forward pass at most (fewer for large models: a pass holds at most "
-      "~200 MFLOP, about 2 ms of one core)" },
-    { "log_rate_per_min", K_INT, OC(log_rate), 0, 100000, "10", F_RELOAD, NULL, NULL,
-      "bad-input log lines per minute (the rest are only counted)" },
-    { "homeassistant", K_OBJ, OC(ha), 0, 0, NULL, 0, NULL, &ha_table,
-      "Home Assistant MQTT discovery" },
-    { "commands", K_OBJ, OC(cmd), 0, 0, NULL, 0, NULL, &cmd_table,
-      "operator feedback over MQTT" },
-    { "metrics", K_OBJ, OC(metrics), 0, 0, NULL, 0, NULL, &metrics_table,
-      "Prometheus metrics for node_exporter's textfile collector" },
-    /* "detectors" is handled by parse_root(): an array of detector objects */
-};
-static const table root_table = TAB(root_keys);
+#include "config_int.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -761,7 +335,7 @@ static int set_defaults(const table *t, char *base)
     return 0;
 }
 
-static void join_path(char *out, size_t len, const char *path, const char *name)
+void cfg_join_path(char *out, size_t len, const char *path, const char *name)
 {
     if (path[0])
         snprintf(out, len, "%s.%s", path, name);
@@ -780,16 +354,16 @@ static int parse_table(const table *t, const cJSON *obj, char *base,
         const key *k = NULL;
         for (int i = 0; i < t->n; i++)
             if (strcmp(t->keys[i].name, e->string) == 0) { k = &t->keys[i]; break; }
-        join_path(sub, sizeof sub, path, e->string);
+        cfg_join_path(sub, sizeof sub, path, e->string);
         for (const cJSON *d = obj->child; d != e; d = d->next)
             if (strcmp(d->string, e->string) == 0)
                 return ad_errf(err, errlen, AD_EINVAL, "%s: duplicate key", sub);
         if (!k) {
             char list[512];
-            if (strcmp(e->string, "password") == 0 && t == &broker_table)
+            if (strcmp(e->string, "password") == 0 && t == &cfg_broker_table)
                 return ad_errf(err, errlen, AD_EINVAL, "%s: not allowed: put the "
                                "password in a file and name it in password_file", sub);
-            key_list(t, list, sizeof list, t == &root_table);
+            key_list(t, list, sizeof list, t == &cfg_root_table);
             return ad_errf(err, errlen, AD_EINVAL, "%s: unknown key (expected %s)", sub, list);
         }
         if ((rc = parse_value(k, e, base, sub, err, errlen)))
@@ -797,7 +371,7 @@ static int parse_table(const table *t, const cJSON *obj, char *base,
     }
     for (int i = 0; i < t->n; i++) {
         if ((t->keys[i].flags & F_REQ) && !cJSON_GetObjectItemCaseSensitive(obj, t->keys[i].name)) {
-            join_path(sub, sizeof sub, path, t->keys[i].name);
+            cfg_join_path(sub, sizeof sub, path, t->keys[i].name);
             return ad_errf(err, errlen, AD_EINVAL, "%s: missing (required)", sub);
         }
     }
@@ -1022,11 +596,11 @@ int ad_config_parse(ad_config **out, const char *json, size_t len,
         rc = AD_ENOMEM;
         goto fail;
     }
-    if ((rc = set_defaults(&root_table, (char *)c)))
+    if ((rc = set_defaults(&cfg_root_table, (char *)c)))
         goto fail;
     /* parse_table would call "detectors" unknown: detach it first */
     dets = cJSON_DetachItemFromObjectCaseSensitive(root, "detectors");
-    rc = parse_table(&root_table, root, (char *)c, "", err, errlen);
+    rc = parse_table(&cfg_root_table, root, (char *)c, "", err, errlen);
     if (rc) {
         cJSON_Delete((cJSON *)dets);
         goto fail;
@@ -1051,17 +625,17 @@ int ad_config_parse(ad_config **out, const char *json, size_t len,
             goto fail;
         }
         ad_detector_cfg_default(&c->det[c->n_det].pipe);
-        if ((rc = set_defaults(&detector_table, (char *)&c->det[c->n_det])))
+        if ((rc = set_defaults(&cfg_detector_table, (char *)&c->det[c->n_det])))
             goto fail;
         c->n_det++;
-        if ((rc = parse_table(&detector_table, d, (char *)&c->det[c->n_det - 1], p, err, errlen)))
+        if ((rc = parse_table(&cfg_detector_table, d, (char *)&c->det[c->n_det - 1], p, err, errlen)))
             goto fail;
     }
     if (!(dir = dir_of(path))) { rc = AD_ENOMEM; goto fail; }
-    if ((rc = resolve_table(&root_table, (char *)c, dir)))
+    if ((rc = resolve_table(&cfg_root_table, (char *)c, dir)))
         goto fail;
     for (int i = 0; i < c->n_det; i++)
-        if ((rc = resolve_table(&detector_table, (char *)&c->det[i], dir)))
+        if ((rc = resolve_table(&cfg_detector_table, (char *)&c->det[i], dir)))
             goto fail;
     if ((rc = validate(c, err, errlen)))
         goto fail;
@@ -1098,9 +672,9 @@ int ad_config_load(ad_config **out, const char *path, char *err, size_t errlen)
 void ad_config_free(ad_config *c)
 {
     if (!c) return;
-    free_table(&root_table, (char *)c);
+    free_table(&cfg_root_table, (char *)c);
     for (int i = 0; i < c->n_det; i++)
-        free_table(&detector_table, (char *)&c->det[i]);
+        free_table(&cfg_detector_table, (char *)&c->det[i]);
     free(c->det);
     free(c->path);
     free(c);
@@ -1157,7 +731,7 @@ static int diff_table(const table *t, const char *a, const char *b, unsigned nee
     char sub[256];
     for (int i = 0; i < t->n; i++) {
         const key *k = &t->keys[i];
-        join_path(sub, sizeof sub, path, k->name);
+        cfg_join_path(sub, sizeof sub, path, k->name);
         if (k->type == K_OBJ) {
             if (diff_table(k->sub, a + k->off, b + k->off, need, sub, out, len))
                 return 1;
@@ -1176,7 +750,7 @@ static int diff_table(const table *t, const char *a, const char *b, unsigned nee
 int ad_config_reload_ok(const ad_config *a, const ad_config *b, char *err, size_t errlen)
 {
     char p[256];
-    if (diff_table(&root_table, (const char *)a, (const char *)b, 0, "", p, sizeof p))
+    if (diff_table(&cfg_root_table, (const char *)a, (const char *)b, 0, "", p, sizeof p))
         return ad_errf(err, errlen, AD_EINVAL, "%s: changed, but a reload cannot change "
                        "it (restart the daemon)", p);
     return 0;
@@ -1185,100 +759,11 @@ int ad_config_reload_ok(const ad_config *a, const ad_config *b, char *err, size_
 int ad_detconf_same_pipeline(const ad_detconf *a, const ad_detconf *b)
 {
     char p[256];
-    return !diff_table(&detector_table, (const char *)a, (const char *)b, F_PIPE, "",
+    return !diff_table(&cfg_detector_table, (const char *)a, (const char *)b, F_PIPE, "",
                        p, sizeof p);
 }
 
-/* ---- docs and secrets -------------------------------------------------- */
-
-static const char *type_name(const key *k)
-{
-    switch (k->type) {
-    case K_STR: return "string";
-    case K_PATH: return "path";
-    case K_INT: case K_I64: return "integer";
-    case K_CBUF: return "string";
-    case K_NUM: return "number";
-    case K_BOOL: return "boolean";
-    case K_ENUM: return "string";
-    case K_STRLIST: return "array of strings";
-    case K_INTLIST: return "array of integers";
-    case K_STRMAP: return "object of strings";
-    case K_OBJ: return "object";
-    }
-    return "?";
-}
-
-/* The n-th name of an enum list "a|b|c" into out. */
-static void enum_name(const char *list, int n, char *out, size_t len)
-{
-    const char *p = list, *e;
-    for (; n > 0 && (e = strchr(p, '|')); n--)
-        p = e + 1;
-    e = strchr(p, '|');
-    snprintf(out, len, "%.*s", (int)(e ? (size_t)(e - p) : strlen(p)), p);
-}
-
-/* The default of a key as documentation text: the table's text, or for
- * F_LIB keys the value ad_detector_cfg_default() sets, read from `base`
- * (a detector config after its defaults were set). */
-static void default_text(const key *k, const char *base, char *out, size_t len)
-{
-    const void *p = base + k->off;
-    if (!(k->flags & F_LIB)) {
-        snprintf(out, len, "%s", k->def ? k->def : "");
-        return;
-    }
-    switch (k->type) {
-    case K_INT: snprintf(out, len, "%d", *(const int *)p); break;
-    case K_I64: snprintf(out, len, "%lld", (long long)*(const int64_t *)p); break;
-    case K_NUM: snprintf(out, len, "%.15g", *(const double *)p); break;
-    case K_BOOL: snprintf(out, len, "%s", *(const int *)p ? "true" : "false"); break;
-    case K_ENUM: enum_name(k->enums, *(const int *)p, out, len); break;
-    case K_CBUF: snprintf(out, len, "%s", (const char *)p); break;
-    default: out[0] = '\0'; break;
-    }
-}
-
-static void doc_table(const table *t, const char *path, const char *base, ad_buf *b)
-{
-    char sub[256], range[96], def[64];
-    for (int i = 0; i < t->n; i++) {
-        const key *k = &t->keys[i];
-        join_path(sub, sizeof sub, path, k->name);
-        if (k->type == K_OBJ) {
-            doc_table(k->sub, sub, base ? base + k->off : NULL, b);
-            continue;
-        }
-        range[0] = '\0';
-        if (k->type == K_ENUM)
-            snprintf(range, sizeof range, "%s", k->enums);
-        else if (k->type == K_INT || k->type == K_I64 || k->type == K_NUM ||
-                 k->type == K_INTLIST)
-            snprintf(range, sizeof range, "%.15g .. %.15g", k->min, k->max);
-        default_text(k, base, def, sizeof def);
-        ad_buf_printf(b, "| `%s` | %s | %s%s%s | %s | %s | %s |\n",
-                      sub, type_name(k), def[0] ? "`" : "", def[0] ? def :
-                      (k->flags & F_REQ) ? "required" : "none", def[0] ? "`" : "",
-                      range, (k->flags & F_RELOAD) ? "yes" : "no", k->doc);
-    }
-}
-
-char *ad_config_doc(void)
-{
-    ad_buf b = { 0 };
-    ad_detconf d;
-
-    memset(&d, 0, sizeof d);
-    ad_detector_cfg_default(&d.pipe);
-    doc_table(&root_table, "", NULL, &b);
-    doc_table(&detector_table, "detectors[]", (const char *)&d, &b);
-    if (b.oom) {
-        ad_buf_free(&b);
-        return NULL;
-    }
-    return b.s;
-}
+/* ---- secrets ---------------------------------------------------------- */
 
 int ad_config_read_password(const char *path, char **out, char *err, size_t errlen)
 {

@@ -1,7 +1,7 @@
 /*
  * config.h - the daemon's configuration file (JSON, parsed with cJSON).
  *
- * Every key lives in one table per JSON object (config.c: broker_keys,
+ * Every key lives in one table per JSON object (config_keys.c: broker_keys,
  * tls_keys, detector_keys, payload_keys, ...) with its type, range, default
  * and whether a SIGHUP reload may change it (redis static_configs style).
  * The tables drive parsing, defaults, validation, the "unknown key" check,

@@ -1,7 +1,8 @@
 /*
- * config_doc.c - print the daemon's config key table (daemon/config.c) as
- * markdown table rows: | `path` | type | default | range | reload | doc |.
- * tools/gen_config_man.py turns them into the KEYS section of
+ * config_doc.c - print the daemon's config key table
+ * (daemon/config_keys.c) as markdown table rows:
+ * | `path` | type | default | range | reload | doc |.
+ * tools/gen_man.py turns them into the KEYS section of
  * docs/man/anomalyd.json.5, and tests/it_install.sh checks that the man page
  * documents every row, so the page cannot drift from the parser.
  *

@@ -3,7 +3,7 @@
 so that the pages document exactly what the program accepts:
 
   KEYS of docs/man/anomalyd.json.5, from the daemon's config key table:
-  build/tools/config_doc prints ad_config_doc() (daemon/config.c) as rows
+  build/tools/config_doc prints ad_config_doc() (daemon/config_keys.c) as rows
   | `path` | type | default | range | reload | doc |;
 
   OPTIONS of docs/man/anomalyd.8, from `anomalyd COMMAND --help` of every
