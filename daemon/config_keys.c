@@ -318,8 +318,9 @@ static const table adapt_table = TAB(adapt_keys);
 
 static const key reload_keys[] = {
     { "shadow", K_BOOL, OPP(adapt.reload_shadow), 0, 1, NULL, FL, NULL, NULL,
-      "with adapt.enabled: a model file changed on reload is evaluated in shadow and "
-      "promoted like a fine-tuned candidate instead of replacing the model at once" },
+      "a model file changed on reload is evaluated in shadow by each detecting stream "
+      "(adapt.shadow_windows, min_gain) and promoted like a fine-tuned candidate instead "
+      "of replacing the model at once; adapt.enabled not needed" },
 };
 static const table reload_table = TAB(reload_keys);
 
@@ -470,6 +471,17 @@ static void default_text(const key *k, const char *base, char *out, size_t len)
     }
 }
 
+/* A Markdown table cell: '|' escaped so it does not end the cell. */
+static void put_cell(ad_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|')
+            ad_buf_puts(b, "\\|");
+        else
+            ad_buf_printf(b, "%c", *s);
+    }
+}
+
 static void doc_table(const table *t, const char *path, const char *base, ad_buf *b)
 {
     char sub[256], range[96], def[64];
@@ -487,10 +499,13 @@ static void doc_table(const table *t, const char *path, const char *base, ad_buf
                  k->type == K_INTLIST)
             snprintf(range, sizeof range, "%.15g .. %.15g", k->min, k->max);
         default_text(k, base, def, sizeof def);
-        ad_buf_printf(b, "| `%s` | %s | %s%s%s | %s | %s | %s |\n",
-                      sub, type_name(k), def[0] ? "`" : "", def[0] ? def :
-                      (k->flags & F_REQ) ? "required" : "none", def[0] ? "`" : "",
-                      range, (k->flags & F_RELOAD) ? "yes" : "no", k->doc);
+        ad_buf_printf(b, "| `%s` | %s | %s%s%s | ", sub, type_name(k), def[0] ? "`" : "",
+                      def[0] ? def : (k->flags & F_REQ) ? "required" : "none",
+                      def[0] ? "`" : "");
+        put_cell(b, range);
+        ad_buf_printf(b, " | %s | ", (k->flags & F_RELOAD) ? "yes" : "no");
+        put_cell(b, k->doc);
+        ad_buf_puts(b, " |\n");
     }
 }
 

@@ -211,4 +211,15 @@ case "$out" in
 *" options") it_ok "man: anomalyd(8) documents every option of every command's --help ($out)" ;;
 *) it_fail "man: anomalyd(8) documents every option of every command's --help (run tools/gen_man.py)" "$out" ;;
 esac
+
+# docs/config.md's "All keys" table is the key table, row for row
+"$AD_BUILD/tools/config_doc" > "$tmp/keys.md"
+awk '/^\| key \| type /{ getline; p = 1; next } p && /^\|/ { print; next } p { exit }' \
+    docs/config.md > "$tmp/keys.doc"
+if [ -s "$tmp/keys.md" ] && cmp -s "$tmp/keys.md" "$tmp/keys.doc"; then
+    it_ok "docs/config.md: the key table is the code's ($(wc -l < "$tmp/keys.md") keys)"
+else
+    it_fail "docs/config.md: the key table is the code's (paste build/tools/config_doc)" \
+        "$(diff "$tmp/keys.doc" "$tmp/keys.md" | head -6)"
+fi
 exit 0

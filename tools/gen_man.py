@@ -43,7 +43,8 @@ def parse_rows(text):
         if not line.startswith("|"):
             continue
         # Split on " | " (cells may contain '|' inside enum lists like a|b).
-        cells = [c.strip() for c in re.split(r"\s\|\s", line.strip("| ").rstrip("|"))]
+        cells = [c.strip().replace("\\|", "|")
+                 for c in re.split(r"\s\|\s", line.strip("| ").rstrip("|"))]
         cells = [c.rstrip(" |") for c in cells]
         if len(cells) < 6:
             raise SystemExit("gen_config_man: bad row: " + line)
