@@ -76,7 +76,7 @@ const char *ad_event_type_name(ad_event_type t)
 }
 
 /* The defaults of the library are the defaults of the daemon's config
- * (daemon/config.c takes every pipeline default from here) and of
+ * (daemon/config_keys.c takes every pipeline default from here) and of
  * `anomalyd replay`: one pipeline, one set of defaults. */
 void ad_detector_cfg_default(ad_detector_cfg *c)
 {
