@@ -8,7 +8,7 @@ by `anomalyd replay --events`. Used lines:
   {"event":"alert_raised"|"alert_cleared", "ts":.., "alert":{"id":..,
    "start":.., "end":.., "top_features":[..], "kind":.. (optional)},
    "reason":.. (optional, on clears; also read from alert.reason)}
-  {"event":"data_quality", "ts":.., "feature":..}   (or an alert whose
+  {"event":"data_quality"|"dq_raised", "ts":.., "feature":..}   (or an alert whose
    kind is "data_quality" with a "feature")
 Kinds the replay does not write are reported as n/a, not as failures.
 
@@ -64,7 +64,9 @@ def parse(lines, end_ms):
         kind = e.get("event")
         if kind == "phase" and e.get("phase") == "detecting" and detect is None:
             detect = e["ts"]
-        elif kind == "data_quality":
+        elif kind == "data_quality" or kind == "dq_raised":
+            # replay --events writes a raised condition as "dq_raised" with
+            # the monitor's fields (check, feature, since)
             dq.append({"ts": e["ts"], "feature": e.get("feature")})
         elif kind in ("alert_raised", "alert_cleared"):
             a = e.get("alert", {})
