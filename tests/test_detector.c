@@ -13,28 +13,12 @@
 #include <math.h>
 
 #include "t.h"
+#include "t_model.h"
 #include "ad.h"
 #include "detector.h"
 #include "engine.h"
 
 #define F 2
-
-static ad_model *zero_model(int T)
-{
-    ad_layer_spec L[1] = { { AD_LAYER_TD_DENSE, F, AD_ACT_LINEAR, 0 } };
-    ad_model *m = NULL;
-    char err[200];
-    void *buf;
-    size_t len;
-
-    if (ad_model_create(&m, T, F, L, 1, err, sizeof(err)) != 0) {
-        fprintf(stderr, "model: %s\n", err);
-        return NULL;
-    }
-    if (ad_model_serialize(m, &buf, &len) == 0)   /* gives it an id */
-        free(buf);
-    return m;
-}
 
 typedef struct run {
     int n_events;
@@ -76,7 +60,7 @@ static int find_ev(const run *r, ad_event_type t, int from)
 
 static void test_calibrate_detect_alert(void)
 {
-    ad_model *m = zero_model(4);
+    ad_model *m = t_zero_model(4, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     char err[300];
@@ -128,7 +112,7 @@ static void test_calibrate_detect_alert(void)
 
 static void test_invalid_windows_and_rejects(void)
 {
-    ad_model *m = zero_model(3);
+    ad_model *m = t_zero_model(3, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     char err[300];
@@ -159,7 +143,7 @@ static void test_invalid_windows_and_rejects(void)
 
 static void test_smoothing_and_stale(void)
 {
-    ad_model *m = zero_model(1);
+    ad_model *m = t_zero_model(1, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     char err[300];
@@ -192,7 +176,7 @@ static void test_smoothing_and_stale(void)
 
 static void test_save_restore(void)
 {
-    ad_model *m = zero_model(2), *m2 = zero_model(2);
+    ad_model *m = t_zero_model(2, F), *m2 = t_zero_model(2, F);
     ad_detector_cfg c;
     ad_detector *d = NULL, *e = NULL;
     char err[300], *txt;
@@ -252,7 +236,7 @@ static void test_save_restore(void)
 
 static void test_forced_calibration_and_fixed(void)
 {
-    ad_model *m = zero_model(2);
+    ad_model *m = t_zero_model(2, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     char err[300];
@@ -365,7 +349,7 @@ static void test_bootstrap_training(void)
  * reason and the old threshold guards the new calibration. */
 static void test_alert_lifecycle(void)
 {
-    ad_model *m = zero_model(4);
+    ad_model *m = t_zero_model(4, F);
     ad_detector_cfg c;
     ad_detector *d = NULL, *e = NULL;
     char err[300], *txt;

@@ -24,6 +24,7 @@
 #include <math.h>
 
 #include "t.h"
+#include "t_model.h"
 #include "ad.h"
 #include "detector.h"
 #include "engine.h"
@@ -31,21 +32,6 @@
 #define F 2
 #define TW 4
 #define MAXW 2048
-
-static ad_model *zero_model(int T)
-{
-    ad_layer_spec L[1] = { { AD_LAYER_TD_DENSE, F, AD_ACT_LINEAR, 0 } };
-    ad_model *m = NULL;
-    char err[200];
-    void *buf;
-    size_t len;
-
-    if (ad_model_create(&m, T, F, L, 1, err, sizeof(err)) != 0)
-        return NULL;
-    if (ad_model_serialize(m, &buf, &len) == 0)   /* sets the model id */
-        free(buf);
-    return m;
-}
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -175,7 +161,7 @@ static run R;
 
 static void test_stuck_while_calibrating(void)
 {
-    ad_model *m = zero_model(TW);
+    ad_model *m = t_zero_model(TW, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     ad_detector_stats st;
@@ -218,7 +204,7 @@ static void test_stuck_while_calibrating(void)
 
 static void test_stuck_while_detecting_adapt(void)
 {
-    ad_model *m = zero_model(TW);
+    ad_model *m = t_zero_model(TW, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     ad_adapt_stats as;
@@ -349,7 +335,7 @@ static double row_at(int i, int f)
 
 static void test_save_restore_roundtrip(void)
 {
-    ad_model *m = zero_model(TW);
+    ad_model *m = t_zero_model(TW, F);
     ad_detector_cfg c;
     ad_detector *d = NULL, *d2 = NULL;
     ad_adapt_stats as, as2;
@@ -425,7 +411,7 @@ out:
 
 static void test_event_queue(void)
 {
-    ad_model *m = zero_model(TW);
+    ad_model *m = t_zero_model(TW, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     ad_detector_stats st;

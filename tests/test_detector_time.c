@@ -17,27 +17,13 @@
 #include <math.h>
 
 #include "t.h"
+#include "t_model.h"
 #include "ad.h"
 #include "detector.h"
 #include "engine.h"
 
 #define F 2
 #define TW 4
-
-static ad_model *zero_model(int T)
-{
-    ad_layer_spec L[1] = { { AD_LAYER_TD_DENSE, F, AD_ACT_LINEAR, 0 } };
-    ad_model *m = NULL;
-    char err[200];
-    void *buf;
-    size_t len;
-
-    if (ad_model_create(&m, T, F, L, 1, err, sizeof(err)) != 0)
-        return NULL;
-    if (ad_model_serialize(m, &buf, &len) == 0)   /* sets the model id */
-        free(buf);
-    return m;
-}
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -108,7 +94,7 @@ static ad_detector *mk(ad_model *m)
 
 static void test_gap_restarts_windows(void)
 {
-    ad_model *m = zero_model(TW);
+    ad_model *m = t_zero_model(TW, F);
     ad_detector *d = m ? mk(m) : NULL;
     ad_detector_stats st;
     run r;
@@ -150,7 +136,7 @@ static void test_gap_restarts_windows(void)
  * `bad_ts` arrives; rows 300..309 are a fault (level 20). */
 static void future_case(int64_t bad_ts_off, int64_t bad_abs, run *r, ad_detector_stats *st)
 {
-    ad_model *m = zero_model(TW);
+    ad_model *m = t_zero_model(TW, F);
     ad_detector *d = m ? mk(m) : NULL;
     int64_t t0 = 1700000000000LL;
     int i;

@@ -24,26 +24,12 @@
 #include <math.h>
 
 #include "t.h"
+#include "t_model.h"
 #include "ad.h"
 #include "detector.h"
 #include "engine.h"
 
 #define F 2
-
-static ad_model *zero_model(int T)
-{
-    ad_layer_spec L[1] = { { AD_LAYER_TD_DENSE, F, AD_ACT_LINEAR, 0 } };
-    ad_model *m = NULL;
-    char err[200];
-    void *buf;
-    size_t len;
-
-    if (ad_model_create(&m, T, F, L, 1, err, sizeof(err)) != 0)
-        return NULL;
-    if (ad_model_serialize(m, &buf, &len) == 0)
-        free(buf);
-    return m;
-}
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -106,7 +92,7 @@ static void count_log(int level, const char *msg, void *u)
 
 static void test_constant_stream(void)
 {
-    ad_model *m = zero_model(4);
+    ad_model *m = t_zero_model(4, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     ad_detector_stats st;
@@ -177,7 +163,7 @@ static void test_constant_stream(void)
 /* Calibrate on 100 windows of ~1 with one reading v at row 50; threshold. */
 static double calib_thr(ad_thr_estimator est, double v, double extreme, uint64_t *excluded)
 {
-    ad_model *m = zero_model(10);
+    ad_model *m = t_zero_model(10, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     ad_detector_stats st;
@@ -251,7 +237,7 @@ static void test_poisoned_calibration(void)
 /* Calibrate on ~1, then level 3 from row `shift`, spike 20 at row `spike`. */
 static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *thr_after)
 {
-    ad_model *m = zero_model(4);
+    ad_model *m = t_zero_model(4, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     char err[300];
@@ -337,7 +323,7 @@ static void test_regime_acceptance(void)
 
 static void test_probability_alerts(void)
 {
-    ad_model *m = zero_model(4);
+    ad_model *m = t_zero_model(4, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     ad_detector_stats st;
