@@ -214,6 +214,13 @@ static const key alert_keys[] = {
       "threshold rebased on them (0: never)" },
     { "accept_spread", K_NUM, OPP(alert.accept_spread), 0.01, 1000, "3", FP, NULL, NULL,
       "stable: spread and upward trend of those windows within this many calibration spreads" },
+    { "accept_trend", K_NUM, OPP(alert.accept_trend), 0, 100, "0.25", FP, NULL, NULL,
+      "stable also needs the rise of the median over those windows (second half against "
+      "first) within this fraction of the change's size: a slow ramp (wear) is not accepted "
+      "(0: no such check)" },
+    { "accept_gap", K_INT, OPP(alert.accept_gap), 0, 100000000, "0", FP, NULL, NULL,
+      "alerts at most accept_gap windows apart count as one change: acceptance pools their "
+      "windows (a regime that alerts part of every day; 0: one alert must last accept_after)" },
 };
 static const table alert_table = TAB(alert_keys);
 

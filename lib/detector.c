@@ -290,6 +290,7 @@ void ad_detector_free(ad_detector *d)
     free(d->lr_open);
     free(d->cq);
     free(d->acc);
+    free(d->acc_prof);
     free(d->srow);
     if (d->features) {
         for (f = 0; f < d->F; f++)
@@ -386,10 +387,13 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->features = calloc((size_t)F, sizeof(char *));
     d->row = malloc((size_t)F * sizeof(float));
     d->srow = malloc((size_t)F * sizeof(float));
-    if (cfg->alert.accept_after > 0)
+    if (cfg->alert.accept_after > 0) {
         d->acc = malloc(3 * (size_t)cfg->alert.accept_after * sizeof(double));
+        d->acc_prof = calloc(3 * (size_t)F, sizeof(double));
+    }
     if (d->key == NULL || d->features == NULL || d->row == NULL || d->srow == NULL ||
-        (cfg->alert.accept_after > 0 && d->acc == NULL) || ev_grow(d) != 0)
+        (cfg->alert.accept_after > 0 && (d->acc == NULL || d->acc_prof == NULL)) ||
+        ev_grow(d) != 0)
         goto oom;
     for (f = 0; f < F; f++)
         if ((d->features[f] = strdup(features[f] ? features[f] : "")) == NULL)
@@ -423,6 +427,12 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         (rc = ad_adapt_new(&d->ad, &cfg->adapt, T, F, cfg->metric, cfg->smooth_alpha,
                            &cfg->thr, err, errlen)) != 0)
         goto fail;
+    /* an accepted regime teaches the model with its own windows */
+    if (d->ad && cfg->adapt.enabled && cfg->alert.accept_after > 0 &&
+        ad_adapt_keep_alert_windows(d->ad, (size_t)(cfg->alert.accept_after < cfg->adapt.normal_windows
+                                                    ? cfg->alert.accept_after
+                                                    : cfg->adapt.normal_windows)) != 0)
+        goto oom;
     if (cfg->training != AD_TRAIN_NONE) {
         d->coll_cap = (size_t)cfg->train_windows + (size_t)T - 1;
         d->coll = malloc(d->coll_cap * (size_t)F * sizeof(float));
@@ -720,6 +730,9 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
  * back to its first sample): a clean-looking calibration window waits that
  * long before it counts. 0 without data quality or before learning. */
 #define CALQ_MAX 1024
+/* Alerts of one acceptance chain must have error profiles at least this
+ * similar (cosine of the summed per-feature shares; ACCEPTANCE). */
+#define AD_ACCEPT_SIMILAR 0.8
 static int calib_delay(const ad_detector *d)
 {
     ad_dq_learned l;
@@ -880,6 +893,65 @@ static double accept_ref_spread(const ad_detector *d)
     return 0.1 * ad_threshold_value(d->thr);
 }
 
+/* Forget the acceptance chain (ACCEPTANCE). */
+void det_acc_reset(ad_detector *d)
+{
+    d->acc_len = d->acc_head = d->acc_prev = d->acc_cur = d->acc_quiet = 0;
+    if (d->acc_prof)
+        memset(d->acc_prof, 0, 2 * (size_t)d->F * sizeof(double));
+}
+
+/* Cosine of the chain's earlier alerts' error profile and the current
+ * alert's (1 when either is unknown: no shares were given). */
+static double acc_similarity(const ad_detector *d)
+{
+    const double *a = d->acc_prof, *b = d->acc_prof + d->F;
+    double ab = 0, aa = 0, bb = 0;
+    int f;
+
+    for (f = 0; f < d->F; f++) {
+        ab += a[f] * b[f];
+        aa += a[f] * a[f];
+        bb += b[f] * b[f];
+    }
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 1.0;
+}
+
+/* Keep only the current alert's scores in the acceptance ring: the chain's
+ * earlier alerts looked different (ACCEPTANCE). */
+static void acc_drop_prev(ad_detector *d)
+{
+    int A = d->cfg.alert.accept_after, keep = d->acc_cur < d->acc_len ? d->acc_cur : d->acc_len;
+
+    d->acc_head = (d->acc_head + d->acc_len - keep) % A;
+    d->acc_len = keep;
+    d->acc_prev = 0;
+    memset(d->acc_prof, 0, (size_t)d->F * sizeof(double));
+}
+
+/* The active alert cleared by itself. Without accept_gap the change ended;
+ * with it the alert's windows stay in the ring for the next alert of the
+ * same change, unless its error profile differs from the chain's. */
+static void acc_alert_ended(ad_detector *d)
+{
+    int f;
+
+    if (d->cfg.alert.accept_gap == 0) {
+        det_acc_reset(d);
+        return;
+    }
+    if (getenv("AD_XDEBUG") && d->acc_prev > 0) fprintf(stderr, "XSIM %s prev %d cur %d sim %.4f\n", d->key, d->acc_prev, d->acc_cur, acc_similarity(d));
+    if (d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR)
+        acc_drop_prev(d);
+    for (f = 0; f < d->F; f++) {
+        d->acc_prof[f] += d->acc_prof[d->F + f];
+        d->acc_prof[d->F + f] = 0;
+    }
+    d->acc_prev = d->acc_len;
+    d->acc_cur = 0;
+    d->acc_quiet = 0;
+}
+
 /* The active alert has lasted accept_after windows: accept the change when
  * it is stable (see REGIME ACCEPTANCE). Returns 1 when accepted. */
 static int try_accept(ad_detector *d, int64_t ts, double p, double L)
@@ -904,6 +976,18 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
     s_c = accept_ref_spread(d);
     if (!(s_r <= k * s_c) || !(m2 - m1 <= k * s_c))
         return 0;
+    if (d->cfg.alert.accept_trend > 0) {
+        ad_thr_info in;
+        double base;
+        ad_threshold_info(d->thr, &in);
+        base = isfinite(in.median) ? in.median : 0.0;
+        if (!(m2 - m1 <= d->cfg.alert.accept_trend * (med - base)))
+            return 0;               /* still rising: a ramp, not a new level */
+    }
+    if (d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR) {
+        acc_drop_prev(d);           /* another change: it starts its own count */
+        return 0;
+    }
     old = ad_threshold_value(d->thr);
     if (ad_threshold_rebase(d->thr, x, (size_t)A, d->model ? d->model->training : NULL,
                             &how, err, sizeof(err)) != 0) {
@@ -911,6 +995,11 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
         return 0;
     }
     nw = ad_threshold_value(d->thr);
+    /* the chain's earlier alerts were this regime too: no longer true
+     * alerts a candidate model must keep raising; and the model should
+     * learn the regime once A windows of it were judged normal */
+    if (d->ad)
+        ad_adapt_alerts_accepted(d->ad, d->acc_since, (uint64_t)A);
     if (ad_alerter_close(d->alert, ts, AD_CLOSE_ACCEPTED, &al)) {
         if (d->ad)
             ad_adapt_alert_cleared(d->ad, al.id, ts, AD_ADAPT_CLEAR_ACCEPTED);
@@ -931,7 +1020,8 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
              "limit %.3g", old, nw, how ? "median shift" : "refit", A, s_r, m2 - m1, k * s_c);
     ad_log(AD_LOG_INFO, "stream %s: regime accepted: %s", d->key, e->text);
     d->st.accepted++;
-    d->acc_len = d->acc_head = 0;
+    d->acc_rebased = d->ad != NULL;
+    det_acc_reset(d);
     dq_recenter(d);
     {
         ad_thr_info in;
@@ -963,7 +1053,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         e->threshold = thr;
         e->probability = p;
         e->log_likelihood = L;
-        d->acc_len = d->acc_head = 0;
+        if (A > 0)
+            acc_alert_ended(d);
     }
     if (r & AD_ALERT_RAISED) {
         ad_event *e = det_ev_new(d, AD_EV_ALERT_RAISED, ts);
@@ -972,18 +1063,42 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         e->probability = p;
         e->log_likelihood = L;
         d->st.alerts++;
-        d->acc_len = d->acc_head = 0;
+        /* a new change, unless it continues the chain (ACCEPTANCE) */
+        if (A > 0 && (d->acc_len == 0 || d->acc_quiet > d->cfg.alert.accept_gap)) {
+            det_acc_reset(d);
+            d->acc_since = al.start_ms;
+        }
         if (d->ad)
             ad_adapt_alert_raised(d->ad, al.id, ts);
     }
+    if (A > 0 && share != NULL && ad_alerter_active(d->alert) == NULL && !exceeded) {
+        /* the usual error profile: a running mean, then an EWMA over the
+         * last ~1000 windows */
+        double *u = d->acc_prof + 2 * d->F;
+        if (d->acc_norm_n < 1000)
+            d->acc_norm_n++;
+        for (int f = 0; f < d->F; f++)
+            u[f] += (share[f] - u[f]) / (double)d->acc_norm_n;
+    }
+    if (A > 0 && ad_alerter_active(d->alert) == NULL && d->acc_len > 0 &&
+        ++d->acc_quiet > d->cfg.alert.accept_gap)
+        det_acc_reset(d);                       /* the chain ended */
     if (A > 0 && ad_alerter_active(d->alert) != NULL) {
         if (hard) {
-            d->acc_len = d->acc_head = 0;   /* stability needs trusted windows */
-        } else if (d->acc_len < A) {
-            d->acc[(d->acc_head + d->acc_len++) % A] = s;
+            det_acc_reset(d);                   /* stability needs trusted windows */
         } else {
-            d->acc[d->acc_head] = s;
-            d->acc_head = (d->acc_head + 1) % A;
+            if (d->acc_len < A) {
+                d->acc[(d->acc_head + d->acc_len++) % A] = s;
+            } else {
+                d->acc[d->acc_head] = s;
+                d->acc_head = (d->acc_head + 1) % A;
+                if (d->acc_prev > 0)
+                    d->acc_prev--;          /* an earlier alert's score left */
+            }
+            d->acc_cur++;
+            if (share != NULL)      /* what this alert changes */
+                for (int f = 0; f < d->F; f++)
+                    d->acc_prof[d->F + f] += share[f] - d->acc_prof[2 * d->F + f];
         }
         if (d->acc_len == A && try_accept(d, ts, p, L))
             return;

@@ -53,9 +53,20 @@ struct ad_detector {
     uint64_t fail_report_at;     /* windows_scored at the last report */
     uint64_t fail_unreported;
     int fail_reported;
-    /* regime acceptance: the last A scores of the active alert (ring) */
+    /* regime acceptance: the last A scores of the active alert, or of the
+     * alerts of one chain (accept_gap), in a ring */
     double *acc;                 /* A, then 2A scratch */
     int acc_len, acc_head;
+    int acc_quiet;               /* windows without an alert since the chain's last */
+    int64_t acc_since;           /* start of the chain's first alert */
+    double *acc_prof;            /* F: excess error shares summed over the
+                                    chain's earlier alerts, then F for the
+                                    current one, then F: the usual shares
+                                    (average over windows outside alerts) */
+    uint64_t acc_norm_n;         /* windows in that average (capped) */
+    int acc_rebased;             /* threshold rebased on an accepted regime;
+                                    the next shadow decision re-baselines it */
+    int acc_prev, acc_cur;       /* ring entries of earlier alerts / current */
     /* event time */
     double *rowd;                /* F scratch: the row in double */
     unsigned char *pres;         /* F scratch: present mask */
@@ -104,6 +115,7 @@ void det_dq_after_sample(ad_detector *d, int rc, uint64_t rej0, int64_t ts, int 
 int det_dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t errlen);
 int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to);
 void det_note_accepted(ad_detector *d, int64_t ts);
+void det_acc_reset(ad_detector *d);
 uint64_t det_rejected_count(const ad_detector *d);
 
 #endif

@@ -284,7 +284,7 @@ int ad_detector_close_alert(ad_detector *d, ad_close_reason reason)
         return 0;
     al = *cur;
     ad_alerter_close(d->alert, d->last_ts, reason, NULL);
-    d->acc_len = d->acc_head = 0;
+    det_acc_reset(d);
     queue_closed(d, &al, reason, d->last_ts);
     return 1;
 }
@@ -438,7 +438,7 @@ int ad_detector_false_alarm(ad_detector *d, const char *alert_id, double peak,
         e->alert = al;
         e->threshold = out->threshold;
         out->closed = 1;
-        d->acc_len = d->acc_head = 0;
+        det_acc_reset(d);
     } else if (d->ad) {
         ad_adapt_alert_false(d->ad, out->alert_id);   /* withdrawn if kept */
     }

@@ -184,6 +184,10 @@ void ad_threshold_info(const ad_threshold *t, ad_thr_info *info);
  * (may be NULL) = 0 refit, 1 median shift) or a negative code (nothing
  * changed). Not affected by freeze (the caller decides).
  */
+/* What ad_threshold_rebase would set, without changing t (*value). */
+int ad_threshold_rebase_value(const ad_threshold *t, const double *scores, size_t n,
+                              const char *training_json, double *value, int *how,
+                              char *err, size_t errlen);
 int ad_threshold_rebase(ad_threshold *t, const double *scores, size_t n,
                         const char *training_json, int *how,
                         char *err, size_t errlen);
