@@ -978,12 +978,6 @@ const double *ad_adapt_shadow_scores(const ad_adapt *a, size_t *n)
     return a ? a->sh_cand : NULL;
 }
 
-const double *ad_adapt_shadow_live_scores(const ad_adapt *a, size_t *n)
-{
-    *n = a ? a->sh_n : 0;
-    return a ? a->sh_live : NULL;
-}
-
 int ad_adapt_last(const ad_adapt *a, ad_adapt_event *ev)
 {
     if (a == NULL || !a->have_last)

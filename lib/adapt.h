@@ -354,8 +354,6 @@ ad_model *ad_adapt_take_candidate(ad_adapt *a);
 /* The candidate's raw scores on the shadow windows judged normal, in order,
  * of the last decision (borrowed, valid until the next shadow begins). */
 const double *ad_adapt_shadow_scores(const ad_adapt *a, size_t *n);
-/* The live model's scores of the same windows (same order, same count). */
-const double *ad_adapt_shadow_live_scores(const ad_adapt *a, size_t *n);
 
 /* The last decision (promoted / rejected / train failed); 0 when none. */
 int ad_adapt_last(const ad_adapt *a, ad_adapt_event *ev);

@@ -28,7 +28,8 @@ static void retire(ad_detector *d, ad_model *m)
 }
 
 
-/* The scores sc (n) smoothed as the detector smooths; NULL without memory. */
+/* The scores sc (n) smoothed as the detector smooths; NULL without memory
+ * or scores. */
 static double *smoothed(const ad_detector *d, const double *sc, size_t n)
 {
     double *sm, a = d->cfg.smooth_alpha;
@@ -39,41 +40,6 @@ static double *smoothed(const ad_detector *d, const double *sc, size_t n)
     for (i = 0; i < n; i++)
         sm[i] = (i == 0 || a >= 1) ? sc[i] : a * sc[i] + (1 - a) * sm[i - 1];
     return sm;
-}
-
-/* A candidate was rejected after a regime was accepted: the threshold was
- * rebased on the regime's alert windows, a stop-gap until the model learns
- * it. The live model's scores of the shadow windows judged normal are what
- * normal looks like now (the regime included, if it persists): re-baseline
- * on them, so that a regime that went away does not leave the stream blind. */
-static void rebase_on_live(ad_detector *d, ad_event *e)
-{
-    size_t n = 0;
-    const double *sc = ad_adapt_shadow_live_scores(d->ad, &n);
-    double *sm, old = ad_threshold_value(d->thr);
-    int how = 0;
-    char err[160];
-
-    if (n < 100)
-        return;                     /* too few: wait for the next decision */
-    sm = smoothed(d, sc, n);
-    d->acc_rebased = 0;
-    if (sm && ad_threshold_fitted(d->thr) &&
-        ad_threshold_rebase(d->thr, sm, n, d->model ? d->model->training : NULL,
-                            &how, err, sizeof(err)) == 0) {
-        ad_thr_info in;
-        ad_threshold_info(d->thr, &in);
-        ad_likelihood_set_floor(d->lik, in.floor);
-        e->threshold = ad_threshold_value(d->thr);
-        e->prev_threshold = old;
-        ad_log(AD_LOG_INFO, "stream %s: threshold re-baselined on the live model's %zu "
-               "shadow windows after the accepted regime: %.6g -> %.6g", d->key, n, old,
-               e->threshold);
-    } else {
-        ad_log(AD_LOG_INFO, "stream %s: threshold of the accepted regime kept (%s)", d->key,
-               sm ? err : "no shadow scores");
-    }
-    free(sm);
 }
 
 /* A promoted candidate becomes the live model; the threshold is rebased on
@@ -94,7 +60,6 @@ static void promote(ad_detector *d, ad_event *e)
     }
     sc = ad_adapt_shadow_scores(d->ad, &n);
     sm = smoothed(d, sc, n);
-    d->acc_rebased = 0;
     /* the old live model may still be read by a batch in flight */
     retire(d, d->owned);
     d->owned = NULL;
@@ -116,6 +81,12 @@ static void promote(ad_detector *d, ad_event *e)
         ad_likelihood_reset(d->lik);     /* the new model scores on its own scale */
         ad_likelihood_set_floor(d->lik, in.floor);
     }
+    /* an accepted regime stays accepted: the candidate learned it (or
+     * some of it) and its threshold was fitted without its windows */
+    /* An accepted regime's threshold and profile were the old model's: the
+     * candidate's threshold is fitted on every shadow window judged normal,
+     * the regime's included (it learned the regime, or its threshold
+     * covers it). */
     det_acc_reset(d);
     d->st.adapt_promoted++;
     e->threshold = ad_threshold_value(d->thr);
@@ -151,8 +122,6 @@ void det_pump_adapt(ad_detector *d)
             d->st.adapt_rejected++;
             retire(d, ad_adapt_take_candidate(d->ad));
             ad_log(AD_LOG_INFO, "stream %s: candidate rejected: %s", d->key, ae.reason);
-            if (d->acc_rebased && ae.origin == AD_ADAPT_FINETUNE)
-                rebase_on_live(d, e);
             break;
         case AD_ADAPT_EV_TRAIN_FAILED:
             d->st.adapt_failed++;

@@ -59,14 +59,16 @@ struct ad_detector {
     int acc_len, acc_head;
     int acc_quiet;               /* windows without an alert since the chain's last */
     int64_t acc_since;           /* start of the chain's first alert */
-    double *acc_prof;            /* F: excess error shares summed over the
-                                    chain's earlier alerts, then F for the
-                                    current one, then F: the usual shares
-                                    (average over windows outside alerts) */
-    uint64_t acc_norm_n;         /* windows in that average (capped) */
-    int acc_rebased;             /* threshold rebased on an accepted regime;
-                                    the next shadow decision re-baselines it */
+    double *acc_prof;            /* 4F: [0,F) excess error profile summed over
+                                    the chain's earlier alerts, [F,2F) over
+                                    the current one, [2F,3F) the usual
+                                    per-feature error, [3F,4F) the accepted
+                                    regime's profile (ACCEPTANCE) */
+    uint64_t acc_norm_n;         /* windows in the usual error (capped) */
+    double regime_thr;           /* > 0: threshold for windows like the
+                                    accepted regime */
     int acc_prev, acc_cur;       /* ring entries of earlier alerts / current */
+    int acc_alerts;              /* alerts in the chain (the current one too) */
     /* event time */
     double *rowd;                /* F scratch: the row in double */
     unsigned char *pres;         /* F scratch: present mask */
