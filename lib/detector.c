@@ -896,7 +896,7 @@ static double accept_ref_spread(const ad_detector *d)
 }
 
 /* Forget the acceptance chain (ACCEPTANCE). */
-static void acc_chain_reset(ad_detector *d)
+void det_acc_chain_reset(ad_detector *d)
 {
     d->acc_len = d->acc_head = d->acc_prev = d->acc_cur = d->acc_quiet = d->acc_alerts = 0;
     if (d->acc_prof)
@@ -907,11 +907,75 @@ static void acc_chain_reset(ad_detector *d)
  * an accepted regime were measured with the old one. */
 void det_acc_reset(ad_detector *d)
 {
-    acc_chain_reset(d);
+    det_acc_chain_reset(d);
     if (d->acc_prof)
         memset(d->acc_prof + 2 * d->F, 0, 2 * (size_t)d->F * sizeof(double));
     d->acc_norm_n = 0;
     d->regime_thr = 0;
+}
+
+/* The usual error profile and an accepted regime, for the state file:
+ * {"usual":[F],"usual_n":n[,"regime_threshold":t,"regime_profile":[F]]}
+ * (NULL when acceptance is off or nothing was learned). */
+cJSON *det_acc_save(const ad_detector *d)
+{
+    cJSON *o, *a;
+    int f;
+
+    if (d->acc_prof == NULL || d->acc_norm_n == 0 || (o = cJSON_CreateObject()) == NULL)
+        return NULL;
+    a = cJSON_AddArrayToObject(o, "usual");
+    for (f = 0; a && f < d->F; f++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(d->acc_prof[2 * d->F + f]));
+    cJSON_AddNumberToObject(o, "usual_n", (double)d->acc_norm_n);
+    if (d->regime_thr > 0) {
+        cJSON_AddNumberToObject(o, "regime_threshold", d->regime_thr);
+        a = cJSON_AddArrayToObject(o, "regime_profile");
+        for (f = 0; a && f < d->F; f++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(d->acc_prof[3 * d->F + f]));
+    }
+    return o;
+}
+
+/* Read F finite numbers of array a into out; 0 when it holds them. */
+static int read_vec(const cJSON *a, int F, double *out)
+{
+    int f;
+
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != F)
+        return -1;
+    for (f = 0; f < F; f++) {
+        const cJSON *x = cJSON_GetArrayItem(a, f);
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+            return -1;
+        out[f] = x->valuedouble;
+    }
+    return 0;
+}
+
+/* Restore what det_acc_save wrote (same model and settings: the caller
+ * checked); anything malformed is ignored and relearned. */
+void det_acc_restore(ad_detector *d, const cJSON *o)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "usual_n");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "regime_threshold");
+    double *u, *g;
+
+    if (d->acc_prof == NULL || !cJSON_IsObject(o) || !cJSON_IsNumber(n) ||
+        !(n->valuedouble >= 1))
+        return;
+    u = d->acc_prof + 2 * d->F;
+    g = d->acc_prof + 3 * d->F;
+    if (read_vec(cJSON_GetObjectItemCaseSensitive(o, "usual"), d->F, u) != 0) {
+        memset(u, 0, (size_t)d->F * sizeof(double));
+        return;
+    }
+    d->acc_norm_n = n->valuedouble > 1000 ? 1000 : (uint64_t)n->valuedouble;
+    if (cJSON_IsNumber(t) && isfinite(t->valuedouble) && t->valuedouble > 0 &&
+        read_vec(cJSON_GetObjectItemCaseSensitive(o, "regime_profile"), d->F, g) == 0)
+        d->regime_thr = t->valuedouble;
+    else
+        memset(g, 0, (size_t)d->F * sizeof(double));
 }
 
 static double cosine(const double *a, const double *b, int F)
@@ -991,7 +1055,7 @@ static void acc_alert_ended(ad_detector *d)
     int f;
 
     if (d->cfg.alert.accept_gap == 0) {
-        acc_chain_reset(d);
+        det_acc_chain_reset(d);
         return;
     }
     if (d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR)
@@ -1080,7 +1144,7 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
              m2 - m1, k * s_c, old);
     ad_log(AD_LOG_INFO, "stream %s: regime accepted: %s", d->key, e->text);
     d->st.accepted++;
-    acc_chain_reset(d);
+    det_acc_chain_reset(d);
     dq_recenter(d);
     return 1;
 }
@@ -1126,7 +1190,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         d->st.alerts++;
         /* a new change, unless it continues the chain (ACCEPTANCE) */
         if (A > 0 && (d->acc_len == 0 || d->acc_quiet > d->cfg.alert.accept_gap)) {
-            acc_chain_reset(d);
+            det_acc_chain_reset(d);
             d->acc_since = al.start_ms;
         }
         d->acc_alerts++;
@@ -1145,10 +1209,10 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     }
     if (A > 0 && ad_alerter_active(d->alert) == NULL && d->acc_len > 0 &&
         ++d->acc_quiet > d->cfg.alert.accept_gap)
-        acc_chain_reset(d);                     /* the chain ended */
+        det_acc_chain_reset(d);                     /* the chain ended */
     if (A > 0 && ad_alerter_active(d->alert) != NULL) {
         if (hard) {
-            acc_chain_reset(d);                 /* stability needs trusted windows */
+            det_acc_chain_reset(d);                 /* stability needs trusted windows */
         } else {
             if (d->acc_len < A) {
                 d->acc[(d->acc_head + d->acc_len++) % A] = s;

@@ -118,6 +118,9 @@ int det_dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t 
 int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to);
 void det_note_accepted(ad_detector *d, int64_t ts);
 void det_acc_reset(ad_detector *d);
+void det_acc_chain_reset(ad_detector *d);
+cJSON *det_acc_save(const ad_detector *d);
+void det_acc_restore(ad_detector *d, const cJSON *o);
 uint64_t det_rejected_count(const ad_detector *d);
 
 #endif

@@ -407,6 +407,45 @@ static void test_regime_keeps_sensitivity(void)
     free_models();
 }
 
+/* The accepted regime survives a restart (the state file): a detector
+ * restored at row 200 judges the regime's windows against its threshold
+ * and still alerts on the fault on b. */
+static void test_regime_restored(void)
+{
+    ad_detector *d = accept_detector(30, 0, 3, 0.25), *d2;
+    ad_detector_stats st;
+    char *state = NULL, err[200];
+    run r;
+    int i, rc;
+
+    memset(&r, 0, sizeof(r));
+    rng = 11;
+    for (i = 0; d && i < 200; i++)
+        step2(d, 1000 * i, (i >= 100 ? 5 : 1) + 0.05 * noise(), 1 + 0.05 * noise(), &r);
+    state = d ? ad_detector_save(d) : NULL;
+    T_CHECK(state && strstr(state, "\"regime_threshold\""), "state holds the regime: %.200s",
+            state ? state : "(none)");
+    d2 = accept_detector(30, 0, 3, 0.25);
+    rc = d2 && state ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
+    T_CHECK(rc == 0, "restore: %s", rc ? err : "ok");
+    memset(&r, 0, sizeof(r));
+    for (i = 200; d2 && rc == 0 && i < 300; i++) {
+        double a = i < 250 ? 5 : 1, b = i >= 250 && i < 270 ? 3.5 : 1;
+        step2(d2, 1000 * i, a + 0.05 * noise(), b + 0.05 * noise(), &r);
+    }
+    if (d2)
+        ad_detector_get_stats(d2, &st);
+    T_CHECK(d2 && r.count[AD_EV_ALERT_RAISED] == 1 && st.windows_regime >= 45 &&
+            nth_ev(&r, AD_EV_ALERT_RAISED, 0) >= 0 &&
+            r.ev[nth_ev(&r, AD_EV_ALERT_RAISED, 0)].alert.start_ms >= 250000,
+            "after the restore: %d raises (the fault only), %llu windows judged as the regime",
+            r.count[AD_EV_ALERT_RAISED], d2 ? (unsigned long long)st.windows_regime : 0ULL);
+    free(state);
+    ad_detector_free(d);
+    ad_detector_free(d2);
+    free_models();
+}
+
 /* a = 3 for 15 rows of every 60 from row 100 (a regime that comes and goes) */
 static void recurring_run(ad_detector *d, run *r, int b_instead_at)
 {
@@ -577,6 +616,7 @@ int main(void)
     T_RUN(test_poisoned_calibration);
     T_RUN(test_regime_acceptance);
     T_RUN(test_regime_keeps_sensitivity);
+    T_RUN(test_regime_restored);
     T_RUN(test_recurring_regime);
     T_RUN(test_ramp_not_accepted);
     T_RUN(test_probability_alerts);
