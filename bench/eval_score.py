@@ -148,7 +148,10 @@ def score(side, lines):
                 first = bad[0]
                 if not first["open"] and first["end"] - e["onset_ms"] <= ACCEPT_MS:
                     bad = bad[1:]
-                out["accepted_reason"] = first["reason"]
+                # accepted at some point (the first alert, or a recurrence)
+                out["accepted_reason"] = ("accepted" if any(a["reason"] == "accepted"
+                                                           for a in e["alerts"])
+                                          else first["reason"])
             out["false_alerts"] = len(bad)
             out["absorbed"] = not bad
             false += bad
