@@ -243,14 +243,21 @@ static void test_poisoned_calibration(void)
     }
 }
 
-/* Calibrate on ~1, then level 3 from row `shift`, spike 20 at row `spike`. */
-static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *thr_after)
+static ad_model *g_models[16];
+static int g_nmodels;
+
+static void free_models(void)
+{
+    while (g_nmodels > 0)
+        ad_model_free(g_models[--g_nmodels]);
+}
+
+static ad_detector *accept_detector(int accept_after, int gap, double spread, double trend)
 {
     ad_model *m = t_zero_model(4, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     char err[300];
-    int i;
 
     ad_detector_cfg_default(&c);
     c.calib_windows = 50;
@@ -260,12 +267,28 @@ static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *t
     c.alert.m = 2;
     c.alert.clear_ratio = 1;
     c.alert.accept_after = accept_after;
+    c.alert.accept_gap = gap;
+    c.alert.accept_spread = spread;
+    c.alert.accept_trend = trend;
+    /* the detector borrows the model: kept until free_models() */
+    if (m != NULL && g_nmodels < 16)
+        g_models[g_nmodels++] = m;
+    if (ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0)
+        T_CHECK(0, "%s", err);
+    return d;
+}
+
+/* Calibrate on ~1, then level 3 from row `shift`, spike 20 at row `spike`. */
+static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *thr_after)
+{
+    ad_detector *d = accept_detector(accept_after, 0, 3, 0.25);
+    int i;
+
     memset(r, 0, sizeof(*r));
     rng = 7;
     *thr_after = NAN;
-    if (ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
-        T_CHECK(0, "%s", err);
-        ad_model_free(m);
+    if (d == NULL) {
+        free_models();
         return;
     }
     for (i = 0; i < 400; i++) {
@@ -279,7 +302,7 @@ static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *t
     }
     ad_detector_get_stats(d, st);
     ad_detector_free(d);
-    ad_model_free(m);
+    free_models();
 }
 
 static void test_regime_acceptance(void)
@@ -328,40 +351,6 @@ static void test_regime_acceptance(void)
             "accept_after 0: raises %d clears %d, still active %d",
             r.count[AD_EV_ALERT_RAISED], r.count[AD_EV_ALERT_CLEARED], st.alert_active);
     T_NOTE("accept_after 0: one alert open for 300 windows, threshold stays %.4g", thr299);
-}
-
-static ad_model *g_models[16];
-static int g_nmodels;
-
-static void free_models(void)
-{
-    while (g_nmodels > 0)
-        ad_model_free(g_models[--g_nmodels]);
-}
-
-static ad_detector *accept_detector(int accept_after, int gap, double spread, double trend)
-{
-    ad_model *m = t_zero_model(4, F);
-    ad_detector_cfg c;
-    ad_detector *d = NULL;
-    char err[300];
-
-    ad_detector_cfg_default(&c);
-    c.calib_windows = 50;
-    c.thr.margin = 1.2;
-    c.alert.k = 1;
-    c.alert.n = 1;
-    c.alert.m = 2;
-    c.alert.clear_ratio = 1;
-    c.alert.accept_after = accept_after;
-    c.alert.accept_gap = gap;
-    c.alert.accept_spread = spread;
-    c.alert.accept_trend = trend;
-    if (ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0)
-        T_CHECK(0, "%s", err);
-    /* the detector borrows the model: keep it for the detector's life */
-    g_models[g_nmodels++] = m;
-    return d;
 }
 
 static void test_regime_keeps_sensitivity(void)
