@@ -30,6 +30,7 @@ binary's own `train` and `replay`.
   EVAL_SETS="valve1 valve2 other"   SKAB folders to run ("none": skip SKAB)
   EVAL_SCENARIOS="a,b"              scenarios to run ("none": skip them)
   EVAL_MODES="pretrained,bootstrap" scenario modes
+  EVAL_SEED_BASE=100                 scenario seeds + 100 (a check on other streams)
   EVAL_PLOTS=0                      no picture pages
   EVAL_LOG=0                        do not append to the logs
   --scenario-detector JSON          try a candidate scenario detector (logged)
@@ -154,7 +155,8 @@ def scenario_part(a, st, out, names, modes, plots):
     data = os.path.join(d, "data")
     os.makedirs(data, exist_ok=True)
     t0 = time.time()
-    sides = {n: scenarios.generate(n, data) for n in names}
+    seed_base = int(os.environ.get("EVAL_SEED_BASE", "0"))
+    sides = {n: scenarios.generate(n, data, seed_base=seed_base) for n in names}
     model = s["model"] if os.path.isabs(s["model"]) else os.path.join(ROOT, s["model"])
     per = {m: [] for m in modes}
     cfg = write_config(s["detector"], model, os.path.join(d, "detector.json"), "scenario")

@@ -117,7 +117,10 @@ def score(side, lines):
     prio = {"alert": 0, "data_quality": 1, "absorb": 2}
     false = []
     for a in alerts:
-        hit = [e for e in evs if overlaps(a, e["onset_ms"], e["hi"])]
+        # a fault is detected by an alert raised for it: one already open
+        # since long before the onset (a shift not yet accepted) says nothing
+        hit = [e for e in evs if overlaps(a, e["onset_ms"], e["hi"]) and
+               (e["expect"] != "alert" or a["start"] >= e["onset_ms"] - GRACE_MS)]
         if not hit:
             false.append(a)
             continue
@@ -145,7 +148,10 @@ def score(side, lines):
                 first = bad[0]
                 if not first["open"] and first["end"] - e["onset_ms"] <= ACCEPT_MS:
                     bad = bad[1:]
-                out["accepted_reason"] = first["reason"]
+                # accepted at some point (the first alert, or a recurrence)
+                out["accepted_reason"] = ("accepted" if any(a["reason"] == "accepted"
+                                                           for a in e["alerts"])
+                                          else first["reason"])
             out["false_alerts"] = len(bad)
             out["absorbed"] = not bad
             false += bad

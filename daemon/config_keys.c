@@ -210,10 +210,17 @@ static const key alert_keys[] = {
     { "probability_average", K_INT, OPP(lik.average), 1, 1000, "10", FP, NULL, NULL,
       "scores in each short average" },
     { "accept_after", K_INT, OPP(alert.accept_after), 0, 1000000, "0", FP, NULL, NULL,
-      "an alert whose last accept_after windows are stable is closed as accepted and the "
-      "threshold rebased on them (0: never)" },
+      "an alert whose last accept_after windows are stable is closed as accepted; windows "
+      "like that regime are judged against its own threshold from then on (0: never)" },
     { "accept_spread", K_NUM, OPP(alert.accept_spread), 0.01, 1000, "3", FP, NULL, NULL,
       "stable: spread and upward trend of those windows within this many calibration spreads" },
+    { "accept_trend", K_NUM, OPP(alert.accept_trend), 0, 100, "0.25", FP, NULL, NULL,
+      "stable also needs the rise of the median over those windows (second half against "
+      "first) within this fraction of the change's size: a slow ramp (wear) is not accepted "
+      "(0: no such check)" },
+    { "accept_gap", K_INT, OPP(alert.accept_gap), 0, 100000000, "0", FP, NULL, NULL,
+      "alerts at most accept_gap windows apart count as one change: acceptance pools their "
+      "windows (a regime that alerts part of every day; 0: one alert must last accept_after)" },
 };
 static const table alert_table = TAB(alert_keys);
 

@@ -202,6 +202,8 @@ void ad_adapt_free(ad_adapt *a)
     free(a->peak);
     free(a->ta);
     free(a->tawin);
+    free(a->awin);
+    free(a->ats);
     free(a->sh_live);
     free(a->sh_cand);
     ad_model_free(a->cand);
@@ -304,22 +306,26 @@ static double stat_of(const double *v, size_t n, ad_adapt_stat s, double *work)
 /* ------------------------------------------------------------------------ */
 /* normal set and pending queue                                              */
 
+static void nset_push(ad_adapt *a, const float *win, int64_t ts)
+{
+    size_t slot;
+
+    if (a->nlen < a->ncap) {
+        slot = (a->nhead + a->nlen) % a->ncap;
+        a->nlen++;
+    } else {
+        slot = a->nhead;
+        a->nhead = (a->nhead + 1) % a->ncap;
+    }
+    memcpy(a->nset + slot * a->wsz, win, a->wsz * sizeof(float));
+    a->nts[slot] = ts;
+}
+
 static void admit(ad_adapt *a, const pend_ent *e, const float *win)
 {
     a->admitted++;
-    if (a->stride_ctr++ % (uint64_t)a->cfg.normal_stride == 0) {
-        size_t slot;
-
-        if (a->nlen < a->ncap) {
-            slot = (a->nhead + a->nlen) % a->ncap;
-            a->nlen++;
-        } else {
-            slot = a->nhead;
-            a->nhead = (a->nhead + 1) % a->ncap;
-        }
-        memcpy(a->nset + slot * a->wsz, win, a->wsz * sizeof(float));
-        a->nts[slot] = e->ts;
-    }
+    if (a->stride_ctr++ % (uint64_t)a->cfg.normal_stride == 0)
+        nset_push(a, win, e->ts);
     if (e->shadow && e->shadow == a->shadow_gen && a->cand) {
         a->sh_resolved++;
         if (a->sh_n < a->sh_cap) {
@@ -454,6 +460,65 @@ int ad_adapt_alert_false(ad_adapt *a, const char *id)
         return 1;
     }
     return 0;
+}
+
+int ad_adapt_keep_alert_windows(ad_adapt *a, size_t n)
+{
+    if (a == NULL)
+        return AD_EINVAL;
+    free(a->awin);
+    free(a->ats);
+    a->awin = NULL;
+    a->ats = NULL;
+    a->acap = a->alen = a->ahead = 0;
+    if (n == 0)
+        return 0;
+    a->awin = malloc(n * a->wsz * sizeof(float));
+    a->ats = malloc(n * sizeof(int64_t));
+    if (a->awin == NULL || a->ats == NULL) {
+        free(a->awin);
+        free(a->ats);
+        a->awin = NULL;
+        a->ats = NULL;
+        return AD_ENOMEM;
+    }
+    a->acap = n;
+    return 0;
+}
+
+int ad_adapt_alerts_accepted(ad_adapt *a, int64_t since_ms, uint64_t need)
+{
+    size_t i = 0, k;
+    int n = 0;
+
+    if (a == NULL)
+        return 0;
+    /* the accepted regime's own windows teach the next fine-tune, which is
+     * due at once; without them, once `need` windows were judged normal */
+    for (i = 0, k = 0; i < a->alen; i++) {
+        size_t slot = (a->ahead + i) % a->acap;
+        if (a->ats[slot] >= since_ms) {
+            nset_push(a, a->awin + slot * a->wsz, a->ats[slot]);
+            k++;
+        }
+    }
+    a->alen = a->ahead = 0;
+    a->acc_pending = 1;
+    a->acc_admitted = a->admitted;
+    a->acc_need = k > 0 ? 0 : need;
+    i = 0;
+    while (i < a->talen) {
+        if (a->ta[i].ts < since_ms) {
+            i++;
+            continue;
+        }
+        memmove(a->ta + i, a->ta + i + 1, (a->talen - i - 1) * sizeof(true_alert));
+        memmove(a->tawin + i * a->wsz, a->tawin + (i + 1) * a->wsz,
+                (a->talen - i - 1) * a->wsz * sizeof(float));
+        a->talen--;
+        n++;
+    }
+    return n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -615,8 +680,12 @@ static void schedule_check(ad_adapt *a, int64_t ts)
     if (a->cfg.every_hours > 0.0 && a->sched_start != SCHED_UNSET &&
         (double)(ts - a->sched_start) >= a->cfg.every_hours * 3600e3)
         due = 1;
+    if (a->acc_pending && a->admitted - a->acc_admitted >= a->acc_need)
+        due = 1;
     if (due && a->nlen >= (size_t)a->cfg.min_windows) {
         ad_adapt_event ev;
+
+        a->acc_pending = 0;
 
         event_init(a, &ev, AD_ADAPT_EV_TRAIN_READY, ts);
         ev.attempt = a->attempts + 1;
@@ -659,6 +728,15 @@ int ad_adapt_offer(ad_adapt *a, const float *win, const ad_model *scaled_by,
             a->peak_score = o->live_score;
             a->peak_ts = o->ts_ms;
             a->have_peak = 1;
+        }
+        if (a->acap > 0 && !o->dq && isfinite(o->live_score)) {
+            size_t slot = (a->ahead + a->alen) % a->acap;
+            if (a->alen == a->acap)
+                a->ahead = (a->ahead + 1) % a->acap;
+            else
+                a->alen++;
+            memcpy(a->awin + slot * a->wsz, raw, a->wsz * sizeof(float));
+            a->ats[slot] = o->ts_ms;
         }
         a->ex_alert++;
     } else if (a->post_clear > 0) {

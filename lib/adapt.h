@@ -271,6 +271,19 @@ void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms);
 /* Withdraw a kept true alert (now known to be a false alarm). Returns 1 when
  * it was kept, 0 when not found. */
 int ad_adapt_alert_false(ad_adapt *a, const char *id);
+/* Keep the last n windows offered inside alerts (raw, without data-quality
+ * flags; n * T * F floats; 0 frees them), so that a regime accepted as the
+ * new normal can teach the model at once. The detector calls it when regime
+ * acceptance is on, with n = min(accept_after, normal_windows). */
+int ad_adapt_keep_alert_windows(ad_adapt *a, size_t n);
+/* A regime that alerted since since_ms was accepted as the new normal: the
+ * kept true alerts whose peak is at or after since_ms are withdrawn (a
+ * candidate that learned the regime may silence them); the kept alert
+ * windows from since_ms on join the normal set and a fine-tune is due at
+ * once (without kept windows: as soon as `need` more windows joined the
+ * normal set), so the model learns the regime without waiting for the
+ * schedule. Returns how many alerts were withdrawn. */
+int ad_adapt_alerts_accepted(ad_adapt *a, int64_t since_ms, uint64_t need);
 
 /* Pop the oldest event; 1 when *ev was filled, 0 if none. */
 int ad_adapt_poll_event(ad_adapt *a, ad_adapt_event *ev);

@@ -47,6 +47,9 @@ struct ad_adapt {
     int64_t peak_ts;
     int have_peak;
     int post_clear;
+    float *awin;                /* recent windows inside alerts: ring, */
+    int64_t *ats;               /* ahead = oldest (regime acceptance) */
+    size_t acap, alen, ahead;
     true_alert *ta;             /* oldest first */
     float *tawin;
     size_t tacap, talen;
@@ -55,6 +58,8 @@ struct ad_adapt {
     uint64_t attempts, promotions, rejections, failures;
     /* schedule */
     uint64_t sched_windows;
+    int acc_pending;              /* a regime was accepted: fine-tune soon */
+    uint64_t acc_admitted, acc_need;  /* admitted at acceptance; windows to wait */
     int64_t sched_start;
     int64_t last_ts;
     int ready;                  /* TRAIN_READY sent, job not taken */

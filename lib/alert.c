@@ -40,6 +40,8 @@ void ad_alert_cfg_default(ad_alert_cfg *c)
     c->level = 0.9999;
     c->accept_after = 0;
     c->accept_spread = 3.0;
+    c->accept_gap = 0;
+    c->accept_trend = 0.25;
 }
 
 const char *ad_close_reason_name(ad_close_reason r)
@@ -84,6 +86,12 @@ int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
     if (c->accept_after < 0 || c->accept_after > 1000000)
         return ad_errf(err, errlen, AD_EINVAL, "alert.accept_after: must be 0..1000000 (got %d)",
                        c->accept_after);
+    if (!(c->accept_trend >= 0 && c->accept_trend <= 100))
+        return ad_errf(err, errlen, AD_EINVAL, "alert.accept_trend: must be 0..100 (got %g)",
+                       c->accept_trend);
+    if (c->accept_gap < 0 || c->accept_gap > 100000000)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.accept_gap: must be 0..100000000 (got %d)",
+                       c->accept_gap);
     if (!(c->accept_spread > 0) || !isfinite(c->accept_spread))
         return ad_errf(err, errlen, AD_EINVAL, "alert.accept_spread: must be > 0 (got %g)",
                        c->accept_spread);

@@ -79,6 +79,11 @@ typedef struct ad_alert_cfg {
     int accept_after;     /* detector: accept a persistent change after this
                            * many alert windows; 0 = never (default) */
     double accept_spread; /* detector: stability factor (> 0), default 3 */
+    double accept_trend;  /* detector: stable also needs the rise within the
+                             last A/2 windows <= this x the change's size
+                             (0: no such check), default 0.25 */
+    int accept_gap;       /* detector: alerts at most this many windows apart
+                             pool their windows for acceptance (0: one alert) */
 } ad_alert_cfg;
 
 /* One scored window as the alerter sees it. */

@@ -290,6 +290,7 @@ void ad_detector_free(ad_detector *d)
     free(d->lr_open);
     free(d->cq);
     free(d->acc);
+    free(d->acc_prof);
     free(d->srow);
     if (d->features) {
         for (f = 0; f < d->F; f++)
@@ -386,10 +387,13 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->features = calloc((size_t)F, sizeof(char *));
     d->row = malloc((size_t)F * sizeof(float));
     d->srow = malloc((size_t)F * sizeof(float));
-    if (cfg->alert.accept_after > 0)
+    if (cfg->alert.accept_after > 0) {
         d->acc = malloc(3 * (size_t)cfg->alert.accept_after * sizeof(double));
+        d->acc_prof = calloc(4 * (size_t)F, sizeof(double));
+    }
     if (d->key == NULL || d->features == NULL || d->row == NULL || d->srow == NULL ||
-        (cfg->alert.accept_after > 0 && d->acc == NULL) || ev_grow(d) != 0)
+        (cfg->alert.accept_after > 0 && (d->acc == NULL || d->acc_prof == NULL)) ||
+        ev_grow(d) != 0)
         goto oom;
     for (f = 0; f < F; f++)
         if ((d->features[f] = strdup(features[f] ? features[f] : "")) == NULL)
@@ -423,6 +427,12 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         (rc = ad_adapt_new(&d->ad, &cfg->adapt, T, F, cfg->metric, cfg->smooth_alpha,
                            &cfg->thr, err, errlen)) != 0)
         goto fail;
+    /* an accepted regime teaches the model with its own windows */
+    if (d->ad && cfg->adapt.enabled && cfg->alert.accept_after > 0 &&
+        ad_adapt_keep_alert_windows(d->ad, (size_t)(cfg->alert.accept_after < cfg->adapt.normal_windows
+                                                    ? cfg->alert.accept_after
+                                                    : cfg->adapt.normal_windows)) != 0)
+        goto oom;
     if (cfg->training != AD_TRAIN_NONE) {
         d->coll_cap = (size_t)cfg->train_windows + (size_t)T - 1;
         d->coll = malloc(d->coll_cap * (size_t)F * sizeof(float));
@@ -720,6 +730,11 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
  * back to its first sample): a clean-looking calibration window waits that
  * long before it counts. 0 without data quality or before learning. */
 #define CALQ_MAX 1024
+/* Alerts of one acceptance chain must have error profiles at least this
+ * similar (cosine of the summed per-feature shares; ACCEPTANCE). */
+#define AD_ACCEPT_SIMILAR 0.8
+/* Pooled alerts (accept_gap) are accepted once at least this many recurred. */
+#define AD_ACCEPT_RECUR 3
 static int calib_delay(const ad_detector *d)
 {
     ad_dq_learned l;
@@ -880,6 +895,180 @@ static double accept_ref_spread(const ad_detector *d)
     return 0.1 * ad_threshold_value(d->thr);
 }
 
+/* Forget the acceptance chain (ACCEPTANCE). */
+void det_acc_chain_reset(ad_detector *d)
+{
+    d->acc_len = d->acc_head = d->acc_prev = d->acc_cur = d->acc_quiet = d->acc_alerts = 0;
+    if (d->acc_prof)
+        memset(d->acc_prof, 0, 2 * (size_t)d->F * sizeof(double));
+}
+
+/* The model or its state changed: the chain, the usual error profile and
+ * an accepted regime were measured with the old one. */
+void det_acc_reset(ad_detector *d)
+{
+    det_acc_chain_reset(d);
+    if (d->acc_prof)
+        memset(d->acc_prof + 2 * d->F, 0, 2 * (size_t)d->F * sizeof(double));
+    d->acc_norm_n = 0;
+    d->regime_thr = 0;
+}
+
+/* The usual error profile and an accepted regime, for the state file:
+ * {"usual":[F],"usual_n":n[,"regime_threshold":t,"regime_profile":[F]]}
+ * (NULL when acceptance is off or nothing was learned). */
+cJSON *det_acc_save(const ad_detector *d)
+{
+    cJSON *o, *a;
+    int f;
+
+    if (d->acc_prof == NULL || d->acc_norm_n == 0 || (o = cJSON_CreateObject()) == NULL)
+        return NULL;
+    a = cJSON_AddArrayToObject(o, "usual");
+    for (f = 0; a && f < d->F; f++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(d->acc_prof[2 * d->F + f]));
+    cJSON_AddNumberToObject(o, "usual_n", (double)d->acc_norm_n);
+    if (d->regime_thr > 0) {
+        cJSON_AddNumberToObject(o, "regime_threshold", d->regime_thr);
+        a = cJSON_AddArrayToObject(o, "regime_profile");
+        for (f = 0; a && f < d->F; f++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(d->acc_prof[3 * d->F + f]));
+    }
+    return o;
+}
+
+/* Read F finite numbers of array a into out; 0 when it holds them. */
+static int read_vec(const cJSON *a, int F, double *out)
+{
+    int f;
+
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != F)
+        return -1;
+    for (f = 0; f < F; f++) {
+        const cJSON *x = cJSON_GetArrayItem(a, f);
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+            return -1;
+        out[f] = x->valuedouble;
+    }
+    return 0;
+}
+
+/* Restore what det_acc_save wrote (same model and settings: the caller
+ * checked); anything malformed is ignored and relearned. */
+void det_acc_restore(ad_detector *d, const cJSON *o)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "usual_n");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "regime_threshold");
+    double *u, *g;
+
+    if (d->acc_prof == NULL || !cJSON_IsObject(o) || !cJSON_IsNumber(n) ||
+        !(n->valuedouble >= 1))
+        return;
+    u = d->acc_prof + 2 * d->F;
+    g = d->acc_prof + 3 * d->F;
+    if (read_vec(cJSON_GetObjectItemCaseSensitive(o, "usual"), d->F, u) != 0) {
+        memset(u, 0, (size_t)d->F * sizeof(double));
+        return;
+    }
+    d->acc_norm_n = n->valuedouble > 1000 ? 1000 : (uint64_t)n->valuedouble;
+    if (cJSON_IsNumber(t) && isfinite(t->valuedouble) && t->valuedouble > 0 &&
+        read_vec(cJSON_GetObjectItemCaseSensitive(o, "regime_profile"), d->F, g) == 0)
+        d->regime_thr = t->valuedouble;
+    else
+        memset(g, 0, (size_t)d->F * sizeof(double));
+}
+
+static double cosine(const double *a, const double *b, int F)
+{
+    double ab = 0, aa = 0, bb = 0;
+    int f;
+
+    for (f = 0; f < F; f++) {
+        ab += a[f] * b[f];
+        aa += a[f] * a[f];
+        bb += b[f] * b[f];
+    }
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0.0;
+}
+
+/* Cosine of the chain's earlier alerts' error profile and the current
+ * alert's (1 when unknown: no shares were given). */
+static double acc_similarity(const ad_detector *d)
+{
+    const double *a = d->acc_prof, *b = d->acc_prof + d->F;
+    int f, any = 0;
+
+    for (f = 0; f < d->F; f++)
+        any |= a[f] != 0 && b[f] != 0;
+    return any ? cosine(a, b, d->F) : 1.0;
+}
+
+/* This window's error over the usual, per feature, into out (F). */
+static void excess_of(const ad_detector *d, double s, const float *share, double *out)
+{
+    const double *u = d->acc_prof + 2 * d->F;
+    int f;
+
+    for (f = 0; f < d->F; f++)
+        out[f] = s * share[f] - u[f];
+}
+
+/* Does this window look like the accepted regime: at most its threshold,
+ * and its excess error profile points the same way (ACCEPTANCE)? Without
+ * error shares only the level can tell. */
+static int like_regime(const ad_detector *d, double s, const float *share)
+{
+    double ex[64] = { 0 }, *e = ex;
+    int r;
+
+    if (!(d->regime_thr > 0) || !(s <= d->regime_thr))
+        return 0;
+    if (share == NULL)
+        return 1;
+    if (d->F > 64 && (e = malloc((size_t)d->F * sizeof(double))) == NULL)
+        return 0;
+    excess_of(d, s, share, e);
+    r = cosine(e, d->acc_prof + 3 * d->F, d->F) >= AD_ACCEPT_SIMILAR;
+    if (e != ex)
+        free(e);
+    return r;
+}
+
+/* Keep only the current alert's scores in the acceptance ring: the chain's
+ * earlier alerts looked different (ACCEPTANCE). */
+static void acc_drop_prev(ad_detector *d)
+{
+    int A = d->cfg.alert.accept_after, keep = d->acc_cur < d->acc_len ? d->acc_cur : d->acc_len;
+
+    d->acc_head = (d->acc_head + d->acc_len - keep) % A;
+    d->acc_len = keep;
+    d->acc_prev = 0;
+    d->acc_alerts = 1;
+    memset(d->acc_prof, 0, (size_t)d->F * sizeof(double));
+}
+
+/* The active alert cleared by itself. Without accept_gap the change ended;
+ * with it the alert's windows stay in the ring for the next alert of the
+ * same change, unless its error profile differs from the chain's. */
+static void acc_alert_ended(ad_detector *d)
+{
+    int f;
+
+    if (d->cfg.alert.accept_gap == 0) {
+        det_acc_chain_reset(d);
+        return;
+    }
+    if (d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR)
+        acc_drop_prev(d);
+    for (f = 0; f < d->F; f++) {
+        d->acc_prof[f] += d->acc_prof[d->F + f];
+        d->acc_prof[d->F + f] = 0;
+    }
+    d->acc_prev = d->acc_len;
+    d->acc_cur = 0;
+    d->acc_quiet = 0;
+}
+
 /* The active alert has lasted accept_after windows: accept the change when
  * it is stable (see REGIME ACCEPTANCE). Returns 1 when accepted. */
 static int try_accept(ad_detector *d, int64_t ts, double p, double L)
@@ -904,13 +1093,36 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
     s_c = accept_ref_spread(d);
     if (!(s_r <= k * s_c) || !(m2 - m1 <= k * s_c))
         return 0;
+    if (d->cfg.alert.accept_trend > 0) {
+        ad_thr_info in;
+        double base;
+        ad_threshold_info(d->thr, &in);
+        base = isfinite(in.median) ? in.median : 0.0;
+        if (!(m2 - m1 <= d->cfg.alert.accept_trend * (med - base)))
+            return 0;               /* still rising: a ramp, not a new level */
+    }
+    if (d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR) {
+        acc_drop_prev(d);           /* another change: it starts its own count */
+        return 0;
+    }
+    if (d->acc_prev > 0 && d->acc_alerts < AD_ACCEPT_RECUR)
+        return 0;                   /* two alerts alike are not yet a pattern */
     old = ad_threshold_value(d->thr);
-    if (ad_threshold_rebase(d->thr, x, (size_t)A, d->model ? d->model->training : NULL,
-                            &how, err, sizeof(err)) != 0) {
+    if (ad_threshold_rebase_value(d->thr, x, (size_t)A, d->model ? d->model->training : NULL,
+                                  &nw, &how, err, sizeof(err)) != 0) {
         ad_log(AD_LOG_WARNING, "stream %s: regime not accepted: %s", d->key, err);
         return 0;
     }
-    nw = ad_threshold_value(d->thr);
+    /* The regime's profile and threshold: windows like it are judged
+     * against nw, every other window still against the threshold. */
+    for (i = 0; i < d->F; i++)
+        d->acc_prof[3 * d->F + i] = d->acc_prof[i] + d->acc_prof[d->F + i];
+    d->regime_thr = nw;
+    /* the chain's earlier alerts were this regime too: no longer true
+     * alerts a candidate model must keep raising; and the model should
+     * learn the regime once A windows of it were judged normal */
+    if (d->ad)
+        ad_adapt_alerts_accepted(d->ad, d->acc_since, (uint64_t)A);
     if (ad_alerter_close(d->alert, ts, AD_CLOSE_ACCEPTED, &al)) {
         if (d->ad)
             ad_adapt_alert_cleared(d->ad, al.id, ts, AD_ADAPT_CLEAR_ACCEPTED);
@@ -927,17 +1139,13 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
     e->probability = p;
     e->log_likelihood = L;
     snprintf(e->text, sizeof(e->text),
-             "threshold %.6g -> %.6g (%s) on %d windows: spread %.3g, trend %.3g, "
-             "limit %.3g", old, nw, how ? "median shift" : "refit", A, s_r, m2 - m1, k * s_c);
+             "windows like it judged against %.6g (%s on %d windows: spread %.3g, trend %.3g, "
+             "limit %.3g), others against %.6g", nw, how ? "median shift" : "refit", A, s_r,
+             m2 - m1, k * s_c, old);
     ad_log(AD_LOG_INFO, "stream %s: regime accepted: %s", d->key, e->text);
     d->st.accepted++;
-    d->acc_len = d->acc_head = 0;
+    det_acc_chain_reset(d);
     dq_recenter(d);
-    {
-        ad_thr_info in;
-        ad_threshold_info(d->thr, &in);
-        ad_likelihood_set_floor(d->lik, in.floor);
-    }
     return 1;
 }
 
@@ -947,11 +1155,18 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
 {
     /* untrusted: never teaches; hard: also stops regime acceptance */
     double thr = ad_threshold_value(d->thr);
-    ad_alert_obs o = { s, thr, p, L, share };
+    /* a window like an accepted regime is judged against its threshold */
+    int like = s > thr && like_regime(d, s, share);
+    ad_alert_obs o = { s, like ? d->regime_thr : thr, p, L, share };
     ad_alert al;
     int r = ad_alerter_step_obs(d->alert, ts, &o, &al);
     int exceeded = ad_alerter_last_exceeded(d->alert);
     int A = d->cfg.alert.accept_after;
+    int f;
+
+    if (like)
+        d->st.windows_regime++;
+    thr = o.threshold;
 
     if (exceeded)
         d->st.windows_exceeded++;
@@ -963,7 +1178,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         e->threshold = thr;
         e->probability = p;
         e->log_likelihood = L;
-        d->acc_len = d->acc_head = 0;
+        if (A > 0)
+            acc_alert_ended(d);
     }
     if (r & AD_ALERT_RAISED) {
         ad_event *e = det_ev_new(d, AD_EV_ALERT_RAISED, ts);
@@ -972,25 +1188,51 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         e->probability = p;
         e->log_likelihood = L;
         d->st.alerts++;
-        d->acc_len = d->acc_head = 0;
+        /* a new change, unless it continues the chain (ACCEPTANCE) */
+        if (A > 0 && (d->acc_len == 0 || d->acc_quiet > d->cfg.alert.accept_gap)) {
+            det_acc_chain_reset(d);
+            d->acc_since = al.start_ms;
+        }
+        d->acc_alerts++;
         if (d->ad)
             ad_adapt_alert_raised(d->ad, al.id, ts);
     }
+    if (A > 0 && share != NULL && ad_alerter_active(d->alert) == NULL && !exceeded &&
+        !like && !untrusted) {
+        /* the usual error per feature: a running mean, then an EWMA over
+         * the last ~1000 windows */
+        double *u = d->acc_prof + 2 * d->F;
+        if (d->acc_norm_n < 1000)
+            d->acc_norm_n++;
+        for (f = 0; f < d->F; f++)
+            u[f] += (s * share[f] - u[f]) / (double)d->acc_norm_n;
+    }
+    if (A > 0 && ad_alerter_active(d->alert) == NULL && d->acc_len > 0 &&
+        ++d->acc_quiet > d->cfg.alert.accept_gap)
+        det_acc_chain_reset(d);                     /* the chain ended */
     if (A > 0 && ad_alerter_active(d->alert) != NULL) {
         if (hard) {
-            d->acc_len = d->acc_head = 0;   /* stability needs trusted windows */
-        } else if (d->acc_len < A) {
-            d->acc[(d->acc_head + d->acc_len++) % A] = s;
+            det_acc_chain_reset(d);                 /* stability needs trusted windows */
         } else {
-            d->acc[d->acc_head] = s;
-            d->acc_head = (d->acc_head + 1) % A;
+            if (d->acc_len < A) {
+                d->acc[(d->acc_head + d->acc_len++) % A] = s;
+            } else {
+                d->acc[d->acc_head] = s;
+                d->acc_head = (d->acc_head + 1) % A;
+                if (d->acc_prev > 0)
+                    d->acc_prev--;          /* an earlier alert's score left */
+            }
+            d->acc_cur++;
+            if (share != NULL)      /* what this alert changes */
+                for (f = 0; f < d->F; f++)
+                    d->acc_prof[d->F + f] += s * share[f] - d->acc_prof[2 * d->F + f];
         }
         if (d->acc_len == A && try_accept(d, ts, p, L))
             return;
     }
     /* Learn only from windows judged normal: below the threshold and
      * outside any alert, and trusted. */
-    if (!exceeded && !untrusted && ad_alerter_active(d->alert) == NULL &&
+    if (!exceeded && !like && !untrusted && ad_alerter_active(d->alert) == NULL &&
         !(r & AD_ALERT_CLEARED))
         ad_threshold_adapt(d->thr, s);
 }

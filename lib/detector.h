@@ -86,17 +86,37 @@
  * the detector keeps the (smoothed) scores of its last A windows. Once the
  * alert has lasted A windows, at each window it tests whether the change
  * is stable: with s_r = 1.4826 * MAD of those A scores, m1, m2 the medians
- * of their first and second halves, and s_c the calibration spread
+ * of their first and second halves, s_c the calibration spread
  * (threshold.h ad_thr_info.spread; if unknown or 0, the floor; else 0.1 *
- * threshold), the change is stable when
- *     s_r <= accept_spread * s_c       (no wilder than calibration) and
- *     m2 - m1 <= accept_spread * s_c   (no upward trend).
- * A stable change is accepted as the new normal: the threshold rebases on
- * those A scores (ad_threshold_rebase: refit with the estimator, else the
- * median shift), the alert closes with reason accepted
- * (AD_EV_ALERT_CLEARED) and AD_EV_ACCEPTED reports the old and new
- * threshold. An alert raised later needs k fresh exceeding windows. With
- * A = 0 every alert stays open until its scores clear.
+ * threshold) and m_c the calibration median, the change is stable when
+ *     s_r <= accept_spread * s_c       (no wilder than calibration),
+ *     m2 - m1 <= accept_spread * s_c   (no upward trend) and, with
+ *     accept_trend r > 0, m2 - m1 <= r * (median - m_c) (not a ramp).
+ * A stable change is accepted as the new normal: the alert closes with
+ * reason accepted (AD_EV_ALERT_CLEARED); the regime gets its own threshold
+ * (ad_threshold_rebase_value on those A scores: refit with the estimator,
+ * else the median shift) and its own excess error profile (per-feature
+ * error s * share[f] minus the usual per-feature error, a running mean over
+ * the last ~1000 windows judged normal, summed over its alerts);
+ * AD_EV_ACCEPTED reports the regime's threshold (threshold) and the
+ * stream's (prev_threshold). Afterwards a window above the threshold but
+ * at most the regime's, whose excess profile has cosine >= 0.8 with the
+ * regime's, is judged against the regime's threshold (stats
+ * windows_regime); others against the threshold. Without shares the level
+ * alone decides. With continual learning the regime's kept alert windows
+ * join the normal set and a fine-tune is due at once
+ * (ad_adapt_alerts_accepted); a promotion ends the regime (the candidate's
+ * threshold is fitted on its windows too). An alert raised later needs k
+ * fresh exceeding windows. With A = 0 every alert stays open until its
+ * scores clear.
+ *
+ * RECURRING REGIMES (alert.accept_gap = G > 0). An alert raised at most G
+ * windows after the previous one cleared continues its chain: the ring
+ * keeps the chain's alert scores, the test above runs on them, and it needs
+ * at least 3 alerts in the chain (or one alert of A windows). An alert
+ * whose excess profile has cosine < 0.8 with the chain's starts a chain of
+ * its own. Acceptance withdraws the chain's earlier true alerts from the
+ * learner (a candidate may silence them).
  *
  * CALIBRATION FAILURES. When a fit fails (too few scores, POT peaks) the
  * stream keeps calibrating; AD_EV_CALIB_FAILED (and a warning log) is
@@ -262,6 +282,7 @@ typedef struct ad_detector_stats {
     uint64_t calib_excluded;    /* ... of them while calibrating (not used) */
     uint64_t calib_failures;    /* failed fits (reported or not) */
     uint64_t accepted;          /* regimes accepted */
+    uint64_t windows_regime;    /* windows judged against an accepted regime's threshold */
     uint64_t windows_absurd;    /* values rejected at windowing: scaled
                                  * magnitude > AD_SCALED_MAX (window.h) */
     uint64_t window_resets;     /* window ring restarted after a gap row */

@@ -28,14 +28,28 @@ static void retire(ad_detector *d, ad_model *m)
 }
 
 
+/* The scores sc (n) smoothed as the detector smooths; NULL without memory
+ * or scores. */
+static double *smoothed(const ad_detector *d, const double *sc, size_t n)
+{
+    double *sm, a = d->cfg.smooth_alpha;
+    size_t i;
+
+    if (n == 0 || (sm = malloc(n * sizeof(double))) == NULL)
+        return NULL;
+    for (i = 0; i < n; i++)
+        sm[i] = (i == 0 || a >= 1) ? sc[i] : a * sc[i] + (1 - a) * sm[i - 1];
+    return sm;
+}
+
 /* A promoted candidate becomes the live model; the threshold is rebased on
  * its (smoothed) shadow scores of normal windows. */
 static void promote(ad_detector *d, ad_event *e)
 {
     ad_model *c = ad_adapt_take_candidate(d->ad);
     const double *sc;
-    double *sm = NULL, old = ad_threshold_value(d->thr), a = d->cfg.smooth_alpha;
-    size_t n = 0, i;
+    double *sm = NULL, old = ad_threshold_value(d->thr);
+    size_t n = 0;
     int how = 0;
     char err[160];
 
@@ -45,10 +59,7 @@ static void promote(ad_detector *d, ad_event *e)
         return;
     }
     sc = ad_adapt_shadow_scores(d->ad, &n);
-    if (n > 0 && (sm = malloc(n * sizeof(double))) != NULL) {
-        for (i = 0; i < n; i++)
-            sm[i] = (i == 0 || a >= 1) ? sc[i] : a * sc[i] + (1 - a) * sm[i - 1];
-    }
+    sm = smoothed(d, sc, n);
     /* the old live model may still be read by a batch in flight */
     retire(d, d->owned);
     d->owned = NULL;
@@ -70,7 +81,13 @@ static void promote(ad_detector *d, ad_event *e)
         ad_likelihood_reset(d->lik);     /* the new model scores on its own scale */
         ad_likelihood_set_floor(d->lik, in.floor);
     }
-    d->acc_len = d->acc_head = 0;
+    /* an accepted regime stays accepted: the candidate learned it (or
+     * some of it) and its threshold was fitted without its windows */
+    /* An accepted regime's threshold and profile were the old model's: the
+     * candidate's threshold is fitted on every shadow window judged normal,
+     * the regime's included (it learned the regime, or its threshold
+     * covers it). */
+    det_acc_reset(d);
     d->st.adapt_promoted++;
     e->threshold = ad_threshold_value(d->thr);
     e->prev_threshold = old;

@@ -53,9 +53,22 @@ struct ad_detector {
     uint64_t fail_report_at;     /* windows_scored at the last report */
     uint64_t fail_unreported;
     int fail_reported;
-    /* regime acceptance: the last A scores of the active alert (ring) */
+    /* regime acceptance: the last A scores of the active alert, or of the
+     * alerts of one chain (accept_gap), in a ring */
     double *acc;                 /* A, then 2A scratch */
     int acc_len, acc_head;
+    int acc_quiet;               /* windows without an alert since the chain's last */
+    int64_t acc_since;           /* start of the chain's first alert */
+    double *acc_prof;            /* 4F: [0,F) excess error profile summed over
+                                    the chain's earlier alerts, [F,2F) over
+                                    the current one, [2F,3F) the usual
+                                    per-feature error, [3F,4F) the accepted
+                                    regime's profile (ACCEPTANCE) */
+    uint64_t acc_norm_n;         /* windows in the usual error (capped) */
+    double regime_thr;           /* > 0: threshold for windows like the
+                                    accepted regime */
+    int acc_prev, acc_cur;       /* ring entries of earlier alerts / current */
+    int acc_alerts;              /* alerts in the chain (the current one too) */
     /* event time */
     double *rowd;                /* F scratch: the row in double */
     unsigned char *pres;         /* F scratch: present mask */
@@ -104,6 +117,10 @@ void det_dq_after_sample(ad_detector *d, int rc, uint64_t rej0, int64_t ts, int 
 int det_dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t errlen);
 int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to);
 void det_note_accepted(ad_detector *d, int64_t ts);
+void det_acc_reset(ad_detector *d);
+void det_acc_chain_reset(ad_detector *d);
+cJSON *det_acc_save(const ad_detector *d);
+void det_acc_restore(ad_detector *d, const cJSON *o);
 uint64_t det_rejected_count(const ad_detector *d);
 
 #endif

@@ -105,6 +105,8 @@ char *ad_detector_save(const ad_detector *d)
         if (t == NULL)
             goto out;
         cJSON_AddItemToObject(o, "state", t);
+        if ((t = det_acc_save(d)) != NULL)
+            cJSON_AddItemToObject(o, "acceptance", t);
     }
     if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0 ||
         add_sub(o, "adapt", d->ad ? ad_adapt_save(d->ad) : NULL, d->ad != NULL) != 0)
@@ -211,6 +213,7 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         d->smooth = x->valuedouble;
         d->has_smooth = 1;
     }
+    det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     alert_resume(d, o);
     det_set_phase(d, AD_PHASE_DETECTING, d->last_ts);
     rc = 0;
@@ -284,7 +287,7 @@ int ad_detector_close_alert(ad_detector *d, ad_close_reason reason)
         return 0;
     al = *cur;
     ad_alerter_close(d->alert, d->last_ts, reason, NULL);
-    d->acc_len = d->acc_head = 0;
+    det_acc_chain_reset(d);
     queue_closed(d, &al, reason, d->last_ts);
     return 1;
 }
@@ -438,7 +441,7 @@ int ad_detector_false_alarm(ad_detector *d, const char *alert_id, double peak,
         e->alert = al;
         e->threshold = out->threshold;
         out->closed = 1;
-        d->acc_len = d->acc_head = 0;
+        det_acc_chain_reset(d);
     } else if (d->ad) {
         ad_adapt_alert_false(d->ad, out->alert_id);   /* withdrawn if kept */
     }

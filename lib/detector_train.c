@@ -217,7 +217,7 @@ void det_restart_calibration(ad_detector *d, int64_t ts)
     ad_alerter_reset(d->alert);
     ad_likelihood_reset(d->lik);     /* a new model scores on another scale */
     ad_likelihood_set_floor(d->lik, 0);
-    d->acc_len = d->acc_head = 0;
+    det_acc_reset(d);
     d->fail_reported = 0;
     d->fail_unreported = 0;
     d->has_smooth = 0;

@@ -866,6 +866,33 @@ int ad_threshold_rebase(ad_threshold *t, const double *scores, size_t n,
     return 0;
 }
 
+int ad_threshold_rebase_value(const ad_threshold *t, const double *scores, size_t n,
+                              const char *training_json, double *value, int *how,
+                              char *err, size_t errlen)
+{
+    ad_threshold *c;
+    int rc;
+
+    if (!t->fitted)
+        return ad_errf(err, errlen, AD_EINVAL, "threshold rebase: not fitted");
+    if ((c = malloc(sizeof(*c))) == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "threshold rebase: out of memory");
+    /* this fit without its buffers: a refit builds its own, the median
+     * shift needs only the value, median and floor */
+    *c = *t;
+    memset(&c->samples, 0, sizeof(c->samples));
+    memset(&c->peaks, 0, sizeof(c->peaks));
+    c->samples.max = t->samples.max;
+    c->peaks.max = t->peaks.max;
+    c->scratch = NULL;
+    c->scratch_cap = 0;
+    rc = ad_threshold_rebase(c, scores, n, training_json, how, err, errlen);
+    if (rc == 0)
+        *value = c->value;
+    ad_threshold_free(c);
+    return rc;
+}
+
 void ad_threshold_freeze(ad_threshold *t, int frozen)
 {
     t->frozen = frozen ? 1 : 0;

@@ -72,6 +72,8 @@
  * the estimator; when it cannot (too few scores or peaks, or methods fixed
  * and model) the threshold moves by the shift of the median:
  *   thr' = thr + median(new) - median(calibration).
+ * ad_threshold_rebase_value() computes that value without changing the
+ * threshold (the detector gives an accepted regime its own threshold).
  *
  * Save/restore: ad_threshold_save() returns a cJSON object with the method,
  * value, counts, Welford sums, POT fit and (quantile/pot) the kept samples;
@@ -187,6 +189,10 @@ void ad_threshold_info(const ad_threshold *t, ad_thr_info *info);
 int ad_threshold_rebase(ad_threshold *t, const double *scores, size_t n,
                         const char *training_json, int *how,
                         char *err, size_t errlen);
+/* What ad_threshold_rebase would set, without changing t (*value). */
+int ad_threshold_rebase_value(const ad_threshold *t, const double *scores, size_t n,
+                              const char *training_json, double *value, int *how,
+                              char *err, size_t errlen);
 
 /*
  * RAISE (operator feedback, e.g. a false alarm): keep the threshold at v or

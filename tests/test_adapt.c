@@ -270,6 +270,86 @@ static void test_normal_set_excludes_alerts_and_margins(void)
     ad_adapt_free(a);
 }
 
+/* A regime accepted after three recurring alerts: the chain's kept true
+ * alerts are withdrawn, the kept alert windows from the chain's start join
+ * the normal set (not those before it), and a fine-tune is due at once. */
+static void test_accepted_regime_teaches(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    ad_adapt_stats st;
+    ad_adapt_event ev;
+    float w[W];
+    int64_t ts;
+    size_t i, n0, n1, in_alert = 0;
+    int k, due = 0;
+
+    ad_adapt_cfg_default(&c);
+    c.enabled = 1;
+    c.margin = 2;
+    c.normal_windows = 200;
+    c.min_windows = 10;
+    c.every_windows = 0;
+    c.every_hours = 1000;
+    c.true_alerts = 4;
+    a = new_adapt(&c);
+    T_CHECK(a != NULL, "new");
+    if (!a || ad_adapt_keep_alert_windows(a, 20) != 0)
+        return;
+    /* alerts: 10-14 (before the chain), 30-34, 50-54, 70-74 (the chain,
+     * accepted at 74) */
+    for (k = 1; k <= 74; k++) {
+        ad_adapt_obs o = { .ts_ms = k, .live_score = 0.1, .cand_score = NAN };
+        int on = (k >= 10 && k < 15) || (k >= 30 && k < 35) || (k >= 50 && k < 55) ||
+                 (k >= 70 && k < 75);
+        char id[16];
+
+        snprintf(id, sizeof(id), "s/%d", k / 20);
+        if (on && (k % 20 == 10 || k == 30 || k == 50 || k == 70))
+            ad_adapt_alert_raised(a, id, k);
+        if (!on && (k == 15 || k == 35 || k == 55))
+            ad_adapt_alert_cleared(a, id, k, AD_ADAPT_CLEAR_TRUE);
+        if (on)
+            o.live_score = 2.0;
+        for (i = 0; i < W; i++)
+            w[i] = (float)k;
+        ad_adapt_offer(a, w, NULL, &o);
+    }
+    ad_adapt_get_stats(a, &st);
+    n0 = (size_t)st.normal_len;
+    T_CHECK(st.true_alerts == 3, "true alerts kept before acceptance: %d", st.true_alerts);
+    while (ad_adapt_poll_event(a, &ev))
+        due |= ev.type == AD_ADAPT_EV_TRAIN_READY;
+    T_CHECK(!due, "no fine-tune due before acceptance (schedule: 1000 h)");
+    /* the chain started with the alert at 30; the current one (70-74) is
+     * closed as accepted */
+    T_CHECK(ad_adapt_alerts_accepted(a, 30, 500) == 2, "withdrawn: the chain's 2 cleared alerts");
+    ad_adapt_alert_cleared(a, "s/3", 75, AD_ADAPT_CLEAR_ACCEPTED);
+    ad_adapt_get_stats(a, &st);
+    n1 = (size_t)st.normal_len;
+    T_CHECK(st.true_alerts == 1, "the alert before the chain stays a true alert (%d)",
+            st.true_alerts);
+    for (i = 0; i < n1; i++) {
+        ad_adapt_normal_window(a, i, &ts);
+        in_alert += (ts >= 30 && ts < 35) || (ts >= 50 && ts < 55) || (ts >= 70 && ts < 75);
+        T_CHECK(!(ts >= 10 && ts < 15), "window %lld (before the chain) not admitted",
+                (long long)ts);
+    }
+    T_CHECK(n1 == n0 + 15 && in_alert == 15, "normal set %zu -> %zu, %zu of the chain's "
+            "alert windows", n0, n1, in_alert);
+    {
+        ad_adapt_obs o = { .ts_ms = 81, .live_score = 0.1, .cand_score = NAN };
+        for (i = 0; i < W; i++)
+            w[i] = 81.0f;
+        ad_adapt_offer(a, w, NULL, &o);
+    }
+    while (ad_adapt_poll_event(a, &ev))
+        due |= ev.type == AD_ADAPT_EV_TRAIN_READY;
+    T_CHECK(due, "a fine-tune is due right after the acceptance");
+    T_NOTE("normal set %zu -> %zu after the acceptance", n0, n1);
+    ad_adapt_free(a);
+}
+
 /* ---- the fine-tune worker ------------------------------------------------ */
 
 typedef struct worker {
@@ -772,6 +852,7 @@ int main(void)
         return 1;
     }
     T_RUN(test_normal_set_excludes_alerts_and_margins);
+    T_RUN(test_accepted_regime_teaches);
     T_RUN(test_new_regime_promoted);
     T_RUN(test_silencing_candidate_rejected);
     T_RUN(test_reload_shadow);

@@ -8,9 +8,18 @@
  *   - one wild reading (50, 1e37) during calibration: the plain quantile is
  *     poisoned, the trimmed and MAD estimators are not, extreme rows are
  *     excluded from calibration;
- *   - a persistent level shift: one raise, closed as accepted, threshold
- *     rebased, a later spike on the new level alerts again; with
+ *   - a persistent level shift: one raise, closed as accepted, the new
+ *     level judged against its own threshold, a later spike on it alerts
+ *     again; with
  *     accept_after 0 the alert stays open;
+ *   - after an accepted regime (feature a on a new level) the regime's
+ *     windows are judged against its own threshold, a different fault
+ *     (feature b) below that level still alerts against the threshold;
+ *   - a regime that alerts part of the time and clears (accept_gap): the
+ *     recurrences are pooled and accepted at the third, later ones stay
+ *     quiet; without accept_gap every recurrence alerts; alerts that look
+ *     different are not pooled;
+ *   - a ramp is not accepted while it still rises (accept_trend);
  *   - alerts on the anomaly probability: a spike alerts, a level shift
  *     alerts and then clears by itself while the raw threshold stays
  *     exceeded; probability and log-likelihood in events and JSON.
@@ -234,14 +243,21 @@ static void test_poisoned_calibration(void)
     }
 }
 
-/* Calibrate on ~1, then level 3 from row `shift`, spike 20 at row `spike`. */
-static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *thr_after)
+static ad_model *g_models[16];
+static int g_nmodels;
+
+static void free_models(void)
+{
+    while (g_nmodels > 0)
+        ad_model_free(g_models[--g_nmodels]);
+}
+
+static ad_detector *accept_detector(int accept_after, int gap, double spread, double trend)
 {
     ad_model *m = t_zero_model(4, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     char err[300];
-    int i;
 
     ad_detector_cfg_default(&c);
     c.calib_windows = 50;
@@ -251,12 +267,28 @@ static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *t
     c.alert.m = 2;
     c.alert.clear_ratio = 1;
     c.alert.accept_after = accept_after;
+    c.alert.accept_gap = gap;
+    c.alert.accept_spread = spread;
+    c.alert.accept_trend = trend;
+    /* the detector borrows the model: kept until free_models() */
+    if (m != NULL && g_nmodels < 16)
+        g_models[g_nmodels++] = m;
+    if (ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0)
+        T_CHECK(0, "%s", err);
+    return d;
+}
+
+/* Calibrate on ~1, then level 3 from row `shift`, spike 20 at row `spike`. */
+static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *thr_after)
+{
+    ad_detector *d = accept_detector(accept_after, 0, 3, 0.25);
+    int i;
+
     memset(r, 0, sizeof(*r));
     rng = 7;
     *thr_after = NAN;
-    if (ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
-        T_CHECK(0, "%s", err);
-        ad_model_free(m);
+    if (d == NULL) {
+        free_models();
         return;
     }
     for (i = 0; i < 400; i++) {
@@ -270,7 +302,7 @@ static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *t
     }
     ad_detector_get_stats(d, st);
     ad_detector_free(d);
-    ad_model_free(m);
+    free_models();
 }
 
 static void test_regime_acceptance(void)
@@ -319,6 +351,178 @@ static void test_regime_acceptance(void)
             "accept_after 0: raises %d clears %d, still active %d",
             r.count[AD_EV_ALERT_RAISED], r.count[AD_EV_ALERT_CLEARED], st.alert_active);
     T_NOTE("accept_after 0: one alert open for 300 windows, threshold stays %.4g", thr299);
+}
+
+static void test_regime_keeps_sensitivity(void)
+{
+    ad_detector *d = accept_detector(30, 0, 3, 0.25);
+    ad_detector_stats st;
+    run r;
+    int i, raised_regime, ia, ifault;
+
+    memset(&r, 0, sizeof(r));
+    rng = 11;
+    for (i = 0; d && i < 300; i++) {
+        double a = 1, b = 1;
+        if (i >= 100 && i < 250)
+            a = 5;                          /* the regime: a on a new level */
+        if (i >= 250 && i < 270)
+            b = 3.5;                        /* a fault on b, a back at 1 */
+        step2(d, 1000 * i, a + 0.05 * noise(), b + 0.05 * noise(), &r);
+        if (i == 249) {
+            ad_detector_get_stats(d, &st);
+            raised_regime = r.count[AD_EV_ALERT_RAISED];
+            T_CHECK(raised_regime == 1 && st.accepted == 1 && st.windows_regime > 100,
+                    "regime: raised %d, accepted %llu, %llu windows judged as the regime",
+                    raised_regime, (unsigned long long)st.accepted,
+                    (unsigned long long)st.windows_regime);
+        }
+    }
+    ia = nth_ev(&r, AD_EV_ACCEPTED, 0);
+    ifault = nth_ev(&r, AD_EV_ALERT_RAISED, 1);
+    T_CHECK(ia >= 0 && r.ev[ia].threshold > 3.0 && r.ev[ia].prev_threshold < 1.5,
+            "accepted: regime threshold %g, threshold %g", ia >= 0 ? r.ev[ia].threshold : NAN,
+            ia >= 0 ? r.ev[ia].prev_threshold : NAN);
+    /* the fault scores ~2.25: under the regime's threshold (> 3), over the
+     * threshold (~1.25); with the old rebased threshold it went unseen */
+    T_CHECK(ifault >= 0 && r.ev[ifault].alert.start_ms >= 250000 &&
+            r.ev[ifault].alert.start_ms <= 253000 && r.ev[ifault].threshold < 1.5,
+            "fault on b after the regime alerted at %lld against %g",
+            ifault >= 0 ? (long long)r.ev[ifault].alert.start_ms : -1LL,
+            ifault >= 0 ? r.ev[ifault].threshold : NAN);
+    if (ia >= 0)
+        T_NOTE("accepted: %s", r.ev[ia].text);
+    ad_detector_free(d);
+    free_models();
+}
+
+/* The accepted regime survives a restart (the state file): a detector
+ * restored at row 200 judges the regime's windows against its threshold
+ * and still alerts on the fault on b. */
+static void test_regime_restored(void)
+{
+    ad_detector *d = accept_detector(30, 0, 3, 0.25), *d2;
+    ad_detector_stats st;
+    char *state = NULL, err[200];
+    run r;
+    int i, rc;
+
+    memset(&r, 0, sizeof(r));
+    rng = 11;
+    for (i = 0; d && i < 200; i++)
+        step2(d, 1000 * i, (i >= 100 ? 5 : 1) + 0.05 * noise(), 1 + 0.05 * noise(), &r);
+    state = d ? ad_detector_save(d) : NULL;
+    T_CHECK(state && strstr(state, "\"regime_threshold\""), "state holds the regime: %.200s",
+            state ? state : "(none)");
+    d2 = accept_detector(30, 0, 3, 0.25);
+    rc = d2 && state ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
+    T_CHECK(rc == 0, "restore: %s", rc ? err : "ok");
+    memset(&r, 0, sizeof(r));
+    for (i = 200; d2 && rc == 0 && i < 300; i++) {
+        double a = i < 250 ? 5 : 1, b = i >= 250 && i < 270 ? 3.5 : 1;
+        step2(d2, 1000 * i, a + 0.05 * noise(), b + 0.05 * noise(), &r);
+    }
+    if (d2)
+        ad_detector_get_stats(d2, &st);
+    T_CHECK(d2 && r.count[AD_EV_ALERT_RAISED] == 1 && st.windows_regime >= 45 &&
+            nth_ev(&r, AD_EV_ALERT_RAISED, 0) >= 0 &&
+            r.ev[nth_ev(&r, AD_EV_ALERT_RAISED, 0)].alert.start_ms >= 250000,
+            "after the restore: %d raises (the fault only), %llu windows judged as the regime",
+            r.count[AD_EV_ALERT_RAISED], d2 ? (unsigned long long)st.windows_regime : 0ULL);
+    free(state);
+    ad_detector_free(d);
+    ad_detector_free(d2);
+    free_models();
+}
+
+/* a = 3 for 15 rows of every 60 from row 100 (a regime that comes and goes) */
+static void recurring_run(ad_detector *d, run *r, int b_instead_at)
+{
+    int i;
+
+    memset(r, 0, sizeof(*r));
+    rng = 5;
+    for (i = 0; d && i < 460; i++) {
+        double a = 1, b = 1;
+        int on = i >= 100 && (i - 100) % 60 < 15;
+        int k = (i - 100) / 60;
+        if (on && k == b_instead_at)
+            b = 3;                          /* this time b: another change */
+        else if (on)
+            a = 3;
+        step2(d, 1000 * i, a + 0.05 * noise(), b + 0.05 * noise(), r);
+    }
+}
+
+static void test_recurring_regime(void)
+{
+    ad_detector *d;
+    ad_detector_stats st;
+    run r;
+    int ic, k, accepted_at = -1;
+
+    d = accept_detector(30, 60, 3, 0.25);
+    recurring_run(d, &r, -1);
+    ad_detector_get_stats(d, &st);
+    for (k = 0; (ic = nth_ev(&r, AD_EV_ALERT_CLEARED, k)) >= 0; k++)
+        if (r.ev[ic].alert.reason == AD_CLOSE_ACCEPTED)
+            accepted_at = k;
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 3 && st.accepted == 1 && accepted_at == 2,
+            "accept_gap 60: %d raises of 6 recurrences, accepted %llu (clear %d)",
+            r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted, accepted_at);
+    T_CHECK(st.windows_regime > 30, "%llu later windows judged as the regime",
+            (unsigned long long)st.windows_regime);
+    ad_detector_free(d);
+
+    d = accept_detector(30, 0, 3, 0.25);
+    recurring_run(d, &r, -1);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 6 && st.accepted == 0,
+            "accept_gap 0: %d raises of 6 recurrences, accepted %llu",
+            r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted);
+    ad_detector_free(d);
+
+    /* the second recurrence is on b: it does not continue a's chain, so
+     * a's alerts reach three only at the fourth recurrence */
+    d = accept_detector(30, 60, 3, 0.25);
+    recurring_run(d, &r, 1);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] >= 4 && st.accepted <= 1,
+            "a, b, a, a..: %d raises, accepted %llu", r.count[AD_EV_ALERT_RAISED],
+            (unsigned long long)st.accepted);
+    ad_detector_free(d);
+    free_models();
+}
+
+/* a ramps from 1 by 0.1 per row from row 100 to row 160, then stays */
+static int ramp_accepted_at(double trend)
+{
+    ad_detector *d = accept_detector(30, 0, 1000, trend);
+    run r;
+    int i, ic = -1;
+
+    memset(&r, 0, sizeof(r));
+    rng = 3;
+    for (i = 0; d && i < 300; i++) {
+        double a = i < 100 ? 1 : i < 160 ? 1 + 0.1 * (i - 100) : 7;
+        step2(d, 1000 * i, a + 0.05 * noise(), 1 + 0.05 * noise(), &r);
+    }
+    for (i = 0; (ic = nth_ev(&r, AD_EV_ALERT_CLEARED, i)) >= 0; i++)
+        if (r.ev[ic].alert.reason == AD_CLOSE_ACCEPTED)
+            break;
+    ad_detector_free(d);
+    free_models();
+    return ic >= 0 ? (int)(r.ev[ic].alert.end_ms / 1000) : -1;
+}
+
+static void test_ramp_not_accepted(void)
+{
+    int off = ramp_accepted_at(0), on = ramp_accepted_at(0.25);
+
+    T_CHECK(off > 100 && off < 160, "without the trend check the ramp is accepted while it "
+            "rises (row %d)", off);
+    T_CHECK(on >= 160, "with accept_trend 0.25 only once it stopped rising (row %d)", on);
+    T_NOTE("ramp accepted at row %d (accept_trend 0), %d (0.25)", off, on);
 }
 
 static void test_probability_alerts(void)
@@ -400,6 +604,10 @@ int main(void)
     T_RUN(test_constant_stream);
     T_RUN(test_poisoned_calibration);
     T_RUN(test_regime_acceptance);
+    T_RUN(test_regime_keeps_sensitivity);
+    T_RUN(test_regime_restored);
+    T_RUN(test_recurring_regime);
+    T_RUN(test_ramp_not_accepted);
     T_RUN(test_probability_alerts);
     return t_done();
 }

@@ -25,6 +25,11 @@ the suite uses seeds from 21 up), with what real plants do laid over it:
                  (pumpsim faults, severity 1): alert
   faults_mild    the same four at severity 0.5: alert
   persistent_fault  a blockage from day 3 to the end: alert
+  shift_then_fault  demand +0.2 for good from day 1.5 (absorb), then a mild
+                 blockage (severity 0.5) on day 5: alert. Accepting the new
+                 level must not blind the detector.
+  regime_then_fault the night speed regime from day 1 (absorb), then mild
+                 cavitation (severity 0.5) on day 5.4 during the day: alert.
 
 Each stream is STREAM.csv (time,vibration,current,pressure,temperature,
 flow,anomaly; anomaly = 1 inside events that must alert) and
@@ -145,6 +150,26 @@ def spec_persistent_fault(days=7):
             "faults": ["blockage@%ds+%d:1" % (3 * DAY, days * DAY)]}
 
 
+def spec_shift_then_fault():
+    t = 5 * DAY
+    return {"events": [ev("level_shift", "absorb", 1.5 * DAY, None, "*",
+                          note="demand +0.2 for good (new consumer)"),
+                       ev("blockage", "alert", t, t + 6 * HOUR, "*",
+                          note="pumpsim blockage, severity 0.5, after the accepted shift")],
+            "load_offset": (1.5 * DAY, 0.2),
+            "faults": ["blockage@%ds+%d:0.5" % (t, 6 * HOUR)]}
+
+
+def spec_regime_then_fault():
+    t = 5.4 * DAY
+    return {"events": [ev("load_regime", "absorb", 1 * DAY, None, "*",
+                          note="80% speed 22:00-06:00 every night from day 1"),
+                       ev("cavitation", "alert", t, t + 6 * HOUR, "*",
+                          note="pumpsim cavitation, severity 0.5, after the accepted regime")],
+            "night_speed": (1 * DAY, 0.8),
+            "faults": ["cavitation@%ds+%d:0.5" % (t, 6 * HOUR)]}
+
+
 SCENARIOS = {
     "normal_week": (21, spec_normal_week),
     "level_shift": (22, spec_level_shift),
@@ -157,6 +182,8 @@ SCENARIOS = {
     "faults": (29, spec_faults),
     "faults_mild": (30, spec_faults_mild),
     "persistent_fault": (31, spec_persistent_fault),
+    "shift_then_fault": (32, spec_shift_then_fault),
+    "regime_then_fault": (33, spec_regime_then_fault),
 }
 
 
