@@ -1004,16 +1004,19 @@ static double acc_similarity(const ad_detector *d)
 }
 
 /* Does this window look like the accepted regime (ACCEPTANCE)? Its score is
- * at most the regime's threshold, and what is left of it once the regime's
- * part of its excess error is taken away is within the threshold thr: with
- * v = s * share (per-feature error, summing to s), u the usual error, e = v -
- * u and g the regime's profile (unit vector), the regime's part is a =
- * max(0, e.g) and the rest scores s - a * sum(g). A fault on another feature
- * leaves a rest above thr. Without error shares only the level can tell. */
+ * at most the regime's threshold, and its excess error either points the
+ * regime's way or, once the regime's part is taken away, leaves a score
+ * within the threshold thr. With v = s * share (per-feature error, summing
+ * to s), u the usual error, e = v - u and g the regime's profile (unit
+ * vector): cos(e, g) >= AD_ACCEPT_SIMILAR (what decides far above the
+ * threshold, where the direction is clear), or s - max(0, e.g) * sum(g) <=
+ * thr (what decides near it, where a little noise turns the direction). A
+ * fault on another feature fails both. Without error shares only the level
+ * can tell. */
 static int like_regime(const ad_detector *d, double s, double thr, const float *share)
 {
     const double *u = d->acc_prof + 2 * d->F, *g = d->acc_prof + 3 * d->F;
-    double gg = 0, eg = 0, gs = 0, a;
+    double gg = 0, ee = 0, eg = 0, gs = 0, a, ef;
     int f;
 
     if (!(d->regime_thr > 0) || !(s <= d->regime_thr))
@@ -1021,12 +1024,16 @@ static int like_regime(const ad_detector *d, double s, double thr, const float *
     if (share == NULL)
         return 1;
     for (f = 0; f < d->F; f++) {
+        ef = s * share[f] - u[f];
         gg += g[f] * g[f];
+        ee += ef * ef;
         gs += g[f];
-        eg += (s * share[f] - u[f]) * g[f];
+        eg += ef * g[f];
     }
     if (!(gg > 0))
         return 0;
+    if (ee > 0 && eg / sqrt(ee * gg) >= AD_ACCEPT_SIMILAR)
+        return 1;
     a = eg > 0 ? eg / sqrt(gg) : 0;         /* along the unit profile */
     return s - a * gs / sqrt(gg) <= thr;
 }
