@@ -66,7 +66,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     det_rt *d = s->det;
     ad_detector_stats st;
     char topic[1024], iso[40];
-    cJSON *o, *rj, *dq, *ad;
+    cJSON *o, *rj, *dq, *ad, *rg;
     ha_stream_state(dd, s);
     if (!s->d || !d->c->state_topic)
         return;
@@ -110,6 +110,10 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     cJSON_AddBoolToObject(ad, "shadow", st.adapt_shadow != 0);
     cJSON_AddNumberToObject(ad, "promoted", (double)st.adapt_promoted);
     cJSON_AddNumberToObject(ad, "rejected", (double)st.adapt_rejected);
+    rg = cJSON_AddObjectToObject(o, "regime");
+    add_num_or_null(rg, "threshold", st.regime_threshold);
+    cJSON_AddNumberToObject(rg, "accepted", (double)st.accepted);
+    cJSON_AddNumberToObject(rg, "windows", (double)st.windows_regime);
     command_state_json(s, &st, o);
     cJSON_AddStringToObject(o, "updated", iso);
     publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 1);
@@ -363,10 +367,14 @@ void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "published", iso);
     dec = cJSON_GetObjectItemCaseSensitive(o, "decision");
-    ad_log(ev->adapt.type == AD_ADAPT_EV_PROMOTED ? AD_LOG_NOTICE : AD_LOG_INFO,
-           "stream %s/%s: continual learning: %s%s%s", d->c->name, s->key,
-           cJSON_IsString(dec) ? dec->valuestring : ad_event_type_name(ev->type),
-           ev->adapt.reason[0] ? ": " : "", ev->adapt.reason);
+    if (ev->type == AD_EV_ACCEPTED)
+        ad_log(AD_LOG_NOTICE, "stream %s/%s: regime accepted: %s", d->c->name, s->key,
+               ev->text);
+    else
+        ad_log(ev->adapt.type == AD_ADAPT_EV_PROMOTED ? AD_LOG_NOTICE : AD_LOG_INFO,
+               "stream %s/%s: continual learning: %s%s%s", d->c->name, s->key,
+               cJSON_IsString(dec) ? dec->valuestring : ad_event_type_name(ev->type),
+               ev->adapt.reason[0] ? ": " : "", ev->adapt.reason);
     /* events of a stream go to <its state topic>/events, not retained */
     if (d->c->state_topic &&
         ad_topic_expand(d->c->state_topic, d->c->name, s->key, topic, sizeof topic - 8) >= 0 &&
@@ -396,6 +404,7 @@ void publish_count_stream(const ad_detector *det, det_counts *c)
     c->adapt_promoted += st.adapt_promoted;
     c->adapt_rejected += st.adapt_rejected;
     c->adapt_shadow += st.adapt_shadow != 0;
+    c->regimes_accepted += st.accepted;
 }
 
 char *publish_status_json(const ad_daemon *dd, const char *state)
@@ -437,6 +446,7 @@ static void counts_json(cJSON *dj, const det_counts *c)
     cJSON_AddNumberToObject(dj, "adapt_promoted", (double)c->adapt_promoted);
     cJSON_AddNumberToObject(dj, "adapt_rejected", (double)c->adapt_rejected);
     cJSON_AddNumberToObject(dj, "adapt_shadow", (double)c->adapt_shadow);
+    cJSON_AddNumberToObject(dj, "regimes_accepted", (double)c->regimes_accepted);
 }
 
 static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)

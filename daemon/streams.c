@@ -448,7 +448,8 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             break;
         case AD_EV_CALIB_FAILED:        /* logged (rate-limited) by the detector */
             break;
-        case AD_EV_ACCEPTED:            /* the threshold moved: keep it */
+        case AD_EV_ACCEPTED:            /* a regime with its own threshold: keep it */
+            publish_adapt(dd, s, &ev);
             state_save(dd, s);
             state_changed = 1;
             break;

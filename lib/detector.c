@@ -1003,35 +1003,39 @@ static double acc_similarity(const ad_detector *d)
     return any ? cosine(a, b, d->F) : 1.0;
 }
 
-/* This window's error over the usual, per feature, into out (F). */
-static void excess_of(const ad_detector *d, double s, const float *share, double *out)
+/* Does this window look like the accepted regime (ACCEPTANCE)? Its score is
+ * at most the regime's threshold, and its excess error either points the
+ * regime's way or, once the regime's part is taken away, leaves a score
+ * within the threshold thr. With v = s * share (per-feature error, summing
+ * to s), u the usual error, e = v - u and g the regime's profile (unit
+ * vector): cos(e, g) >= AD_ACCEPT_SIMILAR (what decides far above the
+ * threshold, where the direction is clear), or s - max(0, e.g) * sum(g) <=
+ * thr (what decides near it, where a little noise turns the direction). A
+ * fault on another feature fails both. Without error shares only the level
+ * can tell. */
+static int like_regime(const ad_detector *d, double s, double thr, const float *share)
 {
-    const double *u = d->acc_prof + 2 * d->F;
+    const double *u = d->acc_prof + 2 * d->F, *g = d->acc_prof + 3 * d->F;
+    double gg = 0, ee = 0, eg = 0, gs = 0, a, ef;
     int f;
-
-    for (f = 0; f < d->F; f++)
-        out[f] = s * share[f] - u[f];
-}
-
-/* Does this window look like the accepted regime: at most its threshold,
- * and its excess error profile points the same way (ACCEPTANCE)? Without
- * error shares only the level can tell. */
-static int like_regime(const ad_detector *d, double s, const float *share)
-{
-    double ex[64] = { 0 }, *e = ex;
-    int r;
 
     if (!(d->regime_thr > 0) || !(s <= d->regime_thr))
         return 0;
     if (share == NULL)
         return 1;
-    if (d->F > 64 && (e = malloc((size_t)d->F * sizeof(double))) == NULL)
+    for (f = 0; f < d->F; f++) {
+        ef = s * share[f] - u[f];
+        gg += g[f] * g[f];
+        ee += ef * ef;
+        gs += g[f];
+        eg += ef * g[f];
+    }
+    if (!(gg > 0))
         return 0;
-    excess_of(d, s, share, e);
-    r = cosine(e, d->acc_prof + 3 * d->F, d->F) >= AD_ACCEPT_SIMILAR;
-    if (e != ex)
-        free(e);
-    return r;
+    if (ee > 0 && eg / sqrt(ee * gg) >= AD_ACCEPT_SIMILAR)
+        return 1;
+    a = eg > 0 ? eg / sqrt(gg) : 0;         /* along the unit profile */
+    return s - a * gs / sqrt(gg) <= thr;
 }
 
 /* Keep only the current alert's scores in the acceptance ring: the chain's
@@ -1156,7 +1160,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     /* untrusted: never teaches; hard: also stops regime acceptance */
     double thr = ad_threshold_value(d->thr);
     /* a window like an accepted regime is judged against its threshold */
-    int like = s > thr && like_regime(d, s, share);
+    int like = s > thr && like_regime(d, s, thr, share);
     ad_alert_obs o = { s, like ? d->regime_thr : thr, p, L, share };
     ad_alert al;
     int r = ad_alerter_step_obs(d->alert, ts, &o, &al);
@@ -1367,6 +1371,7 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     }
     st->model_gen = d->gen;
     snprintf(st->model_id, sizeof(st->model_id), "%s", d->model ? d->model->id : "");
+    st->regime_threshold = d->regime_thr > 0 ? d->regime_thr : NAN;
 }
 
 void ad_detector_summarize(const ad_detector *d, ad_detector_summary *b)

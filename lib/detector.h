@@ -100,10 +100,11 @@
  * the last ~1000 windows judged normal, summed over its alerts);
  * AD_EV_ACCEPTED reports the regime's threshold (threshold) and the
  * stream's (prev_threshold). Afterwards a window above the threshold but
- * at most the regime's, whose excess profile has cosine >= 0.8 with the
- * regime's, is judged against the regime's threshold (stats
- * windows_regime); others against the threshold. Without shares the level
- * alone decides. With continual learning the regime's kept alert windows
+ * at most the regime's is judged against the regime's threshold (stats
+ * windows_regime) when its excess error e has cosine >= 0.8 with the
+ * regime's profile g, or its score less the regime's part (max(0, e.g)
+ * along the unit g) is within the threshold; others against the
+ * threshold. Without shares the level alone decides. With continual learning the regime's kept alert windows
  * join the normal set and a fine-tune is due at once
  * (ad_adapt_alerts_accepted); a promotion ends the regime (the candidate's
  * threshold is fitted on its windows too). An alert raised later needs k
@@ -283,6 +284,7 @@ typedef struct ad_detector_stats {
     uint64_t calib_failures;    /* failed fits (reported or not) */
     uint64_t accepted;          /* regimes accepted */
     uint64_t windows_regime;    /* windows judged against an accepted regime's threshold */
+    double regime_threshold;    /* the accepted regime's threshold; NAN: none */
     uint64_t windows_absurd;    /* values rejected at windowing: scaled
                                  * magnitude > AD_SCALED_MAX (window.h) */
     uint64_t window_resets;     /* window ring restarted after a gap row */
