@@ -284,7 +284,8 @@ typedef struct ad_detector_stats {
     uint64_t calib_failures;    /* failed fits (reported or not) */
     uint64_t accepted;          /* regimes accepted */
     uint64_t windows_regime;    /* windows judged against an accepted regime's threshold */
-    double regime_threshold;    /* the accepted regime's threshold; NAN: none */
+    double regime_threshold;    /* the newest accepted regime's threshold; NAN: none */
+    int regimes;                /* accepted regimes remembered (at most 4) */
     uint64_t windows_absurd;    /* values rejected at windowing: scaled
                                  * magnitude > AD_SCALED_MAX (window.h) */
     uint64_t window_resets;     /* window ring restarted after a gap row */
