@@ -99,8 +99,10 @@
  * error s * share[f] minus the usual per-feature error, a running mean over
  * the last ~1000 windows judged normal, summed over its alerts);
  * AD_EV_ACCEPTED reports the regime's threshold (threshold) and the
- * stream's (prev_threshold). Afterwards a window above the threshold but
- * at most the regime's is judged against the regime's threshold (stats
+ * stream's (prev_threshold). Up to AD_REGIMES (4) regimes are remembered
+ * (one resembling the new one is replaced, else a free slot, else the
+ * oldest). Afterwards a window above the threshold but at most a regime's
+ * is judged against the most recent such regime's threshold (stats
  * windows_regime) when its excess error e has cosine >= 0.8 with the
  * regime's profile g, or its score less the regime's part (max(0, e.g)
  * along the unit g) is within the threshold; others against the
