@@ -114,6 +114,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     add_num_or_null(rg, "threshold", st.regime_threshold);
     cJSON_AddNumberToObject(rg, "accepted", (double)st.accepted);
     cJSON_AddNumberToObject(rg, "windows", (double)st.windows_regime);
+    cJSON_AddNumberToObject(rg, "remembered", (double)st.regimes);
     command_state_json(s, &st, o);
     cJSON_AddStringToObject(o, "updated", iso);
     publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 1);

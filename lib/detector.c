@@ -389,7 +389,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->srow = malloc((size_t)F * sizeof(float));
     if (cfg->alert.accept_after > 0) {
         d->acc = malloc(3 * (size_t)cfg->alert.accept_after * sizeof(double));
-        d->acc_prof = calloc(4 * (size_t)F, sizeof(double));
+        d->acc_prof = calloc((3 + AD_REGIMES) * (size_t)F, sizeof(double));
     }
     if (d->key == NULL || d->features == NULL || d->row == NULL || d->srow == NULL ||
         (cfg->alert.accept_after > 0 && (d->acc == NULL || d->acc_prof == NULL)) ||
@@ -909,18 +909,25 @@ void det_acc_reset(ad_detector *d)
 {
     det_acc_chain_reset(d);
     if (d->acc_prof)
-        memset(d->acc_prof + 2 * d->F, 0, 2 * (size_t)d->F * sizeof(double));
+        memset(d->acc_prof + 2 * d->F, 0, (1 + AD_REGIMES) * (size_t)d->F * sizeof(double));
     d->acc_norm_n = 0;
-    d->regime_thr = 0;
+    memset(d->regime_thr, 0, sizeof(d->regime_thr));
 }
 
-/* The usual error profile and an accepted regime, for the state file:
- * {"usual":[F],"usual_n":n[,"regime_threshold":t,"regime_profile":[F]]}
- * (NULL when acceptance is off or nothing was learned). */
+/* Regime i's profile (F). */
+static double *regime_prof(const ad_detector *d, int i)
+{
+    return d->acc_prof + (size_t)(3 + i) * (size_t)d->F;
+}
+
+/* The usual error profile and the accepted regimes, for the state file:
+ * {"usual":[F],"usual_n":n,"regimes":[{"threshold":t,"profile":[F]},..]}
+ * oldest regime first (NULL when acceptance is off or nothing was learned). */
 cJSON *det_acc_save(const ad_detector *d)
 {
-    cJSON *o, *a;
-    int f;
+    cJSON *o, *a, *rs;
+    uint64_t last = 0;
+    int f, k;
 
     if (d->acc_prof == NULL || d->acc_norm_n == 0 || (o = cJSON_CreateObject()) == NULL)
         return NULL;
@@ -928,11 +935,24 @@ cJSON *det_acc_save(const ad_detector *d)
     for (f = 0; a && f < d->F; f++)
         cJSON_AddItemToArray(a, cJSON_CreateNumber(d->acc_prof[2 * d->F + f]));
     cJSON_AddNumberToObject(o, "usual_n", (double)d->acc_norm_n);
-    if (d->regime_thr > 0) {
-        cJSON_AddNumberToObject(o, "regime_threshold", d->regime_thr);
-        a = cJSON_AddArrayToObject(o, "regime_profile");
+    rs = cJSON_AddArrayToObject(o, "regimes");
+    for (k = 0; rs && k < AD_REGIMES; k++) {
+        int i = -1, j;
+        cJSON *r;
+        for (j = 0; j < AD_REGIMES; j++)    /* the k-th oldest */
+            if (d->regime_thr[j] > 0 && (i < 0 || d->regime_seq[j] < d->regime_seq[i]) &&
+                (k == 0 || d->regime_seq[j] > last))
+                i = j;
+        if (i < 0)
+            break;
+        last = d->regime_seq[i];
+        if ((r = cJSON_CreateObject()) == NULL)
+            break;
+        cJSON_AddItemToArray(rs, r);
+        cJSON_AddNumberToObject(r, "threshold", d->regime_thr[i]);
+        a = cJSON_AddArrayToObject(r, "profile");
         for (f = 0; a && f < d->F; f++)
-            cJSON_AddItemToArray(a, cJSON_CreateNumber(d->acc_prof[3 * d->F + f]));
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(regime_prof(d, i)[f]));
     }
     return o;
 }
@@ -958,24 +978,35 @@ static int read_vec(const cJSON *a, int F, double *out)
 void det_acc_restore(ad_detector *d, const cJSON *o)
 {
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "usual_n");
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "regime_threshold");
-    double *u, *g;
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(o, "regimes"), *r;
+    double *u;
+    int k = 0;
 
     if (d->acc_prof == NULL || !cJSON_IsObject(o) || !cJSON_IsNumber(n) ||
         !(n->valuedouble >= 1))
         return;
     u = d->acc_prof + 2 * d->F;
-    g = d->acc_prof + 3 * d->F;
     if (read_vec(cJSON_GetObjectItemCaseSensitive(o, "usual"), d->F, u) != 0) {
         memset(u, 0, (size_t)d->F * sizeof(double));
         return;
     }
     d->acc_norm_n = n->valuedouble > 1000 ? 1000 : (uint64_t)n->valuedouble;
-    if (cJSON_IsNumber(t) && isfinite(t->valuedouble) && t->valuedouble > 0 &&
-        read_vec(cJSON_GetObjectItemCaseSensitive(o, "regime_profile"), d->F, g) == 0)
-        d->regime_thr = t->valuedouble;
-    else
-        memset(g, 0, (size_t)d->F * sizeof(double));
+    if (!cJSON_IsArray(rs))
+        return;
+    cJSON_ArrayForEach(r, rs) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "threshold");
+        if (k == AD_REGIMES)
+            break;
+        if (!cJSON_IsNumber(t) || !isfinite(t->valuedouble) || !(t->valuedouble > 0) ||
+            read_vec(cJSON_GetObjectItemCaseSensitive(r, "profile"), d->F,
+                     regime_prof(d, k)) != 0) {
+            memset(regime_prof(d, k), 0, (size_t)d->F * sizeof(double));
+            continue;
+        }
+        d->regime_thr[k] = t->valuedouble;
+        d->regime_seq[k] = ++d->regime_n;
+        k++;
+    }
 }
 
 static double cosine(const double *a, const double *b, int F)
@@ -1013,13 +1044,14 @@ static double acc_similarity(const ad_detector *d)
  * thr (what decides near it, where a little noise turns the direction). A
  * fault on another feature fails both. Without error shares only the level
  * can tell. */
-static int like_regime(const ad_detector *d, double s, double thr, const float *share)
+/* The same test against regime i; 1 when the window is like it. */
+static int like_one(const ad_detector *d, int i, double s, double thr, const float *share)
 {
-    const double *u = d->acc_prof + 2 * d->F, *g = d->acc_prof + 3 * d->F;
+    const double *u = d->acc_prof + 2 * d->F, *g = regime_prof(d, i);
     double gg = 0, ee = 0, eg = 0, gs = 0, a, ef;
     int f;
 
-    if (!(d->regime_thr > 0) || !(s <= d->regime_thr))
+    if (!(d->regime_thr[i] > 0) || !(s <= d->regime_thr[i]))
         return 0;
     if (share == NULL)
         return 1;
@@ -1036,6 +1068,18 @@ static int like_regime(const ad_detector *d, double s, double thr, const float *
         return 1;
     a = eg > 0 ? eg / sqrt(gg) : 0;         /* along the unit profile */
     return s - a * gs / sqrt(gg) <= thr;
+}
+
+/* The accepted regime this window is like, the most recent first; -1: none. */
+static int like_regime(const ad_detector *d, double s, double thr, const float *share)
+{
+    int i, best = -1;
+
+    for (i = 0; i < AD_REGIMES; i++)
+        if (like_one(d, i, s, thr, share) &&
+            (best < 0 || d->regime_seq[i] > d->regime_seq[best]))
+            best = i;
+    return best;
 }
 
 /* Keep only the current alert's scores in the acceptance ring: the chain's
@@ -1075,9 +1119,36 @@ static void acc_alert_ended(ad_detector *d)
 
 /* The active alert has lasted accept_after windows: accept the change when
  * it is stable (see REGIME ACCEPTANCE). Returns 1 when accepted. */
+/* The slot for a regime being accepted (its profile: the chain's, in
+ * acc_prof[0..2F)): one it resembles, else a free one, else the oldest. */
+static int regime_slot(const ad_detector *d)
+{
+    double v[64] = { 0 }, *w = v;
+    int i, f, slot = -1, oldest = 0;
+
+    if (d->F > 64 && (w = malloc((size_t)d->F * sizeof(double))) == NULL)
+        w = NULL;
+    for (f = 0; w && f < d->F; f++)
+        w[f] = d->acc_prof[f] + d->acc_prof[d->F + f];
+    for (i = 0; w && slot < 0 && i < AD_REGIMES; i++)
+        if (d->regime_thr[i] > 0 && cosine(w, regime_prof(d, i), d->F) >= AD_ACCEPT_SIMILAR)
+            slot = i;
+    if (w != v)
+        free(w);
+    if (slot >= 0)
+        return slot;
+    for (i = 0; i < AD_REGIMES; i++)
+        if (!(d->regime_thr[i] > 0))
+            return i;
+    for (i = 1; i < AD_REGIMES; i++)
+        if (d->regime_seq[i] < d->regime_seq[oldest])
+            oldest = i;
+    return oldest;
+}
+
 static int try_accept(ad_detector *d, int64_t ts, double p, double L)
 {
-    int A = d->cfg.alert.accept_after, h = A / 2, i, how = 0;
+    int A = d->cfg.alert.accept_after, h = A / 2, i, how = 0, slot;
     double *x = d->acc + A, *tmp = d->acc + 2 * A;
     double med, s_r, m1, m2, s_c, k = d->cfg.alert.accept_spread, old, nw;
     char err[160];
@@ -1118,10 +1189,13 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
         return 0;
     }
     /* The regime's profile and threshold: windows like it are judged
-     * against nw, every other window still against the threshold. */
+     * against nw, every other window still against the threshold. It takes
+     * the place of a regime it resembles, else a free one, else the oldest. */
+    slot = regime_slot(d);
     for (i = 0; i < d->F; i++)
-        d->acc_prof[3 * d->F + i] = d->acc_prof[i] + d->acc_prof[d->F + i];
-    d->regime_thr = nw;
+        regime_prof(d, slot)[i] = d->acc_prof[i] + d->acc_prof[d->F + i];
+    d->regime_thr[slot] = nw;
+    d->regime_seq[slot] = ++d->regime_n;
     /* the chain's earlier alerts were this regime too: no longer true
      * alerts a candidate model must keep raising; and the model should
      * learn the regime once A windows of it were judged normal */
@@ -1160,8 +1234,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     /* untrusted: never teaches; hard: also stops regime acceptance */
     double thr = ad_threshold_value(d->thr);
     /* a window like an accepted regime is judged against its threshold */
-    int like = s > thr && like_regime(d, s, thr, share);
-    ad_alert_obs o = { s, like ? d->regime_thr : thr, p, L, share };
+    int ri = s > thr ? like_regime(d, s, thr, share) : -1, like = ri >= 0;
+    ad_alert_obs o = { s, like ? d->regime_thr[ri] : thr, p, L, share };
     ad_alert al;
     int r = ad_alerter_step_obs(d->alert, ts, &o, &al);
     int exceeded = ad_alerter_last_exceeded(d->alert);
@@ -1347,6 +1421,7 @@ const char *const *ad_detector_features(const ad_detector *d)
 void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
 {
     const ad_alert *a = ad_alerter_active(d->alert);
+    uint64_t newest = 0;
 
     *st = d->st;
     st->phase = d->phase;
@@ -1371,7 +1446,17 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     }
     st->model_gen = d->gen;
     snprintf(st->model_id, sizeof(st->model_id), "%s", d->model ? d->model->id : "");
-    st->regime_threshold = d->regime_thr > 0 ? d->regime_thr : NAN;
+    st->regime_threshold = NAN;
+    st->regimes = 0;
+    for (int i = 0; i < AD_REGIMES; i++) {
+        if (!(d->regime_thr[i] > 0))
+            continue;
+        st->regimes++;
+        if (!isfinite(st->regime_threshold) || d->regime_seq[i] > newest) {
+            st->regime_threshold = d->regime_thr[i];
+            newest = d->regime_seq[i];
+        }
+    }
 }
 
 void ad_detector_summarize(const ad_detector *d, ad_detector_summary *b)

@@ -99,8 +99,10 @@
  * error s * share[f] minus the usual per-feature error, a running mean over
  * the last ~1000 windows judged normal, summed over its alerts);
  * AD_EV_ACCEPTED reports the regime's threshold (threshold) and the
- * stream's (prev_threshold). Afterwards a window above the threshold but
- * at most the regime's is judged against the regime's threshold (stats
+ * stream's (prev_threshold). Up to AD_REGIMES (4) regimes are remembered
+ * (one resembling the new one is replaced, else a free slot, else the
+ * oldest). Afterwards a window above the threshold but at most a regime's
+ * is judged against the most recent such regime's threshold (stats
  * windows_regime) when its excess error e has cosine >= 0.8 with the
  * regime's profile g, or its score less the regime's part (max(0, e.g)
  * along the unit g) is within the threshold; others against the
@@ -284,7 +286,8 @@ typedef struct ad_detector_stats {
     uint64_t calib_failures;    /* failed fits (reported or not) */
     uint64_t accepted;          /* regimes accepted */
     uint64_t windows_regime;    /* windows judged against an accepted regime's threshold */
-    double regime_threshold;    /* the accepted regime's threshold; NAN: none */
+    double regime_threshold;    /* the newest accepted regime's threshold; NAN: none */
+    int regimes;                /* accepted regimes remembered (at most 4) */
     uint64_t windows_absurd;    /* values rejected at windowing: scaled
                                  * magnitude > AD_SCALED_MAX (window.h) */
     uint64_t window_resets;     /* window ring restarted after a gap row */

@@ -17,6 +17,9 @@
 #include "train.h"
 #include "window.h"
 
+/* Accepted regimes a detector remembers (ACCEPTANCE). */
+#define AD_REGIMES 4
+
 struct ad_detector {
     ad_detector_cfg cfg;
     uint64_t hash;
@@ -59,14 +62,16 @@ struct ad_detector {
     int acc_len, acc_head;
     int acc_quiet;               /* windows without an alert since the chain's last */
     int64_t acc_since;           /* start of the chain's first alert */
-    double *acc_prof;            /* 4F: [0,F) excess error profile summed over
-                                    the chain's earlier alerts, [F,2F) over
-                                    the current one, [2F,3F) the usual
-                                    per-feature error, [3F,4F) the accepted
-                                    regime's profile (ACCEPTANCE) */
+    double *acc_prof;            /* (3 + AD_REGIMES) F: [0,F) excess error
+                                    profile summed over the chain's earlier
+                                    alerts, [F,2F) over the current one,
+                                    [2F,3F) the usual per-feature error, then
+                                    the accepted regimes' profiles */
     uint64_t acc_norm_n;         /* windows in the usual error (capped) */
-    double regime_thr;           /* > 0: threshold for windows like the
-                                    accepted regime */
+    double regime_thr[AD_REGIMES];   /* > 0: threshold for windows like
+                                        accepted regime i */
+    uint64_t regime_seq[AD_REGIMES]; /* acceptance order (the oldest goes) */
+    uint64_t regime_n;               /* acceptances so far (the order) */
     int acc_prev, acc_cur;       /* ring entries of earlier alerts / current */
     int acc_alerts;              /* alerts in the chain (the current one too) */
     /* event time */

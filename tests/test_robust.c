@@ -20,6 +20,7 @@
  *     quiet; without accept_gap every recurrence alerts; alerts that look
  *     different are not pooled;
  *   - a ramp is not accepted while it still rises (accept_trend);
+ *   - two regimes accepted one after the other are both remembered;
  *   - alerts on the anomaly probability: a spike alerts, a level shift
  *     alerts and then clears by itself while the raw threshold stays
  *     exceeded; probability and log-likelihood in events and JSON.
@@ -396,6 +397,33 @@ static void test_regime_keeps_sensitivity(void)
     free_models();
 }
 
+/* Two regimes, a on 5 (rows 100-199) then b on 5 (rows 250-349), each
+ * accepted; both are remembered: a on 5 again (rows 400-449) and b on 5
+ * again (rows 500-549) raise nothing. */
+static void test_two_regimes(void)
+{
+    ad_detector *d = accept_detector(30, 0, 3, 0.25);
+    ad_detector_stats st;
+    run r;
+    int i;
+
+    memset(&r, 0, sizeof(r));
+    rng = 17;
+    for (i = 0; d && i < 600; i++) {
+        int ra = (i >= 100 && i < 200) || (i >= 400 && i < 450);
+        int rb = (i >= 250 && i < 350) || (i >= 500 && i < 550);
+        step2(d, 1000 * i, (ra ? 5 : 1) + 0.05 * noise(), (rb ? 5 : 1) + 0.05 * noise(), &r);
+    }
+    if (d)
+        ad_detector_get_stats(d, &st);
+    T_CHECK(d && r.count[AD_EV_ACCEPTED] == 2 && r.count[AD_EV_ALERT_RAISED] == 2 &&
+            st.regimes == 2,
+            "two regimes: accepted %d, raised %d, remembered %d", r.count[AD_EV_ACCEPTED],
+            r.count[AD_EV_ALERT_RAISED], d ? st.regimes : -1);
+    ad_detector_free(d);
+    free_models();
+}
+
 /* The accepted regime survives a restart (the state file): a detector
  * restored at row 200 judges the regime's windows against its threshold
  * and still alerts on the fault on b. */
@@ -412,7 +440,7 @@ static void test_regime_restored(void)
     for (i = 0; d && i < 200; i++)
         step2(d, 1000 * i, (i >= 100 ? 5 : 1) + 0.05 * noise(), 1 + 0.05 * noise(), &r);
     state = d ? ad_detector_save(d) : NULL;
-    T_CHECK(state && strstr(state, "\"regime_threshold\""), "state holds the regime: %.200s",
+    T_CHECK(state && strstr(state, "\"regimes\":[{\"threshold\""), "state holds the regime: %.200s",
             state ? state : "(none)");
     d2 = accept_detector(30, 0, 3, 0.25);
     rc = d2 && state ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
@@ -606,6 +634,7 @@ int main(void)
     T_RUN(test_regime_acceptance);
     T_RUN(test_regime_keeps_sensitivity);
     T_RUN(test_regime_restored);
+    T_RUN(test_two_regimes);
     T_RUN(test_recurring_regime);
     T_RUN(test_ramp_not_accepted);
     T_RUN(test_probability_alerts);
