@@ -980,19 +980,24 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "usual_n");
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(o, "regimes"), *r;
     double *u;
-    int k = 0;
+    int k = 0, i = 0;
 
-    if (d->acc_prof == NULL || !cJSON_IsObject(o) || !cJSON_IsNumber(n) ||
-        !(n->valuedouble >= 1))
+    if (d->acc_prof == NULL || o == NULL)
         return;
     u = d->acc_prof + 2 * d->F;
-    if (read_vec(cJSON_GetObjectItemCaseSensitive(o, "usual"), d->F, u) != 0) {
+    if (!cJSON_IsObject(o) || !cJSON_IsNumber(n) || !(n->valuedouble >= 1) ||
+        read_vec(cJSON_GetObjectItemCaseSensitive(o, "usual"), d->F, u) != 0) {
         memset(u, 0, (size_t)d->F * sizeof(double));
+        ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.usual/usual_n not %d "
+               "finite numbers and a count >= 1: ignored, relearned", d->key, d->F);
         return;
     }
     d->acc_norm_n = n->valuedouble > 1000 ? 1000 : (uint64_t)n->valuedouble;
-    if (!cJSON_IsArray(rs))
+    if (rs != NULL && !cJSON_IsArray(rs)) {
+        ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.regimes is not an array: "
+               "ignored", d->key);
         return;
+    }
     cJSON_ArrayForEach(r, rs) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "threshold");
         if (k == AD_REGIMES)
@@ -1001,11 +1006,16 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
             read_vec(cJSON_GetObjectItemCaseSensitive(r, "profile"), d->F,
                      regime_prof(d, k)) != 0) {
             memset(regime_prof(d, k), 0, (size_t)d->F * sizeof(double));
+            ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.regimes[%d] needs a "
+                   "threshold > 0 and a profile of %d finite numbers: ignored", d->key, i,
+                   d->F);
+            i++;
             continue;
         }
         d->regime_thr[k] = t->valuedouble;
         d->regime_seq[k] = ++d->regime_n;
         k++;
+        i++;
     }
 }
 

@@ -431,7 +431,7 @@ static void test_regime_restored(void)
 {
     ad_detector *d = accept_detector(30, 0, 3, 0.25), *d2;
     ad_detector_stats st;
-    char *state = NULL, err[200];
+    char *state = NULL, err[200], *p, *bad;
     run r;
     int i, rc;
 
@@ -457,6 +457,27 @@ static void test_regime_restored(void)
             r.ev[nth_ev(&r, AD_EV_ALERT_RAISED, 0)].alert.start_ms >= 250000,
             "after the restore: %d raises (the fault only), %llu windows judged as the regime",
             r.count[AD_EV_ALERT_RAISED], d2 ? (unsigned long long)st.windows_regime : 0ULL);
+    /* a damaged regime in the state file: named in a warning, dropped; the
+     * rest of the state is restored */
+    if (state && (p = strstr(state, "\"regimes\":[{\"threshold\":")) != NULL &&
+        (bad = malloc(strlen(state) + 2)) != NULL) {
+        ad_detector *d3 = accept_detector(30, 0, 3, 0.25);
+        size_t at = (size_t)(p - state) + strlen("\"regimes\":[{\"threshold\":");
+        memcpy(bad, state, at);                 /* the threshold made negative */
+        bad[at] = '-';
+        strcpy(bad + at + 1, state + at);
+        warnings = 0;
+        ad_log_set(count_log, NULL);
+        rc = d3 ? ad_detector_restore(d3, bad, err, sizeof(err)) : -1;
+        ad_log_set(NULL, NULL);
+        if (d3)
+            ad_detector_get_stats(d3, &st);
+        T_CHECK(rc == 0 && warnings == 1 && st.regimes == 0 && st.phase == AD_PHASE_DETECTING,
+                "damaged regime: restore %d, %d warning(s), %d regimes, detecting %d", rc,
+                warnings, d3 ? st.regimes : -1, d3 ? st.phase == AD_PHASE_DETECTING : 0);
+        ad_detector_free(d3);
+        free(bad);
+    }
     free(state);
     ad_detector_free(d);
     ad_detector_free(d2);
