@@ -139,7 +139,7 @@ class Watch:
                         top(m.get("top_features")), aid))
 
 
-class Stop(Exception):
+class Stop(BaseException):   # not swallowed by a library's "except Exception"
     pass
 
 
