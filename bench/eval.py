@@ -299,6 +299,7 @@ def markdown(summary):
                 ("false alerts per stream-week", lambda g: fmt(g["false_per_week"], 1)),
                 ("absorb events absorbed", lambda g: frac(g["absorbed"], g["absorb_events"])),
                 ("accepted clears (reason)", lambda g: frac(g["accepted_clears"], g["absorb_events"])),
+                ("faults that end closed as accepted", lambda g: frac(g["fault_accepted"], g["fault_ending"])),
                 ("stuck/dropout flagged as data quality", lambda g: frac(g["dq_flagged"], g["dq_events"])),
                 ("model alerts on stuck/dropout", lambda g: str(g["alerts_on_dq"]))]
         for label, f in rows:

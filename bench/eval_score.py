@@ -32,6 +32,10 @@ Rules (declared here, applied to every stream and mode alike):
   if it lasts longer, is false. Absorbed = no false alert on it.
 - Any other alert is a false alert.
 - Event precision = alerts matching must-alert events / (those + false).
+- Faults accepted: must-alert events with an end whose alert was closed
+  as an accepted new normal (regime acceptance took a passing fault for a
+  regime). A fault that lasts to the end of the stream (persistent) may be
+  accepted by design and is not counted.
 
   eval_score.py SIDECAR.json EVENTS.jsonl   prints the stream's JSON
 """
@@ -135,6 +139,11 @@ def score(side, lines):
             if e["alerts"]:
                 out["delay_s"] = max(0, min(a["start"] for a in e["alerts"]) - e["onset_ms"]) / 1000.0
                 out["top_features"] = e["alerts"][0]["top"]
+            # a fault that ends, closed as an accepted new normal: the
+            # detector now takes it (and faults like it) for a regime
+            out["ends"] = e["end_ms"] is not None
+            out["accepted"] = (e["end_ms"] is not None and
+                               any(a["reason"] == "accepted" for a in e["alerts"]))
         elif e["expect"] == "data_quality":
             lo, hi = e["onset_ms"], e["onset_ms"] + 2000 * (e["defining_s"] or 0)
             ok = [f for f in dq if lo <= f["ts"] <= hi
@@ -187,6 +196,8 @@ def aggregate(results):
     agg = {
         "streams": len(results), "stream_days": round(days, 3),
         "fault_events": len(faults), "fault_detected": len(det),
+        "fault_ending": sum(1 for e in faults if e.get("ends")),
+        "fault_accepted": sum(1 for e in faults if e.get("accepted")),
         "recall": len(det) / len(faults) if faults else None,
         "precision": tp / (tp + fa) if tp + fa else None,
         "alerts": sum(r["alerts"] for r in results), "false_alerts": fa,

@@ -1156,6 +1156,8 @@ static int regime_slot(const ad_detector *d)
     return oldest;
 }
 
+#define AD_ACCEPT_TREND_MIN 30    /* windows per half to judge a trend */
+
 static int try_accept(ad_detector *d, int64_t ts, double p, double L)
 {
     int A = d->cfg.alert.accept_after, h = A / 2, i, how = 0, slot;
@@ -1178,6 +1180,20 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
     s_c = accept_ref_spread(d);
     if (!(s_r <= k * s_c) || !(m2 - m1 <= k * s_c))
         return 0;
+    if (d->cfg.alert.accept_trend > 0 && d->acc_prev > 0) {
+        /* a chain of recurrences: the halves of the ring mix alerts of
+         * different levels; a ramp shows inside the current alert */
+        int c = d->acc_cur < A ? d->acc_cur : A, hc = c / 2;
+        if (c >= 2 * AD_ACCEPT_TREND_MIN) {
+            memcpy(tmp, x + (A - c), (size_t)c * sizeof(double));
+            med = ad_quantile(tmp, (size_t)c, 0.5);
+            memcpy(tmp, x + (A - c), (size_t)c * sizeof(double));
+            m1 = ad_quantile(tmp, (size_t)hc, 0.5);
+            m2 = ad_quantile(tmp + hc, (size_t)(c - hc), 0.5);
+        } else {
+            m1 = m2 = 0;            /* too short to rise */
+        }
+    }
     if (d->cfg.alert.accept_trend > 0) {
         ad_thr_info in;
         double base;
@@ -1192,6 +1208,25 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
     }
     if (d->acc_prev > 0 && d->acc_alerts < AD_ACCEPT_RECUR)
         return 0;                   /* two alerts alike are not yet a pattern */
+    if (d->acc_prev > 0) {
+        /* The latest recurrence is judged on enough of it (A / RECUR
+         * windows, or all of it once it ended) and must sit at the level
+         * of the chain's earlier alerts: different faults a day apart can
+         * share an error profile (most raise every sensor's error), not
+         * their level. */
+        int c = d->acc_cur < A ? d->acc_cur : A;
+        if (c < A / AD_ACCEPT_RECUR && ad_alerter_active(d->alert) != NULL)
+            return 0;
+        if (c > 0 && c < A) {
+            double mc, mp;
+            memcpy(tmp, x + (A - c), (size_t)c * sizeof(double));
+            mc = ad_quantile(tmp, (size_t)c, 0.5);
+            memcpy(tmp, x, (size_t)(A - c) * sizeof(double));
+            mp = ad_quantile(tmp, (size_t)(A - c), 0.5);
+            if (!(fabs(mc - mp) <= k * s_c))
+                return 0;           /* not at the earlier recurrences' level */
+        }
+    }
     old = ad_threshold_value(d->thr);
     if (ad_threshold_rebase_value(d->thr, x, (size_t)A, d->model ? d->model->training : NULL,
                                   &nw, &how, err, sizeof(err)) != 0) {
@@ -1266,7 +1301,9 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         e->threshold = thr;
         e->probability = p;
         e->log_likelihood = L;
-        if (A > 0)
+        /* a recurrence shorter than A / RECUR windows is judged once it
+         * ended (ACCEPTANCE) */
+        if (A > 0 && !(d->acc_prev > 0 && d->acc_len == A && !hard && try_accept(d, ts, p, L)))
             acc_alert_ended(d);
     }
     if (r & AD_ALERT_RAISED) {

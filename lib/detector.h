@@ -118,7 +118,10 @@
  * keeps the chain's alert scores, the test above runs on them, and it needs
  * at least 3 alerts in the chain (or one alert of A windows). An alert
  * whose excess profile has cosine < 0.8 with the chain's starts a chain of
- * its own. Acceptance withdraws the chain's earlier true alerts from the
+ * its own. The latest alert is judged once it lasted A/3 windows (or when
+ * it clears, if shorter): its median score within accept_spread * s_c of
+ * the median of the chain's earlier alerts, and the trend test on its own
+ * scores (halves of at least 30 windows; shorter: no trend). Acceptance withdraws the chain's earlier true alerts from the
  * learner (a candidate may silence them).
  *
  * CALIBRATION FAILURES. When a fit fails (too few scores, POT peaks) the

@@ -543,6 +543,37 @@ static void test_recurring_regime(void)
     free_models();
 }
 
+/* Recurrences on a as in recurring_run, the third at level 6 instead of 3:
+ * another fault of the same sensor a recurrence apart. The chain's profile
+ * cannot tell it (both raise a's error); its level can: it must not be
+ * accepted, and the regime accepted later is the level-3 one. */
+static void test_recurrence_other_level(void)
+{
+    ad_detector *d = accept_detector(30, 60, 3, 0.25);
+    run r;
+    int i, k, ic, acc_k = -1;
+    double acc_peak = 0;
+
+    memset(&r, 0, sizeof(r));
+    rng = 5;
+    for (i = 0; d && i < 460; i++) {
+        int on = i >= 100 && (i - 100) % 60 < 15, n = (i - 100) / 60;
+        double a = on ? (n == 2 ? 6 : 3) : 1;
+        step2(d, 1000 * i, a + 0.05 * noise(), 1 + 0.05 * noise(), &r);
+    }
+    for (k = 0; (ic = nth_ev(&r, AD_EV_ALERT_CLEARED, k)) >= 0; k++)
+        if (r.ev[ic].alert.reason == AD_CLOSE_ACCEPTED && acc_k < 0) {
+            acc_k = k;
+            acc_peak = r.ev[ic].alert.peak_score;
+        }
+    T_CHECK(acc_k != 2, "the level-6 recurrence is not closed as accepted (accepted at "
+            "alert %d)", acc_k);
+    T_CHECK(acc_k > 2 && acc_peak < 4.5, "a later level-3 recurrence is (alert %d, peak %.3g)",
+            acc_k, acc_peak);
+    ad_detector_free(d);
+    free_models();
+}
+
 /* a ramps from 1 by 0.1 per row from row 100 to row 160, then stays */
 static int ramp_accepted_at(double trend)
 {
@@ -657,6 +688,7 @@ int main(void)
     T_RUN(test_regime_restored);
     T_RUN(test_two_regimes);
     T_RUN(test_recurring_regime);
+    T_RUN(test_recurrence_other_level);
     T_RUN(test_ramp_not_accepted);
     T_RUN(test_probability_alerts);
     return t_done();

@@ -35,7 +35,7 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT INT TERM
 
 for s in 1 2 3 4; do
-    "$PYTHON" "$SIM" --seed "$s" --days 5 --out "$TMP/p$s.csv"
+    "$PYTHON" "$SIM" --seed "$s" --days 7 --out "$TMP/p$s.csv"
 done
 { cat "$TMP/p1.csv"; for s in 2 3 4; do tail -n +2 "$TMP/p$s.csv"; done; } > "$TMP/pump_normal.csv"
 
