@@ -170,6 +170,50 @@ static void detector_fams(ad_buf *b, ad_daemon *dd)
         label(b, g->dets[i].c->name);
         ad_buf_printf(b, "\"} %llu\n", (unsigned long long)n);
     }
+    /* what continual learning, regime acceptance and data quality did:
+     * sums over the detector's live streams (gauges: an evicted stream's
+     * part leaves with it), one pass over the streams */
+    {
+        enum { NSF = 7 };
+        static const struct { const char *name, *help; } sf[NSF] = {
+            { "detector_regimes_remembered", "Accepted regimes the live streams remember." },
+            { "detector_regimes_accepted", "Regimes accepted by the live streams." },
+            { "detector_windows_regime", "Windows judged against an accepted regime's threshold." },
+            { "detector_dq_open", "Open data-quality conditions of the live streams." },
+            { "detector_models_promoted", "Candidate models promoted by the live streams." },
+            { "detector_models_rejected", "Candidate models rejected by the live streams." },
+            { "detector_candidates_in_shadow", "Streams with a candidate model in shadow." },
+        };
+        uint64_t *sum = calloc((size_t)g->n * NSF + 1, sizeof *sum);
+        if (!sum) {
+            b->oom = 1;
+            return;
+        }
+        for (int i = 0; i < g->n; i++) {
+            uint64_t *v = sum + (size_t)i * NSF;
+            MAP_FOREACH(&g->dets[i].streams, s) {
+                ad_detector_stats st;
+                if (!s->d) continue;
+                ad_detector_get_stats(s->d, &st);
+                v[0] += (uint64_t)st.regimes;
+                v[1] += st.accepted;
+                v[2] += st.windows_regime;
+                v[3] += (uint64_t)st.dq_active;
+                v[4] += st.adapt_promoted;
+                v[5] += st.adapt_rejected;
+                v[6] += st.adapt_shadow != 0;
+            }
+        }
+        for (int f = 0; f < NSF; f++) {
+            head(b, sf[f].name, "gauge", sf[f].help);
+            for (int i = 0; i < g->n; i++) {
+                ad_buf_printf(b, "anomalyd_%s{detector=\"", sf[f].name);
+                label(b, g->dets[i].c->name);
+                ad_buf_printf(b, "\"} %llu\n", (unsigned long long)sum[(size_t)i * NSF + f]);
+            }
+        }
+        free(sum);
+    }
     head(b, "detector_streams_refused_total", "counter", "New streams refused at max_streams.");
     for (int i = 0; i < g->n; i++) {
         ad_buf_puts(b, "anomalyd_detector_streams_refused_total{detector=\"");

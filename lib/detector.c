@@ -1160,15 +1160,17 @@ static int regime_slot(const ad_detector *d)
 
 static int try_accept(ad_detector *d, int64_t ts, double p, double L)
 {
-    int A = d->cfg.alert.accept_after, h = A / 2, i, how = 0, slot;
-    double *x = d->acc + A, *tmp = d->acc + 2 * A;
+    /* cap: the ring's size (accept_after); A: the scores in it (cap, or
+     * fewer for a chain of recurrences, see detect) */
+    int cap = d->cfg.alert.accept_after, A = d->acc_len, h = A / 2, i, how = 0, slot;
+    double *x = d->acc + cap, *tmp = d->acc + 2 * cap;
     double med, s_r, m1, m2, s_c, k = d->cfg.alert.accept_spread, old, nw;
     char err[160];
     ad_alert al;
     ad_event *e;
 
     for (i = 0; i < A; i++)
-        x[i] = d->acc[(d->acc_head + i) % A];
+        x[i] = d->acc[(d->acc_head + i) % cap];
     memcpy(tmp, x, (size_t)A * sizeof(double));
     med = ad_quantile(tmp, (size_t)A, 0.5);
     for (i = 0; i < A; i++)
@@ -1215,7 +1217,7 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
          * share an error profile (most raise every sensor's error), not
          * their level. */
         int c = d->acc_cur < A ? d->acc_cur : A;
-        if (c < A / AD_ACCEPT_RECUR && ad_alerter_active(d->alert) != NULL)
+        if (c < cap / AD_ACCEPT_RECUR && ad_alerter_active(d->alert) != NULL)
             return 0;
         if (c > 0 && c < A) {
             double mc, mp;
@@ -1272,6 +1274,18 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
     return 1;
 }
 
+/* Enough scores to judge acceptance: accept_after of one alert, or for a
+ * chain of at least AD_ACCEPT_RECUR recurrences accept_after / RECUR (a
+ * regime that recurs shows itself by recurring: a 30-window alert each
+ * midnight would otherwise need 16 days to pool accept_after windows). */
+static int acc_ready(const ad_detector *d)
+{
+    int A = d->cfg.alert.accept_after;
+
+    return d->acc_len == A || (d->acc_prev > 0 && d->acc_alerts >= AD_ACCEPT_RECUR &&
+                               d->acc_len >= A / AD_ACCEPT_RECUR);
+}
+
 /* DETECTING: one score through the alerter, acceptance and adaptation. */
 static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                    const float *share, int untrusted, int hard)
@@ -1303,7 +1317,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         e->log_likelihood = L;
         /* a recurrence shorter than A / RECUR windows is judged once it
          * ended (ACCEPTANCE) */
-        if (A > 0 && !(d->acc_prev > 0 && d->acc_len == A && !hard && try_accept(d, ts, p, L)))
+        if (A > 0 && !(d->acc_prev > 0 && acc_ready(d) && !hard && try_accept(d, ts, p, L)))
             acc_alert_ended(d);
     }
     if (r & AD_ALERT_RAISED) {
@@ -1352,7 +1366,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                 for (f = 0; f < d->F; f++)
                     d->acc_prof[d->F + f] += s * share[f] - d->acc_prof[2 * d->F + f];
         }
-        if (d->acc_len == A && try_accept(d, ts, p, L))
+        if (acc_ready(d) && try_accept(d, ts, p, L))
             return;
     }
     /* Learn only from windows judged normal: below the threshold and

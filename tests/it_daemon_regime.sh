@@ -17,6 +17,7 @@ it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-regime", "stats_interval_s": 0.5},
  "state_dir": "$D/state", "workers": 1,
+ "metrics": {"textfile": "$D/anomalyd.prom"},
  "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
    "calibration": {"windows": 100}, "quality": {"enabled": false},
@@ -114,6 +115,22 @@ if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 regime.
     it_ok "the state topic shows the accepted regime"
 else
     it_fail "the state topic shows the accepted regime" "$(grep '"regime"' "$D/sub.jsonl" | tail -1)"
+fi
+# the Prometheus text file counts the regime (written every stats interval)
+prom_ok=0
+for i in $(seq 1 40); do
+    if grep -qx 'anomalyd_detector_regimes_accepted{detector="pump"} 1' "$D/anomalyd.prom" 2>/dev/null &&
+       grep -qx 'anomalyd_detector_regimes_remembered{detector="pump"} 1' "$D/anomalyd.prom"; then
+        prom_ok=1
+        break
+    fi
+    sleep 0.25
+done
+if [ $prom_ok = 1 ]; then
+    it_ok "the metrics file counts the accepted and remembered regime"
+else
+    it_fail "the metrics file counts the accepted and remembered regime" \
+        "$(grep regime "$D/anomalyd.prom" 2>&1 | head -4)"
 fi
 pub 330 450
 sleep 2

@@ -531,6 +531,16 @@ static void test_recurring_regime(void)
             r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted);
     ad_detector_free(d);
 
+    /* accept_after 60 with recurrences of 15 windows: a chain of three
+     * recurrences needs 60 / 3 pooled windows, not 60 (four recurrences) */
+    d = accept_detector(60, 60, 3, 0.25);
+    recurring_run(d, &r, -1);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 3 && st.accepted == 1,
+            "accept_after 60, recurrences of 15: %d raises, accepted %llu",
+            r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted);
+    ad_detector_free(d);
+
     /* the second recurrence is on b: it does not continue a's chain, so
      * a's alerts reach three only at the fourth recurrence */
     d = accept_detector(30, 60, 3, 0.25);
