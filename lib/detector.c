@@ -899,6 +899,7 @@ static double accept_ref_spread(const ad_detector *d)
 void det_acc_chain_reset(ad_detector *d)
 {
     d->acc_len = d->acc_head = d->acc_prev = d->acc_cur = d->acc_quiet = d->acc_alerts = 0;
+    d->acc_occ = 0;
     if (d->acc_prof)
         memset(d->acc_prof, 0, 2 * (size_t)d->F * sizeof(double));
 }
@@ -1102,6 +1103,7 @@ static void acc_drop_prev(ad_detector *d)
     d->acc_len = keep;
     d->acc_prev = 0;
     d->acc_alerts = 1;
+    d->acc_occ = 1;
     memset(d->acc_prof, 0, (size_t)d->F * sizeof(double));
 }
 
@@ -1275,14 +1277,16 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
 }
 
 /* Enough scores to judge acceptance: accept_after of one alert, or for a
- * chain of at least AD_ACCEPT_RECUR recurrences accept_after / RECUR (a
+ * chain of at least AD_ACCEPT_RECUR recurrences (alerts raised after at
+ * least accept_after / RECUR quiet windows: a flapping alert of one fault
+ * is one occurrence) accept_after / RECUR (a
  * regime that recurs shows itself by recurring: a 30-window alert each
  * midnight would otherwise need 16 days to pool accept_after windows). */
 static int acc_ready(const ad_detector *d)
 {
     int A = d->cfg.alert.accept_after;
 
-    return d->acc_len == A || (d->acc_prev > 0 && d->acc_alerts >= AD_ACCEPT_RECUR &&
+    return d->acc_len == A || (d->acc_prev > 0 && d->acc_occ >= AD_ACCEPT_RECUR &&
                                d->acc_len >= A / AD_ACCEPT_RECUR);
 }
 
@@ -1332,6 +1336,10 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
             det_acc_chain_reset(d);
             d->acc_since = al.start_ms;
         }
+        /* an alert after a short quiet spell continues the same
+         * occurrence (a flapping alert), not a recurrence */
+        if (A > 0 && (d->acc_alerts == 0 || d->acc_quiet >= A / AD_ACCEPT_RECUR))
+            d->acc_occ++;
         d->acc_alerts++;
         if (d->ad)
             ad_adapt_alert_raised(d->ad, al.id, ts);

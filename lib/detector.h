@@ -116,8 +116,9 @@
  * RECURRING REGIMES (alert.accept_gap = G > 0). An alert raised at most G
  * windows after the previous one cleared continues its chain: the ring
  * keeps the chain's alert scores, the test above runs on them, and it needs
- * at least 3 alerts in the chain and A/3 of their windows (or one alert of
- * A windows). An alert
+ * at least 3 alerts in the chain and A of their windows, or A/3 when at
+ * least 3 are recurrences (raised after A/3 or more quiet windows; a
+ * flapping alert is one occurrence), or one alert of A windows. An alert
  * whose excess profile has cosine < 0.8 with the chain's starts a chain of
  * its own. The latest alert is judged once it lasted A/3 windows (or when
  * it clears, if shorter): its median score within accept_spread * s_c of

@@ -74,6 +74,8 @@ struct ad_detector {
     uint64_t regime_n;               /* acceptances so far (the order) */
     int acc_prev, acc_cur;       /* ring entries of earlier alerts / current */
     int acc_alerts;              /* alerts in the chain (the current one too) */
+    int acc_occ;                 /* recurrences: its alerts raised after at
+                                    least accept_after/3 quiet windows */
     /* event time */
     double *rowd;                /* F scratch: the row in double */
     unsigned char *pres;         /* F scratch: present mask */

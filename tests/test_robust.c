@@ -541,6 +541,24 @@ static void test_recurring_regime(void)
             r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted);
     ad_detector_free(d);
 
+    /* a flapping alert (15 on, 5 off) is one occurrence, not recurrences:
+     * it needs accept_after (60) pooled windows, four alerts, not 60 / 3 */
+    {
+        int i, raised_before = -1;
+        d = accept_detector(60, 60, 3, 0.25);
+        memset(&r, 0, sizeof(r));
+        rng = 5;
+        for (i = 0; d && i < 300; i++) {
+            int on = i >= 100 && i < 220 && (i - 100) % 20 < 15;
+            step2(d, 1000 * i, (on ? 3 : 1) + 0.05 * noise(), 1 + 0.05 * noise(), &r);
+            if (raised_before < 0 && r.count[AD_EV_ACCEPTED] > 0)
+                raised_before = r.count[AD_EV_ALERT_RAISED];
+        }
+        T_CHECK(raised_before >= 4, "flapping: accepted after %d raises (not at the third)",
+                raised_before);
+        ad_detector_free(d);
+    }
+
     /* the second recurrence is on b: it does not continue a's chain, so
      * a's alerts reach three only at the fourth recurrence */
     d = accept_detector(30, 60, 3, 0.25);
