@@ -1160,6 +1160,13 @@ static int regime_slot(const ad_detector *d)
 
 #define AD_ACCEPT_TREND_MIN 30    /* windows per half to judge a trend */
 
+/* Median of x (n > 0), computed in tmp (room for n). */
+static double median_of(const double *x, int n, double *tmp)
+{
+    memcpy(tmp, x, (size_t)n * sizeof(double));
+    return ad_quantile(tmp, (size_t)n, 0.5);
+}
+
 static int try_accept(ad_detector *d, int64_t ts, double p, double L)
 {
     /* cap: the ring's size (accept_after); A: the scores in it (cap, or
@@ -1173,14 +1180,12 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
 
     for (i = 0; i < A; i++)
         x[i] = d->acc[(d->acc_head + i) % cap];
-    memcpy(tmp, x, (size_t)A * sizeof(double));
-    med = ad_quantile(tmp, (size_t)A, 0.5);
+    med = median_of(x, A, tmp);
     for (i = 0; i < A; i++)
         tmp[i] = fabs(x[i] - med);
     s_r = 1.4826 * ad_quantile(tmp, (size_t)A, 0.5);
-    memcpy(tmp, x, (size_t)A * sizeof(double));
-    m1 = h > 0 ? ad_quantile(tmp, (size_t)h, 0.5) : med;
-    m2 = ad_quantile(tmp + h, (size_t)(A - h), 0.5);
+    m1 = h > 0 ? median_of(x, h, tmp) : med;
+    m2 = median_of(x + h, A - h, tmp);
     s_c = accept_ref_spread(d);
     if (!(s_r <= k * s_c) || !(m2 - m1 <= k * s_c))
         return 0;
@@ -1189,11 +1194,9 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
          * different levels; a ramp shows inside the current alert */
         int c = d->acc_cur < A ? d->acc_cur : A, hc = c / 2;
         if (c >= 2 * AD_ACCEPT_TREND_MIN) {
-            memcpy(tmp, x + (A - c), (size_t)c * sizeof(double));
-            med = ad_quantile(tmp, (size_t)c, 0.5);
-            memcpy(tmp, x + (A - c), (size_t)c * sizeof(double));
-            m1 = ad_quantile(tmp, (size_t)hc, 0.5);
-            m2 = ad_quantile(tmp + hc, (size_t)(c - hc), 0.5);
+            med = median_of(x + (A - c), c, tmp);
+            m1 = median_of(x + (A - c), hc, tmp);
+            m2 = median_of(x + (A - c) + hc, c - hc, tmp);
         } else {
             m1 = m2 = 0;            /* too short to rise */
         }
@@ -1221,15 +1224,9 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
         int c = d->acc_cur < A ? d->acc_cur : A;
         if (c < cap / AD_ACCEPT_RECUR && ad_alerter_active(d->alert) != NULL)
             return 0;
-        if (c > 0 && c < A) {
-            double mc, mp;
-            memcpy(tmp, x + (A - c), (size_t)c * sizeof(double));
-            mc = ad_quantile(tmp, (size_t)c, 0.5);
-            memcpy(tmp, x, (size_t)(A - c) * sizeof(double));
-            mp = ad_quantile(tmp, (size_t)(A - c), 0.5);
-            if (!(fabs(mc - mp) <= k * s_c))
-                return 0;           /* not at the earlier recurrences' level */
-        }
+        if (c > 0 && c < A &&
+            !(fabs(median_of(x + (A - c), c, tmp) - median_of(x, A - c, tmp)) <= k * s_c))
+            return 0;               /* not at the earlier recurrences' level */
     }
     old = ad_threshold_value(d->thr);
     if (ad_threshold_rebase_value(d->thr, x, (size_t)A, d->model ? d->model->training : NULL,
