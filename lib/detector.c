@@ -1273,12 +1273,12 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
     return 1;
 }
 
-/* Enough scores to judge acceptance: accept_after of one alert, or for a
- * chain of at least AD_ACCEPT_RECUR recurrences (alerts raised after at
- * least accept_after / RECUR quiet windows: a flapping alert of one fault
- * is one occurrence) accept_after / RECUR (a
- * regime that recurs shows itself by recurring: a 30-window alert each
- * midnight would otherwise need 16 days to pool accept_after windows). */
+/* Enough scores to judge acceptance: accept_after of them, or
+ * accept_after / RECUR for a chain of at least RECUR recurrences (alerts
+ * raised after at least accept_after / RECUR quiet windows; a flapping
+ * alert of one fault is one occurrence). A regime that recurs shows itself
+ * by recurring: a 30-window alert each midnight would otherwise need 16
+ * days to pool accept_after windows. */
 static int acc_ready(const ad_detector *d)
 {
     int A = d->cfg.alert.accept_after;
