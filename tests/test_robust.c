@@ -503,6 +503,19 @@ static void recurring_run(ad_detector *d, run *r, int b_instead_at)
     }
 }
 
+/* recurring_run on a fresh detector (accept_after A, accept_gap G): its
+ * events in *r and final stats in *st. */
+static void recurring_stats(int A, int G, int b_instead_at, run *r, ad_detector_stats *st)
+{
+    ad_detector *d = accept_detector(A, G, 3, 0.25);
+
+    recurring_run(d, r, b_instead_at);
+    memset(st, 0, sizeof(*st));
+    if (d)
+        ad_detector_get_stats(d, st);
+    ad_detector_free(d);
+}
+
 static void test_recurring_regime(void)
 {
     ad_detector *d;
@@ -510,9 +523,7 @@ static void test_recurring_regime(void)
     run r;
     int ic, k, accepted_at = -1;
 
-    d = accept_detector(30, 60, 3, 0.25);
-    recurring_run(d, &r, -1);
-    ad_detector_get_stats(d, &st);
+    recurring_stats(30, 60, -1, &r, &st);
     for (k = 0; (ic = nth_ev(&r, AD_EV_ALERT_CLEARED, k)) >= 0; k++)
         if (r.ev[ic].alert.reason == AD_CLOSE_ACCEPTED)
             accepted_at = k;
@@ -521,25 +532,18 @@ static void test_recurring_regime(void)
             r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted, accepted_at);
     T_CHECK(st.windows_regime > 30, "%llu later windows judged as the regime",
             (unsigned long long)st.windows_regime);
-    ad_detector_free(d);
 
-    d = accept_detector(30, 0, 3, 0.25);
-    recurring_run(d, &r, -1);
-    ad_detector_get_stats(d, &st);
+    recurring_stats(30, 0, -1, &r, &st);
     T_CHECK(r.count[AD_EV_ALERT_RAISED] == 6 && st.accepted == 0,
             "accept_gap 0: %d raises of 6 recurrences, accepted %llu",
             r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted);
-    ad_detector_free(d);
 
     /* accept_after 60 with recurrences of 15 windows: a chain of three
      * recurrences needs 60 / 3 pooled windows, not 60 (four recurrences) */
-    d = accept_detector(60, 60, 3, 0.25);
-    recurring_run(d, &r, -1);
-    ad_detector_get_stats(d, &st);
+    recurring_stats(60, 60, -1, &r, &st);
     T_CHECK(r.count[AD_EV_ALERT_RAISED] == 3 && st.accepted == 1,
             "accept_after 60, recurrences of 15: %d raises, accepted %llu",
             r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted);
-    ad_detector_free(d);
 
     /* a flapping alert (15 on, 5 off) is one occurrence, not recurrences:
      * it needs accept_after (60) pooled windows, four alerts, not 60 / 3 */
@@ -561,13 +565,10 @@ static void test_recurring_regime(void)
 
     /* the second recurrence is on b: it does not continue a's chain, so
      * a's alerts reach three only at the fourth recurrence */
-    d = accept_detector(30, 60, 3, 0.25);
-    recurring_run(d, &r, 1);
-    ad_detector_get_stats(d, &st);
+    recurring_stats(30, 60, 1, &r, &st);
     T_CHECK(r.count[AD_EV_ALERT_RAISED] >= 4 && st.accepted <= 1,
             "a, b, a, a..: %d raises, accepted %llu", r.count[AD_EV_ALERT_RAISED],
             (unsigned long long)st.accepted);
-    ad_detector_free(d);
     free_models();
 }
 
