@@ -1167,7 +1167,9 @@ static double median_of(const double *x, int n, double *tmp)
     return ad_quantile(tmp, (size_t)n, 0.5);
 }
 
-static int try_accept(ad_detector *d, int64_t ts, double p, double L)
+/* now: the current window's score while the alert is active (the change
+ * must show on it), NAN when judged at the alert's clear. */
+static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L)
 {
     /* cap: the ring's size (accept_after); A: the scores in it (cap, or
      * fewer for a chain of recurrences, see detect) */
@@ -1188,6 +1190,12 @@ static int try_accept(ad_detector *d, int64_t ts, double p, double L)
     m2 = median_of(x + h, A - h, tmp);
     s_c = accept_ref_spread(d);
     if (!(s_r <= k * s_c) || !(m2 - m1 <= k * s_c))
+        return 0;
+    /* A change is accepted while it shows: on a window over the threshold
+     * at the change's level. A passing fault whose scores are falling back
+     * (its last windows lower the second half's median, so the trend test
+     * passes) is not a new normal. */
+    if (!isnan(now) && (!ad_alerter_last_exceeded(d->alert) || !(now >= med - k * s_c)))
         return 0;
     if (d->cfg.alert.accept_trend > 0 && d->acc_prev > 0) {
         /* a chain of recurrences: the halves of the ring mix alerts of
@@ -1318,7 +1326,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         e->log_likelihood = L;
         /* a recurrence shorter than A / RECUR windows is judged once it
          * ended (ACCEPTANCE) */
-        if (A > 0 && !(d->acc_prev > 0 && acc_ready(d) && !hard && try_accept(d, ts, p, L)))
+        if (A > 0 && !(d->acc_prev > 0 && acc_ready(d) && !hard && try_accept(d, ts, NAN, p, L)))
             acc_alert_ended(d);
     }
     if (r & AD_ALERT_RAISED) {
@@ -1371,7 +1379,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                 for (f = 0; f < d->F; f++)
                     d->acc_prof[d->F + f] += s * share[f] - d->acc_prof[2 * d->F + f];
         }
-        if (acc_ready(d) && try_accept(d, ts, p, L))
+        if (acc_ready(d) && try_accept(d, ts, s, p, L))
             return;
     }
     /* Learn only from windows judged normal: below the threshold and

@@ -253,7 +253,8 @@ static void free_models(void)
         ad_model_free(g_models[--g_nmodels]);
 }
 
-static ad_detector *accept_detector(int accept_after, int gap, double spread, double trend)
+static ad_detector *accept_detector_m(int accept_after, int gap, double spread, double trend,
+                                     int m_clear)
 {
     ad_model *m = t_zero_model(4, F);
     ad_detector_cfg c;
@@ -265,7 +266,7 @@ static ad_detector *accept_detector(int accept_after, int gap, double spread, do
     c.thr.margin = 1.2;
     c.alert.k = 1;
     c.alert.n = 1;
-    c.alert.m = 2;
+    c.alert.m = m_clear;
     c.alert.clear_ratio = 1;
     c.alert.accept_after = accept_after;
     c.alert.accept_gap = gap;
@@ -277,6 +278,11 @@ static ad_detector *accept_detector(int accept_after, int gap, double spread, do
     if (ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0)
         T_CHECK(0, "%s", err);
     return d;
+}
+
+static ad_detector *accept_detector(int accept_after, int gap, double spread, double trend)
+{
+    return accept_detector_m(accept_after, gap, spread, trend, 2);
 }
 
 /* Calibrate on ~1, then level 3 from row `shift`, spike 20 at row `spike`. */
@@ -634,6 +640,57 @@ static void test_ramp_not_accepted(void)
     T_NOTE("ramp accepted at row %d (accept_trend 0), %d (0.25)", off, on);
 }
 
+/* a: 1, rises by 0.1 per row from row 100 to 7 at row 160, then falls by
+ * `fall` per row to `end` and stays there (end 1: a passing fault ends,
+ * e.g. repaired; end 4: the change settles lower). Alerts clear after 10
+ * windows below the threshold, as by default. The row an alert closed as
+ * accepted, -1 if none; *acc the regimes accepted. */
+static int fall_accepted_at(double fall, double end, int *acc)
+{
+    ad_detector *d = accept_detector_m(30, 0, 1000, 0.25, 10);
+    ad_detector_stats st;
+    run r;
+    int i, ic = -1;
+
+    memset(&r, 0, sizeof(r));
+    rng = 5;
+    for (i = 0; d && i < 400; i++) {
+        double a = i < 100 ? 1 : i < 160 ? 1 + 0.1 * (i - 100) : 7 - fall * (i - 160);
+        if (i >= 160 && a < end)
+            a = end;
+        step2(d, 1000 * i, a + 0.05 * noise(), 1 + 0.05 * noise(), &r);
+    }
+    for (i = 0; (ic = nth_ev(&r, AD_EV_ALERT_CLEARED, i)) >= 0; i++)
+        if (r.ev[ic].alert.reason == AD_CLOSE_ACCEPTED)
+            break;
+    *acc = 0;
+    if (d) {
+        ad_detector_get_stats(d, &st);
+        *acc = (int)st.accepted;
+    }
+    ad_detector_free(d);
+    free_models();
+    return ic >= 0 ? (int)(r.ev[ic].alert.end_ms / 1000) : -1;
+}
+
+static void test_passing_fault_not_accepted(void)
+{
+    int acc_back, acc_lower;
+    int back = fall_accepted_at(6, 1, &acc_back), lower = fall_accepted_at(6, 4, &acc_lower);
+
+    /* The rise fails the trend test until the fault ends; its last windows,
+     * back under the threshold before the alert clears, then pull the
+     * second half's median down and the trend test passes: the change is
+     * accepted only while it shows, on a window over the threshold at its
+     * level. */
+    T_CHECK(back < 0 && acc_back == 0, "a wear fault that ends at its peak is not accepted "
+            "as a regime (accepted at row %d, %d regimes)", back, acc_back);
+    T_CHECK(lower > 160 && acc_lower == 1, "one that steps down to a level and stays there "
+            "is (row %d, %d regimes)", lower, acc_lower);
+    T_NOTE("ended at its peak: %d regimes; stepped down and stayed: accepted at row %d",
+           acc_back, lower);
+}
+
 static void test_probability_alerts(void)
 {
     ad_model *m = t_zero_model(4, F);
@@ -719,6 +776,7 @@ int main(void)
     T_RUN(test_recurring_regime);
     T_RUN(test_recurrence_other_level);
     T_RUN(test_ramp_not_accepted);
+    T_RUN(test_passing_fault_not_accepted);
     T_RUN(test_probability_alerts);
     return t_done();
 }
