@@ -140,9 +140,12 @@ class PumpSim:
         """Demand 0..1: daily cycle, weekend, slow random walk."""
         hour = (t / 3600.0) % 24.0
         day = int(t // 86400.0) % 7
-        base = 0.45 + 0.25 * math.exp(-((hour - 8.0) ** 2) / 6.0) \
-            + 0.3 * math.exp(-((hour - 19.0) ** 2) / 8.0) \
-            - 0.2 * math.exp(-((hour - 3.0) ** 2) / 10.0)
+
+        def bump(c, w):
+            # distance on the 24 h circle: the cycle joins at midnight
+            dh = (hour - c + 12.0) % 24.0 - 12.0
+            return math.exp(-(dh * dh) / w)
+        base = 0.45 + 0.25 * bump(8.0, 6.0) + 0.3 * bump(19.0, 8.0) - 0.2 * bump(3.0, 10.0)
         if day >= 5:
             base *= 0.8
         self.walk += self.rng.gauss(0.0, 0.004) - 0.01 * self.walk
