@@ -91,7 +91,10 @@
  * threshold) and m_c the calibration median, the change is stable when
  *     s_r <= accept_spread * s_c       (no wilder than calibration),
  *     m2 - m1 <= accept_spread * s_c   (no upward trend) and, with
- *     accept_trend r > 0, m2 - m1 <= r * (median - m_c) (not a ramp).
+ *     accept_trend r > 0, m2 - m1 <= r * (median - m_c) (not a ramp),
+ * and it is accepted only while it shows: on a window over the threshold
+ * scoring at least median - accept_spread * s_c (a fault that ends lets
+ * the trend test pass as its scores fall; that is no new normal).
  * A stable change is accepted as the new normal: the alert closes with
  * reason accepted (AD_EV_ALERT_CLEARED); the regime gets its own threshold
  * (ad_threshold_rebase_value on those A scores: refit with the estimator,
