@@ -41,6 +41,7 @@ void ad_alert_cfg_default(ad_alert_cfg *c)
     c->accept_after = 0;
     c->accept_spread = 3.0;
     c->accept_gap = 0;
+    c->accept_period_ms = 0;
     c->accept_trend = 0.25;
 }
 
@@ -92,6 +93,9 @@ int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
     if (c->accept_gap < 0 || c->accept_gap > 100000000)
         return ad_errf(err, errlen, AD_EINVAL, "alert.accept_gap: must be 0..100000000 (got %d)",
                        c->accept_gap);
+    if (c->accept_period_ms < 0 || c->accept_period_ms > 31622400000LL)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.accept_period_ms: must be 0..31622400000 "
+                       "(a year; got %lld)", (long long)c->accept_period_ms);
     if (!(c->accept_spread > 0) || !isfinite(c->accept_spread))
         return ad_errf(err, errlen, AD_EINVAL, "alert.accept_spread: must be > 0 (got %g)",
                        c->accept_spread);

@@ -900,8 +900,41 @@ void det_acc_chain_reset(ad_detector *d)
 {
     d->acc_len = d->acc_head = d->acc_prev = d->acc_cur = d->acc_quiet = d->acc_alerts = 0;
     d->acc_occ = 0;
+    d->acc_occ_n = 0;
     if (d->acc_prof)
         memset(d->acc_prof, 0, 2 * (size_t)d->F * sizeof(double));
+}
+
+/* A new occurrence of the chain started at ts. */
+static void acc_occ_push(ad_detector *d, int64_t ts)
+{
+    if (d->acc_occ_n == AD_ACC_OCC_TS) {
+        memmove(d->acc_occ_ts, d->acc_occ_ts + 1, (AD_ACC_OCC_TS - 1) * sizeof(int64_t));
+        d->acc_occ_n--;
+    }
+    d->acc_occ_ts[d->acc_occ_n++] = ts;
+}
+
+/* Does the chain's latest occurrence start at the phase of an earlier one
+ * (alert.accept_period_ms P > 0, within P/24)? 1 without a period. */
+static int acc_regular(const ad_detector *d)
+{
+    int64_t P = d->cfg.alert.accept_period_ms, last, r;
+    int i;
+
+    if (P <= 0)
+        return 1;
+    if (d->acc_occ_n < 2)
+        return 0;
+    last = d->acc_occ_ts[d->acc_occ_n - 1];
+    for (i = 0; i < d->acc_occ_n - 1; i++) {
+        r = (last - d->acc_occ_ts[i]) % P;
+        if (r < 0)
+            r += P;
+        if (r <= P / 24 || P - r <= P / 24)
+            return 1;
+    }
+    return 0;
 }
 
 /* The model or its state changed: the chain, the usual error profile and
@@ -1104,6 +1137,10 @@ static void acc_drop_prev(ad_detector *d)
     d->acc_prev = 0;
     d->acc_alerts = 1;
     d->acc_occ = 1;
+    if (d->acc_occ_n > 1) {
+        d->acc_occ_ts[0] = d->acc_occ_ts[d->acc_occ_n - 1];
+        d->acc_occ_n = 1;
+    }
     memset(d->acc_prof, 0, (size_t)d->F * sizeof(double));
 }
 
@@ -1223,6 +1260,8 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     }
     if (d->acc_prev > 0 && d->acc_alerts < AD_ACCEPT_RECUR)
         return 0;                   /* two alerts alike are not yet a pattern */
+    if (d->acc_prev > 0 && !acc_regular(d))
+        return 0;                   /* recurrences on no schedule: separate events */
     if (d->acc_prev > 0) {
         /* The latest recurrence is judged on enough of it (A / RECUR
          * windows, or all of it once it ended) and must sit at the level
@@ -1343,8 +1382,10 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         }
         /* an alert after a short quiet spell continues the same
          * occurrence (a flapping alert), not a recurrence */
-        if (A > 0 && (d->acc_alerts == 0 || d->acc_quiet >= A / AD_ACCEPT_RECUR))
+        if (A > 0 && (d->acc_alerts == 0 || d->acc_quiet >= A / AD_ACCEPT_RECUR)) {
             d->acc_occ++;
+            acc_occ_push(d, al.start_ms);
+        }
         d->acc_alerts++;
         if (d->ad)
             ad_adapt_alert_raised(d->ad, al.id, ts);

@@ -123,7 +123,10 @@
  * least 3 are recurrences (raised after A/3 or more quiet windows; a
  * flapping alert is one occurrence), or one alert of A windows. An alert
  * whose excess profile has cosine < 0.8 with the chain's starts a chain of
- * its own. The latest alert is judged once it lasted A/3 windows (or when
+ * its own. With alert.accept_period_ms P > 0 the latest occurrence must
+ * start within P/24 of an earlier one's phase in P (a regime recurs on a
+ * schedule; faults a day apart do not). The latest alert is judged once
+ * it lasted A/3 windows (or when
  * it clears, if shorter): its median score within accept_spread * s_c of
  * the median of the chain's earlier alerts, and the trend test on its own
  * scores (halves of at least 30 windows; shorter: no trend). Acceptance withdraws the chain's earlier true alerts from the

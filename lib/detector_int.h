@@ -19,6 +19,7 @@
 
 /* Accepted regimes a detector remembers (ACCEPTANCE). */
 #define AD_REGIMES 4
+#define AD_ACC_OCC_TS 16   /* occurrence starts kept per chain */
 
 struct ad_detector {
     ad_detector_cfg cfg;
@@ -76,6 +77,9 @@ struct ad_detector {
     int acc_alerts;              /* alerts in the chain (the current one too) */
     int acc_occ;                 /* recurrences: its alerts raised after at
                                     least accept_after/3 quiet windows */
+    int64_t acc_occ_ts[AD_ACC_OCC_TS]; /* the chain's latest occurrences'
+                                          starts, oldest first */
+    int acc_occ_n;
     /* event time */
     double *rowd;                /* F scratch: the row in double */
     unsigned char *pres;         /* F scratch: present mask */

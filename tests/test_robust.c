@@ -253,6 +253,9 @@ static void free_models(void)
         ad_model_free(g_models[--g_nmodels]);
 }
 
+/* alert.accept_period_ms of the detectors accept_detector_m makes */
+static int64_t acc_period_ms;
+
 static ad_detector *accept_detector_m(int accept_after, int gap, double spread, double trend,
                                      int m_clear)
 {
@@ -272,6 +275,7 @@ static ad_detector *accept_detector_m(int accept_after, int gap, double spread, 
     c.alert.accept_gap = gap;
     c.alert.accept_spread = spread;
     c.alert.accept_trend = trend;
+    c.alert.accept_period_ms = acc_period_ms;
     /* the detector borrows the model: kept until free_models() */
     if (m != NULL && g_nmodels < 16)
         g_models[g_nmodels++] = m;
@@ -568,6 +572,21 @@ static void test_recurring_regime(void)
                 raised_before);
         ad_detector_free(d);
     }
+
+    /* accept_period_ms: recurrences every 60 s are on a 60 s schedule (the
+     * same as without it), not on a 47 s one (no start within 47/24 s of
+     * an earlier one's phase: 60, 120, 180, 240 s are 13, 26, 39, 5 s off) */
+    acc_period_ms = 60000;
+    recurring_stats(30, 60, -1, &r, &st);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 3 && st.accepted == 1,
+            "accept_period_ms 60000: %d raises, accepted %llu", r.count[AD_EV_ALERT_RAISED],
+            (unsigned long long)st.accepted);
+    acc_period_ms = 47000;
+    recurring_stats(30, 60, -1, &r, &st);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 6 && st.accepted == 0,
+            "accept_period_ms 47000: %d raises of 6 recurrences, accepted %llu",
+            r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted);
+    acc_period_ms = 0;
 
     /* the second recurrence is on b: it does not continue a's chain, so
      * a's alerts reach three only at the fourth recurrence */
