@@ -81,8 +81,6 @@ static void promote(ad_detector *d, ad_event *e)
         ad_likelihood_reset(d->lik);     /* the new model scores on its own scale */
         ad_likelihood_set_floor(d->lik, in.floor);
     }
-    /* an accepted regime stays accepted: the candidate learned it (or
-     * some of it) and its threshold was fitted without its windows */
     /* An accepted regime's threshold and profile were the old model's: the
      * candidate's threshold is fitted on every shadow window judged normal,
      * the regime's included (it learned the regime, or its threshold
