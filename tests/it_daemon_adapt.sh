@@ -23,7 +23,7 @@ cat > "$D/ad.json" <<EOC
    "calibration": {"windows": 100}, "quality": {"enabled": false},
    "adapt": {"enabled": true, "every_windows": 60, "every_hours": 0,
              "normal_windows": 80, "min_windows": 40, "margin": 5,
-             "shadow_windows": 60, "epochs": 2, "lr": 0.003, "min_gain": 0},
+             "shadow_windows": 60, "epochs": 6, "lr": 0.003, "min_gain": 0},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
 if $AD_BIN check -c "$D/ad.json" > "$D/check.out" 2>&1; then
