@@ -735,6 +735,7 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
 #define AD_ACCEPT_SIMILAR 0.8
 /* Pooled alerts (accept_gap) are accepted once at least this many recurred. */
 #define AD_ACCEPT_RECUR 3
+_Static_assert(AD_ACC_OCC_TS >= AD_ACCEPT_RECUR, "occurrence starts kept must cover a pattern");
 static int calib_delay(const ad_detector *d)
 {
     ad_dq_learned l;
@@ -899,7 +900,6 @@ static double accept_ref_spread(const ad_detector *d)
 void det_acc_chain_reset(ad_detector *d)
 {
     d->acc_len = d->acc_head = d->acc_prev = d->acc_cur = d->acc_quiet = d->acc_alerts = 0;
-    d->acc_occ = 0;
     d->acc_occ_n = 0;
     if (d->acc_prof)
         memset(d->acc_prof, 0, 2 * (size_t)d->F * sizeof(double));
@@ -1136,7 +1136,6 @@ static void acc_drop_prev(ad_detector *d)
     d->acc_len = keep;
     d->acc_prev = 0;
     d->acc_alerts = 1;
-    d->acc_occ = 1;
     if (d->acc_occ_n > 1) {
         d->acc_occ_ts[0] = d->acc_occ_ts[d->acc_occ_n - 1];
         d->acc_occ_n = 1;
@@ -1211,6 +1210,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     /* cap: the ring's size (accept_after); A: the scores in it (cap, or
      * fewer for a chain of recurrences, see detect) */
     int cap = d->cfg.alert.accept_after, A = d->acc_len, h = A / 2, i, how = 0, slot;
+    int c = d->acc_cur < A ? d->acc_cur : A;    /* the current alert's scores */
     double *x = d->acc + cap, *tmp = d->acc + 2 * cap;
     double med, s_r, m1, m2, s_c, k = d->cfg.alert.accept_spread, old, nw;
     char err[160];
@@ -1237,7 +1237,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     if (d->cfg.alert.accept_trend > 0 && d->acc_prev > 0) {
         /* a chain of recurrences: the halves of the ring mix alerts of
          * different levels; a ramp shows inside the current alert */
-        int c = d->acc_cur < A ? d->acc_cur : A, hc = c / 2;
+        int hc = c / 2;
         if (c >= 2 * AD_ACCEPT_TREND_MIN) {
             med = median_of(x + (A - c), c, tmp);
             m1 = median_of(x + (A - c), hc, tmp);
@@ -1268,7 +1268,6 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
          * of the chain's earlier alerts: different faults a day apart can
          * share an error profile (most raise every sensor's error), not
          * their level. */
-        int c = d->acc_cur < A ? d->acc_cur : A;
         if (c < cap / AD_ACCEPT_RECUR && ad_alerter_active(d->alert) != NULL)
             return 0;
         if (c > 0 && c < A &&
@@ -1330,7 +1329,7 @@ static int acc_ready(const ad_detector *d)
 {
     int A = d->cfg.alert.accept_after;
 
-    return d->acc_len == A || (d->acc_prev > 0 && d->acc_occ >= AD_ACCEPT_RECUR &&
+    return d->acc_len == A || (d->acc_prev > 0 && d->acc_occ_n >= AD_ACCEPT_RECUR &&
                                d->acc_len >= A / AD_ACCEPT_RECUR);
 }
 
@@ -1382,10 +1381,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         }
         /* an alert after a short quiet spell continues the same
          * occurrence (a flapping alert), not a recurrence */
-        if (A > 0 && (d->acc_alerts == 0 || d->acc_quiet >= A / AD_ACCEPT_RECUR)) {
-            d->acc_occ++;
+        if (A > 0 && (d->acc_alerts == 0 || d->acc_quiet >= A / AD_ACCEPT_RECUR))
             acc_occ_push(d, al.start_ms);
-        }
         d->acc_alerts++;
         if (d->ad)
             ad_adapt_alert_raised(d->ad, al.id, ts);

@@ -75,10 +75,10 @@ struct ad_detector {
     uint64_t regime_n;               /* acceptances so far (the order) */
     int acc_prev, acc_cur;       /* ring entries of earlier alerts / current */
     int acc_alerts;              /* alerts in the chain (the current one too) */
-    int acc_occ;                 /* recurrences: its alerts raised after at
-                                    least accept_after/3 quiet windows */
-    int64_t acc_occ_ts[AD_ACC_OCC_TS]; /* the chain's latest occurrences'
-                                          starts, oldest first */
+    /* the chain's occurrences (alerts raised after at least accept_after/3
+     * quiet windows: a flapping alert is one), the latest starts, oldest
+     * first; acc_occ_n counts them up to AD_ACC_OCC_TS */
+    int64_t acc_occ_ts[AD_ACC_OCC_TS];
     int acc_occ_n;
     /* event time */
     double *rowd;                /* F scratch: the row in double */
