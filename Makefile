@@ -155,7 +155,7 @@ clean:
 #   make install   [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc] [UNITDIR=]
 #   make uninstall [same variables] [PURGE=1: also remove the config]
 # Installs the binary, the systemd unit (ExecStart= rewritten to BINDIR and
-# SYSCONFDIR), the man pages (their paths rewritten the same way), the
+# SYSCONFDIR) and its instance template anomalyd@.service, the man pages (their paths rewritten the same way), the
 # bundled models under
 # $(PREFIX)/share/anomalyd/models and the example config
 # $(SYSCONFDIR)/anomalyd/anomalyd.json with its model paths pointing there.
@@ -173,6 +173,15 @@ INST_MAN5   := $(wildcard docs/man/*.5)
 # Rewrites for the installed unit and config (paths must not contain '|').
 INST_SED_UNIT = -e 's|/usr/local/bin/anomalyd|$(BINDIR)/anomalyd|g' \
                 -e 's|/etc/anomalyd/|$(CONFDIR)/|g'
+# The instance template anomalyd@.service is the unit with the instance's own
+# config ($(CONFDIR)/INSTANCE.json) and state directory (anomalyd/INSTANCE,
+# passed with --state-dir so that one config may serve several instances).
+INST_SED_TPL  = -e '1s|.*|\# anomalyd@.service - instance %i of anomalyd: config $(CONFDIR)/%i.json, state anomalyd/%i (written by make install from anomalyd.service)|' \
+                -e 's|^\(ExecStart=.* -c $(CONFDIR)/\)anomalyd\.json$$|\1%i.json --state-dir /var/lib/anomalyd/%i|' \
+                -e 's|^StateDirectory=anomalyd$$|StateDirectory=anomalyd/%i|' \
+                -e 's|^Description=.*|&, instance %i|' \
+                -e 's|systemctl edit anomalyd\([ `]\)|systemctl edit anomalyd@INSTANCE\1|g' \
+                -e 's|/run/credentials/anomalyd.service/|/run/credentials/anomalyd@INSTANCE.service/|g'
 INST_SED_CONF = -e 's|"models/|"$(DATADIR)/models/|g'
 INST_SED_MAN  = -e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g' \
                 -e 's|/usr/local/share/anomalyd|$(DATADIR)|g' \
@@ -184,6 +193,8 @@ install: $(BIN)
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/anomalyd
 	sed $(INST_SED_UNIT) systemd/anomalyd.service > $(BUILD)/anomalyd.service
 	install -m 0644 $(BUILD)/anomalyd.service $(DESTDIR)$(UNITDIR)/anomalyd.service
+	sed $(INST_SED_TPL) $(BUILD)/anomalyd.service > $(BUILD)/anomalyd@.service
+	install -m 0644 $(BUILD)/anomalyd@.service $(DESTDIR)$(UNITDIR)/anomalyd@.service
 	$(if $(INST_MODELS),install -m 0644 $(INST_MODELS) $(DESTDIR)$(DATADIR)/models/)
 	for m in $(INST_MAN8) $(INST_MAN5); do \
 	  s=$${m##*.}; sed $(INST_SED_MAN) $$m > $(BUILD)/$${m##*/} && \
@@ -200,7 +211,8 @@ install: $(BIN)
 	fi
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/anomalyd $(DESTDIR)$(UNITDIR)/anomalyd.service
+	rm -f $(DESTDIR)$(BINDIR)/anomalyd $(DESTDIR)$(UNITDIR)/anomalyd.service \
+	  $(DESTDIR)$(UNITDIR)/anomalyd@.service
 	rm -f $(addprefix $(DESTDIR)$(DATADIR)/models/,$(notdir $(INST_MODELS)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(INST_MAN8)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(INST_MAN5)))

@@ -2,8 +2,8 @@
  * cmd_run.c - `anomalyd run` (the daemon) and `anomalyd check` (validate a
  * config and load its models, no network).
  *
- *   anomalyd run   -c FILE [--log-level LEVEL]
- *   anomalyd check -c FILE [--log-level LEVEL]
+ *   anomalyd run   -c FILE [--state-dir DIR] [--log-level LEVEL]
+ *   anomalyd check -c FILE [--state-dir DIR] [--log-level LEVEL]
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,10 +16,12 @@
 /* Parse the shared options; returns 0 to go on, else the exit status + 1. */
 static int parse_opts(int argc, char **argv, const char *cmd, const char **config)
 {
-    const char *level = NULL;
+    const char *level = NULL, *state_dir = NULL;
     const ad_arg tab[] = {
         { "config", 'c', AD_ARG_STR, config, 0, 0, NULL, "FILE",
           "configuration file (JSON; see anomalyd.json(5))", 0, NULL },
+        { "state-dir", 's', AD_ARG_STR, &state_dir, 0, 0, NULL, "DIR",
+          "keep state in DIR instead of the config's state_dir (absolute path)", 0, NULL },
         { "log-level", 'l', AD_ARG_STR, &level, 0, 0, NULL, "LEVEL",
           "err|warning|notice|info|debug (default info)", 0, NULL },
         AD_ARG_END
@@ -29,7 +31,7 @@ static int parse_opts(int argc, char **argv, const char *cmd, const char **confi
     *config = NULL;
     rc = ad_args_parse(cmd, tab, argc, argv, NULL, 0, NULL);
     if (rc == 1) {
-        printf("usage: anomalyd %s -c FILE [--log-level LEVEL]\n\n", cmd);
+        printf("usage: anomalyd %s -c FILE [--state-dir DIR] [--log-level LEVEL]\n\n", cmd);
         ad_args_help(stdout, tab);
         printf("\n%s", strcmp(cmd, "run") == 0 ?
                "Runs until SIGTERM/SIGINT. SIGHUP reloads the configuration and models\n"
@@ -47,6 +49,14 @@ static int parse_opts(int argc, char **argv, const char *cmd, const char **confi
             return 3;
         }
         ad_cli_log_init(lvl);
+    }
+    if (state_dir) {
+        if (state_dir[0] != '/') {
+            fprintf(stderr, "anomalyd %s: --state-dir: expected an absolute path, got '%s'\n",
+                    cmd, state_dir);
+            return 3;
+        }
+        ad_daemon_set_state_dir(state_dir);
     }
     if (!*config) {
         fprintf(stderr, "anomalyd %s: -c FILE is required\n", cmd);

@@ -48,4 +48,13 @@ int ad_daemon_run(const char *path);
  */
 int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_t errlen);
 
+/*
+ * `--state-dir DIR`: every configuration loaded from now on (at start and
+ * on each reload) keeps its state in DIR instead of its `state_dir` (NULL:
+ * the config's). Lets one config file serve several instances (the unit
+ * template anomalyd@.service passes /var/lib/anomalyd/%i). Call before
+ * ad_daemon_run / ad_daemon_check; the string must outlive them.
+ */
+void ad_daemon_set_state_dir(const char *dir);
+
 #endif /* AD_DAEMON_H */

@@ -90,6 +90,13 @@ static int det_load_model(det_rt *d, int i, const char *path, char *err, size_t 
     return 0;
 }
 
+static const char *state_dir_override;     /* --state-dir */
+
+void ad_daemon_set_state_dir(const char *dir)
+{
+    state_dir_override = dir;
+}
+
 int gen_load(gen **out, const char *path, char *err, size_t errlen)
 {
     gen *g = calloc(1, sizeof *g);
@@ -101,6 +108,15 @@ int gen_load(gen **out, const char *path, char *err, size_t errlen)
         return ad_errf(err, errlen, AD_ENOMEM, "out of memory");
     if ((rc = ad_config_load(&g->cfg, path, err, errlen)))
         goto fail;
+    if (state_dir_override) {
+        char *sd = strdup(state_dir_override);
+        if (!sd) {
+            rc = ad_errf(err, errlen, AD_ENOMEM, "out of memory");
+            goto fail;
+        }
+        free(g->cfg->state_dir);
+        g->cfg->state_dir = sd;
+    }
     if (!(g->dets = calloc((size_t)g->cfg->n_det, sizeof *g->dets))) {
         rc = ad_errf(err, errlen, AD_ENOMEM, "out of memory");
         goto fail;

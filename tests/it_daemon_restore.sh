@@ -4,7 +4,9 @@
 # stream's first messages arrive; those are held and pushed afterwards, so
 # the restored stream detects at once with the saved threshold, and every
 # sample counts (the exact number of windows is scored, none dropped as
-# out of order or duplicate).
+# out of order or duplicate). With `--state-dir DIR` the state goes to DIR
+# instead of the config's state_dir, across a reload, and is restored from
+# there.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_restore.XXXXXX)
@@ -84,5 +86,42 @@ else
 fi
 held=$(sed -n 's/.*pump1: \([0-9]*\) message(s) held during the restore.*/\1/p' "$D/daemon2.log")
 echo "# messages held while the restore was in flight: ${held:-0}"
+kill -TERM "$DPID"; wait "$DPID"; DPID=
+
+# --- --state-dir: another instance of the same config keeps its own state ---
+sum0=$(cksum < "$D/state/pump/pump1.state.json")
+: > "$D/sub.jsonl"
+$AD_BIN run -c "$D/ad.json" --state-dir "$D/inst" --log-level debug 2> "$D/daemon3.log" & DPID=$!
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
+$H pub --port "$IT_PORT" --devices 1 --rows 200
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 phase=detecting \
+    --timeout 30 >/dev/null
+kill -HUP "$DPID"
+i=0
+while [ $i -lt 100 ] && ! grep -q "configuration reloaded" "$D/daemon3.log"; do sleep 0.1; i=$((i + 1)); done
+t3=$(threshold "$D/sub.jsonl")
+kill -TERM "$DPID"; wait "$DPID"; DPID=
+if grep -q "calibration restored" "$D/daemon3.log" || [ "$t3" = None ] ||
+   ! grep -q "configuration reloaded" "$D/daemon3.log" ||
+   [ ! -s "$D/inst/pump/pump1.state.json" ] || [ "$(cksum < "$D/state/pump/pump1.state.json")" != "$sum0" ] ||
+   grep -q "state_dir" "$D/daemon3.log"; then
+    it_fail "--state-dir: new instance calibrates and saves in its own directory, across a reload" \
+        "threshold $t3; $(ls -l "$D/inst/pump" 2>&1); $(grep -e restored -e state_dir -e reload "$D/daemon3.log" | head -5)"
+else
+    it_ok "--state-dir: new instance calibrates and saves in its own directory, across a reload (config's state untouched)"
+fi
+: > "$D/sub.jsonl"
+$AD_BIN run -c "$D/ad.json" --state-dir "$D/inst" --log-level debug 2> "$D/daemon4.log" & DPID=$!
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
+$H pub --port "$IT_PORT" --devices 1 --rows 60
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 phase=detecting \
+        --timeout 20 >/dev/null &&
+   [ "$(threshold "$D/sub.jsonl")" = "$t3" ] &&
+   grep -q "pump/pump1: calibration restored from $D/inst/pump/pump1.state.json" "$D/daemon4.log"; then
+    it_ok "--state-dir: restart restores from the given directory (threshold $t3)"
+else
+    it_fail "--state-dir: restart restores from the given directory" \
+        "want $t3, got $(threshold "$D/sub.jsonl"); $(grep -e restored -e pump1 "$D/daemon4.log" | head -5)"
+fi
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 exit 0

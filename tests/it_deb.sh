@@ -4,7 +4,8 @@
 #  - `dpkg-buildpackage -us -uc -b` on a copy of the source tree (the tree
 #    itself stays clean) builds anomalyd_<version>_<arch>.deb and its -dbgsym,
 #    with <version> the one `anomalyd --version` prints;
-#  - `dpkg-deb -c`: binary, unit and its user drop-in, conffile, every bundled
+#  - `dpkg-deb -c`: binary, unit and instance template with their user
+#    drop-ins, conffile, every bundled
 #    model, both man pages; `dpkg-deb -I`: the conffiles list and Depends
 #    (adduser and the shared libraries found by dh_shlibdeps);
 #  - the binary is stripped and its debug file is in -dbgsym (by build id);
@@ -63,6 +64,7 @@ fi
 dpkg-deb -c "$deb" | awk '{ print $NF }' | sed 's|^\./|/|' > "$tmp/files"
 want="/usr/bin/anomalyd /lib/systemd/system/anomalyd.service
 /lib/systemd/system/anomalyd.service.d/user.conf /etc/anomalyd/anomalyd.json
+/lib/systemd/system/anomalyd@.service /lib/systemd/system/anomalyd@.service.d/user.conf
 /usr/share/man/man8/anomalyd.8.gz /usr/share/man/man5/anomalyd.json.5.gz
 /usr/share/doc/anomalyd/copyright"
 for m in conf/models/*.safetensors; do
@@ -70,8 +72,8 @@ for m in conf/models/*.safetensors; do
 done
 missing=
 for f in $want; do grep -qx -- "$f" "$tmp/files" || missing="$missing $f"; done
-if [ -z "$missing" ]; then it_ok "deb: contents: binary, unit, drop-in, config, models, man pages"
-else it_fail "deb: contents: binary, unit, drop-in, config, models, man pages" "missing:$missing"; fi
+if [ -z "$missing" ]; then it_ok "deb: contents: binary, unit and template with drop-ins, config, models, man pages"
+else it_fail "deb: contents: binary, unit and template with drop-ins, config, models, man pages" "missing:$missing"; fi
 
 conff=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles 2>/dev/null)
 if [ "$(echo "$conff" | sed '/^$/d')" = "/etc/anomalyd/anomalyd.json" ]; then
@@ -141,6 +143,22 @@ if [ "$es" = "/usr/bin/anomalyd run -c /etc/anomalyd/anomalyd.json" ] && [ $rc -
     it_ok "deb: unit runs /usr/bin/anomalyd with /etc/anomalyd/anomalyd.json; with its drop-in it passes systemd-analyze verify"
 else
     it_fail "deb: unit ExecStart= and systemd-analyze verify (with drop-in)" "ExecStart=$es; rc=$rc: $out"
+fi
+# The instance template with its drop-in: an instance verifies and runs as
+# the same user, state in /var/lib/anomalyd/<instance> (what --state-dir gets).
+cp -r "$U/anomalyd@.service.d" "$tmp/unit/"
+sed "s|^ExecStart=/usr/bin/anomalyd |ExecStart=$R/usr/bin/anomalyd |" "$U/anomalyd@.service" \
+    > "$tmp/unit/anomalyd@.service"
+out=$(SYSTEMD_UNIT_PATH="$tmp/unit:" MANPATH="$R/usr/share/man" \
+      systemd-analyze verify anomalyd@line3.service 2>&1); rc=$?
+tu=$(sed -n "s/^User=//p" "$U/anomalyd@.service.d/"*.conf | tail -1)
+tes=$(sed -n 's/^ExecStart=//p' "$U/anomalyd@.service")
+tsd=$(sed -n 's/^StateDirectory=//p' "$U/anomalyd@.service")
+if [ $rc -eq 0 ] && [ -z "$out" ] && [ "$tu" = anomalyd ] && [ "$tsd" = "anomalyd/%i" ] &&
+   [ "$tes" = "/usr/bin/anomalyd run -c /etc/anomalyd/%i.json --state-dir /var/lib/anomalyd/%i" ]; then
+    it_ok "deb: template instance anomalyd@line3 passes systemd-analyze verify, runs as anomalyd, state in /var/lib/anomalyd/line3"
+else
+    it_fail "deb: template instance with its drop-in" "User=$tu ExecStart=$tes StateDirectory=$tsd; rc=$rc: $out"
 fi
 # The service's user is the one postinst creates; its state directory is
 # where postinst creates it and where the config keeps state.

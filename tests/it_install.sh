@@ -6,6 +6,10 @@
 #    model paths pointing at the installed models;
 #  - the installed unit passes `systemd-analyze verify` (binary path mapped
 #    into DESTDIR, man pages found in DESTDIR);
+#  - the instance template anomalyd@.service differs from the unit only in
+#    the instance's config (/etc/anomalyd/%i.json), state directory
+#    (anomalyd/%i, given to the daemon with --state-dir) and wording; an instance of it verifies and keeps the
+#    unit's sandbox (same `systemd-analyze security` exposure);
 #  - the installed binary's `check -c` accepts the installed config (model
 #    paths mapped into DESTDIR), and, installed for real under a temporary
 #    PREFIX and SYSCONFDIR, the installed config as it is;
@@ -30,6 +34,7 @@ it_ok "install: make install PREFIX=/usr DESTDIR=... succeeds"
 
 missing=
 for f in usr/bin/anomalyd usr/lib/systemd/system/anomalyd.service \
+         usr/lib/systemd/system/anomalyd@.service \
          etc/anomalyd/anomalyd.json usr/share/man/man8/anomalyd.8 \
          usr/share/man/man5/anomalyd.json.5; do
     [ -f "$D/$f" ] || missing="$missing $f"
@@ -73,6 +78,31 @@ sed "s|^ExecStart=/usr/bin/anomalyd |ExecStart=$D/usr/bin/anomalyd |" \
 out=$(MANPATH="$D/usr/share/man" systemd-analyze verify "$tmp/unit/anomalyd.service" 2>&1); rc=$?
 if [ $rc -eq 0 ] && [ -z "$out" ]; then it_ok "install: installed unit passes systemd-analyze verify"
 else it_fail "install: installed unit passes systemd-analyze verify" "rc=$rc: $out"; fi
+
+# --- the instance template -------------------------------------------------------
+# Every directive but Description=, ExecStart= and StateDirectory= is the
+# unit's: the template cannot drift from the unit's sandbox.
+U=$D/usr/lib/systemd/system
+dirs=$(grep -v '^#' "$U/anomalyd@.service" | grep -v -e '^Description=' -e '^ExecStart=' -e '^StateDirectory=')
+same=$(grep -v '^#' "$U/anomalyd.service" | grep -v -e '^Description=' -e '^ExecStart=' -e '^StateDirectory=')
+tes=$(sed -n 's/^ExecStart=//p' "$U/anomalyd@.service")
+tsd=$(sed -n 's/^StateDirectory=//p' "$U/anomalyd@.service")
+if [ "$dirs" = "$same" ] && [ "$tes" = "/usr/bin/anomalyd run -c /etc/anomalyd/%i.json --state-dir /var/lib/anomalyd/%i" ] &&
+   [ "$tsd" = "anomalyd/%i" ]; then
+    it_ok "install: template anomalyd@.service = the unit with config /etc/anomalyd/%i.json, state anomalyd/%i"
+else
+    it_fail "install: template anomalyd@.service = the unit with its own config and state" \
+        "ExecStart=$tes StateDirectory=$tsd; other directives: $(printf '%s\n' "$dirs" > "$tmp/t.d"; printf '%s\n' "$same" | diff - "$tmp/t.d")"
+fi
+sed "s|^ExecStart=/usr/bin/anomalyd |ExecStart=$D/usr/bin/anomalyd |" \
+    "$U/anomalyd@.service" > "$tmp/unit/anomalyd@.service"
+out=$(cd "$tmp/unit" && MANPATH="$D/usr/share/man" systemd-analyze verify anomalyd@line3.service 2>&1); rc=$?
+if [ $rc -eq 0 ] && [ -z "$out" ]; then it_ok "install: instance anomalyd@line3 passes systemd-analyze verify"
+else it_fail "install: instance anomalyd@line3 passes systemd-analyze verify" "rc=$rc: $out"; fi
+exp() { systemd-analyze security --offline=yes "$1" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p'; }
+e1=$(cd "$tmp/unit" && exp anomalyd.service); e2=$(cd "$tmp/unit" && exp anomalyd@line3.service)
+if [ -n "$e1" ] && [ "$e1" = "$e2" ]; then it_ok "install: instance keeps the unit's sandbox (exposure $e2)"
+else it_fail "install: instance keeps the unit's sandbox" "unit ${e1:-?}, instance ${e2:-?}"; fi
 
 # --- the installed binary checks the installed config --------------------------
 help=$("$D/usr/bin/anomalyd" check --help 2>&1)
