@@ -26,8 +26,11 @@ typedef struct run {
     int scored;
 } run;
 
-/* Push one row with both features = v at ts; score every due window. */
-static void step(ad_detector *d, int64_t ts, double v, run *r)
+/* Push one row with both features = v at ts; score every due window. With
+ * ts_out/sc_out/n: append each scored window's end time and score (room for
+ * 64); with r: count them and keep the events there. */
+static void step_rec(ad_detector *d, int64_t ts, double v, int64_t *ts_out, float *sc_out,
+                     int *n, run *r)
 {
     double row[F] = { v, v };
     int T = ad_detector_T(d);
@@ -41,11 +44,22 @@ static void step(ad_detector *d, int64_t ts, double v, run *r)
         ad_forward_ref(job.model, in, out, 1);
         ad_recon_error(in, out, T, F, AD_METRIC_MAE, NULL, &mae, share);
         ad_detector_feed_score(d, &job, mae, share);
-        r->scored++;
+        if (n && *n < 64) {
+            ts_out[*n] = job.ts_ms;
+            sc_out[*n] = mae;
+            (*n)++;
+        }
+        if (r)
+            r->scored++;
     }
     while (ad_detector_poll_event(d, &ev))
-        if (r->n_events < 64)
+        if (r && r->n_events < 64)
             r->ev[r->n_events++] = ev;
+}
+
+static void step(ad_detector *d, int64_t ts, double v, run *r)
+{
+    step_rec(d, ts, v, NULL, NULL, NULL, r);
 }
 
 static int find_ev(const run *r, ad_event_type t, int from)
@@ -234,32 +248,24 @@ static void test_save_restore(void)
     ad_model_free(m2);
 }
 
-/* Push one row (both features v) at ts; append every scored window's end
- * time and score to ts_out/sc_out (room for 64). Returns windows scored. */
-static int step_rec(ad_detector *d, int64_t ts, double v, int64_t *ts_out, float *sc_out, int *n)
+/* A detector restored from `state` given `rows` rows (value 1) from
+ * `first` on, 1 s apart: windows scored, the first one's end in *t0. */
+static int resumed(const ad_detector_cfg *c, ad_model *m, const char *state, int64_t first,
+                   int rows, int64_t *t0)
 {
-    double row[F] = { v, v };
-    int T = ad_detector_T(d), k = 0;
-    float in[64 * F], out[64 * F], share[F];
-    ad_window_job job;
-    ad_event ev;
+    ad_detector *e = NULL;
+    char err[300];
+    int64_t ts[64];
+    float sc[64];
+    int n = 0, i;
 
-    ad_detector_push_row(d, ts, row, NULL);
-    while (ad_detector_next_window(d, in, &job)) {
-        float mae;
-        ad_forward_ref(job.model, in, out, 1);
-        ad_recon_error(in, out, T, F, AD_METRIC_MAE, NULL, &mae, share);
-        ad_detector_feed_score(d, &job, mae, share);
-        if (*n < 64) {
-            ts_out[*n] = job.ts_ms;
-            sc_out[*n] = mae;
-            (*n)++;
-        }
-        k++;
-    }
-    while (ad_detector_poll_event(d, &ev))
-        ;
-    return k;
+    ad_detector_new(&e, c, "s", m, 0, 0, NULL, err, sizeof(err));
+    ad_detector_restore(e, state, err, sizeof(err));
+    for (i = 0; i < rows; i++)
+        step_rec(e, first + 1000 * i, 1.0, ts, sc, &n, NULL);
+    *t0 = n ? ts[0] : -1;
+    ad_detector_free(e);
+    return n;
 }
 
 /* A stream handed over (ad_detector_save_handover -> restore) scores the
@@ -277,7 +283,7 @@ static void test_handover_window(void)
     int64_t ta[64], tb[64];
     float sa[64], sb[64];
     int na = 0, nb = 0, i, same;
-    int64_t gap_at;
+    int64_t gap_at, t0;
 
     ad_detector_cfg_default(&c);
     c.calib_windows = 8;
@@ -286,7 +292,7 @@ static void test_handover_window(void)
     c.stream.max_gap_ms = 10000;
     ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
     for (i = 0; i < CUT; i++)
-        step_rec(d, 1000 * i, 1.0 + 0.1 * (i % 5), ta, sa, &na);
+        step_rec(d, 1000 * i, 1.0 + 0.1 * (i % 5), ta, sa, &na, NULL);
     T_CHECK(ad_detector_phase(d) == AD_PHASE_DETECTING, "calibrated before the hand-over");
     hand = ad_detector_save_handover(d);
     plain = ad_detector_save(d);
@@ -297,8 +303,8 @@ static void test_handover_window(void)
     T_CHECK(ad_detector_restore(e, hand, err, sizeof(err)) == 0, "restore: %s", err);
     for (i = CUT; i < END; i++) {
         double v = 1.0 + 0.1 * (i % 5) + (i > 45 ? 2.0 : 0.0);
-        step_rec(d, 1000 * i, v, ta, sa, &na);
-        step_rec(e, 1000 * i, v, tb, sb, &nb);
+        step_rec(d, 1000 * i, v, ta, sa, &na, NULL);
+        step_rec(e, 1000 * i, v, tb, sb, &nb, NULL);
     }
     same = na == nb && na > 0;
     for (i = 0; same && i < na; i++)
@@ -315,53 +321,29 @@ static void test_handover_window(void)
     ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
     T_CHECK(ad_detector_restore(e, plain, err, sizeof(err)) == 0, "plain restore: %s", err);
     for (i = CUT; i < END; i++)
-        step_rec(e, 1000 * i, 1.0, tb, sb, &nb);
+        step_rec(e, 1000 * i, 1.0, tb, sb, &nb, NULL);
     T_CHECK(nb > 0 && tb[0] == 1000 * (CUT + TW - 1), "without the rows: first window after "
             "T rows (at %lld)", (long long)(nb ? tb[0] : -1));
     ad_detector_free(e);
 
     /* a hole longer than max_gap_ms after the saved rows: fresh ring */
-    nb = 0;
     gap_at = 1000 * (CUT - 1) + c.stream.max_gap_ms + 1;
-    ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
-    ad_detector_restore(e, hand, err, sizeof(err));
-    for (i = 0; i < TW; i++)
-        step_rec(e, gap_at + 1000 * i, 1.0, tb, sb, &nb);
-    T_CHECK(nb == 1 && tb[0] == gap_at + 1000 * (TW - 1), "after a hole: first window after T "
+    nb = resumed(&c, m, hand, gap_at, TW, &t0);
+    T_CHECK(nb == 1 && t0 == gap_at + 1000 * (TW - 1), "after a hole: first window after T "
             "rows (%d windows)", nb);
-    ad_detector_free(e);
-
     /* a hole of 5 row spacings (a state file reused after rows went past
      * it): fresh ring, though within max_gap_ms */
-    nb = 0;
     gap_at = 1000 * (CUT - 1) + 5000;
-    ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
-    ad_detector_restore(e, hand, err, sizeof(err));
-    for (i = 0; i < TW; i++)
-        step_rec(e, gap_at + 1000 * i, 1.0, tb, sb, &nb);
-    T_CHECK(nb == 1 && tb[0] == gap_at + 1000 * (TW - 1), "after 5 row spacings: first window "
+    nb = resumed(&c, m, hand, gap_at, TW, &t0);
+    T_CHECK(nb == 1 && t0 == gap_at + 1000 * (TW - 1), "after 5 row spacings: first window "
             "after T rows (%d windows)", nb);
-    ad_detector_free(e);
-
     /* one missed row (2 spacings) continues the rows, as in a live stream */
-    nb = 0;
-    gap_at = 1000 * (CUT - 1) + 2000;
-    ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
-    ad_detector_restore(e, hand, err, sizeof(err));
-    for (i = 0; i < TW; i++)
-        step_rec(e, gap_at + 1000 * i, 1.0, tb, sb, &nb);
+    nb = resumed(&c, m, hand, 1000 * (CUT - 1) + 2000, TW, &t0);
     T_CHECK(nb >= TW / HOP, "after one missed row: windows continue (%d)", nb);
-    ad_detector_free(e);
-
     /* rows older than the saved ones (a re-read): fresh ring */
-    nb = 0;
-    ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
-    ad_detector_restore(e, hand, err, sizeof(err));
-    for (i = CUT - 3; i < CUT - 3 + TW; i++)
-        step_rec(e, 1000 * i, 1.0, tb, sb, &nb);
-    T_CHECK(nb == 1 && tb[0] == 1000 * (CUT - 4 + TW), "re-read rows: first window after T "
+    nb = resumed(&c, m, hand, 1000 * (CUT - 3), TW, &t0);
+    T_CHECK(nb == 1 && t0 == 1000 * (CUT - 4 + TW), "re-read rows: first window after T "
             "rows (%d windows)", nb);
-    ad_detector_free(e);
 
     /* a damaged window part: ignored, the calibration still restored */
     bad = strdup(hand);
@@ -373,7 +355,7 @@ static void test_handover_window(void)
             ad_detector_phase(e) == AD_PHASE_DETECTING, "damaged window part: calibration "
             "restored (%s)", err);
     for (i = CUT; i < CUT + TW; i++)
-        step_rec(e, 1000 * i, 1.0, tb, sb, &nb);
+        step_rec(e, 1000 * i, 1.0, tb, sb, &nb, NULL);
     T_CHECK(nb == 1, "damaged window part: fresh ring (%d windows)", nb);
     ad_detector_free(e);
     free(bad);
