@@ -280,7 +280,7 @@ static void drain_cb(uv_timer_t *t)
     for (int i = 0; i < g->n; i++)
         MAP_FOREACH(&g->dets[i].streams, s) {
             publish_dq_close_all(dd, s, "restart");   /* conditions are not saved */
-            state_save(dd, s);
+            state_save_handover(dd, s);
         }
     kafka_stop(dd);
     publish_stats(dd);

@@ -296,6 +296,10 @@ stream_rec *streams_find(det_rt *d, const char *key);
 /* ---- state.c ---- */
 /* Queue the calibration state of s for writing (nothing if not calibrated). */
 void state_save(ad_daemon *dd, stream_rec *s);
+/* The same where the stream stops here (stop, eviction, partition moved):
+ * with its window rows, so that it continues on the next windows
+ * (ad_detector_save_handover). */
+void state_save_handover(ad_daemon *dd, stream_rec *s);
 /* What state_restore does with the stream. */
 typedef enum {
     RESTORE_NEW,        /* a new stream: build its detector, announce it */

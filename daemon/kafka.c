@@ -329,8 +329,9 @@ static void produce(ad_kafka *k, const char *topic, const char *key, const char 
         ad_log(AD_LOG_WARNING, "kafka: cannot produce to %s: %s", topic, rd_kafka_err2str(e));
 }
 
-/* The state of s (NULL state: not calibrated yet) for the state topic. */
-static void state_put(ad_kafka *k, stream_rec *s)
+/* The state of s (NULL state: not calibrated yet) for the state topic;
+ * handover: the stream stops here (its window rows go with it). */
+static void state_put(ad_kafka *k, stream_rec *s, int handover)
 {
     char tk[KEY_MAX + 80], pk[KEY_MAX + 80], *js, *txt;
     kent *e;
@@ -346,7 +347,7 @@ static void state_put(ad_kafka *k, stream_rec *s)
     cJSON_AddNumberToObject(o, "partition", e->part);
     cJSON_AddStringToObject(o, "detector", s->det->c->name);
     cJSON_AddStringToObject(o, "stream", s->key);
-    if ((js = ad_detector_save(s->d))) {
+    if ((js = handover ? ad_detector_save_handover(s->d) : ad_detector_save(s->d))) {
         cJSON *st = cJSON_Parse(js);
         if (st) cJSON_AddItemToObject(o, "state", st); else cJSON_AddNullToObject(o, "state");
         free(js);
@@ -363,7 +364,7 @@ static void state_put(ad_kafka *k, stream_rec *s)
 void kafka_state_changed(ad_daemon *dd, stream_rec *s)
 {
     if (dd->kafka)
-        state_put(dd->kafka, s);
+        state_put(dd->kafka, s, 0);
 }
 
 char *kafka_state_take(ad_daemon *dd, const char *det, const char *key)
@@ -430,7 +431,7 @@ static int drop_streams(ad_kafka *k, const rd_kafka_topic_partition_list_t *l, i
             if (s->restores || s->held)
                 bad[tp - l->elems] = 1;
             if (!lost)
-                state_put(k, s);
+                state_put(k, s, 1);
             publish_dq_close_all(dd, s, "moved");
             streams_kill(dd, s, 1);
             tdel(k->smap, tk);
@@ -806,7 +807,7 @@ void kafka_stop(ad_daemon *dd)
     k->stopping = 1;
     for (int i = 0; i < dd->g->n; i++)
         MAP_FOREACH(&dd->g->dets[i].streams, s)
-            state_put(k, s);
+            state_put(k, s, 1);
     rd_kafka_flush(k->p, 10000);
     if ((e = rd_kafka_commit(k->c, NULL, 0)) && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         ad_log(AD_LOG_WARNING, "kafka: commit at stop: %s", rd_kafka_err2str(e));

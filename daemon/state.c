@@ -212,12 +212,12 @@ void state_writer_free(ad_daemon *dd)
     dd->wq_tail = NULL;
 }
 
-void state_save(ad_daemon *dd, stream_rec *s)
+static void save(ad_daemon *dd, stream_rec *s, int handover)
 {
     char path[8192], *js;
     if (!s->det || !s->det->state_dir[0] || !s->d)
         return;
-    if (!(js = ad_detector_save(s->d)))
+    if (!(js = handover ? ad_detector_save_handover(s->d) : ad_detector_save(s->d)))
         return;                     /* not calibrated yet */
     if (s->own_model) {
         char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));
@@ -227,6 +227,16 @@ void state_save(ad_daemon *dd, stream_rec *s)
     state_path(s->det, s->key, ".state.json", path, sizeof path);
     if (state_write(dd, path, js) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
+}
+
+void state_save(ad_daemon *dd, stream_rec *s)
+{
+    save(dd, s, 0);
+}
+
+void state_save_handover(ad_daemon *dd, stream_rec *s)
+{
+    save(dd, s, 1);
 }
 
 /* ---- restore ------------------------------------------------------------- */

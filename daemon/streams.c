@@ -173,7 +173,7 @@ void streams_bury(stream_rec *s)
 void streams_kill(ad_daemon *dd, stream_rec *s, int save)
 {
     if (save)
-        state_save(dd, s);
+        state_save_handover(dd, s);
     training_adapt_cancel(NULL, s);
     retire_counts(s);
     if (s->det)

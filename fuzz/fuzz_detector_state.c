@@ -1,10 +1,12 @@
 /* fuzz_detector_state.c - libFuzzer target for the detector's saved state
- * (ad_detector_restore: calibration, threshold state, "dq" and "adapt"
- * sub-objects): any input restores or fails with a message; a restored
- * detector saves to text that restores again, and keeps scoring, alerting
- * and checking data quality on rows. Build: make fuzz. */
+ * (ad_detector_restore: calibration, threshold state, "dq", "adapt" and
+ * "window" sub-objects): any input restores or fails with a message; a
+ * restored detector saves (as a hand-over, window rows included) to text
+ * that restores again, and keeps scoring, alerting and checking data
+ * quality on rows. Build: make fuzz. */
 #include <stdint.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
@@ -106,14 +108,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     err[0] = '\0';
     if (ad_detector_restore(d, txt, err, sizeof err) == 0) {
-        s1 = ad_detector_save(d);
+        s1 = ad_detector_save_handover(d);
         r = mk();
         if (s1 == NULL || ad_detector_restore(r, s1, err, sizeof err) != 0)
             abort();
-        s2 = ad_detector_save(r);
+        s2 = ad_detector_save_handover(r);
         if (s2 == NULL)
             abort();
         drive(d);
+        drive(r);
     } else if (err[0] == '\0') {
         abort();
     } else {

@@ -654,6 +654,14 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
             if (isfinite(d->rowd[f]))
                 d->last_val[f] = d->rowd[f];
         }
+        if (d->resume_ts > 0) {
+            /* the first row after a hand-over (restored window rows):
+             * continue them only if it follows them (see window_restore) */
+            int64_t gap = ts - d->resume_ts;
+            if (gap <= 0 || gap > d->resume_gap)
+                flags |= AD_ROW_GAP;
+            d->resume_ts = 0;
+        }
         if (flags & AD_ROW_GAP) {
             /* no window spans the hole: start a fresh ring */
             ad_window_reset(d->win);

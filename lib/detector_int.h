@@ -50,6 +50,10 @@ struct ad_detector {
     int64_t calib_start;
     double calib_guard;          /* > 0: calibration skips scores above it */
     int64_t last_ts;             /* last row consumed (event times) */
+    int64_t resume_ts;           /* > 0: window rows restored up to this
+                                  * time; the next row continues them only
+                                  * if it follows within resume_gap */
+    int64_t resume_gap;
     /* untrusted rows */
     uint64_t rejected_seen;      /* stream rejections at the last row */
     uint64_t rows_since_bad;     /* rows since the last untrusted one */

@@ -67,7 +67,154 @@ static void restore_subs(ad_detector *d, const cJSON *o)
     }
 }
 
-char *ad_detector_save(const ad_detector *d)
+/* The window's newest rows (at most T - 1: the rows a later window can
+ * still hold) for a hand-over: {"ts":[..],"rows":[[F values, null for
+ * NaN]..],"valid":[0|1..],"pushed":n,"since":k,"since_bad":n}. NULL when
+ * empty (or on OOM). */
+static cJSON *window_save(const ad_detector *d)
+{
+    int fill = ad_window_fill(d->win), n = fill < d->T - 1 ? fill : d->T - 1, i, f, v;
+    cJSON *o, *ts, *rows, *val, *r;
+    const double *row;
+    int64_t t;
+
+    if (n <= 0 || (o = cJSON_CreateObject()) == NULL)
+        return NULL;
+    ts = cJSON_AddArrayToObject(o, "ts");
+    rows = cJSON_AddArrayToObject(o, "rows");
+    val = cJSON_AddArrayToObject(o, "valid");
+    if (!ts || !rows || !val)
+        goto fail;
+    for (i = fill - n; i < fill; i++) {
+        if (ad_window_row(d->win, i, &t, &row, &v) != 0 || (r = cJSON_CreateArray()) == NULL)
+            goto fail;
+        cJSON_AddItemToArray(rows, r);
+        for (f = 0; f < d->F; f++)
+            if (!cJSON_AddItemToArray(r, isfinite(row[f]) ? cJSON_CreateNumber(row[f]) :
+                                      cJSON_CreateNull()))
+                goto fail;
+        if (!cJSON_AddItemToArray(ts, cJSON_CreateNumber((double)t)) ||
+            !cJSON_AddItemToArray(val, cJSON_CreateNumber(v)))
+            goto fail;
+    }
+    if (!cJSON_AddNumberToObject(o, "pushed", (double)ad_window_pushed(d->win)) ||
+        !cJSON_AddNumberToObject(o, "since", ad_window_since(d->win)) ||
+        !cJSON_AddNumberToObject(o, "since_bad", (double)(d->rows_since_bad < (uint64_t)d->T ?
+                                                          d->rows_since_bad : (uint64_t)d->T)))
+        goto fail;
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of x[0..n) (n > 0; sorts x). */
+static int64_t median_i64(int64_t *x, int n)
+{
+    qsort(x, (size_t)n, sizeof(*x), cmp_i64);
+    return x[n / 2];
+}
+
+/* Refill the window from window_save's object, when it is consistent with
+ * the stream's last row (its last ts is last_ts); else leave it empty. */
+static void window_restore(ad_detector *d, const cJSON *o)
+{
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "ts");
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(o, "rows");
+    const cJSON *val = cJSON_GetObjectItemCaseSensitive(o, "valid");
+    const cJSON *pu = cJSON_GetObjectItemCaseSensitive(o, "pushed");
+    const cJSON *si = cJSON_GetObjectItemCaseSensitive(o, "since");
+    const cJSON *sb = cJSON_GetObjectItemCaseSensitive(o, "since_bad");
+    const cJSON *r, *x;
+    double *v = d->rowd;
+    int n, i, f;
+    int64_t t, prev = INT64_MIN;
+    const char *why = NULL;
+
+    if (o == NULL)
+        return;                     /* none saved: the ring is as it was */
+    ad_window_reset(d->win);
+    n = cJSON_GetArraySize(rows);
+    if (!cJSON_IsArray(ts) || !cJSON_IsArray(rows) || !cJSON_IsArray(val) ||
+        cJSON_GetArraySize(ts) != n || cJSON_GetArraySize(val) != n || n < 1 || n > d->T - 1 ||
+        !cJSON_IsNumber(pu) || !(pu->valuedouble >= n && pu->valuedouble <= 1e18) ||
+        !cJSON_IsNumber(si) || !(si->valuedouble >= 0 && si->valuedouble < d->cfg.hop) ||
+        !cJSON_IsNumber(sb) || !(sb->valuedouble >= 0 && sb->valuedouble <= 1e18)) {
+        why = "malformed";
+        goto bad;
+    }
+    for (i = 0; i < n; i++) {
+        x = cJSON_GetArrayItem(ts, i);
+        r = cJSON_GetArrayItem(rows, i);
+        if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= 1e15) || !cJSON_IsArray(r) ||
+            cJSON_GetArraySize(r) != d->F ||
+            !cJSON_IsNumber(cJSON_GetArrayItem(val, i))) {
+            why = "malformed row";
+            goto bad;
+        }
+        t = (int64_t)x->valuedouble;
+        if (t <= prev) {
+            why = "rows out of order";
+            goto bad;
+        }
+        prev = t;
+        for (f = 0; f < d->F; f++) {
+            const cJSON *c = cJSON_GetArrayItem(r, f);
+            if (cJSON_IsNumber(c))
+                v[f] = c->valuedouble;
+            else if (cJSON_IsNull(c))
+                v[f] = NAN;
+            else {
+                why = "malformed value";
+                goto bad;
+            }
+        }
+        ad_window_push_d(d->win, t, v, cJSON_GetArrayItem(val, i)->valuedouble != 0);
+    }
+    if (prev != d->last_ts) {
+        why = "its last row is not the stream's last";
+        goto bad;
+    }
+    ad_window_resume(d->win, (uint64_t)pu->valuedouble, (int)si->valuedouble);
+    d->rows_since_bad = (uint64_t)sb->valuedouble;
+    d->resume_ts = prev;
+    /* The next row continues these when it follows them as they followed
+     * each other: within 3 x their median spacing (a missed row or two),
+     * and never across a hole longer than max_gap_ms. A state file reused
+     * after rows were consumed past it (a crash after the hand-over) fails
+     * this: its rows are older than the stream by those rows' span. */
+    {
+        int64_t *sp = n > 1 ? malloc((size_t)(n - 1) * sizeof(*sp)) : NULL, mg, g = 0;
+        int k;
+        for (k = 0; sp && k + 1 < n; k++)
+            sp[k] = (int64_t)cJSON_GetArrayItem(ts, k + 1)->valuedouble -
+                    (int64_t)cJSON_GetArrayItem(ts, k)->valuedouble;
+        if (sp)
+            g = 3 * median_i64(sp, n - 1);
+        free(sp);
+        mg = d->cfg.stream.max_gap_ms;
+        if (mg > 0 && g > mg)
+            g = mg;
+        d->resume_gap = g;
+        if (g <= 0) {               /* one row (or no memory): no spacing known */
+            d->resume_ts = 0;
+            ad_window_reset(d->win);
+        }
+    }
+    return;
+bad:
+    ad_window_reset(d->win);
+    ad_log(AD_LOG_WARNING, "stream %s: saved window rows ignored (%s): the next window "
+           "starts afresh", d->key, why);
+}
+
+static char *detector_save(const ad_detector *d, int with_window)
 {
     cJSON *o, *t;
     char hash[24];
@@ -111,10 +258,22 @@ char *ad_detector_save(const ad_detector *d)
     if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0 ||
         add_sub(o, "adapt", d->ad ? ad_adapt_save(d->ad) : NULL, d->ad != NULL) != 0)
         goto out;
+    if (with_window && fitted && (t = window_save(d)) != NULL)
+        cJSON_AddItemToObject(o, "window", t);
     txt = cJSON_PrintUnformatted(o);
 out:
     cJSON_Delete(o);
     return txt;
+}
+
+char *ad_detector_save(const ad_detector *d)
+{
+    return detector_save(d, 0);
+}
+
+char *ad_detector_save_handover(const ad_detector *d)
+{
+    return detector_save(d, 1);
 }
 
 /* The saved alert part of o: "alert", or for files written before it
@@ -151,7 +310,7 @@ static void alert_resume(ad_detector *d, const cJSON *o)
         ad_log(AD_LOG_WARNING, "stream %s: saved alert not continued: %s", d->key, err);
     }
     x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
-    if (d->last_ts == 0 && cJSON_IsNumber(x))
+    if (d->last_ts == 0 && cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e15)
         d->last_ts = (int64_t)x->valuedouble;
     cJSON_Delete(a);
 }
@@ -215,6 +374,7 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     }
     det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     alert_resume(d, o);
+    window_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window"));
     det_set_phase(d, AD_PHASE_DETECTING, d->last_ts);
     rc = 0;
 out:
@@ -258,7 +418,8 @@ int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason 
     } else if (al.active) {
         x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
         queue_closed(d, &al, same_model ? reason : AD_CLOSE_MODEL_CHANGED,
-                     cJSON_IsNumber(x) ? (int64_t)x->valuedouble : al.start_ms);
+                     cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e15 ?
+                     (int64_t)x->valuedouble : al.start_ms);
         closed = 1;
     }
     /* The old threshold guards the new calibration when scores are on the

@@ -1034,7 +1034,8 @@ int ad_threshold_restore(ad_threshold *t, const cJSON *j, char *err, size_t errl
     w = cJSON_GetObjectItemCaseSensitive(j, "welford");
     if (!cJSON_IsBool(fit) || get_num(j, "value", &value) || get_num(j, "count", &count) ||
         !cJSON_IsObject(w) || get_num(w, "n", &wn) || get_num(w, "mean", &wmean) ||
-        get_num(w, "m2", &wm2) || wn < 0 || count < 0 || wm2 < 0)
+        get_num(w, "m2", &wm2) || !(wn >= 0 && wn <= 1e18) || !(count >= 0 && count <= 1e18) ||
+        wm2 < 0)
         return ad_errf(err, errlen, AD_EFORMAT, "threshold state: fitted/value/count/welford malformed");
     if (cJSON_IsTrue(fit) && !(value > 0))
         return ad_errf(err, errlen, AD_EFORMAT, "threshold state: value must be > 0");
@@ -1047,7 +1048,7 @@ int ad_threshold_restore(ad_threshold *t, const cJSON *j, char *err, size_t errl
         p = cJSON_GetObjectItemCaseSensitive(j, "pot");
         if (!cJSON_IsObject(p) || get_num(p, "init", &t->pot_init) ||
             get_num(p, "gamma", &t->gamma) || get_num(p, "sigma", &t->sigma) ||
-            get_num(p, "n", &n_obs) || n_obs < 0 ||
+            get_num(p, "n", &n_obs) || !(n_obs >= 0 && n_obs <= 1e18) ||
             ring_from_json(&t->peaks, cJSON_GetObjectItemCaseSensitive(p, "peaks")))
             goto bad;
         t->n_obs = (uint64_t)n_obs;

@@ -236,6 +236,36 @@ void ad_window_reset(ad_window *w)
     w->pushed = 0;
 }
 
+int ad_window_row(const ad_window *w, int i, int64_t *ts_ms, const double **row, int *valid)
+{
+    int slot;
+
+    if (i < 0 || i >= w->fill)
+        return AD_EINVAL;
+    /* the oldest row is at head once the ring is full, at 0 before */
+    slot = (w->fill < w->T ? i : w->head + i) % w->T;
+    if (ts_ms)
+        *ts_ms = w->ts[slot];
+    if (row)
+        *row = w->rows + (size_t)slot * (size_t)w->F;
+    if (valid)
+        *valid = w->rvalid[slot];
+    return 0;
+}
+
+int ad_window_since(const ad_window *w)
+{
+    return w->since;
+}
+
+void ad_window_resume(ad_window *w, uint64_t pushed, int since)
+{
+    if (pushed >= (uint64_t)w->fill)
+        w->pushed = pushed;
+    if (since >= 0 && since < w->hop)
+        w->since = since;
+}
+
 const ad_model *ad_window_model(const ad_window *w)
 {
     return w->model;

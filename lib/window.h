@@ -87,6 +87,19 @@ int ad_window_extract(ad_window *w, const ad_model *m, float *out,
 /* Forget all rows (fill 0, hop counter restarts); the model is kept. */
 void ad_window_reset(ad_window *w);
 
+/*
+ * The held rows, for handing a stream over (detector save/restore):
+ * ad_window_row gives row i (0 = oldest, < fill) as pushed: its timestamp,
+ * raw values (F, borrowed) and validity. ad_window_since is the hop counter
+ * (rows since the last due window). ad_window_resume, on a window just
+ * refilled with those rows (ad_window_reset, then ad_window_push_d of each),
+ * sets the counters back to what they were, so the next windows are due on
+ * the same rows as they would have been without the hand-over.
+ */
+int ad_window_row(const ad_window *w, int i, int64_t *ts_ms, const double **row, int *valid);
+int ad_window_since(const ad_window *w);
+void ad_window_resume(ad_window *w, uint64_t pushed, int since);
+
 int ad_window_T(const ad_window *w);
 int ad_window_F(const ad_window *w);
 

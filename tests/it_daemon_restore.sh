@@ -6,7 +6,8 @@
 # sample counts (the exact number of windows is scored, none dropped as
 # out of order or duplicate). With `--state-dir DIR` the state goes to DIR
 # instead of the config's state_dir, across a reload, and is restored from
-# there.
+# there. A restart whose next rows follow the saved ones continues them
+# (the window rows are saved at stop).
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_restore.XXXXXX)
@@ -122,6 +123,32 @@ if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 phase=d
 else
     it_fail "--state-dir: restart restores from the given directory" \
         "want $t3, got $(threshold "$D/sub.jsonl"); $(grep -e restored -e pump1 "$D/daemon4.log" | head -5)"
+fi
+kill -TERM "$DPID"; wait "$DPID"; DPID=
+
+# --- a restart inside a stream: the next window is the one due anyway ------
+# 200 rows, stop, restart, the next 40 rows of the same pump (as a broker
+# keeping a persistent session's messages delivers them): the rows saved at
+# stop continue, so each of the 40 rows completes a window (40, not the 11
+# of a ring started afresh).
+S=$(( $(date +%s) - 240 * 60 ))
+: > "$D/sub.jsonl"
+$AD_BIN run -c "$D/ad.json" --state-dir "$D/cont" 2> "$D/daemon5.log" & DPID=$!
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
+$H pub --port "$IT_PORT" --devices 1 --rows 200 --start "$S"
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=1000 windows_scored=171 \
+    --timeout 30 >/dev/null
+kill -TERM "$DPID"; wait "$DPID"; DPID=
+: > "$D/sub.jsonl"
+$AD_BIN run -c "$D/ad.json" --state-dir "$D/cont" 2> "$D/daemon6.log" & DPID=$!
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
+$H pub --port "$IT_PORT" --devices 1 --rows 240 --start-row 200 --start "$S"
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=200 windows_scored=40 \
+        --timeout 20 >/dev/null && ! grep -q "window rows ignored" "$D/daemon6.log"; then
+    it_ok "restart inside a stream: the rows saved at stop continue (40 rows, 40 windows)"
+else
+    it_fail "restart inside a stream: the rows saved at stop continue (40 rows, 40 windows)" \
+        "$(grep anomalyd/stats "$D/sub.jsonl" | tail -1 | cut -c1-400); $(grep -i window "$D/daemon6.log" | head -3)"
 fi
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 exit 0

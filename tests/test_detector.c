@@ -26,8 +26,11 @@ typedef struct run {
     int scored;
 } run;
 
-/* Push one row with both features = v at ts; score every due window. */
-static void step(ad_detector *d, int64_t ts, double v, run *r)
+/* Push one row with both features = v at ts; score every due window. With
+ * ts_out/sc_out/n: append each scored window's end time and score (room for
+ * 64); with r: count them and keep the events there. */
+static void step_rec(ad_detector *d, int64_t ts, double v, int64_t *ts_out, float *sc_out,
+                     int *n, run *r)
 {
     double row[F] = { v, v };
     int T = ad_detector_T(d);
@@ -41,11 +44,22 @@ static void step(ad_detector *d, int64_t ts, double v, run *r)
         ad_forward_ref(job.model, in, out, 1);
         ad_recon_error(in, out, T, F, AD_METRIC_MAE, NULL, &mae, share);
         ad_detector_feed_score(d, &job, mae, share);
-        r->scored++;
+        if (n && *n < 64) {
+            ts_out[*n] = job.ts_ms;
+            sc_out[*n] = mae;
+            (*n)++;
+        }
+        if (r)
+            r->scored++;
     }
     while (ad_detector_poll_event(d, &ev))
-        if (r->n_events < 64)
+        if (r && r->n_events < 64)
             r->ev[r->n_events++] = ev;
+}
+
+static void step(ad_detector *d, int64_t ts, double v, run *r)
+{
+    step_rec(d, ts, v, NULL, NULL, NULL, r);
 }
 
 static int find_ev(const run *r, ad_event_type t, int from)
@@ -232,6 +246,123 @@ static void test_save_restore(void)
     ad_detector_free(d);
     ad_model_free(m);
     ad_model_free(m2);
+}
+
+/* A detector restored from `state` given `rows` rows (value 1) from
+ * `first` on, 1 s apart: windows scored, the first one's end in *t0. */
+static int resumed(const ad_detector_cfg *c, ad_model *m, const char *state, int64_t first,
+                   int rows, int64_t *t0)
+{
+    ad_detector *e = NULL;
+    char err[300];
+    int64_t ts[64];
+    float sc[64];
+    int n = 0, i;
+
+    ad_detector_new(&e, c, "s", m, 0, 0, NULL, err, sizeof(err));
+    ad_detector_restore(e, state, err, sizeof(err));
+    for (i = 0; i < rows; i++)
+        step_rec(e, first + 1000 * i, 1.0, ts, sc, &n, NULL);
+    *t0 = n ? ts[0] : -1;
+    ad_detector_free(e);
+    return n;
+}
+
+/* A stream handed over (ad_detector_save_handover -> restore) scores the
+ * same windows, on the same rows, as one that was not: its window ring and
+ * hop phase move with it. A plain save does not carry them; a first row
+ * that does not follow the saved rows (older, or after a hole longer than
+ * max_gap_ms) starts a fresh ring; a damaged window part is ignored. */
+static void test_handover_window(void)
+{
+    enum { TW = 6, HOP = 2, CUT = 31, END = 60 };
+    ad_model *m = t_zero_model(TW, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL, *e = NULL;
+    char err[300], *hand, *plain, *bad;
+    int64_t ta[64], tb[64];
+    float sa[64], sb[64];
+    int na = 0, nb = 0, i, same;
+    int64_t gap_at, t0;
+
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 8;
+    c.thr.method = AD_THR_SIGMA;
+    c.hop = HOP;
+    c.stream.max_gap_ms = 10000;
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    for (i = 0; i < CUT; i++)
+        step_rec(d, 1000 * i, 1.0 + 0.1 * (i % 5), ta, sa, &na, NULL);
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_DETECTING, "calibrated before the hand-over");
+    hand = ad_detector_save_handover(d);
+    plain = ad_detector_save(d);
+    T_CHECK(hand && strstr(hand, "\"window\"") && plain && !strstr(plain, "\"window\""),
+            "the hand-over save carries the window rows, the plain one does not");
+    na = 0;
+    ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_restore(e, hand, err, sizeof(err)) == 0, "restore: %s", err);
+    for (i = CUT; i < END; i++) {
+        double v = 1.0 + 0.1 * (i % 5) + (i > 45 ? 2.0 : 0.0);
+        step_rec(d, 1000 * i, v, ta, sa, &na, NULL);
+        step_rec(e, 1000 * i, v, tb, sb, &nb, NULL);
+    }
+    same = na == nb && na > 0;
+    for (i = 0; same && i < na; i++)
+        same = ta[i] == tb[i] && sa[i] == sb[i];
+    T_CHECK(same, "handed-over stream scores the same %d windows as the original (%d), "
+            "first at %lld (original %lld)", nb, na, (long long)(nb ? tb[0] : -1),
+            (long long)(na ? ta[0] : -1));
+    T_CHECK(na >= (END - CUT) / HOP && na <= (END - CUT + HOP - 1) / HOP,
+            "one window every %d rows from the first row on: %d", HOP, na);
+    ad_detector_free(e);
+
+    /* plain save: a fresh ring, the first window only after T rows */
+    nb = 0;
+    ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_restore(e, plain, err, sizeof(err)) == 0, "plain restore: %s", err);
+    for (i = CUT; i < END; i++)
+        step_rec(e, 1000 * i, 1.0, tb, sb, &nb, NULL);
+    T_CHECK(nb > 0 && tb[0] == 1000 * (CUT + TW - 1), "without the rows: first window after "
+            "T rows (at %lld)", (long long)(nb ? tb[0] : -1));
+    ad_detector_free(e);
+
+    /* a hole longer than max_gap_ms after the saved rows: fresh ring */
+    gap_at = 1000 * (CUT - 1) + c.stream.max_gap_ms + 1;
+    nb = resumed(&c, m, hand, gap_at, TW, &t0);
+    T_CHECK(nb == 1 && t0 == gap_at + 1000 * (TW - 1), "after a hole: first window after T "
+            "rows (%d windows)", nb);
+    /* a hole of 5 row spacings (a state file reused after rows went past
+     * it): fresh ring, though within max_gap_ms */
+    gap_at = 1000 * (CUT - 1) + 5000;
+    nb = resumed(&c, m, hand, gap_at, TW, &t0);
+    T_CHECK(nb == 1 && t0 == gap_at + 1000 * (TW - 1), "after 5 row spacings: first window "
+            "after T rows (%d windows)", nb);
+    /* one missed row (2 spacings) continues the rows, as in a live stream */
+    nb = resumed(&c, m, hand, 1000 * (CUT - 1) + 2000, TW, &t0);
+    T_CHECK(nb >= TW / HOP, "after one missed row: windows continue (%d)", nb);
+    /* rows older than the saved ones (a re-read): fresh ring */
+    nb = resumed(&c, m, hand, 1000 * (CUT - 3), TW, &t0);
+    T_CHECK(nb == 1 && t0 == 1000 * (CUT - 4 + TW), "re-read rows: first window after T "
+            "rows (%d windows)", nb);
+
+    /* a damaged window part: ignored, the calibration still restored */
+    bad = strdup(hand);
+    if (bad && strstr(bad, "\"since\":"))
+        memcpy(strstr(bad, "\"since\":"), "\"sinxe\":", 8);
+    nb = 0;
+    ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_restore(e, bad, err, sizeof(err)) == 0 &&
+            ad_detector_phase(e) == AD_PHASE_DETECTING, "damaged window part: calibration "
+            "restored (%s)", err);
+    for (i = CUT; i < CUT + TW; i++)
+        step_rec(e, 1000 * i, 1.0, tb, sb, &nb, NULL);
+    T_CHECK(nb == 1, "damaged window part: fresh ring (%d windows)", nb);
+    ad_detector_free(e);
+    free(bad);
+    free(hand);
+    free(plain);
+    ad_detector_free(d);
+    ad_model_free(m);
 }
 
 static void test_forced_calibration_and_fixed(void)
@@ -429,6 +560,7 @@ int main(void)
     T_RUN(test_invalid_windows_and_rejects);
     T_RUN(test_smoothing_and_stale);
     T_RUN(test_save_restore);
+    T_RUN(test_handover_window);
     T_RUN(test_alert_lifecycle);
     T_RUN(test_forced_calibration_and_fixed);
     T_RUN(test_bootstrap_training);
