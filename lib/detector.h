@@ -530,12 +530,12 @@ char *ad_detector_save(const ad_detector *d);
 
 /*
  * The same for a hand-over (the stream stops here and continues elsewhere
- * or after a restart: stop, eviction, a Kafka partition moving, a reload),
- * plus "window": the newest T - 1 rows of the window ring as pushed, its hop
+ * or after a restart: stop, eviction, a Kafka partition moving), plus
+ * "window": the newest T - 1 rows of the window ring as pushed, its hop
  * counter and untrusted-row count. ad_detector_restore refills the ring from
  * it (when its last row is the saved last_ts); the first row pushed after
- * the restore continues those rows when it follows them within
- * rows.max_gap_ms, else the ring starts afresh. So a stream that moves
+ * the restore continues those rows when it follows them (later, within 3 x
+ * their median spacing and rows.max_gap_ms), else the ring starts afresh. So a stream that moves
  * scores the same windows as one that did not. Not for saves in the middle
  * of a stream: rows consumed after such a save would be missing from the
  * ring.

@@ -69,8 +69,8 @@ static void restore_subs(ad_detector *d, const cJSON *o)
 
 /* The window's newest rows (at most T - 1: the rows a later window can
  * still hold) for a hand-over: {"ts":[..],"rows":[[F values, null for
- * NaN]..],"valid":[0|1..],"pushed":n,"since":k,"since_bad":n}. NULL when
- * empty (or on OOM). */
+ * NaN]..],"valid":[0|1..],"pushed":n,"since":k,"since_bad":n}. NULL with
+ * fewer than 2 rows (no spacing to judge the next row by) or on OOM. */
 static cJSON *window_save(const ad_detector *d)
 {
     int fill = ad_window_fill(d->win), n = fill < d->T - 1 ? fill : d->T - 1, i, f, v;
@@ -78,7 +78,7 @@ static cJSON *window_save(const ad_detector *d)
     const double *row;
     int64_t t;
 
-    if (n <= 0 || (o = cJSON_CreateObject()) == NULL)
+    if (n < 2 || (o = cJSON_CreateObject()) == NULL)
         return NULL;
     ts = cJSON_AddArrayToObject(o, "ts");
     rows = cJSON_AddArrayToObject(o, "rows");
@@ -108,19 +108,6 @@ fail:
     return NULL;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* The median of x[0..n) (n > 0; sorts x). */
-static int64_t median_i64(int64_t *x, int n)
-{
-    qsort(x, (size_t)n, sizeof(*x), cmp_i64);
-    return x[n / 2];
-}
-
 /* Refill the window from window_save's object, when it is consistent with
  * the stream's last row (its last ts is last_ts); else leave it empty. */
 static void window_restore(ad_detector *d, const cJSON *o)
@@ -131,30 +118,30 @@ static void window_restore(ad_detector *d, const cJSON *o)
     const cJSON *pu = cJSON_GetObjectItemCaseSensitive(o, "pushed");
     const cJSON *si = cJSON_GetObjectItemCaseSensitive(o, "since");
     const cJSON *sb = cJSON_GetObjectItemCaseSensitive(o, "since_bad");
-    const cJSON *r, *x;
-    double *v = d->rowd;
+    const cJSON *x, *r, *vl, *c;
+    double *v = d->rowd, *sp = NULL, g;
     int n, i, f;
-    int64_t t, prev = INT64_MIN;
-    const char *why = NULL;
+    int64_t t, prev = INT64_MIN, mg = d->cfg.stream.max_gap_ms;
+    const char *why = "malformed";
 
     if (o == NULL)
         return;                     /* none saved: the ring is as it was */
     ad_window_reset(d->win);
     n = cJSON_GetArraySize(rows);
     if (!cJSON_IsArray(ts) || !cJSON_IsArray(rows) || !cJSON_IsArray(val) ||
-        cJSON_GetArraySize(ts) != n || cJSON_GetArraySize(val) != n || n < 1 || n > d->T - 1 ||
+        cJSON_GetArraySize(ts) != n || cJSON_GetArraySize(val) != n || n < 2 || n > d->T - 1 ||
         !cJSON_IsNumber(pu) || !(pu->valuedouble >= n && pu->valuedouble <= 1e18) ||
         !cJSON_IsNumber(si) || !(si->valuedouble >= 0 && si->valuedouble < d->cfg.hop) ||
-        !cJSON_IsNumber(sb) || !(sb->valuedouble >= 0 && sb->valuedouble <= 1e18)) {
-        why = "malformed";
+        !cJSON_IsNumber(sb) || !(sb->valuedouble >= 0 && sb->valuedouble <= 1e18))
+        goto bad;
+    if ((sp = malloc((size_t)(n - 1) * sizeof(*sp))) == NULL) {
+        why = "out of memory";
         goto bad;
     }
-    for (i = 0; i < n; i++) {
-        x = cJSON_GetArrayItem(ts, i);
-        r = cJSON_GetArrayItem(rows, i);
+    for (i = 0, x = ts->child, r = rows->child, vl = val->child; i < n;
+         i++, x = x->next, r = r->next, vl = vl->next) {
         if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= 1e15) || !cJSON_IsArray(r) ||
-            cJSON_GetArraySize(r) != d->F ||
-            !cJSON_IsNumber(cJSON_GetArrayItem(val, i))) {
+            cJSON_GetArraySize(r) != d->F || !cJSON_IsNumber(vl)) {
             why = "malformed row";
             goto bad;
         }
@@ -163,9 +150,10 @@ static void window_restore(ad_detector *d, const cJSON *o)
             why = "rows out of order";
             goto bad;
         }
+        if (i > 0)
+            sp[i - 1] = (double)(t - prev);
         prev = t;
-        for (f = 0; f < d->F; f++) {
-            const cJSON *c = cJSON_GetArrayItem(r, f);
+        for (f = 0, c = r->child; f < d->F; f++, c = c->next) {
             if (cJSON_IsNumber(c))
                 v[f] = c->valuedouble;
             else if (cJSON_IsNull(c))
@@ -175,7 +163,7 @@ static void window_restore(ad_detector *d, const cJSON *o)
                 goto bad;
             }
         }
-        ad_window_push_d(d->win, t, v, cJSON_GetArrayItem(val, i)->valuedouble != 0);
+        ad_window_push_d(d->win, t, v, vl->valuedouble != 0);
     }
     if (prev != d->last_ts) {
         why = "its last row is not the stream's last";
@@ -183,32 +171,18 @@ static void window_restore(ad_detector *d, const cJSON *o)
     }
     ad_window_resume(d->win, (uint64_t)pu->valuedouble, (int)si->valuedouble);
     d->rows_since_bad = (uint64_t)sb->valuedouble;
-    d->resume_ts = prev;
     /* The next row continues these when it follows them as they followed
      * each other: within 3 x their median spacing (a missed row or two),
      * and never across a hole longer than max_gap_ms. A state file reused
      * after rows were consumed past it (a crash after the hand-over) fails
      * this: its rows are older than the stream by those rows' span. */
-    {
-        int64_t *sp = n > 1 ? malloc((size_t)(n - 1) * sizeof(*sp)) : NULL, mg, g = 0;
-        int k;
-        for (k = 0; sp && k + 1 < n; k++)
-            sp[k] = (int64_t)cJSON_GetArrayItem(ts, k + 1)->valuedouble -
-                    (int64_t)cJSON_GetArrayItem(ts, k)->valuedouble;
-        if (sp)
-            g = 3 * median_i64(sp, n - 1);
-        free(sp);
-        mg = d->cfg.stream.max_gap_ms;
-        if (mg > 0 && g > mg)
-            g = mg;
-        d->resume_gap = g;
-        if (g <= 0) {               /* one row (or no memory): no spacing known */
-            d->resume_ts = 0;
-            ad_window_reset(d->win);
-        }
-    }
+    g = 3 * ad_quantile(sp, (size_t)(n - 1), 0.5);
+    free(sp);
+    d->resume_ts = prev;
+    d->resume_gap = mg > 0 && g > (double)mg ? mg : (int64_t)g;
     return;
 bad:
+    free(sp);
     ad_window_reset(d->win);
     ad_log(AD_LOG_WARNING, "stream %s: saved window rows ignored (%s): the next window "
            "starts afresh", d->key, why);
