@@ -164,7 +164,8 @@ static const key calib_keys[] = {
     { "model_key", K_CBUF, OPP(thr.model_key), 0, 16, NULL, FL, NULL, NULL,
       "model: key of the model's training error distribution" },
     { "adapt", K_BOOL, OPP(thr.adapt), 0, 1, NULL, FL, NULL, NULL,
-      "keep learning the threshold from normal windows" },
+      "keep learning the threshold from normal windows (with estimator trimmed: with "
+      "quantile a slowly rising fault carries it up)" },
     { "max_samples", K_INT, OPP(thr.max_samples), 10, 10000000, NULL, FL, NULL, NULL,
       "calibration scores kept" },
     { "min_samples", K_INT, OPP(thr.min_samples), 1, 10000000, NULL, FL, NULL, NULL,

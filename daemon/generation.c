@@ -184,6 +184,23 @@ static size_t check_share(const ad_detconf *c, char *out, size_t outlen, size_t 
     return o;
 }
 
+/* `anomalyd check`: warn when the threshold learns from normal windows with
+ * the plain quantile estimator: every window under the threshold is
+ * learned, so a fault that rises slowly beneath it carries it up (the
+ * trimmed estimator's fence bounds that; docs/evaluation.md). */
+static size_t check_adapt(const ad_detconf *c, char *out, size_t outlen, size_t o)
+{
+    const ad_thr_cfg *t = &c->pipe.thr;
+    if (o < outlen && t->adapt && t->estimator == AD_EST_QUANTILE &&
+        (t->method == AD_THR_QUANTILE || t->method == AD_THR_SIGMA))
+        o += (size_t)snprintf(out + o, outlen - o,
+                              "warning: detector %s: calibration.adapt with estimator "
+                              "\"quantile\": a fault that rises slowly below the threshold "
+                              "carries it up; estimator \"trimmed\" bounds the threshold by "
+                              "the median + fence x MAD\n", c->name);
+    return o;
+}
+
 int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_t errlen)
 {
     gen *g = NULL;
@@ -203,6 +220,7 @@ int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_
                                   d->c->payload.format == AD_FMT_NUMBER ? "number" :
                                   d->c->payload.format == AD_FMT_JSON ? "json" : "senml");
             o = check_share(d->c, out, outlen, o);
+            o = check_adapt(d->c, out, outlen, o);
         }
     }
     gen_free(g);
