@@ -954,6 +954,37 @@ void det_acc_reset(ad_detector *d)
         memset(d->acc_prof + 2 * d->F, 0, (1 + AD_REGIMES) * (size_t)d->F * sizeof(double));
     d->acc_norm_n = 0;
     memset(d->regime_thr, 0, sizeof(d->regime_thr));
+    memset(d->regime_rec, 0, sizeof(d->regime_rec));
+}
+
+/* A candidate whose error on the shadow windows judged normal is ratio
+ * times the live model's was promoted. A regime accepted from one
+ * persistent change is dropped: its windows were judged normal and taught
+ * the candidate, which now judges them with the stream's threshold. A
+ * regime accepted as recurrences (a daily speed change) stays: its windows
+ * are brief and mostly inside alerts, so no candidate learns them; its
+ * threshold and the usual error move to the candidate's scale by ratio.
+ * The chain in progress was measured with the old model and restarts. */
+void det_acc_promoted(ad_detector *d, double ratio)
+{
+    int i, f;
+
+    if (!(ratio > 0) || !isfinite(ratio)) {
+        det_acc_reset(d);
+        return;
+    }
+    det_acc_chain_reset(d);
+    for (i = 0; i < AD_REGIMES; i++) {
+        if (d->regime_rec[i] && d->regime_thr[i] > 0) {
+            d->regime_thr[i] *= ratio;
+        } else {
+            d->regime_thr[i] = 0;
+            d->regime_rec[i] = 0;
+        }
+    }
+    if (d->acc_prof)
+        for (f = 0; f < d->F; f++)
+            d->acc_prof[2 * d->F + f] *= ratio;
 }
 
 /* Regime i's profile (F). */
@@ -963,7 +994,7 @@ static double *regime_prof(const ad_detector *d, int i)
 }
 
 /* The usual error profile and the accepted regimes, for the state file:
- * {"usual":[F],"usual_n":n,"regimes":[{"threshold":t,"profile":[F]},..]}
+ * {"usual":[F],"usual_n":n,"regimes":[{"threshold":t,"recurring":b,"profile":[F]},..]}
  * oldest regime first (NULL when acceptance is off or nothing was learned). */
 cJSON *det_acc_save(const ad_detector *d)
 {
@@ -992,6 +1023,7 @@ cJSON *det_acc_save(const ad_detector *d)
             break;
         cJSON_AddItemToArray(rs, r);
         cJSON_AddNumberToObject(r, "threshold", d->regime_thr[i]);
+        cJSON_AddBoolToObject(r, "recurring", d->regime_rec[i]);
         a = cJSON_AddArrayToObject(r, "profile");
         for (f = 0; a && f < d->F; f++)
             cJSON_AddItemToArray(a, cJSON_CreateNumber(regime_prof(d, i)[f]));
@@ -1056,6 +1088,7 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
         }
         d->regime_thr[k] = t->valuedouble;
         d->regime_seq[k] = ++d->regime_n;
+        d->regime_rec[k] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "recurring"));
         k++;
         i++;
     }
@@ -1296,6 +1329,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
         regime_prof(d, slot)[i] = d->acc_prof[i] + d->acc_prof[d->F + i];
     d->regime_thr[slot] = nw;
     d->regime_seq[slot] = ++d->regime_n;
+    d->regime_rec[slot] = d->acc_prev > 0 && d->acc_occ_n >= AD_ACCEPT_RECUR;
     /* the chain's earlier alerts were this regime too: no longer true
      * alerts a candidate model must keep raising; and the model should
      * learn the regime once A windows of it were judged normal */

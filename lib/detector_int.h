@@ -77,6 +77,8 @@ struct ad_detector {
                                         accepted regime i */
     uint64_t regime_seq[AD_REGIMES]; /* acceptance order (the oldest goes) */
     uint64_t regime_n;               /* acceptances so far (the order) */
+    unsigned char regime_rec[AD_REGIMES];  /* 1: accepted as a chain of recurrences
+                                              (outlives a promotion) */
     int acc_prev, acc_cur;       /* ring entries of earlier alerts / current */
     int acc_alerts;              /* alerts in the chain (the current one too) */
     /* the chain's occurrences (alerts raised after at least accept_after/3
@@ -133,6 +135,7 @@ int det_dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t 
 int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to);
 void det_note_accepted(ad_detector *d, int64_t ts);
 void det_acc_reset(ad_detector *d);
+void det_acc_promoted(ad_detector *d, double ratio);
 void det_acc_chain_reset(ad_detector *d);
 cJSON *det_acc_save(const ad_detector *d);
 void det_acc_restore(ad_detector *d, const cJSON *o);

@@ -450,8 +450,9 @@ static void test_regime_restored(void)
     for (i = 0; d && i < 200; i++)
         step2(d, 1000 * i, (i >= 100 ? 5 : 1) + 0.05 * noise(), 1 + 0.05 * noise(), &r);
     state = d ? ad_detector_save(d) : NULL;
-    T_CHECK(state && strstr(state, "\"regimes\":[{\"threshold\""), "state holds the regime: %.200s",
-            state ? state : "(none)");
+    T_CHECK(state && strstr(state, "\"regimes\":[{\"threshold\"") &&
+            strstr(state, "\"recurring\":false"), "state holds the regime (one change, not "
+            "recurring): %.200s", state ? state : "(none)");
     d2 = accept_detector(30, 0, 3, 0.25);
     rc = d2 && state ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
     T_CHECK(rc == 0, "restore: %s", rc ? err : "ok");
@@ -542,6 +543,26 @@ static void test_recurring_regime(void)
             r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted, accepted_at);
     T_CHECK(st.windows_regime > 30, "%llu later windows judged as the regime",
             (unsigned long long)st.windows_regime);
+
+    /* the regime accepted from recurrences is marked so in the state (it
+     * outlives a promotion) and keeps the mark over a restore */
+    d = accept_detector(30, 60, 3, 0.25);
+    recurring_run(d, &r, -1);
+    {
+        char *s1 = d ? ad_detector_save(d) : NULL, *s2 = NULL, err[200];
+        ad_detector *d2 = accept_detector(30, 60, 3, 0.25);
+        int rc = d2 && s1 ? ad_detector_restore(d2, s1, err, sizeof(err)) : -1;
+        if (rc == 0)
+            s2 = ad_detector_save(d2);
+        T_CHECK(s1 && strstr(s1, "\"recurring\":true") && s2 &&
+                strstr(s2, "\"recurring\":true"),
+                "state: the recurring regime marked, also after a restore (%d): %.120s", rc,
+                s1 && strstr(s1, "\"regimes\"") ? strstr(s1, "\"regimes\"") : "(none)");
+        free(s1);
+        free(s2);
+        ad_detector_free(d2);
+    }
+    ad_detector_free(d);
 
     recurring_stats(30, 0, -1, &r, &st);
     T_CHECK(r.count[AD_EV_ALERT_RAISED] == 6 && st.accepted == 0,
