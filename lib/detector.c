@@ -909,6 +909,7 @@ void det_acc_chain_reset(ad_detector *d)
 {
     d->acc_len = d->acc_head = d->acc_prev = d->acc_cur = d->acc_quiet = d->acc_alerts = 0;
     d->acc_occ_n = 0;
+    d->acc_span = d->acc_cur_span = 0;
     if (d->acc_prof)
         memset(d->acc_prof, 0, 2 * (size_t)d->F * sizeof(double));
 }
@@ -955,6 +956,7 @@ void det_acc_reset(ad_detector *d)
     d->acc_norm_n = 0;
     memset(d->regime_thr, 0, sizeof(d->regime_thr));
     memset(d->regime_rec, 0, sizeof(d->regime_rec));
+    memset(d->regime_span, 0, sizeof(d->regime_span));
 }
 
 /* A candidate whose error on the shadow windows judged normal is ratio
@@ -980,6 +982,7 @@ void det_acc_promoted(ad_detector *d, double ratio)
         } else {
             d->regime_thr[i] = 0;
             d->regime_rec[i] = 0;
+            d->regime_span[i] = 0;
         }
     }
     if (d->acc_prof)
@@ -994,7 +997,8 @@ static double *regime_prof(const ad_detector *d, int i)
 }
 
 /* The usual error profile and the accepted regimes, for the state file:
- * {"usual":[F],"usual_n":n,"regimes":[{"threshold":t,"recurring":b,"profile":[F]},..]}
+ * {"usual":[F],"usual_n":n,"regimes":[{"threshold":t,"recurring":b,["at_ms":ts,
+ * "span_ms":ms,]"profile":[F]},..]} (at/span: a regime on a schedule)
  * oldest regime first (NULL when acceptance is off or nothing was learned). */
 cJSON *det_acc_save(const ad_detector *d)
 {
@@ -1024,6 +1028,10 @@ cJSON *det_acc_save(const ad_detector *d)
         cJSON_AddItemToArray(rs, r);
         cJSON_AddNumberToObject(r, "threshold", d->regime_thr[i]);
         cJSON_AddBoolToObject(r, "recurring", d->regime_rec[i]);
+        if (d->regime_span[i] > 0) {
+            cJSON_AddNumberToObject(r, "at_ms", (double)d->regime_at[i]);
+            cJSON_AddNumberToObject(r, "span_ms", (double)d->regime_span[i]);
+        }
         a = cJSON_AddArrayToObject(r, "profile");
         for (f = 0; a && f < d->F; f++)
             cJSON_AddItemToArray(a, cJSON_CreateNumber(regime_prof(d, i)[f]));
@@ -1089,6 +1097,19 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
         d->regime_thr[k] = t->valuedouble;
         d->regime_seq[k] = ++d->regime_n;
         d->regime_rec[k] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "recurring"));
+        {
+            const cJSON *at = cJSON_GetObjectItemCaseSensitive(r, "at_ms");
+            const cJSON *sp = cJSON_GetObjectItemCaseSensitive(r, "span_ms");
+            d->regime_span[k] = 0;
+            /* a schedule outside these bounds is dropped: the regime then
+             * applies at any time, as one without a schedule */
+            if (d->regime_rec[k] && cJSON_IsNumber(at) && cJSON_IsNumber(sp) &&
+                fabs(at->valuedouble) <= 1e15 && sp->valuedouble >= 1 &&
+                sp->valuedouble <= 1e12) {
+                d->regime_at[k] = (int64_t)at->valuedouble;
+                d->regime_span[k] = (int64_t)sp->valuedouble;
+            }
+        }
         k++;
         i++;
     }
@@ -1130,14 +1151,25 @@ static double acc_similarity(const ad_detector *d)
  * fault on another feature fails both. Without error shares only the level
  * can tell. */
 /* The same test against regime i; 1 when the window is like it. */
-static int like_one(const ad_detector *d, int i, double s, double thr, const float *share)
+static int like_one(const ad_detector *d, int i, int64_t ts, double s, double thr,
+                    const float *share)
 {
     const double *u = d->acc_prof + 2 * d->F, *g = regime_prof(d, i);
     double gg = 0, ee = 0, eg = 0, gs = 0, a, ef;
+    int64_t P = d->cfg.alert.accept_period_ms;
     int f;
 
     if (!(d->regime_thr[i] > 0) || !(s <= d->regime_thr[i]))
         return 0;
+    if (d->regime_span[i] > 0 && P > 0) {
+        /* a regime on a schedule applies at its time: from P/24 before an
+         * occurrence's start to P/24 after its longest occurrence's end */
+        int64_t r = (ts - d->regime_at[i]) % P;
+        if (r < 0)
+            r += P;
+        if (!(r <= d->regime_span[i] + P / 24 || P - r <= P / 24))
+            return 0;
+    }
     if (share == NULL)
         return 1;
     for (f = 0; f < d->F; f++) {
@@ -1156,12 +1188,13 @@ static int like_one(const ad_detector *d, int i, double s, double thr, const flo
 }
 
 /* The accepted regime this window is like, the most recent first; -1: none. */
-static int like_regime(const ad_detector *d, double s, double thr, const float *share)
+static int like_regime(const ad_detector *d, int64_t ts, double s, double thr,
+                       const float *share)
 {
     int i, best = -1;
 
     for (i = 0; i < AD_REGIMES; i++)
-        if (like_one(d, i, s, thr, share) &&
+        if (like_one(d, i, ts, s, thr, share) &&
             (best < 0 || d->regime_seq[i] > d->regime_seq[best]))
             best = i;
     return best;
@@ -1177,6 +1210,7 @@ static void acc_drop_prev(ad_detector *d)
     d->acc_len = keep;
     d->acc_prev = 0;
     d->acc_alerts = 1;
+    d->acc_span = 0;
     if (d->acc_occ_n > 1) {
         d->acc_occ_ts[0] = d->acc_occ_ts[d->acc_occ_n - 1];
         d->acc_occ_n = 1;
@@ -1197,6 +1231,9 @@ static void acc_alert_ended(ad_detector *d)
     }
     if (d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR)
         acc_drop_prev(d);
+    if (d->acc_cur_span > d->acc_span)
+        d->acc_span = d->acc_cur_span;
+    d->acc_cur_span = 0;
     for (f = 0; f < d->F; f++) {
         d->acc_prof[f] += d->acc_prof[d->F + f];
         d->acc_prof[d->F + f] = 0;
@@ -1330,6 +1367,14 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     d->regime_thr[slot] = nw;
     d->regime_seq[slot] = ++d->regime_n;
     d->regime_rec[slot] = d->acc_prev > 0 && d->acc_occ_n >= AD_ACCEPT_RECUR;
+    d->regime_span[slot] = 0;
+    if (d->regime_rec[slot] && d->cfg.alert.accept_period_ms > 0) {
+        /* recurrences on a schedule: the regime applies at their time */
+        d->regime_at[slot] = d->acc_occ_ts[d->acc_occ_n - 1];
+        d->regime_span[slot] = d->acc_span > d->acc_cur_span ? d->acc_span : d->acc_cur_span;
+        if (d->regime_span[slot] < 1)
+            d->regime_span[slot] = 1;
+    }
     /* the chain's earlier alerts were this regime too: no longer true
      * alerts a candidate model must keep raising; and the model should
      * learn the regime once A windows of it were judged normal */
@@ -1382,7 +1427,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     /* untrusted: never teaches; hard: also stops regime acceptance */
     double thr = ad_threshold_value(d->thr);
     /* a window like an accepted regime is judged against its threshold */
-    int ri = s > thr ? like_regime(d, s, thr, share) : -1, like = ri >= 0;
+    int ri = s > thr ? like_regime(d, ts, s, thr, share) : -1, like = ri >= 0;
     ad_alert_obs o = { s, like ? d->regime_thr[ri] : thr, p, L, share };
     ad_alert al;
     int r = ad_alerter_step_obs(d->alert, ts, &o, &al);
@@ -1406,6 +1451,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         e->log_likelihood = L;
         /* a recurrence shorter than A / RECUR windows is judged once it
          * ended (ACCEPTANCE) */
+        d->acc_cur_span = al.end_ms > al.start_ms ? al.end_ms - al.start_ms : 0;
         if (A > 0 && !(d->acc_prev > 0 && acc_ready(d) && !hard && try_accept(d, ts, NAN, p, L)))
             acc_alert_ended(d);
     }
@@ -1443,6 +1489,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         ++d->acc_quiet > d->cfg.alert.accept_gap)
         det_acc_chain_reset(d);                     /* the chain ended */
     if (A > 0 && ad_alerter_active(d->alert) != NULL) {
+        d->acc_cur_span = ts - ad_alerter_active(d->alert)->start_ms;
         if (hard) {
             det_acc_chain_reset(d);                 /* stability needs trusted windows */
         } else {

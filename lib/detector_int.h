@@ -79,6 +79,12 @@ struct ad_detector {
     uint64_t regime_n;               /* acceptances so far (the order) */
     unsigned char regime_rec[AD_REGIMES];  /* 1: accepted as a chain of recurrences
                                               (outlives a promotion) */
+    int64_t regime_at[AD_REGIMES];   /* recurring on a schedule (accept_period_ms):
+                                        the start of an occurrence */
+    int64_t regime_span[AD_REGIMES]; /* ... and its longest occurrence (ms); 0: no
+                                        schedule, the regime applies at any time */
+    int64_t acc_span;            /* the chain's longest ended alert (ms) */
+    int64_t acc_cur_span;        /* the current alert's length so far (ms) */
     int acc_prev, acc_cur;       /* ring entries of earlier alerts / current */
     int acc_alerts;              /* alerts in the chain (the current one too) */
     /* the chain's occurrences (alerts raised after at least accept_after/3

@@ -602,6 +602,28 @@ static void test_recurring_regime(void)
     T_CHECK(r.count[AD_EV_ALERT_RAISED] == 3 && st.accepted == 1,
             "accept_period_ms 60000: %d raises, accepted %llu", r.count[AD_EV_ALERT_RAISED],
             (unsigned long long)st.accepted);
+    /* ... and the regime it accepts applies at its time: the same change
+     * at its phase stays quiet, off its phase (45 s into the minute) it
+     * alerts */
+    d = accept_detector(30, 60, 3, 0.25);
+    recurring_run(d, &r, -1);
+    {
+        int i, raised0 = r.count[AD_EV_ALERT_RAISED], raised_on = -1;
+        char *st_json = d ? ad_detector_save(d) : NULL;
+        for (i = 460; d && i < 580; i++) {
+            int on = (i - 100) % 60 < 15 || (i >= 505 && i < 515);
+            step2(d, 1000 * i, (on ? 3 : 1) + 0.05 * noise(), 1 + 0.05 * noise(), &r);
+            if (i == 504)
+                raised_on = r.count[AD_EV_ALERT_RAISED];
+        }
+        T_CHECK(d && st_json && strstr(st_json, "\"at_ms\"") && raised_on == raised0 &&
+                r.count[AD_EV_ALERT_RAISED] == raised0 + 1,
+                "schedule: at its phase %d raises, off it %d (state: %.140s)",
+                raised_on - raised0, r.count[AD_EV_ALERT_RAISED] - raised_on,
+                st_json && strstr(st_json, "\"regimes\"") ? strstr(st_json, "\"regimes\"") : "-");
+        free(st_json);
+    }
+    ad_detector_free(d);
     acc_period_ms = 47000;
     recurring_stats(30, 60, -1, &r, &st);
     T_CHECK(r.count[AD_EV_ALERT_RAISED] == 6 && st.accepted == 0,
