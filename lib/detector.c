@@ -388,8 +388,8 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->row = malloc((size_t)F * sizeof(float));
     d->srow = malloc((size_t)F * sizeof(float));
     if (cfg->alert.accept_after > 0) {
-        d->acc = malloc(3 * (size_t)cfg->alert.accept_after * sizeof(double));
-        d->acc_prof = calloc((3 + AD_REGIMES) * (size_t)F, sizeof(double));
+        d->acc = malloc(4 * (size_t)cfg->alert.accept_after * sizeof(double));
+        d->acc_prof = calloc((4 + AD_REGIMES) * (size_t)F, sizeof(double));
     }
     if (d->key == NULL || d->features == NULL || d->row == NULL || d->srow == NULL ||
         (cfg->alert.accept_after > 0 && (d->acc == NULL || d->acc_prof == NULL)) ||
@@ -951,6 +951,7 @@ static int acc_regular(const ad_detector *d)
 void det_acc_reset(ad_detector *d)
 {
     det_acc_chain_reset(d);
+    d->pk_len = 0;
     if (d->acc_prof)
         memset(d->acc_prof + 2 * d->F, 0, (1 + AD_REGIMES) * (size_t)d->F * sizeof(double));
     d->acc_norm_n = 0;
@@ -976,6 +977,7 @@ void det_acc_promoted(ad_detector *d, double ratio)
         return;
     }
     det_acc_chain_reset(d);
+    d->pk_len = 0;
     for (i = 0; i < AD_REGIMES; i++) {
         if (d->regime_rec[i] && d->regime_thr[i] > 0) {
             d->regime_thr[i] *= ratio;
@@ -1218,6 +1220,90 @@ static void acc_drop_prev(ad_detector *d)
     memset(d->acc_prof, 0, (size_t)d->F * sizeof(double));
 }
 
+/* The parked chain's earlier alerts' profile (F). */
+static double *pk_prof(const ad_detector *d)
+{
+    return d->acc_prof + (size_t)(3 + AD_REGIMES) * (size_t)d->F;
+}
+
+/* The current alert is unlike the chain's earlier alerts (or the chain has
+ * none). With a period (alert.accept_period_ms) two chains are kept: the
+ * earlier alerts are parked, and the current alert continues the parked
+ * chain when it is like that one's alerts, else starts its own. A change
+ * at 22:00 and its return at 06:00 thus each count their own recurrences.
+ * Without a period, or when nothing can be parked or joined, as
+ * acc_drop_prev. */
+static void acc_switch(ad_detector *d)
+{
+    int A = d->cfg.alert.accept_after, F = d->F, i, f, n;
+    int keep = d->acc_cur < d->acc_len ? d->acc_cur : d->acc_len, ne = d->acc_len - keep;
+    double *cur = d->acc + A, *ear = d->acc + 2 * A, *pk = d->acc + 3 * A, *pp = pk_prof(d);
+    int join = d->pk_len > 0 && cosine(pp, d->acc_prof + F, F) >= AD_ACCEPT_SIMILAR;
+    int64_t occ[AD_ACC_OCC_TS], since = d->acc_since, span = d->acc_span, cts;
+    int occ_n = d->acc_occ_n, alerts = d->acc_alerts, quiet = d->acc_quiet;
+
+    if (d->cfg.alert.accept_period_ms <= 0 || (ne == 0 && !join)) {
+        if (ne > 0)
+            acc_drop_prev(d);
+        return;
+    }
+    cts = occ_n > 0 ? d->acc_occ_ts[occ_n - 1] : since;
+    memcpy(occ, d->acc_occ_ts, sizeof(occ));
+    for (i = 0; i < keep; i++)
+        cur[i] = d->acc[(d->acc_head + ne + i) % A];
+    for (i = 0; i < ne; i++)
+        ear[i] = d->acc[(d->acc_head + i) % A];
+    /* the new active chain: the parked one (when joined), then this alert */
+    d->acc_head = 0;
+    d->acc_len = 0;
+    if (join) {
+        memcpy(d->acc, pk, (size_t)d->pk_len * sizeof(double));
+        d->acc_len = d->pk_len;
+    }
+    for (i = 0; i < keep; i++) {
+        if (d->acc_len < A) {
+            d->acc[(d->acc_head + d->acc_len++) % A] = cur[i];
+        } else {
+            d->acc[d->acc_head] = cur[i];
+            d->acc_head = (d->acc_head + 1) % A;
+        }
+    }
+    d->acc_prev = d->acc_len - keep;
+    d->acc_cur = keep;
+    for (f = 0; f < F; f++) {           /* swap the earlier profiles */
+        double t = d->acc_prof[f];
+        d->acc_prof[f] = join ? pp[f] : 0.0;
+        pp[f] = t;
+    }
+    if (join) {
+        memcpy(d->acc_occ_ts, d->pk_occ_ts, sizeof(d->pk_occ_ts));
+        d->acc_occ_n = d->pk_occ_n;
+        d->acc_alerts = d->pk_alerts + 1;
+        d->acc_since = d->pk_since;
+        d->acc_span = d->pk_span;
+    } else {
+        d->acc_occ_n = 0;
+        d->acc_alerts = 1;
+        d->acc_since = cts;
+        d->acc_span = 0;
+    }
+    if (d->acc_occ_n == AD_ACC_OCC_TS) {
+        memmove(d->acc_occ_ts, d->acc_occ_ts + 1, (AD_ACC_OCC_TS - 1) * sizeof(int64_t));
+        d->acc_occ_n--;
+    }
+    d->acc_occ_ts[d->acc_occ_n++] = cts;
+    /* park the earlier alerts */
+    memcpy(pk, ear, (size_t)ne * sizeof(double));
+    d->pk_len = ne;
+    n = occ_n > 0 ? occ_n - 1 : 0;
+    memcpy(d->pk_occ_ts, occ, (size_t)n * sizeof(int64_t));
+    d->pk_occ_n = n;
+    d->pk_alerts = alerts > 0 ? alerts - 1 : 0;
+    d->pk_since = since;
+    d->pk_span = span;
+    d->pk_quiet = quiet + keep;
+}
+
 /* The active alert cleared by itself. Without accept_gap the change ended;
  * with it the alert's windows stay in the ring for the next alert of the
  * same change, unless its error profile differs from the chain's. */
@@ -1229,8 +1315,9 @@ static void acc_alert_ended(ad_detector *d)
         det_acc_chain_reset(d);
         return;
     }
-    if (d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR)
-        acc_drop_prev(d);
+    if ((d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR) ||
+        (d->acc_prev == 0 && d->pk_len > 0))
+        acc_switch(d);
     if (d->acc_cur_span > d->acc_span)
         d->acc_span = d->acc_cur_span;
     d->acc_cur_span = 0;
@@ -1333,7 +1420,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
             return 0;               /* still rising: a ramp, not a new level */
     }
     if (d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR) {
-        acc_drop_prev(d);           /* another change: it starts its own count */
+        acc_switch(d);              /* another change: it starts its own count */
         return 0;
     }
     if (d->acc_prev > 0 && d->acc_alerts < AD_ACCEPT_RECUR)
@@ -1488,6 +1575,9 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (A > 0 && ad_alerter_active(d->alert) == NULL && d->acc_len > 0 &&
         ++d->acc_quiet > d->cfg.alert.accept_gap)
         det_acc_chain_reset(d);                     /* the chain ended */
+    if (A > 0 && ad_alerter_active(d->alert) == NULL && d->pk_len > 0 &&
+        ++d->pk_quiet > d->cfg.alert.accept_gap)
+        d->pk_len = 0;                              /* so did the parked one */
     if (A > 0 && ad_alerter_active(d->alert) != NULL) {
         d->acc_cur_span = ts - ad_alerter_active(d->alert)->start_ms;
         if (hard) {
