@@ -743,6 +743,7 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
 #define AD_ACCEPT_SIMILAR 0.8
 /* Pooled alerts (accept_gap) are accepted once at least this many recurred. */
 #define AD_ACCEPT_RECUR 3
+#define AD_ACCEPT_SWITCH_MIN 5    /* windows of an alert before its profile counts */
 _Static_assert(AD_ACC_OCC_TS >= AD_ACCEPT_RECUR, "occurrence starts kept must cover a pattern");
 static int calib_delay(const ad_detector *d)
 {
@@ -1539,6 +1540,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         /* a recurrence shorter than A / RECUR windows is judged once it
          * ended (ACCEPTANCE) */
         d->acc_cur_span = al.end_ms > al.start_ms ? al.end_ms - al.start_ms : 0;
+        if (A > 0 && d->acc_prev == 0 && d->pk_len > 0)
+            acc_switch(d);          /* it may continue the parked chain */
         if (A > 0 && !(d->acc_prev > 0 && acc_ready(d) && !hard && try_accept(d, ts, NAN, p, L)))
             acc_alert_ended(d);
     }
@@ -1595,6 +1598,14 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
             if (share != NULL)      /* what this alert changes */
                 for (f = 0; f < d->F; f++)
                     d->acc_prof[d->F + f] += s * share[f] - d->acc_prof[2 * d->F + f];
+            /* on a schedule, once its profile shows, the alert goes to the
+             * chain it is like (acc_switch) */
+            if (d->cfg.alert.accept_period_ms > 0 && share != NULL &&
+                d->acc_cur >= AD_ACCEPT_SWITCH_MIN &&
+                ((d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR) ||
+                 (d->acc_prev == 0 && d->pk_len > 0 &&
+                  cosine(pk_prof(d), d->acc_prof + d->F, d->F) >= AD_ACCEPT_SIMILAR)))
+                acc_switch(d);
         }
         if (acc_ready(d) && try_accept(d, ts, s, p, L))
             return;

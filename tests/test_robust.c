@@ -624,6 +624,39 @@ static void test_recurring_regime(void)
         free(st_json);
     }
     ad_detector_free(d);
+    /* two changes on one schedule, alternating (a at the minute, b half a
+     * minute later: a speed change and its return): each counts its own
+     * recurrences and both are accepted; without a period they break each
+     * other's chain and every one alerts */
+    {
+        int per, i;
+        for (per = 1; per >= 0; per--) {
+            acc_period_ms = per ? 60000 : 0;
+            d = accept_detector(30, 60, 3, 0.25);
+            memset(&r, 0, sizeof(r));
+            rng = 9;
+            for (i = 0; d && i < 700; i++) {
+                int ph = (i - 100) % 60, on = i >= 100;
+                double a = on && ph < 12 ? 3 : 1, b = on && ph >= 30 && ph < 42 ? 3 : 1;
+                step2(d, 1000 * i, a + 0.05 * noise(), b + 0.05 * noise(), &r);
+            }
+            if (d)
+                ad_detector_get_stats(d, &st);
+            T_NOTE("alternating, period %lld: %d raises of 20 recurrences, accepted %llu, "
+                   "regimes %d", (long long)acc_period_ms, r.count[AD_EV_ALERT_RAISED],
+                   d ? (unsigned long long)st.accepted : 0ULL, d ? st.regimes : -1);
+            if (per)
+                T_CHECK(d && st.accepted == 2 && st.regimes == 2 &&
+                        r.count[AD_EV_ALERT_RAISED] <= 6,
+                        "alternating on a schedule: %d raises, accepted %llu",
+                        r.count[AD_EV_ALERT_RAISED], d ? (unsigned long long)st.accepted : 0ULL);
+            else
+                T_CHECK(d && r.count[AD_EV_ALERT_RAISED] >= 16,
+                        "alternating, no period: %d raises", r.count[AD_EV_ALERT_RAISED]);
+            ad_detector_free(d);
+        }
+        acc_period_ms = 60000;
+    }
     acc_period_ms = 47000;
     recurring_stats(30, 60, -1, &r, &st);
     T_CHECK(r.count[AD_EV_ALERT_RAISED] == 6 && st.accepted == 0,
