@@ -388,8 +388,8 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->row = malloc((size_t)F * sizeof(float));
     d->srow = malloc((size_t)F * sizeof(float));
     if (cfg->alert.accept_after > 0) {
-        d->acc = malloc(3 * (size_t)cfg->alert.accept_after * sizeof(double));
-        d->acc_prof = calloc((3 + AD_REGIMES) * (size_t)F, sizeof(double));
+        d->acc = malloc(4 * (size_t)cfg->alert.accept_after * sizeof(double));
+        d->acc_prof = calloc((4 + AD_REGIMES) * (size_t)F, sizeof(double));
     }
     if (d->key == NULL || d->features == NULL || d->row == NULL || d->srow == NULL ||
         (cfg->alert.accept_after > 0 && (d->acc == NULL || d->acc_prof == NULL)) ||
@@ -743,6 +743,7 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
 #define AD_ACCEPT_SIMILAR 0.8
 /* Pooled alerts (accept_gap) are accepted once at least this many recurred. */
 #define AD_ACCEPT_RECUR 3
+#define AD_ACCEPT_SWITCH_MIN 5    /* windows of an alert before its profile counts */
 _Static_assert(AD_ACC_OCC_TS >= AD_ACCEPT_RECUR, "occurrence starts kept must cover a pattern");
 static int calib_delay(const ad_detector *d)
 {
@@ -909,6 +910,7 @@ void det_acc_chain_reset(ad_detector *d)
 {
     d->acc_len = d->acc_head = d->acc_prev = d->acc_cur = d->acc_quiet = d->acc_alerts = 0;
     d->acc_occ_n = 0;
+    d->acc_span = d->acc_cur_span = 0;
     if (d->acc_prof)
         memset(d->acc_prof, 0, 2 * (size_t)d->F * sizeof(double));
 }
@@ -950,10 +952,45 @@ static int acc_regular(const ad_detector *d)
 void det_acc_reset(ad_detector *d)
 {
     det_acc_chain_reset(d);
+    d->pk_len = 0;
     if (d->acc_prof)
         memset(d->acc_prof + 2 * d->F, 0, (1 + AD_REGIMES) * (size_t)d->F * sizeof(double));
     d->acc_norm_n = 0;
     memset(d->regime_thr, 0, sizeof(d->regime_thr));
+    memset(d->regime_rec, 0, sizeof(d->regime_rec));
+    memset(d->regime_span, 0, sizeof(d->regime_span));
+}
+
+/* A candidate whose error on the shadow windows judged normal is ratio
+ * times the live model's was promoted. A regime accepted from one
+ * persistent change is dropped: its windows were judged normal and taught
+ * the candidate, which now judges them with the stream's threshold. A
+ * regime accepted as recurrences (a daily speed change) stays: its windows
+ * are brief and mostly inside alerts, so no candidate learns them; its
+ * threshold and the usual error move to the candidate's scale by ratio.
+ * The chain in progress was measured with the old model and restarts. */
+void det_acc_promoted(ad_detector *d, double ratio)
+{
+    int i, f;
+
+    if (!(ratio > 0) || !isfinite(ratio)) {
+        det_acc_reset(d);
+        return;
+    }
+    det_acc_chain_reset(d);
+    d->pk_len = 0;
+    for (i = 0; i < AD_REGIMES; i++) {
+        if (d->regime_rec[i] && d->regime_thr[i] > 0) {
+            d->regime_thr[i] *= ratio;
+        } else {
+            d->regime_thr[i] = 0;
+            d->regime_rec[i] = 0;
+            d->regime_span[i] = 0;
+        }
+    }
+    if (d->acc_prof)
+        for (f = 0; f < d->F; f++)
+            d->acc_prof[2 * d->F + f] *= ratio;
 }
 
 /* Regime i's profile (F). */
@@ -963,7 +1000,8 @@ static double *regime_prof(const ad_detector *d, int i)
 }
 
 /* The usual error profile and the accepted regimes, for the state file:
- * {"usual":[F],"usual_n":n,"regimes":[{"threshold":t,"profile":[F]},..]}
+ * {"usual":[F],"usual_n":n,"regimes":[{"threshold":t,"recurring":b,["at_ms":ts,
+ * "span_ms":ms,]"profile":[F]},..]} (at/span: a regime on a schedule)
  * oldest regime first (NULL when acceptance is off or nothing was learned). */
 cJSON *det_acc_save(const ad_detector *d)
 {
@@ -992,6 +1030,11 @@ cJSON *det_acc_save(const ad_detector *d)
             break;
         cJSON_AddItemToArray(rs, r);
         cJSON_AddNumberToObject(r, "threshold", d->regime_thr[i]);
+        cJSON_AddBoolToObject(r, "recurring", d->regime_rec[i]);
+        if (d->regime_span[i] > 0) {
+            cJSON_AddNumberToObject(r, "at_ms", (double)d->regime_at[i]);
+            cJSON_AddNumberToObject(r, "span_ms", (double)d->regime_span[i]);
+        }
         a = cJSON_AddArrayToObject(r, "profile");
         for (f = 0; a && f < d->F; f++)
             cJSON_AddItemToArray(a, cJSON_CreateNumber(regime_prof(d, i)[f]));
@@ -1056,6 +1099,20 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
         }
         d->regime_thr[k] = t->valuedouble;
         d->regime_seq[k] = ++d->regime_n;
+        d->regime_rec[k] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "recurring"));
+        {
+            const cJSON *at = cJSON_GetObjectItemCaseSensitive(r, "at_ms");
+            const cJSON *sp = cJSON_GetObjectItemCaseSensitive(r, "span_ms");
+            d->regime_span[k] = 0;
+            /* a schedule outside these bounds is dropped: the regime then
+             * applies at any time, as one without a schedule */
+            if (d->regime_rec[k] && cJSON_IsNumber(at) && cJSON_IsNumber(sp) &&
+                fabs(at->valuedouble) <= 1e15 && sp->valuedouble >= 1 &&
+                sp->valuedouble <= 1e12) {
+                d->regime_at[k] = (int64_t)at->valuedouble;
+                d->regime_span[k] = (int64_t)sp->valuedouble;
+            }
+        }
         k++;
         i++;
     }
@@ -1097,14 +1154,25 @@ static double acc_similarity(const ad_detector *d)
  * fault on another feature fails both. Without error shares only the level
  * can tell. */
 /* The same test against regime i; 1 when the window is like it. */
-static int like_one(const ad_detector *d, int i, double s, double thr, const float *share)
+static int like_one(const ad_detector *d, int i, int64_t ts, double s, double thr,
+                    const float *share)
 {
     const double *u = d->acc_prof + 2 * d->F, *g = regime_prof(d, i);
     double gg = 0, ee = 0, eg = 0, gs = 0, a, ef;
+    int64_t P = d->cfg.alert.accept_period_ms;
     int f;
 
     if (!(d->regime_thr[i] > 0) || !(s <= d->regime_thr[i]))
         return 0;
+    if (d->regime_span[i] > 0 && P > 0) {
+        /* a regime on a schedule applies at its time: from P/24 before an
+         * occurrence's start to P/24 after its longest occurrence's end */
+        int64_t r = (ts - d->regime_at[i]) % P;
+        if (r < 0)
+            r += P;
+        if (!(r <= d->regime_span[i] + P / 24 || P - r <= P / 24))
+            return 0;
+    }
     if (share == NULL)
         return 1;
     for (f = 0; f < d->F; f++) {
@@ -1123,12 +1191,13 @@ static int like_one(const ad_detector *d, int i, double s, double thr, const flo
 }
 
 /* The accepted regime this window is like, the most recent first; -1: none. */
-static int like_regime(const ad_detector *d, double s, double thr, const float *share)
+static int like_regime(const ad_detector *d, int64_t ts, double s, double thr,
+                       const float *share)
 {
     int i, best = -1;
 
     for (i = 0; i < AD_REGIMES; i++)
-        if (like_one(d, i, s, thr, share) &&
+        if (like_one(d, i, ts, s, thr, share) &&
             (best < 0 || d->regime_seq[i] > d->regime_seq[best]))
             best = i;
     return best;
@@ -1144,11 +1213,96 @@ static void acc_drop_prev(ad_detector *d)
     d->acc_len = keep;
     d->acc_prev = 0;
     d->acc_alerts = 1;
+    d->acc_span = 0;
     if (d->acc_occ_n > 1) {
         d->acc_occ_ts[0] = d->acc_occ_ts[d->acc_occ_n - 1];
         d->acc_occ_n = 1;
     }
     memset(d->acc_prof, 0, (size_t)d->F * sizeof(double));
+}
+
+/* The parked chain's earlier alerts' profile (F). */
+static double *pk_prof(const ad_detector *d)
+{
+    return d->acc_prof + (size_t)(3 + AD_REGIMES) * (size_t)d->F;
+}
+
+/* The current alert is unlike the chain's earlier alerts (or the chain has
+ * none). With a period (alert.accept_period_ms) two chains are kept: the
+ * earlier alerts are parked, and the current alert continues the parked
+ * chain when it is like that one's alerts, else starts its own. A change
+ * at 22:00 and its return at 06:00 thus each count their own recurrences.
+ * Without a period, or when nothing can be parked or joined, as
+ * acc_drop_prev. */
+static void acc_switch(ad_detector *d)
+{
+    int A = d->cfg.alert.accept_after, F = d->F, i, f, n;
+    int keep = d->acc_cur < d->acc_len ? d->acc_cur : d->acc_len, ne = d->acc_len - keep;
+    double *cur = d->acc + A, *ear = d->acc + 2 * A, *pk = d->acc + 3 * A, *pp = pk_prof(d);
+    int join = d->pk_len > 0 && cosine(pp, d->acc_prof + F, F) >= AD_ACCEPT_SIMILAR;
+    int64_t occ[AD_ACC_OCC_TS], since = d->acc_since, span = d->acc_span, cts;
+    int occ_n = d->acc_occ_n, alerts = d->acc_alerts, quiet = d->acc_quiet;
+
+    if (d->cfg.alert.accept_period_ms <= 0 || (ne == 0 && !join)) {
+        if (ne > 0)
+            acc_drop_prev(d);
+        return;
+    }
+    cts = occ_n > 0 ? d->acc_occ_ts[occ_n - 1] : since;
+    memcpy(occ, d->acc_occ_ts, sizeof(occ));
+    for (i = 0; i < keep; i++)
+        cur[i] = d->acc[(d->acc_head + ne + i) % A];
+    for (i = 0; i < ne; i++)
+        ear[i] = d->acc[(d->acc_head + i) % A];
+    /* the new active chain: the parked one (when joined), then this alert */
+    d->acc_head = 0;
+    d->acc_len = 0;
+    if (join) {
+        memcpy(d->acc, pk, (size_t)d->pk_len * sizeof(double));
+        d->acc_len = d->pk_len;
+    }
+    for (i = 0; i < keep; i++) {
+        if (d->acc_len < A) {
+            d->acc[(d->acc_head + d->acc_len++) % A] = cur[i];
+        } else {
+            d->acc[d->acc_head] = cur[i];
+            d->acc_head = (d->acc_head + 1) % A;
+        }
+    }
+    d->acc_prev = d->acc_len - keep;
+    d->acc_cur = keep;
+    for (f = 0; f < F; f++) {           /* swap the earlier profiles */
+        double t = d->acc_prof[f];
+        d->acc_prof[f] = join ? pp[f] : 0.0;
+        pp[f] = t;
+    }
+    if (join) {
+        memcpy(d->acc_occ_ts, d->pk_occ_ts, sizeof(d->pk_occ_ts));
+        d->acc_occ_n = d->pk_occ_n;
+        d->acc_alerts = d->pk_alerts + 1;
+        d->acc_since = d->pk_since;
+        d->acc_span = d->pk_span;
+    } else {
+        d->acc_occ_n = 0;
+        d->acc_alerts = 1;
+        d->acc_since = cts;
+        d->acc_span = 0;
+    }
+    if (d->acc_occ_n == AD_ACC_OCC_TS) {
+        memmove(d->acc_occ_ts, d->acc_occ_ts + 1, (AD_ACC_OCC_TS - 1) * sizeof(int64_t));
+        d->acc_occ_n--;
+    }
+    d->acc_occ_ts[d->acc_occ_n++] = cts;
+    /* park the earlier alerts */
+    memcpy(pk, ear, (size_t)ne * sizeof(double));
+    d->pk_len = ne;
+    n = occ_n > 0 ? occ_n - 1 : 0;
+    memcpy(d->pk_occ_ts, occ, (size_t)n * sizeof(int64_t));
+    d->pk_occ_n = n;
+    d->pk_alerts = alerts > 0 ? alerts - 1 : 0;
+    d->pk_since = since;
+    d->pk_span = span;
+    d->pk_quiet = quiet + keep;
 }
 
 /* The active alert cleared by itself. Without accept_gap the change ended;
@@ -1162,8 +1316,12 @@ static void acc_alert_ended(ad_detector *d)
         det_acc_chain_reset(d);
         return;
     }
-    if (d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR)
-        acc_drop_prev(d);
+    if ((d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR) ||
+        (d->acc_prev == 0 && d->pk_len > 0))
+        acc_switch(d);
+    if (d->acc_cur_span > d->acc_span)
+        d->acc_span = d->acc_cur_span;
+    d->acc_cur_span = 0;
     for (f = 0; f < d->F; f++) {
         d->acc_prof[f] += d->acc_prof[d->F + f];
         d->acc_prof[d->F + f] = 0;
@@ -1263,7 +1421,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
             return 0;               /* still rising: a ramp, not a new level */
     }
     if (d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR) {
-        acc_drop_prev(d);           /* another change: it starts its own count */
+        acc_switch(d);              /* another change: it starts its own count */
         return 0;
     }
     if (d->acc_prev > 0 && d->acc_alerts < AD_ACCEPT_RECUR)
@@ -1296,6 +1454,15 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
         regime_prof(d, slot)[i] = d->acc_prof[i] + d->acc_prof[d->F + i];
     d->regime_thr[slot] = nw;
     d->regime_seq[slot] = ++d->regime_n;
+    d->regime_rec[slot] = d->acc_prev > 0 && d->acc_occ_n >= AD_ACCEPT_RECUR;
+    d->regime_span[slot] = 0;
+    if (d->regime_rec[slot] && d->cfg.alert.accept_period_ms > 0) {
+        /* recurrences on a schedule: the regime applies at their time */
+        d->regime_at[slot] = d->acc_occ_ts[d->acc_occ_n - 1];
+        d->regime_span[slot] = d->acc_span > d->acc_cur_span ? d->acc_span : d->acc_cur_span;
+        if (d->regime_span[slot] < 1)
+            d->regime_span[slot] = 1;
+    }
     /* the chain's earlier alerts were this regime too: no longer true
      * alerts a candidate model must keep raising; and the model should
      * learn the regime once A windows of it were judged normal */
@@ -1348,7 +1515,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     /* untrusted: never teaches; hard: also stops regime acceptance */
     double thr = ad_threshold_value(d->thr);
     /* a window like an accepted regime is judged against its threshold */
-    int ri = s > thr ? like_regime(d, s, thr, share) : -1, like = ri >= 0;
+    int ri = s > thr ? like_regime(d, ts, s, thr, share) : -1, like = ri >= 0;
     ad_alert_obs o = { s, like ? d->regime_thr[ri] : thr, p, L, share };
     ad_alert al;
     int r = ad_alerter_step_obs(d->alert, ts, &o, &al);
@@ -1372,6 +1539,9 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         e->log_likelihood = L;
         /* a recurrence shorter than A / RECUR windows is judged once it
          * ended (ACCEPTANCE) */
+        d->acc_cur_span = al.end_ms > al.start_ms ? al.end_ms - al.start_ms : 0;
+        if (A > 0 && d->acc_prev == 0 && d->pk_len > 0)
+            acc_switch(d);          /* it may continue the parked chain */
         if (A > 0 && !(d->acc_prev > 0 && acc_ready(d) && !hard && try_accept(d, ts, NAN, p, L)))
             acc_alert_ended(d);
     }
@@ -1408,7 +1578,11 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (A > 0 && ad_alerter_active(d->alert) == NULL && d->acc_len > 0 &&
         ++d->acc_quiet > d->cfg.alert.accept_gap)
         det_acc_chain_reset(d);                     /* the chain ended */
+    if (A > 0 && ad_alerter_active(d->alert) == NULL && d->pk_len > 0 &&
+        ++d->pk_quiet > d->cfg.alert.accept_gap)
+        d->pk_len = 0;                              /* so did the parked one */
     if (A > 0 && ad_alerter_active(d->alert) != NULL) {
+        d->acc_cur_span = ts - ad_alerter_active(d->alert)->start_ms;
         if (hard) {
             det_acc_chain_reset(d);                 /* stability needs trusted windows */
         } else {
@@ -1424,6 +1598,14 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
             if (share != NULL)      /* what this alert changes */
                 for (f = 0; f < d->F; f++)
                     d->acc_prof[d->F + f] += s * share[f] - d->acc_prof[2 * d->F + f];
+            /* on a schedule, once its profile shows, the alert goes to the
+             * chain it is like (acc_switch) */
+            if (d->cfg.alert.accept_period_ms > 0 && share != NULL &&
+                d->acc_cur >= AD_ACCEPT_SWITCH_MIN &&
+                ((d->acc_prev > 0 && acc_similarity(d) < AD_ACCEPT_SIMILAR) ||
+                 (d->acc_prev == 0 && d->pk_len > 0 &&
+                  cosine(pk_prof(d), d->acc_prof + d->F, d->F) >= AD_ACCEPT_SIMILAR)))
+                acc_switch(d);
         }
         if (acc_ready(d) && try_accept(d, ts, s, p, L))
             return;

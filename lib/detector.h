@@ -111,8 +111,11 @@
  * along the unit g) is within the threshold; others against the
  * threshold. Without shares the level alone decides. With continual learning the regime's kept alert windows
  * join the normal set and a fine-tune is due at once
- * (ad_adapt_alerts_accepted); a promotion ends the regime (the candidate's
- * threshold is fitted on its windows too). An alert raised later needs k
+ * (ad_adapt_alerts_accepted); a promotion ends a regime accepted from one
+ * persistent change (the candidate learned it; its threshold is fitted on
+ * its windows too) and keeps one accepted from recurrences (brief, mostly
+ * inside alerts: no candidate learns them), its threshold and the usual
+ * error times the candidate/live error ratio of the shadow decision. An alert raised later needs k
  * fresh exceeding windows. With A = 0 every alert stays open until its
  * scores clear.
  *
@@ -125,7 +128,15 @@
  * whose excess profile has cosine < 0.8 with the chain's starts a chain of
  * its own. With alert.accept_period_ms P > 0 the latest occurrence must
  * start within P/24 of an earlier one's phase in P (a regime recurs on a
- * schedule; faults a day apart do not). The latest alert is judged once
+ * schedule; faults a day apart do not), and two chains are kept: an alert
+ * unlike the active chain's (once AD_ACCEPT_SWITCH_MIN = 5 windows show its
+ * profile, or when it clears) parks the chain's earlier alerts and joins
+ * the parked chain when like it, so a change at 22:00 and its return at
+ * 06:00 each count their own recurrences; a parked chain ends after G
+ * quiet windows too. A regime accepted from such a chain applies at its
+ * time only: from P/24 before an occurrence's start to P/24 after the
+ * longest occurrence's end (state: at_ms, span_ms); off that time the same
+ * change is judged against the threshold. The latest alert is judged once
  * it lasted A/3 windows (or when
  * it clears, if shorter): its median score within accept_spread * s_c of
  * the median of the chain's earlier alerts, and the trend test on its own

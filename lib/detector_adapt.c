@@ -81,11 +81,11 @@ static void promote(ad_detector *d, ad_event *e)
         ad_likelihood_reset(d->lik);     /* the new model scores on its own scale */
         ad_likelihood_set_floor(d->lik, in.floor);
     }
-    /* An accepted regime's threshold and profile were the old model's: the
-     * candidate's threshold is fitted on every shadow window judged normal,
-     * the regime's included (it learned the regime, or its threshold
-     * covers it). */
-    det_acc_reset(d);
+    /* Accepted regimes were judged with the old model (det_acc_promoted):
+     * one from a persistent change is dropped (the candidate learned it),
+     * a recurring one is kept on the candidate's scale. */
+    det_acc_promoted(d, e->adapt.live_error > 0 ? e->adapt.cand_error / e->adapt.live_error
+                                                : NAN);
     d->st.adapt_promoted++;
     e->threshold = ad_threshold_value(d->thr);
     e->prev_threshold = old;

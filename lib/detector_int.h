@@ -77,6 +77,20 @@ struct ad_detector {
                                         accepted regime i */
     uint64_t regime_seq[AD_REGIMES]; /* acceptance order (the oldest goes) */
     uint64_t regime_n;               /* acceptances so far (the order) */
+    unsigned char regime_rec[AD_REGIMES];  /* 1: accepted as a chain of recurrences
+                                              (outlives a promotion) */
+    int64_t regime_at[AD_REGIMES];   /* recurring on a schedule (accept_period_ms):
+                                        the start of an occurrence */
+    int64_t regime_span[AD_REGIMES]; /* ... and its longest occurrence (ms); 0: no
+                                        schedule, the regime applies at any time */
+    int64_t acc_span;            /* the chain's longest ended alert (ms) */
+    /* a second chain, parked while alerts unlike it continue the other (a
+     * change at 22:00 and its return at 06:00 alternate): its scores in
+     * acc + 3A, its earlier alerts' profile after the regimes' in acc_prof */
+    int pk_len, pk_quiet, pk_alerts, pk_occ_n;
+    int64_t pk_since, pk_span;
+    int64_t pk_occ_ts[AD_ACC_OCC_TS];
+    int64_t acc_cur_span;        /* the current alert's length so far (ms) */
     int acc_prev, acc_cur;       /* ring entries of earlier alerts / current */
     int acc_alerts;              /* alerts in the chain (the current one too) */
     /* the chain's occurrences (alerts raised after at least accept_after/3
@@ -133,6 +147,7 @@ int det_dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t 
 int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to);
 void det_note_accepted(ad_detector *d, int64_t ts);
 void det_acc_reset(ad_detector *d);
+void det_acc_promoted(ad_detector *d, double ratio);
 void det_acc_chain_reset(ad_detector *d);
 cJSON *det_acc_save(const ad_detector *d);
 void det_acc_restore(ad_detector *d, const cJSON *o);

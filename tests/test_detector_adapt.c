@@ -213,7 +213,15 @@ again:
     }
 }
 
+static ad_detector *mk_gap(int reload_shadow, int accept_gap, double min_gain);
+
 static ad_detector *mk(int reload_shadow)
+{
+    return mk_gap(reload_shadow, 0, 0.2);
+}
+
+/* mk with alert.accept_gap (recurrences chained) and adapt.min_gain */
+static ad_detector *mk_gap(int reload_shadow, int accept_gap, double min_gain)
 {
     ad_detector_cfg c;
     ad_detector *d = NULL;
@@ -238,8 +246,11 @@ static ad_detector *mk(int reload_shadow)
     c.adapt.epochs = 30;
     c.adapt.lr = 3e-3;
     c.adapt.true_alerts = 4;
-    c.adapt.min_gain = 0.2;
+    c.adapt.min_gain = min_gain;
     c.adapt.reload_shadow = reload_shadow;
+    c.alert.accept_gap = accept_gap;
+    if (accept_gap > 0)
+        c.alert.accept_spread = 50;     /* as the example configuration */
     if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0)
         T_CHECK(0, "ad_detector_new: %s", err);
     return d;
@@ -297,6 +308,10 @@ static void test_new_regime_absorbed(void)
     }
     ad_detector_get_stats(d, &st);
     T_CHECK(st.adapt_promoted == 1, "stats: promoted %llu", (unsigned long long)st.adapt_promoted);
+    /* B was one persistent change: the candidate learned it, its regime
+     * (judged with the old model) is dropped */
+    T_CHECK(st.regimes == 0, "the persistent regime is dropped at promotion (%d remembered)",
+            st.regimes);
     raised_after = r.raised;
     for (i = 0; i < 400; i++)
         step(d, t++, REG_B, 0, &r);
@@ -309,6 +324,50 @@ static void test_new_regime_absorbed(void)
     ad_detector_get_stats(d, &st);
     T_NOTE("after promotion: threshold %.4f, last score %.4f; %.2f s", st.threshold,
            st.last_score, now_s() - t0);
+    ad_detector_free(d);
+}
+
+/* Regime B for 15 rows of every 60 (a speed change on a schedule): its
+ * recurrences are accepted as a regime, and that regime outlives a
+ * promotion (its brief windows are not what a candidate learns), rescaled
+ * to the candidate; later recurrences stay quiet, a fault still alerts. */
+static void test_recurring_regime_kept(void)
+{
+    ad_detector *d;
+    ad_detector_stats st;
+    run r;
+    uint64_t t = 40000;
+    int i, raised_after, prom_seen = 0;
+
+    if (!g_live || !(d = mk_gap(0, 60, 0)))
+        return;
+    memset(&r, 0, sizeof(r));
+    for (i = 0; i < 300; i++)                   /* calibrate, detect on A */
+        step(d, t++, REG_A, 0, &r);
+    for (i = 0; i < 3000 && !(r.accepted && r.promoted); i++) {
+        step(d, t++, i % 60 < 15 ? REG_B : REG_A, 0, &r);
+        if (r.promoted && !prom_seen) {
+            prom_seen = 1;
+            T_NOTE("promotion after %d rows of recurrences (accepted %d)", i, r.accepted);
+        }
+    }
+    while (i++ % 60 != 0)                       /* to the next recurrence */
+        step(d, t++, REG_A, 0, &r);
+    ad_detector_get_stats(d, &st);
+    T_NOTE("recurrences: raises %d, accepted %d, promoted %d, rejected %d, regimes %d",
+           r.raised, r.accepted, r.promoted, r.rejected, st.regimes);
+    T_CHECK(r.accepted >= 1 && r.promoted >= 1 && st.regimes == 1,
+            "a recurring regime accepted (%d) and still remembered (%d) after a promotion (%d)",
+            r.accepted, st.regimes, r.promoted);
+    raised_after = r.raised;
+    for (i = 0; i < 300; i++)
+        step(d, t++, i % 60 < 15 ? REG_B : REG_A, 0, &r);
+    T_CHECK(r.raised == raised_after, "five more recurrences after promotion: %d raises",
+            r.raised - raised_after);
+    for (i = 0; i < 20; i++)
+        step(d, t++, REG_A, 1, &r);
+    T_CHECK(r.raised == raised_after + 1, "a blockage on A still alerts (%d raise)",
+            r.raised - raised_after);
     ad_detector_free(d);
 }
 
@@ -358,6 +417,7 @@ int main(void)
 
     g_live = train_model(0);
     T_RUN(test_new_regime_absorbed);
+    T_RUN(test_recurring_regime_kept);
     T_RUN(test_silencing_candidate_rejected);
     ad_model_free(g_live);
     T_NOTE("total %.2f s", now_s() - t0);

@@ -450,8 +450,9 @@ static void test_regime_restored(void)
     for (i = 0; d && i < 200; i++)
         step2(d, 1000 * i, (i >= 100 ? 5 : 1) + 0.05 * noise(), 1 + 0.05 * noise(), &r);
     state = d ? ad_detector_save(d) : NULL;
-    T_CHECK(state && strstr(state, "\"regimes\":[{\"threshold\""), "state holds the regime: %.200s",
-            state ? state : "(none)");
+    T_CHECK(state && strstr(state, "\"regimes\":[{\"threshold\"") &&
+            strstr(state, "\"recurring\":false"), "state holds the regime (one change, not "
+            "recurring): %.200s", state ? state : "(none)");
     d2 = accept_detector(30, 0, 3, 0.25);
     rc = d2 && state ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
     T_CHECK(rc == 0, "restore: %s", rc ? err : "ok");
@@ -543,6 +544,26 @@ static void test_recurring_regime(void)
     T_CHECK(st.windows_regime > 30, "%llu later windows judged as the regime",
             (unsigned long long)st.windows_regime);
 
+    /* the regime accepted from recurrences is marked so in the state (it
+     * outlives a promotion) and keeps the mark over a restore */
+    d = accept_detector(30, 60, 3, 0.25);
+    recurring_run(d, &r, -1);
+    {
+        char *s1 = d ? ad_detector_save(d) : NULL, *s2 = NULL, err[200];
+        ad_detector *d2 = accept_detector(30, 60, 3, 0.25);
+        int rc = d2 && s1 ? ad_detector_restore(d2, s1, err, sizeof(err)) : -1;
+        if (rc == 0)
+            s2 = ad_detector_save(d2);
+        T_CHECK(s1 && strstr(s1, "\"recurring\":true") && s2 &&
+                strstr(s2, "\"recurring\":true"),
+                "state: the recurring regime marked, also after a restore (%d): %.120s", rc,
+                s1 && strstr(s1, "\"regimes\"") ? strstr(s1, "\"regimes\"") : "(none)");
+        free(s1);
+        free(s2);
+        ad_detector_free(d2);
+    }
+    ad_detector_free(d);
+
     recurring_stats(30, 0, -1, &r, &st);
     T_CHECK(r.count[AD_EV_ALERT_RAISED] == 6 && st.accepted == 0,
             "accept_gap 0: %d raises of 6 recurrences, accepted %llu",
@@ -581,6 +602,61 @@ static void test_recurring_regime(void)
     T_CHECK(r.count[AD_EV_ALERT_RAISED] == 3 && st.accepted == 1,
             "accept_period_ms 60000: %d raises, accepted %llu", r.count[AD_EV_ALERT_RAISED],
             (unsigned long long)st.accepted);
+    /* ... and the regime it accepts applies at its time: the same change
+     * at its phase stays quiet, off its phase (45 s into the minute) it
+     * alerts */
+    d = accept_detector(30, 60, 3, 0.25);
+    recurring_run(d, &r, -1);
+    {
+        int i, raised0 = r.count[AD_EV_ALERT_RAISED], raised_on = -1;
+        char *st_json = d ? ad_detector_save(d) : NULL;
+        for (i = 460; d && i < 580; i++) {
+            int on = (i - 100) % 60 < 15 || (i >= 505 && i < 515);
+            step2(d, 1000 * i, (on ? 3 : 1) + 0.05 * noise(), 1 + 0.05 * noise(), &r);
+            if (i == 504)
+                raised_on = r.count[AD_EV_ALERT_RAISED];
+        }
+        T_CHECK(d && st_json && strstr(st_json, "\"at_ms\"") && raised_on == raised0 &&
+                r.count[AD_EV_ALERT_RAISED] == raised0 + 1,
+                "schedule: at its phase %d raises, off it %d (state: %.140s)",
+                raised_on - raised0, r.count[AD_EV_ALERT_RAISED] - raised_on,
+                st_json && strstr(st_json, "\"regimes\"") ? strstr(st_json, "\"regimes\"") : "-");
+        free(st_json);
+    }
+    ad_detector_free(d);
+    /* two changes on one schedule, alternating (a at the minute, b half a
+     * minute later: a speed change and its return): each counts its own
+     * recurrences and both are accepted; without a period they break each
+     * other's chain and every one alerts */
+    {
+        int per, i;
+        for (per = 1; per >= 0; per--) {
+            acc_period_ms = per ? 60000 : 0;
+            d = accept_detector(30, 60, 3, 0.25);
+            memset(&r, 0, sizeof(r));
+            rng = 9;
+            for (i = 0; d && i < 700; i++) {
+                int ph = (i - 100) % 60, on = i >= 100;
+                double a = on && ph < 12 ? 3 : 1, b = on && ph >= 30 && ph < 42 ? 3 : 1;
+                step2(d, 1000 * i, a + 0.05 * noise(), b + 0.05 * noise(), &r);
+            }
+            if (d)
+                ad_detector_get_stats(d, &st);
+            T_NOTE("alternating, period %lld: %d raises of 20 recurrences, accepted %llu, "
+                   "regimes %d", (long long)acc_period_ms, r.count[AD_EV_ALERT_RAISED],
+                   d ? (unsigned long long)st.accepted : 0ULL, d ? st.regimes : -1);
+            if (per)
+                T_CHECK(d && st.accepted == 2 && st.regimes == 2 &&
+                        r.count[AD_EV_ALERT_RAISED] <= 6,
+                        "alternating on a schedule: %d raises, accepted %llu",
+                        r.count[AD_EV_ALERT_RAISED], d ? (unsigned long long)st.accepted : 0ULL);
+            else
+                T_CHECK(d && r.count[AD_EV_ALERT_RAISED] >= 16,
+                        "alternating, no period: %d raises", r.count[AD_EV_ALERT_RAISED]);
+            ad_detector_free(d);
+        }
+        acc_period_ms = 60000;
+    }
     acc_period_ms = 47000;
     recurring_stats(30, 60, -1, &r, &st);
     T_CHECK(r.count[AD_EV_ALERT_RAISED] == 6 && st.accepted == 0,
