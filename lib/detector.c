@@ -915,6 +915,20 @@ void det_acc_chain_reset(ad_detector *d)
         memset(d->acc_prof, 0, 2 * (size_t)d->F * sizeof(double));
 }
 
+/* Append score s to the acceptance ring; 1 when the oldest score left. */
+static int acc_ring_push(ad_detector *d, double s)
+{
+    int A = d->cfg.alert.accept_after;
+
+    if (d->acc_len < A) {
+        d->acc[(d->acc_head + d->acc_len++) % A] = s;
+        return 0;
+    }
+    d->acc[d->acc_head] = s;
+    d->acc_head = (d->acc_head + 1) % A;
+    return 1;
+}
+
 /* A new occurrence of the chain started at ts. */
 static void acc_occ_push(ad_detector *d, int64_t ts)
 {
@@ -1261,14 +1275,8 @@ static void acc_switch(ad_detector *d)
         memcpy(d->acc, pk, (size_t)d->pk_len * sizeof(double));
         d->acc_len = d->pk_len;
     }
-    for (i = 0; i < keep; i++) {
-        if (d->acc_len < A) {
-            d->acc[(d->acc_head + d->acc_len++) % A] = cur[i];
-        } else {
-            d->acc[d->acc_head] = cur[i];
-            d->acc_head = (d->acc_head + 1) % A;
-        }
-    }
+    for (i = 0; i < keep; i++)
+        acc_ring_push(d, cur[i]);
     d->acc_prev = d->acc_len - keep;
     d->acc_cur = keep;
     for (f = 0; f < F; f++) {           /* swap the earlier profiles */
@@ -1288,11 +1296,7 @@ static void acc_switch(ad_detector *d)
         d->acc_since = cts;
         d->acc_span = 0;
     }
-    if (d->acc_occ_n == AD_ACC_OCC_TS) {
-        memmove(d->acc_occ_ts, d->acc_occ_ts + 1, (AD_ACC_OCC_TS - 1) * sizeof(int64_t));
-        d->acc_occ_n--;
-    }
-    d->acc_occ_ts[d->acc_occ_n++] = cts;
+    acc_occ_push(d, cts);
     /* park the earlier alerts */
     memcpy(pk, ear, (size_t)ne * sizeof(double));
     d->pk_len = ne;
@@ -1586,14 +1590,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         if (hard) {
             det_acc_chain_reset(d);                 /* stability needs trusted windows */
         } else {
-            if (d->acc_len < A) {
-                d->acc[(d->acc_head + d->acc_len++) % A] = s;
-            } else {
-                d->acc[d->acc_head] = s;
-                d->acc_head = (d->acc_head + 1) % A;
-                if (d->acc_prev > 0)
-                    d->acc_prev--;          /* an earlier alert's score left */
-            }
+            if (acc_ring_push(d, s) && d->acc_prev > 0)
+                d->acc_prev--;              /* an earlier alert's score left */
             d->acc_cur++;
             if (share != NULL)      /* what this alert changes */
                 for (f = 0; f < d->F; f++)
