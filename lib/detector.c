@@ -1118,13 +1118,17 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
             const cJSON *at = cJSON_GetObjectItemCaseSensitive(r, "at_ms");
             const cJSON *sp = cJSON_GetObjectItemCaseSensitive(r, "span_ms");
             d->regime_span[k] = 0;
-            /* a schedule outside these bounds is dropped: the regime then
-             * applies at any time, as one without a schedule */
             if (d->regime_rec[k] && cJSON_IsNumber(at) && cJSON_IsNumber(sp) &&
                 fabs(at->valuedouble) <= 1e15 && sp->valuedouble >= 1 &&
                 sp->valuedouble <= 1e12) {
                 d->regime_at[k] = (int64_t)at->valuedouble;
                 d->regime_span[k] = (int64_t)sp->valuedouble;
+            } else if (at != NULL || sp != NULL) {
+                /* the regime is kept; without its schedule it applies at
+                 * any time, as one without a period */
+                ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.regimes[%d]: "
+                       "at_ms/span_ms need \"recurring\": true, |at_ms| <= 1e15 and "
+                       "span_ms in 1..1e12: schedule ignored", d->key, i);
             }
         }
         k++;

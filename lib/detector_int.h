@@ -84,13 +84,13 @@ struct ad_detector {
     int64_t regime_span[AD_REGIMES]; /* ... and its longest occurrence (ms); 0: no
                                         schedule, the regime applies at any time */
     int64_t acc_span;            /* the chain's longest ended alert (ms) */
+    int64_t acc_cur_span;        /* the current alert's length so far (ms) */
     /* a second chain, parked while alerts unlike it continue the other (a
      * change at 22:00 and its return at 06:00 alternate): its scores in
      * acc + 3A, its earlier alerts' profile after the regimes' in acc_prof */
     int pk_len, pk_quiet, pk_alerts, pk_occ_n;
     int64_t pk_since, pk_span;
     int64_t pk_occ_ts[AD_ACC_OCC_TS];
-    int64_t acc_cur_span;        /* the current alert's length so far (ms) */
     int acc_prev, acc_cur;       /* ring entries of earlier alerts / current */
     int acc_alerts;              /* alerts in the chain (the current one too) */
     /* the chain's occurrences (alerts raised after at least accept_after/3

@@ -554,6 +554,27 @@ static void test_recurring_regime(void)
         int rc = d2 && s1 ? ad_detector_restore(d2, s1, err, sizeof(err)) : -1;
         if (rc == 0)
             s2 = ad_detector_save(d2);
+        /* a damaged schedule: named in a warning, the regime kept */
+        if (s1 && strstr(s1, "\"span_ms\":")) {
+            char *bad = strdup(s1), *q = bad ? strstr(bad, "\"span_ms\":") : NULL;
+            ad_detector *d3 = accept_detector(30, 60, 3, 0.25);
+            ad_detector_stats st3;
+            int rc3 = -1;
+            if (q != NULL) {
+                q[10] = '-';                    /* span_ms negative */
+                warnings = 0;
+                ad_log_set(count_log, NULL);
+                rc3 = d3 ? ad_detector_restore(d3, bad, err, sizeof(err)) : -1;
+                ad_log_set(NULL, NULL);
+            }
+            if (d3)
+                ad_detector_get_stats(d3, &st3);
+            T_CHECK(rc3 == 0 && warnings == 1 && d3 && st3.regimes == 1,
+                    "damaged schedule: restore %d, %d warning(s), %d regime(s)", rc3, warnings,
+                    d3 ? st3.regimes : -1);
+            ad_detector_free(d3);
+            free(bad);
+        }
         T_CHECK(s1 && strstr(s1, "\"recurring\":true") && s2 &&
                 strstr(s2, "\"recurring\":true"),
                 "state: the recurring regime marked, also after a restore (%d): %.120s", rc,
