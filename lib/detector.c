@@ -1339,11 +1339,27 @@ static void acc_alert_ended(ad_detector *d)
     d->acc_quiet = 0;
 }
 
-/* The active alert has lasted accept_after windows: accept the change when
- * it is stable (see REGIME ACCEPTANCE). Returns 1 when accepted. */
+/* Do a regime on a schedule starting at `at` and regime i (when it has a
+ * schedule) recur at the same time of day? (Within P/24; 1 when either has
+ * no schedule.) A change at 22:00 and its return at 06:00 can share an
+ * error profile; they are two regimes. */
+static int same_phase(const ad_detector *d, int i, int64_t at, int scheduled)
+{
+    int64_t P = d->cfg.alert.accept_period_ms, r;
+
+    if (!scheduled || P <= 0 || d->regime_span[i] <= 0)
+        return 1;
+    r = (at - d->regime_at[i]) % P;
+    if (r < 0)
+        r += P;
+    return r <= P / 24 || P - r <= P / 24;
+}
+
 /* The slot for a regime being accepted (its profile: the chain's, in
- * acc_prof[0..2F)): one it resembles, else a free one, else the oldest. */
-static int regime_slot(const ad_detector *d)
+ * acc_prof[0..2F); at: the start of its latest occurrence when on a
+ * schedule): one it resembles (at the same time of day), else a free one,
+ * else the oldest. */
+static int regime_slot(const ad_detector *d, int64_t at, int scheduled)
 {
     double v[64] = { 0 }, *w = v;
     int i, f, slot = -1, oldest = 0;
@@ -1353,7 +1369,8 @@ static int regime_slot(const ad_detector *d)
     for (f = 0; w && f < d->F; f++)
         w[f] = d->acc_prof[f] + d->acc_prof[d->F + f];
     for (i = 0; w && slot < 0 && i < AD_REGIMES; i++)
-        if (d->regime_thr[i] > 0 && cosine(w, regime_prof(d, i), d->F) >= AD_ACCEPT_SIMILAR)
+        if (d->regime_thr[i] > 0 && cosine(w, regime_prof(d, i), d->F) >= AD_ACCEPT_SIMILAR &&
+            same_phase(d, i, at, scheduled))
             slot = i;
     if (w != v)
         free(w);
@@ -1377,14 +1394,17 @@ static double median_of(const double *x, int n, double *tmp)
     return ad_quantile(tmp, (size_t)n, 0.5);
 }
 
-/* now: the current window's score while the alert is active (the change
- * must show on it), NAN when judged at the alert's clear. */
+/* The active alert (or chain of recurrences) has enough scores (acc_ready):
+ * accept the change when it is stable (see REGIME ACCEPTANCE). now: the
+ * current window's score while the alert is active (the change must show
+ * on it), NAN when judged at the alert's clear. Returns 1 when accepted. */
 static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L)
 {
     /* cap: the ring's size (accept_after); A: the scores in it (cap, or
      * fewer for a chain of recurrences, see detect) */
     int cap = d->cfg.alert.accept_after, A = d->acc_len, h = A / 2, i, how = 0, slot;
     int c = d->acc_cur < A ? d->acc_cur : A;    /* the current alert's scores */
+    int rec, sched;
     double *x = d->acc + cap, *tmp = d->acc + 2 * cap;
     double med, s_r, m1, m2, s_c, k = d->cfg.alert.accept_spread, old, nw;
     char err[160];
@@ -1456,15 +1476,18 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     }
     /* The regime's profile and threshold: windows like it are judged
      * against nw, every other window still against the threshold. It takes
-     * the place of a regime it resembles, else a free one, else the oldest. */
-    slot = regime_slot(d);
+     * the place of a regime it resembles (on a schedule: at the same time of
+     * day), else a free one, else the oldest. */
+    rec = d->acc_prev > 0 && d->acc_occ_n >= AD_ACCEPT_RECUR;
+    sched = rec && d->cfg.alert.accept_period_ms > 0;
+    slot = regime_slot(d, sched ? d->acc_occ_ts[d->acc_occ_n - 1] : 0, sched);
     for (i = 0; i < d->F; i++)
         regime_prof(d, slot)[i] = d->acc_prof[i] + d->acc_prof[d->F + i];
     d->regime_thr[slot] = nw;
     d->regime_seq[slot] = ++d->regime_n;
-    d->regime_rec[slot] = d->acc_prev > 0 && d->acc_occ_n >= AD_ACCEPT_RECUR;
+    d->regime_rec[slot] = (unsigned char)rec;
     d->regime_span[slot] = 0;
-    if (d->regime_rec[slot] && d->cfg.alert.accept_period_ms > 0) {
+    if (sched) {
         /* recurrences on a schedule: the regime applies at their time */
         d->regime_at[slot] = d->acc_occ_ts[d->acc_occ_n - 1];
         d->regime_span[slot] = d->acc_span > d->acc_cur_span ? d->acc_span : d->acc_cur_span;

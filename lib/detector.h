@@ -103,8 +103,8 @@
  * the last ~1000 windows judged normal, summed over its alerts);
  * AD_EV_ACCEPTED reports the regime's threshold (threshold) and the
  * stream's (prev_threshold). Up to AD_REGIMES (4) regimes are remembered
- * (one resembling the new one is replaced, else a free slot, else the
- * oldest). Afterwards a window above the threshold but at most a regime's
+ * (one resembling the new one is replaced - on a schedule, only one at the
+ * same time of day - else a free slot, else the oldest). Afterwards a window above the threshold but at most a regime's
  * is judged against the most recent such regime's threshold (stats
  * windows_regime) when its excess error e has cosine >= 0.8 with the
  * regime's profile g, or its score less the regime's part (max(0, e.g)

@@ -678,6 +678,35 @@ static void test_recurring_regime(void)
         }
         acc_period_ms = 60000;
     }
+    /* the same change at two times of day (a raised at the minute and half
+     * a minute later: a speed drop and its return can share an error
+     * profile): two regimes on the schedule, one for each time; the second
+     * accepted does not take the first one's place (which then alerts
+     * again and is accepted again, in turn) */
+    {
+        int i, raised_late = -1;
+        acc_period_ms = 60000;
+        d = accept_detector(30, 60, 3, 0.25);
+        memset(&r, 0, sizeof(r));
+        rng = 13;
+        for (i = 0; d && i < 1300; i++) {
+            int ph = (i - 100) % 60, on = i >= 100 && (ph < 12 || (ph >= 30 && ph < 42));
+            step2(d, 1000 * i, (on ? 3 : 1) + 0.05 * noise(), 1 + 0.05 * noise(), &r);
+            if (i == 700)
+                raised_late = r.count[AD_EV_ALERT_RAISED];
+        }
+        if (d)
+            ad_detector_get_stats(d, &st);
+        T_NOTE("one profile at two times: %d raises by row 700, %d after it, %d regimes",
+               raised_late, r.count[AD_EV_ALERT_RAISED] - raised_late, d ? st.regimes : -1);
+        T_CHECK(d && st.regimes == 2 && raised_late >= 0 &&
+                r.count[AD_EV_ALERT_RAISED] == raised_late,
+                "one profile at two times: %d raises by row 700, %d after it (of 20), "
+                "%d regimes, accepted %llu", raised_late,
+                r.count[AD_EV_ALERT_RAISED] - raised_late, d ? st.regimes : -1,
+                d ? (unsigned long long)st.accepted : 0ULL);
+        ad_detector_free(d);
+    }
     acc_period_ms = 47000;
     recurring_stats(30, 60, -1, &r, &st);
     T_CHECK(r.count[AD_EV_ALERT_RAISED] == 6 && st.accepted == 0,
