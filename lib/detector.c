@@ -380,6 +380,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         return ad_errf(err, errlen, AD_ENOMEM, "detector: out of memory");
     d->cfg = *cfg;
     d->hash = ad_detector_cfg_hash(cfg);
+    d->last_regime = -1;
     d->T = T;
     d->F = F;
     d->model = m;
@@ -973,19 +974,73 @@ void det_acc_reset(ad_detector *d)
     memset(d->regime_thr, 0, sizeof(d->regime_thr));
     memset(d->regime_rec, 0, sizeof(d->regime_rec));
     memset(d->regime_span, 0, sizeof(d->regime_span));
+    memset(d->regime_len, 0, sizeof(d->regime_len));
+    det_acc_shadow_reset(d);
+}
+
+/* The candidate in shadow scored cand on the last window; when that window
+ * was judged against an accepted regime, keep the score among the regime's
+ * highest (det_acc_promoted asks whether the candidate learned it). */
+void det_acc_shadow(ad_detector *d, double cand)
+{
+    int i = d->last_regime, j, n;
+    double *h;
+
+    if (i < 0 || i >= AD_REGIMES || !isfinite(cand))
+        return;
+    h = d->regime_sh[i];
+    n = d->regime_sh_n[i] < AD_REGIME_SH ? d->regime_sh_n[i] : AD_REGIME_SH;
+    d->regime_sh_n[i]++;
+    if (n == AD_REGIME_SH && !(cand > h[n - 1]))
+        return;
+    j = n == AD_REGIME_SH ? n - 1 : n;
+    for (; j > 0 && h[j - 1] < cand; j--)
+        h[j] = h[j - 1];
+    h[j] = cand;
+}
+
+/* A shadow span ended (candidate promoted or rejected): forget its scores. */
+void det_acc_shadow_reset(ad_detector *d)
+{
+    memset(d->regime_sh_n, 0, sizeof(d->regime_sh_n));
+}
+
+/* Would the candidate just promoted (threshold t) still alert on the
+ * windows judged against regime i during its shadow span? 1: at least
+ * alert.k of them score above t; 0: fewer do (it learned the regime); -1:
+ * fewer than alert.k such windows were seen (nothing to tell). */
+static int regime_still_alerts(const ad_detector *d, int i, double t)
+{
+    int k = d->cfg.alert.k < 1 ? 1 : d->cfg.alert.k;
+
+    if (k > AD_REGIME_SH)
+        k = AD_REGIME_SH;
+    if (d->regime_sh_n[i] < k)
+        return -1;
+    return d->regime_sh[i][k - 1] > t;
 }
 
 /* A candidate whose error on the shadow windows judged normal is ratio
- * times the live model's was promoted. A regime accepted from one
- * persistent change is dropped: its windows were judged normal and taught
- * the candidate, which now judges them with the stream's threshold. A
- * regime accepted as recurrences (a daily speed change) stays: its windows
- * are brief and mostly inside alerts, so no candidate learns them; its
- * threshold and the usual error move to the candidate's scale by ratio.
- * The chain in progress was measured with the old model and restarts. */
+ * times the live model's was promoted (the threshold already rebased).
+ * Each accepted regime is judged by what the candidate did on the windows
+ * judged against it during the shadow span: when fewer than alert.k of
+ * them score above the new threshold, the candidate learned the regime and
+ * it is dropped; when at least alert.k do, it is kept. Without such
+ * windows a regime accepted as recurrences (a daily speed change: brief,
+ * mostly inside alerts, not learned) is kept, one accepted from a single
+ * persistent change (its windows were judged normal and taught the
+ * candidate) is dropped. A persistent one that is kept, with a period
+ * (alert.accept_period_ms), applies from then on only at the time of day
+ * of the alert it was accepted from: a night regime accepted at 22:00
+ * after 8 h, whose transitions the candidate still does not reconstruct,
+ * covers 21:00-07:00, not a fault at noon. Kept regimes' thresholds and
+ * the usual error move to the candidate's scale by ratio. The chain in
+ * progress was measured with the old model and restarts. */
 void det_acc_promoted(ad_detector *d, double ratio)
 {
-    int i, f;
+    int64_t P = d->cfg.alert.accept_period_ms;
+    double t = ad_threshold_value(d->thr);
+    int i, f, still;
 
     if (!(ratio > 0) || !isfinite(ratio)) {
         det_acc_reset(d);
@@ -994,17 +1049,26 @@ void det_acc_promoted(ad_detector *d, double ratio)
     det_acc_chain_reset(d);
     d->pk_len = 0;
     for (i = 0; i < AD_REGIMES; i++) {
-        if (d->regime_rec[i] && d->regime_thr[i] > 0) {
+        if (!(d->regime_thr[i] > 0))
+            continue;
+        still = regime_still_alerts(d, i, t);
+        if (still == 1 || (still < 0 && d->regime_rec[i])) {
             d->regime_thr[i] *= ratio;
-        } else {
-            d->regime_thr[i] = 0;
-            d->regime_rec[i] = 0;
-            d->regime_span[i] = 0;
+            if (!d->regime_rec[i] && P > 0 && d->regime_len[i] > 0) {
+                d->regime_rec[i] = 1;       /* from now on at its time of day */
+                d->regime_span[i] = d->regime_len[i] < P - P / 12 ? d->regime_len[i] : 0;
+            }
+            continue;
         }
+        d->regime_thr[i] = 0;
+        d->regime_rec[i] = 0;
+        d->regime_span[i] = 0;
+        d->regime_len[i] = 0;
     }
     if (d->acc_prof)
         for (f = 0; f < d->F; f++)
             d->acc_prof[2 * d->F + f] *= ratio;
+    det_acc_shadow_reset(d);
 }
 
 /* Regime i's profile (F). */
@@ -1015,8 +1079,10 @@ static double *regime_prof(const ad_detector *d, int i)
 
 /* The usual error profile and the accepted regimes, for the state file:
  * {"usual":[F],"usual_n":n,"regimes":[{"threshold":t,"recurring":b,["at_ms":ts,
- * "span_ms":ms,]"profile":[F]},..]} (at/span: a regime on a schedule)
- * oldest regime first (NULL when acceptance is off or nothing was learned). */
+ * "span_ms":ms,|"since_ms":ts,"length_ms":ms,]"profile":[F]},..]} (at/span: a
+ * regime on a schedule; since/length: one from a persistent change, the
+ * alert it was accepted from) oldest regime first (NULL when acceptance is
+ * off or nothing was learned). */
 cJSON *det_acc_save(const ad_detector *d)
 {
     cJSON *o, *a, *rs;
@@ -1048,6 +1114,9 @@ cJSON *det_acc_save(const ad_detector *d)
         if (d->regime_span[i] > 0) {
             cJSON_AddNumberToObject(r, "at_ms", (double)d->regime_at[i]);
             cJSON_AddNumberToObject(r, "span_ms", (double)d->regime_span[i]);
+        } else if (!d->regime_rec[i] && d->regime_len[i] > 0) {
+            cJSON_AddNumberToObject(r, "since_ms", (double)d->regime_at[i]);
+            cJSON_AddNumberToObject(r, "length_ms", (double)d->regime_len[i]);
         }
         a = cJSON_AddArrayToObject(r, "profile");
         for (f = 0; a && f < d->F; f++)
@@ -1129,6 +1198,23 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
                 ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.regimes[%d]: "
                        "at_ms/span_ms need \"recurring\": true, |at_ms| <= 1e15 and "
                        "span_ms in 1..1e12: schedule ignored", d->key, i);
+            }
+        }
+        {
+            /* one persistent change: the alert it was accepted from (its
+             * time of day, should a promotion keep it) */
+            const cJSON *si = cJSON_GetObjectItemCaseSensitive(r, "since_ms");
+            const cJSON *ln = cJSON_GetObjectItemCaseSensitive(r, "length_ms");
+            d->regime_len[k] = 0;
+            if (!d->regime_rec[k] && cJSON_IsNumber(si) && cJSON_IsNumber(ln) &&
+                fabs(si->valuedouble) <= 1e15 && ln->valuedouble >= 1 &&
+                ln->valuedouble <= 1e12) {
+                d->regime_at[k] = (int64_t)si->valuedouble;
+                d->regime_len[k] = (int64_t)ln->valuedouble;
+            } else if (si != NULL || ln != NULL) {
+                ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.regimes[%d]: "
+                       "since_ms/length_ms need \"recurring\": false, |since_ms| <= 1e15 "
+                       "and length_ms in 1..1e12: ignored", d->key, i);
             }
         }
         k++;
@@ -1487,6 +1573,9 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     d->regime_seq[slot] = ++d->regime_n;
     d->regime_rec[slot] = (unsigned char)rec;
     d->regime_span[slot] = 0;
+    d->regime_sh_n[slot] = 0;
+    d->regime_at[slot] = d->acc_since;
+    d->regime_len[slot] = rec ? 0 : ts - d->acc_since;
     if (sched) {
         /* recurrences on a schedule: the regime applies at their time */
         d->regime_at[slot] = d->acc_occ_ts[d->acc_occ_n - 1];
@@ -1554,6 +1643,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     int A = d->cfg.alert.accept_after;
     int f;
 
+    d->last_regime = ri;
     if (like)
         d->st.windows_regime++;
     thr = o.threshold;
@@ -1660,6 +1750,7 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
         return 1;
     }
     d->seq_fed = job->seq;
+    d->last_regime = -1;
     if (!isfinite(score)) {
         d->st.scores_nonfinite++;
         return 1;
@@ -1704,6 +1795,8 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
             o.ts_ms = ts;
             o.live_score = score;
             o.cand_score = job->shadow ? shadow_score : NAN;
+            if (job->shadow)
+                det_acc_shadow(d, shadow_score);
             o.exceeded = ad_alerter_last_exceeded(d->alert);
             o.dq = noteach;
             ad_adapt_offer(d->ad, w, d->model, &o);

@@ -456,6 +456,35 @@ static void test_regime_restored(void)
     d2 = accept_detector(30, 0, 3, 0.25);
     rc = d2 && state ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
     T_CHECK(rc == 0, "restore: %s", rc ? err : "ok");
+    {
+        /* the alert it was accepted from (its time of day, should a
+         * promotion keep it) survives the restore; damaged, it is named in
+         * a warning and the regime kept */
+        char *s2 = rc == 0 ? ad_detector_save(d2) : NULL, *a1, *a2, *bad2, *q;
+        a1 = state ? strstr(state, "\"since_ms\":") : NULL;
+        a2 = s2 ? strstr(s2, "\"since_ms\":") : NULL;
+        T_CHECK(a1 && a2 && strncmp(a1, a2, strcspn(a1, "p")) == 0,
+                "since_ms/length_ms saved and restored: %.60s / %.60s", a1 ? a1 : "-",
+                a2 ? a2 : "-");
+        if (a1 && (bad2 = strdup(state)) != NULL &&
+            (q = strstr(bad2, "\"length_ms\":")) != NULL) {
+            ad_detector *d4 = accept_detector(30, 0, 3, 0.25);
+            int rc4;
+            q[12] = '-';                        /* length_ms negative */
+            warnings = 0;
+            ad_log_set(count_log, NULL);
+            rc4 = d4 ? ad_detector_restore(d4, bad2, err, sizeof(err)) : -1;
+            ad_log_set(NULL, NULL);
+            if (d4)
+                ad_detector_get_stats(d4, &st);
+            T_CHECK(rc4 == 0 && warnings == 1 && d4 && st.regimes == 1,
+                    "damaged since/length: restore %d, %d warning(s), %d regime(s)", rc4,
+                    warnings, d4 ? st.regimes : -1);
+            ad_detector_free(d4);
+            free(bad2);
+        }
+        free(s2);
+    }
     memset(&r, 0, sizeof(r));
     for (i = 200; d2 && rc == 0 && i < 300; i++) {
         double a = i < 250 ? 5 : 1, b = i >= 250 && i < 270 ? 3.5 : 1;
