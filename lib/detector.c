@@ -1058,8 +1058,15 @@ void det_acc_promoted(ad_detector *d, double ratio)
                 d->regime_rec[i] = 1;       /* from now on at its time of day */
                 d->regime_span[i] = d->regime_len[i] < P - P / 12 ? d->regime_len[i] : 0;
             }
+            ad_log(AD_LOG_INFO, "stream %s: regime %llu kept over the promotion (%s), "
+                   "threshold %.6g", d->key, (unsigned long long)d->regime_seq[i],
+                   still == 1 ? "the candidate still scores its windows over the threshold"
+                              : "recurring, not seen in the shadow span", d->regime_thr[i]);
             continue;
         }
+        ad_log(AD_LOG_INFO, "stream %s: regime %llu ends with the promotion (%s)", d->key,
+               (unsigned long long)d->regime_seq[i],
+               still == 0 ? "the candidate learned it" : "one change, not seen in the shadow span");
         d->regime_thr[i] = 0;
         d->regime_rec[i] = 0;
         d->regime_span[i] = 0;
