@@ -380,6 +380,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         return ad_errf(err, errlen, AD_ENOMEM, "detector: out of memory");
     d->cfg = *cfg;
     d->hash = ad_detector_cfg_hash(cfg);
+    d->last_regime = -1;
     d->T = T;
     d->F = F;
     d->model = m;
@@ -973,19 +974,73 @@ void det_acc_reset(ad_detector *d)
     memset(d->regime_thr, 0, sizeof(d->regime_thr));
     memset(d->regime_rec, 0, sizeof(d->regime_rec));
     memset(d->regime_span, 0, sizeof(d->regime_span));
+    memset(d->regime_len, 0, sizeof(d->regime_len));
+    det_acc_shadow_reset(d);
+}
+
+/* The candidate in shadow scored cand on the last window; when that window
+ * was judged against an accepted regime, keep the score among the regime's
+ * highest (det_acc_promoted asks whether the candidate learned it). */
+void det_acc_shadow(ad_detector *d, double cand)
+{
+    int i = d->last_regime, j, n;
+    double *h;
+
+    if (i < 0 || i >= AD_REGIMES || !isfinite(cand))
+        return;
+    h = d->regime_sh[i];
+    n = d->regime_sh_n[i] < AD_REGIME_SH ? d->regime_sh_n[i] : AD_REGIME_SH;
+    d->regime_sh_n[i]++;
+    if (n == AD_REGIME_SH && !(cand > h[n - 1]))
+        return;
+    j = n == AD_REGIME_SH ? n - 1 : n;
+    for (; j > 0 && h[j - 1] < cand; j--)
+        h[j] = h[j - 1];
+    h[j] = cand;
+}
+
+/* A shadow span ended (candidate promoted or rejected): forget its scores. */
+void det_acc_shadow_reset(ad_detector *d)
+{
+    memset(d->regime_sh_n, 0, sizeof(d->regime_sh_n));
+}
+
+/* Would the candidate just promoted (threshold t) still alert on the
+ * windows judged against regime i during its shadow span? 1: at least
+ * alert.k of them score above t; 0: fewer do (it learned the regime); -1:
+ * fewer than alert.k such windows were seen (nothing to tell). */
+static int regime_still_alerts(const ad_detector *d, int i, double t)
+{
+    int k = d->cfg.alert.k < 1 ? 1 : d->cfg.alert.k;
+
+    if (k > AD_REGIME_SH)
+        k = AD_REGIME_SH;
+    if (d->regime_sh_n[i] < k)
+        return -1;
+    return d->regime_sh[i][k - 1] > t;
 }
 
 /* A candidate whose error on the shadow windows judged normal is ratio
- * times the live model's was promoted. A regime accepted from one
- * persistent change is dropped: its windows were judged normal and taught
- * the candidate, which now judges them with the stream's threshold. A
- * regime accepted as recurrences (a daily speed change) stays: its windows
- * are brief and mostly inside alerts, so no candidate learns them; its
- * threshold and the usual error move to the candidate's scale by ratio.
- * The chain in progress was measured with the old model and restarts. */
+ * times the live model's was promoted (the threshold already rebased).
+ * Each accepted regime is judged by what the candidate did on the windows
+ * judged against it during the shadow span: when fewer than alert.k of
+ * them score above the new threshold, the candidate learned the regime and
+ * it is dropped; when at least alert.k do, it is kept. Without such
+ * windows a regime accepted as recurrences (a daily speed change: brief,
+ * mostly inside alerts, not learned) is kept, one accepted from a single
+ * persistent change (its windows were judged normal and taught the
+ * candidate) is dropped. A persistent one that is kept, with a period
+ * (alert.accept_period_ms), applies from then on only at the time of day
+ * of the alert it was accepted from: a night regime accepted at 22:00
+ * after 8 h, whose transitions the candidate still does not reconstruct,
+ * covers 21:00-07:00, not a fault at noon. Kept regimes' thresholds and
+ * the usual error move to the candidate's scale by ratio. The chain in
+ * progress was measured with the old model and restarts. */
 void det_acc_promoted(ad_detector *d, double ratio)
 {
-    int i, f;
+    int64_t P = d->cfg.alert.accept_period_ms;
+    double t = ad_threshold_value(d->thr);
+    int i, f, still;
 
     if (!(ratio > 0) || !isfinite(ratio)) {
         det_acc_reset(d);
@@ -994,17 +1049,33 @@ void det_acc_promoted(ad_detector *d, double ratio)
     det_acc_chain_reset(d);
     d->pk_len = 0;
     for (i = 0; i < AD_REGIMES; i++) {
-        if (d->regime_rec[i] && d->regime_thr[i] > 0) {
+        if (!(d->regime_thr[i] > 0))
+            continue;
+        still = regime_still_alerts(d, i, t);
+        if (still == 1 || (still < 0 && d->regime_rec[i])) {
             d->regime_thr[i] *= ratio;
-        } else {
-            d->regime_thr[i] = 0;
-            d->regime_rec[i] = 0;
-            d->regime_span[i] = 0;
+            if (!d->regime_rec[i] && P > 0 && d->regime_len[i] > 0) {
+                d->regime_rec[i] = 1;       /* from now on at its time of day */
+                d->regime_span[i] = d->regime_len[i] < P - P / 12 ? d->regime_len[i] : 0;
+            }
+            ad_log(AD_LOG_INFO, "stream %s: regime %llu kept over the promotion (%s), "
+                   "threshold %.6g", d->key, (unsigned long long)d->regime_seq[i],
+                   still == 1 ? "the candidate still scores its windows over the threshold"
+                              : "recurring, not seen in the shadow span", d->regime_thr[i]);
+            continue;
         }
+        ad_log(AD_LOG_INFO, "stream %s: regime %llu ends with the promotion (%s)", d->key,
+               (unsigned long long)d->regime_seq[i],
+               still == 0 ? "the candidate learned it" : "one change, not seen in the shadow span");
+        d->regime_thr[i] = 0;
+        d->regime_rec[i] = 0;
+        d->regime_span[i] = 0;
+        d->regime_len[i] = 0;
     }
     if (d->acc_prof)
         for (f = 0; f < d->F; f++)
             d->acc_prof[2 * d->F + f] *= ratio;
+    det_acc_shadow_reset(d);
 }
 
 /* Regime i's profile (F). */
@@ -1015,8 +1086,10 @@ static double *regime_prof(const ad_detector *d, int i)
 
 /* The usual error profile and the accepted regimes, for the state file:
  * {"usual":[F],"usual_n":n,"regimes":[{"threshold":t,"recurring":b,["at_ms":ts,
- * "span_ms":ms,]"profile":[F]},..]} (at/span: a regime on a schedule)
- * oldest regime first (NULL when acceptance is off or nothing was learned). */
+ * "span_ms":ms,|"since_ms":ts,"length_ms":ms,]"profile":[F]},..]} (at/span: a
+ * regime on a schedule; since/length: one from a persistent change, the
+ * alert it was accepted from) oldest regime first (NULL when acceptance is
+ * off or nothing was learned). */
 cJSON *det_acc_save(const ad_detector *d)
 {
     cJSON *o, *a, *rs;
@@ -1048,6 +1121,9 @@ cJSON *det_acc_save(const ad_detector *d)
         if (d->regime_span[i] > 0) {
             cJSON_AddNumberToObject(r, "at_ms", (double)d->regime_at[i]);
             cJSON_AddNumberToObject(r, "span_ms", (double)d->regime_span[i]);
+        } else if (!d->regime_rec[i] && d->regime_len[i] > 0) {
+            cJSON_AddNumberToObject(r, "since_ms", (double)d->regime_at[i]);
+            cJSON_AddNumberToObject(r, "length_ms", (double)d->regime_len[i]);
         }
         a = cJSON_AddArrayToObject(r, "profile");
         for (f = 0; a && f < d->F; f++)
@@ -1129,6 +1205,23 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
                 ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.regimes[%d]: "
                        "at_ms/span_ms need \"recurring\": true, |at_ms| <= 1e15 and "
                        "span_ms in 1..1e12: schedule ignored", d->key, i);
+            }
+        }
+        {
+            /* one persistent change: the alert it was accepted from (its
+             * time of day, should a promotion keep it) */
+            const cJSON *si = cJSON_GetObjectItemCaseSensitive(r, "since_ms");
+            const cJSON *ln = cJSON_GetObjectItemCaseSensitive(r, "length_ms");
+            d->regime_len[k] = 0;
+            if (!d->regime_rec[k] && cJSON_IsNumber(si) && cJSON_IsNumber(ln) &&
+                fabs(si->valuedouble) <= 1e15 && ln->valuedouble >= 1 &&
+                ln->valuedouble <= 1e12) {
+                d->regime_at[k] = (int64_t)si->valuedouble;
+                d->regime_len[k] = (int64_t)ln->valuedouble;
+            } else if (si != NULL || ln != NULL) {
+                ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.regimes[%d]: "
+                       "since_ms/length_ms need \"recurring\": false, |since_ms| <= 1e15 "
+                       "and length_ms in 1..1e12: ignored", d->key, i);
             }
         }
         k++;
@@ -1339,11 +1432,27 @@ static void acc_alert_ended(ad_detector *d)
     d->acc_quiet = 0;
 }
 
-/* The active alert has lasted accept_after windows: accept the change when
- * it is stable (see REGIME ACCEPTANCE). Returns 1 when accepted. */
+/* Do a regime on a schedule starting at `at` and regime i (when it has a
+ * schedule) recur at the same time of day? (Within P/24; 1 when either has
+ * no schedule.) A change at 22:00 and its return at 06:00 can share an
+ * error profile; they are two regimes. */
+static int same_phase(const ad_detector *d, int i, int64_t at, int scheduled)
+{
+    int64_t P = d->cfg.alert.accept_period_ms, r;
+
+    if (!scheduled || P <= 0 || d->regime_span[i] <= 0)
+        return 1;
+    r = (at - d->regime_at[i]) % P;
+    if (r < 0)
+        r += P;
+    return r <= P / 24 || P - r <= P / 24;
+}
+
 /* The slot for a regime being accepted (its profile: the chain's, in
- * acc_prof[0..2F)): one it resembles, else a free one, else the oldest. */
-static int regime_slot(const ad_detector *d)
+ * acc_prof[0..2F); at: the start of its latest occurrence when on a
+ * schedule): one it resembles (at the same time of day), else a free one,
+ * else the oldest. */
+static int regime_slot(const ad_detector *d, int64_t at, int scheduled)
 {
     double v[64] = { 0 }, *w = v;
     int i, f, slot = -1, oldest = 0;
@@ -1353,7 +1462,8 @@ static int regime_slot(const ad_detector *d)
     for (f = 0; w && f < d->F; f++)
         w[f] = d->acc_prof[f] + d->acc_prof[d->F + f];
     for (i = 0; w && slot < 0 && i < AD_REGIMES; i++)
-        if (d->regime_thr[i] > 0 && cosine(w, regime_prof(d, i), d->F) >= AD_ACCEPT_SIMILAR)
+        if (d->regime_thr[i] > 0 && cosine(w, regime_prof(d, i), d->F) >= AD_ACCEPT_SIMILAR &&
+            same_phase(d, i, at, scheduled))
             slot = i;
     if (w != v)
         free(w);
@@ -1377,14 +1487,17 @@ static double median_of(const double *x, int n, double *tmp)
     return ad_quantile(tmp, (size_t)n, 0.5);
 }
 
-/* now: the current window's score while the alert is active (the change
- * must show on it), NAN when judged at the alert's clear. */
+/* The active alert (or chain of recurrences) has enough scores (acc_ready):
+ * accept the change when it is stable (see REGIME ACCEPTANCE). now: the
+ * current window's score while the alert is active (the change must show
+ * on it), NAN when judged at the alert's clear. Returns 1 when accepted. */
 static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L)
 {
     /* cap: the ring's size (accept_after); A: the scores in it (cap, or
      * fewer for a chain of recurrences, see detect) */
     int cap = d->cfg.alert.accept_after, A = d->acc_len, h = A / 2, i, how = 0, slot;
     int c = d->acc_cur < A ? d->acc_cur : A;    /* the current alert's scores */
+    int rec, sched;
     double *x = d->acc + cap, *tmp = d->acc + 2 * cap;
     double med, s_r, m1, m2, s_c, k = d->cfg.alert.accept_spread, old, nw;
     char err[160];
@@ -1456,15 +1569,21 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     }
     /* The regime's profile and threshold: windows like it are judged
      * against nw, every other window still against the threshold. It takes
-     * the place of a regime it resembles, else a free one, else the oldest. */
-    slot = regime_slot(d);
+     * the place of a regime it resembles (on a schedule: at the same time of
+     * day), else a free one, else the oldest. */
+    rec = d->acc_prev > 0 && d->acc_occ_n >= AD_ACCEPT_RECUR;
+    sched = rec && d->cfg.alert.accept_period_ms > 0;
+    slot = regime_slot(d, sched ? d->acc_occ_ts[d->acc_occ_n - 1] : 0, sched);
     for (i = 0; i < d->F; i++)
         regime_prof(d, slot)[i] = d->acc_prof[i] + d->acc_prof[d->F + i];
     d->regime_thr[slot] = nw;
     d->regime_seq[slot] = ++d->regime_n;
-    d->regime_rec[slot] = d->acc_prev > 0 && d->acc_occ_n >= AD_ACCEPT_RECUR;
+    d->regime_rec[slot] = (unsigned char)rec;
     d->regime_span[slot] = 0;
-    if (d->regime_rec[slot] && d->cfg.alert.accept_period_ms > 0) {
+    d->regime_sh_n[slot] = 0;
+    d->regime_at[slot] = d->acc_since;
+    d->regime_len[slot] = rec ? 0 : ts - d->acc_since;
+    if (sched) {
         /* recurrences on a schedule: the regime applies at their time */
         d->regime_at[slot] = d->acc_occ_ts[d->acc_occ_n - 1];
         d->regime_span[slot] = d->acc_span > d->acc_cur_span ? d->acc_span : d->acc_cur_span;
@@ -1531,6 +1650,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     int A = d->cfg.alert.accept_after;
     int f;
 
+    d->last_regime = ri;
     if (like)
         d->st.windows_regime++;
     thr = o.threshold;
@@ -1637,6 +1757,7 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
         return 1;
     }
     d->seq_fed = job->seq;
+    d->last_regime = -1;
     if (!isfinite(score)) {
         d->st.scores_nonfinite++;
         return 1;
@@ -1681,6 +1802,8 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
             o.ts_ms = ts;
             o.live_score = score;
             o.cand_score = job->shadow ? shadow_score : NAN;
+            if (job->shadow)
+                det_acc_shadow(d, shadow_score);
             o.exceeded = ad_alerter_last_exceeded(d->alert);
             o.dq = noteach;
             ad_adapt_offer(d->ad, w, d->model, &o);

@@ -103,19 +103,24 @@
  * the last ~1000 windows judged normal, summed over its alerts);
  * AD_EV_ACCEPTED reports the regime's threshold (threshold) and the
  * stream's (prev_threshold). Up to AD_REGIMES (4) regimes are remembered
- * (one resembling the new one is replaced, else a free slot, else the
- * oldest). Afterwards a window above the threshold but at most a regime's
+ * (one resembling the new one is replaced - on a schedule, only one at the
+ * same time of day - else a free slot, else the oldest). Afterwards a window above the threshold but at most a regime's
  * is judged against the most recent such regime's threshold (stats
  * windows_regime) when its excess error e has cosine >= 0.8 with the
  * regime's profile g, or its score less the regime's part (max(0, e.g)
  * along the unit g) is within the threshold; others against the
  * threshold. Without shares the level alone decides. With continual learning the regime's kept alert windows
  * join the normal set and a fine-tune is due at once
- * (ad_adapt_alerts_accepted); a promotion ends a regime accepted from one
- * persistent change (the candidate learned it; its threshold is fitted on
- * its windows too) and keeps one accepted from recurrences (brief, mostly
- * inside alerts: no candidate learns them), its threshold and the usual
- * error times the candidate/live error ratio of the shadow decision. An alert raised later needs k
+ * (ad_adapt_alerts_accepted). At a promotion a regime ends when the
+ * candidate learned it (windows judged against it in the shadow span seen,
+ * fewer than alert.k of them above the new threshold) and stays when at
+ * least alert.k are above; one not seen in the span ends when accepted
+ * from one persistent change (its windows taught the candidate) and stays
+ * when accepted from recurrences (brief, mostly inside alerts). With
+ * accept_period_ms a persistent regime that stays applies from then on at
+ * the time of day of the alert it was accepted from. Regimes that stay
+ * move to the candidate's scale (threshold and usual error times the
+ * candidate/live error ratio of the shadow decision). An alert raised later needs k
  * fresh exceeding windows. With A = 0 every alert stays open until its
  * scores clear.
  *

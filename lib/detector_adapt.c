@@ -119,6 +119,7 @@ void det_pump_adapt(ad_detector *d)
         case AD_ADAPT_EV_REJECTED:
             d->st.adapt_rejected++;
             retire(d, ad_adapt_take_candidate(d->ad));
+            det_acc_shadow_reset(d);
             ad_log(AD_LOG_INFO, "stream %s: candidate rejected: %s", d->key, ae.reason);
             break;
         case AD_ADAPT_EV_TRAIN_FAILED:

@@ -19,6 +19,7 @@
 
 /* Accepted regimes a detector remembers (ACCEPTANCE). */
 #define AD_REGIMES 4
+#define AD_REGIME_SH 16      /* candidate scores kept per regime in a shadow span */
 #define AD_ACC_OCC_TS 16   /* occurrence starts kept per chain */
 
 struct ad_detector {
@@ -83,6 +84,15 @@ struct ad_detector {
                                         the start of an occurrence */
     int64_t regime_span[AD_REGIMES]; /* ... and its longest occurrence (ms); 0: no
                                         schedule, the regime applies at any time */
+    int64_t regime_len[AD_REGIMES];  /* accepted from one persistent change
+                                        (not recurring): its alert's length at
+                                        acceptance, regime_at its start */
+    /* the candidate in shadow on windows judged against regime i: how many,
+     * and their highest candidate scores, descending (det_acc_promoted) */
+    int regime_sh_n[AD_REGIMES];
+    double regime_sh[AD_REGIMES][AD_REGIME_SH];
+    int last_regime;             /* the regime the last window was judged
+                                    against, -1: none */
     int64_t acc_span;            /* the chain's longest ended alert (ms) */
     int64_t acc_cur_span;        /* the current alert's length so far (ms) */
     /* a second chain, parked while alerts unlike it continue the other (a
@@ -148,6 +158,8 @@ int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to);
 void det_note_accepted(ad_detector *d, int64_t ts);
 void det_acc_reset(ad_detector *d);
 void det_acc_promoted(ad_detector *d, double ratio);
+void det_acc_shadow(ad_detector *d, double cand_score);
+void det_acc_shadow_reset(ad_detector *d);
 void det_acc_chain_reset(ad_detector *d);
 cJSON *det_acc_save(const ad_detector *d);
 void det_acc_restore(ad_detector *d, const cJSON *o);

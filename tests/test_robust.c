@@ -456,6 +456,35 @@ static void test_regime_restored(void)
     d2 = accept_detector(30, 0, 3, 0.25);
     rc = d2 && state ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
     T_CHECK(rc == 0, "restore: %s", rc ? err : "ok");
+    {
+        /* the alert it was accepted from (its time of day, should a
+         * promotion keep it) survives the restore; damaged, it is named in
+         * a warning and the regime kept */
+        char *s2 = rc == 0 ? ad_detector_save(d2) : NULL, *a1, *a2, *bad2, *q;
+        a1 = state ? strstr(state, "\"since_ms\":") : NULL;
+        a2 = s2 ? strstr(s2, "\"since_ms\":") : NULL;
+        T_CHECK(a1 && a2 && strncmp(a1, a2, strcspn(a1, "p")) == 0,
+                "since_ms/length_ms saved and restored: %.60s / %.60s", a1 ? a1 : "-",
+                a2 ? a2 : "-");
+        if (a1 && (bad2 = strdup(state)) != NULL &&
+            (q = strstr(bad2, "\"length_ms\":")) != NULL) {
+            ad_detector *d4 = accept_detector(30, 0, 3, 0.25);
+            int rc4;
+            q[12] = '-';                        /* length_ms negative */
+            warnings = 0;
+            ad_log_set(count_log, NULL);
+            rc4 = d4 ? ad_detector_restore(d4, bad2, err, sizeof(err)) : -1;
+            ad_log_set(NULL, NULL);
+            if (d4)
+                ad_detector_get_stats(d4, &st);
+            T_CHECK(rc4 == 0 && warnings == 1 && d4 && st.regimes == 1,
+                    "damaged since/length: restore %d, %d warning(s), %d regime(s)", rc4,
+                    warnings, d4 ? st.regimes : -1);
+            ad_detector_free(d4);
+            free(bad2);
+        }
+        free(s2);
+    }
     memset(&r, 0, sizeof(r));
     for (i = 200; d2 && rc == 0 && i < 300; i++) {
         double a = i < 250 ? 5 : 1, b = i >= 250 && i < 270 ? 3.5 : 1;
@@ -677,6 +706,35 @@ static void test_recurring_regime(void)
             ad_detector_free(d);
         }
         acc_period_ms = 60000;
+    }
+    /* the same change at two times of day (a raised at the minute and half
+     * a minute later: a speed drop and its return can share an error
+     * profile): two regimes on the schedule, one for each time; the second
+     * accepted does not take the first one's place (which then alerts
+     * again and is accepted again, in turn) */
+    {
+        int i, raised_late = -1;
+        acc_period_ms = 60000;
+        d = accept_detector(30, 60, 3, 0.25);
+        memset(&r, 0, sizeof(r));
+        rng = 13;
+        for (i = 0; d && i < 1300; i++) {
+            int ph = (i - 100) % 60, on = i >= 100 && (ph < 12 || (ph >= 30 && ph < 42));
+            step2(d, 1000 * i, (on ? 3 : 1) + 0.05 * noise(), 1 + 0.05 * noise(), &r);
+            if (i == 700)
+                raised_late = r.count[AD_EV_ALERT_RAISED];
+        }
+        if (d)
+            ad_detector_get_stats(d, &st);
+        T_NOTE("one profile at two times: %d raises by row 700, %d after it, %d regimes",
+               raised_late, r.count[AD_EV_ALERT_RAISED] - raised_late, d ? st.regimes : -1);
+        T_CHECK(d && st.regimes == 2 && raised_late >= 0 &&
+                r.count[AD_EV_ALERT_RAISED] == raised_late,
+                "one profile at two times: %d raises by row 700, %d after it (of 20), "
+                "%d regimes, accepted %llu", raised_late,
+                r.count[AD_EV_ALERT_RAISED] - raised_late, d ? st.regimes : -1,
+                d ? (unsigned long long)st.accepted : 0ULL);
+        ad_detector_free(d);
     }
     acc_period_ms = 47000;
     recurring_stats(30, 60, -1, &r, &st);
