@@ -21,7 +21,10 @@ binary's own `train` and `replay`.
 (c) Logs: a run that includes the held-out folders appends one line to
     bench/tuning_log.tsv (note "HELD-OUT run": valve1 figures in the
     columns, held-out figures in the note); every scenario run appends one
-    line per mode to bench/scenario_log.tsv. EVAL_LOG=0: no log lines.
+    line per mode to bench/scenario_log.tsv (its note names the seed base).
+    EVAL_LOG=0: no log lines; EVAL_LOG_DIR=DIR: the logs in DIR instead of
+    this checkout's bench/ (a run from a second checkout logs into the
+    main one).
 (d) OUT (default build/eval): summary.md, summary.json, index.html, one
     HTML picture page per SKAB file and per scenario and mode
     (tools/plot.py), and the raw replay outputs.
@@ -33,6 +36,7 @@ binary's own `train` and `replay`.
   EVAL_SEED_BASE=100                 scenario seeds + 100 (a check on other streams)
   EVAL_PLOTS=0                      no picture pages
   EVAL_LOG=0                        do not append to the logs
+  EVAL_LOG_DIR=DIR                  append to DIR/tuning_log.tsv, DIR/scenario_log.tsv
   --scenario-detector JSON          try a candidate scenario detector (logged)
 """
 import argparse
@@ -214,13 +218,15 @@ def log_runs(summary, sets, note):
     """The run in the logs: held-out in tuning_log.tsv, scenarios in
     scenario_log.tsv (one line per mode)."""
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    logdir = os.environ.get("EVAL_LOG_DIR") or HERE
+    seed_base = int(os.environ.get("EVAL_SEED_BASE", "0"))
     st = summary["settings"]
     sk = summary.get("skab")
     if sk and {"valve2", "other"} <= set(sets):
         sp = {x["split"].split()[0]: x for x in sk["splits"]}
         v1, ho = sp.get("tuning"), sp["held-out"]
         s = st["skab"]
-        append(os.path.join(HERE, "tuning_log.tsv"),
+        append(os.path.join(logdir, "tuning_log.tsv"),
                "date\tcommit\tsettings\tvalve1_f1\tvalve1_far\tvalve1_mar\tnote\n",
                "%s\t%s\t%s\t%s\t%s\t%s\tHELD-OUT run (make eval): valve2+other F1 %.4f FAR %.2f "
                "MAR %.2f%s\n" % (
@@ -233,7 +239,7 @@ def log_runs(summary, sets, note):
     if sc:
         s = st["scenarios"]
         for m, g in sc["aggregate"].items():
-            append(os.path.join(HERE, "scenario_log.tsv"), SCEN_HEADER,
+            append(os.path.join(logdir, "scenario_log.tsv"), SCEN_HEADER,
                    "%s\t%s\t%s\t%s\t%d/%d\t%d\t%s\t%d/%d\t%s\t%s\t%s\n" % (
                        date, summary["commit"],
                        json.dumps({"detector": s["detector"], "replay": s["replay_args"],
@@ -243,7 +249,8 @@ def log_runs(summary, sets, note):
                        fmt(g["false_per_week"]), g["absorbed"], g["absorb_events"],
                        frac(g["accepted_clears"], g["absorb_events"]),
                        frac(g["dq_flagged"], g["dq_events"]),
-                       "%d streams %s" % (g["streams"], note)))
+                       "%d streams%s %s" % (g["streams"], ", seed base %d" % seed_base
+                                            if seed_base else "", note)))
 
 
 def fmt(x, nd=2, pct=False):
