@@ -149,6 +149,7 @@ static double score_scaled(const ad_model *m, const float *x)
 
 typedef struct run {
     int raised, cleared, accepted, promoted, rejected, shadow, ready;
+    int skip_finetune;          /* fine-tune jobs fail: only reloads shadow */
     int64_t last_raise;
     ad_event adapt;             /* last decision */
     char adapt_json[1024];
@@ -163,6 +164,11 @@ static void on_adapt_ready(ad_detector *d, run *r)
 
     if (j == NULL)
         return;
+    if (r->skip_finetune) {
+        ad_detector_adapt_done2(d, NULL, NULL, "skipped by the test");
+        ad_adapt_job_free(j);
+        return;
+    }
     memset(&r->rep, 0, sizeof(r->rep));
     if (ad_adapt_job_run(j, &cand, &r->rep, NULL, err, sizeof(err)) != 0)
         cand = NULL;
@@ -381,7 +387,8 @@ static void test_recurring_regime_learned(void)
 /* A regime the candidate does not learn outlives its promotion. Regime B
  * is accepted from one persistent alert; a model file equal to the live
  * model (reload.shadow, so it cannot have learned B) is shadowed over B's
- * windows and promoted (as good, min_gain 0): its scores on them stay over
+ * windows and promoted (as good, min_gain 0; fine-tunes fail here, so it is
+ * the only candidate): its scores on them stay over
  * the new threshold, so the regime is kept. With a period (here 600 s) it
  * then applies at the time of day of the alert it was accepted from: B at
  * that phase the next period is quiet, B half a period later alerts.
@@ -424,6 +431,7 @@ static void test_unlearned_regime_kept(void)
             return;
         }
         memset(&r, 0, sizeof(r));
+        r.skip_finetune = 1;                    /* the reload is the only candidate */
         for (i = 0; i < 300; i++)
             step(d, t++, REG_A, 0, &r);
         b0 = t;                                 /* B's alert starts about here */
