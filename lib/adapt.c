@@ -269,6 +269,7 @@ static void event_init(const ad_adapt *a, ad_adapt_event *ev, ad_adapt_ev_type t
     ev->compare = a->cfg.compare;
     ev->live_error = ev->cand_error = ev->gain = NAN;
     ev->cand_threshold = ev->min_alert_ratio = NAN;
+    ev->regimes_kept = ev->regimes_ended = -1;
     ev->train_loss = ev->train_seconds = NAN;
     ev->min_gain = a->cfg.min_gain;
     if (a->cand)

@@ -204,6 +204,8 @@ typedef struct ad_adapt_event {
     int epochs_run;
     double train_loss;
     double train_seconds;
+    int regimes_kept;           /* promoted: accepted regimes kept over it / */
+    int regimes_ended;          /* ... ended with it (the caller's; -1: n/a) */
     char reason[200];
 } ad_adapt_event;
 
@@ -394,7 +396,8 @@ const char *ad_adapt_ev_name(ad_adapt_ev_type t);   /* "adapt_promoted", .. */
  *      "shadow_windows":..,"normal_windows":..,"alerts_checked":..,
  *      "alerts_silenced":..,"min_alert_ratio":..,"silenced_alert":..,
  *      "train_windows":..,"epochs_run":..,"train_loss":..,
- *      "train_seconds":..}}   (non-finite figures are null) */
+ *      "train_seconds":..,"regimes_kept":..,"regimes_ended":..}}
+ *   (non-finite figures and regime counts of -1 are null) */
 cJSON *ad_adapt_event_to_json(const ad_adapt_event *ev, const char *stream);
 
 #endif /* AD_ADAPT_H */

@@ -47,7 +47,9 @@ cJSON *ad_adapt_event_to_json(const ad_adapt_event *ev, const char *stream)
         !ad_json_num(f, "train_windows", (double)ev->train_windows) ||
         !ad_json_num(f, "epochs_run", ev->epochs_run) ||
         !ad_json_num(f, "train_loss", ev->train_loss) ||
-        !ad_json_num(f, "train_seconds", ev->train_seconds))
+        !ad_json_num(f, "train_seconds", ev->train_seconds) ||
+        !ad_json_num(f, "regimes_kept", ev->regimes_kept >= 0 ? ev->regimes_kept : NAN) ||
+        !ad_json_num(f, "regimes_ended", ev->regimes_ended >= 0 ? ev->regimes_ended : NAN))
         goto fail;
     return o;
 fail:
@@ -186,6 +188,10 @@ static int parse_event(const cJSON *j, ad_adapt_event *ev, char *err, size_t err
     ev->epochs_run = v >= 0 && v <= 1e6 ? (int)v : 0;
     ev->train_loss = opt_num(f, "train_loss");
     ev->train_seconds = opt_num(f, "train_seconds");
+    v = opt_num(f, "regimes_kept");
+    ev->regimes_kept = v >= 0 && v <= 64 ? (int)v : -1;
+    v = opt_num(f, "regimes_ended");
+    ev->regimes_ended = v >= 0 && v <= 64 ? (int)v : -1;
     return 0;
 }
 

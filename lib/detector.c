@@ -1035,14 +1035,18 @@ static int regime_still_alerts(const ad_detector *d, int i, double t)
  * after 8 h, whose transitions the candidate still does not reconstruct,
  * covers 21:00-07:00, not a fault at noon. Kept regimes' thresholds and
  * the usual error move to the candidate's scale by ratio. The chain in
- * progress was measured with the old model and restarts. */
-void det_acc_promoted(ad_detector *d, double ratio)
+ * progress was measured with the old model and restarts. *kept, *ended:
+ * the regimes kept and ended (the promotion event's figures). */
+void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
 {
     int64_t P = d->cfg.alert.accept_period_ms;
     double t = ad_threshold_value(d->thr);
     int i, f, still;
 
+    *kept = *ended = 0;
     if (!(ratio > 0) || !isfinite(ratio)) {
+        for (i = 0; i < AD_REGIMES; i++)
+            *ended += d->regime_thr[i] > 0;
         det_acc_reset(d);
         return;
     }
@@ -1062,8 +1066,10 @@ void det_acc_promoted(ad_detector *d, double ratio)
                    "threshold %.6g", d->key, (unsigned long long)d->regime_seq[i],
                    still == 1 ? "the candidate still scores its windows over the threshold"
                               : "recurring, not seen in the shadow span", d->regime_thr[i]);
+            (*kept)++;
             continue;
         }
+        (*ended)++;
         ad_log(AD_LOG_INFO, "stream %s: regime %llu ends with the promotion (%s)", d->key,
                (unsigned long long)d->regime_seq[i],
                still == 0 ? "the candidate learned it" : "one change, not seen in the shadow span");

@@ -85,7 +85,8 @@ static void promote(ad_detector *d, ad_event *e)
      * one from a persistent change is dropped (the candidate learned it),
      * a recurring one is kept on the candidate's scale. */
     det_acc_promoted(d, e->adapt.live_error > 0 ? e->adapt.cand_error / e->adapt.live_error
-                                                : NAN);
+                                                : NAN,
+                     &e->adapt.regimes_kept, &e->adapt.regimes_ended);
     d->st.adapt_promoted++;
     e->threshold = ad_threshold_value(d->thr);
     e->prev_threshold = old;

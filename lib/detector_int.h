@@ -157,7 +157,7 @@ int det_dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t 
 int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to);
 void det_note_accepted(ad_detector *d, int64_t ts);
 void det_acc_reset(ad_detector *d);
-void det_acc_promoted(ad_detector *d, double ratio);
+void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended);
 void det_acc_shadow(ad_detector *d, double cand_score);
 void det_acc_shadow_reset(ad_detector *d);
 void det_acc_chain_reset(ad_detector *d);

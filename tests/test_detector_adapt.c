@@ -369,7 +369,8 @@ static void test_recurring_regime_learned(void)
     ad_detector_get_stats(d, &st);
     T_NOTE("recurrences: raises %d, accepted %d, promoted %d, rejected %d, regimes %d",
            r.raised, r.accepted, r.promoted, r.rejected, st.regimes);
-    T_CHECK(r.accepted >= 1 && r.promoted >= 1 && st.regimes == 0,
+    T_CHECK(r.accepted >= 1 && r.promoted >= 1 && st.regimes == 0 &&
+            r.adapt.adapt.regimes_ended == 1 && strstr(r.adapt_json, "\"regimes_ended\":1"),
             "a recurring regime accepted (%d), learned and dropped (%d remembered) at a "
             "promotion (%d)", r.accepted, st.regimes, r.promoted);
     raised_after = r.raised;
@@ -449,9 +450,11 @@ static void test_unlearned_regime_kept(void)
         ad_detector_get_stats(d, &st);
         T_NOTE("period %d: promoted %d rejected %d after %d windows, regimes %d -> %d",
                per, r.promoted, r.rejected, i, regimes_before, st.regimes);
-        T_CHECK(r.promoted == 1 && st.regimes == 1,
-                "period %d: the unlearned regime kept over the promotion (%d regimes)",
-                per, st.regimes);
+        T_CHECK(r.promoted == 1 && st.regimes == 1 && r.adapt.adapt.regimes_kept == 1 &&
+                r.adapt.adapt.regimes_ended == 0 &&
+                strstr(r.adapt_json, "\"regimes_kept\":1,\"regimes_ended\":0"),
+                "period %d: the unlearned regime kept over the promotion (%d regimes): %s",
+                per, st.regimes, r.adapt_json);
         /* the next period: B at its phase, then A, then B half a period off */
         while (t < b0 + 600 - 5)
             step(d, t++, REG_A, 0, &r);
