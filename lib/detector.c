@@ -1154,6 +1154,27 @@ static int read_vec(const cJSON *a, int F, double *out)
     return 0;
 }
 
+/* Saved regime i's pair of times (a time and a length in ms) from r into
+ * *at and *len when both are there, |time| <= 1e15, the length is 1..1e12
+ * and the regime's "recurring" flag rec is the pair's (want); a damaged or
+ * misplaced pair is named in a warning and ignored. */
+static void read_time_pair(const ad_detector *d, const cJSON *r, int i, int rec, int want,
+                           const char *tn, const char *ln, int64_t *at, int64_t *len)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, tn);
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(r, ln);
+
+    if (rec == want && cJSON_IsNumber(t) && cJSON_IsNumber(l) && fabs(t->valuedouble) <= 1e15 &&
+        l->valuedouble >= 1 && l->valuedouble <= 1e12) {
+        *at = (int64_t)t->valuedouble;
+        *len = (int64_t)l->valuedouble;
+    } else if (t != NULL || l != NULL) {
+        ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.regimes[%d]: %s/%s need "
+               "\"recurring\": %s, |%s| <= 1e15 and %s in 1..1e12: ignored", d->key, i, tn,
+               ln, want ? "true" : "false", tn, ln);
+    }
+}
+
 /* Restore what det_acc_save wrote (same model and settings: the caller
  * checked); anything malformed is ignored and relearned. */
 void det_acc_restore(ad_detector *d, const cJSON *o)
@@ -1196,40 +1217,14 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
         d->regime_thr[k] = t->valuedouble;
         d->regime_seq[k] = ++d->regime_n;
         d->regime_rec[k] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "recurring"));
-        {
-            const cJSON *at = cJSON_GetObjectItemCaseSensitive(r, "at_ms");
-            const cJSON *sp = cJSON_GetObjectItemCaseSensitive(r, "span_ms");
-            d->regime_span[k] = 0;
-            if (d->regime_rec[k] && cJSON_IsNumber(at) && cJSON_IsNumber(sp) &&
-                fabs(at->valuedouble) <= 1e15 && sp->valuedouble >= 1 &&
-                sp->valuedouble <= 1e12) {
-                d->regime_at[k] = (int64_t)at->valuedouble;
-                d->regime_span[k] = (int64_t)sp->valuedouble;
-            } else if (at != NULL || sp != NULL) {
-                /* the regime is kept; without its schedule it applies at
-                 * any time, as one without a period */
-                ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.regimes[%d]: "
-                       "at_ms/span_ms need \"recurring\": true, |at_ms| <= 1e15 and "
-                       "span_ms in 1..1e12: schedule ignored", d->key, i);
-            }
-        }
-        {
-            /* one persistent change: the alert it was accepted from (its
-             * time of day, should a promotion keep it) */
-            const cJSON *si = cJSON_GetObjectItemCaseSensitive(r, "since_ms");
-            const cJSON *ln = cJSON_GetObjectItemCaseSensitive(r, "length_ms");
-            d->regime_len[k] = 0;
-            if (!d->regime_rec[k] && cJSON_IsNumber(si) && cJSON_IsNumber(ln) &&
-                fabs(si->valuedouble) <= 1e15 && ln->valuedouble >= 1 &&
-                ln->valuedouble <= 1e12) {
-                d->regime_at[k] = (int64_t)si->valuedouble;
-                d->regime_len[k] = (int64_t)ln->valuedouble;
-            } else if (si != NULL || ln != NULL) {
-                ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.regimes[%d]: "
-                       "since_ms/length_ms need \"recurring\": false, |since_ms| <= 1e15 "
-                       "and length_ms in 1..1e12: ignored", d->key, i);
-            }
-        }
+        /* a schedule (recurring) or the alert it was accepted from (one
+         * persistent change: its time of day, should a promotion keep it);
+         * damaged, the regime is kept without it (at any time) */
+        d->regime_span[k] = d->regime_len[k] = 0;
+        read_time_pair(d, r, i, d->regime_rec[k], 1, "at_ms", "span_ms", &d->regime_at[k],
+                       &d->regime_span[k]);
+        read_time_pair(d, r, i, d->regime_rec[k], 0, "since_ms", "length_ms", &d->regime_at[k],
+                       &d->regime_len[k]);
         k++;
         i++;
     }
