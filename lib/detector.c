@@ -966,6 +966,8 @@ static int acc_regular(const ad_detector *d)
  * an accepted regime were measured with the old one. */
 void det_acc_reset(ad_detector *d)
 {
+    int f;
+
     det_acc_chain_reset(d);
     d->pk_len = 0;
     if (d->acc_prof)
@@ -975,18 +977,35 @@ void det_acc_reset(ad_detector *d)
     memset(d->regime_rec, 0, sizeof(d->regime_rec));
     memset(d->regime_span, 0, sizeof(d->regime_span));
     memset(d->regime_len, 0, sizeof(d->regime_len));
+    for (f = 0; f < AD_REGIMES; f++)
+        d->regime_last[f] = INT64_MIN;
     det_acc_shadow_reset(d);
 }
 
-/* The candidate in shadow scored cand on the last window; when that window
- * was judged against an accepted regime, keep the score among the regime's
- * highest (det_acc_promoted asks whether the candidate learned it). */
-void det_acc_shadow(ad_detector *d, double cand)
+/* The candidate in shadow (cm) scored cand on the last window (trusted:
+ * no data-quality flag); smoothed as the detector smooths, when that window
+ * was judged against an accepted regime the score joins the regime's
+ * highest (det_acc_promoted asks whether the candidate learned it). Scores
+ * of another candidate (one replaced or rejected, whose batches were in
+ * flight) are not counted. */
+void det_acc_shadow(ad_detector *d, const void *cm, double cand, int trusted)
 {
-    int i = d->last_regime, j, n;
-    double *h;
+    int i, j, n;
+    double *h, a = d->cfg.smooth_alpha;
 
-    if (i < 0 || i >= AD_REGIMES || !isfinite(cand))
+    if (cm == NULL || d->ad == NULL || cm != (const void *)ad_adapt_candidate(d->ad) ||
+        !isfinite(cand))
+        return;
+    if (cm != d->sh_cand) {
+        det_acc_shadow_reset(d);
+        d->sh_cand = cm;
+    }
+    if (a < 1 && d->sh_has_smooth)
+        cand = a * cand + (1 - a) * d->sh_smooth;
+    d->sh_smooth = cand;
+    d->sh_has_smooth = 1;
+    i = d->last_regime;
+    if (i < 0 || i >= AD_REGIMES || !trusted)
         return;
     h = d->regime_sh[i];
     n = d->regime_sh_n[i] < AD_REGIME_SH ? d->regime_sh_n[i] : AD_REGIME_SH;
@@ -999,16 +1018,20 @@ void det_acc_shadow(ad_detector *d, double cand)
     h[j] = cand;
 }
 
-/* A shadow span ended (candidate promoted or rejected): forget its scores. */
+/* A shadow span ended or began: forget the candidate's scores. */
 void det_acc_shadow_reset(ad_detector *d)
 {
     memset(d->regime_sh_n, 0, sizeof(d->regime_sh_n));
+    d->sh_cand = NULL;
+    d->sh_has_smooth = 0;
 }
 
 /* Would the candidate just promoted (threshold t) still alert on the
  * windows judged against regime i during its shadow span? 1: at least
  * alert.k of them score above t; 0: fewer do (it learned the regime); -1:
- * fewer than alert.k such windows were seen (nothing to tell). */
+ * fewer than alert.k such windows were seen (nothing to tell). alert.k
+ * counts over the whole span, not within n windows as the alerter does:
+ * a regime is rather kept than dropped. */
 static int regime_still_alerts(const ad_detector *d, int i, double t)
 {
     int k = d->cfg.alert.k < 1 ? 1 : d->cfg.alert.k;
@@ -1061,18 +1084,22 @@ void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
             if (!d->regime_rec[i] && P > 0 && d->regime_len[i] > 0) {
                 d->regime_rec[i] = 1;       /* from now on at its time of day */
                 d->regime_span[i] = d->regime_len[i] < P - P / 12 ? d->regime_len[i] : 0;
+                if (d->regime_span[i] == 0)
+                    d->regime_last[i] = INT64_MIN;
             }
             ad_log(AD_LOG_INFO, "stream %s: regime %llu kept over the promotion (%s), "
                    "threshold %.6g", d->key, (unsigned long long)d->regime_seq[i],
                    still == 1 ? "the candidate still scores its windows over the threshold"
-                              : "recurring, not seen in the shadow span", d->regime_thr[i]);
+                              : "recurring, fewer than alert.k windows in the shadow span",
+                   d->regime_thr[i]);
             (*kept)++;
             continue;
         }
         (*ended)++;
         ad_log(AD_LOG_INFO, "stream %s: regime %llu ends with the promotion (%s)", d->key,
                (unsigned long long)d->regime_seq[i],
-               still == 0 ? "the candidate learned it" : "one change, not seen in the shadow span");
+               still == 0 ? "the candidate learned it"
+                          : "one change, fewer than alert.k windows in the shadow span");
         d->regime_thr[i] = 0;
         d->regime_rec[i] = 0;
         d->regime_span[i] = 0;
@@ -1221,6 +1248,7 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
          * persistent change: its time of day, should a promotion keep it);
          * damaged, the regime is kept without it (at any time) */
         d->regime_span[k] = d->regime_len[k] = 0;
+        d->regime_last[k] = INT64_MIN;      /* not extended after a restart */
         read_time_pair(d, r, i, d->regime_rec[k], 1, "at_ms", "span_ms", &d->regime_at[k],
                        &d->regime_span[k]);
         read_time_pair(d, r, i, d->regime_rec[k], 0, "since_ms", "length_ms", &d->regime_at[k],
@@ -1584,6 +1612,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     d->regime_sh_n[slot] = 0;
     d->regime_at[slot] = d->acc_since;
     d->regime_len[slot] = rec ? 0 : ts - d->acc_since;
+    d->regime_last[slot] = rec ? INT64_MIN : ts;
     if (sched) {
         /* recurrences on a schedule: the regime applies at their time */
         d->regime_at[slot] = d->acc_occ_ts[d->acc_occ_n - 1];
@@ -1636,6 +1665,33 @@ static int acc_ready(const ad_detector *d)
                                d->acc_len >= A / AD_ACCEPT_RECUR);
 }
 
+/* A window at ts was judged against regime i, accepted from one persistent
+ * change: while such windows follow each other (gaps up to P/24) within a
+ * period of its start, the change lasts that long (regime_len; and the
+ * span of its schedule, once a promotion put it on one: all day when it
+ * covers most of the period). A night speed accepted after accept_after
+ * windows keeps being judged against its regime until the morning. */
+static void regime_extend(ad_detector *d, int i, int64_t ts)
+{
+    int64_t P = d->cfg.alert.accept_period_ms, len = ts - d->regime_at[i];
+
+    if (P <= 0 || d->regime_last[i] == INT64_MIN)
+        return;
+    if (ts - d->regime_last[i] > P / 24 || len >= P || len <= 0) {
+        d->regime_last[i] = INT64_MIN;  /* the occurrence ended */
+        return;
+    }
+    d->regime_last[i] = ts;
+    if (len <= d->regime_len[i])
+        return;
+    d->regime_len[i] = len;
+    if (d->regime_span[i] > 0) {
+        d->regime_span[i] = len < P - P / 12 ? len : 0;
+        if (d->regime_span[i] == 0)
+            d->regime_last[i] = INT64_MIN;
+    }
+}
+
 /* DETECTING: one score through the alerter, acceptance and adaptation. */
 static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                    const float *share, int untrusted, int hard)
@@ -1652,8 +1708,10 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     int f;
 
     d->last_regime = ri;
-    if (like)
+    if (like) {
         d->st.windows_regime++;
+        regime_extend(d, ri, ts);
+    }
     thr = o.threshold;
 
     if (exceeded)
@@ -1803,8 +1861,7 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
             o.ts_ms = ts;
             o.live_score = score;
             o.cand_score = job->shadow ? shadow_score : NAN;
-            if (job->shadow)
-                det_acc_shadow(d, shadow_score);
+            det_acc_shadow(d, job->shadow, shadow_score, !noteach);
             o.exceeded = ad_alerter_last_exceeded(d->alert);
             o.dq = noteach;
             ad_adapt_offer(d->ad, w, d->model, &o);

@@ -112,15 +112,17 @@
  * threshold. Without shares the level alone decides. With continual learning the regime's kept alert windows
  * join the normal set and a fine-tune is due at once
  * (ad_adapt_alerts_accepted). At a promotion a regime ends when the
- * candidate learned it (windows judged against it in the shadow span seen,
- * fewer than alert.k of them above the new threshold) and stays when at
- * least alert.k are above; one not seen in the span ends when accepted
- * from one persistent change (its windows taught the candidate) and stays
- * when accepted from recurrences (brief, mostly inside alerts). With
- * accept_period_ms a persistent regime that stays applies from then on at
- * the time of day of the alert it was accepted from. Regimes that stay
- * move to the candidate's scale (threshold and usual error times the
- * candidate/live error ratio of the shadow decision). An alert raised later needs k
+ * candidate learned it (at least alert.k trusted windows judged against it
+ * in the shadow span, fewer than alert.k of them above the new threshold)
+ * and stays when at least alert.k are above; one seen on fewer windows
+ * ends when accepted from one persistent change (its windows taught the
+ * candidate) and stays when accepted from recurrences (brief, mostly
+ * inside alerts). With accept_period_ms a persistent regime that stays
+ * applies from then on at the time of day of its change (from its alert's
+ * start for as long as windows kept being judged against it) and counts
+ * as recurring. Regimes that stay move to the candidate's scale (threshold
+ * and usual error times the candidate/live error ratio of the shadow
+ * decision). An alert raised later needs k
  * fresh exceeding windows. With A = 0 every alert stays open until its
  * scores clear.
  *

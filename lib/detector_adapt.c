@@ -82,8 +82,9 @@ static void promote(ad_detector *d, ad_event *e)
         ad_likelihood_set_floor(d->lik, in.floor);
     }
     /* Accepted regimes were judged with the old model (det_acc_promoted):
-     * one from a persistent change is dropped (the candidate learned it),
-     * a recurring one is kept on the candidate's scale. */
+     * each ends when the candidate learned it (its windows in the shadow
+     * span under the new threshold) and stays on the candidate's scale
+     * when it did not. */
     det_acc_promoted(d, e->adapt.live_error > 0 ? e->adapt.cand_error / e->adapt.live_error
                                                 : NAN,
                      &e->adapt.regimes_kept, &e->adapt.regimes_ended);
@@ -114,6 +115,9 @@ void det_pump_adapt(ad_detector *d)
         e->adapt = ae;
         snprintf(e->text, sizeof(e->text), "%.150s", ae.reason);
         switch (ae.type) {
+        case AD_ADAPT_EV_SHADOW:
+            det_acc_shadow_reset(d);        /* a new candidate's span */
+            break;
         case AD_ADAPT_EV_PROMOTED:
             promote(d, e);
             break;

@@ -78,21 +78,31 @@ struct ad_detector {
                                         accepted regime i */
     uint64_t regime_seq[AD_REGIMES]; /* acceptance order (the oldest goes) */
     uint64_t regime_n;               /* acceptances so far (the order) */
-    unsigned char regime_rec[AD_REGIMES];  /* 1: accepted as a chain of recurrences
-                                              (outlives a promotion) */
-    int64_t regime_at[AD_REGIMES];   /* recurring on a schedule (accept_period_ms):
-                                        the start of an occurrence */
+    unsigned char regime_rec[AD_REGIMES];  /* 1: accepted as a chain of recurrences,
+                                              or kept over a promotion on a schedule
+                                              (a promotion that does not see it
+                                              keeps it) */
+    int64_t regime_at[AD_REGIMES];   /* on a schedule (accept_period_ms): the start
+                                        of an occurrence; one persistent change:
+                                        the start of its alert */
     int64_t regime_span[AD_REGIMES]; /* ... and its longest occurrence (ms); 0: no
                                         schedule, the regime applies at any time */
     int64_t regime_len[AD_REGIMES];  /* accepted from one persistent change
-                                        (not recurring): its alert's length at
-                                        acceptance, regime_at its start */
+                                        (not recurring): how long it has lasted
+                                        since regime_at (its alert's length at
+                                        acceptance, extended while windows
+                                        keep being judged against it) */
+    int64_t regime_last[AD_REGIMES]; /* the last such window (ms); INT64_MIN:
+                                        the occurrence ended, no more extending */
     /* the candidate in shadow on windows judged against regime i: how many,
      * and their highest candidate scores, descending (det_acc_promoted) */
     int regime_sh_n[AD_REGIMES];
     double regime_sh[AD_REGIMES][AD_REGIME_SH];
     int last_regime;             /* the regime the last window was judged
                                     against, -1: none */
+    const void *sh_cand;         /* the candidate the regime_sh scores are of */
+    int sh_has_smooth;           /* its scores smoothed as the detector's */
+    double sh_smooth;
     int64_t acc_span;            /* the chain's longest ended alert (ms) */
     int64_t acc_cur_span;        /* the current alert's length so far (ms) */
     /* a second chain, parked while alerts unlike it continue the other (a
@@ -158,7 +168,7 @@ int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to);
 void det_note_accepted(ad_detector *d, int64_t ts);
 void det_acc_reset(ad_detector *d);
 void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended);
-void det_acc_shadow(ad_detector *d, double cand_score);
+void det_acc_shadow(ad_detector *d, const void *cand_model, double cand_score, int trusted);
 void det_acc_shadow_reset(ad_detector *d);
 void det_acc_chain_reset(ad_detector *d);
 cJSON *det_acc_save(const ad_detector *d);

@@ -524,6 +524,44 @@ static void test_regime_restored(void)
     free_models();
 }
 
+/* A regime accepted from one persistent change, with a period: while
+ * windows keep being judged against it its length grows, so the time of day
+ * a promotion may keep it at covers the whole change (rows 100-350 here),
+ * not only the alert up to its acceptance; saved as length_ms. */
+static void test_regime_length_extends(void)
+{
+    ad_detector *d;
+    run r;
+    char *s1 = NULL, *s2 = NULL, *p;
+    double l1 = -1, l2 = -1;
+    int i;
+
+    acc_period_ms = 600000;
+    d = accept_detector(30, 0, 3, 0.25);
+    memset(&r, 0, sizeof(r));
+    rng = 17;
+    for (i = 0; d && i < 420; i++) {
+        step2(d, 1000 * i, (i >= 100 && i < 350 ? 5 : 1) + 0.05 * noise(),
+              1 + 0.05 * noise(), &r);
+        if (r.count[AD_EV_ACCEPTED] == 1 && s1 == NULL)
+            s1 = ad_detector_save(d);
+    }
+    s2 = d ? ad_detector_save(d) : NULL;
+    if (s1 && (p = strstr(s1, "\"length_ms\":")) != NULL)
+        l1 = strtod(p + 12, NULL);
+    if (s2 && (p = strstr(s2, "\"length_ms\":")) != NULL)
+        l2 = strtod(p + 12, NULL);
+    T_NOTE("length at acceptance %.0f ms, at the end %.0f ms", l1, l2);
+    T_CHECK(r.count[AD_EV_ACCEPTED] == 1 && l1 > 0 && l1 < 150000 && l2 >= 230000 &&
+            l2 <= 256000, "regime length: %.0f ms at acceptance, %.0f ms after the change "
+            "(250 s long)", l1, l2);
+    acc_period_ms = 0;
+    free(s1);
+    free(s2);
+    ad_detector_free(d);
+    free_models();
+}
+
 /* a = 3 for 15 rows of every 60 from row 100 (a regime that comes and goes) */
 static void recurring_run(ad_detector *d, run *r, int b_instead_at)
 {
@@ -946,6 +984,7 @@ int main(void)
     T_RUN(test_regime_acceptance);
     T_RUN(test_regime_keeps_sensitivity);
     T_RUN(test_regime_restored);
+    T_RUN(test_regime_length_extends);
     T_RUN(test_two_regimes);
     T_RUN(test_recurring_regime);
     T_RUN(test_recurrence_other_level);
