@@ -289,6 +289,36 @@ static ad_detector *accept_detector(int accept_after, int gap, double spread, do
     return accept_detector_m(accept_after, gap, spread, trend, 2);
 }
 
+/* Restore state with the number after key made negative (a damaged field)
+ * into a fresh accept_detector(30, gap, 3, 0.25): its rc (-2: no such key),
+ * the warnings it logged (in `warnings`) and its stats. */
+static int restore_damaged(const char *state, const char *key, int gap, ad_detector_stats *st)
+{
+    const char *p = state ? strstr(state, key) : NULL;
+    char *bad, err[200];
+    size_t at;
+    ad_detector *d;
+    int rc;
+
+    memset(st, 0, sizeof(*st));
+    if (p == NULL || (bad = malloc(strlen(state) + 2)) == NULL)
+        return -2;
+    at = (size_t)(p - state) + strlen(key);
+    memcpy(bad, state, at);
+    bad[at] = '-';
+    strcpy(bad + at + 1, state + at);
+    d = accept_detector(30, gap, 3, 0.25);
+    warnings = 0;
+    ad_log_set(count_log, NULL);
+    rc = d ? ad_detector_restore(d, bad, err, sizeof(err)) : -1;
+    ad_log_set(NULL, NULL);
+    if (d)
+        ad_detector_get_stats(d, st);
+    ad_detector_free(d);
+    free(bad);
+    return rc;
+}
+
 /* Calibrate on ~1, then level 3 from row `shift`, spike 20 at row `spike`. */
 static void shift_run(int accept_after, run *r, ad_detector_stats *st, double *thr_after)
 {
@@ -441,7 +471,7 @@ static void test_regime_restored(void)
 {
     ad_detector *d = accept_detector(30, 0, 3, 0.25), *d2;
     ad_detector_stats st;
-    char *state = NULL, err[200], *p, *bad;
+    char *state = NULL, err[200];
     run r;
     int i, rc;
 
@@ -460,29 +490,17 @@ static void test_regime_restored(void)
         /* the alert it was accepted from (its time of day, should a
          * promotion keep it) survives the restore; damaged, it is named in
          * a warning and the regime kept */
-        char *s2 = rc == 0 ? ad_detector_save(d2) : NULL, *a1, *a2, *bad2, *q;
+        char *s2 = rc == 0 ? ad_detector_save(d2) : NULL, *a1, *a2;
+        int rc4;
         a1 = state ? strstr(state, "\"since_ms\":") : NULL;
         a2 = s2 ? strstr(s2, "\"since_ms\":") : NULL;
         T_CHECK(a1 && a2 && strncmp(a1, a2, strcspn(a1, "p")) == 0,
                 "since_ms/length_ms saved and restored: %.60s / %.60s", a1 ? a1 : "-",
                 a2 ? a2 : "-");
-        if (a1 && (bad2 = strdup(state)) != NULL &&
-            (q = strstr(bad2, "\"length_ms\":")) != NULL) {
-            ad_detector *d4 = accept_detector(30, 0, 3, 0.25);
-            int rc4;
-            q[12] = '-';                        /* length_ms negative */
-            warnings = 0;
-            ad_log_set(count_log, NULL);
-            rc4 = d4 ? ad_detector_restore(d4, bad2, err, sizeof(err)) : -1;
-            ad_log_set(NULL, NULL);
-            if (d4)
-                ad_detector_get_stats(d4, &st);
-            T_CHECK(rc4 == 0 && warnings == 1 && d4 && st.regimes == 1,
+        if (a1 && (rc4 = restore_damaged(state, "\"length_ms\":", 0, &st)) != -2)
+            T_CHECK(rc4 == 0 && warnings == 1 && st.regimes == 1,
                     "damaged since/length: restore %d, %d warning(s), %d regime(s)", rc4,
-                    warnings, d4 ? st.regimes : -1);
-            ad_detector_free(d4);
-            free(bad2);
-        }
+                    warnings, st.regimes);
         free(s2);
     }
     memset(&r, 0, sizeof(r));
@@ -499,25 +517,10 @@ static void test_regime_restored(void)
             r.count[AD_EV_ALERT_RAISED], d2 ? (unsigned long long)st.windows_regime : 0ULL);
     /* a damaged regime in the state file: named in a warning, dropped; the
      * rest of the state is restored */
-    if (state && (p = strstr(state, "\"regimes\":[{\"threshold\":")) != NULL &&
-        (bad = malloc(strlen(state) + 2)) != NULL) {
-        ad_detector *d3 = accept_detector(30, 0, 3, 0.25);
-        size_t at = (size_t)(p - state) + strlen("\"regimes\":[{\"threshold\":");
-        memcpy(bad, state, at);                 /* the threshold made negative */
-        bad[at] = '-';
-        strcpy(bad + at + 1, state + at);
-        warnings = 0;
-        ad_log_set(count_log, NULL);
-        rc = d3 ? ad_detector_restore(d3, bad, err, sizeof(err)) : -1;
-        ad_log_set(NULL, NULL);
-        if (d3)
-            ad_detector_get_stats(d3, &st);
+    if ((rc = restore_damaged(state, "\"regimes\":[{\"threshold\":", 0, &st)) != -2)
         T_CHECK(rc == 0 && warnings == 1 && st.regimes == 0 && st.phase == AD_PHASE_DETECTING,
                 "damaged regime: restore %d, %d warning(s), %d regimes, detecting %d", rc,
-                warnings, d3 ? st.regimes : -1, d3 ? st.phase == AD_PHASE_DETECTING : 0);
-        ad_detector_free(d3);
-        free(bad);
-    }
+                warnings, st.regimes, st.phase == AD_PHASE_DETECTING);
     free(state);
     ad_detector_free(d);
     ad_detector_free(d2);
@@ -622,25 +625,13 @@ static void test_recurring_regime(void)
         if (rc == 0)
             s2 = ad_detector_save(d2);
         /* a damaged schedule: named in a warning, the regime kept */
-        if (s1 && strstr(s1, "\"span_ms\":")) {
-            char *bad = strdup(s1), *q = bad ? strstr(bad, "\"span_ms\":") : NULL;
-            ad_detector *d3 = accept_detector(30, 60, 3, 0.25);
+        {
             ad_detector_stats st3;
-            int rc3 = -1;
-            if (q != NULL) {
-                q[10] = '-';                    /* span_ms negative */
-                warnings = 0;
-                ad_log_set(count_log, NULL);
-                rc3 = d3 ? ad_detector_restore(d3, bad, err, sizeof(err)) : -1;
-                ad_log_set(NULL, NULL);
-            }
-            if (d3)
-                ad_detector_get_stats(d3, &st3);
-            T_CHECK(rc3 == 0 && warnings == 1 && d3 && st3.regimes == 1,
-                    "damaged schedule: restore %d, %d warning(s), %d regime(s)", rc3, warnings,
-                    d3 ? st3.regimes : -1);
-            ad_detector_free(d3);
-            free(bad);
+            int rc3 = restore_damaged(s1, "\"span_ms\":", 60, &st3);
+            if (rc3 != -2)
+                T_CHECK(rc3 == 0 && warnings == 1 && st3.regimes == 1,
+                        "damaged schedule: restore %d, %d warning(s), %d regime(s)", rc3,
+                        warnings, st3.regimes);
         }
         T_CHECK(s1 && strstr(s1, "\"recurring\":true") && s2 &&
                 strstr(s2, "\"recurring\":true"),
