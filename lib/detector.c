@@ -940,11 +940,29 @@ static void acc_occ_push(ad_detector *d, int64_t ts)
     d->acc_occ_ts[d->acc_occ_n++] = ts;
 }
 
+/* How far ts lies after at's time in period P > 0: (ts - at) mod P, in
+ * [0, P). */
+static int64_t phase_after(int64_t ts, int64_t at, int64_t P)
+{
+    int64_t r = (ts - at) % P;
+
+    return r < 0 ? r + P : r;
+}
+
+/* Do ts and at fall at the same time in period P > 0 (within P/24, one
+ * hour of a day)? */
+static int same_time(int64_t ts, int64_t at, int64_t P)
+{
+    int64_t r = phase_after(ts, at, P);
+
+    return r <= P / 24 || P - r <= P / 24;
+}
+
 /* Does the chain's latest occurrence start at the phase of an earlier one
  * (alert.accept_period_ms P > 0, within P/24)? 1 without a period. */
 static int acc_regular(const ad_detector *d)
 {
-    int64_t P = d->cfg.alert.accept_period_ms, last, r;
+    int64_t P = d->cfg.alert.accept_period_ms, last;
     int i;
 
     if (P <= 0)
@@ -952,13 +970,9 @@ static int acc_regular(const ad_detector *d)
     if (d->acc_occ_n < 2)
         return 0;
     last = d->acc_occ_ts[d->acc_occ_n - 1];
-    for (i = 0; i < d->acc_occ_n - 1; i++) {
-        r = (last - d->acc_occ_ts[i]) % P;
-        if (r < 0)
-            r += P;
-        if (r <= P / 24 || P - r <= P / 24)
+    for (i = 0; i < d->acc_occ_n - 1; i++)
+        if (same_time(last, d->acc_occ_ts[i], P))
             return 1;
-    }
     return 0;
 }
 
@@ -980,6 +994,18 @@ void det_acc_reset(ad_detector *d)
     for (f = 0; f < AD_REGIMES; f++)
         d->regime_last[f] = INT64_MIN;
     det_acc_shadow_reset(d);
+}
+
+/* Regime i, from one persistent change, applies at its time of day: its
+ * schedule spans its length so far, or all day (no schedule, no more
+ * extending) once that covers most of the period. */
+static void regime_schedule(ad_detector *d, int i)
+{
+    int64_t P = d->cfg.alert.accept_period_ms;
+
+    d->regime_span[i] = d->regime_len[i] < P - P / 12 ? d->regime_len[i] : 0;
+    if (d->regime_span[i] == 0)
+        d->regime_last[i] = INT64_MIN;
 }
 
 /* The candidate in shadow (cm) scored cand on the last window (trusted:
@@ -1083,9 +1109,7 @@ void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
             d->regime_thr[i] *= ratio;
             if (!d->regime_rec[i] && P > 0 && d->regime_len[i] > 0) {
                 d->regime_rec[i] = 1;       /* from now on at its time of day */
-                d->regime_span[i] = d->regime_len[i] < P - P / 12 ? d->regime_len[i] : 0;
-                if (d->regime_span[i] == 0)
-                    d->regime_last[i] = INT64_MIN;
+                regime_schedule(d, i);
             }
             ad_log(AD_LOG_INFO, "stream %s: regime %llu kept over the promotion (%s), "
                    "threshold %.6g", d->key, (unsigned long long)d->regime_seq[i],
@@ -1307,9 +1331,7 @@ static int like_one(const ad_detector *d, int i, int64_t ts, double s, double th
     if (d->regime_span[i] > 0 && P > 0) {
         /* a regime on a schedule applies at its time: from P/24 before an
          * occurrence's start to P/24 after its longest occurrence's end */
-        int64_t r = (ts - d->regime_at[i]) % P;
-        if (r < 0)
-            r += P;
+        int64_t r = phase_after(ts, d->regime_at[i], P);
         if (!(r <= d->regime_span[i] + P / 24 || P - r <= P / 24))
             return 0;
     }
@@ -1467,14 +1489,11 @@ static void acc_alert_ended(ad_detector *d)
  * error profile; they are two regimes. */
 static int same_phase(const ad_detector *d, int i, int64_t at, int scheduled)
 {
-    int64_t P = d->cfg.alert.accept_period_ms, r;
+    int64_t P = d->cfg.alert.accept_period_ms;
 
     if (!scheduled || P <= 0 || d->regime_span[i] <= 0)
         return 1;
-    r = (at - d->regime_at[i]) % P;
-    if (r < 0)
-        r += P;
-    return r <= P / 24 || P - r <= P / 24;
+    return same_time(at, d->regime_at[i], P);
 }
 
 /* The slot for a regime being accepted (its profile: the chain's, in
@@ -1685,11 +1704,8 @@ static void regime_extend(ad_detector *d, int i, int64_t ts)
     if (len <= d->regime_len[i])
         return;
     d->regime_len[i] = len;
-    if (d->regime_span[i] > 0) {
-        d->regime_span[i] = len < P - P / 12 ? len : 0;
-        if (d->regime_span[i] == 0)
-            d->regime_last[i] = INT64_MIN;
-    }
+    if (d->regime_span[i] > 0)
+        regime_schedule(d, i);
 }
 
 /* DETECTING: one score through the alerter, acceptance and adaptation. */
