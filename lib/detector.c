@@ -1880,6 +1880,7 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
             det_acc_shadow(d, job->shadow, shadow_score, !noteach);
             o.exceeded = ad_alerter_last_exceeded(d->alert);
             o.dq = noteach;
+            o.regime = d->last_regime >= 0;
             ad_adapt_offer(d->ad, w, d->model, &o);
         }
         det_pump_adapt(d);
