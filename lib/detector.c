@@ -1072,23 +1072,17 @@ static int regime_still_alerts(const ad_detector *d, int i, double t)
 /* The candidate's threshold level on regime i's windows of the shadow
  * span, set as the detector's threshold is: the quantile (calibration.q;
  * 0.99 for the other methods) of its scores there, read off the highest
- * AD_REGIME_SH kept (their lowest when the quantile lies below them),
- * times calibration.margin. NAN without such windows. */
+ * AD_REGIME_SH kept (ad_quantile_top), times calibration.margin. NAN
+ * without such windows. */
 static double regime_cand_level(const ad_detector *d, int i)
 {
     double q = d->cfg.thr.method == AD_THR_QUANTILE ? d->cfg.thr.q : 0.99;
-    int n = d->regime_sh_n[i], k;
+    int n = d->regime_sh_n[i];
 
     if (n <= 0)
         return NAN;
-    k = (int)ceil((1.0 - q) * n);
-    if (k < 1)
-        k = 1;
-    if (k > n)
-        k = n;
-    if (k > AD_REGIME_SH)
-        k = AD_REGIME_SH;
-    return d->regime_sh[i][k - 1] * d->cfg.thr.margin;
+    return ad_quantile_top(d->regime_sh[i], n < AD_REGIME_SH ? (size_t)n : AD_REGIME_SH,
+                           (uint64_t)n, q) * d->cfg.thr.margin;
 }
 
 /* A candidate whose error on the shadow windows judged normal is ratio
