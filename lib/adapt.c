@@ -179,8 +179,9 @@ int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
     a->tawin = calloc((a->tacap ? a->tacap : 1) * wsz, sizeof(float));
     a->sh_live = calloc(a->sh_cap, sizeof(double));
     a->sh_cand = calloc(a->sh_cap, sizeof(double));
+    a->sh_reg = calloc(a->sh_cap, 1);
     if (!a->nset || !a->nts || !a->pend || !a->pwin || !a->tmp || !a->peak ||
-        !a->ta || !a->tawin || !a->sh_live || !a->sh_cand) {
+        !a->ta || !a->tawin || !a->sh_live || !a->sh_cand || !a->sh_reg) {
         ad_adapt_free(a);
         return ad_errf(err, errlen, AD_ENOMEM,
                        "adapt: out of memory (normal set of %d windows of %dx%d)",
@@ -206,6 +207,7 @@ void ad_adapt_free(ad_adapt *a)
     free(a->ats);
     free(a->sh_live);
     free(a->sh_cand);
+    free(a->sh_reg);
     ad_model_free(a->cand);
     ad_model_free(a->decided);
     free(a);
@@ -332,6 +334,7 @@ static void admit(ad_adapt *a, const pend_ent *e, const float *win)
         if (a->sh_n < a->sh_cap) {
             a->sh_live[a->sh_n] = e->live;
             a->sh_cand[a->sh_n] = e->cand;
+            a->sh_reg[a->sh_n] = e->regime != 0;
             a->sh_n++;
         }
     }
@@ -358,6 +361,7 @@ static void push_pending(ad_adapt *a, const float *raw, const ad_adapt_obs *o,
     a->pend[slot].live = o->live_score;
     a->pend[slot].cand = o->cand_score;
     a->pend[slot].shadow = shadow;
+    a->pend[slot].regime = o->regime;
     memcpy(a->pwin + slot * a->wsz, raw, a->wsz * sizeof(float));
     a->plen++;
 }
@@ -559,21 +563,47 @@ out:
     return rc;
 }
 
+double *ad_adapt_shadow_fit(const ad_adapt *a, double alpha, size_t *n, double *last)
+{
+    double *out, s = 0.0;
+    size_t i, nreg = 0, k = 0;
+    int skip;
+
+    *n = 0;
+    if (a == NULL || a->sh_n == 0 || (out = malloc(a->sh_n * sizeof(double))) == NULL)
+        return NULL;
+    for (i = 0; i < a->sh_n; i++)
+        nreg += a->sh_reg[i];
+    skip = nreg * 2 < a->sh_n;
+    for (i = 0; i < a->sh_n; i++) {
+        s = i == 0 || alpha >= 1.0 ? a->sh_cand[i] : alpha * a->sh_cand[i] + (1.0 - alpha) * s;
+        if (!(skip && a->sh_reg[i]))
+            out[k++] = s;
+    }
+    if (last)
+        *last = s;
+    *n = k;
+    return out;
+}
+
 /* Fit the detector's threshold method on the candidate's (smoothed) shadow
- * scores. */
+ * scores (ad_adapt_shadow_fit). */
 static int cand_threshold(ad_adapt *a, double *thr, char *err, size_t errlen)
 {
     ad_threshold *t = NULL;
-    double s = 0.0;
-    size_t i;
+    double *sc;
+    size_t i, n;
     int rc;
 
-    if ((rc = ad_threshold_new(&t, &a->thr, err, errlen)) != 0)
+    if ((sc = ad_adapt_shadow_fit(a, a->alpha, &n, NULL)) == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "out of memory");
+    if ((rc = ad_threshold_new(&t, &a->thr, err, errlen)) != 0) {
+        free(sc);
         return rc;
-    for (i = 0; i < a->sh_n; i++) {
-        s = i == 0 ? a->sh_cand[i] : a->alpha * a->sh_cand[i] + (1.0 - a->alpha) * s;
-        ad_threshold_add(t, s);
     }
+    for (i = 0; i < n; i++)
+        ad_threshold_add(t, sc[i]);
+    free(sc);
     rc = ad_threshold_fit(t, a->cand->training, err, errlen);
     if (rc == 0)
         *thr = ad_threshold_value(t);
@@ -592,6 +622,8 @@ static void decide(ad_adapt *a, int64_t ts)
     event_init(a, &ev, AD_ADAPT_EV_REJECTED, ts);
     ev.shadow_windows = a->sh_resolved;
     ev.normal_windows = a->sh_n;
+    for (i = 0; i < a->sh_n; i++)
+        ev.regime_windows += a->sh_reg[i];
     if (a->sh_n < need) {
         snprintf(ev.reason, sizeof(ev.reason),
                  "too few windows judged normal in shadow: %zu of %" PRIu64

@@ -30,7 +30,7 @@
  *   swap      on promotion the caller takes the candidate
  *             (ad_adapt_take_candidate), installs it as the live model and
  *             re-baselines the threshold with ev.cand_threshold (or refits
- *             its own threshold from ad_adapt_shadow_scores()). On rejection
+ *             its own threshold from ad_adapt_shadow_fit()). On rejection
  *             it takes it too and frees it once no batch uses it.
  *   reload    `reload.shadow`: a model file changed on SIGHUP is evaluated
  *             the same way: ad_adapt_shadow_begin(model) instead of a job.
@@ -196,6 +196,9 @@ typedef struct ad_adapt_event {
     double cand_threshold;      /* candidate threshold (re-baseline value) */
     uint64_t shadow_windows;    /* windows with a final verdict in shadow */
     uint64_t normal_windows;    /* of those, judged normal (compared) */
+    uint64_t regime_windows;    /* of those, judged against an accepted
+                                 * regime (left out of the threshold fit
+                                 * while fewer than half) */
     int alerts_checked;
     int alerts_silenced;
     double min_alert_ratio;     /* min over alerts of cand score / threshold */
@@ -248,6 +251,8 @@ typedef struct ad_adapt_obs {
     double cand_score;          /* candidate's raw score; NAN when none */
     int exceeded;               /* over the live threshold */
     int dq;                     /* carries a data-quality flag */
+    int regime;                 /* judged against an accepted regime's
+                                 * threshold (over the live one) */
 } ad_adapt_obs;
 
 /*
@@ -357,6 +362,17 @@ ad_model *ad_adapt_take_candidate(ad_adapt *a);
  * of the last decision (borrowed, valid until the next shadow begins). */
 const double *ad_adapt_shadow_scores(const ad_adapt *a, size_t *n);
 
+/* The candidate's shadow scores its threshold is fitted on (the decision's
+ * candidate_threshold, the caller's re-baseline): the windows judged
+ * normal, smoothed in order with alpha (1: none), without the ones judged
+ * against an accepted regime (they scored over the live threshold and
+ * would lift the candidate's) unless those are half or more of them (a
+ * regime the process stayed in is what the candidate is judged on).
+ * Returns a new array of *n values (NULL when none or out of memory);
+ * *last: the smoothed score of the last window judged normal, NULL
+ * allowed. */
+double *ad_adapt_shadow_fit(const ad_adapt *a, double alpha, size_t *n, double *last);
+
 /* The last decision (promoted / rejected / train failed); 0 when none. */
 int ad_adapt_last(const ad_adapt *a, ad_adapt_event *ev);
 
@@ -393,7 +409,8 @@ const char *ad_adapt_ev_name(ad_adapt_ev_type t);   /* "adapt_promoted", .. */
  *    "origin":"finetune"|"reload","model_id":..,"reason":..,
  *    "figures":{"compare":"mean","live_error":..,"candidate_error":..,
  *      "gain":..,"min_gain":..,"candidate_threshold":..,
- *      "shadow_windows":..,"normal_windows":..,"alerts_checked":..,
+ *      "shadow_windows":..,"normal_windows":..,"regime_windows":..,
+ *      "alerts_checked":..,
  *      "alerts_silenced":..,"min_alert_ratio":..,"silenced_alert":..,
  *      "train_windows":..,"epochs_run":..,"train_loss":..,
  *      "train_seconds":..,"regimes_kept":..,"regimes_ended":..}}

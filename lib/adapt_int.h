@@ -14,6 +14,7 @@ typedef struct pend_ent {
     int64_t ts;
     double live, cand;
     uint64_t shadow;            /* shadow generation, 0 = none */
+    int regime;                 /* judged against an accepted regime */
 } pend_ent;
 
 typedef struct true_alert {
@@ -71,6 +72,7 @@ struct ad_adapt {
     ad_train_report rep;
     int have_rep;
     double *sh_live, *sh_cand;
+    unsigned char *sh_reg;      /* judged against an accepted regime */
     size_t sh_n, sh_cap;
     ad_model *decided;
     ad_adapt_event last;

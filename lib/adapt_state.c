@@ -40,6 +40,7 @@ cJSON *ad_adapt_event_to_json(const ad_adapt_event *ev, const char *stream)
         !ad_json_num(f, "candidate_threshold", ev->cand_threshold) ||
         !ad_json_num(f, "shadow_windows", (double)ev->shadow_windows) ||
         !ad_json_num(f, "normal_windows", (double)ev->normal_windows) ||
+        !ad_json_num(f, "regime_windows", (double)ev->regime_windows) ||
         !ad_json_num(f, "alerts_checked", ev->alerts_checked) ||
         !ad_json_num(f, "alerts_silenced", ev->alerts_silenced) ||
         !ad_json_num(f, "min_alert_ratio", ev->min_alert_ratio) ||
@@ -175,6 +176,8 @@ static int parse_event(const cJSON *j, ad_adapt_event *ev, char *err, size_t err
     ev->shadow_windows = v >= 0 && v < 9e15 ? (uint64_t)v : 0;
     v = opt_num(f, "normal_windows");
     ev->normal_windows = v >= 0 && v < 9e15 ? (uint64_t)v : 0;
+    v = opt_num(f, "regime_windows");
+    ev->regime_windows = v >= 0 && v < 9e15 ? (uint64_t)v : 0;
     v = opt_num(f, "alerts_checked");
     ev->alerts_checked = v >= 0 && v <= 64 ? (int)v : 0;
     v = opt_num(f, "alerts_silenced");

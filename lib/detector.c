@@ -1069,6 +1069,22 @@ static int regime_still_alerts(const ad_detector *d, int i, double t)
     return d->regime_sh[i][k - 1] > t;
 }
 
+/* The candidate's threshold level on regime i's windows of the shadow
+ * span, set as the detector's threshold is: the quantile (calibration.q;
+ * 0.99 for the other methods) of its scores there, read off the highest
+ * AD_REGIME_SH kept (ad_quantile_top), times calibration.margin. NAN
+ * without such windows. */
+static double regime_cand_level(const ad_detector *d, int i)
+{
+    double q = d->cfg.thr.method == AD_THR_QUANTILE ? d->cfg.thr.q : 0.99;
+    int n = d->regime_sh_n[i];
+
+    if (n <= 0)
+        return NAN;
+    return ad_quantile_top(d->regime_sh[i], n < AD_REGIME_SH ? (size_t)n : AD_REGIME_SH,
+                           (uint64_t)n, q) * d->cfg.thr.margin;
+}
+
 /* A candidate whose error on the shadow windows judged normal is ratio
  * times the live model's was promoted (the threshold already rebased).
  * Each accepted regime is judged by what the candidate did on the windows
@@ -1106,16 +1122,23 @@ void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
             continue;
         still = regime_still_alerts(d, i, t);
         if (still == 1 || (still < 0 && d->regime_rec[i])) {
+            /* on the candidate's scale: its error on normal windows moved
+             * by ratio, not necessarily on the regime's; the windows the
+             * live model judged normal against the regime must not alert
+             * under the candidate either */
             d->regime_thr[i] *= ratio;
+            if (still == 1 && regime_cand_level(d, i) > d->regime_thr[i])
+                d->regime_thr[i] = regime_cand_level(d, i);
             if (!d->regime_rec[i] && P > 0 && d->regime_len[i] > 0) {
                 d->regime_rec[i] = 1;       /* from now on at its time of day */
                 regime_schedule(d, i);
             }
             ad_log(AD_LOG_INFO, "stream %s: regime %llu kept over the promotion (%s), "
-                   "threshold %.6g", d->key, (unsigned long long)d->regime_seq[i],
+                   "threshold %.6g (candidate's level on its %d windows %.6g)", d->key,
+                   (unsigned long long)d->regime_seq[i],
                    still == 1 ? "the candidate still scores its windows over the threshold"
                               : "recurring, fewer than alert.k windows in the shadow span",
-                   d->regime_thr[i]);
+                   d->regime_thr[i], d->regime_sh_n[i], regime_cand_level(d, i));
             (*kept)++;
             continue;
         }
@@ -1880,6 +1903,7 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
             det_acc_shadow(d, job->shadow, shadow_score, !noteach);
             o.exceeded = ad_alerter_last_exceeded(d->alert);
             o.dq = noteach;
+            o.regime = d->last_regime >= 0;
             ad_adapt_offer(d->ad, w, d->model, &o);
         }
         det_pump_adapt(d);

@@ -28,27 +28,14 @@ static void retire(ad_detector *d, ad_model *m)
 }
 
 
-/* The scores sc (n) smoothed as the detector smooths; NULL without memory
- * or scores. */
-static double *smoothed(const ad_detector *d, const double *sc, size_t n)
-{
-    double *sm, a = d->cfg.smooth_alpha;
-    size_t i;
-
-    if (n == 0 || (sm = malloc(n * sizeof(double))) == NULL)
-        return NULL;
-    for (i = 0; i < n; i++)
-        sm[i] = (i == 0 || a >= 1) ? sc[i] : a * sc[i] + (1 - a) * sm[i - 1];
-    return sm;
-}
-
 /* A promoted candidate becomes the live model; the threshold is rebased on
- * its (smoothed) shadow scores of normal windows. */
+ * its (smoothed) shadow scores of normal windows, as its threshold in the
+ * decision was fitted (ad_adapt_shadow_fit: without the windows judged
+ * against an accepted regime while they are fewer than half). */
 static void promote(ad_detector *d, ad_event *e)
 {
     ad_model *c = ad_adapt_take_candidate(d->ad);
-    const double *sc;
-    double *sm = NULL, old = ad_threshold_value(d->thr);
+    double *sm = NULL, old = ad_threshold_value(d->thr), last = NAN;
     size_t n = 0;
     int how = 0;
     char err[160];
@@ -58,8 +45,7 @@ static void promote(ad_detector *d, ad_event *e)
         retire(d, c);
         return;
     }
-    sc = ad_adapt_shadow_scores(d->ad, &n);
-    sm = smoothed(d, sc, n);
+    sm = ad_adapt_shadow_fit(d->ad, d->cfg.smooth_alpha, &n, &last);
     /* the old live model may still be read by a batch in flight */
     retire(d, d->owned);
     d->owned = NULL;
@@ -67,7 +53,7 @@ static void promote(ad_detector *d, ad_event *e)
     d->pw_len = 0;                   /* windows scaled for the old model */
     if (sm && ad_threshold_fitted(d->thr) &&
         ad_threshold_rebase(d->thr, sm, n, c->training, &how, err, sizeof(err)) == 0) {
-        d->smooth = sm[n - 1];
+        d->smooth = last;
         d->has_smooth = 1;
     } else {
         ad_log(AD_LOG_WARNING, "stream %s: threshold kept after promotion%s%s", d->key,

@@ -187,6 +187,26 @@ static double select_k(double *v, size_t n, size_t k)
     return v[kk];
 }
 
+double ad_quantile_top(const double *top, size_t m, uint64_t n, double q)
+{
+    double j;
+    size_t i;
+
+    if (n == 0 || m == 0)
+        return NAN;
+    if (m > n)
+        m = (size_t)n;
+    if (q <= 0)
+        q = 0;
+    if (q >= 1)
+        q = 1;
+    j = (1.0 - q) * (double)(n - 1);    /* position counted from the highest */
+    if (j >= (double)(m - 1))
+        return top[m - 1];
+    i = (size_t)floor(j);
+    return top[i] - (j - (double)i) * (top[i] - top[i + 1]);
+}
+
 double ad_quantile(double *v, size_t n, double q)
 {
     double pos, frac, a, b;

@@ -228,6 +228,10 @@ double ad_welford_std(const ad_welford *w);     /* population std; 0 if n<2 */
 
 /* Linearly interpolated q-quantile of v[0..n-1] (reorders v). NAN if n==0. */
 double ad_quantile(double *v, size_t n, double q);
+/* The same q-quantile of n values of which only the highest m are known,
+ * top[0..m-1] in descending order; when it lies below them, their lowest
+ * (top[m-1]: an upper bound). NAN if n or m is 0. */
+double ad_quantile_top(const double *top, size_t m, uint64_t n, double q);
 
 /*
  * Fit a generalized Pareto distribution to peaks y[0..n-1] (> 0) by

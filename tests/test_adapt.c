@@ -405,6 +405,7 @@ static void offer_row(ad_adapt *a, uint64_t t, int regime, int blockage,
     o.cand_score = cand ? score(cand, w) : NAN;
     o.exceeded = exceeded;
     o.dq = 0;
+    o.regime = 0;
     ad_adapt_offer(a, w, NULL, &o);
 }
 
@@ -614,6 +615,71 @@ static void test_reload_shadow(void)
     T_NOTE("too few: %s", ev.reason);
     T_CHECK(drain(a, AD_ADAPT_EV_TRAIN_READY, NULL) == 0, "adapt.enabled off: no schedule");
     ad_adapt_free(a);
+}
+
+/* ---- (c2) windows judged against an accepted regime ---------------------- */
+
+/* A shadow span of 150 windows judged normal, every `every`-th one judged
+ * against an accepted regime (over the live threshold, under the
+ * regime's): the candidate scores those 1.0, the others 0.10-0.16. */
+static void regime_span(int every, ad_adapt_event *ev, size_t *nfit)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    float w[W] = { 0 };
+    double *fit;
+    int i;
+
+    cfg_small(&c);
+    c.enabled = 0;
+    a = new_adapt(&c);
+    memset(ev, 0, sizeof(*ev));
+    *nfit = 0;
+    if (a == NULL || ad_adapt_shadow_begin(a, g_live, 0, 1000) != 0) {
+        T_CHECK(0, "adapt and shadow");
+        ad_adapt_free(a);
+        return;
+    }
+    for (i = 0; i < 400 && ad_adapt_candidate(a); i++) {
+        int reg = i % every == every - 1;
+        ad_adapt_obs o = { .ts_ms = 1000 + i, .live_score = reg ? 1.2 : 0.3,
+                           .cand_score = reg ? 1.0 : 0.10 + 0.01 * (i % 7),
+                           .regime = reg };
+        ad_adapt_offer(a, w, NULL, &o);
+    }
+    T_CHECK(drain(a, AD_ADAPT_EV_PROMOTED, ev) == 1, "promoted (1 in %d regime windows): %s",
+            every, ev->reason);
+    fit = ad_adapt_shadow_fit(a, 1.0, nfit, NULL);
+    free(fit);
+    ad_model_free(ad_adapt_take_candidate(a));
+    ad_adapt_free(a);
+}
+
+/* Windows judged against an accepted regime scored over the live threshold;
+ * the candidate's threshold (and the detector's rebase at a promotion) is
+ * fitted without them, or a regime that the candidate did not learn lifts
+ * it to the regime's level: the regime then looks learned and faults under
+ * that level go unseen. When they are half or more of the span, the
+ * process stayed in the regime and they count. */
+static void test_regime_windows_left_out(void)
+{
+    ad_adapt_event ev;
+    size_t n;
+
+    regime_span(10, &ev, &n);
+    T_NOTE("1 in 10 regime windows: %s; threshold %.4f", ev.reason, ev.cand_threshold);
+    T_CHECK(ev.normal_windows == 150 && ev.regime_windows == 15 && n == 135,
+            "normal %" PRIu64 ", regime %" PRIu64 ", fitted on %zu", ev.normal_windows,
+            ev.regime_windows, n);
+    T_CHECK(ev.cand_threshold >= 0.16 && ev.cand_threshold < 0.5,
+            "threshold %.4f from the other windows (0.10-0.16), not the regime's 1.0",
+            ev.cand_threshold);
+    regime_span(2, &ev, &n);
+    T_NOTE("1 in 2 regime windows: threshold %.4f", ev.cand_threshold);
+    T_CHECK(ev.regime_windows == 75 && n == 150, "regime %" PRIu64 ", fitted on %zu",
+            ev.regime_windows, n);
+    T_CHECK(ev.cand_threshold >= 1.0, "half the span in the regime: its windows count (%.4f)",
+            ev.cand_threshold);
 }
 
 /* ---- (d) schedule by window count and by data time ----------------------- */
@@ -856,6 +922,7 @@ int main(void)
     T_RUN(test_new_regime_promoted);
     T_RUN(test_silencing_candidate_rejected);
     T_RUN(test_reload_shadow);
+    T_RUN(test_regime_windows_left_out);
     T_RUN(test_schedule);
     T_RUN(test_save_restore);
     T_RUN(test_bad_config);

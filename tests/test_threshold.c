@@ -34,6 +34,55 @@ static ad_threshold *mk(ad_thr_cfg *c)
     return t;
 }
 
+/* ad_quantile_top against ad_quantile on the whole sample: equal while the
+ * quantile lies among the highest m values, their lowest (an upper bound)
+ * below them. Sizes 1..600, q 0.9..1, m 16. */
+static void test_quantile_top(void)
+{
+    enum { N = 600, M = 16 };
+    static double v[N], all[N], top[M];
+    uint64_t z = 88172645463325252ull;
+    int n, bad = 0, exact = 0, bounded = 0;
+    double q;
+
+    for (n = 1; n <= N; n += (n < 40 ? 1 : 37)) {
+        for (q = 0.9; q <= 1.0 + 1e-12; q += 0.0125) {
+            int i, j, m = n < M ? n : M;
+            double want, got, lim;
+
+            for (i = 0; i < n; i++) {
+                z ^= z << 13, z ^= z >> 7, z ^= z << 17;
+                v[i] = (double)(z >> 11) / 9007199254740992.0;
+            }
+            memcpy(all, v, n * sizeof(double));
+            /* the m highest, descending (insertion as the detector keeps them) */
+            for (i = 0; i < m; i++)
+                top[i] = -1;
+            for (i = 0; i < n; i++)
+                for (j = 0; j < m; j++)
+                    if (v[i] > top[j]) {
+                        memmove(top + j + 1, top + j, (m - j - 1) * sizeof(double));
+                        top[j] = v[i];
+                        break;
+                    }
+            want = ad_quantile(all, (size_t)n, q > 1 ? 1 : q);
+            got = ad_quantile_top(top, (size_t)m, (uint64_t)n, q > 1 ? 1 : q);
+            lim = top[m - 1];
+            if ((1 - (q > 1 ? 1 : q)) * (n - 1) < m - 1) {
+                exact++;
+                bad += !(fabs(got - want) < 1e-12);
+            } else {
+                bounded++;
+                bad += !(got == lim && got >= want);
+            }
+        }
+    }
+    T_CHECK(bad == 0 && exact > 100 && bounded > 20,
+            "%d mismatches (%d exact cases, %d bounded)", bad, exact, bounded);
+    T_CHECK(isnan(ad_quantile_top(top, 0, 5, 0.99)) && isnan(ad_quantile_top(top, 3, 0, 0.99)),
+            "empty: NAN");
+}
+
 static void test_quantile_method(void)
 {
     ad_thr_cfg c;
@@ -363,6 +412,7 @@ static void test_save_restore(void)
 int main(void)
 {
     T_RUN(test_quantile_method);
+    T_RUN(test_quantile_top);
     T_RUN(test_sigma_method);
     T_RUN(test_pot_exponential);
     T_RUN(test_pot_pareto);
