@@ -565,7 +565,7 @@ out:
 
 double *ad_adapt_shadow_fit(const ad_adapt *a, double alpha, size_t *n, double *last)
 {
-    double *out, s = 0.0;
+    double *out, s = 0.0, f = 0.0;
     size_t i, nreg = 0, k = 0;
     int skip;
 
@@ -575,10 +575,15 @@ double *ad_adapt_shadow_fit(const ad_adapt *a, double alpha, size_t *n, double *
     for (i = 0; i < a->sh_n; i++)
         nreg += a->sh_reg[i];
     skip = nreg * 2 < a->sh_n;
+    /* s: the detector's smoothing over every window (its state after the
+     * last); f: over the fitted ones only, so that a left-out score does not
+     * carry into the windows after it */
     for (i = 0; i < a->sh_n; i++) {
         s = i == 0 || alpha >= 1.0 ? a->sh_cand[i] : alpha * a->sh_cand[i] + (1.0 - alpha) * s;
-        if (!(skip && a->sh_reg[i]))
-            out[k++] = s;
+        if (skip && a->sh_reg[i])
+            continue;
+        f = k == 0 || alpha >= 1.0 ? a->sh_cand[i] : alpha * a->sh_cand[i] + (1.0 - alpha) * f;
+        out[k++] = f;
     }
     if (last)
         *last = s;

@@ -366,11 +366,11 @@ const double *ad_adapt_shadow_scores(const ad_adapt *a, size_t *n);
  * candidate_threshold, the caller's re-baseline): the windows judged
  * normal, smoothed in order with alpha (1: none), without the ones judged
  * against an accepted regime (they scored over the live threshold and
- * would lift the candidate's) unless those are half or more of them (a
- * regime the process stayed in is what the candidate is judged on).
- * Returns a new array of *n values (NULL when none or out of memory);
- * *last: the smoothed score of the last window judged normal, NULL
- * allowed. */
+ * would lift the candidate's; the smoothing then runs over the others
+ * only) unless those are half or more of them (a regime the process
+ * stayed in is what the candidate is judged on). Returns a new array of
+ * *n values (NULL when none or out of memory); *last: the smoothed score
+ * (over all of them) of the last window judged normal, NULL allowed. */
 double *ad_adapt_shadow_fit(const ad_adapt *a, double alpha, size_t *n, double *last);
 
 /* The last decision (promoted / rejected / train failed); 0 when none. */

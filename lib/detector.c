@@ -1008,16 +1008,33 @@ static void regime_schedule(ad_detector *d, int i)
         d->regime_last[i] = INT64_MIN;
 }
 
-/* The candidate in shadow (cm) scored cand on the last window (trusted:
- * no data-quality flag); smoothed as the detector smooths, when that window
- * was judged against an accepted regime the score joins the regime's
- * highest (det_acc_promoted asks whether the candidate learned it). Scores
- * of another candidate (one replaced or rejected, whose batches were in
- * flight) are not counted. */
-void det_acc_shadow(ad_detector *d, const void *cm, double cand, int trusted)
+/* Keep v among the highest AD_REGIME_SH of a descending list h of *n
+ * values seen (*n counts them all). */
+static void top_insert(double *h, int *cnt, double v)
 {
-    int i, j, n;
-    double *h, a = d->cfg.smooth_alpha;
+    int n = *cnt < AD_REGIME_SH ? *cnt : AD_REGIME_SH, j;
+
+    (*cnt)++;
+    if (n == AD_REGIME_SH && !(v > h[n - 1]))
+        return;
+    j = n == AD_REGIME_SH ? n - 1 : n;
+    for (; j > 0 && h[j - 1] < v; j--)
+        h[j] = h[j - 1];
+    h[j] = v;
+}
+
+/* The candidate in shadow (cm) scored cand on the last window (trusted:
+ * no data-quality flag; normal: the live model judged it normal, not over
+ * its threshold and no alert open); smoothed as the detector smooths, when
+ * that window was judged against an accepted regime the score joins the
+ * regime's highest (det_acc_promoted asks whether the candidate learned
+ * it), and when normal also the highest its level is read from. Scores of
+ * another candidate (one replaced or rejected, whose batches were in
+ * flight) are not counted. */
+void det_acc_shadow(ad_detector *d, const void *cm, double cand, int trusted, int normal)
+{
+    int i;
+    double a = d->cfg.smooth_alpha;
 
     if (cm == NULL || d->ad == NULL || cm != (const void *)ad_adapt_candidate(d->ad) ||
         !isfinite(cand))
@@ -1033,21 +1050,16 @@ void det_acc_shadow(ad_detector *d, const void *cm, double cand, int trusted)
     i = d->last_regime;
     if (i < 0 || i >= AD_REGIMES || !trusted)
         return;
-    h = d->regime_sh[i];
-    n = d->regime_sh_n[i] < AD_REGIME_SH ? d->regime_sh_n[i] : AD_REGIME_SH;
-    d->regime_sh_n[i]++;
-    if (n == AD_REGIME_SH && !(cand > h[n - 1]))
-        return;
-    j = n == AD_REGIME_SH ? n - 1 : n;
-    for (; j > 0 && h[j - 1] < cand; j--)
-        h[j] = h[j - 1];
-    h[j] = cand;
+    top_insert(d->regime_sh[i], &d->regime_sh_n[i], cand);
+    if (normal)
+        top_insert(d->regime_shn[i], &d->regime_shn_n[i], cand);
 }
 
 /* A shadow span ended or began: forget the candidate's scores. */
 void det_acc_shadow_reset(ad_detector *d)
 {
     memset(d->regime_sh_n, 0, sizeof(d->regime_sh_n));
+    memset(d->regime_shn_n, 0, sizeof(d->regime_shn_n));
     d->sh_cand = NULL;
     d->sh_has_smooth = 0;
 }
@@ -1070,18 +1082,20 @@ static int regime_still_alerts(const ad_detector *d, int i, double t)
 }
 
 /* The candidate's threshold level on regime i's windows of the shadow
- * span, set as the detector's threshold is: the quantile (calibration.q;
- * 0.99 for the other methods) of its scores there, read off the highest
- * AD_REGIME_SH kept (ad_quantile_top), times calibration.margin. NAN
- * without such windows. */
+ * span that the live model judged normal (not over the regime's threshold,
+ * no alert open: a fault in the regime during the span must not lift it):
+ * the quantile (calibration.q) of its scores there, read off the highest
+ * AD_REGIME_SH kept (ad_quantile_top), times calibration.margin, whatever
+ * the threshold method and estimator (0.99 x margin for the methods
+ * without a quantile). NAN without such windows. */
 static double regime_cand_level(const ad_detector *d, int i)
 {
     double q = d->cfg.thr.method == AD_THR_QUANTILE ? d->cfg.thr.q : 0.99;
-    int n = d->regime_sh_n[i];
+    int n = d->regime_shn_n[i];
 
     if (n <= 0)
         return NAN;
-    return ad_quantile_top(d->regime_sh[i], n < AD_REGIME_SH ? (size_t)n : AD_REGIME_SH,
+    return ad_quantile_top(d->regime_shn[i], n < AD_REGIME_SH ? (size_t)n : AD_REGIME_SH,
                            (uint64_t)n, q) * d->cfg.thr.margin;
 }
 
@@ -1134,11 +1148,11 @@ void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
                 regime_schedule(d, i);
             }
             ad_log(AD_LOG_INFO, "stream %s: regime %llu kept over the promotion (%s), "
-                   "threshold %.6g (candidate's level on its %d windows %.6g)", d->key,
+                   "threshold %.6g (candidate's level on its %d normal windows %.6g)", d->key,
                    (unsigned long long)d->regime_seq[i],
                    still == 1 ? "the candidate still scores its windows over the threshold"
                               : "recurring, fewer than alert.k windows in the shadow span",
-                   d->regime_thr[i], d->regime_sh_n[i], regime_cand_level(d, i));
+                   d->regime_thr[i], d->regime_shn_n[i], regime_cand_level(d, i));
             (*kept)++;
             continue;
         }
@@ -1652,6 +1666,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     d->regime_rec[slot] = (unsigned char)rec;
     d->regime_span[slot] = 0;
     d->regime_sh_n[slot] = 0;
+    d->regime_shn_n[slot] = 0;
     d->regime_at[slot] = d->acc_since;
     d->regime_len[slot] = rec ? 0 : ts - d->acc_since;
     d->regime_last[slot] = rec ? INT64_MIN : ts;
@@ -1900,8 +1915,9 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
             o.ts_ms = ts;
             o.live_score = score;
             o.cand_score = job->shadow ? shadow_score : NAN;
-            det_acc_shadow(d, job->shadow, shadow_score, !noteach);
             o.exceeded = ad_alerter_last_exceeded(d->alert);
+            det_acc_shadow(d, job->shadow, shadow_score, !noteach,
+                           !o.exceeded && ad_alerter_active(d->alert) == NULL);
             o.dq = noteach;
             o.regime = d->last_regime >= 0;
             ad_adapt_offer(d->ad, w, d->model, &o);

@@ -98,6 +98,10 @@ struct ad_detector {
      * and their highest candidate scores, descending (det_acc_promoted) */
     int regime_sh_n[AD_REGIMES];
     double regime_sh[AD_REGIMES][AD_REGIME_SH];
+    /* the same over the windows the live model judged normal against it
+     * (not over its threshold, no alert open): the regime's level */
+    int regime_shn_n[AD_REGIMES];
+    double regime_shn[AD_REGIMES][AD_REGIME_SH];
     int last_regime;             /* the regime the last window was judged
                                     against, -1: none */
     const void *sh_cand;         /* the candidate the regime_sh scores are of */
@@ -168,7 +172,8 @@ int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to);
 void det_note_accepted(ad_detector *d, int64_t ts);
 void det_acc_reset(ad_detector *d);
 void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended);
-void det_acc_shadow(ad_detector *d, const void *cand_model, double cand_score, int trusted);
+void det_acc_shadow(ad_detector *d, const void *cand_model, double cand_score, int trusted,
+                    int normal);
 void det_acc_shadow_reset(ad_detector *d);
 void det_acc_chain_reset(ad_detector *d);
 cJSON *det_acc_save(const ad_detector *d);

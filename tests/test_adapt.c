@@ -621,18 +621,26 @@ static void test_reload_shadow(void)
 
 /* A shadow span of 150 windows judged normal, every `every`-th one judged
  * against an accepted regime (over the live threshold, under the
- * regime's): the candidate scores those 1.0, the others 0.10-0.16. */
-static void regime_span(int every, ad_adapt_event *ev, size_t *nfit)
+ * regime's): the candidate scores those 1.0, the others 0.10-0.16; scores
+ * smoothed with alpha (1: none). *fmax: the highest score fitted. */
+static void regime_span(int every, double alpha, ad_adapt_event *ev, size_t *nfit,
+                        double *fmax)
 {
     ad_adapt_cfg c;
-    ad_adapt *a;
+    ad_adapt *a = NULL;
+    ad_thr_cfg thr;
     float w[W] = { 0 };
     double *fit;
+    char err[200];
+    size_t k;
     int i;
 
     cfg_small(&c);
     c.enabled = 0;
-    a = new_adapt(&c);
+    ad_thr_cfg_default(&thr);
+    if (ad_adapt_new(&a, &c, T, F, AD_METRIC_MAE, alpha, &thr, err, sizeof(err)) != 0)
+        fprintf(stderr, "ad_adapt_new: %s\n", err);
+    *fmax = NAN;
     memset(ev, 0, sizeof(*ev));
     *nfit = 0;
     if (a == NULL || ad_adapt_shadow_begin(a, g_live, 0, 1000) != 0) {
@@ -649,7 +657,10 @@ static void regime_span(int every, ad_adapt_event *ev, size_t *nfit)
     }
     T_CHECK(drain(a, AD_ADAPT_EV_PROMOTED, ev) == 1, "promoted (1 in %d regime windows): %s",
             every, ev->reason);
-    fit = ad_adapt_shadow_fit(a, 1.0, nfit, NULL);
+    fit = ad_adapt_shadow_fit(a, alpha, nfit, NULL);
+    for (k = 0; fit && k < *nfit; k++)
+        if (!(fit[k] <= *fmax))
+            *fmax = fit[k];
     free(fit);
     ad_model_free(ad_adapt_take_candidate(a));
     ad_adapt_free(a);
@@ -665,8 +676,9 @@ static void test_regime_windows_left_out(void)
 {
     ad_adapt_event ev;
     size_t n;
+    double fmax;
 
-    regime_span(10, &ev, &n);
+    regime_span(10, 1.0, &ev, &n, &fmax);
     T_NOTE("1 in 10 regime windows: %s; threshold %.4f", ev.reason, ev.cand_threshold);
     T_CHECK(ev.normal_windows == 150 && ev.regime_windows == 15 && n == 135,
             "normal %" PRIu64 ", regime %" PRIu64 ", fitted on %zu", ev.normal_windows,
@@ -674,7 +686,13 @@ static void test_regime_windows_left_out(void)
     T_CHECK(ev.cand_threshold >= 0.16 && ev.cand_threshold < 0.5,
             "threshold %.4f from the other windows (0.10-0.16), not the regime's 1.0",
             ev.cand_threshold);
-    regime_span(2, &ev, &n);
+    /* smoothed (alpha 0.5): a left-out score does not carry into the next */
+    regime_span(10, 0.5, &ev, &n, &fmax);
+    T_NOTE("1 in 10, alpha 0.5: threshold %.4f, highest fitted %.4f", ev.cand_threshold, fmax);
+    T_CHECK(n == 135 && fmax <= 0.16 + 1e-9 && ev.cand_threshold < 0.5,
+            "alpha 0.5: fitted on %zu, highest %.4f (the others' range 0.10-0.16), "
+            "threshold %.4f", n, fmax, ev.cand_threshold);
+    regime_span(2, 1.0, &ev, &n, &fmax);
     T_NOTE("1 in 2 regime windows: threshold %.4f", ev.cand_threshold);
     T_CHECK(ev.regime_windows == 75 && n == 150, "regime %" PRIu64 ", fitted on %zu",
             ev.regime_windows, n);
