@@ -709,6 +709,34 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
 
 /* ---- scores --------------------------------------------------------------- */
 
+/* Calibration ended at ts: the settings that count windows, logged once in
+ * this stream's data time (a window every (ts - start) / (n - 1) of the
+ * calibration, gaps included), and a warning when alert.accept_after
+ * windows last longer than alert.accept_period_ms: window counts chosen for
+ * another sample rate (480 windows are 8 h of one-minute data, 40 h of
+ * five-minute data), so one alert cannot be accepted within a period. */
+static void log_spans(const ad_detector *d, int64_t ts)
+{
+    int A = d->cfg.alert.accept_after, G = d->cfg.alert.accept_gap;
+    int64_t P = d->cfg.alert.accept_period_ms;
+    double w;
+
+    if (!d->has_calib_start || d->calib_n < 2 || ts <= d->calib_start ||
+        (A == 0 && d->ad == NULL))
+        return;
+    w = (double)(ts - d->calib_start) / (double)(d->calib_n - 1) / 3600e3;   /* h */
+    ad_log(AD_LOG_INFO, "stream %s: a window every %.4g s of data: alert.accept_after %d "
+           "windows = %.3g h, alert.accept_gap %d = %.3g h, adapt.normal_windows %d = %.3g h",
+           d->key, w * 3600.0, A, A * w, G, G * w, d->ad ? d->cfg.adapt.normal_windows : 0,
+           d->ad ? d->cfg.adapt.normal_windows * w : 0.0);
+    if (A > 0 && P > 0 && A * w * 3600e3 > (double)P)
+        ad_log(AD_LOG_WARNING, "stream %s: alert.accept_after (%d windows) lasts %.3g h of "
+               "this stream's data (a window every %.4g s), longer than "
+               "alert.accept_period_ms (%.3g h): one alert is never accepted within a "
+               "period; set the window counts for this sample rate", d->key, A, A * w,
+               w * 3600.0, (double)P / 3600e3);
+}
+
 static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
 {
     ad_event *e;
@@ -731,6 +759,7 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
     snprintf(e->text, sizeof(e->text), "%s", ad_thr_method_name(d->cfg.thr.method));
     ad_log(AD_LOG_INFO, "stream %s: calibrated (%s) threshold %g on %llu windows", d->key,
            ad_thr_method_name(d->cfg.thr.method), e->threshold, (unsigned long long)e->n);
+    log_spans(d, ts);
     det_set_phase(d, AD_PHASE_DETECTING, ts);
     return 0;
 }
@@ -820,7 +849,9 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
     if (!d->has_calib_start) {
         d->has_calib_start = 1;
         d->calib_start = ts;
+        d->calib_n = 0;
     }
+    d->calib_n++;
     if (untrusted || (d->calib_guard > 0 && s > d->calib_guard)) {
         d->st.calib_excluded++;
     } else if ((delay == 0 && d->cq_len == 0) || calq_push(d, from, ts, s, delay) != 0) {

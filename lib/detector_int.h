@@ -48,6 +48,7 @@ struct ad_detector {
     int has_smooth;
     double smooth;
     int has_calib_start;
+    uint64_t calib_n;           /* windows scored in this calibration */
     int64_t calib_start;
     double calib_guard;          /* > 0: calibration skips scores above it */
     int64_t last_ts;             /* last row consumed (event times) */
