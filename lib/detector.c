@@ -709,6 +709,43 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
 
 /* ---- scores --------------------------------------------------------------- */
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Calibration ended: the settings that count windows, logged once in this
+ * stream's data time (a window every w: the median of the first intervals
+ * between calibration windows, so a gap does not count), and a warning
+ * when alert.accept_after windows last longer than alert.accept_period_ms:
+ * window counts chosen for another sample rate (480 windows are 8 h of
+ * one-minute data, 40 h of five-minute data), so one alert cannot be
+ * accepted within a period. */
+static void log_spans(const ad_detector *d)
+{
+    int A = d->cfg.alert.accept_after, G = d->cfg.alert.accept_gap;
+    int M = d->cfg.adapt.enabled ? d->cfg.adapt.normal_windows : 0;
+    int64_t P = d->cfg.alert.accept_period_ms, dt[31];
+    double w;
+
+    if (!d->has_calib_start || d->calib_ndt < 1 || (A == 0 && M == 0))
+        return;
+    memcpy(dt, d->calib_dt, (size_t)d->calib_ndt * sizeof(dt[0]));
+    qsort(dt, (size_t)d->calib_ndt, sizeof(dt[0]), cmp_i64);
+    w = (double)dt[d->calib_ndt / 2] / 3600e3;     /* h */
+    ad_log(AD_LOG_INFO, "stream %s: a window every %.4g s of data: alert.accept_after %d "
+           "windows = %.3g h, alert.accept_gap %d = %.3g h, adapt.normal_windows %d = %.3g h",
+           d->key, w * 3600.0, A, A * w, G, G * w, M, M * w);
+    if (A > 0 && P > 0 && A * w * 3600e3 > (double)P)
+        ad_log(AD_LOG_WARNING, "stream %s: alert.accept_after (%d windows) lasts %.3g h of "
+               "this stream's data (a window every %.4g s), longer than "
+               "alert.accept_period_ms (%.3g h): one alert is never accepted within a "
+               "period; set the window counts for this sample rate", d->key, A, A * w,
+               w * 3600.0, (double)P / 3600e3);
+}
+
 static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
 {
     ad_event *e;
@@ -731,6 +768,7 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
     snprintf(e->text, sizeof(e->text), "%s", ad_thr_method_name(d->cfg.thr.method));
     ad_log(AD_LOG_INFO, "stream %s: calibrated (%s) threshold %g on %llu windows", d->key,
            ad_thr_method_name(d->cfg.thr.method), e->threshold, (unsigned long long)e->n);
+    log_spans(d);
     det_set_phase(d, AD_PHASE_DETECTING, ts);
     return 0;
 }
@@ -820,7 +858,11 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
     if (!d->has_calib_start) {
         d->has_calib_start = 1;
         d->calib_start = ts;
+        d->calib_ndt = 0;
+    } else if (ts > d->calib_prev && d->calib_ndt < (int)(sizeof(d->calib_dt) / sizeof(d->calib_dt[0]))) {
+        d->calib_dt[d->calib_ndt++] = ts - d->calib_prev;
     }
+    d->calib_prev = ts;
     if (untrusted || (d->calib_guard > 0 && s > d->calib_guard)) {
         d->st.calib_excluded++;
     } else if ((delay == 0 && d->cq_len == 0) || calq_push(d, from, ts, s, delay) != 0) {

@@ -48,6 +48,11 @@ struct ad_detector {
     int has_smooth;
     double smooth;
     int has_calib_start;
+    /* the first intervals between the calibration's windows (ms): the
+     * stream's window period is their median (log_spans) */
+    int64_t calib_prev;
+    int64_t calib_dt[31];
+    int calib_ndt;
     int64_t calib_start;
     double calib_guard;          /* > 0: calibration skips scores above it */
     int64_t last_ts;             /* last row consumed (event times) */

@@ -394,6 +394,43 @@ static void test_regime_acceptance(void)
     T_NOTE("accept_after 0: one alert open for 300 windows, threshold stays %.4g", thr299);
 }
 
+/* Window counts are data-rate bound: at calibration the detector logs them
+ * in data time and warns once when accept_after windows last longer than
+ * the period (settings written for another sample rate). A gap of gap_ms
+ * after row 20 (in calibration) does not count as the rate. */
+static int spans_warnings(int64_t step_ms, int64_t gap_ms)
+{
+    ad_detector *d;
+    run r;
+    int i;
+
+    acc_period_ms = 60000;
+    d = accept_detector(30, 0, 3, 0.25);
+    acc_period_ms = 0;
+    if (d == NULL)
+        return -1;
+    memset(&r, 0, sizeof(r));
+    ad_log_set(count_log, NULL);
+    warnings = 0;
+    for (i = 0; i < 120; i++)
+        step2(d, step_ms * i + (i >= 20 ? gap_ms : 0), 1.0 + 0.01 * (i % 3), 0, &r);
+    ad_log_set(NULL, NULL);
+    T_CHECK(r.count[AD_EV_CALIBRATED] == 1, "calibrated (step %lld ms)", (long long)step_ms);
+    ad_detector_free(d);
+    return warnings;
+}
+
+static void test_spans_in_data_time(void)
+{
+    int w1 = spans_warnings(1000, 0), w5 = spans_warnings(5000, 0);
+    int wg = spans_warnings(1000, 200000);
+
+    T_CHECK(w1 == 0, "30 windows of 1 s within a 60 s period: %d warnings", w1);
+    T_CHECK(wg == 0, "the same with a 200 s gap in calibration: %d warnings", wg);
+    T_CHECK(w5 == 1, "30 windows of 5 s = 150 s, longer than the 60 s period: %d warnings "
+            "(want 1)", w5);
+}
+
 static void test_regime_keeps_sensitivity(void)
 {
     ad_detector *d = accept_detector(30, 0, 3, 0.25);
@@ -975,6 +1012,7 @@ int main(void)
     T_RUN(test_constant_stream);
     T_RUN(test_poisoned_calibration);
     T_RUN(test_regime_acceptance);
+    T_RUN(test_spans_in_data_time);
     T_RUN(test_regime_keeps_sensitivity);
     T_RUN(test_regime_restored);
     T_RUN(test_regime_length_extends);
