@@ -717,6 +717,8 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static void acc_occ_push(ad_detector *d, int64_t ts);
+
 /* The stream's window period is known (the median of the first
  * intervals between scored windows, so a gap does not count: at the end of
  * calibration, or after AD_WP_N intervals, whichever comes first):
@@ -757,7 +759,17 @@ static void resolve_spans(ad_detector *d)
                    "windows (alert.accept_after_ms %lld)", d->key, A,
                    (long long)c->accept_after_ms);
         } else {
+            const ad_alert *act = ad_alerter_active(d->alert);
+
             c->accept_after = A;
+            if (act != NULL) {
+                /* an alert already open (raised before the period was
+                 * known): its change starts here, as at a raise */
+                det_acc_chain_reset(d);
+                d->acc_since = act->start_ms;
+                acc_occ_push(d, act->start_ms);
+                d->acc_alerts = 1;
+            }
         }
     }
     A = c->accept_after;
@@ -776,7 +788,8 @@ static void resolve_spans(ad_detector *d)
                d->key, A, A * w, w * 3600.0, (double)P / 3600e3);
 }
 
-/* One more scored window at ts: its interval joins the period's sample. */
+/* One more scored window at ts: its interval joins the period's sample
+ * (before the window is judged: acceptance is resolved for it). */
 static void window_period(ad_detector *d, int64_t ts)
 {
     if (d->spans_done)

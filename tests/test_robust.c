@@ -436,6 +436,60 @@ static void test_spans_in_data_time(void)
             "(want 1)", w5);
 }
 
+/* After a restore the window period is measured again (31 intervals):
+ * an alert open across the restore starts its change when acceptance
+ * resumes, and the regime it becomes is as long as the alert, not
+ * measured from time 0. */
+static void test_accept_after_ms_restored(void)
+{
+    ad_detector *d, *d2;
+    run r;
+    char *state, err[200], *p;
+    int i, rc, ic;
+    long long len = -1;
+
+    acc_after_ms = 60000;
+    d = accept_detector(0, 0, 3, 0.25);
+    d2 = accept_detector(0, 0, 3, 0.25);
+    acc_after_ms = 0;
+    if (d == NULL || d2 == NULL) {
+        ad_detector_free(d);
+        ad_detector_free(d2);
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    rng = 7;
+    for (i = 0; i < 110; i++) {
+        double lvl = i >= 100 ? 3.0 : 1.0;
+        step2(d, 2000 * i, lvl + 0.05 * noise(), lvl + 0.05 * noise(), &r);
+    }
+    state = ad_detector_save(d);
+    rc = state ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
+    T_CHECK(rc == 0 && r.count[AD_EV_ALERT_RAISED] == 1 && r.count[AD_EV_ACCEPTED] == 0,
+            "saved with the shift's alert open (raises %d): %s", r.count[AD_EV_ALERT_RAISED],
+            rc ? err : "restored");
+    memset(&r, 0, sizeof(r));
+    for (i = 110; rc == 0 && i < 260; i++)
+        step2(d2, 2000 * i, 3.0 + 0.05 * noise(), 3.0 + 0.05 * noise(), &r);
+    ic = nth_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    free(state);
+    state = ad_detector_save(d2);
+    p = state ? strstr(state, "\"length_ms\":") : NULL;
+    if (p)
+        len = atoll(p + strlen("\"length_ms\":"));
+    T_NOTE("after the restore: %d accepted, closed at %lld, regime length %lld ms",
+           r.count[AD_EV_ACCEPTED], ic >= 0 ? (long long)r.ev[ic].alert.end_ms : -1LL, len);
+    T_CHECK(r.count[AD_EV_ACCEPTED] == 1 && ic >= 0 &&
+            r.ev[ic].alert.reason == AD_CLOSE_ACCEPTED && len > 0 &&
+            len <= r.ev[ic].alert.end_ms - 200000,
+            "accepted after the restore (%d), regime length %lld ms (at most the alert's, "
+            "from 200 s)", r.count[AD_EV_ACCEPTED], len);
+    free(state);
+    ad_detector_free(d);
+    ad_detector_free(d2);
+    free_models();
+}
+
 /* alert.accept_after_ms: the same acceptance as accept_after windows, in
  * data time: 60 s of 2 s windows are 30 windows, accepted 29 intervals
  * (58 s) after the shift's alert starts. */
@@ -468,6 +522,7 @@ static void test_accept_after_ms(void)
             "raises %d, accepted %d", r.count[AD_EV_ALERT_RAISED], r.count[AD_EV_ACCEPTED]);
     ad_detector_free(d);
     free_models();
+    test_accept_after_ms_restored();
 }
 
 static void test_regime_keeps_sensitivity(void)
