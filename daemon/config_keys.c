@@ -222,6 +222,11 @@ static const key alert_keys[] = {
     { "accept_gap", K_INT, OPP(alert.accept_gap), 0, 100000000, "0", FP, NULL, NULL,
       "alerts at most accept_gap windows apart count as one change: acceptance pools their "
       "windows (a regime that alerts part of every day; 0: one alert must last accept_after)" },
+    { "accept_after_ms", K_I64, OPP(alert.accept_after_ms), 0, 31622400000.0, "0", FP, NULL,
+      NULL, "accept_after as data time (28800000: 8 h), turned into windows by each stream's "
+      "window period (the median interval of its first windows); set this or accept_after" },
+    { "accept_gap_ms", K_I64, OPP(alert.accept_gap_ms), 0, 31622400000.0, "0", FP, NULL, NULL,
+      "accept_gap as data time, likewise; set this or accept_gap" },
     { "accept_period_ms", K_I64, OPP(alert.accept_period_ms), 0, 31622400000.0, "0", FP, NULL,
       NULL, "pooled alerts are accepted only when the latest starts at the time of day (of "
       "this period) of an earlier one, within 1/24 of it: a regime recurs on a schedule, "

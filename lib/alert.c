@@ -42,6 +42,8 @@ void ad_alert_cfg_default(ad_alert_cfg *c)
     c->accept_spread = 3.0;
     c->accept_gap = 0;
     c->accept_period_ms = 0;
+    c->accept_after_ms = 0;
+    c->accept_gap_ms = 0;
     c->accept_trend = 0.25;
 }
 
@@ -92,6 +94,20 @@ int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
                        c->accept_trend);
     if (c->accept_gap < 0 || c->accept_gap > 100000000)
         return ad_errf(err, errlen, AD_EINVAL, "alert.accept_gap: must be 0..100000000 (got %d)",
+                       c->accept_gap);
+    if (c->accept_after_ms < 0 || c->accept_after_ms > 31622400000LL)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.accept_after_ms: must be 0..31622400000 "
+                       "(a year; got %lld)", (long long)c->accept_after_ms);
+    if (c->accept_gap_ms < 0 || c->accept_gap_ms > 31622400000LL)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.accept_gap_ms: must be 0..31622400000 "
+                       "(a year; got %lld)", (long long)c->accept_gap_ms);
+    if (c->accept_after_ms > 0 && c->accept_after > 0)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.accept_after_ms (%lld) and "
+                       "alert.accept_after (%d): set one of them", (long long)c->accept_after_ms,
+                       c->accept_after);
+    if (c->accept_gap_ms > 0 && c->accept_gap > 0)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.accept_gap_ms (%lld) and "
+                       "alert.accept_gap (%d): set one of them", (long long)c->accept_gap_ms,
                        c->accept_gap);
     if (c->accept_period_ms < 0 || c->accept_period_ms > 31622400000LL)
         return ad_errf(err, errlen, AD_EINVAL, "alert.accept_period_ms: must be 0..31622400000 "

@@ -84,6 +84,10 @@ typedef struct ad_alert_cfg {
                              (0: no such check), default 0.25 */
     int accept_gap;       /* detector: alerts at most this many windows apart
                              pool their windows for acceptance (0: one alert) */
+    int64_t accept_after_ms;  /* detector: accept_after as data time, turned
+                                 into windows by the stream's window period
+                                 (0: accept_after counts), default 0 */
+    int64_t accept_gap_ms;    /* detector: accept_gap as data time, likewise */
     int64_t accept_period_ms; /* detector: a chain is accepted only when its
                                  latest occurrence starts at the phase of an
                                  earlier one in this period, within 1/24 of

@@ -388,12 +388,13 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->features = calloc((size_t)F, sizeof(char *));
     d->row = malloc((size_t)F * sizeof(float));
     d->srow = malloc((size_t)F * sizeof(float));
-    if (cfg->alert.accept_after > 0) {
+    if (cfg->alert.accept_after > 0)
         d->acc = malloc(4 * (size_t)cfg->alert.accept_after * sizeof(double));
+    if (cfg->alert.accept_after > 0 || cfg->alert.accept_after_ms > 0)
         d->acc_prof = calloc((4 + AD_REGIMES) * (size_t)F, sizeof(double));
-    }
     if (d->key == NULL || d->features == NULL || d->row == NULL || d->srow == NULL ||
-        (cfg->alert.accept_after > 0 && (d->acc == NULL || d->acc_prof == NULL)) ||
+        (cfg->alert.accept_after > 0 && d->acc == NULL) ||
+        ((cfg->alert.accept_after > 0 || cfg->alert.accept_after_ms > 0) && d->acc_prof == NULL) ||
         ev_grow(d) != 0)
         goto oom;
     for (f = 0; f < F; f++)
@@ -716,25 +717,66 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Calibration ended: the settings that count windows, logged once in this
- * stream's data time (a window every w: the median of the first intervals
- * between calibration windows, so a gap does not count), and a warning
- * when alert.accept_after windows last longer than alert.accept_period_ms:
- * window counts chosen for another sample rate (480 windows are 8 h of
- * one-minute data, 40 h of five-minute data), so one alert cannot be
- * accepted within a period. */
-static void log_spans(const ad_detector *d)
+static void acc_occ_push(ad_detector *d, int64_t ts);
+
+/* The stream's window period is known (the median of the first
+ * intervals between scored windows, so a gap does not count: at the end of
+ * calibration, or after AD_WP_N intervals, whichever comes first):
+ * alert.accept_after_ms / accept_gap_ms become window counts (acceptance
+ * starts then: its ring is sized now), and the settings that count windows
+ * are logged once in data time, with a warning when accept_after lasts
+ * longer than alert.accept_period_ms: counts chosen for another sample
+ * rate (480 windows are 8 h of one-minute data, 40 h of five-minute data),
+ * so one alert cannot be accepted within a period. */
+static void resolve_spans(ad_detector *d)
 {
-    int A = d->cfg.alert.accept_after, G = d->cfg.alert.accept_gap;
-    int M = d->cfg.adapt.enabled ? d->cfg.adapt.normal_windows : 0;
-    int64_t P = d->cfg.alert.accept_period_ms, dt[31];
+    ad_alert_cfg *c = &d->cfg.alert;
+    int M = d->cfg.adapt.enabled ? d->cfg.adapt.normal_windows : 0, A, G;
+    int64_t P = c->accept_period_ms, dt[AD_WP_N];
     double w;
 
-    if (!d->has_calib_start || d->calib_ndt < 1 || (A == 0 && M == 0))
+    if (d->spans_done || d->wp_n < 1)
         return;
-    memcpy(dt, d->calib_dt, (size_t)d->calib_ndt * sizeof(dt[0]));
-    qsort(dt, (size_t)d->calib_ndt, sizeof(dt[0]), cmp_i64);
-    w = (double)dt[d->calib_ndt / 2] / 3600e3;     /* h */
+    d->spans_done = 1;
+    memcpy(dt, d->wp_dt, (size_t)d->wp_n * sizeof(dt[0]));
+    qsort(dt, (size_t)d->wp_n, sizeof(dt[0]), cmp_i64);
+    w = (double)dt[d->wp_n / 2];                    /* ms */
+    if (c->accept_gap_ms > 0) {
+        double g = floor((double)c->accept_gap_ms / w + 0.5);
+        c->accept_gap = g > 100000000 ? 100000000 : (int)g;
+    }
+    if (c->accept_after_ms > 0 && d->acc == NULL) {
+        double a = floor((double)c->accept_after_ms / w + 0.5);
+        A = a < 1 ? 1 : a > 1000000 ? 1000000 : (int)a;
+        d->acc = malloc(4 * (size_t)A * sizeof(double));
+        if (d->acc == NULL || d->acc_prof == NULL ||
+            (d->ad && d->cfg.adapt.enabled &&
+             ad_adapt_keep_alert_windows(d->ad, (size_t)(A < d->cfg.adapt.normal_windows
+                                                         ? A : d->cfg.adapt.normal_windows)) != 0)) {
+            free(d->acc);
+            d->acc = NULL;
+            ad_log(AD_LOG_WARNING, "stream %s: regime acceptance off: out of memory for %d "
+                   "windows (alert.accept_after_ms %lld)", d->key, A,
+                   (long long)c->accept_after_ms);
+        } else {
+            const ad_alert *act = ad_alerter_active(d->alert);
+
+            c->accept_after = A;
+            if (act != NULL) {
+                /* an alert already open (raised before the period was
+                 * known): its change starts here, as at a raise */
+                det_acc_chain_reset(d);
+                d->acc_since = act->start_ms;
+                acc_occ_push(d, act->start_ms);
+                d->acc_alerts = 1;
+            }
+        }
+    }
+    A = c->accept_after;
+    G = c->accept_gap;
+    w /= 3600e3;                                    /* h */
+    if (A == 0 && M == 0)
+        return;
     ad_log(AD_LOG_INFO, "stream %s: a window every %.4g s of data: alert.accept_after %d "
            "windows = %.3g h, alert.accept_gap %d = %.3g h, adapt.normal_windows %d = %.3g h",
            d->key, w * 3600.0, A, A * w, G, G * w, M, M * w);
@@ -742,8 +784,21 @@ static void log_spans(const ad_detector *d)
         ad_log(AD_LOG_WARNING, "stream %s: alert.accept_after (%d windows) lasts %.3g h of "
                "this stream's data (a window every %.4g s), longer than "
                "alert.accept_period_ms (%.3g h): one alert is never accepted within a "
-               "period; set the window counts for this sample rate", d->key, A, A * w,
-               w * 3600.0, (double)P / 3600e3);
+               "period; set the window counts for this sample rate (or alert.accept_after_ms)",
+               d->key, A, A * w, w * 3600.0, (double)P / 3600e3);
+}
+
+/* One more scored window at ts: its interval joins the period's sample
+ * (before the window is judged: acceptance is resolved for it). */
+static void window_period(ad_detector *d, int64_t ts)
+{
+    if (d->spans_done)
+        return;
+    if (d->wp_prev != 0 && ts > d->wp_prev && d->wp_n < AD_WP_N)
+        d->wp_dt[d->wp_n++] = ts - d->wp_prev;
+    d->wp_prev = ts;
+    if (d->wp_n == AD_WP_N)
+        resolve_spans(d);
 }
 
 static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
@@ -768,7 +823,7 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
     snprintf(e->text, sizeof(e->text), "%s", ad_thr_method_name(d->cfg.thr.method));
     ad_log(AD_LOG_INFO, "stream %s: calibrated (%s) threshold %g on %llu windows", d->key,
            ad_thr_method_name(d->cfg.thr.method), e->threshold, (unsigned long long)e->n);
-    log_spans(d);
+    resolve_spans(d);
     det_set_phase(d, AD_PHASE_DETECTING, ts);
     return 0;
 }
@@ -858,11 +913,7 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
     if (!d->has_calib_start) {
         d->has_calib_start = 1;
         d->calib_start = ts;
-        d->calib_ndt = 0;
-    } else if (ts > d->calib_prev && d->calib_ndt < (int)(sizeof(d->calib_dt) / sizeof(d->calib_dt[0]))) {
-        d->calib_dt[d->calib_ndt++] = ts - d->calib_prev;
     }
-    d->calib_prev = ts;
     if (untrusted || (d->calib_guard > 0 && s > d->calib_guard)) {
         d->st.calib_excluded++;
     } else if ((delay == 0 && d->cq_len == 0) || calq_push(d, from, ts, s, delay) != 0) {
@@ -1919,6 +1970,7 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
     }
     d->st.windows_scored++;
     d->st.last_score = score;
+    window_period(d, ts);
     if (job->untrusted)
         d->st.windows_untrusted++;
     /* asked now, not when the window was formed: a stuck run is flagged

@@ -82,7 +82,12 @@
  * of the score against the threshold (alert.h). The sd floor of the
  * probability is the threshold's floor (threshold.h FLOOR).
  *
- * REGIME ACCEPTANCE (alert.accept_after = A > 0). While an alert is active
+ * REGIME ACCEPTANCE (alert.accept_after = A > 0; or alert.accept_after_ms,
+ * and accept_gap_ms for G, as data time: turned into window counts once
+ * the stream's window period is known, the median of its first 31
+ * intervals between scored windows or of those seen when calibration ends,
+ * whichever comes first; acceptance starts then, also after a restore).
+ * While an alert is active
  * the detector keeps the (smoothed) scores of its last A windows. Once the
  * alert has lasted A windows, at each window it tests whether the change
  * is stable: with s_r = 1.4826 * MAD of those A scores, m1, m2 the medians

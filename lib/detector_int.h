@@ -19,6 +19,7 @@
 
 /* Accepted regimes a detector remembers (ACCEPTANCE). */
 #define AD_REGIMES 4
+#define AD_WP_N 31           /* window intervals the period is the median of */
 #define AD_REGIME_SH 16      /* candidate scores kept per regime in a shadow span */
 #define AD_ACC_OCC_TS 16   /* occurrence starts kept per chain */
 
@@ -48,11 +49,12 @@ struct ad_detector {
     int has_smooth;
     double smooth;
     int has_calib_start;
-    /* the first intervals between the calibration's windows (ms): the
-     * stream's window period is their median (log_spans) */
-    int64_t calib_prev;
-    int64_t calib_dt[31];
-    int calib_ndt;
+    /* the first intervals between scored windows (ms): the stream's window
+     * period is their median (det_resolve_spans) */
+    int64_t wp_prev;
+    int64_t wp_dt[AD_WP_N];
+    int wp_n;
+    int spans_done;              /* window period known, spans resolved */
     int64_t calib_start;
     double calib_guard;          /* > 0: calibration skips scores above it */
     int64_t last_ts;             /* last row consumed (event times) */

@@ -105,6 +105,10 @@ static void test_errors(void)
                "broker.password: not allowed: put the password in a file and name it in "
                "password_file");
     expect_err("{\"broker\":{\"port\":70000}}", "broker.port: 70000 out of range [1, 65535]");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"alert\":{\"accept_after\":480,\"accept_after_ms\":28800000}}]}",
+               "detectors[0]: alert.accept_after_ms (28800000) and alert.accept_after (480): "
+               "set one of them");
     expect_err("{\"broker\":{\"port\":\"1883\"}}", "broker.port: expected an integer, got a string");
     expect_err("{\"broker\":{\"keepalive\":1.5}}", "broker.keepalive: expected an integer, got 1.5");
     expect_err("{}", "detectors: missing (required)");

@@ -255,6 +255,7 @@ static void free_models(void)
 
 /* alert.accept_period_ms of the detectors accept_detector_m makes */
 static int64_t acc_period_ms;
+static int64_t acc_after_ms;      /* accept_detector: accept_after as data time */
 
 static ad_detector *accept_detector_m(int accept_after, int gap, double spread, double trend,
                                      int m_clear)
@@ -276,6 +277,10 @@ static ad_detector *accept_detector_m(int accept_after, int gap, double spread, 
     c.alert.accept_spread = spread;
     c.alert.accept_trend = trend;
     c.alert.accept_period_ms = acc_period_ms;
+    if (acc_after_ms > 0) {
+        c.alert.accept_after = 0;
+        c.alert.accept_after_ms = acc_after_ms;
+    }
     /* the detector borrows the model: kept until free_models() */
     if (m != NULL && g_nmodels < 16)
         g_models[g_nmodels++] = m;
@@ -429,6 +434,95 @@ static void test_spans_in_data_time(void)
     T_CHECK(wg == 0, "the same with a 200 s gap in calibration: %d warnings", wg);
     T_CHECK(w5 == 1, "30 windows of 5 s = 150 s, longer than the 60 s period: %d warnings "
             "(want 1)", w5);
+}
+
+/* After a restore the window period is measured again (31 intervals):
+ * an alert open across the restore starts its change when acceptance
+ * resumes, and the regime it becomes is as long as the alert, not
+ * measured from time 0. */
+static void test_accept_after_ms_restored(void)
+{
+    ad_detector *d, *d2;
+    run r;
+    char *state, err[200], *p;
+    int i, rc, ic;
+    long long len = -1;
+
+    acc_after_ms = 60000;
+    d = accept_detector(0, 0, 3, 0.25);
+    d2 = accept_detector(0, 0, 3, 0.25);
+    acc_after_ms = 0;
+    if (d == NULL || d2 == NULL) {
+        ad_detector_free(d);
+        ad_detector_free(d2);
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    rng = 7;
+    for (i = 0; i < 110; i++) {
+        double lvl = i >= 100 ? 3.0 : 1.0;
+        step2(d, 2000 * i, lvl + 0.05 * noise(), lvl + 0.05 * noise(), &r);
+    }
+    state = ad_detector_save(d);
+    rc = state ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
+    T_CHECK(rc == 0 && r.count[AD_EV_ALERT_RAISED] == 1 && r.count[AD_EV_ACCEPTED] == 0,
+            "saved with the shift's alert open (raises %d): %s", r.count[AD_EV_ALERT_RAISED],
+            rc ? err : "restored");
+    memset(&r, 0, sizeof(r));
+    for (i = 110; rc == 0 && i < 260; i++)
+        step2(d2, 2000 * i, 3.0 + 0.05 * noise(), 3.0 + 0.05 * noise(), &r);
+    ic = nth_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    free(state);
+    state = ad_detector_save(d2);
+    p = state ? strstr(state, "\"length_ms\":") : NULL;
+    if (p)
+        len = atoll(p + strlen("\"length_ms\":"));
+    T_NOTE("after the restore: %d accepted, closed at %lld, regime length %lld ms",
+           r.count[AD_EV_ACCEPTED], ic >= 0 ? (long long)r.ev[ic].alert.end_ms : -1LL, len);
+    T_CHECK(r.count[AD_EV_ACCEPTED] == 1 && ic >= 0 &&
+            r.ev[ic].alert.reason == AD_CLOSE_ACCEPTED && len > 0 &&
+            len <= r.ev[ic].alert.end_ms - 200000,
+            "accepted after the restore (%d), regime length %lld ms (at most the alert's, "
+            "from 200 s)", r.count[AD_EV_ACCEPTED], len);
+    free(state);
+    ad_detector_free(d);
+    ad_detector_free(d2);
+    free_models();
+}
+
+/* alert.accept_after_ms: the same acceptance as accept_after windows, in
+ * data time: 60 s of 2 s windows are 30 windows, accepted 29 intervals
+ * (58 s) after the shift's alert starts. */
+static void test_accept_after_ms(void)
+{
+    ad_detector *d;
+    run r;
+    int i, ir, ic;
+
+    acc_after_ms = 60000;
+    d = accept_detector(0, 0, 3, 0.25);
+    acc_after_ms = 0;
+    if (d == NULL)
+        return;
+    memset(&r, 0, sizeof(r));
+    rng = 7;
+    for (i = 0; i < 300; i++) {
+        double lvl = i >= 100 ? 3.0 : 1.0;
+        step2(d, 2000 * i, lvl + 0.05 * noise(), lvl + 0.05 * noise(), &r);
+    }
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 0);
+    ic = nth_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    T_CHECK(ir >= 0 && ic >= 0 && r.ev[ic].alert.reason == AD_CLOSE_ACCEPTED &&
+            r.ev[ir].alert.start_ms == 200000 && r.ev[ic].alert.end_ms == 258000,
+            "raised at %lld, closed (%s) at %lld (want 200000, accepted, 258000)",
+            ir >= 0 ? (long long)r.ev[ir].alert.start_ms : -1LL,
+            ic >= 0 ? ad_close_reason_name(r.ev[ic].alert.reason) : "-",
+            ic >= 0 ? (long long)r.ev[ic].alert.end_ms : -1LL);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 1 && r.count[AD_EV_ACCEPTED] == 1,
+            "raises %d, accepted %d", r.count[AD_EV_ALERT_RAISED], r.count[AD_EV_ACCEPTED]);
+    ad_detector_free(d);
+    free_models();
+    test_accept_after_ms_restored();
 }
 
 static void test_regime_keeps_sensitivity(void)
@@ -1013,6 +1107,7 @@ int main(void)
     T_RUN(test_poisoned_calibration);
     T_RUN(test_regime_acceptance);
     T_RUN(test_spans_in_data_time);
+    T_RUN(test_accept_after_ms);
     T_RUN(test_regime_keeps_sensitivity);
     T_RUN(test_regime_restored);
     T_RUN(test_regime_length_extends);
