@@ -23,7 +23,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static ad_model *g_m;
 static uint64_t g_hash;
 
-static ad_detector *mk(void)
+/* ms: regime acceptance given in data time (alert.accept_after_ms), turned
+ * into windows once the window period is known: after a restore, with an
+ * alert possibly open. */
+static ad_detector *mk(int ms)
 {
     ad_detector_cfg c;
     ad_detector *d = NULL;
@@ -40,7 +43,8 @@ static ad_detector *mk(void)
     }
     ad_detector_cfg_default(&c);
     c.calib_windows = 10;
-    c.alert.accept_after = 5;
+    c.alert.accept_after = ms ? 0 : 5;
+    c.alert.accept_after_ms = ms ? 5000 : 0;
     c.adapt.enabled = 1;
     c.adapt.every_windows = 5;
     c.adapt.every_hours = 0;
@@ -83,7 +87,8 @@ static void drive(ad_detector *d)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    ad_detector *d = mk(), *r = NULL;
+    int ms = size > 0 && (data[size - 1] & 1);
+    ad_detector *d = mk(ms), *r = NULL;
     char err[512], *txt, *s1 = NULL, *s2 = NULL;
 
     txt = malloc(size + 1);
@@ -109,7 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     err[0] = '\0';
     if (ad_detector_restore(d, txt, err, sizeof err) == 0) {
         s1 = ad_detector_save_handover(d);
-        r = mk();
+        r = mk(ms);
         if (s1 == NULL || ad_detector_restore(r, s1, err, sizeof err) != 0)
             abort();
         s2 = ad_detector_save_handover(r);
