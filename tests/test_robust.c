@@ -436,6 +436,18 @@ static void test_spans_in_data_time(void)
             "(want 1)", w5);
 }
 
+/* Rows from..to-1 two seconds apart: level 1, from row 100 on 3 (a shift
+ * that persists), with noise. */
+static void shift_rows_2s(ad_detector *d, int from, int to, run *r)
+{
+    int i;
+
+    for (i = from; i < to; i++) {
+        double lvl = i >= 100 ? 3.0 : 1.0;
+        step2(d, 2000 * i, lvl + 0.05 * noise(), lvl + 0.05 * noise(), r);
+    }
+}
+
 /* After a restore the window period is measured again (31 intervals):
  * an alert open across the restore starts its change when acceptance
  * resumes, and the regime it becomes is as long as the alert, not
@@ -445,7 +457,7 @@ static void test_accept_after_ms_restored(void)
     ad_detector *d, *d2;
     run r;
     char *state, err[200], *p;
-    int i, rc, ic;
+    int rc, ic;
     long long len = -1;
 
     acc_after_ms = 60000;
@@ -459,18 +471,15 @@ static void test_accept_after_ms_restored(void)
     }
     memset(&r, 0, sizeof(r));
     rng = 7;
-    for (i = 0; i < 110; i++) {
-        double lvl = i >= 100 ? 3.0 : 1.0;
-        step2(d, 2000 * i, lvl + 0.05 * noise(), lvl + 0.05 * noise(), &r);
-    }
+    shift_rows_2s(d, 0, 110, &r);
     state = ad_detector_save(d);
     rc = state ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
     T_CHECK(rc == 0 && r.count[AD_EV_ALERT_RAISED] == 1 && r.count[AD_EV_ACCEPTED] == 0,
             "saved with the shift's alert open (raises %d): %s", r.count[AD_EV_ALERT_RAISED],
             rc ? err : "restored");
     memset(&r, 0, sizeof(r));
-    for (i = 110; rc == 0 && i < 260; i++)
-        step2(d2, 2000 * i, 3.0 + 0.05 * noise(), 3.0 + 0.05 * noise(), &r);
+    if (rc == 0)
+        shift_rows_2s(d2, 110, 260, &r);
     ic = nth_ev(&r, AD_EV_ALERT_CLEARED, 0);
     free(state);
     state = ad_detector_save(d2);
@@ -497,7 +506,7 @@ static void test_accept_after_ms(void)
 {
     ad_detector *d;
     run r;
-    int i, ir, ic;
+    int ir, ic;
 
     acc_after_ms = 60000;
     d = accept_detector(0, 0, 3, 0.25);
@@ -506,10 +515,7 @@ static void test_accept_after_ms(void)
         return;
     memset(&r, 0, sizeof(r));
     rng = 7;
-    for (i = 0; i < 300; i++) {
-        double lvl = i >= 100 ? 3.0 : 1.0;
-        step2(d, 2000 * i, lvl + 0.05 * noise(), lvl + 0.05 * noise(), &r);
-    }
+    shift_rows_2s(d, 0, 300, &r);
     ir = nth_ev(&r, AD_EV_ALERT_RAISED, 0);
     ic = nth_ev(&r, AD_EV_ALERT_CLEARED, 0);
     T_CHECK(ir >= 0 && ic >= 0 && r.ev[ic].alert.reason == AD_CLOSE_ACCEPTED &&
