@@ -115,6 +115,9 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     cJSON_AddNumberToObject(rg, "accepted", (double)st.accepted);
     cJSON_AddNumberToObject(rg, "windows", (double)st.windows_regime);
     cJSON_AddNumberToObject(rg, "remembered", (double)st.regimes);
+    cJSON_AddNumberToObject(rg, "accept_after", (double)st.accept_after);
+    cJSON_AddNumberToObject(rg, "accept_gap", (double)st.accept_gap);
+    add_num_or_null(rg, "window_s", st.window_s);
     command_state_json(s, &st, o);
     cJSON_AddStringToObject(o, "updated", iso);
     publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 1);

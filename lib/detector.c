@@ -741,6 +741,7 @@ static void resolve_spans(ad_detector *d)
     memcpy(dt, d->wp_dt, (size_t)d->wp_n * sizeof(dt[0]));
     qsort(dt, (size_t)d->wp_n, sizeof(dt[0]), cmp_i64);
     w = (double)dt[d->wp_n / 2];                    /* ms */
+    d->window_ms = w;
     if (c->accept_gap_ms > 0) {
         double g = floor((double)c->accept_gap_ms / w + 0.5);
         c->accept_gap = g > 100000000 ? 100000000 : (int)g;
@@ -2092,6 +2093,9 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
             newest = d->regime_seq[i];
         }
     }
+    st->accept_after = d->cfg.alert.accept_after;
+    st->accept_gap = d->cfg.alert.accept_gap;
+    st->window_s = d->spans_done ? d->window_ms / 1000.0 : NAN;
 }
 
 void ad_detector_summarize(const ad_detector *d, ad_detector_summary *b)

@@ -322,6 +322,11 @@ typedef struct ad_detector_stats {
     uint64_t windows_regime;    /* windows judged against an accepted regime's threshold */
     double regime_threshold;    /* the newest accepted regime's threshold; NAN: none */
     int regimes;                /* accepted regimes remembered (at most 4) */
+    int accept_after;           /* acceptance windows in effect (0: off, or
+                                   alert.accept_after_ms not yet resolved) */
+    int accept_gap;             /* recurrence gap windows in effect */
+    double window_s;            /* the stream's window period (median of its
+                                   first intervals); NAN until known */
     uint64_t windows_absurd;    /* values rejected at windowing: scaled
                                  * magnitude > AD_SCALED_MAX (window.h) */
     uint64_t window_resets;     /* window ring restarted after a gap row */

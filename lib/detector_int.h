@@ -55,6 +55,7 @@ struct ad_detector {
     int64_t wp_dt[AD_WP_N];
     int wp_n;
     int spans_done;              /* window period known, spans resolved */
+    double window_ms;            /* that period (when spans_done) */
     int64_t calib_start;
     double calib_guard;          /* > 0: calibration skips scores above it */
     int64_t last_ts;             /* last row consumed (event times) */

@@ -1,7 +1,8 @@
 #!/bin/sh
 # it_daemon_regime.sh - regime acceptance live, against a real mosquitto:
 # a pump whose pressure drops 0.6 bar for good raises one alert, which is
-# closed as accepted after accept_after windows; the stream's events topic
+# closed as accepted after alert.accept_after_ms (1 h of one-minute rows:
+# 60 windows, as the state topic and the log say); the stream's events topic
 # carries regime_accepted with the regime's threshold, the state topic shows
 # the regime; more rows of the new level raise nothing; a vibration fault on
 # top of it still alerts; the accepted regime survives a restart.
@@ -22,7 +23,7 @@ cat > "$D/ad.json" <<EOC
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
    "calibration": {"windows": 100}, "quality": {"enabled": false},
    "alert": {"k": 3, "n": 5, "m": 10, "clear_ratio": 0.8,
-             "accept_after": 60, "accept_spread": 50,
+             "accept_after_ms": 3600000, "accept_spread": 50,
              "state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
 $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
@@ -115,6 +116,15 @@ if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 regime.
     it_ok "the state topic shows the accepted regime"
 else
     it_fail "the state topic shows the accepted regime" "$(grep '"regime"' "$D/sub.jsonl" | tail -1)"
+fi
+# accept_after_ms 1 h of one-minute rows: 60 windows, the period 60 s
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 regime.accept_after=60 \
+       regime.window_s=60 --timeout 10 >/dev/null &&
+   grep -q "a window every 60 s of data: alert.accept_after 60 windows = 1 h" "$D/daemon.log"; then
+    it_ok "alert.accept_after_ms 1 h: 60 windows of this stream's 60 s (state topic, log)"
+else
+    it_fail "alert.accept_after_ms 1 h: 60 windows of this stream's 60 s (state topic, log)" \
+        "$(grep '"regime"' "$D/sub.jsonl" | tail -1); $(grep 'window every' "$D/daemon.log")"
 fi
 # the Prometheus text file counts the regime (written every stats interval)
 prom_ok=0

@@ -526,6 +526,12 @@ static void test_accept_after_ms(void)
             ic >= 0 ? (long long)r.ev[ic].alert.end_ms : -1LL);
     T_CHECK(r.count[AD_EV_ALERT_RAISED] == 1 && r.count[AD_EV_ACCEPTED] == 1,
             "raises %d, accepted %d", r.count[AD_EV_ALERT_RAISED], r.count[AD_EV_ACCEPTED]);
+    {
+        ad_detector_stats st;
+        ad_detector_get_stats(d, &st);
+        T_CHECK(st.accept_after == 30 && st.window_s == 2.0,
+                "stats: accept_after %d windows of %g s", st.accept_after, st.window_s);
+    }
     ad_detector_free(d);
     free_models();
     test_accept_after_ms_restored();
