@@ -789,6 +789,24 @@ static void resolve_spans(ad_detector *d)
                d->key, A, A * w, w * 3600.0, (double)P / 3600e3);
 }
 
+/* A saved window period (state "window_ms", ms) is this stream's from the
+ * restore on: acceptance in data time resumes at once instead of after
+ * AD_WP_N windows. Damaged: named in a warning, measured again. */
+void det_window_period_restore(ad_detector *d, const cJSON *x)
+{
+    if (x == NULL || d->spans_done)
+        return;
+    if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || !(x->valuedouble >= 1) ||
+        x->valuedouble > 31622400000.0) {
+        ad_log(AD_LOG_WARNING, "stream %s: saved state: window_ms is not a period in "
+               "1..31622400000 ms: ignored, measured again", d->key);
+        return;
+    }
+    d->wp_dt[0] = (int64_t)x->valuedouble;
+    d->wp_n = 1;
+    resolve_spans(d);
+}
+
 /* One more scored window at ts: its interval joins the period's sample
  * (before the window is judged: acceptance is resolved for it). */
 static void window_period(ad_detector *d, int64_t ts)

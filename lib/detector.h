@@ -86,7 +86,8 @@
  * and accept_gap_ms for G, as data time: turned into window counts once
  * the stream's window period is known, the median of its first 31
  * intervals between scored windows or of those seen when calibration ends,
- * whichever comes first; acceptance starts then, also after a restore).
+ * whichever comes first; acceptance starts then; the period is saved with
+ * the state ("window_ms") and a restore resumes with it).
  * While an alert is active
  * the detector keeps the (smoothed) scores of its last A windows. Once the
  * alert has lasted A windows, at each window it tests whether the change

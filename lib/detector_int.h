@@ -184,6 +184,7 @@ void det_acc_shadow(ad_detector *d, const void *cand_model, double cand_score, i
                     int normal);
 void det_acc_shadow_reset(ad_detector *d);
 void det_acc_chain_reset(ad_detector *d);
+void det_window_period_restore(ad_detector *d, const cJSON *x);
 cJSON *det_acc_save(const ad_detector *d);
 void det_acc_restore(ad_detector *d, const cJSON *o);
 uint64_t det_rejected_count(const ad_detector *d);

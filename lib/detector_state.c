@@ -228,6 +228,8 @@ static char *detector_save(const ad_detector *d, int with_window)
         cJSON_AddItemToObject(o, "state", t);
         if ((t = det_acc_save(d)) != NULL)
             cJSON_AddItemToObject(o, "acceptance", t);
+        if (d->spans_done && !cJSON_AddNumberToObject(o, "window_ms", d->window_ms))
+            goto out;
     }
     if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0 ||
         add_sub(o, "adapt", d->ad ? ad_adapt_save(d->ad) : NULL, d->ad != NULL) != 0)
@@ -348,6 +350,8 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     }
     det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     alert_resume(d, o);
+    /* after the alert: one open across the restore starts its change now */
+    det_window_period_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window_ms"));
     window_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window"));
     det_set_phase(d, AD_PHASE_DETECTING, d->last_ts);
     rc = 0;
