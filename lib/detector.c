@@ -735,9 +735,8 @@ static void resolve_spans(ad_detector *d)
     int64_t P = c->accept_period_ms, dt[AD_WP_N];
     double w;
 
-    if (d->spans_done || d->wp_n < 1)
+    if (d->window_ms > 0 || d->wp_n < 1)
         return;
-    d->spans_done = 1;
     memcpy(dt, d->wp_dt, (size_t)d->wp_n * sizeof(dt[0]));
     qsort(dt, (size_t)d->wp_n, sizeof(dt[0]), cmp_i64);
     w = (double)dt[d->wp_n / 2];                    /* ms */
@@ -794,7 +793,7 @@ static void resolve_spans(ad_detector *d)
  * AD_WP_N windows. Damaged: named in a warning, measured again. */
 void det_window_period_restore(ad_detector *d, const cJSON *x)
 {
-    if (x == NULL || d->spans_done)
+    if (x == NULL || d->window_ms > 0)
         return;
     if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || !(x->valuedouble >= 1) ||
         x->valuedouble > 31622400000.0) {
@@ -811,7 +810,7 @@ void det_window_period_restore(ad_detector *d, const cJSON *x)
  * (before the window is judged: acceptance is resolved for it). */
 static void window_period(ad_detector *d, int64_t ts)
 {
-    if (d->spans_done)
+    if (d->window_ms > 0)
         return;
     if (d->wp_prev != 0 && ts > d->wp_prev && d->wp_n < AD_WP_N)
         d->wp_dt[d->wp_n++] = ts - d->wp_prev;
@@ -2113,7 +2112,7 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     }
     st->accept_after = d->cfg.alert.accept_after;
     st->accept_gap = d->cfg.alert.accept_gap;
-    st->window_s = d->spans_done ? d->window_ms / 1000.0 : NAN;
+    st->window_s = d->window_ms > 0 ? d->window_ms / 1000.0 : NAN;
 }
 
 void ad_detector_summarize(const ad_detector *d, ad_detector_summary *b)

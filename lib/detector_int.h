@@ -54,8 +54,8 @@ struct ad_detector {
     int64_t wp_prev;
     int64_t wp_dt[AD_WP_N];
     int wp_n;
-    int spans_done;              /* window period known, spans resolved */
-    double window_ms;            /* that period (when spans_done) */
+    double window_ms;            /* that period (ms, >= 1) once known and the
+                                    spans resolved; 0 before */
     int64_t calib_start;
     double calib_guard;          /* > 0: calibration skips scores above it */
     int64_t last_ts;             /* last row consumed (event times) */

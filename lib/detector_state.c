@@ -228,7 +228,7 @@ static char *detector_save(const ad_detector *d, int with_window)
         cJSON_AddItemToObject(o, "state", t);
         if ((t = det_acc_save(d)) != NULL)
             cJSON_AddItemToObject(o, "acceptance", t);
-        if (d->spans_done && !cJSON_AddNumberToObject(o, "window_ms", d->window_ms))
+        if (d->window_ms > 0 && !cJSON_AddNumberToObject(o, "window_ms", d->window_ms))
             goto out;
     }
     if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0 ||
