@@ -378,6 +378,25 @@ static int parse_table(const table *t, const cJSON *obj, char *base,
     return 0;
 }
 
+/* One setting given both as a window count and as data time (cfg_alt) in
+ * detector object det (path "detectors[i]"): an error naming both keys. */
+static int check_alts(const cJSON *det, const char *path, char *err, size_t errlen)
+{
+    for (int i = 0; i < cfg_detector_n_alts; i++) {
+        const cfg_alt *a = &cfg_detector_alts[i];
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(det, a->obj), *n, *ms;
+        if (!cJSON_IsObject(o))
+            continue;
+        n = cJSON_GetObjectItemCaseSensitive(o, a->count);
+        ms = cJSON_GetObjectItemCaseSensitive(o, a->ms);
+        if (n && cJSON_IsNumber(ms) && ms->valuedouble > 0)
+            return ad_errf(err, errlen, AD_EINVAL, "%s: %s.%s (%.0f) and %s.%s (%.0f): set "
+                           "one of them", path, a->obj, a->ms, ms->valuedouble, a->obj,
+                           a->count, n->valuedouble);
+    }
+    return 0;
+}
+
 /* ---- paths ------------------------------------------------------------ */
 
 static int resolve(char **p, const char *dir)
@@ -628,7 +647,8 @@ int ad_config_parse(ad_config **out, const char *json, size_t len,
         if ((rc = set_defaults(&cfg_detector_table, (char *)&c->det[c->n_det])))
             goto fail;
         c->n_det++;
-        if ((rc = parse_table(&cfg_detector_table, d, (char *)&c->det[c->n_det - 1], p, err, errlen)))
+        if ((rc = parse_table(&cfg_detector_table, d, (char *)&c->det[c->n_det - 1], p, err, errlen)) ||
+            (rc = check_alts(d, p, err, errlen)))
             goto fail;
     }
     if (!(dir = dir_of(path))) { rc = AD_ENOMEM; goto fail; }

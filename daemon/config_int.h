@@ -51,6 +51,17 @@ extern const table cfg_root_table;
 extern const table cfg_detector_table;
 extern const table cfg_broker_table;
 
+/* Settings a detector may give two ways: a window count, or data time that
+ * each stream turns into one (lib/adapt.h DATA TIME). The count has a
+ * library default, so the library cannot tell it set from left at its
+ * default: the parser refuses both keys of a pair in one object (the data
+ * time > 0; 0 is unset). config_keys.c owns the list. */
+typedef struct cfg_alt {
+    const char *obj, *count, *ms;
+} cfg_alt;
+extern const cfg_alt cfg_detector_alts[];
+extern const int cfg_detector_n_alts;
+
 /* "path.name", or "name" at the root, into out (config.c). */
 void cfg_join_path(char *out, size_t len, const char *path, const char *name);
 

@@ -309,14 +309,24 @@ static const key adapt_keys[] = {
       "... or this much data time (0: off)" },
     { "normal_windows", K_INT, OPP(adapt.normal_windows), 1, 1000000, NULL, FL, NULL, NULL,
       "recent normal windows kept for fine-tuning" },
+    { "normal_ms", K_I64, OPP(adapt.normal_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,
+      "normal_windows as data time (86400000: a day), turned into windows by each stream's "
+      "window period (as alert.accept_after_ms); set this or normal_windows (0: unset)" },
     { "min_windows", K_INT, OPP(adapt.min_windows), 1, 1000000, NULL, FL, NULL, NULL,
       "fewer normal windows: no fine-tune yet" },
+    { "min_ms", K_I64, OPP(adapt.min_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,
+      "min_windows as data time, likewise; set this or min_windows" },
     { "normal_stride", K_INT, OPP(adapt.normal_stride), 1, 1000000, NULL, FL, NULL, NULL,
       "keep one of every this many normal windows" },
     { "margin", K_INT, OPP(adapt.margin), 0, 100000, NULL, FL, NULL, NULL,
       "windows before a raise and after a clear that are not normal" },
+    { "margin_ms", K_I64, OPP(adapt.margin_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,
+      "margin as data time, likewise; set this or margin" },
     { "shadow_windows", K_INT, OPP(adapt.shadow_windows), 1, 1000000, NULL, FL, NULL, NULL,
       "windows the candidate runs in shadow before the decision" },
+    { "shadow_ms", K_I64, OPP(adapt.shadow_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,
+      "shadow_windows as data time, likewise (also for reload.shadow); set this or "
+      "shadow_windows" },
     { "min_gain", K_NUM, OPP(adapt.min_gain), 0, 0.999999, NULL, FL, NULL, NULL,
       "promote when the candidate's error is at most (1 - min_gain) x the live one" },
     { "compare", K_ENUM, OPP(adapt.compare), 0, 0, NULL, FL, "mean|median", NULL,
@@ -333,10 +343,18 @@ static const key adapt_keys[] = {
 };
 static const table adapt_table = TAB(adapt_keys);
 
+const cfg_alt cfg_detector_alts[] = {
+    { "adapt", "normal_windows", "normal_ms" },
+    { "adapt", "min_windows", "min_ms" },
+    { "adapt", "margin", "margin_ms" },
+    { "adapt", "shadow_windows", "shadow_ms" },
+};
+const int cfg_detector_n_alts = (int)(sizeof(cfg_detector_alts) / sizeof(cfg_detector_alts[0]));
+
 static const key reload_keys[] = {
     { "shadow", K_BOOL, OPP(adapt.reload_shadow), 0, 1, NULL, FL, NULL, NULL,
       "a model file changed on reload is evaluated in shadow by each detecting stream "
-      "(adapt.shadow_windows, min_gain) and promoted like a fine-tuned candidate instead "
+      "(adapt.shadow_windows or shadow_ms, min_gain) and promoted like a fine-tuned candidate instead "
       "of replacing the model at once; adapt.enabled not needed" },
 };
 static const table reload_table = TAB(reload_keys);

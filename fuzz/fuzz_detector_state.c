@@ -25,8 +25,11 @@ static uint64_t g_hash;
 
 /* ms: regime acceptance given in data time (alert.accept_after_ms), turned
  * into windows once the window period is known: after a restore, with an
- * alert possibly open. */
-static ad_detector *mk(int ms)
+ * alert possibly open. ams: the continual learner's counts in data time
+ * (adapt.normal_ms, min_ms, margin_ms, shadow_ms; rows 1 s apart): its
+ * normal set and shadow are sized then, with an adapt state restored
+ * before. */
+static ad_detector *mk(int ms, int ams)
 {
     ad_detector_cfg c;
     ad_detector *d = NULL;
@@ -52,6 +55,12 @@ static ad_detector *mk(int ms)
     c.adapt.min_windows = 2;
     c.adapt.margin = 1;
     c.adapt.shadow_windows = 3;
+    if (ams) {
+        c.adapt.normal_ms = 8000;
+        c.adapt.min_ms = 2000;
+        c.adapt.margin_ms = 1000;
+        c.adapt.shadow_ms = 3000;
+    }
     if (ad_detector_new(&d, &c, "fuzz", g_m, 0, 0, NULL, err, sizeof err) != 0)
         abort();
     g_hash = ad_detector_cfg_hash(&c);
@@ -87,8 +96,8 @@ static void drive(ad_detector *d)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int ms = size > 0 && (data[size - 1] & 1);
-    ad_detector *d = mk(ms), *r = NULL;
+    int ms = size > 0 && (data[size - 1] & 1), ams = size > 0 && (data[size - 1] & 2);
+    ad_detector *d = mk(ms, ams), *r = NULL;
     char err[512], *txt, *s1 = NULL, *s2 = NULL;
 
     txt = malloc(size + 1);
@@ -114,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     err[0] = '\0';
     if (ad_detector_restore(d, txt, err, sizeof err) == 0) {
         s1 = ad_detector_save_handover(d);
-        r = mk(ms);
+        r = mk(ms, ams);
         if (s1 == NULL || ad_detector_restore(r, s1, err, sizeof err) != 0)
             abort();
         s2 = ad_detector_save_handover(r);

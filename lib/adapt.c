@@ -41,8 +41,18 @@ void ad_adapt_cfg_default(ad_adapt_cfg *c)
     c->reload_shadow = 0;
 }
 
+static int check_ms(const char *key, int64_t v, char *err, size_t errlen)
+{
+    if (v < 0 || v > AD_ADAPT_MAX_MS)
+        return ad_errf(err, errlen, AD_EINVAL, "%s: must be in 0..%lld (a year; got %lld)",
+                       key, (long long)AD_ADAPT_MAX_MS, (long long)v);
+    return 0;
+}
+
 int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen)
 {
+    int rc;
+
     if (c->every_windows < 0 || c->every_windows > 1000000000)
         return ad_errf(err, errlen, AD_EINVAL,
                        "adapt.every_windows: must be in 0..1000000000 (got %d)",
@@ -58,7 +68,10 @@ int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen)
         return ad_errf(err, errlen, AD_EINVAL,
                        "adapt.normal_windows: must be in 1..1000000 (got %d)",
                        c->normal_windows);
-    if (c->min_windows < 1 || c->min_windows > c->normal_windows)
+    if (c->min_windows < 1 || c->min_windows > 1000000)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.min_windows: must be in 1..1000000 (got %d)", c->min_windows);
+    if (c->normal_ms == 0 && c->min_ms == 0 && c->min_windows > c->normal_windows)
         return ad_errf(err, errlen, AD_EINVAL,
                        "adapt.min_windows: must be in 1..adapt.normal_windows (%d) (got %d)",
                        c->normal_windows, c->min_windows);
@@ -73,6 +86,15 @@ int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen)
         return ad_errf(err, errlen, AD_EINVAL,
                        "adapt.shadow_windows: must be in 1..1000000 (got %d)",
                        c->shadow_windows);
+    if ((rc = check_ms("adapt.normal_ms", c->normal_ms, err, errlen)) != 0 ||
+        (rc = check_ms("adapt.min_ms", c->min_ms, err, errlen)) != 0 ||
+        (rc = check_ms("adapt.margin_ms", c->margin_ms, err, errlen)) != 0 ||
+        (rc = check_ms("adapt.shadow_ms", c->shadow_ms, err, errlen)) != 0)
+        return rc;
+    if (c->normal_ms > 0 && c->min_ms > c->normal_ms)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.min_ms: must be in 0..adapt.normal_ms (%lld) (got %lld)",
+                       (long long)c->normal_ms, (long long)c->min_ms);
     if (!(c->min_gain >= 0.0 && c->min_gain < 1.0))
         return ad_errf(err, errlen, AD_EINVAL,
                        "adapt.min_gain: must be in [0, 1) (got %g)", c->min_gain);
@@ -95,6 +117,78 @@ int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen)
         return ad_errf(err, errlen, AD_EINVAL,
                        "adapt.max_seconds: must be >= 0 (got %g)", c->max_seconds);
     return 0;
+}
+
+int ad_adapt_cfg_in_data_time(const ad_adapt_cfg *c)
+{
+    return c->normal_ms > 0 || c->min_ms > 0 || c->margin_ms > 0 || c->shadow_ms > 0;
+}
+
+/* ms as a count of windows of w ms, rounded, within lo..hi; *clamped set
+ * when above hi. */
+static int ms_to_windows(int64_t ms, double w, int lo, int hi, int *clamped)
+{
+    double n = floor((double)ms / w + 0.5);
+
+    if (n > hi) {
+        *clamped = 1;
+        return hi;
+    }
+    return n < lo ? lo : (int)n;
+}
+
+int ad_adapt_cfg_resolve(ad_adapt_cfg *c, double window_ms, char *note, size_t notelen)
+{
+    int hi_n = 0, hi_min = 0, hi_m = 0, hi_s = 0, len = 0, k;
+
+    if (note && notelen)
+        note[0] = '\0';
+    if (!(window_ms > 0))
+        return 0;
+    if (c->normal_ms > 0)
+        c->normal_windows = ms_to_windows(c->normal_ms, window_ms, 1, 1000000, &hi_n);
+    if (c->min_ms > 0)
+        c->min_windows = ms_to_windows(c->min_ms, window_ms, 1, 1000000, &hi_min);
+    if (c->margin_ms > 0)
+        c->margin = ms_to_windows(c->margin_ms, window_ms, 0, 100000, &hi_m);
+    if (c->shadow_ms > 0)
+        c->shadow_windows = ms_to_windows(c->shadow_ms, window_ms, 1, 1000000, &hi_s);
+#define NOTE(...) do {                                                        \
+        if (note && (size_t)len < notelen &&                                  \
+            (k = snprintf(note + len, notelen - (size_t)len, __VA_ARGS__)) > 0) \
+            len += k;                                                         \
+    } while (0)
+    if (hi_n)
+        NOTE("adapt.normal_ms (%lld) is more than 1000000 windows: 1000000; ",
+             (long long)c->normal_ms);
+    if (hi_min)
+        NOTE("adapt.min_ms (%lld) is more than 1000000 windows: 1000000; ",
+             (long long)c->min_ms);
+    if (hi_m)
+        NOTE("adapt.margin_ms (%lld) is more than 100000 windows: 100000; ",
+             (long long)c->margin_ms);
+    if (hi_s)
+        NOTE("adapt.shadow_ms (%lld) is more than 1000000 windows: 1000000; ",
+             (long long)c->shadow_ms);
+    /* Both in the same form were checked with the config (and rounding
+     * keeps min_ms <= normal_ms); one in data time, one a count can only
+     * be compared now. A normal set smaller than min would never be due. */
+    if (c->min_windows > c->normal_windows) {
+        if (c->min_ms > 0)
+            NOTE("adapt.min_ms (%lld ms = %d windows) is more than adapt.normal_windows "
+                 "(%d): %d used; ", (long long)c->min_ms, c->min_windows, c->normal_windows,
+                 c->normal_windows);
+        else
+            NOTE("adapt.min_windows (%d) is more than adapt.normal_ms (%lld ms = %d "
+                 "windows): %d used; ", c->min_windows, (long long)c->normal_ms,
+                 c->normal_windows, c->normal_windows);
+        c->min_windows = c->normal_windows;
+        hi_min = 1;
+    }
+#undef NOTE
+    if (note && len >= 2 && (size_t)len < notelen)
+        note[len - 2] = '\0';          /* the last "; " */
+    return hi_n || hi_min || hi_m || hi_s;
 }
 
 const char *ad_adapt_stat_name(ad_adapt_stat s)
@@ -126,6 +220,81 @@ const char *ad_adapt_ev_name(ad_adapt_ev_type t)
 /* ------------------------------------------------------------------------ */
 /* life cycle                                                                */
 
+/* The normal set of c's normal_windows windows of wsz values must stay
+ * addressable and within AD_ADAPT_MAX_FLOATS; *bytes: its size. The
+ * message names the key the count came from (in data time: the ms and the
+ * window period too). */
+static int nset_size(const ad_adapt_cfg *c, int T, int F, double window_ms, size_t *bytes,
+                     char *err, size_t errlen)
+{
+    size_t wsz = (size_t)T * (size_t)F;
+
+    if (!ad_mul_size(wsz, (size_t)c->normal_windows, bytes) &&
+        *bytes <= AD_ADAPT_MAX_FLOATS && !ad_mul_size(*bytes, sizeof(float), bytes))
+        return 0;
+    if (c->normal_ms > 0)
+        return ad_errf(err, errlen, AD_ERANGE,
+                       "adapt.normal_ms: %lld ms are %d windows (a window every %.4g s) "
+                       "of %dx%d, more than the limit of %lu stored values",
+                       (long long)c->normal_ms, c->normal_windows, window_ms / 1000.0, T, F,
+                       (unsigned long)AD_ADAPT_MAX_FLOATS);
+    return ad_errf(err, errlen, AD_ERANGE,
+                   "adapt.normal_windows: %d windows of %dx%d exceed the "
+                   "limit of %lu stored values", c->normal_windows, T, F,
+                   (unsigned long)AD_ADAPT_MAX_FLOATS);
+}
+
+/* Allocate what the counts of c size (normal set, pending queue, shadow
+ * accumulators) and make c the settings in effect; on failure nothing
+ * changes. The learner is resolved from then on. */
+static int alloc_counts(ad_adapt *a, const ad_adapt_cfg *c, double window_ms,
+                        char *err, size_t errlen)
+{
+    size_t bytes, ncap = (size_t)c->normal_windows, pcap = (size_t)c->margin + 1;
+    size_t scap = (size_t)c->shadow_windows;
+    float *nset, *pwin;
+    int64_t *nts;
+    pend_ent *pend;
+    double *sl, *sc;
+    unsigned char *sr;
+    int rc;
+
+    if ((rc = nset_size(c, a->T, a->F, window_ms, &bytes, err, errlen)) != 0)
+        return rc;
+    nset = malloc(bytes);
+    nts = calloc(ncap, sizeof(int64_t));
+    pend = calloc(pcap, sizeof(pend_ent));
+    pwin = calloc(pcap * a->wsz, sizeof(float));
+    sl = calloc(scap, sizeof(double));
+    sc = calloc(scap, sizeof(double));
+    sr = calloc(scap, 1);
+    if (!nset || !nts || !pend || !pwin || !sl || !sc || !sr) {
+        free(nset);
+        free(nts);
+        free(pend);
+        free(pwin);
+        free(sl);
+        free(sc);
+        free(sr);
+        return ad_errf(err, errlen, AD_ENOMEM,
+                       "adapt: out of memory (normal set of %d windows of %dx%d)",
+                       c->normal_windows, a->T, a->F);
+    }
+    a->nset = nset;
+    a->nts = nts;
+    a->pend = pend;
+    a->pwin = pwin;
+    a->sh_live = sl;
+    a->sh_cand = sc;
+    a->sh_reg = sr;
+    a->ncap = ncap;
+    a->pcap = pcap;
+    a->sh_cap = scap;
+    a->cfg = *c;
+    a->resolved = 1;
+    return 0;
+}
+
 int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
                  ad_metric metric, double smooth_alpha, const ad_thr_cfg *thr,
                  char *err, size_t errlen)
@@ -145,13 +314,10 @@ int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
     if (thr == NULL || (rc = ad_thr_cfg_check(thr, err, errlen)) != 0)
         return thr ? rc : ad_errf(err, errlen, AD_EINVAL, "adapt: no threshold settings");
     wsz = (size_t)T * (size_t)F;
-    /* The normal set is the large block: refuse what cannot be addressed. */
-    if (ad_mul_size(wsz, (size_t)cfg->normal_windows, &bytes) ||
-        bytes > AD_ADAPT_MAX_FLOATS || ad_mul_size(bytes, sizeof(float), &bytes))
-        return ad_errf(err, errlen, AD_ERANGE,
-                       "adapt.normal_windows: %d windows of %dx%d exceed the "
-                       "limit of %lu stored values", cfg->normal_windows, T, F,
-                       (unsigned long)AD_ADAPT_MAX_FLOATS);
+    /* The normal set is the large block: refuse what cannot be addressed
+     * (a count in data time is checked when it is known). */
+    if (cfg->normal_ms == 0 && (rc = nset_size(cfg, T, F, 0, &bytes, err, errlen)) != 0)
+        return rc;
     a = calloc(1, sizeof(*a));
     if (a == NULL)
         return ad_errf(err, errlen, AD_ENOMEM, "adapt: out of memory");
@@ -163,32 +329,70 @@ int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
     a->T = T;
     a->F = F;
     a->wsz = wsz;
-    a->ncap = (size_t)cfg->normal_windows;
-    a->pcap = (size_t)cfg->margin + 1;
     a->tacap = (size_t)cfg->true_alerts;
-    a->sh_cap = (size_t)cfg->shadow_windows;
     a->sched_start = SCHED_UNSET;
     a->last_ts = SCHED_UNSET;
-    a->nset = malloc(bytes);
-    a->nts = calloc(a->ncap, sizeof(int64_t));
-    a->pend = calloc(a->pcap, sizeof(pend_ent));
-    a->pwin = calloc(a->pcap * wsz, sizeof(float));
     a->tmp = calloc(wsz, sizeof(float));
     a->peak = calloc(wsz, sizeof(float));
     a->ta = calloc(a->tacap ? a->tacap : 1, sizeof(true_alert));
     a->tawin = calloc((a->tacap ? a->tacap : 1) * wsz, sizeof(float));
-    a->sh_live = calloc(a->sh_cap, sizeof(double));
-    a->sh_cand = calloc(a->sh_cap, sizeof(double));
-    a->sh_reg = calloc(a->sh_cap, 1);
-    if (!a->nset || !a->nts || !a->pend || !a->pwin || !a->tmp || !a->peak ||
-        !a->ta || !a->tawin || !a->sh_live || !a->sh_cand || !a->sh_reg) {
+    if (!a->tmp || !a->peak || !a->ta || !a->tawin) {
         ad_adapt_free(a);
-        return ad_errf(err, errlen, AD_ENOMEM,
-                       "adapt: out of memory (normal set of %d windows of %dx%d)",
-                       cfg->normal_windows, T, F);
+        return ad_errf(err, errlen, AD_ENOMEM, "adapt: out of memory");
     }
+    if (ad_adapt_cfg_in_data_time(cfg)) {
+        /* unresolved: the counts given in data time read 0 until known */
+        if (cfg->normal_ms > 0)
+            a->cfg.normal_windows = 0;
+        if (cfg->min_ms > 0)
+            a->cfg.min_windows = 0;
+        if (cfg->margin_ms > 0)
+            a->cfg.margin = 0;
+        if (cfg->shadow_ms > 0)
+            a->cfg.shadow_windows = 0;
+    } else if ((rc = alloc_counts(a, cfg, 0, err, errlen)) != 0) {
+        ad_adapt_free(a);
+        return rc;
+    }
+    a->given = *cfg;
     *out = a;
     return 0;
+}
+
+int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
+                     char *err, size_t errlen)
+{
+    ad_adapt_cfg c;
+    uint64_t since;
+    int rc;
+
+    if (note && notelen)
+        note[0] = '\0';
+    if (a == NULL || !(window_ms > 0) || !isfinite(window_ms))
+        return ad_errf(err, errlen, AD_EINVAL, "adapt: no window period to resolve with");
+    if (a->resolved)
+        return 0;
+    c = a->given;
+    ad_adapt_cfg_resolve(&c, window_ms, note, notelen);
+    if ((rc = alloc_counts(a, &c, window_ms, err, errlen)) != 0)
+        return rc;
+    /* an alert cleared fewer than margin windows ago still excludes the
+     * windows up to its margin, as it would have with the count known */
+    if (!a->in_alert && a->cleared_at > 0) {
+        since = a->offered - (a->cleared_at - 1);
+        a->post_clear = since < (uint64_t)c.margin ? c.margin - (int)since : 0;
+    }
+    return 0;
+}
+
+int ad_adapt_resolved(const ad_adapt *a)
+{
+    return a != NULL && a->resolved;
+}
+
+const ad_adapt_cfg *ad_adapt_get_cfg(const ad_adapt *a)
+{
+    return &a->cfg;
 }
 
 void ad_adapt_free(ad_adapt *a)
@@ -313,6 +517,8 @@ static void nset_push(ad_adapt *a, const float *win, int64_t ts)
 {
     size_t slot;
 
+    if (a->ncap == 0)           /* unresolved: nothing is kept */
+        return;
     if (a->nlen < a->ncap) {
         slot = (a->nhead + a->nlen) % a->ncap;
         a->nlen++;
@@ -434,6 +640,7 @@ void ad_adapt_alert_cleared(ad_adapt *a, const char *id, int64_t ts_ms,
         return;
     a->in_alert = 0;
     a->post_clear = a->cfg.margin;
+    a->cleared_at = a->offered + 1;
     if (how != AD_ADAPT_CLEAR_TRUE || !a->have_peak || a->tacap == 0)
         return;
     if (a->talen == a->tacap) {     /* drop the oldest */
@@ -711,7 +918,7 @@ static void schedule_check(ad_adapt *a, int64_t ts)
 {
     int due = 0;
 
-    if (!a->cfg.enabled || a->job_out || a->cand || a->ready)
+    if (!a->cfg.enabled || !a->resolved || a->job_out || a->cand || a->ready)
         return;
     if (a->cfg.every_windows > 0 && a->sched_windows >= (uint64_t)a->cfg.every_windows)
         due = 1;
@@ -784,6 +991,10 @@ int ad_adapt_offer(ad_adapt *a, const float *win, const ad_model *scaled_by,
         a->ex_dq++;
     } else if (o->exceeded) {
         a->ex_exc++;
+    } else if (!a->resolved) {
+        /* the margin and the normal set's size are not known yet: not
+         * kept (at most the detector's first AD_WP_N windows) */
+        a->ex_early++;
     } else {
         push_pending(a, raw, o, shadow);
         shadow = 0;     /* resolved when admitted or dropped */
@@ -976,7 +1187,7 @@ int ad_adapt_shadow_begin(ad_adapt *a, ad_model *cand, int take, int64_t ts_ms)
 {
     ad_model *m;
 
-    if (a == NULL || a->job_out || !model_fits(a, cand))
+    if (a == NULL || a->job_out || !a->resolved || !model_fits(a, cand))
         return AD_EINVAL;
     m = take ? cand : ad_model_clone(cand);
     if (m == NULL)
@@ -1032,6 +1243,7 @@ void ad_adapt_get_stats(const ad_adapt *a, ad_adapt_stats *st)
     st->excluded_alert = a->ex_alert;
     st->excluded_exceeded = a->ex_exc;
     st->excluded_dq = a->ex_dq;
+    st->excluded_early = a->ex_early;
     st->normal_len = a->nlen;
     st->pending = a->plen;
     st->true_alerts = (int)a->talen;

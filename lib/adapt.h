@@ -87,6 +87,8 @@
  *   adapt.normal_stride    int   1..1e6           1
  *   adapt.margin           int   0..100000        50     (windows)
  *   adapt.shadow_windows   int   1..1e6           500    (S)
+ *   adapt.normal_ms, min_ms, margin_ms, shadow_ms
+ *                          int   0..31622400000   0      (ms; 0 = unset)
  *   adapt.min_gain         number 0..<1           0.0
  *   adapt.compare          "mean"|"median"        "mean"
  *   adapt.true_alerts      int   0..64            8      (K)
@@ -118,6 +120,24 @@
  *     keeps a decided candidate until ad_adapt_take_candidate() or the next
  *     shadow begins.
  *
+ * DATA TIME. normal_windows, min_windows, margin and shadow_windows count
+ * windows, so what they mean depends on the stream's sample rate. Each may
+ * be given as data time instead (normal_ms, min_ms, margin_ms, shadow_ms;
+ * 0 = unset, the count is used; the caller refuses both forms of one
+ * setting, as ad_adapt_cfg_check cannot tell a count left at its default
+ * from one set to it). They become window counts once the stream's window
+ * period is known: ad_adapt_resolve(), which also allocates what those
+ * counts size (normal set, pending queue, shadow accumulators). Until then
+ * the learner is "unresolved": windows offered are counted (stats
+ * excluded_early when they would have been candidates for the normal
+ * set) but not kept, no fine-tune is scheduled and no shadow can begin
+ * (ad_adapt_shadow_begin: AD_EINVAL). The detector resolves at the end of
+ * calibration or after its first AD_WP_N windows, and at once on a restore
+ * with a saved window period, so in practice only a stream detecting
+ * without calibration (threshold fixed or model) or restored from a state
+ * without the period loses its first few windows. With counts only the
+ * learner is resolved from ad_adapt_new on.
+ *
  * THREAD RULES. One ad_adapt is used by one thread at a time. An
  * ad_adapt_job is self-contained (ad_adapt_job_run is pure). Models passed
  * in are borrowed unless said otherwise.
@@ -146,6 +166,12 @@ typedef struct ad_adapt_cfg {
     int normal_stride;      /* adapt.normal_stride */
     int margin;             /* adapt.margin */
     int shadow_windows;     /* adapt.shadow_windows (S) */
+    /* The same four as data time (ms; 0 = unset: the count above is
+     * used), turned into counts by ad_adapt_cfg_resolve (DATA TIME) */
+    int64_t normal_ms;      /* adapt.normal_ms */
+    int64_t min_ms;         /* adapt.min_ms */
+    int64_t margin_ms;      /* adapt.margin_ms */
+    int64_t shadow_ms;      /* adapt.shadow_ms */
     double min_gain;        /* adapt.min_gain */
     ad_adapt_stat compare;  /* adapt.compare */
     int true_alerts;        /* adapt.true_alerts (K) */
@@ -158,8 +184,25 @@ typedef struct ad_adapt_cfg {
 } ad_adapt_cfg;
 
 void ad_adapt_cfg_default(ad_adapt_cfg *c);
-/* Every field; the message names the key ("adapt.min_gain: ..."). */
+/* Every field; the message names the key ("adapt.min_gain: ..."). min
+ * against normal is checked when both are in the same form (counts, or
+ * data time); mixed, once resolved (ad_adapt_cfg_resolve). */
 int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen);
+/* 1 when a setting is given in data time (the learner starts unresolved). */
+int ad_adapt_cfg_in_data_time(const ad_adapt_cfg *c);
+/* Largest data-time setting, in ms (a year). */
+#define AD_ADAPT_MAX_MS 31622400000LL
+
+/*
+ * The data-time settings of c as window counts for a stream with a window
+ * every window_ms (> 0) of data: round(ms / window_ms), at least 1 (margin:
+ * 0) and at most the count's range (normal, min, shadow 1e6; margin 1e5).
+ * The ms fields stay. When only the data-time forms make min_windows more
+ * than normal_windows (one of them in data time, the other a count), min
+ * becomes normal_windows. Returns 0, or 1 when a value was clamped (note,
+ * may be NULL, says which and why, for a log line).
+ */
+int ad_adapt_cfg_resolve(ad_adapt_cfg *c, double window_ms, char *note, size_t notelen);
 const char *ad_adapt_stat_name(ad_adapt_stat s);      /* "mean"/"median" */
 int ad_adapt_stat_from_name(const char *s);           /* -1 when unknown */
 
@@ -222,6 +265,8 @@ typedef struct ad_adapt_stats {
     uint64_t excluded_alert;    /* inside an alert or its margins */
     uint64_t excluded_exceeded; /* over the threshold */
     uint64_t excluded_dq;       /* data-quality flag */
+    uint64_t excluded_early;    /* clean, but offered before the counts
+                                 * were known (DATA TIME): not kept */
     uint64_t normal_len;        /* windows in the normal set now */
     uint64_t pending;           /* windows waiting in the pending queue */
     int true_alerts;            /* kept true alerts */
@@ -243,6 +288,24 @@ int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
                  ad_metric metric, double smooth_alpha, const ad_thr_cfg *thr,
                  char *err, size_t errlen);
 void ad_adapt_free(ad_adapt *a);    /* NULL-safe */
+
+/*
+ * The stream's window period is known (window_ms > 0, the interval between
+ * scored windows): the data-time settings become window counts
+ * (ad_adapt_cfg_resolve; note as there) and the normal set, pending queue
+ * and shadow accumulators are allocated for them. Returns 0 (also when
+ * already resolved: nothing changes), or AD_ERANGE when the normal set
+ * would exceed AD_ADAPT_MAX_FLOATS (the message names the key, the ms and
+ * the windows), AD_ENOMEM, AD_EINVAL; on failure the learner stays
+ * unresolved (keeps no window, schedules nothing).
+ */
+int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
+                     char *err, size_t errlen);
+/* 1 when the counts are known (ad_adapt_resolve done, or counts only). */
+int ad_adapt_resolved(const ad_adapt *a);
+/* The settings in effect (borrowed): counts resolved; before resolution
+ * the counts given in data time are 0. */
+const ad_adapt_cfg *ad_adapt_get_cfg(const ad_adapt *a);
 
 /* Verdict and scores of one offered window. */
 typedef struct ad_adapt_obs {
@@ -281,7 +344,8 @@ int ad_adapt_alert_false(ad_adapt *a, const char *id);
 /* Keep the last n windows offered inside alerts (raw, without data-quality
  * flags; n * T * F floats; 0 frees them), so that a regime accepted as the
  * new normal can teach the model at once. The detector calls it when regime
- * acceptance is on, with n = min(accept_after, normal_windows). */
+ * acceptance is on, with n = min(accept_after, normal_windows), once both
+ * counts are known. */
 int ad_adapt_keep_alert_windows(ad_adapt *a, size_t n);
 /* A regime that alerted since since_ms was accepted as the new normal: the
  * kept true alerts whose peak is at or after since_ms are withdrawn (a
@@ -342,7 +406,8 @@ int ad_adapt_train_done(ad_adapt *a, ad_model *cand, int take,
 /*
  * Start a shadow evaluation of an external candidate (reload.shadow):
  * take = 1 transfers ownership, else it is cloned. Replaces a candidate in
- * shadow; not while a job is out (AD_EINVAL). Returns 0 / AD_EINVAL /
+ * shadow; not while a job is out nor before the learner is resolved
+ * (AD_EINVAL: its shadow span is not known yet). Returns 0 / AD_EINVAL /
  * AD_ENOMEM.
  */
 int ad_adapt_shadow_begin(ad_adapt *a, ad_model *cand, int take, int64_t ts_ms);

@@ -24,7 +24,9 @@ typedef struct true_alert {
 } true_alert;
 
 struct ad_adapt {
-    ad_adapt_cfg cfg;
+    ad_adapt_cfg cfg;           /* counts in effect (0 while unresolved) */
+    ad_adapt_cfg given;         /* as given (data time unresolved) */
+    int resolved;               /* counts known, buffers below allocated */
     ad_thr_cfg thr;
     ad_metric metric;
     double alpha;
@@ -48,6 +50,8 @@ struct ad_adapt {
     int64_t peak_ts;
     int have_peak;
     int post_clear;
+    uint64_t cleared_at;        /* offered at the last clear + 1 (0: none):
+                                 * post_clear when the margin is resolved */
     float *awin;                /* recent windows inside alerts: ring, */
     int64_t *ats;               /* ahead = oldest (regime acceptance) */
     size_t acap, alen, ahead;
@@ -55,7 +59,7 @@ struct ad_adapt {
     float *tawin;
     size_t tacap, talen;
     /* counters */
-    uint64_t offered, admitted, ex_alert, ex_exc, ex_dq;
+    uint64_t offered, admitted, ex_alert, ex_exc, ex_dq, ex_early;
     uint64_t attempts, promotions, rejections, failures;
     /* schedule */
     uint64_t sched_windows;

@@ -344,6 +344,19 @@ int det_fit_without_scores(ad_detector *d)
     return 1;
 }
 
+/* With continual learning, the last min(A, adapt.normal_windows) windows
+ * inside alerts are kept, so that a regime accepted after A windows
+ * teaches the next fine-tune with its own windows. Both counts must be
+ * known (the learner resolved). 0, or AD_ENOMEM. */
+static int keep_alert_windows(ad_detector *d, int A)
+{
+    int M = d->cfg.adapt.normal_windows;
+
+    if (d->ad == NULL || !d->cfg.adapt.enabled || A <= 0 || !ad_adapt_resolved(d->ad))
+        return 0;
+    return ad_adapt_keep_alert_windows(d->ad, (size_t)(A < M ? A : M));
+}
+
 int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
                     const char *key, const ad_model *m, int T, int F,
                     const char *const *features, char *err, size_t errlen)
@@ -429,11 +442,9 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         (rc = ad_adapt_new(&d->ad, &cfg->adapt, T, F, cfg->metric, cfg->smooth_alpha,
                            &cfg->thr, err, errlen)) != 0)
         goto fail;
-    /* an accepted regime teaches the model with its own windows */
-    if (d->ad && cfg->adapt.enabled && cfg->alert.accept_after > 0 &&
-        ad_adapt_keep_alert_windows(d->ad, (size_t)(cfg->alert.accept_after < cfg->adapt.normal_windows
-                                                    ? cfg->alert.accept_after
-                                                    : cfg->adapt.normal_windows)) != 0)
+    /* an accepted regime teaches the model with its own windows (counts
+     * in data time: once the window period is known, resolve_spans) */
+    if (d->ad && ad_adapt_resolved(d->ad) && keep_alert_windows(d, cfg->alert.accept_after) != 0)
         goto oom;
     if (cfg->training != AD_TRAIN_NONE) {
         d->coll_cap = (size_t)cfg->train_windows + (size_t)T - 1;
@@ -719,20 +730,45 @@ static int cmp_i64(const void *a, const void *b)
 
 static void acc_occ_push(ad_detector *d, int64_t ts);
 
+/* The continual learner's counts given in data time (adapt.normal_ms,
+ * min_ms, margin_ms, shadow_ms) become windows of w ms, and what they size
+ * is allocated; the detector's copy of the settings takes the counts in
+ * effect. A normal set beyond the memory limit turns continual learning
+ * (and reload.shadow) off for this stream, with the reason: the learner
+ * then keeps nothing and schedules nothing. */
+static void resolve_adapt(ad_detector *d, double w)
+{
+    char note[512], err[300];
+
+    if (ad_adapt_resolve(d->ad, w, note, sizeof(note), err, sizeof(err)) != 0) {
+        ad_log(AD_LOG_ERR, "stream %s: continual learning off for this stream: %s", d->key, err);
+        d->cfg.adapt.enabled = 0;
+        d->cfg.adapt.reload_shadow = 0;
+        return;
+    }
+    if (note[0])
+        ad_log(AD_LOG_WARNING, "stream %s: %s", d->key, note);
+    d->cfg.adapt = *ad_adapt_get_cfg(d->ad);
+}
+
 /* The stream's window period is known (the median of the first
  * intervals between scored windows, so a gap does not count: at the end of
  * calibration, or after AD_WP_N intervals, whichever comes first):
  * alert.accept_after_ms / accept_gap_ms become window counts (acceptance
- * starts then: its ring is sized now), and the settings that count windows
- * are logged once in data time, with a warning when accept_after lasts
- * longer than alert.accept_period_ms: counts chosen for another sample
- * rate (480 windows are 8 h of one-minute data, 40 h of five-minute data),
- * so one alert cannot be accepted within a period. */
+ * starts then: its ring is sized now), so do the continual learner's
+ * settings in data time (resolve_adapt: its normal set, pending queue and
+ * shadow are sized now; no window is kept before), and the settings that
+ * count windows are logged once in data time, with a warning when
+ * accept_after lasts longer than alert.accept_period_ms: counts chosen for
+ * another sample rate (480 windows are 8 h of one-minute data, 40 h of
+ * five-minute data), so one alert cannot be accepted within a period. */
 static void resolve_spans(ad_detector *d)
 {
     ad_alert_cfg *c = &d->cfg.alert;
-    int M = d->cfg.adapt.enabled ? d->cfg.adapt.normal_windows : 0, A, G;
+    const ad_adapt_cfg *ac = &d->cfg.adapt;
+    int A, G, adapt_late;
     int64_t P = c->accept_period_ms, dt[AD_WP_N];
+    char as[300] = "";
     double w;
 
     if (d->window_ms > 0 || d->wp_n < 1)
@@ -741,6 +777,10 @@ static void resolve_spans(ad_detector *d)
     qsort(dt, (size_t)d->wp_n, sizeof(dt[0]), cmp_i64);
     w = (double)dt[d->wp_n / 2];                    /* ms */
     d->window_ms = w;
+    /* the learner first: its normal set bounds the alert windows kept */
+    adapt_late = d->ad != NULL && !ad_adapt_resolved(d->ad);
+    if (adapt_late)
+        resolve_adapt(d, w);
     if (c->accept_gap_ms > 0) {
         double g = floor((double)c->accept_gap_ms / w + 0.5);
         c->accept_gap = g > 100000000 ? 100000000 : (int)g;
@@ -749,10 +789,7 @@ static void resolve_spans(ad_detector *d)
         double a = floor((double)c->accept_after_ms / w + 0.5);
         A = a < 1 ? 1 : a > 1000000 ? 1000000 : (int)a;
         d->acc = malloc(4 * (size_t)A * sizeof(double));
-        if (d->acc == NULL || d->acc_prof == NULL ||
-            (d->ad && d->cfg.adapt.enabled &&
-             ad_adapt_keep_alert_windows(d->ad, (size_t)(A < d->cfg.adapt.normal_windows
-                                                         ? A : d->cfg.adapt.normal_windows)) != 0)) {
+        if (d->acc == NULL || d->acc_prof == NULL || keep_alert_windows(d, A) != 0) {
             free(d->acc);
             d->acc = NULL;
             ad_log(AD_LOG_WARNING, "stream %s: regime acceptance off: out of memory for %d "
@@ -771,15 +808,28 @@ static void resolve_spans(ad_detector *d)
                 d->acc_alerts = 1;
             }
         }
+    } else if (adapt_late && c->accept_after > 0 && keep_alert_windows(d, c->accept_after) != 0) {
+        ad_log(AD_LOG_WARNING, "stream %s: out of memory for the last %d windows inside "
+               "alerts: an accepted regime teaches the model only with the windows after it",
+               d->key, c->accept_after);
     }
     A = c->accept_after;
     G = c->accept_gap;
     w /= 3600e3;                                    /* h */
-    if (A == 0 && M == 0)
+    if (d->ad && ad_adapt_resolved(d->ad) && ac->enabled)
+        snprintf(as, sizeof(as), ", adapt.normal_windows %d = %.3g h, adapt.min_windows %d = "
+                 "%.3g h, adapt.margin %d = %.3g h, adapt.shadow_windows %d = %.3g h",
+                 ac->normal_windows, ac->normal_windows * w, ac->min_windows,
+                 ac->min_windows * w, ac->margin, ac->margin * w, ac->shadow_windows,
+                 ac->shadow_windows * w);
+    else if (d->ad && ad_adapt_resolved(d->ad) && ac->reload_shadow)
+        snprintf(as, sizeof(as), ", adapt.shadow_windows %d = %.3g h (reload.shadow)",
+                 ac->shadow_windows, ac->shadow_windows * w);
+    if (A == 0 && as[0] == '\0')
         return;
     ad_log(AD_LOG_INFO, "stream %s: a window every %.4g s of data: alert.accept_after %d "
-           "windows = %.3g h, alert.accept_gap %d = %.3g h, adapt.normal_windows %d = %.3g h",
-           d->key, w * 3600.0, A, A * w, G, G * w, M, M * w);
+           "windows = %.3g h, alert.accept_gap %d = %.3g h%s",
+           d->key, w * 3600.0, A, A * w, G, G * w, as);
     if (A > 0 && P > 0 && A * w * 3600e3 > (double)P)
         ad_log(AD_LOG_WARNING, "stream %s: alert.accept_after (%d windows) lasts %.3g h of "
                "this stream's data (a window every %.4g s), longer than "

@@ -87,7 +87,9 @@
  * the stream's window period is known, the median of its first 31
  * intervals between scored windows or of those seen when calibration ends,
  * whichever comes first; acceptance starts then; the period is saved with
- * the state ("window_ms") and a restore resumes with it).
+ * the state ("window_ms") and a restore resumes with it; the continual
+ * learner's counts given in data time, adapt.normal_ms etc., resolve at
+ * the same moment: adapt.h DATA TIME).
  * While an alert is active
  * the detector keeps the (smoothed) scores of its last A windows. Once the
  * alert has lasted A windows, at each window it tests whether the change
@@ -240,7 +242,10 @@ typedef struct ad_detector_cfg {
     const double *dq_range_lo, *dq_range_hi;
     ad_adapt_cfg adapt;         /* continual learning (adapt.h); enabled
                                  * default 0; reload_shadow: set_model goes
-                                 * through the shadow evaluation */
+                                 * through the shadow evaluation; counts
+                                 * in data time (normal_ms, ...) resolve
+                                 * with the window period, as
+                                 * accept_after_ms (adapt.h DATA TIME) */
 } ad_detector_cfg;
 
 /* What the caller needs to score one window. Plain values. */
@@ -491,7 +496,8 @@ int ad_detector_train_done(ad_detector *d, ad_model *m, int take,
  * file): borrowed; window and features must match. Calibration restarts
  * (phase calibrating) unless keep_threshold. Returns 0.
  * With adapt.reload_shadow and continual learning enabled, in phase
- * detecting, the model is NOT swapped: a clone of it enters the shadow
+ * detecting (and once the learner's counts are known, adapt.h DATA TIME;
+ * before, the model is swapped with a warning), the model is NOT swapped: a clone of it enters the shadow
  * evaluation (AD_EV_ADAPT) and the function returns AD_DETECTOR_SHADOW; the
  * caller keeps its current model alive and may free m. The swap happens on
  * promotion (AD_EV_ADAPT, the detector then owns the model). */

@@ -290,8 +290,13 @@ int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
             ad_log(AD_LOG_INFO, "stream %s: new model %s evaluated in shadow", d->key, m->id);
             return AD_DETECTOR_SHADOW;
         }
-        ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation not possible now (%d): "
-               "model swapped at once", d->key, rc);
+        if (!ad_adapt_resolved(d->ad))     /* its span is data time not yet known */
+            ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation not possible before the "
+                   "stream's window period is known (adapt settings in data time): model "
+                   "swapped at once", d->key);
+        else
+            ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation not possible now (%d): "
+                   "model swapped at once", d->key, rc);
     }
     det_swap_model(d, m, NULL);
     d->pw_len = 0;

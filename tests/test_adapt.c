@@ -3,7 +3,9 @@
  * which windows enter the normal set, the schedule, a real fine-tune of a
  * small autoencoder after a persistent regime change and its promotion, the
  * rejection of a candidate that would silence a known true alert, save /
- * restore, and configuration errors.
+ * restore, the window counts given as data time (resolved to the same
+ * behaviour as the counts; nothing kept before; the memory limit named),
+ * and configuration errors.
  *
  * Data: three sensors from a deterministic multi-sine with noise (regime A);
  * regime B shifts sensor 0 by +1.5 and changes sensor 1's period (a
@@ -863,6 +865,307 @@ static void test_save_restore(void)
     ad_adapt_free(o);
 }
 
+/* ---- (e2) window counts in data time ------------------------------------- */
+
+/* Settings in data time become windows of the stream's period: rounded,
+ * margin may round to 0; min against normal is refused with the config
+ * when both are in one form, clamped (with a note) when the forms mix. */
+static void test_data_time_resolve(void)
+{
+    ad_adapt_cfg c;
+    char note[300], err[200];
+    int rc;
+
+    ad_adapt_cfg_default(&c);
+    c.normal_ms = 3600000;          /* 1 h */
+    c.min_ms = 1800000;
+    c.margin_ms = 2000;             /* less than half a window */
+    c.shadow_ms = 7200000;
+    T_CHECK(ad_adapt_cfg_check(&c, err, sizeof(err)) == 0, "valid: %s", err);
+    rc = ad_adapt_cfg_resolve(&c, 5000, note, sizeof(note));
+    T_CHECK(rc == 0 && c.normal_windows == 720 && c.min_windows == 360 && c.margin == 0 &&
+            c.shadow_windows == 1440 && note[0] == '\0' && c.normal_ms == 3600000,
+            "5 s windows: normal %d, min %d, margin %d, shadow %d (want 720, 360, 0, "
+            "1440) '%s'", c.normal_windows, c.min_windows, c.margin, c.shadow_windows, note);
+    /* normal 1 h of one-minute windows, min the default count 200 */
+    ad_adapt_cfg_default(&c);
+    c.normal_ms = 3600000;
+    T_CHECK(ad_adapt_cfg_check(&c, err, sizeof(err)) == 0, "mixed forms pass the config: %s",
+            err);
+    rc = ad_adapt_cfg_resolve(&c, 60000, note, sizeof(note));
+    T_CHECK(rc == 1 && c.normal_windows == 60 && c.min_windows == 60 &&
+            strcmp(note, "adapt.min_windows (200) is more than adapt.normal_ms (3600000 ms "
+                   "= 60 windows): 60 used") == 0,
+            "rc %d, normal %d, min %d: '%s'", rc, c.normal_windows, c.min_windows, note);
+    T_NOTE("clamped: %s", note);
+    ad_adapt_cfg_default(&c);
+    c.min_ms = 7200000;
+    rc = ad_adapt_cfg_resolve(&c, 60000, note, sizeof(note));
+    T_CHECK(rc == 0 && c.min_windows == 120 && note[0] == '\0',
+            "min 2 h = 120 windows within normal 500: rc %d, min %d '%s'", rc,
+            c.min_windows, note);
+    c.normal_windows = 100;
+    rc = ad_adapt_cfg_resolve(&c, 60000, note, sizeof(note));
+    T_CHECK(rc == 1 && c.min_windows == 100 &&
+            strcmp(note, "adapt.min_ms (7200000 ms = 120 windows) is more than "
+                   "adapt.normal_windows (100): 100 used") == 0,
+            "min 2 h over normal 100 windows: min %d '%s'", c.min_windows, note);
+    /* both in data time: checked with the config */
+    ad_adapt_cfg_default(&c);
+    c.normal_ms = 3600000;
+    c.min_ms = 7200000;
+    rc = ad_adapt_cfg_check(&c, err, sizeof(err));
+    T_CHECK(rc == AD_EINVAL && strcmp(err, "adapt.min_ms: must be in 0..adapt.normal_ms "
+                                      "(3600000) (got 7200000)") == 0, "%d '%s'", rc, err);
+    /* both counts: as before */
+    ad_adapt_cfg_default(&c);
+    c.min_windows = 600;
+    rc = ad_adapt_cfg_check(&c, err, sizeof(err));
+    T_CHECK(rc == AD_EINVAL && strstr(err, "adapt.min_windows: must be in 1..adapt.normal_windows "
+                                      "(500) (got 600)"), "%d '%s'", rc, err);
+    ad_adapt_cfg_default(&c);
+    c.shadow_ms = -1;
+    rc = ad_adapt_cfg_check(&c, err, sizeof(err));
+    T_CHECK(rc == AD_EINVAL && strcmp(err, "adapt.shadow_ms: must be in 0..31622400000 (a "
+                                      "year; got -1)") == 0, "'%s'", err);
+    ad_adapt_cfg_default(&c);
+    c.margin_ms = AD_ADAPT_MAX_MS + 1;
+    rc = ad_adapt_cfg_check(&c, err, sizeof(err));
+    T_CHECK(rc == AD_EINVAL && strstr(err, "adapt.margin_ms: must be in 0..31622400000"),
+            "'%s'", err);
+    /* beyond the count's range: the largest count, noted */
+    ad_adapt_cfg_default(&c);
+    c.shadow_ms = AD_ADAPT_MAX_MS;
+    rc = ad_adapt_cfg_resolve(&c, 1000, note, sizeof(note));
+    T_CHECK(rc == 1 && c.shadow_windows == 1000000 && strstr(note, "adapt.shadow_ms"),
+            "a year of 1 s windows: shadow %d '%s'", c.shadow_windows, note);
+}
+
+/* Offer window k (ts k * step ms) the same way to a and b; alerts and
+ * over-threshold windows on a fixed pattern, real scores (candidate too). */
+static void offer_both(ad_adapt *a, ad_adapt *b, uint64_t k, int64_t step)
+{
+    ad_adapt *x[2] = { a, b };
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        float w[W];
+        const ad_model *cand = ad_adapt_candidate(x[i]);
+        ad_adapt_obs o;
+
+        if (k % 100 == 60)
+            ad_adapt_alert_raised(x[i], "s/1", (int64_t)k * step);
+        if (k % 100 == 70)
+            ad_adapt_alert_cleared(x[i], "s/1", (int64_t)k * step, AD_ADAPT_CLEAR_TRUE);
+        gen_window(k, REG_A, k % 100 >= 60 && k % 100 < 70, w);
+        o.ts_ms = (int64_t)k * step;
+        o.live_score = score(g_live, w);
+        o.cand_score = cand ? score(cand, w) : NAN;
+        o.exceeded = k % 100 >= 60 && k % 100 < 70;
+        o.dq = k % 37 == 0;
+        o.regime = 0;
+        ad_adapt_offer(x[i], w, NULL, &o);
+    }
+}
+
+/* The same learner with its counts as data time (a window every 5 s)
+ * behaves exactly as with the counts: same normal set, same events with
+ * the same figures, the decision after shadow_ms of data. Before the
+ * period is known it keeps nothing, schedules nothing and refuses a
+ * shadow; an alert's margin cleared before then still applies after. */
+static void test_data_time_learner(void)
+{
+    ad_adapt_cfg c, cm;
+    ad_adapt *a, *b;
+    ad_adapt_stats sa, sb;
+    ad_adapt_event ea, eb;
+    const ad_adapt_cfg *eff;
+    ad_model *m;
+    char note[300], err[300];
+    int k, rc, n_ev = 0, same = 1, decided = 0;
+    int64_t shadow_ts = -1, decide_ts = -1;
+    size_t i;
+
+    cfg_small(&c);
+    c.every_windows = 120;
+    c.normal_windows = 80;
+    c.min_windows = 40;
+    c.margin = 3;
+    c.shadow_windows = 60;
+    c.reload_shadow = 1;
+    cm = c;
+    cm.normal_ms = 80 * 5000;
+    cm.min_ms = 40 * 5000;
+    cm.margin_ms = 3 * 5000;
+    cm.shadow_ms = 60 * 5000;
+    a = new_adapt(&c);
+    b = new_adapt(&cm);
+    T_CHECK(a && b, "new");
+    if (!a || !b) {
+        ad_adapt_free(a);
+        ad_adapt_free(b);
+        return;
+    }
+    T_CHECK(ad_adapt_resolved(a) && !ad_adapt_resolved(b) &&
+            ad_adapt_get_cfg(b)->normal_windows == 0, "counts: resolved at once; data "
+            "time: not before the period (normal %d)", ad_adapt_get_cfg(b)->normal_windows);
+    /* unresolved: 20 clean windows, due every 5, min 1 - nothing kept */
+    {
+        ad_adapt_cfg e = cm;
+        ad_adapt *u;
+        e.every_windows = 5;
+        e.min_ms = 5000;
+        u = new_adapt(&e);
+        for (k = 1; k <= 20; k++)
+            offer_plain(u, (int64_t)k * 5000, 0);
+        ad_adapt_get_stats(u, &sa);
+        rc = ad_adapt_shadow_begin(u, g_live, 0, 100000);
+        T_CHECK(sa.normal_len == 0 && sa.pending == 0 && sa.excluded_early == 20 &&
+                drain(u, AD_ADAPT_EV_TRAIN_READY, NULL) == 0 && rc == AD_EINVAL &&
+                ad_adapt_candidate(u) == NULL,
+                "before the period: normal %" PRIu64 ", early %" PRIu64 ", no fine-tune, "
+                "shadow refused (%d)", sa.normal_len, sa.excluded_early, rc);
+        rc = ad_adapt_resolve(u, 5000, note, sizeof(note), err, sizeof(err));
+        for (k = 21; k <= 26; k++)
+            offer_plain(u, (int64_t)k * 5000, 0);
+        ad_adapt_get_stats(u, &sa);
+        T_CHECK(rc == 0 && sa.normal_len == 6 - 3 && drain(u, AD_ADAPT_EV_TRAIN_READY, NULL) == 1,
+                "after it: normal %" PRIu64 " of 6 (3 pending), a fine-tune due", sa.normal_len);
+        ad_adapt_free(u);
+    }
+    rc = ad_adapt_resolve(b, 5000, note, sizeof(note), err, sizeof(err));
+    eff = ad_adapt_get_cfg(b);
+    T_CHECK(rc == 0 && ad_adapt_resolved(b) && eff->normal_windows == 80 &&
+            eff->min_windows == 40 && eff->margin == 3 && eff->shadow_windows == 60 &&
+            note[0] == '\0', "resolved at 5 s: %d/%d/%d/%d %s", eff->normal_windows,
+            eff->min_windows, eff->margin, eff->shadow_windows, rc ? err : note);
+    T_CHECK(ad_adapt_resolve(b, 1000, note, sizeof(note), err, sizeof(err)) == 0 &&
+            ad_adapt_get_cfg(b)->normal_windows == 80, "resolved once");
+    for (k = 1; k <= 400; k++) {
+        if (k == 230) {         /* a reloaded model file in shadow */
+            m = ad_model_clone(g_live);
+            T_CHECK(ad_adapt_shadow_begin(a, m, 1, (int64_t)k * 5000) == 0 &&
+                    ad_adapt_shadow_begin(b, g_live, 0, (int64_t)k * 5000) == 0, "shadow");
+        }
+        offer_both(a, b, (uint64_t)k, 5000);
+        for (;;) {
+            int ha = ad_adapt_poll_event(a, &ea), hb = ad_adapt_poll_event(b, &eb);
+            if (!ha && !hb)
+                break;
+            n_ev++;
+            if (ha != hb || ea.type != eb.type || ea.ts_ms != eb.ts_ms ||
+                ea.shadow_windows != eb.shadow_windows ||
+                ea.normal_windows != eb.normal_windows ||
+                ea.train_windows != eb.train_windows ||
+                !(ea.live_error == eb.live_error || (isnan(ea.live_error) && isnan(eb.live_error))) ||
+                !(ea.cand_error == eb.cand_error || (isnan(ea.cand_error) && isnan(eb.cand_error))) ||
+                strcmp(ea.reason, eb.reason) != 0) {
+                same = 0;
+                fprintf(stderr, "  window %d: %s '%s' / %s '%s'\n", k,
+                        ha ? ad_adapt_ev_name(ea.type) : "-", ha ? ea.reason : "",
+                        hb ? ad_adapt_ev_name(eb.type) : "-", hb ? eb.reason : "");
+            }
+            if (hb && eb.type == AD_ADAPT_EV_SHADOW)
+                shadow_ts = eb.ts_ms;
+            if (hb && (eb.type == AD_ADAPT_EV_PROMOTED || eb.type == AD_ADAPT_EV_REJECTED)) {
+                decided++;
+                decide_ts = eb.ts_ms;
+                T_NOTE("decision: %s", eb.reason);
+            }
+        }
+    }
+    ad_adapt_get_stats(a, &sa);
+    ad_adapt_get_stats(b, &sb);
+    T_CHECK(same && n_ev >= 3 && decided == 1, "%d events, the same (decisions %d)", n_ev,
+            decided);
+    T_CHECK(sa.normal_len == sb.normal_len && sa.admitted == sb.admitted &&
+            sa.excluded_alert == sb.excluded_alert && sa.excluded_dq == sb.excluded_dq &&
+            sa.pending == sb.pending && sb.excluded_early == 0,
+            "normal set %" PRIu64 "/%" PRIu64 ", admitted %" PRIu64 "/%" PRIu64,
+            sa.normal_len, sb.normal_len, sa.admitted, sb.admitted);
+    for (i = 0; i < sa.normal_len; i++) {
+        int64_t t1, t2;
+        const float *x1 = ad_adapt_normal_window(a, i, &t1), *x2 = ad_adapt_normal_window(b, i, &t2);
+        if (!x1 || !x2 || t1 != t2 || memcmp(x1, x2, W * sizeof(float)) != 0)
+            same = 0;
+    }
+    T_CHECK(same, "the same windows in the normal sets");
+    /* 60 windows of 5 s with a final verdict (the last 3 wait out the margin) */
+    T_CHECK(shadow_ts >= 0 && decide_ts - shadow_ts >= 60 * 5000 &&
+            decide_ts - shadow_ts <= (60 + 3) * 5000,
+            "decided %lld ms after the shadow began (shadow_ms %lld)",
+            (long long)(decide_ts - shadow_ts), (long long)cm.shadow_ms);
+    ad_adapt_free(a);
+    ad_adapt_free(b);
+
+    /* An alert cleared before the period is known: its margin (3 windows
+     * of 5 s) still keeps the windows after the clear out of the set. */
+    b = new_adapt(&cm);
+    ad_adapt_alert_raised(b, "s/2", 5000);
+    offer_plain(b, 5000, 1);
+    offer_plain(b, 10000, 1);
+    ad_adapt_alert_cleared(b, "s/2", 15000, AD_ADAPT_CLEAR_TRUE);
+    offer_plain(b, 15000, 0);
+    offer_plain(b, 20000, 0);
+    ad_adapt_resolve(b, 5000, note, sizeof(note), err, sizeof(err));
+    for (k = 5; k <= 12; k++)
+        offer_plain(b, (int64_t)k * 5000, 0);
+    {
+        int64_t first = -1;
+        ad_adapt_normal_window(b, 0, &first);
+        ad_adapt_get_stats(b, &sb);
+        T_CHECK(first == 30000 && sb.normal_len == 4 && sb.excluded_early == 2,
+                "first normal window at %lld ms (want 30000: 15, 20 and 25 s are the "
+                "margin), %" PRIu64 " in the set", (long long)first, sb.normal_len);
+    }
+    ad_adapt_free(b);
+}
+
+/* The normal set's memory limit, with the count known only at the
+ * resolution: the error names the key, the ms and the windows; the
+ * learner stays unresolved and keeps nothing. */
+static void test_data_time_memory_limit(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a = NULL;
+    ad_adapt_stats st;
+    ad_thr_cfg thr;
+    char note[200], err[300];
+    int rc;
+
+    ad_adapt_cfg_default(&c);
+    c.enabled = 1;
+    c.normal_ms = 10000000;         /* 10000 windows of 1 s, 1000x30 values each */
+    ad_thr_cfg_default(&thr);
+    rc = ad_adapt_new(&a, &c, 1000, 30, AD_METRIC_MAE, 1.0, &thr, err, sizeof(err));
+    T_CHECK(rc == 0 && a != NULL, "new: the count is not known yet: %s", rc ? err : "ok");
+    if (a == NULL)
+        return;
+    rc = ad_adapt_resolve(a, 1000, note, sizeof(note), err, sizeof(err));
+    T_CHECK(rc == AD_ERANGE && strcmp(err, "adapt.normal_ms: 10000000 ms are 10000 windows (a "
+                                      "window every 1 s) of 1000x30, more than the limit of "
+                                      "268435456 stored values") == 0 &&
+            !ad_adapt_resolved(a), "rc %d: '%s'", rc, err);
+    T_NOTE("%s", err);
+    {
+        float *w = calloc(1000 * 30, sizeof(float));
+        ad_adapt_obs o = { .ts_ms = 1000, .live_score = 0.1, .cand_score = NAN };
+        if (w)
+            ad_adapt_offer(a, w, NULL, &o);
+        free(w);
+    }
+    ad_adapt_get_stats(a, &st);
+    T_CHECK(st.offered == 1 && st.normal_len == 0 && st.excluded_early == 1,
+            "still nothing kept (%" PRIu64 " early)", st.excluded_early);
+    ad_adapt_free(a);
+    /* the same as a count: refused when made */
+    c.normal_ms = 0;
+    c.normal_windows = 10000;
+    rc = ad_adapt_new(&a, &c, 1000, 30, AD_METRIC_MAE, 1.0, &thr, err, sizeof(err));
+    T_CHECK(rc == AD_ERANGE && a == NULL && strstr(err, "adapt.normal_windows: 10000 windows"),
+            "count: '%s'", err);
+}
+
 /* ---- (f) configuration errors -------------------------------------------- */
 
 /* Make field i of c invalid (order of keys[] below). */
@@ -943,6 +1246,9 @@ int main(void)
     T_RUN(test_regime_windows_left_out);
     T_RUN(test_schedule);
     T_RUN(test_save_restore);
+    T_RUN(test_data_time_resolve);
+    T_RUN(test_data_time_learner);
+    T_RUN(test_data_time_memory_limit);
     T_RUN(test_bad_config);
     ad_model_free(g_live);
     T_NOTE("total %.2f s", now_s() - t0);

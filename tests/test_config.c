@@ -149,6 +149,70 @@ static void test_errors(void)
 
 /* The examples in docs/config.md's "Errors" section are what the parser
  * prints for those inputs, word for word. */
+/* The continual learner's window counts as data time: a day of normal
+ * windows in ms reaches the library (counts left at their defaults), 0 is
+ * unset; a setting given both ways is refused naming both keys (the count
+ * has a default, so the parser looks at the keys); min against normal when
+ * both are in data time. */
+static void test_adapt_data_time(void)
+{
+    ad_config *c = NULL;
+    char err[512] = "";
+    int rc = parse("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+                   "\"adapt\":{\"enabled\":true,\"normal_ms\":86400000,\"min_ms\":43200000,"
+                   "\"margin_ms\":3600000,\"shadow_ms\":86400000,\"normal_windows\":0}}]}",
+                   &c, err, sizeof err);
+    T_CHECK(rc < 0 && strstr(err, "adapt.normal_windows: 0 out of range"),
+            "a count of 0 is still out of range: %s", err);
+    ad_config_free(c);
+    c = NULL;
+    rc = parse("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"adapt\":{\"enabled\":true,\"normal_ms\":86400000,\"min_ms\":43200000,"
+               "\"margin_ms\":3600000,\"shadow_ms\":86400000,\"min_windows\":900,"
+               "\"min_ms\":0}}]}", &c, err, sizeof err);
+    T_CHECK(rc == AD_EINVAL && strcmp(err, "detectors[0].adapt.min_ms: duplicate key") == 0,
+            "%s", err);
+    ad_config_free(c);
+    c = NULL;
+    rc = parse("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"adapt\":{\"enabled\":true,\"normal_ms\":86400000,\"min_windows\":900,"
+               "\"margin_ms\":3600000,\"shadow_ms\":86400000,\"min_ms\":0}}]}",
+               &c, err, sizeof err);
+    T_CHECK(rc == 0, "data time, min as a count (900, more than the default normal_windows "
+            "500) and min_ms 0: %s", err);
+    if (rc == 0) {
+        const ad_adapt_cfg *a = &c->det[0].pipe.adapt;
+        T_CHECK(a->normal_ms == 86400000 && a->min_ms == 0 && a->margin_ms == 3600000 &&
+                a->shadow_ms == 86400000 && a->min_windows == 900 && a->normal_windows == 500,
+                "parsed: normal_ms %lld, margin_ms %lld, shadow_ms %lld, min_windows %d",
+                (long long)a->normal_ms, (long long)a->margin_ms, (long long)a->shadow_ms,
+                a->min_windows);
+    }
+    ad_config_free(c);
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"adapt\":{\"normal_windows\":1440,\"normal_ms\":86400000}}]}",
+               "detectors[0]: adapt.normal_ms (86400000) and adapt.normal_windows (1440): "
+               "set one of them");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"]},"
+               "{\"name\":\"b\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"adapt\":{\"shadow_ms\":3600000,\"shadow_windows\":500}}]}",
+               "detectors[1]: adapt.shadow_ms (3600000) and adapt.shadow_windows (500): "
+               "set one of them");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"adapt\":{\"margin\":50,\"margin_ms\":60000}}]}",
+               "detectors[0]: adapt.margin_ms (60000) and adapt.margin (50): set one of them");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"adapt\":{\"min_windows\":100,\"min_ms\":60000}}]}",
+               "detectors[0]: adapt.min_ms (60000) and adapt.min_windows (100): set one of them");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"adapt\":{\"enabled\":true,\"normal_ms\":3600000,\"min_ms\":7200000}}]}",
+               "detectors[0]: adapt.min_ms: must be in 0..adapt.normal_ms (3600000) (got "
+               "7200000)");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"adapt\":{\"shadow_ms\":31622400001}}]}",
+               "detectors[0].adapt.shadow_ms: 31622400001 out of range [0, 31622400000]");
+}
+
 static void test_doc_errors(void)
 {
     static const char *inputs[] = {
@@ -233,6 +297,7 @@ int main(void)
     T_RUN(test_defaults);
     T_RUN(test_full);
     T_RUN(test_errors);
+    T_RUN(test_adapt_data_time);
     T_RUN(test_doc_errors);
     T_RUN(test_reload);
     T_RUN(test_file);

@@ -14,7 +14,11 @@
  *     alert it was accepted from;
  *   - a candidate that would silence a known true alert (a model file
  *     trained on data with the fault in it, loaded with reload.shadow) is
- *     rejected with the alert named, and the live model stays.
+ *     rejected with the alert named, and the live model stays;
+ *   - the adapt window counts given as data time (adapt.normal_ms, min_ms,
+ *     margin_ms, shadow_ms) on a stream with a window every 5 s: the same
+ *     events and figures as the counts, logged at the resolution, also
+ *     across a restore (the saved window period resolves them at once).
  *
  * Data and the dense autoencoder as in test_adapt.c: three sensors from a
  * multi-sine with noise; regime B shifts sensor 0 by +1.5 and changes
@@ -147,8 +151,16 @@ static double score_scaled(const ad_model *m, const float *x)
     return mae;
 }
 
+/* Data time of row t: t * g_step_ms. */
+static int64_t g_step_ms = 1000;
+/* > 0: mk_gap gives the adapt window counts as data time, windows of this
+ * many ms (adapt.normal_ms etc.) instead of counts. */
+static int64_t g_adapt_ms;
+
 typedef struct run {
     int raised, cleared, accepted, promoted, rejected, shadow, ready;
+    char *trace;                /* != NULL: every event appended, one a line */
+    size_t tlen, tcap;
     int skip_finetune;          /* fine-tune jobs fail: only reloads shadow */
     int64_t last_raise;
     ad_event adapt;             /* last decision */
@@ -189,7 +201,7 @@ static void step(ad_detector *d, uint64_t t, int regime, int blockage, run *r)
     gen_row(t, regime, blockage, raw);
     for (f = 0; f < F; f++)
         row[f] = raw[f];
-    ad_detector_push_row(d, (int64_t)t * 1000, row, NULL);
+    ad_detector_push_row(d, (int64_t)t * g_step_ms, row, NULL);
     while (ad_detector_next_window(d, x, &job)) {
         double s = score_scaled(job.model, x);
         double sh = job.shadow ? score_scaled(job.shadow, x) : NAN;
@@ -197,6 +209,23 @@ static void step(ad_detector *d, uint64_t t, int regime, int blockage, run *r)
     }
 again:
     while (ad_detector_poll_event(d, &ev)) {
+        if (r->trace && r->tlen < r->tcap) {
+            /* what a user sees, without the candidates' ids (their
+             * training metadata holds the fine-tune's seconds) */
+            int n, adapt = ev.type == AD_EV_ADAPT, dec = adapt &&
+                (ev.adapt.type == AD_ADAPT_EV_PROMOTED || ev.adapt.type == AD_ADAPT_EV_REJECTED);
+            n = snprintf(r->trace + r->tlen, r->tcap - r->tlen,
+                         "%d %lld %s %.17g %.17g %d %" PRIu64 " %" PRIu64 " %" PRIu64
+                         " %.17g %.17g %.17g %s\n", (int)ev.type, (long long)ev.ts_ms,
+                         ev.type == AD_EV_ALERT_RAISED || ev.type == AD_EV_ALERT_CLEARED
+                             ? ev.alert.id : "", ev.threshold, ev.prev_threshold,
+                         adapt ? (int)ev.adapt.type : 0, adapt ? ev.adapt.shadow_windows : 0,
+                         adapt ? ev.adapt.normal_windows : 0, adapt ? ev.adapt.train_windows : 0,
+                         dec ? ev.adapt.live_error : 0, dec ? ev.adapt.cand_error : 0,
+                         dec ? ev.adapt.cand_threshold : 0, dec ? ev.adapt.reason : "");
+            if (n > 0)
+                r->tlen += (size_t)n;
+        }
         switch (ev.type) {
         case AD_EV_ALERT_RAISED: r->raised++; r->last_raise = ev.ts_ms; break;
         case AD_EV_ALERT_CLEARED: r->cleared++; break;
@@ -253,6 +282,16 @@ static ad_detector *mk_gap(int reload_shadow, int accept_gap, double min_gain)
     c.adapt.min_windows = 200;
     c.adapt.margin = 5;
     c.adapt.shadow_windows = 150;
+    if (g_adapt_ms > 0) {           /* the same, as data time */
+        c.adapt.normal_ms = 300 * g_adapt_ms;
+        c.adapt.min_ms = 200 * g_adapt_ms;
+        c.adapt.margin_ms = 5 * g_adapt_ms;
+        c.adapt.shadow_ms = 150 * g_adapt_ms;
+        c.adapt.normal_windows = 500;   /* the defaults: ignored */
+        c.adapt.min_windows = 200;
+        c.adapt.margin = 50;
+        c.adapt.shadow_windows = 500;
+    }
     c.adapt.epochs = 30;
     c.adapt.lr = 3e-3;
     c.adapt.true_alerts = 4;
@@ -517,6 +556,209 @@ static void test_silencing_candidate_rejected(void)
     ad_detector_free(d);
 }
 
+/* ---- the window counts as data time ---------------------------------------- */
+
+static char g_logbuf[4096];
+static void keep_log(int level, const char *msg, void *u)
+{
+    (void)u;
+    if (strstr(msg, "a window every") || level <= AD_LOG_WARNING)
+        snprintf(g_logbuf + strlen(g_logbuf), sizeof(g_logbuf) - strlen(g_logbuf), "%s\n",
+                 msg);
+}
+
+/* First line where traces a and b differ, for the message. */
+static void trace_diff(const char *a, const char *b)
+{
+    size_t i = 0, line = 0;
+
+    while (a[i] && a[i] == b[i]) {
+        if (a[i] == '\n')
+            line = i + 1;
+        i++;
+    }
+    fprintf(stderr, "  counts:    %.200s\n  data time: %.200s\n", a + line, b + line);
+}
+
+/* test_new_regime_absorbed's run (a true fault on A, regime B accepted,
+ * fine-tuned, shadowed, promoted, a fault on B) at 5 s per window, every
+ * event into r->trace. */
+static void absorb_run(ad_detector *d, run *r, uint64_t t)
+{
+    int i;
+
+    for (i = 0; i < 400; i++)
+        step(d, t++, REG_A, 0, r);
+    for (i = 0; i < 20; i++)
+        step(d, t++, REG_A, 1, r);
+    for (i = 0; i < 100; i++)
+        step(d, t++, REG_A, 0, r);
+    for (i = 0; i < 3000 && !r->promoted; i++)
+        step(d, t++, REG_B, 0, r);
+    for (i = 0; i < 400; i++)
+        step(d, t++, REG_B, 0, r);
+    for (i = 0; i < 20; i++)
+        step(d, t++, REG_B, 1, r);
+}
+
+/* A stream with a window every 5 s: adapt.normal_ms 1500 s, min_ms 1000 s,
+ * margin_ms 25 s and shadow_ms 750 s behave exactly as normal_windows 300,
+ * min_windows 200, margin 5 and shadow_windows 150 (the same events with
+ * the same figures, one promotion), and the resolution logs them. */
+static void test_data_time_same_as_counts(void)
+{
+    static char tc[65536], tm[65536];
+    ad_detector *dc, *dm;
+    ad_detector_stats sc, sm;
+    run rc, rm;
+
+    if (!g_live)
+        return;
+    g_step_ms = 5000;
+    dc = mk(0);
+    g_adapt_ms = 5000;
+    dm = mk(0);
+    g_adapt_ms = 0;
+    if (!dc || !dm) {
+        ad_detector_free(dc);
+        ad_detector_free(dm);
+        g_step_ms = 1000;
+        return;
+    }
+    memset(&rc, 0, sizeof(rc));
+    memset(&rm, 0, sizeof(rm));
+    rc.trace = tc;
+    rc.tcap = sizeof(tc);
+    rm.trace = tm;
+    rm.tcap = sizeof(tm);
+    absorb_run(dc, &rc, 5000);
+    g_logbuf[0] = '\0';
+    ad_log_set(keep_log, NULL);
+    absorb_run(dm, &rm, 5000);
+    ad_log_set(NULL, NULL);
+    g_step_ms = 1000;
+    ad_detector_get_stats(dc, &sc);
+    ad_detector_get_stats(dm, &sm);
+    T_CHECK(rc.promoted == 1 && rc.ready >= 1 && rc.shadow >= 1,
+            "counts: promoted %d after %d fine-tunes", rc.promoted, rc.ready);
+    T_CHECK(rm.tlen == rc.tlen && memcmp(tc, tm, rc.tlen) == 0,
+            "the same %zu bytes of events (%zu in data time): %d fine-tunes, %d shadows, "
+            "%d promoted, %d rejected / %d, %d, %d, %d", rc.tlen, rm.tlen, rc.ready,
+            rc.shadow, rc.promoted, rc.rejected, rm.ready, rm.shadow, rm.promoted,
+            rm.rejected);
+    if (rm.tlen != rc.tlen || memcmp(tc, tm, rc.tlen) != 0)
+        trace_diff(tc, tm);
+    T_CHECK(sc.adapt_normal == sm.adapt_normal && sc.adapt_promoted == sm.adapt_promoted &&
+            sc.threshold == sm.threshold, "normal set %" PRIu64 "/%" PRIu64
+            ", threshold %g/%g", sc.adapt_normal, sm.adapt_normal, sc.threshold, sm.threshold);
+    T_CHECK(strstr(g_logbuf, "stream pump1: a window every 5 s of data: alert.accept_after 30 "
+                   "windows = 0.0417 h, alert.accept_gap 0 = 0 h, adapt.normal_windows 300 = "
+                   "0.417 h, adapt.min_windows 200 = 0.278 h, adapt.margin 5 = 0.00694 h, "
+                   "adapt.shadow_windows 150 = 0.208 h\n") != NULL &&
+            !strstr(g_logbuf, "warn"), "resolve log: %s", g_logbuf);
+    T_NOTE("%s", g_logbuf);
+    T_NOTE("decision: %s", rm.adapt_json);
+    ad_detector_free(dc);
+    ad_detector_free(dm);
+}
+
+/* Restores of a stream that learns continually, saved after its normal set
+ * filled (5 s windows): with the saved window period, the settings in data
+ * time resolve at the restore and the restored stream behaves exactly as
+ * one with the counts (the normal set refills from the restore on, the
+ * schedule resumes, the same promotion); without it (a state saved before
+ * the period was kept) the first 31 windows are not kept. */
+static void test_data_time_restored(void)
+{
+    static char tc[65536], tm[65536];
+    ad_detector *dc, *dm, *rc_d, *rm_d, *rx_d;
+    ad_detector_stats sc, sm, sx;
+    char *stc, *stm, *stx, err[300], *p;
+    run r0, rc, rm, rx;
+    uint64_t t = 5000;
+    int i, rc1, rc2, rc3;
+
+    if (!g_live)
+        return;
+    g_step_ms = 5000;
+    dc = mk(0);
+    rc_d = mk(0);
+    g_adapt_ms = 5000;
+    dm = mk(0);
+    rm_d = mk(0);
+    rx_d = mk(0);
+    g_adapt_ms = 0;
+    if (!dc || !dm || !rc_d || !rm_d || !rx_d)
+        goto out;
+    memset(&r0, 0, sizeof(r0));
+    for (i = 0; i < 500; i++, t++) {
+        step(dc, t, REG_A, i >= 400 && i < 420, &r0);
+        step(dm, t, REG_A, i >= 400 && i < 420, &r0);
+    }
+    ad_detector_get_stats(dm, &sm);
+    stc = ad_detector_save(dc);
+    stm = ad_detector_save(dm);
+    p = stm ? strstr(stm, "\"window_ms\":5000") : NULL;
+    T_CHECK(p != NULL && sm.adapt_normal > 200, "saved with window_ms 5000 and %" PRIu64
+            " normal windows", sm.adapt_normal);
+    /* the same state without the window period */
+    stx = stm ? strdup(stm) : NULL;
+    if (stx && (p = strstr(stx, "\"window_ms\":5000")) != NULL)
+        memcpy(p, "\"window_xx\"", 11);
+    g_logbuf[0] = '\0';
+    ad_log_set(keep_log, NULL);
+    rc1 = stc ? ad_detector_restore(rc_d, stc, err, sizeof(err)) : -1;
+    rc2 = stm ? ad_detector_restore(rm_d, stm, err, sizeof(err)) : -1;
+    ad_log_set(NULL, NULL);
+    rc3 = stx ? ad_detector_restore(rx_d, stx, err, sizeof(err)) : -1;
+    T_CHECK(rc1 == 0 && rc2 == 0 && rc3 == 0, "restored: %d %d %d %s", rc1, rc2, rc3, err);
+    T_CHECK(strstr(g_logbuf, "adapt.normal_windows 300 = 0.417 h, adapt.min_windows 200 = "
+                   "0.278 h, adapt.margin 5 = 0.00694 h, adapt.shadow_windows 150 = 0.208 h"),
+            "resolved at the restore: %s", g_logbuf);
+    memset(&rc, 0, sizeof(rc));
+    memset(&rm, 0, sizeof(rm));
+    memset(&rx, 0, sizeof(rx));
+    rc.trace = tc;
+    rc.tcap = sizeof(tc);
+    rm.trace = tm;
+    rm.tcap = sizeof(tm);
+    for (i = 0; i < 60; i++, t++) {
+        step(rc_d, t, REG_A, 0, &rc);
+        step(rm_d, t, REG_A, 0, &rm);
+        step(rx_d, t, REG_A, 0, &rx);
+    }
+    ad_detector_get_stats(rc_d, &sc);
+    ad_detector_get_stats(rm_d, &sm);
+    ad_detector_get_stats(rx_d, &sx);
+    /* 60 rows: 49 windows (the first needs T rows), the last 5 pending */
+    T_CHECK(sm.adapt_normal == sc.adapt_normal && sc.adapt_normal == 44 &&
+            sx.adapt_normal == sc.adapt_normal - 31 && sx.window_s == 5.0,
+            "60 rows after the restore: normal set %" PRIu64 " (counts %" PRIu64
+            "; without the saved period %" PRIu64 ")", sm.adapt_normal, sc.adapt_normal,
+            sx.adapt_normal);
+    T_NOTE("60 rows after the restore: normal set %" PRIu64 " with the saved period, %"
+           PRIu64 " without (its first 31 windows not kept)", sm.adapt_normal, sx.adapt_normal);
+    for (i = 0; i < 3000 && !rc.promoted; i++, t++) {
+        step(rc_d, t, REG_B, 0, &rc);
+        step(rm_d, t, REG_B, 0, &rm);
+    }
+    T_CHECK(rc.promoted == 1 && rm.promoted == 1 && rc.tlen == rm.tlen &&
+            memcmp(tc, tm, rc.tlen) == 0, "after the restore: the same events (%zu bytes), "
+            "promoted %d/%d after %d fine-tunes", rc.tlen, rc.promoted, rm.promoted, rm.ready);
+    if (rm.tlen != rc.tlen || memcmp(tc, tm, rc.tlen) != 0)
+        trace_diff(tc, tm);
+    free(stc);
+    free(stm);
+    free(stx);
+out:
+    g_step_ms = 1000;
+    ad_detector_free(dc);
+    ad_detector_free(dm);
+    ad_detector_free(rc_d);
+    ad_detector_free(rm_d);
+    ad_detector_free(rx_d);
+}
+
 int main(void)
 {
     double t0 = now_s();
@@ -526,6 +768,8 @@ int main(void)
     T_RUN(test_recurring_regime_learned);
     T_RUN(test_unlearned_regime_kept);
     T_RUN(test_silencing_candidate_rejected);
+    T_RUN(test_data_time_same_as_counts);
+    T_RUN(test_data_time_restored);
     ad_model_free(g_live);
     T_NOTE("total %.2f s", now_s() - t0);
     return t_done();
