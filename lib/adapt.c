@@ -341,7 +341,14 @@ int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
         return ad_errf(err, errlen, AD_ENOMEM, "adapt: out of memory");
     }
     if (ad_adapt_cfg_in_data_time(cfg)) {
-        /* unresolved: the counts given in data time read 0 until known */
+        /* unresolved: the counts given in data time read 0 until known;
+         * the clean windows offered until then are held (AD_ADAPT_EARLY) */
+        a->early = calloc(AD_ADAPT_EARLY, sizeof(pend_ent));
+        a->ewin = calloc(AD_ADAPT_EARLY * wsz, sizeof(float));
+        if (!a->early || !a->ewin) {
+            ad_adapt_free(a);
+            return ad_errf(err, errlen, AD_ENOMEM, "adapt: out of memory");
+        }
         if (cfg->normal_ms > 0)
             a->cfg.normal_windows = 0;
         if (cfg->min_ms > 0)
@@ -358,6 +365,8 @@ int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
     *out = a;
     return 0;
 }
+
+static void early_release(ad_adapt *a);
 
 int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
                      char *err, size_t errlen)
@@ -382,6 +391,7 @@ int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
         since = a->offered - (a->cleared_at - 1);
         a->post_clear = since < (uint64_t)c.margin ? c.margin - (int)since : 0;
     }
+    early_release(a);
     return 0;
 }
 
@@ -399,6 +409,8 @@ void ad_adapt_free(ad_adapt *a)
 {
     if (a == NULL)
         return;
+    free(a->early);
+    free(a->ewin);
     free(a->nset);
     free(a->nts);
     free(a->pend);
@@ -572,6 +584,83 @@ static void push_pending(ad_adapt *a, const float *raw, const ad_adapt_obs *o,
     a->plen++;
 }
 
+/* Unresolved: hold a clean window (its offer number is a->offered); past
+ * AD_ADAPT_EARLY it is counted in excluded_early and not kept. */
+static void early_push(ad_adapt *a, const float *raw, const ad_adapt_obs *o)
+{
+    pend_ent *e;
+
+    if (a->early == NULL || a->elen == AD_ADAPT_EARLY) {
+        a->ex_early++;
+        return;
+    }
+    e = &a->early[a->elen];
+    e->seq = a->offered;
+    e->ts = o->ts_ms;
+    e->live = o->live_score;
+    e->cand = o->cand_score;
+    e->shadow = 0;              /* no shadow before the resolution */
+    e->regime = o->regime;
+    e->past_margin = 0;
+    memcpy(a->ewin + a->elen * a->wsz, raw, a->wsz * sizeof(float));
+    a->elen++;
+}
+
+/* An alert was raised before the resolution: the held windows that had
+ * waited out the margin by now would have entered the normal set; the
+ * others preceded the raise by fewer than margin windows. With the margin
+ * in data time (unknown yet) none is known to be clear of it: all go. */
+static void early_raised(ad_adapt *a)
+{
+    size_t i, keep = 0;
+
+    for (i = 0; i < a->elen; i++) {
+        if (a->given.margin_ms == 0 && a->offered - a->early[i].seq >= (uint64_t)a->given.margin) {
+            if (keep != i) {
+                a->early[keep] = a->early[i];
+                memcpy(a->ewin + keep * a->wsz, a->ewin + i * a->wsz, a->wsz * sizeof(float));
+            }
+            a->early[keep].past_margin = 1;
+            keep++;
+        } else {
+            a->ex_alert++;
+        }
+    }
+    a->elen = keep;
+}
+
+/* The counts are known: the held windows go through the pending queue in
+ * offer order, as if the counts had been known when they were offered
+ * (those within the margin after an earlier clear are left out). */
+static void early_release(ad_adapt *a)
+{
+    uint64_t c = a->cleared_at > 0 ? a->cleared_at - 1 : 0;
+    size_t i, slot;
+
+    for (i = 0; i < a->elen; i++) {
+        pend_ent *e = &a->early[i];
+
+        if (!e->past_margin && a->cleared_at > 0 && e->seq > c &&
+            e->seq <= c + (uint64_t)a->cfg.margin) {
+            a->ex_alert++;
+            continue;
+        }
+        if (a->plen == a->pcap)
+            admit_oldest(a);
+        slot = (a->phead + a->plen) % a->pcap;
+        a->pend[slot] = *e;
+        memcpy(a->pwin + slot * a->wsz, a->ewin + i * a->wsz, a->wsz * sizeof(float));
+        a->plen++;
+        while (a->plen > 0 && a->offered - a->pend[a->phead].seq >= (uint64_t)a->cfg.margin)
+            admit_oldest(a);
+    }
+    a->elen = 0;
+    free(a->early);
+    free(a->ewin);
+    a->early = NULL;
+    a->ewin = NULL;
+}
+
 const float *ad_adapt_normal_window(const ad_adapt *a, size_t i, int64_t *ts_ms)
 {
     size_t slot;
@@ -588,7 +677,12 @@ void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms)
 {
     if (a == NULL)
         return;
-    /* pending windows are in offer order: the flagged ones are the newest */
+    /* held and pending windows are in offer order: the flagged ones are
+     * the newest */
+    while (a->elen > 0 && a->early[a->elen - 1].ts >= since_ms) {
+        a->elen--;
+        a->ex_dq++;
+    }
     while (a->plen > 0) {
         size_t slot = (a->phead + a->plen - 1) % a->pcap;
         pend_ent *e = &a->pend[slot];
@@ -615,6 +709,8 @@ void ad_adapt_alert_raised(ad_adapt *a, const char *id, int64_t ts_ms)
     (void)ts_ms;
     if (a == NULL)
         return;
+    if (!a->resolved)
+        early_raised(a);
     /* The pending windows preceded the raise by fewer than margin windows:
      * never normal. In shadow they now have their final verdict. */
     while (a->plen > 0) {
@@ -992,9 +1088,9 @@ int ad_adapt_offer(ad_adapt *a, const float *win, const ad_model *scaled_by,
     } else if (o->exceeded) {
         a->ex_exc++;
     } else if (!a->resolved) {
-        /* the margin and the normal set's size are not known yet: not
-         * kept (at most the detector's first AD_WP_N windows) */
-        a->ex_early++;
+        /* the margin and the normal set's size are not known yet: held
+         * until they are (early_release) */
+        early_push(a, raw, o);
     } else {
         push_pending(a, raw, o, shadow);
         shadow = 0;     /* resolved when admitted or dropped */
@@ -1245,7 +1341,7 @@ void ad_adapt_get_stats(const ad_adapt *a, ad_adapt_stats *st)
     st->excluded_dq = a->ex_dq;
     st->excluded_early = a->ex_early;
     st->normal_len = a->nlen;
-    st->pending = a->plen;
+    st->pending = a->plen + a->elen;
     st->true_alerts = (int)a->talen;
     st->attempts = a->attempts;
     st->promotions = a->promotions;

@@ -128,15 +128,18 @@
  * from one set to it). They become window counts once the stream's window
  * period is known: ad_adapt_resolve(), which also allocates what those
  * counts size (normal set, pending queue, shadow accumulators). Until then
- * the learner is "unresolved": windows offered are counted (stats
- * excluded_early when they would have been candidates for the normal
- * set) but not kept, no fine-tune is scheduled and no shadow can begin
- * (ad_adapt_shadow_begin: AD_EINVAL). The detector resolves at the end of
- * calibration or after its first AD_WP_N windows, and at once on a restore
- * with a saved window period, so in practice only a stream detecting
- * without calibration (threshold fixed or model) or restored from a state
- * without the period loses its first few windows. With counts only the
- * learner is resolved from ad_adapt_new on.
+ * the learner is "unresolved": the clean windows offered are held (up to
+ * AD_ADAPT_EARLY = 64; beyond, stats excluded_early, not kept; stats
+ * pending counts the held ones) and at the resolution go through the
+ * pending queue in offer order, so the normal set is the one the counts
+ * would have given (an alert raised while unresolved drops the held
+ * windows within the margin, all of them when the margin is in data
+ * time; the margin of a clear applies to the held windows after it). No
+ * fine-tune is scheduled and no shadow can begin (ad_adapt_shadow_begin:
+ * AD_EINVAL) until then. The detector resolves at the end of calibration
+ * or after its first AD_WP_N windows, and at once on a restore with a
+ * saved window period. With counts only the learner is resolved from
+ * ad_adapt_new on.
  *
  * THREAD RULES. One ad_adapt is used by one thread at a time. An
  * ad_adapt_job is self-contained (ad_adapt_job_run is pure). Models passed
@@ -266,9 +269,11 @@ typedef struct ad_adapt_stats {
     uint64_t excluded_exceeded; /* over the threshold */
     uint64_t excluded_dq;       /* data-quality flag */
     uint64_t excluded_early;    /* clean, but offered before the counts
-                                 * were known (DATA TIME): not kept */
+                                 * were known (DATA TIME) beyond the
+                                 * AD_ADAPT_EARLY held: not kept */
     uint64_t normal_len;        /* windows in the normal set now */
-    uint64_t pending;           /* windows waiting in the pending queue */
+    uint64_t pending;           /* windows waiting in the pending queue
+                                 * (or held until the counts are known) */
     int true_alerts;            /* kept true alerts */
     uint64_t attempts, promotions, rejections, failures;
     uint64_t sched_windows;     /* schedule position: windows since last */

@@ -15,7 +15,14 @@ typedef struct pend_ent {
     double live, cand;
     uint64_t shadow;            /* shadow generation, 0 = none */
     int regime;                 /* judged against an accepted regime */
+    int past_margin;            /* held while unresolved: offered margin or
+                                   more windows before a raise */
 } pend_ent;
+
+/* windows an unresolved learner holds (the detector resolves after
+ * AD_WP_N = 31 scored windows at the latest; a few more when windows share
+ * a timestamp) */
+#define AD_ADAPT_EARLY 64
 
 typedef struct true_alert {
     char id[AD_ALERT_ID_LEN];
@@ -41,6 +48,12 @@ struct ad_adapt {
     pend_ent *pend;
     float *pwin;
     size_t pcap, plen, phead;
+    /* unresolved (DATA TIME): the clean windows offered so far, in offer
+     * order, until the counts are known (then they go through the pending
+     * queue as if offered with the counts known) */
+    pend_ent *early;
+    float *ewin;
+    size_t elen;
     float *tmp;                 /* one unscaled window */
     /* alerts */
     int in_alert;

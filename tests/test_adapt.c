@@ -970,9 +970,13 @@ static void offer_both(ad_adapt *a, ad_adapt *b, uint64_t k, int64_t step)
 
 /* The same learner with its counts as data time (a window every 5 s)
  * behaves exactly as with the counts: same normal set, same events with
- * the same figures, the decision after shadow_ms of data. Before the
- * period is known it keeps nothing, schedules nothing and refuses a
- * shadow; an alert's margin cleared before then still applies after. */
+ * the same figures, the decision after shadow_ms of data, also when the
+ * period becomes known only after 49 windows (they are held and then go
+ * through the pending queue). Before the period is known it schedules
+ * nothing and refuses a shadow; past AD_ADAPT_EARLY held windows the rest
+ * are not kept; an alert's margin cleared before then still applies
+ * after; a raise before then drops the held windows (the margin is not
+ * known), or with the margin a count only those within it. */
 static void test_data_time_learner(void)
 {
     ad_adapt_cfg c, cm;
@@ -1009,7 +1013,8 @@ static void test_data_time_learner(void)
     T_CHECK(ad_adapt_resolved(a) && !ad_adapt_resolved(b) &&
             ad_adapt_get_cfg(b)->normal_windows == 0, "counts: resolved at once; data "
             "time: not before the period (normal %d)", ad_adapt_get_cfg(b)->normal_windows);
-    /* unresolved: 20 clean windows, due every 5, min 1 - nothing kept */
+    /* unresolved: 20 clean windows, due every 5, min 1 - held, no
+     * fine-tune until the counts are known */
     {
         ad_adapt_cfg e = cm;
         ad_adapt *u;
@@ -1020,28 +1025,50 @@ static void test_data_time_learner(void)
             offer_plain(u, (int64_t)k * 5000, 0);
         ad_adapt_get_stats(u, &sa);
         rc = ad_adapt_shadow_begin(u, g_live, 0, 100000);
-        T_CHECK(sa.normal_len == 0 && sa.pending == 0 && sa.excluded_early == 20 &&
+        T_CHECK(sa.normal_len == 0 && sa.pending == 20 && sa.excluded_early == 0 &&
                 drain(u, AD_ADAPT_EV_TRAIN_READY, NULL) == 0 && rc == AD_EINVAL &&
                 ad_adapt_candidate(u) == NULL,
-                "before the period: normal %" PRIu64 ", early %" PRIu64 ", no fine-tune, "
-                "shadow refused (%d)", sa.normal_len, sa.excluded_early, rc);
+                "before the period: normal %" PRIu64 ", held %" PRIu64 ", no fine-tune, "
+                "shadow refused (%d)", sa.normal_len, sa.pending, rc);
         rc = ad_adapt_resolve(u, 5000, note, sizeof(note), err, sizeof(err));
         for (k = 21; k <= 26; k++)
             offer_plain(u, (int64_t)k * 5000, 0);
         ad_adapt_get_stats(u, &sa);
-        T_CHECK(rc == 0 && sa.normal_len == 6 - 3 && drain(u, AD_ADAPT_EV_TRAIN_READY, NULL) == 1,
-                "after it: normal %" PRIu64 " of 6 (3 pending), a fine-tune due", sa.normal_len);
+        T_CHECK(rc == 0 && sa.normal_len == 26 - 3 && sa.pending == 3 &&
+                drain(u, AD_ADAPT_EV_TRAIN_READY, NULL) == 1,
+                "after it: normal %" PRIu64 " of 26 (3 pending), a fine-tune due",
+                sa.normal_len);
+        ad_adapt_free(u);
+        /* more than AD_ADAPT_EARLY before the period: the rest not kept */
+        u = new_adapt(&e);
+        for (k = 1; k <= 70; k++)
+            offer_plain(u, (int64_t)k * 5000, 0);
+        ad_adapt_resolve(u, 5000, note, sizeof(note), err, sizeof(err));
+        ad_adapt_get_stats(u, &sa);
+        T_CHECK(sa.normal_len == 64 && sa.excluded_early == 6,
+                "70 before the period: %" PRIu64 " in the set, %" PRIu64 " not kept",
+                sa.normal_len, sa.excluded_early);
         ad_adapt_free(u);
     }
-    rc = ad_adapt_resolve(b, 5000, note, sizeof(note), err, sizeof(err));
-    eff = ad_adapt_get_cfg(b);
-    T_CHECK(rc == 0 && ad_adapt_resolved(b) && eff->normal_windows == 80 &&
-            eff->min_windows == 40 && eff->margin == 3 && eff->shadow_windows == 60 &&
-            note[0] == '\0', "resolved at 5 s: %d/%d/%d/%d %s", eff->normal_windows,
-            eff->min_windows, eff->margin, eff->shadow_windows, rc ? err : note);
-    T_CHECK(ad_adapt_resolve(b, 1000, note, sizeof(note), err, sizeof(err)) == 0 &&
-            ad_adapt_get_cfg(b)->normal_windows == 80, "resolved once");
     for (k = 1; k <= 400; k++) {
+        if (k == 50) {          /* the period known after 49 windows */
+            rc = ad_adapt_resolve(b, 5000, note, sizeof(note), err, sizeof(err));
+            eff = ad_adapt_get_cfg(b);
+            T_CHECK(rc == 0 && ad_adapt_resolved(b) && eff->normal_windows == 80 &&
+                    eff->min_windows == 40 && eff->margin == 3 && eff->shadow_windows == 60 &&
+                    note[0] == '\0', "resolved at 5 s: %d/%d/%d/%d %s", eff->normal_windows,
+                    eff->min_windows, eff->margin, eff->shadow_windows, rc ? err : note);
+            T_CHECK(ad_adapt_resolve(b, 1000, note, sizeof(note), err, sizeof(err)) == 0 &&
+                    ad_adapt_get_cfg(b)->normal_windows == 80, "resolved once");
+        }
+        if (k == 49) {
+            ad_adapt_get_stats(a, &sa);
+            ad_adapt_get_stats(b, &sb);
+            T_CHECK(sb.normal_len == 0 && sb.pending == 47 && sa.normal_len == 47 - 3,
+                    "before the period: %" PRIu64 " held (48 offered, one flagged; counts: "
+                    "%" PRIu64 " in the set)",
+                    sb.pending, sa.normal_len);
+        }
         if (k == 230) {         /* a reloaded model file in shadow */
             m = ad_model_clone(g_live);
             T_CHECK(ad_adapt_shadow_begin(a, m, 1, (int64_t)k * 5000) == 0 &&
@@ -1114,11 +1141,45 @@ static void test_data_time_learner(void)
         int64_t first = -1;
         ad_adapt_normal_window(b, 0, &first);
         ad_adapt_get_stats(b, &sb);
-        T_CHECK(first == 30000 && sb.normal_len == 4 && sb.excluded_early == 2,
+        T_CHECK(first == 30000 && sb.normal_len == 4 && sb.excluded_early == 0 &&
+                sb.excluded_alert == 2 + 3,
                 "first normal window at %lld ms (want 30000: 15, 20 and 25 s are the "
                 "margin), %" PRIu64 " in the set", (long long)first, sb.normal_len);
     }
     ad_adapt_free(b);
+
+    /* A raise before the period is known: with the margin in data time no
+     * held window is known to be clear of it, all go; with the margin a
+     * count (3) those offered 3 or more windows before the raise stay. */
+    for (k = 0; k < 2; k++) {
+        ad_adapt_cfg e = cm;
+        int64_t first = -1;
+        int j;
+        if (k == 1) {
+            e.margin_ms = 0;
+            e.margin = 3;
+        }
+        b = new_adapt(&e);
+        for (j = 1; j <= 10; j++)
+            offer_plain(b, (int64_t)j * 5000, 0);
+        ad_adapt_alert_raised(b, "s/3", 55000);
+        offer_plain(b, 55000, 1);
+        ad_adapt_alert_cleared(b, "s/3", 60000, AD_ADAPT_CLEAR_TRUE);
+        ad_adapt_resolve(b, 5000, note, sizeof(note), err, sizeof(err));
+        for (j = 12; j <= 20; j++)
+            offer_plain(b, (int64_t)j * 5000, 0);
+        ad_adapt_get_stats(b, &sb);
+        ad_adapt_normal_window(b, 0, &first);
+        if (k == 0)
+            T_CHECK(sb.normal_len == 9 - 3 - 3 && first == 75000,
+                    "margin in data time: %" PRIu64 " in the set, the first at %lld ms "
+                    "(want 3 from 75 s)", sb.normal_len, (long long)first);
+        else
+            T_CHECK(sb.normal_len == 7 + 3 && first == 5000,
+                    "margin a count: %" PRIu64 " in the set, the first at %lld ms "
+                    "(want 10 from 5 s)", sb.normal_len, (long long)first);
+        ad_adapt_free(b);
+    }
 }
 
 /* The normal set's memory limit, with the count known only at the
@@ -1155,8 +1216,8 @@ static void test_data_time_memory_limit(void)
         free(w);
     }
     ad_adapt_get_stats(a, &st);
-    T_CHECK(st.offered == 1 && st.normal_len == 0 && st.excluded_early == 1,
-            "still nothing kept (%" PRIu64 " early)", st.excluded_early);
+    T_CHECK(st.offered == 1 && st.normal_len == 0 && st.pending == 1,
+            "still nothing in the set (%" PRIu64 " held)", st.pending);
     ad_adapt_free(a);
     /* the same as a count: refused when made */
     c.normal_ms = 0;
