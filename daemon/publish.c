@@ -110,6 +110,11 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     cJSON_AddBoolToObject(ad, "shadow", st.adapt_shadow != 0);
     cJSON_AddNumberToObject(ad, "promoted", (double)st.adapt_promoted);
     cJSON_AddNumberToObject(ad, "rejected", (double)st.adapt_rejected);
+    cJSON_AddNumberToObject(ad, "normal", (double)st.adapt_normal);
+    cJSON_AddNumberToObject(ad, "normal_windows", (double)st.adapt_normal_windows);
+    cJSON_AddNumberToObject(ad, "min_windows", (double)st.adapt_min_windows);
+    cJSON_AddNumberToObject(ad, "margin", (double)st.adapt_margin);
+    cJSON_AddNumberToObject(ad, "shadow_windows", (double)st.adapt_shadow_windows);
     rg = cJSON_AddObjectToObject(o, "regime");
     add_num_or_null(rg, "threshold", st.regime_threshold);
     cJSON_AddNumberToObject(rg, "accepted", (double)st.accepted);

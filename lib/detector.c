@@ -2146,6 +2146,13 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
         ad_adapt_get_stats(d->ad, &as);
         st->adapt_shadow = as.shadow;
         st->adapt_normal = as.normal_len;
+        if (ad_adapt_resolved(d->ad) && (d->cfg.adapt.enabled || d->cfg.adapt.reload_shadow)) {
+            const ad_adapt_cfg *ac = ad_adapt_get_cfg(d->ad);
+            st->adapt_normal_windows = ac->normal_windows;
+            st->adapt_min_windows = ac->min_windows;
+            st->adapt_margin = ac->margin;
+            st->adapt_shadow_windows = ac->shadow_windows;
+        }
     }
     st->model_gen = d->gen;
     snprintf(st->model_id, sizeof(st->model_id), "%s", d->model ? d->model->id : "");

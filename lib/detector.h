@@ -345,6 +345,10 @@ typedef struct ad_detector_stats {
     uint64_t adapt_failed;      /* fine-tune jobs that failed */
     int adapt_shadow;           /* a candidate is in shadow now */
     uint64_t adapt_normal;      /* windows in the normal set now */
+    int adapt_normal_windows;   /* continual learning's counts in effect: */
+    int adapt_min_windows;      /* from adapt.normal_ms etc. once the */
+    int adapt_margin;           /* window period is known, 0 before (and */
+    int adapt_shadow_windows;   /* with neither adapt nor reload.shadow) */
     int threshold_floored;      /* the floor set the threshold */
     double last_probability;    /* NAN before the first */
     double last_log_likelihood; /* ln(1 - last_probability) */

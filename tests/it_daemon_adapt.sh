@@ -5,7 +5,9 @@
 # batches, and publishes the decision with its figures on
 # <state topic>/events; a promoted model is saved in the state directory
 # with the stream's state, and a restart comes back with it (no
-# recalibration, the promoted model id on the state topic).
+# recalibration, the promoted model id on the state topic). The learner's
+# counts are given in data time (one-minute rows: 80, 40, 5 and 60
+# windows), as the state topic shows once the stream knows its period.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_adapt.XXXXXX)
@@ -22,8 +24,8 @@ cat > "$D/ad.json" <<EOC
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
    "calibration": {"windows": 100}, "quality": {"enabled": false},
    "adapt": {"enabled": true, "every_windows": 60, "every_hours": 0,
-             "normal_windows": 80, "min_windows": 40, "margin": 5,
-             "shadow_windows": 60, "epochs": 6, "lr": 0.003, "min_gain": 0},
+             "normal_ms": 4800000, "min_ms": 2400000, "margin_ms": 300000,
+             "shadow_ms": 3600000, "epochs": 6, "lr": 0.003, "min_gain": 0},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
 if $AD_BIN check -c "$D/ad.json" > "$D/check.out" 2>&1; then
@@ -103,6 +105,15 @@ feed_until() {
     return 1
 }
 pub 0 160; K=160                  # calibration: 100 windows
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 phase=detecting \
+       adapt.normal_windows=80 adapt.min_windows=40 adapt.margin=5 adapt.shadow_windows=60 \
+       --timeout 20 >/dev/null &&
+   grep -q "a window every 60 s of data: .*adapt.normal_windows 80 = 1.33 h" "$D/daemon.log"; then
+    it_ok "adapt.normal_ms 80 min etc.: 80/40/5/60 windows of this stream's 60 s (state topic, log)"
+else
+    it_fail "adapt.normal_ms 80 min etc.: 80/40/5/60 windows of this stream's 60 s (state topic, log)" \
+        "$(grep "state/pump/pump1\"" "$D/sub.jsonl" | tail -1; grep "a window every" "$D/daemon.log")"
+fi
 if feed_until shadow; then
     it_ok "the stream fine-tuned a candidate on a worker; shadow start published on its events topic (after $K rows)"
 else
