@@ -5,7 +5,8 @@
 # ids), NaN cells rejected and counted, a hole in the timestamps raised
 # and cleared as a dropout, the pipeline of a config (-c, --detector,
 # options overriding single settings), bootstrap training
-# phases, usage errors naming the option, FIFOs refused without a hang.
+# phases, the example configuration on a five-minute univariate CSV
+# (README), usage errors naming the option, FIFOs refused without a hang.
 . tests/lib.sh
 BIN=${AD_BIN:-build/anomalyd}
 D=$(mktemp -d)
@@ -240,6 +241,50 @@ if "$BIN" replay -i "$D/data.csv" --training bootstrap --window 10 --train-windo
     fi
 else
     it_fail "bootstrap replay" "$(cat "$D/logb")"
+fi
+
+# The README's command for a CSV of one's own: the example configuration
+# with a model bootstrapped from the stream. Four days of one value every
+# five minutes (a daily cycle), +25 for 2 h on day 4 from 08:20 (289200 s): the
+# settings given in data time become this stream's windows (8 h of
+# acceptance = 96 windows, a day of normal windows = 288), and the burst,
+# not the cycle, raises the one alert.
+$PYTHON - "$D/uni.csv" <<'EOF2'
+import sys, math, random, datetime
+random.seed(11)
+t0 = datetime.datetime(2024, 3, 1)
+with open(sys.argv[1], "w") as f:
+    f.write("timestamp,value\n")
+    for i in range(4 * 288):
+        ts = t0 + datetime.timedelta(minutes=5 * i)
+        v = 50 + 20 * math.sin(2 * math.pi * i / 288) + random.gauss(0, 1)
+        if 3 * 288 + 100 <= i < 3 * 288 + 124:
+            v += 25
+        f.write("%s,%.4f\n" % (ts.strftime("%Y-%m-%d %H:%M:%S"), v))
+EOF2
+if "$BIN" replay -c "${AD_SRCDIR:-.}/conf/anomalyd.json" --training bootstrap --window 30 \
+        --train-windows 288 -i "$D/uni.csv" -o "$D/uni.out" -e "$D/uni.ev" 2> "$D/logu"; then
+    if grep -q "a window every 300 s of data: alert.accept_after 96 windows = 8 h, alert.accept_gap 288 = 24 h, adapt.normal_windows 288 = 24 h" "$D/logu" &&
+       [ "$(awk 'END {print NR}' "$D/uni.out")" -eq 1153 ]; then
+        it_ok "example config on a 5-min univariate CSV: data-time settings at 300 s, 1152 rows out"
+    else
+        it_fail "example config on a 5-min univariate CSV: data-time settings at 300 s" \
+            "$(grep "a window every" "$D/logu"; awk 'END {print NR " lines"}' "$D/uni.out")"
+    fi
+    # raises: start times (s from the first row); the burst is 289200..296400
+    raises=$($PYTHON -c "
+import json, sys
+t0 = 1709251200000
+print(' '.join(str((json.loads(l)['ts'] - t0) // 1000) for l in open(sys.argv[1])
+               if json.loads(l)['event'] == 'alert_raised'))" "$D/uni.ev")
+    if [ -n "$raises" ] && [ "$(echo "$raises" | wc -w)" -eq 1 ] &&
+       [ "$raises" -ge 289200 ] && [ "$raises" -le 296400 ]; then
+        it_ok "the burst raises the one alert (at ${raises} s; it starts at 289200 s)"
+    else
+        it_fail "the burst raises the one alert (it starts at 289200 s)" "raises at: ${raises:-none}"
+    fi
+else
+    it_fail "example config on a 5-min univariate CSV" "$(tail -5 "$D/logu")"
 fi
 
 "$BIN" replay -i "$D/data.csv" > /dev/null 2>&1
