@@ -311,7 +311,8 @@ static const key adapt_keys[] = {
       "recent normal windows kept for fine-tuning" },
     { "normal_ms", K_I64, OPP(adapt.normal_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,
       "normal_windows as data time (86400000: a day), turned into windows by each stream's "
-      "window period (as alert.accept_after_ms); set this or normal_windows (0: unset)" },
+      "window period (as alert.accept_after_ms) and normal_stride: the set spans this much "
+      "data; set this or normal_windows (0: unset)" },
     { "min_windows", K_INT, OPP(adapt.min_windows), 1, 1000000, NULL, FL, NULL, NULL,
       "fewer normal windows: no fine-tune yet" },
     { "min_ms", K_I64, OPP(adapt.min_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,

@@ -145,10 +145,14 @@ int ad_adapt_cfg_resolve(ad_adapt_cfg *c, double window_ms, char *note, size_t n
         note[0] = '\0';
     if (!(window_ms > 0))
         return 0;
+    /* the normal set keeps one window in normal_stride: it spans
+     * normal_ms of data with normal_ms / (period x stride) windows */
     if (c->normal_ms > 0)
-        c->normal_windows = ms_to_windows(c->normal_ms, window_ms, 1, 1000000, &hi_n);
+        c->normal_windows = ms_to_windows(c->normal_ms, window_ms * c->normal_stride, 1,
+                                          1000000, &hi_n);
     if (c->min_ms > 0)
-        c->min_windows = ms_to_windows(c->min_ms, window_ms, 1, 1000000, &hi_min);
+        c->min_windows = ms_to_windows(c->min_ms, window_ms * c->normal_stride, 1, 1000000,
+                                       &hi_min);
     if (c->margin_ms > 0)
         c->margin = ms_to_windows(c->margin_ms, window_ms, 0, 100000, &hi_m);
     if (c->shadow_ms > 0)
@@ -227,20 +231,24 @@ const char *ad_adapt_ev_name(ad_adapt_ev_type t)
 static int nset_size(const ad_adapt_cfg *c, int T, int F, double window_ms, size_t *bytes,
                      char *err, size_t errlen)
 {
-    size_t wsz = (size_t)T * (size_t)F;
+    size_t wsz = (size_t)T * (size_t)F, pend;
 
+    /* the pending queue (margin + 1 windows) counts towards the limit too */
     if (!ad_mul_size(wsz, (size_t)c->normal_windows, bytes) &&
-        *bytes <= AD_ADAPT_MAX_FLOATS && !ad_mul_size(*bytes, sizeof(float), bytes))
+        !ad_mul_size(wsz, (size_t)c->margin + 1, &pend) &&
+        *bytes <= AD_ADAPT_MAX_FLOATS && pend <= AD_ADAPT_MAX_FLOATS - *bytes &&
+        !ad_mul_size(*bytes, sizeof(float), bytes))
         return 0;
     if (c->normal_ms > 0)
         return ad_errf(err, errlen, AD_ERANGE,
                        "adapt.normal_ms: %lld ms are %d windows (a window every %.4g s) "
-                       "of %dx%d, more than the limit of %lu stored values",
+                       "of %dx%d, with the pending queue more than the limit of %lu "
+                       "stored values",
                        (long long)c->normal_ms, c->normal_windows, window_ms / 1000.0, T, F,
                        (unsigned long)AD_ADAPT_MAX_FLOATS);
     return ad_errf(err, errlen, AD_ERANGE,
-                   "adapt.normal_windows: %d windows of %dx%d exceed the "
-                   "limit of %lu stored values", c->normal_windows, T, F,
+                   "adapt.normal_windows: %d windows of %dx%d exceed (with the pending "
+                   "queue) the limit of %lu stored values", c->normal_windows, T, F,
                    (unsigned long)AD_ADAPT_MAX_FLOATS);
 }
 
@@ -342,13 +350,7 @@ int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
     }
     if (ad_adapt_cfg_in_data_time(cfg)) {
         /* unresolved: the counts given in data time read 0 until known;
-         * the clean windows offered until then are held (AD_ADAPT_EARLY) */
-        a->early = calloc(AD_ADAPT_EARLY, sizeof(pend_ent));
-        a->ewin = calloc(AD_ADAPT_EARLY * wsz, sizeof(float));
-        if (!a->early || !a->ewin) {
-            ad_adapt_free(a);
-            return ad_errf(err, errlen, AD_ENOMEM, "adapt: out of memory");
-        }
+         * the clean windows offered until then are held (early_push) */
         if (cfg->normal_ms > 0)
             a->cfg.normal_windows = 0;
         if (cfg->min_ms > 0)
@@ -383,8 +385,16 @@ int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
         return 0;
     c = a->given;
     ad_adapt_cfg_resolve(&c, window_ms, note, notelen);
-    if ((rc = alloc_counts(a, &c, window_ms, err, errlen)) != 0)
+    if ((rc = alloc_counts(a, &c, window_ms, err, errlen)) != 0) {
+        /* never resolved: nothing more is held */
+        free(a->early);
+        free(a->ewin);
+        a->early = NULL;
+        a->ewin = NULL;
+        a->elen = 0;
+        a->early_off = 1;
         return rc;
+    }
     /* an alert cleared fewer than margin windows ago still excludes the
      * windows up to its margin, as it would have with the count known */
     if (!a->in_alert && a->cleared_at > 0) {
@@ -590,7 +600,21 @@ static void early_push(ad_adapt *a, const float *raw, const ad_adapt_obs *o)
 {
     pend_ent *e;
 
-    if (a->early == NULL || a->elen == AD_ADAPT_EARLY) {
+    if (a->early == NULL && !a->early_off) {
+        /* on the first: AD_ADAPT_EARLY windows, within the memory limit */
+        a->ecap = AD_ADAPT_MAX_FLOATS / a->wsz < AD_ADAPT_EARLY ? AD_ADAPT_MAX_FLOATS / a->wsz
+                                                                  : AD_ADAPT_EARLY;
+        a->early = a->ecap ? calloc(a->ecap, sizeof(pend_ent)) : NULL;
+        a->ewin = a->ecap ? calloc(a->ecap * a->wsz, sizeof(float)) : NULL;
+        if (a->early == NULL || a->ewin == NULL) {
+            free(a->early);
+            free(a->ewin);
+            a->early = NULL;
+            a->ewin = NULL;
+            a->early_off = 1;
+        }
+    }
+    if (a->early == NULL || a->elen == a->ecap) {
         a->ex_early++;
         return;
     }

@@ -127,9 +127,12 @@
  * setting, as ad_adapt_cfg_check cannot tell a count left at its default
  * from one set to it). They become window counts once the stream's window
  * period is known: ad_adapt_resolve(), which also allocates what those
- * counts size (normal set, pending queue, shadow accumulators). Until then
+ * counts size (normal set, pending queue, shadow accumulators; normal_ms
+ * and min_ms are divided by normal_stride too: the set spans normal_ms of
+ * data). A failed resolution (the memory limit, the pending queue counted)
+ * leaves the learner unresolved, holding nothing more. Until then
  * the learner is "unresolved": the clean windows offered are held (up to
- * AD_ADAPT_EARLY = 64; beyond, stats excluded_early, not kept; stats
+ * AD_ADAPT_EARLY = 64, allocated on the first; beyond, stats excluded_early, not kept; stats
  * pending counts the held ones) and at the resolution go through the
  * pending queue in offer order, so the normal set is the one the counts
  * would have given (an alert raised while unresolved drops the held

@@ -51,9 +51,10 @@ struct ad_adapt {
     /* unresolved (DATA TIME): the clean windows offered so far, in offer
      * order, until the counts are known (then they go through the pending
      * queue as if offered with the counts known) */
-    pend_ent *early;
+    pend_ent *early;            /* allocated on the first held window */
     float *ewin;
-    size_t elen;
+    size_t elen, ecap;
+    int early_off;              /* a resolution failed: nothing more held */
     float *tmp;                 /* one unscaled window */
     /* alerts */
     int in_alert;

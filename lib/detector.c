@@ -739,16 +739,32 @@ static void acc_occ_push(ad_detector *d, int64_t ts);
 static void resolve_adapt(ad_detector *d, double w)
 {
     char note[512], err[300];
+    const ad_adapt_cfg *ac;
+    double mb;
 
     if (ad_adapt_resolve(d->ad, w, note, sizeof(note), err, sizeof(err)) != 0) {
-        ad_log(AD_LOG_ERR, "stream %s: continual learning off for this stream: %s", d->key, err);
+        ad_log(AD_LOG_ERR, "stream %s: %s off for this stream: %s%s%s", d->key,
+               d->cfg.adapt.enabled ? (d->cfg.adapt.reload_shadow ? "continual learning and "
+                                       "reload.shadow" : "continual learning")
+                                    : "reload.shadow", err, note[0] ? "; " : "", note);
         d->cfg.adapt.enabled = 0;
         d->cfg.adapt.reload_shadow = 0;
+        ad_adapt_free(d->ad);           /* nothing more is offered or held */
+        d->ad = NULL;
         return;
     }
     if (note[0])
         ad_log(AD_LOG_WARNING, "stream %s: %s", d->key, note);
-    d->cfg.adapt = *ad_adapt_get_cfg(d->ad);
+    ac = ad_adapt_get_cfg(d->ad);
+    d->cfg.adapt = *ac;
+    /* data time at a fast rate: a day of one-second windows is 86400 */
+    mb = (double)ac->normal_windows * d->T * d->F * sizeof(float) / 1048576.0;
+    if (ac->normal_ms > 0 && mb > 16.0)
+        ad_log(AD_LOG_WARNING, "stream %s: adapt.normal_ms (%lld ms) is %d windows at this "
+               "stream's %.4g s: a normal set of %.0f MiB per stream, and each fine-tune "
+               "trains on all of them; keep one window in n (adapt.normal_stride) or "
+               "shorten adapt.normal_ms", d->key, (long long)ac->normal_ms,
+               ac->normal_windows, w / 1000.0, mb);
 }
 
 /* The stream's window period is known (the median of the first

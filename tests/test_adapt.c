@@ -1184,7 +1184,9 @@ static void test_data_time_learner(void)
 
 /* The normal set's memory limit, with the count known only at the
  * resolution: the error names the key, the ms and the windows; the
- * learner stays unresolved and keeps nothing. */
+ * learner stays unresolved and holds nothing from then on. The pending
+ * queue (margin + 1 windows) counts towards the limit. With normal_stride
+ * the set spans normal_ms of data: normal_ms / (period x stride). */
 static void test_data_time_memory_limit(void)
 {
     ad_adapt_cfg c;
@@ -1204,8 +1206,8 @@ static void test_data_time_memory_limit(void)
         return;
     rc = ad_adapt_resolve(a, 1000, note, sizeof(note), err, sizeof(err));
     T_CHECK(rc == AD_ERANGE && strcmp(err, "adapt.normal_ms: 10000000 ms are 10000 windows (a "
-                                      "window every 1 s) of 1000x30, more than the limit of "
-                                      "268435456 stored values") == 0 &&
+                                      "window every 1 s) of 1000x30, with the pending queue "
+                                      "more than the limit of 268435456 stored values") == 0 &&
             !ad_adapt_resolved(a), "rc %d: '%s'", rc, err);
     T_NOTE("%s", err);
     {
@@ -1216,9 +1218,32 @@ static void test_data_time_memory_limit(void)
         free(w);
     }
     ad_adapt_get_stats(a, &st);
-    T_CHECK(st.offered == 1 && st.normal_len == 0 && st.pending == 1,
-            "still nothing in the set (%" PRIu64 " held)", st.pending);
+    T_CHECK(st.offered == 1 && st.normal_len == 0 && st.pending == 0 && st.excluded_early == 1,
+            "nothing in the set, nothing held (%" PRIu64 " held, %" PRIu64 " not kept)",
+            st.pending, st.excluded_early);
     ad_adapt_free(a);
+    /* 260 windows of 1000x1000 fit the limit (268), with a margin of 10
+     * windows the pending queue does not */
+    c.normal_ms = 260000;
+    c.margin_ms = 10000;
+    rc = ad_adapt_new(&a, &c, 1000, 1000, AD_METRIC_MAE, 1.0, &thr, err, sizeof(err));
+    if (a != NULL)
+        rc = ad_adapt_resolve(a, 1000, note, sizeof(note), err, sizeof(err));
+    T_CHECK(a != NULL && rc == AD_ERANGE && strstr(err, "260 windows") &&
+            strstr(err, "with the pending queue"), "margin counted: '%s'", err);
+    ad_adapt_free(a);
+    c.margin_ms = 0;
+    c.margin = 0;
+    {
+        ad_adapt_cfg r = c;
+        r.normal_ms = 600000;           /* 10 min at 5 s: 120 windows, one in 3 kept */
+        r.min_ms = 300000;
+        r.normal_stride = 3;
+        ad_adapt_cfg_resolve(&r, 5000, note, sizeof(note));
+        T_CHECK(r.normal_windows == 40 && r.min_windows == 20,
+                "normal_stride 3: normal %d, min %d (want 40, 20: the set spans 10 min)",
+                r.normal_windows, r.min_windows);
+    }
     /* the same as a count: refused when made */
     c.normal_ms = 0;
     c.normal_windows = 10000;

@@ -761,6 +761,49 @@ out:
     ad_detector_free(rx_d);
 }
 
+/* adapt.normal_ms at a fast rate: a normal set of 130000 windows of 12x3
+ * (5 s each: about 7.5 days of data) is 18 MiB per stream; the stream says
+ * so when the count is known and names adapt.normal_stride; the state
+ * shows the counts in effect. */
+static void test_data_time_large_set(void)
+{
+    ad_detector *d;
+    ad_detector_stats st;
+    uint64_t t;
+    run r;
+
+    if (!g_live)
+        return;
+    g_step_ms = 5000;
+    {
+        ad_detector_cfg c;
+        char err[300];
+        ad_detector_cfg_default(&c);
+        c.calib_windows = 50;
+        ad_adapt_cfg_default(&c.adapt);
+        c.adapt.enabled = 1;
+        c.adapt.normal_ms = 130000LL * 5000;
+        c.adapt.min_ms = 200 * 5000;
+        d = NULL;
+        if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0)
+            T_CHECK(0, "ad_detector_new: %s", err);
+    }
+    g_logbuf[0] = '\0';
+    ad_log_set(keep_log, NULL);
+    memset(&r, 0, sizeof(r));
+    for (t = 5000; d && t < 5100; t++)
+        step(d, t, REG_A, 0, &r);
+    ad_log_set(NULL, NULL);
+    if (d)
+        ad_detector_get_stats(d, &st);
+    T_CHECK(d && strstr(g_logbuf, "adapt.normal_ms (650000000 ms) is 130000 windows at this "
+                        "stream's 5 s: a normal set of 18 MiB per stream") &&
+            strstr(g_logbuf, "adapt.normal_stride") && st.adapt_normal_windows == 130000 &&
+            st.adapt_min_windows == 200, "warned: %s", g_logbuf);
+    ad_detector_free(d);
+    g_step_ms = 1000;
+}
+
 int main(void)
 {
     double t0 = now_s();
@@ -772,6 +815,7 @@ int main(void)
     T_RUN(test_silencing_candidate_rejected);
     T_RUN(test_data_time_same_as_counts);
     T_RUN(test_data_time_restored);
+    T_RUN(test_data_time_large_set);
     ad_model_free(g_live);
     T_NOTE("total %.2f s", now_s() - t0);
     return t_done();
