@@ -287,6 +287,36 @@ else
     it_fail "example config on a 5-min univariate CSV" "$(tail -5 "$D/logu")"
 fi
 
+# adapt.normal_ms a year at one row a second, windows of 100x3: a normal
+# set beyond the memory limit. The stream learns that only once its period
+# is known: an error names the key, the windows and the limit, continual
+# learning is off for that stream, and detection goes on.
+$PYTHON - "$D/fast.csv" <<'EOF2'
+import sys, math, random
+random.seed(5)
+with open(sys.argv[1], "w") as f:
+    f.write("ts,a,b,c\n")
+    for i in range(600):
+        f.write("%d,%.4f,%.4f,%.4f\n" % (1700000000 + i, math.sin(i / 10) + random.gauss(0, .05),
+                                        math.cos(i / 10), random.gauss(0, 1)))
+EOF2
+cat > "$D/fast.json" <<EOF2
+{"broker": {"port": 1883},
+ "detectors": [{"name": "x", "topics": ["x/+"], "window": {"length": 100},
+   "training": {"mode": "bootstrap", "windows": 60, "epochs": 1, "boot_units": 4,
+                "features": ["a", "b", "c"]},
+   "calibration": {"windows": 50},
+   "adapt": {"enabled": true, "normal_ms": 31622400000, "min_ms": 60000}}]}
+EOF2
+if "$BIN" replay -c "$D/fast.json" -i "$D/fast.csv" -o "$D/fast.out" 2> "$D/logf" &&
+   grep -q "continual learning off for this stream: adapt.normal_ms: 31622400000 ms are 1000000 windows (a window every 1 s) of 100x3, with the pending queue more than the limit" "$D/logf" &&
+   [ "$(awk -F, 'NR > 1 && $9 == "detecting"' "$D/fast.out" | wc -l)" -gt 200 ]; then
+    it_ok "adapt.normal_ms beyond the memory limit at this rate: named, learning off, detection goes on"
+else
+    it_fail "adapt.normal_ms beyond the memory limit at this rate: named, learning off, detection goes on" \
+        "$(grep -v '^<7>' "$D/logf" | tail -4)"
+fi
+
 "$BIN" replay -i "$D/data.csv" > /dev/null 2>&1
 rc=$?
 if [ $rc -eq 2 ]; then it_ok "missing --model is a usage error (2)"
