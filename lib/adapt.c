@@ -369,6 +369,7 @@ int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
 }
 
 static void early_release(ad_adapt *a);
+static void early_free(ad_adapt *a, int off);
 
 int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
                      char *err, size_t errlen)
@@ -386,13 +387,7 @@ int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
     c = a->given;
     ad_adapt_cfg_resolve(&c, window_ms, note, notelen);
     if ((rc = alloc_counts(a, &c, window_ms, err, errlen)) != 0) {
-        /* never resolved: nothing more is held */
-        free(a->early);
-        free(a->ewin);
-        a->early = NULL;
-        a->ewin = NULL;
-        a->elen = 0;
-        a->early_off = 1;
+        early_free(a, 1);           /* never resolved: nothing more is held */
         return rc;
     }
     /* an alert cleared fewer than margin windows ago still excludes the
@@ -594,6 +589,18 @@ static void push_pending(ad_adapt *a, const float *raw, const ad_adapt_obs *o,
     a->plen++;
 }
 
+/* The hold buffer is freed: after the release, or when nothing more is
+ * held (early_off). */
+static void early_free(ad_adapt *a, int off)
+{
+    free(a->early);
+    free(a->ewin);
+    a->early = NULL;
+    a->ewin = NULL;
+    a->elen = 0;
+    a->early_off |= off;
+}
+
 /* Unresolved: hold a clean window (its offer number is a->offered); past
  * AD_ADAPT_EARLY it is counted in excluded_early and not kept. */
 static void early_push(ad_adapt *a, const float *raw, const ad_adapt_obs *o)
@@ -606,13 +613,8 @@ static void early_push(ad_adapt *a, const float *raw, const ad_adapt_obs *o)
                                                                   : AD_ADAPT_EARLY;
         a->early = a->ecap ? calloc(a->ecap, sizeof(pend_ent)) : NULL;
         a->ewin = a->ecap ? calloc(a->ecap * a->wsz, sizeof(float)) : NULL;
-        if (a->early == NULL || a->ewin == NULL) {
-            free(a->early);
-            free(a->ewin);
-            a->early = NULL;
-            a->ewin = NULL;
-            a->early_off = 1;
-        }
+        if (a->early == NULL || a->ewin == NULL)
+            early_free(a, 1);
     }
     if (a->early == NULL || a->elen == a->ecap) {
         a->ex_early++;
@@ -625,7 +627,6 @@ static void early_push(ad_adapt *a, const float *raw, const ad_adapt_obs *o)
     e->cand = o->cand_score;
     e->shadow = 0;              /* no shadow before the resolution */
     e->regime = o->regime;
-    e->past_margin = 0;
     memcpy(a->ewin + a->elen * a->wsz, raw, a->wsz * sizeof(float));
     a->elen++;
 }
@@ -644,7 +645,6 @@ static void early_raised(ad_adapt *a)
                 a->early[keep] = a->early[i];
                 memcpy(a->ewin + keep * a->wsz, a->ewin + i * a->wsz, a->wsz * sizeof(float));
             }
-            a->early[keep].past_margin = 1;
             keep++;
         } else {
             a->ex_alert++;
@@ -664,8 +664,7 @@ static void early_release(ad_adapt *a)
     for (i = 0; i < a->elen; i++) {
         pend_ent *e = &a->early[i];
 
-        if (!e->past_margin && a->cleared_at > 0 && e->seq > c &&
-            e->seq <= c + (uint64_t)a->cfg.margin) {
+        if (a->cleared_at > 0 && e->seq > c && e->seq <= c + (uint64_t)a->cfg.margin) {
             a->ex_alert++;
             continue;
         }
@@ -678,11 +677,7 @@ static void early_release(ad_adapt *a)
         while (a->plen > 0 && a->offered - a->pend[a->phead].seq >= (uint64_t)a->cfg.margin)
             admit_oldest(a);
     }
-    a->elen = 0;
-    free(a->early);
-    free(a->ewin);
-    a->early = NULL;
-    a->ewin = NULL;
+    early_free(a, 0);
 }
 
 const float *ad_adapt_normal_window(const ad_adapt *a, size_t i, int64_t *ts_ms)

@@ -15,8 +15,6 @@ typedef struct pend_ent {
     double live, cand;
     uint64_t shadow;            /* shadow generation, 0 = none */
     int regime;                 /* judged against an accepted regime */
-    int past_margin;            /* held while unresolved: offered margin or
-                                   more windows before a raise */
 } pend_ent;
 
 /* windows an unresolved learner holds (the detector resolves after
