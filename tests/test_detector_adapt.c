@@ -354,6 +354,18 @@ static void test_new_regime_absorbed(void)
         T_CHECK(ad_detector_model(d) != g_live &&
                 strcmp(ad_detector_model(d)->id, a->model_id) == 0,
                 "the detector runs the candidate %s", a->model_id);
+        /* the hold: the live threshold x the error ratio; the candidate's
+         * threshold is the larger of it and the shadow fit, and the
+         * promoted threshold is at least the hold */
+        T_CHECK(fabs(a->hold_threshold - r.adapt.prev_threshold * a->cand_error /
+                     a->live_error) <= 1e-9 * a->hold_threshold &&
+                a->cand_threshold == fmax(a->cand_fit, a->hold_threshold) &&
+                r.adapt.threshold >= a->hold_threshold * (1 - 1e-12),
+                "hold %.4f = live %.4f x %.4f / %.4f; candidate %.4f (fit %.4f); "
+                "promoted %.4f", a->hold_threshold, r.adapt.prev_threshold, a->cand_error,
+                a->live_error, a->cand_threshold, a->cand_fit, r.adapt.threshold);
+        T_CHECK(strstr(r.adapt_json, "\"hold_threshold\":") &&
+                strstr(r.adapt_json, "\"candidate_fit\":"), "hold in the JSON figures");
     }
     ad_detector_get_stats(d, &st);
     T_CHECK(st.adapt_promoted == 1, "stats: promoted %llu", (unsigned long long)st.adapt_promoted);
