@@ -55,6 +55,9 @@ static void promote(ad_detector *d, ad_event *e)
     d->owned = NULL;
     det_swap_model(d, c, c);
     d->pw_len = 0;                   /* windows scaled for the old model */
+    /* an operator's false-alarm raise was a score of the old model */
+    if (e->adapt.live_error > 0)
+        ad_threshold_scale_raised(d->thr, e->adapt.cand_error / e->adapt.live_error);
     if (sm && ad_threshold_fitted(d->thr) &&
         ad_threshold_rebase(d->thr, sm, n, c->training, &how, err, sizeof(err)) == 0) {
         d->smooth = last;

@@ -1257,6 +1257,12 @@ int ad_threshold_raise(ad_threshold *t, double v)
     return 0;
 }
 
+void ad_threshold_scale_raised(ad_threshold *t, double f)
+{
+    if (t->raised > 0 && f > 0 && isfinite(f))
+        t->raised *= f;
+}
+
 double ad_threshold_raised(const ad_threshold *t)
 {
     return t->raised;

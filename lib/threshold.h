@@ -214,6 +214,10 @@ int ad_threshold_rebase_value(const ad_threshold *t, const double *scores, size_
  * threshold and a finite v > 0 (else AD_EINVAL, nothing changed).
  */
 int ad_threshold_raise(ad_threshold *t, double v);
+/* The operator minimum moved to another model's scale (x f > 0; a
+ * promotion: the candidate/live error ratio). The value follows at the
+ * next fit, adaptation or rebase. */
+void ad_threshold_scale_raised(ad_threshold *t, double f);
 /* The operator minimum in force (0: none). */
 double ad_threshold_raised(const ad_threshold *t);
 

@@ -546,6 +546,12 @@ static void test_hold_and_raise(void)
     T_CHECK(ad_threshold_value(t) == 2.5 && ad_threshold_raised(t) == 2.5,
             "raise kept over the rebase: %g (raised %g)", ad_threshold_value(t),
             ad_threshold_raised(t));
+    /* a promotion moves it to the new model's scale first */
+    ad_threshold_scale_raised(t, 0.4);
+    T_CHECK(ad_threshold_rebase(t, sc, 200, NULL, NULL, err, sizeof(err)) == 0 &&
+            fabs(ad_threshold_value(t) - 1.0) < 1e-12 && fabs(ad_threshold_raised(t) - 1.0) < 1e-12,
+            "raise x 0.4 over the next rebase: %g (raised %g)", ad_threshold_value(t),
+            ad_threshold_raised(t));
     ad_threshold_free(t);
 }
 
