@@ -176,6 +176,9 @@ static const key calib_keys[] = {
       "quantile, sigma)" },
     { "fence", K_NUM, OPP(thr.fence), 0.1, 1000, "6", FP, NULL, NULL,
       "trimmed: the fence in MAD-sigmas" },
+    { "recur", K_INT, OPP(thr.recur), 0, 1000, "0", FP, NULL, NULL,
+      "trimmed: keep an excursion over the fence (half a window long or more) that recurs "
+      "this many times at a similar height, e.g. a daily step (0: off; 2 or more)" },
     { "floor", K_NUM, OPP(thr.floor), 0, 1e6, "0.01", FP, NULL, NULL,
       "the threshold is at least floor x the model's training error (q99; 1 without "
       "metadata), so degenerate scores still calibrate (0: off)" },

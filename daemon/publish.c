@@ -66,7 +66,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     det_rt *d = s->det;
     ad_detector_stats st;
     char topic[1024], iso[40];
-    cJSON *o, *rj, *dq, *ad, *rg;
+    cJSON *o, *rj, *dq, *ad, *rg, *cb;
     ha_stream_state(dd, s);
     if (!s->d || !d->c->state_topic)
         return;
@@ -115,6 +115,11 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     cJSON_AddNumberToObject(ad, "min_windows", (double)st.adapt_min_windows);
     cJSON_AddNumberToObject(ad, "margin", (double)st.adapt_margin);
     cJSON_AddNumberToObject(ad, "shadow_windows", (double)st.adapt_shadow_windows);
+    cb = cJSON_AddObjectToObject(o, "calibration");
+    cJSON_AddNumberToObject(cb, "trimmed", (double)st.threshold_trimmed);
+    cJSON_AddBoolToObject(cb, "floored", st.threshold_floored != 0);
+    add_num_or_null(cb, "held", st.threshold_held > 0 ? st.threshold_held : NAN);
+    cJSON_AddNumberToObject(cb, "held_windows", (double)st.threshold_held_windows);
     rg = cJSON_AddObjectToObject(o, "regime");
     add_num_or_null(rg, "threshold", st.regime_threshold);
     cJSON_AddNumberToObject(rg, "accepted", (double)st.accepted);

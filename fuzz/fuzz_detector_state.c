@@ -3,7 +3,10 @@
  * "window" sub-objects): any input restores or fails with a message; a
  * restored detector saves (as a hand-over, window rows included) to text
  * that restores again, and keeps scoring, alerting and checking data
- * quality on rows. Build: make fuzz. */
+ * quality on rows. The last byte picks the settings: bit 0 acceptance in
+ * data time, bit 1 continual learning in data time, bit 7 the trimmed
+ * estimator with calibration.recur and threshold adaptation. Build: make
+ * fuzz. */
 #include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -29,7 +32,7 @@ static uint64_t g_hash;
  * (adapt.normal_ms, min_ms, margin_ms, shadow_ms; rows 1 s apart): its
  * normal set and shadow are sized then, with an adapt state restored
  * before. */
-static ad_detector *mk(int ms, int ams)
+static ad_detector *mk(int ms, int ams, int rec)
 {
     ad_detector_cfg c;
     ad_detector *d = NULL;
@@ -60,6 +63,11 @@ static ad_detector *mk(int ms, int ams)
         c.adapt.min_ms = 2000;
         c.adapt.margin_ms = 1000;
         c.adapt.shadow_ms = 3000;
+    }
+    if (rec) {                      /* trimmed with recurrence, adapting */
+        c.thr.estimator = AD_EST_TRIMMED;
+        c.thr.recur = 3;
+        c.thr.adapt = 1;
     }
     if (ad_detector_new(&d, &c, "fuzz", g_m, 0, 0, NULL, err, sizeof err) != 0)
         abort();
@@ -97,7 +105,8 @@ static void drive(ad_detector *d)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int ms = size > 0 && (data[size - 1] & 1), ams = size > 0 && (data[size - 1] & 2);
-    ad_detector *d = mk(ms, ams), *r = NULL;
+    int rec = size > 0 && (data[size - 1] & 0x80);  /* seeds end in ASCII */
+    ad_detector *d = mk(ms, ams, rec), *r = NULL;
     char err[512], *txt, *s1 = NULL, *s2 = NULL;
 
     txt = malloc(size + 1);
@@ -123,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     err[0] = '\0';
     if (ad_detector_restore(d, txt, err, sizeof err) == 0) {
         s1 = ad_detector_save_handover(d);
-        r = mk(ms, ams);
+        r = mk(ms, ams, rec);
         if (s1 == NULL || ad_detector_restore(r, s1, err, sizeof err) != 0)
             abort();
         s2 = ad_detector_save_handover(r);

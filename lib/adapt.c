@@ -492,6 +492,7 @@ static void event_init(const ad_adapt *a, ad_adapt_event *ev, ad_adapt_ev_type t
     ev->compare = a->cfg.compare;
     ev->live_error = ev->cand_error = ev->gain = NAN;
     ev->cand_threshold = ev->min_alert_ratio = NAN;
+    ev->cand_fit = ev->hold_threshold = NAN;
     ev->regimes_kept = ev->regimes_ended = -1;
     ev->train_loss = ev->train_seconds = NAN;
     ev->min_gain = a->cfg.min_gain;
@@ -885,6 +886,11 @@ out:
     return rc;
 }
 
+void ad_adapt_set_live_threshold(ad_adapt *a, const ad_threshold *t)
+{
+    a->live_thr = t;
+}
+
 double *ad_adapt_shadow_fit(const ad_adapt *a, double alpha, size_t *n, double *last)
 {
     double *out, s = 0.0, f = 0.0;
@@ -973,6 +979,15 @@ static void decide(ad_adapt *a, int64_t ts)
         snprintf(ev.reason, sizeof(ev.reason), "candidate threshold: %s", msg);
         goto done;
     }
+    /* The shadow span may be a part of the day: the candidate's threshold
+     * is at least the live one scaled by the error ratio (the promotion
+     * holds it there for a normal set's worth of windows). */
+    ev.cand_fit = thr;
+    if (a->live_thr != NULL && ad_threshold_fitted(a->live_thr) && ev.live_error > 0.0 &&
+        isfinite(ev.cand_error))
+        ev.hold_threshold = ad_threshold_value(a->live_thr) * ev.cand_error / ev.live_error;
+    if (ev.hold_threshold > thr)
+        thr = ev.hold_threshold;
     ev.cand_threshold = thr;
     if (score_alerts(a, a->cand, sc) != 0) {
         snprintf(ev.reason, sizeof(ev.reason), "scoring the true alerts failed");

@@ -242,7 +242,11 @@ typedef struct ad_adapt_event {
     double cand_error;          /* ... of candidate scores */
     double gain;                /* 1 - cand/live */
     double min_gain;
-    double cand_threshold;      /* candidate threshold (re-baseline value) */
+    double cand_threshold;      /* candidate threshold (re-baseline value):
+                                 * max(cand_fit, hold_threshold) */
+    double cand_fit;            /* ... fitted on its shadow scores alone */
+    double hold_threshold;      /* live threshold x cand/live error ratio
+                                 * (NAN: none known) */
     uint64_t shadow_windows;    /* windows with a final verdict in shadow */
     uint64_t normal_windows;    /* of those, judged normal (compared) */
     uint64_t regime_windows;    /* of those, judged against an accepted
@@ -445,6 +449,9 @@ const double *ad_adapt_shadow_scores(const ad_adapt *a, size_t *n);
  * *n values (NULL when none or out of memory); *last: the smoothed score
  * (over all of them) of the last window judged normal, NULL allowed. */
 double *ad_adapt_shadow_fit(const ad_adapt *a, double alpha, size_t *n, double *last);
+/* The live threshold the decision's hold is taken from (the detector's; may
+ * be NULL: no hold). Not owned; must outlive a. */
+void ad_adapt_set_live_threshold(ad_adapt *a, const ad_threshold *t);
 
 /* The last decision (promoted / rejected / train failed); 0 when none. */
 int ad_adapt_last(const ad_adapt *a, ad_adapt_event *ev);

@@ -38,6 +38,8 @@ cJSON *ad_adapt_event_to_json(const ad_adapt_event *ev, const char *stream)
         !ad_json_num(f, "gain", ev->gain) ||
         !ad_json_num(f, "min_gain", ev->min_gain) ||
         !ad_json_num(f, "candidate_threshold", ev->cand_threshold) ||
+        !ad_json_num(f, "candidate_fit", ev->cand_fit) ||
+        !ad_json_num(f, "hold_threshold", ev->hold_threshold) ||
         !ad_json_num(f, "shadow_windows", (double)ev->shadow_windows) ||
         !ad_json_num(f, "normal_windows", (double)ev->normal_windows) ||
         !ad_json_num(f, "regime_windows", (double)ev->regime_windows) ||
@@ -172,6 +174,8 @@ static int parse_event(const cJSON *j, ad_adapt_event *ev, char *err, size_t err
     ev->gain = opt_num(f, "gain");
     ev->min_gain = opt_num(f, "min_gain");
     ev->cand_threshold = opt_num(f, "candidate_threshold");
+    ev->cand_fit = opt_num(f, "candidate_fit");
+    ev->hold_threshold = opt_num(f, "hold_threshold");
     v = opt_num(f, "shadow_windows");
     ev->shadow_windows = v >= 0 && v < 9e15 ? (uint64_t)v : 0;
     v = opt_num(f, "normal_windows");

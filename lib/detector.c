@@ -188,6 +188,8 @@ uint64_t ad_detector_cfg_hash(const ad_detector_cfg *c)
         HV(h, c->thr.floor);
         HV(h, c->extreme);
     }
+    if (c->thr.recur != 0)
+        HV(h, c->thr.recur);
     return h;
 }
 
@@ -362,6 +364,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
                     const char *const *features, char *err, size_t errlen)
 {
     ad_detector *d = NULL;
+    ad_thr_cfg tc;
     int rc, f;
 
     *out = NULL;
@@ -421,7 +424,9 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     }
     if (m != NULL)
         ad_window_set_model(d->win, m);   /* rows are kept scaled for m */
-    if ((rc = ad_threshold_new(&d->thr, &cfg->thr, err, errlen)) != 0)
+    tc = cfg->thr;
+    tc.recur_gap = (T + cfg->hop - 1) / cfg->hop;   /* windows one sample sits in */
+    if ((rc = ad_threshold_new(&d->thr, &tc, err, errlen)) != 0)
         goto fail;
     if ((rc = ad_alerter_new(&d->alert, &cfg->alert, d->key, F, err, errlen)) != 0)
         goto fail;
@@ -440,8 +445,10 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         goto fail;
     if ((cfg->adapt.enabled || cfg->adapt.reload_shadow) &&
         (rc = ad_adapt_new(&d->ad, &cfg->adapt, T, F, cfg->metric, cfg->smooth_alpha,
-                           &cfg->thr, err, errlen)) != 0)
+                           &tc, err, errlen)) != 0)
         goto fail;
+    if (d->ad)
+        ad_adapt_set_live_threshold(d->ad, d->thr);
     /* an accepted regime teaches the model with its own windows (counts
      * in data time: once the window period is known, resolve_spans) */
     if (d->ad && ad_adapt_resolved(d->ad) && keep_alert_windows(d, cfg->alert.accept_after) != 0)
@@ -2150,6 +2157,8 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
         ad_thr_info in;
         ad_threshold_info(d->thr, &in);
         st->threshold_floored = ad_threshold_fitted(d->thr) && in.floored;
+        st->threshold_trimmed = in.trimmed;
+        st->threshold_held = ad_threshold_held(d->thr, &st->threshold_held_windows);
     }
     st->exceeded = d->phase == AD_PHASE_DETECTING && d->st.windows_scored > 0 &&
         ad_alerter_last_exceeded(d->alert);

@@ -350,6 +350,10 @@ typedef struct ad_detector_stats {
     int adapt_margin;           /* window period is known, 0 before (and */
     int adapt_shadow_windows;   /* with neither adapt nor reload.shadow) */
     int threshold_floored;      /* the floor set the threshold */
+    uint64_t threshold_trimmed; /* scores the trimmed estimator left out of
+                                 * the last estimate */
+    double threshold_held;      /* a promotion's hold in force (0: none) */
+    uint64_t threshold_held_windows;  /* ... adapted windows it lasts */
     double last_probability;    /* NAN before the first */
     double last_log_likelihood; /* ln(1 - last_probability) */
     double last_score;          /* raw, NAN before the first */

@@ -31,7 +31,11 @@ static void retire(ad_detector *d, ad_model *m)
 /* A promoted candidate becomes the live model; the threshold is rebased on
  * its (smoothed) shadow scores of normal windows, as its threshold in the
  * decision was fitted (ad_adapt_shadow_fit: without the windows judged
- * against an accepted regime while they are fewer than half). */
+ * against an accepted regime while they are fewer than half), and held at
+ * the decision's hold (the live threshold x the candidate/live error ratio)
+ * or above until a normal set's worth of windows has been judged by the new
+ * model: a shadow span shorter than the day has not seen the day's
+ * high-error hours. */
 static void promote(ad_detector *d, ad_event *e)
 {
     ad_model *c = ad_adapt_take_candidate(d->ad);
@@ -51,10 +55,16 @@ static void promote(ad_detector *d, ad_event *e)
     d->owned = NULL;
     det_swap_model(d, c, c);
     d->pw_len = 0;                   /* windows scaled for the old model */
+    /* an operator's false-alarm raise was a score of the old model */
+    if (e->adapt.live_error > 0)
+        ad_threshold_scale_raised(d->thr, e->adapt.cand_error / e->adapt.live_error);
     if (sm && ad_threshold_fitted(d->thr) &&
         ad_threshold_rebase(d->thr, sm, n, c->training, &how, err, sizeof(err)) == 0) {
         d->smooth = last;
         d->has_smooth = 1;
+        if (e->adapt.hold_threshold > 0 && isfinite(e->adapt.hold_threshold))
+            ad_threshold_hold(d->thr, e->adapt.hold_threshold,
+                              (uint64_t)ad_adapt_get_cfg(d->ad)->normal_windows);
     } else {
         ad_log(AD_LOG_WARNING, "stream %s: threshold kept after promotion%s%s", d->key,
                sm ? ": " : "", sm ? err : "");
@@ -77,9 +87,14 @@ static void promote(ad_detector *d, ad_event *e)
     d->st.adapt_promoted++;
     e->threshold = ad_threshold_value(d->thr);
     e->prev_threshold = old;
-    ad_log(AD_LOG_INFO, "stream %s: model %s promoted (error %.6g -> %.6g), threshold "
-           "%.6g -> %.6g", d->key, c->id, e->adapt.live_error, e->adapt.cand_error, old,
-           e->threshold);
+    {
+        uint64_t left = 0;
+        double held = ad_threshold_held(d->thr, &left);
+        ad_log(AD_LOG_INFO, "stream %s: model %s promoted (error %.6g -> %.6g), threshold "
+               "%.6g -> %.6g (shadow fit %.6g; held >= %.6g for %llu windows)", d->key, c->id,
+               e->adapt.live_error, e->adapt.cand_error, old, e->threshold,
+               e->adapt.cand_fit, held, (unsigned long long)left);
+    }
 }
 
 /* Re-queue the continual learner's events as detector events. */

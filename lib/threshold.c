@@ -41,6 +41,8 @@ struct ad_threshold {
     double pot_init, gamma, sigma;
     ad_thr_info info;        /* robust figures of the last fit */
     double raised;           /* operator minimum (ad_threshold_raise); 0: none */
+    double hold;             /* minimum for the next hold_left adapted scores */
+    uint64_t hold_left;
 };
 
 static const char *const method_names[] = { "quantile", "sigma", "pot", "fixed", "model" };
@@ -93,6 +95,8 @@ void ad_thr_cfg_default(ad_thr_cfg *c)
     c->estimator = AD_EST_QUANTILE;
     c->fence = 6.0;
     c->floor = 0.01;
+    c->recur = 0;
+    c->recur_gap = 1;
 }
 
 int ad_thr_cfg_check(const ad_thr_cfg *c, char *err, size_t errlen)
@@ -135,6 +139,16 @@ int ad_thr_cfg_check(const ad_thr_cfg *c, char *err, size_t errlen)
     if (!(c->floor >= 0) || !isfinite(c->floor))
         return ad_errf(err, errlen, AD_EINVAL, "calibration.floor: must be >= 0 (got %g)",
                        c->floor);
+    if (c->recur != 0 && (c->recur < 2 || c->recur > 1000))
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "calibration.recur: must be 0 (off) or 2..1000 (got %d)", c->recur);
+    if (c->recur != 0 && c->estimator != AD_EST_TRIMMED)
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "calibration.recur: works with estimator trimmed, not %s",
+                       ad_thr_estimator_name(c->estimator));
+    if (c->recur_gap < 1)
+        return ad_errf(err, errlen, AD_EINVAL, "threshold.recur_gap: must be >= 1 (got %d)",
+                       c->recur_gap);
     return 0;
 }
 
@@ -478,6 +492,8 @@ void ad_threshold_reset(ad_threshold *t)
     memset(&t->info, 0, sizeof(t->info));
     t->info.median = t->info.spread = NAN;
     t->raised = 0;
+    t->hold = 0;
+    t->hold_left = 0;
 }
 
 int ad_threshold_add(ad_threshold *t, double score)
@@ -586,6 +602,90 @@ static void robust_stats(double *x, double *dev, size_t n, double *med, double *
     *spread = s;
 }
 
+typedef struct episode {
+    size_t start, end;          /* first and last score over the fence */
+    double peak;
+    int keep;
+} episode;
+
+static int ep_cmp_peak(const void *a, const void *b)
+{
+    double x = ((const episode *)a)->peak, y = ((const episode *)b)->peak;
+    return (x > y) - (x < y);
+}
+
+static int ep_cmp_start(const void *a, const void *b)
+{
+    size_t x = ((const episode *)a)->start, y = ((const episode *)b)->start;
+    return (x > y) - (x < y);
+}
+
+/*
+ * The trimmed estimator with recurrence (recur > 0): the scores over the
+ * fence form episodes, joined across at most recur_gap scores under it. An
+ * episode at least half of recur_gap long (one change sitting in every
+ * window that holds it: a step, a load change, a bad sample) is kept when
+ * at least recur - 1 other such episodes peak within RECUR_RATIO of its
+ * peak: it recurs, so it is a part of normal behaviour, not an outlier. One
+ * bad sample makes one episode and stays trimmed, as do short blips.
+ * Compacts the kept scores of x[0..n-1] in time order; returns their number,
+ * or (size_t)-1 when out of memory.
+ */
+#define RECUR_RATIO 2.0
+static size_t trim_recurring(const ad_threshold *t, double *x, size_t n, double fence)
+{
+    size_t i, j, m, ne = 0, last = 0, gap, full, lo;
+    episode *ep;
+    int in = 0;
+
+    gap = t->cfg.recur_gap > 0 ? (size_t)t->cfg.recur_gap : 1;
+    full = (gap + 1) / 2;
+    for (i = 0; i < n; i++)
+        if (x[i] > fence && (i == 0 || !(x[i - 1] > fence)))
+            ne++;
+    if ((ep = malloc((ne ? ne : 1) * sizeof(*ep))) == NULL)
+        return (size_t)-1;
+    ne = 0;
+    for (i = 0; i < n; i++) {
+        if (!(x[i] > fence))
+            continue;
+        if (in && i - last <= gap) {
+            ep[ne - 1].end = i;
+            if (x[i] > ep[ne - 1].peak)
+                ep[ne - 1].peak = x[i];
+        } else {
+            ep[ne].start = ep[ne].end = i;
+            ep[ne].peak = x[i];
+            ep[ne].keep = 0;
+            ne++;
+            in = 1;
+        }
+        last = i;
+    }
+    /* peers: the other full episodes with peaks in [p / r, p * r] */
+    qsort(ep, ne, sizeof(*ep), ep_cmp_peak);
+    for (i = 0, lo = 0; i < ne; i++) {
+        size_t peers = 0;
+        if (ep[i].end - ep[i].start + 1 < full)
+            continue;
+        while (ep[lo].peak * RECUR_RATIO < ep[i].peak)
+            lo++;
+        for (j = lo; j < ne && ep[j].peak <= ep[i].peak * RECUR_RATIO; j++)
+            if (j != i && ep[j].end - ep[j].start + 1 >= full)
+                peers++;
+        ep[i].keep = peers + 1 >= (size_t)t->cfg.recur;
+    }
+    qsort(ep, ne, sizeof(*ep), ep_cmp_start);
+    for (i = m = j = 0; i < n; i++) {
+        while (j < ne && ep[j].end < i)
+            j++;
+        if (!(x[i] > fence) || (j < ne && ep[j].start <= i && ep[j].keep))
+            x[m++] = x[i];
+    }
+    free(ep);
+    return m;
+}
+
 /*
  * Score-based methods: robust figures over the kept scores, the estimator's
  * selection, then the method. Leaves the kept (trimmed) scores in time order
@@ -615,9 +715,15 @@ static int score_estimate(ad_threshold *t, double *out, size_t *kept,
     m = n;
     if (t->cfg.estimator == AD_EST_TRIMMED) {
         cut = med + t->cfg.fence * sp;
-        for (i = m = 0; i < n; i++)
-            if (x[i] <= cut)
-                x[m++] = x[i];
+        if (t->cfg.recur > 0) {
+            m = trim_recurring(t, x, n, cut);
+            if (m == (size_t)-1)
+                return ad_errf(err, errlen, AD_ENOMEM, "threshold: out of memory");
+        } else {
+            for (i = m = 0; i < n; i++)
+                if (x[i] <= cut)
+                    x[m++] = x[i];
+        }
         t->info.trimmed = n - m;
     }
     *kept = m;
@@ -682,7 +788,8 @@ static int pot_fit(ad_threshold *t, size_t n, double *v, char *err, size_t errle
     return 0;
 }
 
-/* v raised to the floor when below it. */
+/* v raised to the floor when below it, then to the operator's minimum and
+ * a promotion's hold. */
 static double apply_floor(ad_threshold *t, double v)
 {
     if (t->info.floor > 0 && !(v >= t->info.floor)) {
@@ -693,7 +800,27 @@ static double apply_floor(ad_threshold *t, double v)
         t->info.floored = 0;
     if (t->raised > 0 && !(v >= t->raised))
         return t->raised;
+    if (t->hold_left > 0 && !(v >= t->hold))
+        return t->hold;
     return v;
+}
+
+int ad_threshold_hold(ad_threshold *t, double v, uint64_t n)
+{
+    if (!t->fitted || !(v > 0) || !isfinite(v))
+        return AD_EINVAL;
+    t->hold = n ? v : 0;
+    t->hold_left = n;
+    if (n && !(t->value >= v))
+        t->value = v;
+    return 0;
+}
+
+double ad_threshold_held(const ad_threshold *t, uint64_t *left)
+{
+    if (left)
+        *left = t->hold_left;
+    return t->hold_left ? t->hold : 0;
 }
 
 int ad_threshold_fit(ad_threshold *t, const char *training_json,
@@ -784,6 +911,8 @@ void ad_threshold_adapt(ad_threshold *t, double score)
 
     if (!t->fitted || !t->cfg.adapt || t->frozen || !isfinite(score))
         return;
+    if (t->hold_left > 0)
+        t->hold_left--;
     switch (t->cfg.method) {
     case AD_THR_QUANTILE:
         adapt_reestimate(t, score);
@@ -855,6 +984,7 @@ int ad_threshold_rebase(ad_threshold *t, const double *scores, size_t n,
             return ad_errf(err, errlen, AD_ENOMEM, "threshold rebase: out of memory");
         for (i = 0; i < n; i++)
             ad_threshold_add(nt, scores[i]);
+        nt->raised = t->raised;         /* the operator's minimum stays */
         rc = ad_threshold_fit(nt, training_json, NULL, 0);
         if (rc == 0 && nt->samples.len == n) {
             ad_threshold tmp = *t;
@@ -969,7 +1099,9 @@ cJSON *ad_threshold_save(const ad_threshold *t)
         !cJSON_AddBoolToObject(o, "frozen", t->frozen) ||
         !cJSON_AddNumberToObject(o, "value", t->fitted ? t->value : 0) ||
         !cJSON_AddNumberToObject(o, "count", (double)t->count) ||
-        (t->raised > 0 && !cJSON_AddNumberToObject(o, "raised", t->raised)))
+        (t->raised > 0 && !cJSON_AddNumberToObject(o, "raised", t->raised)) ||
+        (t->hold_left > 0 && (!cJSON_AddNumberToObject(o, "hold", t->hold) ||
+                              !cJSON_AddNumberToObject(o, "hold_left", (double)t->hold_left))))
         goto fail;
     w = cJSON_AddObjectToObject(o, "welford");
     if (w == NULL || !cJSON_AddNumberToObject(w, "n", (double)t->w.n) ||
@@ -1095,6 +1227,17 @@ int ad_threshold_restore(ad_threshold *t, const cJSON *j, char *err, size_t errl
         t->info.floored = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "floored"));
         t->info.trimmed = (uint64_t)tr;
     }
+    t->hold = 0;
+    t->hold_left = 0;
+    p = cJSON_GetObjectItemCaseSensitive(j, "hold");       /* optional */
+    if (p != NULL) {
+        double h, hl;
+        if (get_num(j, "hold", &h) || !(h > 0) || get_num(j, "hold_left", &hl) ||
+            !(hl >= 1 && hl <= 1e15))
+            goto bad;
+        t->hold = h;
+        t->hold_left = (uint64_t)hl;
+    }
     return 0;
 bad:
     ad_threshold_reset(t);
@@ -1112,6 +1255,12 @@ int ad_threshold_raise(ad_threshold *t, double v)
     if (!(t->value >= t->raised))
         t->value = t->raised;
     return 0;
+}
+
+void ad_threshold_scale_raised(ad_threshold *t, double f)
+{
+    if (t->raised > 0 && f > 0 && isfinite(f))
+        t->raised *= f;
 }
 
 double ad_threshold_raised(const ad_threshold *t)

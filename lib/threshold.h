@@ -45,6 +45,14 @@
  *             quantile, trimmed mean + k std, or POT on the rest. The median
  *             and MAD have a 50 % breakdown point, so up to half the windows
  *             may be contaminated before the fence moves.
+ *             With recur = E > 0 the scores over the fence form episodes
+ *             (joined across at most recur_gap scores under it; recur_gap =
+ *             the windows one sample sits in). An episode at least
+ *             recur_gap / 2 long whose peak has E - 1 other such episodes
+ *             peaking within a factor 2 of it recurs: a part of normal
+ *             behaviour (a daily step, a load change), kept. A single bad
+ *             sample (one episode), short blips and a one-off excursion
+ *             stay trimmed.
  *   mad       thr = med + k * s (k as for sigma); methods quantile and sigma.
  *   med and s are kept after the fit (ad_threshold_info): the detector
  *   compares a new regime's spread with them.
@@ -118,6 +126,9 @@ typedef struct ad_thr_cfg {
     ad_thr_estimator estimator; /* default quantile (plain) */
     double fence;             /* trimmed: fence in MAD-sigmas, > 0, default 6 */
     double floor;             /* floor ratio r >= 0 (see FLOOR), default 0.01 */
+    int recur;                /* trimmed: keep episodes seen this often, 0 off */
+    int recur_gap;            /* trimmed: scores one sample reaches (the window
+                               * length / hop, set by the detector), default 1 */
 } ad_thr_cfg;
 
 /* Robust figures of the last fit or rebase. */
@@ -203,8 +214,26 @@ int ad_threshold_rebase_value(const ad_threshold *t, const double *scores, size_
  * threshold and a finite v > 0 (else AD_EINVAL, nothing changed).
  */
 int ad_threshold_raise(ad_threshold *t, double v);
+/* The operator minimum moved to another model's scale (x f > 0; a
+ * promotion: the candidate/live error ratio). The value follows at the
+ * next fit, adaptation or rebase. */
+void ad_threshold_scale_raised(ad_threshold *t, double f);
 /* The operator minimum in force (0: none). */
 double ad_threshold_raised(const ad_threshold *t);
+
+/*
+ * HOLD (a promoted model, detector_adapt.c): keep the threshold at v or
+ * above for the next n scores adapted, then let adaptation decide again.
+ * A candidate's threshold is fitted on its shadow span, which may be a part
+ * of the day; the hold keeps the live threshold x the candidate/live error
+ * ratio until the new model has been judged on n windows of its own. n = 0
+ * ends a hold. Saved and restored with the state; a later hold replaces it,
+ * a rebase or reset ends it. AD_EINVAL when not fitted or v not finite > 0.
+ */
+int ad_threshold_hold(ad_threshold *t, double v, uint64_t n);
+/* The hold in force (0: none), its adapted scores left in *left (may be
+ * NULL). */
+double ad_threshold_held(const ad_threshold *t, uint64_t *left);
 
 /* Forget everything (back to calibration). */
 void ad_threshold_reset(ad_threshold *t);

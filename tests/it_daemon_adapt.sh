@@ -172,6 +172,28 @@ else
     it_fail "promotion: model $pid saved in the state dir, the state topic shows it" \
         "$(grep -i promot "$D/daemon.log")"
 fi
+# the promotion holds the threshold at the live one x the error ratio for
+# a normal set's worth of windows (80): the state topic shows the hold
+held=$($PYTHON - "$D/sub.jsonl" <<'EOP'
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"] != "anomalyd/state/pump/pump1":
+        continue
+    j = json.loads(m["payload"])
+    if j.get("adapt", {}).get("promoted") == 1:
+        c = j.get("calibration", {})
+        h, n = c.get("held"), c.get("held_windows")
+        ok = isinstance(h, (int, float)) and h > 0 and j["threshold"] >= h and 0 < n <= 80
+        print("ok" if ok else "bad", json.dumps(c), j["threshold"])
+        sys.exit(0)
+print("none")
+EOP
+)
+case $held in
+ok*) it_ok "after the promotion the state topic shows the threshold's hold: ${held#ok }" ;;
+*) it_fail "after the promotion the state topic shows the threshold's hold" "$held" ;;
+esac
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 kill "$SPID"; wait "$SPID" 2>/dev/null; SPID=
 

@@ -354,6 +354,18 @@ static void test_new_regime_absorbed(void)
         T_CHECK(ad_detector_model(d) != g_live &&
                 strcmp(ad_detector_model(d)->id, a->model_id) == 0,
                 "the detector runs the candidate %s", a->model_id);
+        /* the hold: the live threshold x the error ratio; the candidate's
+         * threshold is the larger of it and the shadow fit, and the
+         * promoted threshold is at least the hold */
+        T_CHECK(fabs(a->hold_threshold - r.adapt.prev_threshold * a->cand_error /
+                     a->live_error) <= 1e-9 * a->hold_threshold &&
+                a->cand_threshold == fmax(a->cand_fit, a->hold_threshold) &&
+                r.adapt.threshold >= a->hold_threshold * (1 - 1e-12),
+                "hold %.4f = live %.4f x %.4f / %.4f; candidate %.4f (fit %.4f); "
+                "promoted %.4f", a->hold_threshold, r.adapt.prev_threshold, a->cand_error,
+                a->live_error, a->cand_threshold, a->cand_fit, r.adapt.threshold);
+        T_CHECK(strstr(r.adapt_json, "\"hold_threshold\":") &&
+                strstr(r.adapt_json, "\"candidate_fit\":"), "hold in the JSON figures");
     }
     ad_detector_get_stats(d, &st);
     T_CHECK(st.adapt_promoted == 1, "stats: promoted %llu", (unsigned long long)st.adapt_promoted);
@@ -804,6 +816,58 @@ static void test_data_time_large_set(void)
     g_step_ms = 1000;
 }
 
+/* An operator's false alarm raises the threshold over that alert's peak; a
+ * promotion keeps the raise, moved to the new model's scale (x the
+ * candidate/live error ratio of the decision). Before, the first
+ * promotion's rebase dropped it and the same false alarm could come back
+ * after the next fine-tune. */
+static void test_false_alarm_over_promotion(void)
+{
+    ad_detector *d;
+    ad_detector_feedback fb;
+    run r;
+    uint64_t t = 5000;
+    char err[256] = "", *js;
+    cJSON *j, *th;
+    double raised, want, saved = NAN;
+    int i;
+
+    if (!g_live || !(d = mk_gap(0, 0, 0.0)))
+        return;
+    memset(&r, 0, sizeof(r));
+    for (i = 0; i < 400; i++)
+        step(d, t++, REG_A, 0, &r);
+    for (i = 0; i < 20; i++)
+        step(d, t++, REG_A, 1, &r);
+    T_CHECK(r.raised == 1 && ad_detector_false_alarm(d, NULL, NAN, &fb, err, sizeof err) == 0 &&
+            fb.raised && fb.closed, "a blockage alert declared false: threshold %.4f -> %.4f %s",
+            fb.prev_threshold, fb.threshold, err);
+    raised = fb.threshold;
+    for (i = 0; i < 4000 && !r.promoted; i++)
+        step(d, t++, REG_A, 0, &r);
+    T_CHECK(r.promoted == 1, "a candidate promoted on regime A (min_gain 0): %d, rejected %d",
+            r.promoted, r.rejected);
+    if (r.promoted != 1) {
+        ad_detector_free(d);
+        return;
+    }
+    want = raised * r.adapt.adapt.cand_error / r.adapt.adapt.live_error;
+    js = ad_detector_save(d);
+    j = js ? cJSON_Parse(js) : NULL;
+    th = j ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "state"),
+                                              "raised") : NULL;
+    if (cJSON_IsNumber(th))
+        saved = th->valuedouble;
+    T_NOTE("raise %.4f, error ratio %.4f -> %.4f (saved %.4f); promoted threshold %.4f", raised,
+           r.adapt.adapt.cand_error / r.adapt.adapt.live_error, want, saved, r.adapt.threshold);
+    T_CHECK(fabs(saved - want) <= 1e-9 * want && r.adapt.threshold >= want * (1 - 1e-12),
+            "the raise is kept, on the new model's scale: %.6f (want %.6f), threshold %.6f",
+            saved, want, r.adapt.threshold);
+    cJSON_Delete(j);
+    free(js);
+    ad_detector_free(d);
+}
+
 int main(void)
 {
     double t0 = now_s();
@@ -813,6 +877,7 @@ int main(void)
     T_RUN(test_recurring_regime_learned);
     T_RUN(test_unlearned_regime_kept);
     T_RUN(test_silencing_candidate_rejected);
+    T_RUN(test_false_alarm_over_promotion);
     T_RUN(test_data_time_same_as_counts);
     T_RUN(test_data_time_restored);
     T_RUN(test_data_time_large_set);

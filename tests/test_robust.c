@@ -1142,10 +1142,72 @@ static void test_probability_alerts(void)
     ad_model_free(m);
 }
 
+/* Calibrate (300 windows, T = 10) on ~1 with n_steps steps of feature a to
+ * 3 for 10 rows (every window holding one scores up to 2), trimmed with
+ * calibration.recur = recur; threshold, scores trimmed in *trimmed. */
+static double steps_thr(int recur, int n_steps, uint64_t *trimmed)
+{
+    ad_model *m = t_zero_model(10, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    run r;
+    int i, k;
+
+    ad_detector_cfg_default(&c);
+    c.dq_enabled = 0;
+    c.calib_windows = 300;
+    c.thr.q = 0.99;
+    c.thr.margin = 1.5;
+    c.thr.estimator = AD_EST_TRIMMED;
+    c.thr.recur = recur;
+    memset(&r, 0, sizeof(r));
+    rng = 42;
+    if (ad_detector_new(&d, &c, "steps", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "%s", err);
+        ad_model_free(m);
+        return NAN;
+    }
+    for (i = 0; i < 309; i++) {
+        double a = 1 + 0.05 * noise();
+        for (k = 0; k < n_steps; k++)
+            if (i >= 50 + 80 * k && i < 60 + 80 * k)
+                a = 3;
+        step2(d, 1000 * i, a, 1 + 0.05 * noise(), &r);
+    }
+    ad_detector_get_stats(d, &st);
+    *trimmed = st.threshold_trimmed;
+    ad_detector_free(d);
+    ad_model_free(m);
+    return st.phase == AD_PHASE_DETECTING ? st.threshold : NAN;
+}
+
+/* A step that recurs (three times in the calibration: a daily load change)
+ * is a part of normal behaviour: with calibration.recur 3 the threshold is
+ * set over the steps; with 0, or when the step came once or twice, the
+ * steps are trimmed as outliers (the windows holding one step are an
+ * episode: T = 10 windows of one change, the window length the detector
+ * passes to the threshold). */
+static void test_recurring_steps_kept(void)
+{
+    uint64_t tr0, tr3, tr2;
+    double v0 = steps_thr(0, 3, &tr0), v3 = steps_thr(3, 3, &tr3), v2 = steps_thr(3, 2, &tr2);
+
+    T_NOTE("three steps: recur 0 threshold %.4f (%llu trimmed), recur 3 %.4f (%llu); two "
+           "steps, recur 3: %.4f (%llu)", v0, (unsigned long long)tr0, v3,
+           (unsigned long long)tr3, v2, (unsigned long long)tr2);
+    T_CHECK(v0 < 1.7 && tr0 >= 40, "recur 0: steps trimmed, threshold %.4f under the step "
+            "scores (2)", v0);
+    T_CHECK(v3 > 2.0 && tr3 == 0, "recur 3: three steps kept, threshold %.4f over them", v3);
+    T_CHECK(v2 < 1.7 && tr2 >= 30, "recur 3, two steps: trimmed, threshold %.4f", v2);
+}
+
 int main(void)
 {
     T_RUN(test_constant_stream);
     T_RUN(test_poisoned_calibration);
+    T_RUN(test_recurring_steps_kept);
     T_RUN(test_regime_acceptance);
     T_RUN(test_spans_in_data_time);
     T_RUN(test_accept_after_ms);

@@ -409,6 +409,152 @@ static void test_save_restore(void)
     ad_threshold_free(t);
 }
 
+/*
+ * Trimmed estimator with recurrence. 300 calibration scores of 1 +- 0.01
+ * (MAD-sigma about 0.009: the fence is near 1.05) with excursions of
+ * height h over L scores placed at 40, 120, 200, 280 (recur_gap 10: an
+ * excursion counts when at least 5 long). Returns the scores trimmed and
+ * the threshold (q 0.99 x 1).
+ */
+static uint64_t recur_fit(int recur, int n_exc, const double *h, const int *L, double *thr)
+{
+    static const int at[4] = { 40, 120, 200, 280 };
+    ad_thr_cfg c;
+    ad_threshold *t;
+    ad_thr_info in;
+    char err[200];
+    int i, e;
+
+    ad_thr_cfg_default(&c);
+    c.estimator = AD_EST_TRIMMED;
+    c.margin = 1.0;
+    c.recur = recur;
+    c.recur_gap = 10;
+    t = mk(&c);
+    rng = 7;
+    for (i = 0; i < 300; i++) {
+        double x = 1.0 + 0.02 * (unif() - 0.5);
+        for (e = 0; e < n_exc; e++)
+            if (i >= at[e] && i < at[e] + L[e])
+                x = h[e];
+        ad_threshold_add(t, x);
+    }
+    if (ad_threshold_fit(t, NULL, err, sizeof(err)) != 0)
+        T_CHECK(0, "fit: %s", err);
+    ad_threshold_info(t, &in);
+    *thr = ad_threshold_value(t);
+    ad_threshold_free(t);
+    return in.trimmed;
+}
+
+static void test_trimmed_recurring(void)
+{
+    const double h3[4] = { 3, 3.5, 2.5, 3 }, hx[4] = { 3, 3.5, 9, 3 };
+    const int L10[4] = { 10, 10, 10, 10 }, Lshort[4] = { 10, 10, 4, 4 };
+    ad_thr_cfg c;
+    char err[200];
+    double v, v0;
+    uint64_t tr;
+
+    /* off: every excursion is trimmed, the threshold stays near 1 */
+    tr = recur_fit(0, 3, h3, L10, &v0);
+    T_CHECK(tr == 30 && v0 < 1.05, "recur 0: 30 trimmed (%llu), threshold %g",
+            (unsigned long long)tr, v0);
+    /* three excursions within 2x of each other: a part of normal */
+    tr = recur_fit(3, 3, h3, L10, &v);
+    T_CHECK(tr == 0 && v > 2.5, "recur 3, three alike: kept (%llu trimmed), threshold %g",
+            (unsigned long long)tr, v);
+    /* two are not enough for 3; they are for 2 */
+    tr = recur_fit(3, 2, h3, L10, &v);
+    T_CHECK(tr == 20 && v < 1.05, "recur 3, two: trimmed (%llu), %g", (unsigned long long)tr, v);
+    tr = recur_fit(2, 2, h3, L10, &v);
+    T_CHECK(tr == 0 && v > 2.5, "recur 2, two: kept (%llu trimmed), %g",
+            (unsigned long long)tr, v);
+    /* one (a single bad sample sits in T windows): always trimmed */
+    tr = recur_fit(2, 1, h3, L10, &v);
+    T_CHECK(tr == 10 && v < 1.05, "recur 2, one: trimmed (%llu), %g", (unsigned long long)tr, v);
+    /* an excursion 3x higher than the others has no peer: trimmed alone */
+    tr = recur_fit(3, 4, hx, L10, &v);
+    T_CHECK(tr == 10 && v > 2.5 && v < 9, "recur 3, 3 alike + one at 9: the 9 trimmed (%llu), "
+            "threshold %g", (unsigned long long)tr, v);
+    /* excursions shorter than half a window's reach are blips: they
+     * neither recur nor make the long ones recur */
+    tr = recur_fit(3, 4, h3, Lshort, &v);
+    T_CHECK(tr == 28 && v < 1.05, "recur 3, two long + two short: all trimmed (%llu), %g",
+            (unsigned long long)tr, v);
+    /* settings */
+    ad_thr_cfg_default(&c);
+    c.recur = 1;
+    c.estimator = AD_EST_TRIMMED;
+    T_CHECK(ad_thr_cfg_check(&c, err, sizeof(err)) == AD_EINVAL && strstr(err, "recur"),
+            "recur 1 refused: %s", err);
+    c.recur = 3;
+    c.estimator = AD_EST_QUANTILE;
+    T_CHECK(ad_thr_cfg_check(&c, err, sizeof(err)) == AD_EINVAL && strstr(err, "trimmed"),
+            "recur without trimmed refused: %s", err);
+}
+
+/* A promotion's hold: the value stays at v or above for n adapted scores,
+ * then adaptation decides again; saved and restored; a rebase keeps an
+ * operator's raise. */
+static void test_hold_and_raise(void)
+{
+    ad_thr_cfg c;
+    ad_threshold *t, *u;
+    char err[200];
+    double sc[200];
+    uint64_t left = 0;
+    cJSON *j;
+    int i;
+
+    ad_thr_cfg_default(&c);
+    c.adapt = 1;
+    c.margin = 1.0;
+    c.q = 0.5;
+    t = mk(&c);
+    for (i = 0; i < 128; i++)
+        ad_threshold_add(t, 1.0);
+    ad_threshold_fit(t, NULL, err, sizeof(err));
+    T_CHECK(ad_threshold_hold(t, 4.0, 10) == 0 && ad_threshold_value(t) == 4.0,
+            "held at 4: %g", ad_threshold_value(t));
+    for (i = 0; i < 5; i++)
+        ad_threshold_adapt(t, 1.0);     /* re-estimates every 2 scores: median 1 */
+    T_CHECK(ad_threshold_value(t) == 4.0 && ad_threshold_held(t, &left) == 4.0 && left == 5,
+            "5 scores in: still 4 (%g), %llu left", ad_threshold_value(t),
+            (unsigned long long)left);
+    j = ad_threshold_save(t);
+    u = mk(&c);
+    T_CHECK(ad_threshold_restore(u, j, err, sizeof(err)) == 0 &&
+            ad_threshold_held(u, &left) == 4.0 && left == 5, "hold restored: %llu left %s",
+            (unsigned long long)left, err);
+    cJSON_Delete(j);
+    for (i = 0; i < 8; i++) {
+        ad_threshold_adapt(t, 1.0);
+        ad_threshold_adapt(u, 1.0);
+    }
+    T_CHECK(ad_threshold_value(t) == 1.0 && ad_threshold_value(u) == 1.0 &&
+            ad_threshold_held(t, NULL) == 0, "after 10 scores adaptation decides: %g, %g",
+            ad_threshold_value(t), ad_threshold_value(u));
+    ad_threshold_free(u);
+    T_CHECK(ad_threshold_hold(t, NAN, 3) == AD_EINVAL, "hold of NAN refused");
+    /* an operator's raise survives a rebase (a promotion) */
+    T_CHECK(ad_threshold_raise(t, 2.5) == 0, "raise");
+    for (i = 0; i < 200; i++)
+        sc[i] = 0.5;
+    T_CHECK(ad_threshold_rebase(t, sc, 200, NULL, NULL, err, sizeof(err)) == 0, "rebase: %s",
+            err);
+    T_CHECK(ad_threshold_value(t) == 2.5 && ad_threshold_raised(t) == 2.5,
+            "raise kept over the rebase: %g (raised %g)", ad_threshold_value(t),
+            ad_threshold_raised(t));
+    /* a promotion moves it to the new model's scale first */
+    ad_threshold_scale_raised(t, 0.4);
+    T_CHECK(ad_threshold_rebase(t, sc, 200, NULL, NULL, err, sizeof(err)) == 0 &&
+            fabs(ad_threshold_value(t) - 1.0) < 1e-12 && fabs(ad_threshold_raised(t) - 1.0) < 1e-12,
+            "raise x 0.4 over the next rebase: %g (raised %g)", ad_threshold_value(t),
+            ad_threshold_raised(t));
+    ad_threshold_free(t);
+}
+
 int main(void)
 {
     T_RUN(test_quantile_method);
@@ -420,5 +566,7 @@ int main(void)
     T_RUN(test_adaptation_and_freeze);
     T_RUN(test_adapt_quantile_stride);
     T_RUN(test_save_restore);
+    T_RUN(test_trimmed_recurring);
+    T_RUN(test_hold_and_raise);
     return t_done();
 }
