@@ -984,7 +984,8 @@ static void decide(ad_adapt *a, int64_t ts)
      * holds it there for a normal set's worth of windows). */
     ev.cand_fit = thr;
     if (a->live_thr != NULL && ad_threshold_fitted(a->live_thr) && ev.live_error > 0.0 &&
-        isfinite(ev.cand_error))
+        isfinite(ev.cand_error) && a->thr.method != AD_THR_FIXED &&
+        a->thr.method != AD_THR_MODEL)
         ev.hold_threshold = ad_threshold_value(a->live_thr) * ev.cand_error / ev.live_error;
     if (ev.hold_threshold > thr)
         thr = ev.hold_threshold;

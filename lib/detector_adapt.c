@@ -64,7 +64,8 @@ static void promote(ad_detector *d, ad_event *e)
         d->has_smooth = 1;
         if (e->adapt.hold_threshold > 0 && isfinite(e->adapt.hold_threshold))
             ad_threshold_hold(d->thr, e->adapt.hold_threshold,
-                              (uint64_t)ad_adapt_get_cfg(d->ad)->normal_windows);
+                              (uint64_t)ad_adapt_get_cfg(d->ad)->normal_windows *
+                              (uint64_t)ad_adapt_get_cfg(d->ad)->normal_stride);
     } else {
         ad_log(AD_LOG_WARNING, "stream %s: threshold kept after promotion%s%s", d->key,
                sm ? ": " : "", sm ? err : "");

@@ -622,7 +622,7 @@ static int ep_cmp_start(const void *a, const void *b)
 
 /*
  * The trimmed estimator with recurrence (recur > 0): the scores over the
- * fence form episodes, joined across at most recur_gap scores under it. An
+ * fence form episodes, joined across fewer than recur_gap scores under it. An
  * episode at least half of recur_gap long (one change sitting in every
  * window that holds it: a step, a load change, a bad sample) is kept when
  * at least recur - 1 other such episodes peak within RECUR_RATIO of its
@@ -634,7 +634,7 @@ static int ep_cmp_start(const void *a, const void *b)
 #define RECUR_RATIO 2.0
 static size_t trim_recurring(const ad_threshold *t, double *x, size_t n, double fence)
 {
-    size_t i, j, m, ne = 0, last = 0, gap, full, lo;
+    size_t i, j, m, ne = 0, last = 0, gap, full, *cnt;
     episode *ep;
     int in = 0;
 
@@ -643,13 +643,18 @@ static size_t trim_recurring(const ad_threshold *t, double *x, size_t n, double 
     for (i = 0; i < n; i++)
         if (x[i] > fence && (i == 0 || !(x[i - 1] > fence)))
             ne++;
-    if ((ep = malloc((ne ? ne : 1) * sizeof(*ep))) == NULL)
+    ep = malloc((ne ? ne : 1) * sizeof(*ep));
+    cnt = malloc((ne + 1) * sizeof(*cnt));
+    if (ep == NULL || cnt == NULL) {
+        free(ep);
+        free(cnt);
         return (size_t)-1;
+    }
     ne = 0;
     for (i = 0; i < n; i++) {
         if (!(x[i] > fence))
             continue;
-        if (in && i - last <= gap) {
+        if (in && i - last <= gap) {        /* fewer than gap scores under */
             ep[ne - 1].end = i;
             if (x[i] > ep[ne - 1].peak)
                 ep[ne - 1].peak = x[i];
@@ -662,18 +667,39 @@ static size_t trim_recurring(const ad_threshold *t, double *x, size_t n, double 
         }
         last = i;
     }
-    /* peers: the other full episodes with peaks in [p / r, p * r] */
+    /* peers: the other full episodes with peaks within a factor r (by peak:
+     * cnt[k] full episodes among the k lowest, two binary searches each) */
     qsort(ep, ne, sizeof(*ep), ep_cmp_peak);
-    for (i = 0, lo = 0; i < ne; i++) {
-        size_t peers = 0;
+    cnt[0] = 0;
+    for (i = 0; i < ne; i++)
+        cnt[i + 1] = cnt[i] + (ep[i].end - ep[i].start + 1 >= full);
+    for (i = 0; i < ne; i++) {
+        double a = ep[i].peak / RECUR_RATIO, b = ep[i].peak * RECUR_RATIO, c;
+        size_t lo = 0, hi = ne, l2, h2;
         if (ep[i].end - ep[i].start + 1 < full)
             continue;
-        while (ep[lo].peak * RECUR_RATIO < ep[i].peak)
-            lo++;
-        for (j = lo; j < ne && ep[j].peak <= ep[i].peak * RECUR_RATIO; j++)
-            if (j != i && ep[j].end - ep[j].start + 1 >= full)
-                peers++;
-        ep[i].keep = peers + 1 >= (size_t)t->cfg.recur;
+        if (a > b) {                        /* a negative peak */
+            c = a;
+            a = b;
+            b = c;
+        }
+        for (l2 = 0, h2 = ne; l2 < h2;) {   /* first peak >= a */
+            size_t mid = l2 + (h2 - l2) / 2;
+            if (ep[mid].peak < a)
+                l2 = mid + 1;
+            else
+                h2 = mid;
+        }
+        lo = l2;
+        for (l2 = lo, h2 = ne; l2 < h2;) {  /* first peak > b */
+            size_t mid = l2 + (h2 - l2) / 2;
+            if (ep[mid].peak <= b)
+                l2 = mid + 1;
+            else
+                h2 = mid;
+        }
+        hi = l2;
+        ep[i].keep = cnt[hi] - cnt[lo] >= (size_t)t->cfg.recur;   /* itself included */
     }
     qsort(ep, ne, sizeof(*ep), ep_cmp_start);
     for (i = m = j = 0; i < n; i++) {
@@ -683,6 +709,7 @@ static size_t trim_recurring(const ad_threshold *t, double *x, size_t n, double 
             x[m++] = x[i];
     }
     free(ep);
+    free(cnt);
     return m;
 }
 
@@ -794,20 +821,21 @@ static double apply_floor(ad_threshold *t, double v)
 {
     if (t->info.floor > 0 && !(v >= t->info.floor)) {
         t->info.floored = 1;
-        return t->info.floor;
-    }
-    if (isfinite(v))
+        v = t->info.floor;
+    } else if (isfinite(v)) {
         t->info.floored = 0;
+    }
     if (t->raised > 0 && !(v >= t->raised))
-        return t->raised;
+        v = t->raised;
     if (t->hold_left > 0 && !(v >= t->hold))
-        return t->hold;
+        v = t->hold;
     return v;
 }
 
 int ad_threshold_hold(ad_threshold *t, double v, uint64_t n)
 {
-    if (!t->fitted || !(v > 0) || !isfinite(v))
+    if (!t->fitted || !(v > 0) || !isfinite(v) || t->cfg.method == AD_THR_FIXED ||
+        t->cfg.method == AD_THR_MODEL)
         return AD_EINVAL;
     t->hold = n ? v : 0;
     t->hold_left = n;
@@ -1005,9 +1033,17 @@ int ad_threshold_rebase(ad_threshold *t, const double *scores, size_t n,
     /* Without calibration scores (fixed, model) the old threshold is taken
      * as sitting on a level of 0. */
     v = old + (new_med - (isfinite(old_med) ? old_med : 0));
-    v = apply_floor(t, v);
-    if (!isfinite(v) || !(v > 0))
-        return ad_errf(err, errlen, AD_ENONFINITE, "threshold rebase: result %g", v);
+    {
+        uint64_t hl = t->hold_left;
+
+        t->hold_left = 0;               /* a rebase ends a hold */
+        v = apply_floor(t, v);
+        if (!isfinite(v) || !(v > 0)) {
+            t->hold_left = hl;
+            return ad_errf(err, errlen, AD_ENONFINITE, "threshold rebase: result %g", v);
+        }
+        t->hold = 0;
+    }
     t->value = v;
     t->info.median = new_med;
     t->info.spread = new_sp;
@@ -1233,10 +1269,15 @@ int ad_threshold_restore(ad_threshold *t, const cJSON *j, char *err, size_t errl
     if (p != NULL) {
         double h, hl;
         if (get_num(j, "hold", &h) || !(h > 0) || get_num(j, "hold_left", &hl) ||
-            !(hl >= 1 && hl <= 1e15))
-            goto bad;
-        t->hold = h;
-        t->hold_left = (uint64_t)hl;
+            !(hl >= 1 && hl <= 1e15)) {
+            ad_threshold_reset(t);
+            return ad_errf(err, errlen, AD_EFORMAT, "threshold state: hold/hold_left "
+                           "malformed (a value > 0 and a count >= 1)");
+        }
+        if (t->fitted && t->cfg.method != AD_THR_FIXED && t->cfg.method != AD_THR_MODEL) {
+            t->hold = h;            /* else ignored: nothing to hold */
+            t->hold_left = (uint64_t)hl;
+        }
     }
     return 0;
 bad:

@@ -46,8 +46,8 @@
  *             and MAD have a 50 % breakdown point, so up to half the windows
  *             may be contaminated before the fence moves.
  *             With recur = E > 0 the scores over the fence form episodes
- *             (joined across at most recur_gap scores under it; recur_gap =
- *             the windows one sample sits in). An episode at least
+ *             (joined across fewer than recur_gap scores under it;
+ *             recur_gap = the windows one sample sits in). An episode at least
  *             recur_gap / 2 long whose peak has E - 1 other such episodes
  *             peaking within a factor 2 of it recurs: a part of normal
  *             behaviour (a daily step, a load change), kept. A single bad
@@ -228,7 +228,8 @@ double ad_threshold_raised(const ad_threshold *t);
  * of the day; the hold keeps the live threshold x the candidate/live error
  * ratio until the new model has been judged on n windows of its own. n = 0
  * ends a hold. Saved and restored with the state; a later hold replaces it,
- * a rebase or reset ends it. AD_EINVAL when not fitted or v not finite > 0.
+ * a rebase or reset ends it. AD_EINVAL when not fitted, v not finite > 0,
+ * or the method is fixed or model (no scores to hold against).
  */
 int ad_threshold_hold(ad_threshold *t, double v, uint64_t n);
 /* The hold in force (0: none), its adapted scores left in *left (may be

@@ -482,6 +482,39 @@ static void test_trimmed_recurring(void)
     tr = recur_fit(3, 4, h3, Lshort, &v);
     T_CHECK(tr == 28 && v < 1.05, "recur 3, two long + two short: all trimmed (%llu), %g",
             (unsigned long long)tr, v);
+    /* joining: an excursion of 4 + a dip + 4 is one full episode (8 >= 5)
+     * when the dip is shorter than recur_gap (9 scores under the fence),
+     * two blips when it is not (10) */
+    {
+        int dip, k;
+        for (dip = 9; dip <= 10; dip++) {
+            ad_threshold *t;
+            ad_thr_info in;
+            ad_thr_cfg_default(&c);
+            c.estimator = AD_EST_TRIMMED;
+            c.margin = 1.0;
+            c.recur = 3;
+            c.recur_gap = 10;
+            t = mk(&c);
+            rng = 7;
+            for (k = 0; k < 300; k++) {
+                double x = 1.0 + 0.02 * (unif() - 0.5);
+                int e, o;
+                for (e = 0; e < 3; e++) {
+                    o = k - (40 + 80 * e);
+                    if ((o >= 0 && o < 4) || (o >= 4 + dip && o < 8 + dip))
+                        x = 3.0;
+                }
+                ad_threshold_add(t, x);
+            }
+            ad_threshold_fit(t, NULL, err, sizeof(err));
+            ad_threshold_info(t, &in);
+            T_CHECK(dip == 9 ? in.trimmed == 0 : in.trimmed == 24,
+                    "dip of %d under the fence (recur_gap 10): %llu trimmed", dip,
+                    (unsigned long long)in.trimmed);
+            ad_threshold_free(t);
+        }
+    }
     /* settings */
     ad_thr_cfg_default(&c);
     c.recur = 1;
@@ -537,6 +570,52 @@ static void test_hold_and_raise(void)
             ad_threshold_value(t), ad_threshold_value(u));
     ad_threshold_free(u);
     T_CHECK(ad_threshold_hold(t, NAN, 3) == AD_EINVAL, "hold of NAN refused");
+    /* a hold over an operator's raise and the floor: the highest wins */
+    T_CHECK(ad_threshold_raise(t, 2.0) == 0 && ad_threshold_hold(t, 4.0, 50) == 0, "raise, hold");
+    for (i = 0; i < 8; i++)
+        ad_threshold_adapt(t, 1.0);
+    T_CHECK(ad_threshold_value(t) == 4.0, "hold 4 over raise 2 after 8 scores: %g",
+            ad_threshold_value(t));
+    /* a rebase ends the hold, also when it falls back to a median shift
+     * (5 scores: too few to refit): the value moves by the medians' shift
+     * (1 -> 2) from where it was */
+    for (i = 0; i < 5; i++)
+        sc[i] = 2.0;
+    T_CHECK(ad_threshold_rebase(t, sc, 5, NULL, NULL, err, sizeof(err)) == 0 &&
+            ad_threshold_held(t, NULL) == 0 && ad_threshold_value(t) == 5.0,
+            "median-shift rebase: hold ended, value 4 + 1: %g (held %g) %s",
+            ad_threshold_value(t), ad_threshold_held(t, NULL), err);
+    /* a state that holds but is not fitted: the hold is ignored */
+    u = mk(&c);
+    j = cJSON_Parse("{\"method\":\"quantile\",\"fitted\":false,\"frozen\":false,"
+                    "\"value\":0,\"count\":0,\"welford\":{\"n\":0,\"mean\":0,\"m2\":0},"
+                    "\"samples\":[],\"hold\":7,\"hold_left\":5}");
+    T_CHECK(ad_threshold_restore(u, j, err, sizeof(err)) == 0 &&
+            ad_threshold_held(u, NULL) == 0, "unfitted state: hold ignored (%s)", err);
+    cJSON_Delete(j);
+    ad_threshold_free(u);
+    j = cJSON_Parse("{\"method\":\"quantile\",\"fitted\":true,\"frozen\":false,"
+                    "\"value\":1,\"count\":1,\"welford\":{\"n\":1,\"mean\":1,\"m2\":0},"
+                    "\"samples\":[1],\"hold\":7,\"hold_left\":0}");
+    u = mk(&c);
+    T_CHECK(ad_threshold_restore(u, j, err, sizeof(err)) == AD_EFORMAT && strstr(err, "hold"),
+            "hold_left 0 refused, naming it: %s", err);
+    cJSON_Delete(j);
+    ad_threshold_free(u);
+    /* methods without scores have nothing to hold against */
+    {
+        ad_thr_cfg f;
+        ad_threshold *x;
+        ad_thr_cfg_default(&f);
+        f.method = AD_THR_FIXED;
+        f.fixed = 1.0;
+        x = mk(&f);
+        ad_threshold_fit(x, NULL, err, sizeof(err));
+        T_CHECK(ad_threshold_fitted(x) && ad_threshold_hold(x, 3.0, 10) == AD_EINVAL &&
+                ad_threshold_value(x) == 1.0, "fixed: hold refused, value %g",
+                ad_threshold_value(x));
+        ad_threshold_free(x);
+    }
     /* an operator's raise survives a rebase (a promotion) */
     T_CHECK(ad_threshold_raise(t, 2.5) == 0, "raise");
     for (i = 0; i < 200; i++)
