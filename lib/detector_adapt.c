@@ -62,10 +62,10 @@ static void promote(ad_detector *d, ad_event *e)
         ad_threshold_rebase(d->thr, sm, n, c->training, &how, err, sizeof(err)) == 0) {
         d->smooth = last;
         d->has_smooth = 1;
+        const ad_adapt_cfg *ac = ad_adapt_get_cfg(d->ad);
         if (e->adapt.hold_threshold > 0 && isfinite(e->adapt.hold_threshold))
             ad_threshold_hold(d->thr, e->adapt.hold_threshold,
-                              (uint64_t)ad_adapt_get_cfg(d->ad)->normal_windows *
-                              (uint64_t)ad_adapt_get_cfg(d->ad)->normal_stride);
+                              (uint64_t)ac->normal_windows * (uint64_t)ac->normal_stride);
     } else {
         ad_log(AD_LOG_WARNING, "stream %s: threshold kept after promotion%s%s", d->key,
                sm ? ": " : "", sm ? err : "");

@@ -620,6 +620,22 @@ static int ep_cmp_start(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* In ep[0..n-1] sorted by peak: the first with a peak > v (above = 1) or
+ * >= v (above = 0). */
+static size_t ep_bound(const episode *ep, size_t n, double v, int above)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ep[mid].peak < v || (above && ep[mid].peak == v))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /*
  * The trimmed estimator with recurrence (recur > 0): the scores over the
  * fence form episodes, joined across fewer than recur_gap scores under it. An
@@ -674,32 +690,17 @@ static size_t trim_recurring(const ad_threshold *t, double *x, size_t n, double 
     for (i = 0; i < ne; i++)
         cnt[i + 1] = cnt[i] + (ep[i].end - ep[i].start + 1 >= full);
     for (i = 0; i < ne; i++) {
-        double a = ep[i].peak / RECUR_RATIO, b = ep[i].peak * RECUR_RATIO, c;
-        size_t lo = 0, hi = ne, l2, h2;
+        double a = ep[i].peak / RECUR_RATIO, b = ep[i].peak * RECUR_RATIO;
         if (ep[i].end - ep[i].start + 1 < full)
             continue;
         if (a > b) {                        /* a negative peak */
-            c = a;
+            double c = a;
             a = b;
             b = c;
         }
-        for (l2 = 0, h2 = ne; l2 < h2;) {   /* first peak >= a */
-            size_t mid = l2 + (h2 - l2) / 2;
-            if (ep[mid].peak < a)
-                l2 = mid + 1;
-            else
-                h2 = mid;
-        }
-        lo = l2;
-        for (l2 = lo, h2 = ne; l2 < h2;) {  /* first peak > b */
-            size_t mid = l2 + (h2 - l2) / 2;
-            if (ep[mid].peak <= b)
-                l2 = mid + 1;
-            else
-                h2 = mid;
-        }
-        hi = l2;
-        ep[i].keep = cnt[hi] - cnt[lo] >= (size_t)t->cfg.recur;   /* itself included */
+        /* itself included */
+        ep[i].keep = cnt[ep_bound(ep, ne, b, 1)] - cnt[ep_bound(ep, ne, a, 0)] >=
+                     (size_t)t->cfg.recur;
     }
     qsort(ep, ne, sizeof(*ep), ep_cmp_start);
     for (i = m = j = 0; i < n; i++) {
