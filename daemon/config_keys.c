@@ -241,8 +241,11 @@ static const key train_keys[] = {
     { "mode", K_ENUM, OPP(training), 0, 0, NULL, FL, "none|finetune|bootstrap", NULL,
       "online training: finetune the model on each stream's first windows, or "
       "bootstrap a model from scratch (no model file)" },
-    { "windows", K_INT, OPP(train_windows), 1, 10000000, NULL, FL, NULL, NULL,
-      "windows collected before training" },
+    { "windows", K_INT, OPP(train_windows), 0, 10000000, NULL, FL, NULL, NULL,
+      "windows collected before training (0: no count limit, with duration_ms)" },
+    { "duration_ms", K_I64, OPP(train_duration_ms), 0, 1e12, "0", FL, NULL, NULL,
+      "... or until the rows collected span this much data time, whichever comes first "
+      "(0: no time limit; at most 1e6 windows)" },
     { "epochs", K_INT, OPP(train_epochs), 1, 10000, NULL, FL, NULL, NULL,
       "training epochs" },
     { "boot_units", K_INT, OPP(boot_units), 1, 4096, NULL, FL, NULL, NULL,

@@ -139,9 +139,14 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
     if ((unsigned)c->training > AD_TRAIN_BOOTSTRAP)
         return ad_errf(err, errlen, AD_EINVAL, "training: unknown mode %d", (int)c->training);
     if (c->training != AD_TRAIN_NONE) {
-        if (c->train_windows < 1 || c->train_windows > 10000000)
-            return ad_errf(err, errlen, AD_EINVAL, "training.windows: must be 1..1e7 (got %d)",
+        if (c->train_windows < 0 || c->train_windows > 10000000)
+            return ad_errf(err, errlen, AD_EINVAL, "training.windows: must be 0..1e7 (got %d)",
                            c->train_windows);
+        if (c->train_duration_ms < 0)
+            return ad_errf(err, errlen, AD_EINVAL, "training.duration_ms: must be >= 0");
+        if (c->train_windows == 0 && c->train_duration_ms == 0)
+            return ad_errf(err, errlen, AD_EINVAL, "training.windows 0 (no count limit) "
+                           "needs training.duration_ms");
         if (c->train_epochs < 1 || c->train_epochs > 100000)
             return ad_errf(err, errlen, AD_EINVAL, "training.epochs: must be >= 1 (got %d)",
                            c->train_epochs);
@@ -176,6 +181,8 @@ uint64_t ad_detector_cfg_hash(const ad_detector_cfg *c)
     HV(h, c->thr.min_samples);
     HV(h, (int)c->training);
     HV(h, c->train_windows);
+    if (c->train_duration_ms != 0)
+        HV(h, c->train_duration_ms);
     HV(h, c->train_epochs);
     HV(h, c->boot_units);
     HV(h, c->train_seed);
@@ -192,6 +199,8 @@ uint64_t ad_detector_cfg_hash(const ad_detector_cfg *c)
         HV(h, c->thr.recur);
     return h;
 }
+
+static int coll_grow(ad_detector *d);
 
 /* ---- events --------------------------------------------------------------- */
 
@@ -454,9 +463,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     if (d->ad && ad_adapt_resolved(d->ad) && keep_alert_windows(d, cfg->alert.accept_after) != 0)
         goto oom;
     if (cfg->training != AD_TRAIN_NONE) {
-        d->coll_cap = (size_t)cfg->train_windows + (size_t)T - 1;
-        d->coll = malloc(d->coll_cap * (size_t)F * sizeof(float));
-        if (d->coll == NULL)
+        if (coll_grow(d) != 0)
             goto oom;
         d->phase = AD_PHASE_COLLECTING;
     } else {
@@ -557,14 +564,56 @@ void ad_detector_advance(ad_detector *d, int64_t now_ms)
         ad_dq_advance(d->dq, t);
 }
 
+/* Rows a collection holds at most: train_windows windows (stride 1), or
+ * AD_TRAIN_MAX_WINDOWS without a count limit. */
+static size_t coll_max(const ad_detector *d)
+{
+    int w = d->cfg.train_windows > 0 ? d->cfg.train_windows : AD_TRAIN_MAX_WINDOWS;
+
+    return (size_t)w + (size_t)d->T - 1;
+}
+
+/* Make room for more collected rows (doubling from 1024, up to coll_max). */
+static int coll_grow(ad_detector *d)
+{
+    size_t max = coll_max(d), cap = d->coll_cap ? d->coll_cap * 2 : 1024;
+    float *p;
+
+    if (d->coll_cap >= max)
+        return AD_ERANGE;
+    if (cap > max)
+        cap = max;
+    p = realloc(d->coll, cap * (size_t)d->F * sizeof(float));
+    if (p == NULL)
+        return AD_ENOMEM;
+    d->coll = p;
+    d->coll_cap = cap;
+    return 0;
+}
+
 /* COLLECTING: keep a valid row; when enough, move to TRAINING. */
 static void collect(ad_detector *d, int64_t ts)
 {
-    memcpy(d->coll + d->coll_rows * (size_t)d->F, d->row, (size_t)d->F * sizeof(float));
-    d->coll_rows++;
-    if (d->coll_rows >= (size_t)d->T)
-        d->st.windows_collected++;
-    if (d->coll_rows >= d->coll_cap) {
+    int full = 0;
+
+    if (d->coll_rows >= d->coll_cap && coll_grow(d) != 0) {
+        ad_log(AD_LOG_WARNING, "stream %s: out of memory collecting training rows: "
+               "training on the %zu rows collected", d->key, d->coll_rows);
+        full = 1;
+    }
+    if (!full) {
+        if (d->coll_rows == 0)
+            d->coll_t0 = ts;
+        memcpy(d->coll + d->coll_rows * (size_t)d->F, d->row, (size_t)d->F * sizeof(float));
+        d->coll_rows++;
+        if (d->coll_rows >= (size_t)d->T)
+            d->st.windows_collected++;
+    }
+    if (d->coll_rows >= coll_max(d) ||
+        (d->cfg.train_duration_ms > 0 && d->coll_rows >= (size_t)d->T &&
+         ts - d->coll_t0 >= d->cfg.train_duration_ms))
+        full = 1;
+    if (full && d->coll_rows >= (size_t)d->T) {
         ad_event *e;
         det_set_phase(d, AD_PHASE_TRAINING, ts);
         d->job_taken = 0;

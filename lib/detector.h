@@ -33,8 +33,12 @@
  * PHASES
  *   collecting   (training finetune/bootstrap) windows are collected for
  *                training, not handed out for scoring. After train_windows
- *                windows (stride 1 over the collected valid rows), phase
- *                becomes training and AD_EV_TRAIN_READY is queued.
+ *                windows (stride 1 over the collected valid rows), or when
+ *                the rows collected span train_duration_ms of data time
+ *                (first row to last), whichever comes first, phase becomes
+ *                training and AD_EV_TRAIN_READY is queued. The buffer
+ *                grows as rows come (AD_TRAIN_MAX_WINDOWS windows at most;
+ *                out of memory ends the collection with what it holds).
  *   training     waiting for ad_detector_train_done(); windows formed now are
  *                dropped (counted in windows_skipped).
  *   calibrating  windows are scored but never alert; their (smoothed) scores
@@ -209,6 +213,9 @@ typedef enum {
 } ad_train_mode;
 
 /* Plain settings shared by all streams of a detector. */
+/* Windows a collection holds at most (training.windows 0 with a duration). */
+#define AD_TRAIN_MAX_WINDOWS 1000000
+
 typedef struct ad_detector_cfg {
     ad_stream_cfg stream;       /* row assembly */
     int hop;                    /* rows between windows, >= 1; default 1 */
@@ -219,8 +226,12 @@ typedef struct ad_detector_cfg {
     ad_thr_cfg thr;             /* method and parameters, adapt */
     ad_alert_cfg alert;         /* k, n, m, clear_ratio, cooldown */
     ad_train_mode training;     /* default none */
-    int train_windows;          /* finetune/bootstrap: windows to collect;
+    int train_windows;          /* finetune/bootstrap: windows to collect
+                                 * (0 = no count limit: needs the duration);
                                  * default 500 */
+    int64_t train_duration_ms;  /* ... or until the rows collected span this
+                                 * much data time (0 = no time limit, the
+                                 * default); at most AD_TRAIN_MAX_WINDOWS */
     int train_epochs;           /* default 5 (finetune), bootstrap uses it too */
     int boot_units;             /* bootstrap architecture: LSTM(u) ->
                                  * RepeatVector(T) -> LSTM(u, seq) ->

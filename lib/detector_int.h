@@ -43,6 +43,7 @@ struct ad_detector {
     /* collecting */
     float *coll;                 /* (coll_cap, F) raw rows */
     size_t coll_rows, coll_cap;
+    int64_t coll_t0;             /* data time of the first collected row */
     int job_taken;
     /* scoring */
     uint64_t seq_out, seq_fed;

@@ -287,6 +287,25 @@ else
     it_fail "example config on a 5-min univariate CSV" "$(tail -5 "$D/logu")"
 fi
 
+# training in data time: a day of rows (first to last), whatever the rate
+if "$BIN" replay -c "${AD_SRCDIR:-.}/conf/anomalyd.json" --training bootstrap --window 30 \
+        --train-windows 0 --train-duration 86400 -i "$D/uni.csv" -o "$D/unid.out" \
+        -e "$D/unid.ev" 2> "$D/logd" &&
+   grep -q '"train_ready".*"bootstrap on 289 rows (260 windows)"' "$D/unid.ev"; then
+    it_ok "--train-duration 86400 at 300 s: bootstrap on a day of rows (289 rows, 260 windows)"
+else
+    it_fail "--train-duration 86400 at 300 s: bootstrap on a day of rows" \
+        "$(grep train_ready "$D/unid.ev"; tail -3 "$D/logd")"
+fi
+if ! "$BIN" replay --training bootstrap --window 30 --train-windows 0 -i "$D/uni.csv" \
+        -o "$D/unid2.out" 2> "$D/logd2" &&
+   grep -q "training.windows 0 (no count limit) needs training.duration_ms" "$D/logd2"; then
+    it_ok "--train-windows 0 without a duration: refused, naming training.duration_ms"
+else
+    it_fail "--train-windows 0 without a duration: refused, naming training.duration_ms" \
+        "$(cat "$D/logd2")"
+fi
+
 # adapt.normal_ms a year at one row a second, windows of 100x3: a normal
 # set beyond the memory limit. The stream learns that only once its period
 # is known: an error names the key, the windows and the limit, continual
