@@ -232,7 +232,7 @@ static const key alert_keys[] = {
       "accept_gap as data time, likewise; set this or accept_gap" },
     { "accept_period_ms", K_I64, OPP(alert.accept_period_ms), 0, 31622400000.0, "0", FP, NULL,
       NULL, "pooled alerts are accepted only when the latest starts at the time of day (of "
-      "this period) of an earlier one, within 1/24 of it: a regime recurs on a schedule, "
+      "this period) of an earlier one, within 1/12 of it: a regime recurs on a schedule, "
       "different faults a day apart do not (0: any recurrence; 86400000: daily)" },
 };
 static const table alert_table = TAB(alert_keys);

@@ -90,7 +90,7 @@ typedef struct ad_alert_cfg {
     int64_t accept_gap_ms;    /* detector: accept_gap as data time, likewise */
     int64_t accept_period_ms; /* detector: a chain is accepted only when its
                                  latest occurrence starts at the phase of an
-                                 earlier one in this period, within 1/24 of
+                                 earlier one in this period, within 1/12 of
                                  it (0: any recurrence), default 0 */
 } ad_alert_cfg;
 

@@ -1182,17 +1182,20 @@ static int64_t phase_after(int64_t ts, int64_t at, int64_t P)
     return r < 0 ? r + P : r;
 }
 
-/* Do ts and at fall at the same time in period P > 0 (within P/24, one
- * hour of a day)? */
+/* Do ts and at fall at the same time in period P > 0 (within P/12, two
+ * hours of a day)? An alert starts when a broad peak crosses the threshold:
+ * the demand peaks of a shifted level raised at 17:08 and 18:12 on
+ * consecutive days (scenario shift_then_fault, bootstrap). */
+#define AD_SAME_TIME_DIV 12
 static int same_time(int64_t ts, int64_t at, int64_t P)
 {
     int64_t r = phase_after(ts, at, P);
 
-    return r <= P / 24 || P - r <= P / 24;
+    return r <= P / AD_SAME_TIME_DIV || P - r <= P / AD_SAME_TIME_DIV;
 }
 
 /* Does the chain's latest occurrence start at the phase of an earlier one
- * (alert.accept_period_ms P > 0, within P/24)? 1 without a period. */
+ * (alert.accept_period_ms P > 0, within P/12)? 1 without a period. */
 static int acc_regular(const ad_detector *d)
 {
     int64_t P = d->cfg.alert.accept_period_ms, last;
@@ -1754,7 +1757,7 @@ static void acc_alert_ended(ad_detector *d)
 }
 
 /* Do a regime on a schedule starting at `at` and regime i (when it has a
- * schedule) recur at the same time of day? (Within P/24; 1 when either has
+ * schedule) recur at the same time of day? (Within P/12; 1 when either has
  * no schedule.) A change at 22:00 and its return at 06:00 can share an
  * error profile; they are two regimes. */
 static int same_phase(const ad_detector *d, int i, int64_t at, int scheduled)

@@ -146,7 +146,7 @@
  * flapping alert is one occurrence), or one alert of A windows. An alert
  * whose excess profile has cosine < 0.8 with the chain's starts a chain of
  * its own. With alert.accept_period_ms P > 0 the latest occurrence must
- * start within P/24 of an earlier one's phase in P (a regime recurs on a
+ * start within P/12 of an earlier one's phase in P (a regime recurs on a
  * schedule; faults a day apart do not), and two chains are kept: an alert
  * unlike the active chain's (once AD_ACCEPT_SWITCH_MIN = 5 windows show its
  * profile, or when it clears) parks the chain's earlier alerts and joins

@@ -848,7 +848,7 @@ static void test_recurring_regime(void)
     }
 
     /* accept_period_ms: recurrences every 60 s are on a 60 s schedule (the
-     * same as without it), not on a 47 s one (no start within 47/24 s of
+     * same as without it), not on a 47 s one (no start within 47/12 s of
      * an earlier one's phase: 60, 120, 180, 240 s are 13, 26, 39, 5 s off) */
     acc_period_ms = 60000;
     recurring_stats(30, 60, -1, &r, &st);
@@ -938,6 +938,38 @@ static void test_recurring_regime(void)
                 r.count[AD_EV_ALERT_RAISED] - raised_late, d ? st.regimes : -1,
                 d ? (unsigned long long)st.accepted : 0ULL);
         ad_detector_free(d);
+    }
+    /* starts that wander (an alert starts when a broad peak crosses the
+     * threshold): +4 s, -3 s off the minute, within 60/12 s, are on the
+     * schedule: accepted at the third (with 60/24 s, at the fifth); +11 s,
+     * -9 s are not: never. (The regime then applies from 60/24 s before
+     * the third's start, so the fourth, 7 s later, alerts at its end.) */
+    {
+        static const int jit[2][5] = { { 0, 4, -3, 4, 0 }, { 0, 11, -9, 11, -9 } };
+        int w, i, c;
+        for (w = 0; w < 2; w++) {
+            acc_period_ms = 60000;
+            d = accept_detector(30, 60, 3, 0.25);
+            memset(&r, 0, sizeof(r));
+            rng = 17;
+            for (i = 0; d && i < 420; i++) {
+                int on = 0;
+                for (c = 0; c < 5; c++)
+                    on |= i >= 100 + 60 * c + jit[w][c] && i < 115 + 60 * c + jit[w][c];
+                step2(d, 1000 * i, (on ? 3 : 1) + 0.05 * noise(), 1 + 0.05 * noise(), &r);
+            }
+            if (d)
+                ad_detector_get_stats(d, &st);
+            c = nth_ev(&r, AD_EV_ALERT_CLEARED, 2);
+            T_CHECK(d && (w == 0 ? st.accepted == 1 && c >= 0 &&
+                                   r.ev[c].alert.reason == AD_CLOSE_ACCEPTED
+                                 : st.accepted == 0 && r.count[AD_EV_ALERT_RAISED] == 5),
+                    "starts %+d %+d %+d %+d s off the minute: %d raises, accepted %llu "
+                    "(the third closed as %s)", jit[w][1], jit[w][2], jit[w][3], jit[w][4],
+                    r.count[AD_EV_ALERT_RAISED], d ? (unsigned long long)st.accepted : 0ULL,
+                    c >= 0 ? ad_close_reason_name(r.ev[c].alert.reason) : "-");
+            ad_detector_free(d);
+        }
     }
     acc_period_ms = 47000;
     recurring_stats(30, 60, -1, &r, &st);
