@@ -594,26 +594,22 @@ static int coll_grow(ad_detector *d)
 /* COLLECTING: keep a valid row; when enough, move to TRAINING. */
 static void collect(ad_detector *d, int64_t ts)
 {
-    int full = 0;
+    int room = d->coll_rows < d->coll_cap || coll_grow(d) == 0;
 
-    if (d->coll_rows >= d->coll_cap && coll_grow(d) != 0) {
-        ad_log(AD_LOG_WARNING, "stream %s: out of memory collecting training rows: "
-               "training on the %zu rows collected", d->key, d->coll_rows);
-        full = 1;
-    }
-    if (!full) {
+    if (room) {
         if (d->coll_rows == 0)
             d->coll_t0 = ts;
         memcpy(d->coll + d->coll_rows * (size_t)d->F, d->row, (size_t)d->F * sizeof(float));
         d->coll_rows++;
         if (d->coll_rows >= (size_t)d->T)
             d->st.windows_collected++;
+    } else {
+        ad_log(AD_LOG_WARNING, "stream %s: out of memory collecting training rows: "
+               "training on the %zu rows collected", d->key, d->coll_rows);
     }
-    if (d->coll_rows >= coll_max(d) ||
-        (d->cfg.train_duration_ms > 0 && d->coll_rows >= (size_t)d->T &&
-         ts - d->coll_t0 >= d->cfg.train_duration_ms))
-        full = 1;
-    if (full && d->coll_rows >= (size_t)d->T) {
+    if (d->coll_rows >= (size_t)d->T &&
+        (!room || d->coll_rows >= coll_max(d) ||
+         (d->cfg.train_duration_ms > 0 && ts - d->coll_t0 >= d->cfg.train_duration_ms))) {
         ad_event *e;
         det_set_phase(d, AD_PHASE_TRAINING, ts);
         d->job_taken = 0;

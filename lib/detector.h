@@ -212,10 +212,10 @@ typedef enum {
     AD_TRAIN_BOOTSTRAP      /* no model file: train from scratch */
 } ad_train_mode;
 
-/* Plain settings shared by all streams of a detector. */
 /* Windows a collection holds at most (training.windows 0 with a duration). */
 #define AD_TRAIN_MAX_WINDOWS 1000000
 
+/* Plain settings shared by all streams of a detector. */
 typedef struct ad_detector_cfg {
     ad_stream_cfg stream;       /* row assembly */
     int hop;                    /* rows between windows, >= 1; default 1 */
