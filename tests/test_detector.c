@@ -248,6 +248,98 @@ static void test_save_restore(void)
     ad_model_free(m2);
 }
 
+/* calibration.season_ms: a step at the same phase of every 96 s period
+ * alerts until it has shown in 2 of the last 3 periods, then raises
+ * nothing; a step at another phase still alerts; the level survives a
+ * save and restore. One row a second (value 1, 10 at the step), T = 2. */
+static int raises_in(ad_detector *d, int64_t from, int64_t to, double step_at, int64_t P,
+                     uint64_t *seasonal)
+{
+    run r;
+    int64_t t;
+    int i, n = 0;
+    ad_detector_stats st;
+
+    memset(&r, 0, sizeof(r));
+    for (t = from; t < to; t += 1000) {
+        int64_t ph = (t % P) / 1000;
+        double v = 1.0 + 0.1 * (double)((t / 1000) % 3);
+        if (ph >= step_at && ph < step_at + 5)
+            v = 10;
+        step(d, t, v, &r);
+    }
+    for (i = 0; i < r.n_events; i++)
+        n += r.ev[i].type == AD_EV_ALERT_RAISED;
+    ad_detector_get_stats(d, &st);
+    if (seasonal)
+        *seasonal = st.windows_seasonal;
+    return n;
+}
+
+static void test_season(void)
+{
+    ad_model *m = t_zero_model(2, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL, *e = NULL;
+    char err[300], *txt;
+    const int64_t P = 96000, t0 = 96000 * 1000;
+    int k, n, early = 0, late = 0;
+    uint64_t seas = 0;
+
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 20;
+    c.thr.method = AD_THR_SIGMA;
+    c.alert.clear_ratio = 1;        /* the quiet scores sit just under it */
+    c.season_ms = P;
+    c.season_periods = 2;
+    T_CHECK(ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err)) == 0, "new: %s", err);
+    if (d == NULL)
+        return;
+    /* calibration (no step), then six periods with the step at 40 s */
+    raises_in(d, t0, t0 + 30000, -100, P, NULL);
+    for (k = 0; k < 6; k++) {
+        n = raises_in(d, t0 + 30000 + k * P, t0 + 30000 + (k + 1) * P, 40, P, &seas);
+        if (k < 2)
+            early += n;
+        else if (k >= 3)
+            late += n;
+    }
+    T_CHECK(early == 2, "the first two periods: the step alerts each time (%d raises)", early);
+    T_CHECK(late == 0 && seas > 0, "after 2 of 3 periods: no raise (%d), %llu windows under "
+            "the seasonal level", late, (unsigned long long)seas);
+    T_CHECK(ad_detector_season_phases(d) == 96, "every phase has a level (%d)",
+            ad_detector_season_phases(d));
+    /* the same step at 70 s: not the cycle */
+    n = raises_in(d, t0 + 30000 + 6 * P, t0 + 30000 + 7 * P, 70, P, NULL);
+    T_CHECK(n == 1, "a step at another phase alerts (%d raises)", n);
+
+    /* saved and restored: the restored stream knows the step's phase */
+    txt = ad_detector_save(d);
+    T_CHECK(txt != NULL && strstr(txt, "\"season\"") != NULL, "the level is saved");
+    ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(e && ad_detector_restore(e, txt, err, sizeof(err)) == 0, "restore: %s", err);
+    if (e) {
+        T_CHECK(ad_detector_season_phases(e) == ad_detector_season_phases(d),
+                "restored phases %d, saved %d", ad_detector_season_phases(e),
+                ad_detector_season_phases(d));
+        n = raises_in(e, t0 + 30000 + 7 * P, t0 + 30000 + 8 * P, 40, P, NULL);
+        T_CHECK(n == 0, "restored: the step raises nothing (%d)", n);
+    }
+    ad_detector_free(e);
+    /* without the level: every step alerts */
+    c.season_ms = 0;
+    ad_detector_free(d);
+    d = NULL;
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    raises_in(d, t0, t0 + 30000, -100, P, NULL);
+    for (k = 0, late = 0; k < 6; k++)
+        late += raises_in(d, t0 + 30000 + k * P, t0 + 30000 + (k + 1) * P, 40, P, NULL);
+    T_CHECK(late == 6, "season off: all six steps alert (%d)", late);
+    free(txt);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
 /* A detector restored from `state` given `rows` rows (value 1) from
  * `first` on, 1 s apart: windows scored, the first one's end in *t0. */
 static int resumed(const ad_detector_cfg *c, ad_model *m, const char *state, int64_t first,
@@ -618,5 +710,6 @@ int main(void)
     T_RUN(test_forced_calibration_and_fixed);
     T_RUN(test_bootstrap_training);
     T_RUN(test_training_duration);
+    T_RUN(test_season);
     return t_done();
 }
