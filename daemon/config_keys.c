@@ -183,7 +183,8 @@ static const key calib_keys[] = {
       "a seasonal level, its period (86400000: a day; 0: off): no alert is raised under "
       "season_margin x a score reached near the same phase (+- period/48, or a window's "
       "span) in season_periods of the last 2 x season_periods - 1 periods, e.g. a daily "
-      "step the model reconstructs badly (an open alert is judged against the threshold)" },
+      "step the model reconstructs badly (an open alert is judged against the threshold; "
+      "alert.on score only)" },
     { "season_periods", K_INT, OPP(season_periods), 1, 30, NULL, FL, NULL, NULL,
       "season_ms: in how many of the last 2n - 1 periods the level was reached" },
     { "season_margin", K_NUM, OPP(season_margin), 1, 1e6, NULL, FL, NULL, NULL,

@@ -131,6 +131,10 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
     if (c->season_ms != 0 && (c->season_ms < AD_SEASON_BINS || c->season_ms > 1000000000000LL))
         return ad_errf(err, errlen, AD_EINVAL, "calibration.season_ms: must be 0 (off) or "
                        "%d .. 1e12 (got %lld)", AD_SEASON_BINS, (long long)c->season_ms);
+    if (c->season_ms != 0 && c->alert.on == AD_ALERT_ON_PROBABILITY)
+        return ad_errf(err, errlen, AD_EINVAL, "calibration.season_ms: the seasonal level "
+                       "is a score level and alert.on \"probability\" judges probabilities; "
+                       "set calibration.season_ms 0 or alert.on \"score\"");
     if (c->season_periods < 1 || c->season_periods > AD_SEASON_MAX_PERIODS)
         return ad_errf(err, errlen, AD_EINVAL, "calibration.season_periods: must be 1..%d "
                        "(got %d)", AD_SEASON_MAX_PERIODS, c->season_periods);
@@ -488,6 +492,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
             d->phase = AD_PHASE_DETECTING;
     }
     d->gen = 1;
+    d->season_gen = 1;
     d->st.last_score = NAN;
     d->st.last_smoothed = NAN;
     d->st.last_probability = NAN;
@@ -1030,6 +1035,8 @@ static void calq_pop(ad_detector *d)
         d->st.calib_excluded++;
     } else {
         ad_threshold_add(d->thr, q->s);
+        if (d->season)
+            ad_season_add(d->season, q->to, q->s);
         d->st.calib_windows++;
     }
     d->cq_head = (d->cq_head + 1) % d->cq_cap;
@@ -1069,12 +1076,12 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
         d->has_calib_start = 1;
         d->calib_start = ts;
     }
-    if (d->season && !untrusted)
-        ad_season_add(d->season, ts, s);
     if (untrusted || (d->calib_guard > 0 && s > d->calib_guard)) {
         d->st.calib_excluded++;
     } else if ((delay == 0 && d->cq_len == 0) || calq_push(d, from, ts, s, delay) != 0) {
         ad_threshold_add(d->thr, s);
+        if (d->season)
+            ad_season_add(d->season, ts, s);
         d->st.calib_windows++;
     }
     /* the end comes when it would without holding (held windows count);
@@ -2018,13 +2025,13 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     d->st.season_level = lv;
     if (d->season && !untrusted)
         ad_season_add(d->season, ts, s);
+    /* a window like an accepted regime is judged against its threshold */
+    ri = s > thr ? like_regime(d, ts, s, thr, share) : -1;
+    like = ri >= 0;
     /* normal at this phase only: teaches the model, not the threshold */
-    seasonal = s > thr && s <= eff;
+    seasonal = s > thr && s <= eff && !like;
     if (seasonal)
         d->st.windows_seasonal++;
-    /* a window like an accepted regime is judged against its threshold */
-    ri = s > eff ? like_regime(d, ts, s, thr, share) : -1;
-    like = ri >= 0;
     ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share };
     ad_alert al;
     int r = ad_alerter_step_obs(d->alert, ts, &o, &al);

@@ -244,10 +244,11 @@ typedef struct ad_detector_cfg {
                                  * per this many windows, >= 1; default 100 */
     int64_t season_ms;          /* seasonal level (season.h): its period,
                                  * 0 = off (default) */
-    int season_periods;         /* ... reached in each of this many periods,
-                                 * 1..30; default 3 */
+    int season_periods;         /* ... reached in this many (R) of the last
+                                 * 2R - 1 periods, 1..30; default 3 */
     double season_margin;       /* ... times this, >= 1; default 1.5: a
-                                 * window under it raises no alert */
+                                 * window under it raises no alert (alert.on
+                                 * score only) */
     int dq_enabled;             /* data-quality monitor (quality.enabled);
                                  * default 1 */
     ad_dq_cfg dq;               /* its settings (quality.h) */
@@ -370,11 +371,12 @@ typedef struct ad_detector_stats {
     uint64_t threshold_trimmed; /* scores the trimmed estimator left out of
                                  * the last estimate */
     double threshold_held;      /* a promotion's hold in force (0: none) */
-    double season_level;        /* seasonal level x margin at the last window
-                                 * judged (NAN: none or off) */
-    uint64_t windows_seasonal;  /* windows over the threshold, under the
-                                 * seasonal level: raised nothing */
     uint64_t threshold_held_windows;  /* ... adapted windows it lasts */
+    double season_level;        /* seasonal level x margin at the last window
+                                 * judged (NAN: none, off, or an alert open) */
+    uint64_t windows_seasonal;  /* windows over the threshold (and unlike an
+                                 * accepted regime) under the seasonal level:
+                                 * they raised nothing */
     double last_probability;    /* NAN before the first */
     double last_log_likelihood; /* ln(1 - last_probability) */
     double last_score;          /* raw, NAN before the first */

@@ -39,6 +39,7 @@ struct ad_detector {
     ad_alerter *alert;
     ad_likelihood *lik;
     ad_season *season;           /* NULL: calibration.season_ms 0 */
+    uint64_t season_gen;         /* model generation its maxima are scores of */
     float *row;                  /* F scratch */
     float *srow;                 /* F scratch: the row scaled */
     ad_phase phase;

@@ -120,10 +120,11 @@ static row *start(ad_season *s, int64_t k)
 
 static void locate(const ad_season *s, int64_t ts, int64_t *k, int *bin)
 {
-    int64_t ph;
+    int64_t ph = ts % s->P;
 
+    if (ph < 0)
+        ph += s->P;                               /* 0 .. P-1 */
     *k = floor_div(ts, s->P);
-    ph = ts - *k * s->P;                          /* 0 .. P-1 */
     *bin = (int)((double)ph * B / (double)s->P);
     if (*bin >= B)
         *bin = B - 1;
@@ -135,11 +136,13 @@ void ad_season_add(ad_season *s, int64_t ts_ms, double score)
     int b;
     row *r;
 
-    if (!isfinite(score))
+    if (!isfinite(score) || ts_ms > AD_SEASON_TS_MAX || ts_ms < -AD_SEASON_TS_MAX)
         return;
     locate(s, ts_ms, &k, &b);
     if (s->newest != NO_ROW && k < s->newest - s->N - 1)
-        return;                                   /* too old to matter */
+        ad_season_reset(s);     /* time went back beyond every kept period
+                                 * (a clock set back, a damaged saved state):
+                                 * what is kept says nothing of now */
     r = find(s, k);
     if (r == NULL) {
         if (s->newest != NO_ROW && k < s->newest)
@@ -198,7 +201,8 @@ double ad_season_level(const ad_season *s, int64_t ts_ms)
     int64_t k;
     int b;
 
-    if (s == NULL || s->newest == NO_ROW)
+    if (s == NULL || s->newest == NO_ROW || ts_ms > AD_SEASON_TS_MAX ||
+        ts_ms < -AD_SEASON_TS_MAX)
         return NAN;
     locate(s, ts_ms, &k, &b);
     return level_at(s, k, b);
@@ -209,7 +213,8 @@ int ad_season_phases(const ad_season *s, int64_t ts_ms)
     int64_t k;
     int b, n = 0;
 
-    if (s == NULL || s->newest == NO_ROW)
+    if (s == NULL || s->newest == NO_ROW || ts_ms > AD_SEASON_TS_MAX ||
+        ts_ms < -AD_SEASON_TS_MAX)
         return 0;
     locate(s, ts_ms, &k, &b);
     for (b = 0; b < B; b++)
@@ -226,8 +231,14 @@ void ad_season_scale(ad_season *s, double ratio)
         return;
     }
     for (i = 0; i < s->nr; i++)
-        for (b = 0; b < B; b++)
-            s->rows[i].max[b] = (float)(s->rows[i].max[b] * ratio);
+        for (b = 0; b < B; b++) {
+            float v = (float)(s->rows[i].max[b] * ratio);
+            if (isinf(v)) {                     /* beyond float: unusable */
+                ad_season_reset(s);
+                return;
+            }
+            s->rows[i].max[b] = v;
+        }
 }
 
 void ad_season_set_span(ad_season *s, double span_ms)
@@ -276,10 +287,29 @@ fail:
     return NULL;
 }
 
+/* One saved row: k an integer period index within the timestamps kept
+ * (|k| <= AD_SEASON_TS_MAX / P), max B finite numbers or null. */
+static int row_ok(const ad_season *s, const cJSON *r, int64_t *k)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(r, "k");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "max"), *v;
+
+    if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= (double)(AD_SEASON_TS_MAX / s->P)) ||
+        x->valuedouble != floor(x->valuedouble) || !cJSON_IsArray(m) ||
+        cJSON_GetArraySize(m) != B)
+        return 0;
+    cJSON_ArrayForEach(v, m)
+        if (!cJSON_IsNull(v) && !(cJSON_IsNumber(v) && fabs(v->valuedouble) <= 3e38))
+            return 0;
+    *k = (int64_t)x->valuedouble;
+    return 1;
+}
+
 int ad_season_restore(ad_season *s, const cJSON *o, char *err, size_t errlen)
 {
-    const cJSON *x, *rows, *r;
-    int n = 0, b;
+    const cJSON *x, *rows, *r, *v;
+    int n = 0, b, used = 0;
+    int64_t k, newest = NO_ROW;
 
     ad_season_reset(s);
     if (!cJSON_IsObject(o))
@@ -292,47 +322,37 @@ int ad_season_restore(ad_season *s, const cJSON *o, char *err, size_t errlen)
     if (!cJSON_IsNumber(x) || x->valuedouble != B)
         return ad_errf(err, errlen, AD_EFORMAT, "season: bins must be %d", B);
     rows = cJSON_GetObjectItemCaseSensitive(o, "rows");
-    if (!cJSON_IsArray(rows))
-        return ad_errf(err, errlen, AD_EFORMAT, "season: rows must be an array");
+    if (!cJSON_IsArray(rows) || cJSON_GetArraySize(rows) > 2 * AD_SEASON_MAX_PERIODS + 1)
+        return ad_errf(err, errlen, AD_EFORMAT, "season: rows must be an array of at most %d",
+                       2 * AD_SEASON_MAX_PERIODS + 1);
+    /* all rows checked first; the newest N + 2 periods are kept (fewer
+     * than saved when season_periods was lowered) */
     cJSON_ArrayForEach(r, rows) {
-        const cJSON *k = cJSON_GetObjectItemCaseSensitive(r, "k");
-        const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "max"), *v;
+        n++;
+        if (!row_ok(s, r, &k))
+            return ad_errf(err, errlen, AD_EFORMAT,
+                           "season: row %d needs an integer k (|k| <= %lld) and max: %d "
+                           "finite numbers or null", n, (long long)(AD_SEASON_TS_MAX / s->P), B);
+        if (newest == NO_ROW || k > newest)
+            newest = k;
+    }
+    cJSON_ArrayForEach(r, rows) {
         row *dst;
 
-        if (++n > s->nr) {
+        row_ok(s, r, &k);
+        if (k < newest - s->N - 1)
+            continue;
+        if (find(s, k) != NULL) {
             ad_season_reset(s);
-            return ad_errf(err, errlen, AD_EFORMAT, "season: more than %d rows", s->nr);
+            return ad_errf(err, errlen, AD_EFORMAT, "season: period %lld saved twice",
+                           (long long)k);
         }
-        if (!cJSON_IsNumber(k) || !(fabs(k->valuedouble) <= 1e15) ||
-            k->valuedouble != floor(k->valuedouble) ||
-            find(s, (int64_t)k->valuedouble) != NULL ||
-            !cJSON_IsArray(m) || cJSON_GetArraySize(m) != B) {
-            ad_season_reset(s);
-            return ad_errf(err, errlen, AD_EFORMAT,
-                           "season: row %d needs an integer k (|k| <= 1e15, not repeated) "
-                           "and max: %d numbers or null", n, B);
-        }
-        dst = &s->rows[n - 1];
-        dst->k = (int64_t)k->valuedouble;
+        dst = &s->rows[used++];         /* distinct k in N + 2 values: fits */
+        dst->k = k;
         b = 0;
-        cJSON_ArrayForEach(v, m) {
-            if (cJSON_IsNull(v)) {
-                dst->max[b++] = NAN;
-            } else if (cJSON_IsNumber(v) && isfinite(v->valuedouble) &&
-                       fabs(v->valuedouble) <= 3e38) {
-                dst->max[b++] = (float)v->valuedouble;
-            } else {
-                ad_season_reset(s);
-                return ad_errf(err, errlen, AD_EFORMAT,
-                               "season: row %d bin %d is not a finite number or null", n, b);
-            }
-        }
-        if (s->newest == NO_ROW || dst->k > s->newest)
-            s->newest = dst->k;
+        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(r, "max"))
+            dst->max[b++] = cJSON_IsNull(v) ? NAN : (float)v->valuedouble;
     }
-    /* rows too old for the newest are unused */
-    for (n = 0; n < s->nr; n++)
-        if (s->rows[n].k != NO_ROW && s->rows[n].k < s->newest - s->N - 1)
-            clear_row(&s->rows[n]);
+    s->newest = newest;
     return 0;
 }

@@ -36,10 +36,13 @@
  * Every trusted score feeds it, those inside alerts included (that is the
  * point); the caller leaves out untrusted and flagged windows. A promotion
  * moves the kept maxima to the new model's scale with its error ratio
- * (ad_season_scale); a new model on a reload resets them.
+ * (ad_season_scale; a model reloaded through reload.shadow is promoted
+ * too); a model swapped in otherwise (bootstrap training, a reload without
+ * shadow) resets them, the same model recalibrated keeps them.
  *
  * COST. (2R + 1) x AD_SEASON_BINS floats per stream (2.7 kB at R = 3);
- * O(R^2) per level, O(1) per score.
+ * O(R (R + h) x rows) per level (h the tolerance in bins), O(rows) per
+ * score, rows = 2R + 1 (about 200 operations at R = 3, h = 2).
  */
 #ifndef AD_SEASON_H
 #define AD_SEASON_H
@@ -50,6 +53,7 @@
 #define AD_SEASON_BINS 96           /* 15 min of a day */
 #define AD_SEASON_HALF 2            /* +- bins a phase looks at (P/48) */
 #define AD_SEASON_MAX_PERIODS 30
+#define AD_SEASON_TS_MAX 1000000000000000LL  /* |ts| beyond (year 33658): ignored */
 
 typedef struct ad_season ad_season;
 struct cJSON;
@@ -59,8 +63,10 @@ int ad_season_new(ad_season **out, int64_t period_ms, int periods, char *err, si
 void ad_season_free(ad_season *s);
 void ad_season_reset(ad_season *s);
 
-/* A trusted score at ts (scores older than the current period are
- * ignored). */
+/* A trusted score at ts. A score of a period already gone by that has no
+ * row is ignored; one older than every kept period (time went back: a
+ * clock set back, a damaged saved state) resets what is kept first. |ts|
+ * beyond AD_SEASON_TS_MAX is ignored. */
 void ad_season_add(ad_season *s, int64_t ts_ms, double score);
 
 /* The tolerance: the data time one window spans (ms); h = that, rounded

@@ -256,10 +256,43 @@ static void test_scale_save_restore(void)
         cJSON *p = cJSON_Parse(txt);
         cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItem(p, "rows"), 0);
         cJSON_ReplaceItemInArray(cJSON_GetObjectItem(row, "max"), 3, cJSON_CreateString("x"));
-        T_CHECK(ad_season_restore(r, p, err, sizeof(err)) != 0 && strstr(err, "bin 3"),
+        T_CHECK(ad_season_restore(r, p, err, sizeof(err)) != 0 && strstr(err, "row 1"),
                 "a string in a row: %s", err);
         cJSON_Delete(p);
     }
+    /* saved with season_periods 2 (5 rows), restored with 1 (3 rows): the
+     * newest periods are kept */
+    {
+        ad_season *one = NULL;
+        cJSON *p = cJSON_Parse(txt);
+        T_CHECK(ad_season_new(&one, DAY, 1, err, sizeof(err)) == 0 &&
+                ad_season_restore(one, p, err, sizeof(err)) == 0, "fewer periods: %s", err);
+        T_CHECK(one && fabs(ad_season_level(one, (d0 + 3) * DAY + 550 * MIN) - 1.5) < 1e-6,
+                "R 1: the newest day's step (3 x 0.5 = 1.5): %g",
+                one ? ad_season_level(one, (d0 + 3) * DAY + 550 * MIN) : NAN);
+        ad_season_free(one);
+        cJSON_Delete(p);
+    }
+    /* a saved period far in the future (a damaged file): the first score
+     * resets it instead of being dropped as old forever */
+    {
+        cJSON *p = cJSON_Parse("{\"period_ms\":86400000,\"bins\":96,\"rows\":[{\"k\":11000000,"
+                               "\"max\":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,"
+                               "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,"
+                               "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]}]}");
+        T_CHECK(ad_season_restore(r, p, err, sizeof(err)) == 0, "far period restored: %s", err);
+        feed_day(r, d0, 1.0, 0);
+        feed_day(r, d0 + 1, 2.0, 0);
+        T_CHECK(fabs(ad_season_level(r, (d0 + 2) * DAY + 550 * MIN) - 1.0) < 1e-6,
+                "after it, two days of data make a level again: %g",
+                ad_season_level(r, (d0 + 2) * DAY + 550 * MIN));
+        cJSON_Delete(p);
+    }
+    /* timestamps beyond +-1e15 ms are ignored */
+    ad_season_add(r, INT64_MIN + 5, 9.0);
+    T_CHECK(isnan(ad_season_level(r, INT64_MIN + 5)) &&
+            fabs(ad_season_level(r, (d0 + 2) * DAY + 550 * MIN) - 1.0) < 1e-6,
+            "an absurd timestamp changes nothing");
     free(txt);
     ad_season_scale(s, NAN);
     T_CHECK(ad_season_phases(s, (d0 + 3) * DAY) == 0, "a scale that is not a number resets");
