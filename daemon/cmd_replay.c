@@ -48,6 +48,7 @@
 #include "config.h"
 #include "csv.h"
 #include "detector.h"
+#include "season.h"
 #include "engine.h"
 #include "model.h"
 
@@ -596,6 +597,11 @@ static int replay_report(replay *r)
             st.threshold, (unsigned long long)st.alerts,
             (unsigned long long)st.stream.nonfinite, (unsigned long long)st.stream.dup,
             (unsigned long long)st.stream.ooo);
+    if (r->cfg.season_ms > 0)
+        fprintf(stderr, "season: %llu windows over the threshold raised nothing under the "
+                "seasonal level; %d of %d phases have a level\n",
+                (unsigned long long)st.windows_seasonal, ad_detector_season_phases(r->d),
+                AD_SEASON_BINS);
     if (r->t->label)
         fprintf(stderr, "metrics: TP=%llu FP=%llu FN=%llu TN=%llu precision=%.4f "
                 "recall=%.4f F1=%.4f FAR=%.2f%% MAR=%.2f%%\n", (unsigned long long)tp,
@@ -620,6 +626,7 @@ static int replay_report(replay *r)
     cJSON_AddNumberToObject(j, "threshold", isfinite(st.threshold) ? st.threshold : 0);
     cJSON_AddStringToObject(j, "phase", ad_phase_name(st.phase));
     cJSON_AddNumberToObject(j, "nonfinite", (double)st.stream.nonfinite);
+    cJSON_AddNumberToObject(j, "windows_seasonal", (double)st.windows_seasonal);
     if (r->t->label) {
         cJSON_AddNumberToObject(j, "tp", (double)tp);
         cJSON_AddNumberToObject(j, "fp", (double)fp);

@@ -179,6 +179,16 @@ static const key calib_keys[] = {
     { "recur", K_INT, OPP(thr.recur), 0, 1000, "0", FP, NULL, NULL,
       "trimmed: keep an excursion over the fence (half a window long or more) that recurs "
       "this many times at a similar height, e.g. a daily step (0: off; 2 or more)" },
+    { "season_ms", K_I64, OPP(season_ms), 0, 1e12, NULL, FL, NULL, NULL,
+      "a seasonal level, its period (86400000: a day; 0: off): no alert is raised under "
+      "season_margin x a score reached near the same phase (+- period/48, or a window's "
+      "span) in season_periods of the last 2 x season_periods - 1 periods, e.g. a daily "
+      "step the model reconstructs badly (an open alert is judged against the threshold; "
+      "alert.on score only)" },
+    { "season_periods", K_INT, OPP(season_periods), 1, 30, NULL, FL, NULL, NULL,
+      "season_ms: in how many of the last 2n - 1 periods the level was reached" },
+    { "season_margin", K_NUM, OPP(season_margin), 1, 1e6, NULL, FL, NULL, NULL,
+      "season_ms: the level's multiplier" },
     { "floor", K_NUM, OPP(thr.floor), 0, 1e6, "0.01", FP, NULL, NULL,
       "the threshold is at least floor x the model's training error (q99; 1 without "
       "metadata), so degenerate scores still calibrate (0: off)" },

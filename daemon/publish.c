@@ -120,6 +120,9 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     cJSON_AddBoolToObject(cb, "floored", st.threshold_floored != 0);
     add_num_or_null(cb, "held", st.threshold_held > 0 ? st.threshold_held : NAN);
     cJSON_AddNumberToObject(cb, "held_windows", (double)st.threshold_held_windows);
+    add_num_or_null(cb, "season_level", st.season_level);
+    cJSON_AddNumberToObject(cb, "season_phases", (double)ad_detector_season_phases(s->d));
+    cJSON_AddNumberToObject(cb, "season_windows", (double)st.windows_seasonal);
     rg = cJSON_AddObjectToObject(o, "regime");
     add_num_or_null(rg, "threshold", st.regime_threshold);
     cJSON_AddNumberToObject(rg, "accepted", (double)st.accepted);

@@ -64,10 +64,12 @@ static ad_detector *mk(int ms, int ams, int rec)
         c.adapt.margin_ms = 1000;
         c.adapt.shadow_ms = 3000;
     }
-    if (rec) {                      /* trimmed with recurrence, adapting */
+    if (rec) {                      /* trimmed with recurrence, adapting; a seasonal level */
         c.thr.estimator = AD_EST_TRIMMED;
         c.thr.recur = 3;
         c.thr.adapt = 1;
+        c.season_ms = 96000;
+        c.season_periods = 2;
     }
     if (ad_detector_new(&d, &c, "fuzz", g_m, 0, 0, NULL, err, sizeof err) != 0)
         abort();

@@ -97,6 +97,9 @@ void ad_detector_cfg_default(ad_detector_cfg *c)
     ad_lik_cfg_default(&c->lik);
     c->extreme = 50;
     c->calib_warn_every = 100;
+    c->season_ms = 0;
+    c->season_periods = 3;
+    c->season_margin = 1.5;
     c->dq_enabled = 1;
     ad_dq_cfg_default(&c->dq);
     ad_adapt_cfg_default(&c->adapt);
@@ -125,6 +128,19 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
     if (c->calib_warn_every < 1)
         return ad_errf(err, errlen, AD_EINVAL, "calibration.warn_every: must be >= 1 (got %d)",
                        c->calib_warn_every);
+    if (c->season_ms != 0 && (c->season_ms < AD_SEASON_BINS || c->season_ms > 1000000000000LL))
+        return ad_errf(err, errlen, AD_EINVAL, "calibration.season_ms: must be 0 (off) or "
+                       "%d .. 1e12 (got %lld)", AD_SEASON_BINS, (long long)c->season_ms);
+    if (c->season_ms != 0 && c->alert.on == AD_ALERT_ON_PROBABILITY)
+        return ad_errf(err, errlen, AD_EINVAL, "calibration.season_ms: the seasonal level "
+                       "is a score level and alert.on \"probability\" judges probabilities; "
+                       "set calibration.season_ms 0 or alert.on \"score\"");
+    if (c->season_periods < 1 || c->season_periods > AD_SEASON_MAX_PERIODS)
+        return ad_errf(err, errlen, AD_EINVAL, "calibration.season_periods: must be 1..%d "
+                       "(got %d)", AD_SEASON_MAX_PERIODS, c->season_periods);
+    if (!(c->season_margin >= 1) || !isfinite(c->season_margin))
+        return ad_errf(err, errlen, AD_EINVAL, "calibration.season_margin: must be >= 1 "
+                       "(got %g)", c->season_margin);
     if (c->hop < 1)
         return ad_errf(err, errlen, AD_EINVAL, "hop: must be >= 1 (got %d)", c->hop);
     if (c->metric != AD_METRIC_MSE && c->metric != AD_METRIC_MAE)
@@ -289,6 +305,7 @@ void ad_detector_free(ad_detector *d)
     ad_threshold_free(d->thr);
     ad_alerter_free(d->alert);
     ad_likelihood_free(d->lik);
+    ad_season_free(d->season);
     ad_dq_free(d->dq);
     ad_adapt_free(d->ad);
     ad_model_free(d->retired[0]);
@@ -441,6 +458,9 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         goto fail;
     if ((rc = ad_likelihood_new(&d->lik, &cfg->lik, err, errlen)) != 0)
         goto fail;
+    if (cfg->season_ms > 0 &&
+        (rc = ad_season_new(&d->season, cfg->season_ms, cfg->season_periods, err, errlen)) != 0)
+        goto fail;
     d->rowd = malloc((size_t)F * sizeof(double));
     d->pres = malloc((size_t)F);
     d->last_val = malloc((size_t)F * sizeof(double));
@@ -472,10 +492,12 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
             d->phase = AD_PHASE_DETECTING;
     }
     d->gen = 1;
+    d->season_gen = 1;
     d->st.last_score = NAN;
     d->st.last_smoothed = NAN;
     d->st.last_probability = NAN;
     d->st.last_log_likelihood = NAN;
+    d->st.season_level = NAN;
     d->rows_since_bad = UINT64_MAX / 2;
     *out = d;
     return 0;
@@ -845,6 +867,8 @@ static void resolve_spans(ad_detector *d)
     qsort(dt, (size_t)d->wp_n, sizeof(dt[0]), cmp_i64);
     w = (double)dt[d->wp_n / 2];                    /* ms */
     d->window_ms = w;
+    if (d->season)              /* a window spans T rows, hop rows a window */
+        ad_season_set_span(d->season, (double)d->T * w / (double)d->cfg.hop);
     /* the learner first: its normal set bounds the alert windows kept */
     adapt_late = d->ad != NULL && !ad_adapt_resolved(d->ad);
     if (adapt_late)
@@ -1011,6 +1035,8 @@ static void calq_pop(ad_detector *d)
         d->st.calib_excluded++;
     } else {
         ad_threshold_add(d->thr, q->s);
+        if (d->season)
+            ad_season_add(d->season, q->to, q->s);
         d->st.calib_windows++;
     }
     d->cq_head = (d->cq_head + 1) % d->cq_cap;
@@ -1054,6 +1080,8 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
         d->st.calib_excluded++;
     } else if ((delay == 0 && d->cq_len == 0) || calq_push(d, from, ts, s, delay) != 0) {
         ad_threshold_add(d->thr, s);
+        if (d->season)
+            ad_season_add(d->season, ts, s);
         d->st.calib_windows++;
     }
     /* the end comes when it would without holding (held windows count);
@@ -1983,10 +2011,28 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                    const float *share, int untrusted, int hard)
 {
     /* untrusted: never teaches; hard: also stops regime acceptance */
-    double thr = ad_threshold_value(d->thr);
+    double thr = ad_threshold_value(d->thr), lv = NAN, eff = thr;
+    int ri, like, seasonal;
+
+    /* no alert raised under the level this phase of the period reached in
+     * each of the last periods (season.h); an open one is judged against
+     * the threshold */
+    if (d->season && ad_alerter_active(d->alert) == NULL) {
+        lv = ad_season_level(d->season, ts) * d->cfg.season_margin;
+        if (lv > eff)
+            eff = lv;
+    }
+    d->st.season_level = lv;
+    if (d->season && !untrusted)
+        ad_season_add(d->season, ts, s);
     /* a window like an accepted regime is judged against its threshold */
-    int ri = s > thr ? like_regime(d, ts, s, thr, share) : -1, like = ri >= 0;
-    ad_alert_obs o = { s, like ? d->regime_thr[ri] : thr, p, L, share };
+    ri = s > thr ? like_regime(d, ts, s, thr, share) : -1;
+    like = ri >= 0;
+    /* normal at this phase only: teaches the model, not the threshold */
+    seasonal = s > thr && s <= eff && !like;
+    if (seasonal)
+        d->st.windows_seasonal++;
+    ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share };
     ad_alert al;
     int r = ad_alerter_step_obs(d->alert, ts, &o, &al);
     int exceeded = ad_alerter_last_exceeded(d->alert);
@@ -2039,7 +2085,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
             ad_adapt_alert_raised(d->ad, al.id, ts);
     }
     if (A > 0 && share != NULL && ad_alerter_active(d->alert) == NULL && !exceeded &&
-        !like && !untrusted) {
+        !like && !untrusted && !seasonal) {
         /* the usual error per feature: a running mean, then an EWMA over
          * the last ~1000 windows */
         double *u = d->acc_prof + 2 * d->F;
@@ -2079,7 +2125,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     }
     /* Learn only from windows judged normal: below the threshold and
      * outside any alert, and trusted. */
-    if (!exceeded && !like && !untrusted && ad_alerter_active(d->alert) == NULL &&
+    if (!exceeded && !like && !untrusted && !seasonal && ad_alerter_active(d->alert) == NULL &&
         !(r & AD_ALERT_CLEARED))
         ad_threshold_adapt(d->thr, s);
 }
@@ -2182,6 +2228,10 @@ ad_metric ad_detector_metric(const ad_detector *d) { return d->cfg.metric; }
 ad_phase ad_detector_phase(const ad_detector *d) { return d->phase; }
 const char *ad_detector_key(const ad_detector *d) { return d->key; }
 int64_t ad_detector_last_ts(const ad_detector *d) { return d->last_ts; }
+int ad_detector_season_phases(const ad_detector *d)
+{
+    return d->season ? ad_season_phases(d->season, d->last_ts) : 0;
+}
 int ad_detector_T(const ad_detector *d) { return d->T; }
 int ad_detector_F(const ad_detector *d) { return d->F; }
 void ad_detector_set_user(ad_detector *d, void *user) { d->user = user; }

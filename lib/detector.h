@@ -242,6 +242,13 @@ typedef struct ad_detector_cfg {
                                  * 0 = none; default 50 */
     int calib_warn_every;       /* calibration failure reports at most once
                                  * per this many windows, >= 1; default 100 */
+    int64_t season_ms;          /* seasonal level (season.h): its period,
+                                 * 0 = off (default) */
+    int season_periods;         /* ... reached in this many (R) of the last
+                                 * 2R - 1 periods, 1..30; default 3 */
+    double season_margin;       /* ... times this, >= 1; default 1.5: a
+                                 * window under it raises no alert (alert.on
+                                 * score only) */
     int dq_enabled;             /* data-quality monitor (quality.enabled);
                                  * default 1 */
     ad_dq_cfg dq;               /* its settings (quality.h) */
@@ -365,6 +372,11 @@ typedef struct ad_detector_stats {
                                  * the last estimate */
     double threshold_held;      /* a promotion's hold in force (0: none) */
     uint64_t threshold_held_windows;  /* ... adapted windows it lasts */
+    double season_level;        /* seasonal level x margin at the last window
+                                 * judged (NAN: none, off, or an alert open) */
+    uint64_t windows_seasonal;  /* windows over the threshold (and unlike an
+                                 * accepted regime) under the seasonal level:
+                                 * they raised nothing */
     double last_probability;    /* NAN before the first */
     double last_log_likelihood; /* ln(1 - last_probability) */
     double last_score;          /* raw, NAN before the first */
@@ -551,6 +563,10 @@ ad_phase ad_detector_phase(const ad_detector *d);
 const char *ad_detector_key(const ad_detector *d);
 /* Data time (unix ms) of the last row the detector consumed; 0 before any. */
 int64_t ad_detector_last_ts(const ad_detector *d);
+/* Phases (of AD_SEASON_BINS) of the period with a seasonal level now
+ * (calibration.season_ms; 0 when off). O(bins x periods^2): for a state
+ * report, not per window. */
+int ad_detector_season_phases(const ad_detector *d);
 int ad_detector_T(const ad_detector *d);
 int ad_detector_F(const ad_detector *d);
 const char *const *ad_detector_features(const ad_detector *d);

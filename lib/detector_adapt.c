@@ -85,6 +85,14 @@ static void promote(ad_detector *d, ad_event *e)
     det_acc_promoted(d, e->adapt.live_error > 0 ? e->adapt.cand_error / e->adapt.live_error
                                                 : NAN,
                      &e->adapt.regimes_kept, &e->adapt.regimes_ended);
+    /* the seasonal maxima too; a wrong scale lasts until season_periods
+     * periods of the new model's own scores have replaced it (too high:
+     * a fault at that phase under margin x the level is missed meanwhile) */
+    if (d->season) {
+        ad_season_scale(d->season, e->adapt.live_error > 0 ?
+                        e->adapt.cand_error / e->adapt.live_error : NAN);
+        d->season_gen = d->gen;
+    }
     d->st.adapt_promoted++;
     e->threshold = ad_threshold_value(d->thr);
     e->prev_threshold = old;

@@ -16,6 +16,7 @@
 #include "detector.h"
 #include "train.h"
 #include "window.h"
+#include "season.h"
 
 /* Accepted regimes a detector remembers (ACCEPTANCE). */
 #define AD_REGIMES 4
@@ -37,6 +38,8 @@ struct ad_detector {
     ad_threshold *thr;
     ad_alerter *alert;
     ad_likelihood *lik;
+    ad_season *season;           /* NULL: calibration.season_ms 0 */
+    uint64_t season_gen;         /* model generation its maxima are scores of */
     float *row;                  /* F scratch */
     float *srow;                 /* F scratch: the row scaled */
     ad_phase phase;

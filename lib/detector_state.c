@@ -228,6 +228,8 @@ static char *detector_save(const ad_detector *d, int with_window)
         cJSON_AddItemToObject(o, "state", t);
         if ((t = det_acc_save(d)) != NULL)
             cJSON_AddItemToObject(o, "acceptance", t);
+        if (d->season && (t = ad_season_save(d->season)) != NULL)
+            cJSON_AddItemToObject(o, "season", t);
         if (d->window_ms > 0 && !cJSON_AddNumberToObject(o, "window_ms", d->window_ms))
             goto out;
     }
@@ -349,6 +351,11 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         d->has_smooth = 1;
     }
     det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
+    if (d->season && (x = cJSON_GetObjectItemCaseSensitive(o, "season")) != NULL) {
+        char serr[160];
+        if (ad_season_restore(d->season, x, serr, sizeof(serr)) != 0)
+            ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: %s", d->key, serr);
+    }
     alert_resume(d, o);
     /* after the alert: one open across the restore starts its change now */
     det_window_period_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window_ms"));

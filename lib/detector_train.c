@@ -218,6 +218,11 @@ void det_restart_calibration(ad_detector *d, int64_t ts)
     ad_likelihood_reset(d->lik);     /* a new model scores on another scale */
     ad_likelihood_set_floor(d->lik, 0);
     det_acc_reset(d);
+    /* levels of another model's scores; the same model recalibrated (an
+     * operator's recalibrate, a failed retrain) keeps them */
+    if (d->season && d->season_gen != d->gen)
+        ad_season_reset(d->season);
+    d->season_gen = d->gen;
     d->fail_reported = 0;
     d->fail_unreported = 0;
     d->has_smooth = 0;

@@ -128,6 +128,14 @@ static void test_errors(void)
     expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
                "\"window\":{\"hop\":0}}]}", "detectors[0].window.hop: 0 out of range [1, 1000000]");
     expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"calibration\":{\"season_ms\":50}}]}",
+               "detectors[0]: calibration.season_ms: must be 0 (off) or 96 .. 1e12 (got 50)");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"calibration\":{\"season_ms\":86400000},\"alert\":{\"on\":\"probability\"}}]}",
+               "detectors[0]: calibration.season_ms: the seasonal level is a score level and "
+               "alert.on \"probability\" judges probabilities; set calibration.season_ms 0 or "
+               "alert.on \"score\"");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
                "\"payload\":{\"format\":\"number\"},\"rows\":{\"mode\":\"rows\"}}]}",
                
                "detectors[0].rows.mode: \"rows\" needs payload.format json (a message per row)");

@@ -248,6 +248,159 @@ static void test_save_restore(void)
     ad_model_free(m2);
 }
 
+/* calibration.season_ms: a step at the same phase of every 96 s period
+ * alerts until it has shown in 2 of the last 3 periods, then raises
+ * nothing; a step at another phase still alerts; the level survives a
+ * save and restore. One row a second (value 1, 10 at the step), T = 2. */
+static int raises_len(ad_detector *d, int64_t from, int64_t to, double step_at, int len,
+                      double height, int64_t P, uint64_t *seasonal)
+{
+    run r;
+    int64_t t;
+    int i, n = 0;
+    ad_detector_stats st;
+
+    memset(&r, 0, sizeof(r));
+    for (t = from; t < to; t += 1000) {
+        int64_t ph = (t % P) / 1000;
+        double v = 1.0 + 0.1 * (double)((t / 1000) % 3);
+        if (ph >= step_at && ph < step_at + len)
+            v = height;
+        step(d, t, v, &r);
+    }
+    for (i = 0; i < r.n_events; i++)
+        n += r.ev[i].type == AD_EV_ALERT_RAISED;
+    ad_detector_get_stats(d, &st);
+    if (seasonal)
+        *seasonal = st.windows_seasonal;
+    return n;
+}
+
+static int raises_in(ad_detector *d, int64_t from, int64_t to, double step_at, int64_t P,
+                     uint64_t *seasonal)
+{
+    return raises_len(d, from, to, step_at, 5, 10, P, seasonal);
+}
+
+static void test_season(void)
+{
+    ad_model *m = t_zero_model(2, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL, *e = NULL;
+    char err[300], *txt;
+    const int64_t P = 96000, t0 = 96000 * 1000;
+    int k, n, early = 0, late = 0;
+    uint64_t seas = 0;
+
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 20;
+    c.thr.method = AD_THR_SIGMA;
+    c.alert.clear_ratio = 1;        /* the quiet scores sit just under it */
+    c.alert.m = 3;                  /* clears soon: an alert judged against the level
+                                     * would clear inside the step's phase */
+    c.season_ms = P;
+    c.season_periods = 2;
+    T_CHECK(ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err)) == 0, "new: %s", err);
+    if (d == NULL)
+        return;
+    /* calibration (no step), then six periods with the step at 40 s */
+    raises_in(d, t0, t0 + 30000, -100, P, NULL);
+    for (k = 0; k < 6; k++) {
+        n = raises_in(d, t0 + 30000 + k * P, t0 + 30000 + (k + 1) * P, 40, P, &seas);
+        if (k < 2)
+            early += n;
+        else if (k >= 3)
+            late += n;
+    }
+    T_CHECK(early == 2, "the first two periods: the step alerts each time (%d raises)", early);
+    T_CHECK(late == 0 && seas > 0, "after 2 of 3 periods: no raise (%d), %llu windows under "
+            "the seasonal level", late, (unsigned long long)seas);
+    T_CHECK(ad_detector_season_phases(d) == 96, "every phase has a level (%d)",
+            ad_detector_season_phases(d));
+    /* the same step at 70 s: not the cycle */
+    n = raises_in(d, t0 + 30000 + 6 * P, t0 + 30000 + 7 * P, 70, P, NULL);
+    T_CHECK(n == 1, "a step at another phase alerts (%d raises)", n);
+    /* a fault from 30 s to 55 s, through the step's phase: one alert, open
+     * through it (an open alert is judged against the threshold) */
+    {
+        ad_detector_stats st;
+        int64_t a = t0 + 30000 + 7 * P;
+        n = raises_len(d, a, a + 21000, 30, 25, 10, P, NULL);     /* 30 s .. 50 s */
+        ad_detector_get_stats(d, &st);
+        T_CHECK(n == 1 && st.alert_active, "a fault through the step's phase: %d raise(s), "
+                "open at 50 s: %d", n, st.alert_active);
+        raises_len(d, a + 21000, a + P - 30000, 30, 25, 10, P, NULL);  /* it ends, clears */
+        ad_detector_get_stats(d, &st);
+        T_CHECK(!st.alert_active, "the fault's alert cleared after it");
+    }
+
+    /* saved and restored: the restored stream knows the step's phase */
+    txt = ad_detector_save(d);
+    T_CHECK(txt != NULL && strstr(txt, "\"season\"") != NULL, "the level is saved");
+    ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(e && ad_detector_restore(e, txt, err, sizeof(err)) == 0, "restore: %s", err);
+    if (e) {
+        T_CHECK(ad_detector_season_phases(e) == ad_detector_season_phases(d),
+                "restored phases %d, saved %d", ad_detector_season_phases(e),
+                ad_detector_season_phases(d));
+        n = raises_in(e, t0 + 8 * P, t0 + 9 * P, 40, P, NULL);
+        T_CHECK(n == 0, "restored: the step raises nothing (%d)", n);
+    }
+    ad_detector_free(e);
+    /* the same model recalibrated keeps the level; another model drops it */
+    {
+        ad_model *m2 = t_zero_model(2, F);
+        void *b;
+        size_t l;
+        int before = ad_detector_season_phases(d);
+        T_CHECK(ad_detector_recalibrate(d, err, sizeof(err)) == 0, "recalibrate: %s", err);
+        T_CHECK(before == 96 && ad_detector_season_phases(d) == before,
+                "recalibrated: %d phases kept of %d", ad_detector_season_phases(d), before);
+        m2->params[0] = 0.5f;
+        if (ad_model_serialize(m2, &b, &l) == 0)
+            free(b);
+        T_CHECK(ad_detector_set_model(d, m2, 0, err, sizeof(err)) == 0 &&
+                ad_detector_season_phases(d) == 0, "another model: %d phases left (%s)",
+                ad_detector_season_phases(d), err);
+        ad_detector_free(d);
+        d = NULL;
+        ad_model_free(m2);
+    }
+    /* untrusted windows (a value beyond calibration.extreme) teach no level:
+     * a step of 60 at the same phase alerts every period */
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    raises_in(d, t0, t0 + 30000, -100, P, NULL);
+    for (k = 0, late = 0; k < 5; k++)
+        late += raises_len(d, t0 + 30000 + k * P, t0 + 30000 + (k + 1) * P, 40, 5, 60, P, NULL);
+    T_CHECK(late == 5, "untrusted steps: all five alert (%d)", late);
+    ad_detector_free(d);
+    /* a calibration two periods long teaches the level already */
+    c.calib_windows = 2 * 96 + 10;
+    c.thr.method = AD_THR_QUANTILE;
+    c.thr.q = 0.5;
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    raises_in(d, t0, t0 + 2 * P + 20000, 40, P, NULL);
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_DETECTING, "calibrated");
+    n = raises_in(d, t0 + 2 * P + 20000, t0 + 3 * P + 20000, 40, P, &seas);
+    T_CHECK(n == 0 && seas > 0, "the first period after it: the step raises nothing (%d)", n);
+    ad_detector_free(d);
+    d = NULL;
+    c.thr.method = AD_THR_SIGMA;
+    c.calib_windows = 20;
+    /* without the level: every step alerts */
+    c.season_ms = 0;
+    ad_detector_free(d);
+    d = NULL;
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    raises_in(d, t0, t0 + 30000, -100, P, NULL);
+    for (k = 0, late = 0; k < 6; k++)
+        late += raises_in(d, t0 + 30000 + k * P, t0 + 30000 + (k + 1) * P, 40, P, NULL);
+    T_CHECK(late == 6, "season off: all six steps alert (%d)", late);
+    free(txt);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
 /* A detector restored from `state` given `rows` rows (value 1) from
  * `first` on, 1 s apart: windows scored, the first one's end in *t0. */
 static int resumed(const ad_detector_cfg *c, ad_model *m, const char *state, int64_t first,
@@ -618,5 +771,6 @@ int main(void)
     T_RUN(test_forced_calibration_and_fixed);
     T_RUN(test_bootstrap_training);
     T_RUN(test_training_duration);
+    T_RUN(test_season);
     return t_done();
 }
