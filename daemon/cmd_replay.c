@@ -138,6 +138,8 @@ static void replay_table(replay_opts *o, ad_arg *tab)
           "max consecutive held rows (0 = no limit)", AD_ARG_DEF, NULL },
         { "max-age", 0, AD_ARG_SECONDS, &c->stream.max_age_ms, 0, 1e9, NULL, "S",
           "seconds after which a value is missing (0 = off)", AD_ARG_DEF, NULL },
+        { "max-gap", 0, AD_ARG_SECONDS, &c->stream.max_gap_ms, 0, 1e9, NULL, "S",
+          "rows further apart restart the windows (0: never)", AD_ARG_DEF, NULL },
         AD_ARG_GROUP("calibration and threshold"),
         { "calibrate-rows", 0, AD_ARG_LONG, &o->calib_rows, 1, 1e9, NULL, "N",
           "calibrate on the windows ending in the first N\nrows (then detect); "
@@ -597,6 +599,14 @@ static int replay_report(replay *r)
             st.threshold, (unsigned long long)st.alerts,
             (unsigned long long)st.stream.nonfinite, (unsigned long long)st.stream.dup,
             (unsigned long long)st.stream.ooo);
+    if (st.window_resets > 0 && r->cfg.stream.max_gap_ms > 0)
+        fprintf(stderr, "gaps: the windows restarted %llu times after a hole in the "
+                "timestamps longer than rows.max_gap_ms (%lld ms), each time %d rows before "
+                "the next window (%llu windows, %llu scored of %zu rows): where such holes "
+                "are normal for this data, raise rows.max_gap_ms (--max-gap S; 0: never restart)\n",
+                (unsigned long long)st.window_resets, (long long)r->cfg.stream.max_gap_ms,
+                ad_detector_T(r->d) - 1, (unsigned long long)st.windows,
+                (unsigned long long)st.windows_scored, r->t->n_rows);
     if (r->cfg.season_ms > 0)
         fprintf(stderr, "season: %llu windows over the threshold raised nothing under the "
                 "seasonal level; %d of %d phases have a level\n",
@@ -627,6 +637,7 @@ static int replay_report(replay *r)
     cJSON_AddStringToObject(j, "phase", ad_phase_name(st.phase));
     cJSON_AddNumberToObject(j, "nonfinite", (double)st.stream.nonfinite);
     cJSON_AddNumberToObject(j, "windows_seasonal", (double)st.windows_seasonal);
+    cJSON_AddNumberToObject(j, "window_resets", (double)st.window_resets);
     if (r->t->label) {
         cJSON_AddNumberToObject(j, "tp", (double)tp);
         cJSON_AddNumberToObject(j, "fp", (double)fp);

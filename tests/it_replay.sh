@@ -110,6 +110,18 @@ if "$BIN" replay -m "$D/m.safetensors" -i "$D/gap.csv" --stream pump1 --calibrat
 else
     it_fail "replay of a CSV with a hole" "$(cat "$D/loggap")"
 fi
+# The same hole with --max-gap 60 (shorter than it): the windows restart
+# there once and the replay says so, naming the setting; with the default
+# (an hour) it says nothing.
+if "$BIN" replay -m "$D/m.safetensors" -i "$D/gap.csv" --stream pump1 --calibrate-rows 400 \
+        --max-gap 60 -o "$D/gap60.csv" --summary "$D/gap60.sum" 2> "$D/loggap60" &&
+   grep -q "^gaps: the windows restarted 1 times after a hole in the timestamps longer than rows.max_gap_ms (60000 ms), each time 9 rows before the next window" "$D/loggap60" &&
+   $PYTHON -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["window_resets"] == 1 else 1)' "$D/gap60.sum" &&
+   ! grep -q "^gaps:" "$D/loggap"; then
+    it_ok "--max-gap 60: the windows restart at the 2-minute hole and replay says so"
+else
+    it_fail "--max-gap 60: the windows restart at the hole" "$(grep -v '^<' "$D/loggap60" | tail -3)"
+fi
 
 # Phases: calibrating on the first 400 rows, detecting afterwards.
 p399=$(sed -n '400p' "$D/out1.csv" | awk -F, '{print $9}')
