@@ -115,6 +115,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     cJSON_AddNumberToObject(ad, "min_windows", (double)st.adapt_min_windows);
     cJSON_AddNumberToObject(ad, "margin", (double)st.adapt_margin);
     cJSON_AddNumberToObject(ad, "shadow_windows", (double)st.adapt_shadow_windows);
+    cJSON_AddNumberToObject(ad, "excluded_early", (double)st.adapt_excluded_early);
     cb = cJSON_AddObjectToObject(o, "calibration");
     cJSON_AddNumberToObject(cb, "trimmed", (double)st.threshold_trimmed);
     cJSON_AddBoolToObject(cb, "floored", st.threshold_floored != 0);

@@ -858,7 +858,7 @@ static void resolve_spans(ad_detector *d)
     const ad_adapt_cfg *ac = &d->cfg.adapt;
     int A, G, adapt_late;
     int64_t P = c->accept_period_ms, dt[AD_WP_N];
-    char as[300] = "";
+    char as[300] = "", ss[160] = "";
     double w;
 
     if (d->window_ms > 0 || d->wp_n < 1)
@@ -917,11 +917,15 @@ static void resolve_spans(ad_detector *d)
     else if (d->ad && ad_adapt_resolved(d->ad) && ac->reload_shadow)
         snprintf(as, sizeof(as), ", adapt.shadow_windows %d = %.3g h (reload.shadow)",
                  ac->shadow_windows, ac->shadow_windows * w);
-    if (A == 0 && as[0] == '\0')
+    if (d->season)
+        snprintf(ss, sizeof(ss), ", calibration.season_ms %.3g h: a phase's level from "
+                 "+- %.3g h of it", (double)d->cfg.season_ms / 3600e3,
+                 ad_season_half(d->season) * (double)d->cfg.season_ms / AD_SEASON_BINS / 3600e3);
+    if (A == 0 && as[0] == '\0' && ss[0] == '\0')
         return;
     ad_log(AD_LOG_INFO, "stream %s: a window every %.4g s of data: alert.accept_after %d "
-           "windows = %.3g h, alert.accept_gap %d = %.3g h%s",
-           d->key, w * 3600.0, A, A * w, G, G * w, as);
+           "windows = %.3g h, alert.accept_gap %d = %.3g h%s%s",
+           d->key, w * 3600.0, A, A * w, G, G * w, as, ss);
     if (A > 0 && P > 0 && A * w * 3600e3 > (double)P)
         ad_log(AD_LOG_WARNING, "stream %s: alert.accept_after (%d windows) lasts %.3g h of "
                "this stream's data (a window every %.4g s), longer than "
@@ -2269,6 +2273,7 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
         ad_adapt_get_stats(d->ad, &as);
         st->adapt_shadow = as.shadow;
         st->adapt_normal = as.normal_len;
+        st->adapt_excluded_early = as.excluded_early;
         if (ad_adapt_resolved(d->ad) && (d->cfg.adapt.enabled || d->cfg.adapt.reload_shadow)) {
             const ad_adapt_cfg *ac = ad_adapt_get_cfg(d->ad);
             st->adapt_normal_windows = ac->normal_windows;

@@ -367,6 +367,8 @@ typedef struct ad_detector_stats {
     int adapt_min_windows;      /* from adapt.normal_ms etc. once the */
     int adapt_margin;           /* window period is known, 0 before (and */
     int adapt_shadow_windows;   /* with neither adapt nor reload.shadow) */
+    uint64_t adapt_excluded_early; /* clean windows offered before those counts
+                                 * were known, beyond the 64 held: not kept */
     int threshold_floored;      /* the floor set the threshold */
     uint64_t threshold_trimmed; /* scores the trimmed estimator left out of
                                  * the last estimate */
