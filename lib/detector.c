@@ -2018,9 +2018,9 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     double thr = ad_threshold_value(d->thr), lv = NAN, eff = thr;
     int ri, like, seasonal;
 
-    /* no alert raised under the level this phase of the period reached in
-     * each of the last periods (season.h); an open one is judged against
-     * the threshold */
+    /* no alert raised under margin x the level this phase of the period
+     * reached in R of the last 2R - 1 periods (season.h); an open one is
+     * judged against the threshold */
     if (d->season && ad_alerter_active(d->alert) == NULL) {
         lv = ad_season_level(d->season, ts) * d->cfg.season_margin;
         if (lv > eff)
