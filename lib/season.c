@@ -94,28 +94,24 @@ static row *find(const ad_season *s, int64_t k)
     return NULL;
 }
 
-/* Start period k: it takes the place of the oldest row (or an unused one);
- * rows older than k - N - 1 are never looked at again. */
+/* Start period k, newer than every kept one: rows older than k - N - 1
+ * are never looked at again and are freed; the others lie in k - N - 1 ..
+ * k - 1, at most N + 1 of the N + 2 rows, so one is free (and clear). */
 static row *start(ad_season *s, int64_t k)
 {
-    row *victim = NULL;
+    row *fr = NULL;
     int i;
 
     for (i = 0; i < s->nr; i++) {
         row *r = &s->rows[i];
         if (r->k != NO_ROW && r->k < k - s->N - 1)
             clear_row(r);
-        if (r->k == NO_ROW) {
-            if (victim == NULL || victim->k != NO_ROW)
-                victim = r;
-        } else if (victim == NULL || (victim->k != NO_ROW && r->k < victim->k)) {
-            victim = r;
-        }
+        if (r->k == NO_ROW && fr == NULL)
+            fr = r;
     }
-    clear_row(victim);
-    victim->k = k;
+    fr->k = k;
     s->newest = k;
-    return victim;
+    return fr;
 }
 
 static void locate(const ad_season *s, int64_t ts, int64_t *k, int *bin)
