@@ -81,6 +81,8 @@ STAGES = {
               ("alert.clear_ratio", (0.8, 0.9, 1.0), True)],
     "quality": [("quality.range_k", (0, 10, 20, 40), True),
                 ("quality.learn_samples", (100, 400), True)],
+    "metric": [("score.metric", ("mae", "peak"), False),
+               ("calibration.k", (2.25, 2.5, 2.75, 3.5), True)],
     "adapt": [("adapt.enabled", (True,), False),
               ("adapt.every_windows", (150, 300), True),
               ("adapt.normal_windows", (200,), True),

@@ -131,12 +131,9 @@ static void shadow_run(batch *b, ad_worker *w, int i, int j)
             for (int q = k; q < k + n; q++) b->shadow[q] = NAN;
             continue;
         }
-        for (int q = 0; q < n; q++) {
-            float mse, mae;
-            ad_recon_error(in + tf * (size_t)q, out + tf * (size_t)q, b->T, b->F,
-                           (ad_metric)b->metric, &mse, &mae, scratch);
-            b->shadow[k + q] = b->metric == AD_METRIC_MSE ? mse : mae;
-        }
+        for (int q = 0; q < n; q++)
+            b->shadow[k + q] = ad_recon_score(in + tf * (size_t)q, out + tf * (size_t)q,
+                                              b->T, b->F, (ad_metric)b->metric, scratch);
     }
 }
 
@@ -151,13 +148,10 @@ static void batch_run(ad_task *t, ad_worker *w)
         for (int i = 0; i < b->n; i++)
             b->score[i] = NAN;
     } else {
-        for (int i = 0; i < b->n; i++) {
-            float mse, mae;
-            ad_recon_error(b->in + tf * (size_t)i, b->out + tf * (size_t)i, b->T, b->F,
-                           (ad_metric)b->metric, &mse, &mae,
-                           b->share + (size_t)b->F * (size_t)i);
-            b->score[i] = b->metric == AD_METRIC_MSE ? mse : mae;
-        }
+        for (int i = 0; i < b->n; i++)
+            b->score[i] = ad_recon_score(b->in + tf * (size_t)i, b->out + tf * (size_t)i,
+                                         b->T, b->F, (ad_metric)b->metric,
+                                         b->share + (size_t)b->F * (size_t)i);
     }
     if (!b->n_shadow)
         return;                 /* the live path: nothing more */

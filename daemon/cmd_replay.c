@@ -128,8 +128,8 @@ static void replay_table(replay_opts *o, ad_arg *tab)
           "period mode: row grid step, seconds", AD_ARG_DEF, NULL },
         { "hop", 0, AD_ARG_INT, &c->hop, 1, 1000000, NULL, "N",
           "rows between windows", AD_ARG_DEF, NULL },
-        { "metric", 0, AD_ARG_CHOICE, &c->metric, 0, 0, "mse|mae", "mse|mae",
-          "reconstruction error", AD_ARG_DEF, NULL },
+        { "metric", 0, AD_ARG_CHOICE, &c->metric, 0, 0, "mse|mae|peak", "M",
+          "reconstruction error: mse|mae|peak", AD_ARG_DEF, NULL },
         { "smooth", 0, AD_ARG_NUM, &c->smooth_alpha, 0.0001, 1, NULL, "A",
           "EWMA weight in (0,1], 1 = off", AD_ARG_DEF, NULL },
         { "missing", 0, AD_ARG_CHOICE, &c->stream.missing, 0, 0, "hold|invalid",
@@ -389,7 +389,6 @@ fail:
 /* The shadow candidate's score on the window in r->in (NAN when none). */
 static double shadow_score(replay *r, const ad_window_job *job)
 {
-    float mse, mae;
     const float *in;
 
     if (job->shadow == NULL)
@@ -412,8 +411,7 @@ static double shadow_score(replay *r, const ad_window_job *job)
     }
     if (ad_engine_forward(r->sh_eng, in, r->sh_rec, 1) != 0)
         return NAN;
-    ad_recon_error(in, r->sh_rec, r->T, r->F, r->cfg.metric, &mse, &mae, NULL);
-    return r->cfg.metric == AD_METRIC_MSE ? mse : mae;
+    return ad_recon_score(in, r->sh_rec, r->T, r->F, r->cfg.metric, NULL);
 }
 
 /* A continual-learning fine-tune, synchronously. */
@@ -442,7 +440,6 @@ static int replay_windows(replay *r, size_t row, double *score, double *smoothed
     int scored = 0;
 
     while (ad_detector_next_window(r->d, r->in, &job)) {
-        float mse, mae;
         ad_detector_stats st;
 
         if (row < (size_t)r->o->calib_from)
@@ -460,8 +457,7 @@ static int replay_windows(replay *r, size_t row, double *score, double *smoothed
             fprintf(stderr, "anomalyd replay: forward pass failed\n");
             return -1;
         }
-        ad_recon_error(r->in, r->rec, r->T, r->F, r->cfg.metric, &mse, &mae, r->sh);
-        *score = r->cfg.metric == AD_METRIC_MSE ? mse : mae;
+        *score = ad_recon_score(r->in, r->rec, r->T, r->F, r->cfg.metric, r->sh);
         if (ad_detector_feed_score2(r->d, &job, *score, r->sh, shadow_score(r, &job)) < 0)
             return -1;
         ad_detector_get_stats(r->d, &st);

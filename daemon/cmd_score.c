@@ -30,8 +30,8 @@ static int score_args(int argc, char **argv, const char **model, const char **in
         { "input", 'i', AD_ARG_STR, input, 0, 0, NULL, "FILE",
           "CSV with a header row; columns are matched to the\nmodel's feature "
           "names, others are ignored", 0, NULL },
-        { "metric", 0, AD_ARG_CHOICE, metric, 0, 0, "mse|mae", "M",
-          "mse or mae", AD_ARG_DEF, NULL },
+        { "metric", 0, AD_ARG_CHOICE, metric, 0, 0, "mse|mae|peak", "M",
+          "mse, mae or peak (the worst row's mean\nabsolute error)", AD_ARG_DEF, NULL },
         { "share", 0, AD_ARG_FLAG, share, 0, 0, NULL, NULL,
           "also print each feature's share of the error", 0, NULL },
         { "sep", 0, AD_ARG_SEP, sep, 0, 0, NULL, "C",
@@ -92,11 +92,9 @@ static int score_windows(const ad_model *m, const ad_table *t, int metric, int s
             goto done;
         }
         for (int b = 0; b < B; b++) {
-            float mse, mae;
-            ad_recon_error(in + (size_t)b * win, out + (size_t)b * win, T, F,
-                           (ad_metric)metric, &mse, &mae, share ? sh : NULL);
-            printf("%zu %.9g", next + (size_t)b + (size_t)T - 1,
-                   metric == AD_METRIC_MSE ? mse : mae);
+            float s = ad_recon_score(in + (size_t)b * win, out + (size_t)b * win, T, F,
+                                     (ad_metric)metric, share ? sh : NULL);
+            printf("%zu %.9g", next + (size_t)b + (size_t)T - 1, s);
             if (share)
                 for (int f = 0; f < F; f++)
                     printf(" %s=%.4f", m->features[f], sh[f]);

@@ -212,7 +212,7 @@ static int train_args(train_cmd *c, int argc, char **argv)
         AD_ARG_GROUP("training"),
         { "loss", 0, AD_ARG_CHOICE, &to->loss, 0, 0, "mse|mae", "L",
           "mse or mae", AD_ARG_DEF, NULL },
-        { "metric", 0, AD_ARG_CHOICE, &c->metric, 0, 0, "mse|mae", "M",
+        { "metric", 0, AD_ARG_CHOICE, &c->metric, 0, 0, "mse|mae|peak", "M",
           "error metric of the stored distribution\n(default: the loss)", 0, NULL },
         { "epochs", 0, AD_ARG_INT, &to->epochs, 1, 1000000, NULL, "N",
           "maximum epochs", AD_ARG_DEF, NULL },
@@ -508,7 +508,7 @@ static int train_save(train_cmd *c)
             c->rep.stopped_early ? ", early stop" : "", c->rep.train_loss,
             vl, c->rep.seconds, c->rep.windows_per_s);
     fprintf(stderr, "anomalyd train: training %s per window: mean %.4g std %.4g "
-            "q99 %.4g q999 %.4g max %.4g\n", c->metric == AD_METRIC_MAE ? "MAE" : "MSE",
+            "q99 %.4g q999 %.4g max %.4g\n", c->metric == AD_METRIC_PEAK ? "peak" : c->metric == AD_METRIC_MAE ? "MAE" : "MSE",
             c->st.mean, c->st.std, c->st.q99, c->st.q999, c->st.max);
     return 0;
 }

@@ -134,8 +134,8 @@ static const key window_keys[] = {
 static const table window_table = TAB(window_keys);
 
 static const key score_keys[] = {
-    { "metric", K_ENUM, OPP(metric), 0, 0, NULL, FL, "mse|mae", NULL,
-      "reconstruction error of a window" },
+    { "metric", K_ENUM, OPP(metric), 0, 0, NULL, FL, "mse|mae|peak", NULL,
+      "reconstruction error of a window: mean squared or absolute error, or peak: the worst row's mean absolute error (one bad row is not diluted by the window's length)" },
     { "smooth_alpha", K_NUM, OPP(smooth_alpha), 0.0001, 1, NULL, FL, NULL, NULL,
       "EWMA weight of the newest score (1: no smoothing)" },
 };

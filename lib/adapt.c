@@ -872,13 +872,8 @@ static int score_alerts(ad_adapt *a, const ad_model *m, double *sc)
     ad_model_scale(m, a->tawin, x, a->talen * (size_t)a->T);
     if ((rc = ad_engine_forward(e, x, y, (int)a->talen)) != 0)
         goto out;
-    for (i = 0; i < a->talen; i++) {
-        float mse, mae;
-
-        ad_recon_error(x + i * a->wsz, y + i * a->wsz, a->T, a->F, a->metric,
-                       &mse, &mae, NULL);
-        sc[i] = a->metric == AD_METRIC_MSE ? mse : mae;
-    }
+    for (i = 0; i < a->talen; i++)
+        sc[i] = ad_recon_score(x + i * a->wsz, y + i * a->wsz, a->T, a->F, a->metric, NULL);
 out:
     ad_engine_free(e);
     free(x);
@@ -1216,7 +1211,7 @@ int ad_adapt_job_run(const ad_adapt_job *job, ad_model **out,
     /* The scaler stays the live model's: the weights were learnt for it. */
     ad_model_scale(m, job->windows, x, rows);
     ad_train_opts_default(&o);
-    o.loss = job->metric == AD_METRIC_MAE ? AD_LOSS_MAE : AD_LOSS_MSE;
+    o.loss = job->metric == AD_METRIC_MSE ? AD_LOSS_MSE : AD_LOSS_MAE;
     o.epochs = job->epochs;
     o.lr = job->lr;
     o.batch_size = job->batch_size;

@@ -44,7 +44,8 @@ int ad_train_mode_from_name(const char *s)
 
 const char *ad_detector_metric_name(ad_metric m)
 {
-    return m == AD_METRIC_MSE ? "mse" : m == AD_METRIC_MAE ? "mae" : "?";
+    return m == AD_METRIC_MSE ? "mse" : m == AD_METRIC_MAE ? "mae" :
+           m == AD_METRIC_PEAK ? "peak" : "?";
 }
 
 int ad_detector_metric_from_name(const char *s)
@@ -53,6 +54,8 @@ int ad_detector_metric_from_name(const char *s)
         return AD_METRIC_MSE;
     if (s && strcmp(s, "mae") == 0)
         return AD_METRIC_MAE;
+    if (s && strcmp(s, "peak") == 0)
+        return AD_METRIC_PEAK;
     return -1;
 }
 
@@ -143,8 +146,8 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
                        "(got %g)", c->season_margin);
     if (c->hop < 1)
         return ad_errf(err, errlen, AD_EINVAL, "hop: must be >= 1 (got %d)", c->hop);
-    if (c->metric != AD_METRIC_MSE && c->metric != AD_METRIC_MAE)
-        return ad_errf(err, errlen, AD_EINVAL, "metric: must be mse or mae");
+    if (c->metric != AD_METRIC_MSE && c->metric != AD_METRIC_MAE && c->metric != AD_METRIC_PEAK)
+        return ad_errf(err, errlen, AD_EINVAL, "metric: must be mse, mae or peak");
     if (!(c->smooth_alpha > 0 && c->smooth_alpha <= 1))
         return ad_errf(err, errlen, AD_EINVAL, "smoothing: alpha must be in (0,1] (got %g)",
                        c->smooth_alpha);

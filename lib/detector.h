@@ -423,7 +423,7 @@ uint64_t ad_detector_cfg_hash(const ad_detector_cfg *c);
 const char *ad_phase_name(ad_phase p);              /* "collecting", ... */
 const char *ad_train_mode_name(ad_train_mode m);    /* "none", ... */
 int ad_train_mode_from_name(const char *s);         /* -1 when unknown */
-const char *ad_detector_metric_name(ad_metric m);   /* "mse" / "mae" */
+const char *ad_detector_metric_name(ad_metric m);   /* "mse" / "mae" / "peak" */
 int ad_detector_metric_from_name(const char *s);   /* -1 when unknown */
 const char *ad_event_type_name(ad_event_type t);
 

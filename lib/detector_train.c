@@ -148,7 +148,7 @@ int ad_train_job_run(const ad_train_job *job, ad_model **out,
     ad_train_cut_windows(scaled, job->n_rows, job->F, job->T, 1, win);
     ad_train_opts_default(&o);
     o.epochs = job->epochs;
-    o.loss = job->metric == AD_METRIC_MAE ? AD_LOSS_MAE : AD_LOSS_MSE;
+    o.loss = job->metric == AD_METRIC_MSE ? AD_LOSS_MSE : AD_LOSS_MAE;
     o.seed = job->seed;
     o.val_gap = job->T - 1;
     if (n < 20)

@@ -44,7 +44,10 @@ int ad_forward_ref(const ad_model *m, const float *in, float *out, int B);
 /* Floating point operations of one window's forward pass (for benchmarks). */
 double ad_model_flops(const ad_model *m);
 
-typedef enum { AD_METRIC_MSE = 0, AD_METRIC_MAE = 1 } ad_metric;
+/* A window's score: the mean squared or absolute error of its T x F
+ * elements, or (peak) the largest over its rows of a row's mean absolute
+ * error, so that one bad row is not diluted T-fold. */
+typedef enum { AD_METRIC_MSE = 0, AD_METRIC_MAE = 1, AD_METRIC_PEAK = 2 } ad_metric;
 
 /*
  * Reconstruction error of one window, x and y (T,F): mse and mae (either
@@ -54,6 +57,12 @@ typedef enum { AD_METRIC_MSE = 0, AD_METRIC_MAE = 1 } ad_metric;
  */
 void ad_recon_error(const float *x, const float *y, int T, int F,
                     ad_metric metric, float *mse, float *mae, float *share);
+
+/* The window's score under `metric` (see ad_metric), and if share != NULL
+ * the per-feature share of it (for peak: of the worst row's error). NaN
+ * anywhere in x or y gives NaN. */
+float ad_recon_score(const float *x, const float *y, int T, int F,
+                     ad_metric metric, float *share);
 
 /* Vectorised elementwise math used by the engine (exported for tests and
  * the trainer). Accurate to a few ulp; NaN in -> NaN out. n any size. */

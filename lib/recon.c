@@ -47,6 +47,51 @@ void ad_recon_error(const float *x, const float *y, int T, int F,
     }
 }
 
+/* The worst row of a window: its index and mean absolute error (NaN when
+ * any element is NaN). */
+static double worst_row(const float *x, const float *y, int T, int F, int *at)
+{
+    double best = -1.0;
+    int t, f;
+
+    *at = 0;
+    for (t = 0; t < T; t++) {
+        double s = 0.0;
+
+        for (f = 0; f < F; f++)
+            s += fabs((double)x[(size_t)t * F + f] - (double)y[(size_t)t * F + f]);
+        if (s != s)
+            return NAN;
+        if (s > best) {
+            best = s;
+            *at = t;
+        }
+    }
+    return T > 0 && F > 0 ? best / (double)F : 0.0;
+}
+
+float ad_recon_score(const float *x, const float *y, int T, int F,
+                     ad_metric metric, float *share)
+{
+    float mse, mae;
+    double e;
+    int t, f;
+
+    if (metric != AD_METRIC_PEAK) {
+        ad_recon_error(x, y, T, F, metric, &mse, &mae, share);
+        return metric == AD_METRIC_MSE ? mse : mae;
+    }
+    e = worst_row(x, y, T, F, &t);
+    if (share != NULL)
+        for (f = 0; f < F; f++) {
+            double d = fabs((double)x[(size_t)t * F + f] - (double)y[(size_t)t * F + f]);
+
+            /* e == 0: perfect row, nobody to blame; NaN e: NaN shares */
+            share[f] = e == 0.0 ? 0.0f : e != e ? NAN : (float)(d / (e * F));
+        }
+    return (float)e;
+}
+
 double ad_model_flops(const ad_model *m)
 {
     double fl = 0.0;

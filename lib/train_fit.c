@@ -215,7 +215,7 @@ int ad_train_error_stats(const ad_model *m, const float *windows, size_t n,
     float *e = NULL, *y = NULL;
     const size_t wsz = (size_t)m->window * (size_t)m->n_features;
     double sum = 0.0, sq = 0.0, mean;
-    size_t i, k;
+    size_t i;
     int rc = 0;
 
     if (m == NULL || windows == NULL || n == 0 || out == NULL)
@@ -239,12 +239,8 @@ int ad_train_error_stats(const ad_model *m, const float *windows, size_t n,
         for (b = 0; b < B; b++) {
             const float *xr = windows + (i + (size_t)b) * wsz;
             const float *yr = y + (size_t)b * wsz;
-            double s = 0.0;
-            for (k = 0; k < wsz; k++) {
-                double d = (double)yr[k] - (double)xr[k];
-                s += metric == AD_METRIC_MAE ? fabs(d) : d * d;
-            }
-            e[i + (size_t)b] = (float)(s / (double)wsz);
+            e[i + (size_t)b] = ad_recon_score(xr, yr, m->window, m->n_features,
+                                              metric, NULL);
         }
     }
     for (i = 0; i < n; i++) {
@@ -331,7 +327,8 @@ char *ad_train_meta_json(const ad_train_opts *o, const ad_train_report *rep,
     }
     if (st != NULL) {
         ad_buf_printf(&s, ",\"error\":{\"metric\":\"%s\",\"n\":%zu",
-                  st->metric == AD_METRIC_MAE ? "mae" : "mse", st->n);
+                  st->metric == AD_METRIC_PEAK ? "peak" : st->metric == AD_METRIC_MAE ? "mae" : "mse",
+                  st->n);
         sb_num(&s, "mean", st->mean, 1);
         sb_num(&s, "std", st->std, 1);
         sb_num(&s, "q90", st->q90, 1);

@@ -2,7 +2,7 @@
 # it_replay.sh - `anomalyd replay` on generated data with an injected
 # anomaly: per-row output, alert events at the right place naming the right
 # sensor, point metrics, identical output on a second run (stable alert
-# ids), NaN cells rejected and counted, a hole in the timestamps raised
+# ids), a one-sample spike raised by --metric peak and not by mae, NaN cells rejected and counted, a hole in the timestamps raised
 # and cleared as a dropout, the pipeline of a config (-c, --detector,
 # options overriding single settings), bootstrap training
 # phases, the example configuration on a five-minute univariate CSV
@@ -171,6 +171,44 @@ if cmp -s "$D/out1.csv" "$D/out2.csv" && cmp -s "$D/ev1.jsonl" "$D/ev2.jsonl"; t
     it_ok "second run identical (stable alert ids)"
 else
     it_fail "second run identical"
+fi
+
+# score.metric peak: one sample of pressure off by 2.5 (7 of its standard
+# deviations, 50 noise widths) at row 1100 (the step at 800 left as it
+# is). The window's mean error dilutes it 30-fold
+# (10 rows x 3 features) and raises nothing there; the worst row's error
+# raises an alert over it, naming pressure.
+$PYTHON - "$D/data.csv" "$D/spike.csv" <<'EOF3'
+import sys
+rows = open(sys.argv[1]).read().splitlines()
+c = rows[1101].split(",")
+c[2] = "%.5f" % (float(c[2]) + 2.5)
+rows[1101] = ",".join(c)
+open(sys.argv[2], "w").write("\n".join(rows) + "\n")
+EOF3
+for mt in mae peak; do
+    "$BIN" replay -m "$D/m.safetensors" -i "$D/spike.csv" --stream pump1 --calibrate-rows 400 \
+        --metric $mt -o "$D/sp_$mt.csv" -e "$D/sp_$mt.ev" 2> "$D/sp_$mt.log" ||
+        it_fail "replay --metric $mt" "$(tail -3 "$D/sp_$mt.log")"
+done
+spike_raises() { # rows of the raises from row 1095 on, with their top feature
+    $PYTHON -c "
+import json, sys
+t0 = 1577836800000
+print(' '.join('%d:%s' % ((e['alert']['start'] - t0) // 1000, e['alert']['top_features'][0]['name'])
+               for e in map(json.loads, open(sys.argv[1]))
+               if e['event'] == 'alert_raised' and e['alert']['start'] >= t0 + 1095000))" "$1"
+}
+r_mae=$(spike_raises "$D/sp_mae.ev"); r_peak=$(spike_raises "$D/sp_peak.ev")
+case "$r_peak" in
+    11[0-1][0-9]:pressure) ok=1 ;;
+    *) ok=0 ;;
+esac
+if [ -z "$r_mae" ] && [ $ok -eq 1 ]; then
+    it_ok "--metric peak raises on a one-sample spike at row 1100 ($r_peak), mae does not"
+else
+    it_fail "--metric peak raises on a one-sample spike at row 1100, mae does not" \
+        "mae raises: ${r_mae:-none}; peak raises: ${r_peak:-none}"
 fi
 
 # -c: the pipeline of a daemon config. A config that states nothing but the

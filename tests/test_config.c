@@ -68,6 +68,7 @@ static void test_full(void)
         "\"alert\":{\"k\":2,\"n\":4,\"m\":3,\"topic\":\"al/{stream}\"},"
         "\"training\":{\"mode\":\"finetune\",\"windows\":100}},"
         "{\"name\":\"b\",\"model\":\"/m2\",\"topics\":[\"y/#\"],"
+        "\"score\":{\"metric\":\"peak\"},"
         "\"payload\":{\"format\":\"senml\",\"fields\":{\"temp\":\"t\"}}}]}";
     ad_config *c = NULL;
     char err[512] = "";
@@ -80,6 +81,7 @@ static void test_full(void)
     T_CHECK(c->det[0].pipe.stream.mode == AD_ASM_PERIOD && c->det[0].pipe.stream.period_ms == 500,
             "period mode");
     T_CHECK(c->det[0].pipe.hop == 10 && c->det[0].pipe.metric == AD_METRIC_MSE, "window/score");
+    T_CHECK(c->det[1].pipe.metric == AD_METRIC_PEAK, "score.metric peak");
     T_CHECK(c->det[0].pipe.thr.method == AD_THR_POT && c->det[0].pipe.calib_windows == 50,
             "calibration");
     T_CHECK(c->det[0].pipe.alert.k == 2 && c->det[0].pipe.alert.n == 4, "alert");

@@ -672,6 +672,53 @@ static void test_recon_error_nan_and_share(void)
            "mse, mae and all shares NaN");
 }
 
+/* peak: the worst row's mean absolute error, against a brute-force
+ * reference; its shares are that row's; a one-row spike is not diluted. */
+static void test_recon_score_peak(void)
+{
+    float x[60], y[60], sh[6], s, p, mae;
+    double best = 0, r;
+    int i, t, f, at = 0;
+
+    rng_seed(78);
+    for (i = 0; i < 60; i++) {
+        x[i] = rng_normal();
+        y[i] = x[i] + 0.1f * rng_normal();
+    }
+    for (t = 0; t < 10; t++) {
+        for (r = 0, f = 0; f < 6; f++)
+            r += fabs((double)x[t * 6 + f] - (double)y[t * 6 + f]);
+        if (r / 6 > best) {
+            best = r / 6;
+            at = t;
+        }
+    }
+    p = ad_recon_score(x, y, 10, 6, AD_METRIC_PEAK, sh);
+    T_CHECK(fabs(p - best) < 1e-6 * best, "peak %.9g, reference %.9g", p, best);
+    for (s = 0, f = 0; f < 6; f++) {
+        s += sh[f];
+        T_CHECK(fabs(sh[f] - fabs((double)x[at * 6 + f] - y[at * 6 + f]) / (6 * best)) < 1e-6,
+                "peak share[%d] %g is not row %d's", f, sh[f], at);
+    }
+    T_CHECK(fabsf(s - 1.0f) < 1e-6f, "peak shares sum to %.9g", s);
+    mae = ad_recon_score(x, y, 10, 6, AD_METRIC_MAE, NULL);
+    T_CHECK(mae < p, "mae %g not below peak %g", mae, p);
+    /* one feature of row 4 off by 60: peak rises by ~10, the mae by ~1 */
+    y[4 * 6 + 2] = x[4 * 6 + 2] + 60.0f;
+    p = ad_recon_score(x, y, 10, 6, AD_METRIC_PEAK, sh);
+    s = ad_recon_score(x, y, 10, 6, AD_METRIC_MAE, NULL);
+    T_CHECK(p > 10.0f && s < 1.2f && sh[2] > 0.95f,
+            "spike: peak %g (> 10), mae %g (< 1.2), share of feature 2 %g", p, s, sh[2]);
+    T_CHECK(ad_recon_score(x, x, 10, 6, AD_METRIC_PEAK, sh) == 0 && sh[0] == 0,
+            "perfect window: peak and shares 0");
+    y[59] = NAN;
+    p = ad_recon_score(x, y, 10, 6, AD_METRIC_PEAK, sh);
+    T_CHECK(isnan(p) && isnan(sh[0]) && isnan(sh[5]), "NaN in the last row: peak %g share %g",
+            p, sh[0]);
+    T_NOTE("random (10,6) window: peak = brute-force worst row's MAE, shares that row's; "
+           "a 60 spike in one element: peak > 10, mae < 1.2; NaN -> NaN");
+}
+
 static void test_flops(void)
 {
     ad_model *m = make_model(&cases[0], 1);
@@ -700,6 +747,7 @@ int main(void)
     T_RUN(test_engine_args);
     T_RUN(test_recon_error_by_hand);
     T_RUN(test_recon_error_nan_and_share);
+    T_RUN(test_recon_score_peak);
     T_RUN(test_flops);
     return t_done();
 }
