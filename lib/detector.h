@@ -17,7 +17,7 @@
  *             and a job describing it (stream handle, timestamps, seq, the
  *             model to run). Loop until it returns 0.
  *   infer     the caller runs ad_engine_forward(job.model's engine) on a
- *             batch of such buffers (any thread) and ad_recon_error() with
+ *             batch of such buffers (any thread) and ad_recon_score() with
  *             the detector's metric (ad_detector_metric) to get the score and
  *             the per-feature share.
  *   feed      ad_detector_feed_score(d, &job, score, share) on the detector's
@@ -473,7 +473,7 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job);
 
 /*
  * Feed the score of a job handed out by next_window. share: F floats (the
- * per-feature share from ad_recon_error; may be NULL). Returns 0, or 1 when
+ * per-feature share from ad_recon_score; may be NULL). Returns 0, or 1 when
  * the score was ignored (stale job, non-finite score; counted).
  */
 int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
