@@ -249,6 +249,9 @@ typedef struct ad_detector_cfg {
     double season_margin;       /* ... times this, >= 1; default 1.5: a
                                  * window under it raises no alert (alert.on
                                  * score only) */
+    int season_clock;           /* AD_SEASON_UTC (default): phase = ts mod
+                                 * period; AD_SEASON_LOCAL: of the local
+                                 * time (TZ), which daylight saving moves */
     int dq_enabled;             /* data-quality monitor (quality.enabled);
                                  * default 1 */
     ad_dq_cfg dq;               /* its settings (quality.h) */
@@ -423,6 +426,8 @@ uint64_t ad_detector_cfg_hash(const ad_detector_cfg *c);
 const char *ad_phase_name(ad_phase p);              /* "collecting", ... */
 const char *ad_train_mode_name(ad_train_mode m);    /* "none", ... */
 int ad_train_mode_from_name(const char *s);         /* -1 when unknown */
+enum { AD_SEASON_UTC = 0, AD_SEASON_LOCAL = 1 };
+
 const char *ad_detector_metric_name(ad_metric m);   /* "mse" / "mae" / "peak" */
 int ad_detector_metric_from_name(const char *s);   /* -1 when unknown */
 const char *ad_event_type_name(ad_event_type t);
