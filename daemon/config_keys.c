@@ -120,6 +120,10 @@ static const key rows_keys[] = {
       "a timestamp this far ahead of its arrival is rejected (0: no check)" },
     { "max_gap_ms", K_I64, OPP(stream.max_gap_ms), 0, 1e12, NULL, FL, NULL, NULL,
       "rows further apart restart the windows (0: never)" },
+    { "max_gap_intervals", K_NUM, OPP(stream.max_gap_intervals), 0, 1e6, NULL, FL, NULL, NULL,
+      "rows/all: ... when also further apart than this many of the stream's usual row "
+      "intervals (the median of its last 31), so that a stream sampled hourly or daily, or "
+      "missing a sample now and then, keeps its windows (0: max_gap_ms alone)" },
     { "align_ms", K_I64, OPP(stream.align_ms), 0, 1e12, NULL, FL, NULL, NULL,
       "all: samples this close in time form one row" },
 };

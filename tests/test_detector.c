@@ -414,6 +414,45 @@ static void test_season(void)
     ad_model_free(m);
 }
 
+/* Daily rows handed over: the next row a day later continues the saved
+ * rows (a day is more than max_gap_ms but not a hole for this stream);
+ * six days later is one. */
+static void test_handover_daily(void)
+{
+    enum { TW = 6 };
+    const int64_t DAY = 86400000LL;
+    ad_model *m = t_zero_model(TW, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL, *e = NULL;
+    char err[300], *hand;
+    int64_t ts[64];
+    float sc[64];
+    int n = 0, i, k;
+
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 8;
+    c.thr.method = AD_THR_SIGMA;
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    for (i = 0; i < 30; i++)
+        step_rec(d, DAY * i, 1.0 + 0.1 * (i % 5), ts, sc, &n, NULL);
+    T_CHECK(n == 30 - TW + 1, "daily rows: a window per row (%d)", n);
+    hand = ad_detector_save_handover(d);
+    for (k = 0; k < 2; k++) {
+        int64_t next = DAY * (29 + (k ? 7 : 1));
+        n = 0;
+        ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+        T_CHECK(e && ad_detector_restore(e, hand, err, sizeof(err)) == 0, "restore: %s", err);
+        step_rec(e, next, 1.0, ts, sc, &n, NULL);
+        T_CHECK(n == (k ? 0 : 1), "handed over, the next row %d day(s) later: %d window(s)",
+                k ? 7 : 1, n);
+        ad_detector_free(e);
+        e = NULL;
+    }
+    free(hand);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
 /* A detector restored from `state` given `rows` rows (value 1) from
  * `first` on, 1 s apart: windows scored, the first one's end in *t0. */
 static int resumed(const ad_detector_cfg *c, ad_model *m, const char *state, int64_t first,
@@ -780,6 +819,7 @@ int main(void)
     T_RUN(test_smoothing_and_stale);
     T_RUN(test_save_restore);
     T_RUN(test_handover_window);
+    T_RUN(test_handover_daily);
     T_RUN(test_alert_lifecycle);
     T_RUN(test_forced_calibration_and_fixed);
     T_RUN(test_bootstrap_training);
