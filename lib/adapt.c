@@ -386,6 +386,19 @@ int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
         return 0;
     c = a->given;
     ad_adapt_cfg_resolve(&c, window_ms, note, notelen);
+    /* a slow stream's shadow span may be a few windows: a candidate's
+     * threshold needs min_samples of them */
+    if (c.shadow_ms > 0 && a->thr.method != AD_THR_FIXED && a->thr.method != AD_THR_MODEL &&
+        c.shadow_windows < a->thr.min_samples) {
+        size_t l = note ? strlen(note) : 0;
+
+        if (note && l + 2 < notelen)
+            snprintf(note + l, notelen - l, "%sadapt.shadow_ms (%lld ms) is %d windows at this "
+                     "stream's rate, fewer than the calibration.min_samples (%d) a candidate's "
+                     "threshold is fitted on: %d used", l ? "; " : "", (long long)c.shadow_ms,
+                     c.shadow_windows, a->thr.min_samples, a->thr.min_samples);
+        c.shadow_windows = a->thr.min_samples;
+    }
     if ((rc = alloc_counts(a, &c, window_ms, err, errlen)) != 0) {
         early_free(a, 1);           /* never resolved: nothing more is held */
         return rc;

@@ -127,6 +127,15 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
     if ((c->adapt.enabled || c->adapt.reload_shadow) &&
         (rc = ad_adapt_cfg_check(&c->adapt, err, errlen)) != 0)
         return rc;
+    /* a candidate's threshold is fitted on its normal shadow windows (in
+     * data time the count is raised when resolved: ad_adapt_resolve) */
+    if ((c->adapt.enabled || c->adapt.reload_shadow) && c->adapt.shadow_ms == 0 &&
+        c->thr.method != AD_THR_FIXED && c->thr.method != AD_THR_MODEL &&
+        c->adapt.shadow_windows < c->thr.min_samples)
+        return ad_errf(err, errlen, AD_EINVAL, "adapt.shadow_windows (%d) is fewer than "
+                       "calibration.min_samples (%d): a candidate's threshold is fitted on its "
+                       "shadow windows", c->adapt.shadow_windows,
+                       c->thr.min_samples);
     if (!(c->extreme >= 0) || !isfinite(c->extreme))
         return ad_errf(err, errlen, AD_EINVAL, "calibration.extreme: must be >= 0 (got %g)",
                        c->extreme);

@@ -1049,6 +1049,16 @@ static void test_data_time_learner(void)
                 "70 before the period: %" PRIu64 " in the set, %" PRIu64 " not kept",
                 sa.normal_len, sa.excluded_early);
         ad_adapt_free(u);
+        /* a shadow span of 3 windows at this rate (a slow stream): raised
+         * to the 10 calibration.min_samples a candidate's threshold needs */
+        e.shadow_ms = 3 * 5000;
+        u = new_adapt(&e);
+        rc = u ? ad_adapt_resolve(u, 5000, note, sizeof(note), err, sizeof(err)) : -1;
+        T_CHECK(rc == 0 && ad_adapt_get_cfg(u)->shadow_windows == 10 &&
+                strstr(note, "calibration.min_samples (10)") != NULL,
+                "shadow_ms of 3 windows: %d used (%s)", u ? ad_adapt_get_cfg(u)->shadow_windows : -1,
+                note);
+        ad_adapt_free(u);
     }
     for (k = 1; k <= 400; k++) {
         if (k == 50) {          /* the period known after 49 windows */

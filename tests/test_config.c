@@ -108,6 +108,10 @@ static void test_errors(void)
                "password_file");
     expect_err("{\"broker\":{\"port\":70000}}", "broker.port: 70000 out of range [1, 65535]");
     expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"adapt\":{\"enabled\":true,\"shadow_windows\":5}}]}",
+               "detectors[0]: adapt.shadow_windows (5) is fewer than calibration.min_samples "
+               "(10): a candidate's threshold is fitted on its shadow windows");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
                "\"alert\":{\"accept_after\":480,\"accept_after_ms\":28800000}}]}",
                "detectors[0]: alert.accept_after_ms (28800000) and alert.accept_after (480): "
                "set one of them");
