@@ -227,7 +227,12 @@ static batch *open_batch(ad_daemon *dd, stream_rec *s, const ad_model *m)
     batch *b, **slot;
     slot = (s->det && s->det->mr && m == s->det->mr->m) ? &s->det->mr->open : &s->open;
     b = *slot;
-    if (b && b->n >= b->limit) {
+    /* a model kept over a reload keeps its open batch, which may have
+     * been opened under the old score.metric: an empty one takes the
+     * stream's, a filled one goes first */
+    if (b && b->metric != (int)ad_detector_metric(s->d) && b->n == 0)
+        b->metric = (int)ad_detector_metric(s->d);
+    if (b && (b->n >= b->limit || b->metric != (int)ad_detector_metric(s->d))) {
         submit_batch(dd, b);
         b = NULL;
     }

@@ -189,6 +189,9 @@ static const key calib_keys[] = {
       "season_ms: in how many of the last 2n - 1 periods the level was reached" },
     { "season_margin", K_NUM, OPP(season_margin), 1, 1e6, NULL, FL, NULL, NULL,
       "season_ms: the level's multiplier" },
+    { "season_clock", K_ENUM, OPP(season_clock), 0, 0, "utc", FL, "utc|local", NULL,
+      "season_ms: phases of UTC, or of the daemon's local time (TZ; a schedule in local "
+      "time keeps its phase over a daylight-saving change)" },
     { "floor", K_NUM, OPP(thr.floor), 0, 1e6, "0.01", FP, NULL, NULL,
       "the threshold is at least floor x the model's training error (q99; 1 without "
       "metadata), so degenerate scores still calibrate (0: off)" },

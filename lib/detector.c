@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ad.h"
 #include "window.h"
@@ -103,6 +104,7 @@ void ad_detector_cfg_default(ad_detector_cfg *c)
     c->season_ms = 0;
     c->season_periods = 3;
     c->season_margin = 1.5;
+    c->season_clock = AD_SEASON_UTC;
     c->dq_enabled = 1;
     ad_dq_cfg_default(&c->dq);
     ad_adapt_cfg_default(&c->adapt);
@@ -141,6 +143,8 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
     if (c->season_periods < 1 || c->season_periods > AD_SEASON_MAX_PERIODS)
         return ad_errf(err, errlen, AD_EINVAL, "calibration.season_periods: must be 1..%d "
                        "(got %d)", AD_SEASON_MAX_PERIODS, c->season_periods);
+    if (c->season_clock != AD_SEASON_UTC && c->season_clock != AD_SEASON_LOCAL)
+        return ad_errf(err, errlen, AD_EINVAL, "calibration.season_clock: must be utc or local");
     if (!(c->season_margin >= 1) || !isfinite(c->season_margin))
         return ad_errf(err, errlen, AD_EINVAL, "calibration.season_margin: must be >= 1 "
                        "(got %g)", c->season_margin);
@@ -922,8 +926,9 @@ static void resolve_spans(ad_detector *d)
                  ac->shadow_windows, ac->shadow_windows * w);
     if (d->season)
         snprintf(ss, sizeof(ss), ", calibration.season_ms %.3g h: a phase's level from "
-                 "+- %.3g h of it", (double)d->cfg.season_ms / 3600e3,
-                 ad_season_half(d->season) * (double)d->cfg.season_ms / AD_SEASON_BINS / 3600e3);
+                 "+- %.3g h of it (%s time)", (double)d->cfg.season_ms / 3600e3,
+                 ad_season_half(d->season) * (double)d->cfg.season_ms / AD_SEASON_BINS / 3600e3,
+                 d->cfg.season_clock == AD_SEASON_LOCAL ? "local" : "UTC");
     if (A == 0 && as[0] == '\0' && ss[0] == '\0')
         return;
     ad_log(AD_LOG_INFO, "stream %s: a window every %.4g s of data: alert.accept_after %d "
@@ -1034,6 +1039,23 @@ static int calib_delay(const ad_detector *d)
 
 /* The oldest held calibration window: used unless a data-quality flag now
  * covers it. */
+/* ts on the seasonal level's clock: UTC as is, or local time (the offset
+ * of TZ at ts, daylight saving included). A time localtime_r cannot place
+ * and |ts| beyond AD_SEASON_TS_MAX (ignored by the level) stay as they
+ * are. */
+static int64_t season_ts(const ad_detector *d, int64_t ts)
+{
+    struct tm tm;
+    time_t t;
+
+    if (d->cfg.season_clock != AD_SEASON_LOCAL || ts > AD_SEASON_TS_MAX || ts < -AD_SEASON_TS_MAX)
+        return ts;
+    t = (time_t)(ts >= 0 ? ts / 1000 : -((-ts + 999) / 1000));
+    if (localtime_r(&t, &tm) == NULL)
+        return ts;
+    return ts + (int64_t)tm.tm_gmtoff * 1000;
+}
+
 static void calq_pop(ad_detector *d)
 {
     struct calq *q = &d->cq[d->cq_head];
@@ -1043,7 +1065,7 @@ static void calq_pop(ad_detector *d)
     } else {
         ad_threshold_add(d->thr, q->s);
         if (d->season)
-            ad_season_add(d->season, q->to, q->s);
+            ad_season_add(d->season, season_ts(d, q->to), q->s);
         d->st.calib_windows++;
     }
     d->cq_head = (d->cq_head + 1) % d->cq_cap;
@@ -1088,7 +1110,7 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
     } else if ((delay == 0 && d->cq_len == 0) || calq_push(d, from, ts, s, delay) != 0) {
         ad_threshold_add(d->thr, s);
         if (d->season)
-            ad_season_add(d->season, ts, s);
+            ad_season_add(d->season, season_ts(d, ts), s);
         d->st.calib_windows++;
     }
     /* the end comes when it would without holding (held windows count);
@@ -2024,14 +2046,18 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     /* no alert raised under margin x the level this phase of the period
      * reached in R of the last 2R - 1 periods (season.h); an open one is
      * judged against the threshold */
-    if (d->season && ad_alerter_active(d->alert) == NULL) {
-        lv = ad_season_level(d->season, ts) * d->cfg.season_margin;
-        if (lv > eff)
-            eff = lv;
+    if (d->season) {
+        int64_t sts = season_ts(d, ts);
+
+        if (ad_alerter_active(d->alert) == NULL) {
+            lv = ad_season_level(d->season, sts) * d->cfg.season_margin;
+            if (lv > eff)
+                eff = lv;
+        }
+        if (!untrusted)
+            ad_season_add(d->season, sts, s);
     }
     d->st.season_level = lv;
-    if (d->season && !untrusted)
-        ad_season_add(d->season, ts, s);
     /* a window like an accepted regime is judged against its threshold */
     ri = s > thr ? like_regime(d, ts, s, thr, share) : -1;
     like = ri >= 0;
@@ -2237,7 +2263,7 @@ const char *ad_detector_key(const ad_detector *d) { return d->key; }
 int64_t ad_detector_last_ts(const ad_detector *d) { return d->last_ts; }
 int ad_detector_season_phases(const ad_detector *d)
 {
-    return d->season ? ad_season_phases(d->season, d->last_ts) : 0;
+    return d->season ? ad_season_phases(d->season, season_ts(d, d->last_ts)) : 0;
 }
 int ad_detector_T(const ad_detector *d) { return d->T; }
 int ad_detector_F(const ad_detector *d) { return d->F; }

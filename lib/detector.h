@@ -17,7 +17,7 @@
  *             and a job describing it (stream handle, timestamps, seq, the
  *             model to run). Loop until it returns 0.
  *   infer     the caller runs ad_engine_forward(job.model's engine) on a
- *             batch of such buffers (any thread) and ad_recon_error() with
+ *             batch of such buffers (any thread) and ad_recon_score() with
  *             the detector's metric (ad_detector_metric) to get the score and
  *             the per-feature share.
  *   feed      ad_detector_feed_score(d, &job, score, share) on the detector's
@@ -249,6 +249,9 @@ typedef struct ad_detector_cfg {
     double season_margin;       /* ... times this, >= 1; default 1.5: a
                                  * window under it raises no alert (alert.on
                                  * score only) */
+    int season_clock;           /* AD_SEASON_UTC (default): phase = ts mod
+                                 * period; AD_SEASON_LOCAL: of the local
+                                 * time (TZ), which daylight saving moves */
     int dq_enabled;             /* data-quality monitor (quality.enabled);
                                  * default 1 */
     ad_dq_cfg dq;               /* its settings (quality.h) */
@@ -423,6 +426,8 @@ uint64_t ad_detector_cfg_hash(const ad_detector_cfg *c);
 const char *ad_phase_name(ad_phase p);              /* "collecting", ... */
 const char *ad_train_mode_name(ad_train_mode m);    /* "none", ... */
 int ad_train_mode_from_name(const char *s);         /* -1 when unknown */
+enum { AD_SEASON_UTC = 0, AD_SEASON_LOCAL = 1 };
+
 const char *ad_detector_metric_name(ad_metric m);   /* "mse" / "mae" / "peak" */
 int ad_detector_metric_from_name(const char *s);   /* -1 when unknown */
 const char *ad_event_type_name(ad_event_type t);
@@ -473,7 +478,7 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job);
 
 /*
  * Feed the score of a job handed out by next_window. share: F floats (the
- * per-feature share from ad_recon_error; may be NULL). Returns 0, or 1 when
+ * per-feature share from ad_recon_score; may be NULL). Returns 0, or 1 when
  * the score was ignored (stale job, non-finite score; counted).
  */
 int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,

@@ -228,8 +228,12 @@ static char *detector_save(const ad_detector *d, int with_window)
         cJSON_AddItemToObject(o, "state", t);
         if ((t = det_acc_save(d)) != NULL)
             cJSON_AddItemToObject(o, "acceptance", t);
-        if (d->season && (t = ad_season_save(d->season)) != NULL)
+        if (d->season && (t = ad_season_save(d->season)) != NULL) {
+            /* the kept periods are of this clock's days */
+            if (d->cfg.season_clock == AD_SEASON_LOCAL)
+                cJSON_AddStringToObject(t, "clock", "local");
             cJSON_AddItemToObject(o, "season", t);
+        }
         if (d->window_ms > 0 && !cJSON_AddNumberToObject(o, "window_ms", d->window_ms))
             goto out;
     }
@@ -353,7 +357,14 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     if (d->season && (x = cJSON_GetObjectItemCaseSensitive(o, "season")) != NULL) {
         char serr[160];
-        if (ad_season_restore(d->season, x, serr, sizeof(serr)) != 0)
+        const cJSON *ck = cJSON_GetObjectItemCaseSensitive(x, "clock");
+        int local = cJSON_IsString(ck) && strcmp(ck->valuestring, "local") == 0;
+
+        if (local != (d->cfg.season_clock == AD_SEASON_LOCAL))
+            ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: it was kept on "
+                   "%s time, calibration.season_clock is now %s", d->key,
+                   local ? "local" : "UTC", local ? "utc" : "local");
+        else if (ad_season_restore(d->season, x, serr, sizeof(serr)) != 0)
             ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: %s", d->key, serr);
     }
     alert_resume(d, o);

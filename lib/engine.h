@@ -52,8 +52,9 @@ typedef enum { AD_METRIC_MSE = 0, AD_METRIC_MAE = 1, AD_METRIC_PEAK = 2 } ad_met
 /*
  * Reconstruction error of one window, x and y (T,F): mse and mae (either
  * pointer may be NULL), and if share != NULL the per-feature share (F floats,
- * summing to 1, or all 0 when the error is 0) of the error under `metric`:
- * which sensor contributed most.
+ * summing to 1, or all 0 when the error is 0) of the error under `metric`
+ * (mse or mae; peak gives the mae shares): which sensor contributed most.
+ * A window's score is ad_recon_score's.
  */
 void ad_recon_error(const float *x, const float *y, int T, int F,
                     ad_metric metric, float *mse, float *mae, float *share);

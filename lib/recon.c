@@ -84,10 +84,14 @@ float ad_recon_score(const float *x, const float *y, int T, int F,
     e = worst_row(x, y, T, F, &t);
     if (share != NULL)
         for (f = 0; f < F; f++) {
-            double d = fabs((double)x[(size_t)t * F + f] - (double)y[(size_t)t * F + f]);
+            /* e == 0 (or no row): nobody to blame; NaN e: NaN shares */
+            if (e == 0.0 || T <= 0) {
+                share[f] = 0.0f;
+            } else {
+                double d = fabs((double)x[(size_t)t * F + f] - (double)y[(size_t)t * F + f]);
 
-            /* e == 0: perfect row, nobody to blame; NaN e: NaN shares */
-            share[f] = e == 0.0 ? 0.0f : e != e ? NAN : (float)(d / (e * F));
+                share[f] = e != e ? NAN : (float)(d / (e * F));
+            }
         }
     return (float)e;
 }

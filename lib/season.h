@@ -13,7 +13,8 @@
  * tells it from a fault is that it comes back at the same time of day.
  *
  * WHAT. The period P is cut into AD_SEASON_BINS bins by absolute phase
- * (ts mod P: with P a day, midnight UTC starts bin 0). Each bin keeps the
+ * (ts mod P: with P a day, midnight UTC starts bin 0; the detector passes
+ * local time as ts for calibration.season_clock local). Each bin keeps the
  * highest score of every period (the current one and the N + 1 before it,
  * N = 2R - 1). With m_j(t) = max{ scores at t - j P +- h }, the level at
  * time t is

@@ -190,9 +190,8 @@ int ad_train_fit(ad_model *m, const float *windows, size_t n,
 /* ---- reconstruction-error distribution ---------------------------------- */
 
 typedef struct ad_error_stats {
-    ad_metric metric;       /* per-window error: mean over T*F of the squared
-                             * (MSE) or absolute (MAE) difference, as
-                             * ad_recon_error */
+    ad_metric metric;       /* per-window error under this metric, as
+                             * ad_recon_score */
     size_t n;               /* windows */
     double mean, std;       /* population std */
     double q90, q95, q99, q999, max;   /* quantiles, linear interpolation

@@ -7,7 +7,8 @@
 # the day (+40 for two hours on day 9) and a fault at the step's own time
 # (the 09:00 step to 200 instead of 80 on day 10) still alert. The same
 # run without the seasonal level alerts at the steps every day (the
-# problem is real in this data).
+# problem is real in this data). With calibration.season_clock local, a
+# schedule in local time keeps its level over a daylight-saving change.
 . tests/lib.sh
 BIN=${AD_BIN:-build/anomalyd}
 D=$(mktemp -d)
@@ -87,4 +88,52 @@ if $PYTHON -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["wind
     it_ok "replay reports the windows the seasonal level kept quiet"
 else
     it_fail "replay reports the windows the seasonal level kept quiet" "$(tail -3 "$D/on.log")"
+fi
+
+# calibration.season_clock local over a daylight-saving change: one row a
+# minute (a window spans 30 min, the level's tolerance), a plant in Central
+# European time (TZ as a POSIX rule: no zone files needed) whose day steps
+# at 09:00 and 18:00 local, 11 days from 22 March 2024; on 31 March the
+# clocks go forward and the steps come an hour earlier in UTC. On UTC
+# phases they alert again on 31 March and 1 April; on local ones they
+# do not.
+$PYTHON - "$D/dst.csv" <<'EOF2'
+import sys, random, datetime
+random.seed(5)
+t0 = datetime.datetime(2024, 3, 21, 23, 0)   # UTC: 22 March 00:00 CET
+dst = datetime.datetime(2024, 3, 31, 1, 0)   # UTC: 02:00 CET -> 03:00 CEST
+with open(sys.argv[1], "w") as f:
+    f.write("timestamp,value\n")
+    for i in range(11 * 1440):
+        t = t0 + datetime.timedelta(minutes=i)
+        m = (t + datetime.timedelta(hours=2 if t >= dst else 1)).hour * 60 + t.minute
+        f.write("%s,%.3f\n" % (t.strftime("%Y-%m-%d %H:%M:%S"),
+                               (80 if 540 <= m < 1080 else 20) + random.uniform(-5, 5)))
+EOF2
+$PYTHON - "$D/on.json" "$D/local.json" <<'EOF2'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["detectors"][0]["calibration"]["season_clock"] = "local"
+json.dump(d, open(sys.argv[2], "w"))
+EOF2
+for k in on local; do
+    TZ="CET-1CEST,M3.5.0,M10.5.0/3" OPENBLAS_NUM_THREADS=1 "$BIN" replay -c "$D/$k.json" \
+        --training bootstrap --window 30 --train-windows 1440 -i "$D/dst.csv" \
+        -o "$D/dst_$k.csv" -e "$D/dst_$k.jsonl" 2> "$D/dst_$k.log" &
+done
+wait
+after_dst() { # raises from 31 March on
+    $PYTHON -c "
+import json, sys
+print(sum(1 for l in open(sys.argv[1]) if json.loads(l).get('event') == 'alert_raised'
+          and json.loads(l)['ts'] >= 1711843200000))" "$1"
+}
+n_utc=$(after_dst "$D/dst_on.jsonl" 2>/dev/null); n_loc=$(after_dst "$D/dst_local.jsonl" 2>/dev/null)
+if [ "${n_utc:-0}" -ge 2 ]; then it_ok "on UTC phases the local steps alert again after the clock change ($n_utc raises)"
+else it_fail "on UTC phases the local steps alert again after the clock change" "${n_utc:-no} raises: $(tail -3 "$D/dst_on.log")"; fi
+if [ "${n_loc:-x}" = 0 ] && grep -q "^season: " "$D/dst_local.log"; then
+    it_ok "calibration.season_clock local: no alert after the clock change"
+else
+    it_fail "calibration.season_clock local: no alert after the clock change" \
+        "${n_loc:-no} raises: $(grep alert_raised "$D/dst_local.jsonl" | head -5; tail -3 "$D/dst_local.log")"
 fi

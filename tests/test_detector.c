@@ -347,6 +347,19 @@ static void test_season(void)
         T_CHECK(n == 0, "restored: the step raises nothing (%d)", n);
     }
     ad_detector_free(e);
+    e = NULL;
+    /* kept on UTC days, restored under calibration.season_clock local:
+     * the periods are other days, the level is left out (the rest kept) */
+    {
+        ad_detector_cfg cl = c;
+        cl.season_clock = AD_SEASON_LOCAL;
+        ad_detector_new(&e, &cl, "s", m, 0, 0, NULL, err, sizeof(err));
+        T_CHECK(e && ad_detector_restore(e, txt, err, sizeof(err)) == 0 &&
+                ad_detector_season_phases(e) == 0 && ad_detector_phase(e) == AD_PHASE_DETECTING,
+                "restored on another clock: %d phases, phase %d (%s)",
+                e ? ad_detector_season_phases(e) : -1, e ? (int)ad_detector_phase(e) : -1, err);
+        ad_detector_free(e);
+    }
     /* the same model recalibrated keeps the level; another model drops it */
     {
         ad_model *m2 = t_zero_model(2, F);

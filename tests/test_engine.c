@@ -711,6 +711,9 @@ static void test_recon_score_peak(void)
             "spike: peak %g (> 10), mae %g (< 1.2), share of feature 2 %g", p, s, sh[2]);
     T_CHECK(ad_recon_score(x, x, 10, 6, AD_METRIC_PEAK, sh) == 0 && sh[0] == 0,
             "perfect window: peak and shares 0");
+    sh[0] = sh[5] = -1;
+    T_CHECK(ad_recon_score(x, y, 0, 6, AD_METRIC_PEAK, sh) == 0 && sh[0] == 0 && sh[5] == 0,
+            "no row: peak 0, shares 0 (nothing read)");
     y[59] = NAN;
     p = ad_recon_score(x, y, 10, 6, AD_METRIC_PEAK, sh);
     T_CHECK(isnan(p) && isnan(sh[0]) && isnan(sh[5]), "NaN in the last row: peak %g share %g",
