@@ -348,10 +348,10 @@ static const key adapt_keys[] = {
       "margin as data time, likewise; set this or margin" },
     { "shadow_windows", K_INT, OPP(adapt.shadow_windows), 1, 1000000, NULL, FL, NULL, NULL,
       "windows the candidate runs in shadow before the decision (at least "
-      "calibration.min_samples: its threshold is fitted on them)" },
+      "calibration.min_samples, with pot 5 / (1 - pot_init): its threshold is fitted on them)" },
     { "shadow_ms", K_I64, OPP(adapt.shadow_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,
-      "shadow_windows as data time, likewise (also for reload.shadow), at least "
-      "calibration.min_samples windows; set this or shadow_windows" },
+      "shadow_windows as data time, likewise (also for reload.shadow), at least twice the "
+      "windows a candidate's threshold is fitted on; set this or shadow_windows" },
     { "min_gain", K_NUM, OPP(adapt.min_gain), 0, 0.999999, NULL, FL, NULL, NULL,
       "promote when the candidate's error is at most (1 - min_gain) x the live one" },
     { "compare", K_ENUM, OPP(adapt.compare), 0, 0, NULL, FL, "mean|median", NULL,

@@ -181,7 +181,8 @@ static void window_restore(ad_detector *d, const cJSON *o)
     g = ad_quantile(sp, (size_t)(n - 1), 0.5);
     free(sp);
     ad_stream_hint_interval(d->stream, (int64_t)g);
-    if (mg > 0 && d->cfg.stream.max_gap_intervals * g > (double)mg)
+    if (d->cfg.stream.mode != AD_ASM_PERIOD &&  /* the grid restarts at max_gap_ms */
+        mg > 0 && d->cfg.stream.max_gap_intervals * g > (double)mg)
         mg = (int64_t)fmin(d->cfg.stream.max_gap_intervals * g, 1e15);
     g *= 3;
     d->resume_ts = prev;

@@ -46,7 +46,7 @@ struct ad_stream {
     int gap_next;          /* PERIOD: flag the next row AD_ROW_GAP */
     int64_t iv[AD_STREAM_IV]; /* intervals between emitted rows (ring) */
     int iv_n, iv_head;
-    int64_t iv_hint;       /* usual interval before two are known */
+    int64_t iv_hint;       /* usual interval before one is known */
     /* queue */
     int q_head, q_len;
     /* PERIOD pending samples, ALL open rows, ROWS reorder buffer */
@@ -249,20 +249,21 @@ void ad_stream_hint_interval(ad_stream *s, int64_t ms)
 }
 
 /* Does a row at ts come after a hole: longer than max_gap_ms and than
- * max_gap_intervals usual intervals? The stream's first interval has
- * nothing to be judged against (and one row before it to lose). */
+ * max_gap_intervals usual intervals? Before an interval is known, the
+ * first (a stale retained first message) is judged by max_gap_ms alone. */
 static int gap_before(const ad_stream *s, int64_t ts)
 {
     int64_t d, u;
 
-    if (!s->has_emit || s->cfg.max_gap_ms <= 0 || (d = ts - s->last_emit_ts) <= s->cfg.max_gap_ms)
+    if (!s->has_emit || s->cfg.max_gap_ms <= 0)
         return 0;
-    if (s->cfg.max_gap_intervals > 0) {
-        if ((u = ad_stream_usual_interval(s)) <= 0)
-            return 0;
-        if ((double)d <= s->cfg.max_gap_intervals * (double)u)
-            return 0;
-    }
+    if (__builtin_sub_overflow(ts, s->last_emit_ts, &d))
+        d = ts > s->last_emit_ts ? INT64_MAX : INT64_MIN;
+    if (d <= s->cfg.max_gap_ms)
+        return 0;
+    if (s->cfg.max_gap_intervals > 0 && (u = ad_stream_usual_interval(s)) > 0 &&
+        (double)d <= s->cfg.max_gap_intervals * (double)u)
+        return 0;
     return 1;
 }
 
@@ -310,8 +311,8 @@ static void emit(ad_stream *s, int64_t ts, int use_miss, int gap)
         s->st.rows_invalid++;
     if (gap)
         s->st.gaps++;
-    if (s->has_emit && ts > s->last_emit_ts) {
-        s->iv[s->iv_head] = ts - s->last_emit_ts;
+    if (s->has_emit && ts > s->last_emit_ts &&
+        !__builtin_sub_overflow(ts, s->last_emit_ts, &s->iv[s->iv_head])) {
         s->iv_head = (s->iv_head + 1) % AD_STREAM_IV;
         if (s->iv_n < AD_STREAM_IV)
             s->iv_n++;
