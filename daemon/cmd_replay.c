@@ -140,6 +140,8 @@ static void replay_table(replay_opts *o, ad_arg *tab)
           "seconds after which a value is missing (0 = off)", AD_ARG_DEF, NULL },
         { "max-gap", 0, AD_ARG_SECONDS, &c->stream.max_gap_ms, 0, 1e9, NULL, "S",
           "rows further apart restart the windows (0: never)", AD_ARG_DEF, NULL },
+        { "max-gap-intervals", 0, AD_ARG_NUM, &c->stream.max_gap_intervals, 0, 1e6, NULL, "N",
+          "... and further apart than N usual row intervals\n(0: --max-gap alone)", AD_ARG_DEF, NULL },
         AD_ARG_GROUP("calibration and threshold"),
         { "calibrate-rows", 0, AD_ARG_LONG, &o->calib_rows, 1, 1e9, NULL, "N",
           "calibrate on the windows ending in the first N\nrows (then detect); "
@@ -595,14 +597,24 @@ static int replay_report(replay *r)
             st.threshold, (unsigned long long)st.alerts,
             (unsigned long long)st.stream.nonfinite, (unsigned long long)st.stream.dup,
             (unsigned long long)st.stream.ooo);
-    if (st.window_resets > 0 && r->cfg.stream.max_gap_ms > 0)
+    if (st.window_resets > 0 && r->cfg.stream.max_gap_ms > 0) {
+        /* the relative part is of rows/all modes (a period grid restarts
+         * at max_gap_ms) */
+        int rel = r->cfg.stream.mode != AD_ASM_PERIOD && r->cfg.stream.max_gap_intervals > 0;
+        char iv[96] = "";
+
+        if (rel)
+            snprintf(iv, sizeof iv, " and %g usual row intervals (rows.max_gap_intervals)",
+                     r->cfg.stream.max_gap_intervals);
         fprintf(stderr, "gaps: the windows restarted %llu times after a hole in the "
-                "timestamps longer than rows.max_gap_ms (%lld ms), each time %d rows before "
+                "timestamps longer than rows.max_gap_ms (%lld ms)%s, each time %d rows before "
                 "the next window (%llu windows, %llu scored of %zu rows): where such holes "
-                "are normal for this data, raise rows.max_gap_ms (--max-gap S; 0: never restart)\n",
-                (unsigned long long)st.window_resets, (long long)r->cfg.stream.max_gap_ms,
+                "are normal for this data, raise rows.max_gap_ms (--max-gap S; 0: never restart)%s\n",
+                (unsigned long long)st.window_resets, (long long)r->cfg.stream.max_gap_ms, iv,
                 ad_detector_T(r->d) - 1, (unsigned long long)st.windows,
-                (unsigned long long)st.windows_scored, r->t->n_rows);
+                (unsigned long long)st.windows_scored, r->t->n_rows,
+                rel ? " or rows.max_gap_intervals (--max-gap-intervals N)" : "");
+    }
     if (r->cfg.season_ms > 0)
         fprintf(stderr, "season: %llu windows over the threshold raised nothing under the "
                 "seasonal level; %d of %d phases have a level\n",

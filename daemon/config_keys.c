@@ -120,6 +120,10 @@ static const key rows_keys[] = {
       "a timestamp this far ahead of its arrival is rejected (0: no check)" },
     { "max_gap_ms", K_I64, OPP(stream.max_gap_ms), 0, 1e12, NULL, FL, NULL, NULL,
       "rows further apart restart the windows (0: never)" },
+    { "max_gap_intervals", K_NUM, OPP(stream.max_gap_intervals), 0, 1e6, NULL, FL, NULL, NULL,
+      "rows/all: ... when also further apart than this many of the stream's usual row "
+      "intervals (the median of its last 31), so that a stream sampled hourly or daily, or "
+      "missing a sample now and then, keeps its windows (0: max_gap_ms alone)" },
     { "align_ms", K_I64, OPP(stream.align_ms), 0, 1e12, NULL, FL, NULL, NULL,
       "all: samples this close in time form one row" },
 };
@@ -343,10 +347,11 @@ static const key adapt_keys[] = {
     { "margin_ms", K_I64, OPP(adapt.margin_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,
       "margin as data time, likewise; set this or margin" },
     { "shadow_windows", K_INT, OPP(adapt.shadow_windows), 1, 1000000, NULL, FL, NULL, NULL,
-      "windows the candidate runs in shadow before the decision" },
+      "windows the candidate runs in shadow before the decision (at least "
+      "calibration.min_samples, with pot 5 / (1 - pot_init): its threshold is fitted on them)" },
     { "shadow_ms", K_I64, OPP(adapt.shadow_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,
-      "shadow_windows as data time, likewise (also for reload.shadow); set this or "
-      "shadow_windows" },
+      "shadow_windows as data time, likewise (also for reload.shadow), at least twice the "
+      "windows a candidate's threshold is fitted on; set this or shadow_windows" },
     { "min_gain", K_NUM, OPP(adapt.min_gain), 0, 0.999999, NULL, FL, NULL, NULL,
       "promote when the candidate's error is at most (1 - min_gain) x the live one" },
     { "compare", K_ENUM, OPP(adapt.compare), 0, 0, NULL, FL, "mean|median", NULL,

@@ -58,6 +58,7 @@ static ad_detector *mk(int ms, int ams, int rec)
     c.adapt.min_windows = 2;
     c.adapt.margin = 1;
     c.adapt.shadow_windows = 3;
+    c.thr.min_samples = 3;      /* a candidate's threshold on 3 shadow windows */
     if (ams) {
         c.adapt.normal_ms = 8000;
         c.adapt.min_ms = 2000;

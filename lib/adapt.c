@@ -371,11 +371,25 @@ int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
 static void early_release(ad_adapt *a);
 static void early_free(ad_adapt *a, int off);
 
+int ad_adapt_shadow_need(const ad_thr_cfg *thr)
+{
+    double n;
+
+    if (thr->method == AD_THR_FIXED || thr->method == AD_THR_MODEL)
+        return 0;
+    n = thr->min_samples;
+    /* pot: 5 peaks over the pot_init quantile (threshold.c) */
+    if (thr->method == AD_THR_POT && thr->pot_init < 1 && ceil(5.0 / (1.0 - thr->pot_init)) > n)
+        n = ceil(5.0 / (1.0 - thr->pot_init));
+    return n > 1e7 ? 10000000 : (int)n;
+}
+
 int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
                      char *err, size_t errlen)
 {
     ad_adapt_cfg c;
     uint64_t since;
+    int64_t need;
     int rc;
 
     if (note && notelen)
@@ -386,6 +400,23 @@ int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
         return 0;
     c = a->given;
     ad_adapt_cfg_resolve(&c, window_ms, note, notelen);
+    /* a slow stream's shadow span may be a few windows: the candidate's
+     * threshold is fitted on the span's normal windows, and a decision
+     * needs half of the span normal (decide), so twice that many */
+    need = 2 * ad_adapt_shadow_need(&a->thr);
+    if (need > 1000000)
+        need = 1000000;
+    if (c.shadow_ms > 0 && c.shadow_windows < need) {
+        size_t l = note ? strlen(note) : 0;
+
+        if (note && l + 2 < notelen)
+            snprintf(note + l, notelen - l, "%sadapt.shadow_ms (%lld ms) is %d windows at this "
+                     "stream's rate, fewer than twice the %d normal windows a candidate's "
+                     "threshold is fitted on (calibration.min_samples%s): %d used",
+                     l ? "; " : "", (long long)c.shadow_ms, c.shadow_windows, (int)(need / 2),
+                     a->thr.method == AD_THR_POT ? ", pot_init" : "", (int)need);
+        c.shadow_windows = (int)need;
+    }
     if ((rc = alloc_counts(a, &c, window_ms, err, errlen)) != 0) {
         early_free(a, 1);           /* never resolved: nothing more is held */
         return rc;

@@ -313,6 +313,12 @@ void ad_adapt_free(ad_adapt *a);    /* NULL-safe */
  */
 int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
                      char *err, size_t errlen);
+/* The fewest normal shadow windows a candidate's threshold can be fitted
+ * on under thr: calibration.min_samples, for pot also 5 / (1 - pot_init)
+ * (five peaks); 0 for fixed and model. A shadow span in data time is
+ * raised to twice it when resolved (half the span must be normal). */
+int ad_adapt_shadow_need(const ad_thr_cfg *thr);
+
 /* 1 when the counts are known (ad_adapt_resolve done, or counts only). */
 int ad_adapt_resolved(const ad_adapt *a);
 /* The settings in effect (borrowed): counts resolved; before resolution

@@ -127,6 +127,15 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
     if ((c->adapt.enabled || c->adapt.reload_shadow) &&
         (rc = ad_adapt_cfg_check(&c->adapt, err, errlen)) != 0)
         return rc;
+    /* a candidate's threshold is fitted on its normal shadow windows (in
+     * data time the count is raised when resolved: ad_adapt_resolve) */
+    if ((c->adapt.enabled || c->adapt.reload_shadow) && c->adapt.shadow_ms == 0 &&
+        c->adapt.shadow_windows < ad_adapt_shadow_need(&c->thr))
+        return ad_errf(err, errlen, AD_EINVAL, "adapt.shadow_windows (%d) is fewer than "
+                       "the %d windows a candidate's threshold is fitted on "
+                       "(calibration.min_samples%s)", c->adapt.shadow_windows,
+                       ad_adapt_shadow_need(&c->thr),
+                       c->thr.method == AD_THR_POT ? ", pot_init" : "");
     if (!(c->extreme >= 0) || !isfinite(c->extreme))
         return ad_errf(err, errlen, AD_EINVAL, "calibration.extreme: must be >= 0 (got %g)",
                        c->extreme);
@@ -848,6 +857,23 @@ static void resolve_adapt(ad_detector *d, double w)
                ac->normal_windows, w / 1000.0, mb);
 }
 
+/* ts on the seasonal level's clock: UTC as is, or local time (the offset
+ * of TZ at ts, daylight saving included). A time localtime_r cannot place
+ * and |ts| beyond AD_SEASON_TS_MAX (ignored by the level) stay as they
+ * are. */
+static int64_t season_ts(const ad_detector *d, int64_t ts)
+{
+    struct tm tm;
+    time_t t;
+
+    if (d->cfg.season_clock != AD_SEASON_LOCAL || ts > AD_SEASON_TS_MAX || ts < -AD_SEASON_TS_MAX)
+        return ts;
+    t = (time_t)(ts >= 0 ? ts / 1000 : -((-ts + 999) / 1000));
+    if (localtime_r(&t, &tm) == NULL)
+        return ts;
+    return ts + (int64_t)tm.tm_gmtoff * 1000;
+}
+
 /* The stream's window period is known (the median of the first
  * intervals between scored windows, so a gap does not count: at the end of
  * calibration, or after AD_WP_N intervals, whichever comes first):
@@ -924,11 +950,18 @@ static void resolve_spans(ad_detector *d)
     else if (d->ad && ad_adapt_resolved(d->ad) && ac->reload_shadow)
         snprintf(as, sizeof(as), ", adapt.shadow_windows %d = %.3g h (reload.shadow)",
                  ac->shadow_windows, ac->shadow_windows * w);
-    if (d->season)
+    if (d->season) {
+        char ck[48] = "UTC time";
+
+        /* the zone in effect (a misspelt TZ is UTC): its offset now */
+        if (d->cfg.season_clock == AD_SEASON_LOCAL)
+            snprintf(ck, sizeof(ck), "local time, UTC%+.4g h now",
+                     (double)(season_ts(d, d->last_ts) - d->last_ts) / 3600e3);
         snprintf(ss, sizeof(ss), ", calibration.season_ms %.3g h: a phase's level from "
-                 "+- %.3g h of it (%s time)", (double)d->cfg.season_ms / 3600e3,
+                 "+- %.3g h of it (%s)", (double)d->cfg.season_ms / 3600e3,
                  ad_season_half(d->season) * (double)d->cfg.season_ms / AD_SEASON_BINS / 3600e3,
-                 d->cfg.season_clock == AD_SEASON_LOCAL ? "local" : "UTC");
+                 ck);
+    }
     if (A == 0 && as[0] == '\0' && ss[0] == '\0')
         return;
     ad_log(AD_LOG_INFO, "stream %s: a window every %.4g s of data: alert.accept_after %d "
@@ -1039,23 +1072,6 @@ static int calib_delay(const ad_detector *d)
 
 /* The oldest held calibration window: used unless a data-quality flag now
  * covers it. */
-/* ts on the seasonal level's clock: UTC as is, or local time (the offset
- * of TZ at ts, daylight saving included). A time localtime_r cannot place
- * and |ts| beyond AD_SEASON_TS_MAX (ignored by the level) stay as they
- * are. */
-static int64_t season_ts(const ad_detector *d, int64_t ts)
-{
-    struct tm tm;
-    time_t t;
-
-    if (d->cfg.season_clock != AD_SEASON_LOCAL || ts > AD_SEASON_TS_MAX || ts < -AD_SEASON_TS_MAX)
-        return ts;
-    t = (time_t)(ts >= 0 ? ts / 1000 : -((-ts + 999) / 1000));
-    if (localtime_r(&t, &tm) == NULL)
-        return ts;
-    return ts + (int64_t)tm.tm_gmtoff * 1000;
-}
-
 static void calq_pop(ad_detector *d)
 {
     struct calq *q = &d->cq[d->cq_head];

@@ -173,11 +173,18 @@ static void window_restore(ad_detector *d, const cJSON *o)
     d->rows_since_bad = (uint64_t)sb->valuedouble;
     /* The next row continues these when it follows them as they followed
      * each other: within 3 x their median spacing (a missed row or two),
-     * and never across a hole longer than max_gap_ms. A state file reused
-     * after rows were consumed past it (a crash after the hand-over) fails
-     * this: its rows are older than the stream by those rows' span. */
-    g = 3 * ad_quantile(sp, (size_t)(n - 1), 0.5);
+     * and never across a hole the stream would restart at (max_gap_ms and
+     * max_gap_intervals of that spacing). A state file reused after rows
+     * were consumed past it (a crash after the hand-over) fails this: its
+     * rows are older than the stream by those rows' span. The stream
+     * takes that spacing as its usual interval until it has its own. */
+    g = ad_quantile(sp, (size_t)(n - 1), 0.5);
     free(sp);
+    ad_stream_hint_interval(d->stream, (int64_t)g);
+    if (d->cfg.stream.mode != AD_ASM_PERIOD &&  /* the grid restarts at max_gap_ms */
+        mg > 0 && d->cfg.stream.max_gap_intervals * g > (double)mg)
+        mg = (int64_t)fmin(d->cfg.stream.max_gap_intervals * g, 1e15);
+    g *= 3;
     d->resume_ts = prev;
     d->resume_gap = mg > 0 && g > (double)mg ? mg : (int64_t)g;
     return;

@@ -44,6 +44,9 @@ struct ad_stream {
     int64_t next_grid;     /* PERIOD: next grid point to emit */
     int64_t last_applied;  /* PERIOD: newest sample applied to a row */
     int gap_next;          /* PERIOD: flag the next row AD_ROW_GAP */
+    int64_t iv[AD_STREAM_IV]; /* intervals between emitted rows (ring) */
+    int iv_n, iv_head;
+    int64_t iv_hint;       /* usual interval before one is known */
     /* queue */
     int q_head, q_len;
     /* PERIOD pending samples, ALL open rows, ROWS reorder buffer */
@@ -85,6 +88,7 @@ void ad_stream_cfg_default(ad_stream_cfg *c)
     c->max_lateness_ms = 0;
     c->max_future_ms = 600000;
     c->max_gap_ms = 3600000;
+    c->max_gap_intervals = 5;
     c->align_ms = 500;
 }
 
@@ -113,6 +117,9 @@ int ad_stream_cfg_check(const ad_stream_cfg *c, char *err, size_t errlen)
     if (c->max_gap_ms < 0)
         return ad_errf(err, errlen, AD_EINVAL, "max_gap_ms: must be >= 0 (got %lld)",
                        (long long)c->max_gap_ms);
+    if (!(c->max_gap_intervals >= 0 && c->max_gap_intervals <= 1e6))
+        return ad_errf(err, errlen, AD_EINVAL, "max_gap_intervals: must be in [0, 1e6] (got %g)",
+                       c->max_gap_intervals);
     if (c->align_ms < 0 || c->align_ms > day)
         return ad_errf(err, errlen, AD_EINVAL, "align_ms: must be in [0, %lld] (got %lld)",
                        (long long)day, (long long)c->align_ms);
@@ -220,10 +227,44 @@ int ad_stream_new(ad_stream **out, const ad_stream_cfg *cfg, int n_features,
 
 /* ---- emission ---------------------------------------------------------------- */
 
-/* Does a row at ts come after a hole longer than max_gap_ms? */
+int64_t ad_stream_usual_interval(const ad_stream *s)
+{
+    int64_t v[AD_STREAM_IV], x;
+    int n = s->iv_n, i, j;
+
+    if (n < 1)
+        return s->iv_hint;
+    for (i = 0; i < n; i++) {       /* insertion sort: at most 31 */
+        x = s->iv[i];
+        for (j = i; j > 0 && v[j - 1] > x; j--)
+            v[j] = v[j - 1];
+        v[j] = x;
+    }
+    return v[(n - 1) / 2];
+}
+
+void ad_stream_hint_interval(ad_stream *s, int64_t ms)
+{
+    s->iv_hint = ms > 0 ? ms : 0;
+}
+
+/* Does a row at ts come after a hole: longer than max_gap_ms and than
+ * max_gap_intervals usual intervals? Before an interval is known, the
+ * first (a stale retained first message) is judged by max_gap_ms alone. */
 static int gap_before(const ad_stream *s, int64_t ts)
 {
-    return s->has_emit && s->cfg.max_gap_ms > 0 && ts - s->last_emit_ts > s->cfg.max_gap_ms;
+    int64_t d, u;
+
+    if (!s->has_emit || s->cfg.max_gap_ms <= 0)
+        return 0;
+    if (__builtin_sub_overflow(ts, s->last_emit_ts, &d))
+        d = ts > s->last_emit_ts ? INT64_MAX : INT64_MIN;
+    if (d <= s->cfg.max_gap_ms)
+        return 0;
+    if (s->cfg.max_gap_intervals > 0 && (u = ad_stream_usual_interval(s)) > 0 &&
+        (double)d <= s->cfg.max_gap_intervals * (double)u)
+        return 0;
+    return 1;
 }
 
 /* Build the row for time ts from the per-feature state, apply the missing
@@ -270,6 +311,12 @@ static void emit(ad_stream *s, int64_t ts, int use_miss, int gap)
         s->st.rows_invalid++;
     if (gap)
         s->st.gaps++;
+    if (s->has_emit && ts > s->last_emit_ts &&
+        !__builtin_sub_overflow(ts, s->last_emit_ts, &s->iv[s->iv_head])) {
+        s->iv_head = (s->iv_head + 1) % AD_STREAM_IV;
+        if (s->iv_n < AD_STREAM_IV)
+            s->iv_n++;
+    }
     s->last_emit_ts = ts;
     s->has_emit = 1;
 }

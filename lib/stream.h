@@ -24,9 +24,14 @@
  *   it advances in the device's own clock: a device clock behind the daemon
  *   or historic timestamps lose nothing. Without an arrival clock (replay,
  *   tests) advance(now) takes now as data time.
- *   Gaps. When two consecutive rows are more than max_gap_ms apart, the later
- *   one carries AD_ROW_GAP (the window ring restarts instead of windowing
- *   across the hole; counted in `gaps`). PERIOD mode then skips the empty
+ *   Gaps. When two consecutive rows are more than max_gap_ms apart, and
+ *   (ROWS and ALL modes) more than max_gap_intervals times the stream's
+ *   usual row interval (the median of its last AD_STREAM_IV intervals), the
+ *   later one carries AD_ROW_GAP (the window ring restarts instead of
+ *   windowing across the hole; counted in `gaps`). The relative part keeps
+ *   a stream sampled every hour or day, or one missing a sample now and
+ *   then, windowing: an absolute hour alone restarts such a stream's
+ *   windows at every missed sample, or at every row. PERIOD mode then skips the empty
  *   grid rows of the hole (counted in gap_rows) instead of holding values
  *   across it.
  *
@@ -94,6 +99,8 @@
 #define AD_STREAM_REORDER 16
 /* ALL mode: rows open for alignment at once. */
 #define AD_STREAM_OPEN 8
+/* Row intervals kept for the usual interval (median) of a stream. */
+#define AD_STREAM_IV 31
 
 /* Row flags (ad_stream_pop_row_d). */
 #define AD_ROW_VALID 1u     /* no missing value (after the missing policy) */
@@ -122,6 +129,9 @@ typedef struct ad_stream_cfg {
                                * (default 600000; needs ad_stream_arrival) */
     int64_t max_gap_ms;       /* rows further apart restart the windows;
                                * 0 = never (default 3600000) */
+    double max_gap_intervals; /* ROWS/ALL: ... and further apart than this
+                               * many usual intervals; 0 = max_gap_ms
+                               * alone (default 5) */
     int64_t align_ms;         /* ALL: alignment tolerance (default 500) */
 } ad_stream_cfg;
 
@@ -213,6 +223,13 @@ int ad_stream_pop_row_d(ad_stream *s, double *values, int64_t *ts_ms,
 int ad_stream_pending(const ad_stream *s);
 
 int ad_stream_n_features(const ad_stream *s);
+
+/* The usual row interval (ms): the median of the last AD_STREAM_IV
+ * intervals between emitted rows (the lower one of an even count); before
+ * the first, the hint (a restored window's spacing; 0: none). 0 when
+ * unknown. */
+int64_t ad_stream_usual_interval(const ad_stream *s);
+void ad_stream_hint_interval(ad_stream *s, int64_t ms);
 void ad_stream_get_stats(const ad_stream *s, ad_stream_stats *st);
 
 const char *ad_asm_mode_name(ad_asm_mode m);

@@ -115,12 +115,40 @@ fi
 # (an hour) it says nothing.
 if "$BIN" replay -m "$D/m.safetensors" -i "$D/gap.csv" --stream pump1 --calibrate-rows 400 \
         --max-gap 60 -o "$D/gap60.csv" --summary "$D/gap60.sum" 2> "$D/loggap60" &&
-   grep -q "^gaps: the windows restarted 1 times after a hole in the timestamps longer than rows.max_gap_ms (60000 ms), each time 9 rows before the next window" "$D/loggap60" &&
+   grep -q "^gaps: the windows restarted 1 times after a hole in the timestamps longer than rows.max_gap_ms (60000 ms) and 5 usual row intervals (rows.max_gap_intervals), each time 9 rows before the next window" "$D/loggap60" &&
    $PYTHON -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["window_resets"] == 1 else 1)' "$D/gap60.sum" &&
    ! grep -q "^gaps:" "$D/loggap"; then
     it_ok "--max-gap 60: the windows restart at the 2-minute hole and replay says so"
 else
     it_fail "--max-gap 60: the windows restart at the hole" "$(grep -v '^<' "$D/loggap60" | tail -3)"
+fi
+
+# The same rows a day apart, with a 20-day hole after row 700: every row is
+# further apart than an hour, but not than 5 usual intervals (a day), so
+# the windows restart at the hole only (and at the second row, before an
+# interval is known: the hour alone judges the first); with --max-gap-intervals 0 (the
+# absolute hour alone) every row restarts them and nothing is scored.
+$PYTHON - "$D/data.csv" "$D/daily.csv" <<'EOF'
+import sys, datetime
+rows = open(sys.argv[1]).read().splitlines()
+t0 = datetime.datetime(2000, 1, 1)
+out = [rows[0]]
+for i, r in enumerate(rows[1:]):
+    t = t0 + datetime.timedelta(days=i + (20 if i > 700 else 0))
+    out.append(t.strftime("%Y-%m-%d %H:%M:%S") + r[r.index(","):])
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
+EOF
+for g in 5 0; do
+    "$BIN" replay -m "$D/m.safetensors" -i "$D/daily.csv" --stream pump1 --calibrate-rows 400 \
+        --max-gap-intervals $g -o "$D/daily$g.csv" --summary "$D/daily$g.sum" 2> "$D/logdaily$g"
+done
+if $PYTHON -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if s["window_resets"] == 2 and s["windows_scored"] >= 1180 else 1)' "$D/daily5.sum" &&
+   $PYTHON -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if s["window_resets"] == 1199 and s["windows_scored"] == 0 else 1)' "$D/daily0.sum" &&
+   grep -q "^gaps: the windows restarted 1199 times" "$D/logdaily0"; then
+    it_ok "daily rows: the windows restart at the 20-day hole (and the second row) only (at an absolute hour alone: every row)"
+else
+    it_fail "daily rows: the windows restart at the 20-day hole only" \
+        "$(cat "$D/daily5.sum" "$D/daily0.sum" 2>&1 | tr -d '\n' | cut -c1-400)"
 fi
 
 # Phases: calibrating on the first 400 rows, detecting afterwards.

@@ -1049,6 +1049,17 @@ static void test_data_time_learner(void)
                 "70 before the period: %" PRIu64 " in the set, %" PRIu64 " not kept",
                 sa.normal_len, sa.excluded_early);
         ad_adapt_free(u);
+        /* a shadow span of 3 windows at this rate (a slow stream): raised
+         * to twice the 10 calibration.min_samples a candidate's threshold
+         * is fitted on (half the span must be normal) */
+        e.shadow_ms = 3 * 5000;
+        u = new_adapt(&e);
+        rc = u ? ad_adapt_resolve(u, 5000, note, sizeof(note), err, sizeof(err)) : -1;
+        T_CHECK(rc == 0 && ad_adapt_get_cfg(u)->shadow_windows == 20 &&
+                strstr(note, "twice the 10 normal windows") != NULL,
+                "shadow_ms of 3 windows: %d used (%s)", u ? ad_adapt_get_cfg(u)->shadow_windows : -1,
+                note);
+        ad_adapt_free(u);
     }
     for (k = 1; k <= 400; k++) {
         if (k == 50) {          /* the period known after 49 windows */

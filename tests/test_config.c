@@ -108,6 +108,15 @@ static void test_errors(void)
                "password_file");
     expect_err("{\"broker\":{\"port\":70000}}", "broker.port: 70000 out of range [1, 65535]");
     expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"adapt\":{\"enabled\":true,\"shadow_windows\":5}}]}",
+               "detectors[0]: adapt.shadow_windows (5) is fewer than the 10 windows a "
+               "candidate's threshold is fitted on (calibration.min_samples)");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"calibration\":{\"method\":\"pot\"},"
+               "\"adapt\":{\"enabled\":true,\"shadow_windows\":100}}]}",
+               "detectors[0]: adapt.shadow_windows (100) is fewer than the 250 windows a "
+               "candidate's threshold is fitted on (calibration.min_samples, pot_init)");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
                "\"alert\":{\"accept_after\":480,\"accept_after_ms\":28800000}}]}",
                "detectors[0]: alert.accept_after_ms (28800000) and alert.accept_after (480): "
                "set one of them");

@@ -414,6 +414,113 @@ static void test_season(void)
     ad_model_free(m);
 }
 
+/* PERIOD mode keeps the absolute rule (max_gap_ms): a handed-over stream
+ * restarts its window at a hole wherever the live one does (45-minute
+ * grid, a 110-minute hole, max_gap_ms an hour). */
+static uint64_t period_resets(ad_detector *d, int64_t from, int64_t P)
+{
+    ad_detector_stats st;
+    int64_t ts[64];
+    float sc[64];
+    int n = 0, k;
+
+    for (k = 0; k < 4; k++)
+        step_rec(d, from + k * P, 1.0, ts, sc, &n, NULL);
+    ad_detector_get_stats(d, &st);
+    return st.window_resets;
+}
+
+static void test_handover_period(void)
+{
+    const int64_t M = 60000, P = 45 * M;
+    ad_model *m = t_zero_model(6, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL, *e = NULL;
+    char err[300], *hand = NULL;
+    int64_t ts[64];
+    float sc[64];
+    int n = 0, k;
+    uint64_t live, resumed;
+
+    ad_detector_cfg_default(&c);
+    c.stream.mode = AD_ASM_PERIOD;
+    c.stream.period_ms = P;
+    c.stream.max_gap_ms = 60 * M;
+    c.calib_windows = 8;
+    c.thr.method = AD_THR_SIGMA;
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    if (d && e) {
+        for (k = 0; k <= 20; k++)
+            step_rec(d, k * P, 1.0, ts, sc, &n, NULL);
+        ad_detector_advance(d, 20 * P + 1);
+        {                       /* the grid rows the advance emitted */
+            float in[64 * F], out[64 * F], share[F], mae;
+            ad_window_job job;
+            ad_event ev;
+
+            while (ad_detector_next_window(d, in, &job)) {
+                ad_forward_ref(job.model, in, out, 1);
+                ad_recon_error(in, out, 6, F, AD_METRIC_MAE, NULL, &mae, share);
+                ad_detector_feed_score(d, &job, mae, share);
+            }
+            while (ad_detector_poll_event(d, &ev))
+                ;
+        }
+        hand = ad_detector_save_handover(d);
+        T_CHECK(hand && ad_detector_restore(e, hand, err, sizeof(err)) == 0, "restore: %s", err);
+        live = period_resets(d, 20 * P + 110 * M, P);
+        resumed = period_resets(e, 20 * P + 110 * M, P);
+        T_CHECK(live == 1 && resumed == 1, "period grid, a 110-minute hole: live %llu restart(s), "
+                "handed over %llu", (unsigned long long)live, (unsigned long long)resumed);
+    }
+    free(hand);
+    ad_detector_free(d);
+    ad_detector_free(e);
+    ad_model_free(m);
+}
+
+/* Daily rows handed over: the next row a day later continues the saved
+ * rows (a day is more than max_gap_ms but not a hole for this stream);
+ * six days later is one. */
+static void test_handover_daily(void)
+{
+    enum { TW = 6 };
+    const int64_t DAY = 86400000LL;
+    ad_model *m = t_zero_model(TW, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL, *e = NULL;
+    char err[300], *hand;
+    int64_t ts[64];
+    float sc[64];
+    int n = 0, i, k;
+
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 8;
+    c.thr.method = AD_THR_SIGMA;
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    for (i = 0; i < 30; i++)
+        step_rec(d, DAY * i, 1.0 + 0.1 * (i % 5), ts, sc, &n, NULL);
+    /* the first interval is judged by max_gap_ms alone (no usual one yet):
+     * the ring restarts at the second row, then a window per row */
+    T_CHECK(n == 30 - TW, "daily rows: a window per row from the second on (%d)", n);
+    hand = ad_detector_save_handover(d);
+    for (k = 0; k < 2; k++) {
+        int64_t next = DAY * (29 + (k ? 7 : 1));
+        n = 0;
+        ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+        T_CHECK(e && ad_detector_restore(e, hand, err, sizeof(err)) == 0, "restore: %s", err);
+        step_rec(e, next, 1.0, ts, sc, &n, NULL);
+        T_CHECK(n == (k ? 0 : 1), "handed over, the next row %d day(s) later: %d window(s)",
+                k ? 7 : 1, n);
+        ad_detector_free(e);
+        e = NULL;
+    }
+    free(hand);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
 /* A detector restored from `state` given `rows` rows (value 1) from
  * `first` on, 1 s apart: windows scored, the first one's end in *t0. */
 static int resumed(const ad_detector_cfg *c, ad_model *m, const char *state, int64_t first,
@@ -780,6 +887,8 @@ int main(void)
     T_RUN(test_smoothing_and_stale);
     T_RUN(test_save_restore);
     T_RUN(test_handover_window);
+    T_RUN(test_handover_daily);
+    T_RUN(test_handover_period);
     T_RUN(test_alert_lifecycle);
     T_RUN(test_forced_calibration_and_fixed);
     T_RUN(test_bootstrap_training);

@@ -390,6 +390,77 @@ static void test_gap_flag(void)
     ad_stream_free(s);
 }
 
+/* max_gap_intervals: a hole restarts the windows only when it is also
+ * longer than that many usual intervals (the median of the last 31). */
+static int count_gaps(ad_stream *s)
+{
+    double row[1];
+    int64_t ts;
+    unsigned fl;
+    int gaps = 0;
+
+    while (ad_stream_pop_row_d(s, row, &ts, &fl))
+        gaps += (fl & AD_ROW_GAP) != 0;
+    return gaps;
+}
+
+static void test_gap_relative(void)
+{
+    const int64_t H = 3600000LL, DAY = 24 * H;
+    ad_stream_cfg c;
+    ad_stream *s = NULL;
+    char err[200];
+    double x = 1;
+    int64_t t = 0;
+    int i, g;
+
+    ad_stream_cfg_default(&c);
+    T_CHECK(c.max_gap_intervals == 5 && c.max_gap_ms == H, "defaults: an hour and 5 intervals");
+    /* hourly rows, a missed sample every 10th (a 2 h interval) and one
+     * 3 h hole: none restarts; a 6 h hole does (> 5 h) */
+    ad_stream_new(&s, &c, 1, err, sizeof err);
+    for (i = 0; i < 100; i++) {
+        t += (i % 10 == 9) ? 2 * H : i == 50 ? 3 * H : H;
+        ad_stream_push_row(s, t, &x, NULL);
+    }
+    g = count_gaps(s);
+    T_CHECK(g == 0, "hourly rows with 2 h and 3 h holes: no restart (%d)", g);
+    ad_stream_push_row(s, t += 6 * H, &x, NULL);
+    g = count_gaps(s);
+    T_CHECK(g == 1 && ad_stream_usual_interval(s) == H, "a 6 h hole restarts (%d), usual %lld ms",
+            g, (long long)ad_stream_usual_interval(s));
+    ad_stream_free(s);
+    /* daily rows: none restarts; at the absolute hour alone every one does */
+    for (int k = 0; k < 2; k++) {
+        c.max_gap_intervals = k ? 0 : 5;
+        ad_stream_new(&s, &c, 1, err, sizeof err);
+        for (i = 0, t = 0; i < 40; i++)
+            ad_stream_push_row(s, t += DAY, &x, NULL);
+        g = count_gaps(s);
+        T_CHECK(g == (k ? 39 : 1), "daily rows, max_gap_intervals %g: %d restarts (the first "
+                "interval judged by the hour alone)",
+                c.max_gap_intervals, g);
+        ad_stream_free(s);
+    }
+    /* a restored window's spacing stands in before the stream has its own */
+    c.max_gap_intervals = 5;
+    ad_stream_new(&s, &c, 1, err, sizeof err);
+    ad_stream_hint_interval(s, DAY);
+    ad_stream_push_row(s, 0, &x, NULL);
+    ad_stream_push_row(s, 3 * DAY, &x, NULL);       /* judged by the hint: no hole */
+    ad_stream_push_row(s, 4 * DAY, &x, NULL);
+    ad_stream_push_row(s, 5 * DAY, &x, NULL);       /* usual: 3 d, 1 d -> 1 d (lower median) */
+    ad_stream_push_row(s, 11 * DAY, &x, NULL);      /* 6 d > 5 x 1 d */
+    g = count_gaps(s);
+    T_CHECK(g == 1, "hint a day: a 3-day interval is no hole, then 6 days is (%d)", g);
+    ad_stream_free(s);
+    c.max_gap_intervals = -1;
+    T_CHECK(ad_stream_cfg_check(&c, err, sizeof err) != 0 && strstr(err, "max_gap_intervals"),
+            "max_gap_intervals -1 refused: %s", err);
+    c.max_gap_intervals = NAN;
+    T_CHECK(ad_stream_cfg_check(&c, err, sizeof err) != 0, "max_gap_intervals NaN refused");
+}
+
 /* Values keep double precision until scaling. */
 static void test_double_precision(void)
 {
@@ -543,6 +614,7 @@ int main(void)
     T_RUN(test_period_device_clock);
     T_RUN(test_rows_lateness);
     T_RUN(test_gap_flag);
+    T_RUN(test_gap_relative);
     T_RUN(test_double_precision);
     T_RUN(test_window_ring_hop);
     T_RUN(test_window_scaling);
