@@ -26,19 +26,16 @@ typedef struct run {
     int scored;
 } run;
 
-/* Push one row with both features = v at ts; score every due window. With
- * ts_out/sc_out/n: append each scored window's end time and score (room for
- * 64); with r: count them and keep the events there. */
-static void step_rec(ad_detector *d, int64_t ts, double v, int64_t *ts_out, float *sc_out,
-                     int *n, run *r)
+/* Score every due window. With ts_out/sc_out/n: append each scored
+ * window's end time and score (room for 64); with r: count them and keep
+ * the events there. */
+static void score_due(ad_detector *d, int64_t *ts_out, float *sc_out, int *n, run *r)
 {
-    double row[F] = { v, v };
     int T = ad_detector_T(d);
     float in[64 * F], out[64 * F], share[F];
     ad_window_job job;
     ad_event ev;
 
-    ad_detector_push_row(d, ts, row, NULL);
     while (ad_detector_next_window(d, in, &job)) {
         float mae;
         ad_forward_ref(job.model, in, out, 1);
@@ -55,6 +52,17 @@ static void step_rec(ad_detector *d, int64_t ts, double v, int64_t *ts_out, floa
     while (ad_detector_poll_event(d, &ev))
         if (r && r->n_events < 64)
             r->ev[r->n_events++] = ev;
+}
+
+/* Push one row with both features = v at ts; score every due window
+ * (score_due). */
+static void step_rec(ad_detector *d, int64_t ts, double v, int64_t *ts_out, float *sc_out,
+                     int *n, run *r)
+{
+    double row[F] = { v, v };
+
+    ad_detector_push_row(d, ts, row, NULL);
+    score_due(d, ts_out, sc_out, n, r);
 }
 
 static void step(ad_detector *d, int64_t ts, double v, run *r)
@@ -454,19 +462,7 @@ static void test_handover_period(void)
         for (k = 0; k <= 20; k++)
             step_rec(d, k * P, 1.0, ts, sc, &n, NULL);
         ad_detector_advance(d, 20 * P + 1);
-        {                       /* the grid rows the advance emitted */
-            float in[64 * F], out[64 * F], share[F], mae;
-            ad_window_job job;
-            ad_event ev;
-
-            while (ad_detector_next_window(d, in, &job)) {
-                ad_forward_ref(job.model, in, out, 1);
-                ad_recon_error(in, out, 6, F, AD_METRIC_MAE, NULL, &mae, share);
-                ad_detector_feed_score(d, &job, mae, share);
-            }
-            while (ad_detector_poll_event(d, &ev))
-                ;
-        }
+        score_due(d, ts, sc, &n, NULL);     /* the grid rows the advance emitted */
         hand = ad_detector_save_handover(d);
         T_CHECK(hand && ad_detector_restore(e, hand, err, sizeof(err)) == 0, "restore: %s", err);
         live = period_resets(d, 20 * P + 110 * M, P);
