@@ -417,6 +417,27 @@ int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
                      a->thr.method == AD_THR_POT ? ", pot_init" : "", (int)need);
         c.shadow_windows = (int)need;
     }
+    /* likewise its normal set: a day of daily rows is one window, and a
+     * fine-tune on one window learns that window; at least as many windows
+     * as a candidate is judged on (AD_ADAPT_NORMAL_MIN when that is less) */
+    if (need < AD_ADAPT_NORMAL_MIN)
+        need = AD_ADAPT_NORMAL_MIN;
+    if ((c.normal_ms > 0 && c.normal_windows < need) || (c.min_ms > 0 && c.min_windows < need)) {
+        size_t l = note ? strlen(note) : 0;
+        int nw = c.normal_ms > 0 && c.normal_windows < need ? (int)need : c.normal_windows;
+        int mw = c.min_ms > 0 && c.min_windows < need ? (int)need : c.min_windows;
+
+        if (mw > nw)
+            mw = nw;
+        if (note && l + 2 < notelen)
+            snprintf(note + l, notelen - l, "%sadapt.normal_ms (%lld ms) and adapt.min_ms "
+                     "(%lld ms) are %d and %d windows at this stream's rate: a fine-tune "
+                     "would learn those few; %d and %d used", l ? "; " : "",
+                     (long long)c.normal_ms, (long long)c.min_ms, c.normal_windows,
+                     c.min_windows, nw, mw);
+        c.normal_windows = nw;
+        c.min_windows = mw;
+    }
     if ((rc = alloc_counts(a, &c, window_ms, err, errlen)) != 0) {
         early_free(a, 1);           /* never resolved: nothing more is held */
         return rc;

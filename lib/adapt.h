@@ -316,8 +316,12 @@ int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
 /* The fewest normal shadow windows a candidate's threshold can be fitted
  * on under thr: calibration.min_samples, for pot also 5 / (1 - pot_init)
  * (five peaks); 0 for fixed and model. A shadow span in data time is
- * raised to twice it when resolved (half the span must be normal). */
+ * raised to twice it when resolved (half the span must be normal), and
+ * adapt.normal_ms and adapt.min_ms to that many or AD_ADAPT_NORMAL_MIN,
+ * whichever is more (a slow stream's day can be one window: a fine-tune
+ * would learn that window alone); counts are kept as given. */
 int ad_adapt_shadow_need(const ad_thr_cfg *thr);
+#define AD_ADAPT_NORMAL_MIN 20
 
 /* 1 when the counts are known (ad_adapt_resolve done, or counts only). */
 int ad_adapt_resolved(const ad_adapt *a);

@@ -874,11 +874,22 @@ static int64_t season_ts(const ad_detector *d, int64_t ts)
     return ts + (int64_t)tm.tm_gmtoff * 1000;
 }
 
+/* The fewest windows alert.accept_after_ms becomes: a change's median,
+ * spread and halves (try_accept) mean nothing on one or two windows, and a
+ * slow stream's 8 h can be one window (daily rows: an alert accepted on
+ * the window after its raise). A count (alert.accept_after) is the
+ * operator's own and is kept. */
+#define AD_ACCEPT_MIN 10
+/* The fewest windows a seasonal period holds for its phases to mean
+ * anything (the tolerance is at most P/4: season.h). */
+#define AD_SEASON_MIN_WINDOWS 4
+
 /* The stream's window period is known (the median of the first
  * intervals between scored windows, so a gap does not count: at the end of
  * calibration, or after AD_WP_N intervals, whichever comes first):
  * alert.accept_after_ms / accept_gap_ms become window counts (acceptance
- * starts then: its ring is sized now), so do the continual learner's
+ * starts then: its ring is sized now; at least AD_ACCEPT_MIN windows, with
+ * a warning when that raised it), so do the continual learner's
  * settings in data time (resolve_adapt: its normal set, pending queue and
  * shadow are sized now; no window is kept before), and the settings that
  * count windows are logged once in data time, with a warning when
@@ -889,7 +900,7 @@ static void resolve_spans(ad_detector *d)
 {
     ad_alert_cfg *c = &d->cfg.alert;
     const ad_adapt_cfg *ac = &d->cfg.adapt;
-    int A, G, adapt_late;
+    int A, G, adapt_late, raised = 0;
     int64_t P = c->accept_period_ms, dt[AD_WP_N];
     char as[300] = "", ss[160] = "";
     double w;
@@ -900,6 +911,17 @@ static void resolve_spans(ad_detector *d)
     qsort(dt, (size_t)d->wp_n, sizeof(dt[0]), cmp_i64);
     w = (double)dt[d->wp_n / 2];                    /* ms */
     d->window_ms = w;
+    if (d->season && w * AD_SEASON_MIN_WINDOWS > (double)d->cfg.season_ms) {
+        /* a period of one or two windows has no phases to tell apart: the
+         * level would be the scores of the last days, whatever the hour (a
+         * fault on 3 of 5 daily rows would be "part of the cycle") */
+        ad_log(AD_LOG_WARNING, "stream %s: calibration.season_ms (%.3g h) holds fewer than %d "
+               "windows of this stream's data (a window every %.4g s): the seasonal level "
+               "is off for this stream", d->key, (double)d->cfg.season_ms / 3600e3,
+               AD_SEASON_MIN_WINDOWS, w / 1000.0);
+        ad_season_free(d->season);
+        d->season = NULL;
+    }
     if (d->season)              /* a window spans T rows, hop rows a window */
         ad_season_set_span(d->season, (double)d->T * w / (double)d->cfg.hop);
     /* the learner first: its normal set bounds the alert windows kept */
@@ -912,7 +934,8 @@ static void resolve_spans(ad_detector *d)
     }
     if (c->accept_after_ms > 0 && d->acc == NULL) {
         double a = floor((double)c->accept_after_ms / w + 0.5);
-        A = a < 1 ? 1 : a > 1000000 ? 1000000 : (int)a;
+        A = a < AD_ACCEPT_MIN ? AD_ACCEPT_MIN : a > 1000000 ? 1000000 : (int)a;
+        raised = a < AD_ACCEPT_MIN;
         d->acc = malloc(4 * (size_t)A * sizeof(double));
         if (d->acc == NULL || d->acc_prof == NULL || keep_alert_windows(d, A) != 0) {
             free(d->acc);
@@ -967,7 +990,13 @@ static void resolve_spans(ad_detector *d)
     ad_log(AD_LOG_INFO, "stream %s: a window every %.4g s of data: alert.accept_after %d "
            "windows = %.3g h, alert.accept_gap %d = %.3g h%s%s",
            d->key, w * 3600.0, A, A * w, G, G * w, as, ss);
-    if (A > 0 && P > 0 && A * w * 3600e3 > (double)P)
+    if (raised)
+        ad_log(AD_LOG_WARNING, "stream %s: alert.accept_after_ms (%.3g h) is %.0f windows of "
+               "this stream's data (a window every %.4g s): raised to %d windows (%.3g h), the "
+               "fewest a change is judged stable on", d->key,
+               (double)c->accept_after_ms / 3600e3, floor((double)c->accept_after_ms /
+               (w * 3600e3) + 0.5), w * 3600.0, A, A * w);
+    else if (A > 0 && P > 0 && A * w * 3600e3 > (double)P)
         ad_log(AD_LOG_WARNING, "stream %s: alert.accept_after (%d windows) lasts %.3g h of "
                "this stream's data (a window every %.4g s), longer than "
                "alert.accept_period_ms (%.3g h): one alert is never accepted within a "

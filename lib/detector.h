@@ -243,7 +243,10 @@ typedef struct ad_detector_cfg {
     int calib_warn_every;       /* calibration failure reports at most once
                                  * per this many windows, >= 1; default 100 */
     int64_t season_ms;          /* seasonal level (season.h): its period,
-                                 * 0 = off (default) */
+                                 * 0 = off (default); off for a stream
+                                 * whose period holds fewer than 4 windows
+                                 * (warning, when its window period is
+                                 * known) */
     int season_periods;         /* ... reached in this many (R) of the last
                                  * 2R - 1 periods, 1..30; default 3 */
     double season_margin;       /* ... times this, >= 1; default 1.5: a
