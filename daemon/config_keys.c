@@ -198,8 +198,9 @@ static const key calib_keys[] = {
       "season_ms: phases of UTC, or of the daemon's local time (TZ; a schedule in local "
       "time keeps its phase over a daylight-saving change)" },
     { "floor", K_NUM, OPP(thr.floor), 0, 1e6, "0.01", FP, NULL, NULL,
-      "the threshold is at least floor x the model's training error (q99; 1 without "
-      "metadata), so degenerate scores still calibrate (0: off)" },
+      "the threshold is at least floor x the model's training error (q99, in this "
+      "detector's score metric: an mse error is square-rooted for mae and peak, and the "
+      "other way round; 1 without metadata), so degenerate scores still calibrate (0: off)" },
     { "extreme", K_NUM, OPP(extreme), 0, 1e30, "50", FP, NULL, NULL,
       "windows with a scaled absolute value above this, or a rejected sample, never feed "
       "calibration, adaptation or the probability history (0: no limit)" },

@@ -468,6 +468,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         ad_window_set_model(d->win, m);   /* rows are kept scaled for m */
     tc = cfg->thr;
     tc.recur_gap = (T + cfg->hop - 1) / cfg->hop;   /* windows one sample sits in */
+    tc.metric = (int)cfg->metric;                   /* the floor's units */
     if ((rc = ad_threshold_new(&d->thr, &tc, err, errlen)) != 0)
         goto fail;
     if ((rc = ad_alerter_new(&d->alert, &cfg->alert, d->key, F, err, errlen)) != 0)
