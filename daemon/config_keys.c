@@ -338,13 +338,13 @@ static const key adapt_keys[] = {
     { "normal_ms", K_I64, OPP(adapt.normal_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,
       "normal_windows as data time (86400000: a day), turned into windows by each stream's "
       "window period (the median interval of its first windows) and normal_stride: the set "
-      "spans this much data, at least 20 windows or twice those a candidate's threshold is "
-      "fitted on, whichever is more (a warning says when that raises it); set this or "
-      "normal_windows (0: unset)" },
+      "spans this much data, at least 20 windows (a warning says when that raises it); set "
+      "this or normal_windows (0: unset)" },
     { "min_windows", K_INT, OPP(adapt.min_windows), 1, 1000000, NULL, FL, NULL, NULL,
       "fewer normal windows: no fine-tune yet" },
     { "min_ms", K_I64, OPP(adapt.min_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,
-      "min_windows as data time, likewise (the same floor); set this or min_windows" },
+      "min_windows as data time, likewise (at least 20 windows, up to the set); set this or "
+      "min_windows" },
     { "normal_stride", K_INT, OPP(adapt.normal_stride), 1, 1000000, NULL, FL, NULL, NULL,
       "keep one of every this many normal windows" },
     { "margin", K_INT, OPP(adapt.margin), 0, 100000, NULL, FL, NULL, NULL,

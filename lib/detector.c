@@ -936,7 +936,6 @@ static void resolve_spans(ad_detector *d)
     if (c->accept_after_ms > 0 && d->acc == NULL) {
         double a = floor((double)c->accept_after_ms / w + 0.5);
         A = a < AD_ACCEPT_MIN ? AD_ACCEPT_MIN : a > 1000000 ? 1000000 : (int)a;
-        raised = a < AD_ACCEPT_MIN;
         d->acc = malloc(4 * (size_t)A * sizeof(double));
         if (d->acc == NULL || d->acc_prof == NULL || keep_alert_windows(d, A) != 0) {
             free(d->acc);
@@ -948,6 +947,7 @@ static void resolve_spans(ad_detector *d)
             const ad_alert *act = ad_alerter_active(d->alert);
 
             c->accept_after = A;
+            raised = a < AD_ACCEPT_MIN;
             if (act != NULL) {
                 /* an alert already open (raised before the period was
                  * known): its change starts here, as at a raise */
@@ -997,7 +997,7 @@ static void resolve_spans(ad_detector *d)
                "fewest a change is judged stable on", d->key,
                (double)c->accept_after_ms / 3600e3, floor((double)c->accept_after_ms /
                (w * 3600e3) + 0.5), w * 3600.0, A, A * w);
-    else if (A > 0 && P > 0 && A * w * 3600e3 > (double)P)
+    if (A > 0 && P > 0 && A * w * 3600e3 > (double)P)
         ad_log(AD_LOG_WARNING, "stream %s: alert.accept_after (%d windows) lasts %.3g h of "
                "this stream's data (a window every %.4g s), longer than "
                "alert.accept_period_ms (%.3g h): one alert is never accepted within a "
@@ -2091,11 +2091,14 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
 
     /* no alert raised under margin x the level this phase of the period
      * reached in R of the last 2R - 1 periods (season.h); an open one is
-     * judged against the threshold */
+     * judged against the threshold. Only once the window period is known:
+     * a period of fewer than AD_SEASON_MIN_WINDOWS windows turns the level
+     * off then (resolve_spans), and until then it would judge a slow
+     * stream's rows (a fixed threshold detects from the first window). */
     if (d->season) {
         int64_t sts = season_ts(d, ts);
 
-        if (ad_alerter_active(d->alert) == NULL) {
+        if (ad_alerter_active(d->alert) == NULL && d->window_ms > 0) {
             lv = ad_season_level(d->season, sts) * d->cfg.season_margin;
             if (lv > eff)
                 eff = lv;
@@ -2307,6 +2310,11 @@ ad_metric ad_detector_metric(const ad_detector *d) { return d->cfg.metric; }
 ad_phase ad_detector_phase(const ad_detector *d) { return d->phase; }
 const char *ad_detector_key(const ad_detector *d) { return d->key; }
 int64_t ad_detector_last_ts(const ad_detector *d) { return d->last_ts; }
+int ad_detector_season_on(const ad_detector *d)
+{
+    return d->season != NULL;
+}
+
 int ad_detector_season_phases(const ad_detector *d)
 {
     return d->season ? ad_season_phases(d->season, season_ts(d, d->last_ts)) : 0;

@@ -577,6 +577,9 @@ int64_t ad_detector_last_ts(const ad_detector *d);
  * (calibration.season_ms; 0 when off). O(bins x periods^2): for a state
  * report, not per window. */
 int ad_detector_season_phases(const ad_detector *d);
+/* 1 while the stream has a seasonal level (calibration.season_ms set, and
+ * not turned off for a period of fewer than 4 windows). */
+int ad_detector_season_on(const ad_detector *d);
 int ad_detector_T(const ad_detector *d);
 int ad_detector_F(const ad_detector *d);
 const char *const *ad_detector_features(const ad_detector *d);

@@ -348,6 +348,22 @@ static void test_season_slow(void)
             "two of them is one)", n);
     free(txt);
     ad_detector_free(d);
+    /* A fixed threshold detects from the first window, before the window
+     * period is known (31 intervals): the level judges nothing until then
+     * (the same excursions from the 4th row, 30 rows: 9 raises) */
+    c.thr.method = AD_THR_FIXED;
+    c.thr.fixed = 5;
+    d = NULL;
+    T_CHECK(ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err)) == 0, "new: %s", err);
+    if (d != NULL) {
+        memset(&r, 0, sizeof(r));
+        for (k = 0, t = t0; k < 30; t += 96000, k++)
+            step(d, t, k >= 3 && k % 3 == 0 ? 20.0 : 1.0 + 0.1 * (double)(k % 5), &r);
+        for (i = 0, n = 0; i < r.n_events; i++)
+            n += r.ev[i].type == AD_EV_ALERT_RAISED;
+        T_CHECK(n == 9, "fixed threshold, before the period is known: %d raises (want 9)", n);
+        ad_detector_free(d);
+    }
     ad_model_free(m);
 }
 
