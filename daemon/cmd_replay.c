@@ -615,7 +615,10 @@ static int replay_report(replay *r)
                 (unsigned long long)st.windows_scored, r->t->n_rows,
                 rel ? " or rows.max_gap_intervals (--max-gap-intervals N)" : "");
     }
-    if (r->cfg.season_ms > 0)
+    if (r->cfg.season_ms > 0 && !ad_detector_season_on(r->d))
+        fprintf(stderr, "season: off for this stream: calibration.season_ms holds fewer than "
+                "4 of its windows\n");
+    else if (r->cfg.season_ms > 0)
         fprintf(stderr, "season: %llu windows over the threshold raised nothing under the "
                 "seasonal level; %d of %d phases have a level\n",
                 (unsigned long long)st.windows_seasonal, ad_detector_season_phases(r->d),

@@ -188,7 +188,8 @@ static const key calib_keys[] = {
       "season_margin x a score reached near the same phase (+- period/48, or a window's "
       "span) in season_periods of the last 2 x season_periods - 1 periods, e.g. a daily "
       "step the model reconstructs badly (an open alert is judged against the threshold; "
-      "alert.on score only)" },
+      "alert.on score only; off, with a warning, for a stream whose period holds fewer than "
+      "4 windows: daily rows have no time of day)" },
     { "season_periods", K_INT, OPP(season_periods), 1, 30, NULL, FL, NULL, NULL,
       "season_ms: in how many of the last 2n - 1 periods the level was reached" },
     { "season_margin", K_NUM, OPP(season_margin), 1, 1e6, NULL, FL, NULL, NULL,
@@ -197,8 +198,9 @@ static const key calib_keys[] = {
       "season_ms: phases of UTC, or of the daemon's local time (TZ; a schedule in local "
       "time keeps its phase over a daylight-saving change)" },
     { "floor", K_NUM, OPP(thr.floor), 0, 1e6, "0.01", FP, NULL, NULL,
-      "the threshold is at least floor x the model's training error (q99; 1 without "
-      "metadata), so degenerate scores still calibrate (0: off)" },
+      "the threshold is at least floor x the model's training error (q99, in this "
+      "detector's score metric: an mse error is square-rooted for mae and peak, and the "
+      "other way round; 1 without metadata), so degenerate scores still calibrate (0: off)" },
     { "extreme", K_NUM, OPP(extreme), 0, 1e30, "50", FP, NULL, NULL,
       "windows with a scaled absolute value above this, or a rejected sample, never feed "
       "calibration, adaptation or the probability history (0: no limit)" },
@@ -244,7 +246,8 @@ static const key alert_keys[] = {
       "windows (a regime that alerts part of every day; 0: one alert must last accept_after)" },
     { "accept_after_ms", K_I64, OPP(alert.accept_after_ms), 0, 31622400000.0, "0", FP, NULL,
       NULL, "accept_after as data time (28800000: 8 h), turned into windows by each stream's "
-      "window period (the median interval of its first windows); set this or accept_after" },
+      "window period (the median interval of its first windows), at least 10 windows (a "
+      "warning says when that raises it); set this or accept_after" },
     { "accept_gap_ms", K_I64, OPP(alert.accept_gap_ms), 0, 31622400000.0, "0", FP, NULL, NULL,
       "accept_gap as data time, likewise; set this or accept_gap" },
     { "accept_period_ms", K_I64, OPP(alert.accept_period_ms), 0, 31622400000.0, "0", FP, NULL,
@@ -334,12 +337,14 @@ static const key adapt_keys[] = {
       "recent normal windows kept for fine-tuning" },
     { "normal_ms", K_I64, OPP(adapt.normal_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,
       "normal_windows as data time (86400000: a day), turned into windows by each stream's "
-      "window period (as alert.accept_after_ms) and normal_stride: the set spans this much "
-      "data; set this or normal_windows (0: unset)" },
+      "window period (the median interval of its first windows) and normal_stride: the set "
+      "spans this much data, at least 20 windows (a warning says when that raises it); set "
+      "this or normal_windows (0: unset)" },
     { "min_windows", K_INT, OPP(adapt.min_windows), 1, 1000000, NULL, FL, NULL, NULL,
       "fewer normal windows: no fine-tune yet" },
     { "min_ms", K_I64, OPP(adapt.min_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,
-      "min_windows as data time, likewise; set this or min_windows" },
+      "min_windows as data time, likewise (at least 20 windows, up to the set); set this or "
+      "min_windows" },
     { "normal_stride", K_INT, OPP(adapt.normal_stride), 1, 1000000, NULL, FL, NULL, NULL,
       "keep one of every this many normal windows" },
     { "margin", K_INT, OPP(adapt.margin), 0, 100000, NULL, FL, NULL, NULL,

@@ -139,7 +139,7 @@ static int ms_to_windows(int64_t ms, double w, int lo, int hi, int *clamped)
 
 int ad_adapt_cfg_resolve(ad_adapt_cfg *c, double window_ms, char *note, size_t notelen)
 {
-    int hi_n = 0, hi_min = 0, hi_m = 0, hi_s = 0, len = 0, k;
+    int hi_n = 0, hi_min = 0, hi_m = 0, hi_s = 0, fl = 0, len = 0, k;
 
     if (note && notelen)
         note[0] = '\0';
@@ -174,6 +174,25 @@ int ad_adapt_cfg_resolve(ad_adapt_cfg *c, double window_ms, char *note, size_t n
     if (hi_s)
         NOTE("adapt.shadow_ms (%lld) is more than 1000000 windows: 1000000; ",
              (long long)c->shadow_ms);
+    /* A slow stream's day can be one window, and a fine-tune on one window
+     * learns that window: in data time the set and its minimum are at
+     * least AD_ADAPT_NORMAL_MIN windows (a count is as given). */
+    if (c->normal_ms > 0 && c->normal_windows < AD_ADAPT_NORMAL_MIN) {
+        NOTE("adapt.normal_ms (%lld ms) is %d windows at this stream's rate: a fine-tune "
+             "would learn those few; %d used; ", (long long)c->normal_ms, c->normal_windows,
+             AD_ADAPT_NORMAL_MIN);
+        c->normal_windows = AD_ADAPT_NORMAL_MIN;
+        fl = 1;
+    }
+    if (c->min_ms > 0 && c->min_windows < AD_ADAPT_NORMAL_MIN &&
+        c->min_windows < c->normal_windows) {
+        int mw = c->normal_windows < AD_ADAPT_NORMAL_MIN ? c->normal_windows
+                                                          : AD_ADAPT_NORMAL_MIN;
+        NOTE("adapt.min_ms (%lld ms) is %d windows: %d used; ", (long long)c->min_ms,
+             c->min_windows, mw);
+        c->min_windows = mw;
+        fl = 1;
+    }
     /* Both in the same form were checked with the config (and rounding
      * keeps min_ms <= normal_ms); one in data time, one a count can only
      * be compared now. A normal set smaller than min would never be due. */
@@ -192,7 +211,7 @@ int ad_adapt_cfg_resolve(ad_adapt_cfg *c, double window_ms, char *note, size_t n
 #undef NOTE
     if (note && len >= 2 && (size_t)len < notelen)
         note[len - 2] = '\0';          /* the last "; " */
-    return hi_n || hi_min || hi_m || hi_s;
+    return hi_n || hi_min || hi_m || hi_s || fl;
 }
 
 const char *ad_adapt_stat_name(ad_adapt_stat s)

@@ -202,13 +202,16 @@ int ad_adapt_cfg_in_data_time(const ad_adapt_cfg *c);
 /*
  * The data-time settings of c as window counts for a stream with a window
  * every window_ms (> 0) of data: round(ms / window_ms), at least 1 (margin:
- * 0) and at most the count's range (normal, min, shadow 1e6; margin 1e5).
- * The ms fields stay. When only the data-time forms make min_windows more
+ * 0) and at most the count's range (normal, min, shadow 1e6; margin 1e5);
+ * normal_ms and min_ms at least AD_ADAPT_NORMAL_MIN (min_ms: up to the
+ * set; a slow stream's day can be one window, and a fine-tune would learn
+ * that window alone). The ms fields stay. When only the data-time forms make min_windows more
  * than normal_windows (one of them in data time, the other a count), min
  * becomes normal_windows. Returns 0, or 1 when a value was clamped (note,
  * may be NULL, says which and why, for a log line).
  */
 int ad_adapt_cfg_resolve(ad_adapt_cfg *c, double window_ms, char *note, size_t notelen);
+#define AD_ADAPT_NORMAL_MIN 20
 const char *ad_adapt_stat_name(ad_adapt_stat s);      /* "mean"/"median" */
 int ad_adapt_stat_from_name(const char *s);           /* -1 when unknown */
 

@@ -468,6 +468,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         ad_window_set_model(d->win, m);   /* rows are kept scaled for m */
     tc = cfg->thr;
     tc.recur_gap = (T + cfg->hop - 1) / cfg->hop;   /* windows one sample sits in */
+    tc.metric = (int)cfg->metric;                   /* the floor's units */
     if ((rc = ad_threshold_new(&d->thr, &tc, err, errlen)) != 0)
         goto fail;
     if ((rc = ad_alerter_new(&d->alert, &cfg->alert, d->key, F, err, errlen)) != 0)
@@ -874,11 +875,22 @@ static int64_t season_ts(const ad_detector *d, int64_t ts)
     return ts + (int64_t)tm.tm_gmtoff * 1000;
 }
 
+/* The fewest windows alert.accept_after_ms becomes: a change's median,
+ * spread and halves (try_accept) mean nothing on one or two windows, and a
+ * slow stream's 8 h can be one window (daily rows: an alert accepted on
+ * the window after its raise). A count (alert.accept_after) is the
+ * operator's own and is kept. */
+#define AD_ACCEPT_MIN 10
+/* The fewest windows a seasonal period holds for its phases to mean
+ * anything (the tolerance is at most P/4: season.h). */
+#define AD_SEASON_MIN_WINDOWS 4
+
 /* The stream's window period is known (the median of the first
  * intervals between scored windows, so a gap does not count: at the end of
  * calibration, or after AD_WP_N intervals, whichever comes first):
  * alert.accept_after_ms / accept_gap_ms become window counts (acceptance
- * starts then: its ring is sized now), so do the continual learner's
+ * starts then: its ring is sized now; at least AD_ACCEPT_MIN windows, with
+ * a warning when that raised it), so do the continual learner's
  * settings in data time (resolve_adapt: its normal set, pending queue and
  * shadow are sized now; no window is kept before), and the settings that
  * count windows are logged once in data time, with a warning when
@@ -889,7 +901,7 @@ static void resolve_spans(ad_detector *d)
 {
     ad_alert_cfg *c = &d->cfg.alert;
     const ad_adapt_cfg *ac = &d->cfg.adapt;
-    int A, G, adapt_late;
+    int A, G, adapt_late, raised = 0;
     int64_t P = c->accept_period_ms, dt[AD_WP_N];
     char as[300] = "", ss[160] = "";
     double w;
@@ -900,6 +912,17 @@ static void resolve_spans(ad_detector *d)
     qsort(dt, (size_t)d->wp_n, sizeof(dt[0]), cmp_i64);
     w = (double)dt[d->wp_n / 2];                    /* ms */
     d->window_ms = w;
+    if (d->season && w * AD_SEASON_MIN_WINDOWS > (double)d->cfg.season_ms) {
+        /* a period of one or two windows has no phases to tell apart: the
+         * level would be the scores of the last days, whatever the hour (a
+         * fault on 3 of 5 daily rows would be "part of the cycle") */
+        ad_log(AD_LOG_WARNING, "stream %s: calibration.season_ms (%.3g h) holds fewer than %d "
+               "windows of this stream's data (a window every %.4g s): the seasonal level "
+               "is off for this stream", d->key, (double)d->cfg.season_ms / 3600e3,
+               AD_SEASON_MIN_WINDOWS, w / 1000.0);
+        ad_season_free(d->season);
+        d->season = NULL;
+    }
     if (d->season)              /* a window spans T rows, hop rows a window */
         ad_season_set_span(d->season, (double)d->T * w / (double)d->cfg.hop);
     /* the learner first: its normal set bounds the alert windows kept */
@@ -912,7 +935,7 @@ static void resolve_spans(ad_detector *d)
     }
     if (c->accept_after_ms > 0 && d->acc == NULL) {
         double a = floor((double)c->accept_after_ms / w + 0.5);
-        A = a < 1 ? 1 : a > 1000000 ? 1000000 : (int)a;
+        A = a < AD_ACCEPT_MIN ? AD_ACCEPT_MIN : a > 1000000 ? 1000000 : (int)a;
         d->acc = malloc(4 * (size_t)A * sizeof(double));
         if (d->acc == NULL || d->acc_prof == NULL || keep_alert_windows(d, A) != 0) {
             free(d->acc);
@@ -924,6 +947,7 @@ static void resolve_spans(ad_detector *d)
             const ad_alert *act = ad_alerter_active(d->alert);
 
             c->accept_after = A;
+            raised = a < AD_ACCEPT_MIN;
             if (act != NULL) {
                 /* an alert already open (raised before the period was
                  * known): its change starts here, as at a raise */
@@ -967,6 +991,12 @@ static void resolve_spans(ad_detector *d)
     ad_log(AD_LOG_INFO, "stream %s: a window every %.4g s of data: alert.accept_after %d "
            "windows = %.3g h, alert.accept_gap %d = %.3g h%s%s",
            d->key, w * 3600.0, A, A * w, G, G * w, as, ss);
+    if (raised)
+        ad_log(AD_LOG_WARNING, "stream %s: alert.accept_after_ms (%.3g h) is %.0f windows of "
+               "this stream's data (a window every %.4g s): raised to %d windows (%.3g h), the "
+               "fewest a change is judged stable on", d->key,
+               (double)c->accept_after_ms / 3600e3, floor((double)c->accept_after_ms /
+               (w * 3600e3) + 0.5), w * 3600.0, A, A * w);
     if (A > 0 && P > 0 && A * w * 3600e3 > (double)P)
         ad_log(AD_LOG_WARNING, "stream %s: alert.accept_after (%d windows) lasts %.3g h of "
                "this stream's data (a window every %.4g s), longer than "
@@ -2061,11 +2091,14 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
 
     /* no alert raised under margin x the level this phase of the period
      * reached in R of the last 2R - 1 periods (season.h); an open one is
-     * judged against the threshold */
+     * judged against the threshold. Only once the window period is known:
+     * a period of fewer than AD_SEASON_MIN_WINDOWS windows turns the level
+     * off then (resolve_spans), and until then it would judge a slow
+     * stream's rows (a fixed threshold detects from the first window). */
     if (d->season) {
         int64_t sts = season_ts(d, ts);
 
-        if (ad_alerter_active(d->alert) == NULL) {
+        if (ad_alerter_active(d->alert) == NULL && d->window_ms > 0) {
             lv = ad_season_level(d->season, sts) * d->cfg.season_margin;
             if (lv > eff)
                 eff = lv;
@@ -2277,6 +2310,11 @@ ad_metric ad_detector_metric(const ad_detector *d) { return d->cfg.metric; }
 ad_phase ad_detector_phase(const ad_detector *d) { return d->phase; }
 const char *ad_detector_key(const ad_detector *d) { return d->key; }
 int64_t ad_detector_last_ts(const ad_detector *d) { return d->last_ts; }
+int ad_detector_season_on(const ad_detector *d)
+{
+    return d->season != NULL;
+}
+
 int ad_detector_season_phases(const ad_detector *d)
 {
     return d->season ? ad_season_phases(d->season, season_ts(d, d->last_ts)) : 0;

@@ -243,7 +243,10 @@ typedef struct ad_detector_cfg {
     int calib_warn_every;       /* calibration failure reports at most once
                                  * per this many windows, >= 1; default 100 */
     int64_t season_ms;          /* seasonal level (season.h): its period,
-                                 * 0 = off (default) */
+                                 * 0 = off (default); off for a stream
+                                 * whose period holds fewer than 4 windows
+                                 * (warning, when its window period is
+                                 * known) */
     int season_periods;         /* ... reached in this many (R) of the last
                                  * 2R - 1 periods, 1..30; default 3 */
     double season_margin;       /* ... times this, >= 1; default 1.5: a
@@ -574,6 +577,9 @@ int64_t ad_detector_last_ts(const ad_detector *d);
  * (calibration.season_ms; 0 when off). O(bins x periods^2): for a state
  * report, not per window. */
 int ad_detector_season_phases(const ad_detector *d);
+/* 1 while the stream has a seasonal level (calibration.season_ms set, and
+ * not turned off for a period of fewer than 4 windows). */
+int ad_detector_season_on(const ad_detector *d);
 int ad_detector_T(const ad_detector *d);
 int ad_detector_F(const ad_detector *d);
 const char *const *ad_detector_features(const ad_detector *d);

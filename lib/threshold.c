@@ -97,6 +97,7 @@ void ad_thr_cfg_default(ad_thr_cfg *c)
     c->floor = 0.01;
     c->recur = 0;
     c->recur_gap = 1;
+    c->metric = -1;
 }
 
 int ad_thr_cfg_check(const ad_thr_cfg *c, char *err, size_t errlen)
@@ -559,11 +560,16 @@ static int model_value(const ad_threshold *t, const char *json, double *out,
     return rc;
 }
 
-/* The floor value r * E from the model's training metadata (see FLOOR). */
+/* The floor value r * E from the model's training metadata (see FLOOR).
+ * E is in the metric the model's errors were recorded in ("metric"): a
+ * squared error (mse) against our absolute one (mae, peak) is put in our
+ * units (sqrt), and the other way round (square); mae and peak share a
+ * unit (peak >= mae: a mae floor is the lower, and is kept). */
 static double floor_value(const ad_threshold *t, const char *json)
 {
     double ref = 1.0;
-    cJSON *root, *e, *v;
+    cJSON *root, *e, *v, *mt;
+    int found;
 
     if (!(t->cfg.floor > 0))
         return 0;
@@ -573,8 +579,21 @@ static double floor_value(const ad_threshold *t, const char *json)
         v = cJSON_GetObjectItemCaseSensitive(e, "q99");
         if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !isfinite(v->valuedouble))
             v = cJSON_GetObjectItemCaseSensitive(e, "mean");
-        if (cJSON_IsNumber(v) && v->valuedouble > 0 && isfinite(v->valuedouble))
+        found = cJSON_IsNumber(v) && v->valuedouble > 0 && isfinite(v->valuedouble);
+        if (found)
             ref = v->valuedouble;
+        mt = cJSON_GetObjectItemCaseSensitive(e, "metric");
+        if (found && cJSON_IsString(mt) && t->cfg.metric >= 0) {
+            int sq_model = strcmp(mt->valuestring, "mse") == 0;
+            int abs_model = strcmp(mt->valuestring, "mae") == 0 ||
+                            strcmp(mt->valuestring, "peak") == 0;
+            int sq_ours = t->cfg.metric == 0;           /* AD_METRIC_MSE */
+
+            if (sq_model && !sq_ours)
+                ref = sqrt(ref);
+            else if (abs_model && sq_ours)
+                ref = ref * ref;
+        }
     }
     cJSON_Delete(root);
     return t->cfg.floor * ref;

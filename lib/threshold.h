@@ -62,7 +62,9 @@
  *   every score 0) has no positive quantile; instead of refusing the fit
  *   (calibrating forever), the threshold is at least r * E, where E is the
  *   model's training error from its metadata ("training": {"error": {"q99"}},
- *   else "mean"), or 1 when there is none: 1 is the unit of the model's
+ *   else "mean"; recorded in mse for a detector scoring mae or peak: its
+ *   square root, and the other way round: squared, ad_thr_cfg.metric), or 1
+ *   when there is none: 1 is the unit of the model's
  *   scaled data (one standard deviation for a standard scaler, the
  *   calibration range for min-max). ad_threshold_info says whether the floor
  *   set the value. POT with fewer than 5 peaks over its initial threshold
@@ -129,6 +131,9 @@ typedef struct ad_thr_cfg {
     int recur;                /* trimmed: keep episodes seen this often, 0 off */
     int recur_gap;            /* trimmed: scores one sample reaches (the window
                                * length / hop, set by the detector), default 1 */
+    int metric;               /* the scores' metric (engine.h ad_metric, set by
+                               * the detector; -1 unknown, the default): the
+                               * floor's E converted from the model's */
 } ad_thr_cfg;
 
 /* Robust figures of the last fit or rebase. */

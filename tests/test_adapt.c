@@ -1060,6 +1060,38 @@ static void test_data_time_learner(void)
                 "shadow_ms of 3 windows: %d used (%s)", u ? ad_adapt_get_cfg(u)->shadow_windows : -1,
                 note);
         ad_adapt_free(u);
+        /* a normal set of 2 windows and a minimum of 1 (a day of daily
+         * rows is one window): a fine-tune would learn those alone; both
+         * raised to 20 (AD_ADAPT_NORMAL_MIN, the shadow need being 20) */
+        {
+            ad_adapt_cfg e2 = e;
+
+            e2.normal_ms = 2 * 5000;
+            e2.min_ms = 1 * 5000;
+            e2.shadow_ms = 0;
+            u = new_adapt(&e2);
+            rc = u ? ad_adapt_resolve(u, 5000, note, sizeof(note), err, sizeof(err)) : -1;
+            T_CHECK(rc == 0 && ad_adapt_get_cfg(u)->normal_windows == 20 &&
+                    ad_adapt_get_cfg(u)->min_windows == 20 &&
+                    strstr(note, "adapt.normal_ms (10000 ms) is 2 windows") != NULL &&
+                    strstr(note, "adapt.min_ms (5000 ms) is 1 windows: 20 used") != NULL,
+                    "normal_ms of 2 windows: %d/%d used (%s)",
+                    u ? ad_adapt_get_cfg(u)->normal_windows : -1,
+                    u ? ad_adapt_get_cfg(u)->min_windows : -1, note);
+            ad_adapt_free(u);
+            /* a minimum given as a count (7) against that set: kept, not
+             * lowered to the unfloored set's 2 windows */
+            e2.min_ms = 0;
+            e2.min_windows = 7;
+            u = new_adapt(&e2);
+            rc = u ? ad_adapt_resolve(u, 5000, note, sizeof(note), err, sizeof(err)) : -1;
+            T_CHECK(rc == 0 && ad_adapt_get_cfg(u)->normal_windows == 20 &&
+                    ad_adapt_get_cfg(u)->min_windows == 7,
+                    "normal_ms of 2 windows, min_windows 7: %d/%d used (%s)",
+                    u ? ad_adapt_get_cfg(u)->normal_windows : -1,
+                    u ? ad_adapt_get_cfg(u)->min_windows : -1, note);
+            ad_adapt_free(u);
+        }
     }
     for (k = 1; k <= 400; k++) {
         if (k == 50) {          /* the period known after 49 windows */

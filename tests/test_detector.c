@@ -290,6 +290,83 @@ static int raises_in(ad_detector *d, int64_t from, int64_t to, double step_at, i
     return raises_len(d, from, to, step_at, 5, 10, P, seasonal);
 }
 
+/* A seasonal period that holds fewer than 4 windows (here a row every
+ * 96 s against a 96 s period: daily rows against a day) has no phases to
+ * tell apart: the level is off for that stream, with one warning. On, it
+ * would be the scores of the last periods whatever the hour: an excursion
+ * on every third row (20x) would raise twice and then be "part of the
+ * cycle"; off, they keep raising. */
+static int season_warns;
+static void season_log(int level, const char *msg, void *ud)
+{
+    (void)ud;
+    if (level == AD_LOG_WARNING && strstr(msg, "calibration.season_ms") &&
+        strstr(msg, "the seasonal level is off for this stream"))
+        season_warns++;
+}
+
+static void test_season_slow(void)
+{
+    ad_model *m = t_zero_model(2, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300], *txt;
+    run r;
+    int64_t t, t0 = 96000 * 1000;
+    int i, n = 0, k = 0;
+
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 20;
+    c.thr.method = AD_THR_SIGMA;
+    c.alert.k = 1;
+    c.alert.n = 1;
+    c.alert.m = 1;
+    c.alert.clear_ratio = 1;        /* the quiet scores sit just under it */
+    c.season_ms = 96000;
+    c.season_periods = 2;
+    T_CHECK(ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err)) == 0, "new: %s", err);
+    if (d == NULL) {
+        ad_model_free(m);
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    season_warns = 0;
+    ad_log_set(season_log, NULL);
+    for (t = t0; t < t0 + 200 * 96000; t += 96000, k++)
+        step(d, t, k >= 60 && k % 3 == 0 ? 20.0 : 1.0 + 0.1 * (double)(k % 5), &r);
+    ad_log_set(NULL, NULL);
+    for (i = 0; i < r.n_events; i++)
+        n += r.ev[i].type == AD_EV_ALERT_RAISED;
+    txt = ad_detector_save(d);
+    T_NOTE("a window every 96 s, season_ms 96 s: %d warning(s), %d phases, %d raises",
+           season_warns, ad_detector_season_phases(d), n);
+    T_CHECK(season_warns == 1 && ad_detector_season_phases(d) == 0 && txt != NULL &&
+            strstr(txt, "\"season\"") == NULL,
+            "season off: %d warnings, %d phases with a level, saved level: %s", season_warns,
+            ad_detector_season_phases(d), txt && strstr(txt, "\"season\"") ? "yes" : "no");
+    T_CHECK(n >= 25, "the excursions keep raising (%d raises for 47; an alert open across "
+            "two of them is one)", n);
+    free(txt);
+    ad_detector_free(d);
+    /* A fixed threshold detects from the first window, before the window
+     * period is known (31 intervals): the level judges nothing until then
+     * (the same excursions from the 4th row, 30 rows: 9 raises) */
+    c.thr.method = AD_THR_FIXED;
+    c.thr.fixed = 5;
+    d = NULL;
+    T_CHECK(ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err)) == 0, "new: %s", err);
+    if (d != NULL) {
+        memset(&r, 0, sizeof(r));
+        for (k = 0, t = t0; k < 30; t += 96000, k++)
+            step(d, t, k >= 3 && k % 3 == 0 ? 20.0 : 1.0 + 0.1 * (double)(k % 5), &r);
+        for (i = 0, n = 0; i < r.n_events; i++)
+            n += r.ev[i].type == AD_EV_ALERT_RAISED;
+        T_CHECK(n == 9, "fixed threshold, before the period is known: %d raises (want 9)", n);
+        ad_detector_free(d);
+    }
+    ad_model_free(m);
+}
+
 static void test_season(void)
 {
     ad_model *m = t_zero_model(2, F);
@@ -890,5 +967,6 @@ int main(void)
     T_RUN(test_bootstrap_training);
     T_RUN(test_training_duration);
     T_RUN(test_season);
+    T_RUN(test_season_slow);
     return t_done();
 }

@@ -167,6 +167,27 @@ static void test_constant_stream(void)
     T_CHECK(fabs(st.threshold - 0.005) < 1e-12, "floor 0.01 x training q99 0.5: %g",
             st.threshold);
     ad_detector_free(d);
+    /* ... in the stream's units: that mae q99 for an mse stream is 0.25 in
+     * squared units; an mse q99 of 0.25 for a mae stream is 0.5 (before,
+     * both took the number as recorded: 0.005 and 0.0025) */
+    c.metric = AD_METRIC_MSE;
+    T_CHECK(ad_detector_new(&d, &c, "flat", m, 0, 0, NULL, err, sizeof(err)) == 0, "%s", err);
+    for (i = 0; i < 40; i++)
+        step2(d, 1000 * i, 0, 0, &r);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(fabs(st.threshold - 0.0025) < 1e-12, "mse stream, mae q99 0.5: floor %g (want "
+            "0.01 x 0.5^2)", st.threshold);
+    ad_detector_free(d);
+    free(m->training);
+    m->training = strdup("{\"error\":{\"metric\":\"mse\",\"q99\":0.25,\"mean\":0.04}}");
+    c.metric = AD_METRIC_MAE;
+    T_CHECK(ad_detector_new(&d, &c, "flat", m, 0, 0, NULL, err, sizeof(err)) == 0, "%s", err);
+    for (i = 0; i < 40; i++)
+        step2(d, 1000 * i, 0, 0, &r);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(fabs(st.threshold - 0.005) < 1e-12, "mae stream, mse q99 0.25: floor %g (want "
+            "0.01 x sqrt(0.25))", st.threshold);
+    ad_detector_free(d);
     ad_model_free(m);
 }
 
@@ -528,6 +549,43 @@ static void test_accept_after_ms_restored(void)
             "accepted at %lld, regime length %lld", w2, closed2, len2);
 }
 
+/* alert.accept_after_ms shorter than a few windows (a slow stream: 8 h of
+ * daily rows is one window): acceptance is judged on at least 10 windows,
+ * with one warning naming the key. 4 s of 2 s windows are 2 windows, raised
+ * to 10: the shift's alert (from 200 s) is accepted 9 intervals after its
+ * start (218 s, one window later with the noise), not on the window after
+ * it. */
+static void test_accept_after_ms_floor(void)
+{
+    ad_detector *d;
+    ad_detector_stats st;
+    run r;
+    int ic;
+
+    acc_after_ms = 4000;
+    d = accept_detector(0, 0, 3, 0.25);
+    acc_after_ms = 0;
+    if (d == NULL)
+        return;
+    memset(&r, 0, sizeof(r));
+    rng = 7;
+    warnings = 0;
+    ad_log_set(count_log, NULL);
+    shift_rows_2s(d, 0, 300, &r);
+    ad_log_set(NULL, NULL);
+    ic = nth_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    ad_detector_get_stats(d, &st);
+    T_NOTE("accept_after_ms 4 s at 2 s windows: %d windows, closed (%s) at %lld",
+           st.accept_after, ic >= 0 ? ad_close_reason_name(r.ev[ic].alert.reason) : "-",
+           ic >= 0 ? (long long)r.ev[ic].alert.end_ms : -1LL);
+    T_CHECK(ic >= 0 && r.ev[ic].alert.reason == AD_CLOSE_ACCEPTED &&
+            r.ev[ic].alert.end_ms >= 218000 && r.ev[ic].alert.end_ms <= 222000 && st.accept_after == 10 && warnings == 1,
+            "accepted at %lld (want 218000-222000: 10 windows, not 2), accept_after %d, %d warnings",
+            ic >= 0 ? (long long)r.ev[ic].alert.end_ms : -1LL, st.accept_after, warnings);
+    ad_detector_free(d);
+    free_models();
+}
+
 /* alert.accept_after_ms: the same acceptance as accept_after windows, in
  * data time: 60 s of 2 s windows are 30 windows, accepted 29 intervals
  * (58 s) after the shift's alert starts. */
@@ -564,6 +622,7 @@ static void test_accept_after_ms(void)
     ad_detector_free(d);
     free_models();
     test_accept_after_ms_restored();
+    test_accept_after_ms_floor();
 }
 
 static void test_regime_keeps_sensitivity(void)
