@@ -1205,32 +1205,50 @@ int ad_adapt_offer(ad_adapt *a, const float *win, const ad_model *scaled_by,
 
 /* ---- reference drift (adapt.h REFERENCE) ---------------------------------- */
 
-int ad_adapt_set_reference(ad_adapt *a, const ad_model *m)
+/* The reference is now the model of id `id`; another one than before
+ * starts a new baseline. */
+static void ref_set_id(ad_adapt *a, const char *id)
 {
-    ad_model *c;
+    if (strcmp(a->ref_id, id) == 0)
+        return;
+    free(a->ref_base_f);
+    a->ref_base_f = NULL;
+    a->ref_base_ts = INT64_MIN;
+    a->ref_warned = 0;
+    a->ref_top = -1;
+    snprintf(a->ref_id, sizeof(a->ref_id), "%s", id);
+}
+
+int ad_adapt_set_reference(ad_adapt *a, const ad_model *m, int is_live)
+{
+    ad_model *c = NULL;
 
     if (a == NULL || m == NULL || m->window != a->T || m->n_features != a->F)
         return AD_EINVAL;
-    if (a->ref && strcmp(a->ref->id, m->id) == 0)
+    if (!a->cfg.enabled)            /* no fine-tune: nothing to measure */
         return 0;
-    if ((c = ad_model_clone(m)) == NULL)
+    if (!is_live && !(a->ref && strcmp(a->ref->id, m->id) == 0) &&
+        (c = ad_model_clone(m)) == NULL)
         return AD_ENOMEM;
-    ad_model_free(a->ref);
-    a->ref = c;
-    if (strcmp(a->ref_id, m->id) != 0) {   /* another reference: a new baseline */
-        free(a->ref_base_f);
-        a->ref_base_f = NULL;
-        a->ref_base_ts = INT64_MIN;
-        a->ref_warned = 0;
-        a->ref_top = -1;
-        snprintf(a->ref_id, sizeof(a->ref_id), "%s", m->id);
+    if (is_live || c != NULL) {
+        ad_model_free(a->ref);      /* live: no copy while it is */
+        a->ref = c;
     }
+    ref_set_id(a, m->id);
     return 0;
+}
+
+int ad_adapt_keep_reference(ad_adapt *a, const ad_model *live)
+{
+    if (a == NULL || live == NULL || a->ref != NULL || !a->cfg.enabled ||
+        a->ref_id[0] == '\0' || strcmp(live->id, a->ref_id) != 0)
+        return 0;
+    return (a->ref = ad_model_clone(live)) != NULL ? 0 : AD_ENOMEM;
 }
 
 const char *ad_adapt_reference_id(const ad_adapt *a)
 {
-    return a && a->ref ? a->ref->id : "";
+    return a ? a->ref_id : "";
 }
 
 /* The reference's mean error, in total and per feature (its share of each
@@ -1365,6 +1383,7 @@ static void ref_notify(ad_adapt *a, int64_t ts)
 ad_adapt_job *ad_adapt_take_job(ad_adapt *a, const ad_model *live)
 {
     ad_adapt_job *j;
+    const ad_model *ref;
     size_t i;
 
     if (a == NULL || !a->ready || live == NULL || live->window != a->T ||
@@ -1373,12 +1392,14 @@ ad_adapt_job *ad_adapt_take_job(ad_adapt *a, const ad_model *live)
     j = calloc(1, sizeof(*j));
     if (j == NULL)
         return NULL;
-    if (a->ref == NULL)             /* the model the learner started from */
-        ad_adapt_set_reference(a, live);
+    if (a->ref_id[0] == '\0')      /* the model the learner started from */
+        ref_set_id(a, live->id);
+    /* the reference: kept apart, or the live model while it is */
+    ref = a->ref ? a->ref : strcmp(live->id, a->ref_id) == 0 ? live : NULL;
     j->windows = malloc(a->nlen * a->wsz * sizeof(float));
     j->init = ad_model_clone(live);
-    j->ref = a->ref ? ad_model_clone(a->ref) : NULL;
-    if (!j->windows || !j->init || (a->ref && !j->ref)) {
+    j->ref = ref ? ad_model_clone(ref) : NULL;
+    if (!j->windows || !j->init || (ref && !j->ref)) {
         ad_adapt_job_free(j);
         return NULL;
     }
@@ -1498,13 +1519,14 @@ int ad_adapt_job_run(const ad_adapt_job *job, ad_model **out,
         rc = ad_errf(err, errlen, AD_ENOMEM, "adapt job: out of memory");
         goto fail;
     }
+    free(x);                        /* not held beside the reference's copy */
+    x = NULL;
     if (job->ref != NULL)
         meta = ref_meta(job, meta);
     free(m->training);
     m->training = meta;
     if (ad_model_serialize(m, &buf, &len) == 0)     /* sets the model id */
         free(buf);
-    free(x);
     if (rep)
         *rep = r;
     *out = m;

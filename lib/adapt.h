@@ -270,7 +270,7 @@ typedef struct ad_adapt_event {
     int regimes_ended;          /* ... ended with it (the caller's; -1: n/a) */
     double ref_error;           /* REFERENCE: the reference model's error on
                                  * the latest fine-tune's windows (NAN: none) */
-    double ref_ratio;           /* ... / on the first (the baseline) */
+    double ref_ratio;           /* ... / the lowest so far (the baseline) */
     int ref_feature;            /* the feature whose error grew most (-1) */
     double ref_feature_ratio;   /* ... its ratio */
     int64_t ref_since;          /* data time of the baseline */
@@ -432,12 +432,19 @@ ad_adapt_job *ad_adapt_take_job(ad_adapt *a, const ad_model *live);
  * event is queued once (again after it fell under 0.8 x that): a notice,
  * not an alert; the change may be a new normal (a recalibrated sensor, a
  * new consumer) or a slow fault, and only the operator can tell.
- * ad_adapt_set_reference sets it (a clone; the caller sets the model a
- * stream is created with, bootstrap-trained or reloaded by the operator;
- * by default the live model at the first job); a reference of another id
- * starts a new baseline. Promotions do not change it.
+ * ad_adapt_set_reference sets it (the caller sets the model a stream is
+ * created with, bootstrap-trained or reloaded by the operator; by default
+ * the live model at the first job); a reference of another id starts a new
+ * baseline. Promotions do not change it. Memory: while the reference is
+ * the live model (is_live) no copy is kept; ad_adapt_keep_reference clones
+ * it when a promotion replaces it, and a reference that is not the live
+ * model is cloned at once; each job clones it for the worker. Nothing is
+ * kept or measured without adapt.enabled (reload.shadow alone).
  */
-int ad_adapt_set_reference(ad_adapt *a, const ad_model *m);
+int ad_adapt_set_reference(ad_adapt *a, const ad_model *m, int is_live);
+/* Before a promotion replaces the live model: when it is the reference,
+ * keep a copy of it. 0, or AD_ENOMEM. */
+int ad_adapt_keep_reference(ad_adapt *a, const ad_model *live);
 const char *ad_adapt_reference_id(const ad_adapt *a);   /* "" when none */
 void ad_adapt_job_free(ad_adapt_job *j);    /* NULL-safe */
 

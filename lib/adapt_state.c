@@ -102,6 +102,8 @@ char *ad_adapt_save(const ad_adapt *a)
             !ad_json_num(r, "base", a->ref_base) ||
             !cJSON_AddNumberToObject(r, "base_ts", (double)a->ref_base_ts) ||
             !ad_json_num(r, "error", a->ref_err) ||
+            !cJSON_AddNumberToObject(r, "top", a->ref_top) ||
+            !ad_json_num(r, "top_ratio", a->ref_top_ratio) ||
             !cJSON_AddBoolToObject(r, "warned", a->ref_warned) ||
             (bf = cJSON_AddArrayToObject(r, "base_features")) == NULL)
             goto out;
@@ -168,12 +170,12 @@ static void restore_reference(ad_adapt *a, const cJSON *r)
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "id");
     const cJSON *bf = cJSON_GetObjectItemCaseSensitive(r, "base_features");
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(r, "warned");
-    double base = opt_num(r, "base"), e = opt_num(r, "error"), ts = opt_num(r, "base_ts");
+    double base = opt_num(r, "base"), e = opt_num(r, "error"), ts = opt_num(r, "base_ts"), top;
     double *f;
     int i;
 
     if (!cJSON_IsObject(r) || !cJSON_IsString(id) || strlen(id->valuestring) > AD_MODEL_ID_LEN ||
-        (a->ref && strcmp(a->ref->id, id->valuestring) != 0) || !(base > 0) ||
+        (a->ref_id[0] && strcmp(a->ref_id, id->valuestring) != 0) || !(base > 0) ||
         !isfinite(base) || !(e > 0) || !isfinite(e) || !isfinite(ts) || fabs(ts) > 9e18 ||
         !cJSON_IsArray(bf) || cJSON_GetArraySize(bf) != a->F ||
         (f = malloc((size_t)a->F * sizeof(double))) == NULL)
@@ -194,8 +196,9 @@ static void restore_reference(ad_adapt *a, const cJSON *r)
     a->ref_base_ts = (int64_t)ts;
     a->ref_err = e;
     a->ref_ratio = e / base;
-    a->ref_top = -1;            /* the next fine-tune names it again */
-    a->ref_top_ratio = NAN;
+    top = opt_num(r, "top");
+    a->ref_top = isfinite(top) && top >= 0 && top < a->F ? (int)top : -1;
+    a->ref_top_ratio = a->ref_top >= 0 ? opt_num(r, "top_ratio") : NAN;
     a->ref_warned = cJSON_IsTrue(w);
 }
 

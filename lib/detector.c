@@ -495,8 +495,8 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         goto fail;
     if (d->ad)
         ad_adapt_set_live_threshold(d->ad, d->thr);
-    if (d->ad && m != NULL && ad_adapt_set_reference(d->ad, m) == AD_ENOMEM)
-        goto oom;
+    if (d->ad && m != NULL)
+        ad_adapt_set_reference(d->ad, m, 1);
     /* an accepted regime teaches the model with its own windows (counts
      * in data time: once the window period is known, resolve_spans) */
     if (d->ad && ad_adapt_resolved(d->ad) && keep_alert_windows(d, cfg->alert.accept_after) != 0)

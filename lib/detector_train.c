@@ -266,7 +266,7 @@ int ad_detector_train_done(ad_detector *d, ad_model *m, int take, const char *wh
     }
     det_swap_model(d, m, take ? m : NULL);
     if (d->ad)                      /* trained on this stream: its reference */
-        ad_adapt_set_reference(d->ad, m);
+        ad_adapt_set_reference(d->ad, m, 1);
     /* Calibrate on windows the model did not train on: start from an empty
      * ring, so every calibration window is made of rows that came after. */
     ad_window_reset(d->win);
@@ -307,7 +307,7 @@ int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
     }
     det_swap_model(d, m, NULL);
     if (d->ad)                      /* the operator's model: the reference */
-        ad_adapt_set_reference(d->ad, m);
+        ad_adapt_set_reference(d->ad, m, 1);
     d->pw_len = 0;
     if (!keep_threshold || !ad_threshold_fitted(d->thr)) {
         if (d->phase == AD_PHASE_CALIBRATING || d->phase == AD_PHASE_DETECTING)

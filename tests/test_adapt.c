@@ -533,7 +533,7 @@ static void test_reference_drift(void)
     cfg_small(&c);
     c.epochs = 3;
     a = new_adapt(&c);
-    T_CHECK(a != NULL && ad_adapt_set_reference(a, g_live) == 0, "new, reference set");
+    T_CHECK(a != NULL && ad_adapt_set_reference(a, g_live, 1) == 0, "new, reference set");
     if (!a)
         return;
     /* regime A: the baseline; its ratio is 1 */
@@ -555,15 +555,32 @@ static void test_reference_drift(void)
     ad_adapt_get_stats(a, &st);
     T_CHECK(st.drift == 1 && st.ref_ratio == ev.ref_ratio && st.ref_feature == 2,
             "stats: drift %d, ratio %g, feature %d", st.drift, st.ref_ratio, st.ref_feature);
-    /* once only while it lasts */
+    /* once only while it lasts; a promotion replaced the live model (the
+     * reference is kept apart): the next job, fine-tuning another live
+     * model, is still measured against the same reference and baseline */
     for (i = 0; i < 400 && ad_adapt_candidate(a); i++)
         offer_row(a, t++, REG_A, 1, 0);
-    t = job_cycle(a, t, 1);
+    {
+        ad_model *nl = ad_model_clone(g_live), *keep = g_live;
+
+        T_CHECK(nl && ad_adapt_keep_reference(a, g_live) == 0 &&
+                strcmp(ad_adapt_reference_id(a), g_live->id) == 0, "reference kept apart");
+        if (nl) {
+            nl->id[0] = nl->id[0] == 'f' ? 'e' : 'f';
+            g_live = nl;                /* run_job fine-tunes the new live model */
+            t = job_cycle(a, t, 1);
+            g_live = keep;
+            ad_model_free(nl);
+        }
+    }
     T_CHECK(drain(a, AD_ADAPT_EV_DRIFT, NULL) == 0, "no second notice while it lasts");
+    ad_adapt_get_stats(a, &st);
+    T_CHECK(st.ref_ratio >= 2.0 && strcmp(ad_adapt_reference_id(a), g_live->id) == 0,
+            "after the promotion: ratio %g against the same reference", st.ref_ratio);
     /* saved and restored with the same reference: the baseline goes on */
     txt = ad_adapt_save(a);
     b = new_adapt(&c);
-    T_CHECK(txt && b && ad_adapt_set_reference(b, g_live) == 0 &&
+    T_CHECK(txt && b && ad_adapt_set_reference(b, g_live, 1) == 0 &&
             ad_adapt_restore(b, txt, err, sizeof(err)) == 0, "restored: %s", err);
     if (b) {
         ad_adapt_stats sb;
@@ -576,7 +593,7 @@ static void test_reference_drift(void)
             ad_model *m2 = ad_model_clone(g_live);
             if (m2) {
                 m2->id[0] = m2->id[0] == 'f' ? 'e' : 'f';
-                T_CHECK(ad_adapt_set_reference(b, m2) == 0, "set another reference");
+                T_CHECK(ad_adapt_set_reference(b, m2, 0) == 0, "set another reference");
                 ad_adapt_get_stats(b, &sb);
                 T_CHECK(isnan(sb.ref_ratio) && sb.drift == 0 && sb.ref_feature == -1,
                         "another reference: no baseline (ratio %g, drift %d)", sb.ref_ratio,
