@@ -370,6 +370,12 @@ static const key adapt_keys[] = {
       "fine-tune batch size" },
     { "max_seconds", K_NUM, OPP(adapt.max_seconds), 0, 1e9, NULL, FL, NULL, NULL,
       "a fine-tune stops after this long (0: no limit)" },
+    { "drift_ratio", K_NUM, OPP(adapt.drift_ratio), 0, 1e6, NULL, FL, NULL, NULL,
+      "a drift notice (an adapt event, decision drift, on the stream's events topic; a "
+      "warning) when the "
+      "reference model (the one the stream started from) scores the windows of a fine-tune "
+      "this many times worse than those of the quietest one so far: continual learning has "
+      "followed a change, a new normal or a slow fault (0: never; else more than 1)" },
 };
 static const table adapt_table = TAB(adapt_keys);
 

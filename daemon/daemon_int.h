@@ -121,7 +121,7 @@ typedef struct stream_map {
 typedef struct det_counts {
     uint64_t windows_invalid, windows_absurd, values_held, gap_rows, gaps;
     uint64_t late, future, unaligned, dropped;
-    uint64_t dq_raised, dq_open, adapt_promoted, adapt_rejected, adapt_shadow;
+    uint64_t dq_raised, dq_open, adapt_promoted, adapt_rejected, adapt_shadow, adapt_drifted;
     uint64_t regimes_accepted;
 } det_counts;
 

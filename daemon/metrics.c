@@ -174,7 +174,7 @@ static void detector_fams(ad_buf *b, ad_daemon *dd)
      * sums over the detector's live streams (gauges: an evicted stream's
      * part leaves with it), one pass over the streams */
     {
-        enum { NSF = 7 };
+        enum { NSF = 8 };
         static const struct { const char *name, *help; } sf[NSF] = {
             { "detector_regimes_remembered", "Accepted regimes the live streams remember." },
             { "detector_regimes_accepted", "Regimes accepted by the live streams." },
@@ -183,6 +183,8 @@ static void detector_fams(ad_buf *b, ad_daemon *dd)
             { "detector_models_promoted", "Candidate models promoted by the live streams." },
             { "detector_models_rejected", "Candidate models rejected by the live streams." },
             { "detector_candidates_in_shadow", "Streams with a candidate model in shadow." },
+            { "detector_streams_drifted", "Streams whose continual learning has drifted from "
+              "the reference model (adapt.drift_ratio)." },
         };
         uint64_t *sum = calloc((size_t)g->n * NSF + 1, sizeof *sum);
         if (!sum) {
@@ -202,6 +204,7 @@ static void detector_fams(ad_buf *b, ad_daemon *dd)
                 v[4] += st.adapt_promoted;
                 v[5] += st.adapt_rejected;
                 v[6] += st.adapt_shadow != 0;
+                v[7] += st.adapt_drifted != 0;
             }
         }
         for (int f = 0; f < NSF; f++) {

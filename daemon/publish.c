@@ -110,6 +110,14 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     cJSON_AddBoolToObject(ad, "shadow", st.adapt_shadow != 0);
     cJSON_AddNumberToObject(ad, "promoted", (double)st.adapt_promoted);
     cJSON_AddNumberToObject(ad, "rejected", (double)st.adapt_rejected);
+    /* how far continual learning has moved from the reference model */
+    add_num_or_null(ad, "reference_ratio", st.adapt_ref_ratio);
+    if (st.adapt_ref_feature >= 0 && st.adapt_ref_feature < s->det->F)
+        cJSON_AddStringToObject(ad, "reference_feature", s->det->features[st.adapt_ref_feature]);
+    else
+        cJSON_AddNullToObject(ad, "reference_feature");
+    cJSON_AddBoolToObject(ad, "drift", st.adapt_drifted != 0);
+    cJSON_AddNumberToObject(ad, "drift_notices", (double)st.adapt_drift);
     cJSON_AddNumberToObject(ad, "normal", (double)st.adapt_normal);
     cJSON_AddNumberToObject(ad, "normal_windows", (double)st.adapt_normal_windows);
     cJSON_AddNumberToObject(ad, "min_windows", (double)st.adapt_min_windows);
@@ -422,6 +430,7 @@ void publish_count_stream(const ad_detector *det, det_counts *c)
     c->adapt_promoted += st.adapt_promoted;
     c->adapt_rejected += st.adapt_rejected;
     c->adapt_shadow += st.adapt_shadow != 0;
+    c->adapt_drifted += st.adapt_drifted != 0;
     c->regimes_accepted += st.accepted;
 }
 
@@ -464,6 +473,7 @@ static void counts_json(cJSON *dj, const det_counts *c)
     cJSON_AddNumberToObject(dj, "adapt_promoted", (double)c->adapt_promoted);
     cJSON_AddNumberToObject(dj, "adapt_rejected", (double)c->adapt_rejected);
     cJSON_AddNumberToObject(dj, "adapt_shadow", (double)c->adapt_shadow);
+    cJSON_AddNumberToObject(dj, "adapt_drifted", (double)c->adapt_drifted);
     cJSON_AddNumberToObject(dj, "regimes_accepted", (double)c->regimes_accepted);
 }
 

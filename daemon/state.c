@@ -287,6 +287,11 @@ static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_
         return rc;
     }
     s->own_model = own;
+    /* the drift of an adapted model is measured from the configured one
+     * (a model the stream trained itself was overwritten by its promotions:
+     * the restored one starts a new baseline) */
+    if (own != NULL && d->mr && d->mr->m && d->c->pipe.training == AD_TRAIN_NONE)
+        ad_detector_set_reference(s->d, d->mr->m);
     ad_detector_set_user(s->d, s);
     /* its arrival clock starts now: the house tick's wall time is never
      * taken for data time, so a stream restored with data from the past

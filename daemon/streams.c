@@ -460,6 +460,8 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             publish_adapt(dd, s, &ev);
             if (ev.adapt.type == AD_ADAPT_EV_PROMOTED)
                 training_save_promoted(dd, s);  /* the state follows the model */
+            else if (ev.adapt.type == AD_ADAPT_EV_DRIFT)
+                state_save(dd, s);              /* the notice is out: kept */
             state_changed = 1;
             break;
         }

@@ -39,6 +39,7 @@ void ad_adapt_cfg_default(ad_adapt_cfg *c)
     c->max_seconds = 0.0;
     c->seed = 1;
     c->reload_shadow = 0;
+    c->drift_ratio = 2.0;
 }
 
 static int check_ms(const char *key, int64_t v, char *err, size_t errlen)
@@ -116,6 +117,10 @@ int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen)
     if (!(c->max_seconds >= 0.0 && c->max_seconds < 1e9))
         return ad_errf(err, errlen, AD_EINVAL,
                        "adapt.max_seconds: must be >= 0 (got %g)", c->max_seconds);
+    if (!(c->drift_ratio == 0.0 || (c->drift_ratio > 1.0 && c->drift_ratio <= 1e6)))
+        return ad_errf(err, errlen, AD_EINVAL,
+                       "adapt.drift_ratio: must be 0 (off) or in (1, 1e6] (got %g)",
+                       c->drift_ratio);
     return 0;
 }
 
@@ -236,6 +241,7 @@ const char *ad_adapt_ev_name(ad_adapt_ev_type t)
     case AD_ADAPT_EV_PROMOTED: return "adapt_promoted";
     case AD_ADAPT_EV_REJECTED: return "adapt_rejected";
     case AD_ADAPT_EV_TRAIN_FAILED: return "adapt_train_failed";
+    case AD_ADAPT_EV_DRIFT: return "adapt_drift";
     }
     return "?";
 }
@@ -359,6 +365,8 @@ int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
     a->tacap = (size_t)cfg->true_alerts;
     a->sched_start = SCHED_UNSET;
     a->last_ts = SCHED_UNSET;
+    a->ref_top = -1;
+    a->ref_base_ts = INT64_MIN;
     a->tmp = calloc(wsz, sizeof(float));
     a->peak = calloc(wsz, sizeof(float));
     a->ta = calloc(a->tacap ? a->tacap : 1, sizeof(true_alert));
@@ -479,6 +487,8 @@ void ad_adapt_free(ad_adapt *a)
     free(a->sh_live);
     free(a->sh_cand);
     free(a->sh_reg);
+    ad_model_free(a->ref);
+    free(a->ref_base_f);
     ad_model_free(a->cand);
     ad_model_free(a->decided);
     free(a);
@@ -549,6 +559,11 @@ static void event_init(const ad_adapt *a, ad_adapt_event *ev, ad_adapt_ev_type t
     if (a->cand)
         memcpy(ev->model_id, a->cand->id, sizeof(ev->model_id));
     ev->train_windows = a->train_windows;
+    ev->ref_error = a->ref_base_f ? a->ref_err : NAN;
+    ev->ref_ratio = a->ref_base_f ? a->ref_ratio : NAN;
+    ev->ref_feature = a->ref_base_f ? a->ref_top : -1;
+    ev->ref_feature_ratio = a->ref_base_f ? a->ref_top_ratio : NAN;
+    ev->ref_since = a->ref_base_f ? a->ref_base_ts : 0;
     if (a->have_rep) {
         ev->epochs_run = a->rep.epochs_run;
         ev->train_loss = a->rep.train_loss;
@@ -1188,9 +1203,187 @@ int ad_adapt_offer(ad_adapt *a, const float *win, const ad_model *scaled_by,
 /* ------------------------------------------------------------------------ */
 /* jobs and shadow                                                           */
 
+/* ---- reference drift (adapt.h REFERENCE) ---------------------------------- */
+
+/* The reference is now the model of id `id`; another one than before
+ * starts a new baseline. */
+static void ref_set_id(ad_adapt *a, const char *id)
+{
+    if (strcmp(a->ref_id, id) == 0)
+        return;
+    free(a->ref_base_f);
+    a->ref_base_f = NULL;
+    a->ref_base_ts = INT64_MIN;
+    a->ref_warned = 0;
+    a->ref_top = -1;
+    snprintf(a->ref_id, sizeof(a->ref_id), "%s", id);
+}
+
+int ad_adapt_set_reference(ad_adapt *a, const ad_model *m, int is_live)
+{
+    ad_model *c = NULL;
+
+    if (a == NULL || m == NULL || m->window != a->T || m->n_features != a->F)
+        return AD_EINVAL;
+    if (!a->cfg.enabled)            /* no fine-tune: nothing to measure */
+        return 0;
+    if (!is_live && !(a->ref && strcmp(a->ref->id, m->id) == 0) &&
+        (c = ad_model_clone(m)) == NULL)
+        return AD_ENOMEM;
+    if (is_live || c != NULL) {
+        ad_model_free(a->ref);      /* live: no copy while it is */
+        a->ref = c;
+    }
+    ref_set_id(a, m->id);
+    return 0;
+}
+
+int ad_adapt_keep_reference(ad_adapt *a, const ad_model *live)
+{
+    if (a == NULL || live == NULL || a->ref != NULL || !a->cfg.enabled ||
+        a->ref_id[0] == '\0' || strcmp(live->id, a->ref_id) != 0)
+        return 0;
+    return (a->ref = ad_model_clone(live)) != NULL ? 0 : AD_ENOMEM;
+}
+
+const char *ad_adapt_reference_id(const ad_adapt *a)
+{
+    return a ? a->ref_id : "";
+}
+
+/* The reference's mean error, in total and per feature (its share of each
+ * window's error), over n raw windows: their scaled copy in x (n*T*F). */
+static int ref_errors(const ad_model *ref, const float *raw, size_t n, ad_metric metric,
+                      double *total, double *feat)
+{
+    ad_train_opts o;
+    ad_trainer *t = NULL;
+    const size_t T = (size_t)ref->window, F = (size_t)ref->n_features, wsz = T * F;
+    float *x = malloc(n * wsz * sizeof(float)), *y = NULL, *share = malloc(F * sizeof(float));
+    size_t i, f;
+    int rc = AD_ENOMEM;
+
+    *total = 0;
+    for (f = 0; f < F; f++)
+        feat[f] = 0;
+    ad_train_opts_default(&o);
+    o.batch_size = 64;
+    y = malloc(wsz * (size_t)o.batch_size * sizeof(float));
+    if (x == NULL || y == NULL || share == NULL ||
+        (t = ad_trainer_new((ad_model *)ref, &o)) == NULL)
+        goto done;
+    ad_model_scale(ref, raw, x, n * T);
+    for (i = 0; i < n; i += (size_t)o.batch_size) {
+        int B = (int)(n - i < (size_t)o.batch_size ? n - i : (size_t)o.batch_size), b;
+
+        rc = ad_trainer_forward(t, x + i * wsz, B, y, NULL);
+        if (rc != 0 && rc != AD_ENONFINITE)
+            goto done;
+        for (b = 0; b < B; b++) {
+            double s = ad_recon_score(x + (i + (size_t)b) * wsz, y + (size_t)b * wsz,
+                                      (int)T, (int)F, metric, share);
+
+            if (!isfinite(s)) {
+                rc = AD_ENONFINITE;
+                goto done;
+            }
+            *total += s;
+            for (f = 0; f < F; f++)
+                feat[f] += s * share[f];
+        }
+    }
+    *total /= (double)n;
+    for (f = 0; f < F; f++)
+        feat[f] /= (double)n;
+    rc = 0;
+done:
+    ad_trainer_free(t);
+    free(x);
+    free(y);
+    free(share);
+    return rc;
+}
+
+/* A candidate's "reference" metadata (ad_adapt_job_run): the reference's
+ * error on its training windows against the baseline (the lowest so far);
+ * a notice when the ratio reaches adapt.drift_ratio (again once it fell
+ * under 0.8 x it). */
+static int ref_update(ad_adapt *a, const ad_model *cand, int64_t ts)
+{
+    cJSON *root = cand->training ? cJSON_Parse(cand->training) : NULL;
+    const cJSON *r = root ? cJSON_GetObjectItemCaseSensitive(root, "reference") : NULL;
+    const cJSON *id = r ? cJSON_GetObjectItemCaseSensitive(r, "id") : NULL;
+    const cJSON *e = r ? cJSON_GetObjectItemCaseSensitive(r, "error") : NULL;
+    const cJSON *fe = r ? cJSON_GetObjectItemCaseSensitive(r, "features") : NULL;
+    double err, *fv = malloc((size_t)a->F * sizeof(double));
+    int f, F = a->F, notify = 0;
+
+    if (fv == NULL || !cJSON_IsString(id) || strcmp(id->valuestring, a->ref_id) != 0 ||
+        !cJSON_IsNumber(e) || !(e->valuedouble > 0) || !isfinite(e->valuedouble) ||
+        !cJSON_IsArray(fe) || cJSON_GetArraySize(fe) != F)
+        goto out;
+    err = e->valuedouble;
+    for (f = 0; f < F; f++) {
+        const cJSON *v = cJSON_GetArrayItem(fe, f);
+
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0)
+            goto out;
+        fv[f] = v->valuedouble;
+    }
+    /* the baseline is the quietest set so far: a first set that held a
+     * slow fault's onset (judged normal while under the threshold) would
+     * hide the drift it measures */
+    if (a->ref_base_f == NULL &&
+        (a->ref_base_f = malloc((size_t)F * sizeof(double))) == NULL)
+        goto out;
+    if (a->ref_base_ts == INT64_MIN || !(err >= a->ref_base)) {
+        memcpy(a->ref_base_f, fv, (size_t)F * sizeof(double));
+        a->ref_base = err;
+        a->ref_base_ts = ts;
+    }
+    a->ref_err = err;
+    a->ref_ratio = err / a->ref_base;
+    a->ref_top = -1;
+    a->ref_top_ratio = NAN;
+    for (f = 0; f < F; f++) {
+        /* a feature that held a tiny part of the baseline error is judged
+         * against 1% of the total: its ratio would mean nothing */
+        double b = fmax(a->ref_base_f[f], 0.01 * a->ref_base);
+        double q = fv[f] / b;
+
+        if (a->ref_top < 0 || q > a->ref_top_ratio) {
+            a->ref_top = f;
+            a->ref_top_ratio = q;
+        }
+    }
+    if (a->cfg.drift_ratio > 0 && a->ref_ratio >= a->cfg.drift_ratio && !a->ref_warned) {
+        a->ref_warned = 1;
+        notify = 1;
+    } else if (a->ref_warned && a->ref_ratio < 0.8 * a->cfg.drift_ratio) {
+        a->ref_warned = 0;
+    }
+out:
+    free(fv);
+    cJSON_Delete(root);
+    return notify;
+}
+
+/* The drift notice (after the candidate's shadow event: it names it). */
+static void ref_notify(ad_adapt *a, int64_t ts)
+{
+    ad_adapt_event ev;
+
+    event_init(a, &ev, AD_ADAPT_EV_DRIFT, ts);
+    snprintf(ev.reason, sizeof(ev.reason), "the reference model's error on the normal "
+             "windows is %.3g x the lowest so far (%.4g -> %.4g); continual learning has "
+             "followed a change", a->ref_ratio, a->ref_base, a->ref_err);
+    queue_event(a, &ev);
+}
+
 ad_adapt_job *ad_adapt_take_job(ad_adapt *a, const ad_model *live)
 {
     ad_adapt_job *j;
+    const ad_model *ref;
     size_t i;
 
     if (a == NULL || !a->ready || live == NULL || live->window != a->T ||
@@ -1199,9 +1392,14 @@ ad_adapt_job *ad_adapt_take_job(ad_adapt *a, const ad_model *live)
     j = calloc(1, sizeof(*j));
     if (j == NULL)
         return NULL;
+    if (a->ref_id[0] == '\0')      /* the model the learner started from */
+        ref_set_id(a, live->id);
+    /* the reference: kept apart, or the live model while it is */
+    ref = a->ref ? a->ref : strcmp(live->id, a->ref_id) == 0 ? live : NULL;
     j->windows = malloc(a->nlen * a->wsz * sizeof(float));
     j->init = ad_model_clone(live);
-    if (!j->windows || !j->init) {
+    j->ref = ref ? ad_model_clone(ref) : NULL;
+    if (!j->windows || !j->init || (ref && !j->ref)) {
         ad_adapt_job_free(j);
         return NULL;
     }
@@ -1231,7 +1429,42 @@ void ad_adapt_job_free(ad_adapt_job *j)
         return;
     free(j->windows);
     ad_model_free(j->init);
+    ad_model_free(j->ref);
     free(j);
+}
+
+/* The reference's errors on the job's windows, added to the candidate's
+ * training metadata: "reference": {"id", "error", "features": [F]}. A
+ * failure leaves meta as it was (no figure this time). */
+static char *ref_meta(const ad_adapt_job *job, char *meta)
+{
+    double tot, *fv = malloc((size_t)job->F * sizeof(double));
+    cJSON *root = NULL, *r, *arr;
+    char *txt;
+    int f;
+
+    if (fv == NULL ||
+        ref_errors(job->ref, job->windows, job->n, job->metric, &tot, fv) != 0 ||
+        (root = cJSON_Parse(meta)) == NULL ||
+        (r = cJSON_AddObjectToObject(root, "reference")) == NULL ||
+        !cJSON_AddStringToObject(r, "id", job->ref->id) ||
+        !ad_json_num(r, "error", tot) ||
+        (arr = cJSON_AddArrayToObject(r, "features")) == NULL)
+        goto out;
+    for (f = 0; f < job->F; f++) {
+        cJSON *n = cJSON_CreateNumber(fv[f]);
+        if (n == NULL)
+            goto out;
+        cJSON_AddItemToArray(arr, n);
+    }
+    if ((txt = cJSON_PrintUnformatted(root)) != NULL) {
+        free(meta);
+        meta = txt;
+    }
+out:
+    cJSON_Delete(root);
+    free(fv);
+    return meta;
 }
 
 int ad_adapt_job_run(const ad_adapt_job *job, ad_model **out,
@@ -1286,11 +1519,14 @@ int ad_adapt_job_run(const ad_adapt_job *job, ad_model **out,
         rc = ad_errf(err, errlen, AD_ENOMEM, "adapt job: out of memory");
         goto fail;
     }
+    free(x);                        /* not held beside the reference's copy */
+    x = NULL;
+    if (job->ref != NULL)
+        meta = ref_meta(job, meta);
     free(m->training);
     m->training = meta;
     if (ad_model_serialize(m, &buf, &len) == 0)     /* sets the model id */
         free(buf);
-    free(x);
     if (rep)
         *rep = r;
     *out = m;
@@ -1329,6 +1565,7 @@ int ad_adapt_train_done(ad_adapt *a, ad_model *cand, int take,
                         const ad_train_report *rep, const char *why)
 {
     ad_model *m;
+    int notify;
 
     if (a == NULL || !a->job_out)
         return AD_EINVAL;
@@ -1355,7 +1592,10 @@ int ad_adapt_train_done(ad_adapt *a, ad_model *cand, int take,
     if (m == NULL)
         return AD_ENOMEM;
     a->job_out = 0;
+    notify = ref_update(a, m, a->last_ts == SCHED_UNSET ? 0 : a->last_ts);
     shadow_start(a, m, AD_ADAPT_FINETUNE, a->last_ts == SCHED_UNSET ? 0 : a->last_ts);
+    if (notify)
+        ref_notify(a, a->last_ts == SCHED_UNSET ? 0 : a->last_ts);
     return 0;
 }
 
@@ -1432,5 +1672,8 @@ void ad_adapt_get_stats(const ad_adapt *a, ad_adapt_stats *st)
     st->due = a->ready;
     st->training = a->job_out;
     st->shadow = a->cand != NULL;
+    st->ref_ratio = a->ref_base_f ? a->ref_ratio : NAN;
+    st->ref_feature = a->ref_base_f ? a->ref_top : -1;
+    st->drift = a->ref_warned;
 }
 

@@ -187,6 +187,7 @@ typedef struct ad_adapt_cfg {
     double max_seconds;     /* adapt.max_seconds */
     uint64_t seed;          /* adapt.seed */
     int reload_shadow;      /* reload.shadow */
+    double drift_ratio;     /* adapt.drift_ratio (REFERENCE; 0: no notice) */
 } ad_adapt_cfg;
 
 void ad_adapt_cfg_default(ad_adapt_cfg *c);
@@ -227,7 +228,9 @@ typedef enum {
     AD_ADAPT_EV_SHADOW,            /* a candidate entered shadow */
     AD_ADAPT_EV_PROMOTED,
     AD_ADAPT_EV_REJECTED,
-    AD_ADAPT_EV_TRAIN_FAILED
+    AD_ADAPT_EV_TRAIN_FAILED,
+    AD_ADAPT_EV_DRIFT              /* the reference drift reached
+                                    * adapt.drift_ratio (REFERENCE) */
 } ad_adapt_ev_type;
 
 typedef enum { AD_ADAPT_FINETUNE = 0, AD_ADAPT_RELOAD = 1 } ad_adapt_origin;
@@ -265,6 +268,12 @@ typedef struct ad_adapt_event {
     double train_seconds;
     int regimes_kept;           /* promoted: accepted regimes kept over it / */
     int regimes_ended;          /* ... ended with it (the caller's; -1: n/a) */
+    double ref_error;           /* REFERENCE: the reference model's error on
+                                 * the latest fine-tune's windows (NAN: none) */
+    double ref_ratio;           /* ... / the lowest so far (the baseline) */
+    int ref_feature;            /* the feature whose error grew most (-1) */
+    double ref_feature_ratio;   /* ... its ratio */
+    int64_t ref_since;          /* data time of the baseline */
     char reason[200];
 } ad_adapt_event;
 
@@ -289,6 +298,9 @@ typedef struct ad_adapt_stats {
     uint64_t sched_windows;     /* schedule position: windows since last */
     int64_t sched_start_ms;     /* data time it started; INT64_MIN unset */
     int due, training, shadow;  /* state */
+    double ref_ratio;           /* REFERENCE: the latest ratio (NAN: none) */
+    int ref_feature;            /* ... the feature whose error grew most (-1) */
+    int drift;                  /* a drift notice is out */
 } ad_adapt_stats;
 
 typedef struct ad_adapt ad_adapt;
@@ -386,6 +398,8 @@ typedef struct ad_adapt_job {
     size_t n;                   /* windows */
     float *windows;             /* (n, T, F) raw, oldest first, owned */
     ad_model *init;             /* clone of the live model, owned */
+    ad_model *ref;              /* clone of the reference model, owned
+                                 * (REFERENCE; NULL: none) */
     ad_metric metric;
     int epochs, batch_size;
     float lr;
@@ -400,6 +414,38 @@ typedef struct ad_adapt_job {
  * copy of the normal set. NULL when not due, already taken, mismatch or OOM.
  */
 ad_adapt_job *ad_adapt_take_job(ad_adapt *a, const ad_model *live);
+
+/*
+ * REFERENCE. Continual learning follows a slow change: a bearing that wears
+ * over days is learned a little at each fine-tune and never alerts. What
+ * it cannot hide is the distance from the model the stream started from,
+ * the reference: each fine-tune job also scores its windows (the recent
+ * normal set) with the reference (ad_adapt_job_run, on the worker) and the
+ * candidate carries the mean error, in total and per feature, in its
+ * training metadata ("reference": {"id", "error", "features"}). The lowest
+ * such figure so far is the baseline (a first set that held a slow fault's
+ * onset would otherwise hide the drift); each one gives ref_ratio = error /
+ * baseline and the feature whose error grew most (each feature's error
+ * against max(its baseline, 1% of the baseline total)), reported on every
+ * adapt event (ref_* fields) and saved with the state. When ref_ratio
+ * reaches adapt.drift_ratio (default 2; 0: never) an AD_ADAPT_EV_DRIFT
+ * event is queued once (again after it fell under 0.8 x that): a notice,
+ * not an alert; the change may be a new normal (a recalibrated sensor, a
+ * new consumer) or a slow fault, and only the operator can tell.
+ * ad_adapt_set_reference sets it (the caller sets the model a stream is
+ * created with, bootstrap-trained or reloaded by the operator; by default
+ * the live model at the first job); a reference of another id starts a new
+ * baseline. Promotions do not change it. Memory: while the reference is
+ * the live model (is_live) no copy is kept; ad_adapt_keep_reference clones
+ * it when a promotion replaces it, and a reference that is not the live
+ * model is cloned at once; each job clones it for the worker. Nothing is
+ * kept or measured without adapt.enabled (reload.shadow alone).
+ */
+int ad_adapt_set_reference(ad_adapt *a, const ad_model *m, int is_live);
+/* Before a promotion replaces the live model: when it is the reference,
+ * keep a copy of it. 0, or AD_ENOMEM. */
+int ad_adapt_keep_reference(ad_adapt *a, const ad_model *live);
+const char *ad_adapt_reference_id(const ad_adapt *a);   /* "" when none */
 void ad_adapt_job_free(ad_adapt_job *j);    /* NULL-safe */
 
 /*

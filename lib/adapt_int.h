@@ -96,6 +96,17 @@ struct ad_adapt {
     int have_last;
     ad_adapt_event evq[AD_ADAPT_EVENTS];
     int evh, evn;
+    /* reference drift (REFERENCE): the model the stream started from, its
+     * lowest error on a fine-tune's windows (the baseline, per feature)
+     * and the latest */
+    ad_model *ref;                      /* a copy; NULL while it is the live
+                                         * model (or none) */
+    char ref_id[AD_MODEL_ID_LEN + 1];   /* the reference's id ("": none) */
+    double ref_base, ref_err, ref_ratio, ref_top_ratio;
+    double *ref_base_f;                 /* F; NULL until a baseline */
+    int64_t ref_base_ts;
+    int ref_top;                        /* -1: none */
+    int ref_warned;                     /* a drift notice is out */
 };
 
 #endif /* AD_ADAPT_INT_H */

@@ -52,7 +52,12 @@ cJSON *ad_adapt_event_to_json(const ad_adapt_event *ev, const char *stream)
         !ad_json_num(f, "train_loss", ev->train_loss) ||
         !ad_json_num(f, "train_seconds", ev->train_seconds) ||
         !ad_json_num(f, "regimes_kept", ev->regimes_kept >= 0 ? ev->regimes_kept : NAN) ||
-        !ad_json_num(f, "regimes_ended", ev->regimes_ended >= 0 ? ev->regimes_ended : NAN))
+        !ad_json_num(f, "regimes_ended", ev->regimes_ended >= 0 ? ev->regimes_ended : NAN) ||
+        !ad_json_num(f, "reference_error", ev->ref_error) ||
+        !ad_json_num(f, "reference_ratio", ev->ref_ratio) ||
+        !ad_json_num(f, "reference_feature_index", ev->ref_feature >= 0 ? ev->ref_feature : NAN) ||
+        !ad_json_num(f, "reference_feature_ratio", ev->ref_feature_ratio) ||
+        !ad_json_num(f, "reference_since", isfinite(ev->ref_ratio) ? (double)ev->ref_since : NAN))
         goto fail;
     return o;
 fail:
@@ -89,6 +94,26 @@ char *ad_adapt_save(const ad_adapt *a)
         cJSON_AddItemToObject(o, "last", last);
     } else if (!cJSON_AddNullToObject(o, "last")) {
         goto out;
+    }
+    if (a->ref_base_f != NULL) {    /* the reference drift's baseline */
+        cJSON *r = cJSON_AddObjectToObject(o, "reference"), *bf;
+
+        if (r == NULL || !cJSON_AddStringToObject(r, "id", a->ref_id) ||
+            !ad_json_num(r, "base", a->ref_base) ||
+            !cJSON_AddNumberToObject(r, "base_ts", (double)a->ref_base_ts) ||
+            !ad_json_num(r, "error", a->ref_err) ||
+            !cJSON_AddNumberToObject(r, "top", a->ref_top) ||
+            !ad_json_num(r, "top_ratio", a->ref_top_ratio) ||
+            !cJSON_AddBoolToObject(r, "warned", a->ref_warned) ||
+            (bf = cJSON_AddArrayToObject(r, "base_features")) == NULL)
+            goto out;
+        for (i = 0; i < (size_t)a->F; i++) {
+            cJSON *n = cJSON_CreateNumber(a->ref_base_f[i]);
+
+            if (n == NULL)
+                goto out;
+            cJSON_AddItemToArray(bf, n);
+        }
     }
     if ((arr = cJSON_AddArrayToObject(o, "true_alerts")) == NULL)
         goto out;
@@ -137,6 +162,46 @@ static double opt_num(const cJSON *o, const char *key)
     return cJSON_IsNumber(j) ? j->valuedouble : NAN;
 }
 
+/* The reference drift's baseline (adapt.h REFERENCE), when it is for the
+ * reference in use (or none is set yet: the first set_reference of
+ * another id drops it). Damaged: left out, a new baseline is taken. */
+static void restore_reference(ad_adapt *a, const cJSON *r)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "id");
+    const cJSON *bf = cJSON_GetObjectItemCaseSensitive(r, "base_features");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(r, "warned");
+    double base = opt_num(r, "base"), e = opt_num(r, "error"), ts = opt_num(r, "base_ts"), top;
+    double *f;
+    int i;
+
+    if (!cJSON_IsObject(r) || !cJSON_IsString(id) || strlen(id->valuestring) > AD_MODEL_ID_LEN ||
+        (a->ref_id[0] && strcmp(a->ref_id, id->valuestring) != 0) || !(base > 0) ||
+        !isfinite(base) || !(e > 0) || !isfinite(e) || !isfinite(ts) || fabs(ts) > 9e18 ||
+        !cJSON_IsArray(bf) || cJSON_GetArraySize(bf) != a->F ||
+        (f = malloc((size_t)a->F * sizeof(double))) == NULL)
+        return;
+    for (i = 0; i < a->F; i++) {
+        const cJSON *v = cJSON_GetArrayItem(bf, i);
+
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0) {
+            free(f);
+            return;
+        }
+        f[i] = v->valuedouble;
+    }
+    free(a->ref_base_f);
+    a->ref_base_f = f;
+    snprintf(a->ref_id, sizeof(a->ref_id), "%s", id->valuestring);
+    a->ref_base = base;
+    a->ref_base_ts = (int64_t)ts;
+    a->ref_err = e;
+    a->ref_ratio = e / base;
+    top = opt_num(r, "top");
+    a->ref_top = isfinite(top) && top >= 0 && top < a->F ? (int)top : -1;
+    a->ref_top_ratio = a->ref_top >= 0 ? opt_num(r, "top_ratio") : NAN;
+    a->ref_warned = cJSON_IsTrue(w);
+}
+
 static int parse_event(const cJSON *j, ad_adapt_event *ev, char *err, size_t errlen)
 {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "figures");
@@ -169,6 +234,13 @@ static int parse_event(const cJSON *j, ad_adapt_event *ev, char *err, size_t err
     s = cJSON_GetObjectItemCaseSensitive(f, "compare");
     ev->compare = cJSON_IsString(s) && strcmp(s->valuestring, "median") == 0
                   ? AD_ADAPT_MEDIAN : AD_ADAPT_MEAN;
+    ev->ref_error = opt_num(f, "reference_error");
+    ev->ref_ratio = opt_num(f, "reference_ratio");
+    ev->ref_feature_ratio = opt_num(f, "reference_feature_ratio");
+    v = opt_num(f, "reference_feature_index");
+    ev->ref_feature = isfinite(v) && v >= 0 && v < 1e6 ? (int)v : -1;
+    v = opt_num(f, "reference_since");
+    ev->ref_since = isfinite(v) && fabs(v) < 9e18 ? (int64_t)v : 0;
     ev->live_error = opt_num(f, "live_error");
     ev->cand_error = opt_num(f, "candidate_error");
     ev->gain = opt_num(f, "gain");
@@ -325,6 +397,7 @@ int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen)
     memcpy(a->ta, ta, nta * sizeof(true_alert));
     memcpy(a->tawin, tawin, nta * a->wsz * sizeof(float));
     a->talen = nta;
+    restore_reference(a, cJSON_GetObjectItemCaseSensitive(o, "reference"));
     rc = 0;
 out:
     free(ta);

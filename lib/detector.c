@@ -495,6 +495,8 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         goto fail;
     if (d->ad)
         ad_adapt_set_live_threshold(d->ad, d->thr);
+    if (d->ad && m != NULL)
+        ad_adapt_set_reference(d->ad, m, 1);
     /* an accepted regime teaches the model with its own windows (counts
      * in data time: once the window period is known, resolve_spans) */
     if (d->ad && ad_adapt_resolved(d->ad) && keep_alert_windows(d, cfg->alert.accept_after) != 0)
@@ -2351,11 +2353,17 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     snprintf(st->alert_id, sizeof(st->alert_id), "%s", a ? a->id : "");
     st->windows_absurd = ad_window_absurd(d->win);
     st->dq_active = d->dq ? ad_dq_active(d->dq) : 0;
+    st->adapt_ref_ratio = NAN;
+    st->adapt_ref_feature = -1;
+    st->adapt_drifted = 0;
     if (d->ad) {
         ad_adapt_stats as;
         ad_adapt_get_stats(d->ad, &as);
         st->adapt_shadow = as.shadow;
         st->adapt_normal = as.normal_len;
+        st->adapt_ref_ratio = as.ref_ratio;
+        st->adapt_ref_feature = as.ref_feature;
+        st->adapt_drifted = as.drift;
         st->adapt_excluded_early = as.excluded_early;
         if (ad_adapt_resolved(d->ad) && (d->cfg.adapt.enabled || d->cfg.adapt.reload_shadow)) {
             const ad_adapt_cfg *ac = ad_adapt_get_cfg(d->ad);

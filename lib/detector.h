@@ -367,6 +367,11 @@ typedef struct ad_detector_stats {
     uint64_t adapt_promoted;    /* continual-learning candidates promoted */
     uint64_t adapt_rejected;    /* ... rejected */
     uint64_t adapt_failed;      /* fine-tune jobs that failed */
+    uint64_t adapt_drift;       /* drift notices (adapt.h REFERENCE) */
+    double adapt_ref_ratio;     /* the reference's error ratio (NAN: none) */
+    int adapt_ref_feature;      /* ... the feature it grew most on (-1) */
+    int adapt_drifted;          /* a drift notice is out (ratio not yet
+                                 * back under 0.8 x adapt.drift_ratio) */
     int adapt_shadow;           /* a candidate is in shadow now */
     uint64_t adapt_normal;      /* windows in the normal set now */
     int adapt_normal_windows;   /* continual learning's counts in effect: */
@@ -543,6 +548,13 @@ int ad_detector_train_done(ad_detector *d, ad_model *m, int take,
  * caller keeps its current model alive and may free m. The swap happens on
  * promotion (AD_EV_ADAPT, the detector then owns the model). */
 #define AD_DETECTOR_SHADOW 1
+/* The model continual learning measures its drift from (adapt.h
+ * REFERENCE): by default the model the stream was created with, a model
+ * it trained (bootstrap) or one set by ad_detector_set_model or promoted
+ * from reload.shadow. A stream restored with its adapted model sets the
+ * operator's model file here before ad_detector_restore, so that the
+ * saved baseline still applies. 0 without continual learning. */
+int ad_detector_set_reference(ad_detector *d, const ad_model *m);
 int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
                           char *err, size_t errlen);
 

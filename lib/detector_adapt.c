@@ -50,10 +50,16 @@ static void promote(ad_detector *d, ad_event *e)
         return;
     }
     sm = ad_adapt_shadow_fit(d->ad, d->cfg.smooth_alpha, &n, &last);
+    /* the reference is kept apart once it is no longer the live model */
+    if (ad_adapt_keep_reference(d->ad, d->model) != 0)
+        ad_log(AD_LOG_WARNING, "stream %s: out of memory for the reference model: drift "
+               "from it is no longer measured", d->key);
     /* the old live model may still be read by a batch in flight */
     retire(d, d->owned);
     d->owned = NULL;
     det_swap_model(d, c, c);
+    if (e->adapt.origin == AD_ADAPT_RELOAD)  /* the operator's new model */
+        ad_adapt_set_reference(d->ad, c, 1);
     d->pw_len = 0;                   /* windows scaled for the old model */
     /* an operator's false-alarm raise was a score of the old model */
     if (e->adapt.live_error > 0)
@@ -137,6 +143,14 @@ void det_pump_adapt(ad_detector *d)
             det_acc_shadow_reset(d);
             ad_log(AD_LOG_INFO, "stream %s: candidate rejected: %s", d->key, ae.reason);
             break;
+        case AD_ADAPT_EV_DRIFT:
+            d->st.adapt_drift++;
+            ad_log(AD_LOG_WARNING, "stream %s: drift from the reference model: %s (most: %s "
+                   "%.3g x)", d->key, ae.reason,
+                   ae.ref_feature >= 0 && ae.ref_feature < d->F && d->features &&
+                   d->features[ae.ref_feature] ? d->features[ae.ref_feature] : "?",
+                   ae.ref_feature_ratio);
+            break;
         case AD_ADAPT_EV_TRAIN_FAILED:
             d->st.adapt_failed++;
             ad_log(AD_LOG_WARNING, "stream %s: fine-tune failed: %s", d->key, ae.reason);
@@ -182,6 +196,13 @@ int ad_detector_adapt_done2(ad_detector *d, ad_model *m, const ad_train_report *
     }
     det_pump_adapt(d);
     return rc == 0 || m != NULL ? 0 : rc;
+}
+
+int ad_detector_set_reference(ad_detector *d, const ad_model *m)
+{
+    if (d->ad == NULL || m == NULL)
+        return 0;
+    return ad_adapt_set_reference(d->ad, m, d->model != NULL && strcmp(d->model->id, m->id) == 0);
 }
 
 const ad_dq *ad_detector_dq(const ad_detector *d) { return d->dq; }

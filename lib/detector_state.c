@@ -489,8 +489,22 @@ static const char *adapt_decision(ad_adapt_ev_type t)
     case AD_ADAPT_EV_REJECTED: return "rejected";
     case AD_ADAPT_EV_SHADOW: return "shadow";
     case AD_ADAPT_EV_TRAIN_FAILED: return "train_failed";
+    case AD_ADAPT_EV_DRIFT: return "drift";
     default: return "train_ready";
     }
+}
+
+/* The name of the feature whose reference error grew most, in "figures"
+ * (adapt.h REFERENCE), or null. */
+static int add_ref_feature(const ad_detector *d, cJSON *o, int f)
+{
+    cJSON *fig = cJSON_GetObjectItemCaseSensitive(o, "figures");
+
+    if (fig == NULL)
+        return 1;
+    if (f >= 0 && f < d->F && d->features && d->features[f])
+        return cJSON_AddStringToObject(fig, "reference_feature", d->features[f]) != NULL;
+    return cJSON_AddNullToObject(fig, "reference_feature") != NULL;
 }
 
 cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
@@ -553,6 +567,7 @@ cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
         a = ad_adapt_event_to_json(&ev->adapt, d->key);
         if (a == NULL || merge_into(o, a) != 0 ||
             !cJSON_AddStringToObject(o, "decision", adapt_decision(ev->adapt.type)) ||
+            !add_ref_feature(d, o, ev->adapt.ref_feature) ||
             !num_or_null(o, "threshold", ev->threshold) ||
             !num_or_null(o, "prev_threshold", ev->prev_threshold))
             goto fail;

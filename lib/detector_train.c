@@ -265,6 +265,8 @@ int ad_detector_train_done(ad_detector *d, ad_model *m, int take, const char *wh
         return 0;
     }
     det_swap_model(d, m, take ? m : NULL);
+    if (d->ad)                      /* trained on this stream: its reference */
+        ad_adapt_set_reference(d->ad, m, 1);
     /* Calibrate on windows the model did not train on: start from an empty
      * ring, so every calibration window is made of rows that came after. */
     ad_window_reset(d->win);
@@ -304,6 +306,8 @@ int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
                    "model swapped at once", d->key, rc);
     }
     det_swap_model(d, m, NULL);
+    if (d->ad)                      /* the operator's model: the reference */
+        ad_adapt_set_reference(d->ad, m, 1);
     d->pw_len = 0;
     if (!keep_threshold || !ad_threshold_fitted(d->thr)) {
         if (d->phase == AD_PHASE_CALIBRATING || d->phase == AD_PHASE_DETECTING)

@@ -194,6 +194,25 @@ case $held in
 ok*) it_ok "after the promotion the state topic shows the threshold's hold: ${held#ok }" ;;
 *) it_fail "after the promotion the state topic shows the threshold's hold" "$held" ;;
 esac
+# drift from the reference (the configured model): measured from the first
+# fine-tune on, on the state topic
+refr() { # refr FILE: adapt.reference_ratio on pump1's last state ("none")
+    $PYTHON - "$1" <<'EOP'
+import json, sys
+r = "none"
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"] == "anomalyd/state/pump/pump1":
+        v = json.loads(m["payload"]).get("adapt", {}).get("reference_ratio")
+        r = repr(float(v)) if isinstance(v, (int, float)) else "none"
+print(r)
+EOP
+}
+ref1=$(refr "$D/sub.jsonl")
+case $ref1 in
+none) it_fail "the state topic shows the drift from the reference model" "no adapt.reference_ratio" ;;
+*) it_ok "the state topic shows the drift from the reference model (adapt.reference_ratio $ref1)" ;;
+esac
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 kill "$SPID"; wait "$SPID" 2>/dev/null; SPID=
 
@@ -211,6 +230,14 @@ if it_wait_log "$D/daemon.log" "reusing the model trained online" 20 &&
 else
     it_fail "restart: the stream comes back with the promoted model $pid and its calibration" \
         "$(tail -8 "$D/daemon.log"; grep state/pump/pump1 "$D/sub2.jsonl" | tail -1)"
+fi
+# the restored stream (its promoted model) still measures from the
+# configured model, with the saved baseline
+ref2=$(refr "$D/sub2.jsonl")
+if [ "$ref1" != none ] && [ "$ref2" = "$ref1" ]; then
+    it_ok "restart: the drift baseline is kept (reference_ratio $ref2)"
+else
+    it_fail "restart: the drift baseline is kept" "before $ref1, after $ref2"
 fi
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 exit 0

@@ -502,6 +502,111 @@ static void test_new_regime_promoted(void)
     ad_adapt_free(a);
 }
 
+/* ---- a slow change followed: drift from the reference model ------------- */
+
+/* Offer windows of regime A (blockage: a fault judged normal, as a slow one
+ * is while under the threshold) until a fine-tune is due, run it, then run
+ * the candidate through its shadow. The events of the job (from train_done
+ * on) are left queued. */
+static uint64_t job_cycle(ad_adapt *a, uint64_t t, int blockage)
+{
+    int i, ready = 0;
+
+    for (i = 0; i < 2000 && !ready; i++) {
+        offer_row(a, t++, REG_A, blockage, 0);
+        ready = drain(a, AD_ADAPT_EV_TRAIN_READY, NULL);
+    }
+    T_CHECK(ready == 1 && run_job(a) == 0, "a fine-tune due and run (%d windows)", i);
+    return t;
+}
+
+static void test_reference_drift(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a, *b;
+    ad_adapt_event ev;
+    ad_adapt_stats st;
+    char *txt, err[200];
+    uint64_t t = 5000;
+    int i;
+
+    cfg_small(&c);
+    c.epochs = 3;
+    a = new_adapt(&c);
+    T_CHECK(a != NULL && ad_adapt_set_reference(a, g_live, 1) == 0, "new, reference set");
+    if (!a)
+        return;
+    /* regime A: the baseline; its ratio is 1 */
+    t = job_cycle(a, t, 0);
+    T_CHECK(drain(a, AD_ADAPT_EV_SHADOW, &ev) == 1 && fabs(ev.ref_ratio - 1.0) < 1e-9 &&
+            ev.ref_error > 0 && ev.ref_feature >= 0,
+            "first fine-tune: reference error %g, ratio %g", ev.ref_error, ev.ref_ratio);
+    for (i = 0; i < 400 && ad_adapt_candidate(a); i++)
+        offer_row(a, t++, REG_A, 0, 0);
+    /* the blockage judged normal (a slow fault the live model followed):
+     * the reference scores the new normal set far worse, on feature 2 */
+    t = job_cycle(a, t, 1);
+    T_CHECK(drain(a, AD_ADAPT_EV_DRIFT, &ev) == 1, "a drift notice");
+    note_event("drift", &ev);
+    T_CHECK(ev.ref_ratio >= 2.0 && ev.ref_feature == 2 && ev.ref_feature_ratio > ev.ref_ratio &&
+            strstr(ev.reason, "continual learning has followed a change") != NULL,
+            "ratio %g (>= adapt.drift_ratio 2), feature %d (want 2, the blockage's) at %g x",
+            ev.ref_ratio, ev.ref_feature, ev.ref_feature_ratio);
+    ad_adapt_get_stats(a, &st);
+    T_CHECK(st.drift == 1 && st.ref_ratio == ev.ref_ratio && st.ref_feature == 2,
+            "stats: drift %d, ratio %g, feature %d", st.drift, st.ref_ratio, st.ref_feature);
+    /* once only while it lasts; a promotion replaced the live model (the
+     * reference is kept apart): the next job, fine-tuning another live
+     * model, is still measured against the same reference and baseline */
+    for (i = 0; i < 400 && ad_adapt_candidate(a); i++)
+        offer_row(a, t++, REG_A, 1, 0);
+    {
+        ad_model *nl = ad_model_clone(g_live), *keep = g_live;
+
+        T_CHECK(nl && ad_adapt_keep_reference(a, g_live) == 0 &&
+                strcmp(ad_adapt_reference_id(a), g_live->id) == 0, "reference kept apart");
+        if (nl) {
+            nl->id[0] = nl->id[0] == 'f' ? 'e' : 'f';
+            g_live = nl;                /* run_job fine-tunes the new live model */
+            t = job_cycle(a, t, 1);
+            g_live = keep;
+            ad_model_free(nl);
+        }
+    }
+    T_CHECK(drain(a, AD_ADAPT_EV_DRIFT, NULL) == 0, "no second notice while it lasts");
+    ad_adapt_get_stats(a, &st);
+    T_CHECK(st.ref_ratio >= 2.0 && strcmp(ad_adapt_reference_id(a), g_live->id) == 0,
+            "after the promotion: ratio %g against the same reference", st.ref_ratio);
+    /* saved and restored with the same reference: the baseline goes on */
+    txt = ad_adapt_save(a);
+    b = new_adapt(&c);
+    T_CHECK(txt && b && ad_adapt_set_reference(b, g_live, 1) == 0 &&
+            ad_adapt_restore(b, txt, err, sizeof(err)) == 0, "restored: %s", err);
+    if (b) {
+        ad_adapt_stats sb;
+        ad_adapt_get_stats(a, &st);
+        ad_adapt_get_stats(b, &sb);
+        T_CHECK(sb.drift == 1 && fabs(sb.ref_ratio - st.ref_ratio) < 1e-9,
+                "restored: drift %d, ratio %g (saved %g)", sb.drift, sb.ref_ratio, st.ref_ratio);
+        /* another reference (the operator's new model): a new baseline */
+        {
+            ad_model *m2 = ad_model_clone(g_live);
+            if (m2) {
+                m2->id[0] = m2->id[0] == 'f' ? 'e' : 'f';
+                T_CHECK(ad_adapt_set_reference(b, m2, 0) == 0, "set another reference");
+                ad_adapt_get_stats(b, &sb);
+                T_CHECK(isnan(sb.ref_ratio) && sb.drift == 0 && sb.ref_feature == -1,
+                        "another reference: no baseline (ratio %g, drift %d)", sb.ref_ratio,
+                        sb.drift);
+                ad_model_free(m2);
+            }
+        }
+    }
+    free(txt);
+    ad_adapt_free(b);
+    ad_adapt_free(a);
+}
+
 /* ---- (c) a candidate that would silence a true alert is rejected --------- */
 
 /* After a true blockage alert: regime A judged normal, or (poison) A with
@@ -1370,6 +1475,7 @@ int main(void)
     T_RUN(test_normal_set_excludes_alerts_and_margins);
     T_RUN(test_accepted_regime_teaches);
     T_RUN(test_new_regime_promoted);
+    T_RUN(test_reference_drift);
     T_RUN(test_silencing_candidate_rejected);
     T_RUN(test_reload_shadow);
     T_RUN(test_regime_windows_left_out);
