@@ -442,6 +442,13 @@ ad_adapt_job *ad_adapt_take_job(ad_adapt *a, const ad_model *live);
  * kept or measured without adapt.enabled (reload.shadow alone).
  */
 int ad_adapt_set_reference(ad_adapt *a, const ad_model *m, int is_live);
+/* The operator accepted the drift: `live` becomes the reference (a new
+ * baseline at the next fine-tune, even when it already was: a notice out
+ * is withdrawn). */
+void ad_adapt_accept_drift(ad_adapt *a, const ad_model *live);
+/* The live model is now m (a promotion): a saved reference of its id is
+ * restored as the live one (ad_adapt_restore). */
+void ad_adapt_live_model(ad_adapt *a, const ad_model *m);
 /* Before a promotion replaces the live model: when it is the reference,
  * keep a copy of it. 0, or AD_ENOMEM. */
 int ad_adapt_keep_reference(ad_adapt *a, const ad_model *live);
