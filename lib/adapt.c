@@ -1262,6 +1262,11 @@ int ad_adapt_keep_reference(ad_adapt *a, const ad_model *live)
     return (a->ref = ad_model_clone(live)) != NULL ? 0 : AD_ENOMEM;
 }
 
+const ad_model *ad_adapt_reference(const ad_adapt *a)
+{
+    return a ? a->ref : NULL;
+}
+
 const char *ad_adapt_reference_id(const ad_adapt *a)
 {
     return a ? a->ref_id : "";

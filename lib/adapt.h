@@ -453,6 +453,9 @@ void ad_adapt_live_model(ad_adapt *a, const ad_model *m);
  * keep a copy of it. 0, or AD_ENOMEM. */
 int ad_adapt_keep_reference(ad_adapt *a, const ad_model *live);
 const char *ad_adapt_reference_id(const ad_adapt *a);   /* "" when none */
+/* The reference kept apart (borrowed; NULL while it is the live model or
+ * there is none). */
+const ad_model *ad_adapt_reference(const ad_adapt *a);
 void ad_adapt_job_free(ad_adapt_job *j);    /* NULL-safe */
 
 /*
