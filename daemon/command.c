@@ -249,8 +249,8 @@ static void cmd_accept_drift(request *r, stream_rec *s, const cJSON *c)
     cJSON *res;
     if (ad_detector_accept_drift(s->d, &prev, err, sizeof err) != 0)
         return refuse(r, &r->dd->c.cmd_failed, "%s", err);
-    ad_log(AD_LOG_NOTICE, "stream %s/%s: drift accepted%s%s (reference ratio %.3g): model %s "
-           "is the reference now", r->det, r->stream, by ? " by " : "", by ? by : "", prev,
+    ad_log(AD_LOG_NOTICE, "stream %s/%s: drift accepted%s%.64s (reference ratio %.3g): model "
+           "%s is the reference now", r->det, r->stream, by ? " by " : "", by ? by : "", prev,
            (ad_detector_model(s->d) ? ad_detector_model(s->d)->id : ""));
     stream_changed(r->dd, s);
     res = cJSON_CreateObject();

@@ -68,7 +68,7 @@ static void escape_key(const char *k, char *out, size_t len)
 
 /* Escaped names longer than this are cut and end in "~" and the FNV-1a
  * hash of the whole key: a file name must stay within 255 bytes with the
- * longest suffix (".<model id>.<hash>.safetensors", 52 bytes). */
+ * longest suffix (".<model id>.<hash>.reference.safetensors", 62 bytes). */
 #define NAME_MAX_ESC 160
 
 static void state_path(const det_rt *d, const char *key, const char *suffix, char *out,
@@ -87,12 +87,14 @@ static void state_path(const det_rt *d, const char *key, const char *suffix, cha
     snprintf(out, len, "%s/%s%s", d->state_dir, esc, suffix);
 }
 
-/* The reference of a stream's drift measure when it is a model the stream
- * trained itself (its trained file is overwritten by promotions). */
+/* The reference of a stream's drift measure when it is not the configured
+ * model (the trained file is overwritten by promotions). The marker comes
+ * after the hash: a trained file's name has 16 hex digits there, so no
+ * stream key can make the two names equal. */
 void state_reference_path(const det_rt *d, const char *key, char *out, size_t len)
 {
     char suffix[112];
-    snprintf(suffix, sizeof suffix, ".reference.%s.%016llx.safetensors",
+    snprintf(suffix, sizeof suffix, ".%s.%016llx.reference.safetensors",
              d->mr ? d->mr->m->id : "boot",
              (unsigned long long)ad_detector_cfg_hash(&d->c->pipe));
     state_path(d, key, suffix, out, len);

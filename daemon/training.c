@@ -220,9 +220,11 @@ static void save_run(ad_task *t, ad_worker *w)
 {
     save_task *st = (save_task *)t;
     (void)w;
-    st->rc = ad_model_save(st->m, st->path, st->err, sizeof st->err);
+    /* the reference first: a restart between the two then finds the old
+     * trained model with its (new) reference, not the reverse */
     if (st->ref)
         st->ref_rc = ad_model_save(st->ref, st->ref_path, st->ref_err, sizeof st->ref_err);
+    st->rc = ad_model_save(st->m, st->path, st->err, sizeof st->err);
 }
 
 static void save_done(ad_task *t)
@@ -270,9 +272,14 @@ void training_save_promoted(ad_daemon *dd, stream_rec *s)
      * is kept beside: the promoted model overwrites its file */
     {
         const ad_model *ref = ad_adapt_reference(ad_detector_adapt(s->d));
-        if (ref && !(s->det->mr && strcmp(ref->id, s->det->mr->m->id) == 0) &&
-            (st->ref = ad_model_clone(ref)) != NULL)
-            state_reference_path(s->det, s->key, st->ref_path, sizeof st->ref_path);
+        if (ref && !(s->det->mr && strcmp(ref->id, s->det->mr->m->id) == 0)) {
+            if ((st->ref = ad_model_clone(ref)) != NULL)
+                state_reference_path(s->det, s->key, st->ref_path, sizeof st->ref_path);
+            else
+                ad_log(AD_LOG_WARNING, "stream %s/%s: reference model not saved (out of "
+                       "memory): a restart measures the drift from the restored model",
+                       s->det->c->name, s->key);
+        }
     }
     s->saving++;
     ad_workers_submit(dd->ws, &st->task);

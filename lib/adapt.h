@@ -433,9 +433,12 @@ ad_adapt_job *ad_adapt_take_job(ad_adapt *a, const ad_model *live);
  * not an alert; the change may be a new normal (a recalibrated sensor, a
  * new consumer) or a slow fault, and only the operator can tell.
  * ad_adapt_set_reference sets it (the caller sets the model a stream is
- * created with, bootstrap-trained or reloaded by the operator; by default
- * the live model at the first job); a reference of another id starts a new
- * baseline. Promotions do not change it. Memory: while the reference is
+ * created with, bootstrap-trained or reloaded by the operator, and the
+ * daemon the copy it kept beside a promoted model, docs/config.md "State
+ * directory"; by default the live model at the first job);
+ * ad_adapt_accept_drift makes the live model the reference (the operator's
+ * accept_drift). A reference of another id starts a new baseline.
+ * Promotions do not change it. Memory: while the reference is
  * the live model (is_live) no copy is kept; ad_adapt_keep_reference clones
  * it when a promotion replaces it, and a reference that is not the live
  * model is cloned at once; each job clones it for the worker. Nothing is

@@ -98,6 +98,17 @@ done
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 phase=detecting \
     --timeout 5 >/dev/null ||
     { it_fail "the stream trains its model and detects" "$(tail -5 "$D/daemon.log")"; exit 1; }
+# the model the stream trained: its first model id when detecting
+trained=$($PYTHON - "$D/sub.jsonl" <<'EOP'
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"] == "anomalyd/state/pump/pump1":
+        j = json.loads(m["payload"])
+        if j.get("phase") == "detecting":
+            print(j.get("model_id")); break
+EOP
+)
 promoted=
 while [ -z "$promoted" ] && [ $K -lt 1300 ]; do
     feed_until promoted rejected || break
@@ -109,7 +120,7 @@ if [ -z "$promoted" ]; then
     exit 0
 fi
 if it_wait_log "$D/daemon.log" "promoted model .* saved in" 20 &&
-   [ -n "$(find "$D/state" -name "*.reference.*.safetensors")" ]; then
+   [ -n "$(find "$D/state" -name "*.reference.safetensors")" ]; then
     it_ok "promotion: the trained model (the drift reference) is kept beside the promoted one"
 else
     it_fail "promotion: the trained model (the drift reference) is kept beside the promoted one" \
@@ -129,11 +140,12 @@ pub $K $((K + 20))
 it_wait_log "$D/daemon.log" "reusing the model trained online" 20
 sleep 1
 ref2=$(refr "$D/sub2.jsonl")
-if [ "$ref1" != none ] && [ "$ref2" = "$ref1" ]; then
-    it_ok "restart: drift measured from the model the stream trained, baseline kept (reference_ratio $ref2)"
+kill -TERM "$DPID"; wait "$DPID"; DPID=     # its state saved at the stop
+if [ "$ref1" != none ] && [ "$ref2" = "$ref1" ] && [ -n "$trained" ] &&
+   grep -rqs "\"reference\":{\"id\":\"$trained\"" "$D/state"; then
+    it_ok "restart: drift measured from the model the stream trained ($trained), baseline kept (reference_ratio $ref2)"
 else
     it_fail "restart: drift measured from the model the stream trained, baseline kept" \
-        "before $ref1, after $ref2; $(grep -i "reusing\|reference" "$D/daemon.log" | tail -3)"
+        "before $ref1, after $ref2 (trained $trained); $(grep -rho '"reference":{"id":"[0-9a-f]*"' "$D/state")"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
 exit 0

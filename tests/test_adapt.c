@@ -624,7 +624,7 @@ static void test_reference_drift(void)
         T_CHECK(txt && b && cf && ad_adapt_set_reference(b, g_live, 1) == 0 &&
                 ad_adapt_set_reference(b, cf, 0) == 0 &&
                 ad_adapt_restore(b, txt, err, sizeof(err)) == 0 &&
-                strcmp(ad_adapt_reference_id(b), g_live->id) == 0,
+                strcmp(ad_adapt_reference_id(b), g_live->id) == 0 && ad_adapt_reference(b) == NULL,
                 "restored: the accepted reference %s (want the live %s)",
                 b ? ad_adapt_reference_id(b) : "-", g_live->id);
         ad_model_free(cf);
