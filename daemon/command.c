@@ -239,6 +239,30 @@ static void cmd_recalibrate(request *r, stream_rec *s)
     reply(r, res, NULL);
 }
 
+/* The change continual learning followed is the new normal: the live
+ * model becomes the reference of the drift measure (a new baseline). */
+static void cmd_accept_drift(request *r, stream_rec *s, const cJSON *c)
+{
+    const char *by = str_arg(c, "by");
+    double prev;
+    char err[256];
+    cJSON *res;
+    if (ad_detector_accept_drift(s->d, &prev, err, sizeof err) != 0)
+        return refuse(r, &r->dd->c.cmd_failed, "%s", err);
+    ad_log(AD_LOG_NOTICE, "stream %s/%s: drift accepted%s%.64s (reference ratio %.3g): model "
+           "%s is the reference now", r->det, r->stream, by ? " by " : "", by ? by : "", prev,
+           (ad_detector_model(s->d) ? ad_detector_model(s->d)->id : ""));
+    stream_changed(r->dd, s);
+    res = cJSON_CreateObject();
+    cJSON_AddStringToObject(res, "reference", (ad_detector_model(s->d) ? ad_detector_model(s->d)->id : ""));
+    if (isfinite(prev))
+        cJSON_AddNumberToObject(res, "previous_ratio", prev);
+    else
+        cJSON_AddNullToObject(res, "previous_ratio");
+    r->dd->c.cmd_ok++;
+    reply(r, res, NULL);
+}
+
 static void cmd_freeze(request *r, stream_rec *s, int frozen)
 {
     feedback *fb = fb_of(s);
@@ -258,18 +282,19 @@ static void cmd_freeze(request *r, stream_rec *s, int frozen)
 static void dispatch(request *r, const cJSON *c)
 {
     static const char *const names[] = { "ack", "false_alarm", "recalibrate", "freeze",
-                                         "unfreeze" };
+                                         "unfreeze", "accept_drift" };
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(c, "command");
     det_rt *d = NULL;
     stream_rec *s;
     int k = -1;
     if (!cJSON_IsString(x))
         return refuse(r, &r->dd->c.cmd_bad_json, "\"command\": missing or not a string");
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (strcmp(x->valuestring, names[i]) == 0) k = i;
     if (k < 0)
         return refuse(r, &r->dd->c.cmd_unknown_command, "unknown command \"%.64s\" (expected "
-                      "ack|false_alarm|recalibrate|freeze|unfreeze)", x->valuestring);
+                      "ack|false_alarm|recalibrate|freeze|unfreeze|accept_drift)",
+                      x->valuestring);
     r->command = names[k];
     for (int i = 0; i < r->dd->g->n; i++)
         if (strcmp(r->dd->g->dets[i].c->name, r->det) == 0) d = &r->dd->g->dets[i];
@@ -284,6 +309,7 @@ static void dispatch(request *r, const cJSON *c)
     case 0: cmd_ack(r, s, c); break;
     case 1: cmd_false_alarm(r, s, c); break;
     case 2: cmd_recalibrate(r, s); break;
+    case 5: cmd_accept_drift(r, s, c); break;
     default: cmd_freeze(r, s, k == 3); break;
     }
 }

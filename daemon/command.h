@@ -9,7 +9,8 @@
  * anomalyd/cmd/+/#. commands.enabled turns it on (default off).
  *
  * COMMAND. A JSON object:
- *   {"command": "ack" | "false_alarm" | "recalibrate" | "freeze" | "unfreeze",
+ *   {"command": "ack" | "false_alarm" | "recalibrate" | "freeze" | "unfreeze" |
+ *               "accept_drift",
  *    "alert_id": "..."   (ack, false_alarm: optional, default the open alert;
  *                         false_alarm also takes the stream's last alert
  *                         after it cleared),
@@ -24,6 +25,10 @@
  *                reason "false_alarm".
  *   recalibrate  calibration starts over (threshold and raise forgotten).
  *   freeze / unfreeze  threshold adaptation stops / resumes.
+ *   accept_drift the change continual learning followed is the new normal:
+ *                the live model becomes the reference of the drift measure
+ *                (ad_detector_accept_drift), a drift notice out is
+ *                withdrawn; result {"reference": id, "previous_ratio"}.
  *
  * REPLY. {"ok": true, "command": .., "detector": .., "stream": .., "result":
  * {..}} or {"ok": false, "command": .. | null, "error": "..", ...} on the

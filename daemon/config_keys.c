@@ -443,7 +443,8 @@ static const table ha_table = TAB(ha_keys);
 #define OCM(f) offsetof(ad_cmd_cfg, f)
 static const key cmd_keys[] = {
     { "enabled", K_BOOL, OCM(enabled), 0, 1, "false", F_RELOAD, NULL, NULL,
-      "accept operator commands (ack, false_alarm, recalibrate, freeze, unfreeze)" },
+      "accept operator commands (ack, false_alarm, recalibrate, freeze, unfreeze, "
+      "accept_drift)" },
     { "topic", K_STR, OCM(topic), 0, 0, "anomalyd/cmd/{detector}/{stream}", F_RELOAD, NULL,
       NULL, "command topic: one {detector} level, then {stream} last" },
     { "reply_topic", K_STR, OCM(reply_topic), 0, 0, "anomalyd/reply/{detector}/{stream}",

@@ -316,6 +316,7 @@ typedef enum {
 int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, size_t errlen);
 /* The path of the model trained online for stream key of d. */
 void state_trained_path(const det_rt *d, const char *key, char *out, size_t len);
+void state_reference_path(const det_rt *d, const char *key, char *out, size_t len);
 /* Free the writer queue (at exit, after the loop ran dry). */
 void state_writer_free(ad_daemon *dd);
 /* Queue the state of every stream with an open alert (stats interval). */

@@ -42,8 +42,10 @@ typedef struct restore_req {
     restore_mode mode;
     char state_path[8192];       /* "" when no state dir */
     char model_path[8192];       /* model trained online to look for, or "" */
+    char ref_path[8192];         /* its drift reference (trained online), or "" */
     char *js;                    /* state text (pending copy or file), or NULL */
     ad_model *tm;                /* model trained online, loaded, or NULL */
+    ad_model *rm;                /* the reference, loaded, or NULL */
 } restore_req;
 
 /* ---- paths -------------------------------------------------------------- */
@@ -66,7 +68,7 @@ static void escape_key(const char *k, char *out, size_t len)
 
 /* Escaped names longer than this are cut and end in "~" and the FNV-1a
  * hash of the whole key: a file name must stay within 255 bytes with the
- * longest suffix (".<model id>.<hash>.safetensors", 52 bytes). */
+ * longest suffix (".<model id>.<hash>.reference.safetensors", 62 bytes). */
 #define NAME_MAX_ESC 160
 
 static void state_path(const det_rt *d, const char *key, const char *suffix, char *out,
@@ -83,6 +85,19 @@ static void state_path(const det_rt *d, const char *key, const char *suffix, cha
                  (unsigned long long)ad_fnv1a64_str(key));
     }
     snprintf(out, len, "%s/%s%s", d->state_dir, esc, suffix);
+}
+
+/* The reference of a stream's drift measure when it is not the configured
+ * model (the trained file is overwritten by promotions). The marker comes
+ * after the hash: a trained file's name has 16 hex digits there, so no
+ * stream key can make the two names equal. */
+void state_reference_path(const det_rt *d, const char *key, char *out, size_t len)
+{
+    char suffix[112];
+    snprintf(suffix, sizeof suffix, ".%s.%016llx.reference.safetensors",
+             d->mr ? d->mr->m->id : "boot",
+             (unsigned long long)ad_detector_cfg_hash(&d->c->pipe));
+    state_path(d, key, suffix, out, len);
 }
 
 void state_trained_path(const det_rt *d, const char *key, char *out, size_t len)
@@ -251,6 +266,11 @@ static void restore_work(uv_work_t *w)
         ad_model_free(r->tm);
         r->tm = NULL;
     }
+    if (r->tm && r->ref_path[0] && access(r->ref_path, R_OK) == 0 &&
+        ad_model_load(&r->rm, r->ref_path, err, sizeof err) != 0) {
+        ad_model_free(r->rm);
+        r->rm = NULL;
+    }
     if (!r->js && r->state_path[0] && access(r->state_path, F_OK) == 0 &&
         ad_read_text(r->state_path, STATE_MAX, &r->js, err, sizeof err) != 0)
         r->js = NULL;
@@ -259,6 +279,7 @@ static void restore_work(uv_work_t *w)
 static void restore_req_free(restore_req *r)
 {
     ad_model_free(r->tm);
+    ad_model_free(r->rm);
     free(r->js);
     free(r);
 }
@@ -287,10 +308,13 @@ static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_
         return rc;
     }
     s->own_model = own;
-    /* the drift of an adapted model is measured from the configured one
-     * (a model the stream trained itself was overwritten by its promotions:
-     * the restored one starts a new baseline) */
-    if (own != NULL && d->mr && d->mr->m && d->c->pipe.training == AD_TRAIN_NONE)
+    /* the drift of an adapted model is measured from its reference: the
+     * one kept beside it (a model the stream trained, or the live model an
+     * operator accepted, both since replaced by promotions), else the
+     * configured one */
+    if (own != NULL && r->rm && r->rm->window == d->T && r->rm->n_features == d->F)
+        ad_detector_set_reference(s->d, r->rm);     /* kept beside: trained, accepted */
+    else if (own != NULL && d->mr && d->mr->m && d->c->pipe.training == AD_TRAIN_NONE)
         ad_detector_set_reference(s->d, d->mr->m);
     ad_detector_set_user(s->d, s);
     /* its arrival clock starts now: the house tick's wall time is never
@@ -399,6 +423,8 @@ int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, si
         if (mode != RESTORE_CALIBRATION &&
             (d->c->pipe.training != AD_TRAIN_NONE || d->c->pipe.adapt.enabled))
             state_trained_path(d, s->key, r->model_path, sizeof r->model_path);
+        if (r->model_path[0] && d->c->pipe.adapt.enabled)
+            state_reference_path(d, s->key, r->ref_path, sizeof r->ref_path);
         if (uv_queue_work(dd->loop, &r->w, restore_work, restore_after) == 0) {
             s->restoring = r;
             s->restores++;

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "daemon_int.h"
 
@@ -208,15 +209,21 @@ typedef struct save_task {
     stream_rec *s;
     uint32_t epoch;
     ad_model *m;                 /* owned copy */
-    int rc;
-    char err[256];
-    char path[8192];
+    ad_model *ref;               /* the drift reference the stream trained
+                                  * itself (owned copy), or NULL */
+    int rc, ref_rc;
+    char err[256], ref_err[256];
+    char path[8192], ref_path[8192];
 } save_task;
 
 static void save_run(ad_task *t, ad_worker *w)
 {
     save_task *st = (save_task *)t;
     (void)w;
+    /* the reference first: a restart between the two then finds the old
+     * trained model with its (new) reference, not the reverse */
+    if (st->ref)
+        st->ref_rc = ad_model_save(st->ref, st->ref_path, st->ref_err, sizeof st->ref_err);
     st->rc = ad_model_save(st->m, st->path, st->err, sizeof st->err);
 }
 
@@ -231,6 +238,10 @@ static void save_done(ad_task *t)
     else
         ad_log(AD_LOG_INFO, "stream %s/%s: promoted model %s saved in %s",
                s->det ? s->det->c->name : "-", s->key, st->m->id, st->path);
+    if (st->ref && st->ref_rc != 0)
+        ad_log(AD_LOG_WARNING, "stream %s: reference model not saved (a restart measures the "
+               "drift from the restored model): %s", s->key, st->ref_err);
+    ad_model_free(st->ref);
     if (!s->dead && s->d && s->epoch == st->epoch)
         state_save(dd, s);
     ad_model_free(st->m);
@@ -256,6 +267,20 @@ void training_save_promoted(ad_daemon *dd, stream_rec *s)
     st->s = s;
     st->epoch = s->epoch;
     state_trained_path(s->det, s->key, st->path, sizeof st->path);
+    /* the reference of the drift measure, when it is not the configured
+     * model (one the stream trained, the live model an operator accepted),
+     * is kept beside: the promoted model overwrites its file */
+    {
+        const ad_model *ref = ad_adapt_reference(ad_detector_adapt(s->d));
+        if (ref && !(s->det->mr && strcmp(ref->id, s->det->mr->m->id) == 0)) {
+            if ((st->ref = ad_model_clone(ref)) != NULL)
+                state_reference_path(s->det, s->key, st->ref_path, sizeof st->ref_path);
+            else
+                ad_log(AD_LOG_WARNING, "stream %s/%s: reference model not saved (out of "
+                       "memory): a restart measures the drift from the restored model",
+                       s->det->c->name, s->key);
+        }
+    }
     s->saving++;
     ad_workers_submit(dd->ws, &st->task);
 }

@@ -1234,8 +1234,24 @@ int ad_adapt_set_reference(ad_adapt *a, const ad_model *m, int is_live)
         ad_model_free(a->ref);      /* live: no copy while it is */
         a->ref = c;
     }
+    if (is_live)
+        snprintf(a->live_id, sizeof(a->live_id), "%s", m->id);
     ref_set_id(a, m->id);
     return 0;
+}
+
+void ad_adapt_live_model(ad_adapt *a, const ad_model *m)
+{
+    if (a && m)
+        snprintf(a->live_id, sizeof(a->live_id), "%s", m->id);
+}
+
+void ad_adapt_accept_drift(ad_adapt *a, const ad_model *live)
+{
+    if (a == NULL || live == NULL)
+        return;
+    a->ref_id[0] = '\0';            /* a new baseline even for the same model */
+    ad_adapt_set_reference(a, live, 1);
 }
 
 int ad_adapt_keep_reference(ad_adapt *a, const ad_model *live)
@@ -1244,6 +1260,11 @@ int ad_adapt_keep_reference(ad_adapt *a, const ad_model *live)
         a->ref_id[0] == '\0' || strcmp(live->id, a->ref_id) != 0)
         return 0;
     return (a->ref = ad_model_clone(live)) != NULL ? 0 : AD_ENOMEM;
+}
+
+const ad_model *ad_adapt_reference(const ad_adapt *a)
+{
+    return a ? a->ref : NULL;
 }
 
 const char *ad_adapt_reference_id(const ad_adapt *a)

@@ -433,19 +433,32 @@ ad_adapt_job *ad_adapt_take_job(ad_adapt *a, const ad_model *live);
  * not an alert; the change may be a new normal (a recalibrated sensor, a
  * new consumer) or a slow fault, and only the operator can tell.
  * ad_adapt_set_reference sets it (the caller sets the model a stream is
- * created with, bootstrap-trained or reloaded by the operator; by default
- * the live model at the first job); a reference of another id starts a new
- * baseline. Promotions do not change it. Memory: while the reference is
+ * created with, bootstrap-trained or reloaded by the operator, and the
+ * daemon the copy it kept beside a promoted model, docs/config.md "State
+ * directory"; by default the live model at the first job);
+ * ad_adapt_accept_drift makes the live model the reference (the operator's
+ * accept_drift). A reference of another id starts a new baseline.
+ * Promotions do not change it. Memory: while the reference is
  * the live model (is_live) no copy is kept; ad_adapt_keep_reference clones
  * it when a promotion replaces it, and a reference that is not the live
  * model is cloned at once; each job clones it for the worker. Nothing is
  * kept or measured without adapt.enabled (reload.shadow alone).
  */
 int ad_adapt_set_reference(ad_adapt *a, const ad_model *m, int is_live);
+/* The operator accepted the drift: `live` becomes the reference (a new
+ * baseline at the next fine-tune, even when it already was: a notice out
+ * is withdrawn). */
+void ad_adapt_accept_drift(ad_adapt *a, const ad_model *live);
+/* The live model is now m (a promotion): a saved reference of its id is
+ * restored as the live one (ad_adapt_restore). */
+void ad_adapt_live_model(ad_adapt *a, const ad_model *m);
 /* Before a promotion replaces the live model: when it is the reference,
  * keep a copy of it. 0, or AD_ENOMEM. */
 int ad_adapt_keep_reference(ad_adapt *a, const ad_model *live);
 const char *ad_adapt_reference_id(const ad_adapt *a);   /* "" when none */
+/* The reference kept apart (borrowed; NULL while it is the live model or
+ * there is none). */
+const ad_model *ad_adapt_reference(const ad_adapt *a);
 void ad_adapt_job_free(ad_adapt_job *j);    /* NULL-safe */
 
 /*

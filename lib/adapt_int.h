@@ -102,6 +102,7 @@ struct ad_adapt {
     ad_model *ref;                      /* a copy; NULL while it is the live
                                          * model (or none) */
     char ref_id[AD_MODEL_ID_LEN + 1];   /* the reference's id ("": none) */
+    char live_id[AD_MODEL_ID_LEN + 1];  /* the live model's, as last told */
     double ref_base, ref_err, ref_ratio, ref_top_ratio;
     double *ref_base_f;                 /* F; NULL until a baseline */
     int64_t ref_base_ts;

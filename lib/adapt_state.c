@@ -95,7 +95,12 @@ char *ad_adapt_save(const ad_adapt *a)
     } else if (!cJSON_AddNullToObject(o, "last")) {
         goto out;
     }
-    if (a->ref_base_f != NULL) {    /* the reference drift's baseline */
+    if (a->ref_id[0] && a->ref_base_f == NULL) {  /* a reference, no baseline yet */
+        cJSON *r = cJSON_AddObjectToObject(o, "reference");
+
+        if (r == NULL || !cJSON_AddStringToObject(r, "id", a->ref_id))
+            goto out;
+    } else if (a->ref_base_f != NULL) {    /* the reference drift's baseline */
         cJSON *r = cJSON_AddObjectToObject(o, "reference"), *bf;
 
         if (r == NULL || !cJSON_AddStringToObject(r, "id", a->ref_id) ||
@@ -175,11 +180,31 @@ static void restore_reference(ad_adapt *a, const cJSON *r)
     int i;
 
     if (!cJSON_IsObject(r) || !cJSON_IsString(id) || strlen(id->valuestring) > AD_MODEL_ID_LEN ||
-        (a->ref_id[0] && strcmp(a->ref_id, id->valuestring) != 0) || !(base > 0) ||
+        id->valuestring[0] == '\0')
+        return;
+    /* the saved reference is the one set now (or none is set), or the
+     * live model (an operator's accept_drift, a promoted model restored);
+     * another one (a model trained on the stream, since replaced) is gone */
+    if (a->ref_id[0] && strcmp(a->ref_id, id->valuestring) != 0) {
+        if (a->live_id[0] == '\0' || strcmp(a->live_id, id->valuestring) != 0 ||
+            !a->cfg.enabled)
+            return;
+        ad_model_free(a->ref);      /* the live model is the reference */
+        a->ref = NULL;
+        snprintf(a->ref_id, sizeof(a->ref_id), "%s", id->valuestring);
+        free(a->ref_base_f);
+        a->ref_base_f = NULL;
+        a->ref_base_ts = INT64_MIN;
+        a->ref_warned = 0;
+        a->ref_top = -1;
+    } else if (a->ref_id[0] == '\0') {
+        snprintf(a->ref_id, sizeof(a->ref_id), "%s", id->valuestring);
+    }
+    if (!(base > 0) ||
         !isfinite(base) || !(e > 0) || !isfinite(e) || !isfinite(ts) || fabs(ts) > 9e18 ||
         !cJSON_IsArray(bf) || cJSON_GetArraySize(bf) != a->F ||
         (f = malloc((size_t)a->F * sizeof(double))) == NULL)
-        return;
+        return;                     /* no baseline yet (or damaged) */
     for (i = 0; i < a->F; i++) {
         const cJSON *v = cJSON_GetArrayItem(bf, i);
 

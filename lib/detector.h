@@ -717,5 +717,11 @@ typedef struct ad_detector_feedback {
 int ad_detector_false_alarm(ad_detector *d, const char *alert_id, double peak,
                             ad_detector_feedback *out, char *err, size_t errlen);
 int ad_detector_recalibrate(ad_detector *d, char *err, size_t errlen);
+/* ad_detector_accept_drift: the operator accepts the change continual
+ * learning followed (adapt.h REFERENCE): the live model becomes the
+ * reference, its baseline is taken at the next fine-tune, and a drift
+ * notice out is withdrawn. *prev_ratio: the ratio before (NAN: none).
+ * AD_EINVAL with a message without continual learning or a live model. */
+int ad_detector_accept_drift(ad_detector *d, double *prev_ratio, char *err, size_t errlen);
 
 #endif /* AD_DETECTOR_H */

@@ -58,6 +58,7 @@ static void promote(ad_detector *d, ad_event *e)
     retire(d, d->owned);
     d->owned = NULL;
     det_swap_model(d, c, c);
+    ad_adapt_live_model(d->ad, c);
     if (e->adapt.origin == AD_ADAPT_RELOAD)  /* the operator's new model */
         ad_adapt_set_reference(d->ad, c, 1);
     d->pw_len = 0;                   /* windows scaled for the old model */
@@ -196,6 +197,22 @@ int ad_detector_adapt_done2(ad_detector *d, ad_model *m, const ad_train_report *
     }
     det_pump_adapt(d);
     return rc == 0 || m != NULL ? 0 : rc;
+}
+
+int ad_detector_accept_drift(ad_detector *d, double *prev_ratio, char *err, size_t errlen)
+{
+    ad_adapt_stats as;
+
+    *prev_ratio = NAN;
+    if (d->ad == NULL || !d->cfg.adapt.enabled)
+        return ad_errf(err, errlen, AD_EINVAL, "continual learning is off for this stream "
+                       "(adapt.enabled)");
+    if (d->model == NULL)
+        return ad_errf(err, errlen, AD_EINVAL, "the stream has no model yet");
+    ad_adapt_get_stats(d->ad, &as);
+    *prev_ratio = as.ref_ratio;
+    ad_adapt_accept_drift(d->ad, d->model);
+    return 0;
 }
 
 int ad_detector_set_reference(ad_detector *d, const ad_model *m)

@@ -19,7 +19,7 @@ it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
 
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-adapt", "stats_interval_s": 0.5},
- "state_dir": "$D/state", "workers": 2,
+ "state_dir": "$D/state", "workers": 2, "commands": {"enabled": true},
  "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
    "calibration": {"windows": 100}, "quality": {"enabled": false},
@@ -238,6 +238,22 @@ if [ "$ref1" != none ] && [ "$ref2" = "$ref1" ]; then
     it_ok "restart: the drift baseline is kept (reference_ratio $ref2)"
 else
     it_fail "restart: the drift baseline is kept" "before $ref1, after $ref2"
+fi
+# the operator accepts the drift: the live (promoted) model is the
+# reference now, without a baseline until the next fine-tune; saved
+r=$($PYTHON tests/it_ops.py cmd --port "$IT_PORT" --topic anomalyd/cmd/pump/pump1 \
+    --payload '{"command":"accept_drift","by":"alice"}' --reply-topic anomalyd/reply/pump/pump1)
+acc=$($PYTHON -c 'import json,sys
+r = json.loads(sys.argv[1]); x = r.get("result") or {}
+p = x.get("previous_ratio")
+print(r.get("ok"), x.get("reference"), repr(float(p)) if isinstance(p, (int, float)) else "none")' "$r" 2>/dev/null)
+n=0; ref3=$(refr "$D/sub2.jsonl")
+while [ "$ref3" != none ] && [ $n -lt 50 ]; do sleep 0.2; n=$((n + 1)); ref3=$(refr "$D/sub2.jsonl"); done
+if [ "$acc" = "True $pid $ref2" ] && [ "$ref3" = none ] &&
+   grep -rqs "\"reference\":{\"id\":\"$pid\"}" "$D/state"; then
+    it_ok "accept_drift: the promoted model $pid is the reference (ratio was $ref2), no baseline until the next fine-tune, saved"
+else
+    it_fail "accept_drift" "reply $r; ratio now $ref3; $(grep -i drift "$D/daemon.log" | tail -2); $(grep -rho '"reference":{[^}]*}' "$D/state" | head -2)"
 fi
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 exit 0

@@ -140,10 +140,14 @@ r=$($O cmd --port "$IT_PORT" --topic anomalyd/cmd/pump/pump9 --payload '{"comman
 r=$($O cmd --port "$IT_PORT" --topic anomalyd/cmd/pump/pump3 --v5 --corr 05 --payload '{"command":"ack"}')
 [ "$(jget "$r" error)" = "no open alert to acknowledge" ] &&
     it_ok "ack without an open alert refused: $(jget "$r" error)" || it_fail "ack without an open alert refused" "$r"
+r=$($O cmd --port "$IT_PORT" --topic anomalyd/cmd/pump/pump3 --v5 --corr 06 --payload '{"command":"accept_drift"}')
+[ "$(jget "$r" error)" = "continual learning is off for this stream (adapt.enabled)" ] &&
+    it_ok "accept_drift without continual learning refused: $(jget "$r" error)" ||
+    it_fail "accept_drift without continual learning refused" "$r"
 if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats commands.ok=3 commands.bad_json=1 \
-       commands.unknown_command=1 commands.unknown_stream=1 commands.refused=1 --timeout 5 >/dev/null &&
+       commands.unknown_command=1 commands.unknown_stream=1 commands.refused=2 --timeout 5 >/dev/null &&
    kill -0 "$DPID"; then
-    it_ok "stats count 3 commands done and 4 refused by cause; daemon still running"
+    it_ok "stats count 3 commands done and 5 refused by cause; daemon still running"
 else
     it_fail "stats count commands" "$(grep '"anomalyd/stats"' "$D/sub.jsonl" | tail -1)"
 fi

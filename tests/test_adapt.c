@@ -604,6 +604,33 @@ static void test_reference_drift(void)
     }
     free(txt);
     ad_adapt_free(b);
+    /* the operator accepts the drift (command accept_drift): the live model
+     * is the reference, the notice withdrawn, no baseline until the next
+     * fine-tune; a restart restores that reference although the daemon
+     * offers the configured model (another id) before the restore */
+    ad_adapt_accept_drift(a, g_live);
+    ad_adapt_get_stats(a, &st);
+    T_CHECK(st.drift == 0 && isnan(st.ref_ratio) &&
+            strcmp(ad_adapt_reference_id(a), g_live->id) == 0,
+            "accept_drift: drift %d, ratio %g, reference %s", st.drift, st.ref_ratio,
+            ad_adapt_reference_id(a));
+    txt = ad_adapt_save(a);
+    b = new_adapt(&c);
+    {
+        ad_model *cf = ad_model_clone(g_live);
+
+        if (cf)
+            cf->id[0] = cf->id[0] == 'f' ? 'e' : 'f';
+        T_CHECK(txt && b && cf && ad_adapt_set_reference(b, g_live, 1) == 0 &&
+                ad_adapt_set_reference(b, cf, 0) == 0 &&
+                ad_adapt_restore(b, txt, err, sizeof(err)) == 0 &&
+                strcmp(ad_adapt_reference_id(b), g_live->id) == 0 && ad_adapt_reference(b) == NULL,
+                "restored: the accepted reference %s (want the live %s)",
+                b ? ad_adapt_reference_id(b) : "-", g_live->id);
+        ad_model_free(cf);
+    }
+    free(txt);
+    ad_adapt_free(b);
     ad_adapt_free(a);
 }
 
