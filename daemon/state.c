@@ -87,26 +87,29 @@ static void state_path(const det_rt *d, const char *key, const char *suffix, cha
     snprintf(out, len, "%s/%s%s", d->state_dir, esc, suffix);
 }
 
+/* <key>.<base model id or "boot">.<settings hash><kind>.safetensors */
+static void model_file_path(const det_rt *d, const char *key, const char *kind, char *out,
+                            size_t len)
+{
+    char suffix[112];
+    snprintf(suffix, sizeof suffix, ".%s.%016llx%s.safetensors",
+             d->mr ? d->mr->m->id : "boot",
+             (unsigned long long)ad_detector_cfg_hash(&d->c->pipe), kind);
+    state_path(d, key, suffix, out, len);
+}
+
 /* The reference of a stream's drift measure when it is not the configured
  * model (the trained file is overwritten by promotions). The marker comes
  * after the hash: a trained file's name has 16 hex digits there, so no
  * stream key can make the two names equal. */
 void state_reference_path(const det_rt *d, const char *key, char *out, size_t len)
 {
-    char suffix[112];
-    snprintf(suffix, sizeof suffix, ".%s.%016llx.reference.safetensors",
-             d->mr ? d->mr->m->id : "boot",
-             (unsigned long long)ad_detector_cfg_hash(&d->c->pipe));
-    state_path(d, key, suffix, out, len);
+    model_file_path(d, key, ".reference", out, len);
 }
 
 void state_trained_path(const det_rt *d, const char *key, char *out, size_t len)
 {
-    char suffix[96];
-    snprintf(suffix, sizeof suffix, ".%s.%016llx.safetensors",
-             d->mr ? d->mr->m->id : "boot",
-             (unsigned long long)ad_detector_cfg_hash(&d->c->pipe));
-    state_path(d, key, suffix, out, len);
+    model_file_path(d, key, "", out, len);
 }
 
 /* A stream running a model trained online (reused from the state dir) runs

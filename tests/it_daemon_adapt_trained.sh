@@ -11,6 +11,13 @@ D=$(mktemp -d /tmp/it_daemon_adapt_trained.XXXXXX)
 DPID= ; SPID=
 trap it_daemon_cleanup EXIT
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+if ldd "$AD_BIN" 2>/dev/null | grep -q 'libasan\|libubsan'; then
+    # training, calibration and a promotion take more rows than the feed
+    # allows under ASan (no promotion in 1,300 rows)
+    it_skip "the reference of a model trained online survives a restart" \
+        "sanitizer build: checked on the release binary (make test)"
+    exit 0
+fi
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
 
@@ -31,62 +38,9 @@ $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
     { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
 START=$(( $(date +%s) - 1400 * 60 ))
-# pub FROM TO: simulator rows FROM..TO-1 of pump1, one a minute from START
-# (a plant the shipped model was not trained on, as in it_daemon_adapt.sh)
-pub() {
-    $PYTHON - "$IT_PORT" "$START" "$1" "$2" <<'EOP'
-import json, sys, importlib.util, os
-import paho.mqtt.client as mqtt
-spec = importlib.util.spec_from_file_location("pumpsim", os.path.join("tools", "pumpsim.py"))
-ps = importlib.util.module_from_spec(spec); spec.loader.exec_module(ps)
-port, start, k0, k1 = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-sim = ps.PumpSim(1, 60.0, start, [])
-try:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1)
-except AttributeError:
-    c = mqtt.Client()
-c.connect("127.0.0.1", port, keepalive=30)
-c.loop_start()
-infos = []
-for k in range(k1):
-    ts, row, _ = sim.step()
-    if k < k0:
-        continue
-    row["current"] *= 1.15
-    row["pressure"] -= 0.6
-    msg = {s: round(v, 4) for s, v in row.items()}
-    msg["ts"] = int(round(ts * 1000))
-    infos.append(c.publish("sensors/pump1/pump", json.dumps(msg), qos=1))
-for i in infos:
-    i.wait_for_publish(30)
-c.loop_stop(); c.disconnect()
-EOP
-}
-events_has() {
-    $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1/events event=adapt \
-        decision="$1" --timeout "${2:-0.1}" > /dev/null
-}
+. tests/adapt_lib.sh
 K=0
-feed_until() { # publish 40 rows at a time (up to row 1300) until a decision
-    while [ $K -lt 1300 ]; do
-        pub $K $((K + 40)); K=$((K + 40))
-        for want in "$@"; do events_has "$want" 3 && return 0; done
-    done
-    return 1
-}
-# refr FILE: adapt.reference_ratio on pump1's last state ("none")
-refr() {
-    $PYTHON - "$1" <<'EOP'
-import json, sys
-r = "none"
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m["topic"] == "anomalyd/state/pump/pump1":
-        v = json.loads(m["payload"]).get("adapt", {}).get("reference_ratio")
-        r = repr(float(v)) if isinstance(v, (int, float)) else "none"
-print(r)
-EOP
-}
+FEED_MAX=1300
 pub 0 160; K=160                  # training: 100 windows
 it_wait_log "$D/daemon.log" "model trained online" 60 ||
     { it_fail "the stream trains its model" "$(tail -5 "$D/daemon.log")"; exit 1; }

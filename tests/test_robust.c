@@ -158,36 +158,31 @@ static void test_constant_stream(void)
             ir >= 0 ? (long long)r.ev[ir].alert.start_ms : -1LL);
     ad_detector_free(d);
 
-    /* The floor follows the model's training error when the model has it. */
-    m->training = strdup("{\"error\":{\"metric\":\"mae\",\"q99\":0.5,\"mean\":0.2}}");
-    T_CHECK(ad_detector_new(&d, &c, "flat", m, 0, 0, NULL, err, sizeof(err)) == 0, "%s", err);
-    for (i = 0; i < 40; i++)
-        step2(d, 1000 * i, 0, 0, &r);
-    ad_detector_get_stats(d, &st);
-    T_CHECK(fabs(st.threshold - 0.005) < 1e-12, "floor 0.01 x training q99 0.5: %g",
-            st.threshold);
-    ad_detector_free(d);
-    /* ... in the stream's units: that mae q99 for an mse stream is 0.25 in
+    /* The floor follows the model's training error when the model has it,
+     * in the stream's units: a mae q99 of 0.5 for an mse stream is 0.25 in
      * squared units; an mse q99 of 0.25 for a mae stream is 0.5 (before,
      * both took the number as recorded: 0.005 and 0.0025) */
-    c.metric = AD_METRIC_MSE;
-    T_CHECK(ad_detector_new(&d, &c, "flat", m, 0, 0, NULL, err, sizeof(err)) == 0, "%s", err);
-    for (i = 0; i < 40; i++)
-        step2(d, 1000 * i, 0, 0, &r);
-    ad_detector_get_stats(d, &st);
-    T_CHECK(fabs(st.threshold - 0.0025) < 1e-12, "mse stream, mae q99 0.5: floor %g (want "
-            "0.01 x 0.5^2)", st.threshold);
-    ad_detector_free(d);
-    free(m->training);
-    m->training = strdup("{\"error\":{\"metric\":\"mse\",\"q99\":0.25,\"mean\":0.04}}");
-    c.metric = AD_METRIC_MAE;
-    T_CHECK(ad_detector_new(&d, &c, "flat", m, 0, 0, NULL, err, sizeof(err)) == 0, "%s", err);
-    for (i = 0; i < 40; i++)
-        step2(d, 1000 * i, 0, 0, &r);
-    ad_detector_get_stats(d, &st);
-    T_CHECK(fabs(st.threshold - 0.005) < 1e-12, "mae stream, mse q99 0.25: floor %g (want "
-            "0.01 x sqrt(0.25))", st.threshold);
-    ad_detector_free(d);
+    {
+        static const struct { const char *meta; ad_metric metric; double want; } fc[] = {
+            { "{\"error\":{\"metric\":\"mae\",\"q99\":0.5,\"mean\":0.2}}", AD_METRIC_MAE, 0.005 },
+            { "{\"error\":{\"metric\":\"mae\",\"q99\":0.5,\"mean\":0.2}}", AD_METRIC_MSE, 0.0025 },
+            { "{\"error\":{\"metric\":\"mse\",\"q99\":0.25,\"mean\":0.04}}", AD_METRIC_MAE, 0.005 },
+        };
+        for (size_t k = 0; k < sizeof(fc) / sizeof(fc[0]); k++) {
+            free(m->training);
+            m->training = strdup(fc[k].meta);
+            c.metric = fc[k].metric;
+            T_CHECK(ad_detector_new(&d, &c, "flat", m, 0, 0, NULL, err, sizeof(err)) == 0,
+                    "%s", err);
+            for (i = 0; i < 40; i++)
+                step2(d, 1000 * i, 0, 0, &r);
+            ad_detector_get_stats(d, &st);
+            T_CHECK(fabs(st.threshold - fc[k].want) < 1e-12, "%s stream, training error %s: "
+                    "floor %g (want %g)", ad_detector_metric_name(fc[k].metric), fc[k].meta,
+                    st.threshold, fc[k].want);
+            ad_detector_free(d);
+        }
+    }
     ad_model_free(m);
 }
 

@@ -1,0 +1,64 @@
+# adapt_lib.sh - helpers of the continual-learning daemon tests
+# (it_daemon_adapt*.sh), sourced after tests/lib.sh; they use H, D, IT_PORT,
+# START (the first row's time, s) and K (rows published so far).
+# pub FROM TO: simulator rows FROM..TO-1 of pump1, one a minute from START,
+# from a pump whose current reads 15% high and pressure 0.6 bar low (a
+# plant the shipped model was not trained on: fine-tuning pays off there)
+pub() {
+    $PYTHON - "$IT_PORT" "$START" "$1" "$2" <<'EOP'
+import json, sys, importlib.util, os
+import paho.mqtt.client as mqtt
+spec = importlib.util.spec_from_file_location("pumpsim", os.path.join("tools", "pumpsim.py"))
+ps = importlib.util.module_from_spec(spec); spec.loader.exec_module(ps)
+port, start, k0, k1 = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+sim = ps.PumpSim(1, 60.0, start, [])
+try:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1)
+except AttributeError:
+    c = mqtt.Client()
+c.connect("127.0.0.1", port, keepalive=30)
+c.loop_start()
+infos = []
+for k in range(k1):
+    ts, row, _ = sim.step()
+    if k < k0:
+        continue
+    row["current"] *= 1.15
+    row["pressure"] -= 0.6
+    msg = {s: round(v, 4) for s, v in row.items()}
+    msg["ts"] = int(round(ts * 1000))
+    infos.append(c.publish("sensors/pump1/pump", json.dumps(msg), qos=1))
+for i in infos:
+    i.wait_for_publish(30)
+c.loop_stop(); c.disconnect()
+EOP
+}
+# events_has DECISION: the stream's events topic carried that decision
+events_has() {
+    $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1/events event=adapt \
+        decision="$1" --timeout "${2:-0.1}" > /dev/null
+}
+# feed_until DECISION... : publish 40 rows at a time (up to row FEED_MAX, default 1000) until
+# one of the decisions is on the events topic; windows are offered to the
+# learner only once the stream detects, and how many are in flight at the
+# phase change depends on the machine, so the data is paced by the events
+# themselves
+feed_until() {
+    while [ $K -lt ${FEED_MAX:-1000} ]; do
+        pub $K $((K + 40)); K=$((K + 40))
+        for want in "$@"; do events_has "$want" 3 && return 0; done
+    done
+    return 1
+}
+refr() { # refr FILE: adapt.reference_ratio on pump1's last state ("none")
+    $PYTHON - "$1" <<'EOP'
+import json, sys
+r = "none"
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"] == "anomalyd/state/pump/pump1":
+        v = json.loads(m["payload"]).get("adapt", {}).get("reference_ratio")
+        r = repr(float(v)) if isinstance(v, (int, float)) else "none"
+print(r)
+EOP
+}
