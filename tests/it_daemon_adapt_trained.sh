@@ -26,7 +26,7 @@ cat > "$D/ad.json" <<EOC
  "state_dir": "$D/state", "workers": 2,
  "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
-   "training": {"mode": "finetune", "windows": 100, "epochs": 2},
+   "training": {"mode": "finetune", "windows": 100, "epochs": 1},
    "calibration": {"windows": 100}, "quality": {"enabled": false},
    "adapt": {"enabled": true, "every_windows": 60, "every_hours": 0,
              "normal_windows": 80, "min_windows": 40, "margin": 5,
@@ -40,7 +40,7 @@ $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeo
 START=$(( $(date +%s) - 1400 * 60 ))
 . tests/adapt_lib.sh
 K=0
-FEED_MAX=1300
+FEED_MAX=2000
 pub 0 160; K=160                  # training: 100 windows
 it_wait_log "$D/daemon.log" "model trained online" 60 ||
     { it_fail "the stream trains its model" "$(tail -5 "$D/daemon.log")"; exit 1; }
@@ -64,7 +64,7 @@ for line in open(sys.argv[1]):
 EOP
 )
 promoted=
-while [ -z "$promoted" ] && [ $K -lt 1300 ]; do
+while [ -z "$promoted" ] && [ $K -lt 2000 ]; do
     feed_until promoted rejected || break
     events_has promoted && promoted=1
 done
@@ -75,7 +75,7 @@ if [ -z "$promoted" ]; then
 fi
 if it_wait_log "$D/daemon.log" "promoted model .* saved in" 20 &&
    [ -n "$(find "$D/state" -name "*.reference.safetensors")" ]; then
-    it_ok "promotion: the trained model (the drift reference) is kept beside the promoted one"
+    it_ok "promotion (after $K rows): the trained model (the drift reference) is kept beside the promoted one"
 else
     it_fail "promotion: the trained model (the drift reference) is kept beside the promoted one" \
         "$(ls "$D/state"; grep -i "reference\|promot" "$D/daemon.log" | tail -3)"
