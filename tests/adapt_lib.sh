@@ -62,3 +62,15 @@ for line in open(sys.argv[1]):
 print(r)
 EOP
 }
+# restart_daemon: stop the daemon and the subscriber, start both again
+# (the daemon's log so far kept as daemon1.log, the messages from now on
+# in sub2.jsonl), wait until the daemon is online
+restart_daemon() {
+    kill -TERM "$DPID"; wait "$DPID"; DPID=
+    kill "$SPID"; wait "$SPID" 2>/dev/null; SPID=
+    mv "$D/daemon.log" "$D/daemon1.log"
+    $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub2.jsonl" & SPID=$!
+    $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
+    $H wait --file "$D/sub2.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
+        { it_fail "daemon restarts" "$(cat "$D/daemon.log")"; exit 1; }
+}

@@ -153,14 +153,7 @@ case $ref1 in
 none) it_fail "the state topic shows the drift from the reference model" "no adapt.reference_ratio" ;;
 *) it_ok "the state topic shows the drift from the reference model (adapt.reference_ratio $ref1)" ;;
 esac
-kill -TERM "$DPID"; wait "$DPID"; DPID=
-kill "$SPID"; wait "$SPID" 2>/dev/null; SPID=
-
-mv "$D/daemon.log" "$D/daemon1.log"
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub2.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub2.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon restarts" "$(cat "$D/daemon.log")"; exit 1; }
+restart_daemon
 pub $K $((K + 40))
 if it_wait_log "$D/daemon.log" "reusing the model trained online" 20 &&
    $H wait --file "$D/sub2.jsonl" --match topic=anomalyd/state/pump/pump1 model_id="$pid" \
