@@ -80,6 +80,9 @@ int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen)
         return ad_errf(err, errlen, AD_EINVAL,
                        "adapt.normal_stride: must be in 1..1000000 (got %d)",
                        c->normal_stride);
+    if (c->margin_min < 0 || c->margin_min > 100000)
+        return ad_errf(err, errlen, AD_EINVAL, "adapt: margin floor %d out of 0..100000",
+                       c->margin_min);
     if (c->margin < 0 || c->margin > 100000)
         return ad_errf(err, errlen, AD_EINVAL,
                        "adapt.margin: must be in 0..100000 windows (got %d)", c->margin);
@@ -167,6 +170,14 @@ int ad_adapt_cfg_resolve(ad_adapt_cfg *c, double window_ms, char *note, size_t n
             (k = snprintf(note + len, notelen - (size_t)len, __VA_ARGS__)) > 0) \
             len += k;                                                         \
     } while (0)
+    /* a window holding samples of an alert's window is inside it */
+    if (c->margin_ms > 0 && c->margin < c->margin_min) {
+        NOTE("adapt.margin_ms (%lld ms) is %d windows at this stream's rate, fewer than the "
+             "%d windows that share a sample with an alert's window: %d used; ",
+             (long long)c->margin_ms, c->margin, c->margin_min, c->margin_min);
+        c->margin = c->margin_min;
+        fl = 1;
+    }
     if (hi_n)
         NOTE("adapt.normal_ms (%lld) is more than 1000000 windows: 1000000; ",
              (long long)c->normal_ms);
@@ -333,12 +344,19 @@ int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
                  char *err, size_t errlen)
 {
     ad_adapt *a;
+    ad_adapt_cfg c0;
     size_t wsz, bytes;
     int rc;
 
     *out = NULL;
     if ((rc = ad_adapt_cfg_check(cfg, err, errlen)) != 0)
         return rc;
+    /* a margin as a count is at least the windows sharing a sample with
+     * an alert's window (in data time: at the resolution) */
+    c0 = *cfg;
+    if (c0.margin_ms == 0 && c0.margin < c0.margin_min)
+        c0.margin = c0.margin_min;
+    cfg = &c0;
     if (T < 1 || T > AD_MAX_WINDOW || F < 1 || F > AD_MAX_FEATURES)
         return ad_errf(err, errlen, AD_EINVAL, "adapt: window %dx%d out of range", T, F);
     if (!(smooth_alpha > 0.0 && smooth_alpha <= 1.0))

@@ -49,7 +49,10 @@
  * alert is raised within the next `margin` windows offered, and it is not
  * one of the `margin` windows after an alert cleared. Recent windows wait in
  * a pending queue until `margin` newer windows were offered; a raise drops
- * the whole queue (those windows preceded the alert).
+ * the whole queue (those windows preceded the alert). The margin is at
+ * least cfg.margin_min, which the detector sets to the windows that share
+ * a sample with a given window: a window holding an alert's samples is
+ * inside the alert.
  *
  * TRUE ALERTS. While an alert is active the module keeps a copy of its peak
  * window (highest live score). When the alert clears as a true alert
@@ -188,6 +191,11 @@ typedef struct ad_adapt_cfg {
     uint64_t seed;          /* adapt.seed */
     int reload_shadow;      /* reload.shadow */
     double drift_ratio;     /* adapt.drift_ratio (REFERENCE; 0: no notice) */
+    /* Not a key: the windows that share a sample with a given window,
+     * ceil(T / hop) - 1, set by the detector. The margin (either form) is
+     * at least this many windows: a window holding a sample of an alert's
+     * window is inside the alert, not beside it (0: no floor). */
+    int margin_min;
 } ad_adapt_cfg;
 
 void ad_adapt_cfg_default(ad_adapt_cfg *c);

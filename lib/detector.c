@@ -489,10 +489,19 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->max_ts = INT64_MIN;
     if (cfg->dq_enabled && (rc = det_dq_create(d, cfg, err, errlen)) != 0)
         goto fail;
+    /* the learner's margin is at least the windows a sample sits in,
+     * less one: those share samples with an alert's window */
+    d->cfg.adapt.margin_min = (T + cfg->hop - 1) / cfg->hop - 1;
     if ((cfg->adapt.enabled || cfg->adapt.reload_shadow) &&
-        (rc = ad_adapt_new(&d->ad, &cfg->adapt, T, F, cfg->metric, cfg->smooth_alpha,
+        (rc = ad_adapt_new(&d->ad, &d->cfg.adapt, T, F, cfg->metric, cfg->smooth_alpha,
                            &tc, err, errlen)) != 0)
         goto fail;
+    if (d->ad && cfg->adapt.enabled && cfg->adapt.margin_ms == 0 &&
+        cfg->adapt.margin < d->cfg.adapt.margin_min)
+        ad_log(AD_LOG_WARNING, "stream %s: adapt.margin (%d windows) is fewer than the %d "
+               "windows that share a sample with an alert's window (window %d, hop %d): "
+               "%d used", d->key, cfg->adapt.margin, d->cfg.adapt.margin_min, T, cfg->hop,
+               d->cfg.adapt.margin_min);
     if (d->ad)
         ad_adapt_set_live_threshold(d->ad, d->thr);
     if (d->ad && m != NULL)
@@ -902,7 +911,7 @@ static int64_t season_ts(const ad_detector *d, int64_t ts)
 static void resolve_spans(ad_detector *d)
 {
     ad_alert_cfg *c = &d->cfg.alert;
-    const ad_adapt_cfg *ac = &d->cfg.adapt;
+    const ad_adapt_cfg *ac;
     int A, G, adapt_late, raised = 0;
     int64_t P = c->accept_period_ms, dt[AD_WP_N];
     char as[300] = "", ss[160] = "";
@@ -966,6 +975,7 @@ static void resolve_spans(ad_detector *d)
     }
     A = c->accept_after;
     G = c->accept_gap;
+    ac = d->ad ? ad_adapt_get_cfg(d->ad) : &d->cfg.adapt;     /* the counts in effect */
     w /= 3600e3;                                    /* h */
     if (d->ad && ad_adapt_resolved(d->ad) && ac->enabled)
         snprintf(as, sizeof(as), ", adapt.normal_windows %d = %.3g h, adapt.min_windows %d = "
