@@ -1638,11 +1638,36 @@ int ad_adapt_train_done(ad_adapt *a, ad_model *cand, int take,
     return 0;
 }
 
+int ad_adapt_abandon(ad_adapt *a, const char *why, int64_t ts_ms)
+{
+    ad_adapt_event ev;
+
+    if (a == NULL || a->cand == NULL)
+        return 0;
+    event_init(a, &ev, AD_ADAPT_EV_REJECTED, ts_ms);
+    ev.shadow_windows = a->sh_resolved;
+    ev.normal_windows = a->sh_n;
+    snprintf(ev.reason, sizeof(ev.reason), "abandoned in shadow after %" PRIu64 " windows: %s",
+             a->sh_resolved, why ? why : "");
+    a->rejections++;
+    ad_model_free(a->decided);
+    a->decided = a->cand;           /* taken (and kept for batches in flight) by the caller */
+    a->cand = NULL;
+    a->shadow_gen++;
+    a->sh_resolved = 0;
+    a->sh_n = 0;
+    a->last = ev;
+    a->have_last = 1;
+    queue_event(a, &ev);
+    sched_reset(a);
+    return 1;
+}
+
 int ad_adapt_shadow_begin(ad_adapt *a, ad_model *cand, int take, int64_t ts_ms)
 {
     ad_model *m;
 
-    if (a == NULL || a->job_out || !a->resolved || !model_fits(a, cand))
+    if (a == NULL || a->job_out || !a->resolved || a->cand != NULL || !model_fits(a, cand))
         return AD_EINVAL;
     m = take ? cand : ad_model_clone(cand);
     if (m == NULL)

@@ -493,15 +493,22 @@ int ad_adapt_train_done(ad_adapt *a, ad_model *cand, int take,
 
 /*
  * Start a shadow evaluation of an external candidate (reload.shadow):
- * take = 1 transfers ownership, else it is cloned. Replaces a candidate in
- * shadow; not while a job is out nor before the learner is resolved
- * (AD_EINVAL: its shadow span is not known yet). Returns 0 / AD_EINVAL /
- * AD_ENOMEM.
+ * take = 1 transfers ownership, else it is cloned. Not while a candidate
+ * is in shadow (ad_adapt_abandon it first: batches in flight may still
+ * score it), a job is out, or before the learner is resolved (its shadow
+ * span is not known yet): AD_EINVAL. Returns 0 / AD_EINVAL / AD_ENOMEM
+ * (with take = 1 the caller still owns cand on failure).
  */
 int ad_adapt_shadow_begin(ad_adapt *a, ad_model *cand, int take, int64_t ts_ms);
 
 /* The candidate in shadow (borrowed; NULL when none): score it on every
  * window offered. */
+/* The candidate in shadow, if any, is given up before its decision (an
+ * operator's model file replaces it): an AD_ADAPT_EV_REJECTED event whose
+ * reason says so and names `why`; the candidate waits in
+ * ad_adapt_take_candidate like a rejected one (batches in flight may still
+ * score it). Returns 1 when there was one. */
+int ad_adapt_abandon(ad_adapt *a, const char *why, int64_t ts_ms);
 const ad_model *ad_adapt_candidate(const ad_adapt *a);
 
 /* 1 when the candidate in shadow scales like m (same scaler and values):

@@ -326,6 +326,7 @@ void ad_detector_free(ad_detector *d)
     ad_adapt_free(d->ad);
     ad_model_free(d->retired[0]);
     ad_model_free(d->retired[1]);
+    ad_model_free(d->reload_next);
     free(d->pw);
     free(d->pw_seq);
     free(d->rowd);

@@ -18,7 +18,7 @@
 /* Keep a model that a batch in flight may still read; the one kept two
  * retirements ago is freed (a fine-tune and its shadow take far longer
  * than a batch). */
-static void retire(ad_detector *d, ad_model *m)
+void det_retire(ad_detector *d, ad_model *m)
 {
     if (m == NULL)
         return;
@@ -46,7 +46,7 @@ static void promote(ad_detector *d, ad_event *e)
 
     if (c == NULL || c->window != d->T || c->n_features != d->F) {
         ad_log(AD_LOG_WARNING, "stream %s: promoted candidate unusable", d->key);
-        retire(d, c);
+        det_retire(d, c);
         return;
     }
     sm = ad_adapt_shadow_fit(d->ad, d->cfg.smooth_alpha, &n, &last);
@@ -55,7 +55,7 @@ static void promote(ad_detector *d, ad_event *e)
         ad_log(AD_LOG_WARNING, "stream %s: out of memory for the reference model: drift "
                "from it is no longer measured", d->key);
     /* the old live model may still be read by a batch in flight */
-    retire(d, d->owned);
+    det_retire(d, d->owned);
     d->owned = NULL;
     det_swap_model(d, c, c);
     ad_adapt_live_model(d->ad, c);
@@ -114,13 +114,11 @@ static void promote(ad_detector *d, ad_event *e)
 }
 
 /* Re-queue the continual learner's events as detector events. */
-void det_pump_adapt(ad_detector *d)
+static void drain_adapt(ad_detector *d)
 {
     ad_adapt_event ae;
     ad_event *e;
 
-    if (d->ad == NULL)
-        return;
     while (ad_adapt_poll_event(d->ad, &ae)) {
         if (ae.type == AD_ADAPT_EV_TRAIN_READY) {
             e = det_ev_new(d, AD_EV_ADAPT_READY, ae.ts_ms);
@@ -140,7 +138,7 @@ void det_pump_adapt(ad_detector *d)
             break;
         case AD_ADAPT_EV_REJECTED:
             d->st.adapt_rejected++;
-            retire(d, ad_adapt_take_candidate(d->ad));
+            det_retire(d, ad_adapt_take_candidate(d->ad));
             det_acc_shadow_reset(d);
             ad_log(AD_LOG_INFO, "stream %s: candidate rejected: %s", d->key, ae.reason);
             break;
@@ -159,6 +157,42 @@ void det_pump_adapt(ad_detector *d)
         default:
             break;
         }
+    }
+}
+
+int det_reload_shadow(ad_detector *d, ad_model *m)
+{
+    char why[96];
+    int rc;
+
+    snprintf(why, sizeof(why), "the reloaded model file %s replaces it", m->id);
+    if (ad_adapt_abandon(d->ad, why, d->last_ts))
+        drain_adapt(d);         /* the rejection retires it */
+    if ((rc = ad_adapt_shadow_begin(d->ad, m, 1, d->last_ts)) != 0) {
+        ad_log(AD_LOG_ERR, "stream %s: new model %s cannot be evaluated in shadow (%d): the "
+               "live model %s stays", d->key, m->id, rc, d->model ? d->model->id : "");
+        ad_model_free(m);
+        return rc;
+    }
+    ad_log(AD_LOG_INFO, "stream %s: new model %s evaluated in shadow", d->key, m->id);
+    drain_adapt(d);
+    return 0;
+}
+
+void det_pump_adapt(ad_detector *d)
+{
+    if (d->ad == NULL)
+        return;
+    drain_adapt(d);
+    /* a reloaded model waited for the fine-tune in flight or the window
+     * period: its shadow begins now (the fine-tune's candidate, just in
+     * shadow, gives way) */
+    if (d->reload_next && !d->adapt_job_out && ad_adapt_resolved(d->ad) &&
+        d->phase == AD_PHASE_DETECTING && d->model != NULL) {
+        ad_model *m = d->reload_next;
+
+        d->reload_next = NULL;
+        det_reload_shadow(d, m);
     }
 }
 

@@ -156,6 +156,9 @@ struct ad_detector {
     int adapt_job_out;
     ad_model *retired[2];        /* decided candidates / replaced models,
                                   * freed two swaps later */
+    ad_model *reload_next;       /* reload.shadow: an operator's model that
+                                  * waits for the fine-tune in flight or the
+                                  * window period, then goes into shadow */
     float *pw;                   /* pending windows of handed-out jobs */
     uint64_t *pw_seq;
     int pw_cap, pw_head, pw_len;
@@ -173,6 +176,13 @@ int det_check_model_metric(const ad_detector_cfg *c, const ad_model *m, char *er
 ad_event *det_ev_new(ad_detector *d, ad_event_type type, int64_t ts);
 int det_fit_without_scores(ad_detector *d);
 void det_pump_adapt(ad_detector *d);
+/* m (owned) may still be read by a batch in flight: freed two retirements
+ * later */
+void det_retire(ad_detector *d, ad_model *m);
+/* reload.shadow: the operator's model m (owned: taken, or freed on failure)
+ * goes into shadow, replacing a candidate in shadow (abandoned, retired);
+ * the learner must be resolved with no job out. 0 or an AD_E* code. */
+int det_reload_shadow(ad_detector *d, ad_model *m);
 void det_set_phase(ad_detector *d, ad_phase p, int64_t ts);
 void det_swap_model(ad_detector *d, const ad_model *m, ad_model *owned);
 void det_restart_calibration(ad_detector *d, int64_t ts);

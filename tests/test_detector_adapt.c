@@ -162,6 +162,10 @@ typedef struct run {
     char *trace;                /* != NULL: every event appended, one a line */
     size_t tlen, tcap;
     int skip_finetune;          /* fine-tune jobs fail: only reloads shadow */
+    int hold_job;               /* fine-tune jobs are taken, kept in held */
+    ad_adapt_job *held;
+    char shadow_id[AD_MODEL_ID_LEN + 1];  /* the last candidate in shadow */
+    int shadow_origin;
     int64_t last_raise;
     ad_event adapt;             /* last decision */
     char adapt_json[1024];
@@ -176,6 +180,10 @@ static void on_adapt_ready(ad_detector *d, run *r)
 
     if (j == NULL)
         return;
+    if (r->hold_job) {          /* out on a "worker" until the test runs it */
+        r->held = j;
+        return;
+    }
     if (r->skip_finetune) {
         ad_detector_adapt_done2(d, NULL, NULL, "skipped by the test");
         ad_adapt_job_free(j);
@@ -234,6 +242,8 @@ again:
         case AD_EV_ADAPT:
             if (ev.adapt.type == AD_ADAPT_EV_SHADOW) {
                 r->shadow++;
+                snprintf(r->shadow_id, sizeof(r->shadow_id), "%s", ev.adapt.model_id);
+                r->shadow_origin = (int)ev.adapt.origin;
                 break;
             }
             r->promoted += ev.adapt.type == AD_ADAPT_EV_PROMOTED;
@@ -583,7 +593,7 @@ static char g_logbuf[4096];
 static void keep_log(int level, const char *msg, void *u)
 {
     (void)u;
-    if (strstr(msg, "a window every") || level <= AD_LOG_WARNING)
+    if (strstr(msg, "a window every") || strstr(msg, "new model ") || level <= AD_LOG_WARNING)
         snprintf(g_logbuf + strlen(g_logbuf), sizeof(g_logbuf) - strlen(g_logbuf), "%s\n",
                  msg);
 }
@@ -921,6 +931,110 @@ static void test_margin_covers_window(void)
     }
 }
 
+/* One window handed out (as to a batch in flight) and scored after the
+ * detector's models changed: the models it names must still be readable. */
+static int score_late(ad_detector *d, uint64_t t, ad_model *other, int *rc, double *sh)
+{
+    float raw[F], x[W];
+    double row[F];
+    ad_window_job job;
+    char err[200];
+    int f, got;
+
+    gen_row(t, REG_A, 0, raw);
+    for (f = 0; f < F; f++)
+        row[f] = raw[f];
+    ad_detector_push_row(d, (int64_t)t * g_step_ms, row, NULL);
+    got = ad_detector_next_window(d, x, &job);
+    if (!got)
+        return 0;
+    *rc = ad_detector_set_model(d, other, 0, err, sizeof(err));
+    *sh = job.shadow ? score_scaled(job.shadow, x) : NAN;     /* after the change */
+    ad_detector_feed_score2(d, &job, score_scaled(job.model, x), NULL, *sh);
+    return 1;
+}
+
+/* reload.shadow while a fine-tune is out on a worker: the operator's model
+ * waits (the live model stays, nothing in shadow), and when the fine-tune
+ * returns its candidate gives way, with a rejection that says so, and the
+ * reloaded model goes into shadow. A window handed out before another
+ * reload replaces that candidate, or before a swap at once replaces a
+ * promoted live model, still reads its models (batches in flight; under
+ * the sanitizer build a freed model fails here). */
+static void test_reload_during_finetune(void)
+{
+    ad_detector *d, *d2 = NULL;
+    ad_detector_stats st;
+    ad_model *other = train_model(1), *cand = NULL;
+    ad_train_report rep;
+    run r, r2;
+    uint64_t t = 60000;
+    int i, rc = 0;
+    char err[256] = "";
+    double sh = NAN;
+
+    if (!g_live || !other || !(d = mk(1))) {
+        ad_model_free(other);
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    r.hold_job = 1;
+    for (i = 0; i < 3000 && r.held == NULL; i++)
+        step(d, t++, REG_A, 0, &r);
+    T_CHECK(r.held != NULL, "a fine-tune job is out after %d rows", i);
+    if (r.held == NULL)
+        goto out;
+    g_logbuf[0] = '\0';
+    ad_log_set(keep_log, NULL);
+    rc = ad_detector_set_model(d, other, 0, err, sizeof(err));
+    ad_log_set(NULL, NULL);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(rc == AD_DETECTOR_SHADOW && strstr(g_logbuf, "waits for the fine-tune in flight, "
+                                               "then is evaluated in shadow") &&
+            st.adapt_shadow == 0 && ad_detector_model(d) == g_live,
+            "reload during a fine-tune: rc %d, in shadow %d, live model kept %d; log '%s'", rc,
+            st.adapt_shadow, ad_detector_model(d) == g_live, g_logbuf);
+    for (i = 0; i < 20; i++)
+        step(d, t++, REG_A, 0, &r);
+    T_CHECK(r.shadow == 0, "20 rows on: nothing in shadow (%d)", r.shadow);
+    /* the fine-tune returns */
+    r.hold_job = 0;
+    memset(&rep, 0, sizeof(rep));
+    if (ad_adapt_job_run(r.held, &cand, &rep, NULL, err, sizeof(err)) != 0)
+        cand = NULL;
+    ad_detector_adapt_done2(d, cand, cand ? &rep : NULL, cand ? NULL : err);
+    ad_adapt_job_free(r.held);
+    r.held = NULL;
+    step(d, t++, REG_A, 0, &r);
+    T_CHECK(r.shadow == 2 && r.rejected == 1 &&
+            strstr(r.adapt_json, "abandoned in shadow after 0 windows: the reloaded model "
+                   "file ") && strcmp(r.shadow_id, other->id) == 0 &&
+            r.shadow_origin == AD_ADAPT_RELOAD && ad_detector_model(d) == g_live,
+            "after the fine-tune: %d shadows (last %s, origin %d; want %s, reload), %d "
+            "rejected: %s", r.shadow, r.shadow_id, r.shadow_origin, other->id, r.rejected,
+            r.adapt_json);
+    /* a window handed out with the reloaded model in shadow; another
+     * reload replaces that candidate before the window is scored */
+    T_CHECK(score_late(d, t++, g_live, &rc, &sh) && rc == AD_DETECTOR_SHADOW && isfinite(sh),
+            "the replaced candidate scores a window handed out before (rc %d, %g)", rc, sh);
+    step(d, t++, REG_A, 0, &r);
+    T_CHECK(r.rejected == 2 && r.shadow == 3, "replaced in shadow: %d rejected, %d shadows",
+            r.rejected, r.shadow);
+    /* a promoted (detector-owned) live model swapped at once */
+    memset(&r2, 0, sizeof(r2));
+    if ((d2 = mk(0)) == NULL)
+        goto out;
+    absorb_run(d2, &r2, 5000);
+    T_CHECK(r2.promoted == 1 && ad_detector_model(d2) != g_live, "promoted %d", r2.promoted);
+    rc = -1;
+    T_CHECK(score_late(d2, 9000, g_live, &rc, &sh) && rc == 0 && ad_detector_model(d2) == g_live,
+            "a window handed out before a swap at once is scored (rc %d)", rc);
+out:
+    ad_detector_free(d);
+    ad_detector_free(d2);
+    ad_model_free(other);
+}
+
 int main(void)
 {
     double t0 = now_s();
@@ -935,6 +1049,7 @@ int main(void)
     T_RUN(test_data_time_restored);
     T_RUN(test_data_time_large_set);
     T_RUN(test_margin_covers_window);
+    T_RUN(test_reload_during_finetune);
     ad_model_free(g_live);
     T_NOTE("total %.2f s", now_s() - t0);
     return t_done();
