@@ -278,6 +278,7 @@ ad_event *det_ev_new(ad_detector *d, ad_event_type type, int64_t ts)
     e->prev_phase = d->phase;
     e->threshold = ad_threshold_value(d->thr);
     e->prev_threshold = NAN;
+    e->metric = d->cfg.metric;
     e->probability = NAN;
     e->log_likelihood = NAN;
     return e;

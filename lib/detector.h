@@ -318,6 +318,9 @@ typedef struct ad_event {
     double probability;         /* of the window that caused it (NAN: none) */
     double log_likelihood;      /* ln(1 - probability) */
     uint64_t n;
+    ad_metric metric;           /* the metric its scores are in */
+    char model_id[AD_MODEL_ID_LEN + 1]; /* the model that scored them ("":
+                                 * the stream's current one) */
     union {                     /* by type: */
         ad_alert alert;         /* AD_EV_ALERT_* */
         ad_dq_event dq;         /* AD_EV_DQ_* */

@@ -386,7 +386,7 @@ out:
 }
 
 /* Queue the cleared event of alert al, closed now with reason r at ts. */
-static void queue_closed(ad_detector *d, ad_alert *al, ad_close_reason r, int64_t ts)
+static ad_event *queue_closed(ad_detector *d, ad_alert *al, ad_close_reason r, int64_t ts)
 {
     ad_event *e;
 
@@ -398,6 +398,7 @@ static void queue_closed(ad_detector *d, ad_alert *al, ad_close_reason r, int64_
     e->threshold = al->threshold;
     ad_log(AD_LOG_INFO, "stream %s: alert %s closed (%s)", d->key, al->id,
            ad_close_reason_name(r));
+    return e;
 }
 
 int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason reason)
@@ -419,10 +420,19 @@ int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason 
     if (ad_alerter_restore(d->alert, a, 0, &al, err, sizeof(err)) != 0) {
         ad_log(AD_LOG_WARNING, "stream %s: saved alert unreadable: %s", d->key, err);
     } else if (al.active) {
+        ad_event *e;
+        int sm;
+
         x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
-        queue_closed(d, &al, same_model ? reason : AD_CLOSE_MODEL_CHANGED,
-                     cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e15 ?
-                     (int64_t)x->valuedouble : al.start_ms);
+        e = queue_closed(d, &al, same_model ? reason : AD_CLOSE_MODEL_CHANGED,
+                         cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e15 ?
+                         (int64_t)x->valuedouble : al.start_ms);
+        /* its scores are the saved model's, in the saved metric */
+        sm = cJSON_IsString(met) ? ad_detector_metric_from_name(met->valuestring) : -1;
+        if (sm >= 0)
+            e->metric = (ad_metric)sm;
+        if (cJSON_IsString(mid) && strlen(mid->valuestring) <= AD_MODEL_ID_LEN)
+            snprintf(e->model_id, sizeof(e->model_id), "%s", mid->valuestring);
         closed = 1;
     }
     /* The old threshold guards the new calibration when scores are on the

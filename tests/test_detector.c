@@ -948,6 +948,18 @@ static void test_alert_lifecycle(void)
     T_CHECK(k >= 0 && r.ev[k].alert.seq == 2, "seq continues after the close (%llu)",
             k >= 0 ? (unsigned long long)r.ev[k].alert.seq : 0ULL);
     ad_detector_free(e);
+    /* another metric: the close keeps the saved scores' metric and model */
+    memset(&r, 0, sizeof(r));
+    c.metric = AD_METRIC_MSE;
+    ad_detector_new(&e, &c, "pump1", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_restore_alert(e, txt, AD_CLOSE_RELOAD) == 1, "closed (metric mse)");
+    step(e, 100000, 1.0, &r);
+    k = find_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    T_CHECK(k >= 0 && r.ev[k].metric == AD_METRIC_MAE && strcmp(r.ev[k].model_id, m->id) == 0 &&
+            r.ev[k].alert.peak_score > 2.0, "closed with the saved metric %d (want mae %d), "
+            "model '%s' (want %s)", k >= 0 ? (int)r.ev[k].metric : -1, (int)AD_METRIC_MAE,
+            k >= 0 ? r.ev[k].model_id : "", m->id);
+    ad_detector_free(e);
     free(txt);
     ad_detector_free(d);
     ad_model_free(m);
