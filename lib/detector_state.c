@@ -9,8 +9,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ad.h"
+
+/* The daemon's time zone for the seasonal level's local clock: its
+ * standard-time name and offset (the same across daylight saving). */
+static void zone_id(char *buf, size_t n)
+{
+    tzset();
+    snprintf(buf, n, "%s/%ld", tzname[0] ? tzname[0] : "", (long)timezone);
+}
 
 /* ---- save / restore ---------------------------------------------------------- */
 
@@ -237,8 +246,13 @@ static char *detector_save(const ad_detector *d, int with_window)
             cJSON_AddItemToObject(o, "acceptance", t);
         if (d->season && (t = ad_season_save(d->season)) != NULL) {
             /* the kept periods are of this clock's days */
-            if (d->cfg.season_clock == AD_SEASON_LOCAL)
+            if (d->cfg.season_clock == AD_SEASON_LOCAL) {
+                char z[96];
+
+                zone_id(z, sizeof(z));
                 cJSON_AddStringToObject(t, "clock", "local");
+                cJSON_AddStringToObject(t, "zone", z);
+            }
             cJSON_AddItemToObject(o, "season", t);
         }
         if (d->window_ms > 0 && !cJSON_AddNumberToObject(o, "window_ms", d->window_ms))
@@ -363,14 +377,22 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     }
     det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     if (d->season && (x = cJSON_GetObjectItemCaseSensitive(o, "season")) != NULL) {
-        char serr[160];
+        char serr[160], z[96];
         const cJSON *ck = cJSON_GetObjectItemCaseSensitive(x, "clock");
+        const cJSON *zn = cJSON_GetObjectItemCaseSensitive(x, "zone");
         int local = cJSON_IsString(ck) && strcmp(ck->valuestring, "local") == 0;
 
+        zone_id(z, sizeof(z));
         if (local != (d->cfg.season_clock == AD_SEASON_LOCAL))
             ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: it was kept on "
                    "%s time, calibration.season_clock is now %s", d->key,
                    local ? "local" : "UTC", local ? "utc" : "local");
+        else if (local && cJSON_IsString(zn) && strcmp(zn->valuestring, z) != 0)
+            /* its phases are another zone's hours (a state without the
+             * zone, from before it was kept, is taken as it is) */
+            ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: it was kept on "
+                   "local time in zone %.40s, the daemon's zone is now %s", d->key,
+                   zn->valuestring, z);
         else if (ad_season_restore(d->season, x, serr, sizeof(serr)) != 0)
             ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: %s", d->key, serr);
     }
