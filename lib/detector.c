@@ -325,8 +325,9 @@ void ad_detector_free(ad_detector *d)
     ad_season_free(d->season);
     ad_dq_free(d->dq);
     ad_adapt_free(d->ad);
-    ad_model_free(d->retired[0]);
-    ad_model_free(d->retired[1]);
+    while (d->n_retired > 0)
+        ad_model_free(d->retired[--d->n_retired]);
+    free(d->retired);
     ad_model_free(d->reload_next);
     free(d->pw);
     free(d->pw_seq);
@@ -808,6 +809,7 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
         ad_window_extract(d->win, d->model, buf, &job->start_ms, &job->ts_ms);
         job->det = d;
         job->seq = ++d->seq_out;
+        d->jobs_out++;                  /* back at its feed (det_job_back) */
         job->gen = d->gen;
         job->model = d->model;
         job->phase = d->phase;
@@ -2239,6 +2241,8 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
     int64_t ts = job->ts_ms;
     int dq = 0, hard = 0, noteach;
 
+    if (job->det == d)
+        det_job_back(d);            /* a retired model it read may go now */
     if (job->det != d || job->gen != d->gen || job->seq <= d->seq_fed) {
         d->st.scores_stale++;
         return 1;
@@ -2289,7 +2293,11 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
             ad_adapt_obs o;
             o.ts_ms = ts;
             o.live_score = score;
-            o.cand_score = job->shadow ? shadow_score : NAN;
+            /* scored by the candidate in shadow now, not by one given up
+             * since (a retired model's address is never a new one's while
+             * a window that carries it is out) */
+            o.cand_score = job->shadow != NULL && job->shadow == ad_adapt_candidate(d->ad)
+                           ? shadow_score : NAN;
             o.exceeded = ad_alerter_last_exceeded(d->alert);
             det_acc_shadow(d, job->shadow, shadow_score, !noteach,
                            !o.exceeded && ad_alerter_active(d->alert) == NULL);

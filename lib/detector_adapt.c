@@ -22,9 +22,32 @@ void det_retire(ad_detector *d, ad_model *m)
 {
     if (m == NULL)
         return;
-    ad_model_free(d->retired[0]);
-    d->retired[0] = d->retired[1];
-    d->retired[1] = m;
+    if (d->jobs_out == 0) {             /* no window out reads it */
+        ad_model_free(m);
+        return;
+    }
+    if (d->n_retired == d->cap_retired) {
+        int cap = d->cap_retired ? 2 * d->cap_retired : 4;
+        ad_model **r = realloc(d->retired, (size_t)cap * sizeof(*r));
+
+        if (r == NULL) {                /* leak rather than free under a reader */
+            ad_log(AD_LOG_ERR, "stream %s: out of memory retiring model %s: kept", d->key,
+                   m->id);
+            return;
+        }
+        d->retired = r;
+        d->cap_retired = cap;
+    }
+    d->retired[d->n_retired++] = m;
+}
+
+void det_job_back(ad_detector *d)
+{
+    if (d->jobs_out > 0)
+        d->jobs_out--;
+    if (d->jobs_out == 0)
+        while (d->n_retired > 0)
+            ad_model_free(d->retired[--d->n_retired]);
 }
 
 

@@ -154,8 +154,11 @@ struct ad_detector {
     /* continual learning */
     ad_adapt *ad;
     int adapt_job_out;
-    ad_model *retired[2];        /* decided candidates / replaced models,
-                                  * freed two swaps later */
+    ad_model **retired;          /* replaced models (decided candidates,
+                                  * live models swapped out) a window out
+                                  * may still read: freed when none is */
+    int n_retired, cap_retired;
+    uint64_t jobs_out;           /* windows handed out, not fed back yet */
     ad_model *reload_next;       /* reload.shadow: an operator's model that
                                   * waits for the fine-tune in flight or the
                                   * window period, then goes into shadow */
@@ -176,9 +179,11 @@ int det_check_model_metric(const ad_detector_cfg *c, const ad_model *m, char *er
 ad_event *det_ev_new(ad_detector *d, ad_event_type type, int64_t ts);
 int det_fit_without_scores(ad_detector *d);
 void det_pump_adapt(ad_detector *d);
-/* m (owned) may still be read by a batch in flight: freed two retirements
- * later */
+/* m (owned) may still be read by a window handed out (a batch in
+ * flight): freed once every window out came back (det_job_back), at once
+ * when none is out */
 void det_retire(ad_detector *d, ad_model *m);
+void det_job_back(ad_detector *d);
 /* reload.shadow: the operator's model m (owned: taken, or freed on failure)
  * goes into shadow, replacing a candidate in shadow (abandoned, retired);
  * the learner must be resolved with no job out. 0 or an AD_E* code. */

@@ -1035,6 +1035,62 @@ out:
     ad_model_free(other);
 }
 
+/* A window handed out with candidate C1 in shadow, then three reloads
+ * (each abandons the candidate in shadow) before it is scored: every model
+ * it carries is still readable when it comes back, however many were
+ * given up meanwhile (under the sanitizer build a freed one fails here),
+ * and its C1 score is not counted for the candidate now in shadow. */
+static void test_retired_while_out(void)
+{
+    ad_detector *d;
+    ad_model *other = train_model(1);
+    run r;
+    uint64_t t = 70000;
+    int i, got = 0, rc[4];
+    char err[256] = "";
+    float raw[F], x[W];
+    double row[F], sh = NAN;
+    ad_window_job job;
+
+    if (!g_live || !other || !(d = mk(1))) {
+        ad_model_free(other);
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    r.skip_finetune = 1;
+    for (i = 0; i < 400; i++)
+        step(d, t++, REG_A, 0, &r);
+    rc[0] = ad_detector_set_model(d, other, 0, err, sizeof(err));   /* C1 in shadow */
+    for (i = 0; i < 50 && !got; i++) {
+        int f;
+
+        gen_row(t, REG_A, 0, raw);
+        for (f = 0; f < F; f++)
+            row[f] = raw[f];
+        ad_detector_push_row(d, (int64_t)t++ * g_step_ms, row, NULL);
+        got = ad_detector_next_window(d, x, &job);
+    }
+    T_CHECK(got && job.shadow != NULL && rc[0] == AD_DETECTOR_SHADOW,
+            "a window handed out with C1 in shadow (rc %d, got %d)", rc[0], got);
+    if (!got || job.shadow == NULL)
+        goto out;
+    rc[1] = ad_detector_set_model(d, g_live, 0, err, sizeof(err));  /* C1 given up */
+    rc[2] = ad_detector_set_model(d, other, 0, err, sizeof(err));   /* C2 */
+    rc[3] = ad_detector_set_model(d, g_live, 0, err, sizeof(err));  /* C3 */
+    sh = score_scaled(job.shadow, x);
+    ad_detector_feed_score2(d, &job, score_scaled(job.model, x), NULL, sh);
+    T_CHECK(rc[1] == AD_DETECTOR_SHADOW && rc[2] == AD_DETECTOR_SHADOW &&
+            rc[3] == AD_DETECTOR_SHADOW && isfinite(sh),
+            "three reloads while it was out (%d %d %d); C1 still scores it: %g", rc[1], rc[2],
+            rc[3], sh);
+    step(d, t++, REG_A, 0, &r);
+    T_CHECK(r.rejected == 3 && r.shadow == 4, "3 candidates given up (%d), 4 shadows (%d)",
+            r.rejected, r.shadow);
+out:
+    ad_detector_free(d);
+    ad_model_free(other);
+}
+
 int main(void)
 {
     double t0 = now_s();
@@ -1050,6 +1106,7 @@ int main(void)
     T_RUN(test_data_time_large_set);
     T_RUN(test_margin_covers_window);
     T_RUN(test_reload_during_finetune);
+    T_RUN(test_retired_while_out);
     ad_model_free(g_live);
     T_NOTE("total %.2f s", now_s() - t0);
     return t_done();
