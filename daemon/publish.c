@@ -122,6 +122,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     cJSON_AddNumberToObject(ad, "normal_windows", (double)st.adapt_normal_windows);
     cJSON_AddNumberToObject(ad, "min_windows", (double)st.adapt_min_windows);
     cJSON_AddNumberToObject(ad, "margin", (double)st.adapt_margin);
+    cJSON_AddNumberToObject(ad, "margin_clear", (double)st.adapt_margin_clear);
     cJSON_AddNumberToObject(ad, "shadow_windows", (double)st.adapt_shadow_windows);
     cJSON_AddNumberToObject(ad, "excluded_early", (double)st.adapt_excluded_early);
     cb = cJSON_AddObjectToObject(o, "calibration");

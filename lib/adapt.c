@@ -127,6 +127,11 @@ int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen)
     return 0;
 }
 
+int ad_adapt_margin_after(const ad_adapt_cfg *c)
+{
+    return c->margin > c->margin_min ? c->margin : c->margin_min;
+}
+
 int ad_adapt_cfg_in_data_time(const ad_adapt_cfg *c)
 {
     return c->normal_ms > 0 || c->min_ms > 0 || c->margin_ms > 0 || c->shadow_ms > 0;
@@ -170,14 +175,6 @@ int ad_adapt_cfg_resolve(ad_adapt_cfg *c, double window_ms, char *note, size_t n
             (k = snprintf(note + len, notelen - (size_t)len, __VA_ARGS__)) > 0) \
             len += k;                                                         \
     } while (0)
-    /* a window holding samples of an alert's window is inside it */
-    if (c->margin_ms > 0 && c->margin < c->margin_min) {
-        NOTE("adapt.margin_ms (%lld ms) is %d windows at this stream's rate, fewer than the "
-             "%d windows that share a sample with an alert's window: %d used; ",
-             (long long)c->margin_ms, c->margin, c->margin_min, c->margin_min);
-        c->margin = c->margin_min;
-        fl = 1;
-    }
     if (hi_n)
         NOTE("adapt.normal_ms (%lld) is more than 1000000 windows: 1000000; ",
              (long long)c->normal_ms);
@@ -344,19 +341,13 @@ int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
                  char *err, size_t errlen)
 {
     ad_adapt *a;
-    ad_adapt_cfg c0;
     size_t wsz, bytes;
     int rc;
 
     *out = NULL;
     if ((rc = ad_adapt_cfg_check(cfg, err, errlen)) != 0)
         return rc;
-    /* a margin as a count is at least the windows sharing a sample with
-     * an alert's window (in data time: at the resolution) */
-    c0 = *cfg;
-    if (c0.margin_ms == 0 && c0.margin < c0.margin_min)
-        c0.margin = c0.margin_min;
-    cfg = &c0;
+
     if (T < 1 || T > AD_MAX_WINDOW || F < 1 || F > AD_MAX_FEATURES)
         return ad_errf(err, errlen, AD_EINVAL, "adapt: window %dx%d out of range", T, F);
     if (!(smooth_alpha > 0.0 && smooth_alpha <= 1.0))
@@ -469,8 +460,10 @@ int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
     /* an alert cleared fewer than margin windows ago still excludes the
      * windows up to its margin, as it would have with the count known */
     if (!a->in_alert && a->cleared_at > 0) {
+        int after = ad_adapt_margin_after(&c);
+
         since = a->offered - (a->cleared_at - 1);
-        a->post_clear = since < (uint64_t)c.margin ? c.margin - (int)since : 0;
+        a->post_clear = since < (uint64_t)after ? after - (int)since : 0;
     }
     early_release(a);
     return 0;
@@ -748,7 +741,8 @@ static void early_release(ad_adapt *a)
     for (i = 0; i < a->elen; i++) {
         pend_ent *e = &a->early[i];
 
-        if (a->cleared_at > 0 && e->seq > c && e->seq <= c + (uint64_t)a->cfg.margin) {
+        if (a->cleared_at > 0 && e->seq > c &&
+            e->seq <= c + (uint64_t)ad_adapt_margin_after(&a->cfg)) {
             a->ex_alert++;
             continue;
         }
@@ -838,7 +832,7 @@ void ad_adapt_alert_cleared(ad_adapt *a, const char *id, int64_t ts_ms,
     if (a == NULL || !a->in_alert)
         return;
     a->in_alert = 0;
-    a->post_clear = a->cfg.margin;
+    a->post_clear = ad_adapt_margin_after(&a->cfg);
     a->cleared_at = a->offered + 1;
     if (how != AD_ADAPT_CLEAR_TRUE || !a->have_peak || a->tacap == 0)
         return;

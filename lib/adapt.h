@@ -49,10 +49,12 @@
  * alert is raised within the next `margin` windows offered, and it is not
  * one of the `margin` windows after an alert cleared. Recent windows wait in
  * a pending queue until `margin` newer windows were offered; a raise drops
- * the whole queue (those windows preceded the alert). The margin is at
- * least cfg.margin_min, which the detector sets to the windows that share
- * a sample with a given window: a window holding an alert's samples is
- * inside the alert.
+ * the whole queue (those windows preceded the alert). After a clear the
+ * margin is at least cfg.margin_min, which the detector sets to the
+ * windows that share a sample with a given window: a window holding an
+ * alert's samples is inside the alert. (Before a raise a window holds the
+ * older samples of the raising window, not the newest that raised it; a
+ * larger margin there would only delay every window's entry.)
  *
  * TRUE ALERTS. While an alert is active the module keeps a copy of its peak
  * window (highest live score). When the alert clears as a true alert
@@ -192,9 +194,10 @@ typedef struct ad_adapt_cfg {
     int reload_shadow;      /* reload.shadow */
     double drift_ratio;     /* adapt.drift_ratio (REFERENCE; 0: no notice) */
     /* Not a key: the windows that share a sample with a given window,
-     * ceil(T / hop) - 1, set by the detector. The margin (either form) is
-     * at least this many windows: a window holding a sample of an alert's
-     * window is inside the alert, not beside it (0: no floor). */
+     * ceil(T / hop) - 1, set by the detector. After a clear the margin is
+     * at least this many windows (ad_adapt_margin_after): a window holding
+     * a sample of an alert's window is inside the alert, not beside it
+     * (0: no floor). Before a raise the margin is as given. */
     int margin_min;
 } ad_adapt_cfg;
 
@@ -205,6 +208,8 @@ void ad_adapt_cfg_default(ad_adapt_cfg *c);
 int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen);
 /* 1 when a setting is given in data time (the learner starts unresolved). */
 int ad_adapt_cfg_in_data_time(const ad_adapt_cfg *c);
+/* Windows left out after an alert cleared: max(margin, margin_min). */
+int ad_adapt_margin_after(const ad_adapt_cfg *c);
 /* Largest data-time setting, in ms (a year). */
 #define AD_ADAPT_MAX_MS 31622400000LL
 

@@ -492,19 +492,14 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->max_ts = INT64_MIN;
     if (cfg->dq_enabled && (rc = det_dq_create(d, cfg, err, errlen)) != 0)
         goto fail;
-    /* the learner's margin is at least the windows a sample sits in,
-     * less one: those share samples with an alert's window */
+    /* after a clear the learner's margin is at least the windows a sample
+     * sits in, less one: those share samples with the alert's windows */
     d->cfg.adapt.margin_min = (T + cfg->hop - 1) / cfg->hop - 1;
     if ((cfg->adapt.enabled || cfg->adapt.reload_shadow) &&
         (rc = ad_adapt_new(&d->ad, &d->cfg.adapt, T, F, cfg->metric, cfg->smooth_alpha,
                            &tc, err, errlen)) != 0)
         goto fail;
-    if (d->ad && cfg->adapt.enabled && cfg->adapt.margin_ms == 0 &&
-        cfg->adapt.margin < d->cfg.adapt.margin_min)
-        ad_log(AD_LOG_WARNING, "stream %s: adapt.margin (%d windows) is fewer than the %d "
-               "windows that share a sample with an alert's window (window %d, hop %d): "
-               "%d used", d->key, cfg->adapt.margin, d->cfg.adapt.margin_min, T, cfg->hop,
-               d->cfg.adapt.margin_min);
+
     if (d->ad)
         ad_adapt_set_live_threshold(d->ad, d->thr);
     if (d->ad && m != NULL)
@@ -918,7 +913,7 @@ static void resolve_spans(ad_detector *d)
     const ad_adapt_cfg *ac;
     int A, G, adapt_late, raised = 0;
     int64_t P = c->accept_period_ms, dt[AD_WP_N];
-    char as[300] = "", ss[160] = "";
+    char as[400] = "", ss[160] = "";
     double w;
 
     if (d->window_ms > 0 || d->wp_n < 1)
@@ -981,12 +976,18 @@ static void resolve_spans(ad_detector *d)
     G = c->accept_gap;
     ac = d->ad ? ad_adapt_get_cfg(d->ad) : &d->cfg.adapt;     /* the counts in effect */
     w /= 3600e3;                                    /* h */
-    if (d->ad && ad_adapt_resolved(d->ad) && ac->enabled)
+    if (d->ad && ad_adapt_resolved(d->ad) && ac->enabled) {
+        char ma[64] = "";
+        int after = ad_adapt_margin_after(ac);
+
+        if (after > ac->margin)         /* the windows sharing samples with an alert's */
+            snprintf(ma, sizeof(ma), " (%d = %.3g h after a clear)", after, after * w);
         snprintf(as, sizeof(as), ", adapt.normal_windows %d = %.3g h, adapt.min_windows %d = "
-                 "%.3g h, adapt.margin %d = %.3g h, adapt.shadow_windows %d = %.3g h",
+                 "%.3g h, adapt.margin %d = %.3g h%s, adapt.shadow_windows %d = %.3g h",
                  ac->normal_windows, ac->normal_windows * w, ac->min_windows,
-                 ac->min_windows * w, ac->margin, ac->margin * w, ac->shadow_windows,
+                 ac->min_windows * w, ac->margin, ac->margin * w, ma, ac->shadow_windows,
                  ac->shadow_windows * w);
+    }
     else if (d->ad && ad_adapt_resolved(d->ad) && ac->reload_shadow)
         snprintf(as, sizeof(as), ", adapt.shadow_windows %d = %.3g h (reload.shadow)",
                  ac->shadow_windows, ac->shadow_windows * w);
@@ -2390,6 +2391,7 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
             st->adapt_normal_windows = ac->normal_windows;
             st->adapt_min_windows = ac->min_windows;
             st->adapt_margin = ac->margin;
+            st->adapt_margin_clear = ad_adapt_margin_after(ac);
             st->adapt_shadow_windows = ac->shadow_windows;
         }
     }

@@ -381,6 +381,8 @@ typedef struct ad_detector_stats {
     int adapt_min_windows;      /* from adapt.normal_ms etc. once the */
     int adapt_margin;           /* window period is known, 0 before (and */
     int adapt_shadow_windows;   /* with neither adapt nor reload.shadow) */
+    int adapt_margin_clear;     /* the margin after a clear: at least the
+                                 * windows sharing a sample with one */
     uint64_t adapt_excluded_early; /* clean windows offered before those counts
                                  * were known, beyond the 64 held: not kept */
     int threshold_floored;      /* the floor set the threshold */

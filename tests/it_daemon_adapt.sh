@@ -58,13 +58,12 @@ START=$(( $(date +%s) - 1100 * 60 ))
 K=0
 pub 0 160; K=160                  # calibration: 100 windows
 if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 phase=detecting \
-       adapt.normal_windows=80 adapt.min_windows=40 adapt.margin=29 adapt.shadow_windows=60 \
-       --timeout 20 >/dev/null &&
-   grep -q "a window every 60 s of data: .*adapt.normal_windows 80 = 1.33 h" "$D/daemon.log" &&
-   grep -q "adapt.margin_ms (300000 ms) is 5 windows at this stream's rate, fewer than the 29 windows that share a sample with an alert's window: 29 used" "$D/daemon.log"; then
-    it_ok "adapt.normal_ms 80 min etc.: 80/40/60 windows of this stream's 60 s; margin_ms 5 min raised to the 29 windows sharing a sample, with a warning (state topic, log)"
+       adapt.normal_windows=80 adapt.min_windows=40 adapt.margin=5 adapt.margin_clear=29 \
+       adapt.shadow_windows=60 --timeout 20 >/dev/null &&
+   grep -q "a window every 60 s of data: .*adapt.normal_windows 80 = 1.33 h, .*adapt.margin 5 = 0.0833 h (29 = 0.483 h after a clear)" "$D/daemon.log"; then
+    it_ok "adapt.normal_ms 80 min etc.: 80/40/5/60 windows of this stream's 60 s, 29 after a clear (the windows sharing a sample with an alert's; state topic, log)"
 else
-    it_fail "adapt.normal_ms 80 min etc.: 80/40/60 windows of this stream's 60 s; margin_ms 5 min raised to the 29 windows sharing a sample, with a warning (state topic, log)" \
+    it_fail "adapt.normal_ms 80 min etc.: 80/40/5/60 windows of this stream's 60 s, 29 after a clear (the windows sharing a sample with an alert's; state topic, log)" \
         "$(grep "state/pump/pump1\"" "$D/sub.jsonl" | tail -1; grep -E "a window every|adapt.margin" "$D/daemon.log")"
 fi
 if feed_until shadow; then
