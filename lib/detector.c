@@ -279,6 +279,8 @@ ad_event *det_ev_new(ad_detector *d, ad_event_type type, int64_t ts)
     e->threshold = ad_threshold_value(d->thr);
     e->prev_threshold = NAN;
     e->metric = d->cfg.metric;
+    if (d->model)                   /* the model that scored what it reports */
+        memcpy(e->model_id, d->model->id, sizeof(e->model_id));
     e->probability = NAN;
     e->log_likelihood = NAN;
     return e;
@@ -328,6 +330,8 @@ void ad_detector_free(ad_detector *d)
     while (d->n_retired > 0)
         ad_model_free(d->retired[--d->n_retired]);
     free(d->retired);
+    free(d->retired_ep);
+    free(d->eps);
     ad_model_free(d->reload_next);
     free(d->pw);
     free(d->pw_seq);
@@ -495,6 +499,8 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     /* after a clear the learner's margin is at least the windows a sample
      * sits in, less one: those share samples with the alert's windows */
     d->cfg.adapt.margin_min = (T + cfg->hop - 1) / cfg->hop - 1;
+    if (d->cfg.adapt.margin_min > 100000)         /* adapt.margin's range */
+        d->cfg.adapt.margin_min = 100000;
     if ((cfg->adapt.enabled || cfg->adapt.reload_shadow) &&
         (rc = ad_adapt_new(&d->ad, &d->cfg.adapt, T, F, cfg->metric, cfg->smooth_alpha,
                            &tc, err, errlen)) != 0)
@@ -802,9 +808,12 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
         }
         memset(job, 0, sizeof(*job));
         ad_window_extract(d->win, d->model, buf, &job->start_ms, &job->ts_ms);
+        if (det_job_out(d, &job->ep) != 0) {    /* no memory to track it */
+            d->st.windows_skipped++;
+            continue;
+        }
         job->det = d;
         job->seq = ++d->seq_out;
-        d->jobs_out++;                  /* back at its feed (det_job_back) */
         job->gen = d->gen;
         job->model = d->model;
         job->phase = d->phase;
@@ -852,6 +861,14 @@ static void resolve_adapt(ad_detector *d, double w)
         d->cfg.adapt.reload_shadow = 0;
         ad_adapt_free(d->ad);           /* nothing more is offered or held */
         d->ad = NULL;
+        if (d->reload_next != NULL) {   /* a reloaded model waited for the period */
+            ad_model *m = d->reload_next;
+
+            d->reload_next = NULL;
+            ad_log(AD_LOG_WARNING, "stream %s: new model %s swapped in at once (no shadow "
+                   "evaluation)", d->key, m->id);
+            det_swap_now(d, m, m, 0);
+        }
         return;
     }
     if (note[0])
@@ -2243,7 +2260,7 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
     int dq = 0, hard = 0, noteach;
 
     if (job->det == d)
-        det_job_back(d);            /* a retired model it read may go now */
+        det_job_back(d, job->ep);   /* a retired model it read may go now */
     if (job->det != d || job->gen != d->gen || job->seq <= d->seq_fed) {
         d->st.scores_stale++;
         return 1;
@@ -2396,6 +2413,7 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
         }
     }
     st->model_gen = d->gen;
+    st->models_retired = (uint64_t)d->n_retired;
     snprintf(st->model_id, sizeof(st->model_id), "%s", d->model ? d->model->id : "");
     st->regime_threshold = NAN;
     st->regimes = 0;

@@ -15,39 +15,90 @@
 
 /* ---- continual learning ----------------------------------------------------- */
 
-/* Keep a model that a batch in flight may still read; the one kept two
- * retirements ago is freed (a fine-tune and its shadow take far longer
- * than a batch). */
+/* Retired models: see detector_int.h. A retired model is freed once no
+ * window handed out in its epoch or before is out. */
 void det_retire(ad_detector *d, ad_model *m)
 {
     if (m == NULL)
         return;
-    if (d->jobs_out == 0) {             /* no window out reads it */
+    if (d->n_eps == 0) {                /* no window out reads it */
         ad_model_free(m);
         return;
     }
     if (d->n_retired == d->cap_retired) {
         int cap = d->cap_retired ? 2 * d->cap_retired : 4;
         ad_model **r = realloc(d->retired, (size_t)cap * sizeof(*r));
+        uint64_t *e = r ? realloc(d->retired_ep, (size_t)cap * sizeof(*e)) : NULL;
 
-        if (r == NULL) {                /* leak rather than free under a reader */
+        if (r)
+            d->retired = r;
+        if (e)
+            d->retired_ep = e;
+        if (r == NULL || e == NULL) {   /* leak rather than free under a reader */
             ad_log(AD_LOG_ERR, "stream %s: out of memory retiring model %s: kept", d->key,
                    m->id);
             return;
         }
-        d->retired = r;
         d->cap_retired = cap;
     }
-    d->retired[d->n_retired++] = m;
+    d->retired[d->n_retired] = m;
+    d->retired_ep[d->n_retired++] = d->ret_ep++;    /* later windows never read it */
 }
 
-void det_job_back(ad_detector *d)
+int det_job_out(ad_detector *d, uint64_t *ep)
 {
-    if (d->jobs_out > 0)
-        d->jobs_out--;
-    if (d->jobs_out == 0)
-        while (d->n_retired > 0)
-            ad_model_free(d->retired[--d->n_retired]);
+    *ep = d->ret_ep;
+    if (d->n_eps > 0 && d->eps[d->n_eps - 1].ep == d->ret_ep) {
+        d->eps[d->n_eps - 1].n++;
+        return 0;
+    }
+    if (d->n_eps == d->cap_eps) {
+        int cap = d->cap_eps ? 2 * d->cap_eps : 4;
+        struct ep_out *e = realloc(d->eps, (size_t)cap * sizeof(*e));
+
+        if (e == NULL)
+            return AD_ENOMEM;
+        d->eps = e;
+        d->cap_eps = cap;
+    }
+    d->eps[d->n_eps].ep = d->ret_ep;
+    d->eps[d->n_eps++].n = 1;
+    return 0;
+}
+
+void det_job_back(ad_detector *d, uint64_t ep)
+{
+    int i, k, head = 0;
+    uint64_t oldest;
+
+    for (i = 0; i < d->n_eps; i++)
+        if (d->eps[i].ep == ep) {
+            if (d->eps[i].n > 0)
+                d->eps[i].n--;
+            break;
+        }
+    while (head < d->n_eps && d->eps[head].n == 0)
+        head++;
+    if (head > 0) {
+        memmove(d->eps, d->eps + head, (size_t)(d->n_eps - head) * sizeof(d->eps[0]));
+        d->n_eps -= head;
+    }
+    oldest = d->n_eps > 0 ? d->eps[0].ep : UINT64_MAX;
+    for (i = 0, k = 0; i < d->n_retired; i++) {
+        if (d->retired_ep[i] < oldest) {
+            ad_model_free(d->retired[i]);
+            continue;
+        }
+        d->retired[k] = d->retired[i];
+        d->retired_ep[k++] = d->retired_ep[i];
+    }
+    d->n_retired = k;
+}
+
+void ad_detector_job_dropped(ad_detector *d, const ad_window_job *job)
+{
+    if (d != NULL && job != NULL && job->det == d)
+        det_job_back(d, job->ep);
 }
 
 
@@ -191,12 +242,8 @@ int det_reload_shadow(ad_detector *d, ad_model *m)
     snprintf(why, sizeof(why), "the reloaded model file %s replaces it", m->id);
     if (ad_adapt_abandon(d->ad, why, d->last_ts))
         drain_adapt(d);         /* the rejection retires it */
-    if ((rc = ad_adapt_shadow_begin(d->ad, m, 1, d->last_ts)) != 0) {
-        ad_log(AD_LOG_ERR, "stream %s: new model %s cannot be evaluated in shadow (%d): the "
-               "live model %s stays", d->key, m->id, rc, d->model ? d->model->id : "");
-        ad_model_free(m);
+    if ((rc = ad_adapt_shadow_begin(d->ad, m, 1, d->last_ts)) != 0)
         return rc;
-    }
     ad_log(AD_LOG_INFO, "stream %s: new model %s evaluated in shadow", d->key, m->id);
     drain_adapt(d);
     return 0;
@@ -215,7 +262,11 @@ void det_pump_adapt(ad_detector *d)
         ad_model *m = d->reload_next;
 
         d->reload_next = NULL;
-        det_reload_shadow(d, m);
+        if (det_reload_shadow(d, m) != 0) {
+            ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation of new model %s not "
+                   "possible: model swapped at once", d->key, m->id);
+            det_swap_now(d, m, m, 0);
+        }
     }
 }
 

@@ -10,15 +10,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ad.h"
 
-/* The daemon's time zone for the seasonal level's local clock: its
- * standard-time name and offset (the same across daylight saving). */
+/* The daemon's time zone for the seasonal level's local clock: where it
+ * comes from (TZ, or the /etc/localtime link) and its UTC offsets in
+ * mid-January and mid-July 2025 (so a zone with daylight saving differs
+ * from one without; tzname and timezone would depend on the last time
+ * converted, and name several zones alike). */
 static void zone_id(char *buf, size_t n)
 {
+    static const time_t at[2] = { 1736942400, 1752580800 };   /* 2025-01-15, 07-15 */
+    const char *tz = getenv("TZ");
+    char link[256] = "";
+    long off[2] = { 0, 0 };
+    struct tm tm;
+    ssize_t l;
+    int i;
+
     tzset();
-    snprintf(buf, n, "%s/%ld", tzname[0] ? tzname[0] : "", (long)timezone);
+    if (tz == NULL && (l = readlink("/etc/localtime", link, sizeof(link) - 1)) > 0)
+        link[l] = '\0';
+    for (i = 0; i < 2; i++)
+        if (localtime_r(&at[i], &tm) != NULL)
+            off[i] = (long)tm.tm_gmtoff;
+    snprintf(buf, n, "%.60s %+ld %+ld", tz ? tz : link, off[0], off[1]);
 }
 
 /* ---- save / restore ---------------------------------------------------------- */
@@ -247,7 +264,7 @@ static char *detector_save(const ad_detector *d, int with_window)
         if (d->season && (t = ad_season_save(d->season)) != NULL) {
             /* the kept periods are of this clock's days */
             if (d->cfg.season_clock == AD_SEASON_LOCAL) {
-                char z[96];
+                char z[128];
 
                 zone_id(z, sizeof(z));
                 cJSON_AddStringToObject(t, "clock", "local");
@@ -377,7 +394,7 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     }
     det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     if (d->season && (x = cJSON_GetObjectItemCaseSensitive(o, "season")) != NULL) {
-        char serr[160], z[96];
+        char serr[160], z[128];
         const cJSON *ck = cJSON_GetObjectItemCaseSensitive(x, "clock");
         const cJSON *zn = cJSON_GetObjectItemCaseSensitive(x, "zone");
         int local = cJSON_IsString(ck) && strcmp(ck->valuestring, "local") == 0;
@@ -391,7 +408,7 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
             /* its phases are another zone's hours (a state without the
              * zone, from before it was kept, is taken as it is) */
             ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: it was kept on "
-                   "local time in zone %.40s, the daemon's zone is now %s", d->key,
+                   "local time in zone \"%.80s\", the daemon's zone is now \"%s\"", d->key,
                    zn->valuestring, z);
         else if (ad_season_restore(d->season, x, serr, sizeof(serr)) != 0)
             ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: %s", d->key, serr);

@@ -307,18 +307,32 @@ int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
                    : "the stream's window period (adapt settings in data time)");
             return AD_DETECTOR_SHADOW;
         }
-        if (c != NULL && det_reload_shadow(d, c) == 0)
+        if (c != NULL && det_reload_shadow(d, c) == 0) {
+            ad_model_free(d->reload_next);      /* an older one waiting: this one */
+            d->reload_next = NULL;
             return AD_DETECTOR_SHADOW;
+        }
+        ad_model_free(c);
         ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation not possible%s: model swapped "
                "at once", d->key, c == NULL ? " (out of memory)" : "");
     }
-    det_swap_model(d, m, NULL);
+    det_swap_now(d, m, NULL, keep_threshold);
+    return 0;
+}
+
+void det_swap_now(ad_detector *d, const ad_model *m, ad_model *owned, int keep_threshold)
+{
+    int restart = (!keep_threshold || !ad_threshold_fitted(d->thr)) &&
+                  (d->phase == AD_PHASE_CALIBRATING || d->phase == AD_PHASE_DETECTING);
+
+    /* an open alert ends first: its cleared event names the model that
+     * scored it */
+    if (restart)
+        ad_detector_close_alert(d, AD_CLOSE_MODEL_CHANGED);
+    det_swap_model(d, m, owned);
     if (d->ad)                      /* the operator's model: the reference */
         ad_adapt_set_reference(d->ad, m, 1);
     d->pw_len = 0;
-    if (!keep_threshold || !ad_threshold_fitted(d->thr)) {
-        if (d->phase == AD_PHASE_CALIBRATING || d->phase == AD_PHASE_DETECTING)
-            det_restart_calibration(d, d->last_ts);
-    }
-    return 0;
+    if (restart)
+        det_restart_calibration(d, d->last_ts);
 }

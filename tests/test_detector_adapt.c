@@ -1031,8 +1031,9 @@ out:
 /* A window handed out with candidate C1 in shadow, then three reloads
  * (each abandons the candidate in shadow) before it is scored: every model
  * it carries is still readable when it comes back, however many were
- * given up meanwhile (under the sanitizer build a freed one fails here),
- * and its C1 score is not counted for the candidate now in shadow. */
+ * given up meanwhile (under the sanitizer build a freed one fails here);
+ * once it is back they are freed. With a window always out (each fed one
+ * row late), reloads every 20 rows keep at most two models. */
 static void test_retired_while_out(void)
 {
     ad_detector *d;
@@ -1044,6 +1045,8 @@ static void test_retired_while_out(void)
     float raw[F], x[W];
     double row[F], sh = NAN;
     ad_window_job job;
+    ad_detector_stats st;
+    uint64_t held;
 
     if (!g_live || !other || !(d = mk(1))) {
         ad_model_free(other);
@@ -1070,15 +1073,53 @@ static void test_retired_while_out(void)
     rc[1] = ad_detector_set_model(d, g_live, 0, err, sizeof(err));  /* C1 given up */
     rc[2] = ad_detector_set_model(d, other, 0, err, sizeof(err));   /* C2 */
     rc[3] = ad_detector_set_model(d, g_live, 0, err, sizeof(err));  /* C3 */
+    ad_detector_get_stats(d, &st);
+    held = st.models_retired;
     sh = score_scaled(job.shadow, x);
     ad_detector_feed_score2(d, &job, score_scaled(job.model, x), NULL, sh);
+    ad_detector_get_stats(d, &st);
     T_CHECK(rc[1] == AD_DETECTOR_SHADOW && rc[2] == AD_DETECTOR_SHADOW &&
-            rc[3] == AD_DETECTOR_SHADOW && isfinite(sh),
-            "three reloads while it was out (%d %d %d); C1 still scores it: %g", rc[1], rc[2],
-            rc[3], sh);
+            rc[3] == AD_DETECTOR_SHADOW && isfinite(sh) && held == 3 &&
+            st.models_retired == 0, "three reloads while it was out (%d %d %d): %" PRIu64
+            " models kept, C1 still scores it (%g); %" PRIu64 " kept once it is back", rc[1],
+            rc[2], rc[3], held, sh, st.models_retired);
     step(d, t++, REG_A, 0, &r);
     T_CHECK(r.rejected == 3 && r.shadow == 4, "3 candidates given up (%d), 4 shadows (%d)",
             r.rejected, r.shadow);
+    /* a window always out: each is fed after the next row's is handed out */
+    {
+        ad_window_job prev;
+        float xp[W];
+        int have = 0, f;
+        uint64_t most = 0;
+
+        for (i = 0; i < 400; i++) {
+            gen_row(t, REG_A, 0, raw);
+            for (f = 0; f < F; f++)
+                row[f] = raw[f];
+            ad_detector_push_row(d, (int64_t)t++ * g_step_ms, row, NULL);
+            if (!ad_detector_next_window(d, x, &job))
+                continue;
+            if (have)
+                ad_detector_feed_score2(d, &prev, score_scaled(prev.model, xp), NULL,
+                                        prev.shadow ? score_scaled(prev.shadow, xp) : NAN);
+            prev = job;
+            memcpy(xp, x, sizeof(xp));
+            have = 1;
+            if (i % 20 == 0)
+                ad_detector_set_model(d, i % 40 ? other : g_live, 0, err, sizeof(err));
+            ad_detector_get_stats(d, &st);
+            if (st.models_retired > most)
+                most = st.models_retired;
+        }
+        if (have)
+            ad_detector_feed_score2(d, &prev, score_scaled(prev.model, xp), NULL,
+                                    prev.shadow ? score_scaled(prev.shadow, xp) : NAN);
+        ad_detector_get_stats(d, &st);
+        T_CHECK(most <= 2 && st.models_retired == 0, "20 reloads with a window always out: "
+                "at most %" PRIu64 " models kept (want <= 2), %" PRIu64 " at the end", most,
+                st.models_retired);
+    }
 out:
     ad_detector_free(d);
     ad_model_free(other);
