@@ -232,7 +232,10 @@ static batch *open_batch(ad_daemon *dd, stream_rec *s, const ad_model *m)
      * stream's, a filled one goes first */
     if (b && b->metric != (int)ad_detector_metric(s->d) && b->n == 0)
         b->metric = (int)ad_detector_metric(s->d);
-    if (b && (b->n >= b->limit || b->metric != (int)ad_detector_metric(s->d))) {
+    /* the stream's own slot changes model (a promotion, a model kept over a
+     * reload): windows of the new one never join a batch of the old */
+    if (b && (b->n >= b->limit || b->metric != (int)ad_detector_metric(s->d) ||
+              b->model != m)) {
         submit_batch(dd, b);
         b = NULL;
     }
@@ -243,7 +246,11 @@ static batch *open_batch(ad_daemon *dd, stream_rec *s, const ad_model *m)
         return NULL;
     }
     if (slot == &s->open) {
-        b->mr = NULL;           /* key set per window: the model generation */
+        /* a shared model no longer the detector's (kept over a reload with
+         * reload.shadow) lives by the stream's reference alone, which the
+         * next reload may drop while this batch is in flight: hold one;
+         * NULL for a stream-owned model (the graveyard keeps it) */
+        b->mr = s->mr && s->mr->m == m ? mr_get(s->mr) : NULL;
     } else {
         b->mr = mr_get(s->det->mr);
         b->key = b->mr->key;

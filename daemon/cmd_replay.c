@@ -444,8 +444,10 @@ static int replay_windows(replay *r, size_t row, double *score, double *smoothed
     while (ad_detector_next_window(r->d, r->in, &job)) {
         ad_detector_stats st;
 
-        if (row < (size_t)r->o->calib_from)
-            continue;           /* not scored: never fed (--calibrate-from) */
+        if (row < (size_t)r->o->calib_from) {
+            ad_detector_job_dropped(r->d, &job);    /* not scored (--calibrate-from) */
+            continue;
+        }
         if (!r->eng || r->eng_gen != job.gen) {
             ad_engine_free(r->eng);
             r->eng = ad_engine_new(job.model, 1);

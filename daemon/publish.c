@@ -122,6 +122,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     cJSON_AddNumberToObject(ad, "normal_windows", (double)st.adapt_normal_windows);
     cJSON_AddNumberToObject(ad, "min_windows", (double)st.adapt_min_windows);
     cJSON_AddNumberToObject(ad, "margin", (double)st.adapt_margin);
+    cJSON_AddNumberToObject(ad, "margin_clear", (double)st.adapt_margin_clear);
     cJSON_AddNumberToObject(ad, "shadow_windows", (double)st.adapt_shadow_windows);
     cJSON_AddNumberToObject(ad, "excluded_early", (double)st.adapt_excluded_early);
     cb = cJSON_AddObjectToObject(o, "calibration");
@@ -173,17 +174,24 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddStringToObject(o, "detector", d->c->name);
     cJSON_AddStringToObject(o, "stream", s->key);
     mo = cJSON_AddObjectToObject(o, "model");
-    add_str_or_null(mo, "id", model_id_of(s));
-    if (trained_online(s) && d->state_dir[0]) {
-        char tp[8192];
-        state_trained_path(d, s->key, tp, sizeof tp);
-        file = strrchr(tp, '/');
-        cJSON_AddStringToObject(mo, "file", file ? file + 1 : tp);
+    /* a restored alert closed after a restart: the model that scored it */
+    if (ev->model_id[0] && (model_id_of(s) == NULL || strcmp(ev->model_id, model_id_of(s)))) {
+        cJSON_AddStringToObject(mo, "id", ev->model_id);
+        cJSON_AddNullToObject(mo, "file");
+        cJSON_AddNullToObject(mo, "trained_online");
     } else {
-        file = d->c->model ? strrchr(d->c->model, '/') : NULL;
-        add_str_or_null(mo, "file", file ? file + 1 : d->c->model);
+        add_str_or_null(mo, "id", model_id_of(s));
+        if (trained_online(s) && d->state_dir[0]) {
+            char tp[8192];
+            state_trained_path(d, s->key, tp, sizeof tp);
+            file = strrchr(tp, '/');
+            cJSON_AddStringToObject(mo, "file", file ? file + 1 : tp);
+        } else {
+            file = d->c->model ? strrchr(d->c->model, '/') : NULL;
+            add_str_or_null(mo, "file", file ? file + 1 : d->c->model);
+        }
+        cJSON_AddBoolToObject(mo, "trained_online", trained_online(s));
     }
-    cJSON_AddBoolToObject(mo, "trained_online", trained_online(s));
     ad_iso_ms(ev->ts_ms, iso, sizeof iso);
     cJSON_AddStringToObject(o, "time", iso);
     cJSON_AddNumberToObject(o, "time_ms", (double)ev->ts_ms);
@@ -206,7 +214,7 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddNumberToObject(o, "threshold", a->threshold);
     cJSON_AddNumberToObject(o, "severity", a->severity);
     cJSON_AddStringToObject(o, "level", a->severity >= 2.0 ? "critical" : "warning");
-    cJSON_AddStringToObject(o, "metric", ad_detector_metric_name(ad_detector_metric(s->d)));
+    cJSON_AddStringToObject(o, "metric", ad_detector_metric_name(ev->metric));
     cJSON_AddNumberToObject(o, "windows", (double)a->windows);
     add_num_or_null(o, "probability", ev->probability);
     add_num_or_null(o, "log_likelihood", ev->log_likelihood);

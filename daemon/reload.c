@@ -120,6 +120,10 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
         publish_dq_close_all(dd, s, "reload");   /* a new monitor too */
         streams_bury(s);
         s->epoch++;
+        /* a new detector's model generations start again at 1: a new
+         * serial keeps its engine keys apart from the old one's (a freed
+         * model's address may be reused by the new one's) */
+        s->serial = ++dd->serial;
         mr_put(s->mr);
         s->mr = mr_get(n->mr);
         if (state_restore(dd, s, RESTORE_REBUILD, err, sizeof err) != 0)

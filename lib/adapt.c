@@ -80,6 +80,9 @@ int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen)
         return ad_errf(err, errlen, AD_EINVAL,
                        "adapt.normal_stride: must be in 1..1000000 (got %d)",
                        c->normal_stride);
+    if (c->margin_min < 0 || c->margin_min > 100000)
+        return ad_errf(err, errlen, AD_EINVAL, "adapt: margin floor %d out of 0..100000",
+                       c->margin_min);
     if (c->margin < 0 || c->margin > 100000)
         return ad_errf(err, errlen, AD_EINVAL,
                        "adapt.margin: must be in 0..100000 windows (got %d)", c->margin);
@@ -122,6 +125,11 @@ int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen)
                        "adapt.drift_ratio: must be 0 (off) or in (1, 1e6] (got %g)",
                        c->drift_ratio);
     return 0;
+}
+
+int ad_adapt_margin_after(const ad_adapt_cfg *c)
+{
+    return c->margin > c->margin_min ? c->margin : c->margin_min;
 }
 
 int ad_adapt_cfg_in_data_time(const ad_adapt_cfg *c)
@@ -339,6 +347,7 @@ int ad_adapt_new(ad_adapt **out, const ad_adapt_cfg *cfg, int T, int F,
     *out = NULL;
     if ((rc = ad_adapt_cfg_check(cfg, err, errlen)) != 0)
         return rc;
+
     if (T < 1 || T > AD_MAX_WINDOW || F < 1 || F > AD_MAX_FEATURES)
         return ad_errf(err, errlen, AD_EINVAL, "adapt: window %dx%d out of range", T, F);
     if (!(smooth_alpha > 0.0 && smooth_alpha <= 1.0))
@@ -451,8 +460,10 @@ int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
     /* an alert cleared fewer than margin windows ago still excludes the
      * windows up to its margin, as it would have with the count known */
     if (!a->in_alert && a->cleared_at > 0) {
+        int after = ad_adapt_margin_after(&c);
+
         since = a->offered - (a->cleared_at - 1);
-        a->post_clear = since < (uint64_t)c.margin ? c.margin - (int)since : 0;
+        a->post_clear = since < (uint64_t)after ? after - (int)since : 0;
     }
     early_release(a);
     return 0;
@@ -730,7 +741,8 @@ static void early_release(ad_adapt *a)
     for (i = 0; i < a->elen; i++) {
         pend_ent *e = &a->early[i];
 
-        if (a->cleared_at > 0 && e->seq > c && e->seq <= c + (uint64_t)a->cfg.margin) {
+        if (a->cleared_at > 0 && e->seq > c &&
+            e->seq <= c + (uint64_t)ad_adapt_margin_after(&a->cfg)) {
             a->ex_alert++;
             continue;
         }
@@ -820,7 +832,7 @@ void ad_adapt_alert_cleared(ad_adapt *a, const char *id, int64_t ts_ms,
     if (a == NULL || !a->in_alert)
         return;
     a->in_alert = 0;
-    a->post_clear = a->cfg.margin;
+    a->post_clear = ad_adapt_margin_after(&a->cfg);
     a->cleared_at = a->offered + 1;
     if (how != AD_ADAPT_CLEAR_TRUE || !a->have_peak || a->tacap == 0)
         return;
@@ -1620,11 +1632,36 @@ int ad_adapt_train_done(ad_adapt *a, ad_model *cand, int take,
     return 0;
 }
 
+int ad_adapt_abandon(ad_adapt *a, const char *why, int64_t ts_ms)
+{
+    ad_adapt_event ev;
+
+    if (a == NULL || a->cand == NULL)
+        return 0;
+    event_init(a, &ev, AD_ADAPT_EV_REJECTED, ts_ms);
+    ev.shadow_windows = a->sh_resolved;
+    ev.normal_windows = a->sh_n;
+    snprintf(ev.reason, sizeof(ev.reason), "abandoned in shadow after %" PRIu64 " windows: %s",
+             a->sh_resolved, why ? why : "");
+    a->rejections++;
+    ad_model_free(a->decided);
+    a->decided = a->cand;           /* taken (and kept for batches in flight) by the caller */
+    a->cand = NULL;
+    a->shadow_gen++;
+    a->sh_resolved = 0;
+    a->sh_n = 0;
+    a->last = ev;
+    a->have_last = 1;
+    queue_event(a, &ev);
+    sched_reset(a);
+    return 1;
+}
+
 int ad_adapt_shadow_begin(ad_adapt *a, ad_model *cand, int take, int64_t ts_ms)
 {
     ad_model *m;
 
-    if (a == NULL || a->job_out || !a->resolved || !model_fits(a, cand))
+    if (a == NULL || a->job_out || !a->resolved || a->cand != NULL || !model_fits(a, cand))
         return AD_EINVAL;
     m = take ? cand : ad_model_clone(cand);
     if (m == NULL)

@@ -49,7 +49,12 @@
  * alert is raised within the next `margin` windows offered, and it is not
  * one of the `margin` windows after an alert cleared. Recent windows wait in
  * a pending queue until `margin` newer windows were offered; a raise drops
- * the whole queue (those windows preceded the alert).
+ * the whole queue (those windows preceded the alert). After a clear the
+ * margin is at least cfg.margin_min, which the detector sets to the
+ * windows that share a sample with a given window: a window holding an
+ * alert's samples is inside the alert. (Before a raise a window holds the
+ * older samples of the raising window, not the newest that raised it; a
+ * larger margin there would only delay every window's entry.)
  *
  * TRUE ALERTS. While an alert is active the module keeps a copy of its peak
  * window (highest live score). When the alert clears as a true alert
@@ -188,6 +193,12 @@ typedef struct ad_adapt_cfg {
     uint64_t seed;          /* adapt.seed */
     int reload_shadow;      /* reload.shadow */
     double drift_ratio;     /* adapt.drift_ratio (REFERENCE; 0: no notice) */
+    /* Not a key: the windows that share a sample with a given window,
+     * ceil(T / hop) - 1, set by the detector. After a clear the margin is
+     * at least this many windows (ad_adapt_margin_after): a window holding
+     * a sample of an alert's window is inside the alert, not beside it
+     * (0: no floor). Before a raise the margin is as given. */
+    int margin_min;
 } ad_adapt_cfg;
 
 void ad_adapt_cfg_default(ad_adapt_cfg *c);
@@ -197,6 +208,8 @@ void ad_adapt_cfg_default(ad_adapt_cfg *c);
 int ad_adapt_cfg_check(const ad_adapt_cfg *c, char *err, size_t errlen);
 /* 1 when a setting is given in data time (the learner starts unresolved). */
 int ad_adapt_cfg_in_data_time(const ad_adapt_cfg *c);
+/* Windows left out after an alert cleared: max(margin, margin_min). */
+int ad_adapt_margin_after(const ad_adapt_cfg *c);
 /* Largest data-time setting, in ms (a year). */
 #define AD_ADAPT_MAX_MS 31622400000LL
 
@@ -485,15 +498,22 @@ int ad_adapt_train_done(ad_adapt *a, ad_model *cand, int take,
 
 /*
  * Start a shadow evaluation of an external candidate (reload.shadow):
- * take = 1 transfers ownership, else it is cloned. Replaces a candidate in
- * shadow; not while a job is out nor before the learner is resolved
- * (AD_EINVAL: its shadow span is not known yet). Returns 0 / AD_EINVAL /
- * AD_ENOMEM.
+ * take = 1 transfers ownership, else it is cloned. Not while a candidate
+ * is in shadow (ad_adapt_abandon it first: batches in flight may still
+ * score it), a job is out, or before the learner is resolved (its shadow
+ * span is not known yet): AD_EINVAL. Returns 0 / AD_EINVAL / AD_ENOMEM
+ * (with take = 1 the caller still owns cand on failure).
  */
 int ad_adapt_shadow_begin(ad_adapt *a, ad_model *cand, int take, int64_t ts_ms);
 
 /* The candidate in shadow (borrowed; NULL when none): score it on every
  * window offered. */
+/* The candidate in shadow, if any, is given up before its decision (an
+ * operator's model file replaces it): an AD_ADAPT_EV_REJECTED event whose
+ * reason says so and names `why`; the candidate waits in
+ * ad_adapt_take_candidate like a rejected one (batches in flight may still
+ * score it). Returns 1 when there was one. */
+int ad_adapt_abandon(ad_adapt *a, const char *why, int64_t ts_ms);
 const ad_model *ad_adapt_candidate(const ad_adapt *a);
 
 /* 1 when the candidate in shadow scales like m (same scaler and values):

@@ -278,6 +278,9 @@ ad_event *det_ev_new(ad_detector *d, ad_event_type type, int64_t ts)
     e->prev_phase = d->phase;
     e->threshold = ad_threshold_value(d->thr);
     e->prev_threshold = NAN;
+    e->metric = d->cfg.metric;
+    if (d->model)                   /* the model that scored what it reports */
+        memcpy(e->model_id, d->model->id, sizeof(e->model_id));
     e->probability = NAN;
     e->log_likelihood = NAN;
     return e;
@@ -324,8 +327,12 @@ void ad_detector_free(ad_detector *d)
     ad_season_free(d->season);
     ad_dq_free(d->dq);
     ad_adapt_free(d->ad);
-    ad_model_free(d->retired[0]);
-    ad_model_free(d->retired[1]);
+    while (d->n_retired > 0)
+        ad_model_free(d->retired[--d->n_retired]);
+    free(d->retired);
+    free(d->retired_ep);
+    free(d->eps);
+    ad_model_free(d->reload_next);
     free(d->pw);
     free(d->pw_seq);
     free(d->rowd);
@@ -489,10 +496,16 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->max_ts = INT64_MIN;
     if (cfg->dq_enabled && (rc = det_dq_create(d, cfg, err, errlen)) != 0)
         goto fail;
+    /* after a clear the learner's margin is at least the windows a sample
+     * sits in, less one: those share samples with the alert's windows */
+    d->cfg.adapt.margin_min = (T + cfg->hop - 1) / cfg->hop - 1;
+    if (d->cfg.adapt.margin_min > 100000)         /* adapt.margin's range */
+        d->cfg.adapt.margin_min = 100000;
     if ((cfg->adapt.enabled || cfg->adapt.reload_shadow) &&
-        (rc = ad_adapt_new(&d->ad, &cfg->adapt, T, F, cfg->metric, cfg->smooth_alpha,
+        (rc = ad_adapt_new(&d->ad, &d->cfg.adapt, T, F, cfg->metric, cfg->smooth_alpha,
                            &tc, err, errlen)) != 0)
         goto fail;
+
     if (d->ad)
         ad_adapt_set_live_threshold(d->ad, d->thr);
     if (d->ad && m != NULL)
@@ -795,6 +808,10 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
         }
         memset(job, 0, sizeof(*job));
         ad_window_extract(d->win, d->model, buf, &job->start_ms, &job->ts_ms);
+        if (det_job_out(d, &job->ep) != 0) {    /* no memory to track it */
+            d->st.windows_skipped++;
+            continue;
+        }
         job->det = d;
         job->seq = ++d->seq_out;
         job->gen = d->gen;
@@ -844,6 +861,14 @@ static void resolve_adapt(ad_detector *d, double w)
         d->cfg.adapt.reload_shadow = 0;
         ad_adapt_free(d->ad);           /* nothing more is offered or held */
         d->ad = NULL;
+        if (d->reload_next != NULL) {   /* a reloaded model waited for the period */
+            ad_model *m = d->reload_next;
+
+            d->reload_next = NULL;
+            ad_log(AD_LOG_WARNING, "stream %s: new model %s swapped in at once (no shadow "
+                   "evaluation)", d->key, m->id);
+            det_swap_now(d, m, m, 0);
+        }
         return;
     }
     if (note[0])
@@ -902,10 +927,10 @@ static int64_t season_ts(const ad_detector *d, int64_t ts)
 static void resolve_spans(ad_detector *d)
 {
     ad_alert_cfg *c = &d->cfg.alert;
-    const ad_adapt_cfg *ac = &d->cfg.adapt;
+    const ad_adapt_cfg *ac;
     int A, G, adapt_late, raised = 0;
     int64_t P = c->accept_period_ms, dt[AD_WP_N];
-    char as[300] = "", ss[160] = "";
+    char as[400] = "", ss[160] = "";
     double w;
 
     if (d->window_ms > 0 || d->wp_n < 1)
@@ -966,13 +991,20 @@ static void resolve_spans(ad_detector *d)
     }
     A = c->accept_after;
     G = c->accept_gap;
+    ac = d->ad ? ad_adapt_get_cfg(d->ad) : &d->cfg.adapt;     /* the counts in effect */
     w /= 3600e3;                                    /* h */
-    if (d->ad && ad_adapt_resolved(d->ad) && ac->enabled)
+    if (d->ad && ad_adapt_resolved(d->ad) && ac->enabled) {
+        char ma[64] = "";
+        int after = ad_adapt_margin_after(ac);
+
+        if (after > ac->margin)         /* the windows sharing samples with an alert's */
+            snprintf(ma, sizeof(ma), " (%d = %.3g h after a clear)", after, after * w);
         snprintf(as, sizeof(as), ", adapt.normal_windows %d = %.3g h, adapt.min_windows %d = "
-                 "%.3g h, adapt.margin %d = %.3g h, adapt.shadow_windows %d = %.3g h",
+                 "%.3g h, adapt.margin %d = %.3g h%s, adapt.shadow_windows %d = %.3g h",
                  ac->normal_windows, ac->normal_windows * w, ac->min_windows,
-                 ac->min_windows * w, ac->margin, ac->margin * w, ac->shadow_windows,
+                 ac->min_windows * w, ac->margin, ac->margin * w, ma, ac->shadow_windows,
                  ac->shadow_windows * w);
+    }
     else if (d->ad && ad_adapt_resolved(d->ad) && ac->reload_shadow)
         snprintf(as, sizeof(as), ", adapt.shadow_windows %d = %.3g h (reload.shadow)",
                  ac->shadow_windows, ac->shadow_windows * w);
@@ -2227,6 +2259,8 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
     int64_t ts = job->ts_ms;
     int dq = 0, hard = 0, noteach;
 
+    if (job->det == d)
+        det_job_back(d, job->ep);   /* a retired model it read may go now */
     if (job->det != d || job->gen != d->gen || job->seq <= d->seq_fed) {
         d->st.scores_stale++;
         return 1;
@@ -2277,7 +2311,11 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
             ad_adapt_obs o;
             o.ts_ms = ts;
             o.live_score = score;
-            o.cand_score = job->shadow ? shadow_score : NAN;
+            /* scored by the candidate in shadow now, not by one given up
+             * since (a retired model's address is never a new one's while
+             * a window that carries it is out) */
+            o.cand_score = job->shadow != NULL && job->shadow == ad_adapt_candidate(d->ad)
+                           ? shadow_score : NAN;
             o.exceeded = ad_alerter_last_exceeded(d->alert);
             det_acc_shadow(d, job->shadow, shadow_score, !noteach,
                            !o.exceeded && ad_alerter_active(d->alert) == NULL);
@@ -2370,10 +2408,12 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
             st->adapt_normal_windows = ac->normal_windows;
             st->adapt_min_windows = ac->min_windows;
             st->adapt_margin = ac->margin;
+            st->adapt_margin_clear = ad_adapt_margin_after(ac);
             st->adapt_shadow_windows = ac->shadow_windows;
         }
     }
     st->model_gen = d->gen;
+    st->models_retired = (uint64_t)d->n_retired;
     snprintf(st->model_id, sizeof(st->model_id), "%s", d->model ? d->model->id : "");
     st->regime_threshold = NAN;
     st->regimes = 0;

@@ -288,6 +288,7 @@ typedef struct ad_window_job {
                                  * ad_model_rescale(model, shadow, ...) when
                                  * !ad_model_same_scaler(model, shadow)) and
                                  * pass its score to ad_detector_feed_score2 */
+    uint64_t ep;                /* the detector's: retired models it may read */
 } ad_window_job;
 
 typedef enum {
@@ -318,6 +319,9 @@ typedef struct ad_event {
     double probability;         /* of the window that caused it (NAN: none) */
     double log_likelihood;      /* ln(1 - probability) */
     uint64_t n;
+    ad_metric metric;           /* the metric its scores are in */
+    char model_id[AD_MODEL_ID_LEN + 1]; /* the model that scored them ("":
+                                 * the stream's current one) */
     union {                     /* by type: */
         ad_alert alert;         /* AD_EV_ALERT_* */
         ad_dq_event dq;         /* AD_EV_DQ_* */
@@ -341,6 +345,8 @@ typedef struct ad_detector_stats {
     uint64_t windows_exceeded;  /* detecting: score > threshold */
     uint64_t calib_windows;     /* scores used for calibration */
     uint64_t scores_stale;      /* ignored feeds (order/generation) */
+    uint64_t models_retired;    /* replaced models kept while windows out
+                                 * (handed out before) may still read them */
     uint64_t scores_nonfinite;  /* ignored feeds with NaN/Inf score */
     uint64_t events_dropped;    /* event queue overflow */
     uint64_t alerts;            /* alerts raised */
@@ -378,6 +384,8 @@ typedef struct ad_detector_stats {
     int adapt_min_windows;      /* from adapt.normal_ms etc. once the */
     int adapt_margin;           /* window period is known, 0 before (and */
     int adapt_shadow_windows;   /* with neither adapt nor reload.shadow) */
+    int adapt_margin_clear;     /* the margin after a clear: at least the
+                                 * windows sharing a sample with one */
     uint64_t adapt_excluded_early; /* clean windows offered before those counts
                                  * were known, beyond the 64 held: not kept */
     int threshold_floored;      /* the floor set the threshold */
@@ -496,6 +504,10 @@ int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
  * NAN when it was not run). */
 int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
                             double score, const float *share, double shadow_score);
+/* A window handed out that will never be fed (a caller that skips it):
+ * its models may be freed once no other window holds them. Every window
+ * handed out is fed or dropped exactly once. */
+void ad_detector_job_dropped(ad_detector *d, const ad_window_job *job);
 
 /* Pop the oldest queued event. Returns 1 when *ev was filled, 0 if none. */
 int ad_detector_poll_event(ad_detector *d, ad_event *ev);

@@ -15,16 +15,90 @@
 
 /* ---- continual learning ----------------------------------------------------- */
 
-/* Keep a model that a batch in flight may still read; the one kept two
- * retirements ago is freed (a fine-tune and its shadow take far longer
- * than a batch). */
-static void retire(ad_detector *d, ad_model *m)
+/* Retired models: see detector_int.h. A retired model is freed once no
+ * window handed out in its epoch or before is out. */
+void det_retire(ad_detector *d, ad_model *m)
 {
     if (m == NULL)
         return;
-    ad_model_free(d->retired[0]);
-    d->retired[0] = d->retired[1];
-    d->retired[1] = m;
+    if (d->n_eps == 0) {                /* no window out reads it */
+        ad_model_free(m);
+        return;
+    }
+    if (d->n_retired == d->cap_retired) {
+        int cap = d->cap_retired ? 2 * d->cap_retired : 4;
+        ad_model **r = realloc(d->retired, (size_t)cap * sizeof(*r));
+        uint64_t *e = r ? realloc(d->retired_ep, (size_t)cap * sizeof(*e)) : NULL;
+
+        if (r)
+            d->retired = r;
+        if (e)
+            d->retired_ep = e;
+        if (r == NULL || e == NULL) {   /* leak rather than free under a reader */
+            ad_log(AD_LOG_ERR, "stream %s: out of memory retiring model %s: kept", d->key,
+                   m->id);
+            return;
+        }
+        d->cap_retired = cap;
+    }
+    d->retired[d->n_retired] = m;
+    d->retired_ep[d->n_retired++] = d->ret_ep++;    /* later windows never read it */
+}
+
+int det_job_out(ad_detector *d, uint64_t *ep)
+{
+    *ep = d->ret_ep;
+    if (d->n_eps > 0 && d->eps[d->n_eps - 1].ep == d->ret_ep) {
+        d->eps[d->n_eps - 1].n++;
+        return 0;
+    }
+    if (d->n_eps == d->cap_eps) {
+        int cap = d->cap_eps ? 2 * d->cap_eps : 4;
+        struct ep_out *e = realloc(d->eps, (size_t)cap * sizeof(*e));
+
+        if (e == NULL)
+            return AD_ENOMEM;
+        d->eps = e;
+        d->cap_eps = cap;
+    }
+    d->eps[d->n_eps].ep = d->ret_ep;
+    d->eps[d->n_eps++].n = 1;
+    return 0;
+}
+
+void det_job_back(ad_detector *d, uint64_t ep)
+{
+    int i, k, head = 0;
+    uint64_t oldest;
+
+    for (i = 0; i < d->n_eps; i++)
+        if (d->eps[i].ep == ep) {
+            if (d->eps[i].n > 0)
+                d->eps[i].n--;
+            break;
+        }
+    while (head < d->n_eps && d->eps[head].n == 0)
+        head++;
+    if (head > 0) {
+        memmove(d->eps, d->eps + head, (size_t)(d->n_eps - head) * sizeof(d->eps[0]));
+        d->n_eps -= head;
+    }
+    oldest = d->n_eps > 0 ? d->eps[0].ep : UINT64_MAX;
+    for (i = 0, k = 0; i < d->n_retired; i++) {
+        if (d->retired_ep[i] < oldest) {
+            ad_model_free(d->retired[i]);
+            continue;
+        }
+        d->retired[k] = d->retired[i];
+        d->retired_ep[k++] = d->retired_ep[i];
+    }
+    d->n_retired = k;
+}
+
+void ad_detector_job_dropped(ad_detector *d, const ad_window_job *job)
+{
+    if (d != NULL && job != NULL && job->det == d)
+        det_job_back(d, job->ep);
 }
 
 
@@ -46,7 +120,7 @@ static void promote(ad_detector *d, ad_event *e)
 
     if (c == NULL || c->window != d->T || c->n_features != d->F) {
         ad_log(AD_LOG_WARNING, "stream %s: promoted candidate unusable", d->key);
-        retire(d, c);
+        det_retire(d, c);
         return;
     }
     sm = ad_adapt_shadow_fit(d->ad, d->cfg.smooth_alpha, &n, &last);
@@ -55,7 +129,7 @@ static void promote(ad_detector *d, ad_event *e)
         ad_log(AD_LOG_WARNING, "stream %s: out of memory for the reference model: drift "
                "from it is no longer measured", d->key);
     /* the old live model may still be read by a batch in flight */
-    retire(d, d->owned);
+    det_retire(d, d->owned);
     d->owned = NULL;
     det_swap_model(d, c, c);
     ad_adapt_live_model(d->ad, c);
@@ -114,13 +188,11 @@ static void promote(ad_detector *d, ad_event *e)
 }
 
 /* Re-queue the continual learner's events as detector events. */
-void det_pump_adapt(ad_detector *d)
+static void drain_adapt(ad_detector *d)
 {
     ad_adapt_event ae;
     ad_event *e;
 
-    if (d->ad == NULL)
-        return;
     while (ad_adapt_poll_event(d->ad, &ae)) {
         if (ae.type == AD_ADAPT_EV_TRAIN_READY) {
             e = det_ev_new(d, AD_EV_ADAPT_READY, ae.ts_ms);
@@ -140,7 +212,7 @@ void det_pump_adapt(ad_detector *d)
             break;
         case AD_ADAPT_EV_REJECTED:
             d->st.adapt_rejected++;
-            retire(d, ad_adapt_take_candidate(d->ad));
+            det_retire(d, ad_adapt_take_candidate(d->ad));
             det_acc_shadow_reset(d);
             ad_log(AD_LOG_INFO, "stream %s: candidate rejected: %s", d->key, ae.reason);
             break;
@@ -158,6 +230,42 @@ void det_pump_adapt(ad_detector *d)
             break;
         default:
             break;
+        }
+    }
+}
+
+int det_reload_shadow(ad_detector *d, ad_model *m)
+{
+    char why[96];
+    int rc;
+
+    snprintf(why, sizeof(why), "the reloaded model file %s replaces it", m->id);
+    if (ad_adapt_abandon(d->ad, why, d->last_ts))
+        drain_adapt(d);         /* the rejection retires it */
+    if ((rc = ad_adapt_shadow_begin(d->ad, m, 1, d->last_ts)) != 0)
+        return rc;
+    ad_log(AD_LOG_INFO, "stream %s: new model %s evaluated in shadow", d->key, m->id);
+    drain_adapt(d);
+    return 0;
+}
+
+void det_pump_adapt(ad_detector *d)
+{
+    if (d->ad == NULL)
+        return;
+    drain_adapt(d);
+    /* a reloaded model waited for the fine-tune in flight or the window
+     * period: its shadow begins now (the fine-tune's candidate, just in
+     * shadow, gives way) */
+    if (d->reload_next && !d->adapt_job_out && ad_adapt_resolved(d->ad) &&
+        d->phase == AD_PHASE_DETECTING && d->model != NULL) {
+        ad_model *m = d->reload_next;
+
+        d->reload_next = NULL;
+        if (det_reload_shadow(d, m) != 0) {
+            ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation of new model %s not "
+                   "possible: model swapped at once", d->key, m->id);
+            det_swap_now(d, m, m, 0);
         }
     }
 }

@@ -154,8 +154,21 @@ struct ad_detector {
     /* continual learning */
     ad_adapt *ad;
     int adapt_job_out;
-    ad_model *retired[2];        /* decided candidates / replaced models,
-                                  * freed two swaps later */
+    /* Replaced models (decided candidates, live models swapped out) that
+     * a window handed out may still read. Retirement epochs: a window
+     * carries the epoch it was handed out in (job->ep); a model retired
+     * in epoch e (then the epoch moves on) is freed once no window of
+     * epoch <= e is out. */
+    ad_model **retired;
+    uint64_t *retired_ep;
+    int n_retired, cap_retired;
+    uint64_t ret_ep;
+    struct ep_out { uint64_t ep, n; } *eps;     /* windows out per epoch,
+                                                 * oldest first */
+    int n_eps, cap_eps;
+    ad_model *reload_next;       /* reload.shadow: an operator's model that
+                                  * waits for the fine-tune in flight or the
+                                  * window period, then goes into shadow */
     float *pw;                   /* pending windows of handed-out jobs */
     uint64_t *pw_seq;
     int pw_cap, pw_head, pw_len;
@@ -173,6 +186,22 @@ int det_check_model_metric(const ad_detector_cfg *c, const ad_model *m, char *er
 ad_event *det_ev_new(ad_detector *d, ad_event_type type, int64_t ts);
 int det_fit_without_scores(ad_detector *d);
 void det_pump_adapt(ad_detector *d);
+/* m (owned) may still be read by a window handed out (a batch in
+ * flight): freed once every window handed out before came back
+ * (det_job_back), at once when none is out */
+void det_retire(ad_detector *d, ad_model *m);
+int det_job_out(ad_detector *d, uint64_t *ep);       /* 0 or AD_ENOMEM */
+void det_job_back(ad_detector *d, uint64_t ep);
+/* reload.shadow: the operator's model m (owned: taken on success; the
+ * caller's still on failure) goes into shadow, replacing a candidate in
+ * shadow (abandoned, retired); the learner must be resolved with no job
+ * out. 0 or an AD_E* code. */
+int det_reload_shadow(ad_detector *d, ad_model *m);
+/* m replaces the live model now (owned: the detector's, else borrowed): an
+ * open alert is closed first (model_changed), the operator's model is the
+ * drift reference, and calibration restarts unless keep_threshold and a
+ * threshold is fitted. */
+void det_swap_now(ad_detector *d, const ad_model *m, ad_model *owned, int keep_threshold);
 void det_set_phase(ad_detector *d, ad_phase p, int64_t ts);
 void det_swap_model(ad_detector *d, const ad_model *m, ad_model *owned);
 void det_restart_calibration(ad_detector *d, int64_t ts);

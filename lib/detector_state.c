@@ -9,8 +9,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ad.h"
+
+/* The daemon's time zone for the seasonal level's local clock: where it
+ * comes from (TZ, or the /etc/localtime link) and its UTC offsets in
+ * mid-January and mid-July 2025 (so a zone with daylight saving differs
+ * from one without; tzname and timezone would depend on the last time
+ * converted, and name several zones alike). */
+static void zone_id(char *buf, size_t n)
+{
+    static const time_t at[2] = { 1736942400, 1752580800 };   /* 2025-01-15, 07-15 */
+    const char *tz = getenv("TZ");
+    char link[256] = "";
+    long off[2] = { 0, 0 };
+    struct tm tm;
+    ssize_t l;
+    int i;
+
+    tzset();
+    if (tz == NULL && (l = readlink("/etc/localtime", link, sizeof(link) - 1)) > 0)
+        link[l] = '\0';
+    for (i = 0; i < 2; i++)
+        if (localtime_r(&at[i], &tm) != NULL)
+            off[i] = (long)tm.tm_gmtoff;
+    snprintf(buf, n, "%.60s %+ld %+ld", tz ? tz : link, off[0], off[1]);
+}
 
 /* ---- save / restore ---------------------------------------------------------- */
 
@@ -237,8 +263,13 @@ static char *detector_save(const ad_detector *d, int with_window)
             cJSON_AddItemToObject(o, "acceptance", t);
         if (d->season && (t = ad_season_save(d->season)) != NULL) {
             /* the kept periods are of this clock's days */
-            if (d->cfg.season_clock == AD_SEASON_LOCAL)
+            if (d->cfg.season_clock == AD_SEASON_LOCAL) {
+                char z[128];
+
+                zone_id(z, sizeof(z));
                 cJSON_AddStringToObject(t, "clock", "local");
+                cJSON_AddStringToObject(t, "zone", z);
+            }
             cJSON_AddItemToObject(o, "season", t);
         }
         if (d->window_ms > 0 && !cJSON_AddNumberToObject(o, "window_ms", d->window_ms))
@@ -363,14 +394,22 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     }
     det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     if (d->season && (x = cJSON_GetObjectItemCaseSensitive(o, "season")) != NULL) {
-        char serr[160];
+        char serr[160], z[128];
         const cJSON *ck = cJSON_GetObjectItemCaseSensitive(x, "clock");
+        const cJSON *zn = cJSON_GetObjectItemCaseSensitive(x, "zone");
         int local = cJSON_IsString(ck) && strcmp(ck->valuestring, "local") == 0;
 
+        zone_id(z, sizeof(z));
         if (local != (d->cfg.season_clock == AD_SEASON_LOCAL))
             ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: it was kept on "
                    "%s time, calibration.season_clock is now %s", d->key,
                    local ? "local" : "UTC", local ? "utc" : "local");
+        else if (local && cJSON_IsString(zn) && strcmp(zn->valuestring, z) != 0)
+            /* its phases are another zone's hours (a state without the
+             * zone, from before it was kept, is taken as it is) */
+            ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: it was kept on "
+                   "local time in zone \"%.80s\", the daemon's zone is now \"%s\"", d->key,
+                   zn->valuestring, z);
         else if (ad_season_restore(d->season, x, serr, sizeof(serr)) != 0)
             ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: %s", d->key, serr);
     }
@@ -386,7 +425,7 @@ out:
 }
 
 /* Queue the cleared event of alert al, closed now with reason r at ts. */
-static void queue_closed(ad_detector *d, ad_alert *al, ad_close_reason r, int64_t ts)
+static ad_event *queue_closed(ad_detector *d, ad_alert *al, ad_close_reason r, int64_t ts)
 {
     ad_event *e;
 
@@ -398,6 +437,7 @@ static void queue_closed(ad_detector *d, ad_alert *al, ad_close_reason r, int64_
     e->threshold = al->threshold;
     ad_log(AD_LOG_INFO, "stream %s: alert %s closed (%s)", d->key, al->id,
            ad_close_reason_name(r));
+    return e;
 }
 
 int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason reason)
@@ -419,10 +459,19 @@ int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason 
     if (ad_alerter_restore(d->alert, a, 0, &al, err, sizeof(err)) != 0) {
         ad_log(AD_LOG_WARNING, "stream %s: saved alert unreadable: %s", d->key, err);
     } else if (al.active) {
+        ad_event *e;
+        int sm;
+
         x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
-        queue_closed(d, &al, same_model ? reason : AD_CLOSE_MODEL_CHANGED,
-                     cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e15 ?
-                     (int64_t)x->valuedouble : al.start_ms);
+        e = queue_closed(d, &al, same_model ? reason : AD_CLOSE_MODEL_CHANGED,
+                         cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e15 ?
+                         (int64_t)x->valuedouble : al.start_ms);
+        /* its scores are the saved model's, in the saved metric */
+        sm = cJSON_IsString(met) ? ad_detector_metric_from_name(met->valuestring) : -1;
+        if (sm >= 0)
+            e->metric = (ad_metric)sm;
+        if (cJSON_IsString(mid) && strlen(mid->valuestring) <= AD_MODEL_ID_LEN)
+            snprintf(e->model_id, sizeof(e->model_id), "%s", mid->valuestring);
         closed = 1;
     }
     /* The old threshold guards the new calibration when scores are on the

@@ -201,9 +201,13 @@ static int model_matches(const ad_detector *d, const ad_model *m)
 /* A new model: new generation, fresh ring, recalibration. */
 void det_swap_model(ad_detector *d, const ad_model *m, ad_model *owned)
 {
+    /* a batch in flight may still read the model it replaces */
     if (d->owned && d->owned != owned)
-        ad_model_free(d->owned);
+        det_retire(d, d->owned);
     d->owned = owned;
+    /* any swap supersedes a reloaded model still waiting for its shadow */
+    ad_model_free(d->reload_next);
+    d->reload_next = NULL;
     d->model = m;
     ad_window_set_model(d->win, m);       /* held rows rescaled for m */
     d->gen++;
@@ -291,27 +295,44 @@ int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
     }
     if (d->ad && d->cfg.adapt.reload_shadow && d->phase == AD_PHASE_DETECTING &&
         d->model != NULL) {
-        int rc = ad_adapt_shadow_begin(d->ad, (ad_model *)m, 0, d->last_ts);
-        if (rc == 0) {
-            det_pump_adapt(d);
-            ad_log(AD_LOG_INFO, "stream %s: new model %s evaluated in shadow", d->key, m->id);
+        ad_model *c = ad_model_clone(m);
+
+        if (c != NULL && (d->adapt_job_out || !ad_adapt_resolved(d->ad))) {
+            /* a fine-tune is out on a worker, or the shadow span is data
+             * time not known yet: the live model stays until then */
+            ad_model_free(d->reload_next);
+            d->reload_next = c;
+            ad_log(AD_LOG_INFO, "stream %s: new model %s waits for %s, then is evaluated in "
+                   "shadow", d->key, m->id, d->adapt_job_out ? "the fine-tune in flight"
+                   : "the stream's window period (adapt settings in data time)");
             return AD_DETECTOR_SHADOW;
         }
-        if (!ad_adapt_resolved(d->ad))     /* its span is data time not yet known */
-            ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation not possible before the "
-                   "stream's window period is known (adapt settings in data time): model "
-                   "swapped at once", d->key);
-        else
-            ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation not possible now (%d): "
-                   "model swapped at once", d->key, rc);
+        if (c != NULL && det_reload_shadow(d, c) == 0) {
+            ad_model_free(d->reload_next);      /* an older one waiting: this one */
+            d->reload_next = NULL;
+            return AD_DETECTOR_SHADOW;
+        }
+        ad_model_free(c);
+        ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation not possible%s: model swapped "
+               "at once", d->key, c == NULL ? " (out of memory)" : "");
     }
-    det_swap_model(d, m, NULL);
+    det_swap_now(d, m, NULL, keep_threshold);
+    return 0;
+}
+
+void det_swap_now(ad_detector *d, const ad_model *m, ad_model *owned, int keep_threshold)
+{
+    int restart = (!keep_threshold || !ad_threshold_fitted(d->thr)) &&
+                  (d->phase == AD_PHASE_CALIBRATING || d->phase == AD_PHASE_DETECTING);
+
+    /* an open alert ends first: its cleared event names the model that
+     * scored it */
+    if (restart)
+        ad_detector_close_alert(d, AD_CLOSE_MODEL_CHANGED);
+    det_swap_model(d, m, owned);
     if (d->ad)                      /* the operator's model: the reference */
         ad_adapt_set_reference(d->ad, m, 1);
     d->pw_len = 0;
-    if (!keep_threshold || !ad_threshold_fitted(d->thr)) {
-        if (d->phase == AD_PHASE_CALIBRATING || d->phase == AD_PHASE_DETECTING)
-            det_restart_calibration(d, d->last_ts);
-    }
-    return 0;
+    if (restart)
+        det_restart_calibration(d, d->last_ts);
 }

@@ -58,13 +58,13 @@ START=$(( $(date +%s) - 1100 * 60 ))
 K=0
 pub 0 160; K=160                  # calibration: 100 windows
 if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 phase=detecting \
-       adapt.normal_windows=80 adapt.min_windows=40 adapt.margin=5 adapt.shadow_windows=60 \
-       --timeout 20 >/dev/null &&
-   grep -q "a window every 60 s of data: .*adapt.normal_windows 80 = 1.33 h" "$D/daemon.log"; then
-    it_ok "adapt.normal_ms 80 min etc.: 80/40/5/60 windows of this stream's 60 s (state topic, log)"
+       adapt.normal_windows=80 adapt.min_windows=40 adapt.margin=5 adapt.margin_clear=29 \
+       adapt.shadow_windows=60 --timeout 20 >/dev/null &&
+   grep -q "a window every 60 s of data: .*adapt.normal_windows 80 = 1.33 h, .*adapt.margin 5 = 0.0833 h (29 = 0.483 h after a clear)" "$D/daemon.log"; then
+    it_ok "adapt.normal_ms 80 min etc.: 80/40/5/60 windows of this stream's 60 s, 29 after a clear (the windows sharing a sample with an alert's; state topic, log)"
 else
-    it_fail "adapt.normal_ms 80 min etc.: 80/40/5/60 windows of this stream's 60 s (state topic, log)" \
-        "$(grep "state/pump/pump1\"" "$D/sub.jsonl" | tail -1; grep "a window every" "$D/daemon.log")"
+    it_fail "adapt.normal_ms 80 min etc.: 80/40/5/60 windows of this stream's 60 s, 29 after a clear (the windows sharing a sample with an alert's; state topic, log)" \
+        "$(grep "state/pump/pump1\"" "$D/sub.jsonl" | tail -1; grep -E "a window every|adapt.margin" "$D/daemon.log")"
 fi
 if feed_until shadow; then
     it_ok "the stream fine-tuned a candidate on a worker; shadow start published on its events topic (after $K rows)"

@@ -272,6 +272,60 @@ static void test_normal_set_excludes_alerts_and_margins(void)
     ad_adapt_free(a);
 }
 
+/* After a clear the margin is at least margin_min windows (set by the
+ * detector: the windows that share a sample with a given one): with margin
+ * 3 and margin_min 5, the 3 windows before a raise and the 5 after a clear
+ * stay out; 3 wait in the pending queue. */
+static void test_margin_floor(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    ad_adapt_stats st;
+    float w[W], sc[W];
+    int64_t ts;
+    size_t i, n = 0;
+    int k, bad = 0;
+
+    ad_adapt_cfg_default(&c);
+    c.enabled = 1;
+    c.margin = 3;
+    c.margin_min = 5;
+    c.normal_windows = 100;
+    c.min_windows = 1;
+    T_CHECK(ad_adapt_margin_after(&c) == 5, "after a clear: %d (want 5)",
+            ad_adapt_margin_after(&c));
+    a = new_adapt(&c);
+    T_CHECK(a != NULL, "new");
+    if (!a)
+        return;
+    for (k = 1; k <= 40; k++) {
+        ad_adapt_obs o = { .ts_ms = k, .live_score = 0.1, .cand_score = NAN };
+
+        if (k == 20)
+            ad_adapt_alert_raised(a, "s/1", k);
+        if (k == 30)
+            ad_adapt_alert_cleared(a, "s/1", k, AD_ADAPT_CLEAR_TRUE);
+        for (i = 0; i < W; i++)
+            w[i] = (float)k;
+        ad_model_scale(g_live, w, sc, T);
+        ad_adapt_offer(a, sc, g_live, &o);
+    }
+    /* 1..16 in the set, 17-19 before the raise, 20-29 in the alert, 30-34
+     * after its clear; 35-37 admitted, 38-40 pending */
+    for (i = 0; ad_adapt_normal_window(a, i, &ts) != NULL; i++, n++)
+        if (!(ts <= 16 || (ts >= 35 && ts <= 37))) {
+            bad++;
+            fprintf(stderr, "  window %lld in the normal set\n", (long long)ts);
+        }
+    ad_adapt_get_stats(a, &st);
+    T_CHECK(bad == 0 && n == 19 && st.pending == 3, "normal set %zu (want 19), %d misjudged, "
+            "pending %" PRIu64 " (want 3)", n, bad, st.pending);
+    ad_adapt_free(a);
+    c.margin = 8;
+    T_CHECK(ad_adapt_margin_after(&c) == 8, "a margin over the floor: %d",
+            ad_adapt_margin_after(&c));
+}
+
 /* A regime accepted after three recurring alerts: the chain's kept true
  * alerts are withdrawn, the kept alert windows from the chain's start join
  * the normal set (not those before it), and a fine-tune is due at once. */
@@ -1500,6 +1554,7 @@ int main(void)
         return 1;
     }
     T_RUN(test_normal_set_excludes_alerts_and_margins);
+    T_RUN(test_margin_floor);
     T_RUN(test_accepted_regime_teaches);
     T_RUN(test_new_regime_promoted);
     T_RUN(test_reference_drift);

@@ -10,6 +10,7 @@
  */
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <math.h>
 
 #include "t.h"
@@ -444,6 +445,49 @@ static void test_season(void)
                 "restored on another clock: %d phases, phase %d (%s)",
                 e ? ad_detector_season_phases(e) : -1, e ? (int)ad_detector_phase(e) : -1, err);
         ad_detector_free(e);
+    }
+    /* kept on local days in one time zone: restored in the same zone it
+     * is kept, in another the level is left out (a zone 48 s = half a
+     * period east finds the same periods, at phases half a period off) */
+    {
+        ad_detector_cfg cl = c;
+        ad_detector *dl = NULL, *el = NULL;
+        const char *tz0 = getenv("TZ");
+        char tzsave[128] = "", *tl = NULL;
+        int pl = -1, pa = -1, pb = -1;
+
+        if (tz0)
+            snprintf(tzsave, sizeof(tzsave), "%s", tz0);
+        cl.season_clock = AD_SEASON_LOCAL;
+        setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3", 1);
+        tzset();                    /* localtime_r follows TZ after tzset */
+        if (ad_detector_new(&dl, &cl, "s", m, 0, 0, NULL, err, sizeof(err)) == 0) {
+            raises_in(dl, t0, t0 + 30000, -100, P, NULL);
+            for (k = 0; k < 3; k++)
+                raises_in(dl, t0 + 30000 + k * P, t0 + 30000 + (k + 1) * P, 40, P, NULL);
+            pl = ad_detector_season_phases(dl);
+            tl = ad_detector_save(dl);
+        }
+        if (tl && ad_detector_new(&el, &cl, "s", m, 0, 0, NULL, err, sizeof(err)) == 0 &&
+            ad_detector_restore(el, tl, err, sizeof(err)) == 0)
+            pa = ad_detector_season_phases(el);
+        ad_detector_free(el);
+        el = NULL;
+        setenv("TZ", "BBB-1:00:48", 1);   /* half a period later: same periods */
+        tzset();
+        if (tl && ad_detector_new(&el, &cl, "s", m, 0, 0, NULL, err, sizeof(err)) == 0 &&
+            ad_detector_restore(el, tl, err, sizeof(err)) == 0)
+            pb = ad_detector_season_phases(el);
+        T_CHECK(pl > 0 && pa == pl && pb == 0 && tl && strstr(tl, "\"zone\":\"CET-1CEST,M3.5.0,M10.5.0/3 +3600 +7200\""),
+                "local level of %d phases: restored in its zone %d, in another %d", pl, pa, pb);
+        ad_detector_free(el);
+        ad_detector_free(dl);
+        free(tl);
+        if (tz0)
+            setenv("TZ", tzsave, 1);
+        else
+            unsetenv("TZ");
+        tzset();
     }
     /* the same model recalibrated keeps the level; another model drops it */
     {
@@ -947,6 +991,18 @@ static void test_alert_lifecycle(void)
     k = find_ev(&r, AD_EV_ALERT_RAISED, 0);
     T_CHECK(k >= 0 && r.ev[k].alert.seq == 2, "seq continues after the close (%llu)",
             k >= 0 ? (unsigned long long)r.ev[k].alert.seq : 0ULL);
+    ad_detector_free(e);
+    /* another metric: the close keeps the saved scores' metric and model */
+    memset(&r, 0, sizeof(r));
+    c.metric = AD_METRIC_MSE;
+    ad_detector_new(&e, &c, "pump1", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_restore_alert(e, txt, AD_CLOSE_RELOAD) == 1, "closed (metric mse)");
+    step(e, 100000, 1.0, &r);
+    k = find_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    T_CHECK(k >= 0 && r.ev[k].metric == AD_METRIC_MAE && strcmp(r.ev[k].model_id, m->id) == 0 &&
+            r.ev[k].alert.peak_score > 2.0, "closed with the saved metric %d (want mae %d), "
+            "model '%s' (want %s)", k >= 0 ? (int)r.ev[k].metric : -1, (int)AD_METRIC_MAE,
+            k >= 0 ? r.ev[k].model_id : "", m->id);
     ad_detector_free(e);
     free(txt);
     ad_detector_free(d);
