@@ -228,8 +228,6 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
         cJSON_AddStringToObject(o, "end", iso);
         cJSON_AddNumberToObject(o, "end_ms", (double)a->end_ms);
         cJSON_AddNumberToObject(o, "duration_s", (double)(a->end_ms - a->start_ms) / 1000.0);
-        cJSON_AddStringToObject(o, "reason", ad_close_reason_name(a->reason ? a->reason :
-                                                                  AD_CLOSE_CLEARED));
     } else {
         cJSON_AddNullToObject(o, "end");
         cJSON_AddNullToObject(o, "end_ms");
