@@ -174,7 +174,7 @@ static void detector_fams(ad_buf *b, ad_daemon *dd)
      * sums over the detector's live streams (gauges: an evicted stream's
      * part leaves with it), one pass over the streams */
     {
-        enum { NSF = 8 };
+        enum { NSF = 10 };
         static const struct { const char *name, *help; } sf[NSF] = {
             { "detector_regimes_remembered", "Accepted regimes the live streams remember." },
             { "detector_regimes_accepted", "Regimes accepted by the live streams." },
@@ -185,6 +185,10 @@ static void detector_fams(ad_buf *b, ad_daemon *dd)
             { "detector_candidates_in_shadow", "Streams with a candidate model in shadow." },
             { "detector_streams_drifted", "Streams whose continual learning has drifted from "
               "the reference model (adapt.drift_ratio)." },
+            { "detector_reloads_waiting", "Streams with a reloaded model file waiting to go "
+              "into shadow (reload.shadow)." },
+            { "detector_models_retired", "Replaced models kept while windows in flight may "
+              "still read them." },
         };
         uint64_t *sum = calloc((size_t)g->n * NSF + 1, sizeof *sum);
         if (!sum) {
@@ -205,6 +209,8 @@ static void detector_fams(ad_buf *b, ad_daemon *dd)
                 v[5] += st.adapt_rejected;
                 v[6] += st.adapt_shadow != 0;
                 v[7] += st.adapt_drifted != 0;
+                v[8] += st.reload_waiting[0] != '\0';
+                v[9] += st.models_retired;
             }
         }
         for (int f = 0; f < NSF; f++) {

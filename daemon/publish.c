@@ -61,6 +61,45 @@ static int trained_online(const stream_rec *s)
     return s->own_model != NULL || (m && (!s->det->mr || m != s->det->mr->m));
 }
 
+/* "model" of an alert event: the id of the model that scored it (the
+ * stream's now, or another: an alert closed at a restart or a swap, raised
+ * just before a promotion, or scored by the model a stream keeps while a
+ * reloaded one is in shadow); its file when known: the configured file, or
+ * for a model trained online (or promoted) the one in the state dir; else
+ * null, with trained_online. */
+static void add_model(cJSON *o, det_rt *d, stream_rec *s, const ad_event *ev)
+{
+    const ad_model *live = ad_detector_model(s->d);
+    const char *cur = model_id_of(s);
+    const char *id = ev->model_id[0] ? ev->model_id : cur;
+    const char *file;
+    cJSON *mo = cJSON_AddObjectToObject(o, "model");
+    int conf = id && d->mr && d->mr->m && strcmp(d->mr->m->id, id) == 0;
+    int trained = id && cur && strcmp(id, cur) == 0 && !conf &&
+                  (s->own_model != NULL || live != (s->mr ? s->mr->m : NULL));
+
+    if (mo == NULL)
+        return;
+    add_str_or_null(mo, "id", id);
+    if (trained && d->state_dir[0]) {
+        char tp[8192];
+        state_trained_path(d, s->key, tp, sizeof tp);
+        file = strrchr(tp, '/');
+        cJSON_AddStringToObject(mo, "file", file ? file + 1 : tp);
+        cJSON_AddTrueToObject(mo, "trained_online");
+    } else if (conf || id == NULL) {
+        file = d->c->model ? strrchr(d->c->model, '/') : NULL;
+        add_str_or_null(mo, "file", file ? file + 1 : d->c->model);
+        cJSON_AddBoolToObject(mo, "trained_online", id == NULL ? trained_online(s) : 0);
+    } else {
+        cJSON_AddNullToObject(mo, "file");
+        if (trained)
+            cJSON_AddTrueToObject(mo, "trained_online");
+        else
+            cJSON_AddNullToObject(mo, "trained_online");
+    }
+}
+
 void publish_state(ad_daemon *dd, stream_rec *s)
 {
     det_rt *d = s->det;
@@ -123,6 +162,11 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     cJSON_AddNumberToObject(ad, "min_windows", (double)st.adapt_min_windows);
     cJSON_AddNumberToObject(ad, "margin", (double)st.adapt_margin);
     cJSON_AddNumberToObject(ad, "margin_clear", (double)st.adapt_margin_clear);
+    /* reload.shadow: a model file waiting to go into shadow */
+    if (st.reload_waiting[0])
+        cJSON_AddStringToObject(ad, "reload_waiting", st.reload_waiting);
+    else
+        cJSON_AddNullToObject(ad, "reload_waiting");
     cJSON_AddNumberToObject(ad, "shadow_windows", (double)st.adapt_shadow_windows);
     cJSON_AddNumberToObject(ad, "excluded_early", (double)st.adapt_excluded_early);
     cb = cJSON_AddObjectToObject(o, "calibration");
@@ -153,8 +197,7 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     const ad_alert *a = &ev->alert;
     const char *const *names = ad_detector_features(s->d);
     char topic[1024], iso[40];
-    const char *file;
-    cJSON *o, *mo, *tf;
+    cJSON *o, *tf;
     int raised = ev->type == AD_EV_ALERT_RAISED;
 
     if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0) {
@@ -173,25 +216,7 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
                                                                   AD_CLOSE_CLEARED));
     cJSON_AddStringToObject(o, "detector", d->c->name);
     cJSON_AddStringToObject(o, "stream", s->key);
-    mo = cJSON_AddObjectToObject(o, "model");
-    /* a restored alert closed after a restart: the model that scored it */
-    if (ev->model_id[0] && (model_id_of(s) == NULL || strcmp(ev->model_id, model_id_of(s)))) {
-        cJSON_AddStringToObject(mo, "id", ev->model_id);
-        cJSON_AddNullToObject(mo, "file");
-        cJSON_AddNullToObject(mo, "trained_online");
-    } else {
-        add_str_or_null(mo, "id", model_id_of(s));
-        if (trained_online(s) && d->state_dir[0]) {
-            char tp[8192];
-            state_trained_path(d, s->key, tp, sizeof tp);
-            file = strrchr(tp, '/');
-            cJSON_AddStringToObject(mo, "file", file ? file + 1 : tp);
-        } else {
-            file = d->c->model ? strrchr(d->c->model, '/') : NULL;
-            add_str_or_null(mo, "file", file ? file + 1 : d->c->model);
-        }
-        cJSON_AddBoolToObject(mo, "trained_online", trained_online(s));
-    }
+    add_model(o, d, s, ev);
     ad_iso_ms(ev->ts_ms, iso, sizeof iso);
     cJSON_AddStringToObject(o, "time", iso);
     cJSON_AddNumberToObject(o, "time_ms", (double)ev->ts_ms);
@@ -203,8 +228,6 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
         cJSON_AddStringToObject(o, "end", iso);
         cJSON_AddNumberToObject(o, "end_ms", (double)a->end_ms);
         cJSON_AddNumberToObject(o, "duration_s", (double)(a->end_ms - a->start_ms) / 1000.0);
-        cJSON_AddStringToObject(o, "reason", ad_close_reason_name(a->reason ? a->reason :
-                                                                  AD_CLOSE_CLEARED));
     } else {
         cJSON_AddNullToObject(o, "end");
         cJSON_AddNullToObject(o, "end_ms");

@@ -62,7 +62,7 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
     int same_pipe = ad_detconf_same_pipeline(o->c, n->c);
     int same_m = same_model(o, n);
     int shape = same_shape(o, n);
-    int kept = 0, remodel = 0, rebuilt = 0, lost = 0, shadowed = 0;
+    int kept = 0, remodel = 0, rebuilt = 0, lost = 0, shadowed = 0, waiting = 0;
     char err[256];
 
     if (same_m && o->mr && n->mr) {
@@ -87,7 +87,13 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
             ad_detector_phase(s->d) == AD_PHASE_DETECTING) {
             int rc = ad_detector_set_model(s->d, n->mr->m, 0, err, sizeof err);
             if (rc == AD_DETECTOR_SHADOW) {
-                shadowed++;
+                ad_detector_stats st;
+
+                ad_detector_get_stats(s->d, &st);
+                if (st.reload_waiting[0])   /* a fine-tune out, or no period yet */
+                    waiting++;
+                else
+                    shadowed++;
                 continue;
             }
             if (rc == 0) {              /* swapped after all: as below */
@@ -131,10 +137,11 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
         else
             rebuilt++;
     }
-    if (kept + remodel + rebuilt + lost + shadowed)
+    if (kept + remodel + rebuilt + lost + shadowed + waiting)
         ad_log(AD_LOG_INFO, "reload: detector %s: %d stream(s) kept, %d with the new model, "
-               "%d evaluating it in shadow, %d rebuilt for new settings, %d dropped",
-               n->c->name, kept, remodel, shadowed, rebuilt, lost);
+               "%d evaluating it in shadow, %d waiting to (a fine-tune out or no window "
+               "period yet), %d rebuilt for new settings, %d dropped",
+               n->c->name, kept, remodel, shadowed, waiting, rebuilt, lost);
 }
 
 static void apply_gen(ad_daemon *dd, gen *ng)

@@ -2415,6 +2415,8 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     st->model_gen = d->gen;
     st->models_retired = (uint64_t)d->n_retired;
     snprintf(st->model_id, sizeof(st->model_id), "%s", d->model ? d->model->id : "");
+    snprintf(st->reload_waiting, sizeof(st->reload_waiting), "%s",
+             d->reload_next ? d->reload_next->id : "");
     st->regime_threshold = NAN;
     st->regimes = 0;
     for (int i = 0; i < AD_REGIMES; i++) {

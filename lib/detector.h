@@ -408,6 +408,9 @@ typedef struct ad_detector_stats {
     char alert_id[AD_ALERT_ID_LEN];   /* active alert id or "" */
     uint64_t model_gen;
     char model_id[AD_MODEL_ID_LEN + 1];
+    char reload_waiting[AD_MODEL_ID_LEN + 1];  /* reload.shadow: a model file
+                                 * waiting for the fine-tune in flight or
+                                 * the window period ("": none) */
 } ad_detector_stats;
 
 typedef struct ad_detector ad_detector;

@@ -285,6 +285,17 @@ def cmd_check_alert(a):
                         (c["alert_id"], r["alert_id"]))
         if r["end"] is not None or c["end"] is None or c["end_ms"] < c["start_ms"]:
             errs.append("end times wrong: raised end %r, cleared end %r" % (r["end"], c["end"]))
+    # every key once (a JSON object with a repeated key means what the last
+    # one says to some readers and the first to others)
+    def pairs(kv):
+        seen = [k for k, _ in kv]
+        dup = sorted(set(k for k in seen if seen.count(k) > 1))
+        if dup:
+            errs.append("repeated keys %s" % dup)
+        return dict(kv)
+    for m in payloads(a.file):
+        if m["json"] in raised[:1] + cleared[:1]:
+            json.loads(m["payload"], object_pairs_hook=pairs)
     if errs:
         print("check-alert %s %s: %s" % (a.detector or "", a.stream, "; ".join(errs)))
         return 1

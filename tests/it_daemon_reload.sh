@@ -100,8 +100,31 @@ else
     it_fail "after the invalid config: still running, alerts keep flowing"
 fi
 
+# a new model file (same shape) with an alert open: the stream takes it at
+# once and closes the alert first (model_changed); the cleared message
+# names the model that scored the alert, not the new file
+$PYTHON tools/pumpsim.py --seed 5 --days 1 --out "$D/p5.csv" &&
+$AD_BIN train -i "$D/p5.csv" -o "$D/other.safetensors" --arch lstm-ae:8 --epochs 2 --hop 4 \
+    --loss mae > "$D/train.log" 2>&1 || it_fail "second model trained" "$(tail -3 "$D/train.log")"
+old_id=$($AD_BIN info "$D/pump.safetensors" | awk '/^id:/ { print $2 }')
+conf 0.3
+reload "configuration reloaded" 3
+$H pub --port "$IT_PORT" --no-ts --rows 600 --devices 4 --fault 'cavitation@300m+1000m' \
+    --fault-devices pump4
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump4 event=raised --timeout 10 >/dev/null
+conf 0.3 other.safetensors
+reload "configuration reloaded" 4
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump4 event=cleared \
+       reason=model_changed model.id="$old_id" model.file=None model.trained_online=None \
+       --timeout 10 >/dev/null; then
+    it_ok "SIGHUP with another model file: the open alert is closed (model_changed), labelled with the model that scored it ($old_id), not the new file"
+else
+    it_fail "SIGHUP with another model file: the open alert is closed (model_changed), labelled with the model that scored it" \
+        "$(grep 'pump4' "$D/sub.jsonl" | grep cleared | tail -2; grep reload "$D/daemon.log" | tail -3)"
+fi
+
 # a key a reload cannot change
-conf 0.3 pump.safetensors 1 1
+conf 0.3 other.safetensors 1 1
 if reload "reload refused, keeping the running configuration: broker.port" 1; then
     it_ok "SIGHUP changing broker.port: refused with the key named"
 else

@@ -984,9 +984,11 @@ static void test_reload_during_finetune(void)
     ad_detector_get_stats(d, &st);
     T_CHECK(rc == AD_DETECTOR_SHADOW && strstr(g_logbuf, "waits for the fine-tune in flight, "
                                                "then is evaluated in shadow") &&
-            st.adapt_shadow == 0 && ad_detector_model(d) == g_live,
-            "reload during a fine-tune: rc %d, in shadow %d, live model kept %d; log '%s'", rc,
-            st.adapt_shadow, ad_detector_model(d) == g_live, g_logbuf);
+            st.adapt_shadow == 0 && ad_detector_model(d) == g_live &&
+            strcmp(st.reload_waiting, other->id) == 0,
+            "reload during a fine-tune: rc %d, in shadow %d, live model kept %d, waiting '%s'; "
+            "log '%s'", rc, st.adapt_shadow, ad_detector_model(d) == g_live, st.reload_waiting,
+            g_logbuf);
     for (i = 0; i < 20; i++)
         step(d, t++, REG_A, 0, &r);
     T_CHECK(r.shadow == 0, "20 rows on: nothing in shadow (%d)", r.shadow);
@@ -999,6 +1001,8 @@ static void test_reload_during_finetune(void)
     ad_adapt_job_free(r.held);
     r.held = NULL;
     step(d, t++, REG_A, 0, &r);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.reload_waiting[0] == '\0', "no longer waiting ('%s')", st.reload_waiting);
     T_CHECK(r.shadow == 2 && r.rejected == 1 &&
             strstr(r.adapt_json, "abandoned in shadow after 0 windows: the reloaded model "
                    "file ") && strcmp(r.shadow_id, other->id) == 0 &&
