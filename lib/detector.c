@@ -328,9 +328,8 @@ void ad_detector_free(ad_detector *d)
     ad_dq_free(d->dq);
     ad_adapt_free(d->ad);
     while (d->n_retired > 0)
-        ad_model_free(d->retired[--d->n_retired]);
+        ad_model_free(d->retired[--d->n_retired].m);
     free(d->retired);
-    free(d->retired_ep);
     free(d->eps);
     ad_model_free(d->reload_next);
     free(d->pw);

@@ -27,22 +27,18 @@ void det_retire(ad_detector *d, ad_model *m)
     }
     if (d->n_retired == d->cap_retired) {
         int cap = d->cap_retired ? 2 * d->cap_retired : 4;
-        ad_model **r = realloc(d->retired, (size_t)cap * sizeof(*r));
-        uint64_t *e = r ? realloc(d->retired_ep, (size_t)cap * sizeof(*e)) : NULL;
+        struct retired *r = realloc(d->retired, (size_t)cap * sizeof(*r));
 
-        if (r)
-            d->retired = r;
-        if (e)
-            d->retired_ep = e;
-        if (r == NULL || e == NULL) {   /* leak rather than free under a reader */
+        if (r == NULL) {                /* leak rather than free under a reader */
             ad_log(AD_LOG_ERR, "stream %s: out of memory retiring model %s: kept", d->key,
                    m->id);
             return;
         }
+        d->retired = r;
         d->cap_retired = cap;
     }
-    d->retired[d->n_retired] = m;
-    d->retired_ep[d->n_retired++] = d->ret_ep++;    /* later windows never read it */
+    d->retired[d->n_retired].m = m;
+    d->retired[d->n_retired++].ep = d->ret_ep++;    /* later windows never read it */
 }
 
 int det_job_out(ad_detector *d, uint64_t *ep)
@@ -85,12 +81,10 @@ void det_job_back(ad_detector *d, uint64_t ep)
     }
     oldest = d->n_eps > 0 ? d->eps[0].ep : UINT64_MAX;
     for (i = 0, k = 0; i < d->n_retired; i++) {
-        if (d->retired_ep[i] < oldest) {
-            ad_model_free(d->retired[i]);
-            continue;
-        }
-        d->retired[k] = d->retired[i];
-        d->retired_ep[k++] = d->retired_ep[i];
+        if (d->retired[i].ep < oldest)
+            ad_model_free(d->retired[i].m);
+        else
+            d->retired[k++] = d->retired[i];
     }
     d->n_retired = k;
 }

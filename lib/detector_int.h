@@ -159,8 +159,7 @@ struct ad_detector {
      * carries the epoch it was handed out in (job->ep); a model retired
      * in epoch e (then the epoch moves on) is freed once no window of
      * epoch <= e is out. */
-    ad_model **retired;
-    uint64_t *retired_ep;
+    struct retired { ad_model *m; uint64_t ep; } *retired;
     int n_retired, cap_retired;
     uint64_t ret_ep;
     struct ep_out { uint64_t ep, n; } *eps;     /* windows out per epoch,

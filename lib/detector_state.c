@@ -399,7 +399,8 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         const cJSON *zn = cJSON_GetObjectItemCaseSensitive(x, "zone");
         int local = cJSON_IsString(ck) && strcmp(ck->valuestring, "local") == 0;
 
-        zone_id(z, sizeof(z));
+        if (local)
+            zone_id(z, sizeof(z));
         if (local != (d->cfg.season_clock == AD_SEASON_LOCAL))
             ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: it was kept on "
                    "%s time, calibration.season_clock is now %s", d->key,

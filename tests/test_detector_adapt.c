@@ -198,18 +198,26 @@ static void on_adapt_ready(ad_detector *d, run *r)
     ad_adapt_job_free(j);
 }
 
-static void step(ad_detector *d, uint64_t t, int regime, int blockage, run *r)
+/* Row t of the data pushed into d. */
+static void push(ad_detector *d, uint64_t t, int regime, int blockage)
 {
-    float raw[F], x[W];
+    float raw[F];
     double row[F];
-    ad_window_job job;
-    ad_event ev;
     int f;
 
     gen_row(t, regime, blockage, raw);
     for (f = 0; f < F; f++)
         row[f] = raw[f];
     ad_detector_push_row(d, (int64_t)t * g_step_ms, row, NULL);
+}
+
+static void step(ad_detector *d, uint64_t t, int regime, int blockage, run *r)
+{
+    float x[W];
+    ad_window_job job;
+    ad_event ev;
+
+    push(d, t, regime, blockage);
     while (ad_detector_next_window(d, x, &job)) {
         double s = score_scaled(job.model, x);
         double sh = job.shadow ? score_scaled(job.shadow, x) : NAN;
@@ -928,16 +936,12 @@ static void test_margin_covers_window(void)
  * detector's models changed: the models it names must still be readable. */
 static int score_late(ad_detector *d, uint64_t t, ad_model *other, int *rc, double *sh)
 {
-    float raw[F], x[W];
-    double row[F];
+    float x[W];
     ad_window_job job;
     char err[200];
-    int f, got;
+    int got;
 
-    gen_row(t, REG_A, 0, raw);
-    for (f = 0; f < F; f++)
-        row[f] = raw[f];
-    ad_detector_push_row(d, (int64_t)t * g_step_ms, row, NULL);
+    push(d, t, REG_A, 0);
     got = ad_detector_next_window(d, x, &job);
     if (!got)
         return 0;
@@ -1046,8 +1050,8 @@ static void test_retired_while_out(void)
     uint64_t t = 70000;
     int i, got = 0, rc[4];
     char err[256] = "";
-    float raw[F], x[W];
-    double row[F], sh = NAN;
+    float x[W];
+    double sh = NAN;
     ad_window_job job;
     ad_detector_stats st;
     uint64_t held;
@@ -1062,12 +1066,7 @@ static void test_retired_while_out(void)
         step(d, t++, REG_A, 0, &r);
     rc[0] = ad_detector_set_model(d, other, 0, err, sizeof(err));   /* C1 in shadow */
     for (i = 0; i < 50 && !got; i++) {
-        int f;
-
-        gen_row(t, REG_A, 0, raw);
-        for (f = 0; f < F; f++)
-            row[f] = raw[f];
-        ad_detector_push_row(d, (int64_t)t++ * g_step_ms, row, NULL);
+        push(d, t++, REG_A, 0);
         got = ad_detector_next_window(d, x, &job);
     }
     T_CHECK(got && job.shadow != NULL && rc[0] == AD_DETECTOR_SHADOW,
@@ -1094,14 +1093,11 @@ static void test_retired_while_out(void)
     {
         ad_window_job prev;
         float xp[W];
-        int have = 0, f;
+        int have = 0;
         uint64_t most = 0;
 
         for (i = 0; i < 400; i++) {
-            gen_row(t, REG_A, 0, raw);
-            for (f = 0; f < F; f++)
-                row[f] = raw[f];
-            ad_detector_push_row(d, (int64_t)t++ * g_step_ms, row, NULL);
+            push(d, t++, REG_A, 0);
             if (!ad_detector_next_window(d, x, &job))
                 continue;
             if (have)
