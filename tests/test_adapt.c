@@ -188,12 +188,24 @@ static int drain(ad_adapt *a, ad_adapt_ev_type t, ad_adapt_event *ev)
 
 /* ---- (a) the normal set -------------------------------------------------- */
 
+/* Offer window k (ts = k): the value k (+ 0.01 per feature) everywhere,
+ * scaled with the live model, so the module must invert the scaler. */
+static void offer_k(ad_adapt *a, int k, ad_adapt_obs *o)
+{
+    float w[W], sc[W];
+    size_t i;
+
+    for (i = 0; i < W; i++)
+        w[i] = (float)k + 0.01f * (float)(i % F);
+    ad_model_scale(g_live, w, sc, T);
+    ad_adapt_offer(a, sc, g_live, o);
+}
+
 static void test_normal_set_excludes_alerts_and_margins(void)
 {
     ad_adapt_cfg c;
     ad_adapt *a;
     ad_adapt_stats st;
-    float w[W], sc[W];
     int64_t ts, seen[200];
     size_t i, n;
     int k, bad = 0, want_n = 0, maxdiff_ok = 1;
@@ -225,10 +237,7 @@ static void test_normal_set_excludes_alerts_and_margins(void)
             o.live_score = k == 25 ? 9.0 : 1.0;     /* peak at 25 */
         o.dq = k == 40;
         o.exceeded = k == 45;
-        for (i = 0; i < W; i++)
-            w[i] = (float)k + 0.01f * (float)(i % F);
-        ad_model_scale(g_live, w, sc, T);
-        ad_adapt_offer(a, sc, g_live, &o);
+        offer_k(a, k, &o);
     }
     /* Expected: 1..16 (17-19 precede the raise at 20 within the margin),
      * 20-29 in the alert, 30-32 the margin after its clear, 40 dq, 45 over
@@ -281,7 +290,6 @@ static void test_margin_floor(void)
     ad_adapt_cfg c;
     ad_adapt *a;
     ad_adapt_stats st;
-    float w[W], sc[W];
     int64_t ts;
     size_t i, n = 0;
     int k, bad = 0;
@@ -305,10 +313,7 @@ static void test_margin_floor(void)
             ad_adapt_alert_raised(a, "s/1", k);
         if (k == 30)
             ad_adapt_alert_cleared(a, "s/1", k, AD_ADAPT_CLEAR_TRUE);
-        for (i = 0; i < W; i++)
-            w[i] = (float)k;
-        ad_model_scale(g_live, w, sc, T);
-        ad_adapt_offer(a, sc, g_live, &o);
+        offer_k(a, k, &o);
     }
     /* 1..16 in the set, 17-19 before the raise, 20-29 in the alert, 30-34
      * after its clear; 35-37 admitted, 38-40 pending */
