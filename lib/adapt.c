@@ -250,6 +250,7 @@ const char *ad_adapt_ev_name(ad_adapt_ev_type t)
     case AD_ADAPT_EV_REJECTED: return "adapt_rejected";
     case AD_ADAPT_EV_TRAIN_FAILED: return "adapt_train_failed";
     case AD_ADAPT_EV_DRIFT: return "adapt_drift";
+    case AD_ADAPT_EV_WAITING: return "adapt_waiting";
     }
     return "?";
 }
@@ -580,6 +581,19 @@ static void event_init(const ad_adapt *a, ad_adapt_event *ev, ad_adapt_ev_type t
         ev->train_loss = a->rep.train_loss;
         ev->train_seconds = a->rep.seconds;
     }
+}
+
+void ad_adapt_waiting_event(const ad_adapt *a, ad_adapt_event *ev, const char *model_id,
+                            const char *why, int64_t ts)
+{
+    event_init(a, ev, AD_ADAPT_EV_WAITING, ts);
+    ev->attempt = 0;                /* no fine-tune of its own */
+    ev->origin = AD_ADAPT_RELOAD;
+    ev->train_windows = 0;
+    ev->epochs_run = 0;
+    ev->train_loss = ev->train_seconds = NAN;
+    snprintf(ev->model_id, sizeof(ev->model_id), "%s", model_id ? model_id : "");
+    snprintf(ev->reason, sizeof(ev->reason), "%s", why ? why : "");
 }
 
 static void sched_reset(ad_adapt *a)

@@ -242,8 +242,11 @@ typedef enum {
     AD_ADAPT_EV_PROMOTED,
     AD_ADAPT_EV_REJECTED,
     AD_ADAPT_EV_TRAIN_FAILED,
-    AD_ADAPT_EV_DRIFT              /* the reference drift reached
+    AD_ADAPT_EV_DRIFT,             /* the reference drift reached
                                     * adapt.drift_ratio (REFERENCE) */
+    AD_ADAPT_EV_WAITING            /* not queued by the learner: a reloaded
+                                    * model file waits to go into shadow
+                                    * (ad_adapt_waiting_event) */
 } ad_adapt_ev_type;
 
 typedef enum { AD_ADAPT_FINETUNE = 0, AD_ADAPT_RELOAD = 1 } ad_adapt_origin;
@@ -404,6 +407,10 @@ int ad_adapt_alerts_accepted(ad_adapt *a, int64_t since_ms, uint64_t need);
 
 /* Pop the oldest event; 1 when *ev was filled, 0 if none. */
 int ad_adapt_poll_event(ad_adapt *a, ad_adapt_event *ev);
+/* Fill *ev as an AD_ADAPT_EV_WAITING event (origin reload): the model
+ * file model_id waits, for the reason why, before its shadow begins. */
+void ad_adapt_waiting_event(const ad_adapt *a, ad_adapt_event *ev, const char *model_id,
+                            const char *why, int64_t ts);
 
 /* Fine-tuning job: self-contained, runs on any thread. */
 typedef struct ad_adapt_job {

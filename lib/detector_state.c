@@ -540,6 +540,7 @@ static const char *adapt_decision(ad_adapt_ev_type t)
     case AD_ADAPT_EV_SHADOW: return "shadow";
     case AD_ADAPT_EV_TRAIN_FAILED: return "train_failed";
     case AD_ADAPT_EV_DRIFT: return "drift";
+    case AD_ADAPT_EV_WAITING: return "waiting";
     default: return "train_ready";
     }
 }

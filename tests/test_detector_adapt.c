@@ -158,7 +158,7 @@ static int64_t g_step_ms = 1000;
 static int64_t g_adapt_ms;
 
 typedef struct run {
-    int raised, cleared, accepted, promoted, rejected, shadow, ready;
+    int raised, cleared, accepted, promoted, rejected, shadow, ready, waiting;
     char *trace;                /* != NULL: every event appended, one a line */
     size_t tlen, tcap;
     int skip_finetune;          /* fine-tune jobs fail: only reloads shadow */
@@ -256,6 +256,7 @@ again:
             }
             r->promoted += ev.adapt.type == AD_ADAPT_EV_PROMOTED;
             r->rejected += ev.adapt.type == AD_ADAPT_EV_REJECTED;
+            r->waiting += ev.adapt.type == AD_ADAPT_EV_WAITING;
             r->adapt = ev;
             {
                 cJSON *j = ad_event_to_json(d, &ev);
@@ -996,6 +997,12 @@ static void test_reload_during_finetune(void)
     for (i = 0; i < 20; i++)
         step(d, t++, REG_A, 0, &r);
     T_CHECK(r.shadow == 0, "20 rows on: nothing in shadow (%d)", r.shadow);
+    /* the wait is an event too (subscribers of the events topic see it) */
+    T_CHECK(r.waiting == 1 && strstr(r.adapt_json, "\"decision\":\"waiting\"") &&
+            strstr(r.adapt_json, "\"origin\":\"reload\"") &&
+            strstr(r.adapt_json, "waits for the fine-tune in flight") &&
+            strstr(r.adapt_json, other->id), "one waiting event naming %s: %d, %s",
+            other->id, r.waiting, r.adapt_json);
     /* the fine-tune returns */
     r.hold_job = 0;
     memset(&rep, 0, sizeof(rep));
