@@ -784,15 +784,14 @@ const float *ad_adapt_normal_window(const ad_adapt *a, size_t i, int64_t *ts_ms)
     return a->nset + slot * a->wsz;
 }
 
-void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms)
+/* Windows ending at or after since_ms leave the held windows, the pending
+ * queue and the normal set (in offer order: they are the newest); *ctr
+ * counts them. */
+static void drop_since(ad_adapt *a, int64_t since_ms, uint64_t *ctr)
 {
-    if (a == NULL)
-        return;
-    /* held and pending windows are in offer order: the flagged ones are
-     * the newest */
     while (a->elen > 0 && a->early[a->elen - 1].ts >= since_ms) {
         a->elen--;
-        a->ex_dq++;
+        (*ctr)++;
     }
     while (a->plen > 0) {
         size_t slot = (a->phead + a->plen - 1) % a->pcap;
@@ -800,7 +799,7 @@ void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms)
 
         if (e->ts < since_ms)
             break;
-        a->ex_dq++;
+        (*ctr)++;
         if (e->shadow && e->shadow == a->shadow_gen && a->cand)
             a->sh_resolved++;
         a->plen--;
@@ -808,8 +807,20 @@ void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms)
     /* windows admitted before the condition was recognised */
     while (a->nlen > 0 && a->nts[(a->nhead + a->nlen - 1) % a->ncap] >= since_ms) {
         a->nlen--;
-        a->ex_dq++;
+        (*ctr)++;
     }
+}
+
+void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms)
+{
+    if (a != NULL)
+        drop_since(a, since_ms, &a->ex_dq);
+}
+
+void ad_adapt_alert_since(ad_adapt *a, int64_t since_ms)
+{
+    if (a != NULL)
+        drop_since(a, since_ms, &a->ex_alert);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -386,6 +386,12 @@ void ad_adapt_alert_cleared(ad_adapt *a, const char *id, int64_t ts_ms,
  * were offered as clean before the condition was known; counted in
  * excluded_dq). Shadow scores already compared are kept. */
 void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms);
+/* The same for an alert's run-up, called after ad_adapt_alert_raised:
+ * windows ending at or after the first window over the threshold that
+ * led to the raise (those between it and the raise were under it, and
+ * admitted when the margin is shorter than the run-up) leave the normal
+ * set; counted in excluded_alert. */
+void ad_adapt_alert_since(ad_adapt *a, int64_t since_ms);
 
 /* Withdraw a kept true alert (now known to be a false alarm). Returns 1 when
  * it was kept, 0 when not found. */

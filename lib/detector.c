@@ -2155,6 +2155,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     int f;
 
     d->last_regime = ri;
+    d->run_ts[d->run_pos++ % AD_ALERT_MAX_N] = ts;
     if (like) {
         d->st.windows_regime++;
         regime_extend(d, ri, ts);
@@ -2196,8 +2197,16 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         if (A > 0 && (d->acc_alerts == 0 || d->acc_quiet >= A / AD_ACCEPT_RECUR))
             acc_occ_push(d, al.start_ms);
         d->acc_alerts++;
-        if (d->ad)
+        if (d->ad) {
+            int j = ad_alerter_run_up(d->alert);
+
             ad_adapt_alert_raised(d->ad, al.id, ts);
+            /* the windows from the first one over the threshold on hold
+             * what raised it, those under it too */
+            if (j > 0 && (uint64_t)j < d->run_pos)
+                ad_adapt_alert_since(d->ad,
+                                     d->run_ts[(d->run_pos - 1 - (uint64_t)j) % AD_ALERT_MAX_N]);
+        }
     }
     if (A > 0 && share != NULL && ad_alerter_active(d->alert) == NULL && !exceeded &&
         !like && !untrusted && !seasonal) {

@@ -933,6 +933,69 @@ static void test_margin_covers_window(void)
     }
 }
 
+/* An alert raised 3 of 5: the two windows under the threshold between its
+ * first window over it and the raise hold what raised it. With no margin
+ * they joined the normal set; the raise takes them out again. */
+static void feed_scores(ad_detector *d, uint64_t *t, const double *s, int n)
+{
+    float x[W];
+    ad_window_job job;
+    int i = 0;
+
+    while (i < n) {
+        push(d, (*t)++, REG_A, 0);
+        while (i < n && ad_detector_next_window(d, x, &job))
+            ad_detector_feed_score2(d, &job, s[i++], NULL, NAN);
+    }
+}
+
+static void test_run_up_withdrawn(void)
+{
+    static const double run_up[5] = { 50, 0.5, 0.5, 50, 50 };
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    double s[300];
+    uint64_t t = 1, before, mid;
+    char err[300];
+    int i;
+
+    if (!g_live)
+        return;
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 200;
+    c.alert.k = 3;
+    c.alert.n = 5;
+    c.alert.m = 1000;
+    ad_adapt_cfg_default(&c.adapt);
+    c.adapt.enabled = 1;
+    c.adapt.margin = 0;
+    c.adapt.every_windows = 100000;   /* no fine-tune in the test */
+    c.adapt.every_hours = 0;
+    if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        return;
+    }
+    for (i = 0; i < 300; i++)
+        s[i] = 1.0 + 0.01 * noise((uint64_t)i, 7);
+    feed_scores(d, &t, s, 300);         /* 200 calibrate, 100 normal */
+    ad_detector_get_stats(d, &st);
+    before = st.adapt_normal;
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_DETECTING && before >= 90,
+            "detecting with %llu windows in the normal set", (unsigned long long)before);
+    feed_scores(d, &t, run_up, 4);
+    ad_detector_get_stats(d, &st);
+    mid = st.adapt_normal;
+    feed_scores(d, &t, run_up + 4, 1);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.alerts == 1 && mid == before + 2 && st.adapt_normal == before,
+            "raised %llu; normal set %llu, %llu in the run-up, %llu after the raise "
+            "(want %llu)", (unsigned long long)st.alerts, (unsigned long long)before,
+            (unsigned long long)mid, (unsigned long long)st.adapt_normal,
+            (unsigned long long)before);
+    ad_detector_free(d);
+}
+
 /* One window handed out (as to a batch in flight) and scored after the
  * detector's models changed: the models it names must still be readable. */
 static int score_late(ad_detector *d, uint64_t t, ad_model *other, int *rc, double *sh)
@@ -1146,6 +1209,7 @@ int main(void)
     T_RUN(test_data_time_restored);
     T_RUN(test_data_time_large_set);
     T_RUN(test_margin_covers_window);
+    T_RUN(test_run_up_withdrawn);
     T_RUN(test_reload_during_finetune);
     T_RUN(test_retired_while_out);
     ad_model_free(g_live);
