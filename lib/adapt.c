@@ -817,10 +817,18 @@ void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms)
         drop_since(a, since_ms, &a->ex_dq);
 }
 
-void ad_adapt_alert_since(ad_adapt *a, int64_t since_ms)
+void ad_adapt_window_seen(ad_adapt *a, int64_t ts_ms)
 {
     if (a != NULL)
-        drop_since(a, since_ms, &a->ex_alert);
+        a->seen_ts[a->seen++ % AD_ADAPT_RUN_UP] = ts_ms;
+}
+
+void ad_adapt_alert_run_up(ad_adapt *a, int back)
+{
+    /* the raising window is the last seen; the ring holds back + 1 */
+    if (a == NULL || back <= 0 || back >= AD_ADAPT_RUN_UP || (uint64_t)back >= a->seen)
+        return;
+    drop_since(a, a->seen_ts[(a->seen - 1 - (uint64_t)back) % AD_ADAPT_RUN_UP], &a->ex_alert);
 }
 
 /* ------------------------------------------------------------------------ */

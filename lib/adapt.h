@@ -294,6 +294,7 @@ typedef struct ad_adapt_event {
 } ad_adapt_event;
 
 #define AD_ADAPT_EVENTS 16
+#define AD_ADAPT_RUN_UP 64     /* alert.n's limit (AD_ALERT_MAX_N) */
 /* Largest normal set, in stored values (M*T*F floats: 1 GiB). */
 #define AD_ADAPT_MAX_FLOATS (1ul << 28)
 
@@ -386,12 +387,16 @@ void ad_adapt_alert_cleared(ad_adapt *a, const char *id, int64_t ts_ms,
  * were offered as clean before the condition was known; counted in
  * excluded_dq). Shadow scores already compared are kept. */
 void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms);
-/* The same for an alert's run-up, called after ad_adapt_alert_raised:
- * windows ending at or after the first window over the threshold that
- * led to the raise (those between it and the raise were under it, and
- * admitted when the margin is shorter than the run-up) leave the normal
- * set; counted in excluded_alert. */
-void ad_adapt_alert_since(ad_adapt *a, int64_t since_ms);
+/* Every window judged while detecting, offered or not (its data time):
+ * the last AD_ADAPT_RUN_UP are kept for ad_adapt_alert_run_up. */
+void ad_adapt_window_seen(ad_adapt *a, int64_t ts_ms);
+/* An alert's run-up, called after ad_adapt_alert_raised with the windows
+ * back from the raising one to the first over the threshold that led to
+ * it (ad_alerter_run_up): the windows from that one on leave the normal
+ * set like a data-quality span (those between it and the raise were under
+ * the threshold, admitted when the margin is shorter than the run-up);
+ * counted in excluded_alert. */
+void ad_adapt_alert_run_up(ad_adapt *a, int back);
 
 /* Withdraw a kept true alert (now known to be a false alarm). Returns 1 when
  * it was kept, 0 when not found. */

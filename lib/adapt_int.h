@@ -73,6 +73,8 @@ struct ad_adapt {
     size_t tacap, talen;
     /* counters */
     uint64_t offered, admitted, ex_alert, ex_exc, ex_dq, ex_early;
+    int64_t seen_ts[AD_ADAPT_RUN_UP];   /* the last windows judged (ring) */
+    uint64_t seen;
     uint64_t attempts, promotions, rejections, failures;
     /* schedule */
     uint64_t sched_windows;

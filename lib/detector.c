@@ -2155,7 +2155,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     int f;
 
     d->last_regime = ri;
-    d->run_ts[d->run_pos++ % AD_ALERT_MAX_N] = ts;
+    if (d->ad)
+        ad_adapt_window_seen(d->ad, ts);
     if (like) {
         d->st.windows_regime++;
         regime_extend(d, ri, ts);
@@ -2198,14 +2199,11 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
             acc_occ_push(d, al.start_ms);
         d->acc_alerts++;
         if (d->ad) {
-            int j = ad_alerter_run_up(d->alert);
-
             ad_adapt_alert_raised(d->ad, al.id, ts);
             /* the windows from the first one over the threshold on hold
              * what raised it, those under it too */
-            if (j > 0 && (uint64_t)j < d->run_pos)
-                ad_adapt_alert_since(d->ad,
-                                     d->run_ts[(d->run_pos - 1 - (uint64_t)j) % AD_ALERT_MAX_N]);
+            _Static_assert(AD_ADAPT_RUN_UP >= AD_ALERT_MAX_N, "a run-up fits the ring");
+            ad_adapt_alert_run_up(d->ad, ad_alerter_run_up(d->alert));
         }
     }
     if (A > 0 && share != NULL && ad_alerter_active(d->alert) == NULL && !exceeded &&

@@ -63,9 +63,6 @@ struct ad_detector {
     int64_t calib_start;
     double calib_guard;          /* > 0: calibration skips scores above it */
     int64_t last_ts;             /* last row consumed (event times) */
-    int64_t run_ts[AD_ALERT_MAX_N];  /* the last windows' times (ring, run_pos
-                                  * stepped): an alert's run-up */
-    uint64_t run_pos;
     int64_t resume_ts;           /* > 0: window rows restored up to this
                                   * time; the next row continues them only
                                   * if it follows within resume_gap */
