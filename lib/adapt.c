@@ -298,6 +298,7 @@ static int alloc_counts(ad_adapt *a, const ad_adapt_cfg *c, double window_ms,
     int64_t *nts;
     pend_ent *pend;
     double *sl, *sc;
+    int64_t *st;
     unsigned char *sr;
     int rc;
 
@@ -310,7 +311,8 @@ static int alloc_counts(ad_adapt *a, const ad_adapt_cfg *c, double window_ms,
     sl = calloc(scap, sizeof(double));
     sc = calloc(scap, sizeof(double));
     sr = calloc(scap, 1);
-    if (!nset || !nts || !pend || !pwin || !sl || !sc || !sr) {
+    st = calloc(scap, sizeof(int64_t));
+    if (!nset || !nts || !pend || !pwin || !sl || !sc || !sr || !st) {
         free(nset);
         free(nts);
         free(pend);
@@ -318,6 +320,7 @@ static int alloc_counts(ad_adapt *a, const ad_adapt_cfg *c, double window_ms,
         free(sl);
         free(sc);
         free(sr);
+        free(st);
         return ad_errf(err, errlen, AD_ENOMEM,
                        "adapt: out of memory (normal set of %d windows of %dx%d)",
                        c->normal_windows, a->T, a->F);
@@ -329,6 +332,7 @@ static int alloc_counts(ad_adapt *a, const ad_adapt_cfg *c, double window_ms,
     a->sh_live = sl;
     a->sh_cand = sc;
     a->sh_reg = sr;
+    a->sh_ts = st;
     a->ncap = ncap;
     a->pcap = pcap;
     a->sh_cap = scap;
@@ -499,6 +503,7 @@ void ad_adapt_free(ad_adapt *a)
     free(a->sh_live);
     free(a->sh_cand);
     free(a->sh_reg);
+    free(a->sh_ts);
     ad_model_free(a->ref);
     free(a->ref_base_f);
     ad_model_free(a->cand);
@@ -649,6 +654,7 @@ static void admit(ad_adapt *a, const pend_ent *e, const float *win)
             a->sh_live[a->sh_n] = e->live;
             a->sh_cand[a->sh_n] = e->cand;
             a->sh_reg[a->sh_n] = e->regime != 0;
+            a->sh_ts[a->sh_n] = e->ts;
             a->sh_n++;
         }
     }
@@ -804,11 +810,15 @@ static void drop_since(ad_adapt *a, int64_t since_ms, uint64_t *ctr)
             a->sh_resolved++;
         a->plen--;
     }
-    /* windows admitted before the condition was recognised */
+    /* windows admitted before the condition was recognised: out of the
+     * normal set, and of the shadow span's compared windows while it runs
+     * (the same verdict as if they had waited in the pending queue) */
     while (a->nlen > 0 && a->nts[(a->nhead + a->nlen - 1) % a->ncap] >= since_ms) {
         a->nlen--;
         (*ctr)++;
     }
+    while (a->cand && a->sh_n > 0 && a->sh_ts[a->sh_n - 1] >= since_ms)
+        a->sh_n--;
 }
 
 void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms)
@@ -826,7 +836,13 @@ void ad_adapt_window_seen(ad_adapt *a, int64_t ts_ms)
 void ad_adapt_alert_run_up(ad_adapt *a, int back)
 {
     /* the raising window is the last seen; the ring holds back + 1 */
-    if (a == NULL || back <= 0 || back >= AD_ADAPT_RUN_UP || (uint64_t)back >= a->seen)
+    if (a == NULL || back <= 0 || a->seen == 0)
+        return;
+    /* hist restored with an open alert reaches past the windows seen since:
+     * from the oldest of those */
+    if ((uint64_t)back >= a->seen)
+        back = (int)(a->seen - 1);
+    if (back <= 0 || back >= AD_ADAPT_RUN_UP)
         return;
     drop_since(a, a->seen_ts[(a->seen - 1 - (uint64_t)back) % AD_ADAPT_RUN_UP], &a->ex_alert);
 }

@@ -385,17 +385,18 @@ void ad_adapt_alert_cleared(ad_adapt *a, const char *id, int64_t ts_ms,
  * first sample of the flat run) covers data time from since_ms on: windows
  * ending at or after it leave the pending queue and the normal set (they
  * were offered as clean before the condition was known; counted in
- * excluded_dq). Shadow scores already compared are kept. */
+ * excluded_dq), and the shadow span's compared windows while it runs. */
 void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms);
 /* Every window judged while detecting, offered or not (its data time):
  * the last AD_ADAPT_RUN_UP are kept for ad_adapt_alert_run_up. */
 void ad_adapt_window_seen(ad_adapt *a, int64_t ts_ms);
 /* An alert's run-up, called after ad_adapt_alert_raised with the windows
  * back from the raising one to the first over the threshold that led to
- * it (ad_alerter_run_up): the windows from that one on leave the normal
- * set like a data-quality span (those between it and the raise were under
- * the threshold, admitted when the margin is shorter than the run-up);
- * counted in excluded_alert. */
+ * it (ad_alerter_run_up; reaching before the windows seen since a
+ * restore: from the oldest seen): the windows from that one on leave the
+ * normal set and the shadow span's compared windows like a data-quality
+ * span (those between it and the raise were under the threshold, admitted
+ * when the margin is shorter than the run-up); counted in excluded_alert. */
 void ad_adapt_alert_run_up(ad_adapt *a, int back);
 
 /* Withdraw a kept true alert (now known to be a false alarm). Returns 1 when

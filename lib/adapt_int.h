@@ -92,6 +92,7 @@ struct ad_adapt {
     int have_rep;
     double *sh_live, *sh_cand;
     unsigned char *sh_reg;      /* judged against an accepted regime */
+    int64_t *sh_ts;             /* the window's data time */
     size_t sh_n, sh_cap;
     ad_model *decided;
     ad_adapt_event last;

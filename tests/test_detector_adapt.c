@@ -996,6 +996,138 @@ static void test_run_up_withdrawn(void)
     ad_detector_free(d);
 }
 
+/* A detector for the restore tests: k 3 of n 5, clear after m windows,
+ * hop = T (no clear margin: no window shares a sample with another), no
+ * learner's margin. */
+static ad_detector *restored_new(ad_detector_cfg *c, int m)
+{
+    ad_detector *d = NULL;
+    char err[300];
+
+    ad_detector_cfg_default(c);
+    c->calib_windows = 200;
+    c->hop = T;
+    c->alert.k = 3;
+    c->alert.n = 5;
+    c->alert.m = m;
+    ad_adapt_cfg_default(&c->adapt);
+    c->adapt.enabled = 1;
+    c->adapt.margin = 0;
+    c->adapt.every_windows = 100000;
+    c->adapt.every_hours = 0;
+    if (ad_detector_new(&d, c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        return NULL;
+    }
+    return d;
+}
+
+/* A raise after a restart whose run-up starts before the restart (the
+ * alerter's history comes back with the open alert, the learner's ring of
+ * window times does not): the windows after the restart in the run-up
+ * leave the normal set as they do without the restart. */
+static void test_run_up_after_restore(void)
+{
+    static const double raise3[3] = { 50, 50, 50 }, after[3] = { 0.5, 0.5, 50 };
+    ad_detector_cfg c;
+    ad_detector *a, *b;
+    ad_detector_stats st;
+    double s[300];
+    uint64_t t = 1, tb, n0, n2, nr;
+    char err[300], *js;
+    int i, rc;
+
+    if (!g_live || (a = restored_new(&c, 1)) == NULL)
+        return;
+    for (i = 0; i < 300; i++)
+        s[i] = 1.0 + 0.01 * noise((uint64_t)i, 7);
+    feed_scores(a, &t, s, 300);
+    feed_scores(a, &t, raise3, 3);          /* raised, open */
+    js = ad_detector_save(a);
+    tb = t;
+    /* control: the same detector goes on */
+    ad_detector_get_stats(a, &st);
+    n0 = st.adapt_normal;
+    feed_scores(a, &t, after, 2);
+    ad_detector_get_stats(a, &st);
+    n2 = st.adapt_normal;
+    feed_scores(a, &t, after + 2, 1);
+    ad_detector_get_stats(a, &st);
+    nr = st.adapt_normal;
+    T_NOTE("control: normal %llu, %llu after clear + 1, %llu after the re-raise (alerts %llu)",
+           (unsigned long long)n0, (unsigned long long)n2, (unsigned long long)nr,
+           (unsigned long long)st.alerts);
+    T_CHECK(nr == n0, "control: the run-up leaves the normal set");
+    ad_detector_free(a);
+
+    /* restarted: a new detector restores the open alert */
+    if ((b = restored_new(&c, 1)) == NULL) {
+        free(js);
+        return;
+    }
+    rc = ad_detector_restore(b, js, err, sizeof(err));
+    free(js);
+    T_CHECK(rc == 0, "restore: %s", err);
+    t = tb;
+    ad_detector_get_stats(b, &st);
+    n0 = st.adapt_normal;
+    T_NOTE("restored: alert_active %d", st.alert_active);
+    feed_scores(b, &t, after, 2);
+    ad_detector_get_stats(b, &st);
+    n2 = st.adapt_normal;
+    feed_scores(b, &t, after + 2, 1);
+    ad_detector_get_stats(b, &st);
+    nr = st.adapt_normal;
+    T_CHECK(nr == n0, "restored: normal %llu, %llu after clear + 1, %llu after the re-raise "
+            "(want %llu; alerts %llu)", (unsigned long long)n0, (unsigned long long)n2,
+            (unsigned long long)nr, (unsigned long long)n0, (unsigned long long)st.alerts);
+    ad_detector_free(b);
+}
+
+/* An alert continued over a restart: its windows under the threshold stay
+ * out of the normal set, as without the restart. */
+static void test_resumed_alert_windows(void)
+{
+    static const double raise3[3] = { 50, 50, 50 };
+    double in_alert[10];
+    ad_detector_cfg c;
+    ad_detector *a, *b;
+    ad_detector_stats st;
+    double s[300];
+    uint64_t t = 1, tb, n0;
+    char err[300], *js;
+    int i;
+
+    if (!g_live || (a = restored_new(&c, 1000)) == NULL)
+        return;
+    for (i = 0; i < 10; i++)
+        in_alert[i] = 0.95;             /* under the threshold, over the clear level */
+    for (i = 0; i < 300; i++)
+        s[i] = 1.0 + 0.01 * noise((uint64_t)i, 7);
+    feed_scores(a, &t, s, 300);
+    feed_scores(a, &t, raise3, 3);
+    js = ad_detector_save(a);
+    tb = t;
+    ad_detector_get_stats(a, &st);
+    n0 = st.adapt_normal;
+    feed_scores(a, &t, in_alert, 10);
+    ad_detector_get_stats(a, &st);
+    T_CHECK(st.alert_active && st.adapt_normal == n0, "control: in the alert %llu -> %llu",
+            (unsigned long long)n0, (unsigned long long)st.adapt_normal);
+    ad_detector_free(a);
+    b = restored_new(&c, 1000);
+    T_CHECK(b && ad_detector_restore(b, js, err, sizeof(err)) == 0, "restore %s", err);
+    free(js);
+    t = tb;
+    ad_detector_get_stats(b, &st);
+    n0 = st.adapt_normal;
+    feed_scores(b, &t, in_alert, 10);
+    ad_detector_get_stats(b, &st);
+    T_CHECK(st.alert_active && st.adapt_normal == n0, "restored: in the alert %llu -> %llu",
+            (unsigned long long)n0, (unsigned long long)st.adapt_normal);
+    ad_detector_free(b);
+}
+
 /* One window handed out (as to a batch in flight) and scored after the
  * detector's models changed: the models it names must still be readable. */
 static int score_late(ad_detector *d, uint64_t t, ad_model *other, int *rc, double *sh)
@@ -1210,6 +1342,8 @@ int main(void)
     T_RUN(test_data_time_large_set);
     T_RUN(test_margin_covers_window);
     T_RUN(test_run_up_withdrawn);
+    T_RUN(test_run_up_after_restore);
+    T_RUN(test_resumed_alert_windows);
     T_RUN(test_reload_during_finetune);
     T_RUN(test_retired_while_out);
     ad_model_free(g_live);
