@@ -97,6 +97,7 @@ typedef struct stream_rec {
     int restores;                /* restore requests on the thread pool */
     held_msg *held, *held_tail;  /* samples waiting for that restore */
     uint64_t last_ms;            /* uv_now of the last sample */
+    uint64_t state_pub_ms;       /* uv_now of the last state published */
     int64_t last_arrival_ms;     /* arrival time given to the last message */
     struct batch *open;          /* open batch for a stream-owned model */
     struct adapt_task *adapt;    /* continual-learning job on the workers */

@@ -263,6 +263,8 @@ stream_rec *streams_open(ad_daemon *dd, det_rt *d, const char *key)
 
 /* ---- samples in ------------------------------------------------------------ */
 
+#define STATE_REFRESH_MS 60000
+
 /* Rejections by row assembly since the last look: logged (bounded rate,
  * dd_bad_input) naming the detector, the stream and what was wrong. */
 static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, int64_t ts_ms)
@@ -277,16 +279,20 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
     if (fut)
         dd_bad_input(dd, "detector %s: stream %s: %llu sample(s) rejected as future "
                      "(timestamp %lld ms is %lld ms after its arrival; "
-                     "stream.max_future_ms %lld)", s->det->c->name, s->key,
+                     "rows.max_future_ms %lld)", s->det->c->name, s->key,
                      (unsigned long long)fut, (long long)ts_ms,
                      (long long)(ts_ms - arrival_ms),
                      (long long)s->det->c->pipe.stream.max_future_ms);
     if (late)
         dd_bad_input(dd, "detector %s: stream %s: %llu sample(s) dropped as late "
                      "(timestamp %lld ms is behind rows already assembled; "
-                     "stream.max_lateness_ms %lld)", s->det->c->name, s->key,
+                     "rows.max_lateness_ms %lld)", s->det->c->name, s->key,
                      (unsigned long long)late, (long long)ts_ms,
                      (long long)s->det->c->pipe.stream.max_lateness_ms);
+    /* the retained state's counts follow, at most once a minute: a stream
+     * whose every sample is refused changes nothing else */
+    if ((fut || late) && uv_now(dd->loop) - s->state_pub_ms >= STATE_REFRESH_MS)
+        publish_state(dd, s);
 }
 
 static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,

@@ -569,11 +569,16 @@ int ad_detector_push_text(ad_detector *d, int64_t ts_ms, int feature, const char
 int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
                          const unsigned char *present)
 {
+    uint64_t rej0 = d->dq ? det_rejected_count(d) : 0, rej;
     int rc = ad_stream_push_row(d->stream, ts_ms, values, present);
     int f;
 
-    if (rc != 0)
+    if (rc != 0) {
+        /* a row dropped for its timestamp (late, future): the whole row */
+        if (d->dq && (rej = det_rejected_count(d)) != rej0)
+            ad_dq_rejected(d->dq, -1, rej - rej0);
         return rc;
+    }
     det_note_accepted(d, ts_ms);
     if (d->dq == NULL)
         return rc;

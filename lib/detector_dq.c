@@ -130,7 +130,9 @@ uint64_t det_rejected_count(const ad_detector *d)
     ad_stream_stats ss;
 
     ad_stream_get_stats(d->stream, &ss);
-    return ss.nonfinite + ss.nonnumeric + ss.bad_feature;
+    /* late and future timestamps too: a device whose clock jumped sends
+     * nothing a row can hold (a duplicate is a redelivery: not counted) */
+    return ss.nonfinite + ss.nonnumeric + ss.bad_feature + ss.ooo + ss.future;
 }
 
 void det_note_accepted(ad_detector *d, int64_t ts)
