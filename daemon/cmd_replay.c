@@ -86,6 +86,10 @@ typedef struct replay {
     double *vals;
     int T, F;
     int dq_raised;                     /* a dq condition raised this row */
+    int64_t newest_ts;                 /* the newest row time pushed (INT64_MIN) */
+    size_t newest_line, first_behind;  /* its CSV line; the first row behind it */
+    size_t behind_of;                  /* ... the line it was behind */
+    int64_t behind_ts;
     uint64_t tp, fp, fn, tn;
 } replay;
 
@@ -519,6 +523,18 @@ static int replay_events(replay *r)
  * every mode. */
 static void replay_push(replay *r, size_t i, int64_t ts)
 {
+    /* a row behind the newest so far is dropped (out of order): the first
+     * such, and the row that set the newest time, are named at the end (one
+     * row far in the future drops every row after it) */
+    if (ts <= r->newest_ts && r->first_behind == 0) {
+        r->first_behind = r->t->line ? r->t->line[i] : i + 2;
+        r->behind_of = r->newest_line;
+        r->behind_ts = r->newest_ts;
+    }
+    if (ts > r->newest_ts) {
+        r->newest_ts = ts;
+        r->newest_line = r->t->line ? r->t->line[i] : i + 2;
+    }
     if (ts > INT64_MIN)
         ad_detector_advance(r->d, ts - 1);
     for (int f = 0; f < r->F; f++)
@@ -599,6 +615,14 @@ static int replay_report(replay *r)
             st.threshold, (unsigned long long)st.alerts,
             (unsigned long long)st.stream.nonfinite, (unsigned long long)st.stream.dup,
             (unsigned long long)st.stream.ooo);
+    if (r->first_behind > 0) {
+        char iso[40];
+
+        ad_iso_ms(r->behind_ts, iso, sizeof iso);
+        fprintf(stderr, "replay: line %zu is the first row at or before an earlier row's time "
+                "(line %zu, %s): rows not after the newest time so far are dropped\n",
+                r->first_behind, r->behind_of, iso);
+    }
     if (st.window_resets > 0 && r->cfg.stream.max_gap_ms > 0) {
         /* the relative part is of rows/all modes (a period grid restarts
          * at max_gap_ms) */
@@ -692,6 +716,7 @@ int ad_cmd_replay(int argc, char **argv)
 
     memset(&o, 0, sizeof o);
     memset(&r, 0, sizeof r);
+    r.newest_ts = INT64_MIN;
     ad_detector_cfg_default(&o.cfg);
     replay_table(&o, tab);
     rc = ad_args_parse("replay", tab, argc, argv, NULL, 0, NULL);
