@@ -137,6 +137,7 @@ typedef struct det_rt {
     char state_dir[4096];        /* "" if no persistence */
     uint64_t refused, evicted;
     det_counts retired;          /* figures of its streams already gone */
+    int warned_unit;             /* a sample time before 2000 was warned of */
 } det_rt;
 
 

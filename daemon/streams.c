@@ -295,12 +295,33 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
         publish_state(dd, s);
 }
 
+/* A sample time before 2000 from a payload time in ms or us: most likely
+ * seconds sent under the wrong unit (the stream would run in 1970, its
+ * window period a thousand times too short). Warned once per detector. */
+#define TS_UNIT_HINT_S 946684800.0
+static void check_unit(det_rt *d, const stream_rec *s, double t)
+{
+    char iso[40];
+
+    if (d->warned_unit || !d->c->payload.timestamp || d->c->payload.timestamp_unit == AD_TS_S ||
+        !isfinite(t) || t >= TS_UNIT_HINT_S)
+        return;
+    d->warned_unit = 1;
+    ad_iso_ms((int64_t)llround(t * 1000.0), iso, sizeof iso);
+    ad_log(AD_LOG_WARNING, "detector %s: stream %s: sample time %s from payload field \"%s\" "
+           "in %s: if the devices send seconds, set payload.timestamp_unit \"s\" (warned once)",
+           d->c->name, s->key, iso, d->c->payload.timestamp,
+           d->c->payload.timestamp_unit == AD_TS_MS ? "ms" : "us");
+}
+
 static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,
                          double now_s)
 {
     det_rt *d = s->det;
     int64_t arrival = (int64_t)llround(now_s * 1000.0), bad_ts = 0;
     int bad = 0;
+
+    check_unit(d, s, smp[0].time);
     /* the arrival clock of this message: the future check and event time */
     ad_detector_arrival(s->d, arrival);
     if (d->c->pipe.stream.mode == AD_ASM_ROWS) {

@@ -137,6 +137,13 @@ else
     it_fail "a clock that jumps back: rows dropped as late raise a data-quality alert" \
         "late $(state_rejected "$D/sub.jsonl" cpump1 late); $(grep cpump1 "$D/sub.jsonl" | tail -2; grep cpump1 "$D/daemon.log" | tail -3)"
 fi
+if grep -q 'detector pump: stream cpump1: sample time 1970-01-01T00:16:40.000Z from payload field "ts" in ms: if the devices send seconds, set payload.timestamp_unit "s" (warned once)' "$D/daemon.log" &&
+   [ "$(grep -c 'if the devices send seconds' "$D/daemon.log")" = 1 ]; then
+    it_ok "a sample time in 1970 from a time in ms: one warning that it may be seconds"
+else
+    it_fail "a sample time in 1970 from a time in ms: one warning that it may be seconds" \
+        "$(grep -i 'seconds' "$D/daemon.log" | head -3)"
+fi
 $H pub --port "$IT_PORT" --devices 1 --rows 30 --start "$(( $(date +%s) + 86400 ))" \
     --topic 'sensors/f{device}/pump'
 if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/fpump1 kind=data_quality \
