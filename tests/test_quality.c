@@ -278,6 +278,40 @@ static void test_dropout_one_feature(void)
     ad_dq_free(q);
 }
 
+/* A feature never seen while the others come (a misnamed field): a dropout
+ * of that feature since the stream's first sample, once longer than the
+ * stream's limit; it clears on the feature's first sample. */
+static void test_dropout_never_seen(void)
+{
+    ad_dq_cfg c;
+    ad_dq *q;
+    double v[F];
+    int i, f;
+
+    ad_dq_cfg_default(&c);
+    q = mk(&c, F, NULL, NULL);
+    for (i = 0; i < 250; i++) {
+        pump_row(i, v);
+        for (f = 0; f < F; f++)
+            if (f != 3 || i >= 200)     /* vibration from row 200 on */
+                ad_dq_sample(q, TS(i) + 10 * f, f, v[f]);
+        ad_dq_advance(q, TS(i) + 50);
+    }
+    T_CHECK(n_ev == 2, "raise and clear for the unseen feature (got %d)", n_ev);
+    if (n_ev >= 2) {
+        T_NOTE("never-seen dropout raised at row %.1f, since %lld, limit %g ms",
+               (double)(evs[0].start_ms - TS(0)) / (double)(TS(1) - TS(0)),
+               (long long)evs[0].since_ms, evs[0].limit);
+        T_CHECK(evs[0].check == AD_DQ_DROPOUT && evs[0].feature == 3 && evs[0].active &&
+                evs[0].since_ms == TS(0) && evs[0].start_ms < TS(200),
+                "check %d feature %d since %lld (want %lld)", evs[0].check, evs[0].feature,
+                (long long)evs[0].since_ms, (long long)TS(0));
+        T_CHECK(!evs[1].active && evs[1].feature == 3 && evs[1].end_ms == TS(200) + 30,
+                "cleared by its first sample at %lld", (long long)evs[1].end_ms);
+    }
+    ad_dq_free(q);
+}
+
 static void test_range(void)
 {
     ad_dq_cfg c;
@@ -590,6 +624,7 @@ int main(void)
     T_RUN(test_constant_by_nature);
     T_RUN(test_dropout_stream);
     T_RUN(test_dropout_one_feature);
+    T_RUN(test_dropout_never_seen);
     T_RUN(test_range);
     T_RUN(test_rejected_burst);
     T_RUN(test_save_restore);
