@@ -521,20 +521,8 @@ static int replay_events(replay *r)
  * moves on to just before the row, as the daemon's timer would have moved
  * it during the silence: a gap in the file is a dropout (data quality) in
  * every mode. */
-static void replay_push(replay *r, size_t i, int64_t ts)
+static void replay_push_row(replay *r, size_t i, int64_t ts)
 {
-    /* a row behind the newest so far is dropped (out of order): the first
-     * such, and the row that set the newest time, are named at the end (one
-     * row far in the future drops every row after it) */
-    if (ts <= r->newest_ts && r->first_behind == 0) {
-        r->first_behind = r->t->line ? r->t->line[i] : i + 2;
-        r->behind_of = r->newest_line;
-        r->behind_ts = r->newest_ts;
-    }
-    if (ts > r->newest_ts) {
-        r->newest_ts = ts;
-        r->newest_line = r->t->line ? r->t->line[i] : i + 2;
-    }
     if (ts > INT64_MIN)
         ad_detector_advance(r->d, ts - 1);
     for (int f = 0; f < r->F; f++)
@@ -547,6 +535,28 @@ static void replay_push(replay *r, size_t i, int64_t ts)
         ad_detector_push_sample(r->d, ts, f, r->vals[f]);
     if (r->cfg.stream.mode == AD_ASM_PERIOD)
         ad_detector_advance(r->d, ts);
+}
+
+/* Push row i (replay_push_row), noting the first row dropped for its time. */
+static void replay_push(replay *r, size_t i, int64_t ts)
+{
+    uint64_t dropped = ad_detector_dropped(r->d);
+    size_t line = r->t->line ? r->t->line[i] : i + 2;
+
+    replay_push_row(r, i, ts);
+    /* the first row dropped for its time, and the row that set the newest
+     * time then, are named at the end (one row far in the future drops
+     * every row after it) */
+    if (ad_detector_dropped(r->d) != dropped && r->first_behind == 0 && ts != INT64_MIN &&
+        r->newest_ts != INT64_MIN) {
+        r->first_behind = line;
+        r->behind_of = r->newest_line;
+        r->behind_ts = r->newest_ts;
+    }
+    if (ts > r->newest_ts) {
+        r->newest_ts = ts;
+        r->newest_line = line;
+    }
 }
 
 /* One input row: push, score, events, the output line and the metrics. */
@@ -619,8 +629,8 @@ static int replay_report(replay *r)
         char iso[40];
 
         ad_iso_ms(r->behind_ts, iso, sizeof iso);
-        fprintf(stderr, "replay: line %zu is the first row at or before an earlier row's time "
-                "(line %zu, %s): rows not after the newest time so far are dropped\n",
+        fprintf(stderr, "replay: line %zu is the first row dropped for its time, at or before "
+                "line %zu's (%s): rows not after the newest time so far are dropped\n",
                 r->first_behind, r->behind_of, iso);
     }
     if (st.window_resets > 0 && r->cfg.stream.max_gap_ms > 0) {

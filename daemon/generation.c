@@ -257,6 +257,8 @@ static size_t check_dir(const char *what, const char *path, int is_file, const c
             slash[1] = '\0';
         else
             *slash = '\0';
+    if (!is_file && access(dir, F_OK) != 0 && strchr(dir, '/') == NULL)
+        snprintf(dir, sizeof dir, ".");     /* relative, no existing part */
     /* by making a directory there (access() says yes to root on /proc) */
     {
         char t[4200];

@@ -587,9 +587,14 @@ int ad_payload_parse(const ad_payload_parser *p, const char *topic,
                      ad_sample *out, int max, int *n, int *unknown,
                      char *err, size_t errlen)
 {
+    int unk = 0;
+
     *n = 0;
-    if (p->flat && parse_json_flat(p, buf, len, out, max, n, unknown) && bad_time(out, *n) < 0)
+    if (p->flat && parse_json_flat(p, buf, len, out, max, n, &unk) && bad_time(out, *n) < 0) {
+        if (unknown)
+            *unknown += unk;
         return 0;
+    }
     *n = 0;
     return ad_payload_parse_ref(p, topic, buf, len, now, out, max, n, unknown, err, errlen);
 }

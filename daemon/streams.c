@@ -301,6 +301,7 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
 #define TS_UNIT_HINT_S 946684800.0
 static void check_unit(det_rt *d, const stream_rec *s, double t)
 {
+    const char *unit;
     char iso[40];
 
     if (d->warned_unit || !d->c->payload.timestamp || d->c->payload.timestamp_unit == AD_TS_S ||
@@ -308,10 +309,13 @@ static void check_unit(det_rt *d, const stream_rec *s, double t)
         return;
     d->warned_unit = 1;
     ad_iso_ms((int64_t)llround(t * 1000.0), iso, sizeof iso);
+    /* the unit that puts this value after 2000: seconds, or ms under us */
+    unit = d->c->payload.timestamp_unit == AD_TS_US && t * 1e3 >= TS_UNIT_HINT_S ? "ms" : "s";
     ad_log(AD_LOG_WARNING, "detector %s: stream %s: sample time %s from payload field \"%s\" "
-           "in %s: if the devices send seconds, set payload.timestamp_unit \"s\" (warned once)",
+           "in %s: if the devices send %s, set payload.timestamp_unit \"%s\" (warned once)",
            d->c->name, s->key, iso, d->c->payload.timestamp,
-           d->c->payload.timestamp_unit == AD_TS_MS ? "ms" : "us");
+           d->c->payload.timestamp_unit == AD_TS_MS ? "ms" : "us",
+           unit[0] == 's' ? "seconds" : "milliseconds", unit);
 }
 
 static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,

@@ -569,14 +569,13 @@ int ad_detector_push_text(ad_detector *d, int64_t ts_ms, int feature, const char
 int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
                          const unsigned char *present)
 {
-    uint64_t rej0 = d->dq ? det_rejected_count(d) : 0, rej;
+    uint64_t rej0 = d->dq ? det_rejected_count(d) : 0;
     int rc = ad_stream_push_row(d->stream, ts_ms, values, present);
     int f;
 
     if (rc != 0) {
-        /* a row dropped for its timestamp (late, future): the whole row */
-        if (d->dq && (rej = det_rejected_count(d)) != rej0)
-            ad_dq_rejected(d->dq, -1, rej - rej0);
+        /* a row refused for its timestamp (future, far late): the whole row */
+        det_dq_refused(d, rej0, ts_ms, -1);
         return rc;
     }
     det_note_accepted(d, ts_ms);
@@ -2361,6 +2360,13 @@ ad_metric ad_detector_metric(const ad_detector *d) { return d->cfg.metric; }
 ad_phase ad_detector_phase(const ad_detector *d) { return d->phase; }
 const char *ad_detector_key(const ad_detector *d) { return d->key; }
 int64_t ad_detector_last_ts(const ad_detector *d) { return d->last_ts; }
+uint64_t ad_detector_dropped(const ad_detector *d)
+{
+    ad_stream_stats ss;
+
+    ad_stream_get_stats(d->stream, &ss);
+    return ss.dup + ss.ooo;
+}
 int ad_detector_season_on(const ad_detector *d)
 {
     return d->season != NULL;

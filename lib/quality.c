@@ -556,14 +556,14 @@ static void dropout_check(ad_dq *q, dq_feat *ft, int f)
         /* never seen while the stream's other features come (a misnamed
          * field): a dropout since the stream's first sample, once that is
          * longer than the stream's own dropout limit */
-        if (!q->has_any || q->stream_limit <= 0 ||
-            ms_between(q->now, q->first_any) <= q->stream_limit)
+        lim = (ft->flags & FL_LEARNED) ? dropout_limit(q, ft) : q->stream_limit;
+        if (!q->has_any || lim <= 0 || ms_between(q->now, q->first_any) <= lim)
             return;
         ft->last_ts = q->first_any;     /* the span it flags at its clear */
         ev_init(&ev);
         ev.since_ms = q->first_any;
         ev.value = ms_between(q->now, q->first_any);
-        ev.limit = q->stream_limit;
+        ev.limit = lim;
         dq_raise(q, ft, f, AD_DQ_DROPOUT, q->now, &ev);
         return;
     }

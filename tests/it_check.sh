@@ -34,6 +34,15 @@ for c in good ends deep share; do
 done
 [ -e "$D/state/new" ] && it_fail "check creates no state directory" ||
     it_ok "check creates no state directory"
+# a relative state_dir the daemon would create in the current directory
+conf rel 'sensors/+/pump' '[1]' "var/state" "anomalyd.prom"
+BINA="$(cd "$(dirname "$AD_BIN")" && pwd)/$(basename "$AD_BIN")"
+(cd "$D" && "$BINA" check -c rel.json) > "$D/rel.out" 2>&1; rc=$?
+if [ $rc -eq 0 ] && ! grep -q warning "$D/rel.out"; then
+    it_ok "check rel: a relative state_dir to be made here, no warning"
+else
+    it_fail "check rel: a relative state_dir to be made here, no warning" "rc=$rc $(cat "$D/rel.out")"
+fi
 $AD_BIN check -c "$D/bad.json" > "$D/bad.out" 2>&1; rc=$?
 if [ $rc -eq 0 ] &&
    grep -q 'warning: detector pump: stream_levels 5: topic filter "sensors/+/pump" has 3 level(s)' "$D/bad.out" &&
