@@ -127,16 +127,20 @@ for line in open(sys.argv[1]):
 print((last or {}).get("rejected", {}).get(sys.argv[3], 0))
 EOP
 }
+# clock_alert STREAM KIND TEXT: a rejected data-quality alert on STREAM and
+# at least 10 samples counted as KIND on its retained state
+clock_alert() {
+    if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/$1 kind=data_quality \
+           event=dq_raised check=rejected --timeout 20 >/dev/null &&
+       [ "$(state_rejected "$D/sub.jsonl" "$1" "$2")" -ge 10 ]; then
+        it_ok "$3 ($(state_rejected "$D/sub.jsonl" "$1" "$2") $2)"
+    else
+        it_fail "$3" "$2 $(state_rejected "$D/sub.jsonl" "$1" "$2"); $(grep "$1" "$D/sub.jsonl" | tail -2; grep "$1" "$D/daemon.log" | tail -3)"
+    fi
+}
 $H pub --port "$IT_PORT" --devices 1 --rows 60 --topic 'sensors/c{device}/pump'
 $H pub --port "$IT_PORT" --devices 1 --rows 30 --start 1000 --topic 'sensors/c{device}/pump'
-if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/cpump1 kind=data_quality \
-       event=dq_raised check=rejected --timeout 20 >/dev/null &&
-   [ "$(state_rejected "$D/sub.jsonl" cpump1 late)" -ge 10 ]; then
-    it_ok "a clock that jumps back: rows dropped as late raise a data-quality alert (check rejected), the state counts them ($(state_rejected "$D/sub.jsonl" cpump1 late) late)"
-else
-    it_fail "a clock that jumps back: rows dropped as late raise a data-quality alert" \
-        "late $(state_rejected "$D/sub.jsonl" cpump1 late); $(grep cpump1 "$D/sub.jsonl" | tail -2; grep cpump1 "$D/daemon.log" | tail -3)"
-fi
+clock_alert cpump1 late "a clock that jumps back: rows dropped as late raise a data-quality alert (check rejected), the state counts them"
 if grep -q 'detector pump: stream cpump1: sample time 1970-01-01T00:16:40.000Z from payload field "ts" in ms: if the devices send seconds, set payload.timestamp_unit "s" (warned once)' "$D/daemon.log" &&
    [ "$(grep -c 'if the devices send seconds' "$D/daemon.log")" = 1 ]; then
     it_ok "a sample time in 1970 from a time in ms: one warning that it may be seconds"
@@ -146,14 +150,7 @@ else
 fi
 $H pub --port "$IT_PORT" --devices 1 --rows 30 --start "$(( $(date +%s) + 86400 ))" \
     --topic 'sensors/f{device}/pump'
-if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/fpump1 kind=data_quality \
-       event=dq_raised check=rejected --timeout 20 >/dev/null &&
-   [ "$(state_rejected "$D/sub.jsonl" fpump1 future)" -ge 10 ]; then
-    it_ok "a clock a day ahead: every row refused as future, a data-quality alert, the state counts them ($(state_rejected "$D/sub.jsonl" fpump1 future) future)"
-else
-    it_fail "a clock a day ahead: every row refused as future, a data-quality alert" \
-        "future $(state_rejected "$D/sub.jsonl" fpump1 future); $(grep fpump1 "$D/sub.jsonl" | tail -2; grep fpump1 "$D/daemon.log" | tail -3)"
-fi
+clock_alert fpump1 future "a clock a day ahead: every row refused as future, a data-quality alert, the state counts them"
 # a condition open at stop is closed (its monitor does not carry open
 # conditions over a restart): dq_cleared, same id, reason restart
 # (stream xpump1: its own data time, 300 min ago, stuck from minute 150 on)
