@@ -10,9 +10,19 @@
  * one malloc + memset of the same number of bytes per stream (the floor any
  * allocation of that size costs). The daemon adds its stream record
  * (daemon_int.h stream_rec, ~170 bytes + the key) per stream.
+ *
+ * Then continual learning's share (adapt.enabled with the example
+ * configuration's day of one-minute windows, adapt.normal_windows 1440,
+ * margin 50, shadow 500): argv[2] streams (default 200) created with it,
+ * heap in use per stream against the sizing docs/continual-learning.md
+ * gives (M.T.F floats for the normal set plus (margin+1).T.F for the
+ * pending queue), at creation and once every normal set is full (each
+ * stream fed windows until its set holds M), and the RSS. No target: it
+ * is what an operator sizes a host by.
  */
 #define _GNU_SOURCE
 #include <malloc.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +50,90 @@ static double rss_mb(void)
         fclose(f);
     }
     return (double)rss * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+}
+
+/* Continual learning's memory per stream (see the header); frees m. */
+static int adapt_part(ad_model *m, long n)
+{
+    const int M = 1440, margin = 50;
+    ad_detector **d = calloc((size_t)(n > 0 ? n : 1), sizeof *d);
+    ad_detector_cfg c;
+    struct mallinfo2 mi0, mi1, mi2;
+    char err[512], key[32];
+    float *x = NULL;
+    double r0, r1, bytes, full, doc, t0;
+    int64_t ts = 0;
+    long i, k;
+    int T = m->window, F = m->n_features, rc = 1;
+
+    if (d == NULL || n < 1)
+        goto out;
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 20;
+    c.adapt.enabled = 1;
+    c.adapt.normal_windows = M;
+    c.adapt.min_windows = M;
+    c.adapt.margin = margin;
+    c.adapt.shadow_windows = 500;
+    c.adapt.every_windows = 1000000000;     /* no fine-tune: memory only */
+    c.adapt.every_hours = 0;
+    if ((x = malloc((size_t)T * F * sizeof *x)) == NULL)
+        goto out;
+    malloc_trim(0);
+    r0 = rss_mb();
+    mi0 = mallinfo2();
+    for (i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "pump%ld", i);
+        if (ad_detector_new(&d[i], &c, key, m, 0, 0, NULL, err, sizeof err) != 0) {
+            fprintf(stderr, "bench_streams: adapt stream %ld: %s\n", i, err);
+            goto out;
+        }
+    }
+    mi1 = mallinfo2();
+    /* large blocks (a normal set) are mmap'd: hblkhd */
+    bytes = ((double)mi1.uordblks + (double)mi1.hblkhd - (double)mi0.uordblks -
+             (double)mi0.hblkhd) / (double)n;
+    doc = ((double)M + margin + 1) * T * F * sizeof(float);
+    /* fill every normal set: rows of one constant-ish signal, each window
+     * scored 1 (under the threshold calibrated on the same) */
+    t0 = now_s();
+    for (i = 0; i < n; i++) {
+        ad_window_job job;
+        double row[64];
+
+        for (k = 0; k < c.calib_windows + M + margin + T + 1 && F <= 64; k++) {
+            for (int f = 0; f < F; f++)
+                row[f] = 1.0 + 0.01 * (double)((k * 7 + f * 3) % 11);
+            ad_detector_push_row(d[i], ts += 60000, row, NULL);
+            while (ad_detector_next_window(d[i], x, &job))
+                ad_detector_feed_score2(d[i], &job, 1.0 + 0.001 * (double)(k % 7), NULL, NAN);
+        }
+    }
+    r1 = rss_mb();
+    mi2 = mallinfo2();
+    full = ((double)mi2.uordblks + (double)mi2.hblkhd - (double)mi0.uordblks -
+            (double)mi0.hblkhd) / (double)n;
+    {
+        ad_detector_stats st;
+
+        ad_detector_get_stats(d[0], &st);
+        printf("continual learning: %ld streams, adapt.normal_windows %d, margin %d (T=%d, "
+               "F=%d; %llu windows in stream 0's normal set, %.1f s to fill them all)\n", n, M,
+               margin, T, F, (unsigned long long)st.adapt_normal, now_s() - t0);
+        printf("  heap in use per stream: %.0f bytes at creation, %.0f with the normal set "
+               "full; the sizing (M + margin + 1) x T x F floats = %.0f (full / sizing %.3f)\n",
+               bytes, full, doc, full / doc);
+        printf("  RSS: %.1f MB -> %.1f MB (%.0f bytes per stream)\n", r0, r1,
+               (r1 - r0) * 1048576.0 / (double)n);
+    }
+    rc = 0;
+out:
+    for (i = 0; d && i < n; i++)
+        ad_detector_free(d[i]);
+    free(d);
+    free(x);
+    ad_model_free(m);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -108,6 +202,5 @@ int main(int argc, char **argv)
     printf("target RSS within 20%% after eviction: %s\n", r2 <= 1.2 * r0 ? "PASS" : "MISS");
     free(d);
     free(ref);
-    ad_model_free(m);
-    return 0;
+    return adapt_part(m, argc > 2 ? atol(argv[2]) : 200);
 }

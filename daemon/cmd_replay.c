@@ -86,6 +86,10 @@ typedef struct replay {
     double *vals;
     int T, F;
     int dq_raised;                     /* a dq condition raised this row */
+    int64_t newest_ts;                 /* the newest row time pushed (INT64_MIN) */
+    size_t newest_line, first_behind;  /* its CSV line; the first row behind it */
+    size_t behind_of;                  /* ... the line it was behind */
+    int64_t behind_ts;
     uint64_t tp, fp, fn, tn;
 } replay;
 
@@ -517,7 +521,7 @@ static int replay_events(replay *r)
  * moves on to just before the row, as the daemon's timer would have moved
  * it during the silence: a gap in the file is a dropout (data quality) in
  * every mode. */
-static void replay_push(replay *r, size_t i, int64_t ts)
+static void replay_push_row(replay *r, size_t i, int64_t ts)
 {
     if (ts > INT64_MIN)
         ad_detector_advance(r->d, ts - 1);
@@ -531,6 +535,28 @@ static void replay_push(replay *r, size_t i, int64_t ts)
         ad_detector_push_sample(r->d, ts, f, r->vals[f]);
     if (r->cfg.stream.mode == AD_ASM_PERIOD)
         ad_detector_advance(r->d, ts);
+}
+
+/* Push row i (replay_push_row), noting the first row dropped for its time. */
+static void replay_push(replay *r, size_t i, int64_t ts)
+{
+    uint64_t dropped = ad_detector_dropped(r->d);
+    size_t line = r->t->line ? r->t->line[i] : i + 2;
+
+    replay_push_row(r, i, ts);
+    /* the first row dropped for its time, and the row that set the newest
+     * time then, are named at the end (one row far in the future drops
+     * every row after it) */
+    if (ad_detector_dropped(r->d) != dropped && r->first_behind == 0 && ts != INT64_MIN &&
+        r->newest_ts != INT64_MIN) {
+        r->first_behind = line;
+        r->behind_of = r->newest_line;
+        r->behind_ts = r->newest_ts;
+    }
+    if (ts > r->newest_ts) {
+        r->newest_ts = ts;
+        r->newest_line = line;
+    }
 }
 
 /* One input row: push, score, events, the output line and the metrics. */
@@ -599,6 +625,14 @@ static int replay_report(replay *r)
             st.threshold, (unsigned long long)st.alerts,
             (unsigned long long)st.stream.nonfinite, (unsigned long long)st.stream.dup,
             (unsigned long long)st.stream.ooo);
+    if (r->first_behind > 0) {
+        char iso[40];
+
+        ad_iso_ms(r->behind_ts, iso, sizeof iso);
+        fprintf(stderr, "replay: line %zu is the first row dropped for its time, at or before "
+                "line %zu's (%s): rows not after the newest time so far are dropped\n",
+                r->first_behind, r->behind_of, iso);
+    }
     if (st.window_resets > 0 && r->cfg.stream.max_gap_ms > 0) {
         /* the relative part is of rows/all modes (a period grid restarts
          * at max_gap_ms) */
@@ -692,6 +726,7 @@ int ad_cmd_replay(int argc, char **argv)
 
     memset(&o, 0, sizeof o);
     memset(&r, 0, sizeof r);
+    r.newest_ts = INT64_MIN;
     ad_detector_cfg_default(&o.cfg);
     replay_table(&o, tab);
     rc = ad_args_parse("replay", tab, argc, argv, NULL, 0, NULL);

@@ -349,7 +349,8 @@ static const key adapt_keys[] = {
       "keep one of every this many normal windows" },
     { "margin", K_INT, OPP(adapt.margin), 0, 100000, NULL, FL, NULL, NULL,
       "windows before a raise and after a clear that are not normal (after a clear at "
-      "least the windows that share a sample with one: ceil(window / hop) - 1)" },
+      "least the windows that share a sample with one: ceil(window / hop) - 1; before a "
+      "raise at least those from the first window over the threshold that led to it)" },
     { "margin_ms", K_I64, OPP(adapt.margin_ms), 0, 31622400000.0, NULL, FL, NULL, NULL,
       "margin as data time, likewise; set this or margin" },
     { "shadow_windows", K_INT, OPP(adapt.shadow_windows), 1, 1000000, NULL, FL, NULL, NULL,

@@ -279,7 +279,11 @@ static void drain_cb(uv_timer_t *t)
     uv_timer_stop(t);
     for (int i = 0; i < g->n; i++)
         MAP_FOREACH(&g->dets[i].streams, s) {
+            int open = s->dq_open != NULL;
+
             publish_dq_close_all(dd, s, "restart");   /* conditions are not saved */
+            if (open)               /* the retained state says so too */
+                publish_state(dd, s);
             state_save_handover(dd, s);
         }
     kafka_stop(dd);

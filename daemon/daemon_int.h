@@ -97,6 +97,7 @@ typedef struct stream_rec {
     int restores;                /* restore requests on the thread pool */
     held_msg *held, *held_tail;  /* samples waiting for that restore */
     uint64_t last_ms;            /* uv_now of the last sample */
+    uint64_t state_pub_ms;       /* uv_now of the last state published */
     int64_t last_arrival_ms;     /* arrival time given to the last message */
     struct batch *open;          /* open batch for a stream-owned model */
     struct adapt_task *adapt;    /* continual-learning job on the workers */
@@ -136,6 +137,7 @@ typedef struct det_rt {
     char state_dir[4096];        /* "" if no persistence */
     uint64_t refused, evicted;
     det_counts retired;          /* figures of its streams already gone */
+    int warned_unit;             /* a sample time before 2000 was warned of */
 } det_rt;
 
 

@@ -201,6 +201,81 @@ static size_t check_adapt(const ad_detconf *c, char *out, size_t outlen, size_t 
     return o;
 }
 
+/* `anomalyd check`: warn when a stream level is past every level a topic
+ * filter has (no message on it names a stream: each would be dropped). */
+static size_t check_levels(const ad_detconf *c, char *out, size_t outlen, size_t o)
+{
+    for (int t = 0; t < c->topics.n; t++) {
+        const char *f = c->topics.v[t];
+        int levels = 1, multi = 0;
+
+        if (strncmp(f, "$share/", 7) == 0 && strchr(f + 7, '/'))
+            f = strchr(f + 7, '/') + 1;     /* the topics it matches */
+        for (const char *p = f; *p; p++)
+            levels += *p == '/';
+        multi = strcmp(f, "#") == 0 || (strlen(f) >= 2 && strcmp(f + strlen(f) - 2, "/#") == 0);
+        if (multi)
+            continue;               /* "#": any depth */
+        for (int i = 0; i < c->stream_levels.n && o < outlen; i++) {
+            int l = c->stream_levels.v[i];
+
+            if (l >= levels || -l > levels) {
+                o += (size_t)snprintf(out + o, outlen - o, "warning: detector %s: "
+                                      "stream_levels %d: topic filter \"%s\" has %d level(s) "
+                                      "(0..%d, or -1..-%d from the end): no message on it has a "
+                                      "stream key, every one is dropped\n", c->name, l, f,
+                                      levels, levels - 1, levels);
+                break;
+            }
+        }
+    }
+    return o;
+}
+
+/* `anomalyd check`: warn when a directory the daemon writes to is not
+ * writable here (it would run on, without what it keeps there). */
+static size_t check_dir(const char *what, const char *path, int is_file, const char *loss,
+                        char *out, size_t outlen, size_t o)
+{
+    char dir[4096], *slash;
+
+    if (path == NULL || o >= outlen)
+        return o;
+    snprintf(dir, sizeof dir, "%s", path);
+    if (is_file) {
+        slash = strrchr(dir, '/');
+        if (slash == dir)
+            slash[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+    }
+    /* a directory the daemon creates: its nearest existing parent counts */
+    while (!is_file && access(dir, F_OK) != 0 && (slash = strrchr(dir, '/')) != NULL)
+        if (slash == dir)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+    if (!is_file && access(dir, F_OK) != 0 && strchr(dir, '/') == NULL)
+        snprintf(dir, sizeof dir, ".");     /* relative, no existing part */
+    /* by making a directory there (access() says yes to root on /proc) */
+    {
+        char t[4200];
+        int e;
+
+        snprintf(t, sizeof t, "%s/.anomalyd-check-XXXXXX", dir);
+        if (mkdtemp(t) != NULL) {
+            rmdir(t);
+            return o;
+        }
+        e = errno;
+        o += (size_t)snprintf(out + o, outlen - o, "warning: %s %s: %s is not writable here "
+                              "(%s): %s\n", what, path, dir, strerror(e), loss);
+    }
+    return o;
+}
+
 int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_t errlen)
 {
     gen *g = NULL;
@@ -221,7 +296,12 @@ int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_
                                   d->c->payload.format == AD_FMT_JSON ? "json" : "senml");
             o = check_share(d->c, out, outlen, o);
             o = check_adapt(d->c, out, outlen, o);
+            o = check_levels(d->c, out, outlen, o);
         }
+        o = check_dir("state_dir", g->cfg->state_dir, 0, "calibration, open alerts and "
+                      "learned models would not be kept across restarts", out, outlen, o);
+        o = check_dir("metrics.textfile", g->cfg->metrics.textfile, 1, "no metrics would be "
+                      "written", out, outlen, o);
     }
     gen_free(g);
     return 0;

@@ -293,7 +293,9 @@ static void stream_fams(ad_buf *b, ad_daemon *dd)
 static void write_work(uv_work_t *w)
 {
     metrics_w *m = w->data;
-    m->failed = ad_write_file_atomic(m->path, m->text, m->len, m->err, sizeof m->err) != 0;
+    /* read by node_exporter, another user: world-readable (statistics only) */
+    m->failed = ad_write_file_atomic_mode(m->path, m->text, m->len, 0644, m->err,
+                                          sizeof m->err) != 0;
 }
 
 static void write_after(uv_work_t *w, int status)

@@ -570,14 +570,32 @@ static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now
     return 0;
 }
 
+/* Sample times (seconds) a stream can hold: 1970-01-01 to 9999-12-31. A
+ * time past int64 milliseconds would not convert; one before 1970 is an
+ * unset or broken clock. Returns the index of the first other, or -1. */
+#define TS_MAX_S 253402300799.999
+static int bad_time(const ad_sample *out, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (isfinite(out[i].time) && (out[i].time < 0.0 || out[i].time > TS_MAX_S))
+            return i;
+    return -1;
+}
+
 int ad_payload_parse(const ad_payload_parser *p, const char *topic,
                      const void *buf, size_t len, double now,
                      ad_sample *out, int max, int *n, int *unknown,
                      char *err, size_t errlen)
 {
+    int unk = 0;
+
     *n = 0;
-    if (p->flat && parse_json_flat(p, buf, len, out, max, n, unknown))
+    if (p->flat && parse_json_flat(p, buf, len, out, max, n, &unk) && bad_time(out, *n) < 0) {
+        if (unknown)
+            *unknown += unk;
         return 0;
+    }
+    *n = 0;
     return ad_payload_parse_ref(p, topic, buf, len, now, out, max, n, unknown, err, errlen);
 }
 
@@ -587,7 +605,7 @@ int ad_payload_parse_ref(const ad_payload_parser *p, const char *topic,
                          char *err, size_t errlen)
 {
     cJSON *root;
-    int rc;
+    int rc, i;
 
     *n = 0;
     if (p->format == AD_FMT_NUMBER)
@@ -600,6 +618,10 @@ int ad_payload_parse_ref(const ad_payload_parser *p, const char *topic,
     else
         rc = parse_senml(p, root, now, out, max, n, unknown, err, errlen);
     cJSON_Delete(root);
+    if (rc == 0 && (i = bad_time(out, *n)) >= 0)
+        rc = ad_errf(err, errlen, AD_ERANGE, "timestamp %.17g s%s: outside 1970-01-01 .. "
+                     "9999-12-31", out[i].time, p->format == AD_FMT_JSON && p->timestamp ?
+                     " (payload.timestamp_unit applied)" : "");
     if (rc)
         *n = 0;
     return rc;

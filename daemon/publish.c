@@ -189,6 +189,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     cJSON_AddStringToObject(o, "updated", iso);
     publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 1);
     cJSON_Delete(o);
+    s->state_pub_ms = uv_now(dd->loop);
 }
 
 void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)

@@ -94,6 +94,7 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
                     waiting++;
                 else
                     shadowed++;
+                streams_events(dd, s);      /* waiting, or in shadow: said now */
                 continue;
             }
             if (rc == 0) {              /* swapped after all: as below */

@@ -263,6 +263,8 @@ stream_rec *streams_open(ad_daemon *dd, det_rt *d, const char *key)
 
 /* ---- samples in ------------------------------------------------------------ */
 
+#define STATE_REFRESH_MS 60000
+
 /* Rejections by row assembly since the last look: logged (bounded rate,
  * dd_bad_input) naming the detector, the stream and what was wrong. */
 static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, int64_t ts_ms)
@@ -277,16 +279,43 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
     if (fut)
         dd_bad_input(dd, "detector %s: stream %s: %llu sample(s) rejected as future "
                      "(timestamp %lld ms is %lld ms after its arrival; "
-                     "stream.max_future_ms %lld)", s->det->c->name, s->key,
+                     "rows.max_future_ms %lld)", s->det->c->name, s->key,
                      (unsigned long long)fut, (long long)ts_ms,
                      (long long)(ts_ms - arrival_ms),
                      (long long)s->det->c->pipe.stream.max_future_ms);
     if (late)
         dd_bad_input(dd, "detector %s: stream %s: %llu sample(s) dropped as late "
                      "(timestamp %lld ms is behind rows already assembled; "
-                     "stream.max_lateness_ms %lld)", s->det->c->name, s->key,
+                     "rows.max_lateness_ms %lld)", s->det->c->name, s->key,
                      (unsigned long long)late, (long long)ts_ms,
                      (long long)s->det->c->pipe.stream.max_lateness_ms);
+    /* the retained state's counts follow, at most once a minute: a stream
+     * whose every sample is refused changes nothing else */
+    if ((fut || late) && uv_now(dd->loop) - s->state_pub_ms >= STATE_REFRESH_MS)
+        publish_state(dd, s);
+}
+
+/* A sample time before 2000 from a payload time in ms or us: most likely
+ * seconds sent under the wrong unit (the stream would run in 1970, its
+ * window period a thousand times too short). Warned once per detector. */
+#define TS_UNIT_HINT_S 946684800.0
+static void check_unit(det_rt *d, const stream_rec *s, double t)
+{
+    const char *unit;
+    char iso[40];
+
+    if (d->warned_unit || !d->c->payload.timestamp || d->c->payload.timestamp_unit == AD_TS_S ||
+        !isfinite(t) || t >= TS_UNIT_HINT_S)
+        return;
+    d->warned_unit = 1;
+    ad_iso_ms((int64_t)llround(t * 1000.0), iso, sizeof iso);
+    /* the unit that puts this value after 2000: seconds, or ms under us */
+    unit = d->c->payload.timestamp_unit == AD_TS_US && t * 1e3 >= TS_UNIT_HINT_S ? "ms" : "s";
+    ad_log(AD_LOG_WARNING, "detector %s: stream %s: sample time %s from payload field \"%s\" "
+           "in %s: if the devices send %s, set payload.timestamp_unit \"%s\" (warned once)",
+           d->c->name, s->key, iso, d->c->payload.timestamp,
+           d->c->payload.timestamp_unit == AD_TS_MS ? "ms" : "us",
+           unit[0] == 's' ? "seconds" : "milliseconds", unit);
 }
 
 static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,
@@ -295,6 +324,8 @@ static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int
     det_rt *d = s->det;
     int64_t arrival = (int64_t)llround(now_s * 1000.0), bad_ts = 0;
     int bad = 0;
+
+    check_unit(d, s, smp[0].time);
     /* the arrival clock of this message: the future check and event time */
     ad_detector_arrival(s->d, arrival);
     if (d->c->pipe.stream.mode == AD_ASM_ROWS) {

@@ -285,6 +285,12 @@ fail:
 int ad_write_file_atomic(const char *path, const void *buf, size_t len,
                          char *err, size_t errlen)
 {
+    return ad_write_file_atomic_mode(path, buf, len, 0600, err, errlen);
+}
+
+int ad_write_file_atomic_mode(const char *path, const void *buf, size_t len, unsigned mode,
+                              char *err, size_t errlen)
+{
     char *tmp = NULL, *dir = NULL, *slash;
     const unsigned char *p = buf;
     size_t plen, off = 0;
@@ -317,6 +323,12 @@ int ad_write_file_atomic(const char *path, const void *buf, size_t len,
                      "%s: %s", tmp, strerror(errno));
         free(tmp);
         return rc;
+    }
+    /* the mode as given, whatever the umask (a unit's UMask=0077) */
+    if ((mode & 0777) != 0600 && fchmod(fd, (mode_t)(mode & 0777)) < 0) {
+        rc = ad_errf(err, errlen, AD_EIO, "%s: chmod %o: %s", tmp, mode & 0777,
+                     strerror(errno));
+        goto fail;
     }
     while (off < len) {
         ssize_t n = write(fd, p + off, len - off);

@@ -130,5 +130,9 @@ int ad_clean_tmp_files(const char *dir);
 
 int ad_write_file_atomic(const char *path, const void *buf, size_t len,
                          char *err, size_t errlen);
+/* The same with the file's mode (set whatever the umask): 0644 for a file
+ * another user reads (a metrics file for node_exporter). */
+int ad_write_file_atomic_mode(const char *path, const void *buf, size_t len, unsigned mode,
+                              char *err, size_t errlen);
 
 #endif /* AD_H */

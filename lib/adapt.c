@@ -250,6 +250,7 @@ const char *ad_adapt_ev_name(ad_adapt_ev_type t)
     case AD_ADAPT_EV_REJECTED: return "adapt_rejected";
     case AD_ADAPT_EV_TRAIN_FAILED: return "adapt_train_failed";
     case AD_ADAPT_EV_DRIFT: return "adapt_drift";
+    case AD_ADAPT_EV_WAITING: return "adapt_waiting";
     }
     return "?";
 }
@@ -297,6 +298,7 @@ static int alloc_counts(ad_adapt *a, const ad_adapt_cfg *c, double window_ms,
     int64_t *nts;
     pend_ent *pend;
     double *sl, *sc;
+    int64_t *st;
     unsigned char *sr;
     int rc;
 
@@ -309,7 +311,8 @@ static int alloc_counts(ad_adapt *a, const ad_adapt_cfg *c, double window_ms,
     sl = calloc(scap, sizeof(double));
     sc = calloc(scap, sizeof(double));
     sr = calloc(scap, 1);
-    if (!nset || !nts || !pend || !pwin || !sl || !sc || !sr) {
+    st = calloc(scap, sizeof(int64_t));
+    if (!nset || !nts || !pend || !pwin || !sl || !sc || !sr || !st) {
         free(nset);
         free(nts);
         free(pend);
@@ -317,6 +320,7 @@ static int alloc_counts(ad_adapt *a, const ad_adapt_cfg *c, double window_ms,
         free(sl);
         free(sc);
         free(sr);
+        free(st);
         return ad_errf(err, errlen, AD_ENOMEM,
                        "adapt: out of memory (normal set of %d windows of %dx%d)",
                        c->normal_windows, a->T, a->F);
@@ -328,6 +332,7 @@ static int alloc_counts(ad_adapt *a, const ad_adapt_cfg *c, double window_ms,
     a->sh_live = sl;
     a->sh_cand = sc;
     a->sh_reg = sr;
+    a->sh_ts = st;
     a->ncap = ncap;
     a->pcap = pcap;
     a->sh_cap = scap;
@@ -498,6 +503,7 @@ void ad_adapt_free(ad_adapt *a)
     free(a->sh_live);
     free(a->sh_cand);
     free(a->sh_reg);
+    free(a->sh_ts);
     ad_model_free(a->ref);
     free(a->ref_base_f);
     ad_model_free(a->cand);
@@ -582,6 +588,19 @@ static void event_init(const ad_adapt *a, ad_adapt_event *ev, ad_adapt_ev_type t
     }
 }
 
+void ad_adapt_waiting_event(const ad_adapt *a, ad_adapt_event *ev, const char *model_id,
+                            const char *why, int64_t ts)
+{
+    event_init(a, ev, AD_ADAPT_EV_WAITING, ts);
+    ev->attempt = 0;                /* no fine-tune of its own */
+    ev->origin = AD_ADAPT_RELOAD;
+    ev->train_windows = 0;
+    ev->epochs_run = 0;
+    ev->train_loss = ev->train_seconds = NAN;
+    snprintf(ev->model_id, sizeof(ev->model_id), "%s", model_id ? model_id : "");
+    snprintf(ev->reason, sizeof(ev->reason), "%s", why ? why : "");
+}
+
 static void sched_reset(ad_adapt *a)
 {
     a->sched_windows = 0;
@@ -635,6 +654,7 @@ static void admit(ad_adapt *a, const pend_ent *e, const float *win)
             a->sh_live[a->sh_n] = e->live;
             a->sh_cand[a->sh_n] = e->cand;
             a->sh_reg[a->sh_n] = e->regime != 0;
+            a->sh_ts[a->sh_n] = e->ts;
             a->sh_n++;
         }
     }
@@ -770,15 +790,14 @@ const float *ad_adapt_normal_window(const ad_adapt *a, size_t i, int64_t *ts_ms)
     return a->nset + slot * a->wsz;
 }
 
-void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms)
+/* Windows ending at or after since_ms leave the held windows, the pending
+ * queue and the normal set (in offer order: they are the newest); *ctr
+ * counts them. */
+static void drop_since(ad_adapt *a, int64_t since_ms, uint64_t *ctr)
 {
-    if (a == NULL)
-        return;
-    /* held and pending windows are in offer order: the flagged ones are
-     * the newest */
     while (a->elen > 0 && a->early[a->elen - 1].ts >= since_ms) {
         a->elen--;
-        a->ex_dq++;
+        (*ctr)++;
     }
     while (a->plen > 0) {
         size_t slot = (a->phead + a->plen - 1) % a->pcap;
@@ -786,16 +805,46 @@ void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms)
 
         if (e->ts < since_ms)
             break;
-        a->ex_dq++;
+        (*ctr)++;
         if (e->shadow && e->shadow == a->shadow_gen && a->cand)
             a->sh_resolved++;
         a->plen--;
     }
-    /* windows admitted before the condition was recognised */
+    /* windows admitted before the condition was recognised: out of the
+     * normal set, and of the shadow span's compared windows while it runs
+     * (the same verdict as if they had waited in the pending queue) */
     while (a->nlen > 0 && a->nts[(a->nhead + a->nlen - 1) % a->ncap] >= since_ms) {
         a->nlen--;
-        a->ex_dq++;
+        (*ctr)++;
     }
+    while (a->cand && a->sh_n > 0 && a->sh_ts[a->sh_n - 1] >= since_ms)
+        a->sh_n--;
+}
+
+void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms)
+{
+    if (a != NULL)
+        drop_since(a, since_ms, &a->ex_dq);
+}
+
+void ad_adapt_window_seen(ad_adapt *a, int64_t ts_ms)
+{
+    if (a != NULL)
+        a->seen_ts[a->seen++ % AD_ADAPT_RUN_UP] = ts_ms;
+}
+
+void ad_adapt_alert_run_up(ad_adapt *a, int back)
+{
+    /* the raising window is the last seen; the ring holds back + 1 */
+    if (a == NULL || back <= 0 || a->seen == 0)
+        return;
+    /* hist restored with an open alert reaches past the windows seen since:
+     * from the oldest of those */
+    if ((uint64_t)back >= a->seen)
+        back = (int)(a->seen - 1);
+    if (back <= 0 || back >= AD_ADAPT_RUN_UP)
+        return;
+    drop_since(a, a->seen_ts[(a->seen - 1 - (uint64_t)back) % AD_ADAPT_RUN_UP], &a->ex_alert);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -242,8 +242,11 @@ typedef enum {
     AD_ADAPT_EV_PROMOTED,
     AD_ADAPT_EV_REJECTED,
     AD_ADAPT_EV_TRAIN_FAILED,
-    AD_ADAPT_EV_DRIFT              /* the reference drift reached
+    AD_ADAPT_EV_DRIFT,             /* the reference drift reached
                                     * adapt.drift_ratio (REFERENCE) */
+    AD_ADAPT_EV_WAITING            /* not queued by the learner: a reloaded
+                                    * model file waits to go into shadow
+                                    * (ad_adapt_waiting_event) */
 } ad_adapt_ev_type;
 
 typedef enum { AD_ADAPT_FINETUNE = 0, AD_ADAPT_RELOAD = 1 } ad_adapt_origin;
@@ -291,6 +294,7 @@ typedef struct ad_adapt_event {
 } ad_adapt_event;
 
 #define AD_ADAPT_EVENTS 16
+#define AD_ADAPT_RUN_UP 64     /* alert.n's limit (AD_ALERT_MAX_N) */
 /* Largest normal set, in stored values (M*T*F floats: 1 GiB). */
 #define AD_ADAPT_MAX_FLOATS (1ul << 28)
 
@@ -381,8 +385,19 @@ void ad_adapt_alert_cleared(ad_adapt *a, const char *id, int64_t ts_ms,
  * first sample of the flat run) covers data time from since_ms on: windows
  * ending at or after it leave the pending queue and the normal set (they
  * were offered as clean before the condition was known; counted in
- * excluded_dq). Shadow scores already compared are kept. */
+ * excluded_dq), and the shadow span's compared windows while it runs. */
 void ad_adapt_dq_since(ad_adapt *a, int64_t since_ms);
+/* Every window judged while detecting, offered or not (its data time):
+ * the last AD_ADAPT_RUN_UP are kept for ad_adapt_alert_run_up. */
+void ad_adapt_window_seen(ad_adapt *a, int64_t ts_ms);
+/* An alert's run-up, called after ad_adapt_alert_raised with the windows
+ * back from the raising one to the first over the threshold that led to
+ * it (ad_alerter_run_up; reaching before the windows seen since a
+ * restore: from the oldest seen): the windows from that one on leave the
+ * normal set and the shadow span's compared windows like a data-quality
+ * span (those between it and the raise were under the threshold, admitted
+ * when the margin is shorter than the run-up); counted in excluded_alert. */
+void ad_adapt_alert_run_up(ad_adapt *a, int back);
 
 /* Withdraw a kept true alert (now known to be a false alarm). Returns 1 when
  * it was kept, 0 when not found. */
@@ -404,6 +419,10 @@ int ad_adapt_alerts_accepted(ad_adapt *a, int64_t since_ms, uint64_t need);
 
 /* Pop the oldest event; 1 when *ev was filled, 0 if none. */
 int ad_adapt_poll_event(ad_adapt *a, ad_adapt_event *ev);
+/* Fill *ev as an AD_ADAPT_EV_WAITING event (origin reload): the model
+ * file model_id waits, for the reason why, before its shadow begins. */
+void ad_adapt_waiting_event(const ad_adapt *a, ad_adapt_event *ev, const char *model_id,
+                            const char *why, int64_t ts);
 
 /* Fine-tuning job: self-contained, runs on any thread. */
 typedef struct ad_adapt_job {

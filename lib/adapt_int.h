@@ -73,6 +73,8 @@ struct ad_adapt {
     size_t tacap, talen;
     /* counters */
     uint64_t offered, admitted, ex_alert, ex_exc, ex_dq, ex_early;
+    int64_t seen_ts[AD_ADAPT_RUN_UP];   /* the last windows judged (ring) */
+    uint64_t seen;
     uint64_t attempts, promotions, rejections, failures;
     /* schedule */
     uint64_t sched_windows;
@@ -90,6 +92,7 @@ struct ad_adapt {
     int have_rep;
     double *sh_live, *sh_cand;
     unsigned char *sh_reg;      /* judged against an accepted regime */
+    int64_t *sh_ts;             /* the window's data time */
     size_t sh_n, sh_cap;
     ad_model *decided;
     ad_adapt_event last;

@@ -236,10 +236,10 @@ static int parse_event(const cJSON *j, ad_adapt_event *ev, char *err, size_t err
     int t, rc;
 
     memset(ev, 0, sizeof(*ev));
-    for (t = AD_ADAPT_EV_TRAIN_READY; t <= AD_ADAPT_EV_TRAIN_FAILED; t++)
+    for (t = AD_ADAPT_EV_TRAIN_READY; t <= AD_ADAPT_EV_WAITING; t++)
         if (cJSON_IsString(n) && strcmp(n->valuestring, ad_adapt_ev_name(t)) == 0)
             break;
-    if (t > AD_ADAPT_EV_TRAIN_FAILED || !cJSON_IsObject(f))
+    if (t > AD_ADAPT_EV_WAITING || !cJSON_IsObject(f))
         return ad_errf(err, errlen, AD_EFORMAT,
                        "adapt state: last: expected an adapt event with figures");
     ev->type = (ad_adapt_ev_type)t;

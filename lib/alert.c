@@ -329,6 +329,16 @@ int ad_alerter_last_exceeded(const ad_alerter *a)
     return a->last_exceeded;
 }
 
+int ad_alerter_run_up(const ad_alerter *a)
+{
+    int j;
+
+    for (j = a->hist_len - 1; j > 0; j--)
+        if ((a->hist >> j) & 1)
+            return j;
+    return 0;
+}
+
 const ad_alert *ad_alerter_active(const ad_alerter *a)
 {
     return a->cur.active ? &a->cur : NULL;

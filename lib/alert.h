@@ -168,6 +168,10 @@ const char *ad_alert_on_name(ad_alert_on on);           /* "score", ... */
 
 /* Was the last stepped window over the threshold? */
 int ad_alerter_last_exceeded(const ad_alerter *a);
+/* Windows back from the last stepped one to the oldest window over the
+ * threshold among the last n (0: the last one, or none over): at a raise,
+ * the first window of its run-up. */
+int ad_alerter_run_up(const ad_alerter *a);
 
 /* The active alert (NULL when idle); valid until the next step. */
 const ad_alert *ad_alerter_active(const ad_alerter *a);

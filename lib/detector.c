@@ -569,11 +569,15 @@ int ad_detector_push_text(ad_detector *d, int64_t ts_ms, int feature, const char
 int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
                          const unsigned char *present)
 {
+    uint64_t rej0 = d->dq ? det_rejected_count(d) : 0;
     int rc = ad_stream_push_row(d->stream, ts_ms, values, present);
     int f;
 
-    if (rc != 0)
+    if (rc != 0) {
+        /* a row refused for its timestamp (future, far late): the whole row */
+        det_dq_refused(d, rej0, ts_ms, -1);
         return rc;
+    }
     det_note_accepted(d, ts_ms);
     if (d->dq == NULL)
         return rc;
@@ -2155,6 +2159,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     int f;
 
     d->last_regime = ri;
+    if (d->ad)
+        ad_adapt_window_seen(d->ad, ts);
     if (like) {
         d->st.windows_regime++;
         regime_extend(d, ri, ts);
@@ -2196,8 +2202,13 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         if (A > 0 && (d->acc_alerts == 0 || d->acc_quiet >= A / AD_ACCEPT_RECUR))
             acc_occ_push(d, al.start_ms);
         d->acc_alerts++;
-        if (d->ad)
+        if (d->ad) {
             ad_adapt_alert_raised(d->ad, al.id, ts);
+            /* the windows from the first one over the threshold on hold
+             * what raised it, those under it too */
+            _Static_assert(AD_ADAPT_RUN_UP >= AD_ALERT_MAX_N, "a run-up fits the ring");
+            ad_adapt_alert_run_up(d->ad, ad_alerter_run_up(d->alert));
+        }
     }
     if (A > 0 && share != NULL && ad_alerter_active(d->alert) == NULL && !exceeded &&
         !like && !untrusted && !seasonal) {
@@ -2349,6 +2360,13 @@ ad_metric ad_detector_metric(const ad_detector *d) { return d->cfg.metric; }
 ad_phase ad_detector_phase(const ad_detector *d) { return d->phase; }
 const char *ad_detector_key(const ad_detector *d) { return d->key; }
 int64_t ad_detector_last_ts(const ad_detector *d) { return d->last_ts; }
+uint64_t ad_detector_dropped(const ad_detector *d)
+{
+    ad_stream_stats ss;
+
+    ad_stream_get_stats(d->stream, &ss);
+    return ss.dup + ss.ooo;
+}
 int ad_detector_season_on(const ad_detector *d)
 {
     return d->season != NULL;

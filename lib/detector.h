@@ -600,6 +600,9 @@ ad_phase ad_detector_phase(const ad_detector *d);
 const char *ad_detector_key(const ad_detector *d);
 /* Data time (unix ms) of the last row the detector consumed; 0 before any. */
 int64_t ad_detector_last_ts(const ad_detector *d);
+/* Samples (or rows) row assembly dropped for their timestamps so far:
+ * duplicates and late ones (stats stream.dup + stream.ooo), cheaply. */
+uint64_t ad_detector_dropped(const ad_detector *d);
 /* Phases (of AD_SEASON_BINS) of the period with a seasonal level now
  * (calibration.season_ms; 0 when off). O(bins x periods^2): for a state
  * report, not per window. */

@@ -130,7 +130,39 @@ uint64_t det_rejected_count(const ad_detector *d)
     ad_stream_stats ss;
 
     ad_stream_get_stats(d->stream, &ss);
-    return ss.nonfinite + ss.nonnumeric + ss.bad_feature;
+    /* future timestamps too (a clock ahead); late ones: det_dq_refused */
+    return ss.nonfinite + ss.nonnumeric + ss.bad_feature + ss.future;
+}
+
+/* Late by more than this behind the newest accepted time: a clock that
+ * jumped back, not the jitter of per-feature messages around a row or a
+ * redelivery (rows.max_lateness_ms + rows.max_gap_ms, or an hour). */
+static int64_t late_far_ms(const ad_detector *d)
+{
+    int64_t g = d->cfg.stream.max_gap_ms > 0 ? d->cfg.stream.max_gap_ms : 3600000;
+
+    return d->cfg.stream.max_lateness_ms + g;
+}
+
+void det_dq_refused(ad_detector *d, uint64_t rej0, int64_t ts, int f)
+{
+    ad_stream_stats ss;
+    uint64_t rej, late = 0;
+
+    if (d->dq == NULL)
+        return;
+    ad_stream_get_stats(d->stream, &ss);
+    if (ss.ooo > d->dq_ooo && d->max_ts != INT64_MIN && ts < d->max_ts - late_far_ms(d))
+        late = ss.ooo - d->dq_ooo;
+    d->dq_ooo = ss.ooo;
+    rej = det_rejected_count(d) - rej0 + late;
+    if (rej == 0)
+        return;
+    /* nothing accepted yet (every sample ahead of its arrival): the
+     * monitor's clock is the arrival's, not 1970 */
+    if (d->max_ts == INT64_MIN && d->has_arrival)
+        ad_dq_advance(d->dq, d->arrival_wall);
+    ad_dq_rejected(d->dq, f >= 0 && f < d->F ? f : -1, rej);
 }
 
 void det_note_accepted(ad_detector *d, int64_t ts)
@@ -143,8 +175,6 @@ void det_note_accepted(ad_detector *d, int64_t ts)
 void det_dq_after_sample(ad_detector *d, int rc, uint64_t rej0, int64_t ts, int f,
                             double v)
 {
-    uint64_t rej;
-
     if (rc == 0) {
         det_note_accepted(d, ts);
         if (d->dq == NULL)
@@ -155,6 +185,5 @@ void det_dq_after_sample(ad_detector *d, int rc, uint64_t rej0, int64_t ts, int 
             ad_dq_sample(d->dq, ts, f, v);
         return;
     }
-    if (d->dq && (rej = det_rejected_count(d)) != rej0)
-        ad_dq_rejected(d->dq, f >= 0 && f < d->F ? f : -1, rej - rej0);
+    det_dq_refused(d, rej0, ts, f);
 }

@@ -140,6 +140,7 @@ struct ad_detector {
     int has_arrival;
     int64_t arrival_wall;        /* wall time of the last arrival */
     int64_t max_ts;              /* newest accepted timestamp */
+    uint64_t dq_ooo;             /* late samples the monitor has looked at */
     double *last_val;            /* F: last raw value per feature (NaN) */
     /* data quality */
     ad_dq *dq;
@@ -220,5 +221,9 @@ void det_window_period_restore(ad_detector *d, const cJSON *x);
 cJSON *det_acc_save(const ad_detector *d);
 void det_acc_restore(ad_detector *d, const cJSON *o);
 uint64_t det_rejected_count(const ad_detector *d);
+/* A push refused (rc > 0; rej0: det_rejected_count before it): the values
+ * refused and the samples far behind the newest time (a clock that jumped
+ * back) count in the data-quality monitor's rejected bucket. */
+void det_dq_refused(ad_detector *d, uint64_t rej0, int64_t ts, int f);
 
 #endif

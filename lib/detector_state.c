@@ -333,6 +333,10 @@ static void alert_resume(ad_detector *d, const cJSON *o)
     if (d->last_ts == 0 && cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e15)
         d->last_ts = (int64_t)x->valuedouble;
     cJSON_Delete(a);
+    /* the continual learner (restored before) is told too: the windows of
+     * the continued alert, and its clear margin, stay out of its normal set */
+    if (d->ad && ad_alerter_active(d->alert))
+        ad_adapt_alert_raised(d->ad, ad_alerter_active(d->alert)->id, d->last_ts);
 }
 
 int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errlen)
@@ -540,6 +544,7 @@ static const char *adapt_decision(ad_adapt_ev_type t)
     case AD_ADAPT_EV_SHADOW: return "shadow";
     case AD_ADAPT_EV_TRAIN_FAILED: return "train_failed";
     case AD_ADAPT_EV_DRIFT: return "drift";
+    case AD_ADAPT_EV_WAITING: return "waiting";
     default: return "train_ready";
     }
 }

@@ -300,11 +300,20 @@ int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
         if (c != NULL && (d->adapt_job_out || !ad_adapt_resolved(d->ad))) {
             /* a fine-tune is out on a worker, or the shadow span is data
              * time not known yet: the live model stays until then */
+            const char *until = d->adapt_job_out ? "the fine-tune in flight"
+                                : "the stream's window period (adapt settings in data time)";
+            char why[200];
+            ad_event *e;
+
             ad_model_free(d->reload_next);
             d->reload_next = c;
             ad_log(AD_LOG_INFO, "stream %s: new model %s waits for %s, then is evaluated in "
-                   "shadow", d->key, m->id, d->adapt_job_out ? "the fine-tune in flight"
-                   : "the stream's window period (adapt settings in data time)");
+                   "shadow", d->key, m->id, until);
+            snprintf(why, sizeof(why), "model file %s waits for %s, then is evaluated in "
+                     "shadow; the live model runs on", m->id, until);
+            e = det_ev_new(d, AD_EV_ADAPT, d->last_ts);
+            ad_adapt_waiting_event(d->ad, &e->adapt, m->id, why, d->last_ts);
+            snprintf(e->text, sizeof(e->text), "%.150s", why);
             return AD_DETECTOR_SHADOW;
         }
         if (c != NULL && det_reload_shadow(d, c) == 0) {

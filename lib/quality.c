@@ -69,6 +69,7 @@ struct ad_dq {
     int64_t now;
     int has_now;
     int64_t last_any;       /* last sample of any feature */
+    int64_t first_any;      /* ... and the first (since this monitor began) */
     int has_any;
     int rr;                 /* round-robin feature for per-sample dropout */
     uint64_t seq;
@@ -549,10 +550,23 @@ static void dropout_check(ad_dq *q, dq_feat *ft, int f)
     double lim;
     ad_dq_event ev;
 
-    if ((ft->active & (1u << AD_DQ_DROPOUT)) || !(ft->flags & FL_SEEN))
+    if ((ft->active & (1u << AD_DQ_DROPOUT)) || (q->whole.active & (1u << AD_DQ_DROPOUT)))
         return;
-    if (q->whole.active & (1u << AD_DQ_DROPOUT))
+    if (!(ft->flags & FL_SEEN)) {
+        /* never seen while the stream's other features come (a misnamed
+         * field): a dropout since the stream's first sample, once that is
+         * longer than the stream's own dropout limit */
+        lim = (ft->flags & FL_LEARNED) ? dropout_limit(q, ft) : q->stream_limit;
+        if (!q->has_any || lim <= 0 || ms_between(q->now, q->first_any) <= lim)
+            return;
+        ft->last_ts = q->first_any;     /* the span it flags at its clear */
+        ev_init(&ev);
+        ev.since_ms = q->first_any;
+        ev.value = ms_between(q->now, q->first_any);
+        ev.limit = lim;
+        dq_raise(q, ft, f, AD_DQ_DROPOUT, q->now, &ev);
         return;
+    }
     lim = dropout_limit(q, ft);
     if (lim <= 0 || ms_between(q->now, ft->last_ts) <= lim)
         return;
@@ -711,6 +725,8 @@ static int sample_one(ad_dq *q, int64_t ts, int f, double x)
     }
     ft->last_ts = ts;
     ft->flags |= FL_SEEN;
+    if (!q->has_any)
+        q->first_any = ts;
     if (!q->has_any || ts > q->last_any)
         q->last_any = ts;
     q->has_any = 1;

@@ -31,8 +31,12 @@
  *      would look stuck and a silent sensor would never look silent.
  *   3. Count every REJECTED value (non-numeric text, NaN/Inf, absurd scaled
  *      magnitude, value of an unknown field) with ad_dq_rejected(q, f, n)
- *      (f = -1 when the feature is unknown). Dropped duplicates and
- *      out-of-order samples are the stream's business, not rejections.
+ *      (f = -1 when the feature is unknown, or for a whole row), and the
+ *      samples refused for their time that say the device's clock is wrong:
+ *      ahead of their arrival (future), or late by more than
+ *      rows.max_lateness_ms + rows.max_gap_ms (a clock that jumped back).
+ *      Duplicates and samples late by less (per-feature messages around a
+ *      row, a redelivery) are the stream's business, not rejections.
  *   4. Call ad_dq_advance(q, now) from the daemon's tick (and in replay after
  *      each input line), `now` in the stream's DATA time: the last accepted
  *      data timestamp plus the wall time elapsed since it arrived. Without
@@ -85,6 +89,9 @@
  *            The whole stream: now - last sample of any feature > the
  *            smallest limit of the learned features (one event, feature
  *            -1; per-feature dropouts are not raised while it is open).
+ *            A feature not seen since this monitor began while others
+ *            come: now - the first sample of any feature > its own
+ *            learned limit (restored), else that smallest limit.
  *            Clears on the next sample (of the feature / of any feature).
  *   rejected a leaky bucket per feature (plus one for unknown features):
  *            each rejected value adds 1, it drains at reject_count per

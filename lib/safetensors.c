@@ -305,7 +305,7 @@ int ad_st_parse(ad_st **out, const void *buf, size_t len, const char *name,
         hlen = (hlen << 8) | p[i];
     if (hlen > AD_ST_MAX_HEADER)
         return ad_errf(err, errlen, AD_EFORMAT,
-                       "%s: header length %llu exceeds the maximum %u", name,
+                       "%s: not a safetensors file (header length %llu exceeds the maximum %u)", name,
                        (unsigned long long)hlen, AD_ST_MAX_HEADER);
     if (hlen > len - 8)
         return ad_errf(err, errlen, AD_EFORMAT,

@@ -4,7 +4,9 @@
 # alert topic naming the feature (kind data_quality, check stuck), the
 # stream's retained state lists it while open, and it clears once the
 # sensor moves again; model alerts on the same topic say kind model; a
-# condition still open at stop is cleared with reason restart.
+# condition still open at stop is cleared with reason restart (and the
+# retained state then lists none); rows refused for their timestamps (a
+# clock that jumped back, or runs ahead) raise one too.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_dq.XXXXXX)
@@ -109,6 +111,46 @@ if grep -q "data quality pump1-dq-[0-9-]* raised: detector pump stream pump1 che
 else
     it_fail "the data-quality alert is logged" "$(grep -i quality "$D/daemon.log" | head -3)"
 fi
+# a device whose clock jumps back keeps sending rows no stream can hold:
+# they are dropped as late, and that is a data-quality alert on the whole
+# stream (check rejected), not silence; one whose clock runs a day ahead
+# has every row refused as future. The retained state counts them.
+# state_rejected FILE STREAM KIND: the last retained state's rejected.KIND
+state_rejected() {
+    $PYTHON - "$1" "$2" "$3" <<'EOP'
+import json, sys
+last = None
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"] == "anomalyd/state/pump/" + sys.argv[2]:
+        last = json.loads(m["payload"])
+print((last or {}).get("rejected", {}).get(sys.argv[3], 0))
+EOP
+}
+# clock_alert STREAM KIND TEXT: a rejected data-quality alert on STREAM and
+# at least 10 samples counted as KIND on its retained state
+clock_alert() {
+    if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/$1 kind=data_quality \
+           event=dq_raised check=rejected --timeout 20 >/dev/null &&
+       [ "$(state_rejected "$D/sub.jsonl" "$1" "$2")" -ge 10 ]; then
+        it_ok "$3 ($(state_rejected "$D/sub.jsonl" "$1" "$2") $2)"
+    else
+        it_fail "$3" "$2 $(state_rejected "$D/sub.jsonl" "$1" "$2"); $(grep "$1" "$D/sub.jsonl" | tail -2; grep "$1" "$D/daemon.log" | tail -3)"
+    fi
+}
+$H pub --port "$IT_PORT" --devices 1 --rows 60 --topic 'sensors/c{device}/pump'
+$H pub --port "$IT_PORT" --devices 1 --rows 30 --start 1000 --topic 'sensors/c{device}/pump'
+clock_alert cpump1 late "a clock that jumps back: rows dropped as late raise a data-quality alert (check rejected), the state counts them"
+if grep -q 'detector pump: stream cpump1: sample time 1970-01-01T00:16:40.000Z from payload field "ts" in ms: if the devices send seconds, set payload.timestamp_unit "s" (warned once)' "$D/daemon.log" &&
+   [ "$(grep -c 'if the devices send seconds' "$D/daemon.log")" = 1 ]; then
+    it_ok "a sample time in 1970 from a time in ms: one warning that it may be seconds"
+else
+    it_fail "a sample time in 1970 from a time in ms: one warning that it may be seconds" \
+        "$(grep -i 'seconds' "$D/daemon.log" | head -3)"
+fi
+$H pub --port "$IT_PORT" --devices 1 --rows 30 --start "$(( $(date +%s) + 86400 ))" \
+    --topic 'sensors/f{device}/pump'
+clock_alert fpump1 future "a clock a day ahead: every row refused as future, a data-quality alert, the state counts them"
 # a condition open at stop is closed (its monitor does not carry open
 # conditions over a restart): dq_cleared, same id, reason restart
 # (stream xpump1: its own data time, 300 min ago, stuck from minute 150 on)
@@ -135,5 +177,11 @@ if [ -n "$id2" ] && $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/
 else
     it_fail "stop with a data-quality alert open: it is cleared (reason restart)" \
         "id $id2; $(grep dq_ "$D/sub.jsonl" | tail -3)"
+fi
+if state_dq_is "$D/sub.jsonl" xpump1 "-"; then
+    it_ok "after that clear the retained state lists no open data-quality alert"
+else
+    it_fail "after that clear the retained state lists no open data-quality alert" \
+        "$(state_dq "$D/sub.jsonl" xpump1)"
 fi
 exit 0

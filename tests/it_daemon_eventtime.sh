@@ -1,9 +1,11 @@
 #!/bin/sh
 # it_daemon_eventtime.sh - hostile timestamps against a real mosquitto:
-# (a) one sample stamped 1e15 ms (the year 33658) does not silence its
+# (a) one sample stamped 2e14 ms (the year 8307) does not silence its
 #     stream: it is rejected as future (logged naming detector and stream,
 #     counted in the stats and on the stream's state), the stream keeps
-#     detecting and a later fault still raises an alert;
+#     detecting and a later fault still raises an alert; one stamped 1e15
+#     ms (the year 33658, past what a stream holds) is refused as a bad
+#     payload naming the timestamp;
 # (b) period mode with a device clock 2.5 s behind the daemon's loses no
 #     sample: rows are assembled in the device's own time.
 . tests/lib.sh
@@ -49,14 +51,16 @@ $H wait --file "$D/a.jsonl" --match topic=anomalyd/status state=online --timeout
 START=$(( $(date +%s) - 700 * 60 ))
 $H pub --port "$IT_PORT" --devices 1 --rows 200 --start "$START"
 mosquitto_pub -h 127.0.0.1 -p "$IT_PORT" -q 1 -t sensors/pump1/pump \
+    -m '{"vibration":1.0,"current":10.0,"pressure":3.0,"temperature":40.0,"flow":50.0,"ts":200000000000000}'
+mosquitto_pub -h 127.0.0.1 -p "$IT_PORT" -q 1 -t sensors/pump1/pump \
     -m '{"vibration":1.0,"current":10.0,"pressure":3.0,"temperature":40.0,"flow":50.0,"ts":1000000000000000}'
 $H pub --port "$IT_PORT" --devices 1 --rows 700 --start-row 200 --start "$START" \
     --fault 'cavitation@400m+100m'
 if $H wait --file "$D/a.jsonl" --match topic=anomalyd/alerts/pump/pump1 kind=model event=raised \
        --timeout 30; then
-    it_ok "after a sample stamped 1e15 ms the stream keeps detecting: a later fault raises an alert"
+    it_ok "after samples stamped 2e14 and 1e15 ms the stream keeps detecting: a later fault raises an alert"
 else
-    it_fail "after a sample stamped 1e15 ms the stream keeps detecting: a later fault raises an alert" \
+    it_fail "after samples stamped 2e14 and 1e15 ms the stream keeps detecting: a later fault raises an alert" \
         "$(tail -5 "$D/a.log"; grep state/pump "$D/a.jsonl" | tail -1)"
 fi
 if it_wait_until 10 stats_is "$D/a.jsonl" pump samples_future 1 &&
@@ -74,10 +78,16 @@ else
     it_fail "state topic: rejected.future 1 on the stream's retained state" \
         "$(grep state/pump/pump1 "$D/a.jsonl" | tail -1)"
 fi
-if grep -q "detector pump: stream pump1: 1 sample(s) rejected as future (timestamp 1000000000000000 ms" "$D/a.log"; then
+if grep -q "detector pump: stream pump1: 1 sample(s) rejected as future (timestamp 200000000000000 ms" "$D/a.log"; then
     it_ok "the rejection is logged naming detector, stream and timestamp"
 else
     it_fail "the rejection is logged naming detector, stream and timestamp" "$(grep -i future "$D/a.log")"
+fi
+if grep -q "detector pump: topic sensors/pump1/pump: timestamp 1000000000000 s (payload.timestamp_unit applied): outside 1970-01-01 .. 9999-12-31" "$D/a.log"; then
+    it_ok "a timestamp past 9999-12-31 is refused as a bad payload naming it"
+else
+    it_fail "a timestamp past 9999-12-31 is refused as a bad payload naming it" \
+        "$(grep -i timestamp "$D/a.log" | head -3)"
 fi
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 kill "$SPID"; wait "$SPID" 2>/dev/null; SPID=

@@ -42,7 +42,8 @@ HA=anomalyd/ha/pump
 CFG=homeassistant/binary_sensor/it-ops/pump_pump2/config
 
 $H sub --port "$IT_PORT" --topic '#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
+# the unit's UMask=0077: the metrics file is still readable by node_exporter
+(umask 077; exec $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log") & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null ||
     it_fail "daemon online" "$(cat "$D/daemon.log")"
 
@@ -160,6 +161,9 @@ if v=$($O prom "$P"); then
 else
     it_fail "metrics file valid Prometheus text format" "$v"
 fi
+mode=$(stat -c %a "$P")
+[ "$mode" = 644 ] && it_ok "metrics file mode 644 under umask 077 (node_exporter, another user, reads it)" ||
+    it_fail "metrics file readable by another user" "mode $mode"
 if command -v promtool >/dev/null 2>&1; then
     it_check "promtool check metrics accepts the file" sh -c "promtool check metrics < '$P'"
 fi

@@ -437,4 +437,14 @@ timeout 10 "$BIN" replay -m "$D/fifo.csv" -i "$D/data.csv" > /dev/null 2> "$D/lo
 rc=$?
 if [ $rc -eq 1 ] && [ "$(cat "$D/logj")" = "$exp" ]; then it_ok "a FIFO as the model: error, no hang"
 else it_fail "a FIFO as the model: error, no hang" "exit $rc: $(cat "$D/logj")"; fi
+# one row dated 2099 (line 702) drops every later row as out of order: the
+# summary names it, and the first row dropped behind it
+awk -F, 'NR == 702 { $1 = "2099-01-01 00:00:00" } { print }' OFS=, "$D/data.csv" > "$D/future.csv"
+"$BIN" replay -m "$D/m.safetensors" -i "$D/future.csv" -o /dev/null 2> "$D/logf"
+if grep -q ", 499 out-of-order" "$D/logf" &&
+   grep -q "^replay: line 703 is the first row dropped for its time, at or before line 702.s (2099-01-01T00:00:00.000Z)" "$D/logf"; then
+    it_ok "a row far in the future: the summary names it (line 702) and the first row dropped behind it"
+else
+    it_fail "a row far in the future: the summary names it" "$(grep replay: "$D/logf")"
+fi
 exit 0

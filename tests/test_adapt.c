@@ -1549,6 +1549,130 @@ static void test_bad_config(void)
             ad_adapt_stat_from_name("avg") == -1, "compare names");
 }
 
+/* An alert's run-up in a shadow span: with no margin its windows were
+ * admitted; the raise takes them out of the normal set and of the span's
+ * compared windows (live/candidate error, the candidate's threshold), as
+ * a margin that kept them pending would have. */
+static size_t run_up_shadow_case(int margin, size_t *nlen_before, size_t *nlen_after,
+                             double *maxc)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    ad_adapt_stats st;
+    float w[W] = { 0 };
+    const double *sc;
+    size_t n, i;
+    int64_t ts = 1000;
+    int k;
+
+    cfg_small(&c);
+    c.margin = margin;
+    c.shadow_windows = 150;
+    a = new_adapt(&c);
+    if (a == NULL)
+        return 0;
+    T_CHECK(ad_adapt_shadow_begin(a, g_live, 0, ts) == 0, "shadow");
+    for (k = 0; k < 20; k++, ts += 1000) {
+        ad_adapt_obs o = { .ts_ms = ts, .live_score = 0.1, .cand_score = 0.1 };
+        ad_adapt_offer(a, w, NULL, &o);
+    }
+    {   /* run-up: one over the threshold, two under it (candidate 9) */
+        ad_adapt_obs o = { .ts_ms = ts, .live_score = 5, .cand_score = 9, .exceeded = 1 };
+
+        ad_adapt_window_seen(a, ts);
+        ad_adapt_offer(a, w, NULL, &o);
+        ts += 1000;
+        ad_adapt_get_stats(a, &st);
+        *nlen_before = st.normal_len;
+        for (k = 0; k < 2; k++, ts += 1000) {
+            ad_adapt_obs u = { .ts_ms = ts, .live_score = 0.5, .cand_score = 9 };
+            ad_adapt_window_seen(a, ts);
+            ad_adapt_offer(a, w, NULL, &u);
+        }
+        ad_adapt_window_seen(a, ts);        /* the raising window */
+        ad_adapt_alert_raised(a, "x", ts);
+        ad_adapt_alert_run_up(a, 3);
+    }
+    ad_adapt_get_stats(a, &st);
+    *nlen_after = st.normal_len;
+    sc = ad_adapt_shadow_scores(a, &n);
+    *maxc = 0;
+    for (i = 0; i < n; i++)
+        if (sc[i] > *maxc)
+            *maxc = sc[i];
+    ad_adapt_free(a);
+    return n;
+}
+
+static void test_run_up_shadow(void)
+{
+    size_t b0, a0, b5, a5, n0, n5;
+    double m0, m5;
+
+    n0 = run_up_shadow_case(0, &b0, &a0, &m0);
+    n5 = run_up_shadow_case(5, &b5, &a5, &m5);
+    T_NOTE("margin 0: normal %zu -> %zu, shadow normal windows %zu, max candidate %g", b0, a0,
+           n0, m0);
+    T_NOTE("margin 5: normal %zu -> %zu, shadow normal windows %zu, max candidate %g", b5, a5,
+           n5, m5);
+    T_CHECK(a0 == b0 && n0 == 20 && m0 < 1,
+            "margin 0: the run-up leaves the normal set and the shadow's compared windows "
+            "(%zu, max %g; want 20, under 1)", n0, m0);
+    T_CHECK(n5 == 18 && m5 < 1, "margin 5: %zu compared, max %g (want 18: two still pending)", n5,
+            m5);
+}
+
+/* Counts not known yet (normal_ms), no margin: the held run-up windows go
+ * at the raise, the earlier ones stay for the release. */
+static void test_run_up_held(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    ad_adapt_stats st;
+    float w[W] = { 0 };
+    char note[300], err[300];
+    int64_t ts = 1000;
+    int k;
+
+    cfg_small(&c);
+    c.margin = 0;
+    c.normal_ms = 300000;
+    c.min_ms = 100000;
+    a = new_adapt(&c);
+    T_CHECK(a && !ad_adapt_resolved(a), "unresolved");
+    if (!a)
+        return;
+    for (k = 0; k < 10; k++, ts += 1000) {
+        ad_adapt_obs o = { .ts_ms = ts, .live_score = 0.1, .cand_score = NAN };
+        ad_adapt_offer(a, w, NULL, &o);
+    }
+    {
+        ad_adapt_obs o = { .ts_ms = ts, .live_score = 5, .cand_score = NAN, .exceeded = 1 };
+        ad_adapt_window_seen(a, ts);
+        ad_adapt_offer(a, w, NULL, &o);
+        ts += 1000;
+    }
+    for (k = 0; k < 2; k++, ts += 1000) {
+        ad_adapt_obs o = { .ts_ms = ts, .live_score = 0.5, .cand_score = NAN };
+        ad_adapt_window_seen(a, ts);
+        ad_adapt_offer(a, w, NULL, &o);
+    }
+    ad_adapt_window_seen(a, ts);
+    ad_adapt_get_stats(a, &st);
+    T_NOTE("held before the raise: %llu", (unsigned long long)st.pending);
+    ad_adapt_alert_raised(a, "x", ts);
+    ad_adapt_alert_run_up(a, 3);
+    ad_adapt_get_stats(a, &st);
+    T_CHECK(st.pending == 10, "held after the raise: %llu (want 10)",
+            (unsigned long long)st.pending);
+    ad_adapt_alert_cleared(a, "x", ts, AD_ADAPT_CLEAR_TRUE);
+    T_CHECK(ad_adapt_resolve(a, 1000, note, sizeof(note), err, sizeof(err)) == 0, "resolve %s",
+            err);
+    ad_adapt_get_stats(a, &st);
+    T_CHECK(st.normal_len == 10, "normal after the release: %zu", (size_t)st.normal_len);
+    ad_adapt_free(a);
+}
+
 int main(void)
 {
     double t0 = now_s();
@@ -1565,6 +1689,8 @@ int main(void)
     T_RUN(test_reference_drift);
     T_RUN(test_silencing_candidate_rejected);
     T_RUN(test_reload_shadow);
+    T_RUN(test_run_up_shadow);
+    T_RUN(test_run_up_held);
     T_RUN(test_regime_windows_left_out);
     T_RUN(test_schedule);
     T_RUN(test_save_restore);

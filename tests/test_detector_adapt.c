@@ -158,7 +158,7 @@ static int64_t g_step_ms = 1000;
 static int64_t g_adapt_ms;
 
 typedef struct run {
-    int raised, cleared, accepted, promoted, rejected, shadow, ready;
+    int raised, cleared, accepted, promoted, rejected, shadow, ready, waiting;
     char *trace;                /* != NULL: every event appended, one a line */
     size_t tlen, tcap;
     int skip_finetune;          /* fine-tune jobs fail: only reloads shadow */
@@ -256,6 +256,7 @@ again:
             }
             r->promoted += ev.adapt.type == AD_ADAPT_EV_PROMOTED;
             r->rejected += ev.adapt.type == AD_ADAPT_EV_REJECTED;
+            r->waiting += ev.adapt.type == AD_ADAPT_EV_WAITING;
             r->adapt = ev;
             {
                 cJSON *j = ad_event_to_json(d, &ev);
@@ -932,6 +933,202 @@ static void test_margin_covers_window(void)
     }
 }
 
+/* An alert raised 3 of 5: the two windows under the threshold between its
+ * first window over it and the raise hold what raised it. With no margin
+ * they joined the normal set; the raise takes them out again. */
+static void feed_scores(ad_detector *d, uint64_t *t, const double *s, int n)
+{
+    float x[W];
+    ad_window_job job;
+    int i = 0;
+
+    while (i < n) {
+        push(d, (*t)++, REG_A, 0);
+        while (i < n && ad_detector_next_window(d, x, &job))
+            ad_detector_feed_score2(d, &job, s[i++], NULL, NAN);
+    }
+}
+
+static void test_run_up_withdrawn(void)
+{
+    static const double run_up[5] = { 50, 0.5, 0.5, 50, 50 };
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    double s[300];
+    uint64_t t = 1, before, mid;
+    char err[300];
+    int i;
+
+    if (!g_live)
+        return;
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 200;
+    c.alert.k = 3;
+    c.alert.n = 5;
+    c.alert.m = 1000;
+    ad_adapt_cfg_default(&c.adapt);
+    c.adapt.enabled = 1;
+    c.adapt.margin = 0;
+    c.adapt.every_windows = 100000;   /* no fine-tune in the test */
+    c.adapt.every_hours = 0;
+    if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        return;
+    }
+    for (i = 0; i < 300; i++)
+        s[i] = 1.0 + 0.01 * noise((uint64_t)i, 7);
+    feed_scores(d, &t, s, 300);         /* 200 calibrate, 100 normal */
+    ad_detector_get_stats(d, &st);
+    before = st.adapt_normal;
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_DETECTING && before >= 90,
+            "detecting with %llu windows in the normal set", (unsigned long long)before);
+    feed_scores(d, &t, run_up, 4);
+    ad_detector_get_stats(d, &st);
+    mid = st.adapt_normal;
+    feed_scores(d, &t, run_up + 4, 1);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.alerts == 1 && mid == before + 2 && st.adapt_normal == before,
+            "raised %llu; normal set %llu, %llu in the run-up, %llu after the raise "
+            "(want %llu)", (unsigned long long)st.alerts, (unsigned long long)before,
+            (unsigned long long)mid, (unsigned long long)st.adapt_normal,
+            (unsigned long long)before);
+    ad_detector_free(d);
+}
+
+/* A detector for the restore tests: k 3 of n 5, clear after m windows,
+ * hop = T (no clear margin: no window shares a sample with another), no
+ * learner's margin. */
+static ad_detector *restored_new(ad_detector_cfg *c, int m)
+{
+    ad_detector *d = NULL;
+    char err[300];
+
+    ad_detector_cfg_default(c);
+    c->calib_windows = 200;
+    c->hop = T;
+    c->alert.k = 3;
+    c->alert.n = 5;
+    c->alert.m = m;
+    ad_adapt_cfg_default(&c->adapt);
+    c->adapt.enabled = 1;
+    c->adapt.margin = 0;
+    c->adapt.every_windows = 100000;
+    c->adapt.every_hours = 0;
+    if (ad_detector_new(&d, c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        return NULL;
+    }
+    return d;
+}
+
+/* A raise after a restart whose run-up starts before the restart (the
+ * alerter's history comes back with the open alert, the learner's ring of
+ * window times does not): the windows after the restart in the run-up
+ * leave the normal set as they do without the restart. */
+static void test_run_up_after_restore(void)
+{
+    static const double raise3[3] = { 50, 50, 50 }, after[3] = { 0.5, 0.5, 50 };
+    ad_detector_cfg c;
+    ad_detector *a, *b;
+    ad_detector_stats st;
+    double s[300];
+    uint64_t t = 1, tb, n0, n2, nr;
+    char err[300], *js;
+    int i, rc;
+
+    if (!g_live || (a = restored_new(&c, 1)) == NULL)
+        return;
+    for (i = 0; i < 300; i++)
+        s[i] = 1.0 + 0.01 * noise((uint64_t)i, 7);
+    feed_scores(a, &t, s, 300);
+    feed_scores(a, &t, raise3, 3);          /* raised, open */
+    js = ad_detector_save(a);
+    tb = t;
+    /* control: the same detector goes on */
+    ad_detector_get_stats(a, &st);
+    n0 = st.adapt_normal;
+    feed_scores(a, &t, after, 2);
+    ad_detector_get_stats(a, &st);
+    n2 = st.adapt_normal;
+    feed_scores(a, &t, after + 2, 1);
+    ad_detector_get_stats(a, &st);
+    nr = st.adapt_normal;
+    T_NOTE("control: normal %llu, %llu after clear + 1, %llu after the re-raise (alerts %llu)",
+           (unsigned long long)n0, (unsigned long long)n2, (unsigned long long)nr,
+           (unsigned long long)st.alerts);
+    T_CHECK(nr == n0, "control: the run-up leaves the normal set");
+    ad_detector_free(a);
+
+    /* restarted: a new detector restores the open alert */
+    if ((b = restored_new(&c, 1)) == NULL) {
+        free(js);
+        return;
+    }
+    rc = ad_detector_restore(b, js, err, sizeof(err));
+    free(js);
+    T_CHECK(rc == 0, "restore: %s", err);
+    t = tb;
+    ad_detector_get_stats(b, &st);
+    n0 = st.adapt_normal;
+    T_NOTE("restored: alert_active %d", st.alert_active);
+    feed_scores(b, &t, after, 2);
+    ad_detector_get_stats(b, &st);
+    n2 = st.adapt_normal;
+    feed_scores(b, &t, after + 2, 1);
+    ad_detector_get_stats(b, &st);
+    nr = st.adapt_normal;
+    T_CHECK(nr == n0, "restored: normal %llu, %llu after clear + 1, %llu after the re-raise "
+            "(want %llu; alerts %llu)", (unsigned long long)n0, (unsigned long long)n2,
+            (unsigned long long)nr, (unsigned long long)n0, (unsigned long long)st.alerts);
+    ad_detector_free(b);
+}
+
+/* An alert continued over a restart: its windows under the threshold stay
+ * out of the normal set, as without the restart. */
+static void test_resumed_alert_windows(void)
+{
+    static const double raise3[3] = { 50, 50, 50 };
+    double in_alert[10];
+    ad_detector_cfg c;
+    ad_detector *a, *b;
+    ad_detector_stats st;
+    double s[300];
+    uint64_t t = 1, tb, n0;
+    char err[300], *js;
+    int i;
+
+    if (!g_live || (a = restored_new(&c, 1000)) == NULL)
+        return;
+    for (i = 0; i < 10; i++)
+        in_alert[i] = 0.95;             /* under the threshold, over the clear level */
+    for (i = 0; i < 300; i++)
+        s[i] = 1.0 + 0.01 * noise((uint64_t)i, 7);
+    feed_scores(a, &t, s, 300);
+    feed_scores(a, &t, raise3, 3);
+    js = ad_detector_save(a);
+    tb = t;
+    for (i = 0; i < 2; i++) {           /* the same detector, then restored */
+        ad_detector *x = i == 0 ? a : (b = restored_new(&c, 1000));
+
+        if (i == 1) {
+            T_CHECK(b && ad_detector_restore(b, js, err, sizeof(err)) == 0, "restore %s", err);
+            t = tb;
+        }
+        if (x == NULL)
+            break;
+        ad_detector_get_stats(x, &st);
+        n0 = st.adapt_normal;
+        feed_scores(x, &t, in_alert, 10);
+        ad_detector_get_stats(x, &st);
+        T_CHECK(st.alert_active && st.adapt_normal == n0, "%s: in the alert %llu -> %llu",
+                i ? "restored" : "control", (unsigned long long)n0,
+                (unsigned long long)st.adapt_normal);
+        ad_detector_free(x);
+    }
+    free(js);
+}
+
 /* One window handed out (as to a batch in flight) and scored after the
  * detector's models changed: the models it names must still be readable. */
 static int score_late(ad_detector *d, uint64_t t, ad_model *other, int *rc, double *sh)
@@ -996,6 +1193,12 @@ static void test_reload_during_finetune(void)
     for (i = 0; i < 20; i++)
         step(d, t++, REG_A, 0, &r);
     T_CHECK(r.shadow == 0, "20 rows on: nothing in shadow (%d)", r.shadow);
+    /* the wait is an event too (subscribers of the events topic see it) */
+    T_CHECK(r.waiting == 1 && strstr(r.adapt_json, "\"decision\":\"waiting\"") &&
+            strstr(r.adapt_json, "\"origin\":\"reload\"") &&
+            strstr(r.adapt_json, "waits for the fine-tune in flight") &&
+            strstr(r.adapt_json, other->id), "one waiting event naming %s: %d, %s",
+            other->id, r.waiting, r.adapt_json);
     /* the fine-tune returns */
     r.hold_job = 0;
     memset(&rep, 0, sizeof(rep));
@@ -1139,6 +1342,9 @@ int main(void)
     T_RUN(test_data_time_restored);
     T_RUN(test_data_time_large_set);
     T_RUN(test_margin_covers_window);
+    T_RUN(test_run_up_withdrawn);
+    T_RUN(test_run_up_after_restore);
+    T_RUN(test_resumed_alert_windows);
     T_RUN(test_reload_during_finetune);
     T_RUN(test_retired_while_out);
     ad_model_free(g_live);

@@ -80,6 +80,25 @@ static void test_json(void)
     T_CHECK(parse(p, "t", "{\"current\":1e400}", s, &n, &u, err) == AD_ENONFINITE, "inf: %s", err);
     T_CHECK(parse(p, "t", "{\"current\":\"NaN\"}", s, &n, &u, err) == AD_ENONFINITE, "NaN string");
     T_CHECK(parse(p, "t", "{\"current\":1,\"ts\":\"x\"}", s, &n, &u, err) < 0, "bad ts");
+    /* a time no stream can hold is refused (it overflowed to a garbage
+     * time), on the fast path and the reference path alike */
+    {
+        static const char *bad[] = { "{\"ts\":1e30,\"current\":1}", "{\"ts\":1e19,\"current\":1}",
+                                     "{\"ts\":-5,\"current\":1}", "{\"current\":1,\"ts\":\"1e30\"}" };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            rc = parse(p, "t", bad[i], s, &n, &u, err);
+            T_CHECK(rc == AD_ERANGE && n == 0 && strstr(err, "timestamp") &&
+                    strstr(err, "outside 1970-01-01 .. 9999-12-31"), "%s: rc %d n %d %s", bad[i],
+                    rc, n, err);
+            rc = ad_payload_parse_ref(p, "t", bad[i], strlen(bad[i]), 1000.0, s, 16, &n, &u, err,
+                                      sizeof err);
+            T_CHECK(rc == AD_ERANGE, "reference path, %s: rc %d", bad[i], rc);
+        }
+        rc = parse(p, "t", "{\"ts\":253402300799000,\"current\":1}", s, &n, &u, err);
+        T_CHECK(rc == 0 && n == 1, "9999-12-31T23:59:59Z is a time: rc %d %s", rc, err);
+        rc = parse(p, "t", "{\"ts\":0,\"current\":1}", s, &n, &u, err);
+        T_CHECK(rc == 0 && n == 1 && s[0].time == 0.0, "1970-01-01 is a time: rc %d %s", rc, err);
+    }
     ad_payload_parser_free(p);
 }
 

@@ -278,6 +278,80 @@ static void test_dropout_one_feature(void)
     ad_dq_free(q);
 }
 
+/* A feature never seen while the others come (a misnamed field): a dropout
+ * of that feature since the stream's first sample, once longer than the
+ * stream's limit; it clears on the feature's first sample. */
+static void test_dropout_never_seen(void)
+{
+    ad_dq_cfg c;
+    ad_dq *q;
+    double v[F];
+    int i, f;
+
+    ad_dq_cfg_default(&c);
+    q = mk(&c, F, NULL, NULL);
+    for (i = 0; i < 250; i++) {
+        pump_row(i, v);
+        for (f = 0; f < F; f++)
+            if (f != 3 || i >= 200)     /* vibration from row 200 on */
+                ad_dq_sample(q, TS(i) + 10 * f, f, v[f]);
+        ad_dq_advance(q, TS(i) + 50);
+    }
+    T_CHECK(n_ev == 2, "raise and clear for the unseen feature (got %d)", n_ev);
+    if (n_ev >= 2) {
+        T_NOTE("never-seen dropout raised at row %.1f, since %lld, limit %g ms",
+               (double)(evs[0].start_ms - TS(0)) / (double)(TS(1) - TS(0)),
+               (long long)evs[0].since_ms, evs[0].limit);
+        T_CHECK(evs[0].check == AD_DQ_DROPOUT && evs[0].feature == 3 && evs[0].active &&
+                evs[0].since_ms == TS(0) && evs[0].start_ms < TS(200),
+                "check %d feature %d since %lld (want %lld)", evs[0].check, evs[0].feature,
+                (long long)evs[0].since_ms, (long long)TS(0));
+        T_CHECK(!evs[1].active && evs[1].feature == 3 && evs[1].end_ms == TS(200) + 30,
+                "cleared by its first sample at %lld", (long long)evs[1].end_ms);
+    }
+    ad_dq_free(q);
+}
+
+/* Fast feature 0 every 1 s; slow feature 1 every 60 s. Learn both, save,
+ * restore into a fresh monitor (a restart), feed 40 s of data: feature 1's
+ * own learned dropout limit is 5 x 60 s; not yet seen since the restart is
+ * not a dropout. */
+static void test_never_seen_after_restore(void)
+{
+    ad_dq_cfg c; ad_dq *q = NULL, *r = NULL; char err[256]; char *js; int i;
+    ad_dq_cfg_default(&c);
+    c.learn_samples = 16;
+    q = mk(&c, 2, NULL, NULL);
+    for (i = 0; i < 60 * 20; i++) {
+        int64_t t = TS(0) + (int64_t)i * 1000;
+        ad_dq_sample(q, t, 0, 1.0 + 0.1 * sin(i * 0.3));
+        if (i % 60 == 0)
+            ad_dq_sample(q, t + 1, 1, 5.0 + 0.1 * sin(i * 0.01));
+        ad_dq_advance(q, t + 500);
+    }
+    T_CHECK(n_ev == 0, "no event while learning (got %d)", n_ev);
+    {
+        ad_dq_learned l; ad_dq_get_learned(q, 1, &l);
+        T_NOTE("feature 1 learned %d, period %g ms, dropout limit %g ms", l.learned, l.period_ms, l.dropout_ms);
+    }
+    js = ad_dq_save(q);
+    r = mk(&c, 2, NULL, NULL);
+    T_CHECK(ad_dq_restore(r, js, err, sizeof err) == 0, "restore: %s", err);
+    n_ev = 0;
+    /* the restart: fast feature comes right away, the slow one is due in 40 s */
+    for (i = 0; i < 40; i++) {
+        int64_t t = TS(0) + 2000000 + (int64_t)i * 1000;
+        ad_dq_sample(r, t, 0, 1.0 + 0.1 * sin(i * 0.3));
+        ad_dq_advance(r, t + 500);
+    }
+    ad_dq_sample(r, TS(0) + 2000000 + 40000, 1, 5.0);
+    if (n_ev > 0)
+        T_NOTE("event: check %s feature %d active %d since %lld limit %g", ad_dq_check_name(evs[0].check),
+               evs[0].feature, evs[0].active, (long long)(evs[0].since_ms - TS(0)), evs[0].limit);
+    T_CHECK(n_ev == 0, "no dropout for the slow feature after a restart (got %d events)", n_ev);
+    free(js); ad_dq_free(q); ad_dq_free(r);
+}
+
 static void test_range(void)
 {
     ad_dq_cfg c;
@@ -590,6 +664,8 @@ int main(void)
     T_RUN(test_constant_by_nature);
     T_RUN(test_dropout_stream);
     T_RUN(test_dropout_one_feature);
+    T_RUN(test_dropout_never_seen);
+    T_RUN(test_never_seen_after_restore);
     T_RUN(test_range);
     T_RUN(test_rejected_burst);
     T_RUN(test_save_restore);
