@@ -479,7 +479,8 @@ static const key root_keys[] = {
       "windows per forward pass at most (fewer for large models: a pass holds at most "
       "~200 MFLOP, about 2 ms of one core)" },
     { "log_rate_per_min", K_INT, OC(log_rate), 0, 100000, "10", F_RELOAD, NULL, NULL,
-      "bad-input log lines per minute (the rest are only counted)" },
+      "bad-input log lines per minute for each kind (malformed, oversized, late, ...; "
+      "the rest are only counted)" },
     { "homeassistant", K_OBJ, OC(ha), 0, 0, NULL, 0, NULL, &ha_table,
       "Home Assistant MQTT discovery" },
     { "commands", K_OBJ, OC(cmd), 0, 0, NULL, 0, NULL, &cmd_table,

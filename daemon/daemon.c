@@ -53,19 +53,35 @@ void dd_bad_input(ad_daemon *dd, const char *fmt, ...)
     char msg[512];
     va_list ap;
     uint64_t now = uv_now(dd->loop);
+    int rate = dd->g ? dd->g->cfg->log_rate : 10, k;
+
     if (now >= dd->log_refill_ms) {
         if (dd->log_suppressed)
             ad_log(AD_LOG_WARNING, "%llu more bad-input messages were not logged "
                    "(see stats)", (unsigned long long)dd->log_suppressed);
         dd->log_suppressed = 0;
-        dd->log_tokens = dd->g ? dd->g->cfg->log_rate : 10;
+        for (k = 0; k < dd->log_kinds; k++)
+            dd->log_kind[k].tokens = rate;
         dd->log_refill_ms = now + 60000;
     }
-    if (dd->log_tokens <= 0) {
+    /* the kind: the call site's format (a late sample, a malformed payload,
+     * an oversized one, ...); past BAD_KINDS the last slot is shared */
+    for (k = 0; k < dd->log_kinds && dd->log_kind[k].fmt != fmt; k++)
+        ;
+    if (k == dd->log_kinds) {
+        if (k < BAD_KINDS) {
+            dd->log_kinds++;
+            dd->log_kind[k].tokens = rate;      /* a new kind: its own budget */
+        } else {
+            k = BAD_KINDS - 1;
+        }
+        dd->log_kind[k].fmt = fmt;
+    }
+    if (dd->log_kind[k].tokens <= 0) {
         dd->log_suppressed++;
         return;
     }
-    dd->log_tokens--;
+    dd->log_kind[k].tokens--;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);

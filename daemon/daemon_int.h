@@ -81,6 +81,8 @@ typedef struct held_msg {
 struct det_rt;
 struct restore_req;
 
+#define BAD_KINDS 24             /* kinds of bad input budgeted apart */
+
 typedef struct stream_rec {
     uint64_t hash;               /* lookup fields first: one cache line */
     struct stream_rec *hnext;
@@ -227,7 +229,10 @@ typedef struct ad_daemon {
     double model_cpu_s;
     uint64_t started_ms, stop_ms, last_evict_ms;
     char started_iso[40];
-    int log_tokens;
+    /* bad-input log budget: log_rate lines a minute for each kind (call
+     * site's format; one noisy kind cannot hide the others) */
+    struct { const char *fmt; int tokens; } log_kind[BAD_KINDS];
+    int log_kinds;
     uint64_t log_refill_ms, log_suppressed;
     /* state writer: queued files, the batch being written, its request */
     wjob *wq_head, *wq_tail, *w_batch;
