@@ -206,16 +206,14 @@ static size_t check_adapt(const ad_detconf *c, char *out, size_t outlen, size_t 
 static size_t check_levels(const ad_detconf *c, char *out, size_t outlen, size_t o)
 {
     for (int t = 0; t < c->topics.n; t++) {
-        const char *f = c->topics.v[t];
-        int levels = 1, multi = 0;
+        const char *f = ad_topic_share_strip(c->topics.v[t]);   /* the topics it matches */
+        size_t len = strlen(f);
+        int levels = 1;
 
-        if (strncmp(f, "$share/", 7) == 0 && strchr(f + 7, '/'))
-            f = strchr(f + 7, '/') + 1;     /* the topics it matches */
+        if (strcmp(f, "#") == 0 || (len >= 2 && strcmp(f + len - 2, "/#") == 0))
+            continue;               /* "#": any depth */
         for (const char *p = f; *p; p++)
             levels += *p == '/';
-        multi = strcmp(f, "#") == 0 || (strlen(f) >= 2 && strcmp(f + strlen(f) - 2, "/#") == 0);
-        if (multi)
-            continue;               /* "#": any depth */
         for (int i = 0; i < c->stream_levels.n && o < outlen; i++) {
             int l = c->stream_levels.v[i];
 

@@ -933,9 +933,7 @@ static void test_margin_covers_window(void)
     }
 }
 
-/* An alert raised 3 of 5: the two windows under the threshold between its
- * first window over it and the raise hold what raised it. With no margin
- * they joined the normal set; the raise takes them out again. */
+/* The windows of the next rows get the scores s[0..n), in order. */
 static void feed_scores(ad_detector *d, uint64_t *t, const double *s, int n)
 {
     float x[W];
@@ -949,36 +947,57 @@ static void feed_scores(ad_detector *d, uint64_t *t, const double *s, int n)
     }
 }
 
+/* A detector for the run-up tests: k 3 of n 5, clear after m windows, no
+ * learner's margin, no fine-tune; hop T: no window shares a sample with
+ * another (no clear margin). */
+static ad_detector *run_up_new(ad_detector_cfg *c, int hop, int m)
+{
+    ad_detector *d = NULL;
+    char err[300];
+
+    ad_detector_cfg_default(c);
+    c->calib_windows = 200;
+    c->hop = hop;
+    c->alert.k = 3;
+    c->alert.n = 5;
+    c->alert.m = m;
+    ad_adapt_cfg_default(&c->adapt);
+    c->adapt.enabled = 1;
+    c->adapt.margin = 0;
+    c->adapt.every_windows = 100000;   /* no fine-tune in the tests */
+    c->adapt.every_hours = 0;
+    if (ad_detector_new(&d, c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        return NULL;
+    }
+    return d;
+}
+
+/* 200 windows scored about 1 calibrate the threshold, 100 more are normal. */
+static void calibrate_quiet(ad_detector *d, uint64_t *t)
+{
+    double s[300];
+    int i;
+
+    for (i = 0; i < 300; i++)
+        s[i] = 1.0 + 0.01 * noise((uint64_t)i, 7);
+    feed_scores(d, t, s, 300);
+}
+
+/* An alert raised 3 of 5: the two windows under the threshold between its
+ * first window over it and the raise hold what raised it. With no margin
+ * they joined the normal set; the raise takes them out again. */
 static void test_run_up_withdrawn(void)
 {
     static const double run_up[5] = { 50, 0.5, 0.5, 50, 50 };
     ad_detector_cfg c;
-    ad_detector *d = NULL;
+    ad_detector *d;
     ad_detector_stats st;
-    double s[300];
     uint64_t t = 1, before, mid;
-    char err[300];
-    int i;
 
-    if (!g_live)
+    if (!g_live || (d = run_up_new(&c, 1, 1000)) == NULL)
         return;
-    ad_detector_cfg_default(&c);
-    c.calib_windows = 200;
-    c.alert.k = 3;
-    c.alert.n = 5;
-    c.alert.m = 1000;
-    ad_adapt_cfg_default(&c.adapt);
-    c.adapt.enabled = 1;
-    c.adapt.margin = 0;
-    c.adapt.every_windows = 100000;   /* no fine-tune in the test */
-    c.adapt.every_hours = 0;
-    if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0) {
-        T_CHECK(0, "ad_detector_new: %s", err);
-        return;
-    }
-    for (i = 0; i < 300; i++)
-        s[i] = 1.0 + 0.01 * noise((uint64_t)i, 7);
-    feed_scores(d, &t, s, 300);         /* 200 calibrate, 100 normal */
+    calibrate_quiet(d, &t);
     ad_detector_get_stats(d, &st);
     before = st.adapt_normal;
     T_CHECK(ad_detector_phase(d) == AD_PHASE_DETECTING && before >= 90,
@@ -996,32 +1015,6 @@ static void test_run_up_withdrawn(void)
     ad_detector_free(d);
 }
 
-/* A detector for the restore tests: k 3 of n 5, clear after m windows,
- * hop = T (no clear margin: no window shares a sample with another), no
- * learner's margin. */
-static ad_detector *restored_new(ad_detector_cfg *c, int m)
-{
-    ad_detector *d = NULL;
-    char err[300];
-
-    ad_detector_cfg_default(c);
-    c->calib_windows = 200;
-    c->hop = T;
-    c->alert.k = 3;
-    c->alert.n = 5;
-    c->alert.m = m;
-    ad_adapt_cfg_default(&c->adapt);
-    c->adapt.enabled = 1;
-    c->adapt.margin = 0;
-    c->adapt.every_windows = 100000;
-    c->adapt.every_hours = 0;
-    if (ad_detector_new(&d, c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0) {
-        T_CHECK(0, "ad_detector_new: %s", err);
-        return NULL;
-    }
-    return d;
-}
-
 /* A raise after a restart whose run-up starts before the restart (the
  * alerter's history comes back with the open alert, the learner's ring of
  * window times does not): the windows after the restart in the run-up
@@ -1032,16 +1025,13 @@ static void test_run_up_after_restore(void)
     ad_detector_cfg c;
     ad_detector *a, *b;
     ad_detector_stats st;
-    double s[300];
     uint64_t t = 1, tb, n0, n2, nr;
     char err[300], *js;
-    int i, rc;
+    int rc;
 
-    if (!g_live || (a = restored_new(&c, 1)) == NULL)
+    if (!g_live || (a = run_up_new(&c, T, 1)) == NULL)
         return;
-    for (i = 0; i < 300; i++)
-        s[i] = 1.0 + 0.01 * noise((uint64_t)i, 7);
-    feed_scores(a, &t, s, 300);
+    calibrate_quiet(a, &t);
     feed_scores(a, &t, raise3, 3);          /* raised, open */
     js = ad_detector_save(a);
     tb = t;
@@ -1061,7 +1051,7 @@ static void test_run_up_after_restore(void)
     ad_detector_free(a);
 
     /* restarted: a new detector restores the open alert */
-    if ((b = restored_new(&c, 1)) == NULL) {
+    if ((b = run_up_new(&c, T, 1)) == NULL) {
         free(js);
         return;
     }
@@ -1093,23 +1083,20 @@ static void test_resumed_alert_windows(void)
     ad_detector_cfg c;
     ad_detector *a, *b;
     ad_detector_stats st;
-    double s[300];
     uint64_t t = 1, tb, n0;
     char err[300], *js;
     int i;
 
-    if (!g_live || (a = restored_new(&c, 1000)) == NULL)
+    if (!g_live || (a = run_up_new(&c, T, 1000)) == NULL)
         return;
     for (i = 0; i < 10; i++)
         in_alert[i] = 0.95;             /* under the threshold, over the clear level */
-    for (i = 0; i < 300; i++)
-        s[i] = 1.0 + 0.01 * noise((uint64_t)i, 7);
-    feed_scores(a, &t, s, 300);
+    calibrate_quiet(a, &t);
     feed_scores(a, &t, raise3, 3);
     js = ad_detector_save(a);
     tb = t;
     for (i = 0; i < 2; i++) {           /* the same detector, then restored */
-        ad_detector *x = i == 0 ? a : (b = restored_new(&c, 1000));
+        ad_detector *x = i == 0 ? a : (b = run_up_new(&c, T, 1000));
 
         if (i == 1) {
             T_CHECK(b && ad_detector_restore(b, js, err, sizeof(err)) == 0, "restore %s", err);
