@@ -123,7 +123,7 @@ typedef struct stream_map {
  * live streams, plus those of streams already gone (det_rt.retired). */
 typedef struct det_counts {
     uint64_t windows_invalid, windows_absurd, values_held, gap_rows, gaps;
-    uint64_t late, future, unaligned, dropped;
+    uint64_t late, late_held, future, unaligned, dropped;
     uint64_t dq_raised, dq_open, adapt_promoted, adapt_rejected, adapt_shadow, adapt_drifted;
     uint64_t regimes_accepted;
 } det_counts;
@@ -140,6 +140,7 @@ typedef struct det_rt {
     uint64_t refused, evicted;
     det_counts retired;          /* figures of its streams already gone */
     int warned_unit;             /* a sample time before 2000 was warned of */
+    int warned_late_held;        /* period samples held for the next row, told once */
 } det_rt;
 
 

@@ -453,6 +453,7 @@ void publish_count_stream(const ad_detector *det, det_counts *c)
     c->gap_rows += st.stream.gap_rows;
     c->gaps += st.stream.gaps;
     c->late += st.stream.ooo;
+    c->late_held += st.stream.late_held;
     c->future += st.stream.future;
     c->unaligned += st.stream.unaligned;
     c->dropped += st.stream.dup + st.stream.ooo + st.stream.future + st.stream.nonfinite +
@@ -497,6 +498,7 @@ static void counts_json(cJSON *dj, const det_counts *c)
     cJSON_AddNumberToObject(dj, "gap_rows", (double)c->gap_rows);
     cJSON_AddNumberToObject(dj, "gaps", (double)c->gaps);
     cJSON_AddNumberToObject(dj, "samples_late", (double)c->late);
+    cJSON_AddNumberToObject(dj, "samples_late_held", (double)c->late_held);
     cJSON_AddNumberToObject(dj, "samples_future", (double)c->future);
     cJSON_AddNumberToObject(dj, "rows_unaligned", (double)c->unaligned);
     cJSON_AddNumberToObject(dj, "dropped_samples", (double)c->dropped);

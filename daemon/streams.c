@@ -295,6 +295,28 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
         publish_state(dd, s);
 }
 
+/* Period mode: a sample behind the row at its time, held for the next row
+ * (ad_stream_stats.late_held). Not an error: said once per detector, with
+ * the lateness that would put such samples in their own rows. */
+static void note_late_held(stream_rec *s)
+{
+    ad_stream_stats ss;
+    det_rt *d = s->det;
+
+    ad_detector_stream_stats(s->d, &ss);
+    if (ss.late_held == 0)
+        return;
+    d->warned_late_held = 1;
+    ad_log(AD_LOG_WARNING, "detector %s: stream %s: a sample arrived %llu ms behind the "
+           "row at its time, already assembled from the stream's other samples; it is "
+           "held for the next row (a period late). Samples of one instant arriving on "
+           "several topics do this: rows.max_lateness_ms %llu or more puts each in its "
+           "own row (now %lld; told once per detector, counted in stats samples_late_held)",
+           d->c->name, s->key, (unsigned long long)ss.late_held_max_ms,
+           (unsigned long long)ss.late_held_max_ms * 2,
+           (long long)d->c->pipe.stream.max_lateness_ms);
+}
+
 /* A sample time before 2000 from a payload time in ms or us: most likely
  * seconds sent under the wrong unit (the stream would run in 1970, its
  * window period a thousand times too short). Warned once per detector. */
@@ -350,6 +372,8 @@ static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int
     }
     if (bad)
         note_rejections(dd, s, arrival, bad_ts);
+    if (d->c->pipe.stream.mode == AD_ASM_PERIOD && !d->warned_late_held)
+        note_late_held(s);
     batch_pull(dd, s);
 }
 

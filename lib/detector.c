@@ -2367,6 +2367,10 @@ uint64_t ad_detector_dropped(const ad_detector *d)
     ad_stream_get_stats(d->stream, &ss);
     return ss.dup + ss.ooo;
 }
+void ad_detector_stream_stats(const ad_detector *d, ad_stream_stats *st)
+{
+    ad_stream_get_stats(d->stream, st);
+}
 int ad_detector_season_on(const ad_detector *d)
 {
     return d->season != NULL;

@@ -603,6 +603,8 @@ int64_t ad_detector_last_ts(const ad_detector *d);
 /* Samples (or rows) row assembly dropped for their timestamps so far:
  * duplicates and late ones (stats stream.dup + stream.ooo), cheaply. */
 uint64_t ad_detector_dropped(const ad_detector *d);
+/* Row assembly's counters alone (stats.stream), cheaply. */
+void ad_detector_stream_stats(const ad_detector *d, ad_stream_stats *st);
 /* Phases (of AD_SEASON_BINS) of the period with a seasonal level now
  * (calibration.season_ms; 0 when off). O(bins x periods^2): for a state
  * report, not per window. */

@@ -437,6 +437,34 @@ static int pend_insert(ad_stream *s, int64_t ts, int f, double v)
     return 0;
 }
 
+/* A sample behind the last emitted row (PERIOD): the per-feature topics of
+ * one device stamped a few ms apart put one feature's sample just behind
+ * the row another's made complete. Newer than the value the feature holds
+ * (and than any of its samples pending), it becomes that value for the next
+ * row: counted in late_held, with how late it was (late_held_max_ms). A
+ * clock that jumped back is behind the feature's own value and is dropped. */
+static int period_hold_late(ad_stream *s, int64_t ts, int f, double v)
+{
+    int i;
+
+    if (s->seen[f] && ts <= s->cur_ts[f])
+        return 0;
+    for (i = 0; i < s->p_len; i++)
+        if (s->pend[i].f == f)
+            return 0;   /* a newer sample of it waits: this one is superseded */
+    s->cur[f] = v;
+    s->cur_ts[f] = ts;
+    s->seen[f] = 1;
+    if (!s->has_applied || ts > s->last_applied)
+        s->last_applied = ts;
+    s->has_applied = 1;
+    s->st.samples++;
+    s->st.late_held++;
+    if ((uint64_t)(s->last_emit_ts - ts) > s->st.late_held_max_ms)
+        s->st.late_held_max_ms = (uint64_t)(s->last_emit_ts - ts);
+    return 1;
+}
+
 /* ---- ALL --------------------------------------------------------------------- */
 
 static void group_remove(ad_stream *s, int g)
@@ -605,7 +633,12 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
     if (is_future(s, ts))
         return 1;
     if (s->has_emit && ts <= s->last_emit_ts) {
-        /* Its row is already out: too late. */
+        /* Its row is already out: too late for it. In PERIOD mode a value
+         * newer than the one its feature holds is still the feature's
+         * latest value: it is held for the next row (sample-and-hold)
+         * rather than lost. */
+        if (s->cfg.mode == AD_ASM_PERIOD && period_hold_late(s, ts, f, v))
+            return 0;
         s->st.ooo++;
         return 1;
     }

@@ -12,7 +12,9 @@
  * watermark wm = max_ts - max_lateness_ms. Data older than the watermark may
  * still arrive and is put in its place; a row is only emitted once the
  * watermark has passed it, so rows come out in timestamp order. A sample
- * whose row has already been emitted is LATE: dropped, counted in `ooo`.
+ * whose row has already been emitted is LATE: dropped, counted in `ooo`
+ * (PERIOD mode: unless it is newer than the value its feature holds; then
+ * it is held for the next row, counted in `late_held`).
  * With max_lateness_ms = 0 (default) rows come out as soon as newer data
  * shows they are complete, as before.
  *   Arrival clock. The caller may tell the stream the arrival (wall) time of
@@ -151,6 +153,8 @@ typedef struct ad_stream_stats {
     uint64_t bad_feature;     /* rejected: feature index out of range */
     uint64_t gap_rows;        /* PERIOD: grid rows skipped in a long gap */
     uint64_t overflow;        /* rows dropped because the queue was full */
+    uint64_t late_held;       /* PERIOD: late for its row, held for the next */
+    uint64_t late_held_max_ms; /* PERIOD: the most such a sample was behind its row */
 } ad_stream_stats;
 
 typedef struct ad_stream ad_stream;

@@ -12,7 +12,9 @@
 # reporting a failing case counts as one failure (a crash must never look
 # like success); one that reports no case at all is a failure too, unless it
 # reported skips (then it is listed as skipped entirely). Every skip is
-# repeated, with its reason, at the end. Exit status 1 if anything failed.
+# repeated, with its reason, at the end, and so are the ten slowest tests
+# (wall seconds, to keep the suite's time in view). Exit status 1 if
+# anything failed.
 #
 #   sh tests/run.sh [BUILD]     (BUILD defaults to build)
 #   TESTS=pattern sh tests/run.sh   run only matching tests
@@ -25,15 +27,19 @@ fail=0
 skip=0
 out=$(mktemp)
 skips=$(mktemp)
-trap 'rm -f "$out" "$skips"' EXIT
+times=$(mktemp)
+trap 'rm -f "$out" "$skips" "$times"' EXIT
 
 run_one() {
     name=$1; shift
     case "$name" in *${TESTS:-}*) ;; *) return ;; esac
     echo "== $name"
+    t0=$(date +%s%N)
     "$@" >"$out" 2>&1
     rc=$?
+    t1=$(date +%s%N)
     cat "$out"
+    echo "$(( (t1 - t0) / 1000000 )) $name" >> "$times"
     p=$(grep '^ok ' "$out" | grep -vc '# *SKIP')
     f=$(grep -c '^not ok ' "$out")
     s=$(grep -c -e '^skip - ' -e '^ok .*# *SKIP' "$out")
@@ -68,5 +74,7 @@ if [ "$skip" -gt 0 ]; then
     echo "skipped:"
     cat "$skips"
 fi
+echo "slowest (s):"
+sort -rn "$times" | head -10 | awk '{ printf "  %7.1f %s\n", $1 / 1000, $2 }'
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

@@ -601,11 +601,61 @@ static void test_feature_counts_layout(void)
     ad_stream_free(NULL);
 }
 
+/* Period mode, one topic per feature, stamped a few ms apart around each
+ * second: feature 1's sample (t - 2) arrives after feature 0's (t + 3) has
+ * already put the row at t out. It is newer than what feature 1 holds, so
+ * it is that feature's value from the next row on, not lost (held 119 of
+ * 120). Row t then carries both features' samples of second t - 1 s: the
+ * pair of one instant stays in one row, a period late. A
+ * sample behind the value its feature already holds (a clock gone back)
+ * is still dropped as late. */
+static void test_period_jitter_held(void)
+{
+    ad_stream *s = mk(AD_ASM_PERIOD, 1000, 0, AD_MISS_INVALID, 0, 2);
+    ad_stream_stats st;
+    float v[2];
+    int64_t ts;
+    int valid, i, rows = 0, lagged = 0;
+
+    for (i = 0; i < 120; i++) {
+        int64_t t = 1000000 + (int64_t)i * 1000;
+        ad_stream_push_sample(s, t + 3, 0, 100.0 + i);
+        ad_stream_push_sample(s, t - 2, 1, 200.0 + i);
+        while (ad_stream_pop_row(s, v, &ts, &valid) == 1) {
+            int k = (int)((ts - 1000000) / 1000);   /* the row at t of sample k */
+            rows++;
+            /* row k: f0's sample k-1 (k's is after the row), f1's k-1 (k's late) */
+            if (valid && v[0] == 100.0f + (float)(k - 1) && v[1] == 200.0f + (float)(k - 1))
+                lagged++;
+        }
+    }
+    ad_stream_get_stats(s, &st);
+    T_NOTE("period jitter: rows %d, f1 one period behind %d, held %llu (max %llu ms), ooo %llu",
+           rows, lagged, (unsigned long long)st.late_held,
+           (unsigned long long)st.late_held_max_ms, (unsigned long long)st.ooo);
+    T_CHECK(st.ooo == 0, "no jittered sample dropped as late (ooo %llu)",
+            (unsigned long long)st.ooo);
+    T_CHECK(st.late_held == 119 && st.late_held_max_ms == 2,
+            "119 held for the next row, 2 ms behind it (held %llu, max %llu)",
+            (unsigned long long)st.late_held, (unsigned long long)st.late_held_max_ms);
+    T_CHECK(rows == 119 && lagged == rows,
+            "each row carries both features' samples of the second before (%d of %d)",
+            lagged, rows);
+    /* a sample behind feature 1's held value (t - 2 of the last second) */
+    ad_stream_push_sample(s, 1000000 + 118 * 1000, 1, -1.0);
+    ad_stream_get_stats(s, &st);
+    T_CHECK(st.ooo == 1 && st.late_held == 119,
+            "a sample behind its feature's held value is dropped (ooo %llu, held %llu)",
+            (unsigned long long)st.ooo, (unsigned long long)st.late_held);
+    ad_stream_free(s);
+}
+
 int main(void)
 {
     T_RUN(test_rows_mode_dup_ooo_nan);
     T_RUN(test_rows_mode_hold_limit);
     T_RUN(test_period_sample_and_hold);
+    T_RUN(test_period_jitter_held);
     T_RUN(test_period_max_age);
     T_RUN(test_all_mode);
     T_RUN(test_period_gap_and_overflow);
