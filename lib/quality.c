@@ -51,6 +51,7 @@ typedef struct dq_feat {
     uint8_t active;         /* bit per check */
     int64_t rej_ts;
     int64_t act_start[AD_DQ_N_CHECKS];
+    int64_t act_since[AD_DQ_N_CHECKS];  /* the condition's own start (<= act_start) */
     uint32_t act_seq[AD_DQ_N_CHECKS];
     uint32_t act_count[AD_DQ_N_CHECKS];
     dq_learn *learn;
@@ -387,6 +388,7 @@ static void dq_raise(ad_dq *q, dq_feat *ft, int f, ad_dq_check c, int64_t ts,
     q->seq++;
     ft->active |= (uint8_t)(1u << c);
     ft->act_start[c] = ts;
+    ft->act_since[c] = ev->since_ms;
     ft->act_seq[c] = (uint32_t)q->seq;
     q->n_active++;
     q->st.raised[c]++;
@@ -413,7 +415,7 @@ static void dq_clear(ad_dq *q, dq_feat *ft, int f, ad_dq_check c, int64_t ts,
     ev->feature = f;
     ev->active = 0;
     ev->start_ms = ft->act_start[c];
-    ev->since_ms = ev->start_ms;
+    ev->since_ms = ft->act_since[c];   /* as the raise said */
     ev->end_ms = ts;
     snprintf(ev->id, sizeof(ev->id), "%s-dq-%lld-%llu", q->key,
              (long long)ft->act_start[c], (unsigned long long)ft->act_seq[c]);

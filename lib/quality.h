@@ -105,11 +105,11 @@
  * ad_dq_flagged(): a condition covers [since, clear time].
  *
  * MEMORY. sizeof(ad_dq) (576 bytes on x86-64, the AD_DQ_SPANS spans
- * included) + 152 bytes per feature once learned (+ 16 per feature with
+ * included) + 184 bytes per feature once learned (+ 16 per feature with
  * physical ranges) + the key; ad_dq_memory() reports it. While a feature
  * learns it also holds a buffer of 8 * learn_samples + 32 bytes (values as
  * float offsets from the first value, inter-arrival times as float), freed
- * when its learning ends (F=5, learn_samples 100: 5.5 KB learning, 1.3 KB
+ * when its learning ends (F=5, learn_samples 100: 5.6 KB learning, 1.5 KB
  * learned). O(1) per sample outside the end of learning;
  * ad_dq_advance and ad_dq_row are O(F).
  *
@@ -186,7 +186,7 @@ typedef struct ad_dq_event {
     int64_t since_ms;           /* raised: data time the condition began
                                  * (stuck: first sample of the flat run;
                                  * dropout: the last sample before the
-                                 * silence); cleared: = start_ms */
+                                 * silence); cleared: the same as raised */
     double value;               /* stuck: the held value; range: the value;
                                  * dropout: silence so far (ms); rejected:
                                  * bucket level */
