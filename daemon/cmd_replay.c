@@ -3,7 +3,9 @@
  * pipeline as live data (lib/detector.c: assembly, windows, calibration,
  * threshold, alerts), synchronously, with the timestamps of the file.
  *
- * Output: one CSV line per input row (--output, default stdout):
+ * Output: one CSV line per input row (--output, default stdout), but for
+ * rows skipped for their time (see replay_on_bad: a bad cell never stops a
+ * replay):
  *   row,ts_ms,score,smoothed,threshold,exceeded,anomaly,alert_id,phase,probability,log_likelihood,dq
  * score/smoothed are those of the window ending at that row (empty when no
  * window ended there); threshold is the current one (empty until
@@ -90,6 +92,7 @@ typedef struct replay {
     size_t newest_line, first_behind;  /* its CSV line; the first row behind it */
     size_t behind_of;                  /* ... the line it was behind */
     int64_t behind_ts;
+    size_t bad_seen[2];                /* bad cells seen: values, times */
     uint64_t tp, fp, fn, tn;
 } replay;
 
@@ -245,6 +248,36 @@ static void fmt_num(char *buf, size_t len, double v)
         buf[0] = '\0';
 }
 
+/* A bad cell of the CSV (lib/csv.c, lenient): a value that is not a number
+ * is a missing value, a row whose time is not a time (or not one in
+ * 1970..9999) is skipped. The first REPLAY_BAD_TELL of each kind are named
+ * (file, line, column, cell); the rest only counted, in the summary, so
+ * that a file with a million bad cells does not flood stderr. */
+#define REPLAY_BAD_TELL 10
+static void replay_on_bad(int kind, const char *msg, void *ud)
+{
+    replay *r = ud;
+    int is_time = kind == AD_CSV_BAD_TIME;
+    size_t n = ++r->bad_seen[is_time];
+
+    if (n <= REPLAY_BAD_TELL)
+        fprintf(stderr, "anomalyd replay: %s (%s)\n", msg,
+                is_time ? "row skipped" : "read as a missing value");
+    else if (n == REPLAY_BAD_TELL + 1)
+        fprintf(stderr, "anomalyd replay: more %s: counted in the summary, not named\n",
+                is_time ? "rows with a bad time" : "non-numeric cells");
+}
+
+/* "named above", or "the first N named above" when n bad cells of a kind
+ * were more than replay_on_bad names. */
+static const char *named_above(size_t n, char *buf, size_t len)
+{
+    if (n <= REPLAY_BAD_TELL)
+        return "named above";
+    snprintf(buf, len, "the first %d named above", REPLAY_BAD_TELL);
+    return buf;
+}
+
 /* -c FILE: the detector's pipeline as `run` builds it (the config's own
  * ad_detconf.pipe: defaults, auto row mode and validation already applied). */
 static int load_config(replay *r, const replay_opts *o)
@@ -349,6 +382,10 @@ static int replay_open(replay *r)
     co.sep = o->sep;
     co.label_col = o->label;
     co.allow_missing = 1;
+    co.lenient = 1;                     /* bad cells: see replay_on_bad */
+    co.unix_time = 1;                   /* ts_ms = the time column x 1000 */
+    co.on_bad = replay_on_bad;
+    co.on_bad_ud = r;
     if (r->m) {
         co.features = (const char *const *)r->m->features;
         co.n_features = r->m->n_features;
@@ -559,18 +596,24 @@ static void replay_push(replay *r, size_t i, int64_t ts)
     }
 }
 
-/* One input row: push, score, events, the output line and the metrics. */
+/* One input row: push, score, events, the output line and the metrics. A
+ * row without a time (the CSV reader refused it and said so: not a time,
+ * or outside 1970..9999, which would not convert to ms) is not pushed and
+ * has no output line nor metrics; --calibrate-rows still ends there. */
 static int replay_row(replay *r, size_t i)
 {
     const replay_opts *o = r->o;
-    int64_t ts = r->t->time ? (int64_t)llround(r->t->time[i] * 1000.0) : (int64_t)i * 1000;
+    int skip = r->t->time && !ad_time_ok(r->t->time[i]);
+    int64_t ts = !r->t->time ? (int64_t)i * 1000 :
+                 skip ? INT64_MIN : (int64_t)llround(r->t->time[i] * 1000.0);
     ad_detector_stats st;
     double score = NAN, smoothed = NAN;
     int scored = 0, s, again, trained = 0, pred;
     char b1[40], b2[40], b3[40], b4[40], b5[40], err[512];
 
     r->dq_raised = 0;
-    replay_push(r, i, ts);
+    if (!skip)
+        replay_push(r, i, ts);
     do {
         if ((s = replay_windows(r, i, &score, &smoothed)) < 0)
             return -1;
@@ -583,6 +626,8 @@ static int replay_row(replay *r, size_t i)
         again = replay_events(r);
         trained |= again & 1;
     } while (again);
+    if (skip)
+        return 0;
     ad_detector_get_stats(r->d, &st);
     pred = st.phase == AD_PHASE_DETECTING && (o->row_label ? st.exceeded : st.alert_active);
     fmt_num(b1, sizeof b1, scored ? score : NAN);
@@ -616,6 +661,7 @@ static int replay_report(replay *r)
     double mar = fn + tp ? 100.0 * (double)fn / (double)(fn + tp) : 0;
     FILE *sf;
     cJSON *j;
+    char nb[48];
 
     ad_detector_get_stats(r->d, &st);
     fprintf(stderr, "replay: %zu rows, %llu windows (%llu scored, %llu invalid), threshold "
@@ -625,6 +671,14 @@ static int replay_report(replay *r)
             st.threshold, (unsigned long long)st.alerts,
             (unsigned long long)st.stream.nonfinite, (unsigned long long)st.stream.dup,
             (unsigned long long)st.stream.ooo);
+    if (r->t->n_nonnumeric > 0)
+        fprintf(stderr, "replay: %zu non-numeric cell%s read as missing (%s; in the "
+                "non-finite count too)\n", r->t->n_nonnumeric, r->t->n_nonnumeric == 1 ? "" : "s",
+                named_above(r->t->n_nonnumeric, nb, sizeof nb));
+    if (r->t->n_bad_time > 0)
+        fprintf(stderr, "replay: %zu row%s skipped for a time that is none or outside "
+                AD_TIME_RANGE " (%s)\n", r->t->n_bad_time, r->t->n_bad_time == 1 ? "" : "s",
+                named_above(r->t->n_bad_time, nb, sizeof nb));
     if (r->first_behind > 0) {
         char iso[40];
 
@@ -683,6 +737,8 @@ static int replay_report(replay *r)
     cJSON_AddNumberToObject(j, "threshold", isfinite(st.threshold) ? st.threshold : 0);
     cJSON_AddStringToObject(j, "phase", ad_phase_name(st.phase));
     cJSON_AddNumberToObject(j, "nonfinite", (double)st.stream.nonfinite);
+    cJSON_AddNumberToObject(j, "nonnumeric", (double)r->t->n_nonnumeric);
+    cJSON_AddNumberToObject(j, "bad_time", (double)r->t->n_bad_time);
     cJSON_AddNumberToObject(j, "windows_seasonal", (double)st.windows_seasonal);
     cJSON_AddNumberToObject(j, "window_resets", (double)st.window_resets);
     if (r->t->label) {

@@ -570,14 +570,13 @@ static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now
     return 0;
 }
 
-/* Sample times (seconds) a stream can hold: 1970-01-01 to 9999-12-31. A
- * time past int64 milliseconds would not convert; one before 1970 is an
- * unset or broken clock. Returns the index of the first other, or -1. */
-#define TS_MAX_S 253402300799.999
+/* The first sample whose time a stream cannot hold (ad_time_ok: 1970-01-01
+ * to 9999-12-31), or -1. NaN is no time (the arrival time is used); an
+ * infinite one (SenML bt + t past DBL_MAX) is refused like any other. */
 static int bad_time(const ad_sample *out, int n)
 {
     for (int i = 0; i < n; i++)
-        if (isfinite(out[i].time) && (out[i].time < 0.0 || out[i].time > TS_MAX_S))
+        if (!isnan(out[i].time) && !ad_time_ok(out[i].time))
             return i;
     return -1;
 }
@@ -619,8 +618,8 @@ int ad_payload_parse_ref(const ad_payload_parser *p, const char *topic,
         rc = parse_senml(p, root, now, out, max, n, unknown, err, errlen);
     cJSON_Delete(root);
     if (rc == 0 && (i = bad_time(out, *n)) >= 0)
-        rc = ad_errf(err, errlen, AD_ERANGE, "timestamp %.17g s%s: outside 1970-01-01 .. "
-                     "9999-12-31", out[i].time, p->format == AD_FMT_JSON && p->timestamp ?
+        rc = ad_errf(err, errlen, AD_ERANGE, "timestamp %.17g s%s: outside " AD_TIME_RANGE,
+                     out[i].time, p->format == AD_FMT_JSON && p->timestamp ?
                      " (payload.timestamp_unit applied)" : "");
     if (rc)
         *n = 0;

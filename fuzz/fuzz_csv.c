@@ -1,10 +1,12 @@
 /* fuzz_csv.c - libFuzzer target for the CSV reader and the ISO 8601
  * date-time parser. The first input byte picks the reader's options
- * (separator, time column, label column, missing values, row limit), the
- * rest is the file. Any input either gives a table whose shape and values
- * keep the reader's promises (csv.h), or fails with a message naming the
- * file; the rest is also parsed as one date-time, which, when accepted, must
- * be finite. Build: make fuzz. */
+ * (separator, time column, label column, missing values, row limit,
+ * lenient reading as replay does it, unix times), the rest is the file.
+ * Any input either gives a table whose shape and values keep the reader's
+ * promises (csv.h: lenient, every bad cell told once and counted, its time
+ * NaN; with unix times, every time in 1970..9999), or fails with a message
+ * naming the file; the rest is also parsed as one date-time, which, when
+ * accepted, must be finite. Build: make fuzz. */
 #include <math.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -16,8 +18,23 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* lenient: the messages told, by kind */
+static size_t told[3];
+
+static void on_bad(int kind, const char *msg, void *ud)
+{
+    (void)ud;
+    if (kind != AD_CSV_BAD_VALUE && kind != AD_CSV_BAD_TIME)
+        abort();
+    if (strncmp(msg, "fuzz.csv:", 9) != 0)
+        abort();
+    told[kind]++;
+}
+
 static void check_table(const ad_table *t, const ad_csv_opts *o)
 {
+    size_t nan_x = 0, nan_t = 0;
+
     if (t->n_rows == 0 || t->n_features <= 0 || t->x == NULL || t->line == NULL)
         abort();
     if (o->max_rows && t->n_rows > o->max_rows)
@@ -30,14 +47,24 @@ static void check_table(const ad_table *t, const ad_csv_opts *o)
     for (size_t i = 0; i < t->n_rows; i++) {
         if (t->line[i] < 2 || (i > 0 && t->line[i] <= t->line[i - 1]))
             abort();
-        for (int k = 0; k < t->n_features && !o->allow_missing; k++)
-            if (!isfinite(t->x[i * (size_t)t->n_features + (size_t)k]))
-                abort();
-        if (t->time && !isfinite(t->time[i]))
+        for (int k = 0; k < t->n_features; k++)
+            if (!isfinite(t->x[i * (size_t)t->n_features + (size_t)k])) {
+                if (!o->allow_missing && !o->lenient)
+                    abort();
+                nan_x++;
+            }
+        if (t->time && isnan(t->time[i]) && o->lenient)
+            nan_t++;
+        else if (t->time && (!isfinite(t->time[i]) || (o->unix_time && !ad_time_ok(t->time[i]))))
             abort();
         if (t->label && !isfinite(t->label[i]))
             abort();
     }
+    if (t->n_nonnumeric > nan_x || t->n_bad_time != nan_t ||
+        told[AD_CSV_BAD_VALUE] != t->n_nonnumeric || told[AD_CSV_BAD_TIME] != t->n_bad_time)
+        abort();
+    if (!o->lenient && (t->n_nonnumeric || t->n_bad_time))
+        abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -58,6 +85,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.label_col = (data[0] & 8) ? "anomaly" : NULL;
     o.allow_missing = (data[0] & 16) != 0;
     o.max_rows = (data[0] & 32) ? 3 : 0;
+    o.lenient = (data[0] & 64) != 0;
+    o.unix_time = (data[0] & 128) != 0;
+    o.on_bad = on_bad;
+    memset(told, 0, sizeof told);
     data++;
     size--;
 

@@ -470,6 +470,12 @@ int ad_mkdir_p(const char *dir, unsigned mode, char *err, size_t errlen)
     return 0;
 }
 
+int ad_time_ok(double s)
+{
+    /* written so that NaN fails both comparisons */
+    return s >= 0.0 && s <= AD_TIME_MAX_S;
+}
+
 void ad_iso_ms(int64_t ms, char *buf, size_t len)
 {
     time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);

@@ -74,6 +74,16 @@ size_t ad_place(size_t *off, size_t n, size_t size, size_t align);
 
 /* ---- shared helpers: hash, string builder, whole-file I/O --------------- */
 
+/* Sample times a stream can hold, unix seconds: 1970-01-01T00:00:00Z to
+ * 9999-12-31T23:59:59.999Z. A time past that would not fit int64
+ * milliseconds far enough from overflow (1e300 s would not convert at all);
+ * one before 1970 is an unset or broken clock. ad_time_ok(s) is 1 when s is
+ * such a time, 0 otherwise (NaN and Inf included). The payload parsers and
+ * replay's time column refuse the others with AD_TIME_RANGE in the message. */
+#define AD_TIME_MAX_S 253402300799.999
+#define AD_TIME_RANGE "1970-01-01 .. 9999-12-31"
+int ad_time_ok(double s);
+
 /* ms since the epoch as ISO 8601 UTC with milliseconds
  * ("2026-01-02T03:04:05.678Z"; "?" when out of range). */
 void ad_iso_ms(int64_t ms, char *buf, size_t len);

@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -548,10 +549,74 @@ static int alloc_table(ad_table *t, size_t nrows, const header *h, const rowset 
         t->time_name = strdup(h->name[tcol]);
         if (t->time == NULL || t->time_name == NULL)
             return AD_ENOMEM;
-        t->time_is_datetime = ad_parse_datetime(r->f[r->start[1] + tcol], &v) == 0;
+        /* date-times or numbers, as the first cell that is one of them says:
+         * one bad first cell does not turn every later date-time into an
+         * error (or, lenient, into a row without a time) */
+        for (size_t i = 1; i <= nrows; i++) {
+            const char *cell = r->f[r->start[i] + tcol];
+            if (ad_parse_datetime(cell, &v) == 0) {
+                t->time_is_datetime = 1;
+                break;
+            }
+            if (parse_num(cell, &v) == 0)
+                break;
+        }
     }
     if (lcol >= 0 && (t->label = malloc(nrows * sizeof(float))) == NULL)
         return AD_ENOMEM;
+    return 0;
+}
+
+/* A feature or time cell that is not what it should be: the error, or with
+ * o->lenient its message to o->on_bad and 0 (the caller reads the cell as
+ * missing). The message is the error's text either way. */
+__attribute__((format(printf, 5, 6)))
+static int bad_cell(const ad_csv_opts *o, int kind, char *err, size_t errlen,
+                    const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!o->lenient)
+        return ad_errf(err, errlen, AD_EFORMAT, "%s", msg);
+    if (o->on_bad)
+        o->on_bad(kind, msg, o->on_bad_ud);
+    return 0;
+}
+
+/* The time cell of a row (source line ln) into *v: seconds or the file's
+ * own unit, NaN for a bad cell when lenient (counted). */
+static int convert_time(ad_table *t, const char *cell, size_t ln, const char *col,
+                        const ad_csv_opts *o, const char *name, double *v,
+                        char *err, size_t errlen)
+{
+    int ok = t->time_is_datetime ? ad_parse_datetime(cell, v) == 0
+                                 : parse_num(cell, v) == 0 && isfinite(*v);
+    int rc;
+
+    if (!ok) {
+        if (t->time_is_datetime)
+            rc = bad_cell(o, AD_CSV_BAD_TIME, err, errlen,
+                          "%s:%zu: column '%s': not a date-time: '%.40s'", name, ln, col, cell);
+        else
+            rc = bad_cell(o, AD_CSV_BAD_TIME, err, errlen,
+                          "%s:%zu: column '%s': not a time (date-time or number): '%.40s'",
+                          name, ln, col, cell);
+    } else if (o->unix_time && !ad_time_ok(*v)) {
+        /* 1e300 s would not even convert to milliseconds */
+        rc = bad_cell(o, AD_CSV_BAD_TIME, err, errlen,
+                      "%s:%zu: column '%s': time outside " AD_TIME_RANGE ": '%.40s'",
+                      name, ln, col, cell);
+    } else {
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    *v = NAN;
+    t->n_bad_time++;
     return 0;
 }
 
@@ -561,19 +626,24 @@ static int convert_row(ad_table *t, size_t i, char **row, size_t ln, const heade
                        char *err, size_t errlen)
 {
     double v;
-    int st;
+    int st, rc;
 
     t->line[i] = ln;
     for (int k = 0; k < t->n_features; k++) {
         const char *cell = row[t->feature_col[k]];
         st = parse_num(cell, &v);
-        if (st < 0)
-            return ad_errf(err, errlen, AD_EFORMAT, "%s:%zu: column '%s': not a number: '%.40s'",
-                           name, ln, t->features[k], cell);
+        if (st < 0) {
+            if ((rc = bad_cell(o, AD_CSV_BAD_VALUE, err, errlen,
+                               "%s:%zu: column '%s': not a number: '%.40s'",
+                               name, ln, t->features[k], cell)) < 0)
+                return rc;
+            t->n_nonnumeric++;
+            st = 1;             /* lenient: missing, as an empty cell */
+        }
         if (st == 1)
             v = NAN;
         if (!isfinite(v) || fabs(v) > 3.4e38) {
-            if (!o->allow_missing)
+            if (!o->allow_missing && !o->lenient)
                 return ad_errf(err, errlen, AD_EFORMAT, "%s:%zu: column '%s': %s%s%s",
                                name, ln, t->features[k],
                                st == 1 ? "empty cell" : "not a finite float: '",
@@ -584,17 +654,8 @@ static int convert_row(ad_table *t, size_t i, char **row, size_t ln, const heade
         t->x[i * (size_t)t->n_features + (size_t)k] = (float)v;
     }
     if (tcol >= 0) {
-        const char *cell = row[tcol];
-        if (t->time_is_datetime) {
-            if (ad_parse_datetime(cell, &v) < 0)
-                return ad_errf(err, errlen, AD_EFORMAT,
-                               "%s:%zu: column '%s': not a date-time: '%.40s'",
-                               name, ln, h->name[tcol], cell);
-        } else if (parse_num(cell, &v) != 0 || !isfinite(v)) {
-            return ad_errf(err, errlen, AD_EFORMAT,
-                           "%s:%zu: column '%s': not a time (date-time or number): '%.40s'",
-                           name, ln, h->name[tcol], cell);
-        }
+        if ((rc = convert_time(t, row[tcol], ln, h->name[tcol], o, name, &v, err, errlen)) < 0)
+            return rc;
         t->time[i] = v;
     }
     if (lcol >= 0) {

@@ -9,11 +9,16 @@
  *     CRLF, LF or CR alone (a lone CR, even inside quotes, is a line end);
  *   - an optional time column: ISO 8601 date-times ("2020-03-09 10:14:33",
  *     "2020-03-09T10:14:33.250Z", "+02:00" offsets) or plain numbers (unix
- *     seconds or any monotonic unit);
+ *     seconds or any monotonic unit; with unix_time, unix seconds); which of
+ *     the two is told by the first cell of the column that is one of them;
  *   - numeric feature columns; label columns (0/1) kept apart.
  *
  * Errors name the file, the line (1-based, the header is line 1) and the
  * column, e.g. "data.csv:523: column 'Pressure': not a number: 'abc'".
+ * With `lenient` (replay) a bad feature or time cell is not an error: the
+ * cell is read as missing (NaN), counted in ad_table, and its message (the
+ * same text) goes to on_bad; other errors (shape, quotes, labels) stay
+ * errors.
  */
 #ifndef AD_CSV_H
 #define AD_CSV_H
@@ -37,7 +42,24 @@ typedef struct ad_csv_opts {
                                    instead of failing (replay: the pipeline
                                    rejects and counts them) */
     size_t max_rows;            /* 0: no limit */
+    int unix_time;              /* the time column is unix time: a time
+                                   outside 1970-01-01 .. 9999-12-31
+                                   (ad_time_ok) is not a time */
+    int lenient;                /* (implies allow_missing) a feature cell that
+                                   is not a number is read as NaN (missing),
+                                   a time cell that is not a time as NaN
+                                   (the caller skips the row); both counted
+                                   in ad_table and told to on_bad */
+    void (*on_bad)(int kind, const char *msg, void *ud);
+                                /* lenient: called for each such cell in
+                                   file order, kind AD_CSV_BAD_VALUE or
+                                   AD_CSV_BAD_TIME, msg naming the file,
+                                   line, column and cell (valid during the
+                                   call); NULL: counted only */
+    void *on_bad_ud;
 } ad_csv_opts;
+
+enum { AD_CSV_BAD_VALUE = 1, AD_CSV_BAD_TIME = 2 };
 
 typedef struct ad_table {
     int n_features;
@@ -51,6 +73,8 @@ typedef struct ad_table {
     float *label;               /* n_rows, or NULL */
     size_t *line;               /* n_rows source line numbers (1-based) */
     char sep;                   /* the separator used */
+    size_t n_nonnumeric;        /* lenient: feature cells not a number (NaN) */
+    size_t n_bad_time;          /* lenient: rows whose time is not one (NaN) */
 } ad_table;
 
 /* Read and parse a CSV file. Returns 0 and *out (free with ad_table_free),

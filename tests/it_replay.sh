@@ -2,7 +2,9 @@
 # it_replay.sh - `anomalyd replay` on generated data with an injected
 # anomaly: per-row output, alert events at the right place naming the right
 # sensor, point metrics, identical output on a second run (stable alert
-# ids), a one-sample spike raised by --metric peak and not by mae, NaN cells rejected and counted, a hole in the timestamps raised
+# ids), a one-sample spike raised by --metric peak and not by mae, NaN cells rejected and counted,
+# non-numeric cells read as missing and rows with times no stream can hold
+# (1e300, before 1970) skipped, named and counted, a hole in the timestamps raised
 # and cleared as a dropout, the pipeline of a config (-c, --detector,
 # options overriding single settings), bootstrap training
 # phases, the example configuration on a five-minute univariate CSV
@@ -437,6 +439,133 @@ timeout 10 "$BIN" replay -m "$D/fifo.csv" -i "$D/data.csv" > /dev/null 2> "$D/lo
 rc=$?
 if [ $rc -eq 1 ] && [ "$(cat "$D/logj")" = "$exp" ]; then it_ok "a FIFO as the model: error, no hang"
 else it_fail "a FIFO as the model: error, no hang" "exit $rc: $(cat "$D/logj")"; fi
+# Bad cells do not stop a replay. The same rows with unix-second times:
+# 'abc' (flow, line 302) and '1.2.3' (temp, line 502) are missing values,
+# the rows timed 1e300 and -1e300 (lines 652, 653; they would not convert
+# to ms) are skipped; each is named (file, line, column, cell), counted in
+# the summary, and every other cell and row is replayed as in the same CSV
+# with those cells empty and those rows left out.
+$PYTHON - "$D" <<'EOF'
+import sys, csv, calendar, datetime
+d = sys.argv[1]
+rows = list(csv.reader(open(d + "/data.csv")))
+def unix(ts):
+    return str(calendar.timegm(datetime.datetime.strptime(ts, "%Y-%m-%d %H:%M:%S").timetuple()))
+nt = [["ts"] + rows[0][1:]] + [[unix(r[0])] + r[1:] for r in rows[1:]]
+def write(name, rs):
+    with open(d + "/" + name, "w") as f:
+        f.write("".join(",".join(r) + "\n" for r in rs))
+bad = [list(r) for r in nt]
+ref = [list(r) for r in nt]
+bad[301][1] = "abc"; ref[301][1] = ""      # line 302, flow
+bad[501][3] = "1.2.3"; ref[501][3] = ""    # line 502, temp
+bad[651][0] = "1e300"; bad[652][0] = "-1e300"
+del ref[651:653]
+write("ntbad.csv", bad)
+write("ntref.csv", ref)
+many = [list(r) for r in nt]               # 25 non-numeric cells
+for i in range(100, 125):
+    many[i + 1][2] = "n/a"
+write("many.csv", many)
+cal = [list(r) for r in nt]                # the row --calibrate-rows ends on
+cal[400][0] = "x"
+write("cal.csv", cal)
+big = [list(r) for r in nt]                # only times too far out
+big[651][0] = "1e300"; big[901][0] = "1e19"
+write("ntbig.csv", big)
+iso = [list(r) for r in rows]              # a date-time before 1970
+iso[701][0] = "1969-12-31 23:59:59"
+write("iso.csv", iso)
+EOF
+bad_replay() { # bad_replay NAME: replay $D/NAME.csv -> NAME.out, .ev, .sum, .log, .rc
+    "$BIN" replay -m "$D/m.safetensors" -i "$D/$1.csv" --stream pump1 --calibrate-rows 400 \
+        -o "$D/$1.out" -e "$D/$1.ev" --summary "$D/$1.sum" 2> "$D/$1.log"
+    echo $? > "$D/$1.rc"
+}
+sumkey() { $PYTHON -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2]))' "$1" "$2" 2>/dev/null; }
+bad_replay ntbad
+bad_replay ntref
+exp="anomalyd replay: $D/ntbad.csv:302: column 'flow': not a number: 'abc' (read as a missing value)
+anomalyd replay: $D/ntbad.csv:502: column 'temp': not a number: '1.2.3' (read as a missing value)
+anomalyd replay: $D/ntbad.csv:652: column 'ts': time outside 1970-01-01 .. 9999-12-31: '1e300' (row skipped)
+anomalyd replay: $D/ntbad.csv:653: column 'ts': time outside 1970-01-01 .. 9999-12-31: '-1e300' (row skipped)"
+if [ "$(cat "$D/ntbad.rc")" = 0 ] && [ "$(grep '^anomalyd replay: ' "$D/ntbad.log")" = "$exp" ]; then
+    it_ok "non-numeric cells and times of 1e300/-1e300: exit 0, each named (file, line, column, cell)"
+else
+    it_fail "non-numeric cells and times of 1e300/-1e300: exit 0, each named" \
+        "exit $(cat "$D/ntbad.rc"): $(grep -v '^<' "$D/ntbad.log" | head -6)"
+fi
+if [ "$(sumkey "$D/ntbad.sum" nonnumeric)" = 2 ] && [ "$(sumkey "$D/ntbad.sum" bad_time)" = 2 ] &&
+   [ "$(sumkey "$D/ntbad.sum" rows)" = 1200 ] &&
+   grep -q "^replay: 2 non-numeric cells read as missing (named above; in the non-finite count too)$" "$D/ntbad.log" &&
+   grep -q "^replay: 2 rows skipped for a time that is none or outside 1970-01-01 .. 9999-12-31 (named above)$" "$D/ntbad.log" &&
+   grep -q "^replay: 1200 rows, .* rejected 3 non-finite," "$D/ntbad.log"; then
+    it_ok "the summary counts them: 2 non-numeric cells, 2 rows skipped for their time (stderr and --summary)"
+else
+    it_fail "the summary counts 2 non-numeric cells and 2 rows skipped" \
+        "$(cat "$D/ntbad.sum" 2>&1 | cut -c1-300); $(grep '^replay:' "$D/ntbad.log")"
+fi
+# every other row has its line, the same as the CSV without the bad cells
+# (row numbers are the input's: 650 and 651 have none)
+miss=$(awk -F, 'NR > 1 { n[$1] = 1 } END { for (i = 0; i < 1200; i++) if (!(i in n)) printf "%d ", i }' "$D/ntbad.out" 2>/dev/null)
+nsc=$(awk -F, 'NR > 1 && $3 != ""' "$D/ntbad.out" 2>/dev/null | wc -l)
+if [ "$miss" = "650 651 " ] && [ "$nsc" -gt 1100 ] &&
+   cut -d, -f2- "$D/ntbad.out" > "$D/ntbad.cut" 2>/dev/null && cut -d, -f2- "$D/ntref.out" > "$D/ntref.cut" &&
+   cmp -s "$D/ntbad.cut" "$D/ntref.cut" && cmp -s "$D/ntbad.ev" "$D/ntref.ev"; then
+    it_ok "the good rows are scored as in the CSV with those cells empty and those rows left out ($nsc rows scored; no line for rows 650, 651)"
+else
+    it_fail "the good rows are scored as in the CSV without the bad cells" \
+        "rows without a line: ${miss:-none}; scored $nsc; $(diff "$D/ntbad.cut" "$D/ntref.cut" 2>&1 | head -3)"
+fi
+# times alone (no bad value): 1e300 and 1e19 s were pushed as a garbage
+# ts_ms (llround out of range); now named, skipped, every ts_ms a real time
+bad_replay ntbig
+ts_bad=$(awk -F, 'NR > 1 && !($2 >= 1577836800000 && $2 < 1577836800000 + 1200000) {print $1 ":" $2}' \
+         "$D/ntbig.out" 2>/dev/null | head -3)
+if [ "$(cat "$D/ntbig.rc")" = 0 ] && [ -z "$ts_bad" ] && [ "$(awk 'END {print NR}' "$D/ntbig.out")" -eq 1199 ] &&
+   grep -q "^anomalyd replay: $D/ntbig.csv:652: column 'ts': time outside 1970-01-01 .. 9999-12-31: '1e300' (row skipped)$" "$D/ntbig.log" &&
+   grep -q "^anomalyd replay: $D/ntbig.csv:902: column 'ts': time outside 1970-01-01 .. 9999-12-31: '1e19' (row skipped)$" "$D/ntbig.log"; then
+    it_ok "times of 1e300 and 1e19 s: named and skipped, no garbage ts_ms (1198 rows out)"
+else
+    it_fail "times of 1e300 and 1e19 s: named and skipped, no garbage ts_ms" \
+        "exit $(cat "$D/ntbig.rc"), ts_ms out of the file's range: ${ts_bad:-none}; $(grep -v '^<' "$D/ntbig.log" | head -3)"
+fi
+# 25 bad cells: the first 10 named, then one line, the count in the summary
+bad_replay many
+nl=$(grep -c "^anomalyd replay: $D/many.csv:[0-9]*: column 'pressure': not a number: 'n/a' (read as a missing value)$" "$D/many.log")
+if [ "$(cat "$D/many.rc")" = 0 ] && [ "$nl" -eq 10 ] &&
+   grep -q "^anomalyd replay: more non-numeric cells: counted in the summary, not named$" "$D/many.log" &&
+   grep -q "^replay: 25 non-numeric cells read as missing (the first 10 named above;" "$D/many.log" &&
+   [ "$(sumkey "$D/many.sum" nonnumeric)" = 25 ]; then
+    it_ok "25 non-numeric cells: the first 10 named, the rest counted (25)"
+else
+    it_fail "25 non-numeric cells: the first 10 named, the rest counted" \
+        "exit $(cat "$D/many.rc"), $nl named: $(grep -v '^<' "$D/many.log" | tail -3)"
+fi
+# a time that is no time on the row --calibrate-rows ends on (row 399,
+# line 401):
+# skipped, and calibration still ends there
+bad_replay cal
+p400=$(awk -F, '$1 == 400 {print $9}' "$D/cal.out" 2>/dev/null)
+if [ "$(cat "$D/cal.rc")" = 0 ] && [ "$p400" = detecting ] &&
+   grep -q "^anomalyd replay: $D/cal.csv:401: column 'ts': not a time (date-time or number): 'x' (row skipped)$" "$D/cal.log" &&
+   ! grep -q '^399,' "$D/cal.out"; then
+    it_ok "a row that has no time at --calibrate-rows 400: skipped (named), calibration still ends there"
+else
+    it_fail "a row that has no time at --calibrate-rows 400: skipped, calibration ends there" \
+        "exit $(cat "$D/cal.rc"), row 400: $p400; $(grep -v '^<' "$D/cal.log" | head -3)"
+fi
+# ISO 8601 date-times keep to the same range: 1969 is refused, not pushed
+# as a negative time
+bad_replay iso
+if [ "$(cat "$D/iso.rc")" = 0 ] && ! grep -q '^700,' "$D/iso.out" &&
+   grep -q "^anomalyd replay: $D/iso.csv:702: column 'datetime': time outside 1970-01-01 .. 9999-12-31: '1969-12-31 23:59:59' (row skipped)$" "$D/iso.log" &&
+   [ "$(sumkey "$D/iso.sum" bad_time)" = 1 ] && [ "$(awk 'END {print NR}' "$D/iso.out")" -eq 1200 ]; then
+    it_ok "a date-time before 1970: named and skipped (1199 rows out)"
+else
+    it_fail "a date-time before 1970: named and skipped" \
+        "exit $(cat "$D/iso.rc"): $(grep '^700,' "$D/iso.out"); $(grep -v '^<' "$D/iso.log" | head -3)"
+fi
 # one row dated 2099 (line 702) drops every later row as out of order: the
 # summary names it, and the first row dropped behind it
 awk -F, 'NR == 702 { $1 = "2099-01-01 00:00:00" } { print }' OFS=, "$D/data.csv" > "$D/future.csv"

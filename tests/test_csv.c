@@ -237,6 +237,91 @@ static void test_allow_missing(void)
     }
 }
 
+/* lenient: what on_bad was told, one message a line. */
+typedef struct bad_log {
+    char text[2048];
+    int n_value, n_time;
+} bad_log;
+
+static void on_bad(int kind, const char *msg, void *ud)
+{
+    bad_log *b = ud;
+    size_t l = strlen(b->text);
+
+    if (kind == AD_CSV_BAD_VALUE)
+        b->n_value++;
+    else if (kind == AD_CSV_BAD_TIME)
+        b->n_time++;
+    snprintf(b->text + l, sizeof b->text - l, "%s\n", msg);
+}
+
+static void test_lenient(void)
+{
+    char err[512] = "";
+    int rc;
+    bad_log b;
+    ad_csv_opts o = { 0 };
+    ad_table *t;
+
+    /* numbers as unix seconds: non-numeric cells are missing, the rows
+     * whose time is out of range keep their values with time NaN */
+    memset(&b, 0, sizeof b);
+    o.lenient = 1;
+    o.unix_time = 1;
+    o.on_bad = on_bad;
+    o.on_bad_ud = &b;
+    t = parse("ts,a,b\n1,1,2\n2,abc,3\n1e300,4,5\n4,1.2.3,\n-1e300,6,7\n1e19,8,9\n7,,1\n",
+              &o, err, &rc);
+    T_CHECK(rc == 0 && t, "rc=%d %s", rc, err);
+    if (t) {
+        T_CHECK(t->n_rows == 7 && t->n_nonnumeric == 2 && t->n_bad_time == 3,
+                "rows %zu, non-numeric %zu, bad time %zu", t->n_rows, t->n_nonnumeric,
+                t->n_bad_time);
+        T_CHECK(isnan(t->x[2]) && t->x[3] == 3 && isnan(t->x[6]) && isnan(t->x[7]) &&
+                isnan(t->x[12]) && t->x[13] == 1, "non-numeric cells are NaN, as empty ones");
+        T_CHECK(t->time[1] == 2 && isnan(t->time[2]) && isnan(t->time[4]) &&
+                isnan(t->time[5]) && t->time[6] == 7, "out-of-range times are NaN");
+        T_CHECK(t->x[4] == 4 && t->x[5] == 5 && t->x[8] == 6 && t->x[9] == 7,
+                "a row with a bad time keeps its values");
+        ad_table_free(t);
+    }
+    T_CHECK(b.n_value == 2 && b.n_time == 3, "on_bad: %d values, %d times", b.n_value, b.n_time);
+    T_CHECK(strcmp(b.text, "x.csv:3: column 'a': not a number: 'abc'\n"
+                           "x.csv:4: column 'ts': time outside 1970-01-01 .. 9999-12-31: '1e300'\n"
+                           "x.csv:5: column 'a': not a number: '1.2.3'\n"
+                           "x.csv:6: column 'ts': time outside 1970-01-01 .. 9999-12-31: '-1e300'\n"
+                           "x.csv:7: column 'ts': time outside 1970-01-01 .. 9999-12-31: '1e19'\n")
+            == 0, "messages in file order, naming line, column and cell:\n%s", b.text);
+
+    /* date-times: the same range (years before 1970, a leap second past
+     * 9999-12-31); a bad first cell does not decide the column's kind */
+    memset(&b, 0, sizeof b);
+    t = parse("datetime,a\nnever,1\n0001-01-01 00:00:00,2\n2020-01-01 00:00:00,3\n"
+              "9999-12-31T23:59:60Z,4\n9999-12-31T23:59:59Z,5\n", &o, err, &rc);
+    T_CHECK(rc == 0 && t, "rc=%d %s", rc, err);
+    if (t) {
+        T_CHECK(t->time_is_datetime && t->n_bad_time == 3 && isnan(t->time[0]) &&
+                isnan(t->time[1]) && t->time[2] == 1577836800.0 && isnan(t->time[3]) &&
+                t->time[4] == 253402300799.0, "date-times: bad %zu, times %f %f",
+                t->n_bad_time, t->time[2], t->time[4]);
+        ad_table_free(t);
+    }
+    T_CHECK(strstr(b.text, "x.csv:2: column 'datetime': not a date-time: 'never'\n") &&
+            strstr(b.text, "x.csv:3: column 'datetime': time outside 1970-01-01 .. 9999-12-31: "
+                           "'0001-01-01 00:00:00'\n") &&
+            strstr(b.text, "x.csv:5: column 'datetime': time outside"), "%s", b.text);
+
+    /* without lenient the same cells are errors; without unix_time any
+     * finite number is a time (a monotonic unit of the file's own) */
+    o.lenient = 0;
+    expect_err("ts,a\n1,1\n1e300,2\n", &o, AD_EFORMAT,
+               "x.csv:3: column 'ts': time outside 1970-01-01 .. 9999-12-31: '1e300'");
+    o.unix_time = 0;
+    t = parse("ts,a\n-5,1\n1e300,2\n", &o, err, &rc);
+    T_CHECK(rc == 0 && t && t->time[0] == -5 && t->time[1] == 1e300, "rc=%d %s", rc, err);
+    ad_table_free(t);
+}
+
 static void test_datetime(void)
 {
     double v;
@@ -293,6 +378,7 @@ int main(void)
     T_RUN(test_cr_line_endings);
     T_RUN(test_many_columns);
     T_RUN(test_allow_missing);
+    T_RUN(test_lenient);
     T_RUN(test_datetime);
     T_RUN(test_real_skab_file);
     return t_done();

@@ -145,6 +145,12 @@ static void test_senml(void)
             "string v");
     T_CHECK(parse(p, "t", "[{\"n\":\"current\",\"v\":1e308,\"bv\":1e308}]", s, &n, &u, err) ==
             AD_ENONFINITE, "overflowing bv+v: %s", err);
+    /* bt + t past DBL_MAX is Inf: refused as a time no stream can hold
+     * (it was taken, and Inf * 1000 does not convert to int64 ms) */
+    rc = parse(p, "t", "[{\"n\":\"current\",\"v\":1,\"t\":1e308,\"bt\":1e308}]", s, &n, &u,
+               err);
+    T_CHECK(rc == AD_ERANGE && n == 0 && strstr(err, "outside 1970-01-01 .. 9999-12-31"),
+            "overflowing bt+t refused: rc %d %s", rc, err);
     ad_payload_parser_free(p);
 }
 
