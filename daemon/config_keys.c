@@ -206,6 +206,12 @@ static const key calib_keys[] = {
       "calibration, adaptation or the probability history (0: no limit)" },
     { "warn_every", K_INT, OPP(calib_warn_every), 1, 100000000, "100", FP, NULL, NULL,
       "a failed calibration is reported at most once per this many windows" },
+    { "model_guard", K_NUM, OPP(calib_model_guard), 0, 1e6, "3", FP, NULL, NULL,
+      "calibration leaves out windows scoring above this many times the model's training "
+      "error (q99 in the model file), so an anomaly under way is not learned as normal; "
+      "when as many are left out as calibration needs, the threshold is the model's "
+      "(training error x margin) and the stream detects, with a warning (0: off; a model "
+      "without the figure: no guard)" },
 };
 static const table calib_table = TAB(calib_keys);
 

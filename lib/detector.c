@@ -101,6 +101,7 @@ void ad_detector_cfg_default(ad_detector_cfg *c)
     ad_lik_cfg_default(&c->lik);
     c->extreme = 50;
     c->calib_warn_every = 100;
+    c->calib_model_guard = 3;
     c->season_ms = 0;
     c->season_periods = 3;
     c->season_margin = 1.5;
@@ -1174,6 +1175,50 @@ static int calq_push(ad_detector *d, int64_t from, int64_t to, double s, int del
     return 0;
 }
 
+/* g x the model's training error (CALIBRATION AGAINST THE MODEL), or 0;
+ * taken again when the model changes. */
+static double model_guard(ad_detector *d)
+{
+    if (d->mg_model != d->model) {
+        double e = d->model && d->cfg.calib_model_guard > 0 ?
+                   ad_thr_model_error(d->model->training, (int)d->cfg.metric) : 0;
+        d->mg_model = d->model;
+        d->model_guard = e > 0 ? d->cfg.calib_model_guard * e : 0;
+    }
+    return d->model_guard;
+}
+
+/* The calibration saw no normal data: the model's threshold, and detect. */
+static int fit_model_value(ad_detector *d, int64_t ts)
+{
+    double e = d->model_guard / d->cfg.calib_model_guard, v = e * d->cfg.thr.margin;
+    ad_thr_info in;
+    ad_event *e_ev;
+
+    if (ad_threshold_fit_value(d->thr, v, d->model->training) != 0)
+        return -1;              /* pot: calibration goes on */
+    ad_threshold_info(d->thr, &in);
+    ad_likelihood_set_floor(d->lik, in.floor);
+    d->fail_reported = 0;
+    d->fail_unreported = 0;
+    d->calib_guard = 0;
+    d->cq_len = 0;
+    e_ev = det_ev_new(d, AD_EV_CALIBRATED, ts);
+    e_ev->threshold = ad_threshold_value(d->thr);
+    e_ev->n = 0;
+    snprintf(e_ev->text, sizeof(e_ev->text), "model");
+    ad_log(AD_LOG_WARNING, "stream %s: calibration saw no normal data: %llu windows scored "
+           "above calibration.model_guard %g x the model's training error %g (an anomaly "
+           "under way, or a model of another process); threshold %g from the model "
+           "(training error x calibration.margin %g), detecting", d->key,
+           (unsigned long long)d->calib_model_out, d->cfg.calib_model_guard, e,
+           e_ev->threshold, d->cfg.thr.margin);
+    d->calib_model_out = 0;
+    resolve_spans(d);
+    det_set_phase(d, AD_PHASE_DETECTING, ts);
+    return 0;
+}
+
 /* CALIBRATING: one score (see CALIBRATION FAILURES for the reports). A
  * clean window is held until a stuck run starting in it would have been
  * recognised (calib_delay windows later) and left out if flagged by then;
@@ -1182,13 +1227,19 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
 {
     /* untrusted: an untrusted row or a data-quality flag */
     int done = 0, delay = calib_delay(d);
+    double mg = model_guard(d);
     char err[160];
 
     if (!d->has_calib_start) {
         d->has_calib_start = 1;
         d->calib_start = ts;
     }
-    if (untrusted || (d->calib_guard > 0 && s > d->calib_guard)) {
+    if (!untrusted && mg > 0 && s > mg) {
+        d->st.calib_excluded++;
+        if (++d->calib_model_out >= (uint64_t)d->cfg.calib_windows && d->cfg.calib_windows > 0 &&
+            fit_model_value(d, ts) == 0)
+            return;
+    } else if (untrusted || (d->calib_guard > 0 && s > d->calib_guard)) {
         d->st.calib_excluded++;
     } else if ((delay == 0 && d->cq_len == 0) || calq_push(d, from, ts, s, delay) != 0) {
         ad_threshold_add(d->thr, s);
@@ -1209,9 +1260,25 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
         while (d->cq_len > 0)
             calq_pop(d);
         done = 1;
+        /* more of the span unlike the model's training data than like it */
+        if (mg > 0 && d->calib_model_out > ad_threshold_count(d->thr) &&
+            fit_model_value(d, ts) == 0)
+            return;
     }
-    if (!done || fit_now(d, ts, err, sizeof(err)) == 0)
+    if (!done)
         return;
+    {
+        uint64_t out = d->calib_model_out;
+        if (fit_now(d, ts, err, sizeof(err)) == 0) {
+            if (out > 0)
+                ad_log(AD_LOG_INFO, "stream %s: %llu calibration windows scored above "
+                       "calibration.model_guard %g x the model's training error (%g) and "
+                       "were left out", d->key, (unsigned long long)out,
+                       d->cfg.calib_model_guard, mg / d->cfg.calib_model_guard);
+            d->calib_model_out = 0;
+            return;
+        }
+    }
     d->st.calib_failures++;
     d->fail_unreported++;
     if (!d->fail_reported ||

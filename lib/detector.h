@@ -162,6 +162,22 @@
  * scores (halves of at least 30 windows; shorter: no trend). Acceptance withdraws the chain's earlier true alerts from the
  * learner (a candidate may silence them).
  *
+ * CALIBRATION AGAINST THE MODEL (calib_model_guard = g > 0, default 3). A
+ * model file that records its training error E (training.error q99, in this
+ * detector's metric; threshold.h ad_thr_model_error) says what normal data
+ * scores: a calibration window scoring above g * E is left out of
+ * calibration (counted in calib_excluded), so an anomaly under way when a
+ * stream starts or recalibrates (a new model by reload or restart, a new
+ * stream key) is not learned as normal. When as many windows are left out
+ * this way as calibration needs (calib_windows; with calib_duration_ms
+ * alone: more than were kept when it ends), the calibration saw no normal
+ * data: the threshold is the model's, E * thr.margin (quantile and sigma;
+ * ad_threshold_fit_value, adapting from the normal scores that follow), the
+ * stream detects, and a warning names the figures: an anomaly that outlasts
+ * calibration alerts rather than going silent. Normal data scores about E
+ * (the bundled pump model: median 0.8 E, at most 1.2 E over a week).
+ * g = 0, or a model without the metadata: no such guard.
+ *
  * CALIBRATION FAILURES. When a fit fails (too few scores, POT peaks) the
  * stream keeps calibrating; AD_EV_CALIB_FAILED (and a warning log) is
  * queued for the first failure and then at most once per calib_warn_every
@@ -242,6 +258,9 @@ typedef struct ad_detector_cfg {
                                  * 0 = none; default 50 */
     int calib_warn_every;       /* calibration failure reports at most once
                                  * per this many windows, >= 1; default 100 */
+    double calib_model_guard;   /* calibration leaves out windows above this
+                                 * x the model's training error (CALIBRATION
+                                 * AGAINST THE MODEL); 0 = off; default 3 */
     int64_t season_ms;          /* seasonal level (season.h): its period,
                                  * 0 = off (default); off for a stream
                                  * whose period holds fewer than 4 windows

@@ -62,6 +62,10 @@ struct ad_detector {
                                     spans resolved; 0 before */
     int64_t calib_start;
     double calib_guard;          /* > 0: calibration skips scores above it */
+    const ad_model *mg_model;    /* the model model_guard was taken from */
+    double model_guard;          /* > 0: g x its training error (CALIBRATION
+                                  * AGAINST THE MODEL) */
+    uint64_t calib_model_out;    /* calibration windows left out by it */
     int64_t last_ts;             /* last row consumed (event times) */
     int64_t resume_ts;           /* > 0: window rows restored up to this
                                   * time; the next row continues them only

@@ -354,7 +354,12 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         cJSON_Delete(o);
         return ad_errf(err, errlen, AD_EFORMAT, "calibration state: not a JSON object");
     }
-    restore_subs(d, o);
+    /* the data-quality monitor and the learner of a detector that has
+     * consumed rows (a reload's new model) are live: the saved copies are
+     * older, and restoring one would end a flat run under way (a stuck
+     * sensor cleared and raised again) or undo the learner's new reference */
+    if (d->last_ts == 0)
+        restore_subs(d, o);
     x = cJSON_GetObjectItemCaseSensitive(o, "version");
     if (!cJSON_IsNumber(x) || x->valuedouble != 1) {
         rc = ad_errf(err, errlen, AD_EFORMAT, "calibration state: version must be 1");

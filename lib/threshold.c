@@ -565,14 +565,12 @@ static int model_value(const ad_threshold *t, const char *json, double *out,
  * squared error (mse) against our absolute one (mae, peak) is put in our
  * units (sqrt), and the other way round (square); mae and peak share a
  * unit (peak >= mae: a mae floor is the lower, and is kept). */
-static double floor_value(const ad_threshold *t, const char *json)
+double ad_thr_model_error(const char *json, int metric)
 {
-    double ref = 1.0;
+    double ref = 0;
     cJSON *root, *e, *v, *mt;
     int found;
 
-    if (!(t->cfg.floor > 0))
-        return 0;
     root = json ? cJSON_Parse(json) : NULL;
     e = root ? cJSON_GetObjectItemCaseSensitive(root, "error") : NULL;
     if (cJSON_IsObject(e)) {
@@ -583,11 +581,11 @@ static double floor_value(const ad_threshold *t, const char *json)
         if (found)
             ref = v->valuedouble;
         mt = cJSON_GetObjectItemCaseSensitive(e, "metric");
-        if (found && cJSON_IsString(mt) && t->cfg.metric >= 0) {
+        if (found && cJSON_IsString(mt) && metric >= 0) {
             int sq_model = strcmp(mt->valuestring, "mse") == 0;
             int abs_model = strcmp(mt->valuestring, "mae") == 0 ||
                             strcmp(mt->valuestring, "peak") == 0;
-            int sq_ours = t->cfg.metric == 0;           /* AD_METRIC_MSE */
+            int sq_ours = metric == 0;                  /* AD_METRIC_MSE */
 
             if (sq_model && !sq_ours)
                 ref = sqrt(ref);
@@ -596,7 +594,17 @@ static double floor_value(const ad_threshold *t, const char *json)
         }
     }
     cJSON_Delete(root);
-    return t->cfg.floor * ref;
+    return ref;
+}
+
+static double floor_value(const ad_threshold *t, const char *json)
+{
+    double e;
+
+    if (!(t->cfg.floor > 0))
+        return 0;
+    e = ad_thr_model_error(json, t->cfg.metric);
+    return t->cfg.floor * (e > 0 ? e : 1.0);
 }
 
 /* Median and MAD-sigma of x[0..n-1] (x reordered; dev: n doubles scratch). */
@@ -915,6 +923,21 @@ int ad_threshold_fit(ad_threshold *t, const char *training_json,
     return 0;
 }
 
+int ad_threshold_fit_value(ad_threshold *t, double v, const char *training_json)
+{
+    if (t->cfg.method != AD_THR_QUANTILE && t->cfg.method != AD_THR_SIGMA)
+        return AD_EINVAL;
+    ad_threshold_reset(t);
+    t->info.floor = floor_value(t, training_json);
+    v = apply_floor(t, v);
+    if (!isfinite(v) || !(v > 0))
+        return AD_ENONFINITE;
+    t->value = v;
+    t->fitted = 1;
+    t->since_requantile = 0;
+    return 0;
+}
+
 int ad_threshold_fitted(const ad_threshold *t)
 {
     return t->fitted;
@@ -972,6 +995,8 @@ void ad_threshold_adapt(ad_threshold *t, double score)
         }
         ring_push(&t->samples, score);
         ad_welford_add(&t->w, score);
+        if (t->w.n < (uint64_t)t->cfg.min_samples || t->w.n < 2)
+            break;      /* fitted without scores (ad_threshold_fit_value) */
         v = apply_floor(t, t->w.mean + t->cfg.k * ad_welford_std(&t->w));
         if (isfinite(v) && v > 0)
             t->value = v;

@@ -183,6 +183,21 @@ uint64_t ad_threshold_count(const ad_threshold *t);
 int ad_threshold_fit(ad_threshold *t, const char *training_json,
                      char *err, size_t errlen);
 
+/*
+ * Fitted without calibration scores: the threshold is v (at least the
+ * floor), the scores so far forgotten; adaptation then learns from the
+ * normal scores that follow (from min_samples of them on). For a
+ * calibration that saw no normal data (detector.h, calibration.model_guard).
+ * Methods quantile and sigma (else AD_EINVAL); AD_ENONFINITE when v is not
+ * a finite positive number.
+ */
+int ad_threshold_fit_value(ad_threshold *t, double v, const char *training_json);
+
+/* The model's training error E from its "training" metadata (q99, else
+ * mean) in the given score metric (engine.h ad_metric; -1: as recorded),
+ * converted as for the FLOOR; 0 when the metadata has none. */
+double ad_thr_model_error(const char *training_json, int metric);
+
 int ad_threshold_fitted(const ad_threshold *t);
 double ad_threshold_value(const ad_threshold *t);   /* NAN until fitted */
 

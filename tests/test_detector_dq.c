@@ -20,6 +20,7 @@
  * window's MAE score is the mean |value| over its rows and features.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <math.h>
 
@@ -461,11 +462,65 @@ out:
     ad_model_free(m);
 }
 
+/* A reload's new model on a stream whose sensor is stuck (the daemon's
+ * remodel: save, set the new model, restore what still applies): the open
+ * stuck condition goes on, raised once and cleared once when the value
+ * moves. Before, the restore put the saved monitor back over the live one
+ * and ended its flat run: a clear ("the condition ended") while the sensor
+ * still sat still, and a second raise. */
+static void test_stuck_across_new_model(void)
+{
+    ad_model *m = t_zero_model(TW, F), *m2 = t_zero_model(TW, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300], *txt;
+    void *buf;
+    size_t len;
+    int i, s0 = 350, s1 = 480;
+    double held = 0;
+
+    base_cfg(&c);
+    c.calib_windows = 200;
+    /* another model of the same shape: another id */
+    m2->provenance = strdup("{\"note\":\"a retrained model\"}");
+    if (ad_model_serialize(m2, &buf, &len) == 0)
+        free(buf);
+    if (!m || !m2 || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "new: %s", err);
+        ad_model_free(m); ad_model_free(m2);
+        return;
+    }
+    memset(&R, 0, sizeof(R));
+    rng = 5;
+    for (i = 0; i < 600; i++) {
+        double a = 1 + 0.05 * noise(), b = 1 + 0.05 * noise();
+        if (i == s0 - 1)
+            held = b;
+        if (i >= s0 && i <= s1)
+            b = held;
+        if (i == 430) {                 /* the reload, while it is stuck */
+            txt = ad_detector_save(d);
+            T_CHECK(txt && ad_detector_set_model(d, m2, 0, err, sizeof(err)) == 0,
+                    "set the new model: %s", err);
+            T_CHECK(ad_detector_restore(d, txt, err, sizeof(err)) != 0,
+                    "its calibration does not apply to the new model");
+            ad_detector_restore_alert(d, txt, AD_CLOSE_RELOAD);
+            free(txt);
+        }
+        step(d, tsof(i), a, b, &R);
+    }
+    check_stuck_events(d, &R, s0, s1);
+    ad_detector_free(d);
+    ad_model_free(m);
+    ad_model_free(m2);
+}
+
 int main(void)
 {
     T_RUN(test_stuck_while_calibrating);
     T_RUN(test_stuck_while_detecting_adapt);
     T_RUN(test_save_restore_roundtrip);
+    T_RUN(test_stuck_across_new_model);
     T_RUN(test_event_queue);
     return t_done();
 }

@@ -30,6 +30,7 @@
  * (the test knows every score without asking the code under test).
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <math.h>
 
@@ -1289,10 +1290,138 @@ static void test_recurring_steps_kept(void)
     T_CHECK(v2 < 1.7 && tr2 >= 30, "recur 3, two steps: trimmed, threshold %.4f", v2);
 }
 
+/* CALIBRATION AGAINST THE MODEL. The zero model says its training error
+ * (mae q99) is 1.05; normal rows score about 1. A fault (rows of 5, scores
+ * about 5) under way while a stream calibrates on 60 windows:
+ *   guard 3 (default): the fault's windows are left out; 60 of them, and
+ *     the threshold is the model's (1.05 x margin 1.5), the stream detects
+ *     and the fault alerts before it ends, with one warning; after it, the
+ *     threshold adapts to the normal rows;
+ *   guard 0 (before): the fault is learned as normal (threshold ~7.5), the
+ *     fault never alerts;
+ *   a fault over part of the calibration: left out, the threshold is the
+ *     normal rows' own;
+ *   normal rows alone: the same threshold with the guard on and off. */
+static ad_detector *guard_detector(double guard, ad_model **mp)
+{
+    ad_model *m = t_zero_model(10, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+
+    m->training = strdup("{\"error\":{\"metric\":\"mae\",\"mean\":1.0,\"q99\":1.05}}");
+    ad_detector_cfg_default(&c);
+    c.dq_enabled = 0;
+    c.calib_windows = 60;
+    c.thr.q = 0.99;
+    c.thr.margin = 1.5;
+    c.thr.adapt = 1;
+    c.calib_model_guard = guard;
+    if (ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0)
+        T_CHECK(0, "detector: %s", err);
+    *mp = m;
+    return d;
+}
+
+/* rows [0, n): the fault (level 5) on rows [f0, f1); the first raise's row
+ * (-1: none) and the threshold when calibration ended (first CALIBRATED). */
+static void guard_run(double guard, int n, int f0, int f1, int *raise_row, double *thr,
+                      double *thr_end, int *warns)
+{
+    ad_model *m;
+    ad_detector *d = guard_detector(guard, &m);
+    ad_detector_stats st;
+    run r;
+    int i, j;
+
+    memset(&r, 0, sizeof(r));
+    rng = 7;
+    *raise_row = -1;
+    warnings = 0;
+    ad_log_set(count_log, NULL);
+    for (i = 0; i < n; i++) {
+        double lv = i >= f0 && i < f1 ? 5 : 1;
+        int before = r.count[AD_EV_ALERT_RAISED];
+        step2(d, 1000 * (int64_t)i, lv + 0.05 * noise(), lv + 0.05 * noise(), &r);
+        if (*raise_row < 0 && r.count[AD_EV_ALERT_RAISED] > before)
+            *raise_row = i;
+    }
+    ad_log_set(NULL, NULL);
+    *warns = warnings;
+    j = nth_ev(&r, AD_EV_CALIBRATED, 0);
+    *thr = j >= 0 ? r.ev[j].threshold : NAN;
+    ad_detector_get_stats(d, &st);
+    *thr_end = st.phase == AD_PHASE_DETECTING ? st.threshold : NAN;
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+static void test_calibration_model_guard(void)
+{
+    int raise, raise0, rp, rn, w, w0, wp, wn;
+    double thr, thr0, thrp, thrp0, thrn, thrn0, end, end0, endp, endn;
+
+    /* a fault from row 0 to row 300, then 300 normal rows */
+    guard_run(3, 600, 0, 300, &raise, &thr, &end, &w);
+    guard_run(0, 600, 0, 300, &raise0, &thr0, &end0, &w0);
+    T_NOTE("fault under way at calibration: guard 3 -> threshold %.3f, raise at row %d, "
+           "%d warning(s), threshold after 300 normal rows %.3f; guard 0 -> threshold %.3f, "
+           "raise at row %d", thr, raise, w, end, thr0, raise0);
+    T_CHECK(thr0 > 5 && raise0 < 0, "guard 0: the fault is learned as normal (threshold "
+            "%.3f) and never alerts (raise %d)", thr0, raise0);
+    T_CHECK(fabs(thr - 1.05 * 1.5) < 1e-6, "guard 3: the model's threshold 1.575 (got %.6f)",
+            thr);
+    T_CHECK(raise >= 60 && raise < 300, "guard 3: the fault alerts before it ends (row %d)",
+            raise);
+    T_CHECK(w == 1, "one warning names it (%d)", w);
+    T_CHECK(end > 1.0 && end < 1.575, "the threshold adapts to the normal rows after "
+            "(%.3f)", end);
+    /* a fault over rows 20..50 of the calibration: its windows left out,
+     * those on its edges (partly in it, under 3 x E) kept */
+    guard_run(3, 300, 20, 50, &rp, &thrp, &endp, &wp);
+    guard_run(0, 300, 20, 50, &rp, &thrp0, &endp, &wp);
+    /* normal rows alone, guard on and off */
+    guard_run(3, 300, -1, -1, &rn, &thrn, &endn, &wn);
+    guard_run(0, 300, -1, -1, &rn, &thrn0, &endn, &wn);
+    T_NOTE("fault over 30 calibration rows: threshold %.3f, guard off %.3f (normal rows "
+           "alone %.3f, guard off %.3f)", thrp, thrp0, thrn, thrn0);
+    T_CHECK(thrp < 0.65 * thrp0, "a fault over part of the calibration: its windows left "
+            "out (threshold %.3f, guard off %.3f)", thrp, thrp0);
+    T_CHECK(thrn == thrn0, "normal rows: the guard changes nothing (%.6f vs %.6f)",
+            thrn, thrn0);
+    /* the model's threshold is saved and restored like a calibrated one */
+    {
+        ad_model *m1, *m2;
+        ad_detector *d = guard_detector(3, &m1), *d2 = guard_detector(3, &m2);
+        ad_detector_stats st, st2;
+        char err[200], *txt;
+        run r;
+        int i;
+
+        memset(&r, 0, sizeof(r));
+        for (i = 0; i < 100; i++)
+            step2(d, 1000 * (int64_t)i, 5 + 0.05 * noise(), 5 + 0.05 * noise(), &r);
+        ad_detector_get_stats(d, &st);
+        txt = ad_detector_save(d);
+        T_CHECK(st.phase == AD_PHASE_DETECTING && txt &&
+                ad_detector_restore(d2, txt, err, sizeof(err)) == 0,
+                "saved and restored after the model's threshold: %s", txt ? err : "no text");
+        ad_detector_get_stats(d2, &st2);
+        T_CHECK(st2.phase == AD_PHASE_DETECTING && fabs(st2.threshold / st.threshold - 1) < 1e-12,
+                "restored: %s at %.17g (saved %.17g)", ad_phase_name(st2.phase), st2.threshold, st.threshold);
+        free(txt);
+        ad_detector_free(d);
+        ad_detector_free(d2);
+        ad_model_free(m1);
+        ad_model_free(m2);
+    }
+}
+
 int main(void)
 {
     T_RUN(test_constant_stream);
     T_RUN(test_poisoned_calibration);
+    T_RUN(test_calibration_model_guard);
     T_RUN(test_recurring_steps_kept);
     T_RUN(test_regime_acceptance);
     T_RUN(test_spans_in_data_time);
