@@ -362,6 +362,10 @@ void training_save_promoted(ad_daemon *dd, stream_rec *s);
 
 /* ---- publish.c ---- */
 void publish_json(ad_daemon *dd, const char *topic, cJSON *o, int qos, int retain);
+/* "alert <alert_id> <event>" of an alert message o (schema, alert_id,
+ * event) into buf: what ad_mqtt_publish_alert names it by; NULL when o is
+ * not one. */
+const char *publish_alert_what(const cJSON *o, char *buf, size_t len);
 void publish_state(ad_daemon *dd, stream_rec *s);
 void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev);
 /* Data-quality alert (AD_EV_DQ_*) on the alert topic; keeps s->dq_open. */

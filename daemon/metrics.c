@@ -65,6 +65,8 @@ static const fam fams[] = {
     { "mqtt.published", "mqtt_published_total", "counter", "Messages handed to the MQTT client.", 0 },
     { "mqtt.queued", "mqtt_queued", "gauge", "Messages queued while disconnected.", 0 },
     { "mqtt.queue_dropped", "mqtt_dropped_total", "counter", "Messages dropped: queue full or QoS 0 while away.", 0 },
+    { "mqtt.publish_refused", "mqtt_publish_refused_total", "counter", "QoS>0 messages the broker refused (MQTT 5 reason code), dropped.", 0 },
+    { "mqtt.alerts_refused", "mqtt_alerts_refused_total", "counter", "Alert messages the broker refused (MQTT 5 reason code), dropped.", 0 },
 };
 
 static const cJSON *at_path(const cJSON *o, const char *path)

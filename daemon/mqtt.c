@@ -48,10 +48,34 @@
 typedef struct qmsg {
     struct qmsg *next;
     char *topic;
+    char *what;                 /* alert messages: "alert <id> <event>", else NULL */
     void *payload;
     size_t len;
     int qos, retain;
 } qmsg;
+
+/* What was published under a message id, kept until the broker answers it
+ * (PUBACK / PUBREC), so that a refusal can name the topic and, for an alert
+ * message, the alert. One per unacknowledged QoS>0 message, freed with its
+ * acknowledgement: no more than libmosquitto itself holds (it keeps the
+ * whole message until then). QoS 0 publishes are never answered and are
+ * not kept. */
+typedef struct pubrec {
+    struct pubrec *next;
+    int mid;
+    const char *what;           /* into topic[]'s allocation, or NULL */
+    char topic[];
+} pubrec;
+
+#define PUBREC_BUCKETS 256
+
+/* Refused publishes in the log: alert messages each (at most
+ * REFUSED_ALERT_LINES a minute), other topics once a minute per topic (the
+ * last REFUSED_TOPICS topics remembered); the rest are counted and told in
+ * one line when the minute is over. */
+#define REFUSED_ALERT_LINES 30
+#define REFUSED_TOPICS 16
+#define REFUSED_PERIOD_MS 60000
 
 /* One connection attempt on a connect thread. The loop thread fills it and
  * does not touch it (nor m->mosq) until state is JOB_DONE; under mu, the
@@ -116,6 +140,14 @@ struct ad_mqtt {
     qmsg *qhead, *qtail;
     size_t qlen, qmax;
     ad_mqtt_stats st;
+    pubrec *pubrecs[PUBREC_BUCKETS];    /* by mid: what an unacknowledged mid carried */
+    struct {
+        uint64_t period_end;            /* uv_now() end of the current minute */
+        int alert_lines;                /* alert refusals logged in it */
+        uint64_t suppressed;            /* refusals not logged in it */
+        uint64_t suppressed_alerts;     /* of them, alert messages */
+        struct { uint64_t hash, logged_ms; } topic[REFUSED_TOPICS];
+    } refusals;
     /* message ids of QoS>0 publishes not yet acknowledged: libmosquitto
      * calls on_publish for QoS 0 publishes too (once written), which must
      * not count against these */
@@ -144,6 +176,47 @@ static void unacked_done(ad_mqtt *m, int mid)
         m->unacked[u >> 6] &= ~bit;
         m->st.inflight--;
     }
+}
+
+/* The record of mid, unlinked (the caller frees it), or NULL. */
+static pubrec *pubrec_take(ad_mqtt *m, int mid)
+{
+    pubrec **pp = &m->pubrecs[(unsigned)mid % PUBREC_BUCKETS], *r;
+    while (*pp && (*pp)->mid != mid) pp = &(*pp)->next;
+    if ((r = *pp)) *pp = r->next;
+    return r;
+}
+
+/* A QoS>0 message went to libmosquitto as mid: count it in flight and keep
+ * its topic (and `what`) for its acknowledgement. Out of memory, a refusal
+ * of it cannot name the topic; nothing else changes. */
+static void track(ad_mqtt *m, int mid, const char *topic, const char *what)
+{
+    size_t tl = strlen(topic) + 1, wl = what ? strlen(what) + 1 : 0;
+    pubrec *r;
+    unacked_add(m, mid);
+    free(pubrec_take(m, mid));          /* a reused mid: the old one is gone */
+    if (!(r = malloc(sizeof *r + tl + wl)))
+        return;
+    r->mid = mid;
+    memcpy(r->topic, topic, tl);
+    r->what = NULL;
+    if (what) {
+        memcpy(r->topic + tl, what, wl);
+        r->what = r->topic + tl;
+    }
+    r->next = m->pubrecs[(unsigned)mid % PUBREC_BUCKETS];
+    m->pubrecs[(unsigned)mid % PUBREC_BUCKETS] = r;
+}
+
+static void pubrecs_clear(ad_mqtt *m)
+{
+    for (int i = 0; i < PUBREC_BUCKETS; i++)
+        while (m->pubrecs[i]) {
+            pubrec *r = m->pubrecs[i];
+            m->pubrecs[i] = r->next;
+            free(r);
+        }
 }
 
 /* ---- subscriptions and their SUBACKs ------------------------------------ */
@@ -280,14 +353,17 @@ static void qmsg_free(qmsg *q)
 {
     if (!q) return;
     free(q->topic);
+    free(q->what);
     free(q->payload);
     free(q);
 }
 
-static int enqueue(ad_mqtt *m, const char *topic, const void *p, size_t len, int qos, int retain)
+static int enqueue(ad_mqtt *m, const char *topic, const void *p, size_t len, int qos, int retain,
+                   const char *what)
 {
     qmsg *q = calloc(1, sizeof *q);
-    if (!q || !(q->topic = strdup(topic)) || !(q->payload = malloc(len ? len : 1))) {
+    if (!q || !(q->topic = strdup(topic)) || !(q->payload = malloc(len ? len : 1)) ||
+        (what && !(q->what = strdup(what)))) {
         qmsg_free(q);
         return AD_ENOMEM;
     }
@@ -564,7 +640,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
         if (r != MOSQ_ERR_SUCCESS)
             break;
         m->st.published++;
-        if (q->qos > 0) unacked_add(m, mid);
+        if (q->qos > 0) track(m, mid, q->topic, q->what);
         m->qhead = q->next;
         if (!m->qhead) m->qtail = NULL;
         m->qlen--;
@@ -588,15 +664,94 @@ static void on_disconnect(struct mosquitto *mosq, void *ud, int rc, const mosqui
         lost(m, rc == 0 ? "disconnected" : why_lost(m, rc, err_no, buf, sizeof buf));
 }
 
+/* The minute of the refusal budget is over: say what it did not log. */
+static void refusals_period(ad_mqtt *m, uint64_t now)
+{
+    if (now < m->refusals.period_end)
+        return;
+    if (m->refusals.suppressed)
+        ad_log(m->refusals.suppressed_alerts ? AD_LOG_ERR : AD_LOG_WARNING,
+               "mqtt: %llu more publish(es) refused by the broker and dropped in the last "
+               "minute were not logged, %llu of them alert messages (stats: "
+               "mqtt.publish_refused, mqtt.alerts_refused)",
+               (unsigned long long)m->refusals.suppressed,
+               (unsigned long long)m->refusals.suppressed_alerts);
+    m->refusals.suppressed = 0;
+    m->refusals.suppressed_alerts = 0;
+    m->refusals.alert_lines = 0;
+    m->refusals.period_end = now + REFUSED_PERIOD_MS;
+}
+
+/* May a refusal on topic (not an alert message) be logged now? Once a
+ * minute per topic, for the last REFUSED_TOPICS topics. */
+static int refusal_topic_due(ad_mqtt *m, const char *topic, uint64_t now)
+{
+    uint64_t h = 1469598103934665603ull;        /* FNV-1a */
+    int slot = -1;
+    for (const unsigned char *c = (const unsigned char *)topic; *c; c++)
+        h = (h ^ *c) * 1099511628211ull;
+    for (int i = 0; i < REFUSED_TOPICS; i++) {
+        if (m->refusals.topic[i].logged_ms && m->refusals.topic[i].hash == h) {
+            if (now - m->refusals.topic[i].logged_ms < REFUSED_PERIOD_MS)
+                return 0;
+            slot = i;
+            break;
+        }
+        if (slot < 0 && (!m->refusals.topic[i].logged_ms ||
+                         now - m->refusals.topic[i].logged_ms >= REFUSED_PERIOD_MS))
+            slot = i;
+    }
+    if (slot < 0)
+        return 0;               /* more topics refused this minute than remembered */
+    m->refusals.topic[slot].hash = h;
+    m->refusals.topic[slot].logged_ms = now ? now : 1;
+    return 1;
+}
+
+/*
+ * PUBACK (QoS 1) or PUBREC (QoS 2) came back, or a QoS 0 message was
+ * written. A reason code >= 0x80 (MQTT 5 only; e.g. 0x87 Not authorized
+ * from an ACL) means the broker refused the message: it is not delivered,
+ * and libmosquitto has already forgotten it. It is not sent again (the
+ * broker would refuse it the same way; keeping it would hold the outbox
+ * forever): counted, and logged with its topic, an alert message at error
+ * level with its alert id and event.
+ */
 static void on_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
                        const mosquitto_property *p)
 {
     ad_mqtt *m = ud;
+    pubrec *r;
+    uint64_t now;
     (void)mosq; (void)p;
     unacked_done(m, mid);
-    if (reason >= 128)
-        ad_log(AD_LOG_WARNING, "mqtt: broker rejected a publish: %s",
-               mosquitto_reason_string(reason));
+    r = pubrec_take(m, mid);
+    if (reason >= 128) {
+        now = uv_now(m->loop);
+        m->st.publish_refused++;
+        if (r && r->what)
+            m->st.alerts_refused++;
+        refusals_period(m, now);
+        if (r && r->what) {
+            if (m->refusals.alert_lines < REFUSED_ALERT_LINES) {
+                m->refusals.alert_lines++;
+                ad_log(AD_LOG_ERR, "mqtt: the broker refused %s on %s (%s): not delivered, "
+                       "dropped (not sent again: it would be refused again)", r->what,
+                       r->topic, mosquitto_reason_string(reason));
+            } else {
+                m->refusals.suppressed++;
+                m->refusals.suppressed_alerts++;
+            }
+        } else if (refusal_topic_due(m, r ? r->topic : "", now)) {
+            ad_log(AD_LOG_WARNING, "mqtt: the broker refused a publish on %s (%s): dropped; "
+                   "further refusals on this topic are logged at most once a minute",
+                   r ? r->topic : "(topic unknown: out of memory)",
+                   mosquitto_reason_string(reason));
+        } else {
+            m->refusals.suppressed++;
+        }
+    }
+    free(r);
 }
 
 static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg,
@@ -792,6 +947,8 @@ static void misc_cb(uv_timer_t *t)
     ad_mqtt *m = t->data;
     char buf[200];
     int rc, err_no;
+    if (m->refusals.suppressed)
+        refusals_period(m, uv_now(m->loop));
     if (!m->conn)
         return;
     errno = 0;
@@ -962,6 +1119,12 @@ int ad_mqtt_start(ad_mqtt *m)
 int ad_mqtt_publish(ad_mqtt *m, const char *topic, const void *payload, size_t len,
                     int qos, int retain)
 {
+    return ad_mqtt_publish_alert(m, topic, payload, len, qos, retain, NULL);
+}
+
+int ad_mqtt_publish_alert(ad_mqtt *m, const char *topic, const void *payload, size_t len,
+                          int qos, int retain, const char *what)
+{
     if (m->finished) {
         m->st.queue_dropped++;
         return 1;
@@ -970,7 +1133,7 @@ int ad_mqtt_publish(ad_mqtt *m, const char *topic, const void *payload, size_t l
         int mid, rc = mosquitto_publish(m->mosq, &mid, topic, (int)len, payload, qos, retain);
         if (rc == MOSQ_ERR_SUCCESS) {
             m->st.published++;
-            if (qos > 0) unacked_add(m, mid);
+            if (qos > 0) track(m, mid, topic, what);
             update_poll(m);
             return 0;
         }
@@ -983,7 +1146,7 @@ int ad_mqtt_publish(ad_mqtt *m, const char *topic, const void *payload, size_t l
         m->st.queue_dropped++;
         return 1;
     }
-    return enqueue(m, topic, payload, len, qos, retain);
+    return enqueue(m, topic, payload, len, qos, retain, what);
 }
 
 int ad_mqtt_message_response(const ad_mqtt *m, char **topic, void **corr, size_t *corr_len)
@@ -1023,7 +1186,7 @@ int ad_mqtt_publish_reply(ad_mqtt *m, const char *topic, const void *payload, si
         return AD_EINVAL;
     }
     m->st.published++;
-    unacked_add(m, mid);
+    track(m, mid, topic, NULL);
     update_poll(m);
     return 0;
 }
@@ -1073,6 +1236,7 @@ void ad_mqtt_free(ad_mqtt *m)
     if (!m) return;
     abandon_job(m);             /* only if freed without a stop */
     pending_clear(m);
+    pubrecs_clear(m);
     strlist_clear(&m->denied);
     while (m->qhead) {
         qmsg *q = m->qhead;

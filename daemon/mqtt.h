@@ -30,6 +30,20 @@
  * and handed over right after the next CONNACK; QoS 0 messages are dropped
  * and counted. So alerts raised while the broker is away are delivered.
  *
+ * Refused publishes: over MQTT 5 the broker answers a QoS>0 PUBLISH with a
+ * reason code; one >= 0x80 (0x87 Not authorized from an ACL, a quota, a
+ * bad topic) means it did not take the message. The message is then
+ * dropped, not sent again (the broker would refuse it again, and an
+ * outbox that never empties helps nobody), counted (publish_refused, and
+ * alerts_refused for messages published with ad_mqtt_publish_alert) and
+ * logged with its topic: an alert message at error level with what it was
+ * (at most 30 such lines a minute), other topics at warning level once a
+ * minute per topic; what was not logged is told in one line a minute. For
+ * this the topic (and the alert) of each unacknowledged QoS>0 message is
+ * kept by message id until its acknowledgement. QoS 0 publishes get no
+ * answer, so their refusal is never seen; over MQTT 3.1.1 a broker drops an
+ * unauthorized PUBLISH silently and acknowledges it as if delivered.
+ *
  * Connecting (host name lookup, TCP connect, and for MQTT 5 with a
  * persistent session the blocking first CONNECT) runs on a short-lived
  * thread of its own, so a slow DNS server or an unreachable broker never
@@ -73,6 +87,8 @@ typedef struct ad_mqtt_stats {
     uint64_t queued;            /* now in our own queue */
     uint64_t queue_dropped;     /* dropped: queue full, or QoS 0 while away */
     uint64_t inflight;          /* QoS>0 published, not yet acknowledged */
+    uint64_t publish_refused;   /* refused by the broker (MQTT 5 reason code >= 0x80) */
+    uint64_t alerts_refused;    /* of them, published with ad_mqtt_publish_alert */
 } ad_mqtt_stats;
 
 /*
@@ -110,6 +126,15 @@ int ad_mqtt_start(ad_mqtt *m);
  */
 int ad_mqtt_publish(ad_mqtt *m, const char *topic, const void *payload, size_t len,
                     int qos, int retain);
+
+/*
+ * ad_mqtt_publish for an alert message: `what` (e.g. "alert pump1-17..-1
+ * raised"; NULL: as ad_mqtt_publish) is copied and kept with the message
+ * while it is queued or unacknowledged, so that a refusal by the broker is
+ * logged at error level naming it and counted in alerts_refused.
+ */
+int ad_mqtt_publish_alert(ad_mqtt *m, const char *topic, const void *payload, size_t len,
+                          int qos, int retain, const char *what);
 
 /*
  * During the message callback only: the MQTT 5 response topic and

@@ -264,13 +264,32 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     if (raised) dd->c.alerts_raised++; else dd->c.alerts_cleared++;
 }
 
+/* (see daemon_int.h) */
+const char *publish_alert_what(const cJSON *o, char *buf, size_t len)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "event");
+    if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "schema")) ||
+        !cJSON_IsString(id) || !cJSON_IsString(ev))
+        return NULL;
+    snprintf(buf, len, "alert %.200s %.20s", id->valuestring, ev->valuestring);
+    return buf;
+}
+
 /* An alert event (model or data quality) to where the detector's alerts go:
- * MQTT, Kafka or both. */
+ * MQTT, Kafka or both. On MQTT it is marked as an alert message, so a
+ * refusal by the broker is logged as an error naming the alert. */
 static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, cJSON *o)
 {
     det_rt *d = s->det;
-    if (d->c->alerts_to != AD_ALERTS_KAFKA)
-        publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 0);
+    if (d->c->alerts_to != AD_ALERTS_KAFKA) {
+        char what[256], *txt = cJSON_PrintUnformatted(o);
+        if (txt)
+            ad_mqtt_publish_alert(dd->mqtt, topic, txt, strlen(txt),
+                                  dd->g->cfg->broker.qos_alerts, 0,
+                                  publish_alert_what(o, what, sizeof what));
+        free(txt);
+    }
     if (d->c->alerts_to != AD_ALERTS_MQTT) {
         char *txt = cJSON_PrintUnformatted(o);
         if (txt) kafka_alert(dd, d->c->name, s->key, txt);
@@ -627,6 +646,8 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddNumberToObject(mq, "published", (double)ms.published);
     cJSON_AddNumberToObject(mq, "queued", (double)ms.queued);
     cJSON_AddNumberToObject(mq, "queue_dropped", (double)ms.queue_dropped);
+    cJSON_AddNumberToObject(mq, "publish_refused", (double)ms.publish_refused);
+    cJSON_AddNumberToObject(mq, "alerts_refused", (double)ms.alerts_refused);
     cJSON_AddItemToObject(o, "detectors", dets);
     command_stats_json(dd, o);
     if (g->cfg->broker.stats_topic)

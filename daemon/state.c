@@ -607,11 +607,21 @@ void state_outbox_load(ad_daemon *dd)
         cJSON *p = cJSON_GetObjectItemCaseSensitive(m, "payload");
         cJSON *q = cJSON_GetObjectItemCaseSensitive(m, "qos");
         cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "retain");
+        cJSON *pj;
+        char wbuf[256];
+        const char *what;
+        int rc;
         if (!cJSON_IsString(t) || !cJSON_IsString(p) || !cJSON_IsNumber(q))
             continue;
-        if (ad_mqtt_publish(dd->mqtt, t->valuestring, p->valuestring, strlen(p->valuestring),
-                            q->valueint < 1 ? 1 : q->valueint > 2 ? 2 : q->valueint,
-                            cJSON_IsTrue(r)) == 0)
+        /* an alert message is named again, for the log if it is refused */
+        pj = cJSON_Parse(p->valuestring);
+        what = pj ? publish_alert_what(pj, wbuf, sizeof wbuf) : NULL;
+        rc = ad_mqtt_publish_alert(dd->mqtt, t->valuestring, p->valuestring,
+                                   strlen(p->valuestring),
+                                   q->valueint < 1 ? 1 : q->valueint > 2 ? 2 : q->valueint,
+                                   cJSON_IsTrue(r), what);
+        cJSON_Delete(pj);
+        if (rc == 0)
             n++;
     }
     if (!o)
