@@ -570,6 +570,13 @@ static int validate(ad_config *c, char *err, size_t errlen)
             if (ad_detector_cfg_check(&d->pipe, e2, sizeof e2))
                 return ad_errf(err, errlen, AD_EINVAL, "detectors[%d]: %s", i, e2);
         }
+        /* a threshold learned from scores needs an end to calibration
+         * (replay's --calibrate-rows ends it by rows instead) */
+        if (d->pipe.calib_windows == 0 && d->pipe.calib_duration_ms == 0 &&
+            d->pipe.thr.method != AD_THR_FIXED && d->pipe.thr.method != AD_THR_MODEL)
+            return ad_errf(err, errlen, AD_EINVAL, "detectors[%d].calibration.windows: 0 (no "
+                           "count limit) needs calibration.duration_ms: streams would never "
+                           "finish calibrating", i);
     }
     return 0;
 }

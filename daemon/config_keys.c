@@ -147,7 +147,8 @@ static const table score_table = TAB(score_keys);
 
 static const key calib_keys[] = {
     { "windows", K_INT, OPP(calib_windows), 0, 100000000, NULL, FL, NULL, NULL,
-      "calibration ends after this many scored windows (0: no count limit)" },
+      "calibration ends after this many scored windows (0: no count limit, with "
+      "duration_ms; fixed and model thresholds need no calibration)" },
     { "duration_ms", K_I64, OPP(calib_duration_ms), 0, 1e12, NULL, FL, NULL, NULL,
       "... or after this much data time (0: no time limit)" },
     { "method", K_ENUM, OPP(thr.method), 0, 0, NULL, FL,

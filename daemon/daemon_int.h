@@ -260,7 +260,8 @@ void dd_arm_stats(ad_daemon *dd);
 /* ---- generation.c ---- */
 model_ref *mr_get(model_ref *r);
 void mr_put(model_ref *r);
-/* Load config file `path` and every model (any thread). */
+/* Load config file `path` and every model (any thread); log a warning for
+ * each topic the daemon would publish and receive itself (generation.c). */
 int gen_load(gen **out, const char *path, char *err, size_t errlen);
 void gen_free(gen *g);                         /* NULL-safe */
 /* Create every state directory; a detector whose cannot be made runs
