@@ -430,7 +430,10 @@ static const key detector_keys[] = {
     { "adapt", K_OBJ, 0, 0, 0, NULL, 0, NULL, &adapt_table, "continual learning" },
     { "reload", K_OBJ, 0, 0, 0, NULL, 0, NULL, &reload_table, "model reload" },
     { "max_streams", K_INT, OD(max_streams), 1, 10000000, "10000", F_RELOAD, NULL, NULL,
-      "streams kept; new ones beyond are refused and counted" },
+      "streams kept; at the limit a new stream evicts the one still collecting or "
+      "calibrating that has been silent longest, for at least idle_evict_s / 10 (a notice "
+      "names it; counted in streams_evicted); without such a stream each message of the "
+      "new stream is refused (counted in streams_refused, per message)" },
     { "idle_evict_s", K_NUM, OD(idle_evict), 0, 1e9, "3600", F_RELOAD, NULL, NULL,
       "streams without samples for this long are dropped (0: never)" },
 };

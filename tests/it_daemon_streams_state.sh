@@ -2,7 +2,8 @@
 # it_daemon_streams_state.sh - smaller lifecycle defects, real mosquitto:
 #  - at max_streams a new device evicts the stream still calibrating that
 #    has been silent longest (at least idle_evict_s / 10) instead of being
-#    refused; without such a stream it is refused;
+#    refused (a notice names the evicted stream); without such a stream it
+#    is refused;
 #  - a stream key whose escaped name passes 255 bytes gets a state file
 #    (cut, with the key's hash: at most 255 bytes) at stop;
 #  - leftover temporary state files are removed at start;
@@ -50,6 +51,12 @@ else
     it_fail "stream limit: the longest silent calibrating stream makes room" \
         "$(grep -E 'limit|evict' "$D/daemon.log" | tail -5)"
 fi
+# an eviction is an operational notice (<5>), not a rate-limited bad-input
+# warning
+grep -q '^<5>detector pump: stream limit 2 reached, evicting stream "pump[12]"' "$D/daemon.log" &&
+    it_ok "stream limit: the eviction is logged as a notice naming the stream" ||
+    it_fail "stream limit: the eviction is logged as a notice naming the stream" \
+        "$(grep -E 'evicting' "$D/daemon.log" | tail -2)"
 
 # a 250-byte key ('%' escapes to 3 bytes: 750-byte name before hashing)
 LONG=$(printf '%%%.0s' $(seq 1 250))
