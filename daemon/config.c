@@ -570,6 +570,7 @@ static int validate(ad_config *c, char *err, size_t errlen)
             if (ad_detector_cfg_check(&d->pipe, e2, sizeof e2))
                 return ad_errf(err, errlen, AD_EINVAL, "detectors[%d]: %s", i, e2);
         }
+        d->pipe.name = d->name;     /* log lines of its streams name it */
         /* a threshold learned from scores needs an end to calibration
          * (replay's --calibrate-rows ends it by rows instead) */
         if (d->pipe.calib_windows == 0 && d->pipe.calib_duration_ms == 0 &&

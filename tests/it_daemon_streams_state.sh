@@ -62,6 +62,12 @@ grep -q '^<5>detector pump: stream limit 2 reached, evicting stream "pump[12]"' 
 LONG=$(printf '%%%.0s' $(seq 1 250))
 $H pub --port "$IT_PORT" --devices 1 --rows 200 --topic "sensors/$LONG/pump" >/dev/null
 it_wait_log "$D/daemon.log" 'calibrated' 30 >/dev/null
+# a line of the library about one stream names its detector too (two
+# detectors may watch one stream)
+grep -Eq '^<6>detector pump: stream [^ ]+: calibrated \(quantile\) threshold' "$D/daemon.log" &&
+    it_ok "a stream's calibration log line names its detector" ||
+    it_fail "a stream's calibration log line names its detector" \
+        "$(grep 'calibrated' "$D/daemon.log" | head -2)"
 # a SIGHUP while a reload runs: the new config has 40 more detectors (each
 # loads its model on the reload's worker), so the reload takes long enough
 # for a second SIGHUP 5 ms after the first to land during it. It must be
