@@ -61,7 +61,8 @@ static const key broker_keys[] = {
       "itself in the config)" },
     { "tls", K_OBJ, 0, 0, 0, NULL, 0, NULL, &tls_table, "TLS settings" },
     { "reconnect_min_s", K_NUM, OB(reconnect_min), 0.05, 3600, "0.5", 0, NULL, NULL,
-      "first reconnect delay; doubles up to reconnect_max_s, with jitter" },
+      "first reconnect delay; doubles up to reconnect_max_s, with jitter (also across "
+      "connections the broker closes within 10 s, e.g. a duplicate client_id)" },
     { "reconnect_max_s", K_NUM, OB(reconnect_max), 0.05, 3600, "30", 0, NULL, NULL,
       "longest reconnect delay" },
     { "status_topic", K_STR, OB(status_topic), 0, 0, "anomalyd/status", 0, NULL, NULL,
