@@ -570,6 +570,14 @@ static int validate(ad_config *c, char *err, size_t errlen)
             if (ad_detector_cfg_check(&d->pipe, e2, sizeof e2))
                 return ad_errf(err, errlen, AD_EINVAL, "detectors[%d]: %s", i, e2);
         }
+        d->pipe.name = d->name;     /* log lines of its streams name it */
+        /* a threshold learned from scores needs an end to calibration
+         * (replay's --calibrate-rows ends it by rows instead) */
+        if (d->pipe.calib_windows == 0 && d->pipe.calib_duration_ms == 0 &&
+            d->pipe.thr.method != AD_THR_FIXED && d->pipe.thr.method != AD_THR_MODEL)
+            return ad_errf(err, errlen, AD_EINVAL, "detectors[%d].calibration.windows: 0 (no "
+                           "count limit) needs calibration.duration_ms: streams would never "
+                           "finish calibrating", i);
     }
     return 0;
 }
@@ -745,40 +753,48 @@ static int value_eq(const key *k, const char *a, const char *b)
 
 /* First key (with all of `need` flags, or lacking F_RELOAD when need == 0)
  * whose value differs; its JSON path goes to out. */
+/* The keys that differ between a and b (of those with flags `need`; 0:
+ * those a reload cannot change): how many, their JSON paths joined with
+ * ", " in out (out[0] = '\0' first; "..." when it is full). */
 static int diff_table(const table *t, const char *a, const char *b, unsigned need,
                       const char *path, char *out, size_t len)
 {
     char sub[256];
+    int n = 0;
     for (int i = 0; i < t->n; i++) {
         const key *k = &t->keys[i];
         cfg_join_path(sub, sizeof sub, path, k->name);
         if (k->type == K_OBJ) {
-            if (diff_table(k->sub, a + k->off, b + k->off, need, sub, out, len))
-                return 1;
+            n += diff_table(k->sub, a + k->off, b + k->off, need, sub, out, len);
             continue;
         }
         if (need ? (k->flags & need) != need : (k->flags & F_RELOAD) != 0)
             continue;
         if (!value_eq(k, a, b)) {
-            snprintf(out, len, "%s", sub);
-            return 1;
+            size_t o = strlen(out);
+            if (o + strlen(sub) + 6 < len)
+                snprintf(out + o, len - o, "%s%s", n || o ? ", " : "", sub);
+            else if (o + 6 < len && !strstr(out, "..."))
+                snprintf(out + o, len - o, ", ...");
+            n++;
         }
     }
-    return 0;
+    return n;
 }
 
 int ad_config_reload_ok(const ad_config *a, const ad_config *b, char *err, size_t errlen)
 {
-    char p[256];
-    if (diff_table(&cfg_root_table, (const char *)a, (const char *)b, 0, "", p, sizeof p))
-        return ad_errf(err, errlen, AD_EINVAL, "%s: changed, but a reload cannot change "
-                       "it (restart the daemon)", p);
+    char p[400] = "";     /* fits the callers' 512-byte message */
+    int n = diff_table(&cfg_root_table, (const char *)a, (const char *)b, 0, "", p, sizeof p);
+    if (n)
+        return ad_errf(err, errlen, AD_EINVAL, "%s: changed, but a reload cannot change %s "
+                       "(restart the daemon)", p, n > 1 ? "them" : "it");
     return 0;
 }
 
 int ad_detconf_same_pipeline(const ad_detconf *a, const ad_detconf *b)
 {
-    char p[256];
+    char p[256] = "";
     return !diff_table(&cfg_detector_table, (const char *)a, (const char *)b, F_PIPE, "",
                        p, sizeof p);
 }

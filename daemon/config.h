@@ -158,7 +158,7 @@ void ad_config_free(ad_config *c);      /* NULL-safe */
 
 /*
  * Reload check: 0 if `b` differs from `a` only in keys a reload may change;
- * otherwise AD_EINVAL with the JSON path of the first such key in err.
+ * otherwise AD_EINVAL with the JSON paths of all such keys in err.
  */
 int ad_config_reload_ok(const ad_config *a, const ad_config *b,
                         char *err, size_t errlen);

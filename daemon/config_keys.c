@@ -61,7 +61,8 @@ static const key broker_keys[] = {
       "itself in the config)" },
     { "tls", K_OBJ, 0, 0, 0, NULL, 0, NULL, &tls_table, "TLS settings" },
     { "reconnect_min_s", K_NUM, OB(reconnect_min), 0.05, 3600, "0.5", 0, NULL, NULL,
-      "first reconnect delay; doubles up to reconnect_max_s, with jitter" },
+      "first reconnect delay; doubles up to reconnect_max_s, with jitter (also across "
+      "connections the broker closes within 10 s, e.g. a duplicate client_id)" },
     { "reconnect_max_s", K_NUM, OB(reconnect_max), 0.05, 3600, "30", 0, NULL, NULL,
       "longest reconnect delay" },
     { "status_topic", K_STR, OB(status_topic), 0, 0, "anomalyd/status", 0, NULL, NULL,
@@ -147,7 +148,8 @@ static const table score_table = TAB(score_keys);
 
 static const key calib_keys[] = {
     { "windows", K_INT, OPP(calib_windows), 0, 100000000, NULL, FL, NULL, NULL,
-      "calibration ends after this many scored windows (0: no count limit)" },
+      "calibration ends after this many scored windows (0: no count limit, with "
+      "duration_ms; fixed and model thresholds need no calibration)" },
     { "duration_ms", K_I64, OPP(calib_duration_ms), 0, 1e12, NULL, FL, NULL, NULL,
       "... or after this much data time (0: no time limit)" },
     { "method", K_ENUM, OPP(thr.method), 0, 0, NULL, FL,
@@ -429,7 +431,10 @@ static const key detector_keys[] = {
     { "adapt", K_OBJ, 0, 0, 0, NULL, 0, NULL, &adapt_table, "continual learning" },
     { "reload", K_OBJ, 0, 0, 0, NULL, 0, NULL, &reload_table, "model reload" },
     { "max_streams", K_INT, OD(max_streams), 1, 10000000, "10000", F_RELOAD, NULL, NULL,
-      "streams kept; new ones beyond are refused and counted" },
+      "streams kept; at the limit a new stream evicts the one still collecting or "
+      "calibrating that has been silent longest, for at least idle_evict_s / 10 (a notice "
+      "names it; counted in streams_evicted); without such a stream each message of the "
+      "new stream is refused (counted in streams_refused, per message)" },
     { "idle_evict_s", K_NUM, OD(idle_evict), 0, 1e9, "3600", F_RELOAD, NULL, NULL,
       "streams without samples for this long are dropped (0: never)" },
 };

@@ -88,6 +88,42 @@ void dd_bad_input(ad_daemon *dd, const char *fmt, ...)
     ad_log(AD_LOG_WARNING, "%s", msg);
 }
 
+/* (see daemon_int.h) */
+void dd_limit_evicted(ad_daemon *dd, const char *det, int limit, const char *key,
+                      const char *phase, const char *for_key)
+{
+    uint64_t now = uv_now(dd->loop);
+
+    dd_limit_evict_flush(dd, now);
+    if (!dd->lev_refill_ms) {
+        dd->lev_refill_ms = now + 60000;
+        dd->lev_tokens = LIMIT_EVICT_LINES;
+    }
+    if (dd->lev_tokens > 0) {
+        dd->lev_tokens--;
+        ad_log(AD_LOG_NOTICE, "detector %s: stream limit %d reached, evicting stream \"%.64s\" "
+               "(still %s, silent longest) for new stream \"%.64s\"", det, limit, key, phase,
+               for_key);
+        return;
+    }
+    dd->lev_quiet++;
+    snprintf(dd->lev_last, sizeof dd->lev_last, "detector %.64s: stream \"%.64s\" for new "
+             "stream \"%.64s\"", det, key, for_key);
+}
+
+/* (see daemon_int.h) */
+void dd_limit_evict_flush(ad_daemon *dd, uint64_t now)
+{
+    if (!dd->lev_refill_ms || now < dd->lev_refill_ms)
+        return;
+    if (dd->lev_quiet)
+        ad_log(AD_LOG_NOTICE, "%llu more stream(s) evicted at the stream limit in the last "
+               "minute (%d logged one by one), latest: %s", (unsigned long long)dd->lev_quiet,
+               LIMIT_EVICT_LINES, dd->lev_last);
+    dd->lev_quiet = 0;
+    dd->lev_refill_ms = 0;          /* the next eviction starts a minute */
+}
+
 /* ---- messages ------------------------------------------------------------ */
 
 static void on_message(void *ud, const char *topic, const void *payload, size_t len)
@@ -168,6 +204,7 @@ static void house_cb(uv_timer_t *t)
     if (evict)
         dd->last_evict_ms = now;
     streams_house(dd, evict);
+    dd_limit_evict_flush(dd, now);
 }
 
 /* Messages read in one loop iteration arrived together: they share one

@@ -82,6 +82,7 @@ struct det_rt;
 struct restore_req;
 
 #define BAD_KINDS 24             /* kinds of bad input budgeted apart */
+#define LIMIT_EVICT_LINES 10     /* stream-limit eviction notices a minute */
 
 typedef struct stream_rec {
     uint64_t hash;               /* lookup fields first: one cache line */
@@ -235,6 +236,11 @@ typedef struct ad_daemon {
     struct { const char *fmt; int tokens; } log_kind[BAD_KINDS];
     int log_kinds;
     uint64_t log_refill_ms, log_suppressed;
+    /* streams evicted at max_streams: LIMIT_EVICT_LINES notices a minute,
+     * then one summary with the count and the latest (dd_limit_evicted) */
+    int lev_tokens;
+    uint64_t lev_refill_ms, lev_quiet;
+    char lev_last[240];
     /* state writer: queued files, the batch being written, its request */
     wjob *wq_head, *wq_tail, *w_batch;
     uv_work_t w_req;
@@ -252,6 +258,13 @@ void dd_arrival_clock(ad_daemon *dd);
 /* Rate-limited warning for bad input: log_rate lines per minute. */
 void dd_bad_input(ad_daemon *dd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A stream evicted at the stream limit (an operational event, apart from
+ * bad input): a notice naming it, LIMIT_EVICT_LINES a minute; past that
+ * counted, and dd_limit_evict_flush (housekeeping) logs how many more and
+ * the latest once the minute is over. */
+void dd_limit_evicted(ad_daemon *dd, const char *det, int limit, const char *key,
+                      const char *phase, const char *for_key);
+void dd_limit_evict_flush(ad_daemon *dd, uint64_t now);
 /* Subscribe to the topics of dd->g (at start and after a reload). */
 void dd_update_subscriptions(ad_daemon *dd);
 /* (Re)start the stats timer with dd->g's interval. */
@@ -260,7 +273,8 @@ void dd_arm_stats(ad_daemon *dd);
 /* ---- generation.c ---- */
 model_ref *mr_get(model_ref *r);
 void mr_put(model_ref *r);
-/* Load config file `path` and every model (any thread). */
+/* Load config file `path` and every model (any thread); log a warning for
+ * each topic the daemon would publish and receive itself (generation.c). */
 int gen_load(gen **out, const char *path, char *err, size_t errlen);
 void gen_free(gen *g);                         /* NULL-safe */
 /* Create every state directory; a detector whose cannot be made runs

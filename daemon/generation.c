@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +98,11 @@ void ad_daemon_set_state_dir(const char *dir)
     state_dir_override = dir;
 }
 
-int gen_load(gen **out, const char *path, char *err, size_t errlen)
+static void log_topic_warnings(const ad_config *cfg);
+
+/* gen_load; log_warnings: log what check_topics() finds (not for `check`,
+ * which prints it). */
+static int gen_load_ex(gen **out, const char *path, int log_warnings, char *err, size_t errlen)
 {
     gen *g = calloc(1, sizeof *g);
     char e2[512], pp[64];
@@ -146,11 +151,18 @@ int gen_load(gen **out, const char *path, char *err, size_t errlen)
         if (g->cfg->state_dir)
             snprintf(d->state_dir, sizeof d->state_dir, "%s/%s", g->cfg->state_dir, d->c->name);
     }
+    if (log_warnings)
+        log_topic_warnings(g->cfg);
     *out = g;
     return 0;
 fail:
     gen_free(g);
     return rc;
+}
+
+int gen_load(gen **out, const char *path, char *err, size_t errlen)
+{
+    return gen_load_ex(out, path, 1, err, errlen);
 }
 
 void gen_make_state_dirs(gen *g)
@@ -230,6 +242,114 @@ static size_t check_levels(const ad_detconf *c, char *out, size_t outlen, size_t
     return o;
 }
 
+/* A topic the daemon publishes: a template, whose detector (NULL: none,
+ * no {stream}) and the key it has in the config. */
+typedef struct pub_topic {
+    const char *tmpl, *key;
+    const ad_detconf *c;
+    int events;                 /* <state topic>/events */
+} pub_topic;
+
+static size_t warn_line(char *out, size_t outlen, size_t o, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static size_t warn_line(char *out, size_t outlen, size_t o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (o >= outlen)
+        return o;
+    va_start(ap, fmt);
+    n = vsnprintf(out + o, outlen - o, fmt, ap);
+    va_end(ap);
+    return n < 0 ? o : o + (size_t)n;
+}
+
+/* `anomalyd check` (and the log at start and reload): warn about topics
+ * the daemon publishes that it would receive itself through a detector's
+ * topic filter (it would consume its own alerts or states as input), a
+ * retained state topic without {stream} (every stream overwrites one
+ * message) and two kinds of message on one topic. */
+static size_t check_topics(const ad_config *cfg, char *out, size_t outlen, size_t o)
+{
+    pub_topic *p = malloc((3 * (size_t)cfg->n_det + 2) * sizeof *p);
+    int n = 0;
+
+    if (!p)
+        return o;
+    for (int i = 0; i < cfg->n_det; i++) {
+        const ad_detconf *c = &cfg->det[i];
+        if (c->alert_topic && c->alerts_to != AD_ALERTS_KAFKA)
+            p[n++] = (pub_topic){ c->alert_topic, "alert.topic", c, 0 };
+        if (c->state_topic) {
+            p[n++] = (pub_topic){ c->state_topic, "alert.state_topic", c, 0 };
+            p[n++] = (pub_topic){ c->state_topic, "alert.state_topic's events topic", c, 1 };
+            if (!strstr(c->state_topic, "{stream}") && c->stream_levels.n > 0)
+                o = warn_line(out, outlen, o, "warning: detector %s: alert.state_topic "
+                              "\"%s\" has no {stream}: every stream overwrites one retained "
+                              "state\n", c->name, c->state_topic);
+            if (c->alert_topic && c->alerts_to != AD_ALERTS_KAFKA &&
+                strcmp(c->state_topic, c->alert_topic) == 0)
+                o = warn_line(out, outlen, o, "warning: detector %s: alert.state_topic and "
+                              "alert.topic are both \"%s\": retained states and alert "
+                              "events mix on one topic\n", c->name, c->state_topic);
+        }
+    }
+    if (cfg->broker.status_topic)
+        p[n++] = (pub_topic){ cfg->broker.status_topic, "broker.status_topic", NULL, 0 };
+    if (cfg->broker.stats_topic && cfg->broker.stats_interval > 0)
+        p[n++] = (pub_topic){ cfg->broker.stats_topic, "broker.stats_topic", NULL, 0 };
+    if (cfg->broker.status_topic && cfg->broker.stats_topic && cfg->broker.stats_interval > 0 &&
+        strcmp(cfg->broker.status_topic, cfg->broker.stats_topic) == 0)
+        o = warn_line(out, outlen, o, "warning: broker.stats_topic and broker.status_topic "
+                      "are both \"%s\": each stats message replaces the retained "
+                      "online/offline status\n", cfg->broker.status_topic);
+    for (int k = 0; k < n; k++) {
+        char t[600];
+        const char *dn = p[k].c ? p[k].c->name : NULL;
+        int nlev = p[k].c ? p[k].c->stream_levels.n : 0;
+
+        snprintf(t, sizeof t, "%s%s", p[k].tmpl, p[k].events ? "/events" : "");
+        for (int i = 0; i < cfg->n_det; i++) {
+            const ad_detconf *c = &cfg->det[i];
+            for (int f = 0; f < c->topics.n; f++) {
+                if (!ad_topic_template_overlap(c->topics.v[f], t, dn, nlev))
+                    continue;
+                if (p[k].c == c)
+                    o = warn_line(out, outlen, o, "warning: detector %s: %s \"%s\" matches "
+                                  "its own topic filter \"%s\": the daemon would take what it "
+                                  "publishes there as input\n", dn, p[k].key, t,
+                                  c->topics.v[f]);
+                else if (dn)
+                    o = warn_line(out, outlen, o, "warning: detector %s: %s \"%s\" matches "
+                                  "the topic filter \"%s\" of detector %s: the daemon would "
+                                  "take what it publishes there as input\n", dn, p[k].key, t,
+                                  c->topics.v[f], c->name);
+                else
+                    o = warn_line(out, outlen, o, "warning: %s \"%s\" matches the topic "
+                                  "filter \"%s\" of detector %s: the daemon would take what "
+                                  "it publishes there as input\n", p[k].key, t,
+                                  c->topics.v[f], c->name);
+                break;
+            }
+        }
+    }
+    free(p);
+    return o;
+}
+
+/* Log each line of check_topics() as a warning (start and reload). */
+static void log_topic_warnings(const ad_config *cfg)
+{
+    char buf[8192], *line, *save = NULL;
+
+    buf[0] = '\0';
+    check_topics(cfg, buf, sizeof buf, 0);
+    for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        ad_log(AD_LOG_WARNING, "%s: %s", cfg->path ? cfg->path : "config",
+               strncmp(line, "warning: ", 9) == 0 ? line + 9 : line);
+}
+
 /* `anomalyd check`: warn when a directory the daemon writes to is not
  * writable here (it would run on, without what it keeps there). */
 static size_t check_dir(const char *what, const char *path, int is_file, const char *loss,
@@ -277,7 +397,7 @@ static size_t check_dir(const char *what, const char *path, int is_file, const c
 int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_t errlen)
 {
     gen *g = NULL;
-    int rc = gen_load(&g, path, err, errlen);
+    int rc = gen_load_ex(&g, path, 0, err, errlen);
     size_t o = 0;
     if (rc)
         return rc;
@@ -296,6 +416,7 @@ int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_
             o = check_adapt(d->c, out, outlen, o);
             o = check_levels(d->c, out, outlen, o);
         }
+        o = check_topics(g->cfg, out, outlen, o);
         o = check_dir("state_dir", g->cfg->state_dir, 0, "calibration, open alerts and "
                       "learned models would not be kept across restarts", out, outlen, o);
         o = check_dir("metrics.textfile", g->cfg->metrics.textfile, 1, "no metrics would be "

@@ -44,8 +44,8 @@ static const fam fams[] = {
     { "samples", "samples_total", "counter", "Samples accepted.", 0 },
     { "dropped_samples", "dropped_samples_total", "counter", "Samples dropped by row assembly.", 0 },
     { "streams", "streams", "gauge", "Live streams.", 0 },
-    { "streams_refused", "streams_refused_total", "counter", "New streams refused at max_streams.", 0 },
-    { "streams_evicted", "streams_evicted_total", "counter", "Streams evicted when idle.", 0 },
+    { "streams_refused", "streams_refused_total", "counter", "Messages of new streams refused at max_streams.", 0 },
+    { "streams_evicted", "streams_evicted_total", "counter", "Streams evicted when idle or at max_streams.", 0 },
     { "windows_scored", "windows_scored_total", "counter", "Windows scored.", 0 },
     { "windows_stale", "windows_stale_total", "counter", "Scores ignored as stale.", 0 },
     { "alerts_raised", "alerts_raised_total", "counter", "Alerts raised.", 0 },
@@ -225,13 +225,13 @@ static void detector_fams(ad_buf *b, ad_daemon *dd)
         }
         free(sum);
     }
-    head(b, "detector_streams_refused_total", "counter", "New streams refused at max_streams.");
+    head(b, "detector_streams_refused_total", "counter", "Messages of new streams refused at max_streams.");
     for (int i = 0; i < g->n; i++) {
         ad_buf_puts(b, "anomalyd_detector_streams_refused_total{detector=\"");
         label(b, g->dets[i].c->name);
         ad_buf_printf(b, "\"} %llu\n", (unsigned long long)g->dets[i].refused);
     }
-    head(b, "detector_streams_evicted_total", "counter", "Streams evicted when idle.");
+    head(b, "detector_streams_evicted_total", "counter", "Streams evicted when idle or at max_streams.");
     for (int i = 0; i < g->n; i++) {
         ad_buf_puts(b, "anomalyd_detector_streams_evicted_total{detector=\"");
         label(b, g->dets[i].c->name);

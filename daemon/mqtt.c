@@ -121,6 +121,13 @@ struct ad_mqtt {
     char *host;
     int port, keepalive, protocol, clean;
     double backoff, backoff_min, backoff_max;
+    /* connections the broker closed within BRIEF_MS of the CONNACK, each
+     * reconnect succeeding at once: the backoff keeps growing over them
+     * (another client with our client_id takes the session from us, and we
+     * from it); a failed connect (the broker away) ends the run */
+    uint64_t connected_at, brief_hint_at;
+    int brief;
+    char client_id[128];        /* for the hint (cut) */
     conn *conn;
     cjob *job;                  /* connect in flight */
     uv_timer_t misc_timer, retry_timer, stop_timer;
@@ -562,10 +569,14 @@ static void retry_cb(uv_timer_t *t)
     attempt(t->data);
 }
 
+/* A connection shorter than this did not prove the broker takes us: the
+ * reconnect backoff is not reset by it. */
+#define BRIEF_MS 10000
+
 static void lost(ad_mqtt *m, const char *why)
 {
     int was = m->connected;
-    char buf[420];
+    char buf[420], hint[256] = "";
 
     if (m->handled_loss)
         return;                 /* already handled (on_disconnect, then rc) */
@@ -578,8 +589,19 @@ static void lost(ad_mqtt *m, const char *why)
     close_conn(m);
     m->connected = 0;
     if (was) {
+        uint64_t now = uv_now(m->loop), up = now - m->connected_at;
+        if (up >= BRIEF_MS) {
+            m->brief = 0;
+            m->backoff = m->backoff_min;
+        } else if (!m->disconnect_sent && !m->stopping && ++m->brief >= 2 &&
+                   (!m->brief_hint_at || now - m->brief_hint_at >= 60000)) {
+            m->brief_hint_at = now;
+            snprintf(hint, sizeof hint, " (%d connections in a row ended within %d s: another "
+                     "client with client_id \"%s\" may be connected)", m->brief,
+                     BRIEF_MS / 1000, m->client_id);
+        }
         ad_log(m->disconnect_sent ? AD_LOG_INFO : AD_LOG_WARNING,
-               "mqtt: disconnected from %s:%d: %s", m->host, m->port, buf);
+               "mqtt: disconnected from %s:%d: %s%s", m->host, m->port, buf, hint);
         if (m->cb.disconnected)
             m->cb.disconnected(m->ud, buf);
     }
@@ -591,6 +613,7 @@ static void lost(ad_mqtt *m, const char *why)
     if (!uv_is_active((uv_handle_t *)&m->retry_timer)) {
         double d = m->backoff * (0.5 + 0.5 * ((double)rand() / RAND_MAX));
         if (!was) {
+            m->brief = 0;       /* an outage, not a session taken over */
             m->st.connect_failures++;
             ad_log(m->attempts <= 1 || m->refused[0] ? AD_LOG_ERR : AD_LOG_INFO,
                    "mqtt: cannot connect to %s:%d: %s; retrying in %.1f s",
@@ -620,7 +643,9 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
      * is set (printf per message): only listen while connecting */
     mosquitto_log_callback_set(m->mosq, NULL);
     m->attempts = 0;
-    m->backoff = m->backoff_min;
+    m->connected_at = uv_now(m->loop);
+    if (!m->brief)              /* else lost() resets it once a connection lasts */
+        m->backoff = m->backoff_min;
     m->st.connects++;
     ad_log(AD_LOG_NOTICE, "mqtt: connected to %s:%d (session %s)",
            m->host, m->port, (flags & 1) ? "resumed" : "new");
@@ -984,6 +1009,7 @@ int ad_mqtt_new(ad_mqtt **out, uv_loop_t *loop, const ad_broker_cfg *b,
     m->clean = b->clean_session;
     m->backoff = m->backoff_min = b->reconnect_min;
     m->backoff_max = b->reconnect_max;
+    snprintf(m->client_id, sizeof m->client_id, "%s", b->client_id ? b->client_id : "");
     m->qmax = (size_t)b->max_queued_alerts;
     if (!(m->mosq = mosquitto_new(b->client_id, b->clean_session, m)))
         goto oom;

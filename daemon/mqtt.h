@@ -8,7 +8,10 @@
  * sits in a uv_poll_t: readable -> mosquitto_loop_read, writable (only
  * watched while mosquitto_want_write()) -> mosquitto_loop_write, and a 1 s
  * uv_timer_t runs mosquitto_loop_misc (keepalive). A lost connection is retried with exponential backoff and
- * jitter (reconnect_min_s doubling up to reconnect_max_s, x 0.5..1.0); the
+ * jitter (reconnect_min_s doubling up to reconnect_max_s, x 0.5..1.0; a
+ * connect resets it, unless it follows a connection the broker closed
+ * within 10 s while every reconnect succeeds at once: another client with
+ * our client_id taking the session, which the log then hints at); the
  * subscriptions are sent again on every (re)connect, the retained "online"
  * status is published, and the retained "offline" status is the last will.
  *

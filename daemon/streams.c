@@ -228,9 +228,8 @@ stream_rec *streams_open(ad_daemon *dd, det_rt *d, const char *key)
     if (d->streams.n >= (size_t)d->c->max_streams && (s = limit_victim(dd, d)) != NULL) {
         d->evicted++;
         dd->c.streams_evicted++;
-        dd_bad_input(dd, "detector %s: stream limit %d reached, evicting stream \"%.64s\" "
-                     "(still %s, silent longest) for new stream \"%.64s\"", d->c->name,
-                     d->c->max_streams, s->key, ad_phase_name(ad_detector_phase(s->d)), key);
+        dd_limit_evicted(dd, d->c->name, d->c->max_streams, s->key,
+                         ad_phase_name(ad_detector_phase(s->d)), key);
         streams_evict(dd, s, AD_CLOSE_EVICTED);
         s = NULL;
     }

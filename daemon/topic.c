@@ -190,3 +190,49 @@ int ad_topic_share_warning(char *const *filters, int n, const int *levels, int n
     }
     return 0;
 }
+
+int ad_topic_template_overlap(const char *f, const char *tmpl, const char *detector, int nlev)
+{
+    char t[1024];
+    size_t o = 0;
+
+    /* {stream} becomes nlev levels of '\1', a level that stands for any */
+    for (const char *p = tmpl; *p && o + 1 < sizeof t; ) {
+        if (strncmp(p, "{detector}", 10) == 0) {
+            o += (size_t)snprintf(t + o, sizeof t - o, "%s", detector ? detector : "");
+            p += 10;
+        } else if (strncmp(p, "{stream}", 8) == 0) {
+            for (int i = 0; i < nlev && o + 2 < sizeof t; i++) {
+                if (i)
+                    t[o++] = '/';
+                t[o++] = '\1';
+            }
+            p += 8;
+        } else {
+            t[o++] = *p++;
+        }
+        if (o >= sizeof t)
+            o = sizeof t - 1;
+    }
+    t[o] = '\0';
+    f = ad_topic_share_strip(f);
+    if (t[0] == '$' && (f[0] == '+' || f[0] == '#'))
+        return 0;
+    for (const char *q = t;;) {
+        const char *fe = strchrnul(f, '/'), *te = strchrnul(q, '/');
+        int any = memchr(q, '\1', (size_t)(te - q)) != NULL;
+        if (fe - f == 1 && f[0] == '#')
+            return 1;
+        if (!(fe - f == 1 && f[0] == '+') && !any &&
+            (fe - f != te - q || memcmp(f, q, (size_t)(fe - f)) != 0))
+            return 0;
+        if (*fe == '\0' && *te == '\0')
+            return 1;
+        if (*te == '\0')              /* "a/#" also matches "a" */
+            return strcmp(fe, "/#") == 0;
+        if (*fe == '\0')
+            return 0;
+        f = fe + 1;
+        q = te + 1;
+    }
+}

@@ -39,6 +39,16 @@ int ad_topic_filter_check(const char *filter, char *err, size_t errlen);
 int ad_topic_match(const char *filter, const char *topic);
 
 /*
+ * 1 if some topic the publish template `tmpl` expands to could match
+ * `filter` (a $share/<group>/ prefix skipped), else 0: {detector} is
+ * replaced by `detector`, {stream} stands for any nlev levels (a stream key
+ * of nlev stream_levels) and a level holding it for any text. Used to warn
+ * when the daemon would receive what it publishes.
+ */
+int ad_topic_template_overlap(const char *filter, const char *tmpl, const char *detector,
+                              int nlev);
+
+/*
  * Copy level `idx` of `topic` into out (idx < 0 counts from the end, -1 =
  * last). Returns the level's length, or -1 if there is no such level or it
  * does not fit in outlen (NUL included).

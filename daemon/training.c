@@ -234,13 +234,15 @@ static void save_done(ad_task *t)
     stream_rec *s = st->s;
     s->saving--;
     if (st->rc != 0)
-        ad_log(AD_LOG_WARNING, "stream %s: promoted model not saved: %s", s->key, st->err);
+        ad_log(AD_LOG_WARNING, "stream %s/%s: promoted model not saved: %s",
+               s->det ? s->det->c->name : "-", s->key, st->err);
     else
         ad_log(AD_LOG_INFO, "stream %s/%s: promoted model %s saved in %s",
                s->det ? s->det->c->name : "-", s->key, st->m->id, st->path);
     if (st->ref && st->ref_rc != 0)
-        ad_log(AD_LOG_WARNING, "stream %s: reference model not saved (a restart measures the "
-               "drift from the restored model): %s", s->key, st->ref_err);
+        ad_log(AD_LOG_WARNING, "stream %s/%s: reference model not saved (a restart measures "
+               "the drift from the restored model): %s", s->det ? s->det->c->name : "-",
+               s->key, st->ref_err);
     ad_model_free(st->ref);
     if (!s->dead && s->d && s->epoch == st->epoch)
         state_save(dd, s);

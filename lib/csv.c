@@ -491,8 +491,8 @@ static int pick_columns(ad_table *t, const header *h, const rowset *r, size_t nr
             if (c < 0 || taken[c]) {
                 free(taken);
                 if (c < 0)
-                    return ad_errf(err, errlen, AD_EINVAL, "%s: unknown column '%s' (columns: %s)",
-                                   name, o->features[k], cols);
+                    return ad_errf(err, errlen, AD_EINVAL, "%s: column '%s' is missing "
+                                   "(the file has columns: %s)", name, o->features[k], cols);
                 return ad_errf(err, errlen, AD_EINVAL, "%s: column '%s' given twice",
                                name, o->features[k]);
             }

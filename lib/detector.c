@@ -307,7 +307,7 @@ void det_set_phase(ad_detector *d, ad_phase p, int64_t ts)
     e->prev_phase = d->phase;
     e->phase = p;
     d->phase = p;
-    ad_log(AD_LOG_INFO, "stream %s: phase %s -> %s", d->key, ad_phase_name(e->prev_phase),
+    ad_log(AD_LOG_INFO, "%s: phase %s -> %s", d->who, ad_phase_name(e->prev_phase),
            ad_phase_name(p));
 }
 
@@ -352,6 +352,7 @@ void ad_detector_free(ad_detector *d)
     free(d->coll);
     free(d->row);
     free(d->key);
+    free(d->who);
     free(d);
 }
 
@@ -389,7 +390,7 @@ int det_fit_without_scores(ad_detector *d)
     if (d->cfg.thr.method != AD_THR_FIXED && d->cfg.thr.method != AD_THR_MODEL)
         return 0;
     if (ad_threshold_fit(d->thr, d->model ? d->model->training : NULL, err, sizeof(err)) != 0) {
-        ad_log(AD_LOG_WARNING, "stream %s: %s", d->key, err);
+        ad_log(AD_LOG_WARNING, "%s: %s", d->who, err);
         return -1;
     }
     return 1;
@@ -450,6 +451,13 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->F = F;
     d->model = m;
     d->key = strdup(key ? key : "");
+    d->cfg.name = NULL;         /* borrowed: only d->who keeps it */
+    if (d->key) {
+        size_t wl = strlen(d->key) + (cfg->name ? strlen(cfg->name) : 0) + 24;
+        if ((d->who = malloc(wl)) != NULL)
+            snprintf(d->who, wl, "%s%s%sstream %s", cfg->name ? "detector " : "",
+                     cfg->name ? cfg->name : "", cfg->name ? ": " : "", d->key);
+    }
     d->features = calloc((size_t)F, sizeof(char *));
     d->row = malloc((size_t)F * sizeof(float));
     d->srow = malloc((size_t)F * sizeof(float));
@@ -457,7 +465,8 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         d->acc = malloc(4 * (size_t)cfg->alert.accept_after * sizeof(double));
     if (cfg->alert.accept_after > 0 || cfg->alert.accept_after_ms > 0)
         d->acc_prof = calloc((4 + AD_REGIMES) * (size_t)F, sizeof(double));
-    if (d->key == NULL || d->features == NULL || d->row == NULL || d->srow == NULL ||
+    if (d->key == NULL || d->who == NULL || d->features == NULL || d->row == NULL ||
+        d->srow == NULL ||
         (cfg->alert.accept_after > 0 && d->acc == NULL) ||
         ((cfg->alert.accept_after > 0 || cfg->alert.accept_after_ms > 0) && d->acc_prof == NULL) ||
         ev_grow(d) != 0)
@@ -662,8 +671,8 @@ static void collect(ad_detector *d, int64_t ts)
         if (d->coll_rows >= (size_t)d->T)
             d->st.windows_collected++;
     } else {
-        ad_log(AD_LOG_WARNING, "stream %s: out of memory collecting training rows: "
-               "training on the %zu rows collected", d->key, d->coll_rows);
+        ad_log(AD_LOG_WARNING, "%s: out of memory collecting training rows: "
+               "training on the %zu rows collected", d->who, d->coll_rows);
     }
     if (d->coll_rows >= (size_t)d->T &&
         (!room || d->coll_rows >= coll_max(d) ||
@@ -857,7 +866,7 @@ static void resolve_adapt(ad_detector *d, double w)
     double mb;
 
     if (ad_adapt_resolve(d->ad, w, note, sizeof(note), err, sizeof(err)) != 0) {
-        ad_log(AD_LOG_ERR, "stream %s: %s off for this stream: %s%s%s", d->key,
+        ad_log(AD_LOG_ERR, "%s: %s off for this stream: %s%s%s", d->who,
                d->cfg.adapt.enabled ? (d->cfg.adapt.reload_shadow ? "continual learning and "
                                        "reload.shadow" : "continual learning")
                                     : "reload.shadow", err, note[0] ? "; " : "", note);
@@ -869,23 +878,23 @@ static void resolve_adapt(ad_detector *d, double w)
             ad_model *m = d->reload_next;
 
             d->reload_next = NULL;
-            ad_log(AD_LOG_WARNING, "stream %s: new model %s swapped in at once (no shadow "
-                   "evaluation)", d->key, m->id);
+            ad_log(AD_LOG_WARNING, "%s: new model %s swapped in at once (no shadow "
+                   "evaluation)", d->who, m->id);
             det_swap_now(d, m, m, 0);
         }
         return;
     }
     if (note[0])
-        ad_log(AD_LOG_WARNING, "stream %s: %s", d->key, note);
+        ad_log(AD_LOG_WARNING, "%s: %s", d->who, note);
     ac = ad_adapt_get_cfg(d->ad);
     d->cfg.adapt = *ac;
     /* data time at a fast rate: a day of one-second windows is 86400 */
     mb = (double)ac->normal_windows * d->T * d->F * sizeof(float) / 1048576.0;
     if (ac->normal_ms > 0 && mb > 16.0)
-        ad_log(AD_LOG_WARNING, "stream %s: adapt.normal_ms (%lld ms) is %d windows at this "
+        ad_log(AD_LOG_WARNING, "%s: adapt.normal_ms (%lld ms) is %d windows at this "
                "stream's %.4g s: a normal set of %.0f MiB per stream, and each fine-tune "
                "trains on all of them; keep one window in n (adapt.normal_stride) or "
-               "shorten adapt.normal_ms", d->key, (long long)ac->normal_ms,
+               "shorten adapt.normal_ms", d->who, (long long)ac->normal_ms,
                ac->normal_windows, w / 1000.0, mb);
 }
 
@@ -947,9 +956,9 @@ static void resolve_spans(ad_detector *d)
         /* a period of one or two windows has no phases to tell apart: the
          * level would be the scores of the last days, whatever the hour (a
          * fault on 3 of 5 daily rows would be "part of the cycle") */
-        ad_log(AD_LOG_WARNING, "stream %s: calibration.season_ms (%.3g h) holds fewer than %d "
+        ad_log(AD_LOG_WARNING, "%s: calibration.season_ms (%.3g h) holds fewer than %d "
                "windows of this stream's data (a window every %.4g s): the seasonal level "
-               "is off for this stream", d->key, (double)d->cfg.season_ms / 3600e3,
+               "is off for this stream", d->who, (double)d->cfg.season_ms / 3600e3,
                AD_SEASON_MIN_WINDOWS, w / 1000.0);
         ad_season_free(d->season);
         d->season = NULL;
@@ -971,8 +980,8 @@ static void resolve_spans(ad_detector *d)
         if (d->acc == NULL || d->acc_prof == NULL || keep_alert_windows(d, A) != 0) {
             free(d->acc);
             d->acc = NULL;
-            ad_log(AD_LOG_WARNING, "stream %s: regime acceptance off: out of memory for %d "
-                   "windows (alert.accept_after_ms %lld)", d->key, A,
+            ad_log(AD_LOG_WARNING, "%s: regime acceptance off: out of memory for %d "
+                   "windows (alert.accept_after_ms %lld)", d->who, A,
                    (long long)c->accept_after_ms);
         } else {
             const ad_alert *act = ad_alerter_active(d->alert);
@@ -989,9 +998,9 @@ static void resolve_spans(ad_detector *d)
             }
         }
     } else if (adapt_late && c->accept_after > 0 && keep_alert_windows(d, c->accept_after) != 0) {
-        ad_log(AD_LOG_WARNING, "stream %s: out of memory for the last %d windows inside "
+        ad_log(AD_LOG_WARNING, "%s: out of memory for the last %d windows inside "
                "alerts: an accepted regime teaches the model only with the windows after it",
-               d->key, c->accept_after);
+               d->who, c->accept_after);
     }
     A = c->accept_after;
     G = c->accept_gap;
@@ -1026,21 +1035,21 @@ static void resolve_spans(ad_detector *d)
     }
     if (A == 0 && as[0] == '\0' && ss[0] == '\0')
         return;
-    ad_log(AD_LOG_INFO, "stream %s: a window every %.4g s of data: alert.accept_after %d "
+    ad_log(AD_LOG_INFO, "%s: a window every %.4g s of data: alert.accept_after %d "
            "windows = %.3g h, alert.accept_gap %d = %.3g h%s%s",
-           d->key, w * 3600.0, A, A * w, G, G * w, as, ss);
+           d->who, w * 3600.0, A, A * w, G, G * w, as, ss);
     if (raised)
-        ad_log(AD_LOG_WARNING, "stream %s: alert.accept_after_ms (%.3g h) is %.0f windows of "
+        ad_log(AD_LOG_WARNING, "%s: alert.accept_after_ms (%.3g h) is %.0f windows of "
                "this stream's data (a window every %.4g s): raised to %d windows (%.3g h), the "
-               "fewest a change is judged stable on", d->key,
+               "fewest a change is judged stable on", d->who,
                (double)c->accept_after_ms / 3600e3, floor((double)c->accept_after_ms /
                (w * 3600e3) + 0.5), w * 3600.0, A, A * w);
     if (A > 0 && P > 0 && A * w * 3600e3 > (double)P)
-        ad_log(AD_LOG_WARNING, "stream %s: alert.accept_after (%d windows) lasts %.3g h of "
+        ad_log(AD_LOG_WARNING, "%s: alert.accept_after (%d windows) lasts %.3g h of "
                "this stream's data (a window every %.4g s), longer than "
                "alert.accept_period_ms (%.3g h): one alert is never accepted within a "
                "period; set the window counts for this sample rate (or alert.accept_after_ms)",
-               d->key, A, A * w, w * 3600.0, (double)P / 3600e3);
+               d->who, A, A * w, w * 3600.0, (double)P / 3600e3);
 }
 
 /* A saved window period (state "window_ms", ms) is this stream's from the
@@ -1052,8 +1061,8 @@ void det_window_period_restore(ad_detector *d, const cJSON *x)
         return;
     if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || !(x->valuedouble >= 1) ||
         x->valuedouble > 31622400000.0) {
-        ad_log(AD_LOG_WARNING, "stream %s: saved state: window_ms is not a period in "
-               "1..31622400000 ms: ignored, measured again", d->key);
+        ad_log(AD_LOG_WARNING, "%s: saved state: window_ms is not a period in "
+               "1..31622400000 ms: ignored, measured again", d->who);
         return;
     }
     d->wp_dt[0] = (int64_t)x->valuedouble;
@@ -1094,7 +1103,7 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
     e->threshold = ad_threshold_value(d->thr);
     e->n = ad_threshold_count(d->thr);
     snprintf(e->text, sizeof(e->text), "%s", ad_thr_method_name(d->cfg.thr.method));
-    ad_log(AD_LOG_INFO, "stream %s: calibrated (%s) threshold %g on %llu windows", d->key,
+    ad_log(AD_LOG_INFO, "%s: calibrated (%s) threshold %g on %llu windows", d->who,
            ad_thr_method_name(d->cfg.thr.method), e->threshold, (unsigned long long)e->n);
     resolve_spans(d);
     det_set_phase(d, AD_PHASE_DETECTING, ts);
@@ -1286,8 +1295,8 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
         ad_event *e = det_ev_new(d, AD_EV_CALIB_FAILED, ts);
         snprintf(e->text, sizeof(e->text), "%s", err);
         e->n = d->fail_unreported;
-        ad_log(AD_LOG_WARNING, "stream %s: calibration continues (%llu failed fits since "
-               "the last report): %s", d->key, (unsigned long long)d->fail_unreported, err);
+        ad_log(AD_LOG_WARNING, "%s: calibration continues (%llu failed fits since "
+               "the last report): %s", d->who, (unsigned long long)d->fail_unreported, err);
         d->fail_reported = 1;
         d->fail_report_at = d->st.windows_scored;
         d->fail_unreported = 0;
@@ -1318,13 +1327,13 @@ static void dq_recenter(ad_detector *d)
         c = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "center") : NULL;
         if (cJSON_IsNumber(c)) {
             cJSON_SetNumberValue(c, d->last_val[f]);
-            ad_log(AD_LOG_INFO, "stream %s: learned range of %s recentred on %g", d->key,
+            ad_log(AD_LOG_INFO, "%s: learned range of %s recentred on %g", d->who,
                    d->features[f], d->last_val[f]);
         }
     }
     txt = o ? cJSON_PrintUnformatted(o) : NULL;
     if (txt && ad_dq_restore(d->dq, txt, err, sizeof(err)) != 0)
-        ad_log(AD_LOG_WARNING, "stream %s: %s", d->key, err);
+        ad_log(AD_LOG_WARNING, "%s: %s", d->who, err);
     free(txt);
     cJSON_Delete(o);
 }
@@ -1586,8 +1595,8 @@ void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
                 d->regime_rec[i] = 1;       /* from now on at its time of day */
                 regime_schedule(d, i);
             }
-            ad_log(AD_LOG_INFO, "stream %s: regime %llu kept over the promotion (%s), "
-                   "threshold %.6g (candidate's level on its %d normal windows %.6g)", d->key,
+            ad_log(AD_LOG_INFO, "%s: regime %llu kept over the promotion (%s), "
+                   "threshold %.6g (candidate's level on its %d normal windows %.6g)", d->who,
                    (unsigned long long)d->regime_seq[i],
                    still == 1 ? "the candidate still scores its windows over the threshold"
                               : "recurring, fewer than alert.k windows in the shadow span",
@@ -1596,7 +1605,7 @@ void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
             continue;
         }
         (*ended)++;
-        ad_log(AD_LOG_INFO, "stream %s: regime %llu ends with the promotion (%s)", d->key,
+        ad_log(AD_LOG_INFO, "%s: regime %llu ends with the promotion (%s)", d->who,
                (unsigned long long)d->regime_seq[i],
                still == 0 ? "the candidate learned it"
                           : "one change, fewer than alert.k windows in the shadow span");
@@ -1696,8 +1705,8 @@ static void read_time_pair(const ad_detector *d, const cJSON *r, int i, int rec,
         *at = (int64_t)t->valuedouble;
         *len = (int64_t)l->valuedouble;
     } else if (t != NULL || l != NULL) {
-        ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.regimes[%d]: %s/%s need "
-               "\"recurring\": %s, |%s| <= 1e15 and %s in 1..1e12: ignored", d->key, i, tn,
+        ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d]: %s/%s need "
+               "\"recurring\": %s, |%s| <= 1e15 and %s in 1..1e12: ignored", d->who, i, tn,
                ln, want ? "true" : "false", tn, ln);
     }
 }
@@ -1717,14 +1726,14 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
     if (!cJSON_IsObject(o) || !cJSON_IsNumber(n) || !(n->valuedouble >= 1) ||
         read_vec(cJSON_GetObjectItemCaseSensitive(o, "usual"), d->F, u) != 0) {
         memset(u, 0, (size_t)d->F * sizeof(double));
-        ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.usual/usual_n not %d "
-               "finite numbers and a count >= 1: ignored, relearned", d->key, d->F);
+        ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.usual/usual_n not %d "
+               "finite numbers and a count >= 1: ignored, relearned", d->who, d->F);
         return;
     }
     d->acc_norm_n = n->valuedouble > 1000 ? 1000 : (uint64_t)n->valuedouble;
     if (rs != NULL && !cJSON_IsArray(rs)) {
-        ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.regimes is not an array: "
-               "ignored", d->key);
+        ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes is not an array: "
+               "ignored", d->who);
         return;
     }
     cJSON_ArrayForEach(r, rs) {
@@ -1735,8 +1744,8 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
             read_vec(cJSON_GetObjectItemCaseSensitive(r, "profile"), d->F,
                      regime_prof(d, k)) != 0) {
             memset(regime_prof(d, k), 0, (size_t)d->F * sizeof(double));
-            ad_log(AD_LOG_WARNING, "stream %s: saved state: acceptance.regimes[%d] needs a "
-                   "threshold > 0 and a profile of %d finite numbers: ignored", d->key, i,
+            ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d] needs a "
+                   "threshold > 0 and a profile of %d finite numbers: ignored", d->who, i,
                    d->F);
             i++;
             continue;
@@ -2088,7 +2097,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     old = ad_threshold_value(d->thr);
     if (ad_threshold_rebase_value(d->thr, x, (size_t)A, d->model ? d->model->training : NULL,
                                   &nw, &how, err, sizeof(err)) != 0) {
-        ad_log(AD_LOG_WARNING, "stream %s: regime not accepted: %s", d->key, err);
+        ad_log(AD_LOG_WARNING, "%s: regime not accepted: %s", d->who, err);
         return 0;
     }
     /* The regime's profile and threshold: windows like it are judged
@@ -2140,7 +2149,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
              "windows like it judged against %.6g (%s on %d windows: spread %.3g, trend %.3g, "
              "limit %.3g), others against %.6g", nw, how ? "median shift" : "refit", A, s_r,
              m2 - m1, k * s_c, old);
-    ad_log(AD_LOG_INFO, "stream %s: regime accepted: %s", d->key, e->text);
+    ad_log(AD_LOG_INFO, "%s: regime accepted: %s", d->who, e->text);
     d->st.accepted++;
     det_acc_chain_reset(d);
     dq_recenter(d);

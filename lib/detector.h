@@ -283,6 +283,10 @@ typedef struct ad_detector_cfg {
     int dq_n_ranges;
     const char *const *dq_range_names;
     const double *dq_range_lo, *dq_range_hi;
+    const char *name;           /* detector name for log lines ("detector
+                                 * NAME: stream KEY: ..."), or NULL ("stream
+                                 * KEY: ..."). Borrowed: copied by
+                                 * ad_detector_new, NULL in its copy */
     ad_adapt_cfg adapt;         /* continual learning (adapt.h); enabled
                                  * default 0; reload_shadow: set_model goes
                                  * through the shadow evaluation; counts

@@ -30,7 +30,7 @@ void det_retire(ad_detector *d, ad_model *m)
         struct retired *r = realloc(d->retired, (size_t)cap * sizeof(*r));
 
         if (r == NULL) {                /* leak rather than free under a reader */
-            ad_log(AD_LOG_ERR, "stream %s: out of memory retiring model %s: kept", d->key,
+            ad_log(AD_LOG_ERR, "%s: out of memory retiring model %s: kept", d->who,
                    m->id);
             return;
         }
@@ -113,15 +113,15 @@ static void promote(ad_detector *d, ad_event *e)
     char err[160];
 
     if (c == NULL || c->window != d->T || c->n_features != d->F) {
-        ad_log(AD_LOG_WARNING, "stream %s: promoted candidate unusable", d->key);
+        ad_log(AD_LOG_WARNING, "%s: promoted candidate unusable", d->who);
         det_retire(d, c);
         return;
     }
     sm = ad_adapt_shadow_fit(d->ad, d->cfg.smooth_alpha, &n, &last);
     /* the reference is kept apart once it is no longer the live model */
     if (ad_adapt_keep_reference(d->ad, d->model) != 0)
-        ad_log(AD_LOG_WARNING, "stream %s: out of memory for the reference model: drift "
-               "from it is no longer measured", d->key);
+        ad_log(AD_LOG_WARNING, "%s: out of memory for the reference model: drift "
+               "from it is no longer measured", d->who);
     /* the old live model may still be read by a batch in flight */
     det_retire(d, d->owned);
     d->owned = NULL;
@@ -142,7 +142,7 @@ static void promote(ad_detector *d, ad_event *e)
             ad_threshold_hold(d->thr, e->adapt.hold_threshold,
                               (uint64_t)ac->normal_windows * (uint64_t)ac->normal_stride);
     } else {
-        ad_log(AD_LOG_WARNING, "stream %s: threshold kept after promotion%s%s", d->key,
+        ad_log(AD_LOG_WARNING, "%s: threshold kept after promotion%s%s", d->who,
                sm ? ": " : "", sm ? err : "");
         d->has_smooth = 0;
     }
@@ -174,8 +174,8 @@ static void promote(ad_detector *d, ad_event *e)
     {
         uint64_t left = 0;
         double held = ad_threshold_held(d->thr, &left);
-        ad_log(AD_LOG_INFO, "stream %s: model %s promoted (error %.6g -> %.6g), threshold "
-               "%.6g -> %.6g (shadow fit %.6g; held >= %.6g for %llu windows)", d->key, c->id,
+        ad_log(AD_LOG_INFO, "%s: model %s promoted (error %.6g -> %.6g), threshold "
+               "%.6g -> %.6g (shadow fit %.6g; held >= %.6g for %llu windows)", d->who, c->id,
                e->adapt.live_error, e->adapt.cand_error, old, e->threshold,
                e->adapt.cand_fit, held, (unsigned long long)left);
     }
@@ -208,19 +208,19 @@ static void drain_adapt(ad_detector *d)
             d->st.adapt_rejected++;
             det_retire(d, ad_adapt_take_candidate(d->ad));
             det_acc_shadow_reset(d);
-            ad_log(AD_LOG_INFO, "stream %s: candidate rejected: %s", d->key, ae.reason);
+            ad_log(AD_LOG_INFO, "%s: candidate rejected: %s", d->who, ae.reason);
             break;
         case AD_ADAPT_EV_DRIFT:
             d->st.adapt_drift++;
-            ad_log(AD_LOG_WARNING, "stream %s: drift from the reference model: %s (most: %s "
-                   "%.3g x)", d->key, ae.reason,
+            ad_log(AD_LOG_WARNING, "%s: drift from the reference model: %s (most: %s "
+                   "%.3g x)", d->who, ae.reason,
                    ae.ref_feature >= 0 && ae.ref_feature < d->F && d->features &&
                    d->features[ae.ref_feature] ? d->features[ae.ref_feature] : "?",
                    ae.ref_feature_ratio);
             break;
         case AD_ADAPT_EV_TRAIN_FAILED:
             d->st.adapt_failed++;
-            ad_log(AD_LOG_WARNING, "stream %s: fine-tune failed: %s", d->key, ae.reason);
+            ad_log(AD_LOG_WARNING, "%s: fine-tune failed: %s", d->who, ae.reason);
             break;
         default:
             break;
@@ -238,7 +238,7 @@ int det_reload_shadow(ad_detector *d, ad_model *m)
         drain_adapt(d);         /* the rejection retires it */
     if ((rc = ad_adapt_shadow_begin(d->ad, m, 1, d->last_ts)) != 0)
         return rc;
-    ad_log(AD_LOG_INFO, "stream %s: new model %s evaluated in shadow", d->key, m->id);
+    ad_log(AD_LOG_INFO, "%s: new model %s evaluated in shadow", d->who, m->id);
     drain_adapt(d);
     return 0;
 }
@@ -257,8 +257,8 @@ void det_pump_adapt(ad_detector *d)
 
         d->reload_next = NULL;
         if (det_reload_shadow(d, m) != 0) {
-            ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation of new model %s not "
-                   "possible: model swapped at once", d->key, m->id);
+            ad_log(AD_LOG_WARNING, "%s: shadow evaluation of new model %s not "
+                   "possible: model swapped at once", d->who, m->id);
             det_swap_now(d, m, m, 0);
         }
     }

@@ -28,6 +28,8 @@ struct ad_detector {
     ad_detector_cfg cfg;
     uint64_t hash;
     char *key;
+    char *who;                   /* log prefix: "detector NAME: stream KEY"
+                                  * (cfg.name set) or "stream KEY" */
     int T, F;
     char **features;             /* F owned */
     const ad_model *model;       /* current (borrowed or owned) */

@@ -80,15 +80,15 @@ static void restore_subs(ad_detector *d, const cJSON *o)
     x = cJSON_GetObjectItemCaseSensitive(o, "dq");
     if (d->dq && cJSON_IsObject(x) && (txt = cJSON_PrintUnformatted(x)) != NULL) {
         if (ad_dq_restore(d->dq, txt, err, sizeof(err)) != 0)
-            ad_log(AD_LOG_WARNING, "stream %s: saved data-quality state ignored: %s",
-                   d->key, err);
+            ad_log(AD_LOG_WARNING, "%s: saved data-quality state ignored: %s",
+                   d->who, err);
         free(txt);
     }
     x = cJSON_GetObjectItemCaseSensitive(o, "adapt");
     if (d->ad && cJSON_IsObject(x) && (txt = cJSON_PrintUnformatted(x)) != NULL) {
         if (ad_adapt_restore(d->ad, txt, err, sizeof(err)) != 0)
-            ad_log(AD_LOG_WARNING, "stream %s: saved continual-learning state ignored: %s",
-                   d->key, err);
+            ad_log(AD_LOG_WARNING, "%s: saved continual-learning state ignored: %s",
+                   d->who, err);
         free(txt);
     }
 }
@@ -217,8 +217,8 @@ static void window_restore(ad_detector *d, const cJSON *o)
 bad:
     free(sp);
     ad_window_reset(d->win);
-    ad_log(AD_LOG_WARNING, "stream %s: saved window rows ignored (%s): the next window "
-           "starts afresh", d->key, why);
+    ad_log(AD_LOG_WARNING, "%s: saved window rows ignored (%s): the next window "
+           "starts afresh", d->who, why);
 }
 
 static char *detector_save(const ad_detector *d, int with_window)
@@ -327,7 +327,7 @@ static void alert_resume(ad_detector *d, const cJSON *o)
         return;
     if (ad_alerter_restore(d->alert, a, 1, NULL, err, sizeof(err)) != 0) {
         ad_alerter_reset(d->alert);
-        ad_log(AD_LOG_WARNING, "stream %s: saved alert not continued: %s", d->key, err);
+        ad_log(AD_LOG_WARNING, "%s: saved alert not continued: %s", d->who, err);
     }
     x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
     if (d->last_ts == 0 && cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e15)
@@ -411,17 +411,17 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         if (local)
             zone_id(z, sizeof(z));
         if (local != (d->cfg.season_clock == AD_SEASON_LOCAL))
-            ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: it was kept on "
-                   "%s time, calibration.season_clock is now %s", d->key,
+            ad_log(AD_LOG_WARNING, "%s: saved seasonal level ignored: it was kept on "
+                   "%s time, calibration.season_clock is now %s", d->who,
                    local ? "local" : "UTC", local ? "utc" : "local");
         else if (local && cJSON_IsString(zn) && strcmp(zn->valuestring, z) != 0)
             /* its phases are another zone's hours (a state without the
              * zone, from before it was kept, is taken as it is) */
-            ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: it was kept on "
-                   "local time in zone \"%.80s\", the daemon's zone is now \"%s\"", d->key,
+            ad_log(AD_LOG_WARNING, "%s: saved seasonal level ignored: it was kept on "
+                   "local time in zone \"%.80s\", the daemon's zone is now \"%s\"", d->who,
                    zn->valuestring, z);
         else if (ad_season_restore(d->season, x, serr, sizeof(serr)) != 0)
-            ad_log(AD_LOG_WARNING, "stream %s: saved seasonal level ignored: %s", d->key, serr);
+            ad_log(AD_LOG_WARNING, "%s: saved seasonal level ignored: %s", d->who, serr);
     }
     alert_resume(d, o);
     /* after the alert: one open across the restore starts its change now */
@@ -445,7 +445,7 @@ static ad_event *queue_closed(ad_detector *d, ad_alert *al, ad_close_reason r, i
     e = det_ev_new(d, AD_EV_ALERT_CLEARED, al->end_ms);
     e->alert = *al;
     e->threshold = al->threshold;
-    ad_log(AD_LOG_INFO, "stream %s: alert %s closed (%s)", d->key, al->id,
+    ad_log(AD_LOG_INFO, "%s: alert %s closed (%s)", d->who, al->id,
            ad_close_reason_name(r));
     return e;
 }
@@ -467,7 +467,7 @@ int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason 
     met = cJSON_GetObjectItemCaseSensitive(o, "metric");
     same_model = cJSON_IsString(mid) && cur_id[0] && strcmp(mid->valuestring, cur_id) == 0;
     if (ad_alerter_restore(d->alert, a, 0, &al, err, sizeof(err)) != 0) {
-        ad_log(AD_LOG_WARNING, "stream %s: saved alert unreadable: %s", d->key, err);
+        ad_log(AD_LOG_WARNING, "%s: saved alert unreadable: %s", d->who, err);
     } else if (al.active) {
         ad_event *e;
         int sm;
@@ -493,8 +493,8 @@ int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason 
         ad_detector_metric_from_name(met->valuestring) == (int)d->cfg.metric &&
         cJSON_IsNumber(thr) && isfinite(thr->valuedouble) && thr->valuedouble > 0) {
         d->calib_guard = thr->valuedouble;
-        ad_log(AD_LOG_INFO, "stream %s: calibration skips scores above the previous "
-               "threshold %g", d->key, d->calib_guard);
+        ad_log(AD_LOG_INFO, "%s: calibration skips scores above the previous "
+               "threshold %g", d->who, d->calib_guard);
     }
     cJSON_Delete(a);
     cJSON_Delete(o);

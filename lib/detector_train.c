@@ -258,7 +258,7 @@ int ad_detector_train_done(ad_detector *d, ad_model *m, int take, const char *wh
         ad_event *e = det_ev_new(d, AD_EV_TRAIN_FAILED, ts);
         snprintf(e->text, sizeof(e->text), "%s", why ? why : "training failed");
         d->st.train_failures++;
-        ad_log(AD_LOG_WARNING, "stream %s: training failed: %s", d->key, e->text);
+        ad_log(AD_LOG_WARNING, "%s: training failed: %s", d->who, e->text);
         if (d->cfg.training == AD_TRAIN_BOOTSTRAP || d->model == NULL) {
             d->coll_rows = 0;
             d->st.windows_collected = 0;
@@ -308,8 +308,8 @@ int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
 
             ad_model_free(d->reload_next);
             d->reload_next = c;
-            ad_log(AD_LOG_INFO, "stream %s: new model %s waits for %s, then is evaluated in "
-                   "shadow", d->key, m->id, until);
+            ad_log(AD_LOG_INFO, "%s: new model %s waits for %s, then is evaluated in "
+                   "shadow", d->who, m->id, until);
             snprintf(why, sizeof(why), "model file %s waits for %s, then is evaluated in "
                      "shadow; the live model runs on", m->id, until);
             e = det_ev_new(d, AD_EV_ADAPT, d->last_ts);
@@ -323,8 +323,8 @@ int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
             return AD_DETECTOR_SHADOW;
         }
         ad_model_free(c);
-        ad_log(AD_LOG_WARNING, "stream %s: shadow evaluation not possible%s: model swapped "
-               "at once", d->key, c == NULL ? " (out of memory)" : "");
+        ad_log(AD_LOG_WARNING, "%s: shadow evaluation not possible%s: model swapped "
+               "at once", d->who, c == NULL ? " (out of memory)" : "");
     }
     det_swap_now(d, m, NULL, keep_threshold);
     return 0;

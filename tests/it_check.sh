@@ -2,7 +2,10 @@
 # it_check.sh - `anomalyd check` warns about settings that would leave the
 # daemon running without what the operator expects: a stream level past
 # every level of a topic filter (each message dropped: no stream key), a
-# state_dir or a metrics.textfile directory that cannot be written here.
+# state_dir or a metrics.textfile directory that cannot be written here, a
+# topic the daemon publishes that its own filters would take as input, a
+# retained state topic without {stream}, two kinds of message on one topic.
+# calibration.windows 0 without calibration.duration_ms is an error.
 # A configuration without those says OK and warns about nothing. No broker.
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_check.XXXXXX)
@@ -57,4 +60,54 @@ $AD_BIN check -c "$D/neg.json" > "$D/neg.out" 2>&1
 grep -q 'warning: detector pump: stream_levels -4: topic filter "sensors/+/pump" has 3 level(s)' "$D/neg.out" &&
     it_ok "check warns: a level counted from the end past the filter's" ||
     it_fail "check warns: a level counted from the end past the filter's" "$(cat "$D/neg.out")"
+
+# conf2 NAME BROKER_EXTRA DETECTOR_EXTRA: topics and calibration
+conf2() {
+    cat > "$D/$1.json" <<EOC
+{"broker": {"port": 1883 $2},
+ "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
+   "stream_levels": [1] $3,
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"}}]}
+EOC
+}
+# check_warns NAME CONF FIXED-STRING: exit 0, OK, and the warning
+check_warns() {
+    $AD_BIN check -c "$D/$2.json" > "$D/$2.out" 2>&1; rc=$?
+    if [ $rc -eq 0 ] && grep -q ': OK$' "$D/$2.out" && grep -qF -- "$3" "$D/$2.out"; then
+        it_ok "$1"
+    else
+        it_fail "$1" "rc=$rc $(cat "$D/$2.out")"
+    fi
+}
+conf2 calib0 '' ', "calibration": {"windows": 0}'
+$AD_BIN check -c "$D/calib0.json" > "$D/calib0.out" 2>&1; rc=$?
+if [ $rc -ne 0 ] && grep -q 'detectors\[0\].calibration.windows: 0 (no count limit) needs calibration.duration_ms' "$D/calib0.out"; then
+    it_ok "check refuses calibration.windows 0 without calibration.duration_ms, naming the key"
+else
+    it_fail "check refuses calibration.windows 0 without calibration.duration_ms, naming the key" \
+        "rc=$rc $(cat "$D/calib0.out")"
+fi
+conf2 calibdur '' ', "calibration": {"windows": 0, "duration_ms": 3600000}'
+$AD_BIN check -c "$D/calibdur.json" > "$D/calibdur.out" 2>&1; rc=$?
+[ $rc -eq 0 ] && ! grep -q warning "$D/calibdur.out" &&
+    it_ok "check takes calibration.windows 0 with a duration_ms" ||
+    it_fail "check takes calibration.windows 0 with a duration_ms" "rc=$rc $(cat "$D/calibdur.out")"
+conf2 loop '' ', "alert": {"topic": "sensors/{stream}/pump"}'
+check_warns "check warns: alert.topic matched by the detector's own topic filter, naming both" loop \
+    'warning: detector pump: alert.topic "sensors/{stream}/pump" matches its own topic filter "sensors/+/pump"'
+conf2 sloop '' ', "alert": {"state_topic": "sensors/{stream}/pump"}'
+check_warns "check warns: alert.state_topic matched by the detector's own topic filter" sloop \
+    'warning: detector pump: alert.state_topic "sensors/{stream}/pump" matches its own topic filter "sensors/+/pump"'
+conf2 onestate '' ', "alert": {"state_topic": "anomalyd/state/pump"}'
+check_warns "check warns: alert.state_topic without {stream}" onestate \
+    'warning: detector pump: alert.state_topic "anomalyd/state/pump" has no {stream}'
+conf2 same '' ', "alert": {"topic": "anomalyd/a/{stream}", "state_topic": "anomalyd/a/{stream}"}'
+check_warns "check warns: alert.state_topic equal to alert.topic" same \
+    'warning: detector pump: alert.state_topic and alert.topic are both "anomalyd/a/{stream}"'
+conf2 stats ', "status_topic": "anomalyd/x", "stats_topic": "anomalyd/x"' ''
+check_warns "check warns: broker.stats_topic equal to broker.status_topic" stats \
+    'warning: broker.stats_topic and broker.status_topic are both "anomalyd/x"'
+conf2 statusloop ', "status_topic": "sensors/anomalyd/pump"' ''
+check_warns "check warns: broker.status_topic matched by a detector's topic filter" statusloop \
+    'warning: broker.status_topic "sensors/anomalyd/pump" matches the topic filter "sensors/+/pump" of detector pump'
 exit 0

@@ -2,7 +2,8 @@
 # it_daemon_reload.sh - SIGHUP reloads: a changed threshold setting takes
 # effect; a change outside the pipeline keeps streams calibrated; a corrupt
 # model file, an invalid config or a non-reloadable change keep the running
-# configuration, and alerts keep flowing afterwards.
+# configuration (naming every key a reload cannot change), and alerts keep
+# flowing afterwards.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_reload.XXXXXX)
@@ -11,11 +12,11 @@ trap it_daemon_cleanup EXIT
 cp "${AD_SRCDIR:-.}/conf/models/pump.safetensors" "$D/pump.safetensors"
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-# conf THRESHOLD [MODEL] [STATS_INTERVAL] [PORT]
+# conf THRESHOLD [MODEL] [STATS_INTERVAL] [PORT] [WORKERS]
 conf() {
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": ${4:-$IT_PORT}, "client_id": "it-reload", "stats_interval_s": ${3:-1},
-            "qos_subscribe": 1},
+            "qos_subscribe": 1}, "workers": ${5:-0},
  "detectors": [{"name": "pump", "model": "${2:-pump.safetensors}",
    "topics": ["sensors/+/pump"], "payload": {"format": "json"},
    "calibration": {"method": "fixed", "fixed": $1}}]}
@@ -123,12 +124,12 @@ else
         "$(grep 'pump4' "$D/sub.jsonl" | grep cleared | tail -2; grep reload "$D/daemon.log" | tail -3)"
 fi
 
-# a key a reload cannot change
-conf 0.3 other.safetensors 1 1
-if reload "reload refused, keeping the running configuration: broker.port" 1; then
-    it_ok "SIGHUP changing broker.port: refused with the key named"
+# keys a reload cannot change: all of them are named
+conf 0.3 other.safetensors 1 1 2
+if reload "reload refused, keeping the running configuration: broker.port, workers: changed, but a reload cannot change them" 1; then
+    it_ok "SIGHUP changing broker.port and workers: refused with both keys named"
 else
-    it_fail "SIGHUP changing broker.port: refused with the key named" "$(tail -3 "$D/daemon.log")"
+    it_fail "SIGHUP changing broker.port and workers: refused with both keys named" "$(tail -3 "$D/daemon.log")"
 fi
 grep -E "reload|SIGHUP" "$D/daemon.log" | sed 's/^/# /'
 kill -TERM "$DPID"; wait "$DPID"; rc=$?; DPID=

@@ -2,7 +2,8 @@
 # it_daemon_streams_state.sh - smaller lifecycle defects, real mosquitto:
 #  - at max_streams a new device evicts the stream still calibrating that
 #    has been silent longest (at least idle_evict_s / 10) instead of being
-#    refused; without such a stream it is refused;
+#    refused (a notice names the evicted stream); without such a stream it
+#    is refused;
 #  - a stream key whose escaped name passes 255 bytes gets a state file
 #    (cut, with the key's hash: at most 255 bytes) at stop;
 #  - leftover temporary state files are removed at start;
@@ -50,11 +51,23 @@ else
     it_fail "stream limit: the longest silent calibrating stream makes room" \
         "$(grep -E 'limit|evict' "$D/daemon.log" | tail -5)"
 fi
+# an eviction is an operational notice (<5>), not a rate-limited bad-input
+# warning
+grep -q '^<5>detector pump: stream limit 2 reached, evicting stream "pump[12]"' "$D/daemon.log" &&
+    it_ok "stream limit: the eviction is logged as a notice naming the stream" ||
+    it_fail "stream limit: the eviction is logged as a notice naming the stream" \
+        "$(grep -E 'evicting' "$D/daemon.log" | tail -2)"
 
 # a 250-byte key ('%' escapes to 3 bytes: 750-byte name before hashing)
 LONG=$(printf '%%%.0s' $(seq 1 250))
 $H pub --port "$IT_PORT" --devices 1 --rows 200 --topic "sensors/$LONG/pump" >/dev/null
 it_wait_log "$D/daemon.log" 'calibrated' 30 >/dev/null
+# a line of the library about one stream names its detector too (two
+# detectors may watch one stream)
+grep -Eq '^<6>detector pump: stream [^ ]+: calibrated \(quantile\) threshold' "$D/daemon.log" &&
+    it_ok "a stream's calibration log line names its detector" ||
+    it_fail "a stream's calibration log line names its detector" \
+        "$(grep 'calibrated' "$D/daemon.log" | head -2)"
 # a SIGHUP while a reload runs: the new config has 40 more detectors (each
 # loads its model on the reload's worker), so the reload takes long enough
 # for a second SIGHUP 5 ms after the first to land during it. It must be

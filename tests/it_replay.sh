@@ -54,6 +54,19 @@ else
     it_fail "replay runs" "$(cat "$D/log1")"
 fi
 
+# a CSV without one of the model's features: said to be missing, naming
+# the file and the columns it has
+cut -d, -f1,2,4,5 "$D/data.csv" > "$D/nopres.csv"
+"$BIN" replay -m "$D/m.safetensors" -i "$D/nopres.csv" --stream pump1 \
+    --calibrate-rows 400 -o "$D/nopres.out" 2> "$D/nopres.log"; rc=$?
+if [ $rc -ne 0 ] &&
+   grep -qF "$D/nopres.csv: column 'pressure' is missing (the file has columns: 'datetime', 'flow', 'temp', 'anomaly')" "$D/nopres.log"; then
+    it_ok "replay: a feature column missing from the CSV is named as missing, with the file's columns"
+else
+    it_fail "replay: a feature column missing from the CSV is named as missing, with the file's columns" \
+        "rc=$rc $(cat "$D/nopres.log")"
+fi
+
 n=$(wc -l < "$D/out1.csv")
 if [ "$n" -eq 1201 ]; then it_ok "one output line per input row (1200 + header)"
 else it_fail "one output line per input row" "got $n lines"; fi
