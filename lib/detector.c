@@ -1216,10 +1216,10 @@ static int fit_model_value(ad_detector *d, int64_t ts)
     e_ev->threshold = ad_threshold_value(d->thr);
     e_ev->n = 0;
     snprintf(e_ev->text, sizeof(e_ev->text), "model");
-    ad_log(AD_LOG_WARNING, "stream %s: calibration saw no normal data: %llu windows scored "
+    ad_log(AD_LOG_WARNING, "%s: calibration saw no normal data: %llu windows scored "
            "above calibration.model_guard %g x the model's training error %g (an anomaly "
            "under way, or a model of another process); threshold %g from the model "
-           "(training error x calibration.margin %g), detecting", d->key,
+           "(training error x calibration.margin %g), detecting", d->who,
            (unsigned long long)d->calib_model_out, d->cfg.calib_model_guard, e,
            e_ev->threshold, d->cfg.thr.margin);
     d->calib_model_out = 0;
@@ -1280,9 +1280,9 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
         uint64_t out = d->calib_model_out;
         if (fit_now(d, ts, err, sizeof(err)) == 0) {
             if (out > 0)
-                ad_log(AD_LOG_INFO, "stream %s: %llu calibration windows scored above "
+                ad_log(AD_LOG_INFO, "%s: %llu calibration windows scored above "
                        "calibration.model_guard %g x the model's training error (%g) and "
-                       "were left out", d->key, (unsigned long long)out,
+                       "were left out", d->who, (unsigned long long)out,
                        d->cfg.calib_model_guard, mg / d->cfg.calib_model_guard);
             d->calib_model_out = 0;
             return;
