@@ -267,7 +267,12 @@ void dd_update_subscriptions(ad_daemon *dd)
 static void on_connected(void *ud, int session_present)
 {
     ad_daemon *dd = ud;
+    /* every connect, not only a new session: a session says nothing of
+     * the retained messages (a broker restarted without persistence lost
+     * them; one with persistence may still expire them); a state published
+     * again is the same state, only "updated" moves */
     (void)session_present;
+    dd->conns++;
     if (!dd->ready_sent) {
         dd->ready_sent = 1;
         ad_notify_ready();
@@ -276,11 +281,14 @@ static void on_connected(void *ud, int session_present)
     }
     ad_notify_status("connected to %s:%d", dd->g->cfg->broker.host, dd->g->cfg->broker.port);
     ha_connected(dd);
+    if (!dd->stopping)
+        publish_resend_start(dd);
 }
 
 static void on_disconnected(void *ud, const char *why)
 {
-    (void)ud;
+    ad_daemon *dd = ud;
+    publish_resend_stop(dd);
     ad_notify_status("disconnected from the broker: %s; reconnecting", why);
 }
 
@@ -308,6 +316,7 @@ static void on_mqtt_stopped(void *ud)
     uv_close((uv_handle_t *)&dd->stats_timer, close_cb_noop);
     uv_close((uv_handle_t *)&dd->house_timer, close_cb_noop);
     uv_close((uv_handle_t *)&dd->drain_timer, close_cb_noop);
+    uv_close((uv_handle_t *)&dd->resend_timer, close_cb_noop);
     uv_close((uv_handle_t *)&dd->check, close_cb_noop);
     uv_close((uv_handle_t *)&dd->prepare, close_cb_noop);
     state_outbox_sync(dd, 1);       /* what the broker did not get */
@@ -355,6 +364,7 @@ static void on_sigterm(uv_signal_t *h, int sig)
     dd->stop_ms = uv_now(dd->loop);
     dd->cancel = 1;
     training_adapt_cancel(dd, NULL);
+    publish_resend_stop(dd);
     ad_notify_stopping();
     ad_log(AD_LOG_NOTICE, "signal %d: finishing in-flight windows and stopping", sig);
     uv_timer_start(&dd->drain_timer, drain_cb, 0, 20);
@@ -375,7 +385,9 @@ static void start_handles(ad_daemon *dd, uv_loop_t *loop)
     uv_timer_init(loop, &dd->stats_timer);
     uv_timer_init(loop, &dd->house_timer);
     uv_timer_init(loop, &dd->drain_timer);
+    uv_timer_init(loop, &dd->resend_timer);
     dd->stats_timer.data = dd->house_timer.data = dd->drain_timer.data = dd;
+    dd->resend_timer.data = dd;
     uv_check_init(loop, &dd->check);
     dd->check.data = dd;
     uv_check_start(&dd->check, check_cb);

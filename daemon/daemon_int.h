@@ -101,6 +101,7 @@ typedef struct stream_rec {
     held_msg *held, *held_tail;  /* samples waiting for that restore */
     uint64_t last_ms;            /* uv_now of the last sample */
     uint64_t state_pub_ms;       /* uv_now of the last state published */
+    uint64_t state_conn;         /* ad_daemon.conns at its last retained state */
     int64_t last_arrival_ms;     /* arrival time given to the last message */
     struct batch *open;          /* open batch for a stream-owned model */
     struct adapt_task *adapt;    /* continual-learning job on the workers */
@@ -208,6 +209,7 @@ typedef struct ad_daemon {
     ad_workers *ws;
     uv_signal_t sig_hup, sig_term, sig_int;
     uv_timer_t stats_timer, house_timer, drain_timer;
+    uv_timer_t resend_timer;     /* retained states again after a connect */
     uv_check_t check;
     uv_prepare_t prepare;
     /* arrival time of what a loop phase reads: one clock reading per phase,
@@ -230,6 +232,13 @@ typedef struct ad_daemon {
     lat_ring lat;
     double model_cpu_s;
     uint64_t started_ms, stop_ms, last_evict_ms;
+    /* MQTT connections so far, and where the sweep that publishes every
+     * stream's retained state again after one has got to (publish.c):
+     * detector, bucket of its map, that map's size then, the generation */
+    uint64_t conns;
+    int resend_det;
+    size_t resend_bucket, resend_nb;
+    const struct gen *resend_g;
     char started_iso[40];
     /* bad-input log budget: log_rate lines a minute for each kind (call
      * site's format; one noisy kind cannot hide the others) */
@@ -380,7 +389,22 @@ void publish_json(ad_daemon *dd, const char *topic, cJSON *o, int qos, int retai
  * event) into buf: what ad_mqtt_publish_alert names it by; NULL when o is
  * not one. */
 const char *publish_alert_what(const cJSON *o, char *buf, size_t len);
+/* The stream's state changed: its Home Assistant state and its retained
+ * state topic. */
 void publish_state(ad_daemon *dd, stream_rec *s);
+/* The stream is gone for good (evicted, its detector removed by a reload):
+ * an empty retained message on its state topic, so that a new subscriber
+ * does not see it; nothing when another live stream publishes on the same
+ * topic (a template without {stream}). Not at a stop: the stream comes
+ * back from state_dir. */
+void publish_state_clear(ad_daemon *dd, stream_rec *s);
+/* Connected (again): publish the retained state of every live stream once
+ * more, paced from dd->resend_timer (a broker restarted without
+ * persistence has lost them). Streams still restoring publish theirs when
+ * the restore lands. */
+void publish_resend_start(ad_daemon *dd);
+/* Disconnected or stopping: stop that sweep (the next connect starts one). */
+void publish_resend_stop(ad_daemon *dd);
 void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev);
 /* Data-quality alert (AD_EV_DQ_*) on the alert topic; keeps s->dq_open. */
 void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev);

@@ -1,7 +1,9 @@
 /*
  * publish.c - what the daemon publishes on MQTT: alerts (raised/cleared,
- * schema 1), each stream's retained state, the retained online/offline
- * status and the periodic statistics (also summarised to systemd).
+ * schema 1), each stream's retained state (again after every connect,
+ * paced; emptied when the stream is gone for good), the retained
+ * online/offline status and the periodic statistics (also summarised to
+ * systemd).
  *
  * Ownership: every JSON object is built and freed here; topics and
  * payloads are copied by mqtt.c (ad_mqtt_publish) before it returns.
@@ -100,13 +102,13 @@ static void add_model(cJSON *o, det_rt *d, stream_rec *s, const ad_event *ev)
     }
 }
 
-void publish_state(ad_daemon *dd, stream_rec *s)
+/* The retained state topic of s (detectors[].alert.state_topic). */
+static void publish_state_topic(ad_daemon *dd, stream_rec *s)
 {
     det_rt *d = s->det;
     ad_detector_stats st;
     char topic[1024], iso[40];
     cJSON *o, *rj, *dq, *ad, *rg, *cb;
-    ha_stream_state(dd, s);
     if (!s->d || !d->c->state_topic)
         return;
     if (ad_topic_expand(d->c->state_topic, d->c->name, s->key, topic, sizeof topic) < 0)
@@ -190,6 +192,134 @@ void publish_state(ad_daemon *dd, stream_rec *s)
     publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 1);
     cJSON_Delete(o);
     s->state_pub_ms = uv_now(dd->loop);
+    s->state_conn = dd->conns;
+}
+
+void publish_state(ad_daemon *dd, stream_rec *s)
+{
+    ha_stream_state(dd, s);
+    publish_state_topic(dd, s);
+}
+
+/* Another live stream than s publishes its state on `topic`: a template
+ * without {stream} (the detector's streams share it) or without
+ * {detector} (a stream of the same key in another detector). s may belong
+ * to a detector a reload is removing (not in dd->g any more). */
+static int state_topic_shared(ad_daemon *dd, const stream_rec *s, const char *topic)
+{
+    const det_rt *own = s->det;
+    char t[1024];
+
+    if (!strstr(own->c->state_topic, "{stream}") && own->streams.n > 1)
+        return 1;
+    for (int i = 0; i < dd->g->n; i++) {
+        det_rt *o = &dd->g->dets[i];
+        const char *tm = o->c->state_topic;
+        const stream_rec *x;
+
+        if (o == own || !tm)
+            continue;
+        if (strstr(tm, "{stream}")) {
+            if (!(x = streams_find(o, s->key)))
+                continue;
+        } else if (o->streams.n == 0) {
+            continue;
+        }
+        if (ad_topic_expand(tm, o->c->name, s->key, t, sizeof t) >= 0 && strcmp(t, topic) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+void publish_state_clear(ad_daemon *dd, stream_rec *s)
+{
+    det_rt *d = s->det;
+    char topic[1024];
+
+    /* also when the stream is still restoring: its topic may hold the
+     * state it had before a restart */
+    if (!d || !d->c->state_topic ||
+        ad_topic_expand(d->c->state_topic, d->c->name, s->key, topic, sizeof topic) < 0)
+        return;
+    if (state_topic_shared(dd, s, topic)) {
+        ad_log(AD_LOG_DEBUG, "stream %s/%s gone: state topic %s kept (other streams "
+               "publish there)", d->c->name, s->key, topic);
+        return;
+    }
+    /* QoS 1 whatever qos_alerts (like the Home Assistant removals): kept in
+     * the queue while the broker is away, so a broker with persistence
+     * loses the ghost too */
+    ad_mqtt_publish(dd->mqtt, topic, "", 0, 1, 1);
+}
+
+/* ---- retained states again after a connect ------------------------------------ */
+
+/* Pacing of the sweep: at most RESEND_BATCH states a tick (a few ms of
+ * JSON), a tick every RESEND_TICK_MS, and none while more than
+ * RESEND_BACKLOG messages wait for the broker's acknowledgement (QoS 1) or
+ * in our queue: 100k streams take some seconds and never flood the
+ * broker nor stall the loop. */
+#define RESEND_BATCH 200
+#define RESEND_TICK_MS 10
+#define RESEND_BACKLOG 1000
+
+static void resend_cb(uv_timer_t *t)
+{
+    ad_daemon *dd = t->data;
+    gen *g = dd->g;
+    ad_mqtt_stats ms;
+    int n = 0;
+
+    ad_mqtt_get_stats(dd->mqtt, &ms);
+    if (!ms.connected) {
+        uv_timer_stop(t);
+        return;
+    }
+    if (ms.inflight + ms.queued > RESEND_BACKLOG)
+        return;
+    if (dd->resend_g != g) {        /* a reload swapped the detectors: again */
+        dd->resend_g = g;
+        dd->resend_det = 0;
+        dd->resend_bucket = dd->resend_nb = 0;
+    }
+    /* a cursor over the buckets; stream_rec.state_conn says which streams
+     * are done, so a map that grew (rehashed) is walked again from its
+     * start without publishing any stream twice */
+    for (; dd->resend_det < g->n; dd->resend_det++, dd->resend_bucket = dd->resend_nb = 0) {
+        det_rt *d = &g->dets[dd->resend_det];
+        stream_map *m = &d->streams;
+
+        if (!d->c->state_topic)
+            continue;
+        if (m->nb != dd->resend_nb) {
+            dd->resend_nb = m->nb;
+            dd->resend_bucket = 0;
+        }
+        for (; dd->resend_bucket < m->nb; dd->resend_bucket++) {
+            if (n >= RESEND_BATCH)
+                return;
+            for (stream_rec *s = m->b[dd->resend_bucket]; s; s = s->hnext)
+                if (s->d && s->state_conn != dd->conns) {
+                    publish_state_topic(dd, s);
+                    n++;
+                }
+        }
+    }
+    uv_timer_stop(t);
+    ad_log(AD_LOG_DEBUG, "retained stream states published again after the connect");
+}
+
+void publish_resend_start(ad_daemon *dd)
+{
+    dd->resend_g = dd->g;
+    dd->resend_det = 0;
+    dd->resend_bucket = dd->resend_nb = 0;
+    uv_timer_start(&dd->resend_timer, resend_cb, 0, RESEND_TICK_MS);
+}
+
+void publish_resend_stop(ad_daemon *dd)
+{
+    uv_timer_stop(&dd->resend_timer);
 }
 
 void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)

@@ -16,6 +16,8 @@
  * stream of a removed detector
  * closes it with reason reload. A rebuilt stream's new calibration skips
  * scores above its old threshold (detector.h ad_detector_restore_alert).
+ * A stream of a removed detector is gone: its Home Assistant entities are
+ * deleted and its retained state topic emptied (streams_evict).
  *
  * Ownership: a reload_req owns the generation it loaded until apply_gen
  * hands it to the daemon (which frees the old one); streams move from the
@@ -165,6 +167,9 @@ static void apply_gen(ad_daemon *dd, gen *ng)
             if (strcmp(og->dets[j].c->name, n->c->name) == 0)
                 adopt_streams(dd, &og->dets[j], n);
     }
+    /* the new generation first: a removed detector's stream clears its
+     * retained state unless a stream of the new one shares the topic */
+    dd->g = ng;
     for (int j = 0; j < og->n; j++) {
         det_rt *o = &og->dets[j];
         if (o->streams.n)
@@ -173,7 +178,6 @@ static void apply_gen(ad_daemon *dd, gen *ng)
         MAP_FOREACH(&o->streams, s)
             streams_evict(dd, s, AD_CLOSE_RELOAD);
     }
-    dd->g = ng;
     gen_free(og);
     dd_update_subscriptions(dd);
     dd_arm_stats(dd);

@@ -192,6 +192,7 @@ void streams_evict(ad_daemon *dd, stream_rec *s, ad_close_reason reason)
         streams_events(dd, s);
     publish_dq_close_all(dd, s, ad_close_reason_name(reason));
     ha_stream_removed(dd, s);
+    publish_state_clear(dd, s);     /* gone for good: no ghost on the broker */
     streams_kill(dd, s, 1);
 }
 

@@ -3,7 +3,7 @@
 #  - at max_streams a new device evicts the stream still calibrating that
 #    has been silent longest (at least idle_evict_s / 10) instead of being
 #    refused (a notice names the evicted stream); without such a stream it
-#    is refused;
+#    is refused; the evicted stream's retained state is emptied;
 #  - a stream key whose escaped name passes 255 bytes gets a state file
 #    (cut, with the key's hash: at most 255 bytes) at stop;
 #  - leftover temporary state files are removed at start;
@@ -57,6 +57,16 @@ grep -q '^<5>detector pump: stream limit 2 reached, evicting stream "pump[12]"' 
     it_ok "stream limit: the eviction is logged as a notice naming the stream" ||
     it_fail "stream limit: the eviction is logged as a notice naming the stream" \
         "$(grep -E 'evicting' "$D/daemon.log" | tail -2)"
+# the evicted stream's retained state is emptied: a new subscriber gets none
+ev=$(grep -o 'evicting stream "pump[12]"' "$D/daemon.log" | head -1 | grep -o 'pump[12]')
+if [ -n "$ev" ] &&
+   it_wait_log "$D/sub.jsonl" "\"topic\": \"anomalyd/state/pump/$ev\", \"payload\": \"\"" 10 &&
+   [ -z "$(mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -t "anomalyd/state/pump/$ev" -C 1 -W 2 2>/dev/null)" ]; then
+    it_ok "stream limit: the evicted stream's retained state is emptied"
+else
+    it_fail "stream limit: the evicted stream's retained state is emptied" \
+        "$(grep "state/pump/$ev" "$D/sub.jsonl" | tail -2 | cut -c1-160)"
+fi
 
 # a 250-byte key ('%' escapes to 3 bytes: 750-byte name before hashing)
 LONG=$(printf '%%%.0s' $(seq 1 250))
