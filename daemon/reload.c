@@ -8,9 +8,12 @@
  * configuration stays and the reason is logged (nginx ngx_init_cycle).
  * A SIGHUP during a reload is coalesced: one more reload runs after it.
  *
- * Alerts: a stream kept as is continues its open alert. A stream given a
- * new model or rebuilt for new settings closes it first (a cleared event
- * with reason model_changed or reload); a stream of a removed detector
+ * Alerts: a stream kept as is continues its open alert, and so does one
+ * rebuilt for settings its calibration does not depend on (same model and
+ * calibration settings hash: it restores both, as a restart would). A
+ * stream given a new model or rebuilt for new calibration settings closes
+ * it first (a cleared event with reason model_changed or reload); a
+ * stream of a removed detector
  * closes it with reason reload. A rebuilt stream's new calibration skips
  * scores above its old threshold (detector.h ad_detector_restore_alert).
  * A stream of a removed detector is gone: its Home Assistant entities are
@@ -111,9 +114,14 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
         }
         /* the stream cannot continue its open alert: close it (cleared,
          * with the reason) before its state is saved, so neither this
-         * process nor a restart closes it twice */
-        if (s->d && ad_detector_close_alert(s->d, same_m ? AD_CLOSE_RELOAD :
-                                            AD_CLOSE_MODEL_CHANGED))
+         * process nor a restart closes it twice. Unless its calibration
+         * still holds (the same model and calibration settings: alert
+         * rules, row assembly or data quality changed): then the rebuilt
+         * detector restores it and continues the alert, as a restart with
+         * the same change does */
+        if (s->d && !(same_m && !s->own_model &&
+                      ad_detector_cfg_hash(&o->c->pipe) == ad_detector_cfg_hash(&n->c->pipe)) &&
+            ad_detector_close_alert(s->d, same_m ? AD_CLOSE_RELOAD : AD_CLOSE_MODEL_CHANGED))
             streams_events(dd, s);
         state_save(dd, s);
         if (same_pipe && shape && n->mr && n->c->pipe.training == AD_TRAIN_NONE && s->d &&

@@ -12,13 +12,14 @@ trap it_daemon_cleanup EXIT
 cp "${AD_SRCDIR:-.}/conf/models/pump.safetensors" "$D/pump.safetensors"
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-# conf THRESHOLD [MODEL] [STATS_INTERVAL] [PORT] [WORKERS]
+# conf THRESHOLD [MODEL] [STATS_INTERVAL] [PORT] [WORKERS] [ALERT_K]
 conf() {
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": ${4:-$IT_PORT}, "client_id": "it-reload", "stats_interval_s": ${3:-1},
             "qos_subscribe": 1}, "workers": ${5:-0},
  "detectors": [{"name": "pump", "model": "${2:-pump.safetensors}",
    "topics": ["sensors/+/pump"], "payload": {"format": "json"},
+   "alert": {"k": ${6:-3}},
    "calibration": {"method": "fixed", "fixed": $1}}]}
 EOC
 }
@@ -101,6 +102,28 @@ else
     it_fail "after the invalid config: still running, alerts keep flowing"
 fi
 
+# an alert rule changed (alert.k) with an alert open: the rebuilt stream
+# keeps its calibration and continues the alert, as a restart would; no
+# cleared event, the same alert id clears later
+$H pub --port "$IT_PORT" --no-ts --rows 600 --devices 5 --fault 'cavitation@300m+1000m' \
+    --fault-devices pump5
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump5 event=raised --timeout 10 >/dev/null
+conf 0.3 pump.safetensors 1 "" 0 2
+reload "configuration reloaded" 3
+$H pub --port "$IT_PORT" --no-ts --rows 60 --devices 5 --start-row 0
+sleep 1
+n5r=$(grep "anomalyd/alerts/pump/pump5" "$D/sub.jsonl" | grep -c 'event\\":\\"raised')
+n5c=$(grep "anomalyd/alerts/pump/pump5" "$D/sub.jsonl" | grep -c 'reason\\":\\"reload')
+if [ "$n5r" -eq 1 ] && [ "$n5c" -eq 0 ] &&
+   grep -q "detector pump: 0 stream(s) kept, 0 with the new model, 0 evaluating it in shadow, 0 waiting to (a fine-tune out or no window period yet), 5 rebuilt" "$D/daemon.log"; then
+    it_ok "SIGHUP changing alert.k with an alert open: the rebuilt stream continues it (1 raise, no reload clear)"
+else
+    it_fail "SIGHUP changing alert.k with an alert open: the rebuilt stream continues it" \
+        "raised $n5r, cleared for reload $n5c" "$(grep reload "$D/daemon.log" | tail -2)"
+fi
+conf 0.3
+reload "configuration reloaded" 4
+
 # a new model file (same shape) with an alert open: the stream takes it at
 # once and closes the alert first (model_changed); the cleared message
 # names the model that scored the alert, not the new file
@@ -108,13 +131,11 @@ $PYTHON tools/pumpsim.py --seed 5 --days 1 --out "$D/p5.csv" &&
 $AD_BIN train -i "$D/p5.csv" -o "$D/other.safetensors" --arch lstm-ae:8 --epochs 2 --hop 4 \
     --loss mae > "$D/train.log" 2>&1 || it_fail "second model trained" "$(tail -3 "$D/train.log")"
 old_id=$($AD_BIN info "$D/pump.safetensors" | awk '/^id:/ { print $2 }')
-conf 0.3
-reload "configuration reloaded" 3
 $H pub --port "$IT_PORT" --no-ts --rows 600 --devices 4 --fault 'cavitation@300m+1000m' \
     --fault-devices pump4
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump4 event=raised --timeout 10 >/dev/null
 conf 0.3 other.safetensors
-reload "configuration reloaded" 4
+reload "configuration reloaded" 5
 if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump4 event=cleared \
        reason=model_changed model.id="$old_id" model.file=None model.trained_online=None \
        --timeout 10 >/dev/null; then
