@@ -106,7 +106,8 @@ static void test_buf_and_hash(void)
 
 /* A detector that states nothing gets exactly ad_detector_cfg_default()
  * (the daemon and replay run the same pipeline), except the row mode,
- * which the config resolves from the payload format (auto). */
+ * which the config resolves from the payload format (auto), and the name
+ * the config lends its log lines. */
 static void test_one_set_of_defaults(void)
 {
     static const char *json =
@@ -124,6 +125,8 @@ static void test_one_set_of_defaults(void)
     conf = c->det[0].pipe;
     T_CHECK(conf.stream.mode == AD_ASM_ROWS, "auto row mode for json: rows");
     conf.stream.mode = lib.stream.mode;
+    T_CHECK(conf.name && strcmp(conf.name, "p") == 0, "the detector's name, for its log lines");
+    conf.name = lib.name;       /* borrowed from the config; none in the library */
     T_CHECK(memcmp(&lib, &conf, sizeof lib) == 0, "config defaults = library defaults");
     T_CHECK(lib.calib_windows == 200 && lib.thr.margin == 1.5 && lib.alert.k == 3 &&
             lib.alert.n == 5 && lib.alert.m == 10 && lib.alert.clear_ratio == 0.8,
