@@ -62,6 +62,7 @@ typedef struct replay_opts {
     int excl;
     long calib_rows, calib_from;
     char sep;
+    int time_unit;              /* numeric time column: 0 s, 1 ms, 2 us */
     int boot_T;
     ad_detector_cfg cfg;
 } replay_opts;
@@ -120,6 +121,8 @@ static void replay_table(replay_opts *o, ad_arg *tab)
           "counters and metrics as one JSON object", 0, NULL },
         { "sep", 0, AD_ARG_SEP, &o->sep, 0, 0, NULL, "C",
           "field separator (default: detected)", 0, NULL },
+        { "time-unit", 0, AD_ARG_CHOICE, &o->time_unit, 0, 0, "s|ms|us", "U",
+          "unit of a numeric time column (default s)", 0, NULL },
         { "stream", 0, AD_ARG_STR, &o->stream, 0, 0, NULL, "NAME",
           "stream key used in alert ids (default: input\nfile name)", 0, NULL },
         { "label", 0, AD_ARG_STR, &o->label, 0, 0, NULL, "COL",
@@ -384,6 +387,7 @@ static int replay_open(replay *r)
     co.allow_missing = 1;
     co.lenient = 1;                     /* bad cells: see replay_on_bad */
     co.unix_time = 1;                   /* ts_ms = the time column x 1000 */
+    co.time_unit_s = o->time_unit == 1 ? 1e-3 : o->time_unit == 2 ? 1e-6 : 1;
     co.on_bad = replay_on_bad;
     co.on_bad_ud = r;
     if (r->m) {
@@ -395,6 +399,12 @@ static int replay_open(replay *r)
     }
     if (ad_csv_read(&r->t, o->input, &co, err, sizeof err) < 0)
         goto fail;
+    if (r->t->n_rows > 0 && r->t->n_bad_time == r->t->n_rows) {
+        snprintf(err, sizeof err, "%s: no row has a usable time (%zu rows; the first named "
+                 "above; a numeric time column is read in --time-unit, seconds by default)",
+                 o->input, r->t->n_rows);
+        goto fail;
+    }
     if (!stream) {
         const char *b = strrchr(o->input, '/');
         stream = b ? b + 1 : o->input;

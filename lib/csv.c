@@ -558,7 +558,7 @@ static int alloc_table(ad_table *t, size_t nrows, const header *h, const rowset 
                 t->time_is_datetime = 1;
                 break;
             }
-            if (parse_num(cell, &v) == 0)
+            if (parse_num(cell, &v) == 0 && isfinite(v))
                 break;
         }
     }
@@ -597,6 +597,9 @@ static int convert_time(ad_table *t, const char *cell, size_t ln, const char *co
                                  : parse_num(cell, v) == 0 && isfinite(*v);
     int rc;
 
+    if (ok && !t->time_is_datetime && o->time_unit_s > 0)
+        *v *= o->time_unit_s;
+
     if (!ok) {
         if (t->time_is_datetime)
             rc = bad_cell(o, AD_CSV_BAD_TIME, err, errlen,
@@ -606,10 +609,18 @@ static int convert_time(ad_table *t, const char *cell, size_t ln, const char *co
                           "%s:%zu: column '%s': not a time (date-time or number): '%.40s'",
                           name, ln, col, cell);
     } else if (o->unix_time && !ad_time_ok(*v)) {
-        /* 1e300 s would not even convert to milliseconds */
+        /* 1e300 s would not even convert to milliseconds; a number that is
+         * a time in a smaller unit is named so */
+        char hint[96] = "", iso[40];
+        if (!t->time_is_datetime && (ad_time_ok(*v / 1e3) || ad_time_ok(*v / 1e6))) {
+            int ms = ad_time_ok(*v / 1e3);
+            ad_iso_ms((int64_t)llround(ms ? *v : *v / 1e3), iso, sizeof iso);
+            snprintf(hint, sizeof hint, " (in %s it would be %s)",
+                     ms ? "milliseconds" : "microseconds", iso);
+        }
         rc = bad_cell(o, AD_CSV_BAD_TIME, err, errlen,
-                      "%s:%zu: column '%s': time outside " AD_TIME_RANGE ": '%.40s'",
-                      name, ln, col, cell);
+                      "%s:%zu: column '%s': time outside " AD_TIME_RANGE ": '%.40s'%s",
+                      name, ln, col, cell, hint);
     } else {
         return 0;
     }
@@ -627,8 +638,23 @@ static int convert_row(ad_table *t, size_t i, char **row, size_t ln, const heade
 {
     double v;
     int st, rc;
+    size_t bad_time = t->n_bad_time;
 
     t->line[i] = ln;
+    /* the time first: a row skipped for its time (lenient) is not read
+     * further, so its cells are not counted as if they had been used */
+    if (tcol >= 0) {
+        if ((rc = convert_time(t, row[tcol], ln, h->name[tcol], o, name, &v, err, errlen)) < 0)
+            return rc;
+        t->time[i] = v;
+        if (t->n_bad_time != bad_time) {
+            for (int k = 0; k < t->n_features; k++)
+                t->x[i * (size_t)t->n_features + (size_t)k] = NAN;
+            if (lcol >= 0)
+                t->label[i] = 0;
+            return 0;
+        }
+    }
     for (int k = 0; k < t->n_features; k++) {
         const char *cell = row[t->feature_col[k]];
         st = parse_num(cell, &v);
@@ -652,11 +678,6 @@ static int convert_row(ad_table *t, size_t i, char **row, size_t ln, const heade
                 v = v > 0 ? INFINITY : -INFINITY;
         }
         t->x[i * (size_t)t->n_features + (size_t)k] = (float)v;
-    }
-    if (tcol >= 0) {
-        if ((rc = convert_time(t, row[tcol], ln, h->name[tcol], o, name, &v, err, errlen)) < 0)
-            return rc;
-        t->time[i] = v;
     }
     if (lcol >= 0) {
         if (parse_num(row[lcol], &v) != 0 || !isfinite(v))

@@ -44,7 +44,10 @@ typedef struct ad_csv_opts {
     size_t max_rows;            /* 0: no limit */
     int unix_time;              /* the time column is unix time: a time
                                    outside 1970-01-01 .. 9999-12-31
-                                   (ad_time_ok) is not a time */
+                                   (ad_time_ok) is not a time (its message
+                                   names the date it would be in ms or us) */
+    double time_unit_s;         /* seconds per unit of a numeric time
+                                   column (0: 1; 1e-3: milliseconds) */
     int lenient;                /* (implies allow_missing) a feature cell that
                                    is not a number is read as NaN (missing),
                                    a time cell that is not a time as NaN

@@ -1189,8 +1189,10 @@ static int calq_push(ad_detector *d, int64_t from, int64_t to, double s, int del
 static double model_guard(ad_detector *d)
 {
     if (d->mg_model != d->model) {
+        /* only a figure recorded in this metric: the guard is an upper
+         * bound of normal scores (a mae q99 is far under peak scores) */
         double e = d->model && d->cfg.calib_model_guard > 0 ?
-                   ad_thr_model_error(d->model->training, (int)d->cfg.metric) : 0;
+                   ad_thr_model_stat(d->model->training, "q99", (int)d->cfg.metric) : 0;
         d->mg_model = d->model;
         d->model_guard = e > 0 ? d->cfg.calib_model_guard * e : 0;
     }
@@ -1201,10 +1203,18 @@ static double model_guard(ad_detector *d)
 static int fit_model_value(ad_detector *d, int64_t ts)
 {
     double e = d->model_guard / d->cfg.calib_model_guard, v = e * d->cfg.thr.margin;
+    const char *tj = d->model->training;
+    double mean = ad_thr_model_stat(tj, "mean", (int)d->cfg.metric);
+    double sd = ad_thr_model_stat(tj, "std", (int)d->cfg.metric);
     ad_thr_info in;
     ad_event *e_ev;
 
-    if (ad_threshold_fit_value(d->thr, v, d->model->training) != 0)
+    /* the spread of normal scores (regime acceptance compares with it):
+     * the training error's, else from its mean and q99 as for a normal
+     * distribution, else a tenth of the threshold */
+    if (!(sd > 0))
+        sd = mean > 0 && e > mean ? (e - mean) / 2.326 : 0.1 * v;
+    if (ad_threshold_fit_value(d->thr, v, mean > 0 ? mean : NAN, sd, tj) != 0)
         return -1;              /* pot: calibration goes on */
     ad_threshold_info(d->thr, &in);
     ad_likelihood_set_floor(d->lik, in.floor);

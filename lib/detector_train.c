@@ -234,6 +234,7 @@ void det_restart_calibration(ad_detector *d, int64_t ts)
     d->cq_len = 0;
     d->calib_guard = 0;              /* another model: another scale */
     d->calib_model_out = 0;
+    d->mg_model = NULL;              /* guard taken again: a new model may reuse a freed address */
     det_set_phase(d, AD_PHASE_CALIBRATING, ts);
     if (det_fit_without_scores(d) > 0) {
         ad_event *e = det_ev_new(d, AD_EV_CALIBRATED, ts);

@@ -597,6 +597,23 @@ double ad_thr_model_error(const char *json, int metric)
     return ref;
 }
 
+double ad_thr_model_stat(const char *json, const char *key, int metric)
+{
+    static const char *const names[] = { "mse", "mae", "peak" };
+    cJSON *root = json ? cJSON_Parse(json) : NULL, *e, *v, *mt;
+    double r = 0;
+
+    e = root ? cJSON_GetObjectItemCaseSensitive(root, "error") : NULL;
+    mt = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "metric") : NULL;
+    v = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, key) : NULL;
+    if (metric >= 0 && metric < 3 && cJSON_IsString(mt) &&
+        strcmp(mt->valuestring, names[metric]) == 0 && cJSON_IsNumber(v) &&
+        isfinite(v->valuedouble) && v->valuedouble > 0)
+        r = v->valuedouble;
+    cJSON_Delete(root);
+    return r;
+}
+
 static double floor_value(const ad_threshold *t, const char *json)
 {
     double e;
@@ -923,7 +940,8 @@ int ad_threshold_fit(ad_threshold *t, const char *training_json,
     return 0;
 }
 
-int ad_threshold_fit_value(ad_threshold *t, double v, const char *training_json)
+int ad_threshold_fit_value(ad_threshold *t, double v, double median, double spread,
+                           const char *training_json)
 {
     if (t->cfg.method != AD_THR_QUANTILE && t->cfg.method != AD_THR_SIGMA)
         return AD_EINVAL;
@@ -932,6 +950,8 @@ int ad_threshold_fit_value(ad_threshold *t, double v, const char *training_json)
     v = apply_floor(t, v);
     if (!isfinite(v) || !(v > 0))
         return AD_ENONFINITE;
+    t->info.median = median;
+    t->info.spread = spread;
     t->value = v;
     t->fitted = 1;
     t->since_requantile = 0;

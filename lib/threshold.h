@@ -185,13 +185,21 @@ int ad_threshold_fit(ad_threshold *t, const char *training_json,
 
 /*
  * Fitted without calibration scores: the threshold is v (at least the
- * floor), the scores so far forgotten; adaptation then learns from the
- * normal scores that follow (from min_samples of them on). For a
- * calibration that saw no normal data (detector.h, calibration.model_guard).
- * Methods quantile and sigma (else AD_EINVAL); AD_ENONFINITE when v is not
- * a finite positive number.
+ * floor), the scores so far forgotten, median and spread (ad_thr_info;
+ * NAN: unknown) those of normal scores known otherwise; adaptation then
+ * learns from the normal scores that follow (from min_samples of them on).
+ * For a calibration that saw no normal data (detector.h,
+ * calibration.model_guard). Methods quantile and sigma (else AD_EINVAL);
+ * AD_ENONFINITE when v is not a finite positive number.
  */
-int ad_threshold_fit_value(ad_threshold *t, double v, const char *training_json);
+int ad_threshold_fit_value(ad_threshold *t, double v, double median, double spread,
+                           const char *training_json);
+
+/* The figure `key` of the model's training error ("training": {"error":
+ * {"metric", key}}) when it was recorded in this score metric (engine.h
+ * ad_metric), unconverted; 0 otherwise (no metadata, another metric: a
+ * mae figure says nothing exact about peak scores). */
+double ad_thr_model_stat(const char *training_json, const char *key, int metric);
 
 /* The model's training error E from its "training" metadata (q99, else
  * mean) in the given score metric (engine.h ad_metric; -1: as recorded),
