@@ -571,6 +571,14 @@ static int validate(ad_config *c, char *err, size_t errlen)
                 return ad_errf(err, errlen, AD_EINVAL, "detectors[%d]: %s", i, e2);
         }
         d->pipe.name = d->name;     /* log lines of its streams name it */
+    }
+    return 0;
+}
+
+int ad_config_check_run(const ad_config *c, char *err, size_t errlen)
+{
+    for (int i = 0; i < c->n_det; i++) {
+        const ad_detconf *d = &c->det[i];
         /* a threshold learned from scores needs an end to calibration
          * (replay's --calibrate-rows ends it by rows instead) */
         if (d->pipe.calib_windows == 0 && d->pipe.calib_duration_ms == 0 &&

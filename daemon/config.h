@@ -153,6 +153,10 @@ int ad_config_parse(ad_config **out, const char *json, size_t len,
 
 /* Read the file and ad_config_parse() it; errors start with the file name. */
 int ad_config_load(ad_config **out, const char *path, char *err, size_t errlen);
+/* What the daemon (run, check, a reload) needs beyond a valid config: a
+ * detector whose threshold is learned from scores has an end to
+ * calibration (replay may end it by rows). 0, or AD_EINVAL naming it. */
+int ad_config_check_run(const ad_config *c, char *err, size_t errlen);
 
 void ad_config_free(ad_config *c);      /* NULL-safe */
 

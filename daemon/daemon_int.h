@@ -398,6 +398,10 @@ void publish_state(ad_daemon *dd, stream_rec *s);
  * topic (a template without {stream}). Not at a stop: the stream comes
  * back from state_dir. */
 void publish_state_clear(ad_daemon *dd, stream_rec *s);
+/* A reload moved the stream's state topic (old_template, of the same
+ * detector, to its detector's current one): the old topic is emptied and
+ * the state published on the new one (once the stream is installed). */
+void publish_state_moved(ad_daemon *dd, stream_rec *s, const char *old_template);
 /* Connected (again): publish the retained state of every live stream once
  * more, paced from dd->resend_timer (a broker restarted without
  * persistence has lost them). Streams still restoring publish theirs when

@@ -111,7 +111,8 @@ static int gen_load_ex(gen **out, const char *path, int log_warnings, char *err,
     *out = NULL;
     if (!g)
         return ad_errf(err, errlen, AD_ENOMEM, "out of memory");
-    if ((rc = ad_config_load(&g->cfg, path, err, errlen)))
+    if ((rc = ad_config_load(&g->cfg, path, err, errlen)) ||
+        (rc = ad_config_check_run(g->cfg, err, errlen)))
         goto fail;
     if (state_dir_override) {
         char *sd = strdup(state_dir_override);

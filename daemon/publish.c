@@ -205,35 +205,44 @@ void publish_state(ad_daemon *dd, stream_rec *s)
  * without {stream} (the detector's streams share it) or without
  * {detector} (a stream of the same key in another detector). s may belong
  * to a detector a reload is removing (not in dd->g any more). */
-static int state_topic_shared(ad_daemon *dd, const stream_rec *s, const char *topic)
+/* A live stream other than s that publishes on topic (s's state topic),
+ * or NULL. */
+static stream_rec *state_topic_sharer(ad_daemon *dd, const stream_rec *s, const char *topic)
 {
-    const det_rt *own = s->det;
+    det_rt *own = s->det;
     char t[1024];
 
-    if (!strstr(own->c->state_topic, "{stream}") && own->streams.n > 1)
-        return 1;
+    if (!strstr(own->c->state_topic, "{stream}") && own->streams.n > 1) {
+        MAP_FOREACH(&own->streams, x)
+            if (x != s && x->d && !x->dead)
+                return x;
+    }
     for (int i = 0; i < dd->g->n; i++) {
         det_rt *o = &dd->g->dets[i];
         const char *tm = o->c->state_topic;
-        const stream_rec *x;
+        stream_rec *x = NULL;
 
         if (o == own || !tm)
             continue;
         if (strstr(tm, "{stream}")) {
             if (!(x = streams_find(o, s->key)))
                 continue;
-        } else if (o->streams.n == 0) {
-            continue;
+        } else {
+            MAP_FOREACH(&o->streams, y)
+                if (y->d && !y->dead) { x = y; break; }
+            if (!x)
+                continue;
         }
-        if (ad_topic_expand(tm, o->c->name, s->key, t, sizeof t) >= 0 && strcmp(t, topic) == 0)
-            return 1;
+        if (ad_topic_expand(tm, o->c->name, x->key, t, sizeof t) >= 0 && strcmp(t, topic) == 0)
+            return x;
     }
-    return 0;
+    return NULL;
 }
 
 void publish_state_clear(ad_daemon *dd, stream_rec *s)
 {
     det_rt *d = s->det;
+    stream_rec *x;
     char topic[1024];
 
     /* also when the stream is still restoring: its topic may hold the
@@ -241,15 +250,35 @@ void publish_state_clear(ad_daemon *dd, stream_rec *s)
     if (!d || !d->c->state_topic ||
         ad_topic_expand(d->c->state_topic, d->c->name, s->key, topic, sizeof topic) < 0)
         return;
-    if (state_topic_shared(dd, s, topic)) {
+    if ((x = state_topic_sharer(dd, s, topic)) != NULL) {
+        /* the topic's retained message may be this stream's last state:
+         * a live one that publishes there takes it over */
         ad_log(AD_LOG_DEBUG, "stream %s/%s gone: state topic %s kept (other streams "
                "publish there)", d->c->name, s->key, topic);
+        publish_state_topic(dd, x);
         return;
     }
     /* QoS 1 whatever qos_alerts (like the Home Assistant removals): kept in
      * the queue while the broker is away, so a broker with persistence
      * loses the ghost too */
     ad_mqtt_publish(dd->mqtt, topic, "", 0, 1, 1);
+}
+
+void publish_state_moved(ad_daemon *dd, stream_rec *s, const char *old_template)
+{
+    char old[1024], now[1024];
+    det_rt *d = s->det;
+
+    if (!d || !old_template ||
+        ad_topic_expand(old_template, d->c->name, s->key, old, sizeof old) < 0)
+        return;
+    if (d->c->state_topic &&
+        ad_topic_expand(d->c->state_topic, d->c->name, s->key, now, sizeof now) >= 0 &&
+        strcmp(old, now) == 0)
+        return;
+    ad_mqtt_publish(dd->mqtt, old, "", 0, 1, 1);     /* QoS 1: see publish_state_clear */
+    if (s->d && !s->restoring && !s->dead)
+        publish_state_topic(dd, s);
 }
 
 /* ---- retained states again after a connect ------------------------------------ */

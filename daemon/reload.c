@@ -68,6 +68,9 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
     int same_m = same_model(o, n);
     int shape = same_shape(o, n);
     int kept = 0, remodel = 0, rebuilt = 0, lost = 0, shadowed = 0, waiting = 0;
+    /* the state topic template changed: no ghosts left on the old one */
+    int moved = o->c->state_topic && (!n->c->state_topic ||
+                                      strcmp(o->c->state_topic, n->c->state_topic) != 0);
     char err[256];
 
     if (same_m && o->mr && n->mr) {
@@ -80,6 +83,8 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
     memset(&o->streams, 0, sizeof o->streams);
     MAP_FOREACH(&n->streams, s) {
         s->det = n;
+        if (moved)
+            publish_state_moved(dd, s, o->c->state_topic);
         if (same_pipe && same_m) {
             kept++;
             continue;
@@ -119,7 +124,7 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
          * rules, row assembly or data quality changed): then the rebuilt
          * detector restores it and continues the alert, as a restart with
          * the same change does */
-        if (s->d && !(same_m && !s->own_model &&
+        if (s->d && !(same_m && !s->own_model && n->state_dir[0] &&
                       ad_detector_cfg_hash(&o->c->pipe) == ad_detector_cfg_hash(&n->c->pipe)) &&
             ad_detector_close_alert(s->d, same_m ? AD_CLOSE_RELOAD : AD_CLOSE_MODEL_CHANGED))
             streams_events(dd, s);

@@ -473,7 +473,7 @@ static int open_from_json(const ad_alerter *a, const cJSON *o, ad_alert *c,
         get_num(o, bad = "hist_len", 0, &v[10]) || get_num(o, bad = "below", 0, &v[11]) ||
         get_num(o, bad = "share_n", 0, &v[12]))
         return ad_errf(err, errlen, AD_EFORMAT, "alert.open.%s: missing or not a number", bad);
-    if (v[0] < 1 || v[6] < 0 || v[10] < 0 || v[10] > a->cfg.n || v[11] < 0 || v[12] < 0)
+    if (v[0] < 1 || v[6] < 0 || v[10] < 0 || v[10] > AD_ALERT_MAX_N || v[11] < 0 || v[12] < 0)
         return ad_errf(err, errlen, AD_EFORMAT, "alert.open: a count is out of range");
     c->seq = (uint64_t)v[0];
     c->active = 1;
@@ -486,7 +486,7 @@ static int open_from_json(const ad_alerter *a, const cJSON *o, ad_alert *c,
     c->probability = v[7];
     c->log_likelihood = v[8];
     c->peak_probability = v[9];
-    *hist_len = (int)v[10];
+    *hist_len = v[10] > a->cfg.n ? a->cfg.n : (int)v[10];   /* alert.n lowered since */
     *below = (int)v[11];
     *share_n = (uint64_t)v[12];
     x = cJSON_GetObjectItemCaseSensitive(o, "hist");

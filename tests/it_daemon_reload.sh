@@ -16,7 +16,7 @@ it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
 conf() {
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": ${4:-$IT_PORT}, "client_id": "it-reload", "stats_interval_s": ${3:-1},
-            "qos_subscribe": 1}, "workers": ${5:-0},
+            "qos_subscribe": 1}, "workers": ${5:-0}, "state_dir": "$D/state",
  "detectors": [{"name": "pump", "model": "${2:-pump.safetensors}",
    "topics": ["sensors/+/pump"], "payload": {"format": "json"},
    "alert": {"k": ${6:-3}},

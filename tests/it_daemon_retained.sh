@@ -102,6 +102,13 @@ else
     it_fail "a state topic shared with a live stream is kept" \
         "$(grep shared "$D/fresh1.txt" | cut -c1-120; grep 'gonepump1' "$D/daemon.log" | tail -3)"
 fi
+# what it keeps must be a live stream's state, not the evicted stream's
+if grep '^anomalyd/state/shared {' "$D/fresh1.txt" | grep -q '"stream":"keeppump1"'; then
+    it_ok "the shared state topic holds a live stream's state after another is evicted"
+else
+    it_fail "the shared state topic holds a live stream's state after another is evicted" \
+        "$(grep '^anomalyd/state/shared' "$D/fresh1.txt" | cut -c1-100)"
+fi
 kill "$KPID" 2>/dev/null; wait "$KPID" 2>/dev/null; KPID=
 
 # the broker dies without persistence and comes back on the same port

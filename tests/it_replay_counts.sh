@@ -72,4 +72,20 @@ then
 else
     it_fail "--time-unit ms: the file replays at the same times" "rc $rc; $(tail -2 "$D/logms2")"
 fi
+# calibration.windows 0 in a config: the daemon refuses it (nothing would
+# end calibration), replay -c with --calibrate-rows ends it by rows
+cat > "$D/w0.json" <<EOC
+{"detectors": [{"name": "p", "model": "$D/m.safetensors", "topics": ["s/#"],
+                "calibration": {"windows": 0}}]}
+EOC
+"$BIN" replay -c "$D/w0.json" -i "$D/data.csv" --stream s --calibrate-rows 400 \
+    -o "$D/w0.out" 2> "$D/logw0"; rc=$?
+"$BIN" check -c "$D/w0.json" > "$D/checkw0" 2>&1; rc2=$?
+if [ $rc -eq 0 ] && [ "$(wc -l < "$D/w0.out")" -gt 1000 ] && [ $rc2 -ne 0 ] &&
+   grep -q "calibration.windows: 0" "$D/checkw0"; then
+    it_ok "calibration.windows 0: replay -c --calibrate-rows runs, check refuses it"
+else
+    it_fail "calibration.windows 0: replay -c --calibrate-rows runs, check refuses it" \
+        "replay rc $rc: $(grep -v '^<' "$D/logw0" | tail -1); check rc $rc2: $(tail -1 "$D/checkw0")"
+fi
 exit 0
