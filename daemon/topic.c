@@ -49,16 +49,19 @@ int ad_topic_filter_check(const char *f, char *err, size_t errlen)
     return 0;
 }
 
-int ad_topic_match(const char *f, const char *t)
+/* Filter f against topic t, level by level; with any, a level of t holding
+ * '\1' (a template's {stream}) matches whatever f has there. */
+static int match_levels(const char *f, const char *t, int any)
 {
     f = ad_topic_share_strip(f);
     if (t[0] == '$' && (f[0] == '+' || f[0] == '#'))
         return 0;
     for (;;) {
         const char *fe = strchrnul(f, '/'), *te = strchrnul(t, '/');
+        int wild = any && memchr(t, '\1', (size_t)(te - t)) != NULL;
         if (fe - f == 1 && f[0] == '#')
             return 1;
-        if (!(fe - f == 1 && f[0] == '+') &&
+        if (!(fe - f == 1 && f[0] == '+') && !wild &&
             (fe - f != te - t || memcmp(f, t, (size_t)(fe - f)) != 0))
             return 0;
         if (*fe == '\0' && *te == '\0')
@@ -70,6 +73,11 @@ int ad_topic_match(const char *f, const char *t)
         f = fe + 1;
         t = te + 1;
     }
+}
+
+int ad_topic_match(const char *f, const char *t)
+{
+    return match_levels(f, t, 0);
 }
 
 int ad_topic_level(const char *t, int idx, char *out, size_t outlen)
@@ -215,24 +223,5 @@ int ad_topic_template_overlap(const char *f, const char *tmpl, const char *detec
             o = sizeof t - 1;
     }
     t[o] = '\0';
-    f = ad_topic_share_strip(f);
-    if (t[0] == '$' && (f[0] == '+' || f[0] == '#'))
-        return 0;
-    for (const char *q = t;;) {
-        const char *fe = strchrnul(f, '/'), *te = strchrnul(q, '/');
-        int any = memchr(q, '\1', (size_t)(te - q)) != NULL;
-        if (fe - f == 1 && f[0] == '#')
-            return 1;
-        if (!(fe - f == 1 && f[0] == '+') && !any &&
-            (fe - f != te - q || memcmp(f, q, (size_t)(fe - f)) != 0))
-            return 0;
-        if (*fe == '\0' && *te == '\0')
-            return 1;
-        if (*te == '\0')              /* "a/#" also matches "a" */
-            return strcmp(fe, "/#") == 0;
-        if (*fe == '\0')
-            return 0;
-        f = fe + 1;
-        q = te + 1;
-    }
+    return match_levels(f, t, 1);
 }
