@@ -164,7 +164,7 @@
  *
  * CALIBRATION AGAINST THE MODEL (calib_model_guard = g > 0, default 3). A
  * model file that records its training error E (training.error q99, in this
- * detector's metric; threshold.h ad_thr_model_error) says what normal data
+ * detector's metric; threshold.h ad_thr_model_stat) says what normal data
  * scores: a calibration window scoring above g * E is left out of
  * calibration (counted in calib_excluded), so an anomaly under way when a
  * stream starts or recalibrates (a new model by reload or restart, a new

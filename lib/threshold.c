@@ -565,7 +565,7 @@ static int model_value(const ad_threshold *t, const char *json, double *out,
  * squared error (mse) against our absolute one (mae, peak) is put in our
  * units (sqrt), and the other way round (square); mae and peak share a
  * unit (peak >= mae: a mae floor is the lower, and is kept). */
-double ad_thr_model_error(const char *json, int metric)
+static double model_error(const char *json, int metric)
 {
     double ref = 0;
     cJSON *root, *e, *v, *mt;
@@ -620,7 +620,7 @@ static double floor_value(const ad_threshold *t, const char *json)
 
     if (!(t->cfg.floor > 0))
         return 0;
-    e = ad_thr_model_error(json, t->cfg.metric);
+    e = model_error(json, t->cfg.metric);
     return t->cfg.floor * (e > 0 ? e : 1.0);
 }
 

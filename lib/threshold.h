@@ -201,11 +201,6 @@ int ad_threshold_fit_value(ad_threshold *t, double v, double median, double spre
  * mae figure says nothing exact about peak scores). */
 double ad_thr_model_stat(const char *training_json, const char *key, int metric);
 
-/* The model's training error E from its "training" metadata (q99, else
- * mean) in the given score metric (engine.h ad_metric; -1: as recorded),
- * converted as for the FLOOR; 0 when the metadata has none. */
-double ad_thr_model_error(const char *training_json, int metric);
-
 int ad_threshold_fitted(const ad_threshold *t);
 double ad_threshold_value(const ad_threshold *t);   /* NAN until fitted */
 
