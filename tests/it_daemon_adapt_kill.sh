@@ -22,7 +22,7 @@ cat > "$D/ad.json" <<EOC
    "adapt": {"enabled": true, "every_windows": 60, "every_hours": 0,
              "normal_windows": 80, "min_windows": 40, "margin": 5,
              "shadow_windows": 60, "epochs": 6, "lr": 0.003, "min_gain": 0},
-   "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]})
+   "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
 $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
 $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
