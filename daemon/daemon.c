@@ -332,7 +332,7 @@ static void drain_cb(uv_timer_t *t)
     gen *g = dd->g;
     batch_dispatch(dd, 1);
     if (ad_workers_pending(dd->ws) > 0 || batch_open_windows(dd) ||
-        dd->reloading || dd->restores) {
+        dd->reloading || dd->restores || dd->w_msgs) {
         if (uv_now(dd->loop) - dd->stop_ms < STOP_DRAIN_MS)
             return;
         ad_log(AD_LOG_WARNING, "stop: work still pending after %d s, stopping anyway",

@@ -192,6 +192,15 @@ typedef struct lat_ring {
     uint64_t n;
 } lat_ring;
 
+/* An alert message published once the state file that holds its alert
+ * is written (state.c): a kill -9 between the two would otherwise lose
+ * the alert the broker has. */
+typedef struct wmsg {
+    struct wmsg *next;
+    char *topic, *payload, *what;    /* what: NULL or the alert's name */
+    int qos;
+} wmsg;
+
 /* A state file to write off the loop thread (state.c). */
 typedef struct wjob {
     struct wjob *next;
@@ -199,6 +208,7 @@ typedef struct wjob {
     size_t len;
     int failed;                  /* the write failed: err says why */
     char err[320];
+    wmsg *msgs;                  /* published once written, in order */
 } wjob;
 
 typedef struct ad_daemon {
@@ -254,6 +264,8 @@ typedef struct ad_daemon {
     wjob *wq_head, *wq_tail, *w_batch;
     uv_work_t w_req;
     int w_busy;
+    wmsg *defer;                 /* alert messages for the next state_save */
+    unsigned w_msgs;             /* alert messages waiting for their file */
     int restores;                /* stream restores in flight */
     struct adapt_task *adapt_tasks; /* continual-learning jobs out (training.c) */
     struct metrics_w *metrics;   /* metrics file writer (metrics.c), or NULL */
@@ -325,8 +337,14 @@ void streams_evict(ad_daemon *dd, stream_rec *s, ad_close_reason reason);
 stream_rec *streams_find(det_rt *d, const char *key);
 
 /* ---- state.c ---- */
-/* Queue the calibration state of s for writing (nothing if not calibrated). */
+/* Queue the calibration state of s for writing (nothing if not calibrated).
+ * Alert messages kept by state_defer_alert go out once it is written. */
 void state_save(ad_daemon *dd, stream_rec *s);
+/* Keep an alert message of s for its stream's next state_save (which
+ * publishes it once the file is written); 0, or -1 when s keeps no state
+ * (publish it now). */
+int state_defer_alert(ad_daemon *dd, stream_rec *s, const char *topic, const char *payload,
+                      int qos, const char *what);
 /* The same where the stream stops here (stop, eviction, partition moved):
  * with its window rows, so that it continues on the next windows
  * (ad_detector_save_handover). */

@@ -42,7 +42,8 @@ static void add_num_or_null(cJSON *o, const char *k, double v)
         cJSON_AddNullToObject(o, k);
 }
 
-static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, cJSON *o);
+static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, cJSON *o,
+                               int defer);
 
 /* The id of the model the stream runs, or NULL (none yet: bootstrap). */
 static const char *model_id_of(stream_rec *s)
@@ -414,7 +415,7 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     }
     ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "published", iso);
-    publish_alert_json(dd, s, topic, o);
+    publish_alert_json(dd, s, topic, o, 1);
     cJSON_Delete(o);
     ad_log(AD_LOG_NOTICE, "alert %s %s: detector %s stream %s score %.4g threshold %.4g%s%s",
            a->id, raised ? "raised" : "cleared", d->c->name, s->key, a->peak_score,
@@ -437,16 +438,20 @@ const char *publish_alert_what(const cJSON *o, char *buf, size_t len)
 
 /* An alert event (model or data quality) to where the detector's alerts go:
  * MQTT, Kafka or both. On MQTT it is marked as an alert message, so a
- * refusal by the broker is logged as an error naming the alert. */
-static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, cJSON *o)
+ * refusal by the broker is logged as an error naming the alert; with
+ * defer (a model alert, which the stream's state file holds) it goes out
+ * once the state_save that follows it has written that file. */
+static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, cJSON *o,
+                               int defer)
 {
     det_rt *d = s->det;
     if (d->c->alerts_to != AD_ALERTS_KAFKA) {
         char what[256], *txt = cJSON_PrintUnformatted(o);
-        if (txt)
+        const char *w = publish_alert_what(o, what, sizeof what);
+        if (txt && (!defer || state_defer_alert(dd, s, topic, txt,
+                                                dd->g->cfg->broker.qos_alerts, w) != 0))
             ad_mqtt_publish_alert(dd->mqtt, topic, txt, strlen(txt),
-                                  dd->g->cfg->broker.qos_alerts, 0,
-                                  publish_alert_what(o, what, sizeof what));
+                                  dd->g->cfg->broker.qos_alerts, 0, w);
         free(txt);
     }
     if (d->c->alerts_to != AD_ALERTS_MQTT) {
@@ -534,7 +539,7 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddNumberToObject(o, "time_ms", (double)ev->ts_ms);
     ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "published", iso);
-    publish_alert_json(dd, s, topic, o);
+    publish_alert_json(dd, s, topic, o, 0);     /* not in the state file */
     dq_track(s, o, raised);
     id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
     chk = cJSON_GetObjectItemCaseSensitive(o, "check");
@@ -577,7 +582,7 @@ void publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
         cJSON_AddNumberToObject(o, "time_ms", (double)end);
         ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
         cJSON_AddStringToObject(o, "published", iso);
-        publish_alert_json(dd, s, topic, o);
+        publish_alert_json(dd, s, topic, o, 0);
         cJSON_Delete(o);
         ad_log(AD_LOG_NOTICE, "data quality %s cleared: detector %s stream %s check %s "
                "reason %s", cJSON_IsString(id) ? id->valuestring : "?", d->c->name, s->key,

@@ -141,6 +141,56 @@ static uint64_t trained_cfg_hash(const det_rt *d)
 
 static void writer_kick(ad_daemon *dd);
 
+static void wmsg_free(wmsg *m)
+{
+    free(m->topic);
+    free(m->payload);
+    free(m->what);
+    free(m);
+}
+
+/* Publish the alert messages of list (in order) and free them: their
+ * state file is written (or could not be: the alert still goes out). */
+static void wmsg_publish(ad_daemon *dd, wmsg *list)
+{
+    int n = 0;
+    for (wmsg *m = list, *nx; m; m = nx) {
+        nx = m->next;
+        if (dd->mqtt)
+            ad_mqtt_publish_alert(dd->mqtt, m->topic, m->payload, strlen(m->payload), m->qos,
+                                  0, m->what);
+        wmsg_free(m);
+        dd->w_msgs--;
+        n++;
+    }
+    if (n)
+        state_outbox_sync(dd, 0);   /* kept if the broker is away */
+}
+
+static void wmsg_append(wmsg **list, wmsg *more)
+{
+    while (*list)
+        list = &(*list)->next;
+    *list = more;
+}
+
+int state_defer_alert(ad_daemon *dd, stream_rec *s, const char *topic, const char *payload,
+                      int qos, const char *what)
+{
+    wmsg *m;
+    if (!s->det || !s->det->state_dir[0] || !s->d || !(m = calloc(1, sizeof *m)))
+        return -1;
+    if (!(m->topic = strdup(topic)) || !(m->payload = strdup(payload)) ||
+        (what && !(m->what = strdup(what)))) {
+        wmsg_free(m);
+        return -1;
+    }
+    m->qos = qos;
+    wmsg_append(&dd->defer, m);
+    dd->w_msgs++;
+    return 0;
+}
+
 static void wjob_free(wjob *j)
 {
     free(j->path);
@@ -166,6 +216,7 @@ static void writer_after(uv_work_t *r, int status)
         if (status != 0 || j->failed)
             ad_log(AD_LOG_WARNING, "state: cannot write %s: %s", j->path,
                    status ? uv_strerror(status) : j->err);
+        wmsg_publish(dd, j->msgs);      /* the file holds their alerts now */
         wjob_free(j);
     }
     writer_kick(dd);
@@ -185,8 +236,10 @@ static void writer_kick(ad_daemon *dd)
     }
 }
 
-/* Queue data (taken over) for path; 0 or -1 (out of memory, data freed). */
-static int state_write(ad_daemon *dd, const char *path, char *data)
+/* Queue data (taken over) for path, with the alert messages msgs (taken
+ * over: published once it is written); 0 or -1 (out of memory, data freed,
+ * msgs published now). */
+static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *msgs)
 {
     wjob *j;
     for (j = dd->wq_head; j; j = j->next)
@@ -194,19 +247,27 @@ static int state_write(ad_daemon *dd, const char *path, char *data)
             free(j->data);
             j->data = data;
             j->len = strlen(data);
+            wmsg_append(&j->msgs, msgs);
             return 0;
         }
     if (!(j = calloc(1, sizeof *j)) || !(j->path = strdup(path))) {
         free(j);
         free(data);
+        wmsg_publish(dd, msgs);
         return -1;
     }
     j->data = data;
     j->len = strlen(data);
+    j->msgs = msgs;
     if (dd->wq_tail) dd->wq_tail->next = j; else dd->wq_head = j;
     dd->wq_tail = j;
     writer_kick(dd);
     return 0;
+}
+
+static int state_write(ad_daemon *dd, const char *path, char *data)
+{
+    return state_write_msgs(dd, path, data, NULL);
 }
 
 /* The newest not yet written state for path (a copy), or NULL. */
@@ -225,25 +286,38 @@ void state_writer_free(ad_daemon *dd)
     while (dd->wq_head) {
         wjob *j = dd->wq_head;
         dd->wq_head = j->next;
+        for (wmsg *m = j->msgs, *nx; m; m = nx) {
+            nx = m->next;
+            wmsg_free(m);
+        }
         wjob_free(j);
     }
+    for (wmsg *m = dd->defer, *nx; m; m = nx) {
+        nx = m->next;
+        wmsg_free(m);
+    }
+    dd->defer = NULL;
     dd->wq_tail = NULL;
 }
 
 static void save(ad_daemon *dd, stream_rec *s, int handover)
 {
     char path[8192], *js;
-    if (!s->det || !s->det->state_dir[0] || !s->d)
+    /* the alert messages kept for this save (state_defer_alert) */
+    wmsg *msgs = dd->defer;
+    dd->defer = NULL;
+    if (!s->det || !s->det->state_dir[0] || !s->d ||
+        !(js = handover ? ad_detector_save_handover(s->d) : ad_detector_save(s->d))) {
+        wmsg_publish(dd, msgs);     /* nothing to wait for (not calibrated yet) */
         return;
-    if (!(js = handover ? ad_detector_save_handover(s->d) : ad_detector_save(s->d)))
-        return;                     /* not calibrated yet */
+    }
     if (s->own_model) {
         char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));
         if (sw) { free(js); js = sw; }
     }
     js = command_state_attach(s, js);
     state_path(s->det, s->key, ".state.json", path, sizeof path);
-    if (state_write(dd, path, js) != 0)
+    if (state_write_msgs(dd, path, js, msgs) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
 }
 

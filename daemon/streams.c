@@ -515,8 +515,11 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             publish_adapt(dd, s, &ev);
             if (ev.adapt.type == AD_ADAPT_EV_PROMOTED)
                 training_save_promoted(dd, s);  /* the state follows the model */
-            else if (ev.adapt.type == AD_ADAPT_EV_DRIFT)
-                state_save(dd, s);              /* the notice is out: kept */
+            else
+                /* a shadow start carries the fine-tune's drift baseline,
+                 * a decision the counts and the schedule, a notice that it
+                 * is out: kept for a kill -9 too, not only at a stop */
+                state_save(dd, s);
             state_changed = 1;
             break;
         }

@@ -65,7 +65,8 @@ typedef enum {
     AD_CLOSE_RELOAD,          /* a reload rebuilt the stream */
     AD_CLOSE_EVICTED,         /* the stream was dropped */
     AD_CLOSE_MODEL_CHANGED,   /* the stream runs another model */
-    AD_CLOSE_FALSE_ALARM      /* an operator marked it a false alarm */
+    AD_CLOSE_FALSE_ALARM,     /* an operator marked it a false alarm */
+    AD_CLOSE_RECALIBRATE      /* an operator had the stream recalibrate */
 } ad_close_reason;
 
 typedef struct ad_alert_cfg {

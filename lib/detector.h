@@ -749,7 +749,9 @@ cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev);
  * threshold still moves, but alerts follow the probability.
  * ad_detector_recalibrate: start calibration over (threshold, operator
  * minimum, alert and probability history forgotten; the phase becomes
- * calibrating). Calibrating or detecting phase only, else AD_EINVAL.
+ * calibrating); an open alert is closed first with reason recalibrate
+ * (AD_EV_ALERT_CLEARED queued). Calibrating or detecting phase only, else
+ * AD_EINVAL.
  */
 typedef struct ad_detector_feedback {
     char alert_id[AD_ALERT_ID_LEN];

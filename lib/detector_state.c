@@ -692,6 +692,9 @@ int ad_detector_recalibrate(ad_detector *d, char *err, size_t errlen)
     if (d->phase != AD_PHASE_CALIBRATING && d->phase != AD_PHASE_DETECTING)
         return ad_errf(err, errlen, AD_EINVAL, "stream %s: cannot recalibrate in phase %s",
                        d->key, ad_phase_name(d->phase));
+    /* the same model: an open alert ends for the operator's request, not
+     * for a model change (det_restart_calibration's close finds none) */
+    ad_detector_close_alert(d, AD_CLOSE_RECALIBRATE);
     det_restart_calibration(d, d->last_ts);
     return 0;
 }

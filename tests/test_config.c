@@ -163,6 +163,11 @@ static void test_errors(void)
                "\"calibration\":{\"method\":\"fixed\"}}]}", 
                "detectors[0].calibration.fixed: must be > 0 with method fixed");
     expect_err("{\"detectors\": [", "invalid JSON at line 1 column 15");
+    /* a second object after the first (two files run together) */
+    expect_err("{\"detectors\":[]}\n {\"state_dir\":\"/x\"}",
+               "invalid JSON at line 2 column 2: text after the end of the configuration object");
+    expect_err("{\"detectors\":[]} xx",
+               "invalid JSON at line 1 column 18: text after the end of the configuration object");
     expect_err("[1]", "(root): expected an object");
 }
 

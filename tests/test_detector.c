@@ -1004,6 +1004,20 @@ static void test_alert_lifecycle(void)
             "model '%s' (want %s)", k >= 0 ? (int)r.ev[k].metric : -1, (int)AD_METRIC_MAE,
             k >= 0 ? r.ev[k].model_id : "", m->id);
     ad_detector_free(e);
+    /* an operator's recalibrate closes the open alert for that reason: the
+     * model did not change (it read model_changed) */
+    memset(&r, 0, sizeof(r));
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.alert_active, "d's alert still open");
+    T_CHECK(ad_detector_recalibrate(d, err, sizeof(err)) == 0, "recalibrate: %s", err);
+    score_due(d, NULL, NULL, NULL, &r);
+    k = find_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    T_CHECK(k >= 0 && strcmp(r.ev[k].alert.id, "pump1-31000-1") == 0 &&
+            r.ev[k].alert.reason == AD_CLOSE_RECALIBRATE &&
+            strcmp(ad_close_reason_name(r.ev[k].alert.reason), "recalibrate") == 0,
+            "recalibrate closes the open alert with reason recalibrate (got %s)",
+            k >= 0 ? ad_close_reason_name(r.ev[k].alert.reason) : "no clear");
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_CALIBRATING, "calibrating again");
     free(txt);
     ad_detector_free(d);
     ad_model_free(m);
