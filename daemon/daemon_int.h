@@ -81,6 +81,15 @@ typedef struct held_msg {
 struct det_rt;
 struct restore_req;
 
+/* The MQTT topic an open model alert was raised on (one allocation, only
+ * while it is open): its cleared event goes there, also after a reload or
+ * a restart changed alert.topic (publish.c; kept in the state file,
+ * state.c). */
+typedef struct alert_at {
+    char id[AD_ALERT_ID_LEN];
+    char topic[];
+} alert_at;
+
 #define BAD_KINDS 24             /* kinds of bad input budgeted apart */
 #define LIMIT_EVICT_LINES 10     /* stream-limit eviction notices a minute */
 
@@ -107,7 +116,9 @@ typedef struct stream_rec {
     struct adapt_task *adapt;    /* continual-learning job on the workers */
     int saving;                  /* promoted-model saves on the workers */
     uint64_t seen_future, seen_late;  /* rejections already logged */
-    cJSON *dq_open;              /* open data-quality alerts (array) or NULL */
+    cJSON *dq_open;              /* open data-quality alerts (array) or NULL; each
+                                  * entry's "topic": the MQTT topic it was raised on */
+    struct alert_at *alert_at;   /* where its open model alert was raised, or NULL */
     old_det *grave;
     struct feedback *fb;         /* operator feedback (command.c), or NULL */
     uint64_t ha_ms;              /* uv_now of the last Home Assistant state */
@@ -427,7 +438,12 @@ void publish_state_moved(ad_daemon *dd, stream_rec *s, const char *old_template)
 void publish_resend_start(ad_daemon *dd);
 /* Disconnected or stopping: stop that sweep (the next connect starts one). */
 void publish_resend_stop(ad_daemon *dd);
+/* A model alert raised or cleared: on its alert topic (a clear on the
+ * topic of its raise, s->alert_at), Kafka as configured; logged, counted. */
 void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev);
+/* A new alert_at for alert id raised on topic (malloc'd), or NULL (out of
+ * memory, id too long). */
+alert_at *publish_alert_at(const char *id, const char *topic);
 /* Data-quality alert (AD_EV_DQ_*) on the alert topic; keeps s->dq_open. */
 void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev);
 /* Continual-learning decision (AD_EV_ADAPT) on the stream's events topic. */

@@ -17,7 +17,9 @@
  * closes it with reason reload. A rebuilt stream's new calibration skips
  * scores above its old threshold (detector.h ad_detector_restore_alert).
  * A stream of a removed detector is gone: its Home Assistant entities are
- * deleted and its retained state topic emptied (streams_evict).
+ * deleted and its retained state topic emptied (streams_evict). Whatever
+ * alert.topic the new configuration has, an alert open across the reload
+ * is cleared on the topic it was raised on (publish.c).
  *
  * Ownership: a reload_req owns the generation it loaded until apply_gen
  * hands it to the daemon (which frees the old one); streams move from the

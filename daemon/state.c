@@ -300,6 +300,48 @@ void state_writer_free(ad_daemon *dd)
     dd->wq_tail = NULL;
 }
 
+/* The topic the open model alert of s was raised on, as "alert_topic":
+ * {"alert_id", "topic"} in its state text js (taken over; returned, or a
+ * new text): a restart with another alert.topic clears it there. */
+static char *attach_alert_topic(const stream_rec *s, char *js)
+{
+    ad_detector_summary b;
+    cJSON *o, *t;
+    char *out;
+
+    if (!s->alert_at || !js)
+        return js;
+    ad_detector_summarize(s->d, &b);
+    if (!b.alert_active || !(o = cJSON_Parse(js)))
+        return js;
+    if ((t = cJSON_AddObjectToObject(o, "alert_topic"))) {
+        cJSON_AddStringToObject(t, "alert_id", s->alert_at->id);
+        cJSON_AddStringToObject(t, "topic", s->alert_at->topic);
+    }
+    out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!out)
+        return js;
+    free(js);
+    return out;
+}
+
+/* The other way (restore): what attach_alert_topic kept, unless s knows
+ * a newer one (a reload's rebuild). */
+static void restore_alert_topic(stream_rec *s, const char *js)
+{
+    cJSON *o, *t, *id, *tp;
+
+    if (s->alert_at || !js || !strstr(js, "\"alert_topic\"") || !(o = cJSON_Parse(js)))
+        return;
+    t = cJSON_GetObjectItemCaseSensitive(o, "alert_topic");
+    id = cJSON_GetObjectItemCaseSensitive(t, "alert_id");
+    tp = cJSON_GetObjectItemCaseSensitive(t, "topic");
+    if (cJSON_IsString(id) && cJSON_IsString(tp))
+        s->alert_at = publish_alert_at(id->valuestring, tp->valuestring);
+    cJSON_Delete(o);
+}
+
 static void save(ad_daemon *dd, stream_rec *s, int handover)
 {
     char path[8192], *js;
@@ -316,6 +358,7 @@ static void save(ad_daemon *dd, stream_rec *s, int handover)
         if (sw) { free(js); js = sw; }
     }
     js = command_state_attach(s, js);
+    js = attach_alert_topic(s, js);
     state_path(s->det, s->key, ".state.json", path, sizeof path);
     if (state_write_msgs(dd, path, js, msgs) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
@@ -407,6 +450,9 @@ static void restore_calibration(restore_req *r, stream_rec *s)
     char err[256];
     if (!r->js)
         return;
+    /* before its clear can be published (a continued alert, or one closed
+     * below) */
+    restore_alert_topic(s, r->js);
     if (s->own_model) {
         char *sw = swap_hash(r->js, ad_detector_cfg_hash(&s->det->c->pipe),
                              trained_cfg_hash(s->det));

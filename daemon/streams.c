@@ -123,6 +123,7 @@ void streams_free_now(ad_daemon *dd, stream_rec *s)
 {
     retire_stats(dd, s);
     free(s->fb);
+    free(s->alert_at);
     ad_detector_free(s->d);
     empty_grave(s);
     free_held(s);
