@@ -123,6 +123,7 @@ typedef struct stream_rec {
     struct feedback *fb;         /* operator feedback (command.c), or NULL */
     uint64_t ha_ms;              /* uv_now of the last Home Assistant state */
     int ha_announced;            /* its discovery configs were published */
+    uint64_t ha_conn;            /* ad_daemon.conns when they last were */
     struct stream_rec *dnext;    /* dead list */
     char key[];                  /* allocated with the record */
 } stream_rec;
@@ -230,7 +231,8 @@ typedef struct ad_daemon {
     ad_workers *ws;
     uv_signal_t sig_hup, sig_term, sig_int;
     uv_timer_t stats_timer, house_timer, drain_timer;
-    uv_timer_t resend_timer;     /* retained states again after a connect */
+    uv_timer_t resend_timer;     /* retained states and Home Assistant
+                                  * discovery again after a connect */
     uv_check_t check;
     uv_prepare_t prepare;
     /* arrival time of what a loop phase reads: one clock reading per phase,
@@ -254,8 +256,9 @@ typedef struct ad_daemon {
     double model_cpu_s;
     uint64_t started_ms, stop_ms, last_evict_ms;
     /* MQTT connections so far, and where the sweep that publishes every
-     * stream's retained state again after one has got to (publish.c):
-     * detector, bucket of its map, that map's size then, the generation */
+     * stream's retained state and Home Assistant discovery again after one
+     * has got to (publish.c): detector, bucket of its map, that map's size
+     * then, the generation */
     uint64_t conns;
     int resend_det;
     size_t resend_bucket, resend_nb;
@@ -431,10 +434,12 @@ void publish_state_clear(ad_daemon *dd, stream_rec *s);
  * detector, to its detector's current one): the old topic is emptied and
  * the state published on the new one (once the stream is installed). */
 void publish_state_moved(ad_daemon *dd, stream_rec *s, const char *old_template);
-/* Connected (again): publish the retained state of every live stream once
- * more, paced from dd->resend_timer (a broker restarted without
- * persistence has lost them). Streams still restoring publish theirs when
- * the restore lands. */
+/* Connected (again): publish the retained state and the Home Assistant
+ * discovery configs and state of every live stream once more, paced from
+ * dd->resend_timer (a broker restarted without persistence has lost them;
+ * all at once they would hold the loop and queue everything published
+ * meanwhile, alerts and replies, behind them). Streams still restoring
+ * publish theirs when the restore lands. */
 void publish_resend_start(ad_daemon *dd);
 /* Disconnected or stopping: stop that sweep (the next connect starts one). */
 void publish_resend_stop(ad_daemon *dd);

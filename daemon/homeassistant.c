@@ -129,17 +129,27 @@ static cJSON *entity_json(const ad_daemon *dd, const stream_rec *s, int e, const
     return o;
 }
 
-static void announce(ad_daemon *dd, stream_rec *s, const char *st)
+/* The discovery configs of s; returns how many were published. */
+static int announce(ad_daemon *dd, stream_rec *s, const char *st)
 {
     char topic[KEY_MAX + 600];
+    int n = 0;
     for (int e = 0; e < ENT_N; e++) {
         cJSON *o;
         if (config_topic(dd, s, e, topic, sizeof topic) < 0 || !(o = entity_json(dd, s, e, st)))
             continue;
         publish_json(dd, topic, o, 1, 1);
         cJSON_Delete(o);
+        n++;
     }
     s->ha_announced = 1;
+    s->ha_conn = dd->conns;
+    return n;
+}
+
+int ha_stream_unannounced(const ad_daemon *dd, const stream_rec *s)
+{
+    return !s->ha_announced || s->ha_conn != dd->conns;
 }
 
 static void num_or_null(cJSON *o, const char *k, double v)
@@ -148,18 +158,21 @@ static void num_or_null(cJSON *o, const char *k, double v)
     else cJSON_AddNullToObject(o, k);
 }
 
-void ha_stream_state(ad_daemon *dd, stream_rec *s)
+int ha_stream_state(ad_daemon *dd, stream_rec *s)
 {
     ad_detector_stats st;
     char topic[1024];
     cJSON *o;
+    int n = 0;
     if (!dd->g->cfg->ha.enabled || !s->d || !s->det || state_topic(dd, s, topic, sizeof topic))
-        return;
-    if (!s->ha_announced)
-        announce(dd, s, topic);
+        return 0;
+    /* new, or not yet announced on this connection (the sweep after a
+     * connect has not got to it: its configs go first, here) */
+    if (ha_stream_unannounced(dd, s))
+        n = announce(dd, s, topic);
     ad_detector_get_stats(s->d, &st);
     if (!(o = cJSON_CreateObject()))
-        return;
+        return n;
     /* a model alert or a data-quality condition open */
     cJSON_AddStringToObject(o, "problem", st.alert_active || st.dq_active ? "ON" : "OFF");
     cJSON_AddBoolToObject(o, "model_alert", st.alert_active != 0);
@@ -174,6 +187,7 @@ void ha_stream_state(ad_daemon *dd, stream_rec *s)
     publish_json(dd, topic, o, 1, 1);
     cJSON_Delete(o);
     s->ha_ms = uv_now(dd->loop);
+    return n + 1;
 }
 
 void ha_stream_tick(ad_daemon *dd, stream_rec *s)
@@ -194,16 +208,4 @@ void ha_stream_removed(ad_daemon *dd, stream_rec *s)
     if (state_topic(dd, s, topic, sizeof topic) == 0)
         ad_mqtt_publish(dd->mqtt, topic, "", 0, 1, 1);
     s->ha_announced = 0;
-}
-
-void ha_connected(ad_daemon *dd)
-{
-    gen *g = dd->g;
-    if (!g->cfg->ha.enabled)
-        return;
-    for (int i = 0; i < g->n; i++)
-        MAP_FOREACH(&g->dets[i].streams, s) {
-            s->ha_announced = 0;
-            ha_stream_state(dd, s);
-        }
 }

@@ -1,7 +1,8 @@
 /*
  * publish.c - what the daemon publishes on MQTT: alerts (raised/cleared,
  * schema 1), each stream's retained state (again after every connect,
- * paced; emptied when the stream is gone for good), the retained
+ * paced, with its Home Assistant discovery; emptied when the stream is
+ * gone for good), the retained
  * online/offline status and the periodic statistics (also summarised to
  * systemd).
  *
@@ -285,13 +286,16 @@ void publish_state_moved(ad_daemon *dd, stream_rec *s, const char *old_template)
         publish_state_topic(dd, s);
 }
 
-/* ---- retained states again after a connect ------------------------------------ */
+/* ---- retained states and discovery again after a connect ------------------------ */
 
-/* Pacing of the sweep: at most RESEND_BATCH states a tick (a few ms of
+/* Pacing of the sweep: at most RESEND_BATCH messages a tick (a few ms of
  * JSON), a tick every RESEND_TICK_MS, and none while more than
  * RESEND_BACKLOG messages wait for the broker's acknowledgement (QoS 1) or
  * in our queue: 100k streams take some seconds and never flood the
- * broker nor stall the loop. */
+ * broker nor stall the loop, and what is published meanwhile (an alert, a
+ * command's reply) waits behind at most that backlog. A stream's messages:
+ * its retained state, and with Home Assistant its three discovery configs
+ * and entity state. */
 #define RESEND_BATCH 200
 #define RESEND_TICK_MS 10
 #define RESEND_BACKLOG 1000
@@ -301,7 +305,7 @@ static void resend_cb(uv_timer_t *t)
     ad_daemon *dd = t->data;
     gen *g = dd->g;
     ad_mqtt_stats ms;
-    int n = 0;
+    int n = 0, ha = g->cfg->ha.enabled;
 
     ad_mqtt_get_stats(dd->mqtt, &ms);
     if (!ms.connected) {
@@ -315,14 +319,16 @@ static void resend_cb(uv_timer_t *t)
         dd->resend_det = 0;
         dd->resend_bucket = dd->resend_nb = 0;
     }
-    /* a cursor over the buckets; stream_rec.state_conn says which streams
-     * are done, so a map that grew (rehashed) is walked again from its
-     * start without publishing any stream twice */
+    /* a cursor over the buckets; stream_rec.state_conn and ha_conn say
+     * which streams are done, so a map that grew (rehashed) is walked
+     * again from its start without publishing any stream twice, and a
+     * stream that published on its own meanwhile is skipped */
     for (; dd->resend_det < g->n; dd->resend_det++, dd->resend_bucket = dd->resend_nb = 0) {
         det_rt *d = &g->dets[dd->resend_det];
         stream_map *m = &d->streams;
+        int st = d->c->state_topic != NULL;
 
-        if (!d->c->state_topic)
+        if (!st && !ha)
             continue;
         if (m->nb != dd->resend_nb) {
             dd->resend_nb = m->nb;
@@ -331,15 +337,21 @@ static void resend_cb(uv_timer_t *t)
         for (; dd->resend_bucket < m->nb; dd->resend_bucket++) {
             if (n >= RESEND_BATCH)
                 return;
-            for (stream_rec *s = m->b[dd->resend_bucket]; s; s = s->hnext)
-                if (s->d && s->state_conn != dd->conns) {
+            for (stream_rec *s = m->b[dd->resend_bucket]; s; s = s->hnext) {
+                if (!s->d)
+                    continue;       /* restoring: publishes when it lands */
+                if (st && s->state_conn != dd->conns) {
                     publish_state_topic(dd, s);
                     n++;
                 }
+                if (ha && ha_stream_unannounced(dd, s))
+                    n += ha_stream_state(dd, s);
+            }
         }
     }
     uv_timer_stop(t);
-    ad_log(AD_LOG_DEBUG, "retained stream states published again after the connect");
+    ad_log(AD_LOG_DEBUG, "retained stream states%s published again after the connect",
+           ha ? " and Home Assistant discovery" : "");
 }
 
 void publish_resend_start(ad_daemon *dd)
