@@ -121,6 +121,11 @@ typedef struct stream_rec {
     struct alert_at *alert_at;   /* where its open model alert was raised, or NULL */
     old_det *grave;
     struct feedback *fb;         /* operator feedback (command.c), or NULL */
+    /* the MQTT topic of its first message (malloc'd; NULL: none yet, or
+     * keyed by Kafka record keys, record_keyed): a reload that changes
+     * stream_levels tells from it whether its key still exists (reload.c) */
+    char *topic;
+    int record_keyed;
     uint64_t ha_ms;              /* uv_now of the last Home Assistant state */
     int ha_announced;            /* its discovery configs were published */
     uint64_t ha_conn;            /* ad_daemon.conns when they last were */
@@ -325,7 +330,7 @@ void gen_make_state_dirs(gen *g);
 /* Route one message's payload to the stream of detector d it names. */
 void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *payload,
                      size_t len, double now_s);
-/* The same for a message whose stream key is known (Kafka record key). */
+/* The same for a message whose stream key is its Kafka record key. */
 void streams_message_key(ad_daemon *dd, det_rt *d, const char *key, const char *topic,
                          const void *payload, size_t len, double now_s);
 /* Push the samples held during a restore, in arrival order. */
