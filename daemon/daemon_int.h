@@ -129,6 +129,7 @@ typedef struct stream_rec {
     uint64_t ha_ms;              /* uv_now of the last Home Assistant state */
     int ha_announced;            /* its discovery configs were published */
     uint64_t ha_conn;            /* ad_daemon.conns when they last were */
+    char ha_model[AD_MODEL_ID_LEN + 1]; /* the model id they named ("": none) */
     struct stream_rec *dnext;    /* dead list */
     char key[];                  /* allocated with the record */
 } stream_rec;

@@ -76,11 +76,18 @@ static int state_topic(const ad_daemon *dd, const stream_rec *s, char *out, size
            -1 : 0;
 }
 
+/* The id of the model s runs, or "" (none yet: bootstrap). */
+static const char *model_id(const stream_rec *s)
+{
+    const ad_model *m = s->d ? ad_detector_model(s->d) : NULL;
+    return m ? m->id : "";
+}
+
 /* One entity's discovery config. */
 static cJSON *entity_json(const ad_daemon *dd, const stream_rec *s, int e, const char *st)
 {
     const char *status = dd->g->cfg->broker.status_topic;
-    const ad_model *m = s->d ? ad_detector_model(s->d) : NULL;
+    const char *mid = model_id(s);
     char node[160], obj[KEY_MAX + 120], uid[KEY_MAX + 320], name[KEY_MAX + 80], model[200];
     cJSON *o = cJSON_CreateObject(), *dev, *av, *a, *idents;
     if (!o)
@@ -119,7 +126,7 @@ static cJSON *entity_json(const ad_daemon *dd, const stream_rec *s, int e, const
     snprintf(name, sizeof name, "%s %s", s->det->c->name, s->key);
     cJSON_AddStringToObject(dev, "name", name);
     snprintf(model, sizeof model, "anomaly detector %s%s%s", s->det->c->name,
-             m && m->id[0] ? ", model " : "", m && m->id[0] ? m->id : "");
+             mid[0] ? ", model " : "", mid);
     cJSON_AddStringToObject(dev, "model", model);
     cJSON_AddStringToObject(dev, "manufacturer", "anomalyd");
     cJSON_AddStringToObject(dev, "sw_version", AD_VERSION);
@@ -144,12 +151,15 @@ static int announce(ad_daemon *dd, stream_rec *s, const char *st)
     }
     s->ha_announced = 1;
     s->ha_conn = dd->conns;
+    snprintf(s->ha_model, sizeof s->ha_model, "%s", model_id(s));
     return n;
 }
 
 int ha_stream_unannounced(const ad_daemon *dd, const stream_rec *s)
 {
-    return !s->ha_announced || s->ha_conn != dd->conns;
+    /* the device names the model: announced again when it changes (a
+     * reload's new model file, a promotion, a model trained online) */
+    return !s->ha_announced || s->ha_conn != dd->conns || strcmp(s->ha_model, model_id(s));
 }
 
 static void num_or_null(cJSON *o, const char *k, double v)

@@ -18,7 +18,8 @@
  * availability on broker.status_topic with value_template
  * "{{ value_json.state }}" (online/offline: the daemon's last will makes
  * them unavailable) and device {identifiers, name "<detector> <stream>",
- * model, manufacturer "anomalyd", sw_version}.
+ * model ("anomaly detector <detector>, model <id>": published again when
+ * the stream's model changes), manufacturer "anomalyd", sw_version}.
  *
  * STATE (retained) on homeassistant.state_topic (default
  * anomalyd/ha/{detector}/{stream}): {"problem":"ON"|"OFF","model_alert":
@@ -44,7 +45,8 @@ struct stream_rec;
  * connection), publish its state. Returns the messages published (0 when
  * Home Assistant is off or the stream has no detector yet). */
 int ha_stream_state(struct ad_daemon *dd, struct stream_rec *s);
-/* The stream's discovery configs are not yet published on this connection. */
+/* The stream's discovery configs are not yet published on this connection,
+ * or name another model than the one it runs. */
 int ha_stream_unannounced(const struct ad_daemon *dd, const struct stream_rec *s);
 /* New scores: publish the state when update_interval_s has passed. */
 void ha_stream_tick(struct ad_daemon *dd, struct stream_rec *s);
