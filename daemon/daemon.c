@@ -280,9 +280,8 @@ static void on_connected(void *ud, int session_present)
                AD_VERSION, dd->g->n, ad_workers_count(dd->ws));
     }
     ad_notify_status("connected to %s:%d", dd->g->cfg->broker.host, dd->g->cfg->broker.port);
-    ha_connected(dd);
     if (!dd->stopping)
-        publish_resend_start(dd);
+        publish_resend_start(dd);   /* retained states, Home Assistant discovery */
 }
 
 static void on_disconnected(void *ud, const char *why)

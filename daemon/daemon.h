@@ -16,7 +16,10 @@
  *                                    (docs/alerts.md, Lifecycle)
  * and in state_dir/<detector>/:
  *   <stream>.state.json              calibration state and the open alert
- *                                    (ad_detector_save)
+ *                                    (ad_detector_save), the operator's
+ *                                    feedback (command.h) and the topic the
+ *                                    open alert was raised on ("alert_topic":
+ *                                    {"alert_id", "topic"}, state.c)
  *   <stream>.<tag>.safetensors       model trained online for the stream;
  *                                    tag = base model id (or "boot") and
  *                                    settings hash, so it is reused only when

@@ -81,6 +81,15 @@ typedef struct held_msg {
 struct det_rt;
 struct restore_req;
 
+/* The MQTT topic an open model alert was raised on (one allocation, only
+ * while it is open): its cleared event goes there, also after a reload or
+ * a restart changed alert.topic (publish.c; kept in the state file,
+ * state.c). */
+typedef struct alert_at {
+    char id[AD_ALERT_ID_LEN];
+    char topic[];
+} alert_at;
+
 #define BAD_KINDS 24             /* kinds of bad input budgeted apart */
 #define LIMIT_EVICT_LINES 10     /* stream-limit eviction notices a minute */
 
@@ -107,11 +116,20 @@ typedef struct stream_rec {
     struct adapt_task *adapt;    /* continual-learning job on the workers */
     int saving;                  /* promoted-model saves on the workers */
     uint64_t seen_future, seen_late;  /* rejections already logged */
-    cJSON *dq_open;              /* open data-quality alerts (array) or NULL */
+    cJSON *dq_open;              /* open data-quality alerts (array) or NULL; each
+                                  * entry's "topic": the MQTT topic it was raised on */
+    struct alert_at *alert_at;   /* where its open model alert was raised, or NULL */
     old_det *grave;
     struct feedback *fb;         /* operator feedback (command.c), or NULL */
+    /* the MQTT topic of its first message (malloc'd; NULL: none yet, or
+     * keyed by Kafka record keys, record_keyed): a reload that changes
+     * stream_levels tells from it whether its key still exists (reload.c) */
+    char *topic;
+    int record_keyed;
     uint64_t ha_ms;              /* uv_now of the last Home Assistant state */
     int ha_announced;            /* its discovery configs were published */
+    uint64_t ha_conn;            /* ad_daemon.conns when they last were */
+    char ha_model[AD_MODEL_ID_LEN + 1]; /* the model id they named ("": none) */
     struct stream_rec *dnext;    /* dead list */
     char key[];                  /* allocated with the record */
 } stream_rec;
@@ -219,7 +237,8 @@ typedef struct ad_daemon {
     ad_workers *ws;
     uv_signal_t sig_hup, sig_term, sig_int;
     uv_timer_t stats_timer, house_timer, drain_timer;
-    uv_timer_t resend_timer;     /* retained states again after a connect */
+    uv_timer_t resend_timer;     /* retained states and Home Assistant
+                                  * discovery again after a connect */
     uv_check_t check;
     uv_prepare_t prepare;
     /* arrival time of what a loop phase reads: one clock reading per phase,
@@ -243,8 +262,9 @@ typedef struct ad_daemon {
     double model_cpu_s;
     uint64_t started_ms, stop_ms, last_evict_ms;
     /* MQTT connections so far, and where the sweep that publishes every
-     * stream's retained state again after one has got to (publish.c):
-     * detector, bucket of its map, that map's size then, the generation */
+     * stream's retained state and Home Assistant discovery again after one
+     * has got to (publish.c): detector, bucket of its map, that map's size
+     * then, the generation */
     uint64_t conns;
     int resend_det;
     size_t resend_bucket, resend_nb;
@@ -311,7 +331,7 @@ void gen_make_state_dirs(gen *g);
 /* Route one message's payload to the stream of detector d it names. */
 void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *payload,
                      size_t len, double now_s);
-/* The same for a message whose stream key is known (Kafka record key). */
+/* The same for a message whose stream key is its Kafka record key. */
 void streams_message_key(ad_daemon *dd, det_rt *d, const char *key, const char *topic,
                          const void *payload, size_t len, double now_s);
 /* Push the samples held during a restore, in arrival order. */
@@ -420,14 +440,21 @@ void publish_state_clear(ad_daemon *dd, stream_rec *s);
  * detector, to its detector's current one): the old topic is emptied and
  * the state published on the new one (once the stream is installed). */
 void publish_state_moved(ad_daemon *dd, stream_rec *s, const char *old_template);
-/* Connected (again): publish the retained state of every live stream once
- * more, paced from dd->resend_timer (a broker restarted without
- * persistence has lost them). Streams still restoring publish theirs when
- * the restore lands. */
+/* Connected (again): publish the retained state and the Home Assistant
+ * discovery configs and state of every live stream once more, paced from
+ * dd->resend_timer (a broker restarted without persistence has lost them;
+ * all at once they would hold the loop and queue everything published
+ * meanwhile, alerts and replies, behind them). Streams still restoring
+ * publish theirs when the restore lands. */
 void publish_resend_start(ad_daemon *dd);
 /* Disconnected or stopping: stop that sweep (the next connect starts one). */
 void publish_resend_stop(ad_daemon *dd);
+/* A model alert raised or cleared: on its alert topic (a clear on the
+ * topic of its raise, s->alert_at), Kafka as configured; logged, counted. */
 void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev);
+/* A new alert_at for alert id raised on topic (malloc'd), or NULL (out of
+ * memory, id too long). */
+alert_at *publish_alert_at(const char *id, const char *topic);
 /* Data-quality alert (AD_EV_DQ_*) on the alert topic; keeps s->dq_open. */
 void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev);
 /* Continual-learning decision (AD_EV_ADAPT) on the stream's events topic. */

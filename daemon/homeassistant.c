@@ -76,11 +76,18 @@ static int state_topic(const ad_daemon *dd, const stream_rec *s, char *out, size
            -1 : 0;
 }
 
+/* The id of the model s runs, or "" (none yet: bootstrap). */
+static const char *model_id(const stream_rec *s)
+{
+    const ad_model *m = s->d ? ad_detector_model(s->d) : NULL;
+    return m ? m->id : "";
+}
+
 /* One entity's discovery config. */
 static cJSON *entity_json(const ad_daemon *dd, const stream_rec *s, int e, const char *st)
 {
     const char *status = dd->g->cfg->broker.status_topic;
-    const ad_model *m = s->d ? ad_detector_model(s->d) : NULL;
+    const char *mid = model_id(s);
     char node[160], obj[KEY_MAX + 120], uid[KEY_MAX + 320], name[KEY_MAX + 80], model[200];
     cJSON *o = cJSON_CreateObject(), *dev, *av, *a, *idents;
     if (!o)
@@ -119,7 +126,7 @@ static cJSON *entity_json(const ad_daemon *dd, const stream_rec *s, int e, const
     snprintf(name, sizeof name, "%s %s", s->det->c->name, s->key);
     cJSON_AddStringToObject(dev, "name", name);
     snprintf(model, sizeof model, "anomaly detector %s%s%s", s->det->c->name,
-             m && m->id[0] ? ", model " : "", m && m->id[0] ? m->id : "");
+             mid[0] ? ", model " : "", mid);
     cJSON_AddStringToObject(dev, "model", model);
     cJSON_AddStringToObject(dev, "manufacturer", "anomalyd");
     cJSON_AddStringToObject(dev, "sw_version", AD_VERSION);
@@ -129,17 +136,30 @@ static cJSON *entity_json(const ad_daemon *dd, const stream_rec *s, int e, const
     return o;
 }
 
-static void announce(ad_daemon *dd, stream_rec *s, const char *st)
+/* The discovery configs of s; returns how many were published. */
+static int announce(ad_daemon *dd, stream_rec *s, const char *st)
 {
     char topic[KEY_MAX + 600];
+    int n = 0;
     for (int e = 0; e < ENT_N; e++) {
         cJSON *o;
         if (config_topic(dd, s, e, topic, sizeof topic) < 0 || !(o = entity_json(dd, s, e, st)))
             continue;
         publish_json(dd, topic, o, 1, 1);
         cJSON_Delete(o);
+        n++;
     }
     s->ha_announced = 1;
+    s->ha_conn = dd->conns;
+    snprintf(s->ha_model, sizeof s->ha_model, "%s", model_id(s));
+    return n;
+}
+
+int ha_stream_unannounced(const ad_daemon *dd, const stream_rec *s)
+{
+    /* the device names the model: announced again when it changes (a
+     * reload's new model file, a promotion, a model trained online) */
+    return !s->ha_announced || s->ha_conn != dd->conns || strcmp(s->ha_model, model_id(s));
 }
 
 static void num_or_null(cJSON *o, const char *k, double v)
@@ -148,18 +168,21 @@ static void num_or_null(cJSON *o, const char *k, double v)
     else cJSON_AddNullToObject(o, k);
 }
 
-void ha_stream_state(ad_daemon *dd, stream_rec *s)
+int ha_stream_state(ad_daemon *dd, stream_rec *s)
 {
     ad_detector_stats st;
     char topic[1024];
     cJSON *o;
+    int n = 0;
     if (!dd->g->cfg->ha.enabled || !s->d || !s->det || state_topic(dd, s, topic, sizeof topic))
-        return;
-    if (!s->ha_announced)
-        announce(dd, s, topic);
+        return 0;
+    /* new, or not yet announced on this connection (the sweep after a
+     * connect has not got to it: its configs go first, here) */
+    if (ha_stream_unannounced(dd, s))
+        n = announce(dd, s, topic);
     ad_detector_get_stats(s->d, &st);
     if (!(o = cJSON_CreateObject()))
-        return;
+        return n;
     /* a model alert or a data-quality condition open */
     cJSON_AddStringToObject(o, "problem", st.alert_active || st.dq_active ? "ON" : "OFF");
     cJSON_AddBoolToObject(o, "model_alert", st.alert_active != 0);
@@ -174,6 +197,7 @@ void ha_stream_state(ad_daemon *dd, stream_rec *s)
     publish_json(dd, topic, o, 1, 1);
     cJSON_Delete(o);
     s->ha_ms = uv_now(dd->loop);
+    return n + 1;
 }
 
 void ha_stream_tick(ad_daemon *dd, stream_rec *s)
@@ -194,16 +218,4 @@ void ha_stream_removed(ad_daemon *dd, stream_rec *s)
     if (state_topic(dd, s, topic, sizeof topic) == 0)
         ad_mqtt_publish(dd->mqtt, topic, "", 0, 1, 1);
     s->ha_announced = 0;
-}
-
-void ha_connected(ad_daemon *dd)
-{
-    gen *g = dd->g;
-    if (!g->cfg->ha.enabled)
-        return;
-    for (int i = 0; i < g->n; i++)
-        MAP_FOREACH(&g->dets[i].streams, s) {
-            s->ha_announced = 0;
-            ha_stream_state(dd, s);
-        }
 }

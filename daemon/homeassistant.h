@@ -18,7 +18,8 @@
  * availability on broker.status_topic with value_template
  * "{{ value_json.state }}" (online/offline: the daemon's last will makes
  * them unavailable) and device {identifiers, name "<detector> <stream>",
- * model, manufacturer "anomalyd", sw_version}.
+ * model ("anomaly detector <detector>, model <id>": published again when
+ * the stream's model changes), manufacturer "anomalyd", sw_version}.
  *
  * STATE (retained) on homeassistant.state_topic (default
  * anomalyd/ha/{detector}/{stream}): {"problem":"ON"|"OFF","model_alert":
@@ -29,7 +30,8 @@
  *
  * REMOVAL. An evicted stream publishes empty retained configs (Home
  * Assistant deletes the entities) and clears its retained state.
- * On every (re)connect all live streams announce themselves again.
+ * On every (re)connect all live streams announce themselves again, paced
+ * with their retained states (publish_resend_start in daemon_int.h).
  *
  * Ownership: nothing is kept here; per-stream flags live in stream_rec.
  */
@@ -39,13 +41,16 @@
 struct ad_daemon;
 struct stream_rec;
 
-/* The stream's state changed: announce it when new, publish its state. */
-void ha_stream_state(struct ad_daemon *dd, struct stream_rec *s);
+/* The stream's state changed: announce it when new (or not yet on this
+ * connection), publish its state. Returns the messages published (0 when
+ * Home Assistant is off or the stream has no detector yet). */
+int ha_stream_state(struct ad_daemon *dd, struct stream_rec *s);
+/* The stream's discovery configs are not yet published on this connection,
+ * or name another model than the one it runs. */
+int ha_stream_unannounced(const struct ad_daemon *dd, const struct stream_rec *s);
 /* New scores: publish the state when update_interval_s has passed. */
 void ha_stream_tick(struct ad_daemon *dd, struct stream_rec *s);
 /* The stream is evicted: remove its entities. */
 void ha_stream_removed(struct ad_daemon *dd, struct stream_rec *s);
-/* Connected to the broker: announce every live stream again. */
-void ha_connected(struct ad_daemon *dd);
 
 #endif /* AD_HOMEASSISTANT_H */

@@ -1,7 +1,8 @@
 /*
  * publish.c - what the daemon publishes on MQTT: alerts (raised/cleared,
  * schema 1), each stream's retained state (again after every connect,
- * paced; emptied when the stream is gone for good), the retained
+ * paced, with its Home Assistant discovery; emptied when the stream is
+ * gone for good), the retained
  * online/offline status and the periodic statistics (also summarised to
  * systemd).
  *
@@ -44,6 +45,7 @@ static void add_num_or_null(cJSON *o, const char *k, double v)
 
 static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, cJSON *o,
                                int defer);
+static cJSON *dq_public(const cJSON *x);
 
 /* The id of the model the stream runs, or NULL (none yet: bootstrap). */
 static const char *model_id_of(stream_rec *s)
@@ -145,9 +147,11 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
     cJSON_AddNumberToObject(rj, "absurd", (double)st.windows_absurd);
     cJSON_AddNumberToObject(rj, "nonfinite", (double)st.stream.nonfinite);
     cJSON_AddNumberToObject(rj, "nonnumeric", (double)st.stream.nonnumeric);
-    dq = s->dq_open ? cJSON_Duplicate(s->dq_open, 1) : cJSON_CreateArray();
-    if (dq)
+    if ((dq = cJSON_CreateArray())) {
+        for (const cJSON *x = s->dq_open ? s->dq_open->child : NULL; x; x = x->next)
+            cJSON_AddItemToArray(dq, dq_public(x));
         cJSON_AddItemToObject(o, "data_quality", dq);
+    }
     ad = cJSON_AddObjectToObject(o, "adapt");
     cJSON_AddBoolToObject(ad, "shadow", st.adapt_shadow != 0);
     cJSON_AddNumberToObject(ad, "promoted", (double)st.adapt_promoted);
@@ -282,13 +286,16 @@ void publish_state_moved(ad_daemon *dd, stream_rec *s, const char *old_template)
         publish_state_topic(dd, s);
 }
 
-/* ---- retained states again after a connect ------------------------------------ */
+/* ---- retained states and discovery again after a connect ------------------------ */
 
-/* Pacing of the sweep: at most RESEND_BATCH states a tick (a few ms of
+/* Pacing of the sweep: at most RESEND_BATCH messages a tick (a few ms of
  * JSON), a tick every RESEND_TICK_MS, and none while more than
  * RESEND_BACKLOG messages wait for the broker's acknowledgement (QoS 1) or
  * in our queue: 100k streams take some seconds and never flood the
- * broker nor stall the loop. */
+ * broker nor stall the loop, and what is published meanwhile (an alert, a
+ * command's reply) waits behind at most that backlog. A stream's messages:
+ * its retained state, and with Home Assistant its three discovery configs
+ * and entity state. */
 #define RESEND_BATCH 200
 #define RESEND_TICK_MS 10
 #define RESEND_BACKLOG 1000
@@ -298,7 +305,7 @@ static void resend_cb(uv_timer_t *t)
     ad_daemon *dd = t->data;
     gen *g = dd->g;
     ad_mqtt_stats ms;
-    int n = 0;
+    int n = 0, ha = g->cfg->ha.enabled;
 
     ad_mqtt_get_stats(dd->mqtt, &ms);
     if (!ms.connected) {
@@ -312,14 +319,16 @@ static void resend_cb(uv_timer_t *t)
         dd->resend_det = 0;
         dd->resend_bucket = dd->resend_nb = 0;
     }
-    /* a cursor over the buckets; stream_rec.state_conn says which streams
-     * are done, so a map that grew (rehashed) is walked again from its
-     * start without publishing any stream twice */
+    /* a cursor over the buckets; stream_rec.state_conn and ha_conn say
+     * which streams are done, so a map that grew (rehashed) is walked
+     * again from its start without publishing any stream twice, and a
+     * stream that published on its own meanwhile is skipped */
     for (; dd->resend_det < g->n; dd->resend_det++, dd->resend_bucket = dd->resend_nb = 0) {
         det_rt *d = &g->dets[dd->resend_det];
         stream_map *m = &d->streams;
+        int st = d->c->state_topic != NULL;
 
-        if (!d->c->state_topic)
+        if (!st && !ha)
             continue;
         if (m->nb != dd->resend_nb) {
             dd->resend_nb = m->nb;
@@ -328,15 +337,21 @@ static void resend_cb(uv_timer_t *t)
         for (; dd->resend_bucket < m->nb; dd->resend_bucket++) {
             if (n >= RESEND_BATCH)
                 return;
-            for (stream_rec *s = m->b[dd->resend_bucket]; s; s = s->hnext)
-                if (s->d && s->state_conn != dd->conns) {
+            for (stream_rec *s = m->b[dd->resend_bucket]; s; s = s->hnext) {
+                if (!s->d)
+                    continue;       /* restoring: publishes when it lands */
+                if (st && s->state_conn != dd->conns) {
                     publish_state_topic(dd, s);
                     n++;
                 }
+                if (ha && ha_stream_unannounced(dd, s))
+                    n += ha_stream_state(dd, s);
+            }
         }
     }
     uv_timer_stop(t);
-    ad_log(AD_LOG_DEBUG, "retained stream states published again after the connect");
+    ad_log(AD_LOG_DEBUG, "retained stream states%s published again after the connect",
+           ha ? " and Home Assistant discovery" : "");
 }
 
 void publish_resend_start(ad_daemon *dd)
@@ -352,6 +367,18 @@ void publish_resend_stop(ad_daemon *dd)
     uv_timer_stop(&dd->resend_timer);
 }
 
+alert_at *publish_alert_at(const char *id, const char *topic)
+{
+    size_t tl = strlen(topic) + 1;
+    alert_at *at;
+
+    if (strlen(id) >= sizeof at->id || !(at = malloc(sizeof *at + tl)))
+        return NULL;
+    snprintf(at->id, sizeof at->id, "%s", id);
+    memcpy(at->topic, topic, tl);
+    return at;
+}
+
 void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
 {
     det_rt *d = s->det;
@@ -361,11 +388,20 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON *o, *tf;
     int raised = ev->type == AD_EV_ALERT_RAISED;
 
-    if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0) {
+    /* a clear goes where its alert was raised: the subscribers of that
+     * topic hold it open (alert.topic may have changed since, by a reload
+     * or a restart) */
+    if (!raised && s->alert_at && strcmp(s->alert_at->id, a->id) == 0)
+        snprintf(topic, sizeof topic, "%s", s->alert_at->topic);
+    else if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0) {
         dd_bad_input(dd, "detector %s: alert topic too long for stream %s", d->c->name,
                      s->key);
         return;
     }
+    free(s->alert_at);
+    s->alert_at = NULL;
+    if (raised && d->c->alerts_to != AD_ALERTS_KAFKA)
+        s->alert_at = publish_alert_at(a->id, topic);   /* out of memory: as before */
     if (!(o = cJSON_CreateObject()))
         return;
     cJSON_AddNumberToObject(o, "schema", 1);
@@ -461,8 +497,9 @@ static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, 
     }
 }
 
-/* Keep the stream's open data-quality alerts (for its state topic). */
-static void dq_track(stream_rec *s, const cJSON *o, int raised)
+/* Keep the stream's open data-quality alerts (for its state topic), each
+ * with the topic it was raised on (for its clear). */
+static void dq_track(stream_rec *s, const cJSON *o, int raised, const char *topic)
 {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
     if (!cJSON_IsString(id))
@@ -488,6 +525,7 @@ static void dq_track(stream_rec *s, const cJSON *o, int raised)
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keep[k]);
             if (v) cJSON_AddItemToObject(e, keep[k], cJSON_Duplicate(v, 1));
         }
+        cJSON_AddStringToObject(e, "topic", topic);
         cJSON_AddItemToArray(s->dq_open, e);
     } else if (s->dq_open && !s->dq_open->child) {
         cJSON_Delete(s->dq_open);
@@ -505,21 +543,54 @@ static void rename_key(cJSON *o, const char *from, const char *to)
         cJSON_Delete(v);
 }
 
+/* The topic the open data-quality alert `id` of s was raised on, or NULL. */
+static const char *dq_raised_topic(const stream_rec *s, const char *id)
+{
+    for (const cJSON *x = s->dq_open ? s->dq_open->child : NULL; x; x = x->next) {
+        const cJSON *xi = cJSON_GetObjectItemCaseSensitive(x, "alert_id");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(x, "topic");
+        if (cJSON_IsString(xi) && strcmp(xi->valuestring, id) == 0)
+            return cJSON_IsString(t) ? t->valuestring : NULL;
+    }
+    return NULL;
+}
+
+/* A copy of an open data-quality alert of s->dq_open as published (without
+ * the topic it was raised on), or NULL. */
+static cJSON *dq_public(const cJSON *x)
+{
+    cJSON *o = cJSON_Duplicate(x, 1);
+    if (o)
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "topic");
+    return o;
+}
+
 void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
 {
     det_rt *d = s->det;
     int raised = ev->type == AD_EV_DQ_RAISED;
     char topic[1024], iso[40];
     const cJSON *id, *chk, *feat;
+    const char *at = NULL;
     cJSON *o;
 
-    if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0) {
-        dd_bad_input(dd, "detector %s: alert topic too long for stream %s", d->c->name,
-                     s->key);
-        return;
-    }
     if (!(o = ad_event_to_json(s->d, ev)))
         return;
+    /* a clear goes where its alert was raised (see publish_alert) */
+    id = cJSON_GetObjectItemCaseSensitive(o, "id");
+    if (!cJSON_IsString(id))
+        id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
+    if (!raised && cJSON_IsString(id))
+        at = dq_raised_topic(s, id->valuestring);
+    if (at) {
+        snprintf(topic, sizeof topic, "%s", at);
+    } else if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic,
+                               sizeof topic) < 0) {
+        dd_bad_input(dd, "detector %s: alert topic too long for stream %s", d->c->name,
+                     s->key);
+        cJSON_Delete(o);
+        return;
+    }
     /* the alert message shape: schema, kind, alert_id; the event is
      * dq_raised / dq_cleared, so a consumer that acts on model alerts'
      * raised / cleared is not misled by the other kind on the topic */
@@ -540,7 +611,7 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "published", iso);
     publish_alert_json(dd, s, topic, o, 0);     /* not in the state file */
-    dq_track(s, o, raised);
+    dq_track(s, o, raised, topic);
     id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
     chk = cJSON_GetObjectItemCaseSensitive(o, "check");
     feat = cJSON_GetObjectItemCaseSensitive(o, "feature");
@@ -563,12 +634,13 @@ void publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
         return;
     end = s->d && ad_detector_last_ts(s->d) ? ad_detector_last_ts(s->d) : (int64_t)dd_wall_ms();
     if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0)
-        goto out;
+        topic[0] = '\0';
     for (x = s->dq_open->child; x; x = x->next) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(x, "alert_id");
         const cJSON *chk = cJSON_GetObjectItemCaseSensitive(x, "check");
-        cJSON *o = cJSON_Duplicate(x, 1);
-        if (!o)
+        const cJSON *at = cJSON_GetObjectItemCaseSensitive(x, "topic");
+        cJSON *o;
+        if ((!cJSON_IsString(at) && !topic[0]) || !(o = dq_public(x)))
             continue;
         cJSON_AddNumberToObject(o, "schema", 1);
         cJSON_AddStringToObject(o, "kind", "data_quality");
@@ -582,14 +654,14 @@ void publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
         cJSON_AddNumberToObject(o, "time_ms", (double)end);
         ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
         cJSON_AddStringToObject(o, "published", iso);
-        publish_alert_json(dd, s, topic, o, 0);
+        /* where it was raised (see publish_alert) */
+        publish_alert_json(dd, s, cJSON_IsString(at) ? at->valuestring : topic, o, 0);
         cJSON_Delete(o);
         ad_log(AD_LOG_NOTICE, "data quality %s cleared: detector %s stream %s check %s "
                "reason %s", cJSON_IsString(id) ? id->valuestring : "?", d->c->name, s->key,
                cJSON_IsString(chk) ? chk->valuestring : "?", reason);
         dd->c.dq_cleared++;
     }
-out:
     cJSON_Delete(s->dq_open);
     s->dq_open = NULL;
 }

@@ -4,7 +4,8 @@
  * two messages adopt every stream of a detector that is still configured
  * (kept as is, given the new model, or rebuilt for new settings, its
  * calibration restored when it still applies), drop the streams of removed
- * detectors and swap the generation. On any failure the running
+ * detectors and those whose key new stream_levels no longer give, and
+ * swap the generation. On any failure the running
  * configuration stays and the reason is logged (nginx ngx_init_cycle).
  * A SIGHUP during a reload is coalesced: one more reload runs after it.
  *
@@ -17,7 +18,10 @@
  * closes it with reason reload. A rebuilt stream's new calibration skips
  * scores above its old threshold (detector.h ad_detector_restore_alert).
  * A stream of a removed detector is gone: its Home Assistant entities are
- * deleted and its retained state topic emptied (streams_evict).
+ * deleted and its retained state topic emptied (streams_evict). So is a
+ * stream whose key a change of stream_levels no longer gives. Whatever
+ * alert.topic the new configuration has, an alert open across the reload
+ * is cleared on the topic it was raised on (publish.c).
  *
  * Ownership: a reload_req owns the generation it loaded until apply_gen
  * hands it to the daemon (which frees the old one); streams move from the
@@ -30,6 +34,7 @@
 
 #include "daemon_int.h"
 #include "notify.h"
+#include "topic.h"
 
 typedef struct reload_req {
     uv_work_t w;
@@ -160,12 +165,66 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
                n->c->name, kept, remodel, shadowed, waiting, rebuilt, lost);
 }
 
+/* The key of stream s (of a detector whose stream_levels change to n's)
+ * still exists under n's levels: its topic gives the same key, or its key
+ * is a Kafka record key. A stream whose topic is unknown (restored at start
+ * for its open alert, no message since) was keyed by the old levels. */
+static int key_kept(const det_rt *n, const stream_rec *s)
+{
+    char k[KEY_MAX];
+
+    if (s->record_keyed)
+        return 1;
+    return s->topic && ad_topic_stream_key(s->topic, n->c->stream_levels.v,
+                                           n->c->stream_levels.n, k, sizeof k) >= 0 &&
+           strcmp(k, s->key) == 0;
+}
+
+static int same_levels(const ad_detconf *a, const ad_detconf *b)
+{
+    return a->stream_levels.n == b->stream_levels.n &&
+           (a->stream_levels.n == 0 ||
+            memcmp(a->stream_levels.v, b->stream_levels.v,
+                   (size_t)a->stream_levels.n * sizeof a->stream_levels.v[0]) == 0);
+}
+
+/* stream_levels of o change to n's: a stream whose key no longer exists
+ * would get no more data, and its retained state and Home Assistant
+ * entities would show a device that is not there until idle eviction (or
+ * for ever, with idle_evict_s 0). It is removed as a removed detector's
+ * streams are: its open alerts cleared (reason reload), its state saved,
+ * its entities deleted and its state topic emptied. The device's data
+ * makes a stream under its new key. Before the adoption, while dd->g is
+ * still o's generation (the shared-topic check of publish_state_clear
+ * sees every stream). */
+static void drop_old_keys(ad_daemon *dd, det_rt *o, const det_rt *n)
+{
+    int dropped = 0;
+
+    if (same_levels(o->c, n->c))
+        return;
+    MAP_FOREACH(&o->streams, s) {
+        if (key_kept(n, s))
+            continue;
+        ad_log(AD_LOG_INFO, "reload: detector %s: stream %s: no such key under the new "
+               "stream_levels, removed", o->c->name, s->key);
+        streams_evict(dd, s, AD_CLOSE_RELOAD);
+        dropped++;
+    }
+    ad_log(AD_LOG_NOTICE, "reload: detector %s: stream_levels changed: %d stream(s) removed, "
+           "%zu kept (same key)", o->c->name, dropped, o->streams.n);
+}
+
 static void apply_gen(ad_daemon *dd, gen *ng)
 {
     gen *og = dd->g;
     /* windows of the open batches were taken under the old settings */
     batch_dispatch(dd, 1);
     gen_make_state_dirs(ng);
+    for (int i = 0; i < ng->n; i++)
+        for (int j = 0; j < og->n; j++)
+            if (strcmp(og->dets[j].c->name, ng->dets[i].c->name) == 0)
+                drop_old_keys(dd, &og->dets[j], &ng->dets[i]);
     for (int i = 0; i < ng->n; i++) {
         det_rt *n = &ng->dets[i];
         for (int j = 0; j < og->n; j++)

@@ -30,6 +30,7 @@
 
 #include "command.h"
 #include "daemon_int.h"
+#include "homeassistant.h"
 #include "kafka.h"
 #include "safetensors.h"
 
@@ -45,6 +46,7 @@ typedef struct restore_req {
     char ref_path[8192];         /* its drift reference (trained online), or "" */
     char *js;                    /* state text (pending copy or file), or NULL */
     ad_model *tm;                /* model trained online, loaded, or NULL */
+    char tm_err[512];            /* why model_path could not be loaded, or "" */
     ad_model *rm;                /* the reference, loaded, or NULL */
 } restore_req;
 
@@ -300,6 +302,48 @@ void state_writer_free(ad_daemon *dd)
     dd->wq_tail = NULL;
 }
 
+/* The topic the open model alert of s was raised on, as "alert_topic":
+ * {"alert_id", "topic"} in its state text js (taken over; returned, or a
+ * new text): a restart with another alert.topic clears it there. */
+static char *attach_alert_topic(const stream_rec *s, char *js)
+{
+    ad_detector_summary b;
+    cJSON *o, *t;
+    char *out;
+
+    if (!s->alert_at || !js)
+        return js;
+    ad_detector_summarize(s->d, &b);
+    if (!b.alert_active || !(o = cJSON_Parse(js)))
+        return js;
+    if ((t = cJSON_AddObjectToObject(o, "alert_topic"))) {
+        cJSON_AddStringToObject(t, "alert_id", s->alert_at->id);
+        cJSON_AddStringToObject(t, "topic", s->alert_at->topic);
+    }
+    out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!out)
+        return js;
+    free(js);
+    return out;
+}
+
+/* The other way (restore): what attach_alert_topic kept, unless s knows
+ * a newer one (a reload's rebuild). */
+static void restore_alert_topic(stream_rec *s, const char *js)
+{
+    cJSON *o, *t, *id, *tp;
+
+    if (s->alert_at || !js || !strstr(js, "\"alert_topic\"") || !(o = cJSON_Parse(js)))
+        return;
+    t = cJSON_GetObjectItemCaseSensitive(o, "alert_topic");
+    id = cJSON_GetObjectItemCaseSensitive(t, "alert_id");
+    tp = cJSON_GetObjectItemCaseSensitive(t, "topic");
+    if (cJSON_IsString(id) && cJSON_IsString(tp))
+        s->alert_at = publish_alert_at(id->valuestring, tp->valuestring);
+    cJSON_Delete(o);
+}
+
 static void save(ad_daemon *dd, stream_rec *s, int handover)
 {
     char path[8192], *js;
@@ -316,6 +360,7 @@ static void save(ad_daemon *dd, stream_rec *s, int handover)
         if (sw) { free(js); js = sw; }
     }
     js = command_state_attach(s, js);
+    js = attach_alert_topic(s, js);
     state_path(s->det, s->key, ".state.json", path, sizeof path);
     if (state_write_msgs(dd, path, js, msgs) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
@@ -342,6 +387,7 @@ static void restore_work(uv_work_t *w)
         ad_model_load(&r->tm, r->model_path, err, sizeof err) != 0) {
         ad_model_free(r->tm);
         r->tm = NULL;
+        snprintf(r->tm_err, sizeof r->tm_err, "%s", err);   /* told on the loop */
     }
     if (r->tm && r->ref_path[0] && access(r->ref_path, R_OK) == 0 &&
         ad_model_load(&r->rm, r->ref_path, err, sizeof err) != 0) {
@@ -361,6 +407,17 @@ static void restore_req_free(restore_req *r)
     free(r);
 }
 
+/* The model of the state dir that r looked for is not used, for `why`:
+ * the stream runs what its settings give (warning). */
+static void set_aside(const restore_req *r, const stream_rec *s, const char *why)
+{
+    const det_rt *d = s->det;
+
+    ad_log(AD_LOG_WARNING, "stream %s/%s: the model in %s is not used: %s; running %s",
+           d->c->name, s->key, r->model_path, why,
+           d->mr ? "the configured model" : "a model trained anew");
+}
+
 /* A detector for s under the settings of s->det, reusing the model trained
  * online that r loaded when it fits. */
 static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_t errlen)
@@ -371,19 +428,40 @@ static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_
     ad_model *own = NULL;
     int rc;
 
-    if (r->tm && r->tm->window == d->T && r->tm->n_features == d->F) {
+    if (r->tm_err[0])
+        set_aside(r, s, r->tm_err);
+    else if (r->tm && (r->tm->window != d->T || r->tm->n_features != d->F))
+        set_aside(r, s, "its window or feature count differs from the detector's");
+    else if (r->tm) {
         cfg.training = AD_TRAIN_NONE;
         m = own = r->tm;
         r->tm = NULL;
-        ad_log(AD_LOG_INFO, "stream %s/%s: reusing the model trained online in %s",
-               d->c->name, s->key, r->model_path);
     }
-    if ((rc = ad_detector_new(&s->d, &cfg, s->key, m, d->T, d->F,
-                              (const char *const *)d->features, err, errlen)) != 0) {
+    rc = ad_detector_new(&s->d, &cfg, s->key, m, d->T, d->F, (const char *const *)d->features,
+                         err, errlen);
+    if (rc != 0 && own) {
+        /* the model of the state dir does not fit the settings (a
+         * calibration.method "model" against a training error in another
+         * metric): set aside like an unreadable one, and the stream runs
+         * what the settings give, which gen_load built a detector with
+         * already. Dropping the stream instead left a device that no
+         * message could bring back, its state and entities still shown. */
+        set_aside(r, s, err);
+        ad_model_free(own);
+        own = NULL;
+        cfg = d->c->pipe;
+        m = d->mr ? d->mr->m : NULL;
+        rc = ad_detector_new(&s->d, &cfg, s->key, m, d->T, d->F,
+                             (const char *const *)d->features, err, errlen);
+    }
+    if (rc != 0) {
         s->d = NULL;
         ad_model_free(own);
         return rc;
     }
+    if (own)
+        ad_log(AD_LOG_INFO, "stream %s/%s: reusing the model trained online in %s",
+               d->c->name, s->key, r->model_path);
     s->own_model = own;
     /* the drift of an adapted model is measured from its reference: the
      * one kept beside it (a model the stream trained, or the live model an
@@ -407,6 +485,9 @@ static void restore_calibration(restore_req *r, stream_rec *s)
     char err[256];
     if (!r->js)
         return;
+    /* before its clear can be published (a continued alert, or one closed
+     * below) */
+    restore_alert_topic(s, r->js);
     if (s->own_model) {
         char *sw = swap_hash(r->js, ad_detector_cfg_hash(&s->det->c->pipe),
                              trained_cfg_hash(s->det));
@@ -440,9 +521,16 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
         if (r->mode == RESTORE_NEW)
             dd_bad_input(dd, "detector %s: stream %s not created: %s", s->det->c->name,
                          s->key, err);
-        else
+        else {
             ad_log(AD_LOG_ERR, "reload: detector %s stream %s: %s; stream dropped",
                    s->det->c->name, s->key, err);
+            /* gone (out of memory: the settings were tried by gen_load):
+             * its entities and retained state must not show it running.
+             * Its state file keeps what it had (an alert the rebuild was
+             * to continue too: a restart restores it). */
+            ha_stream_removed(dd, s);
+            publish_state_clear(dd, s);
+        }
         streams_kill(dd, s, 0);
         return rc;
     }

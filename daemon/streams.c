@@ -123,6 +123,8 @@ void streams_free_now(ad_daemon *dd, stream_rec *s)
 {
     retire_stats(dd, s);
     free(s->fb);
+    free(s->alert_at);
+    free(s->topic);
     ad_detector_free(s->d);
     empty_grave(s);
     free_held(s);
@@ -411,6 +413,9 @@ void streams_release_held(ad_daemon *dd, stream_rec *s)
                s->det ? s->det->c->name : "-", s->key, n);
 }
 
+static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
+                    const char *topic, const void *payload, size_t len, double now_s);
+
 void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *payload,
                      size_t len, double now_s)
 {
@@ -422,11 +427,19 @@ void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *pa
                      d->c->name, topic);
         return;
     }
-    streams_message_key(dd, d, key, topic, payload, len, now_s);
+    message(dd, d, key, 1, topic, payload, len, now_s);
 }
 
 void streams_message_key(ad_daemon *dd, det_rt *d, const char *key, const char *topic,
                          const void *payload, size_t len, double now_s)
+{
+    message(dd, d, key, 0, topic, payload, len, now_s);
+}
+
+/* A message for stream `key` of d, keyed by its MQTT topic's levels
+ * (by_topic) or by a Kafka record key. */
+static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
+                    const char *topic, const void *payload, size_t len, double now_s)
 {
     ad_sample smp[MAX_SAMPLES];
     char err[256];
@@ -443,6 +456,10 @@ void streams_message_key(ad_daemon *dd, det_rt *d, const char *key, const char *
     }
     if (!(s = streams_open(dd, d, key)))
         return;
+    if (!by_topic)
+        s->record_keyed = 1;
+    else if (!s->topic)
+        s->topic = strdup(topic);   /* out of memory: as if unknown */
     s->last_ms = uv_now(dd->loop);
     /* samples without a time take the arrival time, strictly increasing per
      * stream (1 ms steps within a burst) so none is dropped as a duplicate */
