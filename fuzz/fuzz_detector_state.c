@@ -1,12 +1,13 @@
 /* fuzz_detector_state.c - libFuzzer target for the detector's saved state
- * (ad_detector_restore: calibration, threshold state, "dq", "adapt" and
- * "window" sub-objects): any input restores or fails with a message; a
- * restored detector saves (as a hand-over, window rows included) to text
- * that restores again, and keeps scoring, alerting and checking data
- * quality on rows. The last byte picks the settings: bit 0 acceptance in
- * data time, bit 1 continual learning in data time, bit 7 the trimmed
- * estimator with calibration.recur and threshold adaptation. Build: make
- * fuzz. */
+ * (ad_detector_restore: calibration, threshold state, the alert and its
+ * acceptance progress, "dq", "adapt" and "window" sub-objects): any input
+ * restores or fails with a message; a restored detector saves (as a
+ * hand-over, window rows included) to text that restores again, and keeps
+ * scoring, alerting and checking data quality on rows. The last byte picks
+ * the settings: bit 0 acceptance in data time, bit 1 continual learning in
+ * data time, bit 7 the trimmed estimator with calibration.recur and
+ * threshold adaptation, and acceptance chains over a gap on a period (a
+ * parked chain). Build: make fuzz. */
 #include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -65,7 +66,10 @@ static ad_detector *mk(int ms, int ams, int rec)
         c.adapt.margin_ms = 1000;
         c.adapt.shadow_ms = 3000;
     }
-    if (rec) {                      /* trimmed with recurrence, adapting; a seasonal level */
+    if (rec) {                      /* trimmed with recurrence, adapting; a seasonal level;
+                                     * chains of recurrences on a period */
+        c.alert.accept_gap = 6;
+        c.alert.accept_period_ms = 20000;
         c.thr.estimator = AD_EST_TRIMMED;
         c.thr.recur = 3;
         c.thr.adapt = 1;

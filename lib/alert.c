@@ -434,6 +434,10 @@ fail:
     return NULL;
 }
 
+/* The largest saved count taken back (2^53: every whole number below is a
+ * double). */
+#define AD_ALERT_COUNT_MAX 9007199254740992.0
+
 /* Field k of o as a number (null -> NAN when nullable). */
 static int get_num(const cJSON *o, const char *k, int nullable, double *v)
 {
@@ -474,7 +478,11 @@ static int open_from_json(const ad_alerter *a, const cJSON *o, ad_alert *c,
         get_num(o, bad = "hist_len", 0, &v[10]) || get_num(o, bad = "below", 0, &v[11]) ||
         get_num(o, bad = "share_n", 0, &v[12]))
         return ad_errf(err, errlen, AD_EFORMAT, "alert.open.%s: missing or not a number", bad);
-    if (v[0] < 1 || v[6] < 0 || v[10] < 0 || v[10] > AD_ALERT_MAX_N || v[11] < 0 || v[12] < 0)
+    /* counts become integers: beyond AD_ALERT_COUNT_MAX a double no longer
+     * holds every whole number, and a conversion out of range is undefined */
+    if (v[0] < 1 || v[0] > AD_ALERT_COUNT_MAX || v[6] < 0 || v[6] > AD_ALERT_COUNT_MAX ||
+        v[10] < 0 || v[10] > AD_ALERT_MAX_N || v[11] < 0 || v[11] > 1e9 ||
+        v[12] < 0 || v[12] > AD_ALERT_COUNT_MAX)
         return ad_errf(err, errlen, AD_EFORMAT, "alert.open: a count is out of range");
     c->seq = (uint64_t)v[0];
     c->active = 1;
@@ -527,8 +535,9 @@ int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *save
 
     if (saved)
         memset(saved, 0, sizeof(*saved));
-    if (!cJSON_IsObject(o) || get_num(o, "seq", 0, &seq) || seq < 0)
-        return ad_errf(err, errlen, AD_EFORMAT, "alert.seq: missing or not a number");
+    if (!cJSON_IsObject(o) || get_num(o, "seq", 0, &seq) || seq < 0 || seq > AD_ALERT_COUNT_MAX)
+        return ad_errf(err, errlen, AD_EFORMAT, "alert.seq: missing or not a number in "
+                       "0..%.0f", AD_ALERT_COUNT_MAX);
     if (get_num(o, "cooldown_until", 1, &cd))
         return ad_errf(err, errlen, AD_EFORMAT, "alert.cooldown_until: not a number");
     op = cJSON_GetObjectItemCaseSensitive(o, "open");

@@ -1442,6 +1442,7 @@ void det_acc_reset(ad_detector *d)
 
     det_acc_chain_reset(d);
     d->pk_len = 0;
+    d->acc_resume = 0;
     if (d->acc_prof)
         memset(d->acc_prof + 2 * d->F, 0, (1 + AD_REGIMES) * (size_t)d->F * sizeof(double));
     d->acc_norm_n = 0;
@@ -1978,6 +1979,359 @@ static void acc_alert_ended(ad_detector *d)
     d->acc_quiet = 0;
 }
 
+/* ---- the acceptance chains across a restore ------------------------------ */
+
+/* n scores of a ring of capacity cap from head, oldest first, as array k of
+ * o; 0, or -1 out of memory. */
+static int add_scores(cJSON *o, const char *k, const double *ring, int head, int n, int cap)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, k);
+    int i;
+
+    for (i = 0; a && i < n; i++)
+        if (!cJSON_AddItemToArray(a, cJSON_CreateNumber(ring[(head + i) % cap])))
+            return -1;
+    return a ? 0 : -1;
+}
+
+/* n times (ms) as array k of o; 0, or -1 out of memory. */
+static int add_times(cJSON *o, const char *k, const int64_t *t, int n)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, k);
+    int i;
+
+    for (i = 0; a && i < n; i++)
+        if (!cJSON_AddItemToArray(a, cJSON_CreateNumber((double)t[i])))
+            return -1;
+    return a ? 0 : -1;
+}
+
+/* F numbers as array k of o; 0, or -1 out of memory. */
+static int add_vec(cJSON *o, const char *k, const double *v, int F)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, k);
+    int f;
+
+    for (f = 0; a && f < F; f++)
+        if (!cJSON_AddItemToArray(a, cJSON_CreateNumber(isfinite(v[f]) ? v[f] : 0)))
+            return -1;
+    return a ? 0 : -1;
+}
+
+/* {"after":A,"scores":[..],"earlier":n,"current":n,"quiet":n,"alerts":n,
+ *  "since_ms":ts,"span_ms":ms,"cur_span_ms":ms,"starts":[ts..],
+ *  "profile":[F],"cur_profile":[F],"handover":b
+ *  [,"parked":{"scores":[..],"quiet":n,"alerts":n,"since_ms":ts,"span_ms":ms,
+ *              "starts":[ts..],"profile":[F]}]}
+ * (detector.h ad_detector_save says what each is). */
+cJSON *det_acc_chain_save(const ad_detector *d, int handover)
+{
+    int A = d->cfg.alert.accept_after, F = d->F;
+    cJSON *o, *p;
+
+    if (d->acc == NULL || d->acc_prof == NULL || A <= 0 ||
+        (d->acc_len == 0 && d->pk_len == 0 && ad_alerter_active(d->alert) == NULL))
+        return NULL;
+    if ((o = cJSON_CreateObject()) == NULL)
+        return NULL;
+    if (!cJSON_AddNumberToObject(o, "after", A) ||
+        add_scores(o, "scores", d->acc, d->acc_head, d->acc_len, A) != 0 ||
+        !cJSON_AddNumberToObject(o, "earlier", d->acc_prev) ||
+        !cJSON_AddNumberToObject(o, "current", d->acc_cur) ||
+        !cJSON_AddNumberToObject(o, "quiet", d->acc_quiet) ||
+        !cJSON_AddNumberToObject(o, "alerts", d->acc_alerts) ||
+        !cJSON_AddNumberToObject(o, "since_ms", (double)d->acc_since) ||
+        !cJSON_AddNumberToObject(o, "span_ms", (double)d->acc_span) ||
+        !cJSON_AddNumberToObject(o, "cur_span_ms", (double)d->acc_cur_span) ||
+        add_times(o, "starts", d->acc_occ_ts, d->acc_occ_n) != 0 ||
+        add_vec(o, "profile", d->acc_prof, F) != 0 ||
+        add_vec(o, "cur_profile", d->acc_prof + F, F) != 0 ||
+        !cJSON_AddBoolToObject(o, "handover", handover))
+        goto fail;
+    if (d->pk_len > 0 &&
+        ((p = cJSON_AddObjectToObject(o, "parked")) == NULL ||
+         add_scores(p, "scores", d->acc + 3 * (size_t)A, 0, d->pk_len, A) != 0 ||
+         !cJSON_AddNumberToObject(p, "quiet", d->pk_quiet) ||
+         !cJSON_AddNumberToObject(p, "alerts", d->pk_alerts) ||
+         !cJSON_AddNumberToObject(p, "since_ms", (double)d->pk_since) ||
+         !cJSON_AddNumberToObject(p, "span_ms", (double)d->pk_span) ||
+         add_times(p, "starts", d->pk_occ_ts, d->pk_occ_n) != 0 ||
+         add_vec(p, "profile", pk_prof(d), F) != 0))
+        goto fail;
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+/* Largest saved count and time (ms) taken back. */
+#define AD_ACC_COUNT_MAX 1e9
+#define AD_ACC_TIME_MAX 1e15
+
+/* Field k of o: a whole number in [lo, hi] into *v (int or int64_t by
+ * which pointer is given); 0, or -1 naming the field in *bad. */
+static int get_whole(const cJSON *o, const char *k, double lo, double hi, int *vi, int64_t *vl,
+                     const char **bad)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= lo && x->valuedouble <= hi) ||
+        x->valuedouble != floor(x->valuedouble)) {
+        *bad = k;
+        return -1;
+    }
+    if (vi)
+        *vi = (int)x->valuedouble;
+    if (vl)
+        *vl = (int64_t)x->valuedouble;
+    return 0;
+}
+
+/* Array k of o: at most max finite numbers; the newest cap of them (its
+ * end) into out, their count in *kept, all of them in *n. 0, or -1 naming
+ * the field in *bad. */
+static int get_scores(const cJSON *o, const char *k, int max, int cap, double *out, int *n,
+                      int *kept, const char **bad)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, k), *x;
+    int cnt = cJSON_GetArraySize(a), skip, i = 0;
+
+    *bad = k;
+    if (!cJSON_IsArray(a) || cnt > max)
+        return -1;
+    skip = cnt > cap ? cnt - cap : 0;
+    cJSON_ArrayForEach(x, a) {
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+            return -1;
+        if (i >= skip)
+            out[i - skip] = x->valuedouble;
+        i++;
+    }
+    *n = cnt;
+    *kept = cnt - skip;
+    return 0;
+}
+
+/* Array k of o: at most AD_ACC_OCC_TS times into ts, their count in *n. */
+static int get_times(const cJSON *o, const char *k, int64_t *ts, int *n, const char **bad)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, k), *x;
+    int i = 0;
+
+    *bad = k;
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > AD_ACC_OCC_TS)
+        return -1;
+    cJSON_ArrayForEach(x, a) {
+        if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= AD_ACC_TIME_MAX))
+            return -1;
+        ts[i++] = (int64_t)x->valuedouble;
+    }
+    *n = i;
+    return 0;
+}
+
+/* One saved chain, read and checked before any of it is taken. */
+typedef struct acc_saved {
+    int after, n, kept, earlier, current, quiet, alerts, occ_n, handover;
+    int64_t since, span, cur_span, occ[AD_ACC_OCC_TS];
+    int pk_n, pk_kept, pk_quiet, pk_alerts, pk_occ_n;
+    int64_t pk_since, pk_span, pk_occ[AD_ACC_OCC_TS];
+} acc_saved;
+
+/* Read o into *s, the newest scores into d's scratch (acc + A: the chain,
+ * acc + 2A: the parked one) and the profiles into prof (3F: the chain's
+ * earlier alerts, its current one, the parked chain's). 0, or -1 naming
+ * the field in *bad. */
+static int acc_chain_read(ad_detector *d, const cJSON *o, acc_saved *s, double *prof,
+                          const char **bad)
+{
+    int A = d->cfg.alert.accept_after, F = d->F;
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "parked");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "handover");
+
+    memset(s, 0, sizeof(*s));
+    *bad = "";
+    if (!cJSON_IsObject(o) ||
+        get_whole(o, "after", 1, 1000000, &s->after, NULL, bad) ||
+        get_scores(o, "scores", s->after, A, d->acc + A, &s->n, &s->kept, bad) ||
+        get_whole(o, "earlier", 0, s->n, &s->earlier, NULL, bad) ||
+        get_whole(o, "current", 0, AD_ACC_COUNT_MAX, &s->current, NULL, bad) ||
+        get_whole(o, "quiet", 0, AD_ACC_COUNT_MAX, &s->quiet, NULL, bad) ||
+        get_whole(o, "alerts", 0, AD_ACC_COUNT_MAX, &s->alerts, NULL, bad) ||
+        get_whole(o, "since_ms", -AD_ACC_TIME_MAX, AD_ACC_TIME_MAX, NULL, &s->since, bad) ||
+        get_whole(o, "span_ms", 0, AD_ACC_TIME_MAX, NULL, &s->span, bad) ||
+        get_whole(o, "cur_span_ms", 0, AD_ACC_TIME_MAX, NULL, &s->cur_span, bad) ||
+        get_times(o, "starts", s->occ, &s->occ_n, bad) ||
+        (*bad = "profile", read_vec(cJSON_GetObjectItemCaseSensitive(o, "profile"), F,
+                                    prof) != 0) ||
+        (*bad = "cur_profile", read_vec(cJSON_GetObjectItemCaseSensitive(o, "cur_profile"), F,
+                                        prof + F) != 0) ||
+        (*bad = "handover", h != NULL && !cJSON_IsBool(h)))
+        return -1;
+    /* the ring holds the earlier alerts' scores, then the current one's */
+    *bad = "earlier";
+    if (s->earlier + (s->current < s->n ? s->current : s->n) != s->n)
+        return -1;
+    s->handover = cJSON_IsTrue(h);
+    if (p == NULL)
+        return 0;
+    *bad = "parked";
+    if (!cJSON_IsObject(p) ||
+        get_scores(p, "scores", s->after, A, d->acc + 2 * (size_t)A, &s->pk_n, &s->pk_kept,
+                   bad) ||
+        get_whole(p, "quiet", 0, AD_ACC_COUNT_MAX, &s->pk_quiet, NULL, bad) ||
+        get_whole(p, "alerts", 0, AD_ACC_COUNT_MAX, &s->pk_alerts, NULL, bad) ||
+        get_whole(p, "since_ms", -AD_ACC_TIME_MAX, AD_ACC_TIME_MAX, NULL, &s->pk_since, bad) ||
+        get_whole(p, "span_ms", 0, AD_ACC_TIME_MAX, NULL, &s->pk_span, bad) ||
+        get_times(p, "starts", s->pk_occ, &s->pk_occ_n, bad) ||
+        (*bad = "parked.profile",
+         read_vec(cJSON_GetObjectItemCaseSensitive(p, "profile"), F, prof + 2 * F) != 0))
+        return -1;
+    return 0;
+}
+
+/* Take saved chain o into d (its alert, when one is open, restored
+ * before: act); 0, or -1 (logged) when it cannot be taken. */
+static int acc_chain_take(ad_detector *d, const cJSON *o, const ad_alert *act)
+{
+    int A = d->cfg.alert.accept_after, F = d->F, drop;
+    double *prof = malloc(3 * (size_t)F * sizeof(double));
+    const char *bad = "";
+    acc_saved s;
+
+    if (prof == NULL) {
+        ad_log(AD_LOG_WARNING, "%s: saved acceptance progress not restored: out of memory",
+               d->who);
+        return -1;
+    }
+    if (acc_chain_read(d, o, &s, prof, &bad) != 0) {
+        ad_log(AD_LOG_WARNING, "%s: saved state: alert.accept.%s is damaged: the acceptance "
+               "progress is dropped, counted again from here", d->who, bad);
+        free(prof);
+        return -1;
+    }
+    if (act == NULL && s.current > 0) {
+        /* the saved alert part was not continued (damaged): these windows
+         * belong to no open alert */
+        ad_log(AD_LOG_WARNING, "%s: saved state: alert.accept counts %d windows of an alert "
+               "not open now: the acceptance progress is dropped", d->who, s.current);
+        free(prof);
+        return -1;
+    }
+    /* the newest A of the chain's scores (the earlier alerts' come first) */
+    drop = s.n - s.kept;
+    memcpy(d->acc, d->acc + A, (size_t)s.kept * sizeof(double));
+    d->acc_head = 0;
+    d->acc_len = s.kept;
+    d->acc_prev = s.earlier > drop ? s.earlier - drop : 0;
+    d->acc_cur = s.current;
+    d->acc_quiet = s.quiet;
+    d->acc_alerts = s.alerts;
+    d->acc_since = s.since;
+    d->acc_span = s.span;
+    d->acc_cur_span = s.cur_span;
+    memcpy(d->acc_occ_ts, s.occ, sizeof(s.occ));
+    d->acc_occ_n = s.occ_n;
+    memcpy(d->acc_prof, prof, 2 * (size_t)F * sizeof(double));
+    if (d->cfg.alert.accept_gap > 0 && d->cfg.alert.accept_period_ms > 0 && s.pk_kept > 0) {
+        memcpy(d->acc + 3 * (size_t)A, d->acc + 2 * (size_t)A,
+               (size_t)s.pk_kept * sizeof(double));
+        d->pk_len = s.pk_kept;
+        d->pk_quiet = s.pk_quiet;
+        d->pk_alerts = s.pk_alerts;
+        d->pk_since = s.pk_since;
+        d->pk_span = s.pk_span;
+        memcpy(d->pk_occ_ts, s.pk_occ, sizeof(s.pk_occ));
+        d->pk_occ_n = s.pk_occ_n;
+        memcpy(pk_prof(d), prof + 2 * F, (size_t)F * sizeof(double));
+    }
+    free(prof);
+    if (d->cfg.alert.accept_gap == 0) {
+        if (act == NULL)
+            det_acc_chain_reset(d);         /* the chain ended with its alert */
+        else if (d->acc_prev > 0)
+            acc_drop_prev(d);
+    }
+    if (s.after != A)
+        ad_log(AD_LOG_INFO, "%s: acceptance progress saved with accept_after %d, now %d: %s",
+               d->who, s.after, A, s.n > s.kept || s.pk_n > s.pk_kept ?
+               "its newest scores kept" : "all its scores kept");
+    /* a save in the middle of the stream: what a killed daemon consumed
+     * after it is lost, counted as quiet at the first window (acc_resumed) */
+    if (!s.handover && act == NULL && (d->acc_len > 0 || d->pk_len > 0)) {
+        d->acc_resume = 1;
+        d->acc_resume_ts = d->last_ts;
+    }
+    return 0;
+}
+
+/*
+ * Continue the acceptance chains det_acc_chain_save wrote, so that a
+ * restart accepts a change where an uninterrupted run does. Settings
+ * changed since (a restart or a reload with other alert.accept_* values;
+ * they are not in the settings hash):
+ *   - accept_after now A (a count, or from accept_after_ms and the
+ *     restored window period): the newest A scores of each chain are kept
+ *     (a lowered count judges them at once, a raised one waits for the
+ *     rest, the saved scores counting towards it);
+ *   - accept_gap now 0: the chain's earlier alerts and a parked chain are
+ *     dropped (one alert must last A windows); a quiet count over a lowered
+ *     gap ends the chain at the next window;
+ *   - accept_period_ms now 0: a parked chain is dropped (only a period
+ *     keeps one).
+ * None saved (an older state file) or a damaged one (named in a warning):
+ * acceptance counts again from here, an open alert's change from its
+ * raise.
+ */
+void det_acc_chain_restore(ad_detector *d, const cJSON *o)
+{
+    const ad_alert *act = ad_alerter_active(d->alert);
+
+    if (d->acc == NULL || d->acc_prof == NULL || d->cfg.alert.accept_after <= 0)
+        return;
+    d->acc_resume = 0;
+    det_acc_chain_reset(d);
+    d->pk_len = 0;
+    if (o != NULL && acc_chain_take(d, o, act) == 0)
+        return;
+    det_acc_chain_reset(d);
+    d->pk_len = 0;
+    if (act != NULL) {
+        /* its change starts at its raise, as when acceptance starts with
+         * an alert open (resolve_spans) */
+        d->acc_since = act->start_ms;
+        acc_occ_push(d, act->start_ms);
+        d->acc_alerts = 1;
+    }
+}
+
+/* The first window after det_acc_chain_restore from a save in the middle
+ * of the stream (not a hand-over): the rows a killed daemon consumed after
+ * that save are lost, and so are the windows the emptied window ring takes
+ * to fill again. Outside an alert those were quiet windows (a raise is
+ * saved when it happens): they count as quiet, by data time and the window
+ * period, so a chain that ended meanwhile is not continued. (In a hand-over
+ * nothing is lost: a silence of the stream does not count, as while it
+ * runs.) */
+static void acc_resumed(ad_detector *d, int64_t ts)
+{
+    int G = d->cfg.alert.accept_gap;
+    double m;
+
+    d->acc_resume = 0;
+    if (!(d->window_ms > 0) || ad_alerter_active(d->alert) != NULL || ts <= d->acc_resume_ts)
+        return;
+    m = floor((double)(ts - d->acc_resume_ts) / d->window_ms + 0.5) - 1;
+    if (!(m >= 1))
+        return;
+    if (m > AD_ACC_COUNT_MAX)
+        m = AD_ACC_COUNT_MAX;
+    if (d->acc_len > 0 && (d->acc_quiet = (int)fmin(d->acc_quiet + m, AD_ACC_COUNT_MAX)) > G)
+        det_acc_chain_reset(d);
+    if (d->pk_len > 0 && (d->pk_quiet = (int)fmin(d->pk_quiet + m, AD_ACC_COUNT_MAX)) > G)
+        d->pk_len = 0;
+}
+
 /* Do a regime on a schedule starting at `at` and regime i (when it has a
  * schedule) recur at the same time of day? (Within P/12; 1 when either has
  * no schedule.) A change at 22:00 and its return at 06:00 can share an
@@ -2230,6 +2584,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
             ad_season_add(d->season, sts, s);
     }
     d->st.season_level = lv;
+    if (d->acc_resume)
+        acc_resumed(d, ts);
     /* a window like an accepted regime is judged against its threshold */
     ri = s > thr ? like_regime(d, ts, s, thr, share) : -1;
     like = ri >= 0;

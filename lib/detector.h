@@ -162,6 +162,22 @@
  * scores (halves of at least 30 windows; shorter: no trend). Acceptance withdraws the chain's earlier true alerts from the
  * learner (a candidate may silence them).
  *
+ * ACROSS A RESTORE. The state keeps the chains (ad_detector_save
+ * "accept"), so a stream restored from a hand-over (a stop, an eviction)
+ * accepts a change at the window it would have without the restore. A
+ * save made in the middle of the stream (an alert event, the periodic save
+ * of an open alert) misses what was consumed after it when the daemon is
+ * then killed: inside an alert those windows are lost from the count;
+ * outside one they were quiet windows, and at the first window after the
+ * restore the windows since the saved last row (data time over the window
+ * period) count as quiet, so a chain that ended meanwhile is not
+ * continued. Acceptance settings are not in the settings hash; changed
+ * since the save: with accept_after now A the newest A scores of each
+ * chain are kept (lowered: they are judged at once; raised: they count
+ * towards it), accept_gap 0 drops the chain's earlier alerts and the
+ * parked chain, accept_period_ms 0 the parked chain, a lowered accept_gap
+ * ends a chain whose quiet windows exceed it at the next window.
+ *
  * CALIBRATION AGAINST THE MODEL (calib_model_guard = g > 0, default 3). A
  * model file that records its training error E (training.error q99, in this
  * detector's metric; threshold.h ad_thr_model_stat) says what normal data
@@ -659,10 +675,33 @@ void *ad_detector_user(const ad_detector *d);
  * calibrated nor carrying an alert part worth keeping):
  * {"version":1,"stream":..,"model_id":..,"settings_hash":..,"metric":..,
  *  "method":..,"alerts":seq,"alert":{ad_alerter_save + "last_ts":ms
- *  [,"calib_guard":thr]}, and once calibrated "threshold":..,
- *  "calib_windows":..,"smoothed":..,"state":{threshold state}; plus
+ *  [,"calib_guard":thr][,"accept":{..}]}, and once calibrated "threshold":..,
+ *  "calib_windows":..,"smoothed":..,"state":{threshold state},
+ *  "acceptance":{usual error profile, accepted regimes},"window_ms":..; plus
  *  "dq":{ad_dq_save state},"adapt":{ad_adapt_save state} (only when
  *  enabled).
+ * New fields are only ever added (version stays 1); a reader takes what it
+ * knows and a missing field means what it meant before the field existed.
+ *
+ * "accept" is how far REGIME ACCEPTANCE has got, present while an alert is
+ * open or a chain waits for its next recurrence (A = accept_after in
+ * effect; a chain and a parked chain hold at most A scores each):
+ *   {"after":A,"scores":[s..],"earlier":n,"current":n,"quiet":n,
+ *    "alerts":n,"since_ms":ts,"span_ms":ms,"cur_span_ms":ms,"starts":[ts..],
+ *    "profile":[F],"cur_profile":[F],"handover":b
+ *    [,"parked":{"scores":[s..],"quiet":n,"alerts":n,"since_ms":ts,
+ *                "span_ms":ms,"starts":[ts..],"profile":[F]}]}
+ * scores: the chain's (smoothed) scores, oldest first, the first `earlier`
+ * of them from its earlier alerts, the others from the open one (of which
+ * `current` were counted); quiet: windows without an alert since the
+ * chain's last; alerts: alerts in the chain; since_ms: the start of its
+ * first; span_ms: its longest ended alert; cur_span_ms: the open one's
+ * length so far; starts: the starts of its occurrences (at most 16);
+ * profile / cur_profile: the excess error profile summed over the earlier
+ * alerts / the open one; handover: written by ad_detector_save_handover
+ * (nothing consumed after it); parked: the second chain kept with
+ * alert.accept_period_ms. About 20 bytes of JSON per score: 3 KB at
+ * A = 150, 9 KB at 480 (twice that with a parked chain).
  */
 char *ad_detector_save(const ad_detector *d);
 
@@ -686,7 +725,13 @@ char *ad_detector_save_handover(const ad_detector *d);
  * then calls ad_detector_restore_alert and recalibrates), malformed text
  * AD_EFORMAT. On success the phase becomes detecting (AD_EV_PHASE queued)
  * and the saved alert part continues: an alert open when saved is active
- * again with the same id and clears by the usual rule; the seq continues.
+ * again with the same id and clears by the usual rule; the seq continues;
+ * regime acceptance continues from the saved "accept" (a change is
+ * accepted at the window it would have been without the restore; see
+ * REGIME ACCEPTANCE for settings changed since, and for a save in the
+ * middle of the stream). Without it (an older file), or damaged (a
+ * warning), acceptance counts again from the restore, an open alert's
+ * change from its raise.
  * The "dq" and "adapt" sub-objects (optional: older state files have none)
  * are restored too, even when the calibration is refused (they do not
  * depend on the model); a malformed sub-object is logged and ignored.

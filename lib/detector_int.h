@@ -140,6 +140,11 @@ struct ad_detector {
      * first; acc_occ_n counts them up to AD_ACC_OCC_TS */
     int64_t acc_occ_ts[AD_ACC_OCC_TS];
     int acc_occ_n;
+    /* restored from a save made in the middle of the stream (not a
+     * hand-over): the rows consumed after it are lost; the first window
+     * counts the windows since acc_resume_ts as quiet (det_acc_chain_restore) */
+    int acc_resume;
+    int64_t acc_resume_ts;
     /* event time */
     double *rowd;                /* F scratch: the row in double */
     unsigned char *pres;         /* F scratch: present mask */
@@ -226,6 +231,13 @@ void det_acc_chain_reset(ad_detector *d);
 void det_window_period_restore(ad_detector *d, const cJSON *x);
 cJSON *det_acc_save(const ad_detector *d);
 void det_acc_restore(ad_detector *d, const cJSON *o);
+/* The acceptance chains in progress (the "accept" part of the state's
+ * "alert", detector.h ad_detector_save), NULL when there is none;
+ * handover: nothing is consumed after this save (a stop, an eviction). */
+cJSON *det_acc_chain_save(const ad_detector *d, int handover);
+/* Continue what det_acc_chain_save wrote (o NULL: none saved, an older
+ * state file), after the alert and the window period were restored. */
+void det_acc_chain_restore(ad_detector *d, const cJSON *o);
 uint64_t det_rejected_count(const ad_detector *d);
 /* A push refused (rc > 0; rej0: det_rejected_count before it): the values
  * refused and the samples far behind the newest time (a clock that jumped

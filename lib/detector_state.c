@@ -41,15 +41,20 @@ static void zone_id(char *buf, size_t n)
 /* ---- save / restore ---------------------------------------------------------- */
 
 /* The "alert" sub-object: the alerter (alert.h ad_alerter_save), the data
- * time of the last row and the calibration guard. */
-static cJSON *alert_save(const ad_detector *d)
+ * time of the last row, the calibration guard and how far acceptance has
+ * got ("accept", when a chain is in progress; handover: nothing is
+ * consumed after this save). */
+static cJSON *alert_save(const ad_detector *d, int handover)
 {
-    cJSON *a = ad_alerter_save(d->alert);
+    cJSON *a = ad_alerter_save(d->alert), *acc = NULL;
 
     if (a == NULL)
         return NULL;
     if (!cJSON_AddNumberToObject(a, "last_ts", (double)d->last_ts) ||
-        (d->calib_guard > 0 && !cJSON_AddNumberToObject(a, "calib_guard", d->calib_guard))) {
+        (d->calib_guard > 0 && !cJSON_AddNumberToObject(a, "calib_guard", d->calib_guard)) ||
+        (ad_threshold_fitted(d->thr) && (acc = det_acc_chain_save(d, handover)) != NULL &&
+         !cJSON_AddItemToObject(a, "accept", acc))) {
+        cJSON_Delete(acc);
         cJSON_Delete(a);
         return NULL;
     }
@@ -245,7 +250,7 @@ static char *detector_save(const ad_detector *d, int with_window)
         !cJSON_AddStringToObject(o, "method", ad_thr_method_name(d->cfg.thr.method)) ||
         !cJSON_AddNumberToObject(o, "alerts", (double)ad_alerter_count(d->alert)))
         goto out;
-    t = alert_save(d);
+    t = alert_save(d, with_window);
     if (t == NULL)
         goto out;
     cJSON_AddItemToObject(o, "alert", t);
@@ -426,6 +431,11 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     alert_resume(d, o);
     /* after the alert: one open across the restore starts its change now */
     det_window_period_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window_ms"));
+    /* ... unless the state says how far its acceptance had got (sized now:
+     * accept_after_ms by the window period) */
+    x = cJSON_GetObjectItemCaseSensitive(o, "alert");
+    det_acc_chain_restore(d, cJSON_IsObject(x) ? cJSON_GetObjectItemCaseSensitive(x, "accept")
+                                               : NULL);
     window_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window"));
     det_set_phase(d, AD_PHASE_DETECTING, d->last_ts);
     rc = 0;

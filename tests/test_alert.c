@@ -1,7 +1,8 @@
 /*
  * test_alert.c - the alert state machine: k-of-n raise, m-below clear with
  * clear ratio (hysteresis), cooldown, stable unique ids, peak/severity and
- * top contributing features, JSON form.
+ * top contributing features, JSON form; saved counts beyond what an
+ * integer holds are refused by the restore (a damaged state file).
  */
 #include <stdint.h>
 #include <string.h>
@@ -166,6 +167,39 @@ static void test_cfg_check(void)
     T_CHECK(ad_alert_cfg_check(&c, err, sizeof(err)) == AD_EINVAL, "n > 64 refused");
 }
 
+/* An open alert saved, then restored with one count replaced by v: the
+ * restore's return code. */
+static int restore_with(const char *path, double v)
+{
+    ad_alerter *a = mk(1, 1, 1, 1.0, 0, 1), *b = mk(1, 1, 1, 1.0, 0, 1);
+    cJSON *o, *x;
+    char err[200];
+    int rc;
+
+    ad_alerter_step(a, 1000, 2.0, 1.0, NULL, NULL);
+    o = ad_alerter_save(a);
+    x = strcmp(path, "seq") == 0 ? o : cJSON_GetObjectItemCaseSensitive(o, "open");
+    cJSON_ReplaceItemInObject(x, strcmp(path, "seq") == 0 ? "seq" : path, cJSON_CreateNumber(v));
+    rc = ad_alerter_restore(b, o, 1, NULL, err, sizeof(err));
+    if (rc)
+        T_NOTE("%s = %g: %s", path, v, err);
+    cJSON_Delete(o);
+    ad_alerter_free(a);
+    ad_alerter_free(b);
+    return rc;
+}
+
+static void test_restore_counts_bounded(void)
+{
+    static const char *const keys[] = { "seq", "windows", "below", "share_n" };
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        T_CHECK(restore_with(keys[i], 7) == 0, "%s 7 restored", keys[i]);
+        T_CHECK(restore_with(keys[i], 6.7e78) == AD_EFORMAT, "%s 6.7e78 refused", keys[i]);
+    }
+}
+
 int main(void)
 {
     T_RUN(test_k_of_n_raise);
@@ -174,5 +208,6 @@ int main(void)
     T_RUN(test_peak_severity_top);
     T_RUN(test_ids_stable);
     T_RUN(test_cfg_check);
+    T_RUN(test_restore_counts_bounded);
     return t_done();
 }
