@@ -18,6 +18,7 @@
 #
 #   sh tests/run.sh [BUILD]     (BUILD defaults to build)
 #   TESTS=pattern sh tests/run.sh   run only matching tests
+#   JOBS=n sh tests/run.sh          n tests at a time (default 2)
 BUILD=${1:-build}
 export AD_BUILD="$BUILD" AD_BIN="$BUILD/anomalyd" AD_SRCDIR="$(pwd)"
 export PYTHON=${PYTHON:-/usr/bin/python3}
@@ -25,40 +26,89 @@ export OPENBLAS_NUM_THREADS=1
 pass=0
 fail=0
 skip=0
-out=$(mktemp)
 skips=$(mktemp)
 times=$(mktemp)
-trap 'rm -f "$out" "$skips" "$times"' EXIT
 
-run_one() {
-    name=$1; shift
-    case "$name" in *${TESTS:-}*) ;; *) return ;; esac
-    echo "== $name"
-    t0=$(date +%s%N)
-    "$@" >"$out" 2>&1
-    rc=$?
-    t1=$(date +%s%N)
-    cat "$out"
-    echo "$(( (t1 - t0) / 1000000 )) $name" >> "$times"
-    p=$(grep '^ok ' "$out" | grep -vc '# *SKIP')
-    f=$(grep -c '^not ok ' "$out")
-    s=$(grep -c -e '^skip - ' -e '^ok .*# *SKIP' "$out")
-    grep -e '^skip - ' -e '^ok .*# *SKIP' "$out" | sed "s|^|  $name: |" >> "$skips"
+# Tests run JOBS at a time (default 2; JOBS=1: one after the other), each
+# into its own output file; outputs are printed and counted in the order
+# the tests are listed, each as soon as it and those before it are done.
+JOBS=${JOBS:-2}
+case "$JOBS" in ''|*[!0-9]*|0) echo "tests/run.sh: JOBS must be a positive integer (got '$JOBS')" >&2; exit 2 ;; esac
+dir=$(mktemp -d)
+trap 'rm -rf "$dir" "$skips" "$times"' EXIT
+launched=0
+printed=0
+
+# run_bg I NAME CMD...: run test I in the background (account() and
+# collect() use variables of their own: sh has no local ones)
+run_bg() {
+    i=$1; name=$2; shift 2
+    echo "$name" > "$dir/$i.name"
+    (
+        t0=$(date +%s%N)
+        "$@" >"$dir/$i.out" 2>&1
+        echo $? >"$dir/$i.rc"
+        t1=$(date +%s%N)
+        echo "$(( (t1 - t0) / 1000000 )) $name" >"$dir/$i.ms"
+        : >"$dir/$i.done"
+    ) </dev/null &
+}
+
+# account I: print test I's output and count its lines
+account() {
+    ai=$1
+    aname=$(cat "$dir/$ai.name")
+    rc=$(cat "$dir/$ai.rc")
+    echo "== $aname"
+    cat "$dir/$ai.out"
+    cat "$dir/$ai.ms" >> "$times"
+    p=$(grep '^ok ' "$dir/$ai.out" | grep -vc '# *SKIP')
+    f=$(grep -c '^not ok ' "$dir/$ai.out")
+    s=$(grep -c -e '^skip - ' -e '^ok .*# *SKIP' "$dir/$ai.out")
+    grep -e '^skip - ' -e '^ok .*# *SKIP' "$dir/$ai.out" | sed "s|^|  $aname: |" >> "$skips"
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-        echo "not ok - $name exited with status $rc"
+        echo "not ok - $aname exited with status $rc"
         f=1
     fi
     if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
         if [ "$s" -eq 0 ]; then
-            echo "not ok - $name ran no test case"
+            echo "not ok - $aname ran no test case"
             f=1
         else
-            echo "# $name: every case skipped ($s)"
+            echo "# $aname: every case skipped ($s)"
         fi
     fi
     pass=$((pass + p))
     fail=$((fail + f))
     skip=$((skip + s))
+    rm -f "$dir/$ai".*
+}
+
+# collect: account every finished test whose predecessors are accounted
+collect() {
+    while [ "$printed" -lt "$launched" ] && [ -f "$dir/$printed.done" ]; do
+        account "$printed"
+        printed=$((printed + 1))
+    done
+}
+
+run_one() {
+    name=$1; shift
+    case "$name" in *${TESTS:-}*) ;; *) return ;; esac
+    # a free slot: fewer than JOBS launched and not yet finished
+    while :; do
+        collect
+        running=0
+        j=$printed
+        while [ "$j" -lt "$launched" ]; do
+            [ -f "$dir/$j.done" ] || running=$((running + 1))
+            j=$((j + 1))
+        done
+        [ "$running" -lt "$JOBS" ] && break
+        sleep 0.2
+    done
+    run_bg "$launched" "$name" "$@"
+    launched=$((launched + 1))
 }
 
 for t in "$BUILD"/tests/test_*; do
@@ -68,6 +118,10 @@ done
 for t in tests/it_*.sh; do
     [ -f "$t" ] || continue
     run_one "$(basename "$t")" sh "$t"
+done
+while [ "$printed" -lt "$launched" ]; do
+    collect
+    [ "$printed" -lt "$launched" ] && sleep 0.2
 done
 
 if [ "$skip" -gt 0 ]; then
