@@ -494,3 +494,41 @@ int ad_json_num(struct cJSON *o, const char *k, double v)
 {
     return (isfinite(v) ? cJSON_AddNumberToObject(o, k, v) : cJSON_AddNullToObject(o, k)) != NULL;
 }
+
+/* Line and column (1-based) of position p in text. */
+static void line_col(const char *text, const char *p, size_t *line, size_t *col)
+{
+    *line = *col = 1;
+    for (const char *q = text; q < p; q++) {
+        if (*q == '\n') { (*line)++; *col = 1; } else (*col)++;
+    }
+}
+
+struct cJSON *ad_json_parse_whole(const char *text, size_t len, const char *what,
+                                  char *err, size_t errlen)
+{
+    const char *ep = NULL, *p;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &ep, 0);
+    size_t line, col;
+
+    if (!root) {
+        if (!ep || ep < text || ep > text + len)
+            ep = text;
+        line_col(text, ep, &line, &col);
+        ad_errf(err, errlen, AD_EFORMAT, "invalid JSON at line %zu column %zu", line, col);
+        return NULL;
+    }
+    /* only white space (or NUL padding) may follow the value: a second
+     * object or trailing text would otherwise be ignored without a word */
+    for (p = ep ? ep : text + len; p < text + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\0')
+            break;
+    if (p < text + len) {
+        line_col(text, p, &line, &col);
+        cJSON_Delete(root);
+        ad_errf(err, errlen, AD_EFORMAT, "invalid JSON at line %zu column %zu: text after "
+                "the end of the %s", line, col, what ? what : "JSON value");
+        return NULL;
+    }
+    return root;
+}

@@ -93,6 +93,15 @@ void ad_iso_ms(int64_t ms, char *buf, size_t len);
 struct cJSON;
 int ad_json_num(struct cJSON *o, const char *k, double v);
 
+/* Parse text (len bytes; no NUL needed) as one JSON value that only white
+ * space (or NUL padding) may follow. Returns the value (the caller frees it
+ * with cJSON_Delete), or NULL with "invalid JSON at line L column C" in err
+ * (also on out of memory), "...: text after the end of the <what>" when a
+ * value is followed by more text (a second object, garbage): that text was
+ * never ignored. `what` names the value ("configuration object"). */
+struct cJSON *ad_json_parse_whole(const char *text, size_t len, const char *what,
+                                  char *err, size_t errlen);
+
 /* FNV-1a 64: fold n bytes at p into h. Start from AD_FNV_INIT. The one hash
  * of the project (settings hashes, stream tables). */
 #define AD_FNV_INIT 14695981039346656037ull

@@ -1,13 +1,15 @@
 /* test_common.c - the shared helpers of lib/ad.c (whole-file reading that
  * refuses FIFOs, directories and oversized files without blocking; the
- * string builder; the FNV hash) and the single source of pipeline defaults
- * (the config's detector defaults are the library's). */
+ * string builder; the FNV hash; a JSON text parsed whole) and the single
+ * source of pipeline defaults (the config's detector defaults are the
+ * library's). */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "t.h"
 #include "ad.h"
 #include "config.h"
+#include <cJSON.h>
 
 static char dir[] = "/tmp/test_common.XXXXXX";
 
@@ -172,6 +174,33 @@ static void test_atomic_write_links(void)
     unlink(victim);
 }
 
+/* ad_json_parse_whole: one value, white space or NUL padding after it;
+ * anything else is named at its line and column. */
+static void test_json_whole(void)
+{
+    static const struct { const char *text; size_t len; const char *err; } c[] = {
+        { "{\"a\":1}", 7, NULL },
+        { "{\"a\":1} \r\n\t", 11, NULL },
+        { "{\"a\":1}\0\0", 9, NULL },
+        { "{\"a\":1}x", 8, "invalid JSON at line 1 column 8: text after the end of the thing" },
+        { "{\"a\":1}\n {\"b\":2}", 15, "invalid JSON at line 2 column 2: text after the end of the thing" },
+        { "{\"a\":1}\0x", 9, "invalid JSON at line 1 column 9: text after the end of the thing" },
+        { "{\"a\":", 5, "invalid JSON at line 1 column 5" },
+        { "{\"command\":", 11, "invalid JSON at line 1 column 11" },
+        { "", 0, "invalid JSON at line 1 column 1" },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char err[200] = "";
+        cJSON *j = ad_json_parse_whole(c[i].text, c[i].len, "thing", err, sizeof err);
+        if (!c[i].err)
+            T_CHECK(j && cJSON_IsObject(j), "case %zu: refused: %s", i, err);
+        else
+            T_CHECK(!j && strcmp(err, c[i].err) == 0, "case %zu: '%s', want '%s'", i, err,
+                    c[i].err);
+        cJSON_Delete(j);
+    }
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -183,6 +212,7 @@ int main(void)
     T_RUN(test_buf_and_hash);
     T_RUN(test_one_set_of_defaults);
     T_RUN(test_atomic_write_links);
+    T_RUN(test_json_whole);
     rmdir(dir);
     return t_done();
 }
