@@ -707,13 +707,15 @@ static int replay_report(replay *r)
     ad_detector_get_stats(r->d, &st);
     if (!isfinite(st.threshold))
         calib_why(r, &st, why, sizeof why);
+    /* dup and out-of-order count what was pushed: rows in rows mode */
     fprintf(stderr, "replay: %zu rows, %llu windows (%llu scored, %llu invalid), threshold "
-            "%g, %llu alerts, rejected %llu non-finite, %llu dup, %llu out-of-order\n",
-            r->t->n_rows, (unsigned long long)st.windows,
+            "%g, %llu alerts, rejected %llu non-finite values, %llu dup, %llu out-of-order "
+            "%s\n", r->t->n_rows, (unsigned long long)st.windows,
             (unsigned long long)st.windows_scored, (unsigned long long)st.windows_invalid,
             st.threshold, (unsigned long long)st.alerts,
             (unsigned long long)st.stream.nonfinite, (unsigned long long)st.stream.dup,
-            (unsigned long long)st.stream.ooo);
+            (unsigned long long)st.stream.ooo,
+            r->cfg.stream.mode == AD_ASM_ROWS ? "rows" : "samples");
     if (why[0])
         fprintf(stderr, "replay: calibration never finished, no threshold and no alerts: "
                 "%s\n", why);
