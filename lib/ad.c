@@ -288,6 +288,67 @@ int ad_write_file_atomic(const char *path, const void *buf, size_t len,
     return ad_write_file_atomic_mode(path, buf, len, 0600, err, errlen);
 }
 
+/* The directory part of path ("." for a bare name, "/" for the root):
+ * malloc'd, NULL on out of memory. */
+static char *parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (slash == NULL)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+int ad_dir_of_exists(const char *path, char *err, size_t errlen)
+{
+    char *dir = parent_dir(path), *miss;
+    struct stat st;
+    int rc;
+
+    if (dir == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
+    if (stat(dir, &st) == 0) {
+        free(dir);
+        return 0;
+    }
+    if ((miss = strdup(dir)) == NULL) {
+        free(dir);
+        return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
+    }
+    /* climb while the parent is missing too */
+    for (;;) {
+        char *up = parent_dir(miss);
+        if (up == NULL || strcmp(up, miss) == 0 || stat(up, &st) == 0) {
+            free(up);
+            break;
+        }
+        free(miss);
+        miss = up;
+    }
+    if (strcmp(miss, dir) == 0)
+        rc = ad_errf(err, errlen, AD_ENOENT, "%s: directory %s does not exist", path, dir);
+    else
+        rc = ad_errf(err, errlen, AD_ENOENT, "%s: directory %s does not exist (%s is "
+                     "missing)", path, dir, miss);
+    free(miss);
+    free(dir);
+    return rc;
+}
+
+/* The file path could not be created next to (open of its temporary name
+ * failed with errno e): the message names path, not the temporary name, and
+ * for ENOENT the directory that is missing. */
+static int create_error(const char *path, int e, char *err, size_t errlen)
+{
+    int rc;
+
+    if (e == ENOENT && (rc = ad_dir_of_exists(path, err, errlen)) != 0)
+        return rc;
+    return ad_errf(err, errlen, e == ENOENT ? AD_ENOENT : -e, "%s: %s", path, strerror(e));
+}
+
 int ad_write_file_atomic_mode(const char *path, const void *buf, size_t len, unsigned mode,
                               char *err, size_t errlen)
 {
@@ -319,14 +380,13 @@ int ad_write_file_atomic_mode(const char *path, const void *buf, size_t len, uns
         } while (fd < 0 && errno == EEXIST && ++tries < 16);
     }
     if (fd < 0) {
-        rc = ad_errf(err, errlen, errno == ENOENT ? AD_ENOENT : -errno,
-                     "%s: %s", tmp, strerror(errno));
+        rc = create_error(path, errno, err, errlen);
         free(tmp);
         return rc;
     }
     /* the mode as given, whatever the umask (a unit's UMask=0077) */
     if ((mode & 0777) != 0600 && fchmod(fd, (mode_t)(mode & 0777)) < 0) {
-        rc = ad_errf(err, errlen, AD_EIO, "%s: chmod %o: %s", tmp, mode & 0777,
+        rc = ad_errf(err, errlen, AD_EIO, "%s: chmod %o: %s", path, mode & 0777,
                      strerror(errno));
         goto fail;
     }
@@ -335,25 +395,25 @@ int ad_write_file_atomic_mode(const char *path, const void *buf, size_t len, uns
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            rc = ad_errf(err, errlen, AD_EIO, "%s: write: %s", tmp,
+            rc = ad_errf(err, errlen, AD_EIO, "%s: write: %s", path,
                          strerror(errno));
             goto fail;
         }
         off += (size_t)n;
     }
     if (fsync(fd) < 0) {
-        rc = ad_errf(err, errlen, AD_EIO, "%s: fsync: %s", tmp, strerror(errno));
+        rc = ad_errf(err, errlen, AD_EIO, "%s: fsync: %s", path, strerror(errno));
         goto fail;
     }
     if (close(fd) < 0) {
         fd = -1;
-        rc = ad_errf(err, errlen, AD_EIO, "%s: close: %s", tmp, strerror(errno));
+        rc = ad_errf(err, errlen, AD_EIO, "%s: close: %s", path, strerror(errno));
         goto fail;
     }
     fd = -1;
     if (rename(tmp, path) < 0) {
-        rc = ad_errf(err, errlen, AD_EIO, "%s: rename to %s: %s", tmp, path,
-                     strerror(errno));
+        rc = ad_errf(err, errlen, AD_EIO, "%s: rename of the temporary file %s into "
+                     "place: %s", path, tmp, strerror(errno));
         goto fail;
     }
     /* Make the rename durable: fsync the directory (best effort). */

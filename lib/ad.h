@@ -140,12 +140,21 @@ int ad_mkdir_p(const char *dir, unsigned mode, char *err, size_t errlen);
 /* Write a buffer atomically: a new temporary file next to path (named
  * path AD_TMP_MARK pid.random, created O_CREAT|O_EXCL|O_NOFOLLOW, mode
  * 0600), fsync, rename over path, fsync the dir. A crash may leave the
- * temporary file: ad_clean_tmp_files removes such leftovers. */
+ * temporary file: ad_clean_tmp_files removes such leftovers. Messages name
+ * path, the name the caller gave, not the temporary file; when path's
+ * directory does not exist, it is named, with the first missing level
+ * ("m.st: directory a/b/c does not exist (a/b is missing)"). */
 #define AD_TMP_MARK ".tmp~"
 /* Remove the leftover temporary files of ad_write_file_atomic in dir
  * (regular files whose name contains AD_TMP_MARK; never follows links).
  * Returns how many were removed, or a negative code. */
 int ad_clean_tmp_files(const char *dir);
+
+/* 0 when the directory path is in exists, else AD_ENOENT with "path:
+ * directory D does not exist (M is missing)" in err (M, the first missing
+ * level, when it is not D itself): a command checks its output path before
+ * working for minutes to write there. */
+int ad_dir_of_exists(const char *path, char *err, size_t errlen);
 
 int ad_write_file_atomic(const char *path, const void *buf, size_t len,
                          char *err, size_t errlen);
