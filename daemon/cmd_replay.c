@@ -38,6 +38,10 @@
  * over all rows, or only rows from --calibrate-rows on with
  * --exclude-calibration (SKAB protocol: test part only). Rows before the
  * first full window count as normal predictions.
+ *
+ * --summary FILE: the counts as one JSON object; "threshold" is null and
+ * "calibration": {"finished": false, "reason": ..} says why when no
+ * threshold was ever set (calib_why).
  */
 #include <math.h>
 #include <stdio.h>
@@ -95,6 +99,8 @@ typedef struct replay {
     int64_t behind_ts;
     size_t bad_seen[2];                /* bad cells seen: values, times */
     uint64_t tp, fp, fn, tn;
+    char calib_fail[600];              /* why --calibrate-rows could not end
+                                        * calibration ("": it did, or not yet) */
 } replay;
 
 #define R_TYPES "rows|period|all"
@@ -630,9 +636,12 @@ static int replay_row(replay *r, size_t i)
         scored |= s;
         if (o->calib_rows > 0 && i + 1 == (size_t)o->calib_rows &&
             ad_detector_phase(r->d) == AD_PHASE_CALIBRATING &&
-            ad_detector_finish_calibration(r->d, err, sizeof err) != 0)
+            ad_detector_finish_calibration(r->d, err, sizeof err) != 0) {
             fprintf(stderr, "anomalyd replay: row %zu: calibration not done: %s\n",
                     i + 1, err);
+            snprintf(r->calib_fail, sizeof r->calib_fail, "ending it at row %zu "
+                     "(--calibrate-rows) failed: %s", i + 1, err);
+        }
         again = replay_events(r);
         trained |= again & 1;
     } while (again);
@@ -659,6 +668,28 @@ static int replay_row(replay *r, size_t i)
     return 0;
 }
 
+/* Why the stream has no threshold at the end of the input (st: its
+ * stats), into buf. */
+static void calib_why(const replay *r, const ad_detector_stats *st, char *buf, size_t len)
+{
+    if (r->calib_fail[0])
+        snprintf(buf, len, "%s", r->calib_fail);
+    else if (r->o->calib_rows > 0 && r->t->n_rows < (size_t)r->o->calib_rows)
+        snprintf(buf, len, "the input has %zu rows, fewer than --calibrate-rows %ld",
+                 r->t->n_rows, r->o->calib_rows);
+    else if (st->phase == AD_PHASE_COLLECTING || st->phase == AD_PHASE_TRAINING)
+        snprintf(buf, len, "the input ended while the stream was %s (bootstrap training)",
+                 ad_phase_name(st->phase));
+    else if (r->cfg.calib_windows > 0)
+        snprintf(buf, len, "the input ended after %llu of the %d calibration windows "
+                 "(%llu windows scored)", (unsigned long long)st->calib_windows,
+                 r->cfg.calib_windows, (unsigned long long)st->windows_scored);
+    else
+        snprintf(buf, len, "the input ended before calibration did (%llu calibration "
+                 "windows, %llu windows scored)", (unsigned long long)st->calib_windows,
+                 (unsigned long long)st->windows_scored);
+}
+
 /* Counters and metrics on stderr, and as JSON to --summary. */
 static int replay_report(replay *r)
 {
@@ -670,17 +701,24 @@ static int replay_report(replay *r)
     double far = fp + tn ? 100.0 * (double)fp / (double)(fp + tn) : 0;
     double mar = fn + tp ? 100.0 * (double)fn / (double)(fn + tp) : 0;
     FILE *sf;
-    cJSON *j;
-    char nb[48];
+    cJSON *j, *cj;
+    char nb[48], why[700] = "";
 
     ad_detector_get_stats(r->d, &st);
+    if (!isfinite(st.threshold))
+        calib_why(r, &st, why, sizeof why);
+    /* dup and out-of-order count what was pushed: rows in rows mode */
     fprintf(stderr, "replay: %zu rows, %llu windows (%llu scored, %llu invalid), threshold "
-            "%g, %llu alerts, rejected %llu non-finite, %llu dup, %llu out-of-order\n",
-            r->t->n_rows, (unsigned long long)st.windows,
+            "%g, %llu alerts, rejected %llu non-finite values, %llu dup, %llu out-of-order "
+            "%s\n", r->t->n_rows, (unsigned long long)st.windows,
             (unsigned long long)st.windows_scored, (unsigned long long)st.windows_invalid,
             st.threshold, (unsigned long long)st.alerts,
             (unsigned long long)st.stream.nonfinite, (unsigned long long)st.stream.dup,
-            (unsigned long long)st.stream.ooo);
+            (unsigned long long)st.stream.ooo,
+            r->cfg.stream.mode == AD_ASM_ROWS ? "rows" : "samples");
+    if (why[0])
+        fprintf(stderr, "replay: calibration never finished, no threshold and no alerts: "
+                "%s\n", why);
     if (r->t->n_nonnumeric > 0)
         fprintf(stderr, "replay: %zu non-numeric cell%s read as missing (%s; in the "
                 "non-finite count too)\n", r->t->n_nonnumeric, r->t->n_nonnumeric == 1 ? "" : "s",
@@ -744,8 +782,14 @@ static int replay_report(replay *r)
     cJSON_AddNumberToObject(j, "windows_scored", (double)st.windows_scored);
     cJSON_AddNumberToObject(j, "windows_invalid", (double)st.windows_invalid);
     cJSON_AddNumberToObject(j, "alerts", (double)st.alerts);
-    cJSON_AddNumberToObject(j, "threshold", isfinite(st.threshold) ? st.threshold : 0);
+    ad_json_num(j, "threshold", st.threshold);     /* null: never calibrated */
     cJSON_AddStringToObject(j, "phase", ad_phase_name(st.phase));
+    if ((cj = cJSON_AddObjectToObject(j, "calibration"))) {
+        cJSON_AddBoolToObject(cj, "finished", !why[0]);
+        cJSON_AddNumberToObject(cj, "windows", (double)st.calib_windows);
+        if (why[0])
+            cJSON_AddStringToObject(cj, "reason", why);
+    }
     cJSON_AddNumberToObject(j, "nonfinite", (double)st.stream.nonfinite);
     cJSON_AddNumberToObject(j, "nonnumeric", (double)r->t->n_nonnumeric);
     cJSON_AddNumberToObject(j, "bad_time", (double)r->t->n_bad_time);

@@ -171,6 +171,8 @@ typedef struct train_cmd {
     size_t n_win;
     ad_train_report rep;
     ad_error_stats st;
+    ad_buf constant;            /* "'a' (always 20), 'b' (always 5)" */
+    int n_constant;             /* columns constant in the training rows */
 } train_cmd;
 
 static const char *const SCALERS = "standard|minmax";
@@ -276,6 +278,11 @@ static int train_data(train_cmd *c)
     char err[1024];
     int nl;
 
+    /* a missing output directory is said now, not after the training */
+    if (ad_dir_of_exists(c->output, err, sizeof err) != 0) {
+        fprintf(stderr, "anomalyd train: %s\n", err);
+        return -1;
+    }
     memset(&co, 0, sizeof co);
     co.sep = c->sep;
     co.time_col = c->time_col;
@@ -313,7 +320,8 @@ static int train_data(train_cmd *c)
 }
 
 /* Fit the input scaler on the training rows (standard: mean/std, minmax:
- * min/max; a constant column gets scale 1) and scale them into c->xs. */
+ * min/max; a constant column gets scale 1, noted for train_constant) and
+ * scale them into c->xs. */
 static int train_scaler(train_cmd *c)
 {
     const ad_table *t = c->t;
@@ -327,6 +335,7 @@ static int train_scaler(train_cmd *c)
     }
     for (int j = 0; j < F; j++) {
         double mean = 0.0, var = 0.0, mn = INFINITY, mx = -INFINITY;
+        int constant;
         for (size_t r = 0; r < t->n_rows; r++) {
             double v = t->x[r * (size_t)F + (size_t)j];
             mean += v;
@@ -339,23 +348,19 @@ static int train_scaler(train_cmd *c)
             var += d * d;
         }
         var /= (double)t->n_rows;
+        constant = c->scaler == AD_SCALER_STANDARD ? !(sqrt(var) > 1e-12 * (fabs(mean) + 1.0))
+                                                   : !(mx > mn);
+        if (constant) {
+            ad_buf_printf(&c->constant, "%s'%s' (always %.6g)", c->n_constant ? ", " : "",
+                          t->features[j], mn);
+            c->n_constant++;
+        }
         if (c->scaler == AD_SCALER_STANDARD) {
-            double sd = sqrt(var);
-            if (!(sd > 1e-12 * (fabs(mean) + 1.0))) {
-                if (!c->quiet)
-                    fprintf(stderr, "anomalyd train: warning: column '%s' is constant "
-                            "in the training rows; its scale is set to 1\n", t->features[j]);
-                sd = 1.0;
-            }
             sa[j] = (float)mean;
-            sb[j] = (float)sd;
+            sb[j] = constant ? 1.0f : (float)sqrt(var);
         } else {
-            if (!(mx > mn)) {
-                if (!c->quiet)
-                    fprintf(stderr, "anomalyd train: warning: column '%s' is constant "
-                            "in the training rows; its range is set to 1\n", t->features[j]);
+            if (constant)
                 mx = mn + 1.0;
-            }
             sa[j] = (float)mn;
             sb[j] = (float)mx;
             if (!(sb[j] > sa[j]))       /* float rounding of a tiny range */
@@ -513,6 +518,29 @@ static int train_save(train_cmd *c)
     return 0;
 }
 
+/* A constant column carries no information: the model learns to give it
+ * back exactly (its training error is 0, all of it when every column is
+ * constant) and its scale of 1 makes a later change of it score in raw
+ * units. Said after the training's result, where the error is read. */
+static int train_constant(const train_cmd *c)
+{
+    int one = c->n_constant == 1;
+
+    if (c->n_constant == 0 || c->quiet)
+        return 0;
+    fprintf(stderr, "anomalyd train: warning: %s %s %s constant in the training rows: %s "
+            "no information; the model reproduces %s exactly (a training error of 0 on %s) "
+            "with a scale of 1, so a later change of %s is scored in raw units. Leave %s out "
+            "(--features) unless that is meant.\n", one ? "column" : "columns",
+            c->constant.s ? c->constant.s : "", one ? "is" : "are",
+            one ? "it carries" : "they carry", one ? "it" : "them", one ? "it" : "them",
+            one ? "it" : "them", one ? "it" : "them");
+    if (c->n_constant == c->t->n_features)
+        fprintf(stderr, "anomalyd train: warning: every feature is constant: the training "
+                "error is 0 and the model has learned nothing to compare live data with.\n");
+    return 0;
+}
+
 int ad_cmd_train(int argc, char **argv)
 {
     train_cmd c;
@@ -527,11 +555,13 @@ int ad_cmd_train(int argc, char **argv)
     rc = train_args(&c, argc, argv);
     if (rc < 0)
         rc = train_data(&c) || train_scaler(&c) || train_fit(&c) ||
-             train_error_stats(&c) || train_metadata(&c) || train_save(&c) ? 1 : 0;
+             train_error_stats(&c) || train_metadata(&c) || train_save(&c) ||
+             train_constant(&c) ? 1 : 0;
     free(c.xs);
     free(c.win);
     ad_model_free(c.m);
     ad_table_free(c.t);
     ad_args_split_free(c.feat);
+    ad_buf_free(&c.constant);
     return rc;
 }

@@ -314,22 +314,52 @@ static void dispatch(request *r, const cJSON *c)
     }
 }
 
-int command_message(ad_daemon *dd, const char *topic, const void *payload, size_t len)
+/* r for a message on topic: 1 when it is a command topic (names split,
+ * MQTT 5 response topic and correlation data copied: free them), else 0. */
+static int request_of(ad_daemon *dd, const char *topic, request *r)
 {
     const ad_cmd_cfg *cfg = &dd->g->cfg->cmd;
+    memset(r, 0, sizeof *r);
+    r->dd = dd;
+    if (!cfg->enabled || !cfg->topic ||
+        !split_topic(cfg->topic, topic, r->det, sizeof r->det, r->stream, sizeof r->stream))
+        return 0;
+    ad_mqtt_message_response(dd->mqtt, &r->resp_topic, &r->corr, &r->corr_len);
+    return 1;
+}
+
+int command_oversized(ad_daemon *dd, const char *topic, size_t len)
+{
+    int max = dd->g->cfg->max_payload;
+    char msg[160];
+    request r;
+    if (!request_of(dd, topic, &r))
+        return 0;
+    /* the reply topic comes from the topic and the MQTT 5 properties: the
+     * payload is never read */
+    dd->c.oversized++;
+    dd_bad_input(dd, "topic %.128s: %zu-byte command payload over max_payload_bytes %d, "
+                 "refused", topic, len, max);
+    snprintf(msg, sizeof msg, "payload of %zu bytes is over max_payload_bytes %d", len, max);
+    reply(&r, NULL, msg);
+    free(r.resp_topic);
+    free(r.corr);
+    return 1;
+}
+
+int command_message(ad_daemon *dd, const char *topic, const void *payload, size_t len)
+{
     request r;
     cJSON *c;
-    if (!cfg->enabled || !cfg->topic)
+    char err[160];
+    if (!request_of(dd, topic, &r))
         return 0;
-    memset(&r, 0, sizeof r);
-    r.dd = dd;
-    if (!split_topic(cfg->topic, topic, r.det, sizeof r.det, r.stream, sizeof r.stream))
-        return 0;
-    ad_mqtt_message_response(dd->mqtt, &r.resp_topic, &r.corr, &r.corr_len);
-    c = cJSON_ParseWithLength(payload, len);
+    c = ad_json_parse_whole(payload, len, "command object", err, sizeof err);
     if (!r.det[0] || !r.stream[0])
         refuse(&r, &dd->c.cmd_unknown_stream, "topic %.200s names no %s", topic,
                r.det[0] ? "stream" : "detector");
+    else if (!c)
+        refuse(&r, &dd->c.cmd_bad_json, "payload is not a JSON object: %s", err);
     else if (!cJSON_IsObject(c))
         refuse(&r, &dd->c.cmd_bad_json, "payload is not a JSON object");
     else {

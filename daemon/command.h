@@ -34,9 +34,14 @@
  * {..}} or {"ok": false, "command": .. | null, "error": "..", ...} on the
  * MQTT 5 response topic with the request's correlation data when the
  * command carries one, else on commands.reply_topic (default
- * anomalyd/reply/{detector}/{stream}). Bad JSON, unknown detectors and
- * streams, unknown commands and refused commands are answered, counted in
- * the stats ("commands") and logged rate-limited; never fatal.
+ * anomalyd/reply/{detector}/{stream}). Bad JSON ("payload is not a JSON
+ * object", with "invalid JSON at line L column C" when it does not parse,
+ * and "...: text after the end of the command object" when more text
+ * follows the object: it is not ignored), unknown detectors and streams, unknown
+ * commands and refused commands are answered, counted in the stats
+ * ("commands") and logged rate-limited; never fatal. A command over
+ * max_payload_bytes is answered too ("payload of N bytes is over
+ * max_payload_bytes M"), counted as "oversized" like any such message.
  *
  * PERSISTENCE. The feedback record (ack, false alarms, frozen) is stored as
  * "feedback" in the stream's state file next to the calibration; the
@@ -80,6 +85,13 @@ int command_filter(const ad_cmd_cfg *c, char *out, size_t len);
  * from the MQTT message callback (reads the MQTT 5 properties). */
 int command_message(struct ad_daemon *dd, const char *topic, const void *payload,
                     size_t len);
+
+/* A message over max_payload_bytes (len bytes): when its topic is a command
+ * topic it is counted (stats "oversized"), logged naming the topic and the
+ * size, and answered with an error reply (the reply topic needs no parsing:
+ * the MQTT 5 response topic, else commands.reply_topic for the topic's
+ * detector and stream); returns 1. 0 when it is not a command topic. */
+int command_oversized(struct ad_daemon *dd, const char *topic, size_t len);
 
 /* An alert event of s: remembered for a later false_alarm. */
 void command_note_alert(struct stream_rec *s, const ad_event *ev);

@@ -609,36 +609,11 @@ int ad_config_parse(ad_config **out, const char *json, size_t len,
     cJSON *root = NULL;
     const cJSON *dets;
     char *dir = NULL;
-    const char *ep;
     int rc;
 
     *out = NULL;
-    root = cJSON_ParseWithLengthOpts(json, len, &ep, 0);
-    if (root && ep) {
-        /* only white space may follow the object: a second object (a bad
-         * merge, two files concatenated) was ignored without a word */
-        const char *p = ep;
-        while (p < json + len && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-            p++;
-        if (p < json + len && *p != '\0') {
-            size_t line = 1, col = 1;
-            for (const char *q = json; q < p; q++) {
-                if (*q == '\n') { line++; col = 1; } else col++;
-            }
-            cJSON_Delete(root);
-            return ad_errf(err, errlen, AD_EFORMAT, "invalid JSON at line %zu column %zu: "
-                           "text after the end of the configuration object", line, col);
-        }
-    }
-    if (!root) {
-        size_t line = 1, col = 1;
-        if (!ep) ep = json;
-        for (const char *p = json; p < ep && p < json + len; p++) {
-            if (*p == '\n') { line++; col = 1; } else col++;
-        }
-        return ad_errf(err, errlen, AD_EFORMAT, "invalid JSON at line %zu column %zu",
-                       line, col);
-    }
+    if (!(root = ad_json_parse_whole(json, len, "configuration object", err, errlen)))
+        return AD_EFORMAT;
     if (!cJSON_IsObject(root)) {
         rc = ad_errf(err, errlen, AD_EINVAL, "(root): expected an object");
         goto fail;

@@ -139,6 +139,8 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
         return;
     }
     if (len > (size_t)g->cfg->max_payload) {
+        if (command_oversized(dd, topic, len))
+            return;
         dd->c.oversized++;
         dd_bad_input(dd, "topic %.128s: %zu-byte payload over max_payload_bytes %d, dropped",
                      topic, len, g->cfg->max_payload);

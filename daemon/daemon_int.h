@@ -143,7 +143,9 @@ typedef struct stream_map {
  * live streams, plus those of streams already gone (det_rt.retired). */
 typedef struct det_counts {
     uint64_t windows_invalid, windows_absurd, values_held, gap_rows, gaps;
-    uint64_t late, late_held, future, unaligned, dropped;
+    /* late, late_held, future and dropped in samples (feature values: a
+     * row refused whole counts its values); gaps, unaligned, overflow in rows */
+    uint64_t late, late_held, future, unaligned, overflow, dropped;
     uint64_t dq_raised, dq_open, adapt_promoted, adapt_rejected, adapt_shadow, adapt_drifted;
     uint64_t regimes_accepted;
 } det_counts;

@@ -266,6 +266,61 @@ static size_t warn_line(char *out, size_t outlen, size_t o, const char *fmt, ...
     return n < 0 ? o : o + (size_t)n;
 }
 
+/* 1 if a topic of the command template tmpl (any detector, a stream key of
+ * any depth, or none: a topic that stops after {detector} is taken as a
+ * command too) could match filter f. */
+static int cmd_overlap(const char *f, const char *tmpl)
+{
+    char head[512];
+    const char *det = strstr(tmpl, "{detector}");
+    int nlev = 1;
+
+    for (const char *q = f; *q; q++)
+        nlev += *q == '/';
+    for (int n = 1; n <= nlev; n++)
+        if (ad_topic_template_overlap(f, tmpl, NULL, n))
+            return 1;
+    if (!det || (size_t)(det - tmpl) + 10 >= sizeof head)
+        return 0;
+    snprintf(head, sizeof head, "%.*s", (int)(det - tmpl) + 10, tmpl);
+    return ad_topic_template_overlap(f, head, NULL, 0);
+}
+
+/* The topic warnings of commands (commands.enabled): a detector's filter
+ * that overlaps commands.topic (its messages there are taken as commands,
+ * never as data), and commands.reply_topic matched by a detector's filter
+ * (the daemon would take its replies as input), like the other published
+ * topics in check_topics. */
+static size_t check_cmd_topics(const ad_config *cfg, char *out, size_t outlen, size_t o)
+{
+    const ad_cmd_cfg *cmd = &cfg->cmd;
+
+    if (!cmd->enabled)
+        return o;
+    for (int i = 0; i < cfg->n_det; i++) {
+        const ad_detconf *c = &cfg->det[i];
+        for (int f = 0; f < c->topics.n; f++) {
+            if (cmd->topic && cmd_overlap(c->topics.v[f], cmd->topic)) {
+                o = warn_line(out, outlen, o, "warning: detector %s: topic filter \"%s\" "
+                              "overlaps commands.topic \"%s\": messages there are taken as "
+                              "operator commands, never as the detector's data\n", c->name,
+                              c->topics.v[f], cmd->topic);
+                break;
+            }
+        }
+        for (int f = 0; f < c->topics.n; f++) {
+            if (cmd->reply_topic && cmd_overlap(c->topics.v[f], cmd->reply_topic)) {
+                o = warn_line(out, outlen, o, "warning: commands.reply_topic \"%s\" matches "
+                              "the topic filter \"%s\" of detector %s: the daemon would take "
+                              "what it publishes there as input\n", cmd->reply_topic,
+                              c->topics.v[f], c->name);
+                break;
+            }
+        }
+    }
+    return o;
+}
+
 /* `anomalyd check` (and the log at start and reload): warn about topics
  * the daemon publishes that it would receive itself through a detector's
  * topic filter (it would consume its own alerts or states as input), a
@@ -336,7 +391,7 @@ static size_t check_topics(const ad_config *cfg, char *out, size_t outlen, size_
         }
     }
     free(p);
-    return o;
+    return check_cmd_topics(cfg, out, outlen, o);
 }
 
 /* Log each line of check_topics() as a warning (start and reload). */

@@ -140,8 +140,8 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
     add_num_or_null(o, "log_likelihood", st.last_log_likelihood);
     add_str_or_null(o, "model_id", model_id_of(s));
     rj = cJSON_AddObjectToObject(o, "rejected");
-    cJSON_AddNumberToObject(rj, "future", (double)st.stream.future);
-    cJSON_AddNumberToObject(rj, "late", (double)st.stream.ooo);
+    cJSON_AddNumberToObject(rj, "future", (double)st.stream.future_values);
+    cJSON_AddNumberToObject(rj, "late", (double)st.stream.ooo_values);
     cJSON_AddNumberToObject(rj, "unaligned", (double)st.stream.unaligned);
     cJSON_AddNumberToObject(rj, "gaps", (double)st.stream.gaps);
     cJSON_AddNumberToObject(rj, "absurd", (double)st.windows_absurd);
@@ -707,12 +707,12 @@ void publish_count_stream(const ad_detector *det, det_counts *c)
     c->values_held += st.stream.values_held;
     c->gap_rows += st.stream.gap_rows;
     c->gaps += st.stream.gaps;
-    c->late += st.stream.ooo;
+    c->late += st.stream.ooo_values;
     c->late_held += st.stream.late_held;
-    c->future += st.stream.future;
+    c->future += st.stream.future_values;
     c->unaligned += st.stream.unaligned;
-    c->dropped += st.stream.dup + st.stream.ooo + st.stream.future + st.stream.nonfinite +
-                  st.stream.nonnumeric + st.stream.bad_feature + st.stream.overflow;
+    c->overflow += st.stream.overflow;
+    c->dropped += ad_stream_values_refused(&st.stream);
     c->dq_raised += st.dq_raised;
     c->dq_open += (uint64_t)st.dq_active;
     c->adapt_promoted += st.adapt_promoted;
@@ -756,6 +756,7 @@ static void counts_json(cJSON *dj, const det_counts *c)
     cJSON_AddNumberToObject(dj, "samples_late_held", (double)c->late_held);
     cJSON_AddNumberToObject(dj, "samples_future", (double)c->future);
     cJSON_AddNumberToObject(dj, "rows_unaligned", (double)c->unaligned);
+    cJSON_AddNumberToObject(dj, "rows_overflow", (double)c->overflow);
     cJSON_AddNumberToObject(dj, "dropped_samples", (double)c->dropped);
     cJSON_AddNumberToObject(dj, "dq_open", (double)c->dq_open);
     cJSON_AddNumberToObject(dj, "dq_raised", (double)c->dq_raised);
@@ -785,11 +786,7 @@ static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
             t->detecting += st.phase == AD_PHASE_DETECTING;
             t->collecting += st.phase == AD_PHASE_COLLECTING || st.phase == AD_PHASE_TRAINING;
             t->active += st.alert_active != 0;
-            {
-                uint64_t fut = c.future;
-                publish_count_stream(s->d, &c);
-                t->dropped += c.future - fut;   /* future samples are dropped too */
-            }
+            publish_count_stream(s->d, &c);
         }
         t->streams += d->streams.n;
         cJSON_AddStringToObject(dj, "name", d->c->name);

@@ -88,9 +88,7 @@ static void retire_stats(ad_daemon *dd, stream_rec *s)
     ad_detector_stats st;
     if (!s->d) return;
     ad_detector_get_stats(s->d, &st);
-    dd->c.retired_dropped += st.stream.dup + st.stream.ooo + st.stream.future +
-                             st.stream.nonfinite + st.stream.nonnumeric +
-                             st.stream.bad_feature + st.stream.overflow;
+    dd->c.retired_dropped += ad_stream_values_refused(&st.stream);
 }
 
 static void empty_grave(stream_rec *s)
@@ -274,10 +272,10 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
     ad_detector_stats st;
     uint64_t fut, late;
     ad_detector_get_stats(s->d, &st);
-    fut = st.stream.future - s->seen_future;
-    late = st.stream.ooo - s->seen_late;
-    s->seen_future = st.stream.future;
-    s->seen_late = st.stream.ooo;
+    fut = st.stream.future_values - s->seen_future;
+    late = st.stream.ooo_values - s->seen_late;
+    s->seen_future = st.stream.future_values;
+    s->seen_late = st.stream.ooo_values;
     if (fut)
         dd_bad_input(dd, "detector %s: stream %s: %llu sample(s) rejected as future "
                      "(timestamp %lld ms is %lld ms after its arrival; "

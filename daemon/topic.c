@@ -207,7 +207,10 @@ int ad_topic_template_overlap(const char *f, const char *tmpl, const char *detec
     /* {stream} becomes nlev levels of '\1', a level that stands for any */
     for (const char *p = tmpl; *p && o + 1 < sizeof t; ) {
         if (strncmp(p, "{detector}", 10) == 0) {
-            o += (size_t)snprintf(t + o, sizeof t - o, "%s", detector ? detector : "");
+            if (detector)
+                o += (size_t)snprintf(t + o, sizeof t - o, "%s", detector);
+            else
+                t[o++] = '\1';         /* any detector name */
             p += 10;
         } else if (strncmp(p, "{stream}", 8) == 0) {
             for (int i = 0; i < nlev && o + 2 < sizeof t; i++) {

@@ -41,9 +41,10 @@ int ad_topic_match(const char *filter, const char *topic);
 /*
  * 1 if some topic the publish template `tmpl` expands to could match
  * `filter` (a $share/<group>/ prefix skipped), else 0: {detector} is
- * replaced by `detector`, {stream} stands for any nlev levels (a stream key
- * of nlev stream_levels) and a level holding it for any text. Used to warn
- * when the daemon would receive what it publishes.
+ * replaced by `detector` (NULL: any name, a level holding it matches any
+ * text), {stream} stands for any nlev levels (a stream key of nlev
+ * stream_levels) and a level holding it for any text. Used to warn when the
+ * daemon would receive what it publishes, or take data for commands.
  */
 int ad_topic_template_overlap(const char *filter, const char *tmpl, const char *detector,
                               int nlev);

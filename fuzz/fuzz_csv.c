@@ -4,9 +4,9 @@
  * lenient reading as replay does it, unix times), the rest is the file.
  * Any input either gives a table whose shape and values keep the reader's
  * promises (csv.h: lenient, every bad cell told once and counted, its time
- * NaN; with unix times, every time in 1970..9999), or fails with a message
- * naming the file; the rest is also parsed as one date-time, which, when
- * accepted, must be finite. Build: make fuzz. */
+ * NaN; with unix times, every time in 1970..9999; every label 0 or 1), or
+ * fails with a message naming the file; the rest is also parsed as one
+ * date-time, which, when accepted, must be finite. Build: make fuzz. */
 #include <math.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -57,8 +57,8 @@ static void check_table(const ad_table *t, const ad_csv_opts *o)
             nan_t++;
         else if (t->time && (!isfinite(t->time[i]) || (o->unix_time && !ad_time_ok(t->time[i]))))
             abort();
-        if (t->label && !isfinite(t->label[i]))
-            abort();
+        if (t->label && t->label[i] != 0.0f && t->label[i] != 1.0f)
+            abort();            /* a label is 0 or 1 */
     }
     if (t->n_nonnumeric > nan_x || t->n_bad_time != nan_t ||
         told[AD_CSV_BAD_VALUE] != t->n_nonnumeric || told[AD_CSV_BAD_TIME] != t->n_bad_time)

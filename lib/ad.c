@@ -288,6 +288,67 @@ int ad_write_file_atomic(const char *path, const void *buf, size_t len,
     return ad_write_file_atomic_mode(path, buf, len, 0600, err, errlen);
 }
 
+/* The directory part of path ("." for a bare name, "/" for the root):
+ * malloc'd, NULL on out of memory. */
+static char *parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (slash == NULL)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+int ad_dir_of_exists(const char *path, char *err, size_t errlen)
+{
+    char *dir = parent_dir(path), *miss;
+    struct stat st;
+    int rc;
+
+    if (dir == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
+    if (stat(dir, &st) == 0) {
+        free(dir);
+        return 0;
+    }
+    if ((miss = strdup(dir)) == NULL) {
+        free(dir);
+        return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
+    }
+    /* climb while the parent is missing too */
+    for (;;) {
+        char *up = parent_dir(miss);
+        if (up == NULL || strcmp(up, miss) == 0 || stat(up, &st) == 0) {
+            free(up);
+            break;
+        }
+        free(miss);
+        miss = up;
+    }
+    if (strcmp(miss, dir) == 0)
+        rc = ad_errf(err, errlen, AD_ENOENT, "%s: directory %s does not exist", path, dir);
+    else
+        rc = ad_errf(err, errlen, AD_ENOENT, "%s: directory %s does not exist (%s is "
+                     "missing)", path, dir, miss);
+    free(miss);
+    free(dir);
+    return rc;
+}
+
+/* The file path could not be created next to (open of its temporary name
+ * failed with errno e): the message names path, not the temporary name, and
+ * for ENOENT the directory that is missing. */
+static int create_error(const char *path, int e, char *err, size_t errlen)
+{
+    int rc;
+
+    if (e == ENOENT && (rc = ad_dir_of_exists(path, err, errlen)) != 0)
+        return rc;
+    return ad_errf(err, errlen, e == ENOENT ? AD_ENOENT : -e, "%s: %s", path, strerror(e));
+}
+
 int ad_write_file_atomic_mode(const char *path, const void *buf, size_t len, unsigned mode,
                               char *err, size_t errlen)
 {
@@ -319,14 +380,13 @@ int ad_write_file_atomic_mode(const char *path, const void *buf, size_t len, uns
         } while (fd < 0 && errno == EEXIST && ++tries < 16);
     }
     if (fd < 0) {
-        rc = ad_errf(err, errlen, errno == ENOENT ? AD_ENOENT : -errno,
-                     "%s: %s", tmp, strerror(errno));
+        rc = create_error(path, errno, err, errlen);
         free(tmp);
         return rc;
     }
     /* the mode as given, whatever the umask (a unit's UMask=0077) */
     if ((mode & 0777) != 0600 && fchmod(fd, (mode_t)(mode & 0777)) < 0) {
-        rc = ad_errf(err, errlen, AD_EIO, "%s: chmod %o: %s", tmp, mode & 0777,
+        rc = ad_errf(err, errlen, AD_EIO, "%s: chmod %o: %s", path, mode & 0777,
                      strerror(errno));
         goto fail;
     }
@@ -335,25 +395,25 @@ int ad_write_file_atomic_mode(const char *path, const void *buf, size_t len, uns
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            rc = ad_errf(err, errlen, AD_EIO, "%s: write: %s", tmp,
+            rc = ad_errf(err, errlen, AD_EIO, "%s: write: %s", path,
                          strerror(errno));
             goto fail;
         }
         off += (size_t)n;
     }
     if (fsync(fd) < 0) {
-        rc = ad_errf(err, errlen, AD_EIO, "%s: fsync: %s", tmp, strerror(errno));
+        rc = ad_errf(err, errlen, AD_EIO, "%s: fsync: %s", path, strerror(errno));
         goto fail;
     }
     if (close(fd) < 0) {
         fd = -1;
-        rc = ad_errf(err, errlen, AD_EIO, "%s: close: %s", tmp, strerror(errno));
+        rc = ad_errf(err, errlen, AD_EIO, "%s: close: %s", path, strerror(errno));
         goto fail;
     }
     fd = -1;
     if (rename(tmp, path) < 0) {
-        rc = ad_errf(err, errlen, AD_EIO, "%s: rename to %s: %s", tmp, path,
-                     strerror(errno));
+        rc = ad_errf(err, errlen, AD_EIO, "%s: rename of the temporary file %s into "
+                     "place: %s", path, tmp, strerror(errno));
         goto fail;
     }
     /* Make the rename durable: fsync the directory (best effort). */
@@ -493,4 +553,42 @@ void ad_iso_ms(int64_t ms, char *buf, size_t len)
 int ad_json_num(struct cJSON *o, const char *k, double v)
 {
     return (isfinite(v) ? cJSON_AddNumberToObject(o, k, v) : cJSON_AddNullToObject(o, k)) != NULL;
+}
+
+/* Line and column (1-based) of position p in text. */
+static void line_col(const char *text, const char *p, size_t *line, size_t *col)
+{
+    *line = *col = 1;
+    for (const char *q = text; q < p; q++) {
+        if (*q == '\n') { (*line)++; *col = 1; } else (*col)++;
+    }
+}
+
+struct cJSON *ad_json_parse_whole(const char *text, size_t len, const char *what,
+                                  char *err, size_t errlen)
+{
+    const char *ep = NULL, *p;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &ep, 0);
+    size_t line, col;
+
+    if (!root) {
+        if (!ep || ep < text || ep > text + len)
+            ep = text;
+        line_col(text, ep, &line, &col);
+        ad_errf(err, errlen, AD_EFORMAT, "invalid JSON at line %zu column %zu", line, col);
+        return NULL;
+    }
+    /* only white space (or NUL padding) may follow the value: a second
+     * object or trailing text would otherwise be ignored without a word */
+    for (p = ep ? ep : text + len; p < text + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\0')
+            break;
+    if (p < text + len) {
+        line_col(text, p, &line, &col);
+        cJSON_Delete(root);
+        ad_errf(err, errlen, AD_EFORMAT, "invalid JSON at line %zu column %zu: text after "
+                "the end of the %s", line, col, what ? what : "JSON value");
+        return NULL;
+    }
+    return root;
 }

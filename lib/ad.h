@@ -93,6 +93,15 @@ void ad_iso_ms(int64_t ms, char *buf, size_t len);
 struct cJSON;
 int ad_json_num(struct cJSON *o, const char *k, double v);
 
+/* Parse text (len bytes; no NUL needed) as one JSON value that only white
+ * space (or NUL padding) may follow. Returns the value (the caller frees it
+ * with cJSON_Delete), or NULL with "invalid JSON at line L column C" in err
+ * (also on out of memory), "...: text after the end of the <what>" when a
+ * value is followed by more text (a second object, garbage): that text was
+ * never ignored. `what` names the value ("configuration object"). */
+struct cJSON *ad_json_parse_whole(const char *text, size_t len, const char *what,
+                                  char *err, size_t errlen);
+
 /* FNV-1a 64: fold n bytes at p into h. Start from AD_FNV_INIT. The one hash
  * of the project (settings hashes, stream tables). */
 #define AD_FNV_INIT 14695981039346656037ull
@@ -131,12 +140,21 @@ int ad_mkdir_p(const char *dir, unsigned mode, char *err, size_t errlen);
 /* Write a buffer atomically: a new temporary file next to path (named
  * path AD_TMP_MARK pid.random, created O_CREAT|O_EXCL|O_NOFOLLOW, mode
  * 0600), fsync, rename over path, fsync the dir. A crash may leave the
- * temporary file: ad_clean_tmp_files removes such leftovers. */
+ * temporary file: ad_clean_tmp_files removes such leftovers. Messages name
+ * path, the name the caller gave, not the temporary file; when path's
+ * directory does not exist, it is named, with the first missing level
+ * ("m.st: directory a/b/c does not exist (a/b is missing)"). */
 #define AD_TMP_MARK ".tmp~"
 /* Remove the leftover temporary files of ad_write_file_atomic in dir
  * (regular files whose name contains AD_TMP_MARK; never follows links).
  * Returns how many were removed, or a negative code. */
 int ad_clean_tmp_files(const char *dir);
+
+/* 0 when the directory path is in exists, else AD_ENOENT with "path:
+ * directory D does not exist (M is missing)" in err (M, the first missing
+ * level, when it is not D itself): a command checks its output path before
+ * working for minutes to write there. */
+int ad_dir_of_exists(const char *path, char *err, size_t errlen);
 
 int ad_write_file_atomic(const char *path, const void *buf, size_t len,
                          char *err, size_t errlen);

@@ -684,9 +684,11 @@ static int convert_row(ad_table *t, size_t i, char **row, size_t ln, const heade
             return ad_errf(err, errlen, AD_EFORMAT,
                            "%s:%zu: label column '%s': not a number: '%.40s'",
                            name, ln, h->name[lcol], row[lcol]);
-        if (fabs(v) > 3.4e38)   /* would be inf as a float */
+        /* a label is 0 (normal) or 1 (anomaly), "1.0" too: another value
+         * is a wrong column (a feature, a score), not a label */
+        if (v != 0.0 && v != 1.0)
             return ad_errf(err, errlen, AD_EFORMAT,
-                           "%s:%zu: label column '%s': not a finite float: '%.40s'",
+                           "%s:%zu: label column '%s': not 0 or 1: '%.40s'",
                            name, ln, h->name[lcol], row[lcol]);
         t->label[i] = (float)v;
     }

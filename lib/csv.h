@@ -11,7 +11,8 @@
  *     "2020-03-09T10:14:33.250Z", "+02:00" offsets) or plain numbers (unix
  *     seconds or any monotonic unit; with unix_time, unix seconds); which of
  *     the two is told by the first cell of the column that is one of them;
- *   - numeric feature columns; label columns (0/1) kept apart.
+ *   - numeric feature columns; label columns kept apart: a label cell is 0
+ *     or 1 ("1.0" too), anything else is an error naming its line.
  *
  * Errors name the file, the line (1-based, the header is line 1) and the
  * column, e.g. "data.csv:523: column 'Pressure': not a number: 'abc'".
@@ -33,7 +34,7 @@ typedef struct ad_csv_opts {
                                    time column nor a label column */
     int n_features;
     const char *label_col;      /* NULL: none; else this column becomes
-                                   ad_table.label (must be numeric) */
+                                   ad_table.label (every cell 0 or 1) */
     const char *const *exclude; /* columns never taken as features; NULL:
                                    {"anomaly","changepoint","label","labels",
                                    "is_anomaly"} */

@@ -656,9 +656,10 @@ int ad_detector_F(const ad_detector *d);
 const char *const *ad_detector_features(const ad_detector *d);
 void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st);
 /* The few figures a periodic summary over many streams needs, without the
- * string formatting of ad_detector_get_stats(): phase, samples dropped by
- * row assembly (dup, ooo, nonfinite, nonnumeric, bad feature, overflow) and
- * whether an alert is active. */
+ * string formatting of ad_detector_get_stats(): phase, values (samples)
+ * row assembly refused (ad_stream_values_refused: duplicate, late, future,
+ * non-finite, non-numeric, unknown feature; a refused row counts its
+ * values) and whether an alert is active. */
 typedef struct ad_detector_summary {
     ad_phase phase;
     uint64_t dropped;

@@ -599,12 +599,20 @@ static void rows_drain(ad_stream *s, int64_t wm)
 
 /* ---- input ------------------------------------------------------------------- */
 
-/* Future check against the arrival clock; counts. 1 = reject. */
-static int is_future(ad_stream *s, int64_t ts)
+/* A refusal for its time (dup, ooo, future) of what carried nv values:
+ * one row in ROWS mode, one sample otherwise (stream.h, Counters). */
+static void refused(uint64_t *count, uint64_t *values, uint64_t nv)
+{
+    (*count)++;
+    *values += nv;
+}
+
+/* Future check against the arrival clock; counts (nv values). 1 = reject. */
+static int is_future(ad_stream *s, int64_t ts, uint64_t nv)
 {
     if (s->has_arr && s->cfg.max_future_ms > 0 && ts > s->arr_ms &&
         ts - s->arr_ms > s->cfg.max_future_ms) {
-        s->st.future++;
+        refused(&s->st.future, &s->st.future_values, nv);
         return 1;
     }
     return 0;
@@ -630,7 +638,7 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
         s->st.nonfinite++;
         return 1;
     }
-    if (is_future(s, ts))
+    if (is_future(s, ts, 1))
         return 1;
     if (s->has_emit && ts <= s->last_emit_ts) {
         /* Its row is already out: too late for it. In PERIOD mode a value
@@ -639,7 +647,7 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
          * rather than lost. */
         if (s->cfg.mode == AD_ASM_PERIOD && period_hold_late(s, ts, f, v))
             return 0;
-        s->st.ooo++;
+        refused(&s->st.ooo, &s->st.ooo_values, 1);
         return 1;
     }
     if (s->cfg.mode == AD_ASM_PERIOD) {
@@ -652,7 +660,8 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
         rc = all_insert(s, ts, f, v);
     }
     if (rc != 0) {
-        if (rc > 0) s->st.dup++; else s->st.ooo++;
+        if (rc > 0) refused(&s->st.dup, &s->st.dup_values, 1);
+        else refused(&s->st.ooo, &s->st.ooo_values, 1);
         return 1;
     }
     s->st.samples++;
@@ -717,27 +726,30 @@ static int push_whole_row(ad_stream *s, int64_t ts, const double *values,
     size_t F = (size_t)s->F;
     double *dst;
     unsigned char *miss;
+    uint64_t nv = 0;            /* the values the row carries */
     int f, i;
 
-    if (is_future(s, ts))
+    for (f = 0; f < s->F; f++)
+        nv += present == NULL || present[f];
+    if (is_future(s, ts, nv))
         return 1;
     if (s->has_emit && ts <= s->last_emit_ts) {
         if (ts == s->last_emit_ts)
-            s->st.dup++;
+            refused(&s->st.dup, &s->st.dup_values, nv);
         else
-            s->st.ooo++;
+            refused(&s->st.ooo, &s->st.ooo_values, nv);
         return 1;
     }
     if (s->cfg.max_lateness_ms > 0) {
         for (i = 0; i < s->r_len; i++)
             if (s->r_ts[i] == ts) {
-                s->st.dup++;
+                refused(&s->st.dup, &s->st.dup_values, nv);
                 return 1;
             }
         if (s->r_len == AD_STREAM_REORDER)
             rows_emit_head(s);
         if (s->has_emit && ts <= s->last_emit_ts) {
-            s->st.ooo++;
+            refused(&s->st.ooo, &s->st.ooo_values, nv);
             return 1;
         }
         for (i = s->r_len; i > 0 && s->r_ts[i - 1] > ts; i--)
@@ -881,6 +893,12 @@ int ad_stream_n_features(const ad_stream *s)
 void ad_stream_get_stats(const ad_stream *s, ad_stream_stats *st)
 {
     *st = s->st;
+}
+
+uint64_t ad_stream_values_refused(const ad_stream_stats *st)
+{
+    return st->dup_values + st->ooo_values + st->future_values + st->nonfinite +
+           st->nonnumeric + st->bad_feature;
 }
 
 static const char *const mode_names[] = { "rows", "period", "all" };

@@ -137,7 +137,14 @@ typedef struct ad_stream_cfg {
     int64_t align_ms;         /* ALL: alignment tolerance (default 500) */
 } ad_stream_cfg;
 
-/* Counters (monotonic since creation). */
+/* Counters (monotonic since creation). A value is one feature's value at
+ * one time (a sample); a JSON row of 5 features pushed whole carries 5.
+ * dup, ooo and future count refusals for a time: one per row in ROWS mode
+ * (a whole row is refused), one per sample in PERIOD and ALL; their
+ * *_values count the values those refusals carried (equal to them in
+ * PERIOD and ALL), so values pushed = samples + the refused values
+ * (ad_stream_values_refused). Counters named rows_, gap_rows, gaps,
+ * unaligned and overflow count rows. */
 typedef struct ad_stream_stats {
     uint64_t samples;         /* values accepted */
     uint64_t rows;            /* rows emitted (valid + invalid) */
@@ -146,16 +153,24 @@ typedef struct ad_stream_stats {
     uint64_t dup;             /* dropped: timestamp equal to the previous */
     uint64_t ooo;             /* dropped: late (its row was already out) */
     uint64_t future;          /* rejected: more than max_future_ms ahead */
+    uint64_t dup_values;      /* values of the dup refusals */
+    uint64_t ooo_values;      /* values of the ooo refusals */
+    uint64_t future_values;   /* values of the future refusals */
     uint64_t unaligned;       /* ALL: rows emitted incomplete */
     uint64_t gaps;            /* rows flagged AD_ROW_GAP */
-    uint64_t nonfinite;       /* rejected: NaN or +-Inf */
-    uint64_t nonnumeric;      /* rejected: text that is not a number */
-    uint64_t bad_feature;     /* rejected: feature index out of range */
+    uint64_t nonfinite;       /* rejected values: NaN or +-Inf */
+    uint64_t nonnumeric;      /* rejected values: text that is not a number */
+    uint64_t bad_feature;     /* rejected values: feature index out of range */
     uint64_t gap_rows;        /* PERIOD: grid rows skipped in a long gap */
-    uint64_t overflow;        /* rows dropped because the queue was full */
+    uint64_t overflow;        /* rows dropped because the queue was full
+                               * (assembled rows, not refused values) */
     uint64_t late_held;       /* PERIOD: late for its row, held for the next */
     uint64_t late_held_max_ms; /* PERIOD: the most such a sample was behind its row */
 } ad_stream_stats;
+
+/* Values row assembly refused: dup_values + ooo_values + future_values +
+ * nonfinite + nonnumeric + bad_feature (overflow counts rows: not in it). */
+uint64_t ad_stream_values_refused(const ad_stream_stats *st);
 
 typedef struct ad_stream ad_stream;
 

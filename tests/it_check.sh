@@ -4,7 +4,9 @@
 # every level of a topic filter (each message dropped: no stream key), a
 # state_dir or a metrics.textfile directory that cannot be written here, a
 # topic the daemon publishes that its own filters would take as input, a
-# retained state topic without {stream}, two kinds of message on one topic.
+# retained state topic without {stream}, two kinds of message on one topic,
+# with commands on a filter that overlaps commands.topic (its messages there
+# are taken as commands) or matches commands.reply_topic.
 # calibration.windows 0 without calibration.duration_ms is an error.
 # A configuration without those says OK and warns about nothing. No broker.
 . tests/lib.sh
@@ -110,4 +112,28 @@ check_warns "check warns: broker.stats_topic equal to broker.status_topic" stats
 conf2 statusloop ', "status_topic": "sensors/anomalyd/pump"' ''
 check_warns "check warns: broker.status_topic matched by a detector's topic filter" statusloop \
     'warning: broker.status_topic "sensors/anomalyd/pump" matches the topic filter "sensors/+/pump" of detector pump'
+# conf3 NAME FILTER COMMANDS: commands enabled with the COMMANDS keys
+conf3() {
+    cat > "$D/$1.json" <<EOC
+{"broker": {"port": 1883}, "commands": {"enabled": true $3},
+ "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["$2"],
+   "stream_levels": [1],
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"}}]}
+EOC
+}
+conf3 cmdok 'sensors/+/pump' ''
+$AD_BIN check -c "$D/cmdok.json" > "$D/cmdok.out" 2>&1; rc=$?
+[ $rc -eq 0 ] && ! grep -q warning "$D/cmdok.out" &&
+    it_ok "check: commands on with the default topics and sensors/+/pump: no warning" ||
+    it_fail "check: commands on with the default topics and sensors/+/pump: no warning" \
+        "rc=$rc $(cat "$D/cmdok.out")"
+conf3 cmdin 'sensors/#' ', "topic": "sensors/cmd/{detector}/{stream}"'
+check_warns "check warns: a detector's filter overlapping commands.topic" cmdin \
+    'warning: detector pump: topic filter "sensors/#" overlaps commands.topic "sensors/cmd/{detector}/{stream}": messages there are taken as operator commands'
+conf3 cmdplus '+/cmd/+/pump' ''
+check_warns "check warns: a filter with wildcards overlapping the default commands.topic" cmdplus \
+    'warning: detector pump: topic filter "+/cmd/+/pump" overlaps commands.topic "anomalyd/cmd/{detector}/{stream}"'
+conf3 cmdreply 'sensors/+/pump' ', "reply_topic": "sensors/{detector}/{stream}"'
+check_warns "check warns: commands.reply_topic matched by a detector's filter" cmdreply \
+    'warning: commands.reply_topic "sensors/{detector}/{stream}" matches the topic filter "sensors/+/pump" of detector pump'
 exit 0

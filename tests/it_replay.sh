@@ -512,7 +512,7 @@ if [ "$(sumkey "$D/ntbad.sum" nonnumeric)" = 2 ] && [ "$(sumkey "$D/ntbad.sum" b
    [ "$(sumkey "$D/ntbad.sum" rows)" = 1200 ] &&
    grep -q "^replay: 2 non-numeric cells read as missing (named above; in the non-finite count too)$" "$D/ntbad.log" &&
    grep -q "^replay: 2 rows skipped for a time that is none or outside 1970-01-01 .. 9999-12-31 (named above)$" "$D/ntbad.log" &&
-   grep -q "^replay: 1200 rows, .* rejected 3 non-finite," "$D/ntbad.log"; then
+   grep -q "^replay: 1200 rows, .* rejected 3 non-finite values," "$D/ntbad.log"; then
     it_ok "the summary counts them: 2 non-numeric cells, 2 rows skipped for their time (stderr and --summary)"
 else
     it_fail "the summary counts 2 non-numeric cells and 2 rows skipped" \

@@ -1,13 +1,15 @@
 /* test_common.c - the shared helpers of lib/ad.c (whole-file reading that
- * refuses FIFOs, directories and oversized files without blocking; the
- * string builder; the FNV hash) and the single source of pipeline defaults
- * (the config's detector defaults are the library's). */
+ * refuses FIFOs, directories and oversized files without blocking; atomic
+ * writing and what its errors name; the string builder; the FNV hash; a
+ * JSON text parsed whole) and the single source of pipeline defaults (the
+ * config's detector defaults are the library's). */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "t.h"
 #include "ad.h"
 #include "config.h"
+#include <cJSON.h>
 
 static char dir[] = "/tmp/test_common.XXXXXX";
 
@@ -172,6 +174,56 @@ static void test_atomic_write_links(void)
     unlink(victim);
 }
 
+/* A file in a directory that does not exist: the message names the path
+ * the caller gave (not the temporary file) and the missing directory, with
+ * its first missing level. */
+static void test_atomic_write_missing_dir(void)
+{
+    char path[300], want[900], err[600] = "";
+    int rc;
+
+    snprintf(path, sizeof path, "%s/none/sub/m.safetensors", dir);
+    rc = ad_write_file_atomic(path, "x", 1, err, sizeof err);
+    snprintf(want, sizeof want, "%s: directory %s/none/sub does not exist (%s/none is missing)",
+             path, dir, dir);
+    T_CHECK(rc == AD_ENOENT && strcmp(err, want) == 0, "rc %d: '%s'", rc, err);
+    T_CHECK(strstr(err, AD_TMP_MARK) == NULL, "no temporary name in '%s'", err);
+    snprintf(path, sizeof path, "%s/none/m.safetensors", dir);
+    rc = ad_dir_of_exists(path, err, sizeof err);
+    snprintf(want, sizeof want, "%s: directory %s/none does not exist", path, dir);
+    T_CHECK(rc == AD_ENOENT && strcmp(err, want) == 0, "rc %d: '%s'", rc, err);
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    T_CHECK(ad_dir_of_exists(path, err, sizeof err) == 0, "an existing directory: %s", err);
+    T_CHECK(ad_dir_of_exists("m.safetensors", err, sizeof err) == 0, "a bare name: %s", err);
+}
+
+/* ad_json_parse_whole: one value, white space or NUL padding after it;
+ * anything else is named at its line and column. */
+static void test_json_whole(void)
+{
+    static const struct { const char *text; size_t len; const char *err; } c[] = {
+        { "{\"a\":1}", 7, NULL },
+        { "{\"a\":1} \r\n\t", 11, NULL },
+        { "{\"a\":1}\0\0", 9, NULL },
+        { "{\"a\":1}x", 8, "invalid JSON at line 1 column 8: text after the end of the thing" },
+        { "{\"a\":1}\n {\"b\":2}", 15, "invalid JSON at line 2 column 2: text after the end of the thing" },
+        { "{\"a\":1}\0x", 9, "invalid JSON at line 1 column 9: text after the end of the thing" },
+        { "{\"a\":", 5, "invalid JSON at line 1 column 5" },
+        { "{\"command\":", 11, "invalid JSON at line 1 column 11" },
+        { "", 0, "invalid JSON at line 1 column 1" },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char err[200] = "";
+        cJSON *j = ad_json_parse_whole(c[i].text, c[i].len, "thing", err, sizeof err);
+        if (!c[i].err)
+            T_CHECK(j && cJSON_IsObject(j), "case %zu: refused: %s", i, err);
+        else
+            T_CHECK(!j && strcmp(err, c[i].err) == 0, "case %zu: '%s', want '%s'", i, err,
+                    c[i].err);
+        cJSON_Delete(j);
+    }
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -183,6 +235,8 @@ int main(void)
     T_RUN(test_buf_and_hash);
     T_RUN(test_one_set_of_defaults);
     T_RUN(test_atomic_write_links);
+    T_RUN(test_atomic_write_missing_dir);
+    T_RUN(test_json_whole);
     rmdir(dir);
     return t_done();
 }

@@ -145,7 +145,14 @@ static void test_errors_name_line_and_column(void)
     expect_err("a,anomaly\n1,x\n", &o, AD_EFORMAT,
                "x.csv:2: label column 'anomaly': not a number: 'x'");
     expect_err("a,anomaly\n1,5e40\n", &o, AD_EFORMAT,       /* found by fuzz_csv */
-               "x.csv:2: label column 'anomaly': not a finite float: '5e40'");
+               "x.csv:2: label column 'anomaly': not 0 or 1: '5e40'");
+    /* a label is 0 or 1: the first other value is named with its line */
+    expect_err("a,anomaly\n1,0\n2,1.0\n3,2\n4,0.5\n", &o, AD_EFORMAT,
+               "x.csv:4: label column 'anomaly': not 0 or 1: '2'");
+    expect_err("a,anomaly\n1,0.5\n", &o, AD_EFORMAT,
+               "x.csv:2: label column 'anomaly': not 0 or 1: '0.5'");
+    o.label_col = "a";                                      /* a feature as label */
+    expect_err("a,b\n0.25,2\n", &o, AD_EFORMAT, "x.csv:2: label column 'a': not 0 or 1: '0.25'");
 }
 
 /* Old Mac line ends (CR only) read like LF and CRLF files, line numbers

@@ -65,6 +65,61 @@ static void test_rows_mode_dup_ooo_nan(void)
     ad_stream_free(s);
 }
 
+/* Units: a row refused for its time counts once in dup/ooo/future and
+ * carries its values into *_values, so that values pushed = samples + the
+ * refused values in every mode (the daemon's samples and dropped_samples
+ * count values). */
+static void test_refused_values(void)
+{
+    ad_asm_mode modes[3] = { AD_ASM_ROWS, AD_ASM_PERIOD, AD_ASM_ALL };
+
+    for (int m = 0; m < 3; m++) {
+        ad_stream *s = mk(modes[m], 1000, 0, AD_MISS_HOLD, 0, 5);
+        double r[5] = { 1, 2, 3, 4, 5 };
+        unsigned char three[5] = { 1, 1, 1, 0, 0 };
+        int64_t t0 = 1800000000000LL;
+        uint64_t pushed = 0;
+        ad_stream_stats st;
+
+        for (int t = 0; t < 20; t++) {
+            ad_stream_arrival(s, t0 + t * 1000);
+            ad_stream_push_row(s, t0 + t * 1000, r, NULL);
+            pushed += 5;
+        }
+        ad_stream_push_row(s, t0 + 25 * 1000, r, NULL);   /* emits the rows before it */
+        pushed += 5;
+        for (int t = 0; t < 10; t++) {                     /* ten late rows */
+            ad_stream_push_row(s, t0 + t * 1000 + 500, r, NULL);
+            pushed += 5;
+        }
+        ad_stream_push_row(s, t0 + 5 * 1000, r, three);    /* 3 values, late */
+        ad_stream_push_row(s, t0 + 3600 * 1000, r, NULL);  /* future */
+        pushed += 3 + 5;
+        ad_stream_get_stats(s, &st);
+        T_NOTE("%s: samples %llu, ooo %llu (%llu values), dup %llu (%llu), future %llu (%llu)",
+               ad_asm_mode_name(modes[m]), (unsigned long long)st.samples,
+               (unsigned long long)st.ooo, (unsigned long long)st.ooo_values,
+               (unsigned long long)st.dup, (unsigned long long)st.dup_values,
+               (unsigned long long)st.future, (unsigned long long)st.future_values);
+        T_CHECK(st.ooo_values == 53 && st.future_values == 5,
+                "%s: the late and future rows' values: %llu of 53, %llu of 5",
+                ad_asm_mode_name(modes[m]), (unsigned long long)st.ooo_values,
+                (unsigned long long)st.future_values);
+        if (modes[m] == AD_ASM_ROWS)
+            T_CHECK(st.ooo == 11 && st.future == 1, "rows: 11 late rows (%llu), 1 future (%llu)",
+                    (unsigned long long)st.ooo, (unsigned long long)st.future);
+        else
+            T_CHECK(st.ooo == st.ooo_values && st.future == st.future_values &&
+                    st.dup == st.dup_values, "%s: a refusal is one sample",
+                    ad_asm_mode_name(modes[m]));
+        T_CHECK(st.samples + ad_stream_values_refused(&st) == pushed,
+                "%s: samples %llu + refused %llu = pushed %llu", ad_asm_mode_name(modes[m]),
+                (unsigned long long)st.samples,
+                (unsigned long long)ad_stream_values_refused(&st), (unsigned long long)pushed);
+        ad_stream_free(s);
+    }
+}
+
 static void test_rows_mode_hold_limit(void)
 {
     ad_stream *s = mk(AD_ASM_ROWS, 1000, 0, AD_MISS_HOLD, 2, 2);
@@ -653,6 +708,7 @@ static void test_period_jitter_held(void)
 int main(void)
 {
     T_RUN(test_rows_mode_dup_ooo_nan);
+    T_RUN(test_refused_values);
     T_RUN(test_rows_mode_hold_limit);
     T_RUN(test_period_sample_and_hold);
     T_RUN(test_period_jitter_held);

@@ -1,4 +1,5 @@
-/* test_topic.c - MQTT filter matching (spec examples) and topic levels. */
+/* test_topic.c - MQTT filter matching (spec examples), topic levels, shared
+ * subscriptions and the overlap of a publish template with a filter. */
 #include <string.h>
 #include "t.h"
 #include "ad.h"
@@ -91,11 +92,29 @@ static void test_share(void)
     T_CHECK(ad_topic_share_warning(plain, 1, lv1, 1, w, sizeof w) == 0, "not shared");
 }
 
+/* ad_topic_template_overlap: {detector} given, or NULL for any name. */
+static void test_template_overlap(void)
+{
+    const char *cmd = "anomalyd/cmd/{detector}/{stream}";
+
+    T_CHECK(ad_topic_template_overlap("+/cmd/+/pump", cmd, NULL, 1) == 1,
+            "any detector: +/cmd/+/pump takes anomalyd/cmd/<any>/pump");
+    T_CHECK(ad_topic_template_overlap("anomalyd/cmd/boiler/#", cmd, NULL, 1) == 1,
+            "any detector: a named one too");
+    T_CHECK(ad_topic_template_overlap("anomalyd/cmd/boiler/#", cmd, "pump", 1) == 0,
+            "detector pump: not boiler's topics");
+    T_CHECK(ad_topic_template_overlap("sensors/+/pump", cmd, NULL, 1) == 0,
+            "sensors/+/pump: no command topic");
+    T_CHECK(ad_topic_template_overlap("anomalyd/cmd/+", "anomalyd/cmd/{detector}", NULL, 0) == 1,
+            "a topic that stops at {detector}");
+}
+
 int main(void)
 {
     T_RUN(test_match);
     T_RUN(test_check);
     T_RUN(test_levels);
     T_RUN(test_share);
+    T_RUN(test_template_overlap);
     return t_done();
 }

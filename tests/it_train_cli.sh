@@ -1,0 +1,76 @@
+#!/bin/sh
+# it_train_cli.sh - what `anomalyd train` tells about its output and input:
+#  - an output in a directory that does not exist is refused before any
+#    training (exit 1), naming the path given and the missing directory
+#    (and its first missing level), never a temporary file name;
+#  - constant columns are trained on (exit 0) and named in one warning after
+#    the result (no information; reproduced exactly with a training error of
+#    0; a later change scored in raw units), with a second one when every
+#    column is constant (the model learned nothing); none otherwise.
+. tests/lib.sh
+BIN=${AD_BIN:-build/anomalyd}
+D=$(mktemp -d)
+trap 'rm -rf "$D"' EXIT
+$PYTHON - "$D" <<'PY'
+import sys, math, random
+d = sys.argv[1]
+random.seed(5)
+with open(d + "/data.csv", "w") as f:
+    f.write("ts,flow,pressure,temp\n")
+    for i in range(300):
+        f.write("%d,%.5f,%.5f,%.5f\n" % (1577836800 + i, math.sin(i / 15.0) + random.gauss(0, 0.05),
+                                        0.5 * math.cos(i / 15.0) + random.gauss(0, 0.05),
+                                        20 + random.gauss(0, 0.05)))
+PY
+T="--window 10 --arch lstm-ae:8 --epochs 2 --seed 1"
+
+"$BIN" train -i "$D/data.csv" -o "$D/missing/sub/m.safetensors" $T -q 2> "$D/miss.log"; rc=$?
+want="anomalyd train: $D/missing/sub/m.safetensors: directory $D/missing/sub does not exist ($D/missing is missing)"
+if [ $rc -eq 1 ] && [ "$(cat "$D/miss.log")" = "$want" ]; then
+    it_ok "output in a missing directory: exit 1, naming the path and the missing directory"
+else
+    it_fail "output in a missing directory: exit 1, naming the path and the missing directory" \
+        "rc $rc: $(cat "$D/miss.log")"
+fi
+"$BIN" train -i "$D/data.csv" -o "$D/missing/m.safetensors" $T -v 2> "$D/miss2.log"; rc=$?
+if [ $rc -eq 1 ] && ! grep -q "epoch" "$D/miss2.log" && ! grep -q "tmp~" "$D/miss2.log" &&
+   grep -q "^anomalyd train: $D/missing/m.safetensors: directory $D/missing does not exist$" "$D/miss2.log"; then
+    it_ok "refused before training: no epoch run, no temporary name"
+else
+    it_fail "refused before training: no epoch run, no temporary name" "rc $rc: $(tail -3 "$D/miss2.log")"
+fi
+"$BIN" train -i "$D/data.csv" -o "$D/m.safetensors" $T -q 2> "$D/ok.log" && [ -s "$D/m.safetensors" ] &&
+    it_ok "an existing directory: the model is written" ||
+    it_fail "an existing directory: the model is written" "$(cat "$D/ok.log")"
+
+# constant columns: trained (exit 0), and said after the result, by name
+$PYTHON - "$D" <<'PY2'
+import sys, math, random
+d = sys.argv[1]
+random.seed(6)
+with open(d + "/const.csv", "w") as f:
+    f.write("ts,flow,pressure,temp,valve\n")
+    for i in range(300):
+        f.write("%d,%.5f,%.5f,20,1\n" % (1577836800 + i, math.sin(i / 15.0) + random.gauss(0, 0.05),
+                                         0.5 * math.cos(i / 15.0) + random.gauss(0, 0.05)))
+PY2
+"$BIN" train -i "$D/const.csv" -o "$D/c.safetensors" $T -v 2> "$D/const.log"; rc=$?
+last=$(tail -1 "$D/const.log")
+case "$rc|$last" in
+    "0|anomalyd train: warning: columns 'temp' (always 20), 'valve' (always 1) are constant in the training rows: they carry no information;"*)
+        it_ok "constant columns: trained, then one warning naming them: ${last#anomalyd train: warning: }" ;;
+    *) it_fail "constant columns: trained, then one warning naming them" "rc $rc: $(tail -3 "$D/const.log")" ;;
+esac
+"$BIN" train -i "$D/const.csv" -o "$D/c1.safetensors" --features temp $T 2> "$D/const1.log"; rc=$?
+if [ $rc -eq 0 ] &&
+   grep -q "^anomalyd train: warning: column 'temp' (always 20) is constant in the training rows: it carries no information; the model reproduces it exactly" "$D/const1.log" &&
+   grep -q "^anomalyd train: warning: every feature is constant: the training error is 0 and the model has learned nothing" "$D/const1.log"; then
+    it_ok "only a constant column: trained, warned that the training error is 0 and nothing was learned"
+else
+    it_fail "only a constant column: trained, warned that the training error is 0 and nothing was learned" \
+        "rc $rc: $(cat "$D/const1.log")"
+fi
+"$BIN" train -i "$D/data.csv" -o "$D/m2.safetensors" $T 2> "$D/var.log"
+grep -q constant "$D/var.log" && it_fail "no warning without a constant column" "$(cat "$D/var.log")" ||
+    it_ok "no warning without a constant column"
+exit 0
