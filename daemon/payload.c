@@ -609,9 +609,15 @@ int ad_payload_parse_ref(const ad_payload_parser *p, const char *topic,
     *n = 0;
     if (p->format == AD_FMT_NUMBER)
         return parse_number(p, topic, buf, len, out, max, n, err, errlen);
-    root = cJSON_ParseWithLength(buf, len);
-    if (!root)
-        return ad_errf(err, errlen, AD_EFORMAT, "malformed JSON");
+    {
+        /* a whole payload: text after the value (a second object glued on
+         * by a gateway, say) is refused, not silently dropped */
+        char e[160];
+        root = ad_json_parse_whole(buf, len, "payload", e, sizeof e);
+        if (!root)
+            return ad_errf(err, errlen, AD_EFORMAT, "malformed JSON: %s",
+                           strncmp(e, "invalid JSON ", 13) == 0 ? e + 13 : e);
+    }
     if (p->format == AD_FMT_JSON)
         rc = parse_json(p, root, out, max, n, unknown, err, errlen);
     else

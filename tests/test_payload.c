@@ -73,6 +73,12 @@ static void test_json(void)
     rc = parse(p, "t", "{\"current\":1}", s, &n, &u, err);
     T_CHECK(rc == 0 && n == 1 && isnan(s[0].time), "partial message, no ts");
     T_CHECK(parse(p, "t", "{\"current\":1", s, &n, &u, err) == AD_EFORMAT, "malformed");
+    /* text after the object: refused, naming where (was: first object taken) */
+    T_CHECK(parse(p, "t", "{\"current\":1}{\"current\":2}", s, &n, &u, err) == AD_EFORMAT &&
+            n == 0 && strstr(err, "text after the end of the payload") &&
+            strstr(err, "column 14"), "two glued objects refused: %s", err);
+    T_CHECK(parse(p, "t", "{\"current\":1} \r\n", s, &n, &u, err) == 0 && n == 1,
+            "trailing white space is fine: %s", err);
     T_CHECK(parse(p, "t", "[1,2]", s, &n, &u, err) == AD_EFORMAT, "array");
     T_CHECK(parse(p, "t", "{\"x\":1}", s, &n, &u, err) == AD_ENOENT, "no feature: %s", err);
     T_CHECK(parse(p, "t", "{\"current\":true}", s, &n, &u, err) == AD_EFORMAT &&
