@@ -284,6 +284,8 @@ typedef struct ad_daemon {
     char lev_last[240];
     /* state writer: queued files, the batch being written, its request */
     wjob *wq_head, *wq_tail, *w_batch;
+    wjob *wq_pri;                /* the last of the queue's leading jobs that
+                                  * alert messages wait for, or NULL */
     uv_work_t w_req;
     int w_busy;
     wmsg *defer;                 /* alert messages for the next state_save */

@@ -4,11 +4,12 @@
  * directions run on the libuv thread pool, never on the loop thread.
  *
  * Writing: a calibrating thousand streams, evictions and the final save at
- * stop would otherwise hold the loop for as many fsyncs. One batch of files
- * is written at a time, in queue order, so a newer state of a stream never
- * loses to an older one; a queued file of the same path is replaced rather
- * than written twice. A state queued or being written is what a restore
- * reads instead of the file.
+ * stop would otherwise hold the loop for as many fsyncs. One batch of at
+ * most WRITE_BATCH files is written at a time, in queue order, so a newer
+ * state of a stream never loses to an older one; a queued file of the same
+ * path is replaced rather than written twice. A file that alert messages
+ * wait for (state_defer_alert) is queued ahead of those without. A state
+ * queued or being written is what a restore reads instead of the file.
  *
  * Reading (state_restore): the loop marks the stream restoring, the thread
  * pool loads the model trained online (if any) and reads the state file,
@@ -143,6 +144,12 @@ static uint64_t trained_cfg_hash(const det_rt *d)
 
 static void writer_kick(ad_daemon *dd);
 
+/* Files one writer batch holds at most (one uv_work each): a file that
+ * alert messages wait for is queued ahead of the files without (a reload
+ * or a calibrating crowd queues thousands, an fsync or two each), so its
+ * alerts wait for at most this many other files, not for all of them. */
+#define WRITE_BATCH 16
+
 static void wmsg_free(wmsg *m)
 {
     free(m->topic);
@@ -226,10 +233,21 @@ static void writer_after(uv_work_t *r, int status)
 
 static void writer_kick(ad_daemon *dd)
 {
+    wjob *j, *last = NULL;
+    int n = 0;
+
     if (dd->w_busy || !dd->wq_head)
         return;
+    /* at most WRITE_BATCH files: an alert's file queued meanwhile goes
+     * next, not after a whole reload's worth of files */
     dd->w_batch = dd->wq_head;
-    dd->wq_head = dd->wq_tail = NULL;
+    for (j = dd->wq_head; j && n < WRITE_BATCH; last = j, j = j->next, n++)
+        if (j == dd->wq_pri)
+            dd->wq_pri = NULL;      /* the leading ones are all taken */
+    last->next = NULL;
+    dd->wq_head = j;
+    if (!j)
+        dd->wq_tail = NULL;
     dd->w_busy = 1;
     dd->w_req.data = dd;
     if (uv_queue_work(dd->loop, &dd->w_req, writer_work, writer_after) != 0) {
@@ -238,17 +256,36 @@ static void writer_kick(ad_daemon *dd)
     }
 }
 
+/* Queue j after the queued files that alert messages wait for, ahead of
+ * the others (one file a path is queued, so the files of one stream stay
+ * in order; alert messages of different streams keep theirs). */
+static void wq_insert_ahead(ad_daemon *dd, wjob *j)
+{
+    wjob **pp = dd->wq_pri ? &dd->wq_pri->next : &dd->wq_head;
+    j->next = *pp;
+    *pp = j;
+    if (!j->next)
+        dd->wq_tail = j;
+    dd->wq_pri = j;
+}
+
 /* Queue data (taken over) for path, with the alert messages msgs (taken
  * over: published once it is written); 0 or -1 (out of memory, data freed,
  * msgs published now). */
 static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *msgs)
 {
-    wjob *j;
-    for (j = dd->wq_head; j; j = j->next)
+    wjob *j, *prev = NULL;
+    for (j = dd->wq_head; j; prev = j, j = j->next)
         if (strcmp(j->path, path) == 0) {
             free(j->data);
             j->data = data;
             j->len = strlen(data);
+            if (msgs && !j->msgs) {
+                /* now an alert waits for it: ahead of the others */
+                if (prev) prev->next = j->next; else dd->wq_head = j->next;
+                if (dd->wq_tail == j) dd->wq_tail = prev;
+                wq_insert_ahead(dd, j);
+            }
             wmsg_append(&j->msgs, msgs);
             return 0;
         }
@@ -261,8 +298,12 @@ static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *m
     j->data = data;
     j->len = strlen(data);
     j->msgs = msgs;
-    if (dd->wq_tail) dd->wq_tail->next = j; else dd->wq_head = j;
-    dd->wq_tail = j;
+    if (msgs) {
+        wq_insert_ahead(dd, j);
+    } else {
+        if (dd->wq_tail) dd->wq_tail->next = j; else dd->wq_head = j;
+        dd->wq_tail = j;
+    }
     writer_kick(dd);
     return 0;
 }
@@ -299,7 +340,7 @@ void state_writer_free(ad_daemon *dd)
         wmsg_free(m);
     }
     dd->defer = NULL;
-    dd->wq_tail = NULL;
+    dd->wq_tail = dd->wq_pri = NULL;
 }
 
 /* The topic the open model alert of s was raised on, as "alert_topic":
