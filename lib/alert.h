@@ -24,8 +24,9 @@
  * said so, see ad_detector_false_alarm), `restart` (the stream could not
  * continue it after a restart: its settings changed meanwhile), `reload`
  * (a configuration reload rebuilt the stream), `evicted` (the stream was
- * dropped: idle, stream limit, detector removed) or `model_changed` (the
- * stream now runs another model, whose scores are on another scale).
+ * dropped: idle, stream limit, detector removed), `model_changed` (the
+ * stream now runs another model, whose scores are on another scale) or
+ * `recalibrate` (an operator had the stream calibrate again).
  *
  * SAVE / RESTORE. ad_alerter_save writes the sequence counter and the open
  * alert with everything its clearing depends on (window history, windows
@@ -211,7 +212,7 @@ int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *save
  *    "windows":..,"top_features":[{"name":..,"share":..},..],
  *    "probability":p|null,"log_likelihood":L|null,"peak_probability":..|null,
  *    "reason":"cleared"|"accepted"|"restart"|"reload"|"evicted"|
- *             "model_changed"|"false_alarm" (cleared alerts only)}
+ *             "model_changed"|"false_alarm"|"recalibrate" (cleared alerts only)}
  * names (F strings) may be NULL (indices are printed as "f<i>").
  */
 cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,
