@@ -108,6 +108,11 @@ typedef struct stream_rec {
     struct restore_req *restoring; /* the restore to install (state.c), or NULL */
     int restores;                /* restore requests on the thread pool */
     held_msg *held, *held_tail;  /* samples waiting for that restore */
+    /* restored from a hand-over (a stop's or an eviction's save: nothing
+     * consumed after it) that the file on disk still is: saved again at
+     * the next stats interval (state_save_alerts), so that a kill -9 then
+     * does not restore it as a hand-over again */
+    int handover_read;
     uint64_t last_ms;            /* uv_now of the last sample */
     uint64_t state_pub_ms;       /* uv_now of the last state published */
     uint64_t state_conn;         /* ad_daemon.conns at its last retained state */
@@ -392,7 +397,8 @@ void state_trained_path(const det_rt *d, const char *key, char *out, size_t len)
 void state_reference_path(const det_rt *d, const char *key, char *out, size_t len);
 /* Free the writer queue (at exit, after the loop ran dry). */
 void state_writer_free(ad_daemon *dd);
-/* Queue the state of every stream with an open alert (stats interval). */
+/* Queue the state of every stream with an open alert, and of every stream
+ * restored from a hand-over not saved since (stats interval). */
 void state_save_alerts(ad_daemon *dd);
 /* At start: remove leftover temporary files, restore every stream whose
  * state file holds an open alert (so it continues, or is evicted and

@@ -536,6 +536,10 @@ static void restore_calibration(restore_req *r, stream_rec *s)
     }
     if (ad_detector_restore(s->d, r->js, err, sizeof err) == 0 &&
         command_state_restore(s, r->js) >= 0) {
+        /* the acceptance progress of a hand-over continues as if nothing
+         * was consumed after it: true now, no longer once this stream
+         * consumes rows while the file still says so */
+        s->handover_read = strstr(r->js, "\"handover\":true") != NULL;
         ad_log(AD_LOG_DEBUG, "stream %s/%s: calibration restored from %s", s->det->c->name,
                s->key, r->state_path);
         return;
@@ -658,8 +662,10 @@ void state_save_alerts(ad_daemon *dd)
             if (!s->d)
                 continue;
             ad_detector_summarize(s->d, &b);
-            if (b.alert_active)
+            if (b.alert_active || s->handover_read) {
+                s->handover_read = 0;
                 state_save(dd, s);
+            }
         }
     }
 }

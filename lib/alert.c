@@ -437,6 +437,8 @@ fail:
 /* The largest saved count taken back (2^53: every whole number below is a
  * double). */
 #define AD_ALERT_COUNT_MAX 9007199254740992.0
+/* The largest saved time (ms, either sign) taken back: an int64_t holds it. */
+#define AD_ALERT_TIME_MAX 9.2e18
 
 /* Field k of o as a number (null -> NAN when nullable). */
 static int get_num(const cJSON *o, const char *k, int nullable, double *v)
@@ -484,6 +486,8 @@ static int open_from_json(const ad_alerter *a, const cJSON *o, ad_alert *c,
         v[10] < 0 || v[10] > AD_ALERT_MAX_N || v[11] < 0 || v[11] > 1e9 ||
         v[12] < 0 || v[12] > AD_ALERT_COUNT_MAX)
         return ad_errf(err, errlen, AD_EFORMAT, "alert.open: a count is out of range");
+    if (fabs(v[1]) > AD_ALERT_TIME_MAX || fabs(v[2]) > AD_ALERT_TIME_MAX)
+        return ad_errf(err, errlen, AD_EFORMAT, "alert.open: a time is out of range");
     c->seq = (uint64_t)v[0];
     c->active = 1;
     c->start_ms = (int64_t)v[1];
@@ -538,8 +542,9 @@ int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *save
     if (!cJSON_IsObject(o) || get_num(o, "seq", 0, &seq) || seq < 0 || seq > AD_ALERT_COUNT_MAX)
         return ad_errf(err, errlen, AD_EFORMAT, "alert.seq: missing or not a number in "
                        "0..%.0f", AD_ALERT_COUNT_MAX);
-    if (get_num(o, "cooldown_until", 1, &cd))
-        return ad_errf(err, errlen, AD_EFORMAT, "alert.cooldown_until: not a number");
+    if (get_num(o, "cooldown_until", 1, &cd) || fabs(cd) > AD_ALERT_TIME_MAX)
+        return ad_errf(err, errlen, AD_EFORMAT, "alert.cooldown_until: not a number in "
+                       "-%.3g..%.3g", AD_ALERT_TIME_MAX, AD_ALERT_TIME_MAX);
     op = cJSON_GetObjectItemCaseSensitive(o, "open");
     if (op != NULL && !cJSON_IsNull(op)) {
         if ((ss = calloc((size_t)a->F, sizeof(double))) == NULL)

@@ -18,7 +18,9 @@
 #
 #   sh tests/run.sh [BUILD]     (BUILD defaults to build)
 #   TESTS=pattern sh tests/run.sh   run only matching tests
-#   JOBS=n sh tests/run.sh          n tests at a time (default 2)
+#   JOBS=n sh tests/run.sh          n tests at a time (default 2, at most 999)
+# An interrupt (Ctrl-C, SIGTERM, SIGHUP) stops the tests still running, and
+# what they started, and ends the run without a count (status 130, 143, 129).
 BUILD=${1:-build}
 export AD_BUILD="$BUILD" AD_BIN="$BUILD/anomalyd" AD_SRCDIR="$(pwd)"
 export PYTHON=${PYTHON:-/usr/bin/python3}
@@ -33,11 +35,38 @@ times=$(mktemp)
 # into its own output file; outputs are printed and counted in the order
 # the tests are listed, each as soon as it and those before it are done.
 JOBS=${JOBS:-2}
-case "$JOBS" in ''|*[!0-9]*|0) echo "tests/run.sh: JOBS must be a positive integer (got '$JOBS')" >&2; exit 2 ;; esac
+# 1..999, no leading zero ("00" passed a test against 0 and never ran one)
+case "$JOBS" in ''|*[!0-9]*|0*|????*) echo "tests/run.sh: JOBS must be a positive integer below 1000 (got '$JOBS')" >&2; exit 2 ;; esac
 dir=$(mktemp -d)
 trap 'rm -rf "$dir" "$skips" "$times"' EXIT
 launched=0
 printed=0
+
+# Each test runs in a session of its own (setsid), so that an interrupt
+# stops it with what it started (daemons, brokers): a test in the
+# background ignores the terminal's SIGINT, and would otherwise run on,
+# unseen, after the runner is gone.
+SETSID=
+setsid -w true </dev/null >/dev/null 2>&1 && SETSID="setsid -w"
+interrupted() {
+    j=$printed
+    while [ "$j" -lt "$launched" ]; do
+        if [ ! -f "$dir/$j.done" ]; then
+            [ -f "$dir/$j.sub" ] && kill -TERM "$(cat "$dir/$j.sub")" 2>/dev/null
+            if [ -f "$dir/$j.pid" ]; then
+                tp=$(cat "$dir/$j.pid")
+                kill -TERM "-$tp" 2>/dev/null || kill -TERM "$tp" 2>/dev/null
+            fi
+        fi
+        j=$((j + 1))
+    done
+    echo "tests/run.sh: interrupted; the tests still running were stopped" >&2
+    rm -rf "$dir" "$skips" "$times"
+    exit "$1"
+}
+trap 'interrupted 130' INT
+trap 'interrupted 143' TERM
+trap 'interrupted 129' HUP
 
 # run_bg I NAME CMD...: run test I in the background (account() and
 # collect() use variables of their own: sh has no local ones)
@@ -46,12 +75,15 @@ run_bg() {
     echo "$name" > "$dir/$i.name"
     (
         t0=$(date +%s%N)
-        "$@" >"$dir/$i.out" 2>&1
+        $SETSID "$@" >"$dir/$i.out" 2>&1 &
+        echo $! >"$dir/$i.pid"
+        wait $!
         echo $? >"$dir/$i.rc"
         t1=$(date +%s%N)
         echo "$(( (t1 - t0) / 1000000 )) $name" >"$dir/$i.ms"
         : >"$dir/$i.done"
     ) </dev/null &
+    echo $! >"$dir/$i.sub"
 }
 
 # account I: print test I's output and count its lines

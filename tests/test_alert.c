@@ -174,12 +174,16 @@ static int restore_with(const char *path, double v)
     ad_alerter *a = mk(1, 1, 1, 1.0, 0, 1), *b = mk(1, 1, 1, 1.0, 0, 1);
     cJSON *o, *x;
     char err[200];
-    int rc;
+    int rc, top;
 
     ad_alerter_step(a, 1000, 2.0, 1.0, NULL, NULL);
     o = ad_alerter_save(a);
-    x = strcmp(path, "seq") == 0 ? o : cJSON_GetObjectItemCaseSensitive(o, "open");
-    cJSON_ReplaceItemInObject(x, strcmp(path, "seq") == 0 ? "seq" : path, cJSON_CreateNumber(v));
+    top = strcmp(path, "seq") == 0 || strcmp(path, "cooldown_until") == 0;
+    x = top ? o : cJSON_GetObjectItemCaseSensitive(o, "open");
+    if (cJSON_GetObjectItemCaseSensitive(x, path))
+        cJSON_ReplaceItemInObject(x, path, cJSON_CreateNumber(v));
+    else
+        cJSON_AddNumberToObject(x, path, v);
     rc = ad_alerter_restore(b, o, 1, NULL, err, sizeof(err));
     if (rc)
         T_NOTE("%s = %g: %s", path, v, err);
@@ -200,6 +204,20 @@ static void test_restore_counts_bounded(void)
     }
 }
 
+/* Saved times become int64_t: beyond what one holds they are refused too. */
+static void test_restore_times_bounded(void)
+{
+    static const char *const keys[] = { "start", "peak_ts", "cooldown_until" };
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        T_CHECK(restore_with(keys[i], 1.7e12) == 0, "%s 1.7e12 restored", keys[i]);
+        T_CHECK(restore_with(keys[i], -7) == 0, "%s -7 restored", keys[i]);
+        T_CHECK(restore_with(keys[i], 6.7e78) == AD_EFORMAT, "%s 6.7e78 refused", keys[i]);
+        T_CHECK(restore_with(keys[i], -1e300) == AD_EFORMAT, "%s -1e300 refused", keys[i]);
+    }
+}
+
 int main(void)
 {
     T_RUN(test_k_of_n_raise);
@@ -209,5 +227,6 @@ int main(void)
     T_RUN(test_ids_stable);
     T_RUN(test_cfg_check);
     T_RUN(test_restore_counts_bounded);
+    T_RUN(test_restore_times_bounded);
     return t_done();
 }
