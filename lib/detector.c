@@ -1981,16 +1981,19 @@ static void acc_alert_ended(ad_detector *d)
 
 /* ---- the acceptance chains across a restore ------------------------------ */
 
-/* n scores of a ring of capacity cap from head, oldest first, as array k of
- * o; 0, or -1 out of memory. */
-static int add_scores(cJSON *o, const char *k, const double *ring, int head, int n, int cap)
+/* n numbers of a ring (oldest at head, capacity cap) as array k of o, a
+ * non-finite one as 0 (a profile never seen); a plain vector is the ring
+ * (v, 0, F, F). 0, or -1 out of memory. */
+static int add_ring(cJSON *o, const char *k, const double *ring, int head, int n, int cap)
 {
     cJSON *a = cJSON_AddArrayToObject(o, k);
     int i;
 
-    for (i = 0; a && i < n; i++)
-        if (!cJSON_AddItemToArray(a, cJSON_CreateNumber(ring[(head + i) % cap])))
+    for (i = 0; a && i < n; i++) {
+        double v = ring[(head + i) % cap];
+        if (!cJSON_AddItemToArray(a, cJSON_CreateNumber(isfinite(v) ? v : 0)))
             return -1;
+    }
     return a ? 0 : -1;
 }
 
@@ -2002,18 +2005,6 @@ static int add_times(cJSON *o, const char *k, const int64_t *t, int n)
 
     for (i = 0; a && i < n; i++)
         if (!cJSON_AddItemToArray(a, cJSON_CreateNumber((double)t[i])))
-            return -1;
-    return a ? 0 : -1;
-}
-
-/* F numbers as array k of o; 0, or -1 out of memory. */
-static int add_vec(cJSON *o, const char *k, const double *v, int F)
-{
-    cJSON *a = cJSON_AddArrayToObject(o, k);
-    int f;
-
-    for (f = 0; a && f < F; f++)
-        if (!cJSON_AddItemToArray(a, cJSON_CreateNumber(isfinite(v[f]) ? v[f] : 0)))
             return -1;
     return a ? 0 : -1;
 }
@@ -2035,7 +2026,7 @@ cJSON *det_acc_chain_save(const ad_detector *d, int handover)
     if ((o = cJSON_CreateObject()) == NULL)
         return NULL;
     if (!cJSON_AddNumberToObject(o, "after", A) ||
-        add_scores(o, "scores", d->acc, d->acc_head, d->acc_len, A) != 0 ||
+        add_ring(o, "scores", d->acc, d->acc_head, d->acc_len, A) != 0 ||
         !cJSON_AddNumberToObject(o, "earlier", d->acc_prev) ||
         !cJSON_AddNumberToObject(o, "current", d->acc_cur) ||
         !cJSON_AddNumberToObject(o, "quiet", d->acc_quiet) ||
@@ -2044,19 +2035,19 @@ cJSON *det_acc_chain_save(const ad_detector *d, int handover)
         !cJSON_AddNumberToObject(o, "span_ms", (double)d->acc_span) ||
         !cJSON_AddNumberToObject(o, "cur_span_ms", (double)d->acc_cur_span) ||
         add_times(o, "starts", d->acc_occ_ts, d->acc_occ_n) != 0 ||
-        add_vec(o, "profile", d->acc_prof, F) != 0 ||
-        add_vec(o, "cur_profile", d->acc_prof + F, F) != 0 ||
+        add_ring(o, "profile", d->acc_prof, 0, F, F) != 0 ||
+        add_ring(o, "cur_profile", d->acc_prof + F, 0, F, F) != 0 ||
         !cJSON_AddBoolToObject(o, "handover", handover))
         goto fail;
     if (d->pk_len > 0 &&
         ((p = cJSON_AddObjectToObject(o, "parked")) == NULL ||
-         add_scores(p, "scores", d->acc + 3 * (size_t)A, 0, d->pk_len, A) != 0 ||
+         add_ring(p, "scores", d->acc + 3 * (size_t)A, 0, d->pk_len, A) != 0 ||
          !cJSON_AddNumberToObject(p, "quiet", d->pk_quiet) ||
          !cJSON_AddNumberToObject(p, "alerts", d->pk_alerts) ||
          !cJSON_AddNumberToObject(p, "since_ms", (double)d->pk_since) ||
          !cJSON_AddNumberToObject(p, "span_ms", (double)d->pk_span) ||
          add_times(p, "starts", d->pk_occ_ts, d->pk_occ_n) != 0 ||
-         add_vec(p, "profile", pk_prof(d), F) != 0))
+         add_ring(p, "profile", pk_prof(d), 0, F, F) != 0))
         goto fail;
     return o;
 fail:
