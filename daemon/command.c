@@ -403,31 +403,22 @@ void command_state_json(const stream_rec *s, const ad_detector_stats *st, cJSON 
     }
 }
 
-char *command_state_attach(const stream_rec *s, char *js)
+void command_state_add(const stream_rec *s, cJSON *o)
 {
     const feedback *fb = s->fb;
-    cJSON *o, *f;
-    char *out;
-    if (!fb || !js || !(o = cJSON_Parse(js)))
-        return js;
-    if ((f = cJSON_AddObjectToObject(o, "feedback"))) {
-        cJSON_AddStringToObject(f, "ack_id", fb->ack_id);
-        cJSON_AddStringToObject(f, "ack_by", fb->ack_by);
-        cJSON_AddStringToObject(f, "ack_at", fb->ack_at);
-        cJSON_AddStringToObject(f, "false_alarm_id", fb->fa_id);
-        cJSON_AddStringToObject(f, "false_alarm_by", fb->fa_by);
-        cJSON_AddStringToObject(f, "false_alarm_at", fb->fa_at);
-        cJSON_AddNumberToObject(f, "false_alarm_threshold",
-                                isfinite(fb->fa_threshold) ? fb->fa_threshold : 0);
-        cJSON_AddNumberToObject(f, "false_alarms", (double)fb->false_alarms);
-        cJSON_AddBoolToObject(f, "frozen", fb->frozen);
-    }
-    out = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!out)
-        return js;
-    free(js);
-    return out;
+    cJSON *f;
+    if (!fb || !(f = cJSON_AddObjectToObject(o, "feedback")))
+        return;
+    cJSON_AddStringToObject(f, "ack_id", fb->ack_id);
+    cJSON_AddStringToObject(f, "ack_by", fb->ack_by);
+    cJSON_AddStringToObject(f, "ack_at", fb->ack_at);
+    cJSON_AddStringToObject(f, "false_alarm_id", fb->fa_id);
+    cJSON_AddStringToObject(f, "false_alarm_by", fb->fa_by);
+    cJSON_AddStringToObject(f, "false_alarm_at", fb->fa_at);
+    cJSON_AddNumberToObject(f, "false_alarm_threshold",
+                            isfinite(fb->fa_threshold) ? fb->fa_threshold : 0);
+    cJSON_AddNumberToObject(f, "false_alarms", (double)fb->false_alarms);
+    cJSON_AddBoolToObject(f, "frozen", fb->frozen);
 }
 
 static void copy_str(const cJSON *f, const char *name, char *out, size_t len)

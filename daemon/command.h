@@ -99,9 +99,9 @@ void command_note_alert(struct stream_rec *s, const ad_event *ev);
 /* Add the feedback fields to the stream's state JSON object o. */
 void command_state_json(const struct stream_rec *s, const ad_detector_stats *st, cJSON *o);
 
-/* Add "feedback" to a calibration state text js (taken; the returned text
- * replaces it, js itself when there is nothing to add). */
-char *command_state_attach(const struct stream_rec *s, char *js);
+/* Add "feedback" to a calibration state object o (nothing when the stream
+ * has no operator feedback: s->fb NULL). */
+void command_state_add(const struct stream_rec *s, cJSON *o);
 
 /* Read "feedback" of a saved state text into s (nothing when absent).
  * Returns 0, or AD_ENOMEM. */

@@ -343,21 +343,28 @@ void state_writer_free(ad_daemon *dd)
     dd->wq_tail = dd->wq_pri = NULL;
 }
 
-/* The topic the open model alert of s was raised on, as "alert_topic":
- * {"alert_id", "topic"} in its state text js (taken over; returned, or a
- * new text): a restart with another alert.topic clears it there. */
-static char *attach_alert_topic(const stream_rec *s, char *js)
+/* Add to a state text js (taken over; returned, or a new text) what the
+ * daemon keeps beside the detector's state, parsed and printed once:
+ * operator feedback ("feedback", command.c) and the topic the open model
+ * alert was raised on ("alert_topic": {"alert_id", "topic"}; a restart
+ * with another alert.topic clears it there). */
+static char *attach_extras(const stream_rec *s, char *js)
 {
     ad_detector_summary b;
     cJSON *o, *t;
     char *out;
+    int topic = 0;
 
-    if (!s->alert_at || !js)
+    if (!js)
         return js;
-    ad_detector_summarize(s->d, &b);
-    if (!b.alert_active || !(o = cJSON_Parse(js)))
+    if (s->alert_at) {
+        ad_detector_summarize(s->d, &b);
+        topic = b.alert_active;
+    }
+    if ((!s->fb && !topic) || !(o = cJSON_Parse(js)))
         return js;
-    if ((t = cJSON_AddObjectToObject(o, "alert_topic"))) {
+    command_state_add(s, o);
+    if (topic && (t = cJSON_AddObjectToObject(o, "alert_topic"))) {
         cJSON_AddStringToObject(t, "alert_id", s->alert_at->id);
         cJSON_AddStringToObject(t, "topic", s->alert_at->topic);
     }
@@ -369,7 +376,7 @@ static char *attach_alert_topic(const stream_rec *s, char *js)
     return out;
 }
 
-/* The other way (restore): what attach_alert_topic kept, unless s knows
+/* The other way (restore): the "alert_topic" attach_extras kept, unless s knows
  * a newer one (a reload's rebuild). */
 static void restore_alert_topic(stream_rec *s, const char *js)
 {
@@ -400,8 +407,7 @@ static void save(ad_daemon *dd, stream_rec *s, int handover)
         char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));
         if (sw) { free(js); js = sw; }
     }
-    js = command_state_attach(s, js);
-    js = attach_alert_topic(s, js);
+    js = attach_extras(s, js);
     state_path(s->det, s->key, ".state.json", path, sizeof path);
     if (state_write_msgs(dd, path, js, msgs) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
