@@ -7,8 +7,8 @@
 # the day (+40 for two hours on day 9) and a fault at the step's own time
 # (the 09:00 step to 200 instead of 80 on day 10) still alert. The same
 # run without the seasonal level alerts at the steps on most days, at
-# least 4 raises on days 3-8 (the problem is real in this data; continual
-# learning absorbs one of the two steps on some days). With calibration.season_clock local, a
+# least 4 raises on days 3-8 (the problem is real in this data). Both runs
+# have continual learning off (see below). With calibration.season_clock local, a
 # schedule in local time keeps its level over a daylight-saving change.
 . tests/lib.sh
 BIN=${AD_BIN:-build/anomalyd}
@@ -37,6 +37,11 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 c = d["detectors"][0]["calibration"]
 assert c.get("season_ms") == 86400000, "the example configuration sets calibration.season_ms to a day"
+# continual learning off in both: on these twelve days the promotion on
+# day 6 is decided by under 1% of error (0.0796 against 0.0802) and flips
+# with the rounding of another build (the sanitizer's); whether the model
+# is renewed that day is not what this test is about
+d["detectors"][0].setdefault("adapt", {})["enabled"] = False
 json.dump(d, open(sys.argv[2] + "/on.json", "w"))
 c["season_ms"] = 0
 json.dump(d, open(sys.argv[2] + "/off.json", "w"))
