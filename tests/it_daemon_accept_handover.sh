@@ -21,33 +21,8 @@ START=$(( $(date +%s) - 1000 * 60 ))
 # pub FROM TO: simulator rows FROM..TO-1 of pump1, one a minute from START;
 # rows 200-214 read pressure 0.6 bar low
 pub() {
-    $PYTHON - "$IT_PORT" "$START" "$1" "$2" <<'EOP'
-import json, sys, importlib.util, os
-import paho.mqtt.client as mqtt
-spec = importlib.util.spec_from_file_location("pumpsim", os.path.join("tools", "pumpsim.py"))
-ps = importlib.util.module_from_spec(spec); spec.loader.exec_module(ps)
-port, start, k0, k1 = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-sim = ps.PumpSim(3, 60.0, start, [])
-try:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1)
-except AttributeError:
-    c = mqtt.Client()
-c.connect("127.0.0.1", port, keepalive=30)
-c.loop_start()
-infos = []
-for k in range(k1):
-    ts, row, _ = sim.step()
-    if k < k0:
-        continue
-    if 200 <= k < 215:
-        row["pressure"] -= 0.6
-    msg = {s: round(v, 4) for s, v in row.items()}
-    msg["ts"] = int(round(ts * 1000))
-    infos.append(c.publish("sensors/pump1/pump", json.dumps(msg), qos=1))
-for i in infos:
-    i.wait_for_publish(30)
-c.loop_stop(); c.disconnect()
-EOP
+    $H pub --port "$IT_PORT" --start "$START" --seed 3 --start-row "$1" --rows "$2" \
+        --shift pressure:-0.6:200:215
 }
 
 # accept_of STATEFILE: "<handover> <last row>" of the state file's pending

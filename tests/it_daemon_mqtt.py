@@ -87,12 +87,16 @@ def cmd_pub(a):
     fault_devs = set(a.fault_devices.split(","))
     devices = ["pump%d" % (i + 1) for i in range(a.devices)]
     start = time.time() - a.rows * 60.0 if not a.start else a.start
-    sims = {d: ps.PumpSim(1 + 1000 * i, 60.0, start, faults if d in fault_devs else [])
+    sims = {d: ps.PumpSim(a.seed + 1000 * i, 60.0, start, faults if d in fault_devs else [])
             for i, d in enumerate(devices)}
     const = {}
     for kv in a.const or []:
         k, v = kv.split("=")
         const[k] = float(v)
+    shifts = []                 # (sensor, delta, first row, end row or None)
+    for sp in a.shift or []:
+        f = sp.split(":")
+        shifts.append((f[0], float(f[1]), int(f[2]), int(f[3]) if len(f) > 3 else None))
     c = client()
     c.connect("127.0.0.1", a.port, keepalive=30)
     c.loop_start()
@@ -104,6 +108,9 @@ def cmd_pub(a):
             if k < a.start_row:
                 continue
             row.update(const)
+            for sensor, delta, k0, k1 in shifts:
+                if k >= k0 and (k1 is None or k < k1):
+                    row[sensor] += delta
             topic = a.topic.replace("{device}", d)
             if a.format == "json":
                 msg = {s: round(row[s], 4) for s in SENSORS}
@@ -329,6 +336,9 @@ def main():
     p.add_argument("--no-ts", action="store_true")
     p.add_argument("--start", type=float, default=0)
     p.add_argument("--const", action="append")
+    p.add_argument("--seed", type=int, default=1, help="the first device's simulator seed")
+    p.add_argument("--shift", action="append",
+                   help="SENSOR:DELTA:FROM[:TO]: add DELTA to SENSOR on rows FROM..TO-1 (to the end)")
     x = sp.add_parser("mix")
     x.add_argument("--port", type=int, required=True)
     x.add_argument("--rows", type=int, default=300)
