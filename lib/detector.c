@@ -1012,10 +1012,15 @@ static void resolve_spans(ad_detector *d)
 
         if (after > ac->margin)         /* the windows sharing samples with an alert's */
             snprintf(ma, sizeof(ma), " (%d = %.3g h after a clear)", after, after * w);
-        snprintf(as, sizeof(as), ", adapt.normal_windows %d = %.3g h, adapt.min_windows %d = "
+        char st[40] = "";
+        double ws = w * ac->normal_stride;      /* a kept window's span of data */
+
+        if (ac->normal_stride > 1)
+            snprintf(st, sizeof(st), " (one in %d)", ac->normal_stride);
+        snprintf(as, sizeof(as), ", adapt.normal_windows %d%s = %.3g h, adapt.min_windows %d = "
                  "%.3g h, adapt.margin %d = %.3g h%s, adapt.shadow_windows %d = %.3g h",
-                 ac->normal_windows, ac->normal_windows * w, ac->min_windows,
-                 ac->min_windows * w, ac->margin, ac->margin * w, ma, ac->shadow_windows,
+                 ac->normal_windows, st, ac->normal_windows * ws, ac->min_windows,
+                 ac->min_windows * ws, ac->margin, ac->margin * w, ma, ac->shadow_windows,
                  ac->shadow_windows * w);
     }
     else if (d->ad && ad_adapt_resolved(d->ad) && ac->reload_shadow)

@@ -340,7 +340,8 @@ fi
 # with a model bootstrapped from the stream. Four days of one value every
 # five minutes (a daily cycle), +25 for 2 h on day 4 from 08:20 (289200 s): the
 # settings given in data time become this stream's windows (8 h of
-# acceptance = 96 windows, a day of normal windows = 288), and the burst,
+# acceptance = 96 windows, two days of normal windows kept one in two = 288,
+# logged as the 48 h they span), and the burst,
 # not the cycle, raises the one alert.
 $PYTHON - "$D/uni.csv" <<'EOF2'
 import sys, math, random, datetime
@@ -357,7 +358,7 @@ with open(sys.argv[1], "w") as f:
 EOF2
 if "$BIN" replay -c "${AD_SRCDIR:-.}/conf/anomalyd.json" --training bootstrap --window 30 \
         --train-windows 288 -i "$D/uni.csv" -o "$D/uni.out" -e "$D/uni.ev" 2> "$D/logu"; then
-    if grep -q "a window every 300 s of data: alert.accept_after 96 windows = 8 h, alert.accept_gap 288 = 24 h, adapt.normal_windows 288 = 24 h" "$D/logu" &&
+    if grep -q "a window every 300 s of data: alert.accept_after 96 windows = 8 h, alert.accept_gap 288 = 24 h, adapt.normal_windows 288 (one in 2) = 48 h, adapt.min_windows 100 = 16.7 h" "$D/logu" &&
        [ "$(awk 'END {print NR}' "$D/uni.out")" -eq 1153 ]; then
         it_ok "example config on a 5-min univariate CSV: data-time settings at 300 s, 1152 rows out"
     else
