@@ -16,6 +16,7 @@
 
 #include "command.h"
 #include "daemon_int.h"
+#include "kafka.h"
 #include "topic.h"
 
 /* ---- topic template --------------------------------------------------------- */
@@ -156,11 +157,15 @@ static const char *str_arg(const cJSON *c, const char *name)
 }
 
 /* Save and announce a changed stream: events (an alert closed, a phase
- * changed) published, the state topic refreshed, the state file queued. */
+ * changed) published, the state topic refreshed, the state file queued and
+ * the Kafka state topic written (a stream of a Kafka partition: its next
+ * owner gets the feedback too, also after a crash). */
 static void stream_changed(ad_daemon *dd, stream_rec *s)
 {
-    if (!streams_events(dd, s))
+    if (!streams_events(dd, s)) {       /* else both done there */
         publish_state(dd, s);
+        kafka_state_changed(dd, s);
+    }
     state_save(dd, s);
 }
 

@@ -349,7 +349,14 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover)
     cJSON_AddStringToObject(o, "stream", s->key);
     if ((js = handover ? ad_detector_save_handover(s->d) : ad_detector_save(s->d))) {
         cJSON *st = cJSON_Parse(js);
-        if (st) cJSON_AddItemToObject(o, "state", st); else cJSON_AddNullToObject(o, "state");
+        if (st) {
+            /* what a state file holds beside it: the open alert's topic
+             * (its clear goes there on the next owner), operator feedback */
+            state_add_extras(s, st);
+            cJSON_AddItemToObject(o, "state", st);
+        } else {
+            cJSON_AddNullToObject(o, "state");
+        }
         free(js);
     } else {
         cJSON_AddNullToObject(o, "state");

@@ -17,8 +17,11 @@
  * the duplicates recognisable).
  *
  * State moves with its partition (kafka.state_topic set): every state
- * change of a stream (calibration, alert raised/cleared, accepted regime)
- * is produced to the compacted state topic, key "detector/stream". On
+ * change of a stream (calibration, alert raised/cleared, accepted regime,
+ * an operator command) is produced to the compacted state topic, key
+ * "detector/stream", with what a state file holds beside the detector's
+ * state (state_add_extras: the MQTT topic of the open alert, operator
+ * feedback; state_restore reads both back). On
  * revoke the same barrier runs, the streams of the revoked partitions are
  * flushed there and dropped, offsets committed, then the partitions
  * released. On assign the new partitions stay paused while the state topic

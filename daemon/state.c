@@ -343,31 +343,48 @@ void state_writer_free(ad_daemon *dd)
     dd->wq_tail = dd->wq_pri = NULL;
 }
 
-/* Add to a state text js (taken over; returned, or a new text) what the
- * daemon keeps beside the detector's state, parsed and printed once:
- * operator feedback ("feedback", command.c) and the topic the open model
- * alert was raised on ("alert_topic": {"alert_id", "topic"}; a restart
- * with another alert.topic clears it there). */
-static char *attach_extras(const stream_rec *s, char *js)
+/* Whether s has an open model alert whose topic it knows (s->alert_at). */
+static int alert_topic_open(const stream_rec *s)
 {
     ad_detector_summary b;
-    cJSON *o, *t;
-    char *out;
-    int topic = 0;
 
-    if (!js)
-        return js;
-    if (s->alert_at) {
-        ad_detector_summarize(s->d, &b);
-        topic = b.alert_active;
-    }
-    if ((!s->fb && !topic) || !(o = cJSON_Parse(js)))
-        return js;
+    if (!s->alert_at || !s->d)
+        return 0;
+    ad_detector_summarize(s->d, &b);
+    return b.alert_active;
+}
+
+static void add_extras(const stream_rec *s, cJSON *o, int topic)
+{
+    cJSON *t;
+
     command_state_add(s, o);
     if (topic && (t = cJSON_AddObjectToObject(o, "alert_topic"))) {
         cJSON_AddStringToObject(t, "alert_id", s->alert_at->id);
         cJSON_AddStringToObject(t, "topic", s->alert_at->topic);
     }
+}
+
+void state_add_extras(const stream_rec *s, cJSON *o)
+{
+    add_extras(s, o, alert_topic_open(s));
+}
+
+/* Add to a state text js (taken over; returned, or a new text) what the
+ * daemon keeps beside the detector's state (state_add_extras), parsed and
+ * printed once, and only when there is something to add. */
+static char *attach_extras(const stream_rec *s, char *js)
+{
+    cJSON *o;
+    char *out;
+    int topic;
+
+    if (!js)
+        return js;
+    topic = alert_topic_open(s);
+    if ((!s->fb && !topic) || !(o = cJSON_Parse(js)))
+        return js;
+    add_extras(s, o, topic);
     out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!out)
@@ -376,8 +393,9 @@ static char *attach_extras(const stream_rec *s, char *js)
     return out;
 }
 
-/* The other way (restore): the "alert_topic" attach_extras kept, unless s knows
- * a newer one (a reload's rebuild). */
+/* The other way (restore, from a state file or the Kafka state topic): the
+ * "alert_topic" state_add_extras kept, unless s knows a newer one (a
+ * reload's rebuild). */
 static void restore_alert_topic(stream_rec *s, const char *js)
 {
     cJSON *o, *t, *id, *tp;
