@@ -2894,5 +2894,6 @@ void ad_detector_summarize(const ad_detector *d, ad_detector_summary *b)
     ad_stream_get_stats(d->stream, &ss);
     b->phase = d->phase;
     b->dropped = ad_stream_values_refused(&ss);
+    b->overflow = ss.overflow;
     b->alert_active = ad_alerter_active(d->alert) != NULL;
 }
