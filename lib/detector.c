@@ -685,6 +685,7 @@ static void collect(ad_detector *d, int64_t ts)
         snprintf(e->text, sizeof(e->text), "%s on %zu rows (%llu windows)",
                  ad_train_mode_name(d->cfg.training), d->coll_rows,
                  (unsigned long long)d->st.windows_collected);
+        det_train_note_constant(d, e);
     }
 }
 
