@@ -43,6 +43,7 @@ static const fam fams[] = {
     { "no_stream_key", "no_stream_key_total", "counter", "Messages without the stream key levels.", 0 },
     { "samples", "samples_total", "counter", "Samples (feature values) parsed from payloads; a JSON row of 5 features is 5.", 0 },
     { "dropped_samples", "dropped_samples_total", "counter", "Samples (feature values) refused by row assembly; a refused row counts its values.", 0 },
+    { "rows_overflow", "rows_overflow_total", "counter", "Assembled rows lost because a stream's row queue was full.", 0 },
     { "streams", "streams", "gauge", "Live streams.", 0 },
     { "streams_refused", "streams_refused_total", "counter", "Messages of new streams refused at max_streams.", 0 },
     { "streams_evicted", "streams_evicted_total", "counter", "Streams evicted when idle or at max_streams.", 0 },

@@ -742,7 +742,7 @@ char *publish_status_json(const ad_daemon *dd, const char *state)
 /* Per-detector stream counts (array "detectors") and the totals over all
  * streams of every detector. */
 typedef struct stream_totals {
-    uint64_t dropped, calibrating, detecting, collecting, active, streams;
+    uint64_t dropped, overflow, calibrating, detecting, collecting, active, streams;
 } stream_totals;
 
 static void counts_json(cJSON *dj, const det_counts *c)
@@ -772,6 +772,7 @@ static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
     gen *g = dd->g;
     cJSON *dets = cJSON_CreateArray();
     t->dropped = dd->c.retired_dropped;
+    t->overflow = dd->c.retired_overflow;
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];
         cJSON *dj = cJSON_CreateObject();
@@ -782,6 +783,7 @@ static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
                 continue;       /* restoring: counted once it runs */
             ad_detector_summarize(s->d, &st);
             t->dropped += st.dropped;
+            t->overflow += st.overflow;
             t->calibrating += st.phase == AD_PHASE_CALIBRATING;
             t->detecting += st.phase == AD_PHASE_DETECTING;
             t->collecting += st.phase == AD_PHASE_COLLECTING || st.phase == AD_PHASE_TRAINING;
@@ -852,6 +854,7 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddNumberToObject(o, "no_stream_key", (double)dd->c.no_stream_key);
     cJSON_AddNumberToObject(o, "samples", (double)dd->c.samples);
     cJSON_AddNumberToObject(o, "dropped_samples", (double)t.dropped);
+    cJSON_AddNumberToObject(o, "rows_overflow", (double)t.overflow);
     cJSON_AddNumberToObject(o, "streams", (double)t.streams);
     cJSON_AddNumberToObject(o, "streams_refused", (double)dd->c.streams_refused);
     cJSON_AddNumberToObject(o, "streams_evicted", (double)dd->c.streams_evicted);

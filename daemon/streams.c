@@ -89,6 +89,7 @@ static void retire_stats(ad_daemon *dd, stream_rec *s)
     if (!s->d) return;
     ad_detector_get_stats(s->d, &st);
     dd->c.retired_dropped += ad_stream_values_refused(&st.stream);
+    dd->c.retired_overflow += st.stream.overflow;
 }
 
 static void empty_grave(stream_rec *s)

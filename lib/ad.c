@@ -310,16 +310,29 @@ int ad_dir_of_exists(const char *path, char *err, size_t errlen)
     if (dir == NULL)
         return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
     if (stat(dir, &st) == 0) {
+        /* a regular file where the directory should be: refused now too,
+         * not when the file is created after the work */
+        rc = S_ISDIR(st.st_mode) ? 0 : ad_errf(err, errlen, -ENOTDIR, "%s: %s is not a "
+                                               "directory", path, dir);
         free(dir);
-        return 0;
+        return rc;
     }
     if ((miss = strdup(dir)) == NULL) {
         free(dir);
         return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
     }
-    /* climb while the parent is missing too */
+    /* climb while the parent is missing too; a level that exists but is
+     * not a directory (a/file/sub/m: stat says ENOTDIR) is named as such */
     for (;;) {
         char *up = parent_dir(miss);
+        if (up != NULL && strcmp(up, miss) != 0 && stat(up, &st) == 0 &&
+            !S_ISDIR(st.st_mode)) {
+            rc = ad_errf(err, errlen, -ENOTDIR, "%s: %s is not a directory", path, up);
+            free(up);
+            free(miss);
+            free(dir);
+            return rc;
+        }
         if (up == NULL || strcmp(up, miss) == 0 || stat(up, &st) == 0) {
             free(up);
             break;
@@ -339,12 +352,12 @@ int ad_dir_of_exists(const char *path, char *err, size_t errlen)
 
 /* The file path could not be created next to (open of its temporary name
  * failed with errno e): the message names path, not the temporary name, and
- * for ENOENT the directory that is missing. */
+ * for ENOENT the directory that is missing (ENOTDIR: the file in its way). */
 static int create_error(const char *path, int e, char *err, size_t errlen)
 {
     int rc;
 
-    if (e == ENOENT && (rc = ad_dir_of_exists(path, err, errlen)) != 0)
+    if ((e == ENOENT || e == ENOTDIR) && (rc = ad_dir_of_exists(path, err, errlen)) != 0)
         return rc;
     return ad_errf(err, errlen, e == ENOENT ? AD_ENOENT : -e, "%s: %s", path, strerror(e));
 }

@@ -152,8 +152,9 @@ int ad_clean_tmp_files(const char *dir);
 
 /* 0 when the directory path is in exists, else AD_ENOENT with "path:
  * directory D does not exist (M is missing)" in err (M, the first missing
- * level, when it is not D itself): a command checks its output path before
- * working for minutes to write there. */
+ * level, when it is not D itself), or -ENOTDIR with "path: X is not a
+ * directory" when D or a level above it is a file: a command checks its
+ * output path before working for minutes to write there. */
 int ad_dir_of_exists(const char *path, char *err, size_t errlen);
 
 int ad_write_file_atomic(const char *path, const void *buf, size_t len,

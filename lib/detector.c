@@ -685,6 +685,7 @@ static void collect(ad_detector *d, int64_t ts)
         snprintf(e->text, sizeof(e->text), "%s on %zu rows (%llu windows)",
                  ad_train_mode_name(d->cfg.training), d->coll_rows,
                  (unsigned long long)d->st.windows_collected);
+        det_train_note_constant(d, e);
     }
 }
 
@@ -2899,5 +2900,6 @@ void ad_detector_summarize(const ad_detector *d, ad_detector_summary *b)
     ad_stream_get_stats(d->stream, &ss);
     b->phase = d->phase;
     b->dropped = ad_stream_values_refused(&ss);
+    b->overflow = ss.overflow;
     b->alert_active = ad_alerter_active(d->alert) != NULL;
 }

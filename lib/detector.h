@@ -659,10 +659,12 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st);
  * string formatting of ad_detector_get_stats(): phase, values (samples)
  * row assembly refused (ad_stream_values_refused: duplicate, late, future,
  * non-finite, non-numeric, unknown feature; a refused row counts its
- * values) and whether an alert is active. */
+ * values), rows lost to a full row queue (ad_stream_stats.overflow, in
+ * rows) and whether an alert is active. */
 typedef struct ad_detector_summary {
     ad_phase phase;
     uint64_t dropped;
+    uint64_t overflow;
     int alert_active;
 } ad_detector_summary;
 void ad_detector_summarize(const ad_detector *d, ad_detector_summary *b);

@@ -216,6 +216,10 @@ void det_swap_now(ad_detector *d, const ad_model *m, ad_model *owned, int keep_t
 void det_set_phase(ad_detector *d, ad_phase p, int64_t ts);
 void det_swap_model(ad_detector *d, const ad_model *m, ad_model *owned);
 void det_restart_calibration(ad_detector *d, int64_t ts);
+/* The collection is complete (e: its AD_EV_TRAIN_READY, text set): warn
+ * once of features that never vary in the collected rows, naming them, and
+ * append them to e's text. */
+void det_train_note_constant(ad_detector *d, ad_event *e);
 
 int det_absurd_value(const ad_detector *d, int f, double x);
 void det_dq_after_sample(ad_detector *d, int rc, uint64_t rej0, int64_t ts, int f, double v);

@@ -91,9 +91,18 @@ static void restore_subs(ad_detector *d, const cJSON *o)
     }
     x = cJSON_GetObjectItemCaseSensitive(o, "adapt");
     if (d->ad && cJSON_IsObject(x) && (txt = cJSON_PrintUnformatted(x)) != NULL) {
-        if (ad_adapt_restore(d->ad, txt, err, sizeof(err)) != 0)
+        if (ad_adapt_restore(d->ad, txt, err, sizeof(err)) != 0) {
             ad_log(AD_LOG_WARNING, "%s: saved continual-learning state ignored: %s",
                    d->who, err);
+        } else {
+            /* the stream's decisions go on from the learner's saved
+             * counts (stats adapt_promoted / adapt_rejected, the state
+             * topic's adapt.promoted / rejected), not from 0 at a restart */
+            ad_adapt_stats as;
+            ad_adapt_get_stats(d->ad, &as);
+            d->st.adapt_promoted = as.promotions;
+            d->st.adapt_rejected = as.rejections;
+        }
         free(txt);
     }
 }

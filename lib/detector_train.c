@@ -14,6 +14,71 @@
 
 /* ---- training --------------------------------------------------------------- */
 
+/* Mean and population std of column f of rows (n, F), in double. A column
+ * whose std is at most COL_CONSTANT is constant: the bootstrap scaler
+ * gives it a scale of 1 (as sklearn's StandardScaler does) and the
+ * collection's warning names it. */
+#define COL_CONSTANT 1e-12
+static void col_stats(const float *rows, size_t n, size_t F, size_t f, double *mean,
+                      double *sd)
+{
+    double s = 0, s2 = 0;
+    size_t r;
+
+    for (r = 0; r < n; r++)
+        s += rows[r * F + f];
+    s /= (double)n;
+    for (r = 0; r < n; r++) {
+        double dd = rows[r * F + f] - s;
+        s2 += dd * dd;
+    }
+    *mean = s;
+    *sd = sqrt(s2 / (double)n);
+}
+
+void det_train_note_constant(ad_detector *d, ad_event *e)
+{
+    ad_buf b = { 0 };
+    size_t tl;
+    int f, n = 0;
+
+    if (d->coll_rows == 0)
+        return;
+    for (f = 0; f < d->F; f++) {
+        double mean, sd;
+        col_stats(d->coll, d->coll_rows, (size_t)d->F, (size_t)f, &mean, &sd);
+        if (sd > COL_CONSTANT)
+            continue;
+        ad_buf_printf(&b, "%s'%s' (always %.6g)", n ? ", " : "",
+                      d->features && d->features[f] ? d->features[f] : "?", mean);
+        n++;
+    }
+    if (n == 0)
+        return;
+    /* a constant feature carries no information: the model learns to give
+     * it back exactly (all of the training error is 0 when every feature
+     * is); bootstrap's scaler also gives it a scale of 1, so a later change
+     * of it is scored in raw units. Told once per training, when the
+     * collection is complete (the offline anomalyd train says the same) */
+    ad_log(AD_LOG_WARNING, "%s: training (%s) on %zu rows: %s %s %s constant in the "
+           "training rows: %s no information%s%s",
+           d->who, ad_train_mode_name(d->cfg.training), d->coll_rows,
+           n == 1 ? "feature" : "features", b.s ? b.s : "", n == 1 ? "is" : "are",
+           n == 1 ? "it carries" : "they carry",
+           d->cfg.training == AD_TRAIN_BOOTSTRAP
+               ? (n == 1 ? "; the model reproduces it exactly with a scale of 1, so a later "
+                           "change of it is scored in raw units"
+                         : "; the model reproduces them exactly with a scale of 1, so a "
+                           "later change of them is scored in raw units")
+               : "",
+           n == d->F ? ". Every feature is constant: the model learns nothing to compare "
+                       "live data with" : "");
+    tl = strlen(e->text);
+    if (tl + 1 < sizeof(e->text))
+        snprintf(e->text + tl, sizeof(e->text) - tl, "; constant: %s", b.s ? b.s : "");
+    ad_buf_free(&b);
+}
+
 void ad_train_job_free(ad_train_job *j)
 {
     int f;
@@ -76,7 +141,7 @@ int ad_train_job_run(const ad_train_job *job, ad_model **out,
 {
     ad_model *m = NULL;
     float *scaled = NULL, *win = NULL, *mean = NULL, *sd = NULL;
-    size_t n, F = (size_t)job->F, r, f, bytes;
+    size_t n, F = (size_t)job->F, f, bytes;
     ad_train_opts o;
     ad_train_report rep;
     ad_error_stats es;
@@ -111,17 +176,10 @@ int ad_train_job_run(const ad_train_job *job, ad_model **out,
             goto fail;
         }
         for (f = 0; f < F; f++) {
-            double s = 0, s2 = 0;
-            for (r = 0; r < job->n_rows; r++)
-                s += job->rows[r * F + f];
-            s /= (double)job->n_rows;
-            for (r = 0; r < job->n_rows; r++) {
-                double dd = job->rows[r * F + f] - s;
-                s2 += dd * dd;
-            }
-            s2 = sqrt(s2 / (double)job->n_rows);
+            double s, s2;
+            col_stats(job->rows, job->n_rows, F, f, &s, &s2);
             mean[f] = (float)s;
-            sd[f] = s2 > 1e-12 ? (float)s2 : 1.0f;
+            sd[f] = s2 > COL_CONSTANT ? (float)s2 : 1.0f;
         }
         if ((rc = ad_model_set_scaler(m, AD_SCALER_STANDARD, mean, sd)) != 0)
             goto fail;

@@ -5,7 +5,8 @@
 # batches, and publishes the decision with its figures on
 # <state topic>/events; a promoted model is saved in the state directory
 # with the stream's state, and a restart comes back with it (no
-# recalibration, the promoted model id on the state topic). The learner's
+# recalibration, the promoted model id on the state topic, its promotions
+# and rejections counted on from the first run). The learner's
 # counts are given in data time (one-minute rows: 80, 40, 5 and 60
 # windows), as the state topic shows once the stream knows its period.
 . tests/lib.sh
@@ -163,6 +164,31 @@ if it_wait_log "$D/daemon.log" "reusing the model trained online" 20 &&
 else
     it_fail "restart: the stream comes back with the promoted model $pid and its calibration" \
         "$(tail -8 "$D/daemon.log"; grep state/pump/pump1 "$D/sub2.jsonl" | tail -1)"
+fi
+# the stream's decisions go on counting from the saved state: the restored
+# stream's own state message (not the one the broker kept retained) shows
+# the promotion and rejections of the first run, not 0
+decisions() { # adapt.promoted adapt.rejected of the last (live) state message of FILE
+    $PYTHON - "$1" "$2" <<'EOP'
+import json, sys
+r = "none"
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"] == "anomalyd/state/pump/pump1" and m["payload"] and \
+            (sys.argv[2] == "any" or not m.get("retain")):
+        a = json.loads(m["payload"]).get("adapt", {})
+        r = "%s %s" % (a.get("promoted"), a.get("rejected"))
+print(r)
+EOP
+}
+dec1=$(decisions "$D/sub.jsonl" any)
+has_live_decisions() { [ "$(decisions "$D/sub2.jsonl" live)" != none ]; }
+it_wait_until 20 has_live_decisions
+dec2=$(decisions "$D/sub2.jsonl" live)
+if [ "${dec1%% *}" = 1 ] && [ "$dec2" = "$dec1" ]; then
+    it_ok "restart: the state topic's decisions go on (promoted, rejected: $dec2)"
+else
+    it_fail "restart: the state topic's decisions go on" "before: $dec1, after: $dec2"
 fi
 # the restored stream (its promoted model) still measures from the
 # configured model, with the saved baseline

@@ -69,7 +69,7 @@ else
     it_fail "kill -9 with a candidate in shadow: the drift baseline is kept" "before $ref1, after $ref2"
 fi
 # a decision: the state file counts it at once (the learner's promotions
-# and rejections; the state topic counts those of this run only)
+# and rejections, from which a restart's state topic counts on)
 feed_until promoted rejected >/dev/null
 ndec() { # decisions on the events topic since the restart, and in the state file
     $PYTHON - "$D/sub.jsonl" "$D/state/pump/pump1.state.json" <<'EOP'

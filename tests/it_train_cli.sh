@@ -2,7 +2,8 @@
 # it_train_cli.sh - what `anomalyd train` tells about its output and input:
 #  - an output in a directory that does not exist is refused before any
 #    training (exit 1), naming the path given and the missing directory
-#    (and its first missing level), never a temporary file name;
+#    (and its first missing level), never a temporary file name; so is one
+#    whose directory, or a level above it, is a regular file (naming it);
 #  - constant columns are trained on (exit 0) and named in one warning after
 #    the result (no information; reproduced exactly with a training error of
 #    0; a later change scored in raw units), with a second one when every
@@ -39,6 +40,18 @@ if [ $rc -eq 1 ] && ! grep -q "epoch" "$D/miss2.log" && ! grep -q "tmp~" "$D/mis
 else
     it_fail "refused before training: no epoch run, no temporary name" "rc $rc: $(tail -3 "$D/miss2.log")"
 fi
+# a regular file where the output's directory should be, or above it
+echo x > "$D/file"
+for o in "$D/file/m.safetensors" "$D/file/sub/m.safetensors"; do
+    "$BIN" train -i "$D/data.csv" -o "$o" $T -v 2> "$D/notdir.log"; rc=$?
+    if [ $rc -eq 1 ] && ! grep -q "epoch" "$D/notdir.log" &&
+       [ "$(cat "$D/notdir.log")" = "anomalyd train: $o: $D/file is not a directory" ]; then
+        it_ok "output under a regular file (${o#$D/}): exit 1 before training, naming the path and the file"
+    else
+        it_fail "output under a regular file (${o#$D/}): exit 1 before training, naming the path and the file" \
+            "rc $rc: $(tail -3 "$D/notdir.log")"
+    fi
+done
 "$BIN" train -i "$D/data.csv" -o "$D/m.safetensors" $T -q 2> "$D/ok.log" && [ -s "$D/m.safetensors" ] &&
     it_ok "an existing directory: the model is written" ||
     it_fail "an existing directory: the model is written" "$(cat "$D/ok.log")"

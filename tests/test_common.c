@@ -3,6 +3,7 @@
  * writing and what its errors name; the string builder; the FNV hash; a
  * JSON text parsed whole) and the single source of pipeline defaults (the
  * config's detector defaults are the library's). */
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -197,6 +198,29 @@ static void test_atomic_write_missing_dir(void)
     T_CHECK(ad_dir_of_exists("m.safetensors", err, sizeof err) == 0, "a bare name: %s", err);
 }
 
+/* A regular file where the directory should be (file/m) or above it
+ * (file/sub/m): refused by ad_dir_of_exists before any work, and by the
+ * atomic write, naming the path given and the file in the way. */
+static void test_dir_is_a_file(void)
+{
+    char file[300], path[340], want[900], err[1000] = "";
+    int rc, i;
+
+    snprintf(file, sizeof file, "%s/plain", dir);
+    T_CHECK(ad_write_file_atomic(file, "x", 1, err, sizeof err) == 0, "%s", err);
+    for (i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%sm.safetensors", file, i ? "sub/" : "");
+        snprintf(want, sizeof want, "%s: %s is not a directory", path, file);
+        err[0] = '\0';
+        rc = ad_dir_of_exists(path, err, sizeof err);
+        T_CHECK(rc == -ENOTDIR && strcmp(err, want) == 0, "check: rc %d: '%s'", rc, err);
+        err[0] = '\0';
+        rc = ad_write_file_atomic(path, "x", 1, err, sizeof err);
+        T_CHECK(rc == -ENOTDIR && strcmp(err, want) == 0, "write: rc %d: '%s'", rc, err);
+    }
+    unlink(file);
+}
+
 /* ad_json_parse_whole: one value, white space or NUL padding after it;
  * anything else is named at its line and column. */
 static void test_json_whole(void)
@@ -236,6 +260,7 @@ int main(void)
     T_RUN(test_one_set_of_defaults);
     T_RUN(test_atomic_write_links);
     T_RUN(test_atomic_write_missing_dir);
+    T_RUN(test_dir_is_a_file);
     T_RUN(test_json_whole);
     rmdir(dir);
     return t_done();

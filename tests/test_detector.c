@@ -865,6 +865,71 @@ static void test_bootstrap_training(void)
     ad_detector_free(d);
 }
 
+static char train_log[1024];
+static int train_warns;
+static void keep_train_log(int level, const char *msg, void *ud)
+{
+    (void)ud;
+    if (level == AD_LOG_WARNING && strstr(msg, "constant")) {
+        train_warns++;
+        snprintf(train_log, sizeof(train_log), "%s", msg);
+    }
+}
+
+/* Online training warns of a feature that never varies in the collected
+ * rows, as the offline anomalyd train does: once, when the collection is
+ * complete, naming the stream and the feature (with its value), and the
+ * training event's text says it too. Rows whose features all vary: no
+ * warning. */
+static void test_bootstrap_constant_feature(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    const char *names[F] = { "flow", "pressure" };
+    char err[300];
+    run r;
+    int i, it, flat;
+
+    ad_detector_cfg_default(&c);
+    c.name = "pump";
+    c.training = AD_TRAIN_BOOTSTRAP;
+    c.train_windows = 20;
+    for (flat = 1; flat >= 0; flat--) {
+        memset(&r, 0, sizeof(r));
+        train_warns = 0;
+        train_log[0] = '\0';
+        T_CHECK(ad_detector_new(&d, &c, "pump1", NULL, 4, F, names, err, sizeof(err)) == 0,
+                "%s", err);
+        if (d == NULL)
+            return;
+        ad_log_set(keep_train_log, NULL);
+        for (i = 0; i < 30; i++) {     /* 23 rows complete it; 7 more while training */
+            double row[F] = { sin(i * 0.3), flat ? 5.0 : 5.0 + 0.01 * i };
+            ad_detector_push_row(d, 1000 * i, row, NULL);
+            score_due(d, NULL, NULL, NULL, &r);
+        }
+        ad_log_set(NULL, NULL);
+        it = find_ev(&r, AD_EV_TRAIN_READY, 0);
+        T_CHECK(it >= 0, "train ready");
+        if (flat) {
+            T_NOTE("log: %s", train_log);
+            T_NOTE("event: %s", it >= 0 ? r.ev[it].text : "");
+            T_CHECK(train_warns == 1 && strstr(train_log, "detector pump: stream pump1: "
+                                               "training (bootstrap) on 23 rows: feature "
+                                               "'pressure' (always 5) is constant") &&
+                    !strstr(train_log, "'flow'"),
+                    "one warning naming stream and feature: %d, %s", train_warns, train_log);
+            T_CHECK(it >= 0 && strstr(r.ev[it].text, "constant: 'pressure' (always 5)"),
+                    "in the training event: %s", it >= 0 ? r.ev[it].text : "");
+        } else {
+            T_CHECK(train_warns == 0 && it >= 0 && !strstr(r.ev[it].text, "constant"),
+                    "varying features: no warning (%d: %s)", train_warns, train_log);
+        }
+        ad_detector_free(d);
+        d = NULL;
+    }
+}
+
 /* training.duration_ms: the collection ends when its rows span the
  * duration of data time (first row to last), or at train_windows, whichever
  * comes first; windows 0 means no count limit and the buffer grows as rows
@@ -1035,6 +1100,7 @@ int main(void)
     T_RUN(test_alert_lifecycle);
     T_RUN(test_forced_calibration_and_fixed);
     T_RUN(test_bootstrap_training);
+    T_RUN(test_bootstrap_constant_feature);
     T_RUN(test_training_duration);
     T_RUN(test_season);
     T_RUN(test_season_slow);

@@ -271,15 +271,23 @@ again:
     }
 }
 
-static ad_detector *mk_gap(int reload_shadow, int accept_gap, double min_gain);
+static ad_detector *mk_model(const ad_model *m, int reload_shadow, int accept_gap,
+                             double min_gain);
 
 static ad_detector *mk(int reload_shadow)
 {
-    return mk_gap(reload_shadow, 0, 0.2);
+    return mk_model(g_live, reload_shadow, 0, 0.2);
 }
 
 /* mk with alert.accept_gap (recurrences chained) and adapt.min_gain */
 static ad_detector *mk_gap(int reload_shadow, int accept_gap, double min_gain)
+{
+    return mk_model(g_live, reload_shadow, accept_gap, min_gain);
+}
+
+/* mk_gap on model m (borrowed) instead of the live one */
+static ad_detector *mk_model(const ad_model *m, int reload_shadow, int accept_gap,
+                             double min_gain)
 {
     ad_detector_cfg c;
     ad_detector *d = NULL;
@@ -319,9 +327,37 @@ static ad_detector *mk_gap(int reload_shadow, int accept_gap, double min_gain)
     c.alert.accept_gap = accept_gap;
     if (accept_gap > 0)
         c.alert.accept_spread = 50;     /* as the example configuration */
-    if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0)
+    if (ad_detector_new(&d, &c, "pump1", m, 0, 0, NULL, err, sizeof(err)) != 0)
         T_CHECK(0, "ad_detector_new: %s", err);
     return d;
+}
+
+/* The decisions a stream counts (the state topic's adapt.promoted and
+ * adapt.rejected) go on from the saved state: a detector restored from d's
+ * state on d's live model (a restart with the promoted model) counts what
+ * d counted, not 0. */
+static void check_counts_restored(ad_detector *d)
+{
+    ad_detector_stats st, rs;
+    ad_detector *r;
+    char *txt, err[300] = "";
+    int rc = -1;
+
+    ad_detector_get_stats(d, &st);
+    txt = ad_detector_save(d);
+    r = mk_model(ad_detector_model(d), 0, 0, 0.2);
+    if (r && txt)
+        rc = ad_detector_restore(r, txt, err, sizeof(err));
+    T_CHECK(rc == 0, "restored: %d %s", rc, err);
+    if (rc == 0) {
+        ad_detector_get_stats(r, &rs);
+        T_CHECK(rs.adapt_promoted == st.adapt_promoted && rs.adapt_rejected == st.adapt_rejected,
+                "after a restore: promoted %" PRIu64 ", rejected %" PRIu64 " (saved with %"
+                PRIu64 ", %" PRIu64 ")", rs.adapt_promoted, rs.adapt_rejected,
+                st.adapt_promoted, st.adapt_rejected);
+    }
+    free(txt);
+    ad_detector_free(r);
 }
 
 static void test_new_regime_absorbed(void)
@@ -388,6 +424,9 @@ static void test_new_regime_absorbed(void)
     }
     ad_detector_get_stats(d, &st);
     T_CHECK(st.adapt_promoted == 1, "stats: promoted %llu", (unsigned long long)st.adapt_promoted);
+    T_CHECK(st.adapt_rejected == (uint64_t)r.rejected, "stats: rejected %llu (%d decided)",
+            (unsigned long long)st.adapt_rejected, r.rejected);
+    check_counts_restored(d);
     /* B was one persistent change: the candidate learned it, its regime
      * (judged with the old model) is dropped */
     T_CHECK(st.regimes == 0, "the persistent regime is dropped at promotion (%d remembered)",
@@ -593,6 +632,7 @@ static void test_silencing_candidate_rejected(void)
             r.adapt.adapt.silenced_alert, r.adapt.adapt.min_alert_ratio);
     T_CHECK(ad_detector_model(d) == g_live, "the live model stays");
     T_NOTE("decision: %s", r.adapt_json);
+    check_counts_restored(d);
     ad_detector_free(d);
 }
 
