@@ -132,6 +132,7 @@ typedef struct ad_config {
     ad_broker_cfg broker;
     ad_kafka_cfg kafka;
     char *state_dir;            /* NULL: no persistence */
+    double state_retain_days;   /* files of absent streams kept; 0 = for ever */
     int max_payload;            /* bytes */
     int workers;                /* 0 = one per core */
     int max_batch;

@@ -482,6 +482,10 @@ static const key root_keys[] = {
       "Kafka consumer group input, state topic and alerts (docs/scaling.md)" },
     { "state_dir", K_PATH, OC(state_dir), 0, 0, NULL, 0, NULL, NULL,
       "calibration state and online-trained models (null: not kept)" },
+    { "state_retain_days", K_NUM, OC(state_retain_days), 0, 36500, "90", F_RELOAD, NULL, NULL,
+      "the files in state_dir of a stream not live and not written for this many days are "
+      "removed, and its model files under another model id or settings hash as old; never "
+      "those of an open alert (swept at start, after a reload, daily; 0: keep every file)" },
     { "max_payload_bytes", K_INT, OC(max_payload), 16, 268435455, "65536", F_RELOAD,
       NULL, NULL, "larger messages are dropped and counted" },
     { "workers", K_INT, OC(workers), 0, 256, "0", 0, NULL, NULL,

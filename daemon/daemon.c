@@ -318,6 +318,7 @@ static void on_mqtt_stopped(void *ud)
     uv_close((uv_handle_t *)&dd->house_timer, close_cb_noop);
     uv_close((uv_handle_t *)&dd->drain_timer, close_cb_noop);
     uv_close((uv_handle_t *)&dd->resend_timer, close_cb_noop);
+    uv_close((uv_handle_t *)&dd->retain_timer, close_cb_noop);
     uv_close((uv_handle_t *)&dd->check, close_cb_noop);
     uv_close((uv_handle_t *)&dd->prepare, close_cb_noop);
     state_outbox_sync(dd, 1);       /* what the broker did not get */
@@ -475,6 +476,7 @@ int ad_daemon_run(const char *path)
         goto out;
     }
     start_handles(dd, &loop);
+    retain_start(dd);               /* after state_scan: its streams are live */
     ad_notify_init(&loop);
     ad_log(AD_LOG_INFO, "connecting to %s:%d", dd->g->cfg->broker.host, dd->g->cfg->broker.port);
     ad_notify_status("connecting to %s:%d", dd->g->cfg->broker.host, dd->g->cfg->broker.port);

@@ -24,11 +24,15 @@
  *                                    tag = base model id (or "boot") and
  *                                    settings hash, so it is reused only when
  *                                    both are unchanged
+ *   <stream>.<tag>.reference.safetensors
+ *                                    the reference of its drift measure
+ *                                    when not the configured model
  * (<stream> is the stream key with every byte outside [A-Za-z0-9._-]
  * written as %XX; beyond 160 bytes it is cut and ends in "~" and the
  * FNV-1a 64 hash of the key. Files are replaced atomically through
  * temporary files "<name>.tmp~<pid>.<random>", removed at start when a
- * crash left them.)
+ * crash left them. The files of streams gone for state_retain_days, and
+ * model files of another tag as old, are removed: retain.c.)
  */
 #ifndef AD_DAEMON_H
 #define AD_DAEMON_H

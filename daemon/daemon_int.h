@@ -31,7 +31,8 @@
  * written off the loop thread), batch.c (windows to the workers, scores
  * back, shadow models beside the live one), training.c (online training,
  * continual-learning jobs, promoted models saved), publish.c (alert, state,
- * status, stats JSON), stats.c (latency percentiles), reload.c (SIGHUP:
+ * status, stats JSON), stats.c (latency percentiles), retain.c (state
+ * files of streams gone for state_retain_days removed), reload.c (SIGHUP:
  * new generation, adopt streams, swap), homeassistant.c (MQTT discovery and
  * entity states), command.c (operator commands over MQTT), metrics.c
  * (Prometheus text file), daemon.c (the loop and wiring).
@@ -210,6 +211,8 @@ typedef struct counters {
     uint64_t retired_overflow;   /* rows_overflow of freed streams */
     /* operator commands (command.c): done, and refused by cause */
     uint64_t cmd_ok, cmd_bad_json, cmd_unknown_stream, cmd_unknown_command, cmd_failed;
+    /* files the retention sweeps removed from the state dirs (retain.c) */
+    uint64_t state_files_removed, state_bytes_removed;
 } counters;
 
 /* Inference latency: the last LAT_RING windows (stats.c). */
@@ -296,7 +299,11 @@ typedef struct ad_daemon {
     int w_busy;
     wmsg *defer;                 /* alert messages for the next state_save */
     unsigned w_msgs;             /* alert messages waiting for their file */
-    int restores;                /* stream restores in flight */
+    int restores;                /* stream restores in flight (parked included) */
+    struct restore_req *parked;  /* restores waiting for a retention sweep */
+    uv_timer_t retain_timer;     /* state retention sweeps (retain.c) */
+    struct retain_sweep *sweep;  /* the sweep in flight, or NULL */
+    int sweep_again;             /* one more sweep once it is done */
     struct adapt_task *adapt_tasks; /* continual-learning jobs out (training.c) */
     struct metrics_w *metrics;   /* metrics file writer (metrics.c), or NULL */
     struct ad_kafka *kafka;      /* Kafka input/output (kafka.c), or NULL */
@@ -404,6 +411,22 @@ int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, si
 /* The path of the model trained online for stream key of d. */
 void state_trained_path(const det_rt *d, const char *key, char *out, size_t len);
 void state_reference_path(const det_rt *d, const char *key, char *out, size_t len);
+/* The path of stream key's files without their suffix ("<dir>/<escaped
+ * key>"), and the tag of d's model files (".<model id or boot>.<settings
+ * hash>"): a file of the stream is stem + ".state.json" or stem + a tag +
+ * ".safetensors" / ".reference.safetensors". */
+void state_stem(const det_rt *d, const char *key, char *out, size_t len);
+void state_tag(const det_rt *d, char *out, size_t len);
+/* 1 when the state file at path holds an open model alert (its stream key
+ * in key), 2 when it holds one but no stream key that fits, 0 when none,
+ * or the negative code of ad_read_text (err filled) when it cannot be
+ * read. Any thread. */
+int state_file_open_alert(const char *path, char *key, size_t len, char *err, size_t errlen);
+/* 1 when a write of path is queued or under way in the writer. */
+int state_queued(const ad_daemon *dd, const char *path);
+/* Queue the restores parked while a retention sweep removed their
+ * streams' files (retain_holds), in the order they were parked. */
+void state_restores_resume(ad_daemon *dd);
 /* Free the writer queue (at exit, after the loop ran dry). */
 void state_writer_free(ad_daemon *dd);
 /* Queue the state of every stream with an open alert, and of every stream
@@ -493,6 +516,18 @@ void stats_latency_add(lat_ring *r, double ms);
 /* p50, p90, p99 and max of the ring (zeros when empty); 0 or AD_ENOMEM. */
 int stats_latency_percentiles(const lat_ring *r, double *p50, double *p90, double *p99,
                               double *pmax);
+
+/* ---- retain.c ---- */
+/* At start (after state_scan: the streams it restored count as live): a
+ * sweep now, then daily (retain_timer). */
+void retain_start(ad_daemon *dd);
+/* A reload was applied: a sweep now under the new configuration (the
+ * model ids, settings hashes and retention may have changed); one in
+ * flight is done again. */
+void retain_reload(ad_daemon *dd);
+/* 1 while a sweep removes files of stem (state_stem): a restore of that
+ * stream must wait (state_restore parks it). */
+int retain_holds(const ad_daemon *dd, const char *stem);
 
 /* ---- reload.c ---- */
 /* SIGHUP: load the config again off the loop and swap it in between messages. */

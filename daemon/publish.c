@@ -873,6 +873,8 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddNumberToObject(o, "adapt_jobs", (double)dd->c.adapt_jobs);
     cJSON_AddNumberToObject(o, "adapt_failures", (double)dd->c.adapt_failures);
     cJSON_AddNumberToObject(o, "windows_shadow", (double)dd->c.windows_shadow);
+    cJSON_AddNumberToObject(o, "state_files_removed", (double)dd->c.state_files_removed);
+    cJSON_AddNumberToObject(o, "state_bytes_removed", (double)dd->c.state_bytes_removed);
     inference_json(dd, o, &p99);
     mq = cJSON_AddObjectToObject(o, "mqtt");
     cJSON_AddBoolToObject(mq, "connected", ms.connected);

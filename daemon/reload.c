@@ -245,6 +245,7 @@ static void apply_gen(ad_daemon *dd, gen *ng)
     gen_free(og);
     dd_update_subscriptions(dd);
     dd_arm_stats(dd);
+    retain_reload(dd);
 }
 
 static void reload_after(uv_work_t *w, int status)

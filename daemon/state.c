@@ -49,6 +49,8 @@ typedef struct restore_req {
     ad_model *tm;                /* model trained online, loaded, or NULL */
     char tm_err[512];            /* why model_path could not be loaded, or "" */
     ad_model *rm;                /* the reference, loaded, or NULL */
+    struct restore_req *next;    /* parked while a retention sweep removes
+                                  * its stream's files (dd->parked) */
 } restore_req;
 
 /* ---- paths -------------------------------------------------------------- */
@@ -90,14 +92,21 @@ static void state_path(const det_rt *d, const char *key, const char *suffix, cha
     snprintf(out, len, "%s/%s%s", d->state_dir, esc, suffix);
 }
 
-/* <key>.<base model id or "boot">.<settings hash><kind>.safetensors */
+/* The tag of the model files of d's streams: ".<base model id or "boot">.
+ * <settings hash>" (16 hex digits each). */
+void state_tag(const det_rt *d, char *out, size_t len)
+{
+    snprintf(out, len, ".%s.%016llx", d->mr ? d->mr->m->id : "boot",
+             (unsigned long long)ad_detector_cfg_hash(&d->c->pipe));
+}
+
+/* <key><tag><kind>.safetensors */
 static void model_file_path(const det_rt *d, const char *key, const char *kind, char *out,
                             size_t len)
 {
-    char suffix[112];
-    snprintf(suffix, sizeof suffix, ".%s.%016llx%s.safetensors",
-             d->mr ? d->mr->m->id : "boot",
-             (unsigned long long)ad_detector_cfg_hash(&d->c->pipe), kind);
+    char tag[64], suffix[112];
+    state_tag(d, tag, sizeof tag);
+    snprintf(suffix, sizeof suffix, "%s%s.safetensors", tag, kind);
     state_path(d, key, suffix, out, len);
 }
 
@@ -113,6 +122,11 @@ void state_reference_path(const det_rt *d, const char *key, char *out, size_t le
 void state_trained_path(const det_rt *d, const char *key, char *out, size_t len)
 {
     model_file_path(d, key, "", out, len);
+}
+
+void state_stem(const det_rt *d, const char *key, char *out, size_t len)
+{
+    state_path(d, key, "", out, len);
 }
 
 /* A stream running a model trained online (reused from the state dir) runs
@@ -311,6 +325,15 @@ static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *m
 static int state_write(ad_daemon *dd, const char *path, char *data)
 {
     return state_write_msgs(dd, path, data, NULL);
+}
+
+int state_queued(const ad_daemon *dd, const char *path)
+{
+    for (const wjob *j = dd->w_batch; j; j = j->next)
+        if (strcmp(j->path, path) == 0) return 1;
+    for (const wjob *j = dd->wq_head; j; j = j->next)
+        if (strcmp(j->path, path) == 0) return 1;
+    return 0;
 }
 
 /* The newest not yet written state for path (a copy), or NULL. */
@@ -635,6 +658,7 @@ int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, si
 {
     det_rt *d = s->det;
     restore_req *r = calloc(1, sizeof *r);
+    char stem[8192];
     int rc;
 
     if (!r) {
@@ -659,7 +683,17 @@ int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, si
             state_trained_path(d, s->key, r->model_path, sizeof r->model_path);
         if (r->model_path[0] && d->c->pipe.adapt.enabled)
             state_reference_path(d, s->key, r->ref_path, sizeof r->ref_path);
-        if (uv_queue_work(dd->loop, &r->w, restore_work, restore_after) == 0) {
+        state_stem(d, s->key, stem, sizeof stem);
+        if (retain_holds(dd, stem)) {
+            /* a retention sweep is removing this stream's files: read
+             * the directory once it is done (state_restores_resume) */
+            r->next = dd->parked;
+            dd->parked = r;
+            rc = 0;
+        } else {
+            rc = uv_queue_work(dd->loop, &r->w, restore_work, restore_after);
+        }
+        if (rc == 0) {
             s->restoring = r;
             s->restores++;
             dd->restores++;
@@ -671,6 +705,26 @@ int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, si
     rc = restore_apply(r, err, errlen);
     restore_req_free(r);
     return rc;
+}
+
+void state_restores_resume(ad_daemon *dd)
+{
+    restore_req *list = NULL, *r;
+
+    /* in the order they were parked */
+    while ((r = dd->parked)) {
+        dd->parked = r->next;
+        r->next = list;
+        list = r;
+    }
+    while ((r = list)) {
+        list = r->next;
+        r->next = NULL;
+        if (uv_queue_work(dd->loop, &r->w, restore_work, restore_after) != 0) {
+            restore_work(&r->w);        /* no thread pool: read here */
+            restore_after(&r->w, 0);
+        }
+    }
 }
 
 /* ---- open alerts: periodic save, scan at start ------------------------------ */
@@ -694,20 +748,23 @@ void state_save_alerts(ad_daemon *dd)
     }
 }
 
-/* The stream key of a state file that holds an open alert, or 0. */
-static int open_alert_key(const char *path, char *key, size_t len)
+int state_file_open_alert(const char *path, char *key, size_t len, char *err, size_t errlen)
 {
-    char *js = NULL, err[256];
+    char *js = NULL;
     cJSON *o, *a, *op, *k;
-    int ok = 0;
-    if (ad_read_text(path, STATE_MAX, &js, err, sizeof err) != 0)
-        return 0;
-    if (strstr(js, "\"open\":{")) {
+    int rc, ok = 0;
+    if ((rc = ad_read_text(path, STATE_MAX, &js, err, errlen)) != 0)
+        return rc;
+    /* parsed only when it may hold one (a start reads every file); any
+     * spacing, a file may have been edited */
+    if (strstr(js, "\"open\"")) {
         o = cJSON_Parse(js);
         a = cJSON_GetObjectItemCaseSensitive(o, "alert");
         op = cJSON_GetObjectItemCaseSensitive(a, "open");
         k = cJSON_GetObjectItemCaseSensitive(o, "stream");
-        if (cJSON_IsObject(op) && cJSON_IsString(k) && strlen(k->valuestring) < len) {
+        if (cJSON_IsObject(op))
+            ok = 2;
+        if (ok && cJSON_IsString(k) && strlen(k->valuestring) < len) {
             snprintf(key, len, "%s", k->valuestring);
             ok = 1;
         }
@@ -722,7 +779,7 @@ void state_scan(ad_daemon *dd)
     gen *g = dd->g;
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];
-        char path[8192], key[KEY_MAX];
+        char path[8192], key[KEY_MAX], err[320];
         struct dirent *e;
         DIR *dp;
         int n = 0, rc;
@@ -742,7 +799,8 @@ void state_scan(ad_daemon *dd)
             if (l < 11 || strcmp(e->d_name + l - 11, ".state.json") != 0)
                 continue;
             snprintf(path, sizeof path, "%s/%s", d->state_dir, e->d_name);
-            if (open_alert_key(path, key, sizeof key) && streams_open(dd, d, key))
+            if (state_file_open_alert(path, key, sizeof key, err, sizeof err) == 1 &&
+                streams_open(dd, d, key))
                 n++;
         }
         closedir(dp);

@@ -39,6 +39,7 @@ static void test_defaults(void)
     T_CHECK(c->broker.qos_alerts == 1, "qos_alerts %d", c->broker.qos_alerts);
     T_CHECK(c->broker.clean_session == 0, "persistent session by default");
     T_CHECK(c->broker.tls.verify_hostname == 1, "hostname verification on by default");
+    T_CHECK(c->state_retain_days == 90, "state_retain_days %g", c->state_retain_days);
     T_CHECK(c->n_det == 1, "n_det %d", c->n_det);
     T_CHECK(strcmp(c->det[0].model, "/etc/anomalyd/m.safetensors") == 0,
             "model path resolved against the config dir: %s", c->det[0].model);
@@ -107,6 +108,7 @@ static void test_errors(void)
                "broker.password: not allowed: put the password in a file and name it in "
                "password_file");
     expect_err("{\"broker\":{\"port\":70000}}", "broker.port: 70000 out of range [1, 65535]");
+    expect_err("{\"state_retain_days\":-1}", "state_retain_days: -1 out of range [0, 36500]");
     expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
                "\"adapt\":{\"enabled\":true,\"shadow_windows\":5}}]}",
                "detectors[0]: adapt.shadow_windows (5) is fewer than the 10 windows a "
@@ -282,7 +284,8 @@ static void test_reload(void)
 {
     const char *b = "{\"broker\":{\"port\":1884},\"detectors\":[{\"name\":\"pump\","
                     "\"model\":\"m.safetensors\",\"topics\":[\"sensors/+/data\"]}]}";
-    const char *h = "{\"detectors\":[{\"name\":\"pump\",\"model\":\"m.safetensors\","
+    const char *h = "{\"state_retain_days\":0.5,"
+                    "\"detectors\":[{\"name\":\"pump\",\"model\":\"m.safetensors\","
                     "\"topics\":[\"sensors/+/data\"],\"window\":{\"hop\":5}}]}";
     ad_config *c0 = NULL, *c1 = NULL, *c2 = NULL;
     char err[512] = "";
@@ -292,7 +295,8 @@ static void test_reload(void)
     if (!c0 || !c1 || !c2) goto out;
     T_CHECK(ad_config_reload_ok(c0, c1, err, sizeof err) < 0 &&
             strncmp(err, "broker.port:", 12) == 0, "port change refused: %s", err);
-    T_CHECK(ad_config_reload_ok(c0, c2, err, sizeof err) == 0, "hop change allowed: %s", err);
+    T_CHECK(ad_config_reload_ok(c0, c2, err, sizeof err) == 0,
+            "hop and state_retain_days changes allowed: %s", err);
     T_CHECK(ad_detconf_same_pipeline(&c0->det[0], &c1->det[0]), "same pipeline");
     T_CHECK(!ad_detconf_same_pipeline(&c0->det[0], &c2->det[0]), "hop differs");
 out:
