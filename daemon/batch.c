@@ -262,10 +262,10 @@ static batch *open_batch(ad_daemon *dd, stream_rec *s, const ad_model *m)
     return b;
 }
 
-void batch_pull(ad_daemon *dd, stream_rec *s)
+/* Every due window of s into open batches; 0, or -1 when no batch could
+ * be had (out of memory: the rows stay queued). */
+static int take_windows(ad_daemon *dd, stream_rec *s)
 {
-    if (!s->d || s->restoring)
-        return;
     for (;;) {
         const ad_model *m = ad_detector_model(s->d);
         ad_window_job job;
@@ -277,7 +277,7 @@ void batch_pull(ad_daemon *dd, stream_rec *s)
             break;
         }
         if (!(b = open_batch(dd, s, m)))
-            return;
+            return -1;
         buf = b->in + (size_t)b->n * (size_t)b->T * (size_t)b->F;
         if (!ad_detector_next_window(s->d, buf, &job))
             break;
@@ -299,6 +299,19 @@ void batch_pull(ad_daemon *dd, stream_rec *s)
         b->n++;
         s->inflight++;
     }
+    return 0;
+}
+
+void batch_take(ad_daemon *dd, stream_rec *s)
+{
+    if (s->d && !s->restoring)
+        take_windows(dd, s);
+}
+
+void batch_pull(ad_daemon *dd, stream_rec *s)
+{
+    if (!s->d || s->restoring || take_windows(dd, s) != 0)
+        return;
     streams_events(dd, s);
 }
 

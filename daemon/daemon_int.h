@@ -444,8 +444,13 @@ void state_outbox_sync(ad_daemon *dd, int now);
 void state_outbox_load(ad_daemon *dd);
 
 /* ---- batch.c ---- */
-/* Pull every due window of s into the open batch of its model. */
+/* Pull every due window of s into the open batch of its model (a full
+ * batch is submitted and the next one opened), then handle its events. */
 void batch_pull(ad_daemon *dd, stream_rec *s);
+/* The same without the events: take the rows a sample of a message just
+ * completed, so none waits for the message's end (a stream queues only
+ * AD_STREAM_QUEUE; a SenML pack completes up to hundreds). */
+void batch_take(ad_daemon *dd, stream_rec *s);
 /* Submit open batches: all (force) or while workers are idle / full ones. */
 void batch_dispatch(ad_daemon *dd, int force);
 int batch_open_windows(const ad_daemon *dd);

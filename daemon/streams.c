@@ -369,6 +369,12 @@ static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int
             if (ad_detector_push_sample(s->d, ts, smp[i].feature, smp[i].value) > 0 &&
                 !bad++)
                 bad_ts = ts;
+            /* the rows this sample completed go into the windows now: a
+             * pack (a gateway's batch, a backlog after an outage) completes
+             * more rows than a stream queues, and waiting for the end of
+             * the message would lose the oldest (stream.h THE ROW QUEUE) */
+            if (ad_detector_rows_queued(s->d) > 0)
+                batch_take(dd, s);
         }
     }
     if (bad)

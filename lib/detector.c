@@ -773,6 +773,11 @@ static const float *pw_find(ad_detector *d, uint64_t seq)
     return NULL;
 }
 
+int ad_detector_rows_queued(const ad_detector *d)
+{
+    return ad_stream_pending(d->stream);
+}
+
 int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
 {
     int64_t ts;

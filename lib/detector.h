@@ -10,7 +10,10 @@
  * tests. The detector never runs inference itself:
  *
  *   push      ad_detector_push_sample / _push_text / _push_row / _advance
- *             queue assembled rows inside the detector (bounded).
+ *             queue assembled rows inside the detector (bounded: take
+ *             them with next_window after every push or advance that
+ *             queued any, ad_detector_rows_queued, and none is lost, however
+ *             many rows one message completes; stream.h THE ROW QUEUE).
  *   window    ad_detector_next_window(d, buf, &job) consumes queued rows one
  *             by one (ring buffer, hop, validity) and returns 1 with the next
  *             due window copied, scaled, into the caller's buf (T*F floats)
@@ -525,6 +528,10 @@ void ad_detector_arrival(ad_detector *d, int64_t wall_ms);
  * timestamp + wall time since its arrival; without an arrival clock, now_ms).
  */
 void ad_detector_advance(ad_detector *d, int64_t now_ms);
+
+/* Rows queued by the pushes and not yet consumed by next_window (some may
+ * still wait behind them: stream.h THE ROW QUEUE). */
+int ad_detector_rows_queued(const ad_detector *d);
 
 /*
  * Consume queued rows until a window is due for scoring: copy it scaled into

@@ -13,6 +13,17 @@
  * AD_STREAM_QUEUE rows. A stream is ONE allocation (struct, per-feature
  * arrays, buffers, queue): with a thousand streams a message touches a few
  * lines of one block rather than scattered heap objects.
+ *
+ * A full queue holds emission back rather than losing rows: a drain (the
+ * rows the watermark has passed, in any mode) that finds no room stops
+ * before the row, whose data is still in the mode's buffer, and notes its
+ * watermark (backlog); each pop makes room and runs the drain on. Input
+ * arriving while a backlog waits first finishes it (settle), the oldest
+ * queued rows making room (overflow), so what a push sees (the last
+ * emitted time, the pending samples) never depends on when rows were
+ * popped. Emissions that cannot wait (a ROWS row without lateness, the
+ * row that frees a full reorder buffer, open-row list or PERIOD pending
+ * list) take the oldest queued row's place when the queue is full.
  */
 #include "stream.h"
 
@@ -49,6 +60,9 @@ struct ad_stream {
     int64_t iv_hint;       /* usual interval before one is known */
     /* queue */
     int q_head, q_len;
+    int backlog;           /* a drain stopped at a full queue: resumes on pop */
+    int forced;            /* drains may not stop: the oldest queued row goes */
+    int64_t backlog_wm;    /* the watermark of that drain */
     /* PERIOD pending samples, ALL open rows, ROWS reorder buffer */
     int p_len, p_cap;
     int g_len;
@@ -267,6 +281,17 @@ static int gap_before(const ad_stream *s, int64_t ts)
     return 1;
 }
 
+/* May a drain with watermark wm emit its next row? Not into a full queue
+ * (unless forced): it stops there, and the pops resume it (refill). */
+static int drain_room(ad_stream *s, int64_t wm)
+{
+    if (s->q_len < AD_STREAM_QUEUE || s->forced)
+        return 1;
+    s->backlog = 1;
+    s->backlog_wm = wm;
+    return 0;
+}
+
 /* Build the row for time ts from the per-feature state, apply the missing
  * policy, and queue it. s->miss marks values missing from this very row
  * (rejected in ROWS mode, absent from an ALL row) when use_miss is set. */
@@ -276,7 +301,9 @@ static void emit(ad_stream *s, int64_t ts, int use_miss, int gap)
     double *v;
 
     if (s->q_len == AD_STREAM_QUEUE) {
-        /* Full: the oldest row is lost; the newest data matters more. */
+        /* Full, and this row cannot wait (a buffer must be freed, or a
+         * push came before the waiting rows were taken): the oldest row
+         * is lost; the newest data matters more. */
         s->q_head = (s->q_head + 1) % AD_STREAM_QUEUE;
         s->q_len--;
         s->st.overflow++;
@@ -363,7 +390,9 @@ static void apply_head(ad_stream *s)
 /* Emit the grid rows g < wm: apply the samples each row covers first. A run
  * of rows without new data is held values: never across a hole longer than
  * max_gap_ms (skipped, and the row after it flagged), and at most
- * AD_STREAM_QUEUE rows of it (the rest counted in gap_rows). */
+ * AD_STREAM_HELD_RUN rows of it (the rest counted in gap_rows). Stops at a
+ * full queue (drain_room): every step before the emission is one a rerun
+ * with the same wm repeats as a no-op. */
 static void period_drain(ad_stream *s, int64_t wm)
 {
     int64_t P = s->cfg.period_ms, gap = s->cfg.max_gap_ms;
@@ -392,10 +421,12 @@ static void period_drain(ad_stream *s, int64_t wm)
         if (gap > 0 && s->has_applied && lim > s->last_applied + gap + 1)
             lim = s->last_applied + gap + 1;    /* held rows end at the gap */
         n = floor_div(lim - 1 - s->next_grid, P) + 1;   /* held rows before lim */
-        if (n > AD_STREAM_QUEUE) {
-            s->st.gap_rows += (uint64_t)(n - AD_STREAM_QUEUE);
-            s->next_grid += (n - AD_STREAM_QUEUE) * P;
+        if (n > AD_STREAM_HELD_RUN) {
+            s->st.gap_rows += (uint64_t)(n - AD_STREAM_HELD_RUN);
+            s->next_grid += (n - AD_STREAM_HELD_RUN) * P;
         }
+        if (!drain_room(s, wm))
+            return;
         emit(s, s->next_grid, 0, s->gap_next);
         s->gap_next = 0;
         s->next_grid += P;
@@ -422,8 +453,11 @@ static int pend_insert(ad_stream *s, int64_t ts, int f, double v)
         break;
     }
     if (s->p_len == s->p_cap) {
-        /* Full (more lateness than planned): the oldest cell goes out. */
+        /* Full (more lateness than planned): the oldest cell goes out, now
+         * (its slot is needed), into a full queue too. */
+        s->forced = 1;
         period_drain(s, grid_ceil(s, s->pend[0].ts) + 1);
+        s->forced = 0;
         if (s->has_emit && ts <= s->last_emit_ts)
             return -1;
     }
@@ -505,12 +539,14 @@ static void group_emit(ad_stream *s)
 }
 
 /* Emit the open rows, oldest first: complete ones, and incomplete ones the
- * watermark has passed by more than align_ms. */
+ * watermark has passed by more than align_ms; up to a full queue. */
 static void all_drain(ad_stream *s, int64_t wm)
 {
     while (s->g_len > 0) {
         if (s->g_n[0] < s->F && !(s->g_ts0[0] + s->cfg.align_ms < wm))
             break;
+        if (!drain_room(s, wm))
+            return;
         group_emit(s);
     }
 }
@@ -591,10 +627,45 @@ static void rows_emit_head(ad_stream *s)
     memmove(s->r_miss, s->r_miss + F, (size_t)s->r_len * F);
 }
 
+/* Emit the reorder-buffer rows the watermark has passed; up to a full
+ * queue. */
 static void rows_drain(ad_stream *s, int64_t wm)
 {
-    while (s->r_len > 0 && s->r_ts[0] <= wm)
+    while (s->r_len > 0 && s->r_ts[0] <= wm && drain_room(s, wm))
         rows_emit_head(s);
+}
+
+/* The mode's drain to watermark wm. */
+static void drain(ad_stream *s, int64_t wm)
+{
+    switch (s->cfg.mode) {
+    case AD_ASM_PERIOD: period_drain(s, wm); break;
+    case AD_ASM_ALL:    all_drain(s, wm); break;
+    default:            rows_drain(s, wm); break;
+    }
+}
+
+/* New input (a push, a tick) with rows still waiting for room: they come
+ * out first, the oldest queued rows making room for them (counted in
+ * overflow: the caller did not take them), so the input meets the state it
+ * would have met had they been taken. */
+static void settle(ad_stream *s)
+{
+    if (!s->backlog)
+        return;
+    s->backlog = 0;
+    s->forced = 1;
+    drain(s, s->backlog_wm);
+    s->forced = 0;
+}
+
+/* A row was taken: a drain that stopped at the full queue goes on. */
+static void refill(ad_stream *s)
+{
+    if (!s->backlog)
+        return;
+    s->backlog = 0;
+    drain(s, s->backlog_wm);
 }
 
 /* ---- input ------------------------------------------------------------------- */
@@ -640,6 +711,7 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
     }
     if (is_future(s, ts, 1))
         return 1;
+    settle(s);
     if (s->has_emit && ts <= s->last_emit_ts) {
         /* Its row is already out: too late for it. In PERIOD mode a value
          * newer than the one its feature holds is still the feature's
@@ -666,10 +738,7 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
     }
     s->st.samples++;
     saw(s, ts);
-    if (s->cfg.mode == AD_ASM_PERIOD)
-        period_drain(s, s->max_ts - s->cfg.max_lateness_ms);
-    else
-        all_drain(s, s->max_ts - s->cfg.max_lateness_ms);
+    drain(s, s->max_ts - s->cfg.max_lateness_ms);
     return 0;
 }
 
@@ -733,6 +802,7 @@ static int push_whole_row(ad_stream *s, int64_t ts, const double *values,
         nv += present == NULL || present[f];
     if (is_future(s, ts, nv))
         return 1;
+    settle(s);
     if (s->has_emit && ts <= s->last_emit_ts) {
         if (ts == s->last_emit_ts)
             refused(&s->st.dup, &s->st.dup_values, nv);
@@ -827,12 +897,8 @@ void ad_stream_advance(ad_stream *s, int64_t now_ms)
     } else {
         data_now = now_ms;
     }
-    data_now -= s->cfg.max_lateness_ms;
-    switch (s->cfg.mode) {
-    case AD_ASM_PERIOD: period_drain(s, data_now); break;
-    case AD_ASM_ALL:    all_drain(s, data_now); break;
-    default:            rows_drain(s, data_now); break;
-    }
+    settle(s);
+    drain(s, data_now - s->cfg.max_lateness_ms);
 }
 
 /* ---- output ------------------------------------------------------------------ */
@@ -861,6 +927,7 @@ int ad_stream_pop_row_d(ad_stream *s, double *values, int64_t *ts_ms, unsigned *
     memcpy(values, s->q_vals + (size_t)slot * (size_t)s->F, (size_t)s->F * sizeof(double));
     *ts_ms = s->q_ts[slot];
     *flags = s->q_flags[slot];
+    refill(s);                  /* after the copy: it may reuse the slot */
     return 1;
 }
 
@@ -877,6 +944,7 @@ int ad_stream_pop_row(ad_stream *s, float *values, int64_t *ts_ms, int *valid)
         values[f] = (float)v[f];
     *ts_ms = s->q_ts[slot];
     *valid = (s->q_flags[slot] & AD_ROW_VALID) != 0;
+    refill(s);
     return 1;
 }
 

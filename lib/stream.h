@@ -51,9 +51,9 @@
  *                  ad_stream_advance() moves data time past it (the daemon
  *                  calls it from a timer so rows keep coming while a device
  *                  is briefly silent; never across a gap longer than
- *                  max_gap_ms). A gap longer than AD_STREAM_QUEUE periods
- *                  emits only the last AD_STREAM_QUEUE rows (the skipped
- *                  ones are counted in gap_rows).
+ *                  max_gap_ms). A silence longer than AD_STREAM_HELD_RUN
+ *                  periods emits only its last AD_STREAM_HELD_RUN rows
+ *                  (the skipped ones are counted in gap_rows).
  *   AD_ASM_ALL     samples arrive per feature and are ALIGNED BY TIMESTAMP:
  *                  a sample joins the open row whose first timestamp is
  *                  nearest to its own, within align_ms, and which lacks its
@@ -79,6 +79,23 @@
  * Invalid rows are still emitted (valid = 0) so the window logic can mark
  * the windows that contain them invalid (not scored, counted).
  *
+ * THE ROW QUEUE. Emitted rows wait in a queue of AD_STREAM_QUEUE rows
+ * until the caller pops them. One push or tick can complete more rows than
+ * that (a PERIOD watermark moving past many grid rows with lateness); then
+ * the rest are held back, not lost: they stay in the mode's buffer and come
+ * out as the caller pops (every pop makes room for the next). The next push
+ * or tick first emits whatever still waits, making room by dropping the
+ * oldest queued rows (counted in `overflow`): a caller that pops every row
+ * after each push or tick (ad_stream_pop_row until it returns 0) loses
+ * nothing, whatever a message holds. Only emissions that cannot wait take
+ * the oldest queued row's place in a full queue: into a queue the caller
+ * left full, a ROWS row pushed without lateness, the oldest row of a full
+ * reorder buffer and the oldest open ALL row making room for a new one;
+ * and, even with every row popped, a full PERIOD pending list (more than
+ * about 1000 periods of lateness), whose oldest cell goes out at once with
+ * up to AD_STREAM_HELD_RUN held rows before it: one row more than the
+ * queue holds is lost then.
+ *
  * PRECISION. Values stay in double precision until the model's scaler has
  * centred them (ad_stream_pop_row_d), so a pressure of 101325 +- 2 Pa or a
  * mean of 1e6 with std 0.01 keeps its variation.
@@ -95,8 +112,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Rows queued inside a stream until the caller pops them. */
+/* Rows queued inside a stream until the caller pops them (THE ROW QUEUE). */
 #define AD_STREAM_QUEUE 64
+/* PERIOD: held rows emitted for one silence at most (the last ones). */
+#define AD_STREAM_HELD_RUN 64
 /* ROWS mode with lateness: rows held for reordering. */
 #define AD_STREAM_REORDER 16
 /* ALL mode: rows open for alignment at once. */
@@ -163,7 +182,9 @@ typedef struct ad_stream_stats {
     uint64_t bad_feature;     /* rejected values: feature index out of range */
     uint64_t gap_rows;        /* PERIOD: grid rows skipped in a long gap */
     uint64_t overflow;        /* rows dropped because the queue was full
-                               * (assembled rows, not refused values) */
+                               * (assembled rows, not refused values): the
+                               * caller pushed again before popping every
+                               * row, or a full buffer (THE ROW QUEUE) */
     uint64_t late_held;       /* PERIOD: late for its row, held for the next */
     uint64_t late_held_max_ms; /* PERIOD: the most such a sample was behind its row */
 } ad_stream_stats;
@@ -230,7 +251,9 @@ void ad_stream_advance(ad_stream *s, int64_t now_ms);
 /*
  * Pop the oldest queued row: copies F floats into values (caller's buffer),
  * sets *ts_ms and *valid. Returns 1 when a row was popped, 0 when none.
- * Missing features of an invalid row are written as NaN.
+ * Missing features of an invalid row are written as NaN. A row held back
+ * by a full queue is emitted into the room the pop made (THE ROW QUEUE):
+ * pop until 0 to take every row.
  */
 int ad_stream_pop_row(ad_stream *s, float *values, int64_t *ts_ms, int *valid);
 
@@ -238,7 +261,8 @@ int ad_stream_pop_row(ad_stream *s, float *values, int64_t *ts_ms, int *valid);
 int ad_stream_pop_row_d(ad_stream *s, double *values, int64_t *ts_ms,
                         unsigned *flags);
 
-/* Number of queued rows. */
+/* Number of queued rows (more may be held back behind a full queue: they
+ * come out as these are popped). */
 int ad_stream_pending(const ad_stream *s);
 
 int ad_stream_n_features(const ad_stream *s);

@@ -3,7 +3,9 @@
  * features reported), missing values (hold with limit, invalid), max age,
  * duplicate/out-of-order/NaN/non-numeric rejection, and the window ring
  * (hop, invalid rows, time order, scaling); every feature count through a
- * queue overflow in each mode (one-block layout of a stream).
+ * queue overflow in each mode (one-block layout of a stream); rows one push
+ * completes beyond the queue held back, not lost, and what overflows when
+ * the caller does not take them.
  */
 #include <stdint.h>
 #include <math.h>
@@ -538,8 +540,10 @@ static void test_period_gap_and_overflow(void)
     ad_stream_push_sample(s, 0, 0, 1.0);
     ad_stream_push_sample(s, 10000, 0, 2.0);   /* 1000 grid rows in the gap */
     ad_stream_get_stats(s, &st);
-    T_CHECK(ad_stream_pending(s) == AD_STREAM_QUEUE, "queue bounded: %d", ad_stream_pending(s));
-    T_CHECK(st.gap_rows == 1000 - AD_STREAM_QUEUE, "gap rows counted %llu",
+    T_CHECK(ad_stream_pending(s) == AD_STREAM_HELD_RUN && st.overflow == 0,
+            "held rows bounded: %d (overflow %llu)", ad_stream_pending(s),
+            (unsigned long long)st.overflow);
+    T_CHECK(st.gap_rows == 1000 - AD_STREAM_HELD_RUN, "gap rows counted %llu",
             (unsigned long long)st.gap_rows);
     ad_stream_free(s);
 }
@@ -604,6 +608,126 @@ static void test_window_scaling(void)
     ad_model_free(m);
 }
 
+/* A stream for the queue tests: F = 1, PERIOD on a 10 ms grid with 1 s of
+ * lateness, or ALL. */
+static ad_stream *mk_late(ad_asm_mode mode)
+{
+    ad_stream_cfg c;
+    ad_stream *s = NULL;
+    char err[200];
+
+    ad_stream_cfg_default(&c);
+    c.mode = mode;
+    c.period_ms = 10;
+    c.max_lateness_ms = mode == AD_ASM_PERIOD ? 1000 : 0;
+    if (ad_stream_new(&s, &c, 1, err, sizeof err) != 0)
+        fprintf(stderr, "ad_stream_new: %s\n", err);
+    return s;
+}
+
+/* Pop every row; count them, and those not at 10 ms * value in time order
+ * after prev (the caller's last ts). */
+static int pop_all(ad_stream *s, int64_t *prev, int *bad)
+{
+    double v[1];
+    int64_t ts;
+    unsigned fl;
+    int n = 0;
+
+    while (ad_stream_pop_row_d(s, v, &ts, &fl)) {
+        if (ts <= *prev || v[0] != (double)(ts / 10) || !(fl & AD_ROW_VALID))
+            (*bad)++;
+        *prev = ts;
+        n++;
+    }
+    return n;
+}
+
+/* One push or tick that completes more rows than the queue holds (PERIOD
+ * with lateness: 100 grid rows wait for the watermark, then it passes them
+ * all at once) holds the rest back: a caller that pops until 0 gets all of
+ * them, in order, none lost. */
+static void test_queue_holds_back(void)
+{
+    int k;
+
+    for (k = 0; k < 2; k++) {
+        ad_stream *s = mk_late(AD_ASM_PERIOD);
+        ad_stream_stats st;
+        int64_t prev = -1;
+        int i, n, bad = 0, q;
+
+        for (i = 0; i < 100; i++)           /* 0..990 ms: all behind 1 s lateness */
+            ad_stream_push_sample(s, 10 * (int64_t)i, 0, (double)i);
+        T_CHECK(ad_stream_pending(s) == 0, "nothing out before the watermark");
+        if (k == 0)
+            ad_stream_advance(s, 2000);     /* a tick: data time 1 s on */
+        else
+            ad_stream_push_sample(s, 2000, 0, 200.0);   /* a sample 1 s on */
+        q = ad_stream_pending(s);
+        n = pop_all(s, &prev, &bad);
+        ad_stream_get_stats(s, &st);
+        T_CHECK(q == AD_STREAM_QUEUE && n == 100 && bad == 0 && st.overflow == 0 &&
+                st.rows == 100,
+                "%s completing 100 rows: %d queued, %d popped in order (%d wrong), "
+                "overflow %llu", k ? "a push" : "a tick", q, n, bad,
+                (unsigned long long)st.overflow);
+        ad_stream_free(s);
+    }
+}
+
+/* A caller that pushes again without taking the held-back rows: the push
+ * first emits them, the oldest queued rows making room (overflow), so the
+ * push meets the same stream state (last row time) as if they had been
+ * taken, and every row is either popped or counted. */
+static void test_queue_overflow_when_not_taken(void)
+{
+    ad_stream *s = mk_late(AD_ASM_PERIOD);
+    ad_stream_stats st;
+    int64_t prev = -1;
+    int i, n, bad = 0, r;
+
+    for (i = 0; i < 100; i++)
+        ad_stream_push_sample(s, 10 * (int64_t)i, 0, (double)i);
+    ad_stream_advance(s, 2000);             /* rows 0..99: 64 queued, 36 waiting */
+    r = ad_stream_push_sample(s, 985, 0, -1.0);    /* behind row 99's value: late */
+    n = pop_all(s, &prev, &bad);
+    ad_stream_get_stats(s, &st);
+    T_CHECK(r == 1 && st.ooo == 1, "the push meets row 99 out: its sample is late (%d)", r);
+    T_CHECK(n == AD_STREAM_QUEUE && bad == 0 && prev == 990 && st.rows == 100 &&
+            st.overflow == 36, "the newest %d rows popped (%d, %d wrong, last %lld), "
+            "overflow %llu of %llu", AD_STREAM_QUEUE, n, bad, (long long)prev,
+            (unsigned long long)st.overflow, (unsigned long long)st.rows);
+    ad_stream_free(s);
+}
+
+/* A pack of 200 samples pushed one by one, rows taken after each push
+ * (what the daemon does with a SenML pack): every row out, in order. */
+static void test_queue_pack_taken(void)
+{
+    int mode;
+
+    for (mode = AD_ASM_PERIOD; mode <= AD_ASM_ALL; mode++) {
+        ad_stream *s = mk_late((ad_asm_mode)mode);
+        ad_stream_stats st;
+        int64_t prev = -1;
+        int i, n = 0, bad = 0;
+
+        for (i = 0; i < 200; i++) {
+            ad_stream_push_sample(s, 10 * (int64_t)i, 0, (double)i);
+            n += pop_all(s, &prev, &bad);
+        }
+        ad_stream_advance(s, 1990 + 1000 + 1);     /* the last row, 1990 */
+        n += pop_all(s, &prev, &bad);
+        ad_stream_get_stats(s, &st);
+        T_CHECK(n == 200 && bad == 0 && st.overflow == 0,
+                "%s: 200 samples, rows taken after each push: %d rows (%d wrong), "
+                "overflow %llu", ad_asm_mode_name((ad_asm_mode)mode), n, bad,
+                (unsigned long long)st.overflow);
+        ad_stream_free(s);
+    }
+}
+
 /* One allocation per stream: every feature count keeps its values apart
  * (per-feature state and the queue), through a queue overflow, in each
  * mode. Run under ASan by make check. */
@@ -614,6 +738,7 @@ static void test_feature_counts_layout(void)
 
     for (k = 0; k < 5; k++) {
         int F = Fs[k], i, f, n = 0, bad = 0, mode;
+        int64_t last;
         double vals[70];
         float v[70];
         int64_t ts;
@@ -628,7 +753,10 @@ static void test_feature_counts_layout(void)
             }
             T_CHECK(ad_stream_n_features(s) == F, "F=%d", F);
             /* ROWS/ALL: one row per push; PERIOD (grid 10 ms): row g is
-             * emitted by the next push. 70 rows > queue of 64. */
+             * emitted by the next push. 70 rows > queue of 64, never
+             * popped: the oldest are lost (the newest 64, and a last row
+             * the full queue held back when it was the push's last
+             * emission: THE ROW QUEUE). */
             for (i = 0; i < 70; i++) {
                 for (f = 0; f < F; f++)
                     vals[f] = 1000.0 * i + f;
@@ -636,8 +764,12 @@ static void test_feature_counts_layout(void)
             }
             n = 0;
             bad = 0;
+            last = -1;
             while (ad_stream_pop_row(s, v, &ts, &valid)) {
                 int row = (int)(ts / 10);
+                if (row <= last)
+                    bad++;
+                last = row;
                 n++;
                 for (f = 0; f < F; f++)
                     if (!valid || v[f] != (float)(1000.0 * row + f))
@@ -646,10 +778,13 @@ static void test_feature_counts_layout(void)
             ad_stream_get_stats(s, &st);
             T_CHECK(bad == 0, "F=%d %s: every value back in its row and feature (%d wrong)",
                     F, ad_asm_mode_name((ad_asm_mode)mode), bad);
-            T_CHECK(n == AD_STREAM_QUEUE && st.overflow == (uint64_t)(st.rows - n),
-                    "F=%d %s: queue keeps the newest %d rows (%d, overflow %llu)", F,
+            T_CHECK((n == AD_STREAM_QUEUE || n == AD_STREAM_QUEUE + 1) &&
+                    last == (int64_t)st.rows - 1 &&
+                    st.overflow == (uint64_t)(st.rows - n),
+                    "F=%d %s: the newest %d (+1 held back) rows popped, up to the "
+                    "last (%d, last row %lld, overflow %llu)", F,
                     ad_asm_mode_name((ad_asm_mode)mode), AD_STREAM_QUEUE, n,
-                    (unsigned long long)st.overflow);
+                    (long long)last, (unsigned long long)st.overflow);
             ad_stream_free(s);
         }
     }
@@ -724,6 +859,9 @@ int main(void)
     T_RUN(test_double_precision);
     T_RUN(test_window_ring_hop);
     T_RUN(test_window_scaling);
+    T_RUN(test_queue_holds_back);
+    T_RUN(test_queue_overflow_when_not_taken);
+    T_RUN(test_queue_pack_taken);
     T_RUN(test_feature_counts_layout);
     return t_done();
 }
