@@ -411,6 +411,9 @@ static void free_all(ad_daemon *dd)
             streams_kill(dd, s, 0);
         }
     batch_free_all(dd);
+    free(dd->smp);
+    dd->smp = NULL;
+    dd->smp_cap = 0;
     while (dd->dead) {
         stream_rec *s = dd->dead;
         dd->dead = s->dnext;

@@ -52,7 +52,11 @@
 #include "payload.h"
 #include "workers.h"
 
-#define MAX_SAMPLES 256          /* samples per message */
+/* Samples of one message: room for what its bytes can hold (a sample
+ * takes at least 5 of them: a SenML record {"v":1}, a JSON field "a":1),
+ * kept up to SMP_KEEP samples between messages (a larger one's buffer is
+ * freed after it). */
+#define SMP_KEEP 65536
 #define LAT_RING 4096            /* latency samples kept for percentiles */
 #define KEY_MAX 256              /* stream key bytes */
 
@@ -266,6 +270,8 @@ typedef struct ad_daemon {
     int in_flight_batches;
     float *scratch;              /* bootstrap windows nobody scores */
     size_t scratch_len;
+    ad_sample *smp;              /* one message's samples (streams.c) */
+    size_t smp_cap;
     stream_rec *dead;
     uint64_t serial;
     counters c;

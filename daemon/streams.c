@@ -13,6 +13,7 @@
  * model, and the messages held while its restore is in flight (state.c).
  */
 #define _GNU_SOURCE
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -418,6 +419,16 @@ void streams_release_held(ad_daemon *dd, stream_rec *s)
                s->det ? s->det->c->name : "-", s->key, n);
 }
 
+/* A message's sample buffer beyond SMP_KEEP goes after the message. */
+static void smp_trim(ad_daemon *dd)
+{
+    if (dd->smp_cap > SMP_KEEP) {
+        free(dd->smp);
+        dd->smp = NULL;
+        dd->smp_cap = 0;
+    }
+}
+
 static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
                     const char *topic, const void *payload, size_t len, double now_s);
 
@@ -446,21 +457,42 @@ void streams_message_key(ad_daemon *dd, det_rt *d, const char *key, const char *
 static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
                     const char *topic, const void *payload, size_t len, double now_s)
 {
-    ad_sample smp[MAX_SAMPLES];
+    ad_sample *smp;
     char err[256];
     int n = 0, unk = 0, rc;
     stream_rec *s;
+    /* as many samples as the message's bytes can hold: a gateway's pack of
+     * a device's backlog is taken whole (a model's features are fewer
+     * than 5 bytes each can name) */
+    size_t need = len / 5 + 2;
 
-    rc = ad_payload_parse(d->parser, topic, payload, len, now_s, smp, MAX_SAMPLES, &n, &unk,
+    if (need > INT_MAX)
+        need = INT_MAX;
+    if (need > dd->smp_cap) {
+        ad_sample *p = realloc(dd->smp, need * sizeof *p);
+        if (!p) {
+            dd->c.parse_errors++;
+            dd_bad_input(dd, "detector %s: topic %.128s: out of memory for %zu samples",
+                         d->c->name, topic, need);
+            return;
+        }
+        dd->smp = p;
+        dd->smp_cap = need;
+    }
+    smp = dd->smp;
+    rc = ad_payload_parse(d->parser, topic, payload, len, now_s, smp, (int)need, &n, &unk,
                           err, sizeof err);
     dd->c.unknown_fields += (uint64_t)unk;
     if (rc) {
         if (rc == AD_ENONFINITE) dd->c.nonfinite++; else dd->c.parse_errors++;
         dd_bad_input(dd, "detector %s: topic %.128s: %s", d->c->name, topic, err);
+        smp_trim(dd);
         return;
     }
-    if (!(s = streams_open(dd, d, key)))
+    if (!(s = streams_open(dd, d, key))) {
+        smp_trim(dd);
         return;
+    }
     if (!by_topic)
         s->record_keyed = 1;
     else if (!s->topic)
@@ -480,6 +512,7 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
         hold_samples(dd, s, smp, n, now_s);
     else
         push_samples(dd, s, smp, n, now_s);
+    smp_trim(dd);
 }
 
 /* ---- events out ------------------------------------------------------------- */
