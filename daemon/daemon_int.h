@@ -54,6 +54,7 @@
 #define MAX_SAMPLES 256          /* samples per message */
 #define LAT_RING 4096            /* latency samples kept for percentiles */
 #define KEY_MAX 256              /* stream key bytes */
+#define STREAM_TOPICS 16         /* distinct topics kept per stream */
 
 typedef struct model_ref {
     ad_model *m;
@@ -126,10 +127,15 @@ typedef struct stream_rec {
     struct alert_at *alert_at;   /* where its open model alert was raised, or NULL */
     old_det *grave;
     struct feedback *fb;         /* operator feedback (command.c), or NULL */
-    /* the MQTT topic of its first message (malloc'd; NULL: none yet, or
-     * keyed by Kafka record keys, record_keyed): a reload that changes
-     * stream_levels tells from it whether its key still exists (reload.c) */
-    char *topic;
+    /* the distinct MQTT topics its messages came on (malloc'd, at most
+     * STREAM_TOPICS; none yet, or keyed by Kafka record keys,
+     * record_keyed): a reload that changes stream_levels or topics tells
+     * from them whether the stream still gets data (reload.c). Kept in its
+     * state file, so a stream restored at start knows them (state.c).
+     * topics_more: others came that are not listed (more than
+     * STREAM_TOPICS, or out of memory) */
+    char **topics;
+    int n_topics, topics_more;
     int record_keyed;
     uint64_t ha_ms;              /* uv_now of the last Home Assistant state */
     int ha_announced;            /* its discovery configs were published */
@@ -365,6 +371,8 @@ stream_rec *streams_open(ad_daemon *dd, det_rt *d, const char *key);
 void streams_evict(ad_daemon *dd, stream_rec *s, ad_close_reason reason);
 /* The live stream `key` of d, or NULL. */
 stream_rec *streams_find(det_rt *d, const char *key);
+/* Add topic (copied) to the topics s keeps when new (stream_rec.topics). */
+void streams_note_topic(stream_rec *s, const char *topic);
 
 /* ---- state.c ---- */
 /* Queue the calibration state of s for writing (nothing if not calibrated).

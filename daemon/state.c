@@ -393,20 +393,64 @@ static char *attach_extras(const stream_rec *s, char *js)
     return out;
 }
 
+/* Add to a state text js (taken over; returned, or a new text) the MQTT
+ * topics the stream's messages came on ("topics": [...], and
+ * "topics_more": true when it did not keep them all), so that a stream
+ * restored at start knows what feeds it (a reload that changes
+ * stream_levels or topics decides from them, reload.c). Spliced in before
+ * the closing brace: the state is not parsed again for it. */
+static char *attach_topics(const stream_rec *s, char *js)
+{
+    cJSON *a;
+    char *at, *out;
+    size_t l, n;
+
+    if (!js || (!s->n_topics && !s->topics_more) ||
+        !(a = cJSON_CreateStringArray((const char *const *)s->topics, s->n_topics)))
+        return js;
+    at = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    l = strlen(js);
+    if (!at || l < 2 || js[l - 1] != '}') {
+        free(at);
+        return js;
+    }
+    n = l + strlen(at) + 40;
+    if ((out = malloc(n)) != NULL) {
+        snprintf(out, n, "%.*s%s\"topics\":%s%s}", (int)(l - 1), js,
+                 js[l - 2] == '{' ? "" : ",", at, s->topics_more ? ",\"topics_more\":true" : "");
+        free(js);
+        js = out;
+    }
+    free(at);
+    return js;
+}
+
 /* The other way (restore, from a state file or the Kafka state topic): the
  * "alert_topic" state_add_extras kept, unless s knows a newer one (a
+ * reload's rebuild), and the topics attach_topics kept, added to those s
+ * knows (messages held during the restore, or the stream's own before a
  * reload's rebuild). */
-static void restore_alert_topic(stream_rec *s, const char *js)
+static void restore_extras(stream_rec *s, const char *js)
 {
     cJSON *o, *t, *id, *tp;
 
-    if (s->alert_at || !js || !strstr(js, "\"alert_topic\"") || !(o = cJSON_Parse(js)))
+    if (!js || (!strstr(js, "\"alert_topic\"") && !strstr(js, "\"topics\"")) ||
+        !(o = cJSON_Parse(js)))
         return;
     t = cJSON_GetObjectItemCaseSensitive(o, "alert_topic");
     id = cJSON_GetObjectItemCaseSensitive(t, "alert_id");
     tp = cJSON_GetObjectItemCaseSensitive(t, "topic");
-    if (cJSON_IsString(id) && cJSON_IsString(tp))
+    if (!s->alert_at && cJSON_IsString(id) && cJSON_IsString(tp))
         s->alert_at = publish_alert_at(id->valuestring, tp->valuestring);
+    if (!s->record_keyed) {
+        t = cJSON_GetObjectItemCaseSensitive(o, "topics");
+        cJSON_ArrayForEach(tp, t)
+            if (cJSON_IsString(tp))
+                streams_note_topic(s, tp->valuestring);
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "topics_more")))
+            s->topics_more = 1;
+    }
     cJSON_Delete(o);
 }
 
@@ -425,7 +469,7 @@ static void save(ad_daemon *dd, stream_rec *s, int handover)
         char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));
         if (sw) { free(js); js = sw; }
     }
-    js = attach_extras(s, js);
+    js = attach_topics(s, attach_extras(s, js));
     state_path(s->det, s->key, ".state.json", path, sizeof path);
     if (state_write_msgs(dd, path, js, msgs) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
@@ -552,7 +596,7 @@ static void restore_calibration(restore_req *r, stream_rec *s)
         return;
     /* before its clear can be published (a continued alert, or one closed
      * below) */
-    restore_alert_topic(s, r->js);
+    restore_extras(s, r->js);
     if (s->own_model) {
         char *sw = swap_hash(r->js, ad_detector_cfg_hash(&s->det->c->pipe),
                              trained_cfg_hash(s->det));
