@@ -137,6 +137,9 @@ typedef struct stream_rec {
     char **topics;
     int n_topics, topics_more;
     int record_keyed;
+    /* a reload changed stream_levels or topics while its restore was in
+     * flight: decided once the restore is installed (state.c) */
+    int reload_check;
     uint64_t ha_ms;              /* uv_now of the last Home Assistant state */
     int ha_announced;            /* its discovery configs were published */
     uint64_t ha_conn;            /* ad_daemon.conns when they last were */
@@ -505,5 +508,12 @@ int stats_latency_percentiles(const lat_ring *r, double *p50, double *p90, doubl
 /* ---- reload.c ---- */
 /* SIGHUP: load the config again off the loop and swap it in between messages. */
 void reload_start(ad_daemon *dd);
+/* Why stream s gets no more data under the settings of d (no topic of its
+ * messages gives its key under d's stream_levels and matches one of d's
+ * topics; static text), or NULL when it may still get some (one does, it
+ * is keyed by Kafka record keys, or more topics came than it kept). A
+ * stream whose topics are unknown (restored at start from a state file
+ * that does not name them, no message since) cannot be told to get data. */
+const char *reload_stream_unfed(const det_rt *d, const stream_rec *s);
 
 #endif /* AD_DAEMON_INT_H */

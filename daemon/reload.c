@@ -167,13 +167,7 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
                n->c->name, kept, remodel, shadowed, waiting, rebuilt, lost);
 }
 
-/* Why stream s gets no more data under the settings of d (no topic of its
- * messages gives its key under d's stream_levels and matches one of d's
- * topics; static text), or NULL when it may still get some (one does, it
- * is keyed by Kafka record keys, or more topics came than it kept). A
- * stream whose topics are unknown (restored at start from a state file
- * that does not name them, no message since) cannot be told to get data. */
-static const char *stream_unfed(const det_rt *d, const stream_rec *s)
+const char *reload_stream_unfed(const det_rt *d, const stream_rec *s)
 {
     char k[KEY_MAX];
     int key = 0;
@@ -226,29 +220,40 @@ static int same_topics(const ad_detconf *a, const ad_detconf *b)
  * removed detector's streams are: its open alerts cleared (reason reload),
  * its state saved, its entities deleted and its state topic emptied. The
  * device's data makes a stream under its new key, or again once its topic
- * is subscribed again. Before the adoption, while dd->g is still o's
- * generation (the shared-topic check of publish_state_clear sees every
- * stream). */
+ * is subscribed again. A stream whose restore is in flight (restored at
+ * start for its open alert, created by a message just before, or rebuilt
+ * by the reload before) has no
+ * detector yet to close that alert with, and its state file may name
+ * topics that still feed it: it is decided once its restore is installed
+ * (state.c restore_apply); removed here, its alert stayed open until the
+ * next start, and its entities (announced before a restart) stayed.
+ * Before the adoption, while dd->g is still o's generation (the
+ * shared-topic check of publish_state_clear sees every stream). */
 static void drop_unfed(ad_daemon *dd, det_rt *o, const det_rt *n)
 {
     int levels = !same_levels(o->c, n->c), topics = !same_topics(o->c, n->c);
-    int dropped = 0;
+    int dropped = 0, waiting = 0;
     const char *why;
 
     if (!levels && !topics)
         return;
     MAP_FOREACH(&o->streams, s) {
-        if (!(why = stream_unfed(n, s)))
+        if (!(why = reload_stream_unfed(n, s)))
             continue;
+        if (s->restoring && !s->d) {
+            s->reload_check = 1;
+            waiting++;
+            continue;
+        }
         ad_log(AD_LOG_INFO, "reload: detector %s: stream %s: %s, removed", o->c->name,
                s->key, why);
         streams_evict(dd, s, AD_CLOSE_RELOAD);
         dropped++;
     }
-    ad_log(AD_LOG_NOTICE, "reload: detector %s: %s changed: %d stream(s) removed, %zu kept",
-           o->c->name,
+    ad_log(AD_LOG_NOTICE, "reload: detector %s: %s changed: %d stream(s) removed, "
+           "%d to decide once restored, %zu kept", o->c->name,
            levels && topics ? "stream_levels and topics" : levels ? "stream_levels" : "topics",
-           dropped, o->streams.n);
+           dropped, waiting, o->streams.n - (size_t)waiting);
 }
 
 static void apply_gen(ad_daemon *dd, gen *ng)

@@ -648,6 +648,24 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
         return rc;
     }
     restore_calibration(r, s);
+    if (s->reload_check) {
+        /* a reload changed stream_levels or topics while this restore was
+         * in flight: decided now that the state file has named the topics
+         * that fed the stream and its detector can close the alert it
+         * continues (reload.c drop_unfed) */
+        const char *why = reload_stream_unfed(s->det, s);
+
+        s->reload_check = 0;
+        if (why) {
+            ad_log(AD_LOG_INFO, "reload: detector %s: stream %s, restored since the reload: "
+                   "%s, removed", s->det->c->name, s->key, why);
+            /* announced by the process before a restart: its entities are
+             * retained although this one has not announced them yet */
+            s->ha_announced = 1;
+            streams_evict(dd, s, AD_CLOSE_RELOAD);
+            return 0;
+        }
+    }
     /* A new stream is announced on its state topic right away (phase
      * collecting or calibrating), not only once it has calibrated; so is
      * a stream a reload rebuilt (recalibrating now). */
