@@ -631,10 +631,28 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
 
     s->restoring = NULL;
     if (r->mode != RESTORE_CALIBRATION && (rc = restore_make_detector(r, s, err, errlen))) {
-        if (r->mode == RESTORE_NEW)
+        if (r->mode == RESTORE_NEW && !r->js) {
             dd_bad_input(dd, "detector %s: stream %s not created: %s", s->det->c->name,
                          s->key, err);
-        else {
+        } else if (r->mode == RESTORE_NEW) {
+            /* a stream with a saved state (restored at start for its open
+             * alert, or a device back after its eviction; out of memory:
+             * the settings were tried by gen_load and a model of the state
+             * dir that does not fit them is set aside): what the broker
+             * may still show of it, its retained state and the entities
+             * the process before a restart announced, must not show it
+             * running. With no detector nothing tells whether an alert it
+             * had open has ended: the state file keeps it, and the
+             * device's next message or the next start restores the
+             * stream again (as a reload's failed rebuild below). */
+            dd_bad_input(dd, "detector %s: stream %s not restored: %s; its retained state "
+                         "and Home Assistant entities are deleted, its state file (an open "
+                         "alert in it too) is kept for its next message or the next start",
+                         s->det->c->name, s->key, err);
+            s->ha_announced = 1;
+            ha_stream_removed(dd, s);
+            publish_state_clear(dd, s);
+        } else {
             ad_log(AD_LOG_ERR, "reload: detector %s stream %s: %s; stream dropped",
                    s->det->c->name, s->key, err);
             /* gone (out of memory: the settings were tried by gen_load):
