@@ -17,9 +17,12 @@
  * and in state_dir/<detector>/:
  *   <stream>.state.json              calibration state and the open alert
  *                                    (ad_detector_save), the operator's
- *                                    feedback (command.h) and the topic the
+ *                                    feedback (command.h), the topic the
  *                                    open alert was raised on ("alert_topic":
- *                                    {"alert_id", "topic"}, state.c)
+ *                                    {"alert_id", "topic"}, state.c) and the
+ *                                    MQTT topics its messages came on
+ *                                    ("topics": [...], "topics_more": true
+ *                                    when there were more than were kept)
  *   <stream>.<tag>.safetensors       model trained online for the stream;
  *                                    tag = base model id (or "boot") and
  *                                    settings hash, so it is reused only when

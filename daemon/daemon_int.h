@@ -59,6 +59,7 @@
 #define SMP_KEEP 65536
 #define LAT_RING 4096            /* latency samples kept for percentiles */
 #define KEY_MAX 256              /* stream key bytes */
+#define STREAM_TOPICS 16         /* distinct topics kept per stream */
 
 typedef struct model_ref {
     ad_model *m;
@@ -131,11 +132,19 @@ typedef struct stream_rec {
     struct alert_at *alert_at;   /* where its open model alert was raised, or NULL */
     old_det *grave;
     struct feedback *fb;         /* operator feedback (command.c), or NULL */
-    /* the MQTT topic of its first message (malloc'd; NULL: none yet, or
-     * keyed by Kafka record keys, record_keyed): a reload that changes
-     * stream_levels tells from it whether its key still exists (reload.c) */
-    char *topic;
+    /* the distinct MQTT topics its messages came on (malloc'd, at most
+     * STREAM_TOPICS; none yet, or keyed by Kafka record keys,
+     * record_keyed): a reload that changes stream_levels or topics tells
+     * from them whether the stream still gets data (reload.c). Kept in its
+     * state file, so a stream restored at start knows them (state.c).
+     * topics_more: others came that are not listed (more than
+     * STREAM_TOPICS, or out of memory) */
+    char **topics;
+    int n_topics, topics_more;
     int record_keyed;
+    /* a reload changed stream_levels or topics while its restore was in
+     * flight: decided once the restore is installed (state.c) */
+    int reload_check;
     uint64_t ha_ms;              /* uv_now of the last Home Assistant state */
     int ha_announced;            /* its discovery configs were published */
     uint64_t ha_conn;            /* ad_daemon.conns when they last were */
@@ -378,6 +387,8 @@ stream_rec *streams_open(ad_daemon *dd, det_rt *d, const char *key);
 void streams_evict(ad_daemon *dd, stream_rec *s, ad_close_reason reason);
 /* The live stream `key` of d, or NULL. */
 stream_rec *streams_find(det_rt *d, const char *key);
+/* Add topic (copied) to the topics s keeps when new (stream_rec.topics). */
+void streams_note_topic(stream_rec *s, const char *topic);
 
 /* ---- state.c ---- */
 /* Queue the calibration state of s for writing (nothing if not calibrated).
@@ -543,5 +554,12 @@ int retain_holds(const ad_daemon *dd, const char *stem);
 /* ---- reload.c ---- */
 /* SIGHUP: load the config again off the loop and swap it in between messages. */
 void reload_start(ad_daemon *dd);
+/* Why stream s gets no more data under the settings of d (no topic of its
+ * messages gives its key under d's stream_levels and matches one of d's
+ * topics; static text), or NULL when it may still get some (one does, it
+ * is keyed by Kafka record keys, or more topics came than it kept). A
+ * stream whose topics are unknown (restored at start from a state file
+ * that does not name them, no message since) cannot be told to get data. */
+const char *reload_stream_unfed(const det_rt *d, const stream_rec *s);
 
 #endif /* AD_DAEMON_INT_H */

@@ -4,8 +4,8 @@
  * two messages adopt every stream of a detector that is still configured
  * (kept as is, given the new model, or rebuilt for new settings, its
  * calibration restored when it still applies), drop the streams of removed
- * detectors and those whose key new stream_levels no longer give, and
- * swap the generation. On any failure the running
+ * detectors and those that new stream_levels or topics leave without data,
+ * and swap the generation. On any failure the running
  * configuration stays and the reason is logged (nginx ngx_init_cycle).
  * A SIGHUP during a reload is coalesced: one more reload runs after it.
  *
@@ -19,7 +19,9 @@
  * scores above its old threshold (detector.h ad_detector_restore_alert).
  * A stream of a removed detector is gone: its Home Assistant entities are
  * deleted and its retained state topic emptied (streams_evict). So is a
- * stream whose key a change of stream_levels no longer gives. Whatever
+ * stream that a change of stream_levels or topics leaves without data: no
+ * topic its messages came on both gives its key and is subscribed any
+ * more (drop_unfed). Whatever
  * alert.topic the new configuration has, an alert open across the reload
  * is cleared on the topic it was raised on (publish.c).
  *
@@ -165,19 +167,31 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
                n->c->name, kept, remodel, shadowed, waiting, rebuilt, lost);
 }
 
-/* The key of stream s (of a detector whose stream_levels change to n's)
- * still exists under n's levels: its topic gives the same key, or its key
- * is a Kafka record key. A stream whose topic is unknown (restored at start
- * for its open alert, no message since) was keyed by the old levels. */
-static int key_kept(const det_rt *n, const stream_rec *s)
+const char *reload_stream_unfed(const det_rt *d, const stream_rec *s)
 {
     char k[KEY_MAX];
+    int key = 0;
 
     if (s->record_keyed)
-        return 1;
-    return s->topic && ad_topic_stream_key(s->topic, n->c->stream_levels.v,
-                                           n->c->stream_levels.n, k, sizeof k) >= 0 &&
-           strcmp(k, s->key) == 0;
+        return NULL;
+    /* each topic on its own: a stream fed on one topic a feature still
+     * gets the features whose topics match */
+    for (int i = 0; i < s->n_topics; i++) {
+        if (ad_topic_stream_key(s->topics[i], d->c->stream_levels.v, d->c->stream_levels.n,
+                                k, sizeof k) < 0 || strcmp(k, s->key) != 0)
+            continue;
+        key = 1;
+        for (int j = 0; j < d->c->topics.n; j++)
+            if (ad_topic_match(d->c->topics.v[j], s->topics[i]))
+                return NULL;
+    }
+    if (s->topics_more)
+        return NULL;            /* fed by topics it did not keep, perhaps */
+    if (!s->n_topics)
+        return "its topics are unknown (restored from a state file that does not name "
+               "them, no message since)";
+    return key ? "no topic its messages came on matches the new topics" :
+                 "no topic its messages came on gives its key under the new stream_levels";
 }
 
 static int same_levels(const ad_detconf *a, const ad_detconf *b)
@@ -188,31 +202,58 @@ static int same_levels(const ad_detconf *a, const ad_detconf *b)
                    (size_t)a->stream_levels.n * sizeof a->stream_levels.v[0]) == 0);
 }
 
-/* stream_levels of o change to n's: a stream whose key no longer exists
- * would get no more data, and its retained state and Home Assistant
- * entities would show a device that is not there until idle eviction (or
- * for ever, with idle_evict_s 0). It is removed as a removed detector's
- * streams are: its open alerts cleared (reason reload), its state saved,
- * its entities deleted and its state topic emptied. The device's data
- * makes a stream under its new key. Before the adoption, while dd->g is
- * still o's generation (the shared-topic check of publish_state_clear
- * sees every stream). */
-static void drop_old_keys(ad_daemon *dd, det_rt *o, const det_rt *n)
+static int same_topics(const ad_detconf *a, const ad_detconf *b)
 {
-    int dropped = 0;
+    if (a->topics.n != b->topics.n)
+        return 0;
+    for (int i = 0; i < a->topics.n; i++)
+        if (strcmp(a->topics.v[i], b->topics.v[i]) != 0)
+            return 0;
+    return 1;
+}
 
-    if (same_levels(o->c, n->c))
+/* stream_levels or topics of o change to n's: a stream whose key no
+ * longer exists, or whose device's topics are no longer subscribed, would
+ * get no more data, and its retained state and Home Assistant entities
+ * would show a device that is not there until idle eviction (or for ever,
+ * with idle_evict_s 0), its open alert with them. It is removed as a
+ * removed detector's streams are: its open alerts cleared (reason reload),
+ * its state saved, its entities deleted and its state topic emptied. The
+ * device's data makes a stream under its new key, or again once its topic
+ * is subscribed again. A stream whose restore is in flight (restored at
+ * start for its open alert, created by a message just before, or rebuilt
+ * by the reload before) has no
+ * detector yet to close that alert with, and its state file may name
+ * topics that still feed it: it is decided once its restore is installed
+ * (state.c restore_apply); removed here, its alert stayed open until the
+ * next start, and its entities (announced before a restart) stayed.
+ * Before the adoption, while dd->g is still o's generation (the
+ * shared-topic check of publish_state_clear sees every stream). */
+static void drop_unfed(ad_daemon *dd, det_rt *o, const det_rt *n)
+{
+    int levels = !same_levels(o->c, n->c), topics = !same_topics(o->c, n->c);
+    int dropped = 0, waiting = 0;
+    const char *why;
+
+    if (!levels && !topics)
         return;
     MAP_FOREACH(&o->streams, s) {
-        if (key_kept(n, s))
+        if (!(why = reload_stream_unfed(n, s)))
             continue;
-        ad_log(AD_LOG_INFO, "reload: detector %s: stream %s: no such key under the new "
-               "stream_levels, removed", o->c->name, s->key);
+        if (s->restoring && !s->d) {
+            s->reload_check = 1;
+            waiting++;
+            continue;
+        }
+        ad_log(AD_LOG_INFO, "reload: detector %s: stream %s: %s, removed", o->c->name,
+               s->key, why);
         streams_evict(dd, s, AD_CLOSE_RELOAD);
         dropped++;
     }
-    ad_log(AD_LOG_NOTICE, "reload: detector %s: stream_levels changed: %d stream(s) removed, "
-           "%zu kept (same key)", o->c->name, dropped, o->streams.n);
+    ad_log(AD_LOG_NOTICE, "reload: detector %s: %s changed: %d stream(s) removed, "
+           "%d to decide once restored, %zu kept", o->c->name,
+           levels && topics ? "stream_levels and topics" : levels ? "stream_levels" : "topics",
+           dropped, waiting, o->streams.n - (size_t)waiting);
 }
 
 static void apply_gen(ad_daemon *dd, gen *ng)
@@ -224,7 +265,7 @@ static void apply_gen(ad_daemon *dd, gen *ng)
     for (int i = 0; i < ng->n; i++)
         for (int j = 0; j < og->n; j++)
             if (strcmp(og->dets[j].c->name, ng->dets[i].c->name) == 0)
-                drop_old_keys(dd, &og->dets[j], &ng->dets[i]);
+                drop_unfed(dd, &og->dets[j], &ng->dets[i]);
     for (int i = 0; i < ng->n; i++) {
         det_rt *n = &ng->dets[i];
         for (int j = 0; j < og->n; j++)

@@ -416,20 +416,64 @@ static char *attach_extras(const stream_rec *s, char *js)
     return out;
 }
 
+/* Add to a state text js (taken over; returned, or a new text) the MQTT
+ * topics the stream's messages came on ("topics": [...], and
+ * "topics_more": true when it did not keep them all), so that a stream
+ * restored at start knows what feeds it (a reload that changes
+ * stream_levels or topics decides from them, reload.c). Spliced in before
+ * the closing brace: the state is not parsed again for it. */
+static char *attach_topics(const stream_rec *s, char *js)
+{
+    cJSON *a;
+    char *at, *out;
+    size_t l, n;
+
+    if (!js || (!s->n_topics && !s->topics_more) ||
+        !(a = cJSON_CreateStringArray((const char *const *)s->topics, s->n_topics)))
+        return js;
+    at = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    l = strlen(js);
+    if (!at || l < 2 || js[l - 1] != '}') {
+        free(at);
+        return js;
+    }
+    n = l + strlen(at) + 40;
+    if ((out = malloc(n)) != NULL) {
+        snprintf(out, n, "%.*s%s\"topics\":%s%s}", (int)(l - 1), js,
+                 js[l - 2] == '{' ? "" : ",", at, s->topics_more ? ",\"topics_more\":true" : "");
+        free(js);
+        js = out;
+    }
+    free(at);
+    return js;
+}
+
 /* The other way (restore, from a state file or the Kafka state topic): the
  * "alert_topic" state_add_extras kept, unless s knows a newer one (a
+ * reload's rebuild), and the topics attach_topics kept, added to those s
+ * knows (messages held during the restore, or the stream's own before a
  * reload's rebuild). */
-static void restore_alert_topic(stream_rec *s, const char *js)
+static void restore_extras(stream_rec *s, const char *js)
 {
     cJSON *o, *t, *id, *tp;
 
-    if (s->alert_at || !js || !strstr(js, "\"alert_topic\"") || !(o = cJSON_Parse(js)))
+    if (!js || (!strstr(js, "\"alert_topic\"") && !strstr(js, "\"topics\"")) ||
+        !(o = cJSON_Parse(js)))
         return;
     t = cJSON_GetObjectItemCaseSensitive(o, "alert_topic");
     id = cJSON_GetObjectItemCaseSensitive(t, "alert_id");
     tp = cJSON_GetObjectItemCaseSensitive(t, "topic");
-    if (cJSON_IsString(id) && cJSON_IsString(tp))
+    if (!s->alert_at && cJSON_IsString(id) && cJSON_IsString(tp))
         s->alert_at = publish_alert_at(id->valuestring, tp->valuestring);
+    if (!s->record_keyed) {
+        t = cJSON_GetObjectItemCaseSensitive(o, "topics");
+        cJSON_ArrayForEach(tp, t)
+            if (cJSON_IsString(tp))
+                streams_note_topic(s, tp->valuestring);
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "topics_more")))
+            s->topics_more = 1;
+    }
     cJSON_Delete(o);
 }
 
@@ -448,7 +492,7 @@ static void save(ad_daemon *dd, stream_rec *s, int handover)
         char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));
         if (sw) { free(js); js = sw; }
     }
-    js = attach_extras(s, js);
+    js = attach_topics(s, attach_extras(s, js));
     state_path(s->det, s->key, ".state.json", path, sizeof path);
     if (state_write_msgs(dd, path, js, msgs) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
@@ -575,7 +619,7 @@ static void restore_calibration(restore_req *r, stream_rec *s)
         return;
     /* before its clear can be published (a continued alert, or one closed
      * below) */
-    restore_alert_topic(s, r->js);
+    restore_extras(s, r->js);
     if (s->own_model) {
         char *sw = swap_hash(r->js, ad_detector_cfg_hash(&s->det->c->pipe),
                              trained_cfg_hash(s->det));
@@ -610,10 +654,28 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
 
     s->restoring = NULL;
     if (r->mode != RESTORE_CALIBRATION && (rc = restore_make_detector(r, s, err, errlen))) {
-        if (r->mode == RESTORE_NEW)
+        if (r->mode == RESTORE_NEW && !r->js) {
             dd_bad_input(dd, "detector %s: stream %s not created: %s", s->det->c->name,
                          s->key, err);
-        else {
+        } else if (r->mode == RESTORE_NEW) {
+            /* a stream with a saved state (restored at start for its open
+             * alert, or a device back after its eviction; out of memory:
+             * the settings were tried by gen_load and a model of the state
+             * dir that does not fit them is set aside): what the broker
+             * may still show of it, its retained state and the entities
+             * the process before a restart announced, must not show it
+             * running. With no detector nothing tells whether an alert it
+             * had open has ended: the state file keeps it, and the
+             * device's next message or the next start restores the
+             * stream again (as a reload's failed rebuild below). */
+            dd_bad_input(dd, "detector %s: stream %s not restored: %s; its retained state "
+                         "and Home Assistant entities are deleted, its state file (an open "
+                         "alert in it too) is kept for its next message or the next start",
+                         s->det->c->name, s->key, err);
+            s->ha_announced = 1;
+            ha_stream_removed(dd, s);
+            publish_state_clear(dd, s);
+        } else {
             ad_log(AD_LOG_ERR, "reload: detector %s stream %s: %s; stream dropped",
                    s->det->c->name, s->key, err);
             /* gone (out of memory: the settings were tried by gen_load):
@@ -627,6 +689,24 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
         return rc;
     }
     restore_calibration(r, s);
+    if (s->reload_check) {
+        /* a reload changed stream_levels or topics while this restore was
+         * in flight: decided now that the state file has named the topics
+         * that fed the stream and its detector can close the alert it
+         * continues (reload.c drop_unfed) */
+        const char *why = reload_stream_unfed(s->det, s);
+
+        s->reload_check = 0;
+        if (why) {
+            ad_log(AD_LOG_INFO, "reload: detector %s: stream %s, restored since the reload: "
+                   "%s, removed", s->det->c->name, s->key, why);
+            /* announced by the process before a restart: its entities are
+             * retained although this one has not announced them yet */
+            s->ha_announced = 1;
+            streams_evict(dd, s, AD_CLOSE_RELOAD);
+            return 0;
+        }
+    }
     /* A new stream is announced on its state topic right away (phase
      * collecting or calibrating), not only once it has calibrated; so is
      * a stream a reload rebuilt (recalibrating now). */

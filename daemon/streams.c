@@ -119,12 +119,34 @@ stream_rec *streams_find(det_rt *d, const char *key)
     return map_find(&d->streams, key, ad_fnv1a64_str(key));
 }
 
+void streams_note_topic(stream_rec *s, const char *topic)
+{
+    char **v;
+
+    /* every message: mostly one topic a stream, or one a feature */
+    for (int i = 0; i < s->n_topics; i++)
+        if (strcmp(s->topics[i], topic) == 0)
+            return;
+    if (s->n_topics >= STREAM_TOPICS ||
+        !(v = realloc(s->topics, (size_t)(s->n_topics + 1) * sizeof *v))) {
+        s->topics_more = 1;     /* a reload cannot tell it is not fed */
+        return;
+    }
+    s->topics = v;
+    if (!(v[s->n_topics] = strdup(topic)))
+        s->topics_more = 1;
+    else
+        s->n_topics++;
+}
+
 void streams_free_now(ad_daemon *dd, stream_rec *s)
 {
     retire_stats(dd, s);
     free(s->fb);
     free(s->alert_at);
-    free(s->topic);
+    for (int i = 0; i < s->n_topics; i++)
+        free(s->topics[i]);
+    free(s->topics);
     ad_detector_free(s->d);
     empty_grave(s);
     free_held(s);
@@ -495,8 +517,8 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
     }
     if (!by_topic)
         s->record_keyed = 1;
-    else if (!s->topic)
-        s->topic = strdup(topic);   /* out of memory: as if unknown */
+    else
+        streams_note_topic(s, topic);
     s->last_ms = uv_now(dd->loop);
     /* samples without a time take the arrival time, strictly increasing per
      * stream (1 ms steps within a burst) so none is dropped as a duplicate */

@@ -456,12 +456,15 @@ static int get_num(const cJSON *o, const char *k, int nullable, double *v)
     return -1;
 }
 
-/* The open alert in o into *c and the clearing state into the out params. */
-static int open_from_json(const ad_alerter *a, const cJSON *o, ad_alert *c,
+/* The open alert in o into *c and the clearing state into the out params.
+ * resume 0 (the alert is only to be closed): a saved alert of another
+ * feature count (the model changed while stopped) is read without its
+ * feature shares, whose indices name the saved model's features. */
+static int open_from_json(const ad_alerter *a, const cJSON *o, int resume, ad_alert *c,
                           uint64_t *hist, int *hist_len, int *below, uint64_t *share_n,
                           double *share_sum, char *err, size_t errlen)
 {
-    const cJSON *x, *t;
+    const cJSON *x, *t, *sums;
     double v[14];
     int i = 0;
     const char *bad = NULL;
@@ -506,6 +509,9 @@ static int open_from_json(const ad_alerter *a, const cJSON *o, ad_alert *c,
     if (!cJSON_IsString(x))
         return ad_errf(err, errlen, AD_EFORMAT, "alert.open.hist: missing");
     *hist = strtoull(x->valuestring, NULL, 16);
+    sums = cJSON_GetObjectItemCaseSensitive(o, "share_sum");
+    if (!resume && cJSON_IsArray(sums) && cJSON_GetArraySize(sums) != a->F)
+        return 0;               /* c->n_top 0: no shares, nothing to continue */
     x = cJSON_GetObjectItemCaseSensitive(o, "top");
     cJSON_ArrayForEach(t, x) {
         const cJSON *f = cJSON_GetArrayItem(t, 0), *sh = cJSON_GetArrayItem(t, 1);
@@ -517,12 +523,11 @@ static int open_from_json(const ad_alerter *a, const cJSON *o, ad_alert *c,
         i++;
     }
     c->n_top = i;
-    x = cJSON_GetObjectItemCaseSensitive(o, "share_sum");
-    if (cJSON_GetArraySize(x) != a->F)
+    if (cJSON_GetArraySize(sums) != a->F)
         return ad_errf(err, errlen, AD_EFORMAT, "alert.open.share_sum: %d features expected",
                        a->F);
     i = 0;
-    cJSON_ArrayForEach(t, x)
+    cJSON_ArrayForEach(t, sums)
         share_sum[i++] = cJSON_IsNumber(t) && isfinite(t->valuedouble) ? t->valuedouble : 0;
     return 0;
 }
@@ -549,7 +554,8 @@ int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *save
     if (op != NULL && !cJSON_IsNull(op)) {
         if ((ss = calloc((size_t)a->F, sizeof(double))) == NULL)
             return ad_errf(err, errlen, AD_ENOMEM, "alerter: out of memory");
-        rc = open_from_json(a, op, &c, &hist, &hist_len, &below, &share_n, ss, err, errlen);
+        rc = open_from_json(a, op, resume, &c, &hist, &hist_len, &below, &share_n, ss, err,
+                            errlen);
         if (rc) {
             free(ss);
             return rc;

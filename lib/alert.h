@@ -199,7 +199,10 @@ cJSON *ad_alerter_save(const ad_alerter *a);
  * the current and the saved one (ids stay unique). When an alert was open,
  * *saved (may be NULL) receives it (saved->active = 1; else active = 0);
  * with resume = 1 it also becomes the active alert again, so the next
- * windows continue and clear it. Feature indices >= F are refused.
+ * windows continue and clear it. Feature indices >= F are refused; with
+ * resume = 0 an open alert saved with another feature count (its
+ * "share_sum" has not F entries: the model changed) is read without its
+ * top features (saved->n_top 0), so that it can still be closed.
  * Returns 0, or AD_EFORMAT with a message naming the field.
  */
 int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *saved,

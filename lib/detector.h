@@ -753,7 +753,9 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
  * taken from the saved state. The alert seq continues; an alert open when
  * saved is closed with `reason` (AD_CLOSE_MODEL_CHANGED instead when the
  * saved model id differs), end time the last row's data time then, and
- * queued as AD_EV_ALERT_CLEARED. CALIBRATION GUARD: when the saved model
+ * queued as AD_EV_ALERT_CLEARED; also when it was saved with another
+ * feature count (a model of other features: the event then has no top
+ * features, whose saved indices name the old model's). CALIBRATION GUARD: when the saved model
  * id and metric equal the current ones and the detector calibrates, the
  * saved threshold guards the new calibration: scores above it are left out
  * (counted in calib_excluded) until the new threshold is fitted, so a

@@ -2,7 +2,8 @@
  * test_alert.c - the alert state machine: k-of-n raise, m-below clear with
  * clear ratio (hysteresis), cooldown, stable unique ids, peak/severity and
  * top contributing features, JSON form; saved counts beyond what an
- * integer holds are refused by the restore (a damaged state file).
+ * integer holds are refused by the restore (a damaged state file); an
+ * alert saved with another feature count can be closed, not resumed.
  */
 #include <stdint.h>
 #include <string.h>
@@ -218,6 +219,35 @@ static void test_restore_times_bounded(void)
     }
 }
 
+/* An open alert saved by an alerter of 5 features (top feature index 4),
+ * read back by one of 4 (the model changed while stopped): refused for
+ * resuming, read without its top features for closing (the saved indices
+ * name the old model's features), the id, start and peak kept. */
+static void test_restore_other_features(void)
+{
+    ad_alerter *a = mk(1, 1, 1, 1.0, 0, 5), *b = mk(1, 1, 1, 1.0, 0, 4);
+    float sh[5] = { 0.05f, 0.05f, 0.1f, 0.1f, 0.7f };
+    ad_alert al, saved;
+    cJSON *o;
+    char err[200] = "";
+    int rc;
+
+    T_CHECK(ad_alerter_step(a, 1000, 2.0, 1.0, sh, &al) == AD_ALERT_RAISED, "raise");
+    o = ad_alerter_save(a);
+    rc = ad_alerter_restore(b, o, 1, NULL, err, sizeof(err));
+    T_CHECK(rc == AD_EFORMAT, "resume with 4 features refused (rc %d)", rc);
+    T_NOTE("resume: %s", err);
+    rc = ad_alerter_restore(b, o, 0, &saved, err, sizeof(err));
+    T_CHECK(rc == 0 && saved.active && strcmp(saved.id, al.id) == 0 &&
+            saved.start_ms == 1000 && saved.peak_score == 2.0 && saved.n_top == 0,
+            "read to close: rc %d, active %d, id %s (raised %s), n_top %d", rc, saved.active,
+            saved.id, al.id, saved.n_top);
+    T_CHECK(ad_alerter_active(b) == NULL, "not resumed");
+    cJSON_Delete(o);
+    ad_alerter_free(a);
+    ad_alerter_free(b);
+}
+
 int main(void)
 {
     T_RUN(test_k_of_n_raise);
@@ -228,5 +258,6 @@ int main(void)
     T_RUN(test_cfg_check);
     T_RUN(test_restore_counts_bounded);
     T_RUN(test_restore_times_bounded);
+    T_RUN(test_restore_other_features);
     return t_done();
 }
