@@ -222,6 +222,7 @@ typedef struct counters {
     uint64_t adapt_jobs, adapt_failures, dq_raised, dq_cleared, windows_shadow;
     uint64_t retired_dropped;    /* dropped samples of freed streams */
     uint64_t retired_overflow;   /* rows_overflow of freed streams */
+    uint64_t handover_skipped;   /* Kafka records a hand-over state held already */
     /* operator commands (command.c): done, and refused by cause */
     uint64_t cmd_ok, cmd_bad_json, cmd_unknown_stream, cmd_unknown_command, cmd_failed;
     /* files the retention sweeps removed from the state dirs (retain.c) */

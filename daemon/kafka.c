@@ -5,9 +5,11 @@
  * Ownership: the ad_kafka is the daemon's (dd->kafka). It owns the three
  * librdkafka handles (group consumer, producer, state reader), their queue
  * watchers, the table of which partition each stream's records came from
- * (smap) and the states read from the state topic not yet installed
- * (tmap). Everything runs on the loop thread; librdkafka's own threads
- * only write to the watchers' pipes.
+ * (smap; for a stream restored from a hand-over also the offset its
+ * records count from) and the states read from the state topic not yet
+ * installed (tmap). Everything runs on the loop thread; librdkafka's own
+ * threads only write to the watchers' pipes, and its broker threads the
+ * two atomics of the consumer's rebalance interceptors (rebalancing()).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +33,9 @@ typedef struct kent {
     char *val;                     /* tmap: state JSON */
     int32_t part;                  /* smap: partition */
     int topic;                     /* smap: index in k->topics */
+    int64_t skip;                  /* smap: the stream's records of part below
+                                    * this offset are in the hand-over state
+                                    * it was restored from (0: none) */
     char key[];
 } kent;
 
@@ -49,6 +54,13 @@ typedef struct ad_kafka {
     uv_idle_t more;
     uv_timer_t commit_timer, bar_timer, state_timer;
     int paused, barrier, stopping, closed;
+    /* rebalances (see rebalancing()): joining and syncs are written by
+     * the consumer's interceptors on librdkafka's broker threads */
+    int joining;                   /* a JoinGroup sent, its SyncGroup not answered */
+    unsigned syncs;                /* SyncGroup responses */
+    int watching;                  /* the interceptors are installed */
+    int rejoining;                 /* revoked, no SyncGroup answered since */
+    unsigned revoke_syncs;         /* syncs at that revoke */
     rd_kafka_topic_partition_list_t *restoring;
     int state_parts, eof_left, reading;
     char **topics;                 /* distinct kafka topics, for smap */
@@ -139,13 +151,48 @@ static void qwatch_stop(qwatch *w)
 
 /* ---- records in ------------------------------------------------------------- */
 
+/* Is m, a record of the stream of e (topic index ti), one its hand-over
+ * state already holds? The old owner wrote the partition's position with
+ * that state (state_put); when it could not commit it (an assignment
+ * librdkafka reported lost, see revoke_parts), the records up to there
+ * come again from the last commit and are not processed twice. */
+static int handed_over(ad_kafka *k, kent *e, const char *topic, int ti,
+                       const rd_kafka_message_t *m, const char *det, const char *key)
+{
+    int64_t lo, hi;
+    if (e->skip <= 0)
+        return 0;
+    if (e->topic != ti || e->part != m->partition) {
+        e->skip = 0;                /* the stream's records come from elsewhere now */
+        return 0;
+    }
+    if (m->offset >= e->skip) {
+        ad_log(AD_LOG_DEBUG, "kafka %s[%d]: stream %s/%s continues at %lld, where its "
+               "hand-over left it", topic, (int)m->partition, det, key, (long long)m->offset);
+        e->skip = 0;
+        return 0;
+    }
+    /* the high watermark (of the fetch that brought m) below the saved
+     * position: the partition is not the one the state was taken from */
+    if (rd_kafka_get_watermark_offsets(k->c, topic, m->partition, &lo, &hi) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0 && hi < e->skip) {
+        ad_log(AD_LOG_WARNING, "kafka %s[%d]: stream %s/%s was handed over at offset %lld, "
+               "past the partition's end %lld (topic re-created?): its records are not "
+               "skipped", topic, (int)m->partition, det, key, (long long)e->skip,
+               (long long)hi);
+        e->skip = 0;
+        return 0;
+    }
+    return 1;
+}
+
 static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
 {
     ad_daemon *dd = k->dd;
     gen *g = dd->g;
     const char *topic = rd_kafka_topic_name(m->rkt);
     char key[KEY_MAX], tk[KEY_MAX + 80];
-    int matched = 0, ti = topic_index(k, topic);
+    int matched = 0, skipped = 0, ti = topic_index(k, topic);
 
     dd->c.messages_in++;
     if (dd->stopping) { dd->c.ignored_stopping++; return; }
@@ -172,12 +219,21 @@ static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
                 kent *e;
                 matched = 1;
                 mkkey(tk, sizeof tk, d->c->name, key);
-                if ((e = tget(k->smap, tk))) { e->part = m->partition; e->topic = ti; }
+                if ((e = tget(k->smap, tk))) {
+                    if (handed_over(k, e, topic, ti, m, d->c->name, key)) {
+                        skipped = 1;
+                        break;
+                    }
+                    e->part = m->partition;
+                    e->topic = ti;
+                }
                 streams_message_key(dd, d, key, topic, m->payload, m->len,
                                     (double)dd->arr_wall_ms / 1000.0);
                 break;
             }
     }
+    if (skipped)
+        dd->c.handover_skipped++;
     if (!matched) {
         dd->c.no_detector++;
         dd_bad_input(dd, "kafka topic %.128s feeds no detector", topic);
@@ -225,8 +281,10 @@ static int in_list(const rd_kafka_topic_partition_list_t *l, const char *t, int3
     return l && rd_kafka_topic_partition_list_find(l, t, p) != NULL;
 }
 
-/* A state record: {"topic","partition","detector","stream","state"}. Kept
- * when its partition is being restored here. */
+/* A state record: {"topic","partition","detector","stream","state"}, and
+ * "offset" when written at a hand-over: the partition's position then
+ * (the stream's records before it are in the state). Kept when its
+ * partition is being restored here; the last record of a stream counts. */
 static void on_state_record(ad_kafka *k, const rd_kafka_message_t *m)
 {
     cJSON *o, *t, *p, *de, *st;
@@ -242,13 +300,26 @@ static void on_state_record(ad_kafka *k, const rd_kafka_message_t *m)
     if (cJSON_IsString(t) && cJSON_IsNumber(p) && cJSON_IsString(de) && cJSON_IsString(st) &&
         in_list(k->restoring, t->valuestring, (int32_t)p->valuedouble)) {
         cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "state");
+        cJSON *of = cJSON_GetObjectItemCaseSensitive(o, "offset");
+        int ti = topic_index(k, t->valuestring), live = s && !cJSON_IsNull(s);
+        int32_t part = (int32_t)p->valuedouble;
         kent *e;
         mkkey(tk, sizeof tk, de->valuestring, st->valuestring);
-        if (cJSON_IsNull(s) || !s) {
+        if (!live) {
             tdel(k->tmap, tk);
         } else if ((e = tget(k->tmap, tk))) {
             free(e->val);
             e->val = cJSON_PrintUnformatted(s);
+        }
+        /* where the stream's records start to count (handed_over) */
+        if (ti >= 0) {
+            if (!(e = *tfind(k->smap, tk)) && (e = tget(k->smap, tk))) {
+                e->topic = ti;
+                e->part = part;
+            }
+            if (e && e->topic == ti && e->part == part)
+                e->skip = live && cJSON_IsNumber(of) && of->valuedouble > 0 &&
+                          of->valuedouble < 9e18 ? (int64_t)of->valuedouble : 0;
         }
     }
     cJSON_Delete(o);
@@ -330,8 +401,11 @@ static void produce(ad_kafka *k, const char *topic, const char *key, const char 
 }
 
 /* The state of s (NULL state: not calibrated yet) for the state topic;
- * handover: the stream stops here (its window rows go with it). */
-static void state_put(ad_kafka *k, stream_rec *s, int handover)
+ * handover: the stream stops here (its window rows go with it), and
+ * offset >= 0 is its partition's position: every record of the stream
+ * before it is in this state (the next owner skips them if they come
+ * again: handed_over). */
+static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
 {
     char tk[KEY_MAX + 80], pk[KEY_MAX + 80], *js, *txt;
     kent *e;
@@ -347,6 +421,8 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover)
     cJSON_AddNumberToObject(o, "partition", e->part);
     cJSON_AddStringToObject(o, "detector", s->det->c->name);
     cJSON_AddStringToObject(o, "stream", s->key);
+    if (handover && offset >= 0)
+        cJSON_AddNumberToObject(o, "offset", (double)offset);
     if ((js = handover ? ad_detector_save_handover(s->d) : ad_detector_save(s->d))) {
         cJSON *st = cJSON_Parse(js);
         if (st) {
@@ -371,7 +447,7 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover)
 void kafka_state_changed(ad_daemon *dd, stream_rec *s)
 {
     if (dd->kafka)
-        state_put(dd->kafka, s, 0);
+        state_put(dd->kafka, s, 0, -1);
 }
 
 char *kafka_state_take(ad_daemon *dd, const char *det, const char *key)
@@ -397,6 +473,75 @@ void kafka_alert(ad_daemon *dd, const char *det, const char *key, const char *js
     produce(dd->kafka, dd->kafka->cfg->alert_topic, pk, json);
 }
 
+/* ---- rebalances ------------------------------------------------------------------ */
+
+/* Kafka protocol request types (ApiKey) */
+#define API_JOIN_GROUP 11
+#define API_SYNC_GROUP 14
+
+/* A rebalance of the consumer's group runs: JoinGroup (every member
+ * rejoins, the generation moves on when the last one has), then SyncGroup
+ * (the leader's assignment), then this member's rebalance callback. An
+ * offset commit sent in the first step carries the generation that the
+ * JoinGroup ends and is refused; librdkafka 2.0 takes that refusal for a
+ * lost assignment (confluentinc/librdkafka#4059, see revoke_parts): commits
+ * wait while the consumer's JoinGroup is on the wire or its SyncGroup not
+ * answered, and after a revoke until the rejoin that follows every revoke
+ * has been answered. librdkafka tells the application neither step; its
+ * interceptors see the requests go out and the responses come in (on its
+ * broker threads: only the two atomics are written there). */
+static rd_kafka_resp_err_t on_request_sent(rd_kafka_t *rk, int sockfd, const char *brokername,
+                                           int32_t brokerid, int16_t api, int16_t ver,
+                                           int32_t corr, size_t size, void *opaque)
+{
+    ad_kafka *k = opaque;
+    (void)rk; (void)sockfd; (void)brokername; (void)brokerid; (void)ver; (void)corr;
+    (void)size;
+    if (api == API_JOIN_GROUP)
+        __atomic_store_n(&k->joining, 1, __ATOMIC_SEQ_CST);
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t on_response_received(rd_kafka_t *rk, int sockfd,
+                                                const char *brokername, int32_t brokerid,
+                                                int16_t api, int16_t ver, int32_t corr,
+                                                size_t size, int64_t rtt,
+                                                rd_kafka_resp_err_t err, void *opaque)
+{
+    ad_kafka *k = opaque;
+    (void)rk; (void)sockfd; (void)brokername; (void)brokerid; (void)ver; (void)corr;
+    (void)size; (void)rtt; (void)err;
+    if (api == API_SYNC_GROUP) {
+        __atomic_store_n(&k->joining, 0, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&k->syncs, 1, __ATOMIC_SEQ_CST);
+    }
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* The group consumer is created: watch its requests. */
+static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf, void *opaque,
+                                  char *errstr, size_t errlen)
+{
+    ad_kafka *k = opaque;
+    (void)conf;
+    if (rd_kafka_interceptor_add_on_request_sent(rk, "anomalyd-rebalance", on_request_sent,
+                                                 k) ||
+        rd_kafka_interceptor_add_on_response_received(rk, "anomalyd-rebalance",
+                                                      on_response_received, k)) {
+        snprintf(errstr, errlen, "cannot add the rebalance interceptors");
+        return RD_KAFKA_RESP_ERR__FAIL;
+    }
+    k->watching = 1;
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static int rebalancing(ad_kafka *k)
+{
+    if (k->rejoining && __atomic_load_n(&k->syncs, __ATOMIC_SEQ_CST) != k->revoke_syncs)
+        k->rejoining = 0;
+    return k->rejoining || __atomic_load_n(&k->joining, __ATOMIC_SEQ_CST);
+}
+
 /* ---- barriers: commit, revoke ---------------------------------------------------- */
 
 /* Every window handed to the workers is scored, its events out, and the
@@ -416,16 +561,31 @@ static int scored(void *arg)
     return k->dd->in_flight_batches == 0 && !batch_open_windows(k->dd);
 }
 
-/* The streams of the partitions in l: state flushed to the state topic
- * (unless lost) and dropped here. A partition gets 1 in bad[] when one of
- * its streams is still restoring (its held samples are not scored: that
- * partition's offsets are not committed). Returns the streams moved. */
-static int drop_streams(ad_kafka *k, const rd_kafka_topic_partition_list_t *l, int lost,
-                        char *bad)
+/* The offset at which s's records continue after a hand-over: its
+ * partition's position in pos (a list of positions, may be NULL), or -1
+ * when not known or when s holds records it has not applied yet (a
+ * restore in flight: those must be read again). */
+static int64_t stream_position(ad_kafka *k, stream_rec *s, const kent *e,
+                               const rd_kafka_topic_partition_list_t *pos)
+{
+    rd_kafka_topic_partition_t *tp;
+    if (!pos || s->restores || s->held || !s->d ||
+        !(tp = rd_kafka_topic_partition_list_find(pos, k->topics[e->topic], e->part)))
+        return -1;
+    return tp->offset >= 0 ? tp->offset : -1;
+}
+
+/* The streams of the partitions in l: with handover, their states are
+ * written to the state topic with the position each continues at (pos,
+ * may be NULL: none), else (lost to another member) nothing is written;
+ * then they are dropped here. bad[i] is set when a stream of partition i
+ * still restores (its held samples are not scored: that partition's
+ * offsets are not committed), n[i] counts partition i's streams. */
+static void drop_streams(ad_kafka *k, const rd_kafka_topic_partition_list_t *l, int handover,
+                         const rd_kafka_topic_partition_list_t *pos, char *bad, int *n)
 {
     ad_daemon *dd = k->dd;
     char tk[KEY_MAX + 80];
-    int moved = 0;
     for (int i = 0; i < dd->g->n; i++)
         MAP_FOREACH(&dd->g->dets[i].streams, s) {
             kent *en;
@@ -437,57 +597,94 @@ static int drop_streams(ad_kafka *k, const rd_kafka_topic_partition_list_t *l, i
                 continue;
             if (s->restores || s->held)
                 bad[tp - l->elems] = 1;
-            if (!lost)
-                state_put(k, s, 1);
+            n[tp - l->elems]++;
+            if (handover)
+                state_put(k, s, 1, stream_position(k, s, en, pos));
             publish_dq_close_all(dd, s, "moved");
             streams_kill(dd, s, 1);
             tdel(k->smap, tk);
-            moved++;
         }
-    return moved;
+}
+
+/* Does the group still count this consumer as a member? librdkafka clears
+ * the member id when the member is gone from the group (left at
+ * max.poll.interval.ms, expelled after session.timeout.ms, an unknown
+ * member); a member's partitions go to no other member before it rejoins
+ * without them (cooperative protocol), and it rejoins only after the
+ * rebalance callback returns. */
+static int still_member(ad_kafka *k)
+{
+    char *id = rd_kafka_memberid(k->c);
+    int r = id && id[0];
+    if (id) rd_kafka_mem_free(k->c, id);
+    return r;
 }
 
 /* Partitions revoked (inside the rebalance callback: librdkafka's
  * cooperative protocol expects rd_kafka_incremental_unassign() before the
  * callback returns, else the member never rejoins). Bounded: wait up to
  * 10 s for the windows in flight to be scored, flush the states of the
- * partitions' streams and the alerts, commit what is scored, release. */
+ * partitions' streams (with the position each continues at) and the
+ * alerts, commit those positions, release.
+ *
+ * Lost: librdkafka 2.0 also reports the assignment lost when an offset
+ * commit sent while the group was rebalancing is refused for its
+ * generation (confluentinc/librdkafka#4059, fixed in later releases): an
+ * ordinary scale-out with records flowing runs into it. The instance is
+ * then still a member and nobody else has the partitions yet: they are
+ * handed over as on a revoke, except that no offset can be committed (the
+ * generation is gone); the next owner skips what the states already hold
+ * (handed_over). Only a consumer that is no longer a member (its
+ * partitions may already be read elsewhere) drops them without a hand-over:
+ * their next owner goes on from the state records of their last changes
+ * and the last commit, as after a crash. */
 static void revoke_parts(ad_kafka *k, rd_kafka_topic_partition_list_t *l)
 {
     ad_daemon *dd = k->dd;
-    int lost = rd_kafka_assignment_lost(k->c), moved, ok = 1, ncommit = 0;
+    int lost = rd_kafka_assignment_lost(k->c), handover = !lost || still_member(k);
+    int ok = 1, ncommit = 0, *n = calloc((size_t)l->cnt + 1, sizeof *n);
     char *bad = calloc((size_t)l->cnt + 1, 1);
     rd_kafka_topic_partition_list_t *pos = NULL;
     rd_kafka_resp_err_t e;
     rd_kafka_error_t *er;
 
-    if (!lost && ad_workers_wait(dd->ws, scored, k, 10000) != 0) {
+    if (lost)
+        ad_log(handover ? AD_LOG_NOTICE : AD_LOG_WARNING, handover ?
+               "kafka: librdkafka reports the assignment lost (a commit refused during "
+               "the rebalance); still a group member: handing over, offsets not committed" :
+               "kafka: assignment lost and no longer a group member (session timed out?): "
+               "streams dropped without hand-over, their next owner re-reads since the "
+               "last commit");
+    if (handover && ad_workers_wait(dd->ws, scored, k, 10000) != 0) {
         ad_log(AD_LOG_WARNING, "kafka: windows still in flight at revoke after 10 s: "
                "offsets of the revoked partitions not committed (their records are read again)");
         ok = 0;
     }
-    moved = bad ? drop_streams(k, l, lost, bad) : 0;
-    if (!lost && rd_kafka_flush(k->p, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (handover && ok && (pos = rd_kafka_topic_partition_list_copy(l)))
+        rd_kafka_position(k->c, pos);
+    if (bad && n)
+        drop_streams(k, l, handover, pos, bad, n);
+    if (handover && rd_kafka_flush(k->p, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         ad_log(AD_LOG_WARNING, "kafka: states/alerts not all delivered within 10 s at revoke: "
                "offsets not committed");
         ok = 0;
     }
-    if (!lost && ok && bad && (pos = rd_kafka_topic_partition_list_copy(l))) {
-        rd_kafka_position(k->c, pos);
-        for (int i = 0; i < pos->cnt; i++)
-            if (bad[i] || pos->elems[i].offset < 0)
-                pos->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
-            else
-                ncommit++;
-        if (ncommit && (e = rd_kafka_commit(k->c, pos, 0)) && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            ad_log(AD_LOG_WARNING, "kafka: commit at revoke: %s", rd_kafka_err2str(e));
+    for (int i = 0; pos && bad && i < pos->cnt; i++) {
+        if (bad[i] || pos->elems[i].offset < 0)
+            pos->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        else
+            ncommit++;
     }
+    if (!lost && ok && ncommit && (e = rd_kafka_commit(k->c, pos, 0)) &&
+        e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        ad_log(AD_LOG_WARNING, "kafka: commit at revoke: %s", rd_kafka_err2str(e));
     for (int i = 0; i < l->cnt; i++) {
         ad_log(AD_LOG_INFO, "kafka: released %s[%d] at %llu (offset %lld, %d stream(s) %s)",
                l->elems[i].topic, (int)l->elems[i].partition,
                (unsigned long long)dd_wall_ms(),
-               pos ? (long long)pos->elems[i].offset : -1LL, moved,
-               lost ? "lost" : "handed over");
+               pos ? (long long)pos->elems[i].offset : -1LL, n ? n[i] : 0,
+               !handover ? "lost" : lost ? "handed over, offset not committed" :
+               "handed over");
         if (k->restoring) {
             rd_kafka_topic_partition_t *r = rd_kafka_topic_partition_list_find(
                 k->restoring, l->elems[i].topic, l->elems[i].partition);
@@ -500,6 +697,7 @@ static void revoke_parts(ad_kafka *k, rd_kafka_topic_partition_list_t *l)
     }
     if (pos) rd_kafka_topic_partition_list_destroy(pos);
     free(bad);
+    free(n);
 }
 
 static void bar_cb(uv_timer_t *t)
@@ -510,16 +708,18 @@ static void bar_cb(uv_timer_t *t)
     if (!quiet(k))
         return;
     uv_timer_stop(t);
-    if ((e = rd_kafka_commit(k->c, NULL, 1)) && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    if (!rebalancing(k) && (e = rd_kafka_commit(k->c, NULL, 1)) &&
+        e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         ad_log(AD_LOG_WARNING, "kafka: commit: %s", rd_kafka_err2str(e));
     k->barrier = 0;
     kick(k);
 }
 
+/* Every commit_interval_s, unless a rebalance is under way. */
 static void commit_cb(uv_timer_t *t)
 {
     ad_kafka *k = t->data;
-    if (!k->barrier && !k->stopping) {
+    if (!k->barrier && !k->stopping && !rebalancing(k)) {
         k->barrier = 1;
         uv_timer_start(&k->bar_timer, bar_cb, 0, 2);
     }
@@ -531,6 +731,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     ad_kafka *k = opaque;
     rd_kafka_error_t *er = NULL;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (!parts->cnt)
+            ad_log(AD_LOG_DEBUG, "kafka: rebalance done, no partition added");
+        /* a SyncGroup answered (in case its response went unseen) */
+        __atomic_store_n(&k->joining, 0, __ATOMIC_SEQ_CST);
         if ((er = rd_kafka_incremental_assign(rk, parts))) {
             ad_log(AD_LOG_WARNING, "kafka: assign: %s", rd_kafka_error_string(er));
             rd_kafka_error_destroy(er);
@@ -561,6 +765,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             return;
         }
         revoke_parts(k, parts);
+        k->rejoining = 1;           /* librdkafka rejoins after every revoke */
+        k->revoke_syncs = __atomic_load_n(&k->syncs, __ATOMIC_SEQ_CST);
     } else {
         ad_log(AD_LOG_WARNING, "kafka: rebalance failed: %s", rd_kafka_err2str(err));
         rd_kafka_assign(rk, NULL);
@@ -695,9 +901,22 @@ static rd_kafka_t *make(ad_kafka *k, const ad_config *cfg, rd_kafka_type_t type,
     for (; kv && kv[0]; kv += 2)
         if (set(c, kv[0], kv[1], err, errlen)) { rd_kafka_conf_destroy(c); return NULL; }
     if (type == RD_KAFKA_PRODUCER) rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
-    if (group) rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
+    if (group) {
+        rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
+        if (rd_kafka_conf_interceptor_add_on_new(c, "anomalyd-rebalance", on_new, k)) {
+            rd_kafka_conf_destroy(c);
+            ad_errf(err, errlen, AD_EINVAL, "kafka: cannot add the rebalance interceptor");
+            return NULL;
+        }
+    }
     if (!(rk = rd_kafka_new(type, c, e, sizeof e))) {
         ad_errf(err, errlen, AD_EINVAL, "kafka: %s", e);
+        return NULL;
+    }
+    if (group && !k->watching) {    /* on_new failed: librdkafka only logs it */
+        rd_kafka_destroy(rk);
+        ad_errf(err, errlen, AD_EINVAL, "kafka: cannot watch the consumer group's "
+                "rebalances (librdkafka interceptors)");
         return NULL;
     }
     return rk;
@@ -809,14 +1028,31 @@ void kafka_pause(ad_daemon *dd, int pause)
 void kafka_stop(ad_daemon *dd)
 {
     ad_kafka *k = dd->kafka;
+    rd_kafka_topic_partition_list_t *pos = NULL;
     rd_kafka_resp_err_t e;
     if (!k || k->closed) return;
     k->stopping = 1;
+    /* the position each stream continues at goes with its state, as at a
+     * revoke: the commit below may be refused (a rebalance under way) */
+    if (!dd->in_flight_batches && !batch_open_windows(dd) &&
+        rd_kafka_assignment(k->c, &pos) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_position(k->c, pos);
+    else
+        pos = NULL;
     for (int i = 0; i < dd->g->n; i++)
-        MAP_FOREACH(&dd->g->dets[i].streams, s)
-            state_put(k, s, 1);
+        MAP_FOREACH(&dd->g->dets[i].streams, s) {
+            char tk[KEY_MAX + 80];
+            kent *en;
+            mkkey(tk, sizeof tk, s->det->c->name, s->key);
+            en = *tfind(k->smap, tk);
+            state_put(k, s, 1, en && en->topic >= 0 ? stream_position(k, s, en, pos) : -1);
+        }
+    if (pos) rd_kafka_topic_partition_list_destroy(pos);
     rd_kafka_flush(k->p, 10000);
-    if ((e = rd_kafka_commit(k->c, NULL, 0)) && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    if (rebalancing(k))             /* it would be refused */
+        ad_log(AD_LOG_INFO, "kafka: rebalance under way at stop: offsets not committed "
+               "(the states hold the positions)");
+    else if ((e = rd_kafka_commit(k->c, NULL, 0)) && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         ad_log(AD_LOG_WARNING, "kafka: commit at stop: %s", rd_kafka_err2str(e));
     rd_kafka_consumer_close(k->c);
     rd_kafka_consumer_close(k->sr);

@@ -14,7 +14,10 @@
  * events handed out and the producer's queue delivered, the offsets of
  * every record handed to the daemon are committed (at-least-once: after a
  * crash the records since the last commit are scored again; alert ids make
- * the duplicates recognisable).
+ * the duplicates recognisable). Not while a rebalance is under way
+ * (interceptors on the consumer watch its JoinGroup and SyncGroup): such a
+ * commit is refused, and librdkafka 2.0 then reports the assignment lost
+ * (confluentinc/librdkafka#4059).
  *
  * State moves with its partition (kafka.state_topic set): every state
  * change of a stream (calibration, alert raised/cleared, accepted regime,
@@ -23,10 +26,14 @@
  * state (state_add_extras: the MQTT topic of the open alert, operator
  * feedback; state_restore reads both back). On
  * revoke the same barrier runs, the streams of the revoked partitions are
- * flushed there and dropped, offsets committed, then the partitions
- * released. On assign the new partitions stay paused while the state topic
- * is read to its end; the states of their streams are kept and installed
- * when each stream's first record arrives (state.c restore).
+ * flushed there with the partition's position and dropped, offsets
+ * committed, then the partitions released; the same when librdkafka
+ * reports the assignment lost while the consumer is still a group member,
+ * only without the commit. On assign the new partitions stay paused while
+ * the state topic is read to its end; the states of their streams are kept
+ * and installed when each stream's first record arrives (state.c restore),
+ * and a stream's records below the position its state was written with
+ * are skipped (they are in that state).
  *
  * Alerts of detectors with alerts_to kafka|both go to kafka.alert_topic
  * (idempotent producer), key "detector/stream".

@@ -41,6 +41,7 @@ static const fam fams[] = {
     { "oversized", "oversized_messages_total", "counter", "Messages over max_payload_bytes.", 0 },
     { "no_detector", "unmatched_messages_total", "counter", "Messages whose topic matches no detector.", 0 },
     { "no_stream_key", "no_stream_key_total", "counter", "Messages without the stream key levels.", 0 },
+    { "handover_skipped", "kafka_handover_skipped_total", "counter", "Kafka records read again after a hand-over and skipped: the stream's hand-over state held them.", 0 },
     { "samples", "samples_total", "counter", "Samples (feature values) parsed from payloads; a JSON row of 5 features is 5.", 0 },
     { "dropped_samples", "dropped_samples_total", "counter", "Samples (feature values) refused by row assembly; a refused row counts its values.", 0 },
     { "rows_overflow", "rows_overflow_total", "counter", "Assembled rows lost because a stream's row queue was full.", 0 },

@@ -852,6 +852,7 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddNumberToObject(o, "oversized", (double)dd->c.oversized);
     cJSON_AddNumberToObject(o, "no_detector", (double)dd->c.no_detector);
     cJSON_AddNumberToObject(o, "no_stream_key", (double)dd->c.no_stream_key);
+    cJSON_AddNumberToObject(o, "handover_skipped", (double)dd->c.handover_skipped);
     cJSON_AddNumberToObject(o, "samples", (double)dd->c.samples);
     cJSON_AddNumberToObject(o, "dropped_samples", (double)t.dropped);
     cJSON_AddNumberToObject(o, "rows_overflow", (double)t.overflow);

@@ -163,12 +163,8 @@ produce in2 1 q2 0 380
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/q1 event=raised --timeout 30 >/dev/null &&
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/q2 event=raised --timeout 30 >/dev/null ||
     it_fail "B: alerts raised on c" "$(events q1; events q2; tail -3 "$D/c.log")"
-# c idle, its offsets committed, before d joins: a commit that fails
-# during a cooperative rebalance makes librdkafka 2.0 take the assignment
-# for lost (confluentinc/librdkafka#4059, fixed upstream by #4908), and the
-# partitions would move without a hand-over (nothing to test here)
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats/c messages_in=760 --count 3 \
-    --timeout 20 >/dev/null || it_fail "B: c consumed the 760 records" "$(tail -3 "$D/c.log")"
+# d joins at once, c may still be reading and committing
+# (it_kafka_join.sh: joins under traffic)
 start d ad2 in2 anomalyd/alarms
 if it_wait_log "$D/c.log" 'kafka: released in2\[[01]\] .*handed over' 30 &&
    it_wait_log "$D/d.log" 'kafka: owns in2\[' 30; then

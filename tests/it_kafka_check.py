@@ -3,11 +3,14 @@
 logs, their stats messages, the alert topic and the state topic.
 
   it_kafka_check.py consumed STATS          records consumed by all instances
+                                            (less those skipped after a hand-over)
   it_kafka_check.py owners DIR KILLS        partitions owned now, per live instance
   it_kafka_check.py overlap DIR KILLS       ownership intervals never overlap
   it_kafka_check.py thresholds DIR STATE N  N streams calibrated once; state
                                             topic keeps each threshold
   it_kafka_check.py alerts ALERTS           each alert raised once, cleared once
+  it_kafka_check.py once ALERTS STREAM...   no record twice, one alert at most per
+                                            stream, exactly one for each STREAM
   it_kafka_check.py windows STATS LO HI     windows scored within [LO, HI]
 
 STATS: "topic payload" lines (mosquitto_sub -v); the last message of each
@@ -73,7 +76,8 @@ def read_kills(path):
 def main():
     cmd = sys.argv[1]
     if cmd == "consumed":
-        print(int(sum(s.get("messages_in", 0) for s in last_stats(sys.argv[2]).values())))
+        print(int(sum(s.get("messages_in", 0) - s.get("handover_skipped", 0)
+                      for s in last_stats(sys.argv[2]).values())))
         return 0
     if cmd == "owners":
         own = {}
@@ -142,6 +146,26 @@ def main():
             return 1
         print("%d alert(s) raised and cleared (%d duplicate record(s), same id+event)"
               % (len(ev), dup))
+        return 0
+    if cmd == "once":
+        ev, ids = {}, {}
+        for ln in open(sys.argv[2], errors="replace"):
+            k, _, v = ln.partition("|")
+            try:
+                o = json.loads(v)
+            except ValueError:
+                continue
+            ev.setdefault(o["alert_id"], []).append(o["event"])
+            ids.setdefault(o["stream"], set()).add(o["alert_id"])
+        bad = {a: e for a, e in ev.items() if sorted(e) != ["cleared", "raised"]}
+        many = {s: sorted(i) for s, i in ids.items() if len(i) > 1}
+        miss = [s for s in sys.argv[3:] if s not in ids]
+        if bad or many or miss:
+            print("events per alert not one raised + one cleared: %s; streams with more than "
+                  "one alert: %s; streams without their alert: %s" % (bad, many, miss))
+            return 1
+        print("%d alert(s), each raised once and cleared once, one per stream: %s"
+              % (len(ev), " ".join("%s=%s" % (s, min(i)) for s, i in sorted(ids.items()))))
         return 0
     if cmd == "windows":
         n = int(sum(s.get("windows_scored", 0) for s in last_stats(sys.argv[2]).values()))

@@ -1,17 +1,31 @@
 #!/usr/bin/env python3
 """it_kafka_gen.py - pump rows as Kafka records for kcat -P -K'|': one line
 "pumpN|{json}" per row; rows FROM..TO of every device (the same simulation
-on every call, so a later range continues an earlier one)."""
-import json, os, sys, importlib.util
+on every call, so a later range continues an earlier one).
+
+  it_kafka_gen.py [--rate R] [--faulty K] DEVICES FROM TO [FAULT...]
+
+--rate R: R rows of every device a second (flushed as they go), else all
+at once. --faulty K: the FAULTs on the first K devices (default 1)."""
+import json, os, sys, time, importlib.util
 HERE = os.path.dirname(os.path.abspath(__file__))
 SENSORS = ["vibration", "current", "pressure", "temperature", "flow"]
 spec = importlib.util.spec_from_file_location("pumpsim", os.path.join(HERE, "..", "tools", "pumpsim.py"))
 ps = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ps)
-devices, r0, r1 = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-faults = [ps.Fault(f) for f in sys.argv[4:]]
+args = sys.argv[1:]
+rate, faulty = 0.0, 1
+while args[:1] in (["--rate"], ["--faulty"]):
+    if args[0] == "--rate":
+        rate = float(args[1])
+    else:
+        faulty = int(args[1])
+    args = args[2:]
+devices, r0, r1 = int(args[0]), int(args[1]), int(args[2])
+faults = [ps.Fault(f) for f in args[3:]]
 start = 1.7e9
-sims = [ps.PumpSim(1 + 1000 * i, 60.0, start, faults if i == 0 else []) for i in range(devices)]
+sims = [ps.PumpSim(1 + 1000 * i, 60.0, start, faults if i < faulty else [])
+        for i in range(devices)]
 out = sys.stdout
 for k in range(r1):
     for i, s in enumerate(sims):
@@ -20,3 +34,6 @@ for k in range(r1):
             m = {n: round(row[n], 4) for n in SENSORS}
             m["ts"] = int(round(ts * 1000))
             out.write("pump%d|%s\n" % (i + 1, json.dumps(m)))
+    if rate > 0 and k >= r0:
+        out.flush()
+        time.sleep(1.0 / rate)

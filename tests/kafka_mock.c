@@ -3,6 +3,9 @@
  * (rdkafka_mock.h) with 3 brokers listening on 127.0.0.1, speaking the real
  * protocol (consumer groups, offsets, idempotent producers). Prints its
  * bootstrap list on the first line of stdout, then runs until SIGTERM/SIGINT.
+ * SIGUSR1: the next offset commit (of any client) is refused with
+ * ILLEGAL_GENERATION, as a coordinator refuses a commit of a generation a
+ * rebalance has ended.
  *
  *   kafka_mock [TOPIC:PARTITIONS ...]    topics created up front
  */
@@ -14,8 +17,11 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-static volatile sig_atomic_t stop;
+#define API_OFFSET_COMMIT 8         /* Kafka protocol request type */
+
+static volatile sig_atomic_t stop, refuse;
 static void on_signal(int sig) { (void)sig; stop = 1; }
+static void on_usr1(int sig) { (void)sig; refuse = 1; }
 
 int main(int argc, char **argv)
 {
@@ -51,10 +57,17 @@ int main(int argc, char **argv)
     }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
+    signal(SIGUSR1, on_usr1);
     printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
     fflush(stdout);
-    while (!stop)
+    while (!stop) {
         pause();
+        if (refuse) {
+            refuse = 0;
+            rd_kafka_mock_push_request_errors(mc, API_OFFSET_COMMIT, 1,
+                                              RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION);
+        }
+    }
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(rk);
     return 0;
