@@ -12,8 +12,14 @@
  *
  * Ownership: the daemon owns every batch (open list, flight FIFO, free
  * list for reuse). A batch holds a reference to its shared model, or none
- * for a stream-owned model (kept alive by the stream's graveyard), and
- * counts in the inflight of each stream it carries a window of.
+ * for a stream-owned model, and counts in the inflight of each stream it
+ * carries a window of. A stream-owned model (trained online, promoted, a
+ * shadow candidate) is kept alive by those windows alone: the detector
+ * frees a model it replaced once no window handed out before is back
+ * (det_retire), the stream's graveyard once no window is in flight. So a
+ * batch is open only while it carries a window: one left empty by a pull
+ * that found nothing due goes back to the free list (batch_pull), never to
+ * a worker with a model that may be freed by then.
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -32,6 +38,18 @@ static void batch_release(ad_daemon *dd, batch *b)
     b->mr = NULL;
     b->next = dd->free_batches;
     dd->free_batches = b;
+}
+
+/* An open batch that took no window: off the open list and its slot, back
+ * to the free list. */
+static void batch_unopen(ad_daemon *dd, batch *b)
+{
+    batch **pp = &dd->open_list;
+    while (*pp && *pp != b) pp = &(*pp)->next;
+    if (*pp) *pp = b->next;
+    if (b->slot && *b->slot == b) *b->slot = NULL;
+    b->slot = NULL;
+    batch_release(dd, b);
 }
 
 static void batch_destroy(batch *b)
@@ -227,13 +245,11 @@ static batch *open_batch(ad_daemon *dd, stream_rec *s, const ad_model *m)
     batch *b, **slot;
     slot = (s->det && s->det->mr && m == s->det->mr->m) ? &s->det->mr->open : &s->open;
     b = *slot;
-    /* a model kept over a reload keeps its open batch, which may have
-     * been opened under the old score.metric: an empty one takes the
-     * stream's, a filled one goes first */
-    if (b && b->metric != (int)ad_detector_metric(s->d) && b->n == 0)
-        b->metric = (int)ad_detector_metric(s->d);
-    /* the stream's own slot changes model (a promotion, a model kept over a
-     * reload): windows of the new one never join a batch of the old */
+    /* an open batch carries a window (batch_pull): one opened under
+     * another score.metric (a model kept over a reload) goes first; so
+     * does one of the stream's own slot whose model changed (a promotion,
+     * a model kept over a reload): windows of the new one never join a
+     * batch of the old */
     if (b && (b->n >= b->limit || b->metric != (int)ad_detector_metric(s->d) ||
               b->model != m)) {
         submit_batch(dd, b);
@@ -266,10 +282,11 @@ static batch *open_batch(ad_daemon *dd, stream_rec *s, const ad_model *m)
  * be had (out of memory: the rows stay queued). */
 static int take_windows(ad_daemon *dd, stream_rec *s)
 {
+    batch *b = NULL;
+
     for (;;) {
         const ad_model *m = ad_detector_model(s->d);
         ad_window_job job;
-        batch *b;
         float *buf;
 
         if (!m) {
@@ -299,6 +316,12 @@ static int take_windows(ad_daemon *dd, stream_rec *s)
         b->n++;
         s->inflight++;
     }
+    /* nothing was due (a housekeeping tick, a message that completed no
+     * row, the last batch just filled): no window keeps its model alive
+     * (a promotion may retire it before the next one comes), so it is not
+     * kept open */
+    if (b && b->n == 0)
+        batch_unopen(dd, b);
     return 0;
 }
 

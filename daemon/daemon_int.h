@@ -21,8 +21,9 @@
  *               training or adapt job, a save or a restore is marked dead
  *               and freed when the last of them comes back.
  *   batch       (batch.c) holds a model reference (mr) or, for a
- *               stream-owned model, none: that model lives in the stream's
- *               graveyard until the batch is fed.
+ *               stream-owned model, none: the windows it carries keep that
+ *               model alive (the detector's retired models, the stream's
+ *               graveyard), so a batch is open only while it carries one.
  *   model_ref   refcounted on the loop thread (mr_get/mr_put); the last put
  *               frees the model.
  *

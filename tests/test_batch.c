@@ -1,0 +1,223 @@
+/*
+ * test_batch.c - the daemon's batches (daemon/batch.c) and the models they
+ * name, through the daemon's own code on a real worker thread: a batch's
+ * model is kept alive by the windows it carries (a shared model by the
+ * batch's reference, a stream's own model by the detector's retirement
+ * epochs or the stream's graveyard), so a pull that finds no window due
+ * (the housekeeping tick, a message that completes no row) must not leave
+ * an empty batch open. Such a batch, submitted once the stream's model
+ * changed, sent a worker to build an engine from a freed model:
+ *   - a model the detector owns, retired at once because no window reads
+ *     it (as a promotion retires the stream's previous promoted model);
+ *   - a stream's own model freed with the graveyard once a reload rebuilt
+ *     the stream's detector.
+ * Each case checks that the one window due is the only one sent to the
+ * workers (stats "batches" and "batch_windows"); under the sanitizer build
+ * the worker's read of the freed model fails the case outright. And a
+ * killed stream leaves no batch open behind it.
+ */
+#include "t.h"
+#include "t_model.h"
+
+#include "daemon_int.h"
+
+#define TW 4
+#define F 2
+
+typedef struct fix {
+    uv_loop_t loop;
+    ad_daemon *dd;
+    stream_rec *s;
+} fix;
+
+static int fix_init(fix *x)
+{
+    memset(x, 0, sizeof(*x));
+    if (uv_loop_init(&x->loop) != 0)
+        return -1;
+    x->dd = calloc(1, sizeof(*x->dd));
+    x->s = calloc(1, sizeof(*x->s) + sizeof("pump1"));
+    if (!x->dd || !x->s)
+        return -1;
+    x->dd->loop = &x->loop;
+    x->dd->max_batch = 16;
+    if (ad_workers_new(&x->dd->ws, &x->loop, 1, x->dd->max_batch) != 0)
+        return -1;
+    memcpy(x->s->key, "pump1", sizeof("pump1"));
+    x->s->hash = ad_fnv1a64_str(x->s->key);
+    x->s->serial = ++x->dd->serial;
+    return 0;
+}
+
+/* Every batch submitted comes back and is fed. */
+static void fix_drain(fix *x)
+{
+    batch_dispatch(x->dd, 1);
+    while (x->dd->in_flight_batches > 0)
+        uv_run(&x->loop, UV_RUN_ONCE);
+}
+
+static void fix_free(fix *x)
+{
+    if (x->dd && x->dd->ws) {
+        fix_drain(x);
+        batch_free_all(x->dd);
+        ad_workers_free(x->dd->ws);
+        uv_run(&x->loop, UV_RUN_DEFAULT);   /* the workers' poll handle closes */
+    }
+    if (x->s && x->dd)
+        streams_free_now(x->dd, x->s);
+    free(x->dd);
+    uv_loop_close(&x->loop);
+}
+
+/* Row i into the stream, then its due windows into the batches (as a
+ * message does, streams.c push_samples). */
+static void row(fix *x, int i)
+{
+    double v[F] = { 0.5 + 0.1 * (i % 3), 1.0 };
+
+    ad_detector_push_row(x->s->d, 1000LL * i, v, NULL);
+    batch_pull(x->dd, x->s);
+}
+
+/* The stream's model changed with no window of its own model out; then
+ * TW rows make one window due: one batch of one window goes out. */
+static void check_one_batch(fix *x, int i0, const char *what)
+{
+    int i;
+
+    for (i = i0; i < i0 + TW; i++)
+        row(x, i);
+    fix_drain(x);
+    T_CHECK(x->dd->c.batches == 1 && x->dd->c.batch_windows == 1 &&
+            x->dd->c.windows_scored + x->dd->c.windows_stale == 1,
+            "%s: %llu batch(es) sent with %llu window(s), want 1 with 1", what,
+            (unsigned long long)x->dd->c.batches, (unsigned long long)x->dd->c.batch_windows);
+    T_NOTE("%s: %llu batch sent, %llu window", what, (unsigned long long)x->dd->c.batches,
+           (unsigned long long)x->dd->c.batch_windows);
+}
+
+/* The detector's own model (trained online here; a promoted candidate
+ * alike) is replaced while nothing is in flight: det_retire frees it at
+ * once. A housekeeping pull just before found no window due. */
+static void test_retired_model_not_sent(void)
+{
+    const char *names[F] = { "a", "b" };
+    ad_detector_cfg c;
+    ad_train_job *job;
+    ad_model *trained = t_zero_model(TW, F), *other = t_zero_model(TW, F);
+    char err[300];
+    fix x;
+    int i;
+
+    if (fix_init(&x) != 0 || !trained || !other) {
+        T_CHECK(0, "setup");
+        goto out;
+    }
+    ad_detector_cfg_default(&c);
+    c.training = AD_TRAIN_BOOTSTRAP;
+    c.train_windows = 20;
+    c.calib_windows = 10;
+    if (ad_detector_new(&x.s->d, &c, "pump1", NULL, TW, F, names, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        goto out;
+    }
+    for (i = 0; i < 23; i++)            /* collected: train ready */
+        row(&x, i);
+    job = ad_detector_take_train_job(x.s->d);
+    T_CHECK(job != NULL, "a training job after 23 rows");
+    ad_train_job_free(job);
+    T_CHECK(ad_detector_train_done(x.s->d, trained, 1, NULL) == 0, "trained model taken");
+    if (ad_detector_model(x.s->d) != trained)
+        goto out;
+    trained = NULL;                     /* the detector's now */
+    batch_pull(x.dd, x.s);              /* a housekeeping tick: nothing due */
+    T_CHECK(ad_detector_set_model(x.s->d, other, 0, err, sizeof(err)) == 0 &&
+            ad_detector_model(x.s->d) == other, "model replaced: %s", err);
+    check_one_batch(&x, 23, "after the detector freed its model");
+out:
+    fix_free(&x);
+    ad_model_free(trained);
+    ad_model_free(other);
+}
+
+/* A reload rebuilds the stream's detector (reload.c): the old one and the
+ * stream's own model go to the graveyard, emptied at once since no window
+ * is in flight. A housekeeping pull just before found no window due. */
+static void test_buried_model_not_sent(void)
+{
+    ad_detector_cfg c;
+    ad_model *own = t_zero_model(TW, F), *shared = t_zero_model(TW, F);
+    char err[300];
+    fix x;
+
+    if (fix_init(&x) != 0 || !own || !shared) {
+        T_CHECK(0, "setup");
+        ad_model_free(own);
+        goto out;
+    }
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 10;
+    if (ad_detector_new(&x.s->d, &c, "pump1", own, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        ad_model_free(own);
+        goto out;
+    }
+    x.s->own_model = own;               /* restored from the state dir */
+    batch_pull(x.dd, x.s);              /* a housekeeping tick: nothing due */
+    streams_bury(x.s);
+    x.s->epoch++;
+    x.s->serial = ++x.dd->serial;
+    if (ad_detector_new(&x.s->d, &c, "pump1", shared, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        goto out;
+    }
+    streams_maybe_free(x.dd, x.s);      /* nothing in flight: the graveyard goes */
+    T_CHECK(x.s->grave == NULL, "graveyard emptied");
+    check_one_batch(&x, 0, "after the graveyard freed the stream's model");
+out:
+    fix_free(&x);
+    ad_model_free(shared);
+}
+
+/* A stream killed (evicted, dropped by a reload) with nothing in flight is
+ * freed at once, and no batch of it stays open: an empty one held max_batch
+ * windows' worth of buffers, and its slot in the freed stream, until the
+ * daemon stopped. */
+static void test_dead_stream_leaves_no_batch(void)
+{
+    ad_detector_cfg c;
+    ad_model *own = t_zero_model(TW, F);
+    char err[300];
+    fix x;
+
+    if (fix_init(&x) != 0 || !own) {
+        T_CHECK(0, "setup");
+        ad_model_free(own);
+        goto out;
+    }
+    ad_detector_cfg_default(&c);
+    if (ad_detector_new(&x.s->d, &c, "pump1", own, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        ad_model_free(own);
+        goto out;
+    }
+    x.s->own_model = own;
+    batch_pull(x.dd, x.s);              /* a housekeeping tick: nothing due */
+    streams_kill(x.dd, x.s, 0);         /* nothing in flight: freed now */
+    x.s = NULL;
+    T_CHECK(x.dd->dead == NULL && x.dd->open_list == NULL,
+            "killed stream freed (%d), no batch left open (%d)", x.dd->dead == NULL,
+            x.dd->open_list == NULL);
+out:
+    fix_free(&x);
+}
+
+int main(void)
+{
+    T_RUN(test_retired_model_not_sent);
+    T_RUN(test_buried_model_not_sent);
+    T_RUN(test_dead_stream_leaves_no_batch);
+    return t_done();
+}
