@@ -301,7 +301,7 @@ static const key kafka_keys[] = {
       "property -> file whose first line is its value (secrets: sasl.password, "
       "ssl.key.password); relative to the config file" },
     { "commit_interval_s", K_NUM, OK_(commit_interval), 0.05, 3600, "1", 0, NULL, NULL,
-      "offsets are committed this often, once the windows they complete are scored" },
+      "offsets are committed this often, once the windows they complete are scored (not while the group rebalances: docs/scaling.md)" },
 };
 static const table kafka_table = TAB(kafka_keys);
 
