@@ -40,15 +40,20 @@ static void batch_release(ad_daemon *dd, batch *b)
     dd->free_batches = b;
 }
 
-/* An open batch that took no window: off the open list and its slot, back
- * to the free list. */
-static void batch_unopen(ad_daemon *dd, batch *b)
+/* An open batch off the open list and its owner's slot. */
+static void batch_unlink(ad_daemon *dd, batch *b)
 {
     batch **pp = &dd->open_list;
     while (*pp && *pp != b) pp = &(*pp)->next;
     if (*pp) *pp = b->next;
     if (b->slot && *b->slot == b) *b->slot = NULL;
     b->slot = NULL;
+}
+
+/* An open batch that took no window: back to the free list. */
+static void batch_unopen(ad_daemon *dd, batch *b)
+{
+    batch_unlink(dd, b);
     batch_release(dd, b);
 }
 
@@ -185,12 +190,7 @@ static void batch_run(ad_task *t, ad_worker *w)
 
 static void submit_batch(ad_daemon *dd, batch *b)
 {
-    /* unlink from the open list and its owner */
-    batch **pp = &dd->open_list;
-    while (*pp && *pp != b) pp = &(*pp)->next;
-    if (*pp) *pp = b->next;
-    if (b->slot && *b->slot == b) *b->slot = NULL;
-    b->slot = NULL;
+    batch_unlink(dd, b);
     b->next = NULL;
     if (dd->fifo_tail) dd->fifo_tail->next = b; else dd->fifo_head = b;
     dd->fifo_tail = b;
