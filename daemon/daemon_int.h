@@ -143,8 +143,10 @@ typedef struct stream_rec {
     char **topics;
     int n_topics, topics_more;
     int record_keyed;
-    /* a reload changed stream_levels or topics while its restore was in
-     * flight: decided once the restore is installed (state.c) */
+    /* decided once its restore is installed (state.c state_check_fed):
+     * RELOAD_CHECK_RELOAD, a reload changed stream_levels or topics while
+     * its restore was in flight; RELOAD_CHECK_START, restored at start for
+     * its open alert (they may have changed while the daemon was stopped) */
     int reload_check;
     uint64_t ha_ms;              /* uv_now of the last Home Assistant state */
     int ha_announced;            /* its discovery configs were published */
@@ -153,6 +155,8 @@ typedef struct stream_rec {
     struct stream_rec *dnext;    /* dead list */
     char key[];                  /* allocated with the record */
 } stream_rec;
+
+enum { RELOAD_CHECK_NONE, RELOAD_CHECK_RELOAD, RELOAD_CHECK_START };
 
 typedef struct stream_map {
     stream_rec **b;
@@ -453,7 +457,10 @@ void state_writer_free(ad_daemon *dd);
 void state_save_alerts(ad_daemon *dd);
 /* At start: remove leftover temporary files, restore every stream whose
  * state file holds an open alert (so it continues, or is evicted and
- * closed, even if its device never sends again). */
+ * closed, even if its device never sends again). A restored stream whose
+ * saved topics its detector's topics or stream_levels no longer feed
+ * (changed while stopped; reload_stream_unfed) is removed once its
+ * restore is installed, its alert cleared with reason reload. */
 void state_scan(ad_daemon *dd);
 /* Write the messages waiting in the MQTT queue to state_dir/outbox.json
  * (now: synchronously, at stop; else through the writer); nothing when the

@@ -241,7 +241,7 @@ static void drop_unfed(ad_daemon *dd, det_rt *o, const det_rt *n)
         if (!(why = reload_stream_unfed(n, s)))
             continue;
         if (s->restoring && !s->d) {
-            s->reload_check = 1;
+            s->reload_check = RELOAD_CHECK_RELOAD;
             waiting++;
             continue;
         }

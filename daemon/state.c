@@ -644,6 +644,43 @@ static void restore_calibration(restore_req *r, stream_rec *s)
                               AD_CLOSE_RELOAD);
 }
 
+/* A stream whose restore has just been installed and whose reload_check
+ * is set: does its detector's configuration still feed it? Decided by the
+ * rule a reload's drop_unfed applies (reload.c reload_stream_unfed), now
+ * that its state file has named the topics that fed it and its detector
+ * can close the alert it continues. RELOAD_CHECK_RELOAD: a reload changed
+ * stream_levels or topics while the restore was in flight.
+ * RELOAD_CHECK_START: restored at start for its open alert (state_scan),
+ * and the same change may have been made while the daemon was stopped;
+ * a state file that does not name the topics (written before they were
+ * kept) tells nothing then, and the stream stays, as it did before. A
+ * stream no longer fed is removed as a reload removes it: its alert
+ * cleared (reason reload), its state saved, its retained state emptied
+ * and the Home Assistant entities the process before announced deleted.
+ * Returns 1 when the stream was removed, else 0. */
+static int state_check_fed(ad_daemon *dd, stream_rec *s)
+{
+    int check = s->reload_check;
+    const char *why;
+
+    s->reload_check = 0;
+    if (!check || !s->d || (check == RELOAD_CHECK_START && !s->n_topics))
+        return 0;
+    if (!(why = reload_stream_unfed(s->det, s)))
+        return 0;
+    if (check == RELOAD_CHECK_START)
+        ad_log(AD_LOG_NOTICE, "detector %s: stream %s, restored at start for its open alert: "
+               "%s (changed while stopped), removed", s->det->c->name, s->key, why);
+    else
+        ad_log(AD_LOG_INFO, "reload: detector %s: stream %s, restored since the reload: "
+               "%s, removed", s->det->c->name, s->key, why);
+    /* announced by the process before a restart: its entities are
+     * retained although this one has not announced them yet */
+    s->ha_announced = 1;
+    streams_evict(dd, s, AD_CLOSE_RELOAD);
+    return 1;
+}
+
 /* Loop thread: install what was read. Returns 0, or the error of a detector
  * that could not be made (the stream is then killed). */
 static int restore_apply(restore_req *r, char *err, size_t errlen)
@@ -689,24 +726,8 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
         return rc;
     }
     restore_calibration(r, s);
-    if (s->reload_check) {
-        /* a reload changed stream_levels or topics while this restore was
-         * in flight: decided now that the state file has named the topics
-         * that fed the stream and its detector can close the alert it
-         * continues (reload.c drop_unfed) */
-        const char *why = reload_stream_unfed(s->det, s);
-
-        s->reload_check = 0;
-        if (why) {
-            ad_log(AD_LOG_INFO, "reload: detector %s: stream %s, restored since the reload: "
-                   "%s, removed", s->det->c->name, s->key, why);
-            /* announced by the process before a restart: its entities are
-             * retained although this one has not announced them yet */
-            s->ha_announced = 1;
-            streams_evict(dd, s, AD_CLOSE_RELOAD);
-            return 0;
-        }
-    }
+    if (state_check_fed(dd, s))
+        return 0;
     /* A new stream is announced on its state topic right away (phase
      * collecting or calibrating), not only once it has calibrated; so is
      * a stream a reload rebuilt (recalibrating now). */
@@ -861,6 +882,7 @@ void state_scan(ad_daemon *dd)
         det_rt *d = &g->dets[i];
         char path[8192], key[KEY_MAX], err[320];
         struct dirent *e;
+        stream_rec *s;
         DIR *dp;
         int n = 0, rc;
         if (!d->state_dir[0])
@@ -879,9 +901,17 @@ void state_scan(ad_daemon *dd)
             if (l < 11 || strcmp(e->d_name + l - 11, ".state.json") != 0)
                 continue;
             snprintf(path, sizeof path, "%s/%s", d->state_dir, e->d_name);
-            if (state_file_open_alert(path, key, sizeof key, err, sizeof err) == 1 &&
-                streams_open(dd, d, key))
-                n++;
+            if (state_file_open_alert(path, key, sizeof key, err, sizeof err) != 1 ||
+                !(s = streams_open(dd, d, key)))
+                continue;
+            n++;
+            /* topics or stream_levels may have changed while the daemon
+             * was stopped: the stream is judged as a reload judges it,
+             * once its state file has named its topics (state_check_fed;
+             * read already when there was no thread pool: judged now) */
+            s->reload_check = RELOAD_CHECK_START;
+            if (!s->restoring && state_check_fed(dd, s))
+                n--;
         }
         closedir(dp);
         if (n)

@@ -60,7 +60,9 @@ start() { # start LOG: the daemon, until it is online
 stop() { kill -TERM "$DPID"; wait "$DPID"; DPID=; }
 old() { touch -d '100 days ago' "$@"; }
 # copy SRC DET KEY: SRC (a state file) as the state file of stream KEY of
-# detector DET (its open alert's topic moved along)
+# detector DET (its open alert's topic moved along, and the topics that fed
+# it: a stream restored at start whose topics its detector does not
+# subscribe is removed, it_daemon_restart_topics.sh)
 copy() {
     mkdir -p "$ST/$2"
     $PYTHON - "$1" "$2" "$3" "$ST/$2/$3.state.json" <<'EOP'
@@ -70,6 +72,8 @@ o = json.load(open(src))
 o["stream"] = key
 if "alert_topic" in o:
     o["alert_topic"]["topic"] = "anomalyd/alerts/%s/%s" % (det, key)
+if "topics" in o:
+    o["topics"] = ["%s/%s/pump" % ("sensors" if det == "pump" else det, key)]
 json.dump(o, open(out, "w"), separators=(",", ":"))
 EOP
 }
