@@ -875,6 +875,56 @@ int state_file_open_alert(const char *path, char *key, size_t len, char *err, si
     return ok;
 }
 
+/* Directories of state_dir that name no configured detector (one removed
+ * or renamed while the daemon was stopped): nothing restores their
+ * streams, so an alert open in one of them stays open on the broker with
+ * its retained state. Said once at start, with the count. */
+static void scan_orphans(const gen *g)
+{
+    const char *root = g->cfg->state_dir;
+    struct dirent *e;
+    DIR *dp = opendir(root);
+
+    if (!dp)
+        return;
+    while ((e = readdir(dp)) != NULL) {
+        char dir[4096], path[8192], key[KEY_MAX], err[320];
+        struct dirent *f;
+        int i, files = 0, open = 0;
+        DIR *sp;
+
+        if (e->d_name[0] == '.')
+            continue;
+        for (i = 0; i < g->n && strcmp(g->dets[i].c->name, e->d_name) != 0; i++)
+            ;
+        if (i < g->n)
+            continue;
+        snprintf(dir, sizeof dir, "%s/%s", root, e->d_name);
+        if (!(sp = opendir(dir)))
+            continue;               /* a file, or unreadable */
+        while ((f = readdir(sp)) != NULL) {
+            size_t l = strlen(f->d_name);
+            if (l < 11 || strcmp(f->d_name + l - 11, ".state.json") != 0)
+                continue;
+            files++;
+            snprintf(path, sizeof path, "%s/%s", dir, f->d_name);
+            if (state_file_open_alert(path, key, sizeof key, err, sizeof err) == 1)
+                open++;
+        }
+        closedir(sp);
+        if (open)
+            ad_log(AD_LOG_WARNING, "state: %s: no detector \"%s\" is configured: %d stream "
+                   "state file(s), %d with an open alert that nothing clears (it stays open "
+                   "on the broker with its retained state); configure the detector again to "
+                   "restore and close them, or remove the directory", dir, e->d_name, files,
+                   open);
+        else if (files)
+            ad_log(AD_LOG_INFO, "state: %s: no detector \"%s\" is configured: %d stream "
+                   "state file(s) kept, none with an open alert", dir, e->d_name, files);
+    }
+    closedir(dp);
+}
+
 void state_scan(ad_daemon *dd)
 {
     gen *g = dd->g;
@@ -923,6 +973,7 @@ void state_scan(ad_daemon *dd)
         if (rc > 0)
             ad_log(AD_LOG_INFO, "state: %d leftover temporary file(s) removed from %s", rc,
                    g->cfg->state_dir);
+        scan_orphans(g);
     }
 }
 

@@ -13,6 +13,10 @@
 #     reload; no retained state, no entity; its state file holds no open
 #     alert), pump2 keeps its open alert, state and entity. Detector line,
 #     stream_levels [2]: its topic no longer gives the key pump1: removed.
+#  3. detector pump removed from the config, then start: nothing restores
+#     its streams, and pump2's alert stays open on the broker; the daemon
+#     says so once, naming the directory and the count (a warning), and
+#     leaves the files.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_restart_topics.XXXXXX)
@@ -134,4 +138,23 @@ else
         "events: $(echo "$ev" | tr '\n' ';') fresh: $(grep -E 'line/pump1 |line_pump1/config ' "$D/fresh2.txt" | cut -c1-100 | tr '\n' ';')"
 fi
 grep -E "restored at start|open alert restored" "$D/daemon.log" | sed "s/^/# /"
+kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+
+# 3. detector pump removed while stopped
+cat > "$D/ad.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "it-rtopics", "qos_subscribe": 1},
+ "workers": 1, "state_dir": "$D/state",
+ "detectors": [{"name": "line", "model": "$MODEL", "topics": ["line/#"],
+   "stream_levels": [2], "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
+   "calibration": {"method": "fixed", "fixed": 0.3}}]}
+EOC
+start 3
+w=$(grep '^<4>state: .*/state/pump: no detector "pump" is configured' "$D/daemon.log")
+if echo "$w" | grep -q '2 stream state file(s), 1 with an open alert that nothing clears' &&
+   [ -f "$D/state/pump/pump2.state.json" ]; then
+    it_ok "3: detector pump removed while stopped: one warning names its directory and pump2's open alert (2 files, 1 open); the files stay"
+else
+    it_fail "3: detector pump removed while stopped: one warning names its directory and pump2's open alert (2 files, 1 open); the files stay" \
+        "$(grep 'state:' "$D/daemon.log" | head -3)"
+fi
 kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
