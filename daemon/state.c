@@ -875,6 +875,13 @@ int state_file_open_alert(const char *path, char *key, size_t len, char *err, si
     return ok;
 }
 
+/* A stream's state file: "<stream>.state.json". */
+static int is_state_file(const char *name)
+{
+    size_t l = strlen(name);
+    return l >= 11 && strcmp(name + l - 11, ".state.json") == 0;
+}
+
 /* Directories of state_dir that name no configured detector (one removed
  * or renamed while the daemon was stopped): nothing restores their
  * streams, so an alert open in one of them stays open on the broker with
@@ -903,8 +910,7 @@ static void scan_orphans(const gen *g)
         if (!(sp = opendir(dir)))
             continue;               /* a file, or unreadable */
         while ((f = readdir(sp)) != NULL) {
-            size_t l = strlen(f->d_name);
-            if (l < 11 || strcmp(f->d_name + l - 11, ".state.json") != 0)
+            if (!is_state_file(f->d_name))
                 continue;
             files++;
             snprintf(path, sizeof path, "%s/%s", dir, f->d_name);
@@ -947,8 +953,7 @@ void state_scan(ad_daemon *dd)
         if (!(dp = opendir(d->state_dir)))
             continue;
         while ((e = readdir(dp)) != NULL) {
-            size_t l = strlen(e->d_name);
-            if (l < 11 || strcmp(e->d_name + l - 11, ".state.json") != 0)
+            if (!is_state_file(e->d_name))
                 continue;
             snprintf(path, sizeof path, "%s/%s", d->state_dir, e->d_name);
             if (state_file_open_alert(path, key, sizeof key, err, sizeof err) != 1 ||

@@ -441,16 +441,6 @@ void streams_release_held(ad_daemon *dd, stream_rec *s)
                s->det ? s->det->c->name : "-", s->key, n);
 }
 
-/* A message's sample buffer beyond SMP_KEEP goes after the message. */
-static void smp_trim(ad_daemon *dd)
-{
-    if (dd->smp_cap > SMP_KEEP) {
-        free(dd->smp);
-        dd->smp = NULL;
-        dd->smp_cap = 0;
-    }
-}
-
 static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
                     const char *topic, const void *payload, size_t len, double now_s);
 
@@ -508,13 +498,10 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
     if (rc) {
         if (rc == AD_ENONFINITE) dd->c.nonfinite++; else dd->c.parse_errors++;
         dd_bad_input(dd, "detector %s: topic %.128s: %s", d->c->name, topic, err);
-        smp_trim(dd);
-        return;
+        goto out;
     }
-    if (!(s = streams_open(dd, d, key))) {
-        smp_trim(dd);
-        return;
-    }
+    if (!(s = streams_open(dd, d, key)))
+        goto out;
     if (!by_topic)
         s->record_keyed = 1;
     else
@@ -534,7 +521,13 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
         hold_samples(dd, s, smp, n, now_s);
     else
         push_samples(dd, s, smp, n, now_s);
-    smp_trim(dd);
+out:
+    /* a buffer beyond SMP_KEEP samples goes with its message */
+    if (dd->smp_cap > SMP_KEEP) {
+        free(dd->smp);
+        dd->smp = NULL;
+        dd->smp_cap = 0;
+    }
 }
 
 /* ---- events out ------------------------------------------------------------- */
