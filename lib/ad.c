@@ -36,7 +36,10 @@ const char *ad_strerror(int err)
     case AD_ESHAPE: return "tensor shape does not match the architecture";
     case AD_EARCH: return "unsupported or inconsistent architecture";
     case AD_ENONFINITE: return "non-finite value";
-    default: return "unknown error";
+    default:
+        /* the other codes are -errno too (libuv's convention): -ENOTDIR
+         * from ad_dir_of_exists, -EACCES from an atomic write, ... */
+        return err < 0 && err > AD_EFORMAT ? strerror(-err) : "unknown error";
     }
 }
 

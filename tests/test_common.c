@@ -217,6 +217,9 @@ static void test_dir_is_a_file(void)
         err[0] = '\0';
         rc = ad_write_file_atomic(path, "x", 1, err, sizeof err);
         T_CHECK(rc == -ENOTDIR && strcmp(err, want) == 0, "write: rc %d: '%s'", rc, err);
+        /* the code names itself too, for callers that print ad_strerror */
+        T_CHECK(strcmp(ad_strerror(rc), strerror(ENOTDIR)) == 0, "ad_strerror(%d): '%s'", rc,
+                ad_strerror(rc));
     }
     unlink(file);
 }
