@@ -278,9 +278,9 @@ static int train_data(train_cmd *c)
     char err[1024];
     int nl;
 
-    /* a missing output directory, or a file in its place, is said now,
-     * not after the training */
-    if (ad_dir_of_exists(c->output, err, sizeof err) != 0) {
+    /* a missing output directory, a file in its place or one that cannot
+     * be written to is said now, not after the training */
+    if (ad_dir_of_writable(c->output, err, sizeof err) != 0) {
         fprintf(stderr, "anomalyd train: %s\n", err);
         return -1;
     }

@@ -365,6 +365,45 @@ static int create_error(const char *path, int e, char *err, size_t errlen)
     return ad_errf(err, errlen, e == ENOENT ? AD_ENOENT : -e, "%s: %s", path, strerror(e));
 }
 
+/* A fresh temporary name next to path (tmp: strlen(path) + 48 bytes),
+ * created exclusively and never through a symlink: a file or link planted
+ * under a predictable name is never written through (AD_TMP_MARK marks
+ * leftovers for ad_clean_tmp_files). The descriptor, or -1 with errno. */
+static int open_tmp(const char *path, char *tmp, size_t len)
+{
+    static unsigned long ctr;
+    struct timespec ts;
+    int fd, tries = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    do {
+        unsigned long c = __atomic_fetch_add(&ctr, 1, __ATOMIC_RELAXED);
+        snprintf(tmp, len, "%s" AD_TMP_MARK "%ld.%lx", path, (long)getpid(),
+                 (unsigned long)ts.tv_nsec ^ (c * 2654435761ul));
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    } while (fd < 0 && errno == EEXIST && ++tries < 16);
+    return fd;
+}
+
+int ad_dir_of_writable(const char *path, char *err, size_t errlen)
+{
+    size_t len = strlen(path) + 48;
+    char *tmp = malloc(len);
+    int fd, e;
+
+    if (tmp == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
+    if ((fd = open_tmp(path, tmp, len)) >= 0) {
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return 0;
+    }
+    e = errno;
+    free(tmp);
+    return create_error(path, e, err, errlen);
+}
+
 int ad_write_file_atomic_mode(const char *path, const void *buf, size_t len, unsigned mode,
                               char *err, size_t errlen)
 {
@@ -380,22 +419,7 @@ int ad_write_file_atomic_mode(const char *path, const void *buf, size_t len, uns
     tmp = malloc(plen + 48);
     if (tmp == NULL)
         return ad_errf(err, errlen, AD_ENOMEM, "%s: out of memory", path);
-    /* A fresh name, created exclusively and never through a symlink: a
-     * file or link planted under a predictable name is never written
-     * through (AD_TMP_MARK marks leftovers for ad_clean_tmp_files). */
-    {
-        static unsigned long ctr;
-        struct timespec ts;
-        int tries = 0;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        do {
-            unsigned long c = __atomic_fetch_add(&ctr, 1, __ATOMIC_RELAXED);
-            snprintf(tmp, plen + 48, "%s" AD_TMP_MARK "%ld.%lx", path, (long)getpid(),
-                     (unsigned long)ts.tv_nsec ^ (c * 2654435761ul));
-            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        } while (fd < 0 && errno == EEXIST && ++tries < 16);
-    }
-    if (fd < 0) {
+    if ((fd = open_tmp(path, tmp, plen + 48)) < 0) {
         rc = create_error(path, errno, err, errlen);
         free(tmp);
         return rc;

@@ -156,6 +156,10 @@ int ad_clean_tmp_files(const char *dir);
  * directory" when D or a level above it is a file: a command checks its
  * output path before working for minutes to write there. */
 int ad_dir_of_exists(const char *path, char *err, size_t errlen);
+/* The same, and a file can be created there now (a temporary one, removed
+ * at once): -EACCES, -EROFS, ... with "path: Permission denied" as an
+ * atomic write of path would say it. */
+int ad_dir_of_writable(const char *path, char *err, size_t errlen);
 
 int ad_write_file_atomic(const char *path, const void *buf, size_t len,
                          char *err, size_t errlen);

@@ -3,7 +3,8 @@
 #  - an output in a directory that does not exist is refused before any
 #    training (exit 1), naming the path given and the missing directory
 #    (and its first missing level), never a temporary file name; so is one
-#    whose directory, or a level above it, is a regular file (naming it);
+#    whose directory, or a level above it, is a regular file (naming it),
+#    and one in a directory the user cannot write to (with the reason);
 #  - constant columns are trained on (exit 0) and named in one warning after
 #    the result (no information; reproduced exactly with a training error of
 #    0; a later change scored in raw units), with a second one when every
@@ -52,6 +53,26 @@ for o in "$D/file/m.safetensors" "$D/file/sub/m.safetensors"; do
             "rc $rc: $(tail -3 "$D/notdir.log")"
     fi
 done
+# a directory the user cannot write to: refused before training too, with
+# the system's reason, and nothing left in it (root writes anywhere: the
+# command runs as nobody then)
+mkdir "$D/ro" && chmod 755 "$D/ro" && chmod 755 "$D"
+as=""
+[ "$(id -u)" = 0 ] && as="setpriv --reuid=65534 --regid=65534 --clear-groups"
+[ -n "$as" ] || chmod 555 "$D/ro"
+if [ -n "$as" ] && ! $as "$BIN" --version > /dev/null 2>&1; then
+    it_skip "output in a directory without write permission" "nobody cannot run $BIN here"
+else
+$as "$BIN" train -i "$D/data.csv" -o "$D/ro/m.safetensors" $T -v 2> "$D/ro.log"; rc=$?
+if [ $rc -eq 1 ] && ! grep -q "epoch" "$D/ro.log" && [ -z "$(ls -A "$D/ro")" ] &&
+   [ "$(cat "$D/ro.log")" = "anomalyd train: $D/ro/m.safetensors: Permission denied" ]; then
+    it_ok "output in a directory without write permission: exit 1 before training, with the reason"
+else
+    it_fail "output in a directory without write permission: exit 1 before training, with the reason" \
+        "rc $rc: $(tail -3 "$D/ro.log")"
+fi
+fi
+chmod 755 "$D/ro"
 "$BIN" train -i "$D/data.csv" -o "$D/m.safetensors" $T -q 2> "$D/ok.log" && [ -s "$D/m.safetensors" ] &&
     it_ok "an existing directory: the model is written" ||
     it_fail "an existing directory: the model is written" "$(cat "$D/ok.log")"
