@@ -382,7 +382,7 @@ void streams_kill(ad_daemon *dd, stream_rec *s, int save);
 void streams_maybe_free(ad_daemon *dd, stream_rec *s);
 void streams_free_now(ad_daemon *dd, stream_rec *s);
 /* Move the current detector of s (may be NULL) to its graveyard. */
-void streams_bury(stream_rec *s);
+void streams_bury(ad_daemon *dd, stream_rec *s);
 /* Idle eviction (when evict) and period-mode rows, every house tick. */
 void streams_house(ad_daemon *dd, int evict);
 /* The stream `key` of d, created (its restore started) when new; NULL when

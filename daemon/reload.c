@@ -88,6 +88,13 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
     }
     n->streams = o->streams;
     memset(&o->streams, 0, sizeof o->streams);
+    /* the detector's figures go on (stats, metrics: counters never go
+     * back at a reload), and what it told once stays told */
+    n->refused = o->refused;
+    n->evicted = o->evicted;
+    n->retired = o->retired;
+    n->warned_unit = o->warned_unit;
+    n->warned_late_held = o->warned_late_held;
     MAP_FOREACH(&n->streams, s) {
         s->det = n;
         if (moved)
@@ -147,7 +154,7 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
         /* new settings: a new detector; the old one waits in the graveyard
          * while batches in flight may read its model */
         publish_dq_close_all(dd, s, "reload");   /* a new monitor too */
-        streams_bury(s);
+        streams_bury(dd, s);
         s->epoch++;
         /* a new detector's model generations start again at 1: a new
          * serial keeps its engine keys apart from the old one's (a freed

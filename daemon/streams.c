@@ -170,11 +170,24 @@ void streams_maybe_free(ad_daemon *dd, stream_rec *s)
     empty_grave(s);
 }
 
-void streams_bury(stream_rec *s)
+void streams_bury(ad_daemon *dd, stream_rec *s)
 {
+    det_rt *d = s->det;
     old_det *od;
     if (!s->d)
         return;
+    /* its counts stay in the detector's and the daemon's figures: the new
+     * detector starts from 0, but for the learner's decisions, which its
+     * state file carries over (restored with the rest) */
+    if (d) {
+        uint64_t promoted = d->retired.adapt_promoted, rejected = d->retired.adapt_rejected;
+        retire_counts(s);
+        if (d->state_dir[0]) {
+            d->retired.adapt_promoted = promoted;
+            d->retired.adapt_rejected = rejected;
+        }
+    }
+    retire_stats(dd, s);
     /* the new detector starts its own monitors and learner: what the old
      * one had open or running ends with it */
     training_adapt_cancel(NULL, s);

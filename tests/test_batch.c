@@ -166,7 +166,7 @@ static void test_buried_model_not_sent(void)
     }
     x.s->own_model = own;               /* restored from the state dir */
     batch_pull(x.dd, x.s);              /* a housekeeping tick: nothing due */
-    streams_bury(x.s);
+    streams_bury(x.dd, x.s);
     x.s->epoch++;
     x.s->serial = ++x.dd->serial;
     if (ad_detector_new(&x.s->d, &c, "pump1", shared, 0, 0, NULL, err, sizeof(err)) != 0) {
