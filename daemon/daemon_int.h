@@ -525,6 +525,15 @@ void publish_resend_stop(ad_daemon *dd);
 /* A model alert raised or cleared: on its alert topic (a clear on the
  * topic of its raise, s->alert_at), Kafka as configured; logged, counted. */
 void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev);
+/* The cleared event of alert a (closed: reason, end_ms set) of stream key
+ * of a detector no longer configured, on topic (where it was raised), from
+ * what its state file kept: the id of the model that scored it, the
+ * metric, the feature names (F, may be NULL). QoS qos_alerts, at least 1
+ * (queued while the broker is away, kept in outbox.json); MQTT only.
+ * Logged and counted like publish_alert. 0, or -1 when it was not queued. */
+int publish_alert_removed(ad_daemon *dd, const char *detector, const char *key,
+                          const char *topic, const ad_alert *a, const char *model_id,
+                          const char *metric, const char *const *names, int F);
 /* A new alert_at for alert id raised on topic (malloc'd), or NULL (out of
  * memory, id too long). */
 alert_at *publish_alert_at(const char *id, const char *topic);
@@ -570,5 +579,10 @@ void reload_start(ad_daemon *dd);
  * stream whose topics are unknown (restored at start from a state file
  * that does not name them, no message since) cannot be told to get data. */
 const char *reload_stream_unfed(const det_rt *d, const stream_rec *s);
+/* The same rule for a stream of key that came on topics (n_topics, and
+ * others not kept: topics_more), not keyed by Kafka record keys: a state
+ * file's stream that is not live (state_scan). */
+const char *reload_topics_unfed(const det_rt *d, const char *key, char *const *topics,
+                                int n_topics, int topics_more);
 
 #endif /* AD_DAEMON_INT_H */
