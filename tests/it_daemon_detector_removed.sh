@@ -145,6 +145,29 @@ else
     it_fail "3: the alert line/pump1 held open is cleared, reason detector_removed, on its alert topic" \
         "raised $id1; events: $(echo "$ev" | tr '\n' ';') $(grep 'state:' "$D/daemon.log" | tail -3)"
 fi
+# the clear reports the alert as its raise did: model, metric, start, top feature names
+same=$($PYTHON - "$D/sub.jsonl" "$id1" <<'EOP'
+import json, sys
+ev = {}
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if not m["topic"].startswith("anomalyd/alerts/"):
+        continue
+    j = json.loads(m["payload"])
+    if j.get("kind") == "model" and j.get("alert_id") == sys.argv[2]:
+        ev[j["event"]] = j
+r, c = ev.get("raised"), ev.get("cleared")
+ok = (r and c and c["model"]["id"] == r["model"]["id"] and c["metric"] == r["metric"] and
+      c["start_ms"] == r["start_ms"] and c["end_ms"] >= c["start_ms"] and c["top_features"] and
+      all(f["name"] not in ("?", "") for f in c["top_features"]))
+print("yes" if ok else "no: %s" % json.dumps(c)[:400])
+EOP
+)
+if [ "$same" = yes ]; then
+    it_ok "3: the clear names the model, metric, start and top features of the alert"
+else
+    it_fail "3: the clear names the model, metric, start and top features of the alert" "$same"
+fi
 fresh 3
 if ! shown anomalyd/state/line/pump1 3 && ! shown anomalyd/state/line/pump2 3 &&
    ! shown homeassistant/binary_sensor/it-detrm/line_pump1/config 3 &&

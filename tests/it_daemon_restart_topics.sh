@@ -14,9 +14,9 @@
 #     alert), pump2 keeps its open alert, state and entity. Detector line,
 #     stream_levels [2]: its topic no longer gives the key pump1: removed.
 #  3. detector pump removed from the config, then start: nothing restores
-#     its streams, and pump2's alert stays open on the broker; the daemon
-#     says so once, naming the directory and the count (a warning), and
-#     leaves the files.
+#     its streams; pump2's alert is cleared from its state file (reason
+#     detector_removed, it_daemon_detector_removed.sh), one line names the
+#     directory and the counts, and the files stay.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_restart_topics.XXXXXX)
@@ -149,12 +149,14 @@ cat > "$D/ad.json" <<EOC
    "calibration": {"method": "fixed", "fixed": 0.3}}]}
 EOC
 start 3
-w=$(grep '^<4>state: .*/state/pump: no detector "pump" is configured' "$D/daemon.log")
-if echo "$w" | grep -q '2 stream state file(s), 1 with an open alert that nothing clears' &&
-   [ -f "$D/state/pump/pump2.state.json" ]; then
-    it_ok "3: detector pump removed while stopped: one warning names its directory and pump2's open alert (2 files, 1 open); the files stay"
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump2 event=cleared --timeout 10 >/dev/null
+w=$(grep '^<5>state: .*/state/pump: no detector "pump" is configured' "$D/daemon.log")
+if echo "$w" | grep -q '2 stream state file(s), 1 open alert(s) cleared (reason detector_removed)' &&
+   events pump2 | grep -q '^cleared detector_removed ' &&
+   [ -f "$D/state/pump/pump2.state.json" ] && grep -q '"open":null' "$D/state/pump/pump2.state.json"; then
+    it_ok "3: detector pump removed while stopped: pump2's open alert cleared (detector_removed), one line names its directory (2 files, 1 cleared); the files stay"
 else
-    it_fail "3: detector pump removed while stopped: one warning names its directory and pump2's open alert (2 files, 1 open); the files stay" \
-        "$(grep 'state:' "$D/daemon.log" | head -3)"
+    it_fail "3: detector pump removed while stopped: pump2's open alert cleared (detector_removed), one line names its directory (2 files, 1 cleared); the files stay" \
+        "$(grep 'state:' "$D/daemon.log" | tail -3) events: $(events pump2 | tr '\n' ';')"
 fi
 kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
