@@ -412,10 +412,11 @@ void state_save_handover(ad_daemon *dd, stream_rec *s);
 /* Add to o (a detector's saved state, ad_detector_save) what the daemon
  * keeps beside it, as a state file holds it and state_restore reads it
  * back: operator feedback ("feedback", command.c) and the topic the open
- * model alert was raised on ("alert_topic": {"alert_id", "topic"}, so that
- * its clear goes there after a restart, a reload or a move of its Kafka
- * partition, whatever alert.topic says by then). Also for the Kafka state
- * topic (kafka.c). */
+ * model alert was raised on ("alert_topic": {"alert_id", "topic",
+ * "features"}, so that its clear goes there after a restart, a reload or a
+ * move of its Kafka partition, whatever alert.topic says by then, and can
+ * name its top features when no detector is left to). Also for the Kafka
+ * state topic (kafka.c). */
 void state_add_extras(const stream_rec *s, cJSON *o);
 /* What state_restore does with the stream. */
 typedef enum {
@@ -460,7 +461,12 @@ void state_save_alerts(ad_daemon *dd);
  * closed, even if its device never sends again). A restored stream whose
  * saved topics its detector's topics or stream_levels no longer feed
  * (changed while stopped; reload_stream_unfed) is removed once its
- * restore is installed, its alert cleared with reason reload. */
+ * restore is installed, its alert cleared with reason reload; one without
+ * an open alert (not restored) has its retained state and Home Assistant
+ * entities emptied from its file. The streams of a directory naming no
+ * configured detector have their open alerts cleared (reason
+ * detector_removed) and their retained messages emptied from their files,
+ * which are kept, rewritten without them. */
 void state_scan(ad_daemon *dd);
 /* Write the messages waiting in the MQTT queue to state_dir/outbox.json
  * (now: synchronously, at stop; else through the writer); nothing when the
