@@ -19,10 +19,15 @@
  *                                    (ad_detector_save), the operator's
  *                                    feedback (command.h), the topic the
  *                                    open alert was raised on ("alert_topic":
- *                                    {"alert_id", "topic"}, state.c) and the
- *                                    MQTT topics its messages came on
- *                                    ("topics": [...], "topics_more": true
- *                                    when there were more than were kept)
+ *                                    {"alert_id", "topic", "features"},
+ *                                    state.c), the MQTT topics its messages
+ *                                    came on ("topics": [...], "topics_more":
+ *                                    true when there were more than were
+ *                                    kept) and what it keeps retained on the
+ *                                    broker ("published": {"detector",
+ *                                    "state_topic", "ha_topics", "feed"},
+ *                                    emptied at start when its detector is
+ *                                    gone or no longer feeds it)
  *   <stream>.<tag>.safetensors       model trained online for the stream;
  *                                    tag = base model id (or "boot") and
  *                                    settings hash, so it is reused only when

@@ -412,10 +412,11 @@ void state_save_handover(ad_daemon *dd, stream_rec *s);
 /* Add to o (a detector's saved state, ad_detector_save) what the daemon
  * keeps beside it, as a state file holds it and state_restore reads it
  * back: operator feedback ("feedback", command.c) and the topic the open
- * model alert was raised on ("alert_topic": {"alert_id", "topic"}, so that
- * its clear goes there after a restart, a reload or a move of its Kafka
- * partition, whatever alert.topic says by then). Also for the Kafka state
- * topic (kafka.c). */
+ * model alert was raised on ("alert_topic": {"alert_id", "topic",
+ * "features"}, so that its clear goes there after a restart, a reload or a
+ * move of its Kafka partition, whatever alert.topic says by then, and can
+ * name its top features when no detector is left to). Also for the Kafka
+ * state topic (kafka.c). */
 void state_add_extras(const stream_rec *s, cJSON *o);
 /* What state_restore does with the stream. */
 typedef enum {
@@ -460,7 +461,12 @@ void state_save_alerts(ad_daemon *dd);
  * closed, even if its device never sends again). A restored stream whose
  * saved topics its detector's topics or stream_levels no longer feed
  * (changed while stopped; reload_stream_unfed) is removed once its
- * restore is installed, its alert cleared with reason reload. */
+ * restore is installed, its alert cleared with reason reload; one without
+ * an open alert (not restored) has its retained state and Home Assistant
+ * entities emptied from its file. The streams of a directory naming no
+ * configured detector have their open alerts cleared (reason
+ * detector_removed) and their retained messages emptied from their files,
+ * which are kept, rewritten without them. */
 void state_scan(ad_daemon *dd);
 /* Write the messages waiting in the MQTT queue to state_dir/outbox.json
  * (now: synchronously, at stop; else through the writer); nothing when the
@@ -525,6 +531,15 @@ void publish_resend_stop(ad_daemon *dd);
 /* A model alert raised or cleared: on its alert topic (a clear on the
  * topic of its raise, s->alert_at), Kafka as configured; logged, counted. */
 void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev);
+/* The cleared event of alert a (closed: reason, end_ms set) of stream key
+ * of a detector no longer configured, on topic (where it was raised), from
+ * what its state file kept: the id of the model that scored it, the
+ * metric, the feature names (F, may be NULL). QoS qos_alerts, at least 1
+ * (queued while the broker is away, kept in outbox.json); MQTT only.
+ * Logged and counted like publish_alert. 0, or -1 when it was not queued. */
+int publish_alert_removed(ad_daemon *dd, const char *detector, const char *key,
+                          const char *topic, const ad_alert *a, const char *model_id,
+                          const char *metric, const char *const *names, int F);
 /* A new alert_at for alert id raised on topic (malloc'd), or NULL (out of
  * memory, id too long). */
 alert_at *publish_alert_at(const char *id, const char *topic);
@@ -570,5 +585,10 @@ void reload_start(ad_daemon *dd);
  * stream whose topics are unknown (restored at start from a state file
  * that does not name them, no message since) cannot be told to get data. */
 const char *reload_stream_unfed(const det_rt *d, const stream_rec *s);
+/* The same rule for a stream of key that came on topics (n_topics, and
+ * others not kept: topics_more), not keyed by Kafka record keys: a state
+ * file's stream that is not live (state_scan). */
+const char *reload_topics_unfed(const det_rt *d, const char *key, char *const *topics,
+                                int n_topics, int topics_more);
 
 #endif /* AD_DAEMON_INT_H */

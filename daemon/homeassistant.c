@@ -207,6 +207,21 @@ void ha_stream_tick(ad_daemon *dd, stream_rec *s)
         ha_stream_state(dd, s);
 }
 
+cJSON *ha_stream_topics(const ad_daemon *dd, const stream_rec *s)
+{
+    char topic[KEY_MAX + 600];
+    cJSON *a;
+
+    if (!dd->g->cfg->ha.enabled || !s->det || !(a = cJSON_CreateArray()))
+        return NULL;
+    for (int e = 0; e < ENT_N; e++)
+        if (config_topic(dd, s, e, topic, sizeof topic) == 0)
+            cJSON_AddItemToArray(a, cJSON_CreateString(topic));
+    if (state_topic(dd, s, topic, sizeof topic) == 0)
+        cJSON_AddItemToArray(a, cJSON_CreateString(topic));
+    return a;
+}
+
 void ha_stream_removed(ad_daemon *dd, stream_rec *s)
 {
     char topic[KEY_MAX + 600];

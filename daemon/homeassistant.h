@@ -38,6 +38,8 @@
 #ifndef AD_HOMEASSISTANT_H
 #define AD_HOMEASSISTANT_H
 
+#include <cJSON.h>
+
 struct ad_daemon;
 struct stream_rec;
 
@@ -52,5 +54,11 @@ int ha_stream_unannounced(const struct ad_daemon *dd, const struct stream_rec *s
 void ha_stream_tick(struct ad_daemon *dd, struct stream_rec *s);
 /* The stream is evicted: remove its entities. */
 void ha_stream_removed(struct ad_daemon *dd, struct stream_rec *s);
+/* The retained topics of the stream's entities (its three discovery
+ * configs, then its entity state), which ha_stream_removed empties: a new
+ * array, or NULL when Home Assistant is off (or out of memory). Kept in the
+ * stream's state file, so that they can be emptied without the stream
+ * (its detector removed while the daemon was stopped). */
+cJSON *ha_stream_topics(const struct ad_daemon *dd, const struct stream_rec *s);
 
 #endif /* AD_HOMEASSISTANT_H */

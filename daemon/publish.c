@@ -379,13 +379,61 @@ alert_at *publish_alert_at(const char *id, const char *topic)
     return at;
 }
 
+/* The fields of a model alert event from "time" on (docs/alerts.md): a
+ * at ts_ms, its scores in metric; names (F strings, may be NULL) name its
+ * top features. */
+static void add_alert_body(cJSON *o, const ad_alert *a, int64_t ts_ms, const char *metric,
+                           double probability, double log_likelihood,
+                           const char *const *names, int F)
+{
+    char iso[40];
+    cJSON *tf;
+
+    ad_iso_ms(ts_ms, iso, sizeof iso);
+    cJSON_AddStringToObject(o, "time", iso);
+    cJSON_AddNumberToObject(o, "time_ms", (double)ts_ms);
+    ad_iso_ms(a->start_ms, iso, sizeof iso);
+    cJSON_AddStringToObject(o, "start", iso);
+    cJSON_AddNumberToObject(o, "start_ms", (double)a->start_ms);
+    if (a->end_ms) {
+        ad_iso_ms(a->end_ms, iso, sizeof iso);
+        cJSON_AddStringToObject(o, "end", iso);
+        cJSON_AddNumberToObject(o, "end_ms", (double)a->end_ms);
+        cJSON_AddNumberToObject(o, "duration_s", (double)(a->end_ms - a->start_ms) / 1000.0);
+    } else {
+        cJSON_AddNullToObject(o, "end");
+        cJSON_AddNullToObject(o, "end_ms");
+        cJSON_AddNullToObject(o, "duration_s");
+    }
+    cJSON_AddNumberToObject(o, "score", a->peak_score);
+    cJSON_AddNumberToObject(o, "threshold", a->threshold);
+    cJSON_AddNumberToObject(o, "severity", a->severity);
+    cJSON_AddStringToObject(o, "level", a->severity >= 2.0 ? "critical" : "warning");
+    cJSON_AddStringToObject(o, "metric", metric);
+    cJSON_AddNumberToObject(o, "windows", (double)a->windows);
+    add_num_or_null(o, "probability", probability);
+    add_num_or_null(o, "log_likelihood", log_likelihood);
+    add_num_or_null(o, "peak_probability", a->peak_probability);
+    tf = cJSON_AddArrayToObject(o, "top_features");
+    for (int i = 0; i < a->n_top; i++) {
+        cJSON *f = cJSON_CreateObject();
+        int fi = a->top_feature[i];
+        if (!f) break;
+        cJSON_AddStringToObject(f, "name", names && fi >= 0 && fi < F ? names[fi] : "?");
+        cJSON_AddNumberToObject(f, "share", round(a->top_share[i] * 10000.0) / 10000.0);
+        cJSON_AddItemToArray(tf, f);
+    }
+    ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+    cJSON_AddStringToObject(o, "published", iso);
+}
+
 void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
 {
     det_rt *d = s->det;
     const ad_alert *a = &ev->alert;
     const char *const *names = ad_detector_features(s->d);
-    char topic[1024], iso[40];
-    cJSON *o, *tf;
+    char topic[1024];
+    cJSON *o;
     int raised = ev->type == AD_EV_ALERT_RAISED;
 
     /* a clear goes where its alert was raised: the subscribers of that
@@ -414,43 +462,8 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddStringToObject(o, "detector", d->c->name);
     cJSON_AddStringToObject(o, "stream", s->key);
     add_model(o, d, s, ev);
-    ad_iso_ms(ev->ts_ms, iso, sizeof iso);
-    cJSON_AddStringToObject(o, "time", iso);
-    cJSON_AddNumberToObject(o, "time_ms", (double)ev->ts_ms);
-    ad_iso_ms(a->start_ms, iso, sizeof iso);
-    cJSON_AddStringToObject(o, "start", iso);
-    cJSON_AddNumberToObject(o, "start_ms", (double)a->start_ms);
-    if (a->end_ms) {
-        ad_iso_ms(a->end_ms, iso, sizeof iso);
-        cJSON_AddStringToObject(o, "end", iso);
-        cJSON_AddNumberToObject(o, "end_ms", (double)a->end_ms);
-        cJSON_AddNumberToObject(o, "duration_s", (double)(a->end_ms - a->start_ms) / 1000.0);
-    } else {
-        cJSON_AddNullToObject(o, "end");
-        cJSON_AddNullToObject(o, "end_ms");
-        cJSON_AddNullToObject(o, "duration_s");
-    }
-    cJSON_AddNumberToObject(o, "score", a->peak_score);
-    cJSON_AddNumberToObject(o, "threshold", a->threshold);
-    cJSON_AddNumberToObject(o, "severity", a->severity);
-    cJSON_AddStringToObject(o, "level", a->severity >= 2.0 ? "critical" : "warning");
-    cJSON_AddStringToObject(o, "metric", ad_detector_metric_name(ev->metric));
-    cJSON_AddNumberToObject(o, "windows", (double)a->windows);
-    add_num_or_null(o, "probability", ev->probability);
-    add_num_or_null(o, "log_likelihood", ev->log_likelihood);
-    add_num_or_null(o, "peak_probability", a->peak_probability);
-    tf = cJSON_AddArrayToObject(o, "top_features");
-    for (int i = 0; i < a->n_top; i++) {
-        cJSON *f = cJSON_CreateObject();
-        int fi = a->top_feature[i];
-        if (!f) break;
-        cJSON_AddStringToObject(f, "name", names && fi >= 0 && fi < ad_detector_F(s->d) ?
-                                names[fi] : "?");
-        cJSON_AddNumberToObject(f, "share", round(a->top_share[i] * 10000.0) / 10000.0);
-        cJSON_AddItemToArray(tf, f);
-    }
-    ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
-    cJSON_AddStringToObject(o, "published", iso);
+    add_alert_body(o, a, ev->ts_ms, ad_detector_metric_name(ev->metric), ev->probability,
+                   ev->log_likelihood, names, names ? ad_detector_F(s->d) : 0);
     publish_alert_json(dd, s, topic, o, 1);
     cJSON_Delete(o);
     ad_log(AD_LOG_NOTICE, "alert %s %s: detector %s stream %s score %.4g threshold %.4g%s%s",
@@ -458,6 +471,48 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
            a->threshold, raised ? "" : " reason ",
            raised ? "" : ad_close_reason_name(a->reason ? a->reason : AD_CLOSE_CLEARED));
     if (raised) dd->c.alerts_raised++; else dd->c.alerts_cleared++;
+}
+
+int publish_alert_removed(ad_daemon *dd, const char *detector, const char *key,
+                          const char *topic, const ad_alert *a, const char *model_id,
+                          const char *metric, const char *const *names, int F)
+{
+    char what[256], *txt;
+    const char *w;
+    cJSON *o, *mo;
+    int qos = dd->g->cfg->broker.qos_alerts, rc = -1;
+
+    if (!(o = cJSON_CreateObject()))
+        return -1;
+    cJSON_AddNumberToObject(o, "schema", 1);
+    cJSON_AddStringToObject(o, "kind", "model");
+    cJSON_AddStringToObject(o, "alert_id", a->id);
+    cJSON_AddStringToObject(o, "event", "cleared");
+    cJSON_AddStringToObject(o, "reason", ad_close_reason_name(a->reason));
+    cJSON_AddStringToObject(o, "detector", detector);
+    cJSON_AddStringToObject(o, "stream", key);
+    /* the model that scored it, by its id: its file is not known (see
+     * add_model for an alert closed under another model) */
+    if ((mo = cJSON_AddObjectToObject(o, "model"))) {
+        add_str_or_null(mo, "id", model_id && model_id[0] ? model_id : NULL);
+        cJSON_AddNullToObject(mo, "file");
+        cJSON_AddNullToObject(mo, "trained_online");
+    }
+    add_alert_body(o, a, a->end_ms, metric, NAN, NAN, names, F);
+    w = publish_alert_what(o, what, sizeof what);
+    /* at start, before the broker is connected: QoS 0 would drop it, and
+     * nothing publishes it again */
+    if ((txt = cJSON_PrintUnformatted(o)) != NULL)
+        rc = ad_mqtt_publish_alert(dd->mqtt, topic, txt, strlen(txt), qos < 1 ? 1 : qos, 0, w);
+    free(txt);
+    cJSON_Delete(o);
+    if (rc != 0)
+        return -1;
+    ad_log(AD_LOG_NOTICE, "alert %s cleared: detector %s stream %s score %.4g threshold %.4g "
+           "reason %s", a->id, detector, key, a->peak_score, a->threshold,
+           ad_close_reason_name(a->reason));
+    dd->c.alerts_cleared++;
+    return 0;
 }
 
 /* (see daemon_int.h) */

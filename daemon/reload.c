@@ -174,31 +174,37 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
                n->c->name, kept, remodel, shadowed, waiting, rebuilt, lost);
 }
 
-const char *reload_stream_unfed(const det_rt *d, const stream_rec *s)
+const char *reload_topics_unfed(const det_rt *d, const char *key, char *const *topics,
+                                int n_topics, int topics_more)
 {
     char k[KEY_MAX];
-    int key = 0;
+    int keyed = 0;
 
-    if (s->record_keyed)
-        return NULL;
     /* each topic on its own: a stream fed on one topic a feature still
      * gets the features whose topics match */
-    for (int i = 0; i < s->n_topics; i++) {
-        if (ad_topic_stream_key(s->topics[i], d->c->stream_levels.v, d->c->stream_levels.n,
-                                k, sizeof k) < 0 || strcmp(k, s->key) != 0)
+    for (int i = 0; i < n_topics; i++) {
+        if (ad_topic_stream_key(topics[i], d->c->stream_levels.v, d->c->stream_levels.n,
+                                k, sizeof k) < 0 || strcmp(k, key) != 0)
             continue;
-        key = 1;
+        keyed = 1;
         for (int j = 0; j < d->c->topics.n; j++)
-            if (ad_topic_match(d->c->topics.v[j], s->topics[i]))
+            if (ad_topic_match(d->c->topics.v[j], topics[i]))
                 return NULL;
     }
-    if (s->topics_more)
+    if (topics_more)
         return NULL;            /* fed by topics it did not keep, perhaps */
-    if (!s->n_topics)
+    if (!n_topics)
         return "its topics are unknown (restored from a state file that does not name "
                "them, no message since)";
-    return key ? "no topic its messages came on matches the new topics" :
-                 "no topic its messages came on gives its key under the new stream_levels";
+    return keyed ? "no topic its messages came on matches the new topics" :
+                   "no topic its messages came on gives its key under the new stream_levels";
+}
+
+const char *reload_stream_unfed(const det_rt *d, const stream_rec *s)
+{
+    if (s->record_keyed)
+        return NULL;
+    return reload_topics_unfed(d, s->key, s->topics, s->n_topics, s->topics_more);
 }
 
 static int same_levels(const ad_detconf *a, const ad_detconf *b)

@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 #include "homeassistant.h"
 #include "kafka.h"
 #include "safetensors.h"
+#include "topic.h"
 
 #define STATE_MAX ((size_t)64 << 20)     /* largest state file read */
 
@@ -377,14 +379,22 @@ static int alert_topic_open(const stream_rec *s)
     return b.alert_active;
 }
 
+/* "alert_topic": the open alert's id, the topic it was raised on (its
+ * clear goes there) and the stream's feature names (its top features are
+ * indices): what its clear needs when no detector is left to publish it
+ * (scan_orphans). */
 static void add_extras(const stream_rec *s, cJSON *o, int topic)
 {
+    const char *const *names;
     cJSON *t;
 
     command_state_add(s, o);
     if (topic && (t = cJSON_AddObjectToObject(o, "alert_topic"))) {
         cJSON_AddStringToObject(t, "alert_id", s->alert_at->id);
         cJSON_AddStringToObject(t, "topic", s->alert_at->topic);
+        if ((names = ad_detector_features(s->d)) != NULL)
+            cJSON_AddItemToObject(t, "features",
+                                  cJSON_CreateStringArray(names, ad_detector_F(s->d)));
     }
 }
 
@@ -416,36 +426,93 @@ static char *attach_extras(const stream_rec *s, char *js)
     return out;
 }
 
+/* Add "name":value (printed JSON, taken over) to a state text js (taken
+ * over; returned, or a new text), spliced in before the closing brace: the
+ * state is not parsed again for it. */
+static char *splice_member(char *js, const char *name, char *value)
+{
+    char *out;
+    size_t l, n;
+
+    if (!js || !value || (l = strlen(js)) < 2 || js[l - 1] != '}') {
+        free(value);
+        return js;
+    }
+    n = l + strlen(name) + strlen(value) + 8;
+    if ((out = malloc(n)) != NULL) {
+        snprintf(out, n, "%.*s%s\"%s\":%s}", (int)(l - 1), js, js[l - 2] == '{' ? "" : ",",
+                 name, value);
+        free(js);
+        js = out;
+    }
+    free(value);
+    return js;
+}
+
 /* Add to a state text js (taken over; returned, or a new text) the MQTT
  * topics the stream's messages came on ("topics": [...], and
  * "topics_more": true when it did not keep them all), so that a stream
  * restored at start knows what feeds it (a reload that changes
- * stream_levels or topics decides from them, reload.c). Spliced in before
- * the closing brace: the state is not parsed again for it. */
+ * stream_levels or topics decides from them, reload.c). */
 static char *attach_topics(const stream_rec *s, char *js)
 {
     cJSON *a;
-    char *at, *out;
-    size_t l, n;
 
     if (!js || (!s->n_topics && !s->topics_more) ||
         !(a = cJSON_CreateStringArray((const char *const *)s->topics, s->n_topics)))
         return js;
-    at = cJSON_PrintUnformatted(a);
+    js = splice_member(js, "topics", cJSON_PrintUnformatted(a));
     cJSON_Delete(a);
-    l = strlen(js);
-    if (!at || l < 2 || js[l - 1] != '}') {
-        free(at);
+    if (s->topics_more)
+        js = splice_member(js, "topics_more", strdup("true"));
+    return js;
+}
+
+/* A fingerprint of what feeds d's streams (its topics and stream_levels):
+ * a state file saved under the same ones names a stream that is still fed
+ * (state_scan reads no further). */
+static uint64_t feed_hash(const det_rt *d)
+{
+    uint64_t h = AD_FNV_INIT;
+
+    for (int i = 0; i < d->c->topics.n; i++)
+        h = ad_fnv1a64(h, d->c->topics.v[i], strlen(d->c->topics.v[i]) + 1);
+    h = ad_fnv1a64(h, "|", 1);
+    if (d->c->stream_levels.n > 0)
+        h = ad_fnv1a64(h, d->c->stream_levels.v,
+                       (size_t)d->c->stream_levels.n * sizeof d->c->stream_levels.v[0]);
+    return h;
+}
+
+/* Add to a state text js (taken over; returned, or a new text) what the
+ * stream keeps on the broker, retained, for when no live detector is left
+ * to empty it (scan_orphans: its detector removed while the daemon was
+ * stopped; state_scan: its topics no longer fed):
+ *   "published": {"detector": name, "state_topic": its state topic,
+ *                 "ha_topics": [its Home Assistant discovery configs and
+ *                 entity state], "feed": feed_hash, "kafka": true (its
+ *                 streams come from Kafka partitions)}
+ * (state_topic and ha_topics only when configured). */
+static char *attach_published(ad_daemon *dd, const stream_rec *s, char *js)
+{
+    const det_rt *d = s->det;
+    char topic[1024], feed[24];
+    cJSON *p, *ha;
+
+    if (!js || !(p = cJSON_CreateObject()))
         return js;
-    }
-    n = l + strlen(at) + 40;
-    if ((out = malloc(n)) != NULL) {
-        snprintf(out, n, "%.*s%s\"topics\":%s%s}", (int)(l - 1), js,
-                 js[l - 2] == '{' ? "" : ",", at, s->topics_more ? ",\"topics_more\":true" : "");
-        free(js);
-        js = out;
-    }
-    free(at);
+    cJSON_AddStringToObject(p, "detector", d->c->name);
+    if (d->c->state_topic &&
+        ad_topic_expand(d->c->state_topic, d->c->name, s->key, topic, sizeof topic) >= 0)
+        cJSON_AddStringToObject(p, "state_topic", topic);
+    if ((ha = ha_stream_topics(dd, s)) != NULL)
+        cJSON_AddItemToObject(p, "ha_topics", ha);
+    snprintf(feed, sizeof feed, "%016llx", (unsigned long long)feed_hash(d));
+    cJSON_AddStringToObject(p, "feed", feed);
+    if (d->c->kafka_topics.n > 0)
+        cJSON_AddTrueToObject(p, "kafka");
+    js = splice_member(js, "published", cJSON_PrintUnformatted(p));
+    cJSON_Delete(p);
     return js;
 }
 
@@ -492,7 +559,7 @@ static void save(ad_daemon *dd, stream_rec *s, int handover)
         char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));
         if (sw) { free(js); js = sw; }
     }
-    js = attach_topics(s, attach_extras(s, js));
+    js = attach_published(dd, s, attach_topics(s, attach_extras(s, js)));
     state_path(s->det, s->key, ".state.json", path, sizeof path);
     if (state_write_msgs(dd, path, js, msgs) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
@@ -849,13 +916,12 @@ void state_save_alerts(ad_daemon *dd)
     }
 }
 
-int state_file_open_alert(const char *path, char *key, size_t len, char *err, size_t errlen)
+/* state_file_open_alert of a state text js. */
+static int open_alert_in(const char *js, char *key, size_t len)
 {
-    char *js = NULL;
     cJSON *o, *a, *op, *k;
-    int rc, ok = 0;
-    if ((rc = ad_read_text(path, STATE_MAX, &js, err, errlen)) != 0)
-        return rc;
+    int ok = 0;
+
     /* parsed only when it may hold one (a start reads every file); any
      * spacing, a file may have been edited */
     if (strstr(js, "\"open\"")) {
@@ -871,8 +937,19 @@ int state_file_open_alert(const char *path, char *key, size_t len, char *err, si
         }
         cJSON_Delete(o);
     }
-    free(js);
     return ok;
+}
+
+int state_file_open_alert(const char *path, char *key, size_t len, char *err, size_t errlen)
+{
+    char *js = NULL;
+    int rc;
+
+    if ((rc = ad_read_text(path, STATE_MAX, &js, err, errlen)) != 0)
+        return rc;
+    rc = open_alert_in(js, key, len);
+    free(js);
+    return rc;
 }
 
 /* A stream's state file: "<stream>.state.json". */
@@ -882,12 +959,234 @@ static int is_state_file(const char *name)
     return l >= 11 && strcmp(name + l - 11, ".state.json") == 0;
 }
 
+/* ---- streams no detector is left for: their retained messages ------------- */
+
+/* Whether a configured detector other than own publishes, or may, on
+ * topic, a retained state topic of stream key: its state topic or Home
+ * Assistant entity state for the same key, or (own's) a template without
+ * {stream}, which own's other streams share. Such a topic is not emptied:
+ * its retained message may be a live stream's. */
+static int topic_in_use(const gen *g, const det_rt *own, const char *key, const char *topic)
+{
+    char t[1024];
+
+    for (int i = 0; i < g->n; i++) {
+        const det_rt *o = &g->dets[i];
+        const char *tm[2] = { o->c->state_topic, g->cfg->ha.enabled ? g->cfg->ha.state_topic :
+                              NULL };
+        for (int j = 0; j < 2; j++) {
+            if (!tm[j] || (o == own && strstr(tm[j], "{stream}")))
+                continue;
+            if (ad_topic_expand(tm[j], o->c->name, key, t, sizeof t) >= 0 &&
+                strcmp(t, topic) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Empty the retained messages a state file's "published" names (QoS 1, as
+ * publish_state_clear and ha_stream_removed: queued while the broker is
+ * away), except those topic_in_use keeps. */
+static void empty_published(ad_daemon *dd, const det_rt *own, const char *key,
+                            const cJSON *pub)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(pub, "state_topic"), *x;
+
+    if (cJSON_IsString(t) && t->valuestring[0] &&
+        !topic_in_use(dd->g, own, key, t->valuestring))
+        ad_mqtt_publish(dd->mqtt, t->valuestring, "", 0, 1, 1);
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(pub, "ha_topics"))
+        if (cJSON_IsString(x) && x->valuestring[0] &&
+            !topic_in_use(dd->g, own, key, x->valuestring))
+            ad_mqtt_publish(dd->mqtt, x->valuestring, "", 0, 1, 1);
+}
+
+/* A state file to rewrite once the messages published for it are safe in
+ * outbox.json (queued behind it in the writer). */
+typedef struct rewrite {
+    char *path, *data;
+    struct rewrite *next;
+} rewrite;
+
+static void rewrite_add(rewrite **list, const char *path, cJSON *o)
+{
+    rewrite *r = calloc(1, sizeof *r);
+
+    if (!r || !(r->path = strdup(path)) || !(r->data = cJSON_PrintUnformatted(o))) {
+        ad_log(AD_LOG_WARNING, "state: cannot rewrite %s: out of memory", path);
+        if (r) free(r->path);
+        free(r);
+        return;
+    }
+    r->next = *list;
+    *list = r;
+}
+
+/* The messages published for the files of list are queued: outbox.json
+ * keeps them (the broker is not connected yet at start), then the files
+ * are rewritten, after it in the writer's queue. A crash between the two
+ * publishes them again at the next start, never loses them. */
+static void rewrite_all(ad_daemon *dd, rewrite *list)
+{
+    if (!list)
+        return;
+    state_outbox_sync(dd, 0);
+    while (list) {
+        rewrite *r = list;
+        list = r->next;
+        if (state_write(dd, r->path, r->data) != 0)
+            ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", r->path);
+        free(r->path);
+        free(r);
+    }
+}
+
+/* Close the open alert of a stream of detector det, no longer configured,
+ * from its state file o: its cleared event, reason detector_removed, on
+ * the topic it was raised on, and o without it (its "alert" "open" null,
+ * no "alert_topic", a "detector_removed" record). 0, or -1 with err. */
+static int close_removed(ad_daemon *dd, const char *det, const char *key, cJSON *o,
+                         char *err, size_t errlen)
+{
+    cJSON *al = cJSON_GetObjectItemCaseSensitive(o, "alert");
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(o, "alert_topic");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(at, "alert_id");
+    const cJSON *tp = cJSON_GetObjectItemCaseSensitive(at, "topic");
+    const cJSON *fs = cJSON_GetObjectItemCaseSensitive(at, "features");
+    const cJSON *mid = cJSON_GetObjectItemCaseSensitive(o, "model_id");
+    const cJSON *met = cJSON_GetObjectItemCaseSensitive(o, "metric");
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(al, "last_ts"), *x;
+    const char **names = NULL;
+    ad_alert_cfg cfg;
+    ad_alerter *a;
+    ad_alert saved;
+    cJSON *rec;
+    char iso[40];
+    int nf = 0, rc;
+
+    if (!cJSON_IsString(id) || !cJSON_IsString(tp))
+        return ad_errf(err, errlen, AD_EFORMAT, "it does not name the topic the alert was "
+                       "raised on (its alerts went to Kafka only, or it was written by an "
+                       "older version)");
+    if (!cJSON_IsString(met))
+        return ad_errf(err, errlen, AD_EFORMAT, "\"metric\" missing");
+    if (cJSON_IsArray(fs) && (nf = cJSON_GetArraySize(fs)) > 0 && nf <= AD_MAX_FEATURES &&
+        (names = calloc((size_t)nf, sizeof *names)) != NULL) {
+        int i = 0;
+        cJSON_ArrayForEach(x, fs)
+            names[i++] = cJSON_IsString(x) ? x->valuestring : "?";
+    } else {
+        nf = 0;
+    }
+    ad_alert_cfg_default(&cfg);
+    /* the shares of another feature count are dropped (top features
+     * empty), as for an alert closed under a model of other features */
+    if ((rc = ad_alerter_new(&a, &cfg, key, names ? nf : 1, err, errlen)) == 0) {
+        rc = ad_alerter_restore(a, al, 0, &saved, err, errlen);
+        ad_alerter_free(a);
+    }
+    if (rc == 0 && !saved.active)
+        rc = ad_errf(err, errlen, AD_EFORMAT, "no open alert");
+    if (rc == 0 && strcmp(saved.id, id->valuestring) != 0)
+        rc = ad_errf(err, errlen, AD_EFORMAT, "its alert topic is kept for alert %s, the "
+                     "open alert is %s", id->valuestring, saved.id);
+    if (rc != 0) {
+        free(names);
+        return rc;
+    }
+    /* ended at the data time of the stream's last row, as a restart's close */
+    saved.active = 0;
+    saved.reason = AD_CLOSE_DETECTOR_REMOVED;
+    saved.end_ms = cJSON_IsNumber(lt) && fabs(lt->valuedouble) <= 1e15 &&
+                   (int64_t)lt->valuedouble > saved.start_ms ? (int64_t)lt->valuedouble :
+                   saved.start_ms;
+    rc = publish_alert_removed(dd, det, key, tp->valuestring, &saved,
+                               cJSON_IsString(mid) ? mid->valuestring : NULL, met->valuestring,
+                               names, nf);
+    free(names);
+    if (rc != 0)
+        return ad_errf(err, errlen, AD_ENOMEM, "its cleared event could not be queued");
+    cJSON_ReplaceItemInObjectCaseSensitive(al, "open", cJSON_CreateNull());
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "alert_topic");
+    ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+    if ((rec = cJSON_AddObjectToObject(o, "detector_removed")) != NULL) {
+        cJSON_AddStringToObject(rec, "alert_id", saved.id);
+        cJSON_AddStringToObject(rec, "closed", iso);
+    }
+    return 0;
+}
+
+/* What scan_orphans did in one directory. */
+typedef struct orphan_counts {
+    int files, open, closed, emptied, kept_open, unreadable;
+} orphan_counts;
+
+/* One state file of the directory of detector det, no longer configured:
+ * its open alert closed (close_removed), its retained messages emptied
+ * (empty_published), then the file rewritten without them (rw) so that
+ * the next start does nothing again. A file that does not say what its
+ * stream published (written by an older version) or whose alert cannot
+ * be closed is left as it is (counted in kept_open); so is a Kafka
+ * detector's (its partitions' state may live on in another instance). */
+static void orphan_file(ad_daemon *dd, const char *det, const char *path, orphan_counts *c,
+                        rewrite **rw)
+{
+    char *js = NULL, err[320];
+    const cJSON *k, *pub, *op;
+    cJSON *o;
+    int open;
+
+    c->files++;
+    if (ad_read_text(path, STATE_MAX, &js, err, sizeof err) != 0) {
+        ad_log(AD_LOG_WARNING, "state: %s", err);
+        c->unreadable++;
+        return;
+    }
+    if (!strstr(js, "\"open\"") && !strstr(js, "\"published\"")) {
+        free(js);
+        return;                     /* nothing open, nothing kept retained */
+    }
+    o = cJSON_Parse(js);
+    free(js);
+    if (!cJSON_IsObject(o)) {
+        ad_log(AD_LOG_WARNING, "state: %s: not JSON, left as it is", path);
+        c->unreadable++;
+        cJSON_Delete(o);
+        return;
+    }
+    k = cJSON_GetObjectItemCaseSensitive(o, "stream");
+    pub = cJSON_GetObjectItemCaseSensitive(o, "published");
+    op = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "alert"), "open");
+    open = cJSON_IsObject(op);
+    c->open += open;
+    if (!cJSON_IsString(k) || !cJSON_IsObject(pub) ||
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pub, "kafka"))) {
+        c->kept_open += open;
+    } else if (open && close_removed(dd, det, k->valuestring, o, err, sizeof err) != 0) {
+        ad_log(AD_LOG_WARNING, "state: %s: the open alert is not closed: %s", path, err);
+        c->kept_open++;
+    } else {
+        c->closed += open;
+        c->emptied++;
+        empty_published(dd, NULL, k->valuestring, pub);
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "published");
+        rewrite_add(rw, path, o);
+    }
+    cJSON_Delete(o);
+}
+
 /* Directories of state_dir that name no configured detector (one removed
  * or renamed while the daemon was stopped): nothing restores their
- * streams, so an alert open in one of them stays open on the broker with
- * its retained state. Said once at start, with the count. */
-static void scan_orphans(const gen *g)
+ * streams. What a live detector would do when it removes a stream is done
+ * from their state files (orphan_file): open alerts cleared (reason
+ * detector_removed), retained states and Home Assistant entities emptied.
+ * The files stay, rewritten without them: configured again, the detector
+ * finds its streams' calibration. One line per directory, with the
+ * counts; a warning when open alerts are left open. */
+static void scan_orphans(ad_daemon *dd)
 {
+    const gen *g = dd->g;
     const char *root = g->cfg->state_dir;
     struct dirent *e;
     DIR *dp = opendir(root);
@@ -895,10 +1194,12 @@ static void scan_orphans(const gen *g)
     if (!dp)
         return;
     while ((e = readdir(dp)) != NULL) {
-        char dir[4096], path[8192], key[KEY_MAX], err[320];
+        char dir[4096], path[8192];
+        orphan_counts c = {0};
+        rewrite *rw = NULL;
         struct dirent *f;
-        int i, files = 0, open = 0;
         DIR *sp;
+        int i;
 
         if (e->d_name[0] == '.')
             continue;
@@ -912,23 +1213,75 @@ static void scan_orphans(const gen *g)
         while ((f = readdir(sp)) != NULL) {
             if (!is_state_file(f->d_name))
                 continue;
-            files++;
             snprintf(path, sizeof path, "%s/%s", dir, f->d_name);
-            if (state_file_open_alert(path, key, sizeof key, err, sizeof err) == 1)
-                open++;
+            orphan_file(dd, e->d_name, path, &c, &rw);
         }
         closedir(sp);
-        if (open)
+        rewrite_all(dd, rw);
+        if (c.kept_open)
             ad_log(AD_LOG_WARNING, "state: %s: no detector \"%s\" is configured: %d stream "
-                   "state file(s), %d with an open alert that nothing clears (it stays open "
-                   "on the broker with its retained state); configure the detector again to "
-                   "restore and close them, or remove the directory", dir, e->d_name, files,
-                   open);
-        else if (files)
-            ad_log(AD_LOG_INFO, "state: %s: no detector \"%s\" is configured: %d stream "
-                   "state file(s) kept, none with an open alert", dir, e->d_name, files);
+                   "state file(s), %d with an open alert, %d of them cleared (reason "
+                   "detector_removed), %d that nothing clears (it stays open on the broker "
+                   "with its retained state: its file, written by an older version, does not "
+                   "say where it was published, or it is a Kafka detector's, or a warning "
+                   "above names it); configure the detector again to restore and close them, "
+                   "or remove the directory", dir, e->d_name, c.files, c.open, c.closed, c.kept_open);
+        else if (c.files)
+            ad_log(c.closed ? AD_LOG_NOTICE : AD_LOG_INFO, "state: %s: no detector \"%s\" is "
+                   "configured: %d stream state file(s), %d open alert(s) cleared (reason "
+                   "detector_removed), %d stream(s) removed from the broker (retained state, "
+                   "Home Assistant entities); the files are kept", dir, e->d_name, c.files,
+                   c.closed, c.emptied);
     }
     closedir(dp);
+}
+
+/* A state file js (path) of detector d with no open alert: its stream is
+ * not restored at start, and what it published stays retained on the
+ * broker until its data returns. When its saved topics no longer feed it
+ * (topics or stream_levels changed while the daemon was stopped; the rule
+ * of a reload, reload_topics_unfed), its data will not return there: its
+ * retained state and Home Assistant entities are emptied as a reload
+ * empties them, and the file is rewritten without "published" (rw). A file
+ * saved under the same topics and stream_levels (its "feed") is not
+ * parsed. Returns 1 when it was emptied. */
+static int unfed_file(ad_daemon *dd, const det_rt *d, const char *path, const char *js,
+                      rewrite **rw)
+{
+    char feed[48], **topics = NULL;
+    const cJSON *k, *pub, *x;
+    const char *why = NULL;
+    cJSON *o, *tp;
+    int n = 0;
+
+    snprintf(feed, sizeof feed, "\"feed\":\"%016llx\"", (unsigned long long)feed_hash(d));
+    if (!strstr(js, "\"published\"") || strstr(js, feed) || !(o = cJSON_Parse(js)))
+        return 0;
+    k = cJSON_GetObjectItemCaseSensitive(o, "stream");
+    pub = cJSON_GetObjectItemCaseSensitive(o, "published");
+    tp = cJSON_GetObjectItemCaseSensitive(o, "topics");
+    if (cJSON_IsString(k) && cJSON_IsObject(pub) && cJSON_IsArray(tp) &&
+        (topics = calloc((size_t)cJSON_GetArraySize(tp) + 1, sizeof *topics)) != NULL) {
+        cJSON_ArrayForEach(x, tp)
+            if (cJSON_IsString(x))
+                topics[n++] = x->valuestring;
+        /* topics unknown: nothing tells (as for a stream restored at start) */
+        if (n > 0)
+            why = reload_topics_unfed(d, k->valuestring, topics, n,
+                                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o,
+                                                                              "topics_more")));
+    }
+    free(topics);
+    if (why) {
+        ad_log(AD_LOG_INFO, "detector %s: stream %s (not live, no open alert): %s (changed "
+               "while stopped): its retained state and Home Assistant entities are removed",
+               d->c->name, k->valuestring, why);
+        empty_published(dd, d, k->valuestring, pub);
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "published");
+        rewrite_add(rw, path, o);
+    }
+    cJSON_Delete(o);
+    return why != NULL;
 }
 
 void state_scan(ad_daemon *dd)
@@ -939,8 +1292,9 @@ void state_scan(ad_daemon *dd)
         char path[8192], key[KEY_MAX], err[320];
         struct dirent *e;
         stream_rec *s;
+        rewrite *rw = NULL;
         DIR *dp;
-        int n = 0, rc;
+        int n = 0, unfed = 0, rc;
         if (!d->state_dir[0])
             continue;
         if ((rc = ad_clean_tmp_files(d->state_dir)) > 0)
@@ -953,11 +1307,18 @@ void state_scan(ad_daemon *dd)
         if (!(dp = opendir(d->state_dir)))
             continue;
         while ((e = readdir(dp)) != NULL) {
+            char *js = NULL;
+
             if (!is_state_file(e->d_name))
                 continue;
             snprintf(path, sizeof path, "%s/%s", d->state_dir, e->d_name);
-            if (state_file_open_alert(path, key, sizeof key, err, sizeof err) != 1 ||
-                !(s = streams_open(dd, d, key)))
+            if (ad_read_text(path, STATE_MAX, &js, err, sizeof err) != 0)
+                continue;
+            rc = open_alert_in(js, key, sizeof key);
+            if (rc == 0)
+                unfed += unfed_file(dd, d, path, js, &rw);
+            free(js);
+            if (rc != 1 || !(s = streams_open(dd, d, key)))
                 continue;
             n++;
             /* topics or stream_levels may have changed while the daemon
@@ -969,16 +1330,21 @@ void state_scan(ad_daemon *dd)
                 n--;
         }
         closedir(dp);
+        rewrite_all(dd, rw);
         if (n)
             ad_log(AD_LOG_NOTICE, "detector %s: %d stream(s) with an open alert restored",
                    d->c->name, n);
+        if (unfed)
+            ad_log(AD_LOG_NOTICE, "detector %s: %d stream(s) without an open alert that its "
+                   "topics or stream_levels no longer feed (changed while stopped): their "
+                   "retained states and Home Assistant entities removed", d->c->name, unfed);
     }
     if (g->cfg->state_dir) {
         int rc = ad_clean_tmp_files(g->cfg->state_dir);
         if (rc > 0)
             ad_log(AD_LOG_INFO, "state: %d leftover temporary file(s) removed from %s", rc,
                    g->cfg->state_dir);
-        scan_orphans(g);
+        scan_orphans(dd);
     }
 }
 

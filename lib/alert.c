@@ -59,6 +59,7 @@ const char *ad_close_reason_name(ad_close_reason r)
     case AD_CLOSE_MODEL_CHANGED: return "model_changed";
     case AD_CLOSE_FALSE_ALARM: return "false_alarm";
     case AD_CLOSE_RECALIBRATE: return "recalibrate";
+    case AD_CLOSE_DETECTOR_REMOVED: return "detector_removed";
     }
     return "?";
 }

@@ -25,8 +25,10 @@
  * continue it after a restart: its settings changed meanwhile), `reload`
  * (a configuration reload rebuilt the stream), `evicted` (the stream was
  * dropped: idle, stream limit, detector removed), `model_changed` (the
- * stream now runs another model, whose scores are on another scale) or
- * `recalibrate` (an operator had the stream calibrate again).
+ * stream now runs another model, whose scores are on another scale),
+ * `recalibrate` (an operator had the stream calibrate again) or
+ * `detector_removed` (the daemon started without the stream's detector in
+ * its configuration and closed the alert from the stream's state file).
  *
  * SAVE / RESTORE. ad_alerter_save writes the sequence counter and the open
  * alert with everything its clearing depends on (window history, windows
@@ -67,7 +69,9 @@ typedef enum {
     AD_CLOSE_EVICTED,         /* the stream was dropped */
     AD_CLOSE_MODEL_CHANGED,   /* the stream runs another model */
     AD_CLOSE_FALSE_ALARM,     /* an operator marked it a false alarm */
-    AD_CLOSE_RECALIBRATE      /* an operator had the stream recalibrate */
+    AD_CLOSE_RECALIBRATE,     /* an operator had the stream recalibrate */
+    AD_CLOSE_DETECTOR_REMOVED /* its detector was removed from the
+                               * configuration while the daemon was stopped */
 } ad_close_reason;
 
 typedef struct ad_alert_cfg {
@@ -215,7 +219,8 @@ int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *save
  *    "windows":..,"top_features":[{"name":..,"share":..},..],
  *    "probability":p|null,"log_likelihood":L|null,"peak_probability":..|null,
  *    "reason":"cleared"|"accepted"|"restart"|"reload"|"evicted"|
- *             "model_changed"|"false_alarm"|"recalibrate" (cleared alerts only)}
+ *             "model_changed"|"false_alarm"|"recalibrate"|"detector_removed"
+ *             (cleared alerts only)}
  * names (F strings) may be NULL (indices are printed as "f<i>").
  */
 cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,

@@ -6,17 +6,23 @@
 # no longer fed goes at once (its alert cleared with reason reload, its
 # retained state emptied, its Home Assistant entities deleted), not an hour
 # later by idle eviction (reason evicted); one still fed is untouched.
+# A stream without an open alert is not restored; one its saved topics no
+# longer feed has its retained state and entities removed at start (its
+# data will not come back to them), one still fed keeps them.
 #  1. detector pump, topics "plant/#": pump1 (plant/pump1/data) and pump2
-#     (plant/pump2/data) raise alerts; the daemon stops.
+#     (plant/pump2/data) raise alerts, pump3 and pump4 run without; the
+#     daemon stops.
 #     Detector line, stream_levels [1]: pump1 (line/pump1/data) raises one.
-#  2. topics "plant/pump2/#", then start: pump1 is removed (cleared, reason
-#     reload; no retained state, no entity; its state file holds no open
-#     alert), pump2 keeps its open alert, state and entity. Detector line,
+#  2. topics "plant/pump2/#" and "plant/pump4/#", then start: pump1 is
+#     removed (cleared, reason reload; no retained state, no entity; its
+#     state file holds no open alert), pump2 keeps its open alert, state and
+#     entity; pump3's retained state and entity are removed, pump4's stay
+#     (its file is not touched). Detector line,
 #     stream_levels [2]: its topic no longer gives the key pump1: removed.
 #  3. detector pump removed from the config, then start: nothing restores
-#     its streams, and pump2's alert stays open on the broker; the daemon
-#     says so once, naming the directory and the count (a warning), and
-#     leaves the files.
+#     its streams; pump2's alert is cleared from its state file (reason
+#     detector_removed, it_daemon_detector_removed.sh), one line names the
+#     directory and the counts, and the files stay.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_restart_topics.XXXXXX)
@@ -75,7 +81,7 @@ $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
 sleep 0.3
 start 1
 START=$(( $(date +%s) - 800 * 60 ))
-$H pub --port "$IT_PORT" --devices 2 --rows 360 --start "$START" --fault 'cavitation@300m+300m' \
+$H pub --port "$IT_PORT" --devices 4 --rows 360 --start "$START" --fault 'cavitation@300m+300m' \
     --fault-devices pump1,pump2 --topic 'plant/{device}/data'
 $H pub --port "$IT_PORT" --devices 1 --rows 360 --start "$START" --fault 'cavitation@300m+300m' \
     --fault-devices pump1 --topic 'line/{device}/data'
@@ -94,7 +100,11 @@ fi
 kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
 
 # ---- 2. topics narrowed while stopped, start -----------------------------------------------------
-conf '["plant/pump2/#"]' '[2]'
+for p in pump3 pump4; do
+    it_wait_topic "$IT_PORT" anomalyd/state/pump/$p 10 '"phase":"detecting"' >/dev/null ||
+        it_fail "1: $p detecting" "$(tail -3 "$D/daemon.log")"
+done
+conf '["plant/pump2/#", "plant/pump4/#"]' '[2]'
 start 2
 it_wait_log "$D/daemon.log" 'stream pump/pump2: calibration restored' 10 ||
     it_fail "2: pump2 restored for its open alert" "$(tail -3 "$D/daemon.log")"
@@ -129,6 +139,17 @@ else
     it_fail "2: pump2, its saved topic still matched: open alert, state and entity stay" \
         "$(grep -E 'pump/pump2 |pump_pump2/config ' "$D/fresh2.txt" | cut -c1-100 | tr '\n' ';') events: $(echo "$ev" | tr '\n' ';')"
 fi
+if ! shown anomalyd/state/pump/pump3 2 &&
+   ! shown homeassistant/binary_sensor/it-rtopics/pump_pump3/config 2 &&
+   ! grep -q '"published"' "$D/state/pump/pump3.state.json" &&
+   shown anomalyd/state/pump/pump4 2 && shown homeassistant/binary_sensor/it-rtopics/pump_pump4/config 2 &&
+   grep -q '"published"' "$D/state/pump/pump4.state.json" &&
+   grep -q '^<5>detector pump: 1 stream(s) without an open alert that its topics or stream_levels no longer feed' "$D/daemon.log"; then
+    it_ok "2: pump3 (no alert, not restored), its saved topic no longer matched: retained state and entity removed; pump4, still fed: kept"
+else
+    it_fail "2: pump3 (no alert, not restored), its saved topic no longer matched: retained state and entity removed; pump4, still fed: kept" \
+        "$(grep -E 'pump/pump[34] |pump_pump[34]/config ' "$D/fresh2.txt" | cut -c1-80 | tr '\n' ';') $(grep -E 'no longer feed' "$D/daemon.log")"
+fi
 ev=$(events pump1 line)
 if echo "$ev" | grep -q '^cleared reload ' && ! shown anomalyd/state/line/pump1 2 &&
    ! shown homeassistant/binary_sensor/it-rtopics/line_pump1/config 2; then
@@ -137,7 +158,7 @@ else
     it_fail "2: line/pump1, whose saved topic gives no key pump1 under the new stream_levels: cleared (reload), state and entity gone" \
         "events: $(echo "$ev" | tr '\n' ';') fresh: $(grep -E 'line/pump1 |line_pump1/config ' "$D/fresh2.txt" | cut -c1-100 | tr '\n' ';')"
 fi
-grep -E "restored at start|open alert restored" "$D/daemon.log" | sed "s/^/# /"
+grep -E "restored at start|open alert restored|no longer feed" "$D/daemon.log" | sed "s/^/# /"
 kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
 
 # 3. detector pump removed while stopped
@@ -149,12 +170,14 @@ cat > "$D/ad.json" <<EOC
    "calibration": {"method": "fixed", "fixed": 0.3}}]}
 EOC
 start 3
-w=$(grep '^<4>state: .*/state/pump: no detector "pump" is configured' "$D/daemon.log")
-if echo "$w" | grep -q '2 stream state file(s), 1 with an open alert that nothing clears' &&
-   [ -f "$D/state/pump/pump2.state.json" ]; then
-    it_ok "3: detector pump removed while stopped: one warning names its directory and pump2's open alert (2 files, 1 open); the files stay"
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump2 event=cleared --timeout 10 >/dev/null
+w=$(grep '^<5>state: .*/state/pump: no detector "pump" is configured' "$D/daemon.log")
+if echo "$w" | grep -q '4 stream state file(s), 1 open alert(s) cleared (reason detector_removed)' &&
+   events pump2 | grep -q '^cleared detector_removed ' &&
+   [ -f "$D/state/pump/pump2.state.json" ] && grep -q '"open":null' "$D/state/pump/pump2.state.json"; then
+    it_ok "3: detector pump removed while stopped: pump2's open alert cleared (detector_removed), one line names its directory (4 files, 1 cleared); the files stay"
 else
-    it_fail "3: detector pump removed while stopped: one warning names its directory and pump2's open alert (2 files, 1 open); the files stay" \
-        "$(grep 'state:' "$D/daemon.log" | head -3)"
+    it_fail "3: detector pump removed while stopped: pump2's open alert cleared (detector_removed), one line names its directory (4 files, 1 cleared); the files stay" \
+        "$(grep 'state:' "$D/daemon.log" | tail -3) events: $(events pump2 | tr '\n' ';')"
 fi
 kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=

@@ -3,7 +3,8 @@
  * clear ratio (hysteresis), cooldown, stable unique ids, peak/severity and
  * top contributing features, JSON form; saved counts beyond what an
  * integer holds are refused by the restore (a damaged state file); an
- * alert saved with another feature count can be closed, not resumed.
+ * alert saved with another feature count can be closed, not resumed;
+ * every close reason has its own name.
  */
 #include <stdint.h>
 #include <string.h>
@@ -248,6 +249,21 @@ static void test_restore_other_features(void)
     ad_alerter_free(b);
 }
 
+/* Each reason a cleared event can carry has a distinct public name. */
+static void test_reason_names(void)
+{
+    const char *seen[AD_CLOSE_DETECTOR_REMOVED + 1];
+
+    for (int r = AD_CLOSE_NONE; r <= AD_CLOSE_DETECTOR_REMOVED; r++) {
+        seen[r] = ad_close_reason_name((ad_close_reason)r);
+        T_CHECK(strcmp(seen[r], "?") != 0, "reason %d has a name", r);
+        for (int q = 0; q < r; q++)
+            T_CHECK(strcmp(seen[q], seen[r]) != 0, "reasons %d and %d: both %s", q, r, seen[r]);
+    }
+    T_CHECK(strcmp(ad_close_reason_name(AD_CLOSE_DETECTOR_REMOVED), "detector_removed") == 0,
+            "detector_removed: %s", ad_close_reason_name(AD_CLOSE_DETECTOR_REMOVED));
+}
+
 int main(void)
 {
     T_RUN(test_k_of_n_raise);
@@ -259,5 +275,6 @@ int main(void)
     T_RUN(test_restore_counts_bounded);
     T_RUN(test_restore_times_bounded);
     T_RUN(test_restore_other_features);
+    T_RUN(test_reason_names);
     return t_done();
 }
