@@ -3,7 +3,7 @@
 # of their calibration continue it there, against librdkafka's mock cluster
 # (3 brokers on 127.0.0.1) and a real mosquitto on 127.0.0.1 (stats).
 # 6 pump streams keyed by device on a 2-partition topic, calibration.windows
-# 100 (T = 30: calibration ends at row 129), a blockage on every device from
+# 100 (T = 30: calibration ends at row 128), a blockage on every device from
 # row 140. Instance a takes rows 0..79 (51 windows of each stream scored,
 # calibrating), then b joins and takes one partition: its streams move with
 # 51 of 100 calibration windows done. A single instance r (another group,
