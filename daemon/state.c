@@ -393,7 +393,7 @@ static void add_extras(const stream_rec *s, cJSON *o, int topic)
 }
 
 /* Add to a state text js (taken over; returned, or a new text) what the
- * daemon keeps beside the detector's state (state_add_extras), parsed and
+ * daemon keeps beside the detector's state (add_extras), parsed and
  * printed once, and only when there is something to add. */
 static char *attach_extras(const stream_rec *s, char *js)
 {
@@ -449,7 +449,7 @@ static char *attach_topics(const stream_rec *s, char *js)
 }
 
 /* The other way (restore, from a state file or the Kafka state topic): the
- * "alert_topic" state_add_extras kept, unless s knows a newer one (a
+ * "alert_topic" add_extras kept, unless s knows a newer one (a
  * reload's rebuild), and the topics attach_topics kept, added to those s
  * knows (messages held during the restore, or the stream's own before a
  * reload's rebuild). */

@@ -443,7 +443,8 @@ static char *detector_save(const ad_detector *d, int with_window)
     /* a hand-over in the middle of calibration: how far it has got goes
      * along, so the stream ends it where it would have without the move */
     int calibrating = with_window && !fitted && d->phase == AD_PHASE_CALIBRATING &&
-                      d->last_ts != 0;
+                      (d->last_ts != 0 || ad_threshold_count(d->thr) > 0 || d->cq_len > 0 ||
+                       d->has_calib_start);
 
     /* Not calibrated: still kept when the alert part matters (the seq
      * counter, a calibration guard), so a restart neither reuses ids nor
@@ -561,10 +562,26 @@ static void alert_resume(ad_detector *d, const cJSON *o)
 static int calib_continue(ad_detector *d, const cJSON *o, const cJSON *c, char *err,
                           size_t errlen)
 {
-    const cJSON *x, *a;
-    int rc = calib_restore(d, c, err, errlen);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "alert"), *x;
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "thr"),
+                                                      "count");
+    int rc;
 
-    if (rc)
+    /* what detector_save would not save again (no row consumed, nothing
+     * collected) is no calibration to continue */
+    x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
+    if (!(cJSON_IsNumber(x) && fabs(x->valuedouble) >= 1 && fabs(x->valuedouble) <= 1e15) &&
+        !(cJSON_IsNumber(n) && n->valuedouble >= 1) &&
+        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(c, "held")) == 0 &&
+        !cJSON_GetObjectItemCaseSensitive(c, "start_ms"))
+        return ad_errf(err, errlen, AD_EINVAL, "calibration state: calibrating, nothing "
+                       "collected yet");
+    /* no alert is raised before calibration ends (a recalibration closes
+     * the open one) */
+    if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(a, "open")))
+        return ad_errf(err, errlen, AD_EFORMAT, "calibration state: calibrating with an "
+                       "open alert");
+    if ((rc = calib_restore(d, c, err, errlen)) != 0)
         return rc;
     x = cJSON_GetObjectItemCaseSensitive(o, "smoothed");
     if (cJSON_IsNumber(x) && isfinite(x->valuedouble)) {
