@@ -442,9 +442,10 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
         cJSON_DeleteItemFromObjectCaseSensitive(st, "calibrating");
         free(txt);
         txt = cJSON_PrintUnformatted(o);
-        ad_log(AD_LOG_WARNING, "kafka: stream %s/%s: its calibration so far (a %zu-byte "
-               "state) is over message.max.bytes %zu: left out of its state, its next owner "
-               "calibrates it afresh", s->det->c->name, s->key, was, k->max_bytes);
+        ad_log(AD_LOG_WARNING, "kafka: stream %s/%s: its %zu-byte state is over the %zu "
+               "bytes message.max.bytes leaves for it: its calibration so far is left out, "
+               "its next owner calibrates it afresh", s->det->c->name, s->key, was,
+               k->max_bytes);
     }
     if (txt)
         produce(k, k->cfg->state_topic, pk, txt);
@@ -953,16 +954,18 @@ static int state_partitions(ad_kafka *k, char *err, size_t errlen)
     return n;
 }
 
-/* The largest record the producer sends (message.max.bytes, a state
- * record's bound), less room for the record's key and headers. */
+/* The largest state text the producer sends (its message.max.bytes, as
+ * kafka.properties may set it), less room for the record's key and
+ * framing. */
 static size_t producer_max_bytes(rd_kafka_t *p)
 {
     char v[32];
     size_t n = sizeof v;
-    long m = 0;
-    if (rd_kafka_conf_get(rd_kafka_conf(p), "message.max.bytes", v, &n) == RD_KAFKA_CONF_OK)
+    long m = 1000000;               /* librdkafka's default */
+    if (rd_kafka_conf_get(rd_kafka_conf(p), "message.max.bytes", v, &n) == RD_KAFKA_CONF_OK &&
+        atol(v) > 0)
         m = atol(v);
-    return m > 4096 ? (size_t)m - 1024 : 1000000 - 1024;
+    return m > 2048 ? (size_t)m - 1024 : (size_t)m / 2;
 }
 
 static int subscribe(ad_kafka *k, char *err, size_t errlen)
