@@ -409,15 +409,18 @@ int state_defer_alert(ad_daemon *dd, stream_rec *s, const char *topic, const cha
  * with its window rows, so that it continues on the next windows
  * (ad_detector_save_handover). */
 void state_save_handover(ad_daemon *dd, stream_rec *s);
-/* Add to o (a detector's saved state, ad_detector_save) what the daemon
- * keeps beside it, as a state file holds it and state_restore reads it
- * back: operator feedback ("feedback", command.c) and the topic the open
- * model alert was raised on ("alert_topic": {"alert_id", "topic",
- * "features"}, so that its clear goes there after a restart, a reload or a
- * move of its Kafka partition, whatever alert.topic says by then, and can
- * name its top features when no detector is left to). Also for the Kafka
- * state topic (kafka.c). */
-void state_add_extras(const stream_rec *s, cJSON *o);
+/* The state of s as a state file holds it and state_restore reads it back
+ * (malloc'd; NULL when there is nothing to keep, not calibrated yet, or
+ * out of memory): the detector's state (ad_detector_save, with handover
+ * ad_detector_save_handover) under the configured settings hash (also for
+ * a stream running a model trained online, see swap_hash), and what the
+ * daemon keeps beside it: operator feedback ("feedback", command.c) and the
+ * topic the open model alert was raised on ("alert_topic": {"alert_id",
+ * "topic", "features"}, so that its clear goes there after a restart, a
+ * reload or a move of its Kafka partition, whatever alert.topic says by
+ * then, and can name its top features when no detector is left to). The
+ * state file and the Kafka state topic (kafka.c) both hold this text. */
+char *state_text(const stream_rec *s, int handover);
 /* What state_restore does with the stream. */
 typedef enum {
     RESTORE_NEW,        /* a new stream: build its detector, announce it */

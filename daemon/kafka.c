@@ -63,6 +63,7 @@ typedef struct ad_kafka {
     unsigned revoke_syncs;         /* syncs at that revoke */
     rd_kafka_topic_partition_list_t *restoring;
     int state_parts, eof_left, reading;
+    size_t max_bytes;              /* the producer's message.max.bytes */
     char **topics;                 /* distinct kafka topics, for smap */
     int ntopics;
     kent *smap[NBUCKET], *tmap[NBUCKET];
@@ -409,7 +410,7 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
 {
     char tk[KEY_MAX + 80], pk[KEY_MAX + 80], *js, *txt;
     kent *e;
-    cJSON *o;
+    cJSON *o, *st = NULL;
     if (!k->cfg->state_topic || !s->det || !s->d)
         return;
     mkkey(tk, sizeof tk, s->det->c->name, s->key);
@@ -423,22 +424,30 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
     cJSON_AddStringToObject(o, "stream", s->key);
     if (handover && offset >= 0)
         cJSON_AddNumberToObject(o, "offset", (double)offset);
-    if ((js = handover ? ad_detector_save_handover(s->d) : ad_detector_save(s->d))) {
-        cJSON *st = cJSON_Parse(js);
-        if (st) {
-            /* what a state file holds beside it: the open alert's topic
-             * (its clear goes there on the next owner), operator feedback */
-            state_add_extras(s, st);
-            cJSON_AddItemToObject(o, "state", st);
-        } else {
-            cJSON_AddNullToObject(o, "state");
-        }
-        free(js);
-    } else {
+    /* what a state file holds (the open alert's topic, whose clear goes
+     * there on the next owner, operator feedback, the configured settings
+     * hash) */
+    if ((js = state_text(s, handover)) && (st = cJSON_Parse(js)))
+        cJSON_AddItemToObject(o, "state", st);
+    else
         cJSON_AddNullToObject(o, "state");
-    }
+    free(js);
     snprintf(pk, sizeof pk, "%s/%s", s->det->c->name, s->key);
-    if ((txt = cJSON_PrintUnformatted(o)))
+    if ((txt = cJSON_PrintUnformatted(o)) && strlen(txt) > k->max_bytes && st &&
+        cJSON_GetObjectItemCaseSensitive(st, "calibrating")) {
+        /* the scores of a long calibration (calibration.max_samples) can
+         * outgrow a record: the next owner calibrates afresh rather than
+         * the state being lost with its alert part */
+        size_t was = strlen(txt);
+        cJSON_DeleteItemFromObjectCaseSensitive(st, "calibrating");
+        free(txt);
+        txt = cJSON_PrintUnformatted(o);
+        ad_log(AD_LOG_WARNING, "kafka: stream %s/%s: its %zu-byte state is over the %zu "
+               "bytes message.max.bytes leaves for it: its calibration so far is left out, "
+               "its next owner calibrates it afresh", s->det->c->name, s->key, was,
+               k->max_bytes);
+    }
+    if (txt)
         produce(k, k->cfg->state_topic, pk, txt);
     free(txt);
     cJSON_Delete(o);
@@ -945,6 +954,20 @@ static int state_partitions(ad_kafka *k, char *err, size_t errlen)
     return n;
 }
 
+/* The largest state text the producer sends (its message.max.bytes, as
+ * kafka.properties may set it), less room for the record's key and
+ * framing. */
+static size_t producer_max_bytes(rd_kafka_t *p)
+{
+    char v[32];
+    size_t n = sizeof v;
+    long m = 1000000;               /* librdkafka's default */
+    if (rd_kafka_conf_get(rd_kafka_conf(p), "message.max.bytes", v, &n) == RD_KAFKA_CONF_OK &&
+        atol(v) > 0)
+        m = atol(v);
+    return m > 2048 ? (size_t)m - 1024 : (size_t)m / 2;
+}
+
 static int subscribe(ad_kafka *k, char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(k->ntopics);
@@ -993,6 +1016,7 @@ int kafka_start(ad_daemon *dd, char *err, size_t errlen)
         return AD_EINVAL;
     if (cfg->kafka.state_topic && (rc = state_partitions(k, err, errlen)) < 0)
         return rc;
+    k->max_bytes = producer_max_bytes(k->p);
     k->state_parts = cfg->kafka.state_topic ? rc : 0;
     rd_kafka_poll_set_consumer(k->c);
     rd_kafka_poll_set_consumer(k->sr);

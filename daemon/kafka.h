@@ -22,9 +22,10 @@
  * State moves with its partition (kafka.state_topic set): every state
  * change of a stream (calibration, alert raised/cleared, accepted regime,
  * an operator command) is produced to the compacted state topic, key
- * "detector/stream", with what a state file holds beside the detector's
- * state (state_add_extras: the MQTT topic of the open alert, operator
- * feedback; state_restore reads both back). On
+ * "detector/stream", as a state file holds it (state_text: the detector's
+ * state under the configured settings hash, the MQTT topic of the open
+ * alert, operator feedback; state_restore reads them back); a hand-over
+ * of a stream still calibrating carries how far it has got. On
  * revoke the same barrier runs, the streams of the revoked partitions are
  * flushed there with the partition's position and dropped, offsets
  * committed, then the partitions released; the same when librdkafka

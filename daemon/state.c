@@ -133,8 +133,12 @@ void state_stem(const det_rt *d, const char *key, char *out, size_t len)
 
 /* A stream running a model trained online (reused from the state dir) runs
  * with training "none", so its detector's settings hash differs from the
- * configured one. State files always carry the configured hash: swap it on
- * the way out and back in. Returns a malloc'd string or NULL (then use js). */
+ * configured one. Its state, in a file or on the Kafka state topic
+ * (state_text), always carries the configured hash: swapped on the way out
+ * and back in (restore_calibration), so a state says under which settings
+ * it was made whichever model the stream ran, and a restore compares it
+ * with the settings in force. Returns a malloc'd string or NULL (then use
+ * js). */
 static char *swap_hash(const char *js, uint64_t from, uint64_t to)
 {
     cJSON *o = cJSON_Parse(js);
@@ -398,13 +402,8 @@ static void add_extras(const stream_rec *s, cJSON *o, int topic)
     }
 }
 
-void state_add_extras(const stream_rec *s, cJSON *o)
-{
-    add_extras(s, o, alert_topic_open(s));
-}
-
 /* Add to a state text js (taken over; returned, or a new text) what the
- * daemon keeps beside the detector's state (state_add_extras), parsed and
+ * daemon keeps beside the detector's state (add_extras), parsed and
  * printed once, and only when there is something to add. */
 static char *attach_extras(const stream_rec *s, char *js)
 {
@@ -517,7 +516,7 @@ static char *attach_published(ad_daemon *dd, const stream_rec *s, char *js)
 }
 
 /* The other way (restore, from a state file or the Kafka state topic): the
- * "alert_topic" state_add_extras kept, unless s knows a newer one (a
+ * "alert_topic" add_extras kept, unless s knows a newer one (a
  * reload's rebuild), and the topics attach_topics kept, added to those s
  * knows (messages held during the restore, or the stream's own before a
  * reload's rebuild). */
@@ -544,22 +543,31 @@ static void restore_extras(stream_rec *s, const char *js)
     cJSON_Delete(o);
 }
 
+char *state_text(const stream_rec *s, int handover)
+{
+    char *js;
+
+    if (!s->det || !s->d ||
+        !(js = handover ? ad_detector_save_handover(s->d) : ad_detector_save(s->d)))
+        return NULL;
+    if (s->own_model) {
+        char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));
+        if (sw) { free(js); js = sw; }
+    }
+    return attach_extras(s, js);
+}
+
 static void save(ad_daemon *dd, stream_rec *s, int handover)
 {
     char path[8192], *js;
     /* the alert messages kept for this save (state_defer_alert) */
     wmsg *msgs = dd->defer;
     dd->defer = NULL;
-    if (!s->det || !s->det->state_dir[0] || !s->d ||
-        !(js = handover ? ad_detector_save_handover(s->d) : ad_detector_save(s->d))) {
+    if (!s->det || !s->det->state_dir[0] || !(js = state_text(s, handover))) {
         wmsg_publish(dd, msgs);     /* nothing to wait for (not calibrated yet) */
         return;
     }
-    if (s->own_model) {
-        char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));
-        if (sw) { free(js); js = sw; }
-    }
-    js = attach_published(dd, s, attach_topics(s, attach_extras(s, js)));
+    js = attach_published(dd, s, attach_topics(s, js));
     state_path(s->det, s->key, ".state.json", path, sizeof path);
     if (state_write_msgs(dd, path, js, msgs) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);

@@ -1123,8 +1123,8 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
 
 /* Windows a stuck run needs before it is recognised (it is then flagged
  * back to its first sample): a clean-looking calibration window waits that
- * long before it counts. 0 without data quality or before learning. */
-#define CALQ_MAX 1024
+ * long before it counts (at most CALQ_MAX, detector_int.h). 0 without data
+ * quality or before learning. */
 /* Alerts of one acceptance chain must have error profiles at least this
  * similar (cosine of the summed per-feature shares; ACCEPTANCE). */
 #define AD_ACCEPT_SIMILAR 0.8

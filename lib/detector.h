@@ -726,6 +726,17 @@ char *ad_detector_save(const ad_detector *d);
  * scores the same windows as one that did not. Not for saves in the middle
  * of a stream: rows consumed after such a save would be missing from the
  * ring.
+ * A stream still calibrating (phase calibrating, rows consumed) is saved
+ * too, without "threshold"/"state" but with "calibrating": how far its
+ * calibration has got, {"thr":{threshold state, fitted false: the scores
+ * so far, at most calibration.max_samples, about 20 bytes each},
+ * "windows":n,"excluded":n,"model_out":n[,"start_ms":ts]
+ * [,"held":[[from,to,score]..]][,"wp_prev":ts,"wp_dt":[ms..]]} (held: the
+ * clean windows waiting for the data-quality check; wp_*: the window
+ * period's sample until it is known), with "smoothed", "season",
+ * "window_ms" and "window" as for a calibrated stream. A reader without
+ * "calibrating" takes such a state as not calibrated (the alert part
+ * still counts).
  */
 char *ad_detector_save_handover(const ad_detector *d);
 
@@ -745,6 +756,11 @@ char *ad_detector_save_handover(const ad_detector *d);
  * The "dq" and "adapt" sub-objects (optional: older state files have none)
  * are restored too, even when the calibration is refused (they do not
  * depend on the model); a malformed sub-object is logged and ignored.
+ * A state saved while calibrating ("calibrating", ad_detector_save_handover)
+ * continues that calibration instead, in phase calibrating (AD_EINVAL when
+ * the detector is not calibrating, AD_EFORMAT when the part is malformed:
+ * nothing of it is taken then): calibration ends at the window, and with
+ * the threshold, it would have without the save.
  */
 int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errlen);
 

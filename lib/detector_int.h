@@ -18,6 +18,8 @@
 #include "window.h"
 #include "season.h"
 
+/* Calibration windows held at most for the data-quality check (calib_delay). */
+#define CALQ_MAX 1024
 /* Accepted regimes a detector remembers (ACCEPTANCE). */
 #define AD_REGIMES 4
 #define AD_WP_N 31           /* window intervals the period is the median of */
@@ -160,7 +162,7 @@ struct ad_detector {
                                   * range (ring, newest last) */
     unsigned char *lr_open;      /* F: learned-range condition open */
     /* calibration windows held until a stuck run that began in them would
-     * have been recognised (ring, oldest at cq_head) */
+     * have been recognised (ring of CALQ_MAX, oldest at cq_head) */
     struct calq { int64_t from, to; double s; } *cq;
     int cq_cap, cq_head, cq_len;
     /* continual learning */

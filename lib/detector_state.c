@@ -235,17 +235,221 @@ bad:
            "starts afresh", d->who, why);
 }
 
+/* The seasonal level under "season" of o, with the clock it keeps
+ * (calibrated or calibrating: the level learns from calibration windows). */
+static void season_save(const ad_detector *d, cJSON *o)
+{
+    cJSON *t;
+
+    if (d->season == NULL || (t = ad_season_save(d->season)) == NULL)
+        return;
+    /* the kept periods are of this clock's days */
+    if (d->cfg.season_clock == AD_SEASON_LOCAL) {
+        char z[128];
+
+        zone_id(z, sizeof(z));
+        cJSON_AddStringToObject(t, "clock", "local");
+        cJSON_AddStringToObject(t, "zone", z);
+    }
+    cJSON_AddItemToObject(o, "season", t);
+}
+
+/* The other way: a saved level kept on another clock or zone, or damaged,
+ * is named in a warning and learnt again. */
+static void season_restore(ad_detector *d, const cJSON *x)
+{
+    char serr[160], z[128];
+    const cJSON *ck = cJSON_GetObjectItemCaseSensitive(x, "clock");
+    const cJSON *zn = cJSON_GetObjectItemCaseSensitive(x, "zone");
+    int local = cJSON_IsString(ck) && strcmp(ck->valuestring, "local") == 0;
+
+    if (d->season == NULL || x == NULL)
+        return;
+    if (local)
+        zone_id(z, sizeof(z));
+    if (local != (d->cfg.season_clock == AD_SEASON_LOCAL))
+        ad_log(AD_LOG_WARNING, "%s: saved seasonal level ignored: it was kept on "
+               "%s time, calibration.season_clock is now %s", d->who,
+               local ? "local" : "UTC", local ? "utc" : "local");
+    else if (local && cJSON_IsString(zn) && strcmp(zn->valuestring, z) != 0)
+        /* its phases are another zone's hours (a state without the
+         * zone, from before it was kept, is taken as it is) */
+        ad_log(AD_LOG_WARNING, "%s: saved seasonal level ignored: it was kept on "
+               "local time in zone \"%.80s\", the daemon's zone is now \"%s\"", d->who,
+               zn->valuestring, z);
+    else if (ad_season_restore(d->season, x, serr, sizeof(serr)) != 0)
+        ad_log(AD_LOG_WARNING, "%s: saved seasonal level ignored: %s", d->who, serr);
+}
+
+/* Add a number (an int64 time or a count) to array a; 0 or -1 (OOM). */
+static int add_num(cJSON *a, double v)
+{
+    return cJSON_AddItemToArray(a, cJSON_CreateNumber(v)) ? 0 : -1;
+}
+
+/* How far calibration has got, for a hand-over in phase calibrating (the
+ * "calibrating" object of the state, detector.h ad_detector_save_handover):
+ * {"thr":{threshold state: the scores kept so far, at most
+ * calibration.max_samples, Welford sums, count},"windows":n,"excluded":n,
+ * "model_out":n[,"start_ms":ts][,"held":[[from,to,score]..]]
+ * [,"wp_prev":ts,"wp_dt":[ms..]]}. held: the clean windows waiting for the
+ * data-quality check (calib_delay, at most CALQ_MAX), oldest first; wp_*:
+ * the intervals the window period is the median of, until it is known
+ * ("window_ms" then). NULL on OOM. */
+static cJSON *calib_save(const ad_detector *d)
+{
+    cJSON *o = cJSON_CreateObject(), *t, *a, *r;
+    int i;
+
+    if (o == NULL)
+        return NULL;
+    if ((t = ad_threshold_save(d->thr)) == NULL)
+        goto fail;
+    cJSON_AddItemToObject(o, "thr", t);
+    if (!cJSON_AddNumberToObject(o, "windows", (double)d->st.calib_windows) ||
+        !cJSON_AddNumberToObject(o, "excluded", (double)d->st.calib_excluded) ||
+        !cJSON_AddNumberToObject(o, "model_out", (double)d->calib_model_out) ||
+        (d->has_calib_start && !cJSON_AddNumberToObject(o, "start_ms", (double)d->calib_start)))
+        goto fail;
+    if (d->cq_len > 0) {
+        if ((a = cJSON_AddArrayToObject(o, "held")) == NULL)
+            goto fail;
+        for (i = 0; i < d->cq_len; i++) {
+            const struct calq *q = &d->cq[(d->cq_head + i) % d->cq_cap];
+
+            if ((r = cJSON_CreateArray()) == NULL)
+                goto fail;
+            cJSON_AddItemToArray(a, r);
+            if (add_num(r, (double)q->from) || add_num(r, (double)q->to) || add_num(r, q->s))
+                goto fail;
+        }
+    }
+    if (d->window_ms <= 0 && d->wp_prev != 0) {
+        if (!cJSON_AddNumberToObject(o, "wp_prev", (double)d->wp_prev) ||
+            (a = cJSON_AddArrayToObject(o, "wp_dt")) == NULL)
+            goto fail;
+        for (i = 0; i < d->wp_n; i++)
+            if (add_num(a, (double)d->wp_dt[i]))
+                goto fail;
+    }
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+/* A count of c under k: 0..1e18, whole. 0 or -1. */
+static int get_count(const cJSON *c, const char *k, uint64_t *v)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(c, k);
+
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0 && x->valuedouble <= 1e18) ||
+        x->valuedouble != floor(x->valuedouble))
+        return -1;
+    *v = (uint64_t)x->valuedouble;
+    return 0;
+}
+
+/* A data time (ms): within +-1e15, whole. */
+static int is_time(const cJSON *x)
+{
+    return cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e15 &&
+           x->valuedouble == floor(x->valuedouble);
+}
+
+/* Continue calib_save's object c: everything is checked before anything
+ * changes, so a malformed one leaves the detector calibrating afresh.
+ * 0, or AD_EINVAL (not calibrating now) / AD_EFORMAT with err set. */
+static int calib_restore(ad_detector *d, const cJSON *c, char *err, size_t errlen)
+{
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(c, "held");
+    const cJSON *sm = cJSON_GetObjectItemCaseSensitive(c, "start_ms");
+    const cJSON *wpp = cJSON_GetObjectItemCaseSensitive(c, "wp_prev");
+    const cJSON *wpd = cJSON_GetObjectItemCaseSensitive(c, "wp_dt");
+    const cJSON *x, *e;
+    struct calq held[CALQ_MAX];
+    int64_t dt[AD_WP_N];
+    uint64_t win, exc, out;
+    int nh = 0, nw = 0, rc;
+
+    if (d->phase != AD_PHASE_CALIBRATING)
+        return ad_errf(err, errlen, AD_EINVAL, "calibration state: saved while calibrating, "
+                       "the stream is %s", ad_phase_name(d->phase));
+    if (get_count(c, "windows", &win) || get_count(c, "excluded", &exc) ||
+        get_count(c, "model_out", &out) || (sm != NULL && !is_time(sm)))
+        return ad_errf(err, errlen, AD_EFORMAT, "calibration state: calibrating: "
+                       "windows/excluded/model_out/start_ms malformed");
+    if (h != NULL && (!cJSON_IsArray(h) || cJSON_GetArraySize(h) > CALQ_MAX))
+        return ad_errf(err, errlen, AD_EFORMAT, "calibration state: calibrating.held: "
+                       "not an array of at most %d windows", CALQ_MAX);
+    cJSON_ArrayForEach(x, h) {
+        const cJSON *f = cJSON_GetArrayItem(x, 0), *t = cJSON_GetArrayItem(x, 1);
+
+        e = cJSON_GetArrayItem(x, 2);
+        if (cJSON_GetArraySize(x) != 3 || !is_time(f) || !is_time(t) || !cJSON_IsNumber(e) ||
+            !isfinite(e->valuedouble))
+            return ad_errf(err, errlen, AD_EFORMAT, "calibration state: calibrating.held[%d]: "
+                           "not [from, to, score]", nh);
+        held[nh++] = (struct calq){ (int64_t)f->valuedouble, (int64_t)t->valuedouble,
+                                    e->valuedouble };
+    }
+    if (wpp != NULL || wpd != NULL) {
+        if (!is_time(wpp) || !cJSON_IsArray(wpd) || cJSON_GetArraySize(wpd) > AD_WP_N)
+            return ad_errf(err, errlen, AD_EFORMAT, "calibration state: calibrating: "
+                           "wp_prev/wp_dt malformed");
+        cJSON_ArrayForEach(e, wpd) {
+            if (!is_time(e) || !(e->valuedouble >= 1))
+                return ad_errf(err, errlen, AD_EFORMAT, "calibration state: "
+                               "calibrating.wp_dt[%d]: not an interval >= 1 ms", nw);
+            dt[nw++] = (int64_t)e->valuedouble;
+        }
+    }
+    if (nh > 0 && d->cq == NULL) {
+        if ((d->cq = malloc(CALQ_MAX * sizeof(*d->cq))) == NULL)
+            return ad_errf(err, errlen, AD_ENOMEM, "calibration state: out of memory");
+        d->cq_cap = CALQ_MAX;
+    }
+    rc = ad_threshold_restore(d->thr, cJSON_GetObjectItemCaseSensitive(c, "thr"), err, errlen);
+    if (rc)
+        return rc;
+    if (ad_threshold_fitted(d->thr)) {
+        ad_threshold_reset(d->thr);
+        return ad_errf(err, errlen, AD_EFORMAT, "calibration state: calibrating, yet its "
+                       "threshold is fitted");
+    }
+    if (nh > 0)
+        memcpy(d->cq, held, (size_t)nh * sizeof(*held));
+    d->cq_head = 0;
+    d->cq_len = nh;
+    d->st.calib_windows = win;
+    d->st.calib_excluded = exc;
+    d->calib_model_out = out;
+    d->has_calib_start = sm != NULL;
+    d->calib_start = sm != NULL ? (int64_t)sm->valuedouble : 0;
+    if (wpp != NULL) {
+        memcpy(d->wp_dt, dt, (size_t)nw * sizeof(dt[0]));
+        d->wp_n = nw;
+        d->wp_prev = (int64_t)wpp->valuedouble;
+    }
+    return 0;
+}
+
 static char *detector_save(const ad_detector *d, int with_window)
 {
     cJSON *o, *t;
     char hash[24];
     char *txt = NULL;
     int fitted = ad_threshold_fitted(d->thr);
+    /* a hand-over in the middle of calibration: how far it has got goes
+     * along, so the stream ends it where it would have without the move */
+    int calibrating = with_window && !fitted && d->phase == AD_PHASE_CALIBRATING &&
+                      (d->last_ts != 0 || ad_threshold_count(d->thr) > 0 || d->cq_len > 0 ||
+                       d->has_calib_start);
 
     /* Not calibrated: still kept when the alert part matters (the seq
      * counter, a calibration guard), so a restart neither reuses ids nor
      * closes an alert twice. */
-    if (!fitted && ad_alerter_count(d->alert) == 0 && !(d->calib_guard > 0))
+    if (!fitted && !calibrating && ad_alerter_count(d->alert) == 0 && !(d->calib_guard > 0))
         return NULL;
     o = cJSON_CreateObject();
     if (o == NULL)
@@ -275,24 +479,22 @@ static char *detector_save(const ad_detector *d, int with_window)
         cJSON_AddItemToObject(o, "state", t);
         if ((t = det_acc_save(d)) != NULL)
             cJSON_AddItemToObject(o, "acceptance", t);
-        if (d->season && (t = ad_season_save(d->season)) != NULL) {
-            /* the kept periods are of this clock's days */
-            if (d->cfg.season_clock == AD_SEASON_LOCAL) {
-                char z[128];
-
-                zone_id(z, sizeof(z));
-                cJSON_AddStringToObject(t, "clock", "local");
-                cJSON_AddStringToObject(t, "zone", z);
-            }
-            cJSON_AddItemToObject(o, "season", t);
-        }
+    } else if (calibrating) {
+        if ((t = calib_save(d)) == NULL)
+            goto out;
+        cJSON_AddItemToObject(o, "calibrating", t);
+        if (d->has_smooth && !cJSON_AddNumberToObject(o, "smoothed", d->smooth))
+            goto out;
+    }
+    if (fitted || calibrating) {
+        season_save(d, o);
         if (d->window_ms > 0 && !cJSON_AddNumberToObject(o, "window_ms", d->window_ms))
             goto out;
     }
     if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0 ||
         add_sub(o, "adapt", d->ad ? ad_adapt_save(d->ad) : NULL, d->ad != NULL) != 0)
         goto out;
-    if (with_window && fitted && (t = window_save(d)) != NULL)
+    if (with_window && (fitted || calibrating) && (t = window_save(d)) != NULL)
         cJSON_AddItemToObject(o, "window", t);
     txt = cJSON_PrintUnformatted(o);
 out:
@@ -353,6 +555,54 @@ static void alert_resume(ad_detector *d, const cJSON *o)
         ad_adapt_alert_raised(d->ad, ad_alerter_active(d->alert)->id, d->last_ts);
 }
 
+/* A hand-over state saved while calibrating (o, its "calibrating" c): the
+ * calibration goes on from the scores collected so far, with the alert
+ * part, the smoothing, the seasonal level, the window period and the
+ * window rows, in phase calibrating. 0 or an AD_E* code (err set). */
+static int calib_continue(ad_detector *d, const cJSON *o, const cJSON *c, char *err,
+                          size_t errlen)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "alert"), *x;
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "thr"),
+                                                      "count");
+    int rc;
+
+    /* what detector_save would not save again (no row consumed, nothing
+     * collected) is no calibration to continue */
+    x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
+    if (!(cJSON_IsNumber(x) && fabs(x->valuedouble) >= 1 && fabs(x->valuedouble) <= 1e15) &&
+        !(cJSON_IsNumber(n) && n->valuedouble >= 1) &&
+        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(c, "held")) == 0 &&
+        !cJSON_GetObjectItemCaseSensitive(c, "start_ms"))
+        return ad_errf(err, errlen, AD_EINVAL, "calibration state: calibrating, nothing "
+                       "collected yet");
+    /* no alert is raised before calibration ends (a recalibration closes
+     * the open one) */
+    if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(a, "open")))
+        return ad_errf(err, errlen, AD_EFORMAT, "calibration state: calibrating with an "
+                       "open alert");
+    if ((rc = calib_restore(d, c, err, errlen)) != 0)
+        return rc;
+    x = cJSON_GetObjectItemCaseSensitive(o, "smoothed");
+    if (cJSON_IsNumber(x) && isfinite(x->valuedouble)) {
+        d->smooth = x->valuedouble;
+        d->has_smooth = 1;
+    }
+    season_restore(d, cJSON_GetObjectItemCaseSensitive(o, "season"));
+    alert_resume(d, o);
+    a = cJSON_GetObjectItemCaseSensitive(o, "alert");
+    x = cJSON_GetObjectItemCaseSensitive(a, "calib_guard");
+    if (cJSON_IsNumber(x) && isfinite(x->valuedouble) && x->valuedouble > 0)
+        d->calib_guard = x->valuedouble;
+    det_window_period_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window_ms"));
+    window_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window"));
+    ad_log(AD_LOG_INFO, "%s: calibration continues from the saved state: %llu of %d "
+           "windows%s", d->who, (unsigned long long)(ad_threshold_count(d->thr) +
+           (uint64_t)d->cq_len), d->cfg.calib_windows,
+           d->cfg.calib_windows > 0 ? "" : " (calibration.duration)");
+    return 0;
+}
+
 int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errlen)
 {
     cJSON *o, *x;
@@ -399,7 +649,12 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         goto out;
     }
     if (cJSON_GetObjectItemCaseSensitive(o, "state") == NULL) {
-        rc = ad_errf(err, errlen, AD_EINVAL, "calibration state: not calibrated when saved");
+        x = cJSON_GetObjectItemCaseSensitive(o, "calibrating");
+        if (!cJSON_IsObject(x)) {
+            rc = ad_errf(err, errlen, AD_EINVAL, "calibration state: not calibrated when saved");
+            goto out;
+        }
+        rc = calib_continue(d, o, x, err, errlen);
         goto out;
     }
     rc = ad_threshold_restore(d->thr, cJSON_GetObjectItemCaseSensitive(o, "state"), err, errlen);
@@ -416,27 +671,7 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         d->has_smooth = 1;
     }
     det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
-    if (d->season && (x = cJSON_GetObjectItemCaseSensitive(o, "season")) != NULL) {
-        char serr[160], z[128];
-        const cJSON *ck = cJSON_GetObjectItemCaseSensitive(x, "clock");
-        const cJSON *zn = cJSON_GetObjectItemCaseSensitive(x, "zone");
-        int local = cJSON_IsString(ck) && strcmp(ck->valuestring, "local") == 0;
-
-        if (local)
-            zone_id(z, sizeof(z));
-        if (local != (d->cfg.season_clock == AD_SEASON_LOCAL))
-            ad_log(AD_LOG_WARNING, "%s: saved seasonal level ignored: it was kept on "
-                   "%s time, calibration.season_clock is now %s", d->who,
-                   local ? "local" : "UTC", local ? "utc" : "local");
-        else if (local && cJSON_IsString(zn) && strcmp(zn->valuestring, z) != 0)
-            /* its phases are another zone's hours (a state without the
-             * zone, from before it was kept, is taken as it is) */
-            ad_log(AD_LOG_WARNING, "%s: saved seasonal level ignored: it was kept on "
-                   "local time in zone \"%.80s\", the daemon's zone is now \"%s\"", d->who,
-                   zn->valuestring, z);
-        else if (ad_season_restore(d->season, x, serr, sizeof(serr)) != 0)
-            ad_log(AD_LOG_WARNING, "%s: saved seasonal level ignored: %s", d->who, serr);
-    }
+    season_restore(d, cJSON_GetObjectItemCaseSensitive(o, "season"));
     alert_resume(d, o);
     /* after the alert: one open across the restore starts its change now */
     det_window_period_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window_ms"));

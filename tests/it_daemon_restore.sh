@@ -7,7 +7,8 @@
 # out of order or duplicate). With `--state-dir DIR` the state goes to DIR
 # instead of the config's state_dir, across a reload, and is restored from
 # there. A restart whose next rows follow the saved ones continues them
-# (the window rows are saved at stop).
+# (the window rows are saved at stop); one in the middle of calibration
+# continues the calibration.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_restore.XXXXXX)
@@ -126,6 +127,12 @@ else
 fi
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 
+# threshold of a state file (None: not calibrated)
+file_threshold() {
+    $PYTHON -c 'import json, sys; print(json.load(open(sys.argv[1])).get("threshold"))' "$1" \
+        2>/dev/null || echo None
+}
+
 # --- a restart inside a stream: the next window is the one due anyway ------
 # 200 rows, stop, restart, the next 40 rows of the same pump (as a broker
 # keeping a persistent session's messages delivers them): the rows saved at
@@ -139,6 +146,7 @@ $H pub --port "$IT_PORT" --devices 1 --rows 200 --start "$S"
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=1000 windows_scored=171 \
     --timeout 30 >/dev/null
 kill -TERM "$DPID"; wait "$DPID"; DPID=
+tc=$(file_threshold "$D/cont/pump/pump1.state.json")
 : > "$D/sub.jsonl"
 $AD_BIN run -c "$D/ad.json" --state-dir "$D/cont" 2> "$D/daemon6.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
@@ -151,4 +159,32 @@ else
         "$(grep anomalyd/stats "$D/sub.jsonl" | tail -1 | cut -c1-400); $(grep -i window "$D/daemon6.log" | head -3)"
 fi
 kill -TERM "$DPID"; wait "$DPID"; DPID=
+
+# --- a restart in the middle of calibration: it goes on -------------------
+# the same 200 rows, stopped after 80 (51 of 100 calibration windows):
+# the state saved at stop holds the calibration so far; after the restart
+# calibration ends on the same window with the threshold of the run above
+# (before, it started again: 100 windows more, not calibrated by row 200)
+: > "$D/sub.jsonl"
+$AD_BIN run -c "$D/ad.json" --state-dir "$D/mid" 2> "$D/daemon7.log" & DPID=$!
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
+$H pub --port "$IT_PORT" --devices 1 --rows 80 --start "$S"
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=400 windows_scored=51 \
+    --timeout 30 >/dev/null
+kill -TERM "$DPID"; wait "$DPID"; DPID=
+: > "$D/sub.jsonl"
+$AD_BIN run -c "$D/ad.json" --state-dir "$D/mid" 2> "$D/daemon8.log" & DPID=$!
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
+$H pub --port "$IT_PORT" --devices 1 --rows 200 --start-row 80 --start "$S"
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=600 windows_scored=120 \
+    --timeout 30 >/dev/null
+kill -TERM "$DPID"; wait "$DPID"; DPID=
+tm=$(file_threshold "$D/mid/pump/pump1.state.json")
+if grep -q "pump1: calibration continues from the saved state: 51 of 100 windows" "$D/daemon8.log" &&
+   [ "$tc" != None ] && [ "$tm" = "$tc" ]; then
+    it_ok "restart in the middle of calibration: it goes on (51 of 100 windows), threshold $tm as without the restart"
+else
+    it_fail "restart in the middle of calibration: it goes on, threshold as without the restart" \
+        "threshold $tm, without the restart $tc; $(grep -h 'calibrat' "$D/daemon8.log" | head -3)"
+fi
 exit 0

@@ -12,6 +12,11 @@ logs, their stats messages, the alert topic and the state topic.
   it_kafka_check.py once ALERTS STREAM...   no record twice, one alert at most per
                                             stream, exactly one for each STREAM
   it_kafka_check.py windows STATS LO HI     windows scored within [LO, HI]
+  it_kafka_check.py same STATE REF N        the N streams' first thresholds in
+                                            STATE equal REF's (1e-6), calibrated
+                                            on as many windows
+  it_kafka_check.py samealerts ALERTS REF   the same alerts raised (id, stream)
+                                            as in REF
 
 STATS: "topic payload" lines (mosquitto_sub -v); the last message of each
 instance counts (a killed instance's last one is what it did). DIR holds
@@ -172,6 +177,49 @@ def main():
         lo, hi = int(sys.argv[3]), int(sys.argv[4])
         print("%d windows scored (expected %d..%d)" % (n, lo, hi))
         return 0 if lo <= n <= hi else 1
+    if cmd == "same":
+        def first(path):
+            out = {}
+            for ln in open(path, errors="replace"):
+                k, _, v = ln.partition("|")
+                try:
+                    o = json.loads(v)
+                except ValueError:
+                    continue
+                st = o.get("state")
+                if isinstance(st, dict) and "threshold" in st and o["stream"] not in out:
+                    out[o["stream"]] = (st["threshold"], st.get("calib_windows"))
+            return out
+        got, ref = first(sys.argv[2]), first(sys.argv[3])
+        want = int(sys.argv[4])
+        bad = {k: (got.get(k), v) for k, v in ref.items()
+               if k not in got or abs(got[k][0] - v[0]) > 1e-6 * abs(v[0]) or got[k][1] != v[1]}
+        if len(ref) != want or bad:
+            print("%d of %d streams calibrated in the reference; threshold, windows differ "
+                  "(got, single instance): %s" % (len(ref), want, bad))
+            return 1
+        print("%d streams: thresholds equal the single instance's (1e-6), on as many windows: %s"
+              % (len(ref), " ".join("%s=%.6g/%s" % (k, v[0], v[1]) for k, v in sorted(got.items()))))
+        return 0
+    if cmd == "samealerts":
+        def raised(path):
+            out = set()
+            for ln in open(path, errors="replace"):
+                k, _, v = ln.partition("|")
+                try:
+                    o = json.loads(v)
+                except ValueError:
+                    continue
+                if o.get("event") == "raised":
+                    out.add((o["stream"], o["alert_id"]))
+            return out
+        got, ref = raised(sys.argv[2]), raised(sys.argv[3])
+        if not ref or got != ref:
+            print("alerts raised %s; single instance %s" % (sorted(got), sorted(ref)))
+            return 1
+        print("%d alert(s) raised, the single instance's (same ids): %s"
+              % (len(got), " ".join(a for _, a in sorted(got))))
+        return 0
     print("unknown command " + cmd)
     return 2
 

@@ -755,6 +755,89 @@ static void test_handover_window(void)
     ad_model_free(m);
 }
 
+/* The value of row i of a calibration test: a varied, repeatable level. */
+static double calib_row(int i)
+{
+    return 1.0 + 0.05 * (double)((i * 7) % 11) + 0.02 * (double)((i * 3) % 5);
+}
+
+/* A stream handed over in the middle of calibration (a Kafka partition
+ * moving, a stop) continues it on the new detector: the scores collected
+ * so far, the smoothing, the window rows and period go along, so it ends
+ * calibration at the same window with the same threshold as the one that
+ * did not move. A plain save still keeps nothing; other calibration
+ * settings (another settings hash) recalibrate. */
+static void test_handover_calibrating(void)
+{
+    enum { TW = 6, CUT = 31, END = 90 };
+    ad_model *m = t_zero_model(TW, F);
+    ad_detector_cfg c, c2;
+    ad_detector *d = NULL, *e = NULL;
+    char err[300], *hand, *plain;
+    run ra, rb;
+    int i, ia, ib;
+
+    memset(&ra, 0, sizeof(ra));
+    memset(&rb, 0, sizeof(rb));
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 40;
+    c.smooth_alpha = 0.5;
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    for (i = 0; i < CUT; i++)
+        step(d, 1000 * i, calib_row(i), &ra);
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_CALIBRATING, "still calibrating at the hand-over "
+            "(%d windows scored)", ra.scored);
+    hand = ad_detector_save_handover(d);
+    plain = ad_detector_save(d);
+    T_CHECK(hand && strstr(hand, "\"calibrating\"") && strstr(hand, "\"window\"") && !plain,
+            "the hand-over save carries the calibration so far and the window rows, a plain "
+            "save nothing (%zu bytes)", hand ? strlen(hand) : 0);
+    ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_restore(e, hand, err, sizeof(err)) == 0 &&
+            ad_detector_phase(e) == AD_PHASE_CALIBRATING, "restored, calibrating: %s", err);
+    while (ad_detector_poll_event(e, &rb.ev[0])) {}
+    for (i = CUT; i < END; i++) {
+        step(d, 1000 * i, calib_row(i), &ra);
+        step(e, 1000 * i, calib_row(i), &rb);
+    }
+    ia = find_ev(&ra, AD_EV_CALIBRATED, 0);
+    ib = find_ev(&rb, AD_EV_CALIBRATED, 0);
+    T_CHECK(ia >= 0 && ib >= 0 && ra.ev[ia].ts_ms == rb.ev[ib].ts_ms &&
+            fabs(ra.ev[ia].threshold - rb.ev[ib].threshold) <=
+            1e-9 * fabs(ra.ev[ia].threshold) && ra.ev[ia].n == rb.ev[ib].n,
+            "calibration ends at the same window with the same threshold: at %lld with %.9g "
+            "on %llu windows (without the move: at %lld with %.9g on %llu)",
+            ib >= 0 ? (long long)rb.ev[ib].ts_ms : -1LL, ib >= 0 ? rb.ev[ib].threshold : NAN,
+            ib >= 0 ? (unsigned long long)rb.ev[ib].n : 0ULL,
+            ia >= 0 ? (long long)ra.ev[ia].ts_ms : -1LL, ia >= 0 ? ra.ev[ia].threshold : NAN,
+            ia >= 0 ? (unsigned long long)ra.ev[ia].n : 0ULL);
+    ad_detector_free(e);
+
+    /* another calibration.windows: another settings hash, calibrated anew */
+    c2 = c;
+    c2.calib_windows = 50;
+    ad_detector_new(&e, &c2, "s", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_restore(e, hand, err, sizeof(err)) == AD_EINVAL &&
+            strstr(err, "settings changed"), "other calibration settings: refused (%s)", err);
+    ad_detector_free(e);
+
+    /* a damaged calibration part: refused, nothing half restored */
+    {
+        char *bad = strdup(hand), *at = bad ? strstr(bad, "\"model_out\":") : NULL;
+        if (at)
+            memcpy(at + 12, "-", 1);
+        ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+        T_CHECK(at && ad_detector_restore(e, bad, err, sizeof(err)) == AD_EFORMAT &&
+                ad_detector_phase(e) == AD_PHASE_CALIBRATING, "damaged: refused (%s)", err);
+        ad_detector_free(e);
+        free(bad);
+    }
+    free(hand);
+    free(plain);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
 static void test_forced_calibration_and_fixed(void)
 {
     ad_model *m = t_zero_model(2, F);
@@ -1097,6 +1180,7 @@ int main(void)
     T_RUN(test_handover_window);
     T_RUN(test_handover_daily);
     T_RUN(test_handover_period);
+    T_RUN(test_handover_calibrating);
     T_RUN(test_alert_lifecycle);
     T_RUN(test_forced_calibration_and_fixed);
     T_RUN(test_bootstrap_training);
