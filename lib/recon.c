@@ -124,3 +124,27 @@ double ad_model_flops(const ad_model *m)
     }
     return fl;
 }
+
+double ad_recon_normalize(double score, const float *share, const double *scale, int F,
+                          float *nshare)
+{
+    double best = 0.0, sum = 0.0;
+    int f;
+
+    for (f = 0; f < F; f++) {
+        double r = score * (double)share[f] * F / scale[f];
+
+        if (r != r) {
+            best = NAN;
+            break;
+        }
+        sum += r;
+        if (r > best)
+            best = r;
+    }
+    if (nshare != NULL)
+        for (f = 0; f < F; f++)
+            nshare[f] = best != best ? NAN : sum > 0.0 ?
+                        (float)(score * (double)share[f] * F / scale[f] / sum) : 0.0f;
+    return best;
+}
