@@ -235,6 +235,28 @@ bad:
            "starts afresh", d->who, why);
 }
 
+/* The per-feature scales as "scale":[F], printed so that they read back
+ * bit for bit (cJSON's printer may drop the last digit: a hand-over must
+ * score as if the stream had not moved). 0 or -1 (out of memory). */
+static int scales_save(const ad_detector *d, cJSON *o)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, "scale");
+    char buf[40];
+    int f;
+
+    if (a == NULL)
+        return -1;
+    for (f = 0; f < d->F; f++) {
+        cJSON *v;
+
+        snprintf(buf, sizeof buf, "%.17g", d->nscale[f]);
+        if ((v = cJSON_CreateRaw(buf)) == NULL)
+            return -1;
+        cJSON_AddItemToArray(a, v);
+    }
+    return 0;
+}
+
 static char *detector_save(const ad_detector *d, int with_window)
 {
     cJSON *o, *t;
@@ -271,9 +293,7 @@ static char *detector_save(const ad_detector *d, int with_window)
             goto out;
         if (d->has_smooth && !cJSON_AddNumberToObject(o, "smoothed", d->smooth))
             goto out;
-        if (d->has_nscale &&
-            ((t = cJSON_CreateDoubleArray(d->nscale, d->F)) == NULL ||
-             !cJSON_AddItemToObject(o, "scale", t)))
+        if (d->has_nscale && scales_save(d, o) != 0)
             goto out;
         t = ad_threshold_save(d->thr);
         if (t == NULL)
