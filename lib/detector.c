@@ -1186,11 +1186,6 @@ static void nb_push(ad_detector *d, int64_t ts, const float *e)
     d->nb_ts[at] = ts;
 }
 
-static double median_vec(double *v, size_t n)
-{
-    return ad_quantile(v, n, 0.5);
-}
-
 /* The end of a normalised calibration: the scales from the kept windows'
  * errors, then a new threshold fitted on their normalised scores (smoothed
  * among themselves), which replaces the plain one with the seasonal level
@@ -1199,33 +1194,19 @@ static double median_vec(double *v, size_t n)
 static int norm_fit(ad_detector *d, char *err, size_t errlen)
 {
     size_t n = d->nb_len, F = (size_t)d->F, i, f, used = 0, out = 0;
-    double *v = NULL, *sc = NULL, *ns = NULL, mf, prev = 0, a = d->cfg.smooth_alpha;
+    double *sc = NULL, *ns = NULL, prev = 0, a = d->cfg.smooth_alpha;
     ad_threshold *tn = NULL;
     int rc;
 
     if (n == 0)
         return ad_errf(err, errlen, AD_ERANGE, "score.normalize feature: no calibration "
                        "window to learn the per-feature scales from");
-    v = malloc((n > F ? n : F) * sizeof(double));
     sc = malloc(n * sizeof(double));
     ns = malloc(F * sizeof(double));
-    if (v == NULL || sc == NULL || ns == NULL) {
+    if (sc == NULL || ns == NULL ||
+        ad_recon_scales(d->nb_e, d->nb_cap, d->nb_head, n, d->F, ns) != 0) {
         rc = ad_errf(err, errlen, AD_ENOMEM, "score.normalize feature: out of memory");
         goto done;
-    }
-    for (f = 0; f < F; f++) {
-        for (i = 0; i < n; i++)
-            v[i] = d->nb_e[((d->nb_head + i) % d->nb_cap) * F + f];
-        ns[f] = median_vec(v, n);
-    }
-    for (f = 0; f < F; f++)
-        v[f] = ns[f];
-    mf = median_vec(v, F) * AD_NORM_FLOOR;
-    for (f = 0; f < F; f++) {
-        if (!(ns[f] >= mf))
-            ns[f] = mf;
-        if (!(ns[f] >= 1e-12))
-            ns[f] = 1e-12;
     }
     if ((rc = ad_threshold_new(&tn, &d->tc, err, errlen)) != 0)
         goto done;
@@ -1286,7 +1267,6 @@ static int norm_fit(ad_detector *d, char *err, size_t errlen)
     d->nb_len = d->nb_head = 0;
 done:
     ad_threshold_free(tn);
-    free(v);
     free(sc);
     free(ns);
     return rc;

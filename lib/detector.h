@@ -255,7 +255,7 @@ typedef enum {
  * then max_f(e_f / s_f): e_f is feature f's error in the detector's metric
  * (ad_recon_normalize: score x share[f] x F), s_f its scale, the median of
  * e_f over the calibration windows, floored at AD_NORM_FLOOR x the median
- * of the F medians (and at 1e-12), so that a feature reconstructed almost
+ * of the F medians (and at 1e-12; ad_recon_scales), so that a feature reconstructed almost
  * perfectly cannot blow the score up. A fault in one feature whose normal
  * error is small is not diluted by the others' larger normal errors.
  *   Calibration works on the plain metric (guards: model_guard compares
@@ -282,7 +282,7 @@ typedef enum {
  *   non-finite). Needs a threshold fitted on scores (not fixed, model).
  */
 typedef enum { AD_NORM_NONE = 0, AD_NORM_FEATURE = 1 } ad_normalize;
-#define AD_NORM_FLOOR 0.1
+#define AD_NORM_FLOOR AD_RECON_NORM_FLOOR     /* engine.h ad_recon_scales */
 
 /* Plain settings shared by all streams of a detector. */
 typedef struct ad_detector_cfg {

@@ -6,6 +6,8 @@
 #  - plain mae: no alert (the fault is diluted by the others' error);
 #  - --normalize feature: an alert raised after row 1200 and none before;
 #  - the same from a config file (score.normalize) as from the option;
+#  - `anomalyd score --normalize feature`, its scales learned on the same
+#    391 windows as replay's calibration, prints the same scores;
 #  - bad values and a fixed threshold are refused, naming the setting.
 . tests/lib.sh
 BIN=${AD_BIN:-build/anomalyd}
@@ -79,6 +81,27 @@ if cmp -s "$D/cfg.csv" "$D/feat.csv"; then
 else
     it_fail "score.normalize in the config: the same output" "$(diff "$D/cfg.csv" "$D/feat.csv" | head -3)"
 fi
+# score: the same normalised scores as replay's once calibrated
+"$BIN" score -m "$D/m.safetensors" -i "$D/test.csv" --metric mae --normalize feature \
+    --scale-windows 391 > "$D/score.txt" 2> "$D/score.log"
+got=$($PYTHON - "$D/feat.csv" "$D/score.txt" <<'PY'
+import csv, sys
+rep = {int(r["row"]): r["score"] for r in csv.DictReader(open(sys.argv[1]))}
+n, worst = 0, 0.0
+for line in open(sys.argv[2]):
+    i, s = line.split()[:2]
+    i, s = int(i), float(s)
+    if i >= 400:
+        n += 1
+        worst = max(worst, abs(float(rep[i]) - s) / s)
+print(n, "%.3g" % worst)
+PY
+)
+case "$got" in
+    "1200 0") it_ok "score --normalize feature: the 1200 windows after calibration equal replay's" ;;
+    *) it_fail "score --normalize feature equals replay (windows, largest relative difference)" \
+           "$got $(tail -1 "$D/score.log")" ;;
+esac
 # errors name the setting
 sed 's/"feature"/"max"/' "$D/c.json" > "$D/bad.json"
 msg=$("$BIN" replay -c "$D/bad.json" -i "$D/test.csv" -o /dev/null 2>&1)
