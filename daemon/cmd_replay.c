@@ -147,9 +147,9 @@ static void replay_table(replay_opts *o, ad_arg *tab)
           "rows between windows", AD_ARG_DEF, NULL },
         { "metric", 0, AD_ARG_CHOICE, &c->metric, 0, 0, "mse|mae|peak", "M",
           "reconstruction error: mse|mae|peak", AD_ARG_DEF, NULL },
-        { "normalize", 0, AD_ARG_CHOICE, &c->normalize, 0, 0, "none|feature", "N",
+        { "normalize", 0, AD_ARG_CHOICE, &c->normalize, 0, 0, "none|feature|feature_rms", "N",
           "feature: the score is the largest per-feature error\nover its calibration median "
-          "(score.normalize)", AD_ARG_DEF, NULL },
+          "(feature_rms: their\nroot mean square; score.normalize)", AD_ARG_DEF, NULL },
         { "smooth", 0, AD_ARG_NUM, &c->smooth_alpha, 0.0001, 1, NULL, "A",
           "EWMA weight in (0,1], 1 = off", AD_ARG_DEF, NULL },
         { "missing", 0, AD_ARG_CHOICE, &c->stream.missing, 0, 0, "hold|invalid",

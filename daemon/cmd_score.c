@@ -19,6 +19,7 @@
 #include "args.h"
 #include "cmd.h"
 #include "csv.h"
+#include "detector.h"
 #include "engine.h"
 #include "model.h"
 
@@ -43,9 +44,10 @@ static int score_args(int argc, char **argv, const char **model, const char **in
           "mse, mae or peak (the worst row's mean\nabsolute error)", AD_ARG_DEF, NULL },
         { "share", 0, AD_ARG_FLAG, share, 0, 0, NULL, NULL,
           "also print each feature's share of the error", 0, NULL },
-        { "normalize", 0, AD_ARG_CHOICE, &o->normalize, 0, 0, "none|feature", "N",
+        { "normalize", 0, AD_ARG_CHOICE, &o->normalize, 0, 0, "none|feature|feature_rms", "N",
           "feature: the largest per-feature error over its\nmedian on the first "
-          "--scale-windows windows\n(score.normalize)", AD_ARG_DEF, NULL },
+          "--scale-windows windows\n(feature_rms: their root mean square;\nscore.normalize)",
+          AD_ARG_DEF, NULL },
         { "scale-windows", 0, AD_ARG_INT, &o->scale_windows, 1, 100000000, NULL, "N",
           "--normalize feature: windows the scales are\nlearned on", AD_ARG_DEF, NULL },
         { "sep", 0, AD_ARG_SEP, sep, 0, 0, NULL, "C",
@@ -108,7 +110,8 @@ static int print_normalized(const ad_model *m, const float *kept, size_t n_win,
     }
     for (i = 0; i < n_win; i++) {
         const float *k = kept + i * (size_t)(F + 1);
-        double s = ad_recon_normalize(k[0], k + 1, scale, F, ns);
+        double s = ad_recon_normalize(k[0], k + 1, scale, F, o->normalize == AD_NORM_FEATURE_RMS,
+                                      ns);
         print_line(m, i + (size_t)m->window - 1, s, o->share ? ns : NULL);
     }
     rc = 0;

@@ -1004,7 +1004,7 @@ static int score_alerts(ad_adapt *a, const ad_model *m, double *sc)
         sc[i] = ad_recon_score(x + i * a->wsz, y + i * a->wsz, a->T, a->F, a->metric,
                                a->scale ? sh : NULL);
         if (a->scale)
-            sc[i] = ad_recon_normalize(sc[i], sh, a->scale, a->F, NULL);
+            sc[i] = ad_recon_normalize(sc[i], sh, a->scale, a->F, a->scale_rms, NULL);
     }
 out:
     ad_engine_free(e);
@@ -1019,9 +1019,10 @@ void ad_adapt_set_live_threshold(ad_adapt *a, const ad_threshold *t)
     a->live_thr = t;
 }
 
-void ad_adapt_set_scale(ad_adapt *a, const double *scale)
+void ad_adapt_set_scale(ad_adapt *a, const double *scale, int rms)
 {
     a->scale = scale;
+    a->scale_rms = rms;
 }
 
 double *ad_adapt_shadow_fit(const ad_adapt *a, double alpha, size_t *n, double *last)

@@ -62,7 +62,8 @@ int ad_detector_metric_from_name(const char *s)
 
 const char *ad_detector_normalize_name(ad_normalize n)
 {
-    return n == AD_NORM_NONE ? "none" : n == AD_NORM_FEATURE ? "feature" : "?";
+    return n == AD_NORM_NONE ? "none" : n == AD_NORM_FEATURE ? "feature" :
+           n == AD_NORM_FEATURE_RMS ? "feature_rms" : "?";
 }
 
 int ad_detector_normalize_from_name(const char *s)
@@ -71,6 +72,8 @@ int ad_detector_normalize_from_name(const char *s)
         return AD_NORM_NONE;
     if (s && strcmp(s, "feature") == 0)
         return AD_NORM_FEATURE;
+    if (s && strcmp(s, "feature_rms") == 0)
+        return AD_NORM_FEATURE_RMS;
     return -1;
 }
 
@@ -176,13 +179,16 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
         return ad_errf(err, errlen, AD_EINVAL, "hop: must be >= 1 (got %d)", c->hop);
     if (c->metric != AD_METRIC_MSE && c->metric != AD_METRIC_MAE && c->metric != AD_METRIC_PEAK)
         return ad_errf(err, errlen, AD_EINVAL, "metric: must be mse, mae or peak");
-    if (c->normalize != AD_NORM_NONE && c->normalize != AD_NORM_FEATURE)
-        return ad_errf(err, errlen, AD_EINVAL, "score.normalize: must be none or feature");
-    if (c->normalize == AD_NORM_FEATURE &&
+    if (c->normalize != AD_NORM_NONE && c->normalize != AD_NORM_FEATURE &&
+        c->normalize != AD_NORM_FEATURE_RMS)
+        return ad_errf(err, errlen, AD_EINVAL, "score.normalize: must be none, feature or "
+                       "feature_rms");
+    if (c->normalize != AD_NORM_NONE &&
         (c->thr.method == AD_THR_FIXED || c->thr.method == AD_THR_MODEL))
-        return ad_errf(err, errlen, AD_EINVAL, "score.normalize \"feature\": the per-feature "
+        return ad_errf(err, errlen, AD_EINVAL, "score.normalize \"%s\": the per-feature "
                        "scales are learned in calibration, which threshold method %s does "
                        "not run; use quantile, sigma or pot, or score.normalize \"none\"",
+                       ad_detector_normalize_name(c->normalize),
                        ad_thr_method_name(c->thr.method));
     if (!(c->smooth_alpha > 0 && c->smooth_alpha <= 1))
         return ad_errf(err, errlen, AD_EINVAL, "smoothing: alpha must be in (0,1] (got %g)",
@@ -519,7 +525,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     if ((rc = ad_threshold_new(&d->thr, &tc, err, errlen)) != 0)
         goto fail;
     d->tc = tc;
-    if (cfg->normalize == AD_NORM_FEATURE &&
+    if (cfg->normalize != AD_NORM_NONE &&
         ((d->nscale = malloc((size_t)F * sizeof(double))) == NULL ||
          (d->nshare = malloc((size_t)F * sizeof(float))) == NULL ||
          (d->cur_e = malloc((size_t)F * sizeof(float))) == NULL))
@@ -1148,7 +1154,7 @@ void det_norm_reset(ad_detector *d)
     d->has_nscale = 0;
     d->nb_len = d->nb_head = 0;
     if (d->ad)
-        ad_adapt_set_scale(d->ad, NULL);
+        ad_adapt_set_scale(d->ad, NULL, 0);
 }
 
 /* A counted calibration window's per-feature errors e (F), data time ts:
@@ -1212,11 +1218,17 @@ static int norm_fit(ad_detector *d, char *err, size_t errlen)
         goto done;
     for (i = 0; i < n; i++) {
         const float *e = d->nb_e + ((d->nb_head + i) % d->nb_cap) * F;
-        double r = 0;
+        double r = 0, q = 0;
 
-        for (f = 0; f < F; f++)
-            if ((double)e[f] / ns[f] > r)
-                r = (double)e[f] / ns[f];
+        for (f = 0; f < F; f++) {
+            double x = (double)e[f] / ns[f];
+
+            q += x * x;
+            if (x > r)
+                r = x;
+        }
+        if (d->cfg.normalize == AD_NORM_FEATURE_RMS)
+            r = sqrt(q / (double)F);
         if (d->calib_guard > 0 && r > d->calib_guard) {
             sc[i] = NAN;            /* over the previous threshold: left out */
             out++;
@@ -1245,7 +1257,7 @@ static int norm_fit(ad_detector *d, char *err, size_t errlen)
     memcpy(d->nscale, ns, F * sizeof(double));
     d->has_nscale = 1;
     if (d->ad)
-        ad_adapt_set_scale(d->ad, d->nscale);
+        ad_adapt_set_scale(d->ad, d->nscale, d->cfg.normalize == AD_NORM_FEATURE_RMS);
     ad_likelihood_reset(d->lik);
     for (i = 0; i < n; i++) {
         double L;
@@ -1277,7 +1289,7 @@ static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
     ad_event *e;
     int rc;
 
-    if (d->cfg.normalize == AD_NORM_FEATURE)
+    if (d->cfg.normalize != AD_NORM_NONE)
         rc = norm_fit(d, err, errlen);
     else
         rc = ad_threshold_fit(d->thr, d->model ? d->model->training : NULL, err, errlen);
@@ -1349,7 +1361,7 @@ static void calq_pop(ad_detector *d)
         d->st.calib_excluded++;
     } else {
         ad_threshold_add(d->thr, q->s);
-        if (d->cfg.normalize == AD_NORM_FEATURE)
+        if (d->cfg.normalize != AD_NORM_NONE)
             nb_push(d, q->to, d->cq_e + (size_t)d->cq_head * (size_t)d->F);
         else if (d->season)
             ad_season_add(d->season, season_ts(d, q->to), q->s);
@@ -1365,7 +1377,7 @@ static int calq_push(ad_detector *d, int64_t from, int64_t to, double s, int del
 {
     int at;
 
-    if (d->cfg.normalize == AD_NORM_FEATURE && d->cq_e == NULL &&
+    if (d->cfg.normalize != AD_NORM_NONE && d->cq_e == NULL &&
         (d->cq_e = malloc(CALQ_MAX * (size_t)d->F * sizeof(float))) == NULL)
         return -1;
     if (d->cq == NULL) {
@@ -1378,7 +1390,7 @@ static int calq_push(ad_detector *d, int64_t from, int64_t to, double s, int del
         calq_pop(d);
     at = (d->cq_head + d->cq_len) % d->cq_cap;
     d->cq[at] = (struct calq){ from, to, s };
-    if (d->cfg.normalize == AD_NORM_FEATURE)
+    if (d->cfg.normalize != AD_NORM_NONE)
         memcpy(d->cq_e + (size_t)at * (size_t)d->F, d->cur_e, (size_t)d->F * sizeof(float));
     d->cq_len++;
     while (d->cq_len > delay)
@@ -1447,7 +1459,7 @@ static int fit_model_value(ad_detector *d, int64_t ts)
 static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int untrusted)
 {
     /* untrusted: an untrusted row or a data-quality flag */
-    int done = 0, delay = calib_delay(d), norm = d->cfg.normalize == AD_NORM_FEATURE;
+    int done = 0, delay = calib_delay(d), norm = d->cfg.normalize != AD_NORM_NONE;
     double mg = model_guard(d);
     char err[160];
 
@@ -2922,11 +2934,14 @@ static int normalize_score(ad_detector *d, double *score, const float **share,
             d->cur_e[f] = (float)(*score * (double)(*share)[f] * d->F);
         return 0;
     }
-    *score = ad_recon_normalize(*score, *share, d->nscale, d->F, d->nshare);
+    int rms = d->cfg.normalize == AD_NORM_FEATURE_RMS;
+
+    *score = ad_recon_normalize(*score, *share, d->nscale, d->F, rms, d->nshare);
     *share = d->nshare;
     if (isfinite(*shadow_score))
         *shadow_score = shadow_share != NULL ?
-                        ad_recon_normalize(*shadow_score, shadow_share, d->nscale, d->F, NULL) :
+                        ad_recon_normalize(*shadow_score, shadow_share, d->nscale, d->F, rms,
+                                           NULL) :
                         NAN;
     return 0;
 }
@@ -2948,7 +2963,7 @@ int ad_detector_feed_score3(ad_detector *d, const ad_window_job *job,
     d->seq_fed = job->seq;
     d->last_regime = -1;
     if (!isfinite(score) ||
-        (d->cfg.normalize == AD_NORM_FEATURE &&
+        (d->cfg.normalize != AD_NORM_NONE &&
          (normalize_score(d, &score, &share, &shadow_score, shadow_share) != 0 ||
           !isfinite(score)))) {
         d->st.scores_nonfinite++;

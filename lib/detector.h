@@ -252,7 +252,8 @@ typedef enum {
 
 /*
  * PER-FEATURE NORMALISATION (score.normalize "feature"). A window's score is
- * then max_f(e_f / s_f): e_f is feature f's error in the detector's metric
+ * then max_f(e_f / s_f) ("feature_rms": sqrt(mean_f (e_f / s_f)^2), softer:
+ * one feature's excursion counts less, several together more): e_f is feature f's error in the detector's metric
  * (ad_recon_normalize: score x share[f] x F), s_f its scale, the median of
  * e_f over the calibration windows, floored at AD_NORM_FLOOR x the median
  * of the F medians (and at 1e-12; ad_recon_scales), so that a feature reconstructed almost
@@ -281,7 +282,7 @@ typedef enum {
  *   fed without shares cannot be normalised and is ignored (counted as
  *   non-finite). Needs a threshold fitted on scores (not fixed, model).
  */
-typedef enum { AD_NORM_NONE = 0, AD_NORM_FEATURE = 1 } ad_normalize;
+typedef enum { AD_NORM_NONE = 0, AD_NORM_FEATURE = 1, AD_NORM_FEATURE_RMS = 2 } ad_normalize;
 #define AD_NORM_FLOOR AD_RECON_NORM_FLOOR     /* engine.h ad_recon_scales */
 
 /* Plain settings shared by all streams of a detector. */
@@ -290,8 +291,9 @@ typedef struct ad_detector_cfg {
     int hop;                    /* rows between windows, >= 1; default 1 */
     ad_metric metric;           /* default AD_METRIC_MAE */
     double smooth_alpha;        /* EWMA weight in (0,1]; 1 = off (default) */
-    ad_normalize normalize;     /* AD_NORM_NONE (default) or AD_NORM_FEATURE
-                                 * (PER-FEATURE NORMALISATION) */
+    ad_normalize normalize;     /* AD_NORM_NONE (default), AD_NORM_FEATURE or
+                                 * AD_NORM_FEATURE_RMS (PER-FEATURE
+                                 * NORMALISATION) */
     int calib_windows;          /* 0 = no count limit; default 200 */
     int64_t calib_duration_ms;  /* 0 = no time limit; default 0 */
     ad_thr_cfg thr;             /* method and parameters, adapt */
@@ -527,7 +529,8 @@ enum { AD_SEASON_UTC = 0, AD_SEASON_LOCAL = 1 };
 
 const char *ad_detector_metric_name(ad_metric m);   /* "mse" / "mae" / "peak" */
 int ad_detector_metric_from_name(const char *s);   /* -1 when unknown */
-const char *ad_detector_normalize_name(ad_normalize n);   /* "none" / "feature" */
+const char *ad_detector_normalize_name(ad_normalize n);   /* "none" / "feature" /
+                                                             "feature_rms" */
 int ad_detector_normalize_from_name(const char *s);       /* -1 when unknown */
 const char *ad_event_type_name(ad_event_type t);
 

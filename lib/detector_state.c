@@ -453,7 +453,7 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         goto out;
     }
     /* the threshold is in normalised units: the scales come with it */
-    if (d->cfg.normalize == AD_NORM_FEATURE) {
+    if (d->cfg.normalize != AD_NORM_NONE) {
         if ((sc = malloc((size_t)d->F * sizeof(double))) == NULL) {
             rc = ad_errf(err, errlen, AD_ENOMEM, "calibration state: out of memory");
             goto out;
@@ -474,7 +474,7 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         d->has_nscale = 1;
         d->nb_len = d->nb_head = 0;
         if (d->ad)
-            ad_adapt_set_scale(d->ad, d->nscale);
+            ad_adapt_set_scale(d->ad, d->nscale, d->cfg.normalize == AD_NORM_FEATURE_RMS);
     }
     x = cJSON_GetObjectItemCaseSensitive(o, "smoothed");
     if (cJSON_IsNumber(x) && isfinite(x->valuedouble)) {

@@ -66,16 +66,17 @@ float ad_recon_score(const float *x, const float *y, int T, int F,
                      ad_metric metric, float *share);
 
 /*
- * Per-feature normalised score (detector score.normalize "feature"): from a
- * window's score under its metric and its shares (ad_recon_score), each
- * feature's error e_f = score x share[f] x F (mse, mae: the feature's mean
- * error over the window; peak: its error in the worst row) divided by
- * scale[f] (> 0), and the largest of those ratios returned. nshare (may be
+ * Per-feature normalised score (detector score.normalize "feature",
+ * "feature_rms"): from a window's score under its metric and its shares
+ * (ad_recon_score), each feature's error e_f = score x share[f] x F (mse,
+ * mae: the feature's mean error over the window; peak: its error in the
+ * worst row) divided by scale[f] (> 0), and the largest of those ratios
+ * returned (rms 0), or their root mean square (rms 1). nshare (may be
  * NULL) receives the ratios' shares (summing to 1, all 0 when every ratio
  * is 0): which feature set the score. NaN when the score or a share is.
  */
 double ad_recon_normalize(double score, const float *share, const double *scale, int F,
-                          float *nshare);
+                          int rms, float *nshare);
 
 /*
  * The per-feature scales of ad_recon_normalize from n windows' per-feature

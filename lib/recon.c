@@ -130,9 +130,9 @@ double ad_model_flops(const ad_model *m)
 }
 
 double ad_recon_normalize(double score, const float *share, const double *scale, int F,
-                          float *nshare)
+                          int rms, float *nshare)
 {
-    double best = 0.0, sum = 0.0;
+    double best = 0.0, sum = 0.0, sq = 0.0;
     int f;
 
     for (f = 0; f < F; f++) {
@@ -143,9 +143,12 @@ double ad_recon_normalize(double score, const float *share, const double *scale,
             break;
         }
         sum += r;
+        sq += r * r;
         if (r > best)
             best = r;
     }
+    if (rms && best == best && F > 0)
+        best = sqrt(sq / F);
     if (nshare != NULL)
         for (f = 0; f < F; f++)
             nshare[f] = best != best ? NAN : sum > 0.0 ?

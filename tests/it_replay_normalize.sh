@@ -106,7 +106,7 @@ esac
 sed 's/"feature"/"max"/' "$D/c.json" > "$D/bad.json"
 msg=$("$BIN" replay -c "$D/bad.json" -i "$D/test.csv" -o /dev/null 2>&1)
 case "$msg" in
-    *'detectors[0].score.normalize: unknown value "max" (expected none|feature)'*)
+    *'detectors[0].score.normalize: unknown value "max" (expected none|feature|feature_rms)'*)
         it_ok "config: a bad score.normalize is refused: $msg" ;;
     *) it_fail "config: a bad score.normalize is refused" "$msg" ;;
 esac

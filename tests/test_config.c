@@ -144,7 +144,7 @@ static void test_errors(void)
                "\"window\":{\"hop\":0}}]}", "detectors[0].window.hop: 0 out of range [1, 1000000]");
     expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
                "\"score\":{\"normalize\":\"max\"}}]}",
-               "detectors[0].score.normalize: unknown value \"max\" (expected none|feature)");
+               "detectors[0].score.normalize: unknown value \"max\" (expected none|feature|feature_rms)");
     expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
                "\"score\":{\"normalize\":\"feature\"},"
                "\"calibration\":{\"method\":\"fixed\",\"fixed\":2}}]}",

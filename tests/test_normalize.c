@@ -365,7 +365,8 @@ static void test_cfg_check(void)
     T_CHECK(ad_detector_cfg_check(&c, err, sizeof(err)) == 0, "feature + quantile: %s", err);
     c.normalize = (ad_normalize)7;
     T_CHECK(ad_detector_cfg_check(&c, err, sizeof(err)) == AD_EINVAL &&
-            strcmp(err, "score.normalize: must be none or feature") == 0, "bad value: %s", err);
+            strcmp(err, "score.normalize: must be none, feature or feature_rms") == 0,
+            "bad value: %s", err);
     cfg_init(&c, AD_NORM_FEATURE);
     c.thr.method = AD_THR_FIXED;
     c.thr.fixed = 2;
@@ -392,12 +393,14 @@ static void test_recon_normalize(void)
     s = ad_recon_score(x, y, 3, 2, AD_METRIC_MAE, sh);
     /* e_0 = (1+3+5)/3 = 3, e_1 = (2+4+6)/3 = 4: ratios 1 and 8 */
     want = 8.0;
-    s = ad_recon_normalize(s, sh, scale, 2, ns);
+    T_CHECK(fabs(ad_recon_normalize(s, sh, scale, 2, 1, NULL) - sqrt(32.5)) < 1e-6,
+            "rms %.9g, want %.9g", ad_recon_normalize(s, sh, scale, 2, 1, NULL), sqrt(32.5));
+    s = ad_recon_normalize(s, sh, scale, 2, 0, ns);
     T_CHECK(fabs(s - want) < 1e-6, "normalised %.9g, want %.9g", s, want);
     T_CHECK(fabs(ns[0] - 1.0 / 9) < 1e-6 && fabs(ns[1] - 8.0 / 9) < 1e-6,
             "shares %.6g %.6g", ns[0], ns[1]);
     sh[0] = NAN;
-    T_CHECK(isnan(ad_recon_normalize(1.0, sh, scale, 2, ns)) && isnan(ns[1]), "NaN share");
+    T_CHECK(isnan(ad_recon_normalize(1.0, sh, scale, 2, 0, ns)) && isnan(ns[1]), "NaN share");
 }
 
 int main(void)
