@@ -1275,7 +1275,17 @@ static int norm_fit(ad_detector *d, char *err, size_t errlen)
     } else {
         d->has_smooth = 0;
     }
-    ad_log(AD_LOG_INFO, "%s: per-feature scales learned on %zu windows", d->who, n);
+    {
+        char buf[512];
+        size_t len = 0;
+
+        buf[0] = '\0';
+        for (f = 0; f < F && len < sizeof(buf) - 64; f++)
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%.40s %.4g",
+                                    f ? ", " : "", d->features[f], ns[f]);
+        ad_log(AD_LOG_INFO, "%s: per-feature scales learned on %zu windows: %s%s", d->who, n,
+               buf, f < F ? ", ..." : "");
+    }
     d->nb_len = d->nb_head = 0;
 done:
     ad_threshold_free(tn);
