@@ -147,8 +147,9 @@ static const key score_keys[] = {
       "feature: the score is the largest over features of a feature's error (in metric) "
       "divided by its median over the calibration windows (floored at 0.1 x the median of "
       "those medians), so a fault in one feature whose normal error is small is not diluted "
-      "by the others; feature_rms: the root mean square of those ratios (softer); the scales are saved with the calibration and kept over promotions "
-      "(threshold methods fitted on scores only; docs/pipeline.md)" },
+      "by the others; feature_rms: the root mean square of those ratios (softer); the "
+      "scales are saved with the calibration and kept over promotions (threshold methods fitted on scores only; docs/pipeline.md; worse than none on the "
+      "scenario suite and SKAB: docs/evaluation.md)" },
 };
 static const table score_table = TAB(score_keys);
 
