@@ -1286,7 +1286,12 @@ static int norm_fit(ad_detector *d, char *err, size_t errlen)
         ad_log(AD_LOG_INFO, "%s: per-feature scales learned on %zu windows: %s%s", d->who, n,
                buf, f < F ? ", ..." : "");
     }
-    d->nb_len = d->nb_head = 0;
+    /* the errors are not needed again until a new calibration */
+    free(d->nb_e);
+    free(d->nb_ts);
+    d->nb_e = NULL;
+    d->nb_ts = NULL;
+    d->nb_len = d->nb_head = d->nb_cap = 0;
 done:
     ad_threshold_free(tn);
     free(sc);
@@ -2940,6 +2945,8 @@ static int normalize_score(ad_detector *d, double *score, const float **share,
     if (*share == NULL)
         return -1;
     if (!d->has_nscale) {
+        if (d->phase != AD_PHASE_CALIBRATING)
+            return -1;              /* no scales outside calibration: not a score */
         for (f = 0; f < d->F; f++)
             d->cur_e[f] = (float)(*score * (double)(*share)[f] * d->F);
         return 0;
