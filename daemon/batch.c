@@ -92,8 +92,8 @@ static batch *batch_alloc(ad_daemon *dd, const ad_model *m)
     b->streams = malloc((size_t)cap * sizeof(stream_rec *));
     b->epochs = malloc((size_t)cap * sizeof(uint32_t));
     b->t0 = malloc((size_t)cap * sizeof(uint64_t));
-    if (!b->in || !b->out || !b->share || !b->sh_share || !b->score || !b->shadow || !b->shadow_key ||
-        !b->jobs || !b->streams ||
+    if (!b->in || !b->out || !b->share || !b->sh_share || !b->score || !b->shadow ||
+        !b->shadow_key || !b->jobs || !b->streams ||
         !b->epochs || !b->t0) {
         batch_destroy(b);
         return NULL;

@@ -1205,13 +1205,14 @@ static int norm_fit(ad_detector *d, char *err, size_t errlen)
     int rc;
 
     if (n == 0)
-        return ad_errf(err, errlen, AD_ERANGE, "score.normalize feature: no calibration "
-                       "window to learn the per-feature scales from");
+        return ad_errf(err, errlen, AD_ERANGE, "score.normalize %s: no calibration "
+                       "window to learn the per-feature scales from",
+                       ad_detector_normalize_name(d->cfg.normalize));
     sc = malloc(n * sizeof(double));
     ns = malloc(F * sizeof(double));
     if (sc == NULL || ns == NULL ||
         ad_recon_scales(d->nb_e, d->nb_cap, d->nb_head, n, d->F, ns) != 0) {
-        rc = ad_errf(err, errlen, AD_ENOMEM, "score.normalize feature: out of memory");
+        rc = ad_errf(err, errlen, AD_ENOMEM, "score.normalize: out of memory");
         goto done;
     }
     if ((rc = ad_threshold_new(&tn, &d->tc, err, errlen)) != 0)
@@ -2933,14 +2934,14 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
     return ad_detector_feed_score3(d, job, score, share, shadow_score, NULL);
 }
 
-/* score.normalize feature: this window's per-feature errors into cur_e
+/* score.normalize: this window's per-feature errors into cur_e
  * (calibrating), or its normalised score and shares once the scales are
  * known; the shadow candidate's score with the same scales. 0, or -1 when
  * the score cannot be normalised (no shares). */
 static int normalize_score(ad_detector *d, double *score, const float **share,
                            double *shadow_score, const float *shadow_share)
 {
-    int f;
+    int f, rms = d->cfg.normalize == AD_NORM_FEATURE_RMS;
 
     if (*share == NULL)
         return -1;
@@ -2951,8 +2952,6 @@ static int normalize_score(ad_detector *d, double *score, const float **share,
             d->cur_e[f] = (float)(*score * (double)(*share)[f] * d->F);
         return 0;
     }
-    int rms = d->cfg.normalize == AD_NORM_FEATURE_RMS;
-
     *score = ad_recon_normalize(*score, *share, d->nscale, d->F, rms, d->nshare);
     *share = d->nshare;
     if (isfinite(*shadow_score))

@@ -389,7 +389,8 @@ static int scales_read(const ad_detector *d, const cJSON *o, double *out, char *
 
     if (!cJSON_IsArray(x))
         return ad_errf(err, errlen, AD_EINVAL, "calibration state: no per-feature "
-                       "scales (\"scale\"; score.normalize feature)");
+                       "scales (\"scale\"; score.normalize %s)",
+                       ad_detector_normalize_name(d->cfg.normalize));
     if (cJSON_GetArraySize(x) != d->F)
         return ad_errf(err, errlen, AD_EINVAL, "calibration state: \"scale\" has %d "
                        "values, the model %d features", cJSON_GetArraySize(x), d->F);
