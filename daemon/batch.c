@@ -62,6 +62,7 @@ static void batch_destroy(batch *b)
     ad_afree(b->in);
     ad_afree(b->out);
     free(b->share);
+    free(b->sh_share);
     free(b->score);
     free(b->shadow);
     free(b->shadow_key);
@@ -83,6 +84,7 @@ static batch *batch_alloc(ad_daemon *dd, const ad_model *m)
     b->in = ad_aalloc(tf * (size_t)cap * sizeof(float));
     b->out = ad_aalloc(tf * (size_t)cap * sizeof(float));
     b->share = malloc((size_t)m->n_features * (size_t)cap * sizeof(float));
+    b->sh_share = malloc((size_t)m->n_features * (size_t)cap * sizeof(float));
     b->score = malloc((size_t)cap * sizeof(double));
     b->shadow = malloc((size_t)cap * sizeof(double));
     b->shadow_key = malloc((size_t)cap * sizeof(uint64_t));
@@ -90,8 +92,8 @@ static batch *batch_alloc(ad_daemon *dd, const ad_model *m)
     b->streams = malloc((size_t)cap * sizeof(stream_rec *));
     b->epochs = malloc((size_t)cap * sizeof(uint32_t));
     b->t0 = malloc((size_t)cap * sizeof(uint64_t));
-    if (!b->in || !b->out || !b->share || !b->score || !b->shadow || !b->shadow_key ||
-        !b->jobs || !b->streams ||
+    if (!b->in || !b->out || !b->share || !b->sh_share || !b->score || !b->shadow ||
+        !b->shadow_key || !b->jobs || !b->streams ||
         !b->epochs || !b->t0) {
         batch_destroy(b);
         return NULL;
@@ -139,7 +141,6 @@ static void shadow_run(batch *b, ad_worker *w, int i, int j)
     size_t tf = (size_t)b->T * (size_t)b->F;
     ad_engine *e = ad_workers_engine(w, m, b->shadow_key[i]);
     int cap = ad_batch_cap(m, b->cap);
-    float scratch[AD_MAX_FEATURES > 4096 ? 4096 : AD_MAX_FEATURES];
     /* a candidate with another scaler (a model file changed on reload):
      * its input is the window re-scaled, in place (the live errors were
      * taken already) */
@@ -156,7 +157,8 @@ static void shadow_run(batch *b, ad_worker *w, int i, int j)
         }
         for (int q = 0; q < n; q++)
             b->shadow[k + q] = ad_recon_score(in + tf * (size_t)q, out + tf * (size_t)q,
-                                              b->T, b->F, (ad_metric)b->metric, scratch);
+                                              b->T, b->F, (ad_metric)b->metric,
+                                              b->sh_share + (size_t)b->F * (size_t)(k + q));
     }
 }
 
@@ -351,9 +353,10 @@ static void feed_batch(ad_daemon *dd, batch *b)
         }
         if (b->jobs[i].shadow && isfinite(b->shadow[i]))
             dd->c.windows_shadow++;
-        if (ad_detector_feed_score2(s->d, &b->jobs[i], b->score[i],
+        if (ad_detector_feed_score3(s->d, &b->jobs[i], b->score[i],
                                     b->share + (size_t)b->F * (size_t)i,
-                                    b->jobs[i].shadow ? b->shadow[i] : NAN) == 0)
+                                    b->jobs[i].shadow ? b->shadow[i] : NAN,
+                                    b->sh_share + (size_t)b->F * (size_t)i) == 0)
             dd->c.windows_scored++;
         else
             dd->c.windows_stale++;

@@ -87,6 +87,7 @@ typedef struct replay {
     const ad_model *sh_model;
     char sh_id[AD_MODEL_ID_LEN + 1];
     float *sh_rec;
+    float *sh_share;                   /* its shares (score.normalize) */
     ad_detector *d;
     FILE *out, *evf;
     float *in, *rec, *sh;
@@ -146,6 +147,9 @@ static void replay_table(replay_opts *o, ad_arg *tab)
           "rows between windows", AD_ARG_DEF, NULL },
         { "metric", 0, AD_ARG_CHOICE, &c->metric, 0, 0, "mse|mae|peak", "M",
           "reconstruction error: mse|mae|peak", AD_ARG_DEF, NULL },
+        { "normalize", 0, AD_ARG_CHOICE, &c->normalize, 0, 0, "none|feature|feature_rms", "N",
+          "feature: the score is the largest per-feature error\nover its calibration median "
+          "(feature_rms: their\nroot mean square; score.normalize)", AD_ARG_DEF, NULL },
         { "smooth", 0, AD_ARG_NUM, &c->smooth_alpha, 0.0001, 1, NULL, "A",
           "EWMA weight in (0,1], 1 = off", AD_ARG_DEF, NULL },
         { "missing", 0, AD_ARG_CHOICE, &c->stream.missing, 0, 0, "hold|invalid",
@@ -462,6 +466,8 @@ static double shadow_score(replay *r, const ad_window_job *job)
     }
     if (!r->sh_rec && !(r->sh_rec = malloc(2 * (size_t)r->T * (size_t)r->F * sizeof(float))))
         return NAN;
+    if (!r->sh_share && !(r->sh_share = malloc((size_t)r->F * sizeof(float))))
+        return NAN;
     in = r->in;
     if (!ad_model_same_scaler(job->model, job->shadow)) {
         float *rs = r->sh_rec + (size_t)r->T * (size_t)r->F;
@@ -470,7 +476,7 @@ static double shadow_score(replay *r, const ad_window_job *job)
     }
     if (ad_engine_forward(r->sh_eng, in, r->sh_rec, 1) != 0)
         return NAN;
-    return ad_recon_score(in, r->sh_rec, r->T, r->F, r->cfg.metric, NULL);
+    return ad_recon_score(in, r->sh_rec, r->T, r->F, r->cfg.metric, r->sh_share);
 }
 
 /* A continual-learning fine-tune, synchronously. */
@@ -518,10 +524,18 @@ static int replay_windows(replay *r, size_t row, double *score, double *smoothed
             fprintf(stderr, "anomalyd replay: forward pass failed\n");
             return -1;
         }
+        double shs;
+        int fed;
+
         *score = ad_recon_score(r->in, r->rec, r->T, r->F, r->cfg.metric, r->sh);
-        if (ad_detector_feed_score2(r->d, &job, *score, r->sh, shadow_score(r, &job)) < 0)
+        shs = shadow_score(r, &job);
+        if ((fed = ad_detector_feed_score3(r->d, &job, *score, r->sh, shs, r->sh_share)) < 0)
             return -1;
         ad_detector_get_stats(r->d, &st);
+        /* the detector's score (normalised with score.normalize feature
+         * once calibrated) */
+        if (r->cfg.normalize != AD_NORM_NONE)
+            *score = fed == 0 ? st.last_score : NAN;
         *smoothed = st.last_smoothed;
         scored = 1;
     }
@@ -817,6 +831,7 @@ static void replay_close(replay *r)
     ad_engine_free(r->eng);
     ad_engine_free(r->sh_eng);
     free(r->sh_rec);
+    free(r->sh_share);
     ad_detector_free(r->d);
     ad_table_free(r->t);
     ad_model_free(r->m);

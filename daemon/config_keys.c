@@ -143,6 +143,13 @@ static const key score_keys[] = {
       "reconstruction error of a window: mean squared or absolute error, or peak: the worst row's mean absolute error (one bad row is not diluted by the window's length)" },
     { "smooth_alpha", K_NUM, OPP(smooth_alpha), 0.0001, 1, NULL, FL, NULL, NULL,
       "EWMA weight of the newest score (1: no smoothing)" },
+    { "normalize", K_ENUM, OPP(normalize), 0, 0, NULL, FL, "none|feature|feature_rms", NULL,
+      "feature: the score is the largest over features of a feature's error (in metric) "
+      "divided by its median over the calibration windows (floored at 0.1 x the median of "
+      "those medians), so a fault in one feature whose normal error is small is not diluted "
+      "by the others; feature_rms: the root mean square of those ratios (softer); the "
+      "scales are saved with the calibration and kept over promotions (threshold methods fitted on scores only; docs/pipeline.md; worse than none on the "
+      "scenario suite and SKAB: docs/evaluation.md)" },
 };
 static const table score_table = TAB(score_keys);
 

@@ -208,6 +208,7 @@ typedef struct batch {
     int T, F, n, cap;
     int limit;                  /* windows this model takes: ad_batch_cap() */
     float *in, *out, *share;
+    float *sh_share;             /* the shadow scores' shares (score.normalize) */
     double *score, *shadow;      /* live and shadow scores (NAN: none) */
     uint64_t *shadow_key;        /* engine key of each job's shadow model */
     int n_shadow;                /* jobs carrying a shadow model */

@@ -982,7 +982,7 @@ int ad_adapt_alerts_accepted(ad_adapt *a, int64_t since_ms, uint64_t need)
 static int score_alerts(ad_adapt *a, const ad_model *m, double *sc)
 {
     ad_engine *e;
-    float *x, *y;
+    float *x, *y, *sh;
     size_t i;
     int rc = 0;
 
@@ -991,25 +991,38 @@ static int score_alerts(ad_adapt *a, const ad_model *m, double *sc)
     e = ad_engine_new(m, (int)a->talen);
     x = malloc(a->talen * a->wsz * sizeof(float));
     y = malloc(a->talen * a->wsz * sizeof(float));
-    if (!e || !x || !y) {
+    sh = malloc((size_t)a->F * sizeof(float));
+    if (!e || !x || !y || !sh) {
         rc = AD_ENOMEM;
         goto out;
     }
     ad_model_scale(m, a->tawin, x, a->talen * (size_t)a->T);
     if ((rc = ad_engine_forward(e, x, y, (int)a->talen)) != 0)
         goto out;
-    for (i = 0; i < a->talen; i++)
-        sc[i] = ad_recon_score(x + i * a->wsz, y + i * a->wsz, a->T, a->F, a->metric, NULL);
+    for (i = 0; i < a->talen; i++) {
+        /* in the live scores' units (the detector's scales) */
+        sc[i] = ad_recon_score(x + i * a->wsz, y + i * a->wsz, a->T, a->F, a->metric,
+                               a->scale ? sh : NULL);
+        if (a->scale)
+            sc[i] = ad_recon_normalize(sc[i], sh, a->scale, a->F, a->scale_rms, NULL);
+    }
 out:
     ad_engine_free(e);
     free(x);
     free(y);
+    free(sh);
     return rc;
 }
 
 void ad_adapt_set_live_threshold(ad_adapt *a, const ad_threshold *t)
 {
     a->live_thr = t;
+}
+
+void ad_adapt_set_scale(ad_adapt *a, const double *scale, int rms)
+{
+    a->scale = scale;
+    a->scale_rms = rms;
 }
 
 double *ad_adapt_shadow_fit(const ad_adapt *a, double alpha, size_t *n, double *last)
@@ -1058,7 +1071,8 @@ static int cand_threshold(ad_adapt *a, double *thr, char *err, size_t errlen)
     for (i = 0; i < n; i++)
         ad_threshold_add(t, sc[i]);
     free(sc);
-    rc = ad_threshold_fit(t, a->cand->training, err, errlen);
+    /* normalised scores: the floor is x 1, not the training error */
+    rc = ad_threshold_fit(t, a->scale ? NULL : a->cand->training, err, errlen);
     if (rc == 0)
         *thr = ad_threshold_value(t);
     ad_threshold_free(t);

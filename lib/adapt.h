@@ -559,6 +559,11 @@ double *ad_adapt_shadow_fit(const ad_adapt *a, double alpha, size_t *n, double *
 /* The live threshold the decision's hold is taken from (the detector's; may
  * be NULL: no hold). Not owned; must outlive a. */
 void ad_adapt_set_live_threshold(ad_adapt *a, const ad_threshold *t);
+/* The detector's per-feature scales (F; detector.h PER-FEATURE
+ * NORMALISATION), or NULL: the candidate's scores of kept alert windows are
+ * then normalised as the live scores are (rms: ad_recon_normalize's). Not owned; must outlive a (or be
+ * set again). */
+void ad_adapt_set_scale(ad_adapt *a, const double *scale, int rms);
 
 /* The last decision (promoted / rejected / train failed); 0 when none. */
 int ad_adapt_last(const ad_adapt *a, ad_adapt_event *ev);

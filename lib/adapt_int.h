@@ -42,6 +42,8 @@ struct ad_adapt {
     int64_t *nts;
     size_t ncap, nlen, nhead;
     const ad_threshold *live_thr;   /* for the decision's hold (not owned) */
+    const double *scale;            /* F per-feature scales, or NULL (not owned) */
+    int scale_rms;                  /* ... combined by root mean square */
     uint64_t stride_ctr;
     /* pending queue: ring, phead = oldest */
     pend_ent *pend;

@@ -60,6 +60,23 @@ int ad_detector_metric_from_name(const char *s)
     return -1;
 }
 
+const char *ad_detector_normalize_name(ad_normalize n)
+{
+    return n == AD_NORM_NONE ? "none" : n == AD_NORM_FEATURE ? "feature" :
+           n == AD_NORM_FEATURE_RMS ? "feature_rms" : "?";
+}
+
+int ad_detector_normalize_from_name(const char *s)
+{
+    if (s && strcmp(s, "none") == 0)
+        return AD_NORM_NONE;
+    if (s && strcmp(s, "feature") == 0)
+        return AD_NORM_FEATURE;
+    if (s && strcmp(s, "feature_rms") == 0)
+        return AD_NORM_FEATURE_RMS;
+    return -1;
+}
+
 const char *ad_event_type_name(ad_event_type t)
 {
     switch (t) {
@@ -162,6 +179,17 @@ int ad_detector_cfg_check(const ad_detector_cfg *c, char *err, size_t errlen)
         return ad_errf(err, errlen, AD_EINVAL, "hop: must be >= 1 (got %d)", c->hop);
     if (c->metric != AD_METRIC_MSE && c->metric != AD_METRIC_MAE && c->metric != AD_METRIC_PEAK)
         return ad_errf(err, errlen, AD_EINVAL, "metric: must be mse, mae or peak");
+    if (c->normalize != AD_NORM_NONE && c->normalize != AD_NORM_FEATURE &&
+        c->normalize != AD_NORM_FEATURE_RMS)
+        return ad_errf(err, errlen, AD_EINVAL, "score.normalize: must be none, feature or "
+                       "feature_rms");
+    if (c->normalize != AD_NORM_NONE &&
+        (c->thr.method == AD_THR_FIXED || c->thr.method == AD_THR_MODEL))
+        return ad_errf(err, errlen, AD_EINVAL, "score.normalize \"%s\": the per-feature "
+                       "scales are learned in calibration, which threshold method %s does "
+                       "not run; use quantile, sigma or pot, or score.normalize \"none\"",
+                       ad_detector_normalize_name(c->normalize),
+                       ad_thr_method_name(c->thr.method));
     if (!(c->smooth_alpha > 0 && c->smooth_alpha <= 1))
         return ad_errf(err, errlen, AD_EINVAL, "smoothing: alpha must be in (0,1] (got %g)",
                        c->smooth_alpha);
@@ -230,6 +258,9 @@ uint64_t ad_detector_cfg_hash(const ad_detector_cfg *c)
     }
     if (c->thr.recur != 0)
         HV(h, c->thr.recur);
+    /* scores in other units: a calibration of the other kind never applies */
+    if (c->normalize != AD_NORM_NONE)
+        HV(h, (int)c->normalize);
     return h;
 }
 
@@ -343,6 +374,12 @@ void ad_detector_free(ad_detector *d)
     free(d->acc);
     free(d->acc_prof);
     free(d->srow);
+    free(d->nscale);
+    free(d->nshare);
+    free(d->cur_e);
+    free(d->cq_e);
+    free(d->nb_e);
+    free(d->nb_ts);
     if (d->features) {
         for (f = 0; f < d->F; f++)
             free(d->features[f]);
@@ -487,6 +524,12 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     tc.metric = (int)cfg->metric;                   /* the floor's units */
     if ((rc = ad_threshold_new(&d->thr, &tc, err, errlen)) != 0)
         goto fail;
+    d->tc = tc;
+    if (cfg->normalize != AD_NORM_NONE &&
+        ((d->nscale = malloc((size_t)F * sizeof(double))) == NULL ||
+         (d->nshare = malloc((size_t)F * sizeof(float))) == NULL ||
+         (d->cur_e = malloc((size_t)F * sizeof(float))) == NULL))
+        goto oom;
     if ((rc = ad_alerter_new(&d->alert, &cfg->alert, d->key, F, err, errlen)) != 0)
         goto fail;
     if ((rc = ad_likelihood_new(&d->lik, &cfg->lik, err, errlen)) != 0)
@@ -1094,12 +1137,178 @@ static void window_period(ad_detector *d, int64_t ts)
         resolve_spans(d);
 }
 
+/* ---- per-feature normalisation (detector.h) ------------------------------ */
+
+int ad_detector_scales(const ad_detector *d, double *out)
+{
+    if (!d->has_nscale)
+        return 0;
+    memcpy(out, d->nscale, (size_t)d->F * sizeof(double));
+    return 1;
+}
+
+/* Forget the scales and the calibration windows' errors (calibration
+ * starts over). */
+void det_norm_reset(ad_detector *d)
+{
+    d->has_nscale = 0;
+    d->nb_len = d->nb_head = 0;
+    if (d->ad)
+        ad_adapt_set_scale(d->ad, NULL, 0);
+}
+
+/* A counted calibration window's per-feature errors e (F), data time ts:
+ * kept for the fit (the newest thr.max_samples, as the threshold keeps its
+ * scores). */
+static void nb_push(ad_detector *d, int64_t ts, const float *e)
+{
+    size_t F = (size_t)d->F, max = (size_t)d->cfg.thr.max_samples, at;
+
+    if (d->nb_len == d->nb_cap && d->nb_cap < max) {
+        /* grows only before it wraps: the ring is still in order */
+        size_t cap = d->nb_cap ? d->nb_cap * 2 : 256;
+        float *ne;
+        int64_t *nt;
+
+        if (cap > max)
+            cap = max;
+        if ((ne = realloc(d->nb_e, cap * F * sizeof(float))) == NULL)
+            return;
+        d->nb_e = ne;
+        if ((nt = realloc(d->nb_ts, cap * sizeof(int64_t))) == NULL)
+            return;
+        d->nb_ts = nt;
+        d->nb_cap = cap;
+    }
+    if (d->nb_cap == 0)
+        return;
+    if (d->nb_len < d->nb_cap) {
+        at = (d->nb_head + d->nb_len++) % d->nb_cap;
+    } else {
+        at = d->nb_head;
+        d->nb_head = (d->nb_head + 1) % d->nb_cap;
+    }
+    memcpy(d->nb_e + at * F, e, F * sizeof(float));
+    d->nb_ts[at] = ts;
+}
+
+/* The end of a normalised calibration: the scales from the kept windows'
+ * errors, then a new threshold fitted on their normalised scores (smoothed
+ * among themselves), which replaces the plain one with the seasonal level
+ * and the probability history refilled. 0, or the fit's error (nothing
+ * changed: calibration goes on). */
+static int norm_fit(ad_detector *d, char *err, size_t errlen)
+{
+    size_t n = d->nb_len, F = (size_t)d->F, i, f, used = 0, out = 0;
+    double *sc = NULL, *ns = NULL, prev = 0, a = d->cfg.smooth_alpha;
+    ad_threshold *tn = NULL;
+    int rc;
+
+    if (n == 0)
+        return ad_errf(err, errlen, AD_ERANGE, "score.normalize %s: no calibration "
+                       "window to learn the per-feature scales from",
+                       ad_detector_normalize_name(d->cfg.normalize));
+    sc = malloc(n * sizeof(double));
+    ns = malloc(F * sizeof(double));
+    if (sc == NULL || ns == NULL ||
+        ad_recon_scales(d->nb_e, d->nb_cap, d->nb_head, n, d->F, ns) != 0) {
+        rc = ad_errf(err, errlen, AD_ENOMEM, "score.normalize: out of memory");
+        goto done;
+    }
+    if ((rc = ad_threshold_new(&tn, &d->tc, err, errlen)) != 0)
+        goto done;
+    for (i = 0; i < n; i++) {
+        const float *e = d->nb_e + ((d->nb_head + i) % d->nb_cap) * F;
+        double r = 0, q = 0;
+
+        for (f = 0; f < F; f++) {
+            double x = (double)e[f] / ns[f];
+
+            q += x * x;
+            if (x > r)
+                r = x;
+        }
+        if (d->cfg.normalize == AD_NORM_FEATURE_RMS)
+            r = sqrt(q / (double)F);
+        if (d->calib_guard > 0 && r > d->calib_guard) {
+            sc[i] = NAN;            /* over the previous threshold: left out */
+            out++;
+            continue;
+        }
+        prev = used ? a * r + (1 - a) * prev : r;
+        sc[i] = prev;
+        used++;
+        ad_threshold_add(tn, prev);
+    }
+    /* the threshold's floor in normalised units: x 1, not the model's
+     * training error */
+    if ((rc = ad_threshold_fit(tn, NULL, err, errlen)) != 0)
+        goto done;
+    if (out > 0) {
+        d->st.calib_excluded += out;
+        d->st.calib_windows -= d->st.calib_windows >= out ? out : d->st.calib_windows;
+        ad_log(AD_LOG_INFO, "%s: %zu calibration windows scored above the previous "
+               "threshold %g once normalised and were left out", d->who, out, d->calib_guard);
+    }
+    ad_threshold_free(d->thr);
+    d->thr = tn;
+    tn = NULL;
+    if (d->ad)
+        ad_adapt_set_live_threshold(d->ad, d->thr);
+    memcpy(d->nscale, ns, F * sizeof(double));
+    d->has_nscale = 1;
+    if (d->ad)
+        ad_adapt_set_scale(d->ad, d->nscale, d->cfg.normalize == AD_NORM_FEATURE_RMS);
+    ad_likelihood_reset(d->lik);
+    for (i = 0; i < n; i++) {
+        double L;
+
+        if (!isfinite(sc[i]))
+            continue;
+        if (d->season)
+            ad_season_add(d->season, season_ts(d, d->nb_ts[(d->nb_head + i) % d->nb_cap]),
+                          sc[i]);
+        ad_likelihood_update(d->lik, sc[i], 1, &L);
+    }
+    if (used) {
+        d->smooth = prev;
+        d->has_smooth = 1;
+    } else {
+        d->has_smooth = 0;
+    }
+    {
+        char buf[512];
+        size_t len = 0;
+
+        buf[0] = '\0';
+        for (f = 0; f < F && len < sizeof(buf) - 64; f++)
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%.40s %.4g",
+                                    f ? ", " : "", d->features[f], ns[f]);
+        ad_log(AD_LOG_INFO, "%s: per-feature scales learned on %zu windows: %s%s", d->who, n,
+               buf, f < F ? ", ..." : "");
+    }
+    /* the errors are not needed again until a new calibration */
+    free(d->nb_e);
+    free(d->nb_ts);
+    d->nb_e = NULL;
+    d->nb_ts = NULL;
+    d->nb_len = d->nb_head = d->nb_cap = 0;
+done:
+    ad_threshold_free(tn);
+    free(sc);
+    free(ns);
+    return rc;
+}
+
 static int fit_now(ad_detector *d, int64_t ts, char *err, size_t errlen)
 {
     ad_event *e;
     int rc;
 
-    rc = ad_threshold_fit(d->thr, d->model ? d->model->training : NULL, err, errlen);
+    if (d->cfg.normalize != AD_NORM_NONE)
+        rc = norm_fit(d, err, errlen);
+    else
+        rc = ad_threshold_fit(d->thr, d->model ? d->model->training : NULL, err, errlen);
     if (rc != 0)
         return rc;
     {
@@ -1168,7 +1377,9 @@ static void calq_pop(ad_detector *d)
         d->st.calib_excluded++;
     } else {
         ad_threshold_add(d->thr, q->s);
-        if (d->season)
+        if (d->cfg.normalize != AD_NORM_NONE)
+            nb_push(d, q->to, d->cq_e + (size_t)d->cq_head * (size_t)d->F);
+        else if (d->season)
             ad_season_add(d->season, season_ts(d, q->to), q->s);
         d->st.calib_windows++;
     }
@@ -1180,6 +1391,11 @@ static void calq_pop(ad_detector *d)
  * it could not be held (then the caller uses it at once). */
 static int calq_push(ad_detector *d, int64_t from, int64_t to, double s, int delay)
 {
+    int at;
+
+    if (d->cfg.normalize != AD_NORM_NONE && d->cq_e == NULL &&
+        (d->cq_e = malloc(CALQ_MAX * (size_t)d->F * sizeof(float))) == NULL)
+        return -1;
     if (d->cq == NULL) {
         if ((d->cq = malloc(CALQ_MAX * sizeof(*d->cq))) == NULL)
             return -1;
@@ -1188,7 +1404,10 @@ static int calq_push(ad_detector *d, int64_t from, int64_t to, double s, int del
     }
     if (d->cq_len == d->cq_cap)
         calq_pop(d);
-    d->cq[(d->cq_head + d->cq_len) % d->cq_cap] = (struct calq){ from, to, s };
+    at = (d->cq_head + d->cq_len) % d->cq_cap;
+    d->cq[at] = (struct calq){ from, to, s };
+    if (d->cfg.normalize != AD_NORM_NONE)
+        memcpy(d->cq_e + (size_t)at * (size_t)d->F, d->cur_e, (size_t)d->F * sizeof(float));
     d->cq_len++;
     while (d->cq_len > delay)
         calq_pop(d);
@@ -1256,7 +1475,7 @@ static int fit_model_value(ad_detector *d, int64_t ts)
 static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int untrusted)
 {
     /* untrusted: an untrusted row or a data-quality flag */
-    int done = 0, delay = calib_delay(d);
+    int done = 0, delay = calib_delay(d), norm = d->cfg.normalize != AD_NORM_NONE;
     double mg = model_guard(d);
     char err[160];
 
@@ -1267,13 +1486,15 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
     if (!untrusted && mg > 0 && s > mg) {
         d->st.calib_excluded++;
         if (++d->calib_model_out >= (uint64_t)d->cfg.calib_windows && d->cfg.calib_windows > 0 &&
-            fit_model_value(d, ts) == 0)
+            !norm && fit_model_value(d, ts) == 0)
             return;
-    } else if (untrusted || (d->calib_guard > 0 && s > d->calib_guard)) {
+    } else if (untrusted || (!norm && d->calib_guard > 0 && s > d->calib_guard)) {
         d->st.calib_excluded++;
     } else if ((delay == 0 && d->cq_len == 0) || calq_push(d, from, ts, s, delay) != 0) {
         ad_threshold_add(d->thr, s);
-        if (d->season)
+        if (norm)
+            nb_push(d, ts, d->cur_e);
+        else if (d->season)
             ad_season_add(d->season, season_ts(d, ts), s);
         d->st.calib_windows++;
     }
@@ -1291,7 +1512,7 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
             calq_pop(d);
         done = 1;
         /* more of the span unlike the model's training data than like it */
-        if (mg > 0 && d->calib_model_out > ad_threshold_count(d->thr) &&
+        if (mg > 0 && d->calib_model_out > ad_threshold_count(d->thr) && !norm &&
             fit_model_value(d, ts) == 0)
             return;
     }
@@ -2461,7 +2682,8 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
             return 0;               /* not at the earlier recurrences' level */
     }
     old = ad_threshold_value(d->thr);
-    if (ad_threshold_rebase_value(d->thr, x, (size_t)A, d->model ? d->model->training : NULL,
+    if (ad_threshold_rebase_value(d->thr, x, (size_t)A,
+                                  d->model && !d->has_nscale ? d->model->training : NULL,
                                   &nw, &how, err, sizeof(err)) != 0) {
         ad_log(AD_LOG_WARNING, "%s: regime not accepted: %s", d->who, err);
         return 0;
@@ -2709,6 +2931,41 @@ int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
 int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
                             double score, const float *share, double shadow_score)
 {
+    return ad_detector_feed_score3(d, job, score, share, shadow_score, NULL);
+}
+
+/* score.normalize: this window's per-feature errors into cur_e
+ * (calibrating), or its normalised score and shares once the scales are
+ * known; the shadow candidate's score with the same scales. 0, or -1 when
+ * the score cannot be normalised (no shares). */
+static int normalize_score(ad_detector *d, double *score, const float **share,
+                           double *shadow_score, const float *shadow_share)
+{
+    int f, rms = d->cfg.normalize == AD_NORM_FEATURE_RMS;
+
+    if (*share == NULL)
+        return -1;
+    if (!d->has_nscale) {
+        if (d->phase != AD_PHASE_CALIBRATING)
+            return -1;              /* no scales outside calibration: not a score */
+        for (f = 0; f < d->F; f++)
+            d->cur_e[f] = (float)(*score * (double)(*share)[f] * d->F);
+        return 0;
+    }
+    *score = ad_recon_normalize(*score, *share, d->nscale, d->F, rms, d->nshare);
+    *share = d->nshare;
+    if (isfinite(*shadow_score))
+        *shadow_score = shadow_share != NULL ?
+                        ad_recon_normalize(*shadow_score, shadow_share, d->nscale, d->F, rms,
+                                           NULL) :
+                        NAN;
+    return 0;
+}
+
+int ad_detector_feed_score3(ad_detector *d, const ad_window_job *job,
+                            double score, const float *share, double shadow_score,
+                            const float *shadow_share)
+{
     double s, p, L;
     int64_t ts = job->ts_ms;
     int dq = 0, hard = 0, noteach;
@@ -2721,7 +2978,10 @@ int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
     }
     d->seq_fed = job->seq;
     d->last_regime = -1;
-    if (!isfinite(score)) {
+    if (!isfinite(score) ||
+        (d->cfg.normalize != AD_NORM_NONE &&
+         (normalize_score(d, &score, &share, &shadow_score, shadow_share) != 0 ||
+          !isfinite(score)))) {
         d->st.scores_nonfinite++;
         return 1;
     }

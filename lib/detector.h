@@ -250,12 +250,50 @@ typedef enum {
 /* Windows a collection holds at most (training.windows 0 with a duration). */
 #define AD_TRAIN_MAX_WINDOWS 1000000
 
+/*
+ * PER-FEATURE NORMALISATION (score.normalize "feature"). A window's score is
+ * then max_f(e_f / s_f) ("feature_rms": sqrt(mean_f (e_f / s_f)^2), softer:
+ * one feature's excursion counts less, several together more): e_f is feature f's error in the detector's metric
+ * (ad_recon_normalize: score x share[f] x F), s_f its scale, the median of
+ * e_f over the calibration windows, floored at AD_NORM_FLOOR x the median
+ * of the F medians (and at 1e-12; ad_recon_scales), so that a feature reconstructed almost
+ * perfectly cannot blow the score up. A fault in one feature whose normal
+ * error is small is not diluted by the others' larger normal errors.
+ *   Calibration works on the plain metric (guards: model_guard compares
+ *   the plain score with the model's training error) and keeps every
+ *   counted window's e_f; at its end the scales are learned and the
+ *   threshold, the seasonal level and the probability history are fitted
+ *   on those windows' normalised scores (smoothed among themselves), so
+ *   the threshold is in normalised units (its floor: calibration.floor x 1,
+ *   the median's normalised error, not the model's training error). A
+ *   previous threshold guarding the calibration (ad_detector_restore_alert)
+ *   leaves out, then, the windows whose normalised score exceeds it; the
+ *   model-value fallback of calibration.model_guard is not taken (its
+ *   threshold is in plain units): calibration goes on. Until calibration
+ *   ends the stats' last_score is the plain score; from then on every score
+ *   fed is normalised with the scales, and so are the shadow candidate's
+ *   (ad_detector_feed_score3, with its shares) and the candidate's scores of
+ *   kept alerts: a candidate and the live model are compared in the same
+ *   units. A promotion or an accepted regime keeps the scales (the
+ *   threshold moves on scores in those units); a restart of calibration
+ *   (another model, recalibrate) learns them again. The scales are saved
+ *   with the calibration ("scale"). The shares passed on (alerts' top
+ *   features, regime profiles) are those of the normalised ratios. A score
+ *   fed without shares cannot be normalised and is ignored (counted as
+ *   non-finite). Needs a threshold fitted on scores (not fixed, model).
+ */
+typedef enum { AD_NORM_NONE = 0, AD_NORM_FEATURE = 1, AD_NORM_FEATURE_RMS = 2 } ad_normalize;
+#define AD_NORM_FLOOR AD_RECON_NORM_FLOOR     /* engine.h ad_recon_scales */
+
 /* Plain settings shared by all streams of a detector. */
 typedef struct ad_detector_cfg {
     ad_stream_cfg stream;       /* row assembly */
     int hop;                    /* rows between windows, >= 1; default 1 */
     ad_metric metric;           /* default AD_METRIC_MAE */
     double smooth_alpha;        /* EWMA weight in (0,1]; 1 = off (default) */
+    ad_normalize normalize;     /* AD_NORM_NONE (default), AD_NORM_FEATURE or
+                                 * AD_NORM_FEATURE_RMS (PER-FEATURE
+                                 * NORMALISATION) */
     int calib_windows;          /* 0 = no count limit; default 200 */
     int64_t calib_duration_ms;  /* 0 = no time limit; default 0 */
     ad_thr_cfg thr;             /* method and parameters, adapt */
@@ -491,6 +529,9 @@ enum { AD_SEASON_UTC = 0, AD_SEASON_LOCAL = 1 };
 
 const char *ad_detector_metric_name(ad_metric m);   /* "mse" / "mae" / "peak" */
 int ad_detector_metric_from_name(const char *s);   /* -1 when unknown */
+const char *ad_detector_normalize_name(ad_normalize n);   /* "none" / "feature" /
+                                                             "feature_rms" */
+int ad_detector_normalize_from_name(const char *s);       /* -1 when unknown */
 const char *ad_event_type_name(ad_event_type t);
 
 /*
@@ -553,6 +594,14 @@ int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,
  * NAN when it was not run). */
 int ad_detector_feed_score2(ad_detector *d, const ad_window_job *job,
                             double score, const float *share, double shadow_score);
+/* The same with the shadow candidate's shares too (needed to normalise its
+ * score with score.normalize "feature"; may be NULL otherwise). */
+int ad_detector_feed_score3(ad_detector *d, const ad_window_job *job,
+                            double score, const float *share, double shadow_score,
+                            const float *shadow_share);
+/* The per-feature scales (PER-FEATURE NORMALISATION) into out (F doubles):
+ * 1 when learned, else 0 (out untouched). */
+int ad_detector_scales(const ad_detector *d, double *out);
 /* A window handed out that will never be fed (a caller that skips it):
  * its models may be freed once no other window holds them. Every window
  * handed out is fed or dropped exactly once. */

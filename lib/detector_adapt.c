@@ -134,7 +134,8 @@ static void promote(ad_detector *d, ad_event *e)
     if (e->adapt.live_error > 0)
         ad_threshold_scale_raised(d->thr, e->adapt.cand_error / e->adapt.live_error);
     if (sm && ad_threshold_fitted(d->thr) &&
-        ad_threshold_rebase(d->thr, sm, n, c->training, &how, err, sizeof(err)) == 0) {
+        ad_threshold_rebase(d->thr, sm, n, d->has_nscale ? NULL : c->training, &how, err,
+                            sizeof(err)) == 0) {
         d->smooth = last;
         d->has_smooth = 1;
         const ad_adapt_cfg *ac = ad_adapt_get_cfg(d->ad);

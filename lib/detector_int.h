@@ -40,6 +40,8 @@ struct ad_detector {
     ad_stream *stream;
     ad_window *win;
     ad_threshold *thr;
+    ad_thr_cfg tc;               /* its settings (a normalised fit builds
+                                  * another, det_norm_fit) */
     ad_alerter *alert;
     ad_likelihood *lik;
     ad_season *season;           /* NULL: calibration.season_ms 0 */
@@ -47,6 +49,16 @@ struct ad_detector {
     float *row;                  /* F scratch */
     float *srow;                 /* F scratch: the row scaled */
     ad_phase phase;
+    /* per-feature normalisation (detector.h PER-FEATURE NORMALISATION) */
+    double *nscale;              /* F: the scales once learned */
+    int has_nscale;
+    float *nshare;               /* F scratch: shares of the normalised ratios */
+    float *cur_e;                /* F: this window's per-feature errors */
+    float *cq_e;                 /* (CALQ_MAX, F): held calibration windows' */
+    float *nb_e;                 /* (nb_cap, F): counted calibration windows'
+                                  * per-feature errors, ring (oldest at nb_head) */
+    int64_t *nb_ts;              /* ... and their times */
+    size_t nb_len, nb_head, nb_cap;
     /* collecting */
     float *coll;                 /* (coll_cap, F) raw rows */
     size_t coll_rows, coll_cap;
@@ -218,6 +230,8 @@ void det_swap_now(ad_detector *d, const ad_model *m, ad_model *owned, int keep_t
 void det_set_phase(ad_detector *d, ad_phase p, int64_t ts);
 void det_swap_model(ad_detector *d, const ad_model *m, ad_model *owned);
 void det_restart_calibration(ad_detector *d, int64_t ts);
+/* Forget the per-feature scales and the calibration windows' errors. */
+void det_norm_reset(ad_detector *d);
 /* The collection is complete (e: its AD_EV_TRAIN_READY, text set): warn
  * once of features that never vary in the collected rows, naming them, and
  * append them to e's text. */

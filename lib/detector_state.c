@@ -434,6 +434,28 @@ static int calib_restore(ad_detector *d, const cJSON *c, char *err, size_t errle
     return 0;
 }
 
+/* The per-feature scales as "scale":[F], printed so that they read back
+ * bit for bit (cJSON's printer may drop the last digit: a hand-over must
+ * score as if the stream had not moved). 0 or -1 (out of memory). */
+static int scales_save(const ad_detector *d, cJSON *o)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, "scale");
+    char buf[40];
+    int f;
+
+    if (a == NULL)
+        return -1;
+    for (f = 0; f < d->F; f++) {
+        cJSON *v;
+
+        snprintf(buf, sizeof buf, "%.17g", d->nscale[f]);
+        if ((v = cJSON_CreateRaw(buf)) == NULL)
+            return -1;
+        cJSON_AddItemToArray(a, v);
+    }
+    return 0;
+}
+
 static char *detector_save(const ad_detector *d, int with_window)
 {
     cJSON *o, *t;
@@ -461,7 +483,9 @@ static char *detector_save(const ad_detector *d, int with_window)
         !cJSON_AddStringToObject(o, "settings_hash", hash) ||
         !cJSON_AddStringToObject(o, "metric", ad_detector_metric_name(d->cfg.metric)) ||
         !cJSON_AddStringToObject(o, "method", ad_thr_method_name(d->cfg.thr.method)) ||
-        !cJSON_AddNumberToObject(o, "alerts", (double)ad_alerter_count(d->alert)))
+        !cJSON_AddNumberToObject(o, "alerts", (double)ad_alerter_count(d->alert)) ||
+        (d->cfg.normalize != AD_NORM_NONE &&
+         !cJSON_AddStringToObject(o, "normalize", ad_detector_normalize_name(d->cfg.normalize))))
         goto out;
     t = alert_save(d, with_window);
     if (t == NULL)
@@ -472,6 +496,8 @@ static char *detector_save(const ad_detector *d, int with_window)
             !cJSON_AddNumberToObject(o, "calib_windows", (double)ad_threshold_count(d->thr)))
             goto out;
         if (d->has_smooth && !cJSON_AddNumberToObject(o, "smoothed", d->smooth))
+            goto out;
+        if (d->has_nscale && scales_save(d, o) != 0)
             goto out;
         t = ad_threshold_save(d->thr);
         if (t == NULL)
@@ -576,6 +602,12 @@ static int calib_continue(ad_detector *d, const cJSON *o, const cJSON *c, char *
         !cJSON_GetObjectItemCaseSensitive(c, "start_ms"))
         return ad_errf(err, errlen, AD_EINVAL, "calibration state: calibrating, nothing "
                        "collected yet");
+    /* the per-feature errors a normalised fit needs at the end are not
+     * carried: such a stream calibrates afresh */
+    if (d->cfg.normalize != AD_NORM_NONE)
+        return ad_errf(err, errlen, AD_EINVAL, "calibration state: calibrating; with "
+                       "score.normalize %s calibration starts afresh",
+                       ad_detector_normalize_name(d->cfg.normalize));
     /* no alert is raised before calibration ends (a recalibration closes
      * the open one) */
     if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(a, "open")))
@@ -603,11 +635,36 @@ static int calib_continue(ad_detector *d, const cJSON *o, const cJSON *c, char *
     return 0;
 }
 
+/* The saved per-feature scales ("scale": F finite numbers > 0) into out;
+ * 0, or AD_EINVAL with a message. */
+static int scales_read(const ad_detector *d, const cJSON *o, double *out, char *err,
+                       size_t errlen)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "scale"), *v;
+    int f = 0;
+
+    if (!cJSON_IsArray(x))
+        return ad_errf(err, errlen, AD_EINVAL, "calibration state: no per-feature "
+                       "scales (\"scale\"; score.normalize %s)",
+                       ad_detector_normalize_name(d->cfg.normalize));
+    if (cJSON_GetArraySize(x) != d->F)
+        return ad_errf(err, errlen, AD_EINVAL, "calibration state: \"scale\" has %d "
+                       "values, the model %d features", cJSON_GetArraySize(x), d->F);
+    cJSON_ArrayForEach(v, x) {
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || !(v->valuedouble > 0))
+            return ad_errf(err, errlen, AD_EINVAL, "calibration state: \"scale\"[%d] "
+                           "must be a finite number > 0", f);
+        out[f++] = v->valuedouble;
+    }
+    return 0;
+}
+
 int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errlen)
 {
     cJSON *o, *x;
     char hash[24];
     const char *cur_id = d->model ? d->model->id : "";
+    double *sc = NULL;
     int rc;
 
     if (d->model == NULL)
@@ -657,6 +714,15 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         rc = calib_continue(d, o, x, err, errlen);
         goto out;
     }
+    /* the threshold is in normalised units: the scales come with it */
+    if (d->cfg.normalize != AD_NORM_NONE) {
+        if ((sc = malloc((size_t)d->F * sizeof(double))) == NULL) {
+            rc = ad_errf(err, errlen, AD_ENOMEM, "calibration state: out of memory");
+            goto out;
+        }
+        if ((rc = scales_read(d, o, sc, err, errlen)) != 0)
+            goto out;
+    }
     rc = ad_threshold_restore(d->thr, cJSON_GetObjectItemCaseSensitive(o, "state"), err, errlen);
     if (rc)
         goto out;
@@ -664,6 +730,13 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         ad_threshold_reset(d->thr);
         rc = ad_errf(err, errlen, AD_EFORMAT, "calibration state: threshold not fitted");
         goto out;
+    }
+    if (sc != NULL) {
+        memcpy(d->nscale, sc, (size_t)d->F * sizeof(double));
+        d->has_nscale = 1;
+        d->nb_len = d->nb_head = 0;
+        if (d->ad)
+            ad_adapt_set_scale(d->ad, d->nscale, d->cfg.normalize == AD_NORM_FEATURE_RMS);
     }
     x = cJSON_GetObjectItemCaseSensitive(o, "smoothed");
     if (cJSON_IsNumber(x) && isfinite(x->valuedouble)) {
@@ -684,6 +757,7 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     det_set_phase(d, AD_PHASE_DETECTING, d->last_ts);
     rc = 0;
 out:
+    free(sc);
     cJSON_Delete(o);
     return rc;
 }
@@ -707,9 +781,9 @@ static ad_event *queue_closed(ad_detector *d, ad_alert *al, ad_close_reason r, i
 int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason reason)
 {
     cJSON *o = cJSON_Parse(json ? json : ""), *a;
-    const cJSON *mid, *met, *thr, *x;
+    const cJSON *mid, *met, *thr, *x, *nm;
     const char *cur_id = d->model ? d->model->id : "";
-    int same_model, closed = 0;
+    int same_model, closed = 0, same_norm;
     ad_alert al;
     char err[160];
 
@@ -739,11 +813,16 @@ int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason 
         closed = 1;
     }
     /* The old threshold guards the new calibration when scores are on the
-     * same scale (same model, same metric). */
+     * same scale (same model, same metric, same normalisation: with
+     * "feature" it is applied to the normalised scores at the end of
+     * calibration). */
     thr = cJSON_GetObjectItemCaseSensitive(o, "threshold");
     if (!cJSON_IsNumber(thr))
         thr = cJSON_GetObjectItemCaseSensitive(a, "calib_guard");
-    if (same_model && d->phase != AD_PHASE_DETECTING && cJSON_IsString(met) &&
+    nm = cJSON_GetObjectItemCaseSensitive(o, "normalize");
+    same_norm = (cJSON_IsString(nm) ? ad_detector_normalize_from_name(nm->valuestring)
+                                    : AD_NORM_NONE) == (int)d->cfg.normalize;
+    if (same_model && same_norm && d->phase != AD_PHASE_DETECTING && cJSON_IsString(met) &&
         ad_detector_metric_from_name(met->valuestring) == (int)d->cfg.metric &&
         cJSON_IsNumber(thr) && isfinite(thr->valuedouble) && thr->valuedouble > 0) {
         d->calib_guard = thr->valuedouble;

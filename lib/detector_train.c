@@ -291,6 +291,7 @@ void det_restart_calibration(ad_detector *d, int64_t ts)
     d->has_calib_start = 0;
     d->cq_len = 0;
     d->calib_guard = 0;              /* another model: another scale */
+    det_norm_reset(d);               /* scales learned again */
     d->calib_model_out = 0;
     d->mg_model = NULL;              /* guard taken again: a new model may reuse a freed address */
     det_set_phase(d, AD_PHASE_CALIBRATING, ts);

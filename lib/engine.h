@@ -65,6 +65,29 @@ void ad_recon_error(const float *x, const float *y, int T, int F,
 float ad_recon_score(const float *x, const float *y, int T, int F,
                      ad_metric metric, float *share);
 
+/*
+ * Per-feature normalised score (detector score.normalize "feature",
+ * "feature_rms"): from a window's score under its metric and its shares
+ * (ad_recon_score), each feature's error e_f = score x share[f] x F (mse,
+ * mae: the feature's mean error over the window; peak: its error in the
+ * worst row) divided by scale[f] (> 0), and the largest of those ratios
+ * returned (rms 0), or their root mean square (rms 1). nshare (may be
+ * NULL) receives the ratios' shares (summing to 1, all 0 when every ratio
+ * is 0): which feature set the score. NaN when the score or a share is.
+ */
+double ad_recon_normalize(double score, const float *share, const double *scale, int F,
+                          int rms, float *nshare);
+
+/*
+ * The per-feature scales of ad_recon_normalize from n windows' per-feature
+ * errors (row i, F floats, at e + ((head + i) % cap) * F: a ring of cap
+ * rows, or head 0 and cap n for a plain array): each feature's median,
+ * floored at AD_RECON_NORM_FLOOR x the median over features of those
+ * medians, and at 1e-12. 0, AD_ERANGE (n == 0) or AD_ENOMEM.
+ */
+#define AD_RECON_NORM_FLOOR 0.1
+int ad_recon_scales(const float *e, size_t cap, size_t head, size_t n, int F, double *scale);
+
 /* Vectorised elementwise math used by the engine (exported for tests and
  * the trainer). Accurate to a few ulp; NaN in -> NaN out. n any size. */
 void ad_vsigmoid(float *x, size_t n);

@@ -5,6 +5,10 @@
 #include "engine.h"
 
 #include <math.h>
+#include <stdlib.h>
+
+#include "ad.h"
+#include "threshold.h"
 
 /*
  * Sums are taken in double over the element differences (computed in
@@ -123,4 +127,59 @@ double ad_model_flops(const ad_model *m)
         }
     }
     return fl;
+}
+
+double ad_recon_normalize(double score, const float *share, const double *scale, int F,
+                          int rms, float *nshare)
+{
+    double best = 0.0, sum = 0.0, sq = 0.0;
+    int f;
+
+    for (f = 0; f < F; f++) {
+        double r = score * (double)share[f] * F / scale[f];
+
+        if (r != r) {
+            best = NAN;
+            break;
+        }
+        sum += r;
+        sq += r * r;
+        if (r > best)
+            best = r;
+    }
+    if (rms && best == best && F > 0)
+        best = sqrt(sq / F);
+    if (nshare != NULL)
+        for (f = 0; f < F; f++)
+            nshare[f] = best != best ? NAN : sum > 0.0 ?
+                        (float)(score * (double)share[f] * F / scale[f] / sum) : 0.0f;
+    return best;
+}
+
+int ad_recon_scales(const float *e, size_t cap, size_t head, size_t n, int F, double *scale)
+{
+    double *v, mf;
+    size_t i;
+    int f;
+
+    if (n == 0 || F <= 0)
+        return AD_ERANGE;
+    if ((v = malloc((n > (size_t)F ? n : (size_t)F) * sizeof(double))) == NULL)
+        return AD_ENOMEM;
+    for (f = 0; f < F; f++) {
+        for (i = 0; i < n; i++)
+            v[i] = e[((head + i) % cap) * (size_t)F + (size_t)f];
+        scale[f] = ad_quantile(v, n, 0.5);
+    }
+    for (f = 0; f < F; f++)
+        v[f] = scale[f];
+    mf = ad_quantile(v, (size_t)F, 0.5) * AD_RECON_NORM_FLOOR;
+    for (f = 0; f < F; f++) {
+        if (!(scale[f] >= mf))
+            scale[f] = mf;
+        if (!(scale[f] >= 1e-12))
+            scale[f] = 1e-12;
+    }
+    free(v);
+    return 0;
 }

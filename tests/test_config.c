@@ -69,7 +69,7 @@ static void test_full(void)
         "\"alert\":{\"k\":2,\"n\":4,\"m\":3,\"topic\":\"al/{stream}\"},"
         "\"training\":{\"mode\":\"finetune\",\"windows\":100}},"
         "{\"name\":\"b\",\"model\":\"/m2\",\"topics\":[\"y/#\"],"
-        "\"score\":{\"metric\":\"peak\"},"
+        "\"score\":{\"metric\":\"peak\",\"normalize\":\"feature\"},"
         "\"payload\":{\"format\":\"senml\",\"fields\":{\"temp\":\"t\"}}}]}";
     ad_config *c = NULL;
     char err[512] = "";
@@ -83,6 +83,8 @@ static void test_full(void)
             "period mode");
     T_CHECK(c->det[0].pipe.hop == 10 && c->det[0].pipe.metric == AD_METRIC_MSE, "window/score");
     T_CHECK(c->det[1].pipe.metric == AD_METRIC_PEAK, "score.metric peak");
+    T_CHECK(c->det[1].pipe.normalize == AD_NORM_FEATURE && c->det[0].pipe.normalize == AD_NORM_NONE,
+            "score.normalize feature, default none");
     T_CHECK(c->det[0].pipe.thr.method == AD_THR_POT && c->det[0].pipe.calib_windows == 50,
             "calibration");
     T_CHECK(c->det[0].pipe.alert.k == 2 && c->det[0].pipe.alert.n == 4, "alert");
@@ -140,6 +142,15 @@ static void test_errors(void)
                "(expected {detector} or {stream})");
     expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
                "\"window\":{\"hop\":0}}]}", "detectors[0].window.hop: 0 out of range [1, 1000000]");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"score\":{\"normalize\":\"max\"}}]}",
+               "detectors[0].score.normalize: unknown value \"max\" (expected none|feature|feature_rms)");
+    expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
+               "\"score\":{\"normalize\":\"feature\"},"
+               "\"calibration\":{\"method\":\"fixed\",\"fixed\":2}}]}",
+               "detectors[0]: score.normalize \"feature\": the per-feature scales are learned "
+               "in calibration, which threshold method fixed does not run; use quantile, sigma "
+               "or pot, or score.normalize \"none\"");
     expect_err("{\"detectors\":[{\"name\":\"a\",\"model\":\"m\",\"topics\":[\"t\"],"
                "\"calibration\":{\"season_ms\":50}}]}",
                "detectors[0]: calibration.season_ms: must be 0 (off) or 96 .. 1e12 (got 50)");

@@ -139,17 +139,26 @@ static ad_model *train_model(int with_blockage)
     return m;
 }
 
-/* MAE of a scaled window under m. */
-static double score_scaled(const ad_model *m, const float *x)
+/* MAE of a scaled window under m (and its shares into share, may be NULL). */
+static double score_share(const ad_model *m, const float *x, float *share)
 {
     float y[W], mae;
     ad_engine *e = ad_engine_new(m, 1);
 
     ad_engine_forward(e, x, y, 1);
     ad_engine_free(e);
-    ad_recon_error(x, y, T, F, AD_METRIC_MAE, NULL, &mae, NULL);
+    ad_recon_error(x, y, T, F, AD_METRIC_MAE, NULL, &mae, share);
     return mae;
 }
+
+static double score_scaled(const ad_model *m, const float *x)
+{
+    return score_share(m, x, NULL);
+}
+
+/* score.normalize of the detectors mk_model makes (the scores fed with
+ * their shares, the shadow candidate's too) */
+static ad_normalize g_norm;
 
 /* Data time of row t: t * g_step_ms. */
 static int64_t g_step_ms = 1000;
@@ -219,9 +228,11 @@ static void step(ad_detector *d, uint64_t t, int regime, int blockage, run *r)
 
     push(d, t, regime, blockage);
     while (ad_detector_next_window(d, x, &job)) {
-        double s = score_scaled(job.model, x);
-        double sh = job.shadow ? score_scaled(job.shadow, x) : NAN;
-        ad_detector_feed_score2(d, &job, s, NULL, sh);
+        float share[F], sh_share[F];
+        double s = score_share(job.model, x, g_norm ? share : NULL);
+        double sh = job.shadow ? score_share(job.shadow, x, g_norm ? sh_share : NULL) : NAN;
+        ad_detector_feed_score3(d, &job, s, g_norm ? share : NULL, sh,
+                                g_norm ? sh_share : NULL);
     }
 again:
     while (ad_detector_poll_event(d, &ev)) {
@@ -301,6 +312,7 @@ static ad_detector *mk_model(const ad_model *m, int reload_shadow, int accept_ga
     c.alert.m = 5;
     c.alert.clear_ratio = 1;
     c.alert.accept_after = 30;
+    c.normalize = g_norm;
     ad_adapt_cfg_default(&c.adapt);
     c.adapt.enabled = 1;
     c.adapt.every_windows = 300;
@@ -444,6 +456,64 @@ static void test_new_regime_absorbed(void)
     T_NOTE("after promotion: threshold %.4f, last score %.4f; %.2f s", st.threshold,
            st.last_score, now_s() - t0);
     ad_detector_free(d);
+}
+
+/* score.normalize feature through a promotion: the candidate's shadow
+ * scores are normalised with the live scales (its mean error over the
+ * shadow span is then of the live one's order, not 10 x under it), the
+ * promotion keeps the scales, regime B stays quiet after it and a
+ * blockage on B still alerts. */
+static void test_normalized_promotion(void)
+{
+    ad_detector *d;
+    ad_detector_stats st;
+    run r;
+    uint64_t t = 5000;
+    double s0[F], s1[F];
+    int i, f, raised_after, same = 1;
+
+    g_norm = AD_NORM_FEATURE;       /* the detector, and step() feeds shares */
+    if (!g_live || !(d = mk(0))) {
+        g_norm = AD_NORM_NONE;
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    for (i = 0; i < 400; i++)
+        step(d, t++, REG_A, 0, &r);
+    T_CHECK(ad_detector_scales(d, s0), "scales learned in calibration");
+    for (i = 0; i < 3000 && !r.promoted; i++)
+        step(d, t++, REG_B, 0, &r);
+    T_NOTE("regime B: %d windows until promotion; raises %d, accepted %d, rejected %d", i,
+           r.raised, r.accepted, r.rejected);
+    T_CHECK(r.promoted == 1, "promoted %d (rejected %d): %s", r.promoted, r.rejected,
+            r.adapt_json);
+    T_CHECK(ad_detector_scales(d, s1), "scales after the promotion");
+    for (f = 0; f < F; f++)
+        same &= s0[f] == s1[f];
+    T_CHECK(same, "the promotion keeps the scales: %g %g %g -> %g %g %g", s0[0], s0[1], s0[2],
+            s1[0], s1[1], s1[2]);
+    if (r.promoted) {
+        const ad_adapt_event *a = &r.adapt.adapt;
+        T_NOTE("decision: live %.4f, candidate %.4f, threshold %.4f -> %.4f", a->live_error,
+               a->cand_error, r.adapt.prev_threshold, r.adapt.threshold);
+        T_CHECK(a->live_error > 0.5 && a->cand_error > 0.1 * a->live_error &&
+                a->cand_error < a->live_error,
+                "candidate and live errors in the same (normalised) units: %.4f, %.4f",
+                a->cand_error, a->live_error);
+    }
+    raised_after = r.raised;
+    for (i = 0; i < 400; i++)
+        step(d, t++, REG_B, 0, &r);
+    T_CHECK(r.raised == raised_after, "400 windows of B after promotion: %d raises",
+            r.raised - raised_after);
+    for (i = 0; i < 20; i++)
+        step(d, t++, REG_B, 1, &r);
+    T_CHECK(r.raised == raised_after + 1, "a blockage on B still alerts (%d raise)",
+            r.raised - raised_after);
+    ad_detector_get_stats(d, &st);
+    T_NOTE("after promotion: threshold %.4f, last score %.4f", st.threshold, st.last_score);
+    ad_detector_free(d);
+    g_norm = AD_NORM_NONE;
 }
 
 /* Regime B for 20 rows of every 60 (a speed change on a schedule, longer
@@ -1361,6 +1431,7 @@ int main(void)
 
     g_live = train_model(0);
     T_RUN(test_new_regime_absorbed);
+    T_RUN(test_normalized_promotion);
     T_RUN(test_recurring_regime_learned);
     T_RUN(test_unlearned_regime_kept);
     T_RUN(test_silencing_candidate_rejected);
