@@ -2,7 +2,8 @@
  * test_adapt.c - continual learning with a shadow model (lib/adapt.h):
  * which windows enter the normal set, the schedule, a real fine-tune of a
  * small autoencoder after a persistent regime change and its promotion, the
- * rejection of a candidate that would silence a known true alert, save /
+ * rejection of a candidate that would silence a known true alert, a decided
+ * candidate handed over to the caller (never freed by the learner), save /
  * restore, the window counts given as data time (resolved to the same
  * behaviour as the counts; nothing kept before; the memory limit named),
  * and configuration errors.
