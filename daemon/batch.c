@@ -303,7 +303,7 @@ static int take_windows(ad_daemon *dd, stream_rec *s)
         if (b->slot == &s->open)
             b->key = (1ull << 63) | (s->serial << 20) | (job.gen & 0xFFFFF);
         if (job.shadow) {
-            /* the candidate's engine (workers match key and address):
+            /* the candidate's engine (workers match key, address and uid):
              * its content id, so a new candidate at a freed one's address
              * never reuses the old engine */
             b->shadow_key[b->n] = (3ull << 62) ^ (ad_fnv1a64_str(job.shadow->id) >> 2) ^

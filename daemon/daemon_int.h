@@ -382,8 +382,12 @@ void streams_kill(ad_daemon *dd, stream_rec *s, int save);
 /* Free a dead stream once nothing refers to it; empty a live one's graveyard. */
 void streams_maybe_free(ad_daemon *dd, stream_rec *s);
 void streams_free_now(ad_daemon *dd, stream_rec *s);
-/* Move the current detector of s (may be NULL) to its graveyard. */
-void streams_bury(ad_daemon *dd, stream_rec *s);
+/* Move the current detector of s (may be NULL) and its own model to its
+ * graveyard (freed once no window of s is in flight). 0, or AD_ENOMEM
+ * when the graveyard entry cannot be made: then nothing changed (s keeps
+ * them; the caller drops the stream, streams_kill, which defers the free
+ * the same way). */
+int streams_bury(ad_daemon *dd, stream_rec *s);
 /* Idle eviction (when evict) and period-mode rows, every house tick. */
 void streams_house(ad_daemon *dd, int evict);
 /* The stream `key` of d, created (its restore started) when new; NULL when

@@ -154,7 +154,16 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
         /* new settings: a new detector; the old one waits in the graveyard
          * while batches in flight may read its model */
         publish_dq_close_all(dd, s, "reload");   /* a new monitor too */
-        streams_bury(dd, s);
+        if (streams_bury(dd, s) != 0) {
+            /* its state is saved: a message brings it back from there;
+             * the old detector goes with the stream, once no window of
+             * it is in flight */
+            ad_log(AD_LOG_ERR, "reload: detector %s: stream %s: out of memory setting "
+                   "its old detector aside: stream dropped", n->c->name, s->key);
+            streams_kill(dd, s, 0);
+            lost++;
+            continue;
+        }
         s->epoch++;
         /* a new detector's model generations start again at 1: a new
          * serial keeps its engine keys apart from the old one's (a freed

@@ -170,12 +170,17 @@ void streams_maybe_free(ad_daemon *dd, stream_rec *s)
     empty_grave(s);
 }
 
-void streams_bury(ad_daemon *dd, stream_rec *s)
+int streams_bury(ad_daemon *dd, stream_rec *s)
 {
     det_rt *d = s->det;
     old_det *od;
     if (!s->d)
-        return;
+        return 0;
+    /* the graveyard entry before anything changes: without one the old
+     * detector could only be freed at once, under the batches in flight
+     * that read its model */
+    if (!(od = calloc(1, sizeof *od)))
+        return AD_ENOMEM;
     /* its counts stay in the detector's and the daemon's figures: the new
      * detector starts from 0, but for the learner's decisions, which its
      * state file carries over (restored with the rest) */
@@ -193,18 +198,13 @@ void streams_bury(ad_daemon *dd, stream_rec *s)
     training_adapt_cancel(NULL, s);
     cJSON_Delete(s->dq_open);
     s->dq_open = NULL;
-    if ((od = calloc(1, sizeof *od))) {
-        od->d = s->d;
-        od->own = s->own_model;
-        od->next = s->grave;
-        s->grave = od;
-    } else {
-        /* cannot defer: only safe when nothing is in flight */
-        ad_detector_free(s->d);
-        ad_model_free(s->own_model);
-    }
+    od->d = s->d;
+    od->own = s->own_model;
+    od->next = s->grave;
+    s->grave = od;
     s->d = NULL;
     s->own_model = NULL;
+    return 0;
 }
 
 void streams_kill(ad_daemon *dd, stream_rec *s, int save)

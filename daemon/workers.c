@@ -26,7 +26,10 @@
 struct ad_worker {
     ad_workers *ws;
     pthread_t th;
-    struct { uint64_t key; const ad_model *m; ad_engine *e; uint64_t used; } eng[ENGINES_PER_WORKER];
+    /* an engine serves the model it was built from: the caller's key,
+     * the address and the model's uid (a freed model's address may be
+     * reused by another model; its uid is never reused) */
+    struct { uint64_t key, uid; const ad_model *m; ad_engine *e; uint64_t used; } eng[ENGINES_PER_WORKER];
     uint64_t tick;
 };
 
@@ -233,7 +236,8 @@ ad_engine *ad_workers_engine(ad_worker *w, const ad_model *m, uint64_t key)
     int lru = 0;
     w->tick++;
     for (int i = 0; i < ENGINES_PER_WORKER; i++) {
-        if (w->eng[i].e && w->eng[i].key == key && w->eng[i].m == m) {
+        if (w->eng[i].e && w->eng[i].key == key && w->eng[i].m == m &&
+            w->eng[i].uid == m->uid) {
             w->eng[i].used = w->tick;
             return w->eng[i].e;
         }
@@ -244,6 +248,7 @@ ad_engine *ad_workers_engine(ad_worker *w, const ad_model *m, uint64_t key)
     ad_engine_free(w->eng[lru].e);
     w->eng[lru].e = ad_engine_new(m, ad_batch_cap(m, w->ws->max_batch));
     w->eng[lru].m = m;
+    w->eng[lru].uid = m->uid;
     w->eng[lru].key = key;
     w->eng[lru].used = w->tick;
     return w->eng[lru].e;

@@ -51,8 +51,10 @@ int ad_workers_idle(const ad_workers *ws);
 /* Tasks submitted and not yet done()-ed. */
 int ad_workers_pending(const ad_workers *ws);
 
-/* Engine for `model` in the calling worker (NULL on OOM). key must change
- * whenever a different model could live at the same address. */
+/* Engine for `model` in the calling worker (NULL on OOM). An engine is
+ * found again by key, address and the model's uid (ad_model.uid): a model
+ * made at a freed one's address never gets its engine, even under the
+ * same key. key must change when the model's weights change in place. */
 ad_engine *ad_workers_engine(ad_worker *w, const ad_model *model, uint64_t key);
 
 /* Loop thread, for callers that must finish work before returning (a

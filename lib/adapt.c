@@ -1168,8 +1168,7 @@ done:
         a->promotions++;
     else
         a->rejections++;
-    ad_model_free(a->decided);
-    a->decided = a->cand;
+    a->decided = a->cand;           /* NULL before: no shadow starts while one waits */
     a->cand = NULL;
     a->last = ev;
     a->have_last = 1;
@@ -1184,7 +1183,9 @@ static void schedule_check(ad_adapt *a, int64_t ts)
 {
     int due = 0;
 
-    if (!a->cfg.enabled || !a->resolved || a->job_out || a->cand || a->ready)
+    /* nothing new while a decided candidate waits to be taken: its
+     * decision event stays the newest queued (DECIDED in adapt.h) */
+    if (!a->cfg.enabled || !a->resolved || a->job_out || a->cand || a->ready || a->decided)
         return;
     if (a->cfg.every_windows > 0 && a->sched_windows >= (uint64_t)a->cfg.every_windows)
         due = 1;
@@ -1482,8 +1483,8 @@ ad_adapt_job *ad_adapt_take_job(ad_adapt *a, const ad_model *live)
     const ad_model *ref;
     size_t i;
 
-    if (a == NULL || !a->ready || live == NULL || live->window != a->T ||
-        live->n_features != a->F || a->nlen == 0)
+    if (a == NULL || !a->ready || a->decided != NULL || live == NULL ||
+        live->window != a->T || live->n_features != a->F || a->nlen == 0)
         return NULL;
     j = calloc(1, sizeof(*j));
     if (j == NULL)
@@ -1638,9 +1639,8 @@ static void shadow_start(ad_adapt *a, ad_model *m, ad_adapt_origin origin,
 {
     ad_adapt_event ev;
 
-    ad_model_free(a->decided);      /* its batches are long done */
-    a->decided = NULL;
-    ad_model_free(a->cand);
+    /* a->cand and a->decided are NULL: the callers refuse otherwise (a
+     * decided candidate is the caller's to free, DECIDED in adapt.h) */
     a->cand = m;
     a->origin = origin;
     a->shadow_gen++;
@@ -1665,7 +1665,9 @@ int ad_adapt_train_done(ad_adapt *a, ad_model *cand, int take,
 
     if (a == NULL || !a->job_out)
         return AD_EINVAL;
-    if (cand && !model_fits(a, cand))
+    /* (no candidate in shadow or decided while a job is out: take_job
+     * refuses while one is decided, shadow_begin while a job is out) */
+    if (cand && (!model_fits(a, cand) || a->cand != NULL || a->decided != NULL))
         return AD_EINVAL;
     a->have_rep = rep != NULL;
     if (rep)
@@ -1707,8 +1709,8 @@ int ad_adapt_abandon(ad_adapt *a, const char *why, int64_t ts_ms)
     snprintf(ev.reason, sizeof(ev.reason), "abandoned in shadow after %" PRIu64 " windows: %s",
              a->sh_resolved, why ? why : "");
     a->rejections++;
-    ad_model_free(a->decided);
-    a->decided = a->cand;           /* taken (and kept for batches in flight) by the caller */
+    a->decided = a->cand;           /* taken (and kept for batches in flight) by the
+                                     * caller; NULL before (DECIDED in adapt.h) */
     a->cand = NULL;
     a->shadow_gen++;
     a->sh_resolved = 0;
@@ -1724,7 +1726,8 @@ int ad_adapt_shadow_begin(ad_adapt *a, ad_model *cand, int take, int64_t ts_ms)
 {
     ad_model *m;
 
-    if (a == NULL || a->job_out || !a->resolved || a->cand != NULL || !model_fits(a, cand))
+    if (a == NULL || a->job_out || !a->resolved || a->cand != NULL || a->decided != NULL ||
+        !model_fits(a, cand))
         return AD_EINVAL;
     m = take ? cand : ad_model_clone(cand);
     if (m == NULL)

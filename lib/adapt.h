@@ -122,8 +122,19 @@
  *     saves the model in the state directory (ad_model_save) and the adapt
  *     state (ad_adapt_save) next to the calibration state;
  *   - a candidate in flight in a worker batch must not be freed: the module
- *     keeps a decided candidate until ad_adapt_take_candidate() or the next
- *     shadow begins.
+ *     hands every decided candidate over (DECIDED below) and the caller
+ *     frees it once no batch reads it.
+ *
+ * DECIDED. A decision (AD_ADAPT_EV_PROMOTED / _REJECTED, from an offer or
+ * ad_adapt_abandon) moves the candidate to the decided slot, where it waits
+ * for ad_adapt_take_candidate(); the learner never frees it (but in
+ * ad_adapt_free), since batches in flight on other threads may still score
+ * it. While it waits nothing new begins: no fine-tune is scheduled
+ * (ad_adapt_take_job: NULL), ad_adapt_shadow_begin refuses (AD_EINVAL). So
+ * there is never more than one decided candidate, and no event is queued
+ * after its decision event, which the event queue (AD_ADAPT_EVENTS, the
+ * oldest dropped when full) therefore never drops before the caller has
+ * seen it. The detector takes the candidate when it polls that event.
  *
  * DATA TIME. normal_windows, min_windows, margin and shadow_windows count
  * windows, so what they mean depends on the stream's sample rate. Each may
@@ -443,7 +454,8 @@ typedef struct ad_adapt_job {
 /*
  * When the schedule is due (AD_ADAPT_EV_TRAIN_READY): a new job fine-tuning
  * a clone of `live` (borrowed; window and feature count must match) on a
- * copy of the normal set. NULL when not due, already taken, mismatch or OOM.
+ * copy of the normal set. NULL when not due, already taken, mismatch, a
+ * decided candidate not taken yet (DECIDED) or OOM.
  */
 ad_adapt_job *ad_adapt_take_job(ad_adapt *a, const ad_model *live);
 
@@ -519,8 +531,9 @@ int ad_adapt_train_done(ad_adapt *a, ad_model *cand, int take,
  * Start a shadow evaluation of an external candidate (reload.shadow):
  * take = 1 transfers ownership, else it is cloned. Not while a candidate
  * is in shadow (ad_adapt_abandon it first: batches in flight may still
- * score it), a job is out, or before the learner is resolved (its shadow
- * span is not known yet): AD_EINVAL. Returns 0 / AD_EINVAL / AD_ENOMEM
+ * score it) or decided and not taken yet (DECIDED), a job is out, or
+ * before the learner is resolved (its shadow span is not known yet):
+ * AD_EINVAL. Returns 0 / AD_EINVAL / AD_ENOMEM
  * (with take = 1 the caller still owns cand on failure).
  */
 int ad_adapt_shadow_begin(ad_adapt *a, ad_model *cand, int take, int64_t ts_ms);
@@ -539,7 +552,9 @@ const ad_model *ad_adapt_candidate(const ad_adapt *a);
  * the buffer scaled for m is valid input for the candidate. */
 int ad_adapt_same_scaler(const ad_adapt *a, const ad_model *m);
 
-/* After a decision: the decided candidate (caller owns it; NULL if none). */
+/* After a decision: the decided candidate (caller owns it and frees it once
+ * no batch in flight scores it; NULL if none). Until it is taken no new
+ * shadow or fine-tune begins (DECIDED). */
 ad_model *ad_adapt_take_candidate(ad_adapt *a);
 
 /* The candidate's raw scores on the shadow windows judged normal, in order,

@@ -288,6 +288,15 @@ static int set_default_features(ad_model *m)
     return 0;
 }
 
+/* The next model's uid: one counter for the process (ad_model.uid), atomic
+ * as models are made on worker threads (training, fine-tunes). */
+static uint64_t next_uid(void)
+{
+    static uint64_t last;
+
+    return __atomic_add_fetch(&last, 1, __ATOMIC_RELAXED);
+}
+
 int ad_model_create(ad_model **out, int window, int n_features,
                     const ad_layer_spec *layers, int n_layers,
                     char *err, size_t errlen)
@@ -311,6 +320,7 @@ int ad_model_create(ad_model **out, int window, int n_features,
     m->n_layers = n_layers;
     m->n_params = np;
     m->scaler = AD_SCALER_NONE;
+    m->uid = next_uid();
     rc = AD_ENOMEM;
     m->params = ad_aalloc(np * sizeof(float));
     m->scale_a = calloc((size_t)n_features, sizeof(float));
@@ -359,6 +369,7 @@ ad_model *ad_model_clone(const ad_model *m)
     if (c == NULL)
         return NULL;
     *c = *m;
+    c->uid = next_uid();            /* another model, at another address */
     c->features = NULL;
     c->scale_a = c->scale_b = NULL;
     c->params = NULL;

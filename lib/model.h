@@ -149,6 +149,11 @@ typedef struct ad_model {
     char *provenance;       /* JSON text or NULL, owned */
     char *training;         /* JSON text or NULL, owned */
     char id[AD_MODEL_ID_LEN + 1]; /* hex identity; "" until loaded/saved */
+    uint64_t uid;           /* this allocation's serial, unique in the process
+                             * (ad_model_create, ad_model_clone; never 0): a
+                             * later model at a freed one's address has
+                             * another, so per-model state cached by address
+                             * (the workers' engines) cannot serve it */
 } ad_model;
 
 /*

@@ -2,7 +2,8 @@
  * test_adapt.c - continual learning with a shadow model (lib/adapt.h):
  * which windows enter the normal set, the schedule, a real fine-tune of a
  * small autoencoder after a persistent regime change and its promotion, the
- * rejection of a candidate that would silence a known true alert, save /
+ * rejection of a candidate that would silence a known true alert, a decided
+ * candidate handed over to the caller (never freed by the learner), save /
  * restore, the window counts given as data time (resolved to the same
  * behaviour as the counts; nothing kept before; the memory limit named),
  * and configuration errors.
@@ -571,6 +572,9 @@ static uint64_t job_cycle(ad_adapt *a, uint64_t t, int blockage)
 {
     int i, ready = 0;
 
+    /* the last shadow's decided candidate is the caller's (adapt.h
+     * DECIDED): until it is taken no fine-tune is due */
+    ad_model_free(ad_adapt_take_candidate(a));
     for (i = 0; i < 2000 && !ready; i++) {
         offer_row(a, t++, REG_A, blockage, 0);
         ready = drain(a, AD_ADAPT_EV_TRAIN_READY, NULL);
@@ -807,6 +811,74 @@ static void test_reload_shadow(void)
             ev.shadow_windows, ev.reason);
     T_NOTE("too few: %s", ev.reason);
     T_CHECK(drain(a, AD_ADAPT_EV_TRAIN_READY, NULL) == 0, "adapt.enabled off: no schedule");
+    ad_adapt_free(a);
+}
+
+/* ---- decided candidates are handed over, never freed by the learner ------ */
+
+/* A decided candidate (here abandoned for the next model file) may still be
+ * scored by worker batches in flight: the caller takes it when it polls the
+ * decision event and frees it once none reads it. A caller that goes on
+ * without polling (reloads, each abandoning a shadow for the next: two
+ * events each, more than AD_ADAPT_EVENTS in all) must still get the first
+ * decided candidate and its event. The batch that still holds it reads it
+ * at the end: under the sanitizer build a freed one fails outright. */
+static void test_decided_handed_over(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    ad_adapt_event ev;
+    ad_model *first, *back;
+    const ad_model *inflight;
+    int k, refused = 0, started = 0, polled = 0, first_seen = 0;
+
+    cfg_small(&c);
+    c.enabled = 0;
+    c.reload_shadow = 1;
+    a = new_adapt(&c);
+    first = ad_model_clone(g_live);
+    if (!a || !first || ad_adapt_shadow_begin(a, first, 1, 1000) != 0) {
+        T_CHECK(0, "setup");
+        ad_model_free(first);
+        ad_adapt_free(a);
+        return;
+    }
+    inflight = first;                   /* a worker batch scores it */
+    T_CHECK(ad_adapt_abandon(a, "the next model file replaces it", 1000) == 1, "abandoned");
+    for (k = 1; k <= AD_ADAPT_EVENTS; k++) {
+        ad_model *m = ad_model_clone(g_live);
+
+        if (m == NULL)
+            break;
+        if (ad_adapt_shadow_begin(a, m, 1, 1000 + k) != 0) {
+            ad_model_free(m);
+            refused++;
+            continue;
+        }
+        started++;
+        ad_adapt_abandon(a, "the next model file replaces it", 1000 + k);
+    }
+    while (ad_adapt_poll_event(a, &ev)) {
+        polled++;
+        if (ev.type == AD_ADAPT_EV_REJECTED && ev.ts_ms == 1000)
+            first_seen = 1;
+    }
+    T_CHECK(refused == AD_ADAPT_EVENTS && started == 0,
+            "no shadow begins while a decided candidate waits: %d refused, %d started",
+            refused, started);
+    T_CHECK(first_seen, "the first decision's event was dropped (%d events polled)", polled);
+    back = ad_adapt_take_candidate(a);
+    T_CHECK(back == first, "the first decided candidate is not handed over (%p, want %p)",
+            (void *)back, (void *)first);
+    T_CHECK(inflight->window == T && inflight->n_features == F,
+            "the batch's candidate: window %d, features %d", inflight->window,
+            inflight->n_features);
+    T_NOTE("%d shadow begins refused while a decided candidate waited; %d event(s) polled, "
+           "the decision's among them: %s; handed over: %s", refused, polled,
+           first_seen ? "yes" : "no", back == first ? "yes" : "no");
+    if (back == first)
+        ad_model_free(back);
+    T_CHECK(ad_adapt_shadow_begin(a, g_live, 0, 2000) == 0, "taken: the next shadow begins");
     ad_adapt_free(a);
 }
 
@@ -1689,6 +1761,7 @@ int main(void)
     T_RUN(test_reference_drift);
     T_RUN(test_silencing_candidate_rejected);
     T_RUN(test_reload_shadow);
+    T_RUN(test_decided_handed_over);
     T_RUN(test_run_up_shadow);
     T_RUN(test_run_up_held);
     T_RUN(test_regime_windows_left_out);

@@ -15,14 +15,39 @@
  * workers (stats "batches" and "batch_windows"); under the sanitizer build
  * the worker's read of the freed model fails the case outright. And a
  * killed stream leaves no batch open behind it.
+ *
+ * A reload that rebuilds a stream's detector while a window of its own
+ * model is in flight, and cannot make the graveyard entry (out of memory):
+ * the stream keeps its detector and model, the window comes back scored,
+ * and the reload drops the stream, freed once nothing is in flight. The
+ * failure is injected by linking this test with -Wl,--wrap=calloc
+ * (Makefile): __wrap_calloc below refuses while fail_calloc is set.
  */
 #include "t.h"
 #include "t_model.h"
+
+#include <errno.h>
+#include <pthread.h>
 
 #include "daemon_int.h"
 
 #define TW 4
 #define F 2
+
+/* Every calloc() of the linked code comes here (-Wl,--wrap=calloc). */
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+static int fail_calloc, calloc_refused;
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    if (fail_calloc) {
+        calloc_refused++;
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_calloc(n, size);
+}
 
 typedef struct fix {
     uv_loop_t loop;
@@ -214,10 +239,119 @@ out:
     fix_free(&x);
 }
 
+/* A task that holds the one worker until released: what is submitted
+ * after it stays in flight meanwhile. */
+typedef struct gate {
+    ad_task t;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int open, done;
+} gate;
+
+static void gate_run(ad_task *t, ad_worker *w)
+{
+    gate *g = (gate *)t;
+
+    (void)w;
+    pthread_mutex_lock(&g->mu);
+    while (!g->open)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_done(ad_task *t)
+{
+    ((gate *)t)->done = 1;
+}
+
+static void gate_open(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = 1;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* A reload rebuilds the stream's detector (reload.c) while a window of its
+ * own model is in flight, and the graveyard entry cannot be allocated: the
+ * old detector and model must stay until that window is back. The stream
+ * keeps them (the window is scored), and is dropped as the reload drops it
+ * (streams_kill), freed once nothing is in flight. */
+static void test_bury_out_of_memory(void)
+{
+    ad_detector_cfg c;
+    ad_model *own = t_zero_model(TW, F);
+    ad_detector *d0;
+    char err[300];
+    gate g;
+    fix x;
+    int i, inflight, kept;
+
+    memset(&g, 0, sizeof(g));
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    g.t.run = gate_run;
+    g.t.done = gate_done;
+    if (fix_init(&x) != 0 || !own) {
+        T_CHECK(0, "setup");
+        ad_model_free(own);
+        goto out;
+    }
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 10;
+    if (ad_detector_new(&x.s->d, &c, "pump1", own, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        ad_model_free(own);
+        goto out;
+    }
+    x.s->own_model = own;               /* restored from the state dir */
+    d0 = x.s->d;
+    ad_workers_submit(x.dd->ws, &g.t);  /* the worker is busy */
+    for (i = 0; i < TW; i++)            /* one window due */
+        row(&x, i);
+    batch_dispatch(x.dd, 1);
+    inflight = x.s->inflight;
+    T_CHECK(inflight == 1 && x.dd->in_flight_batches == 1, "one window in flight (%d)",
+            inflight);
+    fail_calloc = 1;
+    streams_bury(x.dd, x.s);
+    fail_calloc = 0;
+    kept = x.s->d == d0 && x.s->own_model == own && x.s->grave == NULL;
+    T_CHECK(calloc_refused > 0, "the graveyard entry was refused");
+    T_CHECK(kept, "without a graveyard entry the stream keeps its detector and model "
+            "(detector %s, model %s)", x.s->d == d0 ? "kept" : "gone",
+            x.s->own_model == own ? "kept" : "gone");
+    if (!kept) {                        /* buried anyway: the reload goes on */
+        x.s->epoch++;
+        x.s->serial = ++x.dd->serial;
+        if (ad_detector_new(&x.s->d, &c, "pump1", t_zero_model(TW, F), 0, 0, NULL, err,
+                            sizeof(err)) != 0)
+            T_CHECK(0, "ad_detector_new: %s", err);
+    }
+    gate_open(&g);                      /* the window runs on the worker now */
+    fix_drain(&x);
+    T_CHECK(g.done, "the worker was released");
+    if (kept) {
+        T_CHECK(x.dd->c.windows_scored == 1, "the window in flight scored: %llu",
+                (unsigned long long)x.dd->c.windows_scored);
+        streams_kill(x.dd, x.s, 0);     /* as the reload drops it */
+        x.s = NULL;
+        T_CHECK(x.dd->dead == NULL, "the dropped stream is freed (nothing in flight)");
+    }
+    T_NOTE("graveyard entry refused with %d window in flight: detector and model %s, "
+           "%llu window scored", inflight, kept ? "kept" : "freed at once",
+           (unsigned long long)x.dd->c.windows_scored);
+out:
+    fix_free(&x);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+}
+
 int main(void)
 {
     T_RUN(test_retired_model_not_sent);
     T_RUN(test_buried_model_not_sent);
     T_RUN(test_dead_stream_leaves_no_batch);
+    T_RUN(test_bury_out_of_memory);
     return t_done();
 }
