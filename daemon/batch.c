@@ -11,7 +11,10 @@
  * order, and the detector's events are handled.
  *
  * Ownership: the daemon owns every batch (open list, flight FIFO, free
- * list for reuse). A batch holds a reference to its shared model, or none
+ * list for reuse). The free list is trimmed once a second (batch_trim) to
+ * the most batches in use over the last second: a burst (a long pack, a
+ * backlog) that took many does not pin them, max_batch windows of input
+ * and output each, until the daemon stops. A batch holds a reference to its shared model, or none
  * for a stream-owned model, and counts in the inflight of each stream it
  * carries a window of. A stream-owned model (trained online, promoted, a
  * shadow candidate) is kept alive by those windows alone: the detector
@@ -38,6 +41,7 @@ static void batch_release(ad_daemon *dd, batch *b)
     b->mr = NULL;
     b->next = dd->free_batches;
     dd->free_batches = b;
+    dd->batches_spare++;
 }
 
 /* An open batch off the open list and its owner's slot. */
@@ -73,6 +77,14 @@ static void batch_destroy(batch *b)
     free(b);
 }
 
+/* A batch taken into use: the peak batch_trim keeps spare. */
+static void batch_in_use(ad_daemon *dd)
+{
+    int used = dd->batches_live - dd->batches_spare;
+    if (used > dd->batches_peak)
+        dd->batches_peak = used;
+}
+
 static batch *batch_alloc(ad_daemon *dd, const ad_model *m)
 {
     size_t tf = (size_t)m->window * (size_t)m->n_features;
@@ -98,6 +110,7 @@ static batch *batch_alloc(ad_daemon *dd, const ad_model *m)
         batch_destroy(b);
         return NULL;
     }
+    dd->batches_live++;
     return b;
 }
 
@@ -110,12 +123,14 @@ static batch *batch_get(ad_daemon *dd, const ad_model *m, int metric)
         if ((size_t)(*pp)->T * (size_t)(*pp)->F >= tf && (*pp)->F >= m->n_features) {
             b = *pp;
             *pp = b->next;
+            dd->batches_spare--;
             break;
         }
         pp = &(*pp)->next;
     }
     if (!b && !(b = batch_alloc(dd, m)))
         return NULL;
+    batch_in_use(dd);
     b->task.run = batch_run;
     b->task.done = batch_done;
     b->dd = dd;
@@ -384,6 +399,24 @@ static void batch_done(ad_task *t)
     }
 }
 
+void batch_trim(ad_daemon *dd)
+{
+    batch **pp = &dd->free_batches;
+    int keep = dd->batches_peak;
+
+    /* the most recently released first: they stay, the rest go */
+    for (int i = 0; *pp && i < keep; i++)
+        pp = &(*pp)->next;
+    while (*pp) {
+        batch *b = *pp;
+        *pp = b->next;
+        batch_destroy(b);
+        dd->batches_spare--;
+        dd->batches_live--;
+    }
+    dd->batches_peak = dd->batches_live - dd->batches_spare;
+}
+
 void batch_free_all(ad_daemon *dd)
 {
     while (dd->open_list) {
@@ -392,12 +425,16 @@ void batch_free_all(ad_daemon *dd)
         for (int i = 0; i < b->n; i++) b->streams[i]->inflight--;
         mr_put(b->mr);
         batch_destroy(b);
+        dd->batches_live--;
     }
     while (dd->free_batches) {
         batch *b = dd->free_batches;
         dd->free_batches = b->next;
         batch_destroy(b);
+        dd->batches_live--;
     }
+    dd->batches_spare = 0;
+    dd->batches_peak = 0;
     free(dd->scratch);
     dd->scratch = NULL;
     dd->scratch_len = 0;

@@ -194,7 +194,8 @@ void dd_arm_stats(ad_daemon *dd)
         uv_timer_start(&dd->stats_timer, stats_cb, (uint64_t)(iv * 1000), (uint64_t)(iv * 1000));
 }
 
-/* Housekeeping every 250 ms: period-mode rows, idle eviction (every second). */
+/* Housekeeping every 250 ms: period-mode rows; idle eviction and the
+ * trim of spare batches every second. */
 static void house_cb(uv_timer_t *t)
 {
     ad_daemon *dd = t->data;
@@ -203,8 +204,10 @@ static void house_cb(uv_timer_t *t)
 
     if (dd->stopping)
         return;
-    if (evict)
+    if (evict) {
         dd->last_evict_ms = now;
+        batch_trim(dd);         /* a burst's spare batches go */
+    }
     streams_house(dd, evict);
     dd_limit_evict_flush(dd, now);
 }

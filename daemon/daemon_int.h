@@ -284,6 +284,9 @@ typedef struct ad_daemon {
     volatile int cancel;
     batch *open_list, *fifo_head, *fifo_tail, *free_batches;
     int in_flight_batches;
+    /* batches allocated, spare among them (the free list), and the most in
+     * use (open or in flight) since the last trim (batch_trim) */
+    int batches_live, batches_spare, batches_peak;
     float *scratch;              /* bootstrap windows nobody scores */
     size_t scratch_len;
     ad_sample *smp;              /* one message's samples (streams.c) */
@@ -494,6 +497,9 @@ void batch_take(ad_daemon *dd, stream_rec *s);
 /* Submit open batches: all (force) or while workers are idle / full ones. */
 void batch_dispatch(ad_daemon *dd, int force);
 int batch_open_windows(const ad_daemon *dd);
+/* Free the spare batches beyond the most in use since the last call
+ * (housekeeping, once a second): a burst's batches do not stay pinned. */
+void batch_trim(ad_daemon *dd);
 /* Free open and spare batches (at exit). */
 void batch_free_all(ad_daemon *dd);
 

@@ -59,6 +59,7 @@ static const fam fams[] = {
     { "state_bytes_removed", "state_removed_bytes_total", "counter", "Bytes of the state files removed by retention.", 0 },
     { "inference.batches", "inference_batches_total", "counter", "Forward-pass batches.", 0 },
     { "inference.workers", "inference_workers", "gauge", "Inference worker threads.", 0 },
+    { "inference.spare_batches", "inference_spare_batches", "gauge", "Window batches allocated and not in use (kept for reuse).", 0 },
     { "cpu_s.process", "process_cpu_seconds_total", "counter", "CPU seconds of the process.", 0 },
     { "cpu_s.workers", "model_cpu_seconds_total", "counter", "CPU seconds in the model on workers.", 0 },
     { "max_rss_kb", "max_resident_memory_bytes", "gauge", "Peak resident memory.", 1024 },

@@ -868,6 +868,7 @@ static void inference_json(ad_daemon *dd, cJSON *o, double *p99)
     cJSON_AddNumberToObject(inf, "mean_batch", dd->c.batches ?
                             (double)dd->c.batch_windows / (double)dd->c.batches : 0);
     cJSON_AddNumberToObject(inf, "workers", ad_workers_count(dd->ws));
+    cJSON_AddNumberToObject(inf, "spare_batches", dd->batches_spare);
     lj = cJSON_AddObjectToObject(inf, "latency_ms");
     stats_latency_percentiles(&dd->lat, &p50, &p90, p99, &pmax);
     cJSON_AddNumberToObject(lj, "p50", p50);

@@ -9,6 +9,12 @@
 #    every message's 300 samples taken, a window scored per row. Any object
 #    of more than 256 fields used to be refused ("too many samples"), so a
 #    model of more than 256 features fed by JSON never scored a window.
+#  - the pack's windows, taken into batches of 16 (max_batch) as its
+#    samples complete them, take some 60 batches at once; the spare ones
+#    are freed once the next seconds use no more than one (stats
+#    inference.spare_batches back to at most 1: the housekeeping pull
+#    takes one a second). They used to stay allocated, a
+#    burst's memory pinned until the daemon stopped.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_pack_size.XXXXXX)
@@ -48,7 +54,7 @@ it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-pack-size", "stats_interval_s": 0.5,
             "reconnect_min_s": 0.2},
- "max_payload_bytes": 65536,
+ "max_payload_bytes": 65536, "max_batch": 16,
  "detectors": [
   {"name": "pack", "model": "$D/one.safetensors", "topics": ["pack/+"],
    "payload": {"format": "senml"}, "quality": {"enabled": false},
@@ -89,6 +95,30 @@ if ok_wait "1000 991 0"; then
 else
     it_fail "a SenML pack of 1000 records: 1000 samples, 991 windows scored, no parse error" \
         "samples windows parse_errors: $(st)" "$(grep -i senml "$D/daemon.log" | head -3)"
+fi
+# "max last" of the stats' inference.spare_batches
+spare() {
+    $PYTHON - "$D/sub.jsonl" <<'PY'
+import json, sys
+v = []
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"] == "anomalyd/stats":
+        v.append(json.loads(m["payload"]).get("inference", {}).get("spare_batches"))
+print(max((x for x in v if x is not None), default=None), v[-1] if v else None)
+PY
+}
+i=0
+while [ $i -lt 50 ]; do
+    set -- $(spare)
+    [ "$2" != None ] && [ "$2" -le 1 ] && [ "$1" -ge 10 ] && break
+    sleep 0.2; i=$((i + 1))
+done
+if [ "$2" != None ] && [ "$2" -le 1 ] && [ "$1" -ge 10 ]; then
+    it_ok "the pack's $1 spare batches are freed once unused: $2 left"
+else
+    it_fail "the pack's spare batches are freed once unused" \
+        "inference.spare_batches: most $1, last $2 (want at least 10, then at most 1)"
 fi
 while read -r line; do
     mosquitto_pub -h 127.0.0.1 -p "$IT_PORT" -q 1 -t wide/m1 -m "$line"

@@ -14,7 +14,8 @@
  * Each case checks that the one window due is the only one sent to the
  * workers (stats "batches" and "batch_windows"); under the sanitizer build
  * the worker's read of the freed model fails the case outright. And a
- * killed stream leaves no batch open behind it.
+ * killed stream leaves no batch open behind it, and the spare batches a
+ * burst took are trimmed once a second.
  *
  * A reload that rebuilds a stream's detector while a window of its own
  * model is in flight, and cannot make the graveyard entry (out of memory):
@@ -347,11 +348,70 @@ out:
     pthread_cond_destroy(&g.cv);
 }
 
+/* A burst of windows (a long pack: every row taken as it completes, no
+ * batch back before the loop runs) takes many batches; back, they are
+ * spare. The once-a-second trim keeps no more spares than were in use
+ * over the last second: one tick after the burst all of them (it was the
+ * burst's second), the next one what the quiet second used. Before, every
+ * spare stayed allocated until the daemon stopped. */
+static void test_burst_spares_trimmed(void)
+{
+    ad_detector_cfg c;
+    ad_model *own = t_zero_model(TW, F);
+    char err[300];
+    fix x;
+    int i, burst;
+
+    if (fix_init(&x) != 0 || !own) {
+        T_CHECK(0, "setup");
+        ad_model_free(own);
+        goto out;
+    }
+    ad_detector_cfg_default(&c);
+    if (ad_detector_new(&x.s->d, &c, "pump1", own, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        ad_model_free(own);
+        goto out;
+    }
+    x.s->own_model = own;
+    for (i = 0; i < 20 * 16 + TW - 1; i++)      /* 20 full batches of 16 */
+        row(&x, i);
+    fix_drain(&x);
+    burst = x.dd->batches_spare;
+    T_CHECK(burst >= 20, "the burst took %d batches, want at least 20", burst);
+    batch_trim(x.dd);                           /* the burst's second */
+    T_CHECK(x.dd->batches_spare == burst, "%d spare after the burst's second, want %d",
+            x.dd->batches_spare, burst);
+    for (i = 20 * 16 + TW - 1; i < 20 * 16 + TW - 1 + 3; i++) {   /* a quiet second */
+        row(&x, i);
+        fix_drain(&x);
+    }
+    batch_trim(x.dd);
+    T_CHECK(x.dd->batches_spare == 1 && x.dd->batches_live == 1,
+            "%d spare of %d allocated after a quiet second, want 1 of 1",
+            x.dd->batches_spare, x.dd->batches_live);
+    batch_trim(x.dd);                           /* an idle second */
+    T_CHECK(x.dd->batches_spare == 0 && x.dd->batches_live == 0,
+            "%d spare of %d allocated after an idle second, want none",
+            x.dd->batches_spare, x.dd->batches_live);
+    row(&x, i);                                 /* one window: a batch again */
+    fix_drain(&x);
+    T_CHECK(x.dd->c.windows_scored + x.dd->c.windows_stale == 20 * 16 + 4 &&
+            x.dd->batches_live == 1, "%llu windows back, want %d; %d batch(es) allocated",
+            (unsigned long long)(x.dd->c.windows_scored + x.dd->c.windows_stale),
+            20 * 16 + 4, x.dd->batches_live);
+    T_NOTE("a burst of %d batches, 1 spare after a quiet second, none after an idle one",
+           burst);
+out:
+    fix_free(&x);
+}
+
 int main(void)
 {
     T_RUN(test_retired_model_not_sent);
     T_RUN(test_buried_model_not_sent);
     T_RUN(test_dead_stream_leaves_no_batch);
     T_RUN(test_bury_out_of_memory);
+    T_RUN(test_burst_spares_trimmed);
     return t_done();
 }
