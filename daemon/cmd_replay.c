@@ -582,35 +582,70 @@ static int replay_events(replay *r)
     return trained;
 }
 
+/* The windows scored while input row `row` is pushed and its events run:
+ * the last one's score and smoothed score, whether any was, and whether
+ * scoring failed. */
+typedef struct row_scores {
+    size_t row;
+    double score, smoothed;
+    int scored, failed;
+} row_scores;
+
+/* The rows the last push or advance completed, into their windows now, as
+ * the daemon takes them as each sample completes them (streams.c
+ * push_samples): one step of the input can complete more rows than the
+ * stream queues (a period grid with lateness that a row moves past many
+ * rows at once), and taking them only after the row would lose the oldest
+ * (stream.h THE ROW QUEUE), rows the daemon scores. */
+static void replay_take(replay *r, row_scores *rs)
+{
+    int s;
+
+    if (rs->failed || ad_detector_rows_queued(r->d) == 0)
+        return;
+    if ((s = replay_windows(r, rs->row, &rs->score, &rs->smoothed)) < 0)
+        rs->failed = 1;
+    else
+        rs->scored |= s;
+}
+
 /* Push row i the way the daemon pushes a message: a whole row in rows mode,
  * one sample per feature otherwise (period mode then advances its grid to
  * the row's time, as the daemon's clock would). Before the push, data time
  * moves on to just before the row, as the daemon's timer would have moved
  * it during the silence: a gap in the file is a dropout (data quality) in
- * every mode. */
-static void replay_push_row(replay *r, size_t i, int64_t ts)
+ * every mode. The rows each step completes are scored at once
+ * (replay_take). */
+static void replay_push_row(replay *r, size_t i, int64_t ts, row_scores *rs)
 {
-    if (ts > INT64_MIN)
+    if (ts > INT64_MIN) {
         ad_detector_advance(r->d, ts - 1);
+        replay_take(r, rs);
+    }
     for (int f = 0; f < r->F; f++)
         r->vals[f] = r->t->x[i * (size_t)r->F + (size_t)f];
     if (r->cfg.stream.mode == AD_ASM_ROWS) {
         ad_detector_push_row(r->d, ts, r->vals, NULL);
+        replay_take(r, rs);
         return;
     }
-    for (int f = 0; f < r->F; f++)
+    for (int f = 0; f < r->F; f++) {
         ad_detector_push_sample(r->d, ts, f, r->vals[f]);
-    if (r->cfg.stream.mode == AD_ASM_PERIOD)
+        replay_take(r, rs);
+    }
+    if (r->cfg.stream.mode == AD_ASM_PERIOD) {
         ad_detector_advance(r->d, ts);
+        replay_take(r, rs);
+    }
 }
 
 /* Push row i (replay_push_row), noting the first row dropped for its time. */
-static void replay_push(replay *r, size_t i, int64_t ts)
+static void replay_push(replay *r, size_t i, int64_t ts, row_scores *rs)
 {
     uint64_t dropped = ad_detector_dropped(r->d);
     size_t line = r->t->line ? r->t->line[i] : i + 2;
 
-    replay_push_row(r, i, ts);
+    replay_push_row(r, i, ts, rs);
     /* the first row dropped for its time, and the row that set the newest
      * time then, are named at the end (one row far in the future drops
      * every row after it) */
@@ -637,17 +672,17 @@ static int replay_row(replay *r, size_t i)
     int64_t ts = !r->t->time ? (int64_t)i * 1000 :
                  skip ? INT64_MIN : (int64_t)llround(r->t->time[i] * 1000.0);
     ad_detector_stats st;
-    double score = NAN, smoothed = NAN;
-    int scored = 0, s, again, trained = 0, pred;
+    row_scores rs = { i, NAN, NAN, 0, 0 };
+    int again, trained = 0, pred;
     char b1[40], b2[40], b3[40], b4[40], b5[40], err[512];
 
     r->dq_raised = 0;
     if (!skip)
-        replay_push(r, i, ts);
+        replay_push(r, i, ts, &rs);
     do {
-        if ((s = replay_windows(r, i, &score, &smoothed)) < 0)
+        replay_take(r, &rs);
+        if (rs.failed)
             return -1;
-        scored |= s;
         if (o->calib_rows > 0 && i + 1 == (size_t)o->calib_rows &&
             ad_detector_phase(r->d) == AD_PHASE_CALIBRATING &&
             ad_detector_finish_calibration(r->d, err, sizeof err) != 0) {
@@ -663,13 +698,13 @@ static int replay_row(replay *r, size_t i)
         return 0;
     ad_detector_get_stats(r->d, &st);
     pred = st.phase == AD_PHASE_DETECTING && (o->row_label ? st.exceeded : st.alert_active);
-    fmt_num(b1, sizeof b1, scored ? score : NAN);
-    fmt_num(b2, sizeof b2, scored ? smoothed : NAN);
+    fmt_num(b1, sizeof b1, rs.scored ? rs.score : NAN);
+    fmt_num(b2, sizeof b2, rs.scored ? rs.smoothed : NAN);
     fmt_num(b3, sizeof b3, st.threshold);
-    fmt_num(b4, sizeof b4, scored ? st.last_probability : NAN);
-    fmt_num(b5, sizeof b5, scored ? st.last_log_likelihood : NAN);
+    fmt_num(b4, sizeof b4, rs.scored ? st.last_probability : NAN);
+    fmt_num(b5, sizeof b5, rs.scored ? st.last_log_likelihood : NAN);
     fprintf(r->out, "%zu,%lld,%s,%s,%s,%d,%d,%s,%s,%s,%s,%d\n", i, (long long)ts, b1, b2, b3,
-            scored && st.exceeded, pred, st.alert_id,
+            rs.scored && st.exceeded, pred, st.alert_id,
             ad_phase_name(trained ? AD_PHASE_TRAINING : st.phase), b4, b5,
             st.dq_active > 0 || r->dq_raised);
     if (r->t->label && !(o->excl && i < (size_t)o->calib_rows)) {
@@ -733,6 +768,10 @@ static int replay_report(replay *r)
     if (why[0])
         fprintf(stderr, "replay: calibration never finished, no threshold and no alerts: "
                 "%s\n", why);
+    if (st.stream.overflow > 0)
+        fprintf(stderr, "replay: %llu assembled rows lost: the stream's row queue (%d) was "
+                "full (rows_overflow)\n", (unsigned long long)st.stream.overflow,
+                AD_STREAM_QUEUE);
     if (r->t->n_nonnumeric > 0)
         fprintf(stderr, "replay: %zu non-numeric cell%s read as missing (%s; in the "
                 "non-finite count too)\n", r->t->n_nonnumeric, r->t->n_nonnumeric == 1 ? "" : "s",
@@ -809,6 +848,7 @@ static int replay_report(replay *r)
     cJSON_AddNumberToObject(j, "bad_time", (double)r->t->n_bad_time);
     cJSON_AddNumberToObject(j, "windows_seasonal", (double)st.windows_seasonal);
     cJSON_AddNumberToObject(j, "window_resets", (double)st.window_resets);
+    cJSON_AddNumberToObject(j, "rows_overflow", (double)st.stream.overflow);
     if (r->t->label) {
         cJSON_AddNumberToObject(j, "tp", (double)tp);
         cJSON_AddNumberToObject(j, "fp", (double)fp);

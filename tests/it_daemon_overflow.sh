@@ -19,6 +19,16 @@
 #    samples) in one message; calibration on the first 150 windows gives
 #    the threshold and score replay gives on the same rows written out on
 #    the 1 s grid.
+#  - period mode with 100 s of lateness (rows.max_lateness_ms), the pump
+#    model: the 5 sensors every second for 120 s, then nothing for 100 s
+#    and every second again for 100 s. The first sample after the silence
+#    moves the watermark past 101 grid rows at once (more than the stream
+#    queues), in the daemon (one pack) and in `anomalyd replay` of the same
+#    rows (one CSV line): calibration on 120 windows gives the same
+#    threshold and score in both, and replay loses no row (its summary's
+#    rows_overflow 0). Replay used to take the rows only after each CSV
+#    line: 36 were lost at the silence (rows_overflow), so it scored other
+#    windows than the daemon did and calibrated to another threshold.
 # The payload format json is one object per message (one row): no pack.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
@@ -62,6 +72,20 @@ for k in range(50):
         recs.append(rec)
     held += [r] * 4
 open(d + "/period.json", "w").write(json.dumps(recs))
+# period mode with lateness: the 5 sensors at t = 0..119 and 220..319 s
+ts = list(range(120)) + list(range(220, 320))
+recs = []
+with open(d + "/late.csv", "w") as f:
+    f.write("ts," + ",".join(names) + "\n")
+    for k, t in enumerate(ts):
+        r = {n: round(rows[k][n], 6) for n in names}
+        for j, n in enumerate(names):
+            rec = {"n": n, "t": t, "v": r[n]}
+            if k == 0 and j == 0:
+                rec.update({"bn": "pump3:", "bt": bt})
+            recs.append(rec)
+        f.write("%d,%s\n" % (bt + t, ",".join("%.6f" % r[n] for n in names)))
+open(d + "/late.json", "w").write(json.dumps(recs, separators=(",", ":")))
 with open(d + "/period.csv", "w") as f:        # the grid rows 0..196 s
     f.write("ts," + ",".join(names) + "\n")
     for g in range(197):
@@ -84,6 +108,12 @@ cat > "$D/ad.json" <<EOC
    "payload": {"format": "senml"}, "rows": {"mode": "period", "period_ms": 1000},
    "quality": {"enabled": false},
    "calibration": {"method": "sigma", "k": 3, "windows": 150, "floor": 0, "model_guard": 0},
+   "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}},
+  {"name": "late", "model": "$PUMP", "topics": ["late/+"],
+   "payload": {"format": "senml"},
+   "rows": {"mode": "period", "period_ms": 1000, "max_lateness_ms": 100000},
+   "quality": {"enabled": false},
+   "calibration": {"method": "sigma", "k": 3, "windows": 120, "floor": 0, "model_guard": 0},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
 $H sub --port "$IT_PORT" --topic '#' --out "$D/sub.jsonl" & SPID=$!
@@ -177,8 +207,25 @@ got=$(compare period/pump2 "$D/period.out") &&
     it_fail "period mode, a pack of 250 samples: calibrated on 150 windows, threshold and score as replay's" \
         "$got; stats samples, windows_scored, rows_overflow: $(stats samples windows_scored rows_overflow)"
 
+# period mode with lateness: one pack, the watermark past 101 rows at once
+mosquitto_pub -h 127.0.0.1 -p "$IT_PORT" -q 1 -t late/pump3 -f "$D/late.json"
+"$AD_BIN" replay -c "$D/ad.json" --detector late -i "$D/late.csv" -o "$D/late.out" \
+    --summary "$D/late.sum" 2> "$D/late.log" ||
+    it_fail "replay of the late period-mode rows" "$(cat "$D/late.log")"
+it_wait_until 15 compare late/pump3 "$D/late.out" >/dev/null
+got=$(compare late/pump3 "$D/late.out") &&
+    it_ok "period mode, 100 s lateness, 101 rows out at once: calibrated on 120 windows, threshold and score as replay's: $got" ||
+    it_fail "period mode, 100 s lateness, 101 rows out at once: calibrated on 120 windows, threshold and score as replay's" \
+        "$got; $(grep -h "rows lost" "$D/late.log")"
+got=$($PYTHON -c 'import json, sys; j = json.load(open(sys.argv[1])); print(j.get("rows_overflow"), j["windows"])' "$D/late.sum")
+set -- $got
+[ "$1" = 0 ] && [ "$2" -ge 150 ] &&
+    it_ok "replay, period mode, 100 s lateness: no row lost (rows_overflow 0), $2 windows" ||
+    it_fail "replay, period mode, 100 s lateness: no row lost (rows_overflow 0)" \
+        "rows_overflow, windows: $got; $(grep -h "rows lost" "$D/late.log")"
+
 # the figures once more after a stats tick, and the metrics file
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=450 --timeout 10 >/dev/null
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=1550 --timeout 10 >/dev/null
 sleep 1.5
 set -- $(stats "detectors[period].rows_overflow" rows_overflow windows_scored)
 [ "$1" = 0 ] && [ "$2" = 0 ] && [ "$3" -ge $((191 + 167)) ] &&
