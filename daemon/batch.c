@@ -295,6 +295,22 @@ static batch *open_batch(ad_daemon *dd, stream_rec *s, const ad_model *m)
     return b;
 }
 
+/* Windows of s that continual learning will not be offered (more out at
+ * once than the detector keeps copies of, AD_DETECTOR_PW_BYTES): said,
+ * rate-limited, naming the stream; counted in stats adapt_unoffered. */
+static void note_unoffered(ad_daemon *dd, stream_rec *s)
+{
+    uint64_t n = ad_detector_adapt_unoffered(s->d);
+
+    if (n == s->seen_unoffered)
+        return;
+    dd_bad_input(dd, "detector %s: stream %s: %llu window(s) will not be offered to continual "
+                 "learning: more were out at once (a message of that many rows) than %zu MB "
+                 "of copies hold (stats adapt_unoffered)", s->det->c->name, s->key,
+                 (unsigned long long)(n - s->seen_unoffered), AD_DETECTOR_PW_BYTES >> 20);
+    s->seen_unoffered = n;
+}
+
 /* Every due window of s into open batches; 0, or -1 when no batch could
  * be had (out of memory: the rows stay queued). */
 static int take_windows(ad_daemon *dd, stream_rec *s)
@@ -339,6 +355,7 @@ static int take_windows(ad_daemon *dd, stream_rec *s)
      * kept open */
     if (b && b->n == 0)
         batch_unopen(dd, b);
+    note_unoffered(dd, s);
     return 0;
 }
 

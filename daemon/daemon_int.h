@@ -128,6 +128,7 @@ typedef struct stream_rec {
     struct adapt_task *adapt;    /* continual-learning job on the workers */
     int saving;                  /* promoted-model saves on the workers */
     uint64_t seen_future, seen_late;  /* rejections already logged */
+    uint64_t seen_unoffered;     /* adapt_unoffered already logged */
     cJSON *dq_open;              /* open data-quality alerts (array) or NULL; each
                                   * entry's "topic": the MQTT topic it was raised on */
     struct alert_at *alert_at;   /* where its open model alert was raised, or NULL */
@@ -172,6 +173,7 @@ typedef struct det_counts {
     uint64_t late, late_held, future, unaligned, overflow, dropped;
     uint64_t dq_raised, dq_open, adapt_promoted, adapt_rejected, adapt_shadow, adapt_drifted;
     uint64_t regimes_accepted;
+    uint64_t adapt_unoffered;    /* windows continual learning never saw */
 } det_counts;
 
 /* A detector of the running configuration. */
@@ -228,6 +230,7 @@ typedef struct counters {
     uint64_t adapt_jobs, adapt_failures, dq_raised, dq_cleared, windows_shadow;
     uint64_t retired_dropped;    /* dropped samples of freed streams */
     uint64_t retired_overflow;   /* rows_overflow of freed streams */
+    uint64_t retired_unoffered;  /* adapt_unoffered of freed streams */
     uint64_t handover_skipped;   /* Kafka records a hand-over state held already */
     /* operator commands (command.c): done, and refused by cause */
     uint64_t cmd_ok, cmd_bad_json, cmd_unknown_stream, cmd_unknown_command, cmd_failed;

@@ -55,6 +55,7 @@ static const fam fams[] = {
     { "alerts_active", "alerts_open", "gauge", "Alerts open now.", 0 },
     { "trainings", "trainings_total", "counter", "Online trainings finished.", 0 },
     { "training_failures", "training_failures_total", "counter", "Online trainings failed.", 0 },
+    { "adapt_unoffered", "adapt_unoffered_windows_total", "counter", "Windows scored that continual learning never saw: more out at once than a stream keeps copies of.", 0 },
     { "state_files_removed", "state_files_removed_total", "counter", "State files removed by retention (state_retain_days).", 0 },
     { "state_bytes_removed", "state_removed_bytes_total", "counter", "Bytes of the state files removed by retention.", 0 },
     { "inference.batches", "inference_batches_total", "counter", "Forward-pass batches.", 0 },

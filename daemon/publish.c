@@ -775,6 +775,7 @@ void publish_count_stream(const ad_detector *det, det_counts *c)
     c->adapt_shadow += st.adapt_shadow != 0;
     c->adapt_drifted += st.adapt_drifted != 0;
     c->regimes_accepted += st.accepted;
+    c->adapt_unoffered += st.adapt_unoffered;
 }
 
 char *publish_status_json(const ad_daemon *dd, const char *state)
@@ -798,6 +799,7 @@ char *publish_status_json(const ad_daemon *dd, const char *state)
  * streams of every detector. */
 typedef struct stream_totals {
     uint64_t dropped, overflow, calibrating, detecting, collecting, active, streams;
+    uint64_t unoffered;
 } stream_totals;
 
 static void counts_json(cJSON *dj, const det_counts *c)
@@ -820,6 +822,7 @@ static void counts_json(cJSON *dj, const det_counts *c)
     cJSON_AddNumberToObject(dj, "adapt_shadow", (double)c->adapt_shadow);
     cJSON_AddNumberToObject(dj, "adapt_drifted", (double)c->adapt_drifted);
     cJSON_AddNumberToObject(dj, "regimes_accepted", (double)c->regimes_accepted);
+    cJSON_AddNumberToObject(dj, "adapt_unoffered", (double)c->adapt_unoffered);
 }
 
 static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
@@ -828,6 +831,7 @@ static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
     cJSON *dets = cJSON_CreateArray();
     t->dropped = dd->c.retired_dropped;
     t->overflow = dd->c.retired_overflow;
+    t->unoffered = dd->c.retired_unoffered;
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];
         cJSON *dj = cJSON_CreateObject();
@@ -839,6 +843,7 @@ static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
             ad_detector_summarize(s->d, &st);
             t->dropped += st.dropped;
             t->overflow += st.overflow;
+            t->unoffered += ad_detector_adapt_unoffered(s->d);
             t->calibrating += st.phase == AD_PHASE_CALIBRATING;
             t->detecting += st.phase == AD_PHASE_DETECTING;
             t->collecting += st.phase == AD_PHASE_COLLECTING || st.phase == AD_PHASE_TRAINING;
@@ -930,6 +935,7 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddNumberToObject(o, "adapt_jobs", (double)dd->c.adapt_jobs);
     cJSON_AddNumberToObject(o, "adapt_failures", (double)dd->c.adapt_failures);
     cJSON_AddNumberToObject(o, "windows_shadow", (double)dd->c.windows_shadow);
+    cJSON_AddNumberToObject(o, "adapt_unoffered", (double)t.unoffered);
     cJSON_AddNumberToObject(o, "state_files_removed", (double)dd->c.state_files_removed);
     cJSON_AddNumberToObject(o, "state_bytes_removed", (double)dd->c.state_bytes_removed);
     inference_json(dd, o, &p99);

@@ -91,6 +91,7 @@ static void retire_stats(ad_daemon *dd, stream_rec *s)
     ad_detector_get_stats(s->d, &st);
     dd->c.retired_dropped += ad_stream_values_refused(&st.stream);
     dd->c.retired_overflow += st.stream.overflow;
+    dd->c.retired_unoffered += st.adapt_unoffered;
 }
 
 static void empty_grave(stream_rec *s)

@@ -6,6 +6,7 @@
  */
 #include "detector.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -756,21 +757,40 @@ static int row_untrusted(ad_detector *d, int valid)
     return bad;
 }
 
+/* Copies kept at most (AD_DETECTOR_PW_BYTES, at least PW_MIN), and the
+ * ring's size beyond which an emptied ring is freed. */
+#define PW_MIN 1024
+
+static int pw_max(const ad_detector *d)
+{
+    size_t per = (size_t)d->T * (size_t)d->F * sizeof(float);
+    size_t n = per ? AD_DETECTOR_PW_BYTES / per : PW_MIN;
+
+    if (n < PW_MIN)
+        n = PW_MIN;
+    return n > INT_MAX / 2 ? INT_MAX / 2 : (int)n;
+}
+
 /* Keep a copy of a handed-out window until its score is fed (continual
- * learning offers it then). Bounded: the oldest is dropped beyond 1024. */
+ * learning offers it then): as many as are out, the daemon hands out every
+ * window a message completes before the first score is back (a long pack:
+ * thousands). Bounded (pw_max): past it the oldest copy goes, and its
+ * window will not be offered (counted). */
 static void pw_keep(ad_detector *d, const float *buf, uint64_t seq)
 {
     size_t TF = (size_t)d->T * (size_t)d->F;
     int slot;
 
     if (d->pw_len == d->pw_cap) {
-        int cap = d->pw_cap ? d->pw_cap * 2 : 4;
+        int max = pw_max(d);
+        int cap = d->pw_cap ? (d->pw_cap > max / 2 ? max : d->pw_cap * 2) : 4;
         float *nb;
         uint64_t *ns;
         int i;
-        if (cap > 1024) {           /* full: drop the oldest */
+        if (cap <= d->pw_cap) {     /* full at the bound: drop the oldest */
             d->pw_head = (d->pw_head + 1) % d->pw_cap;
             d->pw_len--;
+            d->st.adapt_unoffered++;
             goto put;
         }
         nb = malloc((size_t)cap * TF * sizeof(float));
@@ -778,6 +798,7 @@ static void pw_keep(ad_detector *d, const float *buf, uint64_t seq)
         if (!nb || !ns) {
             free(nb);
             free(ns);
+            d->st.adapt_unoffered++;    /* not kept: not offered */
             return;
         }
         for (i = 0; i < d->pw_len; i++) {
@@ -797,6 +818,24 @@ put:
     memcpy(d->pw + (size_t)slot * TF, buf, TF * sizeof(float));
     d->pw_seq[slot] = seq;
     d->pw_len++;
+}
+
+/* The copy of job seq was offered: it goes, and a ring grown past PW_MIN
+ * by a burst goes with the last copy (the next burst grows it again). */
+static void pw_used(ad_detector *d, uint64_t seq)
+{
+    if (d->pw_len > 0 && d->pw_seq[d->pw_head] == seq) {
+        d->pw_head = (d->pw_head + 1) % d->pw_cap;
+        d->pw_len--;
+    }
+    if (d->pw_len == 0 && d->pw_cap > PW_MIN) {
+        free(d->pw);
+        free(d->pw_seq);
+        d->pw = NULL;
+        d->pw_seq = NULL;
+        d->pw_cap = 0;
+        d->pw_head = 0;
+    }
 }
 
 /* The kept window of job seq (older ones are dropped), or NULL. */
@@ -819,6 +858,11 @@ static const float *pw_find(ad_detector *d, uint64_t seq)
 int ad_detector_rows_queued(const ad_detector *d)
 {
     return ad_stream_pending(d->stream);
+}
+
+uint64_t ad_detector_adapt_unoffered(const ad_detector *d)
+{
+    return d->st.adapt_unoffered;
 }
 
 int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
@@ -3036,6 +3080,7 @@ int ad_detector_feed_score3(ad_detector *d, const ad_window_job *job,
             o.dq = noteach;
             o.regime = d->last_regime >= 0;
             ad_adapt_offer(d->ad, w, d->model, &o);
+            pw_used(d, job->seq);
         }
         det_pump_adapt(d);
     }

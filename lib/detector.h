@@ -468,6 +468,11 @@ typedef struct ad_detector_stats {
                                  * windows sharing a sample with one */
     uint64_t adapt_excluded_early; /* clean windows offered before those counts
                                  * were known, beyond the 64 held: not kept */
+    uint64_t adapt_unoffered;   /* windows scored in the detecting phase and
+                                 * never offered to continual learning: more
+                                 * were out at once (handed out, score not
+                                 * yet fed) than AD_DETECTOR_PW_BYTES of
+                                 * their copies hold, or no memory for one */
     int threshold_floored;      /* the floor set the threshold */
     uint64_t threshold_trimmed; /* scores the trimmed estimator left out of
                                  * the last estimate */
@@ -573,6 +578,15 @@ void ad_detector_advance(ad_detector *d, int64_t now_ms);
 /* Rows queued by the pushes and not yet consumed by next_window (some may
  * still wait behind them: stream.h THE ROW QUEUE). */
 int ad_detector_rows_queued(const ad_detector *d);
+
+/* With continual learning, a copy of each window handed out in the
+ * detecting phase is kept until its score is fed (the window is offered
+ * then): as many as are out, up to this many bytes of copies a stream (at
+ * least 1024 windows), freed once they are back; past it the oldest copy
+ * goes and its window is not offered (adapt_unoffered). */
+#define AD_DETECTOR_PW_BYTES ((size_t)64 << 20)
+/* ad_detector_stats.adapt_unoffered, without copying the stats. */
+uint64_t ad_detector_adapt_unoffered(const ad_detector *d);
 
 /*
  * Consume queued rows until a window is due for scoring: copy it scaled into
