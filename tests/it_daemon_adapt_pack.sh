@@ -7,10 +7,9 @@
 # is fed (continual learning is offered the window then): that copy used
 # to be kept for the last 1024 only, so the 1467 oldest windows were never
 # offered to the learner, and nothing said so. Now the copies follow the
-# windows out (up to 64 MB a stream): the learner is offered all 2491
-# (adapt.offered in the stream's state file, saved at stop), none is
-# counted as not offered (stats adapt_unoffered 0), and the stream's
-# memory for them goes once they are back.
+# windows out (up to 64 MB a stream, freed once back): the learner is
+# offered all 2491 (adapt.offered in the stream's state file, saved at
+# stop), and none is counted as not offered (stats adapt_unoffered 0).
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_adapt_pack.XXXXXX)
