@@ -254,7 +254,7 @@ cJSON *ad_likelihood_save(const ad_likelihood *l)
             goto fail;
     if (!cJSON_AddNumberToObject(o, "head", (double)l->h_head) ||
         add_exact(o, "mean", l->mean) != 0 || add_exact(o, "m2", l->m2) != 0 ||
-        !cJSON_AddNumberToObject(o, "since", (double)l->since_exact))
+        !cJSON_AddNumberToObject(o, "since_exact", (double)l->since_exact))
         goto fail;
     return o;
 fail:
@@ -328,8 +328,8 @@ int ad_likelihood_restore(ad_likelihood *l, const cJSON *o, char *err, size_t er
         return ad_errf(err, errlen, AD_EINVAL, "alert.probability_average is %zu, the saved "
                        "history was kept with %zu", w, sa);
     if (get_finite(o, "floor", 0, &fl) != 0 || get_finite(o, "mean", -INFINITY, &mean) != 0 ||
-        get_finite(o, "m2", 0, &m2) != 0 || get_whole(o, "since", 0, (double)W - 1, &since) != 0)
-        return ad_errf(err, errlen, AD_EFORMAT, "probability state: floor/mean/m2/since "
+        get_finite(o, "m2", 0, &m2) != 0 || get_whole(o, "since_exact", 0, (double)W - 1, &since) != 0)
+        return ad_errf(err, errlen, AD_EFORMAT, "probability state: floor/mean/m2/since_exact "
                        "malformed");
     ns = get_values(cJSON_GetObjectItemCaseSensitive(o, "short"), w, &sv);
     nh = ns < 0 ? 0 : get_values(cJSON_GetObjectItemCaseSensitive(o, "hist"), W, &hv);

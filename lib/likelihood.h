@@ -90,7 +90,7 @@ void ad_likelihood_reset(ad_likelihood *l);
  * probability continue exactly where it was (NULL on OOM):
  *   {"history":W,"average":w,"floor":abs_floor,"short":[kept scores, oldest
  *    first],"hist":[averages as stored],"head":i,"mean":m,"m2":q,
- *    "since":k}
+ *    "since_exact":k}
  * the numbers printed with 17 significant digits (they read back bit for
  * bit). Size: at most W + w numbers of ~24 characters (W = 500: ~12 KB;
  * the largest W, 1e6: ~24 MB). ad_likelihood_restore checks everything
