@@ -221,7 +221,10 @@ static int add_exact(cJSON *o, const char *k, double v)
     char buf[40];
     cJSON *r;
 
-    snprintf(buf, sizeof buf, "%.17g", v);
+    if (isfinite(v))
+        snprintf(buf, sizeof buf, "%.17g", v);
+    else                            /* never from a restore's bounds; refused */
+        snprintf(buf, sizeof buf, "null");
     if ((r = cJSON_CreateRaw(buf)) == NULL)
         return -1;
     if (k == NULL)
@@ -262,6 +265,12 @@ fail:
     return NULL;
 }
 
+/* Bounds of restored numbers: scores are floats (below 3.5e38), so these
+ * refuse only damaged states, and keep every later sum of squares finite
+ * (W * (2 VAL_MAX)^2 and M2_MAX well below DBL_MAX). */
+#define VAL_MAX 1e100
+#define M2_MAX 1e300
+
 /* A whole number of o under k in lo..hi; 0 or -1. */
 static int get_whole(const cJSON *o, const char *k, double lo, double hi, size_t *v)
 {
@@ -274,19 +283,20 @@ static int get_whole(const cJSON *o, const char *k, double lo, double hi, size_t
     return 0;
 }
 
-/* A finite number of o under k, >= lo; 0 or -1. */
-static int get_finite(const cJSON *o, const char *k, double lo, double *v)
+/* A number of o under k in lo..hi; 0 or -1. */
+static int get_finite(const cJSON *o, const char *k, double lo, double hi, double *v)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
 
-    if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || !(x->valuedouble >= lo))
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= lo && x->valuedouble <= hi))
         return -1;
     *v = x->valuedouble;
     return 0;
 }
 
-/* The finite numbers of array a (at most max) into a new array *out (NULL
- * when empty); their count, or -1 (not such an array) / -2 (OOM). */
+/* The numbers of array a (at most max, each within +-VAL_MAX) into a new
+ * array *out (NULL when empty); their count, or -1 (not such an array) /
+ * -2 (OOM). */
 static long get_values(const cJSON *a, size_t max, double **out)
 {
     const cJSON *x;
@@ -301,7 +311,7 @@ static long get_values(const cJSON *a, size_t max, double **out)
     if ((v = malloc(n * sizeof(double))) == NULL)
         return -2;
     cJSON_ArrayForEach(x, a) {
-        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) {
+        if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= VAL_MAX)) {
             free(v);
             return -1;
         }
@@ -327,8 +337,9 @@ int ad_likelihood_restore(ad_likelihood *l, const cJSON *o, char *err, size_t er
     if (sa != w)
         return ad_errf(err, errlen, AD_EINVAL, "alert.probability_average is %zu, the saved "
                        "history was kept with %zu", w, sa);
-    if (get_finite(o, "floor", 0, &fl) != 0 || get_finite(o, "mean", -INFINITY, &mean) != 0 ||
-        get_finite(o, "m2", 0, &m2) != 0 || get_whole(o, "since_exact", 0, (double)W - 1, &since) != 0)
+    if (get_finite(o, "floor", 0, VAL_MAX, &fl) != 0 ||
+        get_finite(o, "mean", -VAL_MAX, VAL_MAX, &mean) != 0 ||
+        get_finite(o, "m2", 0, M2_MAX, &m2) != 0 || get_whole(o, "since_exact", 0, (double)W - 1, &since) != 0)
         return ad_errf(err, errlen, AD_EFORMAT, "probability state: floor/mean/m2/since_exact "
                        "malformed");
     ns = get_values(cJSON_GetObjectItemCaseSensitive(o, "short"), w, &sv);
@@ -340,7 +351,7 @@ int ad_likelihood_restore(ad_likelihood *l, const cJSON *o, char *err, size_t er
     if (ns < 0 || nh < 0) {
         free(sv);
         return ad_errf(err, errlen, AD_EFORMAT, "probability state: \"%s\" is not an array "
-                       "of at most %zu finite numbers", ns < 0 ? "short" : "hist",
+                       "of at most %zu numbers within 1e100", ns < 0 ? "short" : "hist",
                        ns < 0 ? w : W);
     }
     /* the ring wraps only once full */
