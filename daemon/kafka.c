@@ -434,6 +434,20 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
     free(js);
     snprintf(pk, sizeof pk, "%s/%s", s->det->c->name, s->key);
     if ((txt = cJSON_PrintUnformatted(o)) && strlen(txt) > k->max_bytes && st &&
+        cJSON_GetObjectItemCaseSensitive(st, "probability")) {
+        /* a long probability history (alert.probability_history, up to
+         * 1e6 averages) goes first: the next owner's probability starts
+         * afresh, its threshold and alert go on */
+        size_t was = strlen(txt);
+        cJSON_DeleteItemFromObjectCaseSensitive(st, "probability");
+        free(txt);
+        txt = cJSON_PrintUnformatted(o);
+        ad_log(AD_LOG_WARNING, "kafka: stream %s/%s: its %zu-byte state is over the %zu "
+               "bytes message.max.bytes leaves for it: its probability history is left "
+               "out, its next owner's anomaly probability starts afresh", s->det->c->name,
+               s->key, was, k->max_bytes);
+    }
+    if (txt && strlen(txt) > k->max_bytes && st &&
         cJSON_GetObjectItemCaseSensitive(st, "calibrating")) {
         /* the scores of a long calibration (calibration.max_samples) can
          * outgrow a record: the next owner calibrates afresh rather than

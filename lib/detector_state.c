@@ -514,6 +514,10 @@ static char *detector_save(const ad_detector *d, int with_window)
     }
     if (fitted || calibrating) {
         season_save(d, o);
+        /* the anomaly probability's history goes on with the scores */
+        if ((t = ad_likelihood_save(d->lik)) == NULL)
+            goto out;
+        cJSON_AddItemToObject(o, "probability", t);
         if (d->window_ms > 0 && !cJSON_AddNumberToObject(o, "window_ms", d->window_ms))
             goto out;
     }
@@ -581,6 +585,23 @@ static void alert_resume(ad_detector *d, const cJSON *o)
         ad_adapt_alert_raised(d->ad, ad_alerter_active(d->alert)->id, d->last_ts);
 }
 
+/* The anomaly probability's saved history ("probability" of o), restored
+ * with the threshold or the calibration it was saved with. A state from
+ * before it was kept has none: the probability starts afresh, as does one
+ * kept with another alert.probability_history / probability_average (the
+ * stream says so). */
+static void lik_restore(ad_detector *d, const cJSON *o)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "probability");
+    char lerr[200];
+
+    if (x == NULL)
+        return;
+    if (ad_likelihood_restore(d->lik, x, lerr, sizeof(lerr)) != 0)
+        ad_log(AD_LOG_WARNING, "%s: saved probability history ignored: %s: the "
+               "probability starts afresh", d->who, lerr);
+}
+
 /* A hand-over state saved while calibrating (o, its "calibrating" c): the
  * calibration goes on from the scores collected so far, with the alert
  * part, the smoothing, the seasonal level, the window period and the
@@ -628,6 +649,7 @@ static int calib_continue(ad_detector *d, const cJSON *o, const cJSON *c, char *
         d->calib_guard = x->valuedouble;
     det_window_period_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window_ms"));
     window_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window"));
+    lik_restore(d, o);
     ad_log(AD_LOG_INFO, "%s: calibration continues from the saved state: %llu of %d "
            "windows%s", d->who, (unsigned long long)(ad_threshold_count(d->thr) +
            (uint64_t)d->cq_len), d->cfg.calib_windows,
@@ -745,6 +767,13 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     }
     det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     season_restore(d, cJSON_GetObjectItemCaseSensitive(o, "season"));
+    {   /* the probability's sd floor is the threshold's (detector.h); a
+         * saved history brings the one it was computed with */
+        ad_thr_info in;
+        ad_threshold_info(d->thr, &in);
+        ad_likelihood_set_floor(d->lik, in.floor);
+    }
+    lik_restore(d, o);
     alert_resume(d, o);
     /* after the alert: one open across the restore starts its change now */
     det_window_period_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window_ms"));

@@ -5,6 +5,7 @@
 #include "likelihood.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,4 +210,168 @@ double ad_likelihood_update(ad_likelihood *l, double x, int learn, double *log_l
     if (log_lik)
         *log_lik = L;
     return p;
+}
+
+/* ---- save / restore ---------------------------------------------------------- */
+
+/* v printed so that it reads back bit for bit (cJSON's own printer may
+ * drop the last digit), added to array a or under key k of object o. */
+static int add_exact(cJSON *o, const char *k, double v)
+{
+    char buf[40];
+    cJSON *r;
+
+    if (isfinite(v))
+        snprintf(buf, sizeof buf, "%.17g", v);
+    else                            /* never from a restore's bounds; refused */
+        snprintf(buf, sizeof buf, "null");
+    if ((r = cJSON_CreateRaw(buf)) == NULL)
+        return -1;
+    if (k == NULL)
+        cJSON_AddItemToArray(o, r);
+    else
+        cJSON_AddItemToObject(o, k, r);
+    return 0;
+}
+
+cJSON *ad_likelihood_save(const ad_likelihood *l)
+{
+    size_t w = (size_t)l->cfg.average, i;
+    cJSON *o = cJSON_CreateObject(), *a;
+
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddNumberToObject(o, "history", l->cfg.history) ||
+        !cJSON_AddNumberToObject(o, "average", l->cfg.average) ||
+        add_exact(o, "floor", l->abs_floor) != 0 ||
+        (a = cJSON_AddArrayToObject(o, "short")) == NULL)
+        goto fail;
+    for (i = 0; i < l->s_len; i++)
+        if (add_exact(a, NULL, l->shortv[(l->s_head + i) % w]) != 0)
+            goto fail;
+    /* as stored, with the head: the exact recomputation sums in this order */
+    if ((a = cJSON_AddArrayToObject(o, "hist")) == NULL)
+        goto fail;
+    for (i = 0; i < l->h_len; i++)
+        if (add_exact(a, NULL, l->hist[i]) != 0)
+            goto fail;
+    if (!cJSON_AddNumberToObject(o, "head", (double)l->h_head) ||
+        add_exact(o, "mean", l->mean) != 0 || add_exact(o, "m2", l->m2) != 0 ||
+        !cJSON_AddNumberToObject(o, "since_exact", (double)l->since_exact))
+        goto fail;
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+/* Bounds of restored numbers: scores are floats (below 3.5e38), so these
+ * refuse only damaged states, and keep every later sum of squares finite
+ * (W * (2 VAL_MAX)^2 and M2_MAX well below DBL_MAX). */
+#define VAL_MAX 1e100
+#define M2_MAX 1e300
+
+/* A whole number of o under k in lo..hi; 0 or -1. */
+static int get_whole(const cJSON *o, const char *k, double lo, double hi, size_t *v)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= lo && x->valuedouble <= hi) ||
+        x->valuedouble != floor(x->valuedouble))
+        return -1;
+    *v = (size_t)x->valuedouble;
+    return 0;
+}
+
+/* A number of o under k in lo..hi; 0 or -1. */
+static int get_finite(const cJSON *o, const char *k, double lo, double hi, double *v)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= lo && x->valuedouble <= hi))
+        return -1;
+    *v = x->valuedouble;
+    return 0;
+}
+
+/* The numbers of array a (at most max, each within +-VAL_MAX) into a new
+ * array *out (NULL when empty); their count, or -1 (not such an array) /
+ * -2 (OOM). */
+static long get_values(const cJSON *a, size_t max, double **out)
+{
+    const cJSON *x;
+    size_t n, i = 0;
+    double *v;
+
+    *out = NULL;
+    if (!cJSON_IsArray(a) || (n = (size_t)cJSON_GetArraySize(a)) > max)
+        return -1;
+    if (n == 0)
+        return 0;
+    if ((v = malloc(n * sizeof(double))) == NULL)
+        return -2;
+    cJSON_ArrayForEach(x, a) {
+        if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= VAL_MAX)) {
+            free(v);
+            return -1;
+        }
+        v[i++] = x->valuedouble;
+    }
+    *out = v;
+    return (long)n;
+}
+
+int ad_likelihood_restore(ad_likelihood *l, const cJSON *o, char *err, size_t errlen)
+{
+    size_t W = (size_t)l->cfg.history, w = (size_t)l->cfg.average, sw, sa, head, since;
+    double fl, mean, m2, *sv = NULL, *hv = NULL;
+    long ns, nh;
+
+    if (!cJSON_IsObject(o))
+        return ad_errf(err, errlen, AD_EFORMAT, "probability state: not an object");
+    if (get_whole(o, "history", 0, 1e9, &sw) != 0 || get_whole(o, "average", 0, 1e9, &sa) != 0)
+        return ad_errf(err, errlen, AD_EFORMAT, "probability state: history/average malformed");
+    if (sw != W)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.probability_history is %zu, the saved "
+                       "history was kept with %zu", W, sw);
+    if (sa != w)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.probability_average is %zu, the saved "
+                       "history was kept with %zu", w, sa);
+    if (get_finite(o, "floor", 0, VAL_MAX, &fl) != 0 ||
+        get_finite(o, "mean", -VAL_MAX, VAL_MAX, &mean) != 0 ||
+        get_finite(o, "m2", 0, M2_MAX, &m2) != 0 || get_whole(o, "since_exact", 0, (double)W - 1, &since) != 0)
+        return ad_errf(err, errlen, AD_EFORMAT, "probability state: floor/mean/m2/since_exact "
+                       "malformed");
+    ns = get_values(cJSON_GetObjectItemCaseSensitive(o, "short"), w, &sv);
+    nh = ns < 0 ? 0 : get_values(cJSON_GetObjectItemCaseSensitive(o, "hist"), W, &hv);
+    if (ns == -2 || nh == -2) {
+        free(sv);
+        return ad_errf(err, errlen, AD_ENOMEM, "probability state: out of memory");
+    }
+    if (ns < 0 || nh < 0) {
+        free(sv);
+        return ad_errf(err, errlen, AD_EFORMAT, "probability state: \"%s\" is not an array "
+                       "of at most %zu numbers within 1e100", ns < 0 ? "short" : "hist",
+                       ns < 0 ? w : W);
+    }
+    /* the ring wraps only once full */
+    if (get_whole(o, "head", 0, (size_t)nh < W ? 0 : (double)W - 1, &head) != 0) {
+        free(sv);
+        free(hv);
+        return ad_errf(err, errlen, AD_EFORMAT, "probability state: head malformed");
+    }
+    if (ns > 0)
+        memcpy(l->shortv, sv, (size_t)ns * sizeof(double));
+    free(sv);
+    l->s_len = (size_t)ns;
+    l->s_head = 0;
+    free(l->hist);
+    l->hist = hv;
+    l->h_cap = l->h_len = (size_t)nh;
+    l->h_head = head;
+    l->mean = nh > 0 ? mean : 0;
+    l->m2 = nh > 0 ? m2 : 0;
+    l->since_exact = since;
+    l->abs_floor = fl;
+    return 0;
 }

@@ -47,6 +47,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <cJSON.h>
 
 typedef struct ad_lik_cfg {
     int history;          /* W: averages in the long-term history, 2..1e6,
@@ -83,6 +84,23 @@ size_t ad_likelihood_count(const ad_likelihood *l);
 
 /* Forget everything. */
 void ad_likelihood_reset(ad_likelihood *l);
+
+/*
+ * SAVE / RESTORE. ad_likelihood_save returns a cJSON object that lets the
+ * probability continue exactly where it was (NULL on OOM):
+ *   {"history":W,"average":w,"floor":abs_floor,"short":[kept scores, oldest
+ *    first],"hist":[averages as stored],"head":i,"mean":m,"m2":q,
+ *    "since_exact":k}
+ * the numbers printed with 17 significant digits (they read back bit for
+ * bit). Size: at most W + w numbers of ~24 characters (W = 500: ~12 KB;
+ * the largest W, 1e6: ~24 MB). ad_likelihood_restore checks everything
+ * before anything changes: W and w must be this object's (averages of
+ * another length, or another history length, are not this history:
+ * AD_EINVAL naming the key), the rest well formed (AD_EFORMAT). On error
+ * l is unchanged.
+ */
+cJSON *ad_likelihood_save(const ad_likelihood *l);
+int ad_likelihood_restore(ad_likelihood *l, const cJSON *o, char *err, size_t errlen);
 
 /* ln Q(z), Q the standard normal upper tail; exported for tests. */
 double ad_log_normal_tail(double z);

@@ -9,6 +9,7 @@
  * should see without asking the code under test.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <math.h>
@@ -255,6 +256,120 @@ static void test_save_restore(void)
     ad_detector_free(d);
     ad_model_free(m);
     ad_model_free(m2);
+}
+
+/* The anomaly probability's history is part of the state: a stream saved
+ * (hand-over, as at a clean stop or a partition move) and restored
+ * mid-stream gives, on every following window, the probability the
+ * uninterrupted stream gives; without it (a state from before it was
+ * kept, or one kept with another alert.probability_history) the restored
+ * stream starts from an empty history and says 0.5 for min_history
+ * windows. One row a second, T = 4: one window a row from the 4th. */
+#define PN 400
+
+static double prob_row(int i)
+{
+    uint32_t h = (uint32_t)i * 2654435761u;
+
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    return 1.0 + 0.3 * ((double)(h & 0xffff) / 65536.0) + (i >= 330 && i < 336 ? 0.6 : 0);
+}
+
+static void prob_cfg(ad_detector_cfg *c, int history)
+{
+    ad_detector_cfg_default(c);
+    c->calib_windows = 30;
+    c->thr.method = AD_THR_SIGMA;
+    c->lik.history = history;
+    c->lik.average = 5;
+    c->lik.min_history = 20;
+}
+
+/* Rows 0..PN-1 into a detector of model m; at row cut (0: never) the
+ * state is saved (as it is, or edited by edit) and the rest goes to a new
+ * detector restored from it (cfg history hist2). p[i]: the probability
+ * after row i. Returns the restore's code. */
+static int prob_run(ad_model *m, int cut, int hist2, void (*edit)(cJSON *), double *p)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    int i, rc = 0;
+
+    prob_cfg(&c, 40);
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    for (i = 0; i < PN; i++) {
+        if (cut > 0 && i == cut) {
+            char *txt = ad_detector_save_handover(d);
+            cJSON *o = txt ? cJSON_Parse(txt) : NULL;
+
+            if (o && edit) {
+                free(txt);
+                edit(o);
+                txt = cJSON_PrintUnformatted(o);
+            }
+            cJSON_Delete(o);
+            ad_detector_free(d);
+            d = NULL;
+            prob_cfg(&c, hist2);
+            ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+            rc = ad_detector_restore(d, txt, err, sizeof(err));
+            if (rc != 0)
+                T_NOTE("restore at row %d: %s", cut, err);
+            free(txt);
+        }
+        step(d, 1000 * (int64_t)i, prob_row(i), NULL);
+        ad_detector_get_stats(d, &st);
+        p[i] = st.last_probability;
+    }
+    ad_detector_free(d);
+    return rc;
+}
+
+static void drop_probability(cJSON *o)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "probability");
+}
+
+static void test_save_restore_probability(void)
+{
+    static double base[PN], p[PN];
+    ad_model *m = t_zero_model(4, F);
+    int cuts[] = { 17, 200, 329 }, k, i, same, half, rc;
+    double maxd;
+
+    prob_run(m, 0, 40, NULL, base);
+    T_CHECK(base[333] > 0.999, "the step at row 330 is improbable: p %.6f", base[333]);
+    /* mid-calibration (row 17), detecting, just before the step */
+    for (k = 0; k < 3; k++) {
+        rc = prob_run(m, cuts[k], 40, NULL, p);
+        maxd = 0;
+        same = 1;
+        for (i = cuts[k]; i < PN; i++) {
+            if (p[i] != base[i])
+                same = 0;
+            if (fabs(p[i] - base[i]) > maxd)
+                maxd = fabs(p[i] - base[i]);
+        }
+        T_CHECK(rc == 0 && same, "restored at row %d: the next %d probabilities are the "
+                "uninterrupted stream's (max difference %.3g)", cuts[k], PN - cuts[k], maxd);
+    }
+    /* a state without the history (saved before it was kept) loads; the
+     * probability starts from nothing: 0.5 until min_history averages */
+    rc = prob_run(m, 200, 40, drop_probability, p);
+    for (i = 200, half = 0; i < PN && p[i] == 0.5; i++)
+        half++;
+    T_CHECK(rc == 0 && half == 20, "old state: loads (%d), then %d windows at 0.5", rc, half);
+    /* kept with alert.probability_history 40, restored under 41: the
+     * threshold is restored, the history is not */
+    rc = prob_run(m, 329, 41, NULL, p);
+    T_CHECK(rc == 0 && p[329] == 0.5 && p[333] == 0.5, "other probability_history: "
+            "restored (%d), history refused: p %.3f at the step (%.6f uninterrupted)",
+            rc, p[333], base[333]);
+    ad_model_free(m);
 }
 
 /* calibration.season_ms: a step at the same phase of every 96 s period
@@ -1177,6 +1292,7 @@ int main(void)
     T_RUN(test_invalid_windows_and_rejects);
     T_RUN(test_smoothing_and_stale);
     T_RUN(test_save_restore);
+    T_RUN(test_save_restore_probability);
     T_RUN(test_handover_window);
     T_RUN(test_handover_daily);
     T_RUN(test_handover_period);
