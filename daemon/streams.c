@@ -184,11 +184,12 @@ int streams_bury(ad_daemon *dd, stream_rec *s)
         return AD_ENOMEM;
     /* its counts stay in the detector's and the daemon's figures: the new
      * detector starts from 0, but for the learner's decisions, which its
-     * state file carries over (restored with the rest) */
+     * state file carries over when the new settings have a learner to
+     * restore them into (d->c is already the new configuration) */
     if (d) {
         uint64_t promoted = d->retired.adapt_promoted, rejected = d->retired.adapt_rejected;
         retire_counts(s);
-        if (d->state_dir[0]) {
+        if (d->state_dir[0] && (d->c->pipe.adapt.enabled || d->c->pipe.adapt.reload_shadow)) {
             d->retired.adapt_promoted = promoted;
             d->retired.adapt_rejected = rejected;
         }

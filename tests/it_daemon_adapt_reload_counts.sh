@@ -1,0 +1,79 @@
+#!/bin/sh
+# it_daemon_adapt_reload_counts.sh - a stream's continual-learning
+# decisions stay in its detector's figures over a reload that rebuilds it:
+# a stream fine-tunes and decides (promoted or rejected, counted in the
+# stats' adapt_promoted / adapt_rejected), then a SIGHUP turns continual
+# learning off, which rebuilds the stream's detector without a learner to
+# restore the counts into: the detector's figures keep them (they went
+# back to 0 when only a learner restored from the state file was thought
+# to carry them).
+. tests/lib.sh
+H="$PYTHON tests/it_daemon_mqtt.py"
+D=$(mktemp -d /tmp/it_daemon_adapt_reload_counts.XXXXXX)
+DPID= ; SPID=
+trap it_daemon_cleanup EXIT
+MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+
+it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+conf() {    # conf true|false: adapt.enabled
+    cat > "$D/ad.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "it-adapt-counts", "stats_interval_s": 0.3},
+ "state_dir": "$D/state", "workers": 2,
+ "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
+   "calibration": {"windows": 100}, "quality": {"enabled": false},
+   "adapt": {"enabled": $1, "every_windows": 60, "every_hours": 0,
+             "normal_ms": 4800000, "min_ms": 2400000, "margin_ms": 300000,
+             "shadow_ms": 3600000, "epochs": 6, "lr": 0.003, "min_gain": 0},
+   "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
+EOC
+}
+# counts: the last stats message's "adapt_promoted adapt_rejected" of pump
+counts() {
+    $PYTHON - "$D/sub.jsonl" <<'EOP'
+import json, sys
+v = "none"
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"] == "anomalyd/stats":
+        for d in json.loads(m["payload"]).get("detectors", []):
+            if d.get("name") == "pump":
+                v = "%s %s" % (d.get("adapt_promoted"), d.get("adapt_rejected"))
+print(v)
+EOP
+}
+decided() { c=$(counts); [ "$c" != "none" ] && [ "$c" != "0 0" ]; }
+conf true
+$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+$AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
+    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+START=$(( $(date +%s) - 1100 * 60 ))
+. tests/adapt_lib.sh
+K=0
+pub 0 160; K=160                  # calibration: 100 windows
+feed_until promoted rejected
+if it_wait_until 10 decided; then
+    it_ok "a continual-learning decision counted in the detector's figures ($(counts))"
+else
+    it_fail "a continual-learning decision counted in the detector's figures" \
+        "$(counts); $(grep -i "adapt\|candidate" "$D/daemon.log" | tail -3)"
+    exit 1
+fi
+before=$(counts)
+conf false
+kill -HUP "$DPID"
+it_wait_log "$D/daemon.log" "1 rebuilt for new settings" 20 ||
+    it_fail "adapt.enabled false rebuilds the stream's detector" "$(grep reload "$D/daemon.log" | tail -3)"
+n=$(grep -c '"anomalyd/stats"' "$D/sub.jsonl")
+it_wait_until 5 sh -c "[ \$(grep -c '\"anomalyd/stats\"' '$D/sub.jsonl') -ge $((n + 2)) ]"
+after=$(counts)
+if [ "$before" = "$after" ]; then
+    it_ok "continual learning turned off by a reload: the decisions stay counted ($after)"
+else
+    it_fail "continual learning turned off by a reload: the decisions stay counted" \
+        "before $before, after $after"
+fi
+kill -TERM "$DPID"; wait "$DPID"; rc=$?; DPID=
+[ $rc -eq 0 ] && it_ok "clean stop" || it_fail "clean stop" "rc=$rc"
+exit 0
