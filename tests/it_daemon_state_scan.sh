@@ -6,7 +6,8 @@
 #  1. pump1 and pump2 raise alerts, pump3 stays normal; the daemon stops.
 #     3000 more streams are added to the directory (pump3's state file
 #     under other names: none has an open alert).
-#  2. start, and pump1's rows follow at once, while the scan may still run:
+#  2. start, and pump1's rows follow at once, while the scan may still run
+#     (the fault's last 40 rows; the rest, which end it, after the scan):
 #     both streams with an open alert are restored ("2 stream(s) with an
 #     open alert restored", the one log line as before); pump2, silent,
 #     shows its alert open again on its state topic, with its id; pump1's
@@ -76,11 +77,15 @@ EOP
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon2.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 30 >/dev/null ||
     { it_fail "2: daemon connects" "$(cat "$D/daemon2.log")"; exit 1; }
-$H pub --port "$IT_PORT" --devices 1 --rows 600 --start $S --start-row 260 \
+# the fault's last 40 rows first (the alert stays open while the scan
+# runs), the rest once the scan is done (they end the alert)
+$H pub --port "$IT_PORT" --devices 1 --rows 300 --start $S --start-row 260 \
+    --fault 'blockage@200m+100m' --fault-devices pump1
+it_wait_log "$D/daemon2.log" 'stream(s) with an open alert restored' 30 >/dev/null
+$H pub --port "$IT_PORT" --devices 1 --rows 600 --start $S --start-row 300 \
     --fault 'blockage@200m+100m' --fault-devices pump1
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=1700 windows_scored=340 \
     --timeout 30 >/dev/null
-it_wait_log "$D/daemon2.log" 'stream(s) with an open alert restored' 20 >/dev/null
 n=$(grep -c 'open alert restored' "$D/daemon2.log")
 if [ "$n" = 1 ] && grep -q 'detector pump: 2 stream(s) with an open alert restored' "$D/daemon2.log"; then
     it_ok "2: one line, 2 stream(s) with an open alert restored of $((NFILES + 3)) state files"
