@@ -1084,11 +1084,14 @@ struct state_scan_req {
     char *root;                  /* state_dir, or NULL */
     int root_tmp;                /* its leftover temporary files */
     scan_dir *orphans, **orphans_tail;
-    int abandon;                 /* the daemon exits before it ran: no after */
+    int abandon;                 /* the daemon exits without running its loop:
+                                  * nothing of it is applied */
     uint64_t t0;                 /* uv_hrtime when queued */
 };
 
-/* A copy of s (malloc and memcpy: a stream key is copied so everywhere). */
+/* A copy of s, with malloc and memcpy rather than strdup: the failing
+ * strdup of tests/fail_strdup.c (a stream key's) stands for the detector's
+ * own copy running out of memory, not the scan's. */
 static char *scan_copy(const char *s)
 {
     size_t l = strlen(s) + 1;
