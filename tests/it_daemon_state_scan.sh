@@ -14,6 +14,13 @@
 #     340 rows are all taken, in order (every sample counted, none dropped
 #     as late or duplicate, a window scored per row) and its alert ends,
 #     cleared with its id. None of the 3000 streams is restored.
+#  3. what the scan reads besides, done once it is read, in directory order
+#     after the restores: a directory "gone" naming no configured detector
+#     holds a stream gone1 with an open alert (pump2's, moved there): it is
+#     cleared (reason detector_removed) on the topic its file names and its
+#     retained state emptied; a stream "moved" of pump without an open alert
+#     whose saved topic the configuration no longer feeds has its retained
+#     state emptied. The log lines are those of a scan on the loop.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_state_scan.XXXXXX)
@@ -71,6 +78,26 @@ d, n = sys.argv[1], int(sys.argv[2])
 for i in range(n):
     shutil.copyfile(d + "/pump3.state.json", "%s/dev%05d.state.json" % (d, i))
 EOP
+# 3's files: gone/gone1 (an open alert, detector gone) and pump/moved (no
+# open alert, fed by a topic no longer subscribed), their retained states
+$PYTHON - "$D/state" <<'EOP'
+import json, os, sys
+d = sys.argv[1]
+o = json.load(open(d + "/pump/pump2.state.json"))
+o["stream"] = "gone1"
+o["alert_topic"]["topic"] = "anomalyd/alerts/gone/gone1"
+o["published"] = {"detector": "gone", "state_topic": "anomalyd/state/gone/gone1", "feed": "0"}
+os.makedirs(d + "/gone")
+json.dump(o, open(d + "/gone/gone1.state.json", "w"), separators=(",", ":"))
+o = json.load(open(d + "/pump/pump3.state.json"))
+o["stream"] = "moved"
+o["topics"] = ["old/moved/pump"]
+o["published"] = {"detector": "pump", "state_topic": "anomalyd/state/pump/moved", "feed": "0"}
+json.dump(o, open(d + "/pump/moved.state.json", "w"), separators=(",", ":"))
+EOP
+for t in anomalyd/state/gone/gone1 anomalyd/state/pump/moved; do
+    mosquitto_pub -h 127.0.0.1 -p "$IT_PORT" -t "$t" -r -q 1 -m '{"phase":"detecting"}'
+done
 
 # 2: start; pump1's rows at once
 : > "$D/sub.jsonl"
@@ -88,9 +115,9 @@ $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=1700 windows_
     --timeout 30 >/dev/null
 n=$(grep -c 'open alert restored' "$D/daemon2.log")
 if [ "$n" = 1 ] && grep -q 'detector pump: 2 stream(s) with an open alert restored' "$D/daemon2.log"; then
-    it_ok "2: one line, 2 stream(s) with an open alert restored of $((NFILES + 3)) state files"
+    it_ok "2: one line, 2 stream(s) with an open alert restored of $((NFILES + 4)) state files"
 else
-    it_fail "2: one line, 2 stream(s) with an open alert restored of $((NFILES + 3)) state files" \
+    it_fail "2: one line, 2 stream(s) with an open alert restored of $((NFILES + 4)) state files" \
         "$(grep 'restored' "$D/daemon2.log")"
 fi
 if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump2 state=alert \
@@ -125,6 +152,35 @@ if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump1 alert_
 else
     it_fail "2: pump1's alert $ID1 continued and cleared with its id" \
         "$(grep 'alerts/pump/pump1' "$D/sub.jsonl" | tail -2)"
+fi
+
+# 3: the removed detector's alert cleared, the retained states emptied, in order
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/gone/gone1 alert_id="$ID2" \
+        event=cleared reason=detector_removed --timeout 20 >/dev/null; then
+    it_ok "3: gone1's alert (detector gone) cleared, reason detector_removed"
+else
+    it_fail "3: gone1's alert (detector gone) cleared, reason detector_removed" \
+        "$(grep 'gone' "$D/daemon2.log" | tail -3)"
+fi
+mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -t anomalyd/state/gone/gone1 -t anomalyd/state/pump/moved \
+    -v -W 2 > "$D/fresh.txt" 2>/dev/null
+if [ ! -s "$D/fresh.txt" ]; then
+    it_ok "3: the retained states of gone/gone1 and pump/moved are emptied"
+else
+    it_fail "3: the retained states of gone/gone1 and pump/moved are emptied" \
+        "a new subscriber still gets: $(cut -c1-80 "$D/fresh.txt" | tr '\n' ';')"
+fi
+order=$(grep -n -e 'stream moved (not live, no open alert): no topic its messages came on matches' \
+        -e 'detector pump: 2 stream(s) with an open alert restored' \
+        -e 'detector pump: 1 stream(s) without an open alert that its topics' \
+        -e 'no detector "gone" is configured: 1 stream state file(s), 1 open alert(s) cleared' \
+        "$D/daemon2.log" | cut -d: -f1 | tr '\n' ' ')
+n=$(echo $order | wc -w)
+if [ "$n" = 4 ] && [ "$(echo $order | tr ' ' '\n' | sort -n | tr '\n' ' ')" = "$order" ]; then
+    it_ok "3: the unfed stream, the restores, the count and the removed detector's line, in that order"
+else
+    it_fail "3: the unfed stream, the restores, the count and the removed detector's line, in that order" \
+        "$(grep -e 'moved' -e 'restored' -e 'no longer feed' -e 'gone' "$D/daemon2.log")"
 fi
 kill -TERM "$DPID"; wait "$DPID"; rc=$?; DPID=
 [ "$rc" = 0 ] && it_ok "daemon exits 0" || it_fail "daemon exits 0" "exit $rc"
