@@ -337,7 +337,7 @@ static void drain_cb(uv_timer_t *t)
     gen *g = dd->g;
     batch_dispatch(dd, 1);
     if (ad_workers_pending(dd->ws) > 0 || batch_open_windows(dd) ||
-        dd->reloading || dd->restores || dd->w_msgs) {
+        dd->reloading || dd->restores || dd->w_msgs || dd->scan) {
         if (uv_now(dd->loop) - dd->stop_ms < STOP_DRAIN_MS)
             return;
         ad_log(AD_LOG_WARNING, "stop: work still pending after %d s, stopping anyway",
@@ -491,6 +491,7 @@ int ad_daemon_run(const char *path)
     uv_run(&loop, UV_RUN_DEFAULT);
     status = 0;
 out:
+    state_scan_abandon(dd);         /* its thread must not outlive the loop */
     if (pw) { memset(pw, 0, strlen(pw)); free(pw); }
     free(online);
     free(offline);

@@ -328,6 +328,7 @@ typedef struct ad_daemon {
     wmsg *defer;                 /* alert messages for the next state_save */
     unsigned w_msgs;             /* alert messages waiting for their file */
     int restores;                /* stream restores in flight (parked included) */
+    struct state_scan_req *scan; /* the scan at start in flight (state.c), or NULL */
     struct restore_req *parked;  /* restores waiting for a retention sweep */
     uv_timer_t retain_timer;     /* state retention sweeps (retain.c) */
     struct retain_sweep *sweep;  /* the sweep in flight, or NULL */
@@ -480,8 +481,17 @@ void state_save_alerts(ad_daemon *dd);
  * entities emptied from its file. The streams of a directory naming no
  * configured detector have their open alerts cleared (reason
  * detector_removed) and their retained messages emptied from their files,
- * which are kept, rewritten without them. */
+ * which are kept, rewritten without them. The state files are read and
+ * parsed on the thread pool (dd->scan while they are): the loop runs
+ * meanwhile; once they are read, the loop restores, clears, empties and
+ * rewrites in directory order. A message of a stream the scan will
+ * restore opens and restores it as any message does (its samples held
+ * until its state is read); a SIGHUP waits for the scan, and so do the
+ * first retention sweep and a stop. */
 void state_scan(ad_daemon *dd);
+/* The daemon exits before its loop ran (start failed): the scan in flight,
+ * if any, is cancelled or waited for, and nothing of it is applied. */
+void state_scan_abandon(ad_daemon *dd);
 /* Write the messages waiting in the MQTT queue to state_dir/outbox.json
  * (now: synchronously, at stop; else through the writer); nothing when the
  * queue is empty and the file already says so. */
@@ -582,8 +592,11 @@ int stats_latency_percentiles(const lat_ring *r, double *p50, double *p90, doubl
 
 /* ---- retain.c ---- */
 /* At start (after state_scan: the streams it restored count as live): a
- * sweep now, then daily (retain_timer). */
+ * sweep now, or once the scan is done (retain_scan_done), then daily
+ * (retain_timer). */
 void retain_start(ad_daemon *dd);
+/* The state scan is done (its streams are live): the first sweep. */
+void retain_scan_done(ad_daemon *dd);
 /* A reload was applied: a sweep now under the new configuration (the
  * model ids, settings hashes and retention may have changed); one in
  * flight is done again. */

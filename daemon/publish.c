@@ -500,7 +500,7 @@ int publish_alert_removed(ad_daemon *dd, const char *detector, const char *key,
     }
     add_alert_body(o, a, a->end_ms, metric, NAN, NAN, names, F);
     w = publish_alert_what(o, what, sizeof what);
-    /* at start, before the broker is connected: QoS 0 would drop it, and
+    /* at start, the broker perhaps not connected yet: QoS 0 would drop it, and
      * nothing publishes it again */
     if ((txt = cJSON_PrintUnformatted(o)) != NULL)
         rc = ad_mqtt_publish_alert(dd->mqtt, topic, txt, strlen(txt), qos < 1 ? 1 : qos, 0, w);

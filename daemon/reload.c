@@ -343,6 +343,13 @@ static void reload_after(uv_work_t *w, int status)
 void reload_start(ad_daemon *dd)
 {
     reload_req *r;
+    if (dd->scan) {
+        /* the scan at start restores streams of this generation */
+        if (!dd->reload_again)
+            ad_log(AD_LOG_NOTICE, "SIGHUP during the state scan at start: reloading after it");
+        dd->reload_again = 1;
+        return;
+    }
     if (dd->reloading) {
         /* coalesced: the file may have changed after this reload read it */
         if (!dd->reload_again)

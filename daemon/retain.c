@@ -684,6 +684,12 @@ void retain_start(ad_daemon *dd)
     if (dd->g->cfg->state_dir && dd->g->cfg->state_retain_days <= 0)
         ad_log(AD_LOG_INFO, "state: state_retain_days 0: files of gone streams are kept");
     arm(dd);
+    if (!dd->scan && !dd->sweep)
+        sweep_begin(dd);        /* else once the state scan is done */
+}
+
+void retain_scan_done(ad_daemon *dd)
+{
     sweep_begin(dd);
 }
 

@@ -16,7 +16,17 @@
  * then the loop builds the detector, restores its calibration and pushes
  * the samples held meanwhile (streams.c), in arrival order.
  *
- * Ownership: the writer queue (wjob) is the daemon's; each restore_req is
+ * The scan at start (state_scan): the thread pool reads and parses every
+ * stream state file (thousands of files would hold the loop, MQTT
+ * keepalives and signals, for seconds), then the loop does what they ask
+ * in directory order: the streams with an open alert restored (as any new
+ * stream is), the retained messages of streams no longer fed emptied, the
+ * open alerts of removed detectors cleared, files rewritten. The loop runs
+ * meanwhile: a message of such a stream opens it first, and the scan
+ * finds it open.
+ *
+ * Ownership: the writer queue (wjob) is the daemon's, and so is the scan
+ * request (dd->scan) until its after-callback; each restore_req is
  * owned by its uv_work_t until its after-callback, holds the stream without
  * owning it (the stream stays alive while s->restoring is set) and owns the
  * model and text it read until it hands them over.
@@ -25,6 +35,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,7 +397,7 @@ static int alert_topic_open(const stream_rec *s)
 /* "alert_topic": the open alert's id, the topic it was raised on (its
  * clear goes there) and the stream's feature names (its top features are
  * indices): what its clear needs when no detector is left to publish it
- * (scan_orphans). */
+ * (the scan at start, scan_orphan_file). */
 static void add_extras(const stream_rec *s, cJSON *o, int topic)
 {
     const char *const *names;
@@ -485,8 +496,8 @@ static uint64_t feed_hash(const det_rt *d)
 
 /* Add to a state text js (taken over; returned, or a new text) what the
  * stream keeps on the broker, retained, for when no live detector is left
- * to empty it (scan_orphans: its detector removed while the daemon was
- * stopped; state_scan: its topics no longer fed):
+ * to empty it (state_scan: its detector removed while the daemon was
+ * stopped, scan_orphan_file, or its topics no longer fed, scan_unfed):
  *   "published": {"detector": name, "state_topic": its state topic,
  *                 "ha_topics": [its Home Assistant discovery configs and
  *                 entity state], "feed": feed_hash, "kafka": true (its
@@ -1010,52 +1021,232 @@ static void empty_published(ad_daemon *dd, const det_rt *own, const char *key,
             ad_mqtt_publish(dd->mqtt, x->valuestring, "", 0, 1, 1);
 }
 
-/* A state file to rewrite once the messages published for it are safe in
- * outbox.json (queued behind it in the writer). */
-typedef struct rewrite {
-    char *path, *data;
-    struct rewrite *next;
-} rewrite;
+/* ---- the scan at start ------------------------------------------------------ */
 
-static void rewrite_add(rewrite **list, const char *path, cJSON *o)
+/*
+ * state_scan: the thread pool reads and parses every stream state file
+ * (scan_work; it logs nothing and touches no stream, queue or broker), and
+ * notes in directory order what each file asks of the loop (scan_ent);
+ * the loop then does it all in that order (scan_after): streams with an
+ * open alert restored, retained messages emptied, open alerts of removed
+ * detectors cleared, files rewritten, every log line. The thread reads of
+ * the daemon only the request's copies and its detectors' topics and
+ * stream_levels (unfed files): the generation stays while the scan runs
+ * (a reload waits for it, and the daemon frees it only after the scan's
+ * after-callback).
+ */
+
+/* What the loop does for one state file. */
+typedef enum {
+    SE_OPEN,                     /* restore the stream (its alert is open) */
+    SE_UNFED,                    /* no open alert, no longer fed: empty */
+    SE_CLOSE,                    /* removed detector: clear the alert, empty */
+    SE_EMPTY,                    /* removed detector, no open alert: empty */
+    SE_WARN                      /* log the warning in key */
+} scan_kind;
+
+typedef struct scan_ent {
+    struct scan_ent *next;
+    scan_kind kind;
+    int rewrite;                 /* loop: text to be written to path */
+    char *key;                   /* the stream (SE_WARN: the warning) */
+    char *path;                  /* its state file (SE_UNFED, SE_CLOSE, SE_EMPTY) */
+    char *text;                  /* the file without what the loop empties and
+                                  * closes, or NULL (out of memory) */
+    cJSON *pub;                  /* its "published" */
+    const char *why;             /* SE_UNFED: why it is no longer fed */
+    cJSON *info;                 /* SE_CLOSE: "alert_topic", "model_id", "metric" */
+    ad_alert *alert;             /* SE_CLOSE: the alert, closed */
+} scan_ent;
+
+/* One directory: a configured detector's, or (orphan) one of state_dir
+ * that names no configured detector. */
+typedef struct scan_dir {
+    struct scan_dir *next;       /* orphans */
+    const det_rt *det;           /* the detector (NULL: orphan) */
+    char *name;                  /* its name (orphan: the directory's) */
+    char *dir;                   /* the directory, or NULL: not scanned (no
+                                  * state_dir, Kafka-fed) */
+    char feed[48];               /* "feed":"<feed_hash>" of det */
+    int tmp_removed;             /* leftover temporary files (loop, before) */
+    scan_ent *ents, **tail;      /* in readdir order */
+    int files, open;             /* state files read; with an open alert */
+    int kept_open;               /* orphan: open alerts that nothing clears */
+    int oom;                     /* a file's work not kept: out of memory */
+} scan_dir;
+
+/* The whole scan: read on the thread pool, applied on the loop. */
+struct state_scan_req {
+    uv_work_t w;
+    ad_daemon *dd;
+    scan_dir *dirs;              /* one per detector of dd->g, in its order */
+    int n;
+    char *root;                  /* state_dir, or NULL */
+    int root_tmp;                /* its leftover temporary files */
+    scan_dir *orphans, **orphans_tail;
+    int abandon;                 /* the daemon exits without running its loop:
+                                  * nothing of it is applied */
+    uint64_t t0;                 /* uv_hrtime when queued */
+};
+
+/* A copy of s, with malloc and memcpy rather than strdup: the failing
+ * strdup of tests/fail_strdup.c (a stream key's) stands for the detector's
+ * own copy running out of memory, not the scan's. */
+static char *scan_copy(const char *s)
 {
-    rewrite *r = calloc(1, sizeof *r);
+    size_t l = strlen(s) + 1;
+    char *c = malloc(l);
 
-    if (!r || !(r->path = strdup(path)) || !(r->data = cJSON_PrintUnformatted(o))) {
-        ad_log(AD_LOG_WARNING, "state: cannot rewrite %s: out of memory", path);
-        if (r) free(r->path);
-        free(r);
-        return;
-    }
-    r->next = *list;
-    *list = r;
+    if (c)
+        memcpy(c, s, l);
+    return c;
 }
 
-/* The messages published for the files of list are queued: outbox.json
- * keeps them (the broker is not connected yet at start), then the files
- * are rewritten, after it in the writer's queue. A crash between the two
- * publishes them again at the next start, never loses them. */
-static void rewrite_all(ad_daemon *dd, rewrite *list)
+static void ent_free(scan_ent *e)
 {
-    if (!list)
-        return;
-    state_outbox_sync(dd, 0);
-    while (list) {
-        rewrite *r = list;
-        list = r->next;
-        if (state_write(dd, r->path, r->data) != 0)
-            ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", r->path);
-        free(r->path);
-        free(r);
-    }
+    free(e->key);
+    free(e->path);
+    free(e->text);
+    cJSON_Delete(e->pub);
+    cJSON_Delete(e->info);
+    free(e->alert);
+    free(e);
 }
 
-/* Close the open alert of a stream of detector det, no longer configured,
- * from its state file o: its cleared event, reason detector_removed, on
- * the topic it was raised on, and o without it (its "alert" "open" null,
- * no "alert_topic", a "detector_removed" record). 0, or -1 with err. */
-static int close_removed(ad_daemon *dd, const char *det, const char *key, cJSON *o,
-                         char *err, size_t errlen)
+/* A new entry of kind for key (copied), or NULL: out of memory (sd->oom). */
+static scan_ent *ent_new(scan_dir *sd, scan_kind kind, const char *key)
+{
+    scan_ent *e = calloc(1, sizeof *e);
+
+    if (!e || !(e->key = scan_copy(key))) {
+        free(e);
+        sd->oom = 1;
+        return NULL;
+    }
+    e->kind = kind;
+    return e;
+}
+
+static void ent_link(scan_dir *sd, scan_ent *e)
+{
+    *sd->tail = e;
+    sd->tail = &e->next;
+}
+
+/* Thread pool: a warning for the loop to log, in its place. */
+static void scan_warn(scan_dir *sd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void scan_warn(scan_dir *sd, const char *fmt, ...)
+{
+    char msg[8600];
+    scan_ent *e;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if ((e = ent_new(sd, SE_WARN, msg)) != NULL)
+        ent_link(sd, e);
+}
+
+/* Thread pool: the entry for file path (its state o, "published" taken
+ * out): the file as rewritten without it. Linked, or freed when out of
+ * memory. */
+static void ent_file(scan_dir *sd, scan_ent *e, const char *path, cJSON *o)
+{
+    e->pub = cJSON_DetachItemFromObjectCaseSensitive(o, "published");
+    if (!(e->path = scan_copy(path)) || !e->pub) {
+        sd->oom = 1;
+        ent_free(e);
+        return;
+    }
+    e->text = cJSON_PrintUnformatted(o);    /* NULL: said when it is written */
+    ent_link(sd, e);
+}
+
+/* Thread pool: a state file js (path) of detector sd->det with no open
+ * alert. Its stream is not restored at start, and what it published stays
+ * retained on the broker until its data returns. When its saved topics no
+ * longer feed it (topics or stream_levels changed while the daemon was
+ * stopped; the rule of a reload, reload_topics_unfed), its data will not
+ * return there: the loop empties its retained state and Home Assistant
+ * entities as a reload empties them, and rewrites the file without
+ * "published" (SE_UNFED). A file saved under the same topics and
+ * stream_levels (its "feed") is not parsed. */
+static void scan_unfed(scan_dir *sd, const char *path, const char *js)
+{
+    char **topics = NULL;
+    const cJSON *k, *x;
+    const char *why = NULL;
+    cJSON *o, *tp;
+    scan_ent *e;
+    int n = 0;
+
+    if (!strstr(js, "\"published\"") || strstr(js, sd->feed) || !(o = cJSON_Parse(js)))
+        return;
+    k = cJSON_GetObjectItemCaseSensitive(o, "stream");
+    tp = cJSON_GetObjectItemCaseSensitive(o, "topics");
+    if (cJSON_IsString(k) && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o, "published")) &&
+        cJSON_IsArray(tp) &&
+        (topics = calloc((size_t)cJSON_GetArraySize(tp) + 1, sizeof *topics)) != NULL) {
+        cJSON_ArrayForEach(x, tp)
+            if (cJSON_IsString(x))
+                topics[n++] = x->valuestring;
+        /* topics unknown: nothing tells (as for a stream restored at start) */
+        if (n > 0)
+            why = reload_topics_unfed(sd->det, k->valuestring, topics, n,
+                                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o,
+                                                                              "topics_more")));
+    }
+    free(topics);
+    if (why && (e = ent_new(sd, SE_UNFED, k->valuestring)) != NULL) {
+        e->why = why;
+        ent_file(sd, e, path, o);
+    }
+    cJSON_Delete(o);
+}
+
+/* Thread pool: the streams of one configured detector's directory: those
+ * with an open alert (SE_OPEN), and those whose retained state is to be
+ * emptied (scan_unfed). */
+static void scan_read_dir(scan_dir *sd)
+{
+    char path[8192], key[KEY_MAX], err[320];
+    struct dirent *e;
+    DIR *dp = opendir(sd->dir);
+    scan_ent *se;
+
+    if (!dp)
+        return;
+    while ((e = readdir(dp)) != NULL) {
+        char *js = NULL;
+        int rc;
+
+        if (!is_state_file(e->d_name))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", sd->dir, e->d_name);
+        sd->files++;
+        if (ad_read_text(path, STATE_MAX, &js, err, sizeof err) != 0)
+            continue;
+        rc = open_alert_in(js, key, sizeof key);
+        if (rc == 0)
+            scan_unfed(sd, path, js);
+        free(js);
+        if (rc == 1 && (se = ent_new(sd, SE_OPEN, key)) != NULL) {
+            ent_link(sd, se);
+            sd->open++;
+        }
+    }
+    closedir(dp);
+}
+
+/* Thread pool: the open alert of a stream of detector det, no longer
+ * configured, from its state file o, closed: *out (malloc'd) its cleared
+ * event's alert, reason detector_removed, *info what its clear needs besides
+ * ("alert_topic": the topic it was raised on and the feature names;
+ * "model_id", "metric"), and o without it (its "alert" "open" null, no
+ * "alert_topic", a "detector_removed" record). 0, or -1 with err. */
+static int close_removed(const char *key, cJSON *o, ad_alert **out, cJSON **info, char *err,
+                         size_t errlen)
 {
     cJSON *al = cJSON_GetObjectItemCaseSensitive(o, "alert");
     const cJSON *at = cJSON_GetObjectItemCaseSensitive(o, "alert_topic");
@@ -1064,12 +1255,11 @@ static int close_removed(ad_daemon *dd, const char *det, const char *key, cJSON 
     const cJSON *fs = cJSON_GetObjectItemCaseSensitive(at, "features");
     const cJSON *mid = cJSON_GetObjectItemCaseSensitive(o, "model_id");
     const cJSON *met = cJSON_GetObjectItemCaseSensitive(o, "metric");
-    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(al, "last_ts"), *x;
-    const char **names = NULL;
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(al, "last_ts");
     ad_alert_cfg cfg;
     ad_alerter *a;
     ad_alert saved;
-    cJSON *rec;
+    cJSON *rec, *in;
     char iso[40];
     int nf = 0, rc;
 
@@ -1079,18 +1269,12 @@ static int close_removed(ad_daemon *dd, const char *det, const char *key, cJSON 
                        "older version)");
     if (!cJSON_IsString(met))
         return ad_errf(err, errlen, AD_EFORMAT, "\"metric\" missing");
-    if (cJSON_IsArray(fs) && (nf = cJSON_GetArraySize(fs)) > 0 && nf <= AD_MAX_FEATURES &&
-        (names = calloc((size_t)nf, sizeof *names)) != NULL) {
-        int i = 0;
-        cJSON_ArrayForEach(x, fs)
-            names[i++] = cJSON_IsString(x) ? x->valuestring : "?";
-    } else {
+    if (!cJSON_IsArray(fs) || (nf = cJSON_GetArraySize(fs)) <= 0 || nf > AD_MAX_FEATURES)
         nf = 0;
-    }
     ad_alert_cfg_default(&cfg);
     /* the shares of another feature count are dropped (top features
      * empty), as for an alert closed under a model of other features */
-    if ((rc = ad_alerter_new(&a, &cfg, key, names ? nf : 1, err, errlen)) == 0) {
+    if ((rc = ad_alerter_new(&a, &cfg, key, nf ? nf : 1, err, errlen)) == 0) {
         rc = ad_alerter_restore(a, al, 0, &saved, err, errlen);
         ad_alerter_free(a);
     }
@@ -1099,24 +1283,27 @@ static int close_removed(ad_daemon *dd, const char *det, const char *key, cJSON 
     if (rc == 0 && strcmp(saved.id, id->valuestring) != 0)
         rc = ad_errf(err, errlen, AD_EFORMAT, "its alert topic is kept for alert %s, the "
                      "open alert is %s", id->valuestring, saved.id);
-    if (rc != 0) {
-        free(names);
+    if (rc != 0)
         return rc;
-    }
     /* ended at the data time of the stream's last row, as a restart's close */
     saved.active = 0;
     saved.reason = AD_CLOSE_DETECTOR_REMOVED;
     saved.end_ms = cJSON_IsNumber(lt) && fabs(lt->valuedouble) <= 1e15 &&
                    (int64_t)lt->valuedouble > saved.start_ms ? (int64_t)lt->valuedouble :
                    saved.start_ms;
-    rc = publish_alert_removed(dd, det, key, tp->valuestring, &saved,
-                               cJSON_IsString(mid) ? mid->valuestring : NULL, met->valuestring,
-                               names, nf);
-    free(names);
-    if (rc != 0)
-        return ad_errf(err, errlen, AD_ENOMEM, "its cleared event could not be queued");
+    if (!(*out = malloc(sizeof **out)) || !(in = cJSON_CreateObject())) {
+        free(*out);
+        *out = NULL;
+        return ad_errf(err, errlen, AD_ENOMEM, "out of memory");
+    }
+    **out = saved;
+    cJSON_AddItemToObject(in, "alert_topic", cJSON_DetachItemFromObjectCaseSensitive(o,
+                                                                             "alert_topic"));
+    if (cJSON_IsString(mid))
+        cJSON_AddStringToObject(in, "model_id", mid->valuestring);
+    cJSON_AddStringToObject(in, "metric", met->valuestring);
+    *info = in;
     cJSON_ReplaceItemInObjectCaseSensitive(al, "open", cJSON_CreateNull());
-    cJSON_DeleteItemFromObjectCaseSensitive(o, "alert_topic");
     ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     if ((rec = cJSON_AddObjectToObject(o, "detector_removed")) != NULL) {
         cJSON_AddStringToObject(rec, "alert_id", saved.id);
@@ -1125,30 +1312,26 @@ static int close_removed(ad_daemon *dd, const char *det, const char *key, cJSON 
     return 0;
 }
 
-/* What scan_orphans did in one directory. */
-typedef struct orphan_counts {
-    int files, open, closed, emptied, kept_open, unreadable;
-} orphan_counts;
-
-/* One state file of the directory of detector det, no longer configured:
- * its open alert closed (close_removed), its retained messages emptied
- * (empty_published), then the file rewritten without them (rw) so that
- * the next start does nothing again. A file that does not say what its
- * stream published (written by an older version) or whose alert cannot
- * be closed is left as it is (counted in kept_open); so is a Kafka
- * detector's (its partitions' state may live on in another instance). */
-static void orphan_file(ad_daemon *dd, const char *det, const char *path, orphan_counts *c,
-                        rewrite **rw)
+/* Thread pool: one state file of od, a directory naming no configured
+ * detector: its open alert closed (close_removed; SE_CLOSE) or none
+ * (SE_EMPTY), for the loop to clear it, empty its retained messages and
+ * rewrite the file without them, so that the next start does nothing
+ * again. A file that does not say what its stream published (written by
+ * an older version) or whose alert cannot be closed is left as it is
+ * (counted in kept_open); so is a Kafka detector's (its partitions' state
+ * may live on in another instance). */
+static void scan_orphan_file(scan_dir *od, const char *path)
 {
     char *js = NULL, err[320];
     const cJSON *k, *pub, *op;
-    cJSON *o;
+    ad_alert *alert = NULL;
+    cJSON *o, *info = NULL;
+    scan_ent *e;
     int open;
 
-    c->files++;
+    od->files++;
     if (ad_read_text(path, STATE_MAX, &js, err, sizeof err) != 0) {
-        ad_log(AD_LOG_WARNING, "state: %s", err);
-        c->unreadable++;
+        scan_warn(od, "state: %s", err);
         return;
     }
     if (!strstr(js, "\"open\"") && !strstr(js, "\"published\"")) {
@@ -1158,8 +1341,7 @@ static void orphan_file(ad_daemon *dd, const char *det, const char *path, orphan
     o = cJSON_Parse(js);
     free(js);
     if (!cJSON_IsObject(o)) {
-        ad_log(AD_LOG_WARNING, "state: %s: not JSON, left as it is", path);
-        c->unreadable++;
+        scan_warn(od, "state: %s: not JSON, left as it is", path);
         cJSON_Delete(o);
         return;
     }
@@ -1167,193 +1349,386 @@ static void orphan_file(ad_daemon *dd, const char *det, const char *path, orphan
     pub = cJSON_GetObjectItemCaseSensitive(o, "published");
     op = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "alert"), "open");
     open = cJSON_IsObject(op);
-    c->open += open;
+    od->open += open;
     if (!cJSON_IsString(k) || !cJSON_IsObject(pub) ||
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pub, "kafka"))) {
-        c->kept_open += open;
-    } else if (open && close_removed(dd, det, k->valuestring, o, err, sizeof err) != 0) {
-        ad_log(AD_LOG_WARNING, "state: %s: the open alert is not closed: %s", path, err);
-        c->kept_open++;
+        od->kept_open += open;
+    } else if (open && close_removed(k->valuestring, o, &alert, &info, err, sizeof err) != 0) {
+        scan_warn(od, "state: %s: the open alert is not closed: %s", path, err);
+        od->kept_open++;
+    } else if ((e = ent_new(od, open ? SE_CLOSE : SE_EMPTY, k->valuestring)) != NULL) {
+        e->alert = alert;
+        e->info = info;
+        ent_file(od, e, path, o);
     } else {
-        c->closed += open;
-        c->emptied++;
-        empty_published(dd, NULL, k->valuestring, pub);
-        cJSON_DeleteItemFromObjectCaseSensitive(o, "published");
-        rewrite_add(rw, path, o);
+        free(alert);
+        cJSON_Delete(info);
+        od->kept_open += open;
     }
     cJSON_Delete(o);
 }
 
-/* Directories of state_dir that name no configured detector (one removed
- * or renamed while the daemon was stopped): nothing restores their
- * streams. What a live detector would do when it removes a stream is done
- * from their state files (orphan_file): open alerts cleared (reason
- * detector_removed), retained states and Home Assistant entities emptied.
- * The files stay, rewritten without them: configured again, the detector
- * finds its streams' calibration. One line per directory, with the
- * counts; a warning when open alerts are left open. */
-static void scan_orphans(ad_daemon *dd)
+/* Thread pool: directories of state_dir that name no configured detector
+ * (one removed or renamed while the daemon was stopped): nothing restores
+ * their streams. What a live detector would do when it removes a stream
+ * is noted from their state files (scan_orphan_file), for the loop. */
+static void scan_read_orphans(struct state_scan_req *q)
 {
-    const gen *g = dd->g;
-    const char *root = g->cfg->state_dir;
     struct dirent *e;
-    DIR *dp = opendir(root);
+    DIR *dp = opendir(q->root);
 
     if (!dp)
         return;
     while ((e = readdir(dp)) != NULL) {
         char dir[4096], path[8192];
-        orphan_counts c = {0};
-        rewrite *rw = NULL;
         struct dirent *f;
+        scan_dir *od;
         DIR *sp;
         int i;
 
         if (e->d_name[0] == '.')
             continue;
-        for (i = 0; i < g->n && strcmp(g->dets[i].c->name, e->d_name) != 0; i++)
+        for (i = 0; i < q->n && strcmp(q->dirs[i].name, e->d_name) != 0; i++)
             ;
-        if (i < g->n)
+        if (i < q->n)
             continue;
-        snprintf(dir, sizeof dir, "%s/%s", root, e->d_name);
+        snprintf(dir, sizeof dir, "%s/%s", q->root, e->d_name);
         if (!(sp = opendir(dir)))
             continue;               /* a file, or unreadable */
+        if (!(od = calloc(1, sizeof *od)) || !(od->name = scan_copy(e->d_name)) ||
+            !(od->dir = scan_copy(dir))) {
+            if (od) free(od->name);
+            free(od);
+            closedir(sp);
+            continue;               /* not said: out of memory */
+        }
+        od->tail = &od->ents;
         while ((f = readdir(sp)) != NULL) {
             if (!is_state_file(f->d_name))
                 continue;
             snprintf(path, sizeof path, "%s/%s", dir, f->d_name);
-            orphan_file(dd, e->d_name, path, &c, &rw);
+            scan_orphan_file(od, path);
         }
         closedir(sp);
-        rewrite_all(dd, rw);
-        if (c.kept_open)
-            ad_log(AD_LOG_WARNING, "state: %s: no detector \"%s\" is configured: %d stream "
-                   "state file(s), %d with an open alert, %d of them cleared (reason "
-                   "detector_removed), %d that nothing clears (it stays open on the broker "
-                   "with its retained state: its file, written by an older version, does not "
-                   "say where it was published, or it is a Kafka detector's, or a warning "
-                   "above names it); configure the detector again to restore and close them, "
-                   "or remove the directory", dir, e->d_name, c.files, c.open, c.closed, c.kept_open);
-        else if (c.files)
-            ad_log(c.closed ? AD_LOG_NOTICE : AD_LOG_INFO, "state: %s: no detector \"%s\" is "
-                   "configured: %d stream state file(s), %d open alert(s) cleared (reason "
-                   "detector_removed), %d stream(s) removed from the broker (retained state, "
-                   "Home Assistant entities); the files are kept", dir, e->d_name, c.files,
-                   c.closed, c.emptied);
+        *q->orphans_tail = od;
+        q->orphans_tail = &od->next;
     }
     closedir(dp);
 }
 
-/* A state file js (path) of detector d with no open alert: its stream is
- * not restored at start, and what it published stays retained on the
- * broker until its data returns. When its saved topics no longer feed it
- * (topics or stream_levels changed while the daemon was stopped; the rule
- * of a reload, reload_topics_unfed), its data will not return there: its
- * retained state and Home Assistant entities are emptied as a reload
- * empties them, and the file is rewritten without "published" (rw). A file
- * saved under the same topics and stream_levels (its "feed") is not
- * parsed. Returns 1 when it was emptied. */
-static int unfed_file(ad_daemon *dd, const det_rt *d, const char *path, const char *js,
-                      rewrite **rw)
+static void scan_work(uv_work_t *w)
 {
-    char feed[48], **topics = NULL;
-    const cJSON *k, *pub, *x;
-    const char *why = NULL;
-    cJSON *o, *tp;
-    int n = 0;
+    struct state_scan_req *q = w->data;
 
-    snprintf(feed, sizeof feed, "\"feed\":\"%016llx\"", (unsigned long long)feed_hash(d));
-    if (!strstr(js, "\"published\"") || strstr(js, feed) || !(o = cJSON_Parse(js)))
-        return 0;
-    k = cJSON_GetObjectItemCaseSensitive(o, "stream");
-    pub = cJSON_GetObjectItemCaseSensitive(o, "published");
-    tp = cJSON_GetObjectItemCaseSensitive(o, "topics");
-    if (cJSON_IsString(k) && cJSON_IsObject(pub) && cJSON_IsArray(tp) &&
-        (topics = calloc((size_t)cJSON_GetArraySize(tp) + 1, sizeof *topics)) != NULL) {
-        cJSON_ArrayForEach(x, tp)
-            if (cJSON_IsString(x))
-                topics[n++] = x->valuestring;
-        /* topics unknown: nothing tells (as for a stream restored at start) */
-        if (n > 0)
-            why = reload_topics_unfed(d, k->valuestring, topics, n,
-                                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o,
-                                                                              "topics_more")));
-    }
-    free(topics);
-    if (why) {
-        ad_log(AD_LOG_INFO, "detector %s: stream %s (not live, no open alert): %s (changed "
-               "while stopped): its retained state and Home Assistant entities are removed",
-               d->c->name, k->valuestring, why);
-        empty_published(dd, d, k->valuestring, pub);
-        cJSON_DeleteItemFromObjectCaseSensitive(o, "published");
-        rewrite_add(rw, path, o);
-    }
-    cJSON_Delete(o);
-    return why != NULL;
+    for (int i = 0; i < q->n; i++)
+        if (q->dirs[i].dir)
+            scan_read_dir(&q->dirs[i]);
+    if (q->root)
+        scan_read_orphans(q);
 }
 
-void state_scan(ad_daemon *dd)
+static void scan_dir_clear(scan_dir *sd)
+{
+    while (sd->ents) {
+        scan_ent *e = sd->ents;
+        sd->ents = e->next;
+        ent_free(e);
+    }
+    free(sd->name);
+    free(sd->dir);
+}
+
+static void scan_free(struct state_scan_req *q)
+{
+    for (int i = 0; i < q->n; i++)
+        scan_dir_clear(&q->dirs[i]);
+    while (q->orphans) {
+        scan_dir *od = q->orphans;
+        q->orphans = od->next;
+        scan_dir_clear(od);
+        free(od);
+    }
+    free(q->dirs);
+    free(q->root);
+    free(q);
+}
+
+/* Loop: the files of sd whose messages were just published (marked
+ * rewrite) are rewritten once those messages are safe: outbox.json keeps
+ * what the broker has not got (it is not connected yet, or just), then the
+ * files are written, after it in the writer's queue. A crash between the
+ * two publishes them again at the next start, never loses them. */
+static void scan_rewrite(ad_daemon *dd, scan_dir *sd)
+{
+    int any = 0;
+
+    for (scan_ent *e = sd->ents; e && !any; e = e->next)
+        any = e->rewrite;
+    if (!any)
+        return;
+    state_outbox_sync(dd, 0);
+    for (scan_ent *e = sd->ents; e; e = e->next) {
+        if (!e->rewrite)
+            continue;
+        if (!e->text)
+            ad_log(AD_LOG_WARNING, "state: cannot rewrite %s: out of memory", e->path);
+        else if (state_write(dd, e->path, e->text) != 0)
+            ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", e->path);
+        e->text = NULL;             /* taken over by state_write */
+    }
+}
+
+/* Loop: what the scan found in the directory of detector d, in order:
+ * streams with an open alert restored, unfed streams' retained messages
+ * emptied (their files rewritten without them). */
+static void scan_apply_dir(ad_daemon *dd, det_rt *d, scan_dir *sd)
+{
+    int n = 0, unfed = 0;
+
+    if (sd->oom)
+        ad_log(AD_LOG_ERR, "detector %s: out of memory reading %s: some streams with an "
+               "open alert are not restored now (their next message restores them), or "
+               "some retained states of streams no longer fed are not emptied", d->c->name,
+               sd->dir);
+    for (scan_ent *e = sd->ents; e; e = e->next) {
+        stream_rec *s;
+
+        if (e->kind == SE_UNFED) {
+            /* a message opened it while the scan ran: it is fed, it is
+             * live and saves its own state */
+            if (streams_find(d, e->key) || state_queued(dd, e->path))
+                continue;
+            ad_log(AD_LOG_INFO, "detector %s: stream %s (not live, no open alert): %s "
+                   "(changed while stopped): its retained state and Home Assistant entities "
+                   "are removed", d->c->name, e->key, e->why);
+            empty_published(dd, d, e->key, e->pub);
+            e->rewrite = 1;
+            unfed++;
+            continue;
+        }
+        if (e->kind != SE_OPEN || !(s = streams_open(dd, d, e->key)))
+            continue;
+        n++;
+        /* topics or stream_levels may have changed while the daemon was
+         * stopped: the stream is judged as a reload judges it, once its
+         * state file has named its topics (state_check_fed; read already
+         * when there was no thread pool: judged now). One a message opened
+         * while the scan ran is judged alike: that message's topic feeds
+         * it. */
+        s->reload_check = RELOAD_CHECK_START;
+        if (!s->restoring && state_check_fed(dd, s))
+            n--;
+    }
+    scan_rewrite(dd, sd);
+    if (n)
+        ad_log(AD_LOG_NOTICE, "detector %s: %d stream(s) with an open alert restored",
+               d->c->name, n);
+    if (unfed)
+        ad_log(AD_LOG_NOTICE, "detector %s: %d stream(s) without an open alert that its "
+               "topics or stream_levels no longer feed (changed while stopped): their "
+               "retained states and Home Assistant entities removed", d->c->name, unfed);
+}
+
+/* Loop: a directory naming no configured detector: what a live detector
+ * does when it removes a stream, from its files, in order: open alerts
+ * cleared (reason detector_removed) on the topic they were raised on,
+ * retained states and Home Assistant entities emptied. The files stay,
+ * rewritten without them: configured again, the detector finds its
+ * streams' calibration. One line per directory, with the counts; a
+ * warning when open alerts are left open. */
+static void scan_apply_orphan(ad_daemon *dd, scan_dir *od)
+{
+    int closed = 0, emptied = 0, kept_open = od->kept_open;
+
+    for (scan_ent *e = od->ents; e; e = e->next) {
+        if (e->kind == SE_WARN) {
+            ad_log(AD_LOG_WARNING, "%s", e->key);
+            continue;
+        }
+        if (e->kind == SE_CLOSE) {
+            const cJSON *at = cJSON_GetObjectItemCaseSensitive(e->info, "alert_topic");
+            const cJSON *fs = cJSON_GetObjectItemCaseSensitive(at, "features"), *x;
+            const cJSON *tp = cJSON_GetObjectItemCaseSensitive(at, "topic");
+            const cJSON *mid = cJSON_GetObjectItemCaseSensitive(e->info, "model_id");
+            const cJSON *met = cJSON_GetObjectItemCaseSensitive(e->info, "metric");
+            const char **names = NULL;
+            int nf = 0, rc;
+
+            if (cJSON_IsArray(fs) && (nf = cJSON_GetArraySize(fs)) > 0 &&
+                nf <= AD_MAX_FEATURES && (names = calloc((size_t)nf, sizeof *names)) != NULL) {
+                int i = 0;
+                cJSON_ArrayForEach(x, fs)
+                    names[i++] = cJSON_IsString(x) ? x->valuestring : "?";
+            } else {
+                nf = 0;
+            }
+            rc = cJSON_IsString(tp) && cJSON_IsString(met) ?
+                 publish_alert_removed(dd, od->name, e->key, tp->valuestring, e->alert,
+                                       cJSON_IsString(mid) ? mid->valuestring : NULL,
+                                       met->valuestring, names, nf) : -1;
+            free(names);
+            if (rc != 0) {
+                ad_log(AD_LOG_WARNING, "state: %s: the open alert is not closed: its cleared "
+                       "event could not be queued", e->path);
+                kept_open++;
+                continue;
+            }
+            closed++;
+        }
+        emptied++;
+        empty_published(dd, NULL, e->key, e->pub);
+        e->rewrite = 1;
+    }
+    if (od->oom)
+        ad_log(AD_LOG_ERR, "state: %s: out of memory reading it: some open alerts are not "
+               "cleared now (the next start clears them)", od->dir);
+    scan_rewrite(dd, od);
+    if (kept_open)
+        ad_log(AD_LOG_WARNING, "state: %s: no detector \"%s\" is configured: %d stream "
+               "state file(s), %d with an open alert, %d of them cleared (reason "
+               "detector_removed), %d that nothing clears (it stays open on the broker "
+               "with its retained state: its file, written by an older version, does not "
+               "say where it was published, or it is a Kafka detector's, or a warning "
+               "above names it); configure the detector again to restore and close them, "
+               "or remove the directory", od->dir, od->name, od->files, od->open, closed,
+               kept_open);
+    else if (od->files)
+        ad_log(closed ? AD_LOG_NOTICE : AD_LOG_INFO, "state: %s: no detector \"%s\" is "
+               "configured: %d stream state file(s), %d open alert(s) cleared (reason "
+               "detector_removed), %d stream(s) removed from the broker (retained state, "
+               "Home Assistant entities); the files are kept", od->dir, od->name, od->files,
+               closed, emptied);
+}
+
+static void scan_after(uv_work_t *w, int status)
+{
+    struct state_scan_req *q = w->data;
+    ad_daemon *dd = q->dd;
+    gen *g = dd->g;
+    int files = 0, open = 0;
+
+    dd->scan = NULL;
+    if (q->abandon) {
+        scan_free(q);
+        return;
+    }
+    for (int i = 0; i < q->n; i++) {
+        files += q->dirs[i].files;
+        open += q->dirs[i].open;
+    }
+    for (scan_dir *od = q->orphans; od; od = od->next) {
+        files += od->files;
+        open += od->open;
+    }
+    ad_log(AD_LOG_DEBUG, "state: scan done: %d stream state file(s) read in %.0f ms, %d with "
+           "an open alert", files, (double)(uv_hrtime() - q->t0) / 1e6, open);
+    if (dd->stopping || status != 0) {
+        ad_log(AD_LOG_INFO, "state: stopping before the scan of the state directories was "
+               "done: streams with an open alert are restored, and the streams of removed "
+               "detectors or no longer fed emptied, at the next start");
+        scan_free(q);
+        return;
+    }
+    /* a reload waits for the scan (reload_start): g is the generation
+     * the scan was made for */
+    for (int i = 0; i < q->n && i < g->n; i++) {
+        det_rt *d = &g->dets[i];
+        if (q->dirs[i].tmp_removed > 0)
+            ad_log(AD_LOG_INFO, "state: %d leftover temporary file(s) removed from %s",
+                   q->dirs[i].tmp_removed, d->state_dir);
+        if (q->dirs[i].dir)
+            scan_apply_dir(dd, d, &q->dirs[i]);
+    }
+    if (q->root_tmp > 0)
+        ad_log(AD_LOG_INFO, "state: %d leftover temporary file(s) removed from %s",
+               q->root_tmp, q->root);
+    for (scan_dir *od = q->orphans; od; od = od->next)
+        scan_apply_orphan(dd, od);
+    scan_free(q);
+    retain_scan_done(dd);
+    if (dd->reload_again) {
+        dd->reload_again = 0;
+        ad_log(AD_LOG_NOTICE, "SIGHUP arrived during the state scan: reloading now");
+        reload_start(dd);
+    }
+}
+
+/* The request for dd->g: names and directories copied, leftover temporary
+ * files removed here, before the loop runs: no state file is being
+ * written yet. NULL when out of memory. */
+static struct state_scan_req *scan_new(ad_daemon *dd)
 {
     gen *g = dd->g;
+    struct state_scan_req *q = calloc(1, sizeof *q);
+
+    if (!q || !(q->dirs = calloc((size_t)(g->n > 0 ? g->n : 1), sizeof *q->dirs))) {
+        free(q);
+        return NULL;
+    }
+    q->dd = dd;
+    q->w.data = q;
+    q->orphans_tail = &q->orphans;
+    q->n = g->n;
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];
-        char path[8192], key[KEY_MAX], err[320];
-        struct dirent *e;
-        stream_rec *s;
-        rewrite *rw = NULL;
-        DIR *dp;
-        int n = 0, unfed = 0, rc;
+        scan_dir *sd = &q->dirs[i];
+        int rc;
+        sd->det = d;
+        sd->tail = &sd->ents;
+        if (!(sd->name = scan_copy(d->c->name)))
+            goto oom;
         if (!d->state_dir[0])
             continue;
         if ((rc = ad_clean_tmp_files(d->state_dir)) > 0)
-            ad_log(AD_LOG_INFO, "state: %d leftover temporary file(s) removed from %s", rc,
-                   d->state_dir);
+            sd->tmp_removed = rc;
         /* Kafka streams belong to whichever instance holds their partition:
          * their open alerts arrive with the partition's state, not from here */
         if (d->c->kafka_topics.n > 0)
             continue;
-        if (!(dp = opendir(d->state_dir)))
-            continue;
-        while ((e = readdir(dp)) != NULL) {
-            char *js = NULL;
-
-            if (!is_state_file(e->d_name))
-                continue;
-            snprintf(path, sizeof path, "%s/%s", d->state_dir, e->d_name);
-            if (ad_read_text(path, STATE_MAX, &js, err, sizeof err) != 0)
-                continue;
-            rc = open_alert_in(js, key, sizeof key);
-            if (rc == 0)
-                unfed += unfed_file(dd, d, path, js, &rw);
-            free(js);
-            if (rc != 1 || !(s = streams_open(dd, d, key)))
-                continue;
-            n++;
-            /* topics or stream_levels may have changed while the daemon
-             * was stopped: the stream is judged as a reload judges it,
-             * once its state file has named its topics (state_check_fed;
-             * read already when there was no thread pool: judged now) */
-            s->reload_check = RELOAD_CHECK_START;
-            if (!s->restoring && state_check_fed(dd, s))
-                n--;
-        }
-        closedir(dp);
-        rewrite_all(dd, rw);
-        if (n)
-            ad_log(AD_LOG_NOTICE, "detector %s: %d stream(s) with an open alert restored",
-                   d->c->name, n);
-        if (unfed)
-            ad_log(AD_LOG_NOTICE, "detector %s: %d stream(s) without an open alert that its "
-                   "topics or stream_levels no longer feed (changed while stopped): their "
-                   "retained states and Home Assistant entities removed", d->c->name, unfed);
+        snprintf(sd->feed, sizeof sd->feed, "\"feed\":\"%016llx\"",
+                 (unsigned long long)feed_hash(d));
+        if (!(sd->dir = scan_copy(d->state_dir)))
+            goto oom;
     }
     if (g->cfg->state_dir) {
         int rc = ad_clean_tmp_files(g->cfg->state_dir);
         if (rc > 0)
-            ad_log(AD_LOG_INFO, "state: %d leftover temporary file(s) removed from %s", rc,
-                   g->cfg->state_dir);
-        scan_orphans(dd);
+            q->root_tmp = rc;
+        if (!(q->root = scan_copy(g->cfg->state_dir)))
+            goto oom;
     }
+    return q;
+oom:
+    scan_free(q);
+    return NULL;
+}
+
+void state_scan(ad_daemon *dd)
+{
+    struct state_scan_req *q = scan_new(dd);
+
+    if (!q) {
+        ad_log(AD_LOG_ERR, "state: out of memory: the state directories are not scanned, "
+               "streams with an open alert are restored by their next message");
+        retain_scan_done(dd);
+        return;
+    }
+    dd->scan = q;
+    q->t0 = uv_hrtime();
+    if (uv_queue_work(dd->loop, &q->w, scan_work, scan_after) != 0) {
+        scan_work(&q->w);           /* no thread pool: read here */
+        scan_after(&q->w, 0);
+    }
+}
+
+void state_scan_abandon(ad_daemon *dd)
+{
+    if (!dd->scan)
+        return;
+    dd->scan->abandon = 1;
+    uv_cancel((uv_req_t *)&dd->scan->w);
+    while (dd->scan)
+        uv_run(dd->loop, UV_RUN_ONCE);
 }
 
 /* ---- outbox: messages waiting for the broker ---------------------------------- */

@@ -11,8 +11,12 @@
 #  - detector lab, topics "lab/+/pump" -> "lab/#": pump2's topic (named in
 #    its state file) still matches: it stays, its alert open.
 # An LD_PRELOAD shim (tests/slow_open.c, built here) makes the thread
-# pool's opens of state files sleep 4 s, so the reload lands while those
-# restores are in flight; the test checks it did.
+# pool's opens of state files sleep 4 s: the scan at start reads the state
+# files one after the other, then the restores of pump1 and pump2 read
+# theirs again, in flight together. The SIGHUP comes during the scan: the
+# reload waits for it (the scan restores streams of the running
+# configuration) and lands right after, while those restores are in
+# flight; the test checks it did.
 # Under ASan (make check) the shim is preloaded with ASan's link-order
 # check off.
 . tests/lib.sh
@@ -99,23 +103,33 @@ grep -q '"open":{' "$D/state/pump/pump1.state.json" && grep -q '"open":{' "$D/st
 SLOW_OPEN_LOG="$D/slow.log" SLOW_OPEN_MS=$DELAY_MS SLOW_OPEN_SUFFIX=.state.json \
     LD_PRELOAD="$D/slow_open.so" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}$ASAN_EXTRA" \
     $AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-if ! it_wait_log "$D/slow.log" '^start ' 10 2; then
-    it_fail "the restores at start read their state files (slowed)" \
+NS=$(ls "$D"/state/*/*.state.json | wc -l)     # the files the scan reads
+if ! it_wait_log "$D/slow.log" '^start ' 10 1 || ! it_wait_log "$D/daemon.log" 'connecting to' 10; then
+    it_fail "the scan at start reads the state files (slowed)" \
         "$(tail -3 "$D/daemon.log"; cat "$D/slow.log")"
     exit 1
 fi
 conf '[1, 2]' '["lab/#"]'
 kill -HUP "$DPID"
-it_wait_log "$D/daemon.log" 'configuration reloaded' 20 ||
+it_wait_log "$D/daemon.log" 'configuration reloaded' $((NS * DELAY_MS / 1000 + 20)) ||
     it_fail "reload to stream_levels [1, 2], topics lab/#" "$(tail -3 "$D/daemon.log")"
-if grep -q '^end ' "$D/slow.log"; then
+if grep -q 'SIGHUP during the state scan at start: reloading after it' "$D/daemon.log" &&
+   [ "$(grep -c 'open alert restored' "$D/daemon.log")" = 2 ]; then
+    it_ok "a SIGHUP during the scan at start: the reload waits for it (both streams restored first)"
+else
+    it_fail "a SIGHUP during the scan at start: the reload waits for it (both streams restored first)" \
+        "$(grep -E 'SIGHUP|restored|reload' "$D/daemon.log")"
+fi
+# the scan's reads are done; the two restores' are not, or skip
+if [ "$(grep -c '^end ' "$D/slow.log")" != "$NS" ] ||
+   [ "$(grep -c '^start ' "$D/slow.log")" != $((NS + 2)) ]; then
     it_skip "streams decided once restored" \
         "a restore landed before the reload (machine too slow for the ${DELAY_MS} ms window)"
     exit 0
 fi
 it_ok "the reload landed while the restores of pump/pump1 and lab/pump2 were in flight"
 grep -E "stream_levels changed|topics changed" "$D/daemon.log" | sed "s/^/# /"
-it_wait_log "$D/slow.log" '^end ' 10 2
+it_wait_log "$D/slow.log" '^end ' 10 $((NS + 2))
 if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump1 event=cleared reason=reload \
        --timeout 10 >/dev/null; then
     it_ok "pump/pump1: the alert it held open is cleared, reason reload, once its restore lands"

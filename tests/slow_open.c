@@ -4,9 +4,9 @@
  * than the process's main thread (the daemon's loop) first sleeps
  * SLOW_OPEN_MS milliseconds (default 4000), then opens normally. So the
  * restore of a stream, which reads its state file on the libuv thread
- * pool, is still in flight for that long while the loop runs on (the
- * loop's own reads, such as the start-up scan of the state files, are not
- * delayed). Each slow open appends "start <path>" before the sleep and
+ * pool, is still in flight for that long while the loop runs on (so is
+ * the start-up scan of the state files, also on the thread pool; the
+ * loop's own reads are not delayed). Each slow open appends "start <path>" before the sleep and
  * "end <path>" after it to the file SLOW_OPEN_LOG (if set), so the test
  * can see the restores really were in flight when it acted. Other opens
  * go through at once.
