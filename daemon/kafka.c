@@ -401,6 +401,26 @@ static void produce(ad_kafka *k, const char *topic, const char *key, const char 
         ad_log(AD_LOG_WARNING, "kafka: cannot produce to %s: %s", topic, rd_kafka_err2str(e));
 }
 
+/* A state record txt (o printed; st its "state") over what
+ * message.max.bytes leaves for it: without st's member, said in a warning
+ * (what follows from leaving it out). The record to send, or NULL (OOM). */
+static char *shed(const ad_kafka *k, const stream_rec *s, cJSON *o, cJSON *st, char *txt,
+                  const char *member, const char *what)
+{
+    size_t was;
+
+    if (!txt || strlen(txt) <= k->max_bytes || !st ||
+        !cJSON_GetObjectItemCaseSensitive(st, member))
+        return txt;
+    was = strlen(txt);
+    cJSON_DeleteItemFromObjectCaseSensitive(st, member);
+    free(txt);
+    ad_log(AD_LOG_WARNING, "kafka: stream %s/%s: its %zu-byte state is over the %zu bytes "
+           "message.max.bytes leaves for it: %s", s->det->c->name, s->key, was, k->max_bytes,
+           what);
+    return cJSON_PrintUnformatted(o);
+}
+
 /* The state of s (NULL state: not calibrated yet) for the state topic;
  * handover: the stream stops here (its window rows go with it), and
  * offset >= 0 is its partition's position: every record of the stream
@@ -433,34 +453,17 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
         cJSON_AddNullToObject(o, "state");
     free(js);
     snprintf(pk, sizeof pk, "%s/%s", s->det->c->name, s->key);
-    if ((txt = cJSON_PrintUnformatted(o)) && strlen(txt) > k->max_bytes && st &&
-        cJSON_GetObjectItemCaseSensitive(st, "probability")) {
-        /* a long probability history (alert.probability_history, up to
-         * 1e6 averages) goes first: the next owner's probability starts
-         * afresh, its threshold and alert go on */
-        size_t was = strlen(txt);
-        cJSON_DeleteItemFromObjectCaseSensitive(st, "probability");
-        free(txt);
-        txt = cJSON_PrintUnformatted(o);
-        ad_log(AD_LOG_WARNING, "kafka: stream %s/%s: its %zu-byte state is over the %zu "
-               "bytes message.max.bytes leaves for it: its probability history is left "
-               "out, its next owner's anomaly probability starts afresh", s->det->c->name,
-               s->key, was, k->max_bytes);
-    }
-    if (txt && strlen(txt) > k->max_bytes && st &&
-        cJSON_GetObjectItemCaseSensitive(st, "calibrating")) {
-        /* the scores of a long calibration (calibration.max_samples) can
-         * outgrow a record: the next owner calibrates afresh rather than
-         * the state being lost with its alert part */
-        size_t was = strlen(txt);
-        cJSON_DeleteItemFromObjectCaseSensitive(st, "calibrating");
-        free(txt);
-        txt = cJSON_PrintUnformatted(o);
-        ad_log(AD_LOG_WARNING, "kafka: stream %s/%s: its %zu-byte state is over the %zu "
-               "bytes message.max.bytes leaves for it: its calibration so far is left out, "
-               "its next owner calibrates it afresh", s->det->c->name, s->key, was,
-               k->max_bytes);
-    }
+    txt = cJSON_PrintUnformatted(o);
+    /* a long probability history (alert.probability_history, up to 1e6
+     * averages) goes first: the next owner's probability starts afresh,
+     * its threshold and alert go on */
+    txt = shed(k, s, o, st, txt, "probability", "its probability history is left out, "
+               "its next owner's anomaly probability starts afresh");
+    /* the scores of a long calibration (calibration.max_samples) can
+     * outgrow a record: the next owner calibrates afresh rather than the
+     * state being lost with its alert part */
+    txt = shed(k, s, o, st, txt, "calibrating", "its calibration so far is left out, its "
+               "next owner calibrates it afresh");
     if (txt)
         produce(k, k->cfg->state_topic, pk, txt);
     free(txt);
