@@ -1057,7 +1057,8 @@ static void empty_published(ad_daemon *dd, const det_rt *own, const char *key,
 typedef enum {
     SE_OPEN,                     /* restore the stream (its alert is open) */
     SE_UNFED,                    /* no open alert, no longer fed: empty */
-    SE_MOVED,                    /* published elsewhere now: empty the old */
+    SE_MOVED,                    /* published elsewhere now: empty the old
+                                  * (pub; NULL: only its "feed" rewritten) */
     SE_CLOSE,                    /* removed detector: clear the alert, empty */
     SE_EMPTY,                    /* removed detector, no open alert: empty */
     SE_WARN                      /* log the warning in key */
@@ -1189,7 +1190,8 @@ static void ent_file(scan_dir *sd, scan_ent *e, const char *path, cJSON *o)
  * stream on (alert.state_topic, homeassistant.discovery_prefix or
  * state_topic, or broker.client_id changed while the daemon was stopped),
  * taken out into a new {"state_topic", "ha_topics"}; pub keeps the others
- * and gets the current "feed". NULL: none moved (or out of memory). */
+ * and gets the current "feed" (also when none moved). NULL: none moved
+ * (or out of memory). */
 static cJSON *scan_moved(const ad_daemon *dd, const scan_dir *sd, const char *key, cJSON *pub)
 {
     const det_rt *d = sd->det;
@@ -1224,14 +1226,14 @@ static cJSON *scan_moved(const ad_daemon *dd, const scan_dir *sd, const char *ke
         if (!t->child)
             cJSON_DeleteItemFromObjectCaseSensitive(pub, "ha_topics");
     }
-    if (!moved) {
-        cJSON_Delete(old);
-        return NULL;
-    }
     if (cJSON_GetObjectItemCaseSensitive(pub, "feed"))
         cJSON_ReplaceItemInObjectCaseSensitive(pub, "feed", cJSON_CreateString(sd->fp));
     else
         cJSON_AddStringToObject(pub, "feed", sd->fp);
+    if (!moved) {
+        cJSON_Delete(old);
+        return NULL;
+    }
     return old;
 }
 
@@ -1246,7 +1248,9 @@ static cJSON *scan_moved(const ad_daemon *dd, const scan_dir *sd, const char *ke
  * When it is fed (or open) but published elsewhere now (scan_moved),
  * the loop empties the old topics as a reload that moves them does, and
  * rewrites the file with what is left of "published" (SE_MOVED; not an
- * open stream's file: it saves its own). A file saved under the same
+ * open stream's file: it saves its own). A fed file is rewritten with the
+ * current "feed" even when nothing moved (SE_MOVED without pub), so that
+ * the next start does not parse it again: a file saved under the same
  * topics, stream_levels and state topics (its "feed") is not parsed. */
 static void scan_unfed(const ad_daemon *dd, scan_dir *sd, const char *path, const char *js,
                        int open)
@@ -1284,7 +1288,7 @@ static void scan_unfed(const ad_daemon *dd, scan_dir *sd, const char *path, cons
             e->why = why;
             ent_file(sd, e, path, o);
         }
-    } else if ((old = scan_moved(dd, sd, k->valuestring, pub)) != NULL) {
+    } else if ((old = scan_moved(dd, sd, k->valuestring, pub)) != NULL || !open) {
         if ((e = ent_new(sd, SE_MOVED, k->valuestring)) != NULL &&
             (e->path = scan_copy(path)) != NULL) {
             e->pub = old;
@@ -1607,9 +1611,11 @@ static void scan_apply_dir(ad_daemon *dd, det_rt *d, scan_dir *sd)
             /* the stream publishes its state on the new topics itself
              * when it is live: restored (its alert is open), or opened by
              * a message while the scan ran (it saves its own file) */
-            empty_published(dd, NULL, e->key, e->pub);
             e->rewrite = !e->open && !streams_find(d, e->key) && !state_queued(dd, e->path);
-            moved++;
+            if (e->pub) {
+                empty_published(dd, NULL, e->key, e->pub);
+                moved++;
+            }
             continue;
         }
         if (e->kind != SE_OPEN || !(s = streams_open(dd, d, e->key)))
@@ -1635,8 +1641,9 @@ static void scan_apply_dir(ad_daemon *dd, det_rt *d, scan_dir *sd)
                "retained states and Home Assistant entities removed", d->c->name, unfed);
     if (moved)
         ad_log(AD_LOG_NOTICE, "detector %s: %d stream(s) published on other topics now "
-               "(alert.state_topic or homeassistant.* changed while stopped): their retained "
-               "messages on the old topics removed", d->c->name, moved);
+               "(alert.state_topic, homeassistant.* or broker.client_id changed while "
+               "stopped): their retained messages on the old topics removed", d->c->name,
+               moved);
 }
 
 /* Loop: a directory naming no configured detector: what a live detector
