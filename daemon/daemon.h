@@ -27,7 +27,8 @@
  *                                    broker ("published": {"detector",
  *                                    "state_topic", "ha_topics", "feed"},
  *                                    emptied at start when its detector is
- *                                    gone or no longer feeds it)
+ *                                    gone or no longer feeds it, or those
+ *                                    topics moved)
  *   <stream>.<tag>.safetensors       model trained online for the stream;
  *                                    tag = base model id (or "boot") and
  *                                    settings hash, so it is reused only when

@@ -39,41 +39,59 @@ static int sanitize(const char *s, char *out, size_t len)
     return changed || *s;
 }
 
-/* node_id and object_id of stream s (see homeassistant.h). */
-static void ids(const ad_daemon *dd, const stream_rec *s, char *node, size_t nl, char *obj,
-                size_t ol)
+/* node_id and object_id of stream key of detector name (see
+ * homeassistant.h). */
+static void key_ids(const ad_daemon *dd, const char *name, const char *key, char *node,
+                    size_t nl, char *obj, size_t ol)
 {
     char both[KEY_MAX + 160], a[80], b[KEY_MAX];
     int ch;
     sanitize(dd->g->cfg->broker.client_id, node, nl);
-    ch = sanitize(s->det->c->name, a, sizeof a);
-    ch |= sanitize(s->key, b, sizeof b);
-    if (!s->key[0]) {
+    ch = sanitize(name, a, sizeof a);
+    ch |= sanitize(key, b, sizeof b);
+    if (!key[0]) {
         snprintf(b, sizeof b, "_");
         ch = 1;
     }
     if (ch) {
-        snprintf(both, sizeof both, "%s/%s", s->det->c->name, s->key);
+        snprintf(both, sizeof both, "%s/%s", name, key);
         snprintf(obj, ol, "%s_%s_%08x", a, b, (unsigned)(ad_fnv1a64_str(both) & 0xffffffffu));
     } else {
         snprintf(obj, ol, "%s_%s", a, b);
     }
 }
 
-static int config_topic(const ad_daemon *dd, const stream_rec *s, int e, char *out, size_t len)
+static void ids(const ad_daemon *dd, const stream_rec *s, char *node, size_t nl, char *obj,
+                size_t ol)
+{
+    key_ids(dd, s->det->c->name, s->key, node, nl, obj, ol);
+}
+
+static int key_config_topic(const ad_daemon *dd, const char *name, const char *key, int e,
+                            char *out, size_t len)
 {
     char node[160], obj[KEY_MAX + 120];
     int n;
-    ids(dd, s, node, sizeof node, obj, sizeof obj);
+    key_ids(dd, name, key, node, sizeof node, obj, sizeof obj);
     n = snprintf(out, len, "%s/%s/%s/%s%s/config", dd->g->cfg->ha.discovery_prefix,
                  ent_kind[e], node, obj, ent_suffix[e]);
     return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
+static int key_state_topic(const ad_daemon *dd, const char *name, const char *key, char *out,
+                           size_t len)
+{
+    return ad_topic_expand(dd->g->cfg->ha.state_topic, name, key, out, len) < 0 ? -1 : 0;
+}
+
+static int config_topic(const ad_daemon *dd, const stream_rec *s, int e, char *out, size_t len)
+{
+    return key_config_topic(dd, s->det->c->name, s->key, e, out, len);
+}
+
 static int state_topic(const ad_daemon *dd, const stream_rec *s, char *out, size_t len)
 {
-    return ad_topic_expand(dd->g->cfg->ha.state_topic, s->det->c->name, s->key, out, len) < 0 ?
-           -1 : 0;
+    return key_state_topic(dd, s->det->c->name, s->key, out, len);
 }
 
 /* The id of the model s runs, or "" (none yet: bootstrap). */
@@ -207,19 +225,24 @@ void ha_stream_tick(ad_daemon *dd, stream_rec *s)
         ha_stream_state(dd, s);
 }
 
-cJSON *ha_stream_topics(const ad_daemon *dd, const stream_rec *s)
+cJSON *ha_key_topics(const ad_daemon *dd, const char *name, const char *key)
 {
     char topic[KEY_MAX + 600];
     cJSON *a;
 
-    if (!dd->g->cfg->ha.enabled || !s->det || !(a = cJSON_CreateArray()))
+    if (!dd->g->cfg->ha.enabled || !(a = cJSON_CreateArray()))
         return NULL;
     for (int e = 0; e < ENT_N; e++)
-        if (config_topic(dd, s, e, topic, sizeof topic) == 0)
+        if (key_config_topic(dd, name, key, e, topic, sizeof topic) == 0)
             cJSON_AddItemToArray(a, cJSON_CreateString(topic));
-    if (state_topic(dd, s, topic, sizeof topic) == 0)
+    if (key_state_topic(dd, name, key, topic, sizeof topic) == 0)
         cJSON_AddItemToArray(a, cJSON_CreateString(topic));
     return a;
+}
+
+cJSON *ha_stream_topics(const ad_daemon *dd, const stream_rec *s)
+{
+    return s->det ? ha_key_topics(dd, s->det->c->name, s->key) : NULL;
 }
 
 void ha_stream_removed(ad_daemon *dd, stream_rec *s)

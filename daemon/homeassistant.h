@@ -60,5 +60,9 @@ void ha_stream_removed(struct ad_daemon *dd, struct stream_rec *s);
  * stream's state file, so that they can be emptied without the stream
  * (its detector removed while the daemon was stopped). */
 cJSON *ha_stream_topics(const struct ad_daemon *dd, const struct stream_rec *s);
+/* The same for stream key of detector name, without the stream (the
+ * start-up state scan, on the thread pool: it reads only the
+ * configuration). */
+cJSON *ha_key_topics(const struct ad_daemon *dd, const char *name, const char *key);
 
 #endif /* AD_HOMEASSISTANT_H */

@@ -478,10 +478,18 @@ static char *attach_topics(const stream_rec *s, char *js)
     return js;
 }
 
-/* A fingerprint of what feeds d's streams (its topics and stream_levels):
- * a state file saved under the same ones names a stream that is still fed
- * (state_scan reads no further). */
-static uint64_t feed_hash(const det_rt *d)
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+    return s ? ad_fnv1a64(h, s, strlen(s) + 1) : ad_fnv1a64(h, "-", 1);
+}
+
+/* A fingerprint of what feeds d's streams (its topics and stream_levels)
+ * and of where they are published (alert.state_topic, and with Home
+ * Assistant on its discovery prefix, state topic and the client id the
+ * entities are named by): a state file saved under the same ones names a
+ * stream that is still fed and published where it was (state_scan reads
+ * no further). */
+static uint64_t feed_hash(const ad_config *cfg, const det_rt *d)
 {
     uint64_t h = AD_FNV_INIT;
 
@@ -491,13 +499,20 @@ static uint64_t feed_hash(const det_rt *d)
     if (d->c->stream_levels.n > 0)
         h = ad_fnv1a64(h, d->c->stream_levels.v,
                        (size_t)d->c->stream_levels.n * sizeof d->c->stream_levels.v[0]);
+    h = hash_str(ad_fnv1a64(h, "|", 1), d->c->state_topic);
+    if (cfg->ha.enabled) {
+        h = hash_str(ad_fnv1a64(h, "|ha", 3), cfg->ha.discovery_prefix);
+        h = hash_str(h, cfg->ha.state_topic);
+        h = hash_str(h, cfg->broker.client_id);
+    }
     return h;
 }
 
 /* Add to a state text js (taken over; returned, or a new text) what the
  * stream keeps on the broker, retained, for when no live detector is left
  * to empty it (state_scan: its detector removed while the daemon was
- * stopped, scan_orphan_file, or its topics no longer fed, scan_unfed):
+ * stopped, scan_orphan_file, or its topics no longer fed, scan_unfed), or
+ * to empty the old topics when it is published elsewhere (scan_moved):
  *   "published": {"detector": name, "state_topic": its state topic,
  *                 "ha_topics": [its Home Assistant discovery configs and
  *                 entity state], "feed": feed_hash, "kafka": true (its
@@ -517,7 +532,7 @@ static char *attach_published(ad_daemon *dd, const stream_rec *s, char *js)
         cJSON_AddStringToObject(p, "state_topic", topic);
     if ((ha = ha_stream_topics(dd, s)) != NULL)
         cJSON_AddItemToObject(p, "ha_topics", ha);
-    snprintf(feed, sizeof feed, "%016llx", (unsigned long long)feed_hash(d));
+    snprintf(feed, sizeof feed, "%016llx", (unsigned long long)feed_hash(dd->g->cfg, d));
     cJSON_AddStringToObject(p, "feed", feed);
     if (d->c->kafka_topics.n > 0)
         cJSON_AddTrueToObject(p, "kafka");
@@ -1030,8 +1045,10 @@ static void empty_published(ad_daemon *dd, const det_rt *own, const char *key,
  * the loop then does it all in that order (scan_after): streams with an
  * open alert restored, retained messages emptied, open alerts of removed
  * detectors cleared, files rewritten, every log line. The thread reads of
- * the daemon only the request's copies and its detectors' topics and
- * stream_levels (unfed files): the generation stays while the scan runs
+ * the daemon only the request's copies, its detectors' topics,
+ * stream_levels and state topic templates, and the configuration's Home
+ * Assistant topics (unfed and moved files): the generation stays while
+ * the scan runs
  * (a reload waits for it, and the daemon frees it only after the scan's
  * after-callback).
  */
@@ -1040,6 +1057,8 @@ static void empty_published(ad_daemon *dd, const det_rt *own, const char *key,
 typedef enum {
     SE_OPEN,                     /* restore the stream (its alert is open) */
     SE_UNFED,                    /* no open alert, no longer fed: empty */
+    SE_MOVED,                    /* published elsewhere now: empty the old
+                                  * (pub; NULL: only its "feed" rewritten) */
     SE_CLOSE,                    /* removed detector: clear the alert, empty */
     SE_EMPTY,                    /* removed detector, no open alert: empty */
     SE_WARN                      /* log the warning in key */
@@ -1049,6 +1068,8 @@ typedef struct scan_ent {
     struct scan_ent *next;
     scan_kind kind;
     int rewrite;                 /* loop: text to be written to path */
+    int open;                    /* SE_MOVED: its alert is open (restored,
+                                  * it saves its own state) */
     char *key;                   /* the stream (SE_WARN: the warning) */
     char *path;                  /* its state file (SE_UNFED, SE_CLOSE, SE_EMPTY) */
     char *text;                  /* the file without what the loop empties and
@@ -1068,6 +1089,7 @@ typedef struct scan_dir {
     char *dir;                   /* the directory, or NULL: not scanned (no
                                   * state_dir, Kafka-fed) */
     char feed[48];               /* "feed":"<feed_hash>" of det */
+    char fp[24];                 /* its feed_hash alone */
     int tmp_removed;             /* leftover temporary files (loop, before) */
     scan_ent *ents, **tail;      /* in readdir order */
     int files, open;             /* state files read; with an open alert */
@@ -1163,21 +1185,80 @@ static void ent_file(scan_dir *sd, scan_ent *e, const char *path, cJSON *o)
     ent_link(sd, e);
 }
 
-/* Thread pool: a state file js (path) of detector sd->det with no open
- * alert. Its stream is not restored at start, and what it published stays
- * retained on the broker until its data returns. When its saved topics no
- * longer feed it (topics or stream_levels changed while the daemon was
- * stopped; the rule of a reload, reload_topics_unfed), its data will not
- * return there: the loop empties its retained state and Home Assistant
- * entities as a reload empties them, and rewrites the file without
- * "published" (SE_UNFED). A file saved under the same topics and
- * stream_levels (its "feed") is not parsed. */
-static void scan_unfed(scan_dir *sd, const char *path, const char *js)
+/* Thread pool: of pub, the "published" of a fed stream key of detector
+ * sd->det, the retained topics the configuration no longer publishes the
+ * stream on (alert.state_topic, homeassistant.discovery_prefix or
+ * state_topic, or broker.client_id changed while the daemon was stopped),
+ * taken out into a new {"state_topic", "ha_topics"}; pub keeps the others
+ * and gets the current "feed" (also when none moved). NULL: none moved
+ * (or out of memory). */
+static cJSON *scan_moved(const ad_daemon *dd, const scan_dir *sd, const char *key, cJSON *pub)
+{
+    const det_rt *d = sd->det;
+    cJSON *old = cJSON_CreateObject(), *now, *t, *x, *keep, *gone, *next;
+    char topic[1024];
+    int moved = 0;
+
+    if (!old)
+        return NULL;
+    t = cJSON_GetObjectItemCaseSensitive(pub, "state_topic");
+    if (cJSON_IsString(t) &&
+        (!d->c->state_topic ||
+         ad_topic_expand(d->c->state_topic, d->c->name, key, topic, sizeof topic) < 0 ||
+         strcmp(topic, t->valuestring) != 0)) {
+        cJSON_AddItemToObject(old, "state_topic", cJSON_DetachItemViaPointer(pub, t));
+        moved = 1;
+    }
+    t = cJSON_GetObjectItemCaseSensitive(pub, "ha_topics");
+    if (cJSON_IsArray(t) && (gone = cJSON_AddArrayToObject(old, "ha_topics")) != NULL) {
+        now = ha_key_topics(dd, d->c->name, key);
+        for (x = t->child; x; x = next) {
+            next = x->next;
+            for (keep = now ? now->child : NULL; keep; keep = keep->next)
+                if (cJSON_IsString(x) && strcmp(keep->valuestring, x->valuestring) == 0)
+                    break;
+            if (!keep) {
+                cJSON_AddItemToArray(gone, cJSON_DetachItemViaPointer(t, x));
+                moved = 1;
+            }
+        }
+        cJSON_Delete(now);
+        if (!t->child)
+            cJSON_DeleteItemFromObjectCaseSensitive(pub, "ha_topics");
+    }
+    if (cJSON_GetObjectItemCaseSensitive(pub, "feed"))
+        cJSON_ReplaceItemInObjectCaseSensitive(pub, "feed", cJSON_CreateString(sd->fp));
+    else
+        cJSON_AddStringToObject(pub, "feed", sd->fp);
+    if (!moved) {
+        cJSON_Delete(old);
+        return NULL;
+    }
+    return old;
+}
+
+/* Thread pool: a state file js (path) of detector sd->det, open (its
+ * stream has an open alert: restored) or not. A stream that is not
+ * restored at start keeps what it published retained on the broker until
+ * its data returns. When its saved topics no longer feed it (topics or
+ * stream_levels changed while the daemon was stopped; the rule of a
+ * reload, reload_topics_unfed), its data will not return there: the loop
+ * empties its retained state and Home Assistant entities as a reload
+ * empties them, and rewrites the file without "published" (SE_UNFED).
+ * When it is fed (or open) but published elsewhere now (scan_moved),
+ * the loop empties the old topics as a reload that moves them does, and
+ * rewrites the file with what is left of "published" (SE_MOVED; not an
+ * open stream's file: it saves its own). A fed file is rewritten with the
+ * current "feed" even when nothing moved (SE_MOVED without pub), so that
+ * the next start does not parse it again: a file saved under the same
+ * topics, stream_levels and state topics (its "feed") is not parsed. */
+static void scan_unfed(const ad_daemon *dd, scan_dir *sd, const char *path, const char *js,
+                       int open)
 {
     char **topics = NULL;
     const cJSON *k, *x;
     const char *why = NULL;
-    cJSON *o, *tp;
+    cJSON *o, *tp, *pub, *old;
     scan_ent *e;
     int n = 0;
 
@@ -1185,8 +1266,12 @@ static void scan_unfed(scan_dir *sd, const char *path, const char *js)
         return;
     k = cJSON_GetObjectItemCaseSensitive(o, "stream");
     tp = cJSON_GetObjectItemCaseSensitive(o, "topics");
-    if (cJSON_IsString(k) && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o, "published")) &&
-        cJSON_IsArray(tp) &&
+    pub = cJSON_GetObjectItemCaseSensitive(o, "published");
+    if (!cJSON_IsString(k) || !cJSON_IsObject(pub)) {
+        cJSON_Delete(o);
+        return;
+    }
+    if (!open && cJSON_IsArray(tp) &&
         (topics = calloc((size_t)cJSON_GetArraySize(tp) + 1, sizeof *topics)) != NULL) {
         cJSON_ArrayForEach(x, tp)
             if (cJSON_IsString(x))
@@ -1198,9 +1283,25 @@ static void scan_unfed(scan_dir *sd, const char *path, const char *js)
                                                                               "topics_more")));
     }
     free(topics);
-    if (why && (e = ent_new(sd, SE_UNFED, k->valuestring)) != NULL) {
-        e->why = why;
-        ent_file(sd, e, path, o);
+    if (why) {
+        if ((e = ent_new(sd, SE_UNFED, k->valuestring)) != NULL) {
+            e->why = why;
+            ent_file(sd, e, path, o);
+        }
+    } else if ((old = scan_moved(dd, sd, k->valuestring, pub)) != NULL || !open) {
+        if ((e = ent_new(sd, SE_MOVED, k->valuestring)) != NULL &&
+            (e->path = scan_copy(path)) != NULL) {
+            e->pub = old;
+            e->open = open;
+            if (!open)
+                e->text = cJSON_PrintUnformatted(o);    /* NULL: said when written */
+            ent_link(sd, e);
+        } else {
+            if (e)
+                ent_free(e);
+            cJSON_Delete(old);
+            sd->oom = 1;
+        }
     }
     cJSON_Delete(o);
 }
@@ -1208,7 +1309,7 @@ static void scan_unfed(scan_dir *sd, const char *path, const char *js)
 /* Thread pool: the streams of one configured detector's directory: those
  * with an open alert (SE_OPEN), and those whose retained state is to be
  * emptied (scan_unfed). */
-static void scan_read_dir(scan_dir *sd)
+static void scan_read_dir(const ad_daemon *dd, scan_dir *sd)
 {
     char path[8192], key[KEY_MAX], err[320];
     struct dirent *e;
@@ -1228,8 +1329,8 @@ static void scan_read_dir(scan_dir *sd)
         if (ad_read_text(path, STATE_MAX, &js, err, sizeof err) != 0)
             continue;
         rc = open_alert_in(js, key, sizeof key);
-        if (rc == 0)
-            scan_unfed(sd, path, js);
+        if (rc == 0 || rc == 1)
+            scan_unfed(dd, sd, path, js, rc == 1);
         free(js);
         if (rc == 1 && (se = ent_new(sd, SE_OPEN, key)) != NULL) {
             ent_link(sd, se);
@@ -1422,7 +1523,7 @@ static void scan_work(uv_work_t *w)
 
     for (int i = 0; i < q->n; i++)
         if (q->dirs[i].dir)
-            scan_read_dir(&q->dirs[i]);
+            scan_read_dir(q->dd, &q->dirs[i]);
     if (q->root)
         scan_read_orphans(q);
 }
@@ -1483,7 +1584,7 @@ static void scan_rewrite(ad_daemon *dd, scan_dir *sd)
  * emptied (their files rewritten without them). */
 static void scan_apply_dir(ad_daemon *dd, det_rt *d, scan_dir *sd)
 {
-    int n = 0, unfed = 0;
+    int n = 0, unfed = 0, moved = 0;
 
     if (sd->oom)
         ad_log(AD_LOG_ERR, "detector %s: out of memory reading %s: some streams with an "
@@ -1504,6 +1605,17 @@ static void scan_apply_dir(ad_daemon *dd, det_rt *d, scan_dir *sd)
             empty_published(dd, d, e->key, e->pub);
             e->rewrite = 1;
             unfed++;
+            continue;
+        }
+        if (e->kind == SE_MOVED) {
+            /* the stream publishes its state on the new topics itself
+             * when it is live: restored (its alert is open), or opened by
+             * a message while the scan ran (it saves its own file) */
+            e->rewrite = !e->open && !streams_find(d, e->key) && !state_queued(dd, e->path);
+            if (e->pub) {
+                empty_published(dd, NULL, e->key, e->pub);
+                moved++;
+            }
             continue;
         }
         if (e->kind != SE_OPEN || !(s = streams_open(dd, d, e->key)))
@@ -1527,6 +1639,11 @@ static void scan_apply_dir(ad_daemon *dd, det_rt *d, scan_dir *sd)
         ad_log(AD_LOG_NOTICE, "detector %s: %d stream(s) without an open alert that its "
                "topics or stream_levels no longer feed (changed while stopped): their "
                "retained states and Home Assistant entities removed", d->c->name, unfed);
+    if (moved)
+        ad_log(AD_LOG_NOTICE, "detector %s: %d stream(s) published on other topics now "
+               "(alert.state_topic, homeassistant.* or broker.client_id changed while "
+               "stopped): their retained messages on the old topics removed", d->c->name,
+               moved);
 }
 
 /* Loop: a directory naming no configured detector: what a live detector
@@ -1685,8 +1802,9 @@ static struct state_scan_req *scan_new(ad_daemon *dd)
          * their open alerts arrive with the partition's state, not from here */
         if (d->c->kafka_topics.n > 0)
             continue;
-        snprintf(sd->feed, sizeof sd->feed, "\"feed\":\"%016llx\"",
-                 (unsigned long long)feed_hash(d));
+        snprintf(sd->fp, sizeof sd->fp, "%016llx",
+                 (unsigned long long)feed_hash(g->cfg, d));
+        snprintf(sd->feed, sizeof sd->feed, "\"feed\":\"%s\"", sd->fp);
         if (!(sd->dir = scan_copy(d->state_dir)))
             goto oom;
     }
