@@ -153,6 +153,9 @@ typedef struct stream_rec {
     int ha_announced;            /* its discovery configs were published */
     uint64_t ha_conn;            /* ad_daemon.conns when they last were */
     char ha_model[AD_MODEL_ID_LEN + 1]; /* the model id they named ("": none) */
+    /* the object ids they were announced under (homeassistant.c): 0 those
+     * of the configuration now, HA_IDS_PLAIN or HA_IDS_HASHED */
+    int ha_ids;
     struct stream_rec *dnext;    /* dead list */
     char key[];                  /* allocated with the record */
 } stream_rec;

@@ -39,10 +39,35 @@ static int sanitize(const char *s, char *out, size_t len)
     return changed || *s;
 }
 
+/* 1 when another configured detector's name followed by '_' starts name:
+ * "<detector>_<stream>" is then ambiguous (detector "line" with stream
+ * "a_b", detector "line_a" with stream "b"), and name's object ids carry
+ * the hash of the real names. Only the longer name is marked, so the ids
+ * of a configuration without such a pair are those of <detector>_<stream>. */
+static int name_shadowed(const ad_config *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->n_det; i++) {
+        const char *o = cfg->det[i].name;
+        size_t n = strlen(o);
+        if (strncmp(name, o, n) == 0 && name[n] == '_')
+            return 1;
+    }
+    return 0;
+}
+
+/* HA_IDS_PLAIN or HA_IDS_HASHED: the object ids of detector name under the
+ * configuration now (only what name_shadowed decides; a name or key with
+ * other characters than [A-Za-z0-9_-] is hashed either way). */
+static int ids_now(const ad_daemon *dd, const char *name)
+{
+    return name_shadowed(dd->g->cfg, name) ? HA_IDS_HASHED : HA_IDS_PLAIN;
+}
+
 /* node_id and object_id of stream key of detector name (see
- * homeassistant.h). */
-static void key_ids(const ad_daemon *dd, const char *name, const char *key, char *node,
-                    size_t nl, char *obj, size_t ol)
+ * homeassistant.h), under `form` (HA_IDS_PLAIN or HA_IDS_HASHED; 0: the
+ * configuration now). */
+static void key_ids(const ad_daemon *dd, const char *name, const char *key, int form,
+                    char *node, size_t nl, char *obj, size_t ol)
 {
     char both[KEY_MAX + 160], a[80], b[KEY_MAX];
     int ch;
@@ -53,7 +78,9 @@ static void key_ids(const ad_daemon *dd, const char *name, const char *key, char
         snprintf(b, sizeof b, "_");
         ch = 1;
     }
-    if (ch) {
+    if (!form)
+        form = ids_now(dd, name);
+    if (ch || form == HA_IDS_HASHED) {
         snprintf(both, sizeof both, "%s/%s", name, key);
         snprintf(obj, ol, "%s_%s_%08x", a, b, (unsigned)(ad_fnv1a64_str(both) & 0xffffffffu));
     } else {
@@ -64,15 +91,15 @@ static void key_ids(const ad_daemon *dd, const char *name, const char *key, char
 static void ids(const ad_daemon *dd, const stream_rec *s, char *node, size_t nl, char *obj,
                 size_t ol)
 {
-    key_ids(dd, s->det->c->name, s->key, node, nl, obj, ol);
+    key_ids(dd, s->det->c->name, s->key, 0, node, nl, obj, ol);
 }
 
-static int key_config_topic(const ad_daemon *dd, const char *name, const char *key, int e,
-                            char *out, size_t len)
+static int key_config_topic(const ad_daemon *dd, const char *name, const char *key, int form,
+                            int e, char *out, size_t len)
 {
     char node[160], obj[KEY_MAX + 120];
     int n;
-    key_ids(dd, name, key, node, sizeof node, obj, sizeof obj);
+    key_ids(dd, name, key, form, node, sizeof node, obj, sizeof obj);
     n = snprintf(out, len, "%s/%s/%s/%s%s/config", dd->g->cfg->ha.discovery_prefix,
                  ent_kind[e], node, obj, ent_suffix[e]);
     return n > 0 && (size_t)n < len ? 0 : -1;
@@ -84,9 +111,10 @@ static int key_state_topic(const ad_daemon *dd, const char *name, const char *ke
     return ad_topic_expand(dd->g->cfg->ha.state_topic, name, key, out, len) < 0 ? -1 : 0;
 }
 
-static int config_topic(const ad_daemon *dd, const stream_rec *s, int e, char *out, size_t len)
+static int config_topic(const ad_daemon *dd, const stream_rec *s, int form, int e, char *out,
+                        size_t len)
 {
-    return key_config_topic(dd, s->det->c->name, s->key, e, out, len);
+    return key_config_topic(dd, s->det->c->name, s->key, form, e, out, len);
 }
 
 static int state_topic(const ad_daemon *dd, const stream_rec *s, char *out, size_t len)
@@ -158,16 +186,25 @@ static cJSON *entity_json(const ad_daemon *dd, const stream_rec *s, int e, const
 static int announce(ad_daemon *dd, stream_rec *s, const char *st)
 {
     char topic[KEY_MAX + 600];
-    int n = 0;
+    int n = 0, now = ids_now(dd, s->det->c->name);
+    /* announced under other object ids (a reload added or removed a
+     * detector whose name makes this one's ambiguous): those entities go */
+    if (s->ha_announced && s->ha_ids && s->ha_ids != now)
+        for (int e = 0; e < ENT_N; e++)
+            if (config_topic(dd, s, s->ha_ids, e, topic, sizeof topic) == 0) {
+                ad_mqtt_publish(dd->mqtt, topic, "", 0, 1, 1);
+                n++;
+            }
     for (int e = 0; e < ENT_N; e++) {
         cJSON *o;
-        if (config_topic(dd, s, e, topic, sizeof topic) < 0 || !(o = entity_json(dd, s, e, st)))
+        if (config_topic(dd, s, now, e, topic, sizeof topic) < 0 || !(o = entity_json(dd, s, e, st)))
             continue;
         publish_json(dd, topic, o, 1, 1);
         cJSON_Delete(o);
         n++;
     }
     s->ha_announced = 1;
+    s->ha_ids = now;
     s->ha_conn = dd->conns;
     snprintf(s->ha_model, sizeof s->ha_model, "%s", model_id(s));
     return n;
@@ -177,7 +214,8 @@ int ha_stream_unannounced(const ad_daemon *dd, const stream_rec *s)
 {
     /* the device names the model: announced again when it changes (a
      * reload's new model file, a promotion, a model trained online) */
-    return !s->ha_announced || s->ha_conn != dd->conns || strcmp(s->ha_model, model_id(s));
+    return !s->ha_announced || s->ha_conn != dd->conns || strcmp(s->ha_model, model_id(s)) ||
+           (s->det && s->ha_ids && s->ha_ids != ids_now(dd, s->det->c->name));
 }
 
 static void num_or_null(cJSON *o, const char *k, double v)
@@ -225,7 +263,7 @@ void ha_stream_tick(ad_daemon *dd, stream_rec *s)
         ha_stream_state(dd, s);
 }
 
-cJSON *ha_key_topics(const ad_daemon *dd, const char *name, const char *key)
+static cJSON *key_topics(const ad_daemon *dd, const char *name, const char *key, int form)
 {
     char topic[KEY_MAX + 600];
     cJSON *a;
@@ -233,16 +271,23 @@ cJSON *ha_key_topics(const ad_daemon *dd, const char *name, const char *key)
     if (!dd->g->cfg->ha.enabled || !(a = cJSON_CreateArray()))
         return NULL;
     for (int e = 0; e < ENT_N; e++)
-        if (key_config_topic(dd, name, key, e, topic, sizeof topic) == 0)
+        if (key_config_topic(dd, name, key, form, e, topic, sizeof topic) == 0)
             cJSON_AddItemToArray(a, cJSON_CreateString(topic));
     if (key_state_topic(dd, name, key, topic, sizeof topic) == 0)
         cJSON_AddItemToArray(a, cJSON_CreateString(topic));
     return a;
 }
 
+cJSON *ha_key_topics(const ad_daemon *dd, const char *name, const char *key)
+{
+    return key_topics(dd, name, key, 0);
+}
+
 cJSON *ha_stream_topics(const ad_daemon *dd, const stream_rec *s)
 {
-    return s->det ? ha_key_topics(dd, s->det->c->name, s->key) : NULL;
+    /* those it announced (until it announces again after a reload) */
+    return s->det ? key_topics(dd, s->det->c->name, s->key, s->ha_announced ? s->ha_ids : 0)
+                  : NULL;
 }
 
 void ha_stream_removed(ad_daemon *dd, stream_rec *s)
@@ -251,9 +296,10 @@ void ha_stream_removed(ad_daemon *dd, stream_rec *s)
     if (!dd->g->cfg->ha.enabled || !s->det || !s->ha_announced)
         return;
     for (int e = 0; e < ENT_N; e++)
-        if (config_topic(dd, s, e, topic, sizeof topic) == 0)
+        if (config_topic(dd, s, s->ha_ids, e, topic, sizeof topic) == 0)
             ad_mqtt_publish(dd->mqtt, topic, "", 0, 1, 1);
     if (state_topic(dd, s, topic, sizeof topic) == 0)
         ad_mqtt_publish(dd->mqtt, topic, "", 0, 1, 1);
     s->ha_announced = 0;
+    s->ha_ids = 0;
 }

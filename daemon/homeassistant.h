@@ -5,7 +5,12 @@
  *
  * DISCOVERY (retained), per stream, node_id = broker.client_id and
  * object_id = <detector>_<stream> (characters outside [A-Za-z0-9_-] as '_',
- * then an 8-hex hash of the real names when anything was replaced):
+ * then an 8-hex hash of the real names when anything was replaced, or when
+ * another configured detector's name plus '_' starts <detector>: "line_a"
+ * beside "line", whose stream "a_b" would otherwise share the ids of
+ * "line_a"'s stream "b"; a reload that adds or removes such a detector
+ * announces the other's streams again under their new ids and empties the
+ * old configs):
  *   <prefix>/binary_sensor/<node_id>/<object_id>/config
  *       "Anomaly", device_class problem: ON while the stream's model alert
  *       or a data-quality condition is open
@@ -39,6 +44,9 @@
 #define AD_HOMEASSISTANT_H
 
 #include <cJSON.h>
+
+/* stream_rec.ha_ids: the object ids a stream was announced under */
+enum { HA_IDS_PLAIN = 1, HA_IDS_HASHED = 2 };
 
 struct ad_daemon;
 struct stream_rec;
