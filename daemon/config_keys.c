@@ -269,6 +269,11 @@ static const key alert_keys[] = {
       NULL, "pooled alerts are accepted only when the latest starts at the time of day (of "
       "this period) of an earlier one, within 1/12 of it: a regime recurs on a schedule, "
       "different faults a day apart do not (0: any recurrence; 86400000: daily)" },
+    { "accept_onset", K_INT, OPP(alert.accept_onset), 0, 100, "0", FP, NULL, NULL,
+      "with accept_period_ms: a change whose pooled alerts already number this many is "
+      "accepted at the onset of its next recurrence at the time of day of an earlier one "
+      "(the first window over the threshold whose excess error points the change's way), "
+      "instead of alerting once more (0: never)" },
 };
 static const table alert_table = TAB(alert_keys);
 

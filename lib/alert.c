@@ -45,6 +45,7 @@ void ad_alert_cfg_default(ad_alert_cfg *c)
     c->accept_after_ms = 0;
     c->accept_gap_ms = 0;
     c->accept_trend = 0.25;
+    c->accept_onset = 0;
 }
 
 const char *ad_close_reason_name(ad_close_reason r)
@@ -114,6 +115,9 @@ int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
     if (c->accept_period_ms < 0 || c->accept_period_ms > 31622400000LL)
         return ad_errf(err, errlen, AD_EINVAL, "alert.accept_period_ms: must be 0..31622400000 "
                        "(a year; got %lld)", (long long)c->accept_period_ms);
+    if (c->accept_onset < 0 || c->accept_onset > 100)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.accept_onset: must be 0..100 (got %d)",
+                       c->accept_onset);
     if (!(c->accept_spread > 0) || !isfinite(c->accept_spread))
         return ad_errf(err, errlen, AD_EINVAL, "alert.accept_spread: must be > 0 (got %g)",
                        c->accept_spread);

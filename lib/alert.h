@@ -98,6 +98,11 @@ typedef struct ad_alert_cfg {
                                  latest occurrence starts at the phase of an
                                  earlier one in this period, within 1/12 of
                                  it (0: any recurrence), default 0 */
+    int accept_onset;     /* detector: with accept_period_ms, a chain that
+                             raised at least this many alerts is accepted at
+                             the onset of a recurrence at the time of day of
+                             an earlier one, instead of raising it (0: off,
+                             the default) */
 } ad_alert_cfg;
 
 /* One scored window as the alerter sees it. */

@@ -2655,7 +2655,7 @@ static double median_of(const double *x, int n, double *tmp)
  * accept the change when it is stable (see REGIME ACCEPTANCE). now: the
  * current window's score while the alert is active (the change must show
  * on it), NAN when judged at the alert's clear. Returns 1 when accepted. */
-static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L)
+static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L, int onset)
 {
     /* cap: the ring's size (accept_after); A: the scores in it (cap, or
      * fewer for a chain of recurrences, see detect) */
@@ -2709,9 +2709,9 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
         acc_switch(d);              /* another change: it starts its own count */
         return 0;
     }
-    if (d->acc_prev > 0 && d->acc_alerts < AD_ACCEPT_RECUR)
+    if (!onset && d->acc_prev > 0 && d->acc_alerts < AD_ACCEPT_RECUR)
         return 0;                   /* two alerts alike are not yet a pattern */
-    if (d->acc_prev > 0 && !acc_regular(d))
+    if (!onset && d->acc_prev > 0 && !acc_regular(d))
         return 0;                   /* recurrences on no schedule: separate events */
     if (d->acc_prev > 0) {
         /* The latest recurrence is judged on enough of it (A / RECUR
@@ -2777,10 +2777,15 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     e->n = (uint64_t)A;
     e->probability = p;
     e->log_likelihood = L;
-    snprintf(e->text, sizeof(e->text),
-             "windows like it judged against %.6g (%s on %d windows: spread %.3g, trend %.3g, "
-             "limit %.3g), others against %.6g", nw, how ? "median shift" : "refit", A, s_r,
-             m2 - m1, k * s_c, old);
+    if (onset)
+        snprintf(e->text, sizeof(e->text), "at a recurrence's onset: windows like it judged "
+                 "against %.6g (%s on %d windows), others against %.6g", nw,
+                 how ? "median shift" : "refit", A, old);
+    else
+        snprintf(e->text, sizeof(e->text),
+                 "windows like it judged against %.6g (%s on %d windows: spread %.3g, trend "
+                 "%.3g, limit %.3g), others against %.6g", nw, how ? "median shift" : "refit",
+                 A, s_r, m2 - m1, k * s_c, old);
     ad_log(AD_LOG_INFO, "%s: regime accepted: %s", d->who, e->text);
     d->st.accepted++;
     det_acc_chain_reset(d);
@@ -2826,6 +2831,58 @@ static void regime_extend(ad_detector *d, int i, int64_t ts)
         regime_schedule(d, i);
 }
 
+/* ACCEPTANCE AT A RECURRENCE'S ONSET (alert.accept_onset N > 0, with
+ * accept_period_ms P): the chain ended quietly after at least N alerts alike
+ * (pooling at least accept_after / RECUR windows) and a window over the
+ * threshold, no alert open, starts a new occurrence (after at least
+ * accept_after / RECUR quiet windows) at the time of day of an earlier one
+ * (within P/12) with its excess error pointing the chain's way (cosine >=
+ * AD_ACCEPT_SIMILAR): the chain is judged as at a clear and, when stable,
+ * accepted now, so the recurrence is judged against the regime instead of
+ * raising one more alert of a change already seen N times. The level shift
+ * whose daily peaks alert at 17:00, 07:00 and 17:00 again is accepted at
+ * the second 17:00. Returns 1 when accepted. */
+static int acc_onset(ad_detector *d, int64_t ts, double s, const float *share,
+                     double p, double L)
+{
+    const ad_alert_cfg *c = &d->cfg.alert;
+    int A = c->accept_after, F = d->F, i, f, at = 0, n = d->acc_occ_n, alerts = d->acc_alerts;
+    int64_t P = c->accept_period_ms, occ[AD_ACC_OCC_TS];
+    const double *u, *g;
+    double ee = 0, gg = 0, eg = 0, ef;
+
+    if (c->accept_onset <= 0 || P <= 0 || A <= 0 || d->acc == NULL || d->acc_prof == NULL ||
+        share == NULL || ad_alerter_active(d->alert) != NULL)
+        return 0;
+    if (d->acc_prev == 0 || d->acc_prev != d->acc_len || d->acc_alerts < c->accept_onset ||
+        n + 1 < AD_ACCEPT_RECUR || d->acc_len < A / AD_ACCEPT_RECUR ||
+        d->acc_quiet < A / AD_ACCEPT_RECUR)
+        return 0;
+    for (i = 0; i < n && !at; i++)
+        at = same_time(ts, d->acc_occ_ts[i], P);
+    if (!at)
+        return 0;
+    u = d->acc_prof + 2 * F;
+    g = d->acc_prof;
+    for (f = 0; f < F; f++) {
+        ef = s * share[f] - u[f];
+        ee += ef * ef;
+        gg += g[f] * g[f];
+        eg += ef * g[f];
+    }
+    if (!(ee > 0 && gg > 0) || !(eg / sqrt(ee * gg) >= AD_ACCEPT_SIMILAR))
+        return 0;
+    memcpy(occ, d->acc_occ_ts, sizeof(occ));
+    acc_occ_push(d, ts);
+    d->acc_alerts++;
+    if (try_accept(d, ts, NAN, p, L, 1))
+        return 1;
+    memcpy(d->acc_occ_ts, occ, sizeof(occ));
+    d->acc_occ_n = n;
+    d->acc_alerts = alerts;
+    return 0;
+}
+
 /* DETECTING: one score through the alerter, acceptance and adaptation. */
 static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                    const float *share, int untrusted, int hard)
@@ -2854,6 +2911,9 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     d->st.season_level = lv;
     if (d->acc_resume)
         acc_resumed(d, ts);
+    /* a recurrence of a change seen often enough is accepted at its onset */
+    if (s > thr && !hard && !untrusted)
+        acc_onset(d, ts, s, share, p, L);
     /* a window like an accepted regime is judged against its threshold */
     ri = s > thr ? like_regime(d, ts, s, thr, share) : -1;
     like = ri >= 0;
@@ -2892,7 +2952,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         d->acc_cur_span = al.end_ms > al.start_ms ? al.end_ms - al.start_ms : 0;
         if (A > 0 && d->acc_prev == 0 && d->pk_len > 0)
             acc_switch(d);          /* it may continue the parked chain */
-        if (A > 0 && !(d->acc_prev > 0 && acc_ready(d) && !hard && try_accept(d, ts, NAN, p, L)))
+        if (A > 0 && !(d->acc_prev > 0 && acc_ready(d) && !hard &&
+                       try_accept(d, ts, NAN, p, L, 0)))
             acc_alert_ended(d);
     }
     if (r & AD_ALERT_RAISED) {
@@ -2956,7 +3017,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                   cosine(pk_prof(d), d->acc_prof + d->F, d->F) >= AD_ACCEPT_SIMILAR)))
                 acc_switch(d);
         }
-        if (acc_ready(d) && try_accept(d, ts, s, p, L))
+        if (acc_ready(d) && try_accept(d, ts, s, p, L, 0))
             return;
     }
     /* Learn only from windows judged normal: below the threshold and

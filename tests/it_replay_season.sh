@@ -44,6 +44,10 @@ assert c.get("season_ms") == 86400000, "the example configuration sets calibrati
 d["detectors"][0].setdefault("adapt", {})["enabled"] = False
 json.dump(d, open(sys.argv[2] + "/on.json", "w"))
 c["season_ms"] = 0
+# the control run without acceptance at a recurrence's onset too: the
+# example configuration's alert.accept_onset accepts the daily steps at the
+# onset of their third day without the level (2 raises on days 3-8)
+d["detectors"][0]["alert"]["accept_onset"] = 0
 json.dump(d, open(sys.argv[2] + "/off.json", "w"))
 EOF
 [ -f "$D/on.json" ] || { it_fail "example configuration has calibration.season_ms a day"; exit 0; }

@@ -273,6 +273,7 @@ static void free_models(void)
 /* alert.accept_period_ms of the detectors accept_detector_m makes */
 static int64_t acc_period_ms;
 static int64_t acc_after_ms;      /* accept_detector: accept_after as data time */
+static int acc_onset;             /* alert.accept_onset of those detectors */
 
 static ad_detector *accept_detector_m(int accept_after, int gap, double spread, double trend,
                                      int m_clear)
@@ -294,6 +295,7 @@ static ad_detector *accept_detector_m(int accept_after, int gap, double spread, 
     c.alert.accept_spread = spread;
     c.alert.accept_trend = trend;
     c.alert.accept_period_ms = acc_period_ms;
+    c.alert.accept_onset = acc_onset;
     if (acc_after_ms > 0) {
         c.alert.accept_after = 0;
         c.alert.accept_after_ms = acc_after_ms;
@@ -1045,6 +1047,86 @@ static void test_recurring_regime(void)
     free_models();
 }
 
+/* A change on a (15 rows at 3) starting at rows 100, 140, 180 and then at
+ * row `last`, on feature b instead when on_b; a period of 120 rows (one a
+ * second, alert.accept_period_ms 120 s): the first three start at phases
+ * 100, 20 and 60, on no schedule (a level shift's daily peaks at 12:00,
+ * 17:00 and 07:00); a fourth at row 220 starts at the first one's phase
+ * (the next day's 12:00). Events in *r, stats in *st. */
+static void onset_run(int onset, int last, int on_b, run *r, ad_detector_stats *st)
+{
+    static const int start[3] = { 100, 140, 180 };
+    ad_detector *d;
+    int i, c;
+
+    acc_period_ms = 120000;
+    acc_onset = onset;
+    d = accept_detector(30, 60, 3, 0.25);
+    memset(r, 0, sizeof(*r));
+    memset(st, 0, sizeof(*st));
+    rng = 21;
+    for (i = 0; d && i < 300; i++) {
+        double a = 1, b = 1;
+        for (c = 0; c < 3; c++)
+            if (i >= start[c] && i < start[c] + 15)
+                a = 3;
+        if (i >= last && i < last + 15) {
+            if (on_b)
+                b = 3;
+            else
+                a = 3;
+        }
+        step2(d, 1000 * i, a + 0.05 * noise(), b + 0.05 * noise(), r);
+    }
+    if (d)
+        ad_detector_get_stats(d, st);
+    ad_detector_free(d);
+    acc_period_ms = 0;
+    acc_onset = 0;
+}
+
+/* alert.accept_onset: a change that already alerted twice alike is
+ * accepted at the onset of a recurrence at the time of an earlier one,
+ * instead of raising it and accepting it later; a recurrence off the
+ * schedule, or another change at that time, still raises. */
+static void test_accept_onset(void)
+{
+    ad_detector_stats st;
+    run r;
+    int ia, ic;
+
+    onset_run(0, 220, 0, &r, &st);
+    ic = nth_ev(&r, AD_EV_ALERT_CLEARED, 3);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 4 && st.accepted == 1 && ic >= 0 &&
+            r.ev[ic].alert.reason == AD_CLOSE_ACCEPTED,
+            "accept_onset 0: %d raises, accepted %llu, the fourth closed as %s",
+            r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted,
+            ic >= 0 ? ad_close_reason_name(r.ev[ic].alert.reason) : "-");
+
+    onset_run(2, 220, 0, &r, &st);
+    ia = nth_ev(&r, AD_EV_ACCEPTED, 0);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 3 && st.accepted == 1 && ia >= 0 &&
+            r.ev[ia].ts_ms >= 220000 && r.ev[ia].ts_ms < 225000 &&
+            strstr(r.ev[ia].text, "onset") != NULL && st.windows_regime >= 8,
+            "accept_onset 2: %d raises, accepted %llu at row %lld (%s), %llu windows of "
+            "the regime", r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted,
+            ia >= 0 ? (long long)r.ev[ia].ts_ms / 1000 : -1LL, ia >= 0 ? r.ev[ia].text : "-",
+            (unsigned long long)st.windows_regime);
+
+    /* the same time, another change (on b): raised */
+    onset_run(2, 220, 1, &r, &st);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 4 && st.accepted == 0,
+            "accept_onset 2, b at the first one's time: %d raises, accepted %llu",
+            r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted);
+
+    /* the same change off the schedule (phase 5): raised */
+    onset_run(2, 245, 0, &r, &st);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 4 && nth_ev(&r, AD_EV_ACCEPTED, 0) < 0,
+            "accept_onset 2, a at phase 5: %d raises, accepted %llu",
+            r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted);
+    free_models();
+}
+
 /* Recurrences on a as in recurring_run, the third at level 6 instead of 3:
  * another fault of the same sensor a recurrence apart. The chain's profile
  * cannot tell it (both raise a's error); its level can: it must not be
@@ -1435,6 +1517,7 @@ int main(void)
     T_RUN(test_two_regimes);
     T_RUN(test_recurring_regime);
     T_RUN(test_recurrence_other_level);
+    T_RUN(test_accept_onset);
     T_RUN(test_ramp_not_accepted);
     T_RUN(test_passing_fault_not_accepted);
     T_RUN(test_probability_alerts);
