@@ -139,7 +139,7 @@ char *ad_adapt_save(const ad_adapt *a)
             cJSON_AddItemToArray(w, n);
         }
     }
-    txt = cJSON_PrintUnformatted(o);
+    txt = ad_json_print(o);
 out:
     cJSON_Delete(o);
     return txt;

@@ -1617,7 +1617,7 @@ static void dq_recenter(ad_detector *d)
                    d->features[f], d->last_val[f]);
         }
     }
-    txt = o ? cJSON_PrintUnformatted(o) : NULL;
+    txt = o ? ad_json_print(o) : NULL;
     if (txt && ad_dq_restore(d->dq, txt, err, sizeof(err)) != 0)
         ad_log(AD_LOG_WARNING, "%s: %s", d->who, err);
     free(txt);

@@ -83,14 +83,14 @@ static void restore_subs(ad_detector *d, const cJSON *o)
     char *txt, err[200];
 
     x = cJSON_GetObjectItemCaseSensitive(o, "dq");
-    if (d->dq && cJSON_IsObject(x) && (txt = cJSON_PrintUnformatted(x)) != NULL) {
+    if (d->dq && cJSON_IsObject(x) && (txt = ad_json_print(x)) != NULL) {
         if (ad_dq_restore(d->dq, txt, err, sizeof(err)) != 0)
             ad_log(AD_LOG_WARNING, "%s: saved data-quality state ignored: %s",
                    d->who, err);
         free(txt);
     }
     x = cJSON_GetObjectItemCaseSensitive(o, "adapt");
-    if (d->ad && cJSON_IsObject(x) && (txt = cJSON_PrintUnformatted(x)) != NULL) {
+    if (d->ad && cJSON_IsObject(x) && (txt = ad_json_print(x)) != NULL) {
         if (ad_adapt_restore(d->ad, txt, err, sizeof(err)) != 0) {
             ad_log(AD_LOG_WARNING, "%s: saved continual-learning state ignored: %s",
                    d->who, err);
@@ -526,7 +526,7 @@ static char *detector_save(const ad_detector *d, int with_window)
         goto out;
     if (with_window && (fitted || calibrating) && (t = window_save(d)) != NULL)
         cJSON_AddItemToObject(o, "window", t);
-    txt = cJSON_PrintUnformatted(o);
+    txt = ad_json_print(o);     /* every number bit for bit */
 out:
     cJSON_Delete(o);
     return txt;
