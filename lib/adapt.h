@@ -608,6 +608,11 @@ char *ad_adapt_save(const ad_adapt *a);
 /* Restore ad_adapt_save() text: AD_EFORMAT with the JSON path for malformed
  * text, AD_EINVAL when T/F differ. On failure nothing is changed. */
 int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen);
+/* Of an ad_adapt_save() text ad_adapt_restore refused (a model of another
+ * window shape since), the decisions made (attempts, promotions,
+ * rejections, failures): the stream's counts go on from them, not from 0.
+ * 0, or AD_EFORMAT (not such a text: nothing changed). */
+int ad_adapt_restore_counts(ad_adapt *a, const char *json);
 
 const char *ad_adapt_ev_name(ad_adapt_ev_type t);   /* "adapt_promoted", .. */
 

@@ -342,6 +342,25 @@ static int parse_alerts(const ad_adapt *a, const cJSON *arr, true_alert *ta,
     return 0;
 }
 
+int ad_adapt_restore_counts(ad_adapt *a, const char *json)
+{
+    static const char *const key[4] = { "attempts", "promotions", "rejections", "failures" };
+    cJSON *o = cJSON_Parse(json ? json : "");
+    double v[4];
+    int i, rc = cJSON_IsObject(o) ? 0 : AD_EFORMAT;
+
+    for (i = 0; i < 4 && rc == 0; i++)
+        rc = get_num(o, "", key[i], 0, 9e15, &v[i], NULL, 0);
+    cJSON_Delete(o);
+    if (rc != 0)
+        return AD_EFORMAT;
+    a->attempts = (uint64_t)v[0];
+    a->promotions = (uint64_t)v[1];
+    a->rejections = (uint64_t)v[2];
+    a->failures = (uint64_t)v[3];
+    return 0;
+}
+
 int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen)
 {
     cJSON *o = cJSON_Parse(json ? json : "");

@@ -91,13 +91,19 @@ static void restore_subs(ad_detector *d, const cJSON *o)
     }
     x = cJSON_GetObjectItemCaseSensitive(o, "adapt");
     if (d->ad && cJSON_IsObject(x) && (txt = ad_json_print(x)) != NULL) {
-        if (ad_adapt_restore(d->ad, txt, err, sizeof(err)) != 0) {
-            ad_log(AD_LOG_WARNING, "%s: saved continual-learning state ignored: %s",
-                   d->who, err);
-        } else {
-            /* the stream's decisions go on from the learner's saved
-             * counts (stats adapt_promoted / adapt_rejected, the state
-             * topic's adapt.promoted / rejected), not from 0 at a restart */
+        /* the stream's decisions go on from the learner's saved counts
+         * (stats adapt_promoted / adapt_rejected, the state topic's
+         * adapt.promoted / rejected), not from 0 at a restart or a
+         * rebuild; also when the rest of its state is refused (a model
+         * of another window shape) */
+        int rc = ad_adapt_restore(d->ad, txt, err, sizeof(err)), counts = rc == 0;
+
+        if (rc != 0) {
+            counts = ad_adapt_restore_counts(d->ad, txt) == 0;
+            ad_log(AD_LOG_WARNING, "%s: saved continual-learning state ignored: %s%s",
+                   d->who, err, counts ? " (its counts of decisions go on)" : "");
+        }
+        if (counts) {
             ad_adapt_stats as;
             ad_adapt_get_stats(d->ad, &as);
             d->st.adapt_promoted = as.promotions;

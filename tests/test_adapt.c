@@ -1100,6 +1100,27 @@ static void test_save_restore(void)
     ad_adapt_new(&o, &c, T + 1, F, AD_METRIC_MAE, 1.0, &thr, err, sizeof(err));
     rc = ad_adapt_restore(o, s1, err, sizeof(err));
     T_CHECK(rc == AD_EINVAL && strstr(err, "window 12x3"), "%d %s", rc, err);
+    /* ... its decisions still count on, and are saved on */
+    {
+        ad_adapt_stats so;
+        char *s3;
+
+        T_CHECK(ad_adapt_restore_counts(o, "{\"attempts\":1}") == AD_EFORMAT &&
+                ad_adapt_restore_counts(o, "[") == AD_EFORMAT, "counts of malformed text refused");
+        ad_adapt_get_stats(o, &so);
+        T_CHECK(so.attempts == 0 && so.failures == 0, "nothing changed by a refusal");
+        T_CHECK(ad_adapt_restore_counts(o, s1) == 0, "counts of another window shape taken");
+        ad_adapt_get_stats(o, &so);
+        T_CHECK(so.attempts == sa.attempts && so.failures == sa.failures &&
+                so.promotions == sa.promotions && so.rejections == sa.rejections &&
+                so.true_alerts == 0 && so.sched_windows == 0,
+                "counts only: attempts %" PRIu64 " failures %" PRIu64 " true alerts %d",
+                so.attempts, so.failures, so.true_alerts);
+        s3 = ad_adapt_save(o);
+        T_CHECK(s3 && strstr(s3, "\"attempts\":1,\"promotions\":0,\"rejections\":0,"
+                             "\"failures\":1,"), "saved on: %.160s", s3 ? s3 : "(null)");
+        free(s3);
+    }
     rc = ad_adapt_restore(b, "{\"version\":1", err, sizeof(err));
     T_CHECK(rc == AD_EFORMAT && strstr(err, "not a JSON object"), "%s", err);
     bad = NULL;
