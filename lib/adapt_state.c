@@ -75,6 +75,8 @@ static cJSON *window_json(const ad_adapt *a, const float *w)
 
     for (k = 0; arr != NULL && k < a->wsz; k++) {
         snprintf(buf, sizeof(buf), "%.9g", (double)w[k]);
+        if (fabs(strtod(buf, NULL)) > FLT_MAX)  /* +-FLT_MAX rounded up: exactly */
+            snprintf(buf, sizeof(buf), "%.17g", (double)w[k]);
         if ((n = cJSON_CreateRaw(buf)) == NULL) {
             cJSON_Delete(arr);
             return NULL;
