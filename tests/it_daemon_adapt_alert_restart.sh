@@ -40,10 +40,20 @@ start() {
     $AD_BIN run -c "$D/ad.json" --log-level debug 2> "$1" & DPID=$!
     $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
 }
-stop_after() {
+scored() {
     $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats windows_scored=$1 \
         --timeout 60 >/dev/null || echo "# not all $1 windows scored"
+}
+stop_after() {
+    scored "$1"
     kill -TERM "$DPID"; wait "$DPID"; DPID=
+}
+# rows 0..159 and the calibration's end (row 129), then rows 160..TO-1:
+# the learner is offered the windows handed out once the stream detects
+pub_to() {
+    $H pub --port "$IT_PORT" --devices 1 --rows 160 --start "$S" --fault "$FAULT"
+    scored 131
+    $H pub --port "$IT_PORT" --devices 1 --rows "$1" --start-row 160 --start "$S" --fault "$FAULT"
 }
 # adapt.alert of the state file: "id score", or "none"
 peak() {
@@ -69,7 +79,7 @@ FAULT='cavitation@330m+70m'
 # without a restart: the true alert the learner keeps
 config "$D/ref"
 start "$D/ref.log"
-$H pub --port "$IT_PORT" --devices 1 --rows 520 --start "$S" --fault "$FAULT"
+pub_to 520
 stop_after 491
 want=$(true_alerts)
 echo "# without a restart: true alert $want"
@@ -77,7 +87,7 @@ echo "# without a restart: true alert $want"
 # calibrates, then the fault raises an alert still open at the stop
 config "$D/state"
 start "$D/a.log"
-$H pub --port "$IT_PORT" --devices 1 --rows 400 --start "$S" --fault "$FAULT"
+pub_to 400
 stop_after 371
 p=$(peak)
 if grep -q '"open":{' "$F" && [ "$p" != none ]; then
