@@ -310,7 +310,7 @@ static void on_state_record(ad_kafka *k, const rd_kafka_message_t *m)
             tdel(k->tmap, tk);
         } else if ((e = tget(k->tmap, tk))) {
             free(e->val);
-            e->val = cJSON_PrintUnformatted(s);
+            e->val = ad_json_print(s);
         }
         /* where the stream's records start to count (handed_over) */
         if (ti >= 0) {
@@ -418,7 +418,7 @@ static char *shed(const ad_kafka *k, const stream_rec *s, cJSON *o, cJSON *st, c
     ad_log(AD_LOG_WARNING, "kafka: stream %s/%s: its %zu-byte state is over the %zu bytes "
            "message.max.bytes leaves for it: %s", s->det->c->name, s->key, was, k->max_bytes,
            what);
-    return cJSON_PrintUnformatted(o);
+    return ad_json_print(o);
 }
 
 /* The state of s (NULL state: not calibrated yet) for the state topic;
@@ -453,7 +453,7 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
         cJSON_AddNullToObject(o, "state");
     free(js);
     snprintf(pk, sizeof pk, "%s/%s", s->det->c->name, s->key);
-    txt = cJSON_PrintUnformatted(o);
+    txt = ad_json_print(o);     /* the state's numbers read back bit for bit */
     /* a long probability history (alert.probability_history, up to 1e6
      * averages) goes first: the next owner's probability starts afresh,
      * its threshold and alert go on */

@@ -159,7 +159,7 @@ static char *swap_hash(const char *js, uint64_t from, uint64_t to)
     snprintf(repl, sizeof repl, "%016llx", (unsigned long long)to);
     if (cJSON_IsString(h) && strcmp(h->valuestring, want) == 0 &&
         cJSON_SetValuestring(h, repl))
-        out = cJSON_PrintUnformatted(o);
+        out = ad_json_print(o);
     cJSON_Delete(o);
     return out;
 }
@@ -428,7 +428,7 @@ static char *attach_extras(const stream_rec *s, char *js)
     if ((!s->fb && !topic) || !(o = cJSON_Parse(js)))
         return js;
     add_extras(s, o, topic);
-    out = cJSON_PrintUnformatted(o);
+    out = ad_json_print(o);     /* the state's numbers read back bit for bit */
     cJSON_Delete(o);
     if (!out)
         return js;
@@ -1181,7 +1181,7 @@ static void ent_file(scan_dir *sd, scan_ent *e, const char *path, cJSON *o)
         ent_free(e);
         return;
     }
-    e->text = cJSON_PrintUnformatted(o);    /* NULL: said when it is written */
+    e->text = ad_json_print(o);     /* NULL: said when it is written */
     ent_link(sd, e);
 }
 
@@ -1294,7 +1294,7 @@ static void scan_unfed(const ad_daemon *dd, scan_dir *sd, const char *path, cons
             e->pub = old;
             e->open = open;
             if (!open)
-                e->text = cJSON_PrintUnformatted(o);    /* NULL: said when written */
+                e->text = ad_json_print(o);     /* NULL: said when written */
             ent_link(sd, e);
         } else {
             if (e)

@@ -595,6 +595,115 @@ int ad_json_num(struct cJSON *o, const char *k, double v)
     return (isfinite(v) ? cJSON_AddNumberToObject(o, k, v) : cJSON_AddNullToObject(o, k)) != NULL;
 }
 
+void ad_json_fmt_num(char *buf, size_t len, double v)
+{
+    static const char *const fmt[] = { "%.15g", "%.16g", "%.17g" };
+    int i;
+
+    if (!isfinite(v)) {
+        snprintf(buf, len, "null");
+        return;
+    }
+    /* the shortest of 15, 16 or 17 digits that reads back as v (17 always
+     * does; strtod rounds correctly) */
+    for (i = 0; i < 3; i++) {
+        snprintf(buf, len, fmt[i], v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+/* s as a JSON string, escaped as cJSON escapes it. */
+static void json_put_string(ad_buf *b, const char *s)
+{
+    const char *run = s;
+
+    ad_buf_put(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        const char *esc = NULL;
+
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            if (c >= 32)
+                continue;
+        }
+        ad_buf_put(b, run, (size_t)(s - run));
+        if (esc)
+            ad_buf_puts(b, esc);
+        else
+            ad_buf_printf(b, "\\u%04x", c);
+        run = s + 1;
+    }
+    ad_buf_put(b, run, (size_t)(s - run));
+    ad_buf_put(b, "\"", 1);
+}
+
+/* One value (its members or elements too); 0, or -1 for an invalid item
+ * or one nested deeper than cJSON parses. */
+static int json_put(ad_buf *b, const cJSON *j, int depth)
+{
+    char num[40];
+    const cJSON *c;
+
+    if (depth > CJSON_NESTING_LIMIT)
+        return -1;
+    switch (j->type & 0xFF) {
+    case cJSON_False: ad_buf_puts(b, "false"); return 0;
+    case cJSON_True: ad_buf_puts(b, "true"); return 0;
+    case cJSON_NULL: ad_buf_puts(b, "null"); return 0;
+    case cJSON_Number:
+        ad_json_fmt_num(num, sizeof num, j->valuedouble);
+        ad_buf_puts(b, num);
+        return 0;
+    case cJSON_Raw:
+        if (j->valuestring == NULL)
+            return -1;
+        ad_buf_puts(b, j->valuestring);
+        return 0;
+    case cJSON_String:
+        json_put_string(b, j->valuestring ? j->valuestring : "");
+        return 0;
+    case cJSON_Array:
+    case cJSON_Object:
+        ad_buf_put(b, cJSON_IsArray(j) ? "[" : "{", 1);
+        for (c = j->child; c; c = c->next) {
+            if (c != j->child)
+                ad_buf_put(b, ",", 1);
+            if (cJSON_IsObject(j)) {
+                if (c->string == NULL)
+                    return -1;
+                json_put_string(b, c->string);
+                ad_buf_put(b, ":", 1);
+            }
+            if (json_put(b, c, depth + 1) != 0)
+                return -1;
+        }
+        ad_buf_put(b, cJSON_IsArray(j) ? "]" : "}", 1);
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+char *ad_json_print(const struct cJSON *item)
+{
+    ad_buf b = { 0 };
+
+    if (item == NULL || json_put(&b, item, 0) != 0 || b.oom) {
+        ad_buf_free(&b);
+        return NULL;
+    }
+    return b.s;
+}
+
 /* Line and column (1-based) of position p in text. */
 static void line_col(const char *text, const char *p, size_t *line, size_t *col)
 {

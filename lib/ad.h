@@ -93,6 +93,17 @@ void ad_iso_ms(int64_t ms, char *buf, size_t len);
 struct cJSON;
 int ad_json_num(struct cJSON *o, const char *k, double v);
 
+/* Print a JSON value without white space, as cJSON_PrintUnformatted does,
+ * except that every number reads back as the same double, bit for bit
+ * (cJSON prints 15 digits when they come within about 1e-16 relative):
+ * what a state file or a hand-over record carries through a parse and a
+ * print (the daemon's additions, a rewrite) is restored exactly. The
+ * shortest of 15, 16 or 17 digits, "null" for NaN and Inf, raw items as
+ * they are. A malloc'd string, or NULL (out of memory, an invalid item). */
+char *ad_json_print(const struct cJSON *item);
+/* One number so printed into buf (32 bytes are enough). */
+void ad_json_fmt_num(char *buf, size_t len, double v);
+
 /* Parse text (len bytes; no NUL needed) as one JSON value that only white
  * space (or NUL padding) may follow. Returns the value (the caller frees it
  * with cJSON_Delete), or NULL with "invalid JSON at line L column C" in err

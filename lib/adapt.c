@@ -869,7 +869,10 @@ void ad_adapt_alert_raised(ad_adapt *a, const char *id, int64_t ts_ms)
         a->plen--;
     }
     a->in_alert = 1;
-    a->have_peak = 0;
+    /* the alert a restored state was saved in, continued: its peak so far
+     * stays (ad_adapt_restore) */
+    a->have_peak = a->resume_peak && id != NULL && strcmp(id, a->cur_id) == 0;
+    a->resume_peak = 0;
     a->post_clear = 0;
     snprintf(a->cur_id, sizeof(a->cur_id), "%s", id ? id : "");
 }
@@ -918,26 +921,41 @@ int ad_adapt_alert_false(ad_adapt *a, const char *id)
 
 int ad_adapt_keep_alert_windows(ad_adapt *a, size_t n)
 {
+    float *w = NULL;
+    int64_t *ts = NULL;
+    size_t keep, i, slot;
+    int rc = 0;
+
     if (a == NULL)
         return AD_EINVAL;
+    if (n > 0) {
+        w = malloc(n * a->wsz * sizeof(float));
+        ts = malloc(n * sizeof(int64_t));
+        if (w == NULL || ts == NULL) {
+            free(w);
+            free(ts);
+            w = NULL;
+            ts = NULL;
+            n = 0;
+            rc = AD_ENOMEM;
+        }
+    }
+    /* the newest windows kept so far (restored before the counts were
+     * known) stay, oldest first */
+    keep = a->alen < n ? a->alen : n;
+    for (i = 0; i < keep; i++) {
+        slot = (a->ahead + a->alen - keep + i) % a->acap;
+        memcpy(w + i * a->wsz, a->awin + slot * a->wsz, a->wsz * sizeof(float));
+        ts[i] = a->ats[slot];
+    }
     free(a->awin);
     free(a->ats);
-    a->awin = NULL;
-    a->ats = NULL;
-    a->acap = a->alen = a->ahead = 0;
-    if (n == 0)
-        return 0;
-    a->awin = malloc(n * a->wsz * sizeof(float));
-    a->ats = malloc(n * sizeof(int64_t));
-    if (a->awin == NULL || a->ats == NULL) {
-        free(a->awin);
-        free(a->ats);
-        a->awin = NULL;
-        a->ats = NULL;
-        return AD_ENOMEM;
-    }
+    a->awin = w;
+    a->ats = ts;
     a->acap = n;
-    return 0;
+    a->alen = keep;
+    a->ahead = 0;
+    return rc;
 }
 
 int ad_adapt_alerts_accepted(ad_adapt *a, int64_t since_ms, uint64_t need)
@@ -1234,6 +1252,7 @@ int ad_adapt_offer(ad_adapt *a, const float *win, const ad_model *scaled_by,
     if (a->cand && isfinite(o->cand_score))
         shadow = a->shadow_gen;
 
+    a->resume_peak = 0;             /* the restored alert was not continued */
     if (a->in_alert) {
         if (!a->have_peak || o->live_score > a->peak_score) {
             memcpy(a->peak, raw, a->wsz * sizeof(float));

@@ -417,7 +417,8 @@ int ad_adapt_alert_false(ad_adapt *a, const char *id);
  * flags; n * T * F floats; 0 frees them), so that a regime accepted as the
  * new normal can teach the model at once. The detector calls it when regime
  * acceptance is on, with n = min(accept_after, normal_windows), once both
- * counts are known. */
+ * counts are known (with 0 when it is off). The newest n of those kept so
+ * far (restored by ad_adapt_restore) stay. */
 int ad_adapt_keep_alert_windows(ad_adapt *a, size_t n);
 /* A regime that alerted since since_ms was accepted as the new normal: the
  * kept true alerts whose peak is at or after since_ms are withdrawn (a
@@ -599,7 +600,13 @@ void ad_adapt_unscale(const ad_model *m, const float *scaled, float *raw,
  *    "promotions":..,"rejections":..,"failures":..,
  *    "schedule":{"windows":..,"start_ms":ms|null},
  *    "last":{event}|null,
- *    "true_alerts":[{"id":..,"ts":ms,"score":..,"window":[T*F numbers]}]}
+ *    "true_alerts":[{"id":..,"ts":ms,"score":..,"window":[T*F numbers]}]
+ *    [,"alert":{"id":..,"ts":ms,"score":..,"window":[T*F]}]  open alert's peak
+ *    [,"post_clear":n][,"cleared_at":n]                     clear margin
+ *    [,"alert_windows":[{"ts":ms,"window":[T*F]}..]]}        windows inside
+ *                         alerts kept for an accepted regime, oldest first
+ * (windows printed with 9 digits: floats, read back bit for bit; the
+ * optional members are absent from states saved before they were kept).
  * The normal set and a job or candidate in flight are not saved (a restart
  * refills the set; the schedule resumes at its position).
  */
@@ -608,6 +615,11 @@ char *ad_adapt_save(const ad_adapt *a);
 /* Restore ad_adapt_save() text: AD_EFORMAT with the JSON path for malformed
  * text, AD_EINVAL when T/F differ. On failure nothing is changed. */
 int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen);
+/* Of an ad_adapt_save() text ad_adapt_restore refused (a model of another
+ * window shape since), the decisions made (attempts, promotions,
+ * rejections, failures): the stream's counts go on from them, not from 0.
+ * 0, or AD_EFORMAT (not such a text: nothing changed). */
+int ad_adapt_restore_counts(ad_adapt *a, const char *json);
 
 const char *ad_adapt_ev_name(ad_adapt_ev_type t);   /* "adapt_promoted", .. */
 

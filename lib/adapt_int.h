@@ -64,6 +64,8 @@ struct ad_adapt {
     double peak_score;
     int64_t peak_ts;
     int have_peak;
+    int resume_peak;            /* peak restored for alert cur_id: kept when
+                                 * the detector continues it (raised again) */
     int post_clear;
     uint64_t cleared_at;        /* offered at the last clear + 1 (0: none):
                                  * post_clear when the margin is resolved */

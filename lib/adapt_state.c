@@ -65,11 +65,72 @@ fail:
     return NULL;
 }
 
+/* A window of wsz floats as a JSON array, each printed with 9 digits
+ * (enough for a float to read back bit for bit); NULL on OOM. */
+static cJSON *window_json(const ad_adapt *a, const float *w)
+{
+    cJSON *arr = cJSON_CreateArray(), *n;
+    char buf[32];
+    size_t k;
+
+    for (k = 0; arr != NULL && k < a->wsz; k++) {
+        snprintf(buf, sizeof(buf), "%.9g", (double)w[k]);
+        if (fabs(strtod(buf, NULL)) > FLT_MAX)  /* +-FLT_MAX rounded up: exactly */
+            snprintf(buf, sizeof(buf), "%.17g", (double)w[k]);
+        if ((n = cJSON_CreateRaw(buf)) == NULL) {
+            cJSON_Delete(arr);
+            return NULL;
+        }
+        cJSON_AddItemToArray(arr, n);
+    }
+    return arr;
+}
+
+/* What the learner keeps of alerts besides the true ones: the open
+ * alert's peak window so far ("alert"), the clear margin under way
+ * ("post_clear", "cleared_at") and the recent windows inside alerts a
+ * regime accepted later learns from ("alert_windows", oldest first, at
+ * most min(alert.accept_after, normal_windows)). 0 or -1 (OOM). */
+static int save_alerts_open(const ad_adapt *a, cJSON *o)
+{
+    cJSON *p, *arr, *t, *w;
+    size_t i;
+
+    if (a->in_alert && a->have_peak) {
+        if ((p = cJSON_AddObjectToObject(o, "alert")) == NULL ||
+            !cJSON_AddStringToObject(p, "id", a->cur_id) ||
+            !cJSON_AddNumberToObject(p, "ts", (double)a->peak_ts) ||
+            !ad_json_num(p, "score", a->peak_score) ||
+            (w = window_json(a, a->peak)) == NULL)
+            return -1;
+        cJSON_AddItemToObject(p, "window", w);
+    }
+    if ((a->post_clear > 0 && !cJSON_AddNumberToObject(o, "post_clear", a->post_clear)) ||
+        (a->cleared_at > 0 && !cJSON_AddNumberToObject(o, "cleared_at", (double)a->cleared_at)))
+        return -1;
+    if (a->alen == 0)
+        return 0;
+    if ((arr = cJSON_AddArrayToObject(o, "alert_windows")) == NULL)
+        return -1;
+    for (i = 0; i < a->alen; i++) {
+        size_t slot = (a->ahead + i) % a->acap;
+
+        if ((t = cJSON_CreateObject()) == NULL)
+            return -1;
+        cJSON_AddItemToArray(arr, t);
+        if (!cJSON_AddNumberToObject(t, "ts", (double)a->ats[slot]) ||
+            (w = window_json(a, a->awin + slot * a->wsz)) == NULL)
+            return -1;
+        cJSON_AddItemToObject(t, "window", w);
+    }
+    return 0;
+}
+
 char *ad_adapt_save(const ad_adapt *a)
 {
     cJSON *o = cJSON_CreateObject(), *s, *arr, *t, *w, *last;
     char *txt = NULL;
-    size_t i, k;
+    size_t i;
 
     if (o == NULL)
         return NULL;
@@ -129,17 +190,13 @@ char *ad_adapt_save(const ad_adapt *a)
         if (!cJSON_AddStringToObject(t, "id", a->ta[i].id) ||
             !cJSON_AddNumberToObject(t, "ts", (double)a->ta[i].ts) ||
             !ad_json_num(t, "score", a->ta[i].score) ||
-            (w = cJSON_AddArrayToObject(t, "window")) == NULL)
+            (w = window_json(a, a->tawin + i * a->wsz)) == NULL)
             goto out;
-        for (k = 0; k < a->wsz; k++) {
-            cJSON *n = cJSON_CreateNumber(a->tawin[i * a->wsz + k]);
-
-            if (n == NULL)
-                goto out;
-            cJSON_AddItemToArray(w, n);
-        }
+        cJSON_AddItemToObject(t, "window", w);
     }
-    txt = cJSON_PrintUnformatted(o);
+    if (save_alerts_open(a, o) != 0)
+        goto out;
+    txt = ad_json_print(o);
 out:
     cJSON_Delete(o);
     return txt;
@@ -299,18 +356,39 @@ static int parse_event(const cJSON *j, ad_adapt_event *ev, char *err, size_t err
     return 0;
 }
 
+/* A saved window (path names it in messages: "true_alerts[0].") into out
+ * (wsz floats). 0 or AD_EFORMAT. */
+static int parse_window(const ad_adapt *a, const cJSON *w, const char *path, float *out,
+                        char *err, size_t errlen)
+{
+    const cJSON *x;
+    size_t k = 0;
+
+    if (!cJSON_IsArray(w) || (size_t)cJSON_GetArraySize(w) != a->wsz)
+        return ad_errf(err, errlen, AD_EFORMAT, "adapt state: %swindow: expected %zu numbers",
+                       path, a->wsz);
+    cJSON_ArrayForEach(x, w) {
+        if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= FLT_MAX))
+            return ad_errf(err, errlen, AD_EFORMAT,
+                           "adapt state: %swindow[%zu]: expected a finite number "
+                           "within float range", path, k);
+        out[k++] = (float)x->valuedouble;
+    }
+    return 0;
+}
+
 /* The true alerts array into ta/tawin (caller's scratch, tacap entries). */
 static int parse_alerts(const ad_adapt *a, const cJSON *arr, true_alert *ta,
                         float *tawin, size_t *n, char *err, size_t errlen)
 {
     const cJSON *t;
-    size_t i = 0, k;
+    size_t i = 0;
 
     if (!cJSON_IsArray(arr))
         return ad_errf(err, errlen, AD_EFORMAT, "adapt state: true_alerts: expected an array");
     cJSON_ArrayForEach(t, arr) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(t, "id");
-        const cJSON *w = cJSON_GetObjectItemCaseSensitive(t, "window"), *x;
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(t, "window");
         double v;
         char path[48];
         int rc;
@@ -328,17 +406,146 @@ static int parse_alerts(const ad_adapt *a, const cJSON *arr, true_alert *ta,
         snprintf(ta[i].id, sizeof(ta[i].id), "%s", id->valuestring);
         ta[i].ts = (int64_t)v;
         ta[i].score = opt_num(t, "score");
-        k = 0;
-        cJSON_ArrayForEach(x, w) {
-            if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= FLT_MAX))
-                return ad_errf(err, errlen, AD_EFORMAT,
-                               "adapt state: %swindow[%zu]: expected a finite number "
-                               "within float range", path, k);
-            tawin[i * a->wsz + k++] = (float)x->valuedouble;
-        }
+        if ((rc = parse_window(a, w, path, tawin + i * a->wsz, err, errlen)) != 0)
+            return rc;
         i++;
     }
     *n = i;
+    return 0;
+}
+
+/* save_alerts_open's members, parsed (nothing applied yet). */
+typedef struct open_alerts {
+    int have_peak;
+    char id[AD_ALERT_ID_LEN];
+    int64_t peak_ts;
+    double peak_score;
+    float *peak;                /* wsz */
+    double post_clear, cleared_at;
+    size_t naw;
+    float *awin;                /* naw * wsz, oldest first */
+    int64_t *ats;
+} open_alerts;
+
+static void open_alerts_free(open_alerts *p)
+{
+    free(p->peak);
+    free(p->awin);
+    free(p->ats);
+}
+
+/* An optional whole number of o under key in 0..hi (0 when absent). */
+static int opt_count(const cJSON *o, const char *key, double hi, double *v, char *err,
+                     size_t errlen)
+{
+    *v = 0;
+    if (cJSON_GetObjectItemCaseSensitive(o, key) == NULL)
+        return 0;
+    return get_num(o, "", key, 0, hi, v, err, errlen);
+}
+
+/* Parse save_alerts_open's members of o into p (zeroed by the caller);
+ * absent ones (a state saved before they were kept) are none. */
+static int parse_open_alerts(const ad_adapt *a, const cJSON *o, open_alerts *p, char *err,
+                             size_t errlen)
+{
+    const cJSON *al = cJSON_GetObjectItemCaseSensitive(o, "alert");
+    const cJSON *aw = cJSON_GetObjectItemCaseSensitive(o, "alert_windows"), *t;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(al, "id");
+    double v;
+    char path[48];
+    int rc;
+
+    if ((rc = opt_count(o, "post_clear", 1e6, &p->post_clear, err, errlen)) != 0 ||
+        (rc = opt_count(o, "cleared_at", 9e15, &p->cleared_at, err, errlen)) != 0)
+        return rc;
+    if (al != NULL && !cJSON_IsNull(al)) {
+        if (!cJSON_IsString(id) || strlen(id->valuestring) >= sizeof(p->id))
+            return ad_errf(err, errlen, AD_EFORMAT, "adapt state: alert.id: expected the "
+                           "open alert's id");
+        if ((rc = get_num(al, "alert.", "ts", -9.2e18, 9.2e18, &v, err, errlen)) != 0)
+            return rc;
+        if ((p->peak = malloc(a->wsz * sizeof(float))) == NULL)
+            return ad_errf(err, errlen, AD_ENOMEM, "adapt state: out of memory");
+        if ((rc = parse_window(a, cJSON_GetObjectItemCaseSensitive(al, "window"), "alert.",
+                               p->peak, err, errlen)) != 0)
+            return rc;
+        snprintf(p->id, sizeof(p->id), "%s", id->valuestring);
+        p->peak_ts = (int64_t)v;
+        p->peak_score = opt_num(al, "score");
+        p->have_peak = 1;
+    }
+    if (aw == NULL)
+        return 0;
+    if (!cJSON_IsArray(aw))
+        return ad_errf(err, errlen, AD_EFORMAT, "adapt state: alert_windows: expected an array");
+    p->naw = (size_t)cJSON_GetArraySize(aw);
+    if (p->naw == 0)
+        return 0;
+    p->awin = malloc(p->naw * a->wsz * sizeof(float));
+    p->ats = malloc(p->naw * sizeof(int64_t));
+    if (p->awin == NULL || p->ats == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "adapt state: out of memory");
+    p->naw = 0;
+    cJSON_ArrayForEach(t, aw) {
+        snprintf(path, sizeof(path), "alert_windows[%zu].", p->naw);
+        if ((rc = get_num(t, path, "ts", -9.2e18, 9.2e18, &v, err, errlen)) != 0 ||
+            (rc = parse_window(a, cJSON_GetObjectItemCaseSensitive(t, "window"), path,
+                               p->awin + p->naw * a->wsz, err, errlen)) != 0)
+            return rc;
+        p->ats[p->naw++] = (int64_t)v;
+    }
+    return 0;
+}
+
+/* Apply parse_open_alerts' p. The open alert's peak is kept for when the
+ * detector continues that alert (ad_adapt_alert_raised with its id); the
+ * windows inside alerts go into the ring (the newest it holds; one sized
+ * for them while the counts are not known yet: the detector sizes it
+ * when they are, keeping the newest). */
+static void apply_open_alerts(ad_adapt *a, const open_alerts *p)
+{
+    size_t i, slot;
+
+    a->resume_peak = p->have_peak;
+    if (p->have_peak) {
+        snprintf(a->cur_id, sizeof(a->cur_id), "%s", p->id);
+        memcpy(a->peak, p->peak, a->wsz * sizeof(float));
+        a->peak_ts = p->peak_ts;
+        a->peak_score = p->peak_score;
+    }
+    a->post_clear = (int)p->post_clear;
+    a->cleared_at = (uint64_t)p->cleared_at;
+    a->alen = a->ahead = 0;
+    if (!a->resolved && a->acap < p->naw)
+        ad_adapt_keep_alert_windows(a, p->naw);     /* none: none kept */
+    for (i = 0; i < p->naw && a->acap > 0; i++) {
+        slot = (a->ahead + a->alen) % a->acap;
+        if (a->alen == a->acap)
+            a->ahead = (a->ahead + 1) % a->acap;
+        else
+            a->alen++;
+        memcpy(a->awin + slot * a->wsz, p->awin + i * a->wsz, a->wsz * sizeof(float));
+        a->ats[slot] = p->ats[i];
+    }
+}
+
+int ad_adapt_restore_counts(ad_adapt *a, const char *json)
+{
+    static const char *const key[4] = { "attempts", "promotions", "rejections", "failures" };
+    cJSON *o = cJSON_Parse(json ? json : "");
+    double v[4];
+    int i, rc = cJSON_IsObject(o) ? 0 : AD_EFORMAT;
+
+    for (i = 0; i < 4 && rc == 0; i++)
+        rc = get_num(o, "", key[i], 0, 9e15, &v[i], NULL, 0);
+    cJSON_Delete(o);
+    if (rc != 0)
+        return AD_EFORMAT;
+    a->attempts = (uint64_t)v[0];
+    a->promotions = (uint64_t)v[1];
+    a->rejections = (uint64_t)v[2];
+    a->failures = (uint64_t)v[3];
     return 0;
 }
 
@@ -349,9 +556,12 @@ int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen)
     true_alert *ta = NULL;
     float *tawin = NULL;
     ad_adapt_event ev;
+    open_alerts oa;
     double v[10];
     size_t nta = 0;
     int rc, have_last = 0;
+
+    memset(&oa, 0, sizeof(oa));
 
     if (!cJSON_IsObject(o)) {
         rc = ad_errf(err, errlen, AD_EFORMAT, "adapt state: not a JSON object");
@@ -403,7 +613,8 @@ int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen)
         goto out;
     }
     if ((rc = parse_alerts(a, cJSON_GetObjectItemCaseSensitive(o, "true_alerts"),
-                           ta, tawin, &nta, err, errlen)) != 0)
+                           ta, tawin, &nta, err, errlen)) != 0 ||
+        (rc = parse_open_alerts(a, o, &oa, err, errlen)) != 0)
         goto out;
     /* Everything valid: apply. */
     a->offered = (uint64_t)v[3];
@@ -422,9 +633,11 @@ int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen)
     memcpy(a->ta, ta, nta * sizeof(true_alert));
     memcpy(a->tawin, tawin, nta * a->wsz * sizeof(float));
     a->talen = nta;
+    apply_open_alerts(a, &oa);
     restore_reference(a, cJSON_GetObjectItemCaseSensitive(o, "reference"));
     rc = 0;
 out:
+    open_alerts_free(&oa);
     free(ta);
     free(tawin);
     cJSON_Delete(o);

@@ -442,8 +442,10 @@ static int keep_alert_windows(ad_detector *d, int A)
 {
     int M = d->cfg.adapt.normal_windows;
 
-    if (d->ad == NULL || !d->cfg.adapt.enabled || A <= 0 || !ad_adapt_resolved(d->ad))
+    if (d->ad == NULL || !ad_adapt_resolved(d->ad))
         return 0;
+    if (!d->cfg.adapt.enabled || A <= 0)    /* windows restored meanwhile go */
+        return ad_adapt_keep_alert_windows(d->ad, 0);
     return ad_adapt_keep_alert_windows(d->ad, (size_t)(A < M ? A : M));
 }
 
@@ -1094,6 +1096,8 @@ static void resolve_spans(ad_detector *d)
         ad_log(AD_LOG_WARNING, "%s: out of memory for the last %d windows inside "
                "alerts: an accepted regime teaches the model only with the windows after it",
                d->who, c->accept_after);
+    } else if (adapt_late && c->accept_after <= 0) {
+        keep_alert_windows(d, 0);   /* none kept: those restored go */
     }
     A = c->accept_after;
     G = c->accept_gap;
@@ -1617,7 +1621,7 @@ static void dq_recenter(ad_detector *d)
                    d->features[f], d->last_val[f]);
         }
     }
-    txt = o ? cJSON_PrintUnformatted(o) : NULL;
+    txt = o ? ad_json_print(o) : NULL;
     if (txt && ad_dq_restore(d->dq, txt, err, sizeof(err)) != 0)
         ad_log(AD_LOG_WARNING, "%s: %s", d->who, err);
     free(txt);

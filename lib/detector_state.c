@@ -83,21 +83,27 @@ static void restore_subs(ad_detector *d, const cJSON *o)
     char *txt, err[200];
 
     x = cJSON_GetObjectItemCaseSensitive(o, "dq");
-    if (d->dq && cJSON_IsObject(x) && (txt = cJSON_PrintUnformatted(x)) != NULL) {
+    if (d->dq && cJSON_IsObject(x) && (txt = ad_json_print(x)) != NULL) {
         if (ad_dq_restore(d->dq, txt, err, sizeof(err)) != 0)
             ad_log(AD_LOG_WARNING, "%s: saved data-quality state ignored: %s",
                    d->who, err);
         free(txt);
     }
     x = cJSON_GetObjectItemCaseSensitive(o, "adapt");
-    if (d->ad && cJSON_IsObject(x) && (txt = cJSON_PrintUnformatted(x)) != NULL) {
-        if (ad_adapt_restore(d->ad, txt, err, sizeof(err)) != 0) {
-            ad_log(AD_LOG_WARNING, "%s: saved continual-learning state ignored: %s",
-                   d->who, err);
-        } else {
-            /* the stream's decisions go on from the learner's saved
-             * counts (stats adapt_promoted / adapt_rejected, the state
-             * topic's adapt.promoted / rejected), not from 0 at a restart */
+    if (d->ad && cJSON_IsObject(x) && (txt = ad_json_print(x)) != NULL) {
+        /* the stream's decisions go on from the learner's saved counts
+         * (stats adapt_promoted / adapt_rejected, the state topic's
+         * adapt.promoted / rejected), not from 0 at a restart or a
+         * rebuild; also when the rest of its state is refused (a model
+         * of another window shape) */
+        int rc = ad_adapt_restore(d->ad, txt, err, sizeof(err)), counts = rc == 0;
+
+        if (rc != 0) {
+            counts = ad_adapt_restore_counts(d->ad, txt) == 0;
+            ad_log(AD_LOG_WARNING, "%s: saved continual-learning state ignored: %s%s",
+                   d->who, err, counts ? " (its counts of decisions go on)" : "");
+        }
+        if (counts) {
             ad_adapt_stats as;
             ad_adapt_get_stats(d->ad, &as);
             d->st.adapt_promoted = as.promotions;
@@ -526,7 +532,7 @@ static char *detector_save(const ad_detector *d, int with_window)
         goto out;
     if (with_window && (fitted || calibrating) && (t = window_save(d)) != NULL)
         cJSON_AddItemToObject(o, "window", t);
-    txt = cJSON_PrintUnformatted(o);
+    txt = ad_json_print(o);     /* every number bit for bit */
 out:
     cJSON_Delete(o);
     return txt;

@@ -940,7 +940,7 @@ char *ad_dq_save(const ad_dq *q)
             !add_exact(x, "gap_ms", ft->gap))
             goto out;
     }
-    txt = cJSON_PrintUnformatted(o);
+    txt = ad_json_print(o);
 out:
     cJSON_Delete(o);
     return txt;

@@ -6,7 +6,11 @@
 # learning off, which rebuilds the stream's detector without a learner to
 # restore the counts into: the detector's figures keep them (they went
 # back to 0 when only a learner restored from the state file was thought
-# to carry them).
+# to carry them). Before that a SIGHUP gives the detector a model of
+# another window length (20 rows, not 30) with learning still on: the
+# rebuilt stream's learner refuses the saved learner state (its windows
+# are of the old shape), and the decisions stay counted there too (they
+# went back to 0: only a learner state restored whole carried them).
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_adapt_reload_counts.XXXXXX)
@@ -15,11 +19,11 @@ trap it_daemon_cleanup EXIT
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-conf() {    # conf true|false: adapt.enabled
+conf() {    # conf true|false [MODEL]: adapt.enabled, the model file
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-adapt-counts", "stats_interval_s": 0.3},
  "state_dir": "$D/state", "workers": 2,
- "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
+ "detectors": [{"name": "pump", "model": "${2:-$MODEL}", "topics": ["sensors/+/pump"],
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
    "calibration": {"windows": 100}, "quality": {"enabled": false},
    "adapt": {"enabled": $1, "every_windows": 60, "every_hours": 0,
@@ -43,6 +47,11 @@ print(v)
 EOP
 }
 decided() { c=$(counts); [ "$c" != "none" ] && [ "$c" != "0 0" ]; }
+# the model of another window length (trained meanwhile)
+($PYTHON tools/pumpsim.py --seed 5 --days 1 --out "$D/p5.csv" &&
+ nice $AD_BIN train -i "$D/p5.csv" -o "$D/w20.safetensors" --window 20 --arch lstm-ae:4 \
+     --epochs 1 --hop 8 --loss mae) > "$D/train.log" 2>&1 &
+TPID=$!
 conf true
 $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
 $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
@@ -61,12 +70,33 @@ else
     exit 1
 fi
 before=$(counts)
+stats_more() {  # two more stats messages than now
+    n=$(grep -c '"anomalyd/stats"' "$D/sub.jsonl")
+    it_wait_until 5 sh -c "[ \$(grep -c '\"anomalyd/stats\"' '$D/sub.jsonl') -ge $((n + 2)) ]"
+}
+if wait "$TPID" && [ -s "$D/w20.safetensors" ]; then
+    conf true "$D/w20.safetensors"
+    kill -HUP "$DPID"
+    it_wait_log "$D/daemon.log" "1 rebuilt for new settings" 20 ||
+        it_fail "a model of another window length rebuilds the stream's detector" \
+            "$(grep reload "$D/daemon.log" | tail -3)"
+    stats_more
+    after=$(counts)
+    if [ "$before" = "$after" ] &&
+       grep -q "pump1: saved continual-learning state ignored: adapt state: window 30x5, the model's is 20x5 (its counts of decisions go on)" "$D/daemon.log"; then
+        it_ok "a model of another window length: the learner's state is refused, its decisions stay counted ($after)"
+    else
+        it_fail "a model of another window length: the learner's state is refused, its decisions stay counted" \
+            "before $before, after $after; $(grep "continual-learning state" "$D/daemon.log" | tail -2)"
+    fi
+else
+    it_fail "a model of window length 20 trained" "$(tail -3 "$D/train.log")"
+fi
 conf false
 kill -HUP "$DPID"
-it_wait_log "$D/daemon.log" "1 rebuilt for new settings" 20 ||
+it_wait_log "$D/daemon.log" "1 rebuilt for new settings" 20 2 ||
     it_fail "adapt.enabled false rebuilds the stream's detector" "$(grep reload "$D/daemon.log" | tail -3)"
-n=$(grep -c '"anomalyd/stats"' "$D/sub.jsonl")
-it_wait_until 5 sh -c "[ \$(grep -c '\"anomalyd/stats\"' '$D/sub.jsonl') -ge $((n + 2)) ]"
+stats_more
 after=$(counts)
 if [ "$before" = "$after" ]; then
     it_ok "continual learning turned off by a reload: the decisions stay counted ($after)"

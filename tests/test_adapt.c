@@ -703,12 +703,13 @@ static void test_reference_drift(void)
  * recurring blockage stretches that the detector no longer flags and the
  * caller therefore judges normal (a fault leaking into the normal set);
  * train, shadow on the same kind of data, decide. */
-static int blockage_case(int poison, int epochs, ad_adapt_event *out)
+static int blockage_case_at(int poison, int epochs, int restart, ad_adapt_event *out)
 {
     ad_adapt_cfg c;
-    ad_adapt *a;
+    ad_adapt *a, *b;
     uint64_t t = 20000;
     int i, got;
+    char *txt, err[200] = "";
 
     cfg_small(&c);
     c.min_gain = 0.0;
@@ -719,6 +720,23 @@ static int blockage_case(int poison, int epochs, ad_adapt_event *out)
     ad_adapt_alert_raised(a, "pump1/7", (int64_t)t * 1000);
     for (i = 0; i < 20; i++)
         offer_row(a, t++, REG_A, 1, 1);
+    if (restart) {
+        /* a restart with the alert open: saved, restored into a new
+         * learner, the alert continued (as the detector's restore does)
+         * and cleared at the next window */
+        txt = ad_adapt_save(a);
+        b = new_adapt(&c);
+        ad_adapt_free(a);
+        a = b;
+        if (!a || !txt || ad_adapt_restore(a, txt, err, sizeof(err)) != 0) {
+            T_CHECK(0, "restart: %s", err);
+            free(txt);
+            ad_adapt_free(a);
+            return -1;
+        }
+        free(txt);
+        ad_adapt_alert_raised(a, "pump1/7", (int64_t)t * 1000);
+    }
     ad_adapt_alert_cleared(a, "pump1/7", (int64_t)t * 1000, AD_ADAPT_CLEAR_TRUE);
     for (i = 0; i < 400 && !drain(a, AD_ADAPT_EV_TRAIN_READY, NULL); i++)
         offer_row(a, t++, REG_A, poison && (i / 40) % 2 == 1, 0);
@@ -731,6 +749,11 @@ static int blockage_case(int poison, int epochs, ad_adapt_event *out)
     got = ad_adapt_last(a, out);
     ad_adapt_free(a);
     return got ? 0 : -1;
+}
+
+static int blockage_case(int poison, int epochs, ad_adapt_event *out)
+{
+    return blockage_case_at(poison, epochs, 0, out);
 }
 
 static void test_silencing_candidate_rejected(void)
@@ -758,6 +781,76 @@ static void test_silencing_candidate_rejected(void)
     T_NOTE("blockage alert: candidate score / threshold %.2f when trained on poisoned "
            "windows, %.2f on clean ones (%.2f s)", ev.min_alert_ratio,
            ctl.min_alert_ratio, now_s() - t0);
+}
+
+/* The same with a restart while the alert is open: its peak window so far
+ * is saved with the learner, so the alert it clears as a true one after
+ * the restart guards the decision as without the restart (the restored
+ * learner had no peak: no true alert kept, the candidate promoted). */
+static void test_silencing_after_restart(void)
+{
+    ad_adapt_event ev, ref;
+
+    T_CHECK(blockage_case_at(1, 150, 1, &ev) == 0, "decided after the restart");
+    note_event("restarted", &ev);
+    T_CHECK(ev.type == AD_ADAPT_EV_REJECTED && ev.alerts_checked == 1 &&
+            ev.alerts_silenced == 1 && strcmp(ev.silenced_alert, "pump1/7") == 0,
+            "%s: silenced %d of %d (%s)", ad_adapt_ev_name(ev.type), ev.alerts_silenced,
+            ev.alerts_checked, ev.silenced_alert);
+    T_CHECK(blockage_case_at(1, 150, 0, &ref) == 0, "decided without a restart");
+    T_CHECK(ev.type == ref.type && ev.min_alert_ratio == ref.min_alert_ratio &&
+            ev.cand_error == ref.cand_error,
+            "as without the restart: ratio %.9g / %.9g, candidate error %.9g / %.9g",
+            ev.min_alert_ratio, ref.min_alert_ratio, ev.cand_error, ref.cand_error);
+}
+
+/* The windows inside alerts kept for an accepted regime survive a restart
+ * (and a state without them, from before they were saved, loads). */
+static void test_alert_windows_restored(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a = NULL, *b = NULL;
+    ad_adapt_stats sa, sb;
+    char *txt = NULL, *old = NULL, err[200] = "";
+    cJSON *j;
+    int k;
+
+    cfg_small(&c);
+    a = new_adapt(&c);
+    b = new_adapt(&c);
+    if (!a || !b || ad_adapt_keep_alert_windows(a, 8) || ad_adapt_keep_alert_windows(b, 8))
+        goto out;
+    ad_adapt_alert_raised(a, "x/1", 1000);
+    for (k = 1; k <= 12; k++)
+        offer_row(a, (uint64_t)k, REG_A, 1, 1);
+    txt = ad_adapt_save(a);
+    T_CHECK(txt && strstr(txt, "\"alert_windows\":[{\"ts\":5000,") &&
+            strstr(txt, "\"alert\":{\"id\":\"x/1\""), "saved: %.300s", txt ? txt : "");
+    T_CHECK(txt && ad_adapt_restore(b, txt, err, sizeof(err)) == 0, "restored: %s", err);
+    ad_adapt_alert_raised(b, "x/1", 12000);
+    /* accepted: the windows from 7 s on teach at once */
+    ad_adapt_alerts_accepted(a, 7000, 100);
+    ad_adapt_alerts_accepted(b, 7000, 100);
+    ad_adapt_get_stats(a, &sa);
+    ad_adapt_get_stats(b, &sb);
+    T_CHECK(sa.normal_len == 6 && sb.normal_len == sa.normal_len,
+            "normal set after acceptance: %zu restored, %zu without restart",
+            (size_t)sb.normal_len, (size_t)sa.normal_len);
+    /* a state saved before they were kept */
+    j = txt ? cJSON_Parse(txt) : NULL;
+    cJSON_DeleteItemFromObject(j, "alert_windows");
+    cJSON_DeleteItemFromObject(j, "alert");
+    old = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    ad_adapt_free(b);
+    b = new_adapt(&c);
+    T_CHECK(old && b && ad_adapt_restore(b, old, err, sizeof(err)) == 0,
+            "an older state loads: %s", err);
+out:
+    free(txt);
+    free(old);
+    ad_adapt_free(a);
+    ad_adapt_free(b);
 }
 
 /* ---- reload.shadow: an external model file in shadow --------------------- */
@@ -1100,6 +1193,27 @@ static void test_save_restore(void)
     ad_adapt_new(&o, &c, T + 1, F, AD_METRIC_MAE, 1.0, &thr, err, sizeof(err));
     rc = ad_adapt_restore(o, s1, err, sizeof(err));
     T_CHECK(rc == AD_EINVAL && strstr(err, "window 12x3"), "%d %s", rc, err);
+    /* ... its decisions still count on, and are saved on */
+    {
+        ad_adapt_stats so;
+        char *s3;
+
+        T_CHECK(ad_adapt_restore_counts(o, "{\"attempts\":1}") == AD_EFORMAT &&
+                ad_adapt_restore_counts(o, "[") == AD_EFORMAT, "counts of malformed text refused");
+        ad_adapt_get_stats(o, &so);
+        T_CHECK(so.attempts == 0 && so.failures == 0, "nothing changed by a refusal");
+        T_CHECK(ad_adapt_restore_counts(o, s1) == 0, "counts of another window shape taken");
+        ad_adapt_get_stats(o, &so);
+        T_CHECK(so.attempts == sa.attempts && so.failures == sa.failures &&
+                so.promotions == sa.promotions && so.rejections == sa.rejections &&
+                so.true_alerts == 0 && so.sched_windows == 0,
+                "counts only: attempts %" PRIu64 " failures %" PRIu64 " true alerts %d",
+                so.attempts, so.failures, so.true_alerts);
+        s3 = ad_adapt_save(o);
+        T_CHECK(s3 && strstr(s3, "\"attempts\":1,\"promotions\":0,\"rejections\":0,"
+                             "\"failures\":1,"), "saved on: %.160s", s3 ? s3 : "(null)");
+        free(s3);
+    }
     rc = ad_adapt_restore(b, "{\"version\":1", err, sizeof(err));
     T_CHECK(rc == AD_EFORMAT && strstr(err, "not a JSON object"), "%s", err);
     bad = NULL;
@@ -1760,6 +1874,8 @@ int main(void)
     T_RUN(test_new_regime_promoted);
     T_RUN(test_reference_drift);
     T_RUN(test_silencing_candidate_rejected);
+    T_RUN(test_silencing_after_restart);
+    T_RUN(test_alert_windows_restored);
     T_RUN(test_reload_shadow);
     T_RUN(test_decided_handed_over);
     T_RUN(test_run_up_shadow);

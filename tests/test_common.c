@@ -4,6 +4,7 @@
  * JSON text parsed whole) and the single source of pipeline defaults (the
  * config's detector defaults are the library's). */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -251,6 +252,62 @@ static void test_json_whole(void)
     }
 }
 
+/* ad_json_print: cJSON's unformatted text, except that every number reads
+ * back as the same double (cJSON prints 0.1 + 0.2 as 0.3); strings and
+ * keys escaped alike, raw items as they are, NaN and Inf as null. */
+static void test_json_print_exact(void)
+{
+    const double v[] = { 0.1 + 0.2, 1.0 / 3, nextafter(0.5, 1), nextafter(1.0, 2),
+                         nextafter(2.0, 0), 1e300, -4.9e-324, 1700000000123.0, 0.5, 3,
+                         -7, 123456789012345678.0, 2.5e-8 };
+    const size_t n = sizeof v / sizeof v[0];
+    cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "v"), *b;
+    char *txt, *ref;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    cJSON_AddStringToObject(o, "s\"\n", "tab\t quote\" back\\ \x01 \xc3\xa9 /");
+    cJSON_AddRawToObject(o, "raw", "0.10000000000000001");
+    cJSON_AddNumberToObject(o, "nan", NAN);
+    cJSON_AddNumberToObject(o, "inf", INFINITY);
+    cJSON_AddTrueToObject(o, "t");
+    cJSON_AddNullToObject(o, "z");
+    cJSON_AddObjectToObject(o, "empty");
+    cJSON_AddArrayToObject(o, "none");
+    txt = ad_json_print(o);
+    b = txt ? cJSON_Parse(txt) : NULL;
+    T_CHECK(b != NULL, "printed and parsed: %s", txt ? txt : "(null)");
+    for (i = 0; b && i < n; i++) {
+        double g = cJSON_GetArrayItem(cJSON_GetObjectItem(b, "v"), (int)i)->valuedouble;
+        T_CHECK(memcmp(&g, &v[i], sizeof g) == 0, "v[%zu]: %.17g back as %.17g", i, v[i], g);
+    }
+    /* the shortest of 15, 16 or 17 digits */
+    T_CHECK(txt && strstr(txt, "[0.30000000000000004,0.3333333333333333,0.5000000000000001,"
+                          "1.0000000000000002,1.9999999999999998,1e+300,-4.94065645841247e-324,"
+                          "1700000000123,0.5,3,-7,1.2345678901234568e+17,2.5e-08]"),
+            "numbers: %s", txt ? txt : "(null)");
+    /* the rest as cJSON prints it */
+    cJSON_DeleteItemFromObject(o, "v");
+    cJSON_DeleteItemFromObject(b, "v");
+    free(txt);
+    txt = ad_json_print(o);
+    ref = cJSON_PrintUnformatted(o);
+    T_CHECK(txt && ref && strcmp(txt, ref) == 0, "%s\n  cJSON: %s", txt ? txt : "(null)",
+            ref ? ref : "(null)");
+    free(txt);
+    free(ref);
+    /* an invalid item prints nothing */
+    a = cJSON_CreateArray();
+    b->type = cJSON_Invalid;    /* b is ours: nothing else holds it */
+    cJSON_AddItemToArray(a, b);
+    txt = ad_json_print(a);
+    T_CHECK(txt == NULL, "an invalid item: %s", txt);
+    free(txt);
+    cJSON_Delete(a);
+    cJSON_Delete(o);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -265,6 +322,7 @@ int main(void)
     T_RUN(test_atomic_write_missing_dir);
     T_RUN(test_dir_is_a_file);
     T_RUN(test_json_whole);
+    T_RUN(test_json_print_exact);
     rmdir(dir);
     return t_done();
 }

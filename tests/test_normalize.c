@@ -19,6 +19,8 @@
 #include "detector.h"
 #include "engine.h"
 
+#include <cJSON.h>
+
 #define F 4
 #define T 4
 #define CALIB 200
@@ -323,6 +325,98 @@ out:
     ad_model_free(m);
 }
 
+/* Set o[k] (or element k of array o when k is NULL) to the raw text num. */
+static void set_raw(cJSON *o, const char *k, int i, const char *num)
+{
+    cJSON *r = cJSON_CreateRaw(num);
+
+    if (k)
+        cJSON_ReplaceItemInObjectCaseSensitive(o, k, r);
+    else
+        cJSON_ReplaceItemInArray(o, i, r);
+}
+
+/* A saved state whose numbers 15 digits do not give back (0.1 + 0.2, one
+ * ulp above 0.5, 1/3 + 1 ulp) restores and saves again bit for bit: the
+ * scales, the threshold's Welford sums, the probability history. cJSON's
+ * printer gave 0.3 and 0.5 back. */
+static void test_state_exact(void)
+{
+    static run a, b;
+    ad_model *m = t_zero_model(T, F);
+    double row[F], sb[F];
+    const double odd[3] = { 0.1 + 0.2, nextafter(0.5, 1), nextafter(1.0 / 3, 1) };
+    int64_t ts = 1700000000000LL;
+    char *txt = NULL, *ed = NULL, *again = NULL, err[256] = "", num[40];
+    cJSON *o = NULL, *o2 = NULL, *w, *pr;
+    int i, f, rc;
+
+    if (!m || open_run(&a, AD_NORM_FEATURE, m) || open_run(&b, AD_NORM_FEATURE, m))
+        goto out;
+    rng = 7;
+    for (i = 0; i < CALIB + T - 1 + 20; i++, ts += 1000) {
+        make_row(row, NORMAL);
+        push(&a, row, ts);
+    }
+    txt = ad_detector_save(a.d);
+    o = txt ? cJSON_Parse(txt) : NULL;
+    T_CHECK(o != NULL, "saved");
+    if (o == NULL)
+        goto out;
+    w = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "state"), "welford");
+    pr = cJSON_GetObjectItem(o, "probability");
+    for (i = 0; i < 3; i++) {
+        snprintf(num, sizeof num, "%.17g", odd[i]);
+        set_raw(cJSON_GetObjectItem(o, "scale"), NULL, i, num);
+        set_raw(cJSON_GetObjectItem(pr, "hist"), NULL, i, num);
+    }
+    snprintf(num, sizeof num, "%.17g", odd[0]);
+    set_raw(w, "mean", 0, num);
+    snprintf(num, sizeof num, "%.17g", odd[1]);
+    set_raw(w, "m2", 0, num);
+    ed = cJSON_PrintUnformatted(o);
+    rc = ed ? ad_detector_restore(b.d, ed, err, sizeof(err)) : -1;
+    T_CHECK(rc == 0, "edited state restored: %s", err);
+    T_CHECK(ad_detector_scales(b.d, sb) && sb[0] == odd[0] && sb[1] == odd[1] &&
+            sb[2] == odd[2], "scales restored exactly: %.17g %.17g %.17g", sb[0], sb[1], sb[2]);
+    again = ad_detector_save(b.d);
+    o2 = again ? cJSON_Parse(again) : NULL;
+    T_CHECK(o2 != NULL, "saved again");
+    if (o2 == NULL)
+        goto out;
+    w = cJSON_GetObjectItem(cJSON_GetObjectItem(o2, "state"), "welford");
+    pr = cJSON_GetObjectItem(cJSON_GetObjectItem(o2, "probability"), "hist");
+    for (f = 0; f < 3; f++) {
+        double s = cJSON_GetArrayItem(cJSON_GetObjectItem(o2, "scale"), f)->valuedouble;
+        double h = cJSON_GetArrayItem(pr, f)->valuedouble;
+
+        T_CHECK(memcmp(&s, &odd[f], sizeof s) == 0 && memcmp(&h, &odd[f], sizeof h) == 0,
+                "saved again: scale[%d] %.17g, hist[%d] %.17g, want %.17g", f, s, f, h, odd[f]);
+    }
+    T_CHECK(cJSON_GetObjectItem(w, "mean")->valuedouble == odd[0] &&
+            cJSON_GetObjectItem(w, "m2")->valuedouble == odd[1],
+            "saved again: welford mean %.17g m2 %.17g", cJSON_GetObjectItem(w, "mean")->valuedouble,
+            cJSON_GetObjectItem(w, "m2")->valuedouble);
+    /* and once more: the same text */
+    free(txt);
+    txt = NULL;
+    ad_detector_free(a.d);
+    a.d = NULL;
+    if (open_run(&a, AD_NORM_FEATURE, m) == 0 &&
+        ad_detector_restore(a.d, again, err, sizeof(err)) == 0)
+        txt = ad_detector_save(a.d);
+    T_CHECK(txt && strcmp(txt, again) == 0, "save, restore, save: the same text");
+out:
+    cJSON_Delete(o);
+    cJSON_Delete(o2);
+    free(txt);
+    free(ed);
+    free(again);
+    ad_detector_free(a.d);
+    ad_detector_free(b.d);
+    ad_model_free(m);
+}
+
 /* Recalibration learns the scales again; none before its end. */
 static void test_recalibrate(void)
 {
@@ -410,6 +504,7 @@ int main(void)
     T_RUN(test_fault_in_small_feature);
     T_RUN(test_score_recomputed);
     T_RUN(test_state_round_trip);
+    T_RUN(test_state_exact);
     T_RUN(test_recalibrate);
     return t_done();
 }
