@@ -63,6 +63,14 @@ typedef struct ad_kafka {
     unsigned revoke_syncs;         /* syncs at that revoke */
     rd_kafka_topic_partition_list_t *restoring;
     int state_parts, eof_left, reading;
+    /* records of partitions whose states are being read (restoring), held
+     * in arrival order until every read is done, then applied before
+     * anything else is read (hold(), consume()); each such partition is
+     * paused once its first record is held (holdp) and resumed when its
+     * records are applied */
+    rd_kafka_message_t **held;
+    size_t nheld, held_next, held_cap;
+    rd_kafka_topic_partition_list_t *holdp;
     size_t max_bytes;              /* the producer's message.max.bytes */
     char **topics;                 /* distinct kafka topics, for smap */
     int ntopics;
@@ -243,14 +251,119 @@ static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
 
 static void kick(ad_kafka *k);
 
-/* Read what the consumer queue holds, at most POLL_BUDGET records a turn. */
+static int in_list(const rd_kafka_topic_partition_list_t *l, const char *t, int32_t p);
+
+/* Keep m (a record of a partition whose state is being read) for when the
+ * read is done. Its partition is paused at its first held record: pausing
+ * a partition whose fetch has started is safe, while a pause right after
+ * the assignment can void the assignment's start of fetching
+ * (confluentinc/librdkafka#2190): the partition then never delivers a
+ * record. 0, or -1 when out of memory (m is not kept). */
+static int hold(ad_kafka *k, rd_kafka_message_t *m)
+{
+    const char *t = rd_kafka_topic_name(m->rkt);
+    if (k->nheld == k->held_cap) {
+        size_t cap = k->held_cap ? 2 * k->held_cap : 256;
+        rd_kafka_message_t **h = realloc(k->held, cap * sizeof *h);
+        if (!h)
+            return -1;
+        k->held = h;
+        k->held_cap = cap;
+    }
+    if (!k->holdp && !(k->holdp = rd_kafka_topic_partition_list_new(4)))
+        return -1;
+    if (!in_list(k->holdp, t, m->partition)) {
+        rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+        if (!one)
+            return -1;
+        rd_kafka_topic_partition_list_add(one, t, m->partition);
+        rd_kafka_pause_partitions(k->c, one);
+        rd_kafka_topic_partition_list_destroy(one);
+        rd_kafka_topic_partition_list_add(k->holdp, t, m->partition);
+        ad_log(AD_LOG_DEBUG, "kafka: %s[%d]: records held until its state is read", t,
+               (int)m->partition);
+    }
+    k->held[k->nheld++] = m;
+    return 0;
+}
+
+/* Every held record applied: their partitions read on. */
+static void held_done(ad_kafka *k)
+{
+    k->nheld = k->held_next = 0;
+    if (k->holdp) {
+        rd_kafka_resume_partitions(k->c, k->holdp);
+        rd_kafka_topic_partition_list_destroy(k->holdp);
+        k->holdp = NULL;
+    }
+}
+
+/* Records of partition (t, p) held and not applied: the offset of the
+ * first of them (-1: none), and with drop they are let go. */
+static int64_t held_unapplied(ad_kafka *k, const char *t, int32_t p, int drop)
+{
+    int64_t first = -1;
+    size_t o = k->held_next;
+    for (size_t i = k->held_next; i < k->nheld; i++) {
+        rd_kafka_message_t *m = k->held[i];
+        if (m->partition == p && strcmp(rd_kafka_topic_name(m->rkt), t) == 0) {
+            if (first < 0)
+                first = m->offset;
+            if (drop) {
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+        }
+        k->held[o++] = m;
+    }
+    if (drop) {
+        rd_kafka_topic_partition_t *h;
+        k->nheld = o;
+        if (k->holdp && (h = rd_kafka_topic_partition_list_find(k->holdp, t, p)))
+            rd_kafka_topic_partition_list_del(k->holdp, h->topic, h->partition);
+    }
+    return first;
+}
+
+/* Let every held record go (stop). */
+static void held_free(ad_kafka *k)
+{
+    for (size_t i = k->held_next; i < k->nheld; i++)
+        rd_kafka_message_destroy(k->held[i]);
+    k->nheld = k->held_next = 0;
+    if (k->holdp) {
+        rd_kafka_topic_partition_list_destroy(k->holdp);
+        k->holdp = NULL;
+    }
+}
+
+/* Read what the consumer queue holds, at most POLL_BUDGET records a turn:
+ * the records held while partitions' states were read first, once every
+ * read is done. */
 static void consume(ad_kafka *k)
 {
     int n = 0;
     rd_kafka_message_t *m;
+    while (!k->restoring && k->held_next < k->nheld && !k->paused && !k->barrier &&
+           !k->closed && n < POLL_BUDGET) {
+        m = k->held[k->held_next++];
+        on_record(k, m);
+        rd_kafka_message_destroy(m);
+        n++;
+    }
+    if (!k->restoring && k->held_next == k->nheld && (k->nheld || k->holdp))
+        held_done(k);
     while (!k->paused && !k->barrier && !k->closed && n < POLL_BUDGET &&
-           (m = rd_kafka_consumer_poll(k->c, 0))) {
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+           (!k->nheld || k->restoring) && (m = rd_kafka_consumer_poll(k->c, 0))) {
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && k->restoring &&
+            in_list(k->restoring, rd_kafka_topic_name(m->rkt), m->partition)) {
+            n++;
+            if (hold(k, m) == 0)
+                continue;
+            ad_log(AD_LOG_ERR, "kafka %s[%d]@%lld: out of memory holding the record while "
+                   "the partition's state is read: dropped", rd_kafka_topic_name(m->rkt),
+                   (int)m->partition, (long long)m->offset);
+        } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
             on_record(k, m);
         else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             ad_log(AD_LOG_WARNING, "kafka: %s", rd_kafka_message_errstr(m));
@@ -259,6 +372,8 @@ static void consume(ad_kafka *k)
     }
     if (n == POLL_BUDGET && !k->paused && !k->barrier)
         kick(k);                    /* more may wait: no new pipe event for it */
+    else if (!k->restoring && k->nheld && !k->paused && !k->barrier)
+        kick(k);
 }
 
 static void more_cb(uv_idle_t *h)
@@ -326,7 +441,8 @@ static void on_state_record(ad_kafka *k, const rd_kafka_message_t *m)
     cJSON_Delete(o);
 }
 
-/* The state topic is read to its end: resume the restored partitions. */
+/* The state topic is read to its end: the restored partitions' records
+ * held meanwhile are applied, then they read on (consume()). */
 static void restore_done(ad_kafka *k)
 {
     rd_kafka_topic_partition_list_t *l = k->restoring;
@@ -338,7 +454,6 @@ static void restore_done(ad_kafka *k)
     for (int i = 0; i < l->cnt; i++)
         ad_log(AD_LOG_INFO, "kafka: owns %s[%d] from %llu (state read)", l->elems[i].topic,
                (int)l->elems[i].partition, (unsigned long long)dd_wall_ms());
-    rd_kafka_resume_partitions(k->c, l);
     rd_kafka_topic_partition_list_destroy(l);
     kick(k);
 }
@@ -688,6 +803,13 @@ static void revoke_parts(ad_kafka *k, rd_kafka_topic_partition_list_t *l)
     }
     if (handover && ok && (pos = rd_kafka_topic_partition_list_copy(l)))
         rd_kafka_position(k->c, pos);
+    /* records held and not applied (hold()) go: the partition continues
+     * at the first of them */
+    for (int i = 0; i < l->cnt; i++) {
+        int64_t first = held_unapplied(k, l->elems[i].topic, l->elems[i].partition, 1);
+        if (first >= 0 && pos)
+            pos->elems[i].offset = first;
+    }
     if (bad && n)
         drop_streams(k, l, handover, pos, bad, n);
     if (handover && rd_kafka_flush(k->p, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -745,7 +867,8 @@ static void bar_cb(uv_timer_t *t)
 static void commit_cb(uv_timer_t *t)
 {
     ad_kafka *k = t->data;
-    if (!k->barrier && !k->stopping && !rebalancing(k)) {
+    /* not while records are held: their offsets are stored as read */
+    if (!k->barrier && !k->stopping && !rebalancing(k) && !k->restoring && !k->nheld) {
         k->barrier = 1;
         uv_timer_start(&k->bar_timer, bar_cb, 0, 2);
     }
@@ -772,14 +895,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                        (int)parts->elems[i].partition, (unsigned long long)dd_wall_ms());
             return;
         }
-        rd_kafka_pause_partitions(rk, parts);
+        /* not paused here (hold()): their records wait until it is read */
+        if (!parts->cnt)
+            return;
         if (!k->restoring)
             k->restoring = rd_kafka_topic_partition_list_new(parts->cnt);
         for (int i = 0; i < parts->cnt; i++)
             rd_kafka_topic_partition_list_add(k->restoring, parts->elems[i].topic,
                                               parts->elems[i].partition);
-        if (parts->cnt)
-            state_read_start(k);
+        state_read_start(k);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         if (k->stopping) {          /* at close: states flushed by kafka_stop */
             for (int i = 0; i < parts->cnt; i++)
@@ -1071,6 +1195,7 @@ void kafka_stop(ad_daemon *dd)
     ad_kafka *k = dd->kafka;
     rd_kafka_topic_partition_list_t *pos = NULL;
     rd_kafka_resp_err_t e;
+    int held;
     if (!k || k->closed) return;
     k->stopping = 1;
     /* the position each stream continues at goes with its state, as at a
@@ -1080,6 +1205,14 @@ void kafka_stop(ad_daemon *dd)
         rd_kafka_position(k->c, pos);
     else
         pos = NULL;
+    /* records held and not applied: their partitions continue at the
+     * first of them (and the commit below names every position) */
+    held = k->held_next < k->nheld;
+    for (int i = 0; held && pos && i < pos->cnt; i++) {
+        int64_t first = held_unapplied(k, pos->elems[i].topic, pos->elems[i].partition, 0);
+        if (first >= 0)
+            pos->elems[i].offset = first;
+    }
     for (int i = 0; i < dd->g->n; i++)
         MAP_FOREACH(&dd->g->dets[i].streams, s) {
             char tk[KEY_MAX + 80];
@@ -1088,13 +1221,18 @@ void kafka_stop(ad_daemon *dd)
             en = *tfind(k->smap, tk);
             state_put(k, s, 1, en && en->topic >= 0 ? stream_position(k, s, en, pos) : -1);
         }
-    if (pos) rd_kafka_topic_partition_list_destroy(pos);
     rd_kafka_flush(k->p, 10000);
     if (rebalancing(k))             /* it would be refused */
         ad_log(AD_LOG_INFO, "kafka: rebalance under way at stop: offsets not committed "
                "(the states hold the positions)");
-    else if ((e = rd_kafka_commit(k->c, NULL, 0)) && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    else if (held && !pos)
+        ad_log(AD_LOG_INFO, "kafka: records held at stop and windows in flight: offsets not "
+               "committed (the states hold the positions)");
+    else if ((e = rd_kafka_commit(k->c, held ? pos : NULL, 0)) &&
+             e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         ad_log(AD_LOG_WARNING, "kafka: commit at stop: %s", rd_kafka_err2str(e));
+    if (pos) rd_kafka_topic_partition_list_destroy(pos);
+    held_free(k);
     rd_kafka_consumer_close(k->c);
     rd_kafka_consumer_close(k->sr);
     k->closed = 1;
@@ -1114,6 +1252,8 @@ void kafka_free(ad_daemon *dd)
     ad_kafka *k = dd->kafka;
     if (!k) return;
     if (k->restoring) rd_kafka_topic_partition_list_destroy(k->restoring);
+    held_free(k);
+    free(k->held);
     if (k->c) rd_kafka_destroy(k->c);
     if (k->sr) rd_kafka_destroy(k->sr);
     if (k->p) rd_kafka_destroy(k->p);
