@@ -2,8 +2,10 @@
  * reload.c - SIGHUP: build a new generation (config and models) on the
  * thread pool, check that a reload may change what changed, then between
  * two messages adopt every stream of a detector that is still configured
- * (kept as is, given the new model, or rebuilt for new settings, its
- * calibration restored when it still applies), drop the streams of removed
+ * (kept as is, given the new model, or rebuilt for new settings from its
+ * state at the reload: its calibration, or how far it has got, when that
+ * still applies, and its window rows when the new detector would have
+ * made the same rows: rows_unfit), drop the streams of removed
  * detectors and those that new stream_levels or topics leave without data,
  * and swap the generation. On any failure the running
  * configuration stays and the reason is logged (nginx ngx_init_cycle).
