@@ -13,6 +13,7 @@
 #  4. a model file with the features in another order, then rows.max_gap_ms
 #     changed: the rows are dropped, a notice names why, and the first
 #     window comes T rows later
+#  5. case 3 without a state directory (nothing read from a file)
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_reload_rows.XXXXXX)
@@ -49,10 +50,12 @@ det() {
 conf() {
     c=$1; shift
     dets=$(printf '%s,' "$@")
+    sd="\"$D/state$c\""
+    [ -n "${STATE_DIR:-}" ] && sd=$STATE_DIR
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-reload-rows-$c", "stats_interval_s": 0.3,
             "stats_topic": "anomalyd/stats$c",
-            "qos_subscribe": 1}, "workers": 0, "state_dir": "$D/state$c",
+            "qos_subscribe": 1}, "workers": 0, "state_dir": $sd,
  "detectors": [${dets%,}]}
 EOC
 }
@@ -137,16 +140,6 @@ fi
 stop
 
 # ---- 3. alert.k changed in the middle of calibration --------------------
-A3() { det a3 "$SRC/conf/models/pump.safetensors" "\"k\": $1" \
-           '"method": "sigma", "k": 3, "windows": 100'; }
-B3=$(det b3 "$SRC/conf/models/pump.safetensors" '"k": 3' '"method": "sigma", "k": 3, "windows": 100')
-conf 3 "$(A3 3)" "$B3"
-start 3
-$PUB --rows 90
-wait_scored 3 122 10 || it_fail "case 3: 90 rows give 61 windows a detector" "scored $(scored 3)"
-conf 3 "$(A3 2)" "$B3"
-reload 3 1
-$PUB --rows 400 --start-row 90
 thr() { # thr DETECTOR: its threshold once detecting
     $PYTHON - "$D/sub.jsonl" "$1" <<'EOF'
 import json, sys
@@ -160,17 +153,35 @@ for l in open(sys.argv[1]):
 print(t)
 EOF
 }
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/a3/pump1 phase=detecting --timeout 10 >/dev/null
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/b3/pump1 phase=detecting --timeout 10 >/dev/null
-ta=$(thr a3); tb=$(thr b3)
-if $PYTHON -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if abs(a - b) <= 1e-6 * abs(b) else 1)" \
-        "$ta" "$tb" 2>/dev/null; then
-    it_ok "case 3: alert.k changed mid-calibration: the calibration goes on (threshold $ta, not reloaded $tb)"
-else
-    it_fail "case 3: alert.k changed mid-calibration: the calibration goes on" \
-        "threshold $ta, a detector not reloaded $tb; $(grep -i 'calibrat' "$D/daemon3.log" | tail -3)"
-fi
-stop
+# midcalib CASE WHAT: detector aCASE reloaded, bCASE not
+midcalib() {
+    c=$1
+    A() { det a$c "$SRC/conf/models/pump.safetensors" "\"k\": $1" \
+              '"method": "sigma", "k": 3, "windows": 100'; }
+    B=$(det b$c "$SRC/conf/models/pump.safetensors" '"k": 3' \
+            '"method": "sigma", "k": 3, "windows": 100')
+    conf $c "$(A 3)" "$B"
+    start $c
+    $PUB --rows 90
+    wait_scored $c 122 10 || it_fail "case $c: 90 rows give 61 windows a detector" "scored $(scored $c)"
+    conf $c "$(A 2)" "$B"
+    reload $c 1
+    $PUB --rows 400 --start-row 90
+    $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/a$c/pump1 phase=detecting \
+        --timeout 10 >/dev/null
+    $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/b$c/pump1 phase=detecting \
+        --timeout 10 >/dev/null
+    ta=$(thr a$c); tb=$(thr b$c)
+    if $PYTHON -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if abs(a - b) <= 1e-6 * abs(b) else 1)" \
+            "$ta" "$tb" 2>/dev/null; then
+        it_ok "case $c: alert.k changed mid-calibration$2: the calibration goes on (threshold $ta, not reloaded $tb)"
+    else
+        it_fail "case $c: alert.k changed mid-calibration$2: the calibration goes on" \
+            "threshold $ta, a detector not reloaded $tb; $(grep -i 'calibrat' "$D/daemon$c.log" | tail -3)"
+    fi
+    stop
+}
+midcalib 3 ""
 
 # ---- 4. rows that would be assembled otherwise: dropped -----------------
 conf 4 "$(det pump "$D/model4.safetensors" '"k": 3' '"method": "fixed", "fixed": 100')"
@@ -204,3 +215,7 @@ else
         "windows_scored $n (72: no window for the row after); $(grep 'reload:' "$D/daemon4.log" | tail -2)"
 fi
 stop
+
+# ---- 5. case 3 without a state directory --------------------------------
+STATE_DIR=null
+midcalib 5 " (no state_dir)"
