@@ -14,6 +14,8 @@
 #     changed: the rows are dropped, a notice names why, and the first
 #     window comes T rows later
 #  5. case 3 without a state directory (nothing read from a file)
+#  6. case 3 after a stop and start in the middle of calibration: not from
+#     the older hand-over file of the stop
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_reload_rows.XXXXXX)
@@ -219,3 +221,33 @@ stop
 # ---- 5. case 3 without a state directory --------------------------------
 STATE_DIR=null
 midcalib 5 " (no state_dir)"
+
+# ---- 6. a stop in the middle of calibration (a hand-over file), a start,
+# more rows, then alert.k changed: the calibration goes on from where it
+# is, not from the older file
+STATE_DIR=
+A6() { det a6 "$SRC/conf/models/pump.safetensors" "\"k\": $1" \
+           '"method": "sigma", "k": 3, "windows": 100'; }
+B6=$(det b6 "$SRC/conf/models/pump.safetensors" '"k": 3' '"method": "sigma", "k": 3, "windows": 100')
+conf 6 "$(A6 3)" "$B6"
+start 6
+$PUB --rows 60
+wait_scored 6 62 10 || it_fail "case 6: 60 rows give 31 windows a detector" "scored $(scored 6)"
+stop
+start 7
+$PUB --rows 90 --start-row 60
+wait_scored 6 60 10 || it_fail "case 6: 30 rows more give 30 windows a detector" "scored $(scored 6)"
+conf 6 "$(A6 2)" "$B6"
+reload 7 1
+$PUB --rows 400 --start-row 90
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/a6/pump1 phase=detecting --timeout 10 >/dev/null
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/b6/pump1 phase=detecting --timeout 10 >/dev/null
+ta=$(thr a6); tb=$(thr b6)
+if $PYTHON -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if abs(a - b) <= 1e-6 * abs(b) else 1)" \
+        "$ta" "$tb" 2>/dev/null; then
+    it_ok "case 6: after a restart mid-calibration, alert.k changed: the calibration goes on from where it is, not from the stop's file (threshold $ta, not reloaded $tb)"
+else
+    it_fail "case 6: after a restart mid-calibration, alert.k changed: the calibration goes on from where it is, not from the stop's file" \
+        "threshold $ta, a detector not reloaded $tb; $(grep -i 'calibrat' "$D/daemon7.log" | tail -3)"
+fi
+stop
