@@ -167,7 +167,7 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
     n->warned_late_held = o->warned_late_held;
     MAP_FOREACH(&n->streams, s) {
         char *live;
-        int gone;
+        int gone, hold;
 
         s->det = n;
         if (moved)
@@ -211,14 +211,20 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
          * rules, row assembly or data quality changed): then the rebuilt
          * detector restores it and continues the alert, as a restart with
          * the same change does */
-        if (s->d && !(same_m && !s->own_model &&
-                      ad_detector_cfg_hash(&o->c->pipe) == ad_detector_cfg_hash(&n->c->pipe)) &&
+        gone = 0;
+        live = NULL;
+        hold = s->d && same_m && !s->own_model &&
+               ad_detector_cfg_hash(&o->c->pipe) == ad_detector_cfg_hash(&n->c->pipe);
+        /* what the stream goes on from: its state now, not its file
+         * (without either, its alert cannot be continued) */
+        if (hold && !(live = rebuild_text(s, unfit, &gone)) && !n->state_dir[0])
+            hold = 0;
+        if (s->d && !hold &&
             ad_detector_close_alert(s->d, same_m ? AD_CLOSE_RELOAD : AD_CLOSE_MODEL_CHANGED))
             streams_events(dd, s);
         state_save(dd, s);
-        /* what the stream goes on from: its state now, not the file */
-        gone = 0;
-        live = s->d ? rebuild_text(s, unfit, &gone) : NULL;
+        if (s->d && !hold)          /* taken once the alert is closed */
+            live = rebuild_text(s, unfit, &gone);
         if (same_pipe && shape && n->mr && n->c->pipe.training == AD_TRAIN_NONE && s->d &&
             !s->own_model && ad_detector_set_model(s->d, n->mr->m, 0, err, sizeof err) == 0) {
             /* the same detector: its window rows stay in its ring */
