@@ -798,6 +798,27 @@ int ad_detconf_same_pipeline(const ad_detconf *a, const ad_detconf *b)
                        p, sizeof p);
 }
 
+int ad_detconf_rows_diff(const ad_detconf *a, const ad_detconf *b, char *out, size_t len)
+{
+    int n = 0;
+
+    out[0] = '\0';
+    for (int i = 0; i < cfg_detector_table.n; i++) {
+        const key *k = &cfg_detector_table.keys[i];
+        if (k->type == K_OBJ && !strcmp(k->name, "rows"))
+            n += diff_table(k->sub, (const char *)a + k->off, (const char *)b + k->off,
+                            F_PIPE, k->name, out, len);
+    }
+    /* rows.mode auto both times, but another payload.format */
+    if (a->pipe.stream.mode != b->pipe.stream.mode && !strstr(out, "rows.mode")) {
+        size_t o = strlen(out);
+        snprintf(out + o, len - o, "%srows.mode (auto, with another payload.format)",
+                 o ? ", " : "");
+        n++;
+    }
+    return n;
+}
+
 /* ---- secrets ---------------------------------------------------------- */
 
 int ad_config_read_password(const char *path, char **out, char *err, size_t errlen)

@@ -172,6 +172,11 @@ int ad_config_reload_ok(const ad_config *a, const ad_config *b,
  * (model path excluded) are equal, else 0. */
 int ad_detconf_same_pipeline(const ad_detconf *a, const ad_detconf *b);
 
+/* The row assembly keys ("rows", and the mode "auto" resolves to) that
+ * differ between a and b: how many, their JSON paths joined with ", " in
+ * out ('\0'-terminated; out[0] = '\0' when none). */
+int ad_detconf_rows_diff(const ad_detconf *a, const ad_detconf *b, char *out, size_t len);
+
 /* Write docs for every key (markdown table rows) to a malloc'd string. */
 char *ad_config_doc(void);
 

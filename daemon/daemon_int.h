@@ -450,6 +450,14 @@ typedef enum {
  * state dir it completes at once. Returns 0, or a negative code (err
  * filled, stream killed) when no detector could be made. */
 int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, size_t errlen);
+/* The same from js (malloc'd, taken; NULL: as state_restore), the state a
+ * reload just took of the stream's detector (state_text with handover),
+ * instead of its state file: a calibration still in progress goes on from
+ * where it is (the file may hold an older one), and so do the window rows
+ * js holds (a rebuild whose calibration is not restored refills its ring
+ * from them: ad_detector_restore_window). */
+int state_restore_live(ad_daemon *dd, stream_rec *s, restore_mode mode, char *js, char *err,
+                       size_t errlen);
 /* The path of the model trained online for stream key of d. */
 void state_trained_path(const det_rt *d, const char *key, char *out, size_t len);
 void state_reference_path(const det_rt *d, const char *key, char *out, size_t len);

@@ -2,8 +2,10 @@
  * reload.c - SIGHUP: build a new generation (config and models) on the
  * thread pool, check that a reload may change what changed, then between
  * two messages adopt every stream of a detector that is still configured
- * (kept as is, given the new model, or rebuilt for new settings, its
- * calibration restored when it still applies), drop the streams of removed
+ * (kept as is, given the new model, or rebuilt for new settings from its
+ * state at the reload: its calibration, or how far it has got, when that
+ * still applies, and its window rows when the new detector would have
+ * made the same rows: rows_unfit), drop the streams of removed
  * detectors and those that new stream_levels or topics leave without data,
  * and swap the generation. On any failure the running
  * configuration stays and the reason is logged (nginx ngx_init_cycle).
@@ -68,13 +70,81 @@ static int same_shape(const det_rt *a, const det_rt *b)
     return 1;
 }
 
+static void join_names(char *const *v, int n, char *out, size_t len)
+{
+    size_t o = 0;
+
+    out[0] = '\0';
+    for (int i = 0; i < n && o + 8 < len; i++)
+        o += (size_t)snprintf(out + o, len - o, "%s%s", i ? "," : "", v[i]);
+    if (o >= len - 1)
+        snprintf(out + len - 4, 4, "...");
+}
+
+/* Why the window rows of o's streams are not the rows n's detectors would
+ * have made (why filled), or NULL when they are. Rows are kept raw, in
+ * feature order (each model scales them as it takes a window: another
+ * model file, scaler or set of weights does not matter); what does is the
+ * features and their order, the window length T and the row assembly
+ * settings (rows.*). Settings of scores, calibration, alerts, data quality
+ * or learning do not change a row. */
+static const char *rows_unfit(const det_rt *o, const det_rt *n, char *why, size_t len)
+{
+    char a[160], b[160], keys[256];
+    int f = o->F == n->F;
+
+    for (int i = 0; f && i < o->F; i++)
+        f = strcmp(o->features[i], n->features[i]) == 0;
+    if (!f) {
+        join_names(o->features, o->F, a, sizeof a);
+        join_names(n->features, n->F, b, sizeof b);
+        snprintf(why, len, "the features changed (%s -> %s)", a, b);
+        return why;
+    }
+    if (o->T != n->T) {
+        snprintf(why, len, "the window length changed (%d -> %d rows)", o->T, n->T);
+        return why;
+    }
+    if (ad_detconf_rows_diff(o->c, n->c, keys, sizeof keys)) {
+        snprintf(why, len, "row assembly changed (%s)", keys);
+        return why;
+    }
+    return NULL;
+}
+
+/* The state a rebuilt stream goes on from (state_restore_live): its
+ * detector's hand-over state, which holds how far a calibration has got
+ * (the state file may hold an older one) and the window rows, these taken
+ * out when unfit says they do not fit the new detector (*dropped counts
+ * such streams). NULL when there is nothing to save or no memory: the
+ * stream restores from its state file, as before. */
+static char *rebuild_text(const stream_rec *s, const char *unfit, int *dropped)
+{
+    char *js = state_text(s, 1), *out = NULL;
+    cJSON *o;
+
+    if (!js || !unfit || !strstr(js, "\"window\""))
+        return js;
+    o = cJSON_Parse(js);
+    free(js);
+    if (o && cJSON_GetObjectItemCaseSensitive(o, "window")) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "window");
+        if ((out = cJSON_PrintUnformatted(o)))
+            (*dropped)++;
+    }
+    cJSON_Delete(o);
+    return out;
+}
+
 /* Move the streams of old detector o into n, adapting them to n's settings. */
 static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
 {
     int same_pipe = ad_detconf_same_pipeline(o->c, n->c);
     int same_m = same_model(o, n);
     int shape = same_shape(o, n);
-    int kept = 0, remodel = 0, rebuilt = 0, lost = 0, shadowed = 0, waiting = 0;
+    int kept = 0, remodel = 0, rebuilt = 0, lost = 0, shadowed = 0, waiting = 0, unfit_n = 0;
+    char why[512];
+    const char *unfit = rows_unfit(o, n, why, sizeof why);
     /* the state topic template changed: no ghosts left on the old one */
     int moved = o->c->state_topic && (!n->c->state_topic ||
                                       strcmp(o->c->state_topic, n->c->state_topic) != 0);
@@ -96,6 +166,9 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
     n->warned_unit = o->warned_unit;
     n->warned_late_held = o->warned_late_held;
     MAP_FOREACH(&n->streams, s) {
+        char *live;
+        int gone, hold;
+
         s->det = n;
         if (moved)
             publish_state_moved(dd, s, o->c->state_topic);
@@ -138,16 +211,26 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
          * rules, row assembly or data quality changed): then the rebuilt
          * detector restores it and continues the alert, as a restart with
          * the same change does */
-        if (s->d && !(same_m && !s->own_model && n->state_dir[0] &&
-                      ad_detector_cfg_hash(&o->c->pipe) == ad_detector_cfg_hash(&n->c->pipe)) &&
+        gone = 0;
+        live = NULL;
+        hold = s->d && same_m && !s->own_model &&
+               ad_detector_cfg_hash(&o->c->pipe) == ad_detector_cfg_hash(&n->c->pipe);
+        /* what the stream goes on from: its state now, not its file
+         * (without either, its alert cannot be continued) */
+        if (hold && !(live = rebuild_text(s, unfit, &gone)) && !n->state_dir[0])
+            hold = 0;
+        if (s->d && !hold &&
             ad_detector_close_alert(s->d, same_m ? AD_CLOSE_RELOAD : AD_CLOSE_MODEL_CHANGED))
             streams_events(dd, s);
         state_save(dd, s);
+        if (s->d && !hold)          /* taken once the alert is closed */
+            live = rebuild_text(s, unfit, &gone);
         if (same_pipe && shape && n->mr && n->c->pipe.training == AD_TRAIN_NONE && s->d &&
             !s->own_model && ad_detector_set_model(s->d, n->mr->m, 0, err, sizeof err) == 0) {
+            /* the same detector: its window rows stay in its ring */
             mr_put(s->mr);
             s->mr = mr_get(n->mr);
-            state_restore(dd, s, RESTORE_CALIBRATION, err, sizeof err);
+            state_restore_live(dd, s, RESTORE_CALIBRATION, live, err, sizeof err);
             remodel++;
             continue;
         }
@@ -160,6 +243,7 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
              * it is in flight */
             ad_log(AD_LOG_ERR, "reload: detector %s: stream %s: out of memory setting "
                    "its old detector aside: stream dropped", n->c->name, s->key);
+            free(live);
             streams_kill(dd, s, 0);
             lost++;
             continue;
@@ -171,11 +255,17 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
         s->serial = ++dd->serial;
         mr_put(s->mr);
         s->mr = mr_get(n->mr);
-        if (state_restore(dd, s, RESTORE_REBUILD, err, sizeof err) != 0)
+        if (state_restore_live(dd, s, RESTORE_REBUILD, live, err, sizeof err) != 0) {
             lost++;                 /* logged, stream killed */
-        else
+        } else {
             rebuilt++;
+            unfit_n += gone;
+        }
     }
+    if (unfit_n)
+        ad_log(AD_LOG_NOTICE, "reload: detector %s: %s: the window rows of %d rebuilt "
+               "stream(s) are not kept; each scores again once it has %d new rows",
+               n->c->name, unfit, unfit_n, n->T);
     if (kept + remodel + rebuilt + lost + shadowed + waiting)
         ad_log(AD_LOG_INFO, "reload: detector %s: %d stream(s) kept, %d with the new model, "
                "%d evaluating it in shadow, %d waiting to (a fine-tune out or no window "

@@ -59,6 +59,7 @@ typedef struct restore_req {
     char model_path[8192];       /* model trained online to look for, or "" */
     char ref_path[8192];         /* its drift reference (trained online), or "" */
     char *js;                    /* state text (pending copy or file), or NULL */
+    int live;                    /* js is the stream's own, taken at a reload */
     ad_model *tm;                /* model trained online, loaded, or NULL */
     char tm_err[512];            /* why model_path could not be loaded, or "" */
     ad_model *rm;                /* the reference, loaded, or NULL */
@@ -743,6 +744,11 @@ static void restore_calibration(restore_req *r, stream_rec *s)
      * it already) and the old threshold guards the new calibration */
     ad_detector_restore_alert(s->d, r->js, r->mode == RESTORE_NEW ? AD_CLOSE_RESTART :
                               AD_CLOSE_RELOAD);
+    /* a reload's rebuild: its window rows go on when the reload found them
+     * fit (reload.c; else it took them out), so the new calibration or
+     * model scores from the next row */
+    if (r->live && r->mode == RESTORE_REBUILD && ad_detector_restore_window(s->d, r->js))
+        ad_log(AD_LOG_DEBUG, "stream %s/%s: window rows kept", s->det->c->name, s->key);
 }
 
 /* A stream whose restore has just been installed and whose reload_check
@@ -858,12 +864,19 @@ static void restore_after(uv_work_t *w, int status)
 
 int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, size_t errlen)
 {
+    return state_restore_live(dd, s, mode, NULL, err, errlen);
+}
+
+int state_restore_live(ad_daemon *dd, stream_rec *s, restore_mode mode, char *js, char *err,
+                       size_t errlen)
+{
     det_rt *d = s->det;
     restore_req *r = calloc(1, sizeof *r);
     char stem[8192];
     int rc;
 
     if (!r) {
+        free(js);
         rc = ad_errf(err, errlen, AD_ENOMEM, "out of memory");
         if (mode != RESTORE_CALIBRATION && !s->d)
             streams_kill(dd, s, 0);
@@ -873,7 +886,9 @@ int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, si
     r->s = s;
     r->mode = mode;
     r->w.data = r;
-    if (mode == RESTORE_NEW)            /* moved here with its Kafka partition */
+    r->js = js;
+    r->live = js != NULL;
+    if (mode == RESTORE_NEW && !r->js)  /* moved here with its Kafka partition */
         r->js = kafka_state_take(dd, d->c->name, s->key);
     if (d->state_dir[0]) {
         state_path(d, s->key, ".state.json", r->state_path, sizeof r->state_path);

@@ -843,6 +843,23 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
  */
 int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason reason);
 
+/*
+ * After ad_detector_restore failed (a reload rebuilt the stream under
+ * another model or calibration settings): refill the window ring from the
+ * "window" rows of a hand-over state (ad_detector_save_handover) of the
+ * same stream, so that it scores again with its next row instead of T - 1
+ * rows later. Only the caller can tell that those rows are what this
+ * detector would have assembled (the same features in the same order, the
+ * same T and row assembly settings; rows are kept raw, so another model or
+ * scaler does not matter): this checks their count and F only. Taken as
+ * ad_detector_restore takes them (the next row must follow them), for a
+ * detector in phase calibrating or detecting that has consumed no row; the
+ * stream's last data time becomes the rows' last. Returns 1 when rows were
+ * restored, else 0 (none saved, another phase, rows consumed, or rejected:
+ * a warning names why).
+ */
+int ad_detector_restore_window(ad_detector *d, const char *json);
+
 /* Close the active alert now with `reason` (end time: the last row's data
  * time) and queue AD_EV_ALERT_CLEARED. Returns 1, or 0 when none is open. */
 int ad_detector_close_alert(ad_detector *d, ad_close_reason reason);

@@ -177,7 +177,7 @@ static void window_restore(ad_detector *d, const cJSON *o)
     if (!cJSON_IsArray(ts) || !cJSON_IsArray(rows) || !cJSON_IsArray(val) ||
         cJSON_GetArraySize(ts) != n || cJSON_GetArraySize(val) != n || n < 2 || n > d->T - 1 ||
         !cJSON_IsNumber(pu) || !(pu->valuedouble >= n && pu->valuedouble <= 1e18) ||
-        !cJSON_IsNumber(si) || !(si->valuedouble >= 0 && si->valuedouble < d->cfg.hop) ||
+        !cJSON_IsNumber(si) || !(si->valuedouble >= 0 && si->valuedouble <= 1e9) ||
         !cJSON_IsNumber(sb) || !(sb->valuedouble >= 0 && sb->valuedouble <= 1e18))
         goto bad;
     if ((sp = malloc((size_t)(n - 1) * sizeof(*sp))) == NULL) {
@@ -215,7 +215,10 @@ static void window_restore(ad_detector *d, const cJSON *o)
         why = "its last row is not the stream's last";
         goto bad;
     }
-    ad_window_resume(d->win, (uint64_t)pu->valuedouble, (int)si->valuedouble);
+    /* saved under a longer hop (a reload's rebuild with a new window.hop):
+     * the next row's window is due */
+    ad_window_resume(d->win, (uint64_t)pu->valuedouble,
+                     si->valuedouble < d->cfg.hop ? (int)si->valuedouble : d->cfg.hop - 1);
     d->rows_since_bad = (uint64_t)sb->valuedouble;
     /* The next row continues these when it follows them as they followed
      * each other: within 3 x their median spacing (a missed row or two),
@@ -795,6 +798,36 @@ out:
     free(sc);
     cJSON_Delete(o);
     return rc;
+}
+
+int ad_detector_restore_window(ad_detector *d, const char *json)
+{
+    cJSON *o;
+    const cJSON *w, *x;
+    int64_t keep = d->last_ts;
+    int ok = 0;
+
+    /* a ring of its own already (rows consumed, a restore that took its
+     * rows), or no windows to score yet (collecting rows to train on) */
+    if ((d->phase != AD_PHASE_CALIBRATING && d->phase != AD_PHASE_DETECTING) ||
+        d->model == NULL || d->st.rows > 0 || ad_window_fill(d->win) > 0)
+        return 0;
+    o = cJSON_Parse(json ? json : "");
+    w = cJSON_GetObjectItemCaseSensitive(o, "window");
+    x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "alert"),
+                                         "last_ts");
+    if (cJSON_IsObject(w) && cJSON_IsNumber(x) && fabs(x->valuedouble) >= 1 &&
+        fabs(x->valuedouble) <= 1e15) {
+        /* the rows end at the stream's last row */
+        if (d->last_ts == 0)
+            d->last_ts = (int64_t)x->valuedouble;
+        window_restore(d, w);
+        ok = ad_window_fill(d->win) > 0;
+        if (!ok)
+            d->last_ts = keep;
+    }
+    cJSON_Delete(o);
+    return ok;
 }
 
 /* Queue the cleared event of alert al, closed now with reason r at ts. */

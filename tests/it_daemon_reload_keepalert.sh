@@ -3,7 +3,8 @@
 # settings (calibration hash unchanged) with an alert open: the alert must
 # either continue (and clear later under its own id) or be closed with a
 # cleared event; never vanish without one.
-#  1. no state_dir: the rebuilt stream has nothing to restore from
+#  1. no state_dir: the rebuilt stream goes on from its state at the reload
+#     (in memory) and continues the alert
 #  2. state_dir, alert.n lowered below the open alert's hist_len: the saved
 #     alert is refused by the new alerter ("saved alert not continued")
 #  3. (control) state_dir, alert.k changed: continued, then cleared

@@ -870,6 +870,63 @@ static void test_handover_window(void)
     ad_model_free(m);
 }
 
+/* A reload's rebuild under other calibration settings: ad_detector_restore
+ * refuses the state, ad_detector_restore_window still refills the ring
+ * from its rows, so the new detector (a fixed threshold: detecting at once)
+ * scores the next row, on the same window the old detector would have, and
+ * a shorter hop than the one the rows were saved under (since >= hop)
+ * makes the next row's window due. Without the rows, the first window
+ * comes T rows later; once rows were consumed, the call does nothing. */
+static void test_restore_window_rebuild(void)
+{
+    enum { TW = 6, CUT = 31 };
+    ad_model *m = t_zero_model(TW, F);
+    ad_detector_cfg c, c2;
+    ad_detector *d = NULL, *e = NULL;
+    char err[300], *hand;
+    int64_t ta[8], tb[8];
+    float sa[8], sb[8];
+    int na = 0, nb = 0, i;
+
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 8;
+    c.thr.method = AD_THR_SIGMA;
+    c.hop = 3;
+    ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+    for (i = 0; i < CUT; i++)
+        step_rec(d, 1000 * i, 1.0 + 0.1 * (i % 5), NULL, NULL, NULL, NULL);
+    hand = ad_detector_save_handover(d);
+    T_CHECK(hand && strstr(hand, "\"window\""), "hand-over state with rows");
+    c2 = c;
+    c2.thr.method = AD_THR_FIXED;
+    c2.thr.fixed = 100;
+    c2.hop = 1;
+    ad_detector_new(&e, &c2, "s", m, 0, 0, NULL, err, sizeof(err));
+    T_CHECK(ad_detector_restore(e, hand, err, sizeof(err)) != 0, "other settings: refused");
+    ad_detector_restore_alert(e, hand, AD_CLOSE_RELOAD);
+    T_CHECK(ad_detector_restore_window(e, hand) == 1, "rows restored");
+    T_CHECK(ad_detector_last_ts(e) == 1000 * (CUT - 1), "last data time is the rows' last");
+    step_rec(d, 1000 * CUT, 1.3, ta, sa, &na, NULL);
+    step_rec(e, 1000 * CUT, 1.3, tb, sb, &nb, NULL);
+    T_CHECK(nb == 1 && tb[0] == 1000 * CUT, "the next row is scored (%d windows)", nb);
+    T_CHECK(na == 0 || (ta[0] == tb[0] && sa[0] == sb[0]), "on the window the old detector "
+            "scores");
+    T_CHECK(ad_detector_restore_window(e, hand) == 0, "rows consumed: nothing restored");
+    ad_detector_free(e);
+
+    /* without the rows: T rows later */
+    nb = 0;
+    ad_detector_new(&e, &c2, "s", m, 0, 0, NULL, err, sizeof(err));
+    for (i = CUT; i < CUT + TW; i++)
+        step_rec(e, 1000 * i, 1.0, tb, sb, &nb, NULL);
+    T_CHECK(nb == 1 && tb[0] == 1000 * (CUT + TW - 1), "without the rows: first window after "
+            "T rows (at %lld)", (long long)(nb ? tb[0] : -1));
+    ad_detector_free(e);
+    free(hand);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
 /* The value of row i of a calibration test: a varied, repeatable level. */
 static double calib_row(int i)
 {
@@ -1297,6 +1354,7 @@ int main(void)
     T_RUN(test_handover_daily);
     T_RUN(test_handover_period);
     T_RUN(test_handover_calibrating);
+    T_RUN(test_restore_window_rebuild);
     T_RUN(test_alert_lifecycle);
     T_RUN(test_forced_calibration_and_fixed);
     T_RUN(test_bootstrap_training);
