@@ -5,9 +5,10 @@
 # (reason detector_removed) on every sink they were raised on, the Kafka
 # alert topic included, from the streams' state files (librdkafka's mock
 # cluster and a real mosquitto, both on 127.0.0.1).
-#  1. detectors pump (plant/#, MQTT), both (both/#, alerts_to both) and
-#     konly (konly/#, alerts_to kafka): both/pump1 and konly/pump1 raise
-#     alerts (on MQTT and Kafka topic al; on al only). The daemon stops.
+#  1. detectors pump (plant/#, MQTT), both (both/#, alerts_to both),
+#     konly (konly/#, alerts_to kafka) and older (older/#, alerts_to both):
+#     both/pump1, older/pump1 and konly/pump1 raise alerts (on MQTT and
+#     Kafka topic al; on al only). The daemon stops.
 #  2. both and konly removed, and no Kafka configured: neither alert can be
 #     cleared where it was raised: nothing is published for them, their
 #     files keep the open alerts, a warning names what is missing.
@@ -15,6 +16,10 @@
 #     topic and on al, konly/pump1's on al (key detector/stream, same
 #     alert_id, model, start and top feature names as the raise); the files
 #     no longer hold open alerts.
+#     older/pump1 (alerts_to both), whose state file is made one of an
+#     older version (no "alerts_to", no "kafka_topic"; kept aside during
+#     2): its alert is cleared on MQTT only, as that file says, and a
+#     warning says the file does not tell whether it went to Kafka too.
 #  4. start again: nothing is cleared a second time.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
@@ -95,14 +100,15 @@ raised_on_kafka() { kafka_events "$1" | grep -q '^raised '; }
 PUMP=$(det pump 'plant/#' mqtt)
 BOTH=$(det both 'both/#' both)
 KONLY=$(det konly 'konly/#' kafka)
+OLDER=$(det older 'older/#' both)
 
 # ---- 1. alerts open on both/pump1 (MQTT and Kafka) and konly/pump1 (Kafka) ----------------------
-conf yes "$PUMP" "$BOTH" "$KONLY"
+conf yes "$PUMP" "$BOTH" "$KONLY" "$OLDER"
 $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
 sleep 0.3
 start 1
 START=$(( $(date +%s) - 800 * 60 ))
-for t in both konly plant; do
+for t in both konly older plant; do
     $H pub --port "$IT_PORT" --devices 1 --rows 360 --start "$START" \
         --fault 'cavitation@300m+300m' --fault-devices pump1 --topic "$t/{device}/data"
 done
@@ -110,6 +116,7 @@ $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/both/pump1 event=rai
     it_fail "1: alert raised on both/pump1" "$(tail -3 "$D/daemon.log")"
 it_wait_until 20 raised_on_kafka konly
 it_wait_until 20 raised_on_kafka both
+it_wait_until 20 raised_on_kafka older
 idb=$(mqtt_events both | awk '$1 == "raised" { print $3; exit }')
 idk=$(kafka_events konly | awk '$1 == "raised" { print $3; exit }')
 if [ -n "$idb" ] && kafka_events both | grep -q "^raised - $idb both/pump1\$" &&
@@ -120,6 +127,17 @@ else
         "mqtt both: $(mqtt_events both | tr '\n' ';') kafka both: $(kafka_events both | tr '\n' ';') kafka konly: $(kafka_events konly | tr '\n' ';')"
 fi
 stop
+ido=$(mqtt_events older | awk '$1 == "raised" { print $3; exit }')
+# older/pump1's file as an older version wrote it: where its alerts went
+# (alerts_to) and the Kafka topic of its alert not kept; set aside in 2
+$PYTHON - "$D/state/older/pump1.state.json" <<'EOP'
+import json, sys
+o = json.load(open(sys.argv[1]))
+o["published"].pop("alerts_to", None)
+o["alert_topic"].pop("kafka_topic", None)
+json.dump(o, open(sys.argv[1], "w"), separators=(",", ":"))
+EOP
+mv "$D/state/older" "$D/older.aside"
 
 # ---- 2. both and konly removed, Kafka no longer configured: nothing can clear them -------------
 conf no "$PUMP"
@@ -141,6 +159,7 @@ else
 fi
 
 # ---- 3. Kafka configured again: each alert cleared where it was raised --------------------------
+mv "$D/older.aside" "$D/state/older"
 conf yes "$PUMP"
 start 3
 it_wait_log "$D/daemon.log" 'no detector "konly" is configured' 10 2 &&
@@ -160,6 +179,15 @@ if cleared_k konly "$idk" && [ -z "$(mqtt_events konly)" ]; then
 else
     it_fail "3: konly/pump1 (alerts_to kafka): cleared, reason detector_removed, on Kafka only (key konly/pump1)" \
         "raised $idk; kafka: $(kafka_events konly | tr '\n' ';') mqtt: $(mqtt_events konly | tr '\n' ';') $(grep 'state:' "$D/daemon.log" | tail -3)"
+fi
+it_wait_log "$D/daemon.log" 'no detector "older" is configured' 10
+o=$(grep '^<4>state: .*/state/older/pump1.state.json: written by an older version, it does not say whether the alert went to Kafka as well' "$D/daemon.log")
+if mqtt_events older | grep -q "^cleared detector_removed $ido anomalyd/alerts/older/pump1\$" &&
+   [ -z "$(kafka_events older | grep cleared)" ] && [ -n "$o" ]; then
+    it_ok "3: older/pump1 (file of an older version): cleared on MQTT only, as its file says, a warning says why"
+else
+    it_fail "3: older/pump1 (file of an older version): cleared on MQTT only, as its file says, a warning says why" \
+        "raised $ido; mqtt: $(mqtt_events older | tr '\n' ';') kafka: $(kafka_events older | tr '\n' ';') warning: $o"
 fi
 # the Kafka clear reports the alert as its raise did: model, metric, start, top feature names
 same=$(kcat -C -b "$BOOT" -t al -e -q -f '%s\n' 2>> "$D/kcat.out" | $PYTHON -c '
@@ -207,5 +235,5 @@ else
     it_fail "4: the next start clears neither alert again (Kafka or MQTT)" \
         "kafka konly $n, kafka both $m, mqtt both $l"
 fi
-grep -E 'no detector "(both|konly)"|is not closed' "$D/daemon.log" | sed "s/^/# /"
+grep -E 'no detector "(both|konly|older)"|is not closed|older version' "$D/daemon.log" | sed "s/^/# /"
 stop
