@@ -1908,16 +1908,21 @@ static void outbox_add(void *ud, const char *topic, const void *p, size_t len, i
 
 void state_outbox_sync(ad_daemon *dd, int now)
 {
+    uint64_t kept;
     ad_mqtt_stats ms;
     char path[4200], err[320], *txt;
     cJSON *o, *arr;
     if (!dd->g->cfg->state_dir || !dd->mqtt)
         return;
     ad_mqtt_get_stats(dd->mqtt, &ms);
-    /* the file is emptied only once what it held is acknowledged */
-    if (!ms.queued && (!dd->outbox_dirty || ms.inflight))
+    /* what the broker does not have yet: queued, and alert messages not
+     * acknowledged (handed to the client library, they may not have left
+     * this machine when it goes down); the file is emptied only once what
+     * it held is acknowledged */
+    kept = ms.queued + ms.inflight_alerts;
+    if (!kept && (!dd->outbox_dirty || ms.inflight))
         return;
-    dd->outbox_dirty = ms.queued > 0;
+    dd->outbox_dirty = kept > 0;
     if (!(o = cJSON_CreateObject()))
         return;
     cJSON_AddNumberToObject(o, "version", 1);
@@ -1935,9 +1940,9 @@ void state_outbox_sync(ad_daemon *dd, int now)
     }
     if (ad_write_file_atomic(path, txt, strlen(txt), err, sizeof err) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: %s", path, err);
-    else if (ms.queued)
+    else if (kept)
         ad_log(AD_LOG_NOTICE, "state: %llu undelivered message(s) kept in %s",
-               (unsigned long long)ms.queued, path);
+               (unsigned long long)kept, path);
     free(txt);
 }
 
