@@ -116,7 +116,9 @@ fi
 # ---- 3. a new broker, start: the clear is delivered --------------------------------------------
 it_broker_start "$D" || { it_fail "broker starts again"; exit 1; }
 $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub2.jsonl" & SPID=$!
-sleep 0.3
+# the subscriber is in before the daemon starts (a retained marker reached it)
+mosquitto_pub -h 127.0.0.1 -p "$IT_PORT" -r -t anomalyd/it/ready -m x
+it_wait_until 10 grep -q anomalyd/it/ready "$D/sub2.jsonl"
 conf "$PUMP"
 start 3
 it_wait_until 10 cleared "$D/sub2.jsonl" "$id"
@@ -124,7 +126,7 @@ if cleared "$D/sub1.jsonl" "$id" || cleared "$D/sub2.jsonl" "$id"; then
     it_ok "3: after the crash, line/pump1's clear (detector_removed) reaches a subscriber"
 else
     it_fail "3: after the crash, line/pump1's clear (detector_removed) reaches a subscriber" \
-        "$(grep -E 'state:|outbox' "$D/daemon.log" | tail -4)"
+        "$(grep -E 'state:|outbox|mqtt:' "$D/daemon.log" | tail -8 | cut -c1-220)"
 fi
 grep -E 'undelivered|no detector "line"' "$D/daemon.log" | cut -c1-200 | sed "s/^/# /"
 kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
