@@ -43,8 +43,8 @@ static void add_num_or_null(cJSON *o, const char *k, double v)
         cJSON_AddNullToObject(o, k);
 }
 
-static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, cJSON *o,
-                               int defer);
+static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic,
+                               const char *ktopic, cJSON *o, int defer);
 static cJSON *dq_public(const cJSON *x);
 
 /* The id of the model the stream runs, or NULL (none yet: bootstrap). */
@@ -435,14 +435,18 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     det_rt *d = s->det;
     const ad_alert *a = &ev->alert;
     const char *const *names = ad_detector_features(s->d);
-    char topic[1024];
+    char topic[1024], ktopic[1024];
     cJSON *o;
     int raised = ev->type == AD_EV_ALERT_RAISED;
+    int mine = !raised && s->alert_at && strcmp(s->alert_at->id, a->id) == 0;
 
     /* a clear goes where its alert was raised: the subscribers of that
-     * topic hold it open (alert.topic may have changed since, by a reload
-     * or a restart) */
-    if (!raised && s->alert_at && s->alert_at->topic[0] && strcmp(s->alert_at->id, a->id) == 0)
+     * topic hold it open (alert.topic, or kafka.alert_topic, may have
+     * changed since, by a reload or a restart) */
+    ktopic[0] = '\0';
+    if (mine && s->alert_at->kafka)
+        snprintf(ktopic, sizeof ktopic, "%s", s->alert_at->kafka);
+    if (mine && s->alert_at->topic[0])
         snprintf(topic, sizeof topic, "%s", s->alert_at->topic);
     else if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0) {
         dd_bad_input(dd, "detector %s: alert topic too long for stream %s", d->c->name,
@@ -471,7 +475,7 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     add_model(o, d, s, ev);
     add_alert_body(o, a, ev->ts_ms, ad_detector_metric_name(ev->metric), ev->probability,
                    ev->log_likelihood, names, names ? ad_detector_F(s->d) : 0);
-    publish_alert_json(dd, s, topic, o, 1);
+    publish_alert_json(dd, s, topic, ktopic[0] ? ktopic : NULL, o, 1);
     cJSON_Delete(o);
     ad_log(AD_LOG_NOTICE, "alert %s %s: detector %s stream %s score %.4g threshold %.4g%s%s",
            a->id, raised ? "raised" : "cleared", d->c->name, s->key, a->peak_score,
@@ -552,12 +556,13 @@ const char *publish_alert_what(const cJSON *o, char *buf, size_t len)
 }
 
 /* An alert event (model or data quality) to where the detector's alerts go:
- * MQTT, Kafka or both. On MQTT it is marked as an alert message, so a
- * refusal by the broker is logged as an error naming the alert; with
- * defer (a model alert, which the stream's state file holds) it goes out
- * once the state_save that follows it has written that file. */
-static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, cJSON *o,
-                               int defer)
+ * MQTT (topic), Kafka (ktopic, NULL: kafka.alert_topic) or both. On MQTT it
+ * is marked as an alert message, so a refusal by the broker is logged as
+ * an error naming the alert; with defer (a model alert, which the stream's
+ * state file holds) it goes out once the state_save that follows it has
+ * written that file. */
+static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic,
+                               const char *ktopic, cJSON *o, int defer)
 {
     det_rt *d = s->det;
     if (d->c->alerts_to != AD_ALERTS_KAFKA) {
@@ -571,7 +576,8 @@ static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, 
     }
     if (d->c->alerts_to != AD_ALERTS_MQTT) {
         char *txt = cJSON_PrintUnformatted(o);
-        if (txt) kafka_alert(dd, d->c->name, s->key, txt);
+        if (txt && ktopic) kafka_alert_to(dd, ktopic, d->c->name, s->key, txt);
+        else if (txt) kafka_alert(dd, d->c->name, s->key, txt);
         free(txt);
     }
 }
@@ -689,7 +695,7 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddNumberToObject(o, "time_ms", (double)ev->ts_ms);
     ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "published", iso);
-    publish_alert_json(dd, s, topic, o, 0);     /* not in the state file */
+    publish_alert_json(dd, s, topic, NULL, o, 0);     /* not in the state file */
     dq_track(s, o, raised, topic);
     id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
     chk = cJSON_GetObjectItemCaseSensitive(o, "check");
@@ -734,7 +740,7 @@ void publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
         ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
         cJSON_AddStringToObject(o, "published", iso);
         /* where it was raised (see publish_alert) */
-        publish_alert_json(dd, s, cJSON_IsString(at) ? at->valuestring : topic, o, 0);
+        publish_alert_json(dd, s, cJSON_IsString(at) ? at->valuestring : topic, NULL, o, 0);
         cJSON_Delete(o);
         ad_log(AD_LOG_NOTICE, "data quality %s cleared: detector %s stream %s check %s "
                "reason %s", cJSON_IsString(id) ? id->valuestring : "?", d->c->name, s->key,

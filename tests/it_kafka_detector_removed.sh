@@ -6,9 +6,10 @@
 # alert topic included, from the streams' state files (librdkafka's mock
 # cluster and a real mosquitto, both on 127.0.0.1).
 #  1. detectors pump (plant/#, MQTT), both (both/#, alerts_to both),
-#     konly (konly/#, alerts_to kafka) and older (older/#, alerts_to both):
-#     both/pump1, older/pump1 and konly/pump1 raise alerts (on MQTT and
-#     Kafka topic al; on al only). The daemon stops.
+#     konly (konly/#, alerts_to kafka), older (older/#, alerts_to both)
+#     and keep (keep/#, alerts_to both): both/pump1, older/pump1,
+#     keep/pump1 and konly/pump1 raise alerts (on MQTT and Kafka topic al;
+#     on al only). The daemon stops.
 #  2. both and konly removed, and no Kafka configured: neither alert can be
 #     cleared where it was raised: nothing is published for them, their
 #     files keep the open alerts, a warning names what is missing.
@@ -20,6 +21,10 @@
 #     older version (no "alerts_to", no "kafka_topic"; kept aside during
 #     2): its alert is cleared on MQTT only, as that file says, and a
 #     warning says the file does not tell whether it went to Kafka too.
+#     kafka.alert_topic is al2 now: the clears still go to al, where the
+#     alerts were raised; so does the clear of keep/pump1 (a detector kept,
+#     alerts_to both, its alert raised in 1 and restored open), once its
+#     rows turn normal (and on its MQTT topic).
 #  4. start again: nothing is cleared a second time.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
@@ -36,7 +41,7 @@ trap cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_detector_removed" "kcat not installed"; exit 0; }
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" al:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
+"$MOCK" al:1 al2:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
 it_wait_until 10 test -s "$D/boot"
 BOOT=$(head -1 "$D/boot")
 case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
@@ -50,11 +55,11 @@ det() { # det NAME TOPIC ALERTS_TO
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}
 EOD
 }
-# conf KAFKA(yes|no) DETECTORS...
+# conf KAFKA_ALERT_TOPIC(or no) DETECTORS...
 conf() {
     kafka=
-    [ "$1" = yes ] && kafka="\"kafka\": {\"bootstrap_servers\": \"$BOOT\", \"group_id\": \"it-kdr\",
-           \"alert_topic\": \"al\"},"
+    [ "$1" != no ] && kafka="\"kafka\": {\"bootstrap_servers\": \"$BOOT\", \"group_id\": \"it-kdr\",
+           \"alert_topic\": \"$1\"},"
     shift
     dets=$1; shift
     for x in "$@"; do dets="$dets, $x"; done
@@ -71,9 +76,10 @@ start() { # start N: wait for the Nth connect
         { it_fail "daemon connects" "$(tail -5 "$D/daemon.log")"; exit 1; }
 }
 stop() { kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=; }
-# kafka_events DET: "event reason alert_id key" of DET's model alerts on al
+# kafka_events DET [TOPIC]: "event reason alert_id key" of DET's model alerts
+# on TOPIC (al)
 kafka_events() {
-    kcat -C -b "$BOOT" -t al -e -q -f '%k|%s\n' 2>> "$D/kcat.out" | $PYTHON -c '
+    kcat -C -b "$BOOT" -t "${2:-al}" -e -q -f '%k|%s\n' 2>> "$D/kcat.out" | $PYTHON -c '
 import json, sys
 for line in sys.stdin:
     k, _, v = line.rstrip("\n").partition("|")
@@ -101,14 +107,15 @@ PUMP=$(det pump 'plant/#' mqtt)
 BOTH=$(det both 'both/#' both)
 KONLY=$(det konly 'konly/#' kafka)
 OLDER=$(det older 'older/#' both)
+KEEP_=$(det keep 'keep/#' both)
 
 # ---- 1. alerts open on both/pump1 (MQTT and Kafka) and konly/pump1 (Kafka) ----------------------
-conf yes "$PUMP" "$BOTH" "$KONLY" "$OLDER"
+conf al "$PUMP" "$BOTH" "$KONLY" "$OLDER" "$KEEP_"
 $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
 sleep 0.3
 start 1
 START=$(( $(date +%s) - 800 * 60 ))
-for t in both konly older plant; do
+for t in both konly older keep plant; do
     $H pub --port "$IT_PORT" --devices 1 --rows 360 --start "$START" \
         --fault 'cavitation@300m+300m' --fault-devices pump1 --topic "$t/{device}/data"
 done
@@ -117,6 +124,7 @@ $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/both/pump1 event=rai
 it_wait_until 20 raised_on_kafka konly
 it_wait_until 20 raised_on_kafka both
 it_wait_until 20 raised_on_kafka older
+it_wait_until 20 raised_on_kafka keep
 idb=$(mqtt_events both | awk '$1 == "raised" { print $3; exit }')
 idk=$(kafka_events konly | awk '$1 == "raised" { print $3; exit }')
 if [ -n "$idb" ] && kafka_events both | grep -q "^raised - $idb both/pump1\$" &&
@@ -160,7 +168,7 @@ fi
 
 # ---- 3. Kafka configured again: each alert cleared where it was raised --------------------------
 mv "$D/older.aside" "$D/state/older"
-conf yes "$PUMP"
+conf al2 "$PUMP" "$KEEP_"
 start 3
 it_wait_log "$D/daemon.log" 'no detector "konly" is configured' 10 2 &&
     it_wait_log "$D/daemon.log" 'no detector "both" is configured' 10 2
@@ -219,6 +227,26 @@ if grep -q '"open":null' "$D/state/both/pump1.state.json" &&
 else
     it_fail "3: both state files no longer hold an open alert" \
         "$(cut -c1-200 "$D/state/konly/pump1.state.json")"
+fi
+
+# keep/pump1, restored with its alert open: normal rows clear it where it was raised
+idp=$(kafka_events keep | awk '$1 == "raised" { print $3; exit }')
+$H pub --port "$IT_PORT" --devices 1 --rows 120 --start "$((START + 360 * 60))" \
+    --topic 'keep/{device}/data'
+keep_cleared() { kafka_events keep | grep -q "^cleared cleared $idp keep/pump1\$"; }
+it_wait_until 20 keep_cleared
+if keep_cleared && [ -z "$(kafka_events keep al2)" ] &&
+   mqtt_events keep | grep -q "^cleared cleared $idp anomalyd/alerts/keep/pump1\$"; then
+    it_ok "3: keep/pump1 restored open, kafka.alert_topic now al2: its clear goes to al where it was raised (and MQTT)"
+else
+    it_fail "3: keep/pump1 restored open, kafka.alert_topic now al2: its clear goes to al where it was raised (and MQTT)" \
+        "raised $idp; al: $(kafka_events keep | tr '\n' ';') al2: $(kafka_events keep al2 | tr '\n' ';') mqtt: $(mqtt_events keep | tr '\n' ';')"
+fi
+if [ -z "$(kafka_events both al2)$(kafka_events konly al2)" ]; then
+    it_ok "3: the removed detectors' clears went to al, where raised, not to al2"
+else
+    it_fail "3: the removed detectors' clears went to al, where raised, not to al2" \
+        "al2: $(kafka_events both al2 | tr '\n' ';') $(kafka_events konly al2 | tr '\n' ';')"
 fi
 stop
 
