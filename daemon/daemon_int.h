@@ -430,11 +430,12 @@ void state_save_handover(ad_daemon *dd, stream_rec *s);
  * out of memory): the detector's state (ad_detector_save, with handover
  * ad_detector_save_handover) under the configured settings hash (also for
  * a stream running a model trained online, see swap_hash), and what the
- * daemon keeps beside it: operator feedback ("feedback", command.c) and the
- * topic the open model alert was raised on ("alert_topic": {"alert_id",
- * "topic", "features"}, so that its clear goes there after a restart, a
- * reload or a move of its Kafka partition, whatever alert.topic says by
- * then, and can name its top features when no detector is left to). The
+ * daemon keeps beside it: operator feedback ("feedback", command.c) and
+ * where the open model alert was raised ("alert_topic": {"alert_id",
+ * "topic" (MQTT), "kafka_topic", "features"}, so that its clear goes there
+ * after a restart, a reload or a move of its Kafka partition, whatever
+ * alert.topic or kafka.alert_topic says by then, and can name its top
+ * features when no detector is left to). The
  * state file and the Kafka state topic (kafka.c) both hold this text. */
 char *state_text(const stream_rec *s, int handover);
 /* What state_restore does with the stream. */
