@@ -344,6 +344,26 @@ static int state_write(ad_daemon *dd, const char *path, char *data)
     return state_write_msgs(dd, path, data, NULL);
 }
 
+/* state_write, queued ahead of the files no alert message waits for
+ * (outbox.json: what it holds is on no disk until it is written). */
+static int state_write_ahead(ad_daemon *dd, const char *path, char *data)
+{
+    wjob *j;
+    for (j = dd->wq_head; j; j = j->next)
+        if (strcmp(j->path, path) == 0)
+            return state_write_msgs(dd, path, data, NULL);
+    if (!(j = calloc(1, sizeof *j)) || !(j->path = strdup(path))) {
+        free(j);
+        free(data);
+        return -1;
+    }
+    j->data = data;
+    j->len = strlen(data);
+    wq_insert_ahead(dd, j);
+    writer_kick(dd);
+    return 0;
+}
+
 int state_queued(const ad_daemon *dd, const char *path)
 {
     for (const wjob *j = dd->w_batch; j; j = j->next)
@@ -1934,7 +1954,7 @@ void state_outbox_sync(ad_daemon *dd, int now)
         return;
     outbox_path(dd, path, sizeof path);
     if (!now) {
-        if (state_write(dd, path, txt) != 0)
+        if (state_write_ahead(dd, path, txt) != 0)
             ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
         return;
     }
