@@ -12,20 +12,23 @@
  * (counted); streams idle for idle_evict_s are saved and dropped.
  *
  * State directory layout:
- *   outbox.json                      messages the broker did not get yet
- *                                    (docs/alerts.md, Lifecycle)
+ *   outbox.json                      messages the broker did not get yet:
+ *                                    queued, and alert messages not
+ *                                    acknowledged (docs/alerts.md, Lifecycle)
  * and in state_dir/<detector>/:
  *   <stream>.state.json              calibration state and the open alert
  *                                    (ad_detector_save), the operator's
- *                                    feedback (command.h), the topic the
- *                                    open alert was raised on ("alert_topic":
- *                                    {"alert_id", "topic", "features"},
- *                                    state.c), the MQTT topics its messages
+ *                                    feedback (command.h), where the open
+ *                                    alert was raised ("alert_topic":
+ *                                    {"alert_id", "topic" (MQTT),
+ *                                    "kafka_topic", "features"}, state.c),
+ *                                    the MQTT topics its messages
  *                                    came on ("topics": [...], "topics_more":
  *                                    true when there were more than were
  *                                    kept) and what it keeps retained on the
  *                                    broker ("published": {"detector",
- *                                    "state_topic", "ha_topics", "feed"},
+ *                                    "state_topic", "ha_topics", "feed",
+ *                                    "kafka", "alerts_to"},
  *                                    emptied at start when its detector is
  *                                    gone or no longer feeds it, or those
  *                                    topics moved)

@@ -88,12 +88,16 @@ typedef struct held_msg {
 struct det_rt;
 struct restore_req;
 
-/* The MQTT topic an open model alert was raised on (one allocation, only
- * while it is open): its cleared event goes there, also after a reload or
- * a restart changed alert.topic (publish.c; kept in the state file,
- * state.c). */
+/* Where an open model alert was raised (one allocation, only while it is
+ * open): the MQTT topic ("" when it did not go to MQTT, alerts_to kafka),
+ * its cleared event goes there, also after a reload or a restart changed
+ * alert.topic; and kafka, the Kafka topic it was produced to (NULL when it
+ * did not go to Kafka; points into the same allocation). Kept in the state
+ * file (state.c), whose scan at start clears it on both when its detector
+ * is gone (publish.c). */
 typedef struct alert_at {
     char id[AD_ALERT_ID_LEN];
+    const char *kafka;
     char topic[];
 } alert_at;
 
@@ -429,11 +433,12 @@ void state_save_handover(ad_daemon *dd, stream_rec *s);
  * out of memory): the detector's state (ad_detector_save, with handover
  * ad_detector_save_handover) under the configured settings hash (also for
  * a stream running a model trained online, see swap_hash), and what the
- * daemon keeps beside it: operator feedback ("feedback", command.c) and the
- * topic the open model alert was raised on ("alert_topic": {"alert_id",
- * "topic", "features"}, so that its clear goes there after a restart, a
- * reload or a move of its Kafka partition, whatever alert.topic says by
- * then, and can name its top features when no detector is left to). The
+ * daemon keeps beside it: operator feedback ("feedback", command.c) and
+ * where the open model alert was raised ("alert_topic": {"alert_id",
+ * "topic" (MQTT), "kafka_topic", "features"}, so that its clear goes there
+ * after a restart, a reload or a move of its Kafka partition, whatever
+ * alert.topic or kafka.alert_topic says by then, and can name its top
+ * features when no detector is left to). The
  * state file and the Kafka state topic (kafka.c) both hold this text. */
 char *state_text(const stream_rec *s, int handover);
 /* What state_restore does with the stream. */
@@ -570,17 +575,22 @@ void publish_resend_stop(ad_daemon *dd);
  * topic of its raise, s->alert_at), Kafka as configured; logged, counted. */
 void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev);
 /* The cleared event of alert a (closed: reason, end_ms set) of stream key
- * of a detector no longer configured, on topic (where it was raised), from
- * what its state file kept: the id of the model that scored it, the
- * metric, the feature names (F, may be NULL). QoS qos_alerts, at least 1
- * (queued while the broker is away, kept in outbox.json); MQTT only.
- * Logged and counted like publish_alert. 0, or -1 when it was not queued. */
+ * of a detector no longer configured, where it was raised: on MQTT topic
+ * (NULL: not raised on MQTT) and to Kafka topic kafka (NULL: not raised on
+ * Kafka; key detector/stream), from what its state file kept: the id of
+ * the model that scored it, the metric, the feature names (F, may be
+ * NULL). MQTT: QoS qos_alerts, at least 1 (queued while the broker is
+ * away, kept in outbox.json); Kafka: handed to the producer (its queue).
+ * Logged and counted like publish_alert. 0, or -1 with err: not queued
+ * (Kafka first: when it cannot take it, nothing is published). */
 int publish_alert_removed(ad_daemon *dd, const char *detector, const char *key,
-                          const char *topic, const ad_alert *a, const char *model_id,
-                          const char *metric, const char *const *names, int F);
-/* A new alert_at for alert id raised on topic (malloc'd), or NULL (out of
+                          const char *topic, const char *kafka, const ad_alert *a,
+                          const char *model_id, const char *metric,
+                          const char *const *names, int F, char *err, size_t errlen);
+/* A new alert_at for alert id raised on MQTT topic ("": not on MQTT) and
+ * Kafka topic kafka (NULL: not on Kafka), malloc'd, or NULL (out of
  * memory, id too long). */
-alert_at *publish_alert_at(const char *id, const char *topic);
+alert_at *publish_alert_at(const char *id, const char *topic, const char *kafka);
 /* Data-quality alert (AD_EV_DQ_*) on the alert topic; keeps s->dq_open. */
 void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev);
 /* Continual-learning decision (AD_EV_ADAPT) on the stream's events topic. */

@@ -506,7 +506,8 @@ static void state_read_start(ad_kafka *k)
     uv_timer_start(&k->state_timer, state_timer_cb, 20, 20);
 }
 
-static void produce(ad_kafka *k, const char *topic, const char *key, const char *val)
+/* 0, or -1: not queued (said in a warning). */
+static int produce(ad_kafka *k, const char *topic, const char *key, const char *val)
 {
     rd_kafka_resp_err_t e = rd_kafka_producev(k->p, RD_KAFKA_V_TOPIC(topic),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -514,6 +515,7 @@ static void produce(ad_kafka *k, const char *topic, const char *key, const char 
         RD_KAFKA_V_VALUE((void *)val, val ? strlen(val) : 0), RD_KAFKA_V_END);
     if (e)
         ad_log(AD_LOG_WARNING, "kafka: cannot produce to %s: %s", topic, rd_kafka_err2str(e));
+    return e ? -1 : 0;
 }
 
 /* A state record txt (o printed; st its "state") over what
@@ -612,6 +614,15 @@ void kafka_alert(ad_daemon *dd, const char *det, const char *key, const char *js
     if (!dd->kafka) return;
     snprintf(pk, sizeof pk, "%s/%s", det, key);
     produce(dd->kafka, dd->kafka->cfg->alert_topic, pk, json);
+}
+
+int kafka_alert_to(ad_daemon *dd, const char *topic, const char *det, const char *key,
+                   const char *json)
+{
+    char pk[KEY_MAX + 80];
+    if (!dd->kafka || dd->kafka->closed) return -1;
+    snprintf(pk, sizeof pk, "%s/%s", det, key);
+    return produce(dd->kafka, topic, pk, json);
 }
 
 /* ---- rebalances ------------------------------------------------------------------ */

@@ -62,5 +62,10 @@ void kafka_state_changed(struct ad_daemon *dd, struct stream_rec *s);
 char *kafka_state_take(struct ad_daemon *dd, const char *det, const char *key);
 /* An alert's JSON for kafka.alert_topic. */
 void kafka_alert(struct ad_daemon *dd, const char *det, const char *key, const char *json);
+/* The same to topic (where an alert was raised, kafka.alert_topic then):
+ * 0 when the producer took it, -1 when not (no Kafka configured, or
+ * librdkafka refused it: said in a warning). */
+int kafka_alert_to(struct ad_daemon *dd, const char *topic, const char *det, const char *key,
+                   const char *json);
 
 #endif /* AD_KAFKA_H */

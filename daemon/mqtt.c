@@ -59,11 +59,17 @@ typedef struct qmsg {
  * message, the alert. One per unacknowledged QoS>0 message, freed with its
  * acknowledgement: no more than libmosquitto itself holds (it keeps the
  * whole message until then). QoS 0 publishes are never answered and are
- * not kept. */
+ * not kept. An alert message keeps its payload too, in publish order on
+ * the alert list (ad_mqtt_queue_foreach: the outbox holds it until the
+ * broker has it, so that a crash before then does not lose it). */
 typedef struct pubrec {
     struct pubrec *next;
+    struct pubrec *anext, **aprev;  /* alert list (payload kept), or NULL */
     int mid;
     const char *what;           /* into topic[]'s allocation, or NULL */
+    void *payload;              /* alert messages: a copy, else NULL */
+    size_t len;
+    int qos, retain;
     char topic[];
 } pubrec;
 
@@ -148,6 +154,7 @@ struct ad_mqtt {
     size_t qlen, qmax;
     ad_mqtt_stats st;
     pubrec *pubrecs[PUBREC_BUCKETS];    /* by mid: what an unacknowledged mid carried */
+    pubrec *ahead, **atail;     /* of them, alert messages, oldest first */
     struct {
         uint64_t period_end;            /* uv_now() end of the current minute */
         int alert_lines;                /* alert refusals logged in it */
@@ -185,32 +192,63 @@ static void unacked_done(ad_mqtt *m, int mid)
     }
 }
 
-/* The record of mid, unlinked (the caller frees it), or NULL. */
+/* The record of mid, unlinked (the caller frees it with pubrec_free), or
+ * NULL. */
 static pubrec *pubrec_take(ad_mqtt *m, int mid)
 {
     pubrec **pp = &m->pubrecs[(unsigned)mid % PUBREC_BUCKETS], *r;
     while (*pp && (*pp)->mid != mid) pp = &(*pp)->next;
-    if ((r = *pp)) *pp = r->next;
+    if ((r = *pp)) {
+        *pp = r->next;
+        if (r->aprev) {             /* off the alert list */
+            *r->aprev = r->anext;
+            if (r->anext) r->anext->aprev = r->aprev;
+            else m->atail = r->aprev;
+            m->st.inflight_alerts--;
+        }
+    }
     return r;
 }
 
+static void pubrec_free(pubrec *r)
+{
+    if (r) free(r->payload);
+    free(r);
+}
+
 /* A QoS>0 message went to libmosquitto as mid: count it in flight and keep
- * its topic (and `what`) for its acknowledgement. Out of memory, a refusal
- * of it cannot name the topic; nothing else changes. */
-static void track(ad_mqtt *m, int mid, const char *topic, const char *what)
+ * its topic (and `what`) for its acknowledgement; an alert message (what)
+ * keeps its payload too, on the alert list. Out of memory, a refusal of it
+ * cannot name the topic, or the outbox does not get it; nothing else
+ * changes. */
+static void track(ad_mqtt *m, int mid, const char *topic, const char *what,
+                  const void *payload, size_t len, int qos, int retain)
 {
     size_t tl = strlen(topic) + 1, wl = what ? strlen(what) + 1 : 0;
     pubrec *r;
     unacked_add(m, mid);
-    free(pubrec_take(m, mid));          /* a reused mid: the old one is gone */
+    pubrec_free(pubrec_take(m, mid));   /* a reused mid: the old one is gone */
     if (!(r = malloc(sizeof *r + tl + wl)))
         return;
     r->mid = mid;
     memcpy(r->topic, topic, tl);
     r->what = NULL;
+    r->payload = NULL;
+    r->anext = NULL;
+    r->aprev = NULL;
+    r->len = len;
+    r->qos = qos;
+    r->retain = retain;
     if (what) {
         memcpy(r->topic + tl, what, wl);
         r->what = r->topic + tl;
+        if ((r->payload = malloc(len ? len : 1)) != NULL) {
+            memcpy(r->payload, payload, len);
+            r->aprev = m->atail;
+            *m->atail = r;
+            m->atail = &r->anext;
+            m->st.inflight_alerts++;
+        }
     }
     r->next = m->pubrecs[(unsigned)mid % PUBREC_BUCKETS];
     m->pubrecs[(unsigned)mid % PUBREC_BUCKETS] = r;
@@ -222,8 +260,11 @@ static void pubrecs_clear(ad_mqtt *m)
         while (m->pubrecs[i]) {
             pubrec *r = m->pubrecs[i];
             m->pubrecs[i] = r->next;
-            free(r);
+            pubrec_free(r);
         }
+    m->ahead = NULL;
+    m->atail = &m->ahead;
+    m->st.inflight_alerts = 0;
 }
 
 /* ---- subscriptions and their SUBACKs ------------------------------------ */
@@ -665,7 +706,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
         if (r != MOSQ_ERR_SUCCESS)
             break;
         m->st.published++;
-        if (q->qos > 0) track(m, mid, q->topic, q->what);
+        if (q->qos > 0) track(m, mid, q->topic, q->what, q->payload, q->len, q->qos, q->retain);
         m->qhead = q->next;
         if (!m->qhead) m->qtail = NULL;
         m->qlen--;
@@ -776,7 +817,7 @@ static void on_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
             m->refusals.suppressed++;
         }
     }
-    free(r);
+    pubrec_free(r);
 }
 
 static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg,
@@ -1001,6 +1042,7 @@ int ad_mqtt_new(ad_mqtt **out, uv_loop_t *loop, const ad_broker_cfg *b,
     if (!(m = calloc(1, sizeof *m)) || !(m->host = strdup(b->host)))
         goto oom;
     m->loop = loop;
+    m->atail = &m->ahead;
     m->cb = *cb;
     m->ud = ud;
     m->port = b->port;
@@ -1159,7 +1201,7 @@ int ad_mqtt_publish_alert(ad_mqtt *m, const char *topic, const void *payload, si
         int mid, rc = mosquitto_publish(m->mosq, &mid, topic, (int)len, payload, qos, retain);
         if (rc == MOSQ_ERR_SUCCESS) {
             m->st.published++;
-            if (qos > 0) track(m, mid, topic, what);
+            if (qos > 0) track(m, mid, topic, what, payload, len, qos, retain);
             update_poll(m);
             return 0;
         }
@@ -1212,7 +1254,7 @@ int ad_mqtt_publish_reply(ad_mqtt *m, const char *topic, const void *payload, si
         return AD_EINVAL;
     }
     m->st.published++;
-    track(m, mid, topic, NULL);
+    track(m, mid, topic, NULL, NULL, 0, 1, 0);
     update_poll(m);
     return 0;
 }
@@ -1253,6 +1295,8 @@ void ad_mqtt_queue_foreach(const ad_mqtt *m,
                                       size_t len, int qos, int retain),
                            void *ud)
 {
+    for (const pubrec *r = m->ahead; r; r = r->anext)
+        fn(ud, r->topic, r->payload, r->len, r->qos, r->retain);
     for (const qmsg *q = m->qhead; q; q = q->next)
         fn(ud, q->topic, q->payload, q->len, q->qos, q->retain);
 }

@@ -90,6 +90,7 @@ typedef struct ad_mqtt_stats {
     uint64_t queued;            /* now in our own queue */
     uint64_t queue_dropped;     /* dropped: queue full, or QoS 0 while away */
     uint64_t inflight;          /* QoS>0 published, not yet acknowledged */
+    uint64_t inflight_alerts;   /* of them, alert messages (kept for the outbox) */
     uint64_t publish_refused;   /* refused by the broker (MQTT 5 reason code >= 0x80) */
     uint64_t alerts_refused;    /* of them, published with ad_mqtt_publish_alert */
 } ad_mqtt_stats;
@@ -178,8 +179,11 @@ void ad_mqtt_stop(ad_mqtt *m, uint64_t timeout_ms);
 
 void ad_mqtt_get_stats(const ad_mqtt *m, ad_mqtt_stats *st);
 
-/* Call fn for every message in our own queue (oldest first); topic and
- * payload are valid during the call. To keep them across a stop. */
+/* Call fn for every alert message (ad_mqtt_publish_alert with a `what`)
+ * handed to libmosquitto and not acknowledged yet, then every message in
+ * our own queue, each oldest first; topic and payload are valid during the
+ * call. To keep them across a stop or a crash (outbox.json): a message
+ * the broker has not acknowledged may not have reached it. */
 void ad_mqtt_queue_foreach(const ad_mqtt *m,
                            void (*fn)(void *ud, const char *topic, const void *payload,
                                       size_t len, int qos, int retain),

@@ -43,8 +43,8 @@ static void add_num_or_null(cJSON *o, const char *k, double v)
         cJSON_AddNullToObject(o, k);
 }
 
-static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, cJSON *o,
-                               int defer);
+static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic,
+                               const char *ktopic, cJSON *o, int defer);
 static cJSON *dq_public(const cJSON *x);
 
 /* The id of the model the stream runs, or NULL (none yet: bootstrap). */
@@ -367,15 +367,18 @@ void publish_resend_stop(ad_daemon *dd)
     uv_timer_stop(&dd->resend_timer);
 }
 
-alert_at *publish_alert_at(const char *id, const char *topic)
+alert_at *publish_alert_at(const char *id, const char *topic, const char *kafka)
 {
-    size_t tl = strlen(topic) + 1;
+    size_t tl = strlen(topic) + 1, kl = kafka ? strlen(kafka) + 1 : 0;
     alert_at *at;
 
-    if (strlen(id) >= sizeof at->id || !(at = malloc(sizeof *at + tl)))
+    if (strlen(id) >= sizeof at->id || !(at = malloc(sizeof *at + tl + kl)))
         return NULL;
     snprintf(at->id, sizeof at->id, "%s", id);
     memcpy(at->topic, topic, tl);
+    at->kafka = NULL;
+    if (kafka)
+        at->kafka = memcpy(at->topic + tl, kafka, kl);
     return at;
 }
 
@@ -432,14 +435,18 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     det_rt *d = s->det;
     const ad_alert *a = &ev->alert;
     const char *const *names = ad_detector_features(s->d);
-    char topic[1024];
+    char topic[1024], ktopic[1024];
     cJSON *o;
     int raised = ev->type == AD_EV_ALERT_RAISED;
+    int mine = !raised && s->alert_at && strcmp(s->alert_at->id, a->id) == 0;
 
     /* a clear goes where its alert was raised: the subscribers of that
-     * topic hold it open (alert.topic may have changed since, by a reload
-     * or a restart) */
-    if (!raised && s->alert_at && strcmp(s->alert_at->id, a->id) == 0)
+     * topic hold it open (alert.topic, or kafka.alert_topic, may have
+     * changed since, by a reload or a restart) */
+    ktopic[0] = '\0';
+    if (mine && s->alert_at->kafka)
+        snprintf(ktopic, sizeof ktopic, "%s", s->alert_at->kafka);
+    if (mine && s->alert_at->topic[0])
         snprintf(topic, sizeof topic, "%s", s->alert_at->topic);
     else if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0) {
         dd_bad_input(dd, "detector %s: alert topic too long for stream %s", d->c->name,
@@ -448,8 +455,12 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     }
     free(s->alert_at);
     s->alert_at = NULL;
-    if (raised && d->c->alerts_to != AD_ALERTS_KAFKA)
-        s->alert_at = publish_alert_at(a->id, topic);   /* out of memory: as before */
+    /* where it goes: its clear goes there too, also by the scan at start
+     * when the detector is gone by then (out of memory: as before) */
+    if (raised)
+        s->alert_at = publish_alert_at(a->id, d->c->alerts_to != AD_ALERTS_KAFKA ? topic : "",
+                                       d->c->alerts_to != AD_ALERTS_MQTT ?
+                                       dd->g->cfg->kafka.alert_topic : NULL);
     if (!(o = cJSON_CreateObject()))
         return;
     cJSON_AddNumberToObject(o, "schema", 1);
@@ -464,7 +475,7 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     add_model(o, d, s, ev);
     add_alert_body(o, a, ev->ts_ms, ad_detector_metric_name(ev->metric), ev->probability,
                    ev->log_likelihood, names, names ? ad_detector_F(s->d) : 0);
-    publish_alert_json(dd, s, topic, o, 1);
+    publish_alert_json(dd, s, topic, ktopic[0] ? ktopic : NULL, o, 1);
     cJSON_Delete(o);
     ad_log(AD_LOG_NOTICE, "alert %s %s: detector %s stream %s score %.4g threshold %.4g%s%s",
            a->id, raised ? "raised" : "cleared", d->c->name, s->key, a->peak_score,
@@ -474,16 +485,21 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
 }
 
 int publish_alert_removed(ad_daemon *dd, const char *detector, const char *key,
-                          const char *topic, const ad_alert *a, const char *model_id,
-                          const char *metric, const char *const *names, int F)
+                          const char *topic, const char *kafka, const ad_alert *a,
+                          const char *model_id, const char *metric,
+                          const char *const *names, int F, char *err, size_t errlen)
 {
     char what[256], *txt;
     const char *w;
     cJSON *o, *mo;
-    int qos = dd->g->cfg->broker.qos_alerts, rc = -1;
+    int qos = dd->g->cfg->broker.qos_alerts, rc = 0;
 
+    if (kafka && !dd->kafka)
+        return ad_errf(err, errlen, AD_EINVAL, "it was raised on Kafka topic %s, and "
+                       "kafka.bootstrap_servers is not configured now (nothing is published)",
+                       kafka);
     if (!(o = cJSON_CreateObject()))
-        return -1;
+        return ad_errf(err, errlen, AD_ENOMEM, "out of memory");
     cJSON_AddNumberToObject(o, "schema", 1);
     cJSON_AddStringToObject(o, "kind", "model");
     cJSON_AddStringToObject(o, "alert_id", a->id);
@@ -500,17 +516,29 @@ int publish_alert_removed(ad_daemon *dd, const char *detector, const char *key,
     }
     add_alert_body(o, a, a->end_ms, metric, NAN, NAN, names, F);
     w = publish_alert_what(o, what, sizeof what);
+    if (!(txt = cJSON_PrintUnformatted(o))) {
+        cJSON_Delete(o);
+        return ad_errf(err, errlen, AD_ENOMEM, "out of memory");
+    }
+    /* Kafka first: when its producer refuses it, nothing went out and the
+     * next start tries again */
+    if (kafka && kafka_alert_to(dd, kafka, detector, key, txt) != 0)
+        rc = ad_errf(err, errlen, AD_EINVAL, "its cleared event could not be produced to "
+                     "Kafka topic %s (nothing is published)", kafka);
     /* at start, the broker perhaps not connected yet: QoS 0 would drop it, and
      * nothing publishes it again */
-    if ((txt = cJSON_PrintUnformatted(o)) != NULL)
-        rc = ad_mqtt_publish_alert(dd->mqtt, topic, txt, strlen(txt), qos < 1 ? 1 : qos, 0, w);
+    else if (topic && ad_mqtt_publish_alert(dd->mqtt, topic, txt, strlen(txt),
+                                            qos < 1 ? 1 : qos, 0, w) != 0)
+        rc = ad_errf(err, errlen, AD_EINVAL, "its cleared event could not be queued for "
+                     "MQTT topic %s%s", topic, kafka ? " (it went to Kafka)" : "");
     free(txt);
     cJSON_Delete(o);
     if (rc != 0)
-        return -1;
+        return rc;
     ad_log(AD_LOG_NOTICE, "alert %s cleared: detector %s stream %s score %.4g threshold %.4g "
-           "reason %s", a->id, detector, key, a->peak_score, a->threshold,
-           ad_close_reason_name(a->reason));
+           "reason %s%s%s%s%s", a->id, detector, key, a->peak_score, a->threshold,
+           ad_close_reason_name(a->reason), topic ? " on " : "", topic ? topic : "",
+           kafka ? (topic ? " and Kafka topic " : " on Kafka topic ") : "", kafka ? kafka : "");
     dd->c.alerts_cleared++;
     return 0;
 }
@@ -528,12 +556,13 @@ const char *publish_alert_what(const cJSON *o, char *buf, size_t len)
 }
 
 /* An alert event (model or data quality) to where the detector's alerts go:
- * MQTT, Kafka or both. On MQTT it is marked as an alert message, so a
- * refusal by the broker is logged as an error naming the alert; with
- * defer (a model alert, which the stream's state file holds) it goes out
- * once the state_save that follows it has written that file. */
-static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, cJSON *o,
-                               int defer)
+ * MQTT (topic), Kafka (ktopic, NULL: kafka.alert_topic) or both. On MQTT it
+ * is marked as an alert message, so a refusal by the broker is logged as
+ * an error naming the alert; with defer (a model alert, which the stream's
+ * state file holds) it goes out once the state_save that follows it has
+ * written that file. */
+static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic,
+                               const char *ktopic, cJSON *o, int defer)
 {
     det_rt *d = s->det;
     if (d->c->alerts_to != AD_ALERTS_KAFKA) {
@@ -547,7 +576,8 @@ static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic, 
     }
     if (d->c->alerts_to != AD_ALERTS_MQTT) {
         char *txt = cJSON_PrintUnformatted(o);
-        if (txt) kafka_alert(dd, d->c->name, s->key, txt);
+        if (txt && ktopic) kafka_alert_to(dd, ktopic, d->c->name, s->key, txt);
+        else if (txt) kafka_alert(dd, d->c->name, s->key, txt);
         free(txt);
     }
 }
@@ -665,7 +695,7 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddNumberToObject(o, "time_ms", (double)ev->ts_ms);
     ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "published", iso);
-    publish_alert_json(dd, s, topic, o, 0);     /* not in the state file */
+    publish_alert_json(dd, s, topic, NULL, o, 0);     /* not in the state file */
     dq_track(s, o, raised, topic);
     id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
     chk = cJSON_GetObjectItemCaseSensitive(o, "check");
@@ -710,7 +740,7 @@ void publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
         ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
         cJSON_AddStringToObject(o, "published", iso);
         /* where it was raised (see publish_alert) */
-        publish_alert_json(dd, s, cJSON_IsString(at) ? at->valuestring : topic, o, 0);
+        publish_alert_json(dd, s, cJSON_IsString(at) ? at->valuestring : topic, NULL, o, 0);
         cJSON_Delete(o);
         ad_log(AD_LOG_NOTICE, "data quality %s cleared: detector %s stream %s check %s "
                "reason %s", cJSON_IsString(id) ? id->valuestring : "?", d->c->name, s->key,

@@ -345,6 +345,26 @@ static int state_write(ad_daemon *dd, const char *path, char *data)
     return state_write_msgs(dd, path, data, NULL);
 }
 
+/* state_write, queued ahead of the files no alert message waits for
+ * (outbox.json: what it holds is on no disk until it is written). */
+static int state_write_ahead(ad_daemon *dd, const char *path, char *data)
+{
+    wjob *j;
+    for (j = dd->wq_head; j; j = j->next)
+        if (strcmp(j->path, path) == 0)
+            return state_write_msgs(dd, path, data, NULL);
+    if (!(j = calloc(1, sizeof *j)) || !(j->path = strdup(path))) {
+        free(j);
+        free(data);
+        return -1;
+    }
+    j->data = data;
+    j->len = strlen(data);
+    wq_insert_ahead(dd, j);
+    writer_kick(dd);
+    return 0;
+}
+
 int state_queued(const ad_daemon *dd, const char *path)
 {
     for (const wjob *j = dd->w_batch; j; j = j->next)
@@ -395,10 +415,11 @@ static int alert_topic_open(const stream_rec *s)
     return b.alert_active;
 }
 
-/* "alert_topic": the open alert's id, the topic it was raised on (its
- * clear goes there) and the stream's feature names (its top features are
- * indices): what its clear needs when no detector is left to publish it
- * (the scan at start, scan_orphan_file). */
+/* "alert_topic": the open alert's id, the MQTT topic it was raised on
+ * (its clear goes there; none when it went to Kafka only), "kafka_topic"
+ * the Kafka topic it was produced to (when it was), and the stream's
+ * feature names (its top features are indices): what its clear needs when
+ * no detector is left to publish it (the scan at start, scan_orphan_file). */
 static void add_extras(const stream_rec *s, cJSON *o, int topic)
 {
     const char *const *names;
@@ -407,7 +428,10 @@ static void add_extras(const stream_rec *s, cJSON *o, int topic)
     command_state_add(s, o);
     if (topic && (t = cJSON_AddObjectToObject(o, "alert_topic"))) {
         cJSON_AddStringToObject(t, "alert_id", s->alert_at->id);
-        cJSON_AddStringToObject(t, "topic", s->alert_at->topic);
+        if (s->alert_at->topic[0])
+            cJSON_AddStringToObject(t, "topic", s->alert_at->topic);
+        if (s->alert_at->kafka)
+            cJSON_AddStringToObject(t, "kafka_topic", s->alert_at->kafka);
         if ((names = ad_detector_features(s->d)) != NULL)
             cJSON_AddItemToObject(t, "features",
                                   cJSON_CreateStringArray(names, ad_detector_F(s->d)));
@@ -517,7 +541,10 @@ static uint64_t feed_hash(const ad_config *cfg, const det_rt *d)
  *   "published": {"detector": name, "state_topic": its state topic,
  *                 "ha_topics": [its Home Assistant discovery configs and
  *                 entity state], "feed": feed_hash, "kafka": true (its
- *                 streams come from Kafka partitions)}
+ *                 streams come from Kafka partitions), "alerts_to": where
+ *                 its alerts go, "mqtt", "kafka" or "both" (an older
+ *                 file without it may have had its alert go to Kafka too,
+ *                 and "alert_topic" does not say: scan_orphan_file)}
  * (state_topic and ha_topics only when configured). */
 static char *attach_published(ad_daemon *dd, const stream_rec *s, char *js)
 {
@@ -537,6 +564,8 @@ static char *attach_published(ad_daemon *dd, const stream_rec *s, char *js)
     cJSON_AddStringToObject(p, "feed", feed);
     if (d->c->kafka_topics.n > 0)
         cJSON_AddTrueToObject(p, "kafka");
+    cJSON_AddStringToObject(p, "alerts_to", d->c->alerts_to == AD_ALERTS_KAFKA ? "kafka" :
+                            d->c->alerts_to == AD_ALERTS_BOTH ? "both" : "mqtt");
     js = splice_member(js, "published", cJSON_PrintUnformatted(p));
     cJSON_Delete(p);
     return js;
@@ -549,7 +578,7 @@ static char *attach_published(ad_daemon *dd, const stream_rec *s, char *js)
  * reload's rebuild). */
 static void restore_extras(stream_rec *s, const char *js)
 {
-    cJSON *o, *t, *id, *tp;
+    cJSON *o, *t, *id, *tp, *kt;
 
     if (!js || (!strstr(js, "\"alert_topic\"") && !strstr(js, "\"topics\"")) ||
         !(o = cJSON_Parse(js)))
@@ -557,8 +586,10 @@ static void restore_extras(stream_rec *s, const char *js)
     t = cJSON_GetObjectItemCaseSensitive(o, "alert_topic");
     id = cJSON_GetObjectItemCaseSensitive(t, "alert_id");
     tp = cJSON_GetObjectItemCaseSensitive(t, "topic");
-    if (!s->alert_at && cJSON_IsString(id) && cJSON_IsString(tp))
-        s->alert_at = publish_alert_at(id->valuestring, tp->valuestring);
+    kt = cJSON_GetObjectItemCaseSensitive(t, "kafka_topic");
+    if (!s->alert_at && cJSON_IsString(id) && (cJSON_IsString(tp) || cJSON_IsString(kt)))
+        s->alert_at = publish_alert_at(id->valuestring, cJSON_IsString(tp) ? tp->valuestring : "",
+                                       cJSON_IsString(kt) ? kt->valuestring : NULL);
     if (!s->record_keyed) {
         t = cJSON_GetObjectItemCaseSensitive(o, "topics");
         cJSON_ArrayForEach(tp, t)
@@ -1109,6 +1140,7 @@ typedef struct scan_dir {
     scan_ent *ents, **tail;      /* in readdir order */
     int files, open;             /* state files read; with an open alert */
     int kept_open;               /* orphan: open alerts that nothing clears */
+    int kafka_now;               /* orphan: kafka.bootstrap_servers configured */
     int oom;                     /* a file's work not kept: out of memory */
 } scan_dir;
 
@@ -1358,7 +1390,8 @@ static void scan_read_dir(const ad_daemon *dd, scan_dir *sd)
 /* Thread pool: the open alert of a stream of detector det, no longer
  * configured, from its state file o, closed: *out (malloc'd) its cleared
  * event's alert, reason detector_removed, *info what its clear needs besides
- * ("alert_topic": the topic it was raised on and the feature names;
+ * ("alert_topic": the MQTT and Kafka topics it was raised on and the
+ * feature names;
  * "model_id", "metric"), and o without it (its "alert" "open" null, no
  * "alert_topic", a "detector_removed" record). 0, or -1 with err. */
 static int close_removed(const char *key, cJSON *o, ad_alert **out, cJSON **info, char *err,
@@ -1368,6 +1401,7 @@ static int close_removed(const char *key, cJSON *o, ad_alert **out, cJSON **info
     const cJSON *at = cJSON_GetObjectItemCaseSensitive(o, "alert_topic");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(at, "alert_id");
     const cJSON *tp = cJSON_GetObjectItemCaseSensitive(at, "topic");
+    const cJSON *kt = cJSON_GetObjectItemCaseSensitive(at, "kafka_topic");
     const cJSON *fs = cJSON_GetObjectItemCaseSensitive(at, "features");
     const cJSON *mid = cJSON_GetObjectItemCaseSensitive(o, "model_id");
     const cJSON *met = cJSON_GetObjectItemCaseSensitive(o, "metric");
@@ -1379,10 +1413,10 @@ static int close_removed(const char *key, cJSON *o, ad_alert **out, cJSON **info
     char iso[40];
     int nf = 0, rc;
 
-    if (!cJSON_IsString(id) || !cJSON_IsString(tp))
-        return ad_errf(err, errlen, AD_EFORMAT, "it does not name the topic the alert was "
-                       "raised on (its alerts went to Kafka only, or it was written by an "
-                       "older version)");
+    if (!cJSON_IsString(id) || (!cJSON_IsString(tp) && !cJSON_IsString(kt)))
+        return ad_errf(err, errlen, AD_EFORMAT, "it does not name where the alert was "
+                       "raised (written by an older version: with alerts_to kafka, those "
+                       "did not keep it)");
     if (!cJSON_IsString(met))
         return ad_errf(err, errlen, AD_EFORMAT, "\"metric\" missing");
     if (!cJSON_IsArray(fs) || (nf = cJSON_GetArraySize(fs)) <= 0 || nf > AD_MAX_FEATURES)
@@ -1473,6 +1507,14 @@ static void scan_orphan_file(scan_dir *od, const char *path)
         scan_warn(od, "state: %s: the open alert is not closed: %s", path, err);
         od->kept_open++;
     } else if ((e = ent_new(od, open ? SE_CLOSE : SE_EMPTY, k->valuestring)) != NULL) {
+        /* an older version kept only the MQTT topic of an alert that
+         * may have gone to Kafka as well: the clear goes where it says */
+        if (open && !cJSON_GetObjectItemCaseSensitive(pub, "alerts_to") &&
+            !cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(info,
+                                              "alert_topic"), "kafka_topic") && od->kafka_now)
+            scan_warn(od, "state: %s: written by an older version, it does not say whether "
+                      "the alert went to Kafka as well (alerts_to both): its clear goes to "
+                      "MQTT only", path);
         e->alert = alert;
         e->info = info;
         ent_file(od, e, path, o);
@@ -1519,6 +1561,7 @@ static void scan_read_orphans(struct state_scan_req *q)
             continue;               /* not said: out of memory */
         }
         od->tail = &od->ents;
+        od->kafka_now = q->dd->g->cfg->kafka.bootstrap_servers != NULL;
         while ((f = readdir(sp)) != NULL) {
             if (!is_state_file(f->d_name))
                 continue;
@@ -1681,9 +1724,11 @@ static void scan_apply_orphan(ad_daemon *dd, scan_dir *od)
             const cJSON *at = cJSON_GetObjectItemCaseSensitive(e->info, "alert_topic");
             const cJSON *fs = cJSON_GetObjectItemCaseSensitive(at, "features"), *x;
             const cJSON *tp = cJSON_GetObjectItemCaseSensitive(at, "topic");
+            const cJSON *kt = cJSON_GetObjectItemCaseSensitive(at, "kafka_topic");
             const cJSON *mid = cJSON_GetObjectItemCaseSensitive(e->info, "model_id");
             const cJSON *met = cJSON_GetObjectItemCaseSensitive(e->info, "metric");
             const char **names = NULL;
+            char err[512];
             int nf = 0, rc;
 
             if (cJSON_IsArray(fs) && (nf = cJSON_GetArraySize(fs)) > 0 &&
@@ -1694,14 +1739,19 @@ static void scan_apply_orphan(ad_daemon *dd, scan_dir *od)
             } else {
                 nf = 0;
             }
-            rc = cJSON_IsString(tp) && cJSON_IsString(met) ?
-                 publish_alert_removed(dd, od->name, e->key, tp->valuestring, e->alert,
+            /* where it was raised: MQTT, Kafka, or both (close_removed
+             * made sure of one) */
+            rc = cJSON_IsString(met) ?
+                 publish_alert_removed(dd, od->name, e->key,
+                                       cJSON_IsString(tp) ? tp->valuestring : NULL,
+                                       cJSON_IsString(kt) ? kt->valuestring : NULL, e->alert,
                                        cJSON_IsString(mid) ? mid->valuestring : NULL,
-                                       met->valuestring, names, nf) : -1;
+                                       met->valuestring, names, nf, err, sizeof err) :
+                 ad_errf(err, sizeof err, AD_EFORMAT, "\"metric\" missing");
             free(names);
             if (rc != 0) {
-                ad_log(AD_LOG_WARNING, "state: %s: the open alert is not closed: its cleared "
-                       "event could not be queued", e->path);
+                ad_log(AD_LOG_WARNING, "state: %s: the open alert is not closed: %s",
+                       e->path, err);
                 kept_open++;
                 continue;
             }
@@ -1893,16 +1943,21 @@ static void outbox_add(void *ud, const char *topic, const void *p, size_t len, i
 
 void state_outbox_sync(ad_daemon *dd, int now)
 {
+    uint64_t kept;
     ad_mqtt_stats ms;
     char path[4200], err[320], *txt;
     cJSON *o, *arr;
     if (!dd->g->cfg->state_dir || !dd->mqtt)
         return;
     ad_mqtt_get_stats(dd->mqtt, &ms);
-    /* the file is emptied only once what it held is acknowledged */
-    if (!ms.queued && (!dd->outbox_dirty || ms.inflight))
+    /* what the broker does not have yet: queued, and alert messages not
+     * acknowledged (handed to the client library, they may not have left
+     * this machine when it goes down); the file is emptied only once what
+     * it held is acknowledged */
+    kept = ms.queued + ms.inflight_alerts;
+    if (!kept && (!dd->outbox_dirty || ms.inflight))
         return;
-    dd->outbox_dirty = ms.queued > 0;
+    dd->outbox_dirty = kept > 0;
     if (!(o = cJSON_CreateObject()))
         return;
     cJSON_AddNumberToObject(o, "version", 1);
@@ -1914,15 +1969,15 @@ void state_outbox_sync(ad_daemon *dd, int now)
         return;
     outbox_path(dd, path, sizeof path);
     if (!now) {
-        if (state_write(dd, path, txt) != 0)
+        if (state_write_ahead(dd, path, txt) != 0)
             ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
         return;
     }
     if (ad_write_file_atomic(path, txt, strlen(txt), err, sizeof err) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: %s", path, err);
-    else if (ms.queued)
+    else if (kept)
         ad_log(AD_LOG_NOTICE, "state: %llu undelivered message(s) kept in %s",
-               (unsigned long long)ms.queued, path);
+               (unsigned long long)kept, path);
     free(txt);
 }
 
