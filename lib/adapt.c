@@ -1197,6 +1197,29 @@ done:
 /* ------------------------------------------------------------------------ */
 /* offer and schedule                                                        */
 
+/* A due fine-tune waits while an accepted regime's occurrence runs (a
+ * window judged against a regime within the last margin windows): a
+ * shadow span begun there would compare the models over the regime's
+ * hours, where the live model's error is highest, and the promotion it
+ * decides judges the regime on them. It waits at most shadow_windows
+ * windows (a regime that shows all day does not stop learning). Returns 1
+ * while held. */
+static int regime_hold(ad_adapt *a)
+{
+    uint64_t m = (uint64_t)ad_adapt_margin_after(&a->cfg);
+
+    if (a->reg_last == 0 || a->offered - a->reg_last > m) {
+        a->held_at = 0;
+        return 0;
+    }
+    if (a->held_at == 0)
+        a->held_at = a->offered;
+    if (a->offered - a->held_at < (uint64_t)a->cfg.shadow_windows)
+        return 1;
+    a->held_at = 0;
+    return 0;
+}
+
 static void schedule_check(ad_adapt *a, int64_t ts)
 {
     int due = 0;
@@ -1215,6 +1238,8 @@ static void schedule_check(ad_adapt *a, int64_t ts)
     if (due && a->nlen >= (size_t)a->cfg.min_windows) {
         ad_adapt_event ev;
 
+        if (regime_hold(a))
+            return;
         a->acc_pending = 0;
 
         event_init(a, &ev, AD_ADAPT_EV_TRAIN_READY, ts);
@@ -1245,6 +1270,8 @@ int ad_adapt_offer(ad_adapt *a, const float *win, const ad_model *scaled_by,
         raw = a->tmp;
     }
     a->offered++;
+    if (o->regime)
+        a->reg_last = a->offered;
     a->last_ts = o->ts_ms;
     a->sched_windows++;
     if (a->sched_start == SCHED_UNSET)

@@ -65,7 +65,10 @@
  * time (window timestamps) since the last decision (or start), whichever
  * first (0 disables a trigger), and only when the normal set holds at least
  * min_windows; a due schedule waits for that. No new job while a job runs or
- * a candidate is in shadow.
+ * a candidate is in shadow. A due schedule also waits while a window judged
+ * against an accepted regime (ad_adapt_obs.regime) was offered within the
+ * last margin windows (the regime's occurrence runs; its hours would make
+ * the shadow comparison), at most shadow_windows windows.
  *
  * DECISION, after shadow_windows shadow windows have a final verdict
  * (normal, or dropped as inside/near an alert, exceeded, data quality):

@@ -84,6 +84,10 @@ struct ad_adapt {
     uint64_t sched_windows;
     int acc_pending;              /* a regime was accepted: fine-tune soon */
     uint64_t acc_admitted, acc_need;  /* admitted at acceptance; windows to wait */
+    uint64_t reg_last;          /* offered at the last window judged against an
+                                 * accepted regime (0: none since start) */
+    uint64_t held_at;           /* offered when a due schedule was first held
+                                 * for a regime's occurrence (0: not held) */
     int64_t sched_start;
     int64_t last_ts;
     int ready;                  /* TRAIN_READY sent, job not taken */

@@ -1134,6 +1134,48 @@ static void test_schedule(void)
     ad_adapt_free(a);
 }
 
+/* A fine-tune that falls due while an accepted regime's occurrence runs
+ * (windows judged against the regime: a daily peak accepted at its onset)
+ * waits until margin windows passed without one, so the candidate's shadow
+ * span does not compare the models over the regime's hours; a regime that
+ * never ends holds it at most shadow_windows windows. */
+static int regime_due_at(int reg_from, int reg_to)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a;
+    int k, fired = 0;
+
+    ad_adapt_cfg_default(&c);
+    c.enabled = 1;
+    c.every_windows = 50;
+    c.every_hours = 0;
+    c.margin = 5;
+    c.min_windows = 10;
+    c.normal_windows = 100;
+    c.shadow_windows = 40;
+    a = new_adapt(&c);
+    for (k = 1; a && fired == 0 && k <= 300; k++) {
+        float w[W] = { 0 };
+        ad_adapt_obs o = { .ts_ms = k, .live_score = 0.1, .cand_score = NAN,
+                           .regime = k >= reg_from && k <= reg_to };
+        ad_adapt_offer(a, w, NULL, &o);
+        fired = drain(a, AD_ADAPT_EV_TRAIN_READY, NULL) ? k : 0;
+    }
+    ad_adapt_free(a);
+    return fired;
+}
+
+static void test_regime_occurrence_holds(void)
+{
+    int none = regime_due_at(0, -1), peak = regime_due_at(46, 70), all = regime_due_at(46, 300);
+
+    T_NOTE("due at window 50: fired at %d without a regime, %d with one at 46-70, %d with "
+           "one from 46 on", none, peak, all);
+    T_CHECK(none == 50, "no regime: fires when due (%d)", none);
+    T_CHECK(peak == 76, "regime windows 46-70: fires after 5 quiet windows, at 76 (%d)", peak);
+    T_CHECK(all == 90, "a regime that does not end holds 40 windows: fires at 90 (%d)", all);
+}
+
 /* ---- (e) save / restore -------------------------------------------------- */
 
 static void test_save_restore(void)
@@ -1882,6 +1924,7 @@ int main(void)
     T_RUN(test_run_up_held);
     T_RUN(test_regime_windows_left_out);
     T_RUN(test_schedule);
+    T_RUN(test_regime_occurrence_holds);
     T_RUN(test_save_restore);
     T_RUN(test_data_time_resolve);
     T_RUN(test_data_time_learner);
