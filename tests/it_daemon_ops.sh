@@ -202,8 +202,11 @@ fi
 # --- kill -9: entities unavailable; restart: feedback kept ---------------------------------
 it_wait_until 5 sh -c "ls '$D'/state/pump/pump2.state.json >/dev/null 2>&1 && grep -q false_alarms '$D'/state/pump/pump2.state.json"
 kill -9 "$DPID"; wait "$DPID" 2>/dev/null; DPID=
-st=$(mosquitto_sub -p "$IT_PORT" -t anomalyd/status -C 1 -W 40 -R 2>/dev/null)
-[ -z "$st" ] && st=$(mosquitto_sub -p "$IT_PORT" -t anomalyd/status -C 1 -W 3 2>/dev/null)
+# the will is retained: it is the status whether it came before or after the
+# subscription (waiting for a live message alone would wait out the timeout
+# whenever the broker sent the will first, as it usually does)
+st=$(it_wait_topic "$IT_PORT" anomalyd/status 40 '"state": *"offline"') ||
+    st=$(mosquitto_sub -p "$IT_PORT" -t anomalyd/status -C 1 -W 3 2>/dev/null)
 [ "$(jget "$st" state)" = offline ] &&
     it_ok "kill -9: the last will sets the status offline: HA's availability template gives 'offline' (unavailable)" ||
     it_fail "kill -9: last will makes the entities unavailable" "$st"
