@@ -108,7 +108,7 @@ $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeo
 # runs), the rest once the scan is done (they end the alert)
 $H pub --port "$IT_PORT" --devices 1 --rows 300 --start $S --start-row 260 \
     --fault 'blockage@200m+100m' --fault-devices pump1
-it_wait_log "$D/daemon2.log" 'stream(s) with an open alert restored' 30 >/dev/null
+it_wait_log "$D/daemon2.log" 'stream\(s\) with an open alert restored' 30 >/dev/null
 $H pub --port "$IT_PORT" --devices 1 --rows 600 --start $S --start-row 300 \
     --fault 'blockage@200m+100m' --fault-devices pump1
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=1700 windows_scored=340 \
