@@ -144,37 +144,12 @@ run_one() {
     launched=$((launched + 1))
 }
 
-# The slowest tests start first, longest first: a long test started last
-# would run alone at the end with a core idle (longest-processing-time
-# order). The list: the tests over 20 s in make test or make check, by the
-# times this runner wrote to BUILD/test-times.txt (it_replay_season trains
-# a model, slow under the sanitizers; it_deb is skipped there); every other
-# test follows in the usual order, unit tests first. A name no longer found
-# is passed over.
-SLOW="it_deb.sh it_daemon_alert_write_backlog.sh it_kafka_calib.sh
-it_replay_season.sh it_export.sh it_demo.sh it_kafka.sh it_replay_drift.sh
-it_daemon_mqtt.sh it_daemon_adapt_trained.sh it_daemon_eventtime.sh
-it_kafka_alert_topic.sh it_daemon_restore.sh it_daemon_adapt_kill.sh
-it_kafka_join.sh it_daemon_accept_restart.sh it_daemon_ops.sh
-it_daemon_lifecycle.sh it_kafka_trained.sh it_daemon_reload.sh it_plot.sh
-it_daemon_detector_removed.sh it_daemon_adapt.sh it_daemon_faults.sh
-it_daemon_reload_keepalert.sh it_daemon_adapt_reload_counts.sh
-it_daemon_reload_shadow.sh it_daemon_reload_restoring.sh it_daemon_dq.sh"
-for n in $SLOW; do
-    case "$n" in
-        test_*) [ -x "$BUILD/tests/$n" ] && run_one "$n" "$BUILD/tests/$n" ;;
-        *) [ -f "tests/$n" ] && run_one "$n" sh "tests/$n" ;;
-    esac
-done
-slow() { case " $(echo $SLOW) " in *" $1 "*) return 0 ;; esac; return 1; }
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
-    slow "$(basename "$t")" && continue
     run_one "$(basename "$t")" "$t"
 done
 for t in tests/it_*.sh; do
     [ -f "$t" ] || continue
-    slow "$(basename "$t")" && continue
     run_one "$(basename "$t")" sh "$t"
 done
 while [ "$printed" -lt "$launched" ]; do
