@@ -193,7 +193,7 @@ AUXCFG=homeassistant/binary_sensor/it-ops/aux_pump1/config
 $H wait --file "$D/sub.jsonl" --match topic=$AUXCFG --timeout 10 >/dev/null
 if it_wait_log "$D/daemon.log" 'detector aux: stream pump1 idle' 10 &&
    it_wait_until 5 sh -c "grep -q '\"topic\": \"$AUXCFG\", \"payload\": \"\"' '$D/sub.jsonl'" &&
-   [ -z "$(mosquitto_sub -p "$IT_PORT" -t $AUXCFG -C 1 -W 2 2>/dev/null)" ]; then
+   it_retained "$IT_PORT" "$D/fresh.txt" $AUXCFG && [ ! -s "$D/fresh.txt" ]; then
     it_ok "eviction: empty retained discovery config, the entity is gone from the broker"
 else
     it_fail "eviction removes the entities" "$(grep "$AUXCFG" "$D/sub.jsonl" | tail -2)"

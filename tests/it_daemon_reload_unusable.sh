@@ -35,7 +35,8 @@ EOC
 # pump1 and pump2) against the streams the daemon runs (its stats);
 # prints "ok ..." or what is untrue
 truth() {
-    it_retained "$IT_PORT" "$D/fresh$1.txt" 'anomalyd/state/#' 'homeassistant/#'
+    it_retained "$IT_PORT" "$D/fresh$1.txt" 'anomalyd/state/#' 'homeassistant/#' ||
+        { echo "a new subscriber's retained messages: no answer from the broker within 10 s"; return; }
     $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats --timeout 5 >/dev/null
     $PYTHON - "$D/fresh$1.txt" "$D/sub.jsonl" "$D/state/pump" <<'EOP'
 import json, sys, glob

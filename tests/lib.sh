@@ -106,16 +106,19 @@ it_wait_topic() {
 # (their retained messages), as mosquitto_sub -v "topic payload" lines in
 # OUT. The broker sends a subscription's retained messages before anything
 # published after the subscription: a marker, published until it comes
-# back, ends them (no fixed wait for the retained ones to arrive).
+# back, ends them (no fixed wait for the retained ones to arrive). Status 1
+# when the marker did not come back within 10 s (OUT is then not to be
+# trusted: an empty one would pass for "nothing retained").
 it_retained() {
     _rp=$1; _ro=$2; shift 2
     _rm="it/retained-end/$$"
     for _rt in "$@"; do set -- "$@" -t "$_rt"; shift; done
     mosquitto_sub -h 127.0.0.1 -p "$_rp" "$@" -t "$_rm" -v > "$_ro.all" 2>/dev/null & _rs=$!
-    it_wait_until 10 _it_marked "$_rp" "$_rm" "$_ro.all"
+    it_wait_until 10 _it_marked "$_rp" "$_rm" "$_ro.all"; _rr=$?
     kill "$_rs" 2>/dev/null; wait "$_rs" 2>/dev/null
     grep -v "^$_rm " "$_ro.all" > "$_ro"
     rm -f "$_ro.all"
+    return $_rr
 }
 _it_marked() {
     mosquitto_pub -h 127.0.0.1 -p "$1" -t "$2" -m end 2>/dev/null
