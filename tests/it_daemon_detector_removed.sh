@@ -55,10 +55,8 @@ start() { # start N [no]: wait for the Nth connect unless "no"
 stop() { kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=; }
 # fresh TAG: what a new subscriber gets (retained states, HA configs)
 fresh() {
-    mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -t 'anomalyd/state/#' -t 'anomalyd/ha/#' \
-        -t 'homeassistant/#' -v > "$D/fresh$1.txt" 2>/dev/null & _sp=$!
-    sleep 1.5
-    kill "$_sp" 2>/dev/null; wait "$_sp" 2>/dev/null
+    it_retained "$IT_PORT" "$D/fresh$1.txt" 'anomalyd/state/#' 'anomalyd/ha/#' 'homeassistant/#' ||
+        it_fail "a new subscriber's retained messages ($1)" "no answer from the broker within 10 s"
 }
 shown() { grep -q "^$1 {" "$D/fresh$2.txt"; }
 # events STREAM: the model alert events of line/STREAM: event reason alert_id topic

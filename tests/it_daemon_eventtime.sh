@@ -142,7 +142,7 @@ for k in range(600):
         time.sleep(dt)
 for i in infos:
     i.wait_for_publish(30)
-c.loop_stop(); c.disconnect()
+c.disconnect(); c.loop_stop()
 EOP
 # the last rows come out once the device's own time has moved past them
 if it_wait_until 15 stats_is "$D/b.jsonl" pump samples_late 0 &&
@@ -207,7 +207,7 @@ for k in range(400):
         time.sleep(dt)
 for i in infos:
     i.wait_for_publish(30)
-c.loop_stop(); c.disconnect()
+c.disconnect(); c.loop_stop()
 EOP
 if $H wait --file "$D/c.jsonl" --match topic=anomalyd/stats samples=2000 --timeout 15 >/dev/null &&
    it_wait_until 15 stats_is "$D/c.jsonl" pump samples_late 0; then

@@ -177,10 +177,11 @@ else
         "$(cat "$D/state/outbox.json" 2>&1; tail -5 "$D/daemon.log")"
 fi
 mosquitto -c "$D/mosquitto.conf" >> "$D/mosquitto.log" 2>&1 & IT_BROKER_PID=$!
-it_wait_until 10 mosquitto_pub -h 127.0.0.1 -p "$IT_PORT" -t anomalyd/ping -m '{"ping":1}' 2>/dev/null
-$H wait --file "$D/sub.jsonl" --match ping=1 --timeout 20 >/dev/null ||
-    { mosquitto_pub -h 127.0.0.1 -p "$IT_PORT" -t anomalyd/ping -m '{"ping":1}';
-      $H wait --file "$D/sub.jsonl" --match ping=1 --timeout 20 >/dev/null; }
+# the subscriber reconnects by itself (within about a second): a ping every
+# 0.3 s until it has one, so that it listens before the daemon starts (a
+# single ping, sent before it resubscribed, would be waited for in vain)
+it_wait_until 50 sh -c "mosquitto_pub -h 127.0.0.1 -p $IT_PORT -t anomalyd/ping -m '{\"ping\":1}' 2>/dev/null &&
+    sleep 0.3 && grep -q '\"topic\": \"anomalyd/ping\"' '$D/sub.jsonl'"
 start
 if $H wait --file "$D/sub.jsonl" --match event=cleared alert_id="$id3" reason=evicted \
         --timeout 30 >/dev/null; then

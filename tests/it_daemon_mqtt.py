@@ -133,10 +133,12 @@ def cmd_pub(a):
             if dt > 0:
                 time.sleep(dt)
     # QoS 1 messages still queued in the client are lost by loop_stop(): wait
+    # (then disconnect first: it wakes the network thread, which loop_stop()
+    # would otherwise wait for, up to a second, at every publisher's end)
     for i in infos:
         i.wait_for_publish(30)
-    c.loop_stop()
     c.disconnect()
+    c.loop_stop()
 
 
 def cmd_mix(a):
@@ -171,8 +173,8 @@ def cmd_mix(a):
                                    retain=retain, properties=prop if up else None))
     for i in infos:
         i.wait_for_publish(30)
-    c.loop_stop()
     c.disconnect()
+    c.loop_stop()
 
 
 def cmd_garbage(a):
@@ -200,8 +202,8 @@ def cmd_garbage(a):
                       json.dumps({"vibration": 1, "current": 2, "pressure": 3,
                                   "temperature": 4, "flow": 5}), qos=1)
     m.wait_for_publish()
-    c.loop_stop()
     c.disconnect()
+    c.loop_stop()
 
 
 def payloads(path):

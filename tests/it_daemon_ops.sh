@@ -193,7 +193,7 @@ AUXCFG=homeassistant/binary_sensor/it-ops/aux_pump1/config
 $H wait --file "$D/sub.jsonl" --match topic=$AUXCFG --timeout 10 >/dev/null
 if it_wait_log "$D/daemon.log" 'detector aux: stream pump1 idle' 10 &&
    it_wait_until 5 sh -c "grep -q '\"topic\": \"$AUXCFG\", \"payload\": \"\"' '$D/sub.jsonl'" &&
-   [ -z "$(mosquitto_sub -p "$IT_PORT" -t $AUXCFG -C 1 -W 2 2>/dev/null)" ]; then
+   it_retained "$IT_PORT" "$D/fresh.txt" $AUXCFG && [ ! -s "$D/fresh.txt" ]; then
     it_ok "eviction: empty retained discovery config, the entity is gone from the broker"
 else
     it_fail "eviction removes the entities" "$(grep "$AUXCFG" "$D/sub.jsonl" | tail -2)"
@@ -202,8 +202,11 @@ fi
 # --- kill -9: entities unavailable; restart: feedback kept ---------------------------------
 it_wait_until 5 sh -c "ls '$D'/state/pump/pump2.state.json >/dev/null 2>&1 && grep -q false_alarms '$D'/state/pump/pump2.state.json"
 kill -9 "$DPID"; wait "$DPID" 2>/dev/null; DPID=
-st=$(mosquitto_sub -p "$IT_PORT" -t anomalyd/status -C 1 -W 40 -R 2>/dev/null)
-[ -z "$st" ] && st=$(mosquitto_sub -p "$IT_PORT" -t anomalyd/status -C 1 -W 3 2>/dev/null)
+# the will is retained: it is the status whether it came before or after the
+# subscription (waiting for a live message alone would wait out the timeout
+# whenever the broker sent the will first, as it usually does)
+st=$(it_wait_topic "$IT_PORT" anomalyd/status 40 '"state": *"offline"') ||
+    st=$(mosquitto_sub -p "$IT_PORT" -t anomalyd/status -C 1 -W 3 2>/dev/null)
 [ "$(jget "$st" state)" = offline ] &&
     it_ok "kill -9: the last will sets the status offline: HA's availability template gives 'offline' (unavailable)" ||
     it_fail "kill -9: last will makes the entities unavailable" "$st"

@@ -64,7 +64,7 @@ for k in range(k1):
     infos.append(c.publish("sensors/pump1/pump", json.dumps(msg), qos=1))
 for i in infos:
     i.wait_for_publish(30)
-c.loop_stop(); c.disconnect()
+c.disconnect(); c.loop_stop()
 EOP
 }
 # alerts EVENT [REASON]: how many model alert messages of pump1 say so

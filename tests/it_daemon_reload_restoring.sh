@@ -57,10 +57,8 @@ EOC
 }
 # fresh TAG: what a new subscriber gets (retained states, HA binary sensor configs)
 fresh() {
-    mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -t 'anomalyd/state/#' \
-        -t 'homeassistant/binary_sensor/#' -v > "$D/fresh$1.txt" 2>/dev/null & _sp=$!
-    sleep 1.5
-    kill "$_sp" 2>/dev/null; wait "$_sp" 2>/dev/null
+    it_retained "$IT_PORT" "$D/fresh$1.txt" 'anomalyd/state/#' 'homeassistant/binary_sensor/#' ||
+        it_fail "a new subscriber's retained messages ($1)" "no answer from the broker within 10 s"
 }
 shown() { grep -q "^$1 {" "$D/fresh$2.txt"; }
 # events DETECTOR STREAM: its model alert events, "event reason id" a line

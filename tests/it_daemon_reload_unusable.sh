@@ -35,10 +35,8 @@ EOC
 # pump1 and pump2) against the streams the daemon runs (its stats);
 # prints "ok ..." or what is untrue
 truth() {
-    mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -t 'anomalyd/state/#' -t 'homeassistant/#' -v \
-        > "$D/fresh$1.txt" 2>/dev/null & _sp=$!
-    sleep 1.5
-    kill "$_sp" 2>/dev/null; wait "$_sp" 2>/dev/null
+    it_retained "$IT_PORT" "$D/fresh$1.txt" 'anomalyd/state/#' 'homeassistant/#' ||
+        { echo "a new subscriber's retained messages: no answer from the broker within 10 s"; return; }
     $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats --timeout 5 >/dev/null
     $PYTHON - "$D/fresh$1.txt" "$D/sub.jsonl" "$D/state/pump" <<'EOP'
 import json, sys, glob

@@ -42,10 +42,8 @@ start() {
 stop() { kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=; }
 # fresh TAG: what a new subscriber to the old topics gets (retained)
 fresh() {
-    mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -t 'anomalyd/state/#' \
-        -t 'homeassistant/#' -v > "$D/fresh$1.txt" 2>/dev/null & _sp=$!
-    sleep 1.5
-    kill "$_sp" 2>/dev/null; wait "$_sp" 2>/dev/null
+    it_retained "$IT_PORT" "$D/fresh$1.txt" 'anomalyd/state/#' 'homeassistant/#' ||
+        it_fail "a new subscriber's retained messages ($1)" "no answer from the broker within 10 s"
 }
 OLD='anomalyd/state/{detector}/{stream}'
 NEW='anomalyd/st2/{detector}/{stream}'

@@ -61,7 +61,7 @@ grep -q '^<5>detector pump: stream limit 2 reached, evicting stream "pump[12]"' 
 ev=$(grep -o 'evicting stream "pump[12]"' "$D/daemon.log" | head -1 | grep -o 'pump[12]')
 if [ -n "$ev" ] &&
    it_wait_log "$D/sub.jsonl" "\"topic\": \"anomalyd/state/pump/$ev\", \"payload\": \"\"" 10 &&
-   [ -z "$(mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -t "anomalyd/state/pump/$ev" -C 1 -W 2 2>/dev/null)" ]; then
+   it_retained "$IT_PORT" "$D/fresh.txt" "anomalyd/state/pump/$ev" && [ ! -s "$D/fresh.txt" ]; then
     it_ok "stream limit: the evicted stream's retained state is emptied"
 else
     it_fail "stream limit: the evicted stream's retained state is emptied" \

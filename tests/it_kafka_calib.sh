@@ -49,7 +49,7 @@ conf() {
             "status_topic": "$5/status/$1", "stats_topic": "$5/stats/$1"},
  "kafka": {"bootstrap_servers": "$BOOT", "group_id": "$2", "state_topic": "$3",
            "alert_topic": "$4", "commit_interval_s": 0.2,
-           "properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "300",
+           "properties": {"session.timeout.ms": "4000", "heartbeat.interval.ms": "300",
                           "message.max.bytes": "${8:-1000000}"}},
  "workers": 1,
  "detectors": [{"name": "pump", "model": "$MODEL", "kafka_topics": ["${7:-in}"], "alerts_to": "kafka",

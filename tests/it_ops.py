@@ -61,8 +61,8 @@ def cmd_cmd(a):
     end = time.time() + a.timeout
     while not got and time.time() < end:
         time.sleep(0.05)
-    c.loop_stop()
     c.disconnect()
+    c.loop_stop()
     if not got:
         print("no reply on %s within %.0f s" % (resp, a.timeout))
         return 1

@@ -3,8 +3,8 @@
 # cannot run here as "skip - name: reason" (it_skip): tests/run.sh counts
 # skips separately and never as passes.
 # Waits are for events with a timeout (it_wait_log, it_wait_file,
-# it_wait_topic, it_wait_gone), never fixed sleeps: a loaded machine only
-# makes them slower, not wrong.
+# it_wait_topic, it_wait_gone, it_retained), never fixed sleeps: a loaded
+# machine only makes them slower, not wrong.
 AD_BIN=${AD_BIN:-build/anomalyd}
 PYTHON=${PYTHON:-/usr/bin/python3}
 
@@ -101,4 +101,26 @@ it_wait_topic() {
     kill "$_p" 2>/dev/null; wait "$_p" 2>/dev/null
     rm -f "$_f"
     return $_r
+}
+# it_retained PORT OUT TOPIC...: what a new subscriber to the TOPICs gets
+# (their retained messages), as mosquitto_sub -v "topic payload" lines in
+# OUT. The broker sends a subscription's retained messages before anything
+# published after the subscription: a marker, published until it comes
+# back, ends them (no fixed wait for the retained ones to arrive). Status 1
+# when the marker did not come back within 10 s (OUT is then not to be
+# trusted: an empty one would pass for "nothing retained").
+it_retained() {
+    _rp=$1; _ro=$2; shift 2
+    _rm="it/retained-end/$$"
+    for _rt in "$@"; do set -- "$@" -t "$_rt"; shift; done
+    mosquitto_sub -h 127.0.0.1 -p "$_rp" "$@" -t "$_rm" -v > "$_ro.all" 2>/dev/null & _rs=$!
+    it_wait_until 10 _it_marked "$_rp" "$_rm" "$_ro.all"; _rr=$?
+    kill "$_rs" 2>/dev/null; wait "$_rs" 2>/dev/null
+    grep -v "^$_rm " "$_ro.all" > "$_ro"
+    rm -f "$_ro.all"
+    return $_rr
+}
+_it_marked() {
+    mosquitto_pub -h 127.0.0.1 -p "$1" -t "$2" -m end 2>/dev/null
+    grep -q "^$2 " "$3"
 }

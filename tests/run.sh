@@ -13,7 +13,8 @@
 # like success); one that reports no case at all is a failure too, unless it
 # reported skips (then it is listed as skipped entirely). Every skip is
 # repeated, with its reason, at the end, and so are the ten slowest tests
-# (wall seconds, to keep the suite's time in view). Exit status 1 if
+# (wall seconds, to keep the suite's time in view; a full run writes every
+# test's time to BUILD/test-times.txt, slowest first). Exit status 1 if
 # anything failed.
 #
 #   sh tests/run.sh [BUILD]     (BUILD defaults to build)
@@ -161,6 +162,9 @@ if [ "$skip" -gt 0 ]; then
     cat "$skips"
 fi
 echo "slowest (s):"
-sort -rn "$times" | head -10 | awk '{ printf "  %7.1f %s\n", $1 / 1000, $2 }'
+sort -rn "$times" | awk '{ printf "  %7.1f %s\n", $1 / 1000, $2 }' > "$times.all"
+head -10 "$times.all"
+[ -z "${TESTS:-}" ] && cp "$times.all" "$BUILD/test-times.txt" 2>/dev/null
+rm -f "$times.all"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
