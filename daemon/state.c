@@ -621,6 +621,13 @@ static void save(ad_daemon *dd, stream_rec *s, int handover)
     /* the alert messages kept for this save (state_defer_alert) */
     wmsg *msgs = dd->defer;
     dd->defer = NULL;
+    /* stopping: every save is the hand-over the next start continues
+     * from. A save without the window rows after the stop's own (the
+     * periodic save of open alerts while the MQTT stop waits for the
+     * broker, an operator command) replaced it, and the restarted stream
+     * scored again only T-1 rows later. */
+    if (dd->stopping)
+        handover = 1;
     if (!s->det || !s->det->state_dir[0] || !(js = state_text(s, handover))) {
         wmsg_publish(dd, msgs);     /* nothing to wait for (not calibrated yet) */
         return;
