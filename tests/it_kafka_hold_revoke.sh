@@ -5,7 +5,7 @@
 # partition's pause across its revoke and a later assignment: the instance
 # must resume what it paused before letting the partition go.
 # librdkafka's mock cluster (3 brokers on 127.0.0.1), the state topic led by
-# a broker answering 8 s late so that a's first read of it lasts while b
+# a broker answering 10 s late so that a's first read of it lasts while b
 # joins; a real mosquitto on 127.0.0.1 (stats).
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka_hold_revoke.XXXXXX)
@@ -25,17 +25,18 @@ trap cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_hold_revoke" "kcat not installed"; exit 0; }
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" --slow st:8000:ad in:2 st:1 anomalyd.alerts:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
+"$MOCK" --slow st:10000:ad in:2 st:1 anomalyd.alerts:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
 it_wait_until 10 test -s "$D/boot"
 BOOT=$(head -1 "$D/boot")
 case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
+FAST=${BOOT%%,*}                  # broker 1: the instances bootstrap off the slow one
 mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null & SUB=$!
 
 conf() {
     cat > "$D/$1.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-khold-$1", "stats_interval_s": 1,
             "status_topic": "anomalyd/status/$1", "stats_topic": "anomalyd/stats/$1"},
- "kafka": {"bootstrap_servers": "$BOOT", "group_id": "ad", "state_topic": "st",
+ "kafka": {"bootstrap_servers": "$FAST", "group_id": "ad", "state_topic": "st",
            "commit_interval_s": 0.2,
            "properties": {"session.timeout.ms": "30000", "heartbeat.interval.ms": "300"}},
  "workers": 1,
