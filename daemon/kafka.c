@@ -317,10 +317,19 @@ static int64_t held_unapplied(ad_kafka *k, const char *t, int32_t p, int drop)
         k->held[o++] = m;
     }
     if (drop) {
-        rd_kafka_topic_partition_t *h;
         k->nheld = o;
-        if (k->holdp && (h = rd_kafka_topic_partition_list_find(k->holdp, t, p)))
-            rd_kafka_topic_partition_list_del(k->holdp, h->topic, h->partition);
+        if (in_list(k->holdp, t, p)) {
+            /* librdkafka keeps a partition's pause across its revoke and
+             * a later assignment: resumed here, else it would never read
+             * again when it comes back */
+            rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+            if (one) {
+                rd_kafka_topic_partition_list_add(one, t, p);
+                rd_kafka_resume_partitions(k->c, one);
+                rd_kafka_topic_partition_list_destroy(one);
+            }
+            rd_kafka_topic_partition_list_del(k->holdp, t, p);
+        }
     }
     return first;
 }

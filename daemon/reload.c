@@ -129,7 +129,7 @@ static char *rebuild_text(const stream_rec *s, const char *unfit, int *dropped)
     free(js);
     if (o && cJSON_GetObjectItemCaseSensitive(o, "window")) {
         cJSON_DeleteItemFromObjectCaseSensitive(o, "window");
-        if ((out = cJSON_PrintUnformatted(o)))
+        if ((out = ad_json_print(o)))   /* its numbers bit for bit */
             (*dropped)++;
     }
     cJSON_Delete(o);

@@ -7,7 +7,12 @@
  * ILLEGAL_GENERATION, as a coordinator refuses a commit of a generation a
  * rebalance has ended.
  *
- *   kafka_mock [TOPIC:PARTITIONS ...]    topics created up front
+ *   kafka_mock [--slow TOPIC:MS:GROUP] [TOPIC:PARTITIONS ...]
+ *
+ * Topics are created up front. --slow: the partitions of TOPIC are led by
+ * broker 3, which answers every request MS milliseconds late; the other
+ * topics and the coordinator of consumer group GROUP are on broker 1
+ * (reading TOPIC, a state topic, takes a few such round trips).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -42,7 +47,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "kafka_mock: cannot create the mock cluster\n");
         return 1;
     }
-    for (int i = 1; i < argc; i++) {
+    const char *slow = NULL, *group = NULL;
+    int slow_ms = 0, a0 = 1;
+    if (argc > 2 && strcmp(argv[1], "--slow") == 0) {
+        char *c = strchr(argv[2], ':'), *g = c ? strchr(c + 1, ':') : NULL;
+        if (!g || (slow_ms = atoi(c + 1)) <= 0 || !g[1]) {
+            fprintf(stderr, "kafka_mock: --slow %s: expected TOPIC:MS:GROUP\n", argv[2]);
+            return 2;
+        }
+        *c = '\0';
+        slow = argv[2];
+        group = g + 1;
+        a0 = 3;
+    }
+    for (int i = a0; i < argc; i++) {
         char *c = strrchr(argv[i], ':');
         int n = c ? atoi(c + 1) : 0;
         if (!c || n <= 0) {
@@ -54,6 +72,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "kafka_mock: cannot create topic %s\n", argv[i]);
             return 1;
         }
+        for (int p = 0; slow && p < n; p++)
+            rd_kafka_mock_partition_set_leader(mc, argv[i], p, strcmp(argv[i], slow) ? 1 : 3);
+    }
+    if (slow) {
+        rd_kafka_mock_coordinator_set(mc, "group", group, 1);
+        rd_kafka_mock_broker_set_rtt(mc, 3, slow_ms);
     }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);

@@ -1,0 +1,91 @@
+#!/bin/sh
+# it_kafka_hold_revoke.sh - a partition revoked while its state is read
+# (its records held, the partition paused at the first of them) and later
+# assigned back to the same instance is read again. librdkafka keeps a
+# partition's pause across its revoke and a later assignment: the instance
+# must resume what it paused before letting the partition go.
+# librdkafka's mock cluster (3 brokers on 127.0.0.1), the state topic led by
+# a broker answering 10 s late so that a's first read of it lasts while b
+# joins; a real mosquitto on 127.0.0.1 (stats).
+. tests/lib.sh
+D=$(mktemp -d /tmp/it_kafka_hold_revoke.XXXXXX)
+MOCK="${AD_BUILD:-build}/tests/kafka_mock"
+MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+CHECK="$PYTHON tests/it_kafka_check.py"
+N=8
+P= ; SUB= ; MPID=
+cleanup() {
+    for p in $P $SUB; do kill "$p" 2>/dev/null; done
+    for p in $P; do it_wait_gone "$p" 10; done
+    [ -n "$MPID" ] && kill "$MPID" 2>/dev/null
+    [ -n "${KEEP:-}" ] && rm -rf "$KEEP" && cp -r "$D" "$KEEP"   # KEEP=DIR: logs kept there
+    it_daemon_cleanup
+}
+trap cleanup EXIT
+command -v kcat > /dev/null || { it_skip "kafka_hold_revoke" "kcat not installed"; exit 0; }
+# about 4 minutes (a 30 s session timeout, a state topic 10 s late): not in
+# the default run, which must stay within the CI budget
+[ "${AD_SLOW_TESTS:-0}" = 1 ] ||
+    { it_skip "kafka_hold_revoke" "slow (about 4 min): AD_SLOW_TESTS=1 runs it"; exit 0; }
+
+it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+"$MOCK" --slow st:10000:ad in:2 st:1 anomalyd.alerts:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
+it_wait_until 10 test -s "$D/boot"
+BOOT=$(head -1 "$D/boot")
+case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
+FAST=${BOOT%%,*}                  # broker 1: the instances bootstrap off the slow one
+mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null & SUB=$!
+
+conf() {
+    cat > "$D/$1.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "it-khold-$1", "stats_interval_s": 1,
+            "status_topic": "anomalyd/status/$1", "stats_topic": "anomalyd/stats/$1"},
+ "kafka": {"bootstrap_servers": "$FAST", "group_id": "ad", "state_topic": "st",
+           "commit_interval_s": 0.2,
+           "properties": {"session.timeout.ms": "30000", "heartbeat.interval.ms": "300"}},
+ "workers": 1,
+ "detectors": [{"name": "pump", "model": "$MODEL", "kafka_topics": ["in"], "alerts_to": "kafka",
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
+   "calibration": {"windows": 100}}]}
+EOC
+}
+start() {
+    conf "$1"
+    $AD_BIN run -c "$D/$1.json" --log-level debug 2> "$D/$1.log" & P="$P $!"
+    eval "PID_$1=\$!"
+}
+pid() { eval "echo \$PID_$1"; }
+consumed() { [ "$($CHECK consumed "$D/stats")" -ge "$1" ]; }
+gen() {     # N FROM TO: rows FROM..TO of every stream
+    $PYTHON tests/it_kafka_gen.py "$@" | kcat -P -K'|' -b "$BOOT" -t in 2>> "$D/kcat.out"
+}
+held() { [ "$(grep -c 'kafka: in\[[01]\]: records held until its state is read' "$D/a.log")" -ge 2 ]; }
+
+gen $N 0 40                       # records waiting on both partitions
+start a
+it_check "a holds the records of both partitions while the state topic is read" \
+    it_wait_until 30 held
+start b
+it_check "b joins while a reads: a lets one partition go before its read is done" \
+    it_wait_until 90 grep -q 'kafka: released in\[' "$D/a.log"
+if grep -q 'kafka: owns in\[.*(state read)' "$D/a.log" &&
+   [ "$(grep -n 'kafka: owns in\[.*(state read)' "$D/a.log" | head -1 | cut -d: -f1)" -lt \
+     "$(grep -n 'kafka: released in\[' "$D/a.log" | head -1 | cut -d: -f1)" ]; then
+    it_skip "kafka_hold_revoke" "a's read ended before b joined (slow machine?)"
+    exit 0
+fi
+X=$(grep -o 'kafka: released in\[[01]\]' "$D/a.log" | head -1 | grep -o '[01]\]' | tr -d ']')
+it_check "b reads in[$X]" it_wait_until 120 grep -q "kafka: owns in\\[$X\\].*(state read)" "$D/b.log"
+kill -TERM "$(pid b)"
+it_wait_gone "$(pid b)" 30
+it_check "in[$X] back on a, its state read" \
+    it_wait_until 120 sh -c "[ \$(grep -c 'kafka: owns in\\[$X\\].*(state read)' $D/a.log) -ge 1 ]"
+gen $N 40 140
+if it_wait_until 60 consumed $((N * 140)); then
+    it_ok "every record read: $((N * 140)) (in[$X] read on after it came back)"
+else
+    it_fail "every record read: $((N * 140)) (in[$X] read on after it came back)" \
+        "$($CHECK consumed "$D/stats") read; $(grep 'kafka: \(owns\|released\)' "$D/a.log" | tail -3)"
+fi
+it_check "every stream calibrated" \
+    it_wait_until 30 sh -c "[ \$(cat $D/a.log $D/b.log | grep -c 'stream pump/pump[0-9]*: threshold .* from') -ge $N ]"
