@@ -44,7 +44,7 @@ static int sanitize(const char *s, char *out, size_t len)
  * "a_b", detector "line_a" with stream "b"), and name's object ids carry
  * the hash of the real names. Only the longer name is marked, so the ids
  * of a configuration without such a pair are those of <detector>_<stream>. */
-static int name_shadowed(const ad_config *cfg, const char *name)
+int ha_name_shadowed(const ad_config *cfg, const char *name)
 {
     for (int i = 0; i < cfg->n_det; i++) {
         const char *o = cfg->det[i].name;
@@ -60,7 +60,7 @@ static int name_shadowed(const ad_config *cfg, const char *name)
  * other characters than [A-Za-z0-9_-] is hashed either way). */
 static int ids_now(const ad_daemon *dd, const char *name)
 {
-    return name_shadowed(dd->g->cfg, name) ? HA_IDS_HASHED : HA_IDS_PLAIN;
+    return ha_name_shadowed(dd->g->cfg, name) ? HA_IDS_HASHED : HA_IDS_PLAIN;
 }
 
 /* node_id and object_id of stream key of detector name (see

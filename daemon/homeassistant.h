@@ -72,5 +72,9 @@ cJSON *ha_stream_topics(const struct ad_daemon *dd, const struct stream_rec *s);
  * start-up state scan, on the thread pool: it reads only the
  * configuration). */
 cJSON *ha_key_topics(const struct ad_daemon *dd, const char *name, const char *key);
+/* 1 when detector name's object ids carry a hash because another configured
+ * detector's name followed by '_' starts it (see DISCOVERY above). */
+struct ad_config;
+int ha_name_shadowed(const struct ad_config *cfg, const char *name);
 
 #endif /* AD_HOMEASSISTANT_H */

@@ -529,6 +529,12 @@ static uint64_t feed_hash(const ad_config *cfg, const det_rt *d)
         h = hash_str(ad_fnv1a64(h, "|ha", 3), cfg->ha.discovery_prefix);
         h = hash_str(h, cfg->ha.state_topic);
         h = hash_str(h, cfg->broker.client_id);
+        /* its object ids hashed (homeassistant.h): a file saved under the
+         * plain ones (an older version, or that other detector added while
+         * stopped) is read at start and its old entities emptied; the hash
+         * of other detectors is as before */
+        if (ha_name_shadowed(cfg, d->c->name))
+            h = ad_fnv1a64(h, "|hashed", 7);
     }
     return h;
 }

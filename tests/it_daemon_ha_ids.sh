@@ -5,7 +5,9 @@
 # must still be two entities (two discovery configs, each naming its own
 # device), not one config overwritten by the other. A reload that removes
 # "line" moves "line_a"'s entities back to the plain ids, and the configs
-# of the ids no longer used are emptied (no ghost entity left).
+# of the ids no longer used are emptied (no ghost entity left). The same
+# change made while the daemon is stopped (or an upgrade from a version
+# that gave every detector the plain ids) empties the old configs at start.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_ha_ids.XXXXXX)
@@ -21,6 +23,7 @@ conf() {
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-haids", "qos_subscribe": 1},
  "workers": 1, "homeassistant": {"enabled": true, "update_interval_s": 0},
+ "state_dir": "$D/state",
  "detectors": [$1]}
 EOC
 }
@@ -65,5 +68,19 @@ if [ "$N" -eq 2 ]; then
     it_ok "the score and severity sensors follow (2 retained configs)"
 else
     it_fail "the score and severity sensors follow (2 retained configs)" "$N"
+fi
+# stopped with line_a's entity on the plain ids; line added while stopped:
+# the start empties them (line_a's stream, silent, announces again with its
+# next data under the hashed ids)
+kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+conf "$(det line l1), $(det line_a l2)"
+$AD_BIN run -c "$D/ad.json" 2> "$D/daemon3.log" & DPID=$!
+it_wait_log "$D/daemon3.log" 'published on other topics now' 10 >/dev/null
+C=$(configs)
+if [ -z "$C" ]; then
+    it_ok "line added while stopped: line_a's entity on the old plain ids is emptied at start"
+else
+    it_fail "line added while stopped: line_a's entity on the old plain ids is emptied at start" \
+        "$C; $(grep -i 'other topics\|moved' "$D/daemon3.log")"
 fi
 kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
