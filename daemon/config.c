@@ -781,6 +781,38 @@ static int diff_table(const table *t, const char *a, const char *b, unsigned nee
     return n;
 }
 
+/* Whether some detector of c consumes Kafka topic t. */
+static int kafka_topic_used(const ad_config *c, const char *t)
+{
+    for (int i = 0; i < c->n_det; i++)
+        for (int j = 0; j < c->det[i].kafka_topics.n; j++)
+            if (strcmp(c->det[i].kafka_topics.v[j], t) == 0)
+                return 1;
+    return 0;
+}
+
+/* A Kafka topic that b consumes and a does not (or the other way: new
+ * 0): the consumer's subscription is made at start. */
+static int kafka_topics_differ(const ad_config *a, const ad_config *b, int new, char *err,
+                               size_t errlen)
+{
+    for (int i = 0; i < b->n_det; i++)
+        for (int j = 0; j < b->det[i].kafka_topics.n; j++) {
+            const char *t = b->det[i].kafka_topics.v[j];
+            if (kafka_topic_used(a, t))
+                continue;
+            if (new)
+                return ad_errf(err, errlen, AD_EINVAL, "detectors[%d].kafka_topics: Kafka "
+                               "topic \"%.200s\" is new, but a reload cannot change the "
+                               "topics consumed (restart the daemon)", i, t);
+            return ad_errf(err, errlen, AD_EINVAL, "kafka_topics: Kafka topic \"%.200s\" "
+                           "(of detector %s) is no longer consumed, but a reload cannot "
+                           "change the topics consumed (restart the daemon)", t,
+                           b->det[i].name);
+        }
+    return 0;
+}
+
 int ad_config_reload_ok(const ad_config *a, const ad_config *b, char *err, size_t errlen)
 {
     char p[400] = "";     /* fits the callers' 512-byte message */
@@ -788,6 +820,9 @@ int ad_config_reload_ok(const ad_config *a, const ad_config *b, char *err, size_
     if (n)
         return ad_errf(err, errlen, AD_EINVAL, "%s: changed, but a reload cannot change %s "
                        "(restart the daemon)", p, n > 1 ? "them" : "it");
+    /* the topics of one detector may move to another; the set stays */
+    if (kafka_topics_differ(a, b, 1, err, errlen) || kafka_topics_differ(b, a, 0, err, errlen))
+        return AD_EINVAL;
     return 0;
 }
 

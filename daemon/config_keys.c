@@ -428,7 +428,7 @@ static const key detector_keys[] = {
     { "kafka_topics", K_STRLIST, OD(kafka_topics), 0, 0, NULL, 0, NULL, NULL,
       "Kafka topics consumed (kafka.bootstrap_servers set): the record key is the "
       "stream key, the value a payload" },
-    { "alerts_to", K_ENUM, OD(alerts_to), 0, 0, "mqtt", 0, "mqtt|kafka|both", NULL,
+    { "alerts_to", K_ENUM, OD(alerts_to), 0, 0, "mqtt", F_RELOAD, "mqtt|kafka|both", NULL,
       "where alerts go: MQTT alert topic, kafka.alert_topic, or both" },
     { "stream_levels", K_INTLIST, OD(stream_levels), -64, 63, "1", F_RELOAD, NULL, NULL,
       "topic levels joined with / form the stream key ([]: one stream)" },

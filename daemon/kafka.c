@@ -48,7 +48,6 @@ typedef struct qwatch {
 
 typedef struct ad_kafka {
     ad_daemon *dd;
-    const ad_kafka_cfg *cfg;
     rd_kafka_t *c, *p, *sr;
     qwatch cw, pw, sw;
     uv_idle_t more;
@@ -72,10 +71,18 @@ typedef struct ad_kafka {
     size_t nheld, held_next, held_cap;
     rd_kafka_topic_partition_list_t *holdp;
     size_t max_bytes;              /* the producer's message.max.bytes */
-    char **topics;                 /* distinct kafka topics, for smap */
+    char **topics;                 /* distinct kafka topics, for smap (copies: a
+                                    * reload frees the configuration they came from) */
     int ntopics;
     kent *smap[NBUCKET], *tmap[NBUCKET];
 } ad_kafka;
+
+/* The kafka settings: those of the running configuration, which a reload
+ * replaces (it cannot change them: ad_config_reload_ok). */
+static const ad_kafka_cfg *kcfg(const ad_kafka *k)
+{
+    return &k->dd->g->cfg->kafka;
+}
 
 /* ---- tables ---------------------------------------------------------------- */
 
@@ -506,7 +513,7 @@ static void state_read_start(ad_kafka *k)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(k->state_parts);
     for (int i = 0; i < k->state_parts; i++)
-        rd_kafka_topic_partition_list_add(l, k->cfg->state_topic, i)->offset =
+        rd_kafka_topic_partition_list_add(l, kcfg(k)->state_topic, i)->offset =
             RD_KAFKA_OFFSET_BEGINNING;
     k->eof_left = k->state_parts;
     k->reading = 1;
@@ -557,7 +564,7 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
     char tk[KEY_MAX + 80], pk[KEY_MAX + 80], *js, *txt;
     kent *e;
     cJSON *o, *st = NULL;
-    if (!k->cfg->state_topic || !s->det || !s->d)
+    if (!kcfg(k)->state_topic || !s->det || !s->d)
         return;
     mkkey(tk, sizeof tk, s->det->c->name, s->key);
     if (!(e = *tfind(k->smap, tk)) || e->topic < 0)
@@ -591,7 +598,7 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
     txt = shed(k, s, o, st, txt, "calibrating", "its calibration so far is left out, its "
                "next owner calibrates it afresh");
     if (txt)
-        produce(k, k->cfg->state_topic, pk, txt);
+        produce(k, kcfg(k)->state_topic, pk, txt);
     free(txt);
     cJSON_Delete(o);
 }
@@ -622,7 +629,7 @@ void kafka_alert(ad_daemon *dd, const char *det, const char *key, const char *js
     char pk[KEY_MAX + 80];
     if (!dd->kafka) return;
     snprintf(pk, sizeof pk, "%s/%s", det, key);
-    produce(dd->kafka, dd->kafka->cfg->alert_topic, pk, json);
+    produce(dd->kafka, kcfg(dd->kafka)->alert_topic, pk, json);
 }
 
 int kafka_alert_to(ad_daemon *dd, const char *topic, const char *det, const char *key,
@@ -909,7 +916,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_error_destroy(er);
             return;
         }
-        if (!k->cfg->state_topic || k->stopping) {
+        if (!kcfg(k)->state_topic || k->stopping) {
             for (int i = 0; i < parts->cnt; i++)
                 ad_log(AD_LOG_INFO, "kafka: owns %s[%d] from %llu", parts->elems[i].topic,
                        (int)parts->elems[i].partition, (unsigned long long)dd_wall_ms());
@@ -1095,7 +1102,7 @@ static rd_kafka_t *make(ad_kafka *k, const ad_config *cfg, rd_kafka_type_t type,
 /* The partition count of the state topic (metadata, at start only). */
 static int state_partitions(ad_kafka *k, char *err, size_t errlen)
 {
-    rd_kafka_topic_t *t = rd_kafka_topic_new(k->sr, k->cfg->state_topic, NULL);
+    rd_kafka_topic_t *t = rd_kafka_topic_new(k->sr, kcfg(k)->state_topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e;
     int n = -1;
@@ -1110,8 +1117,8 @@ static int state_partitions(ad_kafka *k, char *err, size_t errlen)
     rd_kafka_topic_destroy(t);
     if (n <= 0)
         return ad_errf(err, errlen, AD_EINVAL, "kafka.state_topic %s: not found on %s "
-                       "(create it with cleanup.policy=compact)", k->cfg->state_topic,
-                       k->cfg->bootstrap_servers);
+                       "(create it with cleanup.policy=compact)", kcfg(k)->state_topic,
+                       kcfg(k)->bootstrap_servers);
     return n;
 }
 
@@ -1162,14 +1169,19 @@ int kafka_start(ad_daemon *dd, char *err, size_t errlen)
         return ad_errf(err, errlen, AD_ENOMEM, "kafka: out of memory");
     dd->kafka = k;
     k->dd = dd;
-    k->cfg = &cfg->kafka;
     snprintf(rid, sizeof rid, "%s.state-reader", cfg->kafka.group_id);
     for (int i = 0; i < dd->g->n; i++)
         for (int j = 0; j < dd->g->dets[i].c->kafka_topics.n; j++) {
             char *t = dd->g->dets[i].c->kafka_topics.v[j];
+            char **v;
             if (topic_index(k, t) >= 0) continue;
-            k->topics = realloc(k->topics, (size_t)(k->ntopics + 1) * sizeof *k->topics);
-            k->topics[k->ntopics++] = t;
+            if (!(v = realloc(k->topics, (size_t)(k->ntopics + 1) * sizeof *v)) ||
+                !(v[k->ntopics] = strdup(t))) {
+                if (v) k->topics = v;
+                return ad_errf(err, errlen, AD_ENOMEM, "kafka: out of memory");
+            }
+            k->topics = v;
+            k->ntopics++;
         }
     if (!(k->c = make(k, cfg, RD_KAFKA_CONSUMER, ckv, 1, err, errlen)) ||
         !(k->p = make(k, cfg, RD_KAFKA_PRODUCER, pkv, 0, err, errlen)) ||
@@ -1264,7 +1276,7 @@ void kafka_stop(ad_daemon *dd)
     qwatch_stop(&k->cw);
     qwatch_stop(&k->pw);
     qwatch_stop(&k->sw);
-    ad_log(AD_LOG_INFO, "kafka: left group %s", k->cfg->group_id);
+    ad_log(AD_LOG_INFO, "kafka: left group %s", kcfg(k)->group_id);
 }
 
 void kafka_free(ad_daemon *dd)
@@ -1279,6 +1291,8 @@ void kafka_free(ad_daemon *dd)
     if (k->p) rd_kafka_destroy(k->p);
     tclear(k->smap);
     tclear(k->tmap);
+    for (int i = 0; i < k->ntopics; i++)
+        free(k->topics[i]);
     free(k->topics);
     free(k);
     dd->kafka = NULL;

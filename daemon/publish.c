@@ -44,7 +44,7 @@ static void add_num_or_null(cJSON *o, const char *k, double v)
 }
 
 static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic,
-                               const char *ktopic, cJSON *o, int defer);
+                               int to_kafka, const char *ktopic, cJSON *o, int defer);
 static cJSON *dq_public(const cJSON *x);
 
 /* The id of the model the stream runs, or NULL (none yet: bootstrap). */
@@ -439,13 +439,20 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON *o;
     int raised = ev->type == AD_EV_ALERT_RAISED;
     int mine = !raised && s->alert_at && strcmp(s->alert_at->id, a->id) == 0;
+    int to_mqtt = d->c->alerts_to != AD_ALERTS_KAFKA, to_kafka = d->c->alerts_to != AD_ALERTS_MQTT;
 
     /* a clear goes where its alert was raised: the subscribers of that
-     * topic hold it open (alert.topic, or kafka.alert_topic, may have
-     * changed since, by a reload or a restart) */
+     * topic hold it open (alert.topic, kafka.alert_topic or alerts_to may
+     * have changed since, by a reload or a restart); and where alerts go
+     * now, which is harmless to a consumer that never saw the raise, and
+     * covers a state file that does not say where it went */
     ktopic[0] = '\0';
-    if (mine && s->alert_at->kafka)
+    if (mine && s->alert_at->kafka) {
         snprintf(ktopic, sizeof ktopic, "%s", s->alert_at->kafka);
+        to_kafka = 1;
+    }
+    if (mine && s->alert_at->topic[0])
+        to_mqtt = 1;
     if (mine && s->alert_at->topic[0])
         snprintf(topic, sizeof topic, "%s", s->alert_at->topic);
     else if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0) {
@@ -475,7 +482,7 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     add_model(o, d, s, ev);
     add_alert_body(o, a, ev->ts_ms, ad_detector_metric_name(ev->metric), ev->probability,
                    ev->log_likelihood, names, names ? ad_detector_F(s->d) : 0);
-    publish_alert_json(dd, s, topic, ktopic[0] ? ktopic : NULL, o, 1);
+    publish_alert_json(dd, s, to_mqtt ? topic : NULL, to_kafka, ktopic[0] ? ktopic : NULL, o, 1);
     cJSON_Delete(o);
     ad_log(AD_LOG_NOTICE, "alert %s %s: detector %s stream %s score %.4g threshold %.4g%s%s",
            a->id, raised ? "raised" : "cleared", d->c->name, s->key, a->peak_score,
@@ -555,17 +562,16 @@ const char *publish_alert_what(const cJSON *o, char *buf, size_t len)
     return buf;
 }
 
-/* An alert event (model or data quality) to where the detector's alerts go:
- * MQTT (topic), Kafka (ktopic, NULL: kafka.alert_topic) or both. On MQTT it
+/* An alert event (model or data quality) to MQTT (topic; NULL: not there)
+ * and to Kafka when to_kafka (ktopic, NULL: kafka.alert_topic). On MQTT it
  * is marked as an alert message, so a refusal by the broker is logged as
  * an error naming the alert; with defer (a model alert, which the stream's
  * state file holds) it goes out once the state_save that follows it has
  * written that file. */
 static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic,
-                               const char *ktopic, cJSON *o, int defer)
+                               int to_kafka, const char *ktopic, cJSON *o, int defer)
 {
-    det_rt *d = s->det;
-    if (d->c->alerts_to != AD_ALERTS_KAFKA) {
+    if (topic) {
         char what[256], *txt = cJSON_PrintUnformatted(o);
         const char *w = publish_alert_what(o, what, sizeof what);
         if (txt && (!defer || state_defer_alert(dd, s, topic, txt,
@@ -574,17 +580,27 @@ static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic,
                                   dd->g->cfg->broker.qos_alerts, 0, w);
         free(txt);
     }
-    if (d->c->alerts_to != AD_ALERTS_MQTT) {
-        char *txt = cJSON_PrintUnformatted(o);
-        if (txt && ktopic) kafka_alert_to(dd, ktopic, d->c->name, s->key, txt);
-        else if (txt) kafka_alert(dd, d->c->name, s->key, txt);
+    if (to_kafka) {
+        char what[256], *txt = cJSON_PrintUnformatted(o);
+        const char *w = publish_alert_what(o, what, sizeof what);
+        if (txt && ktopic && !dd->kafka)    /* where it was raised, gone by a reload */
+            ad_log(AD_LOG_WARNING, "detector %s stream %s: %s not produced to Kafka topic "
+                   "%s, where its alert went: kafka.bootstrap_servers is not configured now",
+                   s->det->c->name, s->key, w ? w : "alert event", ktopic);
+        else if (txt && ktopic)
+            kafka_alert_to(dd, ktopic, s->det->c->name, s->key, txt);
+        else if (txt) {
+            kafka_alert(dd, s->det->c->name, s->key, txt);
+        }
         free(txt);
     }
 }
 
 /* Keep the stream's open data-quality alerts (for its state topic), each
- * with the topic it was raised on (for its clear). */
-static void dq_track(stream_rec *s, const cJSON *o, int raised, const char *topic)
+ * with the MQTT and Kafka topics it was raised on (NULL: not there), for
+ * its clear. */
+static void dq_track(stream_rec *s, const cJSON *o, int raised, const char *topic,
+                     const char *ktopic)
 {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
     if (!cJSON_IsString(id))
@@ -610,7 +626,10 @@ static void dq_track(stream_rec *s, const cJSON *o, int raised, const char *topi
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keep[k]);
             if (v) cJSON_AddItemToObject(e, keep[k], cJSON_Duplicate(v, 1));
         }
-        cJSON_AddStringToObject(e, "topic", topic);
+        if (topic)
+            cJSON_AddStringToObject(e, "topic", topic);
+        if (ktopic)
+            cJSON_AddStringToObject(e, "kafka_topic", ktopic);
         cJSON_AddItemToArray(s->dq_open, e);
     } else if (s->dq_open && !s->dq_open->child) {
         cJSON_Delete(s->dq_open);
@@ -628,16 +647,34 @@ static void rename_key(cJSON *o, const char *from, const char *to)
         cJSON_Delete(v);
 }
 
-/* The topic the open data-quality alert `id` of s was raised on, or NULL. */
-static const char *dq_raised_topic(const stream_rec *s, const char *id)
+/* The entry of s->dq_open for the open data-quality alert id, or NULL. */
+static const cJSON *dq_entry(const stream_rec *s, const char *id)
 {
     for (const cJSON *x = s->dq_open ? s->dq_open->child : NULL; x; x = x->next) {
         const cJSON *xi = cJSON_GetObjectItemCaseSensitive(x, "alert_id");
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(x, "topic");
         if (cJSON_IsString(xi) && strcmp(xi->valuestring, id) == 0)
-            return cJSON_IsString(t) ? t->valuestring : NULL;
+            return x;
     }
     return NULL;
+}
+
+/* Where a data-quality event goes: where alerts go now (MQTT topic, "" when
+ * alerts_to kafka; *to_kafka), and where its alert was raised (x, an entry
+ * of s->dq_open, or NULL), its MQTT topic replacing the one of now, as in
+ * publish_alert. *ktopic: the Kafka topic it was raised on, or NULL. */
+static void dq_sinks(const cJSON *x, char *topic, size_t len, int *to_kafka,
+                     const char **ktopic)
+{
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(x, "topic");
+    const cJSON *kt = cJSON_GetObjectItemCaseSensitive(x, "kafka_topic");
+
+    *ktopic = NULL;
+    if (cJSON_IsString(at))
+        snprintf(topic, len, "%s", at->valuestring);
+    if (cJSON_IsString(kt)) {
+        *to_kafka = 1;
+        *ktopic = kt->valuestring;
+    }
 }
 
 /* A copy of an open data-quality alert of s->dq_open as published (without
@@ -645,8 +682,10 @@ static const char *dq_raised_topic(const stream_rec *s, const char *id)
 static cJSON *dq_public(const cJSON *x)
 {
     cJSON *o = cJSON_Duplicate(x, 1);
-    if (o)
+    if (o) {
         cJSON_DeleteItemFromObjectCaseSensitive(o, "topic");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "kafka_topic");
+    }
     return o;
 }
 
@@ -654,28 +693,32 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
 {
     det_rt *d = s->det;
     int raised = ev->type == AD_EV_DQ_RAISED;
+    int to_mqtt = d->c->alerts_to != AD_ALERTS_KAFKA, to_kafka = d->c->alerts_to != AD_ALERTS_MQTT;
     char topic[1024], iso[40];
-    const cJSON *id, *chk, *feat;
-    const char *at = NULL;
+    const cJSON *id, *chk, *feat, *x = NULL;
+    const char *ktopic = NULL;
     cJSON *o;
 
     if (!(o = ad_event_to_json(s->d, ev)))
         return;
-    /* a clear goes where its alert was raised (see publish_alert) */
     id = cJSON_GetObjectItemCaseSensitive(o, "id");
     if (!cJSON_IsString(id))
         id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
     if (!raised && cJSON_IsString(id))
-        at = dq_raised_topic(s, id->valuestring);
-    if (at) {
-        snprintf(topic, sizeof topic, "%s", at);
-    } else if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic,
-                               sizeof topic) < 0) {
-        dd_bad_input(dd, "detector %s: alert topic too long for stream %s", d->c->name,
-                     s->key);
-        cJSON_Delete(o);
-        return;
+        x = dq_entry(s, id->valuestring);
+    if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0) {
+        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(x, "topic"))) {
+            dd_bad_input(dd, "detector %s: alert topic too long for stream %s", d->c->name,
+                         s->key);
+            cJSON_Delete(o);
+            return;
+        }
     }
+    /* a clear goes where its alert was raised, and where alerts go now
+     * (see publish_alert) */
+    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(x, "topic")))
+        to_mqtt = 1;
+    dq_sinks(x, topic, sizeof topic, &to_kafka, &ktopic);
     /* the alert message shape: schema, kind, alert_id; the event is
      * dq_raised / dq_cleared, so a consumer that acts on model alerts'
      * raised / cleared is not misled by the other kind on the topic */
@@ -695,8 +738,9 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_AddNumberToObject(o, "time_ms", (double)ev->ts_ms);
     ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     cJSON_AddStringToObject(o, "published", iso);
-    publish_alert_json(dd, s, topic, NULL, o, 0);     /* not in the state file */
-    dq_track(s, o, raised, topic);
+    publish_alert_json(dd, s, to_mqtt ? topic : NULL, to_kafka, ktopic, o, 0);
+    dq_track(s, o, raised, to_mqtt ? topic : NULL,      /* not in the state file */
+             !to_kafka ? NULL : raised ? dd->g->cfg->kafka.alert_topic : ktopic);
     id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
     chk = cJSON_GetObjectItemCaseSensitive(o, "check");
     feat = cJSON_GetObjectItemCaseSensitive(o, "feature");
@@ -711,21 +755,30 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
 void publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
 {
     det_rt *d = s->det;
-    char topic[1024], iso[40];
+    char now[1024], topic[1024], iso[40];
     int64_t end;
     cJSON *x;
 
     if (!s->dq_open || !d)
         return;
     end = s->d && ad_detector_last_ts(s->d) ? ad_detector_last_ts(s->d) : (int64_t)dd_wall_ms();
-    if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0)
-        topic[0] = '\0';
+    if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, now, sizeof now) < 0)
+        now[0] = '\0';
     for (x = s->dq_open->child; x; x = x->next) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(x, "alert_id");
         const cJSON *chk = cJSON_GetObjectItemCaseSensitive(x, "check");
-        const cJSON *at = cJSON_GetObjectItemCaseSensitive(x, "topic");
+        int to_mqtt = d->c->alerts_to != AD_ALERTS_KAFKA, to_kafka = d->c->alerts_to != AD_ALERTS_MQTT;
+        const char *ktopic;
         cJSON *o;
-        if ((!cJSON_IsString(at) && !topic[0]) || !(o = dq_public(x)))
+
+        /* where it was raised, and where alerts go now (see publish_alert) */
+        snprintf(topic, sizeof topic, "%s", now);
+        if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(x, "topic")))
+            to_mqtt = 1;
+        dq_sinks(x, topic, sizeof topic, &to_kafka, &ktopic);
+        if (!topic[0])
+            to_mqtt = 0;
+        if (!(o = dq_public(x)))
             continue;
         cJSON_AddNumberToObject(o, "schema", 1);
         cJSON_AddStringToObject(o, "kind", "data_quality");
@@ -739,8 +792,7 @@ void publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
         cJSON_AddNumberToObject(o, "time_ms", (double)end);
         ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
         cJSON_AddStringToObject(o, "published", iso);
-        /* where it was raised (see publish_alert) */
-        publish_alert_json(dd, s, cJSON_IsString(at) ? at->valuestring : topic, NULL, o, 0);
+        publish_alert_json(dd, s, to_mqtt ? topic : NULL, to_kafka, ktopic, o, 0);
         cJSON_Delete(o);
         ad_log(AD_LOG_NOTICE, "data quality %s cleared: detector %s stream %s check %s "
                "reason %s", cJSON_IsString(id) ? id->valuestring : "?", d->c->name, s->key,

@@ -314,6 +314,46 @@ out:
     ad_config_free(c0); ad_config_free(c1); ad_config_free(c2);
 }
 
+/* The Kafka topics consumed cannot change by a reload (the subscription is
+ * made at start); they may move between detectors; alerts_to may change. */
+static void test_reload_kafka(void)
+{
+#define KC "{\"kafka\":{\"bootstrap_servers\":\"127.0.0.1:9092\"},\"detectors\":["
+#define KD(name, topics, to) "{\"name\":\"" name "\",\"model\":\"m.safetensors\"," \
+                             "\"kafka_topics\":[" topics "],\"alerts_to\":\"" to "\"}"
+    const char *v[] = {
+        KC KD("a", "\"in\"", "mqtt") "]}",
+        KC KD("a", "\"in\"", "both") "]}",                            /* alerts_to */
+        KC KD("a", "\"in\"", "mqtt") "," KD("b", "\"in\"", "mqtt") "]}", /* shared */
+        KC KD("b", "\"in\"", "kafka") "]}",                           /* moved */
+        KC KD("a", "\"in\",\"in2\"", "mqtt") "]}",                    /* added */
+        KC KD("a", "\"in2\"", "mqtt") "]}",                           /* replaced */
+    };
+    ad_config *c[6] = { 0 };
+    char err[512] = "";
+    for (int i = 0; i < 6; i++)
+        T_CHECK(parse(v[i], &c[i], err, sizeof err) == 0, "config %d: %s", i, err);
+    if (!c[0] || !c[1] || !c[2] || !c[3] || !c[4] || !c[5]) goto out;
+    for (int i = 1; i <= 3; i++) {
+        err[0] = '\0';
+        T_CHECK(ad_config_reload_ok(c[0], c[i], err, sizeof err) == 0,
+                "reload %d allowed: %s", i, err);
+    }
+    T_CHECK(ad_config_reload_ok(c[0], c[4], err, sizeof err) < 0 &&
+            strstr(err, "detectors[0].kafka_topics: Kafka topic \"in2\" is new"),
+            "a new topic refused: %s", err);
+    T_CHECK(ad_config_reload_ok(c[4], c[0], err, sizeof err) < 0 &&
+            strstr(err, "Kafka topic \"in2\" (of detector a) is no longer consumed"),
+            "a topic no longer consumed refused: %s", err);
+    T_CHECK(ad_config_reload_ok(c[0], c[5], err, sizeof err) < 0 && strstr(err, "\"in2\""),
+            "a replaced topic refused: %s", err);
+out:
+    for (int i = 0; i < 6; i++)
+        ad_config_free(c[i]);
+#undef KC
+#undef KD
+}
+
 static void test_file(void)
 {
     char err[512] = "";
@@ -339,6 +379,7 @@ int main(void)
     T_RUN(test_adapt_data_time);
     T_RUN(test_doc_errors);
     T_RUN(test_reload);
+    T_RUN(test_reload_kafka);
     T_RUN(test_file);
     return t_done();
 }
