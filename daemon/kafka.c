@@ -534,9 +534,10 @@ static int produce(ad_kafka *k, const char *topic, const char *key, const char *
     return e ? -1 : 0;
 }
 
-/* A state record txt (o printed; st its "state") over what
- * message.max.bytes leaves for it: without st's member, said in a warning
- * (what follows from leaving it out). The record to send, or NULL (OOM). */
+/* A state record txt (o printed; st its "state", or an object within it)
+ * over what message.max.bytes leaves for it: without st's member, said in
+ * a warning (what follows from leaving it out). The record to send, or
+ * NULL (OOM). */
 static char *shed(const ad_kafka *k, const stream_rec *s, cJSON *o, cJSON *st, char *txt,
                   const char *member, const char *what)
 {
@@ -595,9 +596,22 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
     /* the scores of a long calibration (calibration.max_samples) can
      * outgrow a record: the next owner calibrates afresh rather than the
      * state being lost with its alert part */
+    /* the windows of a long alert the learner keeps for an accepted
+     * regime (up to adapt.normal_windows, about 3 KB each): the next owner
+     * goes on with the alert; a regime accepted there fine-tunes without
+     * them */
+    txt = shed(k, s, o, cJSON_GetObjectItemCaseSensitive(st, "adapt"), txt, "alert_windows",
+               "its learner's windows of the open alert are left out, a regime accepted "
+               "on its next owner is learned from the windows after the move");
     txt = shed(k, s, o, st, txt, "calibrating", "its calibration so far is left out, its "
                "next owner calibrates it afresh");
-    if (txt)
+    if (txt && strlen(txt) > k->max_bytes)
+        ad_log(AD_LOG_WARNING, "kafka: stream %s/%s: its %zu-byte state is over the %zu bytes "
+               "message.max.bytes leaves for it, with all that can be left out left out: "
+               "not sent, its next owner restores an older state (raise message.max.bytes "
+               "in kafka.properties, on the broker and on the state topic)", s->det->c->name,
+               s->key, strlen(txt), k->max_bytes);
+    else if (txt)
         produce(k, kcfg(k)->state_topic, pk, txt);
     free(txt);
     cJSON_Delete(o);
