@@ -523,15 +523,24 @@ static void state_read_start(ad_kafka *k)
 }
 
 /* 0, or -1: not queued (said in a warning). */
-static int produce(ad_kafka *k, const char *topic, const char *key, const char *val)
+/* The msg_opaque of alert events: dr_cb produces them again until delivered. */
+static char alert_msg;
+
+static int produce_msg(ad_kafka *k, const char *topic, const void *key, size_t klen,
+                       const void *val, size_t vlen, void *opaque)
 {
     rd_kafka_resp_err_t e = rd_kafka_producev(k->p, RD_KAFKA_V_TOPIC(topic),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(key, strlen(key)),
-        RD_KAFKA_V_VALUE((void *)val, val ? strlen(val) : 0), RD_KAFKA_V_END);
+        RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
+        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (e)
         ad_log(AD_LOG_WARNING, "kafka: cannot produce to %s: %s", topic, rd_kafka_err2str(e));
     return e ? -1 : 0;
+}
+
+static int produce(ad_kafka *k, const char *topic, const char *key, const char *val)
+{
+    return produce_msg(k, topic, key, strlen(key), val, val ? strlen(val) : 0, NULL);
 }
 
 /* A state record txt (o printed; st its "state", or an object within it)
@@ -643,7 +652,8 @@ void kafka_alert(ad_daemon *dd, const char *det, const char *key, const char *js
     char pk[KEY_MAX + 80];
     if (!dd->kafka) return;
     snprintf(pk, sizeof pk, "%s/%s", det, key);
-    produce(dd->kafka, kcfg(dd->kafka)->alert_topic, pk, json);
+    produce_msg(dd->kafka, kcfg(dd->kafka)->alert_topic, pk, strlen(pk), json, strlen(json),
+                &alert_msg);
 }
 
 int kafka_alert_to(ad_daemon *dd, const char *topic, const char *det, const char *key,
@@ -652,7 +662,7 @@ int kafka_alert_to(ad_daemon *dd, const char *topic, const char *det, const char
     char pk[KEY_MAX + 80];
     if (!dd->kafka || dd->kafka->closed) return -1;
     snprintf(pk, sizeof pk, "%s/%s", det, key);
-    return produce(dd->kafka, topic, pk, json);
+    return produce_msg(dd->kafka, topic, pk, strlen(pk), json, strlen(json), &alert_msg);
 }
 
 /* ---- rebalances ------------------------------------------------------------------ */
@@ -983,12 +993,27 @@ static void on_readable(uv_poll_t *h, int status, int events)
 
 /* ---- set-up ---------------------------------------------------------------------- */
 
+/* Delivery reports (on the loop: rd_kafka_poll of the producer). An alert
+ * event the cluster did not take within message.timeout.ms (a partition
+ * without a leader, the cluster away) is produced again, in the order the
+ * reports come (that of the partition): its subscribers hold the alert
+ * open, or never heard of it, otherwise. A state record is not: a newer
+ * one of the stream may be on its way, which an old one must not follow. */
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-    (void)rk; (void)opaque;
-    if (m->err)
-        ad_log(AD_LOG_WARNING, "kafka: delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
-               rd_kafka_err2str(m->err));
+    ad_kafka *k = opaque;
+    (void)rk;
+    if (!m->err)
+        return;
+    if (m->_private == &alert_msg && k && !k->closed) {
+        ad_log(AD_LOG_WARNING, "kafka: alert event to %s not delivered (%s): produced again",
+               rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        produce_msg(k, rd_kafka_topic_name(m->rkt), m->key, m->key_len, m->payload, m->len,
+                    &alert_msg);
+        return;
+    }
+    ad_log(AD_LOG_WARNING, "kafka: delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
+           rd_kafka_err2str(m->err));
 }
 
 /* librdkafka's log lines into the daemon's log (called from librdkafka's
@@ -1267,7 +1292,9 @@ void kafka_stop(ad_daemon *dd)
             en = *tfind(k->smap, tk);
             state_put(k, s, 1, en && en->topic >= 0 ? stream_position(k, s, en, pos) : -1);
         }
-    rd_kafka_flush(k->p, 10000);
+    if (rd_kafka_flush(k->p, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        ad_log(AD_LOG_WARNING, "kafka: %d message(s) (alert events, states) not delivered "
+               "within 10 s at stop: lost", rd_kafka_outq_len(k->p));
     if (rebalancing(k))             /* it would be refused */
         ad_log(AD_LOG_INFO, "kafka: rebalance under way at stop: offsets not committed "
                "(the states hold the positions)");

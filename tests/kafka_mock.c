@@ -5,7 +5,9 @@
  * bootstrap list on the first line of stdout, then runs until SIGTERM/SIGINT.
  * SIGUSR1: the next offset commit (of any client) is refused with
  * ILLEGAL_GENERATION, as a coordinator refuses a commit of a generation a
- * rebalance has ended.
+ * rebalance has ended. SIGUSR2: broker 3 goes down (its connections
+ * closed, new ones refused), or up again at the next SIGUSR2: with --slow,
+ * TOPIC has no leader meanwhile.
  *
  *   kafka_mock [--slow TOPIC:MS:GROUP] [TOPIC:PARTITIONS ...]
  *
@@ -24,9 +26,10 @@
 
 #define API_OFFSET_COMMIT 8         /* Kafka protocol request type */
 
-static volatile sig_atomic_t stop, refuse;
+static volatile sig_atomic_t stop, refuse, toggle;
 static void on_signal(int sig) { (void)sig; stop = 1; }
 static void on_usr1(int sig) { (void)sig; refuse = 1; }
+static void on_usr2(int sig) { (void)sig; toggle = 1; }
 
 int main(int argc, char **argv)
 {
@@ -82,10 +85,20 @@ int main(int argc, char **argv)
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGUSR1, on_usr1);
+    signal(SIGUSR2, on_usr2);
     printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
     fflush(stdout);
+    int down = 0;
     while (!stop) {
         pause();
+        if (toggle) {
+            toggle = 0;
+            down = !down;
+            if (down)
+                rd_kafka_mock_broker_set_down(mc, 3);
+            else
+                rd_kafka_mock_broker_set_up(mc, 3);
+        }
         if (refuse) {
             refuse = 0;
             rd_kafka_mock_push_request_errors(mc, API_OFFSET_COMMIT, 1,
