@@ -994,11 +994,13 @@ static void on_readable(uv_poll_t *h, int status, int events)
 /* ---- set-up ---------------------------------------------------------------------- */
 
 /* Delivery reports (on the loop: rd_kafka_poll of the producer). An alert
- * event the cluster did not take within message.timeout.ms (a partition
- * without a leader, the cluster away) is produced again, in the order the
- * reports come (that of the partition): its subscribers hold the alert
- * open, or never heard of it, otherwise. A state record is not: a newer
- * one of the stream may be on its way, which an old one must not follow. */
+ * event the cluster did not take within message.timeout.ms (set in
+ * kafka.properties: by default messages wait as long as the cluster is
+ * away) is produced again: its subscribers hold the alert open, or never
+ * heard of it, otherwise (it goes behind what was queued meanwhile, so a
+ * later event of the stream may arrive first). A state record is not: a
+ * newer one of the stream may be on its way, which an old one must not
+ * follow. */
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     ad_kafka *k = opaque;
@@ -1188,6 +1190,18 @@ static int subscribe(ad_kafka *k, char *err, size_t errlen)
     return 0;
 }
 
+/* Whether kafka.properties (or property_files) sets librdkafka property name. */
+static int has_property(const ad_kafka_cfg *kc, const char *name)
+{
+    for (int i = 0; i < kc->properties.n; i++)
+        if (strcmp(kc->properties.key[i], name) == 0)
+            return 1;
+    for (int i = 0; i < kc->property_files.n; i++)
+        if (strcmp(kc->property_files.key[i], name) == 0)
+            return 1;
+    return 0;
+}
+
 int kafka_start(ad_daemon *dd, char *err, size_t errlen)
 {
     const ad_config *cfg = dd->g->cfg;
@@ -1197,7 +1211,12 @@ int kafka_start(ad_daemon *dd, char *err, size_t errlen)
                           "partition.assignment.strategy", "cooperative-sticky",
                           "enable.auto.commit", "false",
                           "auto.offset.reset", "earliest", NULL };
-    const char *pkv[] = { "enable.idempotence", "true", "linger.ms", "5", NULL };
+    /* alert events and states wait for the cluster however long it is
+     * away (librdkafka drops a message after 300 s by default), unless
+     * kafka.properties says otherwise; see dr_cb */
+    int own_timeout = has_property(&cfg->kafka, "message.timeout.ms");
+    const char *pkv[] = { "enable.idempotence", "true", "linger.ms", "5",
+                          own_timeout ? NULL : "message.timeout.ms", "0", NULL };
     const char *skv[] = { "group.id", rid, "enable.auto.commit", "false",
                           "enable.partition.eof", "true", NULL };
     int rc = 0;
