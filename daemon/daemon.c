@@ -475,11 +475,11 @@ int ad_daemon_run(const char *path)
     if (dd->g->cfg->broker.status_topic)
         ad_mqtt_set_status(dd->mqtt, dd->g->cfg->broker.status_topic, online, offline);
     dd_update_subscriptions(dd);
-    state_outbox_load(dd);          /* undelivered before the last stop: first */
     if ((rc = kafka_start(dd, err, sizeof err)) != 0) {
         ad_log(AD_LOG_ERR, "%s", err);
         goto out;
     }
+    state_outbox_load(dd);          /* undelivered before the last stop: first */
     state_scan(dd);                 /* open alerts continue; after kafka_start: the
                                      * clears of removed detectors' alerts raised on
                                      * Kafka go there */

@@ -14,7 +14,8 @@
  * State directory layout:
  *   outbox.json                      messages the broker did not get yet:
  *                                    queued, and alert messages not
- *                                    acknowledged (docs/alerts.md, Lifecycle)
+ *                                    acknowledged; alert events the Kafka
+ *                                    cluster has not taken (docs/alerts.md)
  * and in state_dir/<detector>/:
  *   <stream>.state.json              calibration state and the open alert
  *                                    (ad_detector_save), the operator's

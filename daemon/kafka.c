@@ -71,6 +71,10 @@ typedef struct ad_kafka {
     size_t nheld, held_next, held_cap;
     rd_kafka_topic_partition_list_t *holdp;
     size_t max_bytes;              /* the producer's message.max.bytes */
+    /* alert events handed to the producer and not delivered yet, in the
+     * order produced (the outbox keeps them across a crash) */
+    struct kmsg *pend_head, *pend_tail;
+    size_t npend;
     char **topics;                 /* distinct kafka topics, for smap (copies: a
                                     * reload frees the configuration they came from) */
     int ntopics;
@@ -523,8 +527,11 @@ static void state_read_start(ad_kafka *k)
 }
 
 /* 0, or -1: not queued (said in a warning). */
-/* The msg_opaque of alert events: dr_cb produces them again until delivered. */
-static char alert_msg;
+/* An alert event until it is delivered (the msg_opaque of its message). */
+typedef struct kmsg {
+    struct kmsg *prev, *next;
+    char *topic, *key, *val;
+} kmsg;
 
 static int produce_msg(ad_kafka *k, const char *topic, const void *key, size_t klen,
                        const void *val, size_t vlen, void *opaque)
@@ -541,6 +548,57 @@ static int produce_msg(ad_kafka *k, const char *topic, const void *key, size_t k
 static int produce(ad_kafka *k, const char *topic, const char *key, const char *val)
 {
     return produce_msg(k, topic, key, strlen(key), val, val ? strlen(val) : 0, NULL);
+}
+
+static void pend_unlink(ad_kafka *k, kmsg *m)
+{
+    if (m->prev) m->prev->next = m->next; else k->pend_head = m->next;
+    if (m->next) m->next->prev = m->prev; else k->pend_tail = m->prev;
+    k->npend--;
+    free(m->topic);
+    free(m->key);
+    free(m->val);
+    free(m);
+}
+
+/* An alert event: kept until delivered (dr_cb). 0, or -1 (not taken:
+ * said in a warning). */
+static int produce_alert(ad_kafka *k, const char *topic, const char *key, const char *val)
+{
+    kmsg *m = calloc(1, sizeof *m);
+    if (!m || !(m->topic = strdup(topic)) || !(m->key = strdup(key)) ||
+        !(m->val = strdup(val))) {
+        if (m) { free(m->topic); free(m->key); free(m); }
+        ad_log(AD_LOG_WARNING, "kafka: cannot produce to %s: out of memory", topic);
+        return -1;
+    }
+    m->prev = k->pend_tail;
+    if (k->pend_tail) k->pend_tail->next = m; else k->pend_head = m;
+    k->pend_tail = m;
+    k->npend++;
+    if (produce_msg(k, topic, key, strlen(key), val, strlen(val), m) != 0) {
+        pend_unlink(k, m);
+        return -1;
+    }
+    return 0;
+}
+
+size_t kafka_pending(const ad_daemon *dd)
+{
+    return dd->kafka ? dd->kafka->npend : 0;
+}
+
+void kafka_pending_foreach(const ad_daemon *dd, void (*cb)(void *ud, const char *topic,
+                           const char *key, const char *json), void *ud)
+{
+    for (const kmsg *m = dd->kafka ? dd->kafka->pend_head : NULL; m; m = m->next)
+        cb(ud, m->topic, m->key, m->val);
+}
+
+int kafka_alert_again(ad_daemon *dd, const char *topic, const char *key, const char *json)
+{
+    if (!dd->kafka || dd->kafka->closed) return -1;
+    return produce_alert(dd->kafka, topic, key, json);
 }
 
 /* A state record txt (o printed; st its "state", or an object within it)
@@ -652,8 +710,7 @@ void kafka_alert(ad_daemon *dd, const char *det, const char *key, const char *js
     char pk[KEY_MAX + 80];
     if (!dd->kafka) return;
     snprintf(pk, sizeof pk, "%s/%s", det, key);
-    produce_msg(dd->kafka, kcfg(dd->kafka)->alert_topic, pk, strlen(pk), json, strlen(json),
-                &alert_msg);
+    produce_alert(dd->kafka, kcfg(dd->kafka)->alert_topic, pk, json);
 }
 
 int kafka_alert_to(ad_daemon *dd, const char *topic, const char *det, const char *key,
@@ -662,7 +719,7 @@ int kafka_alert_to(ad_daemon *dd, const char *topic, const char *det, const char
     char pk[KEY_MAX + 80];
     if (!dd->kafka || dd->kafka->closed) return -1;
     snprintf(pk, sizeof pk, "%s/%s", det, key);
-    return produce_msg(dd->kafka, topic, pk, strlen(pk), json, strlen(json), &alert_msg);
+    return produce_alert(dd->kafka, topic, pk, json);
 }
 
 /* ---- rebalances ------------------------------------------------------------------ */
@@ -1004,18 +1061,23 @@ static void on_readable(uv_poll_t *h, int status, int events)
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     ad_kafka *k = opaque;
+    kmsg *am = m->_private;
     (void)rk;
-    if (!m->err)
-        return;
-    if (m->_private == &alert_msg && k && !k->closed) {
+    if (am && (!m->err || k->closed)) {
+        if (m->err)
+            ad_log(AD_LOG_WARNING, "kafka: alert event to %s not delivered at stop: %s",
+                   am->topic, rd_kafka_err2str(m->err));
+        pend_unlink(k, am);
+    } else if (am) {
         ad_log(AD_LOG_WARNING, "kafka: alert event to %s not delivered (%s): produced again",
+               am->topic, rd_kafka_err2str(m->err));
+        if (produce_msg(k, am->topic, am->key, strlen(am->key), am->val, strlen(am->val),
+                        am) != 0)
+            pend_unlink(k, am);
+    } else if (m->err) {
+        ad_log(AD_LOG_WARNING, "kafka: delivery to %s failed: %s",
                rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
-        produce_msg(k, rd_kafka_topic_name(m->rkt), m->key, m->key_len, m->payload, m->len,
-                    &alert_msg);
-        return;
     }
-    ad_log(AD_LOG_WARNING, "kafka: delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
-           rd_kafka_err2str(m->err));
 }
 
 /* librdkafka's log lines into the daemon's log (called from librdkafka's
@@ -1312,8 +1374,9 @@ void kafka_stop(ad_daemon *dd)
             state_put(k, s, 1, en && en->topic >= 0 ? stream_position(k, s, en, pos) : -1);
         }
     if (rd_kafka_flush(k->p, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        ad_log(AD_LOG_WARNING, "kafka: %d message(s) (alert events, states) not delivered "
-               "within 10 s at stop: lost", rd_kafka_outq_len(k->p));
+        ad_log(AD_LOG_WARNING, "kafka: %d message(s) not delivered within 10 s at stop: "
+               "%zu alert event(s)%s, the rest states (lost)", rd_kafka_outq_len(k->p),
+               k->npend, k->dd->g->cfg->state_dir ? " kept in outbox.json" : " lost");
     if (rebalancing(k))             /* it would be refused */
         ad_log(AD_LOG_INFO, "kafka: rebalance under way at stop: offsets not committed "
                "(the states hold the positions)");
@@ -1348,7 +1411,9 @@ void kafka_free(ad_daemon *dd)
     free(k->held);
     if (k->c) rd_kafka_destroy(k->c);
     if (k->sr) rd_kafka_destroy(k->sr);
-    if (k->p) rd_kafka_destroy(k->p);
+    if (k->p) rd_kafka_destroy(k->p);   /* its last delivery reports first */
+    while (k->pend_head)
+        pend_unlink(k, k->pend_head);
     tclear(k->smap);
     tclear(k->tmap);
     for (int i = 0; i < k->ntopics; i++)

@@ -67,5 +67,13 @@ void kafka_alert(struct ad_daemon *dd, const char *det, const char *key, const c
  * librdkafka refused it: said in a warning). */
 int kafka_alert_to(struct ad_daemon *dd, const char *topic, const char *det, const char *key,
                    const char *json);
+/* Alert events handed to the producer and not delivered yet: how many, and
+ * each in the order produced (topic, record key, value), for the outbox. */
+size_t kafka_pending(const struct ad_daemon *dd);
+void kafka_pending_foreach(const struct ad_daemon *dd, void (*cb)(void *ud, const char *topic,
+                           const char *key, const char *json), void *ud);
+/* An alert event of the outbox produced again (key: its record key). */
+int kafka_alert_again(struct ad_daemon *dd, const char *topic, const char *key,
+                      const char *json);
 
 #endif /* AD_KAFKA_H */

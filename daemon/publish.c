@@ -540,6 +540,8 @@ int publish_alert_removed(ad_daemon *dd, const char *detector, const char *key,
                      "MQTT topic %s%s", topic, kafka ? " (it went to Kafka)" : "");
     free(txt);
     cJSON_Delete(o);
+    if (kafka)
+        state_outbox_sync(dd, 0);   /* kept until the cluster has it */
     if (rc != 0)
         return rc;
     ad_log(AD_LOG_NOTICE, "alert %s cleared: detector %s stream %s score %.4g threshold %.4g "
@@ -593,6 +595,7 @@ static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic,
             kafka_alert(dd, s->det->c->name, s->key, txt);
         }
         free(txt);
+        state_outbox_sync(dd, 0);   /* kept until the cluster has it */
     }
 }
 

@@ -1954,6 +1954,17 @@ static void outbox_add(void *ud, const char *topic, const void *p, size_t len, i
     free(txt);
 }
 
+static void outbox_add_kafka(void *ud, const char *topic, const char *key, const char *json)
+{
+    cJSON *arr = ud, *m = cJSON_CreateObject();
+    if (!m)
+        return;
+    cJSON_AddStringToObject(m, "kafka_topic", topic);
+    cJSON_AddStringToObject(m, "key", key);
+    cJSON_AddStringToObject(m, "payload", json);
+    cJSON_AddItemToArray(arr, m);
+}
+
 void state_outbox_sync(ad_daemon *dd, int now)
 {
     uint64_t kept;
@@ -1965,9 +1976,10 @@ void state_outbox_sync(ad_daemon *dd, int now)
     ad_mqtt_get_stats(dd->mqtt, &ms);
     /* what the broker does not have yet: queued, and alert messages not
      * acknowledged (handed to the client library, they may not have left
-     * this machine when it goes down); the file is emptied only once what
-     * it held is acknowledged */
-    kept = ms.queued + ms.inflight_alerts;
+     * this machine when it goes down), and alert events the Kafka cluster
+     * has not taken yet; the file is emptied only once what it held is
+     * acknowledged */
+    kept = ms.queued + ms.inflight_alerts + kafka_pending(dd);
     if (!kept && (!dd->outbox_dirty || ms.inflight))
         return;
     dd->outbox_dirty = kept > 0;
@@ -1976,6 +1988,7 @@ void state_outbox_sync(ad_daemon *dd, int now)
     cJSON_AddNumberToObject(o, "version", 1);
     arr = cJSON_AddArrayToObject(o, "messages");
     ad_mqtt_queue_foreach(dd->mqtt, outbox_add, arr);
+    kafka_pending_foreach(dd, outbox_add_kafka, arr);
     txt = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!txt)
@@ -2010,6 +2023,7 @@ void state_outbox_load(ad_daemon *dd)
     }
     o = cJSON_Parse(js);
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(o, "messages")) {
+        cJSON *kt = cJSON_GetObjectItemCaseSensitive(m, "kafka_topic");
         cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "topic");
         cJSON *p = cJSON_GetObjectItemCaseSensitive(m, "payload");
         cJSON *q = cJSON_GetObjectItemCaseSensitive(m, "qos");
@@ -2018,6 +2032,19 @@ void state_outbox_load(ad_daemon *dd)
         char wbuf[256];
         const char *what;
         int rc;
+        if (cJSON_IsString(kt)) {           /* an alert event for Kafka */
+            cJSON *k = cJSON_GetObjectItemCaseSensitive(m, "key");
+            if (!cJSON_IsString(k) || !cJSON_IsString(p))
+                continue;
+            if (!dd->kafka)
+                ad_log(AD_LOG_WARNING, "state: %s: an alert event for Kafka topic %s (key "
+                       "%s) not produced: kafka.bootstrap_servers is not configured now",
+                       path, kt->valuestring, k->valuestring);
+            else if (kafka_alert_again(dd, kt->valuestring, k->valuestring,
+                                       p->valuestring) == 0)
+                n++;
+            continue;
+        }
         if (!cJSON_IsString(t) || !cJSON_IsString(p) || !cJSON_IsNumber(q))
             continue;
         /* an alert message is named again, for the log if it is refused */
