@@ -235,6 +235,10 @@ static void check_cb(uv_check_t *c)
     int nw = ad_workers_count(dd->ws);
     dd->arr_valid = 0;
     batch_dispatch(dd, 0);
+    if (dd->outbox_due) {           /* once for the events of this iteration */
+        dd->outbox_due = 0;
+        state_outbox_sync(dd, 0);
+    }
     /* backpressure: stop reading MQTT while the workers are far behind */
     if (!dd->paused && dd->in_flight_batches > 4 * nw) {
         dd->paused = 1;

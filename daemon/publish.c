@@ -541,7 +541,7 @@ int publish_alert_removed(ad_daemon *dd, const char *detector, const char *key,
     free(txt);
     cJSON_Delete(o);
     if (kafka)
-        state_outbox_sync(dd, 0);   /* kept until the cluster has it */
+        dd->outbox_due = 1;         /* kept until the cluster has it */
     if (rc != 0)
         return rc;
     ad_log(AD_LOG_NOTICE, "alert %s cleared: detector %s stream %s score %.4g threshold %.4g "
@@ -595,7 +595,7 @@ static void publish_alert_json(ad_daemon *dd, stream_rec *s, const char *topic,
             kafka_alert(dd, s->det->c->name, s->key, txt);
         }
         free(txt);
-        state_outbox_sync(dd, 0);   /* kept until the cluster has it */
+        dd->outbox_due = 1;         /* kept until the cluster has it */
     }
 }
 
