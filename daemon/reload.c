@@ -398,6 +398,7 @@ static void apply_gen(ad_daemon *dd, gen *ng)
     gen_free(og);
     dd_update_subscriptions(dd);
     dd_arm_stats(dd);
+    ad_mqtt_set_max_queued(dd->mqtt, (size_t)ng->cfg->broker.max_queued_alerts);
     retain_reload(dd);
 }
 
