@@ -642,6 +642,18 @@ char *kafka_state_take(ad_daemon *dd, const char *det, const char *key)
     return v;
 }
 
+const char *kafka_stream_topic(ad_daemon *dd, const char *det, const char *key)
+{
+    ad_kafka *k = dd->kafka;
+    char tk[KEY_MAX + 80];
+    kent *e;
+    if (!k) return NULL;
+    mkkey(tk, sizeof tk, det, key);
+    if (!(e = *tfind(k->smap, tk)) || e->topic < 0 || e->topic >= k->ntopics)
+        return NULL;
+    return k->topics[e->topic];
+}
+
 void kafka_alert(ad_daemon *dd, const char *det, const char *key, const char *json)
 {
     char pk[KEY_MAX + 80];
