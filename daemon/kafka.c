@@ -655,21 +655,25 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
     free(js);
     snprintf(pk, sizeof pk, "%s/%s", s->det->c->name, s->key);
     txt = ad_json_print(o);     /* the state's numbers read back bit for bit */
+    /* what can be left out, the least missed first. The windows of a long
+     * alert the learner keeps for an accepted regime (up to
+     * adapt.normal_windows, about 3 KB each: 1.5 MB at the default 500):
+     * the next owner goes on with the alert; only a regime accepted there
+     * fine-tunes without them. They go before the probability history,
+     * which every score after the move reads (at the default
+     * alert.probability_history 500 it is 12 KB: it alone seldom is what
+     * makes a record too large) */
+    txt = shed(k, s, o, cJSON_GetObjectItemCaseSensitive(st, "adapt"), txt, "alert_windows",
+               "its learner's windows of the open alert are left out, a regime accepted "
+               "on its next owner is learned from the windows after the move");
     /* a long probability history (alert.probability_history, up to 1e6
-     * averages) goes first: the next owner's probability starts afresh,
-     * its threshold and alert go on */
+     * averages): the next owner's probability starts afresh, its
+     * threshold and alert go on */
     txt = shed(k, s, o, st, txt, "probability", "its probability history is left out, "
                "its next owner's anomaly probability starts afresh");
     /* the scores of a long calibration (calibration.max_samples) can
      * outgrow a record: the next owner calibrates afresh rather than the
      * state being lost with its alert part */
-    /* the windows of a long alert the learner keeps for an accepted
-     * regime (up to adapt.normal_windows, about 3 KB each): the next owner
-     * goes on with the alert; a regime accepted there fine-tunes without
-     * them */
-    txt = shed(k, s, o, cJSON_GetObjectItemCaseSensitive(st, "adapt"), txt, "alert_windows",
-               "its learner's windows of the open alert are left out, a regime accepted "
-               "on its next owner is learned from the windows after the move");
     txt = shed(k, s, o, st, txt, "calibrating", "its calibration so far is left out, its "
                "next owner calibrates it afresh");
     if (txt && strlen(txt) > k->max_bytes)
@@ -703,6 +707,18 @@ char *kafka_state_take(ad_daemon *dd, const char *det, const char *key)
     v = e->val;
     free(e);
     return v;
+}
+
+const char *kafka_stream_topic(ad_daemon *dd, const char *det, const char *key)
+{
+    ad_kafka *k = dd->kafka;
+    char tk[KEY_MAX + 80];
+    kent *e;
+    if (!k) return NULL;
+    mkkey(tk, sizeof tk, det, key);
+    if (!(e = *tfind(k->smap, tk)) || e->topic < 0 || e->topic >= k->ntopics)
+        return NULL;
+    return k->topics[e->topic];
 }
 
 void kafka_alert(ad_daemon *dd, const char *det, const char *key, const char *json)

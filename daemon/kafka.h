@@ -60,6 +60,10 @@ void kafka_state_changed(struct ad_daemon *dd, struct stream_rec *s);
 /* The state read from the state topic for detector/key (malloc'd, removed
  * from the table), or NULL. */
 char *kafka_state_take(struct ad_daemon *dd, const char *det, const char *key);
+
+/* The Kafka topic the last record of stream key of detector det came
+ * from, or NULL (not a stream fed by Kafka, or no Kafka). */
+const char *kafka_stream_topic(struct ad_daemon *dd, const char *det, const char *key);
 /* An alert's JSON for kafka.alert_topic. */
 void kafka_alert(struct ad_daemon *dd, const char *det, const char *key, const char *json);
 /* The same to topic (where an alert was raised, kafka.alert_topic then):

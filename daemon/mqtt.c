@@ -406,6 +406,25 @@ static void qmsg_free(qmsg *q)
     free(q);
 }
 
+/* Drop the oldest queued messages (counted) until at most n are left. */
+static void trim_queue(ad_mqtt *m, size_t n)
+{
+    while (m->qlen > n && m->qhead) {
+        qmsg *old = m->qhead;
+        m->qhead = old->next;
+        if (!m->qhead) m->qtail = NULL;
+        m->qlen--;
+        qmsg_free(old);
+        m->st.queue_dropped++;
+    }
+}
+
+void ad_mqtt_set_max_queued(ad_mqtt *m, size_t n)
+{
+    m->qmax = n ? n : 1;
+    trim_queue(m, m->qmax);
+}
+
 static int enqueue(ad_mqtt *m, const char *topic, const void *p, size_t len, int qos, int retain,
                    const char *what)
 {
@@ -419,14 +438,7 @@ static int enqueue(ad_mqtt *m, const char *topic, const void *p, size_t len, int
     q->len = len;
     q->qos = qos;
     q->retain = retain;
-    if (m->qlen >= m->qmax) {           /* drop the oldest */
-        qmsg *old = m->qhead;
-        m->qhead = old->next;
-        if (!m->qhead) m->qtail = NULL;
-        m->qlen--;
-        qmsg_free(old);
-        m->st.queue_dropped++;
-    }
+    trim_queue(m, m->qmax - 1);         /* drop the oldest */
     if (m->qtail) m->qtail->next = q; else m->qhead = q;
     m->qtail = q;
     m->qlen++;

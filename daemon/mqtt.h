@@ -116,6 +116,12 @@ int ad_mqtt_set_status(ad_mqtt *m, const char *topic, const char *online,
  * before ad_mqtt_start(); AD_EINVAL after it. */
 int ad_mqtt_set_max_payload(ad_mqtt *m, size_t max_payload);
 
+/* The most alert messages kept while the broker is unreachable
+ * (broker.max_queued_alerts; a reload may change it): beyond it the oldest
+ * are dropped and counted (queue_dropped), also at once when the queue
+ * already holds more. */
+void ad_mqtt_set_max_queued(ad_mqtt *m, size_t n);
+
 /* Replace the subscription list (copied). When connected, removed filters
  * are unsubscribed and new ones subscribed at once; all are resubscribed on
  * every reconnect. */

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "daemon_int.h"
+#include "kafka.h"
 #include "notify.h"
 #include "topic.h"
 
@@ -314,14 +315,34 @@ static int same_levels(const ad_detconf *a, const ad_detconf *b)
                    (size_t)a->stream_levels.n * sizeof a->stream_levels.v[0]) == 0);
 }
 
-static int same_topics(const ad_detconf *a, const ad_detconf *b)
+static int same_strlist(const ad_strlist *a, const ad_strlist *b)
 {
-    if (a->topics.n != b->topics.n)
+    if (a->n != b->n)
         return 0;
-    for (int i = 0; i < a->topics.n; i++)
-        if (strcmp(a->topics.v[i], b->topics.v[i]) != 0)
+    for (int i = 0; i < a->n; i++)
+        if (strcmp(a->v[i], b->v[i]) != 0)
             return 0;
     return 1;
+}
+
+static int same_topics(const ad_detconf *a, const ad_detconf *b)
+{
+    return same_strlist(&a->topics, &b->topics);
+}
+
+/* A stream of o fed by Kafka whose topic n no longer consumes (the topic
+ * moved to another detector: a reload keeps the set consumed, see
+ * ad_config_reload_ok): why it gets no more data, or NULL. */
+static const char *kafka_unfed(ad_daemon *dd, const det_rt *o, const det_rt *n,
+                               const stream_rec *s)
+{
+    const char *t;
+    if (!s->record_keyed || !(t = kafka_stream_topic(dd, o->c->name, s->key)))
+        return NULL;
+    for (int i = 0; i < n->c->kafka_topics.n; i++)
+        if (strcmp(n->c->kafka_topics.v[i], t) == 0)
+            return NULL;
+    return "its Kafka topic is no longer one of the detector's kafka_topics";
 }
 
 /* stream_levels or topics of o change to n's: a stream whose key no
@@ -344,13 +365,14 @@ static int same_topics(const ad_detconf *a, const ad_detconf *b)
 static void drop_unfed(ad_daemon *dd, det_rt *o, const det_rt *n)
 {
     int levels = !same_levels(o->c, n->c), topics = !same_topics(o->c, n->c);
+    int kafka = !same_strlist(&o->c->kafka_topics, &n->c->kafka_topics);
     int dropped = 0, waiting = 0;
     const char *why;
 
-    if (!levels && !topics)
+    if (!levels && !topics && !kafka)
         return;
     MAP_FOREACH(&o->streams, s) {
-        if (!(why = reload_stream_unfed(n, s)))
+        if (!(why = reload_stream_unfed(n, s)) && !(kafka && (why = kafka_unfed(dd, o, n, s))))
             continue;
         if (s->restoring && !s->d) {
             s->reload_check = RELOAD_CHECK_RELOAD;
@@ -364,7 +386,8 @@ static void drop_unfed(ad_daemon *dd, det_rt *o, const det_rt *n)
     }
     ad_log(AD_LOG_NOTICE, "reload: detector %s: %s changed: %d stream(s) removed, "
            "%d to decide once restored, %zu kept", o->c->name,
-           levels && topics ? "stream_levels and topics" : levels ? "stream_levels" : "topics",
+           levels && topics ? "stream_levels and topics" : levels ? "stream_levels" :
+           topics ? "topics" : "kafka_topics",
            dropped, waiting, o->streams.n - (size_t)waiting);
 }
 
@@ -398,6 +421,7 @@ static void apply_gen(ad_daemon *dd, gen *ng)
     gen_free(og);
     dd_update_subscriptions(dd);
     dd_arm_stats(dd);
+    ad_mqtt_set_max_queued(dd->mqtt, (size_t)ng->cfg->broker.max_queued_alerts);
     retain_reload(dd);
 }
 
