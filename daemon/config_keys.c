@@ -427,7 +427,8 @@ static const key detector_keys[] = {
       "a shared subscription); required unless kafka_topics is given" },
     { "kafka_topics", K_STRLIST, OD(kafka_topics), 0, 0, NULL, 0, NULL, NULL,
       "Kafka topics consumed (kafka.bootstrap_servers set): the record key is the "
-      "stream key, the value a payload" },
+      "stream key, the value a payload (a reload may move a topic to another detector, "
+      "not change the set consumed)" },
     { "alerts_to", K_ENUM, OD(alerts_to), 0, 0, "mqtt", F_RELOAD, "mqtt|kafka|both", NULL,
       "where alerts go: MQTT alert topic, kafka.alert_topic, or both" },
     { "stream_levels", K_INTLIST, OD(stream_levels), -64, 63, "1", F_RELOAD, NULL, NULL,

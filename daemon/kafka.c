@@ -724,7 +724,7 @@ const char *kafka_stream_topic(ad_daemon *dd, const char *det, const char *key)
 void kafka_alert(ad_daemon *dd, const char *det, const char *key, const char *json)
 {
     char pk[KEY_MAX + 80];
-    if (!dd->kafka) return;
+    if (!dd->kafka || dd->kafka->closed) return;
     snprintf(pk, sizeof pk, "%s/%s", det, key);
     produce_alert(dd->kafka, kcfg(dd->kafka)->alert_topic, pk, json);
 }
