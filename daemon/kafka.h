@@ -50,6 +50,10 @@ struct stream_rec;
 int kafka_start(struct ad_daemon *dd, char *err, size_t errlen);
 /* Backpressure: stop / resume reading records. */
 void kafka_pause(struct ad_daemon *dd, int pause);
+/* A stop begins: no record is applied any more; the assigned partitions
+ * are paused, so each continues (kafka_stop's commit, the hand-over
+ * positions) at its first record not applied. */
+void kafka_drain(struct ad_daemon *dd);
 /* At stop, once in-flight windows are done: flush states, commit, leave
  * the group and close the handles. */
 void kafka_stop(struct ad_daemon *dd);
