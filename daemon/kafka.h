@@ -36,6 +36,10 @@
  * and a stream's records below the position its state was written with
  * are skipped (they are in that state).
  *
+ * At a stop no record is applied from the signal on (kafka_drain): the
+ * commit and the states' positions are each partition's first record not
+ * applied, where its next owner reads on.
+ *
  * Alerts of detectors with alerts_to kafka|both go to kafka.alert_topic
  * (idempotent producer), key "detector/stream".
  */
