@@ -1273,6 +1273,12 @@ void kafka_stop(ad_daemon *dd)
     else if ((e = rd_kafka_commit(k->c, held ? pos : NULL, 0)) &&
              e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         ad_log(AD_LOG_WARNING, "kafka: commit at stop: %s", rd_kafka_err2str(e));
+    else
+        for (int i = 0; !e && pos && i < pos->cnt; i++)
+            if (pos->elems[i].offset >= 0)
+                ad_log(AD_LOG_INFO, "kafka: %s[%d] committed at %lld (stop)",
+                       pos->elems[i].topic, (int)pos->elems[i].partition,
+                       (long long)pos->elems[i].offset);
     if (pos) rd_kafka_topic_partition_list_destroy(pos);
     held_free(k);
     rd_kafka_consumer_close(k->c);
