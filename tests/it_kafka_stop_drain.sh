@@ -7,9 +7,10 @@
 # it: a restart (or another member) never saw those samples.
 # librdkafka's mock cluster on 127.0.0.1, a real mosquitto (stats).
 #  - a model slow to score (an LSTM autoencoder over 400-row windows,
-#    trained here) and one worker: the first poll of the instance (4096
-#    records, a window every 4 rows) keeps the worker busy for a second or more;
-#    the backpressure stops reading meanwhile, the rest of the rows wait;
+#    trained here) and one worker: the first poll of the instance (up to
+#    4096 records, a window every 4 rows) keeps the worker busy for a
+#    second or more; the backpressure stops reading meanwhile, the rest of
+#    the rows wait;
 #  - SIGTERM as soon as the first records are applied, while their windows
 #    are scored; the instance stops;
 #  - a restart reads on from the committed offset: every row is applied
