@@ -374,6 +374,7 @@ static void on_sigterm(uv_signal_t *h, int sig)
     dd->cancel = 1;
     training_adapt_cancel(dd, NULL);
     publish_resend_stop(dd);
+    kafka_drain(dd);                /* records read from now on are the next owner's */
     ad_notify_stopping();
     ad_log(AD_LOG_NOTICE, "signal %d: finishing in-flight windows and stopping", sig);
     uv_timer_start(&dd->drain_timer, drain_cb, 0, 20);

@@ -291,8 +291,9 @@ static int hold(ad_kafka *k, rd_kafka_message_t *m)
         rd_kafka_pause_partitions(k->c, one);
         rd_kafka_topic_partition_list_destroy(one);
         rd_kafka_topic_partition_list_add(k->holdp, t, m->partition);
-        ad_log(AD_LOG_DEBUG, "kafka: %s[%d]: records held until its state is read", t,
-               (int)m->partition);
+        ad_log(AD_LOG_DEBUG, "kafka: %s[%d]: records held %s", t, (int)m->partition,
+               k->dd->stopping ? "and not applied (stopping): their offsets are its next "
+               "owner's" : "until its state is read");
     }
     k->held[k->nheld++] = m;
     return 0;
@@ -359,30 +360,31 @@ static void held_free(ad_kafka *k)
 
 /* Read what the consumer queue holds, at most POLL_BUDGET records a turn:
  * the records held while partitions' states were read first, once every
- * read is done. */
+ * read is done. While the daemon stops (kafka_drain) every record is held
+ * and none applied: a stop commits the offset of the first of them. */
 static void consume(ad_kafka *k)
 {
-    int n = 0;
+    int n = 0, stopping = k->dd->stopping;
     rd_kafka_message_t *m;
-    while (!k->restoring && k->held_next < k->nheld && !k->paused && !k->barrier &&
-           !k->closed && n < POLL_BUDGET) {
+    while (!k->restoring && !stopping && k->held_next < k->nheld && !k->paused &&
+           !k->barrier && !k->closed && n < POLL_BUDGET) {
         m = k->held[k->held_next++];
         on_record(k, m);
         rd_kafka_message_destroy(m);
         n++;
     }
-    if (!k->restoring && k->held_next == k->nheld && (k->nheld || k->holdp))
+    if (!k->restoring && !stopping && k->held_next == k->nheld && (k->nheld || k->holdp))
         held_done(k);
     while (!k->paused && !k->barrier && !k->closed && n < POLL_BUDGET &&
-           (!k->nheld || k->restoring) && (m = rd_kafka_consumer_poll(k->c, 0))) {
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && k->restoring &&
-            in_list(k->restoring, rd_kafka_topic_name(m->rkt), m->partition)) {
+           (!k->nheld || k->restoring || stopping) && (m = rd_kafka_consumer_poll(k->c, 0))) {
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && (stopping || (k->restoring &&
+            in_list(k->restoring, rd_kafka_topic_name(m->rkt), m->partition)))) {
             n++;
             if (hold(k, m) == 0)
                 continue;
             ad_log(AD_LOG_ERR, "kafka %s[%d]@%lld: out of memory holding the record while "
-                   "the partition's state is read: dropped", rd_kafka_topic_name(m->rkt),
-                   (int)m->partition, (long long)m->offset);
+                   "%s: dropped", rd_kafka_topic_name(m->rkt), (int)m->partition,
+                   (long long)m->offset, stopping ? "stopping" : "the partition's state is read");
         } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
             on_record(k, m);
         else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -392,7 +394,7 @@ static void consume(ad_kafka *k)
     }
     if (n == POLL_BUDGET && !k->paused && !k->barrier)
         kick(k);                    /* more may wait: no new pipe event for it */
-    else if (!k->restoring && k->nheld && !k->paused && !k->barrier)
+    else if (!k->restoring && !stopping && k->nheld && !k->paused && !k->barrier)
         kick(k);
 }
 
@@ -1358,6 +1360,22 @@ void kafka_pause(ad_daemon *dd, int pause)
     if (!pause) kick(k);
 }
 
+void kafka_drain(ad_daemon *dd)
+{
+    ad_kafka *k = dd->kafka;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (!k || k->closed)
+        return;
+    /* librdkafka drops what it fetched of a paused partition and returns
+     * none of its records until resumed: the position of each stays at
+     * the first record not applied. A record that comes all the same (a
+     * partition assigned meanwhile) is held, not applied (consume()). */
+    if (rd_kafka_assignment(k->c, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l->cnt)
+        rd_kafka_pause_partitions(k->c, l);
+    if (l)
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
 void kafka_stop(ad_daemon *dd)
 {
     ad_kafka *k = dd->kafka;
@@ -1378,8 +1396,12 @@ void kafka_stop(ad_daemon *dd)
     held = k->held_next < k->nheld;
     for (int i = 0; held && pos && i < pos->cnt; i++) {
         int64_t first = held_unapplied(k, pos->elems[i].topic, pos->elems[i].partition, 0);
-        if (first >= 0)
+        if (first >= 0) {
             pos->elems[i].offset = first;
+            ad_log(AD_LOG_INFO, "kafka: %s[%d] continues at %lld, its first record not "
+                   "applied (held)", pos->elems[i].topic, (int)pos->elems[i].partition,
+                   (long long)first);
+        }
     }
     for (int i = 0; i < dd->g->n; i++)
         MAP_FOREACH(&dd->g->dets[i].streams, s) {
@@ -1402,6 +1424,12 @@ void kafka_stop(ad_daemon *dd)
     else if ((e = rd_kafka_commit(k->c, held ? pos : NULL, 0)) &&
              e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         ad_log(AD_LOG_WARNING, "kafka: commit at stop: %s", rd_kafka_err2str(e));
+    else
+        for (int i = 0; !e && pos && i < pos->cnt; i++)
+            if (pos->elems[i].offset >= 0)
+                ad_log(AD_LOG_INFO, "kafka: %s[%d] committed at %lld (stop)",
+                       pos->elems[i].topic, (int)pos->elems[i].partition,
+                       (long long)pos->elems[i].offset);
     if (pos) rd_kafka_topic_partition_list_destroy(pos);
     held_free(k);
     rd_kafka_consumer_close(k->c);

@@ -36,6 +36,10 @@
  * and a stream's records below the position its state was written with
  * are skipped (they are in that state).
  *
+ * At a stop no record is applied from the signal on (kafka_drain): the
+ * commit and the states' positions are each partition's first record not
+ * applied, where its next owner reads on.
+ *
  * Alerts of detectors with alerts_to kafka|both go to kafka.alert_topic
  * (idempotent producer), key "detector/stream".
  */
@@ -50,6 +54,10 @@ struct stream_rec;
 int kafka_start(struct ad_daemon *dd, char *err, size_t errlen);
 /* Backpressure: stop / resume reading records. */
 void kafka_pause(struct ad_daemon *dd, int pause);
+/* A stop begins: no record is applied any more; the assigned partitions
+ * are paused, so each continues (kafka_stop's commit, the hand-over
+ * positions) at its first record not applied. */
+void kafka_drain(struct ad_daemon *dd);
 /* At stop, once in-flight windows are done: flush states, commit, leave
  * the group and close the handles. */
 void kafka_stop(struct ad_daemon *dd);
