@@ -2958,7 +2958,8 @@ static int level_test(ad_detector *d, double s, int untrusted, int like)
     if (!isfinite(ti.median) || !(ti.spread > 0) || !isfinite(ti.spread))
         return 0;
     if (d->lvl_sum / d->lvl_n <= ti.median + d->cfg.alert.level_z * ti.spread) {
-        d->lvl_off = 0;
+        if (ad_alerter_active(d->alert) == NULL)
+            d->lvl_off = 0;     /* armed again only between alerts */
         return 0;
     }
     return !d->lvl_off;
