@@ -2927,6 +2927,7 @@ void det_level_reset(ad_detector *d)
 static int level_test(ad_detector *d, double s, int untrusted, int like)
 {
     ad_thr_info ti;
+    double fence;
     int i;
 
     if (d->lvl == NULL)
@@ -2957,7 +2958,12 @@ static int level_test(ad_detector *d, double s, int untrusted, int like)
     ad_threshold_info(d->thr, &ti);
     if (!isfinite(ti.median) || !(ti.spread > 0) || !isfinite(ti.spread))
         return 0;
-    if (d->lvl_sum / d->lvl_n <= ti.median + d->cfg.alert.level_z * ti.spread) {
+    fence = ti.median + d->cfg.alert.level_z * ti.spread;
+    /* and at least the tail quantile the threshold is a margin over: a
+     * mean over hours above the quantile of single normal windows */
+    if (d->cfg.thr.method == AD_THR_QUANTILE || d->cfg.thr.method == AD_THR_MODEL)
+        fence = fmax(fence, ad_threshold_value(d->thr) / d->cfg.thr.margin);
+    if (d->lvl_sum / d->lvl_n <= fence) {
         if (ad_alerter_active(d->alert) == NULL)
             d->lvl_off = 0;     /* armed again only between alerts */
         return 0;
