@@ -3031,9 +3031,16 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     /* the level test raises and holds its own alerts only: an alert the
      * score raised clears as the score falls, not when the mean over the
      * level span does (which trails the fault by that span); after any
-     * alert it waits for the level to fall under its fence */
-    if ((r & AD_ALERT_CLEARED) || ((r & AD_ALERT_RAISED) && s > thr))
+     * alert the mean starts over (the alert's own scores would lift it for
+     * a span after it cleared), and the test waits for it to be under its
+     * fence */
+    if ((r & AD_ALERT_CLEARED) || ((r & AD_ALERT_RAISED) && s > thr)) {
         d->lvl_off = 1;
+        if (r & AD_ALERT_CLEARED) {     /* the mean starts over: not the alert's */
+            d->lvl_n = d->lvl_pos = d->lvl_exact = 0;
+            d->lvl_sum = 0;
+        }
+    }
     if (r & AD_ALERT_CLEARED) {
         ad_event *e = det_ev_new(d, AD_EV_ALERT_CLEARED, ts);
         if (d->ad)
