@@ -274,6 +274,14 @@ static const key alert_keys[] = {
       "accepted at the onset of its next recurrence at the time of day of an earlier one "
       "(the first window over the threshold whose excess error points the change's way), "
       "instead of alerting once more (0: never)" },
+    { "level_ms", K_I64, OPP(alert.level_ms), 0, 31622400000.0, "0", FP, NULL, NULL,
+      "level test: a window also counts as over the threshold while the mean score over "
+      "this much data (windows by the stream's window period) is above the median of the "
+      "scores judged normal + level_z spreads, so a persistent rise under the threshold "
+      "alerts and its alert holds until the mean falls back; it waits for that after any "
+      "alert and judges no mean over windows of an accepted regime (0: off)" },
+    { "level_z", K_NUM, OPP(alert.level_z), 0.001, 1000, "6", FP, NULL, NULL,
+      "the level test's fence, in spreads (1.4826 MAD) of the scores judged normal" },
 };
 static const table alert_table = TAB(alert_keys);
 

@@ -46,6 +46,8 @@ void ad_alert_cfg_default(ad_alert_cfg *c)
     c->accept_gap_ms = 0;
     c->accept_trend = 0.25;
     c->accept_onset = 0;
+    c->level_ms = 0;
+    c->level_z = 6.0;
 }
 
 const char *ad_close_reason_name(ad_close_reason r)
@@ -118,6 +120,12 @@ int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
     if (c->accept_onset < 0 || c->accept_onset > 100)
         return ad_errf(err, errlen, AD_EINVAL, "alert.accept_onset: must be 0..100 (got %d)",
                        c->accept_onset);
+    if (c->level_ms < 0 || c->level_ms > 31622400000LL)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.level_ms: must be 0..31622400000 "
+                       "(a year; got %lld)", (long long)c->level_ms);
+    if (!(c->level_z > 0 && c->level_z <= 1000))
+        return ad_errf(err, errlen, AD_EINVAL, "alert.level_z: must be > 0 and <= 1000 "
+                       "(got %g)", c->level_z);
     if (!(c->accept_spread > 0) || !isfinite(c->accept_spread))
         return ad_errf(err, errlen, AD_EINVAL, "alert.accept_spread: must be > 0 (got %g)",
                        c->accept_spread);
@@ -222,8 +230,10 @@ static void judge(const ad_alerter *a, const ad_alert_obs *o, int *exceed, int *
         *exceed = s > s_level;
         *below = s < s_level * a->cfg.clear_ratio;
     } else {
-        *exceed = o->score > o->threshold;
-        *below = o->score < o->threshold * a->cfg.clear_ratio;
+        /* a persistent rise of the score's level under the threshold
+         * (the detector's level test) counts as over it */
+        *exceed = o->score > o->threshold || o->elevated;
+        *below = o->score < o->threshold * a->cfg.clear_ratio && !o->elevated;
     }
 }
 
@@ -311,7 +321,7 @@ int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
 int ad_alerter_step(ad_alerter *a, int64_t ts_ms, double score,
                     double threshold, const float *share, ad_alert *out)
 {
-    ad_alert_obs o = { score, threshold, NAN, NAN, share };
+    ad_alert_obs o = { score, threshold, NAN, NAN, share, 0 };
 
     return ad_alerter_step_obs(a, ts_ms, &o, out);
 }

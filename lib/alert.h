@@ -103,6 +103,11 @@ typedef struct ad_alert_cfg {
                              the onset of a recurrence at the time of day of
                              an earlier one, instead of raising it (0: off,
                              the default) */
+    int64_t level_ms;     /* detector: LEVEL TEST over this much data, turned
+                             into windows by the stream's window period (0:
+                             off, the default; see detector.h) */
+    double level_z;       /* detector: the level test's fence in spreads of
+                             the normal scores, > 0, default 6 */
 } ad_alert_cfg;
 
 /* One scored window as the alerter sees it. */
@@ -112,6 +117,9 @@ typedef struct ad_alert_obs {
     double prob;              /* anomaly probability, NAN if unknown */
     double log_lik;           /* ln(1 - prob), NAN if unknown */
     const float *share;       /* F floats or NULL */
+    int elevated;             /* the detector's level test holds this window
+                               * (on = score: it exceeds, and is not below
+                               * the clear level, whatever its score) */
 } ad_alert_obs;
 
 typedef struct ad_alert {

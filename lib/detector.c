@@ -373,6 +373,7 @@ void ad_detector_free(ad_detector *d)
     free(d->lr_open);
     free(d->cq);
     free(d->acc);
+    free(d->lvl);
     free(d->acc_prof);
     free(d->srow);
     free(d->nscale);
@@ -1098,6 +1099,16 @@ static void resolve_spans(ad_detector *d)
                d->who, c->accept_after);
     } else if (adapt_late && c->accept_after <= 0) {
         keep_alert_windows(d, 0);   /* none kept: those restored go */
+    }
+    if (c->level_ms > 0 && d->lvl == NULL) {
+        double l = floor((double)c->level_ms / w + 0.5);
+
+        d->lvl_cap = l < 2 ? 2 : l > 1000000 ? 1000000 : (int)l;
+        d->lvl = calloc((size_t)d->lvl_cap, sizeof(double));
+        if (d->lvl == NULL)
+            ad_log(AD_LOG_WARNING, "%s: level test off: out of memory for %d windows "
+                   "(alert.level_ms %lld)", d->who, d->lvl_cap, (long long)c->level_ms);
+        det_level_reset(d);
     }
     A = c->accept_after;
     G = c->accept_gap;
@@ -2766,6 +2777,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
      * learn the regime once A windows of it were judged normal */
     if (d->ad)
         ad_adapt_alerts_accepted(d->ad, d->acc_since, (uint64_t)A);
+    d->lvl_off = 1;     /* the level reached is accepted too (level_test) */
     if (ad_alerter_close(d->alert, ts, AD_CLOSE_ACCEPTED, &al)) {
         if (d->ad)
             ad_adapt_alert_cleared(d->ad, al.id, ts, AD_ADAPT_CLEAR_ACCEPTED);
@@ -2887,6 +2899,78 @@ static int acc_onset(ad_detector *d, int64_t ts, double s, const float *share,
     return 0;
 }
 
+/* Forget the level test's scores (another model's scale). */
+void det_level_reset(ad_detector *d)
+{
+    d->lvl_n = d->lvl_pos = d->lvl_exact = d->lvl_off = 0;
+    d->lvl_like = d->lvl_cap;
+    d->lvl_sum = 0;
+}
+
+/* LEVEL TEST (alert.level_ms = L windows, alert.level_z = z): the score of
+ * a window can stay under the threshold (margin x a tail quantile) while
+ * its level doubles for good: a fault that adds noise the model cannot
+ * reconstruct lifts every window a little, and the threshold, learning
+ * from windows judged normal, then absorbs it. The mean of the last L
+ * trusted scores is compared with the median + z spreads (1.4826 MAD) of
+ * the scores the threshold keeps (judged normal): above that fence the
+ * window counts as over the threshold (ad_alert_obs.elevated), so the rise
+ * raises as any alert (k of n), is not learned, and holds an alert open
+ * until the level falls back; a persistent change is accepted as the
+ * new normal the usual way, after which the test waits for the level to
+ * fall under the fence before it judges again (lvl_off; so after an alert
+ * the score raised, which clears as the score falls), and a mean over
+ * windows judged against an accepted regime (like) judges nothing. The mean of many
+ * windows moves little with one window's peak: spikes and a daily hour's
+ * peak stay under the fence that an elevation of the whole level crosses.
+ * Returns 1 when the window is held elevated. */
+static int level_test(ad_detector *d, double s, int untrusted, int like)
+{
+    ad_thr_info ti;
+    double fence;
+    int i;
+
+    if (d->lvl == NULL)
+        return 0;
+    if (like)
+        d->lvl_like = 0;
+    else if (d->lvl_like < d->lvl_cap)
+        d->lvl_like++;
+    if (!untrusted && isfinite(s)) {
+        if (d->lvl_n == d->lvl_cap)
+            d->lvl_sum -= d->lvl[d->lvl_pos];
+        else
+            d->lvl_n++;
+        d->lvl[d->lvl_pos] = s;
+        d->lvl_sum += s;
+        d->lvl_pos = (d->lvl_pos + 1) % d->lvl_cap;
+        if (++d->lvl_exact >= d->lvl_cap) {     /* no rounding drift */
+            d->lvl_exact = 0;
+            d->lvl_sum = 0;
+            for (i = 0; i < d->lvl_n; i++)
+                d->lvl_sum += d->lvl[i];
+        }
+    }
+    /* a mean over windows of an accepted regime says nothing against the
+     * normal scores: those windows have their own threshold */
+    if (d->lvl_n < d->lvl_cap || d->lvl_like < d->lvl_cap)
+        return 0;
+    ad_threshold_info(d->thr, &ti);
+    if (!isfinite(ti.median) || !(ti.spread > 0) || !isfinite(ti.spread))
+        return 0;
+    fence = ti.median + d->cfg.alert.level_z * ti.spread;
+    /* and at least the tail quantile the threshold is a margin over: a
+     * mean over hours above the quantile of single normal windows */
+    if (d->cfg.thr.method == AD_THR_QUANTILE || d->cfg.thr.method == AD_THR_MODEL)
+        fence = fmax(fence, ad_threshold_value(d->thr) / d->cfg.thr.margin);
+    if (d->lvl_sum / d->lvl_n <= fence) {
+        if (ad_alerter_active(d->alert) == NULL)
+            d->lvl_off = 0;     /* armed again only between alerts */
+        return 0;
+    }
+    return !d->lvl_off;
+}
+
 /* DETECTING: one score through the alerter, acceptance and adaptation. */
 static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                    const float *share, int untrusted, int hard)
@@ -2925,7 +3009,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     seasonal = s > thr && s <= eff && !like;
     if (seasonal)
         d->st.windows_seasonal++;
-    ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share };
+    int elevated = level_test(d, s, untrusted, like);
+    ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share, elevated };
     ad_alert al;
     int r = ad_alerter_step_obs(d->alert, ts, &o, &al);
     int exceeded = ad_alerter_last_exceeded(d->alert);
@@ -2943,6 +3028,19 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
 
     if (exceeded)
         d->st.windows_exceeded++;
+    /* the level test raises and holds its own alerts only: an alert the
+     * score raised clears as the score falls, not when the mean over the
+     * level span does (which trails the fault by that span); after any
+     * alert the mean starts over (the alert's own scores would lift it for
+     * a span after it cleared), and the test waits for it to be under its
+     * fence */
+    if ((r & AD_ALERT_CLEARED) || ((r & AD_ALERT_RAISED) && s > thr)) {
+        d->lvl_off = 1;
+        if (r & AD_ALERT_CLEARED) {     /* the mean starts over: not the alert's */
+            d->lvl_n = d->lvl_pos = d->lvl_exact = 0;
+            d->lvl_sum = 0;
+        }
+    }
     if (r & AD_ALERT_CLEARED) {
         ad_event *e = det_ev_new(d, AD_EV_ALERT_CLEARED, ts);
         if (d->ad)

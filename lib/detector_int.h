@@ -97,6 +97,13 @@ struct ad_detector {
     /* regime acceptance: the last A scores of the active alert, or of the
      * alerts of one chain (accept_gap), in a ring */
     double *acc;                 /* A, then 2A scratch */
+    /* level test (alert.level_ms): the last lvl_cap trusted scores in a
+     * ring, their sum; lvl_off after an acceptance until the level falls
+     * back under the fence (the accepted change is the new normal) */
+    double *lvl;
+    int lvl_cap, lvl_n, lvl_pos, lvl_exact, lvl_off;
+    int lvl_like;                /* windows since one judged against a regime */
+    double lvl_sum;
     int acc_len, acc_head;
     int acc_quiet;               /* windows without an alert since the chain's last */
     int64_t acc_since;           /* start of the chain's first alert */
@@ -243,6 +250,7 @@ int det_dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t 
 int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to);
 void det_note_accepted(ad_detector *d, int64_t ts);
 void det_acc_reset(ad_detector *d);
+void det_level_reset(ad_detector *d);
 void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended);
 void det_acc_shadow(ad_detector *d, const void *cand_model, double cand_score, int trusted,
                     int normal);

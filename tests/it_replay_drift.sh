@@ -5,8 +5,11 @@
 # 0.5), replayed with the example configuration: with continual learning
 # the wear is learned a little at each fine-tune and its first alert comes
 # days later than without (the problem is real in this data); the drift
-# notice (adapt.drift_ratio) names vibration days before that alert. The
-# same pump without a fault gives no notice.
+# notice (adapt.drift_ratio) names vibration days before that alert. Those
+# replays turn the example's level test (alert.level_ms) off: with it (the
+# example configuration as it is) the wear's persistent rise alerts days
+# before continual learning alone does. The same pump without a fault gives
+# no notice and, with the example configuration, no alert.
 . tests/lib.sh
 BIN=${AD_BIN:-build/anomalyd}
 SRC=${AD_SRCDIR:-.}
@@ -28,6 +31,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 a = d["detectors"][0]["adapt"]
 assert a.get("enabled") is True, "the example configuration enables continual learning"
+json.dump(d, open(sys.argv[2] + "/level.json", "w"))
+d["detectors"][0]["alert"]["level_ms"] = 0
 json.dump(d, open(sys.argv[2] + "/on.json", "w"))
 a["enabled"] = False
 json.dump(d, open(sys.argv[2] + "/off.json", "w"))
@@ -40,8 +45,9 @@ run() { # run CONF CSV NAME
 }
 run "$D/on.json" "$D/wear.csv" on & run "$D/off.json" "$D/wear.csv" off &
 wait
-run "$D/on.json" "$D/clean.csv" clean
-for k in on off clean; do
+run "$D/level.json" "$D/wear.csv" level & run "$D/level.json" "$D/clean.csv" clean &
+wait
+for k in on off level clean; do
     if [ -s "$D/$k.jsonl" ]; then it_ok "replay ($k) runs"
     else it_fail "replay ($k) runs" "$(tail -5 "$D/$k.log")"; exit 0; fi
 done
@@ -65,8 +71,9 @@ EOF
 }
 set -- $(first "$D/on.jsonl"); on_alert=$1; on_drift=$2; on_feat=$3
 set -- $(first "$D/off.jsonl"); off_alert=$1
-set -- $(first "$D/clean.jsonl"); clean_drift=$2
-echo "# wear from day 2: first alert day $off_alert without continual learning, day $on_alert with it; drift notice day $on_drift ($on_feat); clean pump: notice day $clean_drift (99: none)"
+set -- $(first "$D/level.jsonl"); level_alert=$1
+set -- $(first "$D/clean.jsonl"); clean_alert=$1; clean_drift=$2
+echo "# wear from day 2: first alert day $off_alert without continual learning, day $on_alert with it, day $level_alert with it and the level test; drift notice day $on_drift ($on_feat); clean pump (level test on): notice day $clean_drift, first alert day $clean_alert (99: none)"
 if $PYTHON -c "import sys; a, o = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if o >= a + 2 else 1)" "$off_alert" "$on_alert"; then
     it_ok "continual learning follows the wear: its first alert comes days later ($on_alert vs $off_alert)"
 else
@@ -78,6 +85,16 @@ if [ "$on_feat" = vibration ] &&
 else
     it_fail "the drift notice names vibration before the first alert" \
         "notice day $on_drift ($on_feat), first alert day $on_alert"
+fi
+if $PYTHON -c "import sys; l, o = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if l + 2 <= o else 1)" "$level_alert" "$on_alert"; then
+    it_ok "the level test alerts the wear on day $level_alert, days before continual learning alone (day $on_alert)"
+else
+    it_fail "the level test alerts the wear days earlier" "first alert day $level_alert with it, $on_alert without"
+fi
+if [ "$clean_alert" = 99.00 ]; then
+    it_ok "no alert on the pump without a fault (example configuration)"
+else
+    it_fail "no alert on the pump without a fault (example configuration)" "first alert on day $clean_alert"
 fi
 if [ "$clean_drift" = 99.00 ]; then
     it_ok "no drift notice on the pump without a fault"

@@ -1502,6 +1502,78 @@ static void test_calibration_model_guard(void)
     }
 }
 
+/* LEVEL TEST (alert.level_ms, level_z): values ~1 +- 0.2 calibrate (score
+ * ~1, threshold 1.5 x q99 ~1.65), then the level rises to 1.45 for 200
+ * rows (every score under the threshold) and falls back. With the test over
+ * 20 windows (40 s of 2 s rows) at 6 spreads: one alert, raised within 20
+ * rows of the rise, no window over the threshold, cleared after the level
+ * falls back; off (the old behaviour): no alert. */
+static void level_rise_run(int64_t level_ms, run *r, double *thr)
+{
+    ad_model *m = t_zero_model(4, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+    int i;
+
+    memset(r, 0, sizeof(*r));
+    *thr = NAN;
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 50;
+    c.alert.level_ms = level_ms;
+    c.alert.level_z = 6;
+    if (m != NULL && g_nmodels < 16)
+        g_models[g_nmodels++] = m;
+    if (m == NULL || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "detector: %s", m ? err : "no model");
+        free_models();
+        return;
+    }
+    rng = 11;
+    for (i = 0; i < 800; i++) {
+        double lvl = i >= 400 && i < 600 ? 1.45 : 1.0;
+        double a = lvl + 0.2 * noise(), b = lvl + 0.2 * noise();
+
+        step2(d, 2000 * (int64_t)i, a, b, r);
+        if (i == 399)
+            { ad_detector_stats st; ad_detector_get_stats(d, &st); *thr = st.threshold; }
+    }
+    ad_detector_free(d);
+    free_models();
+}
+
+static void test_level_rise(void)
+{
+    run r;
+    double thr;
+    int ir, ic;
+
+    level_rise_run(0, &r, &thr);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 0,
+            "level test off: %d alerts on a rise under the threshold %.3f (want 0)",
+            r.count[AD_EV_ALERT_RAISED], thr);
+    level_rise_run(40000, &r, &thr);
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 0);
+    ic = nth_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 1 && ir >= 0 && ic >= 0,
+            "level test on: %d alerts (want 1)", r.count[AD_EV_ALERT_RAISED]);
+    if (ir < 0 || ic < 0)
+        return;
+    T_CHECK(r.ev[ir].alert.start_ms >= 400 * 2000 && r.ev[ir].alert.start_ms <= 420 * 2000,
+            "raised at row %lld (want 400..420)", (long long)r.ev[ir].alert.start_ms / 2000);
+    T_CHECK(r.ev[ic].alert.peak_score < thr,
+            "every score under the threshold: peak %.3f, threshold %.3f",
+            r.ev[ic].alert.peak_score, thr);
+    T_CHECK(r.ev[ic].alert.reason == AD_CLOSE_CLEARED && r.ev[ic].alert.end_ms >= 600 * 2000 &&
+            r.ev[ic].alert.end_ms <= 640 * 2000,
+            "closed (%s) at row %lld (want cleared, 600..640)",
+            ad_close_reason_name(r.ev[ic].alert.reason), (long long)r.ev[ic].alert.end_ms / 2000);
+    T_NOTE("level rise to 1.45 at row 400 under the threshold %.3f: off 0 alerts; on raised at "
+           "row %lld, peak %.3f, %s at row %lld", thr, (long long)r.ev[ir].alert.start_ms / 2000,
+           r.ev[ic].alert.peak_score, ad_close_reason_name(r.ev[ic].alert.reason),
+           (long long)r.ev[ic].alert.end_ms / 2000);
+}
+
 int main(void)
 {
     T_RUN(test_constant_stream);
@@ -1521,5 +1593,6 @@ int main(void)
     T_RUN(test_ramp_not_accepted);
     T_RUN(test_passing_fault_not_accepted);
     T_RUN(test_probability_alerts);
+    T_RUN(test_level_rise);
     return t_done();
 }
