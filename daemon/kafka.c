@@ -1350,7 +1350,8 @@ int kafka_start(ad_daemon *dd, char *err, size_t errlen)
     /* alert events and states wait for the cluster however long it is
      * away (librdkafka drops a message after 300 s by default), unless
      * kafka.properties says otherwise; see dr_cb */
-    int own_timeout = has_property(&cfg->kafka, "message.timeout.ms");
+    int own_timeout = has_property(&cfg->kafka, "message.timeout.ms") ||
+                      has_property(&cfg->kafka, "delivery.timeout.ms");   /* its alias */
     const char *pkv[] = { "enable.idempotence", "true", "linger.ms", "5",
                           own_timeout ? NULL : "message.timeout.ms", "0", NULL };
     const char *skv[] = { "group.id", rid, "enable.auto.commit", "false",
