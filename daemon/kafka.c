@@ -1126,7 +1126,8 @@ static void on_readable(uv_poll_t *h, int status, int events)
 /* ---- set-up ---------------------------------------------------------------------- */
 
 /* Delivery reports (on the loop: rd_kafka_poll of the producer). An alert
- * event the cluster did not take within message.timeout.ms (set in
+ * event the cluster did not take within message.timeout.ms (ERR__MSG_TIMED_OUT;
+ * one refused otherwise is dropped with a warning) (set in
  * kafka.properties: by default messages wait as long as the cluster is
  * away) is produced again: its subscribers hold the alert open, or never
  * heard of it, otherwise (it goes behind what was queued meanwhile, so a
@@ -1142,6 +1143,13 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         if (m->err)
             ad_log(AD_LOG_WARNING, "kafka: alert event to %s not delivered at stop: %s",
                    am->topic, rd_kafka_err2str(m->err));
+        pend_unlink(k, am);
+    } else if (am && m->err != RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) {
+        /* refused for good (too large for the topic, an invalid record;
+         * librdkafka retries what a retry may cure): producing it again
+         * would be refused again at once, in a loop */
+        ad_log(AD_LOG_WARNING, "kafka: alert event to %s refused (%s): dropped",
+               am->topic, rd_kafka_err2str(m->err));
         pend_unlink(k, am);
     } else if (am) {
         ad_log(AD_LOG_WARNING, "kafka: alert event to %s not delivered (%s): produced again",
