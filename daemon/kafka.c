@@ -75,6 +75,8 @@ typedef struct ad_kafka {
      * order produced (the outbox keeps them across a crash) */
     struct kmsg *pend_head, *pend_tail;
     size_t npend;
+    size_t nunq;                   /* of those, not in the producer's queue: it was
+                                    * full (pend_retry) */
     char **topics;                 /* distinct kafka topics, for smap (copies: a
                                     * reload frees the configuration they came from) */
     int ntopics;
@@ -533,6 +535,7 @@ static void state_read_start(ad_kafka *k)
 typedef struct kmsg {
     struct kmsg *prev, *next;
     char *topic, *key, *val;
+    int unqueued;                  /* refused with a full queue: pend_retry */
 } kmsg;
 
 static int produce_msg(ad_kafka *k, const char *topic, const void *key, size_t klen,
@@ -557,14 +560,62 @@ static void pend_unlink(ad_kafka *k, kmsg *m)
     if (m->prev) m->prev->next = m->next; else k->pend_head = m->next;
     if (m->next) m->next->prev = m->prev; else k->pend_tail = m->prev;
     k->npend--;
+    if (m->unqueued)
+        k->nunq--;
     free(m->topic);
     free(m->key);
     free(m->val);
     free(m);
 }
 
+/* Hand the pending alert event m to the producer: 0, 1 (its queue is
+ * full, queue.buffering.max.messages or .kbytes: m is kept, unqueued, for
+ * pend_retry), or -1 (refused otherwise, said in a warning: the caller
+ * lets it go). */
+static int pend_produce(ad_kafka *k, kmsg *m)
+{
+    rd_kafka_resp_err_t e = rd_kafka_producev(k->p, RD_KAFKA_V_TOPIC(m->topic),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(m->key, strlen(m->key)),
+        RD_KAFKA_V_VALUE(m->val, strlen(m->val)),
+        RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        if (!k->nunq)
+            ad_log(AD_LOG_WARNING, "kafka: the producer's queue is full (the cluster or "
+                   "the alert topic's leader away; queue.buffering.max.messages): alert "
+                   "events kept, in order, and produced as it empties");
+        if (!m->unqueued)
+            k->nunq++;
+        m->unqueued = 1;
+        return 1;
+    }
+    if (m->unqueued)
+        k->nunq--;
+    m->unqueued = 0;
+    if (e)
+        ad_log(AD_LOG_WARNING, "kafka: cannot produce to %s: %s", m->topic,
+               rd_kafka_err2str(e));
+    return e ? -1 : 0;
+}
+
+/* The alert events the producer's full queue refused, in order, as long
+ * as it takes them (the loop, after delivery reports made room). */
+static void pend_retry(ad_kafka *k)
+{
+    for (kmsg *m = k->pend_head, *nx; m && k->nunq; m = nx) {
+        nx = m->next;
+        if (!m->unqueued)
+            continue;
+        int rc = pend_produce(k, m);
+        if (rc > 0)
+            return;
+        if (rc < 0)
+            pend_unlink(k, m);
+    }
+}
+
 /* An alert event: kept until delivered (dr_cb). 0, or -1 (not taken:
- * said in a warning). */
+ * said in a warning). Behind events a full queue refused, it waits too. */
 static int produce_alert(ad_kafka *k, const char *topic, const char *key, const char *val)
 {
     kmsg *m = calloc(1, sizeof *m);
@@ -578,7 +629,13 @@ static int produce_alert(ad_kafka *k, const char *topic, const char *key, const 
     if (k->pend_tail) k->pend_tail->next = m; else k->pend_head = m;
     k->pend_tail = m;
     k->npend++;
-    if (produce_msg(k, topic, key, strlen(key), val, strlen(val), m) != 0) {
+    if (k->nunq) {                  /* after those waiting for room */
+        m->unqueued = 1;
+        k->nunq++;
+        pend_retry(k);
+        return 0;
+    }
+    if (pend_produce(k, m) < 0) {
         pend_unlink(k, m);
         return -1;
     }
@@ -817,7 +874,7 @@ static int quiet(ad_kafka *k)
 {
     ad_daemon *dd = k->dd;
     return dd->in_flight_batches == 0 && !batch_open_windows(dd) && !dd->restores &&
-           rd_kafka_outq_len(k->p) == 0;
+           rd_kafka_outq_len(k->p) == 0 && !k->nunq;
 }
 
 /* ad_workers_wait() predicate: every window of the daemon scored. */
@@ -1062,14 +1119,17 @@ static void on_readable(uv_poll_t *h, int status, int events)
         consume(k);
     else if (h == &k->sw.poll)
         state_read(k);
-    else
+    else {
         rd_kafka_poll(k->p, 0);     /* delivery reports, errors */
+        pend_retry(k);              /* they made room */
+    }
 }
 
 /* ---- set-up ---------------------------------------------------------------------- */
 
 /* Delivery reports (on the loop: rd_kafka_poll of the producer). An alert
- * event the cluster did not take within message.timeout.ms (set in
+ * event the cluster did not take within message.timeout.ms (ERR__MSG_TIMED_OUT;
+ * one refused otherwise is dropped with a warning) (set in
  * kafka.properties: by default messages wait as long as the cluster is
  * away) is produced again: its subscribers hold the alert open, or never
  * heard of it, otherwise (it goes behind what was queued meanwhile, so a
@@ -1086,11 +1146,17 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
             ad_log(AD_LOG_WARNING, "kafka: alert event to %s not delivered at stop: %s",
                    am->topic, rd_kafka_err2str(m->err));
         pend_unlink(k, am);
+    } else if (am && m->err != RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) {
+        /* refused for good (too large for the topic, an invalid record;
+         * librdkafka retries what a retry may cure): producing it again
+         * would be refused again at once, in a loop */
+        ad_log(AD_LOG_WARNING, "kafka: alert event to %s refused (%s): dropped",
+               am->topic, rd_kafka_err2str(m->err));
+        pend_unlink(k, am);
     } else if (am) {
         ad_log(AD_LOG_WARNING, "kafka: alert event to %s not delivered (%s): produced again",
                am->topic, rd_kafka_err2str(m->err));
-        if (produce_msg(k, am->topic, am->key, strlen(am->key), am->val, strlen(am->val),
-                        am) != 0)
+        if (pend_produce(k, am) < 0)    /* a full queue: pend_retry */
             pend_unlink(k, am);
     } else if (m->err) {
         ad_log(AD_LOG_WARNING, "kafka: delivery to %s failed: %s",
@@ -1294,7 +1360,8 @@ int kafka_start(ad_daemon *dd, char *err, size_t errlen)
     /* alert events and states wait for the cluster however long it is
      * away (librdkafka drops a message after 300 s by default), unless
      * kafka.properties says otherwise; see dr_cb */
-    int own_timeout = has_property(&cfg->kafka, "message.timeout.ms");
+    int own_timeout = has_property(&cfg->kafka, "message.timeout.ms") ||
+                      has_property(&cfg->kafka, "delivery.timeout.ms");   /* its alias */
     const char *pkv[] = { "enable.idempotence", "true", "linger.ms", "5",
                           own_timeout ? NULL : "message.timeout.ms", "0", NULL };
     const char *skv[] = { "group.id", rid, "enable.auto.commit", "false",
@@ -1380,8 +1447,9 @@ void kafka_stop(ad_daemon *dd)
 {
     ad_kafka *k = dd->kafka;
     rd_kafka_topic_partition_list_t *pos = NULL;
-    rd_kafka_resp_err_t e;
-    int held;
+    rd_kafka_resp_err_t e, fe;
+    uint64_t t0;
+    int held, left;
     if (!k || k->closed) return;
     k->stopping = 1;
     /* the position each stream continues at goes with its state, as at a
@@ -1411,10 +1479,18 @@ void kafka_stop(ad_daemon *dd)
             en = *tfind(k->smap, tk);
             state_put(k, s, 1, en && en->topic >= 0 ? stream_position(k, s, en, pos) : -1);
         }
-    if (rd_kafka_flush(k->p, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        ad_log(AD_LOG_WARNING, "kafka: %d message(s) not delivered within 10 s at stop: "
-               "%zu alert event(s)%s, the rest states (lost)", rd_kafka_outq_len(k->p),
-               k->npend, k->dd->g->cfg->state_dir ? " kept in outbox.json" : " lost");
+    /* alert events a full queue refused go as it empties, within the 10 s */
+    t0 = dd_wall_ms();
+    do {
+        pend_retry(k);
+        left = 10000 - (int)(dd_wall_ms() - t0);
+        fe = rd_kafka_flush(k->p, left > 0 ? left : 0);
+    } while (fe == RD_KAFKA_RESP_ERR_NO_ERROR && k->nunq && dd_wall_ms() - t0 < 10000);
+    if (fe != RD_KAFKA_RESP_ERR_NO_ERROR || k->nunq)
+        ad_log(AD_LOG_WARNING, "kafka: %zu message(s) not delivered within 10 s at stop: "
+               "%zu alert event(s)%s, the rest states (lost)",
+               (size_t)rd_kafka_outq_len(k->p) + k->nunq, k->npend,
+               k->dd->g->cfg->state_dir ? " kept in outbox.json" : " lost");
     if (rebalancing(k))             /* it would be refused */
         ad_log(AD_LOG_INFO, "kafka: rebalance under way at stop: offsets not committed "
                "(the states hold the positions)");

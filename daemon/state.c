@@ -2036,11 +2036,12 @@ void state_outbox_load(ad_daemon *dd)
             cJSON *k = cJSON_GetObjectItemCaseSensitive(m, "key");
             if (!cJSON_IsString(k) || !cJSON_IsString(p))
                 continue;
-            if (!dd->kafka)
+            if (!dd->kafka) {
                 ad_log(AD_LOG_WARNING, "state: %s: an alert event for Kafka topic %s (key "
                        "%s) not produced: kafka.bootstrap_servers is not configured now",
                        path, kt->valuestring, k->valuestring);
-            else if (kafka_alert_again(dd, kt->valuestring, k->valuestring,
+                dd->outbox_dirty = 1;   /* rewritten without it, as said */
+            } else if (kafka_alert_again(dd, kt->valuestring, k->valuestring,
                                        p->valuestring) == 0)
                 n++;
             continue;

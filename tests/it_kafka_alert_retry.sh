@@ -5,7 +5,9 @@
 # the event lost, so the alert's subscribers never heard of it (or held it
 # open forever when its clear was the one lost). librdkafka's mock cluster
 # (the alert topic led by broker 3, which SIGUSR2 takes down and up again)
-# and a real mosquitto, on 127.0.0.1.
+# and a real mosquitto, on 127.0.0.1. The timeout is set under librdkafka's
+# other name for it, delivery.timeout.ms (before, the daemon's default of 0
+# replaced it: the event waited, never "produced again").
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka_alert_retry.XXXXXX)
 MOCK="${AD_BUILD:-build}/tests/kafka_mock"
@@ -31,7 +33,7 @@ cat > "$D/a.json" <<EOC
  "kafka": {"bootstrap_servers": "$FAST", "group_id": "ad", "alert_topic": "al",
            "commit_interval_s": 0.2,
            "properties": {"session.timeout.ms": "4000", "heartbeat.interval.ms": "300",
-                          "message.timeout.ms": "2000"}},
+                          "delivery.timeout.ms": "2000"}},
  "workers": 1,
  "detectors": [{"name": "pump", "model": "$MODEL", "kafka_topics": ["in"], "alerts_to": "kafka",
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},

@@ -7,7 +7,10 @@
  * ILLEGAL_GENERATION, as a coordinator refuses a commit of a generation a
  * rebalance has ended. SIGUSR2: broker 3 goes down (its connections
  * closed, new ones refused), or up again at the next SIGUSR2: with --slow,
- * TOPIC has no leader meanwhile.
+ * TOPIC has no leader meanwhile. Environment KAFKA_MOCK_PRODUCE_ERRORS=N:ERR:
+ * the first N produce requests are refused with Kafka error code ERR (10:
+ * MSG_SIZE_TOO_LARGE, as a broker refuses a record over the topic's
+ * max.message.bytes).
  *
  *   kafka_mock [--slow TOPIC:MS:GROUP] [TOPIC:PARTITIONS ...]
  *
@@ -24,7 +27,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#define API_OFFSET_COMMIT 8         /* Kafka protocol request type */
+#define API_OFFSET_COMMIT 8         /* Kafka protocol request types */
+#define API_PRODUCE 0
 
 static volatile sig_atomic_t stop, refuse, toggle;
 static void on_signal(int sig) { (void)sig; stop = 1; }
@@ -81,6 +85,17 @@ int main(int argc, char **argv)
     if (slow) {
         rd_kafka_mock_coordinator_set(mc, "group", group, 1);
         rd_kafka_mock_broker_set_rtt(mc, 3, slow_ms);
+    }
+    const char *pe = getenv("KAFKA_MOCK_PRODUCE_ERRORS");
+    if (pe && *pe) {
+        const char *c = strchr(pe, ':');
+        int n = atoi(pe), code = c ? atoi(c + 1) : 0;
+        if (n <= 0 || code <= 0) {
+            fprintf(stderr, "kafka_mock: KAFKA_MOCK_PRODUCE_ERRORS=%s: expected N:ERR\n", pe);
+            return 2;
+        }
+        for (int i = 0; i < n; i++)
+            rd_kafka_mock_push_request_errors(mc, API_PRODUCE, 1, (rd_kafka_resp_err_t)code);
     }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);

@@ -1,0 +1,82 @@
+#!/bin/sh
+# it_kafka_alert_queue_full.sh - Kafka alert events (alerts_to kafka) while
+# the alert topic's leader is down and the producer's queue is full
+# (queue.buffering.max.messages, here 1: the same as a long outage filling
+# librdkafka's default 100000). An event the producer refuses with 'Queue
+# full' is kept, in order, in outbox.json and produced once the queue has
+# room. Before, it was dropped with a warning: its state file held the
+# alert open, so nothing raised it again and al never heard of it.
+# librdkafka's mock cluster (the alert topic led by broker 3, which SIGUSR2
+# takes down and up) and a real mosquitto, on 127.0.0.1.
+#  1. broker 3 down; three pumps' faulty rows: three alerts raised;
+#     outbox.json holds the three events
+#  2. broker 3 up: the three raised events reach al, each once
+. tests/lib.sh
+H="$PYTHON tests/it_daemon_mqtt.py"
+D=$(mktemp -d /tmp/it_kafka_alert_queue_full.XXXXXX)
+MOCK="${AD_BUILD:-build}/tests/kafka_mock"
+MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+DPID= ; MPID=
+cleanup() {
+    [ -n "$MPID" ] && kill "$MPID" 2>/dev/null
+    [ -n "${KEEP:-}" ] && rm -rf "$KEEP" && cp -r "$D" "$KEEP"   # KEEP=DIR: logs kept there
+    it_daemon_cleanup
+}
+trap cleanup EXIT
+command -v kcat > /dev/null || { it_skip "kafka_alert_queue_full" "kcat not installed"; exit 0; }
+
+it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+"$MOCK" --slow al:1:ad al:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
+it_wait_until 10 test -s "$D/boot"
+BOOT=$(head -1 "$D/boot")
+case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
+FAST=${BOOT%%,*}
+
+cat > "$D/ad.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "it-kaqf", "qos_subscribe": 1},
+ "kafka": {"bootstrap_servers": "$FAST", "group_id": "ad", "alert_topic": "al",
+           "properties": {"queue.buffering.max.messages": "1"}},
+ "workers": 1, "state_dir": "$D/state",
+ "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
+   "alerts_to": "kafka",
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
+   "calibration": {"method": "fixed", "fixed": 0.3}}]}
+EOC
+$AD_BIN run -c "$D/ad.json" 2>> "$D/daemon.log" & DPID=$!
+it_wait_log "$D/daemon.log" 'mqtt: connected' 10 ||
+    { it_fail "daemon connects" "$(tail -5 "$D/daemon.log")"; exit 1; }
+raised_on_al() {
+    kcat -C -b "$BOOT" -t al -e -q -f '%s\n' 2>> "$D/kcat.out" | grep '"event":"raised"' |
+        grep -o '"alert_id":"[^"]*"' | cut -d'"' -f4 | sort
+}
+
+# ---- 1. the alert topic's leader down; three alerts raised -----------------------------------
+kill -USR2 "$MPID"
+START=$(( $(date +%s) - 800 * 60 ))
+$H pub --port "$IT_PORT" --devices 3 --rows 380 --start "$START" \
+    --fault 'cavitation@300m+100m' --fault-devices pump1,pump2,pump3
+it_wait_log "$D/daemon.log" 'alert pump[0-9]-[0-9-]* raised' 30 3
+ids=$(grep -o 'alert pump[0-9]-[0-9-]* raised' "$D/daemon.log" | cut -d' ' -f2 | sort | head -3)
+n=$(echo "$ids" | grep -c .)
+kept() {
+    for i in $ids; do grep -q "\"kafka_topic\":\"al\"[^}]*$i" "$D/state/outbox.json" || return 1; done
+}
+it_wait_until 10 kept
+if [ "$n" -eq 3 ] && kept; then
+    it_ok "1: three alerts raised while al's leader is down and the producer's queue is full: outbox.json holds the three events"
+else
+    it_fail "1: three alerts raised while al's leader is down and the producer's queue is full: outbox.json holds the three events" \
+        "raised $(echo $ids); $(grep 'kafka:' "$D/daemon.log" | tail -2); outbox: $(cut -c1-300 "$D/state/outbox.json" 2>/dev/null)"
+fi
+
+# ---- 2. up again: the three events reach al -----------------------------------------------------
+kill -USR2 "$MPID"
+it_wait_until 30 sh -c "[ \$(kcat -C -b '$BOOT' -t al -e -q -f '%s\n' 2>/dev/null | grep -c '\"event\":\"raised\"') -ge 3 ]"
+got=$(raised_on_al)
+if [ "$n" -eq 3 ] && [ "$got" = "$ids" ]; then
+    it_ok "2: once al's leader is back, the three raised events reach it, each once"
+else
+    it_fail "2: once al's leader is back, the three raised events reach it, each once" \
+        "raised $(echo $ids); on al: $(echo $got); $(grep 'kafka:' "$D/daemon.log" | tail -3)"
+fi
+kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
