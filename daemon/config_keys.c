@@ -73,7 +73,8 @@ static const key broker_keys[] = {
       "seconds between statistics messages; 0 disables" },
     { "max_queued_alerts", K_INT, OB(max_queued_alerts), 1, 10000000, "10000", F_RELOAD,
       NULL, NULL, "alerts kept while the broker is unreachable (oldest dropped "
-      "and counted beyond it)" },
+      "and counted beyond it); also Kafka alert events waiting for room in a full "
+      "producer queue" },
 };
 const table cfg_broker_table = TAB(broker_keys);
 

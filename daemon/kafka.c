@@ -75,6 +75,7 @@ typedef struct ad_kafka {
      * order produced (the outbox keeps them across a crash) */
     struct kmsg *pend_head, *pend_tail;
     size_t npend;
+    int overflow;                  /* more waiting for room than max_queued_alerts */
     size_t nunq;                   /* of those, not in the producer's queue: it was
                                     * full (pend_retry) */
     char **topics;                 /* distinct kafka topics, for smap (copies: a
@@ -530,7 +531,6 @@ static void state_read_start(ad_kafka *k)
     uv_timer_start(&k->state_timer, state_timer_cb, 20, 20);
 }
 
-/* 0, or -1: not queued (said in a warning). */
 /* An alert event until it is delivered (the msg_opaque of its message). */
 typedef struct kmsg {
     struct kmsg *prev, *next;
@@ -589,8 +589,8 @@ static int pend_produce(ad_kafka *k, kmsg *m)
         m->unqueued = 1;
         return 1;
     }
-    if (m->unqueued)
-        k->nunq--;
+    if (m->unqueued && --k->nunq == 0)
+        k->overflow = 0;            /* the next overflow is said again */
     m->unqueued = 0;
     if (e)
         ad_log(AD_LOG_WARNING, "kafka: cannot produce to %s: %s", m->topic,
@@ -614,6 +614,27 @@ static void pend_retry(ad_kafka *k)
     }
 }
 
+/* Those waiting for room are bounded as the MQTT queue is
+ * (broker.max_queued_alerts): the oldest beyond it dropped, said once per
+ * overflow (outbox.json holds the rest). */
+static void pend_bound(ad_kafka *k)
+{
+    size_t cap = (size_t)k->dd->g->cfg->broker.max_queued_alerts;
+    while (k->nunq > cap) {
+        kmsg *m = k->pend_head;
+        while (m && !m->unqueued)
+            m = m->next;
+        if (!m)
+            return;
+        if (!k->overflow)
+            ad_log(AD_LOG_WARNING, "kafka: more than %zu alert events wait for room in the "
+                   "producer's queue (broker.max_queued_alerts): the oldest dropped, the "
+                   "first of them to %s key %s", cap, m->topic, m->key);
+        k->overflow = 1;
+        pend_unlink(k, m);
+    }
+}
+
 /* An alert event: kept until delivered (dr_cb). 0, or -1 (not taken:
  * said in a warning). Behind events a full queue refused, it waits too. */
 static int produce_alert(ad_kafka *k, const char *topic, const char *key, const char *val)
@@ -632,6 +653,7 @@ static int produce_alert(ad_kafka *k, const char *topic, const char *key, const 
     if (k->nunq) {                  /* after those waiting for room */
         m->unqueued = 1;
         k->nunq++;
+        pend_bound(k);
         pend_retry(k);
         return 0;
     }

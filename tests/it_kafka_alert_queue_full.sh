@@ -11,6 +11,9 @@
 #  1. broker 3 down; three pumps' faulty rows: three alerts raised;
 #     outbox.json holds the three events
 #  2. broker 3 up: the three raised events reach al, each once
+#  3. broker.max_queued_alerts 1, broker 3 down again, three more alerts:
+#     one in the producer's queue, at most one waiting for room (the older
+#     one dropped, a warning says so once); broker 3 up: two reach al
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_kafka_alert_queue_full.XXXXXX)
@@ -78,5 +81,37 @@ if [ "$n" -eq 3 ] && [ "$got" = "$ids" ]; then
 else
     it_fail "2: once al's leader is back, the three raised events reach it, each once" \
         "raised $(echo $ids); on al: $(echo $got); $(grep 'kafka:' "$D/daemon.log" | tail -3)"
+fi
+kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+
+# ---- 3. at most broker.max_queued_alerts wait for room --------------------------------------
+kill -USR2 "$MPID"
+cat > "$D/ad3.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "it-kaqf3", "qos_subscribe": 1,
+            "max_queued_alerts": 1},
+ "kafka": {"bootstrap_servers": "$FAST", "group_id": "ad", "alert_topic": "al",
+           "properties": {"queue.buffering.max.messages": "1"}},
+ "workers": 1, "state_dir": "$D/state3",
+ "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["b/+/pump"],
+   "alerts_to": "kafka",
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
+   "calibration": {"method": "fixed", "fixed": 0.3}}]}
+EOC
+$AD_BIN run -c "$D/ad3.json" 2>> "$D/daemon3.log" & DPID=$!
+it_wait_log "$D/daemon3.log" 'mqtt: connected' 10 ||
+    { it_fail "3: daemon connects" "$(tail -5 "$D/daemon3.log")"; exit 1; }
+$H pub --port "$IT_PORT" --devices 3 --rows 380 --start "$START" --topic 'b/{device}/pump' \
+    --fault 'cavitation@300m+100m' --fault-devices pump1,pump2,pump3
+it_wait_log "$D/daemon3.log" 'alert pump[0-9]-[0-9-]* raised' 30 3
+w=$(grep -c 'more than 1 alert events wait for room' "$D/daemon3.log")
+kill -USR2 "$MPID"
+it_wait_until 30 sh -c "[ \$(kcat -C -b '$BOOT' -t al -e -q -f '%s\n' 2>/dev/null | grep -c '\"event\":\"raised\"') -ge 5 ]"
+sleep 1
+n3=$(kcat -C -b "$BOOT" -t al -e -q -f '%s\n' 2>> "$D/kcat.out" | grep -c '"event":"raised"')
+if [ "$w" -eq 1 ] && [ "$n3" -eq 5 ]; then
+    it_ok "3: max_queued_alerts 1: one of three events waiting for room dropped, with one warning; two reach al"
+else
+    it_fail "3: max_queued_alerts 1: one of three events waiting for room dropped, with one warning; two reach al" \
+        "warnings $w; raised events on al $n3 (3 from 2); $(grep 'kafka:' "$D/daemon3.log" | tail -3)"
 fi
 kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
