@@ -362,6 +362,22 @@ static void drain_cb(uv_timer_t *t)
     ad_mqtt_stop(dd->mqtt, STOP_MQTT_MS);
 }
 
+/* (see daemon_int.h) */
+void dd_stop(ad_daemon *dd, int exit_code)
+{
+    if (dd->stopping)
+        return;
+    dd->stopping = 1;
+    dd->exit_code = exit_code;
+    dd->stop_ms = uv_now(dd->loop);
+    dd->cancel = 1;
+    training_adapt_cancel(dd, NULL);
+    publish_resend_stop(dd);
+    kafka_drain(dd);                /* records read from now on are the next owner's */
+    ad_notify_stopping();
+    uv_timer_start(&dd->drain_timer, drain_cb, 0, 20);
+}
+
 static void on_sigterm(uv_signal_t *h, int sig)
 {
     ad_daemon *dd = h->data;
@@ -369,15 +385,8 @@ static void on_sigterm(uv_signal_t *h, int sig)
         ad_log(AD_LOG_WARNING, "second signal %d: exiting now", sig);
         exit(1);
     }
-    dd->stopping = 1;
-    dd->stop_ms = uv_now(dd->loop);
-    dd->cancel = 1;
-    training_adapt_cancel(dd, NULL);
-    publish_resend_stop(dd);
-    kafka_drain(dd);                /* records read from now on are the next owner's */
-    ad_notify_stopping();
     ad_log(AD_LOG_NOTICE, "signal %d: finishing in-flight windows and stopping", sig);
-    uv_timer_start(&dd->drain_timer, drain_cb, 0, 20);
+    dd_stop(dd, 0);
 }
 
 /* ---- run --------------------------------------------------------------- */
@@ -496,7 +505,7 @@ int ad_daemon_run(const char *path)
     ad_mqtt_start(dd->mqtt);
 
     uv_run(&loop, UV_RUN_DEFAULT);
-    status = 0;
+    status = dd->exit_code;
 out:
     state_scan_abandon(dd);         /* its thread must not outlive the loop */
     if (pw) { memset(pw, 0, strlen(pw)); free(pw); }

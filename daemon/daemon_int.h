@@ -365,6 +365,11 @@ void dd_limit_evict_flush(ad_daemon *dd, uint64_t now);
 void dd_update_subscriptions(ad_daemon *dd);
 /* (Re)start the stats timer with dd->g's interval. */
 void dd_arm_stats(ad_daemon *dd);
+/* Stop as on SIGTERM (in-flight windows finished, states handed over),
+ * then exit with exit_code (AD_EXIT_RESTART: a state only a new process
+ * leaves; systemd's Restart=on-failure starts one). */
+void dd_stop(ad_daemon *dd, int exit_code);
+#define AD_EXIT_RESTART 3
 
 /* ---- generation.c ---- */
 model_ref *mr_get(model_ref *r);

@@ -570,8 +570,9 @@ static void pend_unlink(ad_kafka *k, kmsg *m)
 
 /* Hand the pending alert event m to the producer: 0, 1 (its queue is
  * full, queue.buffering.max.messages or .kbytes: m is kept, unqueued, for
- * pend_retry), or -1 (refused otherwise, said in a warning: the caller
- * lets it go). */
+ * pend_retry), 2 (the producer had a fatal error: m is kept for the
+ * outbox), or -1 (refused otherwise, said in a warning: the caller lets
+ * it go). */
 static int pend_produce(ad_kafka *k, kmsg *m)
 {
     rd_kafka_resp_err_t e = rd_kafka_producev(k->p, RD_KAFKA_V_TOPIC(m->topic),
@@ -579,6 +580,8 @@ static int pend_produce(ad_kafka *k, kmsg *m)
         RD_KAFKA_V_KEY(m->key, strlen(m->key)),
         RD_KAFKA_V_VALUE(m->val, strlen(m->val)),
         RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+    if (e == RD_KAFKA_RESP_ERR__FATAL)  /* the producer is done for (error_cb stops the */
+        return 2;                       /* daemon): m is kept, for the outbox */
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         if (!k->nunq)
             ad_log(AD_LOG_WARNING, "kafka: the producer's queue is full (the cluster or "
@@ -1162,8 +1165,14 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     ad_kafka *k = opaque;
     kmsg *am = m->_private;
-    (void)rk;
-    if (am && (!m->err || k->closed)) {
+    char fatal[256];
+
+    if (am && m->err && rd_kafka_fatal_error(rk, fatal, sizeof fatal)) {
+        /* the producer is done for (error_cb stops the daemon): kept, for
+         * the outbox; the next start produces it */
+        ad_log(AD_LOG_WARNING, "kafka: alert event to %s not delivered (%s): kept for the "
+               "next start", am->topic, rd_kafka_err2str(m->err));
+    } else if (am && (!m->err || k->closed)) {
         if (m->err)
             ad_log(AD_LOG_WARNING, "kafka: alert event to %s not delivered at stop: %s",
                    am->topic, rd_kafka_err2str(m->err));
@@ -1232,6 +1241,30 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
         ad_log(level, "kafka %s %s: %s", rd_kafka_name(rk), fac, buf);
 }
 
+/* Errors of the producer and the consumers (served on the loop by their
+ * polls). librdkafka recovers from all but a fatal one: an idempotent
+ * producer that lost its sequence (after a broker outage, say) refuses
+ * every message from then on, so alert events would be dropped for good
+ * while the daemon runs on. The daemon stops instead (the events not
+ * delivered go to outbox.json) and exits for a restart. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    ad_kafka *k = opaque;
+    char why[512];
+
+    if (err != RD_KAFKA_RESP_ERR__FATAL) {  /* recovered by librdkafka: logged as before */
+        log_cb(rk, AD_LOG_ERR, "ERROR", reason);
+        return;
+    }
+    rd_kafka_fatal_error(rk, why, sizeof why);
+    ad_log(AD_LOG_ERR, "kafka: %s: fatal error: %s (%s): stopping, exit status %d for a "
+           "restart (alert events not delivered are kept in outbox.json with a state_dir)",
+           rd_kafka_name(rk), why, reason, AD_EXIT_RESTART);
+    if (k && k->dd)
+        dd_stop(k->dd, AD_EXIT_RESTART);
+}
+
+
 static int set(rd_kafka_conf_t *c, const char *n, const char *v, char *err, size_t errlen)
 {
     char e[256];
@@ -1287,6 +1320,7 @@ static rd_kafka_t *make(ad_kafka *k, const ad_config *cfg, rd_kafka_type_t type,
     for (; kv && kv[0]; kv += 2)
         if (set(c, kv[0], kv[1], err, errlen)) { rd_kafka_conf_destroy(c); return NULL; }
     if (type == RD_KAFKA_PRODUCER) rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+    rd_kafka_conf_set_error_cb(c, error_cb);
     if (group) {
         rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
         if (rd_kafka_conf_interceptor_add_on_new(c, "anomalyd-rebalance", on_new, k)) {
