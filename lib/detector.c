@@ -1104,7 +1104,7 @@ static void resolve_spans(ad_detector *d)
         double l = floor((double)c->level_ms / w + 0.5);
 
         d->lvl_cap = l < 2 ? 2 : l > 1000000 ? 1000000 : (int)l;
-        d->lvl = calloc((size_t)d->lvl_cap, sizeof(double));
+        d->lvl = calloc(2 * (size_t)d->lvl_cap, sizeof(double));
         if (d->lvl == NULL)
             ad_log(AD_LOG_WARNING, "%s: level test off: out of memory for %d windows "
                    "(alert.level_ms %lld)", d->who, d->lvl_cap, (long long)c->level_ms);
@@ -2904,7 +2904,7 @@ void det_level_reset(ad_detector *d)
 {
     d->lvl_n = d->lvl_pos = d->lvl_exact = d->lvl_off = 0;
     d->lvl_like = d->lvl_cap;
-    d->lvl_sum = 0;
+    d->lvl_sum = d->lvl_base = 0;
 }
 
 /* LEVEL TEST (alert.level_ms = L windows, alert.level_z = z): the score of
@@ -2923,9 +2923,14 @@ void det_level_reset(ad_detector *d)
  * windows judged against an accepted regime (like) judges nothing. The mean of many
  * windows moves little with one window's peak: spikes and a daily hour's
  * peak stay under the fence that an elevation of the whole level crosses.
+ * With a seasonal level (calibration.season_ms), base is the level the
+ * window's phase reached (NAN: none yet): the mean must also be above the
+ * mean of those levels, so a span of the day whose scores are high every
+ * day (a daily step the model reconstructs poorly) is not a rise.
  * Returns 1 when the window is held elevated. */
-static int level_test(ad_detector *d, double s, int untrusted, int like)
+static int level_test(ad_detector *d, double s, double base, int untrusted, int like)
 {
+    double *bs = d->lvl + d->lvl_cap;
     ad_thr_info ti;
     double fence;
     int i;
@@ -2937,18 +2942,26 @@ static int level_test(ad_detector *d, double s, int untrusted, int like)
     else if (d->lvl_like < d->lvl_cap)
         d->lvl_like++;
     if (!untrusted && isfinite(s)) {
-        if (d->lvl_n == d->lvl_cap)
+        if (!isfinite(base) || base < 0)
+            base = 0;
+        if (d->lvl_n == d->lvl_cap) {
             d->lvl_sum -= d->lvl[d->lvl_pos];
-        else
+            d->lvl_base -= bs[d->lvl_pos];
+        } else {
             d->lvl_n++;
+        }
         d->lvl[d->lvl_pos] = s;
+        bs[d->lvl_pos] = base;
         d->lvl_sum += s;
+        d->lvl_base += base;
         d->lvl_pos = (d->lvl_pos + 1) % d->lvl_cap;
         if (++d->lvl_exact >= d->lvl_cap) {     /* no rounding drift */
             d->lvl_exact = 0;
-            d->lvl_sum = 0;
-            for (i = 0; i < d->lvl_n; i++)
+            d->lvl_sum = d->lvl_base = 0;
+            for (i = 0; i < d->lvl_n; i++) {
                 d->lvl_sum += d->lvl[i];
+                d->lvl_base += bs[i];
+            }
         }
     }
     /* a mean over windows of an accepted regime says nothing against the
@@ -2963,7 +2976,7 @@ static int level_test(ad_detector *d, double s, int untrusted, int like)
      * mean over hours above the quantile of single normal windows */
     if (d->cfg.thr.method == AD_THR_QUANTILE || d->cfg.thr.method == AD_THR_MODEL)
         fence = fmax(fence, ad_threshold_value(d->thr) / d->cfg.thr.margin);
-    if (d->lvl_sum / d->lvl_n <= fence) {
+    if (d->lvl_sum / d->lvl_n <= fence || d->lvl_sum <= d->lvl_base) {
         if (ad_alerter_active(d->alert) == NULL)
             d->lvl_off = 0;     /* armed again only between alerts */
         return 0;
@@ -2976,7 +2989,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                    const float *share, int untrusted, int hard)
 {
     /* untrusted: never teaches; hard: also stops regime acceptance */
-    double thr = ad_threshold_value(d->thr), lv = NAN, eff = thr;
+    double thr = ad_threshold_value(d->thr), lv = NAN, eff = thr, base = NAN;
     int ri, like, seasonal;
 
     /* no alert raised under margin x the level this phase of the period
@@ -2988,6 +3001,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (d->season) {
         int64_t sts = season_ts(d, ts);
 
+        if (d->window_ms > 0)
+            base = ad_season_level(d->season, sts);     /* for the level test */
         if (ad_alerter_active(d->alert) == NULL && d->window_ms > 0) {
             lv = ad_season_level(d->season, sts) * d->cfg.season_margin;
             if (lv > eff)
@@ -3009,7 +3024,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     seasonal = s > thr && s <= eff && !like;
     if (seasonal)
         d->st.windows_seasonal++;
-    int elevated = level_test(d, s, untrusted, like);
+    int elevated = level_test(d, s, base, untrusted, like);
     ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share, elevated };
     ad_alert al;
     int r = ad_alerter_step_obs(d->alert, ts, &o, &al);
@@ -3038,7 +3053,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         d->lvl_off = 1;
         if (r & AD_ALERT_CLEARED) {     /* the mean starts over: not the alert's */
             d->lvl_n = d->lvl_pos = d->lvl_exact = 0;
-            d->lvl_sum = 0;
+            d->lvl_sum = d->lvl_base = 0;
         }
     }
     if (r & AD_ALERT_CLEARED) {

@@ -100,10 +100,10 @@ struct ad_detector {
     /* level test (alert.level_ms): the last lvl_cap trusted scores in a
      * ring, their sum; lvl_off after an acceptance until the level falls
      * back under the fence (the accepted change is the new normal) */
-    double *lvl;
+    double *lvl;                 /* lvl_cap scores, then their seasonal levels */
     int lvl_cap, lvl_n, lvl_pos, lvl_exact, lvl_off;
     int lvl_like;                /* windows since one judged against a regime */
-    double lvl_sum;
+    double lvl_sum, lvl_base;    /* the sums of both */
     int acc_len, acc_head;
     int acc_quiet;               /* windows without an alert since the chain's last */
     int64_t acc_since;           /* start of the chain's first alert */
