@@ -1,0 +1,231 @@
+#!/bin/sh
+# it_kafka_reload.sh - SIGHUP reloads of daemons whose detectors read Kafka
+# topics, with a state topic (librdkafka's mock cluster, the state topic
+# led by a broker answering 0.5 s late so that reading it takes a while, and
+# a real mosquitto for the stats; all on 127.0.0.1). Detectors a and b both
+# read topic in (2 partitions, 2 pumps, pump1 faulty at rows 300-400 and
+# 550-650).
+#  1. a reload while the partitions' states are read and their records
+#     held: applied once the read is done, under the new configuration.
+#  2. a reload rebuilding both detectors' streams with alerts open: a's
+#     (alert.m changed: its calibration holds) continues its alert, cleared
+#     once when the fault ends; b's (window.hop changed) is cleared with
+#     reason reload, once; the state topic gets b's new settings.
+#  3. a reload removing b (a still reads in), then one moving topic in to
+#     detector c (a renamed): their open alerts cleared once (reload), c
+#     reads on, every record read once.
+#  4. 10 reloads in a second (rebuilding c's streams) while a backlog is
+#     scored: every window scored once (none discarded as stale).
+#  5. a second instance joins during reloads: the partitions are shared,
+#     every record read once (the offsets committed at the hand-over).
+. tests/lib.sh
+D=$(mktemp -d /tmp/it_kafka_reload.XXXXXX)
+MOCK="${AD_BUILD:-build}/tests/kafka_mock"
+MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+DPID= ; SUB= ; MPID= ; P2=
+cleanup() {
+    for p in $DPID $P2; do kill "$p" 2>/dev/null; done
+    for p in $DPID $P2; do it_wait_gone "$p" 20; done
+    DPID=
+    [ -n "$SUB" ] && kill "$SUB" 2>/dev/null
+    [ -n "$MPID" ] && kill "$MPID" 2>/dev/null
+    [ -n "${KEEP:-}" ] && rm -rf "$KEEP" && cp -r "$D" "$KEEP"   # KEEP=DIR: logs kept there
+    it_daemon_cleanup
+}
+trap cleanup EXIT
+command -v kcat > /dev/null || { it_skip "kafka_reload" "kcat not installed"; exit 0; }
+
+it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+"$MOCK" --slow st:500:it-kreload in:2 st:1 al:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
+it_wait_until 10 test -s "$D/boot"
+BOOT=$(head -1 "$D/boot")
+case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
+FAST=${BOOT%%,*}                  # broker 1: the instances bootstrap off the slow one
+mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null & SUB=$!
+
+det() { # det NAME [EXTRA]
+    echo "{\"name\": \"$1\", \"model\": \"$MODEL\", \"kafka_topics\": [\"in\"],
+   \"alerts_to\": \"kafka\",
+   \"payload\": {\"format\": \"json\", \"timestamp\": \"ts\", \"timestamp_unit\": \"ms\"},
+   \"calibration\": {\"method\": \"fixed\", \"fixed\": 0.3}$2}"
+}
+conf() { # conf INSTANCE DETECTOR...
+    n=$1; shift
+    dets=
+    for x in "$@"; do dets="$dets${dets:+, }$x"; done
+    cat > "$D/$n.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "it-kreload-$n", "stats_interval_s": 1,
+            "stats_topic": "anomalyd/stats/$n"},
+ "kafka": {"bootstrap_servers": "$FAST", "group_id": "it-kreload", "alert_topic": "al",
+           "state_topic": "st", "commit_interval_s": 0.2,
+           "properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "300"}},
+ "workers": 1,
+ "detectors": [$dets]}
+EOC
+}
+produce() { # produce FROM TO [RATE]: rows FROM..TO of pump1 and pump2
+    $PYTHON tests/it_kafka_gen.py ${3:+--rate $3} 2 "$1" "$2" \
+        'cavitation@300m+100m' 'cavitation@550m+100m' |
+        kcat -P -K'|' -b "$BOOT" -t in 2>> "$D/kcat.out"
+}
+# events DET/STREAM: "event alert_id reason" of its alert events on topic al
+events() {
+    kcat -C -b "$BOOT" -t al -e -q -f '%k|%s\n' 2>> "$D/kcat.out" | $PYTHON -c '
+import json, sys
+for line in sys.stdin:
+    k, _, v = line.rstrip("\n").partition("|")
+    try:
+        j = json.loads(v)
+    except ValueError:
+        continue
+    if k == sys.argv[1]:
+        print(j["event"], j["alert_id"], j.get("reason", "-"))' "$1"
+}
+n_ev() { [ "$(events "$1" | grep -c "^$2 ")" -ge "$3" ]; }     # n_ev DET/STREAM EVENT N
+# cleared_once DET/STREAM REASON WHAT: every alert raised was cleared
+# exactly once, the last one with REASON
+cleared_once() {
+    ev=$(events "$1")
+    bad=$(echo "$ev" | awk '$1 == "raised" { r[$2]++ } $1 == "cleared" { c[$2]++ }
+        END { for (i in r) if (c[i] != 1) print i; for (i in c) if (!(i in r)) print i }')
+    if [ -n "$ev" ] && [ -z "$bad" ] && [ "$(echo "$ev" | tail -1 | cut -d' ' -f1,3)" = "cleared $2" ]; then
+        it_ok "$3"
+    else
+        it_fail "$3" "$1: $(echo "$ev" | tr '\n' ';')"
+    fi
+}
+# state DET/STREAM FIELD: FIELD of the state of the stream's last record on
+# the state topic
+state() {
+    kcat -C -b "$BOOT" -t st -e -q -f '%k|%s\n' 2>> "$D/kcat.out" | $PYTHON -c '
+import json, sys
+last = None
+for line in sys.stdin:
+    k, _, v = line.rstrip("\n").partition("|")
+    if k == sys.argv[1]:
+        last = v
+print(json.loads(last)["state"][sys.argv[2]] if last else "-")' "$1" "$2"
+}
+stv() { # stv INSTANCE NAME: NAME in the instance's last stats message
+    grep "^anomalyd/stats/$1 " "$D/stats" | tail -1 | cut -d' ' -f2- |
+        $PYTHON -c 'import json, sys; print(int(json.load(sys.stdin)[sys.argv[1]]))' "$2"
+}
+stv_is() { [ "$(stv "$1" "$2")" "$3" "$4" ]; }   # stv_is INSTANCE NAME OP VALUE
+reloads() { grep -c 'configuration reloaded\|reload refused\|reload failed' "$D/$1.log"; }
+reload() { # reload INSTANCE: SIGHUP, until it is done
+    _n=$(reloads "$1")
+    kill -HUP "$(eval echo \$PID_$1)"
+    it_wait_until 30 sh -c "[ \$(grep -c 'configuration reloaded\|reload refused\|reload failed' $D/$1.log) -gt $_n ]"
+}
+start() { # start INSTANCE
+    $AD_BIN run -c "$D/$1.json" --log-level debug 2> "$D/$1.log" &
+    eval "PID_$1=\$!"
+}
+
+# 1. records waiting: the reload lands while their states are read
+produce 0 380
+conf a "$(det a ', "alert": {"m": 7}')" "$(det b)"
+start a; DPID=$PID_a
+it_wait_log "$D/a.log" 'records held until its state is read' 30 ||
+    { it_fail "a holds the records while the state topic is read" "$(tail -3 "$D/a.log")"; exit 1; }
+conf a "$(det a)" "$(det b)"
+reload a
+if grep -q 'configuration reloaded' "$D/a.log" && ! grep -q 'owns in.*(state read)' "$D/a.log" &&
+   it_wait_until 40 n_ev a/pump1 raised 1 && it_wait_until 20 n_ev b/pump1 raised 1 &&
+   it_wait_until 20 stv_is a messages_in -eq 760; then
+    it_ok "a reload while the states are read: the held records are applied after it, once"
+else
+    it_fail "a reload while the states are read: the held records are applied after it, once" \
+        "$(grep 'reload\|owns' "$D/a.log" | tail -3) messages_in $(stv a messages_in)"
+fi
+
+# 2. rebuilt with alerts open
+HASH_B=$(state b/pump1 settings_hash)
+conf a "$(det a ', "alert": {"m": 7}')" "$(det b ', "window": {"hop": 2}')"
+reload a
+it_wait_until 10 n_ev b/pump1 cleared 1
+produce 380 500
+it_wait_until 30 n_ev a/pump1 cleared 1
+it_wait_until 30 stv_is a messages_in -eq 1000
+sleep 1
+cleared_once a/pump1 cleared "a rebuilt (alert.m) with its alert open: the alert goes on, cleared once when the fault ends"
+ev=$(events b/pump1)
+if [ "$(echo "$ev" | head -2 | cut -d' ' -f1,3 | tr '\n' ';')" = "raised -;cleared reload;" ]; then
+    cleared_once b/pump1 cleared "b rebuilt (window.hop) with its alert open: cleared once (reason reload), the next one when the fault ends"
+else
+    it_fail "b rebuilt (window.hop) with its alert open: cleared once (reason reload)" "$(echo "$ev" | tr '\n' ';')"
+fi
+h=$(state b/pump1 settings_hash)
+if [ "$h" != "$HASH_B" ] && [ "$h" != - ]; then
+    it_ok "the state topic holds b's state under its new settings ($HASH_B -> $h)"
+else
+    it_fail "the state topic holds b's state under its new settings" "$HASH_B -> $h"
+fi
+
+# 3. b removed (a still reads in), then a renamed c, alerts open (row 550)
+produce 500 600
+it_wait_until 30 n_ev a/pump1 raised 2
+it_wait_until 30 n_ev b/pump1 raised 3
+conf a "$(det a ', "alert": {"m": 7}')"
+reload a
+conf a "$(det c ', "alert": {"m": 7}')"
+reload a
+produce 600 700
+it_wait_until 30 n_ev c/pump1 cleared 1
+it_wait_until 30 stv_is a messages_in -eq 1400
+cleared_once a/pump1 reload "a renamed c: a's open alert cleared once, reason reload"
+cleared_once b/pump1 reload "b removed: its open alert cleared once, reason reload"
+cleared_once c/pump1 cleared "c reads topic in on: its alert raised and cleared"
+
+# 4. 10 reloads in a second while a backlog of 300 rows of 20 pumps (pump3
+# to pump20 new) is scored: every window once, none discarded as stale
+sleep 2
+W0=$(stv a windows_scored)
+$PYTHON tests/it_kafka_gen.py 20 700 1000 'cavitation@300m+100m' 'cavitation@550m+100m' |
+    kcat -P -K'|' -b "$BOOT" -t in 2>> "$D/kcat.out"
+i=0
+while [ $i -lt 10 ]; do
+    if [ $((i % 2)) = 0 ]; then conf a "$(det c)"; else conf a "$(det c ', "alert": {"m": 7}')"; fi
+    kill -HUP "$PID_a"
+    sleep 0.1
+    i=$((i + 1))
+done
+# 300 windows of pump1 and pump2, 300 - 29 of each new pump (30-row windows)
+WX=$((2 * 300 + 18 * 271))
+it_wait_until 30 stv_is a messages_in -eq 7400
+it_wait_until 30 stv_is a windows_scored -ge $((W0 + WX))
+sleep 1.5
+W1=$(stv a windows_scored); ST=$(stv a windows_stale)
+if [ $((W1 - W0)) -eq $WX ] && [ "$ST" -eq 0 ] && [ "$(reloads a)" -ge 6 ]; then
+    it_ok "10 reloads in a second: every window of the backlog scored once ($WX), none stale"
+else
+    it_fail "10 reloads in a second: every window of the backlog scored once ($WX), none stale" \
+        "windows scored $((W1 - W0)), stale $ST, $(reloads a) reloads"
+fi
+
+# 5. a second instance joins while a reloads
+conf b2 "$(det c ', "alert": {"m": 7}')"
+start b2; P2=$PID_b2
+i=0
+while [ $i -lt 20 ] && ! grep -q 'kafka: owns in' "$D/b2.log"; do
+    kill -HUP "$PID_a"
+    sleep 0.5
+    i=$((i + 1))
+done
+it_wait_log "$D/b2.log" 'kafka: owns in\[.*\(state read\)' 40
+produce 1000 1100
+all_read() { [ $(($(stv a messages_in) + $(stv b2 messages_in) - $(stv b2 handover_skipped))) -eq 7600 ]; }
+if it_wait_until 30 all_read &&
+   [ "$(grep -c 'kafka: owns in' "$D/b2.log")" -ge 1 ]; then
+    it_ok "b2 joins during reloads: a hands a partition over, every record read"
+else
+    it_fail "b2 joins during reloads: a hands a partition over, every record read" \
+        "a $(stv a messages_in) b2 $(stv b2 messages_in) (skipped $(stv b2 handover_skipped)); $(grep 'owns\|released' "$D/a.log" "$D/b2.log" | tail -4)"
+fi
+kill "$P2"; it_wait_gone "$P2" 30; P2=
+kill "$PID_a"; it_wait_gone "$PID_a" 30; DPID=
+if grep -q 'AddressSanitizer\|runtime error' "$D/a.log" "$D/b2.log"; then
+    it_fail "no memory error" "$(grep -h -A8 'AddressSanitizer\|runtime error' "$D/a.log" "$D/b2.log" | head -20)"
+else
+    it_ok "no memory error"
+fi
