@@ -18,7 +18,8 @@
 #     scored: every window scored once (none discarded as stale).
 #  5. a stops, handing its streams' states over on the state topic; b2
 #     (another state directory) restores them while reloads rebuild the
-#     streams: each goes on from its state (calibrated).
+#     streams: each goes on from its state (calibrated); its stats
+#     messages go on through the reloads.
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka_reload.XXXXXX)
 MOCK="${AD_BUILD:-build}/tests/kafka_mock"
@@ -238,6 +239,7 @@ hup() { # a SIGHUP, the configuration changed (alert.m: the streams rebuilt)
     kill -HUP "$PID_b2"
     sleep 0.02
 }
+S0=$(grep -c '^anomalyd/stats/b2 ' "$D/stats"); T0=$(date +%s)
 i=0
 while [ $i -lt 1500 ] && [ "$(grep -c 'kafka: owns in\[.*(state read)' "$D/b2.log")" -lt 2 ]; do
     hup $i
@@ -248,6 +250,12 @@ while [ $i -lt 100 ]; do
     hup $i
     i=$((i + 1))
 done
+T1=$(date +%s); S1=$(grep -c '^anomalyd/stats/b2 ' "$D/stats")
+if [ $((T1 - T0)) -ge 3 ] && [ $((S1 - S0)) -ge $(((T1 - T0) / 2)) ]; then
+    it_ok "b2's stats (every 1 s) go on through reloads every few ms: $((S1 - S0)) in $((T1 - T0)) s"
+else
+    it_fail "b2's stats (every 1 s) go on through reloads every few ms" "$((S1 - S0)) in $((T1 - T0)) s"
+fi
 sleep 1.5
 if it_wait_until 20 stv_is b2 messages_in -eq 2000 && [ "$(stv b2 streams)" -eq 20 ] &&
    [ "$(stv b2 calibrating_streams)" -eq 0 ] && [ "$(stv b2 collecting_streams)" -eq 0 ]; then
