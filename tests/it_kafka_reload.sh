@@ -14,7 +14,7 @@
 #  3. a reload removing b (a still reads in), then one moving topic in to
 #     detector c (a renamed): their open alerts cleared once (reload), c
 #     reads on, every record read once.
-#  4. 20 reloads in 2 s (rebuilding c's streams) while a backlog is
+#  4. 30 reloads in 3 s (rebuilding c's streams) while a backlog is
 #     scored: every window scored once (none discarded as stale).
 #  5. a stops, handing its streams' states over on the state topic; b2
 #     (another state directory) restores them while reloads rebuild the
@@ -195,15 +195,15 @@ else
     it_fail "c reads topic in on (streams pump1 and pump2)" "$(stv a streams) streams"
 fi
 
-# 4. 20 reloads in 2 s while a backlog of 300 rows of 20 pumps (pump3
-# to pump20 new) is scored: every window once, none discarded as stale
+# 4. 30 reloads in 3 s while a backlog of 300 rows of 40 pumps (pump3
+# to pump40 new) is scored: every window once, none discarded as stale
 sleep 2
 W0=$(stv a windows_scored)
-$PYTHON tests/it_kafka_gen.py 20 700 1000 'cavitation@300m+100m' 'cavitation@550m+100m' |
+$PYTHON tests/it_kafka_gen.py 40 700 1000 'cavitation@300m+100m' 'cavitation@550m+100m' |
     kcat -P -K'|' -b "$BOOT" -t in 2>> "$D/kcat.out" &
 GEN=$!
 i=0
-while [ $i -lt 20 ]; do
+while [ $i -lt 30 ]; do
     if [ $((i % 2)) = 0 ]; then conf a "$(det c)"; else conf a "$(det c ', "alert": {"m": 7}')"; fi
     kill -HUP "$PID_a"
     sleep 0.1
@@ -211,15 +211,15 @@ while [ $i -lt 20 ]; do
 done
 wait "$GEN"
 # 300 windows of pump1 and pump2, 300 - 29 of each new pump (30-row windows)
-WX=$((2 * 300 + 18 * 271))
-it_wait_until 30 stv_is a messages_in -eq 7400
+WX=$((2 * 300 + 38 * 271))
+it_wait_until 30 stv_is a messages_in -eq 13400
 it_wait_until 30 stv_is a windows_scored -ge $((W0 + WX))
 sleep 1.5
 W1=$(stv a windows_scored); ST=$(stv a windows_stale)
-if [ $((W1 - W0)) -eq $WX ] && [ "$ST" -eq 0 ] && [ "$(reloads a)" -ge 10 ]; then
-    it_ok "20 reloads in 2 s: every window of the backlog scored once ($WX), none stale"
+if [ $((W1 - W0)) -eq $WX ] && [ "$ST" -eq 0 ] && [ "$(reloads a)" -ge 12 ]; then
+    it_ok "30 reloads in 3 s: every window of the backlog scored once ($WX), none stale"
 else
-    it_fail "20 reloads in 2 s: every window of the backlog scored once ($WX), none stale" \
+    it_fail "30 reloads in 3 s: every window of the backlog scored once ($WX), none stale" \
         "windows scored $((W1 - W0)), stale $ST, $(reloads a) reloads"
 fi
 
