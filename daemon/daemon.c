@@ -189,9 +189,15 @@ static void stats_cb(uv_timer_t *t)
 void dd_arm_stats(ad_daemon *dd)
 {
     double iv = dd->g->cfg->broker.stats_interval;
+    uint64_t ms = iv > 0 ? (uint64_t)(iv * 1000) : 0;
+    /* a reload that keeps the interval keeps the schedule: reloads more
+     * often than the interval must not put every stats message off */
+    if (ms && uv_is_active((uv_handle_t *)&dd->stats_timer) &&
+        uv_timer_get_repeat(&dd->stats_timer) == ms)
+        return;
     uv_timer_stop(&dd->stats_timer);
-    if (iv > 0)
-        uv_timer_start(&dd->stats_timer, stats_cb, (uint64_t)(iv * 1000), (uint64_t)(iv * 1000));
+    if (ms)
+        uv_timer_start(&dd->stats_timer, stats_cb, ms, ms);
 }
 
 /* Housekeeping every 250 ms: period-mode rows; idle eviction and the

@@ -41,6 +41,8 @@
 #include "notify.h"
 #include "topic.h"
 
+#define RELOAD_SCORE_WAIT_MS 10000  /* windows in flight at a reload */
+
 typedef struct reload_req {
     uv_work_t w;
     ad_daemon *dd;
@@ -391,11 +393,27 @@ static void drop_unfed(ad_daemon *dd, det_rt *o, const det_rt *n)
            dropped, waiting, o->streams.n - (size_t)waiting);
 }
 
+/* ad_workers_wait() predicate: every window taken so far is scored and
+ * its score fed back to the detector that took it. */
+static int all_scored(void *arg)
+{
+    ad_daemon *dd = arg;
+    batch_dispatch(dd, 1);
+    return dd->in_flight_batches == 0 && !batch_open_windows(dd);
+}
+
 static void apply_gen(ad_daemon *dd, gen *ng)
 {
     gen *og = dd->g;
-    /* windows of the open batches were taken under the old settings */
-    batch_dispatch(dd, 1);
+    /* windows of the open batches were taken under the old settings: they
+     * are scored by the detectors that took them before any is rebuilt or
+     * given a new model, which would discard their scores (windows_stale):
+     * their rows are not in the new detector's window, and with Kafka
+     * their offsets are committed, so they would never be scored */
+    if (ad_workers_wait(dd->ws, all_scored, dd, RELOAD_SCORE_WAIT_MS) != 0)
+        ad_log(AD_LOG_WARNING, "reload: windows still in flight after %d s: the scores of "
+               "those of rebuilt streams are discarded (windows_stale)",
+               RELOAD_SCORE_WAIT_MS / 1000);
     gen_make_state_dirs(ng);
     for (int i = 0; i < ng->n; i++)
         for (int j = 0; j < og->n; j++)

@@ -60,6 +60,8 @@ typedef struct restore_req {
     char ref_path[8192];         /* its drift reference (trained online), or "" */
     char *js;                    /* state text (pending copy or file), or NULL */
     int live;                    /* js is the stream's own, taken at a reload */
+    int kafka;                   /* js is its state from the Kafka state topic (set
+                                  * before the work is queued: read-only there) */
     ad_model *tm;                /* model trained online, loaded, or NULL */
     char tm_err[512];            /* why model_path could not be loaded, or "" */
     ad_model *rm;                /* the reference, loaded, or NULL */
@@ -932,8 +934,18 @@ int state_restore_live(ad_daemon *dd, stream_rec *s, restore_mode mode, char *js
     r->w.data = r;
     r->js = js;
     r->live = js != NULL;
-    if (mode == RESTORE_NEW && !r->js)  /* moved here with its Kafka partition */
+    if (mode == RESTORE_NEW && !r->js) {    /* moved here with its Kafka partition */
         r->js = kafka_state_take(dd, d->c->name, s->key);
+        r->kafka = r->js != NULL;
+    } else if (!r->js && s->restoring && s->restoring->kafka) {
+        /* a reload rebuilds a stream whose restore from the state its
+         * Kafka partition's last owner handed over is in flight: that
+         * restore is superseded, its state (taken from the table) goes on
+         * here, else the stream would start afresh (its calibration, its
+         * open alert and the alert sequence lost) */
+        r->js = strdup(s->restoring->js);
+        r->kafka = r->js != NULL;
+    }
     if (d->state_dir[0]) {
         state_path(d, s->key, ".state.json", r->state_path, sizeof r->state_path);
         if (!r->js)
