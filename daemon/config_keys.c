@@ -284,7 +284,7 @@ static const key alert_keys[] = {
       "the level test's fence, in spreads (1.4826 MAD) of the scores judged normal" },
     { "burst_ms", K_I64, OPP(alert.burst_ms), 0, 31622400000.0, "0", FP, NULL, NULL,
       "burst test: each feature's raw samples are compared with their neighbours (the "
-      "median and MAD of 11 valid rows centred on the sample, the MAD at least 0.05 of "
+      "median and MAD of 11 valid rows centred on the sample, the spread at least half "
       "the feature's learned spread); while burst_n of one feature's samples of this much "
       "data were outliers, each window counts as over the threshold with that feature on "
       "top, so an intermittent fault alerts; a single spike or a level shift does not, and "

@@ -33,7 +33,7 @@
 #include <stdint.h>
 
 #define AD_BURST_K 11           /* neighbourhood: 5 samples either side */
-#define AD_BURST_FLOOR 0.05     /* the MAD floor, in learned spreads */
+#define AD_BURST_FLOOR 0.5      /* the MAD floor, in learned spreads */
 #define AD_BURST_MAX_N 1000     /* most outliers one feature's span counts */
 
 typedef struct ad_burst ad_burst;

@@ -1586,7 +1586,7 @@ static void test_level_rise(void)
 static void burst_run(int64_t burst_ms, run *r, double *thr)
 {
     ad_model *m = t_zero_model(4, F);
-    const float mean[F] = { 0, 0 }, sd[F] = { 1, 1 };
+    const float mean[F] = { 0, 0 }, sd[F] = { 0.1f, 0.1f };
     ad_detector_cfg c;
     ad_detector *d = NULL;
     char err[300];
