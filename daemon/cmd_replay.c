@@ -847,6 +847,7 @@ static int replay_report(replay *r)
     cJSON_AddNumberToObject(j, "nonnumeric", (double)r->t->n_nonnumeric);
     cJSON_AddNumberToObject(j, "bad_time", (double)r->t->n_bad_time);
     cJSON_AddNumberToObject(j, "windows_seasonal", (double)st.windows_seasonal);
+    cJSON_AddNumberToObject(j, "windows_burst", (double)st.windows_burst);
     cJSON_AddNumberToObject(j, "window_resets", (double)st.window_resets);
     cJSON_AddNumberToObject(j, "rows_overflow", (double)st.stream.overflow);
     if (r->t->label) {

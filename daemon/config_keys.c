@@ -283,6 +283,18 @@ static const key alert_keys[] = {
       "alert and judges no mean over windows of an accepted regime (0: off)" },
     { "level_z", K_NUM, OPP(alert.level_z), 0.001, 1000, "6", FP, NULL, NULL,
       "the level test's fence, in spreads (1.4826 MAD) of the scores judged normal" },
+    { "burst_ms", K_I64, OPP(alert.burst_ms), 0, 31622400000.0, "0", FP, NULL, NULL,
+      "burst test: each feature's raw samples are compared with their neighbours (the "
+      "median and MAD of 11 valid rows centred on the sample, the spread at least half "
+      "the feature's learned spread); while burst_n of one feature's samples of this much "
+      "data were outliers, each window counts as over the threshold with that feature on "
+      "top, so an intermittent fault alerts; a single spike or a level shift does not, and "
+      "rows under a data-quality flag do not count (0: off)" },
+    { "burst_n", K_INT, OPP(alert.burst_n), 2, 1000, "3", FP, NULL, NULL,
+      "the burst test's outliers of one feature within burst_ms that make a burst" },
+    { "burst_z", K_NUM, OPP(alert.burst_z), 0.001, 1000, "5", FP, NULL, NULL,
+      "the burst test's outlier distance from the neighbours' median, in spreads "
+      "(1.4826 MAD)" },
 };
 static const table alert_table = TAB(alert_keys);
 

@@ -48,6 +48,9 @@ void ad_alert_cfg_default(ad_alert_cfg *c)
     c->accept_onset = 0;
     c->level_ms = 0;
     c->level_z = 6.0;
+    c->burst_ms = 0;
+    c->burst_n = 3;
+    c->burst_z = 5.0;
 }
 
 const char *ad_close_reason_name(ad_close_reason r)
@@ -126,6 +129,15 @@ int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
     if (!(c->level_z > 0 && c->level_z <= 1000))
         return ad_errf(err, errlen, AD_EINVAL, "alert.level_z: must be > 0 and <= 1000 "
                        "(got %g)", c->level_z);
+    if (c->burst_ms < 0 || c->burst_ms > 31622400000LL)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.burst_ms: must be 0..31622400000 "
+                       "(a year; got %lld)", (long long)c->burst_ms);
+    if (c->burst_n < 2 || c->burst_n > 1000)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.burst_n: must be 2..1000 (got %d)",
+                       c->burst_n);
+    if (!(c->burst_z > 0 && c->burst_z <= 1000))
+        return ad_errf(err, errlen, AD_EINVAL, "alert.burst_z: must be > 0 and <= 1000 "
+                       "(got %g)", c->burst_z);
     if (!(c->accept_spread > 0) || !isfinite(c->accept_spread))
         return ad_errf(err, errlen, AD_EINVAL, "alert.accept_spread: must be > 0 (got %g)",
                        c->accept_spread);

@@ -108,6 +108,13 @@ typedef struct ad_alert_cfg {
                              off, the default; see detector.h) */
     double level_z;       /* detector: the level test's fence in spreads of
                              the normal scores, > 0, default 6 */
+    int64_t burst_ms;     /* detector: BURST TEST span of data (0: off, the
+                             default; see burst.h) */
+    int burst_n;          /* detector: outliers of one feature within
+                             burst_ms that make a burst, 2..1000, default 3 */
+    double burst_z;       /* detector: an outlier's distance from its
+                             neighbours' median in spreads (1.4826 MAD),
+                             > 0, default 5 */
 } ad_alert_cfg;
 
 /* One scored window as the alerter sees it. */
@@ -117,9 +124,9 @@ typedef struct ad_alert_obs {
     double prob;              /* anomaly probability, NAN if unknown */
     double log_lik;           /* ln(1 - prob), NAN if unknown */
     const float *share;       /* F floats or NULL */
-    int elevated;             /* the detector's level test holds this window
-                               * (on = score: it exceeds, and is not below
-                               * the clear level, whatever its score) */
+    int elevated;             /* the detector's level or burst test holds this
+                               * window (on = score: it exceeds, and is not
+                               * below the clear level, whatever its score) */
 } ad_alert_obs;
 
 typedef struct ad_alert {

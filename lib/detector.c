@@ -15,6 +15,7 @@
 
 #include "ad.h"
 #include "window.h"
+#include "burst.h"
 #include "train.h"
 
 #include "detector_int.h"
@@ -374,6 +375,10 @@ void ad_detector_free(ad_detector *d)
     free(d->cq);
     free(d->acc);
     free(d->lvl);
+    ad_burst_free(d->burst);
+    free(d->burst_sp);
+    free(d->burst_row);
+    free(d->bshare);
     free(d->acc_prof);
     free(d->srow);
     free(d->nscale);
@@ -858,6 +863,70 @@ static const float *pw_find(ad_detector *d, uint64_t seq)
     return NULL;
 }
 
+/* The burst test in effect for alert.burst_* (made again when a reload
+ * changed them, gone when turned off). 0, or -1 when off or out of memory. */
+static int burst_ready(ad_detector *d)
+{
+    const ad_alert_cfg *c = &d->cfg.alert;
+
+    if (c->burst_ms <= 0) {
+        ad_burst_free(d->burst);
+        d->burst = NULL;
+        return -1;
+    }
+    if (d->burst != NULL && d->burst_ms == c->burst_ms && d->burst_n == c->burst_n &&
+        d->burst_z == c->burst_z)
+        return 0;
+    ad_burst_free(d->burst);
+    d->burst = ad_burst_new(d->F, c->burst_ms, c->burst_n, c->burst_z);
+    if (d->burst_sp == NULL)
+        d->burst_sp = malloc((size_t)d->F * sizeof(double));
+    if (d->burst_row == NULL)
+        d->burst_row = malloc((size_t)d->F * sizeof(double));
+    if (d->bshare == NULL)
+        d->bshare = malloc((size_t)d->F * sizeof(float));
+    if (d->burst == NULL || d->burst_sp == NULL || d->burst_row == NULL || d->bshare == NULL) {
+        if (d->burst_ms != -1)
+            ad_log(AD_LOG_WARNING, "%s: burst test off: out of memory (alert.burst_ms %lld)",
+                   d->who, (long long)c->burst_ms);
+        ad_burst_free(d->burst);
+        d->burst = NULL;
+        d->burst_ms = -1;           /* said once */
+        return -1;
+    }
+    d->burst_ms = c->burst_ms;
+    d->burst_n = c->burst_n;
+    d->burst_z = c->burst_z;
+    return 0;
+}
+
+/* BURST TEST: one popped row into each feature's neighbourhood (burst.h).
+ * A row under a data-quality flag, or a missing value, is neither judged
+ * nor a neighbour; the floor on the spread is the model's scaler (none
+ * before a model, or with scaler "none": nothing judged). */
+static void burst_row(ad_detector *d, int64_t ts, unsigned flags)
+{
+    const ad_model *m = d->model;
+    const double *sp = NULL;
+    int f, flagged;
+
+    if (burst_ready(d) != 0)
+        return;
+    if (flags & AD_ROW_GAP)
+        ad_burst_reset(d->burst);
+    flagged = d->dq != NULL && ad_dq_flagged(d->dq, ts, ts);
+    for (f = 0; f < d->F; f++)
+        d->burst_row[f] = flagged ? NAN : d->rowd[f];
+    if (m != NULL && m->scaler != AD_SCALER_NONE) {
+        for (f = 0; f < d->F; f++)
+            d->burst_sp[f] = m->scaler == AD_SCALER_STANDARD ?
+                             (double)m->scale_b[f] :
+                             (double)m->scale_b[f] - (double)m->scale_a[f];
+        sp = d->burst_sp;
+    }
+    ad_burst_push(d->burst, ts, d->burst_row, sp);
+}
+
 int ad_detector_rows_queued(const ad_detector *d)
 {
     return ad_stream_pending(d->stream);
@@ -895,6 +964,7 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
             ad_window_reset(d->win);
             d->st.window_resets++;
         }
+        burst_row(d, ts, flags);
         if (row_untrusted(d, valid))
             d->rows_since_bad = 0;
         else if (d->rows_since_bad < UINT64_MAX / 2)
@@ -927,6 +997,7 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
         job->model = d->model;
         job->phase = d->phase;
         job->untrusted = d->rows_since_bad < (uint64_t)d->T;
+        job->burst = d->burst ? ad_burst_feature(d->burst, ts) + 1 : 0;
         if (d->ad && d->phase == AD_PHASE_DETECTING) {
             /* a candidate with another scaler (a model file changed on
              * reload) gets the window re-scaled: ad_model_rescale */
@@ -2986,7 +3057,7 @@ static int level_test(ad_detector *d, double s, double base, int untrusted, int 
 
 /* DETECTING: one score through the alerter, acceptance and adaptation. */
 static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
-                   const float *share, int untrusted, int hard)
+                   const float *share, int untrusted, int hard, int burst)
 {
     /* untrusted: never teaches; hard: also stops regime acceptance */
     double thr = ad_threshold_value(d->thr), lv = NAN, eff = thr, base = NAN;
@@ -3026,6 +3097,20 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         d->st.windows_seasonal++;
     int elevated = level_test(d, s, base, untrusted, like);
     ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share, elevated };
+
+    /* the burst test: a window while a feature is in a burst counts as
+     * over the threshold; under it by score, the alert sees that feature
+     * as all of the window's error (its top feature) */
+    if (burst > 0 && burst <= d->F && d->bshare != NULL) {
+        o.elevated = 1;
+        if (!(s > o.threshold)) {
+            for (int f = 0; f < d->F; f++)
+                d->bshare[f] = 0;
+            d->bshare[burst - 1] = 1;
+            o.share = d->bshare;
+        }
+        d->st.windows_burst++;
+    }
     ad_alert al;
     int r = ad_alerter_step_obs(d->alert, ts, &o, &al);
     int exceeded = ad_alerter_last_exceeded(d->alert);
@@ -3240,7 +3325,7 @@ int ad_detector_feed_score3(ad_detector *d, const ad_window_job *job,
     }
     if (d->phase != AD_PHASE_DETECTING)
         return 0;
-    detect(d, ts, s, p, L, share, noteach, job->untrusted || hard);
+    detect(d, ts, s, p, L, share, noteach, job->untrusted || hard, job->burst);
     if (d->ad) {
         const float *w = pw_find(d, job->seq);
         if (w != NULL && job->gen == d->gen) {

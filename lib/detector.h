@@ -369,6 +369,8 @@ typedef struct ad_window_job {
                                  * !ad_model_same_scaler(model, shadow)) and
                                  * pass its score to ad_detector_feed_score2 */
     uint64_t ep;                /* the detector's: retired models it may read */
+    int burst;                  /* the burst test: 1 + the feature in a burst
+                                 * at ts_ms, 0 none (burst.h) */
 } ad_window_job;
 
 typedef enum {
@@ -483,6 +485,8 @@ typedef struct ad_detector_stats {
     uint64_t windows_seasonal;  /* windows over the threshold (and unlike an
                                  * accepted regime) under the seasonal level:
                                  * they raised nothing */
+    uint64_t windows_burst;     /* windows judged while a feature was in a
+                                 * burst (alert.burst_ms) */
     double last_probability;    /* NAN before the first */
     double last_log_likelihood; /* ln(1 - last_probability) */
     double last_score;          /* raw, NAN before the first */

@@ -104,6 +104,15 @@ struct ad_detector {
     int lvl_cap, lvl_n, lvl_pos, lvl_exact, lvl_off;
     int lvl_like;                /* windows since one judged against a regime */
     double lvl_sum, lvl_base;    /* the sums of both */
+    /* burst test (alert.burst_ms): its state and the settings it was made
+     * with (a reload may change them); burst_sp F learned spreads,
+     * burst_row F values judged; bshare F: the share an alert sees */
+    struct ad_burst *burst;
+    int64_t burst_ms;
+    int burst_n;
+    double burst_z;
+    double *burst_sp, *burst_row;
+    float *bshare;
     int acc_len, acc_head;
     int acc_quiet;               /* windows without an alert since the chain's last */
     int64_t acc_since;           /* start of the chain's first alert */

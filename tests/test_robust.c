@@ -1574,6 +1574,91 @@ static void test_level_rise(void)
            (long long)r.ev[ic].alert.end_ms / 2000);
 }
 
+/* BURST TEST (alert.burst_ms, burst_n, burst_z): values ~1 +- 0.05 on a
+ * model whose scaler gives each feature a learned spread of 1 (score as
+ * without one); one-sample spikes x1.6 on a at rows 150, 250 and 350
+ * (100 rows apart), a spike train on a (every 10th row x1.6 or x0.4) over
+ * rows 400..499, a level shift of a to 1.3 for good from row 600; every
+ * score stays under the threshold (a window of 4 rows x 2 features holds
+ * at most one spike). With the test over 100 s (50 rows of 2 s) at 3
+ * outliers: one alert, raised in the train with a on top, none for the
+ * single spikes nor the shift; off (the old behaviour): no alert. */
+static void burst_run(int64_t burst_ms, run *r, double *thr)
+{
+    ad_model *m = t_zero_model(4, F);
+    const float mean[F] = { 0, 0 }, sd[F] = { 0.1f, 0.1f };
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+    int i;
+
+    memset(r, 0, sizeof(*r));
+    *thr = NAN;
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 50;
+    c.alert.burst_ms = burst_ms;
+    c.alert.burst_n = 3;
+    c.alert.burst_z = 5;
+    if (m != NULL && g_nmodels < 16)
+        g_models[g_nmodels++] = m;
+    if (m == NULL || ad_model_set_scaler(m, AD_SCALER_STANDARD, mean, sd) != 0 ||
+        ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "detector: %s", m ? err : "no model");
+        free_models();
+        return;
+    }
+    rng = 17;
+    for (i = 0; i < 800; i++) {
+        double a = (i >= 600 ? 1.3 : 1.0) + 0.05 * noise(), b = 1.0 + 0.05 * noise();
+
+        if (i == 150 || i == 250 || i == 350)
+            a *= 1.6;
+        if (i >= 400 && i < 500 && i % 10 == 3)
+            a *= i % 20 == 3 ? 1.6 : 0.4;
+        step2(d, 2000 * (int64_t)i, a, b, r);
+        if (i == 399)
+            { ad_detector_stats st; ad_detector_get_stats(d, &st); *thr = st.threshold; }
+    }
+    ad_detector_free(d);
+    free_models();
+}
+
+static void test_burst(void)
+{
+    run r;
+    double thr;
+    int ir, ic;
+
+    burst_run(0, &r, &thr);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 0,
+            "burst test off: %d alerts on a spike train under the threshold %.3f (want 0)",
+            r.count[AD_EV_ALERT_RAISED], thr);
+    burst_run(100000, &r, &thr);
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 0);
+    ic = nth_ev(&r, AD_EV_ALERT_CLEARED, 0);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 1 && ir >= 0 && ic >= 0,
+            "burst test on: %d alerts (want 1: the train; not the single spikes nor the "
+            "level shift)", r.count[AD_EV_ALERT_RAISED]);
+    if (ir < 0 || ic < 0)
+        return;
+    T_CHECK(r.ev[ir].alert.start_ms >= 400 * 2000 && r.ev[ir].alert.start_ms <= 440 * 2000,
+            "raised at row %lld (want 400..440)", (long long)r.ev[ir].alert.start_ms / 2000);
+    T_CHECK(r.ev[ic].alert.n_top > 0 && r.ev[ic].alert.top_feature[0] == 0,
+            "feature a on top (top %d of %d)", r.ev[ic].alert.n_top > 0 ?
+            r.ev[ic].alert.top_feature[0] : -1, r.ev[ic].alert.n_top);
+    T_CHECK(r.ev[ic].alert.peak_score < thr,
+            "every score under the threshold: peak %.3f, threshold %.3f",
+            r.ev[ic].alert.peak_score, thr);
+    T_CHECK(r.ev[ic].alert.end_ms >= 500 * 2000 && r.ev[ic].alert.end_ms <= 600 * 2000,
+            "cleared at row %lld (want 500..600, before the level shift)",
+            (long long)r.ev[ic].alert.end_ms / 2000);
+    T_NOTE("spike train on a at rows 400..499 under the threshold %.3f: off 0 alerts; on "
+           "1 alert raised at row %lld, a on top, peak %.3f, cleared at row %lld; 3 single "
+           "spikes and a level shift raised nothing", thr,
+           (long long)r.ev[ir].alert.start_ms / 2000, r.ev[ic].alert.peak_score,
+           (long long)r.ev[ic].alert.end_ms / 2000);
+}
+
 int main(void)
 {
     T_RUN(test_constant_stream);
@@ -1594,5 +1679,6 @@ int main(void)
     T_RUN(test_passing_fault_not_accepted);
     T_RUN(test_probability_alerts);
     T_RUN(test_level_rise);
+    T_RUN(test_burst);
     return t_done();
 }
