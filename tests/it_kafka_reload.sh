@@ -22,7 +22,6 @@
 #     messages go on through the reloads.
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka_reload.XXXXXX)
-MOCK="${AD_BUILD:-build}/tests/kafka_mock"
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 DPID= ; SUB= ; MPID= ; P2=
 cleanup() {
@@ -30,19 +29,13 @@ cleanup() {
     for p in $DPID $P2; do it_wait_gone "$p" 20; done
     DPID=
     [ -n "$SUB" ] && kill "$SUB" 2>/dev/null
-    [ -n "$MPID" ] && kill "$MPID" 2>/dev/null
-    [ -n "${KEEP:-}" ] && rm -rf "$KEEP" && cp -r "$D" "$KEEP"   # KEEP=DIR: logs kept there
-    it_daemon_cleanup
+    it_kafka_cleanup
 }
 trap cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_reload" "kcat not installed"; exit 0; }
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" --slow st:500:it-kreload in:2 st:1 al:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
-it_wait_until 10 test -s "$D/boot"
-BOOT=$(head -1 "$D/boot")
-case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
-FAST=${BOOT%%,*}                  # broker 1: the instances bootstrap off the slow one
+it_kafka_start --slow st:500:it-kreload in:2 st:1 al:1 || exit 1   # FAST, broker 1: the instances bootstrap off the slow one
 mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null & SUB=$!
 
 # c calibrates on its first 100 windows: a stream that loses its state

@@ -17,7 +17,6 @@
 #    by one of the two (stats "samples", 5 a row), none twice.
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka_stop_drain.XXXXXX)
-MOCK="${AD_BUILD:-build}/tests/kafka_mock"
 ROWS=5500
 HOP=4
 if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
@@ -25,12 +24,7 @@ if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
     echo "# ASan build: a window every $HOP rows"
 fi
 DPID= ; SPID= ; MPID=
-cleanup() {
-    [ -n "$MPID" ] && kill "$MPID" 2>/dev/null
-    [ -n "${KEEP:-}" ] && rm -rf "$KEEP" && cp -r "$D" "$KEEP"   # KEEP=DIR: logs kept there
-    it_daemon_cleanup
-}
-trap cleanup EXIT
+trap it_kafka_cleanup EXIT   # KEEP=DIR: logs kept there
 command -v kcat > /dev/null || { it_skip "kafka_stop_drain" "kcat not installed"; exit 0; }
 
 $PYTHON tools/pumpsim.py --seed 1 --rows 700 --out "$D/train.csv"
@@ -39,10 +33,7 @@ nice $AD_BIN train -i "$D/train.csv" -o "$D/slow.safetensors" --window 400 --hop
     > "$D/train.out" 2>&1 || { it_fail "the model trains" "$(tail -3 "$D/train.out")"; exit 0; }
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" in:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
-it_wait_until 10 test -s "$D/boot"
-BOOT=$(head -1 "$D/boot")
-case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
+it_kafka_start in:1 || exit 1
 mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null &
 SPID=$!
 

@@ -12,22 +12,13 @@
 #  B and C, whose streams raise and clear their alerts.
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka_topic_moved.XXXXXX)
-MOCK="${AD_BUILD:-build}/tests/kafka_mock"
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 DPID= ; SPID= ; MPID=
-cleanup() {
-    [ -n "$MPID" ] && kill "$MPID" 2>/dev/null
-    [ -n "${KEEP:-}" ] && rm -rf "$KEEP" && cp -r "$D" "$KEEP"   # KEEP=DIR: logs kept there
-    it_daemon_cleanup
-}
-trap cleanup EXIT
+trap it_kafka_cleanup EXIT   # KEEP=DIR: logs kept there
 command -v kcat > /dev/null || { it_skip "kafka_topic_moved" "kcat not installed"; exit 0; }
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" al:1 in:1 in2:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
-it_wait_until 10 test -s "$D/boot"
-BOOT=$(head -1 "$D/boot")
-case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
+it_kafka_start al:1 in:1 in2:1 || exit 1
 
 det() { # det NAME KAFKA_TOPIC
     cat <<EOD

@@ -59,6 +59,29 @@ it_daemon_cleanup() {
     rm -rf "$D"
 }
 
+# it_kafka_start [kafka_mock args...]: librdkafka's mock cluster
+# (tests/kafka_mock, 3 brokers on 127.0.0.1), its output in $D; sets MPID,
+# BOOT (the bootstrap list) and FAST (broker 1). IT_KAFKA_ERRORS=N:ERR: its
+# first N produce requests refused with Kafka error ERR. 1 when it did not
+# start (said).
+it_kafka_start() {
+    KAFKA_MOCK_PRODUCE_ERRORS="${IT_KAFKA_ERRORS:-}" "${AD_BUILD:-build}/tests/kafka_mock" "$@" \
+        > "$D/boot" 2> "$D/mock.out" &
+    MPID=$!
+    it_wait_until 10 test -s "$D/boot"
+    BOOT=$(head -1 "$D/boot")
+    case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; return 1 ;; esac
+    FAST=${BOOT%%,*}
+}
+
+# it_kafka_cleanup: the EXIT trap of a Kafka test: the mock cluster stopped,
+# with KEEP=DIR the test's logs ($D) kept there, then it_daemon_cleanup.
+it_kafka_cleanup() {
+    [ -n "${MPID:-}" ] && kill "$MPID" 2>/dev/null
+    [ -n "${KEEP:-}" ] && rm -rf "$KEEP" && cp -r "$D" "$KEEP"
+    it_daemon_cleanup
+}
+
 # Event waits. Each polls every 50 ms until the event or TIMEOUT seconds
 # (fractions allowed) and returns 0 on the event, 1 on timeout. Timeouts are
 # upper bounds for a loaded 2-core machine, not expected durations.
