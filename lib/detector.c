@@ -2973,8 +2973,17 @@ static int acc_onset(ad_detector *d, int64_t ts, double s, const float *share,
 /* Forget the level test's scores (another model's scale). */
 void det_level_reset(ad_detector *d)
 {
-    d->lvl_n = d->lvl_pos = d->lvl_exact = d->lvl_off = 0;
+    det_level_forget(d);
+    d->lvl_off = 0;
     d->lvl_like = d->lvl_cap;
+}
+
+/* Start the level test's mean over (a promotion: the scores so far are
+ * the old model's, against the new one's threshold and normal scores they
+ * would read as a rise); whether it is armed stays. */
+void det_level_forget(ad_detector *d)
+{
+    d->lvl_n = d->lvl_pos = d->lvl_exact = 0;
     d->lvl_sum = d->lvl_base = 0;
 }
 

@@ -153,6 +153,7 @@ static void promote(ad_detector *d, ad_event *e)
         ad_threshold_info(d->thr, &in);
         ad_likelihood_reset(d->lik);     /* the new model scores on its own scale */
         ad_likelihood_set_floor(d->lik, in.floor);
+        det_level_forget(d);            /* so does the level test's mean */
     }
     /* Accepted regimes were judged with the old model (det_acc_promoted):
      * each ends when the candidate learned it (its windows in the shadow

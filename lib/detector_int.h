@@ -260,6 +260,7 @@ int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to);
 void det_note_accepted(ad_detector *d, int64_t ts);
 void det_acc_reset(ad_detector *d);
 void det_level_reset(ad_detector *d);
+void det_level_forget(ad_detector *d);
 void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended);
 void det_acc_shadow(ad_detector *d, const void *cand_model, double cand_score, int trusted,
                     int normal);
