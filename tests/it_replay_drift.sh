@@ -86,10 +86,15 @@ else
     it_fail "the drift notice names vibration before the first alert" \
         "notice day $on_drift ($on_feat), first alert day $on_alert"
 fi
-if $PYTHON -c "import sys; l, o = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if l + 2 <= o else 1)" "$level_alert" "$on_alert"; then
-    it_ok "the level test alerts the wear on day $level_alert, days before continual learning alone (day $on_alert)"
+# the level test does not alert this slow wear earlier: each promotion
+# starts its mean over, and the promoted model has learned part of the wear
+# (an earlier form alerted on day 5.7, from the old model's scores read
+# against the promoted model's normal scores: an artefact, see
+# docs/continual-learning.md); it must not alert later either
+if $PYTHON -c "import sys; l, o = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if l <= o else 1)" "$level_alert" "$on_alert"; then
+    it_ok "with the level test the wear alerts no later (day $level_alert, continual learning alone day $on_alert)"
 else
-    it_fail "the level test alerts the wear days earlier" "first alert day $level_alert with it, $on_alert without"
+    it_fail "with the level test the wear alerts no later" "first alert day $level_alert with it, $on_alert without"
 fi
 if [ "$clean_alert" = 99.00 ]; then
     it_ok "no alert on the pump without a fault (example configuration)"
