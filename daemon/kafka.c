@@ -538,21 +538,16 @@ typedef struct kmsg {
     int unqueued;                  /* refused with a full queue: pend_retry */
 } kmsg;
 
-static int produce_msg(ad_kafka *k, const char *topic, const void *key, size_t klen,
-                       const void *val, size_t vlen, void *opaque)
+/* A state record (alert events: produce_alert). 0, or -1 (said in a warning). */
+static int produce(ad_kafka *k, const char *topic, const char *key, const char *val)
 {
     rd_kafka_resp_err_t e = rd_kafka_producev(k->p, RD_KAFKA_V_TOPIC(topic),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
-        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        RD_KAFKA_V_KEY(key, strlen(key)),
+        RD_KAFKA_V_VALUE((void *)val, val ? strlen(val) : 0), RD_KAFKA_V_END);
     if (e)
         ad_log(AD_LOG_WARNING, "kafka: cannot produce to %s: %s", topic, rd_kafka_err2str(e));
     return e ? -1 : 0;
-}
-
-static int produce(ad_kafka *k, const char *topic, const char *key, const char *val)
-{
-    return produce_msg(k, topic, key, strlen(key), val, val ? strlen(val) : 0, NULL);
 }
 
 static void pend_unlink(ad_kafka *k, kmsg *m)
