@@ -1934,9 +1934,35 @@ static double regime_cand_level(const ad_detector *d, int i)
  * of the alert it was accepted from: a night regime accepted at 22:00
  * after 8 h, whose transitions the candidate still does not reconstruct,
  * covers 21:00-07:00, not a fault at noon. Kept regimes' thresholds and
- * the usual error move to the candidate's scale by ratio. The chain in
- * progress was measured with the old model and restarts. *kept, *ended:
+ * the usual error move to the candidate's scale by ratio, and so do the
+ * chains in progress (their scores and excess profiles, acc_chain_rescale):
+ * a change that recurs at the same time each day keeps counting its
+ * recurrences over a promotion (a daily fine-tune falls between two of
+ * them; restarting the chain there kept a level shift's evening peaks from
+ * ever being accepted at an onset). A candidate that learned the change
+ * raises no more recurrences and the chain ends after accept_gap quiet
+ * windows as before. *kept, *ended:
  * the regimes kept and ended (the promotion event's figures). */
+static double *pk_prof(const ad_detector *d);
+
+/* A promotion: the chains in progress (the active one's scores and excess
+ * profiles, the parked one's) move to the candidate's scale by ratio. */
+static void acc_chain_rescale(ad_detector *d, double ratio)
+{
+    int A = d->cfg.alert.accept_after, i, f;
+
+    if (d->acc == NULL || d->acc_prof == NULL || A <= 0)
+        return;
+    for (i = 0; i < d->acc_len; i++)
+        d->acc[(d->acc_head + i) % A] *= ratio;
+    for (i = 0; i < d->pk_len; i++)
+        d->acc[3 * A + i] *= ratio;
+    for (f = 0; f < 2 * d->F; f++)
+        d->acc_prof[f] *= ratio;
+    for (f = 0; f < d->F; f++)
+        pk_prof(d)[f] *= ratio;
+}
+
 void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
 {
     int64_t P = d->cfg.alert.accept_period_ms;
@@ -1950,8 +1976,7 @@ void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
         det_acc_reset(d);
         return;
     }
-    det_acc_chain_reset(d);
-    d->pk_len = 0;
+    acc_chain_rescale(d, ratio);
     for (i = 0; i < AD_REGIMES; i++) {
         if (!(d->regime_thr[i] > 0))
             continue;

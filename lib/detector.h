@@ -137,7 +137,10 @@
  * start for as long as windows kept being judged against it) and counts
  * as recurring. Regimes that stay move to the candidate's scale (threshold
  * and usual error times the candidate/live error ratio of the shadow
- * decision). An alert raised later needs k
+ * decision), and so does a chain of recurrences in progress (RECURRING
+ * REGIMES: its scores and excess profiles times the ratio; a daily
+ * fine-tune between two occurrences does not restart the count). An
+ * alert raised later needs k
  * fresh exceeding windows. With A = 0 every alert stays open until its
  * scores clear.
  *

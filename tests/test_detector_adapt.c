@@ -159,6 +159,9 @@ static double score_scaled(const ad_model *m, const float *x)
 /* score.normalize of the detectors mk_model makes (the scores fed with
  * their shares, the shadow candidate's too) */
 static ad_normalize g_norm;
+/* 1: the scores fed with their shares without normalising (the excess
+ * error profiles regime acceptance compares need them) */
+static int g_shares;
 
 /* Data time of row t: t * g_step_ms. */
 static int64_t g_step_ms = 1000;
@@ -229,10 +232,11 @@ static void step(ad_detector *d, uint64_t t, int regime, int blockage, run *r)
     push(d, t, regime, blockage);
     while (ad_detector_next_window(d, x, &job)) {
         float share[F], sh_share[F];
-        double s = score_share(job.model, x, g_norm ? share : NULL);
-        double sh = job.shadow ? score_share(job.shadow, x, g_norm ? sh_share : NULL) : NAN;
-        ad_detector_feed_score3(d, &job, s, g_norm ? share : NULL, sh,
-                                g_norm ? sh_share : NULL);
+        int sh_on = g_norm || g_shares;
+        double s = score_share(job.model, x, sh_on ? share : NULL);
+        double sh = job.shadow ? score_share(job.shadow, x, sh_on ? sh_share : NULL) : NAN;
+        ad_detector_feed_score3(d, &job, s, sh_on ? share : NULL, sh,
+                                sh_on ? sh_share : NULL);
     }
 again:
     while (ad_detector_poll_event(d, &ev)) {
@@ -663,6 +667,82 @@ static void test_unlearned_regime_kept(void)
                 raised_off, per);
         ad_detector_free(d);
     }
+}
+
+/* A change that recurs at the same time each period (regime B for 20 rows
+ * at rows b0, b0 + 600, b0 + 1200, ...; alert.accept_period_ms 600 s,
+ * accept_after 60, accept_gap 1000, accept_onset 2) with a promotion
+ * between its second and third occurrences: the chain of recurrences is
+ * kept over the promotion on the candidate's scale, so the third is
+ * accepted at its onset (2 raises, as without the promotion). A chain
+ * restarted at the promotion raised the third and the fourth too. */
+static void test_chain_over_promotion(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    run r;
+    uint64_t t = 60000, b0;
+    int i, occ, raised[5] = { 0 }, promoted_at = -1;
+
+    if (!g_live)
+        return;
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 200;
+    c.thr.margin = 1.2;
+    c.alert.k = 3;
+    c.alert.n = 3;
+    c.alert.m = 5;
+    c.alert.clear_ratio = 1;
+    c.alert.accept_after = 60;
+    c.alert.accept_gap = 1000;
+    c.alert.accept_spread = 50;
+    c.alert.accept_period_ms = 600000;
+    c.alert.accept_onset = 2;
+    ad_adapt_cfg_default(&c.adapt);
+    c.adapt.enabled = 1;
+    c.adapt.every_windows = 1000000;    /* no fine-tune: the reload only */
+    c.adapt.every_hours = 0;
+    c.adapt.shadow_windows = 150;
+    c.adapt.min_gain = 0;
+    c.adapt.reload_shadow = 1;
+    if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        return;
+    }
+    g_shares = 1;
+    memset(&r, 0, sizeof(r));
+    r.skip_finetune = 1;
+    for (i = 0; i < 300; i++)
+        step(d, t++, REG_A, 0, &r);
+    b0 = t;
+    for (occ = 0; occ < 4; occ++) {
+        int before = r.raised;
+        for (i = 0; i < 20; i++)
+            step(d, t++, REG_B, 0, &r);
+        while (t < b0 + 600 * (uint64_t)(occ + 1)) {
+            if (occ == 1 && t == b0 + 600 + 100)     /* the same model in shadow */
+                T_CHECK(ad_detector_set_model(d, g_live, 0, err, sizeof(err)) ==
+                        AD_DETECTOR_SHADOW, "the same model in shadow: %s", err);
+            if (promoted_at < 0 && r.promoted)
+                promoted_at = (int)(t - b0);
+            step(d, t++, REG_A, 0, &r);
+        }
+        raised[occ] = r.raised - before;
+    }
+    g_shares = 0;
+    ad_detector_get_stats(d, &st);
+    T_NOTE("occurrences raised %d %d %d %d; promoted %d (at row b0 + %d), accepted %d",
+           raised[0], raised[1], raised[2], raised[3], r.promoted, promoted_at, r.accepted);
+    T_CHECK(r.promoted == 1 && promoted_at > 600 && promoted_at < 1200,
+            "promoted %d between the second and third occurrences (b0 + %d): %s", r.promoted,
+            promoted_at, r.adapt_json);
+    T_CHECK(raised[0] == 1 && raised[1] == 1 && raised[2] == 0 && raised[3] == 0 &&
+            r.accepted == 1, "the chain kept over the promotion: occurrences raised %d %d "
+            "%d %d (want 1 1 0 0), accepted %d", raised[0], raised[1], raised[2], raised[3],
+            r.accepted);
+    ad_detector_free(d);
 }
 
 static void test_silencing_candidate_rejected(void)
@@ -1434,6 +1514,7 @@ int main(void)
     T_RUN(test_normalized_promotion);
     T_RUN(test_recurring_regime_learned);
     T_RUN(test_unlearned_regime_kept);
+    T_RUN(test_chain_over_promotion);
     T_RUN(test_silencing_candidate_rejected);
     T_RUN(test_false_alarm_over_promotion);
     T_RUN(test_data_time_same_as_counts);
