@@ -306,6 +306,16 @@ static void on_disconnected(void *ud, const char *why)
     ad_notify_status("disconnected from the broker: %s; reconnecting", why);
 }
 
+/* What outbox.json holds for the broker is acknowledged: the file is
+ * emptied (or rewritten with the Kafka events it still holds) at the end
+ * of this loop iteration. */
+static void on_mqtt_kept_done(void *ud)
+{
+    ad_daemon *dd = ud;
+    if (dd->outbox_dirty)
+        dd->outbox_due = 1;
+}
+
 /* ---- signals ------------------------------------------------------------- */
 
 static void on_sighup(uv_signal_t *h, int sig)
@@ -454,7 +464,8 @@ int ad_daemon_run(const char *path)
     ad_daemon *dd;
     uv_loop_t loop;
     char err[1024], *pw = NULL, *online = NULL, *offline = NULL;
-    ad_mqtt_cb cb = { on_connected, on_disconnected, on_message, on_mqtt_stopped };
+    ad_mqtt_cb cb = { on_connected, on_disconnected, on_message, on_mqtt_stopped,
+                      on_mqtt_kept_done };
     int rc, status = 1;
 
     signal(SIGPIPE, SIG_IGN);

@@ -291,8 +291,9 @@ typedef struct ad_daemon {
     int stopping, reloading, ready_sent, paused, exit_code;
     int reload_again;            /* SIGHUP during a reload: once more after */
     int outbox_dirty;            /* state_dir/outbox.json may hold messages */
-    int outbox_due;              /* Kafka alert events produced: sync it at the
-                                  * end of this loop iteration (check_cb), once */
+    int outbox_due;              /* Kafka alert events produced, or what the file
+                                  * held for the broker acknowledged: sync it at
+                                  * the end of this loop iteration (check_cb), once */
     volatile int cancel;
     batch *open_list, *fifo_head, *fifo_tail, *free_batches;
     int in_flight_batches;

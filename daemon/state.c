@@ -1990,15 +1990,19 @@ void state_outbox_sync(ad_daemon *dd, int now)
      * acknowledged (handed to the client library, they may not have left
      * this machine when it goes down), and alert events the Kafka cluster
      * has not taken yet; the file is emptied only once what it held is
-     * acknowledged */
+     * acknowledged: its alert messages (inflight_alerts) and the queued
+     * messages it held that went out since (the hold: other messages in
+     * flight, e.g. retained stream states, are none of its business; under
+     * steady traffic some are always in flight) */
     kept = ms.queued + ms.inflight_alerts + kafka_pending(dd);
-    if (!kept && (!dd->outbox_dirty || ms.inflight))
+    if (!kept && (!dd->outbox_dirty || ad_mqtt_held_inflight(dd->mqtt)))
         return;
     dd->outbox_dirty = kept > 0;
     if (!(o = cJSON_CreateObject()))
         return;
     cJSON_AddNumberToObject(o, "version", 1);
     arr = cJSON_AddArrayToObject(o, "messages");
+    ad_mqtt_hold(dd->mqtt);         /* what is queued now is in this file */
     ad_mqtt_queue_foreach(dd->mqtt, outbox_add, arr);
     kafka_pending_foreach(dd, outbox_add_kafka, arr);
     txt = cJSON_PrintUnformatted(o);
@@ -2034,6 +2038,11 @@ void state_outbox_load(ad_daemon *dd)
         return;
     }
     o = cJSON_Parse(js);
+    /* the file keeps what it held until the broker acknowledged it */
+    if (dd->mqtt) {
+        ad_mqtt_hold(dd->mqtt);
+        ad_mqtt_hold_publishes(dd->mqtt, 1);
+    }
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(o, "messages")) {
         cJSON *kt = cJSON_GetObjectItemCaseSensitive(m, "kafka_topic");
         cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "topic");
@@ -2071,6 +2080,8 @@ void state_outbox_load(ad_daemon *dd)
         if (rc == 0)
             n++;
     }
+    if (dd->mqtt)
+        ad_mqtt_hold_publishes(dd->mqtt, 0);
     if (!o)
         ad_log(AD_LOG_WARNING, "state: %s: not JSON, ignored", path);
     cJSON_Delete(o);
