@@ -126,18 +126,73 @@ void dd_limit_evict_flush(ad_daemon *dd, uint64_t now)
 
 /* ---- messages ------------------------------------------------------------ */
 
+/* Kept messages of a stop beyond this many bytes: MQTT reading pauses. */
+#define INBOX_MAX_BYTES (64u << 20)
+
+static int for_detectors(const ad_daemon *dd, const char *topic)
+{
+    const gen *g = dd->g;
+    for (int i = 0; i < g->n; i++)
+        for (int j = 0; j < g->dets[i].c->topics.n; j++)
+            if (ad_topic_match(g->dets[i].c->topics.v[j], topic))
+                return 1;
+    return 0;
+}
+
+/*
+ * A message during a stop. libmosquitto has acknowledged it already (QoS
+ * 1 and 2 on receipt), so with a persistent session the broker will not
+ * send it again: a sensor message is kept, not applied (the windows in
+ * flight are being finished and the states handed over), and written to
+ * state_dir/inbox.dat once the MQTT stop is over; the next start applies it
+ * first. Until the DISCONNECT the broker keeps sending: past
+ * INBOX_MAX_BYTES kept, reading stops (what follows stays with the broker,
+ * unacknowledged, for the session; acknowledgements of our own publishes
+ * are not read either then: the MQTT stop waits its bound, and outbox.json
+ * keeps the alert messages). Commands, and everything without a
+ * state_dir, are dropped (counted).
+ */
+static void stop_message(ad_daemon *dd, const char *topic, const void *payload, size_t len)
+{
+    if (!dd->g->cfg->state_dir || len > (size_t)dd->g->cfg->max_payload ||
+        !for_detectors(dd, topic)) {
+        dd->c.ignored_stopping++;
+        return;
+    }
+    if (state_inbox_keep(dd, topic, payload, len) != 0) {
+        dd->c.ignored_stopping++;
+        dd_bad_input(dd, "topic %.128s: out of memory to keep a message received during "
+                     "the stop: dropped", topic);
+        return;
+    }
+    if (dd->inbox_bytes > INBOX_MAX_BYTES && !dd->inbox_full) {
+        dd->inbox_full = 1;
+        dd->paused = 1;
+        ad_mqtt_pause(dd->mqtt, 1);
+        ad_log(AD_LOG_WARNING, "stop: %llu messages (%zu bytes) received during the stop kept "
+               "for the next start; reading no more of them (the broker keeps them for a "
+               "persistent session)", (unsigned long long)dd->inbox_n, dd->inbox_bytes);
+    }
+}
+
 static void on_message(void *ud, const char *topic, const void *payload, size_t len)
 {
     ad_daemon *dd = ud;
+
+    dd->c.messages_in++;
+    if (dd->stopping)
+        stop_message(dd, topic, payload, len);
+    else
+        dd_message(dd, topic, payload, len);
+}
+
+/* (see daemon_int.h) */
+void dd_message(ad_daemon *dd, const char *topic, const void *payload, size_t len)
+{
     gen *g = dd->g;
     int matched = 0;
     double now_s;
 
-    dd->c.messages_in++;
-    if (dd->stopping) {
-        dd->c.ignored_stopping++;
-        return;
-    }
     if (len > (size_t)g->cfg->max_payload) {
         if (command_oversized(dd, topic, len))
             return;
@@ -250,7 +305,7 @@ static void check_cb(uv_check_t *c)
         dd->paused = 1;
         ad_mqtt_pause(dd->mqtt, 1);
         kafka_pause(dd, 1);
-    } else if (dd->paused && dd->in_flight_batches <= 2 * nw) {
+    } else if (dd->paused && dd->in_flight_batches <= 2 * nw && !dd->inbox_full) {
         dd->paused = 0;
         ad_mqtt_pause(dd->mqtt, 0);
         kafka_pause(dd, 0);
@@ -345,6 +400,7 @@ static void on_mqtt_stopped(void *ud)
     uv_close((uv_handle_t *)&dd->check, close_cb_noop);
     uv_close((uv_handle_t *)&dd->prepare, close_cb_noop);
     state_outbox_sync(dd, 1);       /* what the broker did not get */
+    state_inbox_save(dd);           /* what it sent during the stop */
     ad_workers_free(dd->ws);        /* nothing pending: drained before the stop */
     dd->ws = NULL;
     ad_notify_close();
@@ -515,6 +571,7 @@ int ad_daemon_run(const char *path)
                                      * clears of removed detectors' alerts raised on
                                      * Kafka go there */
     start_handles(dd, &loop);
+    state_inbox_load(dd);           /* received during the last stop: first */
     retain_start(dd);               /* after state_scan: its streams are live */
     ad_notify_init(&loop);
     ad_log(AD_LOG_INFO, "connecting to %s:%d", dd->g->cfg->broker.host, dd->g->cfg->broker.port);
