@@ -154,8 +154,7 @@ static int for_detectors(const ad_daemon *dd, const char *topic)
  */
 static void stop_message(ad_daemon *dd, const char *topic, const void *payload, size_t len)
 {
-    if (!dd->g->cfg->state_dir || len > (size_t)dd->g->cfg->max_payload ||
-        !for_detectors(dd, topic)) {
+    if (!dd->g->cfg->state_dir || !for_detectors(dd, topic)) {
         dd->c.ignored_stopping++;
         return;
     }
@@ -226,7 +225,8 @@ void dd_message(ad_daemon *dd, const char *topic, const void *payload, size_t le
 /* Stop budget (systemd/anomalyd.service TimeoutStopSec= must exceed their
  * sum plus the state writes): windows in flight STOP_DRAIN_MS, then the
  * MQTT stop (queued alerts, offline status) STOP_MQTT_MS; what is still
- * queued then is written to state_dir/outbox.json. */
+ * queued then is written to state_dir/outbox.json, and the sensor messages
+ * received since the signal to state_dir/inbox.dat (stop_message). */
 #define STOP_DRAIN_MS 15000
 #define STOP_MQTT_MS 5000
 
