@@ -100,3 +100,20 @@ else
     it_fail "the stopped and started daemon scores the windows of the one running through (${wr%% *})" \
         "through $wr, stopped and started $wa"
 fi
+
+# ---- a damaged inbox.dat: what precedes the damage is applied, the rest named and dropped ------
+row='{"vibration": 1, "current": 2, "pressure": 3, "temperature": 4, "flow": 5, "ts": 1700000000000}'
+{
+    t=plant/pump9/data
+    printf 'anomalyd inbox 1\n%d %d\n%s%s\n' ${#t} ${#row} "$t" "$row"
+    printf '16 99999\nplant/pump9/da'
+} > "$D/state_a/inbox.dat"
+$AD_BIN run -c "$D/a.json" --log-level info 2>> "$D/a.log" & DPID=$!
+if it_wait_log "$D/a.log" 'inbox.dat: malformed at byte [0-9]+: the 1 message\(s\) before it applied' 10 &&
+   it_wait_until 5 test ! -e "$D/state_a/inbox.dat" && kill -0 "$DPID" 2>/dev/null; then
+    it_ok "a damaged inbox.dat: its first message applied, the damage named, the file removed"
+else
+    it_fail "a damaged inbox.dat: its first message applied, the damage named, the file removed" \
+        "$(grep inbox "$D/a.log" | tail -3 | cut -c1-200)"
+fi
+kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
