@@ -75,7 +75,7 @@ else
     it_fail "the stop under a flood ends within its bound" "$(tail -3 "$D/daemon.log")"
     exit 1
 fi
-size=$(wc -c < "$D/state/inbox.dat" 2>/dev/null || echo 0)
+size=$( (wc -c < "$D/state/inbox.dat") 2>/dev/null || echo 0)
 if grep -q 'reading no more of them' "$D/daemon.log" && [ "$size" -gt $((64 << 20)) ] &&
    [ "$size" -lt $((72 << 20)) ]; then
     it_ok "past 64 MiB kept the daemon reads no more ($size bytes in inbox.dat)"
