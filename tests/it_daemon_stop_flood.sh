@@ -1,6 +1,6 @@
 #!/bin/sh
 # it_daemon_stop_flood.sh - a stop under a flood ends in bounded time and
-# loses no row. While the daemon is frozen, 120 rows of about 1 MB each
+# loses no row. While the daemon is frozen, 1600 rows of 64 KB each
 # (padded) wait for it at the broker, QoS 1, persistent session; then it is
 # stopped (SIGTERM). The messages it receives during the stop are kept for
 # the next start, up to 64 MiB: then it reads no more, and the broker keeps
@@ -12,7 +12,7 @@ D=$(mktemp -d /tmp/it_stop_flood.XXXXXX)
 DPID= ; SPID=
 trap it_daemon_cleanup EXIT
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-N=120
+N=1600
 it_broker_start "$D" "max_queued_messages 100000" || { it_fail "broker starts"; exit 1; }
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-stop-flood", "clean_session": false,
@@ -54,7 +54,7 @@ except AttributeError:
     c = mqtt.Client()
 c.connect("127.0.0.1", port)
 c.loop_start()
-pad = "x" * 1000000
+pad = "x" * 64000
 infos = []
 for k in range(n):
     row = {"vibration": 1.0, "current": 2.0, "pressure": 3.0, "temperature": 4.0, "flow": 5.0,
