@@ -2100,7 +2100,9 @@ void state_outbox_load(ad_daemon *dd)
  * bytes, not text).
  */
 #define INBOX_HEAD "anomalyd inbox 1\n"
-#define INBOX_READ_MAX ((size_t)256 << 20)
+/* what a stop keeps: 64 MiB, the message that went past it (up to
+ * max_payload_bytes, 256 MiB) and a line per message */
+#define INBOX_READ_MAX ((size_t)1 << 30)
 
 typedef struct inbox_msg {
     struct inbox_msg *next;
