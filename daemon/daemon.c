@@ -126,18 +126,72 @@ void dd_limit_evict_flush(ad_daemon *dd, uint64_t now)
 
 /* ---- messages ------------------------------------------------------------ */
 
+/* Kept messages of a stop beyond this many bytes: MQTT reading pauses. */
+#define INBOX_MAX_BYTES (64u << 20)
+
+static int for_detectors(const ad_daemon *dd, const char *topic)
+{
+    const gen *g = dd->g;
+    for (int i = 0; i < g->n; i++)
+        for (int j = 0; j < g->dets[i].c->topics.n; j++)
+            if (ad_topic_match(g->dets[i].c->topics.v[j], topic))
+                return 1;
+    return 0;
+}
+
+/*
+ * A message during a stop. libmosquitto has acknowledged it already (QoS
+ * 1 and 2 on receipt), so with a persistent session the broker will not
+ * send it again: a sensor message is kept, not applied (the windows in
+ * flight are being finished and the states handed over), and written to
+ * state_dir/inbox.dat once the MQTT stop is over; the next start applies it
+ * first. Until the DISCONNECT the broker keeps sending: past
+ * INBOX_MAX_BYTES kept, reading stops (what follows stays with the broker,
+ * unacknowledged, for the session; acknowledgements of our own publishes
+ * are not read either then: the MQTT stop waits its bound, and outbox.json
+ * keeps the alert messages). Commands, and everything without a
+ * state_dir, are dropped (counted).
+ */
+static void stop_message(ad_daemon *dd, const char *topic, const void *payload, size_t len)
+{
+    if (!dd->g->cfg->state_dir || !for_detectors(dd, topic)) {
+        dd->c.ignored_stopping++;
+        return;
+    }
+    if (state_inbox_keep(dd, topic, payload, len) != 0) {
+        dd->c.ignored_stopping++;
+        dd_bad_input(dd, "topic %.128s: out of memory to keep a message received during "
+                     "the stop: dropped", topic);
+        return;
+    }
+    if (dd->inbox_bytes > INBOX_MAX_BYTES && !dd->inbox_full) {
+        dd->inbox_full = 1;
+        dd->paused = 1;
+        ad_mqtt_pause(dd->mqtt, 1);
+        ad_log(AD_LOG_WARNING, "stop: %llu messages (%zu bytes) received during the stop kept "
+               "for the next start; reading no more of them (the broker keeps them for a "
+               "persistent session)", (unsigned long long)dd->inbox_n, dd->inbox_bytes);
+    }
+}
+
 static void on_message(void *ud, const char *topic, const void *payload, size_t len)
 {
     ad_daemon *dd = ud;
+
+    dd->c.messages_in++;
+    if (dd->stopping)
+        stop_message(dd, topic, payload, len);
+    else
+        dd_message(dd, topic, payload, len);
+}
+
+/* (see daemon_int.h) */
+void dd_message(ad_daemon *dd, const char *topic, const void *payload, size_t len)
+{
     gen *g = dd->g;
     int matched = 0;
     double now_s;
 
-    dd->c.messages_in++;
-    if (dd->stopping) {
-        dd->c.ignored_stopping++;
-        return;
-    }
     if (len > (size_t)g->cfg->max_payload) {
         if (command_oversized(dd, topic, len))
             return;
@@ -171,7 +225,8 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
 /* Stop budget (systemd/anomalyd.service TimeoutStopSec= must exceed their
  * sum plus the state writes): windows in flight STOP_DRAIN_MS, then the
  * MQTT stop (queued alerts, offline status) STOP_MQTT_MS; what is still
- * queued then is written to state_dir/outbox.json. */
+ * queued then is written to state_dir/outbox.json, and the sensor messages
+ * received since the signal to state_dir/inbox.dat (stop_message). */
 #define STOP_DRAIN_MS 15000
 #define STOP_MQTT_MS 5000
 
@@ -250,7 +305,7 @@ static void check_cb(uv_check_t *c)
         dd->paused = 1;
         ad_mqtt_pause(dd->mqtt, 1);
         kafka_pause(dd, 1);
-    } else if (dd->paused && dd->in_flight_batches <= 2 * nw) {
+    } else if (dd->paused && dd->in_flight_batches <= 2 * nw && !dd->inbox_full) {
         dd->paused = 0;
         ad_mqtt_pause(dd->mqtt, 0);
         kafka_pause(dd, 0);
@@ -306,6 +361,16 @@ static void on_disconnected(void *ud, const char *why)
     ad_notify_status("disconnected from the broker: %s; reconnecting", why);
 }
 
+/* What outbox.json holds for the broker is acknowledged: the file is
+ * emptied (or rewritten with the Kafka events it still holds) at the end
+ * of this loop iteration. */
+static void on_mqtt_kept_done(void *ud)
+{
+    ad_daemon *dd = ud;
+    if (dd->outbox_dirty)
+        dd->outbox_due = 1;
+}
+
 /* ---- signals ------------------------------------------------------------- */
 
 static void on_sighup(uv_signal_t *h, int sig)
@@ -335,6 +400,7 @@ static void on_mqtt_stopped(void *ud)
     uv_close((uv_handle_t *)&dd->check, close_cb_noop);
     uv_close((uv_handle_t *)&dd->prepare, close_cb_noop);
     state_outbox_sync(dd, 1);       /* what the broker did not get */
+    state_inbox_save(dd);           /* what it sent during the stop */
     ad_workers_free(dd->ws);        /* nothing pending: drained before the stop */
     dd->ws = NULL;
     ad_notify_close();
@@ -454,7 +520,8 @@ int ad_daemon_run(const char *path)
     ad_daemon *dd;
     uv_loop_t loop;
     char err[1024], *pw = NULL, *online = NULL, *offline = NULL;
-    ad_mqtt_cb cb = { on_connected, on_disconnected, on_message, on_mqtt_stopped };
+    ad_mqtt_cb cb = { on_connected, on_disconnected, on_message, on_mqtt_stopped,
+                      on_mqtt_kept_done };
     int rc, status = 1;
 
     signal(SIGPIPE, SIG_IGN);
@@ -504,6 +571,7 @@ int ad_daemon_run(const char *path)
                                      * clears of removed detectors' alerts raised on
                                      * Kafka go there */
     start_handles(dd, &loop);
+    state_inbox_load(dd);           /* received during the last stop: first */
     retain_start(dd);               /* after state_scan: its streams are live */
     ad_notify_init(&loop);
     ad_log(AD_LOG_INFO, "connecting to %s:%d", dd->g->cfg->broker.host, dd->g->cfg->broker.port);

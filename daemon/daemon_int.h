@@ -291,8 +291,16 @@ typedef struct ad_daemon {
     int stopping, reloading, ready_sent, paused, exit_code;
     int reload_again;            /* SIGHUP during a reload: once more after */
     int outbox_dirty;            /* state_dir/outbox.json may hold messages */
-    int outbox_due;              /* Kafka alert events produced: sync it at the
-                                  * end of this loop iteration (check_cb), once */
+    /* sensor messages received during a stop (acknowledged to the broker,
+     * not applied): written to state_dir/inbox.dat when the stop is over,
+     * applied first by the next start */
+    struct inbox_msg *inbox_head, **inbox_tail;
+    size_t inbox_bytes;
+    uint64_t inbox_n;
+    int inbox_full;              /* over INBOX_MAX_BYTES: MQTT reading paused */
+    int outbox_due;              /* Kafka alert events produced, or what the file
+                                  * held for the broker acknowledged: sync it at
+                                  * the end of this loop iteration (check_cb), once */
     volatile int cancel;
     batch *open_list, *fifo_head, *fifo_tail, *free_batches;
     int in_flight_batches;
@@ -361,6 +369,9 @@ void dd_bad_input(ad_daemon *dd, const char *fmt, ...)
 void dd_limit_evicted(ad_daemon *dd, const char *det, int limit, const char *key,
                       const char *phase, const char *for_key);
 void dd_limit_evict_flush(ad_daemon *dd, uint64_t now);
+/* Apply a message from the broker (a command, or samples for the
+ * detectors whose topics match it). */
+void dd_message(ad_daemon *dd, const char *topic, const void *payload, size_t len);
 /* Subscribe to the topics of dd->g (at start and after a reload). */
 void dd_update_subscriptions(ad_daemon *dd);
 /* (Re)start the stats timer with dd->g's interval. */
@@ -521,6 +532,15 @@ void state_scan_abandon(ad_daemon *dd);
 void state_outbox_sync(ad_daemon *dd, int now);
 /* At start: queue the messages of state_dir/outbox.json again. */
 void state_outbox_load(ad_daemon *dd);
+/* During a stop: keep a sensor message (copied) for the next start.
+ * 0, or AD_ENOMEM. */
+int state_inbox_keep(ad_daemon *dd, const char *topic, const void *payload, size_t len);
+/* At the end of a stop: write the kept messages to state_dir/inbox.dat
+ * (synchronously) and free them. */
+void state_inbox_save(ad_daemon *dd);
+/* At start: apply the messages of state_dir/inbox.dat (dd_message), oldest
+ * first, then remove the file. */
+void state_inbox_load(ad_daemon *dd);
 
 /* ---- batch.c ---- */
 /* Pull every due window of s into the open batch of its model (a full

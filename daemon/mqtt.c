@@ -52,6 +52,7 @@ typedef struct qmsg {
     void *payload;
     size_t len;
     int qos, retain;
+    uint64_t hold;              /* the hold (ad_mqtt_hold) it is part of, or 0 */
 } qmsg;
 
 /* What was published under a message id, kept until the broker answers it
@@ -70,6 +71,7 @@ typedef struct pubrec {
     void *payload;              /* alert messages: a copy, else NULL */
     size_t len;
     int qos, retain;
+    uint64_t hold;              /* the hold (ad_mqtt_hold) it is part of, or 0 */
     char topic[];
 } pubrec;
 
@@ -155,6 +157,11 @@ struct ad_mqtt {
     ad_mqtt_stats st;
     pubrec *pubrecs[PUBREC_BUCKETS];    /* by mid: what an unacknowledged mid carried */
     pubrec *ahead, **atail;     /* of them, alert messages, oldest first */
+    /* the current hold (ad_mqtt_hold): its number, whether publishes join
+     * it, and how many of its messages are handed over, not acknowledged */
+    uint64_t hold;
+    int holding;
+    uint64_t held_inflight;
     struct {
         uint64_t period_end;            /* uv_now() end of the current minute */
         int alert_lines;                /* alert refusals logged in it */
@@ -200,6 +207,8 @@ static pubrec *pubrec_take(ad_mqtt *m, int mid)
     while (*pp && (*pp)->mid != mid) pp = &(*pp)->next;
     if ((r = *pp)) {
         *pp = r->next;
+        if (r->hold && r->hold == m->hold)
+            m->held_inflight--;
         if (r->aprev) {             /* off the alert list */
             *r->aprev = r->anext;
             if (r->anext) r->anext->aprev = r->aprev;
@@ -222,7 +231,7 @@ static void pubrec_free(pubrec *r)
  * cannot name the topic, or the outbox does not get it; nothing else
  * changes. */
 static void track(ad_mqtt *m, int mid, const char *topic, const char *what,
-                  const void *payload, size_t len, int qos, int retain)
+                  const void *payload, size_t len, int qos, int retain, uint64_t hold)
 {
     size_t tl = strlen(topic) + 1, wl = what ? strlen(what) + 1 : 0;
     pubrec *r;
@@ -239,6 +248,9 @@ static void track(ad_mqtt *m, int mid, const char *topic, const char *what,
     r->len = len;
     r->qos = qos;
     r->retain = retain;
+    r->hold = hold == m->hold ? hold : 0;
+    if (r->hold)
+        m->held_inflight++;
     if (what) {
         memcpy(r->topic + tl, what, wl);
         r->what = r->topic + tl;
@@ -265,6 +277,7 @@ static void pubrecs_clear(ad_mqtt *m)
     m->ahead = NULL;
     m->atail = &m->ahead;
     m->st.inflight_alerts = 0;
+    m->held_inflight = 0;
 }
 
 /* ---- subscriptions and their SUBACKs ------------------------------------ */
@@ -438,6 +451,7 @@ static int enqueue(ad_mqtt *m, const char *topic, const void *p, size_t len, int
     q->len = len;
     q->qos = qos;
     q->retain = retain;
+    q->hold = m->holding ? m->hold : 0;
     trim_queue(m, m->qmax - 1);         /* drop the oldest */
     if (m->qtail) m->qtail->next = q; else m->qhead = q;
     m->qtail = q;
@@ -718,7 +732,8 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
         if (r != MOSQ_ERR_SUCCESS)
             break;
         m->st.published++;
-        if (q->qos > 0) track(m, mid, q->topic, q->what, q->payload, q->len, q->qos, q->retain);
+        if (q->qos > 0)
+            track(m, mid, q->topic, q->what, q->payload, q->len, q->qos, q->retain, q->hold);
         m->qhead = q->next;
         if (!m->qhead) m->qtail = NULL;
         m->qlen--;
@@ -801,9 +816,11 @@ static void on_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
     ad_mqtt *m = ud;
     pubrec *r;
     uint64_t now;
+    int kept;
     (void)mosq; (void)p;
     unacked_done(m, mid);
     r = pubrec_take(m, mid);
+    kept = r && (r->aprev || (r->hold && r->hold == m->hold));
     if (reason >= 128) {
         now = uv_now(m->loop);
         m->st.publish_refused++;
@@ -830,6 +847,8 @@ static void on_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
         }
     }
     pubrec_free(r);
+    if (kept && !m->st.inflight_alerts && !m->held_inflight && m->cb.kept_done)
+        m->cb.kept_done(m->ud);
 }
 
 static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg,
@@ -1213,7 +1232,9 @@ int ad_mqtt_publish_alert(ad_mqtt *m, const char *topic, const void *payload, si
         int mid, rc = mosquitto_publish(m->mosq, &mid, topic, (int)len, payload, qos, retain);
         if (rc == MOSQ_ERR_SUCCESS) {
             m->st.published++;
-            if (qos > 0) track(m, mid, topic, what, payload, len, qos, retain);
+            if (qos > 0)
+                track(m, mid, topic, what, payload, len, qos, retain,
+                      m->holding ? m->hold : 0);
             update_poll(m);
             return 0;
         }
@@ -1266,7 +1287,7 @@ int ad_mqtt_publish_reply(ad_mqtt *m, const char *topic, const void *payload, si
         return AD_EINVAL;
     }
     m->st.published++;
-    track(m, mid, topic, NULL, NULL, 0, 1, 0);
+    track(m, mid, topic, NULL, NULL, 0, 1, 0, 0);
     update_poll(m);
     return 0;
 }
@@ -1300,6 +1321,24 @@ void ad_mqtt_get_stats(const ad_mqtt *m, ad_mqtt_stats *st)
     st->connected = m->connected;
     st->subscriptions_denied = (uint64_t)m->denied.n;
     st->queued = m->qlen;
+}
+
+void ad_mqtt_hold(ad_mqtt *m)
+{
+    m->hold++;
+    m->held_inflight = 0;
+    for (qmsg *q = m->qhead; q; q = q->next)
+        q->hold = m->hold;
+}
+
+void ad_mqtt_hold_publishes(ad_mqtt *m, int on)
+{
+    m->holding = on != 0;
+}
+
+uint64_t ad_mqtt_held_inflight(const ad_mqtt *m)
+{
+    return m->held_inflight;
 }
 
 void ad_mqtt_queue_foreach(const ad_mqtt *m,

@@ -78,6 +78,10 @@ typedef struct ad_mqtt_cb {
     void (*message)(void *ud, const char *topic, const void *payload, size_t len);
     /* ad_mqtt_stop() finished: handles closed, ad_mqtt_free() may follow. */
     void (*stopped)(void *ud);
+    /* The broker acknowledged the last alert message in flight and the
+     * last message of the hold (ad_mqtt_hold) in flight: nothing a copy
+     * on disk keeps is unacknowledged now (ad_mqtt_idle may still be 0). */
+    void (*kept_done)(void *ud);
 } ad_mqtt_cb;
 
 typedef struct ad_mqtt_stats {
@@ -184,6 +188,21 @@ int ad_mqtt_idle(const ad_mqtt *m);
 void ad_mqtt_stop(ad_mqtt *m, uint64_t timeout_ms);
 
 void ad_mqtt_get_stats(const ad_mqtt *m, ad_mqtt_stats *st);
+
+/* A copy of what ad_mqtt_queue_foreach gives is being kept (on disk):
+ * the messages queued now are its hold, and once one of them is handed to
+ * libmosquitto it counts in ad_mqtt_held_inflight until the broker
+ * acknowledges it. The alert messages in flight are in the copy and
+ * counted already (inflight_alerts); other messages in flight are not in
+ * it. A new hold replaces the previous one (its copy is replaced too). */
+void ad_mqtt_hold(ad_mqtt *m);
+
+/* While on, publishes join the current hold (messages from a copy on disk
+ * published again: the copy keeps them until they are acknowledged). */
+void ad_mqtt_hold_publishes(ad_mqtt *m, int on);
+
+/* Messages of the current hold handed to libmosquitto, not acknowledged. */
+uint64_t ad_mqtt_held_inflight(const ad_mqtt *m);
 
 /* Call fn for every alert message (ad_mqtt_publish_alert with a `what`)
  * handed to libmosquitto and not acknowledged yet, then every message in

@@ -1990,15 +1990,19 @@ void state_outbox_sync(ad_daemon *dd, int now)
      * acknowledged (handed to the client library, they may not have left
      * this machine when it goes down), and alert events the Kafka cluster
      * has not taken yet; the file is emptied only once what it held is
-     * acknowledged */
+     * acknowledged: its alert messages (inflight_alerts) and the queued
+     * messages it held that went out since (the hold: other messages in
+     * flight, e.g. retained stream states, are none of its business; under
+     * steady traffic some are always in flight) */
     kept = ms.queued + ms.inflight_alerts + kafka_pending(dd);
-    if (!kept && (!dd->outbox_dirty || ms.inflight))
+    if (!kept && (!dd->outbox_dirty || ad_mqtt_held_inflight(dd->mqtt)))
         return;
     dd->outbox_dirty = kept > 0;
     if (!(o = cJSON_CreateObject()))
         return;
     cJSON_AddNumberToObject(o, "version", 1);
     arr = cJSON_AddArrayToObject(o, "messages");
+    ad_mqtt_hold(dd->mqtt);         /* what is queued now is in this file */
     ad_mqtt_queue_foreach(dd->mqtt, outbox_add, arr);
     kafka_pending_foreach(dd, outbox_add_kafka, arr);
     txt = cJSON_PrintUnformatted(o);
@@ -2034,6 +2038,11 @@ void state_outbox_load(ad_daemon *dd)
         return;
     }
     o = cJSON_Parse(js);
+    /* the file keeps what it held until the broker acknowledged it */
+    if (dd->mqtt) {
+        ad_mqtt_hold(dd->mqtt);
+        ad_mqtt_hold_publishes(dd->mqtt, 1);
+    }
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(o, "messages")) {
         cJSON *kt = cJSON_GetObjectItemCaseSensitive(m, "kafka_topic");
         cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "topic");
@@ -2071,6 +2080,8 @@ void state_outbox_load(ad_daemon *dd)
         if (rc == 0)
             n++;
     }
+    if (dd->mqtt)
+        ad_mqtt_hold_publishes(dd->mqtt, 0);
     if (!o)
         ad_log(AD_LOG_WARNING, "state: %s: not JSON, ignored", path);
     cJSON_Delete(o);
@@ -2079,4 +2090,172 @@ void state_outbox_load(ad_daemon *dd)
         ad_log(AD_LOG_NOTICE, "state: %d undelivered message(s) from %s queued again", n, path);
         dd->outbox_dirty = 1;       /* the file goes once they are out */
     }
+}
+
+/* ---- inbox: messages received during a stop -------------------------------------------------- */
+
+/*
+ * state_dir/inbox.dat: "anomalyd inbox 1\n", then per message
+ * "<topic bytes> <payload bytes>\n<topic><payload>\n" (payloads are
+ * bytes, not text).
+ */
+#define INBOX_HEAD "anomalyd inbox 1\n"
+/* what a stop keeps: 64 MiB, the message that went past it (up to
+ * max_payload_bytes, 256 MiB) and a line per message */
+#define INBOX_READ_MAX ((size_t)1 << 30)
+
+typedef struct inbox_msg {
+    struct inbox_msg *next;
+    size_t tlen, len;
+    char data[];                /* topic, NUL, payload */
+} inbox_msg;
+
+static void inbox_path(const ad_daemon *dd, char *out, size_t len)
+{
+    snprintf(out, len, "%s/inbox.dat", dd->g->cfg->state_dir);
+}
+
+int state_inbox_keep(ad_daemon *dd, const char *topic, const void *payload, size_t len)
+{
+    size_t tl = strlen(topic);
+    inbox_msg *m = malloc(sizeof *m + tl + 1 + len);
+    if (!m)
+        return AD_ENOMEM;
+    m->next = NULL;
+    m->tlen = tl;
+    m->len = len;
+    memcpy(m->data, topic, tl + 1);
+    if (len)
+        memcpy(m->data + tl + 1, payload, len);
+    if (!dd->inbox_tail)
+        dd->inbox_tail = &dd->inbox_head;
+    *dd->inbox_tail = m;
+    dd->inbox_tail = &m->next;
+    dd->inbox_n++;
+    dd->inbox_bytes += tl + len;
+    return 0;
+}
+
+static void inbox_free(ad_daemon *dd)
+{
+    while (dd->inbox_head) {
+        inbox_msg *m = dd->inbox_head;
+        dd->inbox_head = m->next;
+        free(m);
+    }
+    dd->inbox_tail = NULL;
+    dd->inbox_n = 0;
+    dd->inbox_bytes = 0;
+}
+
+void state_inbox_save(ad_daemon *dd)
+{
+    char path[4200], err[320], *buf, *p;
+    size_t cap;
+
+    if (!dd->inbox_head || !dd->g->cfg->state_dir) {
+        inbox_free(dd);
+        return;
+    }
+    inbox_path(dd, path, sizeof path);
+    cap = sizeof INBOX_HEAD + dd->inbox_bytes + dd->inbox_n * 48;
+    if (!(buf = malloc(cap))) {
+        ad_log(AD_LOG_ERR, "state: cannot write %s: out of memory: %llu message(s) received "
+               "during the stop are lost", path, (unsigned long long)dd->inbox_n);
+        inbox_free(dd);
+        return;
+    }
+    p = buf + sprintf(buf, "%s", INBOX_HEAD);
+    for (const inbox_msg *m = dd->inbox_head; m; m = m->next) {
+        p += sprintf(p, "%zu %zu\n", m->tlen, m->len);
+        memcpy(p, m->data, m->tlen);
+        p += m->tlen;
+        memcpy(p, m->data + m->tlen + 1, m->len);
+        p += m->len;
+        *p++ = '\n';
+    }
+    if (ad_write_file_atomic(path, buf, (size_t)(p - buf), err, sizeof err) != 0)
+        ad_log(AD_LOG_ERR, "state: cannot write %s: %s: %llu message(s) received during the "
+               "stop are lost", path, err, (unsigned long long)dd->inbox_n);
+    else
+        ad_log(AD_LOG_NOTICE, "state: %llu message(s) received during the stop kept in %s "
+               "for the next start", (unsigned long long)dd->inbox_n, path);
+    free(buf);
+    inbox_free(dd);
+}
+
+/* One record of an inbox file at *pos (advanced past it): 1 with topic
+ * (copied, NUL-terminated, for the caller to free) and payload (into buf),
+ * 0 at the end, -1 when malformed. */
+static int inbox_next(const char *buf, size_t n, size_t *pos, char **topic,
+                      const char **payload, size_t *len)
+{
+    unsigned long long tl, pl;
+    const char *nl;
+    char *end;
+    size_t at = *pos;
+
+    if (at >= n)
+        return 0;
+    if (!(nl = memchr(buf + at, '\n', n - at)) || nl - (buf + at) > 48)
+        return -1;
+    errno = 0;
+    tl = strtoull(buf + at, &end, 10);
+    if (errno || end == buf + at || *end != ' ')
+        return -1;
+    pl = strtoull(end + 1, &end, 10);
+    if (errno || end != nl || tl == 0 || tl > n || pl > n)
+        return -1;
+    at = (size_t)(nl - buf) + 1;
+    if (n - at < tl + pl + 1 || buf[at + tl + pl] != '\n' || memchr(buf + at, '\0', tl))
+        return -1;
+    if (!(*topic = strndup(buf + at, tl)))
+        return -1;
+    *payload = buf + at + tl;
+    *len = pl;
+    *pos = at + tl + pl + 1;
+    return 1;
+}
+
+void state_inbox_load(ad_daemon *dd)
+{
+    char path[4200], err[320], *topic;
+    void *data = NULL;
+    const char *payload;
+    size_t n = 0, pos, len;
+    uint64_t done = 0;
+    int rc = 0;
+
+    if (!dd->g->cfg->state_dir)
+        return;
+    inbox_path(dd, path, sizeof path);
+    if (access(path, F_OK) != 0)
+        return;
+    if (ad_read_file(path, INBOX_READ_MAX, &data, &n, err, sizeof err) != 0) {
+        ad_log(AD_LOG_ERR, "state: %s: the messages received during the last stop are not "
+               "applied", err);
+        return;                 /* left for the operator */
+    }
+    pos = sizeof INBOX_HEAD - 1;
+    if (n < pos || memcmp(data, INBOX_HEAD, pos) != 0) {
+        ad_log(AD_LOG_ERR, "state: %s: not an inbox file (first line \"%.*s\"): left as it "
+               "is, not applied", path, 32, (const char *)data);
+        free(data);
+        return;
+    }
+    dd_arrival_clock(dd);
+    while ((rc = inbox_next(data, n, &pos, &topic, &payload, &len)) == 1) {
+        dd_message(dd, topic, payload, len);   /* in messages_in of the last run */
+        free(topic);
+        done++;
+    }
+    if (rc < 0)
+        ad_log(AD_LOG_WARNING, "state: %s: malformed at byte %zu: the %llu message(s) before "
+               "it applied, the rest dropped", path, pos, (unsigned long long)done);
+    free(data);
+    if (unlink(path) != 0)
+        ad_log(AD_LOG_WARNING, "state: cannot remove %s: %s (its messages would be applied "
+               "again at the next start)", path, strerror(errno));
+    ad_log(AD_LOG_NOTICE, "state: %llu message(s) received during the last stop applied "
+           "from %s", (unsigned long long)done, path);
 }
