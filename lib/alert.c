@@ -18,8 +18,8 @@ struct ad_alerter {
     char *key;
     int F;
     uint64_t hist;          /* bit 0 = last window exceeded */
-    uint64_t rhist;         /* the same over raise_ratio x threshold; not
-                             * saved: like hist, only an open alert's is */
+    uint64_t rhist;         /* the same over raise_ratio x threshold (saved,
+                             * like hist, with an open alert only) */
     int hist_len;
     int last_exceeded;
     int below;              /* consecutive windows below the clear level */
@@ -407,12 +407,13 @@ static cJSON *open_to_json(const ad_alerter *a)
 {
     const ad_alert *c = &a->cur;
     cJSON *o = cJSON_CreateObject(), *tf, *ss;
-    char hist[24];
+    char hist[24], rhist[24];
     int i;
 
     if (o == NULL)
         return NULL;
     snprintf(hist, sizeof(hist), "%llx", (unsigned long long)a->hist);
+    snprintf(rhist, sizeof(rhist), "%llx", (unsigned long long)a->rhist);
     if (!cJSON_AddStringToObject(o, "id", c->id) ||
         !cJSON_AddNumberToObject(o, "seq", (double)c->seq) ||
         !cJSON_AddNumberToObject(o, "start", (double)c->start_ms) ||
@@ -425,6 +426,7 @@ static cJSON *open_to_json(const ad_alerter *a)
         !ad_json_num(o, "log_likelihood", c->log_likelihood) ||
         !ad_json_num(o, "peak_probability", c->peak_probability) ||
         !cJSON_AddStringToObject(o, "hist", hist) ||
+        !cJSON_AddStringToObject(o, "rhist", rhist) ||
         !cJSON_AddNumberToObject(o, "hist_len", a->hist_len) ||
         !cJSON_AddNumberToObject(o, "below", a->below) ||
         !cJSON_AddNumberToObject(o, "share_n", (double)a->share_n) ||
@@ -604,8 +606,14 @@ int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *save
         if (saved)
             *saved = c;
         if (resume) {
+            uint64_t mask = a->cfg.n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << a->cfg.n) - 1);
+            const cJSON *rh = cJSON_GetObjectItemCaseSensitive(op, "rhist");
+
             a->cur = c;
-            a->hist = hist & (a->cfg.n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << a->cfg.n) - 1));
+            a->hist = hist & mask;
+            /* a state written before raise_ratio existed: its windows over
+             * the threshold were its raise level */
+            a->rhist = (cJSON_IsString(rh) ? strtoull(rh->valuestring, NULL, 16) : hist) & mask;
             a->hist_len = hist_len;
             a->last_exceeded = (int)(a->hist & 1);
             a->below = below;
