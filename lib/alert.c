@@ -18,6 +18,8 @@ struct ad_alerter {
     char *key;
     int F;
     uint64_t hist;          /* bit 0 = last window exceeded */
+    uint64_t rhist;         /* the same over raise_ratio x threshold (saved,
+                             * like hist, with an open alert only) */
     int hist_len;
     int last_exceeded;
     int below;              /* consecutive windows below the clear level */
@@ -35,6 +37,7 @@ void ad_alert_cfg_default(ad_alert_cfg *c)
     c->n = 5;
     c->m = 10;
     c->clear_ratio = 0.8;
+    c->raise_ratio = 1.0;
     c->cooldown_ms = 0;
     c->on = AD_ALERT_ON_SCORE;
     c->level = 0.9999;
@@ -87,6 +90,9 @@ int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
     if (!(c->clear_ratio > 0 && c->clear_ratio <= 1))
         return ad_errf(err, errlen, AD_EINVAL, "alert.clear_ratio: must be in (0,1] (got %g)",
                        c->clear_ratio);
+    if (!(c->raise_ratio >= 1 && c->raise_ratio <= 100))
+        return ad_errf(err, errlen, AD_EINVAL, "alert.raise_ratio: must be in [1,100] (got %g)",
+                       c->raise_ratio);
     if (c->cooldown_ms < 0)
         return ad_errf(err, errlen, AD_EINVAL, "alert.cooldown_ms: must be >= 0");
     if ((unsigned)c->on > AD_ALERT_ON_PROBABILITY)
@@ -232,19 +238,23 @@ static void add_share(ad_alerter *a, const float *share)
     a->share_n++;
 }
 
-/* Where the window stands for the rules: exceeds, and below the clear level. */
-static void judge(const ad_alerter *a, const ad_alert_obs *o, int *exceed, int *below)
+/* Where the window stands for the rules: exceeds, exceeds the raise level,
+ * and below the clear level. */
+static void judge(const ad_alerter *a, const ad_alert_obs *o, int *exceed, int *rexceed,
+                  int *below)
 {
     if (a->cfg.on == AD_ALERT_ON_PROBABILITY) {
         double s_level = -log1p(-a->cfg.level), s;
         s = isfinite(o->log_lik) || o->log_lik == -INFINITY ? -o->log_lik :
             isfinite(o->prob) ? -log1p(-o->prob) : 0;
         *exceed = s > s_level;
+        *rexceed = *exceed;
         *below = s < s_level * a->cfg.clear_ratio;
     } else {
         /* a persistent rise of the score's level under the threshold
          * (the detector's level test) counts as over it */
         *exceed = o->score > o->threshold || o->elevated;
+        *rexceed = o->score > o->threshold * a->cfg.raise_ratio || o->elevated;
         *below = o->score < o->threshold * a->cfg.clear_ratio && !o->elevated;
     }
 }
@@ -260,12 +270,13 @@ static void end_alert(ad_alerter *a, int64_t ts_ms, ad_close_reason reason)
 int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
                         ad_alert *out)
 {
-    int exceed, below;
+    int exceed, rexceed, below;
     uint64_t mask = a->cfg.n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << a->cfg.n) - 1);
     double score = o->score, threshold = o->threshold;
 
-    judge(a, o, &exceed, &below);
+    judge(a, o, &exceed, &rexceed, &below);
     a->hist = ((a->hist << 1) | (uint64_t)exceed) & mask;
+    a->rhist = ((a->rhist << 1) | (uint64_t)rexceed) & mask;
     if (a->hist_len < a->cfg.n)
         a->hist_len++;
     a->last_exceeded = exceed;
@@ -297,8 +308,9 @@ int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
         }
         return 0;
     }
-    /* Idle: raise on an exceeding window completing k of the last n. */
-    if (!exceed || popcount64(a->hist) < a->cfg.k)
+    /* Idle: raise on a window over the raise level completing k of the
+     * last n over it. */
+    if (!rexceed || popcount64(a->rhist) < a->cfg.k)
         return 0;
     if (a->has_cooldown && ts_ms < a->cooldown_until)
         return 0;
@@ -345,6 +357,7 @@ int ad_alerter_close(ad_alerter *a, int64_t ts_ms, ad_close_reason reason,
         return 0;
     end_alert(a, ts_ms, reason);
     a->hist = 0;
+    a->rhist = 0;
     a->hist_len = 0;
     a->last_exceeded = 0;
     if (out)
@@ -380,6 +393,7 @@ uint64_t ad_alerter_count(const ad_alerter *a)
 void ad_alerter_reset(ad_alerter *a)
 {
     a->hist = 0;
+    a->rhist = 0;
     a->hist_len = 0;
     a->last_exceeded = 0;
     a->below = 0;
@@ -393,12 +407,13 @@ static cJSON *open_to_json(const ad_alerter *a)
 {
     const ad_alert *c = &a->cur;
     cJSON *o = cJSON_CreateObject(), *tf, *ss;
-    char hist[24];
+    char hist[24], rhist[24];
     int i;
 
     if (o == NULL)
         return NULL;
     snprintf(hist, sizeof(hist), "%llx", (unsigned long long)a->hist);
+    snprintf(rhist, sizeof(rhist), "%llx", (unsigned long long)a->rhist);
     if (!cJSON_AddStringToObject(o, "id", c->id) ||
         !cJSON_AddNumberToObject(o, "seq", (double)c->seq) ||
         !cJSON_AddNumberToObject(o, "start", (double)c->start_ms) ||
@@ -411,6 +426,7 @@ static cJSON *open_to_json(const ad_alerter *a)
         !ad_json_num(o, "log_likelihood", c->log_likelihood) ||
         !ad_json_num(o, "peak_probability", c->peak_probability) ||
         !cJSON_AddStringToObject(o, "hist", hist) ||
+        !cJSON_AddStringToObject(o, "rhist", rhist) ||
         !cJSON_AddNumberToObject(o, "hist_len", a->hist_len) ||
         !cJSON_AddNumberToObject(o, "below", a->below) ||
         !cJSON_AddNumberToObject(o, "share_n", (double)a->share_n) ||
@@ -590,8 +606,14 @@ int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *save
         if (saved)
             *saved = c;
         if (resume) {
+            uint64_t mask = a->cfg.n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << a->cfg.n) - 1);
+            const cJSON *rh = cJSON_GetObjectItemCaseSensitive(op, "rhist");
+
             a->cur = c;
-            a->hist = hist & (a->cfg.n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << a->cfg.n) - 1));
+            a->hist = hist & mask;
+            /* a state written before raise_ratio existed: its windows over
+             * the threshold were its raise level */
+            a->rhist = (cJSON_IsString(rh) ? strtoull(rh->valuestring, NULL, 16) : hist) & mask;
             a->hist_len = hist_len;
             a->last_exceeded = (int)(a->hist & 1);
             a->below = below;

@@ -5,7 +5,8 @@
  * cooldown after a clear during which no new alert is raised.
  *
  *   raise   when at least k of the last n scored windows (this one included)
- *           had score > threshold. While in cooldown (ts < clear_ts +
+ *           had score > threshold * raise_ratio (raise_ratio 1, the
+ *           default: over the threshold). While in cooldown (ts < clear_ts +
  *           cooldown_ms) no alert is raised (the window history is kept).
  *   clear   when the score stayed < threshold * clear_ratio for m
  *           consecutive windows. The alert's end time is that window's ts.
@@ -17,6 +18,16 @@
  * log-likelihood, so it keeps its resolution where p rounds to 1): a window
  * exceeds when S > S_level = -ln(1 - level), and counts as below when
  * S < clear_ratio * S_level (level 0.9999, clear_ratio 0.8: p < 0.99937).
+ *
+ * RAISE RATIO (raise_ratio r > 1, score only). The threshold still says
+ * which windows are normal (the detector learns only from windows under it,
+ * ad_alerter_last_exceeded and the run-up count windows over it), but an
+ * alert needs k of n windows over r x threshold: a hysteresis band on the
+ * raising side as clear_ratio is on the clearing side. A score that wanders
+ * a little over the threshold for a while (a stretch of the normal range
+ * the model has not seen yet) is neither learned nor alerted; a fault that
+ * goes clearly over it raises as before. The level and burst tests'
+ * windows (ad_alert_obs.elevated) count as over r x threshold.
  *
  * CLOSE REASON. An alert ends `cleared` (the rule above) or, through
  * ad_alerter_close, `accepted` (the caller accepted the change as the new
@@ -79,6 +90,8 @@ typedef struct ad_alert_cfg {
     int n;                /* ... of the last n (1..AD_ALERT_MAX_N), default 5 */
     int m;                /* clear after m windows below, default 10 */
     double clear_ratio;   /* clear level = threshold * clear_ratio, (0,1], default 0.8 */
+    double raise_ratio;   /* raise level = threshold * raise_ratio, [1,100],
+                             default 1 (score only; RAISE RATIO) */
     int64_t cooldown_ms;  /* no raise within this time after a clear; default 0 */
     ad_alert_on on;       /* what raises and clears; default score */
     double level;         /* probability: raise level in (0,1), default 0.9999 */

@@ -4,7 +4,9 @@
  * top contributing features, JSON form; saved counts beyond what an
  * integer holds are refused by the restore (a damaged state file); an
  * alert saved with another feature count can be closed, not resumed;
- * every close reason has its own name.
+ * every close reason has its own name; a raise ratio over 1 raises only on
+ * windows clearly over the threshold while those just over it still count
+ * as exceeding (not learned as normal).
  */
 #include <stdint.h>
 #include <string.h>
@@ -250,6 +252,71 @@ static void test_restore_other_features(void)
 }
 
 /* Each reason a cleared event can carry has a distinct public name. */
+/* RAISE RATIO: threshold 1, k 3 of n 5, m 2, clear ratio 0.8. A stretch of
+ * 20 windows at 1.1 (over the threshold, under 1.25 x it) raises with
+ * raise_ratio 1 (the old behaviour) and nothing with 1.25, yet each of its
+ * windows still counts as exceeding (the detector does not learn it); a
+ * later stretch at 1.5 raises under both, and clears as before. */
+static int raise_ratio_run(double rr, int *raised_at, int *cleared_at, int *exceeded)
+{
+    ad_alert_cfg c;
+    ad_alerter *a = NULL;
+    char err[200];
+    int i, raised = 0;
+
+    ad_alert_cfg_default(&c);
+    c.k = 3;
+    c.n = 5;
+    c.m = 2;
+    c.raise_ratio = rr;
+    *raised_at = *cleared_at = -1;
+    *exceeded = 0;
+    if (ad_alerter_new(&a, &c, "pump7", 1, err, sizeof(err)) != 0) {
+        T_CHECK(0, "alerter_new: %s", err);
+        return -1;
+    }
+    for (i = 0; i < 60; i++) {
+        double s = i >= 10 && i < 30 ? 1.1 : i >= 40 && i < 45 ? 1.5 : 0.5;
+        ad_alert al;
+        int r = ad_alerter_step(a, 1000 * (i + 1), s, 1.0, NULL, &al);
+
+        if (i >= 10 && i < 30)
+            *exceeded += ad_alerter_last_exceeded(a);
+        if (r == AD_ALERT_RAISED) {
+            raised++;
+            if (*raised_at < 0 || i >= 40)
+                *raised_at = i;
+        } else if (r == AD_ALERT_CLEARED) {
+            *cleared_at = i;
+        }
+    }
+    ad_alerter_free(a);
+    return raised;
+}
+
+static void test_raise_ratio(void)
+{
+    int ra, ca, ex, n;
+    ad_alert_cfg c;
+    char err[200];
+
+    n = raise_ratio_run(1.0, &ra, &ca, &ex);
+    T_CHECK(n == 2 && ex == 20, "raise_ratio 1: %d alerts (want 2: the 1.1 stretch and the "
+            "1.5 one), %d of 20 windows at 1.1 exceeding", n, ex);
+    n = raise_ratio_run(1.25, &ra, &ca, &ex);
+    T_CHECK(n == 1 && ra == 42 && ca == 46, "raise_ratio 1.25: %d alerts raised at window %d, "
+            "cleared at %d (want 1, raised at 42, cleared at 46)", n, ra, ca);
+    T_CHECK(ex == 20, "raise_ratio 1.25: %d of 20 windows at 1.1 x threshold count as exceeding "
+            "(want 20: not learned as normal)", ex);
+    ad_alert_cfg_default(&c);
+    T_CHECK(c.raise_ratio == 1.0, "default raise_ratio %g (want 1)", c.raise_ratio);
+    c.raise_ratio = 0.9;
+    T_CHECK(ad_alert_cfg_check(&c, err, sizeof(err)) == AD_EINVAL &&
+            strstr(err, "alert.raise_ratio") != NULL, "raise_ratio 0.9 refused: %s", err);
+    T_NOTE("20 windows at 1.1 x threshold: raise_ratio 1 alerts, 1.25 does not (still "
+           "exceeding); 1.5 x threshold raises at window 42 under both");
+}
+
 static void test_reason_names(void)
 {
     const char *seen[AD_CLOSE_DETECTOR_REMOVED + 1];
@@ -276,5 +343,6 @@ int main(void)
     T_RUN(test_restore_times_bounded);
     T_RUN(test_restore_other_features);
     T_RUN(test_reason_names);
+    T_RUN(test_raise_ratio);
     return t_done();
 }
