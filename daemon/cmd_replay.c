@@ -200,6 +200,8 @@ static void replay_table(replay_opts *o, ad_arg *tab)
           "clear after M windows below the clear level", AD_ARG_DEF, NULL },
         { "clear-ratio", 0, AD_ARG_NUM, &c->alert.clear_ratio, 0.001, 1, NULL, "R",
           "clear level = threshold x R", AD_ARG_DEF, NULL },
+        { "raise-ratio", 0, AD_ARG_NUM, &c->alert.raise_ratio, 1, 100, NULL, "R",
+          "raise level = threshold x R (alert.raise_ratio)", AD_ARG_DEF, NULL },
         { "cooldown", 0, AD_ARG_SECONDS, &c->alert.cooldown_ms, 0, 1e9, NULL, "S",
           "no new alert within S seconds of a clear", AD_ARG_DEF, NULL },
         AD_ARG_GROUP("online training"),
