@@ -200,6 +200,8 @@ static void replay_table(replay_opts *o, ad_arg *tab)
           "clear after M windows below the clear level", AD_ARG_DEF, NULL },
         { "clear-ratio", 0, AD_ARG_NUM, &c->alert.clear_ratio, 0.001, 1, NULL, "R",
           "clear level = threshold x R", AD_ARG_DEF, NULL },
+        { "raise-ratio", 0, AD_ARG_NUM, &c->alert.raise_ratio, 1, 100, NULL, "R",
+          "raise level = threshold x R (alert.raise_ratio)", AD_ARG_DEF, NULL },
         { "cooldown", 0, AD_ARG_SECONDS, &c->alert.cooldown_ms, 0, 1e9, NULL, "S",
           "no new alert within S seconds of a clear", AD_ARG_DEF, NULL },
         AD_ARG_GROUP("online training"),
@@ -814,6 +816,10 @@ static int replay_report(replay *r)
                 "seasonal level; %d of %d phases have a level\n",
                 (unsigned long long)st.windows_seasonal, ad_detector_season_phases(r->d),
                 AD_SEASON_BINS);
+    if (r->cfg.alert.raise_ratio > 1)
+        fprintf(stderr, "raise: %llu windows over the threshold raised nothing under "
+                "alert.raise_ratio %g x it (no alert open; not learned as normal either)\n",
+                (unsigned long long)st.windows_under_raise, r->cfg.alert.raise_ratio);
     if (r->t->label)
         fprintf(stderr, "metrics: TP=%llu FP=%llu FN=%llu TN=%llu precision=%.4f "
                 "recall=%.4f F1=%.4f FAR=%.2f%% MAR=%.2f%%\n", (unsigned long long)tp,
@@ -848,6 +854,7 @@ static int replay_report(replay *r)
     cJSON_AddNumberToObject(j, "bad_time", (double)r->t->n_bad_time);
     cJSON_AddNumberToObject(j, "windows_seasonal", (double)st.windows_seasonal);
     cJSON_AddNumberToObject(j, "windows_burst", (double)st.windows_burst);
+    cJSON_AddNumberToObject(j, "windows_under_raise", (double)st.windows_under_raise);
     cJSON_AddNumberToObject(j, "window_resets", (double)st.window_resets);
     cJSON_AddNumberToObject(j, "rows_overflow", (double)st.stream.overflow);
     if (r->t->label) {

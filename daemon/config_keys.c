@@ -239,7 +239,8 @@ static const key alert_keys[] = {
       "hysteresis of the clear level" },
     { "raise_ratio", K_NUM, OPP(alert.raise_ratio), 1, 100, NULL, FL, NULL, NULL,
       "on score: raise only when k of the last n windows exceed raise_ratio x threshold; "
-      "windows over the threshold are still not learned as normal (1: the threshold)" },
+      "windows over the threshold are still not learned as normal (1: the threshold; "
+      "alert.on probability takes 1 only)" },
     { "cooldown_ms", K_I64, OPP(alert.cooldown_ms), 0, 1e12, NULL, FL, NULL, NULL,
       "no new alert this long after a clear" },
     { "on", K_ENUM, OPP(alert.on), 0, 0, "score", FP, "score|probability", NULL,

@@ -97,6 +97,11 @@ int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
         return ad_errf(err, errlen, AD_EINVAL, "alert.cooldown_ms: must be >= 0");
     if ((unsigned)c->on > AD_ALERT_ON_PROBABILITY)
         return ad_errf(err, errlen, AD_EINVAL, "alert.on: unknown (%d)", (int)c->on);
+    if (c->on == AD_ALERT_ON_PROBABILITY && c->raise_ratio != 1)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.raise_ratio %g: the raise level is "
+                       "raise_ratio x the score's threshold and alert.on \"probability\" "
+                       "raises on probability_level; set alert.raise_ratio 1 or alert.on "
+                       "\"score\"", c->raise_ratio);
     if (!(c->level > 0 && c->level < 1))
         return ad_errf(err, errlen, AD_EINVAL,
                        "alert.probability_level: must be in (0,1) (got %g)", c->level);

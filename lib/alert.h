@@ -19,7 +19,8 @@
  * exceeds when S > S_level = -ln(1 - level), and counts as below when
  * S < clear_ratio * S_level (level 0.9999, clear_ratio 0.8: p < 0.99937).
  *
- * RAISE RATIO (raise_ratio r > 1, score only). The threshold still says
+ * RAISE RATIO (raise_ratio r > 1, score only: ad_alert_cfg_check refuses
+ * r != 1 with AD_ALERT_ON_PROBABILITY). The threshold still says
  * which windows are normal (the detector learns only from windows under it,
  * ad_alerter_last_exceeded and the run-up count windows over it), but an
  * alert needs k of n windows over r x threshold: a hysteresis band on the

@@ -3146,6 +3146,11 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         d->st.windows_burst++;
     }
     ad_alert al;
+    /* over the threshold, under the raise level (RAISE RATIO in alert.h):
+     * nothing raised, nothing learned; counted so an operator sees why */
+    if (d->cfg.alert.on == AD_ALERT_ON_SCORE && !o.elevated && s > o.threshold &&
+        !(s > o.threshold * d->cfg.alert.raise_ratio) && ad_alerter_active(d->alert) == NULL)
+        d->st.windows_under_raise++;
     int r = ad_alerter_step_obs(d->alert, ts, &o, &al);
     int exceeded = ad_alerter_last_exceeded(d->alert);
     int A = d->cfg.alert.accept_after;

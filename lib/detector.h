@@ -488,6 +488,10 @@ typedef struct ad_detector_stats {
     uint64_t windows_seasonal;  /* windows over the threshold (and unlike an
                                  * accepted regime) under the seasonal level:
                                  * they raised nothing */
+    uint64_t windows_under_raise; /* windows over the threshold, no alert
+                                 * open, under alert.raise_ratio x it (and
+                                 * not held by the level or burst test):
+                                 * they raised nothing and were not learned */
     uint64_t windows_burst;     /* windows judged while a feature was in a
                                  * burst (alert.burst_ms) */
     double last_probability;    /* NAN before the first */

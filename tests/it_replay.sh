@@ -297,6 +297,17 @@ if cmp -s "$D/out1.csv" "$D/oute.csv" && cmp -s "$D/ev1.jsonl" "$D/eve.jsonl"; t
 else
     it_fail "replay options override single settings of the config" "$(cat "$D/loge")"
 fi
+# --raise-ratio: the raise level over the threshold (alert.raise_ratio);
+# a ratio no window reaches raises nothing, and the "raise:" line counts
+# the windows over the threshold it kept quiet
+run_replay "$D/outr.csv" "$D/evr.jsonl" "$D/logr" --raise-ratio 100
+nr=$(grep -c '"alert_raised"' "$D/evr.jsonl")
+ur=$(sed -n 's/^raise: \([0-9]*\) windows over the threshold raised nothing under alert.raise_ratio 100 x it.*/\1/p' "$D/logr")
+if [ "$nr" = 0 ] && [ -n "$ur" ] && [ "$ur" -gt 0 ] && [ "$n1" -gt 0 ]; then
+    it_ok "--raise-ratio 100: no alert ($n1 with the default), $ur windows over the threshold counted under the raise level"
+else
+    it_fail "--raise-ratio 100: no alert, windows under the raise level counted" "$nr alerts, raise: '$ur'; $(cat "$D/logr")"
+fi
 "$BIN" replay -c "$D/b.json" -i "$D/data.csv" > /dev/null 2> "$D/logf"
 rc=$?
 exp="anomalyd replay: $D/b.json has 2 detectors: choose one with --detector (other, pump)"

@@ -251,7 +251,6 @@ static void test_restore_other_features(void)
     ad_alerter_free(b);
 }
 
-/* Each reason a cleared event can carry has a distinct public name. */
 /* RAISE RATIO: threshold 1, k 3 of n 5, m 2, clear ratio 0.8. A stretch of
  * 20 windows at 1.1 (over the threshold, under 1.25 x it) raises with
  * raise_ratio 1 (the old behaviour) and nothing with 1.25, yet each of its
@@ -313,10 +312,21 @@ static void test_raise_ratio(void)
     c.raise_ratio = 0.9;
     T_CHECK(ad_alert_cfg_check(&c, err, sizeof(err)) == AD_EINVAL &&
             strstr(err, "alert.raise_ratio") != NULL, "raise_ratio 0.9 refused: %s", err);
+    /* alert.on "probability" raises on probability_level: a raise ratio
+     * set there would be silently ignored */
+    c.raise_ratio = 1.15;
+    c.on = AD_ALERT_ON_PROBABILITY;
+    T_CHECK(ad_alert_cfg_check(&c, err, sizeof(err)) == AD_EINVAL &&
+            strstr(err, "alert.raise_ratio") != NULL && strstr(err, "probability") != NULL,
+            "raise_ratio 1.15 with alert.on probability refused: %s", err);
+    c.raise_ratio = 1;
+    T_CHECK(ad_alert_cfg_check(&c, err, sizeof(err)) == 0,
+            "raise_ratio 1 with alert.on probability taken: %s", err);
     T_NOTE("20 windows at 1.1 x threshold: raise_ratio 1 alerts, 1.25 does not (still "
            "exceeding); 1.5 x threshold raises at window 42 under both");
 }
 
+/* Each reason a cleared event can carry has a distinct public name. */
 static void test_reason_names(void)
 {
     const char *seen[AD_CLOSE_DETECTOR_REMOVED + 1];

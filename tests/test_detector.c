@@ -372,6 +372,84 @@ static void test_save_restore_probability(void)
     ad_model_free(m);
 }
 
+/* alert.raise_ratio 1.25 (threshold 1.2, raise level 1.5): a stretch of
+ * rows at 1.35 puts its windows over the threshold and under the raise
+ * level: nothing is raised, and the stream's stats count each such window
+ * (windows_under_raise; the replay's "raise:" line and the stream state's
+ * calibration.raise_windows), so an operator sees why a score over the
+ * threshold raised no alert; a later stretch at 4 raises, and its windows
+ * inside the alert are not counted. With raise_ratio 1 the 1.35 stretch
+ * raises and nothing is counted. */
+static int raise_band_run(double rr, uint64_t *under, int *band, int64_t *first_raise)
+{
+    ad_model *m = t_zero_model(4, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    run r;
+    int i, k, n, raised = 0;
+    int64_t ts[64];
+    float sc[64];
+
+    memset(&r, 0, sizeof(r));
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 20;
+    c.thr.margin = 1.2;            /* constant scores 1 -> threshold 1.2 */
+    c.alert.k = 2;
+    c.alert.n = 3;
+    c.alert.m = 2;
+    c.alert.clear_ratio = 1.0;
+    c.alert.raise_ratio = rr;
+    *under = 0;
+    *band = 0;
+    *first_raise = -1;
+    if (ad_detector_new(&d, &c, "pump1", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        ad_model_free(m);
+        return -1;
+    }
+    for (i = 0; i < 30; i++)
+        step(d, 1000 * i, 1.0, &r);
+    n = 0;                          /* the 1.35 stretch and the rows after it */
+    for (i = 30; i < 70; i++)
+        step_rec(d, 1000 * i, i < 60 ? 1.35 : 1.0, ts, sc, &n, &r);
+    for (k = 0; k < n; k++)
+        *band += sc[k] > 1.2 * (1 + 1e-6) && sc[k] < 1.2 * rr * (1 - 1e-6);
+    for (i = 70; i < 90; i++)
+        step(d, 1000 * i, 4.0, &r);
+    for (k = 0; k < r.n_events; k++)
+        if (r.ev[k].type == AD_EV_ALERT_RAISED) {
+            if (*first_raise < 0)
+                *first_raise = r.ev[k].alert.start_ms;
+            raised++;
+        }
+    ad_detector_get_stats(d, &st);
+    *under = st.windows_under_raise;
+    ad_detector_free(d);
+    ad_model_free(m);
+    return raised;
+}
+
+static void test_raise_ratio_counted(void)
+{
+    uint64_t under;
+    int band, n;
+    int64_t first;
+
+    n = raise_band_run(1.25, &under, &band, &first);
+    T_CHECK(band >= 25, "%d windows of the 1.35 stretch between threshold and raise level", band);
+    T_CHECK(n == 1 && first >= 70000, "raise_ratio 1.25: %d alert(s), the first at %lld "
+            "(want 1, at the stretch at 4 from 70 s)", n, (long long)first);
+    T_CHECK(under == (uint64_t)band, "raise_ratio 1.25: %llu windows counted under the raise "
+            "level (want the %d between threshold and raise level)",
+            (unsigned long long)under, band);
+    n = raise_band_run(1.0, &under, &band, &first);
+    T_CHECK(n == 2 && first < 70000 && under == 0, "raise_ratio 1: %d alerts, the first at "
+            "%lld (want 2, the first in the 1.35 stretch), %llu windows counted (want 0)",
+            n, (long long)first, (unsigned long long)under);
+}
+
 /* calibration.season_ms: a step at the same phase of every 96 s period
  * alerts until it has shown in 2 of the last 3 periods, then raises
  * nothing; a step at another phase still alerts; the level survives a
@@ -1346,6 +1424,7 @@ static void test_alert_lifecycle(void)
 int main(void)
 {
     T_RUN(test_calibrate_detect_alert);
+    T_RUN(test_raise_ratio_counted);
     T_RUN(test_invalid_windows_and_rejects);
     T_RUN(test_smoothing_and_stale);
     T_RUN(test_save_restore);
