@@ -2184,27 +2184,41 @@ void state_inbox_save(ad_daemon *dd)
     inbox_free(dd);
 }
 
-/* One record of an inbox file at *pos (advanced past it): 1 with topic
- * (copied, NUL-terminated, for the caller to free) and payload (into buf),
- * 0 at the end, -1 when malformed. */
-static int inbox_next(const char *buf, size_t n, size_t *pos, char **topic,
-                      const char **payload, size_t *len)
+/* A decimal number of at most 19 digits at *p, before end (advanced past
+ * it): 0, or -1 when there is none (no sign, no spaces: strtoull would
+ * skip a newline and read on past the line, and past the buffer). */
+static int inbox_num(const char **p, const char *end, size_t *v)
 {
-    unsigned long long tl, pl;
-    const char *nl;
-    char *end;
+    const char *s = *p;
+    size_t x = 0;
+    int digits = 0;
+
+    while (s < end && *s >= '0' && *s <= '9' && digits < 19) {
+        x = x * 10 + (size_t)(*s++ - '0');
+        digits++;
+    }
+    if (!digits || (s < end && *s >= '0' && *s <= '9'))
+        return -1;
+    *p = s;
+    *v = x;
+    return 0;
+}
+
+/* (see daemon_int.h) */
+int state_inbox_next(const char *buf, size_t n, size_t *pos, char **topic,
+                     const char **payload, size_t *len)
+{
+    size_t tl, pl;
+    const char *nl, *p;
     size_t at = *pos;
 
     if (at >= n)
         return 0;
     if (!(nl = memchr(buf + at, '\n', n - at)) || nl - (buf + at) > 48)
         return -1;
-    errno = 0;
-    tl = strtoull(buf + at, &end, 10);
-    if (errno || end == buf + at || *end != ' ')
-        return -1;
-    pl = strtoull(end + 1, &end, 10);
-    if (errno || end != nl || tl == 0 || tl > n || pl > n)
+    p = buf + at;
+    if (inbox_num(&p, nl, &tl) != 0 || p == nl || *p++ != ' ' ||
+        inbox_num(&p, nl, &pl) != 0 || p != nl || tl == 0 || tl > n || pl > n)
         return -1;
     at = (size_t)(nl - buf) + 1;
     if (n - at < tl + pl + 1 || buf[at + tl + pl] != '\n' || memchr(buf + at, '\0', tl))
@@ -2244,7 +2258,7 @@ void state_inbox_load(ad_daemon *dd)
         return;
     }
     dd_arrival_clock(dd);
-    while ((rc = inbox_next(data, n, &pos, &topic, &payload, &len)) == 1) {
+    while ((rc = state_inbox_next(data, n, &pos, &topic, &payload, &len)) == 1) {
         dd_message(dd, topic, payload, len);   /* in messages_in of the last run */
         free(topic);
         done++;
