@@ -2231,9 +2231,24 @@ int state_inbox_next(const char *buf, size_t n, size_t *pos, char **topic,
     return 1;
 }
 
+/* An inbox file the start cannot apply: renamed to path.unapplied.<ms>,
+ * so that the next stop, writing a new inbox.dat, does not replace it;
+ * into out (the name it has now). */
+static void inbox_set_aside(const char *path, char *out, size_t len)
+{
+    char aside[4300];
+    snprintf(aside, sizeof aside, "%s.unapplied.%lld", path, (long long)dd_wall_ms());
+    if (rename(path, aside) != 0) {
+        snprintf(out, len, "%s (cannot rename it to %s: %s: the next stop with messages "
+                 "to keep replaces it)", path, aside, strerror(errno));
+        return;
+    }
+    snprintf(out, len, "%s", aside);
+}
+
 void state_inbox_load(ad_daemon *dd)
 {
-    char path[4200], err[320], *topic;
+    char path[4200], err[320], now_at[4600], *topic;
     void *data = NULL;
     const char *payload;
     size_t n = 0, pos, len;
@@ -2246,14 +2261,19 @@ void state_inbox_load(ad_daemon *dd)
     if (access(path, F_OK) != 0)
         return;
     if (ad_read_file(path, INBOX_READ_MAX, &data, &n, err, sizeof err) != 0) {
+        inbox_set_aside(path, now_at, sizeof now_at);
         ad_log(AD_LOG_ERR, "state: %s: the messages received during the last stop are not "
-               "applied", err);
-        return;                 /* left for the operator */
+               "applied; the file is left for the operator as %s", err, now_at);
+        return;
     }
     pos = sizeof INBOX_HEAD - 1;
     if (n < pos || memcmp(data, INBOX_HEAD, pos) != 0) {
-        ad_log(AD_LOG_ERR, "state: %s: not an inbox file (first line \"%.*s\"): left as it "
-               "is, not applied", path, 32, (const char *)data);
+        const char *nl = memchr(data, '\n', n);
+        size_t first = nl ? (size_t)(nl - (const char *)data) : n;
+        inbox_set_aside(path, now_at, sizeof now_at);
+        ad_log(AD_LOG_ERR, "state: %s: not an inbox file (first line \"%.*s\"): not "
+               "applied, left for the operator as %s", path, first < 32 ? (int)first : 32,
+               (const char *)data, now_at);
         free(data);
         return;
     }
