@@ -541,6 +541,13 @@ void state_inbox_save(ad_daemon *dd);
 /* At start: apply the messages of state_dir/inbox.dat (dd_message), oldest
  * first, then remove the file. */
 void state_inbox_load(ad_daemon *dd);
+/* One record of an inbox file's bytes buf[0..n) at *pos (advanced past
+ * it; the first record is after the header line): 1 with topic (copied,
+ * NUL-terminated, for the caller to free) and payload (into buf, *len
+ * bytes), 0 at the end, -1 when malformed (*pos unchanged). Reads nothing
+ * outside buf[0..n). */
+int state_inbox_next(const char *buf, size_t n, size_t *pos, char **topic,
+                     const char **payload, size_t *len);
 
 /* ---- batch.c ---- */
 /* Pull every due window of s into the open batch of its model (a full

@@ -2184,27 +2184,41 @@ void state_inbox_save(ad_daemon *dd)
     inbox_free(dd);
 }
 
-/* One record of an inbox file at *pos (advanced past it): 1 with topic
- * (copied, NUL-terminated, for the caller to free) and payload (into buf),
- * 0 at the end, -1 when malformed. */
-static int inbox_next(const char *buf, size_t n, size_t *pos, char **topic,
-                      const char **payload, size_t *len)
+/* A decimal number of at most 19 digits at *p, before end (advanced past
+ * it): 0, or -1 when there is none (no sign, no spaces: strtoull would
+ * skip a newline and read on past the line, and past the buffer). */
+static int inbox_num(const char **p, const char *end, size_t *v)
 {
-    unsigned long long tl, pl;
-    const char *nl;
-    char *end;
+    const char *s = *p;
+    size_t x = 0;
+    int digits = 0;
+
+    while (s < end && *s >= '0' && *s <= '9' && digits < 19) {
+        x = x * 10 + (size_t)(*s++ - '0');
+        digits++;
+    }
+    if (!digits || (s < end && *s >= '0' && *s <= '9'))
+        return -1;
+    *p = s;
+    *v = x;
+    return 0;
+}
+
+/* (see daemon_int.h) */
+int state_inbox_next(const char *buf, size_t n, size_t *pos, char **topic,
+                     const char **payload, size_t *len)
+{
+    size_t tl, pl;
+    const char *nl, *p;
     size_t at = *pos;
 
     if (at >= n)
         return 0;
     if (!(nl = memchr(buf + at, '\n', n - at)) || nl - (buf + at) > 48)
         return -1;
-    errno = 0;
-    tl = strtoull(buf + at, &end, 10);
-    if (errno || end == buf + at || *end != ' ')
-        return -1;
-    pl = strtoull(end + 1, &end, 10);
-    if (errno || end != nl || tl == 0 || tl > n || pl > n)
+    p = buf + at;
+    if (inbox_num(&p, nl, &tl) != 0 || p == nl || *p++ != ' ' ||
+        inbox_num(&p, nl, &pl) != 0 || p != nl || tl == 0 || tl > n || pl > n)
         return -1;
     at = (size_t)(nl - buf) + 1;
     if (n - at < tl + pl + 1 || buf[at + tl + pl] != '\n' || memchr(buf + at, '\0', tl))
@@ -2217,9 +2231,24 @@ static int inbox_next(const char *buf, size_t n, size_t *pos, char **topic,
     return 1;
 }
 
+/* An inbox file the start cannot apply: renamed to path.unapplied.<ms>,
+ * so that the next stop, writing a new inbox.dat, does not replace it;
+ * into out (the name it has now). */
+static void inbox_set_aside(const char *path, char *out, size_t len)
+{
+    char aside[4300];
+    snprintf(aside, sizeof aside, "%s.unapplied.%lld", path, (long long)dd_wall_ms());
+    if (rename(path, aside) != 0) {
+        snprintf(out, len, "%s (cannot rename it to %s: %s: the next stop with messages "
+                 "to keep replaces it)", path, aside, strerror(errno));
+        return;
+    }
+    snprintf(out, len, "%s", aside);
+}
+
 void state_inbox_load(ad_daemon *dd)
 {
-    char path[4200], err[320], *topic;
+    char path[4200], err[320], now_at[4600], *topic;
     void *data = NULL;
     const char *payload;
     size_t n = 0, pos, len;
@@ -2232,19 +2261,24 @@ void state_inbox_load(ad_daemon *dd)
     if (access(path, F_OK) != 0)
         return;
     if (ad_read_file(path, INBOX_READ_MAX, &data, &n, err, sizeof err) != 0) {
+        inbox_set_aside(path, now_at, sizeof now_at);
         ad_log(AD_LOG_ERR, "state: %s: the messages received during the last stop are not "
-               "applied", err);
-        return;                 /* left for the operator */
+               "applied; the file is left for the operator as %s", err, now_at);
+        return;
     }
     pos = sizeof INBOX_HEAD - 1;
     if (n < pos || memcmp(data, INBOX_HEAD, pos) != 0) {
-        ad_log(AD_LOG_ERR, "state: %s: not an inbox file (first line \"%.*s\"): left as it "
-               "is, not applied", path, 32, (const char *)data);
+        const char *nl = memchr(data, '\n', n);
+        size_t first = nl ? (size_t)(nl - (const char *)data) : n;
+        inbox_set_aside(path, now_at, sizeof now_at);
+        ad_log(AD_LOG_ERR, "state: %s: not an inbox file (first line \"%.*s\"): not "
+               "applied, left for the operator as %s", path, first < 32 ? (int)first : 32,
+               (const char *)data, now_at);
         free(data);
         return;
     }
     dd_arrival_clock(dd);
-    while ((rc = inbox_next(data, n, &pos, &topic, &payload, &len)) == 1) {
+    while ((rc = state_inbox_next(data, n, &pos, &topic, &payload, &len)) == 1) {
         dd_message(dd, topic, payload, len);   /* in messages_in of the last run */
         free(topic);
         done++;
