@@ -2966,8 +2966,11 @@ static int acc_onset(ad_detector *d, int64_t ts, double s, const float *share,
     if (c->accept_onset <= 0 || P <= 0 || A <= 0 || d->acc == NULL || d->acc_prof == NULL ||
         share == NULL || ad_alerter_active(d->alert) != NULL)
         return 0;
+    /* occurrences seen: accept_onset of them (the count the key names;
+     * at most RECUR - 1, the ones a pattern needs besides this one) */
     if (d->acc_prev == 0 || d->acc_prev != d->acc_len || d->acc_alerts < c->accept_onset ||
-        n + 1 < AD_ACCEPT_RECUR || d->acc_len < A / AD_ACCEPT_RECUR ||
+        n < (c->accept_onset < AD_ACCEPT_RECUR - 1 ? c->accept_onset : AD_ACCEPT_RECUR - 1) ||
+        d->acc_len < A / AD_ACCEPT_RECUR ||
         d->acc_quiet < A / AD_ACCEPT_RECUR)
         return 0;
     for (i = 0; i < n && !at; i++)

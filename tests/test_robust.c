@@ -1085,6 +1085,31 @@ static void onset_run(int onset, int last, int on_b, run *r, ad_detector_stats *
     acc_onset = 0;
 }
 
+/* A change on a (15 rows at 3) at rows 100 and 220 only (the next day's
+ * same hour, period 120 s, accept_gap 120 windows), with
+ * alert.accept_onset 1. */
+static void onset1_run(run *r, ad_detector_stats *st)
+{
+    ad_detector *d;
+    int i;
+
+    acc_period_ms = 120000;
+    acc_onset = 1;
+    d = accept_detector(30, 120, 3, 0.25);  /* a gap of a period: the chain waits a day */
+    memset(r, 0, sizeof(*r));
+    memset(st, 0, sizeof(*st));
+    rng = 21;
+    for (i = 0; d && i < 300; i++) {
+        double a = (i >= 100 && i < 115) || (i >= 220 && i < 235) ? 3 : 1;
+        step2(d, 1000 * i, a + 0.05 * noise(), 1 + 0.05 * noise(), r);
+    }
+    if (d)
+        ad_detector_get_stats(d, st);
+    ad_detector_free(d);
+    acc_period_ms = 0;
+    acc_onset = 0;
+}
+
 /* alert.accept_onset: a change that already alerted twice alike is
  * accepted at the onset of a recurrence at the time of an earlier one,
  * instead of raising it and accepting it later; a recurrence off the
@@ -1118,6 +1143,24 @@ static void test_accept_onset(void)
     T_CHECK(r.count[AD_EV_ALERT_RAISED] == 4 && st.accepted == 0,
             "accept_onset 2, b at the first one's time: %d raises, accepted %llu",
             r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted);
+
+    /* accept_onset 1: the change alerted once (row 100); at its next
+     * occurrence at that phase (row 220) it is accepted at the onset; the
+     * two between (rows 140, 180) are off the phase and raise */
+    onset_run(1, 220, 0, &r, &st);
+    ia = nth_ev(&r, AD_EV_ACCEPTED, 0);
+    T_CHECK(st.accepted >= 1 && ia >= 0 && r.ev[ia].ts_ms >= 220000 && r.ev[ia].ts_ms < 225000 &&
+            strstr(r.ev[ia].text, "onset") != NULL && r.count[AD_EV_ALERT_RAISED] == 3,
+            "accept_onset 1: %d raises, accepted %llu at row %lld (%s)",
+            r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted,
+            ia >= 0 ? (long long)r.ev[ia].ts_ms / 1000 : -1LL, ia >= 0 ? r.ev[ia].text : "-");
+    onset1_run(&r, &st);
+    ia = nth_ev(&r, AD_EV_ACCEPTED, 0);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 1 && ia >= 0 && r.ev[ia].ts_ms >= 220000 &&
+            r.ev[ia].ts_ms < 225000 && strstr(r.ev[ia].text, "onset") != NULL,
+            "accept_onset 1, one earlier occurrence at the phase: %d raises, accepted %llu "
+            "at row %lld", r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted,
+            ia >= 0 ? (long long)r.ev[ia].ts_ms / 1000 : -1LL);
 
     /* the same change off the schedule (phase 5): raised */
     onset_run(2, 245, 0, &r, &st);
