@@ -2753,6 +2753,38 @@ static int regime_slot(const ad_detector *d, int64_t at, int scheduled)
     return oldest;
 }
 
+/* Regime `slot`, accepted from the chain's recurrences on a schedule
+ * (period P), applies at their time of day: from the earliest start among
+ * the occurrences at the latest one's phase (within P/12) to the latest of
+ * their ends, each taken as that start plus the chain's longest occurrence.
+ * The latest start alone with the longest length left out the end of an
+ * earlier occurrence that started later in the day: a night speed whose
+ * first night alerted from 00:04 to 06:36 and whose next was accepted at
+ * its 22:04 onset covered 21:04-05:36, and its 06:00 return raised. */
+static void regime_occ_window(ad_detector *d, int slot)
+{
+    int64_t P = d->cfg.alert.accept_period_ms, at = d->acc_occ_ts[d->acc_occ_n - 1];
+    int64_t len = d->acc_span > d->acc_cur_span ? d->acc_span : d->acc_cur_span;
+    int64_t lo = 0, hi = len, off;
+    int i;
+
+    for (i = 0; i + 1 < d->acc_occ_n; i++) {
+        if (!same_time(d->acc_occ_ts[i], at, P))
+            continue;
+        off = phase_after(d->acc_occ_ts[i], at, P);
+        if (off > P / AD_SAME_TIME_DIV)
+            off -= P;               /* it started earlier in the day */
+        if (off < lo)
+            lo = off;
+        if (off + len > hi)
+            hi = off + len;
+    }
+    d->regime_at[slot] = at + lo;
+    d->regime_span[slot] = hi - lo;
+    if (d->regime_span[slot] < 1)
+        d->regime_span[slot] = 1;
+}
+
 #define AD_ACCEPT_TREND_MIN 30    /* windows per half to judge a trend */
 
 /* Median of x (n > 0), computed in tmp (room for n). */
@@ -2847,8 +2879,12 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
      * against nw, every other window still against the threshold. It takes
      * the place of a regime it resembles (on a schedule: at the same time of
      * day), else a free one, else the oldest. */
-    rec = d->acc_prev > 0 && d->acc_occ_n >= AD_ACCEPT_RECUR;
-    sched = rec && d->cfg.alert.accept_period_ms > 0;
+    /* accepted from recurrences: a chain of RECUR occurrences, or one
+     * accepted at the onset of a recurrence at the phase of an earlier one
+     * (with accept_onset 1 the second occurrence: a schedule all the same,
+     * not one persistent change a promotion ends when it hardly showed) */
+    rec = d->acc_prev > 0 && (onset || d->acc_occ_n >= AD_ACCEPT_RECUR);
+    sched = rec && d->cfg.alert.accept_period_ms > 0 && d->acc_occ_n > 0;
     slot = regime_slot(d, sched ? d->acc_occ_ts[d->acc_occ_n - 1] : 0, sched);
     for (i = 0; i < d->F; i++)
         regime_prof(d, slot)[i] = d->acc_prof[i] + d->acc_prof[d->F + i];
@@ -2861,13 +2897,8 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     d->regime_at[slot] = d->acc_since;
     d->regime_len[slot] = rec ? 0 : ts - d->acc_since;
     d->regime_last[slot] = rec ? INT64_MIN : ts;
-    if (sched) {
-        /* recurrences on a schedule: the regime applies at their time */
-        d->regime_at[slot] = d->acc_occ_ts[d->acc_occ_n - 1];
-        d->regime_span[slot] = d->acc_span > d->acc_cur_span ? d->acc_span : d->acc_cur_span;
-        if (d->regime_span[slot] < 1)
-            d->regime_span[slot] = 1;
-    }
+    if (sched)
+        regime_occ_window(d, slot);  /* recurrences on a schedule: at their time */
     /* the chain's earlier alerts were this regime too: no longer true
      * alerts a candidate model must keep raising; and the model should
      * learn the regime once A windows of it were judged normal */

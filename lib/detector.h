@@ -158,10 +158,12 @@
  * profile, or when it clears) parks the chain's earlier alerts and joins
  * the parked chain when like it, so a change at 22:00 and its return at
  * 06:00 each count their own recurrences; a parked chain ends after G
- * quiet windows too. A regime accepted from such a chain applies at its
- * time only: from P/24 before an occurrence's start to P/24 after the
- * longest occurrence's end (state: at_ms, span_ms); off that time the same
- * change is judged against the threshold. The latest alert is judged once
+ * quiet windows too. A regime accepted from such a chain (or at a
+ * recurrence's onset, whatever accept_onset's count) applies at its time
+ * only: from P/24 before the earliest start among the occurrences at the
+ * latest one's phase (within P/12) to P/24 after the latest of their ends,
+ * each that start plus the longest occurrence (state: at_ms, span_ms); off
+ * that time the same change is judged against the threshold. The latest alert is judged once
  * it lasted A/3 windows (or when
  * it clears, if shorter): its median score within accept_spread * s_c of
  * the median of the chain's earlier alerts, and the trend test on its own

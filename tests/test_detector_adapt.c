@@ -12,6 +12,8 @@
  *     windows under the new threshold in the shadow span) is dropped, one
  *     it did not learn is kept, with a period at the time of day of the
  *     alert it was accepted from;
+ *   - a regime accepted at a recurrence's onset (alert.accept_onset 1)
+ *     outlives a promotion that hardly saw it;
  *   - a candidate that would silence a known true alert (a model file
  *     trained on data with the fault in it, loaded with reload.shadow) is
  *     rejected with the alert named, and the live model stays;
@@ -742,6 +744,80 @@ static void test_chain_over_promotion(void)
             r.accepted == 1, "the chain kept over the promotion: occurrences raised %d %d "
             "%d %d (want 1 1 0 0), accepted %d", raised[0], raised[1], raised[2], raised[3],
             r.accepted);
+    ad_detector_free(d);
+}
+
+/* The same change with alert.accept_onset 1: the second occurrence is
+ * accepted at its onset; a promotion between the second and the third,
+ * whose shadow span sees none of the regime's windows, keeps it (a regime
+ * of recurrences, not one persistent change the candidate was taught), so
+ * the third and fourth occurrences raise nothing. Saved as one persistent
+ * change, it ended with the promotion and the third raised again. */
+static void test_onset_regime_over_promotion(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+    run r;
+    uint64_t t = 60000, b0;
+    int i, occ, raised[4] = { 0 }, promoted_at = -1;
+
+    if (!g_live)
+        return;
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 200;
+    c.thr.margin = 1.2;
+    c.alert.k = 3;
+    c.alert.n = 3;
+    c.alert.m = 5;
+    c.alert.clear_ratio = 1;
+    c.alert.accept_after = 60;
+    c.alert.accept_gap = 1000;
+    c.alert.accept_spread = 50;
+    c.alert.accept_period_ms = 600000;
+    c.alert.accept_onset = 1;
+    ad_adapt_cfg_default(&c.adapt);
+    c.adapt.enabled = 1;
+    c.adapt.every_windows = 1000000;    /* no fine-tune: the reload only */
+    c.adapt.every_hours = 0;
+    c.adapt.shadow_windows = 150;
+    c.adapt.min_gain = 0;
+    c.adapt.reload_shadow = 1;
+    if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        return;
+    }
+    g_shares = 1;
+    memset(&r, 0, sizeof(r));
+    r.skip_finetune = 1;
+    for (i = 0; i < 300; i++)
+        step(d, t++, REG_A, 0, &r);
+    b0 = t;
+    for (occ = 0; occ < 4; occ++) {
+        int before = r.raised;
+        for (i = 0; i < 20; i++)
+            step(d, t++, REG_B, 0, &r);
+        while (t < b0 + 600 * (uint64_t)(occ + 1)) {
+            if (occ == 1 && t == b0 + 600 + 100)     /* the same model in shadow */
+                T_CHECK(ad_detector_set_model(d, g_live, 0, err, sizeof(err)) ==
+                        AD_DETECTOR_SHADOW, "the same model in shadow: %s", err);
+            if (promoted_at < 0 && r.promoted)
+                promoted_at = (int)(t - b0);
+            step(d, t++, REG_A, 0, &r);
+        }
+        raised[occ] = r.raised - before;
+    }
+    g_shares = 0;
+    T_NOTE("occurrences raised %d %d %d %d; promoted %d (at row b0 + %d), accepted %d",
+           raised[0], raised[1], raised[2], raised[3], r.promoted, promoted_at, r.accepted);
+    T_CHECK(r.promoted == 1 && promoted_at > 600 && promoted_at < 1200 &&
+            r.adapt.adapt.regimes_kept == 1 && r.adapt.adapt.regimes_ended == 0,
+            "promoted %d between the second and third occurrences (b0 + %d), the regime "
+            "kept: %s", r.promoted, promoted_at, r.adapt_json);
+    T_CHECK(raised[0] == 1 && raised[1] == 0 && raised[2] == 0 && raised[3] == 0 &&
+            r.accepted == 1, "accepted at the second's onset and kept over the promotion: "
+            "occurrences raised %d %d %d %d (want 1 0 0 0), accepted %d", raised[0],
+            raised[1], raised[2], raised[3], r.accepted);
     ad_detector_free(d);
 }
 
@@ -1515,6 +1591,7 @@ int main(void)
     T_RUN(test_recurring_regime_learned);
     T_RUN(test_unlearned_regime_kept);
     T_RUN(test_chain_over_promotion);
+    T_RUN(test_onset_regime_over_promotion);
     T_RUN(test_silencing_candidate_rejected);
     T_RUN(test_false_alarm_over_promotion);
     T_RUN(test_data_time_same_as_counts);

@@ -1110,6 +1110,88 @@ static void onset1_run(run *r, ad_detector_stats *st)
     acc_onset = 0;
 }
 
+/* A change on a (level 3) for len[c] rows from row start[c], c < n; a
+ * period of 240 rows (one a second), accept_after 60, accept_gap 240 and
+ * alert.accept_onset `onset`. Events in *r, stats in *st, the detector's
+ * saved state in *state (the caller frees it). */
+static void onset_sched_run(int onset, const int *start, const int *len, int n, run *r,
+                            ad_detector_stats *st, char **state)
+{
+    ad_detector *d;
+    int i, c;
+
+    acc_period_ms = 240000;
+    acc_onset = onset;
+    d = accept_detector(60, 240, 3, 0.25);
+    memset(r, 0, sizeof(*r));
+    memset(st, 0, sizeof(*st));
+    *state = NULL;
+    rng = 23;
+    for (i = 0; d && i < 720; i++) {
+        double a = 1;
+        for (c = 0; c < n; c++)
+            if (i >= start[c] && i < start[c] + len[c])
+                a = 3;
+        step2(d, 1000 * i, a + 0.05 * noise(), 1 + 0.05 * noise(), r);
+    }
+    if (d) {
+        ad_detector_get_stats(d, st);
+        *state = ad_detector_save(d);
+    }
+    ad_detector_free(d);
+    acc_period_ms = 0;
+    acc_onset = 0;
+}
+
+/* A regime accepted at a recurrence's onset is a regime of recurrences on
+ * a schedule, whatever accept_onset's count: it applies at the time of its
+ * occurrences only (and, being recurring, a promotion that hardly sees it
+ * keeps it), and its time covers every occurrence at that phase, up to the
+ * end of an earlier one that started later in the day than the onset. */
+static void test_accept_onset_schedule(void)
+{
+    /* accept_onset 1: rows 100-139 (phase 100), accepted at the onset of
+     * rows 322-379 (phase 82); the change at phase 210 (rows 450-464) is
+     * off its time and raises; rows 562-619 are the regime's */
+    static const int s1[4] = { 100, 322, 450, 562 }, l1[4] = { 40, 58, 15, 58 };
+    /* accept_onset 2: rows 100-139 and 340-379 (phase 100), accepted at the
+     * onset of rows 562-619 (phase 82), which end at the earlier ones'
+     * phase: their end is the regime's time too */
+    static const int s2[3] = { 100, 340, 562 }, l2[3] = { 40, 40, 58 };
+    ad_detector_stats st;
+    char *state = NULL;
+    run r;
+    int ia, ir;
+
+    onset_sched_run(1, s1, l1, 4, &r, &st, &state);
+    ia = nth_ev(&r, AD_EV_ACCEPTED, 0);
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 1);
+    T_CHECK(st.accepted == 1 && ia >= 0 && r.ev[ia].ts_ms >= 322000 && r.ev[ia].ts_ms < 330000 &&
+            strstr(r.ev[ia].text, "onset") != NULL && r.count[AD_EV_ALERT_RAISED] == 2 &&
+            ir >= 0 && r.ev[ir].ts_ms >= 450000 && r.ev[ir].ts_ms < 470000,
+            "accept_onset 1: accepted %llu at row %lld; %d raises, the second at row %lld "
+            "(the change off the regime's time)", (unsigned long long)st.accepted,
+            ia >= 0 ? (long long)r.ev[ia].ts_ms / 1000 : -1LL, r.count[AD_EV_ALERT_RAISED],
+            ir >= 0 ? (long long)r.ev[ir].ts_ms / 1000 : -1LL);
+    T_CHECK(state != NULL && strstr(state, "\"recurring\":true") != NULL &&
+            strstr(state, "\"span_ms\"") != NULL,
+            "accept_onset 1: the regime is saved as recurring on a schedule: %.300s",
+            state && strstr(state, "\"regimes\"") ? strstr(state, "\"regimes\"") : "-");
+    free(state);
+
+    onset_sched_run(2, s2, l2, 3, &r, &st, &state);
+    ia = nth_ev(&r, AD_EV_ACCEPTED, 0);
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 2);
+    T_CHECK(st.accepted == 1 && ia >= 0 && r.ev[ia].ts_ms >= 562000 && r.ev[ia].ts_ms < 570000 &&
+            strstr(r.ev[ia].text, "onset") != NULL && r.count[AD_EV_ALERT_RAISED] == 2,
+            "accept_onset 2: accepted %llu at row %lld; %d raises (a third at row %lld: "
+            "the end of the accepted occurrence off the regime's time)",
+            (unsigned long long)st.accepted, ia >= 0 ? (long long)r.ev[ia].ts_ms / 1000 : -1LL,
+            r.count[AD_EV_ALERT_RAISED], ir >= 0 ? (long long)r.ev[ir].ts_ms / 1000 : -1LL);
+    free(state);
+    free_models();
+}
+
 /* alert.accept_onset: a change that already alerted twice alike is
  * accepted at the onset of a recurrence at the time of an earlier one,
  * instead of raising it and accepting it later; a recurrence off the
@@ -1718,6 +1800,7 @@ int main(void)
     T_RUN(test_recurring_regime);
     T_RUN(test_recurrence_other_level);
     T_RUN(test_accept_onset);
+    T_RUN(test_accept_onset_schedule);
     T_RUN(test_ramp_not_accepted);
     T_RUN(test_passing_fault_not_accepted);
     T_RUN(test_probability_alerts);
