@@ -3072,7 +3072,7 @@ static void level_resumed(ad_detector *d, int64_t ts)
     int k;
 
     d->lvl_resume = 0;
-    if (!(d->window_ms > 0) || ts <= d->lvl_resume_ts)
+    if (!(d->window_ms > 0) || ts <= d->lvl_resume_ts || d->lvl_n == 0)
         return;
     m = floor((double)(ts - d->lvl_resume_ts) / d->window_ms + 0.5) - 1;
     if (!(m >= 1))
