@@ -3306,13 +3306,14 @@ damaged:
 static int level_test(ad_detector *d, int64_t ts, double s, double base, int untrusted,
                       int like)
 {
-    double *bs = d->lvl + d->lvl_cap;
+    double *bs;
     ad_thr_info ti;
     double fence;
     int i;
 
     if (d->lvl == NULL)
         return 0;
+    bs = d->lvl + d->lvl_cap;
     if (d->lvl_resume)
         level_resumed(d, ts);
     d->lvl_ts = ts;
