@@ -44,7 +44,7 @@ for line in open(sys.argv[1]):
     if j.get("event") == "raised" and first is None:
         first = (j["start_ms"] - int(sys.argv[2]) * 1000) // 60000
     if j.get("event") == "cleared" and not peak:
-        peak = "%s %s" % (j.get("peak_score"), j.get("threshold"))
+        peak = "%s %s" % (j.get("score"), j.get("threshold"))
 if first is not None:
     print(first, peak)
 EOP
