@@ -843,7 +843,9 @@ char *ad_detector_save_handover(const ad_detector *d);
  * REGIME ACCEPTANCE for settings changed since, and for a save in the
  * middle of the stream). Without it (an older file), or damaged (a
  * warning), acceptance counts again from the restore, an open alert's
- * change from its raise.
+ * change from its raise. The level test's mean ("level") and the burst
+ * test's outliers and rows ("burst") continue too (see ad_detector_save
+ * for what drops them); without them, or dropped, those tests start over.
  * The "dq" and "adapt" sub-objects (optional: older state files have none)
  * are restored too, even when the calibration is refused (they do not
  * depend on the model); a malformed sub-object is logged and ignored.
