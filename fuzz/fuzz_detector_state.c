@@ -1,6 +1,7 @@
 /* fuzz_detector_state.c - libFuzzer target for the detector's saved state
  * (ad_detector_restore: calibration, threshold state, the alert and its
- * acceptance progress, "dq", "adapt" and "window" sub-objects): any input
+ * acceptance progress, "dq", "adapt", "window", "level" and "burst"
+ * sub-objects): any input
  * restores or fails with a message; a restored detector saves (as a
  * hand-over, window rows included) to text that restores again, and keeps
  * scoring, alerting and checking data quality on rows. The last byte picks
@@ -60,6 +61,10 @@ static ad_detector *mk(int ms, int ams, int rec)
     c.adapt.margin = 1;
     c.adapt.shadow_windows = 3;
     c.thr.min_samples = 3;      /* a candidate's threshold on 3 shadow windows */
+    c.alert.level_ms = 10000;   /* the level test over 10 windows of 1 s */
+    c.alert.burst_ms = 20000;   /* the burst test: 3 outliers within 20 s */
+    c.alert.burst_n = 3;
+    c.alert.burst_z = 5;
     if (ams) {
         c.adapt.normal_ms = 8000;
         c.adapt.min_ms = 2000;

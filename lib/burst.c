@@ -3,7 +3,9 @@
  * feature and a count of its outliers over a span of data.
  */
 #include "burst.h"
+#include "ad.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,4 +142,185 @@ int ad_burst_feature(const ad_burst *b, int64_t ts)
         }
     }
     return best;
+}
+
+/* ---- saved state (burst.h SAVED STATE) -------------------------------------- */
+
+/* Largest time or age taken back (ms). */
+#define BURST_TIME_MAX 1e15
+
+cJSON *ad_burst_save(const ad_burst *b, int64_t at_ms, int rows)
+{
+    cJSON *o = cJSON_CreateObject(), *out, *a, *ts, *rw, *r;
+    int f, i, k0;
+
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddNumberToObject(o, "span_ms", (double)b->span) ||
+        !cJSON_AddNumberToObject(o, "n", b->n) ||
+        !cJSON_AddNumberToObject(o, "z", b->z) ||
+        !cJSON_AddNumberToObject(o, "at_ms", (double)at_ms) ||
+        (out = cJSON_AddArrayToObject(o, "out")) == NULL)
+        goto fail;
+    for (f = 0; f < b->F; f++) {
+        const int64_t *t = b->out + (size_t)f * b->n;
+
+        if ((a = cJSON_CreateArray()) == NULL)
+            goto fail;
+        cJSON_AddItemToArray(out, a);
+        /* oldest first: the ring's next slot holds the oldest; only those
+         * a later row can still count */
+        for (i = 0; i < b->n; i++) {
+            int64_t v = t[(b->out_pos[f] + i) % b->n];
+            if (v != INT64_MIN && v <= at_ms && v > at_ms - b->span &&
+                !cJSON_AddItemToArray(a, cJSON_CreateNumber((double)(at_ms - v))))
+                goto fail;
+        }
+    }
+    if (!rows || b->len == 0)
+        return o;
+    /* the oldest of a full neighbourhood goes with the next row */
+    k0 = b->len == AD_BURST_K ? 1 : 0;
+    if ((ts = cJSON_AddArrayToObject(o, "ts")) == NULL ||
+        (rw = cJSON_AddArrayToObject(o, "rows")) == NULL)
+        goto fail;
+    for (i = k0; i < b->len; i++) {
+        if (!cJSON_AddItemToArray(ts, cJSON_CreateNumber((double)b->vts[i])) ||
+            (r = cJSON_CreateArray()) == NULL)
+            goto fail;
+        cJSON_AddItemToArray(rw, r);
+        for (f = 0; f < b->F; f++) {
+            double v = b->vals[(size_t)f * AD_BURST_K + i];
+            if (!cJSON_AddItemToArray(r, isfinite(v) ? cJSON_CreateNumber(v) :
+                                      cJSON_CreateNull()))
+                goto fail;
+        }
+    }
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+/* A whole number within +-BURST_TIME_MAX. */
+static int is_whole_time(const cJSON *x)
+{
+    return cJSON_IsNumber(x) && fabs(x->valuedouble) <= BURST_TIME_MAX &&
+           x->valuedouble == floor(x->valuedouble);
+}
+
+int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, int *rows_taken,
+                     char *err, size_t errlen)
+{
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "span_ms");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "n");
+    const cJSON *z = cJSON_GetObjectItemCaseSensitive(o, "z");
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(o, "at_ms");
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(o, "out");
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "ts");
+    const cJSON *rw = cJSON_GetObjectItemCaseSensitive(o, "rows");
+    const cJSON *a, *x, *r, *c;
+    int64_t *nout = NULL, t0, prev = INT64_MIN, rts[AD_BURST_K];
+    double *nvals = NULL;
+    int *npos = NULL, f, i, nr = 0, rc;
+
+    *rows_taken = 0;
+    if (!cJSON_IsObject(o))
+        return ad_errf(err, errlen, AD_EFORMAT, "burst: not an object");
+    if (!is_whole_time(sp) || !(sp->valuedouble >= 1) || !cJSON_IsNumber(n) ||
+        n->valuedouble != floor(n->valuedouble) || !(n->valuedouble >= 2 &&
+        n->valuedouble <= AD_BURST_MAX_N) || !cJSON_IsNumber(z) || !(z->valuedouble > 0) ||
+        !isfinite(z->valuedouble))
+        return ad_errf(err, errlen, AD_EFORMAT, "burst: span_ms/n/z malformed");
+    if ((int64_t)sp->valuedouble != b->span || (int)n->valuedouble != b->n ||
+        z->valuedouble != b->z)
+        return ad_errf(err, errlen, AD_EINVAL, "kept with alert.burst_ms %.0f, burst_n %d, "
+                       "burst_z %g; now %lld, %d, %g", sp->valuedouble, (int)n->valuedouble,
+                       z->valuedouble, (long long)b->span, b->n, b->z);
+    if (!is_whole_time(at))
+        return ad_errf(err, errlen, AD_EFORMAT, "burst: at_ms malformed");
+    t0 = (int64_t)at->valuedouble;
+    if (!cJSON_IsArray(out) || cJSON_GetArraySize(out) != b->F)
+        return ad_errf(err, errlen, AD_EINVAL, "burst: out has %d features, the model %d",
+                       cJSON_IsArray(out) ? cJSON_GetArraySize(out) : -1, b->F);
+    nout = malloc((size_t)b->F * (size_t)b->n * sizeof(int64_t));
+    npos = calloc((size_t)b->F, sizeof(int));
+    nvals = calloc((size_t)b->F * AD_BURST_K, sizeof(double));
+    if (nout == NULL || npos == NULL || nvals == NULL) {
+        rc = ad_errf(err, errlen, AD_ENOMEM, "burst: out of memory");
+        goto out;
+    }
+    for (i = 0; i < b->F * b->n; i++)
+        nout[i] = INT64_MIN;
+    f = 0;
+    cJSON_ArrayForEach(a, out) {
+        int k = 0;
+        int64_t last = INT64_MIN;
+
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > b->n) {
+            rc = ad_errf(err, errlen, AD_EFORMAT, "burst: out[%d]: not an array of at most "
+                         "%d ages", f, b->n);
+            goto out;
+        }
+        cJSON_ArrayForEach(x, a) {
+            int64_t t;
+            if (!is_whole_time(x) || !(x->valuedouble >= 0) ||
+                !((double)x->valuedouble < (double)b->span) ||
+                (t = t0 - (int64_t)x->valuedouble) <= last) {
+                rc = ad_errf(err, errlen, AD_EFORMAT, "burst: out[%d][%d]: not an age in "
+                             "[0, span_ms), oldest first", f, k);
+                goto out;
+            }
+            last = t;
+            nout[(size_t)f * b->n + k++] = t;
+        }
+        npos[f++] = k % b->n;
+    }
+    if (ts != NULL || rw != NULL) {
+        nr = cJSON_GetArraySize(rw);
+        if (!cJSON_IsArray(ts) || !cJSON_IsArray(rw) || cJSON_GetArraySize(ts) != nr ||
+            nr < 1 || nr > AD_BURST_K - 1) {
+            rc = ad_errf(err, errlen, AD_EFORMAT, "burst: ts/rows: not two arrays of "
+                         "1..%d rows alike", AD_BURST_K - 1);
+            goto out;
+        }
+        for (i = 0, x = ts->child, r = rw->child; i < nr; i++, x = x->next, r = r->next) {
+            if (!is_whole_time(x) || (int64_t)x->valuedouble <= prev || !cJSON_IsArray(r) ||
+                cJSON_GetArraySize(r) != b->F) {
+                rc = ad_errf(err, errlen, AD_EFORMAT, "burst: rows[%d]: not %d values at a "
+                             "time after the previous row's", i, b->F);
+                goto out;
+            }
+            prev = rts[i] = (int64_t)x->valuedouble;
+            for (f = 0, c = r->child; f < b->F; f++, c = c->next) {
+                if (cJSON_IsNumber(c) && isfinite(c->valuedouble))
+                    nvals[(size_t)f * AD_BURST_K + i] = c->valuedouble;
+                else if (cJSON_IsNull(c))
+                    nvals[(size_t)f * AD_BURST_K + i] = NAN;
+                else {
+                    rc = ad_errf(err, errlen, AD_EFORMAT, "burst: rows[%d][%d]: not a "
+                                 "number or null", i, f);
+                    goto out;
+                }
+            }
+        }
+        /* rows that do not end at the stream's last row are not the
+         * neighbourhood of the next one */
+        if (prev != last_ts)
+            nr = 0;
+    }
+    memcpy(b->out, nout, (size_t)b->F * (size_t)b->n * sizeof(int64_t));
+    memcpy(b->out_pos, npos, (size_t)b->F * sizeof(int));
+    b->len = nr;
+    if (nr > 0) {
+        memcpy(b->vals, nvals, (size_t)b->F * AD_BURST_K * sizeof(double));
+        memcpy(b->vts, rts, (size_t)nr * sizeof(int64_t));
+    }
+    *rows_taken = nr;
+    rc = 0;
+out:
+    free(nout);
+    free(npos);
+    free(nvals);
+    return rc;
 }

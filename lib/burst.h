@@ -24,13 +24,24 @@
  * timestamps (ad_burst_reset) starts the neighbourhood over; the outliers
  * already counted stay until they leave the span.
  *
- * The state is memory only: after a restart the neighbourhood refills in
- * AD_BURST_K rows and a burst in progress is counted from there on.
+ * SAVED STATE (ad_burst_save / ad_burst_restore; the detector's state
+ * "burst", detector.h): the settings it was kept with, the data time it
+ * was saved at and, per feature, the outliers still inside the span then,
+ * as ages before that time; with rows, also the newest AD_BURST_K - 1 rows
+ * of the neighbourhood (a hand-over: nothing is consumed after it):
+ *   {"span_ms":B,"n":n,"z":z,"at_ms":ts,"out":[[age ms, oldest first]..F],
+ *    ["ts":[ts..],"rows":[[F values, null for NaN]..]]}
+ * At most F x (n + AD_BURST_K - 1) numbers. Restored under other settings
+ * (span, n or z) it is refused with a message naming them: the test starts
+ * afresh then, as after a restart before the state was kept.
  */
 #ifndef AD_BURST_H
 #define AD_BURST_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+struct cJSON;
 
 #define AD_BURST_K 11           /* neighbourhood: 5 samples either side */
 #define AD_BURST_FLOOR 0.5      /* the MAD floor, in learned spreads */
@@ -56,5 +67,17 @@ void ad_burst_reset(ad_burst *b);
 /* The feature in a burst at ts (outliers of (ts - span_ms, ts] counted;
  * with several, the one with the most), or -1. */
 int ad_burst_feature(const ad_burst *b, int64_t ts);
+
+/* The state at data time at_ms (the stream's last row), rows: with the
+ * neighbourhood's rows. A new object, NULL on OOM. */
+struct cJSON *ad_burst_save(const ad_burst *b, int64_t at_ms, int rows);
+
+/* Take a saved state o (ad_burst_save) into b, made with the same F: all
+ * of it is checked before any of it is taken. The neighbourhood's rows are
+ * taken when their last timestamp is last_ts (the stream's last row), else
+ * left out (*rows_taken 0). 0, or AD_EINVAL (other settings, other F) /
+ * AD_EFORMAT (damaged; the field named) with err set; b is unchanged then. */
+int ad_burst_restore(ad_burst *b, const struct cJSON *o, int64_t last_ts, int *rows_taken,
+                     char *err, size_t errlen);
 
 #endif

@@ -927,6 +927,39 @@ static void burst_row(ad_detector *d, int64_t ts, unsigned flags)
     ad_burst_push(d->burst, ts, d->burst_row, sp);
 }
 
+/* The burst test's state ("burst" of the saved state; burst.h SAVED
+ * STATE), rows: with its neighbourhood's rows (a hand-over). NULL when the
+ * test is off or has seen no row, or on OOM. */
+cJSON *det_burst_save(const ad_detector *d, int rows)
+{
+    if (d->burst == NULL || d->last_ts == 0)
+        return NULL;
+    return ad_burst_save(d->burst, d->last_ts, rows);
+}
+
+/* Continue the burst test from det_burst_save's object o (after the
+ * stream's last row time is restored): its outliers count on by data time
+ * (those of a span ago no longer do), its neighbourhood continues when its
+ * rows end at the stream's last row and the next row follows them (else
+ * it refills in AD_BURST_K rows, as after a gap). Kept under other
+ * alert.burst_* settings: dropped with a line saying so; damaged: a
+ * warning naming the field. */
+void det_burst_restore(ad_detector *d, const cJSON *o)
+{
+    char err[200];
+    int rows, rc;
+
+    if (o == NULL || burst_ready(d) != 0)
+        return;
+    rc = ad_burst_restore(d->burst, o, d->last_ts, &rows, err, sizeof(err));
+    if (rc == AD_EINVAL)
+        ad_log(AD_LOG_INFO, "%s: saved burst test dropped (%s): it counts afresh", d->who,
+               err);
+    else if (rc != 0)
+        ad_log(AD_LOG_WARNING, "%s: saved state: %s: the burst test counts afresh", d->who,
+               err);
+}
+
 int ad_detector_rows_queued(const ad_detector *d)
 {
     return ad_stream_pending(d->stream);
@@ -3042,8 +3075,245 @@ void det_level_reset(ad_detector *d)
  * would read as a rise); whether it is armed stays. */
 void det_level_forget(ad_detector *d)
 {
+    d->lvl_resume = 0;
     d->lvl_n = d->lvl_pos = d->lvl_exact = 0;
     d->lvl_sum = d->lvl_base = 0;
+}
+
+/* The level test's sums again from its ring (after a restore or a drop). */
+static void level_sums(ad_detector *d)
+{
+    const double *bs = d->lvl + d->lvl_cap;
+    int i;
+
+    d->lvl_exact = 0;
+    d->lvl_sum = d->lvl_base = 0;
+    for (i = 0; i < d->lvl_n; i++) {
+        d->lvl_sum += d->lvl[i];
+        d->lvl_base += bs[i];
+    }
+}
+
+/* The first window after det_level_restore, at ts: the windows the data
+ * time since the saved last window holds (over the window period) would
+ * have pushed as many of the oldest saved ones out of the span; those go,
+ * and the test judges once the ring is full again. A gap of the whole span
+ * or more (a stream back days later) leaves nothing: the mean starts over,
+ * as without the saved state. */
+static void level_resumed(ad_detector *d, int64_t ts)
+{
+    double m;
+    int k;
+
+    d->lvl_resume = 0;
+    if (!(d->window_ms > 0) || ts <= d->lvl_resume_ts || d->lvl_n == 0)
+        return;
+    m = floor((double)(ts - d->lvl_resume_ts) / d->window_ms + 0.5) - 1;
+    if (!(m >= 1))
+        return;
+    k = m >= d->lvl_n ? d->lvl_n : (int)m;
+    /* restored in order: the oldest first, from slot 0 */
+    memmove(d->lvl, d->lvl + k, (size_t)(d->lvl_n - k) * sizeof(double));
+    memmove(d->lvl + d->lvl_cap, d->lvl + d->lvl_cap + k,
+            (size_t)(d->lvl_n - k) * sizeof(double));
+    d->lvl_n -= k;
+    d->lvl_pos = d->lvl_n % d->lvl_cap;
+    d->lvl_like = m >= d->lvl_cap - d->lvl_like ? d->lvl_cap : d->lvl_like + (int)m;
+    level_sums(d);
+    if (d->lvl_n == 0)
+        ad_log(AD_LOG_INFO, "%s: level test: %.4g h of data since the saved mean, more "
+               "than alert.level_ms: the mean starts over", d->who,
+               (double)(ts - d->lvl_resume_ts) / 3600e3);
+}
+
+/* Most values of the level test's ring a state holds: a longer ring is
+ * saved as the means of blocks of consecutive windows. */
+#define AD_LEVEL_SAVE_MAX 360
+
+/* The quantum the saved level values are whole multiples of: a power of
+ * ten, 1e-5 of the threshold's decade at the coarsest (the mean within
+ * 5e-6 of the threshold of the one saved), and fine enough for the
+ * largest value to stay within 1e15 quanta. */
+static double level_quantum(const ad_detector *d, double maxabs)
+{
+    double thr = ad_threshold_value(d->thr), ref = isfinite(thr) && thr > 0 ? thr : maxabs;
+    double q = ref > 0 && isfinite(ref) ? pow(10, floor(log10(ref)) - 5) : 1e-9;
+
+    if (isfinite(maxabs) && maxabs / q > 1e15)
+        q = pow(10, ceil(log10(maxabs / 1e15)));
+    return q > 0 && isfinite(q) ? q : 1e-9;
+}
+
+/* One array of the level's ring (v: lvl_n values from the oldest at
+ * (lvl_pos - lvl_n) mod cap) as block means in quanta: blocks of per
+ * windows from the newest, the oldest block holding the rest. */
+static cJSON *level_values(const ad_detector *d, const double *v, int per, double q)
+{
+    cJSON *a = cJSON_CreateArray();
+    int n = d->lvl_n, cap = d->lvl_cap, K = (n + per - 1) / per, k, j, first;
+    int start = ((d->lvl_pos - n) % cap + cap) % cap;
+
+    if (a == NULL)
+        return NULL;
+    first = n - (K - 1) * per;
+    for (k = 0, j = 0; k < K; k++) {
+        int len = k == 0 ? first : per, e;
+        double sum = 0;
+
+        for (e = 0; e < len; e++, j++)
+            sum += v[(start + j) % cap];
+        if (!cJSON_AddItemToArray(a, cJSON_CreateNumber(floor(sum / len / q + 0.5)))) {
+            cJSON_Delete(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+/* The level test's state ("level" of the saved state; detector.h
+ * ad_detector_save): {"level_ms":L,"window_ms":w,"windows":cap,"at_ms":ts,
+ * "n":n,"per":p,"q":q,"scores":[..],["bases":[..],]"off":b,"like":n}. NULL
+ * when the test is off or on OOM. */
+cJSON *det_level_save(const ad_detector *d)
+{
+    const double *bs;
+    double maxabs = 0, q;
+    int per, i, any_base = 0;
+    cJSON *o, *a;
+
+    if (d->lvl == NULL || !(d->window_ms > 0) || (o = cJSON_CreateObject()) == NULL)
+        return NULL;
+    bs = d->lvl + d->lvl_cap;
+    for (i = 0; i < d->lvl_n; i++) {
+        int j = ((d->lvl_pos - d->lvl_n + i) % d->lvl_cap + d->lvl_cap) % d->lvl_cap;
+        maxabs = fmax(maxabs, fmax(fabs(d->lvl[j]), fabs(bs[j])));
+        any_base |= bs[j] != 0;
+    }
+    q = level_quantum(d, maxabs);
+    per = (d->lvl_cap + AD_LEVEL_SAVE_MAX - 1) / AD_LEVEL_SAVE_MAX;
+    if (!cJSON_AddNumberToObject(o, "level_ms", (double)d->cfg.alert.level_ms) ||
+        !cJSON_AddNumberToObject(o, "window_ms", d->window_ms) ||
+        !cJSON_AddNumberToObject(o, "windows", d->lvl_cap) ||
+        !cJSON_AddNumberToObject(o, "at_ms", (double)d->lvl_ts) ||
+        !cJSON_AddNumberToObject(o, "n", d->lvl_n) ||
+        !cJSON_AddNumberToObject(o, "per", per) ||
+        !cJSON_AddNumberToObject(o, "q", q) ||
+        (a = level_values(d, d->lvl, per, q)) == NULL)
+        goto fail;
+    cJSON_AddItemToObject(o, "scores", a);
+    if (any_base) {
+        if ((a = level_values(d, bs, per, q)) == NULL)
+            goto fail;
+        cJSON_AddItemToObject(o, "bases", a);
+    }
+    if (!cJSON_AddBoolToObject(o, "off", d->lvl_off) ||
+        !cJSON_AddNumberToObject(o, "like", d->lvl_like))
+        goto fail;
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+/* Array k of o: K whole numbers within +-1e15 (quanta) into out as
+ * values of q. 0 or -1. */
+static int level_read(const cJSON *o, const char *k, int K, double q, double *out)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, k), *x;
+    int i = 0;
+
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != K)
+        return -1;
+    cJSON_ArrayForEach(x, a) {
+        if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= 1e15) ||
+            x->valuedouble != floor(x->valuedouble) || !isfinite(x->valuedouble * q))
+            return -1;
+        out[i++] = x->valuedouble * q;
+    }
+    return 0;
+}
+
+/*
+ * Continue the level test from det_level_save's object o (called once the
+ * window period is restored: the ring is sized then). Kept under another
+ * alert.level_ms or window period (a ring of other windows), it is dropped
+ * with a line saying so; damaged, with a warning naming the field; none
+ * (an older state): the mean starts over, as before it was kept. The
+ * first window after drops what the gap since the save put out of the
+ * span (level_resumed).
+ */
+void det_level_restore(ad_detector *d, const cJSON *o)
+{
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(o, "off");
+    const cJSON *x;
+    const char *bad = "";
+    double *v = NULL, q, lms, wms;
+    int64_t at = 0;
+    int cap = 0, n = 0, per = 0, like = 0, K, k, j, i;
+
+    d->lvl_resume = 0;
+    if (o == NULL || d->lvl == NULL)
+        return;
+    x = cJSON_GetObjectItemCaseSensitive(o, "level_ms");
+    lms = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+    x = cJSON_GetObjectItemCaseSensitive(o, "window_ms");
+    wms = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+    x = cJSON_GetObjectItemCaseSensitive(o, "q");
+    q = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+    if (!cJSON_IsObject(o) || (bad = "level_ms", !(lms >= 1 && lms <= 31622400000.0))) {
+        if (!*bad)
+            bad = "(not an object)";
+        goto damaged;
+    }
+    if ((bad = "window_ms", !(wms >= 1 && wms <= 31622400000.0)))
+        goto damaged;
+    if ((int64_t)lms != d->cfg.alert.level_ms || wms != d->window_ms) {
+        ad_log(AD_LOG_INFO, "%s: saved level test mean dropped: kept over alert.level_ms "
+               "%.0f with a window every %.0f ms, now %lld with %.0f ms: the mean starts "
+               "over", d->who, lms, wms, (long long)d->cfg.alert.level_ms, d->window_ms);
+        return;
+    }
+    if (get_whole(o, "windows", d->lvl_cap, d->lvl_cap, &cap, NULL, &bad) ||
+        get_whole(o, "at_ms", -AD_ACC_TIME_MAX, AD_ACC_TIME_MAX, NULL, &at, &bad) ||
+        get_whole(o, "n", 0, cap, &n, NULL, &bad) ||
+        get_whole(o, "per", 1, cap, &per, NULL, &bad) ||
+        get_whole(o, "like", 0, cap, &like, NULL, &bad) ||
+        (bad = "q", !(q > 0 && isfinite(q))) || (bad = "off", !cJSON_IsBool(off)))
+        goto damaged;
+    K = (n + per - 1) / per;
+    if ((v = calloc(2 * (size_t)K + 1, sizeof(double))) == NULL) {
+        ad_log(AD_LOG_WARNING, "%s: saved level test mean not restored: out of memory",
+               d->who);
+        return;
+    }
+    if ((bad = "scores", level_read(o, "scores", K, q, v) != 0) ||
+        (bad = "bases", cJSON_GetObjectItemCaseSensitive(o, "bases") != NULL &&
+         level_read(o, "bases", K, q, v + K) != 0))
+        goto damaged;
+    /* each window of a block takes its mean: the sum is the saved one, and
+     * the mean stays within a block's spread of it as the block leaves */
+    det_level_forget(d);
+    for (k = 0, j = 0; k < K; k++) {
+        int len = k == 0 ? n - (K - 1) * per : per;
+        for (i = 0; i < len; i++, j++) {
+            d->lvl[j] = v[k];
+            d->lvl[d->lvl_cap + j] = v[K + k];
+        }
+    }
+    d->lvl_n = n;
+    d->lvl_pos = n % d->lvl_cap;
+    d->lvl_off = cJSON_IsTrue(off);
+    d->lvl_like = like;
+    d->lvl_ts = at;
+    level_sums(d);
+    d->lvl_resume = 1;
+    d->lvl_resume_ts = at;
+    free(v);
+    return;
+damaged:
+    free(v);
+    ad_log(AD_LOG_WARNING, "%s: saved state: level.%s is damaged: the level test's mean "
+           "starts over", d->who, bad);
 }
 
 /* LEVEL TEST (alert.level_ms = L windows, alert.level_z = z): the score of
@@ -3067,15 +3337,20 @@ void det_level_forget(ad_detector *d)
  * mean of those levels, so a span of the day whose scores are high every
  * day (a daily step the model reconstructs poorly) is not a rise.
  * Returns 1 when the window is held elevated. */
-static int level_test(ad_detector *d, double s, double base, int untrusted, int like)
+static int level_test(ad_detector *d, int64_t ts, double s, double base, int untrusted,
+                      int like)
 {
-    double *bs = d->lvl + d->lvl_cap;
+    double *bs;
     ad_thr_info ti;
     double fence;
     int i;
 
     if (d->lvl == NULL)
         return 0;
+    bs = d->lvl + d->lvl_cap;
+    if (d->lvl_resume)
+        level_resumed(d, ts);
+    d->lvl_ts = ts;
     if (like)
         d->lvl_like = 0;
     else if (d->lvl_like < d->lvl_cap)
@@ -3163,7 +3438,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     seasonal = s > thr && s <= eff && !like;
     if (seasonal)
         d->st.windows_seasonal++;
-    int elevated = level_test(d, s, base, untrusted, like);
+    int elevated = level_test(d, ts, s, base, untrusted, like);
     ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share, elevated };
 
     /* the burst test: a window while a feature is in a burst counts as

@@ -763,9 +763,26 @@ void *ad_detector_user(const ad_detector *d);
  *  "method":..,"alerts":seq,"alert":{ad_alerter_save + "last_ts":ms
  *  [,"calib_guard":thr][,"accept":{..}]}, and once calibrated "threshold":..,
  *  "calib_windows":..,"smoothed":..,"state":{threshold state},
- *  "acceptance":{usual error profile, accepted regimes},"window_ms":..; plus
- *  "dq":{ad_dq_save state},"adapt":{ad_adapt_save state} (only when
- *  enabled).
+ *  "acceptance":{usual error profile, accepted regimes},"window_ms":..,
+ *  "level":{..} (the level test, alert.level_ms, below),"burst":{..} (the
+ *  burst test, alert.burst_ms: burst.h SAVED STATE; the neighbourhood's
+ *  rows in a hand-over only); plus "dq":{ad_dq_save state},
+ *  "adapt":{ad_adapt_save state} (only when enabled).
+ *
+ * "level" is the level test's ring of the last L = level_ms / window_ms
+ * trusted windows: {"level_ms":..,"window_ms":..,"windows":L,"at_ms":ts of
+ * the last window judged,"n":windows held,"per":p,"q":quantum,
+ * "scores":[..],"bases":[..],"off":b,"like":n}: scores (and bases, the
+ * seasonal levels, when any is not 0) oldest first as means of blocks of
+ * p windows (p = ceil(L / 360); the oldest block holds the rest) in whole
+ * quanta (a power of ten, at most 1e-5 of the threshold's decade); off:
+ * the test waits for the mean to fall under its fence; like: windows since
+ * one judged against an accepted regime. Restored only under the same
+ * level_ms and window period (else dropped with a log line, as a damaged
+ * one with a warning naming the field); at the first window after the
+ * restore the windows the data time since at_ms holds (over the window
+ * period) push as many of the oldest out (all of them after a gap of L or
+ * more), and the test judges once the ring is full again.
  * New fields are only ever added (version stays 1); a reader takes what it
  * knows and a missing field means what it meant before the field existed.
  *
@@ -828,7 +845,9 @@ char *ad_detector_save_handover(const ad_detector *d);
  * REGIME ACCEPTANCE for settings changed since, and for a save in the
  * middle of the stream). Without it (an older file), or damaged (a
  * warning), acceptance counts again from the restore, an open alert's
- * change from its raise.
+ * change from its raise. The level test's mean ("level") and the burst
+ * test's outliers and rows ("burst") continue too (see ad_detector_save
+ * for what drops them); without them, or dropped, those tests start over.
  * The "dq" and "adapt" sub-objects (optional: older state files have none)
  * are restored too, even when the calibration is refused (they do not
  * depend on the model); a malformed sub-object is logged and ignored.

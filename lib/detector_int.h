@@ -104,6 +104,11 @@ struct ad_detector {
     int lvl_cap, lvl_n, lvl_pos, lvl_exact, lvl_off;
     int lvl_like;                /* windows since one judged against a regime */
     double lvl_sum, lvl_base;    /* the sums of both */
+    int64_t lvl_ts;              /* data time of the last window judged */
+    int lvl_resume;              /* restored (det_level_restore): the first
+                                  * window drops what the gap since
+                                  * lvl_resume_ts put out of its span */
+    int64_t lvl_resume_ts;
     /* burst test (alert.burst_ms): its state and the settings it was made
      * with (a reload may change them); burst_sp F learned spreads,
      * burst_row F values judged; bshare F: the share an alert sees */
@@ -267,6 +272,10 @@ void det_acc_shadow(ad_detector *d, const void *cand_model, double cand_score, i
 void det_acc_shadow_reset(ad_detector *d);
 void det_acc_chain_reset(ad_detector *d);
 void det_window_period_restore(ad_detector *d, const cJSON *x);
+cJSON *det_level_save(const ad_detector *d);
+void det_level_restore(ad_detector *d, const cJSON *o);
+cJSON *det_burst_save(const ad_detector *d, int rows);
+void det_burst_restore(ad_detector *d, const cJSON *o);
 cJSON *det_acc_save(const ad_detector *d);
 void det_acc_restore(ad_detector *d, const cJSON *o);
 /* The acceptance chains in progress (the "accept" part of the state's

@@ -514,6 +514,8 @@ static char *detector_save(const ad_detector *d, int with_window)
         cJSON_AddItemToObject(o, "state", t);
         if ((t = det_acc_save(d)) != NULL)
             cJSON_AddItemToObject(o, "acceptance", t);
+        if ((t = det_level_save(d)) != NULL)
+            cJSON_AddItemToObject(o, "level", t);
     } else if (calibrating) {
         if ((t = calib_save(d)) == NULL)
             goto out;
@@ -529,6 +531,8 @@ static char *detector_save(const ad_detector *d, int with_window)
         cJSON_AddItemToObject(o, "probability", t);
         if (d->window_ms > 0 && !cJSON_AddNumberToObject(o, "window_ms", d->window_ms))
             goto out;
+        if ((t = det_burst_save(d, with_window)) != NULL)
+            cJSON_AddItemToObject(o, "burst", t);
     }
     if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0 ||
         add_sub(o, "adapt", d->ad ? ad_adapt_save(d->ad) : NULL, d->ad != NULL) != 0)
@@ -658,6 +662,7 @@ static int calib_continue(ad_detector *d, const cJSON *o, const cJSON *c, char *
         d->calib_guard = x->valuedouble;
     det_window_period_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window_ms"));
     window_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window"));
+    det_burst_restore(d, cJSON_GetObjectItemCaseSensitive(o, "burst"));
     lik_restore(d, o);
     ad_log(AD_LOG_INFO, "%s: calibration continues from the saved state: %llu of %d "
            "windows%s", d->who, (unsigned long long)(ad_threshold_count(d->thr) +
@@ -792,6 +797,10 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     det_acc_chain_restore(d, cJSON_IsObject(x) ? cJSON_GetObjectItemCaseSensitive(x, "accept")
                                                : NULL);
     window_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window"));
+    /* the level test's ring is sized by the window period (restored
+     * above); the burst test's rows continue the window's */
+    det_level_restore(d, cJSON_GetObjectItemCaseSensitive(o, "level"));
+    det_burst_restore(d, cJSON_GetObjectItemCaseSensitive(o, "burst"));
     det_set_phase(d, AD_PHASE_DETECTING, d->last_ts);
     rc = 0;
 out:
