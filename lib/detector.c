@@ -3131,12 +3131,18 @@ static void level_resumed(ad_detector *d, int64_t ts)
 #define AD_LEVEL_SAVE_MAX 360
 
 /* The quantum the saved level values are whole multiples of: a power of
- * ten, 1e-5 of the threshold's decade at the coarsest (the mean within
- * 5e-6 of the threshold of the one saved), and fine enough for the
- * largest value to stay within 1e15 quanta. */
+ * ten, 1e-5 of the decade of the threshold or of the largest value saved,
+ * whichever is smaller, at the coarsest (the mean within 5e-6 of either
+ * of the one saved: scores far under a threshold held up by its floor, as
+ * under sigma or pot whose fence has no part of the threshold, keep their
+ * digits), and fine enough for the largest value to stay within 1e15
+ * quanta. */
 static double level_quantum(const ad_detector *d, double maxabs)
 {
     double thr = ad_threshold_value(d->thr), ref = isfinite(thr) && thr > 0 ? thr : maxabs;
+
+    if (maxabs > 0 && maxabs < ref)
+        ref = maxabs;
     double q = ref > 0 && isfinite(ref) ? pow(10, floor(log10(ref)) - 5) : 1e-9;
 
     if (isfinite(maxabs) && maxabs / q > 1e15)

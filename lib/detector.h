@@ -775,7 +775,8 @@ void *ad_detector_user(const ad_detector *d);
  * "scores":[..],"bases":[..],"off":b,"like":n}: scores (and bases, the
  * seasonal levels, when any is not 0) oldest first as means of blocks of
  * p windows (p = ceil(L / 360); the oldest block holds the rest) in whole
- * quanta (a power of ten, at most 1e-5 of the threshold's decade); off:
+ * quanta (a power of ten, at most 1e-5 of the decade of the threshold or
+ * of the largest value, whichever is smaller); off:
  * the test waits for the mean to fall under its fence; like: windows since
  * one judged against an accepted regime. Restored only under the same
  * level_ms and window period (else dropped with a log line, as a damaged

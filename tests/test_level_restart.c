@@ -66,6 +66,7 @@ static void count_log(int level, const char *msg, void *u)
 }
 
 static ad_model *g_zero, *g_scaled, *g_other;
+static int g_sigma;             /* threshold.method sigma */
 
 /* The models: zero weights; the same with a standard scaler of spread 0.1
  * (the burst test's floor); the zero model with a scaler of spread 1 (the
@@ -109,6 +110,8 @@ static ad_detector *mk(const ad_model *m, int64_t level_ms, int64_t burst_ms, in
     c.alert.burst_ms = burst_ms;
     c.alert.burst_n = n;
     c.alert.burst_z = 5;
+    if (g_sigma)
+        c.thr.method = AD_THR_SIGMA;
     if (ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
         T_CHECK(0, "detector: %s", err);
         return NULL;
@@ -237,6 +240,7 @@ static void run_rows(const ad_model *m, int64_t level_ms, int64_t burst_ms, int 
  * then from row 400 the level rises to 1.22 for good: the mean over a span
  * of L windows crosses the fence some 0.9 L windows into the rise. */
 #define RISE 400
+static double g_scale = 1;     /* the rows' (and the scores') scale */
 #ifndef LIFT
 #define LIFT 1.22
 #endif
@@ -244,8 +248,8 @@ static void rise(int i, double *a, double *b)
 {
     double lvl = i >= RISE ? LIFT : 1.0;
 
-    *a = lvl + 0.2 * noise();
-    *b = lvl + 0.2 * noise();
+    *a = g_scale * (lvl + 0.2 * noise());
+    *b = g_scale * (lvl + 0.2 * noise());
 }
 
 static void test_level_restored(void)
@@ -401,12 +405,57 @@ static void test_burst_restored(void)
     free(oth.level_part);
 }
 
+/* Threshold method sigma (its fence is the normal scores' median + z
+ * spreads, no part of the threshold) with the scores at 1e-3, 1e-6 and
+ * 1e-9 of the usual while the threshold's floor (calibration.floor 0.01 x
+ * the model's unit error) holds it at 0.01: a hand-over and a save in the
+ * middle of the stream raise as the run without a restore. The saved
+ * mean's quantum came from the threshold alone: 1e-7, the scores of 1e-9
+ * saved as 0 and those of 1e-6 as 9..11 quanta (the hand-over raised a
+ * full span late at 1e-9, at another row at 1e-6). */
+static void test_level_small_scores(void)
+{
+    static const double sc[3] = { 1e-3, 1e-6, 1e-9 };
+    int Lw = 60, at = RISE + Lw * 5 / 6, n = RISE + 2 * Lw + 100, k;
+    int64_t L = (int64_t)Lw * DT;
+
+    for (k = 0; k < 3; k++) {
+        run base = { 0 }, ho = { 0 }, mid = { 0 };
+
+        g_sigma = 1;
+        g_scale = sc[k];
+        run_rows(g_zero, L, 0, 3, rise, n, 0, NONE, 0, &base);
+        run_rows(g_zero, L, 0, 3, rise, n, at, HANDOVER, 0, &ho);
+        run_rows(g_zero, L, 0, 3, rise, n, at, MIDSTREAM, 0, &mid);
+        g_scale = 1;
+        g_sigma = 0;
+        T_CHECK(base.raised >= 1 && base.first > at,
+                "scores at %g: uninterrupted raised at row %lld (want after row %d)", sc[k],
+                base.first, at);
+        T_CHECK(ho.first == base.first, "scores at %g: hand-over at row %d raised at row "
+                "%lld, uninterrupted %lld", sc[k], at, ho.first, base.first);
+        T_CHECK(mid.first >= base.first && mid.first <= base.first + 2 * TW,
+                "scores at %g: save in the middle of the stream at row %d: raised at row "
+                "%lld, uninterrupted %lld", sc[k], at, mid.first, base.first);
+        T_NOTE("scores at %g: raised at row %lld; hand-over %lld, mid-stream %lld; level "
+               "part %.100s..", sc[k], base.first, ho.first, mid.first,
+               ho.level_part ? ho.level_part : "(none)");
+        free(base.level_part);
+        free(ho.level_part);
+        free(mid.level_part);
+        free(base.burst_part);
+        free(ho.burst_part);
+        free(mid.burst_part);
+    }
+}
+
 int main(void)
 {
     if (models() != 0)
         return 1;
     T_RUN(test_level_restored);
     T_RUN(test_level_dropped);
+    T_RUN(test_level_small_scores);
     T_RUN(test_burst_restored);
     ad_model_free(g_zero);
     ad_model_free(g_scaled);

@@ -1114,6 +1114,8 @@ static void onset1_run(run *r, ad_detector_stats *st)
  * period of 240 rows (one a second), accept_after 60, accept_gap 240 and
  * alert.accept_onset `onset`. Events in *r, stats in *st, the detector's
  * saved state in *state (the caller frees it). */
+static int sched_rows = 720;    /* rows onset_sched_run pushes */
+
 static void onset_sched_run(int onset, const int *start, const int *len, int n, run *r,
                             ad_detector_stats *st, char **state)
 {
@@ -1127,7 +1129,7 @@ static void onset_sched_run(int onset, const int *start, const int *len, int n, 
     memset(st, 0, sizeof(*st));
     *state = NULL;
     rng = 23;
-    for (i = 0; d && i < 720; i++) {
+    for (i = 0; d && i < sched_rows; i++) {
         double a = 1;
         for (c = 0; c < n; c++)
             if (i >= start[c] && i < start[c] + len[c])
@@ -1188,6 +1190,35 @@ static void test_accept_onset_schedule(void)
             "the end of the accepted occurrence off the regime's time)",
             (unsigned long long)st.accepted, ia >= 0 ? (long long)r.ev[ia].ts_ms / 1000 : -1LL,
             r.count[AD_EV_ALERT_RAISED], ir >= 0 ? (long long)r.ev[ir].ts_ms / 1000 : -1LL);
+    free(state);
+    free_models();
+}
+
+/* The same across the period's wrap (a night from 22:00 to 06:00): rows
+ * 250-289 (phase 10-49) alert; the next occurrence's onset at row 470
+ * (phase 230, 20 rows before the wrap, within P/12) is accepted; its
+ * schedule runs from phase 230 over the wrap to the earlier occurrence's
+ * end (phase 50): rows 710-749 (phase 230-29) and 730-769 raise nothing. */
+static void test_accept_onset_wrap(void)
+{
+    static const int s1[3] = { 250, 470, 720 }, l1[3] = { 40, 40, 50 };
+    ad_detector_stats st;
+    char *state = NULL;
+    run r;
+    int ia;
+
+    sched_rows = 840;
+    onset_sched_run(1, s1, l1, 3, &r, &st, &state);
+    sched_rows = 720;
+    ia = nth_ev(&r, AD_EV_ACCEPTED, 0);
+    T_NOTE("onset across the wrap: %.160s", state && strstr(state, "\"regimes\"") ?
+           strstr(state, "\"regimes\"") : "-");
+    T_CHECK(st.accepted == 1 && ia >= 0 && r.ev[ia].ts_ms >= 470000 && r.ev[ia].ts_ms < 478000 &&
+            r.count[AD_EV_ALERT_RAISED] == 1,
+            "onset across the wrap: accepted %llu at row %lld; %d raises (want 1: rows "
+            "720-769, phase 0-49, are the regime's); %.200s", (unsigned long long)st.accepted,
+            ia >= 0 ? (long long)r.ev[ia].ts_ms / 1000 : -1LL, r.count[AD_EV_ALERT_RAISED],
+            state && strstr(state, "\"regimes\"") ? strstr(state, "\"regimes\"") : "-");
     free(state);
     free_models();
 }
@@ -1801,6 +1832,7 @@ int main(void)
     T_RUN(test_recurrence_other_level);
     T_RUN(test_accept_onset);
     T_RUN(test_accept_onset_schedule);
+    T_RUN(test_accept_onset_wrap);
     T_RUN(test_ramp_not_accepted);
     T_RUN(test_passing_fault_not_accepted);
     T_RUN(test_probability_alerts);
