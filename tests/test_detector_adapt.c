@@ -671,25 +671,20 @@ static void test_unlearned_regime_kept(void)
     }
 }
 
-/* A change that recurs at the same time each period (regime B for 20 rows
- * at rows b0, b0 + 600, b0 + 1200, ...; alert.accept_period_ms 600 s,
- * accept_after 60, accept_gap 1000, accept_onset 2) with a promotion
- * between its second and third occurrences: the chain of recurrences is
- * kept over the promotion on the candidate's scale, so the third is
- * accepted at its onset (2 raises, as without the promotion). A chain
- * restarted at the promotion raised the third and the fourth too. */
-static void test_chain_over_promotion(void)
+/* The change of both tests below: REG_B for 20 windows every 600 (a
+ * period of 600 s, alert.accept_onset `onset`), four occurrences after
+ * 300 windows of REG_A, the same model set in shadow 100 windows after
+ * the second's start and promoted. raised[occ]: alerts raised in each;
+ * *promoted_at: the row (from the first occurrence) of the promotion.
+ * Returns 0 if the detector could not be made (reported). */
+static int recurrences_over_promotion(int onset, run *r, int raised[4], int *promoted_at)
 {
     ad_detector_cfg c;
     ad_detector *d = NULL;
-    ad_detector_stats st;
     char err[300];
-    run r;
     uint64_t t = 60000, b0;
-    int i, occ, raised[5] = { 0 }, promoted_at = -1;
+    int i, occ;
 
-    if (!g_live)
-        return;
     ad_detector_cfg_default(&c);
     c.calib_windows = 200;
     c.thr.margin = 1.2;
@@ -701,7 +696,7 @@ static void test_chain_over_promotion(void)
     c.alert.accept_gap = 1000;
     c.alert.accept_spread = 50;
     c.alert.accept_period_ms = 600000;
-    c.alert.accept_onset = 2;
+    c.alert.accept_onset = onset;
     ad_adapt_cfg_default(&c.adapt);
     c.adapt.enabled = 1;
     c.adapt.every_windows = 1000000;    /* no fine-tune: the reload only */
@@ -711,32 +706,50 @@ static void test_chain_over_promotion(void)
     c.adapt.reload_shadow = 1;
     if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0) {
         T_CHECK(0, "ad_detector_new: %s", err);
-        return;
+        return 0;
     }
     g_shares = 1;
-    memset(&r, 0, sizeof(r));
-    r.skip_finetune = 1;
+    memset(r, 0, sizeof(*r));
+    r->skip_finetune = 1;
+    *promoted_at = -1;
     for (i = 0; i < 300; i++)
-        step(d, t++, REG_A, 0, &r);
+        step(d, t++, REG_A, 0, r);
     b0 = t;
     for (occ = 0; occ < 4; occ++) {
-        int before = r.raised;
+        int before = r->raised;
         for (i = 0; i < 20; i++)
-            step(d, t++, REG_B, 0, &r);
+            step(d, t++, REG_B, 0, r);
         while (t < b0 + 600 * (uint64_t)(occ + 1)) {
             if (occ == 1 && t == b0 + 600 + 100)     /* the same model in shadow */
                 T_CHECK(ad_detector_set_model(d, g_live, 0, err, sizeof(err)) ==
                         AD_DETECTOR_SHADOW, "the same model in shadow: %s", err);
-            if (promoted_at < 0 && r.promoted)
-                promoted_at = (int)(t - b0);
-            step(d, t++, REG_A, 0, &r);
+            if (*promoted_at < 0 && r->promoted)
+                *promoted_at = (int)(t - b0);
+            step(d, t++, REG_A, 0, r);
         }
-        raised[occ] = r.raised - before;
+        raised[occ] = r->raised - before;
     }
     g_shares = 0;
-    ad_detector_get_stats(d, &st);
     T_NOTE("occurrences raised %d %d %d %d; promoted %d (at row b0 + %d), accepted %d",
-           raised[0], raised[1], raised[2], raised[3], r.promoted, promoted_at, r.accepted);
+           raised[0], raised[1], raised[2], raised[3], r->promoted, *promoted_at, r->accepted);
+    ad_detector_free(d);
+    return 1;
+}
+
+/* A change that recurs at the same time each period (regime B for 20 rows
+ * at rows b0, b0 + 600, b0 + 1200, ...; alert.accept_period_ms 600 s,
+ * accept_after 60, accept_gap 1000, accept_onset 2) with a promotion
+ * between its second and third occurrences: the chain of recurrences is
+ * kept over the promotion on the candidate's scale, so the third is
+ * accepted at its onset (2 raises, as without the promotion). A chain
+ * restarted at the promotion raised the third and the fourth too. */
+static void test_chain_over_promotion(void)
+{
+    run r;
+    int raised[4] = { 0 }, promoted_at;
+
+    if (!g_live || !recurrences_over_promotion(2, &r, raised, &promoted_at))
+        return;
     T_CHECK(r.promoted == 1 && promoted_at > 600 && promoted_at < 1200,
             "promoted %d between the second and third occurrences (b0 + %d): %s", r.promoted,
             promoted_at, r.adapt_json);
@@ -744,7 +757,6 @@ static void test_chain_over_promotion(void)
             r.accepted == 1, "the chain kept over the promotion: occurrences raised %d %d "
             "%d %d (want 1 1 0 0), accepted %d", raised[0], raised[1], raised[2], raised[3],
             r.accepted);
-    ad_detector_free(d);
 }
 
 /* The same change with alert.accept_onset 1: the second occurrence is
@@ -755,61 +767,11 @@ static void test_chain_over_promotion(void)
  * change, it ended with the promotion and the third raised again. */
 static void test_onset_regime_over_promotion(void)
 {
-    ad_detector_cfg c;
-    ad_detector *d = NULL;
-    char err[300];
     run r;
-    uint64_t t = 60000, b0;
-    int i, occ, raised[4] = { 0 }, promoted_at = -1;
+    int raised[4] = { 0 }, promoted_at;
 
-    if (!g_live)
+    if (!g_live || !recurrences_over_promotion(1, &r, raised, &promoted_at))
         return;
-    ad_detector_cfg_default(&c);
-    c.calib_windows = 200;
-    c.thr.margin = 1.2;
-    c.alert.k = 3;
-    c.alert.n = 3;
-    c.alert.m = 5;
-    c.alert.clear_ratio = 1;
-    c.alert.accept_after = 60;
-    c.alert.accept_gap = 1000;
-    c.alert.accept_spread = 50;
-    c.alert.accept_period_ms = 600000;
-    c.alert.accept_onset = 1;
-    ad_adapt_cfg_default(&c.adapt);
-    c.adapt.enabled = 1;
-    c.adapt.every_windows = 1000000;    /* no fine-tune: the reload only */
-    c.adapt.every_hours = 0;
-    c.adapt.shadow_windows = 150;
-    c.adapt.min_gain = 0;
-    c.adapt.reload_shadow = 1;
-    if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0) {
-        T_CHECK(0, "ad_detector_new: %s", err);
-        return;
-    }
-    g_shares = 1;
-    memset(&r, 0, sizeof(r));
-    r.skip_finetune = 1;
-    for (i = 0; i < 300; i++)
-        step(d, t++, REG_A, 0, &r);
-    b0 = t;
-    for (occ = 0; occ < 4; occ++) {
-        int before = r.raised;
-        for (i = 0; i < 20; i++)
-            step(d, t++, REG_B, 0, &r);
-        while (t < b0 + 600 * (uint64_t)(occ + 1)) {
-            if (occ == 1 && t == b0 + 600 + 100)     /* the same model in shadow */
-                T_CHECK(ad_detector_set_model(d, g_live, 0, err, sizeof(err)) ==
-                        AD_DETECTOR_SHADOW, "the same model in shadow: %s", err);
-            if (promoted_at < 0 && r.promoted)
-                promoted_at = (int)(t - b0);
-            step(d, t++, REG_A, 0, &r);
-        }
-        raised[occ] = r.raised - before;
-    }
-    g_shares = 0;
-    T_NOTE("occurrences raised %d %d %d %d; promoted %d (at row b0 + %d), accepted %d",
-           raised[0], raised[1], raised[2], raised[3], r.promoted, promoted_at, r.accepted);
     T_CHECK(r.promoted == 1 && promoted_at > 600 && promoted_at < 1200 &&
             r.adapt.adapt.regimes_kept == 1 && r.adapt.adapt.regimes_ended == 0,
             "promoted %d between the second and third occurrences (b0 + %d), the regime "
@@ -818,7 +780,6 @@ static void test_onset_regime_over_promotion(void)
             r.accepted == 1, "accepted at the second's onset and kept over the promotion: "
             "occurrences raised %d %d %d %d (want 1 0 0 0), accepted %d", raised[0],
             raised[1], raised[2], raised[3], r.accepted);
-    ad_detector_free(d);
 }
 
 static void test_silencing_candidate_rejected(void)
