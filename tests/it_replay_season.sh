@@ -46,7 +46,7 @@ json.dump(d, open(sys.argv[2] + "/on.json", "w"))
 c["season_ms"] = 0
 # the control run without acceptance at a recurrence's onset too: the
 # example configuration's alert.accept_onset accepts the daily steps at the
-# onset of their third day without the level (2 raises on days 3-8)
+# onset of a later day without the level (fewer raises on days 3-8)
 d["detectors"][0]["alert"]["accept_onset"] = 0
 json.dump(d, open(sys.argv[2] + "/off.json", "w"))
 EOF
