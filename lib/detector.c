@@ -3094,12 +3094,40 @@ static void level_sums(ad_detector *d)
     }
 }
 
-/* The first window after det_level_restore, at ts: the windows the data
- * time since the saved last window holds (over the window period) would
- * have pushed as many of the oldest saved ones out of the span; those go,
- * and the test judges once the ring is full again. A gap of the whole span
- * or more (a stream back days later) leaves nothing: the mean starts over,
- * as without the saved state. */
+/* Turn the level test's ring so that its oldest value is in slot 0 (as a
+ * restore leaves it): a ring not yet full is already so. */
+static void level_linear(ad_detector *d)
+{
+    double *tmp;
+    int n = d->lvl_n, cap = d->lvl_cap, start = ((d->lvl_pos - n) % cap + cap) % cap;
+
+    if (start == 0 || n == 0) {
+        d->lvl_pos = n % cap;
+        return;
+    }
+    tmp = malloc((size_t)n * sizeof(double));
+    if (tmp == NULL) {          /* cannot turn it: start over instead */
+        det_level_forget(d);
+        return;
+    }
+    for (int h = 0; h < 2; h++) {
+        double *v = d->lvl + (size_t)h * cap;
+
+        for (int i = 0; i < n; i++)
+            tmp[i] = v[(start + i) % cap];
+        memcpy(v, tmp, (size_t)n * sizeof(double));
+    }
+    free(tmp);
+    d->lvl_pos = n % cap;
+}
+
+/* The first window after det_level_restore, or after a silence of the
+ * live stream, at ts: the windows the data time since the last window
+ * judged (lvl_resume_ts) holds (over the window period) would have pushed
+ * as many of the oldest ones out of the span; those go, and the test
+ * judges once the ring is full again. A gap of the whole span or more (a
+ * stream back days later) leaves nothing: the mean starts over, as
+ * without the saved state. */
 static void level_resumed(ad_detector *d, int64_t ts)
 {
     double m;
@@ -3121,8 +3149,8 @@ static void level_resumed(ad_detector *d, int64_t ts)
     d->lvl_like = m >= d->lvl_cap - d->lvl_like ? d->lvl_cap : d->lvl_like + (int)m;
     level_sums(d);
     if (d->lvl_n == 0)
-        ad_log(AD_LOG_INFO, "%s: level test: %.4g h of data since the saved mean, more "
-               "than alert.level_ms: the mean starts over", d->who,
+        ad_log(AD_LOG_INFO, "%s: level test: %.4g h of data time since the last window "
+               "it judged, more than alert.level_ms: the mean starts over", d->who,
                (double)(ts - d->lvl_resume_ts) / 3600e3);
 }
 
@@ -3354,6 +3382,15 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
     if (d->lvl == NULL)
         return 0;
     bs = d->lvl + d->lvl_cap;
+    /* a live stream silent for a twentieth of the span or more (at least
+     * two window periods; a late row or a window left out is no silence):
+     * what its silence put out of the span goes, as after a restore */
+    if (!d->lvl_resume && d->lvl_n > 0 && d->window_ms > 0 &&
+        (double)(ts - d->lvl_ts) >= fmax(2, d->lvl_cap / 20) * d->window_ms) {
+        level_linear(d);
+        d->lvl_resume = 1;
+        d->lvl_resume_ts = d->lvl_ts;
+    }
     if (d->lvl_resume)
         level_resumed(d, ts);
     d->lvl_ts = ts;
