@@ -31,11 +31,17 @@ base setting; the base is --base JSON or the committed detector block):
            windows are not scored, so a range flag can hide a fault)
   adapt    continual learning: enabled x every_windows x normal_windows x
            shadow_windows x min_gain (needs the adapt.* keys)
+  features the later alert tests around the base: raise_ratio x level
+           test (level_ms 0 = off, level_z) x burst test (burst_ms 0 =
+           off; burst_n and burst_z at their defaults 3 and 5); SKAB rows
+           are 1 s apart, so the durations are seconds to minutes
+  level    the level test with its fence under the sigma threshold:
+           level_ms (0 = off) x level_z {1, 1.5, 2}
 
 Selection rules (declared before the search). Coarse stages (accept,
 prob, clear, adapt; steps too wide to be "one step" of a tolerance) only
 locate the region: plain rule, the highest valve1 F1 with valve1 FAR <=
---far-max (15). The fine stage decides: robust rule. For each setting, its neighbourhood is itself and every setting
+--far-max (15). The fine, features and level stages decide: robust rule. For each setting, its neighbourhood is itself and every setting
 of the stage one step away on one ordered axis (categorical axes such as
 the estimator or alert.on are not steps). A setting qualifies when every
 member of its neighbourhood has valve1 FAR <= --far-max (15); among those
@@ -83,6 +89,12 @@ STAGES = {
                 ("quality.learn_samples", (100, 400), True)],
     "metric": [("score.metric", ("mae", "peak"), False),
                ("calibration.k", (2.25, 2.5, 2.75, 3.5), True)],
+    "features": [("alert.raise_ratio", (1, 1.1, 1.2, 1.35), True),
+                 ("alert.level_ms", (0, 60000, 180000), True),
+                 ("alert.level_z", (3, 6), True),
+                 ("alert.burst_ms", (0, 30000), True)],
+    "level": [("alert.level_ms", (0, 60000, 180000), True),
+              ("alert.level_z", (1, 1.5, 2), True)],
     "adapt": [("adapt.enabled", (True,), False),
               ("adapt.every_windows", (150, 300), True),
               ("adapt.normal_windows", (200,), True),
@@ -123,6 +135,21 @@ def put(det, key, v):
     for k in ks[:-1]:
         d = d.setdefault(k, {})
     d[ks[-1]] = v
+
+
+def tidy(det):
+    """Drop keys that do nothing in det, so equal settings are written alike
+    (and the committed setting as it is written)."""
+    al = det.get("alert", {})
+    if not al.get("accept_after"):      # spread has no effect without acceptance
+        al.pop("accept_spread", None)
+    if al.get("raise_ratio") == 1:      # the default
+        al.pop("raise_ratio")
+    if al.get("level_ms") == 0:         # level test off: level_z does nothing
+        al.pop("level_ms")
+        al.pop("level_z", None)
+    if al.get("burst_ms") == 0:         # burst test off
+        al.pop("burst_ms")
 
 
 def config_file(det, model, tmpdir, tag):
@@ -229,8 +256,7 @@ def main():
         det = copy.deepcopy(base)
         for (key, _, _), v in zip(axes, vals):
             put(det, key, v)
-        if not get(det, "alert.accept_after"):  # spread has no effect without acceptance
-            det.get("alert", {}).pop("accept_spread", None)
+        tidy(det)
         sig = json.dumps(det, sort_keys=True)
         if sig in seen:
             results[vals] = seen[sig]
@@ -257,7 +283,7 @@ def main():
           % (len(grid), len(seen), len(fl), a.log))
     if a.stage == "base":
         return 0
-    robust = a.stage == "fine"
+    robust = a.stage in ("fine", "features", "level")
     w = robust_winner(results, axes, a.far_max, robust)
     if w is None:
         print("no setting whose neighbourhood keeps valve1 FAR <= %g" % a.far_max)
@@ -265,6 +291,7 @@ def main():
     det = copy.deepcopy(base)
     for (key, _, _), v in zip(axes, w[1]):
         put(det, key, v)
+    tidy(det)
     f = results[w[1]]
     print("winner (%s, FAR <= %g): own F1 %.4f FAR %.2f MAR %.2f, neighbourhood (%d) min F1 "
           "%.4f\n  %s" % ("robust: max neighbourhood-min F1" if robust else "plain: max F1", a.far_max,
