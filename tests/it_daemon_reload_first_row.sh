@@ -76,6 +76,9 @@ first_row() {
             "windows_scored $n (4 expected), stale $(stat "$c" windows_stale); $(grep 'reload: detector\|window rows' "$D/daemon$c.log" | tail -3)"
     fi
     kill "$DPID"; it_wait_gone "$DPID" 20; DPID=
+    if grep -q 'Sanitizer\|runtime error' "$D/daemon$c.log"; then
+        it_fail "case $c: no memory error" "$(grep -A8 'Sanitizer\|runtime error' "$D/daemon$c.log" | head -20)"
+    fi
 }
 first_row 1 "\"$D/state\"" ""
 first_row 2 null " (no state_dir)"
