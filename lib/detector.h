@@ -816,7 +816,9 @@ char *ad_detector_save(const ad_detector *d);
  * counter and untrusted-row count. ad_detector_restore refills the ring from
  * it (when its last row is the saved last_ts); the first row pushed after
  * the restore continues those rows when it follows them (later, within 3 x
- * their median spacing and rows.max_gap_ms), else the ring starts afresh. So a stream that moves
+ * their median spacing and rows.max_gap_ms; a single row saved, within
+ * rows.max_gap_ms alone, as the stream judges its second row), else the
+ * ring starts afresh. So a stream that moves
  * scores the same windows as one that did not. Not for saves in the middle
  * of a stream: rows consumed after such a save would be missing from the
  * ring.

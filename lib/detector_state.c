@@ -116,7 +116,10 @@ static void restore_subs(ad_detector *d, const cJSON *o)
 /* The window's newest rows (at most T - 1: the rows a later window can
  * still hold) for a hand-over: {"ts":[..],"rows":[[F values, null for
  * NaN]..],"valid":[0|1..],"pushed":n,"since":k,"since_bad":n}. NULL with
- * fewer than 2 rows (no spacing to judge the next row by) or on OOM. */
+ * no row or on OOM. A single row is kept too (a new stream after its
+ * first row, a ring restarted at a gap): without it the stream's next
+ * window came a row late, one window never scored (window_restore judges
+ * the next row by the stream's own rule then). */
 static cJSON *window_save(const ad_detector *d)
 {
     int fill = ad_window_fill(d->win), n = fill < d->T - 1 ? fill : d->T - 1, i, f, v;
@@ -124,7 +127,7 @@ static cJSON *window_save(const ad_detector *d)
     const double *row;
     int64_t t;
 
-    if (n < 2 || (o = cJSON_CreateObject()) == NULL)
+    if (n < 1 || (o = cJSON_CreateObject()) == NULL)
         return NULL;
     ts = cJSON_AddArrayToObject(o, "ts");
     rows = cJSON_AddArrayToObject(o, "rows");
@@ -175,12 +178,12 @@ static void window_restore(ad_detector *d, const cJSON *o)
     ad_window_reset(d->win);
     n = cJSON_GetArraySize(rows);
     if (!cJSON_IsArray(ts) || !cJSON_IsArray(rows) || !cJSON_IsArray(val) ||
-        cJSON_GetArraySize(ts) != n || cJSON_GetArraySize(val) != n || n < 2 || n > d->T - 1 ||
+        cJSON_GetArraySize(ts) != n || cJSON_GetArraySize(val) != n || n < 1 || n > d->T - 1 ||
         !cJSON_IsNumber(pu) || !(pu->valuedouble >= n && pu->valuedouble <= 1e18) ||
         !cJSON_IsNumber(si) || !(si->valuedouble >= 0 && si->valuedouble <= 1e9) ||
         !cJSON_IsNumber(sb) || !(sb->valuedouble >= 0 && sb->valuedouble <= 1e18))
         goto bad;
-    if ((sp = malloc((size_t)(n - 1) * sizeof(*sp))) == NULL) {
+    if (n > 1 && (sp = malloc((size_t)(n - 1) * sizeof(*sp))) == NULL) {
         why = "out of memory";
         goto bad;
     }
@@ -220,6 +223,15 @@ static void window_restore(ad_detector *d, const cJSON *o)
     ad_window_resume(d->win, (uint64_t)pu->valuedouble,
                      si->valuedouble < d->cfg.hop ? (int)si->valuedouble : d->cfg.hop - 1);
     d->rows_since_bad = (uint64_t)sb->valuedouble;
+    if (n == 1) {
+        /* one row, no spacing: the next row continues it unless the stream
+         * would restart at the hole before it, as it judges its second
+         * row (rows.max_gap_ms alone before an interval is known:
+         * stream.c gap_before; no limit with 0) */
+        d->resume_ts = prev;
+        d->resume_gap = mg > 0 ? mg : INT64_MAX;
+        return;
+    }
     /* The next row continues these when it follows them as they followed
      * each other: within 3 x their median spacing (a missed row or two),
      * and never across a hole the stream would restart at (max_gap_ms and

@@ -15,7 +15,9 @@
 #     detector c (a renamed): their open alerts cleared once (reload), c
 #     reads on, every record read once.
 #  4. 30 reloads in 3 s (rebuilding c's streams) while a backlog is
-#     scored: every window scored once (none discarded as stale).
+#     scored: every window scored once (none discarded as stale), also
+#     when a rebuild lands while new streams hold their first row
+#     (it_daemon_reload_first_row.sh does that deterministically).
 #  5. a stops, handing its streams' states over on the state topic; b2
 #     (another state directory) restores them while reloads rebuild the
 #     streams: each goes on from its state (calibrated); its stats

@@ -1005,6 +1005,64 @@ static void test_restore_window_rebuild(void)
     ad_model_free(m);
 }
 
+/* A stream handed over after its first row (a reload's rebuild of a new
+ * stream, calibrating or with a fixed threshold) keeps that row: its
+ * first window is at its T-th row, as without the move (the row was lost,
+ * the first window a row late). With one row there is no spacing: the
+ * next row continues it within max_gap_ms, as the stream judges its second
+ * row, and a later one starts a fresh ring. */
+static void test_handover_first_row(void)
+{
+    enum { TW = 6, B = 1000000 };   /* data times from B ms */
+    ad_model *m = t_zero_model(TW, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL, *e = NULL;
+    char err[300], *hand;
+    int64_t ta[16], tb[16], t0;
+    float sa[16], sb[16];
+    int na, nb, i, k, same;
+
+    for (k = 0; k < 2; k++) {
+        ad_detector_cfg_default(&c);
+        c.stream.max_gap_ms = 10000;
+        if (k == 0) {
+            c.calib_windows = 8;
+            c.thr.method = AD_THR_SIGMA;
+        } else {
+            c.thr.method = AD_THR_FIXED;
+            c.thr.fixed = 100;
+        }
+        na = nb = 0;
+        ad_detector_new(&d, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+        step_rec(d, B, 1.0, ta, sa, &na, NULL);
+        hand = ad_detector_save_handover(d);
+        T_CHECK(hand && strstr(hand, "\"window\""), "%s: the hand-over after one row carries "
+                "it", k ? "fixed" : "calibrating");
+        ad_detector_new(&e, &c, "s", m, 0, 0, NULL, err, sizeof(err));
+        T_CHECK(ad_detector_restore(e, hand, err, sizeof(err)) == 0, "restore: %s", err);
+        for (i = 1; i < TW + 3; i++) {
+            step_rec(d, B + 1000 * i, 1.0 + 0.1 * i, ta, sa, &na, NULL);
+            step_rec(e, B + 1000 * i, 1.0 + 0.1 * i, tb, sb, &nb, NULL);
+        }
+        same = na == nb && na == 4 && ta[0] == B + 1000 * (TW - 1);
+        for (i = 0; same && i < na; i++)
+            same = ta[i] == tb[i] && sa[i] == sb[i];
+        T_CHECK(same, "%s: the same %d windows as without the move (%d), first at %lld",
+                k ? "fixed" : "calibrating", na, nb, (long long)(nb ? tb[0] : -1));
+        ad_detector_free(e);
+        ad_detector_free(d);
+        /* the next row within max_gap_ms continues the row, after it not */
+        nb = resumed(&c, m, hand, B + c.stream.max_gap_ms, TW, &t0);
+        T_CHECK(nb == 2 && t0 == B + c.stream.max_gap_ms + 1000 * (TW - 2), "within max_gap_ms: "
+                "continued (%d windows, first at %lld)", nb, (long long)(t0 - B));
+        nb = resumed(&c, m, hand, B + c.stream.max_gap_ms + 1, TW, &t0);
+        T_CHECK(nb == 1 && t0 == B + c.stream.max_gap_ms + 1 + 1000 * (TW - 1), "after a hole "
+                "longer than max_gap_ms: fresh ring (%d windows)", nb);
+        free(hand);
+    }
+    ad_model_free(m);
+}
+
 /* The value of row i of a calibration test: a varied, repeatable level. */
 static double calib_row(int i)
 {
@@ -1434,6 +1492,7 @@ int main(void)
     T_RUN(test_handover_period);
     T_RUN(test_handover_calibrating);
     T_RUN(test_restore_window_rebuild);
+    T_RUN(test_handover_first_row);
     T_RUN(test_alert_lifecycle);
     T_RUN(test_forced_calibration_and_fixed);
     T_RUN(test_bootstrap_training);
