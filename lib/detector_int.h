@@ -103,6 +103,12 @@ struct ad_detector {
     double *lvl;                 /* lvl_cap scores, then their seasonal levels */
     int lvl_cap, lvl_n, lvl_pos, lvl_exact, lvl_off;
     int lvl_like;                /* windows since one judged against a regime */
+    /* BAND RUN (alert.band): windows since a run over the threshold and
+     * under the raise level began with no alert open (0: none), consecutive
+     * windows of it not over the threshold (alert.m of them end it), and
+     * whether it is being learned (AD_BAND_LEARN, once it lasted
+     * accept_after windows; band_now: the last window was learned so) */
+    int band_n, band_below, band_learn, band_now;
     double lvl_sum, lvl_base;    /* the sums of both */
     int64_t lvl_ts;              /* data time of the last window judged */
     int lvl_resume;              /* restored (det_level_restore): the first
