@@ -3451,6 +3451,46 @@ static void band_run(ad_detector *d, int64_t ts, int in_band, int over, ad_alert
     d->band_now = !untrusted;
 }
 
+void det_band_reset(ad_detector *d)
+{
+    d->band_n = d->band_below = d->band_learn = d->band_now = 0;
+}
+
+int det_band_save(const ad_detector *d, cJSON *o)
+{
+    cJSON *b;
+
+    if (d->band_n == 0)
+        return 0;
+    if ((b = cJSON_AddObjectToObject(o, "band")) == NULL ||
+        !cJSON_AddNumberToObject(b, "n", d->band_n) ||
+        !cJSON_AddNumberToObject(b, "below", d->band_below) ||
+        !cJSON_AddBoolToObject(b, "learn", d->band_learn))
+        return -1;
+    return 0;
+}
+
+void det_band_restore(ad_detector *d, const cJSON *x)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(x, "n");
+    const cJSON *below = cJSON_GetObjectItemCaseSensitive(x, "below");
+    const cJSON *learn = cJSON_GetObjectItemCaseSensitive(x, "learn");
+
+    det_band_reset(d);
+    if (x == NULL)
+        return;
+    if (!cJSON_IsNumber(n) || !(n->valuedouble >= 1 && n->valuedouble <= 1e9) ||
+        !cJSON_IsNumber(below) || !(below->valuedouble >= 0 && below->valuedouble <= 1e9) ||
+        !cJSON_IsBool(learn)) {
+        ad_log(AD_LOG_WARNING, "%s: state band: \"n\", \"below\" or \"learn\" missing or "
+               "out of range: the band run starts over", d->who);
+        return;
+    }
+    d->band_n = (int)n->valuedouble;
+    d->band_below = (int)below->valuedouble;
+    d->band_learn = cJSON_IsTrue(learn);
+}
+
 /* DETECTING: one score through the alerter, acceptance and adaptation. */
 static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                    const float *share, int untrusted, int hard, int burst)

@@ -278,6 +278,13 @@ void det_acc_shadow(ad_detector *d, const void *cand_model, double cand_score, i
 void det_acc_shadow_reset(ad_detector *d);
 void det_acc_chain_reset(ad_detector *d);
 void det_window_period_restore(ad_detector *d, const cJSON *x);
+/* BAND RUN (detector.c band_run): forget the run; its state as
+ * {"n":windows,"below":windows,"learn":bool} added to o as "band" (none
+ * when no run is under way), and read back (absent or damaged: no run,
+ * with a warning naming the field when damaged). */
+void det_band_reset(ad_detector *d);
+int det_band_save(const ad_detector *d, cJSON *o);
+void det_band_restore(ad_detector *d, const cJSON *x);
 cJSON *det_level_save(const ad_detector *d);
 void det_level_restore(ad_detector *d, const cJSON *o);
 cJSON *det_burst_save(const ad_detector *d, int rows);

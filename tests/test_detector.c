@@ -468,7 +468,7 @@ typedef struct band_res {
     double threshold;
 } band_res;
 
-static void band_case(ad_alert_band band, double rr, int A, band_res *res)
+static void band_case(ad_alert_band band, double rr, int A, int cut, band_res *res)
 {
     ad_model *m = t_zero_model(1, F);    /* window = row: no ramp */
     ad_detector_cfg c;
@@ -498,6 +498,16 @@ static void band_case(ad_alert_band band, double rr, int A, band_res *res)
         return;
     }
     for (i = 0; i < 170; i++) {
+        if (i == cut) {             /* a restart: the state saved and restored */
+            char *txt = ad_detector_save(d);
+
+            ad_detector_free(d);
+            d = NULL;
+            if (ad_detector_new(&d, &c, "pump1", m, 0, 0, NULL, err, sizeof(err)) != 0 ||
+                txt == NULL || ad_detector_restore(d, txt, err, sizeof(err)) != 0)
+                T_CHECK(0, "restore at row %d: %s", cut, err);
+            free(txt);
+        }
         step(d, 1000 * i, i >= 30 && i < 150 ? 1.35 : 1.0, &r);
         for (k = 0; k < r.n_events; k++) {
             const ad_event *e = &r.ev[k];
@@ -527,15 +537,15 @@ static void band_case(ad_alert_band band, double rr, int A, band_res *res)
 
 static void test_band_run(void)
 {
-    band_res o, a, b, one, zero;
+    band_res o, a, b, one, zero, cut;
 
-    band_case(AD_BAND_OFF, 1.25, 40, &o);
+    band_case(AD_BAND_OFF, 1.25, 40, -1, &o);
     T_CHECK(o.raised == 0 && o.accepted == 0 && o.band_event == 0 && o.under == 120 &&
             fabs(o.threshold - 1.2) < 1e-9, "band off (before): %d alerts, %d acceptances, "
             "%llu windows under the raise level, threshold %.4g (want 0, 0, 120, 1.2: "
             "never raised, never learned)", o.raised, o.accepted,
             (unsigned long long)o.under, o.threshold);
-    band_case(AD_BAND_RAISE, 1.25, 40, &a);
+    band_case(AD_BAND_RAISE, 1.25, 40, -1, &a);
     T_CHECK(a.raised == 1 && a.raised_band == 1 && a.first_raise == 69000,
             "band raise: %d alert(s) (%d marked band), raised at %lld (want 1, band, at 69 s: "
             "the run's 40th window)", a.raised, a.raised_band, (long long)a.first_raise);
@@ -543,17 +553,22 @@ static void test_band_run(void)
             a.accepted_ts < 150000, "band raise: accepted as a persistent change at %lld "
             "(%d acceptance(s), alert closed accepted %d)", (long long)a.accepted_ts,
             a.accepted, a.reason_accepted);
-    band_case(AD_BAND_LEARN, 1.25, 40, &b);
+    band_case(AD_BAND_RAISE, 1.25, 40, 50, &cut);
+    T_CHECK(cut.raised == 1 && cut.raised_band == 1 && cut.first_raise == 69000,
+            "band raise, restarted at row 50 (20 windows into the run): %d alert(s), raised "
+            "at %lld (want 1 at 69 s: the run's count survives the restart)", cut.raised,
+            (long long)cut.first_raise);
+    band_case(AD_BAND_LEARN, 1.25, 40, -1, &b);
     T_CHECK(b.raised == 0 && b.band_event == 1 && b.band_event_ts == 69000 &&
             b.threshold > 1.2 + 1e-6, "band learn: %d alerts, %d band event(s) at %lld, "
             "threshold %.4g (want 0, 1 at 69 s, over 1.2: learned)", b.raised, b.band_event,
             (long long)b.band_event_ts, b.threshold);
-    band_case(AD_BAND_RAISE, 1.0, 40, &one);
+    band_case(AD_BAND_RAISE, 1.0, 40, -1, &one);
     T_CHECK(one.raised == 1 && one.raised_band == 0 && one.first_raise == 31000 &&
             one.under == 0, "raise_ratio 1, band raise: %d alert(s) at %lld, %d band, %llu "
             "under (want 1 at 31 s by k of n, none band, 0: unchanged)", one.raised,
             (long long)one.first_raise, one.raised_band, (unsigned long long)one.under);
-    band_case(AD_BAND_RAISE, 1.25, 0, &zero);
+    band_case(AD_BAND_RAISE, 1.25, 0, -1, &zero);
     T_CHECK(zero.raised == 0 && zero.band_event == 0 && zero.under == o.under &&
             fabs(zero.threshold - 1.2) < 1e-9, "accept_after 0, band raise: %d alerts, %d "
             "band events, %llu under, threshold %.4g (want as band off: nothing accepts a "
@@ -563,7 +578,7 @@ static void test_band_run(void)
            "alert at %.0f s, accepted at %.0f s; learn: event at %.0f s, threshold %.3g; "
            "raise_ratio 1: alert at %.0f s", o.raised, o.threshold, a.first_raise / 1e3,
            a.accepted_ts / 1e3, b.band_event_ts / 1e3, b.threshold, one.first_raise / 1e3);
-    band_case(AD_BAND_LEARN, 1.25, 0, &zero);
+    band_case(AD_BAND_LEARN, 1.25, 0, -1, &zero);
     T_CHECK(zero.raised == 0 && zero.band_event == 0 && fabs(zero.threshold - 1.2) < 1e-9,
             "accept_after 0, band learn: %d alerts, %d band events, threshold %.4g (want 0, "
             "0, 1.2: never silently learned)", zero.raised, zero.band_event, zero.threshold);
