@@ -270,6 +270,7 @@ int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *save
  *    "start_iso":"..Z","peak_score":..,"threshold":..,"severity":..,
  *    "windows":..,"top_features":[{"name":..,"share":..},..],
  *    "probability":p|null,"log_likelihood":L|null,"peak_probability":..|null,
+ *    "raised_by":"band" (an alert raised by a lasting band run only),
  *    "reason":"cleared"|"accepted"|"restart"|"reload"|"evicted"|
  *             "model_changed"|"false_alarm"|"recalibrate"|"detector_removed"
  *             (cleared alerts only)}

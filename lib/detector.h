@@ -512,7 +512,9 @@ typedef struct ad_detector_stats {
     uint64_t windows_under_raise; /* windows over the threshold, no alert
                                  * open, under alert.raise_ratio x it (and
                                  * not held by the level or burst test):
-                                 * they raised nothing and were not learned */
+                                 * they raised nothing and were not learned
+                                 * (until a band run lasted accept_after:
+                                 * BAND RUN) */
     uint64_t windows_burst;     /* windows judged while a feature was in a
                                  * burst (alert.burst_ms) */
     double last_probability;    /* NAN before the first */
