@@ -818,8 +818,12 @@ static int replay_report(replay *r)
                 AD_SEASON_BINS);
     if (r->cfg.alert.raise_ratio > 1)
         fprintf(stderr, "raise: %llu windows over the threshold raised nothing under "
-                "alert.raise_ratio %g x it (no alert open; not learned as normal either)\n",
-                (unsigned long long)st.windows_under_raise, r->cfg.alert.raise_ratio);
+                "alert.raise_ratio %g x it (no alert open; %s)\n",
+                (unsigned long long)st.windows_under_raise, r->cfg.alert.raise_ratio,
+                (r->cfg.alert.accept_after > 0 || r->cfg.alert.accept_after_ms > 0) &&
+                r->cfg.alert.band == AD_BAND_LEARN ?
+                "not learned as normal either, short of a run of alert.accept_after "
+                "windows: alert.band learn" : "not learned as normal either");
     if (r->t->label)
         fprintf(stderr, "metrics: TP=%llu FP=%llu FN=%llu TN=%llu precision=%.4f "
                 "recall=%.4f F1=%.4f FAR=%.2f%% MAR=%.2f%%\n", (unsigned long long)tp,

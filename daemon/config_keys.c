@@ -239,8 +239,12 @@ static const key alert_keys[] = {
       "hysteresis of the clear level" },
     { "raise_ratio", K_NUM, OPP(alert.raise_ratio), 1, 100, NULL, FL, NULL, NULL,
       "on score: raise only when k of the last n windows exceed raise_ratio x threshold; "
-      "windows over the threshold are still not learned as normal (1: the threshold; "
-      "alert.on probability takes 1 only)" },
+      "windows over the threshold are still not learned as normal (a lasting run of them: "
+      "alert.band; 1: the threshold; alert.on probability takes 1 only)" },
+    { "band", K_ENUM, OPP(alert.band), 0, 0, "raise", FL, "off|raise|learn", NULL,
+      "a run over the threshold and under raise_ratio x it (no alert open) that lasts "
+      "accept_after windows: raise it once as a persistent change, learn it as normal "
+      "with an event and no alert, or neither (off); nothing with accept_after 0" },
     { "cooldown_ms", K_I64, OPP(alert.cooldown_ms), 0, 1e12, NULL, FL, NULL, NULL,
       "no new alert this long after a clear" },
     { "on", K_ENUM, OPP(alert.on), 0, 0, "score", FP, "score|probability", NULL,

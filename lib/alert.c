@@ -38,6 +38,7 @@ void ad_alert_cfg_default(ad_alert_cfg *c)
     c->m = 10;
     c->clear_ratio = 0.8;
     c->raise_ratio = 1.0;
+    c->band = AD_BAND_RAISE;
     c->cooldown_ms = 0;
     c->on = AD_ALERT_ON_SCORE;
     c->level = 0.9999;
@@ -315,7 +316,7 @@ int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
     }
     /* Idle: raise on a window over the raise level completing k of the
      * last n over it. */
-    if (!rexceed || popcount64(a->rhist) < a->cfg.k)
+    if (!o->band && (!rexceed || popcount64(a->rhist) < a->cfg.k))
         return 0;
     if (a->has_cooldown && ts_ms < a->cooldown_until)
         return 0;
@@ -335,6 +336,7 @@ int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
     a->cur.log_likelihood = o->log_lik;
     a->cur.peak_probability = o->prob;
     a->cur.reason = AD_CLOSE_NONE;
+    a->cur.band = o->band != 0;
     snprintf(a->cur.id, sizeof(a->cur.id), "%s-%lld-%llu", a->key,
              (long long)ts_ms, (unsigned long long)a->seq);
     memset(a->share_sum, 0, (size_t)a->F * sizeof(double));
@@ -350,7 +352,7 @@ int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
 int ad_alerter_step(ad_alerter *a, int64_t ts_ms, double score,
                     double threshold, const float *share, ad_alert *out)
 {
-    ad_alert_obs o = { score, threshold, NAN, NAN, share, 0 };
+    ad_alert_obs o = { score, threshold, NAN, NAN, share, 0, 0 };
 
     return ad_alerter_step_obs(a, ts_ms, &o, out);
 }
@@ -435,6 +437,7 @@ static cJSON *open_to_json(const ad_alerter *a)
         !cJSON_AddNumberToObject(o, "hist_len", a->hist_len) ||
         !cJSON_AddNumberToObject(o, "below", a->below) ||
         !cJSON_AddNumberToObject(o, "share_n", (double)a->share_n) ||
+        (c->band && !cJSON_AddTrueToObject(o, "band")) ||
         (tf = cJSON_AddArrayToObject(o, "top")) == NULL ||
         (ss = cJSON_AddArrayToObject(o, "share_sum")) == NULL)
         goto fail;
@@ -550,6 +553,7 @@ static int open_from_json(const ad_alerter *a, const cJSON *o, int resume, ad_al
     c->probability = v[7];
     c->log_likelihood = v[8];
     c->peak_probability = v[9];
+    c->band = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "band"));
     *hist_len = v[10] > a->cfg.n ? a->cfg.n : (int)v[10];   /* alert.n lowered since */
     *below = (int)v[11];
     *share_n = (uint64_t)v[12];
@@ -674,6 +678,9 @@ cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,
         !ad_json_num(o, "probability", al->probability) ||
         !ad_json_num(o, "log_likelihood", al->log_likelihood) ||
         !ad_json_num(o, "peak_probability", al->peak_probability))
+        goto fail;
+    /* raised by a lasting run between the threshold and the raise level */
+    if (al->band && !cJSON_AddStringToObject(o, "raised_by", "band"))
         goto fail;
     if (!al->active &&
         !cJSON_AddStringToObject(o, "reason", ad_close_reason_name(al->reason ? al->reason :

@@ -29,6 +29,12 @@
  * the model has not seen yet) is neither learned nor alerted; a fault that
  * goes clearly over it raises as before. The level and burst tests'
  * windows (ad_alert_obs.elevated) count as over r x threshold.
+ * Such a run between the two (the band) is never learned, so a lasting one
+ * would stay unlearned and silent forever: the detector ends it once it
+ * lasted as long as a persistent change (alert.band, BAND RUN in
+ * detector.h). ad_alert_obs.band asks for that raise: an idle alerter
+ * raises on that window whatever its k-of-n history (cooldown aside), and
+ * the alert is marked band (JSON "raised_by":"band").
  *
  * CLOSE REASON. An alert ends `cleared` (the rule above) or, through
  * ad_alerter_close, `accepted` (the caller accepted the change as the new
@@ -86,6 +92,13 @@ typedef enum {
                                * configuration while the daemon was stopped */
 } ad_close_reason;
 
+/* What a lasting band run does (alert.band; BAND RUN in detector.h). */
+typedef enum {
+    AD_BAND_OFF = 0,    /* nothing: never raised, never learned */
+    AD_BAND_RAISE,      /* raised once as a persistent change (then acceptance) */
+    AD_BAND_LEARN       /* learned as normal without an alert (an event says so) */
+} ad_alert_band;
+
 typedef struct ad_alert_cfg {
     int k;                /* windows over threshold ... default 3 */
     int n;                /* ... of the last n (1..AD_ALERT_MAX_N), default 5 */
@@ -93,6 +106,8 @@ typedef struct ad_alert_cfg {
     double clear_ratio;   /* clear level = threshold * clear_ratio, (0,1], default 0.8 */
     double raise_ratio;   /* raise level = threshold * raise_ratio, [1,100],
                              default 1 (score only; RAISE RATIO) */
+    ad_alert_band band;   /* detector: a band run of accept_after windows,
+                             default AD_BAND_RAISE */
     int64_t cooldown_ms;  /* no raise within this time after a clear; default 0 */
     ad_alert_on on;       /* what raises and clears; default score */
     double level;         /* probability: raise level in (0,1), default 0.9999 */
@@ -141,6 +156,8 @@ typedef struct ad_alert_obs {
     int elevated;             /* the detector's level or burst test holds this
                                * window (on = score: it exceeds, and is not
                                * below the clear level, whatever its score) */
+    int band;                 /* raise on this window when idle (a lasting
+                               * band run, RAISE RATIO); the alert is marked */
 } ad_alert_obs;
 
 typedef struct ad_alert {
@@ -158,6 +175,7 @@ typedef struct ad_alert {
     double log_likelihood;    /* ln(1 - probability) of the raising window */
     double peak_probability;  /* highest over the alert */
     ad_close_reason reason;   /* why it ended (NONE while active) */
+    int band;                 /* raised by a lasting band run (RAISE RATIO) */
     int n_top;
     int top_feature[AD_ALERT_TOP];   /* feature indices, most first */
     double top_share[AD_ALERT_TOP];  /* mean share over exceeding windows */
@@ -252,6 +270,7 @@ int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *save
  *    "start_iso":"..Z","peak_score":..,"threshold":..,"severity":..,
  *    "windows":..,"top_features":[{"name":..,"share":..},..],
  *    "probability":p|null,"log_likelihood":L|null,"peak_probability":..|null,
+ *    "raised_by":"band" (an alert raised by a lasting band run only),
  *    "reason":"cleared"|"accepted"|"restart"|"reload"|"evicted"|
  *             "model_changed"|"false_alarm"|"recalibrate"|"detector_removed"
  *             (cleared alerts only)}

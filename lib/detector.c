@@ -3441,6 +3441,93 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
     return !d->lvl_off;
 }
 
+/* BAND RUN (alert.band, detector.h): follow a run of windows over the
+ * threshold, under the raise level, while no alert is open. in_band: this
+ * window is such a window; over: it is over the threshold at all. Once the
+ * run lasted accept_after windows, AD_BAND_RAISE asks the alerter to raise
+ * on its next band window (o->band); AD_BAND_LEARN has its band windows
+ * learned as normal from then on (d->band_now) and queues an
+ * AD_EV_ACCEPTED event saying so. A run ends at alert.m consecutive
+ * windows not over the threshold, or when an alert is open. */
+static void band_run(ad_detector *d, int64_t ts, int in_band, int over, ad_alert_obs *o,
+                     int untrusted)
+{
+    int A = d->cfg.alert.accept_after;
+    ad_event *e;
+
+    d->band_now = 0;
+    if (A <= 0 || d->cfg.alert.band == AD_BAND_OFF || ad_alerter_active(d->alert) != NULL) {
+        d->band_n = d->band_below = d->band_learn = 0;
+        return;
+    }
+    if (d->band_n == 0 && !in_band)
+        return;
+    d->band_n++;
+    d->band_below = over ? 0 : d->band_below + 1;
+    if (d->band_below >= d->cfg.alert.m) {
+        d->band_n = d->band_below = d->band_learn = 0;  /* the run ended */
+        return;
+    }
+    if (d->band_n < A || !in_band)
+        return;
+    if (d->cfg.alert.band == AD_BAND_RAISE) {
+        o->band = 1;
+        return;
+    }
+    if (!d->band_learn) {
+        d->band_learn = 1;
+        e = det_ev_new(d, AD_EV_ACCEPTED, ts);
+        e->threshold = o->threshold;
+        e->prev_threshold = o->threshold;
+        e->n = (uint64_t)d->band_n;
+        snprintf(e->text, sizeof(e->text), "a run of %d windows between the threshold %.6g "
+                 "and alert.raise_ratio x it learned as normal (alert.band learn, no alert)",
+                 d->band_n, o->threshold);
+        ad_log(AD_LOG_INFO, "%s: band run accepted: %s", d->who, e->text);
+    }
+    d->band_now = !untrusted;
+}
+
+void det_band_reset(ad_detector *d)
+{
+    d->band_n = d->band_below = d->band_learn = d->band_now = 0;
+}
+
+int det_band_save(const ad_detector *d, cJSON *o)
+{
+    cJSON *b;
+
+    if (d->band_n == 0)
+        return 0;
+    if ((b = cJSON_AddObjectToObject(o, "band")) == NULL ||
+        !cJSON_AddNumberToObject(b, "n", d->band_n) ||
+        !cJSON_AddNumberToObject(b, "below", d->band_below) ||
+        !cJSON_AddBoolToObject(b, "learn", d->band_learn))
+        return -1;
+    return 0;
+}
+
+void det_band_restore(ad_detector *d, const cJSON *x)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(x, "n");
+    const cJSON *below = cJSON_GetObjectItemCaseSensitive(x, "below");
+    const cJSON *learn = cJSON_GetObjectItemCaseSensitive(x, "learn");
+
+    det_band_reset(d);
+    if (x == NULL)
+        return;
+    if (!cJSON_IsNumber(n) || !(n->valuedouble >= 1 && n->valuedouble <= 1e9) ||
+        !cJSON_IsNumber(below) || !(below->valuedouble >= 0 && below->valuedouble <= 1e9) ||
+        !cJSON_IsBool(learn)) {
+        ad_log(AD_LOG_WARNING, "%s: state band: \"n\", \"below\" or \"learn\" missing or "
+               "out of range: the band run starts over", d->who);
+        return;
+    }
+    d->band_n = (int)n->valuedouble;
+    d->band_below = (int)below->valuedouble;
+    d->band_learn = cJSON_IsTrue(learn);
+}
+
 /* DETECTING: one score through the alerter, acceptance and adaptation. */
 static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                    const float *share, int untrusted, int hard, int burst)
@@ -3482,7 +3569,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (seasonal)
         d->st.windows_seasonal++;
     int elevated = level_test(d, ts, s, base, untrusted, like);
-    ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share, elevated };
+    ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share, elevated, 0 };
 
     /* the burst test: a window while a feature is in a burst counts as
      * over the threshold; under it by score, the alert sees that feature
@@ -3499,12 +3586,18 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     }
     ad_alert al;
     /* over the threshold, under the raise level (RAISE RATIO in alert.h):
-     * nothing raised, nothing learned; counted so an operator sees why */
-    if (d->cfg.alert.on == AD_ALERT_ON_SCORE && !o.elevated && s > o.threshold &&
-        !(s > o.threshold * d->cfg.alert.raise_ratio) && ad_alerter_active(d->alert) == NULL)
+     * nothing raised, nothing learned; counted so an operator sees why,
+     * and ended once it lasted accept_after windows (BAND RUN) */
+    int in_band = d->cfg.alert.on == AD_ALERT_ON_SCORE && !o.elevated && s > o.threshold &&
+                  !(s > o.threshold * d->cfg.alert.raise_ratio) &&
+                  ad_alerter_active(d->alert) == NULL;
+    if (in_band)
         d->st.windows_under_raise++;
+    band_run(d, ts, in_band, s > o.threshold || o.elevated, &o, untrusted);
     int r = ad_alerter_step_obs(d->alert, ts, &o, &al);
-    int exceeded = ad_alerter_last_exceeded(d->alert);
+    /* a band window of a run learned as normal (AD_BAND_LEARN) is taught
+     * like one under the threshold */
+    int exceeded = ad_alerter_last_exceeded(d->alert) && !d->band_now;
     int A = d->cfg.alert.accept_after;
     int f;
 
@@ -3728,7 +3821,7 @@ int ad_detector_feed_score3(ad_detector *d, const ad_window_job *job,
              * a window that carries it is out) */
             o.cand_score = job->shadow != NULL && job->shadow == ad_adapt_candidate(d->ad)
                            ? shadow_score : NAN;
-            o.exceeded = ad_alerter_last_exceeded(d->alert);
+            o.exceeded = ad_alerter_last_exceeded(d->alert) && !d->band_now;
             det_acc_shadow(d, job->shadow, shadow_score, !noteach,
                            !o.exceeded && ad_alerter_active(d->alert) == NULL);
             o.dq = noteach;

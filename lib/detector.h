@@ -186,6 +186,25 @@
  * parked chain, accept_period_ms 0 the parked chain, a lowered accept_gap
  * ends a chain whose quiet windows exceed it at the next window.
  *
+ * BAND RUN (alert.raise_ratio r > 1 with alert.accept_after A > 0;
+ * alert.band, default raise). A window over the threshold and under r x
+ * it, with no alert open and not held by the level or burst test, is in
+ * the band: it raises nothing and is not learned (alert.h RAISE RATIO). A
+ * run of them starts at such a window and lasts, in windows (A is
+ * accept_after_ms by the window period), until alert.m consecutive
+ * windows are not over the threshold or an alert opens. Once a run lasted
+ * A windows, at its next band window: raise: an alert is raised whatever
+ * its k-of-n history (ad_alert.band, JSON "raised_by":"band"), and as any
+ * persistent change it is then accepted (REGIME ACCEPTANCE) after A
+ * windows of it that pass the stability test, or stays open; learn: no
+ * alert; an AD_EV_ACCEPTED event (text naming the band run, threshold
+ * unchanged) and from then on the run's band windows are learned as normal
+ * (the threshold's adaptation, the continual learner's normal set) until
+ * the run ends; off: nothing (windows_under_raise counts them, as ever).
+ * With r = 1 there is no band and with A = 0 nothing accepts a change, so
+ * nothing is raised or learned either way. The run's count is in the
+ * state ("band") and survives a restore.
+ *
  * CALIBRATION AGAINST THE MODEL (calib_model_guard = g > 0, default 3). A
  * model file that records its training error E (training.error q99, in this
  * detector's metric; threshold.h ad_thr_model_stat) says what normal data
@@ -493,7 +512,9 @@ typedef struct ad_detector_stats {
     uint64_t windows_under_raise; /* windows over the threshold, no alert
                                  * open, under alert.raise_ratio x it (and
                                  * not held by the level or burst test):
-                                 * they raised nothing and were not learned */
+                                 * they raised nothing and were not learned
+                                 * (until a band run lasted accept_after:
+                                 * BAND RUN) */
     uint64_t windows_burst;     /* windows judged while a feature was in a
                                  * burst (alert.burst_ms) */
     double last_probability;    /* NAN before the first */

@@ -103,6 +103,12 @@ struct ad_detector {
     double *lvl;                 /* lvl_cap scores, then their seasonal levels */
     int lvl_cap, lvl_n, lvl_pos, lvl_exact, lvl_off;
     int lvl_like;                /* windows since one judged against a regime */
+    /* BAND RUN (alert.band): windows since a run over the threshold and
+     * under the raise level began with no alert open (0: none), consecutive
+     * windows of it not over the threshold (alert.m of them end it), and
+     * whether it is being learned (AD_BAND_LEARN, once it lasted
+     * accept_after windows; band_now: the last window was learned so) */
+    int band_n, band_below, band_learn, band_now;
     double lvl_sum, lvl_base;    /* the sums of both */
     int64_t lvl_ts;              /* data time of the last window judged */
     int lvl_resume;              /* restored (det_level_restore): the first
@@ -272,6 +278,13 @@ void det_acc_shadow(ad_detector *d, const void *cand_model, double cand_score, i
 void det_acc_shadow_reset(ad_detector *d);
 void det_acc_chain_reset(ad_detector *d);
 void det_window_period_restore(ad_detector *d, const cJSON *x);
+/* BAND RUN (detector.c band_run): forget the run; its state as
+ * {"n":windows,"below":windows,"learn":bool} added to o as "band" (none
+ * when no run is under way), and read back (absent or damaged: no run,
+ * with a warning naming the field when damaged). */
+void det_band_reset(ad_detector *d);
+int det_band_save(const ad_detector *d, cJSON *o);
+void det_band_restore(ad_detector *d, const cJSON *x);
 cJSON *det_level_save(const ad_detector *d);
 void det_level_restore(ad_detector *d, const cJSON *o);
 cJSON *det_burst_save(const ad_detector *d, int rows);

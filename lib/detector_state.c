@@ -528,6 +528,8 @@ static char *detector_save(const ad_detector *d, int with_window)
             cJSON_AddItemToObject(o, "acceptance", t);
         if ((t = det_level_save(d)) != NULL)
             cJSON_AddItemToObject(o, "level", t);
+        if (det_band_save(d, o) != 0)
+            goto out;
     } else if (calibrating) {
         if ((t = calib_save(d)) == NULL)
             goto out;
@@ -812,6 +814,7 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     /* the level test's ring is sized by the window period (restored
      * above); the burst test's rows continue the window's */
     det_level_restore(d, cJSON_GetObjectItemCaseSensitive(o, "level"));
+    det_band_restore(d, cJSON_GetObjectItemCaseSensitive(o, "band"));
     det_burst_restore(d, cJSON_GetObjectItemCaseSensitive(o, "burst"));
     det_set_phase(d, AD_PHASE_DETECTING, d->last_ts);
     rc = 0;

@@ -278,6 +278,7 @@ void det_restart_calibration(ad_detector *d, int64_t ts)
     ad_threshold_reset(d->thr);
     ad_alerter_reset(d->alert);
     det_level_reset(d);
+    det_band_reset(d);
     ad_likelihood_reset(d->lik);     /* a new model scores on another scale */
     ad_likelihood_set_floor(d->lik, 0);
     det_acc_reset(d);

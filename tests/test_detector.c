@@ -450,6 +450,140 @@ static void test_raise_ratio_counted(void)
             n, (long long)first, (unsigned long long)under);
 }
 
+/* BAND RUN (alert.band): threshold 1.2, raise_ratio 1.25 (raise level
+ * 1.5), accept_after 40 windows, threshold adaptation on. 120 rows at 1.35
+ * put 120 windows (one a row) over the threshold and under the raise level, then the
+ * stream goes back to 1. alert.band off (the old behaviour): nothing is
+ * raised and nothing learned, the threshold stays 1.2 however long the run
+ * lasts. raise: one alert, marked band, raised when the run lasted 40
+ * windows, then accepted like any persistent change. learn: no alert, an
+ * AD_EV_ACCEPTED event naming the band run when it lasted 40 windows, and
+ * its windows learned (the threshold rises). raise_ratio 1 and
+ * accept_after 0 behave as before whatever alert.band says. */
+typedef struct band_res {
+    int raised, raised_band, accepted, band_event;
+    int64_t first_raise, band_event_ts, accepted_ts;
+    int reason_accepted;
+    uint64_t under;
+    double threshold;
+} band_res;
+
+static void band_case(ad_alert_band band, double rr, int A, int cut, band_res *res)
+{
+    ad_model *m = t_zero_model(1, F);    /* window = row: no ramp */
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    run r;
+    int i, k;
+
+    memset(&r, 0, sizeof(r));
+    memset(res, 0, sizeof(*res));
+    res->first_raise = res->band_event_ts = res->accepted_ts = -1;
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 20;
+    c.thr.margin = 1.2;            /* constant scores 1 -> threshold 1.2 */
+    c.thr.adapt = 1;
+    c.alert.k = 2;
+    c.alert.n = 3;
+    c.alert.m = 2;
+    c.alert.clear_ratio = 1.0;
+    c.alert.raise_ratio = rr;
+    c.alert.accept_after = A;
+    c.alert.band = band;
+    if (ad_detector_new(&d, &c, "pump1", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        ad_model_free(m);
+        return;
+    }
+    for (i = 0; i < 170; i++) {
+        if (i == cut) {             /* a restart: the state saved and restored */
+            char *txt = ad_detector_save(d);
+
+            ad_detector_free(d);
+            d = NULL;
+            if (ad_detector_new(&d, &c, "pump1", m, 0, 0, NULL, err, sizeof(err)) != 0 ||
+                txt == NULL || ad_detector_restore(d, txt, err, sizeof(err)) != 0)
+                T_CHECK(0, "restore at row %d: %s", cut, err);
+            free(txt);
+        }
+        step(d, 1000 * i, i >= 30 && i < 150 ? 1.35 : 1.0, &r);
+        for (k = 0; k < r.n_events; k++) {
+            const ad_event *e = &r.ev[k];
+            if (e->type == AD_EV_ALERT_RAISED) {
+                if (res->first_raise < 0)
+                    res->first_raise = e->alert.start_ms;
+                res->raised++;
+                res->raised_band += e->alert.band;
+            } else if (e->type == AD_EV_ALERT_CLEARED) {
+                res->reason_accepted += e->alert.reason == AD_CLOSE_ACCEPTED;
+            } else if (e->type == AD_EV_ACCEPTED && strstr(e->text, "band") != NULL) {
+                res->band_event++;
+                res->band_event_ts = e->ts_ms;
+            } else if (e->type == AD_EV_ACCEPTED) {
+                res->accepted++;
+                res->accepted_ts = e->ts_ms;
+            }
+        }
+        r.n_events = 0;
+    }
+    ad_detector_get_stats(d, &st);
+    res->under = st.windows_under_raise;
+    res->threshold = st.threshold;
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+static void test_band_run(void)
+{
+    band_res o, a, b, one, zero, cut;
+
+    band_case(AD_BAND_OFF, 1.25, 40, -1, &o);
+    T_CHECK(o.raised == 0 && o.accepted == 0 && o.band_event == 0 && o.under == 120 &&
+            fabs(o.threshold - 1.2) < 1e-9, "band off (before): %d alerts, %d acceptances, "
+            "%llu windows under the raise level, threshold %.4g (want 0, 0, 120, 1.2: "
+            "never raised, never learned)", o.raised, o.accepted,
+            (unsigned long long)o.under, o.threshold);
+    band_case(AD_BAND_RAISE, 1.25, 40, -1, &a);
+    T_CHECK(a.raised == 1 && a.raised_band == 1 && a.first_raise == 69000,
+            "band raise: %d alert(s) (%d marked band), raised at %lld (want 1, band, at 69 s: "
+            "the run's 40th window)", a.raised, a.raised_band, (long long)a.first_raise);
+    T_CHECK(a.accepted == 1 && a.reason_accepted == 1 && a.accepted_ts > a.first_raise &&
+            a.accepted_ts < 150000, "band raise: accepted as a persistent change at %lld "
+            "(%d acceptance(s), alert closed accepted %d)", (long long)a.accepted_ts,
+            a.accepted, a.reason_accepted);
+    band_case(AD_BAND_RAISE, 1.25, 40, 50, &cut);
+    T_CHECK(cut.raised == 1 && cut.raised_band == 1 && cut.first_raise == 69000,
+            "band raise, restarted at row 50 (20 windows into the run): %d alert(s), raised "
+            "at %lld (want 1 at 69 s: the run's count survives the restart)", cut.raised,
+            (long long)cut.first_raise);
+    band_case(AD_BAND_LEARN, 1.25, 40, -1, &b);
+    T_CHECK(b.raised == 0 && b.band_event == 1 && b.band_event_ts == 69000 &&
+            b.threshold > 1.2 + 1e-6, "band learn: %d alerts, %d band event(s) at %lld, "
+            "threshold %.4g (want 0, 1 at 69 s, over 1.2: learned)", b.raised, b.band_event,
+            (long long)b.band_event_ts, b.threshold);
+    band_case(AD_BAND_RAISE, 1.0, 40, -1, &one);
+    T_CHECK(one.raised == 1 && one.raised_band == 0 && one.first_raise == 31000 &&
+            one.under == 0, "raise_ratio 1, band raise: %d alert(s) at %lld, %d band, %llu "
+            "under (want 1 at 31 s by k of n, none band, 0: unchanged)", one.raised,
+            (long long)one.first_raise, one.raised_band, (unsigned long long)one.under);
+    band_case(AD_BAND_RAISE, 1.25, 0, -1, &zero);
+    T_CHECK(zero.raised == 0 && zero.band_event == 0 && zero.under == o.under &&
+            fabs(zero.threshold - 1.2) < 1e-9, "accept_after 0, band raise: %d alerts, %d "
+            "band events, %llu under, threshold %.4g (want as band off: nothing accepts a "
+            "change, nothing is learned)", zero.raised, zero.band_event,
+            (unsigned long long)zero.under, zero.threshold);
+    T_NOTE("120 windows at 1.125 x the threshold: off %d alerts, threshold %.3g; raise: "
+           "alert at %.0f s, accepted at %.0f s; learn: event at %.0f s, threshold %.3g; "
+           "raise_ratio 1: alert at %.0f s", o.raised, o.threshold, a.first_raise / 1e3,
+           a.accepted_ts / 1e3, b.band_event_ts / 1e3, b.threshold, one.first_raise / 1e3);
+    band_case(AD_BAND_LEARN, 1.25, 0, -1, &zero);
+    T_CHECK(zero.raised == 0 && zero.band_event == 0 && fabs(zero.threshold - 1.2) < 1e-9,
+            "accept_after 0, band learn: %d alerts, %d band events, threshold %.4g (want 0, "
+            "0, 1.2: never silently learned)", zero.raised, zero.band_event, zero.threshold);
+}
+
 /* calibration.season_ms: a step at the same phase of every 96 s period
  * alerts until it has shown in 2 of the last 3 periods, then raises
  * nothing; a step at another phase still alerts; the level survives a
@@ -1483,6 +1617,7 @@ int main(void)
 {
     T_RUN(test_calibrate_detect_alert);
     T_RUN(test_raise_ratio_counted);
+    T_RUN(test_band_run);
     T_RUN(test_invalid_windows_and_rejects);
     T_RUN(test_smoothing_and_stale);
     T_RUN(test_save_restore);
