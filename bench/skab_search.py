@@ -37,11 +37,13 @@ base setting; the base is --base JSON or the committed detector block):
            are 1 s apart, so the durations are seconds to minutes
   level    the level test with its fence under the sigma threshold:
            level_ms (0 = off) x level_z {1, 1.5, 2}
+  stepdown step-down acceptance: stepdown_ratio (0 = off) {0, 0.5, 0.67,
+           0.8} x stepdown_windows {30, 60} x stepdown_after {30, 60}
 
 Selection rules (declared before the search). Coarse stages (accept,
 prob, clear, adapt; steps too wide to be "one step" of a tolerance) only
 locate the region: plain rule, the highest valve1 F1 with valve1 FAR <=
---far-max (15). The fine, features and level stages decide: robust rule. For each setting, its neighbourhood is itself and every setting
+--far-max (15). The fine, features, level and stepdown stages decide: robust rule. For each setting, its neighbourhood is itself and every setting
 of the stage one step away on one ordered axis (categorical axes such as
 the estimator or alert.on are not steps). A setting qualifies when every
 member of its neighbourhood has valve1 FAR <= --far-max (15); among those
@@ -95,6 +97,9 @@ STAGES = {
                  ("alert.burst_ms", (0, 30000), True)],
     "level": [("alert.level_ms", (0, 60000, 180000), True),
               ("alert.level_z", (1, 1.5, 2), True)],
+    "stepdown": [("alert.stepdown_ratio", (0, 0.5, 0.67, 0.8), True),
+                 ("alert.stepdown_windows", (30, 60), True),
+                 ("alert.stepdown_after", (30, 60), True)],
     "adapt": [("adapt.enabled", (True,), False),
               ("adapt.every_windows", (150, 300), True),
               ("adapt.normal_windows", (200,), True),
@@ -150,6 +155,10 @@ def tidy(det):
         al.pop("level_z", None)
     if al.get("burst_ms") == 0:         # burst test off
         al.pop("burst_ms")
+    if al.get("stepdown_ratio") == 0:   # step-down off: its spans do nothing
+        al.pop("stepdown_ratio")
+        al.pop("stepdown_windows", None)
+        al.pop("stepdown_after", None)
 
 
 def config_file(det, model, tmpdir, tag):
@@ -283,7 +292,7 @@ def main():
           % (len(grid), len(seen), len(fl), a.log))
     if a.stage == "base":
         return 0
-    robust = a.stage in ("fine", "features", "level")
+    robust = a.stage in ("fine", "features", "level", "stepdown")
     w = robust_winner(results, axes, a.far_max, robust)
     if w is None:
         print("no setting whose neighbourhood keeps valve1 FAR <= %g" % a.far_max)

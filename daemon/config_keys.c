@@ -283,6 +283,18 @@ static const key alert_keys[] = {
       "accepted at the onset of its next recurrence at the time of day of an earlier one "
       "(the first window over the threshold whose excess error points the change's way), "
       "instead of alerting once more (0: never)" },
+    { "stepdown_ratio", K_NUM, OPP(alert.stepdown_ratio), 0, 0.99, "0", FP, NULL, NULL,
+      "step-down acceptance, with accept_after (or accept_after_ms) > 0: an open alert at "
+      "least stepdown_windows + stepdown_after windows old whose mean score over the last "
+      "stepdown_windows windows stayed under stepdown_ratio x the highest such mean of the "
+      "alert for stepdown_after windows in a row (a fault that ended, the process at a lower "
+      "new level) closes as accepted, that level's windows judged against their own "
+      "threshold from then on; counts of windows only, no _ms form (0: off)" },
+    { "stepdown_windows", K_INT, OPP(alert.stepdown_windows), 1, 100000, "30", FP, NULL,
+      NULL, "the windows the step-down's mean score is taken over" },
+    { "stepdown_after", K_INT, OPP(alert.stepdown_after), 1, 100000, "30", FP, NULL, NULL,
+      "windows in a row the step-down's mean must stay under stepdown_ratio x its highest; "
+      "the new level's threshold is fitted on that many last scores" },
     { "level_ms", K_I64, OPP(alert.level_ms), 0, 31622400000.0, "0", FP, NULL, NULL,
       "level test: a window also counts as over the threshold while the mean score over "
       "this much data (windows by the stream's window period) is above the median of the "

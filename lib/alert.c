@@ -50,6 +50,9 @@ void ad_alert_cfg_default(ad_alert_cfg *c)
     c->accept_gap_ms = 0;
     c->accept_trend = 0.25;
     c->accept_onset = 0;
+    c->stepdown_ratio = 0;
+    c->stepdown_windows = 30;
+    c->stepdown_after = 30;
     c->level_ms = 0;
     c->level_z = 6.0;
     c->burst_ms = 0;
@@ -150,6 +153,15 @@ int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
     if (!(c->burst_z > 0 && c->burst_z <= 1000))
         return ad_errf(err, errlen, AD_EINVAL, "alert.burst_z: must be > 0 and <= 1000 "
                        "(got %g)", c->burst_z);
+    if (!(c->stepdown_ratio >= 0 && c->stepdown_ratio < 1))
+        return ad_errf(err, errlen, AD_EINVAL, "alert.stepdown_ratio: must be >= 0 and < 1 "
+                       "(0: off; got %g)", c->stepdown_ratio);
+    if (c->stepdown_windows < 1 || c->stepdown_windows > 100000)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.stepdown_windows: must be 1..100000 "
+                       "(got %d)", c->stepdown_windows);
+    if (c->stepdown_after < 1 || c->stepdown_after > 100000)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.stepdown_after: must be 1..100000 "
+                       "(got %d)", c->stepdown_after);
     if (!(c->accept_spread > 0) || !isfinite(c->accept_spread))
         return ad_errf(err, errlen, AD_EINVAL, "alert.accept_spread: must be > 0 (got %g)",
                        c->accept_spread);

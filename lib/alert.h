@@ -132,6 +132,16 @@ typedef struct ad_alert_cfg {
                              the onset of a recurrence at the time of day of
                              an earlier one, instead of raising it (0: off,
                              the default) */
+    double stepdown_ratio; /* detector: STEP-DOWN ACCEPTANCE (detector.h):
+                              an open alert whose mean score over
+                              stepdown_windows windows stayed under this x
+                              the highest such mean of the alert for
+                              stepdown_after windows is accepted at its
+                              lower level; [0, 1), 0: off (the default) */
+    int stepdown_windows; /* detector: the mean's span (windows), 1..100000,
+                             default 30 */
+    int stepdown_after;   /* detector: windows the mean must stay under,
+                             1..100000, default 30 */
     int64_t level_ms;     /* detector: LEVEL TEST over this much data, turned
                              into windows by the stream's window period (0:
                              off, the default; see detector.h) */

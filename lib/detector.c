@@ -374,6 +374,7 @@ void ad_detector_free(ad_detector *d)
     free(d->lr_open);
     free(d->cq);
     free(d->acc);
+    free(d->sd);
     free(d->lvl);
     ad_burst_free(d->burst);
     free(d->burst_sp);
@@ -444,6 +445,15 @@ int det_fit_without_scores(ad_detector *d)
  * inside alerts are kept, so that a regime accepted after A windows
  * teaches the next fine-tune with its own windows. Both counts must be
  * known (the learner resolved). 0, or AD_ENOMEM. */
+/* The step-down ring's size: the mean's span or the scores the new
+ * level's threshold is fitted on, whichever is longer. */
+static size_t sd_ring_cap(const ad_detector_cfg *cfg)
+{
+    int W = cfg->alert.stepdown_windows, S = cfg->alert.stepdown_after;
+
+    return (size_t)(W > S ? W : S);
+}
+
 static int keep_alert_windows(ad_detector *d, int A)
 {
     int M = d->cfg.adapt.normal_windows;
@@ -511,10 +521,14 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         d->acc = malloc(4 * (size_t)cfg->alert.accept_after * sizeof(double));
     if (cfg->alert.accept_after > 0 || cfg->alert.accept_after_ms > 0)
         d->acc_prof = calloc((4 + AD_REGIMES) * (size_t)F, sizeof(double));
+    if (d->acc_prof != NULL && cfg->alert.stepdown_ratio > 0)
+        d->sd = calloc(sd_ring_cap(cfg) + (size_t)cfg->alert.stepdown_after + (size_t)F,
+                       sizeof(double));
     if (d->key == NULL || d->who == NULL || d->features == NULL || d->row == NULL ||
         d->srow == NULL ||
         (cfg->alert.accept_after > 0 && d->acc == NULL) ||
         ((cfg->alert.accept_after > 0 || cfg->alert.accept_after_ms > 0) && d->acc_prof == NULL) ||
+        (d->acc_prof != NULL && cfg->alert.stepdown_ratio > 0 && d->sd == NULL) ||
         ev_grow(d) != 0)
         goto oom;
     for (f = 0; f < F; f++)
@@ -1756,9 +1770,18 @@ static double accept_ref_spread(const ad_detector *d)
     return 0.1 * ad_threshold_value(d->thr);
 }
 
+/* Forget the step-down progress (STEP-DOWN ACCEPTANCE): a new alert, a
+ * clear, an acceptance, windows acceptance cannot trust. */
+void det_sd_reset(ad_detector *d)
+{
+    d->sd_n = d->sd_pos = d->sd_held = 0;
+    d->sd_peak = 0;
+}
+
 /* Forget the acceptance chain (ACCEPTANCE). */
 void det_acc_chain_reset(ad_detector *d)
 {
+    det_sd_reset(d);
     d->acc_len = d->acc_head = d->acc_prev = d->acc_cur = d->acc_quiet = d->acc_alerts = 0;
     d->acc_occ_n = 0;
     d->acc_span = d->acc_cur_span = 0;
@@ -1994,6 +2017,15 @@ static void acc_chain_rescale(ad_detector *d, double ratio)
         d->acc_prof[f] *= ratio;
     for (f = 0; f < d->F; f++)
         pk_prof(d)[f] *= ratio;
+    if (d->sd != NULL) {            /* the step-down's scores, highest mean, profile */
+        int R = (int)sd_ring_cap(&d->cfg), S = d->cfg.alert.stepdown_after;
+
+        for (i = 0; i < R; i++)
+            d->sd[i] *= ratio;
+        for (f = 0; f < d->F; f++)
+            d->sd[R + S + f] *= ratio;
+        d->sd_peak *= ratio;
+    }
 }
 
 void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
@@ -2433,7 +2465,8 @@ static int add_times(cJSON *o, const char *k, const int64_t *t, int n)
  *  "since_ms":ts,"span_ms":ms,"cur_span_ms":ms,"starts":[ts..],
  *  "profile":[F],"cur_profile":[F],"handover":b
  *  [,"parked":{"scores":[..],"quiet":n,"alerts":n,"since_ms":ts,"span_ms":ms,
- *              "starts":[ts..],"profile":[F]}]}
+ *              "starts":[ts..],"profile":[F]}]
+ *  [,"stepdown":{"peak":x,"held":n,"scores":[..],"profile":[F]}]}
  * (detector.h ad_detector_save says what each is). */
 cJSON *det_acc_chain_save(const ad_detector *d, int handover)
 {
@@ -2469,6 +2502,16 @@ cJSON *det_acc_chain_save(const ad_detector *d, int handover)
          add_times(p, "starts", d->pk_occ_ts, d->pk_occ_n) != 0 ||
          add_ring(p, "profile", pk_prof(d), 0, F, F) != 0))
         goto fail;
+    if (d->sd != NULL && d->sd_n > 0 && ad_alerter_active(d->alert) != NULL) {
+        int R = (int)sd_ring_cap(&d->cfg);
+
+        if ((p = cJSON_AddObjectToObject(o, "stepdown")) == NULL ||
+            !cJSON_AddNumberToObject(p, "peak", d->sd_peak) ||
+            !cJSON_AddNumberToObject(p, "held", d->sd_held) ||
+            add_ring(p, "scores", d->sd, (d->sd_pos - d->sd_n + R) % R, d->sd_n, R) != 0 ||
+            add_ring(p, "profile", d->sd + R + d->cfg.alert.stepdown_after, 0, F, F) != 0)
+            goto fail;
+    }
     return o;
 fail:
     cJSON_Delete(o);
@@ -2694,6 +2737,46 @@ static int acc_chain_take(ad_detector *d, const cJSON *o, const ad_alert *act)
  * acceptance counts again from here, an open alert's change from its
  * raise.
  */
+/* The open alert's step-down progress o ("stepdown" of the saved chain;
+ * NULL: none saved) into d: its newest scores the ring holds now (a
+ * changed stepdown_windows/after keeps what fits), its highest mean, the
+ * windows held and their profile. Damaged: logged, counted again. */
+static void sd_restore(ad_detector *d, const cJSON *o)
+{
+    int R = (int)sd_ring_cap(&d->cfg), S = d->cfg.alert.stepdown_after, F = d->F;
+    int n = 0, kept = 0, held = 0;
+    double *prof = d->sd + R + S, *tmp;
+    const cJSON *pk = cJSON_GetObjectItemCaseSensitive(o, "peak");
+    const char *bad = "peak";
+
+    det_sd_reset(d);
+    if (o == NULL || ad_alerter_active(d->alert) == NULL)
+        return;
+    if ((tmp = malloc((size_t)R * sizeof(double))) == NULL) {
+        ad_log(AD_LOG_WARNING, "%s: saved step-down progress not restored: out of memory",
+               d->who);
+        return;
+    }
+    if (!cJSON_IsObject(o) || !cJSON_IsNumber(pk) || !isfinite(pk->valuedouble) ||
+        !(pk->valuedouble >= 0) ||
+        get_whole(o, "held", 0, AD_ACC_COUNT_MAX, &held, NULL, &bad) ||
+        get_scores(o, "scores", 1000000, R, tmp, &n, &kept, &bad) ||
+        (bad = "profile", read_vec(cJSON_GetObjectItemCaseSensitive(o, "profile"), F,
+                                   prof) != 0)) {
+        ad_log(AD_LOG_WARNING, "%s: saved state: alert.accept.stepdown.%s is damaged: the "
+               "open alert's step down is counted again from here", d->who, bad);
+        memset(prof, 0, (size_t)F * sizeof(double));
+        free(tmp);
+        return;
+    }
+    memcpy(d->sd, tmp, (size_t)kept * sizeof(double));
+    free(tmp);
+    d->sd_n = kept;
+    d->sd_pos = kept % R;
+    d->sd_peak = pk->valuedouble;
+    d->sd_held = held;
+}
+
 void det_acc_chain_restore(ad_detector *d, const cJSON *o)
 {
     const ad_alert *act = ad_alerter_active(d->alert);
@@ -2703,8 +2786,11 @@ void det_acc_chain_restore(ad_detector *d, const cJSON *o)
     d->acc_resume = 0;
     det_acc_chain_reset(d);
     d->pk_len = 0;
-    if (o != NULL && acc_chain_take(d, o, act) == 0)
+    if (o != NULL && acc_chain_take(d, o, act) == 0) {
+        if (d->sd != NULL)
+            sd_restore(d, cJSON_GetObjectItemCaseSensitive(o, "stepdown"));
         return;
+    }
     det_acc_chain_reset(d);
     d->pk_len = 0;
     if (act != NULL) {
@@ -2756,11 +2842,11 @@ static int same_phase(const ad_detector *d, int i, int64_t at, int scheduled)
     return same_time(at, d->regime_at[i], P);
 }
 
-/* The slot for a regime being accepted (its profile: the chain's, in
- * acc_prof[0..2F); at: the start of its latest occurrence when on a
+/* The slot for a regime being accepted (its profile prof, F; NULL: the
+ * chain's, in acc_prof[0..2F)); at: the start of its latest occurrence when on a
  * schedule): one it resembles (at the same time of day), else a free one,
  * else the oldest. */
-static int regime_slot(const ad_detector *d, int64_t at, int scheduled)
+static int regime_slot(const ad_detector *d, const double *prof, int64_t at, int scheduled)
 {
     double v[64] = { 0 }, *w = v;
     int i, f, slot = -1, oldest = 0;
@@ -2768,7 +2854,7 @@ static int regime_slot(const ad_detector *d, int64_t at, int scheduled)
     if (d->F > 64 && (w = malloc((size_t)d->F * sizeof(double))) == NULL)
         w = NULL;
     for (f = 0; w && f < d->F; f++)
-        w[f] = d->acc_prof[f] + d->acc_prof[d->F + f];
+        w[f] = prof ? prof[f] : d->acc_prof[f] + d->acc_prof[d->F + f];
     for (i = 0; w && slot < 0 && i < AD_REGIMES; i++)
         if (d->regime_thr[i] > 0 && cosine(w, regime_prof(d, i), d->F) >= AD_ACCEPT_SIMILAR &&
             same_phase(d, i, at, scheduled))
@@ -2918,7 +3004,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
      * not one persistent change a promotion ends when it hardly showed) */
     rec = d->acc_prev > 0 && (onset || d->acc_occ_n >= AD_ACCEPT_RECUR);
     sched = rec && d->cfg.alert.accept_period_ms > 0 && d->acc_occ_n > 0;
-    slot = regime_slot(d, sched ? d->acc_occ_ts[d->acc_occ_n - 1] : 0, sched);
+    slot = regime_slot(d, NULL, sched ? d->acc_occ_ts[d->acc_occ_n - 1] : 0, sched);
     for (i = 0; i < d->F; i++)
         regime_prof(d, slot)[i] = d->acc_prof[i] + d->acc_prof[d->F + i];
     d->regime_thr[slot] = nw;
@@ -2981,6 +3067,115 @@ static int acc_ready(const ad_detector *d)
 
     return d->acc_len == A || (d->acc_prev > 0 && d->acc_occ_n >= AD_ACCEPT_RECUR &&
                                d->acc_len >= A / AD_ACCEPT_RECUR);
+}
+
+/* STEP-DOWN ACCEPTANCE: the open alert's window scored s (share: its
+ * per-feature split, or NULL): its mean over the last W windows
+ * (stepdown_windows, all of them in the alert) is compared with ratio x the
+ * highest such mean before it; sd_held counts the windows in a row under
+ * it, and the excess error profile of those windows is summed. */
+static void sd_push(ad_detector *d, double s, const float *share)
+{
+    const ad_alert_cfg *c = &d->cfg.alert;
+    int R = (int)sd_ring_cap(&d->cfg), W = c->stepdown_windows, F = d->F, i, f;
+    double sum = 0, m, *prof = d->sd + R + c->stepdown_after;
+    const double *u = d->acc_prof + 2 * F;
+
+    if (!isfinite(s))
+        return;
+    d->sd[d->sd_pos] = s;
+    d->sd_pos = (d->sd_pos + 1) % R;
+    if (d->sd_n < R)
+        d->sd_n++;
+    if (d->sd_n < W)
+        return;
+    for (i = 1; i <= W; i++)
+        sum += d->sd[(d->sd_pos - i + R) % R];
+    m = sum / W;
+    if (m < c->stepdown_ratio * d->sd_peak) {
+        if (d->sd_held++ == 0)
+            memset(prof, 0, (size_t)F * sizeof(double));
+        if (d->sd_held > AD_ACC_COUNT_MAX)
+            d->sd_held = AD_ACC_COUNT_MAX;
+        for (f = 0; share != NULL && f < F; f++)
+            prof[f] += s * share[f] - u[f];
+    } else {
+        d->sd_held = 0;
+    }
+    if (m > d->sd_peak)
+        d->sd_peak = m;
+}
+
+/* The open alert's mean stayed under ratio x its highest for stepdown_after
+ * windows: the lower level is accepted as the new normal (the fault ended,
+ * the process did not go back to its first state). The alert closes with
+ * reason accepted; windows like that level (its last stepdown_after scores
+ * and their excess profile) are judged against their own threshold, a
+ * regime as an acceptance sets. Returns 1 when accepted. */
+static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
+{
+    const ad_alert_cfg *c = &d->cfg.alert;
+    int R = (int)sd_ring_cap(&d->cfg), S = c->stepdown_after, W = c->stepdown_windows;
+    int i, how = 0, slot, any = 0;
+    double *x = d->sd + R, *prof = d->sd + R + S, old, nw, peak = d->sd_peak, lvl = 0;
+    char err[160];
+    ad_alert al;
+    ad_event *e;
+
+    if (d->sd_held < S || ad_alerter_active(d->alert) == NULL)
+        return 0;
+    for (i = 0; i < S; i++) {
+        x[i] = d->sd[(d->sd_pos - S + i + R) % R];
+        lvl += x[i] / S;
+    }
+    old = ad_threshold_value(d->thr);
+    if (ad_threshold_rebase_value(d->thr, x, (size_t)S,
+                                  d->model && !d->has_nscale ? d->model->training : NULL,
+                                  &nw, &how, err, sizeof(err)) != 0) {
+        ad_log(AD_LOG_WARNING, "%s: step down not accepted: %s", d->who, err);
+        d->sd_held = 0;             /* judged again after stepdown_after more */
+        return 0;
+    }
+    for (i = 0; i < d->F; i++)
+        any |= prof[i] != 0;
+    slot = regime_slot(d, any ? prof : NULL, 0, 0);
+    for (i = 0; i < d->F; i++)
+        regime_prof(d, slot)[i] = prof[i];
+    d->regime_thr[slot] = nw;
+    d->regime_seq[slot] = ++d->regime_n;
+    d->regime_rec[slot] = 0;
+    d->regime_span[slot] = 0;
+    d->regime_sh_n[slot] = 0;
+    d->regime_shn_n[slot] = 0;
+    /* the new level began at the step (about stepdown_after windows ago) */
+    d->regime_at[slot] = d->window_ms > 0 ? ts - (int64_t)(S * d->window_ms) : ts;
+    d->regime_len[slot] = ts - d->regime_at[slot];
+    d->regime_last[slot] = ts;
+    d->lvl_off = 1;     /* the level reached is accepted too (level_test) */
+    if (ad_alerter_close(d->alert, ts, AD_CLOSE_ACCEPTED, &al)) {
+        /* the fault before the step was real: a true alert to the learner */
+        if (d->ad)
+            ad_adapt_alert_cleared(d->ad, al.id, ts, AD_ADAPT_CLEAR_TRUE);
+        e = det_ev_new(d, AD_EV_ALERT_CLEARED, ts);
+        e->alert = al;
+        e->threshold = nw;
+        e->probability = p;
+        e->log_likelihood = L;
+    }
+    e = det_ev_new(d, AD_EV_ACCEPTED, ts);
+    e->threshold = nw;
+    e->prev_threshold = old;
+    e->n = (uint64_t)S;
+    e->probability = p;
+    e->log_likelihood = L;
+    snprintf(e->text, sizeof(e->text), "stepped down to %.4g (mean of %d under %.2g x "
+             "%.4g for %d): like it judged against %.6g (%s), others against %.6g", lvl, W,
+             c->stepdown_ratio, peak, S, nw, how ? "shift" : "refit", old);
+    ad_log(AD_LOG_INFO, "%s: regime accepted: %s", d->who, e->text);
+    d->st.accepted++;
+    det_acc_chain_reset(d);
+    dq_recenter(d);
+    return 1;
 }
 
 /* A window at ts was judged against regime i, accepted from one persistent
@@ -3625,6 +3820,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
             d->lvl_sum = d->lvl_base = 0;
         }
     }
+    if (r & (AD_ALERT_CLEARED | AD_ALERT_RAISED))
+        det_sd_reset(d);            /* the step-down is of one alert */
     if (r & AD_ALERT_CLEARED) {
         ad_event *e = det_ev_new(d, AD_EV_ALERT_CLEARED, ts);
         if (d->ad)
@@ -3702,8 +3899,12 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                  (d->acc_prev == 0 && d->pk_len > 0 &&
                   cosine(pk_prof(d), d->acc_prof + d->F, d->F) >= AD_ACCEPT_SIMILAR)))
                 acc_switch(d);
+            if (d->sd != NULL)
+                sd_push(d, s, share);
         }
         if (acc_ready(d) && try_accept(d, ts, s, p, L, 0))
+            return;
+        if (d->sd != NULL && !hard && sd_accept(d, ts, p, L))
             return;
     }
     /* Learn only from windows judged normal: below the threshold and

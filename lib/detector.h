@@ -170,6 +170,20 @@
  * scores (halves of at least 30 windows; shorter: no trend). Acceptance withdraws the chain's earlier true alerts from the
  * learner (a candidate may silence them).
  *
+ * STEP-DOWN ACCEPTANCE (alert.stepdown_ratio r > 0, with A > 0; off by
+ * default). While an alert is open, m_t is the mean of its last W =
+ * stepdown_windows scores (all in the alert) and peak the highest m before
+ * it; once m_t < r * peak for S = stepdown_after windows in a row the lower
+ * level is accepted as the new normal (a fault that ended, leaving the
+ * process at a new level under the fault's, over the clear level): the
+ * alert closes with reason accepted, a regime gets the threshold
+ * ad_threshold_rebase_value gives on the last S scores and the excess
+ * error profile summed over the windows since m_t went under, and
+ * AD_EV_ACCEPTED says "stepped down" (n = S). Unlike a plain acceptance
+ * the alert stays a true alert to the continual learner. A plain
+ * acceptance due at the same window goes first. A = 0: nothing. Saved with
+ * the chain ("stepdown": peak, held, the last max(W, S) scores, profile).
+ *
  * ACROSS A RESTORE. The state keeps the chains (ad_detector_save
  * "accept"), so a stream restored from a hand-over (a stop, an eviction)
  * accepts a change at the window it would have without the restore. A

@@ -186,6 +186,16 @@ struct ad_detector {
      * counts the windows since acc_resume_ts as quiet (det_acc_chain_restore) */
     int acc_resume;
     int64_t acc_resume_ts;
+    /* STEP-DOWN ACCEPTANCE (alert.stepdown_ratio > 0, detector.h): the
+     * open alert's last R = max(stepdown_windows, stepdown_after) scores
+     * (sd[0..R), sd_n of them, the next at sd_pos), scratch for
+     * stepdown_after scores (sd + R) and the excess error profile summed
+     * since the step (sd + R + stepdown_after, F); the highest mean over
+     * stepdown_windows windows the alert reached and the windows in a row
+     * its mean has been under ratio x that; NULL when off */
+    double *sd;
+    int sd_n, sd_pos, sd_held;
+    double sd_peak;
     /* event time */
     double *rowd;                /* F scratch: the row in double */
     unsigned char *pres;         /* F scratch: present mask */
@@ -277,6 +287,8 @@ void det_acc_shadow(ad_detector *d, const void *cand_model, double cand_score, i
                     int normal);
 void det_acc_shadow_reset(ad_detector *d);
 void det_acc_chain_reset(ad_detector *d);
+/* Forget the open alert's step-down progress (STEP-DOWN ACCEPTANCE). */
+void det_sd_reset(ad_detector *d);
 void det_window_period_restore(ad_detector *d, const cJSON *x);
 /* BAND RUN (detector.c band_run): forget the run; its state as
  * {"n":windows,"below":windows,"learn":bool} added to o as "band" (none

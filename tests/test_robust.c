@@ -21,6 +21,12 @@
  *     different are not pooled;
  *   - a ramp is not accepted while it still rises (accept_trend);
  *   - two regimes accepted one after the other are both remembered;
+ *   - step-down acceptance (alert.stepdown_ratio): a fault plateau, then a
+ *     lower level still over the threshold: closed as accepted once the
+ *     mean stayed under ratio x its highest, not raised again on that
+ *     level; the fault back or a further rise raises; ratio 0 and
+ *     accept_after 0 keep the alert open; a restore in the middle of the
+ *     step down accepts at the same window;
  *   - alerts on the anomaly probability: a spike alerts, a level shift
  *     alerts and then clears by itself while the raw threshold stays
  *     exceeded; probability and log-likelihood in events and JSON.
@@ -274,6 +280,7 @@ static void free_models(void)
 static int64_t acc_period_ms;
 static int64_t acc_after_ms;      /* accept_detector: accept_after as data time */
 static int acc_onset;             /* alert.accept_onset of those detectors */
+static double sd_ratio;           /* alert.stepdown_ratio of those detectors */
 
 static ad_detector *accept_detector_m(int accept_after, int gap, double spread, double trend,
                                      int m_clear)
@@ -296,6 +303,9 @@ static ad_detector *accept_detector_m(int accept_after, int gap, double spread, 
     c.alert.accept_trend = trend;
     c.alert.accept_period_ms = acc_period_ms;
     c.alert.accept_onset = acc_onset;
+    c.alert.stepdown_ratio = sd_ratio;
+    c.alert.stepdown_windows = 20;
+    c.alert.stepdown_after = 20;
     if (acc_after_ms > 0) {
         c.alert.accept_after = 0;
         c.alert.accept_after_ms = acc_after_ms;
@@ -1396,6 +1406,111 @@ static void test_passing_fault_not_accepted(void)
            acc_back, lower);
 }
 
+/* Calibrate on 1; a fault on feature a (score 5) from row 100, stepping
+ * down at row 200 to score 2 (over the threshold, under 0.67 x 5) and
+ * staying there; from row `again` (when > 0) a at level `again_a` (9: the
+ * fault back; 4.5: a rise above the new level). accept_after A (400: longer
+ * than the test part, so plain acceptance does not close it first),
+ * stepdown_windows 20, stepdown_after 20. With save_at > 0 the detector is
+ * saved after that row and the run continues in a fresh one restored from
+ * it. Returns the row the first alert closed as accepted (-1: none). */
+static int stepdown_run(double ratio, int A, int again, double again_a, int save_at, run *r,
+                        ad_detector_stats *st)
+{
+    ad_detector *d;
+    int i, ic;
+
+    sd_ratio = ratio;
+    d = accept_detector_m(A, 0, 3, 0.25, 2);
+    memset(r, 0, sizeof(*r));
+    memset(st, 0, sizeof(*st));
+    rng = 21;
+    for (i = 0; d && i < 450; i++) {
+        double a = i < 100 ? 1 : i < 200 ? 9 : 3;
+        if (again > 0 && i >= again)
+            a = again_a;
+        step2(d, 1000 * i, a + 0.05 * noise(), 1 + 0.05 * noise(), r);
+        if (save_at > 0 && i == save_at) {
+            char *state = ad_detector_save(d), err[200];
+            ad_detector *d2 = accept_detector_m(A, 0, 3, 0.25, 2);
+            int rc = state && d2 ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
+
+            T_CHECK(rc == 0 && strstr(state, "\"stepdown\":{\"peak\":"),
+                    "saved in the step down (row %d) and restored: %s", i,
+                    rc ? err : "ok");
+            free(state);
+            ad_detector_free(d);
+            d = d2;
+        }
+    }
+    sd_ratio = 0;
+    if (d)
+        ad_detector_get_stats(d, st);
+    ad_detector_free(d);
+    free_models();
+    for (i = 0; (ic = nth_ev(r, AD_EV_ALERT_CLEARED, i)) >= 0; i++)
+        if (r->ev[ic].alert.reason == AD_CLOSE_ACCEPTED)
+            return (int)(r->ev[ic].alert.end_ms / 1000);
+    return -1;
+}
+
+static void test_stepdown(void)
+{
+    run r;
+    ad_detector_stats st;
+    int at, at_off, at_a0, at_back, at_rise, at_sv, ia, ir;
+
+    /* ratio 0 (the default): the alert stays open over the new level */
+    at_off = stepdown_run(0, 400, 0, 0, 0, &r, &st);
+    T_CHECK(at_off < 0 && r.count[AD_EV_ALERT_RAISED] == 1 && st.alert_active,
+            "stepdown_ratio 0: one alert open to the end (accepted at %d, %d raises, active "
+            "%d)", at_off, r.count[AD_EV_ALERT_RAISED], st.alert_active);
+    /* on: closed as accepted after the mean stayed under 0.67 x 5 for 20
+     * windows (the 20-window mean is under 3.35 from about row 212) */
+    at = stepdown_run(0.67, 400, 0, 0, 0, &r, &st);
+    ia = nth_ev(&r, AD_EV_ACCEPTED, 0);
+    T_CHECK(at >= 220 && at <= 250 && r.count[AD_EV_ALERT_RAISED] == 1 &&
+            r.count[AD_EV_ACCEPTED] == 1 && !st.alert_active && st.accepted == 1,
+            "stepdown_ratio 0.67: closed as accepted at row %d (want 220..250), %d raises, "
+            "%d accepted, active %d", at, r.count[AD_EV_ALERT_RAISED],
+            r.count[AD_EV_ACCEPTED], st.alert_active);
+    T_CHECK(ia >= 0 && r.ev[ia].threshold > 2.0 && r.ev[ia].prev_threshold < 1.5 &&
+            strstr(r.ev[ia].text, "stepped down"), "regime threshold %g (stream's %g): %s",
+            ia >= 0 ? r.ev[ia].threshold : NAN, ia >= 0 ? r.ev[ia].prev_threshold : NAN,
+            ia >= 0 ? r.ev[ia].text : "-");
+    T_CHECK(st.windows_regime >= 180, "the new level judged against its own threshold: "
+            "%llu windows", (unsigned long long)st.windows_regime);
+    /* the fault back, or a rise above the new level: raised again */
+    at_back = stepdown_run(0.67, 400, 350, 9, 0, &r, &st);
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 1);
+    T_CHECK(at_back == at && ir >= 0 && r.ev[ir].alert.start_ms == 350000,
+            "the fault back at row 350 raises (at %lld)",
+            ir >= 0 ? (long long)r.ev[ir].alert.start_ms / 1000 : -1LL);
+    at_rise = stepdown_run(0.67, 400, 350, 4.5, 0, &r, &st);
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 1);
+    T_CHECK(at_rise == at && ir >= 0 && r.ev[ir].alert.start_ms >= 350000 &&
+            r.ev[ir].alert.start_ms <= 353000,
+            "a rise above the new level at row 350 raises (at %lld, the window filling)",
+            ir >= 0 ? (long long)r.ev[ir].alert.start_ms / 1000 : -1LL);
+    /* accept_after 0: no acceptance of any kind */
+    at_a0 = stepdown_run(0.67, 0, 0, 0, 0, &r, &st);
+    T_CHECK(at_a0 < 0 && r.count[AD_EV_ALERT_RAISED] == 1 && st.alert_active &&
+            r.count[AD_EV_ACCEPTED] == 0, "accept_after 0: the alert stays open (accepted at "
+            "%d, active %d)", at_a0, st.alert_active);
+    /* saved at row 225 (in the step down) and restored: the same window,
+     * but for the T - 1 = 3 rows the emptied window ring takes to fill
+     * again; without the saved progress the highest mean would start over
+     * at the new level and never step down */
+    at_sv = stepdown_run(0.67, 400, 0, 0, 225, &r, &st);
+    T_CHECK(at_sv >= at && at_sv <= at + 3 && r.count[AD_EV_ALERT_RAISED] == 1 &&
+            !st.alert_active,
+            "restored in the step down: accepted at row %d (uninterrupted %d), %d raises",
+            at_sv, at, r.count[AD_EV_ALERT_RAISED]);
+    T_NOTE("fault 5 -> level 2: ratio 0 open to the end; 0.67 accepted at row %d, the fault "
+           "back and a rise raise at 350; accept_after 0 open; restored at row 225: row %d",
+           at, at_sv);
+}
+
 static void test_probability_alerts(void)
 {
     ad_model *m = t_zero_model(4, F);
@@ -1835,6 +1950,7 @@ int main(void)
     T_RUN(test_accept_onset_wrap);
     T_RUN(test_ramp_not_accepted);
     T_RUN(test_passing_fault_not_accepted);
+    T_RUN(test_stepdown);
     T_RUN(test_probability_alerts);
     T_RUN(test_level_rise);
     T_RUN(test_burst);
