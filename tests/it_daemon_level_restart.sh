@@ -56,10 +56,13 @@ stats_at() {
 import json, sys
 n = 0
 for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m["topic"].startswith("anomalyd/stats") and m["payload"] and \
-            json.loads(m["payload"]).get("messages_in") == int(sys.argv[2]):
-        n += 1
+    try:                        # (a line being written: not one to count)
+        m = json.loads(line)
+        if m["topic"].startswith("anomalyd/stats") and \
+                json.loads(m["payload"]).get("messages_in") == int(sys.argv[2]):
+            n += 1
+    except ValueError:
+        pass
 print(n)
 EOP
 }
