@@ -48,10 +48,37 @@ clean() {
 }
 show() { grep -E ' (FAULT|RAISED|CLEARED|DETECTING|OFFLINE|SUMMARY) ' "$D/$1.out" | sed 's/^/#   /'; }
 
-# The runs with and without faults are independent (each its own broker on
-# a free port, daemon, simulator and TMPDIR): side by side, in half the time.
+# The runs with and without faults and the Ctrl-C run are independent (each
+# its own broker on a free port, daemon, simulator and TMPDIR): side by
+# side, in the time of one (the Ctrl-C run stops while the others go on;
+# its cases are reported last).
 run faults --duration "$N" & p1=$!
 run nofaults --duration "$N" --no-faults & p2=$!
+
+# --- Ctrl-C ------------------------------------------------------------------------------
+# a background job of this non-interactive shell would ignore SIGINT (and a
+# shell cannot trap a signal ignored on entry): restore it, as a terminal has
+mkdir -p "$D/ctrlc.tmp"; : > "$D/ctrlc.out"
+TMPDIR="$D/ctrlc.tmp" $PYTHON -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.setsid()
+open(sys.argv[1], "w").write(str(os.getpid()))
+os.execvp("sh", ["sh", "tools/demo.sh"] + sys.argv[2:])' \
+    "$D/ctrlc.sid" "$BUILD" --port 0 > "$D/ctrlc.out" 2>&1 &
+pid=$!
+# Ctrl-C in full run: the daemon online and all four pumps' data arriving
+# (each announced as a new stream)
+it_wait_log "$D/ctrlc.out" ' ONLINE ' 30 && it_wait_log "$D/ctrlc.out" ' NEW ' 30 4 ||
+    echo "# ctrlc: the demo did not reach four streams: $(tail -5 "$D/ctrlc.out")"
+t0=$(date +%s)
+sid=$(cat "$D/ctrlc.sid" 2>/dev/null)
+[ -n "$sid" ] && kill -INT "-$sid"
+# never hang: TERM after 20 s, KILL after 25 (then the case fails)
+it_wait_gone $pid 20 || { kill -TERM $pid 2>/dev/null; it_wait_gone $pid 5; } ||
+    kill -KILL $pid 2>/dev/null
+wait $pid; CRC=$?
+dt=$(($(date +%s) - t0))
+
 wait $p1 $p2
 
 # --- with faults ----------------------------------------------------------------
@@ -90,35 +117,13 @@ else
 fi
 clean nofaults
 
-# --- Ctrl-C ------------------------------------------------------------------------------
-# a background job of this non-interactive shell would ignore SIGINT (and a
-# shell cannot trap a signal ignored on entry): restore it, as a terminal has
-mkdir -p "$D/ctrlc.tmp"; : > "$D/ctrlc.out"
-TMPDIR="$D/ctrlc.tmp" $PYTHON -c 'import os, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_DFL)
-os.setsid()
-open(sys.argv[1], "w").write(str(os.getpid()))
-os.execvp("sh", ["sh", "tools/demo.sh"] + sys.argv[2:])' \
-    "$D/ctrlc.sid" "$BUILD" --port 0 > "$D/ctrlc.out" 2>&1 &
-pid=$!
-# Ctrl-C in full run: the daemon online and all four pumps' data arriving
-# (each announced as a new stream)
-it_wait_log "$D/ctrlc.out" ' ONLINE ' 30 && it_wait_log "$D/ctrlc.out" ' NEW ' 30 4 ||
-    echo "# ctrlc: the demo did not reach four streams: $(tail -5 "$D/ctrlc.out")"
-t0=$(date +%s)
-sid=$(cat "$D/ctrlc.sid" 2>/dev/null)
-[ -n "$sid" ] && kill -INT "-$sid"
-# never hang: TERM after 20 s, KILL after 25 (then the case fails)
-it_wait_gone $pid 20 || { kill -TERM $pid 2>/dev/null; it_wait_gone $pid 5; } ||
-    kill -KILL $pid 2>/dev/null
-wait $pid; RC=$?
-dt=$(($(date +%s) - t0))
-echo "# ctrlc: stopped in $dt s, exit status $RC"
-if [ $RC -eq 0 ] && grep -q ' OFFLINE ' "$D/ctrlc.out" && [ $dt -le 15 ]; then
+# --- Ctrl-C (run above) ----------------------------------------------------------------
+echo "# ctrlc: stopped in $dt s, exit status $CRC"
+if [ $CRC -eq 0 ] && grep -q ' OFFLINE ' "$D/ctrlc.out" && [ $dt -le 15 ]; then
     it_ok "Ctrl-C: everything stops in order (daemon offline), exit status 0"
 else
     it_fail "Ctrl-C: everything stops in order (daemon offline), exit status 0" \
-        "rc=$RC after $dt s; $(cat "$D/ctrlc.out")"
+        "rc=$CRC after $dt s; $(cat "$D/ctrlc.out")"
 fi
 clean ctrlc
 exit 0

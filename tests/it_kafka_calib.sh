@@ -15,7 +15,8 @@
 # same with a changed calibration setting (calibration.windows 120 on b):
 # the saved calibration is refused, b calibrates afresh; and with
 # message.max.bytes 3000, too small for the calibration so far: it is left
-# out with a warning, the state still delivered.
+# out with a warning, the state still delivered. The three parts have
+# topics, groups and instances of their own: they run side by side.
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka_calib.XXXXXX)
 MOCK="${AD_BUILD:-build}/tests/kafka_mock"
@@ -25,6 +26,8 @@ N=6; W=30; ROWS=300                # streams, model window, rows per stream
 FAULT="blockage@140m+100m:3"
 MPID= ; P= ; SUB=
 cleanup() {
+    # (the parts run in subshells: their instances and subscribers in pids)
+    P="$P $(cat "$D/pids" 2>/dev/null)"
     for p in $P $SUB; do kill "$p" 2>/dev/null; done
     for p in $P; do it_wait_gone "$p" 10; done
     [ -n "$MPID" ] && kill "$MPID" 2>/dev/null
@@ -35,7 +38,8 @@ trap cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_calib" "kcat not installed"; exit 0; }
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" in:2 st:1 st2:1 anomalyd.alerts:1 ref.alerts:1 in2:2 st3:1 in3:2 st4:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
+"$MOCK" in:2 st:1 st2:1 anomalyd.alerts:1 ref.alerts:1 in2:2 st3:1 r2.alerts:1 in3:2 st4:1 \
+    r3.alerts:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
 it_wait_until 10 test -s "$D/boot"
 BOOT=$(head -1 "$D/boot")
 case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
@@ -62,6 +66,7 @@ start() {       # NAME LOG CONF-ARGS...
     conf "$n" "$@"
     $AD_BIN run -c "$D/$n.json" --log-level debug 2> "$D/$log.log" & P="$P $!"
     eval "PID_$n=\$!"
+    echo $! >> "$D/pids"
 }
 pid() { eval "echo \$PID_$1"; }
 consumed() { [ "$($CHECK consumed "$1")" -ge "$2" ]; }
@@ -75,6 +80,60 @@ stop_all() {
     for i in "$@"; do kill -TERM "$(pid "$i")"; done
     for i in "$@"; do it_wait_gone "$(pid "$i")" 20; done
 }
+
+# part2, part3: the parts below, run beside part 1 (each its own stats
+# subscriber and log directory; its cases printed after part 1's)
+part2() {
+    # ---- a calibration setting changed on the instance that takes the streams --
+    # (topic in2, group ad2, state topic st3): b runs calibration.windows 120
+    start a2 r2/a2 ad2 st3 r2.alerts r2 100 in2
+    it_wait_until 30 sh -c "grep -q 'kafka: owns in2\[0\]' $D/r2/a2.log && grep -q 'kafka: owns in2\[1\]' $D/r2/a2.log"
+    gen in2 $N 0 80
+    it_wait_until 30 consumed "$D/stats2" $((N * 80))
+    start b2 r2/b2 ad2 st3 r2.alerts r2 120 in2
+    it_wait_until 40 sh -c "grep -q 'kafka: owns' $D/r2/b2.log && grep -q 'kafka: released' $D/r2/a2.log"
+    gen in2 $N 80 120
+    it_wait_until 30 consumed "$D/stats2" $((N * 120))
+    stop_all a2 b2
+    refused=$(grep -c 'saved calibration not reused (calibration state: settings changed' "$D/r2/b2.log")
+    if [ "$refused" -gt 0 ] && ! grep -q 'calibration continues' "$D/r2/b2.log"; then
+        it_ok "calibration.windows 120 on b: the $refused saved calibration(s) refused, calibrated afresh"
+    else
+        it_fail "calibration.windows 120 on b: the saved calibration refused" \
+            "$(grep -h 'calibration continues\|not reused' "$D/r2/b2.log" | head -3)"
+    fi
+}
+part3() {
+    # ---- records bounded by message.max.bytes 3000 (topic in3, group ad3) ------
+    # the calibration so far (51 scores, about 3.4 KB with the window rows) does
+    # not fit: it is left out with a warning, b calibrates those streams afresh
+    start a3 r3/a3 ad3 st4 r3.alerts r3 100 in3 3000
+    it_wait_until 30 sh -c "grep -q 'kafka: owns in3\[0\]' $D/r3/a3.log && grep -q 'kafka: owns in3\[1\]' $D/r3/a3.log"
+    gen in3 $N 0 80
+    it_wait_until 30 consumed "$D/stats3" $((N * 80))
+    start b3 r3/b3 ad3 st4 r3.alerts r3 100 in3 3000
+    it_wait_until 40 sh -c "grep -q 'kafka: owns' $D/r3/b3.log && grep -q 'kafka: released' $D/r3/a3.log"
+    gen in3 $N 80 100
+    it_wait_until 30 consumed "$D/stats3" $((N * 100))
+    stop_all a3 b3
+    big=$(grep -c 'byte state is over the 1976 bytes message.max.bytes leaves for it: its calibration so far is left out' "$D/r3/a3.log")
+    moved3=$(grep -h 'kafka: released in3' "$D/r3/a3.log" | sed -n 's/.*, \([0-9]*\) stream(s) handed over).*/\1/p' |
+        awk '{ n += $1 } END { print n + 0 }')
+    # (the moved streams' hand-over, then a3's own at its stop)
+    if [ "$moved3" -gt 0 ] && [ "$big" -ge "$moved3" ] && ! grep -q 'calibration continues' "$D/r3/b3.log" &&
+       ! grep -q 'delivery to st4 failed\|cannot produce to st4' "$D/r3/a3.log"; then
+        it_ok "message.max.bytes 3000: the calibration of the $moved3 moved streams left out with a warning ($big warnings with a3's stop), b3 calibrates them afresh, every state delivered"
+    else
+        it_fail "message.max.bytes 3000: the calibration left out with a warning, the states delivered" \
+            "$big of $moved3; $(grep -h 'message.max.bytes\|st4\|calibration continues' "$D/r3/a3.log" "$D/r3/b3.log" | head -4)"
+    fi
+}
+for k in 2 3; do
+    mkdir -p "$D/r$k"
+    mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t "r$k/stats/#" > "$D/stats$k" 2>/dev/null & P="$P $!"
+done
+part2 > "$D/part2.out" 2>&1 & PART2=$!
+part3 > "$D/part3.out" 2>&1 & PART3=$!
 
 # a (calibration.windows 100) alone until row 79, then b joins
 mkdir -p "$D/ref"
@@ -118,47 +177,5 @@ it_check "thresholds as on a single instance, on as many windows" \
 it_check "the blockage from row 140 raises the single instance's alerts, none missed" \
     $CHECK samealerts "$D/alerts.txt" "$D/ref.txt"
 
-# ---- a calibration setting changed on the instance that takes the streams --
-# (topic in2, group ad2, state topic st3): b runs calibration.windows 120
-mkdir -p "$D/round1" && mv "$D"/*.log "$D/round1/"
-start a2 a2 ad2 st3 anomalyd.alerts anomalyd 100 in2
-it_wait_until 30 sh -c "grep -q 'kafka: owns in2\[0\]' $D/a2.log && grep -q 'kafka: owns in2\[1\]' $D/a2.log"
-gen in2 $N 0 80
-it_wait_until 30 consumed "$D/stats" $((N * ROWS + N * 80))
-start b2 b2 ad2 st3 anomalyd.alerts anomalyd 120 in2
-it_wait_until 40 sh -c "grep -q 'kafka: owns' $D/b2.log && grep -q 'kafka: released' $D/a2.log"
-gen in2 $N 80 120
-it_wait_until 30 consumed "$D/stats" $((N * ROWS + N * 120))
-stop_all a2 b2
-refused=$(grep -c 'saved calibration not reused (calibration state: settings changed' "$D/b2.log")
-if [ "$refused" -gt 0 ] && ! grep -q 'calibration continues' "$D/b2.log"; then
-    it_ok "calibration.windows 120 on b: the $refused saved calibration(s) refused, calibrated afresh"
-else
-    it_fail "calibration.windows 120 on b: the saved calibration refused" \
-        "$(grep -h 'calibration continues\|not reused' "$D/b2.log" | head -3)"
-fi
-
-# ---- records bounded by message.max.bytes 3000 (topic in3, group ad3) ------
-# the calibration so far (51 scores, about 3.4 KB with the window rows) does
-# not fit: it is left out with a warning, b calibrates those streams afresh
-mkdir -p "$D/round2" && mv "$D"/*.log "$D/round2/"
-start a3 a3 ad3 st4 anomalyd.alerts anomalyd 100 in3 3000
-it_wait_until 30 sh -c "grep -q 'kafka: owns in3\[0\]' $D/a3.log && grep -q 'kafka: owns in3\[1\]' $D/a3.log"
-gen in3 $N 0 80
-it_wait_until 30 consumed "$D/stats" $((N * ROWS + N * 120 + N * 80))
-start b3 b3 ad3 st4 anomalyd.alerts anomalyd 100 in3 3000
-it_wait_until 40 sh -c "grep -q 'kafka: owns' $D/b3.log && grep -q 'kafka: released' $D/a3.log"
-gen in3 $N 80 100
-it_wait_until 30 consumed "$D/stats" $((N * ROWS + N * 120 + N * 100))
-stop_all a3 b3
-big=$(grep -c 'byte state is over the 1976 bytes message.max.bytes leaves for it: its calibration so far is left out' "$D/a3.log")
-moved3=$(grep -h 'kafka: released in3' "$D/a3.log" | sed -n 's/.*, \([0-9]*\) stream(s) handed over).*/\1/p' |
-    awk '{ n += $1 } END { print n + 0 }')
-# (the moved streams' hand-over, then a3's own at its stop)
-if [ "$moved3" -gt 0 ] && [ "$big" -ge "$moved3" ] && ! grep -q 'calibration continues' "$D/b3.log" &&
-   ! grep -q 'delivery to st4 failed\|cannot produce to st4' "$D/a3.log"; then
-    it_ok "message.max.bytes 3000: the calibration of the $moved3 moved streams left out with a warning ($big warnings with a3's stop), b3 calibrates them afresh, every state delivered"
-else
-    it_fail "message.max.bytes 3000: the calibration left out with a warning, the states delivered" \
-        "$big of $moved3; $(grep -h 'message.max.bytes\|st4\|calibration continues' "$D/a3.log" "$D/b3.log" | head -4)"
-fi
+wait $PART2 $PART3
+cat "$D/part2.out" "$D/part3.out"
