@@ -156,3 +156,52 @@ else
         "$(grep inbox "$D/a.log" | tail -3 | cut -c1-200)"
 fi
 kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+
+# ---- kept and sent again: the rows are refused as duplicates, not scored twice ------
+# (QoS 1 at least once, as above, made certain: inbox.dat holds 40 rows of
+# pump8, applied by the start; then the same 40 messages come again)
+# now FIELD: FIELD of a's latest stats message
+now() {
+    $PYTHON - "$D/stats.jsonl" "$1" <<'EOP'
+import json, sys
+v = None
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"] == "anomalyd/it/stats/a":
+        v = json.loads(m["payload"])[sys.argv[2]]
+print(v)
+EOP
+}
+N=40 t=plant/pump8/data
+rows() {
+    i=0
+    while [ $i -lt $N ]; do
+        printf '{"vibration": 1.3, "current": 31, "pressure": 5.5, "temperature": 28, "flow": 57, "ts": %d}\n' \
+            $((1700000100000 + i * 1000))
+        i=$((i + 1))
+    done
+}
+rows | { printf 'anomalyd inbox 1\n'; while read -r r; do printf '%d %d\n%s%s\n' ${#t} ${#r} "$t" "$r"; done; } \
+    > "$D/state_a/inbox.dat"
+: > "$D/stats.jsonl"
+$AD_BIN run -c "$D/a.json" --log-level info 2>> "$D/a.log" & DPID=$!
+scored() { [ "$(now windows_scored)" -gt 0 ] 2>/dev/null; }
+w0= ; w1= ; dr=
+if it_wait_log "$D/a.log" "$N message\\(s\\) received during the last stop applied" 10 &&
+   it_wait_log "$D/a.log" 'mqtt: connected' 10 4 && it_wait_until 10 scored; then
+    sleep 0.6                           # a stats interval: every window scored
+    w0=$(now windows_scored)
+    rows | mosquitto_pub -h 127.0.0.1 -p "$IT_PORT" -q 1 -t "$t" -l
+    refused() { [ "$(now dropped_samples)" = $((N * 5)) ]; }
+    it_wait_until 10 refused
+    sleep 0.6
+    w1=$(now windows_scored); dr=$(now dropped_samples)
+fi
+echo "# $N rows from inbox.dat, then sent again: windows scored $w0, then $w1; refused samples ${dr:-none}"
+if [ -n "$w0" ] && [ "$w1" = "$w0" ] && [ "$dr" = $((N * 5)) ]; then
+    it_ok "$N kept rows sent again are refused as duplicates ($dr samples), not scored twice ($w0 windows)"
+else
+    it_fail "$N kept rows sent again are refused as duplicates, not scored twice" \
+        "windows $w0 then $w1, refused ${dr:-none}; $(grep inbox "$D/a.log" | tail -2 | cut -c1-200)"
+fi
+kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
