@@ -108,7 +108,7 @@ sleep 0.3
 sa=$(last a samples-dropped_samples); sr=$(last ref samples-dropped_samples)
 da=$(last a dropped_samples); all=$(last a samples)
 wa=$(last a windows_scored); wr=$(last ref windows_scored)
-kept=$(grep -o '[0-9]* message(s) received during the stop kept' "$D/a.log" | cut -d' ' -f1)
+kept=$(grep -o '[0-9]* message(s) received during the stop kept' "$D/a.log" | head -1 | cut -d' ' -f1)
 echo "# samples taken: rows sent $want, through $sr, stopped and started $sa (kept during the stop: ${kept:-none})"
 echo "# stopped and started: samples $all, refused as duplicates $da (messages the broker sent again)"
 echo "# windows scored: through $wr, stopped and started $wa"
