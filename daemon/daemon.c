@@ -141,11 +141,13 @@ static int for_detectors(const ad_daemon *dd, const char *topic)
 
 /*
  * A message during a stop. libmosquitto has acknowledged it already (QoS
- * 1 and 2 on receipt), so with a persistent session the broker will not
- * send it again: a sensor message is kept, not applied (the windows in
- * flight are being finished and the states handed over), and written to
- * state_dir/inbox.dat once the MQTT stop is over; the next start applies it
- * first. Until the DISCONNECT the broker keeps sending: past
+ * 1 and 2 on receipt), so with a persistent session the broker does not
+ * send it again (unless the acknowledgement is lost with the connection:
+ * QoS 1 is at least once, and the stream refuses the second copy's rows
+ * as duplicates by their timestamps): a sensor message is kept, not
+ * applied (the windows in flight are being finished and the states handed
+ * over), and written to state_dir/inbox.dat once the MQTT stop is over;
+ * the next start applies it first. Until the DISCONNECT the broker keeps sending: past
  * INBOX_MAX_BYTES kept, reading stops (what follows stays with the broker,
  * unacknowledged, for the session; acknowledgements of our own publishes
  * are not read either then: the MQTT stop waits its bound, and outbox.json
