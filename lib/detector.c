@@ -2265,7 +2265,9 @@ static double acc_similarity(const ad_detector *d)
  * thr (what decides near it, where a little noise turns the direction). A
  * fault on another feature fails both. Without error shares only the level
  * can tell. */
-/* The same test against regime i; 1 when the window is like it. */
+/* The same test against regime i; 1 when the window is like it. A regime
+ * with no profile (a step-down's, STEP-DOWN ACCEPTANCE) is judged by its
+ * level only. */
 static int like_one(const ad_detector *d, int i, int64_t ts, double s, double thr,
                     const float *share)
 {
@@ -2283,17 +2285,16 @@ static int like_one(const ad_detector *d, int i, int64_t ts, double s, double th
         if (!(r <= d->regime_span[i] + P / 24 || P - r <= P / 24))
             return 0;
     }
-    if (share == NULL)
+    for (f = 0; f < d->F; f++)
+        gg += g[f] * g[f];
+    if (share == NULL || !(gg > 0))
         return 1;
     for (f = 0; f < d->F; f++) {
         ef = s * share[f] - u[f];
-        gg += g[f] * g[f];
         ee += ef * ef;
         gs += g[f];
         eg += ef * g[f];
     }
-    if (!(gg > 0))
-        return 0;
     if (ee > 0 && eg / sqrt(ee * gg) >= AD_ACCEPT_SIMILAR)
         return 1;
     a = eg > 0 ? eg / sqrt(gg) : 0;         /* along the unit profile */
@@ -3106,17 +3107,40 @@ static void sd_push(ad_detector *d, double s, const float *share)
         d->sd_peak = m;
 }
 
+/* The slot for a step-down's regime: an earlier level-only one's (the
+ * level stepped down again), else a free one, else the oldest. prof: F
+ * doubles of scratch, zeroed. */
+static int sd_slot(const ad_detector *d, double *prof)
+{
+    int i, f, any;
+
+    for (i = 0; i < AD_REGIMES; i++) {
+        for (f = 0, any = 0; f < d->F; f++)
+            any |= regime_prof(d, i)[f] != 0;
+        if (d->regime_thr[i] > 0 && !any)
+            return i;
+    }
+    memset(prof, 0, (size_t)d->F * sizeof(double));
+    return regime_slot(d, prof, 0, 0);      /* like no regime: free or oldest */
+}
+
 /* The open alert's mean stayed under ratio x its highest for stepdown_after
  * windows: the lower level is accepted as the new normal (the fault ended,
  * the process did not go back to its first state). The alert closes with
- * reason accepted; windows like that level (its last stepdown_after scores
- * and their excess profile) are judged against their own threshold, a
- * regime as an acceptance sets. Returns 1 when accepted. */
+ * reason accepted; windows up to that level (its threshold fitted on its
+ * last stepdown_after scores) are judged against their own threshold, a
+ * regime as an acceptance sets, but by level only: the regime has no
+ * profile. A plant left at a lower level after a fault (a valve set
+ * otherwise, a part replaced) runs at a new operating point whose small
+ * excess error moves between features from window to window; the excess
+ * summed over the held windows, a little over the threshold, is mostly
+ * noise in direction, and windows at the accepted level but unlike it
+ * raised again. Returns 1 when accepted. */
 static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
 {
     const ad_alert_cfg *c = &d->cfg.alert;
     int R = (int)sd_ring_cap(&d->cfg), S = c->stepdown_after, W = c->stepdown_windows;
-    int i, how = 0, slot, any = 0;
+    int i, how = 0, slot;
     double *x = d->sd + R, *prof = d->sd + R + S, old, nw, peak = d->sd_peak, lvl = 0;
     char err[160];
     ad_alert al;
@@ -3136,11 +3160,8 @@ static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
         d->sd_held = 0;             /* judged again after stepdown_after more */
         return 0;
     }
-    for (i = 0; i < d->F; i++)
-        any |= prof[i] != 0;
-    slot = regime_slot(d, any ? prof : NULL, 0, 0);
-    for (i = 0; i < d->F; i++)
-        regime_prof(d, slot)[i] = prof[i];
+    slot = sd_slot(d, prof);
+    memset(regime_prof(d, slot), 0, (size_t)d->F * sizeof(double));
     d->regime_thr[slot] = nw;
     d->regime_seq[slot] = ++d->regime_n;
     d->regime_rec[slot] = 0;

@@ -1414,6 +1414,8 @@ static void test_passing_fault_not_accepted(void)
  * stepdown_windows 20, stepdown_after 20. With save_at > 0 the detector is
  * saved after that row and the run continues in a fresh one restored from
  * it. Returns the row the first alert closed as accepted (-1: none). */
+static int sd_other;                /* from `again`: the level on b, a back to 1 */
+
 static int stepdown_run(double ratio, int A, int again, double again_a, int save_at, run *r,
                         ad_detector_stats *st)
 {
@@ -1426,10 +1428,14 @@ static int stepdown_run(double ratio, int A, int again, double again_a, int save
     memset(st, 0, sizeof(*st));
     rng = 21;
     for (i = 0; d && i < 450; i++) {
-        double a = i < 100 ? 1 : i < 200 ? 9 : 3;
-        if (again > 0 && i >= again)
+        double a = i < 100 ? 1 : i < 200 ? 9 : 3, b = 1;
+        if (again > 0 && i >= again && sd_other) {
+            a = 1;
+            b = again_a;
+        } else if (again > 0 && i >= again) {
             a = again_a;
-        step2(d, 1000 * i, a + 0.05 * noise(), 1 + 0.05 * noise(), r);
+        }
+        step2(d, 1000 * i, a + 0.05 * noise(), b + 0.05 * noise(), r);
         if (save_at > 0 && i == save_at) {
             char *state = ad_detector_save(d), err[200];
             ad_detector *d2 = accept_detector_m(A, 0, 3, 0.25, 2);
@@ -1458,7 +1464,7 @@ static void test_stepdown(void)
 {
     run r;
     ad_detector_stats st;
-    int at, at_off, at_a0, at_back, at_rise, at_sv, ia, ir;
+    int at, at_off, at_a0, at_back, at_rise, at_oth, at_sv, ia, ir;
 
     /* ratio 0 (the default): the alert stays open over the new level */
     at_off = stepdown_run(0, 400, 0, 0, 0, &r, &st);
@@ -1492,6 +1498,21 @@ static void test_stepdown(void)
             r.ev[ir].alert.start_ms <= 353000,
             "a rise above the new level at row 350 raises (at %lld, the window filling)",
             ir >= 0 ? (long long)r.ev[ir].alert.start_ms / 1000 : -1LL);
+    /* the same level from row 350 with its error on b instead of a (the
+     * plant's new operating point): judged by level, not by the error
+     * profile of the held windows (all on a), it stays quiet; a fault on b
+     * over the new level still raises */
+    sd_other = 1;
+    at_oth = stepdown_run(0.67, 400, 350, 3, 0, &r, &st);
+    T_CHECK(at_oth == at && r.count[AD_EV_ALERT_RAISED] == 1 && !st.alert_active,
+            "the accepted level on another feature from row 350: no new alert (%d raises, "
+            "active %d)", r.count[AD_EV_ALERT_RAISED], st.alert_active);
+    stepdown_run(0.67, 400, 350, 9, 0, &r, &st);
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 1);
+    T_CHECK(ir >= 0 && r.ev[ir].alert.start_ms == 350000,
+            "a fault on b over the new level at row 350 raises (at %lld)",
+            ir >= 0 ? (long long)r.ev[ir].alert.start_ms / 1000 : -1LL);
+    sd_other = 0;
     /* accept_after 0: no acceptance of any kind */
     at_a0 = stepdown_run(0.67, 0, 0, 0, 0, &r, &st);
     T_CHECK(at_a0 < 0 && r.count[AD_EV_ALERT_RAISED] == 1 && st.alert_active &&
