@@ -3130,13 +3130,14 @@ static void level_linear(ad_detector *d)
  * without the saved state. */
 static void level_resumed(ad_detector *d, int64_t ts)
 {
-    double m;
+    double m, w = d->lvl_resume_dt > 0 ? d->lvl_resume_dt : d->window_ms;
     int k;
 
     d->lvl_resume = 0;
-    if (!(d->window_ms > 0) || ts <= d->lvl_resume_ts || d->lvl_n == 0)
+    d->lvl_resume_dt = 0;
+    if (!(w > 0) || ts <= d->lvl_resume_ts || d->lvl_n == 0)
         return;
-    m = floor((double)(ts - d->lvl_resume_ts) / d->window_ms + 0.5) - 1;
+    m = floor((double)(ts - d->lvl_resume_ts) / w + 0.5) - 1;
     if (!(m >= 1))
         return;
     k = m >= d->lvl_n ? d->lvl_n : (int)m;
@@ -3342,6 +3343,9 @@ void det_level_restore(ad_detector *d, const cJSON *o)
     level_sums(d);
     d->lvl_resume = 1;
     d->lvl_resume_ts = at;
+    d->lvl_resume_dt = 0;       /* the saved window period (checked above) */
+    d->lvl_dt = 0;
+    d->lvl_seen = 1;
     free(v);
     return;
 damaged:
@@ -3376,21 +3380,30 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
 {
     double *bs;
     ad_thr_info ti;
-    double fence;
+    double fence, dt, gap, k;
     int i;
 
     if (d->lvl == NULL)
         return 0;
     bs = d->lvl + d->lvl_cap;
     /* a live stream silent for a twentieth of the span or more (at least
-     * two window periods; a late row or a window left out is no silence):
-     * what its silence put out of the span goes, as after a restore */
-    if (!d->lvl_resume && d->lvl_n > 0 && d->window_ms > 0 &&
-        (double)(ts - d->lvl_ts) >= fmax(2, d->lvl_cap / 20) * d->window_ms) {
+     * two of its usual intervals between windows; a late row or a window
+     * left out is no silence, nor are rows that come slower than the
+     * window period measured: lvl_dt follows them): what its silence put
+     * out of the span goes, as after a restore */
+    dt = d->lvl_dt > 0 ? d->lvl_dt : d->window_ms;
+    gap = (double)(ts - d->lvl_ts);
+    k = fmax(2, d->lvl_cap / 20);
+    if (d->lvl_seen && !d->lvl_resume && d->lvl_n > 0 && dt > 0 && gap >= k * dt) {
         level_linear(d);
         d->lvl_resume = 1;
         d->lvl_resume_ts = d->lvl_ts;
+        d->lvl_resume_dt = dt;
     }
+    /* the usual interval, a silence counting as k of them at most */
+    if (d->lvl_seen && dt > 0 && gap > 0)
+        d->lvl_dt = dt + (fmin(gap, k * dt) - dt) / 8;
+    d->lvl_seen = 1;
     if (d->lvl_resume)
         level_resumed(d, ts);
     d->lvl_ts = ts;
