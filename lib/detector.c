@@ -3076,6 +3076,7 @@ void det_level_reset(ad_detector *d)
 void det_level_forget(ad_detector *d)
 {
     d->lvl_resume = 0;
+    d->lvl_hold = 0;
     d->lvl_n = d->lvl_pos = d->lvl_exact = 0;
     d->lvl_sum = d->lvl_base = 0;
 }
@@ -3149,6 +3150,8 @@ static void level_resumed(ad_detector *d, int64_t ts)
     d->lvl_pos = d->lvl_n % d->lvl_cap;
     d->lvl_like = m >= d->lvl_cap - d->lvl_like ? d->lvl_cap : d->lvl_like + (int)m;
     level_sums(d);
+    if (d->lvl_n == 0)
+        d->lvl_hold = 0;        /* nothing left from before: judged afresh */
     if (d->lvl_n == 0)
         ad_log(AD_LOG_INFO, "%s: level test: %.4g h of data time since the last window "
                "it judged, more than alert.level_ms: the mean starts over", d->who,
@@ -3287,6 +3290,7 @@ void det_level_restore(ad_detector *d, const cJSON *o)
     int cap = 0, n = 0, per = 0, like = 0, K, k, j, i;
 
     d->lvl_resume = 0;
+    d->lvl_hold = 0;
     if (o == NULL || d->lvl == NULL)
         return;
     x = cJSON_GetObjectItemCaseSensitive(o, "level_ms");
@@ -3436,11 +3440,18 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
     }
     /* a mean over windows of an accepted regime says nothing against the
      * normal scores: those windows have their own threshold */
-    if (d->lvl_n < d->lvl_cap || d->lvl_like < d->lvl_cap)
-        return 0;
+    if (d->lvl_like < d->lvl_cap)
+        return d->lvl_hold = 0;
+    /* refilling after a silence that left part of the span: an alert the
+     * test held stays held until it judges again (else a short outage of
+     * the data closed it while the level it was raised for went on, and
+     * the test, disarmed by that close, never raised it again) */
+    if (d->lvl_n < d->lvl_cap)
+        return d->lvl_hold = d->lvl_hold && !d->lvl_off &&
+                             ad_alerter_active(d->alert) != NULL;
     ad_threshold_info(d->thr, &ti);
     if (!isfinite(ti.median) || !(ti.spread > 0) || !isfinite(ti.spread))
-        return 0;
+        return d->lvl_hold = 0;
     fence = ti.median + d->cfg.alert.level_z * ti.spread;
     /* and at least the tail quantile the threshold is a margin over: a
      * mean over hours above the quantile of single normal windows */
@@ -3449,9 +3460,9 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
     if (d->lvl_sum / d->lvl_n <= fence || d->lvl_sum <= d->lvl_base) {
         if (ad_alerter_active(d->alert) == NULL)
             d->lvl_off = 0;     /* armed again only between alerts */
-        return 0;
+        return d->lvl_hold = 0;
     }
-    return !d->lvl_off;
+    return d->lvl_hold = !d->lvl_off;
 }
 
 /* DETECTING: one score through the alerter, acceptance and adaptation. */
@@ -3541,6 +3552,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if ((r & AD_ALERT_CLEARED) || ((r & AD_ALERT_RAISED) && s > thr)) {
         d->lvl_off = 1;
         if (r & AD_ALERT_CLEARED) {     /* the mean starts over: not the alert's */
+            d->lvl_hold = 0;
             d->lvl_n = d->lvl_pos = d->lvl_exact = 0;
             d->lvl_sum = d->lvl_base = 0;
         }

@@ -128,6 +128,8 @@ typedef struct run {
     char *level_part, *burst_part;   /* the saved "level" / "burst", as text */
     int64_t gap_from, gap_ms;   /* rows from gap_from on were pushed gap_ms late */
     int64_t slow_dt;            /* SLOWER: rows from gap_from on slow_dt apart */
+    int cleared;                /* alerts cleared */
+    long long first_clear;      /* row of the first clear (-1: none) */
 } run;
 
 static void step(ad_detector *d, int64_t ts, double a, double b, run *r)
@@ -150,6 +152,9 @@ static void step(ad_detector *d, int64_t ts, double a, double b, run *r)
         ad_detector_feed_score(d, &job, mae, share);
     }
     while (ad_detector_poll_event(d, &ev)) {
+        if (ev.type == AD_EV_ALERT_CLEARED && r->cleared++ == 0)
+            r->first_clear = (ev.ts_ms >= r->gap_from + r->gap_ms ? ev.ts_ms - r->gap_ms :
+                              ev.ts_ms) / DT;
         if (ev.type != AD_EV_ALERT_RAISED)
             continue;
         int64_t at_row = (ev.ts_ms >= r->gap_from + r->gap_ms ? ev.ts_ms - r->gap_ms :
@@ -192,6 +197,7 @@ static void run_rows(const ad_model *m, int64_t level_ms, int64_t burst_ms, int 
     free(r->burst_part);
     memset(r, 0, sizeof(*r));
     r->first = -1;
+    r->first_clear = -1;
     r->gap_from = (int64_t)DT * at;
     r->gap_ms = how != NONE && how != SLOWER ? gap_ms : 0;
     r->slow_dt = how == SLOWER ? gap_ms : 0;
@@ -397,6 +403,32 @@ static void test_level_slower(void)
     free(r.burst_part);
 }
 
+/* A level alert open (held by the level test: the scores under the
+ * threshold) when the live stream goes silent for a few windows: the
+ * fault goes on after the silence. */
+static void test_level_alert_silence(void)
+{
+    int Lw = 60, n = RISE + 4 * Lw;
+    int64_t L = (int64_t)Lw * DT;
+    run base = { 0 }, r = { 0 };
+
+    run_rows(g_zero, L, 0, 3, rise, n, 0, NONE, 0, &base);
+    run_rows(g_zero, L, 0, 3, rise, n, base.first + 20, LIVE, 40 * DT, &r);
+    T_NOTE("uninterrupted: raised %d (first at row %lld), cleared %d (first at row %lld); "
+           "silent 40 rows at row %lld: raised %d (%s), cleared %d (first at row %lld)",
+           base.raised, base.first, base.cleared, base.first_clear, base.first + 20, r.raised,
+           r.ev, r.cleared, r.first_clear);
+    T_CHECK(base.raised == 1 && base.first_clear > base.first + 60 &&
+            r.first == base.first && r.first_clear == base.first_clear,
+            "silent 40 rows with the level alert open: cleared at row %lld (want %lld, as "
+            "uninterrupted: the level goes on after the silence)", r.first_clear,
+            base.first_clear);
+    free(base.level_part);
+    free(r.level_part);
+    free(base.burst_part);
+    free(r.burst_part);
+}
+
 /* ---- the burst test ----------------------------------------------------------- */
 
 /* Values ~1 +- 0.05; a spike train on a (every 10th row x1.6 or x0.4)
@@ -510,6 +542,7 @@ int main(void)
     T_RUN(test_level_dropped);
     T_RUN(test_level_small_scores);
     T_RUN(test_level_slower);
+    T_RUN(test_level_alert_silence);
     T_RUN(test_burst_restored);
     ad_model_free(g_zero);
     ad_model_free(g_scaled);
