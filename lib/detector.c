@@ -3150,12 +3150,12 @@ static void level_resumed(ad_detector *d, int64_t ts)
     d->lvl_pos = d->lvl_n % d->lvl_cap;
     d->lvl_like = m >= d->lvl_cap - d->lvl_like ? d->lvl_cap : d->lvl_like + (int)m;
     level_sums(d);
-    if (d->lvl_n == 0)
+    if (d->lvl_n == 0) {
         d->lvl_hold = 0;        /* nothing left from before: judged afresh */
-    if (d->lvl_n == 0)
         ad_log(AD_LOG_INFO, "%s: level test: %.4g h of data time since the last window "
                "it judged, more than alert.level_ms: the mean starts over", d->who,
                (double)(ts - d->lvl_resume_ts) / 3600e3);
+    }
 }
 
 /* Most values of the level test's ring a state holds: a longer ring is
