@@ -3210,7 +3210,8 @@ static cJSON *level_values(const ad_detector *d, const double *v, int per, doubl
 
 /* The level test's state ("level" of the saved state; detector.h
  * ad_detector_save): {"level_ms":L,"window_ms":w,"windows":cap,"at_ms":ts,
- * "n":n,"per":p,"q":q,"scores":[..],["bases":[..],]"off":b,"like":n}. NULL
+ * "n":n,"per":p,"q":q,"scores":[..],["bases":[..],]"off":b,"like":n[,"held":true]}
+ * (held: the last window judged was held elevated). NULL
  * when the test is off or on OOM. */
 cJSON *det_level_save(const ad_detector *d)
 {
@@ -3245,7 +3246,8 @@ cJSON *det_level_save(const ad_detector *d)
         cJSON_AddItemToObject(o, "bases", a);
     }
     if (!cJSON_AddBoolToObject(o, "off", d->lvl_off) ||
-        !cJSON_AddNumberToObject(o, "like", d->lvl_like))
+        !cJSON_AddNumberToObject(o, "like", d->lvl_like) ||
+        (d->lvl_hold && !cJSON_AddTrueToObject(o, "held")))
         goto fail;
     return o;
 fail:
@@ -3342,6 +3344,8 @@ void det_level_restore(ad_detector *d, const cJSON *o)
     d->lvl_n = n;
     d->lvl_pos = n % d->lvl_cap;
     d->lvl_off = cJSON_IsTrue(off);
+    /* an alert it held stays held while the span refills (level_test) */
+    d->lvl_hold = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "held"));
     d->lvl_like = like;
     d->lvl_ts = at;
     level_sums(d);

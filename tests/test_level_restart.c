@@ -423,6 +423,13 @@ static void test_level_alert_silence(void)
             "silent 40 rows with the level alert open: cleared at row %lld (want %lld, as "
             "uninterrupted: the level goes on after the silence)", r.first_clear,
             base.first_clear);
+    /* the same gap after a hand-over (a stop of 40 rows) */
+    run_rows(g_zero, L, 0, 3, rise, n, base.first + 20, HANDOVER, 40 * DT, &r);
+    T_NOTE("hand-over at row %lld, back 40 rows later: raised %d (%s), cleared %d (first at "
+           "row %lld)", base.first + 20, r.raised, r.ev, r.cleared, r.first_clear);
+    T_CHECK(r.first_clear == base.first_clear,
+            "hand-over with a gap of 40 rows with the level alert open: cleared at row %lld "
+            "(want %lld, as uninterrupted)", r.first_clear, base.first_clear);
     free(base.level_part);
     free(r.level_part);
     free(base.burst_part);
