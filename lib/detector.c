@@ -3292,6 +3292,7 @@ void det_level_reset(ad_detector *d)
 void det_level_forget(ad_detector *d)
 {
     d->lvl_resume = 0;
+    d->lvl_hold = 0;
     d->lvl_n = d->lvl_pos = d->lvl_exact = 0;
     d->lvl_sum = d->lvl_base = 0;
 }
@@ -3346,13 +3347,14 @@ static void level_linear(ad_detector *d)
  * without the saved state. */
 static void level_resumed(ad_detector *d, int64_t ts)
 {
-    double m;
+    double m, w = d->lvl_resume_dt > 0 ? d->lvl_resume_dt : d->window_ms;
     int k;
 
     d->lvl_resume = 0;
-    if (!(d->window_ms > 0) || ts <= d->lvl_resume_ts || d->lvl_n == 0)
+    d->lvl_resume_dt = 0;
+    if (!(w > 0) || ts <= d->lvl_resume_ts || d->lvl_n == 0)
         return;
-    m = floor((double)(ts - d->lvl_resume_ts) / d->window_ms + 0.5) - 1;
+    m = floor((double)(ts - d->lvl_resume_ts) / w + 0.5) - 1;
     if (!(m >= 1))
         return;
     k = m >= d->lvl_n ? d->lvl_n : (int)m;
@@ -3364,10 +3366,12 @@ static void level_resumed(ad_detector *d, int64_t ts)
     d->lvl_pos = d->lvl_n % d->lvl_cap;
     d->lvl_like = m >= d->lvl_cap - d->lvl_like ? d->lvl_cap : d->lvl_like + (int)m;
     level_sums(d);
-    if (d->lvl_n == 0)
+    if (d->lvl_n == 0) {
+        d->lvl_hold = 0;        /* nothing left from before: judged afresh */
         ad_log(AD_LOG_INFO, "%s: level test: %.4g h of data time since the last window "
                "it judged, more than alert.level_ms: the mean starts over", d->who,
                (double)(ts - d->lvl_resume_ts) / 3600e3);
+    }
 }
 
 /* Most values of the level test's ring a state holds: a longer ring is
@@ -3422,7 +3426,8 @@ static cJSON *level_values(const ad_detector *d, const double *v, int per, doubl
 
 /* The level test's state ("level" of the saved state; detector.h
  * ad_detector_save): {"level_ms":L,"window_ms":w,"windows":cap,"at_ms":ts,
- * "n":n,"per":p,"q":q,"scores":[..],["bases":[..],]"off":b,"like":n}. NULL
+ * "n":n,"per":p,"q":q,"scores":[..],["bases":[..],]"off":b,"like":n[,"held":true]}
+ * (held: the last window judged was held elevated). NULL
  * when the test is off or on OOM. */
 cJSON *det_level_save(const ad_detector *d)
 {
@@ -3457,7 +3462,8 @@ cJSON *det_level_save(const ad_detector *d)
         cJSON_AddItemToObject(o, "bases", a);
     }
     if (!cJSON_AddBoolToObject(o, "off", d->lvl_off) ||
-        !cJSON_AddNumberToObject(o, "like", d->lvl_like))
+        !cJSON_AddNumberToObject(o, "like", d->lvl_like) ||
+        (d->lvl_hold && !cJSON_AddTrueToObject(o, "held")))
         goto fail;
     return o;
 fail:
@@ -3502,6 +3508,7 @@ void det_level_restore(ad_detector *d, const cJSON *o)
     int cap = 0, n = 0, per = 0, like = 0, K, k, j, i;
 
     d->lvl_resume = 0;
+    d->lvl_hold = 0;
     if (o == NULL || d->lvl == NULL)
         return;
     x = cJSON_GetObjectItemCaseSensitive(o, "level_ms");
@@ -3553,11 +3560,16 @@ void det_level_restore(ad_detector *d, const cJSON *o)
     d->lvl_n = n;
     d->lvl_pos = n % d->lvl_cap;
     d->lvl_off = cJSON_IsTrue(off);
+    /* an alert it held stays held while the span refills (level_test) */
+    d->lvl_hold = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "held"));
     d->lvl_like = like;
     d->lvl_ts = at;
     level_sums(d);
     d->lvl_resume = 1;
     d->lvl_resume_ts = at;
+    d->lvl_resume_dt = 0;       /* the saved window period (checked above) */
+    d->lvl_dt = 0;
+    d->lvl_seen = 1;
     free(v);
     return;
 damaged:
@@ -3592,21 +3604,30 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
 {
     double *bs;
     ad_thr_info ti;
-    double fence;
+    double fence, dt, gap, k;
     int i;
 
     if (d->lvl == NULL)
         return 0;
     bs = d->lvl + d->lvl_cap;
     /* a live stream silent for a twentieth of the span or more (at least
-     * two window periods; a late row or a window left out is no silence):
-     * what its silence put out of the span goes, as after a restore */
-    if (!d->lvl_resume && d->lvl_n > 0 && d->window_ms > 0 &&
-        (double)(ts - d->lvl_ts) >= fmax(2, d->lvl_cap / 20) * d->window_ms) {
+     * two of its usual intervals between windows; a late row or a window
+     * left out is no silence, nor are rows that come slower than the
+     * window period measured: lvl_dt follows them): what its silence put
+     * out of the span goes, as after a restore */
+    dt = d->lvl_dt > 0 ? d->lvl_dt : d->window_ms;
+    gap = (double)(ts - d->lvl_ts);
+    k = fmax(2, d->lvl_cap / 20);
+    if (d->lvl_seen && !d->lvl_resume && d->lvl_n > 0 && dt > 0 && gap >= k * dt) {
         level_linear(d);
         d->lvl_resume = 1;
         d->lvl_resume_ts = d->lvl_ts;
+        d->lvl_resume_dt = dt;
     }
+    /* the usual interval, a silence counting as k of them at most */
+    if (d->lvl_seen && dt > 0 && gap > 0)
+        d->lvl_dt = dt + (fmin(gap, k * dt) - dt) / 8;
+    d->lvl_seen = 1;
     if (d->lvl_resume)
         level_resumed(d, ts);
     d->lvl_ts = ts;
@@ -3639,11 +3660,18 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
     }
     /* a mean over windows of an accepted regime says nothing against the
      * normal scores: those windows have their own threshold */
-    if (d->lvl_n < d->lvl_cap || d->lvl_like < d->lvl_cap)
-        return 0;
+    if (d->lvl_like < d->lvl_cap)
+        return d->lvl_hold = 0;
+    /* refilling after a silence that left part of the span: an alert the
+     * test held stays held until it judges again (else a short outage of
+     * the data closed it while the level it was raised for went on, and
+     * the test, disarmed by that close, never raised it again) */
+    if (d->lvl_n < d->lvl_cap)
+        return d->lvl_hold = d->lvl_hold && !d->lvl_off &&
+                             ad_alerter_active(d->alert) != NULL;
     ad_threshold_info(d->thr, &ti);
     if (!isfinite(ti.median) || !(ti.spread > 0) || !isfinite(ti.spread))
-        return 0;
+        return d->lvl_hold = 0;
     fence = ti.median + d->cfg.alert.level_z * ti.spread;
     /* and at least the tail quantile the threshold is a margin over: a
      * mean over hours above the quantile of single normal windows */
@@ -3652,9 +3680,9 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
     if (d->lvl_sum / d->lvl_n <= fence || d->lvl_sum <= d->lvl_base) {
         if (ad_alerter_active(d->alert) == NULL)
             d->lvl_off = 0;     /* armed again only between alerts */
-        return 0;
+        return d->lvl_hold = 0;
     }
-    return !d->lvl_off;
+    return d->lvl_hold = !d->lvl_off;
 }
 
 /* BAND RUN (alert.band, detector.h): follow a run of windows over the
@@ -3837,6 +3865,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if ((r & AD_ALERT_CLEARED) || ((r & AD_ALERT_RAISED) && s > thr)) {
         d->lvl_off = 1;
         if (r & AD_ALERT_CLEARED) {     /* the mean starts over: not the alert's */
+            d->lvl_hold = 0;
             d->lvl_n = d->lvl_pos = d->lvl_exact = 0;
             d->lvl_sum = d->lvl_base = 0;
         }

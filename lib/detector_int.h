@@ -115,6 +115,12 @@ struct ad_detector {
                                   * window drops what the gap since
                                   * lvl_resume_ts put out of its span */
     int64_t lvl_resume_ts;
+    double lvl_resume_dt;        /* the period it counts those windows in
+                                  * (0: the window period) */
+    double lvl_dt;               /* the live stream's usual interval between
+                                  * windows judged (ms; 0: not known yet) */
+    int lvl_seen;                /* lvl_ts is a window's (or a restore's) */
+    int lvl_hold;                /* the last window judged was held elevated */
     /* burst test (alert.burst_ms): its state and the settings it was made
      * with (a reload may change them); burst_sp F learned spreads,
      * burst_row F values judged; bshare F: the share an alert sees */

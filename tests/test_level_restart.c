@@ -127,6 +127,9 @@ typedef struct run {
     size_t state_bytes;         /* the saved state's size */
     char *level_part, *burst_part;   /* the saved "level" / "burst", as text */
     int64_t gap_from, gap_ms;   /* rows from gap_from on were pushed gap_ms late */
+    int64_t slow_dt;            /* SLOWER: rows from gap_from on slow_dt apart */
+    int cleared;                /* alerts cleared */
+    long long first_clear;      /* row of the first clear (-1: none) */
 } run;
 
 static void step(ad_detector *d, int64_t ts, double a, double b, run *r)
@@ -149,10 +152,15 @@ static void step(ad_detector *d, int64_t ts, double a, double b, run *r)
         ad_detector_feed_score(d, &job, mae, share);
     }
     while (ad_detector_poll_event(d, &ev)) {
+        if (ev.type == AD_EV_ALERT_CLEARED && r->cleared++ == 0)
+            r->first_clear = (ev.ts_ms >= r->gap_from + r->gap_ms ? ev.ts_ms - r->gap_ms :
+                              ev.ts_ms) / DT;
         if (ev.type != AD_EV_ALERT_RAISED)
             continue;
         int64_t at_row = (ev.ts_ms >= r->gap_from + r->gap_ms ? ev.ts_ms - r->gap_ms :
                           ev.ts_ms) / DT;
+        if (r->slow_dt > 0 && ev.ts_ms >= r->gap_from)
+            at_row = (r->gap_from + (ev.ts_ms - r->gap_from) / r->slow_dt * DT) / DT;
         if (r->raised++ == 0)
             r->first = at_row;
         size_t n = strlen(r->ev);
@@ -171,6 +179,7 @@ enum {
     OTHER_MODEL,    /* restored under another model id */
     OTHER_N,        /* restored with alert.burst_n one more */
     LIVE,           /* not restored: the live stream silent before row at */
+    SLOWER,         /* not restored: from row at on, rows gap_ms apart */
 };
 
 typedef void (*rows_fn)(int i, double *a, double *b);
@@ -188,14 +197,16 @@ static void run_rows(const ad_model *m, int64_t level_ms, int64_t burst_ms, int 
     free(r->burst_part);
     memset(r, 0, sizeof(*r));
     r->first = -1;
+    r->first_clear = -1;
     r->gap_from = (int64_t)DT * at;
-    r->gap_ms = how != NONE ? gap_ms : 0;
+    r->gap_ms = how != NONE && how != SLOWER ? gap_ms : 0;
+    r->slow_dt = how == SLOWER ? gap_ms : 0;
     rng = 88172645463325252ull;
     for (i = 0; d && i < n; i++) {
         double a, b;
 
         rf(i, &a, &b);
-        if (how != NONE && how != LIVE && i == at) {
+        if (how != NONE && how != LIVE && how != SLOWER && i == at) {
             char *s = how == MIDSTREAM ? ad_detector_save(d) : ad_detector_save_handover(d);
             cJSON *o = s ? cJSON_Parse(s) : NULL, *x;
             char err[300];
@@ -230,7 +241,11 @@ static void run_rows(const ad_model *m, int64_t level_ms, int64_t burst_ms, int 
             ad_detector_free(d);
             d = d2;
         }
-        step(d, (int64_t)DT * i + (how != NONE && i >= at ? gap_ms : 0), a, b, r);
+        if (how == SLOWER)
+            step(d, i < at ? (int64_t)DT * i : (int64_t)DT * at + (int64_t)(i - at) * gap_ms,
+                 a, b, r);
+        else
+            step(d, (int64_t)DT * i + (how != NONE && i >= at ? gap_ms : 0), a, b, r);
     }
     ad_detector_free(d);
 }
@@ -363,6 +378,64 @@ static void test_level_dropped(void)
     free(r.burst_part);
 }
 
+/* A live stream whose rows come slower after calibration (a sensor set to
+ * report every 6 s instead of 2 s): no silence, every window a few window
+ * periods after the last. The level test still judges a rise (before, each
+ * window was taken for a silence that put windows out of the span: the
+ * ring never filled again and the test never judged, silently). */
+static void test_level_slower(void)
+{
+    int Lw = 60, n = RISE + 3 * Lw + 100;
+    int64_t L = (int64_t)Lw * DT;
+    run base = { 0 }, r = { 0 };
+
+    run_rows(g_zero, L, 0, 3, rise, n, 0, NONE, 0, &base);
+    run_rows(g_zero, L, 0, 3, rise, n, 100, SLOWER, 3 * DT, &r);
+    T_CHECK(base.raised >= 1 && r.raised >= 1 && r.first >= base.first &&
+            r.first <= base.first + 12,
+            "rows 3x slower from row 100: raised at row %lld (want %lld..%lld, as the "
+            "stream at its first rate)", r.first, base.first, base.first + 12);
+    T_NOTE("rows 3x slower from row 100: raised at row %lld (uninterrupted %lld)", r.first,
+           base.first);
+    free(base.level_part);
+    free(r.level_part);
+    free(base.burst_part);
+    free(r.burst_part);
+}
+
+/* A level alert open (held by the level test: the scores under the
+ * threshold) when the live stream goes silent for a few windows: the
+ * fault goes on after the silence. */
+static void test_level_alert_silence(void)
+{
+    int Lw = 60, n = RISE + 4 * Lw;
+    int64_t L = (int64_t)Lw * DT;
+    run base = { 0 }, r = { 0 };
+
+    run_rows(g_zero, L, 0, 3, rise, n, 0, NONE, 0, &base);
+    run_rows(g_zero, L, 0, 3, rise, n, base.first + 20, LIVE, 40 * DT, &r);
+    T_NOTE("uninterrupted: raised %d (first at row %lld), cleared %d (first at row %lld); "
+           "silent 40 rows at row %lld: raised %d (%s), cleared %d (first at row %lld)",
+           base.raised, base.first, base.cleared, base.first_clear, base.first + 20, r.raised,
+           r.ev, r.cleared, r.first_clear);
+    T_CHECK(base.raised == 1 && base.first_clear > base.first + 60 &&
+            r.first == base.first && r.first_clear == base.first_clear,
+            "silent 40 rows with the level alert open: cleared at row %lld (want %lld, as "
+            "uninterrupted: the level goes on after the silence)", r.first_clear,
+            base.first_clear);
+    /* the same gap after a hand-over (a stop of 40 rows) */
+    run_rows(g_zero, L, 0, 3, rise, n, base.first + 20, HANDOVER, 40 * DT, &r);
+    T_NOTE("hand-over at row %lld, back 40 rows later: raised %d (%s), cleared %d (first at "
+           "row %lld)", base.first + 20, r.raised, r.ev, r.cleared, r.first_clear);
+    T_CHECK(r.first_clear == base.first_clear,
+            "hand-over with a gap of 40 rows with the level alert open: cleared at row %lld "
+            "(want %lld, as uninterrupted)", r.first_clear, base.first_clear);
+    free(base.level_part);
+    free(r.level_part);
+    free(base.burst_part);
+    free(r.burst_part);
+}
+
 /* ---- the burst test ----------------------------------------------------------- */
 
 /* Values ~1 +- 0.05; a spike train on a (every 10th row x1.6 or x0.4)
@@ -475,6 +548,8 @@ int main(void)
     T_RUN(test_level_restored);
     T_RUN(test_level_dropped);
     T_RUN(test_level_small_scores);
+    T_RUN(test_level_slower);
+    T_RUN(test_level_alert_silence);
     T_RUN(test_burst_restored);
     ad_model_free(g_zero);
     ad_model_free(g_scaled);
