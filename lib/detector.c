@@ -3106,6 +3106,23 @@ static void sd_push(ad_detector *d, double s, const float *share)
         d->sd_peak = m;
 }
 
+/* The step-down's new level (the mean of the last stepdown_after scores)
+ * is one the alert clears at (alert.on score: under clear_ratio x the
+ * threshold it is judged against, thr): no new level to accept, the alert
+ * clears as ever (alert.m windows under the clear level) and no regime is
+ * made of the stream's normal scores. */
+static int sd_under_clear(const ad_detector *d, double thr)
+{
+    int R = (int)sd_ring_cap(&d->cfg), S = d->cfg.alert.stepdown_after, i;
+    double lvl = 0;
+
+    if (d->cfg.alert.on != AD_ALERT_ON_SCORE || d->sd_held < S || d->sd_n < S)
+        return 0;
+    for (i = 1; i <= S; i++)
+        lvl += d->sd[(d->sd_pos - i + R) % R] / S;
+    return lvl < thr * d->cfg.alert.clear_ratio;
+}
+
 /* The open alert's mean stayed under ratio x its highest for stepdown_after
  * windows: the lower level is accepted as the new normal (the fault ended,
  * the process did not go back to its first state). The alert closes with
@@ -3904,7 +3921,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         }
         if (acc_ready(d) && try_accept(d, ts, s, p, L, 0))
             return;
-        if (d->sd != NULL && !hard && sd_accept(d, ts, p, L))
+        if (d->sd != NULL && !hard && !sd_under_clear(d, thr) && sd_accept(d, ts, p, L))
             return;
     }
     /* Learn only from windows judged normal: below the threshold and
