@@ -3107,20 +3107,22 @@ static void sd_push(ad_detector *d, double s, const float *share)
 }
 
 /* The step-down's new level (the mean of the last stepdown_after scores)
- * is one the alert clears at (alert.on score: under clear_ratio x the
- * threshold it is judged against, thr): no new level to accept, the alert
- * clears as ever (alert.m windows under the clear level) and no regime is
- * made of the stream's normal scores. */
-static int sd_under_clear(const ad_detector *d, double thr)
+ * is one the alert is clearing at (alert.on score: under clear_ratio x the
+ * threshold it is judged against, thr, and this window below the clear
+ * level too, so the alerter counts towards alert.m): a fault that ended,
+ * the stream back to normal, not a new level. Nothing is accepted then:
+ * the alert clears as ever, and no regime is made of normal scores. */
+static int sd_clearing(const ad_detector *d, double thr, double s, int elevated)
 {
     int R = (int)sd_ring_cap(&d->cfg), S = d->cfg.alert.stepdown_after, i;
-    double lvl = 0;
+    double lvl = 0, clear = thr * d->cfg.alert.clear_ratio;
 
-    if (d->cfg.alert.on != AD_ALERT_ON_SCORE || d->sd_held < S || d->sd_n < S)
+    if (d->cfg.alert.on != AD_ALERT_ON_SCORE || d->sd_held < S || d->sd_n < S ||
+        elevated || !(s < clear))
         return 0;
     for (i = 1; i <= S; i++)
         lvl += d->sd[(d->sd_pos - i + R) % R] / S;
-    return lvl < thr * d->cfg.alert.clear_ratio;
+    return lvl < clear;
 }
 
 /* The open alert's mean stayed under ratio x its highest for stepdown_after
@@ -3921,7 +3923,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         }
         if (acc_ready(d) && try_accept(d, ts, s, p, L, 0))
             return;
-        if (d->sd != NULL && !hard && !sd_under_clear(d, thr) && sd_accept(d, ts, p, L))
+        if (d->sd != NULL && !hard && !sd_clearing(d, thr, s, o.elevated) &&
+            sd_accept(d, ts, p, L))
             return;
     }
     /* Learn only from windows judged normal: below the threshold and
