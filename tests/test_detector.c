@@ -469,7 +469,6 @@ typedef struct band_res {
 } band_res;
 
 static int64_t band_after_ms;     /* band_case: accept_after as data time instead */
-static int64_t band_cooldown_ms;  /* band_case: alert.cooldown_ms */
 
 static void band_case(ad_alert_band band, double rr, int A, int cut, band_res *res)
 {
@@ -495,7 +494,6 @@ static void band_case(ad_alert_band band, double rr, int A, int cut, band_res *r
     c.alert.raise_ratio = rr;
     c.alert.accept_after = A;
     c.alert.band = band;
-    c.alert.cooldown_ms = band_cooldown_ms;
     if (band_after_ms > 0) {
         c.alert.accept_after = 0;
         c.alert.accept_after_ms = band_after_ms;
