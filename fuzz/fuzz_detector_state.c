@@ -1,7 +1,7 @@
 /* fuzz_detector_state.c - libFuzzer target for the detector's saved state
  * (ad_detector_restore: calibration, threshold state, the alert and its
- * acceptance progress, "dq", "adapt", "window", "level" and "burst"
- * sub-objects): any input
+ * acceptance progress with its step down, "dq", "adapt", "window",
+ * "level", "burst" and "band" sub-objects): any input
  * restores or fails with a message; a restored detector saves (as a
  * hand-over, window rows included) to text that restores again, and keeps
  * scoring, alerting and checking data quality on rows. The last byte picks
@@ -65,6 +65,10 @@ static ad_detector *mk(int ms, int ams, int rec)
     c.alert.burst_ms = 20000;   /* the burst test: 3 outliers within 20 s */
     c.alert.burst_n = 3;
     c.alert.burst_z = 5;
+    c.alert.raise_ratio = 1.2;      /* a band run (alert.band raise) */
+    c.alert.stepdown_ratio = 0.5;   /* step-down progress of an open alert */
+    c.alert.stepdown_windows = 3;
+    c.alert.stepdown_after = 4;
     if (ams) {
         c.adapt.normal_ms = 8000;
         c.adapt.min_ms = 2000;

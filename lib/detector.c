@@ -3124,6 +3124,25 @@ static int sd_slot(const ad_detector *d, double *prof)
     return regime_slot(d, prof, 0, 0);      /* like no regime: free or oldest */
 }
 
+/* The step-down's new level (the mean of the last stepdown_after scores)
+ * is one the alert is clearing at (alert.on score: under clear_ratio x the
+ * threshold it is judged against, thr, and this window below the clear
+ * level too, so the alerter counts towards alert.m): a fault that ended,
+ * the stream back to normal, not a new level. Nothing is accepted then:
+ * the alert clears as ever, and no regime is made of normal scores. */
+static int sd_clearing(const ad_detector *d, double thr, double s, int elevated)
+{
+    int R = (int)sd_ring_cap(&d->cfg), S = d->cfg.alert.stepdown_after, i;
+    double lvl = 0, clear = thr * d->cfg.alert.clear_ratio;
+
+    if (d->cfg.alert.on != AD_ALERT_ON_SCORE || d->sd_held < S || d->sd_n < S ||
+        elevated || !(s < clear))
+        return 0;
+    for (i = 1; i <= S; i++)
+        lvl += d->sd[(d->sd_pos - i + R) % R] / S;
+    return lvl < clear;
+}
+
 /* The open alert's mean stayed under ratio x its highest for stepdown_after
  * windows: the lower level is accepted as the new normal (the fault ended,
  * the process did not go back to its first state). The alert closes with
@@ -3954,7 +3973,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         }
         if (acc_ready(d) && try_accept(d, ts, s, p, L, 0))
             return;
-        if (d->sd != NULL && !hard && sd_accept(d, ts, p, L))
+        if (d->sd != NULL && !hard && !sd_clearing(d, thr, s, o.elevated) &&
+            sd_accept(d, ts, p, L))
             return;
     }
     /* Learn only from windows judged normal: below the threshold and

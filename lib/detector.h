@@ -181,7 +181,9 @@
  * error profile summed over the windows since m_t went under, and
  * AD_EV_ACCEPTED says "stepped down" (n = S). Unlike a plain acceptance
  * the alert stays a true alert to the continual learner. A plain
- * acceptance due at the same window goes first. A = 0: nothing. Saved with
+ * acceptance due at the same window goes first; a level under the clear
+ * level (the mean of the last S scores and the window, alert.on score) is
+ * not accepted: the alert clears as ever. A = 0: nothing. Saved with
  * the chain ("stepdown": peak, held, the last max(W, S) scores, profile).
  *
  * ACROSS A RESTORE. The state keeps the chains (ad_detector_save

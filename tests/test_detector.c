@@ -468,6 +468,8 @@ typedef struct band_res {
     double threshold;
 } band_res;
 
+static int64_t band_after_ms;     /* band_case: accept_after as data time instead */
+
 static void band_case(ad_alert_band band, double rr, int A, int cut, band_res *res)
 {
     ad_model *m = t_zero_model(1, F);    /* window = row: no ramp */
@@ -492,6 +494,10 @@ static void band_case(ad_alert_band band, double rr, int A, int cut, band_res *r
     c.alert.raise_ratio = rr;
     c.alert.accept_after = A;
     c.alert.band = band;
+    if (band_after_ms > 0) {
+        c.alert.accept_after = 0;
+        c.alert.accept_after_ms = band_after_ms;
+    }
     if (ad_detector_new(&d, &c, "pump1", m, 0, 0, NULL, err, sizeof(err)) != 0) {
         T_CHECK(0, "ad_detector_new: %s", err);
         ad_model_free(m);
@@ -578,6 +584,14 @@ static void test_band_run(void)
            "alert at %.0f s, accepted at %.0f s; learn: event at %.0f s, threshold %.3g; "
            "raise_ratio 1: alert at %.0f s", o.raised, o.threshold, a.first_raise / 1e3,
            a.accepted_ts / 1e3, b.band_event_ts / 1e3, b.threshold, one.first_raise / 1e3);
+    /* accept_after_ms 40 s: 40 windows of this one-row-a-second stream */
+    band_after_ms = 40000;
+    band_case(AD_BAND_RAISE, 1.25, 0, -1, &cut);
+    band_after_ms = 0;
+    T_CHECK(cut.raised == 1 && cut.raised_band == 1 && cut.first_raise == 69000,
+            "band raise, accept_after_ms 40 s: %d alert(s) (%d band), raised at %lld (want "
+            "1, band, at 69 s as accept_after 40)", cut.raised, cut.raised_band,
+            (long long)cut.first_raise);
     band_case(AD_BAND_LEARN, 1.25, 0, -1, &zero);
     T_CHECK(zero.raised == 0 && zero.band_event == 0 && fabs(zero.threshold - 1.2) < 1e-9,
             "accept_after 0, band learn: %d alerts, %d band events, threshold %.4g (want 0, "

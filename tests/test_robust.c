@@ -1532,6 +1532,44 @@ static void test_stepdown(void)
            at, at_sv);
 }
 
+/* A fault (score 9 on feature a) from row 100 that ends at row 200, the
+ * stream back under the threshold (1), with alert.m 40 (a clear takes 40
+ * windows under the clear level): the alert clears as ever; the step down
+ * (stepdown_windows 20, stepdown_after 20, its mean under 0.67 x 9 from
+ * about row 208) is no new level to accept, and no regime is made of the
+ * stream's normal scores. */
+static void test_stepdown_below_clear(void)
+{
+    ad_detector *d;
+    ad_detector_stats st;
+    run r;
+    int i, ic, cleared = -1, reason = -1;
+
+    sd_ratio = 0.67;
+    d = accept_detector_m(400, 0, 3, 0.25, 40);
+    sd_ratio = 0;
+    memset(&r, 0, sizeof(r));
+    memset(&st, 0, sizeof(st));
+    rng = 21;
+    for (i = 0; d && i < 300; i++)
+        step2(d, 1000 * i, (i >= 100 && i < 200 ? 9 : 1) + 0.05 * noise(),
+              1 + 0.05 * noise(), &r);
+    if (d)
+        ad_detector_get_stats(d, &st);
+    ad_detector_free(d);
+    free_models();
+    if ((ic = nth_ev(&r, AD_EV_ALERT_CLEARED, 0)) >= 0) {
+        cleared = (int)(r.ev[ic].alert.end_ms / 1000);
+        reason = (int)r.ev[ic].alert.reason;
+    }
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 1 && cleared >= 235 && cleared <= 245 &&
+            reason == AD_CLOSE_CLEARED && r.count[AD_EV_ACCEPTED] == 0 && st.accepted == 0,
+            "a fault that ended under the clear level clears (row %d, want 235..245, reason "
+            "%s), no step down accepted (%d accepted events, %llu accepted)", cleared,
+            reason >= 0 ? ad_close_reason_name((ad_close_reason)reason) : "-",
+            r.count[AD_EV_ACCEPTED], (unsigned long long)st.accepted);
+}
+
 static void test_probability_alerts(void)
 {
     ad_model *m = t_zero_model(4, F);
@@ -1972,6 +2010,7 @@ int main(void)
     T_RUN(test_ramp_not_accepted);
     T_RUN(test_passing_fault_not_accepted);
     T_RUN(test_stepdown);
+    T_RUN(test_stepdown_below_clear);
     T_RUN(test_probability_alerts);
     T_RUN(test_level_rise);
     T_RUN(test_burst);
