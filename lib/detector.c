@@ -2918,6 +2918,36 @@ static double median_of(const double *x, int n, double *tmp)
  * accept the change when it is stable (see REGIME ACCEPTANCE). now: the
  * current window's score while the alert is active (the change must show
  * on it), NAN when judged at the alert's clear. Returns 1 when accepted. */
+/* An acceptance's end: the level test takes the level reached as
+ * accepted too (level_test), the open alert closes with reason accepted
+ * (told to continual learning as how: accepted, or a true alert), and the
+ * regime_accepted event (threshold nw, before old, over n windows) is
+ * returned for its text. */
+static ad_event *accept_close(ad_detector *d, int64_t ts, double nw, double old, uint64_t n,
+                              double p, double L, ad_adapt_clear how)
+{
+    ad_alert al;
+    ad_event *e;
+
+    d->lvl_off = 1;
+    if (ad_alerter_close(d->alert, ts, AD_CLOSE_ACCEPTED, &al)) {
+        if (d->ad)
+            ad_adapt_alert_cleared(d->ad, al.id, ts, how);
+        e = det_ev_new(d, AD_EV_ALERT_CLEARED, ts);
+        e->alert = al;
+        e->threshold = nw;
+        e->probability = p;
+        e->log_likelihood = L;
+    }
+    e = det_ev_new(d, AD_EV_ACCEPTED, ts);
+    e->threshold = nw;
+    e->prev_threshold = old;
+    e->n = n;
+    e->probability = p;
+    e->log_likelihood = L;
+    return e;
+}
+
 static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L, int onset)
 {
     /* cap: the ring's size (accept_after); A: the scores in it (cap, or
@@ -2928,7 +2958,6 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     double *x = d->acc + cap, *tmp = d->acc + 2 * cap;
     double med, s_r, m1, m2, s_c, k = d->cfg.alert.accept_spread, old, nw;
     char err[160];
-    ad_alert al;
     ad_event *e;
 
     for (i = 0; i < A; i++)
@@ -3024,22 +3053,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
      * learn the regime once A windows of it were judged normal */
     if (d->ad)
         ad_adapt_alerts_accepted(d->ad, d->acc_since, (uint64_t)A);
-    d->lvl_off = 1;     /* the level reached is accepted too (level_test) */
-    if (ad_alerter_close(d->alert, ts, AD_CLOSE_ACCEPTED, &al)) {
-        if (d->ad)
-            ad_adapt_alert_cleared(d->ad, al.id, ts, AD_ADAPT_CLEAR_ACCEPTED);
-        e = det_ev_new(d, AD_EV_ALERT_CLEARED, ts);
-        e->alert = al;
-        e->threshold = nw;
-        e->probability = p;
-        e->log_likelihood = L;
-    }
-    e = det_ev_new(d, AD_EV_ACCEPTED, ts);
-    e->threshold = nw;
-    e->prev_threshold = old;
-    e->n = (uint64_t)A;
-    e->probability = p;
-    e->log_likelihood = L;
+    e = accept_close(d, ts, nw, old, (uint64_t)A, p, L, AD_ADAPT_CLEAR_ACCEPTED);
     if (onset)
         snprintf(e->text, sizeof(e->text), "at a recurrence's onset: windows like it judged "
                  "against %.6g (%s on %d windows), others against %.6g", nw,
@@ -3162,7 +3176,6 @@ static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
     int i, how = 0, slot;
     double *x = d->sd + R, *prof = d->sd + R + S, old, nw, peak = d->sd_peak, lvl = 0;
     char err[160];
-    ad_alert al;
     ad_event *e;
 
     if (d->sd_held < S || ad_alerter_active(d->alert) == NULL)
@@ -3191,23 +3204,8 @@ static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
     d->regime_at[slot] = d->window_ms > 0 ? ts - (int64_t)(S * d->window_ms) : ts;
     d->regime_len[slot] = ts - d->regime_at[slot];
     d->regime_last[slot] = ts;
-    d->lvl_off = 1;     /* the level reached is accepted too (level_test) */
-    if (ad_alerter_close(d->alert, ts, AD_CLOSE_ACCEPTED, &al)) {
-        /* the fault before the step was real: a true alert to the learner */
-        if (d->ad)
-            ad_adapt_alert_cleared(d->ad, al.id, ts, AD_ADAPT_CLEAR_TRUE);
-        e = det_ev_new(d, AD_EV_ALERT_CLEARED, ts);
-        e->alert = al;
-        e->threshold = nw;
-        e->probability = p;
-        e->log_likelihood = L;
-    }
-    e = det_ev_new(d, AD_EV_ACCEPTED, ts);
-    e->threshold = nw;
-    e->prev_threshold = old;
-    e->n = (uint64_t)S;
-    e->probability = p;
-    e->log_likelihood = L;
+    /* the fault before the step was real: a true alert to the learner */
+    e = accept_close(d, ts, nw, old, (uint64_t)S, p, L, AD_ADAPT_CLEAR_TRUE);
     snprintf(e->text, sizeof(e->text), "stepped down to %.4g (mean of %d under %.2g x "
              "%.4g for %d): like it judged against %.6g (%s), others against %.6g", lvl, W,
              c->stepdown_ratio, peak, S, nw, how ? "shift" : "refit", old);
