@@ -214,6 +214,33 @@ static size_t check_adapt(const ad_detconf *c, char *out, size_t outlen, size_t 
     return o;
 }
 
+/* `anomalyd check`: warn when an alert setting is taken but can do nothing
+ * with the others: step-down acceptance and a band run learned as normal
+ * both accept a change, and accept nothing with acceptance off; there is
+ * no band under a raise ratio of 1. */
+static size_t check_alert(const ad_detconf *c, char *out, size_t outlen, size_t o)
+{
+    const ad_alert_cfg *a = &c->pipe.alert;
+    int accept_off = a->accept_after == 0 && a->accept_after_ms == 0;
+
+    if (o < outlen && a->stepdown_ratio > 0 && accept_off)
+        o += (size_t)snprintf(out + o, outlen - o,
+                              "warning: detector %s: alert.stepdown_ratio %g does nothing "
+                              "with acceptance off (alert.accept_after and accept_after_ms "
+                              "0): an alert whose level stepped down stays open\n", c->name,
+                              a->stepdown_ratio);
+    if (o < outlen && a->band == AD_BAND_LEARN && (accept_off || a->raise_ratio == 1))
+        o += (size_t)snprintf(out + o, outlen - o,
+                              "warning: detector %s: alert.band \"learn\" does nothing %s\n",
+                              c->name, a->raise_ratio == 1 ?
+                              "with alert.raise_ratio 1 (no windows between the threshold and "
+                              "the raise level)" :
+                              "with acceptance off (alert.accept_after and accept_after_ms 0): "
+                              "a lasting run under the raise level is neither raised nor "
+                              "learned");
+    return o;
+}
+
 /* `anomalyd check`: warn when a stream level is past every level a topic
  * filter has (no message on it names a stream: each would be dropped). */
 static size_t check_levels(const ad_detconf *c, char *out, size_t outlen, size_t o)
@@ -471,6 +498,7 @@ int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_
             o = check_share(d->c, out, outlen, o);
             o = check_adapt(d->c, out, outlen, o);
             o = check_levels(d->c, out, outlen, o);
+            o = check_alert(d->c, out, outlen, o);
         }
         o = check_topics(g->cfg, out, outlen, o);
         o = check_dir("state_dir", g->cfg->state_dir, 0, "calibration, open alerts and "

@@ -8,6 +8,8 @@
 # with commands on a filter that overlaps commands.topic (its messages there
 # are taken as commands) or matches commands.reply_topic.
 # calibration.windows 0 without calibration.duration_ms is an error.
+# alert.stepdown_ratio or alert.band "learn" that can do nothing (acceptance
+# off; no band under raise_ratio 1) is warned about.
 # A configuration without those says OK and warns about nothing. No broker.
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_check.XXXXXX)
@@ -136,4 +138,21 @@ check_warns "check warns: a filter with wildcards overlapping the default comman
 conf3 cmdreply 'sensors/+/pump' ', "reply_topic": "sensors/{detector}/{stream}"'
 check_warns "check warns: commands.reply_topic matched by a detector's filter" cmdreply \
     'warning: commands.reply_topic "sensors/{detector}/{stream}" matches the topic filter "sensors/+/pump" of detector pump'
+# alert settings that can do nothing with the others: step-down and a
+# band learned need acceptance; a band needs a raise ratio over 1
+conf2 sdoff '' ', "alert": {"stepdown_ratio": 0.67}'
+check_warns "check warns: alert.stepdown_ratio with acceptance off" sdoff \
+    'warning: detector pump: alert.stepdown_ratio 0.67 does nothing with acceptance off'
+conf2 bandr1 '' ', "alert": {"band": "learn", "accept_after": 480}'
+check_warns "check warns: alert.band learn with raise_ratio 1" bandr1 \
+    'warning: detector pump: alert.band "learn" does nothing with alert.raise_ratio 1'
+conf2 bandoff '' ', "alert": {"band": "learn", "raise_ratio": 1.15}'
+check_warns "check warns: alert.band learn with acceptance off" bandoff \
+    'warning: detector pump: alert.band "learn" does nothing with acceptance off'
+conf2 sdon '' ', "alert": {"stepdown_ratio": 0.67, "accept_after": 480, "band": "learn", "raise_ratio": 1.15}'
+$AD_BIN check -c "$D/sdon.json" > "$D/sdon.out" 2>&1; rc=$?
+[ $rc -eq 0 ] && ! grep -q warning "$D/sdon.out" &&
+    it_ok "check: step-down and band learn with acceptance and a raise ratio: no warning" ||
+    it_fail "check: step-down and band learn with acceptance and a raise ratio: no warning" \
+        "rc=$rc $(cat "$D/sdon.out")"
 exit 0
