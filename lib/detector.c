@@ -375,6 +375,7 @@ void ad_detector_free(ad_detector *d)
     free(d->cq);
     free(d->acc);
     free(d->sd);
+    free(d->sd_fit);
     free(d->lvl);
     ad_burst_free(d->burst);
     free(d->burst_sp);
@@ -454,6 +455,15 @@ static size_t sd_ring_cap(const ad_detector_cfg *cfg)
     return (size_t)(W > S ? W : S);
 }
 
+/* A step-down regime's threshold learns from up to this many scores: the
+ * larger of accept_after and stepdown_after. */
+static int sd_fit_cap(const ad_detector_cfg *cfg)
+{
+    int A = cfg->alert.accept_after, S = cfg->alert.stepdown_after;
+
+    return A > S ? A : S;
+}
+
 static int keep_alert_windows(ad_detector *d, int A)
 {
     int M = d->cfg.adapt.normal_windows;
@@ -524,11 +534,14 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     if (d->acc_prof != NULL && cfg->alert.stepdown_ratio > 0)
         d->sd = calloc(sd_ring_cap(cfg) + (size_t)cfg->alert.stepdown_after + (size_t)F,
                        sizeof(double));
+    if (d->sd != NULL)
+        d->sd_fit = calloc((size_t)AD_REGIMES * (size_t)sd_fit_cap(cfg), sizeof(double));
     if (d->key == NULL || d->who == NULL || d->features == NULL || d->row == NULL ||
         d->srow == NULL ||
         (cfg->alert.accept_after > 0 && d->acc == NULL) ||
         ((cfg->alert.accept_after > 0 || cfg->alert.accept_after_ms > 0) && d->acc_prof == NULL) ||
-        (d->acc_prof != NULL && cfg->alert.stepdown_ratio > 0 && d->sd == NULL) ||
+        (d->acc_prof != NULL && cfg->alert.stepdown_ratio > 0 &&
+         (d->sd == NULL || d->sd_fit == NULL)) ||
         ev_grow(d) != 0)
         goto oom;
     for (f = 0; f < F; f++)
@@ -1868,6 +1881,7 @@ void det_acc_reset(ad_detector *d)
     memset(d->regime_rec, 0, sizeof(d->regime_rec));
     memset(d->regime_span, 0, sizeof(d->regime_span));
     memset(d->regime_len, 0, sizeof(d->regime_len));
+    memset(d->sd_fit_n, 0, sizeof(d->sd_fit_n));
     for (f = 0; f < AD_REGIMES; f++)
         d->regime_last[f] = INT64_MIN;
     det_acc_shadow_reset(d);
@@ -2042,6 +2056,8 @@ void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
         return;
     }
     acc_chain_rescale(d, ratio);
+    /* the scores a step-down regime learned from are the old model's */
+    memset(d->sd_fit_n, 0, sizeof(d->sd_fit_n));
     for (i = 0; i < AD_REGIMES; i++) {
         if (!(d->regime_thr[i] > 0))
             continue;
@@ -2133,8 +2149,48 @@ cJSON *det_acc_save(const ad_detector *d)
         a = cJSON_AddArrayToObject(r, "profile");
         for (f = 0; a && f < d->F; f++)
             cJSON_AddItemToArray(a, cJSON_CreateNumber(regime_prof(d, i)[f]));
+        if (d->sd_fit != NULL && d->sd_fit_n[i] > 0) {
+            const double *x = d->sd_fit + (size_t)i * (size_t)sd_fit_cap(&d->cfg);
+            a = cJSON_AddArrayToObject(r, "stepdown_scores");
+            for (f = 0; a && f < d->sd_fit_n[i]; f++)
+                cJSON_AddItemToArray(a, cJSON_CreateNumber(x[f]));
+        }
     }
     return o;
+}
+
+/* Saved regime i (into slot k): the scores a step-down regime's threshold
+ * learns from ("stepdown_scores", up to sd_fit_cap() finite numbers);
+ * missing (not a step-down's, or saved by an older version), it does not
+ * learn; damaged, a warning and it does not learn. */
+static void read_sd_fit(ad_detector *d, const cJSON *r, int i, int k)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(r, "stepdown_scores"), *x;
+    int cap, n = 0;
+    double *out;
+
+    d->sd_fit_n[k] = 0;
+    if (d->sd_fit == NULL || a == NULL)
+        return;
+    cap = sd_fit_cap(&d->cfg);
+    out = d->sd_fit + (size_t)k * (size_t)cap;
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) < 1) {
+        ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].stepdown_scores is "
+               "not an array of numbers: the regime keeps its threshold", d->who, i);
+        return;
+    }
+    cJSON_ArrayForEach(x, a) {
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) {
+            ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].stepdown_scores"
+                   "[%d] is not a finite number: the regime keeps its threshold", d->who, i, n);
+            return;
+        }
+        if (n == cap) {             /* accept_after lowered: the first ones */
+            break;
+        }
+        out[n++] = x->valuedouble;
+    }
+    d->sd_fit_n[k] = n;
 }
 
 /* Read F finite numbers of array a into out; 0 when it holds them. */
@@ -2225,6 +2281,7 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
                        &d->regime_span[k]);
         read_time_pair(d, r, i, d->regime_rec[k], 0, "since_ms", "length_ms", &d->regime_at[k],
                        &d->regime_len[k]);
+        read_sd_fit(d, r, i, k);
         k++;
         i++;
     }
@@ -3040,6 +3097,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     d->regime_thr[slot] = nw;
     d->regime_seq[slot] = ++d->regime_n;
     d->regime_rec[slot] = (unsigned char)rec;
+    d->sd_fit_n[slot] = 0;
     d->regime_span[slot] = 0;
     d->regime_sh_n[slot] = 0;
     d->regime_shn_n[slot] = 0;
@@ -3197,6 +3255,8 @@ static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
     d->regime_thr[slot] = nw;
     d->regime_seq[slot] = ++d->regime_n;
     d->regime_rec[slot] = 0;
+    memcpy(d->sd_fit + (size_t)slot * (size_t)sd_fit_cap(&d->cfg), x, (size_t)S * sizeof(double));
+    d->sd_fit_n[slot] = S;          /* it keeps learning (sd_refit) */
     d->regime_span[slot] = 0;
     d->regime_sh_n[slot] = 0;
     d->regime_shn_n[slot] = 0;
@@ -3214,6 +3274,35 @@ static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
     det_acc_chain_reset(d);
     dq_recenter(d);
     return 1;
+}
+
+/* A window judged against step-down regime i scored s, under its
+ * threshold, trusted, no alert open: the regime's threshold is fitted
+ * again, as sd_accept fits it, on its scores so far and s, up to
+ * sd_fit_cap() of them (then it stays). A level whose first
+ * stepdown_after scores happened to be narrow otherwise raised again on
+ * its own noise; a window over the threshold never teaches it (a new
+ * fault is not its level). */
+static void sd_refit(ad_detector *d, int i, double s)
+{
+    int cap = sd_fit_cap(&d->cfg), how = 0, n = d->sd_fit_n[i];
+    double *x, nw;
+    char err[160];
+
+    if (d->sd_fit == NULL || n < 1 || n >= cap || !isfinite(s))
+        return;
+    x = d->sd_fit + (size_t)i * (size_t)cap;
+    x[n] = s;
+    if (ad_threshold_rebase_value(d->thr, x, (size_t)n + 1,
+                                  d->model && !d->has_nscale ? d->model->training : NULL,
+                                  &nw, &how, err, sizeof(err)) != 0) {
+        ad_log(AD_LOG_WARNING, "%s: step-down regime %llu keeps its threshold %.6g: %s",
+               d->who, (unsigned long long)d->regime_seq[i], d->regime_thr[i], err);
+        d->sd_fit_n[i] = 0;         /* no more learning */
+        return;
+    }
+    d->sd_fit_n[i] = n + 1;
+    d->regime_thr[i] = nw;
 }
 
 /* A window at ts was judged against regime i, accepted from one persistent
@@ -3868,6 +3957,9 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (like) {
         d->st.windows_regime++;
         regime_extend(d, ri, ts);
+        if (!exceeded && !o.elevated && !untrusted && !hard &&
+            ad_alerter_active(d->alert) == NULL)
+            sd_refit(d, ri, s);
     }
     thr = o.threshold;
 

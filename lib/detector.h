@@ -185,6 +185,10 @@
  * level (the mean of the last S scores and the window, alert.on score) is
  * not accepted: the alert clears as ever. A = 0: nothing. Saved with
  * the chain ("stepdown": peak, held, the last max(W, S) scores, profile).
+ * The regime's threshold keeps learning: a window judged against it under
+ * it (trusted, no alert open) joins its scores and it is fitted again the
+ * same way, up to max(A, S) scores; never a window over it; a promotion
+ * ends it. Its scores are saved with the regime ("stepdown_scores").
  *
  * ACROSS A RESTORE. The state keeps the chains (ad_detector_save
  * "accept"), so a stream restored from a hand-over (a stop, an eviction)

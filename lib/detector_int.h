@@ -167,6 +167,12 @@ struct ad_detector {
      * (not over its threshold, no alert open): the regime's level */
     int regime_shn_n[AD_REGIMES];
     double regime_shn[AD_REGIMES][AD_REGIME_SH];
+    /* a step-down regime's threshold keeps learning: the scores it was
+     * fitted on and those of the windows since judged against it and under
+     * it (trusted, no alert open), up to sd_fit_cap(); sd_fit_n[i] 0: regime
+     * i does not learn (not a step-down's, or it went through a promotion) */
+    double *sd_fit;              /* AD_REGIMES x cap */
+    int sd_fit_n[AD_REGIMES];
     int last_regime;             /* the regime the last window was judged
                                     against, -1: none */
     const void *sh_cand;         /* the candidate the regime_sh scores are of */

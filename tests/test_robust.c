@@ -1414,6 +1414,7 @@ static void test_passing_fault_not_accepted(void)
  * stepdown_windows 20, stepdown_after 20. With save_at > 0 the detector is
  * saved after that row and the run continues in a fresh one restored from
  * it. Returns the row the first alert closed as accepted (-1: none). */
+#define WIDEN_TO 1.5
 static int sd_other;                /* from `again`: the level on b, a back to 1 */
 
 static int stepdown_run(double ratio, int A, int again, double again_a, int save_at, run *r,
@@ -1530,6 +1531,79 @@ static void test_stepdown(void)
     T_NOTE("fault 5 -> level 2: ratio 0 open to the end; 0.67 accepted at row %d, the fault "
            "back and a rise raise at 350; accept_after 0 open; restored at row 225: row %d",
            at, at_sv);
+}
+
+/* A fault on a (9) from row 100 stepping down at row 200 to 3, whose
+ * noise is narrow (0.01) over the rows the regime is fitted on and then
+ * widens (from row 260 to `wide` at row 500, the level still stable): the
+ * regime's threshold keeps learning from its windows under it, so the
+ * wider noise raises nothing; from row `rise` (> 0) a at 7, a rise over
+ * the new level. Returns the raises; *thr: the regime's threshold at the
+ * end (stats.regime_threshold), *last: the row the last alert was raised
+ * at (-1: none). */
+static int stepdown_widen_run(double wide, int rise, double *thr, int *last, int save_at)
+{
+    ad_detector *d;
+    ad_detector_stats st;
+    run r;
+    int i;
+
+    sd_ratio = 0.67;
+    d = accept_detector_m(400, 0, 3, 0.25, 2);
+    memset(&r, 0, sizeof(r));
+    memset(&st, 0, sizeof(st));
+    rng = 21;
+    for (i = 0; d && i < 560; i++) {
+        double amp = i < 260 ? 0.01 : 0.01 + (wide - 0.01) * (i > 500 ? 1 : (i - 260) / 240.0);
+        double a = i < 100 ? 1 + 0.05 * noise() : i < 200 ? 9 + 0.05 * noise()
+                                                            : 3 + amp * noise();
+        if (rise > 0 && i >= rise)
+            a = 7 + 0.05 * noise();
+        step2(d, 1000 * i, a, 1 + 0.05 * noise(), &r);
+        if (save_at > 0 && i == save_at) {
+            char *state = ad_detector_save(d), err[200];
+            ad_detector *d2 = accept_detector_m(400, 0, 3, 0.25, 2);
+            int rc = state && d2 ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
+
+            T_CHECK(rc == 0 && strstr(state, "\"stepdown_scores\":["),
+                    "saved at row %d with the step-down regime's scores, restored: %s", i,
+                    rc ? err : "ok");
+            free(state);
+            ad_detector_free(d);
+            d = d2;
+        }
+    }
+    sd_ratio = 0;
+    if (d)
+        ad_detector_get_stats(d, &st);
+    ad_detector_free(d);
+    free_models();
+    *thr = st.regime_threshold;
+    i = nth_ev(&r, AD_EV_ALERT_RAISED, r.count[AD_EV_ALERT_RAISED] - 1);
+    *last = i >= 0 ? (int)(r.ev[i].alert.start_ms / 1000) : -1;
+    return r.count[AD_EV_ALERT_RAISED];
+}
+
+static void test_stepdown_widens(void)
+{
+    double t_narrow, t_wide, t_rise, t_sv;
+    int n_narrow, n_wide, n_rise, n_sv, last;
+
+    n_narrow = stepdown_widen_run(0.01, 0, &t_narrow, &last, 0);
+    T_CHECK(n_narrow == 1, "the new level staying narrow: no new alert (%d raises, regime "
+            "threshold %g)", n_narrow, t_narrow);
+    n_wide = stepdown_widen_run(WIDEN_TO, 0, &t_wide, &last, 0);
+    T_CHECK(n_wide == 1 && t_wide > t_narrow, "its noise widening slowly: no new alert, the "
+            "regime's threshold learned (%d raises, threshold %g, narrow %g)", n_wide, t_wide,
+            t_narrow);
+    n_sv = stepdown_widen_run(WIDEN_TO, 0, &t_sv, &last, 380);
+    T_CHECK(n_sv == 1 && fabs(t_sv - t_wide) < 0.01 * t_wide, "saved at row 380 and "
+            "restored: the same but for the rows the window takes to fill (%d raises, threshold %g, uninterrupted %g)", n_sv, t_sv, t_wide);
+    n_rise = stepdown_widen_run(WIDEN_TO, 530, &t_rise, &last, 0);
+    T_CHECK(last >= 530 && last <= 533, "a rise to 7 at row 530 still raises (at row %d, "
+            "%d raises, threshold %g)", last, n_rise, t_rise);
+    T_NOTE("step-down level widening to %g: %d raises (threshold %g, narrow %g), a rise "
+           "raised at row %d", WIDEN_TO, n_wide, t_wide, t_narrow, last);
 }
 
 /* A fault (score 9 on feature a) from row 100 that ends at row 200, the
@@ -2011,6 +2085,7 @@ int main(void)
     T_RUN(test_passing_fault_not_accepted);
     T_RUN(test_stepdown);
     T_RUN(test_stepdown_below_clear);
+    T_RUN(test_stepdown_widens);
     T_RUN(test_probability_alerts);
     T_RUN(test_level_rise);
     T_RUN(test_burst);
