@@ -2031,13 +2031,11 @@ static void acc_chain_rescale(ad_detector *d, double ratio)
         d->acc_prof[f] *= ratio;
     for (f = 0; f < d->F; f++)
         pk_prof(d)[f] *= ratio;
-    if (d->sd != NULL) {            /* the step-down's scores, highest mean, profile */
-        int R = (int)sd_ring_cap(&d->cfg), S = d->cfg.alert.stepdown_after;
+    if (d->sd != NULL) {            /* the step-down's scores and highest mean */
+        int R = (int)sd_ring_cap(&d->cfg);
 
         for (i = 0; i < R; i++)
             d->sd[i] *= ratio;
-        for (f = 0; f < d->F; f++)
-            d->sd[R + S + f] *= ratio;
         d->sd_peak *= ratio;
     }
 }
@@ -2524,7 +2522,7 @@ static int add_times(cJSON *o, const char *k, const int64_t *t, int n)
  *  "profile":[F],"cur_profile":[F],"handover":b
  *  [,"parked":{"scores":[..],"quiet":n,"alerts":n,"since_ms":ts,"span_ms":ms,
  *              "starts":[ts..],"profile":[F]}]
- *  [,"stepdown":{"peak":x,"held":n,"scores":[..],"profile":[F]}]}
+ *  [,"stepdown":{"peak":x,"held":n,"scores":[..]}]}
  * (detector.h ad_detector_save says what each is). */
 cJSON *det_acc_chain_save(const ad_detector *d, int handover)
 {
@@ -2566,8 +2564,7 @@ cJSON *det_acc_chain_save(const ad_detector *d, int handover)
         if ((p = cJSON_AddObjectToObject(o, "stepdown")) == NULL ||
             !cJSON_AddNumberToObject(p, "peak", d->sd_peak) ||
             !cJSON_AddNumberToObject(p, "held", d->sd_held) ||
-            add_ring(p, "scores", d->sd, (d->sd_pos - d->sd_n + R) % R, d->sd_n, R) != 0 ||
-            add_ring(p, "profile", d->sd + R + d->cfg.alert.stepdown_after, 0, F, F) != 0)
+            add_ring(p, "scores", d->sd, (d->sd_pos - d->sd_n + R) % R, d->sd_n, R) != 0)
             goto fail;
     }
     return o;
@@ -2798,12 +2795,13 @@ static int acc_chain_take(ad_detector *d, const cJSON *o, const ad_alert *act)
 /* The open alert's step-down progress o ("stepdown" of the saved chain;
  * NULL: none saved) into d: its newest scores the ring holds now (a
  * changed stepdown_windows/after keeps what fits), its highest mean, the
- * windows held and their profile. Damaged: logged, counted again. */
+ * windows held (a "profile" saved by an earlier version is ignored).
+ * Damaged: logged, counted again. */
 static void sd_restore(ad_detector *d, const cJSON *o)
 {
-    int R = (int)sd_ring_cap(&d->cfg), S = d->cfg.alert.stepdown_after, F = d->F;
+    int R = (int)sd_ring_cap(&d->cfg);
     int n = 0, kept = 0, held = 0;
-    double *prof = d->sd + R + S, *tmp;
+    double *tmp;
     const cJSON *pk = cJSON_GetObjectItemCaseSensitive(o, "peak");
     const char *bad = "peak";
 
@@ -2818,12 +2816,9 @@ static void sd_restore(ad_detector *d, const cJSON *o)
     if (!cJSON_IsObject(o) || !cJSON_IsNumber(pk) || !isfinite(pk->valuedouble) ||
         !(pk->valuedouble >= 0) ||
         get_whole(o, "held", 0, AD_ACC_COUNT_MAX, &held, NULL, &bad) ||
-        get_scores(o, "scores", 1000000, R, tmp, &n, &kept, &bad) ||
-        (bad = "profile", read_vec(cJSON_GetObjectItemCaseSensitive(o, "profile"), F,
-                                   prof) != 0)) {
+        get_scores(o, "scores", 1000000, R, tmp, &n, &kept, &bad)) {
         ad_log(AD_LOG_WARNING, "%s: saved state: alert.accept.stepdown.%s is damaged: the "
                "open alert's step down is counted again from here", d->who, bad);
-        memset(prof, 0, (size_t)F * sizeof(double));
         free(tmp);
         return;
     }
@@ -3142,17 +3137,16 @@ static int acc_ready(const ad_detector *d)
                                d->acc_len >= A / AD_ACCEPT_RECUR);
 }
 
-/* STEP-DOWN ACCEPTANCE: the open alert's window scored s (share: its
- * per-feature split, or NULL): its mean over the last W windows
- * (stepdown_windows, all of them in the alert) is compared with ratio x the
- * highest such mean before it; sd_held counts the windows in a row under
- * it, and the excess error profile of those windows is summed. */
-static void sd_push(ad_detector *d, double s, const float *share)
+/* STEP-DOWN ACCEPTANCE: the open alert's window scored s: its mean over
+ * the last W windows (stepdown_windows, all of them in the alert) is
+ * compared with ratio x the highest such mean before it; sd_held counts
+ * the windows in a row under it (a step-down's regime is matched by level
+ * only: no error profile is kept). */
+static void sd_push(ad_detector *d, double s)
 {
     const ad_alert_cfg *c = &d->cfg.alert;
-    int R = (int)sd_ring_cap(&d->cfg), W = c->stepdown_windows, F = d->F, i, f;
-    double sum = 0, m, *prof = d->sd + R + c->stepdown_after;
-    const double *u = d->acc_prof + 2 * F;
+    int R = (int)sd_ring_cap(&d->cfg), W = c->stepdown_windows, i;
+    double sum = 0, m;
 
     if (!isfinite(s))
         return;
@@ -3166,12 +3160,8 @@ static void sd_push(ad_detector *d, double s, const float *share)
         sum += d->sd[(d->sd_pos - i + R) % R];
     m = sum / W;
     if (m < c->stepdown_ratio * d->sd_peak) {
-        if (d->sd_held++ == 0)
-            memset(prof, 0, (size_t)F * sizeof(double));
-        if (d->sd_held > AD_ACC_COUNT_MAX)
+        if (++d->sd_held > AD_ACC_COUNT_MAX)
             d->sd_held = AD_ACC_COUNT_MAX;
-        for (f = 0; share != NULL && f < F; f++)
-            prof[f] += s * share[f] - u[f];
     } else {
         d->sd_held = 0;
     }
@@ -4059,7 +4049,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                   cosine(pk_prof(d), d->acc_prof + d->F, d->F) >= AD_ACCEPT_SIMILAR)))
                 acc_switch(d);
             if (d->sd != NULL)
-                sd_push(d, s, share);
+                sd_push(d, s);
         }
         if (acc_ready(d) && try_accept(d, ts, s, p, L, 0))
             return;

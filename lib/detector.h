@@ -184,7 +184,7 @@
  * acceptance due at the same window goes first; a level under the clear
  * level (the mean of the last S scores and the window, alert.on score) is
  * not accepted: the alert clears as ever. A = 0: nothing. Saved with
- * the chain ("stepdown": peak, held, the last max(W, S) scores, profile).
+ * the chain ("stepdown": peak, held, the last max(W, S) scores).
  * The regime's threshold keeps learning: a window judged against it under
  * it (trusted, no alert open) joins its scores and it is fitted again the
  * same way, up to max(A, S) scores; never a window over it; a promotion

@@ -201,8 +201,8 @@ struct ad_detector {
     /* STEP-DOWN ACCEPTANCE (alert.stepdown_ratio > 0, detector.h): the
      * open alert's last R = max(stepdown_windows, stepdown_after) scores
      * (sd[0..R), sd_n of them, the next at sd_pos), scratch for
-     * stepdown_after scores (sd + R) and the excess error profile summed
-     * since the step (sd + R + stepdown_after, F); the highest mean over
+     * stepdown_after scores (sd + R) and for F values (sd + R +
+     * stepdown_after: the zero profile sd_slot gives regime_slot); the highest mean over
      * stepdown_windows windows the alert reached and the windows in a row
      * its mean has been under ratio x that; NULL when off */
     double *sd;
