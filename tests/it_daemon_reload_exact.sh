@@ -35,17 +35,7 @@ start() { # start N: the Nth start
         --count "$1" >/dev/null || it_fail "daemon connects ($1)" "$(tail -5 "$D/daemon.log")"
 }
 stop() { kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=; }
-stat() {
-    $PYTHON - "$D/sub.jsonl" "$1" <<'EOP'
-import json, sys
-last = None
-for l in open(sys.argv[1]):
-    m = json.loads(l)
-    if m["topic"] == "anomalyd/stats":
-        last = json.loads(m["payload"]).get(sys.argv[2])
-print(last)
-EOP
-}
+stat() { it_last_stat "$D/sub.jsonl" anomalyd/stats "$1"; }
 _scored() { [ "$(stat windows_scored)" = "$1" ]; }
 
 # run 1: 200 rows, stop

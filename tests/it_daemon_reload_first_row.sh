@@ -37,17 +37,7 @@ conf() { # conf CASE ALERT_K STATE_DIR
                $(det fix "$2" '"method": "fixed", "fixed": 100')]}
 EOC
 }
-stat() { # stat CASE KEY: KEY of case CASE's last stats message
-    $PYTHON - "$D/sub.jsonl" "$1" "$2" <<'EOF'
-import json, sys
-last = None
-for l in open(sys.argv[1]):
-    m = json.loads(l)
-    if m["topic"] == "anomalyd/stats" + sys.argv[2]:
-        last = json.loads(m["payload"]).get(sys.argv[3])
-print(last)
-EOF
-}
+stat() { it_last_stat "$D/sub.jsonl" "anomalyd/stats$1" "$2"; }   # KEY of case CASE's last stats message
 _stat_is() { [ "$(stat "$1" "$2")" = "$3" ]; }
 
 # first_row CASE STATE_DIR WHAT

@@ -73,17 +73,7 @@ reload() { # reload CASE N: SIGHUP, wait for the Nth "configuration reloaded"
         it_fail "case $1: reload $2" "$(tail -5 "$D/daemon$1.log")"
 }
 # stat CASE KEY: KEY of case CASE's last stats message
-stat() {
-    $PYTHON - "$D/sub.jsonl" "$1" "$2" <<'EOF'
-import json, sys
-last = None
-for l in open(sys.argv[1]):
-    m = json.loads(l)
-    if m["topic"] == "anomalyd/stats" + sys.argv[2]:
-        last = json.loads(m["payload"]).get(sys.argv[3])
-print(last)
-EOF
-}
+stat() { it_last_stat "$D/sub.jsonl" "anomalyd/stats$1" "$2"; }
 scored() { stat "$1" windows_scored; }
 _stat_is() { [ "$(stat "$1" "$2")" = "$3" ]; }
 wait_stat() { it_wait_until "$4" _stat_is "$1" "$2" "$3"; }   # wait_stat CASE KEY VALUE TIMEOUT

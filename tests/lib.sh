@@ -82,6 +82,20 @@ it_kafka_cleanup() {
     it_daemon_cleanup
 }
 
+# it_last_stat FILE TOPIC KEY: KEY of the last message on TOPIC in FILE (the
+# JSON lines of tests/it_daemon_mqtt.py's subscriber); None when there is none
+it_last_stat() {
+    $PYTHON - "$1" "$2" "$3" <<'EOP'
+import json, sys
+last = None
+for l in open(sys.argv[1]):
+    m = json.loads(l)
+    if m["topic"] == sys.argv[2]:
+        last = json.loads(m["payload"]).get(sys.argv[3])
+print(last)
+EOP
+}
+
 # Event waits. Each polls every 50 ms until the event or TIMEOUT seconds
 # (fractions allowed) and returns 0 on the event, 1 on timeout. Timeouts are
 # upper bounds for a loaded 2-core machine, not expected durations.

@@ -132,6 +132,14 @@ typedef struct run {
     long long first_clear;      /* row of the first clear (-1: none) */
 } run;
 
+/* What a run holds (its saved parts), freed; the run can be used again. */
+static void run_free(run *r)
+{
+    free(r->level_part);
+    free(r->burst_part);
+    r->level_part = r->burst_part = NULL;
+}
+
 static void step(ad_detector *d, int64_t ts, double a, double b, run *r)
 {
     double row[F] = { a, b };
@@ -193,8 +201,7 @@ static void run_rows(const ad_model *m, int64_t level_ms, int64_t burst_ms, int 
     ad_detector *d = mk(m, level_ms, burst_ms, bn);
     int i;
 
-    free(r->level_part);
-    free(r->burst_part);
+    run_free(r);
     memset(r, 0, sizeof(*r));
     r->first = -1;
     r->first_clear = -1;
@@ -299,12 +306,9 @@ static void test_level_restored(void)
                "restored at row %d: hand-over %lld, mid-stream save %lld; state %zu bytes, "
                "its level part %zu", Ls[k], (long long)L / 1000, RISE, base.first, at, ho.first,
                mid.first, ho.state_bytes, ho.level_part ? strlen(ho.level_part) : 0);
-        free(base.level_part);
-        free(ho.level_part);
-        free(mid.level_part);
-        free(base.burst_part);
-        free(ho.burst_part);
-        free(mid.burst_part);
+        run_free(&base);
+        run_free(&ho);
+        run_free(&mid);
     }
 }
 
@@ -372,10 +376,8 @@ static void test_level_dropped(void)
     T_CHECK(warnings == 1 && r.first >= at + Lw,
             "damaged level part: %d warning (want 1), raised at row %lld (want %d or later)",
             warnings, r.first, at + Lw);
-    free(base.level_part);
-    free(r.level_part);
-    free(base.burst_part);
-    free(r.burst_part);
+    run_free(&base);
+    run_free(&r);
 }
 
 /* A live stream whose rows come slower after calibration (a sensor set to
@@ -397,10 +399,8 @@ static void test_level_slower(void)
             "stream at its first rate)", r.first, base.first, base.first + 12);
     T_NOTE("rows 3x slower from row 100: raised at row %lld (uninterrupted %lld)", r.first,
            base.first);
-    free(base.level_part);
-    free(r.level_part);
-    free(base.burst_part);
-    free(r.burst_part);
+    run_free(&base);
+    run_free(&r);
 }
 
 /* A level alert open (held by the level test: the scores under the
@@ -430,10 +430,8 @@ static void test_level_alert_silence(void)
     T_CHECK(r.first_clear == base.first_clear,
             "hand-over with a gap of 40 rows with the level alert open: cleared at row %lld "
             "(want %lld, as uninterrupted)", r.first_clear, base.first_clear);
-    free(base.level_part);
-    free(r.level_part);
-    free(base.burst_part);
-    free(r.burst_part);
+    run_free(&base);
+    run_free(&r);
 }
 
 /* ---- the burst test ----------------------------------------------------------- */
@@ -485,16 +483,11 @@ static void test_burst_restored(void)
            "%lld; burst part %zu bytes: %s", at, base.first, ho.first, mid.first, old.first,
            oth.first, ho.burst_part ? strlen(ho.burst_part) : 0,
            ho.burst_part ? ho.burst_part : "");
-    free(base.burst_part);
-    free(ho.burst_part);
-    free(mid.burst_part);
-    free(old.burst_part);
-    free(oth.burst_part);
-    free(base.level_part);
-    free(ho.level_part);
-    free(mid.level_part);
-    free(old.level_part);
-    free(oth.level_part);
+    run_free(&base);
+    run_free(&ho);
+    run_free(&mid);
+    run_free(&old);
+    run_free(&oth);
 }
 
 /* Threshold method sigma (its fence is the normal scores' median + z
@@ -532,12 +525,9 @@ static void test_level_small_scores(void)
         T_NOTE("scores at %g: raised at row %lld; hand-over %lld, mid-stream %lld; level "
                "part %.100s..", sc[k], base.first, ho.first, mid.first,
                ho.level_part ? ho.level_part : "(none)");
-        free(base.level_part);
-        free(ho.level_part);
-        free(mid.level_part);
-        free(base.burst_part);
-        free(ho.burst_part);
-        free(mid.burst_part);
+        run_free(&base);
+        run_free(&ho);
+        run_free(&mid);
     }
 }
 

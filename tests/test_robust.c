@@ -1417,6 +1417,21 @@ static void test_passing_fault_not_accepted(void)
 #define WIDEN_TO 1.5
 static int sd_other;                /* from `again`: the level on b, a back to 1 */
 
+/* d saved at row i and restored into a fresh step-down detector (accept_after
+ * A), which takes its place; the state must hold want. */
+static ad_detector *sd_moved(ad_detector *d, int A, int i, const char *want, const char *what)
+{
+    char *state = ad_detector_save(d), err[200];
+    ad_detector *d2 = accept_detector_m(A, 0, 3, 0.25, 2);
+    int rc = state && d2 ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
+
+    T_CHECK(rc == 0 && strstr(state, want), "saved at row %d %s and restored: %s", i, what,
+            rc ? err : "ok");
+    free(state);
+    ad_detector_free(d);
+    return d2;
+}
+
 static int stepdown_run(double ratio, int A, int again, double again_a, int save_at, run *r,
                         ad_detector_stats *st)
 {
@@ -1438,16 +1453,7 @@ static int stepdown_run(double ratio, int A, int again, double again_a, int save
         }
         step2(d, 1000 * i, a + 0.05 * noise(), b + 0.05 * noise(), r);
         if (save_at > 0 && i == save_at) {
-            char *state = ad_detector_save(d), err[200];
-            ad_detector *d2 = accept_detector_m(A, 0, 3, 0.25, 2);
-            int rc = state && d2 ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
-
-            T_CHECK(rc == 0 && strstr(state, "\"stepdown\":{\"peak\":"),
-                    "saved in the step down (row %d) and restored: %s", i,
-                    rc ? err : "ok");
-            free(state);
-            ad_detector_free(d);
-            d = d2;
+            d = sd_moved(d, A, i, "\"stepdown\":{\"peak\":", "in the step down");
         }
     }
     sd_ratio = 0;
@@ -1561,16 +1567,8 @@ static int stepdown_widen_run(double wide, int rise, double *thr, int *last, int
             a = 7 + 0.05 * noise();
         step2(d, 1000 * i, a, 1 + 0.05 * noise(), &r);
         if (save_at > 0 && i == save_at) {
-            char *state = ad_detector_save(d), err[200];
-            ad_detector *d2 = accept_detector_m(400, 0, 3, 0.25, 2);
-            int rc = state && d2 ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
-
-            T_CHECK(rc == 0 && strstr(state, "\"stepdown_scores\":["),
-                    "saved at row %d with the step-down regime's scores, restored: %s", i,
-                    rc ? err : "ok");
-            free(state);
-            ad_detector_free(d);
-            d = d2;
+            d = sd_moved(d, 400, i, "\"stepdown_scores\":[",
+                         "with the step-down regime's scores");
         }
     }
     sd_ratio = 0;
