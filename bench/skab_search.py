@@ -100,6 +100,9 @@ STAGES = {
     "stepdown": [("alert.stepdown_ratio", (0, 0.5, 0.67, 0.8), True),
                  ("alert.stepdown_windows", (30, 60), True),
                  ("alert.stepdown_after", (30, 60), True)],
+    "calib": [("calibration.adapt", (False, True), False),
+              ("calibration.estimator", ("quantile", "trimmed"), False),
+              ("calibration.k", (2.25, 2.5, 2.75), True)],
     "adapt": [("adapt.enabled", (True,), False),
               ("adapt.every_windows", (150, 300), True),
               ("adapt.normal_windows", (200,), True),
@@ -159,6 +162,11 @@ def tidy(det):
         al.pop("stepdown_ratio")
         al.pop("stepdown_windows", None)
         al.pop("stepdown_after", None)
+    ca = det.get("calibration", {})
+    if ca.get("adapt") is False:        # the default
+        ca.pop("adapt")
+    if ca.get("estimator") == "quantile":   # the default
+        ca.pop("estimator")
 
 
 def config_file(det, model, tmpdir, tag):
@@ -292,7 +300,7 @@ def main():
           % (len(grid), len(seen), len(fl), a.log))
     if a.stage == "base":
         return 0
-    robust = a.stage in ("fine", "features", "level", "stepdown")
+    robust = a.stage in ("fine", "features", "level", "stepdown", "calib")
     w = robust_winner(results, axes, a.far_max, robust)
     if w is None:
         print("no setting whose neighbourhood keeps valve1 FAR <= %g" % a.far_max)
