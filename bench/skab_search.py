@@ -49,6 +49,15 @@ the estimator or alert.on are not steps). A setting qualifies when every
 member of its neighbourhood has valve1 FAR <= --far-max (15); among those
 the winner has the highest neighbourhood-minimum F1 (ties: own F1). So a
 sharp optimum with a bad neighbour loses to a flat plateau.
+--extend (robust stages): a winner on the edge of an ordered axis has a
+one-sided neighbourhood there, so the rule cannot see a cliff just past
+the grid. The grid is then extended one step past that edge (the fine
+stage's steps: accept_after and accept_spread x or / 1.5, k +-0.25,
+clear_ratio +-0.05, never past a key's range; other axes by their own
+spacing), every new setting of the grown grid is run and logged, and the
+rule is applied again over all of them, until the winner has a
+neighbour on both sides of every ordered axis or an axis reaches its
+limit (clear_ratio 1; accept_after 0; at most 6 extensions).
 
 Log (--log, default bench/tuning_log.tsv; tab-separated, appended, never
 rewritten): date, commit, settings, valve1_f1, valve1_far, valve1_mar,
@@ -110,6 +119,31 @@ STAGES = {
               ("adapt.min_gain", (0, 0.05), True)],
 }
 # fine: +-1 step around the base value on these axes (step = list spacing)
+def step_past(key, values, side):
+    """The value one step past the low (side -1) or high (+1) edge of an
+    ordered axis, or None at a key's limit."""
+    v = values[0] if side < 0 else values[-1]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    if key in ("alert.accept_after", "alert.accept_spread"):
+        n = v / 1.5 if side < 0 else v * 1.5
+        n = round(n) if key == "alert.accept_after" else round(n, 3)
+        return n if n > 0 and n not in values else None
+    if key == "calibration.k":
+        n = round(v + 0.25 * side, 2)
+        return n if n > 0 else None
+    if key == "alert.clear_ratio":
+        n = round(v + 0.05 * side, 2)
+        return n if 0 < n <= 1 else None
+    if len(values) < 2:
+        return None
+    d = (values[1] - values[0]) if side < 0 else (values[-1] - values[-2])
+    n = v + d * side
+    if isinstance(v, int) and isinstance(d, int):
+        n = int(n)
+    return n if n >= 0 and n not in values else None
+
+
 FINE = [("alert.accept_after", lambda v: sorted({max(0, round(v / 1.5)), v, round(v * 1.5)})),
         ("alert.accept_spread", lambda v: [round(v / 1.5, 3), v, round(v * 1.5, 3)]),
         ("calibration.k", lambda v: [round(v - 0.25, 2), v, round(v + 0.25, 2)]),
@@ -246,6 +280,8 @@ def main():
     ap.add_argument("--ncal", type=int, default=400)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--train-args", default="", help="how the models were trained (logged)")
+    ap.add_argument("--extend", action="store_true",
+                    help="robust stages: grow the grid past an edge the winner sits on (see above)")
     ap.add_argument("--winner-out", help="write the winner's detector block here (JSON)")
     ap.add_argument("--log", default=os.path.join(HERE, "tuning_log.tsv"))
     a = ap.parse_args()
@@ -269,39 +305,69 @@ def main():
     results, seen = {}, {}
     tmp = tempfile.mkdtemp(prefix="skab_search.")
     pool = cf.ThreadPoolExecutor(a.jobs)
-    for n, vals in enumerate(grid):
-        det = copy.deepcopy(base)
-        for (key, _, _), v in zip(axes, vals):
-            put(det, key, v)
-        tidy(det)
-        sig = json.dumps(det, sort_keys=True)
-        if sig in seen:
-            results[vals] = seen[sig]
-            continue
-        cfgs = [(config_file(det, os.path.join(a.work, name + ".safetensors"), tmp, "%d_%s" % (n, name)),
-                 os.path.join(a.work, name + ".safetensors"), p) for p, name in fl]
-        try:
-            cs = list(pool.map(lambda x: replay(a.bin, x[0], x[1], x[2], a.ncal), cfgs))
-        except RuntimeError as e:
-            sys.exit("skab_search.py: %s\n  setting %s" % (e, sig))
-        tot = [sum(c[i] for c in cs) for i in range(4)]
-        f = metrics(tot)
-        seen[sig] = results[vals] = f
-        log.write("%s\t%s\t%s\t%.4f\t%.2f\t%.2f\t%s\n" % (
-            date, rev, json.dumps({"train": a.train_args, "detector": det}, sort_keys=True),
-            f[0], f[1], f[2], "stage %s" % a.stage))
-        log.flush()
-        print("%3d/%d F1 %.4f FAR %5.2f MAR %5.2f  %s" % (
-            n + 1, len(grid), *f, " ".join("%s=%s" % (k.split(".")[-1], v)
-                                           for (k, _, _), v in zip(axes, vals))), flush=True)
+    note = "stage %s" % a.stage
+
+    def run_grid(grid):
+        for n, vals in enumerate(grid):
+            if vals in results:
+                continue
+            det = copy.deepcopy(base)
+            for (key, _, _), v in zip(axes, vals):
+                put(det, key, v)
+            tidy(det)
+            sig = json.dumps(det, sort_keys=True)
+            if sig in seen:
+                results[vals] = seen[sig]
+                continue
+            cfgs = [(config_file(det, os.path.join(a.work, name + ".safetensors"), tmp,
+                                 "%d_%s" % (len(seen), name)),
+                     os.path.join(a.work, name + ".safetensors"), p) for p, name in fl]
+            try:
+                cs = list(pool.map(lambda x: replay(a.bin, x[0], x[1], x[2], a.ncal), cfgs))
+            except RuntimeError as e:
+                sys.exit("skab_search.py: %s\n  setting %s" % (e, sig))
+            tot = [sum(c[i] for c in cs) for i in range(4)]
+            f = metrics(tot)
+            seen[sig] = results[vals] = f
+            log.write("%s\t%s\t%s\t%.4f\t%.2f\t%.2f\t%s\n" % (
+                date, rev, json.dumps({"train": a.train_args, "detector": det}, sort_keys=True),
+                f[0], f[1], f[2], note))
+            log.flush()
+            print("%3d/%d F1 %.4f FAR %5.2f MAR %5.2f  %s" % (
+                n + 1, len(grid), *f, " ".join("%s=%s" % (k.split(".")[-1], v)
+                                               for (k, _, _), v in zip(axes, vals))), flush=True)
+
+    grid = list(itertools.product(*[v for _, v, _ in axes]))
+    run_grid(grid)
+    robust = a.stage in ("fine", "features", "level", "stepdown", "calib")
+    w = None if a.stage == "base" else robust_winner(results, axes, a.far_max, robust)
+    for _ in range(6 if a.extend and robust else 0):
+        if w is None:
+            break
+        grown = False
+        for i, (key, values, ordered) in enumerate(axes):
+            j = values.index(w[1][i]) if ordered else -1
+            for side, edge in ((-1, 0), (1, len(values) - 1)):
+                if ordered and j == edge:
+                    v = step_past(key, values, side)
+                    if v is not None:
+                        values = (v,) + values if side < 0 else values + (v,)
+                        grown = True
+                        print("winner on the %s edge of %s: grid extended to %s"
+                              % ("low" if side < 0 else "high", key, list(values)), flush=True)
+            axes[i] = (key, values, ordered)
+        if not grown:
+            break
+        note = "stage %s (extended)" % a.stage
+        grid = list(itertools.product(*[v for _, v, _ in axes]))
+        run_grid(grid)
+        w = robust_winner(results, axes, a.far_max, robust)
     pool.shutdown()
     log.close()
     print("tried %d settings (%d distinct) on valve1 (%d files), logged to %s"
           % (len(grid), len(seen), len(fl), a.log))
     if a.stage == "base":
         return 0
-    robust = a.stage in ("fine", "features", "level", "stepdown", "calib")
-    w = robust_winner(results, axes, a.far_max, robust)
     if w is None:
         print("no setting whose neighbourhood keeps valve1 FAR <= %g" % a.far_max)
         return 1
