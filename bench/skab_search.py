@@ -245,8 +245,11 @@ def stage_axes(stage, base):
     return axes
 
 
-def robust_winner(results, axes, far_max, robust=True):
-    """results: {values tuple: (f1, far, mar)}; the declared rules."""
+def robust_winner(results, axes, far_max, robust=True, base_vals=None):
+    """results: {values tuple: (f1, far, mar)}; the declared rules. Exact
+    ties (neighbourhood minimum and own F1) go to the setting with the
+    fewest values changed from the base (base_vals), so an axis that
+    changes no valve1 row keeps its committed value."""
     best = None
     if not robust:
         axes = [(k, v, False) for k, v, _ in axes]
@@ -263,7 +266,8 @@ def robust_winner(results, axes, far_max, robust=True):
                         nb.append(results[other])
         if max(x[1] for x in nb) > far_max:
             continue
-        key = (min(x[0] for x in nb), f[0])
+        same = sum(1 for v, b in zip(vals, base_vals or ()) if v == b)
+        key = (min(x[0] for x in nb), f[0], same)
         if best is None or key > best[0]:
             best = (key, vals, len(nb))
     return best
@@ -337,10 +341,11 @@ def main():
                 n + 1, len(grid), *f, " ".join("%s=%s" % (k.split(".")[-1], v)
                                                for (k, _, _), v in zip(axes, vals))), flush=True)
 
+    base_vals = tuple(get(base, key) for key, _, _ in axes)
     grid = list(itertools.product(*[v for _, v, _ in axes]))
     run_grid(grid)
     robust = a.stage in ("fine", "features", "level", "stepdown", "calib")
-    w = None if a.stage == "base" else robust_winner(results, axes, a.far_max, robust)
+    w = None if a.stage == "base" else robust_winner(results, axes, a.far_max, robust, base_vals)
     for _ in range(6 if a.extend and robust else 0):
         if w is None:
             break
@@ -361,7 +366,7 @@ def main():
         note = "stage %s (extended)" % a.stage
         grid = list(itertools.product(*[v for _, v, _ in axes]))
         run_grid(grid)
-        w = robust_winner(results, axes, a.far_max, robust)
+        w = robust_winner(results, axes, a.far_max, robust, base_vals)
     pool.shutdown()
     log.close()
     print("tried %d settings (%d distinct) on valve1 (%d files), logged to %s"
