@@ -861,8 +861,11 @@ char *ad_detector_save(const ad_detector *d);
  * the restore continues those rows when it follows them (later, within 3 x
  * their median spacing and rows.max_gap_ms; a single row saved, within
  * rows.max_gap_ms alone, as the stream judges its second row), else the
- * ring starts afresh. So a stream that moves
- * scores the same windows as one that did not. Not for saves in the middle
+ * ring starts afresh. A row or sample at or before the saved last row (a
+ * copy delivered again: MQTT QoS 1, a Kafka re-read) is refused and
+ * counted (dup / ooo) as the stream that did not move refuses it
+ * (ad_stream_resume; after a plain save too), never a new row. So a
+ * stream that moves scores the same windows as one that did not. Not for saves in the middle
  * of a stream: rows consumed after such a save would be missing from the
  * ring.
  * A stream still calibrating (phase calibrating, rows consumed) is saved

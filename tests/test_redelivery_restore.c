@@ -22,6 +22,9 @@
  *   - the same with the plain save (no window rows: the ring refills in
  *     T - 1 rows either way): the same windows as the restored detector
  *     that got no copies, the copies counted as uninterrupted;
+ *   - rows with rows.max_lateness_ms: the rows still held for reordering
+ *     when saved are not in the state; their copies are taken (the same
+ *     windows as uninterrupted), the copy of the last row out refused;
  *   - rows.mode all (one sample per feature and time, aligned into rows):
  *     one sample of the last row again;
  *   - rows.mode period: a sample whose grid row is out again (refused as
@@ -56,6 +59,8 @@ typedef struct scored {
     double score[MAXW];
 } scored;
 
+static int64_t g_lateness;      /* rows.max_lateness_ms of the next detectors */
+
 static ad_detector *mk(ad_asm_mode mode)
 {
     ad_detector_cfg c;
@@ -68,6 +73,7 @@ static ad_detector *mk(ad_asm_mode mode)
     c.calib_windows = 20;
     c.stream.mode = mode;
     c.stream.period_ms = 1000;
+    c.stream.max_lateness_ms = g_lateness;
     if (ad_detector_new(&d, &c, "pump", g_model, 0, 0, NULL, err, sizeof(err)) != 0)
         T_CHECK(0, "detector: %s", err);
     return d;
@@ -279,6 +285,36 @@ static void test_rows_redelivered(void)
     }
 }
 
+/* Rows with lateness: the newest rows wait in the reorder buffer and are
+ * not in the saved state; delivered again they are taken (the stream that
+ * was not interrupted has them, and refuses the copies as dup), and the
+ * copy of the last row out is refused by both. */
+static void test_rows_lateness_redelivered(void)
+{
+    input before[N_BEFORE], after[3 + N_AFTER];
+    int n = steps(before, 0, N_BEFORE, 0), m;
+    outcome u, h;
+
+    g_lateness = 2000;
+    m = steps(after, N_BEFORE - 3, N_BEFORE, 0);
+    m += steps(after + m, N_BEFORE, N_BEFORE + N_AFTER, 0);
+    run(AD_ASM_ROWS, before, n, 0, after, m, &u);
+    run(AD_ASM_ROWS, before, n, 1, after, m, &h);
+    g_lateness = 0;
+    T_NOTE("rows, lateness 2 s, the last 3 rows again (2 of them not out when saved): "
+           "hand-over %d windows from %lld s (dup %llu, rows %llu, ring restarts %llu); "
+           "uninterrupted %d from %lld s (dup %llu)", h.w.n,
+           h.w.n ? (long long)h.w.ts[0] / 1000 : -1LL, (unsigned long long)h.st.dup,
+           (unsigned long long)h.st.rows, (unsigned long long)h.resets, u.w.n,
+           u.w.n ? (long long)u.w.ts[0] / 1000 : -1LL, (unsigned long long)u.st.dup);
+    same_windows(&h.w, &u.w, "lateness, hand-over");
+    T_CHECK(u.st.dup == 3 && h.st.dup == 1 && h.st.ooo == 0 && h.resets == 0,
+            "the copy of the last row out refused (dup %llu, ooo %llu), the two held "
+            "rows taken again (uninterrupted dup %llu), ring restarts %llu",
+            (unsigned long long)h.st.dup, (unsigned long long)h.st.ooo,
+            (unsigned long long)u.st.dup, (unsigned long long)h.resets);
+}
+
 /* One feature's sample of the last row again (ALL: aligned rows). */
 static void test_all_sample_redelivered(void)
 {
@@ -343,6 +379,7 @@ static void test_period_sample_redelivered(void)
 int main(void)
 {
     T_RUN(test_rows_redelivered);
+    T_RUN(test_rows_lateness_redelivered);
     T_RUN(test_all_sample_redelivered);
     T_RUN(test_period_sample_redelivered);
     ad_model_free(g_model);
