@@ -889,6 +889,9 @@ char *ad_detector_save_handover(const ad_detector *d);
  * AD_EFORMAT. On success the phase becomes detecting (AD_EV_PHASE queued)
  * and the saved alert part continues: an alert open when saved is active
  * again with the same id and clears by the usual rule; the seq continues;
+ * the stream's row assembly continues from the saved last row (alert
+ * "last_ts"): a row or sample at or before it is refused and counted
+ * (dup / ooo; ad_stream_resume), as by the stream that was not restored;
  * regime acceptance continues from the saved "accept" (a change is
  * accepted at the window it would have been without the restore; see
  * REGIME ACCEPTANCE for settings changed since, and for a save in the
@@ -935,7 +938,8 @@ int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason 
  * scaler does not matter): this checks their count and F only. Taken as
  * ad_detector_restore takes them (the next row must follow them), for a
  * detector in phase calibrating or detecting that has consumed no row; the
- * stream's last data time becomes the rows' last. Returns 1 when rows were
+ * stream's last data time becomes the rows' last (and rows at or before
+ * it are refused, as after ad_detector_restore). Returns 1 when rows were
  * restored, else 0 (none saved, another phase, rows consumed, or rejected:
  * a warning names why).
  */
