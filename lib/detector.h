@@ -861,8 +861,11 @@ char *ad_detector_save(const ad_detector *d);
  * the restore continues those rows when it follows them (later, within 3 x
  * their median spacing and rows.max_gap_ms; a single row saved, within
  * rows.max_gap_ms alone, as the stream judges its second row), else the
- * ring starts afresh. So a stream that moves
- * scores the same windows as one that did not. Not for saves in the middle
+ * ring starts afresh. A row or sample at or before the saved last row (a
+ * copy delivered again: MQTT QoS 1, a Kafka re-read) is refused and
+ * counted (dup / ooo) as the stream that did not move refuses it
+ * (ad_stream_resume; after a plain save too), never a new row. So a
+ * stream that moves scores the same windows as one that did not. Not for saves in the middle
  * of a stream: rows consumed after such a save would be missing from the
  * ring.
  * A stream still calibrating (phase calibrating, rows consumed) is saved
@@ -886,6 +889,9 @@ char *ad_detector_save_handover(const ad_detector *d);
  * AD_EFORMAT. On success the phase becomes detecting (AD_EV_PHASE queued)
  * and the saved alert part continues: an alert open when saved is active
  * again with the same id and clears by the usual rule; the seq continues;
+ * the stream's row assembly continues from the saved last row (alert
+ * "last_ts"): a row or sample at or before it is refused and counted
+ * (dup / ooo; ad_stream_resume), as by the stream that was not restored;
  * regime acceptance continues from the saved "accept" (a change is
  * accepted at the window it would have been without the restore; see
  * REGIME ACCEPTANCE for settings changed since, and for a save in the
@@ -932,7 +938,8 @@ int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason 
  * scaler does not matter): this checks their count and F only. Taken as
  * ad_detector_restore takes them (the next row must follow them), for a
  * detector in phase calibrating or detecting that has consumed no row; the
- * stream's last data time becomes the rows' last. Returns 1 when rows were
+ * stream's last data time becomes the rows' last (and rows at or before
+ * it are refused, as after ad_detector_restore). Returns 1 when rows were
  * restored, else 0 (none saved, another phase, rows consumed, or rejected:
  * a warning names why).
  */

@@ -588,6 +588,18 @@ static cJSON *saved_alert(const cJSON *o)
     return r;
 }
 
+/* The stream continues the saved one from its last row: a copy of a row
+ * or sample it consumed, delivered again after the restore (MQTT QoS 1, a
+ * Kafka re-read after a rebalance), is refused and counted as the stream
+ * that was not interrupted refuses it, rather than taken for a new row
+ * (which restarted the restored window ring: windows lost). Nothing when
+ * no last row is known (a state without "alert"."last_ts"). */
+static void stream_resume(ad_detector *d)
+{
+    if (d->last_ts != 0)
+        ad_stream_resume(d->stream, d->last_ts);
+}
+
 /* Continue the saved alert part after a successful restore. */
 static void alert_resume(ad_detector *d, const cJSON *o)
 {
@@ -606,6 +618,7 @@ static void alert_resume(ad_detector *d, const cJSON *o)
     if (d->last_ts == 0 && cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e15)
         d->last_ts = (int64_t)x->valuedouble;
     cJSON_Delete(a);
+    stream_resume(d);
     /* the continual learner (restored before) is told too: the windows of
      * the continued alert, and its clear margin, stay out of its normal set */
     if (d->ad && ad_alerter_active(d->alert))
@@ -849,6 +862,8 @@ int ad_detector_restore_window(ad_detector *d, const char *json)
         ok = ad_window_fill(d->win) > 0;
         if (!ok)
             d->last_ts = keep;
+        else
+            stream_resume(d);
     }
     cJSON_Delete(o);
     return ok;

@@ -52,6 +52,9 @@ struct ad_stream {
     int64_t max_ts;        /* newest accepted timestamp */
     int64_t arr_ms;        /* last arrival clock (ad_stream_arrival) */
     int64_t last_emit_ts;  /* last emitted row time */
+    int has_resume;
+    int64_t resume_ts;     /* the last row of the stream this one continues
+                            * (ad_stream_resume): nothing at or before it */
     int64_t next_grid;     /* PERIOD: next grid point to emit */
     int64_t last_applied;  /* PERIOD: newest sample applied to a row */
     int gap_next;          /* PERIOD: flag the next row AD_ROW_GAP */
@@ -262,6 +265,13 @@ void ad_stream_hint_interval(ad_stream *s, int64_t ms)
     s->iv_hint = ms > 0 ? ms : 0;
 }
 
+void ad_stream_resume(ad_stream *s, int64_t last_ts)
+{
+    if (!s->has_resume || last_ts > s->resume_ts)
+        s->resume_ts = last_ts;
+    s->has_resume = 1;
+}
+
 /* Does a row at ts come after a hole: longer than max_gap_ms and than
  * max_gap_intervals usual intervals? Before an interval is known, the
  * first (a stale retained first message) is judged by max_gap_ms alone. */
@@ -279,6 +289,24 @@ static int gap_before(const ad_stream *s, int64_t ts)
         (double)d <= s->cfg.max_gap_intervals * (double)u)
         return 0;
     return 1;
+}
+
+/* Is ts at or before the stream's last row: one emitted, or the last one
+ * of the stream it continues (ad_stream_resume)? Its row is out then. */
+static int behind_last_row(const ad_stream *s, int64_t ts)
+{
+    return (s->has_emit && ts <= s->last_emit_ts) || (s->has_resume && ts <= s->resume_ts);
+}
+
+/* The time of the stream's last row (behind_last_row is true), for the
+ * duplicate of it. */
+static int64_t last_row_ts(const ad_stream *s)
+{
+    if (!s->has_emit)
+        return s->resume_ts;
+    if (!s->has_resume)
+        return s->last_emit_ts;
+    return s->last_emit_ts > s->resume_ts ? s->last_emit_ts : s->resume_ts;
 }
 
 /* May a drain with watermark wm emit its next row? Not into a full queue
@@ -458,7 +486,7 @@ static int pend_insert(ad_stream *s, int64_t ts, int f, double v)
         s->forced = 1;
         period_drain(s, grid_ceil(s, s->pend[0].ts) + 1);
         s->forced = 0;
-        if (s->has_emit && ts <= s->last_emit_ts)
+        if (behind_last_row(s, ts))
             return -1;
     }
     for (i = s->p_len; i > 0 && s->pend[i - 1].ts > ts; i--)
@@ -482,6 +510,10 @@ static int period_hold_late(ad_stream *s, int64_t ts, int f, double v)
     int i;
 
     if (s->seen[f] && ts <= s->cur_ts[f])
+        return 0;
+    /* the stream this one continues held a value of every feature up to
+     * its last row, newer than any sample at or before it (ad_stream_resume) */
+    if (s->has_resume && ts <= s->resume_ts)
         return 0;
     for (i = 0; i < s->p_len; i++)
         if (s->pend[i].f == f)
@@ -574,7 +606,7 @@ static int all_insert(ad_stream *s, int64_t ts, int f, double v)
     if (best < 0) {
         if (s->g_len == AD_STREAM_OPEN)
             group_emit(s);      /* too many open rows: the oldest goes out */
-        if (s->has_emit && ts <= s->last_emit_ts)
+        if (behind_last_row(s, ts))
             return -1;
         for (g = s->g_len; g > 0 && s->g_ts0[g - 1] > ts; g--)
             ;
@@ -712,7 +744,7 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
     if (is_future(s, ts, 1))
         return 1;
     settle(s);
-    if (s->has_emit && ts <= s->last_emit_ts) {
+    if (behind_last_row(s, ts)) {
         /* Its row is already out: too late for it. In PERIOD mode a value
          * newer than the one its feature holds is still the feature's
          * latest value: it is held for the next row (sample-and-hold)
@@ -803,8 +835,8 @@ static int push_whole_row(ad_stream *s, int64_t ts, const double *values,
     if (is_future(s, ts, nv))
         return 1;
     settle(s);
-    if (s->has_emit && ts <= s->last_emit_ts) {
-        if (ts == s->last_emit_ts)
+    if (behind_last_row(s, ts)) {
+        if (ts == last_row_ts(s))
             refused(&s->st.dup, &s->st.dup_values, nv);
         else
             refused(&s->st.ooo, &s->st.ooo_values, nv);
@@ -818,7 +850,7 @@ static int push_whole_row(ad_stream *s, int64_t ts, const double *values,
             }
         if (s->r_len == AD_STREAM_REORDER)
             rows_emit_head(s);
-        if (s->has_emit && ts <= s->last_emit_ts) {
+        if (behind_last_row(s, ts)) {
             refused(&s->st.ooo, &s->st.ooo_values, nv);
             return 1;
         }

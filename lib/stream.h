@@ -26,6 +26,10 @@
  *   it advances in the device's own clock: a device clock behind the daemon
  *   or historic timestamps lose nothing. Without an arrival clock (replay,
  *   tests) advance(now) takes now as data time.
+ *   Resumed. A stream created for a restored state is told the time of
+ *   the last row of the stream it continues (ad_stream_resume): rows and
+ *   samples at or before it are refused (dup / ooo) as they would have
+ *   been without the restore.
  *   Gaps. When two consecutive rows are more than max_gap_ms apart, and
  *   (ROWS and ALL modes) more than max_gap_intervals times the stream's
  *   usual row interval (the median of its last AD_STREAM_IV intervals), the
@@ -273,6 +277,21 @@ int ad_stream_n_features(const ad_stream *s);
  * unknown. */
 int64_t ad_stream_usual_interval(const ad_stream *s);
 void ad_stream_hint_interval(ad_stream *s, int64_t ms);
+
+/*
+ * This stream continues one whose last row was at last_ts (a restored
+ * state: a restart, a reload's rebuild, a hand-over). What arrives at or
+ * before that time is refused as that stream would have refused it: a
+ * whole row at last_ts is a dup, one before it ooo (ROWS); a sample at or
+ * before it is ooo (ALL, PERIOD: its feature held a value at least that
+ * new then, so it is not held for the next row either). A copy delivered
+ * again after the restore (MQTT QoS 1, a Kafka re-read) thus costs
+ * nothing. Rows and samples after last_ts are taken as by a new stream
+ * (no gap is judged against last_ts: the caller continues its windows
+ * itself). Only moves forward: an earlier last_ts than one given before,
+ * or than the rows emitted since, changes nothing.
+ */
+void ad_stream_resume(ad_stream *s, int64_t last_ts);
 void ad_stream_get_stats(const ad_stream *s, ad_stream_stats *st);
 
 const char *ad_asm_mode_name(ad_asm_mode m);

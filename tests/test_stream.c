@@ -5,7 +5,8 @@
  * (hop, invalid rows, time order, scaling); every feature count through a
  * queue overflow in each mode (one-block layout of a stream); rows one push
  * completes beyond the queue held back, not lost, and what overflows when
- * the caller does not take them.
+ * the caller does not take them; a stream resumed after a restored one's
+ * last row refuses what comes at or before it.
  */
 #include <stdint.h>
 #include <math.h>
@@ -840,9 +841,65 @@ static void test_period_jitter_held(void)
     ad_stream_free(s);
 }
 
+/* A stream resumed after the last row of the stream it continues (a
+ * restored state, ad_stream_resume) refuses what comes at or before that
+ * row as that stream would: a whole row at it dup, before it ooo; a sample
+ * at or before it ooo in ALL and PERIOD (in PERIOD not held for the next
+ * row: its feature held a value at least that new); and takes what comes
+ * after it. An earlier resume time later changes nothing. */
+static void test_resumed(void)
+{
+    static const ad_asm_mode modes[3] = { AD_ASM_ROWS, AD_ASM_ALL, AD_ASM_PERIOD };
+    int k;
+
+    for (k = 0; k < 3; k++) {
+        ad_stream *s = mk(modes[k], 1000, 0, AD_MISS_INVALID, 0, 2);
+        double r[2] = { 1, 2 }, v[2];
+        int64_t ts;
+        unsigned fl;
+        int rows = 0;
+        ad_stream_stats st;
+
+        ad_stream_resume(s, 5000);
+        ad_stream_resume(s, 3000);          /* never back */
+        T_CHECK(ad_stream_push_row(s, 5000, r, NULL) == 1, "%s: the last row again refused",
+                ad_asm_mode_name(modes[k]));
+        T_CHECK(ad_stream_push_row(s, 4000, r, NULL) == 1, "%s: an earlier row refused",
+                ad_asm_mode_name(modes[k]));
+        if (modes[k] != AD_ASM_ROWS)
+            T_CHECK(ad_stream_push_sample(s, 4500, 1, 3.0) == 1, "%s: an earlier sample "
+                    "refused", ad_asm_mode_name(modes[k]));
+        T_CHECK(ad_stream_push_row(s, 6000, r, NULL) == 0 &&
+                ad_stream_push_row(s, 7000, r, NULL) == 0 &&
+                ad_stream_push_row(s, 8000, r, NULL) == 0, "%s: later rows taken",
+                ad_asm_mode_name(modes[k]));
+        while (ad_stream_pop_row_d(s, v, &ts, &fl) == 1) {
+            T_CHECK(ts > 5000 && (fl & AD_ROW_VALID) && v[0] == 1 && v[1] == 2,
+                    "%s: row at %lld after the resumed one, valid, its values",
+                    ad_asm_mode_name(modes[k]), (long long)ts);
+            rows++;
+        }
+        ad_stream_get_stats(s, &st);
+        T_NOTE("%s resumed at 5000: rows out %d, dup %llu (%llu values), ooo %llu "
+               "(%llu values), late_held %llu", ad_asm_mode_name(modes[k]), rows,
+               (unsigned long long)st.dup, (unsigned long long)st.dup_values,
+               (unsigned long long)st.ooo, (unsigned long long)st.ooo_values,
+               (unsigned long long)st.late_held);
+        if (modes[k] == AD_ASM_ROWS)
+            T_CHECK(rows == 3 && st.dup == 1 && st.dup_values == 2 && st.ooo == 1 &&
+                    st.ooo_values == 2, "rows: dup 1 (2 values), ooo 1 (2 values), 3 rows out");
+        else
+            T_CHECK(rows >= 2 && st.dup == 0 && st.ooo == 5 && st.ooo_values == 5 &&
+                    st.late_held == 0, "%s: 5 samples refused as ooo, none held",
+                    ad_asm_mode_name(modes[k]));
+        ad_stream_free(s);
+    }
+}
+
 int main(void)
 {
     T_RUN(test_rows_mode_dup_ooo_nan);
+    T_RUN(test_resumed);
     T_RUN(test_refused_values);
     T_RUN(test_rows_mode_hold_limit);
     T_RUN(test_period_sample_and_hold);

@@ -1,0 +1,387 @@
+/*
+ * test_redelivery_restore.c - a row or sample delivered again after a
+ * restore costs nothing. MQTT QoS 1 delivers at least once and a Kafka
+ * consumer re-reads what it had not committed after a rebalance, so the
+ * first messages a stream gets after a restart, a reload's rebuild or a
+ * partition hand-over are often copies of the last ones it consumed before.
+ * A stream that was never interrupted refuses such a copy (its timestamp is
+ * at or before its last row: counted as dup / ooo) and scores on; a
+ * restored stream must do the same: the same windows, with the same
+ * scores, and the copies counted where the uninterrupted stream counts them,
+ * never a restarted window ring.
+ *
+ * Each case streams N rows (or samples), saves the detector (the hand-over
+ * save a stop, eviction or partition move writes, and the plain save a
+ * kill -9 leaves), restores the state into a new detector, delivers the
+ * last k of the consumed rows or samples again, then new ones; the same
+ * input goes through a detector that was not interrupted:
+ *   - rows.mode rows, k = 1, 2, 3 whole rows again, hand-over: the same
+ *     windows (count, end times, scores to 1e-9) as uninterrupted, the
+ *     copies counted in dup (the last row's time) and ooo (before it), the
+ *     window ring not restarted;
+ *   - the same with the plain save (no window rows: the ring refills in
+ *     T - 1 rows either way): the same windows as the restored detector
+ *     that got no copies, the copies counted as uninterrupted;
+ *   - rows with rows.max_lateness_ms: the rows still held for reordering
+ *     when saved are not in the state; their copies are taken (the same
+ *     windows as uninterrupted), the copy of the last row out refused;
+ *   - rows.mode all (one sample per feature and time, aligned into rows):
+ *     one sample of the last row again;
+ *   - rows.mode period: a sample whose grid row is out again (refused as
+ *     the uninterrupted stream refuses it), and the samples of the row not
+ *     yet out when saved (taken again, as the uninterrupted stream takes
+ *     them).
+ *
+ * Model: one TimeDistributed Dense with zero weights (t_model.h): a
+ * window's MAE score is the mean |value| of its rows. T = 4, hop 1.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#include "t.h"
+#include "t_model.h"
+#include "ad.h"
+#include "detector.h"
+#include "engine.h"
+
+#define F 2
+#define TW 4
+#define MAXW 256
+
+static ad_model *g_model;
+
+/* Windows scored by one detector: end time and score. */
+typedef struct scored {
+    int n;
+    int64_t ts[MAXW];
+    double score[MAXW];
+} scored;
+
+static int64_t g_lateness;      /* rows.max_lateness_ms of the next detectors */
+
+static ad_detector *mk(ad_asm_mode mode)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+
+    if (g_model == NULL && (g_model = t_zero_model(TW, F)) == NULL)
+        return NULL;
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 20;
+    c.stream.mode = mode;
+    c.stream.period_ms = 1000;
+    c.stream.max_lateness_ms = g_lateness;
+    if (ad_detector_new(&d, &c, "pump", g_model, 0, 0, NULL, err, sizeof(err)) != 0)
+        T_CHECK(0, "detector: %s", err);
+    return d;
+}
+
+/* Score every window due (into w when not NULL). */
+static void drain(ad_detector *d, scored *w)
+{
+    float in[TW * F], out[TW * F], share[F];
+    ad_window_job job;
+    ad_event ev;
+
+    while (ad_detector_next_window(d, in, &job)) {
+        float mae;
+        ad_forward_ref(job.model, in, out, 1);
+        ad_recon_error(in, out, TW, F, AD_METRIC_MAE, NULL, &mae, share);
+        if (w != NULL && w->n < MAXW) {
+            w->ts[w->n] = job.ts_ms;
+            w->score[w->n] = mae;
+            w->n++;
+        }
+        ad_detector_feed_score(d, &job, mae, share);
+    }
+    while (ad_detector_poll_event(d, &ev))
+        ;
+}
+
+/* Value of feature f at step i (the same for a copy). */
+static double val(int i, int f)
+{
+    return 1.0 + 0.5 * sin(0.37 * i + f) + 0.01 * f;
+}
+
+/* What one input is: a whole row at step i, or the sample of feature f at
+ * step i (PERIOD / ALL). */
+typedef struct input {
+    int i, f;       /* f < 0: a whole row */
+} input;
+
+static void push(ad_detector *d, ad_asm_mode mode, const input *x, scored *w)
+{
+    int64_t ts = 1000 * (int64_t)x->i;
+
+    if (x->f < 0) {
+        double row[F];
+        int f;
+        for (f = 0; f < F; f++)
+            row[f] = val(x->i, f);
+        ad_detector_push_row(d, ts, row, NULL);
+    } else {
+        ad_detector_push_sample(d, ts, x->f, val(x->i, x->f));
+    }
+    (void)mode;
+    drain(d, w);
+}
+
+/* The input of steps [from, to): whole rows, or every feature's sample. */
+static int steps(input *x, int from, int to, int per_feature)
+{
+    int n = 0, i, f;
+
+    for (i = from; i < to; i++) {
+        if (!per_feature) {
+            x[n++] = (input){ i, -1 };
+            continue;
+        }
+        for (f = 0; f < F; f++)
+            x[n++] = (input){ i, f };
+    }
+    return n;
+}
+
+typedef struct outcome {
+    scored w;                   /* windows scored after the save point */
+    ad_stream_stats st;         /* the stream's counts after the save point */
+    uint64_t resets;            /* window ring restarts after it */
+} outcome;
+
+/* before (n inputs) consumed; then: how = 0 no restore, 1 hand-over save,
+ * 2 plain save; then after (m inputs). The counts are those since the save
+ * point (a restored detector starts from zero). */
+static void run(ad_asm_mode mode, const input *before, int n, int how, const input *after,
+                int m, outcome *o)
+{
+    ad_detector *d = mk(mode);
+    ad_detector_stats ds;
+    ad_stream_stats s0;
+    uint64_t r0;
+    int k;
+
+    memset(o, 0, sizeof(*o));
+    if (d == NULL)
+        return;
+    for (k = 0; k < n; k++)
+        push(d, mode, &before[k], NULL);
+    ad_detector_get_stats(d, &ds);
+    T_CHECK(ds.phase == AD_PHASE_DETECTING, "detecting before the save (phase %d)",
+            (int)ds.phase);
+    if (how > 0) {
+        char *s = how == 1 ? ad_detector_save_handover(d) : ad_detector_save(d);
+        char err[200];
+        ad_detector *d2 = mk(mode);
+        int rc = s && d2 ? ad_detector_restore(d2, s, err, sizeof(err)) : -1;
+
+        T_CHECK(rc == 0, "restore: %s", rc == -1 ? "no state" : err);
+        free(s);
+        ad_detector_free(d);
+        d = d2;
+        if (d == NULL)
+            return;
+    }
+    ad_detector_stream_stats(d, &s0);
+    ad_detector_get_stats(d, &ds);
+    r0 = ds.window_resets;
+    for (k = 0; k < m; k++)
+        push(d, mode, &after[k], &o->w);
+    ad_detector_stream_stats(d, &o->st);
+    ad_detector_get_stats(d, &ds);
+    o->resets = ds.window_resets - r0;
+    o->st.dup -= s0.dup;
+    o->st.ooo -= s0.ooo;
+    o->st.dup_values -= s0.dup_values;
+    o->st.ooo_values -= s0.ooo_values;
+    o->st.samples -= s0.samples;
+    o->st.rows -= s0.rows;
+    o->st.late_held -= s0.late_held;
+    ad_detector_free(d);
+}
+
+/* The same windows, end times and scores (1e-9). */
+static int same_windows(const scored *a, const scored *b, const char *what)
+{
+    int i;
+
+    if (a->n != b->n) {
+        T_CHECK(a->n == b->n, "%s: %d windows scored, uninterrupted %d (first at %lld s, "
+                "uninterrupted %lld s)", what, a->n, b->n,
+                a->n ? (long long)a->ts[0] / 1000 : -1LL,
+                b->n ? (long long)b->ts[0] / 1000 : -1LL);
+        return 0;
+    }
+    for (i = 0; i < a->n; i++)
+        if (a->ts[i] != b->ts[i] || !(fabs(a->score[i] - b->score[i]) <= 1e-9)) {
+            T_CHECK(0, "%s: window %d ends at %lld ms score %.12g, uninterrupted %lld ms "
+                    "%.12g", what, i, (long long)a->ts[i], a->score[i], (long long)b->ts[i],
+                    b->score[i]);
+            return 0;
+        }
+    return 1;
+}
+
+static void same_refusals(const outcome *r, const outcome *u, const char *what)
+{
+    T_CHECK(r->st.dup == u->st.dup && r->st.ooo == u->st.ooo &&
+            r->st.dup_values == u->st.dup_values && r->st.ooo_values == u->st.ooo_values &&
+            r->st.late_held == u->st.late_held,
+            "%s: refused dup %llu (%llu values) ooo %llu (%llu values) late_held %llu; "
+            "uninterrupted dup %llu (%llu) ooo %llu (%llu) late_held %llu", what,
+            (unsigned long long)r->st.dup, (unsigned long long)r->st.dup_values,
+            (unsigned long long)r->st.ooo, (unsigned long long)r->st.ooo_values,
+            (unsigned long long)r->st.late_held,
+            (unsigned long long)u->st.dup, (unsigned long long)u->st.dup_values,
+            (unsigned long long)u->st.ooo, (unsigned long long)u->st.ooo_values,
+            (unsigned long long)u->st.late_held);
+    T_CHECK(r->resets == 0 && u->resets == 0, "%s: window ring restarts %llu (uninterrupted "
+            "%llu)", what, (unsigned long long)r->resets, (unsigned long long)u->resets);
+}
+
+#define N_BEFORE 40
+#define N_AFTER 12
+
+/* Whole rows: the last k rows again after a restore, then new rows. */
+static void test_rows_redelivered(void)
+{
+    input before[N_BEFORE], after[3 + N_AFTER];
+    int n = steps(before, 0, N_BEFORE, 0), k;
+
+    for (k = 1; k <= 3; k++) {
+        outcome u, h, p, p0;
+        char what[64];
+        int m = steps(after, N_BEFORE - k, N_BEFORE, 0);
+
+        m += steps(after + m, N_BEFORE, N_BEFORE + N_AFTER, 0);
+        run(AD_ASM_ROWS, before, n, 0, after, m, &u);
+        run(AD_ASM_ROWS, before, n, 1, after, m, &h);
+        run(AD_ASM_ROWS, before, n, 2, after, m, &p);
+        /* the plain save's ring refills: compared with its own run
+         * without the copies */
+        run(AD_ASM_ROWS, before, n, 2, after + k, m - k, &p0);
+        T_NOTE("rows, the last %d rows again: uninterrupted %d windows from %lld s "
+               "(dup %llu ooo %llu); hand-over %d from %lld s (dup %llu ooo %llu, ring "
+               "restarts %llu); plain save %d (without the copies %d)", k, u.w.n,
+               u.w.n ? (long long)u.w.ts[0] / 1000 : -1LL, (unsigned long long)u.st.dup,
+               (unsigned long long)u.st.ooo, h.w.n,
+               h.w.n ? (long long)h.w.ts[0] / 1000 : -1LL, (unsigned long long)h.st.dup,
+               (unsigned long long)h.st.ooo, (unsigned long long)h.resets, p.w.n, p0.w.n);
+        T_CHECK(u.w.n == N_AFTER && u.st.dup == 1 && u.st.ooo == (uint64_t)(k - 1) &&
+                u.st.dup_values == F && u.st.ooo_values == (uint64_t)(k - 1) * F,
+                "uninterrupted: %d windows (%d expected), dup %llu, ooo %llu", u.w.n,
+                N_AFTER, (unsigned long long)u.st.dup, (unsigned long long)u.st.ooo);
+        snprintf(what, sizeof(what), "hand-over, %d rows again", k);
+        same_windows(&h.w, &u.w, what);
+        same_refusals(&h, &u, what);
+        snprintf(what, sizeof(what), "plain save, %d rows again", k);
+        same_windows(&p.w, &p0.w, what);
+        same_refusals(&p, &u, what);
+        T_CHECK(p.w.n == N_AFTER - (TW - 1), "%s: %d windows (the ring refills: %d)", what,
+                p.w.n, N_AFTER - (TW - 1));
+    }
+}
+
+/* Rows with lateness: the newest rows wait in the reorder buffer and are
+ * not in the saved state; delivered again they are taken (the stream that
+ * was not interrupted has them, and refuses the copies as dup), and the
+ * copy of the last row out is refused by both. */
+static void test_rows_lateness_redelivered(void)
+{
+    input before[N_BEFORE], after[3 + N_AFTER];
+    int n = steps(before, 0, N_BEFORE, 0), m;
+    outcome u, h;
+
+    g_lateness = 2000;
+    m = steps(after, N_BEFORE - 3, N_BEFORE, 0);
+    m += steps(after + m, N_BEFORE, N_BEFORE + N_AFTER, 0);
+    run(AD_ASM_ROWS, before, n, 0, after, m, &u);
+    run(AD_ASM_ROWS, before, n, 1, after, m, &h);
+    g_lateness = 0;
+    T_NOTE("rows, lateness 2 s, the last 3 rows again (2 of them not out when saved): "
+           "hand-over %d windows from %lld s (dup %llu, rows %llu, ring restarts %llu); "
+           "uninterrupted %d from %lld s (dup %llu)", h.w.n,
+           h.w.n ? (long long)h.w.ts[0] / 1000 : -1LL, (unsigned long long)h.st.dup,
+           (unsigned long long)h.st.rows, (unsigned long long)h.resets, u.w.n,
+           u.w.n ? (long long)u.w.ts[0] / 1000 : -1LL, (unsigned long long)u.st.dup);
+    same_windows(&h.w, &u.w, "lateness, hand-over");
+    T_CHECK(u.st.dup == 3 && h.st.dup == 1 && h.st.ooo == 0 && h.resets == 0,
+            "the copy of the last row out refused (dup %llu, ooo %llu), the two held "
+            "rows taken again (uninterrupted dup %llu), ring restarts %llu",
+            (unsigned long long)h.st.dup, (unsigned long long)h.st.ooo,
+            (unsigned long long)u.st.dup, (unsigned long long)h.resets);
+}
+
+/* One feature's sample of the last row again (ALL: aligned rows). */
+static void test_all_sample_redelivered(void)
+{
+    input before[N_BEFORE * F], after[2 + N_AFTER * F];
+    int n = steps(before, 0, N_BEFORE, 1), m, how;
+    outcome u, r;
+
+    for (how = 1; how <= 2; how++) {
+        char what[64];
+        m = 0;
+        after[m++] = (input){ N_BEFORE - 1, 1 };     /* the last sample */
+        after[m++] = (input){ N_BEFORE - 1, 0 };     /* the one before it */
+        m += steps(after + m, N_BEFORE, N_BEFORE + N_AFTER, 1);
+        run(AD_ASM_ALL, before, n, 0, after, m, &u);
+        run(AD_ASM_ALL, before, n, how, after, m, &r);
+        snprintf(what, sizeof(what), "all, %s", how == 1 ? "hand-over" : "plain save");
+        T_NOTE("%s, the last row's samples again: %d windows from %lld s (ooo %llu, "
+               "ring restarts %llu); uninterrupted %d from %lld s (ooo %llu)", what, r.w.n,
+               r.w.n ? (long long)r.w.ts[0] / 1000 : -1LL, (unsigned long long)r.st.ooo,
+               (unsigned long long)r.resets, u.w.n,
+               u.w.n ? (long long)u.w.ts[0] / 1000 : -1LL, (unsigned long long)u.st.ooo);
+        T_CHECK(u.w.n == N_AFTER && u.st.ooo == 2, "uninterrupted: %d windows, ooo %llu",
+                u.w.n, (unsigned long long)u.st.ooo);
+        if (how == 1)
+            same_windows(&r.w, &u.w, what);
+        else
+            T_CHECK(r.w.n == N_AFTER - (TW - 1), "%s: %d windows (the ring refills: %d)",
+                    what, r.w.n, N_AFTER - (TW - 1));
+        same_refusals(&r, &u, what);
+    }
+}
+
+/* PERIOD: samples on the grid; the row of the last step is not out when
+ * saved (its samples wait for a later one). */
+static void test_period_sample_redelivered(void)
+{
+    input before[N_BEFORE * F], after[3 + N_AFTER * F];
+    int n = steps(before, 0, N_BEFORE, 1), m = 0;
+    outcome u, r;
+
+    /* feature 1 of the last row out, then the samples of the row that was
+     * still assembling */
+    after[m++] = (input){ N_BEFORE - 2, 1 };
+    after[m++] = (input){ N_BEFORE - 1, 0 };
+    after[m++] = (input){ N_BEFORE - 1, 1 };
+    m += steps(after + m, N_BEFORE, N_BEFORE + N_AFTER, 1);
+    run(AD_ASM_PERIOD, before, n, 0, after, m, &u);
+    run(AD_ASM_PERIOD, before, n, 1, after, m, &r);
+    T_NOTE("period, hand-over, a sample of the last row out again (and the row still "
+           "assembling): %d windows from %lld s (ooo %llu, late_held %llu, ring restarts "
+           "%llu); uninterrupted %d from %lld s (ooo %llu, late_held %llu)", r.w.n,
+           r.w.n ? (long long)r.w.ts[0] / 1000 : -1LL, (unsigned long long)r.st.ooo,
+           (unsigned long long)r.st.late_held, (unsigned long long)r.resets, u.w.n,
+           u.w.n ? (long long)u.w.ts[0] / 1000 : -1LL, (unsigned long long)u.st.ooo,
+           (unsigned long long)u.st.late_held);
+    T_CHECK(u.w.n == N_AFTER && u.st.ooo == 1, "uninterrupted: %d windows, ooo %llu", u.w.n,
+            (unsigned long long)u.st.ooo);
+    same_windows(&r.w, &u.w, "period, hand-over");
+    same_refusals(&r, &u, "period, hand-over");
+}
+
+int main(void)
+{
+    T_RUN(test_rows_redelivered);
+    T_RUN(test_rows_lateness_redelivered);
+    T_RUN(test_all_sample_redelivered);
+    T_RUN(test_period_sample_redelivered);
+    ad_model_free(g_model);
+    return t_done();
+}
