@@ -280,7 +280,7 @@ def markdown(summary):
         for x in sk["splits"]:
             b = "**" if x["split"].startswith("held-out") else ""
             L.append("| %s%s%s | %d | %s%s%s | %s%s%s | %s |" % (
-                b, x["split"], b, x["files"], b, fmt(x["f1"]), b, b, fmt(x["far"], 1), b, fmt(x["mar"], 1)))
+                b, x["split"], b, x["files"], b, fmt(x["f1"], 3), b, b, fmt(x["far"], 2), b, fmt(x["mar"], 2)))
         for name, f1, far, mar in PUBLISHED:
             L.append("| %s (published, all 34) | 34 | %.2f | %.1f | %.1f |" % (name, f1, far, mar))
         L += ["", "train: `%s` on `%s`  " % (s["train_args"], s["features"]),
