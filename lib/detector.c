@@ -377,6 +377,7 @@ void ad_detector_free(ad_detector *d)
     free(d->sd);
     free(d->sd_fit);
     free(d->lvl);
+    free(d->tpend);
     ad_burst_free(d->burst);
     free(d->burst_sp);
     free(d->burst_row);
@@ -1239,6 +1240,9 @@ static void resolve_spans(ad_detector *d)
         if (d->lvl == NULL)
             ad_log(AD_LOG_WARNING, "%s: level test off: out of memory for %d windows "
                    "(alert.level_ms %lld)", d->who, d->lvl_cap, (long long)c->level_ms);
+        else if (d->cfg.thr.adapt && (d->tpend = calloc((size_t)d->lvl_cap, sizeof(double))) == NULL)
+            ad_log(AD_LOG_WARNING, "%s: out of memory for %d windows: the threshold learns "
+                   "each window at once, not after the level span", d->who, d->lvl_cap);
         det_level_reset(d);
     }
     A = c->accept_after;
@@ -3387,6 +3391,7 @@ void det_level_reset(ad_detector *d)
  * would read as a rise); whether it is armed stays. */
 void det_level_forget(ad_detector *d)
 {
+    d->tpend_n = d->tpend_pos = 0;      /* nor are those waiting to teach */
     d->lvl_resume = 0;
     d->lvl_hold = 0;
     d->lvl_n = d->lvl_pos = d->lvl_exact = 0;
@@ -3868,6 +3873,27 @@ void det_band_restore(ad_detector *d, const cJSON *x)
     d->band_learn = cJSON_IsTrue(learn);
 }
 
+/* LEARNING WAITS FOR THE LEVEL TEST: a window judged normal teaches the
+ * threshold (calibration.adapt) once the level span (alert.level_ms) has
+ * passed over it with no alert raised. A mild fault that sits under the
+ * threshold for hours otherwise lifts it before the level test's mean can
+ * show the rise: once more than 1 - q of the kept scores are the fault's,
+ * the tail quantile is the fault's level, and the threshold a margin over
+ * it. A raise drops the windows waiting (its run-up and what led to it). */
+static void thr_learn(ad_detector *d, double s)
+{
+    if (d->tpend == NULL) {
+        ad_threshold_adapt(d->thr, s);
+        return;
+    }
+    if (d->tpend_n == d->lvl_cap)
+        ad_threshold_adapt(d->thr, d->tpend[d->tpend_pos]);
+    else
+        d->tpend_n++;
+    d->tpend[d->tpend_pos] = s;
+    d->tpend_pos = (d->tpend_pos + 1) % d->lvl_cap;
+}
+
 /* DETECTING: one score through the alerter, acceptance and adaptation. */
 static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
                    const float *share, int untrusted, int hard, int burst)
@@ -3990,6 +4016,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     }
     if (r & AD_ALERT_RAISED) {
         ad_event *e = det_ev_new(d, AD_EV_ALERT_RAISED, ts);
+        d->tpend_n = d->tpend_pos = 0;  /* never taught: what led to it */
         e->alert = al;
         e->threshold = thr;
         e->probability = p;
@@ -4061,7 +4088,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
      * outside any alert, and trusted. */
     if (!exceeded && !like && !untrusted && !seasonal && ad_alerter_active(d->alert) == NULL &&
         !(r & AD_ALERT_CLEARED))
-        ad_threshold_adapt(d->thr, s);
+        thr_learn(d, s);
 }
 
 int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,

@@ -103,6 +103,12 @@ struct ad_detector {
     double *lvl;                 /* lvl_cap scores, then their seasonal levels */
     int lvl_cap, lvl_n, lvl_pos, lvl_exact, lvl_off;
     int lvl_like;                /* windows since one judged against a regime */
+    /* LEARNING WAITS FOR THE LEVEL TEST (calibration.adapt with the level
+     * test on): the scores of windows judged normal, in a ring of lvl_cap,
+     * taught to the threshold once the level span has passed over them
+     * with no alert raised; dropped at a raise, a promotion, a new model */
+    double *tpend;
+    int tpend_n, tpend_pos;
     /* BAND RUN (alert.band): windows since a run over the threshold and
      * under the raise level began with no alert open (0: none), consecutive
      * windows of it not over the threshold (alert.m of them end it), and
