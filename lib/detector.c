@@ -378,6 +378,7 @@ void ad_detector_free(ad_detector *d)
     free(d->sd_fit);
     free(d->lvl);
     free(d->tpend);
+    free(d->tpend_ts);
     ad_burst_free(d->burst);
     free(d->burst_sp);
     free(d->burst_row);
@@ -1240,9 +1241,14 @@ static void resolve_spans(ad_detector *d)
         if (d->lvl == NULL)
             ad_log(AD_LOG_WARNING, "%s: level test off: out of memory for %d windows "
                    "(alert.level_ms %lld)", d->who, d->lvl_cap, (long long)c->level_ms);
-        else if (d->cfg.thr.adapt && (d->tpend = calloc((size_t)d->lvl_cap, sizeof(double))) == NULL)
+        else if (d->cfg.thr.adapt &&
+                 ((d->tpend = calloc((size_t)d->lvl_cap, sizeof(double))) == NULL ||
+                  (d->tpend_ts = calloc((size_t)d->lvl_cap, sizeof(int64_t))) == NULL)) {
+            free(d->tpend);
+            d->tpend = NULL;
             ad_log(AD_LOG_WARNING, "%s: out of memory for %d windows: the threshold learns "
                    "each window at once, not after the level span", d->who, d->lvl_cap);
+        }
         det_level_reset(d);
     }
     A = c->accept_after;
@@ -3679,6 +3685,24 @@ damaged:
            "starts over", d->who, bad);
 }
 
+/* The level test's fence: the median of the scores the threshold keeps +
+ * level_z spreads, and at least the tail quantile the threshold is a
+ * margin over; NAN when the threshold has no spread yet. */
+static double level_fence(const ad_detector *d)
+{
+    ad_thr_info ti;
+    double fence;
+
+    ad_threshold_info(d->thr, &ti);
+    if (!isfinite(ti.median) || !(ti.spread > 0) || !isfinite(ti.spread))
+        return NAN;
+    fence = ti.median + d->cfg.alert.level_z * ti.spread;
+    /* a mean over hours above the quantile of single normal windows */
+    if (d->cfg.thr.method == AD_THR_QUANTILE || d->cfg.thr.method == AD_THR_MODEL)
+        fence = fmax(fence, ad_threshold_value(d->thr) / d->cfg.thr.margin);
+    return fence;
+}
+
 /* LEVEL TEST (alert.level_ms = L windows, alert.level_z = z): the score of
  * a window can stay under the threshold (margin x a tail quantile) while
  * its level doubles for good: a fault that adds noise the model cannot
@@ -3704,7 +3728,6 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
                       int like)
 {
     double *bs;
-    ad_thr_info ti;
     double fence, dt, gap, k;
     int i;
 
@@ -3770,14 +3793,9 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
     if (d->lvl_n < d->lvl_cap)
         return d->lvl_hold = d->lvl_hold && !d->lvl_off &&
                              ad_alerter_active(d->alert) != NULL;
-    ad_threshold_info(d->thr, &ti);
-    if (!isfinite(ti.median) || !(ti.spread > 0) || !isfinite(ti.spread))
+    fence = level_fence(d);
+    if (!isfinite(fence))
         return d->lvl_hold = 0;
-    fence = ti.median + d->cfg.alert.level_z * ti.spread;
-    /* and at least the tail quantile the threshold is a margin over: a
-     * mean over hours above the quantile of single normal windows */
-    if (d->cfg.thr.method == AD_THR_QUANTILE || d->cfg.thr.method == AD_THR_MODEL)
-        fence = fmax(fence, ad_threshold_value(d->thr) / d->cfg.thr.margin);
     if (d->lvl_sum / d->lvl_n <= fence || d->lvl_sum <= d->lvl_base) {
         if (ad_alerter_active(d->alert) == NULL)
             d->lvl_off = 0;     /* armed again only between alerts */
@@ -3873,25 +3891,40 @@ void det_band_restore(ad_detector *d, const cJSON *x)
     d->band_learn = cJSON_IsTrue(learn);
 }
 
-/* LEARNING WAITS FOR THE LEVEL TEST: a window judged normal teaches the
- * threshold (calibration.adapt) once the level span (alert.level_ms) has
- * passed over it with no alert raised. A mild fault that sits under the
- * threshold for hours otherwise lifts it before the level test's mean can
- * show the rise: once more than 1 - q of the kept scores are the fault's,
- * the tail quantile is the fault's level, and the threshold a margin over
- * it. A raise drops the windows waiting (its run-up and what led to it). */
-static void thr_learn(ad_detector *d, double s)
+/* LEARNING WAITS FOR THE LEVEL TEST: a window judged normal but over the
+ * level test's fence teaches the threshold (calibration.adapt) once the
+ * level span (alert.level_ms) has passed over it with no alert raised;
+ * one under the fence teaches it at once. A mild fault that sits under
+ * the threshold for hours otherwise lifted it before the level test's
+ * mean could show the rise: once more than 1 - q of the kept scores were
+ * the fault's, the tail quantile was the fault's level, and the fence
+ * (at least threshold / margin) with it. A raise drops the windows
+ * waiting (what led to it). A slow drift, its windows under the fence,
+ * is learned as it comes. */
+static void thr_learn(ad_detector *d, int64_t ts, double s)
 {
+    double fence;
+
     if (d->tpend == NULL) {
         ad_threshold_adapt(d->thr, s);
         return;
     }
-    if (d->tpend_n == d->lvl_cap)
-        ad_threshold_adapt(d->thr, d->tpend[d->tpend_pos]);
-    else
-        d->tpend_n++;
+    while (d->tpend_n > 0) {            /* the oldest, when its span passed */
+        int o = ((d->tpend_pos - d->tpend_n) % d->lvl_cap + d->lvl_cap) % d->lvl_cap;
+        if (ts - d->tpend_ts[o] < d->cfg.alert.level_ms && d->tpend_n < d->lvl_cap)
+            break;
+        ad_threshold_adapt(d->thr, d->tpend[o]);
+        d->tpend_n--;
+    }
+    fence = level_fence(d);
+    if (!(s > fence)) {
+        ad_threshold_adapt(d->thr, s);
+        return;
+    }
     d->tpend[d->tpend_pos] = s;
+    d->tpend_ts[d->tpend_pos] = ts;
     d->tpend_pos = (d->tpend_pos + 1) % d->lvl_cap;
+    d->tpend_n++;
 }
 
 /* DETECTING: one score through the alerter, acceptance and adaptation. */
@@ -4088,7 +4121,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
      * outside any alert, and trusted. */
     if (!exceeded && !like && !untrusted && !seasonal && ad_alerter_active(d->alert) == NULL &&
         !(r & AD_ALERT_CLEARED))
-        thr_learn(d, s);
+        thr_learn(d, ts, s);
 }
 
 int ad_detector_feed_score(ad_detector *d, const ad_window_job *job,

@@ -104,10 +104,12 @@ struct ad_detector {
     int lvl_cap, lvl_n, lvl_pos, lvl_exact, lvl_off;
     int lvl_like;                /* windows since one judged against a regime */
     /* LEARNING WAITS FOR THE LEVEL TEST (calibration.adapt with the level
-     * test on): the scores of windows judged normal, in a ring of lvl_cap,
-     * taught to the threshold once the level span has passed over them
-     * with no alert raised; dropped at a raise, a promotion, a new model */
+     * test on): the scores of windows judged normal but over the level
+     * test's fence, and their times, in a ring of lvl_cap, taught to the
+     * threshold once the level span has passed over them with no alert
+     * raised; dropped at a raise, a promotion, a new model */
     double *tpend;
+    int64_t *tpend_ts;
     int tpend_n, tpend_pos;
     /* BAND RUN (alert.band): windows since a run over the threshold and
      * under the raise level began with no alert open (0: none), consecutive

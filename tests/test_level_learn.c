@@ -2,7 +2,7 @@
  * test_level_learn.c - a threshold that keeps learning (calibration.adapt)
  * waits for the level test (alert.level_ms) before it learns a window.
  *
- * A mild fault that lifts the score for good, under the threshold (a
+ * A mild fault that lifts the score for hours, under the threshold (a
  * quantile x margin 1.5) but well over the normal scores, is what the
  * level test is for: its mean over the span crosses median + z spreads.
  * A threshold that learned every window under it at once took in the
@@ -11,8 +11,9 @@
  * test's fence (at least threshold / margin) rose to the fault's level
  * before the mean over the span could cross it, and nothing was raised
  * (the scenario suite's mild_long_fault in bootstrap mode, missed on every
- * seed set). Now a window teaches the threshold once the span has passed
- * over it with no alert raised.
+ * seed set). Now a window over the level test's fence teaches the
+ * threshold once the span has passed over it with no alert raised (one
+ * under the fence teaches it at once).
  *
  * Cases (rows 2 s apart, a span of 100 windows):
  *   - the fault: 600 normal rows, then the rise for 400 rows: an alert is
