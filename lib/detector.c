@@ -3169,10 +3169,9 @@ static void sd_push(ad_detector *d, double s)
         d->sd_peak = m;
 }
 
-/* The slot for a step-down's regime: an earlier level-only one's (the
- * level stepped down again), else a free one, else the oldest. prof: F
- * doubles of scratch, zeroed. */
-static int sd_slot(const ad_detector *d, double *prof)
+/* The regime of an earlier step down (a level-only one: no profile); -1:
+ * none. */
+static int sd_regime(const ad_detector *d)
 {
     int i, f, any;
 
@@ -3182,8 +3181,73 @@ static int sd_slot(const ad_detector *d, double *prof)
         if (d->regime_thr[i] > 0 && !any)
             return i;
     }
+    return -1;
+}
+
+/* The slot for a step-down's regime: an earlier step down's (the level
+ * stepped down again), else a free one, else the oldest. prof: F doubles
+ * of scratch, zeroed. */
+static int sd_slot(const ad_detector *d, double *prof)
+{
+    int i = sd_regime(d);
+
+    if (i >= 0)
+        return i;
     memset(prof, 0, (size_t)d->F * sizeof(double));
     return regime_slot(d, prof, 0, 0);      /* like no regime: free or oldest */
+}
+
+/* A step down to a level the stream's threshold thr already judges normal:
+ * none of the last stepdown_after scores x[0..S) over it, or a fitted
+ * regime threshold nw not over it. A regime only judges windows over the
+ * stream's threshold (like_regime), so the first would only lift the bar
+ * for windows its level never reached (by the fit's margin: a new fault
+ * on any feature between thr and nw hidden, a step-down regime being
+ * matched by level only), and the second would judge no window at all
+ * while it held one of the AD_REGIMES slots (and evicted the oldest
+ * regime for it). */
+static int sd_under(const double *x, int S, double nw, double thr)
+{
+    int i;
+
+    if (!(nw > thr))
+        return 1;
+    for (i = 0; i < S; i++)
+        if (x[i] > thr)
+            return 0;
+    return 1;
+}
+
+/* The alert stepped down to a level under the stream's threshold
+ * (sd_under): it closes as accepted, and no regime is made: the level is
+ * judged against the stream's threshold old, as every window before the
+ * fault was. An earlier step down's regime ends (a later step down replaces
+ * it: the process left that level). The AD_EV_ACCEPTED event's threshold
+ * is the stream's (as a band run learned as normal: no regime of its own);
+ * stats.accepted counts regimes, so not this. */
+static void sd_accept_under(ad_detector *d, int64_t ts, double lvl, double peak, double nw,
+                            double old, double p, double L)
+{
+    const ad_alert_cfg *c = &d->cfg.alert;
+    int i = sd_regime(d);
+    double ended = NAN;
+    ad_event *e;
+
+    if (i >= 0) {
+        ended = d->regime_thr[i];
+        d->regime_thr[i] = 0;
+        d->regime_rec[i] = 0;
+        d->regime_span[i] = 0;
+        d->regime_len[i] = 0;
+        d->sd_fit_n[i] = 0;
+    }
+    e = accept_close(d, ts, old, old, (uint64_t)c->stepdown_after, p, L, AD_ADAPT_CLEAR_TRUE);
+    snprintf(e->text, sizeof(e->text), "stepped down to %.4g (mean of %d under %.2g x %.4g "
+             "for %d): under the threshold %.6g, no regime%s", lvl, c->stepdown_windows,
+             c->stepdown_ratio, peak, c->stepdown_after, old,
+             i >= 0 ? "; the earlier step down's ended" : "");
+    ad_log(AD_LOG_INFO, "%s: step down accepted: %s (a regime fitted on it: %.6g; the "
+           "earlier step down's: %.6g)", d->who, e->text, nw, ended);
 }
 
 /* The step-down's new level (the mean of the last stepdown_after scores)
@@ -3216,7 +3280,8 @@ static int sd_clearing(const ad_detector *d, double thr, double s, int elevated)
  * excess error moves between features from window to window; the excess
  * summed over the held windows, a little over the threshold, is mostly
  * noise in direction, and windows at the accepted level but unlike it
- * raised again. Returns 1 when accepted. */
+ * raised again. A level under the stream's threshold closes the alert
+ * with no regime (sd_under, sd_accept_under). Returns 1 when accepted. */
 static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
 {
     const ad_alert_cfg *c = &d->cfg.alert;
@@ -3239,6 +3304,12 @@ static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
         ad_log(AD_LOG_WARNING, "%s: step down not accepted: %s", d->who, err);
         d->sd_held = 0;             /* judged again after stepdown_after more */
         return 0;
+    }
+    if (sd_under(x, S, nw, old)) {
+        sd_accept_under(d, ts, lvl, peak, nw, old, p, L);
+        det_acc_chain_reset(d);
+        dq_recenter(d);
+        return 1;
     }
     slot = sd_slot(d, prof);
     memset(regime_prof(d, slot), 0, (size_t)d->F * sizeof(double));

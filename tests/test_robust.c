@@ -281,6 +281,8 @@ static int64_t acc_period_ms;
 static int64_t acc_after_ms;      /* accept_detector: accept_after as data time */
 static int acc_onset;             /* alert.accept_onset of those detectors */
 static double sd_ratio;           /* alert.stepdown_ratio of those detectors */
+static double acc_margin;         /* calibration.margin of those (0: 1.2) */
+static double acc_clear;          /* alert.clear_ratio of those (0: 1) */
 
 static ad_detector *accept_detector_m(int accept_after, int gap, double spread, double trend,
                                      int m_clear)
@@ -292,11 +294,11 @@ static ad_detector *accept_detector_m(int accept_after, int gap, double spread, 
 
     ad_detector_cfg_default(&c);
     c.calib_windows = 50;
-    c.thr.margin = 1.2;
+    c.thr.margin = acc_margin > 0 ? acc_margin : 1.2;
     c.alert.k = 1;
     c.alert.n = 1;
     c.alert.m = m_clear;
-    c.alert.clear_ratio = 1;
+    c.alert.clear_ratio = acc_clear > 0 ? acc_clear : 1;
     c.alert.accept_after = accept_after;
     c.alert.accept_gap = gap;
     c.alert.accept_spread = spread;
@@ -1642,6 +1644,101 @@ static void test_stepdown_below_clear(void)
             r.count[AD_EV_ACCEPTED], (unsigned long long)st.accepted);
 }
 
+/* Calibrate on 1 (calibration.margin `margin`, alert.clear_ratio `clear`);
+ * a fault on a (9) from row 100 steps down at row 200 to `lvl`, a level
+ * between the clear level and the threshold (or, with `first` > 0, first
+ * to 3, a level over the threshold accepted as a step-down regime, then
+ * the fault again from row 300 and the step down to `lvl` at row 400); from
+ * row `b_from` (> 0) b at `b_lvl`. stepdown_ratio 0.67, windows 20, after
+ * 20, accept_after 400. Returns the row the last alert closed as accepted
+ * (-1: none); *ia: the index of the last AD_EV_ACCEPTED event in r. */
+static int sd_under_run(double margin, double clear, double lvl, int first, int b_from,
+                        double b_lvl, run *r, ad_detector_stats *st, int *ia)
+{
+    ad_detector *d;
+    int i, ic, at = -1, end = first ? 560 : 450;
+
+    sd_ratio = 0.67;
+    acc_margin = margin;
+    acc_clear = clear;
+    d = accept_detector_m(400, 0, 3, 0.25, 2);
+    sd_ratio = acc_margin = acc_clear = 0;
+    memset(r, 0, sizeof(*r));
+    memset(st, 0, sizeof(*st));
+    rng = 21;
+    for (i = 0; d && i < end; i++) {
+        double a, b = b_from > 0 && i >= b_from ? b_lvl : 1;
+        if (!first)
+            a = i < 100 ? 1 : i < 200 ? 9 : lvl;
+        else
+            a = i < 100 ? 1 : i < 200 ? 9 : i < 300 ? 3 : i < 400 ? 9 : lvl;
+        step2(d, 1000 * i, a + 0.05 * noise(), b + 0.05 * noise(), r);
+    }
+    if (d)
+        ad_detector_get_stats(d, st);
+    ad_detector_free(d);
+    free_models();
+    for (i = 0; (ic = nth_ev(r, AD_EV_ALERT_CLEARED, i)) >= 0; i++)
+        if (r->ev[ic].alert.reason == AD_CLOSE_ACCEPTED)
+            at = (int)(r->ev[ic].alert.end_ms / 1000);
+    *ia = nth_ev(r, AD_EV_ACCEPTED, r->count[AD_EV_ACCEPTED] - 1);
+    return at;
+}
+
+/* A step down to a level under the stream's threshold (over the clear
+ * level, so the alert does not clear) closes the alert as accepted with no
+ * regime: the stream's threshold already judges the level normal. With the
+ * default margin (1.5) a regime fitted on it would sit over the stream's
+ * threshold and hide a later fault between the two (on any feature: a
+ * step-down regime is matched by level only); with a small margin under a
+ * low clear_ratio it would sit under it, judge nothing and hold a regime
+ * slot. An earlier step down's regime ends (a later step down replaces
+ * it). */
+static void test_stepdown_under_threshold(void)
+{
+    run r;
+    ad_detector_stats st;
+    int at, ia, ir;
+
+    /* margin 1.5, clear_ratio 0.8: threshold ~1.53, clear level ~1.22; a
+     * at 1.7 is a level of ~1.35 */
+    at = sd_under_run(1.5, 0.8, 1.7, 0, 0, 0, &r, &st, &ia);
+    T_CHECK(at >= 220 && at <= 250 && r.count[AD_EV_ALERT_RAISED] == 1 && !st.alert_active,
+            "stepped down under the threshold: closed as accepted at row %d (want 220..250), "
+            "%d raises, active %d", at, r.count[AD_EV_ALERT_RAISED], st.alert_active);
+    T_CHECK(st.regimes == 0 && st.accepted == 0 && st.windows_regime == 0,
+            "no regime made (%d regimes, %llu accepted, %llu windows judged against one)",
+            st.regimes, (unsigned long long)st.accepted,
+            (unsigned long long)st.windows_regime);
+    T_CHECK(ia >= 0 && r.ev[ia].threshold == r.ev[ia].prev_threshold &&
+            strstr(r.ev[ia].text, "stepped down to") && strstr(r.ev[ia].text, "no regime"),
+            "the event: threshold %g (stream's %g): %s", ia >= 0 ? r.ev[ia].threshold : NAN,
+            ia >= 0 ? r.ev[ia].prev_threshold : NAN, ia >= 0 ? r.ev[ia].text : "-");
+    /* b up to 1.9 from row 350: a score of ~1.8, over the stream's
+     * threshold, under the ~2.03 a regime fitted on the level would have */
+    sd_under_run(1.5, 0.8, 1.7, 0, 350, 1.9, &r, &st, &ia);
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 1);
+    T_CHECK(ir >= 0 && r.ev[ir].alert.start_ms >= 350000 && r.ev[ir].alert.start_ms <= 353000,
+            "a fault on b to a score of ~1.8 at row 350 raises (at row %lld)",
+            ir >= 0 ? (long long)r.ev[ir].alert.start_ms / 1000 : -1LL);
+    /* margin 1.2, clear_ratio 0.5: threshold ~1.22, clear level ~0.61; a
+     * at 0.7, a level of ~0.85, fits ~1.03: under the stream's threshold */
+    at = sd_under_run(1.2, 0.5, 0.7, 0, 0, 0, &r, &st, &ia);
+    T_CHECK(at >= 220 && at <= 250 && st.regimes == 0 && !st.alert_active,
+            "a fit under the threshold: closed as accepted at row %d, %d regimes", at,
+            st.regimes);
+    /* first a step down to 3 (a regime), then the fault again and a step
+     * down under the threshold: the earlier regime ends */
+    at = sd_under_run(1.5, 0.8, 1.7, 1, 0, 0, &r, &st, &ia);
+    T_CHECK(at >= 420 && at <= 450 && r.count[AD_EV_ACCEPTED] == 2 && st.regimes == 0 &&
+            ia >= 0 && strstr(r.ev[ia].text, "earlier step down's ended"),
+            "after a step-down regime, a step down under the threshold at row %d: %d "
+            "accepted events, %d regimes: %s", at, r.count[AD_EV_ACCEPTED], st.regimes,
+            ia >= 0 ? r.ev[ia].text : "-");
+    T_NOTE("step down under the threshold: no regime (%d), a fault over the threshold on "
+           "b at row 350 raised, an earlier step-down regime ended", st.regimes);
+}
+
 static void test_probability_alerts(void)
 {
     ad_model *m = t_zero_model(4, F);
@@ -2083,6 +2180,7 @@ int main(void)
     T_RUN(test_passing_fault_not_accepted);
     T_RUN(test_stepdown);
     T_RUN(test_stepdown_below_clear);
+    T_RUN(test_stepdown_under_threshold);
     T_RUN(test_stepdown_widens);
     T_RUN(test_probability_alerts);
     T_RUN(test_level_rise);
