@@ -2792,11 +2792,38 @@ static int acc_chain_take(ad_detector *d, const cJSON *o, const ad_alert *act)
  * acceptance counts again from here, an open alert's change from its
  * raise.
  */
+static void sd_push(ad_detector *d, double s);
+
+/* The open alert's step-down progress rebuilt from its scores the
+ * acceptance chain holds (the current alert's part of the ring: its last
+ * accept_after scores at most), each through sd_push as it came: the
+ * ring, the highest mean and the windows held are those an uninterrupted
+ * step down has, for an alert at most accept_after windows old (an older
+ * one's highest mean is the highest over its last accept_after windows).
+ * Used when the state holds no progress (saved with step-down off: a
+ * reload or restart turned it on while the alert was open; or by a version
+ * without it) or a damaged one. Returns the scores replayed. */
+static int sd_from_chain(ad_detector *d)
+{
+    int A = d->cfg.alert.accept_after, n, i;
+
+    det_sd_reset(d);
+    if (d->sd == NULL || d->acc == NULL || A <= 0 || ad_alerter_active(d->alert) == NULL)
+        return 0;
+    n = d->acc_len - d->acc_prev;
+    if (n > d->acc_cur)
+        n = d->acc_cur;
+    for (i = d->acc_len - n; i < d->acc_len; i++)
+        sd_push(d, d->acc[(d->acc_head + i) % A]);
+    return n;
+}
+
 /* The open alert's step-down progress o ("stepdown" of the saved chain;
  * NULL: none saved) into d: its newest scores the ring holds now (a
  * changed stepdown_windows/after keeps what fits), its highest mean, the
- * windows held (a "profile" saved by an earlier version is ignored).
- * Damaged: logged, counted again. */
+ * windows held (a "profile" saved by an earlier version is ignored). None
+ * saved or damaged (logged): rebuilt from the alert's scores the chain
+ * holds (sd_from_chain). */
 static void sd_restore(ad_detector *d, const cJSON *o)
 {
     int R = (int)sd_ring_cap(&d->cfg);
@@ -2806,8 +2833,16 @@ static void sd_restore(ad_detector *d, const cJSON *o)
     const char *bad = "peak";
 
     det_sd_reset(d);
-    if (o == NULL || ad_alerter_active(d->alert) == NULL)
+    if (ad_alerter_active(d->alert) == NULL)
         return;
+    if (o == NULL) {
+        if ((n = sd_from_chain(d)) > 0)
+            ad_log(AD_LOG_INFO, "%s: saved state holds no step-down progress of the open "
+                   "alert: rebuilt from its %d scores the acceptance progress keeps (highest "
+                   "mean %.6g, %d windows under %.2g x it)", d->who, n, d->sd_peak,
+                   d->sd_held, d->cfg.alert.stepdown_ratio);
+        return;
+    }
     if ((tmp = malloc((size_t)R * sizeof(double))) == NULL) {
         ad_log(AD_LOG_WARNING, "%s: saved step-down progress not restored: out of memory",
                d->who);
@@ -2817,9 +2852,11 @@ static void sd_restore(ad_detector *d, const cJSON *o)
         !(pk->valuedouble >= 0) ||
         get_whole(o, "held", 0, AD_ACC_COUNT_MAX, &held, NULL, &bad) ||
         get_scores(o, "scores", 1000000, R, tmp, &n, &kept, &bad)) {
-        ad_log(AD_LOG_WARNING, "%s: saved state: alert.accept.stepdown.%s is damaged: the "
-               "open alert's step down is counted again from here", d->who, bad);
         free(tmp);
+        n = sd_from_chain(d);
+        ad_log(AD_LOG_WARNING, "%s: saved state: alert.accept.stepdown.%s is damaged: the "
+               "open alert's step down is rebuilt from its %d scores the acceptance "
+               "progress keeps", d->who, bad, n);
         return;
     }
     memcpy(d->sd, tmp, (size_t)kept * sizeof(double));

@@ -190,7 +190,10 @@
  * stats.accepted): the threshold judges it already, and a regime over it
  * would hide faults its level never reached, one under it judge
  * nothing. A = 0: nothing. Saved with
- * the chain ("stepdown": peak, held, the last max(W, S) scores).
+ * the chain ("stepdown": peak, held, the last max(W, S) scores); none
+ * saved (step-down was off: a reload turning it on while the alert is
+ * open) or damaged, rebuilt from the alert's scores in the chain (its last
+ * A), as if it had been on since the raise.
  * The regime's threshold keeps learning: a window judged against it under
  * it (trusted, no alert open) joins its scores and it is fitted again the
  * same way, up to max(A, S) scores; never a window over it; a promotion

@@ -1541,6 +1541,120 @@ static void test_stepdown(void)
            at, at_sv);
 }
 
+static char last_warning[400];     /* keep_log: the last warning logged */
+static void keep_log(int level, const char *msg, void *u)
+{
+    (void)u;
+    if (level == AD_LOG_WARNING) {
+        warnings++;
+        snprintf(last_warning, sizeof(last_warning), "%s", msg);
+    }
+}
+
+/* The step-down run (fault 5 from row 100, level 2 from row 200) with
+ * alert.stepdown_ratio `before` and accept_after A_before until row `at`,
+ * then saved and restored into
+ * a detector with 0.67 and accept_after 400 (a reload that changes alert rules only rebuilds
+ * the stream from its state with the new settings, its open alert
+ * continued). With damage, the saved progress' peak is made negative
+ * first. Returns the row the alert closed as accepted (-1: none). */
+static int stepdown_reload_run(double before, int A_before, int at, int damage, run *r,
+                               ad_detector_stats *st)
+{
+    ad_detector *d, *d2;
+    char *state, *bad, *p, err[200];
+    int i, ic, rc = -1;
+
+    sd_ratio = before;
+    d = accept_detector_m(A_before, 0, 3, 0.25, 2);
+    memset(r, 0, sizeof(*r));
+    memset(st, 0, sizeof(*st));
+    rng = 21;
+    for (i = 0; d && i < 450; i++) {
+        step2(d, 1000 * i, (i < 100 ? 1 : i < 200 ? 9 : 3) + 0.05 * noise(),
+              1 + 0.05 * noise(), r);
+        if (i != at)
+            continue;
+        state = ad_detector_save(d);
+        bad = state ? malloc(strlen(state) + 2) : NULL;
+        if (bad) {
+            strcpy(bad, state);
+            if (damage && (p = strstr(bad, "\"stepdown\":{\"peak\":")) != NULL) {
+                p += strlen("\"stepdown\":{\"peak\":");
+                memmove(p + 1, p, strlen(p) + 1);
+                *p = '-';
+            }
+        }
+        sd_ratio = 0.67;
+        d2 = accept_detector_m(400, 0, 3, 0.25, 2);
+        warnings = 0;
+        last_warning[0] = '\0';
+        ad_log_set(keep_log, NULL);
+        rc = bad && d2 ? ad_detector_restore(d2, bad, err, sizeof(err)) : -1;
+        ad_log_set(NULL, NULL);
+        T_CHECK(rc == 0 && (before > 0) == (strstr(state, "\"stepdown\":{") != NULL),
+                "saved at row %d (step-down %s) and restored with it on: %s", at,
+                before > 0 ? "on" : "off", rc ? err : "ok");
+        free(state);
+        free(bad);
+        ad_detector_free(d);
+        d = d2;
+    }
+    sd_ratio = 0;
+    if (d)
+        ad_detector_get_stats(d, st);
+    ad_detector_free(d);
+    free_models();
+    for (i = 0; (ic = nth_ev(r, AD_EV_ALERT_CLEARED, i)) >= 0; i++)
+        if (r->ev[ic].alert.reason == AD_CLOSE_ACCEPTED)
+            return (int)(r->ev[ic].alert.end_ms / 1000);
+    return -1;
+}
+
+/* Step-down turned on while the alert is open (a reload, or a restart
+ * with the new configuration): its progress is rebuilt from the alert's
+ * scores the acceptance progress keeps, so a step down that happened
+ * before it is seen (the highest mean is the fault's, not the level the
+ * alert is at when it is turned on); so is progress saved damaged. */
+static void test_stepdown_turned_on(void)
+{
+    run r;
+    ad_detector_stats st;
+    int at, on_late, on_mid, dmg, off;
+
+    at = stepdown_run(0.67, 400, 0, 0, 0, &r, &st);     /* on throughout */
+    /* on at row 260, the step down held since about row 231 */
+    on_late = stepdown_reload_run(0, 400, 260, 0, &r, &st);
+    T_CHECK(on_late >= 261 && on_late <= 264 && r.count[AD_EV_ALERT_RAISED] == 1 &&
+            !st.alert_active && st.regimes == 1,
+            "turned on at row 260, after the step down: accepted at row %d (want 261..264: "
+            "the first window after it), %d raises, active %d, %d regimes", on_late,
+            r.count[AD_EV_ALERT_RAISED], st.alert_active, st.regimes);
+    /* on at row 215, in the step down: the same row as on throughout */
+    on_mid = stepdown_reload_run(0, 400, 215, 0, &r, &st);
+    T_CHECK(on_mid >= at && on_mid <= at + 3 && !st.alert_active,
+            "turned on at row 215, in the step down: accepted at row %d (on throughout %d)",
+            on_mid, at);
+    /* on throughout, the progress saved at row 225 damaged */
+    dmg = stepdown_reload_run(0.67, 400, 225, 1, &r, &st);
+    T_CHECK(dmg >= at && dmg <= at + 3 && warnings == 1 &&
+            strstr(last_warning, "alert.accept.stepdown.peak") &&
+            strstr(last_warning, "rebuilt"),
+            "saved progress damaged at row 225: accepted at row %d (on throughout %d), "
+            "%d warnings: %s", dmg, at, warnings, last_warning);
+    /* acceptance off before (accept_after 0: no scores kept), both turned
+     * on at row 260: the highest mean starts at the level the alert is at
+     * then, and the step down that happened before is not seen: the alert
+     * stays open (a plain acceptance would need 400 windows) */
+    off = stepdown_reload_run(0, 0, 260, 0, &r, &st);
+    T_CHECK(off < 0 && st.alert_active && r.count[AD_EV_ACCEPTED] == 0,
+            "acceptance and step-down turned on together at row 260: not accepted (row %d), "
+            "the alert open (%d)", off, st.alert_active);
+    T_NOTE("step-down turned on by a reload at row 260: accepted at row %d; at row 215: row "
+           "%d; damaged progress: row %d (on throughout: %d); with acceptance turned on at "
+           "the same reload: still open", on_late, on_mid, dmg, at);
+}
+
 /* A fault on a (9) from row 100 stepping down at row 200 to 3, whose
  * noise is narrow (0.01) over the rows the regime is fitted on and then
  * widens (from row 260 to `wide` at row 500, the level still stable): the
@@ -2181,6 +2295,7 @@ int main(void)
     T_RUN(test_stepdown);
     T_RUN(test_stepdown_below_clear);
     T_RUN(test_stepdown_under_threshold);
+    T_RUN(test_stepdown_turned_on);
     T_RUN(test_stepdown_widens);
     T_RUN(test_probability_alerts);
     T_RUN(test_level_rise);
