@@ -2157,14 +2157,18 @@ cJSON *det_acc_save(const ad_detector *d)
     return o;
 }
 
-/* Saved regime i (into slot k): the scores a step-down regime's threshold
- * learns from ("stepdown_scores", up to sd_fit_cap() finite numbers);
- * missing (not a step-down's, or saved by an older version), it does not
- * learn; damaged, a warning and it does not learn. */
+/* Saved regime i (into slot k, its profile read): the scores a step-down
+ * regime's threshold learns from ("stepdown_scores", up to sd_fit_cap()
+ * finite numbers >= 0: scores are errors); missing (not a step-down's, or
+ * saved by an older version), it does not learn; damaged (not an array of
+ * such numbers, or on a regime with an error profile: not a step-down's),
+ * a warning naming it and it does not learn, keeping its threshold. More
+ * than the cap (accept_after or stepdown_after lowered since): the first
+ * ones, and it learns no more. */
 static void read_sd_fit(ad_detector *d, const cJSON *r, int i, int k)
 {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(r, "stepdown_scores"), *x;
-    int cap, n = 0;
+    int cap, n = 0, f, any = 0;
     double *out;
 
     d->sd_fit_n[k] = 0;
@@ -2172,18 +2176,30 @@ static void read_sd_fit(ad_detector *d, const cJSON *r, int i, int k)
         return;
     cap = sd_fit_cap(&d->cfg);
     out = d->sd_fit + (size_t)k * (size_t)cap;
+    for (f = 0; f < d->F; f++)
+        any |= regime_prof(d, k)[f] != 0;
+    if (any) {
+        ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].stepdown_scores is on "
+               "a regime with an error profile (a step down's has none): ignored, the regime "
+               "keeps its threshold", d->who, i);
+        return;
+    }
     if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) < 1) {
         ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].stepdown_scores is "
                "not an array of numbers: the regime keeps its threshold", d->who, i);
         return;
     }
     cJSON_ArrayForEach(x, a) {
-        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) {
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || !(x->valuedouble >= 0)) {
             ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].stepdown_scores"
-                   "[%d] is not a finite number: the regime keeps its threshold", d->who, i, n);
+                   "[%d] is not a finite number >= 0: the regime keeps its threshold", d->who,
+                   i, n);
             return;
         }
         if (n == cap) {             /* accept_after lowered: the first ones */
+            ad_log(AD_LOG_INFO, "%s: saved state: acceptance.regimes[%d].stepdown_scores "
+                   "holds %d scores, more than the %d it learns from now: the first %d kept, "
+                   "it learns no more", d->who, i, cJSON_GetArraySize(a), cap, cap);
             break;
         }
         out[n++] = x->valuedouble;

@@ -1655,6 +1655,128 @@ static void test_stepdown_turned_on(void)
            "the same reload: still open", on_late, on_mid, dmg, at);
 }
 
+/* State `state` (a step-down regime at acceptance.regimes[0]) with that
+ * regime's "stepdown_scores" set to the JSON `val` (NULL: as saved) and,
+ * with `profile`, an error profile [1, 0] given to it, restored into a
+ * fresh step-down detector (accept_after 400, stepdown_after 20: it learns
+ * from up to 400 scores): its rc, the warnings (last_warning), its stats,
+ * and the regime's scores when saved again (-1: none saved). */
+static int sd_scores_restore(const char *state, const char *val, int profile,
+                             ad_detector_stats *st, int *resaved)
+{
+    cJSON *o = cJSON_Parse(state), *acc, *r0, *a;
+    char *txt = NULL, *again = NULL, err[200];
+    ad_detector *d;
+    int rc = -1;
+
+    memset(st, 0, sizeof(*st));
+    *resaved = -1;
+    acc = cJSON_GetObjectItemCaseSensitive(o, "acceptance");
+    r0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(acc, "regimes"), 0);
+    if (r0 == NULL) {
+        cJSON_Delete(o);
+        return -2;
+    }
+    if (val != NULL)
+        cJSON_ReplaceItemInObjectCaseSensitive(r0, "stepdown_scores", cJSON_Parse(val));
+    if (profile) {
+        double pr[F] = { 1, 0 };
+        cJSON_ReplaceItemInObjectCaseSensitive(r0, "profile", cJSON_CreateDoubleArray(pr, F));
+    }
+    txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    sd_ratio = 0.67;
+    d = accept_detector_m(400, 0, 3, 0.25, 2);
+    sd_ratio = 0;
+    warnings = 0;
+    last_warning[0] = '\0';
+    ad_log_set(keep_log, NULL);
+    rc = d && txt ? ad_detector_restore(d, txt, err, sizeof(err)) : -1;
+    ad_log_set(NULL, NULL);
+    if (d)
+        ad_detector_get_stats(d, st);
+    if (rc == 0 && (again = ad_detector_save(d)) != NULL && (o = cJSON_Parse(again)) != NULL) {
+        acc = cJSON_GetObjectItemCaseSensitive(o, "acceptance");
+        r0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(acc, "regimes"), 0);
+        a = cJSON_GetObjectItemCaseSensitive(r0, "stepdown_scores");
+        *resaved = a ? cJSON_GetArraySize(a) : -1;
+        cJSON_Delete(o);
+    }
+    free(again);
+    free(txt);
+    ad_detector_free(d);
+    free_models();
+    return rc;
+}
+
+/* A saved step-down regime's scores ("stepdown_scores") damaged: the state
+ * restores, a warning names the field, the regime keeps its threshold and
+ * learns no more (none saved again); more scores than it learns from (a
+ * lowered accept_after) keeps the first ones without a warning. */
+static void test_stepdown_scores_damaged(void)
+{
+    static const struct { const char *val, *why, *field; } bad[] = {
+        { "\"2.9\"", "a string", "stepdown_scores is not an array" },
+        { "{\"0\":2.9}", "an object", "stepdown_scores is not an array" },
+        { "[]", "empty", "stepdown_scores is not an array" },
+        { "[2.9,null]", "NaN (saved as null)", "stepdown_scores[1] is not a finite number" },
+        { "[2.9,1e999]", "inf", "stepdown_scores[1] is not a finite number" },
+        { "[2.9,-2.9]", "negative", "stepdown_scores[1] is not a finite number >= 0" },
+        { "[2.9,[2.9]]", "a nested array", "stepdown_scores[1] is not a finite number" },
+    };
+    ad_detector *d;
+    ad_detector_stats st, st0;
+    run r;
+    char *state = NULL, many[450 * 4 + 2];
+    int i, rc, n0, n, ok = 0;
+    double thr0;
+
+    /* the step-down run to row 300: a regime accepted at about row 231
+     * that has learned from the windows since */
+    sd_ratio = 0.67;
+    d = accept_detector_m(400, 0, 3, 0.25, 2);
+    sd_ratio = 0;
+    memset(&r, 0, sizeof(r));
+    rng = 21;
+    for (i = 0; d && i < 300; i++)
+        step2(d, 1000 * i, (i < 100 ? 1 : i < 200 ? 9 : 3) + 0.05 * noise(),
+              1 + 0.05 * noise(), &r);
+    state = d ? ad_detector_save(d) : NULL;
+    ad_detector_free(d);
+    free_models();
+    rc = sd_scores_restore(state, NULL, 0, &st0, &n0);
+    thr0 = st0.regime_threshold;
+    T_CHECK(rc == 0 && warnings == 0 && st0.regimes == 1 && n0 > 20 && n0 < 400,
+            "intact: restored (rc %d, %d warnings), 1 regime (%d), threshold %g, %d scores "
+            "saved again", rc, warnings, st0.regimes, thr0, n0);
+    for (i = 0; i < (int)(sizeof(bad) / sizeof(bad[0])); i++) {
+        rc = sd_scores_restore(state, bad[i].val, 0, &st, &n);
+        T_CHECK(rc == 0 && warnings == 1 && strstr(last_warning, "acceptance.regimes[0].") &&
+                strstr(last_warning, bad[i].field) && st.regimes == 1 &&
+                st.regime_threshold == thr0 && n == -1,
+                "stepdown_scores %s (%s): restored (rc %d), %d warnings, %d regimes, "
+                "threshold %g (saved %g), learning scores saved again %d: %s", bad[i].val,
+                bad[i].why, rc, warnings, st.regimes, st.regime_threshold, thr0, n,
+                last_warning);
+        ok += rc == 0 && warnings == 1;
+    }
+    /* on a regime with an error profile: not a step down's */
+    rc = sd_scores_restore(state, NULL, 1, &st, &n);
+    T_CHECK(rc == 0 && warnings == 1 && strstr(last_warning, "with an error profile") &&
+            st.regimes == 1 && n == -1, "stepdown_scores on a regime with a profile: ignored "
+            "(rc %d, %d warnings, %d scores saved again): %s", rc, warnings, n, last_warning);
+    /* 450 scores, 400 learned from now: the first 400, no warning */
+    for (i = 0, many[0] = '['; i < 450; i++)
+        memcpy(many + 1 + 4 * i, i < 449 ? "2.0," : "2.0]", 5);
+    rc = sd_scores_restore(state, many, 0, &st, &n);
+    T_CHECK(rc == 0 && warnings == 0 && st.regimes == 1 && n == 400,
+            "450 stepdown_scores, 400 learned from: restored (rc %d, %d warnings), %d saved "
+            "again", rc, warnings, n);
+    free(state);
+    T_NOTE("stepdown_scores damaged %d ways: each restored with a warning naming it, the "
+           "regime kept at %g, not learning", ok, thr0);
+}
+
 /* A fault on a (9) from row 100 stepping down at row 200 to 3, whose
  * noise is narrow (0.01) over the rows the regime is fitted on and then
  * widens (from row 260 to `wide` at row 500, the level still stable): the
@@ -2296,6 +2418,7 @@ int main(void)
     T_RUN(test_stepdown_below_clear);
     T_RUN(test_stepdown_under_threshold);
     T_RUN(test_stepdown_turned_on);
+    T_RUN(test_stepdown_scores_damaged);
     T_RUN(test_stepdown_widens);
     T_RUN(test_probability_alerts);
     T_RUN(test_level_rise);
