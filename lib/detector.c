@@ -1164,6 +1164,38 @@ static int64_t season_ts(const ad_detector *d, int64_t ts)
  * accept_after lasts longer than alert.accept_period_ms: counts chosen for
  * another sample rate (480 windows are 8 h of one-minute data, 40 h of
  * five-minute data), so one alert cannot be accepted within a period. */
+/* accept_after became a count of windows (alert.accept_after_ms, the
+ * window period now known): the step-down regimes' scores, allocated for
+ * AD_REGIMES x sd_fit_cap() with accept_after still 0 (stepdown_after
+ * alone, old_cap), to the new cap, each regime's kept: left at the old
+ * size, a regime would learn past its old cap, into the next regime's
+ * scores or past the buffer's end. Out of memory: step-down regimes learn
+ * no more. */
+static void sd_fit_resize(ad_detector *d, int old_cap)
+{
+    int cap = sd_fit_cap(&d->cfg), i, n;
+    double *x;
+
+    if (d->sd_fit == NULL || cap == old_cap)
+        return;
+    if ((x = calloc((size_t)AD_REGIMES * (size_t)cap, sizeof(double))) == NULL) {
+        free(d->sd_fit);
+        d->sd_fit = NULL;
+        memset(d->sd_fit_n, 0, sizeof(d->sd_fit_n));
+        ad_log(AD_LOG_WARNING, "%s: step-down regimes keep their thresholds: out of memory "
+               "for %d scores each", d->who, cap);
+        return;
+    }
+    for (i = 0; i < AD_REGIMES; i++) {
+        n = d->sd_fit_n[i] < cap ? d->sd_fit_n[i] : cap;
+        memcpy(x + (size_t)i * (size_t)cap, d->sd_fit + (size_t)i * (size_t)old_cap,
+               (size_t)n * sizeof(double));
+        d->sd_fit_n[i] = n;
+    }
+    free(d->sd_fit);
+    d->sd_fit = x;
+}
+
 static void resolve_spans(ad_detector *d)
 {
     ad_alert_cfg *c = &d->cfg.alert;
@@ -1212,8 +1244,10 @@ static void resolve_spans(ad_detector *d)
                    (long long)c->accept_after_ms);
         } else {
             const ad_alert *act = ad_alerter_active(d->alert);
+            int old_cap = sd_fit_cap(&d->cfg);
 
             c->accept_after = A;
+            sd_fit_resize(d, old_cap);
             raised = a < AD_ACCEPT_MIN;
             if (act != NULL) {
                 /* an alert already open (raised before the period was
@@ -3369,8 +3403,12 @@ static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
     d->regime_thr[slot] = nw;
     d->regime_seq[slot] = ++d->regime_n;
     d->regime_rec[slot] = 0;
-    memcpy(d->sd_fit + (size_t)slot * (size_t)sd_fit_cap(&d->cfg), x, (size_t)S * sizeof(double));
-    d->sd_fit_n[slot] = S;          /* it keeps learning (sd_refit) */
+    d->sd_fit_n[slot] = 0;
+    if (d->sd_fit != NULL) {        /* it keeps learning (sd_refit) */
+        memcpy(d->sd_fit + (size_t)slot * (size_t)sd_fit_cap(&d->cfg), x,
+               (size_t)S * sizeof(double));
+        d->sd_fit_n[slot] = S;
+    }
     d->regime_span[slot] = 0;
     d->regime_sh_n[slot] = 0;
     d->regime_shn_n[slot] = 0;

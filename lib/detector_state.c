@@ -793,7 +793,6 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         d->smooth = x->valuedouble;
         d->has_smooth = 1;
     }
-    det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     season_restore(d, cJSON_GetObjectItemCaseSensitive(o, "season"));
     {   /* the probability's sd floor is the threshold's (detector.h); a
          * saved history brings the one it was computed with */
@@ -805,6 +804,9 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     alert_resume(d, o);
     /* after the alert: one open across the restore starts its change now */
     det_window_period_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window_ms"));
+    /* the regimes: a step-down regime learns from up to max(accept_after,
+     * stepdown_after) scores, accept_after_ms in windows now */
+    det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     /* ... unless the state says how far its acceptance had got (sized now:
      * accept_after_ms by the window period) */
     x = cJSON_GetObjectItemCaseSensitive(o, "alert");

@@ -1419,16 +1419,40 @@ static void test_passing_fault_not_accepted(void)
 #define WIDEN_TO 1.5
 static int sd_other;                /* from `again`: the level on b, a back to 1 */
 
+/* The scores of the newest regime's "stepdown_scores" in saved state js
+ * (-1: none). */
+static int sd_scores_in(const char *js)
+{
+    cJSON *o = js ? cJSON_Parse(js) : NULL, *rs;
+    int n = -1;
+
+    rs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "acceptance"),
+                                          "regimes");
+    if (cJSON_GetArraySize(rs) > 0) {
+        cJSON *a = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetArrayItem(rs, cJSON_GetArraySize(rs) - 1), "stepdown_scores");
+        n = a ? cJSON_GetArraySize(a) : -1;
+    }
+    cJSON_Delete(o);
+    return n;
+}
+
+static int sd_moved_n[2];       /* sd_moved: stepdown_scores saved, restored */
+
 /* d saved at row i and restored into a fresh step-down detector (accept_after
  * A), which takes its place; the state must hold want. */
 static ad_detector *sd_moved(ad_detector *d, int A, int i, const char *want, const char *what)
 {
-    char *state = ad_detector_save(d), err[200];
+    char *state = ad_detector_save(d), *again, err[200];
     ad_detector *d2 = accept_detector_m(A, 0, 3, 0.25, 2);
     int rc = state && d2 ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
 
     T_CHECK(rc == 0 && strstr(state, want), "saved at row %d %s and restored: %s", i, what,
             rc ? err : "ok");
+    again = rc == 0 ? ad_detector_save(d2) : NULL;
+    sd_moved_n[0] = sd_scores_in(state);
+    sd_moved_n[1] = sd_scores_in(again);
+    free(again);
     free(state);
     ad_detector_free(d);
     return d2;
@@ -1822,8 +1846,8 @@ static int stepdown_widen_run(double wide, int rise, double *thr, int *last, int
 
 static void test_stepdown_widens(void)
 {
-    double t_narrow, t_wide, t_rise, t_sv;
-    int n_narrow, n_wide, n_rise, n_sv, last;
+    double t_narrow, t_wide, t_rise, t_sv, t_ms;
+    int n_narrow, n_wide, n_rise, n_sv, n_ms, last, l_ms;
 
     n_narrow = stepdown_widen_run(0.01, 0, &t_narrow, &last, 0);
     T_CHECK(n_narrow == 1, "the new level staying narrow: no new alert (%d raises, regime "
@@ -1838,8 +1862,24 @@ static void test_stepdown_widens(void)
     n_rise = stepdown_widen_run(WIDEN_TO, 530, &t_rise, &last, 0);
     T_CHECK(last >= 530 && last <= 533, "a rise to 7 at row 530 still raises (at row %d, "
             "%d raises, threshold %g)", last, n_rise, t_rise);
+    /* accept_after from accept_after_ms (400 s of rows 1 s apart: 400
+     * windows, known once the window period is): the regime learns up to
+     * 400 scores as well, within its own (it was allocated for
+     * stepdown_after's 20 while accept_after was 0), and a restore keeps
+     * all it learned (it was read before accept_after was known: 20) */
+    acc_after_ms = 400000;
+    n_ms = stepdown_widen_run(WIDEN_TO, 0, &t_ms, &l_ms, 0);
+    T_CHECK(n_ms == 1 && fabs(t_ms - t_wide) < 0.01 * t_wide, "accept_after_ms 400 s: the "
+            "same (%d raises, threshold %g, accept_after 400: %g)", n_ms, t_ms, t_wide);
+    n_ms = stepdown_widen_run(WIDEN_TO, 0, &t_ms, &l_ms, 380);
+    T_CHECK(n_ms == 1 && sd_moved_n[0] > 100 && sd_moved_n[1] == sd_moved_n[0] &&
+            fabs(t_ms - t_wide) < 0.01 * t_wide, "accept_after_ms, saved at row 380 and "
+            "restored: %d of its %d scores kept, %d raises, threshold %g", sd_moved_n[1],
+            sd_moved_n[0], n_ms, t_ms);
+    acc_after_ms = 0;
     T_NOTE("step-down level widening to %g: %d raises (threshold %g, narrow %g), a rise "
-           "raised at row %d", WIDEN_TO, n_wide, t_wide, t_narrow, last);
+           "raised at row %d; accept_after_ms: threshold %g, %d of %d scores restored",
+           WIDEN_TO, n_wide, t_wide, t_narrow, last, t_ms, sd_moved_n[1], sd_moved_n[0]);
 }
 
 /* A fault (score 9 on feature a) from row 100 that ends at row 200, the
