@@ -1152,18 +1152,6 @@ static int64_t season_ts(const ad_detector *d, int64_t ts)
  * anything (the tolerance is at most P/4: season.h). */
 #define AD_SEASON_MIN_WINDOWS 4
 
-/* The stream's window period is known (the median of the first
- * intervals between scored windows, so a gap does not count: at the end of
- * calibration, or after AD_WP_N intervals, whichever comes first):
- * alert.accept_after_ms / accept_gap_ms become window counts (acceptance
- * starts then: its ring is sized now; at least AD_ACCEPT_MIN windows, with
- * a warning when that raised it), so do the continual learner's
- * settings in data time (resolve_adapt: its normal set, pending queue and
- * shadow are sized now; no window is kept before), and the settings that
- * count windows are logged once in data time, with a warning when
- * accept_after lasts longer than alert.accept_period_ms: counts chosen for
- * another sample rate (480 windows are 8 h of one-minute data, 40 h of
- * five-minute data), so one alert cannot be accepted within a period. */
 /* accept_after became a count of windows (alert.accept_after_ms, the
  * window period now known): the step-down regimes' scores, allocated for
  * AD_REGIMES x sd_fit_cap() with accept_after still 0 (stepdown_after
@@ -1196,6 +1184,18 @@ static void sd_fit_resize(ad_detector *d, int old_cap)
     d->sd_fit = x;
 }
 
+/* The stream's window period is known (the median of the first
+ * intervals between scored windows, so a gap does not count: at the end of
+ * calibration, or after AD_WP_N intervals, whichever comes first):
+ * alert.accept_after_ms / accept_gap_ms become window counts (acceptance
+ * starts then: its ring is sized now; at least AD_ACCEPT_MIN windows, with
+ * a warning when that raised it), so do the continual learner's
+ * settings in data time (resolve_adapt: its normal set, pending queue and
+ * shadow are sized now; no window is kept before), and the settings that
+ * count windows are logged once in data time, with a warning when
+ * accept_after lasts longer than alert.accept_period_ms: counts chosen for
+ * another sample rate (480 windows are 8 h of one-minute data, 40 h of
+ * five-minute data), so one alert cannot be accepted within a period. */
 static void resolve_spans(ad_detector *d)
 {
     ad_alert_cfg *c = &d->cfg.alert;

@@ -804,14 +804,15 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     alert_resume(d, o);
     /* after the alert: one open across the restore starts its change now */
     det_window_period_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window_ms"));
-    /* the regimes: a step-down regime learns from up to max(accept_after,
-     * stepdown_after) scores, accept_after_ms in windows now */
-    det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     /* ... unless the state says how far its acceptance had got (sized now:
      * accept_after_ms by the window period) */
     x = cJSON_GetObjectItemCaseSensitive(o, "alert");
     det_acc_chain_restore(d, cJSON_IsObject(x) ? cJSON_GetObjectItemCaseSensitive(x, "accept")
                                                : NULL);
+    /* the regimes once accept_after_ms is a count of windows too: a
+     * step-down regime learns from up to max(accept_after, stepdown_after)
+     * scores */
+    det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     window_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window"));
     /* the level test's ring is sized by the window period (restored
      * above); the burst test's rows continue the window's */
