@@ -289,7 +289,8 @@ static const key alert_keys[] = {
       "stepdown_windows windows stayed under stepdown_ratio x the highest such mean of the "
       "alert for stepdown_after windows in a row (a fault that ended, the process at a lower "
       "new level) closes as accepted, that level's windows judged against their own "
-      "threshold from then on; counts of windows only, no _ms form (0: off)" },
+      "threshold from then on (a level under the threshold: against it, no regime); counts "
+      "of windows only, no _ms form (0: off)" },
     { "stepdown_windows", K_INT, OPP(alert.stepdown_windows), 1, 100000, "30", FP, NULL,
       NULL, "the windows the step-down's mean score is taken over" },
     { "stepdown_after", K_INT, OPP(alert.stepdown_after), 1, 100000, "30", FP, NULL, NULL,

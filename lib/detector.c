@@ -1154,6 +1154,38 @@ static int64_t season_ts(const ad_detector *d, int64_t ts)
  * anything (the tolerance is at most P/4: season.h). */
 #define AD_SEASON_MIN_WINDOWS 4
 
+/* accept_after became a count of windows (alert.accept_after_ms, the
+ * window period now known): the step-down regimes' scores, allocated for
+ * AD_REGIMES x sd_fit_cap() with accept_after still 0 (stepdown_after
+ * alone, old_cap), to the new cap, each regime's kept: left at the old
+ * size, a regime would learn past its old cap, into the next regime's
+ * scores or past the buffer's end. Out of memory: step-down regimes learn
+ * no more. */
+static void sd_fit_resize(ad_detector *d, int old_cap)
+{
+    int cap = sd_fit_cap(&d->cfg), i, n;
+    double *x;
+
+    if (d->sd_fit == NULL || cap == old_cap)
+        return;
+    if ((x = calloc((size_t)AD_REGIMES * (size_t)cap, sizeof(double))) == NULL) {
+        free(d->sd_fit);
+        d->sd_fit = NULL;
+        memset(d->sd_fit_n, 0, sizeof(d->sd_fit_n));
+        ad_log(AD_LOG_WARNING, "%s: step-down regimes keep their thresholds: out of memory "
+               "for %d scores each", d->who, cap);
+        return;
+    }
+    for (i = 0; i < AD_REGIMES; i++) {
+        n = d->sd_fit_n[i] < cap ? d->sd_fit_n[i] : cap;
+        memcpy(x + (size_t)i * (size_t)cap, d->sd_fit + (size_t)i * (size_t)old_cap,
+               (size_t)n * sizeof(double));
+        d->sd_fit_n[i] = n;
+    }
+    free(d->sd_fit);
+    d->sd_fit = x;
+}
+
 /* The stream's window period is known (the median of the first
  * intervals between scored windows, so a gap does not count: at the end of
  * calibration, or after AD_WP_N intervals, whichever comes first):
@@ -1214,8 +1246,10 @@ static void resolve_spans(ad_detector *d)
                    (long long)c->accept_after_ms);
         } else {
             const ad_alert *act = ad_alerter_active(d->alert);
+            int old_cap = sd_fit_cap(&d->cfg);
 
             c->accept_after = A;
+            sd_fit_resize(d, old_cap);
             raised = a < AD_ACCEPT_MIN;
             if (act != NULL) {
                 /* an alert already open (raised before the period was
@@ -2167,14 +2201,18 @@ cJSON *det_acc_save(const ad_detector *d)
     return o;
 }
 
-/* Saved regime i (into slot k): the scores a step-down regime's threshold
- * learns from ("stepdown_scores", up to sd_fit_cap() finite numbers);
- * missing (not a step-down's, or saved by an older version), it does not
- * learn; damaged, a warning and it does not learn. */
+/* Saved regime i (into slot k, its profile read): the scores a step-down
+ * regime's threshold learns from ("stepdown_scores", up to sd_fit_cap()
+ * finite numbers >= 0: scores are errors); missing (not a step-down's, or
+ * saved by an older version), it does not learn; damaged (not an array of
+ * such numbers, or on a regime with an error profile: not a step-down's),
+ * a warning naming it and it does not learn, keeping its threshold. More
+ * than the cap (accept_after or stepdown_after lowered since): the first
+ * ones, and it learns no more. */
 static void read_sd_fit(ad_detector *d, const cJSON *r, int i, int k)
 {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(r, "stepdown_scores"), *x;
-    int cap, n = 0;
+    int cap, n = 0, f, any = 0;
     double *out;
 
     d->sd_fit_n[k] = 0;
@@ -2182,18 +2220,30 @@ static void read_sd_fit(ad_detector *d, const cJSON *r, int i, int k)
         return;
     cap = sd_fit_cap(&d->cfg);
     out = d->sd_fit + (size_t)k * (size_t)cap;
+    for (f = 0; f < d->F; f++)
+        any |= regime_prof(d, k)[f] != 0;
+    if (any) {
+        ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].stepdown_scores is on "
+               "a regime with an error profile (a step down's has none): ignored, the regime "
+               "keeps its threshold", d->who, i);
+        return;
+    }
     if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) < 1) {
         ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].stepdown_scores is "
                "not an array of numbers: the regime keeps its threshold", d->who, i);
         return;
     }
     cJSON_ArrayForEach(x, a) {
-        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) {
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || !(x->valuedouble >= 0)) {
             ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].stepdown_scores"
-                   "[%d] is not a finite number: the regime keeps its threshold", d->who, i, n);
+                   "[%d] is not a finite number >= 0: the regime keeps its threshold", d->who,
+                   i, n);
             return;
         }
         if (n == cap) {             /* accept_after lowered: the first ones */
+            ad_log(AD_LOG_INFO, "%s: saved state: acceptance.regimes[%d].stepdown_scores "
+                   "holds %d scores, more than the %d it learns from now: the first %d kept, "
+                   "it learns no more", d->who, i, cJSON_GetArraySize(a), cap, cap);
             break;
         }
         out[n++] = x->valuedouble;
@@ -2802,11 +2852,38 @@ static int acc_chain_take(ad_detector *d, const cJSON *o, const ad_alert *act)
  * acceptance counts again from here, an open alert's change from its
  * raise.
  */
+static void sd_push(ad_detector *d, double s);
+
+/* The open alert's step-down progress rebuilt from its scores the
+ * acceptance chain holds (the current alert's part of the ring: its last
+ * accept_after scores at most), each through sd_push as it came: the
+ * ring, the highest mean and the windows held are those an uninterrupted
+ * step down has, for an alert at most accept_after windows old (an older
+ * one's highest mean is the highest over its last accept_after windows).
+ * Used when the state holds no progress (saved with step-down off: a
+ * reload or restart turned it on while the alert was open; or by a version
+ * without it) or a damaged one. Returns the scores replayed. */
+static int sd_from_chain(ad_detector *d)
+{
+    int A = d->cfg.alert.accept_after, n, i;
+
+    det_sd_reset(d);
+    if (d->sd == NULL || d->acc == NULL || A <= 0 || ad_alerter_active(d->alert) == NULL)
+        return 0;
+    n = d->acc_len - d->acc_prev;
+    if (n > d->acc_cur)
+        n = d->acc_cur;
+    for (i = d->acc_len - n; i < d->acc_len; i++)
+        sd_push(d, d->acc[(d->acc_head + i) % A]);
+    return n;
+}
+
 /* The open alert's step-down progress o ("stepdown" of the saved chain;
  * NULL: none saved) into d: its newest scores the ring holds now (a
  * changed stepdown_windows/after keeps what fits), its highest mean, the
- * windows held (a "profile" saved by an earlier version is ignored).
- * Damaged: logged, counted again. */
+ * windows held (a "profile" saved by an earlier version is ignored). None
+ * saved or damaged (logged): rebuilt from the alert's scores the chain
+ * holds (sd_from_chain). */
 static void sd_restore(ad_detector *d, const cJSON *o)
 {
     int R = (int)sd_ring_cap(&d->cfg);
@@ -2816,8 +2893,16 @@ static void sd_restore(ad_detector *d, const cJSON *o)
     const char *bad = "peak";
 
     det_sd_reset(d);
-    if (o == NULL || ad_alerter_active(d->alert) == NULL)
+    if (ad_alerter_active(d->alert) == NULL)
         return;
+    if (o == NULL) {
+        if ((n = sd_from_chain(d)) > 0)
+            ad_log(AD_LOG_INFO, "%s: saved state holds no step-down progress of the open "
+                   "alert: rebuilt from its %d scores the acceptance progress keeps (highest "
+                   "mean %.6g, %d windows under %.2g x it)", d->who, n, d->sd_peak,
+                   d->sd_held, d->cfg.alert.stepdown_ratio);
+        return;
+    }
     if ((tmp = malloc((size_t)R * sizeof(double))) == NULL) {
         ad_log(AD_LOG_WARNING, "%s: saved step-down progress not restored: out of memory",
                d->who);
@@ -2827,9 +2912,11 @@ static void sd_restore(ad_detector *d, const cJSON *o)
         !(pk->valuedouble >= 0) ||
         get_whole(o, "held", 0, AD_ACC_COUNT_MAX, &held, NULL, &bad) ||
         get_scores(o, "scores", 1000000, R, tmp, &n, &kept, &bad)) {
-        ad_log(AD_LOG_WARNING, "%s: saved state: alert.accept.stepdown.%s is damaged: the "
-               "open alert's step down is counted again from here", d->who, bad);
         free(tmp);
+        n = sd_from_chain(d);
+        ad_log(AD_LOG_WARNING, "%s: saved state: alert.accept.stepdown.%s is damaged: the "
+               "open alert's step down is rebuilt from its %d scores the acceptance "
+               "progress keeps", d->who, bad, n);
         return;
     }
     memcpy(d->sd, tmp, (size_t)kept * sizeof(double));
@@ -3179,10 +3266,9 @@ static void sd_push(ad_detector *d, double s)
         d->sd_peak = m;
 }
 
-/* The slot for a step-down's regime: an earlier level-only one's (the
- * level stepped down again), else a free one, else the oldest. prof: F
- * doubles of scratch, zeroed. */
-static int sd_slot(const ad_detector *d, double *prof)
+/* The regime of an earlier step down (a level-only one: no profile); -1:
+ * none. */
+static int sd_regime(const ad_detector *d)
 {
     int i, f, any;
 
@@ -3192,8 +3278,73 @@ static int sd_slot(const ad_detector *d, double *prof)
         if (d->regime_thr[i] > 0 && !any)
             return i;
     }
+    return -1;
+}
+
+/* The slot for a step-down's regime: an earlier step down's (the level
+ * stepped down again), else a free one, else the oldest. prof: F doubles
+ * of scratch, zeroed. */
+static int sd_slot(const ad_detector *d, double *prof)
+{
+    int i = sd_regime(d);
+
+    if (i >= 0)
+        return i;
     memset(prof, 0, (size_t)d->F * sizeof(double));
     return regime_slot(d, prof, 0, 0);      /* like no regime: free or oldest */
+}
+
+/* A step down to a level the stream's threshold thr already judges normal:
+ * none of the last stepdown_after scores x[0..S) over it, or a fitted
+ * regime threshold nw not over it. A regime only judges windows over the
+ * stream's threshold (like_regime), so the first would only lift the bar
+ * for windows its level never reached (by the fit's margin: a new fault
+ * on any feature between thr and nw hidden, a step-down regime being
+ * matched by level only), and the second would judge no window at all
+ * while it held one of the AD_REGIMES slots (and evicted the oldest
+ * regime for it). */
+static int sd_under(const double *x, int S, double nw, double thr)
+{
+    int i;
+
+    if (!(nw > thr))
+        return 1;
+    for (i = 0; i < S; i++)
+        if (x[i] > thr)
+            return 0;
+    return 1;
+}
+
+/* The alert stepped down to a level under the stream's threshold
+ * (sd_under): it closes as accepted, and no regime is made: the level is
+ * judged against the stream's threshold old, as every window before the
+ * fault was. An earlier step down's regime ends (a later step down replaces
+ * it: the process left that level). The AD_EV_ACCEPTED event's threshold
+ * is the stream's (as a band run learned as normal: no regime of its own);
+ * stats.accepted counts regimes, so not this. */
+static void sd_accept_under(ad_detector *d, int64_t ts, double lvl, double peak, double nw,
+                            double old, double p, double L)
+{
+    const ad_alert_cfg *c = &d->cfg.alert;
+    int i = sd_regime(d);
+    double ended = NAN;
+    ad_event *e;
+
+    if (i >= 0) {
+        ended = d->regime_thr[i];
+        d->regime_thr[i] = 0;
+        d->regime_rec[i] = 0;
+        d->regime_span[i] = 0;
+        d->regime_len[i] = 0;
+        d->sd_fit_n[i] = 0;
+    }
+    e = accept_close(d, ts, old, old, (uint64_t)c->stepdown_after, p, L, AD_ADAPT_CLEAR_TRUE);
+    snprintf(e->text, sizeof(e->text), "stepped down to %.4g (mean of %d under %.2g x %.4g "
+             "for %d): under the threshold %.6g, no regime%s", lvl, c->stepdown_windows,
+             c->stepdown_ratio, peak, c->stepdown_after, old,
+             i >= 0 ? "; the earlier step down's ended" : "");
+    ad_log(AD_LOG_INFO, "%s: step down accepted: %s (a regime fitted on it: %.6g; the "
+           "earlier step down's: %.6g)", d->who, e->text, nw, ended);
 }
 
 /* The step-down's new level (the mean of the last stepdown_after scores)
@@ -3226,7 +3377,8 @@ static int sd_clearing(const ad_detector *d, double thr, double s, int elevated)
  * excess error moves between features from window to window; the excess
  * summed over the held windows, a little over the threshold, is mostly
  * noise in direction, and windows at the accepted level but unlike it
- * raised again. Returns 1 when accepted. */
+ * raised again. A level under the stream's threshold closes the alert
+ * with no regime (sd_under, sd_accept_under). Returns 1 when accepted. */
 static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
 {
     const ad_alert_cfg *c = &d->cfg.alert;
@@ -3250,13 +3402,23 @@ static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
         d->sd_held = 0;             /* judged again after stepdown_after more */
         return 0;
     }
+    if (sd_under(x, S, nw, old)) {
+        sd_accept_under(d, ts, lvl, peak, nw, old, p, L);
+        det_acc_chain_reset(d);
+        dq_recenter(d);
+        return 1;
+    }
     slot = sd_slot(d, prof);
     memset(regime_prof(d, slot), 0, (size_t)d->F * sizeof(double));
     d->regime_thr[slot] = nw;
     d->regime_seq[slot] = ++d->regime_n;
     d->regime_rec[slot] = 0;
-    memcpy(d->sd_fit + (size_t)slot * (size_t)sd_fit_cap(&d->cfg), x, (size_t)S * sizeof(double));
-    d->sd_fit_n[slot] = S;          /* it keeps learning (sd_refit) */
+    d->sd_fit_n[slot] = 0;
+    if (d->sd_fit != NULL) {        /* it keeps learning (sd_refit) */
+        memcpy(d->sd_fit + (size_t)slot * (size_t)sd_fit_cap(&d->cfg), x,
+               (size_t)S * sizeof(double));
+        d->sd_fit_n[slot] = S;
+    }
     d->regime_span[slot] = 0;
     d->regime_sh_n[slot] = 0;
     d->regime_shn_n[slot] = 0;

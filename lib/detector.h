@@ -183,8 +183,17 @@
  * the alert stays a true alert to the continual learner. A plain
  * acceptance due at the same window goes first; a level under the clear
  * level (the mean of the last S scores and the window, alert.on score) is
- * not accepted: the alert clears as ever. A = 0: nothing. Saved with
- * the chain ("stepdown": peak, held, the last max(W, S) scores).
+ * not accepted: the alert clears as ever. A level under the threshold (none
+ * of the S scores over it, or the fitted threshold not over it) closes the
+ * alert as accepted with no regime (AD_EV_ACCEPTED threshold ==
+ * prev_threshold, "no regime"; an earlier step down's regime ends; not in
+ * stats.accepted): the threshold judges it already, and a regime over it
+ * would hide faults its level never reached, one under it judge
+ * nothing. A = 0: nothing. Saved with
+ * the chain ("stepdown": peak, held, the last max(W, S) scores); none
+ * saved (step-down was off: a reload turning it on while the alert is
+ * open) or damaged, rebuilt from the alert's scores in the chain (its last
+ * A), as if it had been on since the raise.
  * The regime's threshold keeps learning: a window judged against it under
  * it (trusted, no alert open) joins its scores and it is fitted again the
  * same way, up to max(A, S) scores; never a window over it; a promotion

@@ -806,7 +806,6 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
         d->smooth = x->valuedouble;
         d->has_smooth = 1;
     }
-    det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     season_restore(d, cJSON_GetObjectItemCaseSensitive(o, "season"));
     {   /* the probability's sd floor is the threshold's (detector.h); a
          * saved history brings the one it was computed with */
@@ -823,6 +822,10 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     x = cJSON_GetObjectItemCaseSensitive(o, "alert");
     det_acc_chain_restore(d, cJSON_IsObject(x) ? cJSON_GetObjectItemCaseSensitive(x, "accept")
                                                : NULL);
+    /* the regimes once accept_after_ms is a count of windows too: a
+     * step-down regime learns from up to max(accept_after, stepdown_after)
+     * scores */
+    det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     window_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window"));
     /* the level test's ring is sized by the window period (restored
      * above); the burst test's rows continue the window's */

@@ -281,6 +281,8 @@ static int64_t acc_period_ms;
 static int64_t acc_after_ms;      /* accept_detector: accept_after as data time */
 static int acc_onset;             /* alert.accept_onset of those detectors */
 static double sd_ratio;           /* alert.stepdown_ratio of those detectors */
+static double acc_margin;         /* calibration.margin of those (0: 1.2) */
+static double acc_clear;          /* alert.clear_ratio of those (0: 1) */
 
 static ad_detector *accept_detector_m(int accept_after, int gap, double spread, double trend,
                                      int m_clear)
@@ -292,11 +294,11 @@ static ad_detector *accept_detector_m(int accept_after, int gap, double spread, 
 
     ad_detector_cfg_default(&c);
     c.calib_windows = 50;
-    c.thr.margin = 1.2;
+    c.thr.margin = acc_margin > 0 ? acc_margin : 1.2;
     c.alert.k = 1;
     c.alert.n = 1;
     c.alert.m = m_clear;
-    c.alert.clear_ratio = 1;
+    c.alert.clear_ratio = acc_clear > 0 ? acc_clear : 1;
     c.alert.accept_after = accept_after;
     c.alert.accept_gap = gap;
     c.alert.accept_spread = spread;
@@ -1417,16 +1419,40 @@ static void test_passing_fault_not_accepted(void)
 #define WIDEN_TO 1.5
 static int sd_other;                /* from `again`: the level on b, a back to 1 */
 
+/* The scores of the newest regime's "stepdown_scores" in saved state js
+ * (-1: none). */
+static int sd_scores_in(const char *js)
+{
+    cJSON *o = js ? cJSON_Parse(js) : NULL, *rs;
+    int n = -1;
+
+    rs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "acceptance"),
+                                          "regimes");
+    if (cJSON_GetArraySize(rs) > 0) {
+        cJSON *a = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetArrayItem(rs, cJSON_GetArraySize(rs) - 1), "stepdown_scores");
+        n = a ? cJSON_GetArraySize(a) : -1;
+    }
+    cJSON_Delete(o);
+    return n;
+}
+
+static int sd_moved_n[2];       /* sd_moved: stepdown_scores saved, restored */
+
 /* d saved at row i and restored into a fresh step-down detector (accept_after
  * A), which takes its place; the state must hold want. */
 static ad_detector *sd_moved(ad_detector *d, int A, int i, const char *want, const char *what)
 {
-    char *state = ad_detector_save(d), err[200];
+    char *state = ad_detector_save(d), *again, err[200];
     ad_detector *d2 = accept_detector_m(A, 0, 3, 0.25, 2);
     int rc = state && d2 ? ad_detector_restore(d2, state, err, sizeof(err)) : -1;
 
     T_CHECK(rc == 0 && strstr(state, want), "saved at row %d %s and restored: %s", i, what,
             rc ? err : "ok");
+    again = rc == 0 ? ad_detector_save(d2) : NULL;
+    sd_moved_n[0] = sd_scores_in(state);
+    sd_moved_n[1] = sd_scores_in(again);
+    free(again);
     free(state);
     ad_detector_free(d);
     return d2;
@@ -1539,6 +1565,242 @@ static void test_stepdown(void)
            at, at_sv);
 }
 
+static char last_warning[400];     /* keep_log: the last warning logged */
+static void keep_log(int level, const char *msg, void *u)
+{
+    (void)u;
+    if (level == AD_LOG_WARNING) {
+        warnings++;
+        snprintf(last_warning, sizeof(last_warning), "%s", msg);
+    }
+}
+
+/* The step-down run (fault 5 from row 100, level 2 from row 200) with
+ * alert.stepdown_ratio `before` and accept_after A_before until row `at`,
+ * then saved and restored into
+ * a detector with 0.67 and accept_after 400 (a reload that changes alert rules only rebuilds
+ * the stream from its state with the new settings, its open alert
+ * continued). With damage, the saved progress' peak is made negative
+ * first. Returns the row the alert closed as accepted (-1: none). */
+static int stepdown_reload_run(double before, int A_before, int at, int damage, run *r,
+                               ad_detector_stats *st)
+{
+    ad_detector *d, *d2;
+    char *state, *bad, *p, err[200];
+    int i, ic, rc = -1;
+
+    sd_ratio = before;
+    d = accept_detector_m(A_before, 0, 3, 0.25, 2);
+    memset(r, 0, sizeof(*r));
+    memset(st, 0, sizeof(*st));
+    rng = 21;
+    for (i = 0; d && i < 450; i++) {
+        step2(d, 1000 * i, (i < 100 ? 1 : i < 200 ? 9 : 3) + 0.05 * noise(),
+              1 + 0.05 * noise(), r);
+        if (i != at)
+            continue;
+        state = ad_detector_save(d);
+        bad = state ? malloc(strlen(state) + 2) : NULL;
+        if (bad) {
+            strcpy(bad, state);
+            if (damage && (p = strstr(bad, "\"stepdown\":{\"peak\":")) != NULL) {
+                p += strlen("\"stepdown\":{\"peak\":");
+                memmove(p + 1, p, strlen(p) + 1);
+                *p = '-';
+            }
+        }
+        sd_ratio = 0.67;
+        d2 = accept_detector_m(400, 0, 3, 0.25, 2);
+        warnings = 0;
+        last_warning[0] = '\0';
+        ad_log_set(keep_log, NULL);
+        rc = bad && d2 ? ad_detector_restore(d2, bad, err, sizeof(err)) : -1;
+        ad_log_set(NULL, NULL);
+        T_CHECK(rc == 0 && (before > 0) == (strstr(state, "\"stepdown\":{") != NULL),
+                "saved at row %d (step-down %s) and restored with it on: %s", at,
+                before > 0 ? "on" : "off", rc ? err : "ok");
+        free(state);
+        free(bad);
+        ad_detector_free(d);
+        d = d2;
+    }
+    sd_ratio = 0;
+    if (d)
+        ad_detector_get_stats(d, st);
+    ad_detector_free(d);
+    free_models();
+    for (i = 0; (ic = nth_ev(r, AD_EV_ALERT_CLEARED, i)) >= 0; i++)
+        if (r->ev[ic].alert.reason == AD_CLOSE_ACCEPTED)
+            return (int)(r->ev[ic].alert.end_ms / 1000);
+    return -1;
+}
+
+/* Step-down turned on while the alert is open (a reload, or a restart
+ * with the new configuration): its progress is rebuilt from the alert's
+ * scores the acceptance progress keeps, so a step down that happened
+ * before it is seen (the highest mean is the fault's, not the level the
+ * alert is at when it is turned on); so is progress saved damaged. */
+static void test_stepdown_turned_on(void)
+{
+    run r;
+    ad_detector_stats st;
+    int at, on_late, on_mid, dmg, off;
+
+    at = stepdown_run(0.67, 400, 0, 0, 0, &r, &st);     /* on throughout */
+    /* on at row 260, the step down held since about row 231 */
+    on_late = stepdown_reload_run(0, 400, 260, 0, &r, &st);
+    T_CHECK(on_late >= 261 && on_late <= 264 && r.count[AD_EV_ALERT_RAISED] == 1 &&
+            !st.alert_active && st.regimes == 1,
+            "turned on at row 260, after the step down: accepted at row %d (want 261..264: "
+            "the first window after it), %d raises, active %d, %d regimes", on_late,
+            r.count[AD_EV_ALERT_RAISED], st.alert_active, st.regimes);
+    /* on at row 215, in the step down: the same row as on throughout */
+    on_mid = stepdown_reload_run(0, 400, 215, 0, &r, &st);
+    T_CHECK(on_mid >= at && on_mid <= at + 3 && !st.alert_active,
+            "turned on at row 215, in the step down: accepted at row %d (on throughout %d)",
+            on_mid, at);
+    /* on throughout, the progress saved at row 225 damaged */
+    dmg = stepdown_reload_run(0.67, 400, 225, 1, &r, &st);
+    T_CHECK(dmg >= at && dmg <= at + 3 && warnings == 1 &&
+            strstr(last_warning, "alert.accept.stepdown.peak") &&
+            strstr(last_warning, "rebuilt"),
+            "saved progress damaged at row 225: accepted at row %d (on throughout %d), "
+            "%d warnings: %s", dmg, at, warnings, last_warning);
+    /* acceptance off before (accept_after 0: no scores kept), both turned
+     * on at row 260: the highest mean starts at the level the alert is at
+     * then, and the step down that happened before is not seen: the alert
+     * stays open (a plain acceptance would need 400 windows) */
+    off = stepdown_reload_run(0, 0, 260, 0, &r, &st);
+    T_CHECK(off < 0 && st.alert_active && r.count[AD_EV_ACCEPTED] == 0,
+            "acceptance and step-down turned on together at row 260: not accepted (row %d), "
+            "the alert open (%d)", off, st.alert_active);
+    T_NOTE("step-down turned on by a reload at row 260: accepted at row %d; at row 215: row "
+           "%d; damaged progress: row %d (on throughout: %d); with acceptance turned on at "
+           "the same reload: still open", on_late, on_mid, dmg, at);
+}
+
+/* State `state` (a step-down regime at acceptance.regimes[0]) with that
+ * regime's "stepdown_scores" set to the JSON `val` (NULL: as saved) and,
+ * with `profile`, an error profile [1, 0] given to it, restored into a
+ * fresh step-down detector (accept_after 400, stepdown_after 20: it learns
+ * from up to 400 scores): its rc, the warnings (last_warning), its stats,
+ * and the regime's scores when saved again (-1: none saved). */
+static int sd_scores_restore(const char *state, const char *val, int profile,
+                             ad_detector_stats *st, int *resaved)
+{
+    cJSON *o = cJSON_Parse(state), *acc, *r0, *a;
+    char *txt = NULL, *again = NULL, err[200];
+    ad_detector *d;
+    int rc = -1;
+
+    memset(st, 0, sizeof(*st));
+    *resaved = -1;
+    acc = cJSON_GetObjectItemCaseSensitive(o, "acceptance");
+    r0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(acc, "regimes"), 0);
+    if (r0 == NULL) {
+        cJSON_Delete(o);
+        return -2;
+    }
+    if (val != NULL)
+        cJSON_ReplaceItemInObjectCaseSensitive(r0, "stepdown_scores", cJSON_Parse(val));
+    if (profile) {
+        double pr[F] = { 1, 0 };
+        cJSON_ReplaceItemInObjectCaseSensitive(r0, "profile", cJSON_CreateDoubleArray(pr, F));
+    }
+    txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    sd_ratio = 0.67;
+    d = accept_detector_m(400, 0, 3, 0.25, 2);
+    sd_ratio = 0;
+    warnings = 0;
+    last_warning[0] = '\0';
+    ad_log_set(keep_log, NULL);
+    rc = d && txt ? ad_detector_restore(d, txt, err, sizeof(err)) : -1;
+    ad_log_set(NULL, NULL);
+    if (d)
+        ad_detector_get_stats(d, st);
+    if (rc == 0 && (again = ad_detector_save(d)) != NULL && (o = cJSON_Parse(again)) != NULL) {
+        acc = cJSON_GetObjectItemCaseSensitive(o, "acceptance");
+        r0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(acc, "regimes"), 0);
+        a = cJSON_GetObjectItemCaseSensitive(r0, "stepdown_scores");
+        *resaved = a ? cJSON_GetArraySize(a) : -1;
+        cJSON_Delete(o);
+    }
+    free(again);
+    free(txt);
+    ad_detector_free(d);
+    free_models();
+    return rc;
+}
+
+/* A saved step-down regime's scores ("stepdown_scores") damaged: the state
+ * restores, a warning names the field, the regime keeps its threshold and
+ * learns no more (none saved again); more scores than it learns from (a
+ * lowered accept_after) keeps the first ones without a warning. */
+static void test_stepdown_scores_damaged(void)
+{
+    static const struct { const char *val, *why, *field; } bad[] = {
+        { "\"2.9\"", "a string", "stepdown_scores is not an array" },
+        { "{\"0\":2.9}", "an object", "stepdown_scores is not an array" },
+        { "[]", "empty", "stepdown_scores is not an array" },
+        { "[2.9,null]", "NaN (saved as null)", "stepdown_scores[1] is not a finite number" },
+        { "[2.9,1e999]", "inf", "stepdown_scores[1] is not a finite number" },
+        { "[2.9,-2.9]", "negative", "stepdown_scores[1] is not a finite number >= 0" },
+        { "[2.9,[2.9]]", "a nested array", "stepdown_scores[1] is not a finite number" },
+    };
+    ad_detector *d;
+    ad_detector_stats st, st0;
+    run r;
+    char *state = NULL, many[450 * 4 + 2];
+    int i, rc, n0, n, ok = 0;
+    double thr0;
+
+    /* the step-down run to row 300: a regime accepted at about row 231
+     * that has learned from the windows since */
+    sd_ratio = 0.67;
+    d = accept_detector_m(400, 0, 3, 0.25, 2);
+    sd_ratio = 0;
+    memset(&r, 0, sizeof(r));
+    rng = 21;
+    for (i = 0; d && i < 300; i++)
+        step2(d, 1000 * i, (i < 100 ? 1 : i < 200 ? 9 : 3) + 0.05 * noise(),
+              1 + 0.05 * noise(), &r);
+    state = d ? ad_detector_save(d) : NULL;
+    ad_detector_free(d);
+    free_models();
+    rc = sd_scores_restore(state, NULL, 0, &st0, &n0);
+    thr0 = st0.regime_threshold;
+    T_CHECK(rc == 0 && warnings == 0 && st0.regimes == 1 && n0 > 20 && n0 < 400,
+            "intact: restored (rc %d, %d warnings), 1 regime (%d), threshold %g, %d scores "
+            "saved again", rc, warnings, st0.regimes, thr0, n0);
+    for (i = 0; i < (int)(sizeof(bad) / sizeof(bad[0])); i++) {
+        rc = sd_scores_restore(state, bad[i].val, 0, &st, &n);
+        T_CHECK(rc == 0 && warnings == 1 && strstr(last_warning, "acceptance.regimes[0].") &&
+                strstr(last_warning, bad[i].field) && st.regimes == 1 &&
+                st.regime_threshold == thr0 && n == -1,
+                "stepdown_scores %s (%s): restored (rc %d), %d warnings, %d regimes, "
+                "threshold %g (saved %g), learning scores saved again %d: %s", bad[i].val,
+                bad[i].why, rc, warnings, st.regimes, st.regime_threshold, thr0, n,
+                last_warning);
+        ok += rc == 0 && warnings == 1;
+    }
+    /* on a regime with an error profile: not a step down's */
+    rc = sd_scores_restore(state, NULL, 1, &st, &n);
+    T_CHECK(rc == 0 && warnings == 1 && strstr(last_warning, "with an error profile") &&
+            st.regimes == 1 && n == -1, "stepdown_scores on a regime with a profile: ignored "
+            "(rc %d, %d warnings, %d scores saved again): %s", rc, warnings, n, last_warning);
+    /* 450 scores, 400 learned from now: the first 400, no warning */
+    for (i = 0, many[0] = '['; i < 450; i++)
+        memcpy(many + 1 + 4 * i, i < 449 ? "2.0," : "2.0]", 5);
+    rc = sd_scores_restore(state, many, 0, &st, &n);
+    T_CHECK(rc == 0 && warnings == 0 && st.regimes == 1 && n == 400,
+            "450 stepdown_scores, 400 learned from: restored (rc %d, %d warnings), %d saved "
+            "again", rc, warnings, n);
+    free(state);
+    T_NOTE("stepdown_scores damaged %d ways: each restored with a warning naming it, the "
+           "regime kept at %g, not learning", ok, thr0);
+}
+
 /* A fault on a (9) from row 100 stepping down at row 200 to 3, whose
  * noise is narrow (0.01) over the rows the regime is fitted on and then
  * widens (from row 260 to `wide` at row 500, the level still stable): the
@@ -1584,8 +1846,8 @@ static int stepdown_widen_run(double wide, int rise, double *thr, int *last, int
 
 static void test_stepdown_widens(void)
 {
-    double t_narrow, t_wide, t_rise, t_sv;
-    int n_narrow, n_wide, n_rise, n_sv, last;
+    double t_narrow, t_wide, t_rise, t_sv, t_ms;
+    int n_narrow, n_wide, n_rise, n_sv, n_ms, last, l_ms;
 
     n_narrow = stepdown_widen_run(0.01, 0, &t_narrow, &last, 0);
     T_CHECK(n_narrow == 1, "the new level staying narrow: no new alert (%d raises, regime "
@@ -1600,8 +1862,24 @@ static void test_stepdown_widens(void)
     n_rise = stepdown_widen_run(WIDEN_TO, 530, &t_rise, &last, 0);
     T_CHECK(last >= 530 && last <= 533, "a rise to 7 at row 530 still raises (at row %d, "
             "%d raises, threshold %g)", last, n_rise, t_rise);
+    /* accept_after from accept_after_ms (400 s of rows 1 s apart: 400
+     * windows, known once the window period is): the regime learns up to
+     * 400 scores as well, within its own (it was allocated for
+     * stepdown_after's 20 while accept_after was 0), and a restore keeps
+     * all it learned (it was read before accept_after was known: 20) */
+    acc_after_ms = 400000;
+    n_ms = stepdown_widen_run(WIDEN_TO, 0, &t_ms, &l_ms, 0);
+    T_CHECK(n_ms == 1 && fabs(t_ms - t_wide) < 0.01 * t_wide, "accept_after_ms 400 s: the "
+            "same (%d raises, threshold %g, accept_after 400: %g)", n_ms, t_ms, t_wide);
+    n_ms = stepdown_widen_run(WIDEN_TO, 0, &t_ms, &l_ms, 380);
+    T_CHECK(n_ms == 1 && sd_moved_n[0] > 100 && sd_moved_n[1] == sd_moved_n[0] &&
+            fabs(t_ms - t_wide) < 0.01 * t_wide, "accept_after_ms, saved at row 380 and "
+            "restored: %d of its %d scores kept, %d raises, threshold %g", sd_moved_n[1],
+            sd_moved_n[0], n_ms, t_ms);
+    acc_after_ms = 0;
     T_NOTE("step-down level widening to %g: %d raises (threshold %g, narrow %g), a rise "
-           "raised at row %d", WIDEN_TO, n_wide, t_wide, t_narrow, last);
+           "raised at row %d; accept_after_ms: threshold %g, %d of %d scores restored",
+           WIDEN_TO, n_wide, t_wide, t_narrow, last, t_ms, sd_moved_n[1], sd_moved_n[0]);
 }
 
 /* A fault (score 9 on feature a) from row 100 that ends at row 200, the
@@ -1640,6 +1918,101 @@ static void test_stepdown_below_clear(void)
             "%s), no step down accepted (%d accepted events, %llu accepted)", cleared,
             reason >= 0 ? ad_close_reason_name((ad_close_reason)reason) : "-",
             r.count[AD_EV_ACCEPTED], (unsigned long long)st.accepted);
+}
+
+/* Calibrate on 1 (calibration.margin `margin`, alert.clear_ratio `clear`);
+ * a fault on a (9) from row 100 steps down at row 200 to `lvl`, a level
+ * between the clear level and the threshold (or, with `first` > 0, first
+ * to 3, a level over the threshold accepted as a step-down regime, then
+ * the fault again from row 300 and the step down to `lvl` at row 400); from
+ * row `b_from` (> 0) b at `b_lvl`. stepdown_ratio 0.67, windows 20, after
+ * 20, accept_after 400. Returns the row the last alert closed as accepted
+ * (-1: none); *ia: the index of the last AD_EV_ACCEPTED event in r. */
+static int sd_under_run(double margin, double clear, double lvl, int first, int b_from,
+                        double b_lvl, run *r, ad_detector_stats *st, int *ia)
+{
+    ad_detector *d;
+    int i, ic, at = -1, end = first ? 560 : 450;
+
+    sd_ratio = 0.67;
+    acc_margin = margin;
+    acc_clear = clear;
+    d = accept_detector_m(400, 0, 3, 0.25, 2);
+    sd_ratio = acc_margin = acc_clear = 0;
+    memset(r, 0, sizeof(*r));
+    memset(st, 0, sizeof(*st));
+    rng = 21;
+    for (i = 0; d && i < end; i++) {
+        double a, b = b_from > 0 && i >= b_from ? b_lvl : 1;
+        if (!first)
+            a = i < 100 ? 1 : i < 200 ? 9 : lvl;
+        else
+            a = i < 100 ? 1 : i < 200 ? 9 : i < 300 ? 3 : i < 400 ? 9 : lvl;
+        step2(d, 1000 * i, a + 0.05 * noise(), b + 0.05 * noise(), r);
+    }
+    if (d)
+        ad_detector_get_stats(d, st);
+    ad_detector_free(d);
+    free_models();
+    for (i = 0; (ic = nth_ev(r, AD_EV_ALERT_CLEARED, i)) >= 0; i++)
+        if (r->ev[ic].alert.reason == AD_CLOSE_ACCEPTED)
+            at = (int)(r->ev[ic].alert.end_ms / 1000);
+    *ia = nth_ev(r, AD_EV_ACCEPTED, r->count[AD_EV_ACCEPTED] - 1);
+    return at;
+}
+
+/* A step down to a level under the stream's threshold (over the clear
+ * level, so the alert does not clear) closes the alert as accepted with no
+ * regime: the stream's threshold already judges the level normal. With the
+ * default margin (1.5) a regime fitted on it would sit over the stream's
+ * threshold and hide a later fault between the two (on any feature: a
+ * step-down regime is matched by level only); with a small margin under a
+ * low clear_ratio it would sit under it, judge nothing and hold a regime
+ * slot. An earlier step down's regime ends (a later step down replaces
+ * it). */
+static void test_stepdown_under_threshold(void)
+{
+    run r;
+    ad_detector_stats st;
+    int at, ia, ir;
+
+    /* margin 1.5, clear_ratio 0.8: threshold ~1.53, clear level ~1.22; a
+     * at 1.7 is a level of ~1.35 */
+    at = sd_under_run(1.5, 0.8, 1.7, 0, 0, 0, &r, &st, &ia);
+    T_CHECK(at >= 220 && at <= 250 && r.count[AD_EV_ALERT_RAISED] == 1 && !st.alert_active,
+            "stepped down under the threshold: closed as accepted at row %d (want 220..250), "
+            "%d raises, active %d", at, r.count[AD_EV_ALERT_RAISED], st.alert_active);
+    T_CHECK(st.regimes == 0 && st.accepted == 0 && st.windows_regime == 0,
+            "no regime made (%d regimes, %llu accepted, %llu windows judged against one)",
+            st.regimes, (unsigned long long)st.accepted,
+            (unsigned long long)st.windows_regime);
+    T_CHECK(ia >= 0 && r.ev[ia].threshold == r.ev[ia].prev_threshold &&
+            strstr(r.ev[ia].text, "stepped down to") && strstr(r.ev[ia].text, "no regime"),
+            "the event: threshold %g (stream's %g): %s", ia >= 0 ? r.ev[ia].threshold : NAN,
+            ia >= 0 ? r.ev[ia].prev_threshold : NAN, ia >= 0 ? r.ev[ia].text : "-");
+    /* b up to 1.9 from row 350: a score of ~1.8, over the stream's
+     * threshold, under the ~2.03 a regime fitted on the level would have */
+    sd_under_run(1.5, 0.8, 1.7, 0, 350, 1.9, &r, &st, &ia);
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 1);
+    T_CHECK(ir >= 0 && r.ev[ir].alert.start_ms >= 350000 && r.ev[ir].alert.start_ms <= 353000,
+            "a fault on b to a score of ~1.8 at row 350 raises (at row %lld)",
+            ir >= 0 ? (long long)r.ev[ir].alert.start_ms / 1000 : -1LL);
+    /* margin 1.2, clear_ratio 0.5: threshold ~1.22, clear level ~0.61; a
+     * at 0.7, a level of ~0.85, fits ~1.03: under the stream's threshold */
+    at = sd_under_run(1.2, 0.5, 0.7, 0, 0, 0, &r, &st, &ia);
+    T_CHECK(at >= 220 && at <= 250 && st.regimes == 0 && !st.alert_active,
+            "a fit under the threshold: closed as accepted at row %d, %d regimes", at,
+            st.regimes);
+    /* first a step down to 3 (a regime), then the fault again and a step
+     * down under the threshold: the earlier regime ends */
+    at = sd_under_run(1.5, 0.8, 1.7, 1, 0, 0, &r, &st, &ia);
+    T_CHECK(at >= 420 && at <= 450 && r.count[AD_EV_ACCEPTED] == 2 && st.regimes == 0 &&
+            ia >= 0 && strstr(r.ev[ia].text, "earlier step down's ended"),
+            "after a step-down regime, a step down under the threshold at row %d: %d "
+            "accepted events, %d regimes: %s", at, r.count[AD_EV_ACCEPTED], st.regimes,
+            ia >= 0 ? r.ev[ia].text : "-");
+    T_NOTE("step down under the threshold: no regime (%d), a fault over the threshold on "
+           "b at row 350 raised, an earlier step-down regime ended", st.regimes);
 }
 
 static void test_probability_alerts(void)
@@ -2083,6 +2456,9 @@ int main(void)
     T_RUN(test_passing_fault_not_accepted);
     T_RUN(test_stepdown);
     T_RUN(test_stepdown_below_clear);
+    T_RUN(test_stepdown_under_threshold);
+    T_RUN(test_stepdown_turned_on);
+    T_RUN(test_stepdown_scores_damaged);
     T_RUN(test_stepdown_widens);
     T_RUN(test_probability_alerts);
     T_RUN(test_level_rise);
