@@ -879,6 +879,9 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
         return rc;
     }
     restore_calibration(r, s);
+    /* time-less samples (stamped on arrival) come after its last row, as
+     * they do on the stream that was not restored (streams.c) */
+    s->arrival_floor_ms = s->d ? ad_detector_last_ts(s->d) : 0;
     if (state_check_fed(dd, s))
         return 0;
     /* A new stream is announced on its state topic right away (phase
