@@ -605,7 +605,7 @@ static void stream_resume(ad_detector *d)
     if (d->last_ts == 0)
         return;
     ad_stream_resume(d->stream, d->last_ts);
-    if (d->max_ts == INT64_MIN || d->max_ts < d->last_ts)
+    if (d->max_ts == INT64_MIN)     /* not one that has taken rows (a reload's) */
         d->max_ts = d->last_ts;
 }
 
