@@ -128,6 +128,8 @@ typedef struct stream_rec {
     uint64_t state_pub_ms;       /* uv_now of the last state published */
     uint64_t state_conn;         /* ad_daemon.conns at its last retained state */
     int64_t last_arrival_ms;     /* arrival time given to the last message */
+    int64_t arrival_floor_ms;    /* restored: time-less samples are stamped
+                                  * after this (the saved last row), 0: none */
     struct batch *open;          /* open batch for a stream-owned model */
     struct adapt_task *adapt;    /* continual-learning job on the workers */
     int saving;                  /* promoted-model saves on the workers */

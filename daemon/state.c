@@ -879,6 +879,13 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
         return rc;
     }
     restore_calibration(r, s);
+    /* time-less samples (stamped on arrival) come after its last row, as
+     * they do on the stream that was not restored (streams.c); not in a
+     * stream whose rows carry their time (payload.timestamp): a message
+     * without it there is judged by the wall clock, as on the running stream */
+    s->arrival_floor_ms = s->d && !(s->det->c->payload.format == AD_FMT_JSON &&
+                                    s->det->c->payload.timestamp) ?
+                          ad_detector_last_ts(s->d) : 0;
     if (state_check_fed(dd, s))
         return 0;
     /* A new stream is announced on its state topic right away (phase

@@ -379,13 +379,45 @@ static void check_unit(det_rt *d, const stream_rec *s, double t)
            unit[0] == 's' ? "seconds" : "milliseconds", unit);
 }
 
+/* The arrival time of a message whose samples carry no time, for a stream
+ * restored from a state whose last row is at or after it (the wall clock
+ * set back across a restart, a hand-over from an instance whose clock is
+ * ahead): 1 ms after the last one given, as a running stream stamps the
+ * messages after its clock was set back (streams.c message), so that none
+ * is refused as at or before the restored last row. Once the clock passes
+ * that row the stream's own rule goes on. now_s otherwise. */
+static double arrival_after_restore(stream_rec *s, const ad_sample *smp, int n, double now_s)
+{
+    int64_t a;
+    int i;
+
+    if (s->arrival_floor_ms == 0)
+        return now_s;
+    for (i = 0; i < n && !isnan(smp[i].time); i++)
+        ;
+    if (i == n)
+        return now_s;               /* every sample has its own time */
+    a = (int64_t)llround(now_s * 1000.0);
+    if (a > s->arrival_floor_ms) {
+        s->arrival_floor_ms = 0;
+        return now_s;
+    }
+    a = s->arrival_floor_ms + 1;
+    s->arrival_floor_ms = a;
+    if (a > s->last_arrival_ms)
+        s->last_arrival_ms = a;
+    return (double)a / 1000.0;
+}
+
 static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,
                          double now_s)
 {
     det_rt *d = s->det;
-    int64_t arrival = (int64_t)llround(now_s * 1000.0), bad_ts = 0;
+    int64_t arrival, bad_ts = 0;
     int bad = 0;
 
+    now_s = arrival_after_restore(s, smp, n, now_s);
+    arrival = (int64_t)llround(now_s * 1000.0);
     check_unit(d, s, smp[0].time);
     /* the arrival clock of this message: the future check and event time */
     ad_detector_arrival(s->d, arrival);

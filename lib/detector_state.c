@@ -592,12 +592,21 @@ static cJSON *saved_alert(const cJSON *o)
  * or sample it consumed, delivered again after the restore (MQTT QoS 1, a
  * Kafka re-read after a rebalance), is refused and counted as the stream
  * that was not interrupted refuses it, rather than taken for a new row
- * (which restarted the restored window ring: windows lost). Nothing when
- * no last row is known (a state without "alert"."last_ts"). */
+ * (which restarted the restored window ring: windows lost). The newest
+ * accepted time is at least that row's, as it was for that stream: what
+ * is refused far behind it (a device clock that jumped back) fills the
+ * data-quality "rejected" bucket as it did there, and the monitor's clock
+ * runs on from it (silence counts from the restore: the arrival clock
+ * starts at the detector's creation), rather than a stream whose every
+ * row is refused saying nothing at all. Nothing when no last row is known
+ * (a state without "alert"."last_ts"). */
 static void stream_resume(ad_detector *d)
 {
-    if (d->last_ts != 0)
-        ad_stream_resume(d->stream, d->last_ts);
+    if (d->last_ts == 0)
+        return;
+    ad_stream_resume(d->stream, d->last_ts);
+    if (d->max_ts == INT64_MIN)     /* not one that has taken rows (a reload's) */
+        d->max_ts = d->last_ts;
 }
 
 /* Continue the saved alert part after a successful restore. */

@@ -31,6 +31,9 @@
  *     the uninterrupted stream refuses it), and the samples of the row not
  *     yet out when saved (taken again, as the uninterrupted stream takes
  *     them).
+ * And a device clock that jumped back far after the save (rows, all): its
+ * rows and samples refused as by the uninterrupted stream, which raises a
+ * data-quality "rejected" event; the restored one raises it too.
  *
  * Model: one TimeDistributed Dense with zero weights (t_model.h): a
  * window's MAE score is the mean |value| of its rows. T = 4, hop 1.
@@ -57,6 +60,7 @@ typedef struct scored {
     int n;
     int64_t ts[MAXW];
     double score[MAXW];
+    int dq_rejected;            /* data-quality "rejected" events raised */
 } scored;
 
 static int64_t g_lateness;      /* rows.max_lateness_ms of the next detectors */
@@ -98,7 +102,8 @@ static void drain(ad_detector *d, scored *w)
         ad_detector_feed_score(d, &job, mae, share);
     }
     while (ad_detector_poll_event(d, &ev))
-        ;
+        if (w != NULL && ev.type == AD_EV_DQ_RAISED && ev.dq.check == AD_DQ_REJECTED)
+            w->dq_rejected++;
 }
 
 /* Value of feature f at step i (the same for a copy). */
@@ -376,12 +381,55 @@ static void test_period_sample_redelivered(void)
     same_refusals(&r, &u, "period, hand-over");
 }
 
+/* A device clock that jumped back far (a reboot reset it, a daylight-saving
+ * change on local time) after the save: every later row or sample is
+ * refused, as by the stream that was not interrupted; that one raises a
+ * data-quality "rejected" event for the whole stream (rows refused more
+ * than rows.max_lateness_ms + rows.max_gap_ms behind its newest), and so
+ * must the restored one: a stream silenced with no event says nothing. */
+static void test_clock_back_raises(void)
+{
+    input before[N_BEFORE * F], after[30 * F];
+    const ad_asm_mode modes[2] = { AD_ASM_ROWS, AD_ASM_ALL };
+    int mi, how;
+
+    for (mi = 0; mi < 2; mi++) {
+        int pf = modes[mi] != AD_ASM_ROWS;
+        /* before at 10000 s..., after 10000 s earlier (far beyond an hour) */
+        int n = steps(before, 10000, 10000 + N_BEFORE, pf);
+        int m = steps(after, 0, 30, pf);
+        outcome u, r;
+
+        run(modes[mi], before, n, 0, after, m, &u);
+        T_CHECK(u.w.n == 0 && u.st.ooo_values == (uint64_t)(30 * F) && u.w.dq_rejected >= 1,
+                "%s, uninterrupted: %d windows, %llu values refused, %d rejected events",
+                ad_asm_mode_name(modes[mi]), u.w.n, (unsigned long long)u.st.ooo_values,
+                u.w.dq_rejected);
+        for (how = 1; how <= 2; how++) {
+            run(modes[mi], before, n, how, after, m, &r);
+            T_NOTE("%s, %s, the device clock 10000 s back: %d windows, %llu values refused, "
+                   "%d rejected events (uninterrupted %d, %llu, %d)",
+                   ad_asm_mode_name(modes[mi]), how == 1 ? "hand-over" : "plain save", r.w.n,
+                   (unsigned long long)r.st.ooo_values, r.w.dq_rejected, u.w.n,
+                   (unsigned long long)u.st.ooo_values, u.w.dq_rejected);
+            T_CHECK(r.w.n == u.w.n && r.st.ooo_values == u.st.ooo_values &&
+                    r.w.dq_rejected == u.w.dq_rejected,
+                    "%s, %s: %d windows, %llu values refused, %d rejected events; "
+                    "uninterrupted %d, %llu, %d", ad_asm_mode_name(modes[mi]),
+                    how == 1 ? "hand-over" : "plain save", r.w.n,
+                    (unsigned long long)r.st.ooo_values, r.w.dq_rejected, u.w.n,
+                    (unsigned long long)u.st.ooo_values, u.w.dq_rejected);
+        }
+    }
+}
+
 int main(void)
 {
     T_RUN(test_rows_redelivered);
     T_RUN(test_rows_lateness_redelivered);
     T_RUN(test_all_sample_redelivered);
     T_RUN(test_period_sample_redelivered);
+    T_RUN(test_clock_back_raises);
     ad_model_free(g_model);
     return t_done();
 }
