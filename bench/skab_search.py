@@ -39,6 +39,9 @@ base setting; the base is --base JSON or the committed detector block):
            level_ms (0 = off) x level_z {1, 1.5, 2}
   stepdown step-down acceptance: stepdown_ratio (0 = off) {0, 0.5, 0.67,
            0.8} x stepdown_windows {30, 60} x stepdown_after {30, 60}
+  calib    threshold learning x estimator x calibration.k
+  raise    the raise rule: alert.k (of alert.n 5) {1, 2, 3, 4} x
+           calibration.k {2.5, 2.75, 3}
 
 Selection rules (declared before the search). Coarse stages (accept,
 prob, clear, adapt; steps too wide to be "one step" of a tolerance) only
@@ -109,6 +112,8 @@ STAGES = {
     "stepdown": [("alert.stepdown_ratio", (0, 0.5, 0.67, 0.8), True),
                  ("alert.stepdown_windows", (30, 60), True),
                  ("alert.stepdown_after", (30, 60), True)],
+    "raise": [("alert.k", (1, 2, 3, 4), True),
+              ("calibration.k", (2.5, 2.75, 3.0), True)],
     "calib": [("calibration.adapt", (False, True), False),
               ("calibration.estimator", ("quantile", "trimmed"), False),
               ("calibration.k", (2.25, 2.5, 2.75), True)],
@@ -344,7 +349,7 @@ def main():
     base_vals = tuple(get(base, key) for key, _, _ in axes)
     grid = list(itertools.product(*[v for _, v, _ in axes]))
     run_grid(grid)
-    robust = a.stage in ("fine", "features", "level", "stepdown", "calib")
+    robust = a.stage in ("fine", "features", "level", "stepdown", "calib", "raise")
     w = None if a.stage == "base" else robust_winner(results, axes, a.far_max, robust, base_vals)
     for _ in range(6 if a.extend and robust else 0):
         if w is None:
