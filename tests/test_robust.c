@@ -1437,6 +1437,23 @@ static int sd_scores_in(const char *js)
     return n;
 }
 
+/* The end of a step-down run: d's stats into st, d freed; the row the
+ * first alert closed as accepted (-1: none). */
+static int sd_finish(ad_detector *d, run *r, ad_detector_stats *st)
+{
+    int i, ic;
+
+    sd_ratio = 0;
+    if (d)
+        ad_detector_get_stats(d, st);
+    ad_detector_free(d);
+    free_models();
+    for (i = 0; (ic = nth_ev(r, AD_EV_ALERT_CLEARED, i)) >= 0; i++)
+        if (r->ev[ic].alert.reason == AD_CLOSE_ACCEPTED)
+            return (int)(r->ev[ic].alert.end_ms / 1000);
+    return -1;
+}
+
 static int sd_moved_n[2];       /* sd_moved: stepdown_scores saved, restored */
 
 /* d saved at row i and restored into a fresh step-down detector (accept_after
@@ -1462,7 +1479,7 @@ static int stepdown_run(double ratio, int A, int again, double again_a, int save
                         ad_detector_stats *st)
 {
     ad_detector *d;
-    int i, ic;
+    int i;
 
     sd_ratio = ratio;
     d = accept_detector_m(A, 0, 3, 0.25, 2);
@@ -1482,15 +1499,7 @@ static int stepdown_run(double ratio, int A, int again, double again_a, int save
             d = sd_moved(d, A, i, "\"stepdown\":{\"peak\":", "in the step down");
         }
     }
-    sd_ratio = 0;
-    if (d)
-        ad_detector_get_stats(d, st);
-    ad_detector_free(d);
-    free_models();
-    for (i = 0; (ic = nth_ev(r, AD_EV_ALERT_CLEARED, i)) >= 0; i++)
-        if (r->ev[ic].alert.reason == AD_CLOSE_ACCEPTED)
-            return (int)(r->ev[ic].alert.end_ms / 1000);
-    return -1;
+    return sd_finish(d, r, st);
 }
 
 static void test_stepdown(void)
@@ -1587,7 +1596,7 @@ static int stepdown_reload_run(double before, int A_before, int at, int damage, 
 {
     ad_detector *d, *d2;
     char *state, *bad, *p, err[200];
-    int i, ic, rc = -1;
+    int i, rc = -1;
 
     sd_ratio = before;
     d = accept_detector_m(A_before, 0, 3, 0.25, 2);
@@ -1624,15 +1633,7 @@ static int stepdown_reload_run(double before, int A_before, int at, int damage, 
         ad_detector_free(d);
         d = d2;
     }
-    sd_ratio = 0;
-    if (d)
-        ad_detector_get_stats(d, st);
-    ad_detector_free(d);
-    free_models();
-    for (i = 0; (ic = nth_ev(r, AD_EV_ALERT_CLEARED, i)) >= 0; i++)
-        if (r->ev[ic].alert.reason == AD_CLOSE_ACCEPTED)
-            return (int)(r->ev[ic].alert.end_ms / 1000);
-    return -1;
+    return sd_finish(d, r, st);
 }
 
 /* Step-down turned on while the alert is open (a reload, or a restart
