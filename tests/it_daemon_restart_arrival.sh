@@ -25,18 +25,21 @@ cat > "$D/ad.json" <<EOC
    "quality": {"enabled": false},
    "calibration": {"method": "fixed", "fixed": 0.3}}]}
 EOC
+# the stats reach samples=$1, windows_scored=$2 with none refused: ok $3
+expect_stats() {
+    if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples="$1" dropped_samples=0 \
+            windows_scored="$2" --timeout 20 >/dev/null; then
+        it_ok "$3"
+    else
+        it_fail "$3" "samples $(it_last_stat "$D/sub.jsonl" anomalyd/stats samples), dropped_samples $(it_last_stat "$D/sub.jsonl" anomalyd/stats dropped_samples), windows_scored $(it_last_stat "$D/sub.jsonl" anomalyd/stats windows_scored)"
+    fi
+}
 $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
     { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
 $H pub --port "$IT_PORT" --devices 1 --rows 40 --no-ts --rate 100 >/dev/null
-if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=200 dropped_samples=0 \
-        windows_scored=11 --timeout 20 >/dev/null; then
-    it_ok "40 rows stamped on arrival: 11 windows scored, none refused"
-else
-    it_fail "40 rows stamped on arrival: 11 windows scored, none refused" \
-        "samples $(it_last_stat "$D/sub.jsonl" anomalyd/stats samples), dropped_samples $(it_last_stat "$D/sub.jsonl" anomalyd/stats dropped_samples), windows_scored $(it_last_stat "$D/sub.jsonl" anomalyd/stats windows_scored)"
-fi
+expect_stats 200 11 "40 rows stamped on arrival: 11 windows scored, none refused"
 kill -TERM "$DPID"; it_wait_gone "$DPID" 30; DPID=
 # the saved times an hour ahead of the wall clock
 r=$($PYTHON -c '
@@ -54,11 +57,5 @@ $AD_BIN run -c "$D/ad.json" 2> "$D/daemon2.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
     { it_fail "daemon restarts" "$(cat "$D/daemon2.log")"; exit 1; }
 $H pub --port "$IT_PORT" --devices 1 --rows 10 --no-ts --rate 100 >/dev/null
-if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=50 dropped_samples=0 \
-        windows_scored=10 --timeout 20 >/dev/null; then
-    it_ok "after a restart with the wall clock behind the saved last row: each of the next 10 rows is taken and scored"
-else
-    it_fail "after a restart with the wall clock behind the saved last row: each of the next 10 rows is taken and scored" \
-        "samples $(it_last_stat "$D/sub.jsonl" anomalyd/stats samples), dropped_samples $(it_last_stat "$D/sub.jsonl" anomalyd/stats dropped_samples), windows_scored $(it_last_stat "$D/sub.jsonl" anomalyd/stats windows_scored)"
-fi
+expect_stats 50 10 "after a restart with the wall clock behind the saved last row: each of the next 10 rows is taken and scored"
 kill -TERM "$DPID"; it_wait_gone "$DPID" 20; DPID=
