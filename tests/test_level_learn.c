@@ -22,6 +22,10 @@
  *     one at the rise's onset (the fault's windows taught it nothing);
  *   - no fault: 1000 normal rows raise nothing, and the threshold still
  *     learns (it moves from its calibrated value once the span passed);
+ *   - the fault's first windows waiting when the stream falls silent for
+ *     longer than the span, the fault going on after it: raised after the
+ *     silence, the threshold at the raise within 1 % of the one at the
+ *     onset (the windows waiting were dropped with the level test's mean);
  *   - the same fault with calibration.adapt off raises as well (a control:
  *     the fixed threshold's fence stays where the calibration put it).
  *
