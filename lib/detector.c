@@ -3637,6 +3637,11 @@ static void level_resumed(ad_detector *d, int64_t ts)
     level_sums(d);
     if (d->lvl_n == 0) {
         d->lvl_hold = 0;        /* nothing left from before: judged afresh */
+        /* so are the windows waiting to teach the threshold: the test
+         * never judged a span over them (taught now, a rise on both sides
+         * of the silence lifted the fence over its own level), dropped as
+         * at a restart */
+        d->tpend_n = d->tpend_pos = 0;
         ad_log(AD_LOG_INFO, "%s: level test: %.4g h of data time since the last window "
                "it judged, more than alert.level_ms: the mean starts over", d->who,
                (double)(ts - d->lvl_resume_ts) / 3600e3);

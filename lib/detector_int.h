@@ -107,7 +107,8 @@ struct ad_detector {
      * test on): the scores of windows judged normal but over the level
      * test's fence, and their times, in a ring of lvl_cap, taught to the
      * threshold once the level span has passed over them with no alert
-     * raised; dropped at a raise, a promotion, a new model */
+     * raised; dropped at a raise, a promotion, a new model, a silence
+     * that starts the level test's mean over */
     double *tpend;
     int64_t *tpend_ts;
     int tpend_n, tpend_pos;

@@ -22,6 +22,10 @@
  *     one at the rise's onset (the fault's windows taught it nothing);
  *   - no fault: 1000 normal rows raise nothing, and the threshold still
  *     learns (it moves from its calibrated value once the span passed);
+ *   - the fault's first windows waiting when the stream falls silent for
+ *     longer than the span, the fault going on after it: raised after the
+ *     silence, the threshold at the raise within 1 % of the one at the
+ *     onset (the windows waiting were dropped with the level test's mean);
  *   - the same fault with calibration.adapt off raises as well (a control:
  *     the fixed threshold's fence stays where the calibration put it).
  *
@@ -97,8 +101,10 @@ typedef struct run {
     double thr_end;             /* the threshold after the last row */
 } run;
 
-/* rows [0, n): normal (|1 + 0.2 u|), from row `from` on lifted by `lift` */
-static void run_rows(int adapt, int n, int from, double lift, run *r)
+/* rows [0, n): normal (|1 + 0.2 u|), from row `from` on lifted by `lift`;
+ * from row `gap_at` on (0: none) each row comes `gap` rows of data time
+ * later (the stream silent that long) */
+static void run_gap(int adapt, int n, int from, double lift, int gap_at, int gap, run *r)
 {
     ad_detector *d = mk(adapt);
     int i;
@@ -119,7 +125,8 @@ static void run_rows(int adapt, int n, int from, double lift, run *r)
             row[f] = 1.0 + 0.2 * noise() + (i >= from ? lift : 0.0);
         if (i == from)
             r->thr_onset = thr_now(d);
-        ad_detector_push_row(d, (int64_t)i * DT, row, NULL);
+        ad_detector_push_row(d, (int64_t)(i + (gap_at > 0 && i >= gap_at ? gap : 0)) * DT,
+                             row, NULL);
         while (ad_detector_next_window(d, in, &job)) {
             float mae;
             ad_forward_ref(job.model, in, out, 1);
@@ -136,6 +143,11 @@ static void run_rows(int adapt, int n, int from, double lift, run *r)
     }
     r->thr_end = thr_now(d);
     ad_detector_free(d);
+}
+
+static void run_rows(int adapt, int n, int from, double lift, run *r)
+{
+    run_gap(adapt, n, from, lift, 0, 0, r);
 }
 
 static void test_fault(void)
@@ -168,6 +180,26 @@ static void test_normal(void)
             c.thr_end);
 }
 
+/* The rise begins, the stream falls silent for more than the span (a
+ * network outage) with the rise's first windows waiting, and comes back
+ * with the rise still on: the level test's mean starts over after the
+ * silence (it never judged a full span over those windows), and so do the
+ * windows waiting, as at a restart; taught at the first window after the
+ * silence, they lifted the threshold's tail quantile, and the fence with
+ * it, to the rise's level, and the rise after the silence raised nothing. */
+static void test_silence(void)
+{
+    run r;
+
+    run_gap(1, 1000, 600, 0.2, 640, 3 * SPAN, &r);
+    T_CHECK(r.raised >= 1 && r.first >= 600 + 3 * SPAN,
+            "a rise on both sides of a silence longer than the span raises after it "
+            "(raised %d, first at row %lld)", r.raised, r.first);
+    T_CHECK(r.raised == 0 || fabs(r.thr_raise - r.thr_onset) < 0.01 * r.thr_onset,
+            "the windows waiting at the silence taught the threshold nothing (%.4f at the "
+            "onset, %.4f at the raise)", r.thr_onset, r.thr_raise);
+}
+
 static void test_fixed(void)
 {
     run r;
@@ -182,6 +214,7 @@ int main(void)
 {
     T_RUN(test_fault);
     T_RUN(test_normal);
+    T_RUN(test_silence);
     T_RUN(test_fixed);
     ad_model_free(g_zero);
     return t_done();
