@@ -3881,9 +3881,10 @@ static double level_fence(const ad_detector *d)
  * raises as any alert (k of n), is not learned, and holds an alert open
  * until the level falls back; a persistent change is accepted as the
  * new normal the usual way, after which the test waits for the level to
- * fall under the fence before it judges again (lvl_off; so after an alert
- * the score raised, which clears as the score falls), and a mean over
- * windows judged against an accepted regime (like) judges nothing. The mean of many
+ * fall under the fence before it judges again (lvl_off; so while an alert
+ * the score raised is open: it clears as the score falls, and after its
+ * clear the mean starts over, armed), and a mean over windows judged
+ * against an accepted regime (like) judges nothing. The mean of many
  * windows moves little with one window's peak: spikes and a daily hour's
  * peak stay under the fence that an elevation of the whole level crosses.
  * With a seasonal level (calibration.season_ms), base is the level the
@@ -4182,19 +4183,23 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (exceeded)
         d->st.windows_exceeded++;
     /* the level test raises and holds its own alerts only: an alert the
-     * score raised clears as the score falls, not when the mean over the
-     * level span does (which trails the fault by that span); after any
-     * alert the mean starts over (the alert's own scores would lift it for
-     * a span after it cleared), and the test waits for it to be under its
-     * fence */
-    if ((r & AD_ALERT_CLEARED) || ((r & AD_ALERT_RAISED) && s > thr)) {
-        d->lvl_off = 1;
-        if (r & AD_ALERT_CLEARED) {     /* the mean starts over: not the alert's */
-            d->lvl_hold = 0;
-            d->lvl_n = d->lvl_pos = d->lvl_exact = 0;
-            d->lvl_sum = d->lvl_base = 0;
-        }
+     * score raised disarms it (it clears as the score falls, not when the
+     * mean over the level span does, which trails the fault by that span).
+     * After a clear the mean starts over (the alert's own scores would
+     * lift it for a span after it cleared) and the test is armed again:
+     * a level that is still over the fence once the span has refilled
+     * with scores from after the clear raises again (the fault's score
+     * fell under the clear level, the process did not return to normal),
+     * and is accepted the usual way if it persists. An acceptance
+     * (accept_close) disarms it until the level falls under the fence. */
+    if (r & AD_ALERT_CLEARED) {         /* the mean starts over: not the alert's */
+        d->lvl_off = 0;
+        d->lvl_hold = 0;
+        d->lvl_n = d->lvl_pos = d->lvl_exact = 0;
+        d->lvl_sum = d->lvl_base = 0;
     }
+    if ((r & AD_ALERT_RAISED) && s > thr)
+        d->lvl_off = 1;
     if (r & (AD_ALERT_CLEARED | AD_ALERT_RAISED))
         det_sd_reset(d);            /* the step-down is of one alert */
     if (r & AD_ALERT_CLEARED) {

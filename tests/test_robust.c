@@ -2350,6 +2350,73 @@ static void test_level_rise(void)
            (long long)r.ev[ic].alert.end_ms / 2000);
 }
 
+/* LEVEL TEST AFTER A CLEAR: values ~1 +- 0.2 calibrate as in level_rise;
+ * a fault at rows 400..409 (level 3, over the threshold) raises and clears;
+ * from the row after its clear the level rises to 1.45 (every score under
+ * the threshold) until row 700. The mean starts over at the clear; the
+ * rise, in it from its first row, must raise a second alert once the span
+ * (20 windows) has refilled, and it clears after the level falls back.
+ * Before, the test stayed disarmed after the clear until the mean fell
+ * under its fence, so a rise that began before the span refilled was
+ * never raised. */
+static void test_level_after_clear(void)
+{
+    ad_model *m = t_zero_model(4, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+    double thr = NAN;
+    run r;
+    int i, rise = -1, ir, ic;
+
+    memset(&r, 0, sizeof(r));
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 50;
+    c.alert.level_ms = 40000;
+    c.alert.level_z = 6;
+    if (m != NULL && g_nmodels < 16)
+        g_models[g_nmodels++] = m;
+    if (m == NULL || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "detector: %s", m ? err : "no model");
+        free_models();
+        return;
+    }
+    rng = 23;
+    for (i = 0; i < 800; i++) {
+        double lvl = i >= 400 && i < 410 ? 3.0 : rise >= 0 && i < 700 ? 1.45 : 1.0;
+        double a = lvl + 0.2 * noise(), b = lvl + 0.2 * noise();
+
+        step2(d, 2000 * (int64_t)i, a, b, &r);
+        if (i == 399)
+            { ad_detector_stats st; ad_detector_get_stats(d, &st); thr = st.threshold; }
+        if (rise < 0 && r.count[AD_EV_ALERT_CLEARED] == 1)
+            rise = i + 1;
+    }
+    ad_detector_free(d);
+    free_models();
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 1);
+    ic = nth_ev(&r, AD_EV_ALERT_CLEARED, 1);
+    T_CHECK(rise > 410 && rise < 460, "the fault's alert cleared before row 460 (rise from "
+            "row %d)", rise);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == 2 && ir >= 0 && ic >= 0,
+            "a rise right after a clear: %d alerts (want 2: the fault, the rise)",
+            r.count[AD_EV_ALERT_RAISED]);
+    if (ir < 0 || ic < 0 || rise < 0)
+        return;
+    T_CHECK(r.ev[ir].alert.start_ms >= (int64_t)rise * 2000 &&
+            r.ev[ir].alert.start_ms <= (int64_t)(rise + 40) * 2000,
+            "the rise raised at row %lld (want %d..%d)",
+            (long long)r.ev[ir].alert.start_ms / 2000, rise, rise + 40);
+    T_CHECK(r.ev[ic].alert.peak_score < thr && r.ev[ic].alert.reason == AD_CLOSE_CLEARED &&
+            r.ev[ic].alert.end_ms >= 700 * 2000 && r.ev[ic].alert.end_ms <= 740 * 2000,
+            "the rise's alert: peak %.3f under the threshold %.3f, %s at row %lld (want "
+            "cleared, 700..740)", r.ev[ic].alert.peak_score, thr,
+            ad_close_reason_name(r.ev[ic].alert.reason), (long long)r.ev[ic].alert.end_ms / 2000);
+    T_NOTE("fault cleared, rise to 1.45 from row %d: raised at row %lld, cleared at row %lld",
+           rise, (long long)r.ev[ir].alert.start_ms / 2000,
+           (long long)r.ev[ic].alert.end_ms / 2000);
+}
+
 /* BURST TEST (alert.burst_ms, burst_n, burst_z): values ~1 +- 0.05 on a
  * model whose scaler gives each feature a learned spread of 1 (score as
  * without one); one-sample spikes x1.6 on a at rows 150, 250 and 350
@@ -2463,6 +2530,7 @@ int main(void)
     T_RUN(test_stepdown_widens);
     T_RUN(test_probability_alerts);
     T_RUN(test_level_rise);
+    T_RUN(test_level_after_clear);
     T_RUN(test_burst);
     return t_done();
 }
