@@ -62,7 +62,9 @@ int main(int argc, char **argv)
         return ad_cmd_replay(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)
         return ad_cmd_info(argc - 1, argv + 1);
-    fprintf(stderr, "anomalyd: unknown command '%s'\n", cmd);
+    fprintf(stderr, "anomalyd: unknown command '%s'%s\n", cmd,
+            cmd[0] == '-' ? " (options follow a command: anomalyd run -c FILE runs the daemon)"
+                          : "");
     usage(stderr);
     return 2;
 }

@@ -613,6 +613,15 @@ int ad_payload_parse_ref(const ad_payload_parser *p, const char *topic,
         /* a whole payload: text after the value (a second object glued on
          * by a gateway, say) is refused, not silently dropped */
         char e[160];
+        size_t k;
+
+        for (k = 0; k < len && strchr(" \t\r\n", ((const char *)buf)[k]) != NULL &&
+                    ((const char *)buf)[k] != '\0'; k++)
+            ;
+        if (k == len)
+            return ad_errf(err, errlen, AD_EFORMAT, "empty payload (%zu bytes%s): a JSON %s "
+                           "expected", len, len ? ", all white space" : "",
+                           p->format == AD_FMT_JSON ? "object" : "array (SenML)");
         root = ad_json_parse_whole(buf, len, "payload", e, sizeof e);
         if (!root)
             return ad_errf(err, errlen, AD_EFORMAT, "malformed JSON: %s",
@@ -623,10 +632,24 @@ int ad_payload_parse_ref(const ad_payload_parser *p, const char *topic,
     else
         rc = parse_senml(p, root, now, out, max, n, unknown, err, errlen);
     cJSON_Delete(root);
-    if (rc == 0 && (i = bad_time(out, *n)) >= 0)
-        rc = ad_errf(err, errlen, AD_ERANGE, "timestamp %.17g s%s: outside " AD_TIME_RANGE,
+    if (rc == 0 && (i = bad_time(out, *n)) >= 0) {
+        const char *hint = "";
+
+        /* a value a thousand or a million times too large for the unit
+         * configured: most likely ms or us sent under a coarser unit */
+        if (p->format == AD_FMT_JSON && p->timestamp && p->ts_scale > 1e-6 &&
+            ad_time_ok(out[i].time * 1e-3))
+            hint = p->ts_scale > 1e-3 ? "; if the devices send milliseconds, set "
+                                        "payload.timestamp_unit \"ms\""
+                                      : "; if the devices send microseconds, set "
+                                        "payload.timestamp_unit \"us\"";
+        else if (p->format == AD_FMT_JSON && p->timestamp && p->ts_scale > 1e-3 &&
+                 ad_time_ok(out[i].time * 1e-6))
+            hint = "; if the devices send microseconds, set payload.timestamp_unit \"us\"";
+        rc = ad_errf(err, errlen, AD_ERANGE, "timestamp %.17g s%s: outside " AD_TIME_RANGE "%s",
                      out[i].time, p->format == AD_FMT_JSON && p->timestamp ?
-                     " (payload.timestamp_unit applied)" : "");
+                     " (payload.timestamp_unit applied)" : "", hint);
+    }
     if (rc)
         *n = 0;
     return rc;

@@ -485,7 +485,7 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev)
                    ev->log_likelihood, names, names ? ad_detector_F(s->d) : 0);
     publish_alert_json(dd, s, to_mqtt ? topic : NULL, to_kafka, ktopic[0] ? ktopic : NULL, o, 1);
     cJSON_Delete(o);
-    ad_log(AD_LOG_NOTICE, "alert %s %s: detector %s stream %s score %.4g threshold %.4g%s%s",
+    ad_log(AD_LOG_NOTICE, "alert %s %s: detector %s stream %s peak score %.4g threshold %.4g%s%s",
            a->id, raised ? "raised" : "cleared", d->c->name, s->key, a->peak_score,
            a->threshold, raised ? "" : " reason ",
            raised ? "" : ad_close_reason_name(a->reason ? a->reason : AD_CLOSE_CLEARED));
@@ -545,7 +545,7 @@ int publish_alert_removed(ad_daemon *dd, const char *detector, const char *key,
         dd->outbox_due = 1;         /* kept until the cluster has it */
     if (rc != 0)
         return rc;
-    ad_log(AD_LOG_NOTICE, "alert %s cleared: detector %s stream %s score %.4g threshold %.4g "
+    ad_log(AD_LOG_NOTICE, "alert %s cleared: detector %s stream %s peak score %.4g threshold %.4g "
            "reason %s%s%s%s%s", a->id, detector, key, a->peak_score, a->threshold,
            ad_close_reason_name(a->reason), topic ? " on " : "", topic ? topic : "",
            kafka ? (topic ? " and Kafka topic " : " on Kafka topic ") : "", kafka ? kafka : "");

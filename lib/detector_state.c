@@ -841,6 +841,9 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     det_level_restore(d, cJSON_GetObjectItemCaseSensitive(o, "level"));
     det_band_restore(d, cJSON_GetObjectItemCaseSensitive(o, "band"));
     det_burst_restore(d, cJSON_GetObjectItemCaseSensitive(o, "burst"));
+    /* said before the phase line, which reads as a calibration's end */
+    ad_log(AD_LOG_INFO, "%s: threshold %.6g restored from the saved state: detecting at "
+           "once, no new calibration", d->who, ad_threshold_value(d->thr));
     det_set_phase(d, AD_PHASE_DETECTING, d->last_ts);
     rc = 0;
 out:

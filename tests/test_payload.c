@@ -100,6 +100,18 @@ static void test_json(void)
                                       sizeof err);
             T_CHECK(rc == AD_ERANGE, "reference path, %s: rc %d", bad[i], rc);
         }
+        /* microseconds under ms: the error says which unit would fit */
+        rc = parse(p, "t", "{\"ts\":1700000000500000,\"current\":1}", s, &n, &u, err);
+        T_CHECK(rc == AD_ERANGE && strstr(err, "set payload.timestamp_unit \"us\""),
+                "us sent under ms: rc %d %s", rc, err);
+        rc = parse(p, "t", "{\"ts\":1e30,\"current\":1}", s, &n, &u, err);
+        T_CHECK(rc == AD_ERANGE && !strstr(err, "timestamp_unit \""),
+                "no unit fits 1e30: no hint (%s)", err);
+        /* an empty payload says so (was: malformed JSON at line 1 column 1) */
+        T_CHECK(parse(p, "t", "", s, &n, &u, err) == AD_EFORMAT && n == 0 &&
+                strstr(err, "empty payload (0 bytes)"), "empty payload: %s", err);
+        T_CHECK(parse(p, "t", " \r\n", s, &n, &u, err) == AD_EFORMAT &&
+                strstr(err, "empty payload (3 bytes, all white space)"), "blank payload: %s", err);
         rc = parse(p, "t", "{\"ts\":253402300799000,\"current\":1}", s, &n, &u, err);
         T_CHECK(rc == 0 && n == 1, "9999-12-31T23:59:59Z is a time: rc %d %s", rc, err);
         rc = parse(p, "t", "{\"ts\":0,\"current\":1}", s, &n, &u, err);
