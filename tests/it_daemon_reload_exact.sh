@@ -1,10 +1,15 @@
 #!/bin/sh
 # it_daemon_reload_exact.sh - a SIGHUP rebuilding a stream whose window
 # rows do not fit the new settings (rows.max_gap_ms changed) in the middle
-# of its calibration: the calibration goes on from its numbers bit for bit.
-# Two runs on the same rows, one of them reloaded after its last row:
-# their state files at the stop hold the same numbers (the window rows
-# aside).
+# of its calibration: the calibration goes on from its numbers. Two runs
+# on the same rows, one of them reloaded after its last row: their state
+# files at the stop hold the same numbers (the window rows aside): counts
+# equal, figures within 1e-6 relative. Not bit for bit: a window's score
+# can differ in the last bit of a float with the batch it is scored in
+# (OpenBLAS picks its kernels by matrix size; on an AVX-512 machine a
+# batch of 1 and of 2+ differ by up to 6e-8 in an output), and how many
+# windows share a batch depends on how the messages arrive. A window lost
+# or repeated by the reload changes the counts, compared exactly.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_reload_exact.XXXXXX)
@@ -76,13 +81,17 @@ def nums(o, p, out):
     return out
 a = nums(json.load(open(sys.argv[1])), "", {})
 b = nums(json.load(open(sys.argv[2])), "", {})
-diff = [p for p in a if p in b and a[p] != b[p]]
+def same(x, y):
+    if isinstance(x, int) and isinstance(y, int):
+        return x == y
+    return abs(x - y) <= 1e-6 * max(abs(x), abs(y), 1e-12)
+diff = [p for p in a if p in b and not same(a[p], b[p])]
 print("%d %d %s" % (len(a), len(diff), " ".join("%s %r->%r" % (p, a[p], b[p]) for p in diff[:3])))
 EOP
 )
 set -- $cmp
 if [ "${1:-0}" -gt 0 ] && [ "${2:-1}" = 0 ]; then
-    it_ok "the calibration under way goes on from its numbers bit for bit ($1 numbers)"
+    it_ok "the calibration under way goes on from its numbers ($1 numbers, within 1e-6)"
 else
-    it_fail "the calibration under way goes on from its numbers bit for bit" "$cmp"
+    it_fail "the calibration under way goes on from its numbers" "$cmp"
 fi
