@@ -3,7 +3,9 @@
 # daemon on the shipped config (conf/anomalyd.json) with the bundled model,
 # simulated pumps publishing their sensors in accelerated real time with
 # faults injected at random moments (tools/demo_pumps.py), and a subscriber
-# printing every alert and phase change as one line (tools/alertwatch.py).
+# printing every alert and phase change as one line (tools/alertwatch.py),
+# and at the stop a SUMMARY line: the alerts, and how many injected faults
+# were alerted, ended without an alert, or were too recent to be judged.
 #
 #   sh tools/demo.sh [BUILD] [--duration S] [--seed N] [--no-faults]
 #                    [--pumps N] [--speed X] [--port P] [--verbose]
@@ -247,6 +249,9 @@ T=$("$BIN" info --model "$MODEL" 2>/dev/null | awk '$1 == "window:" { print $2 }
 [ -n "$T" ] || die "cannot read the model $MODEL (run '$BIN info --model $MODEL')"
 CAL_SAMPLES=$((CALIB + T - 1))               # samples until a stream detects
 FAULTS_AFTER=$((CAL_SAMPLES + 30))
+# a fault ended this recently at the stop may still be alerted: its samples
+# stay in the windows for T more samples (plus a second for the messages)
+JUDGE_S=$(( (T + SPEED - 1) / SPEED + 1 ))
 
 # --- banner -----------------------------------------------------------------
 if [ "$FAULTS" -eq 1 ]; then
@@ -260,7 +265,8 @@ echo "  Home Assistant: set \"homeassistant\": {\"enabled\": true} in the config
 [ "$DURATION" -gt 0 ] && echo "  stopping after $DURATION s."
 
 # --- subscriber, daemon, simulator --------------------------------------------
-$CHILD "$CHILD_PY" $$ same $PYTHON "$SRC/tools/alertwatch.py" -c "$TMP/anomalyd.json" --exit-on-offline --summary &
+$CHILD "$CHILD_PY" $$ same $PYTHON "$SRC/tools/alertwatch.py" -c "$TMP/anomalyd.json" --exit-on-offline --summary \
+    --faults demo/faults --judge-s "$JUDGE_S" &
 WATCH_PID=$!
 LOG=$TMP/daemon.log LEVEL=notice
 [ "$VERBOSE" -eq 1 ] && LOG=/dev/stderr LEVEL=info
@@ -275,7 +281,7 @@ case $st in
 esac
 NF=; [ "$FAULTS" -eq 0 ] && NF=--no-faults
 $CHILD "$CHILD_PY" $$ same $PYTHON "$SRC/tools/demo_pumps.py" --mqtt "127.0.0.1:$PORT" --pumps "$PUMPS" \
-    --speed "$SPEED" --seed "$SEED" --faults-after "$FAULTS_AFTER" $NF &
+    --speed "$SPEED" --seed "$SEED" --faults-after "$FAULTS_AFTER" --events-topic demo/faults $NF &
 SIM_PID=$!
 
 # --- run until Ctrl-C, --duration or a component dying --------------------------
