@@ -1,10 +1,10 @@
 #!/bin/sh
 # it_demo.sh - `make demo` (tools/demo.sh) as a user runs it, shortened with
 # --duration: with random faults (fixed --seed) at least one injected fault is
-# alerted, and only pumps that had a fault are alerted; the fault-free run of
-# the same length (--no-faults, same seed) calibrates every pump and raises no
-# alert; a Ctrl-C (SIGINT to the whole foreground process group, as a
-# terminal sends it) stops the demo with status 0. After every run no process
+# alerted, only pumps that had a fault are alerted, and the last line
+# (SUMMARY) counts the injected faults; the fault-free run of the same length
+# (--no-faults, same seed) calibrates every pump and raises no alert; a
+# Ctrl-C (SIGINT to the whole foreground process group, as a terminal sends it) stops the demo with status 0. After every run no process
 # of the demo is left (same session, or a command line naming its temporary
 # directory) and the temporary directory is gone.
 #   IT_DEMO_DURATION  seconds per run (default 25: calibration takes ~12 s at
@@ -98,6 +98,12 @@ else
     it_fail "faults: an injected fault is alerted ($hit faulty pump(s) alerted, no healthy one)" \
         "faulted: $faulted; alerted without a fault:$stray; $(cat "$D/faults.out")"
 fi
+# the SUMMARY accounts for every fault the simulator announced
+nf=$(awk '$2 == "FAULT" && $3 != "END"' "$D/faults.out" | wc -l)
+case $nf in 0) want="no fault injected" ;; 1) want="1 fault injected: " ;; *) want="$nf faults injected: " ;; esac
+grep ' SUMMARY ' "$D/faults.out" | grep -qF "; $want" &&
+    it_ok "faults: the SUMMARY line counts the $nf injected fault(s)" ||
+    it_fail "faults: the SUMMARY line counts the $nf injected fault(s)" "$(grep ' SUMMARY ' "$D/faults.out")"
 grep -q ' OFFLINE ' "$D/faults.out" && it_ok "faults: the daemon stopped cleanly (offline status printed)" ||
     it_fail "faults: the daemon stopped cleanly (offline status printed)" "$(tail -5 "$D/faults.out")"
 clean faults

@@ -3,7 +3,7 @@
 per event (used by `make demo`; works against any broker and config).
 
   alertwatch.py [-c conf/anomalyd.json] [--host 127.0.0.1] [--port 1883]
-                [--exit-on-offline] [--summary]
+                [--exit-on-offline] [--summary] [--faults TOPIC [--judge-s S]]
 
 Subscribes to the topics the config names: each detector's alert topic and
 state topic ({detector} filled in, {stream} as a wildcard) and the daemon
@@ -20,7 +20,22 @@ severity = anomaly score / the stream's threshold; top = the sensors with the
 largest share of the reconstruction error; pump time = the data timestamps.
 --exit-on-offline: exit 0 after the daemon's "offline" status (the last
 message it publishes when it stops cleanly, so every alert before it has been
-printed). --summary: a last line counting the events. SIGTERM/SIGINT: exit 0.
+printed). --summary: a last line counting the events:
+
+  12:05:00  SUMMARY    17 alerts raised, 17 cleared, 4 streams calibrated
+
+--faults TOPIC: the injected faults too, as tools/demo_pumps.py publishes
+them with --events-topic TOPIC; the summary then says how many were alerted
+(an alert raised on the pump after the fault began, or open when it began),
+how many ended more than --judge-s seconds (default 3: the time a window
+needs to slide past a fault) before the simulator stopped without one, and
+which were not yet judged at the stop (still running, or ended within
+--judge-s):
+
+  ... 4 streams calibrated; 18 faults injected: 17 alerted, 1 not yet judged
+      at the stop (pump3 cavitation injected 2 s before the stop, still running)
+
+SIGTERM/SIGINT: exit 0.
 """
 import argparse
 import json
@@ -60,6 +75,9 @@ class Watch:
     def __init__(self, a, status_topic, alert_filters, state_filters):
         self.a = a
         self.status_topic = status_topic
+        self.faults = []        # injected faults, in order: dicts (see fault())
+        self.open = set()       # streams with an open alert
+        self.stop_at = None     # when the simulator stopped (monotonic)
         self.alert_filters = alert_filters
         self.state_filters = state_filters
         self.phase = {}
@@ -76,6 +94,8 @@ class Watch:
             sys.stderr.write("alertwatch: connection refused (%s)\n" % mqtt.connack_string(rc))
             return
         subs = [(self.status_topic, 1)] + [(f, 1) for f in self.alert_filters + self.state_filters]
+        if self.a.faults:
+            subs.append((self.a.faults, 1))
         c.subscribe(subs)
 
     def on_message(self, c, ud, msg):
@@ -87,6 +107,8 @@ class Watch:
             return
         if msg.topic == self.status_topic:
             self.status(m)
+        elif self.a.faults and msg.topic == self.a.faults:
+            self.fault(m)
         elif "event" in m and "alert_id" in m:
             self.alert(m)
         elif "phase" in m:
@@ -100,6 +122,48 @@ class Watch:
             self.say("OFFLINE", "", "anomalyd stopped")
             if self.a.exit_on_offline:
                 self.done = True
+
+    def fault(self, m):
+        """A simulator event: a fault begins or ends, or the simulator stops."""
+        ev, pump = m.get("event"), m.get("pump")
+        now = time.monotonic()
+        if ev == "fault":
+            # an alert open on the pump when the fault begins covers it
+            self.faults.append({"pump": pump, "kind": m.get("kind", "?"), "start": now,
+                                "end": None, "alerted": pump in self.open})
+        elif ev == "fault_end":
+            for f in self.faults:
+                if f["pump"] == pump and f["end"] is None:
+                    f["end"] = now
+        elif ev == "stop":
+            self.stop_at = now
+
+    def fault_summary(self):
+        """'; N faults injected: ...' for the SUMMARY line."""
+        stop = self.stop_at if self.stop_at is not None else time.monotonic()
+        fs = [f for f in self.faults if f["start"] <= stop]
+        if not fs:
+            return "; no fault injected"
+        alerted = sum(1 for f in fs if f["alerted"])
+        missed, pending = 0, []
+        for f in fs:
+            if f["alerted"]:
+                continue
+            if f["end"] is None or f["end"] > stop:
+                pending.append("%s %s injected %.0f s before the stop, still running"
+                               % (f["pump"], f["kind"], stop - f["start"]))
+            elif stop - f["end"] < self.a.judge_s:
+                pending.append("%s %s ended %.0f s before the stop"
+                               % (f["pump"], f["kind"], stop - f["end"]))
+            else:
+                missed += 1
+        parts = ["%d alerted" % alerted]
+        if missed:
+            parts.append("%d ended without an alert" % missed)
+        if pending:
+            parts.append("%d not yet judged at the stop (%s)" % (len(pending), "; ".join(pending)))
+        return "; %d fault%s injected: %s" % (len(fs), "" if len(fs) == 1 else "s",
+                                             ", ".join(parts))
 
     def state(self, m):
         key = (m.get("detector"), m.get("stream"))
@@ -127,10 +191,18 @@ class Watch:
         aid = m.get("alert_id", "?")
         if ev == "raised":
             self.n["raised"] += 1
+            self.open.add(s)
+            # the faults of this pump running or ended within --judge-s (an
+            # older one without an alert was missed, and stays so)
+            now = time.monotonic()
+            for f in self.faults:
+                if f["pump"] == s and (f["end"] is None or now - f["end"] < self.a.judge_s):
+                    f["alerted"] = True
             self.raised_at[aid] = time.monotonic()
             self.say("RAISED", s, "severity %s  top: %s  id %s" % (sev, top(m.get("top_features")), aid))
         elif ev == "cleared":
             self.n["cleared"] += 1
+            self.open.discard(s)
             d = m.get("duration_s")
             here = self.raised_at.pop(aid, None)
             here = " (%.1f s here)" % (time.monotonic() - here) if here is not None else ""
@@ -154,6 +226,10 @@ def main():
     ap.add_argument("--port", type=int, default=None, help="broker port (default: the config's)")
     ap.add_argument("--exit-on-offline", action="store_true")
     ap.add_argument("--summary", action="store_true")
+    ap.add_argument("--faults", metavar="TOPIC", default=None,
+                    help="injected faults (tools/demo_pumps.py --events-topic)")
+    ap.add_argument("--judge-s", type=float, default=3.0,
+                    help="a fault ended this recently at the stop is not yet judged")
     a = ap.parse_args()
     try:
         with open(a.config) as f:
@@ -200,8 +276,9 @@ def main():
     except Exception:
         pass
     if a.summary:
-        w.say("SUMMARY", "", "%d alerts raised, %d cleared, %d streams calibrated"
-              % (w.n["raised"], w.n["cleared"], w.n["detecting"]))
+        w.say("SUMMARY", "", "%d alerts raised, %d cleared, %d streams calibrated%s"
+              % (w.n["raised"], w.n["cleared"], w.n["detecting"],
+                 w.fault_summary() if a.faults else ""))
     return rc
 
 

@@ -3,18 +3,26 @@
 # daemon on the shipped config (conf/anomalyd.json) with the bundled model,
 # simulated pumps publishing their sensors in accelerated real time with
 # faults injected at random moments (tools/demo_pumps.py), and a subscriber
-# printing every alert and phase change as one line (tools/alertwatch.py).
+# printing every alert and phase change as one line (tools/alertwatch.py),
+# and at the stop a SUMMARY line: the alerts, and how many injected faults
+# were alerted, ended without an alert, or were too recent to be judged.
 #
 #   sh tools/demo.sh [BUILD] [--duration S] [--seed N] [--no-faults]
 #                    [--pumps N] [--speed X] [--port P] [--verbose]
 #   make demo ARGS="--duration 60 --seed 7"
 #
 # The daemon runs on a copy of conf/anomalyd.json in a temporary directory
-# with only broker.port (the demo broker's), state_dir (inside the temporary
-# directory, so every run calibrates afresh) and the model path (made
-# absolute: relative paths resolve against the config's directory) changed.
-# The broker listens on 127.0.0.1 only, port 1883 when free, else a free port
-# (--port P forces one; --port 0 always takes a free one), persistence off.
+# with only broker.port (the demo broker's), broker.client_id
+# ("anomalyd-demo") and broker.clean_session (true), state_dir (inside the
+# temporary directory, so every run calibrates afresh) and the model path
+# (made absolute: relative paths resolve against the config's directory)
+# changed. The broker listens on 127.0.0.1 only, port 1883 when free, else a
+# free port (--port P forces one; --port 0 always takes a free one),
+# persistence off. The demo never talks to another broker: a --port P in use
+# is refused (exit status 1), and nothing connects before the demo's own
+# mosquitto is seen listening on the port. Its own client id and a clean
+# session mean that even then it could not take over the session of a
+# daemon on the usual "anomalyd" client id.
 #
 # Ctrl-C (SIGINT), SIGTERM, SIGHUP or the end of --duration stop everything in
 # order: simulator, daemon (after a second to drain the data already sent,
@@ -44,7 +52,8 @@ usage() {
     echo "  --no-faults    healthy pumps only (no alert should fire)"
     echo "  --pumps N      simulated pumps (default 4)"
     echo "  --speed X      simulated minutes per second (default 20)"
-    echo "  --port P       broker port (default 1883 if free, else a free one; 0: a free one)"
+    echo "  --port P       the demo broker's port (default 1883 if free, else a free one;"
+    echo "                 0: a free one); a P in use (another broker) is refused"
     echo "  --verbose      show the daemon's log (info level)"
 }
 uint() { case $2 in ""|*[!0-9]*) echo "demo: $1 needs a non-negative integer, got '$2'" >&2; exit 2 ;; esac; }
@@ -139,20 +148,55 @@ die() { # die MESSAGE [LOG]: a component failed
 }
 
 # --- broker -----------------------------------------------------------------
-port_free() {
-    $PYTHON - "$1" <<'EOF' 2>/dev/null
+port_free() { # port_free P: P (0: a free one) can be bound on 127.0.0.1; prints
+    # the port, else the reason on stderr
+    $PYTHON - "$1" <<'EOF'
 import socket, sys
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except (OSError, OverflowError) as e:
+    sys.exit(getattr(e, "strerror", None) or str(e))
 print(s.getsockname()[1])
+EOF
+}
+owns_port() { # owns_port PID P: process PID has a socket listening on 127.0.0.1:P
+    $PYTHON - "$1" "$2" <<'EOF' 2>/dev/null
+import os, socket, struct, sys
+pid, port = sys.argv[1], int(sys.argv[2])
+listening = set()
+with open("/proc/net/tcp") as f:
+    next(f)
+    for line in f:
+        x = line.split()
+        addr, p = x[1].split(":")
+        if (x[3] == "0A" and int(p, 16) == port
+                and socket.inet_ntoa(struct.pack("=I", int(addr, 16))) == "127.0.0.1"):
+            listening.add("socket:[%s]" % x[9])
+d = "/proc/%s/fd" % pid
+for n in os.listdir(d):
+    try:
+        if os.readlink(os.path.join(d, n)) in listening:
+            sys.exit(0)
+    except OSError:
+        pass
+sys.exit(1)
 EOF
 }
 NOTE=
 if [ -z "$PORT" ]; then
-    PORT=$(port_free 1883) || { PORT=$(port_free 0); NOTE=" (1883 is taken)"; }
+    PORT=$(port_free 1883 2>/dev/null) || { PORT=$(port_free 0 2>/dev/null); NOTE=" (1883 is taken)"; }
 elif [ "$PORT" -eq 0 ]; then
-    PORT=$(port_free 0)
+    PORT=$(port_free 0 2>/dev/null)
+else
+    # never another broker: a client of the demo there would connect to it
+    if ! why=$(port_free "$PORT" 2>&1 >/dev/null); then
+        why=${why%.}
+        case $why in *"in use"*) why="$why (another broker?)" ;; esac
+        die "cannot use port $PORT on 127.0.0.1 for the demo's own broker: ${why:-not free}.
+  Omit --port (1883 when free, else a free port) or give a free one."
+    fi
 fi
 [ -n "$PORT" ] || die "no free port on 127.0.0.1"
 {
@@ -166,6 +210,14 @@ fi
 } > "$TMP/mosquitto.conf"
 $CHILD "$CHILD_PY" $$ new mosquitto -c "$TMP/mosquitto.conf" > "$TMP/mosquitto.log" 2>&1 &
 BROKER_PID=$!
+# Connect only once this mosquitto listens on the port: had it failed to
+# bind (a port taken meanwhile), another broker would answer there.
+i=0
+until owns_port "$BROKER_PID" "$PORT"; do
+    alive "$BROKER_PID" || die "mosquitto did not start on 127.0.0.1:$PORT" "$TMP/mosquitto.log"
+    i=$((i + 1)); [ $i -lt 50 ] || die "mosquitto does not listen on 127.0.0.1:$PORT" "$TMP/mosquitto.log"
+    sleep 0.1
+done
 i=0
 until mosquitto_sub -h 127.0.0.1 -p "$PORT" -t demo/ping -E -i demo-ping 2>/dev/null; do
     alive "$BROKER_PID" || die "mosquitto did not start on 127.0.0.1:$PORT" "$TMP/mosquitto.log"
@@ -178,7 +230,12 @@ CALIB=$($PYTHON - "$CONF" "$TMP/anomalyd.json" "$PORT" <<'EOF'
 import json, os, sys
 src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 c = json.load(open(src))
-c.setdefault("broker", {})["port"] = port
+b = c.setdefault("broker", {})
+b["port"] = port
+# never the usual client id nor a persistent session: nothing the demo does
+# may resume or end a real daemon's session
+b["client_id"] = "anomalyd-demo"
+b["clean_session"] = True
 c["state_dir"] = "state"
 for d in c.get("detectors", []):
     if d.get("model") and not os.path.isabs(d["model"]):
@@ -192,6 +249,9 @@ T=$("$BIN" info --model "$MODEL" 2>/dev/null | awk '$1 == "window:" { print $2 }
 [ -n "$T" ] || die "cannot read the model $MODEL (run '$BIN info --model $MODEL')"
 CAL_SAMPLES=$((CALIB + T - 1))               # samples until a stream detects
 FAULTS_AFTER=$((CAL_SAMPLES + 30))
+# a fault ended this recently at the stop may still be alerted: its samples
+# stay in the windows for T more samples (plus a second for the messages)
+JUDGE_S=$(( (T + SPEED - 1) / SPEED + 1 ))
 
 # --- banner -----------------------------------------------------------------
 if [ "$FAULTS" -eq 1 ]; then
@@ -205,7 +265,8 @@ echo "  Home Assistant: set \"homeassistant\": {\"enabled\": true} in the config
 [ "$DURATION" -gt 0 ] && echo "  stopping after $DURATION s."
 
 # --- subscriber, daemon, simulator --------------------------------------------
-$CHILD "$CHILD_PY" $$ same $PYTHON "$SRC/tools/alertwatch.py" -c "$TMP/anomalyd.json" --exit-on-offline --summary &
+$CHILD "$CHILD_PY" $$ same $PYTHON "$SRC/tools/alertwatch.py" -c "$TMP/anomalyd.json" --exit-on-offline --summary \
+    --faults demo/faults --judge-s "$JUDGE_S" &
 WATCH_PID=$!
 LOG=$TMP/daemon.log LEVEL=notice
 [ "$VERBOSE" -eq 1 ] && LOG=/dev/stderr LEVEL=info
@@ -220,7 +281,7 @@ case $st in
 esac
 NF=; [ "$FAULTS" -eq 0 ] && NF=--no-faults
 $CHILD "$CHILD_PY" $$ same $PYTHON "$SRC/tools/demo_pumps.py" --mqtt "127.0.0.1:$PORT" --pumps "$PUMPS" \
-    --speed "$SPEED" --seed "$SEED" --faults-after "$FAULTS_AFTER" $NF &
+    --speed "$SPEED" --seed "$SEED" --faults-after "$FAULTS_AFTER" --events-topic demo/faults $NF &
 SIM_PID=$!
 
 # --- run until Ctrl-C, --duration or a component dying --------------------------

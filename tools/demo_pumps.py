@@ -6,6 +6,7 @@ moments, each announced on stdout when it starts and ends.
 
   demo_pumps.py --mqtt HOST:PORT [--pumps 4] [--speed 20] [--seed S]
                 [--faults-after N] [--no-faults] [--topic sensors/{device}/pump]
+                [--events-topic TOPIC]
 
 --speed is samples per second per pump, i.e. simulated minutes per real
 second. Messages are the pumpsim JSON rows {"ts": unix ms, "vibration": ...}
@@ -28,6 +29,10 @@ Lines on stdout (flushed one by one):
   HH:MM:SS  START             pump1, pump2 publishing on sensors/<pump>/pump, ...
   HH:MM:SS  FAULT      pump3  cavitation injected, lasts 45 min (pump time)
   HH:MM:SS  FAULT END  pump3  cavitation over, the pump is healthy again
+--events-topic TOPIC: each of these events also published on TOPIC (QoS 1,
+not retained), as {"event": "fault"|"fault_end", "pump": ..., "kind": ...,
+"minutes": ...}, and {"event": "stop"} when it stops, so a subscriber
+(tools/alertwatch.py --faults TOPIC) can tell which faults were alerted.
 SIGTERM/SIGINT stop it cleanly (disconnect, exit 0).
 """
 import argparse
@@ -90,6 +95,8 @@ def main():
                     help="first sample at which a fault may start")
     ap.add_argument("--no-faults", action="store_true")
     ap.add_argument("--topic", default="sensors/{device}/pump")
+    ap.add_argument("--events-topic", default=None,
+                    help="also publish fault starts, ends and the stop here (JSON)")
     a = ap.parse_args()
     if a.pumps < 1 or a.speed <= 0:
         ap.error("--pumps and --speed must be positive")
@@ -108,13 +115,14 @@ def main():
         faults = [ps.Fault("%s@%ds+%ds" % (kind, s * PERIOD, d * PERIOD))
                   for s, d, kind in plan.get(p, [])]
         sims[p] = ps.PumpSim(a.seed * 100 + i, PERIOD, start, faults)
-    events = {}  # sample -> [(pump, text kind, ...)]
+    events = {}  # sample -> [(line kind, pump, text, event message), ...]
     for p, fl in plan.items():
         for s, d, kind in fl:
+            ev = {"pump": p, "kind": kind, "minutes": d}
             events.setdefault(s, []).append(("FAULT", p, "%s injected, lasts %d min (pump time)"
-                                             % (kind, d)))
+                                             % (kind, d), dict(ev, event="fault")))
             events.setdefault(s + d, []).append(("FAULT END", p, "%s over, the pump is healthy"
-                                                 " again" % kind))
+                                                 " again" % kind, dict(ev, event="fault_end")))
 
     host, _, port = a.mqtt.rpartition(":")
     try:
@@ -130,8 +138,10 @@ def main():
         k = 0
         t_next = time.monotonic()
         while True:
-            for ev in events.pop(k, []):
-                say(*ev)
+            for kind, p, text, ev in events.pop(k, []):
+                say(kind, p, text)
+                if a.events_topic:
+                    c.publish(a.events_topic, json.dumps(ev), qos=1)
             for p in pumps:
                 ts, row, _ = sims[p].step()
                 msg = {"ts": int(round(ts * 1000))}
@@ -147,6 +157,12 @@ def main():
     except OSError as e:
         sys.stderr.write("demo_pumps: broker %s: %s\n" % (a.mqtt, e))
         return 1
+    if a.events_topic:
+        # sent before the disconnect (the network thread still runs)
+        try:
+            c.publish(a.events_topic, json.dumps({"event": "stop"}), qos=1).wait_for_publish(2)
+        except (RuntimeError, ValueError, TypeError):
+            pass
     c.loop_stop()
     c.disconnect()
     return 0
