@@ -3079,6 +3079,9 @@ static ad_event *accept_close(ad_detector *d, int64_t ts, double nw, double old,
     ad_event *e;
 
     d->lvl_off = 1;
+    /* the level test's mean now is the accepted level (level_bounds) */
+    if (d->lvl != NULL && d->lvl_n == d->lvl_cap && d->lvl_n > 0)
+        d->lvl_acc = d->lvl_sum / d->lvl_n;
     if (ad_alerter_close(d->alert, ts, AD_CLOSE_ACCEPTED, &al)) {
         if (d->ad)
             ad_adapt_alert_cleared(d->ad, al.id, ts, how);
@@ -3559,6 +3562,7 @@ void det_level_reset(ad_detector *d)
  * would read as a rise); whether it is armed stays. */
 void det_level_forget(ad_detector *d)
 {
+    d->lvl_acc = NAN;                   /* a level of the old scores */
     d->tpend_n = d->tpend_pos = 0;      /* nor are those waiting to teach */
     d->lvl_resume = 0;
     d->lvl_hold = 0;
@@ -3737,7 +3741,8 @@ cJSON *det_level_save(const ad_detector *d)
     }
     if (!cJSON_AddBoolToObject(o, "off", d->lvl_off) ||
         !cJSON_AddNumberToObject(o, "like", d->lvl_like) ||
-        (d->lvl_hold && !cJSON_AddTrueToObject(o, "held")))
+        (d->lvl_hold && !cJSON_AddTrueToObject(o, "held")) ||
+        (isfinite(d->lvl_acc) && !cJSON_AddNumberToObject(o, "accepted", d->lvl_acc)))
         goto fail;
     return o;
 fail:
@@ -3837,6 +3842,11 @@ void det_level_restore(ad_detector *d, const cJSON *o)
     /* an alert it held stays held while the span refills (level_test) */
     d->lvl_hold = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "held"));
     d->lvl_like = like;
+    /* the level an acceptance took as normal (absent: none; a damaged one
+     * is dropped: the test judges against the normal scores) */
+    x = cJSON_GetObjectItemCaseSensitive(o, "accepted");
+    if (cJSON_IsNumber(x) && isfinite(x->valuedouble) && x->valuedouble > 0)
+        d->lvl_acc = x->valuedouble;
     d->lvl_ts = at;
     level_sums(d);
     d->lvl_resume = 1;
@@ -3854,12 +3864,22 @@ damaged:
 
 /* The level test's fence: the median of the scores the threshold keeps +
  * level_z spreads, and at least the tail quantile the threshold is a
- * margin over; NAN when the threshold has no spread yet. */
-static double level_fence(const ad_detector *d)
+ * margin over; NAN when the threshold has no spread yet. Its hysteresis
+ * (*low: the release of a held window and the re-arming) is half way
+ * from that median up to the fence: the mean over a span wanders less
+ * than a window's score, but a level sitting at the fence crossed 0.8 of
+ * the way (the score alerts' clear_ratio) back and forth: a level just
+ * under the fence, its mean over 20 windows wandering across it, raised
+ * 42 alerts in 8,000 rows with no acceptance (half way: 3). After
+ * an acceptance whose mean was over the median (lvl_acc), both are
+ * lifted by that rise: the accepted level is the test's normal, a rise
+ * over it raises again. *low0: the hysteresis without the lift. */
+static double level_bounds(const ad_detector *d, double *low, double *low0)
 {
     ad_thr_info ti;
-    double fence;
+    double fence, lift = 0;
 
+    *low = *low0 = NAN;
     ad_threshold_info(d->thr, &ti);
     if (!isfinite(ti.median) || !(ti.spread > 0) || !isfinite(ti.spread))
         return NAN;
@@ -3867,7 +3887,18 @@ static double level_fence(const ad_detector *d)
     /* a mean over hours above the quantile of single normal windows */
     if (d->cfg.thr.method == AD_THR_QUANTILE || d->cfg.thr.method == AD_THR_MODEL)
         fence = fmax(fence, ad_threshold_value(d->thr) / d->cfg.thr.margin);
-    return fence;
+    *low0 = fence > ti.median ? ti.median + 0.5 * (fence - ti.median) : fence;
+    if (isfinite(d->lvl_acc) && d->lvl_acc > ti.median)
+        lift = d->lvl_acc - ti.median;
+    *low = *low0 + lift;
+    return fence + lift;
+}
+
+static double level_fence(const ad_detector *d)
+{
+    double low, low0;
+
+    return level_bounds(d, &low, &low0);
 }
 
 /* LEVEL TEST (alert.level_ms = L windows, alert.level_z = z): the score of
@@ -3896,7 +3927,7 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
                       int like)
 {
     double *bs;
-    double fence, dt, gap, k;
+    double fence, low, low0, dt, gap, k, mean;
     int i;
 
     if (d->lvl == NULL)
@@ -3961,14 +3992,35 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
     if (d->lvl_n < d->lvl_cap)
         return d->lvl_hold = d->lvl_hold && !d->lvl_off &&
                              ad_alerter_active(d->alert) != NULL;
-    fence = level_fence(d);
+    fence = level_bounds(d, &low, &low0);
     if (!isfinite(fence))
         return d->lvl_hold = 0;
-    if (d->lvl_sum / d->lvl_n <= fence || d->lvl_sum <= d->lvl_base) {
+    mean = d->lvl_sum / d->lvl_n;
+    /* an accepted level has gone once the mean is back nearer the
+     * normal scores' median than that level (the process returned; a
+     * mean at the level wanders across the hysteresis, not that far), or
+     * once the threshold's median has reached it (learned: no lift) */
+    if (isfinite(d->lvl_acc) && (!(low > low0) ||
+                                 mean <= d->lvl_acc - (low - low0) / 2)) {
+        ad_log(AD_LOG_INFO, "%s: level test: the accepted level %.4g has gone (mean %.4g): "
+               "judged against the normal scores again", d->who, d->lvl_acc, mean);
+        d->lvl_acc = NAN;
+        fence = level_bounds(d, &low, &low0);
+    }
+    /* under the fence by the hysteresis (level_bounds): a held
+     * window is released, and a test disarmed by an acceptance or a
+     * score alert is armed again (only between alerts). Without it a
+     * level that sits at the fence crossed it again and again: a raise,
+     * a clear or an acceptance, then the next crossing raised once more */
+    if (mean <= low || d->lvl_sum <= d->lvl_base) {
         if (ad_alerter_active(d->alert) == NULL)
             d->lvl_off = 0;     /* armed again only between alerts */
         return d->lvl_hold = 0;
     }
+    if (d->lvl_hold && !d->lvl_off)
+        return 1;               /* held until under the hysteresis */
+    if (mean <= fence)
+        return d->lvl_hold = 0;
     return d->lvl_hold = !d->lvl_off;
 }
 
@@ -4185,14 +4237,16 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     /* the level test raises and holds its own alerts only: an alert the
      * score raised disarms it (it clears as the score falls, not when the
      * mean over the level span does, which trails the fault by that span).
-     * After a clear the mean starts over (the alert's own scores would
-     * lift it for a span after it cleared) and the test is armed again:
-     * a level that is still over the fence once the span has refilled
-     * with scores from after the clear raises again (the fault's score
-     * fell under the clear level, the process did not return to normal),
-     * and is accepted the usual way if it persists. An acceptance
-     * (accept_close) disarms it until the level falls under the fence. */
-    if (r & AD_ALERT_CLEARED) {         /* the mean starts over: not the alert's */
+     * After such an alert's clear the mean starts over (the alert's own
+     * scores would lift it for a span after it cleared) and the test is
+     * armed again: a level that is still over the fence once the span
+     * has refilled with scores from after the clear raises again (the
+     * fault's score fell under the clear level, the process did not
+     * return to normal), and is accepted the usual way if it persists.
+     * The test's own alert clears once its mean is under the hysteresis
+     * (level_bounds): the mean goes on, armed. An acceptance (accept_close)
+     * disarms it until the mean is under the hysteresis. */
+    if ((r & AD_ALERT_CLEARED) && d->lvl_off) {  /* the mean starts over: not the alert's */
         d->lvl_off = 0;
         d->lvl_hold = 0;
         d->lvl_n = d->lvl_pos = d->lvl_exact = 0;

@@ -103,6 +103,8 @@ struct ad_detector {
     double *lvl;                 /* lvl_cap scores, then their seasonal levels */
     int lvl_cap, lvl_n, lvl_pos, lvl_exact, lvl_off;
     int lvl_like;                /* windows since one judged against a regime */
+    double lvl_acc;              /* the mean an acceptance took as normal
+                                  * (level_bounds), NAN: none */
     /* LEARNING WAITS FOR THE LEVEL TEST (calibration.adapt with the level
      * test on): the scores of windows judged normal but over the level
      * test's fence, and their times, in a ring of lvl_cap, taught to the

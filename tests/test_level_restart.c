@@ -418,7 +418,9 @@ static void test_level_alert_silence(void)
            "silent 40 rows at row %lld: raised %d (%s), cleared %d (first at row %lld)",
            base.raised, base.first, base.cleared, base.first_clear, base.first + 20, r.raised,
            r.ev, r.cleared, r.first_clear);
-    T_CHECK(base.raised == 1 && base.first_clear > base.first + 60 &&
+    /* the level stays up: held to the end (the mean never falls half way
+     * back to the median), or at least past the silence */
+    T_CHECK(base.raised == 1 && (base.first_clear < 0 || base.first_clear > base.first + 60) &&
             r.first == base.first && r.first_clear == base.first_clear,
             "silent 40 rows with the level alert open: cleared at row %lld (want %lld, as "
             "uninterrupted: the level goes on after the silence)", r.first_clear,

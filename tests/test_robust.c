@@ -2417,6 +2417,130 @@ static void test_level_after_clear(void)
            (long long)r.ev[ic].alert.end_ms / 2000);
 }
 
+/* A LEVEL AT THE LEVEL TEST'S FENCE: values ~1 calibrate as in
+ * level_rise (fence ~1.18-1.28 over 20 windows), then the level moves to
+ * 1.15, 1.2 or 1.25 for good (8,000 rows) and its mean over the span
+ * wanders across the fence. The test must raise it once and hold it, or
+ * accept it (accept_after 50) and stay quiet at that level, not raise
+ * alert after alert: at most 3 raises a run. Before, the mean crossing
+ * the fence again re-armed the test (no hysteresis) and an acceptance
+ * did not move the fence: up to 42 raises a run, 11 acceptances of the
+ * same level. Runs: 3 levels x 3 seeds x acceptance off and on. */
+static int level_marginal_run(double lvl, uint64_t seed, int accept_after, int *accepted)
+{
+    ad_model *m = t_zero_model(4, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+    run r;
+    int i;
+
+    memset(&r, 0, sizeof(r));
+    *accepted = 0;
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 50;
+    c.alert.level_ms = 40000;
+    c.alert.level_z = 6;
+    c.alert.accept_after = accept_after;
+    if (m != NULL && g_nmodels < 16)
+        g_models[g_nmodels++] = m;
+    if (m == NULL || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "detector: %s", m ? err : "no model");
+        free_models();
+        return -1;
+    }
+    rng = seed;
+    for (i = 0; i < 8000; i++) {
+        double l = i >= 400 ? lvl : 1.0;
+        double a = l + 0.2 * noise(), b = l + 0.2 * noise();
+
+        step2(d, 2000 * (int64_t)i, a, b, &r);
+    }
+    ad_detector_free(d);
+    free_models();
+    *accepted = r.count[AD_EV_ACCEPTED];
+    return r.count[AD_EV_ALERT_RAISED];
+}
+
+static void test_level_marginal(void)
+{
+    static const double lv[] = { 1.15, 1.2, 1.25 };
+    int k, sd, acc, worst = 0, total = 0, runs = 0, accs = 0;
+
+    for (k = 0; k < 3; k++)
+        for (sd = 1; sd <= 3; sd++)
+            for (acc = 0; acc <= 50; acc += 50) {
+                int a, n = level_marginal_run(lv[k], (uint64_t)sd * 7919, acc, &a);
+
+                T_CHECK(n >= 0 && n <= 3, "level %.2f seed %d accept_after %d: %d raises, %d "
+                        "acceptances (want at most 3 raises)", lv[k], sd, acc, n, a);
+                worst = n > worst ? n : worst;
+                total += n;
+                accs += a;
+                runs++;
+            }
+    T_NOTE("a level at the fence, %d runs of 8,000 rows: %d raises in all, at most %d in a "
+           "run; %d acceptances", runs, total, worst, accs);
+}
+
+/* The accepted level is in the saved state: a level at 1.25 raised and
+ * accepted (accept_after 50), the detector saved at row 3000 and restored
+ * into a new one, 5,000 rows more at the same level: no raise after the
+ * restore (without "accepted" in the state the test judged the level
+ * against the normal scores again and raised it anew). */
+static void test_level_accepted_restored(void)
+{
+    ad_model *m = t_zero_model(4, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL, *d2 = NULL;
+    char err[300], *txt = NULL;
+    run r;
+    int i, before = -1, acc = 0;
+
+    memset(&r, 0, sizeof(r));
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 50;
+    c.alert.level_ms = 40000;
+    c.alert.level_z = 6;
+    c.alert.accept_after = 50;
+    if (m != NULL && g_nmodels < 16)
+        g_models[g_nmodels++] = m;
+    if (m == NULL || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "detector: %s", m ? err : "no model");
+        free_models();
+        return;
+    }
+    rng = 3 * 7919;
+    for (i = 0; i < 8000; i++) {
+        double l = i >= 400 ? 1.25 : 1.0;
+        double a = l + 0.2 * noise(), b = l + 0.2 * noise();
+
+        step2(d, 2000 * (int64_t)i, a, b, &r);
+        if (i == 3000) {
+            before = r.count[AD_EV_ALERT_RAISED];
+            acc = r.count[AD_EV_ACCEPTED];
+            txt = ad_detector_save(d);
+            T_CHECK(txt != NULL && strstr(txt, "\"accepted\":") != NULL,
+                    "the saved level test holds the accepted level");
+            if (txt == NULL || ad_detector_new(&d2, &c, "pump", m, 0, 0, NULL, err,
+                                               sizeof(err)) != 0 ||
+                ad_detector_restore(d2, txt, err, sizeof(err)) != 0) {
+                T_CHECK(0, "restore: %s", txt ? err : "no state");
+                break;
+            }
+            ad_detector_free(d);
+            d = d2;
+        }
+    }
+    free(txt);
+    ad_detector_free(d);
+    free_models();
+    T_CHECK(before >= 1 && acc >= 1, "the level raised (%d) and was accepted (%d) before the "
+            "restore", before, acc);
+    T_CHECK(r.count[AD_EV_ALERT_RAISED] == before, "no raise at the accepted level after the "
+            "restore (%d raises after it)", r.count[AD_EV_ALERT_RAISED] - before);
+}
+
 /* BURST TEST (alert.burst_ms, burst_n, burst_z): values ~1 +- 0.05 on a
  * model whose scaler gives each feature a learned spread of 1 (score as
  * without one); one-sample spikes x1.6 on a at rows 150, 250 and 350
@@ -2531,6 +2655,8 @@ int main(void)
     T_RUN(test_probability_alerts);
     T_RUN(test_level_rise);
     T_RUN(test_level_after_clear);
+    T_RUN(test_level_marginal);
+    T_RUN(test_level_accepted_restored);
     T_RUN(test_burst);
     return t_done();
 }
