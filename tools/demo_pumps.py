@@ -158,10 +158,15 @@ def main():
         sys.stderr.write("demo_pumps: broker %s: %s\n" % (a.mqtt, e))
         return 1
     if a.events_topic:
-        # sent before the disconnect (the network thread still runs)
+        # sent before the disconnect (the network thread still runs), waited
+        # for up to 2 s by polling: paho-mqtt 1.5's wait_for_publish() takes
+        # no timeout, and without one it could wait for ever
         try:
-            c.publish(a.events_topic, json.dumps({"event": "stop"}), qos=1).wait_for_publish(2)
-        except (RuntimeError, ValueError, TypeError):
+            info = c.publish(a.events_topic, json.dumps({"event": "stop"}), qos=1)
+            end = time.monotonic() + 2
+            while not info.is_published() and time.monotonic() < end:
+                time.sleep(0.02)
+        except (RuntimeError, ValueError):
             pass
     c.loop_stop()
     c.disconnect()
