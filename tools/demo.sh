@@ -291,6 +291,7 @@ FAULTS_AFTER=$((CAL_SAMPLES + 30))
 # a fault ended this recently at the stop may still be alerted: its samples
 # stay in the windows for T more samples (plus a second for the messages)
 JUDGE_S=$(( (T + SPEED - 1) / SPEED + 1 ))
+JUDGE_MS=$((JUDGE_S * SPEED * 60000))        # the same in pump time
 
 # --- banner -----------------------------------------------------------------
 if [ "$FAULTS" -eq 1 ]; then
@@ -306,7 +307,7 @@ echo "  Home Assistant: set \"homeassistant\": {\"enabled\": true} in the config
 # --- subscriber, daemon, simulator --------------------------------------------
 $CHILD "$CHILD_PY" $$ same $PYTHON "$SRC/tools/alertwatch.py" -c "$TMP/anomalyd.json" \
     --host 127.0.0.1 --port "$PORT" --exit-on-offline --summary \
-    --faults demo/faults --judge-s "$JUDGE_S" &
+    --faults demo/faults --judge-s "$JUDGE_S" --judge-ms "$JUDGE_MS" &
 WATCH_PID=$!
 LOG=$TMP/daemon.log LEVEL=notice
 [ "$VERBOSE" -eq 1 ] && LOG=/dev/stderr LEVEL=info
