@@ -6,6 +6,10 @@
 # (still running, or ended within --judge-s), with the pump, kind and how
 # long before the stop. Events are published by hand, as
 # tools/demo_pumps.py --events-topic and the daemon publish them.
+# With data times (events with "ts_ms" and "id", alerts with "time_ms"):
+# an alert arriving late (the daemon draining at the stop) for a fault
+# ended shortly before, in data time, counts as alerted; a fault_end ends
+# only its own fault of two overlapping on one pump.
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_alertwatch.XXXXXX)
 DPID= SPID=
@@ -40,5 +44,34 @@ want='1 alerts raised, 0 cleared, 0 streams calibrated; 4 faults injected: 1 ale
 case $line in
     *"$want") it_ok "SUMMARY: faults alerted, missed, and not yet judged at the stop (running, ended within --judge-s)" ;;
     *) it_fail "SUMMARY: faults alerted, missed, and not yet judged at the stop (running, ended within --judge-s)" \
+        "want: ...$want; got: $line" ;;
+esac
+
+# --- data times --------------------------------------------------------------------
+mosquitto_pub -h 127.0.0.1 -p "$P" -q 1 -r -t anomalyd/status -m '{"state": "online", "version": "x", "pid": 2}'
+$PYTHON tools/alertwatch.py -c conf/anomalyd.json --port "$P" --exit-on-offline --summary \
+    --faults demo/faults2 --judge-s 1 --judge-ms 600000 > "$D/out2" 2>&1 & SPID=$!
+it_wait_log "$D/out2" ' ONLINE ' 10 || { it_fail "alertwatch connects" "$(cat "$D/out2")"; exit 0; }
+ev() { # ev EVENT ID PUMP KIND TS_MS
+    pub demo/faults2 "{\"event\": \"$1\", \"id\": \"$2\", \"pump\": \"$3\", \"kind\": \"$4\", \"minutes\": 40, \"ts_ms\": $5}"
+}
+T0=1700000000000 M=60000
+ev fault p1-1 pump1 bearing $T0                               # alerted late
+ev fault_end p1-1 pump1 bearing $((T0 + 40 * M))
+ev fault p2-1 pump2 overheat $((T0 + 10 * M))                 # overlapping: still running
+ev fault p2-2 pump2 blockage $((T0 + 20 * M))                 # ended long ago, missed
+ev fault_end p2-2 pump2 blockage $((T0 + 30 * M))
+sleep 1.5
+pub demo/faults2 "{\"event\": \"stop\", \"ts_ms\": $((T0 + 45 * M))}"
+sleep 1.5     # the alert comes well after the stop and the fault's end
+pub anomalyd/alerts/pump/pump1 "{\"event\": \"raised\", \"alert_id\": \"b1\", \"stream\": \"pump1\", \"severity\": 1.5, \"level\": \"warning\", \"time_ms\": $((T0 + 43 * M))}"
+pub anomalyd/status '{"state": "offline"}'
+it_wait_gone $SPID 10; SPID=
+sed 's/^/#   /' "$D/out2"
+line=$(grep ' SUMMARY ' "$D/out2")
+want='3 faults injected: 1 alerted, 1 ended without an alert, 1 not yet judged at the stop (pump2 overheat injected N s before the stop, still running)'
+case $line in
+    *"${want%% N s*} "[0-9]*" s${want#* N s}") it_ok "SUMMARY by data times: a late alert counts, overlapping faults on one pump told apart" ;;
+    *) it_fail "SUMMARY by data times: a late alert counts, overlapping faults on one pump told apart" \
         "want: ...$want; got: $line" ;;
 esac

@@ -4,9 +4,10 @@
 # alerted, only pumps that had a fault are alerted, and the last line
 # (SUMMARY) counts the injected faults; the fault-free run of the same length
 # (--no-faults, same seed) calibrates every pump and raises no alert; a
-# Ctrl-C (SIGINT to the whole foreground process group, as a terminal sends it) stops the demo with status 0. After every run no process
-# of the demo is left (same session, or a command line naming its temporary
-# directory) and the temporary directory is gone.
+# Ctrl-C (SIGINT to the whole foreground process group, as a terminal sends
+# it) stops the demo with status 0. After every run no process of the demo
+# is left (same session, or a command line naming its temporary directory)
+# and the temporary directory is gone.
 #   IT_DEMO_DURATION  seconds per run (default 25: calibration takes ~12 s at
 #                     the demo's default speed, the first fault starts within
 #                     3 s after it)

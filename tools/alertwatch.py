@@ -3,7 +3,8 @@
 per event (used by `make demo`; works against any broker and config).
 
   alertwatch.py [-c conf/anomalyd.json] [--host 127.0.0.1] [--port 1883]
-                [--exit-on-offline] [--summary] [--faults TOPIC [--judge-s S]]
+                [--exit-on-offline] [--summary]
+                [--faults TOPIC [--judge-s S] [--judge-ms MS]]
 
 Subscribes to the topics the config names: each detector's alert topic and
 state topic ({detector} filled in, {stream} as a wildcard) and the daemon
@@ -34,6 +35,16 @@ which were not yet judged at the stop (still running, or ended within
 
   ... 4 streams calibrated; 18 faults injected: 17 alerted, 1 not yet judged
       at the stop (pump3 cavitation injected 2 s before the stop, still running)
+
+When the events carry data times ("ts_ms": pump time of the fault's start,
+end, or the stop), these judge instead of arrival times, with --judge-ms
+(default 180000) in place of --judge-s: an alert whose window data time
+("time_ms") falls within the fault or less than --judge-ms after its end
+alerted it, however late the message came (a daemon draining its backlog
+at the stop); a fault ended less than --judge-ms of pump time before the
+stop is not yet judged. A "fault_end" ends the fault with its "id" (else
+the oldest running one of that pump and kind), so faults overlapping on a
+pump are told apart.
 
 SIGTERM/SIGINT: exit 0.
 """
@@ -78,6 +89,7 @@ class Watch:
         self.faults = []        # injected faults, in order: dicts (see fault())
         self.open = set()       # streams with an open alert
         self.stop_at = None     # when the simulator stopped (monotonic)
+        self.stop_ms = None     # and its data time, when the event carries it
         self.alert_filters = alert_filters
         self.state_filters = state_filters
         self.phase = {}
@@ -127,16 +139,23 @@ class Watch:
         """A simulator event: a fault begins or ends, or the simulator stops."""
         ev, pump = m.get("event"), m.get("pump")
         now = time.monotonic()
+        ts = m.get("ts_ms")
+        ts = ts if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
         if ev == "fault":
             # an alert open on the pump when the fault begins covers it
-            self.faults.append({"pump": pump, "kind": m.get("kind", "?"), "start": now,
-                                "end": None, "alerted": pump in self.open})
+            self.faults.append({"pump": pump, "kind": m.get("kind", "?"), "id": m.get("id"),
+                                "start": now, "end": None, "start_ms": ts, "end_ms": None,
+                                "alerted": pump in self.open})
         elif ev == "fault_end":
-            for f in self.faults:
-                if f["pump"] == pump and f["end"] is None:
-                    f["end"] = now
+            running = [f for f in self.faults if f["pump"] == pump and f["end"] is None]
+            f = (next((f for f in running if f["id"] == m.get("id")), None)
+                 if m.get("id") is not None else None)
+            f = f or next((f for f in running if f["kind"] == m.get("kind")), None)
+            f = f or next(iter(running), None)
+            if f is not None:
+                f["end"], f["end_ms"] = now, ts
         elif ev == "stop":
-            self.stop_at = now
+            self.stop_at, self.stop_ms = now, ts
 
     def fault_summary(self):
         """'; N faults injected: ...' for the SUMMARY line."""
@@ -152,6 +171,12 @@ class Watch:
             if f["end"] is None or f["end"] > stop:
                 pending.append("%s %s injected %.0f s before the stop, still running"
                                % (f["pump"], f["kind"], stop - f["start"]))
+            elif self.data_times(f) and self.stop_ms is not None:
+                if self.stop_ms - f["end_ms"] < self.a.judge_ms:
+                    pending.append("%s %s ended %.0f s before the stop"
+                                   % (f["pump"], f["kind"], stop - f["end"]))
+                else:
+                    missed += 1
             elif stop - f["end"] < self.a.judge_s:
                 pending.append("%s %s ended %.0f s before the stop"
                                % (f["pump"], f["kind"], stop - f["end"]))
@@ -164,6 +189,18 @@ class Watch:
             parts.append("%d not yet judged at the stop (%s)" % (len(pending), "; ".join(pending)))
         return "; %d fault%s injected: %s" % (len(fs), "" if len(fs) == 1 else "s",
                                              ", ".join(parts))
+
+    @staticmethod
+    def data_times(f):
+        return f["start_ms"] is not None and (f["end"] is None or f["end_ms"] is not None)
+
+    def covers(self, f, m, now):
+        """Alert message m (arrived at now) alerts fault f: by data times when
+        both carry them, else by arrival."""
+        t = m.get("time_ms")
+        if self.data_times(f) and isinstance(t, (int, float)):
+            return f["start_ms"] <= t and (f["end"] is None or t < f["end_ms"] + self.a.judge_ms)
+        return f["end"] is None or now - f["end"] < self.a.judge_s
 
     def state(self, m):
         key = (m.get("detector"), m.get("stream"))
@@ -192,11 +229,12 @@ class Watch:
         if ev == "raised":
             self.n["raised"] += 1
             self.open.add(s)
-            # the faults of this pump running or ended within --judge-s (an
-            # older one without an alert was missed, and stays so)
+            # the faults of this pump running or ended within --judge-ms of
+            # data time (--judge-s of arrival time without data times); an
+            # older one without an alert was missed, and stays so
             now = time.monotonic()
             for f in self.faults:
-                if f["pump"] == s and (f["end"] is None or now - f["end"] < self.a.judge_s):
+                if f["pump"] == s and self.covers(f, m, now):
                     f["alerted"] = True
             self.raised_at[aid] = time.monotonic()
             self.say("RAISED", s, "severity %s  top: %s  id %s" % (sev, top(m.get("top_features")), aid))
@@ -230,6 +268,8 @@ def main():
                     help="injected faults (tools/demo_pumps.py --events-topic)")
     ap.add_argument("--judge-s", type=float, default=3.0,
                     help="a fault ended this recently at the stop is not yet judged")
+    ap.add_argument("--judge-ms", type=float, default=180000.0,
+                    help="the same in data time, for events that carry it (ts_ms)")
     a = ap.parse_args()
     try:
         with open(a.config) as f:

@@ -11,29 +11,37 @@
 #                    [--pumps N] [--speed X] [--port P] [--verbose]
 #   make demo ARGS="--duration 60 --seed 7"
 #
-# The daemon runs on a copy of conf/anomalyd.json in a temporary directory
-# with only broker.port (the demo broker's), broker.client_id
-# ("anomalyd-demo") and broker.clean_session (true), state_dir (inside the
-# temporary directory, so every run calibrates afresh) and the model path
-# (made absolute: relative paths resolve against the config's directory)
-# changed. The broker listens on 127.0.0.1 only, port 1883 when free, else a
+# The daemon runs on a copy of conf/anomalyd.json in a temporary directory,
+# kept to the demo's own broker: broker.host 127.0.0.1 and broker.port the
+# demo broker's; the broker's TLS settings and credentials (username,
+# password_file), the Kafka section (and each detector's kafka_topics; alerts
+# go to MQTT) and the Prometheus metrics file are dropped, so nothing
+# connects elsewhere or writes a real daemon's files. broker.client_id is
+# "anomalyd-demo" and broker.clean_session true; state_dir is inside the
+# temporary directory (every run calibrates afresh) and the model path is
+# made absolute (relative paths resolve against the config's directory).
+# Home Assistant discovery and commands, when enabled, use the demo broker.
+# The broker listens on 127.0.0.1 only, port 1883 when free, else a
 # free port (--port P forces one; --port 0 always takes a free one),
 # persistence off. The demo never talks to another broker: a --port P in use
 # is refused (exit status 1), and nothing connects before the demo's own
-# mosquitto is seen listening on the port. Its own client id and a clean
-# session mean that even then it could not take over the session of a
-# daemon on the usual "anomalyd" client id.
+# mosquitto is seen listening on the port (by /proc, or where /proc cannot
+# tell, by mosquitto still running after the readiness ping with the port no
+# longer bindable). Its own client id and a clean session mean that even
+# then it could not take over the session of a daemon on the usual
+# "anomalyd" client id.
 #
 # Ctrl-C (SIGINT), SIGTERM, SIGHUP or the end of --duration stop everything in
 # order: simulator, daemon (after a second to drain the data already sent,
 # when the run ends by --duration), subscriber (after it printed the daemon's
 # offline status, so no alert is lost), broker; the temporary directory is
 # removed and the exit status is 0. Exit status 1 when a component fails to
-# start or dies, or the daemon's own exit status is not 0, with its log. The broker and the daemon run in their own
-# sessions so a Ctrl-C on the terminal reaches only this script, which stops
-# them in that order; the Python children ignore SIGINT (inherited from the
-# non-interactive shell) and stop on SIGTERM. Every child gets SIGTERM from
-# the kernel if this script dies anyway (SIGKILL, closed output pipe).
+# start or dies, or the daemon's own exit status is not 0, with its log.
+# The broker and the daemon run in their own sessions so a Ctrl-C on the
+# terminal reaches only this script, which stops them in that order; the
+# Python children ignore SIGINT (inherited from the non-interactive shell)
+# and stop on SIGTERM. Every child gets SIGTERM from the kernel if this
+# script dies anyway (SIGKILL, closed output pipe).
 BUILD=build
 case "${1:-}" in
     ""|-*) ;;
@@ -46,7 +54,7 @@ BIN=$BUILD/anomalyd
 DURATION=0 SEED= FAULTS=1 PUMPS=4 SPEED=20 PORT= VERBOSE=0
 
 usage() {
-    echo "usage:"; sed -n '8,9p' "$0" | sed 's/^#  //'
+    echo "usage:"; sed -n '/^#   sh tools/{N;p;}' "$0" | sed 's/^#  //'
     echo "  --duration S   stop after S seconds (default: run until Ctrl-C)"
     echo "  --seed N       fault schedule and pump behaviour (default: random, printed)"
     echo "  --no-faults    healthy pumps only (no alert should fire)"
@@ -161,23 +169,30 @@ except (OSError, OverflowError) as e:
 print(s.getsockname()[1])
 EOF
 }
-owns_port() { # owns_port PID P: process PID has a socket listening on 127.0.0.1:P
+owns_port() { # owns_port PID P: 0 when process PID has a socket listening on
+    # 127.0.0.1:P, 1 when not, 2 when /proc cannot tell (no /proc/net/tcp or
+    # /proc/PID/fd readable: some sandboxed containers, WSL1)
     $PYTHON - "$1" "$2" <<'EOF' 2>/dev/null
 import os, socket, struct, sys
 pid, port = sys.argv[1], int(sys.argv[2])
 listening = set()
-with open("/proc/net/tcp") as f:
-    next(f)
-    for line in f:
-        x = line.split()
-        addr, p = x[1].split(":")
-        if (x[3] == "0A" and int(p, 16) == port
-                and socket.inet_ntoa(struct.pack("=I", int(addr, 16))) == "127.0.0.1"):
-            listening.add("socket:[%s]" % x[9])
-d = "/proc/%s/fd" % pid
-for n in os.listdir(d):
+try:
+    with open("/proc/net/tcp") as f:
+        lines = f.read().splitlines()
+    fds = os.listdir("/proc/%s/fd" % pid)
+except OSError:
+    sys.exit(2)
+if not lines or not fds:
+    sys.exit(2)
+for line in lines[1:]:
+    x = line.split()
+    addr, p = x[1].split(":")
+    if (x[3] == "0A" and int(p, 16) == port
+            and socket.inet_ntoa(struct.pack("=I", int(addr, 16))) == "127.0.0.1"):
+        listening.add("socket:[%s]" % x[9])
+for n in fds:
     try:
-        if os.readlink(os.path.join(d, n)) in listening:
+        if os.readlink("/proc/%s/fd/%s" % (pid, n)) in listening:
             sys.exit(0)
     except OSError:
         pass
@@ -211,10 +226,19 @@ fi
 $CHILD "$CHILD_PY" $$ new mosquitto -c "$TMP/mosquitto.conf" > "$TMP/mosquitto.log" 2>&1 &
 BROKER_PID=$!
 # Connect only once this mosquitto listens on the port: had it failed to
-# bind (a port taken meanwhile), another broker would answer there.
-i=0
-until owns_port "$BROKER_PID" "$PORT"; do
+# bind (a port taken meanwhile), another broker would answer there. /proc
+# shows which process listens; where it cannot be read, the proof is that
+# mosquitto logged it runs (its listeners are open), is still alive after the
+# readiness ping (it exits at once when it cannot bind) and the port is no
+# longer bindable.
+i=0 PROC=1
+while :; do
+    owns_port "$BROKER_PID" "$PORT"; rc=$?
+    [ $rc -eq 0 ] && break
     alive "$BROKER_PID" || die "mosquitto did not start on 127.0.0.1:$PORT" "$TMP/mosquitto.log"
+    if [ $rc -eq 2 ] && grep -q ' running$' "$TMP/mosquitto.log" 2>/dev/null; then
+        PROC=0; break
+    fi
     i=$((i + 1)); [ $i -lt 50 ] || die "mosquitto does not listen on 127.0.0.1:$PORT" "$TMP/mosquitto.log"
     sleep 0.1
 done
@@ -224,20 +248,35 @@ until mosquitto_sub -h 127.0.0.1 -p "$PORT" -t demo/ping -E -i demo-ping 2>/dev/
     i=$((i + 1)); [ $i -lt 50 ] || die "mosquitto does not answer on 127.0.0.1:$PORT" "$TMP/mosquitto.log"
     sleep 0.1
 done
+if [ $PROC -eq 0 ]; then
+    alive "$BROKER_PID" || die "mosquitto did not start on 127.0.0.1:$PORT" "$TMP/mosquitto.log"
+    port_free "$PORT" >/dev/null 2>&1 && die "mosquitto does not listen on 127.0.0.1:$PORT" "$TMP/mosquitto.log"
+fi
 
-# --- daemon config: conf/anomalyd.json, broker port and state dir changed ------
+# --- daemon config: conf/anomalyd.json, kept to the demo's broker ---------------
 CALIB=$($PYTHON - "$CONF" "$TMP/anomalyd.json" "$PORT" <<'EOF'
 import json, os, sys
 src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 c = json.load(open(src))
 b = c.setdefault("broker", {})
+# the demo's broker only, whatever the config names: no other host, no TLS
+# or credentials (meant for another broker), no Kafka
+b["host"] = "127.0.0.1"
 b["port"] = port
+for k in ("tls", "username", "password", "password_file"):
+    b.pop(k, None)
+c.pop("kafka", None)
+# nor a file a real daemon's metrics collector reads
+c.pop("metrics", None)
 # never the usual client id nor a persistent session: nothing the demo does
 # may resume or end a real daemon's session
 b["client_id"] = "anomalyd-demo"
 b["clean_session"] = True
 c["state_dir"] = "state"
 for d in c.get("detectors", []):
+    d.pop("kafka_topics", None)
+    if d.get("alerts_to", "mqtt") != "mqtt":
+        d["alerts_to"] = "mqtt"
     if d.get("model") and not os.path.isabs(d["model"]):
         d["model"] = os.path.join(os.path.dirname(os.path.abspath(src)), d["model"])
 json.dump(c, open(dst, "w"), indent=2)
@@ -252,6 +291,7 @@ FAULTS_AFTER=$((CAL_SAMPLES + 30))
 # a fault ended this recently at the stop may still be alerted: its samples
 # stay in the windows for T more samples (plus a second for the messages)
 JUDGE_S=$(( (T + SPEED - 1) / SPEED + 1 ))
+JUDGE_MS=$((JUDGE_S * SPEED * 60000))        # the same in pump time
 
 # --- banner -----------------------------------------------------------------
 if [ "$FAULTS" -eq 1 ]; then
@@ -265,8 +305,9 @@ echo "  Home Assistant: set \"homeassistant\": {\"enabled\": true} in the config
 [ "$DURATION" -gt 0 ] && echo "  stopping after $DURATION s."
 
 # --- subscriber, daemon, simulator --------------------------------------------
-$CHILD "$CHILD_PY" $$ same $PYTHON "$SRC/tools/alertwatch.py" -c "$TMP/anomalyd.json" --exit-on-offline --summary \
-    --faults demo/faults --judge-s "$JUDGE_S" &
+$CHILD "$CHILD_PY" $$ same $PYTHON "$SRC/tools/alertwatch.py" -c "$TMP/anomalyd.json" \
+    --host 127.0.0.1 --port "$PORT" --exit-on-offline --summary \
+    --faults demo/faults --judge-s "$JUDGE_S" --judge-ms "$JUDGE_MS" &
 WATCH_PID=$!
 LOG=$TMP/daemon.log LEVEL=notice
 [ "$VERBOSE" -eq 1 ] && LOG=/dev/stderr LEVEL=info

@@ -30,9 +30,12 @@ Lines on stdout (flushed one by one):
   HH:MM:SS  FAULT      pump3  cavitation injected, lasts 45 min (pump time)
   HH:MM:SS  FAULT END  pump3  cavitation over, the pump is healthy again
 --events-topic TOPIC: each of these events also published on TOPIC (QoS 1,
-not retained), as {"event": "fault"|"fault_end", "pump": ..., "kind": ...,
-"minutes": ...}, and {"event": "stop"} when it stops, so a subscriber
-(tools/alertwatch.py --faults TOPIC) can tell which faults were alerted.
+not retained), as {"event": "fault"|"fault_end", "id": "pump3-2", "pump": ...,
+"kind": ..., "minutes": ..., "ts_ms": ...}, and {"event": "stop", "ts_ms":
+...} when it stops, so a subscriber (tools/alertwatch.py --faults TOPIC) can
+tell which faults were alerted; "ts_ms" is the pump time (unix ms) of the
+fault's first sample, of its first healthy sample after it, and of the
+first sample not sent.
 SIGTERM/SIGINT stop it cleanly (disconnect, exit 0).
 """
 import argparse
@@ -116,14 +119,18 @@ def main():
                   for s, d, kind in plan.get(p, [])]
         sims[p] = ps.PumpSim(a.seed * 100 + i, PERIOD, start, faults)
     events = {}  # sample -> [(line kind, pump, text, event message), ...]
+    def ts_ms(k):   # pump time of sample k (PumpSim: start + k periods)
+        return int(round((start + k * PERIOD) * 1000))
     for p, fl in plan.items():
-        for s, d, kind in fl:
-            ev = {"pump": p, "kind": kind, "minutes": d}
+        for i, (s, d, kind) in enumerate(fl):
+            ev = {"id": "%s-%d" % (p, i + 1), "pump": p, "kind": kind, "minutes": d}
             events.setdefault(s, []).append(("FAULT", p, "%s injected, lasts %d min (pump time)"
-                                             % (kind, d), dict(ev, event="fault")))
+                                             % (kind, d), dict(ev, event="fault", ts_ms=ts_ms(s))))
             events.setdefault(s + d, []).append(("FAULT END", p, "%s over, the pump is healthy"
-                                                 " again" % kind, dict(ev, event="fault_end")))
+                                                 " again" % kind,
+                                                 dict(ev, event="fault_end", ts_ms=ts_ms(s + d))))
 
+    k = 0           # samples sent per pump
     host, _, port = a.mqtt.rpartition(":")
     try:
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, client_id="demo-pumps")
@@ -135,7 +142,6 @@ def main():
         say("START", "", "%s publishing on %s, one sample per pump-minute"
             % (", ".join(pumps) if len(pumps) <= 4 else "%s..%s" % (pumps[0], pumps[-1]),
                a.topic.replace("{device}", "<pump>")))
-        k = 0
         t_next = time.monotonic()
         while True:
             for kind, p, text, ev in events.pop(k, []):
@@ -158,10 +164,16 @@ def main():
         sys.stderr.write("demo_pumps: broker %s: %s\n" % (a.mqtt, e))
         return 1
     if a.events_topic:
-        # sent before the disconnect (the network thread still runs)
+        # sent before the disconnect (the network thread still runs), waited
+        # for up to 2 s by polling: paho-mqtt 1.5's wait_for_publish() takes
+        # no timeout, and without one it could wait for ever
         try:
-            c.publish(a.events_topic, json.dumps({"event": "stop"}), qos=1).wait_for_publish(2)
-        except (RuntimeError, ValueError, TypeError):
+            info = c.publish(a.events_topic, json.dumps({"event": "stop", "ts_ms": ts_ms(k)}),
+                             qos=1)
+            end = time.monotonic() + 2
+            while not info.is_published() and time.monotonic() < end:
+                time.sleep(0.02)
+        except (RuntimeError, ValueError):
             pass
     c.loop_stop()
     c.disconnect()
