@@ -3079,9 +3079,12 @@ static ad_event *accept_close(ad_detector *d, int64_t ts, double nw, double old,
     ad_event *e;
 
     d->lvl_off = 1;
-    /* the level test's mean now is the accepted level (level_bounds) */
-    if (d->lvl != NULL && d->lvl_n == d->lvl_cap && d->lvl_n > 0)
-        d->lvl_acc = d->lvl_sum / d->lvl_n;
+    /* the accepted level (level_bounds) is the level test's mean a span
+     * from now, over windows all after the acceptance: the span now may
+     * still hold windows from before the change (a step-down's fault), or
+     * from before it was complete (a span longer than accept_after) */
+    if (d->lvl != NULL)
+        d->lvl_acc_wait = d->lvl_cap;
     if (ad_alerter_close(d->alert, ts, AD_CLOSE_ACCEPTED, &al)) {
         if (d->ad)
             ad_adapt_alert_cleared(d->ad, al.id, ts, how);
@@ -3563,6 +3566,7 @@ void det_level_reset(ad_detector *d)
 void det_level_forget(ad_detector *d)
 {
     d->lvl_acc = NAN;                   /* a level of the old scores */
+    d->lvl_acc_wait = 0;
     d->tpend_n = d->tpend_pos = 0;      /* nor are those waiting to teach */
     d->lvl_resume = 0;
     d->lvl_hold = 0;
@@ -3742,7 +3746,8 @@ cJSON *det_level_save(const ad_detector *d)
     if (!cJSON_AddBoolToObject(o, "off", d->lvl_off) ||
         !cJSON_AddNumberToObject(o, "like", d->lvl_like) ||
         (d->lvl_hold && !cJSON_AddTrueToObject(o, "held")) ||
-        (isfinite(d->lvl_acc) && !cJSON_AddNumberToObject(o, "accepted", d->lvl_acc)))
+        (isfinite(d->lvl_acc) && !cJSON_AddNumberToObject(o, "accepted", d->lvl_acc)) ||
+        (d->lvl_acc_wait > 0 && !cJSON_AddNumberToObject(o, "accept_wait", d->lvl_acc_wait)))
         goto fail;
     return o;
 fail:
@@ -3847,6 +3852,15 @@ void det_level_restore(ad_detector *d, const cJSON *o)
     x = cJSON_GetObjectItemCaseSensitive(o, "accepted");
     if (cJSON_IsNumber(x) && isfinite(x->valuedouble) && x->valuedouble > 0)
         d->lvl_acc = x->valuedouble;
+    else if (x != NULL)
+        ad_log(AD_LOG_WARNING, "%s: saved state: level.accepted is damaged: the level test "
+               "judges against the normal scores", d->who);
+    x = cJSON_GetObjectItemCaseSensitive(o, "accept_wait");
+    if (cJSON_IsNumber(x) && x->valuedouble >= 1 && x->valuedouble <= d->lvl_cap)
+        d->lvl_acc_wait = (int)x->valuedouble;
+    else if (x != NULL)
+        ad_log(AD_LOG_WARNING, "%s: saved state: level.accept_wait is damaged: the "
+               "accepted level is not taken", d->who);
     d->lvl_ts = at;
     level_sums(d);
     d->lvl_resume = 1;
@@ -3892,6 +3906,23 @@ static double level_bounds(const ad_detector *d, double *low, double *low0)
         lift = d->lvl_acc - ti.median;
     *low = *low0 + lift;
     return fence + lift;
+}
+
+/* The end of the wait after an acceptance: the mean over the span, all of
+ * it after the acceptance, is the accepted level when it is over the
+ * median (else none: nothing to lift). */
+static void level_take_accepted(ad_detector *d)
+{
+    ad_thr_info ti;
+    double mean;
+
+    d->lvl_acc = NAN;
+    if (d->lvl_n == 0)
+        return;
+    mean = d->lvl_sum / d->lvl_n;
+    ad_threshold_info(d->thr, &ti);
+    if (isfinite(mean) && isfinite(ti.median) && mean > ti.median)
+        d->lvl_acc = mean;
 }
 
 static double level_fence(const ad_detector *d)
@@ -3972,6 +4003,8 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
         d->lvl_sum += s;
         d->lvl_base += base;
         d->lvl_pos = (d->lvl_pos + 1) % d->lvl_cap;
+        if (d->lvl_acc_wait > 0 && --d->lvl_acc_wait == 0)
+            level_take_accepted(d);
         if (++d->lvl_exact >= d->lvl_cap) {     /* no rounding drift */
             d->lvl_exact = 0;
             d->lvl_sum = d->lvl_base = 0;
@@ -3996,6 +4029,8 @@ static int level_test(ad_detector *d, int64_t ts, double s, double base, int unt
     if (!isfinite(fence))
         return d->lvl_hold = 0;
     mean = d->lvl_sum / d->lvl_n;
+    if (d->lvl_acc_wait > 0)            /* disarmed until the level is taken */
+        return d->lvl_hold = 0;
     /* an accepted level has gone once the mean is back nearer the
      * normal scores' median than that level (the process returned; a
      * mean at the level wanders across the hysteresis, not that far), or

@@ -822,7 +822,8 @@ void *ad_detector_user(const ad_detector *d);
  * "level" is the level test's ring of the last L = level_ms / window_ms
  * trusted windows: {"level_ms":..,"window_ms":..,"windows":L,"at_ms":ts of
  * the last window judged,"n":windows held,"per":p,"q":quantum,
- * "scores":[..],"bases":[..],"off":b,"like":n[,"held":true][,"accepted":x]}:
+ * "scores":[..],"bases":[..],"off":b,"like":n[,"held":true][,"accepted":x]
+ * [,"accept_wait":n]}:
  * scores (and bases, the
  * seasonal levels, when any is not 0) oldest first as means of blocks of
  * p windows (p = ceil(L / 360); the oldest block holds the rest) in whole
@@ -830,7 +831,9 @@ void *ad_detector_user(const ad_detector *d);
  * of the largest value, whichever is smaller); off:
  * the test waits for the mean to fall under its hysteresis (half way from
  * the fence to the median); accepted: the mean an acceptance took as the
- * test's normal (its fence lifted by its rise; missing: none); like: windows since
+ * test's normal (its fence lifted by its rise; missing: none); accept_wait:
+ * windows until the test takes the accepted level (a span after the
+ * acceptance; missing: none); like: windows since
  * one judged against an accepted regime; held: the last window judged was
  * held elevated (an alert it held stays held while the ring refills after
  * the restore; missing: not held). Restored only under the same

@@ -105,6 +105,8 @@ struct ad_detector {
     int lvl_like;                /* windows since one judged against a regime */
     double lvl_acc;              /* the mean an acceptance took as normal
                                   * (level_bounds), NAN: none */
+    int lvl_acc_wait;            /* windows until it is taken: a span after
+                                  * the acceptance, its ring all after it */
     /* LEARNING WAITS FOR THE LEVEL TEST (calibration.adapt with the level
      * test on): the scores of windows judged normal but over the level
      * test's fence, and their times, in a ring of lvl_cap, taught to the

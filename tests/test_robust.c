@@ -2541,6 +2541,91 @@ static void test_level_accepted_restored(void)
             "restore (%d raises after it)", r.count[AD_EV_ALERT_RAISED] - before);
 }
 
+/* The level an acceptance takes, with a level span longer than what was
+ * accepted. run_span: values ~1 calibrate, then lvl(i); level span
+ * level_ms, accept_after A, step-down (0.6 over 20 windows) when sd.
+ * Counts raises before and from row `after`, and acceptances. */
+static void span_run(int64_t level_ms, int A, int sd, double (*lvl)(int), int after,
+                     int *before, int *from, int *acc)
+{
+    ad_model *m = t_zero_model(4, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+    run r;
+    int i, raised_before = 0;
+
+    memset(&r, 0, sizeof(r));
+    *before = *from = *acc = -1;
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 50;
+    c.alert.level_ms = level_ms;
+    c.alert.level_z = 6;
+    c.alert.accept_after = A;
+    if (sd) {
+        c.alert.stepdown_ratio = 0.6;
+        c.alert.stepdown_windows = 20;
+        c.alert.stepdown_after = 20;
+    }
+    if (m != NULL && g_nmodels < 16)
+        g_models[g_nmodels++] = m;
+    if (m == NULL || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "detector: %s", m ? err : "no model");
+        free_models();
+        return;
+    }
+    rng = 7919;
+    for (i = 0; i < 6000; i++) {
+        double l = lvl(i);
+
+        if (i == after)
+            raised_before = r.count[AD_EV_ALERT_RAISED];
+        step2(d, 2000 * (int64_t)i, l + 0.2 * noise(), l + 0.2 * noise(), &r);
+    }
+    ad_detector_free(d);
+    free_models();
+    *before = after < 6000 ? raised_before : r.count[AD_EV_ALERT_RAISED];
+    *from = r.count[AD_EV_ALERT_RAISED] - *before;
+    *acc = r.count[AD_EV_ACCEPTED];
+}
+
+static double lvl_stepdown_fault(int i)
+{
+    return i >= 4000 ? 1.80 : i >= 500 ? 1.45 : i >= 400 ? 3.0 : 1.0;
+}
+
+static double lvl_step(int i)
+{
+    return i >= 400 ? 1.5 : 1.0;
+}
+
+/* A fault (3.0, over the threshold ~1.59) for 100 rows steps down to 1.45
+ * for good (under the threshold): accepted as a step down, no regime. The
+ * level span (100 windows) still holds the fault's scores at that
+ * acceptance: taken as the accepted level then, the lifted hysteresis
+ * re-armed the test at once, the level was forgotten as the fault's scores
+ * left the span, and 1.45 raised again and was accepted as a regime whose
+ * threshold (2.31, a margin over scores under the threshold) hid a fault
+ * at 1.80 from row 4000 for good. And one step to 1.5 under a span of 200
+ * windows with accept_after 30: one raise, one acceptance (taken at once,
+ * the level was the span's mean still partly before the step: raised and
+ * accepted twice). */
+static void test_level_accepted_span(void)
+{
+    int before, from, acc;
+
+    span_run(200000, 500, 1, lvl_stepdown_fault, 4000, &before, &from, &acc);
+    T_CHECK(before == 1, "fault, step down to 1.45: %d raises before row 4000 (want 1: the "
+            "fault; the accepted level raised again)", before);
+    T_CHECK(from >= 1, "a fault at 1.80 over the threshold from row 4000: %d raises (want >= 1)",
+            from);
+    T_NOTE("step down accepted under a span of 100 windows: %d raise(s) before the fault, %d "
+           "from it", before, from);
+    span_run(400000, 30, 0, lvl_step, 6000, &before, &from, &acc);
+    T_CHECK(before == 1 && acc == 1, "one step to 1.5 under a span of 200 windows, accept_after "
+            "30: %d raises, %d acceptances (want 1, 1)", before, acc);
+}
+
 /* BURST TEST (alert.burst_ms, burst_n, burst_z): values ~1 +- 0.05 on a
  * model whose scaler gives each feature a learned spread of 1 (score as
  * without one); one-sample spikes x1.6 on a at rows 150, 250 and 350
@@ -2657,6 +2742,7 @@ int main(void)
     T_RUN(test_level_after_clear);
     T_RUN(test_level_marginal);
     T_RUN(test_level_accepted_restored);
+    T_RUN(test_level_accepted_span);
     T_RUN(test_burst);
     return t_done();
 }
