@@ -2350,6 +2350,43 @@ static void test_level_rise(void)
            (long long)r.ev[ic].alert.end_ms / 2000);
 }
 
+/* A detector for the level tests below: a zero model of window 4 on F
+ * features (kept in g_models), 50 calibration windows, the level test over
+ * level_ms at z 6, accept_after A, step-down 0.6 over 20 windows when sd.
+ * *cfg and *model (when not NULL) get its settings and model; NULL (a
+ * failed check) when it cannot be made. */
+static ad_detector *lvl_det(int64_t level_ms, int A, int sd, ad_detector_cfg *cfg,
+                            ad_model **model)
+{
+    ad_model *m = t_zero_model(4, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 50;
+    c.alert.level_ms = level_ms;
+    c.alert.level_z = 6;
+    c.alert.accept_after = A;
+    if (sd) {
+        c.alert.stepdown_ratio = 0.6;
+        c.alert.stepdown_windows = 20;
+        c.alert.stepdown_after = 20;
+    }
+    if (m != NULL && g_nmodels < 16)
+        g_models[g_nmodels++] = m;
+    if (m == NULL || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "detector: %s", m ? err : "no model");
+        free_models();
+        return NULL;
+    }
+    if (cfg)
+        *cfg = c;
+    if (model)
+        *model = m;
+    return d;
+}
+
 /* LEVEL TEST AFTER A CLEAR: values ~1 +- 0.2 calibrate as in level_rise;
  * a fault at rows 400..409 (level 3, over the threshold) raises and clears;
  * from the row after its clear the level rises to 1.45 (every score under
@@ -2361,26 +2398,14 @@ static void test_level_rise(void)
  * never raised. */
 static void test_level_after_clear(void)
 {
-    ad_model *m = t_zero_model(4, F);
-    ad_detector_cfg c;
-    ad_detector *d = NULL;
-    char err[300];
+    ad_detector *d = lvl_det(40000, 0, 0, NULL, NULL);
     double thr = NAN;
     run r;
     int i, rise = -1, ir, ic;
 
     memset(&r, 0, sizeof(r));
-    ad_detector_cfg_default(&c);
-    c.calib_windows = 50;
-    c.alert.level_ms = 40000;
-    c.alert.level_z = 6;
-    if (m != NULL && g_nmodels < 16)
-        g_models[g_nmodels++] = m;
-    if (m == NULL || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
-        T_CHECK(0, "detector: %s", m ? err : "no model");
-        free_models();
+    if (d == NULL)
         return;
-    }
     rng = 23;
     for (i = 0; i < 800; i++) {
         double lvl = i >= 400 && i < 410 ? 3.0 : rise >= 0 && i < 700 ? 1.45 : 1.0;
@@ -2428,27 +2453,14 @@ static void test_level_after_clear(void)
  * same level. Runs: 3 levels x 3 seeds x acceptance off and on. */
 static int level_marginal_run(double lvl, uint64_t seed, int accept_after, int *accepted)
 {
-    ad_model *m = t_zero_model(4, F);
-    ad_detector_cfg c;
-    ad_detector *d = NULL;
-    char err[300];
+    ad_detector *d = lvl_det(40000, accept_after, 0, NULL, NULL);
     run r;
     int i;
 
     memset(&r, 0, sizeof(r));
     *accepted = 0;
-    ad_detector_cfg_default(&c);
-    c.calib_windows = 50;
-    c.alert.level_ms = 40000;
-    c.alert.level_z = 6;
-    c.alert.accept_after = accept_after;
-    if (m != NULL && g_nmodels < 16)
-        g_models[g_nmodels++] = m;
-    if (m == NULL || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
-        T_CHECK(0, "detector: %s", m ? err : "no model");
-        free_models();
+    if (d == NULL)
         return -1;
-    }
     rng = seed;
     for (i = 0; i < 8000; i++) {
         double l = i >= 400 ? lvl : 1.0;
@@ -2490,26 +2502,16 @@ static void test_level_marginal(void)
  * against the normal scores again and raised it anew). */
 static void test_level_accepted_restored(void)
 {
-    ad_model *m = t_zero_model(4, F);
+    ad_model *m = NULL;
     ad_detector_cfg c;
-    ad_detector *d = NULL, *d2 = NULL;
+    ad_detector *d = lvl_det(40000, 50, 0, &c, &m), *d2 = NULL;
     char err[300], *txt = NULL;
     run r;
     int i, before = -1, acc = 0;
 
     memset(&r, 0, sizeof(r));
-    ad_detector_cfg_default(&c);
-    c.calib_windows = 50;
-    c.alert.level_ms = 40000;
-    c.alert.level_z = 6;
-    c.alert.accept_after = 50;
-    if (m != NULL && g_nmodels < 16)
-        g_models[g_nmodels++] = m;
-    if (m == NULL || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
-        T_CHECK(0, "detector: %s", m ? err : "no model");
-        free_models();
+    if (d == NULL)
         return;
-    }
     rng = 3 * 7919;
     for (i = 0; i < 8000; i++) {
         double l = i >= 400 ? 1.25 : 1.0;
@@ -2548,32 +2550,14 @@ static void test_level_accepted_restored(void)
 static void span_run(int64_t level_ms, int A, int sd, double (*lvl)(int), int after,
                      int *before, int *from, int *acc)
 {
-    ad_model *m = t_zero_model(4, F);
-    ad_detector_cfg c;
-    ad_detector *d = NULL;
-    char err[300];
+    ad_detector *d = lvl_det(level_ms, A, sd, NULL, NULL);
     run r;
     int i, raised_before = 0;
 
     memset(&r, 0, sizeof(r));
     *before = *from = *acc = -1;
-    ad_detector_cfg_default(&c);
-    c.calib_windows = 50;
-    c.alert.level_ms = level_ms;
-    c.alert.level_z = 6;
-    c.alert.accept_after = A;
-    if (sd) {
-        c.alert.stepdown_ratio = 0.6;
-        c.alert.stepdown_windows = 20;
-        c.alert.stepdown_after = 20;
-    }
-    if (m != NULL && g_nmodels < 16)
-        g_models[g_nmodels++] = m;
-    if (m == NULL || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
-        T_CHECK(0, "detector: %s", m ? err : "no model");
-        free_models();
+    if (d == NULL)
         return;
-    }
     rng = 7919;
     for (i = 0; i < 6000; i++) {
         double l = lvl(i);
