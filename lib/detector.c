@@ -3782,6 +3782,19 @@ static int level_read(const cJSON *o, const char *k, int K, double q, double *ou
  * first window after drops what the gap since the save put out of the
  * span (level_resumed).
  */
+/* The saved accepted level ("accepted"; level_bounds), absent: none; a
+ * damaged one is dropped with a warning. */
+static void level_restore_accepted(ad_detector *d, const cJSON *o)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "accepted");
+
+    if (cJSON_IsNumber(x) && isfinite(x->valuedouble) && x->valuedouble > 0)
+        d->lvl_acc = x->valuedouble;
+    else if (x != NULL)
+        ad_log(AD_LOG_WARNING, "%s: saved state: level.accepted is damaged: the level test "
+               "judges against the normal scores", d->who);
+}
+
 void det_level_restore(ad_detector *d, const cJSON *o)
 {
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(o, "off");
@@ -3812,6 +3825,9 @@ void det_level_restore(ad_detector *d, const cJSON *o)
         ad_log(AD_LOG_INFO, "%s: saved level test mean dropped: kept over alert.level_ms "
                "%.0f with a window every %.0f ms, now %lld with %.0f ms: the mean starts "
                "over", d->who, lms, wms, (long long)d->cfg.alert.level_ms, d->window_ms);
+        /* the accepted level is a level of the same model's scores: kept
+         * (else a level accepted before the change raised once more) */
+        level_restore_accepted(d, o);
         return;
     }
     if (get_whole(o, "windows", d->lvl_cap, d->lvl_cap, &cap, NULL, &bad) ||
@@ -3849,12 +3865,7 @@ void det_level_restore(ad_detector *d, const cJSON *o)
     d->lvl_like = like;
     /* the level an acceptance took as normal (absent: none; a damaged one
      * is dropped: the test judges against the normal scores) */
-    x = cJSON_GetObjectItemCaseSensitive(o, "accepted");
-    if (cJSON_IsNumber(x) && isfinite(x->valuedouble) && x->valuedouble > 0)
-        d->lvl_acc = x->valuedouble;
-    else if (x != NULL)
-        ad_log(AD_LOG_WARNING, "%s: saved state: level.accepted is damaged: the level test "
-               "judges against the normal scores", d->who);
+    level_restore_accepted(d, o);
     x = cJSON_GetObjectItemCaseSensitive(o, "accept_wait");
     if (cJSON_IsNumber(x) && x->valuedouble >= 1 && x->valuedouble <= d->lvl_cap)
         d->lvl_acc_wait = (int)x->valuedouble;

@@ -2499,19 +2499,22 @@ static void test_level_marginal(void)
  * accepted (accept_after 50), the detector saved at row 3000 and restored
  * into a new one, 5,000 rows more at the same level: no raise after the
  * restore (without "accepted" in the state the test judged the level
- * against the normal scores again and raised it anew). */
-static void test_level_accepted_restored(void)
+ * against the normal scores again and raised it anew), also when the new
+ * one has another alert.level_ms (the saved mean is dropped then). */
+static void accepted_restore_run(int64_t level_ms2, int *before, int *acc, int *after)
 {
     ad_model *m = NULL;
     ad_detector_cfg c;
     ad_detector *d = lvl_det(40000, 50, 0, &c, &m), *d2 = NULL;
     char err[300], *txt = NULL;
     run r;
-    int i, before = -1, acc = 0;
+    int i;
 
     memset(&r, 0, sizeof(r));
+    *before = *acc = *after = -1;
     if (d == NULL)
         return;
+    c.alert.level_ms = level_ms2;
     rng = 3 * 7919;
     for (i = 0; i < 8000; i++) {
         double l = i >= 400 ? 1.25 : 1.0;
@@ -2519,8 +2522,8 @@ static void test_level_accepted_restored(void)
 
         step2(d, 2000 * (int64_t)i, a, b, &r);
         if (i == 3000) {
-            before = r.count[AD_EV_ALERT_RAISED];
-            acc = r.count[AD_EV_ACCEPTED];
+            *before = r.count[AD_EV_ALERT_RAISED];
+            *acc = r.count[AD_EV_ACCEPTED];
             txt = ad_detector_save(d);
             T_CHECK(txt != NULL && strstr(txt, "\"accepted\":") != NULL,
                     "the saved level test holds the accepted level");
@@ -2537,10 +2540,23 @@ static void test_level_accepted_restored(void)
     free(txt);
     ad_detector_free(d);
     free_models();
+    *after = r.count[AD_EV_ALERT_RAISED] - *before;
+}
+
+static void test_level_accepted_restored(void)
+{
+    int before, acc, after;
+
+    accepted_restore_run(40000, &before, &acc, &after);
     T_CHECK(before >= 1 && acc >= 1, "the level raised (%d) and was accepted (%d) before the "
             "restore", before, acc);
-    T_CHECK(r.count[AD_EV_ALERT_RAISED] == before, "no raise at the accepted level after the "
-            "restore (%d raises after it)", r.count[AD_EV_ALERT_RAISED] - before);
+    T_CHECK(after == 0, "no raise at the accepted level after the restore (%d raises after it)",
+            after);
+    /* restored under another alert.level_ms (a reload): the saved mean is
+     * dropped, the accepted level (of the same model's scores) kept */
+    accepted_restore_run(60000, &before, &acc, &after);
+    T_CHECK(after == 0, "restored under alert.level_ms 60 s (the mean dropped): %d raises at "
+            "the accepted level after it (want 0)", after);
 }
 
 /* The level an acceptance takes, with a level span longer than what was
