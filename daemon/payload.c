@@ -646,6 +646,9 @@ int ad_payload_parse_ref(const ad_payload_parser *p, const char *topic,
         else if (p->format == AD_FMT_JSON && p->timestamp && p->ts_scale > 1e-3 &&
                  ad_time_ok(out[i].time * 1e-6))
             hint = "; if the devices send microseconds, set payload.timestamp_unit \"us\"";
+        else if (p->format == AD_FMT_SENML && ad_time_ok(out[i].time * 1e-3))
+            hint = "; SenML times (bt, t) are seconds (RFC 8428): this one reads as "
+                   "milliseconds";
         rc = ad_errf(err, errlen, AD_ERANGE, "timestamp %.17g s%s: outside " AD_TIME_RANGE "%s",
                      out[i].time, p->format == AD_FMT_JSON && p->timestamp ?
                      " (payload.timestamp_unit applied)" : "", hint);

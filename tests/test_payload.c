@@ -169,6 +169,10 @@ static void test_senml(void)
                err);
     T_CHECK(rc == AD_ERANGE && n == 0 && strstr(err, "outside 1970-01-01 .. 9999-12-31"),
             "overflowing bt+t refused: rc %d %s", rc, err);
+    /* a bt in milliseconds: the error says SenML times are seconds */
+    rc = parse(p, "t", "[{\"bt\":1700000000500,\"n\":\"current\",\"v\":1}]", s, &n, &u, err);
+    T_CHECK(rc == AD_ERANGE && strstr(err, "SenML times (bt, t) are seconds"),
+            "bt in ms: rc %d %s", rc, err);
     ad_payload_parser_free(p);
 }
 
