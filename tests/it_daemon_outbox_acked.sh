@@ -47,10 +47,12 @@ sleep 0.3
 $AD_BIN run -c "$D/ad.json" --log-level debug 2>> "$D/daemon.log" & DPID=$!
 it_wait_log "$D/daemon.log" 'mqtt: connected' 10 1 ||
     { it_fail "daemon connects" "$(tail -5 "$D/daemon.log")"; exit 1; }
-# 20 pumps, 100 rows a second each for 12 s; pump1 cavitates from row 300
-START=$(( $(date +%s) - 1200 * 60 ))
-$H pub --port "$IT_PORT" --devices 20 --rows 1200 --rate 100 --start "$START" \
-    --fault 'cavitation@300m+900m' --fault-devices pump1 --topic 'plant/{device}/data' &
+# 20 pumps, 100 rows a second each for 30 s (long enough to flow past the
+# kill on a loaded machine or under the sanitizers, where the raise can
+# come 10 s in); pump1 cavitates from row 300
+START=$(( $(date +%s) - 3000 * 60 ))
+$H pub --port "$IT_PORT" --devices 20 --rows 3000 --rate 100 --start "$START" \
+    --fault 'cavitation@300m+2700m' --fault-devices pump1 --topic 'plant/{device}/data' &
 PPID2=$!
 $H wait --file "$D/sub1.jsonl" --match topic=anomalyd/alerts/pump/pump1 event=raised --timeout 30 \
     >/dev/null || { it_fail "pump1 raises an alert" "$(tail -3 "$D/daemon.log")"; exit 1; }
