@@ -47,14 +47,16 @@ sleep 0.3
 $AD_BIN run -c "$D/ad.json" --log-level debug 2>> "$D/daemon.log" & DPID=$!
 it_wait_log "$D/daemon.log" 'mqtt: connected' 10 1 ||
     { it_fail "daemon connects" "$(tail -5 "$D/daemon.log")"; exit 1; }
-# 20 pumps, 100 rows a second each for 30 s (long enough to flow past the
-# kill on a loaded machine or under the sanitizers, where the raise can
-# come 10 s in); pump1 cavitates from row 300
-START=$(( $(date +%s) - 3000 * 60 ))
-$H pub --port "$IT_PORT" --devices 20 --rows 3000 --rate 100 --start "$START" \
-    --fault 'cavitation@300m+2700m' --fault-devices pump1 --topic 'plant/{device}/data' &
+# 20 pumps, 40 rows a second each (800 messages a second, steady) for up
+# to 150 s, stopped after the kill: rows flow past it on a loaded machine
+# or under the sanitizers, where the raise can come tens of seconds in (at
+# 100 rows a second for 12 s the publisher had ended before the kill);
+# pump1 cavitates from row 300
+START=$(( $(date +%s) - 6000 * 60 ))
+$H pub --port "$IT_PORT" --devices 20 --rows 6000 --rate 40 --start "$START" \
+    --fault 'cavitation@300m+5700m' --fault-devices pump1 --topic 'plant/{device}/data' &
 PPID2=$!
-$H wait --file "$D/sub1.jsonl" --match topic=anomalyd/alerts/pump/pump1 event=raised --timeout 30 \
+$H wait --file "$D/sub1.jsonl" --match topic=anomalyd/alerts/pump/pump1 event=raised --timeout 90 \
     >/dev/null || { it_fail "pump1 raises an alert" "$(tail -3 "$D/daemon.log")"; exit 1; }
 id=$($PYTHON -c '
 import json, sys
