@@ -790,6 +790,14 @@ static void restore_calibration(restore_req *r, stream_rec *s)
      * it already) and the old threshold guards the new calibration */
     ad_detector_restore_alert(s->d, r->js, r->mode == RESTORE_NEW ? AD_CLOSE_RESTART :
                               AD_CLOSE_RELOAD);
+    /* and the operator's feedback (acknowledgement, false alarms, a
+     * freeze): an operator's decision, not a figure of the calibration
+     * (before, a freeze was lost here: the retained state said frozen
+     * after a reload while the new threshold adapted, and a restart with
+     * other calibration settings dropped the feedback altogether) */
+    if (command_state_restore(s, r->js) < 0)
+        ad_log(AD_LOG_WARNING, "stream %s/%s: saved operator feedback not restored: out of "
+               "memory", s->det->c->name, s->key);
     /* a reload's rebuild: its window rows go on when the reload found them
      * fit (reload.c; else it took them out), so the new calibration or
      * model scores from the next row */

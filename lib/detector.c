@@ -1484,6 +1484,8 @@ static int norm_fit(ad_detector *d, char *err, size_t errlen)
         ad_log(AD_LOG_INFO, "%s: %zu calibration windows scored above the previous "
                "threshold %g once normalised and were left out", d->who, out, d->calib_guard);
     }
+    /* an operator's freeze (a command during calibration) holds */
+    ad_threshold_freeze(tn, ad_threshold_frozen(d->thr));
     ad_threshold_free(d->thr);
     d->thr = tn;
     tn = NULL;

@@ -607,6 +607,12 @@ static void stream_resume(ad_detector *d)
     ad_stream_resume(d->stream, d->last_ts);
     if (d->max_ts == INT64_MIN)     /* not one that has taken rows (a reload's) */
         d->max_ts = d->last_ts;
+    /* the monitor's clock too: else the first values refused stamped
+     * their event at data time 0 (1970), and the next tick's jump of the
+     * clock to the stream's time emptied the bucket and cleared it while
+     * values were still refused */
+    if (d->dq)
+        ad_dq_advance(d->dq, d->max_ts);
 }
 
 /* Continue the saved alert part after a successful restore. */

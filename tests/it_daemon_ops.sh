@@ -5,7 +5,8 @@
 # the last will, entities removed on eviction), operator commands (ack,
 # false_alarm, freeze over MQTT 3.1.1 and MQTT 5 with response topic and
 # correlation data; bad JSON, unknown command, unknown stream answered and
-# counted; feedback kept across a restart) and the Prometheus text file
+# counted; feedback kept across a restart, also one with other calibration
+# settings, and a reload to others) and the Prometheus text file
 # (format validated, counters, per-stream cap).
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
@@ -219,6 +220,49 @@ if $H wait --file "$D/sub.jsonl" --match topic=$ST/pump2 phase=detecting false_a
     it_ok "restart: pump2 keeps its false alarm, raised threshold $FA_THR and freeze"
 else
     it_fail "restart: feedback kept" "$($O last --file "$D/sub.jsonl" --topic $ST/pump2) $(cat "$D/daemon2.log")"
+fi
+
+# --- other calibration settings: the stream recalibrates, the operator's
+# feedback (false alarm, freeze) is kept: a restart with them, then a
+# reload to yet others. Before, the restart dropped it (the state topic
+# said frozen false) and the reload kept saying frozen while the new
+# threshold adapted (its saved threshold not frozen).
+kill -TERM "$DPID"; wait "$DPID"; DPID=
+# (rows.max_future_ms 0: the rows below come after the data of the runs
+# before, which ran ahead of the clock)
+sed 's/"calibration": {"windows": 100}, "idle_evict_s": 0/"calibration": {"windows": 40}, "rows": {"max_future_ms": 0}, "idle_evict_s": 0/' \
+    "$D/ad.json" > "$D/ad2.json"
+: > "$D/sub.jsonl"
+$AD_BIN run -c "$D/ad2.json" 2> "$D/daemon3.log" & DPID=$!
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
+$H pub --port "$IT_PORT" --devices 2 --rows 300 --start "$(( $(date +%s) + 86400 ))"
+frozen_saved() { # frozen_saved FILE: the saved threshold is calibrated and frozen
+    $PYTHON -c 'import json,sys
+o=json.load(open(sys.argv[1]))
+t=o.get("state") or {}
+sys.exit(0 if t.get("fitted") is True and t.get("frozen") is True else 1)' "$1" 2>/dev/null; }
+if $H wait --file "$D/sub.jsonl" --match topic=$ST/pump2 phase=detecting false_alarms=1 frozen=True \
+       --timeout 20 >/dev/null &&
+   grep -q 'saved calibration not reused' "$D/daemon3.log" &&
+   it_wait_until 10 frozen_saved "$D/state/pump/pump2.state.json"; then
+    it_ok "restart with other calibration settings: recalibrated, the false alarm and the freeze kept (state topic and the saved threshold)"
+else
+    it_fail "restart with other calibration settings: feedback kept" \
+        "$($O last --file "$D/sub.jsonl" --topic $ST/pump2) $(head -c 600 "$D/state/pump/pump2.state.json")"
+fi
+sed 's/"calibration": {"windows": 40}, "rows"/"calibration": {"windows": 50}, "rows"/' \
+    "$D/ad2.json" > "$D/ad3.json" && cp "$D/ad3.json" "$D/ad2.json"
+: > "$D/sub.jsonl"
+kill -HUP "$DPID"
+it_wait_until 10 grep -q 'reload' "$D/daemon3.log"
+$H pub --port "$IT_PORT" --devices 2 --rows 300 --start "$(( $(date +%s) + 2 * 86400 ))"
+if $H wait --file "$D/sub.jsonl" --match topic=$ST/pump2 phase=detecting false_alarms=1 frozen=True \
+       --timeout 20 >/dev/null && [ "$(grep -c 'saved calibration not reused' "$D/daemon3.log")" -ge 2 ] &&
+   it_wait_until 10 frozen_saved "$D/state/pump/pump2.state.json"; then
+    it_ok "reload to other calibration settings: recalibrated, the freeze holds on the new threshold"
+else
+    it_fail "reload to other calibration settings: freeze holds" \
+        "$($O last --file "$D/sub.jsonl" --topic $ST/pump2) $(grep -i 'calibration\|reload' "$D/daemon3.log" | tail -5)"
 fi
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 exit 0

@@ -450,6 +450,37 @@ out:
     ad_model_free(m);
 }
 
+/* An operator's freeze during calibration holds once the scales are
+ * learned: the normalised threshold is a new one (before, it started
+ * unfrozen and adapted though the operator had frozen it). */
+static void test_freeze_kept(void)
+{
+    static run r;
+    ad_model *m = t_zero_model(T, F);
+    double row[F];
+    int64_t ts = 1700000000000LL;
+    char *s = NULL;
+    int i;
+
+    if (!m || open_run(&r, AD_NORM_FEATURE, m))
+        goto out;
+    rng = 7;
+    for (i = 0; i < CALIB + T - 1; i++, ts += 1000) {
+        if (i == T + CALIB / 2)
+            ad_detector_freeze(r.d, 1);
+        make_row(row, NORMAL);
+        push(&r, row, ts);
+    }
+    s = ad_detector_save(r.d);
+    T_CHECK(s != NULL && strstr(s, "\"fitted\":true") != NULL &&
+            strstr(s, "\"frozen\":true") != NULL,
+            "calibrated with the scales learned, the threshold still frozen");
+out:
+    free(s);
+    ad_detector_free(r.d);
+    ad_model_free(m);
+}
+
 static void test_cfg_check(void)
 {
     ad_detector_cfg c;
@@ -506,5 +537,6 @@ int main(void)
     T_RUN(test_state_round_trip);
     T_RUN(test_state_exact);
     T_RUN(test_recalibrate);
+    T_RUN(test_freeze_kept);
     return t_done();
 }
