@@ -331,8 +331,8 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
                      (unsigned long long)fut, by_rec ? "record " : "", (long long)ts_ms,
                      (long long)(ts_ms - arrival_ms),
                      (long long)s->det->c->pipe.stream.max_future_ms,
-                     by_rec ? ": the producer's clock is ahead (kafka.row_time \"arrival\" "
-                     "would stamp such records on arrival)" : "");
+                     by_rec ? ": the producer's clock is ahead of this instance's "
+                     "(kafka.row_time \"arrival\" would stamp such records on arrival)" : "");
     if (late)
         dd_bad_input(dd, "%sdetector %s: stream %s: %llu sample(s) dropped as late "
                      "(%stimestamp %lld ms is behind rows already assembled; "
