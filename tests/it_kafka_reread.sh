@@ -15,7 +15,8 @@
 #     the partition, restores the states and reads every record again: the
 #     records at or before each stream's restored last row are dropped (5
 #     samples a row, counted exactly from the states a wrote), the others
-#     applied, and pump1's fault raised once in all.
+#     applied, and pump1's fault raised once in all. (Stamped on arrival,
+#     b applied all 600 rows again and raised the fault a second time.)
 #  2. A producer clock an hour ahead: the record's samples are rejected as
 #     future (rows.max_future_ms), with an error naming the record; a clock
 #     before 2000 is warned of, naming the record; a record without a
