@@ -55,7 +55,7 @@ BIN      = $(BUILD)/anomalyd
 # Keep object files of pattern chains (tests, benches) between runs.
 .SECONDARY:
 .DELETE_ON_ERROR:
-all: $(BIN) $(TEST_BIN) $(BENCH_BIN) $(TOOL_BIN) $(BUILD)/tests/kafka_mock
+all: $(BIN) $(TEST_BIN) $(BENCH_BIN) $(TOOL_BIN) $(BUILD)/tests/kafka_mock $(BUILD)/tests/kafka_put
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h tests/*.h)
 	@mkdir -p $(dir $@)
@@ -72,8 +72,12 @@ $(LIBADD): $(DAEMON_OBJ)
 $(BIN): $(BUILD)/daemon/main.o $(LIBADD) $(LIBAD)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lsystemd
 
-# The Kafka mock cluster of the Kafka integration tests (librdkafka only).
+# The Kafka mock cluster of the Kafka integration tests, and their producer
+# of records with set timestamps (librdkafka only).
 $(BUILD)/tests/kafka_mock: $(BUILD)/tests/kafka_mock.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/kafka_put: $(BUILD)/tests/kafka_put.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBADD) $(LIBAD)

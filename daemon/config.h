@@ -80,7 +80,13 @@ typedef struct ad_kafka_cfg {
     ad_strmap properties;       /* librdkafka properties passed through */
     ad_strmap property_files;   /* property -> file whose first line is its value */
     double commit_interval;     /* seconds between offset commits */
+    int row_time;               /* AD_KROW_*: the time of samples without one */
 } ad_kafka_cfg;
+
+/* kafka.row_time: a Kafka payload's samples without a time of their own
+ * take the record's timestamp (the arrival time when it has none), or the
+ * arrival time. */
+enum { AD_KROW_RECORD = 0, AD_KROW_ARRIVAL = 1 };
 
 enum { AD_ALERTS_MQTT = 0, AD_ALERTS_KAFKA = 1, AD_ALERTS_BOTH = 2 };
 

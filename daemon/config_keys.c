@@ -356,6 +356,10 @@ static const key kafka_keys[] = {
       "ssl.key.password); relative to the config file" },
     { "commit_interval_s", K_NUM, OK_(commit_interval), 0.05, 3600, "1", 0, NULL, NULL,
       "offsets are committed this often, once the windows they complete are scored (not while the group rebalances: docs/scaling.md)" },
+    { "row_time", K_ENUM, OK_(row_time), 0, 0, "record", 0, "record|arrival", NULL,
+      "time of payload samples without one: the record's timestamp (CreateTime or "
+      "LogAppendTime; the arrival time for a record without one), so that records read "
+      "again after a crash are not applied twice; or the arrival time (docs/scaling.md)" },
 };
 static const table kafka_table = TAB(kafka_keys);
 

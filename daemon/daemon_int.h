@@ -81,9 +81,24 @@ typedef struct old_det {
 typedef struct held_msg {
     struct held_msg *next;
     double now_s;                /* arrival time given to the message */
+    int64_t rec_ms;              /* the Kafka record's time its samples without
+                                  * one took, or INT64_MIN */
+    char *origin;                /* the Kafka record ("in[0]@17"), or NULL */
     int n;
     ad_sample smp[];
 } held_msg;
+
+/* The Kafka record a message is (streams_message_key): named in what is
+ * logged about its samples; with kafka.row_time "record" its timestamp is
+ * the time of the samples its payload gives none (borrowed, for the call). */
+typedef struct kafka_rec {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t ts_ms;               /* record timestamp (ms since the epoch); -1:
+                                  * none, or kafka.row_time "arrival" */
+    const char *ts_type;         /* "CreateTime" or "LogAppendTime" */
+} kafka_rec;
 
 struct det_rt;
 struct restore_req;
@@ -128,6 +143,9 @@ typedef struct stream_rec {
     uint64_t state_pub_ms;       /* uv_now of the last state published */
     uint64_t state_conn;         /* ad_daemon.conns at its last retained state */
     int64_t last_arrival_ms;     /* arrival time given to the last message */
+    int64_t last_rec_raw;        /* the last Kafka record timestamp taken as a
+                                  * time (kafka.row_time record), 0: none yet */
+    int64_t last_rec_ms;         /* the time its samples were given */
     int64_t arrival_floor_ms;    /* restored: time-less samples are stamped
                                   * after this (the saved last row), 0: none */
     struct batch *open;          /* open batch for a stream-owned model */
@@ -198,6 +216,7 @@ typedef struct det_rt {
     det_counts retired;          /* figures of its streams already gone */
     int warned_unit;             /* a sample time before 2000 was warned of */
     int warned_late_held;        /* period samples held for the next row, told once */
+    int warned_rec_time;         /* a Kafka record time before 2000 was warned of */
 } det_rt;
 
 
@@ -404,9 +423,12 @@ void gen_make_state_dirs(gen *g);
 /* Route one message's payload to the stream of detector d it names. */
 void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *payload,
                      size_t len, double now_s);
-/* The same for a message whose stream key is its Kafka record key. */
+/* The same for a Kafka record (rec, borrowed), whose key is the stream key.
+ * Samples without a time take the record's (rec->ts_ms >= 0), else the
+ * arrival time now_s. */
 void streams_message_key(ad_daemon *dd, det_rt *d, const char *key, const char *topic,
-                         const void *payload, size_t len, double now_s);
+                         const void *payload, size_t len, double now_s,
+                         const kafka_rec *rec);
 /* Push the samples held during a restore, in arrival order. */
 void streams_release_held(ad_daemon *dd, stream_rec *s);
 /* Publish, save, train on the detector's queued events; 1 if its state changed. */

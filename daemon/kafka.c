@@ -71,6 +71,7 @@ typedef struct ad_kafka {
     size_t nheld, held_next, held_cap;
     rd_kafka_topic_partition_list_t *holdp;
     size_t max_bytes;              /* the producer's message.max.bytes */
+    int warned_no_ts;              /* a record without a timestamp was warned of */
     /* alert events handed to the producer and not delivered yet, in the
      * order produced (the outbox keeps them across a crash) */
     struct kmsg *pend_head, *pend_tail;
@@ -209,6 +210,39 @@ static int handed_over(ad_kafka *k, kent *e, const char *topic, int ti,
     return 1;
 }
 
+/* The record of m for the streams: named in what is logged of it, and
+ * with kafka.row_time "record" its timestamp (CreateTime, or LogAppendTime
+ * when the topic has the broker stamp records) the time of the samples
+ * without one. A record without a timestamp (a message format older than
+ * Kafka 0.10, kept by the topic or written by an old client) leaves them
+ * the arrival time: warned of once, since such records read again after a
+ * crash are applied again. */
+static void record_of(ad_kafka *k, const rd_kafka_message_t *m, const char *topic,
+                      kafka_rec *r)
+{
+    rd_kafka_timestamp_type_t tt = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+    int64_t ts = rd_kafka_message_timestamp(m, &tt);
+
+    r->topic = topic;
+    r->partition = m->partition;
+    r->offset = m->offset;
+    r->ts_type = tt == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? "LogAppendTime" : "CreateTime";
+    r->ts_ms = -1;
+    if (kcfg(k)->row_time != AD_KROW_RECORD)
+        return;
+    if (tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts == -1) {
+        if (!k->warned_no_ts) {
+            k->warned_no_ts = 1;
+            ad_log(AD_LOG_WARNING, "kafka %s[%d]@%lld: record without a timestamp: the "
+                   "samples of such records without a time of their own take the arrival "
+                   "time, and are applied again if read again after a crash (warned once)",
+                   topic, (int)m->partition, (long long)m->offset);
+        }
+        return;
+    }
+    r->ts_ms = ts;
+}
+
 static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
 {
     ad_daemon *dd = k->dd;
@@ -216,6 +250,7 @@ static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
     const char *topic = rd_kafka_topic_name(m->rkt);
     char key[KEY_MAX], tk[KEY_MAX + 80];
     int matched = 0, skipped = 0, ti = topic_index(k, topic);
+    kafka_rec rec;
 
     dd->c.messages_in++;
     if (dd->stopping) { dd->c.ignored_stopping++; return; }
@@ -235,6 +270,7 @@ static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
     memcpy(key, m->key, m->key_len);
     key[m->key_len] = '\0';
     dd_arrival_clock(dd);
+    record_of(k, m, topic, &rec);
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];
         for (int j = 0; j < d->c->kafka_topics.n; j++)
@@ -251,7 +287,7 @@ static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
                     e->topic = ti;
                 }
                 streams_message_key(dd, d, key, topic, m->payload, m->len,
-                                    (double)dd->arr_wall_ms / 1000.0);
+                                    (double)dd->arr_wall_ms / 1000.0, &rec);
                 break;
             }
     }

@@ -110,6 +110,7 @@ static void free_held(stream_rec *s)
     while (s->held) {
         held_msg *h = s->held;
         s->held = h->next;
+        free(h->origin);
         free(h);
     }
     s->held_tail = NULL;
@@ -305,29 +306,41 @@ stream_rec *streams_open(ad_daemon *dd, det_rt *d, const char *key)
 #define STATE_REFRESH_MS 60000
 
 /* Rejections by row assembly since the last look: logged (bounded rate,
- * dd_bad_input) naming the detector, the stream and what was wrong. */
-static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, int64_t ts_ms)
+ * dd_bad_input) naming the detector, the stream and what was wrong, and
+ * the Kafka record (origin, or NULL) whose samples they were; rec_ms: the
+ * time its record timestamp gave them (kafka.row_time record), or
+ * INT64_MIN. */
+static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, int64_t ts_ms,
+                            const char *origin, int64_t rec_ms)
 {
     ad_detector_stats st;
     uint64_t fut, late;
+    char rec[400] = "";
+    int by_rec = origin && ts_ms == rec_ms;
     ad_detector_get_stats(s->d, &st);
     fut = st.stream.future_values - s->seen_future;
     late = st.stream.ooo_values - s->seen_late;
     s->seen_future = st.stream.future_values;
     s->seen_late = st.stream.ooo_values;
+    if (origin)
+        snprintf(rec, sizeof rec, "kafka %s: ", origin);
     if (fut)
-        dd_bad_input(dd, "detector %s: stream %s: %llu sample(s) rejected as future "
-                     "(timestamp %lld ms is %lld ms after its arrival; "
-                     "rows.max_future_ms %lld)", s->det->c->name, s->key,
-                     (unsigned long long)fut, (long long)ts_ms,
+        dd_bad_input(dd, "%sdetector %s: stream %s: %llu sample(s) rejected as future "
+                     "(%stimestamp %lld ms is %lld ms after its arrival; "
+                     "rows.max_future_ms %lld)%s", rec, s->det->c->name, s->key,
+                     (unsigned long long)fut, by_rec ? "record " : "", (long long)ts_ms,
                      (long long)(ts_ms - arrival_ms),
-                     (long long)s->det->c->pipe.stream.max_future_ms);
+                     (long long)s->det->c->pipe.stream.max_future_ms,
+                     by_rec ? ": the producer's clock is ahead of this instance's "
+                     "(kafka.row_time \"arrival\" would stamp such records on arrival)" : "");
     if (late)
-        dd_bad_input(dd, "detector %s: stream %s: %llu sample(s) dropped as late "
-                     "(timestamp %lld ms is behind rows already assembled; "
-                     "rows.max_lateness_ms %lld)", s->det->c->name, s->key,
-                     (unsigned long long)late, (long long)ts_ms,
-                     (long long)s->det->c->pipe.stream.max_lateness_ms);
+        dd_bad_input(dd, "%sdetector %s: stream %s: %llu sample(s) dropped as late "
+                     "(%stimestamp %lld ms is behind rows already assembled; "
+                     "rows.max_lateness_ms %lld)%s", rec, s->det->c->name, s->key,
+                     (unsigned long long)late, by_rec ? "record " : "", (long long)ts_ms,
+                     (long long)s->det->c->pipe.stream.max_lateness_ms,
+                     by_rec ? "; a record read again after a crash is dropped so: the "
+                     "state its stream was restored from holds its row" : "");
     /* the retained state's counts follow, at most once a minute: a stream
      * whose every sample is refused changes nothing else */
     if ((fut || late) && uv_now(dd->loop) - s->state_pub_ms >= STATE_REFRESH_MS)
@@ -410,7 +423,7 @@ static double arrival_after_restore(stream_rec *s, const ad_sample *smp, int n, 
 }
 
 static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,
-                         double now_s)
+                         double now_s, const char *origin, int64_t rec_ms)
 {
     det_rt *d = s->det;
     int64_t arrival, bad_ts = 0;
@@ -448,7 +461,7 @@ static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int
         }
     }
     if (bad)
-        note_rejections(dd, s, arrival, bad_ts);
+        note_rejections(dd, s, arrival, bad_ts, origin, rec_ms);
     if (d->c->pipe.stream.mode == AD_ASM_PERIOD && !d->warned_late_held)
         note_late_held(s);
     batch_pull(dd, s);
@@ -456,16 +469,20 @@ static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int
 
 /* Keep a message's samples until the stream's restore is installed. */
 static void hold_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,
-                         double now_s)
+                         double now_s, const char *origin, int64_t rec_ms)
 {
     held_msg *h = malloc(sizeof *h + (size_t)n * sizeof *smp);
-    if (!h) {
+    if (!h || (origin && !(h->origin = strdup(origin)))) {
+        free(h);
         dd_bad_input(dd, "detector %s: stream %s: out of memory, %d sample(s) dropped",
                      s->det->c->name, s->key, n);
         return;
     }
+    if (!origin)
+        h->origin = NULL;
     h->next = NULL;
     h->now_s = now_s;
+    h->rec_ms = rec_ms;
     h->n = n;
     memcpy(h->smp, smp, (size_t)n * sizeof *smp);
     if (s->held_tail) s->held_tail->next = h; else s->held = h;
@@ -479,7 +496,8 @@ void streams_release_held(ad_daemon *dd, stream_rec *s)
         held_msg *h = s->held;
         s->held = h->next;
         if (!s->held) s->held_tail = NULL;
-        push_samples(dd, s, h->smp, h->n, h->now_s);
+        push_samples(dd, s, h->smp, h->n, h->now_s, h->origin, h->rec_ms);
+        free(h->origin);
         free(h);
         n++;
     }
@@ -489,7 +507,8 @@ void streams_release_held(ad_daemon *dd, stream_rec *s)
 }
 
 static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
-                    const char *topic, const void *payload, size_t len, double now_s);
+                    const char *topic, const void *payload, size_t len, double now_s,
+                    const kafka_rec *rec);
 
 void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *payload,
                      size_t len, double now_s)
@@ -502,23 +521,50 @@ void streams_message(ad_daemon *dd, det_rt *d, const char *topic, const void *pa
                      d->c->name, topic);
         return;
     }
-    message(dd, d, key, 1, topic, payload, len, now_s);
+    message(dd, d, key, 1, topic, payload, len, now_s, NULL);
 }
 
 void streams_message_key(ad_daemon *dd, det_rt *d, const char *key, const char *topic,
-                         const void *payload, size_t len, double now_s)
+                         const void *payload, size_t len, double now_s,
+                         const kafka_rec *rec)
 {
-    message(dd, d, key, 0, topic, payload, len, now_s);
+    message(dd, d, key, 0, topic, payload, len, now_s, rec);
+}
+
+/* The time (ms) a Kafka record's timestamp rec_ms gives the samples of its
+ * payload without one, on stream s. Records of one millisecond (a batch
+ * stamped LogAppendTime, a producer's burst) are 1 ms apart, in partition
+ * order, as arrival times are, so none is dropped as a duplicate. A
+ * timestamp behind the last one taken is the record's own: a record read
+ * again is at or behind the rows it gave, and the stream drops it as
+ * late, as it does a payload time behind its rows. */
+static int64_t record_time(stream_rec *s, int64_t rec_ms)
+{
+    int64_t t = rec_ms;
+    if (s->last_rec_raw > 0 && rec_ms == s->last_rec_raw)
+        t = s->last_rec_ms + 1;
+    else if (s->last_rec_raw > 0 && rec_ms > s->last_rec_raw && rec_ms <= s->last_rec_ms)
+        t = s->last_rec_ms + 1;     /* past a burst that ran into its millisecond */
+    s->last_rec_raw = rec_ms;
+    s->last_rec_ms = t;
+    return t;
 }
 
 /* A message for stream `key` of d, keyed by its MQTT topic's levels
- * (by_topic) or by a Kafka record key. */
+ * (by_topic) or by a Kafka record key (rec: the record). */
 static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
-                    const char *topic, const void *payload, size_t len, double now_s)
+                    const char *topic, const void *payload, size_t len, double now_s,
+                    const kafka_rec *rec)
 {
     ad_sample *smp;
-    char err[256];
-    int n = 0, unk = 0, rc;
+    char err[256], origin[300];
+    int n = 0, unk = 0, rc, untimed = 0;
+    int64_t rec_ms = INT64_MIN;
+    /* the record's time is a time for the samples without one: a SenML
+     * relative time counts from it too */
+    int has_rec = rec && rec->ts_ms != -1;
+    int use_rec = has_rec && ad_time_ok((double)rec->ts_ms / 1000.0);
+    double base_s = use_rec ? (double)rec->ts_ms / 1000.0 : now_s;
     stream_rec *s;
     /* as many samples as the message's bytes can hold: a gateway's pack of
      * a device's backlog is taken whole (a model's features are fewer
@@ -539,13 +585,41 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
         dd->smp_cap = need;
     }
     smp = dd->smp;
-    rc = ad_payload_parse(d->parser, topic, payload, len, now_s, smp, (int)need, &n, &unk,
+    if (rec)
+        snprintf(origin, sizeof origin, "%.200s[%d]@%lld", rec->topic, (int)rec->partition,
+                 (long long)rec->offset);
+    rc = ad_payload_parse(d->parser, topic, payload, len, base_s, smp, (int)need, &n, &unk,
                           err, sizeof err);
     dd->c.unknown_fields += (uint64_t)unk;
     if (rc) {
         if (rc == AD_ENONFINITE) dd->c.nonfinite++; else dd->c.parse_errors++;
-        dd_bad_input(dd, "detector %s: topic %.128s: %s", d->c->name, topic, err);
+        if (rec)
+            dd_bad_input(dd, "kafka %s: detector %s: %s", origin, d->c->name, err);
+        else
+            dd_bad_input(dd, "detector %s: topic %.128s: %s", d->c->name, topic, err);
         goto out;
+    }
+    for (int i = 0; i < n; i++)
+        untimed += isnan(smp[i].time) != 0;
+    if (untimed && has_rec && !use_rec) {
+        /* a time no stream can hold (a payload time out of range is
+         * refused the same way) */
+        dd->c.parse_errors++;
+        dd_bad_input(dd, "kafka %s: detector %s: record timestamp %lld ms (%s) is not a time "
+                     "(%s): the record is dropped (kafka.row_time \"arrival\" stamps records "
+                     "on arrival)", origin, d->c->name, (long long)rec->ts_ms, rec->ts_type,
+                     AD_TIME_RANGE);
+        goto out;
+    }
+    if (untimed && use_rec && base_s < TS_UNIT_HINT_S && !d->warned_rec_time) {
+        char iso[40];
+        d->warned_rec_time = 1;
+        ad_iso_ms(rec->ts_ms, iso, sizeof iso);
+        ad_log(AD_LOG_WARNING, "kafka %s: detector %s: record timestamp %s (%s) is before "
+               "2000: the producer's clock looks unset, and the rows of its samples without "
+               "a time take it; set its clock, or kafka.row_time \"arrival\" to stamp "
+               "records on arrival (warned once per detector)", origin, d->c->name, iso,
+               rec->ts_type);
     }
     if (!(s = streams_open(dd, d, key)))
         goto out;
@@ -554,9 +628,18 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
     else
         streams_note_topic(s, topic);
     s->last_ms = uv_now(dd->loop);
-    /* samples without a time take the arrival time, strictly increasing per
-     * stream (1 ms steps within a burst) so none is dropped as a duplicate */
-    {
+    if (untimed && use_rec) {
+        /* samples without a time take the record's (kafka.row_time record):
+         * a record read again after a crash has the time it had, at or
+         * before the last row of the state restored, not a new one after it */
+        rec_ms = record_time(s, rec->ts_ms);
+        for (int i = 0; i < n; i++)
+            if (isnan(smp[i].time))
+                smp[i].time = (double)rec_ms / 1000.0;
+    } else {
+        /* samples without a time take the arrival time, strictly increasing
+         * per stream (1 ms steps within a burst) so none is dropped as a
+         * duplicate */
         int64_t a = (int64_t)llround(now_s * 1000.0);
         if (a <= s->last_arrival_ms)
             a = s->last_arrival_ms + 1;
@@ -565,9 +648,9 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
     }
     dd->c.samples += (uint64_t)n;
     if (s->restoring || s->held)
-        hold_samples(dd, s, smp, n, now_s);
+        hold_samples(dd, s, smp, n, now_s, rec ? origin : NULL, rec_ms);
     else
-        push_samples(dd, s, smp, n, now_s);
+        push_samples(dd, s, smp, n, now_s, rec ? origin : NULL, rec_ms);
 out:
     /* a buffer beyond SMP_KEEP samples goes with its message */
     if (dd->smp_cap > SMP_KEEP) {

@@ -354,6 +354,29 @@ out:
 #undef KD
 }
 
+/* kafka.row_time: "record" by default, "arrival" on request, nothing else;
+ * a reload cannot change it (the streams' times would change clocks). */
+static void test_kafka_row_time(void)
+{
+#define KR(rt) "{\"kafka\":{\"bootstrap_servers\":\"127.0.0.1:9092\"" rt "},\"detectors\":[" \
+               "{\"name\":\"a\",\"model\":\"m.safetensors\",\"kafka_topics\":[\"in\"]}]}"
+    ad_config *c0 = NULL, *c1 = NULL, *c2 = NULL;
+    char err[512] = "";
+    T_CHECK(parse(KR(""), &c0, err, sizeof err) == 0, "%s", err);
+    T_CHECK(parse(KR(",\"row_time\":\"arrival\""), &c1, err, sizeof err) == 0, "%s", err);
+    T_CHECK(parse(KR(",\"row_time\":\"payload\""), &c2, err, sizeof err) < 0 &&
+            strstr(err, "kafka.row_time") && strstr(err, "record|arrival"),
+            "an unknown row_time refused, naming the key and the choices: %s", err);
+    if (!c0 || !c1) goto out;
+    T_CHECK(c0->kafka.row_time == AD_KROW_RECORD, "default: the record's timestamp");
+    T_CHECK(c1->kafka.row_time == AD_KROW_ARRIVAL, "arrival");
+    T_CHECK(ad_config_reload_ok(c0, c1, err, sizeof err) < 0 &&
+            strncmp(err, "kafka.row_time:", 15) == 0, "a reload cannot change it: %s", err);
+out:
+    ad_config_free(c0); ad_config_free(c1); ad_config_free(c2);
+#undef KR
+}
+
 static void test_file(void)
 {
     char err[512] = "";
@@ -380,6 +403,7 @@ int main(void)
     T_RUN(test_doc_errors);
     T_RUN(test_reload);
     T_RUN(test_reload_kafka);
+    T_RUN(test_kafka_row_time);
     T_RUN(test_file);
     return t_done();
 }
