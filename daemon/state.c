@@ -290,12 +290,13 @@ static int queued_in(const wjob *j, const char *path)
  * once until every file is written again. */
 static void writer_failed(ad_daemon *dd, wjob *j, const char *err)
 {
+    /* the writer's message names the file, uv's does not */
+    int named = strncmp(err, j->path, strlen(j->path)) == 0;
+
     dd->c.state_write_errors++;
     dd->w_fail_n++;
     if (!dd->w_failing) {
         dd->w_failing = 1;
-        /* the writer's message names the file, uv's does not */
-        int named = strncmp(err, j->path, strlen(j->path)) == 0;
         ad_log(AD_LOG_ERR, "state: cannot write %s%s%s; the state files not written are "
                "tried again until they are (stats state_write_errors, "
                "state_files_unwritten), and a restart meanwhile continues their streams "
@@ -305,7 +306,8 @@ static void writer_failed(ad_daemon *dd, wjob *j, const char *err)
         wjob_free(j);
         return;
     }
-    snprintf(j->err, sizeof j->err, "%s", err);
+    if (err != j->err)              /* uv's */
+        snprintf(j->err, sizeof j->err, "%s", err);
     j->failed = 0;
     j->next = dd->w_retry;
     dd->w_retry = j;
@@ -517,10 +519,14 @@ void state_writer_free(ad_daemon *dd)
     }
     dd->defer = NULL;
     dd->wq_tail = dd->wq_pri = NULL;
-    if (dd->w_retry)
-        ad_log(AD_LOG_ERR, "state: %u state file(s) not written at exit (%s: %s%s): the "
+    if (dd->w_retry) {
+        const wjob *j = dd->w_retry;
+        int named = strncmp(j->err, j->path, strlen(j->path)) == 0;
+        ad_log(AD_LOG_ERR, "state: %u state file(s) not written at exit (%s%s%s%s): the "
                "next start continues their streams from the older files", dd->w_retry_n,
-               dd->w_retry->path, dd->w_retry->err, dd->w_retry_n > 1 ? ", and others" : "");
+               named ? "" : j->path, named ? "" : ": ", j->err,
+               dd->w_retry_n > 1 ? ", and others" : "");
+    }
     while (dd->w_retry) {
         wjob *j = dd->w_retry;
         dd->w_retry = j->next;
