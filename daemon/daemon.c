@@ -273,6 +273,7 @@ static void house_cb(uv_timer_t *t)
     }
     streams_house(dd, evict);
     dd_limit_evict_flush(dd, now);
+    state_writer_retry(dd, 0);  /* files whose write failed, when due */
 }
 
 /* Messages read in one loop iteration arrived together: they share one
@@ -431,6 +432,9 @@ static void drain_cb(uv_timer_t *t)
                 publish_state(dd, s);
             state_save_handover(dd, s);
         }
+    /* the files whose write failed that these saves did not replace (the
+     * states of streams gone since, outbox.json): one last try */
+    state_writer_retry(dd, 1);
     kafka_stop(dd);
     publish_stats(dd);
     ad_mqtt_stop(dd->mqtt, STOP_MQTT_MS);

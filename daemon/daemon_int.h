@@ -264,6 +264,8 @@ typedef struct counters {
     uint64_t cmd_ok, cmd_bad_json, cmd_unknown_stream, cmd_unknown_command, cmd_failed;
     /* files the retention sweeps removed from the state dirs (retain.c) */
     uint64_t state_files_removed, state_bytes_removed;
+    /* failed writes of state_dir files (state.c: each attempt counts) */
+    uint64_t state_write_errors;
 } counters;
 
 /* Inference latency: the last LAT_RING windows (stats.c). */
@@ -363,6 +365,16 @@ typedef struct ad_daemon {
                                   * alert messages wait for, or NULL */
     uv_work_t w_req;
     int w_busy;
+    /* files whose last write failed (one a path, the newest state), tried
+     * again at w_retry_at (uv_now; 0: not scheduled) after w_retry_ms,
+     * doubled at each round that leaves some, up to RETRY_MAX_MS; a newer
+     * state of the path queued replaces its entry. w_failing: since the
+     * last time every file was written (said once, w_fail_n failures) */
+    wjob *w_retry;
+    unsigned w_retry_n;
+    uint64_t w_retry_at, w_retry_ms;
+    int w_failing;
+    uint64_t w_fail_n;
     wmsg *defer;                 /* alert messages for the next state_save */
     unsigned w_msgs;             /* alert messages waiting for their file */
     int restores;                /* stream restores in flight (parked included) */
@@ -524,8 +536,12 @@ int state_queued(const ad_daemon *dd, const char *path);
 /* Queue the restores parked while a retention sweep removed their
  * streams' files (retain_holds), in the order they were parked. */
 void state_restores_resume(ad_daemon *dd);
-/* Free the writer queue (at exit, after the loop ran dry). */
+/* Free the writer queue (at exit, after the loop ran dry); the files
+ * whose write failed and were not written since are named in an error. */
 void state_writer_free(ad_daemon *dd);
+/* Queue again the files whose write failed, when their time has come, or
+ * now with `now` (the stop). House tick. */
+void state_writer_retry(ad_daemon *dd, int now);
 /* Queue the state of every stream with an open alert, and of every stream
  * restored from a hand-over not saved since (stats interval). */
 void state_save_alerts(ad_daemon *dd);
@@ -654,8 +670,10 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev);
 /* Continual-learning decision (AD_EV_ADAPT) on the stream's events topic. */
 /* Close every open data-quality alert of s (a dq_cleared event with
  * `reason` each): its monitor is going away (evicted, rebuilt, stopped,
- * moved to another instance) and does not carry open conditions over. */
-void publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason);
+ * moved to another instance, or restored from a state that still listed
+ * them) and does not carry open conditions over. Returns how many were
+ * closed; the caller saves the stream's state when it outlives this. */
+int publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason);
 void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev);
 /* Add the figures of stream s to c (live streams and retired ones). */
 void publish_count_stream(const ad_detector *d, det_counts *c);

@@ -58,6 +58,8 @@ static const fam fams[] = {
     { "adapt_unoffered", "adapt_unoffered_windows_total", "counter", "Windows scored that continual learning never saw: more out at once than a stream keeps copies of.", 0 },
     { "state_files_removed", "state_files_removed_total", "counter", "State files removed by retention (state_retain_days).", 0 },
     { "state_bytes_removed", "state_removed_bytes_total", "counter", "Bytes of the state files removed by retention.", 0 },
+    { "state_write_errors", "state_write_errors_total", "counter", "Failed writes of state_dir files (each attempt; a file is tried again until written).", 0 },
+    { "state_files_unwritten", "state_files_unwritten", "gauge", "State files whose last write failed and that no write has replaced yet.", 0 },
     { "inference.batches", "inference_batches_total", "counter", "Forward-pass batches.", 0 },
     { "inference.workers", "inference_workers", "gauge", "Inference worker threads.", 0 },
     { "inference.spare_batches", "inference_spare_batches", "gauge", "Window batches allocated and not in use (kept for reuse).", 0 },

@@ -756,15 +756,16 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_Delete(o);
 }
 
-void publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
+int publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
 {
     det_rt *d = s->det;
     char now[1024], topic[1024], iso[40];
     int64_t end;
+    int n = 0;
     cJSON *x;
 
     if (!s->dq_open || !d)
-        return;
+        return 0;
     end = s->d && ad_detector_last_ts(s->d) ? ad_detector_last_ts(s->d) : (int64_t)dd_wall_ms();
     if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, now, sizeof now) < 0)
         now[0] = '\0';
@@ -802,9 +803,11 @@ void publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
                "reason %s", cJSON_IsString(id) ? id->valuestring : "?", d->c->name, s->key,
                cJSON_IsString(chk) ? chk->valuestring : "?", reason);
         dd->c.dq_cleared++;
+        n++;
     }
     cJSON_Delete(s->dq_open);
     s->dq_open = NULL;
+    return n;
 }
 
 void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev)
@@ -1024,6 +1027,8 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddNumberToObject(o, "adapt_unoffered", (double)t.unoffered);
     cJSON_AddNumberToObject(o, "state_files_removed", (double)dd->c.state_files_removed);
     cJSON_AddNumberToObject(o, "state_bytes_removed", (double)dd->c.state_bytes_removed);
+    cJSON_AddNumberToObject(o, "state_write_errors", (double)dd->c.state_write_errors);
+    cJSON_AddNumberToObject(o, "state_files_unwritten", (double)dd->w_retry_n);
     inference_json(dd, o, &p99);
     mq = cJSON_AddObjectToObject(o, "mqtt");
     cJSON_AddBoolToObject(mq, "connected", ms.connected);
@@ -1039,10 +1044,18 @@ void publish_stats(ad_daemon *dd)
     command_stats_json(dd, o);
     if (g->cfg->broker.stats_topic)
         publish_json(dd, g->cfg->broker.stats_topic, o, 0, 0);
-    ad_notify_status("%llu streams, %llu msgs, %llu windows scored, %llu alerts, p99 %.1f ms",
-                     (unsigned long long)t.streams, (unsigned long long)dd->c.messages_in,
-                     (unsigned long long)dd->c.windows_scored,
-                     (unsigned long long)dd->c.alerts_raised, p99);
+    if (dd->w_retry_n)
+        ad_notify_status("%llu streams, %llu msgs, %llu windows scored, %llu alerts, p99 %.1f ms; "
+                         "%u state file(s) not written (%llu failed writes)",
+                         (unsigned long long)t.streams, (unsigned long long)dd->c.messages_in,
+                         (unsigned long long)dd->c.windows_scored,
+                         (unsigned long long)dd->c.alerts_raised, p99, dd->w_retry_n,
+                         (unsigned long long)dd->c.state_write_errors);
+    else
+        ad_notify_status("%llu streams, %llu msgs, %llu windows scored, %llu alerts, p99 %.1f ms",
+                         (unsigned long long)t.streams, (unsigned long long)dd->c.messages_in,
+                         (unsigned long long)dd->c.windows_scored,
+                         (unsigned long long)dd->c.alerts_raised, p99);
     metrics_write(dd, o);
     cJSON_Delete(o);
 }

@@ -239,7 +239,9 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
         }
         /* new settings: a new detector; the old one waits in the graveyard
          * while batches in flight may read its model */
-        publish_dq_close_all(dd, s, "reload");   /* a new monitor too */
+        /* a new monitor too; the state saved above listed them open */
+        if (publish_dq_close_all(dd, s, "reload") > 0)
+            state_save(dd, s);
         if (streams_bury(dd, s) != 0) {
             /* its state is saved: a message brings it back from there;
              * the old detector goes with the stream, once no window of

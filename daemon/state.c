@@ -184,6 +184,12 @@ static void writer_kick(ad_daemon *dd);
  * alerts wait for at most this many other files, not for all of them. */
 #define WRITE_BATCH 16
 
+/* A file whose write failed is tried again after RETRY_MIN_MS, then after
+ * twice as long at each round that fails, up to RETRY_MAX_MS: a full disk
+ * is not hammered, and a freed one is written within 30 s. */
+#define RETRY_MIN_MS 1000
+#define RETRY_MAX_MS 30000
+
 static void wmsg_free(wmsg *m)
 {
     free(m->topic);
@@ -248,6 +254,71 @@ static void writer_work(uv_work_t *r)
         j->failed = ad_write_file_atomic(j->path, j->data, j->len, j->err, sizeof j->err) != 0;
 }
 
+/* The entry of the retry list for path, unlinked, or NULL. */
+static wjob *retry_take(ad_daemon *dd, const char *path)
+{
+    for (wjob **pp = &dd->w_retry; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->path, path) == 0) {
+            wjob *j = *pp;
+            *pp = j->next;
+            j->next = NULL;
+            dd->w_retry_n--;
+            return j;
+        }
+    return NULL;
+}
+
+/* A newer state of path is queued: the failed one is not written again. */
+static void retry_drop(ad_daemon *dd, const char *path)
+{
+    wjob *j;
+    if (dd->w_retry && (j = retry_take(dd, path)) != NULL)
+        wjob_free(j);
+}
+
+static int queued_in(const wjob *j, const char *path)
+{
+    for (; j; j = j->next)
+        if (strcmp(j->path, path) == 0)
+            return 1;
+    return 0;
+}
+
+/* A write of j failed (err): kept for the retry, unless a newer state of
+ * its path is queued meanwhile. A full disk, a read-only or removed
+ * state_dir: each failure is counted (stats state_write_errors), said
+ * once until every file is written again. */
+static void writer_failed(ad_daemon *dd, wjob *j, const char *err)
+{
+    /* the writer's message names the file, uv's does not */
+    int named = strncmp(err, j->path, strlen(j->path)) == 0;
+
+    dd->c.state_write_errors++;
+    dd->w_fail_n++;
+    if (!dd->w_failing) {
+        dd->w_failing = 1;
+        ad_log(AD_LOG_ERR, "state: cannot write %s%s%s; the state files not written are "
+               "tried again until they are (stats state_write_errors, "
+               "state_files_unwritten), and a restart meanwhile continues their streams "
+               "from the older files", named ? "" : j->path, named ? "" : ": ", err);
+    }
+    if (queued_in(dd->wq_head, j->path)) {
+        wjob_free(j);
+        return;
+    }
+    if (err != j->err)              /* uv's */
+        snprintf(j->err, sizeof j->err, "%s", err);
+    j->failed = 0;
+    j->next = dd->w_retry;
+    dd->w_retry = j;
+    dd->w_retry_n++;
+    if (!dd->w_retry_at && !dd->stopping) {
+        if (!dd->w_retry_ms)
+            dd->w_retry_ms = RETRY_MIN_MS;
+        dd->w_retry_at = uv_now(dd->loop) + dd->w_retry_ms;
+    }
+}
+
 static void writer_after(uv_work_t *r, int status)
 {
     ad_daemon *dd = r->data;
@@ -256,11 +327,45 @@ static void writer_after(uv_work_t *r, int status)
     dd->w_busy = 0;
     for (; j; j = n) {
         n = j->next;
+        j->next = NULL;
+        wmsg_publish(dd, j->msgs);      /* the file holds their alerts now (or
+                                         * could not: the alert still goes out) */
+        j->msgs = NULL;
         if (status != 0 || j->failed)
-            ad_log(AD_LOG_WARNING, "state: cannot write %s: %s", j->path,
-                   status ? uv_strerror(status) : j->err);
-        wmsg_publish(dd, j->msgs);      /* the file holds their alerts now */
-        wjob_free(j);
+            writer_failed(dd, j, status ? uv_strerror(status) : j->err);
+        else
+            wjob_free(j);
+    }
+    if (dd->w_failing && !dd->w_retry && !dd->w_busy && !dd->wq_head) {
+        ad_log(AD_LOG_NOTICE, "state: every state file is written again (%llu failed "
+               "write(s) meanwhile)", (unsigned long long)dd->w_fail_n);
+        dd->w_failing = 0;
+        dd->w_fail_n = 0;
+        dd->w_retry_ms = 0;
+        dd->w_retry_at = 0;
+    }
+    writer_kick(dd);
+}
+
+void state_writer_retry(ad_daemon *dd, int now)
+{
+    wjob *j;
+
+    if (!dd->w_retry || (!now && (!dd->w_retry_at || uv_now(dd->loop) < dd->w_retry_at)))
+        return;
+    /* the next round, if this one leaves some, waits twice as long */
+    dd->w_retry_at = 0;
+    dd->w_retry_ms = dd->w_retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : dd->w_retry_ms * 2;
+    while ((j = dd->w_retry) != NULL) {
+        dd->w_retry = j->next;
+        dd->w_retry_n--;
+        j->next = NULL;
+        if (queued_in(dd->wq_head, j->path) || queued_in(dd->w_batch, j->path)) {
+            wjob_free(j);           /* a newer state of it is on its way */
+            continue;
+        }
+        if (dd->wq_tail) dd->wq_tail->next = j; else dd->wq_head = j;
+        dd->wq_tail = j;
     }
     writer_kick(dd);
 }
@@ -309,6 +414,7 @@ static void wq_insert_ahead(ad_daemon *dd, wjob *j)
 static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *msgs)
 {
     wjob *j, *prev = NULL;
+    retry_drop(dd, path);           /* this state is newer */
     for (j = dd->wq_head; j; prev = j, j = j->next)
         if (strcmp(j->path, path) == 0) {
             free(j->data);
@@ -352,6 +458,7 @@ static int state_write(ad_daemon *dd, const char *path, char *data)
 static int state_write_ahead(ad_daemon *dd, const char *path, char *data)
 {
     wjob *j;
+    retry_drop(dd, path);           /* this state is newer */
     for (j = dd->wq_head; j; j = j->next)
         if (strcmp(j->path, path) == 0)
             return state_write_msgs(dd, path, data, NULL);
@@ -369,6 +476,8 @@ static int state_write_ahead(ad_daemon *dd, const char *path, char *data)
 
 int state_queued(const ad_daemon *dd, const char *path)
 {
+    if (queued_in(dd->w_retry, path))
+        return 1;
     for (const wjob *j = dd->w_batch; j; j = j->next)
         if (strcmp(j->path, path) == 0) return 1;
     for (const wjob *j = dd->wq_head; j; j = j->next)
@@ -380,6 +489,12 @@ int state_queued(const ad_daemon *dd, const char *path)
 static char *state_pending(const ad_daemon *dd, const char *path)
 {
     const wjob *hit = NULL;
+    /* a state whose write failed is the newest unless one is queued: a
+     * restore (a device back after its eviction, a reload's rebuild) goes
+     * on from it, not from the older file (its alert sequence, an alert
+     * cleared since) */
+    for (const wjob *j = dd->w_retry; j; j = j->next)
+        if (strcmp(j->path, path) == 0) hit = j;
     for (const wjob *j = dd->w_batch; j; j = j->next)
         if (strcmp(j->path, path) == 0) hit = j;
     for (const wjob *j = dd->wq_head; j; j = j->next)
@@ -404,6 +519,20 @@ void state_writer_free(ad_daemon *dd)
     }
     dd->defer = NULL;
     dd->wq_tail = dd->wq_pri = NULL;
+    if (dd->w_retry) {
+        const wjob *j = dd->w_retry;
+        int named = strncmp(j->err, j->path, strlen(j->path)) == 0;
+        ad_log(AD_LOG_ERR, "state: %u state file(s) not written at exit (%s%s%s%s): the "
+               "next start continues their streams from the older files", dd->w_retry_n,
+               named ? "" : j->path, named ? "" : ": ", j->err,
+               dd->w_retry_n > 1 ? ", and others" : "");
+    }
+    while (dd->w_retry) {
+        wjob *j = dd->w_retry;
+        dd->w_retry = j->next;
+        wjob_free(j);
+    }
+    dd->w_retry_n = 0;
 }
 
 /* Whether s has an open model alert whose topic it knows (s->alert_at). */
@@ -584,13 +713,19 @@ static char *attach_published(ad_daemon *dd, const stream_rec *s, char *js)
  * reload's rebuild), and the topics attach_topics kept, added to those s
  * knows (messages held during the restore, or the stream's own before a
  * reload's rebuild). */
-static void restore_extras(stream_rec *s, const char *js)
+static void restore_extras(stream_rec *s, const char *js, int dq)
 {
     cJSON *o, *t, *id, *tp, *kt;
 
-    if (!js || (!strstr(js, "\"alert_topic\"") && !strstr(js, "\"topics\"")) ||
+    if (!js || (!strstr(js, "\"alert_topic\"") && !strstr(js, "\"topics\"") &&
+                !strstr(js, "\"dq_open\"")) ||
         !(o = cJSON_Parse(js)))
         return;
+    /* the data-quality alerts open when it was saved (state_text): a new
+     * monitor does not continue them, the caller closes them */
+    t = cJSON_GetObjectItemCaseSensitive(o, "dq_open");
+    if (dq && !s->dq_open && cJSON_IsArray(t) && t->child)
+        s->dq_open = cJSON_DetachItemFromObjectCaseSensitive(o, "dq_open");
     t = cJSON_GetObjectItemCaseSensitive(o, "alert_topic");
     id = cJSON_GetObjectItemCaseSensitive(t, "alert_id");
     tp = cJSON_GetObjectItemCaseSensitive(t, "topic");
@@ -620,6 +755,11 @@ char *state_text(const stream_rec *s, int handover)
         char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));
         if (sw) { free(js); js = sw; }
     }
+    /* its open data-quality alerts (s->dq_open, with the topics they were
+     * raised on): whatever ends this process, the stream restored from
+     * this text closes them (restore_close_dq), as a clean stop does */
+    if (js && s->dq_open && s->dq_open->child)
+        js = splice_member(js, "dq_open", cJSON_PrintUnformatted(s->dq_open));
     return attach_extras(s, js);
 }
 
@@ -766,8 +906,9 @@ static void restore_calibration(restore_req *r, stream_rec *s)
     if (!r->js)
         return;
     /* before its clear can be published (a continued alert, or one closed
-     * below) */
-    restore_extras(s, r->js);
+     * below); its open data-quality alerts only for a new stream (a
+     * reload's rebuild closed them itself, reason reload) */
+    restore_extras(s, r->js, r->mode == RESTORE_NEW);
     if (s->own_model) {
         char *sw = swap_hash(r->js, ad_detector_cfg_hash(&s->det->c->pipe),
                              trained_cfg_hash(s->det));
@@ -896,6 +1037,13 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
                           ad_detector_last_ts(s->d) : 0;
     if (state_check_fed(dd, s))
         return 0;
+    /* the data-quality alerts its state says were open (the process that
+     * saved it ended without closing them: kill -9, a crash, a lost
+     * partition owner): closed now as a clean stop closes them, reason
+     * restart, and the file rewritten without them; a condition that
+     * still holds raises again */
+    if (s->dq_open && publish_dq_close_all(dd, s, "restart") > 0)
+        state_save(dd, s);
     /* A new stream is announced on its state topic right away (phase
      * collecting or calibrating), not only once it has calibrated; so is
      * a stream a reload rebuilt (recalibrating now). */
@@ -1044,12 +1192,16 @@ static int open_alert_in(const char *js, char *key, size_t len)
 
     /* parsed only when it may hold one (a start reads every file); any
      * spacing, a file may have been edited */
-    if (strstr(js, "\"open\"")) {
+    if (strstr(js, "\"open\"") || strstr(js, "\"dq_open\"")) {
         o = cJSON_Parse(js);
         a = cJSON_GetObjectItemCaseSensitive(o, "alert");
         op = cJSON_GetObjectItemCaseSensitive(a, "open");
         k = cJSON_GetObjectItemCaseSensitive(o, "stream");
         if (cJSON_IsObject(op))
+            ok = 2;
+        /* open data-quality alerts: the stream is restored to close them */
+        a = cJSON_GetObjectItemCaseSensitive(o, "dq_open");
+        if (cJSON_IsArray(a) && a->child)
             ok = 2;
         if (ok && cJSON_IsString(k) && strlen(k->valuestring) < len) {
             snprintf(key, len, "%s", k->valuestring);
@@ -2030,9 +2182,12 @@ void state_outbox_sync(ad_daemon *dd, int now)
             ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
         return;
     }
-    if (ad_write_file_atomic(path, txt, strlen(txt), err, sizeof err) != 0)
-        ad_log(AD_LOG_WARNING, "state: cannot write %s: %s", path, err);
-    else if (kept)
+    retry_drop(dd, path);           /* this one is newer */
+    if (ad_write_file_atomic(path, txt, strlen(txt), err, sizeof err) != 0) {
+        dd->c.state_write_errors++;
+        ad_log(AD_LOG_ERR, "state: cannot write %s: %s: %llu undelivered message(s) not "
+               "kept for the next start", path, err, (unsigned long long)kept);
+    } else if (kept)
         ad_log(AD_LOG_NOTICE, "state: %llu undelivered message(s) kept in %s",
                (unsigned long long)kept, path);
     free(txt);

@@ -681,6 +681,10 @@ int streams_events(ad_daemon *dd, stream_rec *s)
         case AD_EV_DQ_RAISED:
         case AD_EV_DQ_CLEARED:
             publish_dq(dd, s, &ev);
+            /* its open data-quality alerts are in its state (state_text):
+             * a restart after kill -9 closes the ones still open. The
+             * event goes at once, not after the write (docs/alerts.md) */
+            state_save(dd, s);
             state_changed = 1;
             break;
         case AD_EV_PHASE:

@@ -490,9 +490,10 @@ static char *detector_save(const ad_detector *d, int with_window)
                        d->has_calib_start);
 
     /* Not calibrated: still kept when the alert part matters (the seq
-     * counter, a calibration guard), so a restart neither reuses ids nor
-     * closes an alert twice. */
-    if (!fitted && !calibrating && ad_alerter_count(d->alert) == 0 && !(d->calib_guard > 0))
+     * counters, model and data quality, a calibration guard), so a restart
+     * neither reuses ids nor closes an alert twice. */
+    if (!fitted && !calibrating && ad_alerter_count(d->alert) == 0 && !(d->calib_guard > 0) &&
+        !(d->dq && ad_dq_seq(d->dq) > 0))
         return NULL;
     o = cJSON_CreateObject();
     if (o == NULL)

@@ -843,6 +843,11 @@ int ad_dq_active(const ad_dq *q)
     return q->n_active;
 }
 
+uint64_t ad_dq_seq(const ad_dq *q)
+{
+    return q->seq;
+}
+
 void ad_dq_get_learned(const ad_dq *q, int f, ad_dq_learned *o)
 {
     const dq_feat *ft;

@@ -283,6 +283,9 @@ int ad_dq_flagged(const ad_dq *q, int64_t from_ms, int64_t to_ms);
 /* Open conditions now (0 = data looks clean). */
 int ad_dq_active(const ad_dq *q);
 
+/* Events raised since creation or the restored state (the last seq). */
+uint64_t ad_dq_seq(const ad_dq *q);
+
 /* The learned figures of feature f (all 0 when f is out of range). */
 void ad_dq_get_learned(const ad_dq *q, int f, ad_dq_learned *out);
 void ad_dq_get_stats(const ad_dq *q, ad_dq_stats *st);
