@@ -339,8 +339,9 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
                      "rows.max_lateness_ms %lld)%s", rec, s->det->c->name, s->key,
                      (unsigned long long)late, by_rec ? "record " : "", (long long)ts_ms,
                      (long long)s->det->c->pipe.stream.max_lateness_ms,
-                     by_rec ? "; a record read again after a crash is dropped so: the "
-                     "state its stream was restored from holds its row" : "");
+                     by_rec ? ": a record time behind the stream's newest (a record read "
+                     "again after a crash, records of one key reordered or from two producers, "
+                     "a producer clock set back) is dropped so" : "");
     /* the retained state's counts follow, at most once a minute: a stream
      * whose every sample is refused changes nothing else */
     if ((fut || late) && uv_now(dd->loop) - s->state_pub_ms >= STATE_REFRESH_MS)
