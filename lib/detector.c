@@ -672,6 +672,7 @@ int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
     det_note_accepted(d, ts_ms);
     if (d->dq == NULL)
         return rc;
+    ad_dq_late(d->dq, 0, 1, det_late_clock(d, ts_ms));
     for (f = 0; f < d->F; f++) {
         int p = present == NULL || present[f];
         d->pres[f] = 0;
@@ -710,6 +711,9 @@ void ad_detector_advance(ad_detector *d, int64_t now_ms)
     ad_stream_advance(d->stream, now_ms);
     if (d->dq && (t = data_now(d, now_ms)) != INT64_MIN)
         ad_dq_advance(d->dq, t);
+    /* a stream silent for a window ends its late window (arrival clock) */
+    if (d->dq && d->has_arrival && now_ms > d->arrival_wall)
+        ad_dq_late(d->dq, 0, 0, now_ms);
 }
 
 /* Rows a collection holds at most: train_windows windows (stride 1), or

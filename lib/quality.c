@@ -79,6 +79,13 @@ struct ad_dq {
     /* stream-level conditions: dropout (all features) and rejected values
      * of unknown features, kept in a dq_feat slot of their own */
     dq_feat whole;
+    /* late: the current window of the ad_dq_late clock (see quality.h) */
+    int64_t lt_clock;       /* the clock, never backwards */
+    int64_t lt_w0;          /* start of the window; lt_open: one is open */
+    int64_t lt_first, lt_last;  /* first and last late value in it */
+    uint64_t lt_late, lt_ok;    /* values dropped as late / accepted in it */
+    uint64_t lt_count;      /* dropped as late since the raising window began */
+    int lt_has_clock, lt_open;
     dq_span spans[AD_DQ_SPANS];
     int n_spans, span_head;
     ad_dq_stats st;
@@ -149,6 +156,7 @@ const char *ad_dq_check_name(ad_dq_check c)
     case AD_DQ_RANGE: return "range";
     case AD_DQ_DROPOUT: return "dropout";
     case AD_DQ_REJECTED: return "rejected";
+    case AD_DQ_LATE: return "late";
     default: return "?";
     }
 }
@@ -824,6 +832,91 @@ void ad_dq_rejected(ad_dq *q, int feature, uint64_t n)
     dq_raise(q, ft, f, AD_DQ_REJECTED, q->now, &ev);
 }
 
+/* The late window holds the condition: enough values dropped as late
+ * (reject_count), more than were accepted. To raise, they must also span
+ * half the window: a burst (a redelivery) spans no time. */
+static int late_holds(const ad_dq *q, int to_raise)
+{
+    if (q->lt_late < (uint64_t)q->cfg.reject_count || q->lt_late <= q->lt_ok)
+        return 0;
+    return !to_raise || q->lt_last - q->lt_first >= q->cfg.reject_window_ms / 2;
+}
+
+static void late_window(ad_dq *q, int64_t at)
+{
+    q->lt_open = 1;
+    q->lt_w0 = at;
+    q->lt_late = q->lt_ok = 0;
+}
+
+static void late_clear(ad_dq *q)
+{
+    ad_dq_event ev;
+    uint64_t n = q->lt_late + q->lt_ok;
+
+    ev_init(&ev);
+    ev.limit = q->cfg.reject_count;
+    ev.window_ms = q->cfg.reject_window_ms;
+    ev.value = n > 0 ? (double)q->lt_late / (double)n : 0;
+    ev.count = q->lt_count;
+    dq_clear(q, &q->whole, -1, AD_DQ_LATE, q->now, &ev);
+}
+
+void ad_dq_late(ad_dq *q, uint64_t late, uint64_t accepted, int64_t clock_ms)
+{
+    dq_feat *w = &q->whole;
+    int open = (w->active & (1u << AD_DQ_LATE)) != 0;
+    ad_dq_event ev;
+
+    if (q->lt_has_clock && clock_ms < q->lt_clock)
+        clock_ms = q->lt_clock;
+    q->lt_clock = clock_ms;
+    q->lt_has_clock = 1;
+    if (q->cfg.reject_count <= 0) {     /* off (a reload may turn it off) */
+        if (open)
+            late_clear(q);
+        q->lt_open = 0;
+        return;
+    }
+    if (q->lt_open && ms_between(clock_ms, q->lt_w0) >= (double)q->cfg.reject_window_ms) {
+        /* the window ended: an open condition that it no longer shows
+         * clears; one still shown goes on in the next window */
+        if (open && !late_holds(q, 0)) {
+            late_clear(q);
+            open = 0;
+        }
+        q->lt_open = 0;
+        if (open)
+            late_window(q, clock_ms);
+    }
+    if (!q->lt_open) {
+        if (late == 0)
+            return;
+        late_window(q, clock_ms);
+    }
+    if (late > 0) {
+        if (q->lt_late == 0)
+            q->lt_first = clock_ms;
+        q->lt_last = clock_ms;
+    }
+    q->lt_late += late;
+    q->lt_ok += accepted;
+    if (open) {
+        q->lt_count += late;
+        return;
+    }
+    if (!late_holds(q, 1))
+        return;
+    q->lt_count = q->lt_late;
+    ev_init(&ev);
+    ev.since_ms = q->now;
+    ev.value = (double)q->lt_late / (double)(q->lt_late + q->lt_ok);
+    ev.limit = q->cfg.reject_count;
+    ev.window_ms = q->cfg.reject_window_ms;
+    ev.count = q->lt_count;
+    dq_raise(q, w, -1, AD_DQ_LATE, q->now, &ev);
+}
+
 void ad_dq_advance(ad_dq *q, int64_t now_ms)
 {
     int f;
@@ -1087,6 +1180,9 @@ static int add_check_fields(cJSON *o, const ad_dq_event *ev)
         return !ev->active || ad_json_num(o, "limit_ms", ev->limit);
     case AD_DQ_REJECTED:
         return ad_json_num(o, "limit", ev->limit);
+    case AD_DQ_LATE:
+        return ad_json_num(o, "limit", ev->limit) &&
+               cJSON_AddNumberToObject(o, "window_ms", (double)ev->window_ms);
     default:
         return 1;
     }
