@@ -35,6 +35,16 @@ typedef struct dq_learn {
     float *dt;          /* L inter-arrival times (ms), dt[0] unused */
 } dq_learn;
 
+/* A slot (a feature, or the whole stream) keeps its open conditions in
+ * arrays of the checks a feature can have; `late`, the whole stream's only,
+ * takes the place of `stuck`, which the whole stream never has (a feature
+ * saves 24 bytes). */
+#define DQ_SLOT_CHECKS AD_DQ_LATE
+static int slot_check(ad_dq_check c)
+{
+    return c == AD_DQ_LATE ? AD_DQ_STUCK : (int)c;
+}
+
 typedef struct dq_feat {
     /* learned */
     double center, sigma;
@@ -50,10 +60,11 @@ typedef struct dq_feat {
     uint8_t flags;
     uint8_t active;         /* bit per check */
     int64_t rej_ts;
-    int64_t act_start[AD_DQ_N_CHECKS];
-    int64_t act_since[AD_DQ_N_CHECKS];  /* the condition's own start (<= act_start) */
-    uint32_t act_seq[AD_DQ_N_CHECKS];
-    uint32_t act_count[AD_DQ_N_CHECKS];
+    /* open conditions, by slot_check(): the per-feature checks */
+    int64_t act_start[DQ_SLOT_CHECKS];
+    int64_t act_since[DQ_SLOT_CHECKS];  /* the condition's own start (<= act_start) */
+    uint32_t act_seq[DQ_SLOT_CHECKS];
+    uint32_t act_count[DQ_SLOT_CHECKS];
     dq_learn *learn;
 } dq_feat;
 
@@ -395,9 +406,9 @@ static void dq_raise(ad_dq *q, dq_feat *ft, int f, ad_dq_check c, int64_t ts,
 {
     q->seq++;
     ft->active |= (uint8_t)(1u << c);
-    ft->act_start[c] = ts;
-    ft->act_since[c] = ev->since_ms;
-    ft->act_seq[c] = (uint32_t)q->seq;
+    ft->act_start[slot_check(c)] = ts;
+    ft->act_since[slot_check(c)] = ev->since_ms;
+    ft->act_seq[slot_check(c)] = (uint32_t)q->seq;
     q->n_active++;
     q->st.raised[c]++;
     ev->seq = q->seq;
@@ -418,15 +429,16 @@ static void dq_clear(ad_dq *q, dq_feat *ft, int f, ad_dq_check c, int64_t ts,
     ft->active &= (uint8_t)~(1u << c);
     q->n_active--;
     q->st.cleared[c]++;
-    ev->seq = ft->act_seq[c];
+    ev->seq = ft->act_seq[slot_check(c)];
     ev->check = c;
     ev->feature = f;
     ev->active = 0;
-    ev->start_ms = ft->act_start[c];
-    ev->since_ms = ft->act_since[c];   /* as the raise said */
+    ev->start_ms = ft->act_start[slot_check(c)];
+    ev->since_ms = ft->act_since[slot_check(c)];   /* as the raise said */
     ev->end_ms = ts;
     snprintf(ev->id, sizeof(ev->id), "%s-dq-%lld-%llu", q->key,
-             (long long)ft->act_start[c], (unsigned long long)ft->act_seq[c]);
+             (long long)ft->act_start[slot_check(c)],
+             (unsigned long long)ft->act_seq[slot_check(c)]);
     span_add(q, ts, ts);
     span_extend(q);
     emit(q, ev);

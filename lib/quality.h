@@ -113,7 +113,7 @@
  * monitor also keeps the last AD_DQ_SPANS flagged data-time spans for
  * ad_dq_flagged(): a condition covers [since, clear time].
  *
- * MEMORY. sizeof(ad_dq) (576 bytes on x86-64, the AD_DQ_SPANS spans
+ * MEMORY. sizeof(ad_dq) (656 bytes on x86-64, the AD_DQ_SPANS spans
  * included) + 184 bytes per feature once learned (+ 16 per feature with
  * physical ranges) + the key; ad_dq_memory() reports it. While a feature
  * learns it also holds a buffer of 8 * learn_samples + 32 bytes (values as
