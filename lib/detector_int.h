@@ -232,6 +232,16 @@ struct ad_detector {
                                   * clock: the forward steps of the pushed
                                   * timestamps (lt_ts the last one) */
     int lt_has;
+    /* ROWS mode: a row far ahead of the stream's cadence and of its
+     * arrival, held until the next row says whether the clock jumped
+     * (detector.h, A ROW AHEAD) */
+    double *held_v;              /* F values */
+    unsigned char *held_p;       /* F present */
+    int64_t held_ts, held_arr;
+    int held, held_all;          /* held_all: present was NULL */
+    int64_t acc_arr;             /* arrival of the last row accepted ... */
+    int acc_known;               /* ... in this run (not before a restore) */
+    uint64_t rows_ahead, values_ahead;   /* held rows found wrong */
     double *last_val;            /* F: last raw value per feature (NaN) */
     /* data quality */
     ad_dq *dq;

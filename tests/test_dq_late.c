@@ -2,12 +2,14 @@
  * test_dq_late.c - rows dropped as late in bulk and the data-quality
  * monitor: a device whose clock glitches (every 50th row of 1 s data
  * stamped 9 minutes ahead) has almost every row dropped as late, each only
- * a few minutes behind: one `late` event on the whole stream, with and
- * without an arrival clock, and in every assembly mode; a clock that steps
+ * a few minutes behind: one `late` event on the whole stream, without an
+ * arrival clock and, with one, in PERIOD and ALL modes; a clock that steps
  * back 10 minutes (under max_lateness_ms + max_gap_ms) likewise. A single
  * late row in a jittery network, a QoS 1 redelivery and a stream that
  * resumes after a silence raise nothing. The event clears once the rows
- * come on time again.
+ * come on time again. In ROWS mode with an arrival clock the lone row ahead
+ * is held and dropped (detector.h, A ROW AHEAD): every other row is kept;
+ * a real gap, a backlog with a hole and a last row ahead are taken.
  */
 #include <stdint.h>
 #include <string.h>
@@ -143,7 +145,113 @@ static void glitch(ad_asm_mode mode, int arrival)
     ad_model_free(m);
 }
 
-static void test_glitch_rows_arrival(void) { glitch(AD_ASM_ROWS, 1); }
+/* ROWS mode with an arrival clock (the daemon): the lone row 9 minutes
+ * ahead is held, the next row (back on the cadence) says it was wrong: it
+ * is dropped, counted as refused for a future time, and the stream's other
+ * rows are all kept. The clock fixed 9 minutes forward at the end (a real
+ * jump, confirmed by the rows after it) is taken. */
+static void test_glitch_rows_arrival(void)
+{
+    ad_model *m;
+    ad_detector *d = mk(AD_ASM_ROWS, &m);
+    ad_detector_stats st;
+    seen s = { 0 };
+    int i;
+
+    for (i = 0; i < 2600; i++) {
+        int64_t t = T0 + (int64_t)i * 1000;
+        if (i % 50 == 0 && i > 0)
+            t += 540000;
+        push(d, AD_ASM_ROWS, i, t, T0 + (int64_t)i * 1000 + 30);
+        ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    ad_detector_get_stats(d, &st);
+    T_NOTE("rows, arrival clock: %llu rows kept of 2600, %llu dropped as late, %llu glitch rows "
+           "dropped (future %llu); windows scored %llu; late raised %d, other dq %d",
+           (unsigned long long)st.stream.rows, (unsigned long long)st.stream.ooo,
+           (unsigned long long)st.rows_ahead, (unsigned long long)st.stream.future,
+           (unsigned long long)st.windows_scored, s.late_raised, s.other_raised);
+    T_CHECK(st.stream.rows == 2600 - 51 && st.stream.ooo == 0,
+            "every row kept but the 51 glitching ones (rows %llu, late %llu)",
+            (unsigned long long)st.stream.rows, (unsigned long long)st.stream.ooo);
+    T_CHECK(st.rows_ahead == 51 && st.stream.future == 51 && st.stream.future_values == 51 * F,
+            "the glitching rows counted as refused for a future time (%llu, %llu values)",
+            (unsigned long long)st.stream.future, (unsigned long long)st.stream.future_values);
+    T_CHECK(s.late_raised == 0, "nothing dropped as late: no late event (%d)", s.late_raised);
+    for (i = 2600; i < 2700; i++) {
+        int64_t t = T0 + 540000 + (int64_t)i * 1000;
+        push(d, AD_ASM_ROWS, i, t, T0 + (int64_t)i * 1000 + 30);
+        ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.stream.rows == 2700 - 51 && st.rows_ahead == 51,
+            "a clock that did jump: confirmed by the next row, nothing lost (rows %llu)",
+            (unsigned long long)st.stream.rows);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+/* ROWS mode with an arrival clock: a silence of 20 minutes, then rows
+ * again (a real gap: it arrives after the silence), is taken at once; a
+ * backlog arriving fast whose times jump 2 hours (a device that was
+ * offline) is held one row, then taken with everything after it; a row
+ * far ahead that no row follows is taken by the clock after 2 intervals. */
+static void test_real_jumps(void)
+{
+    ad_model *m;
+    ad_detector *d = mk(AD_ASM_ROWS, &m);
+    ad_detector_stats st;
+    seen s = { 0 };
+    uint64_t before;
+    int i;
+    int64_t w;
+
+    for (i = 0; i < 100; i++) {
+        push(d, AD_ASM_ROWS, i, T0 + (int64_t)i * 1000, T0 + (int64_t)i * 1000 + 30);
+        drain(d, &s);
+    }
+    ad_detector_get_stats(d, &st);
+    before = st.stream.rows;
+    w = T0 + 100000 + 1200000;
+    push(d, AD_ASM_ROWS, 100, T0 + 1300000, w + 30);      /* after 20 min of silence */
+    drain(d, &s);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.stream.rows == before + 1, "a row after a silence is taken at once (%llu rows, "
+            "was %llu)", (unsigned long long)st.stream.rows, (unsigned long long)before);
+    /* a backlog sent after the device's 2 h outage: rows a second apart in
+     * data time, 10 ms apart arriving, with the 2 h hole in its times */
+    w = T0 + 1301000 + 7200000 + 300000;
+    for (i = 0; i < 100; i++) {
+        int64_t t = T0 + 1301000 + (int64_t)i * 1000 + (i >= 50 ? 7200000 : 0);
+        push(d, AD_ASM_ROWS, i, t, w + (int64_t)i * 10);
+        drain(d, &s);
+    }
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.stream.rows == before + 101 && st.rows_ahead == 0,
+            "a backlog with a 2 h hole: every row taken (%llu rows, %llu ahead)",
+            (unsigned long long)(st.stream.rows - before), (unsigned long long)st.rows_ahead);
+    /* one last row far ahead, then nothing: taken by the clock */
+    w += 100 * 10;
+    push(d, AD_ASM_ROWS, 0, T0 + 1301000 + 7200000 + 100000 + 300000, w + 10);
+    drain(d, &s);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.stream.rows == before + 101, "held (%llu rows)",
+            (unsigned long long)(st.stream.rows - before));
+    ad_detector_advance(d, w + 1500);
+    ad_detector_advance(d, w + 2500);
+    drain(d, &s);
+    ad_detector_get_stats(d, &st);
+    T_NOTE("real jumps: %llu rows of 102 taken, %llu dropped, late raised %d",
+           (unsigned long long)(st.stream.rows - before), (unsigned long long)st.rows_ahead,
+           s.late_raised);
+    T_CHECK(st.stream.rows == before + 102 && st.rows_ahead == 0,
+            "a last row far ahead is taken 2 intervals later (%llu rows)",
+            (unsigned long long)(st.stream.rows - before));
+    ad_detector_free(d);
+    ad_model_free(m);
+}
 static void test_glitch_rows_replay(void) { glitch(AD_ASM_ROWS, 0); }
 static void test_glitch_period_arrival(void) { glitch(AD_ASM_PERIOD, 1); }
 static void test_glitch_all_arrival(void) { glitch(AD_ASM_ALL, 1); }
@@ -240,6 +348,7 @@ static void test_silence_after_redelivery(void)
 int main(void)
 {
     T_RUN(test_glitch_rows_arrival);
+    T_RUN(test_real_jumps);
     T_RUN(test_glitch_rows_replay);
     T_RUN(test_glitch_period_arrival);
     T_RUN(test_glitch_all_arrival);
