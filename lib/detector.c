@@ -721,10 +721,13 @@ static int hold_row(ad_detector *d, int64_t ts_ms, const double *values,
     int64_t lim, jump, arr;
 
     if (d->held_v == NULL || !d->has_arrival || !d->acc_known || d->max_ts == INT64_MIN ||
-        ts_ms <= d->max_ts || (lim = ahead_limit(d)) <= 0)
+        ts_ms <= d->max_ts)
         return 0;
     if (__builtin_sub_overflow(ts_ms, d->max_ts, &jump))
         jump = INT64_MAX;
+    /* most rows: no jump worth the usual interval's median */
+    if (jump <= AD_AHEAD_MIN_MS || (lim = ahead_limit(d)) <= 0)
+        return 0;
     arr = d->arrival_wall > d->acc_arr ? d->arrival_wall - d->acc_arr : 0;
     if (jump <= lim || jump - arr <= lim)
         return 0;
