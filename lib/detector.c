@@ -762,9 +762,13 @@ static void held_release(ad_detector *d, int take)
     d->values_ahead += (uint64_t)n;
     if (d->dq)
         ad_dq_rejected(d->dq, -1, 1);
-    ad_log(AD_LOG_INFO, "%s: a row stamped %lld ms ahead of the stream's newest was "
-           "dropped: the next row continued before it (a device clock that glitched)",
-           d->who, (long long)(d->held_ts - d->max_ts));
+    /* said at the 1st, 2nd, 4th, 8th, ... such row: a clock glitching at
+     * every other row of a fast stream does not flood the log */
+    if ((d->rows_ahead & (d->rows_ahead - 1)) == 0)
+        ad_log(AD_LOG_WARNING, "%s: a row stamped %lld ms ahead of the stream's newest was "
+               "dropped: the next row continued before it (a device clock that glitched; "
+               "%llu such row(s) so far)", d->who, (long long)(d->held_ts - d->max_ts),
+               (unsigned long long)d->rows_ahead);
 }
 
 int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
