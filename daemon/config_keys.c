@@ -385,9 +385,10 @@ static const key quality_keys[] = {
     { "dropout_min_ms", K_I64, OPP(dq.dropout_min_ms), 0, 1e12, NULL, FL, NULL, NULL,
       "never a dropout before this silence (fast streams' jitter is not a dropout)" },
     { "reject_count", K_INT, OPP(dq.reject_count), 0, 1000000000, NULL, FL, NULL, NULL,
-      "rejected values per reject_window_ms that raise (0: off)" },
+      "rejected values per reject_window_ms that raise; also the late check's count "
+      "(0: both off)" },
     { "reject_window_ms", K_I64, OPP(dq.reject_window_ms), 1, 1e12, NULL, FL, NULL, NULL,
-      "see reject_count" },
+      "see reject_count; also the late check's window" },
 };
 static const table quality_table = TAB(quality_keys);
 

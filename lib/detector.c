@@ -370,6 +370,8 @@ void ad_detector_free(ad_detector *d)
     free(d->pw_seq);
     free(d->rowd);
     free(d->pres);
+    free(d->held_v);
+    free(d->held_p);
     free(d->last_val);
     free(d->lr_open);
     free(d->cq);
@@ -577,6 +579,12 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         goto fail;
     d->rowd = malloc((size_t)F * sizeof(double));
     d->pres = malloc((size_t)F);
+    if (cfg->stream.mode == AD_ASM_ROWS) {
+        d->held_v = malloc((size_t)F * sizeof(double));
+        d->held_p = malloc((size_t)F);
+        if (!d->held_v || !d->held_p)
+            goto oom;
+    }
     d->last_val = malloc((size_t)F * sizeof(double));
     d->lr_open = calloc((size_t)F, 1);
     if (!d->rowd || !d->pres || !d->last_val || !d->lr_open)
@@ -657,8 +665,8 @@ int ad_detector_push_text(ad_detector *d, int64_t ts_ms, int feature, const char
     return rc;
 }
 
-int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
-                         const unsigned char *present)
+static int push_row_now(ad_detector *d, int64_t ts_ms, const double *values,
+                        const unsigned char *present)
 {
     uint64_t rej0 = d->dq ? det_rejected_count(d) : 0;
     int rc = ad_stream_push_row(d->stream, ts_ms, values, present);
@@ -670,8 +678,13 @@ int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
         return rc;
     }
     det_note_accepted(d, ts_ms);
+    if (d->has_arrival) {
+        d->acc_arr = d->arrival_wall;
+        d->acc_known = 1;
+    }
     if (d->dq == NULL)
         return rc;
+    ad_dq_late(d->dq, 0, 1, det_late_clock(d, ts_ms));
     for (f = 0; f < d->F; f++) {
         int p = present == NULL || present[f];
         d->pres[f] = 0;
@@ -684,6 +697,93 @@ int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
     }
     ad_dq_row(d->dq, ts_ms, values, d->pres);
     return rc;
+}
+
+/* A ROW AHEAD (detector.h): how far ahead of the newest row, and of the
+ * arrival since the last accepted one, a row is held; 0: never. */
+static int64_t ahead_limit(const ad_detector *d)
+{
+    int64_t u = ad_stream_usual_interval(d->stream), lim;
+
+    if (u <= 0)
+        return 0;
+    lim = u > INT64_MAX / AD_AHEAD_INTERVALS ? INT64_MAX : u * AD_AHEAD_INTERVALS;
+    if (lim < AD_AHEAD_MIN_MS)
+        lim = AD_AHEAD_MIN_MS;
+    if (lim < d->cfg.stream.max_lateness_ms)
+        lim = d->cfg.stream.max_lateness_ms;
+    return lim;
+}
+
+static int hold_row(ad_detector *d, int64_t ts_ms, const double *values,
+                    const unsigned char *present)
+{
+    int64_t lim, jump, arr;
+
+    if (d->held_v == NULL || !d->has_arrival || !d->acc_known || d->max_ts == INT64_MIN ||
+        ts_ms <= d->max_ts)
+        return 0;
+    if (__builtin_sub_overflow(ts_ms, d->max_ts, &jump))
+        jump = INT64_MAX;
+    /* most rows: no jump worth the usual interval's median */
+    if (jump <= AD_AHEAD_MIN_MS || (lim = ahead_limit(d)) <= 0)
+        return 0;
+    arr = d->arrival_wall > d->acc_arr ? d->arrival_wall - d->acc_arr : 0;
+    if (jump <= lim || jump - arr <= lim)
+        return 0;
+    /* ahead of its arrival: the stream refuses it (future) */
+    if (d->cfg.stream.max_future_ms > 0 &&
+        (__builtin_sub_overflow(ts_ms, d->arrival_wall, &arr) ||
+         arr > d->cfg.stream.max_future_ms))
+        return 0;
+    memcpy(d->held_v, values, (size_t)d->F * sizeof(double));
+    if (present)
+        memcpy(d->held_p, present, (size_t)d->F);
+    d->held_all = present == NULL;
+    d->held_ts = ts_ms;
+    d->held_arr = d->arrival_wall;
+    d->held = 1;
+    return 1;
+}
+
+/* The held row: taken (the clock did jump) or dropped (it was wrong). */
+static void held_release(ad_detector *d, int take)
+{
+    int f, n = 0;
+
+    d->held = 0;
+    if (take) {
+        push_row_now(d, d->held_ts, d->held_v, d->held_all ? NULL : d->held_p);
+        return;
+    }
+    for (f = 0; f < d->F; f++)
+        n += d->held_all || d->held_p[f];
+    d->rows_ahead++;
+    d->values_ahead += (uint64_t)n;
+    if (d->dq)
+        ad_dq_rejected(d->dq, -1, 1);
+    /* said at the 1st, 2nd, 4th, 8th, ... such row: a clock glitching at
+     * every other row of a fast stream does not flood the log */
+    if ((d->rows_ahead & (d->rows_ahead - 1)) == 0)
+        ad_log(AD_LOG_WARNING, "%s: a row stamped %lld ms ahead of the stream's newest was "
+               "dropped: the next row continued before it (a device clock that glitched; "
+               "%llu such row(s) so far)", d->who, (long long)(d->held_ts - d->max_ts),
+               (unsigned long long)d->rows_ahead);
+}
+
+int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
+                         const unsigned char *present)
+{
+    if (d->held) {
+        if (ts_ms >= d->held_ts)
+            held_release(d, 1);          /* the clock did jump */
+        else if (ts_ms > d->max_ts)
+            held_release(d, 0);          /* the held row was wrong */
+        /* else: a row late anyway; the next one decides */
+    }
+    if (!d->held && hold_row(d, ts_ms, values, present))
+        return 0;
+    return push_row_now(d, ts_ms, values, present);
 }
 
 void ad_detector_arrival(ad_detector *d, int64_t wall_ms)
@@ -707,9 +807,19 @@ void ad_detector_advance(ad_detector *d, int64_t now_ms)
 {
     int64_t t;
 
+    /* a held row that no next row decided: taken once the arrival clock
+     * has moved two usual intervals (at least a second) past it */
+    if (d->held && d->has_arrival) {
+        int64_t u = ad_stream_usual_interval(d->stream);
+        if (now_ms - d->held_arr >= (2 * u > 1000 ? 2 * u : 1000))
+            held_release(d, 1);
+    }
     ad_stream_advance(d->stream, now_ms);
     if (d->dq && (t = data_now(d, now_ms)) != INT64_MIN)
         ad_dq_advance(d->dq, t);
+    /* a stream silent for a window ends its late window (arrival clock) */
+    if (d->dq && d->has_arrival && now_ms > d->arrival_wall)
+        ad_dq_late(d->dq, 0, 0, now_ms);
 }
 
 /* Rows a collection holds at most: train_windows windows (stride 1), or
@@ -4579,6 +4689,11 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     *st = d->st;
     st->phase = d->phase;
     ad_stream_get_stats(d->stream, &st->stream);
+    /* rows held as far ahead and found wrong count as refused for a
+     * future time (A ROW AHEAD) */
+    st->stream.future += d->rows_ahead;
+    st->stream.future_values += d->values_ahead;
+    st->rows_ahead = d->rows_ahead;
     st->threshold = ad_threshold_value(d->thr);
     {
         ad_thr_info in;
@@ -4641,7 +4756,7 @@ void ad_detector_summarize(const ad_detector *d, ad_detector_summary *b)
 
     ad_stream_get_stats(d->stream, &ss);
     b->phase = d->phase;
-    b->dropped = ad_stream_values_refused(&ss);
+    b->dropped = ad_stream_values_refused(&ss) + d->values_ahead;   /* A ROW AHEAD */
     b->overflow = ss.overflow;
     b->alert_active = ad_alerter_active(d->alert) != NULL;
 }

@@ -501,6 +501,8 @@ typedef struct ad_detector_stats {
     uint64_t windows_absurd;    /* values rejected at windowing: scaled
                                  * magnitude > AD_SCALED_MAX (window.h) */
     uint64_t window_resets;     /* window ring restarted after a gap row */
+    uint64_t rows_ahead;        /* rows held as far ahead and found wrong
+                                 * (A ROW AHEAD; also in stream.future) */
     uint64_t windows_dq;        /* scored windows overlapping a data-quality
                                  * flag (never teach) */
     uint64_t dq_raised;         /* data-quality conditions raised */
@@ -615,7 +617,26 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
                     const char *const *features, char *err, size_t errlen);
 void ad_detector_free(ad_detector *d);      /* NULL-safe */
 
-/* Input: as ad_stream_push_* / ad_stream_advance (same return values). */
+/* Input: as ad_stream_push_* / ad_stream_advance (same return values).
+ *
+ * A ROW AHEAD (ROWS mode, with an arrival clock). A row stamped more than
+ * L = max(AD_AHEAD_INTERVALS usual row intervals, AD_AHEAD_MIN_MS,
+ * max_lateness_ms) after the stream's newest row, while it arrived less
+ * than its jump - L after the last row accepted in this run, says either
+ * that the device's clock jumped or that this one row's time is wrong.
+ * Taken, it would leave every following row of a clock that only glitched
+ * behind it, dropped as late. So it is held (push_row returns 0) until the
+ * next row decides: one at or after it confirms the jump (the held row,
+ * then it, go in); one between the newest row and it says the held row
+ * was wrong: it is dropped and counted as refused for a future time
+ * (stats stream.future and rows_ahead; a `rejected` value of the whole
+ * stream for data quality); a row late anyway decides nothing. With no
+ * next row, advance() takes it once the arrival clock is two usual
+ * intervals (at least a second) past its arrival. A real gap after a
+ * silence arrives after the silence and is never held; nor is the first
+ * row after a restore, or any row without an arrival clock (replay). */
+#define AD_AHEAD_INTERVALS 10
+#define AD_AHEAD_MIN_MS 10000
 int ad_detector_push_sample(ad_detector *d, int64_t ts_ms, int feature, double v);
 int ad_detector_push_text(ad_detector *d, int64_t ts_ms, int feature, const char *text);
 int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,

@@ -144,6 +144,23 @@ static int64_t late_far_ms(const ad_detector *d)
     return d->cfg.stream.max_lateness_ms + g;
 }
 
+int64_t det_late_clock(ad_detector *d, int64_t ts)
+{
+    if (d->has_arrival)
+        return d->arrival_wall;
+    /* no arrival clock (replay, tests): the device's own clock, moved by
+     * every forward step of what it sends, late rows included, so a run
+     * of late rows behind a timestamp that jumped ahead still takes time */
+    if (!d->lt_has) {
+        d->lt_has = 1;
+        d->lt_clock = ts;
+    } else if (ts > d->lt_ts) {
+        d->lt_clock += ts - d->lt_ts;
+    }
+    d->lt_ts = ts;
+    return d->lt_clock;
+}
+
 void det_dq_refused(ad_detector *d, uint64_t rej0, int64_t ts, int f)
 {
     ad_stream_stats ss;
@@ -154,6 +171,10 @@ void det_dq_refused(ad_detector *d, uint64_t rej0, int64_t ts, int f)
     ad_stream_get_stats(d->stream, &ss);
     if (ss.ooo > d->dq_ooo && d->max_ts != INT64_MIN && ts < d->max_ts - late_far_ms(d))
         late = ss.ooo - d->dq_ooo;
+    /* late by less: the `late` check, which raises only when most of
+     * what the stream sends is dropped so over a span of time */
+    ad_dq_late(d->dq, late || ss.ooo <= d->dq_ooo ? 0 : ss.ooo - d->dq_ooo, 0,
+               det_late_clock(d, ts));
     d->dq_ooo = ss.ooo;
     rej = det_rejected_count(d) - rej0 + late;
     if (rej == 0)
@@ -179,6 +200,7 @@ void det_dq_after_sample(ad_detector *d, int rc, uint64_t rej0, int64_t ts, int 
         det_note_accepted(d, ts);
         if (d->dq == NULL)
             return;
+        ad_dq_late(d->dq, 0, 1, det_late_clock(d, ts));
         if (det_absurd_value(d, f, v))
             ad_dq_rejected(d->dq, f, 1);
         else

@@ -228,6 +228,20 @@ struct ad_detector {
     int64_t arrival_wall;        /* wall time of the last arrival */
     int64_t max_ts;              /* newest accepted timestamp */
     uint64_t dq_ooo;             /* late samples the monitor has looked at */
+    int64_t lt_clock, lt_ts;     /* without an arrival clock, the late check's
+                                  * clock: the forward steps of the pushed
+                                  * timestamps (lt_ts the last one) */
+    int lt_has;
+    /* ROWS mode: a row far ahead of the stream's cadence and of its
+     * arrival, held until the next row says whether the clock jumped
+     * (detector.h, A ROW AHEAD) */
+    double *held_v;              /* F values */
+    unsigned char *held_p;       /* F present */
+    int64_t held_ts, held_arr;
+    int held, held_all;          /* held_all: present was NULL */
+    int64_t acc_arr;             /* arrival of the last row accepted ... */
+    int acc_known;               /* ... in this run (not before a restore) */
+    uint64_t rows_ahead, values_ahead;   /* held rows found wrong */
     double *last_val;            /* F: last raw value per feature (NaN) */
     /* data quality */
     ad_dq *dq;
@@ -304,6 +318,8 @@ void det_dq_after_sample(ad_detector *d, int rc, uint64_t rej0, int64_t ts, int 
 int det_dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t errlen);
 int det_hard_flagged(const ad_detector *d, int64_t from, int64_t to);
 void det_note_accepted(ad_detector *d, int64_t ts);
+/* The late check's clock after a push at ts (quality.h, ad_dq_late). */
+int64_t det_late_clock(ad_detector *d, int64_t ts);
 void det_acc_reset(ad_detector *d);
 void det_level_reset(ad_detector *d);
 void det_level_forget(ad_detector *d);

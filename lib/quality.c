@@ -35,6 +35,16 @@ typedef struct dq_learn {
     float *dt;          /* L inter-arrival times (ms), dt[0] unused */
 } dq_learn;
 
+/* A slot (a feature, or the whole stream) keeps its open conditions in
+ * arrays of the checks a feature can have; `late`, the whole stream's only,
+ * takes the place of `stuck`, which the whole stream never has (a feature
+ * saves 24 bytes). */
+#define DQ_SLOT_CHECKS AD_DQ_LATE
+static int slot_check(ad_dq_check c)
+{
+    return c == AD_DQ_LATE ? AD_DQ_STUCK : (int)c;
+}
+
 typedef struct dq_feat {
     /* learned */
     double center, sigma;
@@ -50,10 +60,11 @@ typedef struct dq_feat {
     uint8_t flags;
     uint8_t active;         /* bit per check */
     int64_t rej_ts;
-    int64_t act_start[AD_DQ_N_CHECKS];
-    int64_t act_since[AD_DQ_N_CHECKS];  /* the condition's own start (<= act_start) */
-    uint32_t act_seq[AD_DQ_N_CHECKS];
-    uint32_t act_count[AD_DQ_N_CHECKS];
+    /* open conditions, by slot_check(): the per-feature checks */
+    int64_t act_start[DQ_SLOT_CHECKS];
+    int64_t act_since[DQ_SLOT_CHECKS];  /* the condition's own start (<= act_start) */
+    uint32_t act_seq[DQ_SLOT_CHECKS];
+    uint32_t act_count[DQ_SLOT_CHECKS];
     dq_learn *learn;
 } dq_feat;
 
@@ -79,6 +90,13 @@ struct ad_dq {
     /* stream-level conditions: dropout (all features) and rejected values
      * of unknown features, kept in a dq_feat slot of their own */
     dq_feat whole;
+    /* late: the current window of the ad_dq_late clock (see quality.h) */
+    int64_t lt_clock;       /* the clock, never backwards */
+    int64_t lt_w0;          /* start of the window; lt_open: one is open */
+    int64_t lt_first, lt_last;  /* first and last late value in it */
+    uint64_t lt_late, lt_ok;    /* values dropped as late / accepted in it */
+    uint64_t lt_count;      /* dropped as late since the raising window began */
+    int lt_has_clock, lt_open;
     dq_span spans[AD_DQ_SPANS];
     int n_spans, span_head;
     ad_dq_stats st;
@@ -149,6 +167,7 @@ const char *ad_dq_check_name(ad_dq_check c)
     case AD_DQ_RANGE: return "range";
     case AD_DQ_DROPOUT: return "dropout";
     case AD_DQ_REJECTED: return "rejected";
+    case AD_DQ_LATE: return "late";
     default: return "?";
     }
 }
@@ -387,9 +406,9 @@ static void dq_raise(ad_dq *q, dq_feat *ft, int f, ad_dq_check c, int64_t ts,
 {
     q->seq++;
     ft->active |= (uint8_t)(1u << c);
-    ft->act_start[c] = ts;
-    ft->act_since[c] = ev->since_ms;
-    ft->act_seq[c] = (uint32_t)q->seq;
+    ft->act_start[slot_check(c)] = ts;
+    ft->act_since[slot_check(c)] = ev->since_ms;
+    ft->act_seq[slot_check(c)] = (uint32_t)q->seq;
     q->n_active++;
     q->st.raised[c]++;
     ev->seq = q->seq;
@@ -410,15 +429,16 @@ static void dq_clear(ad_dq *q, dq_feat *ft, int f, ad_dq_check c, int64_t ts,
     ft->active &= (uint8_t)~(1u << c);
     q->n_active--;
     q->st.cleared[c]++;
-    ev->seq = ft->act_seq[c];
+    ev->seq = ft->act_seq[slot_check(c)];
     ev->check = c;
     ev->feature = f;
     ev->active = 0;
-    ev->start_ms = ft->act_start[c];
-    ev->since_ms = ft->act_since[c];   /* as the raise said */
+    ev->start_ms = ft->act_start[slot_check(c)];
+    ev->since_ms = ft->act_since[slot_check(c)];   /* as the raise said */
     ev->end_ms = ts;
     snprintf(ev->id, sizeof(ev->id), "%s-dq-%lld-%llu", q->key,
-             (long long)ft->act_start[c], (unsigned long long)ft->act_seq[c]);
+             (long long)ft->act_start[slot_check(c)],
+             (unsigned long long)ft->act_seq[slot_check(c)]);
     span_add(q, ts, ts);
     span_extend(q);
     emit(q, ev);
@@ -824,6 +844,91 @@ void ad_dq_rejected(ad_dq *q, int feature, uint64_t n)
     dq_raise(q, ft, f, AD_DQ_REJECTED, q->now, &ev);
 }
 
+/* The late window holds the condition: enough values dropped as late
+ * (reject_count), more than were accepted. To raise, they must also span
+ * half the window: a burst (a redelivery) spans no time. */
+static int late_holds(const ad_dq *q, int to_raise)
+{
+    if (q->lt_late < (uint64_t)q->cfg.reject_count || q->lt_late <= q->lt_ok)
+        return 0;
+    return !to_raise || q->lt_last - q->lt_first >= q->cfg.reject_window_ms / 2;
+}
+
+static void late_window(ad_dq *q, int64_t at)
+{
+    q->lt_open = 1;
+    q->lt_w0 = at;
+    q->lt_late = q->lt_ok = 0;
+}
+
+static void late_clear(ad_dq *q)
+{
+    ad_dq_event ev;
+    uint64_t n = q->lt_late + q->lt_ok;
+
+    ev_init(&ev);
+    ev.limit = q->cfg.reject_count;
+    ev.window_ms = q->cfg.reject_window_ms;
+    ev.value = n > 0 ? (double)q->lt_late / (double)n : 0;
+    ev.count = q->lt_count;
+    dq_clear(q, &q->whole, -1, AD_DQ_LATE, q->now, &ev);
+}
+
+void ad_dq_late(ad_dq *q, uint64_t late, uint64_t accepted, int64_t clock_ms)
+{
+    dq_feat *w = &q->whole;
+    int open = (w->active & (1u << AD_DQ_LATE)) != 0;
+    ad_dq_event ev;
+
+    if (q->lt_has_clock && clock_ms < q->lt_clock)
+        clock_ms = q->lt_clock;
+    q->lt_clock = clock_ms;
+    q->lt_has_clock = 1;
+    if (q->cfg.reject_count <= 0) {     /* off (a reload may turn it off) */
+        if (open)
+            late_clear(q);
+        q->lt_open = 0;
+        return;
+    }
+    if (q->lt_open && ms_between(clock_ms, q->lt_w0) >= (double)q->cfg.reject_window_ms) {
+        /* the window ended: an open condition that it no longer shows
+         * clears; one still shown goes on in the next window */
+        if (open && !late_holds(q, 0)) {
+            late_clear(q);
+            open = 0;
+        }
+        q->lt_open = 0;
+        if (open)
+            late_window(q, clock_ms);
+    }
+    if (!q->lt_open) {
+        if (late == 0)
+            return;
+        late_window(q, clock_ms);
+    }
+    if (late > 0) {
+        if (q->lt_late == 0)
+            q->lt_first = clock_ms;
+        q->lt_last = clock_ms;
+    }
+    q->lt_late += late;
+    q->lt_ok += accepted;
+    if (open) {
+        q->lt_count += late;
+        return;
+    }
+    if (!late_holds(q, 1))
+        return;
+    q->lt_count = q->lt_late;
+    ev_init(&ev);
+    ev.since_ms = q->now;
+    ev.value = (double)q->lt_late / (double)(q->lt_late + q->lt_ok);
+    ev.limit = q->cfg.reject_count;
+    ev.window_ms = q->cfg.reject_window_ms;
+    ev.count = q->lt_count;
+    dq_raise(q, w, -1, AD_DQ_LATE, q->now, &ev);
+}
+
 void ad_dq_advance(ad_dq *q, int64_t now_ms)
 {
     int f;
@@ -1092,6 +1197,9 @@ static int add_check_fields(cJSON *o, const ad_dq_event *ev)
         return !ev->active || ad_json_num(o, "limit_ms", ev->limit);
     case AD_DQ_REJECTED:
         return ad_json_num(o, "limit", ev->limit);
+    case AD_DQ_LATE:
+        return ad_json_num(o, "limit", ev->limit) &&
+               cJSON_AddNumberToObject(o, "window_ms", (double)ev->window_ms);
     default:
         return 1;
     }

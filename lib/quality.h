@@ -12,6 +12,9 @@
  *             (per feature, or for the whole stream);
  *   rejected  a burst of values the caller had to reject (non-numeric,
  *             non-finite, absurd magnitude).
+ *   late      most of what the stream sends is dropped as late, over a
+ *             span of time: a device clock that jumped ahead and left
+ *             every following row behind it, or one that stepped back.
  *
  * Each condition raises once with an id and clears once (hysteresis), like
  * a model alert. Rows that carry a data-quality flag must never feed
@@ -36,7 +39,13 @@
  *      ahead of their arrival (future), or late by more than
  *      rows.max_lateness_ms + rows.max_gap_ms (a clock that jumped back).
  *      Duplicates and samples late by less (per-feature messages around a
- *      row, a redelivery) are the stream's business, not rejections.
+ *      row, a redelivery) are the stream's business, not rejections: count
+ *      the late ones with ad_dq_late (3b).
+ *   3b. Tell ad_dq_late(q, late, accepted, clock) of every sample (or row,
+ *      in ROWS mode) dropped as late by less than that, and of every one
+ *      accepted, with the stream's arrival clock (the wall time it came;
+ *      without one, a clock that moves by the forward steps of the pushed
+ *      timestamps, so a late row still moves it).
  *   4. Call ad_dq_advance(q, now) from the daemon's tick (and in replay after
  *      each input line), `now` in the stream's DATA time: the last accepted
  *      data timestamp plus the wall time elapsed since it arrived. Without
@@ -104,7 +113,7 @@
  * monitor also keeps the last AD_DQ_SPANS flagged data-time spans for
  * ad_dq_flagged(): a condition covers [since, clear time].
  *
- * MEMORY. sizeof(ad_dq) (576 bytes on x86-64, the AD_DQ_SPANS spans
+ * MEMORY. sizeof(ad_dq) (656 bytes on x86-64, the AD_DQ_SPANS spans
  * included) + 184 bytes per feature once learned (+ 16 per feature with
  * physical ranges) + the key; ad_dq_memory() reports it. While a feature
  * learns it also holds a buffer of 8 * learn_samples + 32 bytes (values as
@@ -137,6 +146,7 @@ typedef enum {
     AD_DQ_RANGE,
     AD_DQ_DROPOUT,
     AD_DQ_REJECTED,
+    AD_DQ_LATE,
     AD_DQ_N_CHECKS
 } ad_dq_check;
 
@@ -145,6 +155,7 @@ typedef enum {
 #define AD_DQ_F_RANGE    (1 << AD_DQ_RANGE)
 #define AD_DQ_F_DROPOUT  (1 << AD_DQ_DROPOUT)
 #define AD_DQ_F_REJECTED (1 << AD_DQ_REJECTED)
+#define AD_DQ_F_LATE     (1 << AD_DQ_LATE)
 
 /* Plain settings, shared by all streams of a detector. */
 typedef struct ad_dq_cfg {
@@ -189,16 +200,19 @@ typedef struct ad_dq_event {
                                  * silence); cleared: the same as raised */
     double value;               /* stuck: the held value; range: the value;
                                  * dropout: silence so far (ms); rejected:
-                                 * bucket level */
+                                 * bucket level; late: the share of the
+                                 * window's values dropped as late (0..1) */
     double lo, hi;              /* range: the limits that were crossed */
     double limit;               /* stuck: samples (or ms) that define it;
                                  * dropout: the silence limit (ms);
-                                 * rejected: reject_count */
+                                 * rejected, late: reject_count */
     int physical;               /* range: 1 = configured physical range */
     int by_time;                /* stuck: 1 = limit is in ms (stuck_ms) */
     uint64_t count;             /* stuck: samples in the flat run; range:
                                  * out-of-range values; rejected: rejected
-                                 * values while open */
+                                 * values while open; late: values dropped
+                                 * as late from the raising window's start */
+    int64_t window_ms;          /* late: the window (reject_window_ms) */
 } ad_dq_event;
 
 /* Event sink: ev valid only during the call. */
@@ -272,6 +286,15 @@ int ad_dq_row(ad_dq *q, int64_t ts_ms, const double *values,
  * (the monitor's clock: latest data time or advance). */
 void ad_dq_rejected(ad_dq *q, int feature, uint64_t n);
 
+/*
+ * `late` values (samples, or rows in ROWS mode) were dropped as late and
+ * `accepted` accepted, at clock_ms: the stream's arrival (wall) time, or
+ * without one a clock moved by the forward steps of the pushed timestamps
+ * (see CHECKS, late). The clock never moves backwards. The event is dated
+ * in data time (the monitor's clock).
+ */
+void ad_dq_late(ad_dq *q, uint64_t late, uint64_t accepted, int64_t clock_ms);
+
 /* The clock moved to now_ms (data time): dropout and drained rejected
  * buckets are checked. Never moves the clock backwards. */
 void ad_dq_advance(ad_dq *q, int64_t now_ms);
@@ -311,12 +334,12 @@ int ad_dq_restore(ad_dq *q, const char *json, char *err, size_t errlen);
 /*
  * An event as JSON (new cJSON object; NULL on OOM):
  *   {"kind":"data_quality","id":..,"stream":..,"state":"raised"|"cleared",
- *    "check":"stuck"|"range"|"dropout"|"rejected","feature":name|null,
+ *    "check":"stuck"|"range"|"dropout"|"rejected"|"late","feature":name|null,
  *    "seq":n,"start":ms,"start_iso":"..Z","end":ms|null[,"end_iso"],
  *    "since":ms,"value":x,"count":n,
  *    range: "range":"learned"|"physical","lo":x,"hi":x;
  *    stuck: "limit_samples"|"limit_ms"; dropout: "limit_ms";
- *    rejected: "limit":n}
+ *    rejected: "limit":n; late: "limit":n,"window_ms":ms}
  * names (F strings) may be NULL ("f<i>" is printed).
  */
 cJSON *ad_dq_event_to_json(const ad_dq_event *ev, const char *stream,

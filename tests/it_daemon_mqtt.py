@@ -97,6 +97,11 @@ def cmd_pub(a):
     for sp in a.shift or []:
         f = sp.split(":")
         shifts.append((f[0], float(f[1]), int(f[2]), int(f[3]) if len(f) > 3 else None))
+    # --glitch N:S: every Nth row (json) stamped S seconds ahead (a device
+    # clock that glitches)
+    glitch = tuple(float(x) for x in a.glitch.split(":")) if a.glitch else None
+    if glitch:
+        glitch = (int(glitch[0]), glitch[1])
     c = client()
     c.connect("127.0.0.1", a.port, keepalive=30)
     c.loop_start()
@@ -116,6 +121,8 @@ def cmd_pub(a):
                 msg = {s: round(row[s], 4) for s in SENSORS}
                 if not a.no_ts:
                     msg["ts"] = int(round(ts * 1000))
+                    if glitch and k > 0 and k % glitch[0] == 0:
+                        msg["ts"] += int(glitch[1] * 1000)
                 infos.append(c.publish(topic, json.dumps(msg), qos=a.qos))
             elif a.format == "senml":
                 recs = [{"bn": "urn:dev:%s:" % d, "n": SENSORS[0],
@@ -336,6 +343,7 @@ def main():
     p.add_argument("--rate", type=float, default=0)
     p.add_argument("--qos", type=int, default=1)
     p.add_argument("--no-ts", action="store_true")
+    p.add_argument("--glitch", help="N:S: every Nth row (json) stamped S seconds ahead")
     p.add_argument("--start", type=float, default=0)
     p.add_argument("--const", action="append")
     p.add_argument("--seed", type=int, default=1, help="the first device's simulator seed")

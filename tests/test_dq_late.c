@@ -1,0 +1,359 @@
+/*
+ * test_dq_late.c - rows dropped as late in bulk and the data-quality
+ * monitor: a device whose clock glitches (every 50th row of 1 s data
+ * stamped 9 minutes ahead) has almost every row dropped as late, each only
+ * a few minutes behind: one `late` event on the whole stream, without an
+ * arrival clock and, with one, in PERIOD and ALL modes; a clock that steps
+ * back 10 minutes (under max_lateness_ms + max_gap_ms) likewise. A single
+ * late row in a jittery network, a QoS 1 redelivery and a stream that
+ * resumes after a silence raise nothing. The event clears once the rows
+ * come on time again. In ROWS mode with an arrival clock the lone row ahead
+ * is held and dropped (detector.h, A ROW AHEAD): every other row is kept;
+ * a real gap, a backlog with a hole and a last row ahead are taken.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include "t.h"
+#include "t_model.h"
+#include "ad.h"
+#include "detector.h"
+
+#define F 5
+#define TW 4
+static const int64_t T0 = 1700000000000LL;
+
+static ad_detector *mk(ad_asm_mode mode, ad_model **mp)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+    ad_model *m = t_zero_model(TW, F);
+
+    ad_detector_cfg_default(&c);
+    c.dq_enabled = 1;
+    ad_dq_cfg_default(&c.dq);
+    c.stream.mode = mode;
+    c.stream.period_ms = 1000;
+    if (ad_detector_new(&d, &c, "dev", m, 0, 0, NULL, err, sizeof err) != 0)
+        T_CHECK(0, "new: %s", err);
+    *mp = m;
+    return d;
+}
+
+typedef struct {
+    int late_raised, late_cleared, other_raised, feature;
+    double value;
+    uint64_t count;
+} seen;
+
+static void drain(ad_detector *d, seen *s)
+{
+    ad_event ev;
+    float in[TW * F];
+    ad_window_job job;
+
+    while (ad_detector_next_window(d, in, &job))
+        ad_detector_feed_score(d, &job, 0.1f, NULL);
+    while (ad_detector_poll_event(d, &ev)) {
+        if (ev.type != AD_EV_DQ_RAISED && ev.type != AD_EV_DQ_CLEARED)
+            continue;
+        /* by name: the test builds against a monitor without the check */
+        if (strcmp(ad_dq_check_name(ev.dq.check), "late") != 0) {
+            if (ev.type == AD_EV_DQ_RAISED) {
+                s->other_raised++;
+                T_NOTE("dq raised: %s", ad_dq_check_name(ev.dq.check));
+            }
+            continue;
+        }
+        if (ev.type == AD_EV_DQ_RAISED) {
+            s->late_raised++;
+            s->feature = ev.dq.feature;
+            s->value = ev.dq.value;
+            s->count = ev.dq.count;
+        } else {
+            s->late_cleared++;
+        }
+    }
+}
+
+/* Row i (values varying) stamped ts, arriving at wall (0: no arrival clock). */
+static void push(ad_detector *d, ad_asm_mode mode, int i, int64_t ts, int64_t wall)
+{
+    double row[F];
+    int f;
+
+    for (f = 0; f < F; f++)
+        row[f] = 10.0 * (f + 1) + 0.1 * ((i * (f + 3)) % 11);
+    if (wall)
+        ad_detector_arrival(d, wall);
+    if (mode == AD_ASM_ROWS) {
+        ad_detector_push_row(d, ts, row, NULL);
+        return;
+    }
+    for (f = 0; f < F; f++)
+        ad_detector_push_sample(d, ts, f, row[f]);
+}
+
+/* 2,600 rows 1 s apart, every 50th stamped 9 minutes ahead (under
+ * rows.max_future_ms, so accepted), then 300 rows on time. */
+static void glitch(ad_asm_mode mode, int arrival)
+{
+    ad_model *m;
+    ad_detector *d = mk(mode, &m);
+    ad_detector_stats st;
+    seen s = { 0 };
+    int i, raised_at = -1;
+    const char *mn = mode == AD_ASM_ROWS ? "rows" : mode == AD_ASM_PERIOD ? "period" : "all";
+
+    for (i = 0; i < 2600; i++) {
+        int64_t t = T0 + (int64_t)i * 1000;
+        if (i % 50 == 0 && i > 0)
+            t += 540000;
+        push(d, mode, i, t, arrival ? T0 + (int64_t)i * 1000 + 30 : 0);
+        if (arrival)
+            ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+        if (s.late_raised && raised_at < 0)
+            raised_at = i;
+    }
+    ad_detector_get_stats(d, &st);
+    T_NOTE("%s, %s: %llu of %llu values dropped as late; late raised %d (row %d, feature %d, "
+           "share %.3f, count %llu)",
+           mn, arrival ? "arrival clock" : "no arrival clock",
+           (unsigned long long)st.stream.ooo_values,
+           (unsigned long long)(st.stream.samples + ad_stream_values_refused(&st.stream)),
+           s.late_raised, raised_at, s.feature, s.value, (unsigned long long)s.count);
+    T_CHECK(s.late_raised == 1, "one late event (%d)", s.late_raised);
+    T_CHECK(s.feature == -1, "on the whole stream (feature %d)", s.feature);
+    T_CHECK(raised_at > 0 && raised_at < 150, "raised within the first glitch (row %d)",
+            raised_at);
+    T_CHECK(s.value > 0.5, "the share dropped as late (%.3f)", s.value);
+    T_CHECK(s.late_cleared == 0, "not cleared while the clock glitches (%d)", s.late_cleared);
+    /* the device's clock is fixed: the rows after the last glitch's are
+     * late for a while, then on time; the event clears */
+    for (i = 2600; i < 3400; i++) {
+        int64_t t = T0 + 540000 + (int64_t)i * 1000;
+        push(d, mode, i, t, arrival ? T0 + (int64_t)i * 1000 + 30 : 0);
+        if (arrival)
+            ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    T_CHECK(s.late_cleared == 1 && s.late_raised == 1, "cleared once the rows come on time "
+            "(raised %d cleared %d)", s.late_raised, s.late_cleared);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+/* ROWS mode with an arrival clock (the daemon): the lone row 9 minutes
+ * ahead is held, the next row (back on the cadence) says it was wrong: it
+ * is dropped, counted as refused for a future time, and the stream's other
+ * rows are all kept. The clock fixed 9 minutes forward at the end (a real
+ * jump, confirmed by the rows after it) is taken. */
+static void test_glitch_rows_arrival(void)
+{
+    ad_model *m;
+    ad_detector *d = mk(AD_ASM_ROWS, &m);
+    ad_detector_stats st;
+    seen s = { 0 };
+    int i;
+
+    for (i = 0; i < 2600; i++) {
+        int64_t t = T0 + (int64_t)i * 1000;
+        if (i % 50 == 0 && i > 0)
+            t += 540000;
+        push(d, AD_ASM_ROWS, i, t, T0 + (int64_t)i * 1000 + 30);
+        ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    ad_detector_get_stats(d, &st);
+    T_NOTE("rows, arrival clock: %llu rows kept of 2600, %llu dropped as late, %llu glitch rows "
+           "dropped (future %llu); windows scored %llu; late raised %d, other dq %d",
+           (unsigned long long)st.stream.rows, (unsigned long long)st.stream.ooo,
+           (unsigned long long)st.rows_ahead, (unsigned long long)st.stream.future,
+           (unsigned long long)st.windows_scored, s.late_raised, s.other_raised);
+    T_CHECK(st.stream.rows == 2600 - 51 && st.stream.ooo == 0,
+            "every row kept but the 51 glitching ones (rows %llu, late %llu)",
+            (unsigned long long)st.stream.rows, (unsigned long long)st.stream.ooo);
+    T_CHECK(st.rows_ahead == 51 && st.stream.future == 51 && st.stream.future_values == 51 * F,
+            "the glitching rows counted as refused for a future time (%llu, %llu values)",
+            (unsigned long long)st.stream.future, (unsigned long long)st.stream.future_values);
+    T_CHECK(s.late_raised == 0, "nothing dropped as late: no late event (%d)", s.late_raised);
+    for (i = 2600; i < 2700; i++) {
+        int64_t t = T0 + 540000 + (int64_t)i * 1000;
+        push(d, AD_ASM_ROWS, i, t, T0 + (int64_t)i * 1000 + 30);
+        ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.stream.rows == 2700 - 51 && st.rows_ahead == 51,
+            "a clock that did jump: confirmed by the next row, nothing lost (rows %llu)",
+            (unsigned long long)st.stream.rows);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+/* ROWS mode with an arrival clock: a silence of 20 minutes, then rows
+ * again (a real gap: it arrives after the silence), is taken at once; a
+ * backlog arriving fast whose times jump 2 hours (a device that was
+ * offline) is held one row, then taken with everything after it; a row
+ * far ahead that no row follows is taken by the clock after 2 intervals. */
+static void test_real_jumps(void)
+{
+    ad_model *m;
+    ad_detector *d = mk(AD_ASM_ROWS, &m);
+    ad_detector_stats st;
+    seen s = { 0 };
+    uint64_t before;
+    int i;
+    int64_t w;
+
+    for (i = 0; i < 100; i++) {
+        push(d, AD_ASM_ROWS, i, T0 + (int64_t)i * 1000, T0 + (int64_t)i * 1000 + 30);
+        drain(d, &s);
+    }
+    ad_detector_get_stats(d, &st);
+    before = st.stream.rows;
+    w = T0 + 100000 + 1200000;
+    push(d, AD_ASM_ROWS, 100, T0 + 1300000, w + 30);      /* after 20 min of silence */
+    drain(d, &s);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.stream.rows == before + 1, "a row after a silence is taken at once (%llu rows, "
+            "was %llu)", (unsigned long long)st.stream.rows, (unsigned long long)before);
+    /* a backlog sent after the device's 2 h outage: rows a second apart in
+     * data time, 10 ms apart arriving, with the 2 h hole in its times */
+    w = T0 + 1301000 + 7200000 + 300000;
+    for (i = 0; i < 100; i++) {
+        int64_t t = T0 + 1301000 + (int64_t)i * 1000 + (i >= 50 ? 7200000 : 0);
+        push(d, AD_ASM_ROWS, i, t, w + (int64_t)i * 10);
+        drain(d, &s);
+    }
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.stream.rows == before + 101 && st.rows_ahead == 0,
+            "a backlog with a 2 h hole: every row taken (%llu rows, %llu ahead)",
+            (unsigned long long)(st.stream.rows - before), (unsigned long long)st.rows_ahead);
+    /* one last row far ahead, then nothing: taken by the clock */
+    w += 100 * 10;
+    push(d, AD_ASM_ROWS, 0, T0 + 1301000 + 7200000 + 100000 + 300000, w + 10);
+    drain(d, &s);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.stream.rows == before + 101, "held (%llu rows)",
+            (unsigned long long)(st.stream.rows - before));
+    ad_detector_advance(d, w + 1500);
+    ad_detector_advance(d, w + 2500);
+    drain(d, &s);
+    ad_detector_get_stats(d, &st);
+    T_NOTE("real jumps: %llu rows of 102 taken, %llu dropped, late raised %d",
+           (unsigned long long)(st.stream.rows - before), (unsigned long long)st.rows_ahead,
+           s.late_raised);
+    T_CHECK(st.stream.rows == before + 102 && st.rows_ahead == 0,
+            "a last row far ahead is taken 2 intervals later (%llu rows)",
+            (unsigned long long)(st.stream.rows - before));
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+static void test_glitch_rows_replay(void) { glitch(AD_ASM_ROWS, 0); }
+static void test_glitch_period_arrival(void) { glitch(AD_ASM_PERIOD, 1); }
+static void test_glitch_all_arrival(void) { glitch(AD_ASM_ALL, 1); }
+
+/* A device clock that steps back 10 minutes (under the hour after which a
+ * late row counts as rejected): every row for 10 minutes is dropped. */
+static void test_step_back(void)
+{
+    ad_model *m;
+    ad_detector *d = mk(AD_ASM_ROWS, &m);
+    seen s = { 0 };
+    int i;
+
+    for (i = 0; i < 900; i++) {
+        int64_t t = T0 + (int64_t)i * 1000 - (i >= 300 ? 600000 : 0);
+        push(d, AD_ASM_ROWS, i, t, T0 + (int64_t)i * 1000 + 30);
+        drain(d, &s);
+    }
+    T_NOTE("step back 10 min: late raised %d, other dq raised %d", s.late_raised,
+           s.other_raised);
+    T_CHECK(s.late_raised == 1 && s.feature == -1, "one late event on the whole stream "
+            "(%d, feature %d)", s.late_raised, s.feature);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+/* One late row now and then (a jittery network: a row overtaken by the
+ * next one), and a QoS 1 redelivery of the last 20 rows after a reconnect:
+ * nothing raised. */
+static void test_jitter_and_redelivery(void)
+{
+    ad_model *m;
+    ad_detector *d = mk(AD_ASM_ROWS, &m);
+    ad_detector_stats st;
+    seen s = { 0 };
+    int i, j;
+
+    for (i = 0; i < 1200; i++) {
+        int k = i;
+        if (i % 37 == 5)            /* rows i and i+1 swapped in transit */
+            k = i + 1;
+        else if (i % 37 == 6)
+            k = i - 1;
+        push(d, AD_ASM_ROWS, k, T0 + (int64_t)k * 1000, T0 + (int64_t)i * 1000 + 40);
+        ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+        if (i == 600)               /* reconnect: the last 20 rows again */
+            for (j = 581; j <= 600; j++) {
+                push(d, AD_ASM_ROWS, j, T0 + (int64_t)j * 1000, T0 + 600000 + 300);
+                drain(d, &s);
+            }
+    }
+    ad_detector_get_stats(d, &st);
+    T_NOTE("jitter + redelivery: ooo %llu dup %llu; late raised %d", 
+           (unsigned long long)st.stream.ooo, (unsigned long long)st.stream.dup, s.late_raised);
+    T_CHECK(st.stream.ooo >= 40, "rows were dropped as late (%llu)",
+            (unsigned long long)st.stream.ooo);
+    T_CHECK(s.late_raised == 0, "no late event (%d)", s.late_raised);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+/* A redelivery of the last 20 rows, then an hour of silence, then the
+ * stream resumes; and a single late row: nothing raised. */
+static void test_silence_after_redelivery(void)
+{
+    ad_model *m;
+    ad_detector *d = mk(AD_ASM_ROWS, &m);
+    seen s = { 0 };
+    int i;
+
+    for (i = 0; i < 200; i++) {
+        push(d, AD_ASM_ROWS, i, T0 + (int64_t)i * 1000, 0);
+        drain(d, &s);
+    }
+    for (i = 180; i < 200; i++) {
+        push(d, AD_ASM_ROWS, i, T0 + (int64_t)i * 1000, 0);
+        drain(d, &s);
+    }
+    for (i = 3800; i < 4000; i++) {
+        push(d, AD_ASM_ROWS, i, T0 + (int64_t)i * 1000, 0);
+        drain(d, &s);
+        if (i == 3900) {
+            push(d, AD_ASM_ROWS, i, T0 + (int64_t)(i - 3) * 1000, 0);
+            drain(d, &s);
+        }
+    }
+    T_NOTE("redelivery, silence, resume, one late row: late raised %d", s.late_raised);
+    T_CHECK(s.late_raised == 0, "no late event (%d)", s.late_raised);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+int main(void)
+{
+    T_RUN(test_glitch_rows_arrival);
+    T_RUN(test_real_jumps);
+    T_RUN(test_glitch_rows_replay);
+    T_RUN(test_glitch_period_arrival);
+    T_RUN(test_glitch_all_arrival);
+    T_RUN(test_step_back);
+    T_RUN(test_jitter_and_redelivery);
+    T_RUN(test_silence_after_redelivery);
+    return t_done();
+}
