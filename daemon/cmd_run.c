@@ -6,11 +6,7 @@
  *   anomalyd check -c FILE [--state-dir DIR] [--log-level LEVEL]
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 #include "ad.h"
 #include "args.h"
@@ -69,35 +65,12 @@ static int parse_opts(int argc, char **argv, const char *cmd, const char **confi
     return 0;
 }
 
-/* Large buffers in their own mappings, for as long as the daemon runs.
- * glibc serves a request of 128 KiB or more with mmap, but raises that
- * threshold to the size of each such buffer freed (up to 32 MiB): from
- * then on the daemon's large transient buffers (batches of windows, the
- * copies of a stream's windows held while their scores are out, a
- * fine-tune's copy of the normal set, state files' text) come from the
- * heap, between allocations that live on, and what they leave when freed
- * is held by the allocator in holes it can rarely return: over weeks of
- * data the resident memory crept up while the memory in use did not.
- * Fixing the threshold at glibc's default keeps each of them in a mapping
- * of its own, returned when freed (mallopt(3); M_MMAP_THRESHOLD and
- * M_TRIM_THRESHOLD then stay as set). MALLOC_MMAP_THRESHOLD_ or
- * GLIBC_TUNABLES in the environment still decide when given. */
-static void large_buffers_mapped(void)
-{
-#ifdef __GLIBC__
-    if (!getenv("MALLOC_MMAP_THRESHOLD_") &&
-        !(getenv("GLIBC_TUNABLES") && strstr(getenv("GLIBC_TUNABLES"), "mmap_threshold")))
-        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-#endif
-}
-
 int ad_cmd_run(int argc, char **argv)
 {
     const char *config;
     int r = parse_opts(argc, argv, "run", &config);
     if (r)
         return r - 1;
-    large_buffers_mapped();
     return ad_daemon_run(config);
 }
 
