@@ -492,7 +492,7 @@ static void replay_adapt(replay *r)
     if (aj == NULL)
         return;
     memset(&rep, 0, sizeof rep);
-    if (ad_adapt_job_run(aj, NULL, &nm, &rep, NULL, terr, sizeof terr) != 0) {
+    if (ad_adapt_job_run(aj, &nm, &rep, NULL, terr, sizeof terr) != 0) {
         fprintf(stderr, "anomalyd replay: fine-tune failed: %s\n", terr);
         nm = NULL;
     }

@@ -120,8 +120,8 @@ typedef struct adapt_task {
 static void adapt_run(ad_task *t, ad_worker *w)
 {
     adapt_task *at = (adapt_task *)t;
-    at->rc = ad_adapt_job_run(at->job, ad_workers_train_ws(w), &at->out, NULL, &at->cancel,
-                              at->err, sizeof at->err);
+    (void)w;
+    at->rc = ad_adapt_job_run(at->job, &at->out, NULL, &at->cancel, at->err, sizeof at->err);
 }
 
 static void adapt_unlink(ad_daemon *dd, adapt_task *at)

@@ -19,7 +19,6 @@
 #include <cblas.h>
 
 #include "ad.h"
-#include "train.h"
 #include "workers.h"
 
 #define ENGINES_PER_WORKER 16
@@ -32,7 +31,6 @@ struct ad_worker {
      * reused by another model; its uid is never reused) */
     struct { uint64_t key, uid; const ad_model *m; ad_engine *e; uint64_t used; } eng[ENGINES_PER_WORKER];
     uint64_t tick;
-    ad_train_ws *tws;   /* training workspace, made at the first job */
 };
 
 struct ad_workers {
@@ -99,8 +97,6 @@ static void *worker_main(void *arg)
     pthread_mutex_unlock(&ws->mu);
     for (int i = 0; i < ENGINES_PER_WORKER; i++)
         ad_engine_free(w->eng[i].e);
-    ad_train_ws_free(w->tws);
-    w->tws = NULL;
     return NULL;
 }
 
@@ -233,13 +229,6 @@ int ad_batch_cap(const ad_model *m, int max_batch)
     double cap = f > 0 ? AD_BATCH_FLOPS / f : (double)max_batch;
     if (cap < 8) cap = 8;
     return cap < (double)max_batch ? (int)cap : max_batch;
-}
-
-ad_train_ws *ad_workers_train_ws(ad_worker *w)
-{
-    if (w->tws == NULL)
-        w->tws = ad_train_ws_new();     /* NULL: the job allocates its own */
-    return w->tws;
 }
 
 ad_engine *ad_workers_engine(ad_worker *w, const ad_model *m, uint64_t key)

@@ -20,7 +20,6 @@
 #include <stdint.h>
 #include <uv.h>
 #include "engine.h"
-#include "train.h"
 
 typedef struct ad_workers ad_workers;
 typedef struct ad_worker ad_worker;
@@ -57,13 +56,6 @@ int ad_workers_pending(const ad_workers *ws);
  * made at a freed one's address never gets its engine, even under the
  * same key. key must change when the model's weights change in place. */
 ad_engine *ad_workers_engine(ad_worker *w, const ad_model *model, uint64_t key);
-
-/* The calling worker's training workspace (lib/train.h), made at the first
- * call and kept until the worker ends: the continual-learning fine-tunes
- * that run on this worker take their buffers from it, so those megabytes
- * are allocated once per worker instead of once per fine-tune. NULL on
- * OOM (the job then allocates its own). */
-ad_train_ws *ad_workers_train_ws(ad_worker *w);
 
 /* Loop thread, for callers that must finish work before returning (a
  * Kafka partition revoked inside librdkafka's rebalance callback): block,

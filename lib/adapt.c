@@ -1396,15 +1396,13 @@ const char *ad_adapt_reference_id(const ad_adapt *a)
 
 /* The reference's mean error, in total and per feature (its share of each
  * window's error), over n raw windows: their scaled copy in x (n*T*F). */
-static int ref_errors(ad_train_ws *ws, const ad_model *ref, const float *raw, size_t n,
-                      ad_metric metric, double *total, double *feat)
+static int ref_errors(const ad_model *ref, const float *raw, size_t n, ad_metric metric,
+                      double *total, double *feat)
 {
     ad_train_opts o;
     ad_trainer *t = NULL;
     const size_t T = (size_t)ref->window, F = (size_t)ref->n_features, wsz = T * F;
-    const size_t mark = ad_train_ws_mark(ws);
-    float *x = ad_train_ws_alloc(ws, n * wsz * sizeof(float)), *y = NULL;
-    float *share = ad_train_ws_alloc(ws, F * sizeof(float));
+    float *x = malloc(n * wsz * sizeof(float)), *y = NULL, *share = malloc(F * sizeof(float));
     size_t i, f;
     int rc = AD_ENOMEM;
 
@@ -1413,9 +1411,9 @@ static int ref_errors(ad_train_ws *ws, const ad_model *ref, const float *raw, si
         feat[f] = 0;
     ad_train_opts_default(&o);
     o.batch_size = 64;
-    y = ad_train_ws_alloc(ws, wsz * (size_t)o.batch_size * sizeof(float));
+    y = malloc(wsz * (size_t)o.batch_size * sizeof(float));
     if (x == NULL || y == NULL || share == NULL ||
-        (t = ad_trainer_new_ws((ad_model *)ref, &o, ws)) == NULL)
+        (t = ad_trainer_new((ad_model *)ref, &o)) == NULL)
         goto done;
     ad_model_scale(ref, raw, x, n * T);
     for (i = 0; i < n; i += (size_t)o.batch_size) {
@@ -1443,7 +1441,9 @@ static int ref_errors(ad_train_ws *ws, const ad_model *ref, const float *raw, si
     rc = 0;
 done:
     ad_trainer_free(t);
-    ad_train_ws_release(ws, mark);  /* x, share, y */
+    free(x);
+    free(y);
+    free(share);
     return rc;
 }
 
@@ -1579,7 +1579,7 @@ void ad_adapt_job_free(ad_adapt_job *j)
 /* The reference's errors on the job's windows, added to the candidate's
  * training metadata: "reference": {"id", "error", "features": [F]}. A
  * failure leaves meta as it was (no figure this time). */
-static char *ref_meta(ad_train_ws *ws, const ad_adapt_job *job, char *meta)
+static char *ref_meta(const ad_adapt_job *job, char *meta)
 {
     double tot, *fv = malloc((size_t)job->F * sizeof(double));
     cJSON *root = NULL, *r, *arr;
@@ -1587,7 +1587,7 @@ static char *ref_meta(ad_train_ws *ws, const ad_adapt_job *job, char *meta)
     int f;
 
     if (fv == NULL ||
-        ref_errors(ws, job->ref, job->windows, job->n, job->metric, &tot, fv) != 0 ||
+        ref_errors(job->ref, job->windows, job->n, job->metric, &tot, fv) != 0 ||
         (root = cJSON_Parse(meta)) == NULL ||
         (r = cJSON_AddObjectToObject(root, "reference")) == NULL ||
         !cJSON_AddStringToObject(r, "id", job->ref->id) ||
@@ -1610,12 +1610,10 @@ out:
     return meta;
 }
 
-int ad_adapt_job_run(const ad_adapt_job *job, ad_train_ws *ws, ad_model **out,
+int ad_adapt_job_run(const ad_adapt_job *job, ad_model **out,
                      ad_train_report *rep, const volatile int *cancel,
                      char *err, size_t errlen)
 {
-    ad_train_ws *own = NULL;
-    size_t mark = ad_train_ws_mark(ws);
     ad_model *m = NULL;
     float *x = NULL;
     ad_train_opts o;
@@ -1629,13 +1627,9 @@ int ad_adapt_job_run(const ad_adapt_job *job, ad_train_ws *ws, ad_model **out,
     *out = NULL;
     if (job == NULL || job->init == NULL || job->n < 1 || job->windows == NULL)
         return ad_errf(err, errlen, AD_EINVAL, "adapt job: no windows or no model");
-    /* without a workspace, one for this job: each buffer its own piece */
-    if (ws == NULL && (ws = own = ad_train_ws_new()) == NULL)
-        return ad_errf(err, errlen, AD_ENOMEM, "adapt job: out of memory");
-    /* the model handed back is the only allocation that outlives the job */
     m = ad_model_clone(job->init);
     rows = job->n * (size_t)job->T;
-    x = ad_train_ws_alloc(ws, rows * (size_t)job->F * sizeof(float));
+    x = malloc(rows * (size_t)job->F * sizeof(float));
     if (!m || !x) {
         rc = ad_errf(err, errlen, AD_ENOMEM, "adapt job: out of memory");
         goto fail;
@@ -1652,14 +1646,14 @@ int ad_adapt_job_run(const ad_adapt_job *job, ad_train_ws *ws, ad_model **out,
     /* No validation split: the shadow evaluation is the out-of-sample test
      * and the normal windows overlap, so a tail split would leak anyway. */
     o.val_frac = 0.0f;
-    rc = ad_train_fit_ws(ws, m, x, job->n, &o, &r, NULL, NULL, cancel, err, errlen);
+    rc = ad_train_fit(m, x, job->n, &o, &r, NULL, NULL, cancel, err, errlen);
     if (rc)
         goto fail;
     if (r.cancelled && cancel && *cancel) {
         rc = ad_errf(err, errlen, AD_EINVAL, "adapt job: cancelled");
         goto fail;
     }
-    if ((rc = ad_train_error_stats_ws(ws, m, x, job->n, job->metric, &es, NULL)) != 0) {
+    if ((rc = ad_train_error_stats(m, x, job->n, job->metric, &es, NULL)) != 0) {
         ad_errf(err, errlen, rc, "adapt job: error statistics failed");
         goto fail;
     }
@@ -1668,10 +1662,10 @@ int ad_adapt_job_run(const ad_adapt_job *job, ad_train_ws *ws, ad_model **out,
         rc = ad_errf(err, errlen, AD_ENOMEM, "adapt job: out of memory");
         goto fail;
     }
-    ad_train_ws_release(ws, mark);  /* x: not held beside the reference's copy */
+    free(x);                        /* not held beside the reference's copy */
     x = NULL;
     if (job->ref != NULL)
-        meta = ref_meta(ws, job, meta);
+        meta = ref_meta(job, meta);
     free(m->training);
     m->training = meta;
     if (ad_model_serialize(m, &buf, &len) == 0)     /* sets the model id */
@@ -1679,11 +1673,9 @@ int ad_adapt_job_run(const ad_adapt_job *job, ad_train_ws *ws, ad_model **out,
     if (rep)
         *rep = r;
     *out = m;
-    ad_train_ws_free(own);
     return 0;
 fail:
-    ad_train_ws_release(ws, mark);
-    ad_train_ws_free(own);
+    free(x);
     ad_model_free(m);
     return rc;
 }

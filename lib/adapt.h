@@ -516,13 +516,8 @@ void ad_adapt_job_free(ad_adapt_job *j);    /* NULL-safe */
  * shadow is the out-of-sample test), then set the "training" metadata
  * (error distribution on the windows) and the model id. Returns 0 and *out
  * (caller owns) with *rep (may be NULL), or a negative code and a message.
- * ws: the calling thread's training workspace (train.h), kept from job to
- * job, which holds every buffer of the job (the scaled windows, the
- * trainer's, the error statistics' and the reference's), released to its
- * top at the call on return; NULL: each buffer is allocated and freed in
- * the call. The result does not depend on it.
  */
-int ad_adapt_job_run(const ad_adapt_job *job, ad_train_ws *ws, ad_model **out,
+int ad_adapt_job_run(const ad_adapt_job *job, ad_model **out,
                      ad_train_report *rep, const volatile int *cancel,
                      char *err, size_t errlen);
 

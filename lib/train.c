@@ -22,8 +22,7 @@
  *   dX = dZ K^T.
  *
  * Workspaces are sized for batch_size windows in ad_trainer_new(); a step
- * allocates nothing. With a training workspace (ad_train_ws, below) they
- * are carved from its block, which a thread keeps from job to job.
+ * allocates nothing.
  */
 #include "train.h"
 
@@ -244,8 +243,6 @@ struct ad_trainer {
     float *grad;            /* n_params */
     float *am, *av;         /* Adam moments, n_params */
     long step;
-    ad_train_ws *tws;       /* the buffers' workspace, or NULL: each its own */
-    size_t tws_mark;        /* its top before the buffers */
 };
 
 static size_t lay_steps(int t)
@@ -253,108 +250,11 @@ static size_t lay_steps(int t)
     return t > 0 ? (size_t)t : 1;
 }
 
-/* ---- the workspace (train.h) --------------------------------------------- */
-
-/* A piece allocated past the block's end: its own allocation, with this
- * header in its first 64 bytes (the piece stays 64-byte aligned). */
-typedef struct ws_extra {
-    struct ws_extra *next;  /* the one allocated before */
-    size_t at;              /* the top it was allocated at */
-} ws_extra;
-
-#define WS_ALIGN ((size_t)64)
-
-struct ad_train_ws {
-    unsigned char *block;   /* cap bytes, 64-byte aligned */
-    size_t cap;
-    size_t top;             /* bytes handed out, block and extras (a stack) */
-    size_t high;            /* the highest top since the block was sized */
-    ws_extra *extra;        /* pieces past cap, newest first */
-};
-
-ad_train_ws *ad_train_ws_new(void)
-{
-    return calloc(1, sizeof(ad_train_ws));
-}
-
-void ad_train_ws_free(ad_train_ws *ws)
-{
-    if (ws == NULL)
-        return;
-    ad_train_ws_release(ws, 0);
-    ad_afree(ws->block);
-    free(ws);
-}
-
-size_t ad_train_ws_bytes(const ad_train_ws *ws)
-{
-    return ws ? ws->cap : 0;
-}
-
-void *ad_train_ws_alloc(ad_train_ws *ws, size_t bytes)
-{
-    void *p;
-
-    if (ws == NULL || bytes > SIZE_MAX - 2 * WS_ALIGN)
-        return NULL;
-    bytes = bytes ? (bytes + WS_ALIGN - 1) & ~(WS_ALIGN - 1) : WS_ALIGN;
-    if (ws->top > SIZE_MAX - bytes)
-        return NULL;
-    /* a new use that starts after one that did not fit: one block for all
-     * of it from now on (resized only here, when nothing is handed out) */
-    if (ws->top == 0 && ws->high > ws->cap) {
-        ad_afree(ws->block);
-        ws->block = ad_aalloc(ws->high);
-        ws->cap = ws->block ? ws->high : 0;
-    }
-    if (ws->top + bytes <= ws->cap) {
-        p = ws->block + ws->top;
-    } else {
-        ws_extra *e = ad_aalloc(WS_ALIGN + bytes);
-
-        if (e == NULL)
-            return NULL;
-        e->next = ws->extra;
-        e->at = ws->top;
-        ws->extra = e;
-        p = (unsigned char *)e + WS_ALIGN;
-    }
-    ws->top += bytes;
-    if (ws->top > ws->high)
-        ws->high = ws->top;
-    return p;
-}
-
-size_t ad_train_ws_mark(const ad_train_ws *ws)
-{
-    return ws ? ws->top : 0;
-}
-
-void ad_train_ws_release(ad_train_ws *ws, size_t mark)
-{
-    if (ws == NULL || mark >= ws->top)
-        return;
-    while (ws->extra != NULL && ws->extra->at >= mark) {
-        ws_extra *e = ws->extra;
-
-        ws->extra = e->next;
-        ad_afree(e);
-    }
-    ws->top = mark;
-}
-
-/* ---- the trainer's buffers ----------------------------------------------- */
-
 void ad_trainer_free(ad_trainer *t)
 {
     int i;
     if (t == NULL)
         return;
-    if (t->tws != NULL) {           /* all of them at once */
-        ad_train_ws_release(t->tws, t->tws_mark);
-        free(t);
-        return;
-    }
     ad_afree(t->xt);
     for (i = 0; i < AD_MAX_LAYERS; i++) {
         lws *w = &t->ws[i];
@@ -368,26 +268,20 @@ void ad_trainer_free(ad_trainer *t)
     free(t);
 }
 
-/* n zeroed floats, 64-byte aligned: from ws, or their own allocation */
-static float *falloc(ad_train_ws *ws, size_t n)
+static float *falloc(size_t n)
 {
     float *p;
     if (n == 0)
         n = 1;
     if (n > ((size_t)-1) / sizeof(float))
         return NULL;
-    p = ws ? ad_train_ws_alloc(ws, n * sizeof(float)) : ad_aalloc(n * sizeof(float));
+    p = ad_aalloc(n * sizeof(float));
     if (p != NULL)
         memset(p, 0, n * sizeof(float));
     return p;
 }
 
 ad_trainer *ad_trainer_new(ad_model *m, const ad_train_opts *o)
-{
-    return ad_trainer_new_ws(m, o, NULL);
-}
-
-ad_trainer *ad_trainer_new_ws(ad_model *m, const ad_train_opts *o, ad_train_ws *ws)
 {
     ad_trainer *t;
     int i, B;
@@ -397,8 +291,6 @@ ad_trainer *ad_trainer_new_ws(ad_model *m, const ad_train_opts *o, ad_train_ws *
     t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
-    t->tws = ws;
-    t->tws_mark = ad_train_ws_mark(ws);
     if (o != NULL)
         t->o = *o;
     else
@@ -409,31 +301,31 @@ ad_trainer *ad_trainer_new_ws(ad_model *m, const ad_train_opts *o, ad_train_ws *
     t->maxB = B = t->o.batch_size;
     t->T = m->window;
     t->F = m->n_features;
-    if ((t->xt = falloc(ws, (size_t)t->T * B * t->F)) == NULL)
+    if ((t->xt = falloc((size_t)t->T * B * t->F)) == NULL)
         goto fail;
     for (i = 0; i < m->n_layers; i++) {
         const ad_layer *L = &m->layers[i];
         lws *w = &t->ws[i];
         size_t on = lay_steps(L->out_t) * (size_t)B * (size_t)L->out_d;
-        if ((w->out = falloc(ws, on)) == NULL || (w->dout = falloc(ws, on)) == NULL)
+        if ((w->out = falloc(on)) == NULL || (w->dout = falloc(on)) == NULL)
             goto fail;
         if (L->spec.type == AD_LAYER_LSTM) {
             size_t H = (size_t)L->spec.units, steps = (size_t)L->in_t;
             size_t nh = steps * (size_t)B * H;
-            if ((w->gates = falloc(ws, 4 * nh)) == NULL ||
-                (w->dz = falloc(ws, 4 * nh)) == NULL ||
-                (w->c = falloc(ws, nh)) == NULL ||
-                (w->ac = falloc(ws, nh)) == NULL ||
-                (w->h = falloc(ws, nh)) == NULL ||
-                (w->dh = falloc(ws, (size_t)B * H)) == NULL ||
-                (w->dc = falloc(ws, (size_t)B * H)) == NULL ||
-                (w->zero = falloc(ws, (size_t)B * H)) == NULL)
+            if ((w->gates = falloc(4 * nh)) == NULL ||
+                (w->dz = falloc(4 * nh)) == NULL ||
+                (w->c = falloc(nh)) == NULL ||
+                (w->ac = falloc(nh)) == NULL ||
+                (w->h = falloc(nh)) == NULL ||
+                (w->dh = falloc((size_t)B * H)) == NULL ||
+                (w->dc = falloc((size_t)B * H)) == NULL ||
+                (w->zero = falloc((size_t)B * H)) == NULL)
                 goto fail;
         }
     }
-    if ((t->grad = falloc(ws, m->n_params)) == NULL ||
-        (t->am = falloc(ws, m->n_params)) == NULL ||
-        (t->av = falloc(ws, m->n_params)) == NULL)
+    if ((t->grad = falloc(m->n_params)) == NULL ||
+        (t->am = falloc(m->n_params)) == NULL ||
+        (t->av = falloc(m->n_params)) == NULL)
         goto fail;
     return t;
 fail:

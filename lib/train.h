@@ -88,40 +88,6 @@ int ad_loss_from_name(const char *s);
  */
 void ad_train_init_weights(ad_model *m, uint64_t seed);
 
-/* ---- a training workspace, kept from job to job ------------------------- */
-
-/*
- * A thread that runs training job after training job (a daemon worker
- * fine-tuning streams' models every few hours) keeps one workspace and
- * passes it to each: the trainer's activation caches, gradients and Adam
- * state and the fit's and the error statistics' buffers (megabytes for a
- * small model) are carved from one 64-byte aligned block it holds, instead
- * of being allocated and freed per job. Allocated and freed per job, they
- * leave holes in the heap between allocations that live on (the models a
- * job hands back, their metadata): over weeks the allocator held ever more
- * memory than was in use.
- *
- * The workspace is a stack: ad_train_ws_alloc hands out the next piece
- * (64-byte aligned, not zeroed), ad_train_ws_release(mark) takes back
- * everything handed out since ad_train_ws_mark returned mark. A piece that
- * does not fit in the block is allocated on its own (freed by the release);
- * the next use that starts on an empty workspace first replaces the block
- * by one as large as the most it held at once. So the block grows to the
- * largest job (the largest model and batch) seen and is then reused as it
- * is; it never shrinks (ad_train_ws_free returns it). Not thread-safe: one
- * thread at a time. Every function taking one accepts NULL: then each
- * buffer is its own allocation, freed when the call is done.
- */
-typedef struct ad_train_ws ad_train_ws;
-
-ad_train_ws *ad_train_ws_new(void);         /* NULL on OOM; holds nothing yet */
-void ad_train_ws_free(ad_train_ws *ws);     /* NULL-safe; all pieces too */
-size_t ad_train_ws_bytes(const ad_train_ws *ws);   /* the block's size */
-/* NULL on OOM, or when ws is NULL. */
-void *ad_train_ws_alloc(ad_train_ws *ws, size_t bytes);
-size_t ad_train_ws_mark(const ad_train_ws *ws);
-void ad_train_ws_release(ad_train_ws *ws, size_t mark);
-
 /* ---- low level: one trainer = workspace + optimiser state ---------------- */
 
 typedef struct ad_trainer ad_trainer;
@@ -134,10 +100,6 @@ typedef struct ad_trainer ad_trainer;
  * updated in place by ad_trainer_step(). NULL on OOM or bad arguments.
  */
 ad_trainer *ad_trainer_new(ad_model *m, const ad_train_opts *o);
-/* The same with the buffers from ws (NULL: as ad_trainer_new); freeing the
- * trainer releases ws to its top before them, so a trainer is freed before
- * anything taken from ws after it is used again. */
-ad_trainer *ad_trainer_new_ws(ad_model *m, const ad_train_opts *o, ad_train_ws *ws);
 void ad_trainer_free(ad_trainer *t);   /* NULL-safe */
 
 /*
@@ -224,12 +186,6 @@ int ad_train_fit(ad_model *m, const float *windows, size_t n,
                  const ad_train_opts *o, ad_train_report *rep,
                  ad_train_progress_fn progress, void *ud,
                  const volatile int *cancel, char *err, size_t errlen);
-/* The same with its buffers from ws (NULL: as ad_train_fit); ws is
- * released to its top at the call when it returns. The same result. */
-int ad_train_fit_ws(ad_train_ws *ws, ad_model *m, const float *windows, size_t n,
-                    const ad_train_opts *o, ad_train_report *rep,
-                    ad_train_progress_fn progress, void *ud,
-                    const volatile int *cancel, char *err, size_t errlen);
 
 /* ---- reconstruction-error distribution ---------------------------------- */
 
@@ -249,10 +205,6 @@ typedef struct ad_error_stats {
  */
 int ad_train_error_stats(const ad_model *m, const float *windows, size_t n,
                          ad_metric metric, ad_error_stats *out, float *errors);
-/* The same with its buffers from ws (NULL: as above), released on return. */
-int ad_train_error_stats_ws(ad_train_ws *ws, const ad_model *m, const float *windows,
-                            size_t n, ad_metric metric, ad_error_stats *out,
-                            float *errors);
 
 /*
  * The "training" metadata JSON (model.h) for a trained model: settings,

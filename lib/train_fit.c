@@ -21,16 +21,6 @@ int ad_train_fit(ad_model *m, const float *windows, size_t n,
                  ad_train_progress_fn progress, void *ud,
                  const volatile int *cancel, char *err, size_t errlen)
 {
-    return ad_train_fit_ws(NULL, m, windows, n, o_in, rep, progress, ud, cancel, err, errlen);
-}
-
-int ad_train_fit_ws(ad_train_ws *ws, ad_model *m, const float *windows, size_t n,
-                    const ad_train_opts *o_in, ad_train_report *rep,
-                    ad_train_progress_fn progress, void *ud,
-                    const volatile int *cancel, char *err, size_t errlen)
-{
-    ad_train_ws *own = NULL;
-    size_t mark = ad_train_ws_mark(ws);
     ad_train_opts o;
     ad_train_report r;
     ad_trainer *t = NULL;
@@ -78,13 +68,10 @@ int ad_train_fit_ws(ad_train_ws *ws, ad_model *m, const float *windows, size_t n
         o.batch_size = (int)n_train;
 
     wsz = (size_t)m->window * (size_t)m->n_features;
-    /* without a workspace, one for this call: each buffer its own piece */
-    if (ws == NULL && (ws = own = ad_train_ws_new()) == NULL)
-        return ad_errf(err, errlen, AD_ENOMEM, "train: out of memory");
-    t = ad_trainer_new_ws(m, &o, ws);
-    best = ad_train_ws_alloc(ws, sizeof(float) * (m->n_params ? m->n_params : 1));
-    batch = ad_train_ws_alloc(ws, sizeof(float) * wsz * (size_t)o.batch_size);
-    perm = ad_train_ws_alloc(ws, sizeof(size_t) * n_train);
+    t = ad_trainer_new(m, &o);
+    best = malloc(sizeof(float) * (m->n_params ? m->n_params : 1));
+    batch = malloc(sizeof(float) * wsz * (size_t)o.batch_size);
+    perm = malloc(sizeof(size_t) * n_train);
     if (t == NULL || best == NULL || batch == NULL || perm == NULL) {
         rc = ad_errf(err, errlen, AD_ENOMEM, "train: out of memory");
         goto done;
@@ -195,8 +182,9 @@ done:
     if (rep != NULL)
         *rep = r;
     ad_trainer_free(t);
-    ad_train_ws_release(ws, mark);  /* best, batch, perm */
-    ad_train_ws_free(own);
+    free(best);
+    free(batch);
+    free(perm);
     return rc;
 }
 
@@ -222,15 +210,6 @@ static double quantile(const float *sorted, size_t n, double q)
 int ad_train_error_stats(const ad_model *m, const float *windows, size_t n,
                          ad_metric metric, ad_error_stats *out, float *errors)
 {
-    return ad_train_error_stats_ws(NULL, m, windows, n, metric, out, errors);
-}
-
-int ad_train_error_stats_ws(ad_train_ws *ws, const ad_model *m, const float *windows,
-                            size_t n, ad_metric metric, ad_error_stats *out,
-                            float *errors)
-{
-    ad_train_ws *own = NULL;
-    size_t mark = ad_train_ws_mark(ws);
     ad_train_opts o;
     ad_trainer *t;
     float *e = NULL, *y = NULL;
@@ -243,12 +222,10 @@ int ad_train_error_stats_ws(ad_train_ws *ws, const ad_model *m, const float *win
         return AD_EINVAL;
     ad_train_opts_default(&o);
     o.batch_size = 64;
-    if (ws == NULL && (ws = own = ad_train_ws_new()) == NULL)
-        return AD_ENOMEM;
     /* The trainer only reads the model in a forward pass. */
-    t = ad_trainer_new_ws((ad_model *)m, &o, ws);
-    e = ad_train_ws_alloc(ws, sizeof(float) * n);
-    y = ad_train_ws_alloc(ws, sizeof(float) * wsz * (size_t)o.batch_size);
+    t = ad_trainer_new((ad_model *)m, &o);
+    e = malloc(sizeof(float) * n);
+    y = malloc(sizeof(float) * wsz * (size_t)o.batch_size);
     if (t == NULL || e == NULL || y == NULL) {
         rc = AD_ENOMEM;
         goto done;
@@ -291,8 +268,8 @@ int ad_train_error_stats_ws(ad_train_ws *ws, const ad_model *m, const float *win
     out->max = e[n - 1];
 done:
     ad_trainer_free(t);
-    ad_train_ws_release(ws, mark);  /* e, y */
-    ad_train_ws_free(own);
+    free(e);
+    free(y);
     return rc;
 }
 

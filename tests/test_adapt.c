@@ -6,8 +6,7 @@
  * candidate handed over to the caller (never freed by the learner), save /
  * restore, the window counts given as data time (resolved to the same
  * behaviour as the counts; nothing kept before; the memory limit named),
- * configuration errors, and fine-tunes in a reused training workspace
- * (the same weights as without one).
+ * and configuration errors.
  *
  * Data: three sensors from a deterministic multi-sine with noise (regime A);
  * regime B shifts sensor 0 by +1.5 and changes sensor 1's period (a
@@ -423,15 +422,11 @@ typedef struct worker {
     char err[200];
 } worker;
 
-/* The fine-tunes' workspace, kept from job to job as a daemon worker keeps
- * its own (one job at a time: each thread is joined before the next). */
-static ad_train_ws *g_ws;
-
 static void *worker_main(void *p)
 {
     worker *w = p;
 
-    w->rc = ad_adapt_job_run(w->job, g_ws, &w->out, &w->rep, NULL, w->err, sizeof(w->err));
+    w->rc = ad_adapt_job_run(w->job, &w->out, &w->rep, NULL, w->err, sizeof(w->err));
     return NULL;
 }
 
@@ -1906,154 +1901,6 @@ static void test_run_up_held(void)
     ad_adapt_free(a);
 }
 
-
-/* ---- the training workspace ---------------------------------------------- */
-
-/* A job of n windows of regime `regime` fine-tuning a clone of m, with a
- * copy of m as the reference. */
-static ad_adapt_job *make_job(const ad_model *m, size_t n, int regime, int batch)
-{
-    ad_adapt_job *j = calloc(1, sizeof(*j));
-    const size_t wsz = W;           /* m: T windows of F features */
-    size_t i;
-
-    if (j == NULL)
-        return NULL;
-    /* (the job's fields T and F, under this file's macros of those names) */
-#pragma push_macro("T")
-#pragma push_macro("F")
-#undef T
-#undef F
-    j->T = m->window;
-    j->F = m->n_features;
-#pragma pop_macro("F")
-#pragma pop_macro("T")
-    j->n = n;
-    j->windows = malloc(n * wsz * sizeof(float));
-    j->init = ad_model_clone(m);
-    j->ref = ad_model_clone(m);
-    if (!j->windows || !j->init || !j->ref) {
-        ad_adapt_job_free(j);
-        return NULL;
-    }
-    for (i = 0; i < n; i++)
-        gen_window(5000 + 2 * i, regime, 0, j->windows + i * wsz);
-    j->metric = AD_METRIC_MAE;
-    j->epochs = 3;
-    j->batch_size = batch;
-    j->lr = 1e-3f;
-    j->seed = 11;
-    return j;
-}
-
-/* The figures of a result that do not depend on timing: the error
- * distribution and the reference's errors (the metadata also holds the
- * seconds, and the id hashes it). */
-static int same_result(const ad_model *a, const ad_model *b)
-{
-    cJSON *ja, *jb;
-    int same;
-
-    if (a->n_params != b->n_params ||
-        memcmp(a->params, b->params, a->n_params * sizeof(float)) != 0)
-        return 0;
-    ja = cJSON_Parse(a->training);
-    jb = cJSON_Parse(b->training);
-    same = ja && jb &&
-           cJSON_Compare(cJSON_GetObjectItem(ja, "error"), cJSON_GetObjectItem(jb, "error"), 1) &&
-           cJSON_Compare(cJSON_GetObjectItem(ja, "reference"),
-                         cJSON_GetObjectItem(jb, "reference"), 1) &&
-           cJSON_Compare(cJSON_GetObjectItem(ja, "train_loss"),
-                         cJSON_GetObjectItem(jb, "train_loss"), 1);
-    cJSON_Delete(ja);
-    cJSON_Delete(jb);
-    return same;
-}
-
-/* Fine-tunes that take their buffers from a workspace kept from job to job
- * give the weights and figures of fine-tunes that allocate their own, bit
- * for bit: on the workspace's first job (every buffer a piece of its own),
- * once it holds one block, and after a larger model's job left it larger
- * (and its memory dirty). The block is allocated once and then reused. */
-static void test_train_workspace(void)
-{
-    ad_layer_spec L[4] = {
-        { AD_LAYER_LSTM, 16, AD_ACT_TANH, 0 },
-        { AD_LAYER_REPEAT_VECTOR, T, AD_ACT_LINEAR, 0 },
-        { AD_LAYER_LSTM, 16, AD_ACT_TANH, 1 },
-        { AD_LAYER_TD_DENSE, F, AD_ACT_LINEAR, 0 },
-    };
-    ad_model *lstm = NULL, *big = NULL, *out[5] = { NULL };
-    ad_adapt_job *j = NULL, *jb = NULL;
-    ad_train_ws *ws = ad_train_ws_new();
-    float mean[F] = { 5, 2, 1 }, sd[F] = { 1, 0.5f, 0.4f };
-    char err[200];
-    size_t held1, held2, held3;
-    int i, rc = 0;
-
-    T_CHECK(ws != NULL && ad_train_ws_bytes(ws) == 0, "a new workspace holds nothing");
-    if (ad_model_create(&lstm, T, F, L, 4, err, sizeof(err)) != 0 ||
-        ad_model_set_scaler(lstm, AD_SCALER_STANDARD, mean, sd) != 0) {
-        T_CHECK(0, "lstm model: %s", err);
-        goto out;
-    }
-    ad_train_init_weights(lstm, 3);
-    L[0].units = L[2].units = 40;
-    if (ad_model_create(&big, T, F, L, 4, err, sizeof(err)) != 0 ||
-        ad_model_set_scaler(big, AD_SCALER_STANDARD, mean, sd) != 0) {
-        T_CHECK(0, "big model: %s", err);
-        goto out;
-    }
-    ad_train_init_weights(big, 4);
-    j = make_job(lstm, 150, REG_B, 16);
-    jb = make_job(big, 200, REG_B, 32);
-    if (j == NULL || jb == NULL) {
-        T_CHECK(0, "jobs made");
-        goto out;
-    }
-    rc |= ad_adapt_job_run(j, NULL, &out[0], NULL, NULL, err, sizeof(err));
-    rc |= ad_adapt_job_run(j, ws, &out[1], NULL, NULL, err, sizeof(err));
-    held1 = ad_train_ws_bytes(ws);
-    rc |= ad_adapt_job_run(j, ws, &out[2], NULL, NULL, err, sizeof(err));
-    held2 = ad_train_ws_bytes(ws);
-    rc |= ad_adapt_job_run(jb, ws, &out[3], NULL, NULL, err, sizeof(err));
-    rc |= ad_adapt_job_run(j, ws, &out[4], NULL, NULL, err, sizeof(err));
-    held3 = ad_train_ws_bytes(ws);
-    T_CHECK(rc == 0, "five fine-tunes ran (%s)", rc ? err : "");
-    if (rc != 0)
-        goto out;
-    for (i = 1; i < 5; i++)
-        if (i != 3)
-            T_CHECK(same_result(out[0], out[i]), "job %d: the same weights and figures "
-                    "as without a workspace", i);
-    T_CHECK(held1 > 0 && held2 >= held1 && held3 > held2,
-            "the block: %zu bytes after the first job (made when its fit was done), %zu "
-            "after the second, %zu after the larger model's", held1, held2, held3);
-    {
-        /* the larger job again: no growth, and its result as without one */
-        ad_model *again = NULL, *alone = NULL;
-
-        rc = ad_adapt_job_run(jb, ws, &again, NULL, NULL, err, sizeof(err));
-        rc |= ad_adapt_job_run(jb, NULL, &alone, NULL, NULL, err, sizeof(err));
-        T_CHECK(rc == 0 && same_result(out[3], again) && same_result(out[3], alone) &&
-                ad_train_ws_bytes(ws) == held3 && ad_train_ws_mark(ws) == 0,
-                "the larger job again: the same result in the same %zu-byte block; "
-                "nothing handed out after a job", held3);
-        ad_model_free(again);
-        ad_model_free(alone);
-    }
-    T_NOTE("workspace: %zu bytes for a %d-parameter model at batch 16, %zu for %d "
-           "parameters at batch 32", held2, (int)lstm->n_params, held3, (int)big->n_params);
-out:
-    for (i = 0; i < 5; i++)
-        ad_model_free(out[i]);
-    ad_adapt_job_free(j);
-    ad_adapt_job_free(jb);
-    ad_model_free(lstm);
-    ad_model_free(big);
-    ad_train_ws_free(ws);
-}
-
 int main(void)
 {
     double t0 = now_s();
@@ -2063,8 +1910,6 @@ int main(void)
         printf("not ok - live model could not be trained\n");
         return 1;
     }
-    g_ws = ad_train_ws_new();
-    T_RUN(test_train_workspace);
     T_RUN(test_normal_set_excludes_alerts_and_margins);
     T_RUN(test_margin_floor);
     T_RUN(test_accepted_regime_teaches);
@@ -2086,7 +1931,6 @@ int main(void)
     T_RUN(test_data_time_memory_limit);
     T_RUN(test_bad_config);
     ad_model_free(g_live);
-    ad_train_ws_free(g_ws);
     T_NOTE("total %.2f s", now_s() - t0);
     return t_done();
 }

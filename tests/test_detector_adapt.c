@@ -204,7 +204,7 @@ static void on_adapt_ready(ad_detector *d, run *r)
         return;
     }
     memset(&r->rep, 0, sizeof(r->rep));
-    if (ad_adapt_job_run(j, NULL, &cand, &r->rep, NULL, err, sizeof(err)) != 0)
+    if (ad_adapt_job_run(j, &cand, &r->rep, NULL, err, sizeof(err)) != 0)
         cand = NULL;
     T_NOTE("fine-tune: %zu windows, %d epochs, loss %.4f, %.2f s %s", j->n, r->rep.epochs_run,
            r->rep.train_loss, r->rep.seconds, err);
@@ -1416,7 +1416,7 @@ static void test_reload_during_finetune(void)
     /* the fine-tune returns */
     r.hold_job = 0;
     memset(&rep, 0, sizeof(rep));
-    if (ad_adapt_job_run(r.held, NULL, &cand, &rep, NULL, err, sizeof(err)) != 0)
+    if (ad_adapt_job_run(r.held, &cand, &rep, NULL, err, sizeof(err)) != 0)
         cand = NULL;
     ad_detector_adapt_done2(d, cand, cand ? &rep : NULL, cand ? NULL : err);
     ad_adapt_job_free(r.held);

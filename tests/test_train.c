@@ -605,80 +605,6 @@ static void test_error_stats(void)
     ad_model_free(m);
 }
 
-/* ---- the training workspace ---------------------------------------------- */
-
-/* A workspace is a stack of 64-byte aligned pieces: a piece past its block
- * is its own allocation until the release; the next use on an empty
- * workspace gets one block as large as the most held at once. A fit and
- * the error statistics with their buffers from it give the weights and
- * figures of the calls without, bit for bit, and leave nothing handed out. */
-static void test_workspace(void)
-{
-    const int T = 10;
-    const size_t n = 200;
-    float *x = sine_windows(n, T, 13);
-    ad_model *m = mk(T, 2, fit_arch, 4), *m2 = NULL, *m3 = NULL;
-    ad_train_ws *ws = ad_train_ws_new();
-    ad_train_opts o;
-    ad_train_report r, r2;
-    ad_error_stats st, st2;
-    char err[256] = "";
-    unsigned char *a, *b, *c;
-    size_t mark, held;
-    int rc, i;
-
-    if (m == NULL || ws == NULL || x == NULL)
-        goto out;
-    a = ad_train_ws_alloc(ws, 100);
-    mark = ad_train_ws_mark(ws);
-    b = ad_train_ws_alloc(ws, 1000);
-    c = ad_train_ws_alloc(ws, 1);
-    T_CHECK(a && b && c && ((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) % 64 == 0 &&
-            mark == 128 && ad_train_ws_mark(ws) == 128 + 1024 + 64 &&
-            ad_train_ws_bytes(ws) == 0,
-            "pieces 64-byte aligned, rounded up to 64, each its own on a new workspace "
-            "(top %zu)", ad_train_ws_mark(ws));
-    memset(b, 1, 1000);
-    ad_train_ws_release(ws, mark);
-    T_CHECK(ad_train_ws_mark(ws) == 128, "release to a mark: top %zu", ad_train_ws_mark(ws));
-    ad_train_ws_release(ws, 0);
-    a = ad_train_ws_alloc(ws, 64);
-    T_CHECK(a && ad_train_ws_bytes(ws) == 128 + 1024 + 64,
-            "the next use on an empty workspace: one block of the most held (%zu)",
-            ad_train_ws_bytes(ws));
-    ad_train_ws_release(ws, 0);
-
-    ad_train_init_weights(m, 5);
-    m2 = ad_model_clone(m);
-    m3 = ad_model_clone(m);
-    ad_train_opts_default(&o);
-    o.epochs = 4;
-    o.batch_size = 16;
-    rc = ad_train_fit(m, x, n, &o, &r, NULL, NULL, NULL, err, sizeof(err));
-    for (i = 0; i < 2 && rc == 0; i++)     /* pieces, then the block */
-        rc = ad_train_fit_ws(ws, i ? m3 : m2, x, n, &o, &r2, NULL, NULL, NULL, err,
-                             sizeof(err));
-    held = ad_train_ws_bytes(ws);
-    T_CHECK(rc == 0 && m2 && m3 && memcmp(m->params, m2->params, m->n_params * 4) == 0 &&
-            memcmp(m->params, m3->params, m->n_params * 4) == 0 &&
-            r.train_loss == r2.train_loss && r.val_loss == r2.val_loss &&
-            ad_train_ws_mark(ws) == 0 && held > 0,
-            "fit: the same weights and losses in a workspace (%zu bytes), nothing left "
-            "handed out (rc %d %s)", held, rc, err);
-    rc = ad_train_error_stats(m, x, n, AD_METRIC_MAE, &st, NULL);
-    rc |= ad_train_error_stats_ws(ws, m, x, n, AD_METRIC_MAE, &st2, NULL);
-    T_CHECK(rc == 0 && memcmp(&st, &st2, sizeof(st)) == 0 && ad_train_ws_mark(ws) == 0,
-            "error statistics: the same figures in a workspace");
-    T_NOTE("workspace: %zu bytes for %d parameters at batch %d (error statistics: %zu)",
-           held, (int)m->n_params, o.batch_size, ad_train_ws_bytes(ws));
-out:
-    ad_train_ws_free(ws);
-    ad_model_free(m);
-    ad_model_free(m2);
-    ad_model_free(m3);
-    free(x);
-}
-
 /* ---- windows and metadata ------------------------------------------------ */
 
 static void test_cut_windows(void)
@@ -984,7 +910,6 @@ int main(void)
     T_RUN(test_fit);
     T_RUN(test_fit_stopping);
     T_RUN(test_error_stats);
-    T_RUN(test_workspace);
     T_RUN(test_cut_windows);
     T_RUN(test_meta_json);
     T_RUN(test_cmd_train);
