@@ -7,8 +7,10 @@ by bench/bench_soak.sh, which starts the broker and the daemon).
 S simulated pumps (tools/pumpsim.py, the bundled model's plant) publish D
 days of data, one sample per simulated minute, day by day: each day's rows
 (1440 per stream) go out at full speed, then the publisher waits until the
-daemon's statistics count every sample (so the daemon is never more than a
-day behind and each reading is taken at a known point in data time). The
+daemon's statistics count every sample (feature value) of them and no
+window is left to score (windows_scored the same in two statistics in a
+row): the daemon is never more than a day behind and each reading is
+taken at a known point in data time, with no backlog held. The
 pumps carry what a plant does over weeks: faults (bearing wear, cavitation,
 blockage, overheating, a spike train; one every 2.5 days on a rotating pump)
 and, from day 9 on one pump, a lasting rise in demand that continual
@@ -91,18 +93,33 @@ def faults_for(dev, days):
 class Stats:
     def __init__(self):
         self.last = None
+        self.prev = None
+        self.seq = 0
         self.cv = threading.Condition()
 
     def on_message(self, cl, ud, msg):
         if msg.topic == "anomalyd/stats":
             with self.cv:
+                self.prev = self.last
                 self.last = json.loads(msg.payload)
+                self.seq += 1
                 self.cv.notify_all()
 
     def wait_samples(self, n, timeout):
+        """The statistics once the daemon has parsed n samples (feature
+        values: a message of the simulated pump carries len(SENSORS)) and
+        scored every window they made: two statistics in a row with the
+        same windows_scored after the last sample was counted."""
         end = time.time() + timeout
         with self.cv:
             while not (self.last and self.last.get("samples", 0) >= n):
+                left = end - time.time()
+                if left <= 0:
+                    return None
+                self.cv.wait(left)
+            seq = self.seq
+            while not (self.seq > seq and self.prev and
+                       self.prev.get("windows_scored") == self.last.get("windows_scored")):
                 left = end - time.time()
                 if left <= 0:
                     return None
@@ -163,10 +180,10 @@ def main():
                 infos = []
         for x in infos:
             x.wait_for_publish(60)
-        s = st.wait_samples(sent, 600)
+        s = st.wait_samples(sent * len(pumpsim.SENSORS), 600)
         if s is None:
             print("soak: the daemon did not count %d samples within 600 s (stats: %s)" %
-                  (sent, st.last and st.last.get("samples")))
+                  (sent * len(pumpsim.SENSORS), st.last and st.last.get("samples")))
             return 1
         dt = time.time() - t0
         try:
