@@ -19,8 +19,9 @@
  *           through `fields` (feature -> name) or by equal name, else the
  *           record's own n alone (bn usually names the device); time =
  *           bt+t, relative to now when below 2^28 (RFC 8428 section 4.5.3),
- *           arrival time when absent; value = bv+v. Records without a
- *           numeric v (vs, vb, vd, s) are counted as unknown.
+ *           arrival time when absent; value = bv+v. Records with no v
+ *           (vs, vb, vd, s instead) are counted as unknown; a v that is
+ *           not a number is refused (below).
  *
  * REFUSED VALUES. A message whose shape is right keeps its good values: a
  * feature's value that is not a number (text, a boolean, an object or an
