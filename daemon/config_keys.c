@@ -496,7 +496,8 @@ static const key detector_keys[] = {
       "names it; counted in streams_evicted); without such a stream each message of the "
       "new stream is refused (counted in streams_refused, per message)" },
     { "idle_evict_s", K_NUM, OD(idle_evict), 0, 1e9, "3600", F_RELOAD, NULL, NULL,
-      "streams without samples for this long are dropped (0: never)" },
+      "streams without messages for this long are dropped (a message whose every value "
+      "is refused counts: the device is alive; 0: never)" },
 };
 const table cfg_detector_table = TAB(detector_keys);
 

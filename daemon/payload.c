@@ -4,7 +4,9 @@
  *
  * cJSON does the JSON tokenising (its nesting limit bounds recursion on
  * hostile input); everything here only walks the tree and checks types and
- * finiteness. Nothing is kept between messages.
+ * finiteness. Nothing is kept between messages. A bad value refuses its
+ * feature alone (payload.h REFUSED VALUES): the message's shape decides
+ * whether it is taken, its values only what it carries.
  *
  * Fast path: the common payload is a flat object of numbers ({"ts":..,
  * "vibration":1.32,...}). When no configured path has a dot, such a payload
@@ -164,6 +166,87 @@ static int find_feature(const ad_payload_parser *p, const char *name)
     return -1;
 }
 
+/* ---- refused values ---------------------------------------------------------- */
+
+#define REFUSED_NAMED 3     /* refused values a message's log line names */
+
+/* The values one message refused: how many, and the first REFUSED_NAMED
+ * said ("field \"pressure\": not a number: \"abc\"; ..."). */
+typedef struct refusals {
+    int n;
+    size_t len;
+    char list[320];
+} refusals;
+
+/* Up to 32 bytes of untrusted text, quoted, control and non-ASCII bytes as
+ * '?' (it goes into a log line), "..." when cut. */
+static void quote_text(const char *s, size_t len, char *b, size_t bl)
+{
+    size_t o = 0, i;
+
+    if (bl < 8)
+        return;
+    b[o++] = '"';
+    for (i = 0; i < len && i < 32 && o + 6 < bl; i++)
+        b[o++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    if (i < len && o + 6 < bl) {
+        memcpy(b + o, "...", 3);
+        o += 3;
+    }
+    b[o++] = '"';
+    b[o] = '\0';
+}
+
+/* One refused value: out[k] gets the feature with `why` (AD_SAMPLE_*),
+ * value NaN, time t; `what` names where it was and what it held. */
+static void refuse(refusals *r, ad_sample *o, int f, int why, double t, const char *what)
+{
+    o->feature = f;
+    o->refused = why;
+    o->value = NAN;
+    o->time = t;
+    if (r->n++ < REFUSED_NAMED && r->len < sizeof r->list) {
+        int w = snprintf(r->list + r->len, sizeof r->list - r->len, "%s%s",
+                         r->n > 1 ? "; " : "", what);
+        r->len += w > 0 ? (size_t)w : 0;
+        if (r->len >= sizeof r->list)
+            r->len = sizeof r->list - 1;
+    }
+}
+
+/* On success: err says what was refused ("" when nothing was). */
+static void refusals_say(const refusals *r, char *err, size_t errlen)
+{
+    if (r->n == 0)
+        ad_errf(err, errlen, 0, "%s", "");
+    else if (r->n == 1)
+        ad_errf(err, errlen, 0, "%s (value refused: the feature is missing from this "
+                "message)", r->list);
+    else if (r->n <= REFUSED_NAMED)
+        ad_errf(err, errlen, 0, "%d values refused (missing from this message): %s", r->n,
+                r->list);
+    else
+        ad_errf(err, errlen, 0, "%d values refused (missing from this message): %s; "
+                "and %d more", r->n, r->list, r->n - REFUSED_NAMED);
+}
+
+/* What a JSON value that is not a finite number holds, for the log. */
+static void json_bad_text(const cJSON *j, int why, char *b, size_t bl)
+{
+    char q[48];
+
+    if (cJSON_IsString(j)) {
+        quote_text(j->valuestring, strlen(j->valuestring), q, sizeof q);
+        snprintf(b, bl, "%s: %s", why == AD_SAMPLE_NONFINITE ? "not finite" : "not a number", q);
+    } else if (cJSON_IsNumber(j)) {
+        snprintf(b, bl, "not finite: a number beyond the double range");
+    } else {
+        snprintf(b, bl, "not a number: %s", cJSON_IsBool(j) ? (cJSON_IsTrue(j) ? "true" : "false")
+                                            : cJSON_IsObject(j) ? "an object"
+                                            : cJSON_IsArray(j) ? "an array" : "not a value");
+    }
+}
+
 static int parse_number(const ad_payload_parser *p, const char *topic, const char *buf,
                         size_t len, ad_sample *out, int max, int *n,
                         char *err, size_t errlen)
@@ -171,24 +254,39 @@ static int parse_number(const ad_payload_parser *p, const char *topic, const cha
     char lev[256];
     double v;
     int f, rc;
+    size_t k;
 
     if (ad_topic_level(topic, p->feature_level, lev, sizeof lev) < 0)
         return ad_errf(err, errlen, AD_ENOENT, "topic has no level %d", p->feature_level);
     if ((f = find_feature(p, lev)) < 0)
         return ad_errf(err, errlen, AD_ENOENT, "unknown feature \"%.64s\"", lev);
-    if ((rc = parse_num(buf, len, &v))) {
-        if (rc == AD_ENONFINITE)
-            return ad_errf(err, errlen, rc, "non-finite value");
-        /* the payload is not NUL-terminated: bound the print by len */
-        return ad_errf(err, errlen, rc, "not a number: \"%.*s\"", (int)(len < 32 ? len : 32),
-                       buf);
-    }
+    /* nothing sent (an empty payload clears a retained message): no value */
+    for (k = 0; k < len && strchr(" \t\r\n", buf[k]) != NULL && buf[k] != '\0'; k++)
+        ;
+    if (k == len)
+        return ad_errf(err, errlen, AD_EFORMAT, "empty payload (%zu bytes%s): a number "
+                       "expected", len, len ? ", all white space" : "");
     if (max < 1)
         return ad_errf(err, errlen, AD_ERANGE, "no room for samples");
+    if ((rc = parse_num(buf, len, &v))) {
+        refusals r = { 0, 0, "" };
+        char q[48], what[200];
+        /* the payload is not NUL-terminated: quote_text is bounded by len */
+        quote_text(buf, len, q, sizeof q);
+        snprintf(what, sizeof what, "feature %.64s: %s: %s", p->features[f],
+                 rc == AD_ENONFINITE ? "not finite" : "not a number", q);
+        refuse(&r, &out[0], f, rc == AD_ENONFINITE ? AD_SAMPLE_NONFINITE : AD_SAMPLE_NONNUMERIC,
+               NAN, what);
+        refusals_say(&r, err, errlen);
+        *n = 1;
+        return 0;
+    }
     out[0].feature = f;
+    out[0].refused = 0;
     out[0].value = v;
     out[0].time = NAN;
     *n = 1;
+    ad_errf(err, errlen, 0, "%s", "");         /* nothing refused */
     return 0;
 }
 
@@ -240,7 +338,7 @@ static int first_comp(const char *path, const char *name)
 }
 
 static int parse_json(const ad_payload_parser *p, const cJSON *root, ad_sample *out,
-                      int max, int *n, int *unknown, char *err, size_t errlen)
+                      int max, int *n, int *unknown, refusals *r, char *err, size_t errlen)
 {
     double t = NAN;
     int k = 0, rc;
@@ -261,12 +359,19 @@ static int parse_json(const ad_payload_parser *p, const cJSON *root, ad_sample *
         double v;
         if (!j || cJSON_IsNull(j))
             continue;
-        if ((rc = json_num(j, &v)))
-            return ad_errf(err, errlen, rc, "field \"%.64s\": %s", p->names[i],
-                           rc == AD_ENONFINITE ? "non-finite value" : "not a number");
         if (k >= max)
             return ad_errf(err, errlen, AD_ERANGE, "too many samples");
+        if ((rc = json_num(j, &v))) {
+            /* this feature's value alone: the others are good */
+            int why = rc == AD_ENONFINITE ? AD_SAMPLE_NONFINITE : AD_SAMPLE_NONNUMERIC;
+            char b[96], what[200];
+            json_bad_text(j, why, b, sizeof b);
+            snprintf(what, sizeof what, "field \"%.64s\": %s", p->names[i], b);
+            refuse(r, &out[k++], i, why, t, what);
+            continue;
+        }
         out[k].feature = i;
+        out[k].refused = 0;
         out[k].value = v;
         out[k].time = t;
         k++;
@@ -473,6 +578,7 @@ static int parse_json_flat(const ad_payload_parser *p, const char *s, size_t len
         if (k >= max)
             return 0;
         out[k].feature = f;
+        out[k].refused = 0;
         out[k].value = val[f];
         out[k].time = t;
         k++;
@@ -488,7 +594,7 @@ static int parse_json_flat(const ad_payload_parser *p, const char *s, size_t len
 #define SENML_REL_LIMIT 268435456.0   /* 2^28: smaller times are relative */
 
 static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now,
-                       ad_sample *out, int max, int *n, int *unknown,
+                       ad_sample *out, int max, int *n, int *unknown, refusals *rf,
                        char *err, size_t errlen)
 {
     char bn[256] = "", name[512];
@@ -499,9 +605,9 @@ static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now
     if (!cJSON_IsArray(root))
         return ad_errf(err, errlen, AD_EFORMAT, "SenML: expected a JSON array of records");
     for (const cJSON *r = root->child; r; r = r->next, idx++) {
-        const cJSON *j;
+        const cJSON *j, *vj;
         const char *nm, *own;
-        double v, t = 0;
+        double v, t = 0, tt;
         int f, has_t = 0;
 
         if (!cJSON_IsObject(r))
@@ -524,8 +630,8 @@ static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now
             return ad_errf(err, errlen, AD_EFORMAT, "SenML record %d: bad n", idx);
         own = j ? j->valuestring : "";
         snprintf(name, sizeof name, "%s%s", bn, own);
-        j = cJSON_GetObjectItemCaseSensitive(r, "v");
-        if (!j) {
+        vj = cJSON_GetObjectItemCaseSensitive(r, "v");
+        if (!vj) {
             /* base-only record, or string/bool/data/sum values we do not use */
             if (cJSON_GetObjectItemCaseSensitive(r, "vs") ||
                 cJSON_GetObjectItemCaseSensitive(r, "vb") ||
@@ -534,11 +640,6 @@ static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now
                 if (unknown) (*unknown)++;
             continue;
         }
-        if (!cJSON_IsNumber(j))
-            return ad_errf(err, errlen, AD_EFORMAT, "SenML record %d: v is not a number", idx);
-        v = bv + j->valuedouble;
-        if (!isfinite(v))
-            return ad_errf(err, errlen, AD_ENONFINITE, "SenML record %d: non-finite value", idx);
         if ((j = cJSON_GetObjectItemCaseSensitive(r, "t"))) {
             if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble))
                 return ad_errf(err, errlen, AD_EFORMAT, "SenML record %d: bad t", idx);
@@ -554,14 +655,26 @@ static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now
         }
         if (k >= max)
             return ad_errf(err, errlen, AD_ERANGE, "SenML: more than %d records", max);
-        out[k].feature = f;
-        out[k].value = v;
-        if (has_t || bt != 0) {
-            double tt = bt + t;
-            out[k].time = tt < SENML_REL_LIMIT ? now + tt : tt;
-        } else {
-            out[k].time = NAN;
+        tt = bt + t;
+        tt = has_t || bt != 0 ? (tt < SENML_REL_LIMIT ? now + tt : tt) : NAN;
+        v = cJSON_IsNumber(vj) ? bv + vj->valuedouble : NAN;
+        if (!isfinite(v)) {
+            /* this record's value alone: the pack's others are good */
+            int why = cJSON_IsNumber(vj) ? AD_SAMPLE_NONFINITE : AD_SAMPLE_NONNUMERIC;
+            char b[96], what[240];
+            if (why == AD_SAMPLE_NONFINITE)
+                snprintf(b, sizeof b, "not finite: %s", isfinite(vj->valuedouble) ?
+                         "bv + v beyond the double range" : "a number beyond the double range");
+            else
+                json_bad_text(vj, why, b, sizeof b);
+            snprintf(what, sizeof what, "SenML record %d (\"%.64s\"): v %s", idx, name, b);
+            refuse(rf, &out[k++], f, why, tt, what);
+            continue;
         }
+        out[k].feature = f;
+        out[k].refused = 0;
+        out[k].value = v;
+        out[k].time = tt;
         k++;
     }
     *n = k;
@@ -592,6 +705,7 @@ int ad_payload_parse(const ad_payload_parser *p, const char *topic,
     if (p->flat && parse_json_flat(p, buf, len, out, max, n, &unk) && bad_time(out, *n) < 0) {
         if (unknown)
             *unknown += unk;
+        ad_errf(err, errlen, 0, "%s", "");     /* nothing refused */
         return 0;
     }
     *n = 0;
@@ -604,6 +718,7 @@ int ad_payload_parse_ref(const ad_payload_parser *p, const char *topic,
                          char *err, size_t errlen)
 {
     cJSON *root;
+    refusals rf = { 0, 0, "" };
     int rc, i;
 
     *n = 0;
@@ -628,9 +743,9 @@ int ad_payload_parse_ref(const ad_payload_parser *p, const char *topic,
                            strncmp(e, "invalid JSON ", 13) == 0 ? e + 13 : e);
     }
     if (p->format == AD_FMT_JSON)
-        rc = parse_json(p, root, out, max, n, unknown, err, errlen);
+        rc = parse_json(p, root, out, max, n, unknown, &rf, err, errlen);
     else
-        rc = parse_senml(p, root, now, out, max, n, unknown, err, errlen);
+        rc = parse_senml(p, root, now, out, max, n, unknown, &rf, err, errlen);
     cJSON_Delete(root);
     if (rc == 0 && (i = bad_time(out, *n)) >= 0) {
         const char *hint = "";
@@ -655,5 +770,7 @@ int ad_payload_parse_ref(const ad_payload_parser *p, const char *topic,
     }
     if (rc)
         *n = 0;
+    else
+        refusals_say(&rf, err, errlen);
     return rc;
 }

@@ -19,12 +19,29 @@
  *           through `fields` (feature -> name) or by equal name, else the
  *           record's own n alone (bn usually names the device); time =
  *           bt+t, relative to now when below 2^28 (RFC 8428 section 4.5.3),
- *           arrival time when absent; value = bv+v. Records without a
- *           numeric v (vs, vb, vd, s) are counted as unknown.
+ *           arrival time when absent; value = bv+v. Records with no v
+ *           (vs, vb, vd, s instead) are counted as unknown; a v that is
+ *           not a number is refused (below).
  *
- * Values must be finite. A message that yields no sample is an error.
- * Errors (AD_EFORMAT malformed, AD_ENONFINITE, AD_ENOENT no known feature)
- * come with a short message for the rate-limited log.
+ * REFUSED VALUES. A message whose shape is right keeps its good values: a
+ * feature's value that is not a number (text, a boolean, an object or an
+ * array where a number belongs, "0x10", a SenML v that is not a number;
+ * for `number`, the whole payload's text) or not finite (1e999, "NaN",
+ * "inf", a SenML bv + v past DBL_MAX) is refused for that feature alone.
+ * It comes out as a sample with `refused` set (AD_SAMPLE_NONNUMERIC,
+ * AD_SAMPLE_NONFINITE) and value NaN, so that the caller counts it against
+ * the feature (its row gets the feature as missing) and knows the device
+ * is alive; on success, err then says which values were refused and why
+ * (the first three, naming their fields; "" when none was). JSON null is
+ * no value: the feature is absent, as when its field is missing.
+ *
+ * A message that yields no sample, good or refused, is an error, and so
+ * is one whose shape is wrong: not JSON, text after the value, a JSON
+ * root that is not an object (json) or an array of objects (senml), an
+ * empty payload, a bad SenML base field, name or time, a timestamp that
+ * is not a finite number or is outside the time a stream can hold.
+ * Errors (AD_EFORMAT malformed, AD_ENONFINITE, AD_ERANGE, AD_ENOENT no
+ * known feature) come with a short message for the rate-limited log.
  */
 #ifndef AD_PAYLOAD_H
 #define AD_PAYLOAD_H
@@ -32,8 +49,14 @@
 #include <stddef.h>
 #include "config.h"
 
+enum {
+    AD_SAMPLE_NONFINITE = 1,    /* a number that is not finite */
+    AD_SAMPLE_NONNUMERIC = 2    /* not a number */
+};
+
 typedef struct ad_sample {
     int feature;       /* index in the model's features */
+    int refused;       /* 0: a value; else AD_SAMPLE_*: refused, value NaN */
     double value;
     double time;       /* unix seconds; NAN: use the arrival time */
 } ad_sample;
@@ -55,8 +78,8 @@ void ad_payload_parser_free(ad_payload_parser *p);   /* NULL-safe */
  * feature from it), `now` the arrival time (unix seconds, for SenML relative
  * times). Writes up to `max` samples to out, their count to *n and the
  * count of unknown fields/records to *unknown (may be NULL).
- * Returns 0 or a negative code with a message in err. Thread-safe (the
- * parser is read-only).
+ * Returns 0 (err: the values refused, or "") or a negative code with a
+ * message in err (*n 0). Thread-safe (the parser is read-only).
  */
 int ad_payload_parse(const ad_payload_parser *p, const char *topic,
                      const void *buf, size_t len, double now,

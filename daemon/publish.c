@@ -998,6 +998,7 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddNumberToObject(o, "messages_in", (double)dd->c.messages_in);
     cJSON_AddNumberToObject(o, "parse_errors", (double)dd->c.parse_errors);
     cJSON_AddNumberToObject(o, "nonfinite", (double)dd->c.nonfinite);
+    cJSON_AddNumberToObject(o, "nonnumeric", (double)dd->c.nonnumeric);
     cJSON_AddNumberToObject(o, "unknown_fields", (double)dd->c.unknown_fields);
     cJSON_AddNumberToObject(o, "oversized", (double)dd->c.oversized);
     cJSON_AddNumberToObject(o, "no_detector", (double)dd->c.no_detector);

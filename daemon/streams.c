@@ -423,12 +423,31 @@ static double arrival_after_restore(stream_rec *s, const ad_sample *smp, int n, 
     return (double)a / 1000.0;
 }
 
+/* The values of a message its parser refused (payload.h REFUSED VALUES):
+ * each counted against its feature (the stream's rejected counts, the
+ * data-quality rejected check naming the feature), after its good values.
+ * Returns how many there were. */
+static int push_refused(stream_rec *s, const ad_sample *smp, int n, double now_s)
+{
+    int k = 0;
+
+    for (int i = 0; i < n; i++) {
+        double t = isnan(smp[i].time) ? now_s : smp[i].time;
+        if (!smp[i].refused)
+            continue;
+        ad_detector_push_refused(s->d, (int64_t)llround(t * 1000.0), smp[i].feature,
+                                 smp[i].refused == AD_SAMPLE_NONNUMERIC);
+        k++;
+    }
+    return k;
+}
+
 static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,
                          double now_s, const char *origin, int64_t rec_ms)
 {
     det_rt *d = s->det;
     int64_t arrival, bad_ts = 0;
-    int bad = 0;
+    int bad = 0, refused;
 
     now_s = arrival_after_restore(s, smp, n, now_s);
     arrival = (int64_t)llround(now_s * 1000.0);
@@ -439,17 +458,27 @@ static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int
         double vals[AD_MAX_FEATURES > 4096 ? 4096 : AD_MAX_FEATURES];
         unsigned char present[sizeof vals / sizeof vals[0]];
         double t = isnan(smp[0].time) ? now_s : smp[0].time;
+        int good = 0;
         memset(present, 0, (size_t)d->F);
         for (int i = 0; i < n; i++) {
+            if (smp[i].refused)
+                continue;       /* missing from the row: rows.missing */
             vals[smp[i].feature] = smp[i].value;
             present[smp[i].feature] = 1;
+            good++;
         }
-        bad_ts = (int64_t)llround(t * 1000.0);
-        bad = ad_detector_push_row(s->d, bad_ts, vals, present) > 0;
+        /* a message whose every value was refused makes no row (it would
+         * be all held values, or invalid): its refusals are counted */
+        if (good) {
+            bad_ts = (int64_t)llround(t * 1000.0);
+            bad = ad_detector_push_row(s->d, bad_ts, vals, present) > 0;
+        }
     } else {
         for (int i = 0; i < n; i++) {
             double t = isnan(smp[i].time) ? now_s : smp[i].time;
             int64_t ts = (int64_t)llround(t * 1000.0);
+            if (smp[i].refused)
+                continue;
             if (ad_detector_push_sample(s->d, ts, smp[i].feature, smp[i].value) > 0 &&
                 !bad++)
                 bad_ts = ts;
@@ -461,8 +490,11 @@ static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int
                 batch_take(dd, s);
         }
     }
+    refused = push_refused(s, smp, n, now_s);
     if (bad)
         note_rejections(dd, s, arrival, bad_ts, origin, rec_ms);
+    else if (refused && uv_now(dd->loop) - s->state_pub_ms >= STATE_REFRESH_MS)
+        publish_state(dd, s);   /* its rejected counts, at most once a minute */
     if (d->c->pipe.stream.mode == AD_ASM_PERIOD && !d->warned_late_held)
         note_late_held(s);
     batch_pull(dd, s);
@@ -558,8 +590,8 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
                     const kafka_rec *rec)
 {
     ad_sample *smp;
-    char err[256], origin[300];
-    int n = 0, unk = 0, rc, untimed = 0;
+    char err[512], origin[300];
+    int n = 0, unk = 0, rc, untimed = 0, nonfinite = 0, nonnumeric = 0;
     int64_t rec_ms = INT64_MIN;
     /* the record's time is a time for the samples without one: a SenML
      * relative time counts from it too */
@@ -622,6 +654,20 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
                "records on arrival (warned once per detector)", origin, d->c->name, iso,
                rec->ts_type);
     }
+    /* values refused one by one: the message and its good values are
+     * taken, and it says the device is alive (no idle eviction, no
+     * dropout of the whole stream) */
+    for (int i = 0; i < n; i++) {
+        nonfinite |= smp[i].refused == AD_SAMPLE_NONFINITE;
+        nonnumeric |= smp[i].refused == AD_SAMPLE_NONNUMERIC;
+    }
+    dd->c.nonfinite += (uint64_t)nonfinite;
+    dd->c.nonnumeric += (uint64_t)nonnumeric;
+    if ((nonfinite || nonnumeric) && rec)
+        dd_bad_input(dd, "kafka %s: detector %s: stream %s: %s", origin, d->c->name, key, err);
+    else if (nonfinite || nonnumeric)
+        dd_bad_input(dd, "detector %s: stream %s: topic %.128s: %s", d->c->name, key, topic,
+                     err);
     if (!(s = streams_open(dd, d, key)))
         goto out;
     if (!by_topic)

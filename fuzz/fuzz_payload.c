@@ -4,7 +4,9 @@
  * field paths are flat (bit 3), which enables the zero-allocation fast path;
  * the rest is the message. JSON is parsed differentially: the fast path
  * (ad_payload_parse) must give exactly what the cJSON path
- * (ad_payload_parse_ref) gives. Build: make fuzz. */
+ * (ad_payload_parse_ref) gives, refused values and their message included.
+ * A refused value (payload.h REFUSED VALUES) is NaN with its reason; every
+ * other sample is finite. Seeds: fuzz/corpus/payload. Build: make fuzz. */
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
@@ -48,7 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n < 1 || n > 8)
             abort();
         for (int i = 0; i < n; i++)
-            if (s[i].feature < 0 || s[i].feature >= 4 || !isfinite(s[i].value))
+            if (s[i].feature < 0 || s[i].feature >= 4 ||
+                (s[i].refused == 0 ? !isfinite(s[i].value) :
+                 (s[i].refused != AD_SAMPLE_NONFINITE && s[i].refused != AD_SAMPLE_NONNUMERIC) ||
+                 !isnan(s[i].value) || strstr(err, "refused") == NULL))
                 abort();
     } else if (n != 0 || err[0] == '\0') {
         abort();
@@ -59,10 +64,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rrc != rc || rn != n || runk != unk)
             abort();
         for (int i = 0; i < n; i++)
-            if (r[i].feature != s[i].feature || memcmp(&r[i].value, &s[i].value, sizeof(double)) != 0 ||
+            if (r[i].feature != s[i].feature || r[i].refused != s[i].refused ||
+                memcmp(&r[i].value, &s[i].value, sizeof(double)) != 0 ||
                 !(r[i].time == s[i].time || (isnan(r[i].time) && isnan(s[i].time))))
                 abort();
-        if (rc != 0 && strcmp(err, rerr) != 0)
+        if (strcmp(err, rerr) != 0)
             abort();
     }
     ad_payload_parser_free(p);

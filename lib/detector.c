@@ -786,6 +786,15 @@ int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
     return push_row_now(d, ts_ms, values, present);
 }
 
+int ad_detector_push_refused(ad_detector *d, int64_t ts_ms, int feature, int nonnumeric)
+{
+    uint64_t rej0 = d->dq ? det_rejected_count(d) : 0;
+    int rc = ad_stream_refuse(d->stream, feature, nonnumeric);
+
+    det_dq_refused(d, rej0, ts_ms, feature);
+    return rc;
+}
+
 void ad_detector_arrival(ad_detector *d, int64_t wall_ms)
 {
     ad_stream_arrival(d->stream, wall_ms);

@@ -641,6 +641,17 @@ int ad_detector_push_sample(ad_detector *d, int64_t ts_ms, int feature, double v
 int ad_detector_push_text(ad_detector *d, int64_t ts_ms, int feature, const char *text);
 int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
                          const unsigned char *present);
+/*
+ * A value of `feature` the caller refused before pushing it (a message's
+ * field that is not a number, nonnumeric = 1, or not finite, 0), in any
+ * mode: counted by the stream (ad_stream_refuse), the next row taken is
+ * untrusted (UNTRUSTED WINDOWS) and, with data quality on, it counts in
+ * the feature's rejected bucket (quality.h: an event names the feature).
+ * It is no sample: the feature is missing from the rows assembled without
+ * it, and its dropout check goes on. ts_ms is the message's time. Push the
+ * message's good values first, then its refused ones. Returns 1.
+ */
+int ad_detector_push_refused(ad_detector *d, int64_t ts_ms, int feature, int nonnumeric);
 
 /*
  * Arrival (wall) clock of what is pushed next: the stream's future check

@@ -820,6 +820,17 @@ int ad_stream_push_text(ad_stream *s, int64_t ts_ms, int feature, const char *te
     return accept_sample(s, ts_ms, feature, v);
 }
 
+int ad_stream_refuse(ad_stream *s, int feature, int nonnumeric)
+{
+    if (feature < 0 || feature >= s->F)
+        s->st.bad_feature++;
+    else if (nonnumeric)
+        s->st.nonnumeric++;
+    else
+        s->st.nonfinite++;
+    return 1;
+}
+
 /* ROWS mode: one whole row. */
 static int push_whole_row(ad_stream *s, int64_t ts, const double *values,
                           const unsigned char *present)

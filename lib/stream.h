@@ -230,6 +230,17 @@ int ad_stream_push_sample(ad_stream *s, int64_t ts_ms, int feature, double value
 int ad_stream_push_text(ad_stream *s, int64_t ts_ms, int feature, const char *text);
 
 /*
+ * A value of `feature` its caller refused before pushing it, in any mode (a
+ * message's field whose text is not a number, nonnumeric = 1, or whose
+ * number is not finite, nonnumeric = 0): counted as ad_stream_push_text or
+ * ad_stream_push_sample would count it (nonnumeric, nonfinite; bad_feature
+ * for an index out of range), nothing else changes: the rows assembled
+ * without it have the feature missing (ad_miss_policy). Returns 1
+ * (rejected).
+ */
+int ad_stream_refuse(ad_stream *s, int feature, int nonnumeric);
+
+/*
  * A whole row of F values (any mode). present (F bytes) may be NULL (all
  * present); a non-present or non-finite value is missing for this row.
  * Returns 0 when accepted, 1 when the whole row was dropped (dup/ooo).

@@ -9,8 +9,13 @@ formats, collect messages, wait for and check alerts.
   pub  --port P --format json|number|senml --devices N --rows R
        [--topic sensors/{device}/pump] [--fault KIND@START+DUR[:SEV]]
        [--fault-devices pump1] [--rate HZ] [--no-ts] [--start-row K]
-       [--const SENSOR=VALUE]
-       pumpsim rows, one message per row (json/senml) or per sensor (number)
+       [--const SENSOR=VALUE] [--ts-step S] [--bad SENSOR=TEXT]
+       [--bad-from K] [--rate-from K]
+       pumpsim rows, one message per row (json/senml) or per sensor (number);
+       --ts-step: the published times S seconds apart from --start (the
+       simulation keeps its minute); --bad: from row --bad-from on,
+       SENSOR's value sent as the raw TEXT instead (json/senml: JSON text
+       such as 1e999 or '"abc"'); --rate-from: rows before it go out at once
   wait --file FILE --match KEY=VALUE... [--timeout S] [--count N]
        wait until N collected payloads (JSON) have all KEY=VALUE fields
   mix  --port P --rows R --fault KIND@START+DUR[:SEV] [--topic mix/{device}/pump]
@@ -102,6 +107,7 @@ def cmd_pub(a):
     glitch = tuple(float(x) for x in a.glitch.split(":")) if a.glitch else None
     if glitch:
         glitch = (int(glitch[0]), glitch[1])
+    bad = dict(b.split("=", 1) for b in a.bad or [])
     c = client()
     c.connect("127.0.0.1", a.port, keepalive=30)
     c.loop_start()
@@ -110,6 +116,8 @@ def cmd_pub(a):
     for k in range(a.rows):
         for d in devices:
             ts, row, anom = sims[d].step()
+            if a.ts_step > 0:
+                ts = start + k * a.ts_step
             if k < a.start_row:
                 continue
             row.update(const)
@@ -117,24 +125,40 @@ def cmd_pub(a):
                 if k >= k0 and (k1 is None or k < k1):
                     row[sensor] += delta
             topic = a.topic.replace("{device}", d)
-            if a.format == "json":
+            # a --bad sensor's raw text goes in place of its JSON number
+            bad_k = bad if k >= a.bad_from else {}
+            val = {s: bad_k.get(s, json.dumps(round(row[s], 4))) for s in SENSORS}
+            if a.format == "json" and not bad_k:
                 msg = {s: round(row[s], 4) for s in SENSORS}
                 if not a.no_ts:
                     msg["ts"] = int(round(ts * 1000))
                     if glitch and k > 0 and k % glitch[0] == 0:
                         msg["ts"] += int(glitch[1] * 1000)
                 infos.append(c.publish(topic, json.dumps(msg), qos=a.qos))
-            elif a.format == "senml":
+            elif a.format == "senml" and not bad_k:
                 recs = [{"bn": "urn:dev:%s:" % d, "n": SENSORS[0],
                          "v": round(row[SENSORS[0]], 4), "u": "mm/s"}]
                 if not a.no_ts:
                     recs[0]["bt"] = round(ts, 3)
                 recs += [{"n": s, "v": round(row[s], 4)} for s in SENSORS[1:]]
                 infos.append(c.publish(topic, json.dumps(recs), qos=a.qos))
+            elif a.format == "json":
+                body = ",".join('"%s":%s' % (s, val[s]) for s in SENSORS)
+                if not a.no_ts:
+                    body += ',"ts":%d' % int(round(ts * 1000))
+                infos.append(c.publish(topic, "{" + body + "}", qos=a.qos))
+            elif a.format == "senml":
+                base = '"bn":"urn:dev:%s:",' % d
+                if not a.no_ts:
+                    base += '"bt":%s,' % json.dumps(round(ts, 3))
+                recs = ['{%s"n":"%s","v":%s,"u":"mm/s"}' % (base, SENSORS[0], val[SENSORS[0]])]
+                recs += ['{"n":"%s","v":%s}' % (s, val[s]) for s in SENSORS[1:]]
+                infos.append(c.publish(topic, "[" + ",".join(recs) + "]", qos=a.qos))
             else:
                 for s in SENSORS:
-                    infos.append(c.publish(topic.replace("{sensor}", s), "%.4f" % row[s], qos=a.qos))
-        if a.rate > 0:
+                    txt = bad_k[s] if s in bad_k else "%.4f" % row[s]
+                    infos.append(c.publish(topic.replace("{sensor}", s), txt, qos=a.qos))
+        if a.rate > 0 and k >= max(a.start_row, a.rate_from):   # the others at once
             t_next += 1.0 / a.rate
             dt = t_next - time.monotonic()
             if dt > 0:
@@ -347,6 +371,12 @@ def main():
     p.add_argument("--start", type=float, default=0)
     p.add_argument("--const", action="append")
     p.add_argument("--seed", type=int, default=1, help="the first device's simulator seed")
+    p.add_argument("--ts-step", type=float, default=0,
+                   help="published times this many seconds apart (0: the simulation's minute)")
+    p.add_argument("--bad", action="append",
+                   help="SENSOR=TEXT: the sensor's value sent as this raw text")
+    p.add_argument("--bad-from", type=int, default=0, help="the first row --bad applies to")
+    p.add_argument("--rate-from", type=int, default=0, help="the first row --rate paces")
     p.add_argument("--shift", action="append",
                    help="SENSOR:DELTA:FROM[:TO]: add DELTA to SENSOR on rows FROM..TO-1 (to the end)")
     x = sp.add_parser("mix")
