@@ -266,6 +266,8 @@ typedef struct counters {
     uint64_t state_files_removed, state_bytes_removed;
     /* failed writes of state_dir files (state.c: each attempt counts) */
     uint64_t state_write_errors;
+    /* unwritten states dropped over RETRY_MAX_FILES / RETRY_MAX_BYTES */
+    uint64_t state_files_lost;
 } counters;
 
 /* Inference latency: the last LAT_RING windows (stats.c). */
@@ -368,13 +370,17 @@ typedef struct ad_daemon {
     /* files whose last write failed (one a path, the newest state), tried
      * again at w_retry_at (uv_now; 0: not scheduled) after w_retry_ms,
      * doubled at each round that leaves some, up to RETRY_MAX_MS; a newer
-     * state of the path queued replaces its entry. w_failing: since the
-     * last time every file was written (said once, w_fail_n failures) */
-    wjob *w_retry;
+     * state of the path queued replaces its entry. Oldest first (w_retry,
+     * newest w_retry_tail), w_retry_n of them, w_retry_bytes of data: at
+     * most RETRY_MAX_FILES and RETRY_MAX_BYTES, the oldest dropped.
+     * w_failing: since the last time every file was written (said once,
+     * w_fail_n failures, w_lost_n states dropped) */
+    wjob *w_retry, *w_retry_tail;
     unsigned w_retry_n;
+    size_t w_retry_bytes;
     uint64_t w_retry_at, w_retry_ms;
     int w_failing;
-    uint64_t w_fail_n;
+    uint64_t w_fail_n, w_lost_n;
     wmsg *defer;                 /* alert messages for the next state_save */
     unsigned w_msgs;             /* alert messages waiting for their file */
     int restores;                /* stream restores in flight (parked included) */

@@ -978,11 +978,15 @@ static void drop_streams(ad_kafka *k, const rd_kafka_topic_partition_list_t *l, 
             if (s->restores || s->held)
                 bad[tp - l->elems] = 1;
             n[tp - l->elems]++;
-            /* closed before its state is handed over: the next owner
-             * closes what that state lists open (state.c) */
-            publish_dq_close_all(dd, s, "moved");
-            if (handover)
+            /* closed before its state is handed over. Without a hand-over
+             * they stay open, as its alert does: the next owner restores
+             * the last state record, which lists them, and closes them
+             * (reason restart, state.c); closed here too, they would be
+             * cleared twice */
+            if (handover) {
+                publish_dq_close_all(dd, s, "moved");
                 state_put(k, s, 1, stream_position(k, s, en, pos));
+            }
             streams_kill(dd, s, 1);
             tdel(k->smap, tk);
         }

@@ -61,6 +61,7 @@ static const fam fams[] = {
     { "state_bytes_removed", "state_removed_bytes_total", "counter", "Bytes of the state files removed by retention.", 0 },
     { "state_write_errors", "state_write_errors_total", "counter", "Failed writes of state_dir files (each attempt; a file is tried again until written).", 0 },
     { "state_files_unwritten", "state_files_unwritten", "gauge", "State files whose last write failed and that no write has replaced yet.", 0 },
+    { "state_files_lost", "state_files_lost_total", "counter", "Unwritten states dropped (the oldest) over the limit of files kept for a retry.", 0 },
     { "inference.batches", "inference_batches_total", "counter", "Forward-pass batches.", 0 },
     { "inference.workers", "inference_workers", "gauge", "Inference worker threads.", 0 },
     { "inference.spare_batches", "inference_spare_batches", "gauge", "Window batches allocated and not in use (kept for reuse).", 0 },

@@ -1030,6 +1030,7 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddNumberToObject(o, "state_bytes_removed", (double)dd->c.state_bytes_removed);
     cJSON_AddNumberToObject(o, "state_write_errors", (double)dd->c.state_write_errors);
     cJSON_AddNumberToObject(o, "state_files_unwritten", (double)dd->w_retry_n);
+    cJSON_AddNumberToObject(o, "state_files_lost", (double)dd->c.state_files_lost);
     inference_json(dd, o, &p99);
     mq = cJSON_AddObjectToObject(o, "mqtt");
     cJSON_AddBoolToObject(mq, "connected", ms.connected);

@@ -190,6 +190,15 @@ static void writer_kick(ad_daemon *dd);
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 30000
 
+/* Unwritten states kept for the retry at most (their number, their
+ * bytes): while the disk fails, every stream evicted or stopped leaves one
+ * that nothing replaces. Over either, the oldest is dropped (counted in
+ * stats state_files_lost, said once a failing spell): its stream's next
+ * start continues from its older file. It also bounds what each state
+ * save scans (retry_drop, state_queued, state_pending). */
+#define RETRY_MAX_FILES 256
+#define RETRY_MAX_BYTES (16u << 20)
+
 static void wmsg_free(wmsg *m)
 {
     free(m->topic);
@@ -257,15 +266,33 @@ static void writer_work(uv_work_t *r)
 /* The entry of the retry list for path, unlinked, or NULL. */
 static wjob *retry_take(ad_daemon *dd, const char *path)
 {
-    for (wjob **pp = &dd->w_retry; *pp; pp = &(*pp)->next)
+    wjob *prev = NULL;
+    for (wjob **pp = &dd->w_retry; *pp; prev = *pp, pp = &(*pp)->next)
         if (strcmp((*pp)->path, path) == 0) {
             wjob *j = *pp;
             *pp = j->next;
+            if (dd->w_retry_tail == j)
+                dd->w_retry_tail = prev;
             j->next = NULL;
             dd->w_retry_n--;
+            dd->w_retry_bytes -= j->len;
             return j;
         }
     return NULL;
+}
+
+/* The oldest entry of the retry list, unlinked, or NULL. */
+static wjob *retry_pop(ad_daemon *dd)
+{
+    wjob *j = dd->w_retry;
+    if (!j)
+        return NULL;
+    if (!(dd->w_retry = j->next))
+        dd->w_retry_tail = NULL;
+    j->next = NULL;
+    dd->w_retry_n--;
+    dd->w_retry_bytes -= j->len;
+    return j;
 }
 
 /* A newer state of path is queued: the failed one is not written again. */
@@ -309,9 +336,25 @@ static void writer_failed(ad_daemon *dd, wjob *j, const char *err)
     if (err != j->err)              /* uv's */
         snprintf(j->err, sizeof j->err, "%s", err);
     j->failed = 0;
-    j->next = dd->w_retry;
-    dd->w_retry = j;
+    j->next = NULL;
+    if (dd->w_retry_tail) dd->w_retry_tail->next = j; else dd->w_retry = j;
+    dd->w_retry_tail = j;
     dd->w_retry_n++;
+    dd->w_retry_bytes += j->len;
+    /* bounded: the oldest go (never j, the newest) */
+    while (dd->w_retry != j &&
+           (dd->w_retry_n > RETRY_MAX_FILES || dd->w_retry_bytes > RETRY_MAX_BYTES)) {
+        wjob *old = retry_pop(dd);
+        if (!dd->w_lost_n)
+            ad_log(AD_LOG_ERR, "state: over %u state files (or %u MB) wait to be written: "
+                   "the oldest, %s, is dropped, its stream's next start continues from "
+                   "its older file; the ones dropped after it are counted (stats "
+                   "state_files_lost) and said when every file is written again",
+                   RETRY_MAX_FILES, RETRY_MAX_BYTES >> 20, old->path);
+        dd->w_lost_n++;
+        dd->c.state_files_lost++;
+        wjob_free(old);
+    }
     if (!dd->w_retry_at && !dd->stopping) {
         if (!dd->w_retry_ms)
             dd->w_retry_ms = RETRY_MIN_MS;
@@ -337,10 +380,17 @@ static void writer_after(uv_work_t *r, int status)
             wjob_free(j);
     }
     if (dd->w_failing && !dd->w_retry && !dd->w_busy && !dd->wq_head) {
-        ad_log(AD_LOG_NOTICE, "state: every state file is written again (%llu failed "
-               "write(s) meanwhile)", (unsigned long long)dd->w_fail_n);
+        if (dd->w_lost_n)
+            ad_log(AD_LOG_NOTICE, "state: every state file is written again (%llu failed "
+                   "write(s) meanwhile; %llu unwritten state(s) dropped over the limit, their "
+                   "streams continue from their older files)",
+                   (unsigned long long)dd->w_fail_n, (unsigned long long)dd->w_lost_n);
+        else
+            ad_log(AD_LOG_NOTICE, "state: every state file is written again (%llu failed "
+                   "write(s) meanwhile)", (unsigned long long)dd->w_fail_n);
         dd->w_failing = 0;
         dd->w_fail_n = 0;
+        dd->w_lost_n = 0;
         dd->w_retry_ms = 0;
         dd->w_retry_at = 0;
     }
@@ -356,10 +406,7 @@ void state_writer_retry(ad_daemon *dd, int now)
     /* the next round, if this one leaves some, waits twice as long */
     dd->w_retry_at = 0;
     dd->w_retry_ms = dd->w_retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : dd->w_retry_ms * 2;
-    while ((j = dd->w_retry) != NULL) {
-        dd->w_retry = j->next;
-        dd->w_retry_n--;
-        j->next = NULL;
+    while ((j = retry_pop(dd)) != NULL) {
         if (queued_in(dd->wq_head, j->path) || queued_in(dd->w_batch, j->path)) {
             wjob_free(j);           /* a newer state of it is on its way */
             continue;
@@ -527,12 +574,8 @@ void state_writer_free(ad_daemon *dd)
                named ? "" : j->path, named ? "" : ": ", j->err,
                dd->w_retry_n > 1 ? ", and others" : "");
     }
-    while (dd->w_retry) {
-        wjob *j = dd->w_retry;
-        dd->w_retry = j->next;
-        wjob_free(j);
-    }
-    dd->w_retry_n = 0;
+    while (dd->w_retry)
+        wjob_free(retry_pop(dd));
 }
 
 /* Whether s has an open model alert whose topic it knows (s->alert_at). */

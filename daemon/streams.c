@@ -230,7 +230,11 @@ void streams_evict(ad_daemon *dd, stream_rec *s, ad_close_reason reason)
 {
     if (s->d && s->det && ad_detector_close_alert(s->d, reason))
         streams_events(dd, s);
-    publish_dq_close_all(dd, s, ad_close_reason_name(reason));
+    /* its state record on kafka.state_topic, as its alert's clear above:
+     * the last one still lists the data-quality alerts closed here, and
+     * the stream's next owner would clear them again */
+    if (publish_dq_close_all(dd, s, ad_close_reason_name(reason)) > 0)
+        kafka_state_changed(dd, s);
     ha_stream_removed(dd, s);
     publish_state_clear(dd, s);     /* gone for good: no ghost on the broker */
     streams_kill(dd, s, 1);

@@ -142,4 +142,36 @@ else
     it_fail "alert ids and sequence numbers never repeat" "$(cat "$D/ids.out")"
 fi
 kill -TERM "$DPID"; wait "$DPID"; DPID=
+
+# 4. bounded: while writes fail, each evicted stream leaves a state that
+#    nothing replaces; over 256 the oldest are dropped (stats
+#    state_files_lost, one log line), not kept without limit
+sed 's/"topics": \["sensors\/+\/pump"\],/"topics": ["sensors\/+\/pump"], "idle_evict_s": 1,/' \
+    "$D/ad.json" > "$D/ad4.json" && mv "$D/ad4.json" "$D/ad.json"
+: > "$D/sub.jsonl"
+start_daemon daemon4.log
+break_dir
+$H pub --port "$IT_PORT" --devices 320 --rows 3 --topic 'sensors/{device}m/pump' --start $S >/dev/null
+if it_wait_until 60 stat_ge state_files_lost 40 && stat_ge state_files_unwritten 200 &&
+   ! stat_ge state_files_unwritten 257; then
+    it_ok "320 streams evicted while writes fail: $(stat_of state_files_unwritten) states kept, $(stat_of state_files_lost) dropped (state_files_lost)"
+else
+    it_fail "320 streams evicted while writes fail: at most 256 states kept, the others dropped" \
+        "unwritten $(stat_of state_files_unwritten) lost $(stat_of state_files_lost) streams $(stat_of streams)"
+fi
+n=$(grep -c "wait to be written: the oldest" "$D/daemon4.log")
+if [ "$n" = 1 ]; then
+    it_ok "one log line for the dropped states"
+else
+    it_fail "one log line for the dropped states" "$n lines: $(grep 'state:' "$D/daemon4.log" | tail -3)"
+fi
+mend_dir
+if it_wait_log "$D/daemon4.log" "every state file is written again .*dropped over the limit" 60 &&
+   it_wait_until 10 stat_is state_files_unwritten 0; then
+    it_ok "the directory back: the states kept are written, the dropped ones said"
+else
+    it_fail "the directory back: the states kept are written, the dropped ones said" \
+        "$(grep 'state:' "$D/daemon4.log" | tail -3); unwritten $(stat_of state_files_unwritten)"
+fi
+kill -TERM "$DPID"; wait "$DPID"; DPID=
 exit 0
