@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <cJSON.h>
 
 #include "ad.h"
@@ -145,10 +146,15 @@ static int parse_num(const char *s, size_t len, double *v)
         return AD_EFORMAT;
     memcpy(buf, s, len);
     buf[len] = '\0';
-    /* strtod accepts hex and "inf"/"nan" words; take only decimal numbers */
+    /* strtod accepts hex and "inf"/"nan" words; take only decimal numbers.
+     * Not finite: the words nan, inf, infinity (any case, a sign first);
+     * other text ("N/A", "idle") is not a number */
     for (size_t i = 0; i < len; i++)
-        if (!strchr("0123456789+-.eE", buf[i]))
-            return (strchr("nNiI", buf[i])) ? AD_ENONFINITE : AD_EFORMAT;
+        if (!strchr("0123456789+-.eE", buf[i])) {
+            const char *w = buf + (buf[0] == '+' || buf[0] == '-');
+            return strcasecmp(w, "nan") == 0 || strcasecmp(w, "inf") == 0 ||
+                   strcasecmp(w, "infinity") == 0 ? AD_ENONFINITE : AD_EFORMAT;
+        }
     errno = 0;
     *v = strtod(buf, &end);
     if (end == buf || *end != '\0')
@@ -631,6 +637,8 @@ static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now
         own = j ? j->valuestring : "";
         snprintf(name, sizeof name, "%s%s", bn, own);
         vj = cJSON_GetObjectItemCaseSensitive(r, "v");
+        if (cJSON_IsNull(vj))
+            continue;           /* no value, as a JSON null: absent, not refused */
         if (!vj) {
             /* base-only record, or string/bool/data/sum values we do not use */
             if (cJSON_GetObjectItemCaseSensitive(r, "vs") ||

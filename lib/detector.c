@@ -817,10 +817,12 @@ void ad_detector_advance(ad_detector *d, int64_t now_ms)
     int64_t t;
 
     /* a held row that no next row decided: taken once the arrival clock
-     * has moved two usual intervals (at least a second) past it */
+     * has moved five usual intervals (at least 5 s) past it: a next row
+     * delayed a little (a slow hop, a lost QoS 0 message) must not let a
+     * glitched row in, which would drop every row after it as late */
     if (d->held && d->has_arrival) {
         int64_t u = ad_stream_usual_interval(d->stream);
-        if (now_ms - d->held_arr >= (2 * u > 1000 ? 2 * u : 1000))
+        if (now_ms - d->held_arr >= (5 * u > 5000 ? 5 * u : 5000))
             held_release(d, 1);
     }
     ad_stream_advance(d->stream, now_ms);

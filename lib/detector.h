@@ -631,8 +631,8 @@ void ad_detector_free(ad_detector *d);      /* NULL-safe */
  * was wrong: it is dropped and counted as refused for a future time
  * (stats stream.future and rows_ahead; a `rejected` value of the whole
  * stream for data quality); a row late anyway decides nothing. With no
- * next row, advance() takes it once the arrival clock is two usual
- * intervals (at least a second) past its arrival. A real gap after a
+ * next row, advance() takes it once the arrival clock is five usual
+ * intervals (at least 5 s) past its arrival. A real gap after a
  * silence arrives after the silence and is never held; nor is the first
  * row after a restore, or any row without an arrival clock (replay). */
 #define AD_AHEAD_INTERVALS 10

@@ -256,6 +256,9 @@ static void test_refused_json(void)
         { "\"abc\"", AD_SAMPLE_NONNUMERIC, "field \"pressure\": not a number: \"abc\"" },
         { "\"NaN\"", AD_SAMPLE_NONFINITE, "field \"pressure\": not finite: \"NaN\"" },
         { "\"0x10\"", AD_SAMPLE_NONNUMERIC, "not a number: \"0x10\"" },
+        { "\"N/A\"", AD_SAMPLE_NONNUMERIC, "not a number: \"N/A\"" },
+        { "\"idle\"", AD_SAMPLE_NONNUMERIC, "not a number: \"idle\"" },
+        { "\"-Infinity\"", AD_SAMPLE_NONFINITE, "not finite: \"-Infinity\"" },
         { "false", AD_SAMPLE_NONNUMERIC, "not a number: false" },
         { "{\"a\":1}", AD_SAMPLE_NONNUMERIC, "not a number: an object" },
         { "[1]", AD_SAMPLE_NONNUMERIC, "not a number: an array" },
@@ -372,6 +375,11 @@ static void test_refused_senml(void)
     snprintf(m, 32768, "[{\"n\":\"flow\",\"v\":1},{\"n\":\"current\",\"v\":\"x\",\"t\":\"x\"}]");
     rc = ad_payload_parse(p, "t", m, strlen(m), 0, s, 256, &n, &u, err, sizeof err);
     T_CHECK(rc == AD_EFORMAT && n == 0 && strstr(err, "bad t"), "bad t: refused whole: %s", err);
+    /* a null v is no value, as a JSON null: absent, nothing refused */
+    snprintf(m, 32768, "[{\"n\":\"flow\",\"v\":1},{\"n\":\"current\",\"v\":null}]");
+    rc = ad_payload_parse(p, "t", m, strlen(m), 0, s, 256, &n, &u, err, sizeof err);
+    T_CHECK(rc == 0 && n == 1 && s[0].refused == 0 && err[0] == '\0',
+            "v null: absent, not refused: rc %d n %d %s", rc, n, err);
 done:
     free(m);
     ad_payload_parser_free(p);
