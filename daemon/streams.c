@@ -578,10 +578,9 @@ void streams_message_key(ad_daemon *dd, det_rt *d, const char *key, const char *
 static int64_t record_time(stream_rec *s, int64_t rec_ms)
 {
     int64_t t = rec_ms;
-    if (s->last_rec_raw > 0 && rec_ms == s->last_rec_raw)
+    /* the same millisecond, or one a burst before it already ran into */
+    if (s->last_rec_raw > 0 && rec_ms >= s->last_rec_raw && rec_ms <= s->last_rec_ms)
         t = s->last_rec_ms + 1;
-    else if (s->last_rec_raw > 0 && rec_ms > s->last_rec_raw && rec_ms <= s->last_rec_ms)
-        t = s->last_rec_ms + 1;     /* past a burst that ran into its millisecond */
     s->last_rec_raw = rec_ms;
     s->last_rec_ms = t;
     return t;
