@@ -147,6 +147,7 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
     cJSON_AddNumberToObject(rj, "absurd", (double)st.windows_absurd);
     cJSON_AddNumberToObject(rj, "nonfinite", (double)st.stream.nonfinite);
     cJSON_AddNumberToObject(rj, "nonnumeric", (double)st.stream.nonnumeric);
+    cJSON_AddNumberToObject(rj, "malformed", (double)st.stream.malformed);
     if ((dq = cJSON_CreateArray())) {
         for (const cJSON *x = s->dq_open ? s->dq_open->child : NULL; x; x = x->next)
             cJSON_AddItemToArray(dq, dq_public(x));

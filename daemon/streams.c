@@ -586,6 +586,40 @@ static int64_t record_time(stream_rec *s, int64_t rec_ms)
     return t;
 }
 
+/* A message of a stream refused whole (malformed, a bad timestamp: rc of
+ * ad_payload_parse). The device is alive but what it sends is unusable:
+ * that is the stream's whole-stream `rejected` data-quality check, not a
+ * silence (no dropout, no idle eviction closing its alerts as `evicted`).
+ * Only a stream that exists (garbage opens none), and not a payload naming
+ * no known feature (a status message on a shared topic) nor an empty one
+ * (what clears a retained message). */
+static void refused_whole(ad_daemon *dd, det_rt *d, const char *key, const void *payload,
+                          size_t len, double now_s, int rc)
+{
+    stream_rec *s;
+    int64_t a;
+    size_t k;
+
+    if (rc != AD_EFORMAT && rc != AD_ENONFINITE && rc != AD_ERANGE)
+        return;
+    for (k = 0; k < len && strchr(" \t\r\n", ((const char *)payload)[k]) != NULL &&
+                ((const char *)payload)[k] != '\0'; k++)
+        ;
+    if (k == len || !(s = streams_find(d, key)) || !s->d || s->restoring || s->held)
+        return;
+    s->last_ms = uv_now(dd->loop);
+    a = (int64_t)llround(now_s * 1000.0);
+    if (a < s->last_arrival_ms)
+        a = s->last_arrival_ms;
+    if (a < s->arrival_floor_ms)
+        a = s->arrival_floor_ms;
+    ad_detector_arrival(s->d, a);
+    ad_detector_push_malformed(s->d, a);
+    if (uv_now(dd->loop) - s->state_pub_ms >= STATE_REFRESH_MS)
+        publish_state(dd, s);   /* its rejected counts, at most once a minute */
+    streams_events(dd, s);
+}
+
 /* A message for stream `key` of d, keyed by its MQTT topic's levels
  * (by_topic) or by a Kafka record key (rec: the record). */
 static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
@@ -633,6 +667,7 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
             dd_bad_input(dd, "kafka %s: detector %s: %s", origin, d->c->name, err);
         else
             dd_bad_input(dd, "detector %s: topic %.128s: %s", d->c->name, topic, err);
+        refused_whole(dd, d, key, payload, len, now_s, rc);
         goto out;
     }
     for (int i = 0; i < n; i++)

@@ -795,6 +795,15 @@ int ad_detector_push_refused(ad_detector *d, int64_t ts_ms, int feature, int non
     return rc;
 }
 
+int ad_detector_push_malformed(ad_detector *d, int64_t ts_ms)
+{
+    uint64_t rej0 = d->dq ? det_rejected_count(d) : 0;
+    int rc = ad_stream_refuse_message(d->stream);
+
+    det_dq_refused(d, rej0, ts_ms, -1);
+    return rc;
+}
+
 void ad_detector_arrival(ad_detector *d, int64_t wall_ms)
 {
     ad_stream_arrival(d->stream, wall_ms);

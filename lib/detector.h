@@ -654,6 +654,17 @@ int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
 int ad_detector_push_refused(ad_detector *d, int64_t ts_ms, int feature, int nonnumeric);
 
 /*
+ * A message of this stream the caller refused whole (malformed, or naming no
+ * feature the stream knows): counted by the stream (ad_stream_refuse_message)
+ * and, with data quality on, in the whole stream's rejected bucket (an event
+ * with no feature). Tell the detector its arrival first: like a message
+ * whose every value is refused, it says the device is alive (no
+ * whole-stream dropout while such messages come). ts_ms is the arrival
+ * time. Returns 1.
+ */
+int ad_detector_push_malformed(ad_detector *d, int64_t ts_ms);
+
+/*
  * Arrival (wall) clock of what is pushed next: the stream's future check
  * and event-time estimate (stream.h EVENT TIME). Call it once per message
  * before its pushes. Without it (replay, tests) advance() takes its

@@ -131,7 +131,7 @@ uint64_t det_rejected_count(const ad_detector *d)
 
     ad_stream_get_stats(d->stream, &ss);
     /* future timestamps too (a clock ahead); late ones: det_dq_refused */
-    return ss.nonfinite + ss.nonnumeric + ss.bad_feature + ss.future;
+    return ss.nonfinite + ss.nonnumeric + ss.bad_feature + ss.future + ss.malformed;
 }
 
 /* Late by more than this behind the newest accepted time: a clock that

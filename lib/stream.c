@@ -831,6 +831,12 @@ int ad_stream_refuse(ad_stream *s, int feature, int nonnumeric)
     return 1;
 }
 
+int ad_stream_refuse_message(ad_stream *s)
+{
+    s->st.malformed++;
+    return 1;
+}
+
 /* ROWS mode: one whole row. */
 static int push_whole_row(ad_stream *s, int64_t ts, const double *values,
                           const unsigned char *present)

@@ -191,6 +191,8 @@ typedef struct ad_stream_stats {
                                * row, or a full buffer (THE ROW QUEUE) */
     uint64_t late_held;       /* PERIOD: late for its row, held for the next */
     uint64_t late_held_max_ms; /* PERIOD: the most such a sample was behind its row */
+    uint64_t malformed;       /* messages refused whole by the caller (no
+                               * value: not in ad_stream_values_refused) */
 } ad_stream_stats;
 
 /* Values row assembly refused: dup_values + ooo_values + future_values +
@@ -239,6 +241,13 @@ int ad_stream_push_text(ad_stream *s, int64_t ts_ms, int feature, const char *te
  * (rejected).
  */
 int ad_stream_refuse(ad_stream *s, int feature, int nonnumeric);
+
+/*
+ * A message of this stream its caller refused whole (malformed, or naming no
+ * feature of the stream): counted in malformed, nothing else changes.
+ * Returns 1 (rejected).
+ */
+int ad_stream_refuse_message(ad_stream *s);
 
 /*
  * A whole row of F values (any mode). present (F bytes) may be NULL (all
