@@ -205,6 +205,18 @@ static void cmd_false_alarm(request *r, stream_rec *s, const cJSON *c)
     cJSON *res;
     if (!fb)
         return refuse(r, &r->dd->c.cmd_failed, "out of memory");
+    if ((!id || !id[0]) && fb->last_id[0]) {
+        /* no id: the open alert, else the last one after it cleared (an
+         * operator often judges an alert once it is over) */
+        ad_detector_stats st;
+        ad_detector_get_stats(s->d, &st);
+        if (!st.alert_active) {
+            if (strcmp(fb->fa_id, fb->last_id) == 0)
+                return refuse(r, &r->dd->c.cmd_failed, "stream %s: its last alert %s is "
+                              "already marked a false alarm", s->key, fb->last_id);
+            id = fb->last_id;
+        }
+    }
     if (id && strcmp(id, fb->last_id) == 0)
         peak = fb->last_peak;          /* an alert that may have cleared already */
     if (ad_detector_false_alarm(s->d, id, peak, &out, err, sizeof err) != 0)

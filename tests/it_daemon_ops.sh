@@ -59,6 +59,26 @@ else
         "$(grep -c "$HA/pump1.*ON" "$D/sub.jsonl") ON states; $(grep "alerts/pump/pump1" "$D/sub.jsonl" | cut -c1-300)"
 fi
 
+# false_alarm without an alert_id once pump1's alert has cleared: the last
+# alert is meant (README), its threshold raised to its peak; a second one
+# is refused (already marked)
+P1ID=$(jget "$($O last --file "$D/sub.jsonl" --topic anomalyd/alerts/pump/pump1)" alert_id)
+P1THR=$(jget "$($O last --file "$D/sub.jsonl" --topic $ST/pump1)" threshold)
+r=$($O cmd --port "$IT_PORT" --topic anomalyd/cmd/pump/pump1 \
+    --payload '{"command":"false_alarm","by":"carol"}' --reply-topic anomalyd/reply/pump/pump1)
+r2=$($O cmd --port "$IT_PORT" --topic anomalyd/cmd/pump/pump1 \
+    --payload '{"command":"false_alarm"}' --reply-topic anomalyd/reply/pump/pump1)
+if [ "$(jget "$r" ok)" = true ] && [ "$(jget "$r" result.alert_id)" = "$P1ID" ] &&
+   [ "$(jget "$r" result.closed)" = false ] &&
+   $PYTHON -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); sys.exit(not b > a)' \
+       "$P1THR" "$(jget "$r" result.threshold)" &&
+   [ "$(jget "$r2" ok)" = false ]; then
+    it_ok "false_alarm with no alert_id after pump1's alert cleared: the last alert ($P1ID), threshold $P1THR -> $(jget "$r" result.threshold); again: refused"
+else
+    it_fail "false_alarm with no alert_id after pump1's alert cleared: the last alert, threshold raised; again: refused" \
+        "reply: $r; again: $r2; alert $P1ID, threshold before $P1THR"
+fi
+
 # pump2: the fault starts at row 300 and lasts beyond the data: its alert stays open
 # (pump1's rows of this run are older than its last ones: dropped)
 # (data quality is off for "pump": a silent stream would count as a dropout
@@ -147,10 +167,10 @@ r=$($O cmd --port "$IT_PORT" --topic anomalyd/cmd/pump/pump3 --v5 --corr 06 --pa
 [ "$(jget "$r" error)" = "continual learning is off for this stream (adapt.enabled)" ] &&
     it_ok "accept_drift without continual learning refused: $(jget "$r" error)" ||
     it_fail "accept_drift without continual learning refused" "$r"
-if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats commands.ok=3 commands.bad_json=1 \
-       commands.unknown_command=1 commands.unknown_stream=1 commands.refused=2 --timeout 5 >/dev/null &&
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats commands.ok=4 commands.bad_json=1 \
+       commands.unknown_command=1 commands.unknown_stream=1 commands.refused=3 --timeout 5 >/dev/null &&
    kill -0 "$DPID"; then
-    it_ok "stats count 3 commands done and 5 refused by cause; daemon still running"
+    it_ok "stats count 4 commands done and 6 refused by cause; daemon still running"
 else
     it_fail "stats count commands" "$(grep '"anomalyd/stats"' "$D/sub.jsonl" | tail -1)"
 fi
