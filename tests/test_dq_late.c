@@ -9,7 +9,9 @@
  * resumes after a silence raise nothing. The event clears once the rows
  * come on time again. In ROWS mode with an arrival clock the lone row ahead
  * is held and dropped (detector.h, A ROW AHEAD): every other row is kept;
- * a real gap, a backlog with a hole and a last row ahead are taken.
+ * a real gap, a backlog with a hole and a last row ahead are taken. A
+ * 10 s stream whose clock steps back raises `late` within a few rows; a
+ * slow redelivery to a stream whose new rows keep coming raises nothing.
  */
 #include <stdint.h>
 #include <string.h>
@@ -353,6 +355,76 @@ static void test_silence_after_redelivery(void)
     ad_model_free(m);
 }
 
+/* A 10 s stream whose device clock steps back 30 minutes (under the hour
+ * after which a late row counts as rejected): every row after it is
+ * dropped as late, six a minute, fewer than reject_count a window. The
+ * condition scales to the stream's cadence: `late` is raised within a
+ * few rows, not never. */
+static void test_slow_step_back(void)
+{
+    ad_model *m;
+    ad_detector *d = mk(AD_ASM_ROWS, &m);
+    ad_detector_stats st;
+    seen s = { 0 };
+    int i, raised_at = -1;
+
+    for (i = 0; i < 400; i++) {
+        int64_t w = T0 + (int64_t)i * 10000;
+        int64_t t = w - (i >= 200 ? 1800000 : 0);
+        push(d, AD_ASM_ROWS, i, t, w + 30);
+        ad_detector_advance(d, w + 5000);
+        drain(d, &s);
+        if (s.late_raised && raised_at < 0)
+            raised_at = i;
+    }
+    ad_detector_get_stats(d, &st);
+    T_NOTE("10 s stream, clock 30 min back: %llu rows dropped as late; late raised %d at row "
+           "%d (%d rows after the step; limit %llu)", (unsigned long long)st.stream.ooo,
+           s.late_raised, raised_at, raised_at - 200, (unsigned long long)s.count);
+    T_CHECK(st.stream.ooo >= 179, "the rows after the step dropped as late (%llu)",
+            (unsigned long long)st.stream.ooo);
+    T_CHECK(s.late_raised == 1 && s.feature == -1, "one late event on the whole stream "
+            "(%d, feature %d)", s.late_raised, s.feature);
+    T_CHECK(raised_at >= 200 && raised_at <= 210, "raised within 10 rows of the step (row %d)",
+            raised_at);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+/* A slow redelivery (a bridge re-sending the 600 rows already applied,
+ * 10 a second for 60 s) to a 1 row/s stream whose new rows keep coming
+ * and are accepted at its usual cadence: the stream is healthy, no
+ * `late` event. */
+static void test_slow_redelivery(void)
+{
+    ad_model *m;
+    ad_detector *d = mk(AD_ASM_ROWS, &m);
+    ad_detector_stats st;
+    seen s = { 0 };
+    int i, j, r = 0;
+
+    for (i = 0; i < 1200; i++) {
+        int64_t w = T0 + (int64_t)i * 1000;
+        push(d, AD_ASM_ROWS, i, T0 + (int64_t)i * 1000, w + 30);
+        if (i >= 600 && i < 660)
+            for (j = 0; j < 10; j++, r++)
+                push(d, AD_ASM_ROWS, r, T0 + (int64_t)r * 1000, w + 40 + j * 90);
+        ad_detector_advance(d, w + 950);
+        drain(d, &s);
+    }
+    ad_detector_get_stats(d, &st);
+    T_NOTE("1 row/s, 600 rows re-sent over 60 s: %llu rows kept, %llu dropped as late, "
+           "%llu dup; late raised %d", (unsigned long long)st.stream.rows,
+           (unsigned long long)st.stream.ooo, (unsigned long long)st.stream.dup, s.late_raised);
+    T_CHECK(st.stream.ooo + st.stream.dup >= 599, "the re-sent rows dropped (%llu)",
+            (unsigned long long)(st.stream.ooo + st.stream.dup));
+    T_CHECK(st.stream.rows == 1200, "every new row kept (%llu)",
+            (unsigned long long)st.stream.rows);
+    T_CHECK(s.late_raised == 0, "no late event (%d)", s.late_raised);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
 int main(void)
 {
     T_RUN(test_glitch_rows_arrival);
@@ -363,5 +435,7 @@ int main(void)
     T_RUN(test_step_back);
     T_RUN(test_jitter_and_redelivery);
     T_RUN(test_silence_after_redelivery);
+    T_RUN(test_slow_step_back);
+    T_RUN(test_slow_redelivery);
     return t_done();
 }
