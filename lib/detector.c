@@ -4705,6 +4705,7 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     st->stream.future += d->rows_ahead;
     st->stream.future_values += d->values_ahead;
     st->rows_ahead = d->rows_ahead;
+    st->held_lost = d->held_lost;
     st->threshold = ad_threshold_value(d->thr);
     {
         ad_thr_info in;
