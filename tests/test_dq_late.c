@@ -14,6 +14,8 @@
  * slow redelivery to a stream whose new rows keep coming raises nothing.
  * A row held when the stream is saved goes with the state: the restored
  * stream's next row decides it; a state not continued counts it lost.
+ * The first two rows after a real jump swapped in transit (within
+ * rows.max_lateness_ms) are both kept.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -554,6 +556,68 @@ static void test_held_lost(void)
     ad_model_free(m2);
 }
 
+/* Rows reordered within rows.max_lateness_ms right after a real jump (a
+ * device clock 2 h behind, fixed: every row after it 2 h later, arriving
+ * on the usual cadence): the first row after the jump arrives after the
+ * second, is held, and the one that follows it by less than
+ * max_lateness_ms (the stream reorders such a row) confirms the jump
+ * rather than refuting it: no row is dropped. */
+static void test_reorder_after_jump(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    seen s = { 0 };
+    ad_model *m = t_zero_model(TW, F);
+    int i;
+
+    ad_detector_cfg_default(&c);
+    c.dq_enabled = 1;
+    ad_dq_cfg_default(&c.dq);
+    c.stream.mode = AD_ASM_ROWS;
+    c.stream.period_ms = 1000;
+    c.stream.max_lateness_ms = 2000;
+    if (ad_detector_new(&d, &c, "dev", m, 0, 0, NULL, err, sizeof err) != 0)
+        T_CHECK(0, "new: %s", err);
+    for (i = 0; i < 400; i++) {
+        int k = i == 300 ? 301 : i == 301 ? 300 : i;   /* 300 and 301 swapped */
+        int64_t t = T0 + (int64_t)k * 1000 + (k >= 300 ? AHEAD : 0);
+        push(d, AD_ASM_ROWS, k, t, T0 + AHEAD + (int64_t)i * 1000 + 30);
+        ad_detector_advance(d, T0 + AHEAD + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    ad_detector_advance(d, T0 + AHEAD + 400 * 1000 + 3000);   /* the reordered rows out */
+    drain(d, &s);
+    ad_detector_get_stats(d, &st);
+    T_NOTE("a real jump, its first two rows swapped (lateness 2 s): %llu rows of 400 kept, "
+           "%llu dropped as ahead, %llu late", (unsigned long long)st.stream.rows,
+           (unsigned long long)st.rows_ahead, (unsigned long long)st.stream.ooo);
+    T_CHECK(st.rows_ahead == 0 && st.stream.rows == 400, "every row kept (%llu rows, %llu "
+            "dropped as ahead)", (unsigned long long)st.stream.rows,
+            (unsigned long long)st.rows_ahead);
+    ad_detector_free(d);
+    /* the same lateness, a clock glitching 9 minutes ahead every 50th row:
+     * the next row is far more than max_lateness_ms behind the held one,
+     * which is still dropped */
+    if (ad_detector_new(&d, &c, "dev", m, 0, 0, NULL, err, sizeof err) != 0)
+        T_CHECK(0, "new: %s", err);
+    for (i = 0; i < 1000; i++) {
+        int64_t t = T0 + (int64_t)i * 1000 + (i % 50 == 0 && i > 0 ? 540000 : 0);
+        push(d, AD_ASM_ROWS, i, t, T0 + (int64_t)i * 1000 + 30);
+        ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    ad_detector_get_stats(d, &st);
+    T_NOTE("lateness 2 s, a glitching clock: %llu glitch rows dropped, %llu late",
+           (unsigned long long)st.rows_ahead, (unsigned long long)st.stream.ooo);
+    T_CHECK(st.rows_ahead == 19 && st.stream.ooo == 0, "the 19 glitching rows dropped, none "
+            "late (%llu, %llu)", (unsigned long long)st.rows_ahead,
+            (unsigned long long)st.stream.ooo);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
 int main(void)
 {
     T_RUN(test_glitch_rows_arrival);
@@ -570,5 +634,6 @@ int main(void)
     T_RUN(test_held_handover_glitch);
     T_RUN(test_held_save_jump);
     T_RUN(test_held_lost);
+    T_RUN(test_reorder_after_jump);
     return t_done();
 }
