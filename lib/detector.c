@@ -775,8 +775,14 @@ int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
                          const unsigned char *present)
 {
     if (d->held) {
-        if (ts_ms >= d->held_ts)
-            held_release(d, 1);          /* the clock did jump */
+        /* the clock did jump: a row at or after the held one, or one that
+         * the stream reorders behind it (within max_lateness_ms: rows
+         * swapped in transit right after a jump). A held row is more than
+         * max_lateness_ms ahead, so a glitched one taken so is at most a
+         * usual interval more: the rows after it are reordered, not late */
+        if (ts_ms >= d->held_ts || (d->cfg.stream.max_lateness_ms > 0 && ts_ms > d->max_ts &&
+                                    d->held_ts - ts_ms <= d->cfg.stream.max_lateness_ms))
+            held_release(d, 1);
         else if (ts_ms > d->max_ts)
             held_release(d, 0);          /* the held row was wrong */
         /* else: a row late anyway; the next one decides */
@@ -4714,6 +4720,7 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     st->stream.future += d->rows_ahead;
     st->stream.future_values += d->values_ahead;
     st->rows_ahead = d->rows_ahead;
+    st->held_lost = d->held_lost;
     st->threshold = ad_threshold_value(d->thr);
     {
         ad_thr_info in;

@@ -503,6 +503,9 @@ typedef struct ad_detector_stats {
     uint64_t window_resets;     /* window ring restarted after a gap row */
     uint64_t rows_ahead;        /* rows held as far ahead and found wrong
                                  * (A ROW AHEAD; also in stream.future) */
+    uint64_t held_lost;         /* a held row of a saved state that was not
+                                 * continued (ad_detector_restore_alert:
+                                 * the stream starts afresh) */
     uint64_t windows_dq;        /* scored windows overlapping a data-quality
                                  * flag (never teach) */
     uint64_t dq_raised;         /* data-quality conditions raised */
@@ -626,15 +629,24 @@ void ad_detector_free(ad_detector *d);      /* NULL-safe */
  * that the device's clock jumped or that this one row's time is wrong.
  * Taken, it would leave every following row of a clock that only glitched
  * behind it, dropped as late. So it is held (push_row returns 0) until the
- * next row decides: one at or after it confirms the jump (the held row,
- * then it, go in); one between the newest row and it says the held row
+ * next row decides: one at or after it, or after the newest row and at
+ * most max_lateness_ms before it (rows swapped in transit right after a
+ * jump, which the stream reorders), confirms the jump (the held row, then
+ * it, go in); one between the newest row and that says the held row
  * was wrong: it is dropped and counted as refused for a future time
  * (stats stream.future and rows_ahead; a `rejected` value of the whole
  * stream for data quality); a row late anyway decides nothing. With no
  * next row, advance() takes it once the arrival clock is five usual
  * intervals (at least 5 s) past its arrival. A real gap after a
  * silence arrives after the silence and is never held; nor is the first
- * row after a restore, or any row without an arrival clock (replay). */
+ * row after a restore, or any row without an arrival clock (replay). A
+ * row held when the stream is saved goes with the state ("held", see
+ * ad_detector_save): a restore (or ad_detector_restore_window) holds it
+ * again and the next row decides as above (advance() takes it once the
+ * arrival clock is five intervals past its saved arrival, so a restart
+ * that takes longer takes it at the first tick). A state that cannot be
+ * continued (ad_detector_restore_alert: the stream starts afresh) loses
+ * it with the rest of its last rows; counted in stats held_lost. */
 #define AD_AHEAD_INTERVALS 10
 #define AD_AHEAD_MIN_MS 10000
 int ad_detector_push_sample(ad_detector *d, int64_t ts_ms, int feature, double v);
@@ -860,7 +872,10 @@ void *ad_detector_user(const ad_detector *d);
  *  "level":{..} (the level test, alert.level_ms, below),"burst":{..} (the
  *  burst test, alert.burst_ms: burst.h SAVED STATE; the neighbourhood's
  *  rows in a hand-over only); plus "dq":{ad_dq_save state},
- *  "adapt":{ad_adapt_save state} (only when enabled).
+ *  "adapt":{ad_adapt_save state} (only when enabled), and, while a row is
+ *  held as far ahead (A ROW AHEAD), "held":{"ts":ms,"arrival":wall ms,
+ *  "values":[F, null for NaN][,"present":[F 0|1], absent: every feature]}
+ *  (in every save; a state without it holds nothing: older files load).
  *
  * "level" is the level test's ring of the last L = level_ms / window_ms
  * trusted windows: {"level_ms":..,"window_ms":..,"windows":L,"at_ms":ts of

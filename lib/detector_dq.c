@@ -172,7 +172,11 @@ void det_dq_refused(ad_detector *d, uint64_t rej0, int64_t ts, int f)
     if (ss.ooo > d->dq_ooo && d->max_ts != INT64_MIN && ts < d->max_ts - late_far_ms(d))
         late = ss.ooo - d->dq_ooo;
     /* late by less: the `late` check, which raises only when most of
-     * what the stream sends is dropped so over a span of time */
+     * what the stream sends is dropped so over a span of time, judged
+     * against the stream's usual cadence (of rows, of samples a row) */
+    if (ss.ooo > d->dq_ooo && !late)
+        ad_dq_late_per_row(d->dq, d->cfg.stream.mode == AD_ASM_ROWS || ss.rows == 0 ? 1.0 :
+                           (double)ss.samples / (double)ss.rows);
     ad_dq_late(d->dq, late || ss.ooo <= d->dq_ooo ? 0 : ss.ooo - d->dq_ooo, 0,
                det_late_clock(d, ts));
     d->dq_ooo = ss.ooo;

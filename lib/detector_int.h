@@ -242,6 +242,9 @@ struct ad_detector {
     int64_t acc_arr;             /* arrival of the last row accepted ... */
     int acc_known;               /* ... in this run (not before a restore) */
     uint64_t rows_ahead, values_ahead;   /* held rows found wrong */
+    uint64_t held_lost;          /* saved held rows not continued */
+    int held_lost_pend;          /* restore_alert counted one (restore_window
+                                  * may still take it) */
     double *last_val;            /* F: last raw value per feature (NaN) */
     /* data quality */
     ad_dq *dq;

@@ -256,6 +256,83 @@ bad:
            "starts afresh", d->who, why);
 }
 
+/* The row held as far ahead (detector.h A ROW AHEAD) when saved:
+ * {"ts":ms,"arrival":ms,"values":[F values, null for NaN]
+ * [,"present":[0|1..]]} (present: absent when the row had every feature).
+ * NULL when none is held or on OOM. */
+static cJSON *held_save(const ad_detector *d)
+{
+    cJSON *o, *a;
+    int f;
+
+    if (!d->held || (o = cJSON_CreateObject()) == NULL)
+        return NULL;
+    if (!cJSON_AddNumberToObject(o, "ts", (double)d->held_ts) ||
+        !cJSON_AddNumberToObject(o, "arrival", (double)d->held_arr) ||
+        (a = cJSON_AddArrayToObject(o, "values")) == NULL)
+        goto fail;
+    for (f = 0; f < d->F; f++)
+        if (!cJSON_AddItemToArray(a, isfinite(d->held_v[f]) ? cJSON_CreateNumber(d->held_v[f]) :
+                                  cJSON_CreateNull()))
+            goto fail;
+    if (!d->held_all) {
+        if ((a = cJSON_AddArrayToObject(o, "present")) == NULL)
+            goto fail;
+        for (f = 0; f < d->F; f++)
+            if (!cJSON_AddItemToArray(a, cJSON_CreateNumber(d->held_p[f] ? 1 : 0)))
+                goto fail;
+    }
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+/* Hold the saved held row (held_save's object) again, once the stream's
+ * newest row is known (after stream_resume / window_restore): the next row
+ * decides, as it would have without the save. Returns 1 when held; 0 with
+ * none saved, a detector that does not hold rows (not ROWS mode), or a row
+ * not after the newest (a warning when malformed). */
+static int held_restore(ad_detector *d, const cJSON *o)
+{
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "ts");
+    const cJSON *ar = cJSON_GetObjectItemCaseSensitive(o, "arrival");
+    const cJSON *vs = cJSON_GetObjectItemCaseSensitive(o, "values");
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(o, "present");
+    const cJSON *x;
+    int f;
+
+    if (o == NULL || d->held_v == NULL || d->held || d->max_ts == INT64_MIN)
+        return 0;
+    if (!cJSON_IsNumber(ts) || !(fabs(ts->valuedouble) <= 1e15) || !cJSON_IsNumber(ar) ||
+        !(fabs(ar->valuedouble) <= 1e15) || !cJSON_IsArray(vs) ||
+        cJSON_GetArraySize(vs) != d->F ||
+        (ps != NULL && (!cJSON_IsArray(ps) || cJSON_GetArraySize(ps) != d->F)))
+        goto bad;
+    f = 0;
+    cJSON_ArrayForEach(x, vs) {
+        if (!cJSON_IsNumber(x) && !cJSON_IsNull(x))
+            goto bad;
+        d->held_v[f++] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+    }
+    f = 0;
+    cJSON_ArrayForEach(x, ps) {
+        if (!cJSON_IsNumber(x))
+            goto bad;
+        d->held_p[f++] = x->valuedouble != 0;
+    }
+    if ((int64_t)ts->valuedouble <= d->max_ts)
+        return 0;
+    d->held_ts = (int64_t)ts->valuedouble;
+    d->held_arr = (int64_t)ar->valuedouble;
+    d->held_all = ps == NULL;
+    d->held = 1;
+    return 1;
+bad:
+    ad_log(AD_LOG_WARNING, "%s: saved held row malformed: not taken", d->who);
+    return 0;
+}
+
 /* The seasonal level under "season" of o, with the clock it keeps
  * (calibrated or calibrating: the level learns from calibration windows). */
 static void season_save(const ad_detector *d, cJSON *o)
@@ -554,6 +631,8 @@ static char *detector_save(const ad_detector *d, int with_window)
         goto out;
     if (with_window && (fitted || calibrating) && (t = window_save(d)) != NULL)
         cJSON_AddItemToObject(o, "window", t);
+    if ((t = held_save(d)) != NULL)
+        cJSON_AddItemToObject(o, "held", t);
     txt = ad_json_print(o);     /* every number bit for bit */
 out:
     cJSON_Delete(o);
@@ -705,6 +784,7 @@ static int calib_continue(ad_detector *d, const cJSON *o, const cJSON *c, char *
         d->calib_guard = x->valuedouble;
     det_window_period_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window_ms"));
     window_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window"));
+    held_restore(d, cJSON_GetObjectItemCaseSensitive(o, "held"));
     det_burst_restore(d, cJSON_GetObjectItemCaseSensitive(o, "burst"));
     lik_restore(d, o);
     ad_log(AD_LOG_INFO, "%s: calibration continues from the saved state: %llu of %d "
@@ -843,6 +923,7 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
      * scores */
     det_acc_restore(d, cJSON_GetObjectItemCaseSensitive(o, "acceptance"));
     window_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window"));
+    held_restore(d, cJSON_GetObjectItemCaseSensitive(o, "held"));
     /* the level test's ring is sized by the window period (restored
      * above); the burst test's rows continue the window's */
     det_level_restore(d, cJSON_GetObjectItemCaseSensitive(o, "level"));
@@ -882,10 +963,17 @@ int ad_detector_restore_window(ad_detector *d, const char *json)
             d->last_ts = (int64_t)x->valuedouble;
         window_restore(d, w);
         ok = ad_window_fill(d->win) > 0;
-        if (!ok)
+        if (!ok) {
             d->last_ts = keep;
-        else
+        } else {
             stream_resume(d);
+            /* its held row too: restore_alert counted it as lost */
+            if (held_restore(d, cJSON_GetObjectItemCaseSensitive(o, "held")) &&
+                d->held_lost_pend) {
+                d->held_lost--;
+                d->held_lost_pend = 0;
+            }
+        }
     }
     cJSON_Delete(o);
     return ok;
@@ -919,6 +1007,13 @@ int ad_detector_restore_alert(ad_detector *d, const char *json, ad_close_reason 
     if (!cJSON_IsObject(o) || (a = saved_alert(o)) == NULL) {
         cJSON_Delete(o);
         return 0;
+    }
+    /* the saved stream's held row goes with the rest of its last rows
+     * (counted; ad_detector_restore_window takes it with them) */
+    if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o, "held")) && !d->held &&
+        !d->held_lost_pend) {
+        d->held_lost++;
+        d->held_lost_pend = 1;
     }
     mid = cJSON_GetObjectItemCaseSensitive(o, "model_id");
     met = cJSON_GetObjectItemCaseSensitive(o, "metric");

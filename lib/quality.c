@@ -97,6 +97,13 @@ struct ad_dq {
     uint64_t lt_late, lt_ok;    /* values dropped as late / accepted in it */
     uint64_t lt_count;      /* dropped as late since the raising window began */
     int lt_has_clock, lt_open;
+    double lt_iv, lt_per;   /* the window's cadence: usual row interval
+                             * (ms of the clock, 0: unknown), values a row */
+    double lt_per_new;      /* the last ad_dq_late_per_row */
+    double rt_rate;         /* values accepted a ms of the clock, 0: unknown */
+    int64_t rt_b0;          /* the block measuring it: its first call, */
+    uint64_t rt_n;          /* values accepted after that call */
+    int rt_has;
     dq_span spans[AD_DQ_SPANS];
     int n_spans, span_head;
     ad_dq_stats st;
@@ -844,34 +851,109 @@ void ad_dq_rejected(ad_dq *q, int feature, uint64_t n)
     dq_raise(q, ft, f, AD_DQ_REJECTED, q->now, &ev);
 }
 
-/* The late window holds the condition: enough values dropped as late
- * (reject_count), more than were accepted. To raise, they must also span
- * half the window: a burst (a redelivery) spans no time. */
-static int late_holds(const ad_dq *q, int to_raise)
+#define AD_DQ_LATE_BLOCK 32
+
+/* The late window's length: reject_window_ms, or for a stream slower than
+ * a row each reject_window_ms / (2 AD_DQ_LATE_ROWS) ms, 2 AD_DQ_LATE_ROWS
+ * of its usual intervals, so that its rows dropped as late can fill one. */
+static double late_wlen(const ad_dq *q)
 {
-    if (q->lt_late < (uint64_t)q->cfg.reject_count || q->lt_late <= q->lt_ok)
-        return 0;
-    return !to_raise || q->lt_last - q->lt_first >= q->cfg.reject_window_ms / 2;
+    double w = (double)q->cfg.reject_window_ms, s = 2.0 * AD_DQ_LATE_ROWS * q->lt_iv;
+
+    return s > w ? s : w;
 }
 
-static void late_window(ad_dq *q, int64_t at)
+/* Values dropped as late a window needs: reject_count, or, when fewer,
+ * the rows half the window holds at the stream's usual cadence (at least
+ * AD_DQ_LATE_ROWS) times the values a row: a slow stream raises too. */
+static double late_limit(const ad_dq *q)
 {
+    double c = (double)q->cfg.reject_count, n;
+
+    if (q->lt_iv <= 0)
+        return c;
+    n = floor(late_wlen(q) / 2.0 / q->lt_iv);
+    if (n < AD_DQ_LATE_ROWS)
+        n = AD_DQ_LATE_ROWS;
+    n *= q->lt_per;
+    return n < c ? n : c;
+}
+
+/* The late window holds the condition: enough values dropped as late
+ * (late_limit), more than were accepted, and, the cadence known, fewer
+ * accepted than half the stream's usual cadence over `el` ms of the window
+ * (a stream whose new rows keep coming is healthy: what is dropped then is
+ * a copy, such as a slow redelivery). To raise, the late ones must also
+ * span half the window: a burst (a redelivery) spans no time. */
+static int late_holds(const ad_dq *q, int to_raise, double el)
+{
+    if ((double)q->lt_late < late_limit(q) || q->lt_late <= q->lt_ok)
+        return 0;
+    if (q->lt_iv > 0 && (double)q->lt_ok >= 0.5 * el / q->lt_iv * q->lt_per)
+        return 0;
+    return !to_raise || (double)(q->lt_last - q->lt_first) >= late_wlen(q) / 2.0;
+}
+
+/* A new window. Its cadence is the stream's latest unless the condition
+ * is open: rows accepted only now and then (a clock that glitches ahead)
+ * would soon make the stream's usual interval theirs. */
+static void late_window(ad_dq *q, int64_t at, int open)
+{
+    if (!open) {
+        q->lt_per = q->lt_per_new >= 1 ? q->lt_per_new : 1;
+        q->lt_iv = q->rt_rate > 0 ? q->lt_per / q->rt_rate : 0;
+    }
     q->lt_open = 1;
     q->lt_w0 = at;
     q->lt_late = q->lt_ok = 0;
 }
 
+static void late_event(const ad_dq *q, ad_dq_event *ev)
+{
+    uint64_t n = q->lt_late + q->lt_ok;
+    double w = late_wlen(q);
+
+    ev_init(ev);
+    ev->limit = ceil(late_limit(q));
+    ev->window_ms = w < 9e18 ? (int64_t)w : INT64_MAX;
+    ev->value = n > 0 ? (double)q->lt_late / (double)n : 0;
+    ev->count = q->lt_count;
+}
+
 static void late_clear(ad_dq *q)
 {
     ad_dq_event ev;
-    uint64_t n = q->lt_late + q->lt_ok;
 
-    ev_init(&ev);
-    ev.limit = q->cfg.reject_count;
-    ev.window_ms = q->cfg.reject_window_ms;
-    ev.value = n > 0 ? (double)q->lt_late / (double)n : 0;
-    ev.count = q->lt_count;
+    late_event(q, &ev);
     dq_clear(q, &q->whole, -1, AD_DQ_LATE, q->now, &ev);
+}
+
+void ad_dq_late_per_row(ad_dq *q, double per_row)
+{
+    q->lt_per_new = per_row;
+}
+
+/* The stream's usual cadence in the late clock: values accepted over a
+ * block of at least AD_DQ_LATE_BLOCK values after its first call and half
+ * reject_window_ms (a stream that sends in bursts is measured over more
+ * than one). Not while the condition is open (the rows accepted then are
+ * not the usual cadence). */
+static void late_rate(ad_dq *q, uint64_t n, int64_t clock_ms)
+{
+    double el;
+
+    if (!q->rt_has) {
+        q->rt_has = 1;
+        q->rt_b0 = clock_ms;
+        q->rt_n = 0;
+        return;
+    }
+    q->rt_n += n;
+    el = ms_between(clock_ms, q->rt_b0);
+    if (q->rt_n < AD_DQ_LATE_BLOCK || el < (double)q->cfg.reject_window_ms / 2.0 || el <= 0)
+        return;
+    q->rt_rate = (double)q->rt_n / el;
+    q->rt_has = 0;
 }
 
 void ad_dq_late(ad_dq *q, uint64_t late, uint64_t accepted, int64_t clock_ms)
@@ -884,27 +966,29 @@ void ad_dq_late(ad_dq *q, uint64_t late, uint64_t accepted, int64_t clock_ms)
         clock_ms = q->lt_clock;
     q->lt_clock = clock_ms;
     q->lt_has_clock = 1;
+    if (accepted > 0 && !open)
+        late_rate(q, accepted, clock_ms);
     if (q->cfg.reject_count <= 0) {     /* off (a reload may turn it off) */
         if (open)
             late_clear(q);
         q->lt_open = 0;
         return;
     }
-    if (q->lt_open && ms_between(clock_ms, q->lt_w0) >= (double)q->cfg.reject_window_ms) {
+    if (q->lt_open && ms_between(clock_ms, q->lt_w0) >= late_wlen(q)) {
         /* the window ended: an open condition that it no longer shows
          * clears; one still shown goes on in the next window */
-        if (open && !late_holds(q, 0)) {
+        if (open && !late_holds(q, 0, late_wlen(q))) {
             late_clear(q);
             open = 0;
         }
         q->lt_open = 0;
         if (open)
-            late_window(q, clock_ms);
+            late_window(q, clock_ms, 1);
     }
     if (!q->lt_open) {
         if (late == 0)
             return;
-        late_window(q, clock_ms);
+        late_window(q, clock_ms, open);
     }
     if (late > 0) {
         if (q->lt_late == 0)
@@ -917,15 +1001,11 @@ void ad_dq_late(ad_dq *q, uint64_t late, uint64_t accepted, int64_t clock_ms)
         q->lt_count += late;
         return;
     }
-    if (!late_holds(q, 1))
+    if (!late_holds(q, 1, ms_between(clock_ms, q->lt_w0)))
         return;
     q->lt_count = q->lt_late;
-    ev_init(&ev);
+    late_event(q, &ev);
     ev.since_ms = q->now;
-    ev.value = (double)q->lt_late / (double)(q->lt_late + q->lt_ok);
-    ev.limit = q->cfg.reject_count;
-    ev.window_ms = q->cfg.reject_window_ms;
-    ev.count = q->lt_count;
     dq_raise(q, w, -1, AD_DQ_LATE, q->now, &ev);
 }
 

@@ -113,7 +113,7 @@
  * monitor also keeps the last AD_DQ_SPANS flagged data-time spans for
  * ad_dq_flagged(): a condition covers [since, clear time].
  *
- * MEMORY. sizeof(ad_dq) (656 bytes on x86-64, the AD_DQ_SPANS spans
+ * MEMORY. sizeof(ad_dq) (760 bytes on x86-64, the AD_DQ_SPANS spans
  * included) + 184 bytes per feature once learned (+ 16 per feature with
  * physical ranges) + the key; ad_dq_memory() reports it. While a feature
  * learns it also holds a buffer of 8 * learn_samples + 32 bytes (values as
@@ -205,14 +205,18 @@ typedef struct ad_dq_event {
     double lo, hi;              /* range: the limits that were crossed */
     double limit;               /* stuck: samples (or ms) that define it;
                                  * dropout: the silence limit (ms);
-                                 * rejected, late: reject_count */
+                                 * rejected: reject_count; late: the values
+                                 * dropped as late the window needs
+                                 * (reject_count, fewer for a slow stream:
+                                 * ad_dq_late_per_row) */
     int physical;               /* range: 1 = configured physical range */
     int by_time;                /* stuck: 1 = limit is in ms (stuck_ms) */
     uint64_t count;             /* stuck: samples in the flat run; range:
                                  * out-of-range values; rejected: rejected
                                  * values while open; late: values dropped
                                  * as late from the raising window's start */
-    int64_t window_ms;          /* late: the window (reject_window_ms) */
+    int64_t window_ms;          /* late: the window (reject_window_ms, longer
+                                 * for a slow stream) */
 } ad_dq_event;
 
 /* Event sink: ev valid only during the call. */
@@ -294,6 +298,22 @@ void ad_dq_rejected(ad_dq *q, int feature, uint64_t n);
  * in data time (the monitor's clock).
  */
 void ad_dq_late(ad_dq *q, uint64_t late, uint64_t accepted, int64_t clock_ms);
+
+/*
+ * The values a row counts in ad_dq_late's units: 1 in ROWS mode (the
+ * default), the samples a row in the others. With it the monitor knows the
+ * stream's usual cadence, which it measures in the ad_dq_late clock (the
+ * values accepted over blocks of at least 32 values and half
+ * reject_window_ms, while `late` is not raised): its usual row interval
+ * u. Then the late window lasts max(reject_window_ms, 2 AD_DQ_LATE_ROWS u),
+ * needs min(reject_count, the rows half of it holds at u, at least
+ * AD_DQ_LATE_ROWS, times the values a row) values dropped as late, and a
+ * window in which at least half the usual cadence was accepted never holds
+ * the condition (CHECKS, late). Call it before ad_dq_late when it may have
+ * changed; it is taken when a window opens.
+ */
+#define AD_DQ_LATE_ROWS 3
+void ad_dq_late_per_row(ad_dq *q, double per_row);
 
 /* The clock moved to now_ms (data time): dropout and drained rejected
  * buckets are checked. Never moves the clock backwards. */

@@ -9,9 +9,17 @@
  * resumes after a silence raise nothing. The event clears once the rows
  * come on time again. In ROWS mode with an arrival clock the lone row ahead
  * is held and dropped (detector.h, A ROW AHEAD): every other row is kept;
- * a real gap, a backlog with a hole and a last row ahead are taken.
+ * a real gap, a backlog with a hole and a last row ahead are taken. A
+ * 10 s stream whose clock steps back raises `late` within a few rows; a
+ * slow redelivery to a stream whose new rows keep coming raises nothing.
+ * A row held when the stream is saved goes with the state: the restored
+ * stream's next row decides it; a state not continued counts it lost.
+ * The first two rows after a real jump swapped in transit (within
+ * rows.max_lateness_ms) are both kept.
  */
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <math.h>
 #include "t.h"
@@ -53,8 +61,11 @@ static void drain(ad_detector *d, seen *s)
     float in[TW * F];
     ad_window_job job;
 
+    static unsigned k;
+
+    /* scores that vary a little: a calibration can end on them */
     while (ad_detector_next_window(d, in, &job))
-        ad_detector_feed_score(d, &job, 0.1f, NULL);
+        ad_detector_feed_score(d, &job, 0.1 + 0.01 * (k++ % 7), NULL);
     while (ad_detector_poll_event(d, &ev)) {
         if (ev.type != AD_EV_DQ_RAISED && ev.type != AD_EV_DQ_CLEARED)
             continue;
@@ -353,6 +364,277 @@ static void test_silence_after_redelivery(void)
     ad_model_free(m);
 }
 
+/* A slow stream (a row every 10 s, or a minute) whose device clock steps
+ * back 30 minutes (under the hour after which a late row counts as
+ * rejected): every row after it is dropped as late, fewer than
+ * reject_count a window. The condition scales to the stream's cadence:
+ * `late` is raised within a few rows, not never; in ROWS, PERIOD and ALL
+ * modes. */
+static void slow_step_back(ad_asm_mode mode, int64_t iv)
+{
+    ad_detector_cfg c;
+    ad_model *m = t_zero_model(TW, F);
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    seen s = { 0 };
+    int i, raised_at = -1, n = (int)(3600000 / iv) + 200;
+    const char *mn = mode == AD_ASM_ROWS ? "rows" : mode == AD_ASM_PERIOD ? "period" : "all";
+
+    ad_detector_cfg_default(&c);
+    c.dq_enabled = 1;
+    ad_dq_cfg_default(&c.dq);
+    c.stream.mode = mode;
+    c.stream.period_ms = iv;
+    if (ad_detector_new(&d, &c, "dev", m, 0, 0, NULL, err, sizeof err) != 0)
+        T_CHECK(0, "new: %s", err);
+    for (i = 0; i < n; i++) {
+        int64_t w = T0 + (int64_t)i * iv;
+        int64_t t = w - (i >= 200 ? 1800000 : 0);
+        push(d, mode, i, t, w + 30);
+        ad_detector_advance(d, w + iv / 2);
+        drain(d, &s);
+        if (s.late_raised && raised_at < 0)
+            raised_at = i;
+    }
+    ad_detector_get_stats(d, &st);
+    T_NOTE("%s, a row every %lld s, clock 30 min back: %llu rows dropped as late; late raised %d "
+           "at row %d (%d rows after the step), cleared %d", mn, (long long)(iv / 1000),
+           (unsigned long long)st.stream.ooo, s.late_raised, raised_at, raised_at - 200,
+           s.late_cleared);
+    T_CHECK(st.stream.ooo >= (uint64_t)(1800000 / iv - 1), "the rows after the step dropped as "
+            "late (%llu)", (unsigned long long)st.stream.ooo);
+    T_CHECK(s.late_raised == 1 && s.feature == -1, "one late event on the whole stream "
+            "(%d, feature %d)", s.late_raised, s.feature);
+    T_CHECK(raised_at >= 200 && raised_at <= 206, "raised within 6 rows of the step (row %d)",
+            raised_at);
+    T_CHECK(s.late_cleared == 1, "cleared once the rows come on time (%d)", s.late_cleared);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+static void test_slow_step_back(void) { slow_step_back(AD_ASM_ROWS, 10000); }
+static void test_slow_step_back_minute(void) { slow_step_back(AD_ASM_ROWS, 60000); }
+static void test_slow_step_back_period(void) { slow_step_back(AD_ASM_PERIOD, 10000); }
+static void test_slow_step_back_all(void) { slow_step_back(AD_ASM_ALL, 10000); }
+
+/* A slow redelivery (a bridge re-sending the 600 rows already applied,
+ * 10 a second for 60 s) to a 1 row/s stream whose new rows keep coming
+ * and are accepted at its usual cadence: the stream is healthy, no
+ * `late` event. */
+static void test_slow_redelivery(void)
+{
+    ad_model *m;
+    ad_detector *d = mk(AD_ASM_ROWS, &m);
+    ad_detector_stats st;
+    seen s = { 0 };
+    int i, j, r = 0;
+
+    for (i = 0; i < 1200; i++) {
+        int64_t w = T0 + (int64_t)i * 1000;
+        push(d, AD_ASM_ROWS, i, T0 + (int64_t)i * 1000, w + 30);
+        if (i >= 600 && i < 660)
+            for (j = 0; j < 10; j++, r++)
+                push(d, AD_ASM_ROWS, r, T0 + (int64_t)r * 1000, w + 40 + j * 90);
+        ad_detector_advance(d, w + 950);
+        drain(d, &s);
+    }
+    ad_detector_get_stats(d, &st);
+    T_NOTE("1 row/s, 600 rows re-sent over 60 s: %llu rows kept, %llu dropped as late, "
+           "%llu dup; late raised %d", (unsigned long long)st.stream.rows,
+           (unsigned long long)st.stream.ooo, (unsigned long long)st.stream.dup, s.late_raised);
+    T_CHECK(st.stream.ooo + st.stream.dup >= 599, "the re-sent rows dropped (%llu)",
+            (unsigned long long)(st.stream.ooo + st.stream.dup));
+    T_CHECK(st.stream.rows == 1200, "every new row kept (%llu)",
+            (unsigned long long)st.stream.rows);
+    T_CHECK(s.late_raised == 0, "no late event (%d)", s.late_raised);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+/* A ROWS detector calibrated within 300 rows, for the save tests. */
+static ad_detector *mk_cal(ad_model *m)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+
+    ad_detector_cfg_default(&c);
+    c.dq_enabled = 1;
+    ad_dq_cfg_default(&c.dq);
+    c.stream.mode = AD_ASM_ROWS;
+    c.stream.period_ms = 1000;
+    c.calib_windows = 20;
+    c.extreme = 0;              /* the rows' values are far from the scaler's */
+    if (ad_detector_new(&d, &c, "dev", m, 0, 0, NULL, err, sizeof err) != 0)
+        T_CHECK(0, "new: %s", err);
+    return d;
+}
+
+/* A row held as far ahead when the stream is saved (a stop, an eviction,
+ * a reload's rebuild, a periodic save that a kill -9 leaves) goes with the
+ * state: the restored stream holds it, and its next row decides as the
+ * stream that was not saved decides: a row after it (the clock did jump)
+ * takes it, a row on the old cadence drops it (counted in rows_ahead and
+ * stream.future). Before, it was lost without a trace. */
+#define AHEAD 7200000
+
+static void held_across(int handover, int jump)
+{
+    ad_model *m = t_zero_model(TW, F);
+    ad_detector *d = mk_cal(m), *d2 = mk_cal(m);
+    ad_detector_stats st;
+    seen s = { 0 };
+    char err[300], *js;
+    /* the rows' times 2 h behind their arrival: the row 2 h ahead is not
+     * ahead of its arrival (else refused for a future time, not held) */
+    int64_t w = T0 + 300 * 1000 + AHEAD, held_ts = T0 + 300 * 1000 + AHEAD;
+    int i, rc;
+
+    for (i = 0; i < 300; i++) {
+        push(d, AD_ASM_ROWS, i, T0 + (int64_t)i * 1000, T0 + AHEAD + (int64_t)i * 1000 + 30);
+        ad_detector_advance(d, T0 + AHEAD + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    push(d, AD_ASM_ROWS, 300, held_ts, w + 30);     /* 2 h ahead: held */
+    drain(d, &s);
+    ad_detector_get_stats(d, &st);
+    T_NOTE("before the save: windows %llu scored %llu calib %llu excluded %llu dq %llu untrusted %llu",
+           (unsigned long long)st.windows, (unsigned long long)st.windows_scored,
+           (unsigned long long)st.calib_windows, (unsigned long long)st.calib_excluded,
+           (unsigned long long)st.windows_dq, (unsigned long long)st.windows_untrusted);
+    T_CHECK(st.stream.rows == 300 && st.phase == AD_PHASE_DETECTING,
+            "the row ahead is held (%llu rows, phase %d)", (unsigned long long)st.stream.rows,
+            (int)st.phase);
+    js = handover ? ad_detector_save_handover(d) : ad_detector_save(d);
+    T_CHECK(js != NULL && strstr(js, "\"held\"") != NULL, "the state holds the held row");
+    rc = js ? ad_detector_restore(d2, js, err, sizeof err) : -1;
+    T_CHECK(rc == 0, "restore (%s)", rc ? err : "ok");
+    ad_detector_arrival(d2, w + 400);
+    ad_detector_advance(d2, w + 400);
+    drain(d2, &s);
+    /* the next row: after the held one (a real jump) or on the old cadence */
+    push(d2, AD_ASM_ROWS, 301, jump ? held_ts + 1000 : T0 + 301 * 1000, w + 1030);
+    drain(d2, &s);
+    ad_detector_get_stats(d2, &st);
+    T_NOTE("%s, %s: after the restore %llu rows taken, %llu dropped as ahead, %llu lost",
+           handover ? "hand-over" : "plain save", jump ? "a real jump" : "a glitch",
+           (unsigned long long)st.stream.rows, (unsigned long long)st.rows_ahead,
+           (unsigned long long)st.held_lost);
+    if (jump)
+        T_CHECK(st.stream.rows == 2 && st.rows_ahead == 0, "the held row and the next taken "
+                "(%llu rows, %llu ahead)", (unsigned long long)st.stream.rows,
+                (unsigned long long)st.rows_ahead);
+    else
+        T_CHECK(st.stream.rows == 1 && st.rows_ahead == 1 && st.stream.future == 1,
+                "the held row dropped as a glitch, counted (%llu rows, %llu ahead, future %llu)",
+                (unsigned long long)st.stream.rows, (unsigned long long)st.rows_ahead,
+                (unsigned long long)st.stream.future);
+    free(js);
+    ad_detector_free(d);
+    ad_detector_free(d2);
+    ad_model_free(m);
+}
+static void test_held_handover_jump(void) { held_across(1, 1); }
+static void test_held_handover_glitch(void) { held_across(1, 0); }
+static void test_held_save_jump(void) { held_across(0, 1); }
+
+/* A held row whose state cannot be continued (a model changed while the
+ * stream was stopped: the stream recalibrates from scratch, its last rows
+ * are not continued) is counted in held_lost. */
+static void test_held_lost(void)
+{
+    ad_model *m = t_zero_model(TW, F), *m2 = t_zero_model(TW, F);
+    ad_detector *d = mk_cal(m), *d2;
+    ad_detector_stats st;
+    seen s = { 0 };
+    char err[300], *js;
+    int i, rc;
+
+    snprintf(m2->id, sizeof m2->id, "%s", "0123456789abcdef");
+    d2 = mk_cal(m2);
+    for (i = 0; i < 300; i++) {
+        push(d, AD_ASM_ROWS, i, T0 + (int64_t)i * 1000, T0 + AHEAD + (int64_t)i * 1000 + 30);
+        ad_detector_advance(d, T0 + AHEAD + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    push(d, AD_ASM_ROWS, 300, T0 + 300 * 1000 + AHEAD, T0 + 300 * 1000 + AHEAD + 30);
+    js = ad_detector_save_handover(d);
+    rc = js ? ad_detector_restore(d2, js, err, sizeof err) : 0;
+    T_CHECK(rc != 0, "not restored: another model");
+    ad_detector_restore_alert(d2, js, AD_CLOSE_RESTART);
+    ad_detector_get_stats(d2, &st);
+    T_NOTE("another model: held row lost %llu", (unsigned long long)st.held_lost);
+    T_CHECK(st.held_lost == 1, "the held row counted as lost (%llu)",
+            (unsigned long long)st.held_lost);
+    free(js);
+    ad_detector_free(d);
+    ad_detector_free(d2);
+    ad_model_free(m);
+    ad_model_free(m2);
+}
+
+/* Rows reordered within rows.max_lateness_ms right after a real jump (a
+ * device clock 2 h behind, fixed: every row after it 2 h later, arriving
+ * on the usual cadence): the first row after the jump arrives after the
+ * second, is held, and the one that follows it by less than
+ * max_lateness_ms (the stream reorders such a row) confirms the jump
+ * rather than refuting it: no row is dropped. */
+static void test_reorder_after_jump(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    seen s = { 0 };
+    ad_model *m = t_zero_model(TW, F);
+    int i;
+
+    ad_detector_cfg_default(&c);
+    c.dq_enabled = 1;
+    ad_dq_cfg_default(&c.dq);
+    c.stream.mode = AD_ASM_ROWS;
+    c.stream.period_ms = 1000;
+    c.stream.max_lateness_ms = 2000;
+    if (ad_detector_new(&d, &c, "dev", m, 0, 0, NULL, err, sizeof err) != 0)
+        T_CHECK(0, "new: %s", err);
+    for (i = 0; i < 400; i++) {
+        int k = i == 300 ? 301 : i == 301 ? 300 : i;   /* 300 and 301 swapped */
+        int64_t t = T0 + (int64_t)k * 1000 + (k >= 300 ? AHEAD : 0);
+        push(d, AD_ASM_ROWS, k, t, T0 + AHEAD + (int64_t)i * 1000 + 30);
+        ad_detector_advance(d, T0 + AHEAD + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    ad_detector_advance(d, T0 + AHEAD + 400 * 1000 + 3000);   /* the reordered rows out */
+    drain(d, &s);
+    ad_detector_get_stats(d, &st);
+    T_NOTE("a real jump, its first two rows swapped (lateness 2 s): %llu rows of 400 kept, "
+           "%llu dropped as ahead, %llu late", (unsigned long long)st.stream.rows,
+           (unsigned long long)st.rows_ahead, (unsigned long long)st.stream.ooo);
+    T_CHECK(st.rows_ahead == 0 && st.stream.rows == 400, "every row kept (%llu rows, %llu "
+            "dropped as ahead)", (unsigned long long)st.stream.rows,
+            (unsigned long long)st.rows_ahead);
+    ad_detector_free(d);
+    /* the same lateness, a clock glitching 9 minutes ahead every 50th row:
+     * the next row is far more than max_lateness_ms behind the held one,
+     * which is still dropped */
+    if (ad_detector_new(&d, &c, "dev", m, 0, 0, NULL, err, sizeof err) != 0)
+        T_CHECK(0, "new: %s", err);
+    for (i = 0; i < 1000; i++) {
+        int64_t t = T0 + (int64_t)i * 1000 + (i % 50 == 0 && i > 0 ? 540000 : 0);
+        push(d, AD_ASM_ROWS, i, t, T0 + (int64_t)i * 1000 + 30);
+        ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    ad_detector_get_stats(d, &st);
+    T_NOTE("lateness 2 s, a glitching clock: %llu glitch rows dropped, %llu late",
+           (unsigned long long)st.rows_ahead, (unsigned long long)st.stream.ooo);
+    T_CHECK(st.rows_ahead == 19 && st.stream.ooo == 0, "the 19 glitching rows dropped, none "
+            "late (%llu, %llu)", (unsigned long long)st.rows_ahead,
+            (unsigned long long)st.stream.ooo);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
 int main(void)
 {
     T_RUN(test_glitch_rows_arrival);
@@ -363,5 +645,15 @@ int main(void)
     T_RUN(test_step_back);
     T_RUN(test_jitter_and_redelivery);
     T_RUN(test_silence_after_redelivery);
+    T_RUN(test_slow_step_back);
+    T_RUN(test_slow_step_back_minute);
+    T_RUN(test_slow_step_back_period);
+    T_RUN(test_slow_step_back_all);
+    T_RUN(test_slow_redelivery);
+    T_RUN(test_held_handover_jump);
+    T_RUN(test_held_handover_glitch);
+    T_RUN(test_held_save_jump);
+    T_RUN(test_held_lost);
+    T_RUN(test_reorder_after_jump);
     return t_done();
 }
