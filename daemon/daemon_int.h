@@ -201,6 +201,8 @@ typedef struct det_counts {
     uint64_t dq_raised, dq_open, adapt_promoted, adapt_rejected, adapt_shadow, adapt_drifted;
     uint64_t regimes_accepted;
     uint64_t adapt_unoffered;    /* windows continual learning never saw */
+    uint64_t held_lost;          /* rows held as far ahead lost with a state
+                                  * that could not be continued */
 } det_counts;
 
 /* A detector of the running configuration. */

@@ -866,6 +866,7 @@ void publish_count_stream(const ad_detector *det, det_counts *c)
     c->adapt_drifted += st.adapt_drifted != 0;
     c->regimes_accepted += st.accepted;
     c->adapt_unoffered += st.adapt_unoffered;
+    c->held_lost += st.held_lost;
 }
 
 char *publish_status_json(const ad_daemon *dd, const char *state)
@@ -913,6 +914,7 @@ static void counts_json(cJSON *dj, const det_counts *c)
     cJSON_AddNumberToObject(dj, "adapt_drifted", (double)c->adapt_drifted);
     cJSON_AddNumberToObject(dj, "regimes_accepted", (double)c->regimes_accepted);
     cJSON_AddNumberToObject(dj, "adapt_unoffered", (double)c->adapt_unoffered);
+    cJSON_AddNumberToObject(dj, "rows_held_lost", (double)c->held_lost);
 }
 
 static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
