@@ -806,12 +806,11 @@ char *state_text(const stream_rec *s, int handover)
     /* reload.shadow: the configured file that does not run, the live model
      * kept under its tag (training_save_kept): a restore runs that too */
     if (js && s->kept_why && s->det->mr && strcmp(s->kept_file, s->det->mr->m->id) == 0) {
-        char *k = NULL;
+        char k[96];
 
-        if (asprintf(&k, "{\"file\":\"%s\",\"state\":\"%s\"}", s->kept_file,
-                     s->kept_why == KEPT_REJECTED ? "rejected" : "shadow") < 0)
-            k = NULL;
-        js = splice_member(js, "model_kept", k);
+        snprintf(k, sizeof k, "{\"file\":\"%s\",\"state\":\"%s\"}", s->kept_file,
+                 s->kept_why == KEPT_REJECTED ? "rejected" : "shadow");
+        js = splice_member(js, "model_kept", strdup(k));
     }
     return attach_extras(s, js);
 }
