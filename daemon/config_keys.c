@@ -460,7 +460,8 @@ static const key reload_keys[] = {
     { "shadow", K_BOOL, OPP(adapt.reload_shadow), 0, 1, NULL, FL, NULL, NULL,
       "a model file changed on reload is evaluated in shadow by each detecting stream "
       "(adapt.shadow_windows or shadow_ms, min_gain) and promoted like a fine-tuned candidate instead "
-      "of replacing the model at once; adapt.enabled not needed" },
+      "of replacing the model at once; adapt.enabled not needed; a file rejected, or in shadow at "
+      "a stop, does not go live at a restart (the live model is kept in state_dir)" },
 };
 static const table reload_table = TAB(reload_keys);
 

@@ -125,6 +125,14 @@ typedef struct stream_rec {
     struct det_rt *det;          /* NULL once dead */
     ad_detector *d;              /* NULL while a new detector is restored */
     ad_model *own_model;         /* model loaded from the state dir (owned) */
+    /* reload.shadow: the configured model file kept_file (its id) does not
+     * run, the live model does: KEPT_REJECTED, the shadow rejected it;
+     * KEPT_SHADOW, it is in shadow or waits for it. The live model is
+     * saved in the state dir under the file's tag (training_save_kept)
+     * and this is kept in the state file ("model_kept"), so that a restart
+     * or an evicted stream's return runs the live model too (state.c) */
+    int kept_why;
+    char kept_file[AD_MODEL_ID_LEN + 1];
     model_ref *mr;               /* shared model reference (or NULL) */
     uint64_t serial;
     uint32_t epoch;              /* bumps when d is replaced */
@@ -185,6 +193,7 @@ typedef struct stream_rec {
 } stream_rec;
 
 enum { RELOAD_CHECK_NONE, RELOAD_CHECK_RELOAD, RELOAD_CHECK_START };
+enum { KEPT_NONE, KEPT_REJECTED, KEPT_SHADOW };  /* stream_rec.kept_why */
 
 typedef struct stream_map {
     stream_rec **b;
@@ -624,6 +633,10 @@ void training_adapt_cancel(ad_daemon *dd, stream_rec *s);
 /* A model was promoted: save a copy in the state dir on a worker, then the
  * stream's state (so a restart comes back with it). */
 void training_save_promoted(ad_daemon *dd, stream_rec *s);
+/* reload.shadow rejected the configured file, or it enters shadow (why:
+ * KEPT_REJECTED, KEPT_SHADOW): the live model is saved where a promoted
+ * one would be, under the file's tag, and s->kept_* say so. */
+void training_save_kept(ad_daemon *dd, stream_rec *s, int why);
 
 /* ---- publish.c ---- */
 void publish_json(ad_daemon *dd, const char *topic, cJSON *o, int qos, int retain);

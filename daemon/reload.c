@@ -170,7 +170,7 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
     n->warned_late_held = o->warned_late_held;
     MAP_FOREACH(&n->streams, s) {
         char *live;
-        int gone, hold;
+        int gone, hold, kept_model;
 
         s->det = n;
         if (moved)
@@ -179,11 +179,15 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
             kept++;
             continue;
         }
+        /* another file: the one the live model was kept for is gone (a
+         * shadow of the new one says so again, streams.c) */
+        kept_model = s->kept_why != KEPT_NONE;
+        s->kept_why = KEPT_NONE;
         /* reload.shadow: a detecting stream evaluates the new model file in
          * shadow; its live model, calibration and open alert continue until
          * the candidate is promoted or rejected (AD_EV_ADAPT) */
         if (same_pipe && shape && n->mr && n->c->pipe.adapt.reload_shadow && s->d &&
-            n->c->pipe.training == AD_TRAIN_NONE && !s->own_model &&
+            n->c->pipe.training == AD_TRAIN_NONE && (!s->own_model || kept_model) &&
             ad_detector_phase(s->d) == AD_PHASE_DETECTING) {
             int rc = ad_detector_set_model(s->d, n->mr->m, 0, err, sizeof err);
             if (rc == AD_DETECTOR_SHADOW) {

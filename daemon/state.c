@@ -803,7 +803,34 @@ char *state_text(const stream_rec *s, int handover)
      * this text closes them (restore_close_dq), as a clean stop does */
     if (js && s->dq_open && s->dq_open->child)
         js = splice_member(js, "dq_open", cJSON_PrintUnformatted(s->dq_open));
+    /* reload.shadow: the configured file that does not run, the live model
+     * kept under its tag (training_save_kept): a restore runs that too */
+    if (js && s->kept_why && s->det->mr && strcmp(s->kept_file, s->det->mr->m->id) == 0) {
+        char k[96];
+
+        snprintf(k, sizeof k, "{\"file\":\"%s\",\"state\":\"%s\"}", s->kept_file,
+                 s->kept_why == KEPT_REJECTED ? "rejected" : "shadow");
+        js = splice_member(js, "model_kept", strdup(k));
+    }
     return attach_extras(s, js);
+}
+
+/* The "model_kept" of state text js for the configured file id: KEPT_*. */
+static int kept_record(const char *js, const char *id)
+{
+    cJSON *o, *k, *f, *st;
+    int why = KEPT_NONE;
+
+    if (!js || !strstr(js, "\"model_kept\"") || !(o = cJSON_Parse(js)))
+        return KEPT_NONE;
+    k = cJSON_GetObjectItemCaseSensitive(o, "model_kept");
+    f = cJSON_GetObjectItemCaseSensitive(k, "file");
+    st = cJSON_GetObjectItemCaseSensitive(k, "state");
+    if (cJSON_IsString(f) && cJSON_IsString(st) && strcmp(f->valuestring, id) == 0)
+        why = strcmp(st->valuestring, "rejected") == 0 ? KEPT_REJECTED :
+              strcmp(st->valuestring, "shadow") == 0 ? KEPT_SHADOW : KEPT_NONE;
+    cJSON_Delete(o);
+    return why;
 }
 
 static void save(ad_daemon *dd, stream_rec *s, int handover)
@@ -889,8 +916,16 @@ static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_
     ad_detector_cfg cfg = d->c->pipe;
     const ad_model *m = d->mr ? d->mr->m : NULL;
     ad_model *own = NULL;
-    int rc;
+    int rc, kept = d->mr ? kept_record(r->js, d->mr->m->id) : KEPT_NONE;
 
+    s->kept_why = KEPT_NONE;
+    /* looked for only for reload.shadow (no training, no continual
+     * learning): used only as the live model kept for the file */
+    if (!kept && d->c->pipe.training == AD_TRAIN_NONE && !d->c->pipe.adapt.enabled) {
+        ad_model_free(r->tm);
+        r->tm = NULL;
+        r->tm_err[0] = '\0';
+    }
     if (r->tm_err[0])
         set_aside(r, s, r->tm_err);
     else if (r->tm && (r->tm->window != d->T || r->tm->n_features != d->F))
@@ -922,9 +957,20 @@ static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_
         ad_model_free(own);
         return rc;
     }
-    if (own)
+    if (own && kept && strcmp(own->id, d->mr->m->id) != 0) {
+        /* what the daemon said it runs, not the file reload.shadow has not
+         * promoted (the file changed again since: another tag, not here) */
+        s->kept_why = kept;
+        snprintf(s->kept_file, sizeof s->kept_file, "%s", d->mr->m->id);
+        ad_log(AD_LOG_NOTICE, "stream %s/%s: model file %s (%s) %s; running model %s "
+               "kept in %s", d->c->name, s->key, d->c->model, d->mr->m->id,
+               kept == KEPT_REJECTED ? "was rejected by reload.shadow" :
+               "was in shadow at the stop, evaluated in shadow again",
+               own->id, r->model_path);
+    } else if (own) {
         ad_log(AD_LOG_INFO, "stream %s/%s: reusing the model trained online in %s",
                d->c->name, s->key, r->model_path);
+    }
     s->own_model = own;
     /* the drift of an adapted model is measured from its reference: the
      * one kept beside it (a model the stream trained, or the live model an
@@ -987,6 +1033,31 @@ static void restore_calibration(restore_req *r, stream_rec *s)
      * model scores from the next row */
     if (r->live && r->mode == RESTORE_REBUILD && ad_detector_restore_window(s->d, r->js))
         ad_log(AD_LOG_DEBUG, "stream %s/%s: window rows kept", s->det->c->name, s->key);
+}
+
+/* The configured file was in shadow (or waited for it) when the state was
+ * saved, the live model kept (restore_make_detector): evaluated in shadow
+ * again, as the reload that brought it did; never swapped in unevaluated. */
+static void restore_shadow(stream_rec *s)
+{
+    const det_rt *d = s->det;
+    char err[256] = "not detecting: its calibration was not restored";
+    int rc = -1;
+
+    if (ad_detector_phase(s->d) == AD_PHASE_DETECTING)
+        rc = ad_detector_set_model(s->d, d->mr->m, 0, err, sizeof err);
+    if (rc == AD_DETECTOR_SHADOW)
+        return;
+    if (rc == 0) {
+        /* swapped after all (no learner): the file runs and calibrates,
+         * as a reload would have done; the open alert ends */
+        s->kept_why = KEPT_NONE;
+        ad_detector_close_alert(s->d, AD_CLOSE_MODEL_CHANGED);
+        return;
+    }
+    ad_log(AD_LOG_WARNING, "stream %s/%s: model file %s not evaluated in shadow again (%s): "
+           "the kept model runs until a reload changes the file", d->c->name, s->key,
+           d->c->model, err);
 }
 
 /* A stream whose restore has just been installed and whose reload_check
@@ -1071,6 +1142,8 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
         return rc;
     }
     restore_calibration(r, s);
+    if (s->kept_why == KEPT_SHADOW)
+        restore_shadow(s);
     /* time-less samples (stamped on arrival) come after its last row, as
      * they do on the stream that was not restored (streams.c); not in a
      * stream whose rows carry their time (payload.timestamp): a message
@@ -1158,7 +1231,8 @@ int state_restore_live(ad_daemon *dd, stream_rec *s, restore_mode mode, char *js
             r->js = state_pending(dd, r->state_path);
         /* a model trained online, or promoted by continual learning */
         if (mode != RESTORE_CALIBRATION &&
-            (d->c->pipe.training != AD_TRAIN_NONE || d->c->pipe.adapt.enabled))
+            (d->c->pipe.training != AD_TRAIN_NONE || d->c->pipe.adapt.enabled ||
+             d->c->pipe.adapt.reload_shadow))
             state_trained_path(d, s->key, r->model_path, sizeof r->model_path);
         if (r->model_path[0] && d->c->pipe.adapt.enabled)
             state_reference_path(d, s->key, r->ref_path, sizeof r->ref_path);

@@ -802,8 +802,17 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             break;
         case AD_EV_ADAPT:
             publish_adapt(dd, s, &ev);
-            if (ev.adapt.type == AD_ADAPT_EV_PROMOTED)
+            if (ev.adapt.type == AD_ADAPT_EV_PROMOTED) {
+                if (ev.adapt.origin == AD_ADAPT_RELOAD)
+                    s->kept_why = KEPT_NONE;    /* the file runs */
                 training_save_promoted(dd, s);  /* the state follows the model */
+            } else if (ev.adapt.origin == AD_ADAPT_RELOAD &&
+                       (ev.adapt.type == AD_ADAPT_EV_REJECTED ||
+                        ev.adapt.type == AD_ADAPT_EV_SHADOW ||
+                        ev.adapt.type == AD_ADAPT_EV_WAITING))
+                /* the live model goes on, not the file: a restart too */
+                training_save_kept(dd, s, ev.adapt.type == AD_ADAPT_EV_REJECTED ?
+                                   KEPT_REJECTED : KEPT_SHADOW);
             else
                 /* a shadow start carries the fine-tune's drift baseline,
                  * a decision the counts and the schedule, a notice that it

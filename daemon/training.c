@@ -212,6 +212,8 @@ typedef struct save_task {
     ad_model *ref;               /* the drift reference the stream trained
                                   * itself (owned copy), or NULL */
     int rc, ref_rc;
+    int kept;                    /* the live model kept for a file
+                                  * reload.shadow has not promoted */
     char err[256], ref_err[256];
     char path[8192], ref_path[8192];
 } save_task;
@@ -234,11 +236,13 @@ static void save_done(ad_task *t)
     stream_rec *s = st->s;
     s->saving--;
     if (st->rc != 0)
-        ad_log(AD_LOG_WARNING, "stream %s/%s: promoted model not saved: %s",
-               s->det ? s->det->c->name : "-", s->key, st->err);
+        ad_log(AD_LOG_WARNING, "stream %s/%s: %s model not saved: %s",
+               s->det ? s->det->c->name : "-", s->key, st->kept ? "live" : "promoted",
+               st->err);
     else
-        ad_log(AD_LOG_INFO, "stream %s/%s: promoted model %s saved in %s",
-               s->det ? s->det->c->name : "-", s->key, st->m->id, st->path);
+        ad_log(AD_LOG_INFO, "stream %s/%s: %s model %s saved in %s",
+               s->det ? s->det->c->name : "-", s->key, st->kept ? "live" : "promoted",
+               st->m->id, st->path);
     if (st->ref && st->ref_rc != 0)
         ad_log(AD_LOG_WARNING, "stream %s/%s: reference model not saved (a restart measures "
                "the drift from the restored model): %s", s->det ? s->det->c->name : "-",
@@ -251,18 +255,21 @@ static void save_done(ad_task *t)
     free(st);
 }
 
-void training_save_promoted(ad_daemon *dd, stream_rec *s)
+static void save_model(ad_daemon *dd, stream_rec *s, int kept)
 {
     const ad_model *m = s->d ? ad_detector_model(s->d) : NULL;
     save_task *st;
     if (!m || !s->det || !s->det->state_dir[0])
         return;
     if (!(st = calloc(1, sizeof *st)) || !(st->m = ad_model_clone(m))) {
-        ad_log(AD_LOG_WARNING, "stream %s/%s: promoted model not saved: out of memory",
-               s->det->c->name, s->key);
+        ad_log(AD_LOG_WARNING, "stream %s/%s: %s model not saved: out of memory",
+               s->det->c->name, s->key, kept ? "live" : "promoted");
         free(st);
+        if (kept)       /* the state still says which file does not run */
+            state_save(dd, s);
         return;
     }
+    st->kept = kept;
     st->task.run = save_run;
     st->task.done = save_done;
     st->dd = dd;
@@ -285,4 +292,26 @@ void training_save_promoted(ad_daemon *dd, stream_rec *s)
     }
     s->saving++;
     ad_workers_submit(dd->ws, &st->task);
+}
+
+void training_save_promoted(ad_daemon *dd, stream_rec *s)
+{
+    save_model(dd, s, 0);
+}
+
+void training_save_kept(ad_daemon *dd, stream_rec *s, int why)
+{
+    const ad_model *file = s->det && s->det->mr ? s->det->mr->m : NULL;
+
+    if (!file) {
+        s->kept_why = KEPT_NONE;
+        return;
+    }
+    if (s->kept_why == why && strcmp(s->kept_file, file->id) == 0) {
+        state_save(dd, s);      /* saved already (a shadow begun again) */
+        return;
+    }
+    s->kept_why = why;
+    snprintf(s->kept_file, sizeof s->kept_file, "%s", file->id);
+    save_model(dd, s, 1);
 }
