@@ -170,6 +170,8 @@ static int64_t g_step_ms = 1000;
 /* > 0: mk_gap gives the adapt window counts as data time, windows of this
  * many ms (adapt.normal_ms etc.) instead of counts. */
 static int64_t g_adapt_ms;
+/* alert.on of the detectors mk_model makes */
+static ad_alert_on g_alert_on = AD_ALERT_ON_SCORE;
 
 typedef struct run {
     int raised, cleared, accepted, promoted, rejected, shadow, ready, waiting;
@@ -181,6 +183,7 @@ typedef struct run {
     char shadow_id[AD_MODEL_ID_LEN + 1];  /* the last candidate in shadow */
     int shadow_origin;
     int64_t last_raise;
+    double last_raise_p;        /* its probability */
     ad_event adapt;             /* last decision */
     char adapt_json[1024];
     ad_train_report rep;
@@ -260,7 +263,11 @@ again:
                 r->tlen += (size_t)n;
         }
         switch (ev.type) {
-        case AD_EV_ALERT_RAISED: r->raised++; r->last_raise = ev.ts_ms; break;
+        case AD_EV_ALERT_RAISED:
+            r->raised++;
+            r->last_raise = ev.ts_ms;
+            r->last_raise_p = ev.probability;
+            break;
         case AD_EV_ALERT_CLEARED: r->cleared++; break;
         case AD_EV_ACCEPTED: r->accepted++; break;
         case AD_EV_ADAPT_READY: r->ready++; on_adapt_ready(d, r); goto again;
@@ -318,6 +325,7 @@ static ad_detector *mk_model(const ad_model *m, int reload_shadow, int accept_ga
     c.alert.m = 5;
     c.alert.clear_ratio = 1;
     c.alert.accept_after = 30;
+    c.alert.on = g_alert_on;
     c.normalize = g_norm;
     ad_adapt_cfg_default(&c.adapt);
     c.adapt.enabled = 1;
@@ -1123,6 +1131,52 @@ static void test_false_alarm_over_promotion(void)
     ad_detector_free(d);
 }
 
+/* A fault that starts just after a promotion, alert.on probability: the
+ * promotion carries the probability over (the candidate's own history
+ * over its shadow span), so the fault raises at once, and the alert event
+ * carries a known probability; alert.on score too. Before, the history
+ * started afresh: p 0.5 for 50 windows, by then the fault's own averages
+ * were the history, and nothing was raised. */
+static void prob_fault_after_promotion(ad_alert_on on)
+{
+    ad_detector *d;
+    ad_detector_stats st;
+    run r;
+    uint64_t t = 5000;
+    int i, raised0;
+
+    g_alert_on = on;
+    d = g_live ? mk_gap(0, 0, 0.0) : NULL;
+    g_alert_on = AD_ALERT_ON_SCORE;
+    if (d == NULL)
+        return;
+    memset(&r, 0, sizeof(r));
+    for (i = 0; i < 5000 && !r.promoted; i++)
+        step(d, t++, REG_A, 0, &r);
+    T_CHECK(r.promoted == 1, "%s: promoted on regime A (min_gain 0): %d, rejected %d",
+            ad_alert_on_name(on), r.promoted, r.rejected);
+    raised0 = r.raised;
+    ad_detector_get_stats(d, &st);
+    T_CHECK(isfinite(st.last_probability), "%s: the probability is known right after the "
+            "promotion: %g", ad_alert_on_name(on), st.last_probability);
+    for (i = 0; i < 40; i++)
+        step(d, t++, REG_A, 1, &r);
+    T_CHECK(r.raised == raised0 + 1, "%s: a blockage 1 window after the promotion raises (%d)",
+            ad_alert_on_name(on), r.raised - raised0);
+    T_NOTE("%s: raised %lld s after the fault began (just after the promotion), p %.6f", ad_alert_on_name(on),
+           (long long)(r.last_raise / 1000 - (int64_t)(t - 40)), r.last_raise_p);
+    T_CHECK(isfinite(r.last_raise_p) && r.last_raise_p > 0.9999 &&
+            r.last_raise <= (int64_t)(t - 40 + 10) * 1000, "%s: the alert carries p %.6f and "
+            "came within 10 windows of the fault", ad_alert_on_name(on), r.last_raise_p);
+    ad_detector_free(d);
+}
+
+static void test_probability_after_promotion(void)
+{
+    prob_fault_after_promotion(AD_ALERT_ON_PROBABILITY);
+    prob_fault_after_promotion(AD_ALERT_ON_SCORE);
+}
+
 /* After a clear the learner leaves out at least the windows that share a
  * sample with an alert's window, ceil(T / hop) - 1: adapt.margin 5 at T 12,
  * hop 1 is 11 windows after a clear (5 before a raise); at hop 4 (2
@@ -1555,6 +1609,7 @@ int main(void)
     T_RUN(test_onset_regime_over_promotion);
     T_RUN(test_silencing_candidate_rejected);
     T_RUN(test_false_alarm_over_promotion);
+    T_RUN(test_probability_after_promotion);
     T_RUN(test_data_time_same_as_counts);
     T_RUN(test_data_time_restored);
     T_RUN(test_data_time_large_set);
