@@ -260,10 +260,16 @@ static void promote(ad_detector *d, ad_event *e)
     if (e->adapt.origin == AD_ADAPT_RELOAD)  /* the operator's new model */
         ad_adapt_set_reference(d->ad, c, 1);
     d->pw_len = 0;                   /* windows scaled for the old model */
-    /* an operator's false-alarm raise was a score of the old model */
-    if (e->adapt.live_error > 0)
-        ad_threshold_scale_raised(d->thr, e->adapt.cand_error / e->adapt.live_error);
+    /* An operator's false-alarm raise was a score of the old model: on the
+     * new one's scale by the median score ratio over the shadow span's
+     * normal windows (PROBABILITY), what the two models give on the same
+     * ordinary data. Not by the decision's error ratio: over a span mostly
+     * of an accepted regime's windows that measures how much better the
+     * candidate learned the regime (0.19), and took a raise to under the
+     * threshold. Without enough normal windows the raise stays as it is. */
     rat = shadow_ratio(d);
+    if (isfinite(rat))
+        ad_threshold_scale_raised(d->thr, rat);
     if (sm && ad_threshold_fitted(d->thr) &&
         ad_threshold_rebase(d->thr, sm, n, d->has_nscale ? NULL : c->training, &how, err,
                             sizeof(err)) == 0) {
