@@ -384,6 +384,11 @@ int ad_alerter_close(ad_alerter *a, int64_t ts_ms, ad_close_reason reason,
     return AD_ALERT_CLEARED;
 }
 
+ad_close_reason ad_alerter_last_reason(const ad_alerter *a)
+{
+    return a->cur.active ? AD_CLOSE_NONE : a->cur.reason;
+}
+
 int ad_alerter_last_exceeded(const ad_alerter *a)
 {
     return a->last_exceeded;

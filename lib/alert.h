@@ -234,6 +234,10 @@ int ad_alerter_close(ad_alerter *a, int64_t ts_ms, ad_close_reason reason,
 const char *ad_close_reason_name(ad_close_reason r);   /* "cleared", ... */
 const char *ad_alert_on_name(ad_alert_on on);           /* "score", ... */
 
+/* Why the last alert ended (AD_CLOSE_NONE while one is active or before
+ * any). */
+ad_close_reason ad_alerter_last_reason(const ad_alerter *a);
+
 /* Was the last stepped window over the threshold? */
 int ad_alerter_last_exceeded(const ad_alerter *a);
 /* Windows back from the last stepped one to the oldest window over the

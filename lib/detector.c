@@ -358,6 +358,8 @@ void ad_detector_free(ad_detector *d)
     ad_threshold_free(d->thr);
     ad_alerter_free(d->alert);
     ad_likelihood_free(d->lik);
+    ad_likelihood_free(d->lik_sh);
+    free(d->lik_rat);
     ad_season_free(d->season);
     ad_dq_free(d->dq);
     ad_adapt_free(d->ad);
@@ -572,7 +574,8 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
         goto oom;
     if ((rc = ad_alerter_new(&d->alert, &cfg->alert, d->key, F, err, errlen)) != 0)
         goto fail;
-    if ((rc = ad_likelihood_new(&d->lik, &cfg->lik, err, errlen)) != 0)
+    if ((rc = ad_likelihood_new(&d->lik, &cfg->lik, err, errlen)) != 0 ||
+        (rc = ad_likelihood_new(&d->lik_sh, &cfg->lik, err, errlen)) != 0)
         goto fail;
     if (cfg->season_ms > 0 &&
         (rc = ad_season_new(&d->season, cfg->season_ms, cfg->season_periods, err, errlen)) != 0)
@@ -4618,9 +4621,11 @@ int ad_detector_feed_score3(ad_detector *d, const ad_window_job *job,
     d->has_smooth = 1;
     d->st.last_smoothed = s;
     /* A learned-range flag alone (a level beyond what calibration saw) does
-     * not stop the probability history from learning: that history is what
-     * lets a persistent new level stop looking improbable. */
-    p = ad_likelihood_update(d->lik, score, !(job->untrusted || hard), &L);
+     * not stop the probability history from learning; its average joins
+     * once the window is judged ordinary (det_lik_settle: not while an
+     * alert is open, unless that alert is accepted; detector_adapt.c
+     * PROBABILITY). */
+    p = det_lik_update(d, score, !(job->untrusted || hard), &L);
     d->st.last_probability = p;
     d->st.last_log_likelihood = L;
 
@@ -4647,11 +4652,15 @@ int ad_detector_feed_score3(ad_detector *d, const ad_window_job *job,
                            !o.exceeded && ad_alerter_active(d->alert) == NULL);
             o.dq = noteach;
             o.regime = d->last_regime >= 0;
+            det_lik_shadow(d, score, o.cand_score, !(job->untrusted || hard),
+                           !o.exceeded && !o.regime && !noteach &&
+                           ad_alerter_active(d->alert) == NULL);
             ad_adapt_offer(d->ad, w, d->model, &o);
             pw_used(d, job->seq);
         }
         det_pump_adapt(d);
     }
+    det_lik_settle(d);
     return 0;
 }
 

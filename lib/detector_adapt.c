@@ -96,6 +96,136 @@ void ad_detector_job_dropped(ad_detector *d, const ad_window_job *job)
 }
 
 
+/* ---- the probability --------------------------------------------------------
+ *
+ * PROBABILITY (likelihood.h). The history the probability measures a
+ * window against learns from ordinary windows only: a window's average is
+ * held aside (AD_LIK_HOLD) until the detector has judged it. Outside an
+ * alert, the newest n + w - 2 are kept held (n: alert.n, w:
+ * probability_average): they may yet be the run-up of an alert (a raise
+ * takes k of the last n windows, and an average spans w scores), and the
+ * older join the history. While an alert is open every average is held.
+ * When it ends, its averages (with its run-up) join the history if the
+ * change was ordinary after all (accepted as the new normal, or an
+ * operator's false alarm) and are forgotten otherwise (cleared: a fault
+ * that ended; or closed for a restart, a reload, a model change). So a
+ * lasting fault is never its own baseline: its probability stays high
+ * until it ends or regime acceptance takes it as the new normal (which is
+ * what absorbs a lasting change, docs/alerts.md), where before the
+ * fault's own averages filled the history and cleared a 12 h blockage
+ * after ~75 min.
+ *
+ * A PROMOTION does not start the probability afresh. While a candidate is
+ * in shadow its score on each window is known: it feeds a second history
+ * (lik_sh) under the same rules, the candidate's own view of the span's
+ * ordinary windows, which becomes the live history at the promotion when
+ * it is long enough for a probability (min_history averages, the span is
+ * usually longer). Else (a span that was mostly an alert, a restart during
+ * the shadow: the shadow history is not saved) the live history is
+ * rescaled by r, the median of candidate score / live score over the
+ * span's normal windows (below the threshold, no alert, no regime,
+ * trusted): a median ratio measures how the two models' scales relate on
+ * the same ordinary data, robust to the windows where one of them fails;
+ * and, with fewer than AD_LIK_RATIO_MIN such windows, by the decision's
+ * error ratio. Before, the history was reset: p was 0.5 for 50 windows, and
+ * a fault starting then became its own history and never alerted. */
+
+#define AD_LIK_RATIOS 4096       /* ratios kept (every step-th beyond) */
+#define AD_LIK_RATIO_MIN 10      /* fewest normal windows for a median */
+
+double det_lik_update(ad_detector *d, double score, int trusted, double *L)
+{
+    ad_lik_how how = !trusted ? AD_LIK_NONE :
+                     d->phase == AD_PHASE_DETECTING ? AD_LIK_HOLD : AD_LIK_LEARN;
+
+    return ad_likelihood_update2(d->lik, score, how, L);
+}
+
+void det_lik_shadow_reset(ad_detector *d)
+{
+    if (d->lik_sh)
+        ad_likelihood_reset(d->lik_sh);
+    d->lik_rat_n = 0;
+    d->lik_rat_step = 1;
+    d->lik_rat_skip = 0;
+}
+
+void det_lik_shadow(ad_detector *d, double live, double cand, int trusted, int normal)
+{
+    double r;
+
+    if (d->lik_sh == NULL || !isfinite(cand))
+        return;
+    ad_likelihood_update2(d->lik_sh, cand, trusted ? AD_LIK_HOLD : AD_LIK_NONE, NULL);
+    if (!normal || !trusted || !(live > 0) || !(cand > 0) || !isfinite(r = cand / live))
+        return;
+    if (d->lik_rat == NULL &&
+        (d->lik_rat = malloc(AD_LIK_RATIOS * sizeof(double))) == NULL)
+        return;
+    if (d->lik_rat_step < 1)
+        d->lik_rat_step = 1;
+    if (++d->lik_rat_skip < d->lik_rat_step)
+        return;
+    d->lik_rat_skip = 0;
+    if (d->lik_rat_n == AD_LIK_RATIOS) {     /* every other one, twice the step */
+        for (int i = 0; i < AD_LIK_RATIOS / 2; i++)
+            d->lik_rat[i] = d->lik_rat[2 * i + 1];
+        d->lik_rat_n = AD_LIK_RATIOS / 2;
+        d->lik_rat_step *= 2;
+    }
+    d->lik_rat[d->lik_rat_n++] = r;
+}
+
+void det_lik_settle(ad_detector *d)
+{
+    size_t keep = (size_t)d->cfg.alert.n + (size_t)d->cfg.lik.average - 2;
+
+    if (ad_alerter_active(d->alert) != NULL) {
+        d->lik_alert = 1;           /* held until the alert ends */
+        return;
+    }
+    if (d->lik_alert) {
+        ad_close_reason r = ad_alerter_last_reason(d->alert);
+
+        d->lik_alert = 0;
+        if (r == AD_CLOSE_ACCEPTED || r == AD_CLOSE_FALSE_ALARM) {
+            ad_likelihood_commit(d->lik, 0);
+            if (d->lik_sh)
+                ad_likelihood_commit(d->lik_sh, 0);
+        } else {
+            ad_likelihood_drop(d->lik);
+            if (d->lik_sh)
+                ad_likelihood_drop(d->lik_sh);
+        }
+    }
+    ad_likelihood_commit(d->lik, keep);
+    if (d->lik_sh)
+        ad_likelihood_commit(d->lik_sh, keep);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The median candidate / live score ratio over the shadow span's normal
+ * windows; NAN with fewer than AD_LIK_RATIO_MIN. */
+static double shadow_ratio(const ad_detector *d)
+{
+    double *v, m;
+    int n = d->lik_rat_n;
+
+    if (n < AD_LIK_RATIO_MIN || d->lik_rat == NULL || (v = malloc((size_t)n * sizeof(double))) == NULL)
+        return NAN;
+    memcpy(v, d->lik_rat, (size_t)n * sizeof(double));
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    m = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    free(v);
+    return m;
+}
+
 /* A promoted candidate becomes the live model; the threshold is rebased on
  * its (smoothed) shadow scores of normal windows, as its threshold in the
  * decision was fitted (ad_adapt_shadow_fit: without the windows judged
@@ -107,7 +237,7 @@ void ad_detector_job_dropped(ad_detector *d, const ad_window_job *job)
 static void promote(ad_detector *d, ad_event *e)
 {
     ad_model *c = ad_adapt_take_candidate(d->ad);
-    double *sm = NULL, old = ad_threshold_value(d->thr), last = NAN;
+    double *sm = NULL, old = ad_threshold_value(d->thr), last = NAN, rat;
     size_t n = 0;
     int how = 0;
     char err[160];
@@ -130,9 +260,16 @@ static void promote(ad_detector *d, ad_event *e)
     if (e->adapt.origin == AD_ADAPT_RELOAD)  /* the operator's new model */
         ad_adapt_set_reference(d->ad, c, 1);
     d->pw_len = 0;                   /* windows scaled for the old model */
-    /* an operator's false-alarm raise was a score of the old model */
-    if (e->adapt.live_error > 0)
-        ad_threshold_scale_raised(d->thr, e->adapt.cand_error / e->adapt.live_error);
+    /* An operator's false-alarm raise was a score of the old model: on the
+     * new one's scale by the median score ratio over the shadow span's
+     * normal windows (PROBABILITY), what the two models give on the same
+     * ordinary data. Not by the decision's error ratio: over a span mostly
+     * of an accepted regime's windows that measures how much better the
+     * candidate learned the regime (0.19), and took a raise to under the
+     * threshold. Without enough normal windows the raise stays as it is. */
+    rat = shadow_ratio(d);
+    if (isfinite(rat))
+        ad_threshold_scale_raised(d->thr, rat);
     if (sm && ad_threshold_fitted(d->thr) &&
         ad_threshold_rebase(d->thr, sm, n, d->has_nscale ? NULL : c->training, &how, err,
                             sizeof(err)) == 0) {
@@ -151,7 +288,19 @@ static void promote(ad_detector *d, ad_event *e)
     {
         ad_thr_info in;
         ad_threshold_info(d->thr, &in);
-        ad_likelihood_reset(d->lik);     /* the new model scores on its own scale */
+        /* the new model scores on its own scale (PROBABILITY) */
+        if (d->lik_sh != NULL && ad_likelihood_known(d->lik_sh)) {
+            ad_likelihood *t = d->lik;
+            d->lik = d->lik_sh;
+            d->lik_sh = t;
+        } else if (isfinite(rat)) {
+            ad_likelihood_scale(d->lik, rat);
+        } else if (e->adapt.live_error > 0 && e->adapt.cand_error > 0) {
+            ad_likelihood_scale(d->lik, e->adapt.cand_error / e->adapt.live_error);
+        } else {
+            ad_likelihood_reset(d->lik);
+        }
+        det_lik_shadow_reset(d);
         ad_likelihood_set_floor(d->lik, in.floor);
         det_level_forget(d);            /* so does the level test's mean */
     }
@@ -202,6 +351,7 @@ static void drain_adapt(ad_detector *d)
         switch (ae.type) {
         case AD_ADAPT_EV_SHADOW:
             det_acc_shadow_reset(d);        /* a new candidate's span */
+            det_lik_shadow_reset(d);
             break;
         case AD_ADAPT_EV_PROMOTED:
             promote(d, e);
@@ -210,6 +360,7 @@ static void drain_adapt(ad_detector *d)
             d->st.adapt_rejected++;
             det_retire(d, ad_adapt_take_candidate(d->ad));
             det_acc_shadow_reset(d);
+            det_lik_shadow_reset(d);
             ad_log(AD_LOG_INFO, "%s: candidate rejected: %s", d->who, ae.reason);
             break;
         case AD_ADAPT_EV_DRIFT:

@@ -44,6 +44,14 @@ struct ad_detector {
                                   * another, det_norm_fit) */
     ad_alerter *alert;
     ad_likelihood *lik;
+    /* the probability (detector_adapt.c PROBABILITY): the candidate's
+     * history over its shadow span, its score / the live score on the
+     * span's normal windows (every lik_rat_step-th, at most AD_LIK_RATIOS),
+     * and whether an alert was open at the last window */
+    ad_likelihood *lik_sh;
+    double *lik_rat;
+    int lik_rat_n, lik_rat_step, lik_rat_skip;
+    int lik_alert;
     ad_season *season;           /* NULL: calibration.season_ms 0 */
     uint64_t season_gen;         /* model generation its maxima are scores of */
     float *row;                  /* F scratch */
@@ -301,6 +309,15 @@ void det_job_back(ad_detector *d, uint64_t ep);
  * shadow (abandoned, retired); the learner must be resolved with no job
  * out. 0 or an AD_E* code. */
 int det_reload_shadow(ad_detector *d, ad_model *m);
+/* The probability of a window's score (ad_likelihood_update2; trusted:
+ * may be learned), and once the window is judged what its average
+ * becomes (det_lik_settle); the candidate's score on it in shadow
+ * (det_lik_shadow: NAN when not scored; normal: judged normal).
+ * detector_adapt.c PROBABILITY. */
+double det_lik_update(ad_detector *d, double score, int trusted, double *L);
+void det_lik_shadow(ad_detector *d, double live, double cand, int trusted, int normal);
+void det_lik_settle(ad_detector *d);
+void det_lik_shadow_reset(ad_detector *d);
 /* m replaces the live model now (owned: the detector's, else borrowed): an
  * open alert is closed first (model_changed), the operator's model is the
  * drift reference, and calibration restarts unless keep_threshold and a

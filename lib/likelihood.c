@@ -20,6 +20,8 @@ struct ad_likelihood {
     size_t h_cap, h_len, h_head;
     double mean, m2;         /* of the history */
     size_t since_exact;      /* insertions since the exact recomputation */
+    double *held;            /* averages held aside (HELD AVERAGES), ring */
+    size_t d_cap, d_len, d_head;
 };
 
 void ad_lik_cfg_default(ad_lik_cfg *c)
@@ -74,6 +76,7 @@ void ad_likelihood_free(ad_likelihood *l)
         return;
     free(l->shortv);
     free(l->hist);
+    free(l->held);
     free(l);
 }
 
@@ -93,6 +96,17 @@ void ad_likelihood_reset(ad_likelihood *l)
     l->h_len = l->h_head = 0;
     l->mean = l->m2 = 0;
     l->since_exact = 0;
+    l->d_len = l->d_head = 0;
+}
+
+size_t ad_likelihood_held(const ad_likelihood *l)
+{
+    return l->d_len;
+}
+
+int ad_likelihood_known(const ad_likelihood *l)
+{
+    return !(l->h_len < (size_t)l->cfg.min_history && l->h_len < (size_t)l->cfg.history);
 }
 
 double ad_log_normal_tail(double z)
@@ -163,7 +177,73 @@ static void hist_push(ad_likelihood *l, double a)
         hist_exact(l);
 }
 
+/* a held aside; beyond W held the oldest goes (once W later averages
+ * joined, it would have left the history). */
+static void held_push(ad_likelihood *l, double a)
+{
+    size_t W = (size_t)l->cfg.history;
+
+    if (l->d_len == l->d_cap && l->d_cap < W) {
+        size_t nc = l->d_cap < 32 ? 64 : l->d_cap * 2, i;
+        double *nv;
+        if (nc > W)
+            nc = W;
+        nv = malloc(nc * sizeof(double));
+        if (nv == NULL)
+            return;                     /* out of memory: not held */
+        for (i = 0; i < l->d_len; i++)  /* in order, from the head */
+            nv[i] = l->held[(l->d_head + i) % l->d_cap];
+        free(l->held);
+        l->held = nv;
+        l->d_cap = nc;
+        l->d_head = 0;
+    }
+    if (l->d_len < l->d_cap) {
+        l->held[(l->d_head + l->d_len++) % l->d_cap] = a;
+    } else {                            /* W held: the oldest goes */
+        l->held[l->d_head] = a;
+        l->d_head = (l->d_head + 1) % l->d_cap;
+    }
+}
+
+void ad_likelihood_commit(ad_likelihood *l, size_t keep)
+{
+    while (l->d_len > keep) {
+        hist_push(l, l->held[l->d_head]);
+        l->d_head = (l->d_head + 1) % l->d_cap;
+        l->d_len--;
+    }
+    if (l->d_len == 0)
+        l->d_head = 0;
+}
+
+void ad_likelihood_drop(ad_likelihood *l)
+{
+    l->d_len = l->d_head = 0;
+}
+
+void ad_likelihood_scale(ad_likelihood *l, double r)
+{
+    size_t i;
+
+    if (!(r > 0) || !isfinite(r))
+        return;
+    for (i = 0; i < l->s_len; i++)
+        l->shortv[(l->s_head + i) % (size_t)l->cfg.average] *= r;
+    for (i = 0; i < l->h_len; i++)
+        l->hist[i] *= r;
+    for (i = 0; i < l->d_len; i++)
+        l->held[(l->d_head + i) % l->d_cap] *= r;
+    if (l->h_len > 0)
+        hist_exact(l);
+}
+
 double ad_likelihood_update(ad_likelihood *l, double x, int learn, double *log_lik)
+{
+    return ad_likelihood_update2(l, x, learn ? AD_LIK_LEARN : AD_LIK_NONE, log_lik);
+}
+
+double ad_likelihood_update2(ad_likelihood *l, double x, ad_lik_how how, double *log_lik)
 {
     size_t w = (size_t)l->cfg.average, i, n;
     double a = x, p, L;
@@ -178,9 +258,9 @@ double ad_likelihood_update(ad_likelihood *l, double x, int learn, double *log_l
     for (i = 0; i < n; i++)
         a += l->shortv[(l->s_head + l->s_len - 1 - i) % w];
     a /= (double)(n + 1);
-    if (l->h_len < (size_t)l->cfg.min_history && l->h_len < (size_t)l->cfg.history) {
-        p = 0.5;
-        L = log(0.5);
+    if (!ad_likelihood_known(l)) {
+        p = NAN;                    /* nothing is known yet */
+        L = NAN;
     } else {
         double sd = sqrt(l->m2 / (double)l->h_len), s = sd, z;
         if (s < l->cfg.rel_floor * fabs(l->mean))
@@ -197,7 +277,7 @@ double ad_likelihood_update(ad_likelihood *l, double x, int learn, double *log_l
         p = 0.5 * erfc(-z / sqrt(2.0));
         L = isinf(z) ? (z > 0 ? -INFINITY : 0) : ad_log_normal_tail(z);
     }
-    if (learn) {
+    if (how != AD_LIK_NONE) {
         if (l->s_len < w) {
             l->shortv[(l->s_head + l->s_len) % w] = x;
             l->s_len++;
@@ -205,7 +285,10 @@ double ad_likelihood_update(ad_likelihood *l, double x, int learn, double *log_l
             l->shortv[l->s_head] = x;
             l->s_head = (l->s_head + 1) % w;
         }
-        hist_push(l, a);
+        if (how == AD_LIK_HOLD)
+            held_push(l, a);
+        else
+            hist_push(l, a);
     }
     if (log_lik)
         *log_lik = L;
@@ -255,6 +338,15 @@ cJSON *ad_likelihood_save(const ad_likelihood *l)
     for (i = 0; i < l->h_len; i++)
         if (add_exact(a, NULL, l->hist[i]) != 0)
             goto fail;
+    /* held aside, oldest first; only when some are (a state without the
+     * key holds none) */
+    if (l->d_len > 0) {
+        if ((a = cJSON_AddArrayToObject(o, "held")) == NULL)
+            goto fail;
+        for (i = 0; i < l->d_len; i++)
+            if (add_exact(a, NULL, l->held[(l->d_head + i) % l->d_cap]) != 0)
+                goto fail;
+    }
     if (!cJSON_AddNumberToObject(o, "head", (double)l->h_head) ||
         add_exact(o, "mean", l->mean) != 0 || add_exact(o, "m2", l->m2) != 0 ||
         !cJSON_AddNumberToObject(o, "since_exact", (double)l->since_exact))
@@ -324,8 +416,9 @@ static long get_values(const cJSON *a, size_t max, double **out)
 int ad_likelihood_restore(ad_likelihood *l, const cJSON *o, char *err, size_t errlen)
 {
     size_t W = (size_t)l->cfg.history, w = (size_t)l->cfg.average, sw, sa, head, since;
-    double fl, mean, m2, *sv = NULL, *hv = NULL;
-    long ns, nh;
+    double fl, mean, m2, *sv = NULL, *hv = NULL, *dv = NULL;
+    const cJSON *hd;
+    long ns, nh, nd = 0;
 
     if (!cJSON_IsObject(o))
         return ad_errf(err, errlen, AD_EFORMAT, "probability state: not an object");
@@ -344,9 +437,19 @@ int ad_likelihood_restore(ad_likelihood *l, const cJSON *o, char *err, size_t er
                        "malformed");
     ns = get_values(cJSON_GetObjectItemCaseSensitive(o, "short"), w, &sv);
     nh = ns < 0 ? 0 : get_values(cJSON_GetObjectItemCaseSensitive(o, "hist"), W, &hv);
-    if (ns == -2 || nh == -2) {
+    hd = cJSON_GetObjectItemCaseSensitive(o, "held");
+    if (ns >= 0 && nh >= 0 && hd != NULL)
+        nd = get_values(hd, W, &dv);
+    if (ns == -2 || nh == -2 || nd == -2) {
         free(sv);
+        free(hv);
         return ad_errf(err, errlen, AD_ENOMEM, "probability state: out of memory");
+    }
+    if (nd < 0) {
+        free(sv);
+        free(hv);
+        return ad_errf(err, errlen, AD_EFORMAT, "probability state: \"held\" is not an "
+                       "array of at most %zu numbers within 1e100", W);
     }
     if (ns < 0 || nh < 0) {
         free(sv);
@@ -358,6 +461,7 @@ int ad_likelihood_restore(ad_likelihood *l, const cJSON *o, char *err, size_t er
     if (get_whole(o, "head", 0, (size_t)nh < W ? 0 : (double)W - 1, &head) != 0) {
         free(sv);
         free(hv);
+        free(dv);
         return ad_errf(err, errlen, AD_EFORMAT, "probability state: head malformed");
     }
     if (ns > 0)
@@ -373,5 +477,9 @@ int ad_likelihood_restore(ad_likelihood *l, const cJSON *o, char *err, size_t er
     l->m2 = nh > 0 ? m2 : 0;
     l->since_exact = since;
     l->abs_floor = fl;
+    free(l->held);
+    l->held = dv;
+    l->d_cap = l->d_len = (size_t)nd;
+    l->d_head = 0;
     return 0;
 }

@@ -15,8 +15,10 @@
  *   L_t   = ln(1 - p_t) = ln Q(z_t)                     (log-likelihood)
  *
  * and then a_t joins the history (the oldest average beyond W leaves). Q is
- * the Gaussian upper tail. While H_t holds fewer than min_history averages,
- * p = 0.5 and L = ln 0.5 (nothing is known yet). L is computed directly
+ * the Gaussian upper tail. While H_t holds fewer than min_history averages
+ * (and fewer than W), p and L are NAN: nothing is known yet, and a caller
+ * reports the probability as unknown (a 0.5 would read as a measured
+ * "ordinary"). L is computed directly
  * from erfc (no cancellation in 1 - p) and, beyond z = 35 where erfc
  * underflows, from the asymptotic series of the Mills ratio, so it keeps
  * ranking windows whose p rounds to 1.0 in double precision.
@@ -39,6 +41,24 @@
  * enters and one leaves (Welford's sliding update), and recomputed exactly
  * by two passes every W insertions so rounding cannot accumulate. Memory:
  * W + w doubles, grown on demand up to that.
+ *
+ * HELD AVERAGES. A caller that learns only later whether a window was
+ * ordinary (a detector: the windows of an open alert, and the run-up that
+ * raised it) updates with AD_LIK_HOLD: the score joins the short average
+ * (so a_t keeps following the scores) but a_t is held aside instead of
+ * joining H. ad_likelihood_commit(l, keep) then lets all held averages but
+ * the newest `keep` join H in order (as if learned late: H is then what it
+ * would have been with AD_LIK_LEARN, minus the probabilities computed
+ * meanwhile against the shorter H); ad_likelihood_drop forgets them (a
+ * fault's averages never become the baseline its own later averages are
+ * measured against). At most W are held (the oldest goes: once W later
+ * averages joined H it would have left anyway).
+ *
+ * SCALE. ad_likelihood_scale(l, r) multiplies every kept score, average
+ * and held average by r > 0 (mean by r, squared deviations by r^2): the
+ * history another model would have produced on the same windows if its
+ * scores were r times these. z, and so p, of a score r x as high is then
+ * unchanged.
  *
  * Thread safety: one object is used by one thread at a time.
  */
@@ -79,10 +99,30 @@ void ad_likelihood_set_floor(ad_likelihood *l, double abs_floor);
  */
 double ad_likelihood_update(ad_likelihood *l, double x, int learn, double *log_lik);
 
+/* What an update does with x: nothing (AD_LIK_NONE, as learn = 0), joins
+ * the short average and a_t the history (AD_LIK_LEARN, as learn = 1), or
+ * joins the short average with a_t held aside (AD_LIK_HOLD, HELD
+ * AVERAGES). */
+typedef enum { AD_LIK_NONE = 0, AD_LIK_LEARN = 1, AD_LIK_HOLD = 2 } ad_lik_how;
+double ad_likelihood_update2(ad_likelihood *l, double x, ad_lik_how how, double *log_lik);
+
+/* Held averages (HELD AVERAGES): their count; all but the newest keep
+ * join the history; all are forgotten. */
+size_t ad_likelihood_held(const ad_likelihood *l);
+void ad_likelihood_commit(ad_likelihood *l, size_t keep);
+void ad_likelihood_drop(ad_likelihood *l);
+
+/* Multiply the kept scores and averages by r > 0 (SCALE); else nothing. */
+void ad_likelihood_scale(ad_likelihood *l, double r);
+
+/* 1 when the history is long enough for a probability (else update gives
+ * NAN). */
+int ad_likelihood_known(const ad_likelihood *l);
+
 /* Averages in the history now (<= W). */
 size_t ad_likelihood_count(const ad_likelihood *l);
 
-/* Forget everything. */
+/* Forget everything (held averages too). */
 void ad_likelihood_reset(ad_likelihood *l);
 
 /*
@@ -90,7 +130,8 @@ void ad_likelihood_reset(ad_likelihood *l);
  * probability continue exactly where it was (NULL on OOM):
  *   {"history":W,"average":w,"floor":abs_floor,"short":[kept scores, oldest
  *    first],"hist":[averages as stored],"head":i,"mean":m,"m2":q,
- *    "since_exact":k}
+ *    "since_exact":k,"held":[held averages, oldest first; absent when
+ *    none]}
  * the numbers printed with 17 significant digits (they read back bit for
  * bit). Size: at most W + w numbers of ~24 characters (W = 500: ~12 KB;
  * the largest W, 1e6: ~24 MB). ad_likelihood_restore checks everything

@@ -77,9 +77,13 @@ else
     it_fail "output header" "$(head -1 "$D/out1.csv")"
 fi
 
-# Every scored row has a probability in [0,1] and ln(1-p) <= 0; rows
-# without a window have neither; dq is 0 or 1.
-bad=$(awk -F, 'NR>1 { if ($3 != "" && !($10 >= 0 && $10 <= 1 && $11 <= 0)) print NR;
+# Every scored row has a probability in [0,1] and ln(1-p) <= 0, once the
+# probability's history is long enough (before, both are empty: unknown,
+# and never again after the first known one); rows without a window have
+# neither; dq is 0 or 1.
+bad=$(awk -F, 'NR>1 { if ($3 != "" && $10 == "" && $11 == "" && !known) next;
+                      if ($3 != "") known = 1;
+                      if ($3 != "" && !($10 != "" && $10 >= 0 && $10 <= 1 && $11 <= 0)) print NR;
                       if ($3 == "" && ($10 != "" || $11 != "")) print NR;
                       if ($12 != 0 && $12 != 1) print NR }' "$D/out1.csv" | head -3)
 np=$(awk -F, 'NR>1 && $10 != ""' "$D/out1.csv" | wc -l)

@@ -25,7 +25,7 @@ def main():
         a = float(np.mean(np.concatenate([prev, [x]])))
         h = np.array(hist[-W:], dtype=np.float64)
         if len(h) < min_h:
-            p, L = 0.5, float(np.log(0.5))
+            p, L = float('nan'), float('nan')   # unknown
         else:
             mu = float(np.mean(h))
             sd = float(np.std(h))
