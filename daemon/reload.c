@@ -180,9 +180,12 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
             continue;
         }
         /* another file: the one the live model was kept for is gone (a
-         * shadow of the new one says so again, streams.c) */
+         * shadow of the new one says so again, streams.c); the same file
+         * with other settings: still the one it was kept for, and the
+         * rebuilt stream restores the kept model (with the same tag) */
         kept_model = s->kept_why != KEPT_NONE;
-        s->kept_why = KEPT_NONE;
+        if (!same_m)
+            s->kept_why = KEPT_NONE;
         /* reload.shadow: a detecting stream evaluates the new model file in
          * shadow; its live model, calibration and open alert continue until
          * the candidate is promoted or rejected (AD_EV_ADAPT) */

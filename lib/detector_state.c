@@ -703,6 +703,7 @@ static void alert_resume(ad_detector *d, const cJSON *o)
     char err[160];
 
     ad_alerter_reset(d->alert);
+    d->lik_alert = 0;
     if (a == NULL)
         return;
     if (ad_alerter_restore(d->alert, a, 1, NULL, err, sizeof(err)) != 0) {
@@ -714,6 +715,9 @@ static void alert_resume(ad_detector *d, const cJSON *o)
         d->last_ts = (int64_t)x->valuedouble;
     cJSON_Delete(a);
     stream_resume(d);
+    /* the probability's averages of the continued alert are held aside
+     * until it ends, as if it had run through (det_lik_settle) */
+    d->lik_alert = ad_alerter_active(d->alert) != NULL;
     /* the continual learner (restored before) is told too: the windows of
      * the continued alert, and its clear margin, stay out of its normal set */
     if (d->ad && ad_alerter_active(d->alert))

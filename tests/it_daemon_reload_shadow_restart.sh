@@ -27,7 +27,7 @@ new_id=$($AD_BIN info "$D/cand.safetensors" | awk '/^id:/ { print $2 }')
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
 # min_gain 0.9: the candidate is rejected
-conf() { # conf IDLE_EVICT_S
+conf() { # conf IDLE_EVICT_S [ALERT_K]
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-rsrestart", "stats_interval_s": 0.5},
  "state_dir": "$D/state", "workers": 2,
@@ -36,7 +36,7 @@ conf() { # conf IDLE_EVICT_S
    "calibration": {"windows": 100}, "quality": {"enabled": false}, "idle_evict_s": $1,
    "adapt": {"shadow_windows": 40, "normal_windows": 60, "min_windows": 20, "min_gain": 0.9},
    "reload": {"shadow": true},
-   "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
+   "alert": {"k": ${2:-3}, "state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
 }
 conf 3600
@@ -106,6 +106,19 @@ done
 sleep 1
 [ "${dec:-}" = rejected ] && live_ok ||
     { it_fail "the file is rejected in shadow" "$(live_said); $(grep -iE 'shadow|adapt' "$D/daemon2.log" | tail -3)"; exit 1; }
+# a reload of other alert rules only (the same file, the same calibration
+# settings): the kept model and its calibration go on
+conf 3600 2
+kill -HUP "$DPID"
+it_wait_log "$D/daemon2.log" "reload" 10
+pub $k $((k + 5)); k=$((k + 5))
+sleep 2
+if live_ok && ! grep -q "recalibrating" "$D/daemon2.log"; then
+    it_ok "a reload of alert rules only after the rejection: model $old_id and its calibration go on"
+else
+    it_fail "a reload of alert rules only after the rejection: model $old_id and its calibration go on" \
+        "$(live_said); $(grep -iE 'reload|shadow|model|calibrat' "$D/daemon2.log" | cut -c1-200 | tail -5)"
+fi
 stop
 start daemon3.log
 pub $k $((k + 20)); k=$((k + 20))

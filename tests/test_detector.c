@@ -277,9 +277,17 @@ static double prob_row(int i)
     return 1.0 + 0.3 * ((double)(h & 0xffff) / 65536.0) + (i >= 330 && i < 336 ? 0.6 : 0);
 }
 
+static int prob_short_alert;    /* alert k 2, n 3, m 2: it clears at row 340 */
+
 static void prob_cfg(ad_detector_cfg *c, int history)
 {
     ad_detector_cfg_default(c);
+    if (prob_short_alert) {
+        c->alert.k = 2;
+        c->alert.n = 3;
+        c->alert.m = 2;
+        c->alert.clear_ratio = 1.0;
+    }
     c->calib_windows = 30;
     c->thr.method = AD_THR_SIGMA;
     c->lik.history = history;
@@ -379,6 +387,38 @@ static void test_save_restore_probability(void)
     T_CHECK(rc == 0 && isnan(p[329]) && isnan(p[333]), "other probability_history: "
             "restored (%d), history refused: p %.3f at the step (%.6f uninterrupted)",
             rc, p[333], base[333]);
+    ad_model_free(m);
+}
+
+/* An alert that clears soon after a restore (rows 330-335 high; alert k 2
+ * n 3 m 2: raised at 333, cleared at 340): restored inside it, its held
+ * averages are dropped at the clear as they would have been, not added to
+ * the history (the fault would become the baseline, and the same fault
+ * later improbable no more). Restored at every row from 333 to 345: the
+ * probabilities are the uninterrupted stream's. */
+static void test_restore_in_alert_probability(void)
+{
+    static double base[PN], p[PN];
+    ad_model *m = t_zero_model(4, F);
+    int cut, i, same, rc;
+    double maxd;
+
+    prob_short_alert = 1;
+    prob_run(m, 0, 40, NULL, base);
+    for (cut = 333; cut <= 345; cut++) {
+        rc = prob_run(m, cut, 40, NULL, p);
+        maxd = 0;
+        same = 1;
+        for (i = cut; i < PN; i++) {
+            if (p[i] != base[i] && !(isnan(p[i]) && isnan(base[i])))
+                same = 0;
+            if (fabs(p[i] - base[i]) > maxd)
+                maxd = fabs(p[i] - base[i]);
+        }
+        T_CHECK(rc == 0 && same, "short alert, restored at row %d: the next %d probabilities "
+                "are the uninterrupted stream's (max difference %.3g)", cut, PN - cut, maxd);
+    }
+    prob_short_alert = 0;
     ad_model_free(m);
 }
 
@@ -1652,6 +1692,7 @@ int main(void)
     T_RUN(test_smoothing_and_stale);
     T_RUN(test_save_restore);
     T_RUN(test_save_restore_probability);
+    T_RUN(test_restore_in_alert_probability);
     T_RUN(test_handover_window);
     T_RUN(test_handover_daily);
     T_RUN(test_handover_period);
