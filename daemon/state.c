@@ -295,12 +295,46 @@ static wjob *retry_pop(ad_daemon *dd)
     return j;
 }
 
-/* A newer state of path is queued: the failed one is not written again. */
-static void retry_drop(ad_daemon *dd, const char *path)
+/* j's path is behind a state whose write failed: j is owed (counted once
+ * in w_unwritten, stats state_files_unwritten, until j is written). */
+static void owe(ad_daemon *dd, wjob *j)
+{
+    if (!j->owed) {
+        j->owed = 1;
+        dd->w_unwritten++;
+    }
+    dd->w_barrier = 0;
+}
+
+/* j leaves the writer (written, or dropped): no longer owed. */
+static void settle(ad_daemon *dd, wjob *j)
+{
+    if (j->owed) {
+        j->owed = 0;
+        dd->w_unwritten--;
+    }
+}
+
+/* The queued job of path in list, or NULL. */
+static wjob *job_of(wjob *j, const char *path)
+{
+    for (; j; j = j->next)
+        if (strcmp(j->path, path) == 0)
+            return j;
+    return NULL;
+}
+
+/* A newer state of path is queued: the failed one is not written again.
+ * Returns whether one was dropped (its path is owed until the newer state
+ * is written: the caller owes that one). */
+static int retry_drop(ad_daemon *dd, const char *path)
 {
     wjob *j;
-    if (dd->w_retry && (j = retry_take(dd, path)) != NULL)
-        wjob_free(j);
+    if (!dd->w_retry || (j = retry_take(dd, path)) == NULL)
+        return 0;
+    settle(dd, j);
+    wjob_free(j);
+    return 1;
 }
 
 static int queued_in(const wjob *j, const char *path)
@@ -319,6 +353,7 @@ static void writer_failed(ad_daemon *dd, wjob *j, const char *err)
 {
     /* the writer's message names the file, uv's does not */
     int named = strncmp(err, j->path, strlen(j->path)) == 0;
+    wjob *q;
 
     dd->c.state_write_errors++;
     dd->w_fail_n++;
@@ -329,10 +364,14 @@ static void writer_failed(ad_daemon *dd, wjob *j, const char *err)
                "state_files_unwritten), and a restart meanwhile continues their streams "
                "from the older files", named ? "" : j->path, named ? "" : ": ", err);
     }
-    if (queued_in(dd->wq_head, j->path)) {
+    if ((q = job_of(dd->wq_head, j->path)) != NULL) {
+        /* the file stays behind until that newer state is written */
+        settle(dd, j);
+        owe(dd, q);
         wjob_free(j);
         return;
     }
+    owe(dd, j);
     if (err != j->err)              /* uv's */
         snprintf(j->err, sizeof j->err, "%s", err);
     j->failed = 0;
@@ -353,6 +392,7 @@ static void writer_failed(ad_daemon *dd, wjob *j, const char *err)
                    RETRY_MAX_FILES, RETRY_MAX_BYTES >> 20, old->path);
         dd->w_lost_n++;
         dd->c.state_files_lost++;
+        settle(dd, old);
         wjob_free(old);
     }
     if (!dd->w_retry_at && !dd->stopping) {
@@ -360,6 +400,23 @@ static void writer_failed(ad_daemon *dd, wjob *j, const char *err)
             dd->w_retry_ms = RETRY_MIN_MS;
         dd->w_retry_at = uv_now(dd->loop) + dd->w_retry_ms;
     }
+}
+
+/* Every file whose write failed is written (w_unwritten 0): whether the
+ * states queued until then are written too (w_barrier, set now). Under
+ * steady saving the queue is never empty; the files that failed, and what
+ * was queued before they were written (a clear of theirs), still are. */
+static int written_up_to(ad_daemon *dd)
+{
+    if (!dd->w_barrier)
+        dd->w_barrier = dd->w_seq;
+    for (const wjob *j = dd->wq_head; j; j = j->next)
+        if (j->seq <= dd->w_barrier)
+            return 0;
+    for (const wjob *j = dd->w_batch; j; j = j->next)
+        if (j->seq <= dd->w_barrier)
+            return 0;
+    return 1;
 }
 
 static void writer_after(uv_work_t *r, int status)
@@ -374,12 +431,14 @@ static void writer_after(uv_work_t *r, int status)
         wmsg_publish(dd, j->msgs);      /* the file holds their alerts now (or
                                          * could not: the alert still goes out) */
         j->msgs = NULL;
-        if (status != 0 || j->failed)
+        if (status != 0 || j->failed) {
             writer_failed(dd, j, status ? uv_strerror(status) : j->err);
-        else
+        } else {
+            settle(dd, j);
             wjob_free(j);
+        }
     }
-    if (dd->w_failing && !dd->w_retry && !dd->w_busy && !dd->wq_head) {
+    if (dd->w_failing && !dd->w_unwritten && written_up_to(dd)) {
         if (dd->w_lost_n)
             ad_log(AD_LOG_NOTICE, "state: every state file is written again (%llu failed "
                    "write(s) meanwhile; %llu unwritten state(s) dropped over the limit, their "
@@ -393,6 +452,7 @@ static void writer_after(uv_work_t *r, int status)
         dd->w_lost_n = 0;
         dd->w_retry_ms = 0;
         dd->w_retry_at = 0;
+        dd->w_barrier = 0;
     }
     writer_kick(dd);
 }
@@ -407,8 +467,12 @@ void state_writer_retry(ad_daemon *dd, int now)
     dd->w_retry_at = 0;
     dd->w_retry_ms = dd->w_retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : dd->w_retry_ms * 2;
     while ((j = retry_pop(dd)) != NULL) {
-        if (queued_in(dd->wq_head, j->path) || queued_in(dd->w_batch, j->path)) {
-            wjob_free(j);           /* a newer state of it is on its way */
+        wjob *q = job_of(dd->wq_head, j->path);
+        if (q || (q = job_of(dd->w_batch, j->path)) != NULL) {
+            /* a newer state of it is on its way: owed until written */
+            settle(dd, j);
+            owe(dd, q);
+            wjob_free(j);
             continue;
         }
         if (dd->wq_tail) dd->wq_tail->next = j; else dd->wq_head = j;
@@ -461,9 +525,11 @@ static void wq_insert_ahead(ad_daemon *dd, wjob *j)
 static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *msgs)
 {
     wjob *j, *prev = NULL;
-    retry_drop(dd, path);           /* this state is newer */
+    int owed = retry_drop(dd, path);    /* this state is newer */
     for (j = dd->wq_head; j; prev = j, j = j->next)
         if (strcmp(j->path, path) == 0) {
+            if (owed)
+                owe(dd, j);
             free(j->data);
             j->data = data;
             j->len = strlen(data);
@@ -485,6 +551,9 @@ static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *m
     j->data = data;
     j->len = strlen(data);
     j->msgs = msgs;
+    j->seq = ++dd->w_seq;
+    if (owed)
+        owe(dd, j);
     if (msgs) {
         wq_insert_ahead(dd, j);
     } else {
@@ -505,10 +574,11 @@ static int state_write(ad_daemon *dd, const char *path, char *data)
 static int state_write_ahead(ad_daemon *dd, const char *path, char *data)
 {
     wjob *j;
-    retry_drop(dd, path);           /* this state is newer */
+    int owed;
     for (j = dd->wq_head; j; j = j->next)
         if (strcmp(j->path, path) == 0)
             return state_write_msgs(dd, path, data, NULL);
+    owed = retry_drop(dd, path);    /* this state is newer */
     if (!(j = calloc(1, sizeof *j)) || !(j->path = strdup(path))) {
         free(j);
         free(data);
@@ -516,6 +586,9 @@ static int state_write_ahead(ad_daemon *dd, const char *path, char *data)
     }
     j->data = data;
     j->len = strlen(data);
+    j->seq = ++dd->w_seq;
+    if (owed)
+        owe(dd, j);
     wq_insert_ahead(dd, j);
     writer_kick(dd);
     return 0;
