@@ -368,7 +368,8 @@ static void writer_failed(ad_daemon *dd, wjob *j, const char *err)
                "state_files_unwritten), and a restart meanwhile continues their streams "
                "from the older files", named ? "" : j->path, named ? "" : ": ", err);
     }
-    if ((q = job_of(dd->wq_head, j->path)) != NULL) {
+    if ((q = job_of(dd->wq_head, j->path)) != NULL ||
+        (q = job_of(dd->w_batch, j->path)) != NULL) {
         /* the file stays behind until that newer state is written */
         settle(dd, j);
         owe(dd, q);
@@ -428,7 +429,11 @@ static void writer_after(uv_work_t *r, int status)
     ad_daemon *dd = r->data;
     wjob *j = dd->w_batch, *n;
     dd->w_batch = NULL;
-    dd->w_busy = 0;
+    /* w_busy stays set until the batch is handled: publishing its alert
+     * messages syncs outbox.json (state_write_ahead), which must not start
+     * the next batch meanwhile. Before, it did: a newer state of a failed
+     * file taken into that batch was not seen here, both went to the retry
+     * list, and its round kept the older (a cleared alert written open) */
     for (; j; j = n) {
         n = j->next;
         j->next = NULL;
@@ -442,6 +447,7 @@ static void writer_after(uv_work_t *r, int status)
             wjob_free(j);
         }
     }
+    dd->w_busy = 0;
     if (dd->w_failing && !dd->w_unwritten && written_up_to(dd)) {
         if (dd->w_lost_n)
             ad_log(AD_LOG_NOTICE, "state: every state file is written again (%llu failed "
