@@ -302,6 +302,10 @@ typedef struct wjob {
     char *path, *data;
     size_t len;
     int failed;                  /* the write failed: err says why */
+    int owed;                    /* a write of its path failed and none has
+                                  * succeeded since: counted in w_unwritten */
+    uint64_t seq;                /* when it was queued (w_seq): kept when a
+                                  * newer state of its path replaces its data */
     char err[320];
     wmsg *msgs;                  /* published once written, in order */
 } wjob;
@@ -385,13 +389,20 @@ typedef struct ad_daemon {
      * newest w_retry_tail), w_retry_n of them, w_retry_bytes of data: at
      * most RETRY_MAX_FILES and RETRY_MAX_BYTES, the oldest dropped.
      * w_failing: since the last time every file was written (said once,
-     * w_fail_n failures, w_lost_n states dropped) */
+     * w_fail_n failures, w_lost_n states dropped). w_unwritten: the paths
+     * whose file on disk is older than a state whose write failed (their
+     * newest state owed, in the retry list, the queue or the batch; stats
+     * state_files_unwritten); once none is, the jobs queued up to
+     * w_barrier (a w_seq) are written before every file is said written
+     * again, a state queued meanwhile (a clear) on disk too */
     wjob *w_retry, *w_retry_tail;
     unsigned w_retry_n;
     size_t w_retry_bytes;
     uint64_t w_retry_at, w_retry_ms;
     int w_failing;
     uint64_t w_fail_n, w_lost_n;
+    unsigned w_unwritten;
+    uint64_t w_seq, w_barrier;
     wmsg *defer;                 /* alert messages for the next state_save */
     unsigned w_msgs;             /* alert messages waiting for their file */
     int restores;                /* stream restores in flight (parked included) */

@@ -60,7 +60,7 @@ static const fam fams[] = {
     { "state_files_removed", "state_files_removed_total", "counter", "State files removed by retention (state_retain_days).", 0 },
     { "state_bytes_removed", "state_removed_bytes_total", "counter", "Bytes of the state files removed by retention.", 0 },
     { "state_write_errors", "state_write_errors_total", "counter", "Failed writes of state_dir files (each attempt; a file is tried again until written).", 0 },
-    { "state_files_unwritten", "state_files_unwritten", "gauge", "State files whose last write failed and that no write has replaced yet.", 0 },
+    { "state_files_unwritten", "state_files_unwritten", "gauge", "State files behind a state whose write failed: not on disk yet (counted until a write of the file succeeds, also while a retry is in flight).", 0 },
     { "state_files_lost", "state_files_lost_total", "counter", "Unwritten states dropped (the oldest) over the limit of files kept for a retry.", 0 },
     { "inference.batches", "inference_batches_total", "counter", "Forward-pass batches.", 0 },
     { "inference.workers", "inference_workers", "gauge", "Inference worker threads.", 0 },

@@ -1032,7 +1032,7 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddNumberToObject(o, "state_files_removed", (double)dd->c.state_files_removed);
     cJSON_AddNumberToObject(o, "state_bytes_removed", (double)dd->c.state_bytes_removed);
     cJSON_AddNumberToObject(o, "state_write_errors", (double)dd->c.state_write_errors);
-    cJSON_AddNumberToObject(o, "state_files_unwritten", (double)dd->w_retry_n);
+    cJSON_AddNumberToObject(o, "state_files_unwritten", (double)dd->w_unwritten);
     cJSON_AddNumberToObject(o, "state_files_lost", (double)dd->c.state_files_lost);
     inference_json(dd, o, &p99);
     mq = cJSON_AddObjectToObject(o, "mqtt");
@@ -1049,12 +1049,12 @@ void publish_stats(ad_daemon *dd)
     command_stats_json(dd, o);
     if (g->cfg->broker.stats_topic)
         publish_json(dd, g->cfg->broker.stats_topic, o, 0, 0);
-    if (dd->w_retry_n)
+    if (dd->w_unwritten)
         ad_notify_status("%llu streams, %llu msgs, %llu windows scored, %llu alerts, p99 %.1f ms; "
                          "%u state file(s) not written (%llu failed writes)",
                          (unsigned long long)t.streams, (unsigned long long)dd->c.messages_in,
                          (unsigned long long)dd->c.windows_scored,
-                         (unsigned long long)dd->c.alerts_raised, p99, dd->w_retry_n,
+                         (unsigned long long)dd->c.alerts_raised, p99, dd->w_unwritten,
                          (unsigned long long)dd->c.state_write_errors);
     else
         ad_notify_status("%llu streams, %llu msgs, %llu windows scored, %llu alerts, p99 %.1f ms",

@@ -62,6 +62,10 @@ typedef struct restore_req {
     int live;                    /* js is the stream's own, taken at a reload */
     int kafka;                   /* js is its state from the Kafka state topic (set
                                   * before the work is queued: read-only there) */
+    int dq;                      /* the open data-quality alerts js lists are
+                                  * the stream's to close (restore_extras): a
+                                  * new stream's, or a reload's rebuild that
+                                  * supersedes such a restore in flight */
     ad_model *tm;                /* model trained online, loaded, or NULL */
     char tm_err[512];            /* why model_path could not be loaded, or "" */
     ad_model *rm;                /* the reference, loaded, or NULL */
@@ -295,12 +299,46 @@ static wjob *retry_pop(ad_daemon *dd)
     return j;
 }
 
-/* A newer state of path is queued: the failed one is not written again. */
-static void retry_drop(ad_daemon *dd, const char *path)
+/* j's path is behind a state whose write failed: j is owed (counted once
+ * in w_unwritten, stats state_files_unwritten, until j is written). */
+static void owe(ad_daemon *dd, wjob *j)
+{
+    if (!j->owed) {
+        j->owed = 1;
+        dd->w_unwritten++;
+    }
+    dd->w_barrier = 0;
+}
+
+/* j leaves the writer (written, or dropped): no longer owed. */
+static void settle(ad_daemon *dd, wjob *j)
+{
+    if (j->owed) {
+        j->owed = 0;
+        dd->w_unwritten--;
+    }
+}
+
+/* The queued job of path in list, or NULL. */
+static wjob *job_of(wjob *j, const char *path)
+{
+    for (; j; j = j->next)
+        if (strcmp(j->path, path) == 0)
+            return j;
+    return NULL;
+}
+
+/* A newer state of path is queued: the failed one is not written again.
+ * Returns whether one was dropped (its path is owed until the newer state
+ * is written: the caller owes that one). */
+static int retry_drop(ad_daemon *dd, const char *path)
 {
     wjob *j;
-    if (dd->w_retry && (j = retry_take(dd, path)) != NULL)
-        wjob_free(j);
+    if (!dd->w_retry || (j = retry_take(dd, path)) == NULL)
+        return 0;
+    settle(dd, j);
+    wjob_free(j);
+    return 1;
 }
 
 static int queued_in(const wjob *j, const char *path)
@@ -319,6 +357,7 @@ static void writer_failed(ad_daemon *dd, wjob *j, const char *err)
 {
     /* the writer's message names the file, uv's does not */
     int named = strncmp(err, j->path, strlen(j->path)) == 0;
+    wjob *q;
 
     dd->c.state_write_errors++;
     dd->w_fail_n++;
@@ -329,10 +368,15 @@ static void writer_failed(ad_daemon *dd, wjob *j, const char *err)
                "state_files_unwritten), and a restart meanwhile continues their streams "
                "from the older files", named ? "" : j->path, named ? "" : ": ", err);
     }
-    if (queued_in(dd->wq_head, j->path)) {
+    if ((q = job_of(dd->wq_head, j->path)) != NULL ||
+        (q = job_of(dd->w_batch, j->path)) != NULL) {
+        /* the file stays behind until that newer state is written */
+        settle(dd, j);
+        owe(dd, q);
         wjob_free(j);
         return;
     }
+    owe(dd, j);
     if (err != j->err)              /* uv's */
         snprintf(j->err, sizeof j->err, "%s", err);
     j->failed = 0;
@@ -353,6 +397,7 @@ static void writer_failed(ad_daemon *dd, wjob *j, const char *err)
                    RETRY_MAX_FILES, RETRY_MAX_BYTES >> 20, old->path);
         dd->w_lost_n++;
         dd->c.state_files_lost++;
+        settle(dd, old);
         wjob_free(old);
     }
     if (!dd->w_retry_at && !dd->stopping) {
@@ -362,24 +407,48 @@ static void writer_failed(ad_daemon *dd, wjob *j, const char *err)
     }
 }
 
+/* Every file whose write failed is written (w_unwritten 0): whether the
+ * states queued until then are written too (w_barrier, set now). Under
+ * steady saving the queue is never empty; the files that failed, and what
+ * was queued before they were written (a clear of theirs), still are. */
+static int written_up_to(ad_daemon *dd)
+{
+    if (!dd->w_barrier)
+        dd->w_barrier = dd->w_seq;
+    for (const wjob *j = dd->wq_head; j; j = j->next)
+        if (j->seq <= dd->w_barrier)
+            return 0;
+    for (const wjob *j = dd->w_batch; j; j = j->next)
+        if (j->seq <= dd->w_barrier)
+            return 0;
+    return 1;
+}
+
 static void writer_after(uv_work_t *r, int status)
 {
     ad_daemon *dd = r->data;
     wjob *j = dd->w_batch, *n;
     dd->w_batch = NULL;
-    dd->w_busy = 0;
+    /* w_busy stays set until the batch is handled: publishing its alert
+     * messages syncs outbox.json (state_write_ahead), which must not start
+     * the next batch meanwhile. Before, it did: a newer state of a failed
+     * file taken into that batch was not seen here, both went to the retry
+     * list, and its round kept the older (a cleared alert written open) */
     for (; j; j = n) {
         n = j->next;
         j->next = NULL;
         wmsg_publish(dd, j->msgs);      /* the file holds their alerts now (or
                                          * could not: the alert still goes out) */
         j->msgs = NULL;
-        if (status != 0 || j->failed)
+        if (status != 0 || j->failed) {
             writer_failed(dd, j, status ? uv_strerror(status) : j->err);
-        else
+        } else {
+            settle(dd, j);
             wjob_free(j);
+        }
     }
-    if (dd->w_failing && !dd->w_retry && !dd->w_busy && !dd->wq_head) {
+    dd->w_busy = 0;
+    if (dd->w_failing && !dd->w_unwritten && written_up_to(dd)) {
         if (dd->w_lost_n)
             ad_log(AD_LOG_NOTICE, "state: every state file is written again (%llu failed "
                    "write(s) meanwhile; %llu unwritten state(s) dropped over the limit, their "
@@ -393,6 +462,7 @@ static void writer_after(uv_work_t *r, int status)
         dd->w_lost_n = 0;
         dd->w_retry_ms = 0;
         dd->w_retry_at = 0;
+        dd->w_barrier = 0;
     }
     writer_kick(dd);
 }
@@ -407,8 +477,12 @@ void state_writer_retry(ad_daemon *dd, int now)
     dd->w_retry_at = 0;
     dd->w_retry_ms = dd->w_retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : dd->w_retry_ms * 2;
     while ((j = retry_pop(dd)) != NULL) {
-        if (queued_in(dd->wq_head, j->path) || queued_in(dd->w_batch, j->path)) {
-            wjob_free(j);           /* a newer state of it is on its way */
+        wjob *q = job_of(dd->wq_head, j->path);
+        if (q || (q = job_of(dd->w_batch, j->path)) != NULL) {
+            /* a newer state of it is on its way: owed until written */
+            settle(dd, j);
+            owe(dd, q);
+            wjob_free(j);
             continue;
         }
         if (dd->wq_tail) dd->wq_tail->next = j; else dd->wq_head = j;
@@ -461,9 +535,11 @@ static void wq_insert_ahead(ad_daemon *dd, wjob *j)
 static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *msgs)
 {
     wjob *j, *prev = NULL;
-    retry_drop(dd, path);           /* this state is newer */
+    int owed = retry_drop(dd, path);    /* this state is newer */
     for (j = dd->wq_head; j; prev = j, j = j->next)
         if (strcmp(j->path, path) == 0) {
+            if (owed)
+                owe(dd, j);
             free(j->data);
             j->data = data;
             j->len = strlen(data);
@@ -485,6 +561,9 @@ static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *m
     j->data = data;
     j->len = strlen(data);
     j->msgs = msgs;
+    j->seq = ++dd->w_seq;
+    if (owed)
+        owe(dd, j);
     if (msgs) {
         wq_insert_ahead(dd, j);
     } else {
@@ -505,10 +584,11 @@ static int state_write(ad_daemon *dd, const char *path, char *data)
 static int state_write_ahead(ad_daemon *dd, const char *path, char *data)
 {
     wjob *j;
-    retry_drop(dd, path);           /* this state is newer */
+    int owed;
     for (j = dd->wq_head; j; j = j->next)
         if (strcmp(j->path, path) == 0)
             return state_write_msgs(dd, path, data, NULL);
+    owed = retry_drop(dd, path);    /* this state is newer */
     if (!(j = calloc(1, sizeof *j)) || !(j->path = strdup(path))) {
         free(j);
         free(data);
@@ -516,6 +596,9 @@ static int state_write_ahead(ad_daemon *dd, const char *path, char *data)
     }
     j->data = data;
     j->len = strlen(data);
+    j->seq = ++dd->w_seq;
+    if (owed)
+        owe(dd, j);
     wq_insert_ahead(dd, j);
     writer_kick(dd);
     return 0;
@@ -996,8 +1079,11 @@ static void restore_calibration(restore_req *r, stream_rec *s)
         return;
     /* before its clear can be published (a continued alert, or one closed
      * below); its open data-quality alerts only for a new stream (a
-     * reload's rebuild closed them itself, reason reload) */
-    restore_extras(s, r->js, r->mode == RESTORE_NEW);
+     * reload's rebuild closed them itself, reason reload), or for the
+     * rebuild that superseded its restore in flight (r->dq: that reload
+     * found no detector, nothing open to close, and the alerts its file
+     * lists were never closed) */
+    restore_extras(s, r->js, r->dq);
     if (s->own_model) {
         char *sw = swap_hash(r->js, ad_detector_cfg_hash(&s->det->c->pipe),
                              trained_cfg_hash(s->det));
@@ -1213,6 +1299,10 @@ int state_restore_live(ad_daemon *dd, stream_rec *s, restore_mode mode, char *js
     r->w.data = r;
     r->js = js;
     r->live = js != NULL;
+    /* a rebuild superseding a new stream's restore in flight: that one
+     * would have taken the open data-quality alerts of the state, so this
+     * one does (else they stayed open on the broker for good) */
+    r->dq = mode == RESTORE_NEW || (s->restoring && s->restoring->dq);
     if (mode == RESTORE_NEW && !r->js) {    /* moved here with its Kafka partition */
         r->js = kafka_state_take(dd, d->c->name, s->key);
         r->kafka = r->js != NULL;
@@ -1433,6 +1523,9 @@ typedef struct scan_ent {
     const char *why;             /* SE_UNFED: why it is no longer fed */
     cJSON *info;                 /* SE_CLOSE: "alert_topic", "model_id", "metric" */
     ad_alert *alert;             /* SE_CLOSE: the alert, closed */
+    cJSON *dq;                   /* SE_CLOSE, SE_EMPTY: its open data-quality
+                                  * alerts (its "dq_open"), or NULL */
+    int64_t dq_end;              /* their end: the data time of its last row */
 } scan_ent;
 
 /* One directory: a configured detector's, or (orphan) one of state_dir
@@ -1449,6 +1542,7 @@ typedef struct scan_dir {
     scan_ent *ents, **tail;      /* in readdir order */
     int files, open;             /* state files read; with an open alert */
     int kept_open;               /* orphan: open alerts that nothing clears */
+    int dq_open;                 /* orphan: open data-quality alerts read */
     int kafka_now;               /* orphan: kafka.bootstrap_servers configured */
     int oom;                     /* a file's work not kept: out of memory */
 } scan_dir;
@@ -1487,6 +1581,7 @@ static void ent_free(scan_ent *e)
     free(e->text);
     cJSON_Delete(e->pub);
     cJSON_Delete(e->info);
+    cJSON_Delete(e->dq);
     free(e->alert);
     free(e);
 }
@@ -1771,6 +1866,95 @@ static int close_removed(const char *key, cJSON *o, ad_alert **out, cJSON **info
     return 0;
 }
 
+/* Whether an open data-quality alert of dq (a "dq_open") was raised on
+ * Kafka. */
+static int dq_to_kafka(const cJSON *dq)
+{
+    const cJSON *x;
+    cJSON_ArrayForEach(x, dq)
+        if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(x, "kafka_topic")))
+            return 1;
+    return 0;
+}
+
+/* Loop: the open data-quality alerts dq (a "dq_open" of stream key of the
+ * removed detector det) cleared, reason detector_removed, where each was
+ * raised (its MQTT topic, its Kafka topic or both), as a live stream's
+ * clear (publish_dq_close_all) ending at end (0: now). Returns how many
+ * were cleared; *failed counts those whose clear could not be queued
+ * (warned). */
+static int close_dq_removed(ad_daemon *dd, const char *det, const char *key, const cJSON *dq,
+                            int64_t end, const char *path, int *failed)
+{
+    int qos = dd->g->cfg->broker.qos_alerts, n = 0;
+    const cJSON *x;
+    char iso[40];
+
+    if (!end)
+        end = (int64_t)dd_wall_ms();
+    cJSON_ArrayForEach(x, dq) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(x, "alert_id");
+        const cJSON *chk = cJSON_GetObjectItemCaseSensitive(x, "check");
+        const cJSON *tp = cJSON_GetObjectItemCaseSensitive(x, "topic");
+        const cJSON *kt = cJSON_GetObjectItemCaseSensitive(x, "kafka_topic");
+        char what[256], *txt = NULL;
+        const char *w, *why = NULL;
+        cJSON *o;
+
+        if (!cJSON_IsString(id) || (!cJSON_IsString(tp) && !cJSON_IsString(kt))) {
+            why = "it does not name its id and where it was raised";
+        } else if (cJSON_IsString(kt) && !dd->kafka) {
+            why = "it was raised on Kafka, and kafka.bootstrap_servers is not configured now";
+        } else if (!(o = cJSON_Duplicate(x, 1))) {
+            why = "out of memory";
+        } else {
+            /* as published: without the topics it was raised on */
+            cJSON_DeleteItemFromObjectCaseSensitive(o, "topic");
+            cJSON_DeleteItemFromObjectCaseSensitive(o, "kafka_topic");
+            cJSON_AddNumberToObject(o, "schema", 1);
+            cJSON_AddStringToObject(o, "kind", "data_quality");
+            cJSON_AddStringToObject(o, "event", "dq_cleared");
+            cJSON_AddStringToObject(o, "reason", ad_close_reason_name(AD_CLOSE_DETECTOR_REMOVED));
+            cJSON_AddStringToObject(o, "detector", det);
+            cJSON_AddStringToObject(o, "stream", key);
+            cJSON_AddNumberToObject(o, "end", (double)end);
+            ad_iso_ms(end, iso, sizeof iso);
+            cJSON_AddStringToObject(o, "time", iso);
+            cJSON_AddNumberToObject(o, "time_ms", (double)end);
+            ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+            cJSON_AddStringToObject(o, "published", iso);
+            w = publish_alert_what(o, what, sizeof what);
+            if (!(txt = cJSON_PrintUnformatted(o)))
+                why = "out of memory";
+            /* Kafka first, as publish_alert_removed; at start the broker is
+             * perhaps not connected yet: QoS 1 at least, queued */
+            else if (cJSON_IsString(kt) &&
+                     kafka_alert_to(dd, kt->valuestring, det, key, txt) != 0)
+                why = "its clear could not be produced to Kafka";
+            else if (cJSON_IsString(tp) &&
+                     ad_mqtt_publish_alert(dd->mqtt, tp->valuestring, txt, strlen(txt),
+                                           qos < 1 ? 1 : qos, 0, w) != 0)
+                why = "its clear could not be queued for MQTT";
+            if (cJSON_IsString(kt))
+                dd->outbox_due = 1;     /* kept until the cluster has it */
+            free(txt);
+            cJSON_Delete(o);
+        }
+        if (why) {
+            ad_log(AD_LOG_WARNING, "state: %s: data-quality alert %s is not closed: %s", path,
+                   cJSON_IsString(id) ? id->valuestring : "?", why);
+            (*failed)++;
+            continue;
+        }
+        ad_log(AD_LOG_NOTICE, "data quality %s cleared: detector %s stream %s check %s "
+               "reason detector_removed", id->valuestring, det, key,
+               cJSON_IsString(chk) ? chk->valuestring : "?");
+        dd->c.dq_cleared++;
+        n++;
+    }
+    return n;
+}
+
 /* Thread pool: one state file of od, a directory naming no configured
  * detector: its open alert closed (close_removed; SE_CLOSE) or none
  * (SE_EMPTY), for the loop to clear it, empty its retained messages and
@@ -1786,14 +1970,16 @@ static void scan_orphan_file(scan_dir *od, const char *path)
     ad_alert *alert = NULL;
     cJSON *o, *info = NULL;
     scan_ent *e;
-    int open;
+    cJSON *dq;
+    int open, ndq = 0;
 
     od->files++;
     if (ad_read_text(path, STATE_MAX, &js, err, sizeof err) != 0) {
         scan_warn(od, "state: %s", err);
         return;
     }
-    if (!strstr(js, "\"open\"") && !strstr(js, "\"published\"")) {
+    if (!strstr(js, "\"open\"") && !strstr(js, "\"published\"") &&
+        !strstr(js, "\"dq_open\"")) {
         free(js);
         return;                     /* nothing open, nothing kept retained */
     }
@@ -1809,12 +1995,22 @@ static void scan_orphan_file(scan_dir *od, const char *path)
     op = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "alert"), "open");
     open = cJSON_IsObject(op);
     od->open += open;
+    /* its open data-quality alerts: cleared as well (reason
+     * detector_removed), where each was raised */
+    dq = cJSON_GetObjectItemCaseSensitive(o, "dq_open");
+    if (cJSON_IsArray(dq))
+        ndq = cJSON_GetArraySize(dq);
+    od->dq_open += ndq;
     if (!cJSON_IsString(k) || !cJSON_IsObject(pub) ||
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pub, "kafka"))) {
-        od->kept_open += open;
+        od->kept_open += open + ndq;
+    } else if (ndq && !od->kafka_now && dq_to_kafka(dq)) {
+        scan_warn(od, "state: %s: its open data-quality alerts are not closed: one was "
+                  "raised on Kafka, and kafka.bootstrap_servers is not configured now", path);
+        od->kept_open += open + ndq;
     } else if (open && close_removed(k->valuestring, o, &alert, &info, err, sizeof err) != 0) {
         scan_warn(od, "state: %s: the open alert is not closed: %s", path, err);
-        od->kept_open++;
+        od->kept_open += 1 + ndq;
     } else if ((e = ent_new(od, open ? SE_CLOSE : SE_EMPTY, k->valuestring)) != NULL) {
         /* an older version kept only the MQTT topic of an alert that
          * may have gone to Kafka as well: the clear goes where it says */
@@ -1826,6 +2022,13 @@ static void scan_orphan_file(scan_dir *od, const char *path)
                       "MQTT only", path);
         e->alert = alert;
         e->info = info;
+        if (ndq) {
+            const cJSON *lt = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(o, "alert"), "last_ts");
+            e->dq = cJSON_DetachItemFromObjectCaseSensitive(o, "dq_open");
+            e->dq_end = cJSON_IsNumber(lt) && lt->valuedouble > 0 &&
+                        lt->valuedouble <= 1e15 ? (int64_t)lt->valuedouble : 0;
+        }
         ent_file(od, e, path, o);
     } else {
         free(alert);
@@ -2061,11 +2264,16 @@ static void scan_apply_orphan(ad_daemon *dd, scan_dir *od)
             if (rc != 0) {
                 ad_log(AD_LOG_WARNING, "state: %s: the open alert is not closed: %s",
                        e->path, err);
-                kept_open++;
+                /* the file is kept as it is, its data-quality alerts too:
+                 * the next start tries again */
+                kept_open += 1 + (e->dq ? cJSON_GetArraySize(e->dq) : 0);
                 continue;
             }
             closed++;
         }
+        if (e->dq)
+            closed += close_dq_removed(dd, od->name, e->key, e->dq, e->dq_end, e->path,
+                                       &kept_open);
         emptied++;
         empty_published(dd, NULL, e->key, e->pub);
         e->rewrite = 1;
@@ -2081,8 +2289,8 @@ static void scan_apply_orphan(ad_daemon *dd, scan_dir *od)
                "with its retained state: its file, written by an older version, does not "
                "say where it was published, or it is a Kafka detector's, or a warning "
                "above names it); configure the detector again to restore and close them, "
-               "or remove the directory", od->dir, od->name, od->files, od->open, closed,
-               kept_open);
+               "or remove the directory", od->dir, od->name, od->files, od->open + od->dq_open,
+               closed, kept_open);
     else if (od->files)
         ad_log(closed ? AD_LOG_NOTICE : AD_LOG_INFO, "state: %s: no detector \"%s\" is "
                "configured: %d stream state file(s), %d open alert(s) cleared (reason "
