@@ -3640,12 +3640,14 @@ static void regime_extend(ad_detector *d, int i, int64_t ts)
  * only its rows (the window's length in windows, ONSET_WAIT; at most
  * accept_after / RECUR), over the threshold in a row: its windows until
  * then are withheld from the alert (neither raising nor learned: return
- * 2). The last one must sit at the chain's level: within accept_spread x
+ * 2). The occurrence must sit at the chain's level: within accept_spread x
  * the reference spread of the median of the chain's scores (the rule a
  * current alert's scores meet against the chain's earlier alerts in
  * try_accept), or with its excess over the usual error within a factor
- * AD_ONSET_LEVEL of that median's. Then the chain is judged as at a clear
- * and, when stable, accepted (return 1), so the recurrence is judged
+ * AD_ONSET_LEVEL of that median's; an occurrence that falls under the
+ * threshold before the wait ends is judged then (acc_onset_ended), both
+ * at the highest score of its windows. Then the chain is judged as at a
+ * clear and, when stable, accepted (return 1), so the recurrence is judged
  * against the regime instead of raising one more alert of a change already
  * seen N times: the level shift whose daily peaks alert at 17:00, 07:00
  * and 17:00 again is accepted at the second 17:00. Otherwise (return 0)
@@ -3668,14 +3670,49 @@ static int onset_wait(const ad_detector *d)
     return w > 1 ? w : 1;
 }
 
+/* The occurrence being judged (acc_onset) at its highest score so far:
+ * at the chain's level, the chain is judged as at a clear and accepted when
+ * stable (1); else (0) it is not a recurrence of the chain. */
+static int acc_onset_judge(ad_detector *d, int64_t ts, double p, double L)
+{
+    const ad_alert_cfg *c = &d->cfg.alert;
+    int A = c->accept_after, F = d->F, i, f, n = d->acc_occ_n, alerts = d->acc_alerts;
+    int64_t occ[AD_ACC_OCC_TS];
+    double *x = d->acc + A, med, usual = 0, s = d->acc_onset_max;
+
+    for (f = 0; f < F; f++)
+        usual += d->acc_prof[2 * F + f];
+    /* the chain's scores: the ring, all of earlier alerts */
+    for (i = 0; i < d->acc_len; i++)
+        x[i] = d->acc[(d->acc_head + i) % A];
+    med = median_of(x, d->acc_len, d->acc + 2 * A);
+    d->acc_onset_run = -1;
+    if (!(fabs(s - med) <= c->accept_spread * accept_ref_spread(d)) &&
+        !(med > usual && s - usual >= (med - usual) / AD_ONSET_LEVEL &&
+          s - usual <= (med - usual) * AD_ONSET_LEVEL)) {
+        ad_log(AD_LOG_INFO, "%s: not a recurrence at its onset: score %.4g, the chain's "
+               "median %.4g (usual %.4g)", d->who, s, med, usual);
+        return 0;
+    }
+    memcpy(occ, d->acc_occ_ts, sizeof(occ));
+    acc_occ_push(d, d->acc_onset_ts);
+    d->acc_alerts++;
+    if (try_accept(d, ts, NAN, p, L, 1))
+        return 1;                   /* (the chain reset: run 0) */
+    memcpy(d->acc_occ_ts, occ, sizeof(occ));
+    d->acc_occ_n = n;
+    d->acc_alerts = alerts;
+    return 0;
+}
+
 static int acc_onset(ad_detector *d, int64_t ts, double s, const float *share,
                      double p, double L)
 {
     const ad_alert_cfg *c = &d->cfg.alert;
-    int A = c->accept_after, F = d->F, i, f, at = 0, n = d->acc_occ_n, alerts = d->acc_alerts;
-    int64_t P = c->accept_period_ms, occ[AD_ACC_OCC_TS];
+    int A = c->accept_after, F = d->F, i, f, at = 0, n = d->acc_occ_n;
+    int64_t P = c->accept_period_ms;
     const double *u, *g;
-    double ee = 0, gg = 0, eg = 0, ef, *x, med, usual = 0;
+    double ee = 0, gg = 0, eg = 0, ef;
 
     if (d->acc_onset_run < 0)
         return 0;                   /* judged: not a recurrence */
@@ -3700,42 +3737,34 @@ static int acc_onset(ad_detector *d, int64_t ts, double s, const float *share,
         ee += ef * ef;
         gg += g[f] * g[f];
         eg += ef * g[f];
-        usual += u[f];
     }
     if (!(ee > 0 && gg > 0) || !(eg / sqrt(ee * gg) >= AD_ACCEPT_SIMILAR))
         goto no;
-    if (d->acc_onset_run++ == 0)
+    if (d->acc_onset_run++ == 0) {
         d->acc_onset_ts = ts;
+        d->acc_onset_max = s;
+    } else if (s > d->acc_onset_max) {
+        d->acc_onset_max = s;
+    }
     if (d->acc_onset_run < onset_wait(d))
         return 2;                   /* a ramp so far: wait */
-    /* at the chain's level (its scores: the ring, all of earlier alerts) */
-    x = d->acc + A;
-    for (i = 0; i < d->acc_len; i++)
-        x[i] = d->acc[(d->acc_head + i) % A];
-    med = median_of(x, d->acc_len, d->acc + 2 * A);
-    if (!(fabs(s - med) <= c->accept_spread * accept_ref_spread(d)) &&
-        !(med > usual && s - usual >= (med - usual) / AD_ONSET_LEVEL &&
-          s - usual <= (med - usual) * AD_ONSET_LEVEL)) {
-        ad_log(AD_LOG_INFO, "%s: not a recurrence at its onset: score %.4g, the chain's "
-               "median %.4g (usual %.4g)", d->who, s, med, usual);
-        d->acc_onset_run = -1;
-        return 0;
-    }
-    memcpy(occ, d->acc_occ_ts, sizeof(occ));
-    acc_occ_push(d, d->acc_onset_ts);
-    d->acc_alerts++;
-    if (try_accept(d, ts, NAN, p, L, 1)) {
-        d->acc_onset_run = 0;
-        return 1;
-    }
-    memcpy(d->acc_occ_ts, occ, sizeof(occ));
-    d->acc_occ_n = n;
-    d->acc_alerts = alerts;
-    d->acc_onset_run = -1;
-    return 0;
+    return acc_onset_judge(d, ts, p, L);
 no:
     d->acc_onset_run = 0;
     return 0;
+}
+
+/* A window under the threshold (trusted) after windows acc_onset withheld:
+ * the occurrence ended before its wait did, and is judged at its highest
+ * score (a recurrence shorter than the wait; as a chain's alert shorter
+ * than accept_after / RECUR is judged at its clear) when it lasted the
+ * alert.k windows that would have raised an alert. */
+static void acc_onset_ended(ad_detector *d, int64_t ts, double p, double L)
+{
+    if (d->acc_onset_run >= (d->cfg.alert.k > 1 ? d->cfg.alert.k : 1) &&
+        ad_alerter_active(d->alert) == NULL)
+        acc_onset_judge(d, ts, p, L);   /* (fewer than alert.k would not have raised) */
+    d->acc_onset_run = 0;
 }
 
 /* Forget the level test's scores (another model's scale). */
@@ -4414,8 +4443,10 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     int onset_held = 0;
     if (s > thr && !hard && !untrusted)
         onset_held = acc_onset(d, ts, s, share, p, L) == 2;
+    else if (!hard && !untrusted)
+        acc_onset_ended(d, ts, p, L);   /* judged on windows in a row */
     else
-        d->acc_onset_run = 0;       /* an onset is judged on windows in a row */
+        d->acc_onset_run = 0;
     /* a window like an accepted regime is judged against its threshold */
     ri = s > thr ? like_regime(d, ts, s, thr, share) : -1;
     like = ri >= 0;
