@@ -1134,12 +1134,15 @@ static void decide(ad_adapt *a, int64_t ts)
     }
     /* The shadow span may be a part of the day: the candidate's threshold
      * is at least the live one scaled by the error ratio (the promotion
-     * holds it there for a normal set's worth of windows). */
+     * holds it there for a normal set's worth of windows). The live one as
+     * its estimate gives it, not as an earlier promotion's hold keeps it:
+     * a hold scaled from a hold compounds (a threshold still 1.5 x its
+     * estimate a week after the change that inflated it). */
     ev.cand_fit = thr;
     if (a->live_thr != NULL && ad_threshold_fitted(a->live_thr) && ev.live_error > 0.0 &&
         isfinite(ev.cand_error) && a->thr.method != AD_THR_FIXED &&
         a->thr.method != AD_THR_MODEL)
-        ev.hold_threshold = ad_threshold_value(a->live_thr) * ev.cand_error / ev.live_error;
+        ev.hold_threshold = ad_threshold_unheld(a->live_thr) * ev.cand_error / ev.live_error;
     if (ev.hold_threshold > thr)
         thr = ev.hold_threshold;
     ev.cand_threshold = thr;

@@ -1982,6 +1982,7 @@ void det_acc_chain_reset(ad_detector *d)
     det_sd_reset(d);
     d->acc_len = d->acc_head = d->acc_prev = d->acc_cur = d->acc_quiet = d->acc_alerts = 0;
     d->acc_occ_n = 0;
+    d->acc_onset_run = 0;
     d->acc_span = d->acc_cur_span = 0;
     if (d->acc_prof)
         memset(d->acc_prof, 0, 2 * (size_t)d->F * sizeof(double));
@@ -3640,38 +3641,104 @@ static void regime_extend(ad_detector *d, int i, int64_t ts)
 
 /* ACCEPTANCE AT A RECURRENCE'S ONSET (alert.accept_onset N > 0, with
  * accept_period_ms P): the chain ended quietly after at least N alerts alike
- * (pooling at least accept_after / RECUR windows) and a window over the
- * threshold, no alert open, starts a new occurrence (after at least
+ * (pooling at least accept_after / RECUR windows) and windows over the
+ * threshold, no alert open, start a new occurrence (after at least
  * accept_after / RECUR quiet windows) at the time of day of an earlier one
- * (within P/12) with its excess error pointing the chain's way (cosine >=
- * AD_ACCEPT_SIMILAR): the chain is judged as at a clear and, when stable,
- * accepted now, so the recurrence is judged against the regime instead of
- * raising one more alert of a change already seen N times. The level shift
- * whose daily peaks alert at 17:00, 07:00 and 17:00 again is accepted at
- * the second 17:00. Returns 1 when accepted. */
+ * (within P/12) with their excess error pointing the chain's way (cosine >=
+ * AD_ACCEPT_SIMILAR). Such an occurrence is judged once a window holds
+ * only its rows (the window's length in windows, ONSET_WAIT; at most
+ * accept_after / RECUR), over the threshold in a row: its windows until
+ * then are withheld from the alert (neither raising nor learned: return
+ * 2). The occurrence must sit at the chain's level: within accept_spread x
+ * the reference spread of the median of the chain's scores (the rule a
+ * current alert's scores meet against the chain's earlier alerts in
+ * try_accept), or with its excess over the usual error within a factor
+ * AD_ONSET_LEVEL of that median's; an occurrence that falls under the
+ * threshold before the wait ends is judged then (acc_onset_ended), both
+ * at the highest score of its windows. Then the chain is judged as at a
+ * clear and, when stable, accepted (return 1), so the recurrence is judged
+ * against the regime instead of raising one more alert of a change already
+ * seen N times: the level shift whose daily peaks alert at 17:00, 07:00
+ * and 17:00 again is accepted at the second 17:00. Otherwise (return 0)
+ * the windows raise as usual, the occurrence no longer judged until a
+ * window under the threshold. The level matters: at the next day's hour
+ * of a fault whose scores sat at 12 x the threshold, the return to normal
+ * after another change, a mild wear, or a stronger fault on its way up,
+ * can point the same way; they are not that fault recurring, and a regime
+ * fitted on the fault's scores would silence the fault itself. The first
+ * windows of any change are a ramp (partly old rows), hence the wait. */
+#define AD_ONSET_LEVEL 2.0      /* a recurrence's excess error vs the chain's */
+
+static int onset_wait(const ad_detector *d)
+{
+    int A = d->cfg.alert.accept_after, h = d->cfg.hop > 0 ? d->cfg.hop : 1;
+    int w = (d->T + h - 1) / h, cap = A / AD_ACCEPT_RECUR;
+
+    if (w > cap)
+        w = cap;
+    return w > 1 ? w : 1;
+}
+
+/* The occurrence being judged (acc_onset) at its highest score so far:
+ * at the chain's level, the chain is judged as at a clear and accepted when
+ * stable (1); else (0) it is not a recurrence of the chain. */
+static int acc_onset_judge(ad_detector *d, int64_t ts, double p, double L)
+{
+    const ad_alert_cfg *c = &d->cfg.alert;
+    int A = c->accept_after, F = d->F, i, f, n = d->acc_occ_n, alerts = d->acc_alerts;
+    int64_t occ[AD_ACC_OCC_TS];
+    double *x = d->acc + A, med, usual = 0, s = d->acc_onset_max;
+
+    for (f = 0; f < F; f++)
+        usual += d->acc_prof[2 * F + f];
+    /* the chain's scores: the ring, all of earlier alerts */
+    for (i = 0; i < d->acc_len; i++)
+        x[i] = d->acc[(d->acc_head + i) % A];
+    med = median_of(x, d->acc_len, d->acc + 2 * A);
+    d->acc_onset_run = -1;
+    if (!(fabs(s - med) <= c->accept_spread * accept_ref_spread(d)) &&
+        !(med > usual && s - usual >= (med - usual) / AD_ONSET_LEVEL &&
+          s - usual <= (med - usual) * AD_ONSET_LEVEL)) {
+        ad_log(AD_LOG_INFO, "%s: not a recurrence at its onset: score %.4g, the chain's "
+               "median %.4g (usual %.4g)", d->who, s, med, usual);
+        return 0;
+    }
+    memcpy(occ, d->acc_occ_ts, sizeof(occ));
+    acc_occ_push(d, d->acc_onset_ts);
+    d->acc_alerts++;
+    if (try_accept(d, ts, NAN, p, L, 1))
+        return 1;                   /* (the chain reset: run 0) */
+    memcpy(d->acc_occ_ts, occ, sizeof(occ));
+    d->acc_occ_n = n;
+    d->acc_alerts = alerts;
+    return 0;
+}
+
 static int acc_onset(ad_detector *d, int64_t ts, double s, const float *share,
                      double p, double L)
 {
     const ad_alert_cfg *c = &d->cfg.alert;
-    int A = c->accept_after, F = d->F, i, f, at = 0, n = d->acc_occ_n, alerts = d->acc_alerts;
-    int64_t P = c->accept_period_ms, occ[AD_ACC_OCC_TS];
+    int A = c->accept_after, F = d->F, i, f, at = 0, n = d->acc_occ_n;
+    int64_t P = c->accept_period_ms;
     const double *u, *g;
     double ee = 0, gg = 0, eg = 0, ef;
 
+    if (d->acc_onset_run < 0)
+        return 0;                   /* judged: not a recurrence */
     if (c->accept_onset <= 0 || P <= 0 || A <= 0 || d->acc == NULL || d->acc_prof == NULL ||
         share == NULL || ad_alerter_active(d->alert) != NULL)
-        return 0;
+        goto no;
     /* occurrences seen: accept_onset of them (the count the key names;
      * at most RECUR - 1, the ones a pattern needs besides this one) */
     if (d->acc_prev == 0 || d->acc_prev != d->acc_len || d->acc_alerts < c->accept_onset ||
         n < (c->accept_onset < AD_ACCEPT_RECUR - 1 ? c->accept_onset : AD_ACCEPT_RECUR - 1) ||
         d->acc_len < A / AD_ACCEPT_RECUR ||
         d->acc_quiet < A / AD_ACCEPT_RECUR)
-        return 0;
+        goto no;
     for (i = 0; i < n && !at; i++)
-        at = same_time(ts, d->acc_occ_ts[i], P);
+        at = same_time(d->acc_onset_run > 0 ? d->acc_onset_ts : ts, d->acc_occ_ts[i], P);
     if (!at)
-        return 0;
+        goto no;
     u = d->acc_prof + 2 * F;
     g = d->acc_prof;
     for (f = 0; f < F; f++) {
@@ -3681,16 +3748,32 @@ static int acc_onset(ad_detector *d, int64_t ts, double s, const float *share,
         eg += ef * g[f];
     }
     if (!(ee > 0 && gg > 0) || !(eg / sqrt(ee * gg) >= AD_ACCEPT_SIMILAR))
-        return 0;
-    memcpy(occ, d->acc_occ_ts, sizeof(occ));
-    acc_occ_push(d, ts);
-    d->acc_alerts++;
-    if (try_accept(d, ts, NAN, p, L, 1))
-        return 1;
-    memcpy(d->acc_occ_ts, occ, sizeof(occ));
-    d->acc_occ_n = n;
-    d->acc_alerts = alerts;
+        goto no;
+    if (d->acc_onset_run++ == 0) {
+        d->acc_onset_ts = ts;
+        d->acc_onset_max = s;
+    } else if (s > d->acc_onset_max) {
+        d->acc_onset_max = s;
+    }
+    if (d->acc_onset_run < onset_wait(d))
+        return 2;                   /* a ramp so far: wait */
+    return acc_onset_judge(d, ts, p, L);
+no:
+    d->acc_onset_run = 0;
     return 0;
+}
+
+/* A window under the threshold (trusted) after windows acc_onset withheld:
+ * the occurrence ended before its wait did, and is judged at its highest
+ * score (a recurrence shorter than the wait; as a chain's alert shorter
+ * than accept_after / RECUR is judged at its clear) when it lasted the
+ * alert.k windows that would have raised an alert. */
+static void acc_onset_ended(ad_detector *d, int64_t ts, double p, double L)
+{
+    if (d->acc_onset_run >= (d->cfg.alert.k > 1 ? d->cfg.alert.k : 1) &&
+        ad_alerter_active(d->alert) == NULL)
+        acc_onset_judge(d, ts, p, L);   /* (fewer than alert.k would not have raised) */
+    d->acc_onset_run = 0;
 }
 
 /* Forget the level test's scores (another model's scale). */
@@ -4365,17 +4448,26 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (d->acc_resume)
         acc_resumed(d, ts);
     /* a recurrence of a change seen often enough is accepted at its onset */
+    /* (withheld: its first windows, until it is judged) */
+    int onset_held = 0;
     if (s > thr && !hard && !untrusted)
-        acc_onset(d, ts, s, share, p, L);
+        onset_held = acc_onset(d, ts, s, share, p, L) == 2;
+    else if (!hard && !untrusted)
+        acc_onset_ended(d, ts, p, L);   /* judged on windows in a row */
+    else
+        d->acc_onset_run = 0;
     /* a window like an accepted regime is judged against its threshold */
     ri = s > thr ? like_regime(d, ts, s, thr, share) : -1;
     like = ri >= 0;
     /* normal at this phase only: teaches the model, not the threshold */
-    seasonal = s > thr && s <= eff && !like;
+    seasonal = s > thr && s <= eff && !like && !onset_held;
     if (seasonal)
         d->st.windows_seasonal++;
-    int elevated = level_test(d, ts, s, base, untrusted, like);
+    int elevated = level_test(d, ts, s, base, untrusted, like || onset_held);
     ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share, elevated, 0 };
+
+    if (onset_held && !like && !(o.threshold >= s))
+        o.threshold = s;            /* not over it: neither raising nor learned */
 
     /* the burst test: a window while a feature is in a burst counts as
      * over the threshold; under it by score, the alert sees that feature
@@ -4487,7 +4579,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         }
     }
     if (A > 0 && share != NULL && ad_alerter_active(d->alert) == NULL && !exceeded &&
-        !like && !untrusted && !seasonal) {
+        !like && !untrusted && !seasonal && !onset_held) {
         /* the usual error per feature: a running mean, then an EWMA over
          * the last ~1000 windows */
         double *u = d->acc_prof + 2 * d->F;
@@ -4532,8 +4624,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     }
     /* Learn only from windows judged normal: below the threshold and
      * outside any alert, and trusted. */
-    if (!exceeded && !like && !untrusted && !seasonal && ad_alerter_active(d->alert) == NULL &&
-        !(r & AD_ALERT_CLEARED))
+    if (!exceeded && !like && !untrusted && !seasonal && !onset_held &&
+        ad_alerter_active(d->alert) == NULL && !(r & AD_ALERT_CLEARED))
         thr_learn(d, ts, s);
 }
 

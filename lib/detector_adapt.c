@@ -239,9 +239,11 @@ static void promote(ad_detector *d, ad_event *e)
     ad_model *c = ad_adapt_take_candidate(d->ad);
     double *sm = NULL, old = ad_threshold_value(d->thr), last = NAN, rat;
     size_t n = 0;
+    uint64_t held_left = 0;         /* an earlier promotion's hold (a rebase ends it) */
     int how = 0;
     char err[160];
 
+    ad_threshold_held(d->thr, &held_left);
     if (c == NULL || c->window != d->T || c->n_features != d->F) {
         ad_log(AD_LOG_WARNING, "%s: promoted candidate unusable", d->who);
         det_retire(d, c);
@@ -276,9 +278,15 @@ static void promote(ad_detector *d, ad_event *e)
         d->smooth = last;
         d->has_smooth = 1;
         const ad_adapt_cfg *ac = ad_adapt_get_cfg(d->ad);
+        /* a hold lasts a normal set's worth of windows from the first
+         * promotion that set it: a promotion during it holds for what is
+         * left, not longer (promotions closer together than that would
+         * otherwise keep the threshold held for good) */
+        uint64_t hn = (uint64_t)ac->normal_windows * (uint64_t)ac->normal_stride;
+        if (held_left > 0 && held_left < hn)
+            hn = held_left;
         if (e->adapt.hold_threshold > 0 && isfinite(e->adapt.hold_threshold))
-            ad_threshold_hold(d->thr, e->adapt.hold_threshold,
-                              (uint64_t)ac->normal_windows * (uint64_t)ac->normal_stride);
+            ad_threshold_hold(d->thr, e->adapt.hold_threshold, hn);
     } else {
         ad_log(AD_LOG_WARNING, "%s: threshold kept after promotion%s%s", d->who,
                sm ? ": " : "", sm ? err : "");

@@ -209,6 +209,12 @@ struct ad_detector {
     int64_t pk_occ_ts[AD_ACC_OCC_TS];
     int acc_prev, acc_cur;       /* ring entries of earlier alerts / current */
     int acc_alerts;              /* alerts in the chain (the current one too) */
+    /* a recurrence's onset being judged (acc_onset): its windows so far in
+     * a row over the threshold at the chain's time and profile (-1: judged,
+     * not one, until a window under the threshold), the first one's time */
+    int acc_onset_run;
+    int64_t acc_onset_ts;
+    double acc_onset_max;        /* ... and their highest score */
     /* the chain's occurrences (alerts raised after at least accept_after/3
      * quiet windows: a flapping alert is one), the latest starts, oldest
      * first; acc_occ_n counts them up to AD_ACC_OCC_TS */

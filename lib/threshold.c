@@ -43,6 +43,7 @@ struct ad_threshold {
     double raised;           /* operator minimum (ad_threshold_raise); 0: none */
     double hold;             /* minimum for the next hold_left adapted scores */
     uint64_t hold_left;
+    double unheld;           /* while held: the value the estimate gives under it */
 };
 
 static const char *const method_names[] = { "quantile", "sigma", "pot", "fixed", "model" };
@@ -872,6 +873,8 @@ static double apply_floor(ad_threshold *t, double v)
     }
     if (t->raised > 0 && !(v >= t->raised))
         v = t->raised;
+    if (isfinite(v) && v > 0)
+        t->unheld = v;
     if (t->hold_left > 0 && !(v >= t->hold))
         v = t->hold;
     return v;
@@ -882,6 +885,8 @@ int ad_threshold_hold(ad_threshold *t, double v, uint64_t n)
     if (!t->fitted || !(v > 0) || !isfinite(v) || t->cfg.method == AD_THR_FIXED ||
         t->cfg.method == AD_THR_MODEL)
         return AD_EINVAL;
+    if (t->hold_left == 0)
+        t->unheld = t->value;       /* the estimate, before this hold */
     t->hold = n ? v : 0;
     t->hold_left = n;
     if (n && !(t->value >= v))
@@ -894,6 +899,13 @@ double ad_threshold_held(const ad_threshold *t, uint64_t *left)
     if (left)
         *left = t->hold_left;
     return t->hold_left ? t->hold : 0;
+}
+
+double ad_threshold_unheld(const ad_threshold *t)
+{
+    if (t->hold_left > 0 && isfinite(t->unheld) && t->unheld > 0 && t->unheld < t->value)
+        return t->unheld;
+    return t->value;
 }
 
 int ad_threshold_fit(ad_threshold *t, const char *training_json,
@@ -1202,7 +1214,8 @@ cJSON *ad_threshold_save(const ad_threshold *t)
         !cJSON_AddNumberToObject(o, "count", (double)t->count) ||
         (t->raised > 0 && !cJSON_AddNumberToObject(o, "raised", t->raised)) ||
         (t->hold_left > 0 && (!cJSON_AddNumberToObject(o, "hold", t->hold) ||
-                              !cJSON_AddNumberToObject(o, "hold_left", (double)t->hold_left))))
+                              !cJSON_AddNumberToObject(o, "hold_left", (double)t->hold_left) ||
+                              !cJSON_AddNumberToObject(o, "unheld", ad_threshold_unheld(t)))))
         goto fail;
     w = cJSON_AddObjectToObject(o, "welford");
     if (w == NULL || !cJSON_AddNumberToObject(w, "n", (double)t->w.n) ||
@@ -1342,6 +1355,9 @@ int ad_threshold_restore(ad_threshold *t, const cJSON *j, char *err, size_t errl
         if (t->fitted && t->cfg.method != AD_THR_FIXED && t->cfg.method != AD_THR_MODEL) {
             t->hold = h;            /* else ignored: nothing to hold */
             t->hold_left = (uint64_t)hl;
+            /* optional (older states: the value, held) */
+            if (get_num(j, "unheld", &t->unheld) || !(t->unheld > 0))
+                t->unheld = t->value;
         }
     }
     return 0;

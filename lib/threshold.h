@@ -258,6 +258,10 @@ int ad_threshold_hold(ad_threshold *t, double v, uint64_t n);
 /* The hold in force (0: none), its adapted scores left in *left (may be
  * NULL). */
 double ad_threshold_held(const ad_threshold *t, uint64_t *left);
+/* The value without the hold in force (the estimate under it; the value
+ * when none). A promotion's hold is derived from it, so holds do not
+ * compound from one promotion to the next. */
+double ad_threshold_unheld(const ad_threshold *t);
 
 /* Forget everything (back to calibration). */
 void ad_threshold_reset(ad_threshold *t);

@@ -174,6 +174,8 @@ static int64_t g_adapt_ms;
 static int g_true_alerts = -1;
 /* alert.on of the detectors mk_model makes */
 static ad_alert_on g_alert_on = AD_ALERT_ON_SCORE;
+/* > 0: adapt.normal_stride of the detectors mk_model makes */
+static int g_stride;
 
 typedef struct run {
     int raised, cleared, accepted, promoted, rejected, shadow, ready, waiting;
@@ -352,6 +354,10 @@ static ad_detector *mk_model(const ad_model *m, int reload_shadow, int accept_ga
     c.adapt.true_alerts = g_true_alerts >= 0 ? g_true_alerts : 4;
     c.adapt.min_gain = min_gain;
     c.adapt.reload_shadow = reload_shadow;
+    if (g_stride > 0) {
+        c.adapt.normal_stride = g_stride;
+        c.thr.adapt = 1;            /* the threshold learns: a hold counts down */
+    }
     c.alert.accept_gap = accept_gap;
     if (accept_gap > 0)
         c.alert.accept_spread = 50;     /* as the example configuration */
@@ -471,6 +477,65 @@ static void test_new_regime_absorbed(void)
     ad_detector_get_stats(d, &st);
     T_NOTE("after promotion: threshold %.4f, last score %.4f; %.2f s", st.threshold,
            st.last_score, now_s() - t0);
+    ad_detector_free(d);
+}
+
+/* A promotion holds the threshold at least at the live one x the error
+ * ratio for a normal set's worth of windows (normal_windows x
+ * normal_stride = 600 here). Promotions come every ~450 windows: each used
+ * to hold again for 600 from its own time, derived from the held value, so
+ * the hold never ran out and compounded. The hold now lasts 600 windows
+ * from the promotion that set it (a later one holds for what is left), and
+ * is derived from the threshold's estimate under the hold. */
+static void test_hold_runs_out(void)
+{
+    ad_detector *d;
+    ad_detector_stats st;
+    run r;
+    uint64_t t = 5000, first = 0, left = 0, over = 0, cap;
+    int i, p = 0, rearmed = 0, ran_out = 0, more = 0;
+
+    g_stride = 2;
+    d = mk_gap(0, 0, 0);
+    g_stride = 0;
+    if (!g_live || !d)
+        return;
+    cap = 300 * 2;
+    memset(&r, 0, sizeof(r));
+    for (i = 0; i < 400; i++)
+        step(d, t++, REG_A, 0, &r);
+    for (i = 0; i < 4000 && (r.promoted < 4 || !ran_out); i++) {
+        step(d, t++, REG_A, 0, &r);
+        ad_detector_get_stats(d, &st);
+        if (r.promoted > p) {
+            const ad_adapt_event *a = &r.adapt.adapt;
+            p = r.promoted;
+            if (first == 0 || left == 0) {
+                first = t;          /* a hold starts */
+            } else {
+                rearmed++;
+                if (st.threshold_held_windows > left)
+                    over++;         /* extended past the first one's end */
+            }
+            T_NOTE("promotion %d at window %llu: hold %.4f for %llu windows (before: %llu "
+                   "left), threshold %.4f -> %.4f, shadow fit %.4f", p,
+                   (unsigned long long)(t - 5000), a->hold_threshold,
+                   (unsigned long long)st.threshold_held_windows, (unsigned long long)left,
+                   r.adapt.prev_threshold, r.adapt.threshold, a->cand_fit);
+            if (first != t && r.adapt.prev_threshold > 0 && a->live_error > 0)
+                more += a->hold_threshold > r.adapt.prev_threshold * a->cand_error /
+                                            a->live_error * (1 + 1e-9);
+        }
+        if (first > 0 && left > 0 && st.threshold_held_windows == 0)
+            ran_out++;
+        left = st.threshold_held_windows;
+    }
+    T_CHECK(r.promoted >= 3 && rearmed >= 1, "%d promotions, %d of them during a hold",
+            r.promoted, rearmed);
+    T_CHECK(over == 0 && ran_out >= 1, "a promotion during a hold never extends it past %llu "
+            "windows from the one that set it (%llu did); the hold ran out %d times",
+            (unsigned long long)cap, (unsigned long long)over, ran_out);
+    T_CHECK(more == 0, "no hold over the live threshold x the error ratio (%d)", more);
     ad_detector_free(d);
 }
 
@@ -1676,6 +1741,7 @@ int main(void)
 
     g_live = train_model(0);
     T_RUN(test_new_regime_absorbed);
+    T_RUN(test_hold_runs_out);
     T_RUN(test_normalized_promotion);
     T_RUN(test_recurring_regime_learned);
     T_RUN(test_unlearned_regime_kept);

@@ -1099,8 +1099,9 @@ static void onset_run(int onset, int last, int on_b, run *r, ad_detector_stats *
 
 /* A change on a (15 rows at 3) at rows 100 and 220 only (the next day's
  * same hour, period 120 s, accept_gap 120 windows), with
- * alert.accept_onset 1. */
-static void onset1_run(run *r, ad_detector_stats *st)
+ * alert.accept_onset 1; the second at level `second` instead of 3 when
+ * > 0. */
+static void onset1_run_at(double second, run *r, ad_detector_stats *st)
 {
     ad_detector *d;
     int i;
@@ -1113,6 +1114,8 @@ static void onset1_run(run *r, ad_detector_stats *st)
     rng = 21;
     for (i = 0; d && i < 300; i++) {
         double a = (i >= 100 && i < 115) || (i >= 220 && i < 235) ? 3 : 1;
+        if (second > 0 && i >= 220 && i < 235)
+            a = second;
         step2(d, 1000 * i, a + 0.05 * noise(), 1 + 0.05 * noise(), r);
     }
     if (d)
@@ -1120,6 +1123,11 @@ static void onset1_run(run *r, ad_detector_stats *st)
     ad_detector_free(d);
     acc_period_ms = 0;
     acc_onset = 0;
+}
+
+static void onset1_run(run *r, ad_detector_stats *st)
+{
+    onset1_run_at(0, r, st);
 }
 
 /* A change on a (level 3) for len[c] rows from row start[c], c < n; a
@@ -1286,6 +1294,22 @@ static void test_accept_onset(void)
             "accept_onset 1, one earlier occurrence at the phase: %d raises, accepted %llu "
             "at row %lld", r.count[AD_EV_ALERT_RAISED], (unsigned long long)st.accepted,
             ia >= 0 ? (long long)r.ev[ia].ts_ms / 1000 : -1LL);
+
+    /* a change of a at the phase of the first but at another level: a
+     * mild one just over the threshold (a wear, a return to normal after
+     * another change), or a fault three times as strong, is not the first
+     * recurring: raised, never accepted (the regime would be fitted on the
+     * first's scores) */
+    {
+        static const double lv[2] = { 1.7, 7 };
+        for (int j = 0; j < 2; j++) {
+            onset1_run_at(lv[j], &r, &st);
+            T_CHECK(r.count[AD_EV_ALERT_RAISED] == 2 && st.accepted == 0,
+                    "accept_onset 1, the next occurrence at level %g (the first at 3): "
+                    "%d raises, accepted %llu", lv[j], r.count[AD_EV_ALERT_RAISED],
+                    (unsigned long long)st.accepted);
+        }
+    }
 
     /* the same change off the schedule (phase 5): raised */
     onset_run(2, 245, 0, &r, &st);
