@@ -328,7 +328,7 @@ int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
     }
     /* Idle: raise on a window over the raise level completing k of the
      * last n over it. */
-    if (!o->band && (!rexceed || popcount64(a->rhist) < a->cfg.k))
+    if (!o->band && !o->force && (!rexceed || popcount64(a->rhist) < a->cfg.k))
         return 0;
     if (a->has_cooldown && ts_ms < a->cooldown_until)
         return 0;
@@ -364,7 +364,7 @@ int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
 int ad_alerter_step(ad_alerter *a, int64_t ts_ms, double score,
                     double threshold, const float *share, ad_alert *out)
 {
-    ad_alert_obs o = { score, threshold, NAN, NAN, share, 0, 0 };
+    ad_alert_obs o = { score, threshold, NAN, NAN, share, 0, 0, 0 };
 
     return ad_alerter_step_obs(a, ts_ms, &o, out);
 }

@@ -168,6 +168,9 @@ typedef struct ad_alert_obs {
                                * below the clear level, whatever its score) */
     int band;                 /* raise on this window when idle (a lasting
                                * band run, RAISE RATIO); the alert is marked */
+    int force;                /* raise on this window when idle: windows the
+                               * detector withheld that would have raised
+                               * (the detector's ONSET: not a recurrence) */
 } ad_alert_obs;
 
 typedef struct ad_alert {

@@ -3686,6 +3686,7 @@ static int acc_onset_judge(ad_detector *d, int64_t ts, double p, double L)
 {
     const ad_alert_cfg *c = &d->cfg.alert;
     int A = c->accept_after, F = d->F, i, f, n = d->acc_occ_n, alerts = d->acc_alerts;
+    int run = d->acc_onset_run, k = c->k > 1 ? c->k : 1;
     int64_t occ[AD_ACC_OCC_TS];
     double *x = d->acc + A, med, usual = 0, s = d->acc_onset_max;
 
@@ -3700,7 +3701,9 @@ static int acc_onset_judge(ad_detector *d, int64_t ts, double p, double L)
         !(med > usual && s - usual >= (med - usual) / AD_ONSET_LEVEL &&
           s - usual <= (med - usual) * AD_ONSET_LEVEL)) {
         ad_log(AD_LOG_INFO, "%s: not a recurrence at its onset: score %.4g, the chain's "
-               "median %.4g (usual %.4g)", d->who, s, med, usual);
+               "median %.4g (usual %.4g); %d window(s) withheld%s", d->who, s, med, usual,
+               run, run >= k ? ": raised now" : "");
+        d->acc_onset_force = run >= k;
         return 0;
     }
     memcpy(occ, d->acc_occ_ts, sizeof(occ));
@@ -3711,6 +3714,11 @@ static int acc_onset_judge(ad_detector *d, int64_t ts, double p, double L)
     memcpy(d->acc_occ_ts, occ, sizeof(occ));
     d->acc_occ_n = n;
     d->acc_alerts = alerts;
+    /* at the chain's level but not accepted (not stable): the withheld
+     * windows raise as they would have */
+    ad_log(AD_LOG_INFO, "%s: a recurrence at its onset not accepted (the chain is not "
+           "stable); %d window(s) withheld%s", d->who, run, run >= k ? ": raised now" : "");
+    d->acc_onset_force = run >= k;
     return 0;
 }
 
@@ -3759,6 +3767,10 @@ static int acc_onset(ad_detector *d, int64_t ts, double s, const float *share,
         return 2;                   /* a ramp so far: wait */
     return acc_onset_judge(d, ts, p, L);
 no:
+    /* no longer at the chain's time or profile: windows withheld that
+     * would have raised raise now */
+    if (d->acc_onset_run >= (c->k > 1 ? c->k : 1))
+        d->acc_onset_force = 1;
     d->acc_onset_run = 0;
     return 0;
 }
@@ -4454,8 +4466,13 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         onset_held = acc_onset(d, ts, s, share, p, L) == 2;
     else if (!hard && !untrusted)
         acc_onset_ended(d, ts, p, L);   /* judged on windows in a row */
-    else
+    else {
+        /* a window that cannot be judged ends the run unjudged: windows
+         * withheld that would have raised raise now */
+        if (d->acc_onset_run >= (d->cfg.alert.k > 1 ? d->cfg.alert.k : 1))
+            d->acc_onset_force = 1;
         d->acc_onset_run = 0;
+    }
     /* a window like an accepted regime is judged against its threshold */
     ri = s > thr ? like_regime(d, ts, s, thr, share) : -1;
     like = ri >= 0;
@@ -4464,7 +4481,15 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (seasonal)
         d->st.windows_seasonal++;
     int elevated = level_test(d, ts, s, base, untrusted, like || onset_held);
-    ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share, elevated, 0 };
+    ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share, elevated, 0,
+                       0 };
+
+    /* an onset judged not a recurrence after alert.k withheld windows or
+     * more: they would have raised, so this window raises (ONSET) */
+    if (d->acc_onset_force) {
+        o.force = !like;
+        d->acc_onset_force = 0;
+    }
 
     if (onset_held && !like && !(o.threshold >= s))
         o.threshold = s;            /* not over it: neither raising nor learned */

@@ -215,6 +215,8 @@ struct ad_detector {
     int acc_onset_run;
     int64_t acc_onset_ts;
     double acc_onset_max;        /* ... and their highest score */
+    int acc_onset_force;         /* judged not one after at least alert.k
+                                  * withheld windows: raise on this window */
     /* the chain's occurrences (alerts raised after at least accept_after/3
      * quiet windows: a flapping alert is one), the latest starts, oldest
      * first; acc_occ_n counts them up to AD_ACC_OCC_TS */

@@ -283,11 +283,13 @@ static int acc_onset;             /* alert.accept_onset of those detectors */
 static double sd_ratio;           /* alert.stepdown_ratio of those detectors */
 static double acc_margin;         /* calibration.margin of those (0: 1.2) */
 static double acc_clear;          /* alert.clear_ratio of those (0: 1) */
+static int acc_onset_k;                /* alert.k of those (0: 1; n is k + 2 when > 1) */
+static int acc_window;                 /* the model's window length (0: 4) */
 
 static ad_detector *accept_detector_m(int accept_after, int gap, double spread, double trend,
                                      int m_clear)
 {
-    ad_model *m = t_zero_model(4, F);
+    ad_model *m = t_zero_model(acc_window > 0 ? acc_window : 4, F);
     ad_detector_cfg c;
     ad_detector *d = NULL;
     char err[300];
@@ -295,8 +297,8 @@ static ad_detector *accept_detector_m(int accept_after, int gap, double spread, 
     ad_detector_cfg_default(&c);
     c.calib_windows = 50;
     c.thr.margin = acc_margin > 0 ? acc_margin : 1.2;
-    c.alert.k = 1;
-    c.alert.n = 1;
+    c.alert.k = acc_onset_k > 1 ? acc_onset_k : 1;
+    c.alert.n = acc_onset_k > 1 ? acc_onset_k + 2 : 1;
     c.alert.m = m_clear;
     c.alert.clear_ratio = acc_clear > 0 ? acc_clear : 1;
     c.alert.accept_after = accept_after;
@@ -2761,6 +2763,68 @@ static void test_burst(void)
            (long long)r.ev[ic].alert.end_ms / 2000);
 }
 
+/* ONSET (detector.c): windows withheld while a recurrence is judged raise
+ * when it is judged not one, as they would have without accept_onset. A
+ * level-3 alert (15 rows) at row 100, then at the same time of day (rows
+ * 220..) a change of another length or level; window 10, k 3 of 5,
+ * accept_after 30 (a wait of 10 windows). Before, each of these raised
+ * nothing with accept_onset 1 (and raised with 0): a mild one rejected
+ * before the wait ended (16 rows at 1.5), a short strong one rejected at
+ * the wait with fewer than k windows after it (2 rows at 17.5), one at
+ * the chain's level that the chain's stability refused (4 rows at 4.6);
+ * a long one (15 rows at 7) raised a wait late. */
+static int withheld_run(int onset, int len, double level, int64_t *second, int *accepted)
+{
+    ad_detector *d;
+    ad_detector_stats st;
+    run r;
+    int i, ir, n;
+
+    acc_period_ms = 120000;
+    acc_onset = onset;
+    acc_onset_k = 3;
+    acc_window = 10;
+    d = accept_detector(30, 120, 3, 0.25);
+    memset(&r, 0, sizeof(r));
+    rng = 21;
+    for (i = 0; d && i < 400; i++) {
+        double a = (i >= 100 && i < 115) ? 3 : 1;
+        if (i >= 220 && i < 220 + len)
+            a = level;
+        step2(d, 1000 * i, a + 0.05 * noise(), 1 + 0.05 * noise(), &r);
+    }
+    ad_detector_get_stats(d, &st);
+    *accepted = (int)st.accepted;
+    ir = nth_ev(&r, AD_EV_ALERT_RAISED, 1);
+    *second = ir >= 0 ? r.ev[ir].ts_ms / 1000 : -1;
+    n = r.count[AD_EV_ALERT_RAISED];
+    ad_detector_free(d);
+    acc_period_ms = 0;
+    acc_onset = 0;
+    acc_onset_k = 0;
+    acc_window = 0;
+    free_models();
+    return n;
+}
+
+static void test_onset_withheld_raise(void)
+{
+    static const struct { int len; double level; } cs[] = {
+        { 16, 1.5 }, { 2, 17.5 }, { 4, 4.6 }, { 15, 7 } };
+
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        int64_t at0, at1;
+        int acc0, acc1;
+        int n0 = withheld_run(0, cs[i].len, cs[i].level, &at0, &acc0);
+        int n1 = withheld_run(1, cs[i].len, cs[i].level, &at1, &acc1);
+
+        T_CHECK(n0 == 2 && n1 == 2 && acc1 == 0 && at1 >= 220 && at1 <= 220 + 10 + cs[i].len,
+                "%d rows at %.1f at the hour of a level-3 alert: raised with accept_onset "
+                "1 (%d alerts, the second at row %lld; accepted %d) as with 0 (%d, row %lld)",
+                cs[i].len, cs[i].level, n1, (long long)at1, acc1, n0, (long long)at0);
+    }
+}
+
 int main(void)
 {
     T_RUN(test_constant_stream);
@@ -2777,6 +2841,7 @@ int main(void)
     T_RUN(test_recurring_regime);
     T_RUN(test_recurrence_other_level);
     T_RUN(test_accept_onset);
+    T_RUN(test_onset_withheld_raise);
     T_RUN(test_accept_onset_schedule);
     T_RUN(test_accept_onset_wrap);
     T_RUN(test_ramp_not_accepted);
