@@ -706,6 +706,8 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev);
  * them) and does not carry open conditions over. Returns how many were
  * closed; the caller saves the stream's state when it outlives this. */
 int publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason);
+void publish_dq_cleared_fields(cJSON *o, const char *det, const char *key, const char *reason,
+                               int64_t end);
 void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev);
 /* Add the figures of stream s to c (live streams and retired ones). */
 void publish_count_stream(const ad_detector *d, det_counts *c);

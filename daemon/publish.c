@@ -682,6 +682,28 @@ static void dq_sinks(const cJSON *x, char *topic, size_t len, int *to_kafka,
     }
 }
 
+
+/* The fields a dq_cleared event adds to its open alert's public fields
+ * (dq_public): closed at data time end with reason, as published. */
+void publish_dq_cleared_fields(cJSON *o, const char *det, const char *key, const char *reason,
+                               int64_t end)
+{
+    char iso[40];
+
+    cJSON_AddNumberToObject(o, "schema", 1);
+    cJSON_AddStringToObject(o, "kind", "data_quality");
+    cJSON_AddStringToObject(o, "event", "dq_cleared");
+    cJSON_AddStringToObject(o, "reason", reason);
+    cJSON_AddStringToObject(o, "detector", det);
+    cJSON_AddStringToObject(o, "stream", key);
+    cJSON_AddNumberToObject(o, "end", (double)end);
+    ad_iso_ms(end, iso, sizeof iso);
+    cJSON_AddStringToObject(o, "time", iso);
+    cJSON_AddNumberToObject(o, "time_ms", (double)end);
+    ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
+    cJSON_AddStringToObject(o, "published", iso);
+}
+
 /* A copy of an open data-quality alert of s->dq_open as published (without
  * the topic it was raised on), or NULL. */
 static cJSON *dq_public(const cJSON *x)
@@ -760,7 +782,7 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
 int publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
 {
     det_rt *d = s->det;
-    char now[1024], topic[1024], iso[40];
+    char now[1024], topic[1024];
     int64_t end;
     int n = 0;
     cJSON *x;
@@ -786,18 +808,7 @@ int publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
             to_mqtt = 0;
         if (!(o = dq_public(x)))
             continue;
-        cJSON_AddNumberToObject(o, "schema", 1);
-        cJSON_AddStringToObject(o, "kind", "data_quality");
-        cJSON_AddStringToObject(o, "event", "dq_cleared");
-        cJSON_AddStringToObject(o, "reason", reason);
-        cJSON_AddStringToObject(o, "detector", d->c->name);
-        cJSON_AddStringToObject(o, "stream", s->key);
-        cJSON_AddNumberToObject(o, "end", (double)end);
-        ad_iso_ms(end, iso, sizeof iso);
-        cJSON_AddStringToObject(o, "time", iso);
-        cJSON_AddNumberToObject(o, "time_ms", (double)end);
-        ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
-        cJSON_AddStringToObject(o, "published", iso);
+        publish_dq_cleared_fields(o, d->c->name, s->key, reason, end);
         publish_alert_json(dd, s, to_mqtt ? topic : NULL, to_kafka, ktopic, o, 0);
         cJSON_Delete(o);
         ad_log(AD_LOG_NOTICE, "data quality %s cleared: detector %s stream %s check %s "

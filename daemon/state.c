@@ -1888,7 +1888,6 @@ static int close_dq_removed(ad_daemon *dd, const char *det, const char *key, con
 {
     int qos = dd->g->cfg->broker.qos_alerts, n = 0;
     const cJSON *x;
-    char iso[40];
 
     if (!end)
         end = (int64_t)dd_wall_ms();
@@ -1911,18 +1910,8 @@ static int close_dq_removed(ad_daemon *dd, const char *det, const char *key, con
             /* as published: without the topics it was raised on */
             cJSON_DeleteItemFromObjectCaseSensitive(o, "topic");
             cJSON_DeleteItemFromObjectCaseSensitive(o, "kafka_topic");
-            cJSON_AddNumberToObject(o, "schema", 1);
-            cJSON_AddStringToObject(o, "kind", "data_quality");
-            cJSON_AddStringToObject(o, "event", "dq_cleared");
-            cJSON_AddStringToObject(o, "reason", ad_close_reason_name(AD_CLOSE_DETECTOR_REMOVED));
-            cJSON_AddStringToObject(o, "detector", det);
-            cJSON_AddStringToObject(o, "stream", key);
-            cJSON_AddNumberToObject(o, "end", (double)end);
-            ad_iso_ms(end, iso, sizeof iso);
-            cJSON_AddStringToObject(o, "time", iso);
-            cJSON_AddNumberToObject(o, "time_ms", (double)end);
-            ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
-            cJSON_AddStringToObject(o, "published", iso);
+            publish_dq_cleared_fields(o, det, key,
+                                      ad_close_reason_name(AD_CLOSE_DETECTOR_REMOVED), end);
             w = publish_alert_what(o, what, sizeof what);
             if (!(txt = cJSON_PrintUnformatted(o)))
                 why = "out of memory";
