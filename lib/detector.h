@@ -132,7 +132,12 @@
  * and stays when at least alert.k are above; one seen on fewer windows
  * ends when accepted from one persistent change (its windows taught the
  * candidate) and stays when accepted from recurrences (brief, mostly
- * inside alerts). With accept_period_ms a persistent regime that stays
+ * inside alerts). With continual learning a regime accepted from one
+ * persistent change, not recurring and on no schedule, also ends once no
+ * window was judged against it over Q windows under the threshold (Q the
+ * most of accept_after, accept_gap, accept_period_ms and its length, as
+ * windows; state: "quiet"): its fine-tune may never come (a restart lost
+ * it, its candidate was rejected). With accept_period_ms a persistent regime that stays
  * applies from then on at the time of day of its change (from its alert's
  * start for as long as windows kept being judged against it) and counts
  * as recurring. Regimes that stay move to the candidate's scale (threshold
