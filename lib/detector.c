@@ -3671,7 +3671,7 @@ static void regime_left(ad_detector *d, int ri, double s, double thr, int untrus
     int64_t q;
     int i;
 
-    if (d->ad == NULL)
+    if (d->ad == NULL || !d->cfg.adapt.enabled)     /* reload.shadow alone: no fine-tune */
         return;
     for (i = 0; i < AD_REGIMES; i++) {
         if (!(d->regime_thr[i] > 0) || d->regime_rec[i] || d->regime_span[i] > 0)
