@@ -94,6 +94,7 @@ const char *ad_event_type_name(ad_event_type t)
     case AD_EV_DQ_CLEARED: return "dq_cleared";
     case AD_EV_ADAPT_READY: return "adapt_ready";
     case AD_EV_ADAPT: return "adapt";
+    case AD_EV_REGIME_ENDED: return "regime_ended";
     }
     return "?";
 }
@@ -3665,8 +3666,10 @@ static void regime_extend(ad_detector *d, int i, int64_t ts)
  * nor reset; untrusted ones do not count), Q = the most of accept_after,
  * accept_gap, accept_period_ms and its own length (as windows): a change
  * that recurs within its chain's gap or at its time of day keeps it. */
-static void regime_left(ad_detector *d, int ri, double s, double thr, int untrusted)
+static void regime_left(ad_detector *d, int64_t ts, int ri, double s, double thr,
+                        int untrusted)
 {
+    ad_event *e;
     double wm = d->window_ms > 0 ? d->window_ms : 0;
     int64_t q;
     int i;
@@ -3698,6 +3701,13 @@ static void regime_left(ad_detector *d, int ri, double s, double thr, int untrus
                "windows under the threshold %.6g (the change it was accepted from ended)",
                d->who, (unsigned long long)d->regime_seq[i], (long long)d->regime_quiet[i],
                thr);
+        e = det_ev_new(d, AD_EV_REGIME_ENDED, ts);
+        e->threshold = d->regime_thr[i];
+        e->prev_threshold = thr;
+        e->n = (uint64_t)d->regime_quiet[i];
+        snprintf(e->text, sizeof(e->text), "no window judged against it (%.6g) for %lld "
+                 "windows under the threshold %.6g: the change it was accepted from ended",
+                 d->regime_thr[i], (long long)d->regime_quiet[i], thr);
         d->regime_thr[i] = 0;
         d->regime_len[i] = 0;
         d->regime_quiet[i] = 0;
@@ -4567,7 +4577,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     int f;
 
     d->last_regime = ri;
-    regime_left(d, ri, s, thr, untrusted || hard);
+    regime_left(d, ts, ri, s, thr, untrusted || hard);
     if (d->ad)
         ad_adapt_window_seen(d->ad, ts);
     if (like) {

@@ -445,9 +445,13 @@ typedef enum {
     AD_EV_DQ_RAISED,            /* data-quality condition raised (dq) */
     AD_EV_DQ_CLEARED,           /* ... cleared (dq) */
     AD_EV_ADAPT_READY,          /* call ad_detector_take_adapt_job() */
-    AD_EV_ADAPT                 /* continual-learning decision or step:
+    AD_EV_ADAPT,                /* continual-learning decision or step:
                                  * promoted / rejected / shadow started /
                                  * training failed (adapt) */
+    AD_EV_REGIME_ENDED          /* a persistent regime ended, the process
+                                 * left it (not at a promotion): threshold
+                                 * (the regime's), prev_threshold (the
+                                 * stream's), n = quiet windows, text */
 } ad_event_type;
 
 typedef struct ad_event {
@@ -1037,6 +1041,8 @@ int ad_detector_close_alert(ad_detector *d, ad_close_reason reason);
  *   {"event":"calibration_failed","stream":..,"ts":ms,"text":..,"failures":n}
  *   {"event":"regime_accepted","stream":..,"ts":ms,"threshold":new,
  *    "prev_threshold":old,"windows":A,"text":..}
+ *   {"event":"regime_ended","stream":..,"ts":ms,"threshold":the regime's,
+ *    "prev_threshold":the stream's,"windows":quiet windows,"text":..}
  *   {"event":"dq_raised"|"dq_cleared","stream":..,"ts":ms,
  *    ad_dq_event_to_json fields ("kind":"data_quality","id","check",
  *    "feature",...)}

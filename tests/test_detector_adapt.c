@@ -179,6 +179,7 @@ static int g_stride;
 
 typedef struct run {
     int raised, cleared, accepted, promoted, rejected, shadow, ready, waiting;
+    int ended;                  /* AD_EV_REGIME_ENDED */
     char *trace;                /* != NULL: every event appended, one a line */
     size_t tlen, tcap;
     int skip_finetune;          /* fine-tune jobs fail: only reloads shadow */
@@ -277,6 +278,7 @@ again:
             break;
         case AD_EV_ALERT_CLEARED: r->cleared++; break;
         case AD_EV_ACCEPTED: r->accepted++; break;
+        case AD_EV_REGIME_ENDED: r->ended++; break;
         case AD_EV_ADAPT_READY: r->ready++; on_adapt_ready(d, r); goto again;
         case AD_EV_ADAPT:
             if (ev.adapt.type == AD_ADAPT_EV_SHADOW) {
@@ -832,17 +834,17 @@ static void test_unpromoted_regime_ends(void)
     g_shares = 1;               /* error shares: the regimes' profiles, saved */
     /* the fault's level, against a regime that is still there */
     raised = regime_left_run(-1, 10, &r, &keep);
-    T_CHECK(raised == 0 && keep.regimes == 1 && keep.last_score > keep.threshold &&
-            keep.last_score < keep.regime_threshold,
+    T_CHECK(raised == 0 && keep.regimes == 1 && r.ended == 0 &&
+            keep.last_score > keep.threshold && keep.last_score < keep.regime_threshold,
             "10 windows after the return: the regime stays (%d), the fault (%.4f between "
             "%.4f and %.4f) judged against it, raised %d", keep.regimes, keep.last_score,
             keep.threshold, keep.regime_threshold, raised);
     raised = regime_left_run(-1, 200, &r, &st);
-    T_CHECK(raised == 1 && st.regimes == 0,
-            "200 windows after the return: the regime ended (%d left), the fault raised %d",
-            st.regimes, raised);
+    T_CHECK(raised == 1 && st.regimes == 0 && r.ended == 1,
+            "200 windows after the return: the regime ended (%d left, %d regime_ended "
+            "event), the fault raised %d", st.regimes, r.ended, raised);
     raised = regime_left_run(20, 200, &r, &st);
-    T_CHECK(raised == 1 && st.regimes == 0,
+    T_CHECK(raised == 1 && st.regimes == 0 && r.ended == 1,
             "restored 20 windows into the quiet span: the regime ended (%d left), the fault "
             "raised %d", st.regimes, raised);
     g_shares = 0;
