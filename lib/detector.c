@@ -3665,7 +3665,9 @@ static void regime_extend(ad_detector *d, int i, int64_t ts)
  * stream's threshold thr (windows over it judged otherwise neither count
  * nor reset; untrusted ones do not count), Q = the most of accept_after,
  * accept_gap, accept_period_ms and its own length (as windows): a change
- * that recurs within its chain's gap or at its time of day keeps it. */
+ * that recurs within its chain's gap or at its time of day keeps it. While
+ * a candidate is in shadow the end waits for its decision, which judges
+ * the regime (det_acc_promoted). */
 static void regime_left(ad_detector *d, int64_t ts, int ri, double s, double thr,
                         int untrusted)
 {
@@ -3695,7 +3697,11 @@ static void regime_left(ad_detector *d, int64_t ts, int ri, double s, double thr
             if (l > (double)q)
                 q = (int64_t)ceil(l);
         }
-        if (++d->regime_quiet[i] < q)
+        if (d->regime_quiet[i] < q)
+            d->regime_quiet[i]++;
+        /* a candidate in shadow judges the regime at its decision: left to
+         * it (a rejection keeps the regime: it ends at the next window) */
+        if (d->regime_quiet[i] < q || ad_adapt_candidate(d->ad) != NULL)
             continue;
         ad_log(AD_LOG_INFO, "%s: regime %llu ends: no window judged against it for %lld "
                "windows under the threshold %.6g (the change it was accepted from ended)",

@@ -136,8 +136,9 @@
  * persistent change, not recurring and on no schedule, also ends once no
  * window was judged against it over Q windows under the threshold (Q the
  * most of accept_after, accept_gap, accept_period_ms and its length, as
- * windows; state: "quiet"): its fine-tune may never come (a restart lost
- * it, its candidate was rejected). With accept_period_ms a persistent regime that stays
+ * windows; state: "quiet"; while a candidate is in shadow the end waits
+ * for its decision; AD_EV_REGIME_ENDED): its fine-tune may never come (a
+ * restart lost it, its candidate was rejected). With accept_period_ms a persistent regime that stays
  * applies from then on at the time of day of its change (from its alert's
  * start for as long as windows kept being judged against it) and counts
  * as recurring. Regimes that stay move to the candidate's scale (threshold
