@@ -839,6 +839,8 @@ void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     if (ev->type == AD_EV_ACCEPTED)
         ad_log(AD_LOG_NOTICE, "stream %s/%s: regime accepted: %s", d->c->name, s->key,
                ev->text);
+    else if (ev->type == AD_EV_REGIME_ENDED)
+        ad_log(AD_LOG_NOTICE, "stream %s/%s: regime ended: %s", d->c->name, s->key, ev->text);
     else
         ad_log(ev->adapt.type == AD_ADAPT_EV_PROMOTED ? AD_LOG_NOTICE : AD_LOG_INFO,
                "stream %s/%s: continual learning: %s%s%s", d->c->name, s->key,

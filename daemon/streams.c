@@ -793,6 +793,7 @@ int streams_events(ad_daemon *dd, stream_rec *s)
         case AD_EV_CALIB_FAILED:        /* logged (rate-limited) by the detector */
             break;
         case AD_EV_ACCEPTED:            /* a regime with its own threshold: keep it */
+        case AD_EV_REGIME_ENDED:        /* ... or one the process left */
             publish_adapt(dd, s, &ev);
             state_save(dd, s);
             state_changed = 1;

@@ -94,6 +94,7 @@ const char *ad_event_type_name(ad_event_type t)
     case AD_EV_DQ_CLEARED: return "dq_cleared";
     case AD_EV_ADAPT_READY: return "adapt_ready";
     case AD_EV_ADAPT: return "adapt";
+    case AD_EV_REGIME_ENDED: return "regime_ended";
     }
     return "?";
 }
@@ -2067,6 +2068,7 @@ void det_acc_reset(ad_detector *d)
     memset(d->regime_rec, 0, sizeof(d->regime_rec));
     memset(d->regime_span, 0, sizeof(d->regime_span));
     memset(d->regime_len, 0, sizeof(d->regime_len));
+    memset(d->regime_quiet, 0, sizeof(d->regime_quiet));
     memset(d->sd_fit_n, 0, sizeof(d->sd_fit_n));
     for (f = 0; f < AD_REGIMES; f++)
         d->regime_last[f] = INT64_MIN;
@@ -2291,10 +2293,11 @@ static double *regime_prof(const ad_detector *d, int i)
 
 /* The usual error profile and the accepted regimes, for the state file:
  * {"usual":[F],"usual_n":n,"regimes":[{"threshold":t,"recurring":b,["at_ms":ts,
- * "span_ms":ms,|"since_ms":ts,"length_ms":ms,]"profile":[F]},..]} (at/span: a
- * regime on a schedule; since/length: one from a persistent change, the
- * alert it was accepted from) oldest regime first (NULL when acceptance is
- * off or nothing was learned). */
+ * "span_ms":ms,|"since_ms":ts,"length_ms":ms,]["quiet":n,]"profile":[F]},..]}
+ * (at/span: a regime on a schedule; since/length: one from a persistent
+ * change, the alert it was accepted from; quiet: the windows under the
+ * threshold since one was judged against it, regime_left) oldest regime
+ * first (NULL when acceptance is off or nothing was learned). */
 cJSON *det_acc_save(const ad_detector *d)
 {
     cJSON *o, *a, *rs;
@@ -2330,6 +2333,8 @@ cJSON *det_acc_save(const ad_detector *d)
             cJSON_AddNumberToObject(r, "since_ms", (double)d->regime_at[i]);
             cJSON_AddNumberToObject(r, "length_ms", (double)d->regime_len[i]);
         }
+        if (!d->regime_rec[i] && d->regime_span[i] == 0 && d->regime_quiet[i] > 0)
+            cJSON_AddNumberToObject(r, "quiet", (double)d->regime_quiet[i]);
         a = cJSON_AddArrayToObject(r, "profile");
         for (f = 0; a && f < d->F; f++)
             cJSON_AddItemToArray(a, cJSON_CreateNumber(regime_prof(d, i)[f]));
@@ -2481,6 +2486,15 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
                        &d->regime_span[k]);
         read_time_pair(d, r, i, d->regime_rec[k], 0, "since_ms", "length_ms", &d->regime_at[k],
                        &d->regime_len[k]);
+        /* the windows since one was last judged against it (regime_left);
+         * none saved (an older state) or damaged: counted from here */
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(r, "quiet");
+        d->regime_quiet[k] = 0;
+        if (cJSON_IsNumber(q) && q->valuedouble >= 0 && q->valuedouble <= 1e12)
+            d->regime_quiet[k] = (int64_t)q->valuedouble;
+        else if (q != NULL)
+            ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].quiet is not a "
+                   "count in 0..1e12: counted from here", d->who, i);
         read_sd_fit(d, r, i, k);
         k++;
         i++;
@@ -3344,6 +3358,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     d->regime_at[slot] = d->acc_since;
     d->regime_len[slot] = rec ? 0 : ts - d->acc_since;
     d->regime_last[slot] = rec ? INT64_MIN : ts;
+    d->regime_quiet[slot] = 0;
     if (sched)
         regime_occ_window(d, slot);  /* recurrences on a schedule: at their time */
     /* the chain's earlier alerts were this regime too: no longer true
@@ -3574,6 +3589,7 @@ static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
     d->regime_at[slot] = d->window_ms > 0 ? ts - (int64_t)(S * d->window_ms) : ts;
     d->regime_len[slot] = ts - d->regime_at[slot];
     d->regime_last[slot] = ts;
+    d->regime_quiet[slot] = 0;
     /* the fault before the step was real: a true alert to the learner */
     e = accept_close(d, ts, nw, old, (uint64_t)S, p, L, AD_ADAPT_CLEAR_TRUE);
     snprintf(e->text, sizeof(e->text), "stepped down to %.4g (mean of %d under %.2g x "
@@ -3637,6 +3653,73 @@ static void regime_extend(ad_detector *d, int i, int64_t ts)
     d->regime_len[i] = len;
     if (d->regime_span[i] > 0)
         regime_schedule(d, i);
+}
+
+/* A regime accepted from one persistent change (not recurring, on no
+ * schedule) ends once the process left it, with continual learning on: it
+ * was meant to end at the promotion whose candidate learned it, and when
+ * that fine-tune is lost (a restart while it is due, out or in shadow) or
+ * its candidate rejected it would stay for good, hiding a fault that points
+ * its way under its threshold. Left: no window judged against it (ri, the
+ * regime this window was judged against, -1 none) over Q windows under the
+ * stream's threshold thr (windows over it judged otherwise neither count
+ * nor reset; untrusted ones do not count), Q = the most of accept_after,
+ * accept_gap, accept_period_ms and its own length (as windows): a change
+ * that recurs within its chain's gap or at its time of day keeps it. While
+ * a candidate is in shadow the end waits for its decision, which judges
+ * the regime (det_acc_promoted). */
+static void regime_left(ad_detector *d, int64_t ts, int ri, double s, double thr,
+                        int untrusted)
+{
+    ad_event *e;
+    double wm = d->window_ms > 0 ? d->window_ms : 0;
+    int64_t q;
+    int i;
+
+    if (d->ad == NULL || !d->cfg.adapt.enabled)     /* reload.shadow alone: no fine-tune */
+        return;
+    for (i = 0; i < AD_REGIMES; i++) {
+        if (!(d->regime_thr[i] > 0) || d->regime_rec[i] || d->regime_span[i] > 0)
+            continue;
+        if (i == ri) {
+            d->regime_quiet[i] = 0;
+            continue;
+        }
+        if (untrusted || !(s <= thr))
+            continue;
+        q = d->cfg.alert.accept_after > d->cfg.alert.accept_gap ? d->cfg.alert.accept_after
+                                                                 : d->cfg.alert.accept_gap;
+        if (wm > 0) {
+            double p = (double)d->cfg.alert.accept_period_ms / wm;
+            double l = (double)d->regime_len[i] / wm;
+            if (p > (double)q)
+                q = (int64_t)ceil(p);
+            if (l > (double)q)
+                q = (int64_t)ceil(l);
+        }
+        if (d->regime_quiet[i] < q)
+            d->regime_quiet[i]++;
+        /* a candidate in shadow judges the regime at its decision: left to
+         * it (a rejection keeps the regime: it ends at the next window) */
+        if (d->regime_quiet[i] < q || ad_adapt_candidate(d->ad) != NULL)
+            continue;
+        ad_log(AD_LOG_INFO, "%s: regime %llu ends: no window judged against it for %lld "
+               "windows under the threshold %.6g (the change it was accepted from ended)",
+               d->who, (unsigned long long)d->regime_seq[i], (long long)d->regime_quiet[i],
+               thr);
+        e = det_ev_new(d, AD_EV_REGIME_ENDED, ts);
+        e->threshold = d->regime_thr[i];
+        e->prev_threshold = thr;
+        e->n = (uint64_t)d->regime_quiet[i];
+        snprintf(e->text, sizeof(e->text), "no window judged against it (%.6g) for %lld "
+                 "windows under the threshold %.6g: the change it was accepted from ended",
+                 d->regime_thr[i], (long long)d->regime_quiet[i], thr);
+        d->regime_thr[i] = 0;
+        d->regime_len[i] = 0;
+        d->regime_quiet[i] = 0;
+        d->sd_fit_n[i] = 0;
+        d->regime_last[i] = INT64_MIN;
+    }
 }
 
 /* ACCEPTANCE AT A RECURRENCE'S ONSET (alert.accept_onset N > 0, with
@@ -4525,6 +4608,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     int f;
 
     d->last_regime = ri;
+    regime_left(d, ts, ri, s, thr, untrusted || hard);
     if (d->ad)
         ad_adapt_window_seen(d->ad, ts);
     if (like) {

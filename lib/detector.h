@@ -132,7 +132,13 @@
  * and stays when at least alert.k are above; one seen on fewer windows
  * ends when accepted from one persistent change (its windows taught the
  * candidate) and stays when accepted from recurrences (brief, mostly
- * inside alerts). With accept_period_ms a persistent regime that stays
+ * inside alerts). With continual learning a regime accepted from one
+ * persistent change, not recurring and on no schedule, also ends once no
+ * window was judged against it over Q windows under the threshold (Q the
+ * most of accept_after, accept_gap, accept_period_ms and its length, as
+ * windows; state: "quiet"; while a candidate is in shadow the end waits
+ * for its decision; AD_EV_REGIME_ENDED): its fine-tune may never come (a
+ * restart lost it, its candidate was rejected). With accept_period_ms a persistent regime that stays
  * applies from then on at the time of day of its change (from its alert's
  * start for as long as windows kept being judged against it) and counts
  * as recurring. Regimes that stay move to the candidate's scale (threshold
@@ -440,9 +446,13 @@ typedef enum {
     AD_EV_DQ_RAISED,            /* data-quality condition raised (dq) */
     AD_EV_DQ_CLEARED,           /* ... cleared (dq) */
     AD_EV_ADAPT_READY,          /* call ad_detector_take_adapt_job() */
-    AD_EV_ADAPT                 /* continual-learning decision or step:
+    AD_EV_ADAPT,                /* continual-learning decision or step:
                                  * promoted / rejected / shadow started /
                                  * training failed (adapt) */
+    AD_EV_REGIME_ENDED          /* a persistent regime ended, the process
+                                 * left it (not at a promotion): threshold
+                                 * (the regime's), prev_threshold (the
+                                 * stream's), n = quiet windows, text */
 } ad_event_type;
 
 typedef struct ad_event {
@@ -1032,6 +1042,8 @@ int ad_detector_close_alert(ad_detector *d, ad_close_reason reason);
  *   {"event":"calibration_failed","stream":..,"ts":ms,"text":..,"failures":n}
  *   {"event":"regime_accepted","stream":..,"ts":ms,"threshold":new,
  *    "prev_threshold":old,"windows":A,"text":..}
+ *   {"event":"regime_ended","stream":..,"ts":ms,"threshold":the regime's,
+ *    "prev_threshold":the stream's,"windows":quiet windows,"text":..}
  *   {"event":"dq_raised"|"dq_cleared","stream":..,"ts":ms,
  *    ad_dq_event_to_json fields ("kind":"data_quality","id","check",
  *    "feature",...)}

@@ -180,6 +180,10 @@ struct ad_detector {
                                         keep being judged against it) */
     int64_t regime_last[AD_REGIMES]; /* the last such window (ms); INT64_MIN:
                                         the occurrence ended, no more extending */
+    int64_t regime_quiet[AD_REGIMES]; /* one persistent change (not recurring,
+                                        with continual learning): windows under
+                                        the threshold since the last one judged
+                                        against it (regime_left) */
     /* the candidate in shadow on windows judged against regime i: how many,
      * and their highest candidate scores, descending (det_acc_promoted) */
     int regime_sh_n[AD_REGIMES];

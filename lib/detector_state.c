@@ -1155,6 +1155,7 @@ cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
             goto fail;
         break;
     case AD_EV_ACCEPTED:
+    case AD_EV_REGIME_ENDED:
         if (!cJSON_AddNumberToObject(o, "threshold", ev->threshold) ||
             !num_or_null(o, "prev_threshold", ev->prev_threshold) ||
             !cJSON_AddNumberToObject(o, "windows", (double)ev->n) ||

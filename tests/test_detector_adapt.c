@@ -179,6 +179,7 @@ static int g_stride;
 
 typedef struct run {
     int raised, cleared, accepted, promoted, rejected, shadow, ready, waiting;
+    int ended;                  /* AD_EV_REGIME_ENDED */
     char *trace;                /* != NULL: every event appended, one a line */
     size_t tlen, tcap;
     int skip_finetune;          /* fine-tune jobs fail: only reloads shadow */
@@ -220,6 +221,8 @@ static void on_adapt_ready(ad_detector *d, run *r)
 }
 
 /* Row t of the data pushed into d. */
+static double g_off0;       /* added to sensor 0 (a fault of regime B's sign) */
+
 static void push(ad_detector *d, uint64_t t, int regime, int blockage)
 {
     float raw[F];
@@ -229,6 +232,7 @@ static void push(ad_detector *d, uint64_t t, int regime, int blockage)
     gen_row(t, regime, blockage, raw);
     for (f = 0; f < F; f++)
         row[f] = raw[f];
+    row[0] += g_off0;
     ad_detector_push_row(d, (int64_t)t * g_step_ms, row, NULL);
 }
 
@@ -274,6 +278,7 @@ again:
             break;
         case AD_EV_ALERT_CLEARED: r->cleared++; break;
         case AD_EV_ACCEPTED: r->accepted++; break;
+        case AD_EV_REGIME_ENDED: r->ended++; break;
         case AD_EV_ADAPT_READY: r->ready++; on_adapt_ready(d, r); goto again;
         case AD_EV_ADAPT:
             if (ev.adapt.type == AD_ADAPT_EV_SHADOW) {
@@ -662,7 +667,10 @@ static void test_recurring_regime_learned(void)
  * the new threshold, so the regime is kept. With a period (here 600 s) it
  * then applies at the time of day of the alert it was accepted from: B at
  * that phase the next period is quiet, B half a period later alerts.
- * Without a period it is kept at any time. */
+ * Without a period it is kept at any time, until the process has left it
+ * (no window judged against it for accept_after windows under the
+ * threshold, regime_left): B back after the hundreds of A windows that
+ * follow alerts again. */
 static void test_unlearned_regime_kept(void)
 {
     int per;
@@ -739,11 +747,107 @@ static void test_unlearned_regime_kept(void)
         raised_off = r.raised - raised_off;
         T_NOTE("period %d: B at its phase %d raise(s), half a period off %d", per, raised_on,
                raised_off);
-        T_CHECK(raised_on == 0 && raised_off == per,
-                "period %d: B at its phase raised %d, off it %d (want 0, %d)", per, raised_on,
-                raised_off, per);
+        T_CHECK(raised_on == !per && raised_off == 1,
+                "period %d: B at its phase raised %d, off it %d (want %d, 1)", per, raised_on,
+                raised_off, !per);
         ad_detector_free(d);
     }
+}
+
+/* A regime whose fine-tune never comes ends once the process left it. B
+ * is accepted from one persistent alert; every fine-tune fails (the one
+ * the acceptance makes due, and the scheduled ones), so no promotion ever
+ * judges it. The process returns to A for 200 windows (more than the
+ * quiet span, accept_after 30: regime_left); then sensor 0 rises by half
+ * B's shift, a fault pointing B's way, scoring over the threshold and
+ * under B's: it raises. Before, B stayed for good and the fault was
+ * judged against it. The same with the state saved and restored into a
+ * fresh detector 20 windows into the quiet span (the count goes on:
+ * "quiet"), and with the fault 10 windows after the return (within the
+ * span: judged against B, nothing raised). */
+static int regime_left_run(int save_at, int fault_after, run *r, ad_detector_stats *fst)
+{
+    ad_detector *d = mk_gap(0, 0, 0.2), *d2;
+    ad_detector_stats st;
+    uint64_t t = 70000;
+    char *txt, err[300] = "";
+    int i;
+
+    memset(r, 0, sizeof(*r));
+    memset(fst, 0, sizeof(*fst));
+    if (d == NULL)
+        return -1;
+    r->skip_finetune = 1;                       /* every fine-tune fails */
+    for (i = 0; i < 300; i++)
+        step(d, t++, REG_A, 0, r);
+    for (i = 0; i < 400 && !r->accepted; i++)
+        step(d, t++, REG_B, 0, r);
+    for (i = 0; i < 60; i++)                    /* judged against the regime */
+        step(d, t++, REG_B, 0, r);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(r->accepted == 1 && r->raised == 1 && st.regimes == 1 && r->promoted == 0,
+            "B raised %d, accepted %d, %d regime(s), promoted %d", r->raised, r->accepted,
+            st.regimes, r->promoted);
+    for (i = 0; i < fault_after; i++) {
+        if (i == save_at) {                     /* a restart in the quiet span */
+            txt = ad_detector_save(d);
+            d2 = mk_gap(0, 0, 0.2);
+            T_CHECK(txt && d2 && ad_detector_restore(d2, txt, err, sizeof(err)) == 0,
+                    "restored: %s", err);
+            const char *q = txt ? strstr(txt, "\"quiet\":") : NULL;
+            int qn = q ? atoi(q + 8) : -1;
+            T_CHECK(qn >= 5 && qn <= 20, "the quiet count saved: %d of the 20 windows", qn);
+            free(txt);
+            ad_detector_free(d);
+            d = d2;
+            if (d == NULL)
+                return -1;
+        }
+        step(d, t++, REG_A, 0, r);
+    }
+    ad_detector_get_stats(d, fst);
+    T_NOTE("after %d windows of A: %d regime(s), threshold %.4f, regime threshold %.4f",
+           fault_after, fst->regimes, fst->threshold, fst->regime_threshold);
+    i = r->raised;
+    g_off0 = 0.75;                              /* half B's shift on sensor 0 */
+    for (int k = 0; k < 40; k++) {
+        step(d, t++, REG_A, 0, r);
+        ad_detector_get_stats(d, &st);
+        if (k == 20)
+            *fst = st;
+    }
+    g_off0 = 0;
+    T_NOTE("fault: score %.4f, threshold %.4f, raised %d, windows judged against a regime "
+           "%" PRIu64, fst->last_score, fst->threshold, r->raised - i, st.windows_regime);
+    ad_detector_free(d);
+    return r->raised - i;
+}
+
+static void test_unpromoted_regime_ends(void)
+{
+    ad_detector_stats st, keep;
+    run r;
+    int raised;
+
+    if (!g_live)
+        return;
+    g_shares = 1;               /* error shares: the regimes' profiles, saved */
+    /* the fault's level, against a regime that is still there */
+    raised = regime_left_run(-1, 10, &r, &keep);
+    T_CHECK(raised == 0 && keep.regimes == 1 && r.ended == 0 &&
+            keep.last_score > keep.threshold && keep.last_score < keep.regime_threshold,
+            "10 windows after the return: the regime stays (%d), the fault (%.4f between "
+            "%.4f and %.4f) judged against it, raised %d", keep.regimes, keep.last_score,
+            keep.threshold, keep.regime_threshold, raised);
+    raised = regime_left_run(-1, 200, &r, &st);
+    T_CHECK(raised == 1 && st.regimes == 0 && r.ended == 1,
+            "200 windows after the return: the regime ended (%d left, %d regime_ended "
+            "event), the fault raised %d", st.regimes, r.ended, raised);
+    raised = regime_left_run(20, 200, &r, &st);
+    T_CHECK(raised == 1 && st.regimes == 0 && r.ended == 1,
+            "restored 20 windows into the quiet span: the regime ended (%d left), the fault "
+            "raised %d", st.regimes, raised);
+    g_shares = 0;
 }
 
 /* The change of both tests below: REG_B for 20 windows every 600 (a
@@ -1745,6 +1849,7 @@ int main(void)
     T_RUN(test_normalized_promotion);
     T_RUN(test_recurring_regime_learned);
     T_RUN(test_unlearned_regime_kept);
+    T_RUN(test_unpromoted_regime_ends);
     T_RUN(test_chain_over_promotion);
     T_RUN(test_onset_regime_over_promotion);
     T_RUN(test_silencing_candidate_rejected);
