@@ -203,13 +203,6 @@ void det_lik_settle(ad_detector *d)
         ad_likelihood_commit(d->lik_sh, keep);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 /* The median candidate / live score ratio over the shadow span's normal
  * windows; NAN with fewer than AD_LIK_RATIO_MIN. */
 static double shadow_ratio(const ad_detector *d)
@@ -220,8 +213,7 @@ static double shadow_ratio(const ad_detector *d)
     if (n < AD_LIK_RATIO_MIN || d->lik_rat == NULL || (v = malloc((size_t)n * sizeof(double))) == NULL)
         return NAN;
     memcpy(v, d->lik_rat, (size_t)n * sizeof(double));
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    m = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    m = ad_quantile(v, (size_t)n, 0.5);
     free(v);
     return m;
 }
