@@ -878,7 +878,8 @@ void *ad_detector_user(const ad_detector *d);
  *  "method":..,"alerts":seq,"alert":{ad_alerter_save + "last_ts":ms
  *  [,"calib_guard":thr][,"accept":{..}]}, and once calibrated "threshold":..,
  *  "calib_windows":..,"smoothed":..,"state":{threshold state},
- *  "acceptance":{usual error profile, accepted regimes},"window_ms":..,
+ *  "acceptance":{usual error profile, accepted regimes; "usual_n" 0:
+ *  scores fed without shares, regimes accepted by level},"window_ms":..,
  *  "level":{..} (the level test, alert.level_ms, below),"burst":{..} (the
  *  burst test, alert.burst_ms: burst.h SAVED STATE; the neighbourhood's
  *  rows in a hand-over only); plus "dq":{ad_dq_save state},

@@ -1166,6 +1166,49 @@ static void test_restart_onset(void)
     g_shares = 0;
 }
 
+/* A detector of test_new_regime_absorbed's settings without continual
+ * learning (the accepted regime stays). */
+static ad_detector *mk_plain(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 200;
+    c.thr.margin = 1.2;
+    c.alert.k = 3;
+    c.alert.n = 3;
+    c.alert.m = 5;
+    c.alert.clear_ratio = 1;
+    c.alert.accept_after = 30;
+    if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0)
+        T_CHECK(0, "ad_detector_new: %s", err);
+    return d;
+}
+
+/* A persistent change (regime B) accepted, then a fault on it, scores fed
+ * without their error shares (the level alone judges a window against the
+ * regime) and with them: restored after the acceptance, the regime is
+ * saved ("acceptance") and the windows after the restore are judged
+ * against it as without the restore. Before, a stream fed without shares
+ * saved no "acceptance" (its usual error profile never learned): the
+ * restart forgot the regime and raised the change again. */
+static void test_restart_regime_no_shares(void)
+{
+    static const seg sg[] = { { 300, REG_A, 0 }, { 400, REG_B, 0 }, { 20, REG_B, 1 },
+                              { 200, REG_B, 0 } };
+    static const int cuts[] = { 550, 690 };
+
+    if (!g_live)
+        return;
+    g_mk_restart = mk_plain;
+    restart_same("no shares", sg, 4, cuts, 2);
+    g_shares = 1;
+    restart_same("shares", sg, 4, cuts, 2);
+    g_shares = 0;
+}
+
 static void test_silencing_candidate_rejected(void)
 {
     ad_detector *d;
@@ -2058,6 +2101,7 @@ int main(void)
     T_RUN(test_chain_over_promotion);
     T_RUN(test_onset_regime_over_promotion);
     T_RUN(test_restart_onset);
+    T_RUN(test_restart_regime_no_shares);
     T_RUN(test_silencing_candidate_rejected);
     T_RUN(test_false_alarm_over_promotion);
     T_RUN(test_false_alarm_regime_promotion);
