@@ -1209,6 +1209,66 @@ static void test_restart_regime_no_shares(void)
     g_shares = 0;
 }
 
+static ad_detector *mk_absorb(void)
+{
+    return mk(0);
+}
+
+/* test_new_regime_absorbed's change (a true fault on A, regime B accepted,
+ * its fine-tune due and held while B's windows are judged against the
+ * regime, then trained, shadowed and promoted, a fault on B) restored
+ * while the acceptance's fine-tune is due: the learner's normal set (the
+ * windows from before the change and the regime's own), its pending
+ * windows and the due fine-tune are saved ("adapt"."normal",
+ * "accept_finetune"), so the fine-tune trains on the same windows at the
+ * same window, the same candidate is promoted and the same windows and
+ * events follow. Before, the restored learner refilled its normal set
+ * from the regime's windows only, and trained at its schedule. */
+static void test_restart_accept_finetune(void)
+{
+    static const seg sg[] = { { 400, REG_A, 0 }, { 20, REG_A, 1 }, { 100, REG_A, 0 },
+                              { 1500, REG_B, 0 }, { 20, REG_B, 1 }, { 200, REG_B, 0 } };
+    static const int cuts[] = { 700, 750, 800 }, lost[] = { 600, 900 };
+    static char base[1 << 20], got[1 << 20];
+    ad_detector_stats sb, sr;
+    run rb, rr;
+    int k, rc;
+
+    if (!g_live)
+        return;
+    g_mk_restart = mk_absorb;
+    restart_same("acceptance's fine-tune due", sg, 6, cuts, 3);
+    restart_old_state(sg, 6, 750, "adapt.normal");
+    restart_old_state(sg, 6, 750, "adapt.accept_finetune");
+    /* the counts as data time (5 s windows): the saved set is read before
+     * they are known and taken when the saved window period resolves them */
+    g_step_ms = 5000;
+    g_adapt_ms = 5000;
+    restart_same("acceptance's fine-tune due, data time", sg, 6, cuts + 1, 1);
+    g_step_ms = 1000;
+    g_adapt_ms = 0;
+    /* restored with a fine-tune's candidate in shadow (a scheduled one at
+     * row 600, decided at 665 without the restore; the acceptance's at
+     * 900, promoted at 971): the candidate is not saved, the fine-tune is
+     * due again at once on the saved normal set (held while the regime's
+     * windows come, as the acceptance's), and the regime is learned: a
+     * promotion, no rejection, the fault on B raised */
+    for (k = 0; k < 2; k++) {
+        memset(&rb, 0, sizeof(rb));
+        memset(&rr, 0, sizeof(rr));
+        rb.trace = base;
+        rb.tcap = sizeof(base);
+        rr.trace = got;
+        rr.tcap = sizeof(got);
+        restart_run(sg, 6, -1, lost[k], &rb, &rc, &sb);
+        restart_run(sg, 6, lost[k], -1, &rr, &rc, &sr);
+        T_CHECK(rc == 0 && rr.promoted >= 1 && rr.rejected == (k == 0 ? 0 : rb.rejected) &&
+                rr.raised == rb.raised, "candidate in shadow lost at row %d: trained again, "
+                "promoted %d, rejected %d, raised %d (uninterrupted: %d, %d, %d)", lost[k],
+                rr.promoted, rr.rejected, rr.raised, rb.promoted, rb.rejected, rb.raised);
+    }
+}
+
 static void test_silencing_candidate_rejected(void)
 {
     ad_detector *d;
@@ -2102,6 +2162,7 @@ int main(void)
     T_RUN(test_onset_regime_over_promotion);
     T_RUN(test_restart_onset);
     T_RUN(test_restart_regime_no_shares);
+    T_RUN(test_restart_accept_finetune);
     T_RUN(test_silencing_candidate_rejected);
     T_RUN(test_false_alarm_over_promotion);
     T_RUN(test_false_alarm_regime_promotion);
