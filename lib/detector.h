@@ -937,8 +937,10 @@ void *ad_detector_user(const ad_detector *d);
  * since_ms, their highest score max (run -1: judged not a recurrence,
  * until a window under the threshold), so the wait goes on across the
  * restore and the occurrence is judged at the window, with the start, it
- * would have been without it (missing: no run under way; an older file's
- * wait starts again at the next window over the threshold). About 20
+ * would have been without it (taken from a hand-over only: after a save in
+ * the middle of the stream the windows since are lost, the wait starts
+ * again; missing: no run under way; an older file's wait starts again at
+ * the next window over the threshold). About 20
  * bytes of JSON per score: 3 KB at A = 150, 9 KB at 480 (twice that with
  * a parked chain).
  */

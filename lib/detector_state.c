@@ -64,17 +64,22 @@ static int onset_save(const ad_detector *d, cJSON *acc)
 /* The saved onset run (onset_save; o NULL: none, or a state from before
  * it was kept) continued after the chain it belongs to was restored: the
  * wait goes on from the windows withheld before the save, the occurrence
- * judged at the window it would have been without the restart. A chain
- * not restored (damaged) has no run; a damaged run is dropped with a
- * warning (the wait starts again at the next window over the threshold). */
-static void onset_restore(ad_detector *d, const cJSON *o)
+ * judged at the window it would have been without the restart. Only from
+ * a hand-over (handover: a stop, an eviction, a partition move: nothing
+ * consumed after it): after a save in the middle of the stream (kill -9)
+ * the windows since are lost, and whether the run went on, ended or was
+ * judged is not known; the wait starts again, as before the run was kept.
+ * A chain not restored (damaged) has no run; a damaged run is dropped with
+ * a warning (the wait starts again at the next window over the
+ * threshold). */
+static void onset_restore(ad_detector *d, const cJSON *o, int handover)
 {
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "run");
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "since_ms");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "max");
 
     d->acc_onset_run = 0;
-    if (o == NULL || d->acc_len == 0)
+    if (o == NULL || d->acc_len == 0 || !handover)
         return;
     if (!cJSON_IsObject(o) || !cJSON_IsNumber(r) || !(r->valuedouble >= -1) ||
         !(r->valuedouble <= 1e6) || r->valuedouble != floor(r->valuedouble) ||
@@ -974,7 +979,8 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     x = cJSON_GetObjectItemCaseSensitive(o, "alert");
     x = cJSON_IsObject(x) ? cJSON_GetObjectItemCaseSensitive(x, "accept") : NULL;
     det_acc_chain_restore(d, x);
-    onset_restore(d, cJSON_GetObjectItemCaseSensitive(x, "onset"));
+    onset_restore(d, cJSON_GetObjectItemCaseSensitive(x, "onset"),
+                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "handover")));
     /* the regimes once accept_after_ms is a count of windows too: a
      * step-down regime learns from up to max(accept_after, stepdown_after)
      * scores */
