@@ -462,6 +462,8 @@ int ad_adapt_resolve(ad_adapt *a, double window_ms, char *note, size_t notelen,
         early_free(a, 1);           /* never resolved: nothing more is held */
         return rc;
     }
+    /* a restored normal set: older than the windows held since */
+    adapt_normal_take(a);
     /* an alert cleared fewer than margin windows ago still excludes the
      * windows up to its margin, as it would have with the count known */
     if (!a->in_alert && a->cleared_at > 0) {
@@ -508,6 +510,7 @@ void ad_adapt_free(ad_adapt *a)
     free(a->ref_base_f);
     ad_model_free(a->cand);
     ad_model_free(a->decided);
+    cJSON_Delete(a->rest_normal);
     free(a);
 }
 

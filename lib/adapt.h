@@ -606,12 +606,23 @@ void ad_adapt_unscale(const ad_model *m, const float *scaled, float *raw,
  *    "true_alerts":[{"id":..,"ts":ms,"score":..,"window":[T*F numbers]}]
  *    [,"alert":{"id":..,"ts":ms,"score":..,"window":[T*F]}]  open alert's peak
  *    [,"post_clear":n][,"cleared_at":n]                     clear margin
- *    [,"alert_windows":[{"ts":ms,"window":[T*F]}..]]}        windows inside
+ *    [,"alert_windows":[{"ts":ms,"window":[T*F]}..]]        windows inside
  *                         alerts kept for an accepted regime, oldest first
+ *    [,"regime_last":n][,"held_at":n]        a due fine-tune's wait for a
+ *                                            regime's occurrence
+ *    [,"accept_finetune":{"admitted":n,"need":n}]  an acceptance's, due
+ *    [,"finetune_lost":true]     a job or a fine-tune's candidate in flight
+ *    [,"normal":{"stride_count":n,"windows":[{"ts":ms,"window":[T*F]}..],
+ *                "pending":[{"ago":n,"ts":ms,"window":[T*F]}..],
+ *                "seen":[ms..],"seen_n":n}]}
  * (windows printed with 9 digits: floats, read back bit for bit; the
  * optional members are absent from states saved before they were kept).
- * The normal set and a job or candidate in flight are not saved (a restart
- * refills the set; the schedule resumes at its position).
+ * The normal set is saved only while a fine-tune is due for an acceptance,
+ * out or in shadow (adapt_state.c NORMAL SET ACROSS A RESTART): a restart
+ * then trains the due fine-tune at the same window on the same windows, a
+ * lost one (a job or candidate in flight is never saved) again at once on
+ * the saved set; otherwise a restart refills the set and the schedule
+ * resumes at its position.
  */
 char *ad_adapt_save(const ad_adapt *a);
 

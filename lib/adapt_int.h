@@ -119,6 +119,13 @@ struct ad_adapt {
     int64_t ref_base_ts;
     int ref_top;                        /* -1: none */
     int ref_warned;                     /* a drift notice is out */
+    /* a saved normal set (adapt_state.c NORMAL SET ACROSS A RESTART) read
+     * before the counts were known: taken at the resolution */
+    struct cJSON *rest_normal;
 };
+
+/* Take the saved normal set kept in a->rest_normal (if any) into the
+ * resolved learner, and free it (adapt_state.c). */
+void adapt_normal_take(ad_adapt *a);
 
 #endif /* AD_ADAPT_INT_H */

@@ -126,6 +126,103 @@ static int save_alerts_open(const ad_adapt *a, cJSON *o)
     return 0;
 }
 
+/*
+ * NORMAL SET ACROSS A RESTART. The fine-tune an acceptance makes due is
+ * the one meant to learn the regime: its normal set holds the windows
+ * from before the change and the regime's own. Lost at a restart, the
+ * learner refilled it from the regime's windows alone, and that candidate
+ * was rejected (docs/continual-learning.md). So while a fine-tune is due
+ * for an acceptance, out, or in shadow, the state holds
+ *   "normal":{"stride_count":n,"windows":[{"ts":ms,"window":[T*F]}..],
+ *             "pending":[{"ago":k,"ts":ms,"window":[T*F]}..],
+ *             "seen":[ms..],"seen_n":n}
+ * (the normal set oldest first, the windows waiting for their margin,
+ * offered k windows before the last, the times of the last windows judged
+ * for an alert's run-up, AD_ADAPT_RUN_UP at most; T*F numbers a window,
+ * about 10 bytes each: 360 KB for 500 windows of 12x6), and
+ *   "accept_finetune":{"admitted":n,"need":n}   the acceptance's due one
+ *   "finetune_lost":true                        a job out or a fine-tune's
+ *                                               candidate in shadow
+ *   "regime_last":n,"held_at":n                 (in any state, when not 0)
+ *                                               the wait of a due fine-tune
+ *                                               for a regime's occurrence
+ *                                               (offer counts)
+ * A restored learner trains the due fine-tune at the window it would have
+ * without the restart, on the same windows; one whose job or candidate
+ * was lost (neither is saved) trains again at once on the saved set. A
+ * state without them (an older one) refills the set; a damaged "normal"
+ * is ignored with a warning. Restored before the counts are known (data
+ * time), the set is taken at the resolution (adapt_normal_take).
+ */
+static int want_normal(const ad_adapt *a)
+{
+    return a->resolved && a->ncap > 0 &&
+           (a->acc_pending || a->ready || a->job_out ||
+            (a->cand != NULL && a->origin == AD_ADAPT_FINETUNE));
+}
+
+static int save_normal(const ad_adapt *a, cJSON *o)
+{
+    cJSON *n, *arr, *t, *w;
+    size_t i, k;
+
+    if (a->reg_last > 0 && !cJSON_AddNumberToObject(o, "regime_last", (double)a->reg_last))
+        return -1;
+    if (a->held_at > 0 && !cJSON_AddNumberToObject(o, "held_at", (double)a->held_at))
+        return -1;
+    if (a->acc_pending &&
+        ((t = cJSON_AddObjectToObject(o, "accept_finetune")) == NULL ||
+         !cJSON_AddNumberToObject(t, "admitted", (double)a->acc_admitted) ||
+         !cJSON_AddNumberToObject(t, "need", (double)a->acc_need)))
+        return -1;
+    if ((a->ready || a->job_out || (a->cand != NULL && a->origin == AD_ADAPT_FINETUNE)) &&
+        !cJSON_AddBoolToObject(o, "finetune_lost", 1))
+        return -1;
+    if (!want_normal(a))
+        return 0;
+    if ((n = cJSON_AddObjectToObject(o, "normal")) == NULL ||
+        !cJSON_AddNumberToObject(n, "stride_count", (double)a->stride_ctr) ||
+        (arr = cJSON_AddArrayToObject(n, "windows")) == NULL)
+        return -1;
+    for (i = 0; i < a->nlen; i++) {
+        size_t slot = (a->nhead + i) % a->ncap;
+
+        if ((t = cJSON_CreateObject()) == NULL)
+            return -1;
+        cJSON_AddItemToArray(arr, t);
+        if (!cJSON_AddNumberToObject(t, "ts", (double)a->nts[slot]) ||
+            (w = window_json(a, a->nset + slot * a->wsz)) == NULL)
+            return -1;
+        cJSON_AddItemToObject(t, "window", w);
+    }
+    if ((arr = cJSON_AddArrayToObject(n, "pending")) == NULL)
+        return -1;
+    for (i = 0; i < a->plen; i++) {
+        size_t slot = (a->phead + i) % a->pcap;
+        const pend_ent *e = &a->pend[slot];
+
+        if ((t = cJSON_CreateObject()) == NULL)
+            return -1;
+        cJSON_AddItemToArray(arr, t);
+        if (!cJSON_AddNumberToObject(t, "ago", (double)(a->offered - e->seq)) ||
+            !cJSON_AddNumberToObject(t, "ts", (double)e->ts) ||
+            (w = window_json(a, a->pwin + slot * a->wsz)) == NULL)
+            return -1;
+        cJSON_AddItemToObject(t, "window", w);
+    }
+    k = a->seen < AD_ADAPT_RUN_UP ? (size_t)a->seen : AD_ADAPT_RUN_UP;
+    if ((arr = cJSON_AddArrayToObject(n, "seen")) == NULL ||
+        !cJSON_AddNumberToObject(n, "seen_n", (double)a->seen))
+        return -1;
+    for (i = 0; i < k; i++) {
+        uint64_t j = a->seen - k + i;
+        if (!cJSON_AddItemToArray(arr, cJSON_CreateNumber(
+                (double)a->seen_ts[j % AD_ADAPT_RUN_UP])))
+            return -1;
+    }
+    return 0;
+}
+
 char *ad_adapt_save(const ad_adapt *a)
 {
     cJSON *o = cJSON_CreateObject(), *s, *arr, *t, *w, *last;
@@ -194,7 +291,7 @@ char *ad_adapt_save(const ad_adapt *a)
             goto out;
         cJSON_AddItemToObject(t, "window", w);
     }
-    if (save_alerts_open(a, o) != 0)
+    if (save_alerts_open(a, o) != 0 || save_normal(a, o) != 0)
         goto out;
     txt = ad_json_print(o);
 out:
@@ -530,6 +627,175 @@ static void apply_open_alerts(ad_adapt *a, const open_alerts *p)
     }
 }
 
+/* The saved normal set n (save_normal) into the resolved learner a: the
+ * newest windows the set and the pending queue hold now (counts changed
+ * since: what fits), the stride's count and the windows seen; all of it
+ * read before any is taken. 0, or an AD_E* code with err set (nothing
+ * taken). */
+static int normal_apply(ad_adapt *a, const cJSON *n, char *err, size_t errlen)
+{
+    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(n, "windows");
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(n, "pending");
+    const cJSON *sn = cJSON_GetObjectItemCaseSensitive(n, "seen"), *t;
+    size_t nw, np, ns, skipw, skipp, i;
+    float *win = NULL;
+    int64_t *ts = NULL, seen[AD_ADAPT_RUN_UP];
+    uint64_t *ago = NULL;
+    double v, stride, seen_n;
+    char path[48];
+    int rc = 0;
+
+    if (!cJSON_IsObject(n) || !cJSON_IsArray(ws) || !cJSON_IsArray(ps) || !cJSON_IsArray(sn))
+        return ad_errf(err, errlen, AD_EFORMAT, "adapt state: normal: expected an object "
+                       "with windows, pending and seen arrays");
+    if ((rc = get_num(n, "normal.", "stride_count", 0, 9e15, &stride, err, errlen)) != 0 ||
+        (rc = get_num(n, "normal.", "seen_n", 0, 9e15, &seen_n, err, errlen)) != 0)
+        return rc;
+    nw = (size_t)cJSON_GetArraySize(ws);
+    np = (size_t)cJSON_GetArraySize(ps);
+    ns = (size_t)cJSON_GetArraySize(sn);
+    if (ns > AD_ADAPT_RUN_UP || (double)ns > seen_n)
+        return ad_errf(err, errlen, AD_EFORMAT, "adapt state: normal.seen: at most %d times "
+                       "and seen_n", AD_ADAPT_RUN_UP);
+    skipw = nw > a->ncap ? nw - a->ncap : 0;
+    skipp = np > a->pcap ? np - a->pcap : 0;
+    win = malloc((nw - skipw + np - skipp + 1) * a->wsz * sizeof(float));
+    ts = malloc((nw - skipw + np - skipp + 1) * sizeof(int64_t));
+    ago = malloc((np - skipp + 1) * sizeof(uint64_t));
+    if (win == NULL || ts == NULL || ago == NULL) {
+        rc = ad_errf(err, errlen, AD_ENOMEM, "adapt state: out of memory");
+        goto out;
+    }
+    i = 0;
+    cJSON_ArrayForEach(t, ws) {
+        size_t k = i - skipw;
+        snprintf(path, sizeof(path), "normal.windows[%zu].", i);
+        if (i++ < skipw)
+            continue;
+        if ((rc = get_num(t, path, "ts", -9.2e18, 9.2e18, &v, err, errlen)) != 0 ||
+            (rc = parse_window(a, cJSON_GetObjectItemCaseSensitive(t, "window"), path,
+                               win + k * a->wsz, err, errlen)) != 0)
+            goto out;
+        ts[k] = (int64_t)v;
+    }
+    i = 0;
+    cJSON_ArrayForEach(t, ps) {
+        size_t k = nw - skipw + i - skipp;
+        double g;
+        snprintf(path, sizeof(path), "normal.pending[%zu].", i);
+        if (i++ < skipp)
+            continue;
+        if ((rc = get_num(t, path, "ago", 0, (double)a->offered, &g, err, errlen)) != 0 ||
+            (rc = get_num(t, path, "ts", -9.2e18, 9.2e18, &v, err, errlen)) != 0 ||
+            (rc = parse_window(a, cJSON_GetObjectItemCaseSensitive(t, "window"), path,
+                               win + k * a->wsz, err, errlen)) != 0)
+            goto out;
+        ts[k] = (int64_t)v;
+        ago[k - (nw - skipw)] = (uint64_t)g;
+    }
+    i = 0;
+    cJSON_ArrayForEach(t, sn) {
+        if (!cJSON_IsNumber(t) || !(fabs(t->valuedouble) <= 9.2e18)) {
+            rc = ad_errf(err, errlen, AD_EFORMAT, "adapt state: normal.seen[%zu]: expected "
+                         "a time in ms", i);
+            goto out;
+        }
+        seen[i++] = (int64_t)t->valuedouble;
+    }
+    /* all read: taken */
+    a->nhead = 0;
+    a->nlen = nw - skipw;
+    for (i = 0; i < a->nlen; i++) {
+        memcpy(a->nset + i * a->wsz, win + i * a->wsz, a->wsz * sizeof(float));
+        a->nts[i] = ts[i];
+    }
+    a->phead = 0;
+    a->plen = np - skipp;
+    for (i = 0; i < a->plen; i++) {
+        size_t k = a->nlen + i;
+        memset(&a->pend[i], 0, sizeof(a->pend[i]));
+        a->pend[i].seq = a->offered - ago[i];
+        a->pend[i].ts = ts[k];
+        a->pend[i].live = a->pend[i].cand = NAN;
+        memcpy(a->pwin + i * a->wsz, win + k * a->wsz, a->wsz * sizeof(float));
+    }
+    a->stride_ctr = (uint64_t)stride;
+    a->seen = (uint64_t)seen_n;
+    for (i = 0; i < ns; i++)
+        a->seen_ts[(a->seen - ns + i) % AD_ADAPT_RUN_UP] = seen[i];
+out:
+    free(win);
+    free(ts);
+    free(ago);
+    return rc;
+}
+
+void adapt_normal_take(ad_adapt *a)
+{
+    char err[200];
+
+    if (a->rest_normal == NULL)
+        return;
+    if (a->resolved && normal_apply(a, a->rest_normal, err, sizeof(err)) != 0)
+        ad_log(AD_LOG_WARNING, "continual learning: saved normal set ignored (%s): it "
+               "refills from the next windows", err);
+    cJSON_Delete(a->rest_normal);
+    a->rest_normal = NULL;
+}
+
+/* What save_normal wrote besides the set: the due fine-tunes and the wait
+ * for a regime's occurrence (offer counts, after "offered" is taken); the
+ * set itself now, or at the resolution. Damaged parts are ignored with a
+ * warning. */
+static void restore_normal(ad_adapt *a, const cJSON *o)
+{
+    const cJSON *af = cJSON_GetObjectItemCaseSensitive(o, "accept_finetune");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "normal");
+    double v[4] = { 0, 0, 0, 0 };
+    char err[200];
+
+    cJSON_Delete(a->rest_normal);
+    a->rest_normal = NULL;
+    if (opt_count(o, "regime_last", (double)a->offered, &v[0], err, sizeof(err)) != 0 ||
+        opt_count(o, "held_at", (double)a->offered, &v[1], err, sizeof(err)) != 0) {
+        ad_log(AD_LOG_WARNING, "continual learning: %s: ignored", err);
+    } else {
+        a->reg_last = (uint64_t)v[0];
+        a->held_at = (uint64_t)v[1];
+    }
+    if (af != NULL) {
+        if (get_num(af, "accept_finetune.", "admitted", 0, (double)a->admitted, &v[2], err,
+                    sizeof(err)) != 0 ||
+            get_num(af, "accept_finetune.", "need", 0, 9e15, &v[3], err, sizeof(err)) != 0) {
+            ad_log(AD_LOG_WARNING, "continual learning: %s: the acceptance's fine-tune is "
+                   "due at once", err);
+            v[2] = (double)a->admitted;
+            v[3] = 0;
+        }
+        a->acc_pending = 1;
+        a->acc_admitted = (uint64_t)v[2];
+        a->acc_need = (uint64_t)v[3];
+    }
+    /* a job out or a fine-tune's candidate in shadow is not saved: the
+     * fine-tune is due again at once */
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "finetune_lost"))) {
+        a->acc_pending = 1;
+        a->acc_admitted = a->admitted;
+        a->acc_need = 0;
+    }
+    if (n == NULL)
+        return;
+    if (!a->resolved) {
+        if ((a->rest_normal = cJSON_Duplicate(n, 1)) == NULL)
+            ad_log(AD_LOG_WARNING, "continual learning: saved normal set ignored (out of "
+                   "memory): it refills from the next windows");
+        return;
+    }
+    if (normal_apply(a, n, err, sizeof(err)) != 0)
+        ad_log(AD_LOG_WARNING, "continual learning: saved normal set ignored (%s): it "
+               "refills from the next windows", err);
+}
+
 int ad_adapt_restore_counts(ad_adapt *a, const char *json)
 {
     static const char *const key[4] = { "attempts", "promotions", "rejections", "failures" };
@@ -635,6 +901,7 @@ int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen)
     a->talen = nta;
     apply_open_alerts(a, &oa);
     restore_reference(a, cJSON_GetObjectItemCaseSensitive(o, "reference"));
+    restore_normal(a, o);
     rc = 0;
 out:
     open_alerts_free(&oa);

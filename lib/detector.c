@@ -2297,14 +2297,19 @@ static double *regime_prof(const ad_detector *d, int i)
  * (at/span: a regime on a schedule; since/length: one from a persistent
  * change, the alert it was accepted from; quiet: the windows under the
  * threshold since one was judged against it, regime_left) oldest regime
- * first (NULL when acceptance is off or nothing was learned). */
+ * first (NULL when acceptance is off or nothing was learned). Scores fed
+ * without error shares learn no usual error (usual_n 0, zeros) but may
+ * accept regimes (judged by level): those are saved too. */
 cJSON *det_acc_save(const ad_detector *d)
 {
     cJSON *o, *a, *rs;
     uint64_t last = 0;
-    int f, k;
+    int f, k, any = 0;
 
-    if (d->acc_prof == NULL || d->acc_norm_n == 0 || (o = cJSON_CreateObject()) == NULL)
+    for (k = 0; k < AD_REGIMES; k++)
+        any |= d->regime_thr[k] > 0;
+    if (d->acc_prof == NULL || (d->acc_norm_n == 0 && !any) ||
+        (o = cJSON_CreateObject()) == NULL)
         return NULL;
     a = cJSON_AddArrayToObject(o, "usual");
     for (f = 0; a && f < d->F; f++)
@@ -2436,7 +2441,8 @@ static void read_time_pair(const ad_detector *d, const cJSON *r, int i, int rec,
 }
 
 /* Restore what det_acc_save wrote (same model and settings: the caller
- * checked); anything malformed is ignored and relearned. */
+ * checked); anything malformed is ignored and relearned. usual_n 0: no
+ * usual error learned (scores fed without shares), the regimes kept. */
 void det_acc_restore(ad_detector *d, const cJSON *o)
 {
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "usual_n");
@@ -2447,13 +2453,15 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
     if (d->acc_prof == NULL || o == NULL)
         return;
     u = d->acc_prof + 2 * d->F;
-    if (!cJSON_IsObject(o) || !cJSON_IsNumber(n) || !(n->valuedouble >= 1) ||
+    if (!cJSON_IsObject(o) || !cJSON_IsNumber(n) || !(n->valuedouble >= 0) ||
         read_vec(cJSON_GetObjectItemCaseSensitive(o, "usual"), d->F, u) != 0) {
         memset(u, 0, (size_t)d->F * sizeof(double));
         ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.usual/usual_n not %d "
-               "finite numbers and a count >= 1: ignored, relearned", d->who, d->F);
+               "finite numbers and a count >= 0: ignored, relearned", d->who, d->F);
         return;
     }
+    if (n->valuedouble < 1)
+        memset(u, 0, (size_t)d->F * sizeof(double));   /* none learned */
     d->acc_norm_n = n->valuedouble > 1000 ? 1000 : (uint64_t)n->valuedouble;
     if (rs != NULL && !cJSON_IsArray(rs)) {
         ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes is not an array: "

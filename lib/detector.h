@@ -878,7 +878,8 @@ void *ad_detector_user(const ad_detector *d);
  *  "method":..,"alerts":seq,"alert":{ad_alerter_save + "last_ts":ms
  *  [,"calib_guard":thr][,"accept":{..}]}, and once calibrated "threshold":..,
  *  "calib_windows":..,"smoothed":..,"state":{threshold state},
- *  "acceptance":{usual error profile, accepted regimes},"window_ms":..,
+ *  "acceptance":{usual error profile, accepted regimes; "usual_n" 0:
+ *  scores fed without shares, regimes accepted by level},"window_ms":..,
  *  "level":{..} (the level test, alert.level_ms, below),"burst":{..} (the
  *  burst test, alert.burst_ms: burst.h SAVED STATE; the neighbourhood's
  *  rows in a hand-over only); plus "dq":{ad_dq_save state},
@@ -920,7 +921,8 @@ void *ad_detector_user(const ad_detector *d);
  *    "alerts":n,"since_ms":ts,"span_ms":ms,"cur_span_ms":ms,"starts":[ts..],
  *    "profile":[F],"cur_profile":[F],"handover":b
  *    [,"parked":{"scores":[s..],"quiet":n,"alerts":n,"since_ms":ts,
- *                "span_ms":ms,"starts":[ts..],"profile":[F]}]}
+ *                "span_ms":ms,"starts":[ts..],"profile":[F]}]
+ *    [,"onset":{"run":n[,"since_ms":ts,"max":x]}]}
  * scores: the chain's (smoothed) scores, oldest first, the first `earlier`
  * of them from its earlier alerts, the others from the open one (of which
  * `current` were counted); quiet: windows without an alert since the
@@ -930,8 +932,17 @@ void *ad_detector_user(const ad_detector *d);
  * profile / cur_profile: the excess error profile summed over the earlier
  * alerts / the open one; handover: written by ad_detector_save_handover
  * (nothing consumed after it); parked: the second chain kept with
- * alert.accept_period_ms. About 20 bytes of JSON per score: 3 KB at
- * A = 150, 9 KB at 480 (twice that with a parked chain).
+ * alert.accept_period_ms; onset: a recurrence's onset being judged
+ * (alert.accept_onset): run windows withheld so far in a row, the first at
+ * since_ms, their highest score max (run -1: judged not a recurrence,
+ * until a window under the threshold), so the wait goes on across the
+ * restore and the occurrence is judged at the window, with the start, it
+ * would have been without it (taken from a hand-over only: after a save in
+ * the middle of the stream the windows since are lost, the wait starts
+ * again; missing: no run under way; an older file's wait starts again at
+ * the next window over the threshold). About 20
+ * bytes of JSON per score: 3 KB at A = 150, 9 KB at 480 (twice that with
+ * a parked chain).
  */
 char *ad_detector_save(const ad_detector *d);
 

@@ -40,10 +40,67 @@ static void zone_id(char *buf, size_t n)
 
 /* ---- save / restore ---------------------------------------------------------- */
 
+/* A recurrence's onset being judged (alert.accept_onset, detector.c
+ * acc_onset) as "onset" of the saved chain acc: {"run":n,"since_ms":ts,
+ * "max":x}, the windows withheld so far in a row (-1: judged, not a
+ * recurrence, until a window under the threshold), the first one's time
+ * and their highest score; nothing when no run is under way. 0, or -1 out
+ * of memory. */
+static int onset_save(const ad_detector *d, cJSON *acc)
+{
+    cJSON *o;
+
+    if (d->acc_onset_run == 0)
+        return 0;
+    if ((o = cJSON_AddObjectToObject(acc, "onset")) == NULL ||
+        !cJSON_AddNumberToObject(o, "run", d->acc_onset_run) ||
+        (d->acc_onset_run > 0 &&
+         (!cJSON_AddNumberToObject(o, "since_ms", (double)d->acc_onset_ts) ||
+          !cJSON_AddNumberToObject(o, "max", d->acc_onset_max))))
+        return -1;
+    return 0;
+}
+
+/* The saved onset run (onset_save; o NULL: none, or a state from before
+ * it was kept) continued after the chain it belongs to was restored: the
+ * wait goes on from the windows withheld before the save, the occurrence
+ * judged at the window it would have been without the restart. Only from
+ * a hand-over (handover: a stop, an eviction, a partition move: nothing
+ * consumed after it): after a save in the middle of the stream (kill -9)
+ * the windows since are lost, and whether the run went on, ended or was
+ * judged is not known; the wait starts again, as before the run was kept.
+ * A chain not restored (damaged) has no run; a damaged run is dropped with
+ * a warning (the wait starts again at the next window over the
+ * threshold). */
+static void onset_restore(ad_detector *d, const cJSON *o, int handover)
+{
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "run");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "since_ms");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "max");
+
+    d->acc_onset_run = 0;
+    if (o == NULL || d->acc_len == 0 || !handover)
+        return;
+    if (!cJSON_IsObject(o) || !cJSON_IsNumber(r) || !(r->valuedouble >= -1) ||
+        !(r->valuedouble <= 1e6) || r->valuedouble != floor(r->valuedouble) ||
+        (r->valuedouble > 0 &&
+         (!cJSON_IsNumber(t) || !(fabs(t->valuedouble) <= 1e15) ||
+          !cJSON_IsNumber(m) || !isfinite(m->valuedouble)))) {
+        ad_log(AD_LOG_WARNING, "%s: saved state: alert.accept.onset is damaged: the "
+               "recurrence's onset is judged again from the next window", d->who);
+        return;
+    }
+    d->acc_onset_run = (int)r->valuedouble;
+    if (d->acc_onset_run > 0) {
+        d->acc_onset_ts = (int64_t)t->valuedouble;
+        d->acc_onset_max = m->valuedouble;
+    }
+}
+
 /* The "alert" sub-object: the alerter (alert.h ad_alerter_save), the data
  * time of the last row, the calibration guard and how far acceptance has
- * got ("accept", when a chain is in progress; handover: nothing is
- * consumed after this save). */
+ * got ("accept", when a chain is in progress, with a recurrence's onset
+ * being judged; handover: nothing is consumed after this save). */
 static cJSON *alert_save(const ad_detector *d, int handover)
 {
     cJSON *a = ad_alerter_save(d->alert), *acc = NULL;
@@ -53,7 +110,7 @@ static cJSON *alert_save(const ad_detector *d, int handover)
     if (!cJSON_AddNumberToObject(a, "last_ts", (double)d->last_ts) ||
         (d->calib_guard > 0 && !cJSON_AddNumberToObject(a, "calib_guard", d->calib_guard)) ||
         (ad_threshold_fitted(d->thr) && (acc = det_acc_chain_save(d, handover)) != NULL &&
-         !cJSON_AddItemToObject(a, "accept", acc))) {
+         (onset_save(d, acc) != 0 || !cJSON_AddItemToObject(a, "accept", acc)))) {
         cJSON_Delete(acc);
         cJSON_Delete(a);
         return NULL;
@@ -920,8 +977,10 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     /* ... unless the state says how far its acceptance had got (sized now:
      * accept_after_ms by the window period) */
     x = cJSON_GetObjectItemCaseSensitive(o, "alert");
-    det_acc_chain_restore(d, cJSON_IsObject(x) ? cJSON_GetObjectItemCaseSensitive(x, "accept")
-                                               : NULL);
+    x = cJSON_IsObject(x) ? cJSON_GetObjectItemCaseSensitive(x, "accept") : NULL;
+    det_acc_chain_restore(d, x);
+    onset_restore(d, cJSON_GetObjectItemCaseSensitive(x, "onset"),
+                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "handover")));
     /* the regimes once accept_after_ms is a count of windows too: a
      * step-down regime learns from up to max(accept_after, stepdown_after)
      * scores */
