@@ -36,6 +36,9 @@ typedef struct kent {
     int64_t skip;                  /* smap: the stream's records of part below
                                     * this offset are in the hand-over state
                                     * it was restored from (0: none) */
+    int64_t rec_raw, rec_ms;       /* smap: the record-time steps that state
+                                    * left off at (stream_rec's last_rec_*),
+                                    * for its first record from skip on (0: none) */
     char key[];
 } kent;
 
@@ -187,7 +190,7 @@ static int handed_over(ad_kafka *k, kent *e, const char *topic, int ti,
     if (e->skip <= 0)
         return 0;
     if (e->topic != ti || e->part != m->partition) {
-        e->skip = 0;                /* the stream's records come from elsewhere now */
+        e->skip = e->rec_raw = 0;   /* the stream's records come from elsewhere now */
         return 0;
     }
     if (m->offset >= e->skip) {
@@ -204,7 +207,7 @@ static int handed_over(ad_kafka *k, kent *e, const char *topic, int ti,
                "past the partition's end %lld (topic re-created?): its records are not "
                "skipped", topic, (int)m->partition, det, key, (long long)e->skip,
                (long long)hi);
-        e->skip = 0;
+        e->skip = e->rec_raw = 0;
         return 0;
     }
     return 1;
@@ -241,6 +244,25 @@ static void record_of(ad_kafka *k, const rd_kafka_message_t *m, const char *topi
         return;
     }
     r->ts_ms = ts;
+}
+
+/* The first record of a stream after its hand-over (e: its entry, with
+ * the steps its state left off at): its records of one millisecond go on
+ * 1 ms apart from where the old owner's steps stopped (record_time in
+ * streams.c), after the rows the state holds. Stepped afresh from the
+ * record's own time, the rest of a batch stamped in one millisecond (a
+ * topic with LogAppendTime, a producer's burst) would be behind those rows
+ * and dropped as late. The records before the hand-over's position are
+ * skipped by offset (handed_over), not by time, so no record the state
+ * holds is stepped past its rows here. */
+static void resume_steps(ad_daemon *dd, det_rt *d, const char *key, kent *e)
+{
+    stream_rec *s = streams_open(dd, d, key);   /* restores the state */
+    if (s && !s->last_rec_raw) {
+        s->last_rec_raw = e->rec_raw;
+        s->last_rec_ms = e->rec_ms;
+    }
+    e->rec_raw = e->rec_ms = 0;
 }
 
 static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
@@ -285,6 +307,8 @@ static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
                     }
                     e->part = m->partition;
                     e->topic = ti;
+                    if (e->rec_raw > 0)
+                        resume_steps(dd, d, key, e);
                 }
                 streams_message_key(dd, d, key, topic, m->payload, m->len,
                                     (double)dd->arr_wall_ms / 1000.0, &rec);
@@ -460,7 +484,9 @@ static int in_list(const rd_kafka_topic_partition_list_t *l, const char *t, int3
 
 /* A state record: {"topic","partition","detector","stream","state"}, and
  * "offset" when written at a hand-over: the partition's position then
- * (the stream's records before it are in the state). Kept when its
+ * (the stream's records before it are in the state), with "rec_time"
+ * [raw, ms]: the last record timestamp taken as a time and the time its
+ * samples were given (1 ms steps within a millisecond: resume_steps). Kept when its
  * partition is being restored here; the last record of a stream counts. */
 static void on_state_record(ad_kafka *k, const rd_kafka_message_t *m)
 {
@@ -494,9 +520,19 @@ static void on_state_record(ad_kafka *k, const rd_kafka_message_t *m)
                 e->topic = ti;
                 e->part = part;
             }
-            if (e && e->topic == ti && e->part == part)
+            if (e && e->topic == ti && e->part == part) {
+                cJSON *rt = cJSON_GetObjectItemCaseSensitive(o, "rec_time");
+                cJSON *r0 = cJSON_GetArrayItem(rt, 0), *r1 = cJSON_GetArrayItem(rt, 1);
                 e->skip = live && cJSON_IsNumber(of) && of->valuedouble > 0 &&
                           of->valuedouble < 9e18 ? (int64_t)of->valuedouble : 0;
+                e->rec_raw = e->rec_ms = 0;
+                if (e->skip && cJSON_IsArray(rt) && cJSON_IsNumber(r0) && cJSON_IsNumber(r1) &&
+                    r0->valuedouble > 0 && r1->valuedouble >= r0->valuedouble &&
+                    r1->valuedouble < 9e15) {
+                    e->rec_raw = (int64_t)r0->valuedouble;
+                    e->rec_ms = (int64_t)r1->valuedouble;
+                }
+            }
         }
     }
     cJSON_Delete(o);
@@ -758,8 +794,14 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
     cJSON_AddNumberToObject(o, "partition", e->part);
     cJSON_AddStringToObject(o, "detector", s->det->c->name);
     cJSON_AddStringToObject(o, "stream", s->key);
-    if (handover && offset >= 0)
+    if (handover && offset >= 0) {
         cJSON_AddNumberToObject(o, "offset", (double)offset);
+        /* where its record times' 1 ms steps stopped (resume_steps) */
+        if (s->last_rec_raw > 0) {
+            double rt[2] = { (double)s->last_rec_raw, (double)s->last_rec_ms };
+            cJSON_AddItemToObject(o, "rec_time", cJSON_CreateDoubleArray(rt, 2));
+        }
+    }
     /* what a state file holds (the open alert's topic, whose clear goes
      * there on the next owner, operator feedback, the configured settings
      * hash) */
