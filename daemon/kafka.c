@@ -36,6 +36,8 @@ typedef struct kent {
     int64_t skip;                  /* smap: the stream's records of part below
                                     * this offset are in the hand-over state
                                     * it was restored from (0: none) */
+    int took;                      /* smap: records applied since the stream's
+                                    * last checkpoint (kafka.commit_states) */
     int64_t rec_raw, rec_ms;       /* smap: the record-time steps that state
                                     * left off at (stream_rec's last_rec_*),
                                     * for its first record from skip on (0: none) */
@@ -56,6 +58,7 @@ typedef struct ad_kafka {
     uv_idle_t more;
     uv_timer_t commit_timer, bar_timer, state_timer;
     int paused, barrier, stopping, closed;
+    int checkpointed;              /* this barrier's states are produced (checkpoint) */
     /* rebalances (see rebalancing()): joining and syncs are written by
      * the consumer's interceptors on librdkafka's broker threads */
     int joining;                   /* a JoinGroup sent, its SyncGroup not answered */
@@ -307,6 +310,7 @@ static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
                     }
                     e->part = m->partition;
                     e->topic = ti;
+                    e->took = 1;
                     if (e->rec_raw > 0)
                         resume_steps(dd, d, key, e);
                 }
@@ -1135,6 +1139,51 @@ static void revoke_parts(ad_kafka *k, rd_kafka_topic_partition_list_t *l)
     free(n);
 }
 
+/* kafka.commit_states: at a commit's barrier (every window scored, no
+ * record held, none read until the commit), the state of every stream
+ * that took records since its last one is written as at a hand-over: its
+ * window rows, its calibration so far, and its partition's position, which
+ * the commit then names. After a crash the next owner reads on from that
+ * commit with these states: the rows continue its windows (none lost),
+ * a calibration goes on where it was, and records a refused commit leaves
+ * to read again are skipped by offset (handed_over). Without it a crash
+ * restores the state of the stream's last change, with no rows: T - 1
+ * samples unscored, and a calibration started again. A stream whose state
+ * changes after the checkpoint (an alert, written at once, without rows)
+ * goes on from that state as without it. The number of states produced. */
+static int checkpoint(ad_kafka *k)
+{
+    ad_daemon *dd = k->dd;
+    rd_kafka_topic_partition_list_t *pos = NULL;
+    char tk[KEY_MAX + 80];
+    int n = 0;
+
+    if (!kcfg(k)->state_topic ||
+        rd_kafka_assignment(k->c, &pos) != RD_KAFKA_RESP_ERR_NO_ERROR || !pos)
+        return 0;
+    if (pos->cnt && rd_kafka_position(k->c, pos) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        for (int i = 0; i < dd->g->n; i++)
+            MAP_FOREACH(&dd->g->dets[i].streams, s) {
+                kent *en;
+                int64_t at;
+                mkkey(tk, sizeof tk, s->det->c->name, s->key);
+                if (!(en = *tfind(k->smap, tk)) || en->topic < 0 || !en->took ||
+                    (at = stream_position(k, s, en, pos)) < 0)
+                    continue;
+                state_put(k, s, 1, at);
+                en->took = 0;
+                n++;
+            }
+    if (n)
+        for (int i = 0; i < pos->cnt; i++)
+            if (pos->elems[i].offset >= 0)
+                ad_log(AD_LOG_DEBUG, "kafka: %s[%d]: states of its streams written at "
+                       "offset %lld, then committed (commit_states)", pos->elems[i].topic,
+                       (int)pos->elems[i].partition, (long long)pos->elems[i].offset);
+    rd_kafka_topic_partition_list_destroy(pos);
+    return n;
+}
+
 static void bar_cb(uv_timer_t *t)
 {
     ad_kafka *k = t->data;
@@ -1142,6 +1191,14 @@ static void bar_cb(uv_timer_t *t)
     batch_dispatch(k->dd, 1);
     if (!quiet(k))
         return;
+    /* the states first, delivered (quiet) before the commit names their
+     * positions */
+    if (kcfg(k)->commit_states && !k->checkpointed && !rebalancing(k)) {
+        k->checkpointed = 1;
+        if (checkpoint(k) > 0)
+            return;
+    }
+    k->checkpointed = 0;
     uv_timer_stop(t);
     if (!rebalancing(k) && (e = rd_kafka_commit(k->c, NULL, 1)) &&
         e != RD_KAFKA_RESP_ERR__NO_OFFSET)
