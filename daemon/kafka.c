@@ -25,6 +25,8 @@
 #include "kafka.h"
 
 #define POLL_BUDGET 4096           /* records per loop turn before yielding */
+#define BAR_DELIVERY_MS 1000       /* a commit barrier waits this long for deliveries */
+#define BAR_RETRY_MS 10000         /* after that, the next tries this much later */
 #define NBUCKET 4096
 
 /* One entry of a small string-keyed table ("detector\x1fstream"). */
@@ -59,6 +61,8 @@ typedef struct ad_kafka {
     uv_timer_t commit_timer, bar_timer, state_timer;
     int paused, barrier, stopping, closed;
     int checkpointed;              /* this barrier's states are produced (checkpoint) */
+    uint64_t bar_t0;               /* uv_now at the barrier's start */
+    int undelivered;               /* a barrier ended waiting for deliveries (bar_cb) */
     /* rebalances (see rebalancing()): joining and syncs are written by
      * the consumer's interceptors on librdkafka's broker threads */
     int joining;                   /* a JoinGroup sent, its SyncGroup not answered */
@@ -970,13 +974,17 @@ static int rebalancing(ad_kafka *k)
 
 /* ---- barriers: commit, revoke ---------------------------------------------------- */
 
-/* Every window handed to the workers is scored, its events out, and the
- * producer has delivered them. */
-static int quiet(ad_kafka *k)
+/* Every window handed to the workers is scored, its events handed on. */
+static int all_scored(ad_kafka *k)
 {
     ad_daemon *dd = k->dd;
-    return dd->in_flight_batches == 0 && !batch_open_windows(dd) && !dd->restores &&
-           rd_kafka_outq_len(k->p) == 0 && !k->nunq;
+    return dd->in_flight_batches == 0 && !batch_open_windows(dd) && !dd->restores;
+}
+
+/* ... and the producer has delivered them, and the states. */
+static int quiet(ad_kafka *k)
+{
+    return all_scored(k) && rd_kafka_outq_len(k->p) == 0 && !k->nunq;
 }
 
 /* ad_workers_wait() predicate: every window of the daemon scored. */
@@ -1178,10 +1186,19 @@ static int checkpoint(ad_kafka *k)
         for (int i = 0; i < pos->cnt; i++)
             if (pos->elems[i].offset >= 0)
                 ad_log(AD_LOG_DEBUG, "kafka: %s[%d]: states of its streams written at "
-                       "offset %lld, then committed (commit_states)", pos->elems[i].topic,
+                       "offset %lld, committed once delivered (commit_states)", pos->elems[i].topic,
                        (int)pos->elems[i].partition, (long long)pos->elems[i].offset);
     rd_kafka_topic_partition_list_destroy(pos);
     return n;
+}
+
+/* The commit barrier ends without a commit: records read on. */
+static void bar_release(ad_kafka *k)
+{
+    uv_timer_stop(&k->bar_timer);
+    k->checkpointed = 0;
+    k->barrier = 0;
+    kick(k);
 }
 
 static void bar_cb(uv_timer_t *t)
@@ -1189,8 +1206,27 @@ static void bar_cb(uv_timer_t *t)
     ad_kafka *k = t->data;
     rd_kafka_resp_err_t e;
     batch_dispatch(k->dd, 1);
-    if (!quiet(k))
+    if (!quiet(k)) {
+        /* every window scored, only deliveries outstanding for
+         * BAR_DELIVERY_MS: the alert or the state topic's leader is away.
+         * The offsets wait for them (a crash reads those records again
+         * and raises the alerts again, with their ids), reading does not:
+         * held here until they were delivered, the instance scored
+         * nothing for as long, on any topic, its MQTT alerts too */
+        if (all_scored(k) && uv_now(k->dd->loop) - k->bar_t0 >= BAR_DELIVERY_MS) {
+            if (!k->undelivered)
+                ad_log(AD_LOG_WARNING, "kafka: %d message(s) not delivered after %d ms (the "
+                       "alert or state topic's leader away?): offsets not committed until "
+                       "they are, records read on", rd_kafka_outq_len(k->p) + (int)k->nunq,
+                       BAR_DELIVERY_MS);
+            k->undelivered = 1;
+            bar_release(k);
+        }
         return;
+    }
+    if (k->undelivered)
+        ad_log(AD_LOG_NOTICE, "kafka: messages delivered again: offsets committed");
+    k->undelivered = 0;
     /* the states first, delivered (quiet) before the commit names their
      * positions */
     if (kcfg(k)->commit_states && !k->checkpointed && !rebalancing(k)) {
@@ -1211,9 +1247,16 @@ static void bar_cb(uv_timer_t *t)
 static void commit_cb(uv_timer_t *t)
 {
     ad_kafka *k = t->data;
-    /* not while records are held: their offsets are stored as read */
+    /* not while records are held: their offsets are stored as read; nor,
+     * for BAR_RETRY_MS, while something is undelivered after a barrier
+     * waited in vain for it (bar_cb): this one would most likely wait in
+     * vain too, reading nothing meanwhile */
+    if (k->undelivered && (rd_kafka_outq_len(k->p) > 0 || k->nunq) &&
+        uv_now(k->dd->loop) - k->bar_t0 < BAR_RETRY_MS)
+        return;
     if (!k->barrier && !k->stopping && !rebalancing(k) && !k->restoring && !k->nheld) {
         k->barrier = 1;
+        k->bar_t0 = uv_now(k->dd->loop);
         uv_timer_start(&k->bar_timer, bar_cb, 0, 2);
     }
 }
