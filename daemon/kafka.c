@@ -1684,7 +1684,7 @@ void kafka_stop(ad_daemon *dd)
     rd_kafka_topic_partition_list_t *pos = NULL;
     rd_kafka_resp_err_t e, fe;
     uint64_t t0;
-    int held, left;
+    int held, left, undelivered;
     if (!k || k->closed) return;
     k->stopping = 1;
     /* the position each stream continues at goes with its state, as at a
@@ -1721,12 +1721,20 @@ void kafka_stop(ad_daemon *dd)
         left = 10000 - (int)(dd_wall_ms() - t0);
         fe = rd_kafka_flush(k->p, left > 0 ? left : 0);
     } while (fe == RD_KAFKA_RESP_ERR_NO_ERROR && k->nunq && dd_wall_ms() - t0 < 10000);
-    if (fe != RD_KAFKA_RESP_ERR_NO_ERROR || k->nunq)
+    /* the commit names positions whose records only the states hold: with
+     * a state not delivered, its stream's next owner would restore an
+     * older state (or none) and read on past those records, their rows
+     * lost and a calibration started again. Not committed, it reads them
+     * again from the last commit, and what a state that did arrive holds
+     * is skipped (handed_over) or dropped as late */
+    undelivered = fe != RD_KAFKA_RESP_ERR_NO_ERROR || k->nunq;
+    if (undelivered)
         ad_log(AD_LOG_WARNING, "kafka: %zu message(s) not delivered within 10 s at stop: "
-               "%zu alert event(s)%s, the rest states (lost)",
+               "%zu alert event(s)%s, the rest states (perhaps lost); offsets not committed, the "
+               "next owner reads again from the last commit",
                (size_t)rd_kafka_outq_len(k->p) + k->nunq, k->npend,
                k->dd->g->cfg->state_dir ? " kept in outbox.json" : " lost");
-    if (rebalancing(k))             /* it would be refused */
+    else if (rebalancing(k))        /* it would be refused */
         ad_log(AD_LOG_INFO, "kafka: rebalance under way at stop: offsets not committed "
                "(the states hold the positions)");
     else if (held && !pos)
