@@ -38,6 +38,8 @@ typedef struct kent {
     int64_t skip;                  /* smap: the stream's records of part below
                                     * this offset are in the hand-over state
                                     * it was restored from (0: none) */
+    int split;                     /* smap: its records came from two partitions
+                                    * (warned of) */
     int took;                      /* smap: records applied since the stream's
                                     * last checkpoint (kafka.commit_states) */
     int64_t rec_raw, rec_ms;       /* smap: the record-time steps that state
@@ -311,6 +313,22 @@ static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
                     if (handed_over(k, e, topic, ti, m, d->c->name, key)) {
                         skipped = 1;
                         break;
+                    }
+                    if ((e->topic != ti || e->part != m->partition) && !e->split &&
+                        e->topic >= 0 && e->topic < k->ntopics && streams_find(d, key)) {
+                        /* the group keeps a stream whole only when all its
+                         * records are in one partition */
+                        e->split = 1;
+                        ad_log(AD_LOG_WARNING, "kafka %s[%d]@%lld: stream %s/%s had its "
+                               "records from %s[%d]: a stream's records must all be in one "
+                               "partition (the record key is the stream key). Split between "
+                               "partitions (partitions added to the topic, a key in two "
+                               "topics of the detector), it runs on each of their owners, "
+                               "its state goes with the partition of its latest record and "
+                               "their next owners may restore an older state of it, or "
+                               "none (warned once per stream)", topic, (int)m->partition,
+                               (long long)m->offset, d->c->name, key, k->topics[e->topic],
+                               (int)e->part);
                     }
                     e->part = m->partition;
                     e->topic = ti;
