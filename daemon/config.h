@@ -80,6 +80,9 @@ typedef struct ad_kafka_cfg {
     ad_strmap properties;       /* librdkafka properties passed through */
     ad_strmap property_files;   /* property -> file whose first line is its value */
     double commit_interval;     /* seconds between offset commits */
+    int commit_states;          /* each commit first writes the states of the
+                                 * streams that took records, with their rows
+                                 * and the position (kafka.c checkpoint) */
     int row_time;               /* AD_KROW_*: the time of samples without one */
 } ad_kafka_cfg;
 

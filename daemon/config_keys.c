@@ -357,6 +357,11 @@ static const key kafka_keys[] = {
       "ssl.key.password); relative to the config file" },
     { "commit_interval_s", K_NUM, OK_(commit_interval), 0.05, 3600, "1", 0, NULL, NULL,
       "offsets are committed this often, once the windows they complete are scored (not while the group rebalances: docs/scaling.md)" },
+    { "commit_states", K_BOOL, OK_(commit_states), 0, 1, "false", 0, NULL, NULL,
+      "each commit first writes to state_topic the state of every stream that took records "
+      "since the last, with its window rows and the offset it continues at: after a crash "
+      "its next owner scores every window and calibrates on (docs/scaling.md; one state "
+      "record per active stream per commit)" },
     { "row_time", K_ENUM, OK_(row_time), 0, 0, "record", 0, "record|arrival", NULL,
       "time of payload samples without one: the record's timestamp (CreateTime or "
       "LogAppendTime; the arrival time for a record without one), so that records read "

@@ -25,6 +25,8 @@
 #include "kafka.h"
 
 #define POLL_BUDGET 4096           /* records per loop turn before yielding */
+#define BAR_DELIVERY_MS 1000       /* a commit barrier waits this long for deliveries */
+#define BAR_RETRY_MS 10000         /* after that, the next tries this much later */
 #define NBUCKET 4096
 
 /* One entry of a small string-keyed table ("detector\x1fstream"). */
@@ -36,6 +38,13 @@ typedef struct kent {
     int64_t skip;                  /* smap: the stream's records of part below
                                     * this offset are in the hand-over state
                                     * it was restored from (0: none) */
+    int split;                     /* smap: its records came from two partitions
+                                    * (warned of) */
+    int took;                      /* smap: records applied since the stream's
+                                    * last checkpoint (kafka.commit_states) */
+    int64_t rec_raw, rec_ms;       /* smap: the record-time steps that state
+                                    * left off at (stream_rec's last_rec_*),
+                                    * for its first record from skip on (0: none) */
     char key[];
 } kent;
 
@@ -53,6 +62,9 @@ typedef struct ad_kafka {
     uv_idle_t more;
     uv_timer_t commit_timer, bar_timer, state_timer;
     int paused, barrier, stopping, closed;
+    int checkpointed;              /* this barrier's states are produced (checkpoint) */
+    uint64_t bar_t0;               /* uv_now at the barrier's start */
+    int undelivered;               /* a barrier ended waiting for deliveries (bar_cb) */
     /* rebalances (see rebalancing()): joining and syncs are written by
      * the consumer's interceptors on librdkafka's broker threads */
     int joining;                   /* a JoinGroup sent, its SyncGroup not answered */
@@ -187,7 +199,7 @@ static int handed_over(ad_kafka *k, kent *e, const char *topic, int ti,
     if (e->skip <= 0)
         return 0;
     if (e->topic != ti || e->part != m->partition) {
-        e->skip = 0;                /* the stream's records come from elsewhere now */
+        e->skip = e->rec_raw = 0;   /* the stream's records come from elsewhere now */
         return 0;
     }
     if (m->offset >= e->skip) {
@@ -204,7 +216,7 @@ static int handed_over(ad_kafka *k, kent *e, const char *topic, int ti,
                "past the partition's end %lld (topic re-created?): its records are not "
                "skipped", topic, (int)m->partition, det, key, (long long)e->skip,
                (long long)hi);
-        e->skip = 0;
+        e->skip = e->rec_raw = 0;
         return 0;
     }
     return 1;
@@ -241,6 +253,25 @@ static void record_of(ad_kafka *k, const rd_kafka_message_t *m, const char *topi
         return;
     }
     r->ts_ms = ts;
+}
+
+/* The first record of a stream after its hand-over (e: its entry, with
+ * the steps its state left off at): its records of one millisecond go on
+ * 1 ms apart from where the old owner's steps stopped (record_time in
+ * streams.c), after the rows the state holds. Stepped afresh from the
+ * record's own time, the rest of a batch stamped in one millisecond (a
+ * topic with LogAppendTime, a producer's burst) would be behind those rows
+ * and dropped as late. The records before the hand-over's position are
+ * skipped by offset (handed_over), not by time, so no record the state
+ * holds is stepped past its rows here. */
+static void resume_steps(ad_daemon *dd, det_rt *d, const char *key, kent *e)
+{
+    stream_rec *s = streams_open(dd, d, key);   /* restores the state */
+    if (s && !s->last_rec_raw) {
+        s->last_rec_raw = e->rec_raw;
+        s->last_rec_ms = e->rec_ms;
+    }
+    e->rec_raw = e->rec_ms = 0;
 }
 
 static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
@@ -283,8 +314,27 @@ static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
                         skipped = 1;
                         break;
                     }
+                    if ((e->topic != ti || e->part != m->partition) && !e->split &&
+                        e->topic >= 0 && e->topic < k->ntopics && streams_find(d, key)) {
+                        /* the group keeps a stream whole only when all its
+                         * records are in one partition */
+                        e->split = 1;
+                        ad_log(AD_LOG_WARNING, "kafka %s[%d]@%lld: stream %s/%s had its "
+                               "records from %s[%d]: a stream's records must all be in one "
+                               "partition (the record key is the stream key). Split between "
+                               "partitions (partitions added to the topic, a key in two "
+                               "topics of the detector), it runs on each of their owners, "
+                               "its state goes with the partition of its latest record and "
+                               "their next owners may restore an older state of it, or "
+                               "none (warned once per stream)", topic, (int)m->partition,
+                               (long long)m->offset, d->c->name, key, k->topics[e->topic],
+                               (int)e->part);
+                    }
                     e->part = m->partition;
                     e->topic = ti;
+                    e->took = 1;
+                    if (e->rec_raw > 0)
+                        resume_steps(dd, d, key, e);
                 }
                 streams_message_key(dd, d, key, topic, m->payload, m->len,
                                     (double)dd->arr_wall_ms / 1000.0, &rec);
@@ -460,7 +510,9 @@ static int in_list(const rd_kafka_topic_partition_list_t *l, const char *t, int3
 
 /* A state record: {"topic","partition","detector","stream","state"}, and
  * "offset" when written at a hand-over: the partition's position then
- * (the stream's records before it are in the state). Kept when its
+ * (the stream's records before it are in the state), with "rec_time"
+ * [raw, ms]: the last record timestamp taken as a time and the time its
+ * samples were given (1 ms steps within a millisecond: resume_steps). Kept when its
  * partition is being restored here; the last record of a stream counts. */
 static void on_state_record(ad_kafka *k, const rd_kafka_message_t *m)
 {
@@ -494,9 +546,19 @@ static void on_state_record(ad_kafka *k, const rd_kafka_message_t *m)
                 e->topic = ti;
                 e->part = part;
             }
-            if (e && e->topic == ti && e->part == part)
+            if (e && e->topic == ti && e->part == part) {
+                cJSON *rt = cJSON_GetObjectItemCaseSensitive(o, "rec_time");
+                cJSON *r0 = cJSON_GetArrayItem(rt, 0), *r1 = cJSON_GetArrayItem(rt, 1);
                 e->skip = live && cJSON_IsNumber(of) && of->valuedouble > 0 &&
                           of->valuedouble < 9e18 ? (int64_t)of->valuedouble : 0;
+                e->rec_raw = e->rec_ms = 0;
+                if (e->skip && cJSON_IsArray(rt) && cJSON_IsNumber(r0) && cJSON_IsNumber(r1) &&
+                    r0->valuedouble > 0 && r1->valuedouble >= r0->valuedouble &&
+                    r1->valuedouble < 9e15) {
+                    e->rec_raw = (int64_t)r0->valuedouble;
+                    e->rec_ms = (int64_t)r1->valuedouble;
+                }
+            }
         }
     }
     cJSON_Delete(o);
@@ -758,8 +820,14 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
     cJSON_AddNumberToObject(o, "partition", e->part);
     cJSON_AddStringToObject(o, "detector", s->det->c->name);
     cJSON_AddStringToObject(o, "stream", s->key);
-    if (handover && offset >= 0)
+    if (handover && offset >= 0) {
         cJSON_AddNumberToObject(o, "offset", (double)offset);
+        /* where its record times' 1 ms steps stopped (resume_steps) */
+        if (s->last_rec_raw > 0) {
+            double rt[2] = { (double)s->last_rec_raw, (double)s->last_rec_ms };
+            cJSON_AddItemToObject(o, "rec_time", cJSON_CreateDoubleArray(rt, 2));
+        }
+    }
     /* what a state file holds (the open alert's topic, whose clear goes
      * there on the next owner, operator feedback, the configured settings
      * hash) */
@@ -924,13 +992,17 @@ static int rebalancing(ad_kafka *k)
 
 /* ---- barriers: commit, revoke ---------------------------------------------------- */
 
-/* Every window handed to the workers is scored, its events out, and the
- * producer has delivered them. */
-static int quiet(ad_kafka *k)
+/* Every window handed to the workers is scored, its events handed on. */
+static int all_scored(ad_kafka *k)
 {
     ad_daemon *dd = k->dd;
-    return dd->in_flight_batches == 0 && !batch_open_windows(dd) && !dd->restores &&
-           rd_kafka_outq_len(k->p) == 0 && !k->nunq;
+    return dd->in_flight_batches == 0 && !batch_open_windows(dd) && !dd->restores;
+}
+
+/* ... and the producer has delivered them, and the states. */
+static int quiet(ad_kafka *k)
+{
+    return all_scored(k) && rd_kafka_outq_len(k->p) == 0 && !k->nunq;
 }
 
 /* ad_workers_wait() predicate: every window of the daemon scored. */
@@ -1093,13 +1165,94 @@ static void revoke_parts(ad_kafka *k, rd_kafka_topic_partition_list_t *l)
     free(n);
 }
 
+/* kafka.commit_states: at a commit's barrier (every window scored, no
+ * record held, none read until the commit), the state of every stream
+ * that took records since its last one is written as at a hand-over: its
+ * window rows, its calibration so far, and its partition's position, which
+ * the commit then names. After a crash the next owner reads on from that
+ * commit with these states: the rows continue its windows (none lost),
+ * a calibration goes on where it was, and records a refused commit leaves
+ * to read again are skipped by offset (handed_over). Without it a crash
+ * restores the state of the stream's last change, with no rows: T - 1
+ * samples unscored, and a calibration started again. A stream whose state
+ * changes after the checkpoint (an alert, written at once, without rows)
+ * goes on from that state as without it. The number of states produced. */
+static int checkpoint(ad_kafka *k)
+{
+    ad_daemon *dd = k->dd;
+    rd_kafka_topic_partition_list_t *pos = NULL;
+    char tk[KEY_MAX + 80];
+    int n = 0;
+
+    if (!kcfg(k)->state_topic ||
+        rd_kafka_assignment(k->c, &pos) != RD_KAFKA_RESP_ERR_NO_ERROR || !pos)
+        return 0;
+    if (pos->cnt && rd_kafka_position(k->c, pos) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        for (int i = 0; i < dd->g->n; i++)
+            MAP_FOREACH(&dd->g->dets[i].streams, s) {
+                kent *en;
+                int64_t at;
+                mkkey(tk, sizeof tk, s->det->c->name, s->key);
+                if (!(en = *tfind(k->smap, tk)) || en->topic < 0 || !en->took ||
+                    (at = stream_position(k, s, en, pos)) < 0)
+                    continue;
+                state_put(k, s, 1, at);
+                en->took = 0;
+                n++;
+            }
+    if (n)
+        for (int i = 0; i < pos->cnt; i++)
+            if (pos->elems[i].offset >= 0)
+                ad_log(AD_LOG_DEBUG, "kafka: %s[%d]: states of its streams written at "
+                       "offset %lld, committed once delivered (commit_states)", pos->elems[i].topic,
+                       (int)pos->elems[i].partition, (long long)pos->elems[i].offset);
+    rd_kafka_topic_partition_list_destroy(pos);
+    return n;
+}
+
+/* The commit barrier ends without a commit: records read on. */
+static void bar_release(ad_kafka *k)
+{
+    uv_timer_stop(&k->bar_timer);
+    k->checkpointed = 0;
+    k->barrier = 0;
+    kick(k);
+}
+
 static void bar_cb(uv_timer_t *t)
 {
     ad_kafka *k = t->data;
     rd_kafka_resp_err_t e;
     batch_dispatch(k->dd, 1);
-    if (!quiet(k))
+    if (!quiet(k)) {
+        /* every window scored, only deliveries outstanding for
+         * BAR_DELIVERY_MS: the alert or the state topic's leader is away.
+         * The offsets wait for them (a crash reads those records again
+         * and raises the alerts again, with their ids), reading does not:
+         * held here until they were delivered, the instance scored
+         * nothing for as long, on any topic, its MQTT alerts too */
+        if (all_scored(k) && uv_now(k->dd->loop) - k->bar_t0 >= BAR_DELIVERY_MS) {
+            if (!k->undelivered)
+                ad_log(AD_LOG_WARNING, "kafka: %d message(s) not delivered after %d ms (the "
+                       "alert or state topic's leader away?): offsets not committed until "
+                       "they are, records read on", rd_kafka_outq_len(k->p) + (int)k->nunq,
+                       BAR_DELIVERY_MS);
+            k->undelivered = 1;
+            bar_release(k);
+        }
         return;
+    }
+    if (k->undelivered)
+        ad_log(AD_LOG_NOTICE, "kafka: messages delivered again: offsets committed");
+    k->undelivered = 0;
+    /* the states first, delivered (quiet) before the commit names their
+     * positions */
+    if (kcfg(k)->commit_states && !k->checkpointed && !rebalancing(k)) {
+        k->checkpointed = 1;
+        if (checkpoint(k) > 0)
+            return;
+    }
+    k->checkpointed = 0;
     uv_timer_stop(t);
     if (!rebalancing(k) && (e = rd_kafka_commit(k->c, NULL, 1)) &&
         e != RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -1112,9 +1265,16 @@ static void bar_cb(uv_timer_t *t)
 static void commit_cb(uv_timer_t *t)
 {
     ad_kafka *k = t->data;
-    /* not while records are held: their offsets are stored as read */
+    /* not while records are held: their offsets are stored as read; nor,
+     * for BAR_RETRY_MS, while something is undelivered after a barrier
+     * waited in vain for it (bar_cb): this one would most likely wait in
+     * vain too, reading nothing meanwhile */
+    if (k->undelivered && (rd_kafka_outq_len(k->p) > 0 || k->nunq) &&
+        uv_now(k->dd->loop) - k->bar_t0 < BAR_RETRY_MS)
+        return;
     if (!k->barrier && !k->stopping && !rebalancing(k) && !k->restoring && !k->nheld) {
         k->barrier = 1;
+        k->bar_t0 = uv_now(k->dd->loop);
         uv_timer_start(&k->bar_timer, bar_cb, 0, 2);
     }
 }
@@ -1542,7 +1702,7 @@ void kafka_stop(ad_daemon *dd)
     rd_kafka_topic_partition_list_t *pos = NULL;
     rd_kafka_resp_err_t e, fe;
     uint64_t t0;
-    int held, left;
+    int held, left, undelivered;
     if (!k || k->closed) return;
     k->stopping = 1;
     /* the position each stream continues at goes with its state, as at a
@@ -1579,12 +1739,20 @@ void kafka_stop(ad_daemon *dd)
         left = 10000 - (int)(dd_wall_ms() - t0);
         fe = rd_kafka_flush(k->p, left > 0 ? left : 0);
     } while (fe == RD_KAFKA_RESP_ERR_NO_ERROR && k->nunq && dd_wall_ms() - t0 < 10000);
-    if (fe != RD_KAFKA_RESP_ERR_NO_ERROR || k->nunq)
+    /* the commit names positions whose records only the states hold: with
+     * a state not delivered, its stream's next owner would restore an
+     * older state (or none) and read on past those records, their rows
+     * lost and a calibration started again. Not committed, it reads them
+     * again from the last commit, and what a state that did arrive holds
+     * is skipped (handed_over) or dropped as late */
+    undelivered = fe != RD_KAFKA_RESP_ERR_NO_ERROR || k->nunq;
+    if (undelivered)
         ad_log(AD_LOG_WARNING, "kafka: %zu message(s) not delivered within 10 s at stop: "
-               "%zu alert event(s)%s, the rest states (lost)",
+               "%zu alert event(s)%s, the rest states (perhaps lost); offsets not committed, the "
+               "next owner reads again from the last commit",
                (size_t)rd_kafka_outq_len(k->p) + k->nunq, k->npend,
                k->dd->g->cfg->state_dir ? " kept in outbox.json" : " lost");
-    if (rebalancing(k))             /* it would be refused */
+    else if (rebalancing(k))        /* it would be refused */
         ad_log(AD_LOG_INFO, "kafka: rebalance under way at stop: offsets not committed "
                "(the states hold the positions)");
     else if (held && !pos)
