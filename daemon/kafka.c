@@ -849,6 +849,13 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
     txt = shed(k, s, o, cJSON_GetObjectItemCaseSensitive(st, "adapt"), txt, "alert_windows",
                "its learner's windows of the open alert are left out, a regime accepted "
                "on its next owner is learned from the windows after the move");
+    /* the learner's normal set, saved while an acceptance's fine-tune is
+     * due, out or in shadow (adapt.normal_windows windows: 2.4 MB for
+     * 1440 windows of 30 x 5): the next owner fills it again from the
+     * windows after the move, as a state written before it was kept */
+    txt = shed(k, s, o, cJSON_GetObjectItemCaseSensitive(st, "adapt"), txt, "normal",
+               "its learner's normal set is left out, the next owner fills it again from "
+               "the windows after the move");
     /* a long probability history (alert.probability_history, up to 1e6
      * averages): the next owner's probability starts afresh, its
      * threshold and alert go on */
