@@ -14,7 +14,12 @@ the suite uses seeds from 21 up), with what real plants do laid over it:
   load_regimes   from day 2 the drive runs the pump at 80% speed every
                  night (22:00-06:00): absorb
   spikes         isolated one-sample spikes (absorb) and a one-hour spike
-                 train on vibration (pumpsim 'spike' fault: alert)
+                 train on vibration: six one-sample spikes x(1 +- 0.6) at
+                 minutes drawn at random within the hour (alert). The
+                 count is fixed, not drawn: pumpsim's 'spike' fault (one
+                 sample in ten on average) drew one spike in 60 on one
+                 seed set, a "train" the same as the single spikes that
+                 must be absorbed
   stuck          pressure frozen 6 h, flow frozen 3 h: data quality
   dropout        no samples for 2 h (a gap in the timestamps), flow cells
                  empty for 1 h: data quality
@@ -100,9 +105,9 @@ def spec_spikes():
     evs = [ev("spike", "absorb", t, t + 60, "vibration", note="one-sample spike x1.6")
            for t in singles]
     evs.append(ev("spike_train", "alert", 4 * DAY, 4 * DAY + HOUR, "vibration",
-                  note="pumpsim spike fault: 1 in 10 samples x(1 +- 0.6)"))
+                  note="6 of the hour's 60 samples x(1 +- 0.6), at random minutes"))
     return {"events": evs, "single_spikes": [(t, "vibration", 1.6) for t in singles],
-            "faults": ["spike@%ds+3600:1:vibration" % (4 * DAY)]}
+            "spike_train": (4 * DAY, HOUR, 6, "vibration", 0.6)}
 
 
 def spec_stuck():
@@ -218,6 +223,13 @@ def generate(name, out_dir, days=7.0, seed_base=0, start="2026-01-05T00:00:00Z")
     n = int(round(days * DAY / period))
     must_alert = [e for e in spec["events"] if e["expect"] == "alert"]
     singles = {int(round(t / period)): (s, f) for t, s, f in spec.get("single_spikes", [])}
+    if "spike_train" in spec:
+        # its own generator: the other streams' draws stay as they were
+        a, d, count, s, amp = spec["spike_train"]
+        trng = random.Random(seed * 7919 + 17)
+        k0 = int(round(a / period))
+        for k in sorted(trng.sample(range(int(round(d / period))), count)):
+            singles[k0 + k] = (s, 1.0 + trng.choice((-1, 1)) * amp)
     path = os.path.join(out_dir, name + ".csv")
     with open(path, "w", newline="") as out:
         out.write(",".join(["time"] + pumpsim.SENSORS + ["anomaly"]) + "\n")
