@@ -77,14 +77,11 @@ static double median_sorted(double *x, int k)
     return k % 2 ? x[k / 2] : 0.5 * (x[k / 2 - 1] + x[k / 2]);
 }
 
-/* Is feature f's middle sample an outlier among its neighbours? Its
- * distance from their median, in the smaller of two robust spreads (burst.h
- * SPREAD): the MAD about the median, and the MAD of the differences of
- * successive samples over sqrt 2. */
+/* Is feature f's middle sample an outlier among its neighbours? */
 static int judge(const ad_burst *b, int f, double spread)
 {
     const double *v = b->vals + (size_t)f * AD_BURST_K;
-    double x = v[AD_BURST_K / 2], tmp[AD_BURST_K], dif[AD_BURST_K], med, mad, dmed, dmad, sd;
+    double x = v[AD_BURST_K / 2], tmp[AD_BURST_K], med, mad, sd;
     int i, k = 0;
 
     if (!isfinite(x) || !(spread > 0) || !isfinite(spread))
@@ -95,18 +92,11 @@ static int judge(const ad_burst *b, int f, double spread)
     /* a neighbourhood mostly of samples not to be judged says nothing */
     if (k < AD_BURST_K / 2 + 2)
         return 0;
-    /* successive valid samples, in time order (before tmp is sorted) */
-    for (i = 0; i < k - 1; i++)
-        dif[i] = tmp[i + 1] - tmp[i];
-    dmed = median_sorted(dif, k - 1);
-    for (i = 0; i < k - 1; i++)
-        dif[i] = fabs(dif[i] - dmed);
-    dmad = median_sorted(dif, k - 1) / sqrt(2.0);
     med = median_sorted(tmp, k);
     for (i = 0; i < k; i++)
         tmp[i] = fabs(tmp[i] - med);
     mad = median_sorted(tmp, k);
-    sd = fmax(1.4826 * fmin(mad, dmad), AD_BURST_FLOOR * spread);
+    sd = fmax(1.4826 * mad, AD_BURST_FLOOR * spread);
     return fabs(x - med) > b->z * sd;
 }
 

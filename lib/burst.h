@@ -8,17 +8,11 @@
  * neighbourhood (a centred Hampel filter): the sample in the middle of the
  * last AD_BURST_K valid rows is an outlier when
  *
- *     |x - median| > z * max(1.4826 * min(MAD, DMAD), floor)
+ *     |x - median| > z * max(1.4826 * MAD, floor)
  *
  * with median and MAD over those AD_BURST_K samples; floor is a share
  * (AD_BURST_FLOOR) of the feature's learned spread (the model's scaler),
- * so a flat signal does not turn every wiggle into an outlier. SPREAD:
- * DMAD is the MAD of the differences of successive samples over sqrt 2
- * (the same spread under plain noise). A slow swing through the
- * neighbourhood (a ramp, an oscillation over a few tens of samples) is
- * spread to the MAD, enough to hide a spike on it; the differences do not
- * see it. Two spikes side by side spoil four of the ten differences, which
- * the MAD shrugs off: the smaller of the two holds in both cases. The window
+ * so a flat signal does not turn every wiggle into an outlier. The window
  * is centred: at a level shift the median is the new level from the first
  * sample of it on, so a step makes no outlier, while a lone spike among
  * ordinary neighbours does. A feature is in a burst while at least n of its

@@ -43,7 +43,6 @@
 #include "t.h"
 #include "t_model.h"
 #include "ad.h"
-#include "burst.h"
 #include "detector.h"
 #include "engine.h"
 
@@ -2764,67 +2763,6 @@ static void test_burst(void)
            (long long)r.ev[ic].alert.end_ms / 2000);
 }
 
-/* BURST TEST on a swinging signal (burst.h SPREAD): one feature, a row a
- * minute, 1 + 0.3 sin(2 pi i / 31) + 0.02 noise (a swing of a period of
- * 31 rows, steep against the noise), learned spread 0.1 (floor 0.05), 1 h
- * at 3 outliers, z 5. Spikes of +0.5 where the swing is steepest, at rows
- * 3100, 3116 and 3131 (the swing's slope crosses the neighbourhood's 11
- * rows by 0.5: the MAD about the median is about 0.2, a fence of 1.0 that
- * hid every spike before); then two spikes side by side on the flat
- * signal (1 + 0.02 noise) at rows 4000 and 4001, and a third at 4030.
- * Every spike must be an outlier and each train a burst; the swing alone
- * (3100 rows) and a step of +1 on it for good (from row 5000) none. */
-static void test_burst_swing(void)
-{
-    ad_burst *b = ad_burst_new(1, 3600000, 3, 5.0);
-    const double sp = 0.1;
-    int i, found_swing = 0, found_train = 0, found_pair = 0, found_step = 0;
-    int burst_train = 0, burst_pair = 0;
-
-    T_CHECK(b != NULL, "ad_burst_new");
-    if (b == NULL)
-        return;
-    rng = 29;
-    for (i = 0; i < 5600; i++) {
-        double v = 0.02 * noise();
-        int n, at = i - AD_BURST_K / 2;     /* the row judged now */
-
-        if (i < 3900 || i >= 4900)
-            v += 1.0 + 0.3 * sin(2 * M_PI * i / 31.0);
-        else
-            v += 1.0;
-        if (i == 3100 || i == 3116 || i == 3131 || i == 4000 || i == 4001 || i == 4030)
-            v += 0.5;
-        if (i >= 5000)
-            v += 1.0;
-        n = ad_burst_push(b, 60000 * (int64_t)i, &v, &sp);
-        if (at < 3100)
-            found_swing += n;
-        else if (at < 3900)
-            found_train += n;
-        else if (at < 4900)
-            found_pair += n;
-        else
-            found_step += n;
-        if (at == 3131)
-            burst_train = ad_burst_feature(b, 60000 * (int64_t)i) == 0;
-        if (at == 4030)
-            burst_pair = ad_burst_feature(b, 60000 * (int64_t)i) == 0;
-    }
-    ad_burst_free(b);
-    T_CHECK(found_swing == 0, "the swing alone: %d outliers (want 0)", found_swing);
-    T_CHECK(found_train == 3 && burst_train,
-            "three spikes on the swing's steep parts: %d outliers (want 3), %s", found_train,
-            burst_train ? "a burst" : "no burst");
-    T_CHECK(found_pair == 3 && burst_pair,
-            "two spikes side by side and a third on a flat signal: %d outliers (want 3), %s",
-            found_pair, burst_pair ? "a burst" : "no burst");
-    T_CHECK(found_step == 0, "a step of +1 on the swing: %d outliers (want 0)", found_step);
-    T_NOTE("swing of 0.3, period 31 rows, noise 0.02, floor 0.05: 0 outliers alone, %d of 3 "
-           "spikes on its steep parts, %d of 3 spikes (two side by side) on a flat signal, "
-           "%d at a step of +1", found_train, found_pair, found_step);
-}
-
 /* ONSET (detector.c): windows withheld while a recurrence is judged raise
  * when it is judged not one, as they would have without accept_onset. A
  * level-3 alert (15 rows) at row 100, then at the same time of day (rows
@@ -2921,6 +2859,5 @@ int main(void)
     T_RUN(test_level_accepted_restored);
     T_RUN(test_level_accepted_span);
     T_RUN(test_burst);
-    T_RUN(test_burst_swing);
     return t_done();
 }
