@@ -681,7 +681,9 @@ int ad_detector_push_refused(ad_detector *d, int64_t ts_ms, int feature, int non
  * and, with data quality on, in the whole stream's rejected bucket (an event
  * with no feature). Tell the detector its arrival first: like a message
  * whose every value is refused, it says the device is alive (no
- * whole-stream dropout while such messages come). ts_ms is the arrival
+ * whole-stream dropout while such messages come), yet it does not hold
+ * back the stream's data clock: rows waiting behind the watermark come
+ * out as if it had not come (stream.h EVENT TIME). ts_ms is the arrival
  * time. Returns 1.
  */
 int ad_detector_push_malformed(ad_detector *d, int64_t ts_ms);
