@@ -639,11 +639,12 @@ void ad_detector_free(ad_detector *d);      /* NULL-safe */
  * that the device's clock jumped or that this one row's time is wrong.
  * Taken, it would leave every following row of a clock that only glitched
  * behind it, dropped as late. So it is held (push_row returns 0) until the
- * next row decides: one at or after it, or after the newest row and at
- * most max_lateness_ms before it (rows swapped in transit right after a
- * jump, which the stream reorders), confirms the jump (the held row, then
- * it, go in); one between the newest row and that says the held row
- * was wrong: it is dropped and counted as refused for a future time
+ * next row decides: one at or after it, or after the newest row, at
+ * most max_lateness_ms before it and nearer to it than to the newest row
+ * (rows swapped in transit right after a jump, which the stream
+ * reorders), confirms the jump (the held row, then it, go in); any other
+ * one after the newest row (the old cadence: also right after a glitch
+ * just past max_lateness_ms) says the held row was wrong: it is dropped and counted as refused for a future time
  * (stats stream.future and rows_ahead; a `rejected` value of the whole
  * stream for data quality); a row late anyway decides nothing. With no
  * next row, advance() takes it once the arrival clock is five usual

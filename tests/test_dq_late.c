@@ -15,7 +15,9 @@
  * A row held when the stream is saved goes with the state: the restored
  * stream's next row decides it; a state not continued counts it lost.
  * The first two rows after a real jump swapped in transit (within
- * rows.max_lateness_ms) are both kept. Messages refused whole never hold
+ * rows.max_lateness_ms) are both kept; a row just past max_lateness_ms
+ * ahead followed by rows on the old cadence is a glitch, dropped.
+ * Messages refused whole never hold
  * back the rows waiting behind the watermark.
  */
 #include <stdint.h>
@@ -632,6 +634,30 @@ static void test_reorder_after_jump(void)
            (unsigned long long)st.rows_ahead, (unsigned long long)st.stream.ooo);
     T_CHECK(st.rows_ahead == 19 && st.stream.ooo == 0, "the 19 glitching rows dropped, none "
             "late (%llu, %llu)", (unsigned long long)st.rows_ahead,
+            (unsigned long long)st.stream.ooo);
+    ad_detector_free(d);
+    /* lateness 60 s, the largest limit: one row 61.5 s ahead, then rows
+     * on the old cadence. The next row is within max_lateness_ms of the
+     * held one, yet it continues the newest row: a glitch, dropped. Before,
+     * it confirmed the "jump" and the wrong row was taken */
+    c.stream.max_lateness_ms = 60000;
+    if (ad_detector_new(&d, &c, "dev", m, 0, 0, NULL, err, sizeof err) != 0)
+        T_CHECK(0, "new: %s", err);
+    for (i = 0; i < 300; i++) {
+        int64_t t = T0 + (int64_t)i * 1000 + (i == 150 ? 60500 : 0);
+        push(d, AD_ASM_ROWS, i, t, T0 + (int64_t)i * 1000 + 30);
+        ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    ad_detector_advance(d, T0 + 300 * 1000 + 70000);    /* the reordered rows out */
+    drain(d, &s);
+    ad_detector_get_stats(d, &st);
+    T_NOTE("lateness 60 s, one row 61.5 s ahead of the newest: %llu rows kept of 300, "
+           "%llu dropped as ahead, %llu late", (unsigned long long)st.stream.rows,
+           (unsigned long long)st.rows_ahead, (unsigned long long)st.stream.ooo);
+    T_CHECK(st.rows_ahead == 1 && st.stream.rows == 299 && st.stream.ooo == 0,
+            "the glitching row dropped, every other kept (%llu ahead, %llu rows, %llu late)",
+            (unsigned long long)st.rows_ahead, (unsigned long long)st.stream.rows,
             (unsigned long long)st.stream.ooo);
     ad_detector_free(d);
     ad_model_free(m);
