@@ -646,10 +646,10 @@ void ad_detector_free(ad_detector *d);      /* NULL-safe */
  * one after the newest row (the old cadence: also right after a glitch
  * just past max_lateness_ms) says the held row was wrong: it is dropped
  * and counted as refused for a future time (stats stream.future and
- * rows_ahead; a `rejected` value of the whole stream for data quality); a row late anyway decides nothing. With no
- * next row, advance() takes it once the arrival clock is five usual
- * intervals (at least 5 s) past its arrival. A real gap after a
- * silence arrives after the silence and is never held; nor is the first
+ * rows_ahead; a `rejected` value of the whole stream for data quality);
+ * a row late anyway decides nothing. With no next row, advance() takes
+ * it once the arrival clock is five usual intervals (at least 5 s) past
+ * its arrival. A real gap after a silence arrives after the silence and is never held; nor is the first
  * row after a restore, or any row without an arrival clock (replay). A
  * row held when the stream is saved goes with the state ("held", see
  * ad_detector_save): a restore (or ad_detector_restore_window) holds it
