@@ -263,6 +263,7 @@ typedef struct batch {
 
 typedef struct counters {
     uint64_t messages_in, parse_errors, unknown_fields, nonfinite, nonnumeric, oversized;
+    uint64_t status_messages;   /* status texts (payload.h STATUS TEXT) */
     uint64_t no_detector, no_stream_key, samples, streams_refused, streams_evicted;
     uint64_t windows_scored, windows_stale, alerts_raised, alerts_cleared;
     uint64_t batches, batch_windows, trainings, training_failures, ignored_stopping;

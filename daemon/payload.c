@@ -691,6 +691,38 @@ static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now
     return 0;
 }
 
+/* A device's status text, not data (payload.h STATUS TEXT): the payload
+ * b[0..n), blanks around it already skipped. */
+static int status_text(const char *b, size_t n)
+{
+    char w[AD_PAYLOAD_STATUS_MAX + 1], *end;
+    double v;
+    size_t i;
+
+    if (n == 0 || n > AD_PAYLOAD_STATUS_MAX)
+        return 0;
+    if (b[0] == '"') {
+        if (n < 3 || b[n - 1] != '"')
+            return 0;
+        for (i = 1; i + 1 < n; i++)
+            if (b[i] < 0x20 || b[i] > 0x7e || b[i] == '"' || b[i] == '\\')
+                return 0;
+        return 1;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)b[i];
+        int alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        if (!alnum && (i == 0 || !strchr(" _-.", c)))
+            return 0;
+    }
+    /* a number is a value sent to the wrong format, not a status; 0 and
+     * 1 are the usual offline / online of a last will */
+    memcpy(w, b, n);
+    w[n] = '\0';
+    v = strtod(w, &end);
+    return end != w + n || v == 0.0 || v == 1.0;
+}
+
 /* The first sample whose time a stream cannot hold (ad_time_ok: 1970-01-01
  * to 9999-12-31), or -1. NaN is no time (the arrival time is used); an
  * infinite one (SenML bt + t past DBL_MAX) is refused like any other. */
@@ -745,6 +777,19 @@ int ad_payload_parse_ref(const ad_payload_parser *p, const char *topic,
             return ad_errf(err, errlen, AD_EFORMAT, "empty payload (%zu bytes%s): a JSON %s "
                            "expected", len, len ? ", all white space" : "",
                            p->format == AD_FMT_JSON ? "object" : "array (SenML)");
+        {
+            const char *b = (const char *)buf + k;
+            size_t m = len - k;
+
+            while (m > 0 && strchr(" \t\r\n", b[m - 1]) != NULL && b[m - 1] != '\0')
+                m--;
+            if (status_text(b, m)) {
+                char q[48];
+                quote_text(b, m, q, sizeof q);
+                return ad_errf(err, errlen, AD_PAYLOAD_STATUS, "a status text, not data: %s",
+                               q);
+            }
+        }
         root = ad_json_parse_whole(buf, len, "payload", e, sizeof e);
         if (!root)
             return ad_errf(err, errlen, AD_EFORMAT, "malformed JSON: %s",

@@ -42,6 +42,18 @@
  * is not a finite number or is outside the time a stream can hold.
  * Errors (AD_EFORMAT malformed, AD_ENONFINITE, AD_ERANGE, AD_ENOENT no
  * known feature) come with a short message for the rate-limited log.
+ *
+ * STATUS TEXT (json, senml). A short plain text where a JSON object or
+ * array belongs is a device's status, typically its MQTT last will on the
+ * topic its data comes on ("Offline", "offline", "connection lost", "0"),
+ * not malformed data: AD_PAYLOAD_STATUS (positive, no sample, err says
+ * what it was). It is at most AD_PAYLOAD_STATUS_MAX bytes without the
+ * blanks around it, and either a word or words of letters, digits, ' ',
+ * '_', '-' and '.' beginning with a letter or digit that is no number
+ * but 0 or 1 (true, false and null are such words), or a JSON string of
+ * printable ASCII without escapes. Any other text (a number such as 21.5,
+ * "nan", "ERROR: ...", anything with braces or quotes inside) is malformed
+ * as before. The number format has no such case: its payload is a value.
  */
 #ifndef AD_PAYLOAD_H
 #define AD_PAYLOAD_H
@@ -53,6 +65,10 @@ enum {
     AD_SAMPLE_NONFINITE = 1,    /* a number that is not finite */
     AD_SAMPLE_NONNUMERIC = 2    /* not a number */
 };
+
+/* ad_payload_parse: a status text (STATUS TEXT), not data */
+#define AD_PAYLOAD_STATUS 1
+#define AD_PAYLOAD_STATUS_MAX 32
 
 typedef struct ad_sample {
     int feature;       /* index in the model's features */
@@ -78,8 +94,9 @@ void ad_payload_parser_free(ad_payload_parser *p);   /* NULL-safe */
  * feature from it), `now` the arrival time (unix seconds, for SenML relative
  * times). Writes up to `max` samples to out, their count to *n and the
  * count of unknown fields/records to *unknown (may be NULL).
- * Returns 0 (err: the values refused, or "") or a negative code with a
- * message in err (*n 0). Thread-safe (the parser is read-only).
+ * Returns 0 (err: the values refused, or ""), AD_PAYLOAD_STATUS (a
+ * status text, said in err; *n 0) or a negative code with a message in
+ * err (*n 0). Thread-safe (the parser is read-only).
  */
 int ad_payload_parse(const ad_payload_parser *p, const char *topic,
                      const void *buf, size_t len, double now,

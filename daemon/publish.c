@@ -1013,6 +1013,7 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddNumberToObject(o, "uptime_s", (double)(uv_now(dd->loop) - dd->started_ms) / 1000.0);
     cJSON_AddNumberToObject(o, "messages_in", (double)dd->c.messages_in);
     cJSON_AddNumberToObject(o, "parse_errors", (double)dd->c.parse_errors);
+    cJSON_AddNumberToObject(o, "status_messages", (double)dd->c.status_messages);
     cJSON_AddNumberToObject(o, "nonfinite", (double)dd->c.nonfinite);
     cJSON_AddNumberToObject(o, "nonnumeric", (double)dd->c.nonnumeric);
     cJSON_AddNumberToObject(o, "unknown_fields", (double)dd->c.unknown_fields);

@@ -1882,9 +1882,10 @@ static int dq_to_kafka(const cJSON *dq)
  * raised (its MQTT topic, its Kafka topic or both), as a live stream's
  * clear (publish_dq_close_all) ending at end (0: now). Returns how many
  * were cleared; *failed counts those whose clear could not be queued
- * (warned). */
+ * (warned), and *kept (created when NULL) gets a copy of each, for the
+ * file to keep them. */
 static int close_dq_removed(ad_daemon *dd, const char *det, const char *key, const cJSON *dq,
-                            int64_t end, const char *path, int *failed)
+                            int64_t end, const char *path, int *failed, cJSON **kept)
 {
     int qos = dd->g->cfg->broker.qos_alerts, n = 0;
     const cJSON *x;
@@ -1933,6 +1934,10 @@ static int close_dq_removed(ad_daemon *dd, const char *det, const char *key, con
             ad_log(AD_LOG_WARNING, "state: %s: data-quality alert %s is not closed: %s", path,
                    cJSON_IsString(id) ? id->valuestring : "?", why);
             (*failed)++;
+            if (!*kept)
+                *kept = cJSON_CreateArray();
+            if (*kept)
+                cJSON_AddItemToArray(*kept, cJSON_Duplicate(x, 1));
             continue;
         }
         ad_log(AD_LOG_NOTICE, "data quality %s cleared: detector %s stream %s check %s "
@@ -2210,7 +2215,10 @@ static void scan_apply_dir(ad_daemon *dd, det_rt *d, scan_dir *sd)
  * cleared (reason detector_removed) on the topic they were raised on,
  * retained states and Home Assistant entities emptied. The files stay,
  * rewritten without them: configured again, the detector finds its
- * streams' calibration. One line per directory, with the counts; a
+ * streams' calibration. An alert whose clear cannot be queued stays in
+ * its file with the stream's retained messages, and the next start tries
+ * again (a model alert: the file as it was; a data-quality one: the file
+ * keeps it, without what was cleared). One line per directory, with the counts; a
  * warning when open alerts are left open. */
 static void scan_apply_orphan(ad_daemon *dd, scan_dir *od)
 {
@@ -2260,9 +2268,23 @@ static void scan_apply_orphan(ad_daemon *dd, scan_dir *od)
             }
             closed++;
         }
-        if (e->dq)
+        if (e->dq) {
+            cJSON *kept = NULL;
+
             closed += close_dq_removed(dd, od->name, e->key, e->dq, e->dq_end, e->path,
-                                       &kept_open);
+                                       &kept_open, &kept);
+            if (kept) {
+                /* as a model alert whose clear fails: what the file says
+                 * of them stays, its retained messages too, and the next
+                 * start tries again. The file is rewritten all the same
+                 * (without a model alert just cleared: not cleared twice) */
+                e->text = splice_member(e->text, "dq_open", cJSON_PrintUnformatted(kept));
+                e->text = splice_member(e->text, "published", cJSON_PrintUnformatted(e->pub));
+                cJSON_Delete(kept);
+                e->rewrite = 1;
+                continue;
+            }
+        }
         emptied++;
         empty_published(dd, NULL, e->key, e->pub);
         e->rewrite = 1;

@@ -781,11 +781,14 @@ int ad_detector_push_row(ad_detector *d, int64_t ts_ms, const double *values,
     if (d->held) {
         /* the clock did jump: a row at or after the held one, or one that
          * the stream reorders behind it (within max_lateness_ms: rows
-         * swapped in transit right after a jump). A held row is more than
-         * max_lateness_ms ahead, so a glitched one taken so is at most a
-         * usual interval more: the rows after it are reordered, not late */
+         * swapped in transit right after a jump) and that is nearer to it
+         * than to the newest row. A row on the old cadence right after a
+         * glitch just past max_lateness_ms (the largest limit) is within
+         * max_lateness_ms of it too, but it continues the newest row: the
+         * held one was wrong */
         if (ts_ms >= d->held_ts || (d->cfg.stream.max_lateness_ms > 0 && ts_ms > d->max_ts &&
-                                    d->held_ts - ts_ms <= d->cfg.stream.max_lateness_ms))
+                                    d->held_ts - ts_ms <= d->cfg.stream.max_lateness_ms &&
+                                    d->held_ts - ts_ms < ts_ms - d->max_ts))
             held_release(d, 1);
         else if (ts_ms > d->max_ts)
             held_release(d, 0);          /* the held row was wrong */

@@ -639,16 +639,17 @@ void ad_detector_free(ad_detector *d);      /* NULL-safe */
  * that the device's clock jumped or that this one row's time is wrong.
  * Taken, it would leave every following row of a clock that only glitched
  * behind it, dropped as late. So it is held (push_row returns 0) until the
- * next row decides: one at or after it, or after the newest row and at
- * most max_lateness_ms before it (rows swapped in transit right after a
- * jump, which the stream reorders), confirms the jump (the held row, then
- * it, go in); one between the newest row and that says the held row
- * was wrong: it is dropped and counted as refused for a future time
- * (stats stream.future and rows_ahead; a `rejected` value of the whole
- * stream for data quality); a row late anyway decides nothing. With no
- * next row, advance() takes it once the arrival clock is five usual
- * intervals (at least 5 s) past its arrival. A real gap after a
- * silence arrives after the silence and is never held; nor is the first
+ * next row decides: one at or after it, or after the newest row, at
+ * most max_lateness_ms before it and nearer to it than to the newest row
+ * (rows swapped in transit right after a jump, which the stream
+ * reorders), confirms the jump (the held row, then it, go in); any other
+ * one after the newest row (the old cadence: also right after a glitch
+ * just past max_lateness_ms) says the held row was wrong: it is dropped
+ * and counted as refused for a future time (stats stream.future and
+ * rows_ahead; a `rejected` value of the whole stream for data quality);
+ * a row late anyway decides nothing. With no next row, advance() takes
+ * it once the arrival clock is five usual intervals (at least 5 s) past
+ * its arrival. A real gap after a silence arrives after the silence and is never held; nor is the first
  * row after a restore, or any row without an arrival clock (replay). A
  * row held when the stream is saved goes with the state ("held", see
  * ad_detector_save): a restore (or ad_detector_restore_window) holds it
@@ -681,7 +682,9 @@ int ad_detector_push_refused(ad_detector *d, int64_t ts_ms, int feature, int non
  * and, with data quality on, in the whole stream's rejected bucket (an event
  * with no feature). Tell the detector its arrival first: like a message
  * whose every value is refused, it says the device is alive (no
- * whole-stream dropout while such messages come). ts_ms is the arrival
+ * whole-stream dropout while such messages come), yet it does not hold
+ * back the stream's data clock: rows waiting behind the watermark come
+ * out as if it had not come (stream.h EVENT TIME). ts_ms is the arrival
  * time. Returns 1.
  */
 int ad_detector_push_malformed(ad_detector *d, int64_t ts_ms);

@@ -51,6 +51,8 @@ struct ad_stream {
     int has_max, has_arr, has_emit, has_grid, has_applied;
     int64_t max_ts;        /* newest accepted timestamp */
     int64_t arr_ms;        /* last arrival clock (ad_stream_arrival) */
+    int64_t clk_ms;        /* the arrival of the last data accepted: the
+                            * data clock runs from it (ad_stream_advance) */
     int64_t last_emit_ts;  /* last emitted row time */
     int has_resume;
     int64_t resume_ts;     /* the last row of the stream this one continues
@@ -726,6 +728,7 @@ static void saw(ad_stream *s, int64_t ts)
     if (!s->has_max || ts > s->max_ts)
         s->max_ts = ts;
     s->has_max = 1;
+    s->clk_ms = s->arr_ms;
 }
 
 /* Accept one value of feature f at ts (PERIOD/ALL); returns 0 or 1 (dropped). */
@@ -749,8 +752,10 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
          * newer than the one its feature holds is still the feature's
          * latest value: it is held for the next row (sample-and-hold)
          * rather than lost. */
-        if (s->cfg.mode == AD_ASM_PERIOD && period_hold_late(s, ts, f, v))
+        if (s->cfg.mode == AD_ASM_PERIOD && period_hold_late(s, ts, f, v)) {
+            s->clk_ms = s->arr_ms;          /* taken: the data clock runs */
             return 0;
+        }
         refused(&s->st.ooo, &s->st.ooo_values, 1);
         return 1;
     }
@@ -930,6 +935,8 @@ int ad_stream_push_row(ad_stream *s, int64_t ts_ms, const double *values,
 void ad_stream_arrival(ad_stream *s, int64_t now_ms)
 {
     s->arr_ms = now_ms;
+    if (!s->has_arr)
+        s->clk_ms = now_ms;
     s->has_arr = 1;
 }
 
@@ -939,10 +946,14 @@ void ad_stream_advance(ad_stream *s, int64_t now_ms)
 
     if (s->has_arr) {
         /* The stream's own clock: its newest time plus the wall time since
-         * it last heard from the device. */
+         * the device last sent it something it took. What it refused
+         * (a message refused whole, a value, a time ahead, late or
+         * repeated) says nothing of the device's clock: counted from its
+         * arrival, a device sending only that would hold the rows that
+         * wait behind the watermark for as long as it does. */
         if (!s->has_max)
             return;
-        data_now = s->max_ts + (now_ms > s->arr_ms ? now_ms - s->arr_ms : 0);
+        data_now = s->max_ts + (now_ms > s->clk_ms ? now_ms - s->clk_ms : 0);
     } else {
         data_now = now_ms;
     }

@@ -22,10 +22,14 @@
  *   max_future_ms ahead of its arrival is rejected (counted in `future`) and
  *   never moves max_ts or the watermark, so one sample stamped in the year
  *   33658 cannot make every later sample late; (2) ad_stream_advance(now)
- *   estimates the stream's data time as max_ts + (now - last arrival), i.e.
- *   it advances in the device's own clock: a device clock behind the daemon
- *   or historic timestamps lose nothing. Without an arrival clock (replay,
- *   tests) advance(now) takes now as data time.
+ *   estimates the stream's data time as max_ts + (now - A), A the arrival
+ *   of the last sample or row it took, i.e. it advances in the device's
+ *   own clock: a device clock behind the daemon or historic timestamps
+ *   lose nothing. What it refused (a message refused whole, a value, a
+ *   time ahead, late or repeated) does not move A: a device that sends
+ *   only that never holds back the rows waiting behind the watermark.
+ *   Without an arrival clock (replay, tests) advance(now) takes now as
+ *   data time.
  *   Resumed. A stream created for a restored state is told the time of
  *   the last row of the stream it continues (ad_stream_resume): rows and
  *   samples at or before it are refused (dup / ooo) as they would have

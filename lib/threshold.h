@@ -250,8 +250,12 @@ double ad_threshold_raised(const ad_threshold *t);
  * A candidate's threshold is fitted on its shadow span, which may be a part
  * of the day; the hold keeps the live threshold x the candidate/live error
  * ratio until the new model has been judged on n windows of its own. n = 0
- * ends a hold. Saved and restored with the state; a later hold replaces it,
- * a rebase or reset ends it. AD_EINVAL when not fitted, v not finite > 0,
+ * ends a hold. It counts the scores adapted, not the windows judged: a
+ * frozen threshold (or one with adapt off) learns none, and the count
+ * waits, so that the estimate has learned n scores of the new model when
+ * the hold ends (frozen, the value does not move anyway). Saved and
+ * restored with the state; a later hold replaces it, a rebase or reset
+ * ends it. AD_EINVAL when not fitted, v not finite > 0,
  * or the method is fixed or model (no scores to hold against).
  */
 int ad_threshold_hold(ad_threshold *t, double v, uint64_t n);

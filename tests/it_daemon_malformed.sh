@@ -13,7 +13,10 @@
 #    count every message refused whole (80) as a parse error;
 #  - statpump1's status and empty messages are no data: a whole-stream
 #    dropout or an eviction as idle (whichever its tick finds first), no
-#    rejected alert;
+#    rejected alert; nor is its plain-text last will ("Offline", 20 times
+#    too), counted in the stats' status_messages, not as a parse error
+#    (before: as malformed data, keeping the stream alive: no dropout,
+#    and a rejected alert);
 #  - good rows again: the rejected alert clears (reject_window_ms 4000).
 # Before, such messages were counted only in the stats: the stream went
 # silent, a whole-stream dropout was raised and it was then evicted as
@@ -63,12 +66,13 @@ while [ $i -lt 20 ]; do
     sleep 0.25
     pub sensors/pump1/pump '{"ts": "soon", "pressure": 1.0}'
     pub sensors/statpump1/pump ''
+    pub sensors/statpump1/pump 'Offline'
     sleep 0.25
     i=$((i + 1))
 done
-# once the last of them are in (900 + 80), before 6 s of silence could
+# once the last of them are in (900 + 100), before 6 s of silence could
 # evict anything
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats messages_in=980 --timeout 10 >/dev/null
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats messages_in=1000 --timeout 10 >/dev/null
 cp "$D/sub.jsonl" "$D/snap.jsonl"
 cp "$D/daemon.log" "$D/snap.log"
 
@@ -106,6 +110,7 @@ print("rejected_stat", ",".join(rej.get("statpump1", [])) or "-")
 print("dropout_whole", ",".join(dropout_all) or "-")
 print("malformed", state.get("pump1", {}).get("rejected", {}).get("malformed"))
 print("parse_errors", st.get("parse_errors"))
+print("status_messages", st.get("status_messages"))
 EOP
 }
 check "$D/snap.jsonl" "$D/check.out"
@@ -136,16 +141,17 @@ else
     it_fail "statpump1: status messages naming no feature and empty payloads are no data (a whole-stream dropout or eviction as idle) and no rejected alert" \
         "rejected on: $(v rejected_stat); dropout on: $(v dropout_whole)"
 fi
-if [ "$(v parse_errors)" = 80 ]; then
-    it_ok "the stats count the 80 messages refused whole as parse errors"
+if [ "$(v parse_errors)" = 80 ] && [ "$(v status_messages)" = 20 ]; then
+    it_ok "the stats count the 80 messages refused whole as parse errors, the 20 last wills as status_messages"
 else
-    it_fail "the stats count the 80 messages refused whole as parse errors" "$(v parse_errors)"
+    it_fail "the stats count the 80 messages refused whole as parse errors, the 20 last wills as status_messages" \
+        "parse_errors $(v parse_errors) status_messages $(v status_messages)"
 fi
 
 # good rows again, paced: the rejected bucket drains (4 s window) and the
 # alert clears
 $H pub $P --rows 490 --start-row 450 --rate 4 --fault 'blockage@400m+400m'
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats messages_in=1020 --timeout 20 >/dev/null
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats messages_in=1040 --timeout 20 >/dev/null
 sleep 1
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 check "$D/sub.jsonl" "$D/check.out"

@@ -13,7 +13,12 @@
 #     daemon was stopped): the scan at start clears them from the file
 #     (reason detector_removed, as the model alert) and rewrites the file
 #     without them, so the next start does not clear them twice. Before,
-#     only the model alert was closed and the dropout stayed open.
+#     only the model alert was closed and the dropout stayed open;
+#  3. the same, one of its data-quality alerts unclosable (its entry names
+#     no topic): the other is cleared, the file keeps the unclosable one
+#     and what the stream published, as it keeps a model alert whose clear
+#     fails, for the next start to try again. Before, the file was
+#     rewritten without either: the unclosed alert was forgotten.
 # Under ASan (make check) the shim is preloaded with ASan's link-order
 # check off.
 . tests/lib.sh
@@ -160,6 +165,37 @@ if ! grep -q "$ID" "$D/sub.jsonl"; then
     it_ok "the next start does not clear it again"
 else
     it_fail "the next start does not clear it again" "$(grep "$ID" "$D/sub.jsonl" | head -2)"
+fi
+kill -TERM "$DPID"; wait "$DPID"; DPID=
+
+# ---- 3. the same, one data-quality alert that cannot be cleared -----------------------------
+rm -rf "$D/state"; cp -r "$D/state.kill" "$D/state"
+$PYTHON - "$D/state/pump/pump3.state.json" <<'EOP'
+import json, sys
+p = sys.argv[1]
+o = json.load(open(p))
+o["dq_open"].append({"alert_id": "dq-unclosable", "check": "dropout"})
+json.dump(o, open(p, "w"))
+EOP
+: > "$D/sub.jsonl"
+$AD_BIN run -c "$D/ad.json" 2> "$D/daemon4.log" & DPID=$!
+online daemon4.log
+if cleared detector_removed 20; then
+    it_ok "3: $ID cleared (reason detector_removed) beside an unclosable one"
+else
+    it_fail "3: $ID cleared (reason detector_removed) beside an unclosable one" \
+        "$(grep alerts/ "$D/sub.jsonl" | tail -3; grep 'state:' "$D/daemon4.log" | tail -3)"
+fi
+F3="$D/state/pump/pump3.state.json"
+if it_wait_until 10 $PYTHON -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+ids = [x.get("alert_id") for x in o.get("dq_open", [])]
+sys.exit(0 if ids == ["dq-unclosable"] and "published" in o else 1)' "$F3"; then
+    it_ok "3: the file keeps the unclosable one (and what the stream published), not $ID"
+else
+    it_fail "3: the file keeps the unclosable one (and what the stream published), not $ID" \
+        "$(grep -o '"dq_open":[^]]*]' "$F3"; grep -c '"published"' "$F3"; grep 'state:' "$D/daemon4.log" | tail -3)"
 fi
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 exit 0

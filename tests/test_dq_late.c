@@ -15,7 +15,10 @@
  * A row held when the stream is saved goes with the state: the restored
  * stream's next row decides it; a state not continued counts it lost.
  * The first two rows after a real jump swapped in transit (within
- * rows.max_lateness_ms) are both kept.
+ * rows.max_lateness_ms) are both kept; a row just past max_lateness_ms
+ * ahead followed by rows on the old cadence is a glitch, dropped.
+ * Messages refused whole never hold
+ * back the rows waiting behind the watermark.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -50,7 +53,7 @@ static ad_detector *mk(ad_asm_mode mode, ad_model **mp)
 }
 
 typedef struct {
-    int late_raised, late_cleared, other_raised, feature;
+    int late_raised, late_cleared, other_raised, dropout_raised, feature;
     double value;
     uint64_t count;
 } seen;
@@ -73,6 +76,7 @@ static void drain(ad_detector *d, seen *s)
         if (strcmp(ad_dq_check_name(ev.dq.check), "late") != 0) {
             if (ev.type == AD_EV_DQ_RAISED) {
                 s->other_raised++;
+                s->dropout_raised += strcmp(ad_dq_check_name(ev.dq.check), "dropout") == 0;
                 T_NOTE("dq raised: %s", ad_dq_check_name(ev.dq.check));
             }
             continue;
@@ -632,6 +636,86 @@ static void test_reorder_after_jump(void)
             "late (%llu, %llu)", (unsigned long long)st.rows_ahead,
             (unsigned long long)st.stream.ooo);
     ad_detector_free(d);
+    /* lateness 60 s, the largest limit: one row 61.5 s ahead, then rows
+     * on the old cadence. The next row is within max_lateness_ms of the
+     * held one, yet it continues the newest row: a glitch, dropped. Before,
+     * it confirmed the "jump" and the wrong row was taken */
+    c.stream.max_lateness_ms = 60000;
+    if (ad_detector_new(&d, &c, "dev", m, 0, 0, NULL, err, sizeof err) != 0)
+        T_CHECK(0, "new: %s", err);
+    for (i = 0; i < 300; i++) {
+        int64_t t = T0 + (int64_t)i * 1000 + (i == 150 ? 60500 : 0);
+        push(d, AD_ASM_ROWS, i, t, T0 + (int64_t)i * 1000 + 30);
+        ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    ad_detector_advance(d, T0 + 300 * 1000 + 70000);    /* the reordered rows out */
+    drain(d, &s);
+    ad_detector_get_stats(d, &st);
+    T_NOTE("lateness 60 s, one row 61.5 s ahead of the newest: %llu rows kept of 300, "
+           "%llu dropped as ahead, %llu late", (unsigned long long)st.stream.rows,
+           (unsigned long long)st.rows_ahead, (unsigned long long)st.stream.ooo);
+    T_CHECK(st.rows_ahead == 1 && st.stream.rows == 299 && st.stream.ooo == 0,
+            "the glitching row dropped, every other kept (%llu ahead, %llu rows, %llu late)",
+            (unsigned long long)st.rows_ahead, (unsigned long long)st.stream.rows,
+            (unsigned long long)st.stream.ooo);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+/* A device that sends only messages refused whole (malformed JSON, a bad
+ * timestamp) after its last good row, rows.max_lateness_ms 5 s: the rows
+ * waiting behind the watermark come out within the lateness, as when the
+ * device is silent; the refused messages keep the stream alive (no
+ * dropout) and are counted. Before, each one's arrival restarted the
+ * stream's data clock: the last rows waited for as long as they came. */
+static void test_refused_no_delay(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    seen s = { 0 };
+    ad_model *m = t_zero_model(TW, F);
+    uint64_t before;
+    int i;
+
+    ad_detector_cfg_default(&c);
+    c.dq_enabled = 1;
+    ad_dq_cfg_default(&c.dq);
+    c.stream.mode = AD_ASM_ROWS;
+    c.stream.period_ms = 1000;
+    c.stream.max_lateness_ms = 5000;
+    if (ad_detector_new(&d, &c, "dev", m, 0, 0, NULL, err, sizeof err) != 0)
+        T_CHECK(0, "new: %s", err);
+    for (i = 0; i < 100; i++) {
+        push(d, AD_ASM_ROWS, i, T0 + (int64_t)i * 1000, T0 + (int64_t)i * 1000 + 30);
+        ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+        drain(d, &s);
+    }
+    ad_detector_get_stats(d, &st);
+    before = st.stream.rows;
+    for (i = 100; i < 160; i++) {       /* a minute of refused messages */
+        int64_t w = T0 + (int64_t)i * 1000 + 30;
+        ad_detector_arrival(d, w);
+        ad_detector_push_malformed(d, w);
+        ad_detector_advance(d, w + 470);
+        drain(d, &s);
+        if (i == 108) {
+            ad_detector_get_stats(d, &st);
+            T_NOTE("lateness 5 s: %llu of 100 rows out at the last row, %llu 8 s later",
+                   (unsigned long long)before, (unsigned long long)st.stream.rows);
+            T_CHECK(st.stream.rows == 100, "the rows behind the watermark out 8 s after the "
+                    "last good row, refused messages coming (%llu of 100)",
+                    (unsigned long long)st.stream.rows);
+        }
+    }
+    ad_detector_get_stats(d, &st);
+    T_NOTE("a minute of refused messages: %llu counted malformed, dropout raised %d",
+           (unsigned long long)st.stream.malformed, s.dropout_raised);
+    T_CHECK(st.stream.malformed == 60, "counted (%llu)", (unsigned long long)st.stream.malformed);
+    T_CHECK(s.dropout_raised == 0, "the stream kept alive: no dropout (%d)", s.dropout_raised);
+    ad_detector_free(d);
     ad_model_free(m);
 }
 
@@ -655,5 +739,6 @@ int main(void)
     T_RUN(test_held_save_jump);
     T_RUN(test_held_lost);
     T_RUN(test_reorder_after_jump);
+    T_RUN(test_refused_no_delay);
     return t_done();
 }

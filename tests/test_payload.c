@@ -1,7 +1,8 @@
 /* test_payload.c - number, JSON (dotted paths, timestamps) and SenML
  * parsers: samples produced, unknown fields counted, errors; a bad value
  * refuses its feature alone (the message's good values kept, the bad one
- * named), a payload of the wrong shape is refused whole. */
+ * named), a payload of the wrong shape is refused whole; a short plain
+ * text where JSON belongs (a last will: "Offline", "0") is a status. */
 #include <stdint.h>
 #include "t.h"
 #include "ad.h"
@@ -316,11 +317,12 @@ static void test_refused_json(void)
                 "null: absent, not refused: rc %d n %d %s", rc, n, err);
     }
     {
-        /* the message's shape still decides: refused whole */
-        static const char *whole[] = { "{\"pressure\": ", "not json", "[1,2,3]", "{\"x\": 1}",
+        /* the message's shape still decides: refused whole (short plain
+         * text such as "not json" or "abc" is a status: test_status_text) */
+        static const char *whole[] = { "{\"pressure\": ", "not: json", "[1,2,3]", "{\"x\": 1}",
                                         "{\"pressure\":\"abc\"} x", "{\"ts\":\"x\",\"flow\":1}",
                                         "{\"ts\":1e999,\"flow\":1}", "{\"ts\":1e30,\"flow\":1}",
-                                        "", "\"abc\"", "1e999" };
+                                        "", "\"abcdefghijklmnopqrstuvwxyz0123456789\"", "1e999" };
         for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++) {
             ad_sample s[16];
             int n = -1, u = 0, rc;
@@ -527,9 +529,50 @@ done:
         ad_payload_parser_free(p[j]);
 }
 
+/* payload.h STATUS TEXT: a device's last will on its data topic is a
+ * status, not malformed data; a number or other text is malformed as
+ * before; the number format keeps its rule (a word is a refused value). */
+static void test_status_text(void)
+{
+    ad_payload_parser *pj = mk(AD_FMT_JSON, NULL, NULL, 0, NULL, 0);
+    ad_payload_parser *ps = mk(AD_FMT_SENML, NULL, NULL, 0, NULL, 0);
+    ad_payload_parser *pn = mk(AD_FMT_NUMBER, NULL, NULL, 0, NULL, 0);
+    static const char *status[] = { "Offline", "offline\n", " 0 ", "1", "connection lost",
+                                    "\"offline\"", "false", "null", "OFF-LINE_2" };
+    static const char *bad[] = { "21.5", "nan", "ERROR: sensor", "{\"current\":", "-1",
+                                 "\"a\\\"b\"", "1e5", "123456789012345678901234567890123" };
+    ad_sample s[16];
+    int n, u, rc;
+    char err[256];
+    size_t i;
+
+    T_CHECK(pj && ps && pn, "parsers");
+    if (!pj || !ps || !pn) goto done;
+    for (i = 0; i < sizeof status / sizeof status[0]; i++) {
+        rc = parse(pj, "t", status[i], s, &n, &u, err);
+        T_CHECK(rc == AD_PAYLOAD_STATUS && n == 0 && strstr(err, "status"),
+                "json: [%s] a status: rc %d %s", status[i], rc, err);
+        rc = parse(ps, "t", status[i], s, &n, &u, err);
+        T_CHECK(rc == AD_PAYLOAD_STATUS && n == 0, "senml: [%s] a status: rc %d %s", status[i],
+                rc, err);
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rc = parse(pj, "t", bad[i], s, &n, &u, err);
+        T_CHECK(rc == AD_EFORMAT && n == 0, "json: [%s] malformed: rc %d %s", bad[i], rc, err);
+    }
+    rc = parse(pn, "sensors/p1/current", "Offline", s, &n, &u, err);
+    T_CHECK(rc == 0 && n == 1 && s[0].refused == AD_SAMPLE_NONNUMERIC,
+            "number: a word is a refused value: rc %d %s", rc, err);
+done:
+    ad_payload_parser_free(pj);
+    ad_payload_parser_free(ps);
+    ad_payload_parser_free(pn);
+}
+
 int main(void)
 {
     T_RUN(test_number);
+    T_RUN(test_status_text);
     T_RUN(test_json);
     T_RUN(test_json_array_path);
     T_RUN(test_senml);
