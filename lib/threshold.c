@@ -1040,11 +1040,15 @@ void ad_threshold_adapt(ad_threshold *t, double score)
         if (score > t->pot_init) {
             ring_push(&t->peaks, score - t->pot_init);
             if (pot_refit(t) != 0 || !(t->value > 0)) {
+                /* the estimate stays: the value as it was, floor and hold
+                 * applied already (apply_floor again would take a held
+                 * value for the estimate under the hold) */
                 t->value = old;
                 t->gamma = og;
                 t->sigma = os;
+            } else {
+                t->value = apply_floor(t, t->value);
             }
-            t->value = apply_floor(t, t->value);
         } else {
             /* n grows, so the same tail quantile moves: recompute. */
             v = apply_floor(t, ad_pot_quantile(t->pot_init, t->gamma, t->sigma,
