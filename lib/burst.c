@@ -19,6 +19,8 @@ struct ad_burst {
     int len;            /* rows held (<= AD_BURST_K) */
     int64_t *out;       /* F x n: each feature's last n outlier timestamps */
     int *out_pos;       /* F: next slot */
+    double *usual;      /* F: the usual local spread (USUAL SPREAD), 0: none yet */
+    double *usual_n;    /* F: spreads it has seen, for its first steps */
 };
 
 ad_burst *ad_burst_new(int F, int64_t span_ms, int n, double z)
@@ -38,7 +40,10 @@ ad_burst *ad_burst_new(int F, int64_t span_ms, int n, double z)
     b->vts = calloc(AD_BURST_K, sizeof(int64_t));
     b->out = malloc((size_t)F * (size_t)n * sizeof(int64_t));
     b->out_pos = calloc((size_t)F, sizeof(int));
-    if (b->vals == NULL || b->vts == NULL || b->out == NULL || b->out_pos == NULL) {
+    b->usual = calloc((size_t)F, sizeof(double));
+    b->usual_n = calloc((size_t)F, sizeof(double));
+    if (b->vals == NULL || b->vts == NULL || b->out == NULL || b->out_pos == NULL ||
+        b->usual == NULL || b->usual_n == NULL) {
         ad_burst_free(b);
         return NULL;
     }
@@ -55,6 +60,8 @@ void ad_burst_free(ad_burst *b)
     free(b->vts);
     free(b->out);
     free(b->out_pos);
+    free(b->usual);
+    free(b->usual_n);
     free(b);
 }
 
@@ -77,11 +84,33 @@ static double median_sorted(double *x, int k)
     return k % 2 ? x[k / 2] : 0.5 * (x[k / 2 - 1] + x[k / 2]);
 }
 
+/* The usual local spread follows s (USUAL SPREAD): the median of the
+ * spreads seen, tracked in logs by steps of 1 / (spreads seen), at least
+ * AD_BURST_USUAL_STEP. */
+static void follow_usual(ad_burst *b, int f, double s)
+{
+    double step;
+
+    if (!(s > 0) || !isfinite(s))
+        return;
+    if (!(b->usual[f] > 0)) {
+        b->usual[f] = s;
+        b->usual_n[f] = 1;
+        return;
+    }
+    b->usual_n[f] += 1;
+    step = fmax(AD_BURST_USUAL_STEP, 1.0 / b->usual_n[f]);
+    if (s > b->usual[f])
+        b->usual[f] *= exp(step);
+    else if (s < b->usual[f])
+        b->usual[f] *= exp(-step);
+}
+
 /* Is feature f's middle sample an outlier among its neighbours? */
-static int judge(const ad_burst *b, int f, double spread)
+static int judge(ad_burst *b, int f, double spread)
 {
     const double *v = b->vals + (size_t)f * AD_BURST_K;
-    double x = v[AD_BURST_K / 2], tmp[AD_BURST_K], med, mad, sd;
+    double x = v[AD_BURST_K / 2], tmp[AD_BURST_K], med, mad, sd, lo;
     int i, k = 0;
 
     if (!isfinite(x) || !(spread > 0) || !isfinite(spread))
@@ -96,7 +125,10 @@ static int judge(const ad_burst *b, int f, double spread)
     for (i = 0; i < k; i++)
         tmp[i] = fabs(tmp[i] - med);
     mad = median_sorted(tmp, k);
-    sd = fmax(1.4826 * mad, AD_BURST_FLOOR * spread);
+    /* judged against the usual spread before this one joins it */
+    lo = fmax(AD_BURST_FLOOR * spread, AD_BURST_USUAL * b->usual[f]);
+    follow_usual(b, f, 1.4826 * mad);
+    sd = fmax(1.4826 * mad, lo);
     return fabs(x - med) > b->z * sd;
 }
 

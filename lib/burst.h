@@ -45,6 +45,8 @@ struct cJSON;
 
 #define AD_BURST_K 11           /* neighbourhood: 5 samples either side */
 #define AD_BURST_FLOOR 0.5      /* the MAD floor, in learned spreads */
+#define AD_BURST_USUAL 0.8       /* the MAD floor, in usual local spreads */
+#define AD_BURST_USUAL_STEP 0.005 /* its tracking step (logs, per sample) */
 #define AD_BURST_MAX_N 1000     /* most outliers one feature's span counts */
 
 typedef struct ad_burst ad_burst;
