@@ -183,7 +183,7 @@ int ad_burst_feature(const ad_burst *b, int64_t ts)
 
 cJSON *ad_burst_save(const ad_burst *b, int64_t at_ms, int rows)
 {
-    cJSON *o = cJSON_CreateObject(), *out, *a, *ts, *rw, *r;
+    cJSON *o = cJSON_CreateObject(), *out, *us, *a, *ts, *rw, *r;
     int f, i, k0;
 
     if (o == NULL)
@@ -192,8 +192,13 @@ cJSON *ad_burst_save(const ad_burst *b, int64_t at_ms, int rows)
         !cJSON_AddNumberToObject(o, "n", b->n) ||
         !cJSON_AddNumberToObject(o, "z", b->z) ||
         !cJSON_AddNumberToObject(o, "at_ms", (double)at_ms) ||
-        (out = cJSON_AddArrayToObject(o, "out")) == NULL)
+        (out = cJSON_AddArrayToObject(o, "out")) == NULL ||
+        (us = cJSON_AddArrayToObject(o, "usual")) == NULL)
         goto fail;
+    for (f = 0; f < b->F; f++)
+        if (!cJSON_AddItemToArray(us, b->usual[f] > 0 ? cJSON_CreateNumber(b->usual[f]) :
+                                  cJSON_CreateNull()))
+            goto fail;
     for (f = 0; f < b->F; f++) {
         const int64_t *t = b->out + (size_t)f * b->n;
 
@@ -251,9 +256,10 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, int *rows_tak
     const cJSON *out = cJSON_GetObjectItemCaseSensitive(o, "out");
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "ts");
     const cJSON *rw = cJSON_GetObjectItemCaseSensitive(o, "rows");
+    const cJSON *us = cJSON_GetObjectItemCaseSensitive(o, "usual");
     const cJSON *a, *x, *r, *c;
     int64_t *nout = NULL, t0, prev = INT64_MIN, rts[AD_BURST_K];
-    double *nvals = NULL;
+    double *nvals = NULL, *nusual = NULL;
     int *npos = NULL, f, i, nr = 0, rc;
 
     *rows_taken = 0;
@@ -278,7 +284,8 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, int *rows_tak
     nout = malloc((size_t)b->F * (size_t)b->n * sizeof(int64_t));
     npos = calloc((size_t)b->F, sizeof(int));
     nvals = calloc((size_t)b->F * AD_BURST_K, sizeof(double));
-    if (nout == NULL || npos == NULL || nvals == NULL) {
+    nusual = calloc((size_t)b->F, sizeof(double));
+    if (nout == NULL || npos == NULL || nvals == NULL || nusual == NULL) {
         rc = ad_errf(err, errlen, AD_ENOMEM, "burst: out of memory");
         goto out;
     }
@@ -307,6 +314,26 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, int *rows_tak
             nout[(size_t)f * b->n + k++] = t;
         }
         npos[f++] = k % b->n;
+    }
+    /* the usual spreads: absent in a state from before they were kept
+     * (then they are learned afresh) */
+    if (us != NULL) {
+        if (!cJSON_IsArray(us) || cJSON_GetArraySize(us) != b->F) {
+            rc = ad_errf(err, errlen, AD_EFORMAT, "burst: usual: not an array of %d spreads",
+                         b->F);
+            goto out;
+        }
+        f = 0;
+        cJSON_ArrayForEach(x, us) {
+            if (cJSON_IsNumber(x) && x->valuedouble > 0 && isfinite(x->valuedouble))
+                nusual[f] = x->valuedouble;
+            else if (!cJSON_IsNull(x)) {
+                rc = ad_errf(err, errlen, AD_EFORMAT, "burst: usual[%d]: not a spread > 0 "
+                             "or null", f);
+                goto out;
+            }
+            f++;
+        }
     }
     if (ts != NULL || rw != NULL) {
         nr = cJSON_GetArraySize(rw);
@@ -348,11 +375,18 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, int *rows_tak
         memcpy(b->vals, nvals, (size_t)b->F * AD_BURST_K * sizeof(double));
         memcpy(b->vts, rts, (size_t)nr * sizeof(int64_t));
     }
+    if (us != NULL)
+        for (f = 0; f < b->F; f++) {
+            b->usual[f] = nusual[f];
+            /* kept: tracked on at the settled step */
+            b->usual_n[f] = nusual[f] > 0 ? 1.0 / AD_BURST_USUAL_STEP : 0;
+        }
     *rows_taken = nr;
     rc = 0;
 out:
     free(nout);
     free(npos);
     free(nvals);
+    free(nusual);
     return rc;
 }

@@ -40,6 +40,8 @@
 #include <string.h>
 #include <math.h>
 
+#include <cjson/cJSON.h>
+
 #include "t.h"
 #include "t_model.h"
 #include "ad.h"
@@ -2772,7 +2774,8 @@ static void test_burst(void)
  * bursts again and again for as long as the new noise lasted. Now the
  * floor follows the usual local spread: no burst after the first 2000 rows
  * of the new noise; a train of six spikes of 1.6 (8 of its sd), one every
- * 10 rows, is still a burst on it. */
+ * 10 rows, is still a burst on it. The usual spread is saved and
+ * restored in the middle (a state without it restores too). */
 static double gauss(void)
 {
     double u = 0.5 * (noise() + 1.0), v = 0.5 * (noise() + 1.0);
@@ -2785,7 +2788,7 @@ static void test_burst_floor(void)
     ad_burst *b = ad_burst_new(1, 60000, 3, 5);
     const double sp = 0.1;
     int i, old = 0, late = 0, train = 0;
-    int64_t ts;
+    int64_t ts = 0;
 
     T_CHECK(b != NULL, "ad_burst_new");
     if (b == NULL)
@@ -2793,6 +2796,32 @@ static void test_burst_floor(void)
     rng = 4242;
     for (i = 0; i < 40000; i++) {
         double x = 1.0 + (i < 3000 ? 0.05 : 0.2) * gauss();
+
+        if (i == 20000) {       /* a restart: the usual spread is kept */
+            cJSON *o = ad_burst_save(b, ts, 1), *u;
+            ad_burst *b2 = ad_burst_new(1, 60000, 3, 5), *b3 = ad_burst_new(1, 60000, 3, 5);
+            char err[200];
+            int rows = 0, rc = -1, rc3 = -1;
+
+            u = o ? cJSON_GetObjectItemCaseSensitive(o, "usual") : NULL;
+            T_CHECK(cJSON_IsArray(u) && cJSON_GetArraySize(u) == 1 &&
+                    cJSON_IsNumber(cJSON_GetArrayItem(u, 0)), "saved state with \"usual\"");
+            if (o != NULL && b2 != NULL && b3 != NULL) {
+                rc = ad_burst_restore(b2, o, ts, &rows, err, sizeof(err));
+                cJSON_DeleteItemFromObjectCaseSensitive(o, "usual");
+                rc3 = ad_burst_restore(b3, o, ts, &rows, err, sizeof(err));
+            }
+            T_CHECK(rc == 0 && rows == AD_BURST_K - 1, "restored: %d (%d rows)", rc, rows);
+            T_CHECK(rc3 == 0, "a state without \"usual\" (kept before it was) restores: %d",
+                    rc3);
+            cJSON_Delete(o);
+            ad_burst_free(b3);
+            if (rc == 0) {
+                ad_burst_free(b);
+                b = b2;
+            } else
+                ad_burst_free(b2);
+        }
 
         if (i >= 30000 && i < 30060 && i % 10 == 3)
             x += 1.6;
