@@ -19,6 +19,8 @@ struct ad_burst {
     int len;            /* rows held (<= AD_BURST_K) */
     int64_t *out;       /* F x n: each feature's last n outlier timestamps */
     int *out_pos;       /* F: next slot */
+    double *usual;      /* F: the usual local spread (USUAL SPREAD), 0: none yet */
+    double *usual_n;    /* F: spreads it has seen, for its first steps */
 };
 
 ad_burst *ad_burst_new(int F, int64_t span_ms, int n, double z)
@@ -38,7 +40,10 @@ ad_burst *ad_burst_new(int F, int64_t span_ms, int n, double z)
     b->vts = calloc(AD_BURST_K, sizeof(int64_t));
     b->out = malloc((size_t)F * (size_t)n * sizeof(int64_t));
     b->out_pos = calloc((size_t)F, sizeof(int));
-    if (b->vals == NULL || b->vts == NULL || b->out == NULL || b->out_pos == NULL) {
+    b->usual = calloc((size_t)F, sizeof(double));
+    b->usual_n = calloc((size_t)F, sizeof(double));
+    if (b->vals == NULL || b->vts == NULL || b->out == NULL || b->out_pos == NULL ||
+        b->usual == NULL || b->usual_n == NULL) {
         ad_burst_free(b);
         return NULL;
     }
@@ -55,6 +60,8 @@ void ad_burst_free(ad_burst *b)
     free(b->vts);
     free(b->out);
     free(b->out_pos);
+    free(b->usual);
+    free(b->usual_n);
     free(b);
 }
 
@@ -77,11 +84,33 @@ static double median_sorted(double *x, int k)
     return k % 2 ? x[k / 2] : 0.5 * (x[k / 2 - 1] + x[k / 2]);
 }
 
+/* The usual local spread follows s (USUAL SPREAD): the median of the
+ * spreads seen, tracked in logs by steps of 1 / (spreads seen), at least
+ * AD_BURST_USUAL_STEP. */
+static void follow_usual(ad_burst *b, int f, double s)
+{
+    double step;
+
+    if (!(s > 0) || !isfinite(s))
+        return;
+    if (!(b->usual[f] > 0)) {
+        b->usual[f] = s;
+        b->usual_n[f] = 1;
+        return;
+    }
+    b->usual_n[f] += 1;
+    step = fmax(AD_BURST_USUAL_STEP, 1.0 / b->usual_n[f]);
+    if (s > b->usual[f])
+        b->usual[f] *= exp(step);
+    else if (s < b->usual[f])
+        b->usual[f] *= exp(-step);
+}
+
 /* Is feature f's middle sample an outlier among its neighbours? */
-static int judge(const ad_burst *b, int f, double spread)
+static int judge(ad_burst *b, int f, double spread)
 {
     const double *v = b->vals + (size_t)f * AD_BURST_K;
-    double x = v[AD_BURST_K / 2], tmp[AD_BURST_K], med, mad, sd;
+    double x = v[AD_BURST_K / 2], tmp[AD_BURST_K], med, mad, sd, lo;
     int i, k = 0;
 
     if (!isfinite(x) || !(spread > 0) || !isfinite(spread))
@@ -96,7 +125,10 @@ static int judge(const ad_burst *b, int f, double spread)
     for (i = 0; i < k; i++)
         tmp[i] = fabs(tmp[i] - med);
     mad = median_sorted(tmp, k);
-    sd = fmax(1.4826 * mad, AD_BURST_FLOOR * spread);
+    /* judged against the usual spread before this one joins it */
+    lo = fmax(AD_BURST_FLOOR * spread, AD_BURST_USUAL * b->usual[f]);
+    follow_usual(b, f, 1.4826 * mad);
+    sd = fmax(1.4826 * mad, lo);
     return fabs(x - med) > b->z * sd;
 }
 
@@ -151,7 +183,7 @@ int ad_burst_feature(const ad_burst *b, int64_t ts)
 
 cJSON *ad_burst_save(const ad_burst *b, int64_t at_ms, int rows)
 {
-    cJSON *o = cJSON_CreateObject(), *out, *a, *ts, *rw, *r;
+    cJSON *o = cJSON_CreateObject(), *out, *us, *a, *ts, *rw, *r;
     int f, i, k0;
 
     if (o == NULL)
@@ -160,8 +192,13 @@ cJSON *ad_burst_save(const ad_burst *b, int64_t at_ms, int rows)
         !cJSON_AddNumberToObject(o, "n", b->n) ||
         !cJSON_AddNumberToObject(o, "z", b->z) ||
         !cJSON_AddNumberToObject(o, "at_ms", (double)at_ms) ||
-        (out = cJSON_AddArrayToObject(o, "out")) == NULL)
+        (out = cJSON_AddArrayToObject(o, "out")) == NULL ||
+        (us = cJSON_AddArrayToObject(o, "usual")) == NULL)
         goto fail;
+    for (f = 0; f < b->F; f++)
+        if (!cJSON_AddItemToArray(us, b->usual[f] > 0 ? cJSON_CreateNumber(b->usual[f]) :
+                                  cJSON_CreateNull()))
+            goto fail;
     for (f = 0; f < b->F; f++) {
         const int64_t *t = b->out + (size_t)f * b->n;
 
@@ -219,9 +256,10 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, int *rows_tak
     const cJSON *out = cJSON_GetObjectItemCaseSensitive(o, "out");
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "ts");
     const cJSON *rw = cJSON_GetObjectItemCaseSensitive(o, "rows");
+    const cJSON *us = cJSON_GetObjectItemCaseSensitive(o, "usual");
     const cJSON *a, *x, *r, *c;
     int64_t *nout = NULL, t0, prev = INT64_MIN, rts[AD_BURST_K];
-    double *nvals = NULL;
+    double *nvals = NULL, *nusual = NULL;
     int *npos = NULL, f, i, nr = 0, rc;
 
     *rows_taken = 0;
@@ -246,7 +284,8 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, int *rows_tak
     nout = malloc((size_t)b->F * (size_t)b->n * sizeof(int64_t));
     npos = calloc((size_t)b->F, sizeof(int));
     nvals = calloc((size_t)b->F * AD_BURST_K, sizeof(double));
-    if (nout == NULL || npos == NULL || nvals == NULL) {
+    nusual = calloc((size_t)b->F, sizeof(double));
+    if (nout == NULL || npos == NULL || nvals == NULL || nusual == NULL) {
         rc = ad_errf(err, errlen, AD_ENOMEM, "burst: out of memory");
         goto out;
     }
@@ -275,6 +314,26 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, int *rows_tak
             nout[(size_t)f * b->n + k++] = t;
         }
         npos[f++] = k % b->n;
+    }
+    /* the usual spreads: absent in a state from before they were kept
+     * (then they are learned afresh) */
+    if (us != NULL) {
+        if (!cJSON_IsArray(us) || cJSON_GetArraySize(us) != b->F) {
+            rc = ad_errf(err, errlen, AD_EFORMAT, "burst: usual: not an array of %d spreads",
+                         b->F);
+            goto out;
+        }
+        f = 0;
+        cJSON_ArrayForEach(x, us) {
+            if (cJSON_IsNumber(x) && x->valuedouble > 0 && isfinite(x->valuedouble))
+                nusual[f] = x->valuedouble;
+            else if (!cJSON_IsNull(x)) {
+                rc = ad_errf(err, errlen, AD_EFORMAT, "burst: usual[%d]: not a spread > 0 "
+                             "or null", f);
+                goto out;
+            }
+            f++;
+        }
     }
     if (ts != NULL || rw != NULL) {
         nr = cJSON_GetArraySize(rw);
@@ -316,11 +375,18 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, int *rows_tak
         memcpy(b->vals, nvals, (size_t)b->F * AD_BURST_K * sizeof(double));
         memcpy(b->vts, rts, (size_t)nr * sizeof(int64_t));
     }
+    if (us != NULL)
+        for (f = 0; f < b->F; f++) {
+            b->usual[f] = nusual[f];
+            /* kept: tracked on at the settled step */
+            b->usual_n[f] = nusual[f] > 0 ? 1.0 / AD_BURST_USUAL_STEP : 0;
+        }
     *rows_taken = nr;
     rc = 0;
 out:
     free(nout);
     free(npos);
     free(nvals);
+    free(nusual);
     return rc;
 }

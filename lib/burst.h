@@ -10,14 +10,27 @@
  *
  *     |x - median| > z * max(1.4826 * MAD, floor)
  *
- * with median and MAD over those AD_BURST_K samples; floor is a share
- * (AD_BURST_FLOOR) of the feature's learned spread (the model's scaler),
- * so a flat signal does not turn every wiggle into an outlier. The window
+ * with median and MAD over those AD_BURST_K samples; floor is the larger
+ * of a share (AD_BURST_FLOOR) of the feature's learned spread (the model's
+ * scaler), so a flat signal does not turn every wiggle into an outlier,
+ * and a share (AD_BURST_USUAL) of its usual local spread (USUAL SPREAD).
+ * The window
  * is centred: at a level shift the median is the new level from the first
  * sample of it on, so a step makes no outlier, while a lone spike among
  * ordinary neighbours does. A feature is in a burst while at least n of its
  * samples of the last span_ms of data (by timestamp) were outliers: one
  * spike is 1, absorbed; a train of them is a burst.
+ *
+ * USUAL SPREAD: the median of the feature's local spreads (1.4826 MAD of
+ * each neighbourhood judged), tracked in logs: a step of 1 / (spreads seen)
+ * up or down, at least AD_BURST_USUAL_STEP, each neighbourhood judged
+ * against the usual spread before its own. The learned spread is the
+ * model's, from before a change: the MAD of 11 samples of a noisier
+ * normal accepted since is small now and then, under that floor, and a
+ * sample of that noise would be an outlier; the usual spread follows the
+ * noise as the threshold follows an accepted regime (over ~280 samples
+ * for a factor 4), while a spike train, a sample in several, moves the
+ * neighbourhoods' MADs, and so the usual spread, hardly at all.
  *
  * The caller marks samples it does not trust (data-quality flags, invalid
  * rows) as NaN: they are neither judged nor a neighbour. A gap in the
@@ -27,12 +40,14 @@
  * SAVED STATE (ad_burst_save / ad_burst_restore; the detector's state
  * "burst", detector.h): the settings it was kept with, the data time it
  * was saved at and, per feature, the outliers still inside the span then,
- * as ages before that time; with rows, also the newest AD_BURST_K - 1 rows
+ * as ages before that time, and its usual spread (null: none yet); with
+ * rows, also the newest AD_BURST_K - 1 rows
  * of the neighbourhood (a hand-over: nothing is consumed after it):
  *   {"span_ms":B,"n":n,"z":z,"at_ms":ts,"out":[[age ms, oldest first]..F],
- *    ["ts":[ts..],"rows":[[F values, null for NaN]..]]}
- * At most F x (n + AD_BURST_K - 1) numbers. Restored under other settings
- * (span, n or z) it is refused with a message naming them: the test starts
+ *    "usual":[spread..F],["ts":[ts..],"rows":[[F values, null for NaN]..]]}
+ * At most F x (n + AD_BURST_K) numbers; a state without "usual" (kept
+ * before it was) restores with the usual spreads learned afresh. Restored
+ * under other settings (span, n or z) it is refused with a message naming them: the test starts
  * afresh then, as after a restart before the state was kept.
  */
 #ifndef AD_BURST_H
@@ -45,6 +60,8 @@ struct cJSON;
 
 #define AD_BURST_K 11           /* neighbourhood: 5 samples either side */
 #define AD_BURST_FLOOR 0.5      /* the MAD floor, in learned spreads */
+#define AD_BURST_USUAL 0.8       /* the MAD floor, in usual local spreads */
+#define AD_BURST_USUAL_STEP 0.005 /* its tracking step (logs, per sample) */
 #define AD_BURST_MAX_N 1000     /* most outliers one feature's span counts */
 
 typedef struct ad_burst ad_burst;

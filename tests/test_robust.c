@@ -40,11 +40,14 @@
 #include <string.h>
 #include <math.h>
 
+#include <cjson/cJSON.h>
+
 #include "t.h"
 #include "t_model.h"
 #include "ad.h"
 #include "detector.h"
 #include "engine.h"
+#include "burst.h"
 
 #define F 2
 
@@ -2763,6 +2766,85 @@ static void test_burst(void)
            (long long)r.ev[ic].alert.end_ms / 2000);
 }
 
+/* BURST FLOOR (burst.h USUAL SPREAD): the burst test alone on one feature
+ * whose learned spread is 0.1 (a floor of 0.05), over 60 rows at 3
+ * outliers, z 5. Gaussian noise of 0.05 for 3000 rows, then 0.2 for good
+ * (a noise change accepted as the new normal): the MAD of 11 samples of
+ * it is small now and then, under the old floor; before, such draws made
+ * bursts again and again for as long as the new noise lasted. Now the
+ * floor follows the usual local spread: no burst after the first 2000 rows
+ * of the new noise; a train of six spikes of 1.6 (8 of its sd), one every
+ * 10 rows, is still a burst on it. The usual spread is saved and
+ * restored in the middle (a state without it restores too). */
+static double gauss(void)
+{
+    double u = 0.5 * (noise() + 1.0), v = 0.5 * (noise() + 1.0);
+
+    return sqrt(-2.0 * log(u > 1e-300 ? u : 1e-300)) * cos(6.283185307179586 * v);
+}
+
+static void test_burst_floor(void)
+{
+    ad_burst *b = ad_burst_new(1, 60000, 3, 5);
+    const double sp = 0.1;
+    int i, old = 0, late = 0, train = 0;
+    int64_t ts = 0;
+
+    T_CHECK(b != NULL, "ad_burst_new");
+    if (b == NULL)
+        return;
+    rng = 4242;
+    for (i = 0; i < 40000; i++) {
+        double x = 1.0 + (i < 3000 ? 0.05 : 0.2) * gauss();
+
+        if (i == 20000) {       /* a restart: the usual spread is kept */
+            cJSON *o = ad_burst_save(b, ts, 1), *u;
+            ad_burst *b2 = ad_burst_new(1, 60000, 3, 5), *b3 = ad_burst_new(1, 60000, 3, 5);
+            char err[200];
+            int rows = 0, rc = -1, rc3 = -1;
+
+            u = o ? cJSON_GetObjectItemCaseSensitive(o, "usual") : NULL;
+            T_CHECK(cJSON_IsArray(u) && cJSON_GetArraySize(u) == 1 &&
+                    cJSON_IsNumber(cJSON_GetArrayItem(u, 0)), "saved state with \"usual\"");
+            if (o != NULL && b2 != NULL && b3 != NULL) {
+                rc = ad_burst_restore(b2, o, ts, &rows, err, sizeof(err));
+                cJSON_DeleteItemFromObjectCaseSensitive(o, "usual");
+                rc3 = ad_burst_restore(b3, o, ts, &rows, err, sizeof(err));
+            }
+            T_CHECK(rc == 0 && rows == AD_BURST_K - 1, "restored: %d (%d rows)", rc, rows);
+            T_CHECK(rc3 == 0, "a state without \"usual\" (kept before it was) restores: %d",
+                    rc3);
+            cJSON_Delete(o);
+            ad_burst_free(b3);
+            if (rc == 0) {
+                ad_burst_free(b);
+                b = b2;
+            } else
+                ad_burst_free(b2);
+        }
+
+        if (i >= 30000 && i < 30060 && i % 10 == 3)
+            x += 1.6;
+        ts = 1000 * (int64_t)i;
+        ad_burst_push(b, ts, &x, &sp);
+        if (ad_burst_feature(b, ts) < 0)
+            continue;
+        if (i < 3000)
+            old++;
+        else if (i >= 5000 && i < 30000)
+            late++;
+        else if (i >= 30000 && i < 30100)
+            train++;
+    }
+    ad_burst_free(b);
+    T_CHECK(old == 0, "%d rows in a burst on the learned noise (want 0)", old);
+    T_CHECK(late == 0, "%d rows in a burst on four times the noise, 2000 rows after it began "
+            "(want 0: the floor follows the usual local spread)", late);
+    T_CHECK(train > 0, "a train of six spikes on it: %d rows in a burst (want some)", train);
+    T_NOTE("burst floor: rows in a burst: %d on the learned noise, %d on four times it "
+           "(after 2000 rows), %d in the spike train on it", old, late, train);
+}
+
 /* ONSET (detector.c): windows withheld while a recurrence is judged raise
  * when it is judged not one, as they would have without accept_onset. A
  * level-3 alert (15 rows) at row 100, then at the same time of day (rows
@@ -2859,5 +2941,6 @@ int main(void)
     T_RUN(test_level_accepted_restored);
     T_RUN(test_level_accepted_span);
     T_RUN(test_burst);
+    T_RUN(test_burst_floor);
     return t_done();
 }
