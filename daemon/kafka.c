@@ -805,7 +805,8 @@ static char *shed(const ad_kafka *k, const stream_rec *s, cJSON *o, cJSON *st, c
 }
 
 /* The state of s (NULL state: not calibrated yet) for the state topic;
- * handover: the stream stops here (its window rows go with it), and
+ * handover (SAVE_HANDOVER, or SAVE_CHECKPOINT: state_text): the stream
+ * stops here or may go on from here (its window rows go with it), and
  * offset >= 0 is its partition's position: every record of the stream
  * before it is in this state (the next owner skips them if they come
  * again: handed_over). */
@@ -1210,7 +1211,7 @@ static int checkpoint(ad_kafka *k)
                 if (!(en = *tfind(k->smap, tk)) || en->topic < 0 || !en->took ||
                     (at = stream_position(k, s, en, pos)) < 0)
                     continue;
-                state_put(k, s, 1, at);
+                state_put(k, s, SAVE_CHECKPOINT, at);
                 en->took = 0;
                 n++;
             }
