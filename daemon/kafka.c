@@ -648,8 +648,10 @@ static int produce(ad_kafka *k, const char *topic, const char *key, const char *
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key, strlen(key)),
         RD_KAFKA_V_VALUE((void *)val, val ? strlen(val) : 0), RD_KAFKA_V_END);
-    if (e)
+    if (e) {
         ad_log(AD_LOG_WARNING, "kafka: cannot produce to %s: %s", topic, rd_kafka_err2str(e));
+        k->dr_failed++;             /* a state lost as one refused (dr_failures) */
+    }
     return e ? -1 : 0;
 }
 
