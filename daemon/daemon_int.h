@@ -511,10 +511,15 @@ int state_defer_alert(ad_daemon *dd, stream_rec *s, const char *topic, const cha
  * with its window rows, so that it continues on the next windows
  * (ad_detector_save_handover). */
 void state_save_handover(ad_daemon *dd, stream_rec *s);
+/* What a state text is for (state_text's handover): an event's or a
+ * periodic save; a hand-over (stop, eviction, rebuild, partition move:
+ * the learner's normal set too); a kafka.commit_states checkpoint (the
+ * rows, not the normal set) */
+enum { SAVE_EVENT = 0, SAVE_HANDOVER = 1, SAVE_CHECKPOINT = 2 };
 /* The state of s as a state file holds it and state_restore reads it back
  * (malloc'd; NULL when there is nothing to keep, not calibrated yet, or
- * out of memory): the detector's state (ad_detector_save, with handover
- * ad_detector_save_handover) under the configured settings hash (also for
+ * out of memory): the detector's state (ad_detector_save; with handover
+ * ad_detector_save_handover, ad_detector_save_checkpoint) under the configured settings hash (also for
  * a stream running a model trained online, see swap_hash), and what the
  * daemon keeps beside it: operator feedback ("feedback", command.c) and
  * where the open model alert was raised ("alert_topic": {"alert_id",

@@ -65,6 +65,11 @@ typedef struct ad_kafka {
     int checkpointed;              /* this barrier's states are produced (checkpoint) */
     uint64_t bar_t0;               /* uv_now at the barrier's start */
     int undelivered;               /* a barrier ended waiting for deliveries (bar_cb) */
+    /* states and alert events the cluster refused for good (dr_cb), and
+     * that count when a commit last went by them: a commit in between
+     * would name positions whose only trace was such a state */
+    unsigned dr_failed, dr_failed_seen;
+    int dr_warned;                 /* warned of a commit skipped for them */
     /* rebalances (see rebalancing()): joining and syncs are written by
      * the consumer's interceptors on librdkafka's broker threads */
     int joining;                   /* a JoinGroup sent, its SyncGroup not answered */
@@ -643,8 +648,10 @@ static int produce(ad_kafka *k, const char *topic, const char *key, const char *
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key, strlen(key)),
         RD_KAFKA_V_VALUE((void *)val, val ? strlen(val) : 0), RD_KAFKA_V_END);
-    if (e)
+    if (e) {
         ad_log(AD_LOG_WARNING, "kafka: cannot produce to %s: %s", topic, rd_kafka_err2str(e));
+        k->dr_failed++;             /* a state lost as one refused (dr_failures) */
+    }
     return e ? -1 : 0;
 }
 
@@ -800,7 +807,8 @@ static char *shed(const ad_kafka *k, const stream_rec *s, cJSON *o, cJSON *st, c
 }
 
 /* The state of s (NULL state: not calibrated yet) for the state topic;
- * handover: the stream stops here (its window rows go with it), and
+ * handover (SAVE_HANDOVER, or SAVE_CHECKPOINT: state_text): the stream
+ * stops here or may go on from here (its window rows go with it), and
  * offset >= 0 is its partition's position: every record of the stream
  * before it is in this state (the next owner skips them if they come
  * again: handed_over). */
@@ -872,6 +880,8 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
                "not sent, its next owner restores an older state (raise message.max.bytes "
                "in kafka.properties, on the broker and on the state topic)", s->det->c->name,
                s->key, strlen(txt), k->max_bytes);
+    if (txt && strlen(txt) > k->max_bytes)
+        k->dr_failed++;             /* as one the cluster refused (dr_failures) */
     else if (txt)
         produce(k, kcfg(k)->state_topic, pk, txt);
     free(txt);
@@ -1203,7 +1213,7 @@ static int checkpoint(ad_kafka *k)
                 if (!(en = *tfind(k->smap, tk)) || en->topic < 0 || !en->took ||
                     (at = stream_position(k, s, en, pos)) < 0)
                     continue;
-                state_put(k, s, 1, at);
+                state_put(k, s, SAVE_CHECKPOINT, at);
                 en->took = 0;
                 n++;
             }
@@ -1215,6 +1225,37 @@ static int checkpoint(ad_kafka *k)
                        (int)pos->elems[i].partition, (long long)pos->elems[i].offset);
     rd_kafka_topic_partition_list_destroy(pos);
     return n;
+}
+
+/* States or alert events refused for good (dr_cb) since a commit last
+ * went by: warned of once (what: what follows), and every stream of a
+ * partition writes its state at the next checkpoint. 1, or 0 when none. */
+static int dr_failures(ad_kafka *k, const char *what)
+{
+    ad_daemon *dd = k->dd;
+    char tk[KEY_MAX + 80];
+    unsigned n = k->dr_failed - k->dr_failed_seen;
+
+    if (n == 0) {
+        if (k->dr_warned)
+            ad_log(AD_LOG_NOTICE, "kafka: states and alert events delivered again: offsets "
+                   "committed");
+        k->dr_warned = 0;
+        return 0;
+    }
+    k->dr_failed_seen = k->dr_failed;
+    if (!k->dr_warned)
+        ad_log(AD_LOG_WARNING, "kafka: %u state(s) or alert event(s) refused by the cluster "
+               "(see above): %s", n, what);
+    k->dr_warned = 1;
+    for (int i = 0; i < dd->g->n; i++)
+        MAP_FOREACH(&dd->g->dets[i].streams, s) {
+            kent *en;
+            mkkey(tk, sizeof tk, s->det->c->name, s->key);
+            if ((en = *tfind(k->smap, tk)) && en->topic >= 0)
+                en->took = 1;
+        }
+    return 1;
 }
 
 /* The commit barrier ends without a commit: records read on. */
@@ -1261,6 +1302,18 @@ static void bar_cb(uv_timer_t *t)
     }
     k->checkpointed = 0;
     uv_timer_stop(t);
+    /* a state or alert event refused for good (too large, not allowed)
+     * empties the queue too: the commit would pass records whose only
+     * trace it was (a crash then restores an older state and reads on
+     * past them: rows unscored, a calibration started again, an alert
+     * lost). Not committed: the next checkpoint writes fresh states and
+     * commits once they arrive */
+    if (dr_failures(k, "offsets not committed until the states and alert events written "
+                    "for them are delivered; written again at the next commit")) {
+        k->barrier = 0;
+        kick(k);
+        return;
+    }
     if (!rebalancing(k) && (e = rd_kafka_commit(k->c, NULL, 1)) &&
         e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         ad_log(AD_LOG_WARNING, "kafka: commit: %s", rd_kafka_err2str(e));
@@ -1388,6 +1441,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         ad_log(AD_LOG_WARNING, "kafka: alert event to %s refused (%s): dropped",
                am->topic, rd_kafka_err2str(m->err));
         pend_unlink(k, am);
+        k->dr_failed++;
     } else if (am) {
         ad_log(AD_LOG_WARNING, "kafka: alert event to %s not delivered (%s): produced again",
                am->topic, rd_kafka_err2str(m->err));
@@ -1396,6 +1450,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     } else if (m->err) {
         ad_log(AD_LOG_WARNING, "kafka: delivery to %s failed: %s",
                rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        k->dr_failed++;
     }
 }
 
@@ -1753,7 +1808,12 @@ void kafka_stop(ad_daemon *dd)
      * again from the last commit, and what a state that did arrive holds
      * is skipped (handed_over) or dropped as late */
     undelivered = fe != RD_KAFKA_RESP_ERR_NO_ERROR || k->nunq;
-    if (undelivered)
+    if (!undelivered && k->dr_failed != k->dr_failed_seen) {
+        /* delivered, but some refused for good (dr_cb): as not delivered */
+        k->dr_warned = 0;
+        dr_failures(k, "offsets not committed at stop, the next owner reads again from the "
+                    "last commit");
+    } else if (undelivered)
         ad_log(AD_LOG_WARNING, "kafka: %zu message(s) not delivered within 10 s at stop: "
                "%zu alert event(s)%s, the rest states (perhaps lost); offsets not committed, the "
                "next owner reads again from the last commit",

@@ -875,7 +875,8 @@ char *state_text(const stream_rec *s, int handover)
     char *js;
 
     if (!s->det || !s->d ||
-        !(js = handover ? ad_detector_save_handover(s->d) : ad_detector_save(s->d)))
+        !(js = handover == SAVE_CHECKPOINT ? ad_detector_save_checkpoint(s->d) :
+               handover ? ad_detector_save_handover(s->d) : ad_detector_save(s->d)))
         return NULL;
     if (s->own_model) {
         char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));

@@ -1246,6 +1246,7 @@ static void schedule_check(ad_adapt *a, int64_t ts)
 
         if (regime_hold(a))
             return;
+        a->acc_ft = a->acc_pending;
         a->acc_pending = 0;
 
         event_init(a, &ev, AD_ADAPT_EV_TRAIN_READY, ts);

@@ -617,14 +617,22 @@ void ad_adapt_unscale(const ad_model *m, const float *scaled, float *raw,
  *                "seen":[ms..],"seen_n":n}]}
  * (windows printed with 9 digits: floats, read back bit for bit; the
  * optional members are absent from states saved before they were kept).
- * The normal set is saved only while a fine-tune is due for an acceptance,
- * out or in shadow (adapt_state.c NORMAL SET ACROSS A RESTART): a restart
- * then trains the due fine-tune at the same window on the same windows, a
- * lost one (a job or candidate in flight is never saved) again at once on
- * the saved set; otherwise a restart refills the set and the schedule
- * resumes at its position.
+ * The normal set is saved only by ad_adapt_save_handover, and only while
+ * the acceptance's fine-tune is due, out or in shadow (adapt_state.c
+ * NORMAL SET ACROSS A RESTART): a restart then trains the due fine-tune at
+ * the same window on the same windows, a lost one (a job or candidate in
+ * flight is never saved) again at once on the saved set; otherwise a
+ * restart refills the set and the schedule resumes at its position.
  */
 char *ad_adapt_save(const ad_adapt *a);
+/* ad_adapt_save with the normal set when it is kept (megabytes: for a
+ * stop, an eviction, a partition move; not for the frequent saves). */
+char *ad_adapt_save_handover(const ad_adapt *a);
+/* The same as a cJSON object, for a caller that puts it in its own (the
+ * detector's state: not printed and parsed again); with_normal: as
+ * ad_adapt_save_handover. The caller owns it; NULL when out of memory. */
+struct cJSON;
+struct cJSON *ad_adapt_save_json(const ad_adapt *a, int with_normal);
 
 /* Restore ad_adapt_save() text: AD_EFORMAT with the JSON path for malformed
  * text, AD_EINVAL when T/F differ. On failure nothing is changed. */

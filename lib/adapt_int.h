@@ -91,6 +91,8 @@ struct ad_adapt {
     int64_t sched_start;
     int64_t last_ts;
     int ready;                  /* TRAIN_READY sent, job not taken */
+    int acc_ft;                 /* that fine-tune (ready, its job out, its
+                                 * candidate in shadow) is an acceptance's */
     int job_out;
     /* shadow */
     ad_model *cand;

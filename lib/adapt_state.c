@@ -131,8 +131,11 @@ static int save_alerts_open(const ad_adapt *a, cJSON *o)
  * the one meant to learn the regime: its normal set holds the windows
  * from before the change and the regime's own. Lost at a restart, the
  * learner refilled it from the regime's windows alone, and that candidate
- * was rejected (docs/continual-learning.md). So while a fine-tune is due
- * for an acceptance, out, or in shadow, the state holds
+ * was rejected (docs/continual-learning.md). So while the acceptance's
+ * fine-tune is due, out, or in shadow (not a scheduled one), the state of
+ * a hand-over (ad_adapt_save_handover: a stop, an eviction, a partition
+ * move; not the saves of events nor kafka.commit_states checkpoints, made
+ * as often as every second: the set is megabytes of JSON) holds
  *   "normal":{"stride_count":n,"windows":[{"ts":ms,"window":[T*F]}..],
  *             "pending":[{"ago":k,"ts":ms,"window":[T*F]}..],
  *             "seen":[ms..],"seen_n":n}
@@ -141,8 +144,9 @@ static int save_alerts_open(const ad_adapt *a, cJSON *o)
  * for an alert's run-up, AD_ADAPT_RUN_UP at most; T*F numbers a window,
  * about 10 bytes each: 360 KB for 500 windows of 12x6), and
  *   "accept_finetune":{"admitted":n,"need":n}   the acceptance's due one
- *   "finetune_lost":true                        a job out or a fine-tune's
- *                                               candidate in shadow
+ *   "finetune_lost":true                        a job out or a candidate
+ *                                               in shadow of the acceptance's
+ *                                               fine-tune
  *   "regime_last":n,"held_at":n                 (in any state, when not 0)
  *                                               the wait of a due fine-tune
  *                                               for a regime's occurrence
@@ -154,14 +158,21 @@ static int save_alerts_open(const ad_adapt *a, cJSON *o)
  * is ignored with a warning. Restored before the counts are known (data
  * time), the set is taken at the resolution (adapt_normal_take).
  */
-static int want_normal(const ad_adapt *a)
+/* A job out or a candidate in shadow of the acceptance's fine-tune (a
+ * scheduled one, lost, goes on with its schedule) */
+static int acc_lost(const ad_adapt *a)
 {
-    return a->resolved && a->ncap > 0 &&
-           (a->acc_pending || a->ready || a->job_out ||
-            (a->cand != NULL && a->origin == AD_ADAPT_FINETUNE));
+    return a->acc_ft && (a->ready || a->job_out ||
+                         (a->cand != NULL && a->origin == AD_ADAPT_FINETUNE));
 }
 
-static int save_normal(const ad_adapt *a, cJSON *o)
+static int want_normal(const ad_adapt *a)
+{
+    return a->resolved && a->ncap > 0 && (a->acc_pending || acc_lost(a));
+}
+
+/* with_normal: the set itself too (a hand-over's save, ad_adapt_save_handover) */
+static int save_normal(const ad_adapt *a, cJSON *o, int with_normal)
 {
     cJSON *n, *arr, *t, *w;
     size_t i, k;
@@ -175,10 +186,9 @@ static int save_normal(const ad_adapt *a, cJSON *o)
          !cJSON_AddNumberToObject(t, "admitted", (double)a->acc_admitted) ||
          !cJSON_AddNumberToObject(t, "need", (double)a->acc_need)))
         return -1;
-    if ((a->ready || a->job_out || (a->cand != NULL && a->origin == AD_ADAPT_FINETUNE)) &&
-        !cJSON_AddBoolToObject(o, "finetune_lost", 1))
+    if (acc_lost(a) && !cJSON_AddBoolToObject(o, "finetune_lost", 1))
         return -1;
-    if (!want_normal(a))
+    if (!with_normal || !want_normal(a))
         return 0;
     if ((n = cJSON_AddObjectToObject(o, "normal")) == NULL ||
         !cJSON_AddNumberToObject(n, "stride_count", (double)a->stride_ctr) ||
@@ -223,10 +233,9 @@ static int save_normal(const ad_adapt *a, cJSON *o)
     return 0;
 }
 
-char *ad_adapt_save(const ad_adapt *a)
+struct cJSON *ad_adapt_save_json(const ad_adapt *a, int with_normal)
 {
     cJSON *o = cJSON_CreateObject(), *s, *arr, *t, *w, *last;
-    char *txt = NULL;
     size_t i;
 
     if (o == NULL)
@@ -291,12 +300,31 @@ char *ad_adapt_save(const ad_adapt *a)
             goto out;
         cJSON_AddItemToObject(t, "window", w);
     }
-    if (save_alerts_open(a, o) != 0 || save_normal(a, o) != 0)
+    if (save_alerts_open(a, o) != 0 || save_normal(a, o, with_normal) != 0)
         goto out;
-    txt = ad_json_print(o);
+    return o;
 out:
     cJSON_Delete(o);
+    return NULL;
+}
+
+static char *adapt_save(const ad_adapt *a, int with_normal)
+{
+    cJSON *o = ad_adapt_save_json(a, with_normal);
+    char *txt = o ? ad_json_print(o) : NULL;
+
+    cJSON_Delete(o);
     return txt;
+}
+
+char *ad_adapt_save(const ad_adapt *a)
+{
+    return adapt_save(a, 0);
+}
+
+char *ad_adapt_save_handover(const ad_adapt *a)
+{
+    return adapt_save(a, 1);
 }
 
 /* A finite number at key (path for messages) in lo..hi. */

@@ -976,8 +976,18 @@ char *ad_detector_save(const ad_detector *d);
  * "window_ms" and "window" as for a calibrated stream. A reader without
  * "calibrating" takes such a state as not calibrated (the alert part
  * still counts).
+ * Only this save holds the learner's normal set ("adapt"."normal", while
+ * an acceptance's fine-tune is due, out or in shadow: megabytes of JSON).
  */
 char *ad_detector_save_handover(const ad_detector *d);
+
+/*
+ * ad_detector_save_handover without the learner's normal set: for a
+ * checkpoint the stream goes on from (kafka.commit_states, as often as
+ * every commit): the rows and the calibration so far go with it, the
+ * normal set of a due fine-tune is refilled after a crash.
+ */
+char *ad_detector_save_checkpoint(const ad_detector *d);
 
 /*
  * Restore a saved state: the model id and settings hash must equal the

@@ -611,7 +611,10 @@ static int scales_save(const ad_detector *d, cJSON *o)
     return 0;
 }
 
-static char *detector_save(const ad_detector *d, int with_window)
+/* with_window: a hand-over's or a checkpoint's (the window rows, the
+ * calibration so far); with_normal: the learner's normal set too (a
+ * hand-over's only: ad_adapt_save_handover) */
+static char *detector_save(const ad_detector *d, int with_window, int with_normal)
 {
     cJSON *o, *t;
     char hash[24];
@@ -683,9 +686,13 @@ static char *detector_save(const ad_detector *d, int with_window)
         if ((t = det_burst_save(d, with_window)) != NULL)
             cJSON_AddItemToObject(o, "burst", t);
     }
-    if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0 ||
-        add_sub(o, "adapt", d->ad ? ad_adapt_save(d->ad) : NULL, d->ad != NULL) != 0)
+    if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0)
         goto out;
+    if (d->ad) {
+        if ((t = ad_adapt_save_json(d->ad, with_normal)) == NULL)
+            goto out;
+        cJSON_AddItemToObject(o, "adapt", t);
+    }
     if (with_window && (fitted || calibrating) && (t = window_save(d)) != NULL)
         cJSON_AddItemToObject(o, "window", t);
     if ((t = held_save(d)) != NULL)
@@ -698,12 +705,17 @@ out:
 
 char *ad_detector_save(const ad_detector *d)
 {
-    return detector_save(d, 0);
+    return detector_save(d, 0, 0);
 }
 
 char *ad_detector_save_handover(const ad_detector *d)
 {
-    return detector_save(d, 1);
+    return detector_save(d, 1, 1);
+}
+
+char *ad_detector_save_checkpoint(const ad_detector *d)
+{
+    return detector_save(d, 1, 0);
 }
 
 /* The saved alert part of o: "alert", or for files written before it

@@ -10,7 +10,9 @@
  * TOPIC has no leader meanwhile. Environment KAFKA_MOCK_PRODUCE_ERRORS=N:ERR:
  * the first N produce requests are refused with Kafka error code ERR (10:
  * MSG_SIZE_TOO_LARGE, as a broker refuses a record over the topic's
- * max.message.bytes).
+ * max.message.bytes). KAFKA_MOCK_SLOW_PRODUCE_ERRORS=N:ERR (with --slow):
+ * the same for the first N produce requests to broker 3, TOPIC's leader
+ * (a state topic refusing states, the other topics taking theirs).
  *
  *   kafka_mock [--slow TOPIC:MS:GROUP] [TOPIC:PARTITIONS ...]
  *
@@ -96,6 +98,19 @@ int main(int argc, char **argv)
         }
         for (int i = 0; i < n; i++)
             rd_kafka_mock_push_request_errors(mc, API_PRODUCE, 1, (rd_kafka_resp_err_t)code);
+    }
+    const char *se = getenv("KAFKA_MOCK_SLOW_PRODUCE_ERRORS");
+    if (se && *se) {
+        const char *c = strchr(se, ':');
+        int n = atoi(se), code = c ? atoi(c + 1) : 0;
+        if (n <= 0 || code <= 0 || !slow) {
+            fprintf(stderr, "kafka_mock: KAFKA_MOCK_SLOW_PRODUCE_ERRORS=%s: expected N:ERR "
+                    "and --slow\n", se);
+            return 2;
+        }
+        for (int i = 0; i < n; i++)
+            rd_kafka_mock_broker_push_request_error_rtts(mc, 3, API_PRODUCE, 1,
+                                                         (rd_kafka_resp_err_t)code, 0);
     }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);

@@ -65,7 +65,8 @@ it_daemon_cleanup() {
 # first N produce requests refused with Kafka error ERR. 1 when it did not
 # start (said).
 it_kafka_start() {
-    KAFKA_MOCK_PRODUCE_ERRORS="${IT_KAFKA_ERRORS:-}" "${AD_BUILD:-build}/tests/kafka_mock" "$@" \
+    KAFKA_MOCK_PRODUCE_ERRORS="${IT_KAFKA_ERRORS:-}" \
+    KAFKA_MOCK_SLOW_PRODUCE_ERRORS="${IT_KAFKA_SLOW_ERRORS:-}" "${AD_BUILD:-build}/tests/kafka_mock" "$@" \
         > "$D/boot" 2> "$D/mock.out" &
     MPID=$!
     it_wait_until 10 test -s "$D/boot"

@@ -409,6 +409,19 @@ static void test_accepted_regime_teaches(void)
         due |= ev.type == AD_ADAPT_EV_TRAIN_READY;
     T_CHECK(due, "a fine-tune is due right after the acceptance");
     T_NOTE("normal set %zu -> %zu after the acceptance", n0, n1);
+    /* the acceptance's fine-tune, lost at a restart, is due again at once
+     * on the saved set: a hand-over's save holds both; an event's save
+     * (as often as every second) not the set, megabytes of JSON */
+    {
+        char *hs = ad_adapt_save_handover(a), *es = ad_adapt_save(a);
+        T_CHECK(hs && strstr(hs, "\"finetune_lost\":true") && strstr(hs, "\"normal\":{"),
+                "hand-over save: the acceptance's fine-tune and the normal set");
+        T_CHECK(es && strstr(es, "\"finetune_lost\":true") && !strstr(es, "\"normal\":"),
+                "event save: the acceptance's fine-tune, not the normal set (%zu bytes, "
+                "%zu with it)", es ? strlen(es) : 0, hs ? strlen(hs) : 0);
+        free(hs);
+        free(es);
+    }
     ad_adapt_free(a);
 }
 
@@ -1091,6 +1104,33 @@ static void test_schedule(void)
     offer_plain(a, 50, 0);
     T_CHECK(drain(a, AD_ADAPT_EV_TRAIN_READY, &ev) == 1, "fires at window 50");
     T_CHECK(ev.train_windows == 20, "job over %" PRIu64 " windows (ring of 20)", ev.train_windows);
+    /* a scheduled fine-tune, lost at a restart, is not an acceptance's:
+     * neither marked lost (its restore made it an acceptance's, due at
+     * once and waiting for a regime's occurrence) nor with the normal set;
+     * the restored learner goes on with its schedule */
+    {
+        char *hs = ad_adapt_save_handover(a);
+        ad_adapt *b = new_adapt(&c);
+        ad_adapt_stats sb;
+        char err[200] = "";
+        int rk = 0, got = 0;
+
+        T_CHECK(hs && !strstr(hs, "finetune_lost") && !strstr(hs, "\"normal\":") &&
+                !strstr(hs, "accept_finetune"), "scheduled fine-tune due: not saved as lost "
+                "(%.80s)", hs && strstr(hs, "finetune_lost") ? strstr(hs, "finetune_lost") : "");
+        T_CHECK(b && hs && ad_adapt_restore(b, hs, err, sizeof(err)) == 0, "restored: %s", err);
+        /* due by its schedule once the set holds min_windows again */
+        for (k = 51; b && !got && k <= 80; k++) {
+            offer_plain(b, k, 0);
+            got = drain(b, AD_ADAPT_EV_TRAIN_READY, NULL) ? k : 0;
+            rk = k;
+        }
+        ad_adapt_get_stats(b, &sb);
+        T_CHECK(got == 60, "restored: its schedule due at window %d once 10 normal windows "
+                "were back (%" PRIu64 " at %d)", got, sb.normal_len, rk);
+        free(hs);
+        ad_adapt_free(b);
+    }
     j = ad_adapt_take_job(a, g_live);
     T_CHECK(j && j->n == 20 && j->init && j->init != g_live && j->seed == c.seed + 1,
             "job: copies and seed");
