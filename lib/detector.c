@@ -2536,9 +2536,29 @@ static double acc_similarity(const ad_detector *d)
  * thr (what decides near it, where a little noise turns the direction). A
  * fault on another feature fails both. Without error shares only the level
  * can tell. */
+/* A DORMANT REGIME: one accepted from one persistent change (not
+ * recurring, on no schedule; with continual learning, where regime_left
+ * counts its quiet windows) that the process has left: no window judged
+ * against it over accept_after / RECUR windows under the stream's
+ * threshold, the quiet spell after which an alert is a new occurrence, not
+ * the last one flapping (ACCEPTANCE). It is kept until regime_left ends it,
+ * but no window is judged against it any more: a change its way is a new
+ * onset, judged against the stream's threshold (it raises, and is accepted
+ * again the way the first was when it shows a stable level for
+ * accept_after windows). Before, it silenced such a fault under its
+ * threshold until it ended, and each window judged against it put its end
+ * off again. The count is the saved "quiet": nothing more to save. */
+static int regime_dormant(const ad_detector *d, int i)
+{
+    int D = d->cfg.alert.accept_after / AD_ACCEPT_RECUR;
+
+    return d->ad != NULL && d->cfg.adapt.enabled && !d->regime_rec[i] &&
+           d->regime_span[i] == 0 && d->regime_quiet[i] >= (D > 1 ? D : 1);
+}
+
 /* The same test against regime i; 1 when the window is like it. A regime
  * with no profile (a step-down's, STEP-DOWN ACCEPTANCE) is judged by its
- * level only. */
+ * level only. A dormant regime is like no window. */
 static int like_one(const ad_detector *d, int i, int64_t ts, double s, double thr,
                     const float *share)
 {
@@ -2547,7 +2567,7 @@ static int like_one(const ad_detector *d, int i, int64_t ts, double s, double th
     int64_t P = d->cfg.alert.accept_period_ms;
     int f;
 
-    if (!(d->regime_thr[i] > 0) || !(s <= d->regime_thr[i]))
+    if (!(d->regime_thr[i] > 0) || !(s <= d->regime_thr[i]) || regime_dormant(d, i))
         return 0;
     if (d->regime_span[i] > 0 && P > 0) {
         /* a regime on a schedule applies at its time: from P/24 before an
@@ -3697,8 +3717,16 @@ static void regime_left(ad_detector *d, int64_t ts, int ri, double s, double thr
             if (l > (double)q)
                 q = (int64_t)ceil(l);
         }
-        if (d->regime_quiet[i] < q)
+        if (d->regime_quiet[i] < q) {
             d->regime_quiet[i]++;
+            if (regime_dormant(d, i) && d->regime_quiet[i] == d->cfg.alert.accept_after /
+                                                               AD_ACCEPT_RECUR)
+                ad_log(AD_LOG_INFO, "%s: regime %llu dormant: no window judged against it "
+                       "for %lld windows under the threshold %.6g; a window its way is a new "
+                       "change, judged against the threshold", d->who,
+                       (unsigned long long)d->regime_seq[i], (long long)d->regime_quiet[i],
+                       thr);
+        }
         /* a candidate in shadow judges the regime at its decision: left to
          * it (a rejection keeps the regime: it ends at the next window) */
         if (d->regime_quiet[i] < q || ad_adapt_candidate(d->ad) != NULL)
@@ -3728,17 +3756,19 @@ static void regime_left(ad_detector *d, int64_t ts, int ri, double s, double thr
  * threshold, no alert open, start a new occurrence (after at least
  * accept_after / RECUR quiet windows) at the time of day of an earlier one
  * (within P/12) with their excess error pointing the chain's way (cosine >=
- * AD_ACCEPT_SIMILAR). Such an occurrence is judged once a window holds
- * only its rows (the window's length in windows, ONSET_WAIT; at most
- * accept_after / RECUR), over the threshold in a row: its windows until
- * then are withheld from the alert (neither raising nor learned: return
- * 2). The occurrence must sit at the chain's level: within accept_spread x
- * the reference spread of the median of the chain's scores (the rule a
- * current alert's scores meet against the chain's earlier alerts in
- * try_accept), or with its excess over the usual error within a factor
- * AD_ONSET_LEVEL of that median's; an occurrence that falls under the
- * threshold before the wait ends is judged then (acc_onset_ended), both
- * at the highest score of its windows. Then the chain is judged as at a
+ * AD_ACCEPT_SIMILAR). Such an occurrence is judged once it lasted a
+ * window's length of rows (onset_wait: twice the window's length in
+ * windows, less one; at most accept_after / RECUR), over the threshold in
+ * a row: its windows until then are withheld from the alert (neither
+ * raising nor learned: return 2). The occurrence must sit at the chain's
+ * level: within accept_spread x the reference spread of the median of the
+ * chain's scores (the rule a current alert's scores meet against the
+ * chain's earlier alerts in try_accept), or with its excess over the usual
+ * error within a factor AD_ONSET_LEVEL of that median's, at the highest
+ * score of its windows; an occurrence that falls under the threshold
+ * before the wait ends is not a recurrence (acc_onset_ended: a spike
+ * shorter than the window can average to the chain's level in every
+ * window that holds it). Then the chain is judged as at a
  * clear and, when stable, accepted (return 1), so the recurrence is judged
  * against the regime instead of raising one more alert of a change already
  * seen N times: the level shift whose daily peaks alert at 17:00, 07:00
@@ -3752,10 +3782,18 @@ static void regime_left(ad_detector *d, int64_t ts, int ri, double s, double thr
  * windows of any change are a ramp (partly old rows), hence the wait. */
 #define AD_ONSET_LEVEL 2.0      /* a recurrence's excess error vs the chain's */
 
+/* The wait: 2w - 1 windows, w the window's length in windows (at most
+ * accept_after / RECUR). The w-th window of a run over the threshold holds
+ * only rows from its onset, but a spike shorter than the window, stronger
+ * than the chain's change, keeps every window that holds it over the
+ * threshold and can average to the chain's level in each: its run lasts
+ * fewer than 2w - 1 windows (w + (its rows - 1) / hop). A change that
+ * lasts a window's length of rows shows 2w - 1, the last of them holding
+ * its own rows only. */
 static int onset_wait(const ad_detector *d)
 {
     int A = d->cfg.alert.accept_after, h = d->cfg.hop > 0 ? d->cfg.hop : 1;
-    int w = (d->T + h - 1) / h, cap = A / AD_ACCEPT_RECUR;
+    int w = 2 * ((d->T + h - 1) / h) - 1, cap = A / AD_ACCEPT_RECUR;
 
     if (w > cap)
         w = cap;
@@ -3859,15 +3897,22 @@ no:
 }
 
 /* A window under the threshold (trusted) after windows acc_onset withheld:
- * the occurrence ended before its wait did, and is judged at its highest
- * score (a recurrence shorter than the wait; as a chain's alert shorter
- * than accept_after / RECUR is judged at its clear) when it lasted the
- * alert.k windows that would have raised an alert. */
-static void acc_onset_ended(ad_detector *d, int64_t ts, double p, double L)
+ * the occurrence ended before its wait did. It is not a recurrence at its
+ * onset: shorter than the window (onset_wait), its window scores cannot
+ * tell a change at the chain's level from a spike stronger than it that
+ * averages to that level. When it lasted the alert.k windows that would
+ * have raised an alert, they raise now (an occurrence of the chain that
+ * short is accepted the chain's way, once it ended, try_accept). */
+static void acc_onset_ended(ad_detector *d)
 {
-    if (d->acc_onset_run >= (d->cfg.alert.k > 1 ? d->cfg.alert.k : 1) &&
-        ad_alerter_active(d->alert) == NULL)
-        acc_onset_judge(d, ts, p, L);   /* (fewer than alert.k would not have raised) */
+    int run = d->acc_onset_run, k = d->cfg.alert.k > 1 ? d->cfg.alert.k : 1;
+
+    if (run >= k && ad_alerter_active(d->alert) == NULL) {
+        ad_log(AD_LOG_INFO, "%s: not a recurrence at its onset: it ended after %d window(s) "
+               "over the threshold, before one held a window's length of its rows; %d "
+               "window(s) withheld: raised now", d->who, run, run);
+        d->acc_onset_force = 1;     /* (fewer than alert.k would not have raised) */
+    }
     d->acc_onset_run = 0;
 }
 
@@ -4548,7 +4593,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (s > thr && !hard && !untrusted)
         onset_held = acc_onset(d, ts, s, share, p, L) == 2;
     else if (!hard && !untrusted)
-        acc_onset_ended(d, ts, p, L);   /* judged on windows in a row */
+        acc_onset_ended(d);             /* judged on windows in a row */
     else {
         /* a window that cannot be judged ends the run unjudged: windows
          * withheld that would have raised raise now */

@@ -850,6 +850,61 @@ static void test_unpromoted_regime_ends(void)
     g_shares = 0;
 }
 
+/* A persistent regime the process has left goes dormant (regime_dormant:
+ * accept_after / 3 = 10 windows under the threshold with none judged
+ * against it) long before it ends (regime_left: about a hundred here). B
+ * as in regime_left_run, 40 windows of A, then the fault pointing B's way
+ * under B's threshold: it raises, the regime still remembered; before, it
+ * was judged against B and raised nothing. The same with a restart 20
+ * windows into the quiet span (the saved "quiet" count). And B itself
+ * back after 40 windows of A: a new onset, raised, and accepted again the
+ * way the first time was (a stable level for accept_after windows). */
+static void test_left_regime_reentry(void)
+{
+    ad_detector_stats st;
+    ad_detector *d;
+    run r;
+    uint64_t t = 90000;
+    int raised, i, before;
+
+    if (!g_live)
+        return;
+    g_shares = 1;
+    raised = regime_left_run(-1, 40, &r, &st);
+    T_CHECK(raised == 1 && st.regimes == 1 && r.ended == 0,
+            "40 windows after the return: the fault pointing B's way raised %d (want 1), "
+            "the regime still remembered (%d, ended %d)", raised, st.regimes, r.ended);
+    raised = regime_left_run(20, 40, &r, &st);
+    T_CHECK(raised == 1 && st.regimes == 1 && r.ended == 0,
+            "restored 20 windows into the quiet span: the fault raised %d (want 1), %d "
+            "regime(s)", raised, st.regimes);
+    if ((d = mk_gap(0, 0, 0.2)) == NULL) {
+        g_shares = 0;
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    r.skip_finetune = 1;                        /* every fine-tune fails */
+    for (i = 0; i < 300; i++)
+        step(d, t++, REG_A, 0, &r);
+    for (i = 0; i < 400 && !r.accepted; i++)
+        step(d, t++, REG_B, 0, &r);
+    for (i = 0; i < 60; i++)
+        step(d, t++, REG_B, 0, &r);
+    for (i = 0; i < 40; i++)
+        step(d, t++, REG_A, 0, &r);
+    before = r.raised;
+    for (i = 0; i < 400 && r.accepted < 2; i++)
+        step(d, t++, REG_B, 0, &r);
+    ad_detector_get_stats(d, &st);
+    T_NOTE("B back after 40 windows of A: raised %d, accepted again after %d windows",
+           r.raised - before, i);
+    T_CHECK(r.raised - before == 1 && r.accepted == 2 && st.regimes == 1 && r.ended == 0,
+            "B back after the process left it: raised %d (want 1), accepted %d times (want "
+            "2), %d regime(s)", r.raised - before, r.accepted, st.regimes);
+    ad_detector_free(d);
+    g_shares = 0;
+}
+
 /* The change of both tests below: REG_B for 20 windows every 600 (a
  * period of 600 s, alert.accept_onset `onset`), four occurrences after
  * 300 windows of REG_A, the same model set in shadow 100 windows after
@@ -1850,6 +1905,7 @@ int main(void)
     T_RUN(test_recurring_regime_learned);
     T_RUN(test_unlearned_regime_kept);
     T_RUN(test_unpromoted_regime_ends);
+    T_RUN(test_left_regime_reentry);
     T_RUN(test_chain_over_promotion);
     T_RUN(test_onset_regime_over_promotion);
     T_RUN(test_silencing_candidate_rejected);
