@@ -520,6 +520,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->cfg = *cfg;
     d->hash = ad_detector_cfg_hash(cfg);
     d->last_regime = -1;
+    d->last_reent = -1;
     d->T = T;
     d->F = F;
     d->model = m;
@@ -2128,7 +2129,9 @@ void det_acc_shadow(ad_detector *d, const void *cm, double cand, int trusted, in
         cand = a * cand + (1 - a) * d->sh_smooth;
     d->sh_smooth = cand;
     d->sh_has_smooth = 1;
-    i = d->last_regime;
+    /* a window withheld as a dormant regime's re-entry is that regime's
+     * too: the promotion judges the regime on it */
+    i = d->last_regime >= 0 ? d->last_regime : d->last_reent;
     if (i < 0 || i >= AD_REGIMES || !trusted)
         return;
     top_insert(d->regime_sh[i], &d->regime_sh_n[i], cand);
@@ -3991,6 +3994,11 @@ static int reentry(ad_detector *d, int64_t ts, double s, double thr, const float
             d->reent_run = 0;
         return 0;
     }
+    if (run > 0 && d->regime_thr[d->reent_i] > 0 && !regime_dormant(d, d->reent_i)) {
+        d->reent_run = 0;           /* it woke meanwhile (kept over a promotion,
+                                       on a schedule): judged against it now */
+        return 0;
+    }
     if (j < 0 || (run > 0 && j != d->reent_i)) {
         if (run >= k && ad_alerter_active(d->alert) == NULL) {
             ad_log(AD_LOG_INFO, "%s: not regime %llu back: it ended or left it after %d "
@@ -4008,8 +4016,10 @@ static int reentry(ad_detector *d, int64_t ts, double s, double thr, const float
     } else if (s > d->reent_max) {
         d->reent_max = s;
     }
-    if (d->reent_run < onset_wait(d))
+    if (d->reent_run < onset_wait(d)) {
+        d->last_reent = j;
         return 2;
+    }
     run = d->reent_run;
     if (at_level(d, d->reent_max, d->regime_lvl[j])) {
         ad_log(AD_LOG_INFO, "%s: regime %llu back at its level (score %.4g, its level %.4g): "
@@ -4955,6 +4965,7 @@ int ad_detector_feed_score3(ad_detector *d, const ad_window_job *job,
     }
     d->seq_fed = job->seq;
     d->last_regime = -1;
+    d->last_reent = -1;
     if (!isfinite(score) ||
         (d->cfg.normalize != AD_NORM_NONE &&
          (normalize_score(d, &score, &share, &shadow_score, shadow_share) != 0 ||

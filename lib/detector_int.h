@@ -193,6 +193,9 @@ struct ad_detector {
      * highest score */
     int reent_run, reent_i;
     double reent_max;
+    int last_reent;              /* the regime this window was withheld as a
+                                    re-entry of; -1: none (det_acc_shadow
+                                    judges the candidate on it too) */
     /* the candidate in shadow on windows judged against regime i: how many,
      * and their highest candidate scores, descending (det_acc_promoted) */
     int regime_sh_n[AD_REGIMES];
