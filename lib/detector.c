@@ -3825,17 +3825,31 @@ static void regime_left(ad_detector *d, int64_t ts, int ri, double s, double thr
  * only rows from its onset, but a spike shorter than the window, stronger
  * than the chain's change, keeps every window that holds it over the
  * threshold and can average to the chain's level in each: its run lasts
- * fewer than 2w - 1 windows (w + (its rows - 1) / hop). A change that
- * lasts a window's length of rows shows 2w - 1, the last of them holding
- * its own rows only. */
-static int onset_wait(const ad_detector *d)
+ * from w (every window holding its strongest row) to 2w - 2 windows (w +
+ * (its rows - 1) / hop). A change that lasts a window's length of rows
+ * shows 2w - 1, the last of them holding its own rows only. A run that
+ * ends before w windows had no row holding every window over the
+ * threshold: a short change, judged at its highest score (onset_fill). */
+static int onset_span(const ad_detector *d, int twice)
 {
     int A = d->cfg.alert.accept_after, h = d->cfg.hop > 0 ? d->cfg.hop : 1;
-    int w = 2 * ((d->T + h - 1) / h) - 1, cap = A / AD_ACCEPT_RECUR;
+    int w = (d->T + h - 1) / h, cap = A / AD_ACCEPT_RECUR;
 
+    if (twice)
+        w = 2 * w - 1;
     if (w > cap)
         w = cap;
     return w > 1 ? w : 1;
+}
+
+static int onset_wait(const ad_detector *d)
+{
+    return onset_span(d, 1);
+}
+
+static int onset_fill(const ad_detector *d)
+{
+    return onset_span(d, 0);
 }
 
 /* Is a score s at the level med (a chain's median, a regime's)? Within
@@ -3948,20 +3962,24 @@ no:
 }
 
 /* A window under the threshold (trusted) after windows acc_onset withheld:
- * the occurrence ended before its wait did. It is not a recurrence at its
- * onset: shorter than the window (onset_wait), its window scores cannot
- * tell a change at the chain's level from a spike stronger than it that
- * averages to that level. When it lasted the alert.k windows that would
- * have raised an alert, they raise now (an occurrence of the chain that
- * short is accepted the chain's way, once it ended, try_accept). */
-static void acc_onset_ended(ad_detector *d)
+ * the occurrence ended before its wait did. Ended before onset_fill
+ * windows, it is judged at its highest score (a recurrence shorter than
+ * the wait; as a chain's alert shorter than accept_after / RECUR is judged
+ * at its clear) when it lasted the alert.k windows that would have raised
+ * an alert. Ended later, it is not a recurrence at its onset: a spike
+ * shorter than the window, stronger than the chain's change, averaging to
+ * its level in every window that holds it, lasts that long (onset_span);
+ * the windows raise now when they were alert.k or more. */
+static void acc_onset_ended(ad_detector *d, int64_t ts, double p, double L)
 {
     int run = d->acc_onset_run, k = d->cfg.alert.k > 1 ? d->cfg.alert.k : 1;
 
-    if (run >= k && ad_alerter_active(d->alert) == NULL) {
+    if (run >= k && run < onset_fill(d) && ad_alerter_active(d->alert) == NULL) {
+        acc_onset_judge(d, ts, p, L);
+    } else if (run >= k && ad_alerter_active(d->alert) == NULL) {
         ad_log(AD_LOG_INFO, "%s: not a recurrence at its onset: it ended after %d window(s) "
-               "over the threshold, before one held a window's length of its rows; %d "
-               "window(s) withheld: raised now", d->who, run, run);
+               "over the threshold, as a spike shorter than the window does; %d window(s) "
+               "withheld: raised now", d->who, run, run);
         d->acc_onset_force = 1;     /* (fewer than alert.k would not have raised) */
     }
     d->acc_onset_run = 0;
@@ -3997,6 +4015,17 @@ static int reentry(ad_detector *d, int64_t ts, double s, double thr, const float
     if (run > 0 && d->regime_thr[d->reent_i] > 0 && !regime_dormant(d, d->reent_i)) {
         d->reent_run = 0;           /* it woke meanwhile (kept over a promotion,
                                        on a schedule): judged against it now */
+        return 0;
+    }
+    if (j < 0 && run > 0 && run < onset_fill(d) && !(s > thr) && !cannot &&
+        at_level(d, d->reent_max, d->regime_lvl[d->reent_i])) {
+        /* a short return at its level, ended before a spike's span */
+        ad_log(AD_LOG_INFO, "%s: regime %llu back at its level (score %.4g, its level %.4g) "
+               "for %d window(s): judged against it again", d->who,
+               (unsigned long long)d->regime_seq[d->reent_i], d->reent_max,
+               d->regime_lvl[d->reent_i], run);
+        d->regime_quiet[d->reent_i] = 0;
+        d->reent_run = 0;
         return 0;
     }
     if (j < 0 || (run > 0 && j != d->reent_i)) {
@@ -4715,7 +4744,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (s > thr && !hard && !untrusted)
         onset_held = acc_onset(d, ts, s, share, p, L) == 2;
     else if (!hard && !untrusted)
-        acc_onset_ended(d);             /* judged on windows in a row */
+        acc_onset_ended(d, ts, p, L);   /* judged on windows in a row */
     else {
         /* a window that cannot be judged ends the run unjudged: windows
          * withheld that would have raised raise now */
