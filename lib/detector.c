@@ -520,6 +520,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->cfg = *cfg;
     d->hash = ad_detector_cfg_hash(cfg);
     d->last_regime = -1;
+    d->last_reent = -1;
     d->T = T;
     d->F = F;
     d->model = m;
@@ -2072,7 +2073,9 @@ void det_acc_reset(ad_detector *d)
     memset(d->regime_span, 0, sizeof(d->regime_span));
     memset(d->regime_len, 0, sizeof(d->regime_len));
     memset(d->regime_quiet, 0, sizeof(d->regime_quiet));
+    memset(d->regime_lvl, 0, sizeof(d->regime_lvl));
     memset(d->sd_fit_n, 0, sizeof(d->sd_fit_n));
+    d->reent_run = 0;
     for (f = 0; f < AD_REGIMES; f++)
         d->regime_last[f] = INT64_MIN;
     det_acc_shadow_reset(d);
@@ -2129,7 +2132,9 @@ void det_acc_shadow(ad_detector *d, const void *cm, double cand, int trusted, in
         cand = a * cand + (1 - a) * d->sh_smooth;
     d->sh_smooth = cand;
     d->sh_has_smooth = 1;
-    i = d->last_regime;
+    /* a window withheld as a dormant regime's re-entry is that regime's
+     * too: the promotion judges the regime on it */
+    i = d->last_regime >= 0 ? d->last_regime : d->last_reent;
     if (i < 0 || i >= AD_REGIMES || !trusted)
         return;
     top_insert(d->regime_sh[i], &d->regime_sh_n[i], cand);
@@ -2257,6 +2262,7 @@ void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
              * live model judged normal against the regime must not alert
              * under the candidate either */
             d->regime_thr[i] *= ratio;
+            d->regime_lvl[i] *= ratio;
             if (still == 1 && regime_cand_level(d, i) > d->regime_thr[i])
                 d->regime_thr[i] = regime_cand_level(d, i);
             if (!d->regime_rec[i] && P > 0 && d->regime_len[i] > 0) {
@@ -2343,6 +2349,8 @@ cJSON *det_acc_save(const ad_detector *d)
         }
         if (!d->regime_rec[i] && d->regime_span[i] == 0 && d->regime_quiet[i] > 0)
             cJSON_AddNumberToObject(r, "quiet", (double)d->regime_quiet[i]);
+        if (d->regime_lvl[i] > 0)
+            cJSON_AddNumberToObject(r, "level", d->regime_lvl[i]);
         a = cJSON_AddArrayToObject(r, "profile");
         for (f = 0; a && f < d->F; f++)
             cJSON_AddItemToArray(a, cJSON_CreateNumber(regime_prof(d, i)[f]));
@@ -2506,6 +2514,15 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
         else if (q != NULL)
             ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].quiet is not a "
                    "count in 0..1e12: counted from here", d->who, i);
+        /* its level (regime_dormant); none saved (an older state) or
+         * damaged: unknown, the regime is never dormant */
+        const cJSON *lv = cJSON_GetObjectItemCaseSensitive(r, "level");
+        d->regime_lvl[k] = 0;
+        if (cJSON_IsNumber(lv) && isfinite(lv->valuedouble) && lv->valuedouble > 0)
+            d->regime_lvl[k] = lv->valuedouble;
+        else if (lv != NULL)
+            ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].level is not a "
+                   "positive number: unknown, the regime is never dormant", d->who, i);
         read_sd_fit(d, r, i, k);
         k++;
         i++;
@@ -2547,11 +2564,31 @@ static double acc_similarity(const ad_detector *d)
  * thr (what decides near it, where a little noise turns the direction). A
  * fault on another feature fails both. Without error shares only the level
  * can tell. */
+/* A DORMANT REGIME: one accepted from one persistent change (not
+ * recurring, on no schedule; with continual learning, where regime_left
+ * counts its quiet windows) that the process has left: no window judged
+ * against it over accept_after / RECUR windows under the stream's
+ * threshold, the quiet spell after which an alert is a new occurrence, not
+ * the last one flapping (ACCEPTANCE). It is kept until regime_left ends it,
+ * but no window is judged against it as it comes: a change its way is a
+ * new onset, judged at the regime's level (reentry). Before, it silenced
+ * any fault its way under its threshold until it ended, and each window
+ * judged against it put its end off again. From the saved "quiet" and
+ * "level"; a regime of unknown level (an older state) is never dormant. */
+static int regime_dormant(const ad_detector *d, int i)
+{
+    int D = d->cfg.alert.accept_after / AD_ACCEPT_RECUR;
+
+    return d->ad != NULL && d->cfg.adapt.enabled && !d->regime_rec[i] &&
+           d->regime_span[i] == 0 && d->regime_lvl[i] > 0 &&
+           d->regime_quiet[i] >= (D > 1 ? D : 1);
+}
+
 /* The same test against regime i; 1 when the window is like it. A regime
  * with no profile (a step-down's, STEP-DOWN ACCEPTANCE) is judged by its
- * level only. */
-static int like_one(const ad_detector *d, int i, int64_t ts, double s, double thr,
-                    const float *share)
+ * level only. A dormant regime is like no window. */
+static int like_one_any(const ad_detector *d, int i, int64_t ts, double s, double thr,
+                        const float *share)
 {
     const double *u = d->acc_prof + 2 * d->F, *g = regime_prof(d, i);
     double gg = 0, ee = 0, eg = 0, gs = 0, a, ef;
@@ -2583,6 +2620,12 @@ static int like_one(const ad_detector *d, int i, int64_t ts, double s, double th
     return s - a * gs / sqrt(gg) <= thr;
 }
 
+static int like_one(const ad_detector *d, int i, int64_t ts, double s, double thr,
+                    const float *share)
+{
+    return !regime_dormant(d, i) && like_one_any(d, i, ts, s, thr, share);
+}
+
 /* The accepted regime this window is like, the most recent first; -1: none. */
 static int like_regime(const ad_detector *d, int64_t ts, double s, double thr,
                        const float *share)
@@ -2591,6 +2634,19 @@ static int like_regime(const ad_detector *d, int64_t ts, double s, double thr,
 
     for (i = 0; i < AD_REGIMES; i++)
         if (like_one(d, i, ts, s, thr, share) &&
+            (best < 0 || d->regime_seq[i] > d->regime_seq[best]))
+            best = i;
+    return best;
+}
+
+/* The dormant regime this window is like, the most recent first; -1: none. */
+static int like_dormant(const ad_detector *d, int64_t ts, double s, double thr,
+                        const float *share)
+{
+    int i, best = -1;
+
+    for (i = 0; i < AD_REGIMES; i++)
+        if (regime_dormant(d, i) && like_one_any(d, i, ts, s, thr, share) &&
             (best < 0 || d->regime_seq[i] > d->regime_seq[best]))
             best = i;
     return best;
@@ -3360,6 +3416,7 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     for (i = 0; i < d->F; i++)
         regime_prof(d, slot)[i] = d->acc_prof[i] + d->acc_prof[d->F + i];
     d->regime_thr[slot] = nw;
+    d->regime_lvl[slot] = median_of(x, A, tmp);
     d->regime_seq[slot] = ++d->regime_n;
     d->regime_rec[slot] = (unsigned char)rec;
     d->sd_fit_n[slot] = 0;
@@ -3585,6 +3642,7 @@ static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
     slot = sd_slot(d, prof);
     memset(regime_prof(d, slot), 0, (size_t)d->F * sizeof(double));
     d->regime_thr[slot] = nw;
+    d->regime_lvl[slot] = lvl;
     d->regime_seq[slot] = ++d->regime_n;
     d->regime_rec[slot] = 0;
     d->sd_fit_n[slot] = 0;
@@ -3708,8 +3766,16 @@ static void regime_left(ad_detector *d, int64_t ts, int ri, double s, double thr
             if (l > (double)q)
                 q = (int64_t)ceil(l);
         }
-        if (d->regime_quiet[i] < q)
+        if (d->regime_quiet[i] < q) {
             d->regime_quiet[i]++;
+            if (regime_dormant(d, i) && d->regime_quiet[i] == d->cfg.alert.accept_after /
+                                                               AD_ACCEPT_RECUR)
+                ad_log(AD_LOG_INFO, "%s: regime %llu dormant: no window judged against it "
+                       "for %lld windows under the threshold %.6g; a window its way is a new "
+                       "change, judged against the threshold", d->who,
+                       (unsigned long long)d->regime_seq[i], (long long)d->regime_quiet[i],
+                       thr);
+        }
         /* a candidate in shadow judges the regime at its decision: left to
          * it (a rejection keeps the regime: it ends at the next window) */
         if (d->regime_quiet[i] < q || ad_adapt_candidate(d->ad) != NULL)
@@ -3739,17 +3805,19 @@ static void regime_left(ad_detector *d, int64_t ts, int ri, double s, double thr
  * threshold, no alert open, start a new occurrence (after at least
  * accept_after / RECUR quiet windows) at the time of day of an earlier one
  * (within P/12) with their excess error pointing the chain's way (cosine >=
- * AD_ACCEPT_SIMILAR). Such an occurrence is judged once a window holds
- * only its rows (the window's length in windows, ONSET_WAIT; at most
- * accept_after / RECUR), over the threshold in a row: its windows until
- * then are withheld from the alert (neither raising nor learned: return
- * 2). The occurrence must sit at the chain's level: within accept_spread x
- * the reference spread of the median of the chain's scores (the rule a
- * current alert's scores meet against the chain's earlier alerts in
- * try_accept), or with its excess over the usual error within a factor
- * AD_ONSET_LEVEL of that median's; an occurrence that falls under the
- * threshold before the wait ends is judged then (acc_onset_ended), both
- * at the highest score of its windows. Then the chain is judged as at a
+ * AD_ACCEPT_SIMILAR). Such an occurrence is judged once it lasted a
+ * window's length of rows (onset_wait: twice the window's length in
+ * windows, less one; at most accept_after / RECUR), over the threshold in
+ * a row: its windows until then are withheld from the alert (neither
+ * raising nor learned: return 2). The occurrence must sit at the chain's
+ * level: within accept_spread x the reference spread of the median of the
+ * chain's scores (the rule a current alert's scores meet against the
+ * chain's earlier alerts in try_accept), or with its excess over the usual
+ * error within a factor AD_ONSET_LEVEL of that median's, at the highest
+ * score of its windows; an occurrence that falls under the threshold
+ * before the wait ends is not a recurrence (acc_onset_ended: a spike
+ * shorter than the window can average to the chain's level in every
+ * window that holds it). Then the chain is judged as at a
  * clear and, when stable, accepted (return 1), so the recurrence is judged
  * against the regime instead of raising one more alert of a change already
  * seen N times: the level shift whose daily peaks alert at 17:00, 07:00
@@ -3763,14 +3831,51 @@ static void regime_left(ad_detector *d, int64_t ts, int ri, double s, double thr
  * windows of any change are a ramp (partly old rows), hence the wait. */
 #define AD_ONSET_LEVEL 2.0      /* a recurrence's excess error vs the chain's */
 
-static int onset_wait(const ad_detector *d)
+/* The wait: 2w - 1 windows, w the window's length in windows (at most
+ * accept_after / RECUR). The w-th window of a run over the threshold holds
+ * only rows from its onset, but a spike shorter than the window, stronger
+ * than the chain's change, keeps every window that holds it over the
+ * threshold and can average to the chain's level in each: its run lasts
+ * from w (every window holding its strongest row) to 2w - 2 windows (w +
+ * (its rows - 1) / hop). A change that lasts a window's length of rows
+ * shows 2w - 1, the last of them holding its own rows only. A run that
+ * ends before w windows had no row holding every window over the
+ * threshold: a short change, judged at its highest score (onset_fill). */
+static int onset_span(const ad_detector *d, int twice)
 {
     int A = d->cfg.alert.accept_after, h = d->cfg.hop > 0 ? d->cfg.hop : 1;
     int w = (d->T + h - 1) / h, cap = A / AD_ACCEPT_RECUR;
 
+    if (twice)
+        w = 2 * w - 1;
     if (w > cap)
         w = cap;
     return w > 1 ? w : 1;
+}
+
+static int onset_wait(const ad_detector *d)
+{
+    return onset_span(d, 1);
+}
+
+static int onset_fill(const ad_detector *d)
+{
+    return onset_span(d, 0);
+}
+
+/* Is a score s at the level med (a chain's median, a regime's)? Within
+ * accept_spread x the reference spread of it, or with its excess over the
+ * usual error within a factor AD_ONSET_LEVEL of med's. */
+static int at_level(const ad_detector *d, double s, double med)
+{
+    double usual = 0;
+    int f;
+
+    for (f = 0; f < d->F; f++)
+        usual += d->acc_prof[2 * d->F + f];
+    return fabs(s - med) <= d->cfg.alert.accept_spread * accept_ref_spread(d) ||
+           (med > usual && s - usual >= (med - usual) / AD_ONSET_LEVEL &&
+            s - usual <= (med - usual) * AD_ONSET_LEVEL);
 }
 
 /* The occurrence being judged (acc_onset) at its highest score so far:
@@ -3791,9 +3896,7 @@ static int acc_onset_judge(ad_detector *d, int64_t ts, double p, double L)
         x[i] = d->acc[(d->acc_head + i) % A];
     med = median_of(x, d->acc_len, d->acc + 2 * A);
     d->acc_onset_run = -1;
-    if (!(fabs(s - med) <= c->accept_spread * accept_ref_spread(d)) &&
-        !(med > usual && s - usual >= (med - usual) / AD_ONSET_LEVEL &&
-          s - usual <= (med - usual) * AD_ONSET_LEVEL)) {
+    if (!at_level(d, s, med)) {
         ad_log(AD_LOG_INFO, "%s: not a recurrence at its onset: score %.4g, the chain's "
                "median %.4g (usual %.4g); %d window(s) withheld%s", d->who, s, med, usual,
                run, run >= k ? ": raised now" : "");
@@ -3870,16 +3973,109 @@ no:
 }
 
 /* A window under the threshold (trusted) after windows acc_onset withheld:
- * the occurrence ended before its wait did, and is judged at its highest
- * score (a recurrence shorter than the wait; as a chain's alert shorter
- * than accept_after / RECUR is judged at its clear) when it lasted the
- * alert.k windows that would have raised an alert. */
+ * the occurrence ended before its wait did. Ended before onset_fill
+ * windows, it is judged at its highest score (a recurrence shorter than
+ * the wait; as a chain's alert shorter than accept_after / RECUR is judged
+ * at its clear) when it lasted the alert.k windows that would have raised
+ * an alert. Ended later, it is not a recurrence at its onset: a spike
+ * shorter than the window, stronger than the chain's change, averaging to
+ * its level in every window that holds it, lasts that long (onset_span);
+ * the windows raise now when they were alert.k or more. */
 static void acc_onset_ended(ad_detector *d, int64_t ts, double p, double L)
 {
-    if (d->acc_onset_run >= (d->cfg.alert.k > 1 ? d->cfg.alert.k : 1) &&
-        ad_alerter_active(d->alert) == NULL)
-        acc_onset_judge(d, ts, p, L);   /* (fewer than alert.k would not have raised) */
+    int run = d->acc_onset_run, k = d->cfg.alert.k > 1 ? d->cfg.alert.k : 1;
+
+    if (run >= k && run < onset_fill(d) && ad_alerter_active(d->alert) == NULL) {
+        acc_onset_judge(d, ts, p, L);
+    } else if (run >= k && ad_alerter_active(d->alert) == NULL) {
+        ad_log(AD_LOG_INFO, "%s: not a recurrence at its onset: it ended after %d window(s) "
+               "over the threshold, as a spike shorter than the window does; %d window(s) "
+               "withheld: raised now", d->who, run, run);
+        d->acc_onset_force = 1;     /* (fewer than alert.k would not have raised) */
+    }
     d->acc_onset_run = 0;
+}
+
+/* A CHANGE THE WAY OF A DORMANT REGIME (regime_dormant): windows over the
+ * threshold, no alert open, like a dormant regime (but for its dormancy)
+ * are a new onset. They are withheld (neither raising nor learned: return
+ * 2) until it lasted a window's length of rows (onset_wait), and judged at
+ * their highest score against the regime's level (at_level, the onset
+ * rule's test): at it, the process is back in the regime, which wakes
+ * (its quiet count 0: this window and the next ones are judged against it,
+ * return 1); else (or when the run ends or leaves the regime before it is
+ * judged) it is not the regime back, and the withheld windows raise when
+ * they were alert.k or more (as at an onset judged not a recurrence). The
+ * blockage accepted for two days and left: a cavitation its way under its
+ * threshold half a day later raised nothing until the regime ended, a day
+ * after its last window judged against it; the daily load that came back
+ * at its level a day later was absorbed, and is still. */
+static int reentry(ad_detector *d, int64_t ts, double s, double thr, const float *share,
+                   int cannot)
+{
+    int j = -1, k = d->cfg.alert.k > 1 ? d->cfg.alert.k : 1, run = d->reent_run;
+
+    if (s > thr && !cannot && ad_alerter_active(d->alert) == NULL &&
+        like_regime(d, ts, s, thr, share) < 0)
+        j = like_dormant(d, ts, s, thr, share);
+    if (run < 0) {                  /* judged: not the regime back */
+        if (j < 0)
+            d->reent_run = 0;
+        return 0;
+    }
+    if (run > 0 && d->regime_thr[d->reent_i] > 0 && !regime_dormant(d, d->reent_i)) {
+        d->reent_run = 0;           /* it woke meanwhile (kept over a promotion,
+                                       on a schedule): judged against it now */
+        return 0;
+    }
+    if (j < 0 && run > 0 && run < onset_fill(d) && !(s > thr) && !cannot &&
+        at_level(d, d->reent_max, d->regime_lvl[d->reent_i])) {
+        /* a short return at its level, ended before a spike's span */
+        ad_log(AD_LOG_INFO, "%s: regime %llu back at its level (score %.4g, its level %.4g) "
+               "for %d window(s): judged against it again", d->who,
+               (unsigned long long)d->regime_seq[d->reent_i], d->reent_max,
+               d->regime_lvl[d->reent_i], run);
+        d->regime_quiet[d->reent_i] = 0;
+        d->reent_run = 0;
+        return 0;
+    }
+    if (j < 0 || (run > 0 && j != d->reent_i)) {
+        if (run >= k && ad_alerter_active(d->alert) == NULL) {
+            ad_log(AD_LOG_INFO, "%s: not regime %llu back: it ended or left it after %d "
+                   "window(s), before one held a window's length of its rows; %d window(s) "
+                   "withheld: raised now", d->who,
+                   (unsigned long long)d->regime_seq[d->reent_i], run, run);
+            d->acc_onset_force = 1;
+        }
+        d->reent_run = 0;
+        return 0;
+    }
+    if (d->reent_run++ == 0) {
+        d->reent_i = j;
+        d->reent_max = s;
+    } else if (s > d->reent_max) {
+        d->reent_max = s;
+    }
+    if (d->reent_run < onset_wait(d)) {
+        d->last_reent = j;
+        return 2;
+    }
+    run = d->reent_run;
+    if (at_level(d, d->reent_max, d->regime_lvl[j])) {
+        ad_log(AD_LOG_INFO, "%s: regime %llu back at its level (score %.4g, its level %.4g): "
+               "judged against it again", d->who, (unsigned long long)d->regime_seq[j],
+               d->reent_max, d->regime_lvl[j]);
+        d->regime_quiet[j] = 0;
+        d->reent_run = 0;
+        return 1;
+    }
+    ad_log(AD_LOG_INFO, "%s: a change the way of dormant regime %llu, not at its level "
+           "(score %.4g, its level %.4g): a new change; %d window(s) withheld%s", d->who,
+           (unsigned long long)d->regime_seq[j], d->reent_max, d->regime_lvl[j], run,
+           run >= k ? ": raised now" : "");
+    d->acc_onset_force = run >= k;
+    d->reent_run = -1;
+    return 0;
 }
 
 /* Forget the level test's scores (another model's scale). */
@@ -4567,6 +4763,10 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
             d->acc_onset_force = 1;
         d->acc_onset_run = 0;
     }
+    /* a change the way of a dormant regime: withheld until judged at its
+     * level (REENTRY) */
+    if (!onset_held)
+        onset_held = reentry(d, ts, s, thr, share, untrusted || hard) == 2;
     /* a window like an accepted regime is judged against its threshold */
     ri = s > thr ? like_regime(d, ts, s, thr, share) : -1;
     like = ri >= 0;
@@ -4805,6 +5005,7 @@ int ad_detector_feed_score3(ad_detector *d, const ad_window_job *job,
     }
     d->seq_fed = job->seq;
     d->last_regime = -1;
+    d->last_reent = -1;
     if (!isfinite(score) ||
         (d->cfg.normalize != AD_NORM_NONE &&
          (normalize_score(d, &score, &share, &shadow_score, shadow_share) != 0 ||

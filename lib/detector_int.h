@@ -184,6 +184,18 @@ struct ad_detector {
                                         with continual learning): windows under
                                         the threshold since the last one judged
                                         against it (regime_left) */
+    double regime_lvl[AD_REGIMES];   /* the median score it was accepted on (its
+                                        level); 0: unknown (a state saved without
+                                        it), never dormant (regime_dormant) */
+    /* a change the way of a dormant regime being judged (reentry): its
+     * windows so far in a row over the threshold (-1: judged, not at the
+     * regime's level, until a window not like it), the regime, their
+     * highest score */
+    int reent_run, reent_i;
+    double reent_max;
+    int last_reent;              /* the regime this window was withheld as a
+                                    re-entry of; -1: none (det_acc_shadow
+                                    judges the candidate on it too) */
     /* the candidate in shadow on windows judged against regime i: how many,
      * and their highest candidate scores, descending (det_acc_promoted) */
     int regime_sh_n[AD_REGIMES];

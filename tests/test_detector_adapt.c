@@ -850,6 +850,65 @@ static void test_unpromoted_regime_ends(void)
     g_shares = 0;
 }
 
+/* A persistent regime the process has left goes dormant (regime_dormant:
+ * accept_after / 3 = 10 windows under the threshold with none judged
+ * against it) long before it ends (regime_left: about a hundred here). B
+ * as in regime_left_run, 40 windows of A, then the fault pointing B's way
+ * under B's threshold, at half B's level: a new onset not at the regime's
+ * level, it raises, the regime still remembered; before, it was judged
+ * against B and raised nothing. The same with a restart 20 windows into
+ * the quiet span (the saved "quiet" and "level"). And B itself back after
+ * 40 windows of A, at its level: the regime wakes, nothing raised. */
+static void test_left_regime_reentry(void)
+{
+    ad_detector_stats st;
+    ad_detector *d;
+    run r;
+    uint64_t t = 90000;
+    int raised, i, before;
+
+    if (!g_live)
+        return;
+    g_shares = 1;
+    raised = regime_left_run(-1, 40, &r, &st);
+    T_CHECK(raised == 1 && st.regimes == 1 && r.ended == 0,
+            "40 windows after the return: the fault pointing B's way raised %d (want 1), "
+            "the regime still remembered (%d, ended %d)", raised, st.regimes, r.ended);
+    raised = regime_left_run(20, 40, &r, &st);
+    T_CHECK(raised == 1 && st.regimes == 1 && r.ended == 0,
+            "restored 20 windows into the quiet span: the fault raised %d (want 1), %d "
+            "regime(s)", raised, st.regimes);
+    if ((d = mk_gap(0, 0, 0.2)) == NULL) {
+        g_shares = 0;
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    r.skip_finetune = 1;                        /* every fine-tune fails */
+    for (i = 0; i < 300; i++)
+        step(d, t++, REG_A, 0, &r);
+    for (i = 0; i < 400 && !r.accepted; i++)
+        step(d, t++, REG_B, 0, &r);
+    for (i = 0; i < 60; i++)
+        step(d, t++, REG_B, 0, &r);
+    for (i = 0; i < 40; i++)
+        step(d, t++, REG_A, 0, &r);
+    before = r.raised;
+    ad_detector_get_stats(d, &st);
+    uint64_t judged = st.windows_regime;
+    for (i = 0; i < 100; i++)
+        step(d, t++, REG_B, 0, &r);
+    ad_detector_get_stats(d, &st);
+    T_NOTE("B back after 40 windows of A: raised %d, %" PRIu64 " windows judged against "
+           "the regime", r.raised - before, st.windows_regime - judged);
+    T_CHECK(r.raised == before && r.accepted == 1 && st.regimes == 1 && r.ended == 0 &&
+            st.windows_regime - judged >= 80,
+            "B back at its level after the process left it: raised %d (want 0), %" PRIu64
+            " of 100 windows judged against the regime", r.raised - before,
+            st.windows_regime - judged);
+    ad_detector_free(d);
+    g_shares = 0;
+}
+
 /* The change of both tests below: REG_B for 20 windows every 600 (a
  * period of 600 s, alert.accept_onset `onset`), four occurrences after
  * 300 windows of REG_A, the same model set in shadow 100 windows after
@@ -2158,6 +2217,7 @@ int main(void)
     T_RUN(test_recurring_regime_learned);
     T_RUN(test_unlearned_regime_kept);
     T_RUN(test_unpromoted_regime_ends);
+    T_RUN(test_left_regime_reentry);
     T_RUN(test_chain_over_promotion);
     T_RUN(test_onset_regime_over_promotion);
     T_RUN(test_restart_onset);
