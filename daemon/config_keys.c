@@ -281,9 +281,11 @@ static const key alert_keys[] = {
     { "accept_onset", K_INT, OPP(alert.accept_onset), 0, 100, "0", FP, NULL, NULL,
       "with accept_period_ms: a change whose pooled alerts already number this many is "
       "accepted at the onset of its next recurrence at the time of day of an earlier one "
-      "whose excess error points the change's way and sits at its level (judged once a "
-      "window holds only its rows: until then, at most accept_after/3 windows, withheld; "
-      "not accepted, they raise), instead of alerting once more (0: never)" },
+      "whose excess error points the change's way and sits at its level (judged once it "
+      "lasted 2w-1 windows, w the window's length in windows, at most accept_after/3: "
+      "withheld until then; one that ends after w to 2w-2 windows, a spike shorter than "
+      "the window, is not a recurrence; not accepted, they raise), instead of alerting "
+      "once more (0: never)" },
     { "stepdown_ratio", K_NUM, OPP(alert.stepdown_ratio), 0, 0.99, "0", FP, NULL, NULL,
       "step-down acceptance, with accept_after (or accept_after_ms) > 0: an open alert at "
       "least stepdown_windows + stepdown_after windows old whose mean score over the last "
