@@ -36,7 +36,7 @@ static const fam fams[] = {
     { "uptime_s", "uptime_seconds", "gauge", "Seconds since the daemon started.", 0 },
     { "messages_in", "messages_received_total", "counter", "MQTT messages received.", 0 },
     { "parse_errors", "parse_errors_total", "counter", "Messages whose payload could not be parsed.", 0 },
-    { "status_messages", "status_messages_total", "counter", "Messages carrying a device's status text (a last will such as \"offline\") where data belongs: no data, not counted as parse errors.", 0 },
+    { "status_messages", "status_messages_total", "counter", "Messages carrying a device's presence word (a last will such as \"offline\") where data belongs: no data, not counted as parse errors.", 0 },
     { "nonfinite", "nonfinite_messages_total", "counter", "Messages carrying a NaN or Inf value (refused, the message's other values taken).", 0 },
     { "nonnumeric", "nonnumeric_messages_total", "counter", "Messages carrying a value that is not a number (refused, the message's other values taken).", 0 },
     { "unknown_fields", "unknown_fields_total", "counter", "Payload fields no feature maps.", 0 },

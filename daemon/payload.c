@@ -691,36 +691,32 @@ static int parse_senml(const ad_payload_parser *p, const cJSON *root, double now
     return 0;
 }
 
-/* A device's status text, not data (payload.h STATUS TEXT): the payload
- * b[0..n), blanks around it already skipped. */
+/* The presence words of payload.h STATUS TEXT. */
+static const char *const presence_words[] = {
+    "online", "offline", "connected", "disconnected", "lost", "ready", "init",
+    "sleeping", "alive", "dead"
+};
+
+/* A device's presence text, not data (payload.h STATUS TEXT): the payload
+ * b[0..n), blanks around it already skipped, is a presence word, bare or
+ * as a JSON string without escapes, in any case. Only those: any other
+ * short text ("error", "ERR 5", "null", "0", "21.5" quoted) is what the
+ * device sends in place of its data, malformed (its stream's `rejected`),
+ * never to be taken silently for a status that lets it look silent. */
 static int status_text(const char *b, size_t n)
 {
-    char w[AD_PAYLOAD_STATUS_MAX + 1], *end;
-    double v;
     size_t i;
 
+    if (n >= 2 && b[0] == '"' && b[n - 1] == '"') {
+        b++;
+        n -= 2;
+    }
     if (n == 0 || n > AD_PAYLOAD_STATUS_MAX)
         return 0;
-    if (b[0] == '"') {
-        if (n < 3 || b[n - 1] != '"')
-            return 0;
-        for (i = 1; i + 1 < n; i++)
-            if (b[i] < 0x20 || b[i] > 0x7e || b[i] == '"' || b[i] == '\\')
-                return 0;
-        return 1;
-    }
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)b[i];
-        int alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        if (!alnum && (i == 0 || !strchr(" _-.", c)))
-            return 0;
-    }
-    /* a number is a value sent to the wrong format, not a status; 0 and
-     * 1 are the usual offline / online of a last will */
-    memcpy(w, b, n);
-    w[n] = '\0';
-    v = strtod(w, &end);
-    return end != w + n || v == 0.0 || v == 1.0;
+    for (i = 0; i < sizeof presence_words / sizeof presence_words[0]; i++)
+        if (strlen(presence_words[i]) == n && strncasecmp(b, presence_words[i], n) == 0)
+            return 1;
+    return 0;
 }
 
 /* The first sample whose time a stream cannot hold (ad_time_ok: 1970-01-01

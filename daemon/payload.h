@@ -43,17 +43,19 @@
  * Errors (AD_EFORMAT malformed, AD_ENONFINITE, AD_ERANGE, AD_ENOENT no
  * known feature) come with a short message for the rate-limited log.
  *
- * STATUS TEXT (json, senml). A short plain text where a JSON object or
- * array belongs is a device's status, typically its MQTT last will on the
- * topic its data comes on ("Offline", "offline", "connection lost", "0"),
- * not malformed data: AD_PAYLOAD_STATUS (positive, no sample, err says
- * what it was). It is at most AD_PAYLOAD_STATUS_MAX bytes without the
- * blanks around it, and either a word or words of letters, digits, ' ',
- * '_', '-' and '.' beginning with a letter or digit that is no number
- * but 0 or 1 (true, false and null are such words), or a JSON string of
- * printable ASCII without escapes. Any other text (a number such as 21.5,
- * "nan", "ERROR: ...", anything with braces or quotes inside) is malformed
- * as before. The number format has no such case: its payload is a value.
+ * STATUS TEXT (json, senml). A presence word where a JSON object or array
+ * belongs is a device's status, typically its MQTT last will or birth
+ * message on the topic its data comes on, not malformed data:
+ * AD_PAYLOAD_STATUS (positive, no sample, err says what it was). The
+ * words, in any case, bare or as a JSON string ("offline"), blanks around
+ * allowed: online, offline (Tasmota's LWT Online / Offline, Zigbee2MQTT's
+ * and ESPHome's availability), connected, disconnected, lost, ready, init,
+ * sleeping (Homie's $state), alive, dead. Homie's `alert` is left out: it
+ * says the device needs help, which must not pass silently. Any other
+ * text ("error", "ERR 5", "null", "true", "0", "1", a number bare or
+ * quoted, "connection lost") is malformed as before: the stream's
+ * `rejected` data-quality check, a device that talks. The number format
+ * has no such case: its payload is a value.
  */
 #ifndef AD_PAYLOAD_H
 #define AD_PAYLOAD_H
@@ -68,7 +70,7 @@ enum {
 
 /* ad_payload_parse: a status text (STATUS TEXT), not data */
 #define AD_PAYLOAD_STATUS 1
-#define AD_PAYLOAD_STATUS_MAX 32
+#define AD_PAYLOAD_STATUS_MAX 12     /* the longest presence word */
 
 typedef struct ad_sample {
     int feature;       /* index in the model's features */

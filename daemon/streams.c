@@ -592,7 +592,7 @@ static int64_t record_time(stream_rec *s, int64_t rec_ms)
  * silence (no dropout, no idle eviction closing its alerts as `evicted`).
  * Only a stream that exists (garbage opens none), and not a payload naming
  * no known feature (a status message on a shared topic), an empty one
- * (what clears a retained message) nor a status text (a last will:
+ * (what clears a retained message) nor a presence word (a last will:
  * AD_PAYLOAD_STATUS, taken before). */
 static void refused_whole(ad_daemon *dd, det_rt *d, const char *key, const void *payload,
                           size_t len, double now_s, int rc)
@@ -663,10 +663,12 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
                           err, sizeof err);
     dd->c.unknown_fields += (uint64_t)unk;
     if (rc == AD_PAYLOAD_STATUS) {
-        /* a device's status (its last will, say): no data, and not
-         * malformed data either. Counted only, as a status object naming
-         * no feature or an empty payload: it does not keep the stream
-         * alive, so a device gone offline gets its dropout on time */
+        /* a device's presence word (its last will, say: payload.h
+         * STATUS TEXT): no data, and not malformed data either. Counted
+         * only, as a status object naming no feature or an empty payload:
+         * it does not keep the stream alive, so a device gone offline
+         * gets its dropout on time. Only those words: an error text is
+         * the device talking, malformed (refused_whole) */
         dd->c.status_messages++;
         ad_log(AD_LOG_DEBUG, "detector %s: topic %.128s: %s", d->c->name, topic, err);
         goto out;

@@ -940,6 +940,24 @@ void ad_stream_arrival(ad_stream *s, int64_t now_ms)
     s->has_arr = 1;
 }
 
+/* PERIOD, the device's last message refused whole (arr_ms > clk_ms): the
+ * data time run (from clk_ms) releases the rows up to the one that holds
+ * the newest sample, behind the lateness; the grid rows after it would be
+ * its values held across a time the device sent nothing usable, and the
+ * data-quality monitor, whose clock runs from the last arrival, would not
+ * see that hole (detector.h ad_detector_advance): they come only as that
+ * clock (max_ts + the wall time since the last arrival) passes them, as
+ * when the device is silent. */
+static int64_t period_refused_clock(const ad_stream *s, int64_t data_now, int64_t now_ms)
+{
+    int64_t held = s->max_ts + (now_ms > s->arr_ms ? now_ms - s->arr_ms : 0);
+    int64_t lim = grid_ceil(s, s->max_ts) + s->cfg.max_lateness_ms + 1;
+
+    if (data_now > lim)
+        data_now = lim;
+    return data_now > held ? data_now : held;
+}
+
 void ad_stream_advance(ad_stream *s, int64_t now_ms)
 {
     int64_t data_now;
@@ -954,6 +972,8 @@ void ad_stream_advance(ad_stream *s, int64_t now_ms)
         if (!s->has_max)
             return;
         data_now = s->max_ts + (now_ms > s->clk_ms ? now_ms - s->clk_ms : 0);
+        if (s->cfg.mode == AD_ASM_PERIOD && s->arr_ms > s->clk_ms)
+            data_now = period_refused_clock(s, data_now, now_ms);
     } else {
         data_now = now_ms;
     }

@@ -28,6 +28,12 @@
  *   lose nothing. What it refused (a message refused whole, a value, a
  *   time ahead, late or repeated) does not move A: a device that sends
  *   only that never holds back the rows waiting behind the watermark.
+ *   Yet in PERIOD mode, while its last message was refused, no grid row
+ *   after the one holding max_ts is filled from A: those rows would hold
+ *   its last values across a time it sent nothing usable, unseen by the
+ *   data-quality monitor (whose clock runs from the last arrival: no
+ *   dropout while it talks); they come as the time since the last
+ *   arrival passes them, as when the device is silent.
  *   Without an arrival clock (replay, tests) advance(now) takes now as
  *   data time.
  *   Resumed. A stream created for a restored state is told the time of

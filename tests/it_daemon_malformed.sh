@@ -1,9 +1,10 @@
 #!/bin/sh
 # it_daemon_malformed.sh - a device that sends messages the parser refuses
-# whole (malformed JSON, a bad timestamp) is alive, and says what it sends
-# is unusable, with a real broker. pump1 (JSON, a time every 0.5 s)
-# calibrates and a blockage raises an alert, then its firmware breaks: 40
-# messages at 2 a second that are not JSON or carry a bad timestamp, while
+# whole (malformed JSON, a bad timestamp, an error text) is alive, and says
+# what it sends is unusable, with a real broker. pump1 (JSON, a time every
+# 0.5 s) calibrates and a blockage raises an alert, then its firmware
+# breaks: 40 messages at 2 a second that are not JSON or carry a bad
+# timestamp (3 s), then are the texts "error" and "ERR 5" (7 s), while
 # statpump1 sends status messages naming no feature and empty payloads
 # (what clears a retained message) at the same pace. idle_evict_s is 6.
 #  - pump1 is not evicted as idle, no whole-stream dropout is raised, and
@@ -13,10 +14,14 @@
 #    count every message refused whole (80) as a parse error;
 #  - statpump1's status and empty messages are no data: a whole-stream
 #    dropout or an eviction as idle (whichever its tick finds first), no
-#    rejected alert; nor is its plain-text last will ("Offline", 20 times
-#    too), counted in the stats' status_messages, not as a parse error
-#    (before: as malformed data, keeping the stream alive: no dropout,
-#    and a rejected alert);
+#    rejected alert; nor is its plain-text last will ("Offline" and
+#    "\"offline\"", 20 times too: payload.h STATUS TEXT), counted in the
+#    stats' status_messages, not as a parse error (before: as malformed
+#    data, keeping the stream alive: no dropout, and a rejected alert);
+#    pump1's error texts are no such status: malformed (a short text that
+#    is not a presence word was taken for a status: pump1 counted 12
+#    malformed, was evicted as idle while it talked and its alert closed
+#    `evicted`);
 #  - good rows again: the rejected alert clears (reject_window_ms 4000).
 # Before, such messages were counted only in the stats: the stream went
 # silent, a whole-stream dropout was raised and it was then evicted as
@@ -61,12 +66,26 @@ $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats messages_in=900 --tim
 pub() { mosquitto_pub -h 127.0.0.1 -p "$IT_PORT" -q 1 -t "$1" -m "$2"; }
 i=0
 while [ $i -lt 20 ]; do
-    pub sensors/pump1/pump '{"ts": 1, "pressure": 1.0, "flow":'
+    # 3 s of broken JSON and bad times, then 7 s (more than idle_evict_s)
+    # of a firmware's error texts
+    if [ $i -lt 6 ]; then
+        pub sensors/pump1/pump '{"ts": 1, "pressure": 1.0, "flow":'
+    else
+        pub sensors/pump1/pump 'error'
+    fi
     pub sensors/statpump1/pump '{"status": "online", "rssi": -71}'
     sleep 0.25
-    pub sensors/pump1/pump '{"ts": "soon", "pressure": 1.0}'
+    if [ $i -lt 6 ]; then
+        pub sensors/pump1/pump '{"ts": "soon", "pressure": 1.0}'
+    else
+        pub sensors/pump1/pump 'ERR 5'
+    fi
     pub sensors/statpump1/pump ''
-    pub sensors/statpump1/pump 'Offline'
+    if [ $((i % 2)) = 0 ]; then
+        pub sensors/statpump1/pump 'Offline'
+    else
+        pub sensors/statpump1/pump '"offline"'
+    fi
     sleep 0.25
     i=$((i + 1))
 done

@@ -18,7 +18,8 @@
  * rows.max_lateness_ms) are both kept; a row just past max_lateness_ms
  * ahead followed by rows on the old cadence is a glitch, dropped.
  * Messages refused whole never hold
- * back the rows waiting behind the watermark.
+ * back the rows waiting behind the watermark, nor fill held rows (PERIOD)
+ * the data-quality monitor would not flag.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -719,6 +720,111 @@ static void test_refused_no_delay(void)
     ad_model_free(m);
 }
 
+/* PERIOD mode, rows.max_lateness_ms 2 s: after ten minutes of good rows, a
+ * device sends for ten minutes only messages refused whole, values refused
+ * ("nan" text) or samples of a clock stepped back 100 s (late), one a
+ * second. It talks: no dropout, so the data-quality monitor flags nothing
+ * then; the rows waiting behind the watermark come out, but no grid row
+ * after the newest sample: held copies of its last values would be scored
+ * unflagged (feeding threshold adaptation, calibration and learning, and
+ * able to raise a model alert). A device silent for those ten minutes
+ * gets its held rows flagged (dropout). Once such messages stop, the time
+ * since the last one fills the rows as a silence does, flagged. Before,
+ * the stream's data clock ran from the last sample taken: 600 held rows,
+ * 600 windows scored, none flagged. */
+static void test_refused_no_fill(void)
+{
+    static const char *const kind[] = { "refused whole", "values refused",
+                                        "clock stepped back", "silent" };
+    int k;
+
+    for (k = 0; k < 4; k++) {
+        ad_detector_cfg c;
+        ad_detector *d = NULL;
+        ad_detector_stats st;
+        char err[300];
+        seen s = { 0 };
+        ad_model *m = t_zero_model(TW, F);
+        uint64_t r0, w0, q0;
+        int i, f;
+
+        ad_detector_cfg_default(&c);
+        c.dq_enabled = 1;
+        ad_dq_cfg_default(&c.dq);
+        c.stream.mode = AD_ASM_PERIOD;
+        c.stream.period_ms = 1000;
+        c.stream.max_lateness_ms = 2000;
+        if (ad_detector_new(&d, &c, "dev", m, 0, 0, NULL, err, sizeof err) != 0)
+            T_CHECK(0, "new: %s", err);
+        for (i = 0; i < 600; i++) {
+            push(d, AD_ASM_PERIOD, i, T0 + (int64_t)i * 1000, T0 + (int64_t)i * 1000 + 30);
+            ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+            drain(d, &s);
+        }
+        ad_detector_get_stats(d, &st);
+        r0 = st.stream.rows;
+        w0 = st.windows_scored;
+        q0 = st.windows_dq;
+        for (i = 600; i < 1200; i++) {
+            int64_t w = T0 + (int64_t)i * 1000 + 30;
+            if (k != 3)
+                ad_detector_arrival(d, w);
+            if (k == 0)
+                ad_detector_push_malformed(d, w);
+            for (f = 0; f < F && (k == 1 || k == 2); f++) {
+                if (k == 1)
+                    ad_detector_push_refused(d, w, f, 1);
+                else
+                    ad_detector_push_sample(d, T0 + (int64_t)(i - 700) * 1000, f, 1.0);
+            }
+            ad_detector_advance(d, w + 470);
+            drain(d, &s);
+        }
+        ad_detector_get_stats(d, &st);
+        T_NOTE("%s for 600 s: rows +%llu, windows scored +%llu (flagged +%llu), dropout %d",
+               kind[k], (unsigned long long)(st.stream.rows - r0),
+               (unsigned long long)(st.windows_scored - w0),
+               (unsigned long long)(st.windows_dq - q0), s.dropout_raised);
+        if (k < 3) {
+            T_CHECK(st.stream.rows - r0 <= 3, "%s: only the rows behind the watermark "
+                    "come out (+%llu)", kind[k], (unsigned long long)(st.stream.rows - r0));
+            T_CHECK(st.windows_scored - w0 - (st.windows_dq - q0) <= 3,
+                    "%s: no held row scored unflagged (+%llu scored, %llu flagged)", kind[k],
+                    (unsigned long long)(st.windows_scored - w0),
+                    (unsigned long long)(st.windows_dq - q0));
+            T_CHECK(s.dropout_raised == 0, "%s: the stream kept alive: no dropout (%d)",
+                    kind[k], s.dropout_raised);
+            /* then silence: held rows from the last message on, flagged */
+            r0 = st.stream.rows;
+            w0 = st.windows_scored;
+            q0 = st.windows_dq;
+            for (i = 1200; i < 1300; i++) {
+                ad_detector_advance(d, T0 + (int64_t)i * 1000 + 500);
+                drain(d, &s);
+            }
+            ad_detector_get_stats(d, &st);
+            T_NOTE("%s, then 100 s silent: rows +%llu, windows scored +%llu (flagged +%llu)",
+                   kind[k], (unsigned long long)(st.stream.rows - r0),
+                   (unsigned long long)(st.windows_scored - w0),
+                   (unsigned long long)(st.windows_dq - q0));
+            T_CHECK(st.stream.rows - r0 >= 64 && s.dropout_raised == 1 &&
+                    st.windows_scored - w0 - (st.windows_dq - q0) <= 8,
+                    "%s, then silent: held rows, flagged as a silence's (rows +%llu, "
+                    "scored +%llu, flagged +%llu, dropout %d)", kind[k],
+                    (unsigned long long)(st.stream.rows - r0),
+                    (unsigned long long)(st.windows_scored - w0),
+                    (unsigned long long)(st.windows_dq - q0), s.dropout_raised);
+        } else {
+            T_CHECK(st.windows_scored - w0 - (st.windows_dq - q0) <= 8 && s.dropout_raised == 1,
+                    "silent: the held rows flagged (+%llu scored, %llu flagged, dropout %d)",
+                    (unsigned long long)(st.windows_scored - w0),
+                    (unsigned long long)(st.windows_dq - q0), s.dropout_raised);
+        }
+        ad_detector_free(d);
+        ad_model_free(m);
+    }
+}
+
 int main(void)
 {
     T_RUN(test_glitch_rows_arrival);
@@ -740,5 +846,6 @@ int main(void)
     T_RUN(test_held_lost);
     T_RUN(test_reorder_after_jump);
     T_RUN(test_refused_no_delay);
+    T_RUN(test_refused_no_fill);
     return t_done();
 }

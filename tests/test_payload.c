@@ -1,8 +1,8 @@
 /* test_payload.c - number, JSON (dotted paths, timestamps) and SenML
  * parsers: samples produced, unknown fields counted, errors; a bad value
  * refuses its feature alone (the message's good values kept, the bad one
- * named), a payload of the wrong shape is refused whole; a short plain
- * text where JSON belongs (a last will: "Offline", "0") is a status. */
+ * named), a payload of the wrong shape is refused whole; a presence word
+ * where JSON belongs (a last will: "Offline", "\"offline\"") is a status. */
 #include <stdint.h>
 #include "t.h"
 #include "ad.h"
@@ -317,12 +317,13 @@ static void test_refused_json(void)
                 "null: absent, not refused: rc %d n %d %s", rc, n, err);
     }
     {
-        /* the message's shape still decides: refused whole (short plain
-         * text such as "not json" or "abc" is a status: test_status_text) */
-        static const char *whole[] = { "{\"pressure\": ", "not: json", "[1,2,3]", "{\"x\": 1}",
-                                        "{\"pressure\":\"abc\"} x", "{\"ts\":\"x\",\"flow\":1}",
-                                        "{\"ts\":1e999,\"flow\":1}", "{\"ts\":1e30,\"flow\":1}",
-                                        "", "\"abcdefghijklmnopqrstuvwxyz0123456789\"", "1e999" };
+        /* the message's shape still decides: refused whole (only a
+         * presence word such as "offline" is a status: test_status_text) */
+        static const char *whole[] = { "{\"pressure\": ", "not json", "not: json", "[1,2,3]",
+                                        "{\"x\": 1}", "{\"pressure\":\"abc\"} x",
+                                        "{\"ts\":\"x\",\"flow\":1}", "{\"ts\":1e999,\"flow\":1}",
+                                        "{\"ts\":1e30,\"flow\":1}", "", "\"abc\"", "abc",
+                                        "1e999" };
         for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++) {
             ad_sample s[16];
             int n = -1, u = 0, rc;
@@ -529,18 +530,26 @@ done:
         ad_payload_parser_free(p[j]);
 }
 
-/* payload.h STATUS TEXT: a device's last will on its data topic is a
- * status, not malformed data; a number or other text is malformed as
- * before; the number format keeps its rule (a word is a refused value). */
+/* payload.h STATUS TEXT: a presence word on a device's data topic (its
+ * last will, its birth message) is a status, in any case, bare or quoted;
+ * any other short text is what the device sends in place of its data:
+ * malformed as before (the stream's `rejected`), never a status that lets
+ * a talking device look silent. Was: any short word-like text a status
+ * ("error", "ERR 5", "null", "0", "\"21.5\"" ignored); the number format
+ * keeps its rule (a word is a refused value). */
 static void test_status_text(void)
 {
     ad_payload_parser *pj = mk(AD_FMT_JSON, NULL, NULL, 0, NULL, 0);
     ad_payload_parser *ps = mk(AD_FMT_SENML, NULL, NULL, 0, NULL, 0);
     ad_payload_parser *pn = mk(AD_FMT_NUMBER, NULL, NULL, 0, NULL, 0);
-    static const char *status[] = { "Offline", "offline\n", " 0 ", "1", "connection lost",
-                                    "\"offline\"", "false", "null", "OFF-LINE_2" };
-    static const char *bad[] = { "21.5", "nan", "ERROR: sensor", "{\"current\":", "-1",
-                                 "\"a\\\"b\"", "1e5", "123456789012345678901234567890123" };
+    static const char *status[] = { "Offline", "online", "offline\n", " ONLINE ", "\"offline\"",
+                                    "\"Online\"", "connected", "Disconnected", "lost", "ready",
+                                    "init", "sleeping", "alive", "dead" };
+    static const char *bad[] = { "error", "ERR 5", "E", "null", "true", "false", "overrange",
+                                 "sensor fault", "unavailable", "\"21.5\"", "0", "1", "\"0\"",
+                                 "\"error\"", "connection lost", "alert", "offline!", "off line",
+                                 "\"offline", "\"off\\line\"", "offlineoffline", "21.5", "nan",
+                                 "ERROR: sensor", "{\"current\":", "-1", "1e5" };
     ad_sample s[16];
     int n, u, rc;
     char err[256];
@@ -559,6 +568,8 @@ static void test_status_text(void)
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rc = parse(pj, "t", bad[i], s, &n, &u, err);
         T_CHECK(rc == AD_EFORMAT && n == 0, "json: [%s] malformed: rc %d %s", bad[i], rc, err);
+        rc = parse(ps, "t", bad[i], s, &n, &u, err);
+        T_CHECK(rc == AD_EFORMAT && n == 0, "senml: [%s] malformed: rc %d %s", bad[i], rc, err);
     }
     rc = parse(pn, "sensors/p1/current", "Offline", s, &n, &u, err);
     T_CHECK(rc == 0 && n == 1 && s[0].refused == AD_SAMPLE_NONNUMERIC,
