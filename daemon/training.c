@@ -161,6 +161,14 @@ static void adapt_done(ad_task *t)
     free(at);
 }
 
+int training_adapt_running(const ad_daemon *dd)
+{
+    int n = 0;
+    for (const adapt_task *at = dd->adapt_tasks; at; at = at->next)
+        n++;
+    return n;
+}
+
 void training_adapt_start(ad_daemon *dd, stream_rec *s)
 {
     adapt_task *at;
