@@ -9,8 +9,10 @@ days of data, one sample per simulated minute, day by day: each day's rows
 (1440 per stream) go out at full speed, then the publisher waits until the
 daemon's statistics count every sample (feature value) of them and no
 window is left to score (windows_scored the same in two statistics in a
-row): the daemon is never more than a day behind and each reading is
-taken at a known point in data time, with no backlog held. The
+row), and then until no continual-learning fine-tune is running on the
+workers (stats "adapt_running" 0, at most 300 s): the daemon is never more
+than a day behind and each reading is taken at a known point in data time,
+with no backlog held and no fine-tune's buffers in the heap. The
 pumps carry what a plant does over weeks: faults (bearing wear, cavitation,
 blockage, overheating, a spike train; one every 2.5 days on a rotating pump)
 and, from day 9 on one pump, a lasting rise in demand that continual
@@ -20,11 +22,15 @@ directory kept.
 
 After each day it reads from /proc: resident memory (VmRSS), open file
 descriptors, threads; the state directory's size; and from the daemon's
-statistics the alerts, trainings and continual-learning jobs so far. It
+statistics the heap in use and the heap the allocator holds free (glibc,
+"memory"), the alerts, trainings and continual-learning jobs so far. The
+heap in use is what the daemon keeps; the resident memory adds what the
+allocator keeps after freeing (arenas of the worker threads) and moves by
+megabytes from day to day. It
 prints one line per day and a summary: growth of each from the end of the
 warm-up (day W = D/4, when every stream has calibrated and been through a
 first fine-tune) to the end, as a ratio and per week of data time, the
-least-squares trend of memory and state over the second half, and
+least-squares trend of memory, heap and state over the second half, and
 the samples per second the daemon kept up with (ratio to its first day).
 Nothing here is a pass/fail test: the figures are the result; a resident
 memory that keeps rising after warm-up, or descriptors or threads that
@@ -105,6 +111,19 @@ class Stats:
                 self.seq += 1
                 self.cv.notify_all()
 
+    def wait_idle(self, timeout):
+        """The statistics once no fine-tune is out (adapt_running 0 in a
+        statistics newer than the call), or the newest at the timeout."""
+        end = time.time() + timeout
+        with self.cv:
+            seq = self.seq
+            while not (self.seq > seq and self.last.get("adapt_running", 0) == 0):
+                left = end - time.time()
+                if left <= 0:
+                    break
+                self.cv.wait(left)
+            return self.last
+
     def wait_samples(self, n, timeout):
         """The statistics once the daemon has parsed n samples (feature
         values: a message of the simulated pump carries len(SENSORS)) and
@@ -157,9 +176,9 @@ def main():
     topics = ["sensors/soak%d/pump" % (i + 1) for i in range(S)]
     print("soak: %d pumps, %d days of data (%d samples each), warm-up %d days, "
           "daemon pid %d" % (S, D, D * DAY_ROWS, W, a.pid))
-    print("%4s %9s %9s %5s %7s %6s %9s %6s %6s %5s %8s" %
-          ("day", "rss_kb", "hwm_kb", "fds", "threads", "files", "state_kb",
-           "alerts", "active", "jobs", "smp/s"))
+    print("%4s %9s %9s %9s %9s %5s %7s %6s %9s %6s %6s %5s %8s" %
+          ("day", "rss_kb", "hwm_kb", "heap_kb", "hfree_kb", "fds", "threads", "files",
+           "state_kb", "alerts", "active", "jobs", "smp/s"))
     rows, sent, t_all = [], 0, time.time()
     for day in range(D):
         t0 = time.time()
@@ -186,19 +205,23 @@ def main():
                   (sent * len(pumpsim.SENSORS), st.last and st.last.get("samples")))
             return 1
         dt = time.time() - t0
+        s = st.wait_idle(300)
         try:
             p = proc_status(a.pid)
         except OSError:
             print("soak: the daemon (pid %d) is gone on day %d" % (a.pid, day + 1))
             return 1
         b, nfiles = dir_bytes(a.state_dir)
+        mem = s.get("memory", {})
         r = dict(day=day + 1, rss=p["VmRSS"], hwm=p["VmHWM"], fds=p["fds"],
+                 heap=mem.get("heap_kb", -1), hfree=mem.get("heap_free_kb", -1),
                  threads=p["Threads"], files=nfiles, state_kb=b / 1024.0,
                  alerts=s.get("alerts_raised", 0), active=s.get("alerts_active", 0),
                  jobs=s.get("adapt_jobs", 0), rate=S * DAY_ROWS / dt)
         rows.append(r)
-        print("%4d %9d %9d %5d %7d %6d %9.0f %6d %6d %5d %8.0f" %
-              (r["day"], r["rss"], r["hwm"], r["fds"], r["threads"], r["files"],
+        print("%4d %9d %9d %9d %9d %5d %7d %6d %9.0f %6d %6d %5d %8.0f" %
+              (r["day"], r["rss"], r["hwm"], r["heap"], r["hfree"], r["fds"],
+               r["threads"], r["files"],
                r["state_kb"], r["alerts"], r["active"], r["jobs"], r["rate"]), flush=True)
     pub.loop_stop()
     pub.disconnect()
@@ -208,7 +231,8 @@ def main():
     w, e = rows[W - 1], rows[-1]
     weeks = (e["day"] - w["day"]) / 7.0
     print("soak: %d samples in %.0f s" % (sent, time.time() - t_all))
-    for k, name in (("rss", "resident memory (kB)"), ("fds", "open descriptors"),
+    for k, name in (("rss", "resident memory (kB)"), ("heap", "heap in use (kB)"),
+                    ("fds", "open descriptors"),
                     ("threads", "threads"), ("state_kb", "state directory (kB)"),
                     ("files", "state directory files")):
         ratio = e[k] / w[k] if w[k] else float("nan")
@@ -220,7 +244,8 @@ def main():
     if len(half) >= 3:
         xs = [r["day"] for r in half]
         mx = sum(xs) / len(xs)
-        for k, name in (("rss", "resident memory"), ("state_kb", "state directory")):
+        for k, name in (("rss", "resident memory"), ("heap", "heap in use"),
+                        ("state_kb", "state directory")):
             ys = [r[k] for r in half]
             my = sum(ys) / len(ys)
             b = (sum((x - mx) * (y - my) for x, y in zip(xs, ys)) /

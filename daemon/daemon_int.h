@@ -647,6 +647,9 @@ void training_adapt_start(ad_daemon *dd, stream_rec *s);
 /* Ask the adapt job of s (or every one, s NULL) to stop early; its result
  * is then dropped. */
 void training_adapt_cancel(ad_daemon *dd, stream_rec *s);
+/* Continual-learning jobs out on the workers now (the stats'
+ * "adapt_running"). */
+int training_adapt_running(const ad_daemon *dd);
 /* A model was promoted: save a copy in the state dir on a worker, then the
  * stream's state (so a restart comes back with it). */
 void training_save_promoted(ad_daemon *dd, stream_rec *s);

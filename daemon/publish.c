@@ -17,6 +17,9 @@
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <unistd.h>
+#ifdef __GLIBC__                /* set by the headers above */
+#include <malloc.h>
+#endif
 
 #include "command.h"
 #include "daemon_int.h"
@@ -966,6 +969,46 @@ static cJSON *detectors_json(ad_daemon *dd, stream_totals *t)
     return dets;
 }
 
+/* Resident memory now (VmRSS, kB), -1 when /proc cannot tell. */
+static double rss_kb(void)
+{
+    char ln[128];
+    double v = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+
+    if (!f)
+        return -1;
+    while (fgets(ln, sizeof ln, f))
+        if (strncmp(ln, "VmRSS:", 6) == 0) {
+            v = strtod(ln + 6, NULL);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* The "memory" object: resident memory now and, with glibc, the heap the
+ * allocator hands out (in use) and holds free in its arenas. A resident
+ * memory that rises while the heap in use does not is the allocator
+ * keeping freed memory (fine-tunes allocate and free megabytes on the
+ * workers' arenas), not something the daemon keeps. */
+static void memory_json(cJSON *o)
+{
+    cJSON *m = cJSON_AddObjectToObject(o, "memory");
+    double rss = rss_kb();
+
+    if (rss >= 0)
+        cJSON_AddNumberToObject(m, "rss_kb", rss);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    {
+        struct mallinfo2 mi = mallinfo2();  /* every arena, under its lock */
+
+        cJSON_AddNumberToObject(m, "heap_kb", (double)((mi.uordblks + mi.hblkhd) / 1024));
+        cJSON_AddNumberToObject(m, "heap_free_kb", (double)(mi.fordblks / 1024));
+    }
+#endif
+}
+
 /* "inference" and "cpu_s" objects, "max_rss_kb"; *p99 for the status line. */
 static void inference_json(ad_daemon *dd, cJSON *o, double *p99)
 {
@@ -993,6 +1036,7 @@ static void inference_json(ad_daemon *dd, cJSON *o, double *p99)
     cJSON_AddNumberToObject(cpu, "workers", dd->model_cpu_s);
     cJSON_AddNumberToObject(cpu, "model_share", proc_cpu > 0 ? dd->model_cpu_s / proc_cpu : 0);
     cJSON_AddNumberToObject(o, "max_rss_kb", (double)ru.ru_maxrss);
+    memory_json(o);
 }
 
 void publish_stats(ad_daemon *dd)
@@ -1041,6 +1085,7 @@ void publish_stats(ad_daemon *dd)
     cJSON_AddNumberToObject(o, "dq_cleared", (double)dd->c.dq_cleared);
     cJSON_AddNumberToObject(o, "adapt_jobs", (double)dd->c.adapt_jobs);
     cJSON_AddNumberToObject(o, "adapt_failures", (double)dd->c.adapt_failures);
+    cJSON_AddNumberToObject(o, "adapt_running", training_adapt_running(dd));
     cJSON_AddNumberToObject(o, "windows_shadow", (double)dd->c.windows_shadow);
     cJSON_AddNumberToObject(o, "adapt_unoffered", (double)t.unoffered);
     cJSON_AddNumberToObject(o, "state_files_removed", (double)dd->c.state_files_removed);

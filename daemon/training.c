@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__                /* set by the headers above */
+#include <malloc.h>
+#endif
 
 #include "daemon_int.h"
 
@@ -159,6 +162,23 @@ static void adapt_done(ad_task *t)
     ad_adapt_job_free(at->job);
     streams_maybe_free(dd, s);
     free(at);
+#ifdef __GLIBC__
+    /* A fine-tune allocates and frees megabytes (its copy of the normal
+     * set, the optimizer's state, activations) in the worker's arena,
+     * which glibc keeps: give the free pages back (all arenas; a few ms at
+     * most, a few times a day a stream), so that the resident memory
+     * follows the heap in use rather than the largest fine-tunes so far. */
+    if (!dd->adapt_tasks)
+        malloc_trim(0);
+#endif
+}
+
+int training_adapt_running(const ad_daemon *dd)
+{
+    int n = 0;
+    for (const adapt_task *at = dd->adapt_tasks; at; at = at->next)
+        n++;
+    return n;
 }
 
 void training_adapt_start(ad_daemon *dd, stream_rec *s)

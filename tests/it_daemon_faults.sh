@@ -96,17 +96,21 @@ last=$(grep '^anomalyd/stats' "$D/stats.txt" | tail -1 | cut -d' ' -f2-)
 echo "$last" | $PYTHON -c '
 import json, sys
 s = json.load(sys.stdin)
+m = s["memory"]
 print("# stats: parse_errors %d status_messages %d nonfinite %d nonnumeric %d oversized %d "
-      "streams %d refused %d rss %d kB" % (
+      "streams %d refused %d rss %d kB (peak %d kB), heap in use %d kB, free %d kB, "
+      "fine-tunes running %d" % (
     s["parse_errors"], s["status_messages"], s["nonfinite"], s["nonnumeric"], s["oversized"],
-    s["streams"], s["streams_refused"], s["max_rss_kb"]))
+    s["streams"], s["streams_refused"], m["rss_kb"], s["max_rss_kb"], m.get("heap_kb", -1),
+    m.get("heap_free_kb", -1), s["adapt_running"]))
 # "not json" is malformed, no status (only a presence word is: payload.h
 # STATUS TEXT)
 ok = (s["parse_errors"] + s["nonfinite"] + s["nonnumeric"] >= 300 and
       s["status_messages"] == 0 and s["oversized"] >= 1 and
-      s["streams"] == 50 and s["streams_refused"] >= 1950 and s["max_rss_kb"] < 200000)
-sys.exit(0 if ok else 1)' && it_ok "garbage and stream flood counted, 50 streams kept, RSS < 200 MB" ||
-    it_fail "garbage and stream flood counted, 50 streams kept, RSS < 200 MB" "$last"
+      s["streams"] == 50 and s["streams_refused"] >= 1950 and s["max_rss_kb"] < 200000 and
+      m["rss_kb"] > 0 and m.get("heap_kb", 1) > 0 and s["adapt_running"] == 0)
+sys.exit(0 if ok else 1)' && it_ok "garbage and stream flood counted, 50 streams kept, RSS < 200 MB (memory: RSS and heap in use now)" ||
+    it_fail "garbage and stream flood counted, 50 streams kept, RSS < 200 MB (memory: RSS and heap in use now)" "$last"
 if kill -0 "$DPID" 2>/dev/null; then
     $H pub --port "$IT_PORT" --no-ts --rows 1 --const pressure=0.5 --const vibration=9
     if $H wait --file "$D/alerts.jsonl" --match topic=anomalyd/alerts/pump/pump1 event=raised --count 2 --timeout 10; then
