@@ -2199,7 +2199,9 @@ static double regime_cand_level(const ad_detector *d, int i)
  * (alert.accept_period_ms), applies from then on only at the time of day
  * of the alert it was accepted from: a night regime accepted at 22:00
  * after 8 h, whose transitions the candidate still does not reconstruct,
- * covers 21:00-07:00, not a fault at noon. Kept regimes' thresholds and
+ * covers 21:00-07:00, not a fault at noon; one that lasted most of the
+ * period stays a persistent change (it goes dormant and ends once left).
+ * Kept regimes' thresholds and
  * the usual error move to the candidate's scale by ratio, and so do the
  * chains in progress (their scores and excess profiles, acc_chain_rescale):
  * a change that recurs at the same time each day keeps counting its
@@ -2265,8 +2267,14 @@ void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
             d->regime_lvl[i] *= ratio;
             if (still == 1 && regime_cand_level(d, i) > d->regime_thr[i])
                 d->regime_thr[i] = regime_cand_level(d, i);
-            if (!d->regime_rec[i] && P > 0 && d->regime_len[i] > 0) {
-                d->regime_rec[i] = 1;       /* from now on at its time of day */
+            /* from now on at its time of day; one that lasted most of the
+             * period has none (a schedule all day): it stays one persistent
+             * change, which goes dormant and ends once the process left it
+             * (regime_dormant, regime_left), not a recurring regime kept for
+             * good over every promotion that does not see it */
+            if (!d->regime_rec[i] && P > 0 && d->regime_len[i] > 0 &&
+                d->regime_len[i] < P - P / 12) {
+                d->regime_rec[i] = 1;
                 regime_schedule(d, i);
             }
             ad_log(AD_LOG_INFO, "%s: regime %llu kept over the promotion (%s), "
