@@ -2081,14 +2081,18 @@ void det_acc_reset(ad_detector *d)
     det_acc_shadow_reset(d);
 }
 
-/* Regime i, from one persistent change, applies at its time of day: its
- * schedule spans its length so far, or all day (no schedule, no more
- * extending) once that covers most of the period. */
+/* Regime i, from one persistent change, applies at its time of day
+ * (recurring): its schedule spans its length so far. Once that covers most
+ * of the period it has no time of day: it is one persistent change again
+ * (no schedule, not recurring, no more extending), which goes dormant and
+ * ends once the process left it (regime_dormant, regime_left); recurring
+ * all day it never did, and every promotion that did not see it kept it. */
 static void regime_schedule(ad_detector *d, int i)
 {
     int64_t P = d->cfg.alert.accept_period_ms;
 
     d->regime_span[i] = d->regime_len[i] < P - P / 12 ? d->regime_len[i] : 0;
+    d->regime_rec[i] = d->regime_span[i] > 0;
     if (d->regime_span[i] == 0)
         d->regime_last[i] = INT64_MIN;
 }
@@ -2199,7 +2203,9 @@ static double regime_cand_level(const ad_detector *d, int i)
  * (alert.accept_period_ms), applies from then on only at the time of day
  * of the alert it was accepted from: a night regime accepted at 22:00
  * after 8 h, whose transitions the candidate still does not reconstruct,
- * covers 21:00-07:00, not a fault at noon. Kept regimes' thresholds and
+ * covers 21:00-07:00, not a fault at noon; one that lasted most of the
+ * period stays a persistent change (it goes dormant and ends once left).
+ * Kept regimes' thresholds and
  * the usual error move to the candidate's scale by ratio, and so do the
  * chains in progress (their scores and excess profiles, acc_chain_rescale):
  * a change that recurs at the same time each day keeps counting its
@@ -2265,10 +2271,10 @@ void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
             d->regime_lvl[i] *= ratio;
             if (still == 1 && regime_cand_level(d, i) > d->regime_thr[i])
                 d->regime_thr[i] = regime_cand_level(d, i);
-            if (!d->regime_rec[i] && P > 0 && d->regime_len[i] > 0) {
-                d->regime_rec[i] = 1;       /* from now on at its time of day */
+            /* from now on at its time of day (none when it lasted most of
+             * the period: it stays one persistent change, regime_schedule) */
+            if (!d->regime_rec[i] && P > 0 && d->regime_len[i] > 0)
                 regime_schedule(d, i);
-            }
             ad_log(AD_LOG_INFO, "%s: regime %llu kept over the promotion (%s), "
                    "threshold %.6g (candidate's level on its %d normal windows %.6g)", d->who,
                    (unsigned long long)d->regime_seq[i],

@@ -754,6 +754,86 @@ static void test_unlearned_regime_kept(void)
     }
 }
 
+/* A persistent regime that lasted most of a period and is kept over a
+ * promotion (its candidate does not learn it) stays one persistent change:
+ * a schedule all day would be no time of day, and as "recurring" it would
+ * never go dormant nor end. B (a period of 600 s) for 640 windows, accepted
+ * from its alert; the same model shadowed over its last 40 and promoted:
+ * kept. Then A for 60 windows (the process left it: dormant after
+ * accept_after / 3) and a fault pointing B's way at half its shift, under
+ * B's threshold: it raises. Before, B was kept as recurring all day and
+ * the fault was judged against it for good (a blockage of two days kept
+ * over a promotion after a restart hid a cavitation two days after it). */
+static void test_long_regime_kept_persistent(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    ad_detector_stats st;
+    char err[300];
+    run r;
+    uint64_t t = 60000, b0;
+    int i, before;
+
+    if (!g_live)
+        return;
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 200;
+    c.thr.margin = 1.2;
+    c.thr.adapt = 1;
+    c.thr.estimator = AD_EST_TRIMMED;
+    c.alert.k = 3;
+    c.alert.n = 3;
+    c.alert.m = 5;
+    c.alert.clear_ratio = 1;
+    c.alert.accept_after = 30;
+    c.alert.accept_period_ms = 600000;
+    ad_adapt_cfg_default(&c.adapt);
+    c.adapt.enabled = 1;
+    c.adapt.every_windows = 1000000;    /* no fine-tune: the reload only */
+    c.adapt.every_hours = 0;
+    c.adapt.shadow_windows = 150;
+    c.adapt.min_gain = 0;
+    c.adapt.reload_shadow = 1;
+    if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "ad_detector_new: %s", err);
+        return;
+    }
+    g_shares = 1;
+    memset(&r, 0, sizeof(r));
+    r.skip_finetune = 1;
+    for (i = 0; i < 300; i++)
+        step(d, t++, REG_A, 0, &r);
+    b0 = t;
+    while (t < b0 + 600)
+        step(d, t++, REG_B, 0, &r);
+    T_CHECK(r.accepted == 1 && r.raised == 1, "B raised %d, accepted %d", r.raised,
+            r.accepted);
+    T_CHECK(ad_detector_set_model(d, g_live, 0, err, sizeof(err)) == AD_DETECTOR_SHADOW,
+            "the same model in shadow: %s", err);
+    for (i = 0; i < 400 && !r.promoted && !r.rejected; i++)
+        step(d, t++, i < 40 ? REG_B : REG_A, 0, &r);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(r.promoted == 1 && st.regimes == 1 && r.adapt.adapt.regimes_kept == 1,
+            "B kept over the promotion (promoted %d, %d regime(s), kept %d)", r.promoted,
+            st.regimes, (int)r.adapt.adapt.regimes_kept);
+    for (i = 0; i < 60; i++)
+        step(d, t++, REG_A, 0, &r);
+    before = r.raised;
+    g_off0 = 0.75;                              /* half B's shift on sensor 0 */
+    for (i = 0; i < 40; i++)
+        step(d, t++, REG_A, 0, &r);
+    g_off0 = 0;
+    ad_detector_get_stats(d, &st);
+    T_NOTE("the fault B's way after B was left: raised %d, %d regime(s), threshold %.4f, "
+           "regime threshold %.4f", r.raised - before, st.regimes, st.threshold,
+           st.regime_threshold);
+    T_CHECK(r.raised - before == 1,
+            "a regime that lasted most of a period, kept over a promotion and left: the "
+            "fault its way raised %d (want 1)", r.raised - before);
+    g_shares = 0;
+    ad_detector_free(d);
+}
+
 /* A regime whose fine-tune never comes ends once the process left it. B
  * is accepted from one persistent alert; every fine-tune fails (the one
  * the acceptance makes due, and the scheduled ones), so no promotion ever
@@ -2218,6 +2298,7 @@ int main(void)
     T_RUN(test_unlearned_regime_kept);
     T_RUN(test_unpromoted_regime_ends);
     T_RUN(test_left_regime_reentry);
+    T_RUN(test_long_regime_kept_persistent);
     T_RUN(test_chain_over_promotion);
     T_RUN(test_onset_regime_over_promotion);
     T_RUN(test_restart_onset);
