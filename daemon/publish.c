@@ -1003,8 +1003,12 @@ static void memory_json(cJSON *o)
     {
         struct mallinfo2 mi = mallinfo2();  /* every arena, under its lock */
 
-        cJSON_AddNumberToObject(m, "heap_kb", (double)((mi.uordblks + mi.hblkhd) / 1024));
-        cJSON_AddNumberToObject(m, "heap_free_kb", (double)(mi.fordblks / 1024));
+        /* an allocator that replaces glibc's (a sanitizer's, a preloaded
+         * one) reports nothing here: then no heap figures, not zeros */
+        if (mi.uordblks + mi.hblkhd > 0) {
+            cJSON_AddNumberToObject(m, "heap_kb", (double)((mi.uordblks + mi.hblkhd) / 1024));
+            cJSON_AddNumberToObject(m, "heap_free_kb", (double)(mi.fordblks / 1024));
+        }
     }
 #endif
 }
