@@ -60,26 +60,7 @@ EOC
 }
 # stat NAME KEY: KEY of instance NAME's last stats message (a member of
 # the detector's entry when KEY starts with "pump.")
-stat() {
-    $PYTHON - "$D/stats" "anomalyd/stats/$1" "$2" <<'EOP'
-import json, sys
-v = 0
-for line in open(sys.argv[1], errors="replace"):
-    topic, _, payload = line.partition(" ")
-    if topic != sys.argv[2]:
-        continue
-    try:
-        o = json.loads(payload)
-    except ValueError:
-        continue
-    k = sys.argv[3]
-    if k.startswith("pump."):
-        o = next((d for d in o.get("detectors", []) if d.get("name") == "pump"), {})
-        k = k[5:]
-    v = o.get(k, v)
-print(int(v))
-EOP
-}
+stat() { it_line_stat "$D/stats" "anomalyd/stats/$1" "$2"; }
 at_least() { [ "$(stat "$1" "$2")" -ge "$3" ]; }
 gen() {     # FROM TO: rows FROM..TO-1 of every stream, all faulty
     $PYTHON tests/it_kafka_gen.py --faulty $N $N "$1" "$2" "$FAULT" |

@@ -83,6 +83,30 @@ it_kafka_cleanup() {
     it_daemon_cleanup
 }
 
+# it_line_stat FILE TOPIC KEY: KEY of the last message on TOPIC in FILE
+# (mosquitto_sub -v lines: "topic payload"), as an integer, 0 when there is
+# none; a KEY starting with "pump." is a member of detector pump's entry
+it_line_stat() {
+    $PYTHON - "$1" "$2" "$3" <<'EOP'
+import json, sys
+v = 0
+for line in open(sys.argv[1], errors="replace"):
+    topic, _, payload = line.partition(" ")
+    if topic != sys.argv[2]:
+        continue
+    try:
+        o = json.loads(payload)
+    except ValueError:
+        continue
+    k = sys.argv[3]
+    if k.startswith("pump."):
+        o = next((d for d in o.get("detectors", []) if d.get("name") == "pump"), {})
+        k = k[5:]
+    v = o.get(k, v)
+print(int(v))
+EOP
+}
+
 # it_last_stat FILE TOPIC KEY: KEY of the last message on TOPIC in FILE (the
 # JSON lines of tests/it_daemon_mqtt.py's subscriber); None when there is none
 it_last_stat() {
