@@ -91,11 +91,113 @@ def score(binary, fl, work, det, tmp, tag, ncal, jobs):
     return ss.metrics([sum(c[i] for c in cs) for i in range(4)])
 
 
+DET_GRID = {"calibration.k": [2.5, 2.75, 3.0], "alert.k": [3, 4, 5],
+            "alert.clear_ratio": [0.75, 0.8, 0.85]}
+
+
+def seed_rule(table, far_max):
+    """table: {key: [f per seed]} -> (winner key, its figures) or None."""
+    ok = {x: fs for x, fs in table.items() if max(f[1] for f in fs) <= far_max}
+    if not ok:
+        return None
+    best_min = max(min(f[0] for f in fs) for fs in ok.values())
+    cand = [x for x, fs in ok.items() if min(f[0] for f in fs) >= best_min - 0.01]
+    w = max(cand, key=lambda x: sum(f[0] for f in ok[x]) / len(ok[x]))
+    return w, ok[w]
+
+
+def grow(key, values, side):
+    """One step past an edge of a detector axis, or None at its limit."""
+    v = values[0] if side < 0 else values[-1]
+    if key == "alert.k":
+        n = v + side
+        return n if 1 <= n <= 5 else None
+    step = 0.25 if key == "calibration.k" else 0.05 if key == "alert.clear_ratio" else \
+        (values[1] - values[0] if len(values) > 1 else None)
+    if step is None:
+        return None
+    n = round(v + side * step, 3)
+    if n <= 0 or (key == "alert.clear_ratio" and n > 1):
+        return None
+    return n
+
+
+def stage_detector(a, fl, sk, base_train, base_det, seeds):
+    grid = json.loads(a.grid) if a.grid else copy.deepcopy(DET_GRID)
+    keys = list(grid)
+    work = a.work or tempfile.mkdtemp(prefix="skab_train.")
+    tmp = tempfile.mkdtemp(prefix="skab_train_cfg.")
+    dirs = {}
+    for seed in seeds:
+        d = os.path.join(work, "%s_%s" % (args_str(base_train).replace(" ", "_").replace("-", "")
+                                          .replace(":", "").replace(",", "."), seed))
+        train_all(a.bin, fl, base_train, sk["features"], sk["train_rows"], seed, d, a.jobs)
+        dirs[seed] = d
+    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    rev = ss.commit()
+    table = {}
+    note = "stage seeds"
+    with open(a.log, "a") as log:
+        for rnd in range(4):
+            for vals in itertools.product(*[grid[k] for k in keys]):
+                if vals in table:
+                    continue
+                det = copy.deepcopy(base_det)
+                for k, v in zip(keys, vals):
+                    ss.put(det, k, v)
+                fs = []
+                for seed in seeds:
+                    tag = "d%d_s%d" % (len(table), seed)
+                    f = score(a.bin, fl, dirs[seed], det, tmp, tag, 400, a.jobs)
+                    fs.append(f)
+                    ta = "%s --seed %d --features %s" % (args_str(base_train), seed, sk["features"])
+                    log.write("%s\t%s\t%s\t%.4f\t%.2f\t%.2f\t%s\n" % (
+                        date, rev, json.dumps({"train": ta, "detector": det}, sort_keys=True),
+                        f[0], f[1], f[2], note))
+                    log.flush()
+                table[vals] = fs
+                print("%-40s F1 mean %.4f min %.4f max %.4f  FAR max %5.2f mean %5.2f  [%s]" % (
+                    " ".join("%s=%s" % (k.split(".")[-1], v) for k, v in zip(keys, vals)),
+                    sum(f[0] for f in fs) / len(fs), min(f[0] for f in fs), max(f[0] for f in fs),
+                    max(f[1] for f in fs), sum(f[1] for f in fs) / len(fs),
+                    " ".join("%.4f/%.2f" % (f[0], f[1]) for f in fs)), flush=True)
+            r = seed_rule(table, a.far_max)
+            if r is None or rnd == 3:
+                break
+            grown = False
+            for i, k in enumerate(keys):
+                for side, edge in ((-1, 0), (1, len(grid[k]) - 1)):
+                    if r[0][i] == grid[k][edge]:
+                        n = grow(k, grid[k], side)
+                        if n is not None and n not in grid[k]:
+                            grid[k] = [n] + grid[k] if side < 0 else grid[k] + [n]
+                            grown = True
+                            print("winner on an edge of %s: grid grown to %s" % (k, grid[k]), flush=True)
+            if not grown:
+                break
+            note = "stage seeds (extended)"
+    if r is None:
+        print("no setting with valve1 FAR <= %g on every seed" % a.far_max)
+        return 1
+    w, fs = r
+    print("winner: %s: seed-mean F1 %.4f (min %.4f, max %.4f), FAR max %.2f" % (
+        " ".join("%s=%s" % (k, v) for k, v in zip(keys, w)), sum(f[0] for f in fs) / len(fs),
+        min(f[0] for f in fs), max(f[0] for f in fs), max(f[1] for f in fs)))
+    cur = tuple(ss.get(base_det, k) for k in keys)
+    if cur in table:
+        fs = table[cur]
+        print("committed: %s: seed-mean F1 %.4f (min %.4f, max %.4f), FAR max %.2f" % (
+            " ".join("%s=%s" % (k, v) for k, v in zip(keys, cur)), sum(f[0] for f in fs) / len(fs),
+            min(f[0] for f in fs), max(f[0] for f in fs), max(f[1] for f in fs)))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--valve1", required=True, help="the SKAB valve1 folder")
     ap.add_argument("--bin", default=os.environ.get("AD_BIN", "build/anomalyd"))
-    ap.add_argument("--stage", choices=("axes", "combine", "base"), default="axes")
+    ap.add_argument("--stage", choices=("axes", "combine", "base", "detector"), default="axes")
+    ap.add_argument("--grid", help="for --stage detector: JSON {dotted detector key: [values]}")
     ap.add_argument("--combine", help="for --stage combine: JSON {option: [values]} to cross")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--ks", default="2,2.5,3,3.5", help="calibration.k values tried per model family")
@@ -113,6 +215,8 @@ def main():
     seeds = [int(x) for x in a.seeds.split(",")]
     ks = [float(x) for x in a.ks.split(",")]
 
+    if a.stage == "detector":
+        return stage_detector(a, fl, sk, base_train, base_det, seeds)
     settings = [dict(base_train)]
     if a.stage == "axes":
         for opt, vals in AXES:
