@@ -10,6 +10,9 @@
 # an alert arriving late (the daemon draining at the stop) for a fault
 # ended shortly before, in data time, counts as alerted; a fault_end ends
 # only its own fault of two overlapping on one pump.
+# Credentials and TLS: alertwatch connects with the config's
+# broker.username, password_file and tls (paths relative to the config),
+# to a broker that refuses anonymous clients and plain TCP.
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_alertwatch.XXXXXX)
 DPID= SPID=
@@ -75,3 +78,50 @@ case $line in
     *) it_fail "SUMMARY by data times: a late alert counts, overlapping faults on one pump told apart" \
         "want: ...$want; got: $line" ;;
 esac
+
+# --- the config's credentials and TLS ------------------------------------------------
+it_broker_stop
+chmod 755 "$D"      # mosquitto runs as its own user: it reads the password file
+cd "$D" || exit 1
+ossl() { openssl "$@" >/dev/null 2>&1; }
+ossl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=it-ca"
+ossl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj "/CN=localhost"
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > srv.ext
+ossl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 2 -extfile srv.ext
+ossl req -newkey rsa:2048 -nodes -keyout cli.key -out cli.csr -subj "/CN=watcher"
+ossl x509 -req -in cli.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out cli.crt -days 2
+chmod 644 ./*.key ./*.crt
+cd - >/dev/null || exit 1
+if [ ! -s "$D/srv.crt" ] || [ ! -s "$D/cli.crt" ]; then
+    it_fail "openssl made the test certificates"
+    exit 0
+fi
+mosquitto_passwd -b -c "$D/passwd" watcher 's3cret pass' 2>/dev/null
+chmod 644 "$D/passwd"
+P=$(it_free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\npersistence false\n' \
+    "$P" "$D/passwd" "$D/ca.crt" "$D/srv.crt" "$D/srv.key" > "$D/tls.conf"
+mosquitto -c "$D/tls.conf" > "$D/tls.log" 2>&1 & IT_BROKER_PID=$!
+printf 's3cret pass\n' > "$D/pw"
+TPUB="-h 127.0.0.1 -p $P --cafile $D/ca.crt --cert $D/cli.crt --key $D/cli.key -u watcher -P"
+i=0
+until mosquitto_pub $TPUB 's3cret pass' -q 1 -r -t anomalyd/status \
+        -m '{"state": "online", "version": "x", "pid": 3}' 2>/dev/null; do
+    i=$((i + 1)); [ $i -ge 50 ] && { it_fail "TLS broker starts" "$(cat "$D/tls.log")"; exit 0; }
+    sleep 0.1
+done
+# relative paths: against the config's directory, not the working directory
+cat > "$D/watch.json" <<EOC
+{"broker": {"port": $P, "username": "watcher", "password_file": "pw",
+            "tls": {"enabled": true, "ca_file": "ca.crt", "cert_file": "cli.crt", "key_file": "cli.key"}},
+ "detectors": [{"name": "pump", "model": "x", "topics": ["sensors/+/pump"]}]}
+EOC
+$PYTHON tools/alertwatch.py -c "$D/watch.json" --exit-on-offline > "$D/out3" 2>&1 & SPID=$!
+if it_wait_log "$D/out3" ' ONLINE ' 10; then
+    it_ok "credentials and TLS from the config: password file, CA, client certificate (relative paths)"
+else
+    it_fail "credentials and TLS from the config: password file, CA, client certificate (relative paths)" \
+        "$(cat "$D/out3"; tail -3 "$D/tls.log")"
+fi
+mosquitto_pub $TPUB 's3cret pass' -q 1 -t anomalyd/status -m '{"state": "offline"}'
+it_wait_gone $SPID 10 && SPID=     # else the EXIT trap stops it

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """alertwatch.py - print anomalyd's alerts as they arrive, one readable line
-per event (used by `make demo`; works against any broker and config).
+per event (used by `make demo`; works against any broker and config: it
+connects with the config's broker.username, password_file and tls settings).
 
   alertwatch.py [-c conf/anomalyd.json] [--host 127.0.0.1] [--port 1883]
                 [--exit-on-offline] [--summary]
@@ -50,7 +51,9 @@ SIGTERM/SIGINT: exit 0.
 """
 import argparse
 import json
+import os
 import signal
+import ssl
 import sys
 import time
 
@@ -257,6 +260,31 @@ def on_signal(signum, frame):
     raise Stop()
 
 
+def broker_auth(c, b, config):
+    """The daemon's own broker credentials and TLS settings (broker.username,
+    password_file: its first line, tls.*), paths relative to the config's
+    directory as the daemon reads them."""
+    cdir = os.path.dirname(os.path.abspath(config))
+
+    def path(p):
+        return p if not p or os.path.isabs(p) else os.path.join(cdir, p)
+    if b.get("username"):
+        pw = None
+        if b.get("password_file"):
+            with open(path(b["password_file"])) as f:
+                pw = f.readline().rstrip("\r\n")
+        c.username_pw_set(b["username"], pw)
+    tls = b.get("tls") or {}
+    if tls.get("enabled"):
+        ctx = ssl.create_default_context(cafile=path(tls.get("ca_file")),
+                                         capath=path(tls.get("ca_path")))
+        if tls.get("cert_file"):
+            ctx.load_cert_chain(path(tls["cert_file"]), path(tls.get("key_file")))
+        if tls.get("verify_hostname") is False:
+            ctx.check_hostname = False
+        c.tls_set_context(ctx)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-c", "--config", default="conf/anomalyd.json")
@@ -296,6 +324,11 @@ def main():
         c = mqtt.Client(client_id="")
     c.on_connect = w.on_connect
     c.on_message = w.on_message
+    try:
+        broker_auth(c, b, a.config)
+    except (OSError, ValueError, ssl.SSLError) as e:
+        sys.stderr.write("alertwatch: %s: broker credentials or TLS: %s\n" % (a.config, e))
+        return 1
     rc = 0
     try:
         c.connect(host, int(port), keepalive=30)

@@ -8,7 +8,7 @@
 # were alerted, ended without an alert, or were too recent to be judged.
 #
 #   sh tools/demo.sh [BUILD] [--duration S] [--seed N] [--no-faults]
-#                    [--pumps N] [--speed X] [--port P] [--verbose]
+#                    [--pumps N] [--speed N] [--port P] [--verbose]
 #   make demo ARGS="--duration 60 --seed 7"
 #
 # The daemon runs on a copy of conf/anomalyd.json in a temporary directory,
@@ -59,7 +59,7 @@ usage() {
     echo "  --seed N       fault schedule and pump behaviour (default: random, printed)"
     echo "  --no-faults    healthy pumps only (no alert should fire)"
     echo "  --pumps N      simulated pumps (default 4)"
-    echo "  --speed X      simulated minutes per second (default 20)"
+    echo "  --speed N      simulated minutes per second, a whole number (default 20)"
     echo "  --port P       the demo broker's port (default 1883 if free, else a free one;"
     echo "                 0: a free one); a P in use (another broker) is refused"
     echo "  --verbose      show the daemon's log (info level)"
