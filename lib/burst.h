@@ -46,7 +46,14 @@
  *   {"span_ms":B,"n":n,"z":z,"at_ms":ts,"out":[[age ms, oldest first]..F],
  *    "usual":[spread..F],["ts":[ts..],"rows":[[F values, null for NaN]..]]}
  * At most F x (n + AD_BURST_K) numbers; a state without "usual" (kept
- * before it was) restores with the usual spreads learned afresh. Restored
+ * before it was) restores with the usual spreads learned afresh. A usual
+ * spread that is not one (negative, zero, not a number, not finite, a
+ * "usual" not of F) or beyond AD_BURST_USUAL_MAX learned spreads (a
+ * damaged or hostile state: 1e12 would be a floor no sample passes for
+ * ~5,500 samples while it shrinks) is refused alone, named, and learned
+ * afresh, the rest of the state taken; one restored before the learned
+ * spread is known (no model yet) is checked against it when it is.
+ * Restored
  * under other settings (span, n or z) it is refused with a message naming them: the test starts
  * afresh then, as after a restart before the state was kept.
  */
@@ -63,6 +70,7 @@ struct cJSON;
 #define AD_BURST_USUAL 0.8       /* the MAD floor, in usual local spreads */
 #define AD_BURST_USUAL_STEP 0.005 /* its tracking step (logs, per sample) */
 #define AD_BURST_MAX_N 1000     /* most outliers one feature's span counts */
+#define AD_BURST_USUAL_MAX 20.0 /* most usual spread restored, in learned spreads */
 
 typedef struct ad_burst ad_burst;
 
@@ -92,9 +100,13 @@ struct cJSON *ad_burst_save(const ad_burst *b, int64_t at_ms, int rows);
 /* Take a saved state o (ad_burst_save) into b, made with the same F: all
  * of it is checked before any of it is taken. The neighbourhood's rows are
  * taken when their last timestamp is last_ts (the stream's last row), else
- * left out (*rows_taken 0). 0, or AD_EINVAL (other settings, other F) /
- * AD_EFORMAT (damaged; the field named) with err set; b is unchanged then. */
-int ad_burst_restore(ad_burst *b, const struct cJSON *o, int64_t last_ts, int *rows_taken,
-                     char *err, size_t errlen);
+ * left out (*rows_taken 0). spread: each feature's learned spread (F, as
+ * for ad_burst_push; NULL: not known yet), the bound on the usual spreads
+ * (SAVED STATE). 0, with *usual_refused the usual spreads refused (learned
+ * afresh; err then names the first and why), or AD_EINVAL (other
+ * settings, other F) / AD_EFORMAT (damaged; the field named) with err
+ * set; b is unchanged then. */
+int ad_burst_restore(ad_burst *b, const struct cJSON *o, int64_t last_ts, const double *spread,
+                     int *rows_taken, int *usual_refused, char *err, size_t errlen);
 
 #endif

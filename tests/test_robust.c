@@ -2802,22 +2802,43 @@ static void test_burst_floor(void)
         if (i == 20000) {       /* a restart: the usual spread is kept */
             cJSON *o = ad_burst_save(b, ts, 1), *u;
             ad_burst *b2 = ad_burst_new(1, 60000, 3, 5), *b3 = ad_burst_new(1, 60000, 3, 5);
+            ad_burst *b4 = ad_burst_new(1, 60000, 3, 5);
             char err[200];
-            int rows = 0, rc = -1, rc3 = -1;
+            int rows = 0, rc = -1, rc3 = -1, rc4 = -1, refused = -1, ref4 = -1;
+            double u4 = NAN, kept = NAN;
 
             u = o ? cJSON_GetObjectItemCaseSensitive(o, "usual") : NULL;
             T_CHECK(cJSON_IsArray(u) && cJSON_GetArraySize(u) == 1 &&
                     cJSON_IsNumber(cJSON_GetArrayItem(u, 0)), "saved state with \"usual\"");
-            if (o != NULL && b2 != NULL && b3 != NULL) {
-                rc = ad_burst_restore(b2, o, ts, &rows, err, sizeof(err));
+            if (o != NULL && b2 != NULL && b3 != NULL && b4 != NULL && cJSON_IsArray(u)) {
+                kept = cJSON_GetArrayItem(u, 0)->valuedouble;
+                rc = ad_burst_restore(b2, o, ts, &sp, &rows, &refused, err, sizeof(err));
+                /* 1e12 restored before the learned spread is known (no
+                 * model yet): checked against it at the first judgement */
+                cJSON_ReplaceItemInArray(u, 0, cJSON_CreateNumber(1e12));
+                rc4 = ad_burst_restore(b4, o, ts, NULL, &rows, &ref4, err, sizeof(err));
+                for (int j = 1; j <= 3; j++) {
+                    double y = 1.0 + 0.2 * gauss();
+                    ad_burst_push(b4, ts + 1000 * j, &y, &sp);
+                }
+                cJSON *o4 = ad_burst_save(b4, ts + 3000, 0);
+                cJSON *v4 = o4 ? cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o4,
+                                                                       "usual"), 0) : NULL;
+                u4 = cJSON_IsNumber(v4) ? v4->valuedouble : NAN;
+                cJSON_Delete(o4);
                 cJSON_DeleteItemFromObjectCaseSensitive(o, "usual");
-                rc3 = ad_burst_restore(b3, o, ts, &rows, err, sizeof(err));
+                rc3 = ad_burst_restore(b3, o, ts, &sp, &rows, &refused, err, sizeof(err));
             }
             T_CHECK(rc == 0 && rows == AD_BURST_K - 1, "restored: %d (%d rows)", rc, rows);
             T_CHECK(rc3 == 0, "a state without \"usual\" (kept before it was) restores: %d",
                     rc3);
+            T_CHECK(rc4 == 0 && ref4 == 0 && u4 < AD_BURST_USUAL_MAX * sp,
+                    "usual 1e12 restored with no learned spread known (%d, %d refused): "
+                    "dropped at the first judgement against one (%g; kept %g)", rc4, ref4,
+                    u4, kept);
             cJSON_Delete(o);
             ad_burst_free(b3);
+            ad_burst_free(b4);
             if (rc == 0) {
                 ad_burst_free(b);
                 b = b2;
