@@ -24,6 +24,8 @@ struct ad_burst {
     double *usual_n;    /* F: spreads it has seen, for its first steps */
     unsigned char *usual_chk;   /* F: restored, not yet checked against the
                                  * learned spread (none known then) */
+    double *quant;      /* F: the smallest step between two samples (QUANTUM),
+                         * 0: none seen yet */
 };
 
 ad_burst *ad_burst_new(int F, int64_t span_ms, int n, double z)
@@ -46,8 +48,9 @@ ad_burst *ad_burst_new(int F, int64_t span_ms, int n, double z)
     b->usual = calloc((size_t)F, sizeof(double));
     b->usual_n = calloc((size_t)F, sizeof(double));
     b->usual_chk = calloc((size_t)F, 1);
+    b->quant = calloc((size_t)F, sizeof(double));
     if (b->vals == NULL || b->vts == NULL || b->out == NULL || b->out_pos == NULL ||
-        b->usual == NULL || b->usual_n == NULL || b->usual_chk == NULL) {
+        b->usual == NULL || b->usual_n == NULL || b->usual_chk == NULL || b->quant == NULL) {
         ad_burst_free(b);
         return NULL;
     }
@@ -67,6 +70,7 @@ void ad_burst_free(ad_burst *b)
     free(b->usual);
     free(b->usual_n);
     free(b->usual_chk);
+    free(b->quant);
     free(b);
 }
 
@@ -136,8 +140,10 @@ static int judge(ad_burst *b, int f, double spread)
     for (i = 0; i < k; i++)
         tmp[i] = fabs(tmp[i] - med);
     mad = median_sorted(tmp, k);
-    /* judged against the usual spread before this one joins it */
-    lo = fmax(AD_BURST_FLOOR * spread, AD_BURST_USUAL * b->usual[f]);
+    /* judged against the usual spread before this one joins it; a
+     * quantised feature's MAD is 0 in most neighbourhoods (QUANTUM) */
+    lo = fmax(fmax(AD_BURST_FLOOR * spread, AD_BURST_USUAL * b->usual[f]),
+              AD_BURST_QUANT * b->quant[f]);
     follow_usual(b, f, 1.4826 * mad);
     sd = fmax(1.4826 * mad, lo);
     return fabs(x - med) > b->z * sd;
@@ -154,8 +160,15 @@ int ad_burst_push(ad_burst *b, int64_t ts, const double *values, const double *s
         memmove(b->vts, b->vts + 1, (AD_BURST_K - 1) * sizeof(int64_t));
         b->len--;
     }
-    for (f = 0; f < b->F; f++)
-        b->vals[(size_t)f * AD_BURST_K + b->len] = values[f];
+    for (f = 0; f < b->F; f++) {
+        double *v = b->vals + (size_t)f * AD_BURST_K, dx;
+        /* QUANTUM: the smallest step from the previous sample */
+        if (b->len > 0 && isfinite(values[f]) && isfinite(v[b->len - 1]) &&
+            (dx = fabs(values[f] - v[b->len - 1])) > 0 &&
+            (!(b->quant[f] > 0) || dx < b->quant[f]))
+            b->quant[f] = dx;
+        v[b->len] = values[f];
+    }
     b->vts[b->len++] = ts;
     if (b->len < AD_BURST_K || spread == NULL)
         return 0;

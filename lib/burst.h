@@ -10,10 +10,11 @@
  *
  *     |x - median| > z * max(1.4826 * MAD, floor)
  *
- * with median and MAD over those AD_BURST_K samples; floor is the larger
+ * with median and MAD over those AD_BURST_K samples; floor is the largest
  * of a share (AD_BURST_FLOOR) of the feature's learned spread (the model's
  * scaler), so a flat signal does not turn every wiggle into an outlier,
- * and a share (AD_BURST_USUAL) of its usual local spread (USUAL SPREAD).
+ * a share (AD_BURST_USUAL) of its usual local spread (USUAL SPREAD) and
+ * its quantum (QUANTUM).
  * The window
  * is centred: at a level shift the median is the new level from the first
  * sample of it on, so a step makes no outlier, while a lone spike among
@@ -31,6 +32,22 @@
  * noise as the threshold follows an accepted regime (over ~280 samples
  * for a factor 4), while a spike train, a sample in several, moves the
  * neighbourhoods' MADs, and so the usual spread, hardly at all.
+ *
+ * QUANTUM: a quantised feature (a 0/1 valve state, a counter, a
+ * temperature read in 0.5-degree steps) has a MAD of 0 in every
+ * neighbourhood where more than half its samples are alike, and no
+ * usual spread then (a spread of 0 is not followed): every sample off
+ * the majority was an outlier against the learned-spread floor alone (a
+ * valve opening for 3 rows: 3 outliers, a burst; a 0.5-degree flicker
+ * one time in 15: bursts all along). The floor is also at least
+ * AD_BURST_QUANT x the feature's quantum, the smallest step seen between
+ * two consecutive samples: within z quanta of its neighbours' median a
+ * sample is no outlier (a valve's 0/1 never is: its changes are the
+ * model's to judge). A continuous feature's smallest step is tiny (it
+ * changes nothing); a feature that never moved but by its spikes takes
+ * their step as its quantum (a train of spikes all of that size on it is
+ * then not seen). The quantum
+ * is not saved: learned afresh from the first rows after a restart.
  *
  * The caller marks samples it does not trust (data-quality flags, invalid
  * rows) as NaN: they are neither judged nor a neighbour. A gap in the
@@ -71,6 +88,7 @@ struct cJSON;
 #define AD_BURST_USUAL_STEP 0.005 /* its tracking step (logs, per sample) */
 #define AD_BURST_MAX_N 1000     /* most outliers one feature's span counts */
 #define AD_BURST_USUAL_MAX 20.0 /* most usual spread restored, in learned spreads */
+#define AD_BURST_QUANT 1.0      /* the MAD floor, in quanta (QUANTUM) */
 
 typedef struct ad_burst ad_burst;
 
