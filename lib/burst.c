@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,10 @@ struct ad_burst {
     int *out_pos;       /* F: next slot */
     double *usual;      /* F: the usual local spread (USUAL SPREAD), 0: none yet */
     double *usual_n;    /* F: spreads it has seen, for its first steps */
+    unsigned char *usual_chk;   /* F: restored, not yet checked against the
+                                 * learned spread (none known then) */
+    double *quant;      /* F: the smallest step between two samples (QUANTUM),
+                         * 0: none seen yet */
 };
 
 ad_burst *ad_burst_new(int F, int64_t span_ms, int n, double z)
@@ -42,8 +47,10 @@ ad_burst *ad_burst_new(int F, int64_t span_ms, int n, double z)
     b->out_pos = calloc((size_t)F, sizeof(int));
     b->usual = calloc((size_t)F, sizeof(double));
     b->usual_n = calloc((size_t)F, sizeof(double));
+    b->usual_chk = calloc((size_t)F, 1);
+    b->quant = calloc((size_t)F, sizeof(double));
     if (b->vals == NULL || b->vts == NULL || b->out == NULL || b->out_pos == NULL ||
-        b->usual == NULL || b->usual_n == NULL) {
+        b->usual == NULL || b->usual_n == NULL || b->usual_chk == NULL || b->quant == NULL) {
         ad_burst_free(b);
         return NULL;
     }
@@ -62,6 +69,8 @@ void ad_burst_free(ad_burst *b)
     free(b->out_pos);
     free(b->usual);
     free(b->usual_n);
+    free(b->usual_chk);
+    free(b->quant);
     free(b);
 }
 
@@ -121,12 +130,20 @@ static int judge(ad_burst *b, int f, double spread)
     /* a neighbourhood mostly of samples not to be judged says nothing */
     if (k < AD_BURST_K / 2 + 2)
         return 0;
+    if (b->usual_chk[f]) {
+        /* restored before the learned spread was known (SAVED STATE) */
+        b->usual_chk[f] = 0;
+        if (b->usual[f] > AD_BURST_USUAL_MAX * spread)
+            b->usual[f] = b->usual_n[f] = 0;
+    }
     med = median_sorted(tmp, k);
     for (i = 0; i < k; i++)
         tmp[i] = fabs(tmp[i] - med);
     mad = median_sorted(tmp, k);
-    /* judged against the usual spread before this one joins it */
-    lo = fmax(AD_BURST_FLOOR * spread, AD_BURST_USUAL * b->usual[f]);
+    /* judged against the usual spread before this one joins it; a
+     * quantised feature's MAD is 0 in most neighbourhoods (QUANTUM) */
+    lo = fmax(fmax(AD_BURST_FLOOR * spread, AD_BURST_USUAL * b->usual[f]),
+              AD_BURST_QUANT * b->quant[f]);
     follow_usual(b, f, 1.4826 * mad);
     sd = fmax(1.4826 * mad, lo);
     return fabs(x - med) > b->z * sd;
@@ -143,8 +160,15 @@ int ad_burst_push(ad_burst *b, int64_t ts, const double *values, const double *s
         memmove(b->vts, b->vts + 1, (AD_BURST_K - 1) * sizeof(int64_t));
         b->len--;
     }
-    for (f = 0; f < b->F; f++)
-        b->vals[(size_t)f * AD_BURST_K + b->len] = values[f];
+    for (f = 0; f < b->F; f++) {
+        double *v = b->vals + (size_t)f * AD_BURST_K, dx;
+        /* QUANTUM: the smallest step from the previous sample */
+        if (b->len > 0 && isfinite(values[f]) && isfinite(v[b->len - 1]) &&
+            (dx = fabs(values[f] - v[b->len - 1])) > 0 &&
+            (!(b->quant[f] > 0) || dx < b->quant[f]))
+            b->quant[f] = dx;
+        v[b->len] = values[f];
+    }
     b->vts[b->len++] = ts;
     if (b->len < AD_BURST_K || spread == NULL)
         return 0;
@@ -246,8 +270,26 @@ static int is_whole_time(const cJSON *x)
            x->valuedouble == floor(x->valuedouble);
 }
 
-int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, int *rows_taken,
-                     char *err, size_t errlen)
+/* Is x a usual spread to take for a feature of learned spread sp (<= 0 or
+ * not finite: not known)? NULL, or why not. */
+static const char *usual_bad(const cJSON *x, double sp, char *why, size_t n)
+{
+    if (!cJSON_IsNumber(x))
+        return "not a number";
+    if (!(x->valuedouble > 0) || !isfinite(x->valuedouble)) {
+        snprintf(why, n, "%g is not a spread > 0", x->valuedouble);
+        return why;
+    }
+    if (sp > 0 && isfinite(sp) && x->valuedouble > AD_BURST_USUAL_MAX * sp) {
+        snprintf(why, n, "%g is over %g learned spreads (%g)", x->valuedouble,
+                 AD_BURST_USUAL_MAX, sp);
+        return why;
+    }
+    return NULL;
+}
+
+int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, const double *spread,
+                     int *rows_taken, int *usual_refused, char *err, size_t errlen)
 {
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "span_ms");
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "n");
@@ -260,9 +302,11 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, int *rows_tak
     const cJSON *a, *x, *r, *c;
     int64_t *nout = NULL, t0, prev = INT64_MIN, rts[AD_BURST_K];
     double *nvals = NULL, *nusual = NULL;
-    int *npos = NULL, f, i, nr = 0, rc;
+    int *npos = NULL, f, i, nr = 0, rc, nbad = 0;
+    char uwhy[160] = "", why[96];
 
     *rows_taken = 0;
+    *usual_refused = 0;
     if (!cJSON_IsObject(o))
         return ad_errf(err, errlen, AD_EFORMAT, "burst: not an object");
     if (!is_whole_time(sp) || !(sp->valuedouble >= 1) || !cJSON_IsNumber(n) ||
@@ -316,23 +360,24 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, int *rows_tak
         npos[f++] = k % b->n;
     }
     /* the usual spreads: absent in a state from before they were kept
-     * (then they are learned afresh) */
+     * (then they are learned afresh); one that is not a spread, or one
+     * far beyond what the model learned of the feature, is refused alone
+     * (learned afresh): a floor taken unbounded could blind the test */
     if (us != NULL) {
         if (!cJSON_IsArray(us) || cJSON_GetArraySize(us) != b->F) {
-            rc = ad_errf(err, errlen, AD_EFORMAT, "burst: usual: not an array of %d spreads",
-                         b->F);
-            goto out;
-        }
-        f = 0;
-        cJSON_ArrayForEach(x, us) {
-            if (cJSON_IsNumber(x) && x->valuedouble > 0 && isfinite(x->valuedouble))
-                nusual[f] = x->valuedouble;
-            else if (!cJSON_IsNull(x)) {
-                rc = ad_errf(err, errlen, AD_EFORMAT, "burst: usual[%d]: not a spread > 0 "
-                             "or null", f);
-                goto out;
+            nbad = b->F;
+            snprintf(uwhy, sizeof(uwhy), "burst.usual: not an array of %d spreads", b->F);
+        } else {
+            f = 0;
+            cJSON_ArrayForEach(x, us) {
+                const char *w = cJSON_IsNull(x) ? NULL :
+                                usual_bad(x, spread ? spread[f] : 0, why, sizeof(why));
+                if (w != NULL && nbad++ == 0)
+                    snprintf(uwhy, sizeof(uwhy), "burst.usual[%d]: %s", f, w);
+                else if (w == NULL && !cJSON_IsNull(x))
+                    nusual[f] = x->valuedouble;
+                f++;
             }
-            f++;
         }
     }
     if (ts != NULL || rw != NULL) {
@@ -380,8 +425,14 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, int *rows_tak
             b->usual[f] = nusual[f];
             /* kept: tracked on at the settled step */
             b->usual_n[f] = nusual[f] > 0 ? 1.0 / AD_BURST_USUAL_STEP : 0;
+            b->usual_chk[f] = nusual[f] > 0 && !(spread != NULL && spread[f] > 0 &&
+                                                isfinite(spread[f]));
         }
     *rows_taken = nr;
+    *usual_refused = nbad;
+    if (nbad > 0)
+        ad_errf(err, errlen, 0, "%s%s", uwhy, nbad > 1 && cJSON_IsArray(us) &&
+                cJSON_GetArraySize(us) == b->F ? " (and others)" : "");
     rc = 0;
 out:
     free(nout);

@@ -10,10 +10,11 @@
  *
  *     |x - median| > z * max(1.4826 * MAD, floor)
  *
- * with median and MAD over those AD_BURST_K samples; floor is the larger
+ * with median and MAD over those AD_BURST_K samples; floor is the largest
  * of a share (AD_BURST_FLOOR) of the feature's learned spread (the model's
  * scaler), so a flat signal does not turn every wiggle into an outlier,
- * and a share (AD_BURST_USUAL) of its usual local spread (USUAL SPREAD).
+ * a share (AD_BURST_USUAL) of its usual local spread (USUAL SPREAD) and
+ * its quantum (QUANTUM).
  * The window
  * is centred: at a level shift the median is the new level from the first
  * sample of it on, so a step makes no outlier, while a lone spike among
@@ -32,6 +33,22 @@
  * for a factor 4), while a spike train, a sample in several, moves the
  * neighbourhoods' MADs, and so the usual spread, hardly at all.
  *
+ * QUANTUM: a quantised feature (a 0/1 valve state, a counter, a
+ * temperature read in 0.5-degree steps) has a MAD of 0 in every
+ * neighbourhood where more than half its samples are alike, and no
+ * usual spread then (a spread of 0 is not followed): every sample off
+ * the majority was an outlier against the learned-spread floor alone (a
+ * valve opening for 3 rows: 3 outliers, a burst; a 0.5-degree flicker
+ * one time in 15: bursts all along). The floor is also at least
+ * AD_BURST_QUANT x the feature's quantum, the smallest step seen between
+ * two consecutive samples: within z quanta of its neighbours' median a
+ * sample is no outlier (a valve's 0/1 never is: its changes are the
+ * model's to judge). A continuous feature's smallest step is tiny (it
+ * changes nothing); a feature that never moved but by its spikes takes
+ * their step as its quantum (a train of spikes all of that size on it is
+ * then not seen). The quantum
+ * is not saved: learned afresh from the first rows after a restart.
+ *
  * The caller marks samples it does not trust (data-quality flags, invalid
  * rows) as NaN: they are neither judged nor a neighbour. A gap in the
  * timestamps (ad_burst_reset) starts the neighbourhood over; the outliers
@@ -46,7 +63,14 @@
  *   {"span_ms":B,"n":n,"z":z,"at_ms":ts,"out":[[age ms, oldest first]..F],
  *    "usual":[spread..F],["ts":[ts..],"rows":[[F values, null for NaN]..]]}
  * At most F x (n + AD_BURST_K) numbers; a state without "usual" (kept
- * before it was) restores with the usual spreads learned afresh. Restored
+ * before it was) restores with the usual spreads learned afresh. A usual
+ * spread that is not one (negative, zero, not a number, not finite, a
+ * "usual" not of F) or beyond AD_BURST_USUAL_MAX learned spreads (a
+ * damaged or hostile state: 1e12 would be a floor no sample passes for
+ * ~5,500 samples while it shrinks) is refused alone, named, and learned
+ * afresh, the rest of the state taken; one restored before the learned
+ * spread is known (no model yet) is checked against it when it is.
+ * Restored
  * under other settings (span, n or z) it is refused with a message naming them: the test starts
  * afresh then, as after a restart before the state was kept.
  */
@@ -63,6 +87,8 @@ struct cJSON;
 #define AD_BURST_USUAL 0.8       /* the MAD floor, in usual local spreads */
 #define AD_BURST_USUAL_STEP 0.005 /* its tracking step (logs, per sample) */
 #define AD_BURST_MAX_N 1000     /* most outliers one feature's span counts */
+#define AD_BURST_USUAL_MAX 20.0 /* most usual spread restored, in learned spreads */
+#define AD_BURST_QUANT 1.0      /* the MAD floor, in quanta (QUANTUM) */
 
 typedef struct ad_burst ad_burst;
 
@@ -92,9 +118,13 @@ struct cJSON *ad_burst_save(const ad_burst *b, int64_t at_ms, int rows);
 /* Take a saved state o (ad_burst_save) into b, made with the same F: all
  * of it is checked before any of it is taken. The neighbourhood's rows are
  * taken when their last timestamp is last_ts (the stream's last row), else
- * left out (*rows_taken 0). 0, or AD_EINVAL (other settings, other F) /
- * AD_EFORMAT (damaged; the field named) with err set; b is unchanged then. */
-int ad_burst_restore(ad_burst *b, const struct cJSON *o, int64_t last_ts, int *rows_taken,
-                     char *err, size_t errlen);
+ * left out (*rows_taken 0). spread: each feature's learned spread (F, as
+ * for ad_burst_push; NULL: not known yet), the bound on the usual spreads
+ * (SAVED STATE). 0, with *usual_refused the usual spreads refused (learned
+ * afresh; err then names the first and why), or AD_EINVAL (other
+ * settings, other F) / AD_EFORMAT (damaged; the field named) with err
+ * set; b is unchanged then. */
+int ad_burst_restore(ad_burst *b, const struct cJSON *o, int64_t last_ts, const double *spread,
+                     int *rows_taken, int *usual_refused, char *err, size_t errlen);
 
 #endif

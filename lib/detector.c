@@ -1077,10 +1077,24 @@ static int burst_ready(ad_detector *d)
  * A row under a data-quality flag, or a missing value, is neither judged
  * nor a neighbour; the floor on the spread is the model's scaler (none
  * before a model, or with scaler "none": nothing judged). */
-static void burst_row(ad_detector *d, int64_t ts, unsigned flags)
+/* Each feature's learned spread (the model's scaler) in d->burst_sp, the
+ * burst test's floor; NULL before a model or with scaler "none". */
+static const double *burst_spread(ad_detector *d)
 {
     const ad_model *m = d->model;
-    const double *sp = NULL;
+    int f;
+
+    if (m == NULL || m->scaler == AD_SCALER_NONE || d->burst_sp == NULL)
+        return NULL;
+    for (f = 0; f < d->F; f++)
+        d->burst_sp[f] = m->scaler == AD_SCALER_STANDARD ?
+                         (double)m->scale_b[f] :
+                         (double)m->scale_b[f] - (double)m->scale_a[f];
+    return d->burst_sp;
+}
+
+static void burst_row(ad_detector *d, int64_t ts, unsigned flags)
+{
     int f, flagged;
 
     if (burst_ready(d) != 0)
@@ -1090,14 +1104,7 @@ static void burst_row(ad_detector *d, int64_t ts, unsigned flags)
     flagged = d->dq != NULL && ad_dq_flagged(d->dq, ts, ts);
     for (f = 0; f < d->F; f++)
         d->burst_row[f] = flagged ? NAN : d->rowd[f];
-    if (m != NULL && m->scaler != AD_SCALER_NONE) {
-        for (f = 0; f < d->F; f++)
-            d->burst_sp[f] = m->scaler == AD_SCALER_STANDARD ?
-                             (double)m->scale_b[f] :
-                             (double)m->scale_b[f] - (double)m->scale_a[f];
-        sp = d->burst_sp;
-    }
-    ad_burst_push(d->burst, ts, d->burst_row, sp);
+    ad_burst_push(d->burst, ts, d->burst_row, burst_spread(d));
 }
 
 /* The burst test's state ("burst" of the saved state; burst.h SAVED
@@ -1116,16 +1123,21 @@ cJSON *det_burst_save(const ad_detector *d, int rows)
  * rows end at the stream's last row and the next row follows them (else
  * it refills in AD_BURST_K rows, as after a gap). Kept under other
  * alert.burst_* settings: dropped with a line saying so; damaged: a
- * warning naming the field. */
+ * warning naming the field. A usual spread refused (burst.h SAVED STATE)
+ * is named in a warning and learned afresh, the rest taken. */
 void det_burst_restore(ad_detector *d, const cJSON *o)
 {
     char err[200];
-    int rows, rc;
+    int rows, rc, refused;
 
     if (o == NULL || burst_ready(d) != 0)
         return;
-    rc = ad_burst_restore(d->burst, o, d->last_ts, &rows, err, sizeof(err));
-    if (rc == AD_EINVAL)
+    rc = ad_burst_restore(d->burst, o, d->last_ts, burst_spread(d), &rows, &refused, err,
+                          sizeof(err));
+    if (rc == 0 && refused > 0)
+        ad_log(AD_LOG_WARNING, "%s: saved state: %s: %d usual spread(s) of the burst test "
+               "learned afresh, the rest of it kept", d->who, err, refused);
+    else if (rc == AD_EINVAL)
         ad_log(AD_LOG_INFO, "%s: saved burst test dropped (%s): it counts afresh", d->who,
                err);
     else if (rc != 0)

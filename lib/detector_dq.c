@@ -179,8 +179,12 @@ void det_dq_refused(ad_detector *d, uint64_t rej0, int64_t ts, int f)
                            (double)ss.samples / (double)ss.rows);
     ad_dq_late(d->dq, late || ss.ooo <= d->dq_ooo ? 0 : ss.ooo - d->dq_ooo, 0,
                det_late_clock(d, ts));
+    if (ss.ooo > d->dq_ooo)
+        d->dq_refused_only = 1;
     d->dq_ooo = ss.ooo;
     rej = det_rejected_count(d) - rej0 + late;
+    if (rej > 0)
+        d->dq_refused_only = 1;
     if (rej == 0)
         return;
     /* nothing accepted yet (every sample ahead of its arrival): the
@@ -194,6 +198,14 @@ void det_note_accepted(ad_detector *d, int64_t ts)
 {
     if (ts > d->max_ts)
         d->max_ts = ts;
+    /* REFUSED HOLE (quality.h): data again after nothing but refused
+     * messages; the rows the stream holds through them (PERIOD) are made
+     * up: flagged when that lasted longer than a silence may */
+    if (d->dq_refused_only && d->dq != NULL && ad_dq_refused_hole(d->dq, ts))
+        ad_log(AD_LOG_INFO, "%s: data again at %lld after only refused messages: the time "
+               "before it flagged as a silence (no row of it feeds learning)", d->who,
+               (long long)ts);
+    d->dq_refused_only = 0;
 }
 
 /* A pushed sample: accepted ones feed the monitor, rejected ones count. */

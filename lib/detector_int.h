@@ -260,6 +260,8 @@ struct ad_detector {
     int64_t arrival_wall;        /* wall time of the last arrival */
     int64_t max_ts;              /* newest accepted timestamp */
     uint64_t dq_ooo;             /* late samples the monitor has looked at */
+    int dq_refused_only;         /* something refused since the last sample
+                                  * taken (ad_dq_refused_hole) */
     int64_t lt_clock, lt_ts;     /* without an arrival clock, the late check's
                                   * clock: the forward steps of the pushed
                                   * timestamps (lt_ts the last one) */

@@ -851,6 +851,16 @@ void ad_dq_rejected(ad_dq *q, int feature, uint64_t n)
     dq_raise(q, ft, f, AD_DQ_REJECTED, q->now, &ev);
 }
 
+int ad_dq_refused_hole(ad_dq *q, int64_t ts_ms)
+{
+    if (!q->has_any || q->stream_limit <= 0 || ts_ms <= q->last_any ||
+        (q->whole.active & (1u << AD_DQ_DROPOUT)) ||
+        ms_between(ts_ms, q->last_any) <= q->stream_limit)
+        return 0;
+    span_add(q, q->last_any, ts_ms);
+    return 1;
+}
+
 #define AD_DQ_LATE_BLOCK 32
 
 /* The late window's length: reject_window_ms, or for a stream slower than

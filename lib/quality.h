@@ -290,6 +290,16 @@ int ad_dq_row(ad_dq *q, int64_t ts_ms, const double *values,
  * (the monitor's clock: latest data time or advance). */
 void ad_dq_rejected(ad_dq *q, int feature, uint64_t n);
 
+/* REFUSED HOLE: the stream sent only what was refused (messages or values
+ * refused whole, samples refused for their time) from its last sample
+ * until one at ts_ms; call before that sample. The stream had nothing
+ * usable of that time, as in a silence, yet no dropout was raised (the
+ * device talked). Longer than the stream's dropout limit, the hole is
+ * flagged as a silence that long would be: [last sample, ts_ms] (so the
+ * rows held through it, made up, are flagged); no event. Returns 1 when
+ * flagged, else 0 (shorter, nothing learned yet, dropout off or open). */
+int ad_dq_refused_hole(ad_dq *q, int64_t ts_ms);
+
 /*
  * `late` values (samples, or rows in ROWS mode) were dropped as late and
  * `accepted` accepted, at clock_ms: the stream's arrival (wall) time, or

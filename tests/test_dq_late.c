@@ -825,6 +825,91 @@ static void test_refused_no_fill(void)
     }
 }
 
+/* PERIOD mode, a device sending a row every 10 s: after 300 good rows, ten
+ * minutes of messages refused whole (or of values all refused), one a
+ * period (under rows.max_gap_ms; too few for the rejected check to raise;
+ * longer than the dropout limit, max(5 periods, 5 s)), then good rows
+ * again. The stream had nothing of those ten minutes: the rows the hole is
+ * filled with when the data comes back (held copies of the last values
+ * taken) are made up: flagged, as a silence of that length has its held
+ * rows flagged (dropout), so they never feed calibration, threshold
+ * adaptation or learning, nor raise a model alert. Before, 60 held rows
+ * came out unflagged: scored and learned from as if real. A refused-only
+ * stretch under the dropout limit (30 s) is filled as a short silence is:
+ * held rows, not flagged. */
+static void test_refused_hole_filled(void)
+{
+    static const char *const kind[] = { "refused whole", "values refused" };
+    static const int secs[] = { 60, 3 };   /* messages refused, 10 s apart */
+    const int64_t P = 10000;
+    int k, h;
+
+    for (h = 0; h < 2; h++)
+        for (k = 0; k < 2; k++) {
+            ad_detector_cfg c;
+            ad_detector *d = NULL;
+            ad_detector_stats st;
+            char err[300];
+            seen s = { 0 };
+            ad_model *m = t_zero_model(TW, F);
+            uint64_t r0, w0, q0, rows, scored, flagged;
+            int i, f, n = secs[h];
+
+            ad_detector_cfg_default(&c);
+            c.dq_enabled = 1;
+            ad_dq_cfg_default(&c.dq);
+            c.stream.mode = AD_ASM_PERIOD;
+            c.stream.period_ms = P;
+            c.stream.max_lateness_ms = 2000;
+            if (ad_detector_new(&d, &c, "dev", m, 0, 0, NULL, err, sizeof err) != 0)
+                T_CHECK(0, "new: %s", err);
+            for (i = 0; i < 300; i++) {
+                push(d, AD_ASM_PERIOD, i, T0 + (int64_t)i * P, T0 + (int64_t)i * P + 30);
+                ad_detector_advance(d, T0 + (int64_t)i * P + 5000);
+                drain(d, &s);
+            }
+            ad_detector_get_stats(d, &st);
+            r0 = st.stream.rows;
+            w0 = st.windows_scored;
+            q0 = st.windows_dq;
+            for (i = 300; i < 300 + n; i++) {
+                int64_t w = T0 + (int64_t)i * P + 30;
+                ad_detector_arrival(d, w);
+                if (k == 0)
+                    ad_detector_push_malformed(d, w);
+                for (f = 0; f < F && k == 1; f++)
+                    ad_detector_push_refused(d, w, f, 1);
+                ad_detector_advance(d, w + 4970);
+                drain(d, &s);
+            }
+            for (i = 300 + n; i < 400 + n; i++) {
+                push(d, AD_ASM_PERIOD, i, T0 + (int64_t)i * P, T0 + (int64_t)i * P + 30);
+                ad_detector_advance(d, T0 + (int64_t)i * P + 5000);
+                drain(d, &s);
+            }
+            ad_detector_get_stats(d, &st);
+            rows = st.stream.rows - r0;
+            scored = st.windows_scored - w0;
+            flagged = st.windows_dq - q0;
+            T_NOTE("%s for %d periods, then 100 good rows: rows +%llu, windows scored +%llu "
+                   "(flagged +%llu)", kind[k], n, (unsigned long long)rows,
+                   (unsigned long long)scored, (unsigned long long)flagged);
+            if (h == 0)
+                T_CHECK(scored - flagged <= 100,
+                        "%s for %d periods: the made-up rows of the hole (%llu rows in all) not "
+                        "scored unflagged (+%llu scored, %llu flagged; want at most the "
+                        "100 good rows' windows unflagged)", kind[k], n,
+                        (unsigned long long)rows, (unsigned long long)scored,
+                        (unsigned long long)flagged);
+            else
+                T_CHECK(rows >= 100 + (uint64_t)n - 1 && flagged == 0,
+                        "%s for %d periods: filled as a short silence (+%llu rows, %llu flagged)",
+                        kind[k], n, (unsigned long long)rows, (unsigned long long)flagged);
+            ad_detector_free(d);
+            ad_model_free(m);
+        }
+}
+
 int main(void)
 {
     T_RUN(test_glitch_rows_arrival);
@@ -847,5 +932,6 @@ int main(void)
     T_RUN(test_reorder_after_jump);
     T_RUN(test_refused_no_delay);
     T_RUN(test_refused_no_fill);
+    T_RUN(test_refused_hole_filled);
     return t_done();
 }

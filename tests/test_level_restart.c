@@ -53,12 +53,14 @@ static double noise(void)
     return (double)(rng >> 11) / 4503599627370496.0 - 1.0;
 }
 
-static int warnings, dropped;
+static int warnings, dropped, g_usual_warned;
 static void count_log(int level, const char *msg, void *u)
 {
     (void)u;
     if (level == AD_LOG_WARNING)
         warnings++;
+    if (level == AD_LOG_WARNING && strstr(msg, "pump") && strstr(msg, "usual"))
+        g_usual_warned++;
     if (strstr(msg, "dropped") || strstr(msg, "starts over") || strstr(msg, "model changed"))
         dropped++;
     if (level <= AD_LOG_WARNING || strstr(msg, "level test") || strstr(msg, "burst test"))
@@ -188,6 +190,10 @@ enum {
     OTHER_N,        /* restored with alert.burst_n one more */
     LIVE,           /* not restored: the live stream silent before row at */
     SLOWER,         /* not restored: from row at on, rows gap_ms apart */
+    USUAL_HUGE,     /* a hand-over whose burst.usual[0] is 1e12 */
+    USUAL_NEG,      /* ... is -1 */
+    USUAL_SHORT,    /* ... burst.usual holds one spread of two */
+    USUAL_TEXT,     /* ... burst.usual[1] is "x" */
 };
 
 typedef void (*rows_fn)(int i, double *a, double *b);
@@ -229,6 +235,15 @@ static void run_rows(const ad_model *m, int64_t level_ms, int64_t burst_ms, int 
                 cJSON_DeleteItemFromObject(o, "level");
                 cJSON_DeleteItemFromObject(o, "burst");
             }
+            x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "burst"),
+                                                 "usual");
+            if (x && (how == USUAL_HUGE || how == USUAL_NEG))
+                cJSON_ReplaceItemInArray(x, 0, cJSON_CreateNumber(how == USUAL_HUGE ? 1e12 :
+                                                                  -1));
+            if (x && how == USUAL_SHORT)
+                cJSON_DeleteItemFromArray(x, 1);
+            if (x && how == USUAL_TEXT)
+                cJSON_ReplaceItemInArray(x, 1, cJSON_CreateString("x"));
             if (o && how == DAMAGED)
                 cJSON_ReplaceItemInObject(cJSON_GetObjectItemCaseSensitive(o, "level"), "n",
                                           cJSON_CreateNumber(1e9));
@@ -492,6 +507,44 @@ static void test_burst_restored(void)
     run_free(&oth);
 }
 
+/* A damaged or hostile saved usual local spread (burst.h USUAL SPREAD,
+ * burst.usual) in a hand-over at row 420 of the spike train: 1e12 (it
+ * would have been taken, the floor 0.8 x 1e12: no sample an outlier for
+ * some 5,500 samples while it shrank, the train unseen), -1, one spread
+ * of two, a text. Each is refused with a warning naming the stream and
+ * the field, the usual spreads learned afresh, and the rest of the burst
+ * test kept (the outliers counted, the neighbourhood's rows): raised at
+ * the same row as without a restore. Before, 1e12 raised nothing and the
+ * others dropped the whole burst test (the count started over). */
+static void test_burst_usual_damaged(void)
+{
+    static const struct { int how; const char *what; } cs[] = {
+        { USUAL_HUGE, "usual[0] 1e12" }, { USUAL_NEG, "usual[0] -1" },
+        { USUAL_SHORT, "usual of 1 spread for 2 features" }, { USUAL_TEXT, "usual[1] \"x\"" },
+    };
+    int64_t B = 100000;
+    int at = 420, n = 700, k;
+    run base = { 0 }, r = { 0 };
+
+    run_rows(g_scaled, 0, B, 3, spikes, n, 0, NONE, 0, &base);
+    for (k = 0; k < 4; k++) {
+        warnings = 0;
+        g_usual_warned = 0;
+        ad_log_set(count_log, NULL);
+        run_rows(g_scaled, 0, B, 3, spikes, n, at, cs[k].how, 0, &r);
+        ad_log_set(NULL, NULL);
+        T_CHECK(r.raised == 1 && r.first == base.first,
+                "%s: raised %d, at row %lld (want 1, at row %lld as without a restore: the "
+                "outliers counted kept)", cs[k].what, r.raised, r.first, base.first);
+        T_CHECK(g_usual_warned == 1, "%s: one warning naming the stream and burst.usual (%d)",
+                cs[k].what, g_usual_warned);
+        T_NOTE("%s: raised at row %lld (uninterrupted %lld), %d warning(s)", cs[k].what,
+               r.first, base.first, warnings);
+        run_free(&r);
+    }
+    run_free(&base);
+}
+
 /* Threshold method sigma (its fence is the normal scores' median + z
  * spreads, no part of the threshold) with the scores at 1e-3, 1e-6 and
  * 1e-9 of the usual while the threshold's floor (calibration.floor 0.01 x
@@ -543,6 +596,7 @@ int main(void)
     T_RUN(test_level_slower);
     T_RUN(test_level_alert_silence);
     T_RUN(test_burst_restored);
+    T_RUN(test_burst_usual_damaged);
     ad_model_free(g_zero);
     ad_model_free(g_scaled);
     ad_model_free(g_other);

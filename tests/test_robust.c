@@ -2802,22 +2802,43 @@ static void test_burst_floor(void)
         if (i == 20000) {       /* a restart: the usual spread is kept */
             cJSON *o = ad_burst_save(b, ts, 1), *u;
             ad_burst *b2 = ad_burst_new(1, 60000, 3, 5), *b3 = ad_burst_new(1, 60000, 3, 5);
+            ad_burst *b4 = ad_burst_new(1, 60000, 3, 5);
             char err[200];
-            int rows = 0, rc = -1, rc3 = -1;
+            int rows = 0, rc = -1, rc3 = -1, rc4 = -1, refused = -1, ref4 = -1;
+            double u4 = NAN, kept = NAN;
 
             u = o ? cJSON_GetObjectItemCaseSensitive(o, "usual") : NULL;
             T_CHECK(cJSON_IsArray(u) && cJSON_GetArraySize(u) == 1 &&
                     cJSON_IsNumber(cJSON_GetArrayItem(u, 0)), "saved state with \"usual\"");
-            if (o != NULL && b2 != NULL && b3 != NULL) {
-                rc = ad_burst_restore(b2, o, ts, &rows, err, sizeof(err));
+            if (o != NULL && b2 != NULL && b3 != NULL && b4 != NULL && cJSON_IsArray(u)) {
+                kept = cJSON_GetArrayItem(u, 0)->valuedouble;
+                rc = ad_burst_restore(b2, o, ts, &sp, &rows, &refused, err, sizeof(err));
+                /* 1e12 restored before the learned spread is known (no
+                 * model yet): checked against it at the first judgement */
+                cJSON_ReplaceItemInArray(u, 0, cJSON_CreateNumber(1e12));
+                rc4 = ad_burst_restore(b4, o, ts, NULL, &rows, &ref4, err, sizeof(err));
+                for (int j = 1; j <= 3; j++) {
+                    double y = 1.0 + 0.2 * gauss();
+                    ad_burst_push(b4, ts + 1000 * j, &y, &sp);
+                }
+                cJSON *o4 = ad_burst_save(b4, ts + 3000, 0);
+                cJSON *v4 = o4 ? cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o4,
+                                                                       "usual"), 0) : NULL;
+                u4 = cJSON_IsNumber(v4) ? v4->valuedouble : NAN;
+                cJSON_Delete(o4);
                 cJSON_DeleteItemFromObjectCaseSensitive(o, "usual");
-                rc3 = ad_burst_restore(b3, o, ts, &rows, err, sizeof(err));
+                rc3 = ad_burst_restore(b3, o, ts, &sp, &rows, &refused, err, sizeof(err));
             }
             T_CHECK(rc == 0 && rows == AD_BURST_K - 1, "restored: %d (%d rows)", rc, rows);
             T_CHECK(rc3 == 0, "a state without \"usual\" (kept before it was) restores: %d",
                     rc3);
+            T_CHECK(rc4 == 0 && ref4 == 0 && u4 < AD_BURST_USUAL_MAX * sp,
+                    "usual 1e12 restored with no learned spread known (%d, %d refused): "
+                    "dropped at the first judgement against one (%g; kept %g)", rc4, ref4,
+                    u4, kept);
             cJSON_Delete(o);
             ad_burst_free(b3);
+            ad_burst_free(b4);
             if (rc == 0) {
                 ad_burst_free(b);
                 b = b2;
@@ -2845,6 +2866,57 @@ static void test_burst_floor(void)
     T_CHECK(train > 0, "a train of six spikes on it: %d rows in a burst (want some)", train);
     T_NOTE("burst floor: rows in a burst: %d on the learned noise, %d on four times it "
            "(after 2000 rows), %d in the spike train on it", old, late, train);
+}
+
+/* BURST QUANTUM (burst.h QUANTUM): quantised features, whose neighbourhoods'
+ * MAD is 0 (more than half of 11 samples alike), through the burst test
+ * alone over 60 rows at 3 outliers, z 5, each with the learned spread of
+ * its own values (the model's scaler would have it):
+ *   - a valve, 0 or 1: open for 3 rows every 100 rows (learned spread
+ *     0.17); before, each opening was 3 outliers of 1 against a floor of
+ *     0.085 (z x 0.085 = 0.43): a burst at every opening;
+ *   - a temperature read in 0.5-degree steps, 20.1 +- 0.1 (mostly 20.0,
+ *     20.5 one time in 15; learned spread 0.125): each 20.5 among 20.0s was an
+ *     outlier (0.5 > z x 0.0625) and a few within 60 rows a burst.
+ * Now the floor is at least the feature's quantum (its smallest step
+ * between two samples): within z quanta of its neighbours' median a sample
+ * is no outlier; none of them is a burst, while a train of six spikes of
+ * +3 degrees (6 quanta) on the temperature, one every 10 rows, still is. */
+static void test_burst_quantum(void)
+{
+    ad_burst *b = ad_burst_new(2, 60000, 3, 5);
+    const double sp[2] = { 0.17, 0.125 };
+    int i, valve = 0, temp = 0, train = 0;
+
+    T_CHECK(b != NULL, "ad_burst_new");
+    if (b == NULL)
+        return;
+    rng = 777;
+    for (i = 0; i < 6000; i++) {
+        double x[2];
+        int64_t ts = 1000 * (int64_t)i;
+        int f;
+
+        x[0] = i % 100 >= 50 && i % 100 < 53 ? 1.0 : 0.0;
+        x[1] = floor(2.0 * (20.1 + 0.1 * gauss()) + 0.5) / 2.0;
+        if (i >= 5000 && i < 5060 && i % 10 == 3)
+            x[1] += 3.0;
+        ad_burst_push(b, ts, x, sp);
+        f = ad_burst_feature(b, ts);
+        if (f == 0)
+            valve++;
+        else if (f == 1 && i >= 5000 && i < 5100)
+            train++;
+        else if (f == 1)
+            temp++;
+    }
+    ad_burst_free(b);
+    T_CHECK(valve == 0, "a valve opening for 3 rows every 100: %d rows in a burst (want 0)",
+            valve);
+    T_CHECK(temp == 0, "a temperature in 0.5-degree steps: %d rows in a burst (want 0)", temp);
+    T_CHECK(train > 0, "six spikes of 3 degrees on it: %d rows in a burst (want some)", train);
+    T_NOTE("quantised features: rows in a burst: valve %d, temperature %d, spike train on "
+           "the temperature %d", valve, temp, train);
 }
 
 /* ONSET (detector.c): a spike shorter than the window (window 4, k 1),
@@ -2995,5 +3067,6 @@ int main(void)
     T_RUN(test_level_accepted_span);
     T_RUN(test_burst);
     T_RUN(test_burst_floor);
+    T_RUN(test_burst_quantum);
     return t_done();
 }
