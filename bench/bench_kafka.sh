@@ -1,14 +1,32 @@
 #!/bin/sh
-# bench_kafka.sh - scale-out throughput: records (one pump row each, one
-# window each) per second through 1 and then 2 anomalyd instances in one
-# consumer group, against librdkafka's mock cluster (3 brokers on
-# 127.0.0.1, an 8-partition input topic, the state topic on). The records
-# are produced (kcat, from a file generated beforehand) once the group has
-# its assignment; the clock runs from the first record produced to the last
+# bench_kafka.sh - Kafka throughput against librdkafka's mock cluster (3
+# brokers on 127.0.0.1), a real mosquitto for the instances' stats.
+#
+# Default mode: scale-out, records (one pump row each, one window each) per
+# second through 1 and then 2 anomalyd instances in one consumer group (an
+# 8-partition input topic, the state topic on). The records are produced
+# (kcat, from a file generated beforehand) once the group has its
+# assignment; the clock runs from the first record produced to the last
 # one counted in the instances' stats. Each instance has 1 worker thread.
 # Prints both rates and their ratio (the machine has few cores: the mock
 # cluster, kcat and the broker share them with the instances).
 #   BENCH_STREAMS=64 BENCH_ROWS=3000 sh bench/bench_kafka.sh
+#
+# Mode "states": the cost of kafka.commit_states. For each number of
+# active streams S, one instance (1 worker, commit_interval_s 1) reads the
+# same BENCH_RECORDS records (S pump streams, rows interleaved: every
+# stream takes records between two commits), produced beforehand into an
+# 8-partition topic, once with commit_states false and once true (own
+# group, own state topic, in turns). Throughput: records counted in the
+# stats from the first message with records to the first with all of them
+# (timestamped as received, 0.1 s apart), and the CPU seconds of the
+# instance (all threads, /proc), the steadier figure on a loaded machine.
+# Per commit: the states written and their bytes (key + value), from the
+# "kafka: checkpoint" debug lines; the state topic's total bytes after each
+# run (kcat). calibration.windows BENCH_CALIB (50): with 1000 streams the
+# streams calibrate within their 120 rows.
+#   BENCH_STATE_STREAMS="10 100 1000" BENCH_RECORDS=120000 BENCH_REPEAT=2 \
+#       sh bench/bench_kafka.sh states
 . tests/lib.sh
 S=${BENCH_STREAMS:-64}
 R=${BENCH_ROWS:-3000}
@@ -23,8 +41,98 @@ cleanup() {
     it_broker_stop; [ -n "${KEEP:-}" ] || rm -rf "$D"
 }
 trap cleanup EXIT
+# states_got STATS N: the last stats message counts N records in (or more)
+states_got() {
+    [ "$(tail -n 1 "$1" | grep -o '"messages_in":[0-9]*' | grep -o '[0-9]*$')" -ge "$2" ] 2>/dev/null
+}
+# states_run S MODE I: one instance reads topic inS, commit_states MODE
+# (false/true), group and state topic named after S, MODE and I
+states_run() {
+    n=s$1$2$3; mkdir -p "$D/$n"
+    cat > "$D/$n/i.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "bench-kafka-$n", "stats_interval_s": 0.1,
+            "stats_topic": "bench/stats/$n"},
+ "kafka": {"bootstrap_servers": "$BOOT", "group_id": "g$n", "state_topic": "st$n",
+           "commit_interval_s": ${BENCH_COMMIT_S:-1}, "commit_states": $2},
+ "state_dir": null, "workers": 1, "log_rate_per_min": 5,
+ "detectors": [{"name": "pump", "model": "${AD_SRCDIR:-.}/conf/models/pump.safetensors",
+   "kafka_topics": ["in$1"], "alerts_to": "mqtt",
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
+   "calibration": {"windows": ${BENCH_CALIB:-50}}, "max_streams": $(($1 + 10))}]}
+EOC
+    mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -F '%U %t %p' -t "bench/stats/$n" \
+        > "$D/$n.stats" 2>/dev/null &
+    SUB=$!
+    $AD_BIN run -c "$D/$n/i.json" --log-level debug 2> "$D/$n/i.log" & P=$!
+    total=$(wc -l < "$D/rec$1")
+    it_wait_until 600 states_got "$D/$n.stats" "$total" ||
+        { echo "bench_kafka: $n did not consume $total records"; return 1; }
+    # CPU seconds of the instance (all its threads) up to there
+    cpu=$(awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$P/stat")
+    kill -TERM "$P"; it_wait_gone "$P" 60; kill "$SUB" 2>/dev/null; P= ; SUB=
+    kcat -C -b "$BOOT" -t "st$n" -e -q -f '%K%s\n' 2>> "$D/kcat.out" | wc -c > "$D/$n.stbytes"
+    $PYTHON - "$D/$n.stats" "$D/$n/i.log" "$(cat "$D/$n.stbytes")" "$1" "$2" "$cpu" >> "$D/states" <<'EOP'
+import json, re, sys
+t0 = n0 = t1 = n1 = None
+last = 0
+for ln in open(sys.argv[1], errors="replace"):
+    ts, _, rest = ln.partition(" ")
+    _, _, p = rest.partition(" ")
+    try:
+        s = json.loads(p)
+    except ValueError:
+        continue
+    n = s.get("messages_in", 0) - s.get("handover_skipped", 0)
+    if n > 0 and t0 is None:
+        t0, n0 = float(ts), n
+    if n > last:
+        t1, n1, last = float(ts), n, n
+cps = [(int(m.group(1)), int(m.group(2))) for m in
+       re.finditer(r"kafka: checkpoint: (\d+) state\(s\), (\d+) bytes", open(sys.argv[2]).read())]
+ns = [c[0] for c in cps] or [0]
+bs = [c[1] for c in cps] or [0]
+rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0
+# S MODE RATE SECONDS CHECKPOINTS MEAN_STATES MEAN_BYTES MAX_BYTES TOPIC_BYTES CPU_S
+print(sys.argv[4], sys.argv[5], "%.0f" % rate, "%.2f" % (t1 - t0), len(cps),
+      "%.0f" % (sum(ns) / len(ns)), "%.0f" % (sum(bs) / len(bs)), max(bs), sys.argv[3],
+      sys.argv[6])
+EOP
+    tail -1 "$D/states" | awk '{ printf "  %5d streams, commit_states %-5s: %7d records/s (%s s), %d checkpoints of %d states, %.0f KB (max %.0f KB); state topic %.1f MB; %.1f CPU s\n", $1, $2, $3, $4, $5, $6, $7 / 1024, $8 / 1024, $9 / 1048576, $10 }'
+}
+bench_states() {
+    SS=${BENCH_STATE_STREAMS:-10 100 1000}
+    NR=${BENCH_RECORDS:-120000}
+    REP=${BENCH_REPEAT:-2}
+    tp=
+    for s in $SS; do
+        tp="$tp in$s:8"
+        for r in $(seq 1 "$REP"); do tp="$tp sts${s}false$r:3 sts${s}true$r:3"; done
+    done
+    "$MOCK" $tp > "$D/boot" 2> "$D/mock.out" & MPID=$!
+    it_wait_until 10 test -s "$D/boot" || return 1
+    BOOT=$(head -1 "$D/boot")
+    echo "bench_kafka states: $NR records, 8 partitions, 1 instance, 1 worker," \
+        "commit_interval_s ${BENCH_COMMIT_S:-1}, $(getconf _NPROCESSORS_ONLN) cores"
+    for s in $SS; do
+        $PYTHON tests/it_kafka_gen.py "$s" 0 $((NR / s)) > "$D/rec$s"
+        kcat -P -K'|' -b "$BOOT" -t "in$s" < "$D/rec$s" 2>> "$D/kcat.out"
+        for r in $(seq 1 "$REP"); do
+            states_run "$s" false "$r" || return 1
+            states_run "$s" true "$r" || return 1
+        done
+    done
+    echo "  commit_states true / false, means over $REP run(s) each: records/s (wall clock," \
+        "a loaded machine makes it noisy), CPU seconds of the instance; per commit"
+    awk '{ k = $1 " " $2; r[k] += $3; u[k] += $10; c[k]++
+           if ($2 == "true") { b[$1] += $7; st[$1] += $6 } }
+         END { for (k in r) if (k ~ / true$/) { split(k, a, " "); f = a[1] " false"
+               printf "  %5d streams: records/s x%.2f, CPU x%.2f; %.0f KB, %d states per commit\n",
+                 a[1], (r[k] / c[k]) / (r[f] / c[f]), (u[k] / c[k]) / (u[f] / c[f]),
+                 b[a[1]] / c[k] / 1024, st[a[1]] / c[k] } }' "$D/states" | sort -n
+}
 command -v kcat > /dev/null || { echo "bench_kafka: kcat not installed, skipped"; exit 0; }
 it_broker_start "$D" || exit 1
+[ "${1:-}" = states ] && { bench_states; exit $?; }
 "$MOCK" in1:8 in2:8 st:3 > "$D/boot" 2> "$D/mock.out" & MPID=$!
 it_wait_until 10 test -s "$D/boot" || exit 1
 BOOT=$(head -1 "$D/boot")

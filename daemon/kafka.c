@@ -812,18 +812,19 @@ static char *shed(const ad_kafka *k, const stream_rec *s, cJSON *o, cJSON *st, c
  * offset >= 0 is its partition's position: every record of the stream
  * before it is in this state (the next owner skips them if they come
  * again: handed_over). */
-static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
+static size_t state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
 {
     char tk[KEY_MAX + 80], pk[KEY_MAX + 80], *js, *txt;
     kent *e;
     cJSON *o, *st = NULL;
+    size_t len = 0;
     if (!kcfg(k)->state_topic || !s->det || !s->d)
-        return;
+        return 0;
     mkkey(tk, sizeof tk, s->det->c->name, s->key);
     if (!(e = *tfind(k->smap, tk)) || e->topic < 0)
-        return;                     /* not a stream of a Kafka partition */
+        return 0;                   /* not a stream of a Kafka partition */
     if (!(o = cJSON_CreateObject()))
-        return;
+        return 0;
     cJSON_AddStringToObject(o, "topic", k->topics[e->topic]);
     cJSON_AddNumberToObject(o, "partition", e->part);
     cJSON_AddStringToObject(o, "detector", s->det->c->name);
@@ -882,10 +883,11 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
                s->key, strlen(txt), k->max_bytes);
     if (txt && strlen(txt) > k->max_bytes)
         k->dr_failed++;             /* as one the cluster refused (dr_failures) */
-    else if (txt)
-        produce(k, kcfg(k)->state_topic, pk, txt);
+    else if (txt && produce(k, kcfg(k)->state_topic, pk, txt) == 0)
+        len = strlen(pk) + strlen(txt);
     free(txt);
     cJSON_Delete(o);
+    return len;
 }
 
 void kafka_state_changed(ad_daemon *dd, stream_rec *s)
@@ -1199,6 +1201,7 @@ static int checkpoint(ad_kafka *k)
     ad_daemon *dd = k->dd;
     rd_kafka_topic_partition_list_t *pos = NULL;
     char tk[KEY_MAX + 80];
+    size_t bytes = 0;
     int n = 0;
 
     if (!kcfg(k)->state_topic ||
@@ -1213,10 +1216,13 @@ static int checkpoint(ad_kafka *k)
                 if (!(en = *tfind(k->smap, tk)) || en->topic < 0 || !en->took ||
                     (at = stream_position(k, s, en, pos)) < 0)
                     continue;
-                state_put(k, s, SAVE_CHECKPOINT, at);
+                bytes += state_put(k, s, SAVE_CHECKPOINT, at);
                 en->took = 0;
                 n++;
             }
+    if (n)
+        ad_log(AD_LOG_DEBUG, "kafka: checkpoint: %d state(s), %zu bytes (commit_states)", n,
+               bytes);
     if (n)
         for (int i = 0; i < pos->cnt; i++)
             if (pos->elems[i].offset >= 0)
