@@ -13,7 +13,7 @@
 #   BENCH_STREAMS=64 BENCH_ROWS=3000 sh bench/bench_kafka.sh
 #
 # Mode "states": the cost of kafka.commit_states. For each number of
-# active streams S, one instance (1 worker, commit_interval_s 1) reads the
+# active streams S, one instance (1 worker) reads the
 # same BENCH_RECORDS records (S pump streams, rows interleaved: every
 # stream takes records between two commits), produced beforehand into an
 # 8-partition topic, once with commit_states false and once true (own
@@ -22,9 +22,14 @@
 # (timestamped as received, 0.1 s apart), and the CPU seconds of the
 # instance (all threads, /proc), the steadier figure on a loaded machine.
 # Per commit: the states written and their bytes (key + value), from the
-# "kafka: checkpoint" debug lines; the state topic's total bytes after each
-# run (kcat). calibration.windows BENCH_CALIB (50): with 1000 streams the
-# streams calibrate within their 120 rows.
+# "kafka: checkpoint" debug lines (not the states written when they
+# change, as without commit_states). calibration.windows BENCH_CALIB (50):
+# with 1000 streams the streams calibrate within their 120 rows (their
+# states are still small: a full probability history, 500 windows, makes
+# a pump stream's about 14 KB). BENCH_COMMIT_S: commit_interval_s (1).
+# BENCH_RATE=R: the records are produced as the instance reads them, R
+# rows of each stream a second (a steady load rather than a backlog: the
+# records/s are R x S, the CPU seconds tell the cost).
 #   BENCH_STATE_STREAMS="10 100 1000" BENCH_RECORDS=120000 BENCH_REPEAT=2 \
 #       sh bench/bench_kafka.sh states
 . tests/lib.sh
@@ -45,10 +50,12 @@ trap cleanup EXIT
 states_got() {
     [ "$(tail -n 1 "$1" | grep -o '"messages_in":[0-9]*' | grep -o '[0-9]*$')" -ge "$2" ] 2>/dev/null
 }
-# states_run S MODE I: one instance reads topic inS, commit_states MODE
+# states_run S MODE I: one instance reads topic inS (with BENCH_RATE, its
+# own topic, fed as it reads), commit_states MODE
 # (false/true), group and state topic named after S, MODE and I
 states_run() {
     n=s$1$2$3; mkdir -p "$D/$n"
+    tin=in$1; [ -n "${BENCH_RATE:-}" ] && tin=in$n
     cat > "$D/$n/i.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "bench-kafka-$n", "stats_interval_s": 0.1,
             "stats_topic": "bench/stats/$n"},
@@ -56,7 +63,7 @@ states_run() {
            "commit_interval_s": ${BENCH_COMMIT_S:-1}, "commit_states": $2},
  "state_dir": null, "workers": 1, "log_rate_per_min": 5,
  "detectors": [{"name": "pump", "model": "${AD_SRCDIR:-.}/conf/models/pump.safetensors",
-   "kafka_topics": ["in$1"], "alerts_to": "mqtt",
+   "kafka_topics": ["$tin"], "alerts_to": "mqtt",
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
    "calibration": {"windows": ${BENCH_CALIB:-50}}, "max_streams": $(($1 + 10))}]}
 EOC
@@ -65,13 +72,18 @@ EOC
     SUB=$!
     $AD_BIN run -c "$D/$n/i.json" --log-level debug 2> "$D/$n/i.log" & P=$!
     total=$(wc -l < "$D/rec$1")
+    if [ -n "${BENCH_RATE:-}" ]; then
+        it_wait_until 60 sh -c "[ \$(grep -c 'kafka: owns $tin' $D/$n/i.log) -ge 8 ]" ||
+            { echo "bench_kafka: $n not assigned"; return 1; }
+        $PYTHON tests/it_kafka_gen.py --rate "$BENCH_RATE" "$1" 0 $((NR / $1)) |
+            kcat -P -K'|' -b "$BOOT" -t "$tin" 2>> "$D/kcat.out"
+    fi
     it_wait_until 600 states_got "$D/$n.stats" "$total" ||
         { echo "bench_kafka: $n did not consume $total records"; return 1; }
     # CPU seconds of the instance (all its threads) up to there
     cpu=$(awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$P/stat")
     kill -TERM "$P"; it_wait_gone "$P" 60; kill "$SUB" 2>/dev/null; P= ; SUB=
-    kcat -C -b "$BOOT" -t "st$n" -e -q -f '%K%s\n' 2>> "$D/kcat.out" | wc -c > "$D/$n.stbytes"
-    $PYTHON - "$D/$n.stats" "$D/$n/i.log" "$(cat "$D/$n.stbytes")" "$1" "$2" "$cpu" >> "$D/states" <<'EOP'
+    $PYTHON - "$D/$n.stats" "$D/$n/i.log" - "$1" "$2" "$cpu" >> "$D/states" <<'EOP'
 import json, re, sys
 t0 = n0 = t1 = n1 = None
 last = 0
@@ -92,12 +104,12 @@ cps = [(int(m.group(1)), int(m.group(2))) for m in
 ns = [c[0] for c in cps] or [0]
 bs = [c[1] for c in cps] or [0]
 rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0
-# S MODE RATE SECONDS CHECKPOINTS MEAN_STATES MEAN_BYTES MAX_BYTES TOPIC_BYTES CPU_S
+# S MODE RATE SECONDS CHECKPOINTS MEAN_STATES MEAN_BYTES MAX_BYTES ALL_BYTES CPU_S
 print(sys.argv[4], sys.argv[5], "%.0f" % rate, "%.2f" % (t1 - t0), len(cps),
-      "%.0f" % (sum(ns) / len(ns)), "%.0f" % (sum(bs) / len(bs)), max(bs), sys.argv[3],
+      "%.0f" % (sum(ns) / len(ns)), "%.0f" % (sum(bs) / len(bs)), max(bs), sum(bs),
       sys.argv[6])
 EOP
-    tail -1 "$D/states" | awk '{ printf "  %5d streams, commit_states %-5s: %7d records/s (%s s), %d checkpoints of %d states, %.0f KB (max %.0f KB); state topic %.1f MB; %.1f CPU s\n", $1, $2, $3, $4, $5, $6, $7 / 1024, $8 / 1024, $9 / 1048576, $10 }'
+    tail -1 "$D/states" | awk '{ printf "  %5d streams, commit_states %-5s: %7d records/s (%s s), %d checkpoints of %d states, %.0f KB (max %.0f KB); %.1f MB in all; %.1f CPU s\n", $1, $2, $3, $4, $5, $6, $7 / 1024, $8 / 1024, $9 / 1048576, $10 }'
 }
 bench_states() {
     SS=${BENCH_STATE_STREAMS:-10 100 1000}
@@ -106,7 +118,9 @@ bench_states() {
     tp=
     for s in $SS; do
         tp="$tp in$s:8"
-        for r in $(seq 1 "$REP"); do tp="$tp sts${s}false$r:3 sts${s}true$r:3"; done
+        for r in $(seq 1 "$REP"); do
+            tp="$tp sts${s}false$r:3 sts${s}true$r:3 ins${s}false$r:8 ins${s}true$r:8"
+        done
     done
     "$MOCK" $tp > "$D/boot" 2> "$D/mock.out" & MPID=$!
     it_wait_until 10 test -s "$D/boot" || return 1
@@ -115,7 +129,8 @@ bench_states() {
         "commit_interval_s ${BENCH_COMMIT_S:-1}, $(getconf _NPROCESSORS_ONLN) cores"
     for s in $SS; do
         $PYTHON tests/it_kafka_gen.py "$s" 0 $((NR / s)) > "$D/rec$s"
-        kcat -P -K'|' -b "$BOOT" -t "in$s" < "$D/rec$s" 2>> "$D/kcat.out"
+        [ -n "${BENCH_RATE:-}" ] ||
+            kcat -P -K'|' -b "$BOOT" -t "in$s" < "$D/rec$s" 2>> "$D/kcat.out"
         for r in $(seq 1 "$REP"); do
             states_run "$s" false "$r" || return 1
             states_run "$s" true "$r" || return 1
