@@ -145,9 +145,65 @@ bench_states() {
                  a[1], (r[k] / c[k]) / (r[f] / c[f]), (u[k] / c[k]) / (u[f] / c[f]),
                  b[a[1]] / c[k] / 1024, st[a[1]] / c[k] } }' "$D/states" | sort -n
 }
+# Mode "rebalance": how long an assignment takes to read the state topic
+# (every assignment reads it from its beginning). One instance applies 60
+# rows of BENCH_STREAMS streams (1000) and stops (each stream's state
+# written as at a hand-over, besides those of its phase changes); then the
+# state topic holds that many copies of each record more (BENCH_COPIES,
+# "0 9 49": an uncompacted topic, as commit_states or a long life leaves
+# it), and each time another instance of the group starts and takes every
+# partition: its log says what it read and how long it took.
+#   BENCH_STREAMS=1000 BENCH_COPIES="0 9 49" sh bench/bench_kafka.sh rebalance
+rb_conf() {
+    cat > "$D/$1.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "bench-kafka-$1", "stats_interval_s": 0.5,
+            "stats_topic": "bench/stats/$1"},
+ "kafka": {"bootstrap_servers": "$BOOT", "group_id": "grb", "state_topic": "st",
+           "properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "300"}},
+ "state_dir": null, "workers": 1, "log_rate_per_min": 5,
+ "detectors": [{"name": "pump", "model": "${AD_SRCDIR:-.}/conf/models/pump.safetensors",
+   "kafka_topics": ["in"], "alerts_to": "mqtt",
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
+   "calibration": {"windows": 20}, "max_streams": $((S + 10))}]}
+EOC
+}
+bench_rebalance() {
+    S=${BENCH_STREAMS:-1000}
+    "$MOCK" in:8 st:3 > "$D/boot" 2> "$D/mock.out" & MPID=$!
+    it_wait_until 10 test -s "$D/boot" || return 1
+    BOOT=$(head -1 "$D/boot")
+    echo "bench_kafka rebalance: $S streams, 8 partitions, a 3-partition state topic," \
+        "$(getconf _NPROCESSORS_ONLN) cores"
+    $PYTHON tests/it_kafka_gen.py "$S" 0 60 | kcat -P -K'|' -b "$BOOT" -t in 2>> "$D/kcat.out"
+    rb_conf a
+    mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -t bench/stats/a > "$D/a.stats" 2>/dev/null &
+    SUB=$!
+    $AD_BIN run -c "$D/a.json" --log-level info 2> "$D/a.log" & P=$!
+    it_wait_until 600 states_got "$D/a.stats" $((S * 60)) ||
+        { echo "bench_kafka: the first instance did not apply $((S * 60)) records"; return 1; }
+    kill -TERM "$P"; it_wait_gone "$P" 60; kill "$SUB" 2>/dev/null; P= ; SUB=
+    kcat -C -b "$BOOT" -t st -e -q -f '%k|%s\n' > "$D/st.txt" 2>> "$D/kcat.out"
+    echo "  the first instance wrote $(wc -l < "$D/st.txt") states, $(($(wc -c < "$D/st.txt") / 1024)) KB"
+    have=0
+    for c in ${BENCH_COPIES:-0 9 49}; do
+        while [ "$have" -lt "$c" ]; do
+            kcat -P -K'|' -b "$BOOT" -t st < "$D/st.txt" 2>> "$D/kcat.out"; have=$((have + 1))
+        done
+        rb_conf "b$c"
+        t0=$(_it_now_ms)
+        $AD_BIN run -c "$D/b$c.json" --log-level info 2> "$D/b$c.log" & P=$!
+        it_wait_until 900 grep -q 'kafka: state topic read' "$D/b$c.log" ||
+            { echo "bench_kafka: b$c did not read the state topic"; return 1; }
+        t1=$(_it_now_ms)
+        kill -TERM "$P"; it_wait_gone "$P" 60; P=
+        echo "  +$c copies: $(grep -o 'state topic read: .*' "$D/b$c.log" | head -1)" \
+            "($(((t1 - t0) / 1000)) s from the instance's start)"
+    done
+}
 command -v kcat > /dev/null || { echo "bench_kafka: kcat not installed, skipped"; exit 0; }
 it_broker_start "$D" || exit 1
 [ "${1:-}" = states ] && { bench_states; exit $?; }
+[ "${1:-}" = rebalance ] && { bench_rebalance; exit $?; }
 "$MOCK" in1:8 in2:8 st:3 > "$D/boot" 2> "$D/mock.out" & MPID=$!
 it_wait_until 10 test -s "$D/boot" || exit 1
 BOOT=$(head -1 "$D/boot")

@@ -79,7 +79,7 @@ typedef struct ad_kafka {
     unsigned revoke_syncs;         /* syncs at that revoke */
     rd_kafka_topic_partition_list_t *restoring;
     int state_parts, eof_left, reading;
-    uint64_t read_t0, read_recs, read_bytes;   /* this read of the state topic */
+    uint64_t read_t0, read_recs, read_bytes;   /* this read of the state topic (t0: ns) */
     /* records of partitions whose states are being read (restoring), held
      * in arrival order until every read is done, then applied before
      * anything else is read (hold(), consume()); each such partition is
@@ -582,7 +582,7 @@ static void restore_done(ad_kafka *k)
     if (!l) return;
     ad_log(AD_LOG_INFO, "kafka: state topic read: %llu record(s), %.1f MB in %.2f s",
            (unsigned long long)k->read_recs, k->read_bytes / 1048576.0,
-           (uv_now(k->dd->loop) - k->read_t0) / 1000.0);
+           (uv_hrtime() - k->read_t0) / 1e9);
     for (int i = 0; i < l->cnt; i++)
         ad_log(AD_LOG_INFO, "kafka: owns %s[%d] from %llu (state read)", l->elems[i].topic,
                (int)l->elems[i].partition, (unsigned long long)dd_wall_ms());
@@ -635,7 +635,7 @@ static void state_read_start(ad_kafka *k)
             RD_KAFKA_OFFSET_BEGINNING;
     k->eof_left = k->state_parts;
     k->reading = 1;
-    k->read_t0 = uv_now(k->dd->loop);
+    k->read_t0 = uv_hrtime();
     k->read_recs = k->read_bytes = 0;
     rd_kafka_assign(k->sr, l);
     rd_kafka_topic_partition_list_destroy(l);
