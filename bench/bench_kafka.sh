@@ -196,8 +196,12 @@ bench_rebalance() {
             { echo "bench_kafka: b$c did not read the state topic"; return 1; }
         t1=$(_it_now_ms)
         kill -TERM "$P"; it_wait_gone "$P" 60; P=
+        t2=$(_it_now_ms)            # kcat reading the same topic, for scale
+        kcat -C -b "$BOOT" -t st -e -q -f '%k\n' 2>> "$D/kcat.out" | wc -l > "$D/kcat$c"
+        t3=$(_it_now_ms)
         echo "  +$c copies: $(grep -o 'state topic read: .*' "$D/b$c.log" | head -1)" \
-            "($(((t1 - t0) / 1000)) s from the instance's start)"
+            "($(((t1 - t0) / 1000)) s from the instance's start; kcat read $(cat "$D/kcat$c")" \
+            "records in $(awk -v a="$t2" -v b="$t3" 'BEGIN { printf "%.2f", (b - a) / 1000 }') s)"
     done
 }
 command -v kcat > /dev/null || { echo "bench_kafka: kcat not installed, skipped"; exit 0; }
