@@ -363,7 +363,8 @@ static const key kafka_keys[] = {
       "each commit first writes to state_topic the state of every stream that took records "
       "since the last, with its window rows and the offset it continues at: after a crash "
       "its next owner scores every window and calibrates on (docs/scaling.md; one state "
-      "record per active stream per commit)" },
+      "record, 2 to 14 KB for the pump model, per active stream per commit: with 1000 "
+      "streams of 1 row/s about 8 times the CPU at commit_interval_s 1, 1.8 times at 10)" },
     { "row_time", K_ENUM, OK_(row_time), 0, 0, "record", 0, "record|arrival", NULL,
       "time of payload samples without one: the record's timestamp (CreateTime or "
       "LogAppendTime; the arrival time for a record without one), so that records read "

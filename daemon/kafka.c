@@ -79,6 +79,7 @@ typedef struct ad_kafka {
     unsigned revoke_syncs;         /* syncs at that revoke */
     rd_kafka_topic_partition_list_t *restoring;
     int state_parts, eof_left, reading;
+    uint64_t read_t0, read_recs, read_bytes;   /* this read of the state topic (t0: ns) */
     /* records of partitions whose states are being read (restoring), held
      * in arrival order until every read is done, then applied before
      * anything else is read (hold(), consume()); each such partition is
@@ -579,6 +580,9 @@ static void restore_done(ad_kafka *k)
     uv_timer_stop(&k->state_timer);
     rd_kafka_assign(k->sr, NULL);
     if (!l) return;
+    ad_log(AD_LOG_INFO, "kafka: state topic read: %llu record(s), %.1f MB in %.2f s",
+           (unsigned long long)k->read_recs, k->read_bytes / 1048576.0,
+           (uv_hrtime() - k->read_t0) / 1e9);
     for (int i = 0; i < l->cnt; i++)
         ad_log(AD_LOG_INFO, "kafka: owns %s[%d] from %llu (state read)", l->elems[i].topic,
                (int)l->elems[i].partition, (unsigned long long)dd_wall_ms());
@@ -608,6 +612,8 @@ static void state_read(ad_kafka *k)
         } else if (m->err) {
             ad_log(AD_LOG_WARNING, "kafka state topic: %s", rd_kafka_message_errstr(m));
         } else {
+            k->read_recs++;
+            k->read_bytes += m->len + m->key_len;
             on_state_record(k, m);
         }
         rd_kafka_message_destroy(m);
@@ -629,6 +635,8 @@ static void state_read_start(ad_kafka *k)
             RD_KAFKA_OFFSET_BEGINNING;
     k->eof_left = k->state_parts;
     k->reading = 1;
+    k->read_t0 = uv_hrtime();
+    k->read_recs = k->read_bytes = 0;
     rd_kafka_assign(k->sr, l);
     rd_kafka_topic_partition_list_destroy(l);
     uv_timer_start(&k->state_timer, state_timer_cb, 20, 20);
@@ -812,18 +820,19 @@ static char *shed(const ad_kafka *k, const stream_rec *s, cJSON *o, cJSON *st, c
  * offset >= 0 is its partition's position: every record of the stream
  * before it is in this state (the next owner skips them if they come
  * again: handed_over). */
-static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
+static size_t state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
 {
     char tk[KEY_MAX + 80], pk[KEY_MAX + 80], *js, *txt;
     kent *e;
     cJSON *o, *st = NULL;
+    size_t len = 0;
     if (!kcfg(k)->state_topic || !s->det || !s->d)
-        return;
+        return 0;
     mkkey(tk, sizeof tk, s->det->c->name, s->key);
     if (!(e = *tfind(k->smap, tk)) || e->topic < 0)
-        return;                     /* not a stream of a Kafka partition */
+        return 0;                   /* not a stream of a Kafka partition */
     if (!(o = cJSON_CreateObject()))
-        return;
+        return 0;
     cJSON_AddStringToObject(o, "topic", k->topics[e->topic]);
     cJSON_AddNumberToObject(o, "partition", e->part);
     cJSON_AddStringToObject(o, "detector", s->det->c->name);
@@ -882,10 +891,11 @@ static void state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset)
                s->key, strlen(txt), k->max_bytes);
     if (txt && strlen(txt) > k->max_bytes)
         k->dr_failed++;             /* as one the cluster refused (dr_failures) */
-    else if (txt)
-        produce(k, kcfg(k)->state_topic, pk, txt);
+    else if (txt && produce(k, kcfg(k)->state_topic, pk, txt) == 0)
+        len = strlen(pk) + strlen(txt);
     free(txt);
     cJSON_Delete(o);
+    return len;
 }
 
 void kafka_state_changed(ad_daemon *dd, stream_rec *s)
@@ -1199,6 +1209,7 @@ static int checkpoint(ad_kafka *k)
     ad_daemon *dd = k->dd;
     rd_kafka_topic_partition_list_t *pos = NULL;
     char tk[KEY_MAX + 80];
+    size_t bytes = 0;
     int n = 0;
 
     if (!kcfg(k)->state_topic ||
@@ -1213,10 +1224,13 @@ static int checkpoint(ad_kafka *k)
                 if (!(en = *tfind(k->smap, tk)) || en->topic < 0 || !en->took ||
                     (at = stream_position(k, s, en, pos)) < 0)
                     continue;
-                state_put(k, s, SAVE_CHECKPOINT, at);
+                bytes += state_put(k, s, SAVE_CHECKPOINT, at);
                 en->took = 0;
                 n++;
             }
+    if (n)
+        ad_log(AD_LOG_DEBUG, "kafka: checkpoint: %d state(s), %zu bytes (commit_states)", n,
+               bytes);
     if (n)
         for (int i = 0; i < pos->cnt; i++)
             if (pos->elems[i].offset >= 0)

@@ -51,19 +51,14 @@ EOC
 }
 # rows NAME: the rows instance NAME applied (its last stats message: 5
 # samples a row)
-rows() {
-    $PYTHON - "$D/stats" "anomalyd/stats/$1" <<'EOP'
-import json, sys
-n = 0
-for line in open(sys.argv[1], errors="replace"):
-    topic, _, payload = line.partition(" ")
-    if topic == sys.argv[2]:
-        try:
-            n = json.loads(payload).get("samples", n)
-        except ValueError:
-            pass
-print(int(n) // 5)
-EOP
+rows() { echo $(($(it_line_stat "$D/stats" "anomalyd/stats/$1" samples) / 5)); }
+# flushed NAME: once instance NAME has stopped, its last stats message (sent
+# at its stop, before it disconnects) is in $D/stats: a message published
+# after it, to the same subscriber, has arrived (on a loaded machine the
+# subscriber may write it well after the instance is gone)
+flushed() {
+    mosquitto_pub -h 127.0.0.1 -p "$IT_PORT" -t anomalyd/stats/flushed -m "$1"
+    it_wait_until 20 grep -q "^anomalyd/stats/flushed $1\$" "$D/stats"
 }
 
 # every row in the partition before the first instance starts: its first
@@ -76,28 +71,35 @@ it_wait_log "$D/a.log" 'new stream pump1' 30 ||
 kill -TERM "$DPID"
 it_wait_gone "$DPID" 30 || { it_fail "the first instance stops" "$(tail -3 "$D/a.log")"; exit 0; }
 DPID=
+flushed a || { it_fail "the stats of the first instance's stop arrive"; exit 0; }
 A=$(rows a)
 drain=$(grep -c 'stop: work still pending' "$D/a.log")
 [ "$A" -lt "$ROWS" ] || { it_skip "kafka_stop_drain" "the first instance applied every row before its stop ($A)"; exit 0; }
 
 conf b
 $AD_BIN run -c "$D/b.json" --log-level debug 2> "$D/b.log" & DPID=$!
-# rows left for the restart: done when its count reaches them, else
-# when it has stood still for 3 stats messages past its start
+# rows left for the restart: done when its count reaches them, else when
+# it owns the partition and neither its rows nor its windows scored have
+# moved for 10 s (rows lost: no more come). Not sooner: its first poll
+# takes up to 4096 rows, whose windows (with the backpressure holding the
+# rest) take seconds to score on a loaded machine, rows standing still
+# meanwhile
 want=$((ROWS - A))
 last=-1; still=0
-for i in $(seq 1 60); do
+for i in $(seq 1 240); do
     sleep 0.5
     B=$(rows b)
     [ "$B" -ge "$want" ] && break
-    if [ "$B" = "$last" ] && grep -q "kafka: owns in\[0\]" "$D/b.log"; then
-        still=$((still + 1)); [ "$still" -ge 6 ] && break
+    now="$B $(it_line_stat "$D/stats" anomalyd/stats/b windows_scored)"
+    if [ "$now" = "$last" ] && grep -q "kafka: owns in\[0\]" "$D/b.log"; then
+        still=$((still + 1)); [ "$still" -ge 20 ] && break
     else
         still=0
     fi
-    last=$B
+    last=$now
 done
 kill -TERM "$DPID"; it_wait_gone "$DPID" 30; DPID=
+flushed b || { it_fail "the stats of the restart's stop arrive"; exit 0; }
 B=$(rows b)
 [ "$drain" -gt 0 ] && echo "# the stop gave up on its windows in flight after 15 s"
 # the offset the stop committed (logged since the fix): the first row not applied
