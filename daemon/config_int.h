@@ -16,7 +16,7 @@
 
 typedef enum {
     K_STR, K_PATH, K_INT, K_I64, K_NUM, K_BOOL, K_ENUM, K_CBUF,
-    K_STRLIST, K_INTLIST, K_STRMAP, K_OBJ
+    K_STRLIST, K_INTLIST, K_STRMAP, K_RANGES, K_OBJ
 } ktype;
 
 #define F_REQ    1u   /* must be present */
