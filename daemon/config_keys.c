@@ -389,10 +389,10 @@ static const key quality_keys[] = {
     { "range_clear_samples", K_INT, OPP(dq.range_clear_samples), 1, 1000000, NULL, FL,
       NULL, NULL, "in-range values in a row that clear a range event" },
     { "ranges", K_RANGES, OD(dq_ranges), 0, 0, NULL, FP, NULL, NULL,
-      "physical range of a feature: {\"pressure\": [0, 16], \"temp\": [-40, null]} "
-      "(null: no limit on that side; names: the model's features); a value outside raises "
-      "a range event (\"range\": \"physical\", with the limits) on its first sample, "
-      "learned or not, and its rows never teach" },
+      "physical ranges by feature name (the model's features): {\"pressure\": [0, 16], "
+      "\"temperature\": [-40, null]}, min < max, null: no limit on that side; a value "
+      "outside raises a range event (\"range\": \"physical\", lo, hi) from the first "
+      "sample, learning or not, and its rows never teach" },
     { "dropout_factor", K_NUM, OPP(dq.dropout_factor), 0, 1e6, NULL, FL, NULL, NULL,
       "dropout after this many usual periods without a sample (0: off)" },
     { "dropout_min_ms", K_I64, OPP(dq.dropout_min_ms), 0, 1e12, NULL, FL, NULL, NULL,
@@ -664,8 +664,6 @@ static void doc_table(const table *t, const char *path, const char *base, ad_buf
         else if (k->type == K_INT || k->type == K_I64 || k->type == K_NUM ||
                  k->type == K_INTLIST)
             snprintf(range, sizeof range, "%.15g .. %.15g", k->min, k->max);
-        else if (k->type == K_RANGES)
-            snprintf(range, sizeof range, "min <= max");
         default_text(k, base, def, sizeof def);
         ad_buf_printf(b, "| `%s` | %s | %s%s%s | ", sub, type_name(k), def[0] ? "`" : "",
                       def[0] ? def : (k->flags & F_REQ) ? "required" : "none",
