@@ -8,7 +8,7 @@
 # excursion); it clears when the values come back; a SIGHUP that widens the
 # range clears the open one (reason reload) without dropping the stream and
 # raises nothing more for the same values; a reload with a bad range is
-# refused and the running ranges stay.
+# refused; replay -c applies the ranges too.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_ranges.XXXXXX)
@@ -48,6 +48,27 @@ if out=$($AD_BIN check -c "$D/ad.json" 2>&1); then
     it_ok "check accepts {pressure: [0, 8], temperature: [-40, null]}"
 else
     it_fail "check accepts {pressure: [0, 8], temperature: [-40, null]}" "$out"
+fi
+
+# replay -c applies the same ranges (pressure 5-6 bar here: above 5.5 at
+# times), and refuses the same bad one
+$PYTHON tools/pumpsim.py --seed 3 --rows 200 --out "$D/data.csv" >/dev/null 2>&1
+conf '{"pressure": [0, 5.5]}'
+$AD_BIN replay -c "$D/ad.json" -i "$D/data.csv" -o "$D/replay.csv" -e "$D/replay.jsonl" \
+    2> "$D/replay.log"
+if grep '"event":"dq_raised"' "$D/replay.jsonl" 2>/dev/null | grep '"check":"range"' |
+       grep '"feature":"pressure"' | grep -q '"range":"physical","lo":0,"hi":5.5'; then
+    it_ok "replay -c: the configured range raises physical range events on pressure"
+else
+    it_fail "replay -c: the configured range raises physical range events on pressure" \
+        "$(head -3 "$D/replay.jsonl"; tail -2 "$D/replay.log")"
+fi
+conf '{"presure": [0, 5.5]}'
+if ! $AD_BIN replay -c "$D/ad.json" -i "$D/data.csv" -o "$D/replay.csv" 2> "$D/replay.log" &&
+   grep -q "quality.ranges.presure: not a feature of the model" "$D/replay.log"; then
+    it_ok "replay -c refuses a range naming no feature"
+else
+    it_fail "replay -c refuses a range naming no feature" "$(cat "$D/replay.log")"
 fi
 
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
