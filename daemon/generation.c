@@ -270,6 +270,18 @@ static size_t check_alert(const ad_detconf *c, char *out, size_t outlen, size_t 
     return o;
 }
 
+/* `anomalyd check`: warn when physical ranges are given to a monitor that
+ * is off (quality.enabled false): no value is checked against them. */
+static size_t check_quality(const ad_detconf *c, char *out, size_t outlen, size_t o)
+{
+    if (o < outlen && c->dq_ranges.n > 0 && !c->pipe.dq_enabled)
+        o += (size_t)snprintf(out + o, outlen - o,
+                              "warning: detector %s: quality.ranges does nothing with "
+                              "quality.enabled false: no value is checked against them\n",
+                              c->name);
+    return o;
+}
+
 /* `anomalyd check`: warn when a stream level is past every level a topic
  * filter has (no message on it names a stream: each would be dropped). */
 static size_t check_levels(const ad_detconf *c, char *out, size_t outlen, size_t o)
@@ -528,6 +540,7 @@ int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_
             o = check_adapt(d->c, out, outlen, o);
             o = check_levels(d->c, out, outlen, o);
             o = check_alert(d->c, out, outlen, o);
+            o = check_quality(d->c, out, outlen, o);
         }
         o = check_topics(g->cfg, out, outlen, o);
         o = check_dir("state_dir", g->cfg->state_dir, 0, "calibration, open alerts and "

@@ -49,6 +49,14 @@ if out=$($AD_BIN check -c "$D/ad.json" 2>&1); then
 else
     it_fail "check accepts {pressure: [0, 8], temperature: [-40, null]}" "$out"
 fi
+# ranges for a monitor that is off: a warning
+sed 's/"quality": {/"quality": {"enabled": false, /' "$D/ad.json" > "$D/off.json"
+if out=$($AD_BIN check -c "$D/off.json" 2>&1) && echo "$out" | grep -qF \
+       "warning: detector pump: quality.ranges does nothing with quality.enabled false"; then
+    it_ok "check warns about ranges with quality.enabled false"
+else
+    it_fail "check warns about ranges with quality.enabled false" "$out"
+fi
 
 # replay -c applies the same ranges (pressure 5-6 bar here: above 5.5 at
 # times), and refuses the same bad one
