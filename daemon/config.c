@@ -52,6 +52,12 @@ static void free_value(const key *k, char *base)
         for (int i = 0; i < m->n; i++) { free(m->key[i]); free(m->val[i]); }
         free(m->key); free(m->val); m->key = m->val = NULL; m->n = 0; break;
     }
+    case K_RANGES: {
+        ad_rangemap *m = p;
+        for (int i = 0; i < m->n; i++) free(m->name[i]);
+        free(m->name); free(m->lo); free(m->hi);
+        m->name = NULL; m->lo = m->hi = NULL; m->n = 0; break;
+    }
     default: break;
     }
 }
@@ -169,6 +175,73 @@ static int parse_int(const cJSON *j, const key *k, const char *path, int *out,
 
 static int parse_table(const table *t, const cJSON *obj, char *base,
                        const char *path, char *err, size_t errlen);
+
+/* One limit of a range: a finite number, or null (no limit that side). */
+static int parse_limit(const cJSON *e, const char *path, int i, double *out,
+                       char *err, size_t errlen)
+{
+    if (cJSON_IsNull(e)) {
+        *out = NAN;
+        return 0;
+    }
+    if (!cJSON_IsNumber(e))
+        return ad_errf(err, errlen, AD_EINVAL, "%s[%d]: expected a number or null (no %s "
+                       "limit), got %s", path, i, i ? "upper" : "lower", jtype(e));
+    if (!isfinite(e->valuedouble))
+        return ad_errf(err, errlen, AD_ERANGE, "%s[%d]: not a finite number (null: no %s "
+                       "limit)", path, i, i ? "upper" : "lower");
+    *out = e->valuedouble;
+    return 0;
+}
+
+/* "quality.ranges": {"feature": [min, max], ...}, either limit null. The
+ * names are checked against the model's features when it is loaded
+ * (generation.c, replay: lib/detector.c). */
+static int parse_ranges(const cJSON *j, const key *k, char *base, const char *path,
+                        char *err, size_t errlen)
+{
+    ad_rangemap *m = (ad_rangemap *)(base + k->off);
+    char sub[512];
+    int n, rc;
+
+    if (!cJSON_IsObject(j))
+        return ad_errf(err, errlen, AD_EINVAL, "%s: expected an object of feature: "
+                       "[min, max], got %s", path, jtype(j));
+    free_value(k, base);
+    n = cJSON_GetArraySize(j);
+    m->name = calloc((size_t)n + 1, sizeof(char *));
+    m->lo = calloc((size_t)n + 1, sizeof(double));
+    m->hi = calloc((size_t)n + 1, sizeof(double));
+    if (!m->name || !m->lo || !m->hi) return AD_ENOMEM;
+    for (const cJSON *e = j->child; e; e = e->next) {
+        double lo, hi;
+        snprintf(sub, sizeof sub, "%.240s.%.240s", path, e->string);
+        for (int i = 0; i < m->n; i++)
+            if (strcmp(m->name[i], e->string) == 0)
+                return ad_errf(err, errlen, AD_EINVAL, "%s: duplicate key", sub);
+        if (!e->string[0])
+            return ad_errf(err, errlen, AD_EINVAL, "%s: empty feature name", path);
+        if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2)
+            return ad_errf(err, errlen, AD_EINVAL, "%s: expected [min, max] (a number or "
+                           "null each), got %s%s", sub, cJSON_IsArray(e) ? "an array of " : "",
+                           cJSON_IsArray(e) ? (cJSON_GetArraySize(e) == 1 ? "1 item" :
+                                               "other than 2 items") : jtype(e));
+        if ((rc = parse_limit(cJSON_GetArrayItem(e, 0), sub, 0, &lo, err, errlen)) ||
+            (rc = parse_limit(cJSON_GetArrayItem(e, 1), sub, 1, &hi, err, errlen)))
+            return rc;
+        if (isnan(lo) && isnan(hi))
+            return ad_errf(err, errlen, AD_EINVAL, "%s: [null, null] sets no limit (remove "
+                           "the entry)", sub);
+        if (lo >= hi)
+            return ad_errf(err, errlen, AD_ERANGE, "%s: min %.15g is not less than max %.15g",
+                           sub, lo, hi);
+        if (!(m->name[m->n] = strdup(e->string))) return AD_ENOMEM;
+        m->lo[m->n] = lo;
+        m->hi[m->n] = hi;
+        m->n++;
+    }
+    return 0;
+}
 
 /* Parse one value into base+k->off (the default was set before). */
 static int parse_value(const key *k, const cJSON *j, char *base, const char *path,
@@ -315,6 +388,8 @@ static int parse_value(const key *k, const cJSON *j, char *base, const char *pat
         }
         return 0;
     }
+    case K_RANGES:
+        return parse_ranges(j, k, base, path, err, errlen);
     case K_OBJ:
         if (!cJSON_IsObject(j))
             return ad_errf(err, errlen, AD_EINVAL, "%s: expected an object, got %s",
@@ -571,6 +646,11 @@ static int validate(ad_config *c, char *err, size_t errlen)
                 return ad_errf(err, errlen, AD_EINVAL, "detectors[%d]: %s", i, e2);
         }
         d->pipe.name = d->name;     /* log lines of its streams name it */
+        /* quality.ranges: the library reads them by name (borrowed) */
+        d->pipe.dq_n_ranges = d->dq_ranges.n;
+        d->pipe.dq_range_names = (const char *const *)d->dq_ranges.name;
+        d->pipe.dq_range_lo = d->dq_ranges.lo;
+        d->pipe.dq_range_hi = d->dq_ranges.hi;
     }
     return 0;
 }
@@ -742,6 +822,16 @@ static int value_eq(const key *k, const char *a, const char *b)
         if (x->n != y->n) return 0;
         for (int i = 0; i < x->n; i++)
             if (strcmp(x->key[i], y->key[i]) || strcmp(x->val[i], y->val[i])) return 0;
+        return 1;
+    }
+    case K_RANGES: {
+        const ad_rangemap *x = pa, *y = pb;
+        if (x->n != y->n) return 0;
+        for (int i = 0; i < x->n; i++)
+            if (strcmp(x->name[i], y->name[i]) ||
+                !((x->lo[i] == y->lo[i]) || (isnan(x->lo[i]) && isnan(y->lo[i]))) ||
+                !((x->hi[i] == y->hi[i]) || (isnan(x->hi[i]) && isnan(y->hi[i]))))
+                return 0;
         return 1;
     }
     case K_OBJ:

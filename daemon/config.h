@@ -28,6 +28,8 @@
 typedef struct ad_strlist { char **v; int n; } ad_strlist;
 typedef struct ad_intlist { int *v; int n; } ad_intlist;
 typedef struct ad_strmap { char **key; char **val; int n; } ad_strmap;
+/* "quality.ranges": feature name -> [min, max], NaN = no limit that side. */
+typedef struct ad_rangemap { char **name; double *lo, *hi; int n; } ad_rangemap;
 
 enum { AD_PROTO_311 = 0, AD_PROTO_5 = 1 };
 enum { AD_FMT_NUMBER = 0, AD_FMT_JSON = 1, AD_FMT_SENML = 2 };
@@ -107,7 +109,8 @@ typedef struct ad_detconf {
     ad_payload_cfg payload;
     int asm_mode;               /* rows|period|all|auto (auto: rows for json,
                                    all otherwise) */
-    ad_detector_cfg pipe;
+    ad_detector_cfg pipe;       /* its dq_range_* point into dq_ranges */
+    ad_rangemap dq_ranges;      /* quality.ranges: physical ranges by feature */
     char *alert_topic;          /* template, {detector} {stream} */
     char *state_topic;          /* template or NULL: retained stream state */
     int max_streams;

@@ -14,9 +14,11 @@
 #include <stddef.h>
 #include "config.h"
 
+/* K_STRMAP: ad_strmap, an object of strings; K_RANGES: ad_rangemap, an
+ * object of [min, max] pairs (a number or null each; quality.ranges). */
 typedef enum {
     K_STR, K_PATH, K_INT, K_I64, K_NUM, K_BOOL, K_ENUM, K_CBUF,
-    K_STRLIST, K_INTLIST, K_STRMAP, K_OBJ
+    K_STRLIST, K_INTLIST, K_STRMAP, K_RANGES, K_OBJ
 } ktype;
 
 #define F_REQ    1u   /* must be present */

@@ -389,6 +389,11 @@ static const key quality_keys[] = {
       "every normal operating point)" },
     { "range_clear_samples", K_INT, OPP(dq.range_clear_samples), 1, 1000000, NULL, FL,
       NULL, NULL, "in-range values in a row that clear a range event" },
+    { "ranges", K_RANGES, OD(dq_ranges), 0, 0, NULL, FP, NULL, NULL,
+      "physical ranges by feature name (the model's features): {\"pressure\": [0, 16], "
+      "\"temperature\": [-40, null]}, min < max, null: no limit on that side; a value "
+      "outside raises a range event (\"range\": \"physical\", lo, hi) from the first "
+      "sample, learning or not, and its rows never teach" },
     { "dropout_factor", K_NUM, OPP(dq.dropout_factor), 0, 1e6, NULL, FL, NULL, NULL,
       "dropout after this many usual periods without a sample (0: off)" },
     { "dropout_min_ms", K_I64, OPP(dq.dropout_min_ms), 0, 1e12, NULL, FL, NULL, NULL,
@@ -593,6 +598,7 @@ static const char *type_name(const key *k)
     case K_STRLIST: return "array of strings";
     case K_INTLIST: return "array of integers";
     case K_STRMAP: return "object of strings";
+    case K_RANGES: return "object of [min, max]";
     case K_OBJ: return "object";
     }
     return "?";

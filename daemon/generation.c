@@ -91,6 +91,33 @@ static int det_load_model(det_rt *d, int i, const char *path, char *err, size_t 
     return 0;
 }
 
+/* quality.ranges names features of the model (or training.features),
+ * also with quality.enabled false: a typo is not kept for later. */
+static int det_check_ranges(const det_rt *d, int i, const char *path, char *err,
+                            size_t errlen)
+{
+    const ad_rangemap *r = &d->c->dq_ranges;
+    ad_buf names = { 0 };
+    int j, f, rc;
+
+    for (j = 0; j < r->n; j++) {
+        for (f = 0; f < d->F; f++)
+            if (strcmp(r->name[j], d->features[f]) == 0)
+                break;
+        if (f < d->F)
+            continue;
+        for (f = 0; f < d->F; f++)
+            ad_buf_printf(&names, "%s%s", f ? ", " : "", d->features[f]);
+        rc = ad_errf(err, errlen, AD_EINVAL, "%s: detectors[%d].quality.ranges.%.128s: not a "
+                     "feature of %s (its features: %.300s)", path, i, r->name[j],
+                     d->c->model ? "the model" : "training.features",
+                     names.s ? names.s : "");
+        ad_buf_free(&names);
+        return rc;
+    }
+    return 0;
+}
+
 static const char *state_dir_override;     /* --state-dir */
 
 void ad_daemon_set_state_dir(const char *dir)
@@ -141,6 +168,8 @@ static int gen_load_ex(gen **out, const char *path, int log_warnings, char *err,
             rc = ad_errf(err, errlen, rc, "%s: %s", path, e2);
             goto fail;
         }
+        if ((rc = det_check_ranges(d, i, path, err, errlen)))
+            goto fail;
         /* the detector settings against the model (metric of method model...) */
         if ((rc = ad_detector_new(&probe, &d->c->pipe, "check", d->mr ? d->mr->m : NULL,
                                   d->T, d->F, (const char *const *)d->features,
@@ -238,6 +267,18 @@ static size_t check_alert(const ad_detconf *c, char *out, size_t outlen, size_t 
                               "with acceptance off (alert.accept_after and accept_after_ms 0): "
                               "a lasting run under the raise level is neither raised nor "
                               "learned");
+    return o;
+}
+
+/* `anomalyd check`: warn when physical ranges are given to a monitor that
+ * is off (quality.enabled false): no value is checked against them. */
+static size_t check_quality(const ad_detconf *c, char *out, size_t outlen, size_t o)
+{
+    if (o < outlen && c->dq_ranges.n > 0 && !c->pipe.dq_enabled)
+        o += (size_t)snprintf(out + o, outlen - o,
+                              "warning: detector %s: quality.ranges does nothing with "
+                              "quality.enabled false: no value is checked against them\n",
+                              c->name);
     return o;
 }
 
@@ -499,6 +540,7 @@ int ad_daemon_check(const char *path, char *out, size_t outlen, char *err, size_
             o = check_adapt(d->c, out, outlen, o);
             o = check_levels(d->c, out, outlen, o);
             o = check_alert(d->c, out, outlen, o);
+            o = check_quality(d->c, out, outlen, o);
         }
         o = check_topics(g->cfg, out, outlen, o);
         o = check_dir("state_dir", g->cfg->state_dir, 0, "calibration, open alerts and "

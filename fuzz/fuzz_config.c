@@ -1,6 +1,7 @@
 /* fuzz_config.c - libFuzzer target for the config parser and validator:
  * any input either parses into a config that passes the reload comparison
- * with itself, or fails with a message. Build: make fuzz. */
+ * with itself, or fails with a message. Seeds: fuzz/corpus/config. Build:
+ * make fuzz. */
 #include <stdint.h>
 #include <stddef.h>
 #include <stdlib.h>

@@ -526,6 +526,9 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->model = m;
     d->key = strdup(key ? key : "");
     d->cfg.name = NULL;         /* borrowed: only d->who keeps it */
+    d->cfg.dq_n_ranges = 0;     /* borrowed: read once, by det_dq_create */
+    d->cfg.dq_range_names = NULL;
+    d->cfg.dq_range_lo = d->cfg.dq_range_hi = NULL;
     if (d->key) {
         size_t wl = strlen(d->key) + (cfg->name ? strlen(cfg->name) : 0) + 24;
         if ((d->who = malloc(wl)) != NULL)

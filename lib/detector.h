@@ -394,8 +394,9 @@ typedef struct ad_detector_cfg {
                                  * default 1 */
     ad_dq_cfg dq;               /* its settings (quality.h) */
     /* Physical ranges by feature name (quality.ranges): n entries, NaN = no
-     * limit on that side. Borrowed: read by ad_detector_new only (names
-     * that are not features of the stream are ignored). */
+     * limit on that side. Borrowed: read by ad_detector_new only, NULL in
+     * its copy (a name that is not a feature of the stream: AD_EINVAL,
+     * "quality.ranges.NAME: not a feature ..."). */
     int dq_n_ranges;
     const char *const *dq_range_names;
     const double *dq_range_lo, *dq_range_hi;

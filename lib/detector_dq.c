@@ -74,9 +74,23 @@ static void dq_event_cb(const ad_dq_event *ev, void *user)
            ev->feature >= 0 && ev->feature < d->F ? d->features[ev->feature] : "");
 }
 
+/* "its features: a, b, c" for a message (the first ~200 characters). */
+static const char *det_feature_list(const ad_detector *d, char *buf, size_t len)
+{
+    size_t o = (size_t)snprintf(buf, len, "its features:");
+    int f;
+
+    for (f = 0; f < d->F && o < len; f++)
+        o += (size_t)snprintf(buf + o, len - o, "%s %s", f ? "," : "", d->features[f]);
+    if (o >= len)
+        snprintf(buf + len - 5, 5, "...");
+    return buf;
+}
+
 int det_dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t errlen)
 {
     double *lo = NULL, *hi = NULL;
+    char fl[256];
     int rc, i, f;
 
     if (cfg->dq_n_ranges > 0 && cfg->dq_range_names) {
@@ -88,13 +102,21 @@ int det_dq_create(ad_detector *d, const ad_detector_cfg *cfg, char *err, size_t 
         }
         for (f = 0; f < d->F; f++)
             lo[f] = hi[f] = NAN;
-        for (i = 0; i < cfg->dq_n_ranges; i++)
-            for (f = 0; f < d->F; f++)
-                if (cfg->dq_range_names[i] &&
-                    strcmp(cfg->dq_range_names[i], d->features[f]) == 0) {
-                    lo[f] = cfg->dq_range_lo ? cfg->dq_range_lo[i] : NAN;
-                    hi[f] = cfg->dq_range_hi ? cfg->dq_range_hi[i] : NAN;
-                }
+        for (i = 0; i < cfg->dq_n_ranges; i++) {
+            const char *n = cfg->dq_range_names[i];
+            for (f = 0; n && f < d->F; f++)
+                if (strcmp(n, d->features[f]) == 0)
+                    break;
+            if (n && f == d->F) {
+                rc = ad_errf(err, errlen, AD_EINVAL, "quality.ranges.%.128s: not a feature "
+                             "of the model (%s)", n, det_feature_list(d, fl, sizeof fl));
+                goto out;
+            }
+            if (n) {
+                lo[f] = cfg->dq_range_lo ? cfg->dq_range_lo[i] : NAN;
+                hi[f] = cfg->dq_range_hi ? cfg->dq_range_hi[i] : NAN;
+            }
+        }
     }
     rc = ad_dq_new(&d->dq, &cfg->dq, d->key, d->F, lo, hi, dq_event_cb, d, err, errlen);
 out:

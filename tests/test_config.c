@@ -314,6 +314,72 @@ out:
     ad_config_free(c0); ad_config_free(c1); ad_config_free(c2);
 }
 
+/* quality.ranges: physical ranges by feature name, open-ended sides, the
+ * library's borrowed arrays pointing at them, every error with its path,
+ * and a change is a pipeline change a reload may make. (Feature names are
+ * checked against the model when it is loaded: it_daemon_ranges.sh.) */
+#define RDET "{\"detectors\":[{\"name\":\"pump\",\"model\":\"m.safetensors\"," \
+             "\"topics\":[\"sensors/+/data\"],\"quality\":{\"ranges\":"
+static void test_ranges(void)
+{
+    const char *ok = RDET "{\"pressure\":[0,16],\"temp\":[-40,null],"
+                     "\"flow\":[null,2.5]}}}]}";
+    const char *wide = RDET "{\"pressure\":[0,20],\"temp\":[-40,null],"
+                       "\"flow\":[null,2.5]}}}]}";
+    ad_config *c0 = NULL, *c1 = NULL, *c2 = NULL, *c3 = NULL;
+    const ad_detector_cfg *p;
+    char err[512] = "";
+
+    T_CHECK(parse(ok, &c1, err, sizeof err) == 0, "%s", err);
+    T_CHECK(parse(ok, &c2, err, sizeof err) == 0, "%s", err);
+    T_CHECK(parse(wide, &c3, err, sizeof err) == 0, "%s", err);
+    T_CHECK(parse(MIN, &c0, err, sizeof err) == 0, "%s", err);
+    if (!c0 || !c1 || !c2 || !c3) goto out;
+    p = &c1->det[0].pipe;
+    T_CHECK(p->dq_n_ranges == 3 && p->dq_range_names && p->dq_range_lo && p->dq_range_hi,
+            "3 ranges handed to the library (%d)", p->dq_n_ranges);
+    if (p->dq_n_ranges == 3) {
+        T_CHECK(!strcmp(p->dq_range_names[0], "pressure") && p->dq_range_lo[0] == 0 &&
+                p->dq_range_hi[0] == 16, "pressure 0..16");
+        T_CHECK(!strcmp(p->dq_range_names[1], "temp") && p->dq_range_lo[1] == -40 &&
+                isnan(p->dq_range_hi[1]), "temp -40..none");
+        T_CHECK(!strcmp(p->dq_range_names[2], "flow") && isnan(p->dq_range_lo[2]) &&
+                p->dq_range_hi[2] == 2.5, "flow none..2.5");
+    }
+    T_CHECK(c0->det[0].pipe.dq_n_ranges == 0, "none by default");
+    T_CHECK(ad_detconf_same_pipeline(&c1->det[0], &c2->det[0]), "the same ranges: same pipeline");
+    T_CHECK(!ad_detconf_same_pipeline(&c1->det[0], &c3->det[0]), "a wider range: another pipeline");
+    T_CHECK(!ad_detconf_same_pipeline(&c0->det[0], &c1->det[0]), "ranges added: another pipeline");
+    T_CHECK(ad_config_reload_ok(c1, c3, err, sizeof err) == 0 &&
+            ad_config_reload_ok(c0, c1, err, sizeof err) == 0, "a reload may change them: %s", err);
+
+    expect_err(RDET "[[0,1]]}}]}", "detectors[0].quality.ranges: expected an object of "
+               "feature: [min, max], got an array");
+    expect_err(RDET "{\"pressure\":16}}}]}", "detectors[0].quality.ranges.pressure: expected "
+               "[min, max] (a number or null each), got a number");
+    expect_err(RDET "{\"pressure\":[0]}}}]}", "detectors[0].quality.ranges.pressure: expected "
+               "[min, max] (a number or null each), got an array of 1 item");
+    expect_err(RDET "{\"pressure\":[0,1,2]}}}]}", "detectors[0].quality.ranges.pressure: "
+               "expected [min, max] (a number or null each), got an array of other than 2 items");
+    expect_err(RDET "{\"pressure\":[\"0\",16]}}}]}", "detectors[0].quality.ranges.pressure[0]: "
+               "expected a number or null (no lower limit), got a string");
+    expect_err(RDET "{\"pressure\":[0,true]}}}]}", "detectors[0].quality.ranges.pressure[1]: "
+               "expected a number or null (no upper limit), got a boolean");
+    expect_err(RDET "{\"pressure\":[0,1e999]}}}]}", "detectors[0].quality.ranges.pressure[1]: "
+               "not a finite number (null: no upper limit)");
+    expect_err(RDET "{\"pressure\":[16,0]}}}]}", "detectors[0].quality.ranges.pressure: "
+               "min 16 is not less than max 0");
+    expect_err(RDET "{\"pressure\":[5,5]}}}]}", "detectors[0].quality.ranges.pressure: "
+               "min 5 is not less than max 5");
+    expect_err(RDET "{\"pressure\":[null,null]}}}]}", "detectors[0].quality.ranges.pressure: "
+               "[null, null] sets no limit (remove the entry)");
+    expect_err(RDET "{\"pressure\":[0,1],\"pressure\":[0,2]}}}]}",
+               "detectors[0].quality.ranges.pressure: duplicate key");
+    expect_err(RDET "{\"\":[0,1]}}}]}", "detectors[0].quality.ranges: empty feature name");
+out:
+    ad_config_free(c0); ad_config_free(c1); ad_config_free(c2); ad_config_free(c3);
+}
+
 /* The Kafka topics consumed cannot change by a reload (the subscription is
  * made at start); they may move between detectors; alerts_to may change. */
 static void test_reload_kafka(void)
@@ -403,6 +469,7 @@ int main(void)
     T_RUN(test_doc_errors);
     T_RUN(test_reload);
     T_RUN(test_reload_kafka);
+    T_RUN(test_ranges);
     T_RUN(test_kafka_row_time);
     T_RUN(test_file);
     return t_done();
