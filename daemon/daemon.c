@@ -531,6 +531,12 @@ int ad_daemon_run(const char *path)
     int rc, status = 1;
 
     signal(SIGPIPE, SIG_IGN);
+    /* a file-size limit (ulimit -f, systemd LimitFSIZE=) reached by a state
+     * file, the outbox or a model must fail that write (EFBIG), which is
+     * retried and counted like a full disk, not kill the daemon: the
+     * default action of SIGXFSZ ends the process without a word, and a
+     * restart dies again at the same write */
+    signal(SIGXFSZ, SIG_IGN);
     srand((unsigned)(dd_wall_ms() ^ (uint64_t)getpid()));
     if (!(dd = calloc(1, sizeof *dd)))
         return 1;
