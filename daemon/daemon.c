@@ -48,6 +48,20 @@ uint64_t dd_wall_ms(void)
 }
 
 /* (see daemon_int.h) */
+uint64_t dd_data_wall_ms(ad_daemon *dd)
+{
+    uint64_t wall = dd_wall_ms(), mono = uv_hrtime() / 1000000u;
+
+    /* differences of whole-ms readings of one monotonic origin: no
+     * rounding adds up however often it is read */
+    if (dd->dw_mono_ms && wall < dd->dw_ms + (mono - dd->dw_mono_ms))
+        wall = dd->dw_ms + (mono - dd->dw_mono_ms);
+    dd->dw_ms = wall;
+    dd->dw_mono_ms = mono ? mono : 1;
+    return wall;
+}
+
+/* (see daemon_int.h) */
 void dd_bad_input(ad_daemon *dd, const char *fmt, ...)
 {
     char msg[512];
@@ -282,7 +296,7 @@ static void house_cb(uv_timer_t *t)
 void dd_arrival_clock(ad_daemon *dd)
 {
     if (!dd->arr_valid) {
-        dd->arr_wall_ms = dd_wall_ms();
+        dd->arr_wall_ms = dd_data_wall_ms(dd);
         dd->arr_hr_ns = uv_hrtime();
         dd->arr_valid = 1;
     }

@@ -1069,7 +1069,7 @@ static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_
      * taken for data time, so a stream restored with data from the past
      * does not see a dropout before its next sample (silence counts from
      * here) */
-    ad_detector_arrival(s->d, (int64_t)dd_wall_ms());
+    ad_detector_arrival(s->d, (int64_t)dd_data_wall_ms(r->dd));
     return 0;
 }
 
