@@ -40,6 +40,13 @@
 
 /* ---- small helpers ----------------------------------------------------- */
 
+/* dd_data_wall_ms: a difference between the wall and the monotonic clock
+ * of more than this between two readings is a step of the wall clock */
+#define DW_STEP_US 5000
+/* and the offset a step back leaves runs out at 1/DW_SLEW of the time:
+ * arrival times spaced 9/10 of the time between the messages meanwhile */
+#define DW_SLEW 10
+
 uint64_t dd_wall_ms(void)
 {
     struct timespec ts;
@@ -50,15 +57,32 @@ uint64_t dd_wall_ms(void)
 /* (see daemon_int.h) */
 uint64_t dd_data_wall_ms(ad_daemon *dd)
 {
-    uint64_t wall = dd_wall_ms(), mono = uv_hrtime() / 1000000u;
+    struct timespec ts;
+    int64_t wall, mono, exp, dm;
 
-    /* differences of whole-ms readings of one monotonic origin: no
-     * rounding adds up however often it is read */
-    if (dd->dw_mono_ms && wall < dd->dw_ms + (mono - dd->dw_mono_ms))
-        wall = dd->dw_ms + (mono - dd->dw_mono_ms);
-    dd->dw_ms = wall;
-    dd->dw_mono_ms = mono ? mono : 1;
-    return wall;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    wall = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    mono = (int64_t)(uv_hrtime() / 1000u);
+    if (dd->dw_mono_us) {
+        /* both clocks run at one rate (NTP slews both): only a step sets
+         * the wall clock apart from where the monotonic one puts it; one
+         * back is added to the offset, one forward taken off it */
+        dm = mono - dd->dw_mono_us;
+        exp = dd->dw_wall_us + dm;
+        if (wall < exp - DW_STEP_US)
+            dd->dw_off_us += exp - wall;
+        else if (wall > exp + DW_STEP_US)
+            dd->dw_off_us = wall - exp >= dd->dw_off_us ? 0 : dd->dw_off_us - (wall - exp);
+        /* the offset runs out at 1/DW_SLEW of the time that passes */
+        dd->dw_off_us = dm / DW_SLEW >= dd->dw_off_us ? 0 : dd->dw_off_us - dm / DW_SLEW;
+    }
+    dd->dw_wall_us = wall;
+    dd->dw_mono_us = mono ? mono : 1;
+    /* never behind a value given before (readings jitter by a microsecond) */
+    if (wall + dd->dw_off_us < dd->dw_last_us)
+        return (uint64_t)(dd->dw_last_us / 1000);
+    dd->dw_last_us = wall + dd->dw_off_us;
+    return (uint64_t)(dd->dw_last_us / 1000);
 }
 
 /* (see daemon_int.h) */
