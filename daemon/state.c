@@ -68,6 +68,7 @@ typedef struct restore_req {
                                   * supersedes such a restore in flight */
     ad_model *tm;                /* model trained online, loaded, or NULL */
     char tm_err[512];            /* why model_path could not be loaded, or "" */
+    char js_err[512];            /* why state_path, there, could not be read, or "" */
     ad_model *rm;                /* the reference, loaded, or NULL */
     struct restore_req *next;    /* parked while a retention sweep removes
                                   * its stream's files (dd->parked) */
@@ -969,8 +970,10 @@ static void restore_work(uv_work_t *w)
         r->rm = NULL;
     }
     if (!r->js && r->state_path[0] && access(r->state_path, F_OK) == 0 &&
-        ad_read_text(r->state_path, STATE_MAX, &r->js, err, sizeof err) != 0)
+        ad_read_text(r->state_path, STATE_MAX, &r->js, err, sizeof err) != 0) {
         r->js = NULL;
+        snprintf(r->js_err, sizeof r->js_err, "%s", err);   /* told on the loop */
+    }
 }
 
 static void restore_req_free(restore_req *r)
@@ -1076,8 +1079,29 @@ static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_
 static void restore_calibration(restore_req *r, stream_rec *s)
 {
     char err[256];
+    cJSON *o;
+
+    /* a file that is there but cannot be read (replaced by a directory,
+     * its permissions, an I/O error) or is no JSON (truncated, overwritten
+     * by hand): the stream starts anew, and an alert the file held open
+     * is not continued, so that is a warning naming the file, not the
+     * notice of a settings change */
+    if (!r->js && r->js_err[0]) {
+        ad_log(AD_LOG_WARNING, "stream %s/%s: state file cannot be read (%s): the stream "
+               "calibrates anew, and an alert the file held open is neither continued nor "
+               "cleared", s->det->c->name, s->key, r->js_err);
+        return;
+    }
     if (!r->js)
         return;
+    if (!r->live && !r->kafka && (o = cJSON_Parse(r->js)) == NULL) {
+        ad_log(AD_LOG_WARNING, "stream %s/%s: state file %s is not JSON (truncated or "
+               "overwritten?): the stream calibrates anew, and an alert the file held open "
+               "is neither continued nor cleared", s->det->c->name, s->key, r->state_path);
+        return;
+    }
+    if (!r->live && !r->kafka)
+        cJSON_Delete(o);
     /* before its clear can be published (a continued alert, or one closed
      * below); its open data-quality alerts only for a new stream (a
      * reload's rebuild closed them itself, reason reload), or for the
