@@ -2800,11 +2800,22 @@ void state_inbox_load(ad_daemon *dd)
     pos = sizeof INBOX_HEAD - 1;
     if (n < pos || memcmp(data, INBOX_HEAD, pos) != 0) {
         const char *nl = memchr(data, '\n', n);
-        size_t first = nl ? (size_t)(nl - (const char *)data) : n;
+        size_t first = nl ? (size_t)(nl - (const char *)data) : n, k, q = 0;
+        char shown[32 * 4 + 1];
+
+        /* its first bytes as text, others (control characters: a terminal
+         * escape; binary) as \xNN: the log shows what is there, unchanged */
+        for (k = 0; k < first && k < 32; k++) {
+            unsigned char c = ((const unsigned char *)data)[k];
+            if (c >= 0x20 && c < 0x7f && c != '\\')
+                shown[q++] = (char)c;
+            else
+                q += (size_t)snprintf(shown + q, sizeof shown - q, "\\x%02x", c);
+        }
+        shown[q] = '\0';
         inbox_set_aside(path, now_at, sizeof now_at);
-        ad_log(AD_LOG_ERR, "state: %s: not an inbox file (first line \"%.*s\"): not "
-               "applied, left for the operator as %s", path, first < 32 ? (int)first : 32,
-               (const char *)data, now_at);
+        ad_log(AD_LOG_ERR, "state: %s: not an inbox file (first line \"%s\"): not "
+               "applied, left for the operator as %s", path, shown, now_at);
         free(data);
         return;
     }

@@ -6,6 +6,8 @@
 # a truncated file was an info line without its name ("saved calibration
 # not reused (calibration state: not a JSON object)"), as for a settings
 # change, although an alert the file held open is lost with it.
+# An inbox.dat that is not one is named with its first bytes escaped
+# (\xNN), not written to the log raw (a terminal escape, binary).
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_state_unreadable.XXXXXX)
@@ -41,6 +43,8 @@ P=$D/state/pump
     { it_fail "state files written at stop" "$(ls -la "$P" 2>&1)"; exit 1; }
 head -c 300 "$P/pump1.state.json" > "$P/t" && mv "$P/t" "$P/pump1.state.json"
 rm "$P/pump2.state.json" && mkdir "$P/pump2.state.json"
+# and an inbox.dat that is not one, starting with a terminal escape
+printf 'X\033[2J\001\n' > "$D/state/inbox.dat"
 
 start 2
 $H pub --port "$IT_PORT" --devices 2 --rows 200 --start-row 100 --start $S
@@ -61,4 +65,12 @@ if it_wait_until 10 stat_ge detecting_streams 2 && stat_ge windows_scored 100; t
 else
     it_fail "both streams calibrate anew and detect" \
         "detecting_streams $(stat_of detecting_streams), windows_scored $(stat_of windows_scored)"
+fi
+ESC=$(printf '\033')
+if grep -q 'not an inbox file (first line "X\\x1b\[2J\\x01")' "$D/daemon2.log" &&
+   ! grep -q "$ESC" "$D/daemon2.log"; then
+    it_ok "an inbox.dat that is not one: its first bytes shown escaped"
+else
+    it_fail "an inbox.dat that is not one: its first bytes shown escaped" \
+        "$(grep -a 'inbox' "$D/daemon2.log" | cat -v | head -2)"
 fi
