@@ -264,8 +264,23 @@ static void wjob_free(wjob *j)
 static void writer_work(uv_work_t *r)
 {
     ad_daemon *dd = r->data;
-    for (wjob *j = dd->w_batch; j; j = j->next)
+    for (wjob *j = dd->w_batch; j; j = j->next) {
+        const char *sl = strrchr(j->path, '/');
+        char dir[8192], e[256];
+
         j->failed = ad_write_file_atomic(j->path, j->data, j->len, j->err, sizeof j->err) != 0;
+        /* the detector's directory is not there (it could not be made at
+         * start: state_dir read-only, not mounted yet; or removed since):
+         * made now, when it can be, and the write tried again */
+        if (j->failed && sl && sl > j->path && (size_t)(sl - j->path) < sizeof dir) {
+            memcpy(dir, j->path, (size_t)(sl - j->path));
+            dir[sl - j->path] = '\0';
+            if (access(dir, F_OK) != 0 && errno == ENOENT &&
+                ad_mkdir_p(dir, 0750, e, sizeof e) == 0)
+                j->failed = ad_write_file_atomic(j->path, j->data, j->len, j->err,
+                                                 sizeof j->err) != 0;
+        }
+    }
 }
 
 /* The entry of the retry list for path, unlinked, or NULL. */
