@@ -1094,7 +1094,7 @@ static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_
 static void restore_calibration(restore_req *r, stream_rec *s)
 {
     char err[256];
-    cJSON *o;
+    cJSON *o = NULL;
 
     /* a file that is there but cannot be read (replaced by a directory,
      * its permissions, an I/O error) or is no JSON (truncated, overwritten
@@ -1115,8 +1115,7 @@ static void restore_calibration(restore_req *r, stream_rec *s)
                "is neither continued nor cleared", s->det->c->name, s->key, r->state_path);
         return;
     }
-    if (!r->live && !r->kafka)
-        cJSON_Delete(o);
+    cJSON_Delete(o);
     /* before its clear can be published (a continued alert, or one closed
      * below); its open data-quality alerts only for a new stream (a
      * reload's rebuild closed them itself, reason reload), or for the
