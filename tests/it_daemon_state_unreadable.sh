@@ -74,3 +74,4 @@ else
     it_fail "an inbox.dat that is not one: its first bytes shown escaped" \
         "$(grep -a 'inbox' "$D/daemon2.log" | cat -v | head -2)"
 fi
+kill "$DPID"; wait "$DPID"; DPID=
