@@ -40,11 +40,49 @@
 
 /* ---- small helpers ----------------------------------------------------- */
 
+/* dd_data_wall_ms: a difference between the wall and the monotonic clock
+ * of more than this between two readings is a step of the wall clock */
+#define DW_STEP_US 5000
+/* and the offset a step back leaves runs out at 1/DW_SLEW of the time:
+ * arrival times spaced 9/10 of the time between the messages meanwhile */
+#define DW_SLEW 10
+
 uint64_t dd_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* (see daemon_int.h) */
+uint64_t dd_data_wall_ms(ad_daemon *dd)
+{
+    struct timespec ts;
+    int64_t wall, mono, exp, dm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    wall = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    mono = (int64_t)(uv_hrtime() / 1000u);
+    if (dd->dw_mono_us) {
+        /* both clocks run at one rate (NTP slews both): only a step sets
+         * the wall clock apart from where the monotonic one puts it; one
+         * back is added to the offset, one forward taken off it */
+        dm = mono - dd->dw_mono_us;
+        exp = dd->dw_wall_us + dm;
+        if (wall < exp - DW_STEP_US)
+            dd->dw_off_us += exp - wall;
+        else if (wall > exp + DW_STEP_US)
+            dd->dw_off_us = wall - exp >= dd->dw_off_us ? 0 : dd->dw_off_us - (wall - exp);
+        /* the offset runs out at 1/DW_SLEW of the time that passes */
+        dd->dw_off_us = dm / DW_SLEW >= dd->dw_off_us ? 0 : dd->dw_off_us - dm / DW_SLEW;
+    }
+    dd->dw_wall_us = wall;
+    dd->dw_mono_us = mono ? mono : 1;
+    /* never behind a value given before (readings jitter by a microsecond) */
+    if (wall + dd->dw_off_us < dd->dw_last_us)
+        return (uint64_t)(dd->dw_last_us / 1000);
+    dd->dw_last_us = wall + dd->dw_off_us;
+    return (uint64_t)(dd->dw_last_us / 1000);
 }
 
 /* (see daemon_int.h) */
@@ -282,7 +320,7 @@ static void house_cb(uv_timer_t *t)
 void dd_arrival_clock(ad_daemon *dd)
 {
     if (!dd->arr_valid) {
-        dd->arr_wall_ms = dd_wall_ms();
+        dd->arr_wall_ms = dd_data_wall_ms(dd);
         dd->arr_hr_ns = uv_hrtime();
         dd->arr_valid = 1;
     }
@@ -531,6 +569,12 @@ int ad_daemon_run(const char *path)
     int rc, status = 1;
 
     signal(SIGPIPE, SIG_IGN);
+    /* a file-size limit (ulimit -f, systemd LimitFSIZE=) reached by a state
+     * file, the outbox or a model must fail that write (EFBIG), which is
+     * retried and counted like a full disk, not kill the daemon: the
+     * default action of SIGXFSZ ends the process without a word, and a
+     * restart dies again at the same write */
+    signal(SIGXFSZ, SIG_IGN);
     srand((unsigned)(dd_wall_ms() ^ (uint64_t)getpid()));
     if (!(dd = calloc(1, sizeof *dd)))
         return 1;

@@ -328,6 +328,10 @@ typedef struct ad_daemon {
      * start a new one) */
     uint64_t arr_wall_ms, arr_hr_ns;
     int arr_valid;
+    /* the data wall clock (dd_data_wall_ms), in us: the last readings of
+     * the wall and the monotonic clock, the offset a step back of the wall
+     * clock left, the last value given */
+    int64_t dw_wall_us, dw_mono_us, dw_off_us, dw_last_us;
     int max_batch;
     int stopping, reloading, ready_sent, paused, exit_code;
     int reload_again;            /* SIGHUP during a reload: once more after */
@@ -419,6 +423,17 @@ typedef struct ad_daemon {
 
 /* ---- daemon.c ---- */
 uint64_t dd_wall_ms(void);
+/* The wall clock that arrival times and the streams' data clocks run on:
+ * the wall clock, but never going back. When the host's clock is set back
+ * (an NTP step, `date -s`) it goes on from where it was, and the step is
+ * taken back gradually, at a tenth of the time passing (an hour's step in
+ * ten hours: arrival times 0.9 times the time between their messages
+ * apart meanwhile), or at once by a step forward; a step forward alone is
+ * taken at once. Taken from the wall clock as it is, a step back stamped
+ * the samples that carry no time 1 ms apart (strictly increasing) for as
+ * long as the step, and stopped every stream's data clock (silence, period
+ * rows) for that long. Loop thread only. */
+uint64_t dd_data_wall_ms(ad_daemon *dd);
 /* Read the clock once per loop phase (see ad_daemon.arr_*). */
 void dd_arrival_clock(ad_daemon *dd);
 /* Rate-limited warning for bad input: log_rate lines per minute. */

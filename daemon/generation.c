@@ -208,11 +208,15 @@ void gen_make_state_dirs(gen *g)
             snprintf(err, sizeof err, "%s: %s", d->state_dir, strerror(errno));
             rc = AD_EIO;
         }
-        if (rc) {
-            ad_log(AD_LOG_WARNING, "state directory %s; calibration state will not be kept",
-                   err);
-            d->state_dir[0] = '\0';
-        }
+        /* kept all the same: the writes fail and are tried again (stats
+         * state_write_errors, state_files_unwritten), and the directory is
+         * made by the first one after the trouble ends (a state_dir
+         * read-only or not mounted yet at start). Before, the detector ran
+         * without persistence until a reload or restart: nothing written,
+         * not even at the stop, and its open alerts lost with it. */
+        if (rc)
+            ad_log(AD_LOG_WARNING, "state directory %s; the state files are written once it can "
+                   "be made (tried again with each write)", err);
     }
 }
 

@@ -227,11 +227,11 @@ static void decide_stream(const retain_sweep *sw, rdir *r, rfile *f, size_t n)
     }
 }
 
-static void scan_dir(const retain_sweep *sw, rdir *r)
+static void scan_dir(rdir *r)
 {
     DIR *dp = opendir(r->path);
     struct dirent *e;
-    size_t i, j, k, tl = strlen(r->tag);
+    size_t i, tl = strlen(r->tag);
     int dfd;
 
     if (!dp) {
@@ -267,6 +267,13 @@ static void scan_dir(const retain_sweep *sw, rdir *r)
     }
     if (r->n)
         qsort(r->f, r->n, sizeof *r->f, rfile_cmp);
+}
+
+/* Decide the files scan_dir collected in r. */
+static void decide_dir(const retain_sweep *sw, rdir *r)
+{
+    size_t i, j, k;
+
     for (i = 0; i < r->n; i = j) {
         for (j = i + 1; j < r->n && same_stem(&r->f[i], &r->f[j]); j++)
             ;
@@ -287,8 +294,32 @@ static void scan_dir(const retain_sweep *sw, rdir *r)
 static void scan_work(uv_work_t *w)
 {
     retain_sweep *sw = w->data;
+    time_t newest = 0, bound;
+    int any = 0;
+
+    for (int i = 0; i < sw->ndirs; i++) {
+        rdir *r = &sw->dirs[i];
+        scan_dir(r);
+        for (size_t k = 0; k < r->n; k++)
+            if (!any || r->f[k].mtime > newest) {
+                newest = r->f[k].mtime;
+                any = 1;
+            }
+    }
+    /* Now is at most a day after the newest file of the detectors'
+     * directories. A clock ahead when the sweep runs (an RTC reset into
+     * the future, at boot before NTP sets it) made every file look older
+     * than the retention, and the start-up sweep removed the files of
+     * every stream. Files written within the last day (a daemon that runs:
+     * calibrations, alerts, evictions, stops) leave the clock as it is;
+     * after a longer stop, or a day without a write, files go at most a
+     * day of retention later than the clock says, once something is
+     * written. */
+    bound = newest + (time_t)DAY_S - (time_t)(sw->days * DAY_S);
+    if (any && bound < sw->cutoff)
+        sw->cutoff = bound;
     for (int i = 0; i < sw->ndirs; i++)
-        scan_dir(sw, &sw->dirs[i]);
+        decide_dir(sw, &sw->dirs[i]);
 }
 
 /* ---- remove (thread pool) ----------------------------------------------------- */

@@ -68,6 +68,7 @@ typedef struct restore_req {
                                   * supersedes such a restore in flight */
     ad_model *tm;                /* model trained online, loaded, or NULL */
     char tm_err[512];            /* why model_path could not be loaded, or "" */
+    char js_err[512];            /* why state_path, there, could not be read, or "" */
     ad_model *rm;                /* the reference, loaded, or NULL */
     struct restore_req *next;    /* parked while a retention sweep removes
                                   * its stream's files (dd->parked) */
@@ -263,8 +264,23 @@ static void wjob_free(wjob *j)
 static void writer_work(uv_work_t *r)
 {
     ad_daemon *dd = r->data;
-    for (wjob *j = dd->w_batch; j; j = j->next)
+    for (wjob *j = dd->w_batch; j; j = j->next) {
+        const char *sl = strrchr(j->path, '/');
+        char dir[8192], e[256];
+
         j->failed = ad_write_file_atomic(j->path, j->data, j->len, j->err, sizeof j->err) != 0;
+        /* the detector's directory is not there (it could not be made at
+         * start: state_dir read-only, not mounted yet; or removed since):
+         * made now, when it can be, and the write tried again */
+        if (j->failed && sl && sl > j->path && (size_t)(sl - j->path) < sizeof dir) {
+            memcpy(dir, j->path, (size_t)(sl - j->path));
+            dir[sl - j->path] = '\0';
+            if (access(dir, F_OK) != 0 && errno == ENOENT &&
+                ad_mkdir_p(dir, 0750, e, sizeof e) == 0)
+                j->failed = ad_write_file_atomic(j->path, j->data, j->len, j->err,
+                                                 sizeof j->err) != 0;
+        }
+    }
 }
 
 /* The entry of the retry list for path, unlinked, or NULL. */
@@ -969,8 +985,10 @@ static void restore_work(uv_work_t *w)
         r->rm = NULL;
     }
     if (!r->js && r->state_path[0] && access(r->state_path, F_OK) == 0 &&
-        ad_read_text(r->state_path, STATE_MAX, &r->js, err, sizeof err) != 0)
+        ad_read_text(r->state_path, STATE_MAX, &r->js, err, sizeof err) != 0) {
         r->js = NULL;
+        snprintf(r->js_err, sizeof r->js_err, "%s", err);   /* told on the loop */
+    }
 }
 
 static void restore_req_free(restore_req *r)
@@ -1069,15 +1087,35 @@ static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_
      * taken for data time, so a stream restored with data from the past
      * does not see a dropout before its next sample (silence counts from
      * here) */
-    ad_detector_arrival(s->d, (int64_t)dd_wall_ms());
+    ad_detector_arrival(s->d, (int64_t)dd_data_wall_ms(r->dd));
     return 0;
 }
 
 static void restore_calibration(restore_req *r, stream_rec *s)
 {
     char err[256];
+    cJSON *o = NULL;
+
+    /* a file that is there but cannot be read (replaced by a directory,
+     * its permissions, an I/O error) or is no JSON (truncated, overwritten
+     * by hand): the stream starts anew, and an alert the file held open
+     * is not continued, so that is a warning naming the file, not the
+     * notice of a settings change */
+    if (!r->js && r->js_err[0]) {
+        ad_log(AD_LOG_WARNING, "stream %s/%s: state file cannot be read (%s): the stream "
+               "calibrates anew, and an alert the file held open is neither continued nor "
+               "cleared", s->det->c->name, s->key, r->js_err);
+        return;
+    }
     if (!r->js)
         return;
+    if (!r->live && !r->kafka && (o = cJSON_Parse(r->js)) == NULL) {
+        ad_log(AD_LOG_WARNING, "stream %s/%s: state file %s is not JSON (truncated or "
+               "overwritten?): the stream calibrates anew, and an alert the file held open "
+               "is neither continued nor cleared", s->det->c->name, s->key, r->state_path);
+        return;
+    }
+    cJSON_Delete(o);
     /* before its clear can be published (a continued alert, or one closed
      * below); its open data-quality alerts only for a new stream (a
      * reload's rebuild closed them itself, reason reload), or for the
@@ -2776,11 +2814,22 @@ void state_inbox_load(ad_daemon *dd)
     pos = sizeof INBOX_HEAD - 1;
     if (n < pos || memcmp(data, INBOX_HEAD, pos) != 0) {
         const char *nl = memchr(data, '\n', n);
-        size_t first = nl ? (size_t)(nl - (const char *)data) : n;
+        size_t first = nl ? (size_t)(nl - (const char *)data) : n, k, q = 0;
+        char shown[32 * 4 + 1];
+
+        /* its first bytes as text, others (control characters: a terminal
+         * escape; binary) as \xNN: the log shows what is there, unchanged */
+        for (k = 0; k < first && k < 32; k++) {
+            unsigned char c = ((const unsigned char *)data)[k];
+            if (c >= 0x20 && c < 0x7f && c != '\\')
+                shown[q++] = (char)c;
+            else
+                q += (size_t)snprintf(shown + q, sizeof shown - q, "\\x%02x", c);
+        }
+        shown[q] = '\0';
         inbox_set_aside(path, now_at, sizeof now_at);
-        ad_log(AD_LOG_ERR, "state: %s: not an inbox file (first line \"%.*s\"): not "
-               "applied, left for the operator as %s", path, first < 32 ? (int)first : 32,
-               (const char *)data, now_at);
+        ad_log(AD_LOG_ERR, "state: %s: not an inbox file (first line \"%s\"): not "
+               "applied, left for the operator as %s", path, shown, now_at);
         free(data);
         return;
     }

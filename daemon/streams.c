@@ -850,7 +850,7 @@ void streams_house(ad_daemon *dd, int evict)
 {
     gen *g = dd->g;
     uint64_t now = uv_now(dd->loop);
-    int64_t wall = (int64_t)dd_wall_ms();
+    int64_t wall = (int64_t)dd_data_wall_ms(dd);
 
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];

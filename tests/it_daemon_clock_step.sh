@@ -1,0 +1,92 @@
+#!/bin/sh
+# it_daemon_clock_step.sh - the host's wall clock set back while the daemon
+# runs (an NTP step, `date -s`; here an LD_PRELOAD shim, tests/clock_step.c,
+# moves the daemon's CLOCK_REALTIME by an hour, the monotonic clock left
+# alone) must not stop detection for as long as the step:
+#  1. period mode, samples without a time (stamped on arrival), 4 a second
+#     on a 250 ms grid: the windows go on being scored after the step.
+#     Before, the arrival times after it were the stream's last one + 1 ms
+#     each (strictly increasing) and the grid rows stopped: no window
+#     scored for an hour (2 windows in the 15 s after the step, here),
+#     nothing said.
+#  2. a device with timestamps that falls silent just before the step: its
+#     dropout is raised after the usual silence. Before, the stream's data
+#     clock (its newest time + the wall time since its last message) stood
+#     still until the wall clock passed that message again: an hour.
+. tests/lib.sh
+H="$PYTHON tests/it_daemon_mqtt.py"
+D=$(mktemp -d /tmp/it_daemon_clock_step.XXXXXX)
+DPID= ; SPID=
+trap it_daemon_cleanup EXIT
+MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+CC=${CC:-cc}
+
+$CC -shared -fPIC -O2 -o "$D/clock_step.so" tests/clock_step.c -ldl 2> "$D/cc.log" ||
+    { it_skip "host clock step" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
+ASAN_EXTRA=
+if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
+    ASAN_EXTRA="verify_asan_link_order=0"
+    echo "# ASan build: shim preloaded with verify_asan_link_order=0"
+fi
+it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+# conf CASE PAYLOAD ROWS
+conf() {
+    cat > "$D/ad.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "it-clock-step-$1", "stats_interval_s": 0.3,
+            "stats_topic": "anomalyd/stats$1"},
+ "state_dir": null, "workers": 0,
+ "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["c$1/+/pump"],
+   "payload": {"format": "json"$2}, $3
+   "calibration": {"method": "fixed", "fixed": 100},
+   "quality": {"dropout_min_ms": 3000, "learn_samples": 16},
+   "alert": {"state_topic": "anomalyd/state$1/{detector}/{stream}"}}]}
+EOC
+}
+start() { # start CASE
+    echo 0 > "$D/step"
+    CLOCK_STEP_FILE="$D/step" LD_PRELOAD="$D/clock_step.so" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}$ASAN_EXTRA" $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon$1.log" & DPID=$!
+    $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
+        --count "$1" >/dev/null || { it_fail "case $1: daemon starts" "$(cat "$D/daemon$1.log")"; exit 1; }
+}
+stop() { kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=; }
+stat_of() { it_last_stat "$D/sub.jsonl" "anomalyd/stats$1" "$2"; }
+stat_ge() { v=$(stat_of "$1" "$2"); [ "$v" != None ] && [ "${v%.*}" -ge "$3" ]; }
+
+# ---- 1. period mode, arrival times -----------------------------------------
+conf 1 "" '"rows": {"mode": "period", "period_ms": 250},'
+start 1
+$H pub --port "$IT_PORT" --topic 'c1/{device}/pump' --no-ts --rate 4 --devices 1 --rows 60
+it_wait_until 10 stat_ge 1 windows_scored 20 ||
+    it_fail "case 1: scoring before the step" "windows_scored $(stat_of 1 windows_scored)"
+sleep 0.5
+w0=$(stat_of 1 windows_scored)
+echo -3600000 > "$D/step"
+sleep 0.3
+$H pub --port "$IT_PORT" --topic 'c1/{device}/pump' --no-ts --rate 4 --devices 1 --rows 60 \
+    --start-row 60
+# 60 rows in 15 s; the step taken back at a tenth of the time, the data
+# clock runs at 0.9: some 54 grid rows, each a window (30 asked)
+if it_wait_until 10 stat_ge 1 windows_scored $(( ${w0%.*} + 30 )); then
+    it_ok "case 1: clock set back an hour: period rows and windows go on ($w0 -> $(stat_of 1 windows_scored))"
+else
+    it_fail "case 1: clock set back an hour: period rows and windows go on" \
+        "windows_scored $w0 before the step, $(stat_of 1 windows_scored) 15 s of data after it"
+fi
+stop
+
+# ---- 2. a silent device's dropout ------------------------------------------
+conf 2 ', "timestamp": "ts", "timestamp_unit": "ms"' ''
+start 2
+$H pub --port "$IT_PORT" --topic 'c2/{device}/pump' --start "$(date +%s)" --ts-step 0.25 \
+    --rate 4 --devices 1 --rows 40
+echo -3600000 > "$D/step"
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump1 event=dq_raised \
+       check=dropout --timeout 15 >/dev/null; then
+    it_ok "case 2: clock set back an hour: a device silent since is flagged (dropout)"
+else
+    it_fail "case 2: clock set back an hour: a device silent since is flagged (dropout)" \
+        "no dq_raised dropout in 15 s"
+fi
+stop

@@ -1,0 +1,91 @@
+#!/bin/sh
+# it_daemon_state_retain_clock.sh - state_retain_days against a clock that
+# is ahead when a sweep runs (an RTC reset into the future, at boot before
+# NTP sets it; here an LD_PRELOAD shim, tests/clock_step.c, moves the
+# daemon's wall clock a year ahead):
+#  1. the start-up sweep keeps the state files of the streams (now is taken
+#     as at most a day after the newest file). Before, every file looked a
+#     year old and the files of every stream were removed: calibrations,
+#     models trained online.
+#  2. files that are really old (touch -d, 100 days; retention 90) after a
+#     long stop: kept by the start-up sweep, which cannot tell them from a
+#     clock ahead, and removed by the first sweep after a stream has
+#     written its file (here a reload's), the fresh file kept.
+. tests/lib.sh
+H="$PYTHON tests/it_daemon_mqtt.py"
+D=$(mktemp -d /tmp/it_daemon_state_retain_clock.XXXXXX)
+DPID= ; SPID=
+trap it_daemon_cleanup EXIT
+MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+CC=${CC:-cc}
+
+$CC -shared -fPIC -O2 -o "$D/clock_step.so" tests/clock_step.c -ldl 2> "$D/cc.log" ||
+    { it_skip "clock ahead" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
+ASAN_EXTRA=
+if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
+    ASAN_EXTRA="verify_asan_link_order=0"
+    echo "# ASan build: shim preloaded with verify_asan_link_order=0"
+fi
+it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+cat > "$D/ad.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "it-retain-clock", "stats_interval_s": 0.3},
+ "state_dir": "$D/state", "workers": 0,
+ "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
+   "payload": {"format": "json"},
+   "calibration": {"windows": 50}, "quality": {"enabled": false},
+   "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
+EOC
+P=$D/state/pump
+start() { # start N [STEP_MS]
+    echo "${2:-0}" > "$D/step"
+    CLOCK_STEP_FILE="$D/step" LD_PRELOAD="$D/clock_step.so" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}$ASAN_EXTRA" \
+        $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon$1.log" & DPID=$!
+    $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
+        --count "$1" >/dev/null || { it_fail "daemon starts" "$(cat "$D/daemon$1.log")"; exit 1; }
+}
+stop() { kill "$DPID"; wait "$DPID"; DPID=; }
+
+$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+start 1
+$H pub --port "$IT_PORT" --devices 2 --rows 80 --no-ts
+it_wait_log "$D/daemon1.log" "calibrated" 20 2
+stop
+[ -s "$P/pump1.state.json" ] && [ -s "$P/pump2.state.json" ] ||
+    { it_fail "state files written" "$(ls -la "$P" 2>&1)"; exit 1; }
+
+# ---- 1. the clock a year ahead at start ------------------------------------
+start 2 31536000000
+it_wait_log "$D/daemon2.log" "state: retention" 20
+stop
+if [ -s "$P/pump1.state.json" ] && [ -s "$P/pump2.state.json" ] &&
+   grep -q "state: retention 90 day(s): 0 file(s) removed" "$D/daemon2.log"; then
+    it_ok "clock a year ahead at start: the streams' state files kept"
+else
+    it_fail "clock a year ahead at start: the streams' state files kept" \
+        "$(grep 'retention' "$D/daemon2.log"); $(ls "$P" 2>&1)"
+fi
+
+# ---- 2. really old files after a long stop -----------------------------------
+cp "$P/pump2.state.json" "$P/old1.state.json"
+touch -d '100 days ago' "$P"/*.state.json
+start 3
+it_wait_log "$D/daemon3.log" "state: retention" 20
+if [ -e "$P/old1.state.json" ] && [ -e "$P/pump2.state.json" ]; then
+    it_ok "after a long stop: the start-up sweep keeps the files"
+else
+    it_fail "after a long stop: the start-up sweep keeps the files" "$(ls "$P" 2>&1)"
+fi
+# a new device: its stream calibrates and writes its file
+$H pub --port "$IT_PORT" --devices 1 --rows 80 --no-ts --topic 'sensors/new{device}/pump'
+it_wait_log "$D/daemon3.log" "newpump1: calibrated" 20
+it_wait_file "$P/newpump1.state.json" 10
+kill -HUP "$DPID"
+it_wait_log "$D/daemon3.log" "state: retention" 20 2
+if [ ! -e "$P/old1.state.json" ] && [ ! -e "$P/pump2.state.json" ] && [ -s "$P/newpump1.state.json" ]; then
+    it_ok "a stream's file written, the next sweep removes the old ones ($(grep 'retention' "$D/daemon3.log" | tail -1 | cut -c1-60)...)"
+else
+    it_fail "a stream's file written, the next sweep removes the old ones" \
+        "$(grep 'retention' "$D/daemon3.log" | tail -1); $(ls "$P" 2>&1)"
+fi
+stop
