@@ -430,6 +430,10 @@ typedef struct ad_window_job {
     uint64_t ep;                /* the detector's: retired models it may read */
     int burst;                  /* the burst test: 1 + the feature in a burst
                                  * at ts_ms, 0 none (burst.h) */
+    int noise;                  /* the noise test: 1 + the raised feature of
+                                 * the highest ratio at ts_ms, 0 none (noise.h) */
+    uint64_t noise_set;         /* its raised features (bit f: feature f, the
+                                 * first 64) */
 } ad_window_job;
 
 typedef enum {
