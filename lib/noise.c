@@ -24,6 +24,9 @@ struct ad_noise {
     int64_t *run;       /* F: the run's start, INT64_MIN: none */
     int64_t *run_end;   /* F: the end of its last block */
     double *run_level;  /* F: the level of its last block */
+    double *recent;     /* F x AD_NOISE_RECENT: the last levels judged or
+                         * learned, a ring (what an acceptance takes) */
+    int *rn, *rpos;     /* F: levels held, next slot */
     double *last;       /* F: the last judged ratio, NaN: none */
     double *tmp;        /* AD_NOISE_MAX_N: scratch for medians */
 };
@@ -52,11 +55,14 @@ ad_noise *ad_noise_new(int F, int64_t span_ms, double ratio)
     n->run_end = malloc((size_t)F * sizeof(int64_t));
     n->last = malloc((size_t)F * sizeof(double));
     n->run_level = calloc((size_t)F, sizeof(double));
+    n->recent = calloc((size_t)F * AD_NOISE_RECENT, sizeof(double));
+    n->rn = calloc((size_t)F, sizeof(int));
+    n->rpos = calloc((size_t)F, sizeof(int));
     n->tmp = malloc(AD_NOISE_MAX_N * sizeof(double));
     if (n->diff == NULL || n->nd == NULL || n->bstart == NULL || n->prev == NULL ||
         n->usual == NULL || n->un == NULL || n->upos == NULL || n->judging == NULL ||
         n->run == NULL || n->run_end == NULL || n->last == NULL || n->tmp == NULL ||
-        n->run_level == NULL) {
+        n->run_level == NULL || n->recent == NULL || n->rn == NULL || n->rpos == NULL) {
         ad_noise_free(n);
         return NULL;
     }
@@ -85,6 +91,9 @@ void ad_noise_free(ad_noise *n)
     free(n->run_end);
     free(n->last);
     free(n->run_level);
+    free(n->recent);
+    free(n->rn);
+    free(n->rpos);
     free(n->tmp);
     free(n);
 }
@@ -128,6 +137,11 @@ static double usual_of(ad_noise *n, int f)
     return median(n->tmp, k);
 }
 
+static int raised(const ad_noise *n, int f)
+{
+    return n->run[f] != INT64_MIN && n->run_end[f] - n->run[f] >= n->span;
+}
+
 /* the block of feature f ends at ts: its level judged, then learned or run */
 static void close_block(ad_noise *n, int f, int64_t ts)
 {
@@ -146,6 +160,10 @@ static void close_block(ad_noise *n, int f, int64_t ts)
     n->bstart[f] = INT64_MIN;
     if (!(level > 0) || !isfinite(level))
         return;                 /* frozen or coarse: neither judged nor learned */
+    n->recent[(size_t)f * AD_NOISE_RECENT + n->rpos[f]] = level;
+    n->rpos[f] = (n->rpos[f] + 1) % AD_NOISE_RECENT;
+    if (n->rn[f] < AD_NOISE_RECENT)
+        n->rn[f]++;
     if (!n->judging[f]) {
         learn(n, f, level);
         return;
@@ -153,7 +171,8 @@ static void close_block(ad_noise *n, int f, int64_t ts)
     u = usual_of(n, f);
     r = level / u;
     n->last[f] = r;
-    if (r > n->ratio) {
+    /* a raised run goes on while its blocks stay over the clear ratio */
+    if (r > (raised(n, f) ? 1.0 + (n->ratio - 1.0) * AD_NOISE_CLEAR : n->ratio)) {
         if (n->run[f] == INT64_MIN)
             n->run[f] = start;
         n->run_end[f] = ts;
@@ -191,11 +210,6 @@ int ad_noise_push(ad_noise *n, int64_t ts, const double *values)
     return closed;
 }
 
-static int raised(const ad_noise *n, int f)
-{
-    return n->run[f] != INT64_MIN && n->run_end[f] - n->run[f] >= n->span;
-}
-
 int ad_noise_raised(const ad_noise *n, unsigned char *on)
 {
     int c = 0;
@@ -219,27 +233,34 @@ int ad_noise_accept(ad_noise *n)
     int c = 0;
 
     for (int f = 0; f < n->F; f++) {
-        if (n->run[f] == INT64_MIN)
+        int k = n->rn[f];
+
+        if (k == 0)
             continue;
-        /* the run's level is the usual one now: it starts the ring over */
+        /* the last levels are the usual ones now, whether the change
+         * moved this feature's noise or not (then they are its usual
+         * level anyway): they start the ring over */
+        c += n->run[f] != INT64_MIN;
         n->un[f] = n->upos[f] = 0;
-        learn(n, f, n->run_level[f]);
+        for (int i = 0; i < k; i++)
+            learn(n, f, n->recent[(size_t)f * AD_NOISE_RECENT +
+                                  (n->rpos[f] - k + i + 2 * AD_NOISE_RECENT) % AD_NOISE_RECENT]);
         n->judging[f] = 1;
         n->run[f] = n->run_end[f] = INT64_MIN;
-        c++;
     }
     return c;
 }
 
 cJSON *ad_noise_save(const ad_noise *n)
 {
-    cJSON *o = cJSON_CreateObject(), *us, *run, *jd;
+    cJSON *o = cJSON_CreateObject(), *us, *run, *jd, *rc;
 
     if (o == NULL || !cJSON_AddNumberToObject(o, "span_ms", (double)n->span) ||
         !cJSON_AddNumberToObject(o, "ratio", n->ratio) ||
         (us = cJSON_AddArrayToObject(o, "usual")) == NULL ||
         (run = cJSON_AddArrayToObject(o, "run")) == NULL ||
-        (jd = cJSON_AddArrayToObject(o, "judging")) == NULL)
+        (jd = cJSON_AddArrayToObject(o, "judging")) == NULL ||
+        (rc = cJSON_AddArrayToObject(o, "recent")) == NULL)
         goto fail;
     for (int f = 0; f < n->F; f++) {
         cJSON *a = cJSON_CreateArray(), *x;
@@ -277,6 +298,15 @@ cJSON *ad_noise_save(const ad_noise *n)
         if ((x = cJSON_CreateBool(n->judging[f])) == NULL)
             goto fail;
         cJSON_AddItemToArray(jd, x);
+        if ((a = cJSON_CreateArray()) == NULL)
+            goto fail;
+        cJSON_AddItemToArray(rc, a);
+        for (int i = 0; i < n->rn[f]; i++) {
+            int slot = (n->rpos[f] - n->rn[f] + i + 2 * AD_NOISE_RECENT) % AD_NOISE_RECENT;
+            if ((x = cJSON_CreateNumber(n->recent[(size_t)f * AD_NOISE_RECENT + slot])) == NULL)
+                goto fail;
+            cJSON_AddItemToArray(a, x);
+        }
     }
     return o;
 fail:
@@ -300,6 +330,7 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
     const cJSON *us = cJSON_GetObjectItemCaseSensitive(o, "usual");
     const cJSON *run = cJSON_GetObjectItemCaseSensitive(o, "run");
     const cJSON *jd = cJSON_GetObjectItemCaseSensitive(o, "judging");
+    const cJSON *rc = cJSON_GetObjectItemCaseSensitive(o, "recent");
     const cJSON *a, *x;
     int f;
 
@@ -336,6 +367,24 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
                            "end ms, level]", f);
         f++;
     }
+    /* the recent levels: absent in a state from before they were kept */
+    if (rc != NULL && (!cJSON_IsArray(rc) || cJSON_GetArraySize(rc) != n->F))
+        return ad_errf(err, errlen, AD_EFORMAT, "noise: recent: not an array of %d arrays",
+                       n->F);
+    f = 0;
+    cJSON_ArrayForEach(a, rc) {
+        int i = 0;
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > AD_NOISE_RECENT)
+            return ad_errf(err, errlen, AD_EFORMAT, "noise: recent[%d]: not an array of at "
+                           "most %d levels", f, AD_NOISE_RECENT);
+        cJSON_ArrayForEach(x, a) {
+            if (!is_level(x))
+                return ad_errf(err, errlen, AD_EFORMAT, "noise: recent[%d][%d]: not a level "
+                               "> 0", f, i);
+            i++;
+        }
+        f++;
+    }
     f = 0;
     cJSON_ArrayForEach(x, jd) {
         if (!cJSON_IsBool(x))
@@ -365,5 +414,13 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
     }
     for (f = 0, x = jd->child; f < n->F; f++, x = x->next)
         n->judging[f] = cJSON_IsTrue(x) && n->un[f] > 0;
+    for (f = 0, a = rc ? rc->child : NULL; f < n->F; f++, a = a ? a->next : NULL) {
+        int i = 0;
+        if (a != NULL)
+            cJSON_ArrayForEach(x, a)
+                n->recent[(size_t)f * AD_NOISE_RECENT + i++] = x->valuedouble;
+        n->rn[f] = i;
+        n->rpos[f] = i % AD_NOISE_RECENT;
+    }
     return 0;
 }

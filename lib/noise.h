@@ -16,7 +16,10 @@
  * the feature's usual level, the median of its last AD_NOISE_KEEP levels
  * judged usual (the first AD_NOISE_WARM blocks are learned, not judged). A
  * block over ratio x the usual level starts or continues the feature's
- * run, and is not learned; a block under it ends the run and is learned.
+ * run, and is not learned; a block under it ends the run and is learned,
+ * except that a raised run goes on while its blocks stay over
+ * 1 + AD_NOISE_CLEAR x (ratio - 1) (a hysteresis, as an alert's clear
+ * level: one quieter hour does not end a change).
  * A feature whose run has lasted span_ms of data (from the start of its
  * first block to the end of its last) is raised: the detector counts each
  * window as over the threshold with that feature on top while it lasts
@@ -24,10 +27,12 @@
  * A drop in the noise is learned, never raised.
  *
  * ACCEPTANCE: a change the detector accepts as a new normal (a regime,
- * detector.h) takes the noise with it: ad_noise_accept makes each feature's
- * level of its current run its usual level, so a noise change that
- * persists alerts once, is accepted as the other changes are and does not
- * alert again.
+ * detector.h) takes the noise with it: ad_noise_accept makes each
+ * feature's last AD_NOISE_RECENT levels (judged or learned, in a run or
+ * not: a change's noise may dip under the ratio now and then) its usual
+ * levels and ends its run, so a noise change that persists alerts once,
+ * is accepted as the other changes are and does not alert again (an
+ * unchanged feature's last levels are its usual level anyway).
  *
  * The caller marks samples it does not trust (data-quality flags, invalid
  * rows) as NaN: no difference is taken across them, as across a gap
@@ -40,8 +45,10 @@
  * block's level) and whether it judges; the block under way is not kept (a
  * restart starts a block):
  *   {"span_ms":S,"ratio":R,"usual":[[level..]..F],
- *    "run":[null|[start ms,end ms,level]..F],"judging":[bool..F]}
- * At most F x (AD_NOISE_KEEP + 4) numbers. Kept under other settings
+ *    "run":[null|[start ms,end ms,level]..F],"judging":[bool..F],
+ *    "recent":[[level..]..F]}
+ * At most F x (AD_NOISE_KEEP + AD_NOISE_RECENT + 4) numbers; a state
+ * without "recent" (kept before it was) restores with none. Kept under other settings
  * (span, ratio) it is taken all the same: the usual levels are the
  * stream's, and a run is judged again by the next block.
  */
@@ -58,6 +65,8 @@ struct cJSON;
 #define AD_NOISE_MAX_N 1024        /* most differences in a block */
 #define AD_NOISE_KEEP 24           /* usual levels kept (the median of) */
 #define AD_NOISE_WARM 6            /* blocks learned before any is judged */
+#define AD_NOISE_RECENT 6          /* last levels an acceptance takes */
+#define AD_NOISE_CLEAR 0.5         /* a raised run's level, in (ratio - 1) */
 
 typedef struct ad_noise ad_noise;
 
@@ -82,8 +91,8 @@ int ad_noise_raised(const ad_noise *n, unsigned char *on);
  * none judged yet). */
 double ad_noise_ratio(const ad_noise *n, int f);
 
-/* A change accepted: each feature in a run takes its last block's level
- * as its usual level; its run ends. Returns the features it took. */
+/* A change accepted: each feature takes its last AD_NOISE_RECENT levels
+ * as its usual levels; runs end. Returns the features that were in a run. */
 int ad_noise_accept(ad_noise *n);
 
 /* The state (SAVED STATE). A new object, NULL on OOM. */
