@@ -12,8 +12,10 @@
  *     are refused whole, naming the field;
  *   - through the detector: a change of noise that leaves every window's
  *     score far under the threshold (a mean |value| of 10 +- a few
- *     thousandths) raises an alert naming that feature with alert.noise_ms set, and
- *     nothing without it.
+ *     thousandths) raises an alert naming that feature with alert.noise_ms
+ *     set, and nothing without it; handed over to a fresh detector an hour
+ *     into the change, the same alert (within the hour the block under way
+ *     takes to start over).
  * Rows 60 s apart.
  */
 #include <math.h>
@@ -255,7 +257,8 @@ static ad_detector *mk(int64_t noise_ms)
 /* rows 10 + noise 0.03, feature 1's noise 0.07 from ON: a window's score
  * (mean |value|, ~10) moves by a few thousandths, the threshold is over 10
  * x the calibration margin */
-static void detector_run(int64_t noise_ms, int *raised, int *first_hour, int *top)
+static void detector_run(int64_t noise_ms, int restore_at, int *raised, int *first_hour,
+                         int *top)
 {
     ad_detector *d = mk(noise_ms);
     int i;
@@ -271,6 +274,18 @@ static void detector_run(int64_t noise_ms, int *raised, int *first_hour, int *to
         ad_window_job job;
         ad_event ev;
 
+        if (i == restore_at) {
+            /* a hand-over: the state into a fresh detector */
+            char *st = ad_detector_save_handover(d), err[300];
+            ad_detector *d2 = mk(noise_ms);
+            int rc = st && d2 ? ad_detector_restore(d2, st, err, sizeof(err)) : -1;
+
+            T_CHECK(rc == 0, "restore at row %d: %s", i, rc == -1 ? "no state" : err);
+            T_CHECK(st && strstr(st, "\"noise\""), "the saved state holds the noise test");
+            free(st);
+            ad_detector_free(d);
+            d = d2;
+        }
         ad_detector_push_row(d, (int64_t)i * DT, row, NULL);
         while (ad_detector_next_window(d, in, &job)) {
             ad_forward_ref(job.model, in, out, 1);
@@ -293,15 +308,21 @@ static void test_detector(void)
 {
     int raised, hour, top;
 
-    detector_run(0, &raised, &hour, &top);
+    detector_run(0, -1, &raised, &hour, &top);
     T_CHECK(raised == 0, "noise test off: %d alerts (the scores do not move), first at hour %d",
             raised, hour);
-    detector_run(SPAN, &raised, &hour, &top);
+    detector_run(SPAN, -1, &raised, &hour, &top);
     T_CHECK(raised >= 1 && hour >= 32 && hour <= 36, "noise_ms 3 h: %d alerts, first at hour "
             "%d, want one at 32..36 (the onset in the first block of the run)", raised, hour);
     T_CHECK(top == 1, "the alert names feature %d, want 1 (the noisier one)", top);
     T_NOTE("noise x2.33 on feature 1 from hour 30 under an unmoved score: alert at hour %d "
            "naming feature %d", hour, top);
+    /* handed over 1 h into the change: the usual levels and the run go on
+     * (the block under way starts over: at most an hour later) */
+    int h2, t2;
+    detector_run(SPAN, ON + HOUR + 7, &raised, &h2, &t2);
+    T_CHECK(raised >= 1 && h2 >= hour && h2 <= hour + 1 && t2 == 1, "handed over at hour 31: "
+            "alert at hour %d naming %d, want %d or %d naming 1", h2, t2, hour, hour + 1);
 }
 
 int main(void)
