@@ -319,6 +319,15 @@ static const key alert_keys[] = {
     { "burst_z", K_NUM, OPP(alert.burst_z), 0.001, 1000, "5", FP, NULL, NULL,
       "the burst test's outlier distance from the neighbours' median, in spreads "
       "(1.4826 MAD)" },
+    { "noise_ms", K_I64, OPP(alert.noise_ms), 0, 31622400000.0, "0", FP, NULL, NULL,
+      "noise test: each feature's noise level (the spread, 1.4826 MAD, of its successive "
+      "differences over an hour of data) is compared with its usual level (the median of "
+      "its last 24 usual hours); while it stays over noise_ratio x the usual level for "
+      "this much data, each window counts as over the threshold with that feature on top, "
+      "so a noisier signal alerts; an accepted change takes its noise level as usual, and "
+      "rows under a data-quality flag do not count (0: off)" },
+    { "noise_ratio", K_NUM, OPP(alert.noise_ratio), 1.000001, 1000, "1.8", FP, NULL, NULL,
+      "the noise test's ratio of an hour's noise level to the usual level" },
 };
 static const table alert_table = TAB(alert_keys);
 

@@ -58,6 +58,8 @@ void ad_alert_cfg_default(ad_alert_cfg *c)
     c->burst_ms = 0;
     c->burst_n = 3;
     c->burst_z = 5.0;
+    c->noise_ms = 0;
+    c->noise_ratio = 1.8;
 }
 
 const char *ad_close_reason_name(ad_close_reason r)
@@ -153,6 +155,12 @@ int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
     if (!(c->burst_z > 0 && c->burst_z <= 1000))
         return ad_errf(err, errlen, AD_EINVAL, "alert.burst_z: must be > 0 and <= 1000 "
                        "(got %g)", c->burst_z);
+    if (c->noise_ms < 0 || c->noise_ms > 31622400000LL)
+        return ad_errf(err, errlen, AD_EINVAL, "alert.noise_ms: must be 0..31622400000 "
+                       "(a year; got %lld)", (long long)c->noise_ms);
+    if (!(c->noise_ratio > 1 && c->noise_ratio <= 1000))
+        return ad_errf(err, errlen, AD_EINVAL, "alert.noise_ratio: must be > 1 and <= 1000 "
+                       "(got %g)", c->noise_ratio);
     if (!(c->stepdown_ratio >= 0 && c->stepdown_ratio < 1))
         return ad_errf(err, errlen, AD_EINVAL, "alert.stepdown_ratio: must be >= 0 and < 1 "
                        "(0: off; got %g)", c->stepdown_ratio);

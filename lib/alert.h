@@ -154,6 +154,11 @@ typedef struct ad_alert_cfg {
     double burst_z;       /* detector: an outlier's distance from its
                              neighbours' median in spreads (1.4826 MAD),
                              > 0, default 5 */
+    int64_t noise_ms;     /* detector: NOISE TEST: a feature's noise over
+                             noise_ratio x its usual level for this much data
+                             raises (0: off, the default; see noise.h) */
+    double noise_ratio;   /* detector: the noise test's ratio, > 1,
+                             default 1.8 */
 } ad_alert_cfg;
 
 /* One scored window as the alerter sees it. */
@@ -163,7 +168,7 @@ typedef struct ad_alert_obs {
     double prob;              /* anomaly probability, NAN if unknown */
     double log_lik;           /* ln(1 - prob), NAN if unknown */
     const float *share;       /* F floats or NULL */
-    int elevated;             /* the detector's level or burst test holds this
+    int elevated;             /* the detector's level, burst or noise test holds this
                                * window (on = score: it exceeds, and is not
                                * below the clear level, whatever its score) */
     int band;                 /* raise on this window when idle (a lasting

@@ -16,6 +16,7 @@
 #include "ad.h"
 #include "window.h"
 #include "burst.h"
+#include "noise.h"
 #include "train.h"
 
 #include "detector_int.h"
@@ -388,6 +389,9 @@ void ad_detector_free(ad_detector *d)
     free(d->burst_sp);
     free(d->burst_row);
     free(d->bshare);
+    ad_noise_free(d->noise);
+    free(d->noise_on);
+    free(d->noise_share);
     free(d->acc_prof);
     free(d->srow);
     free(d->nscale);
@@ -1148,6 +1152,97 @@ void det_burst_restore(ad_detector *d, const cJSON *o)
                err);
 }
 
+/* The noise test in effect for alert.noise_* (made again when a reload
+ * changed them, gone when turned off). 0, or -1 when off or out of memory. */
+static int noise_ready(ad_detector *d)
+{
+    const ad_alert_cfg *c = &d->cfg.alert;
+
+    if (c->noise_ms <= 0) {
+        ad_noise_free(d->noise);
+        d->noise = NULL;
+        return -1;
+    }
+    if (d->noise != NULL && d->noise_ms == c->noise_ms && d->noise_ratio == c->noise_ratio)
+        return 0;
+    ad_noise_free(d->noise);
+    d->noise = ad_noise_new(d->F, c->noise_ms, c->noise_ratio);
+    if (d->noise_on == NULL)
+        d->noise_on = malloc((size_t)d->F);
+    if (d->noise_share == NULL)
+        d->noise_share = malloc((size_t)d->F * sizeof(float));
+    if (d->burst_row == NULL)
+        d->burst_row = malloc((size_t)d->F * sizeof(double));
+    if (d->noise == NULL || d->noise_on == NULL || d->noise_share == NULL || d->burst_row == NULL) {
+        if (d->noise_ms != -1)
+            ad_log(AD_LOG_WARNING, "%s: noise test off: out of memory (alert.noise_ms %lld)",
+                   d->who, (long long)c->noise_ms);
+        ad_noise_free(d->noise);
+        d->noise = NULL;
+        d->noise_ms = -1;           /* said once */
+        return -1;
+    }
+    d->noise_ms = c->noise_ms;
+    d->noise_ratio = c->noise_ratio;
+    return 0;
+}
+
+/* NOISE TEST: one popped row into each feature's noise level (noise.h); a
+ * row under a data-quality flag, or a missing value, is not used. */
+static void noise_row(ad_detector *d, int64_t ts, unsigned flags)
+{
+    int f, flagged;
+
+    if (noise_ready(d) != 0)
+        return;
+    if (flags & AD_ROW_GAP)
+        ad_noise_reset(d->noise);
+    flagged = d->dq != NULL && ad_dq_flagged(d->dq, ts, ts);
+    for (f = 0; f < d->F; f++)
+        d->burst_row[f] = flagged ? NAN : d->rowd[f];
+    ad_noise_push(d->noise, ts, d->burst_row);
+}
+
+/* The raised features now into job (noise, noise_set). */
+static void noise_job(ad_detector *d, ad_window_job *job)
+{
+    double best = -1;
+
+    if (d->noise == NULL || ad_noise_raised(d->noise, d->noise_on) == 0)
+        return;
+    for (int f = 0; f < d->F; f++) {
+        if (!d->noise_on[f])
+            continue;
+        if (f < 64)
+            job->noise_set |= (uint64_t)1 << f;
+        if (ad_noise_ratio(d->noise, f) > best) {
+            best = ad_noise_ratio(d->noise, f);
+            job->noise = f + 1;
+        }
+    }
+}
+
+/* The noise test's state ("noise" of the saved state; noise.h SAVED
+ * STATE). NULL when the test is off, or on OOM. */
+cJSON *det_noise_save(const ad_detector *d)
+{
+    return d->noise == NULL ? NULL : ad_noise_save(d->noise);
+}
+
+/* Continue the noise test from det_noise_save's object o: its usual levels
+ * and runs go on, the block under way starts over. Damaged or of other
+ * features: a line naming the field, and the test learns afresh. */
+void det_noise_restore(ad_detector *d, const cJSON *o)
+{
+    char err[200];
+
+    if (o == NULL || noise_ready(d) != 0)
+        return;
+    if (ad_noise_restore(d->noise, o, err, sizeof(err)) != 0)
+        ad_log(AD_LOG_WARNING, "%s: saved state: %s: the noise test learns afresh", d->who,
+               err);
+}
+
 int ad_detector_rows_queued(const ad_detector *d)
 {
     return ad_stream_pending(d->stream);
@@ -1186,6 +1281,7 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
             d->st.window_resets++;
         }
         burst_row(d, ts, flags);
+        noise_row(d, ts, flags);
         if (row_untrusted(d, valid))
             d->rows_since_bad = 0;
         else if (d->rows_since_bad < UINT64_MAX / 2)
@@ -1219,6 +1315,7 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
         job->phase = d->phase;
         job->untrusted = d->rows_since_bad < (uint64_t)d->T;
         job->burst = d->burst ? ad_burst_feature(d->burst, ts) + 1 : 0;
+        noise_job(d, job);
         if (d->ad && d->phase == AD_PHASE_DETECTING) {
             /* a candidate with another scaler (a model file changed on
              * reload) gets the window re-scaled: ad_model_rescale */
@@ -3323,6 +3420,9 @@ static ad_event *accept_close(ad_detector *d, int64_t ts, double nw, double old,
     ad_event *e;
 
     d->lvl_off = 1;
+    /* a noise change under way is part of the change accepted (noise.h) */
+    if (d->noise != NULL)
+        ad_noise_accept(d->noise);
     /* the accepted level (level_bounds) is the level test's mean a span
      * from now, over windows all after the acceptance: the span now may
      * still hold windows from before the change (a step-down's fault), or
@@ -4742,7 +4842,8 @@ static void thr_learn(ad_detector *d, int64_t ts, double s)
 
 /* DETECTING: one score through the alerter, acceptance and adaptation. */
 static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
-                   const float *share, int untrusted, int hard, int burst)
+                   const float *share, int untrusted, int hard, int burst, int noise,
+                   uint64_t noise_set)
 {
     /* untrusted: never teaches; hard: also stops regime acceptance */
     double thr = ad_threshold_value(d->thr), lv = NAN, eff = thr, base = NAN;
@@ -4821,6 +4922,21 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
             o.share = d->bshare;
         }
         d->st.windows_burst++;
+    }
+    /* the noise test: likewise, its raised features sharing the window's
+     * error when it is under the threshold and no burst names one */
+    if (noise > 0 && noise <= d->F && d->noise_share != NULL) {
+        o.elevated = 1;
+        if (!(s > o.threshold) && !(burst > 0 && burst <= d->F)) {
+            int c = 0;
+            for (int f = 0; f < d->F; f++) {
+                d->noise_share[f] = f == noise - 1 || (f < 64 && (noise_set >> f & 1));
+                c += d->noise_share[f] > 0;
+            }
+            for (int f = 0; f < d->F; f++)
+                d->noise_share[f] /= (float)c;
+            o.share = d->noise_share;
+        }
     }
     ad_alert al;
     /* over the threshold, under the raise level (RAISE RATIO in alert.h):
@@ -5069,7 +5185,8 @@ int ad_detector_feed_score3(ad_detector *d, const ad_window_job *job,
     }
     if (d->phase != AD_PHASE_DETECTING)
         return 0;
-    detect(d, ts, s, p, L, share, noteach, job->untrusted || hard, job->burst);
+    detect(d, ts, s, p, L, share, noteach, job->untrusted || hard, job->burst, job->noise,
+           job->noise_set);
     if (d->ad) {
         const float *w = pw_find(d, job->seq);
         if (w != NULL && job->gen == d->gen) {

@@ -223,7 +223,7 @@
  *
  * BAND RUN (alert.raise_ratio r > 1 with alert.accept_after A > 0;
  * alert.band, default raise). A window over the threshold and under r x
- * it, with no alert open and not held by the level or burst test, is in
+ * it, with no alert open and not held by the level, burst or noise test, is in
  * the band: it raises nothing and is not learned (alert.h RAISE RATIO). A
  * run of them starts at such a window and lasts, in windows (A is
  * accept_after_ms by the window period), until alert.m consecutive
@@ -431,6 +431,10 @@ typedef struct ad_window_job {
     uint64_t ep;                /* the detector's: retired models it may read */
     int burst;                  /* the burst test: 1 + the feature in a burst
                                  * at ts_ms, 0 none (burst.h) */
+    int noise;                  /* the noise test: 1 + the raised feature of
+                                 * the highest ratio at ts_ms, 0 none (noise.h) */
+    uint64_t noise_set;         /* its raised features (bit f: feature f, the
+                                 * first 64) */
 } ad_window_job;
 
 typedef enum {
@@ -886,7 +890,8 @@ void *ad_detector_user(const ad_detector *d);
  *  scores fed without shares, regimes accepted by level},"window_ms":..,
  *  "level":{..} (the level test, alert.level_ms, below),"burst":{..} (the
  *  burst test, alert.burst_ms: burst.h SAVED STATE; the neighbourhood's
- *  rows in a hand-over only); plus "dq":{ad_dq_save state},
+ *  rows in a hand-over only),"noise":{..} (the noise test, alert.noise_ms:
+ *  noise.h SAVED STATE); plus "dq":{ad_dq_save state},
  *  "adapt":{ad_adapt_save state} (only when enabled), and, while a row is
  *  held as far ahead (A ROW AHEAD), "held":{"ts":ms,"arrival":wall ms,
  *  "values":[F, null for NaN][,"present":[F 0|1], absent: every feature]}
@@ -1006,7 +1011,8 @@ char *ad_detector_save_checkpoint(const ad_detector *d);
  * middle of the stream). Without it (an older file), or damaged (a
  * warning), acceptance counts again from the restore, an open alert's
  * change from its raise. The level test's mean ("level") and the burst
- * test's outliers and rows ("burst") continue too (see ad_detector_save
+ * test's outliers and rows ("burst") continue too, as do the noise test's
+ * usual levels and runs ("noise") (see ad_detector_save
  * for what drops them); without them, or dropped, those tests start over.
  * The "dq" and "adapt" sub-objects (optional: older state files have none)
  * are restored too, even when the calibration is refused (they do not

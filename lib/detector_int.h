@@ -150,6 +150,13 @@ struct ad_detector {
     int burst_n;
     double burst_z;
     double *burst_sp, *burst_row;
+    /* noise test (alert.noise_ms): its state and the settings it was made
+     * with; noise_on F: raised features; noise_share F: the share an alert sees */
+    struct ad_noise *noise;
+    int64_t noise_ms;
+    double noise_ratio;
+    unsigned char *noise_on;
+    float *noise_share;
     float *bshare;
     int acc_len, acc_head;
     int acc_quiet;               /* windows without an alert since the chain's last */
@@ -388,6 +395,8 @@ cJSON *det_level_save(const ad_detector *d);
 void det_level_restore(ad_detector *d, const cJSON *o);
 cJSON *det_burst_save(const ad_detector *d, int rows);
 void det_burst_restore(ad_detector *d, const cJSON *o);
+cJSON *det_noise_save(const ad_detector *d);
+void det_noise_restore(ad_detector *d, const cJSON *o);
 cJSON *det_acc_save(const ad_detector *d);
 void det_acc_restore(ad_detector *d, const cJSON *o);
 /* The acceptance chains in progress (the "accept" part of the state's

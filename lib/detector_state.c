@@ -685,6 +685,8 @@ static char *detector_save(const ad_detector *d, int with_window, int with_norma
             goto out;
         if ((t = det_burst_save(d, with_window)) != NULL)
             cJSON_AddItemToObject(o, "burst", t);
+        if ((t = det_noise_save(d)) != NULL)
+            cJSON_AddItemToObject(o, "noise", t);
     }
     if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0)
         goto out;
@@ -859,6 +861,7 @@ static int calib_continue(ad_detector *d, const cJSON *o, const cJSON *c, char *
     window_restore(d, cJSON_GetObjectItemCaseSensitive(o, "window"));
     held_restore(d, cJSON_GetObjectItemCaseSensitive(o, "held"));
     det_burst_restore(d, cJSON_GetObjectItemCaseSensitive(o, "burst"));
+    det_noise_restore(d, cJSON_GetObjectItemCaseSensitive(o, "noise"));
     lik_restore(d, o);
     ad_log(AD_LOG_INFO, "%s: calibration continues from the saved state: %llu of %d "
            "windows%s", d->who, (unsigned long long)(ad_threshold_count(d->thr) +
@@ -1004,6 +1007,7 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     det_level_restore(d, cJSON_GetObjectItemCaseSensitive(o, "level"));
     det_band_restore(d, cJSON_GetObjectItemCaseSensitive(o, "band"));
     det_burst_restore(d, cJSON_GetObjectItemCaseSensitive(o, "burst"));
+    det_noise_restore(d, cJSON_GetObjectItemCaseSensitive(o, "noise"));
     /* said before the phase line, which reads as a calibration's end */
     ad_log(AD_LOG_INFO, "%s: threshold %.6g restored from the saved state: detecting at "
            "once, no new calibration", d->who, ad_threshold_value(d->thr));

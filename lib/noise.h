@@ -1,0 +1,106 @@
+/*
+ * noise.h - the noise test: a lasting change in a feature's noise level.
+ *
+ * Bearing wear, cavitation, a loose mounting or a failing sensor can make
+ * a signal noisier while its level, and so a loose model's reconstruction
+ * error, hardly moves. The noise test looks at each feature's raw samples:
+ * its noise level over a block of data is the robust spread of the
+ * successive differences,
+ *
+ *     level = 1.4826 * MAD(x[i] - x[i-1]) / sqrt 2
+ *
+ * (a slow signal, a daily cycle or a level step hardly moves it: a step is
+ * one difference of many), over a block of AD_NOISE_BLOCK_MS of data with
+ * at least AD_NOISE_MIN_N differences, or of AD_NOISE_MAX_N differences if
+ * that comes first (a fast stream). Each block's level is compared with
+ * the feature's usual level, the median of its last AD_NOISE_KEEP levels
+ * judged usual (the first AD_NOISE_WARM blocks are learned, not judged). A
+ * block over ratio x the usual level starts or continues the feature's
+ * run, and is not learned; a block under it ends the run and is learned,
+ * except that a raised run goes on while its blocks stay over
+ * 1 + AD_NOISE_CLEAR x (ratio - 1) (a hysteresis, as an alert's clear
+ * level: one quieter hour does not end a change).
+ * A feature whose run has lasted span_ms of data (from the start of its
+ * first block to the end of its last) is raised: the detector counts each
+ * window as over the threshold with that feature on top while it lasts
+ * (detector.h), so the change alerts and clears once the noise is back.
+ * A drop in the noise is learned, never raised.
+ *
+ * ACCEPTANCE: a change the detector accepts as a new normal (a regime,
+ * detector.h) takes the noise with it: ad_noise_accept makes each
+ * feature's last AD_NOISE_RECENT levels (judged or learned, in a run or
+ * not: a change's noise may dip under the ratio now and then) its usual
+ * levels and ends its run, so a noise change that persists alerts once,
+ * is accepted as the other changes are and does not alert again (an
+ * unchanged feature's last levels are its usual level anyway).
+ *
+ * The caller marks samples it does not trust (data-quality flags, invalid
+ * rows) as NaN: no difference is taken across them, as across a gap
+ * (ad_noise_reset). A block whose level is 0 (a frozen or coarse signal)
+ * is neither judged nor learned.
+ *
+ * SAVED STATE (ad_noise_save / ad_noise_restore; the detector's state
+ * "noise", detector.h): per feature its usual levels (oldest first), its
+ * run (null: none; else its start, the end of its last block and that
+ * block's level) and whether it judges; the block under way is not kept (a
+ * restart starts a block):
+ *   {"span_ms":S,"ratio":R,"usual":[[level..]..F],
+ *    "run":[null|[start ms,end ms,level]..F],"judging":[bool..F],
+ *    "recent":[[level..]..F]}
+ * At most F x (AD_NOISE_KEEP + AD_NOISE_RECENT + 4) numbers; a state
+ * without "recent" (kept before it was) restores with none. Kept under other settings
+ * (span, ratio) it is taken all the same: the usual levels are the
+ * stream's, and a run is judged again by the next block.
+ */
+#ifndef AD_NOISE_H
+#define AD_NOISE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cJSON;
+
+#define AD_NOISE_BLOCK_MS 3600000  /* a block of data: an hour */
+#define AD_NOISE_MIN_N 30          /* fewest differences a block needs */
+#define AD_NOISE_MAX_N 1024        /* most differences in a block */
+#define AD_NOISE_KEEP 24           /* usual levels kept (the median of) */
+#define AD_NOISE_WARM 6            /* blocks learned before any is judged */
+#define AD_NOISE_RECENT 6          /* last levels an acceptance takes */
+#define AD_NOISE_CLEAR 0.5         /* a raised run's level, in (ratio - 1) */
+
+typedef struct ad_noise ad_noise;
+
+/* A test on F features: a run over ratio (> 1) x the usual level that
+ * lasts span_ms (> 0) of data raises. NULL when out of memory or bad
+ * arguments. */
+ad_noise *ad_noise_new(int F, int64_t span_ms, double ratio);
+void ad_noise_free(ad_noise *n);
+
+/* One row at ts: values (F; NaN = not trusted, no difference across it).
+ * Returns the number of blocks closed (0 or more). */
+int ad_noise_push(ad_noise *n, int64_t ts, const double *values);
+
+/* A gap in the data: no difference across it; the block goes on. */
+void ad_noise_reset(ad_noise *n);
+
+/* The raised features: on[f] = 1 for each (on may be NULL); returns how
+ * many. */
+int ad_noise_raised(const ad_noise *n, unsigned char *on);
+
+/* The last judged block's level over the usual level of feature f (NAN:
+ * none judged yet). */
+double ad_noise_ratio(const ad_noise *n, int f);
+
+/* A change accepted: each feature takes its last AD_NOISE_RECENT levels
+ * as its usual levels; runs end. Returns the features that were in a run. */
+int ad_noise_accept(ad_noise *n);
+
+/* The state (SAVED STATE). A new object, NULL on OOM. */
+struct cJSON *ad_noise_save(const ad_noise *n);
+
+/* Take a saved state o (ad_noise_save) into n, made with the same F: all
+ * of it is checked before any of it is taken. 0, or AD_EINVAL (other F) /
+ * AD_EFORMAT (damaged; the field named) with err set; n is unchanged then. */
+int ad_noise_restore(ad_noise *n, const struct cJSON *o, char *err, size_t errlen);
+
+#endif
