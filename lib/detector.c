@@ -2220,11 +2220,21 @@ static double regime_cand_level(const ad_detector *d, int i)
 static double *pk_prof(const ad_detector *d);
 
 /* A promotion: the chains in progress (the active one's scores and excess
- * profiles, the parked one's) move to the candidate's scale by ratio. */
+ * profiles, the parked one's) and the runs being judged (a recurrence's
+ * onset, a dormant regime's re-entry: their scores, peak and threshold)
+ * move to the candidate's scale by ratio. */
 static void acc_chain_rescale(ad_detector *d, double ratio)
 {
     int A = d->cfg.alert.accept_after, i, f;
 
+    for (i = 0; i < d->acc_onset_run && i < d->onset_cap; i++)
+        d->onset_s[i] *= ratio;
+    d->acc_onset_max *= ratio;
+    d->acc_onset_thr *= ratio;
+    for (i = 0; i < d->reent_run && i < d->reent_cap; i++)
+        d->reent_s[i] *= ratio;
+    d->reent_max *= ratio;
+    d->reent_thr *= ratio;
     if (d->acc == NULL || d->acc_prof == NULL || A <= 0)
         return;
     for (i = 0; i < d->acc_len; i++)
@@ -2593,15 +2603,32 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
         else if (q != NULL)
             ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].quiet is not a "
                    "count in 0..1e12: counted from here", d->who, i);
+        /* recurring with no schedule while alert.accept_period_ms is set:
+         * a regime kept all day by a promotion, saved before such a regime
+         * stayed one persistent change (regime_schedule): it is one now,
+         * so it goes dormant and ends once the process left it */
+        if (d->regime_rec[k] && d->regime_span[k] == 0 && d->cfg.alert.accept_period_ms > 0) {
+            d->regime_rec[k] = 0;
+            ad_log(AD_LOG_INFO, "%s: saved state: acceptance.regimes[%d] is recurring with no "
+                   "time of day (kept all day): restored as one persistent change", d->who, i);
+        }
         /* its level (regime_dormant); none saved (an older state) or
-         * damaged: unknown, the regime is never dormant */
+         * damaged: its threshold over calibration.margin (what the
+         * threshold rule fitted on its scores, at or above the median they
+         * sat at), so it goes dormant as a regime saved with it does */
         const cJSON *lv = cJSON_GetObjectItemCaseSensitive(r, "level");
-        d->regime_lvl[k] = 0;
+        double mg = d->cfg.thr.margin > 1 ? d->cfg.thr.margin : 1;
+        d->regime_lvl[k] = d->regime_thr[k] / mg;
         if (cJSON_IsNumber(lv) && isfinite(lv->valuedouble) && lv->valuedouble > 0)
             d->regime_lvl[k] = lv->valuedouble;
         else if (lv != NULL)
             ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].level is not a "
-                   "positive number: unknown, the regime is never dormant", d->who, i);
+                   "positive number: its threshold / calibration.margin (%.6g) instead",
+                   d->who, i, d->regime_lvl[k]);
+        else if (!d->regime_rec[k] && d->regime_span[k] == 0)
+            ad_log(AD_LOG_INFO, "%s: saved state: acceptance.regimes[%d] has no level (an "
+                   "older state): its threshold / calibration.margin, %.6g", d->who, i,
+                   d->regime_lvl[k]);
         read_sd_fit(d, r, i, k);
         reent_restore(d, cJSON_GetObjectItemCaseSensitive(r, "reentry"), i, k);
         k++;
@@ -2654,7 +2681,8 @@ static double acc_similarity(const ad_detector *d)
  * new onset, judged at the regime's level (reentry). Before, it silenced
  * any fault its way under its threshold until it ended, and each window
  * judged against it put its end off again. From the saved "quiet" and
- * "level"; a regime of unknown level (an older state) is never dormant. */
+ * "level" (an older state without it: its threshold / calibration.margin,
+ * det_acc_restore). */
 static int regime_dormant(const ad_detector *d, int i)
 {
     int D = d->cfg.alert.accept_after / AD_ACCEPT_RECUR;

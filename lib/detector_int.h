@@ -185,8 +185,9 @@ struct ad_detector {
                                         the threshold since the last one judged
                                         against it (regime_left) */
     double regime_lvl[AD_REGIMES];   /* the median score it was accepted on (its
-                                        level); 0: unknown (a state saved without
-                                        it), never dormant (regime_dormant) */
+                                        level; restored from a state saved
+                                        without it: threshold / margin); 0:
+                                        unknown, never dormant (regime_dormant) */
     /* a change the way of a dormant regime being judged (reentry): its
      * windows so far in a row over the threshold (-1: judged, not at the
      * regime's level, until a window not like it), the regime, their

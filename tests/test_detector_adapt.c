@@ -1117,6 +1117,150 @@ static void test_reentry_run(void)
     g_shares = 0;
 }
 
+/* ad_detector_save(d) with acceptance.regimes[0] edited: "level" deleted,
+ * and with recurring, "recurring" true and its since_ms/length_ms deleted
+ * (a regime kept all day, saved before such a regime stayed one
+ * persistent change); restored into a fresh mk (NULL: failed, reported). */
+static ad_detector *restore_old_regime(ad_detector *d, int recurring,
+                                       ad_detector *(*make)(void))
+{
+    char *txt = ad_detector_save(d), *out = NULL, err[300] = "";
+    cJSON *o = txt ? cJSON_Parse(txt) : NULL, *a, *r;
+    ad_detector *d2 = NULL;
+
+    a = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "acceptance"),
+                                         "regimes");
+    r = cJSON_GetArrayItem(a, 0);
+    T_CHECK(r && cJSON_GetObjectItemCaseSensitive(r, "level"), "a regime saved with a level");
+    if (r) {
+        cJSON_DeleteItemFromObjectCaseSensitive(r, "level");
+        if (recurring) {
+            cJSON_DeleteItemFromObjectCaseSensitive(r, "since_ms");
+            cJSON_DeleteItemFromObjectCaseSensitive(r, "length_ms");
+            cJSON_DeleteItemFromObjectCaseSensitive(r, "quiet");
+            cJSON_ReplaceItemInObjectCaseSensitive(r, "recurring", cJSON_CreateTrue());
+        }
+        out = cJSON_PrintUnformatted(o);
+        d2 = make();
+        if (!(out && d2 && ad_detector_restore(d2, out, err, sizeof(err)) == 0)) {
+            T_CHECK(0, "restored: %s", err);
+            ad_detector_free(d2);
+            d2 = NULL;
+        }
+    }
+    cJSON_Delete(o);
+    free(out);
+    free(txt);
+    return d2;
+}
+
+static ad_detector *mk_left(void)
+{
+    return mk_gap(0, 0, 0.2);
+}
+
+static ad_detector *mk_period(void)
+{
+    ad_detector *d = mk_gap(0, 0, 0.2);
+    ad_detector_cfg c;
+    char err[300];
+
+    /* mk_gap's settings with a period of 600 s */
+    ad_detector_free(d);
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 200;
+    c.thr.margin = 1.2;
+    c.alert.k = 3;
+    c.alert.n = 3;
+    c.alert.m = 5;
+    c.alert.clear_ratio = 1;
+    c.alert.accept_after = 30;
+    c.alert.accept_period_ms = 600000;
+    ad_adapt_cfg_default(&c.adapt);
+    c.adapt.enabled = 1;
+    c.adapt.every_windows = 1000000;
+    c.adapt.every_hours = 0;
+    c.adapt.shadow_windows = 150;
+    c.adapt.min_gain = 0.2;
+    d = NULL;
+    if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0)
+        T_CHECK(0, "ad_detector_new: %s", err);
+    return d;
+}
+
+/* B accepted (as in regime_left_run), 20 windows of A, the state restored
+ * as an older version saved it (old_regime_case's edit), 30 windows of A
+ * (B dormant), then the fault of test_left_regime_reentry (half B's shift,
+ * under B's threshold) or B itself back: the alerts raised since the fault
+ * or B began. */
+static int old_regime_case(int recurring, int b_back, ad_detector *(*make)(void))
+{
+    ad_detector *d = make(), *d2;
+    ad_detector_stats st;
+    uint64_t t = 95000;
+    run r;
+    int i, before;
+
+    memset(&r, 0, sizeof(r));
+    if (d == NULL)
+        return -1;
+    r.skip_finetune = 1;
+    for (i = 0; i < 300; i++)
+        step(d, t++, REG_A, 0, &r);
+    for (i = 0; i < 400 && !r.accepted; i++)
+        step(d, t++, REG_B, 0, &r);
+    for (i = 0; i < 60; i++)
+        step(d, t++, REG_B, 0, &r);
+    for (i = 0; i < 20; i++)
+        step(d, t++, REG_A, 0, &r);
+    d2 = restore_old_regime(d, recurring, make);
+    ad_detector_free(d);
+    if ((d = d2) == NULL)
+        return -1;
+    for (i = 0; i < 30; i++)
+        step(d, t++, REG_A, 0, &r);
+    before = r.raised;
+    for (i = 0; i < 100; i++) {
+        g_off0 = b_back || i >= 40 ? 0 : 0.75;
+        step(d, t++, b_back ? REG_B : REG_A, 0, &r);
+    }
+    g_off0 = 0;
+    ad_detector_get_stats(d, &st);
+    T_NOTE("%s, restored without its level%s: %s: raised %d, %d regime(s)",
+           make == mk_period ? "a period of 600 s" : "no period",
+           recurring ? ", recurring with no schedule" : "",
+           b_back ? "B back" : "the fault B's way", r.raised - before, st.regimes);
+    ad_detector_free(d);
+    return r.raised - before;
+}
+
+/* A STATE SAVED BEFORE A REGIME'S LEVEL WAS KEPT: its level is its
+ * threshold over calibration.margin, and it goes dormant once left as a
+ * regime saved with it does: the fault its way at half its level raises,
+ * the regime itself back is absorbed. A regime saved recurring with no
+ * schedule while alert.accept_period_ms is set (kept all day by a
+ * promotion, before such a regime stayed one persistent change) is
+ * restored as one persistent change: the same. Before, neither ever went
+ * dormant and the fault was judged against them (nothing raised). */
+static void test_regime_level_restored_old(void)
+{
+    int raised;
+
+    if (!g_live)
+        return;
+    g_shares = 1;
+    raised = old_regime_case(0, 0, mk_left);
+    T_CHECK(raised == 1, "no level saved: the fault B's way raised %d (want 1)", raised);
+    raised = old_regime_case(0, 1, mk_left);
+    T_CHECK(raised == 0, "no level saved: B back raised %d (want 0)", raised);
+    raised = old_regime_case(1, 0, mk_period);
+    T_CHECK(raised == 1, "recurring all day, no level: the fault B's way raised %d (want 1)",
+            raised);
+    raised = old_regime_case(1, 1, mk_period);
+    T_CHECK(raised == 0, "recurring all day, no level: B back raised %d (want 0)", raised);
+    g_shares = 0;
+}
+
 /* The change of both tests below: REG_B for 20 windows every 600 (a
  * period of 600 s, alert.accept_onset `onset`), four occurrences after
  * 300 windows of REG_A, the same model set in shadow 100 windows after
@@ -2427,6 +2571,7 @@ int main(void)
     T_RUN(test_unpromoted_regime_ends);
     T_RUN(test_left_regime_reentry);
     T_RUN(test_reentry_run);
+    T_RUN(test_regime_level_restored_old);
     T_RUN(test_long_regime_kept_persistent);
     T_RUN(test_chain_over_promotion);
     T_RUN(test_onset_regime_over_promotion);
