@@ -4246,7 +4246,7 @@ static int reentry(ad_detector *d, int64_t ts, double s, double thr, const float
             ad_log(AD_LOG_INFO, "%s: not regime %llu back: it ended or left it after %d "
                    "window(s)%s; %d window(s) withheld: raised now", d->who,
                    (unsigned long long)d->regime_seq[d->reent_i], run,
-                   run < onset_fill(d) ? " under its level" :
+                   run < onset_fill(d) ? ", not at its level" :
                    ", before one held a window's length of its rows", run);
             reent_force(d);
         }
