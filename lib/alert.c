@@ -357,6 +357,17 @@ int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
     a->cur.peak_probability = o->prob;
     a->cur.reason = AD_CLOSE_NONE;
     a->cur.band = o->band != 0;
+    if (o->force && o->since_ms > 0 && o->since_ms < ts_ms) {
+        /* windows withheld until now: the alert is theirs, from the first */
+        a->cur.start_ms = o->since_ms;
+        if (o->since_thr > 0)
+            a->cur.threshold = o->since_thr;
+        if (o->since_peak > a->cur.peak_score) {
+            a->cur.peak_score = o->since_peak;
+            a->cur.peak_ms = o->since_peak_ms;
+        }
+        a->cur.severity = a->cur.peak_score / a->cur.threshold;
+    }
     snprintf(a->cur.id, sizeof(a->cur.id), "%s-%lld-%llu", a->key,
              (long long)ts_ms, (unsigned long long)a->seq);
     memset(a->share_sum, 0, (size_t)a->F * sizeof(double));
@@ -372,7 +383,7 @@ int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
 int ad_alerter_step(ad_alerter *a, int64_t ts_ms, double score,
                     double threshold, const float *share, ad_alert *out)
 {
-    ad_alert_obs o = { score, threshold, NAN, NAN, share, 0, 0, 0 };
+    ad_alert_obs o = { score, threshold, NAN, NAN, share, 0, 0, 0, 0, 0, 0, 0 };
 
     return ad_alerter_step_obs(a, ts_ms, &o, out);
 }

@@ -176,6 +176,13 @@ typedef struct ad_alert_obs {
     int force;                /* raise on this window when idle: windows the
                                * detector withheld that would have raised
                                * (the detector's ONSET: not a recurrence) */
+    int64_t since_ms;         /* with force, > 0: the alert started at the
+                               * first withheld window (start_ms), */
+    double since_thr;         /* > 0: the threshold they were over (the
+                               * alert's threshold), */
+    double since_peak;        /* their highest score and its time (the
+                               * alert's peak when over this window's) */
+    int64_t since_peak_ms;
 } ad_alert_obs;
 
 typedef struct ad_alert {

@@ -380,6 +380,8 @@ void ad_detector_free(ad_detector *d)
     free(d->lr_open);
     free(d->cq);
     free(d->acc);
+    free(d->reent_s);
+    free(d->onset_s);
     free(d->sd);
     free(d->sd_fit);
     free(d->lvl);
@@ -2330,11 +2332,21 @@ static double regime_cand_level(const ad_detector *d, int i)
 static double *pk_prof(const ad_detector *d);
 
 /* A promotion: the chains in progress (the active one's scores and excess
- * profiles, the parked one's) move to the candidate's scale by ratio. */
+ * profiles, the parked one's) and the runs being judged (a recurrence's
+ * onset, a dormant regime's re-entry: their scores, peak and threshold)
+ * move to the candidate's scale by ratio. */
 static void acc_chain_rescale(ad_detector *d, double ratio)
 {
     int A = d->cfg.alert.accept_after, i, f;
 
+    for (i = 0; i < d->acc_onset_run && i < d->onset_cap; i++)
+        d->onset_s[i] *= ratio;
+    d->acc_onset_max *= ratio;
+    d->acc_onset_thr *= ratio;
+    for (i = 0; i < d->reent_run && i < d->reent_cap; i++)
+        d->reent_s[i] *= ratio;
+    d->reent_max *= ratio;
+    d->reent_thr *= ratio;
     if (d->acc == NULL || d->acc_prof == NULL || A <= 0)
         return;
     for (i = 0; i < d->acc_len; i++)
@@ -2427,6 +2439,75 @@ static double *regime_prof(const ad_detector *d, int i)
  * first (NULL when acceptance is off or nothing was learned). Scores fed
  * without error shares learn no usual error (usual_n 0, zeros) but may
  * accept regimes (judged by level): those are saved too. */
+
+/* A re-entry run of regime r (reentry) as its "reentry": {"run":n,
+ * "since_ms":first,"threshold":thr,"peak":x,"peak_ms":t,"scores":[...]}
+ * (n -1: judged, not the regime back, the rest left out). */
+static void reent_save(const ad_detector *d, cJSON *r)
+{
+    cJSON *o = cJSON_AddObjectToObject(r, "reentry"), *a;
+    int n = d->reent_run < d->reent_cap ? d->reent_run : d->reent_cap, i;
+
+    if (o == NULL || !cJSON_AddNumberToObject(o, "run", d->reent_run) || d->reent_run < 0)
+        return;
+    cJSON_AddNumberToObject(o, "since_ms", (double)d->reent_ts);
+    cJSON_AddNumberToObject(o, "threshold", d->reent_thr);
+    cJSON_AddNumberToObject(o, "peak", d->reent_max);
+    cJSON_AddNumberToObject(o, "peak_ms", (double)d->reent_peak_ms);
+    a = cJSON_AddArrayToObject(o, "scores");
+    for (i = 0; a && i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(d->reent_s[i]));
+}
+
+/* The saved re-entry run of the regime restored into slot k (reent_save;
+ * none: none under way, or an older state). It goes on from the windows
+ * withheld before the save: a restart or a reload rebuilding the detector
+ * inside it neither drops them (they raise, or the regime wakes, as
+ * without it) nor starts the wait again. Damaged: a warning, none. */
+static void reent_restore(ad_detector *d, const cJSON *o, int i, int k)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "run"), *x;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "since_ms");
+    const cJSON *thr = cJSON_GetObjectItemCaseSensitive(o, "threshold");
+    const cJSON *pk = cJSON_GetObjectItemCaseSensitive(o, "peak");
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(o, "peak_ms");
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(o, "scores");
+    int run, m = 0;
+
+    if (o == NULL)
+        return;
+    if (!cJSON_IsNumber(n) || !(n->valuedouble >= -1 && n->valuedouble <= 1e6) ||
+        n->valuedouble != floor(n->valuedouble) || n->valuedouble == 0 ||
+        (n->valuedouble > 0 &&
+         (!cJSON_IsNumber(t) || !(fabs(t->valuedouble) <= 1e15) ||
+          !cJSON_IsNumber(pt) || !(fabs(pt->valuedouble) <= 1e15) ||
+          !cJSON_IsNumber(thr) || !(thr->valuedouble > 0) || !isfinite(thr->valuedouble) ||
+          !cJSON_IsNumber(pk) || !isfinite(pk->valuedouble) || !cJSON_IsArray(sc) ||
+          cJSON_GetArraySize(sc) > n->valuedouble))) {
+        ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].reentry is damaged: "
+               "a run its way starts again at the next window", d->who, i);
+        return;
+    }
+    run = (int)n->valuedouble;
+    if (run > 0) {
+        cJSON_ArrayForEach(x, sc) {
+            if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) {
+                ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].reentry."
+                       "scores holds a non-number: a run its way starts again at the next "
+                       "window", d->who, i);
+                return;
+            }
+            det_run_keep(d, &d->reent_s, &d->reent_cap, m++, x->valuedouble);
+        }
+        d->reent_ts = (int64_t)t->valuedouble;
+        d->reent_thr = thr->valuedouble;
+        d->reent_max = pk->valuedouble;
+        d->reent_peak_ms = (int64_t)pt->valuedouble;
+    }
+    d->reent_run = run;
+    d->reent_i = k;
+}
+
 cJSON *det_acc_save(const ad_detector *d)
 {
     cJSON *o, *a, *rs;
@@ -2469,6 +2550,8 @@ cJSON *det_acc_save(const ad_detector *d)
             cJSON_AddNumberToObject(r, "quiet", (double)d->regime_quiet[i]);
         if (d->regime_lvl[i] > 0)
             cJSON_AddNumberToObject(r, "level", d->regime_lvl[i]);
+        if (d->reent_run != 0 && d->reent_i == i)
+            reent_save(d, r);
         a = cJSON_AddArrayToObject(r, "profile");
         for (f = 0; a && f < d->F; f++)
             cJSON_AddItemToArray(a, cJSON_CreateNumber(regime_prof(d, i)[f]));
@@ -2632,16 +2715,34 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
         else if (q != NULL)
             ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].quiet is not a "
                    "count in 0..1e12: counted from here", d->who, i);
+        /* recurring with no schedule while alert.accept_period_ms is set:
+         * a regime kept all day by a promotion, saved before such a regime
+         * stayed one persistent change (regime_schedule): it is one now,
+         * so it goes dormant and ends once the process left it */
+        if (d->regime_rec[k] && d->regime_span[k] == 0 && d->cfg.alert.accept_period_ms > 0) {
+            d->regime_rec[k] = 0;
+            ad_log(AD_LOG_INFO, "%s: saved state: acceptance.regimes[%d] is recurring with no "
+                   "time of day (kept all day): restored as one persistent change", d->who, i);
+        }
         /* its level (regime_dormant); none saved (an older state) or
-         * damaged: unknown, the regime is never dormant */
+         * damaged: its threshold over calibration.margin (what the
+         * threshold rule fitted on its scores, at or above the median they
+         * sat at), so it goes dormant as a regime saved with it does */
         const cJSON *lv = cJSON_GetObjectItemCaseSensitive(r, "level");
-        d->regime_lvl[k] = 0;
+        double mg = d->cfg.thr.margin > 1 ? d->cfg.thr.margin : 1;
+        d->regime_lvl[k] = d->regime_thr[k] / mg;
         if (cJSON_IsNumber(lv) && isfinite(lv->valuedouble) && lv->valuedouble > 0)
             d->regime_lvl[k] = lv->valuedouble;
         else if (lv != NULL)
             ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].level is not a "
-                   "positive number: unknown, the regime is never dormant", d->who, i);
+                   "positive number: its threshold / calibration.margin (%.6g) instead",
+                   d->who, i, d->regime_lvl[k]);
+        else if (!d->regime_rec[k] && d->regime_span[k] == 0)
+            ad_log(AD_LOG_INFO, "%s: saved state: acceptance.regimes[%d] has no level (an "
+                   "older state): its threshold / calibration.margin, %.6g", d->who, i,
+                   d->regime_lvl[k]);
         read_sd_fit(d, r, i, k);
+        reent_restore(d, cJSON_GetObjectItemCaseSensitive(r, "reentry"), i, k);
         k++;
         i++;
     }
@@ -2692,7 +2793,8 @@ static double acc_similarity(const ad_detector *d)
  * new onset, judged at the regime's level (reentry). Before, it silenced
  * any fault its way under its threshold until it ended, and each window
  * judged against it put its end off again. From the saved "quiet" and
- * "level"; a regime of unknown level (an older state) is never dormant. */
+ * "level" (an older state without it: its threshold / calibration.margin,
+ * det_acc_restore). */
 static int regime_dormant(const ad_detector *d, int i)
 {
     int D = d->cfg.alert.accept_after / AD_ACCEPT_RECUR;
@@ -3984,6 +4086,89 @@ static int onset_fill(const ad_detector *d)
     return onset_span(d, 0);
 }
 
+/* Keep score s as the n-th (from 0) of a run being judged (acc_onset,
+ * reentry) in *buf, grown as the run does (its cap doubled: cap scores,
+ * then as many of scratch, run_level's; detector_int.h). Out of memory, the run goes on
+ * with the scores kept (logged once per run). */
+void det_run_keep(ad_detector *d, double **buf, int *cap, int n, double s)
+{
+    if (n >= *cap) {
+        int c = *cap > 0 ? *cap : 16;
+        double *p;
+
+        while (c <= n && c < INT_MAX / 4)
+            c *= 2;
+        if (c <= n || (p = realloc(*buf, 2 * (size_t)c * sizeof(double))) == NULL) {
+            if (n == *cap)
+                ad_log(AD_LOG_WARNING, "%s: out of memory keeping a run's scores: it is "
+                       "judged on its first %d", d->who, *cap);
+            return;
+        }
+        *buf = p;
+        *cap = c;
+    }
+    (*buf)[n] = s;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* THE LEVEL OF A RUN (acc_onset, reentry): its n windows over the
+ * threshold (x, up to cap kept) are judged at their k-th highest score,
+ * k = n - w + 1 (w = onset_fill: the windows that hold only the run's
+ * rows, from a window's length after its first), at least the second (and
+ * at most n). A step to a level is a ramp of w windows then the level: the
+ * k-th highest is the first window at it, as the highest was. No single
+ * window carries it: a glitch at a regime's level inside a fault at half
+ * of it was the run's highest, woke the regime and the fault was absorbed.
+ * (One row strong enough to lift every window holding it still can: those
+ * are w windows.) The run of the wait (2w - 1 windows) is judged at its
+ * median. */
+static double run_level(const double *x, int n, int cap, int w)
+{
+    double *tmp = (double *)x + cap;
+    int k;
+
+    if (n > cap)
+        n = cap;
+    if (n <= 0)
+        return NAN;
+    k = n - w + 1;
+    if (k < 2)
+        k = 2;
+    if (k > n)
+        k = n;
+    memcpy(tmp, x, (size_t)n * sizeof(double));
+    qsort(tmp, (size_t)n, sizeof(double), cmp_desc);
+    return tmp[k - 1];
+}
+
+/* Windows of a run withheld (since: the first one's time, over threshold
+ * thr, their highest score peak at peak_ms) raise on this window: an alert
+ * that started at the first (detect, ad_alert_obs.since_ms). */
+static void run_force(ad_detector *d, int64_t since, double thr, double peak, int64_t peak_ms)
+{
+    d->acc_onset_force = 1;
+    d->force_since = since;
+    d->force_thr = thr;
+    d->force_peak = peak;
+    d->force_peak_ms = peak_ms;
+}
+
+static void onset_force(ad_detector *d)
+{
+    run_force(d, d->acc_onset_ts, d->acc_onset_thr, d->acc_onset_max, d->acc_onset_peak_ms);
+}
+
+static void reent_force(ad_detector *d)
+{
+    run_force(d, d->reent_ts, d->reent_thr, d->reent_max, d->reent_peak_ms);
+}
+
 /* Is a score s at the level med (a chain's median, a regime's)? Within
  * accept_spread x the reference spread of it, or with its excess over the
  * usual error within a factor AD_ONSET_LEVEL of med's. */
@@ -4008,7 +4193,9 @@ static int acc_onset_judge(ad_detector *d, int64_t ts, double p, double L)
     int A = c->accept_after, F = d->F, i, f, n = d->acc_occ_n, alerts = d->acc_alerts;
     int run = d->acc_onset_run, k = c->k > 1 ? c->k : 1;
     int64_t occ[AD_ACC_OCC_TS];
-    double *x = d->acc + A, med, usual = 0, s = d->acc_onset_max;
+    double *x = d->acc + A, med, usual = 0;
+    double s = d->onset_s ? run_level(d->onset_s, run, d->onset_cap, onset_fill(d))
+                          : d->acc_onset_max;
 
     for (f = 0; f < F; f++)
         usual += d->acc_prof[2 * F + f];
@@ -4018,10 +4205,11 @@ static int acc_onset_judge(ad_detector *d, int64_t ts, double p, double L)
     med = median_of(x, d->acc_len, d->acc + 2 * A);
     d->acc_onset_run = -1;
     if (!at_level(d, s, med)) {
-        ad_log(AD_LOG_INFO, "%s: not a recurrence at its onset: score %.4g, the chain's "
-               "median %.4g (usual %.4g); %d window(s) withheld%s", d->who, s, med, usual,
-               run, run >= k ? ": raised now" : "");
-        d->acc_onset_force = run >= k;
+        ad_log(AD_LOG_INFO, "%s: not a recurrence at its onset: score %.4g (highest %.4g), "
+               "the chain's median %.4g (usual %.4g); %d window(s) withheld%s", d->who, s,
+               d->acc_onset_max, med, usual, run, run >= k ? ": raised now" : "");
+        if (run >= k)
+            onset_force(d);
         return 0;
     }
     memcpy(occ, d->acc_occ_ts, sizeof(occ));
@@ -4036,11 +4224,12 @@ static int acc_onset_judge(ad_detector *d, int64_t ts, double p, double L)
      * windows raise as they would have */
     ad_log(AD_LOG_INFO, "%s: a recurrence at its onset not accepted (the chain is not "
            "stable); %d window(s) withheld%s", d->who, run, run >= k ? ": raised now" : "");
-    d->acc_onset_force = run >= k;
+    if (run >= k)
+        onset_force(d);
     return 0;
 }
 
-static int acc_onset(ad_detector *d, int64_t ts, double s, const float *share,
+static int acc_onset(ad_detector *d, int64_t ts, double s, double thr, const float *share,
                      double p, double L)
 {
     const ad_alert_cfg *c = &d->cfg.alert;
@@ -4075,11 +4264,15 @@ static int acc_onset(ad_detector *d, int64_t ts, double s, const float *share,
     }
     if (!(ee > 0 && gg > 0) || !(eg / sqrt(ee * gg) >= AD_ACCEPT_SIMILAR))
         goto no;
+    det_run_keep(d, &d->onset_s, &d->onset_cap, d->acc_onset_run, s);
     if (d->acc_onset_run++ == 0) {
         d->acc_onset_ts = ts;
+        d->acc_onset_thr = thr;
         d->acc_onset_max = s;
+        d->acc_onset_peak_ms = ts;
     } else if (s > d->acc_onset_max) {
         d->acc_onset_max = s;
+        d->acc_onset_peak_ms = ts;
     }
     if (d->acc_onset_run < onset_wait(d))
         return 2;                   /* a ramp so far: wait */
@@ -4088,7 +4281,7 @@ no:
     /* no longer at the chain's time or profile: windows withheld that
      * would have raised raise now */
     if (d->acc_onset_run >= (c->k > 1 ? c->k : 1))
-        d->acc_onset_force = 1;
+        onset_force(d);
     d->acc_onset_run = 0;
     return 0;
 }
@@ -4112,7 +4305,7 @@ static void acc_onset_ended(ad_detector *d, int64_t ts, double p, double L)
         ad_log(AD_LOG_INFO, "%s: not a recurrence at its onset: it ended after %d window(s) "
                "over the threshold, as a spike shorter than the window does; %d window(s) "
                "withheld: raised now", d->who, run, run);
-        d->acc_onset_force = 1;     /* (fewer than alert.k would not have raised) */
+        onset_force(d);             /* (fewer than alert.k would not have raised) */
     }
     d->acc_onset_run = 0;
 }
@@ -4135,6 +4328,7 @@ static int reentry(ad_detector *d, int64_t ts, double s, double thr, const float
                    int cannot)
 {
     int j = -1, k = d->cfg.alert.k > 1 ? d->cfg.alert.k : 1, run = d->reent_run;
+    double lvl;
 
     if (s > thr && !cannot && ad_alerter_active(d->alert) == NULL &&
         like_regime(d, ts, s, thr, share) < 0)
@@ -4149,12 +4343,14 @@ static int reentry(ad_detector *d, int64_t ts, double s, double thr, const float
                                        on a schedule): judged against it now */
         return 0;
     }
+    lvl = run > 0 ? (d->reent_s ? run_level(d->reent_s, run, d->reent_cap, onset_fill(d))
+                                : d->reent_max) : NAN;
     if (j < 0 && run > 0 && run < onset_fill(d) && !(s > thr) && !cannot &&
-        at_level(d, d->reent_max, d->regime_lvl[d->reent_i])) {
+        at_level(d, lvl, d->regime_lvl[d->reent_i])) {
         /* a short return at its level, ended before a spike's span */
         ad_log(AD_LOG_INFO, "%s: regime %llu back at its level (score %.4g, its level %.4g) "
                "for %d window(s): judged against it again", d->who,
-               (unsigned long long)d->regime_seq[d->reent_i], d->reent_max,
+               (unsigned long long)d->regime_seq[d->reent_i], lvl,
                d->regime_lvl[d->reent_i], run);
         d->regime_quiet[d->reent_i] = 0;
         d->reent_run = 0;
@@ -4163,38 +4359,45 @@ static int reentry(ad_detector *d, int64_t ts, double s, double thr, const float
     if (j < 0 || (run > 0 && j != d->reent_i)) {
         if (run >= k && ad_alerter_active(d->alert) == NULL) {
             ad_log(AD_LOG_INFO, "%s: not regime %llu back: it ended or left it after %d "
-                   "window(s), before one held a window's length of its rows; %d window(s) "
-                   "withheld: raised now", d->who,
-                   (unsigned long long)d->regime_seq[d->reent_i], run, run);
-            d->acc_onset_force = 1;
+                   "window(s)%s; %d window(s) withheld: raised now", d->who,
+                   (unsigned long long)d->regime_seq[d->reent_i], run,
+                   run < onset_fill(d) ? ", not at its level" :
+                   ", before one held a window's length of its rows", run);
+            reent_force(d);
         }
         d->reent_run = 0;
         return 0;
     }
+    det_run_keep(d, &d->reent_s, &d->reent_cap, d->reent_run, s);
     if (d->reent_run++ == 0) {
         d->reent_i = j;
         d->reent_max = s;
+        d->reent_ts = d->reent_peak_ms = ts;
+        d->reent_thr = thr;
     } else if (s > d->reent_max) {
         d->reent_max = s;
+        d->reent_peak_ms = ts;
     }
     if (d->reent_run < onset_wait(d)) {
         d->last_reent = j;
         return 2;
     }
     run = d->reent_run;
-    if (at_level(d, d->reent_max, d->regime_lvl[j])) {
-        ad_log(AD_LOG_INFO, "%s: regime %llu back at its level (score %.4g, its level %.4g): "
-               "judged against it again", d->who, (unsigned long long)d->regime_seq[j],
-               d->reent_max, d->regime_lvl[j]);
+    lvl = d->reent_s ? run_level(d->reent_s, run, d->reent_cap, onset_fill(d)) : d->reent_max;
+    if (at_level(d, lvl, d->regime_lvl[j])) {
+        ad_log(AD_LOG_INFO, "%s: regime %llu back at its level (score %.4g, highest %.4g, its "
+               "level %.4g): judged against it again", d->who,
+               (unsigned long long)d->regime_seq[j], lvl, d->reent_max, d->regime_lvl[j]);
         d->regime_quiet[j] = 0;
         d->reent_run = 0;
         return 1;
     }
     ad_log(AD_LOG_INFO, "%s: a change the way of dormant regime %llu, not at its level "
-           "(score %.4g, its level %.4g): a new change; %d window(s) withheld%s", d->who,
-           (unsigned long long)d->regime_seq[j], d->reent_max, d->regime_lvl[j], run,
-           run >= k ? ": raised now" : "");
-    d->acc_onset_force = run >= k;
+           "(score %.4g, highest %.4g, its level %.4g): a new change; %d window(s) "
+           "withheld%s", d->who, (unsigned long long)d->regime_seq[j], lvl, d->reent_max,
+           d->regime_lvl[j], run, run >= k ? ": raised now" : "");
+    if (run >= k)
+        reent_force(d);
     d->reent_run = -1;
     return 0;
 }
@@ -4875,14 +5078,14 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     /* (withheld: its first windows, until it is judged) */
     int onset_held = 0;
     if (s > thr && !hard && !untrusted)
-        onset_held = acc_onset(d, ts, s, share, p, L) == 2;
+        onset_held = acc_onset(d, ts, s, thr, share, p, L) == 2;
     else if (!hard && !untrusted)
         acc_onset_ended(d, ts, p, L);   /* judged on windows in a row */
     else {
         /* a window that cannot be judged ends the run unjudged: windows
          * withheld that would have raised raise now */
         if (d->acc_onset_run >= (d->cfg.alert.k > 1 ? d->cfg.alert.k : 1))
-            d->acc_onset_force = 1;
+            onset_force(d);
         d->acc_onset_run = 0;
     }
     /* a change the way of a dormant regime: withheld until judged at its
@@ -4898,12 +5101,16 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         d->st.windows_seasonal++;
     int elevated = level_test(d, ts, s, base, untrusted, like || onset_held);
     ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share, elevated, 0,
-                       0 };
+                       0, 0, 0, 0, 0 };
 
     /* an onset judged not a recurrence after alert.k withheld windows or
      * more: they would have raised, so this window raises (ONSET) */
     if (d->acc_onset_force) {
         o.force = !like;
+        o.since_ms = d->force_since;
+        o.since_thr = d->force_thr;
+        o.since_peak = d->force_peak;
+        o.since_peak_ms = d->force_peak_ms;
         d->acc_onset_force = 0;
     }
 
@@ -5013,7 +5220,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         ad_event *e = det_ev_new(d, AD_EV_ALERT_RAISED, ts);
         d->tpend_n = d->tpend_pos = 0;  /* never taught: what led to it */
         e->alert = al;
-        e->threshold = thr;
+        /* raised from withheld windows: the threshold they were over */
+        e->threshold = al.start_ms < ts && o.since_thr > 0 ? al.threshold : thr;
         e->probability = p;
         e->log_likelihood = L;
         d->st.alerts++;

@@ -887,7 +887,13 @@ void *ad_detector_user(const ad_detector *d);
  *  [,"calib_guard":thr][,"accept":{..}]}, and once calibrated "threshold":..,
  *  "calib_windows":..,"smoothed":..,"state":{threshold state},
  *  "acceptance":{usual error profile, accepted regimes; "usual_n" 0:
- *  scores fed without shares, regimes accepted by level},"window_ms":..,
+ *  scores fed without shares, regimes accepted by level; a regime's
+ *  "level" (missing: its threshold / calibration.margin) and, while a run
+ *  its way is judged against its level (dormant, detector.c reentry),
+ *  "reentry":{"run":n[,"since_ms":ts,"threshold":x,"peak":x,"peak_ms":ts,
+ *  "scores":[s..]]} (run -1: judged, not the regime back; in every save,
+ *  restored from any: the withheld windows go on; missing: none)},
+ *  "window_ms":..,
  *  "level":{..} (the level test, alert.level_ms, below),"burst":{..} (the
  *  burst test, alert.burst_ms: burst.h SAVED STATE; the neighbourhood's
  *  rows in a hand-over only),"noise":{..} (the noise test, alert.noise_ms:
@@ -931,7 +937,8 @@ void *ad_detector_user(const ad_detector *d);
  *    "profile":[F],"cur_profile":[F],"handover":b
  *    [,"parked":{"scores":[s..],"quiet":n,"alerts":n,"since_ms":ts,
  *                "span_ms":ms,"starts":[ts..],"profile":[F]}]
- *    [,"onset":{"run":n[,"since_ms":ts,"max":x]}]}
+ *    [,"onset":{"run":n[,"since_ms":ts,"max":x,"max_ms":ts,"threshold":x,
+ *               "scores":[s..]]}]}
  * scores: the chain's (smoothed) scores, oldest first, the first `earlier`
  * of them from its earlier alerts, the others from the open one (of which
  * `current` were counted); quiet: windows without an alert since the
@@ -943,7 +950,9 @@ void *ad_detector_user(const ad_detector *d);
  * (nothing consumed after it); parked: the second chain kept with
  * alert.accept_period_ms; onset: a recurrence's onset being judged
  * (alert.accept_onset): run windows withheld so far in a row, the first at
- * since_ms, their highest score max (run -1: judged not a recurrence,
+ * since_ms, their highest score max at max_ms, the threshold the first was
+ * over, their scores (judged at their level, not their highest; an older
+ * file's run without them: at max) (run -1: judged not a recurrence,
  * until a window under the threshold), so the wait goes on across the
  * restore and the occurrence is judged at the window, with the start, it
  * would have been without it (taken from a hand-over only: after a save in

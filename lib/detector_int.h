@@ -192,14 +192,21 @@ struct ad_detector {
                                         the threshold since the last one judged
                                         against it (regime_left) */
     double regime_lvl[AD_REGIMES];   /* the median score it was accepted on (its
-                                        level); 0: unknown (a state saved without
-                                        it), never dormant (regime_dormant) */
+                                        level; restored from a state saved
+                                        without it: threshold / margin); 0:
+                                        unknown, never dormant (regime_dormant) */
     /* a change the way of a dormant regime being judged (reentry): its
      * windows so far in a row over the threshold (-1: judged, not at the
      * regime's level, until a window not like it), the regime, their
-     * highest score */
+     * highest score and its time, the first window's time and the
+     * threshold it was over; their scores (run_keep: reent_cap of them,
+     * then as many of scratch) */
     int reent_run, reent_i;
     double reent_max;
+    int64_t reent_ts, reent_peak_ms;
+    double reent_thr;
+    double *reent_s;
+    int reent_cap;
     int last_reent;              /* the regime this window was withheld as a
                                     re-entry of; -1: none (det_acc_shadow
                                     judges the candidate on it too) */
@@ -237,9 +244,17 @@ struct ad_detector {
      * not one, until a window under the threshold), the first one's time */
     int acc_onset_run;
     int64_t acc_onset_ts;
-    double acc_onset_max;        /* ... and their highest score */
+    double acc_onset_max;        /* ... and their highest score, its time, */
+    int64_t acc_onset_peak_ms;
+    double acc_onset_thr;        /* the threshold the first one was over, */
+    double *onset_s;             /* their scores (as reent_s) */
+    int onset_cap;
     int acc_onset_force;         /* judged not one after at least alert.k
-                                  * withheld windows: raise on this window */
+                                  * withheld windows: raise on this window,
+                                  * an alert that started at the first of
+                                  * them (force_*: run_force) */
+    int64_t force_since, force_peak_ms;
+    double force_thr, force_peak;
     /* the chain's occurrences (alerts raised after at least accept_after/3
      * quiet windows: a flapping alert is one), the latest starts, oldest
      * first; acc_occ_n counts them up to AD_ACC_OCC_TS */
@@ -397,6 +412,9 @@ cJSON *det_burst_save(const ad_detector *d, int rows);
 void det_burst_restore(ad_detector *d, const cJSON *o);
 cJSON *det_noise_save(const ad_detector *d);
 void det_noise_restore(ad_detector *d, const cJSON *o);
+/* score s as the n-th (from 0) of a run judged on its scores (acc_onset's
+ * onset_s, reentry's reent_s; *cap grown as needed) */
+void det_run_keep(ad_detector *d, double **buf, int *cap, int n, double s);
 cJSON *det_acc_save(const ad_detector *d);
 void det_acc_restore(ad_detector *d, const cJSON *o);
 /* The acceptance chains in progress (the "accept" part of the state's

@@ -42,13 +42,15 @@ static void zone_id(char *buf, size_t n)
 
 /* A recurrence's onset being judged (alert.accept_onset, detector.c
  * acc_onset) as "onset" of the saved chain acc: {"run":n,"since_ms":ts,
- * "max":x}, the windows withheld so far in a row (-1: judged, not a
- * recurrence, until a window under the threshold), the first one's time
- * and their highest score; nothing when no run is under way. 0, or -1 out
- * of memory. */
+ * "max":x,"max_ms":t,"threshold":thr,"scores":[...]}, the windows withheld
+ * so far in a row (-1: judged, not a recurrence, until a window under the
+ * threshold), the first one's time, their highest score and its time, the
+ * threshold the first was over and their scores; nothing when no run is
+ * under way. 0, or -1 out of memory. */
 static int onset_save(const ad_detector *d, cJSON *acc)
 {
-    cJSON *o;
+    cJSON *o, *a;
+    int i, n = d->acc_onset_run < d->onset_cap ? d->acc_onset_run : d->onset_cap;
 
     if (d->acc_onset_run == 0)
         return 0;
@@ -56,8 +58,14 @@ static int onset_save(const ad_detector *d, cJSON *acc)
         !cJSON_AddNumberToObject(o, "run", d->acc_onset_run) ||
         (d->acc_onset_run > 0 &&
          (!cJSON_AddNumberToObject(o, "since_ms", (double)d->acc_onset_ts) ||
-          !cJSON_AddNumberToObject(o, "max", d->acc_onset_max))))
+          !cJSON_AddNumberToObject(o, "max", d->acc_onset_max) ||
+          !cJSON_AddNumberToObject(o, "max_ms", (double)d->acc_onset_peak_ms) ||
+          !cJSON_AddNumberToObject(o, "threshold", d->acc_onset_thr) ||
+          (a = cJSON_AddArrayToObject(o, "scores")) == NULL)))
         return -1;
+    for (i = 0; d->acc_onset_run > 0 && i < n; i++)
+        if (!cJSON_AddItemToArray(a, cJSON_CreateNumber(d->onset_s[i])))
+            return -1;
     return 0;
 }
 
@@ -92,8 +100,37 @@ static void onset_restore(ad_detector *d, const cJSON *o, int handover)
     }
     d->acc_onset_run = (int)r->valuedouble;
     if (d->acc_onset_run > 0) {
+        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(o, "scores"), *x;
+        const cJSON *th = cJSON_GetObjectItemCaseSensitive(o, "threshold");
+        const cJSON *mt = cJSON_GetObjectItemCaseSensitive(o, "max_ms");
+        int n = 0, bad = sc != NULL && (!cJSON_IsArray(sc) ||
+                                        cJSON_GetArraySize(sc) > d->acc_onset_run);
+
         d->acc_onset_ts = (int64_t)t->valuedouble;
         d->acc_onset_max = m->valuedouble;
+        /* the threshold and the peak's time (an alert raised from the
+         * windows: since the first, over it); none (an older state): the
+         * threshold now, the first window's */
+        d->acc_onset_thr = cJSON_IsNumber(th) && th->valuedouble > 0 &&
+                           isfinite(th->valuedouble) ? th->valuedouble
+                                                     : ad_threshold_value(d->thr);
+        d->acc_onset_peak_ms = cJSON_IsNumber(mt) && fabs(mt->valuedouble) <= 1e15 ?
+                               (int64_t)mt->valuedouble : d->acc_onset_ts;
+        if (!bad && sc != NULL)
+            cJSON_ArrayForEach(x, sc)
+                if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+                    bad = 1;
+        if (bad)
+            ad_log(AD_LOG_WARNING, "%s: saved state: alert.accept.onset.scores is damaged: "
+                   "the run is judged at its highest score", d->who);
+        /* the run's scores (its level, detector.c run_level); none (an
+         * older state) or damaged: its highest, as it was judged then */
+        if (sc != NULL && !bad) {
+            cJSON_ArrayForEach(x, sc)
+                det_run_keep(d, &d->onset_s, &d->onset_cap, n++, x->valuedouble);
+        }
+        while (n < d->acc_onset_run)
+            det_run_keep(d, &d->onset_s, &d->onset_cap, n++, d->acc_onset_max);
     }
 }
 

@@ -189,6 +189,8 @@ typedef struct run {
     int shadow_origin;
     int64_t last_raise;
     double last_raise_p;        /* its probability */
+    ad_alert raise_al;          /* the last raised alert, */
+    double raise_thr;           /* the threshold its event carries */
     ad_event adapt;             /* last decision */
     char adapt_json[1024];
     ad_train_report rep;
@@ -222,6 +224,11 @@ static void on_adapt_ready(ad_detector *d, run *r)
 
 /* Row t of the data pushed into d. */
 static double g_off0;       /* added to sensor 0 (a fault of regime B's sign) */
+/* > 0: the window ending at this data time (ms) scores g_glitch_s, one
+ * window out of line (its shares the model's) */
+static int64_t g_glitch_ms;
+static double g_glitch_s;
+static double g_last_s;     /* the last score fed */
 
 static void push(ad_detector *d, uint64_t t, int regime, int blockage)
 {
@@ -248,6 +255,9 @@ static void step(ad_detector *d, uint64_t t, int regime, int blockage, run *r)
         int sh_on = g_norm || g_shares;
         double s = score_share(job.model, x, sh_on ? share : NULL);
         double sh = job.shadow ? score_share(job.shadow, x, sh_on ? sh_share : NULL) : NAN;
+        if (g_glitch_ms > 0 && job.ts_ms == g_glitch_ms)
+            s = g_glitch_s;
+        g_last_s = s;
         ad_detector_feed_score3(d, &job, s, sh_on ? share : NULL, sh,
                                 sh_on ? sh_share : NULL);
     }
@@ -275,6 +285,8 @@ again:
             r->raised++;
             r->last_raise = ev.ts_ms;
             r->last_raise_p = ev.probability;
+            r->raise_al = ev.alert;
+            r->raise_thr = ev.threshold;
             break;
         case AD_EV_ALERT_CLEARED: r->cleared++; break;
         case AD_EV_ACCEPTED: r->accepted++; break;
@@ -986,6 +998,266 @@ static void test_left_regime_reentry(void)
             " of 100 windows judged against the regime", r.raised - before,
             st.windows_regime - judged);
     ad_detector_free(d);
+    g_shares = 0;
+}
+
+/* B as in regime_left_run, 40 windows of A (B dormant), then `rows` rows
+ * of a fault pointing B's way at half B's shift, then A for 60 rows.
+ * glitch > 0: the window ending on the fault's row `glitch` scores B's
+ * level (one window out of line); save_at >= 0: the state handed over
+ * (ad_detector_save_handover: a stop, or a reload that rebuilds the
+ * detector) after the fault's row save_at and restored into a fresh
+ * detector. Returns the alerts raised from the fault's start; *first: the
+ * fault's first window over the threshold (data time), *thr its
+ * threshold, *peak the highest score until the raise (or the end). */
+static int reent_case(int glitch, int save_at, int rows, run *r, int64_t *first, double *thr,
+                      double *peak)
+{
+    ad_detector *d = mk_gap(0, 0, 0.2), *d2;
+    ad_detector_stats st;
+    uint64_t t = 90000, t0;
+    char *txt, err[300] = "";
+    double blvl;
+    int i, before;
+
+    memset(r, 0, sizeof(*r));
+    *first = 0;
+    *thr = *peak = NAN;
+    if (d == NULL)
+        return -1;
+    r->skip_finetune = 1;                       /* every fine-tune fails */
+    for (i = 0; i < 300; i++)
+        step(d, t++, REG_A, 0, r);
+    for (i = 0; i < 400 && !r->accepted; i++)
+        step(d, t++, REG_B, 0, r);
+    for (i = 0; i < 60; i++)
+        step(d, t++, REG_B, 0, r);
+    blvl = g_last_s;                            /* B's level */
+    for (i = 0; i < 40; i++)
+        step(d, t++, REG_A, 0, r);
+    before = r->raised;
+    t0 = t;
+    g_glitch_ms = glitch > 0 ? (int64_t)(t0 + (uint64_t)glitch) * g_step_ms : 0;
+    g_glitch_s = blvl;
+    for (i = 0; i < rows + 60; i++) {
+        g_off0 = i < rows ? 0.75 : 0;           /* half B's shift on sensor 0 */
+        step(d, t++, REG_A, 0, r);
+        ad_detector_get_stats(d, &st);
+        if (*first == 0 && st.last_score > st.threshold) {
+            *first = (int64_t)(t - 1) * g_step_ms;
+            *thr = st.threshold;
+        }
+        if (*first != 0 && r->raised == before &&
+            (isnan(*peak) || st.last_score > *peak))
+            *peak = st.last_score;
+        if (i == save_at) {                     /* a hand-over inside the run */
+            txt = ad_detector_save_handover(d);
+            d2 = mk_gap(0, 0, 0.2);
+            T_CHECK(txt && d2 && ad_detector_restore(d2, txt, err, sizeof(err)) == 0,
+                    "restored: %s", err);
+            free(txt);
+            ad_detector_free(d);
+            if ((d = d2) == NULL)
+                break;
+        }
+    }
+    g_off0 = 0;
+    g_glitch_ms = 0;
+    T_NOTE("B's level %.4f; the fault from %lld (threshold %.4f), peak %.4f: raised %d at "
+           "%lld, started %lld, threshold %.4f, peak %.4f", blvl, (long long)*first, *thr,
+           *peak, r->raised - before, (long long)r->last_raise,
+           (long long)r->raise_al.start_ms, r->raise_thr, r->raise_al.peak_score);
+    ad_detector_free(d);
+    return r->raised - before;
+}
+
+/* A RE-ENTRY RUN (reentry) is one onset judged on its windows, whatever
+ * happens to one of them or to the process. Against the fault of
+ * test_left_regime_reentry (half B's level, B dormant): one window of its
+ * run at B's level does not make it B back (judged on the run, not on its
+ * highest window: it raises, as without the glitch); a hand-over in the
+ * middle of the run (a stop, a reload rebuilding the detector) keeps the
+ * withheld windows: the fault raises at the window it raised without it;
+ * the alert raised from the withheld windows tells their story: it
+ * started at the run's first window, against the threshold they were over,
+ * with their highest score. Before, the glitch woke B (nothing raised), the
+ * restart started the wait again, and the alert started at the window
+ * judging the run. */
+static void test_reentry_run(void)
+{
+    run r, r0;
+    int64_t first, first0;
+    double thr, peak, thr0, peak0;
+    int raised;
+
+    if (!g_live)
+        return;
+    g_shares = 1;
+    raised = reent_case(0, -1, 40, &r0, &first0, &thr0, &peak0);
+    T_CHECK(raised == 1, "the fault B's way after B was left: raised %d (want 1)", raised);
+    T_CHECK(raised == 1 && r0.raise_al.start_ms == first0 && first0 > 0,
+            "the alert from the withheld windows started at the run's first window (%lld), "
+            "not at the raise (%lld): %lld", (long long)first0, (long long)r0.last_raise,
+            (long long)r0.raise_al.start_ms);
+    T_CHECK(raised == 1 && fabs(r0.raise_thr - thr0) <= 1e-9 * thr0 &&
+            fabs(r0.raise_al.threshold - thr0) <= 1e-9 * thr0,
+            "its threshold the one the windows were over (%.6g): event %.6g, alert %.6g",
+            thr0, r0.raise_thr, r0.raise_al.threshold);
+    T_CHECK(raised == 1 && r0.raise_al.peak_score >= peak0 * (1 - 1e-9),
+            "its peak the run's (%.6g): %.6g", peak0, r0.raise_al.peak_score);
+    raised = reent_case(6, -1, 40, &r, &first, &thr, &peak);
+    T_CHECK(raised == 1 && r.last_raise == r0.last_raise,
+            "one window of the run at B's level: raised %d at %lld (want 1 at %lld)", raised,
+            (long long)r.last_raise, (long long)r0.last_raise);
+    raised = reent_case(0, 5, 40, &r, &first, &thr, &peak);
+    T_CHECK(raised == 1 && r.last_raise == r0.last_raise && r.raise_al.start_ms == first0,
+            "a hand-over inside the run: raised %d at %lld started %lld (want 1 at %lld "
+            "started %lld)", raised, (long long)r.last_raise, (long long)r.raise_al.start_ms,
+            (long long)r0.last_raise, (long long)first0);
+    g_shares = 0;
+}
+
+/* ad_detector_save(d) with acceptance.regimes[0] edited: "level" deleted,
+ * and with recurring, "recurring" true and its since_ms/length_ms deleted
+ * (a regime kept all day, saved before such a regime stayed one
+ * persistent change); restored into a fresh mk (NULL: failed, reported). */
+static ad_detector *restore_old_regime(ad_detector *d, int recurring,
+                                       ad_detector *(*make)(void))
+{
+    char *txt = ad_detector_save(d), *out = NULL, err[300] = "";
+    cJSON *o = txt ? cJSON_Parse(txt) : NULL, *a, *r;
+    ad_detector *d2 = NULL;
+
+    a = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "acceptance"),
+                                         "regimes");
+    r = cJSON_GetArrayItem(a, 0);
+    T_CHECK(r && cJSON_GetObjectItemCaseSensitive(r, "level"), "a regime saved with a level");
+    if (r) {
+        cJSON_DeleteItemFromObjectCaseSensitive(r, "level");
+        if (recurring) {
+            cJSON_DeleteItemFromObjectCaseSensitive(r, "since_ms");
+            cJSON_DeleteItemFromObjectCaseSensitive(r, "length_ms");
+            cJSON_DeleteItemFromObjectCaseSensitive(r, "quiet");
+            cJSON_ReplaceItemInObjectCaseSensitive(r, "recurring", cJSON_CreateTrue());
+        }
+        out = cJSON_PrintUnformatted(o);
+        d2 = make();
+        if (!(out && d2 && ad_detector_restore(d2, out, err, sizeof(err)) == 0)) {
+            T_CHECK(0, "restored: %s", err);
+            ad_detector_free(d2);
+            d2 = NULL;
+        }
+    }
+    cJSON_Delete(o);
+    free(out);
+    free(txt);
+    return d2;
+}
+
+static ad_detector *mk_left(void)
+{
+    return mk_gap(0, 0, 0.2);
+}
+
+static ad_detector *mk_period(void)
+{
+    ad_detector *d = mk_gap(0, 0, 0.2);
+    ad_detector_cfg c;
+    char err[300];
+
+    /* mk_gap's settings with a period of 600 s */
+    ad_detector_free(d);
+    ad_detector_cfg_default(&c);
+    c.calib_windows = 200;
+    c.thr.margin = 1.2;
+    c.alert.k = 3;
+    c.alert.n = 3;
+    c.alert.m = 5;
+    c.alert.clear_ratio = 1;
+    c.alert.accept_after = 30;
+    c.alert.accept_period_ms = 600000;
+    ad_adapt_cfg_default(&c.adapt);
+    c.adapt.enabled = 1;
+    c.adapt.every_windows = 1000000;
+    c.adapt.every_hours = 0;
+    c.adapt.shadow_windows = 150;
+    c.adapt.min_gain = 0.2;
+    d = NULL;
+    if (ad_detector_new(&d, &c, "pump1", g_live, 0, 0, NULL, err, sizeof(err)) != 0)
+        T_CHECK(0, "ad_detector_new: %s", err);
+    return d;
+}
+
+/* B accepted (as in regime_left_run), 20 windows of A, the state restored
+ * as an older version saved it (old_regime_case's edit), 30 windows of A
+ * (B dormant), then the fault of test_left_regime_reentry (half B's shift,
+ * under B's threshold) or B itself back: the alerts raised since the fault
+ * or B began. */
+static int old_regime_case(int recurring, int b_back, ad_detector *(*make)(void))
+{
+    ad_detector *d = make(), *d2;
+    ad_detector_stats st;
+    uint64_t t = 95000;
+    run r;
+    int i, before;
+
+    memset(&r, 0, sizeof(r));
+    if (d == NULL)
+        return -1;
+    r.skip_finetune = 1;
+    for (i = 0; i < 300; i++)
+        step(d, t++, REG_A, 0, &r);
+    for (i = 0; i < 400 && !r.accepted; i++)
+        step(d, t++, REG_B, 0, &r);
+    for (i = 0; i < 60; i++)
+        step(d, t++, REG_B, 0, &r);
+    for (i = 0; i < 20; i++)
+        step(d, t++, REG_A, 0, &r);
+    d2 = restore_old_regime(d, recurring, make);
+    ad_detector_free(d);
+    if ((d = d2) == NULL)
+        return -1;
+    for (i = 0; i < 30; i++)
+        step(d, t++, REG_A, 0, &r);
+    before = r.raised;
+    for (i = 0; i < 100; i++) {
+        g_off0 = b_back || i >= 40 ? 0 : 0.75;
+        step(d, t++, b_back ? REG_B : REG_A, 0, &r);
+    }
+    g_off0 = 0;
+    ad_detector_get_stats(d, &st);
+    T_NOTE("%s, restored without its level%s: %s: raised %d, %d regime(s)",
+           make == mk_period ? "a period of 600 s" : "no period",
+           recurring ? ", recurring with no schedule" : "",
+           b_back ? "B back" : "the fault B's way", r.raised - before, st.regimes);
+    ad_detector_free(d);
+    return r.raised - before;
+}
+
+/* A STATE SAVED BEFORE A REGIME'S LEVEL WAS KEPT: its level is its
+ * threshold over calibration.margin, and it goes dormant once left as a
+ * regime saved with it does: the fault its way at half its level raises,
+ * the regime itself back is absorbed. A regime saved recurring with no
+ * schedule while alert.accept_period_ms is set (kept all day by a
+ * promotion, before such a regime stayed one persistent change) is
+ * restored as one persistent change: the same. Before, neither ever went
+ * dormant and the fault was judged against them (nothing raised). */
+static void test_regime_level_restored_old(void)
+{
+    int raised;
+
+    if (!g_live)
+        return;
+    g_shares = 1;
+    raised = old_regime_case(0, 0, mk_left);
+    T_CHECK(raised == 1, "no level saved: the fault B's way raised %d (want 1)", raised);
+    raised = old_regime_case(0, 1, mk_left);
+    T_CHECK(raised == 0, "no level saved: B back raised %d (want 0)", raised);
+    raised = old_regime_case(1, 0, mk_period);
+    T_CHECK(raised == 1, "recurring all day, no level: the fault B's way raised %d (want 1)",
+            raised);
+    raised = old_regime_case(1, 1, mk_period);
+    T_CHECK(raised == 0, "recurring all day, no level: B back raised %d (want 0)", raised);
     g_shares = 0;
 }
 
@@ -2298,6 +2570,8 @@ int main(void)
     T_RUN(test_unlearned_regime_kept);
     T_RUN(test_unpromoted_regime_ends);
     T_RUN(test_left_regime_reentry);
+    T_RUN(test_reentry_run);
+    T_RUN(test_regime_level_restored_old);
     T_RUN(test_long_regime_kept_persistent);
     T_RUN(test_chain_over_promotion);
     T_RUN(test_onset_regime_over_promotion);
