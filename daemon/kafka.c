@@ -536,12 +536,31 @@ static int in_list(const rd_kafka_topic_partition_list_t *l, const char *t, int3
  * samples were given (1 ms steps within a millisecond: resume_steps). Kept when its
  * partition is being restored here. Only the latest record of each key
  * of the topic comes here (state_keep); one that does not parse is
- * ignored. */
+ * ignored (the state itself is scanned, not parsed: a state that does
+ * not parse is refused by its restore, which then calibrates afresh). */
 static void on_state_record(ad_kafka *k, const char *val, size_t len)
 {
     cJSON *o, *t, *p, *de, *st;
-    char tk[KEY_MAX + 80];
-    if (!(o = cJSON_ParseWithLength(val, len)))
+    char tk[KEY_MAX + 80], *rest;
+    size_t vs = 0, ve = 0;
+    int rc = ad_json_member_span(val, len, "state", &vs, &ve), live;
+    if (rc == AD_EINVAL)
+        return;
+    live = rc == 0 && !(ve - vs == 4 && memcmp(val + vs, "null", 4) == 0);
+    if (rc == 0) {
+        /* the rest is parsed, the state cut out ("0" in its place): it is
+         * kept as the text it is, which its restore parses */
+        if (!(rest = malloc(len - (ve - vs) + 1)))
+            return;
+        memcpy(rest, val, vs);
+        rest[vs] = '0';
+        memcpy(rest + vs + 1, val + ve, len - ve);
+        o = cJSON_ParseWithLength(rest, len - (ve - vs) + 1);
+        free(rest);
+    } else {
+        o = cJSON_ParseWithLength(val, len);
+    }
+    if (!o)
         return;
     t = cJSON_GetObjectItemCaseSensitive(o, "topic");
     p = cJSON_GetObjectItemCaseSensitive(o, "partition");
@@ -549,9 +568,8 @@ static void on_state_record(ad_kafka *k, const char *val, size_t len)
     st = cJSON_GetObjectItemCaseSensitive(o, "stream");
     if (cJSON_IsString(t) && cJSON_IsNumber(p) && cJSON_IsString(de) && cJSON_IsString(st) &&
         in_list(k->restoring, t->valuestring, (int32_t)p->valuedouble)) {
-        cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "state");
         cJSON *of = cJSON_GetObjectItemCaseSensitive(o, "offset");
-        int ti = topic_index(k, t->valuestring), live = s && !cJSON_IsNull(s);
+        int ti = topic_index(k, t->valuestring);
         int32_t part = (int32_t)p->valuedouble;
         kent *e;
         mkkey(tk, sizeof tk, de->valuestring, st->valuestring);
@@ -559,7 +577,7 @@ static void on_state_record(ad_kafka *k, const char *val, size_t len)
             tdel(k->tmap, tk);
         } else if ((e = tget(k->tmap, tk))) {
             free(e->val);
-            e->val = ad_json_print(s);
+            e->val = strndup(val + vs, ve - vs);
         }
         /* where the stream's records start to count (handed_over) */
         if (ti >= 0) {
