@@ -538,36 +538,58 @@ static int in_list(const rd_kafka_topic_partition_list_t *l, const char *t, int3
  * of the topic comes here (state_keep); one that does not parse is
  * ignored (the state itself is scanned, not parsed: a state that does
  * not parse is refused by its restore, which then calibrates afresh). */
-static void on_state_record(ad_kafka *k, const char *val, size_t len)
+/* A state record's members but its state, parsed (the state cut out,
+ * "0" in its place: it is kept as the text it is, which its restore
+ * parses): the object, or NULL when the record does not parse; [*vs, *ve)
+ * the state's text (empty: none). *restored: the record is of a stream of
+ * a partition being restored here. */
+static cJSON *state_header(ad_kafka *k, const char *val, size_t len, size_t *vs, size_t *ve,
+                           int *restored)
 {
     cJSON *o, *t, *p, *de, *st;
-    char tk[KEY_MAX + 80], *rest;
-    size_t vs = 0, ve = 0;
-    int rc = ad_json_member_span(val, len, "state", &vs, &ve), live;
+    char *rest;
+    int rc = ad_json_member_span(val, len, "state", vs, ve);
+    *restored = 0;
     if (rc == AD_EINVAL)
-        return;
-    live = rc == 0 && !(ve - vs == 4 && memcmp(val + vs, "null", 4) == 0);
+        return NULL;
     if (rc == 0) {
-        /* the rest is parsed, the state cut out ("0" in its place): it is
-         * kept as the text it is, which its restore parses */
-        if (!(rest = malloc(len - (ve - vs) + 1)))
-            return;
-        memcpy(rest, val, vs);
-        rest[vs] = '0';
-        memcpy(rest + vs + 1, val + ve, len - ve);
-        o = cJSON_ParseWithLength(rest, len - (ve - vs) + 1);
+        if (!(rest = malloc(len - (*ve - *vs) + 1)))
+            return NULL;
+        memcpy(rest, val, *vs);
+        rest[*vs] = '0';
+        memcpy(rest + *vs + 1, val + *ve, len - *ve);
+        o = cJSON_ParseWithLength(rest, len - (*ve - *vs) + 1);
         free(rest);
     } else {
+        *vs = *ve = 0;
         o = cJSON_ParseWithLength(val, len);
     }
     if (!o)
-        return;
+        return NULL;
     t = cJSON_GetObjectItemCaseSensitive(o, "topic");
     p = cJSON_GetObjectItemCaseSensitive(o, "partition");
     de = cJSON_GetObjectItemCaseSensitive(o, "detector");
     st = cJSON_GetObjectItemCaseSensitive(o, "stream");
-    if (cJSON_IsString(t) && cJSON_IsNumber(p) && cJSON_IsString(de) && cJSON_IsString(st) &&
-        in_list(k->restoring, t->valuestring, (int32_t)p->valuedouble)) {
+    *restored = cJSON_IsString(t) && cJSON_IsNumber(p) && cJSON_IsString(de) &&
+                cJSON_IsString(st) && in_list(k->restoring, t->valuestring,
+                                              (int32_t)p->valuedouble);
+    return o;
+}
+
+static void on_state_record(ad_kafka *k, const char *val, size_t len)
+{
+    cJSON *o, *t, *p, *de, *st;
+    char tk[KEY_MAX + 80];
+    size_t vs = 0, ve = 0;
+    int restored, live;
+    if (!(o = state_header(k, val, len, &vs, &ve, &restored)))
+        return;
+    live = ve > vs && !(ve - vs == 4 && memcmp(val + vs, "null", 4) == 0);
+    t = cJSON_GetObjectItemCaseSensitive(o, "topic");
+    p = cJSON_GetObjectItemCaseSensitive(o, "partition");
+    de = cJSON_GetObjectItemCaseSensitive(o, "detector");
+    st = cJSON_GetObjectItemCaseSensitive(o, "stream");
+    if (restored) {
         cJSON *of = cJSON_GetObjectItemCaseSensitive(o, "offset");
         int ti = topic_index(k, t->valuestring);
         int32_t part = (int32_t)p->valuedouble;
@@ -626,14 +648,23 @@ static void state_forget(ad_kafka *k)
 
 /* A record read from the state topic: its bytes replace those of its
  * key's earlier record, a tombstone (no value) drops them, as compaction
- * leaves the topic. A record without a key is ignored. Decoding waits
- * for the read's end (state_apply): a stream written many times (an
- * uncompacted segment, kafka.commit_states) is parsed once. */
+ * leaves the topic; so does a record that does not parse or is not of a
+ * partition being restored (only those are kept: what the read holds is
+ * bounded by them). A record without a key is ignored. The state in it
+ * is only scanned here, and taken at the read's end (state_apply): a
+ * stream written many times (an uncompacted segment,
+ * kafka.commit_states) is parsed once, by its restore. */
 static void state_keep(ad_kafka *k, const rd_kafka_message_t *m)
 {
     srec **pp, *e;
+    cJSON *o = NULL;
+    size_t vs, ve;
+    int restored = 0;
     if (!m->key)
         return;
+    if (m->payload && m->len)
+        o = state_header(k, m->payload, m->len, &vs, &ve, &restored);
+    cJSON_Delete(o);
     pp = &k->rmap[ad_fnv1a64(AD_FNV_INIT, m->key, m->key_len) & (NBUCKET - 1)];
     while (*pp && ((*pp)->klen != m->key_len || memcmp((*pp)->key, m->key, m->key_len) != 0))
         pp = &(*pp)->hnext;
@@ -642,7 +673,7 @@ static void state_keep(ad_kafka *k, const rd_kafka_message_t *m)
         free(e->val);
         e->val = NULL;
     }
-    if (m->payload && m->len) {
+    if (restored) {
         if (!e && (e = calloc(1, sizeof *e + m->key_len))) {
             memcpy(e->key, m->key, m->key_len);
             e->klen = m->key_len;
@@ -662,7 +693,7 @@ static void state_keep(ad_kafka *k, const rd_kafka_message_t *m)
             ad_log(AD_LOG_WARNING, "kafka state topic: out of memory keeping a %zu-byte record",
                    m->len);
     }
-    if (e) {                        /* a tombstone, or no memory for it */
+    if (e) {                        /* a tombstone, not kept, or no memory for it */
         *pp = e->hnext;
         free(e);
         k->rkeys--;
