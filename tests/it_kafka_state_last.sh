@@ -8,7 +8,9 @@
 #   pump2: its hand-over, then a tombstone: calibrated afresh;
 #   pump3: a tombstone, then its hand-over: restored;
 #   pump4: its hand-over, then a record that does not parse: calibrated
-#          afresh (the latest record counts, an older one is not used).
+#          afresh (the latest record counts, an older one is not used);
+#   pump5: its hand-over, then the same naming partition 7 (not restored
+#          here): calibrated afresh.
 # Instance b (the same group, that state topic) takes the partition and
 # 80 more rows of each stream.
 . tests/lib.sh
@@ -16,7 +18,7 @@ D=$(mktemp -d /tmp/it_kafka_state_last.XXXXXX)
 MOCK="${AD_BUILD:-build}/tests/kafka_mock"
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 CHECK="$PYTHON tests/it_kafka_check.py"
-N=4; ROWS=60
+N=5; ROWS=60
 MPID= ; DPID= ; SPID=
 cleanup() {
     [ -n "$MPID" ] && kill "$MPID" 2>/dev/null
@@ -69,7 +71,7 @@ for line in open(sys.argv[1]):
         continue
     if isinstance(r, dict) and r.get("state") and "offset" in r:
         last[k] = v
-for k in ("pump/pump%d" % i for i in range(1, 5)):
+for k in ("pump/pump%d" % i for i in range(1, 6)):
     if k not in last:
         sys.exit("no hand-over record of " + k)
 null = json.loads(last["pump/pump1"])
@@ -80,6 +82,9 @@ out = ["pump/pump1|" + json.dumps(null)] * 30 + ["pump/pump1|" + last["pump/pump
 out += ["pump/pump2|" + last["pump/pump2"], "pump/pump2|"]
 out += ["pump/pump3|", "pump/pump3|" + last["pump/pump3"]]
 out += ["pump/pump4|" + last["pump/pump4"], "pump/pump4|" + last["pump/pump4"][:100]]
+moved = json.loads(last["pump/pump5"])
+moved["partition"] = 7
+out += ["pump/pump5|" + last["pump/pump5"], "pump/pump5|" + json.dumps(moved)]
 print("\n".join(out))
 EOP
 [ -s "$D/st2.err" ] && { it_fail "a's hand-over records" "$(cat "$D/st2.err")"; exit 0; }
@@ -90,11 +95,11 @@ it_wait_until 30 grep -q 'kafka: owns in\[0\] .*(state read)' "$D/b.log" ||
     { it_fail "b takes the partition" "$(tail -3 "$D/b.log")"; exit 0; }
 $PYTHON tests/it_kafka_gen.py $N $ROWS $((ROWS + 80)) |
     kcat -P -K'|' -b "$BOOT" -t in 2>> "$D/kcat.out"
-it_wait_until 60 sh -c "[ \$(grep -c 'pump[24]: calibrated (' '$D/b.log') -ge 2 ]"
+it_wait_until 60 sh -c "[ \$(grep -c 'pump[245]: calibrated (' '$D/b.log') -ge 3 ]"
 kill -TERM "$DPID"; it_wait_gone "$DPID" 20; DPID=
 
 got=
-for i in 1 2 3 4; do
+for i in 1 2 3 4 5; do
     if grep -q "pump/pump$i: calibration restored" "$D/b.log"; then
         grep -q "pump$i: calibrated (" "$D/b.log" && got="$got pump$i:restored+calibrated" ||
             got="$got pump$i:restored"
@@ -104,9 +109,9 @@ for i in 1 2 3 4; do
         got="$got pump$i:none"
     fi
 done
-want=" pump1:restored pump2:afresh pump3:restored pump4:afresh"
+want=" pump1:restored pump2:afresh pump3:restored pump4:afresh pump5:afresh"
 if [ "$got" = "$want" ]; then
-    it_ok "the latest record of each key counts: after 30 older ones, a tombstone drops it, one after a tombstone restores, one that does not parse leaves none ($(grep -o 'state topic read: .*' "$D/b.log" | head -1))"
+    it_ok "the latest record of each key counts: after 30 older ones, a tombstone drops it, one after a tombstone restores, one that does not parse or names a partition not restored leaves none ($(grep -o 'state topic read: .*' "$D/b.log" | head -1))"
 else
     it_fail "the latest record of each key counts" "got$got, want$want"
 fi
