@@ -992,12 +992,11 @@ static size_t state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset
     }
     /* what a state file holds (the open alert's topic, whose clear goes
      * there on the next owner, operator feedback, the configured settings
-     * hash) */
-    /* as the text it is (its numbers read back bit for bit): parsed only
-     * when the record is too large and parts of it must be left out */
-    if ((js = state_text(s, handover)) && cJSON_AddRawToObject(o, "state", js))
-        ;
-    else
+     * hash), as the text it is (its numbers read back bit for bit):
+     * parsed only when the record is too large and parts of it must be
+     * left out */
+    js = state_text(s, handover);
+    if (!js || !cJSON_AddRawToObject(o, "state", js))
         cJSON_AddNullToObject(o, "state");
     snprintf(pk, sizeof pk, "%s/%s", s->det->c->name, s->key);
     txt = ad_json_print(o);
