@@ -152,7 +152,9 @@ bench_states() {
 # state topic holds that many copies of each record more (BENCH_COPIES,
 # "0 9 49": an uncompacted topic, as commit_states or a long life leaves
 # it), and each time another instance of the group starts and takes every
-# partition: its log says what it read and how long it took.
+# partition: its log says what it read and how long it took. BENCH_OLD=BIN:
+# an instance of that other build reads each time too, right after, for a
+# comparison on the same topic and load.
 #   BENCH_STREAMS=1000 BENCH_COPIES="0 9 49" sh bench/bench_kafka.sh rebalance
 rb_conf() {
     cat > "$D/$1.json" <<EOC
@@ -189,19 +191,25 @@ bench_rebalance() {
         while [ "$have" -lt "$c" ]; do
             kcat -P -K'|' -b "$BOOT" -t st < "$D/st.txt" 2>> "$D/kcat.out"; have=$((have + 1))
         done
-        rb_conf "b$c"
-        t0=$(_it_now_ms)
-        $AD_BIN run -c "$D/b$c.json" --log-level info 2> "$D/b$c.log" & P=$!
-        it_wait_until 900 grep -q 'kafka: state topic read' "$D/b$c.log" ||
-            { echo "bench_kafka: b$c did not read the state topic"; return 1; }
-        t1=$(_it_now_ms)
-        kill -TERM "$P"; it_wait_gone "$P" 60; P=
-        t2=$(_it_now_ms)            # kcat reading the same topic, for scale
-        kcat -C -b "$BOOT" -t st -e -q -f '%k\n' 2>> "$D/kcat.out" | wc -l > "$D/kcat$c"
-        t3=$(_it_now_ms)
-        echo "  +$c copies: $(grep -o 'state topic read: .*' "$D/b$c.log" | head -1)" \
-            "($(((t1 - t0) / 1000)) s from the instance's start; kcat read $(cat "$D/kcat$c")" \
-            "records in $(awk -v a="$t2" -v b="$t3" 'BEGIN { printf "%.2f", (b - a) / 1000 }') s)"
+        for b in "b$c" ${BENCH_OLD:+"o$c"}; do
+            rb_conf "$b"
+            bin=$AD_BIN; [ "$b" = "o$c" ] && bin=$BENCH_OLD
+            t0=$(_it_now_ms)
+            $bin run -c "$D/$b.json" --log-level info 2> "$D/$b.log" & P=$!
+            it_wait_until 900 grep -q 'kafka: state topic read' "$D/$b.log" ||
+                { echo "bench_kafka: $b did not read the state topic"; return 1; }
+            t1=$(_it_now_ms)
+            kill -TERM "$P"; it_wait_gone "$P" 60; P=
+            [ "$b" = "o$c" ] && echo "  +$c copies (BENCH_OLD):" \
+                "$(grep -o 'state topic read: .*' "$D/$b.log" | head -1)" \
+                "($(((t1 - t0) / 1000)) s from the instance's start)" && continue
+            t2=$(_it_now_ms)        # kcat reading the same topic, for scale
+            kcat -C -b "$BOOT" -t st -e -q -f '%k\n' 2>> "$D/kcat.out" | wc -l > "$D/kcat$c"
+            t3=$(_it_now_ms)
+            echo "  +$c copies: $(grep -o 'state topic read: .*' "$D/$b.log" | head -1)" \
+                "($(((t1 - t0) / 1000)) s from the instance's start; kcat read $(cat "$D/kcat$c")" \
+                "records in $(awk -v a="$t2" -v b="$t3" 'BEGIN { printf "%.2f", (b - a) / 1000 }') s)"
+        done
     done
 }
 command -v kcat > /dev/null || { echo "bench_kafka: kcat not installed, skipped"; exit 0; }

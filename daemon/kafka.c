@@ -6,8 +6,9 @@
  * librdkafka handles (group consumer, producer, state reader), their queue
  * watchers, the table of which partition each stream's records came from
  * (smap; for a stream restored from a hand-over also the offset its
- * records count from) and the states read from the state topic not yet
- * installed (tmap). Everything runs on the loop thread; librdkafka's own
+ * records count from), the states read from the state topic not yet
+ * installed (tmap) and, while it is read, the latest record of each of
+ * its keys (rmap). Everything runs on the loop thread; librdkafka's own
  * threads only write to the watchers' pipes, and its broker threads the
  * two atomics of the consumer's rebalance interceptors (rebalancing()).
  */
@@ -48,6 +49,16 @@ typedef struct kent {
     char key[];
 } kent;
 
+/* The latest record of one key of the state topic in this read (rmap):
+ * its value's bytes, decoded at the read's end (state_apply). */
+typedef struct srec {
+    struct srec *hnext;            /* bucket chain */
+    struct srec *prev, *next;      /* in the order each key's latest came */
+    char *val;
+    size_t len, klen;
+    char key[];
+} srec;
+
 typedef struct qwatch {
     uv_poll_t poll;
     int fd[2];
@@ -80,6 +91,10 @@ typedef struct ad_kafka {
     rd_kafka_topic_partition_list_t *restoring;
     int state_parts, eof_left, reading;
     uint64_t read_t0, read_recs, read_bytes;   /* this read of the state topic (t0: ns) */
+    /* this read's latest record of each key (state_keep): the topic is
+     * compacted, only the latest record of a key lasts in it */
+    srec *rmap[NBUCKET], *rhead, *rtail;
+    size_t rkeys;
     /* records of partitions whose states are being read (restoring), held
      * in arrival order until every read is done, then applied before
      * anything else is read (hold(), consume()); each such partition is
@@ -519,24 +534,64 @@ static int in_list(const rd_kafka_topic_partition_list_t *l, const char *t, int3
  * (the stream's records before it are in the state), with "rec_time"
  * [raw, ms]: the last record timestamp taken as a time and the time its
  * samples were given (1 ms steps within a millisecond: resume_steps). Kept when its
- * partition is being restored here; the last record of a stream counts. */
-static void on_state_record(ad_kafka *k, const rd_kafka_message_t *m)
+ * partition is being restored here. Only the latest record of each key
+ * of the topic comes here (state_keep); one that does not parse is
+ * ignored (the state itself is scanned, not parsed: a state that does
+ * not parse is refused by its restore, which then calibrates afresh). */
+/* A state record's members but its state, parsed (the state cut out,
+ * "0" in its place: it is kept as the text it is, which its restore
+ * parses): the object, or NULL when the record does not parse; [*vs, *ve)
+ * the state's text (empty: none). *restored: the record is of a stream of
+ * a partition being restored here. */
+static cJSON *state_header(ad_kafka *k, const char *val, size_t len, size_t *vs, size_t *ve,
+                           int *restored)
 {
     cJSON *o, *t, *p, *de, *st;
-    char tk[KEY_MAX + 80];
-    if (!m->key) return;
-    if (!m->payload || !m->len) return;             /* tombstone */
-    if (!(o = cJSON_ParseWithLength(m->payload, m->len)))
-        return;
+    char *rest;
+    int rc = ad_json_member_span(val, len, "state", vs, ve);
+    *restored = 0;
+    if (rc == AD_EINVAL)
+        return NULL;
+    if (rc == 0) {
+        if (!(rest = malloc(len - (*ve - *vs) + 1)))
+            return NULL;
+        memcpy(rest, val, *vs);
+        rest[*vs] = '0';
+        memcpy(rest + *vs + 1, val + *ve, len - *ve);
+        o = cJSON_ParseWithLength(rest, len - (*ve - *vs) + 1);
+        free(rest);
+    } else {
+        *vs = *ve = 0;
+        o = cJSON_ParseWithLength(val, len);
+    }
+    if (!o)
+        return NULL;
     t = cJSON_GetObjectItemCaseSensitive(o, "topic");
     p = cJSON_GetObjectItemCaseSensitive(o, "partition");
     de = cJSON_GetObjectItemCaseSensitive(o, "detector");
     st = cJSON_GetObjectItemCaseSensitive(o, "stream");
-    if (cJSON_IsString(t) && cJSON_IsNumber(p) && cJSON_IsString(de) && cJSON_IsString(st) &&
-        in_list(k->restoring, t->valuestring, (int32_t)p->valuedouble)) {
-        cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "state");
+    *restored = cJSON_IsString(t) && cJSON_IsNumber(p) && cJSON_IsString(de) &&
+                cJSON_IsString(st) && in_list(k->restoring, t->valuestring,
+                                              (int32_t)p->valuedouble);
+    return o;
+}
+
+static void on_state_record(ad_kafka *k, const char *val, size_t len)
+{
+    cJSON *o, *t, *p, *de, *st;
+    char tk[KEY_MAX + 80];
+    size_t vs = 0, ve = 0;
+    int restored, live;
+    if (!(o = state_header(k, val, len, &vs, &ve, &restored)))
+        return;
+    live = ve > vs && !(ve - vs == 4 && memcmp(val + vs, "null", 4) == 0);
+    t = cJSON_GetObjectItemCaseSensitive(o, "topic");
+    p = cJSON_GetObjectItemCaseSensitive(o, "partition");
+    de = cJSON_GetObjectItemCaseSensitive(o, "detector");
+    st = cJSON_GetObjectItemCaseSensitive(o, "stream");
+    if (restored) {
         cJSON *of = cJSON_GetObjectItemCaseSensitive(o, "offset");
-        int ti = topic_index(k, t->valuestring), live = s && !cJSON_IsNull(s);
+        int ti = topic_index(k, t->valuestring);
         int32_t part = (int32_t)p->valuedouble;
         kent *e;
         mkkey(tk, sizeof tk, de->valuestring, st->valuestring);
@@ -544,7 +599,7 @@ static void on_state_record(ad_kafka *k, const rd_kafka_message_t *m)
             tdel(k->tmap, tk);
         } else if ((e = tget(k->tmap, tk))) {
             free(e->val);
-            e->val = ad_json_print(s);
+            e->val = strndup(val + vs, ve - vs);
         }
         /* where the stream's records start to count (handed_over) */
         if (ti >= 0) {
@@ -570,19 +625,108 @@ static void on_state_record(ad_kafka *k, const rd_kafka_message_t *m)
     cJSON_Delete(o);
 }
 
+static void srec_unlink(ad_kafka *k, srec *e)
+{
+    if (e->prev) e->prev->next = e->next; else k->rhead = e->next;
+    if (e->next) e->next->prev = e->prev; else k->rtail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+/* Forget this read's records (a read restarted, or at exit). */
+static void state_forget(ad_kafka *k)
+{
+    srec *e, *n;
+    for (e = k->rhead; e; e = n) {
+        n = e->next;
+        free(e->val);
+        free(e);
+    }
+    memset(k->rmap, 0, sizeof k->rmap);
+    k->rhead = k->rtail = NULL;
+    k->rkeys = 0;
+}
+
+/* A record read from the state topic: its bytes replace those of its
+ * key's earlier record, a tombstone (no value) drops them, as compaction
+ * leaves the topic; so does a record that does not parse or is not of a
+ * partition being restored (only those are kept: what the read holds is
+ * bounded by them). A record without a key is ignored. The state in it
+ * is only scanned here, and taken at the read's end (state_apply): a
+ * stream written many times (an uncompacted segment,
+ * kafka.commit_states) is parsed once, by its restore. */
+static void state_keep(ad_kafka *k, const rd_kafka_message_t *m)
+{
+    srec **pp, *e;
+    cJSON *o = NULL;
+    size_t vs, ve;
+    int restored = 0;
+    if (!m->key)
+        return;
+    if (m->payload && m->len)
+        o = state_header(k, m->payload, m->len, &vs, &ve, &restored);
+    cJSON_Delete(o);
+    pp = &k->rmap[ad_fnv1a64(AD_FNV_INIT, m->key, m->key_len) & (NBUCKET - 1)];
+    while (*pp && ((*pp)->klen != m->key_len || memcmp((*pp)->key, m->key, m->key_len) != 0))
+        pp = &(*pp)->hnext;
+    if ((e = *pp)) {
+        srec_unlink(k, e);
+        free(e->val);
+        e->val = NULL;
+    }
+    if (restored) {
+        if (!e && (e = calloc(1, sizeof *e + m->key_len))) {
+            memcpy(e->key, m->key, m->key_len);
+            e->klen = m->key_len;
+            *pp = e;
+            k->rkeys++;
+        }
+        if (e && (e->val = malloc(m->len))) {
+            memcpy(e->val, m->payload, m->len);
+            e->len = m->len;
+            /* last: the keys' latest records decode in the order they came */
+            e->prev = k->rtail;
+            if (k->rtail) k->rtail->next = e; else k->rhead = e;
+            k->rtail = e;
+            return;
+        }
+        if (e)
+            ad_log(AD_LOG_WARNING, "kafka state topic: out of memory keeping a %zu-byte record",
+                   m->len);
+    }
+    if (e) {                        /* a tombstone, not kept, or no memory for it */
+        *pp = e->hnext;
+        free(e);
+        k->rkeys--;
+    }
+}
+
+/* The read is at its end: each key's latest record, in the order they
+ * came, as if they alone had been read. */
+static void state_apply(ad_kafka *k)
+{
+    for (srec *e = k->rhead; e; e = e->next)
+        on_state_record(k, e->val, e->len);
+    state_forget(k);
+}
+
 /* The state topic is read to its end: the restored partitions' records
  * held meanwhile are applied, then they read on (consume()). */
 static void restore_done(ad_kafka *k)
 {
-    rd_kafka_topic_partition_list_t *l = k->restoring;
+    rd_kafka_topic_partition_list_t *l;
+    uint64_t t1 = uv_hrtime();
+    size_t keys = k->rkeys;
+    state_apply(k);
+    l = k->restoring;
     k->restoring = NULL;
     k->reading = 0;
     uv_timer_stop(&k->state_timer);
     rd_kafka_assign(k->sr, NULL);
     if (!l) return;
-    ad_log(AD_LOG_INFO, "kafka: state topic read: %llu record(s), %.1f MB in %.2f s",
-           (unsigned long long)k->read_recs, k->read_bytes / 1048576.0,
-           (uv_hrtime() - k->read_t0) / 1e9);
+    ad_log(AD_LOG_INFO, "kafka: state topic read: %llu record(s), %.1f MB in %.2f s "
+           "(%zu key(s) decoded in %.2f s)", (unsigned long long)k->read_recs,
+           k->read_bytes / 1048576.0, (uv_hrtime() - k->read_t0) / 1e9, keys,
+           (uv_hrtime() - t1) / 1e9);
     for (int i = 0; i < l->cnt; i++)
         ad_log(AD_LOG_INFO, "kafka: owns %s[%d] from %llu (state read)", l->elems[i].topic,
                (int)l->elems[i].partition, (unsigned long long)dd_wall_ms());
@@ -614,7 +758,7 @@ static void state_read(ad_kafka *k)
         } else {
             k->read_recs++;
             k->read_bytes += m->len + m->key_len;
-            on_state_record(k, m);
+            state_keep(k, m);
         }
         rd_kafka_message_destroy(m);
         n++;
@@ -637,6 +781,7 @@ static void state_read_start(ad_kafka *k)
     k->reading = 1;
     k->read_t0 = uv_hrtime();
     k->read_recs = k->read_bytes = 0;
+    state_forget(k);
     rd_kafka_assign(k->sr, l);
     rd_kafka_topic_partition_list_destroy(l);
     uv_timer_start(&k->state_timer, state_timer_cb, 20, 20);
@@ -847,14 +992,24 @@ static size_t state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset
     }
     /* what a state file holds (the open alert's topic, whose clear goes
      * there on the next owner, operator feedback, the configured settings
-     * hash) */
-    if ((js = state_text(s, handover)) && (st = cJSON_Parse(js)))
-        cJSON_AddItemToObject(o, "state", st);
-    else
+     * hash), as the text it is (its numbers read back bit for bit):
+     * parsed only when the record is too large and parts of it must be
+     * left out */
+    js = state_text(s, handover);
+    if (!js || !cJSON_AddRawToObject(o, "state", js))
         cJSON_AddNullToObject(o, "state");
-    free(js);
     snprintf(pk, sizeof pk, "%s/%s", s->det->c->name, s->key);
-    txt = ad_json_print(o);     /* the state's numbers read back bit for bit */
+    txt = ad_json_print(o);
+    if (txt && js && strlen(txt) > k->max_bytes) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "state");
+        if ((st = cJSON_Parse(js)))
+            cJSON_AddItemToObject(o, "state", st);
+        else
+            cJSON_AddNullToObject(o, "state");
+        free(txt);
+        txt = ad_json_print(o);
+    }
+    free(js);
     /* what can be left out, the least missed first. The windows of a long
      * alert the learner keeps for an accepted regime (up to
      * adapt.normal_windows, about 3 KB each: 1.5 MB at the default 500):
@@ -1878,6 +2033,7 @@ void kafka_free(ad_daemon *dd)
         pend_unlink(k, k->pend_head);
     tclear(k->smap);
     tclear(k->tmap);
+    state_forget(k);
     for (int i = 0; i < k->ntopics; i++)
         free(k->topics[i]);
     free(k->topics);

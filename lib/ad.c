@@ -704,6 +704,91 @@ char *ad_json_print(const struct cJSON *item)
     return b.s;
 }
 
+static const char *jws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* Past the closing quote of the string that opens at p, or NULL. */
+static const char *jstr_end(const char *p, const char *e)
+{
+    for (p++; p < e; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return NULL;
+}
+
+/* Past the value at p (a string, an object or array with its brackets
+ * matched, a scalar up to the next separator), or NULL. */
+static const char *jval_end(const char *p, const char *e)
+{
+    int depth = 0;
+
+    if (p >= e)
+        return NULL;
+    if (*p != '{' && *p != '[' && *p != '"') {
+        const char *q = p;
+        while (q < e && *q != ',' && *q != '}' && *q != ']' && *q != ' ' && *q != '\t' &&
+               *q != '\n' && *q != '\r' && *q != '\0')
+            q++;
+        return q > p ? q : NULL;
+    }
+    do {
+        if (*p == '"') {
+            if (!(p = jstr_end(p, e)))
+                return NULL;
+            continue;
+        }
+        if (*p == '{' || *p == '[')
+            depth++;
+        else if (*p == '}' || *p == ']')
+            depth--;
+        p++;
+    } while (depth > 0 && p < e);
+    return depth == 0 ? p : NULL;
+}
+
+int ad_json_member_span(const char *text, size_t len, const char *name, size_t *start,
+                        size_t *end)
+{
+    const char *p = jws(text, text + len), *e = text + len, *k, *ke, *v;
+    size_t nl = strlen(name);
+
+    if (p >= e || *p != '{')
+        return AD_EINVAL;
+    p = jws(p + 1, e);
+    if (p < e && *p == '}')
+        return AD_ENOENT;
+    while (p < e) {
+        if (*p != '"' || !(ke = jstr_end(p, e)))
+            return AD_EINVAL;
+        k = p + 1;
+        p = jws(ke, e);
+        if (p >= e || *p != ':')
+            return AD_EINVAL;
+        v = p = jws(p + 1, e);
+        if (!(p = jval_end(p, e)))
+            return AD_EINVAL;
+        if ((size_t)(ke - 1 - k) == nl && memcmp(k, name, nl) == 0) {
+            *start = (size_t)(v - text);
+            *end = (size_t)(p - text);
+            return 0;
+        }
+        p = jws(p, e);
+        if (p < e && *p == '}')
+            return AD_ENOENT;
+        if (p >= e || *p != ',')
+            return AD_EINVAL;
+        p = jws(p + 1, e);
+    }
+    return AD_EINVAL;
+}
+
 /* Line and column (1-based) of position p in text. */
 static void line_col(const char *text, const char *p, size_t *line, size_t *col)
 {

@@ -113,6 +113,16 @@ void ad_json_fmt_num(char *buf, size_t len, double v);
 struct cJSON *ad_json_parse_whole(const char *text, size_t len, const char *what,
                                   char *err, size_t errlen);
 
+/* Where the value of member `name` of the JSON object in text (len bytes;
+ * no NUL needed) lies: [*start, *end) (the first such member). A scan, not
+ * a parse: strings and brackets are matched, what lies inside is not
+ * checked (a reader that needs the value parses it), so a large member is
+ * cut out without a number of it converted. 0, AD_ENOENT (no such member
+ * at the top level), or AD_EINVAL (text is not an object, or its
+ * brackets or strings do not close). */
+int ad_json_member_span(const char *text, size_t len, const char *name, size_t *start,
+                        size_t *end);
+
 /* FNV-1a 64: fold n bytes at p into h. Start from AD_FNV_INIT. The one hash
  * of the project (settings hashes, stream tables). */
 #define AD_FNV_INIT 14695981039346656037ull

@@ -108,6 +108,32 @@ static void test_buf_and_hash(void)
     T_CHECK(ad_fnv1a64_str("foobar") == 0x85944171f73967e8ull, "fnv('foobar')");
 }
 
+/* ad_json_member_span: the value's bytes of a top-level member, strings
+ * (with escaped quotes and brackets) and nesting skipped; what is not an
+ * object or does not close refused. */
+static void test_json_member_span(void)
+{
+    static const struct { const char *text, *name, *want; int rc; } c[] = {
+        { "{\"topic\":\"in\",\"state\":{\"a\":[1,2,{\"b\":\"}]\\\"\"}]},\"x\":1}", "state",
+          "{\"a\":[1,2,{\"b\":\"}]\\\"\"}]}", 0 },
+        { " { \"s\" : 1.5e3 , \"state\" : null } ", "state", "null", 0 },
+        { "{\"state\":\"a,b\"}", "state", "\"a,b\"", 0 },
+        { "{\"a\":{\"state\":1},\"b\":2}", "state", NULL, AD_ENOENT },
+        { "{}", "state", NULL, AD_ENOENT },
+        { "{\"topic\":\"in\",\"state\":{\"a\":[1,2", "state", NULL, AD_EINVAL },
+        { "{\"topic\":\"in\",\"sta", "state", NULL, AD_EINVAL },
+        { "[1,2]", "state", NULL, AD_EINVAL },
+        { "{\"a\" 1}", "state", NULL, AD_EINVAL },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        size_t a = 0, b = 0;
+        int rc = ad_json_member_span(c[i].text, strlen(c[i].text), c[i].name, &a, &b);
+        T_CHECK(rc == c[i].rc && (rc != 0 || (b - a == strlen(c[i].want) &&
+                memcmp(c[i].text + a, c[i].want, b - a) == 0)),
+                "member span %zu: rc %d, '%.*s'", i, rc, (int)(b - a), c[i].text + a);
+    }
+}
+
 /* A detector that states nothing gets exactly ad_detector_cfg_default()
  * (the daemon and replay run the same pipeline), except the row mode,
  * which the config resolves from the payload format (auto), and the name
@@ -317,6 +343,7 @@ int main(void)
     T_RUN(test_read_file);
     T_RUN(test_config_fifo);
     T_RUN(test_buf_and_hash);
+    T_RUN(test_json_member_span);
     T_RUN(test_one_set_of_defaults);
     T_RUN(test_atomic_write_links);
     T_RUN(test_atomic_write_missing_dir);
