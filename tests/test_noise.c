@@ -232,6 +232,99 @@ static void test_saved(void)
     ad_noise_free(c);
 }
 
+/* ---- noise that follows the hour of the day and the load --------------- */
+
+/* one feature over days of 60 s rows: the raised runs started (alerts) and
+ * those after day skip_days; noise sd(i) * gauss about level lv(i) */
+typedef double (*lv_fn)(int i);
+
+static void run_days(sd_fn sd, lv_fn lv, int days, int skip_days, int *starts, int *late)
+{
+    ad_noise *n = ad_noise_new(1, SPAN, 1.8);
+    unsigned char on = 0, was = 0;
+
+    *starts = *late = 0;
+    T_NEED(n != NULL);
+    for (int i = 0; i < days * 24 * HOUR; i++) {
+        double row[1] = { lv(i) + sd(i) * gauss() };
+        ad_noise_push(n, (int64_t)i * DT, row);
+        ad_noise_raised(n, &on);
+        if (on && !was) {
+            (*starts)++;
+            *late += i >= skip_days * 24 * HOUR;
+        }
+        was = on;
+    }
+    ad_noise_free(n);
+}
+
+static double lv_flat(int i)
+{
+    (void)i;
+    return 2.0;
+}
+
+/* 2.5 x noisier from 08:00 to 18:00 every day */
+static double sd_daily(int i)
+{
+    int h = i / HOUR % 24;
+    return h >= 8 && h < 18 ? 0.075 : 0.03;
+}
+
+/* a load regime: the level x2 for 5 h every 11 h, the noise 5% of it */
+static double lv_load(int i)
+{
+    return i / HOUR % 11 < 5 ? 20.0 : 10.0;
+}
+
+static double sd_load(int i)
+{
+    return 0.05 * lv_load(i);
+}
+
+/* both: the load regime and a daily cycle of the noise x2.5 */
+static double sd_load_daily(int i)
+{
+    return sd_load(i) * sd_daily(i) / 0.03;
+}
+
+/* a fault: x2.3 for 24 h from day 5 10:00 on top of the daily cycle */
+static double sd_daily_fault(int i)
+{
+    int on = i >= (5 * 24 + 10) * HOUR && i < (6 * 24 + 10) * HOUR;
+    return sd_daily(i) * (on ? 2.3 : 1.0);
+}
+
+static double sd_flat_fault(int i)
+{
+    return i >= (5 * 24 + 10) * HOUR && i < (6 * 24 + 10) * HOUR ? 0.069 : 0.03;
+}
+
+static void test_daily_and_load(void)
+{
+    int s, late;
+
+    rng = 99991ull;
+    run_days(sd_daily, lv_flat, 14, 2, &s, &late);
+    T_CHECK(s <= 1 && late == 0, "noise x2.5 from 08:00 to 18:00 every day: %d raises in 14 "
+            "days, %d after day 2 (want at most one, on the first days)", s, late);
+    T_NOTE("a daily noise cycle x2.5: %d raises in 14 days, %d after day 2", s, late);
+    run_days(sd_load, lv_load, 14, 0, &s, &late);
+    T_CHECK(s == 0, "noise 5%% of a level that doubles for 5 h every 11 h: %d raises in 14 "
+            "days, want none", s);
+    run_days(sd_load_daily, lv_load, 14, 2, &s, &late);
+    T_CHECK(late == 0, "the load regime and the daily cycle together: %d raises after day 2",
+            late);
+    run_days(sd_daily_fault, lv_flat, 9, 3, &s, &late);
+    T_CHECK(late == 1, "noise x2.3 for 24 h on day 5 over the daily cycle: %d raises after "
+            "day 3, want 1", late);
+    run_days(sd_flat_fault, lv_flat, 9, 0, &s, &late);
+    T_CHECK(s == 1, "noise x2.3 for 24 h on day 5: %d raises, want 1", s);
+    run_days(sd_flat_fault, lv_load, 9, 0, &s, &late);
+    T_CHECK(s == 1, "noise x2.3 for 24 h on day 5 under a load regime (its level steps, "
+            "additive noise): %d raises, want 1", s);
+}
+
 /* ---- through the detector ---------------------------------------------- */
 
 #define TW 4
@@ -334,6 +427,7 @@ int main(void)
     T_RUN(test_accepted);
     T_RUN(test_accepted_all);
     T_RUN(test_saved);
+    T_RUN(test_daily_and_load);
     T_RUN(test_detector);
     ad_model_free(g_zero);
     return t_done();
