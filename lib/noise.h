@@ -67,6 +67,10 @@ struct cJSON;
 #define AD_NOISE_WARM 6            /* blocks learned before any is judged */
 #define AD_NOISE_RECENT 6          /* last levels an acceptance takes */
 #define AD_NOISE_CLEAR 0.5         /* a raised run's level, in (ratio - 1) */
+#define AD_NOISE_HOURS 168         /* hours of the week kept (7 days) */
+#define AD_NOISE_HOUR_MIN 3        /* fewest levels of an hour of the day */
+#define AD_NOISE_MID_CLEAR 3.0     /* a block's |median| kept: over 3 x its level */
+#define AD_NOISE_P_SPREAD 0.1      /* least spread of log |median| for p */
 
 typedef struct ad_noise ad_noise;
 

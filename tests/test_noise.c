@@ -325,6 +325,48 @@ static void test_daily_and_load(void)
             "additive noise): %d raises, want 1", s);
 }
 
+/* the hours of the day go on across a save: a daily cycle restored on day
+ * 4 into a fresh test raises nothing after; a state without the hours and
+ * medians (kept before they were) restores */
+static void test_saved_hours(void)
+{
+    ad_noise *a = ad_noise_new(1, SPAN, 1.8), *b = ad_noise_new(1, SPAN, 1.8);
+    unsigned char on = 0;
+    int late = 0, i;
+    char err[200];
+    cJSON *o;
+
+    T_NEED(a && b);
+    rng = 5551ull;
+    for (i = 0; i < 4 * 24 * HOUR; i++) {
+        double row[1] = { 2.0 + sd_daily(i) * gauss() };
+        ad_noise_push(a, (int64_t)i * DT, row);
+    }
+    o = ad_noise_save(a);
+    T_NEED(o != NULL);
+    T_CHECK(cJSON_GetObjectItemCaseSensitive(o, "hours") != NULL, "the hours are kept");
+    T_CHECK(ad_noise_restore(b, o, err, sizeof(err)) == 0, "restore: %s", err);
+    for (; i < 10 * 24 * HOUR; i++) {
+        double row[1] = { 2.0 + sd_daily(i) * gauss() };
+        ad_noise_push(b, (int64_t)i * DT, row);
+        ad_noise_raised(b, &on);
+        late += on;
+    }
+    T_CHECK(late == 0, "restored on day 4: raised on %d rows of the daily cycle after", late);
+    cJSON_DeleteItemFromObject(o, "hours");
+    T_CHECK(ad_noise_restore(b, o, err, sizeof(err)) == AD_EFORMAT && strstr(err, "hour"),
+            "hours without hour_at refused: %s", err);
+    cJSON_DeleteItemFromObject(o, "hour_at");
+    cJSON_DeleteItemFromObject(o, "hours_mid");
+    cJSON_DeleteItemFromObject(o, "usual_mid");
+    cJSON_DeleteItemFromObject(o, "recent_mid");
+    T_CHECK(ad_noise_restore(b, o, err, sizeof(err)) == 0, "a state from before the hours: %s",
+            err);
+    cJSON_Delete(o);
+    ad_noise_free(a);
+    ad_noise_free(b);
+}
+
 /* ---- through the detector ---------------------------------------------- */
 
 #define TW 4
@@ -428,6 +470,7 @@ int main(void)
     T_RUN(test_accepted_all);
     T_RUN(test_saved);
     T_RUN(test_daily_and_load);
+    T_RUN(test_saved_hours);
     T_RUN(test_detector);
     ad_model_free(g_zero);
     return t_done();
