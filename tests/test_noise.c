@@ -15,7 +15,14 @@
  *     thousandths) raises an alert naming that feature with alert.noise_ms
  *     set, and nothing without it; handed over to a fresh detector an hour
  *     into the change, the same alert (within the hour the block under way
- *     takes to start over).
+ *     takes to start over);
+ *   - a noise 2.5 x higher from 08:00 to 18:00 every day (or on weekdays
+ *     only) raises at most once, on the first days; a noise 5% of a level
+ *     that doubles for 5 h every 11 h raises nothing, nor with the daily
+ *     cycle on top; a noise x2.3 for a day is still raised once, over the
+ *     daily cycle and under level steps with additive noise;
+ *   - the hours of the day go on across a save; a state from before they
+ *     were kept restores.
  * Rows 60 s apart.
  */
 #include <math.h>
@@ -282,6 +289,12 @@ static double sd_load(int i)
     return 0.05 * lv_load(i);
 }
 
+/* the daily cycle on weekdays only (days 5, 6 of each week quiet) */
+static double sd_weekdays(int i)
+{
+    return i / (24 * HOUR) % 7 >= 5 ? 0.03 : sd_daily(i);
+}
+
 /* both: the load regime and a daily cycle of the noise x2.5 */
 static double sd_load_daily(int i)
 {
@@ -309,6 +322,10 @@ static void test_daily_and_load(void)
     T_CHECK(s <= 1 && late == 0, "noise x2.5 from 08:00 to 18:00 every day: %d raises in 14 "
             "days, %d after day 2 (want at most one, on the first days)", s, late);
     T_NOTE("a daily noise cycle x2.5: %d raises in 14 days, %d after day 2", s, late);
+    run_days(sd_weekdays, lv_flat, 21, 2, &s, &late);
+    T_CHECK(s <= 1 && late == 0, "the daily cycle on weekdays, quiet weekends: %d raises in "
+            "21 days, %d after day 2 (a Monday after a weekend is judged against the "
+            "weekdays)", s, late);
     run_days(sd_load, lv_load, 14, 0, &s, &late);
     T_CHECK(s == 0, "noise 5%% of a level that doubles for 5 h every 11 h: %d raises in 14 "
             "days, want none", s);
