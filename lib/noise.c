@@ -224,8 +224,12 @@ static double hour_of(ad_noise *n, int f, int64_t hour, double p)
     int k = 0;
 
     for (int s = 0; s < AD_NOISE_HOURS; s++) {
-        int64_t d = hour - at[s];
-        if (at[s] == INT64_MIN || d < 23 || d > AD_NOISE_HOURS + 1)
+        int64_t d;
+
+        if (at[s] == INT64_MIN)
+            continue;
+        d = hour - at[s];
+        if (d < 23 || d > AD_NOISE_HOURS + 1)
             continue;
         if (d % 24 == 0 || d % 24 == 1 || d % 24 == 23)
             x[k++] = norm(lv[s], md[s], p);
