@@ -15,10 +15,13 @@ struct ad_noise {
     int64_t span;
     double ratio;
     float *diff;        /* F x AD_NOISE_MAX_N: the block's differences */
+    float *vals;        /* F x AD_NOISE_MAX_N: the block's values (its median) */
+    int *nv;            /* F: values in the block */
     int *nd;            /* F: differences in the block */
     int64_t *bstart;    /* F: the block's first sample's time, INT64_MIN: none */
     double *prev;       /* F: the last trusted sample, NaN: none (a gap) */
     double *usual;      /* F x AD_NOISE_KEEP: usual levels, a ring */
+    double *umid;       /* F x AD_NOISE_KEEP: their blocks' |median|, 0: none */
     int *un, *upos;     /* F: levels held, next slot */
     unsigned char *judging; /* F: warmed up (or accepted once) */
     int64_t *run;       /* F: the run's start, INT64_MIN: none */
@@ -26,7 +29,12 @@ struct ad_noise {
     double *run_level;  /* F: the level of its last block */
     double *recent;     /* F x AD_NOISE_RECENT: the last levels judged or
                          * learned, a ring (what an acceptance takes) */
+    double *rmid;       /* F x AD_NOISE_RECENT: their blocks' |median| */
     int *rn, *rpos;     /* F: levels held, next slot */
+    double *hlev;       /* F x AD_NOISE_HOURS: a level by hour of the week */
+    double *hmid;       /* F x AD_NOISE_HOURS: its block's |median|, 0: none */
+    int64_t *hat;       /* F x AD_NOISE_HOURS: its hour (ms / 1 h), INT64_MIN: none */
+    int64_t *hlast;     /* F: the last hour written, INT64_MIN: none */
     double *last;       /* F: the last judged ratio, NaN: none */
     double *tmp;        /* AD_NOISE_MAX_N: scratch for medians */
 };
@@ -44,6 +52,14 @@ ad_noise *ad_noise_new(int F, int64_t span_ms, double ratio)
     n->span = span_ms;
     n->ratio = ratio;
     n->diff = malloc((size_t)F * AD_NOISE_MAX_N * sizeof(float));
+    n->vals = malloc((size_t)F * AD_NOISE_MAX_N * sizeof(float));
+    n->nv = calloc((size_t)F, sizeof(int));
+    n->umid = calloc((size_t)F * AD_NOISE_KEEP, sizeof(double));
+    n->rmid = calloc((size_t)F * AD_NOISE_RECENT, sizeof(double));
+    n->hlev = calloc((size_t)F * AD_NOISE_HOURS, sizeof(double));
+    n->hmid = calloc((size_t)F * AD_NOISE_HOURS, sizeof(double));
+    n->hat = malloc((size_t)F * AD_NOISE_HOURS * sizeof(int64_t));
+    n->hlast = malloc((size_t)F * sizeof(int64_t));
     n->nd = calloc((size_t)F, sizeof(int));
     n->bstart = malloc((size_t)F * sizeof(int64_t));
     n->prev = malloc((size_t)F * sizeof(double));
@@ -62,7 +78,9 @@ ad_noise *ad_noise_new(int F, int64_t span_ms, double ratio)
     if (n->diff == NULL || n->nd == NULL || n->bstart == NULL || n->prev == NULL ||
         n->usual == NULL || n->un == NULL || n->upos == NULL || n->judging == NULL ||
         n->run == NULL || n->run_end == NULL || n->last == NULL || n->tmp == NULL ||
-        n->run_level == NULL || n->recent == NULL || n->rn == NULL || n->rpos == NULL) {
+        n->run_level == NULL || n->recent == NULL || n->rn == NULL || n->rpos == NULL ||
+        n->vals == NULL || n->nv == NULL || n->umid == NULL || n->rmid == NULL ||
+        n->hlev == NULL || n->hmid == NULL || n->hat == NULL || n->hlast == NULL) {
         ad_noise_free(n);
         return NULL;
     }
@@ -71,6 +89,9 @@ ad_noise *ad_noise_new(int F, int64_t span_ms, double ratio)
         n->prev[f] = NAN;
         n->run[f] = n->run_end[f] = INT64_MIN;
         n->last[f] = NAN;
+        n->hlast[f] = INT64_MIN;
+        for (int h = 0; h < AD_NOISE_HOURS; h++)
+            n->hat[(size_t)f * AD_NOISE_HOURS + h] = INT64_MIN;
     }
     return n;
 }
@@ -80,6 +101,14 @@ void ad_noise_free(ad_noise *n)
     if (n == NULL)
         return;
     free(n->diff);
+    free(n->vals);
+    free(n->nv);
+    free(n->umid);
+    free(n->rmid);
+    free(n->hlev);
+    free(n->hmid);
+    free(n->hat);
+    free(n->hlast);
     free(n->nd);
     free(n->bstart);
     free(n->prev);
@@ -117,9 +146,10 @@ static double median(double *x, int k)
     return k % 2 ? x[k / 2] : 0.5 * (x[k / 2 - 1] + x[k / 2]);
 }
 
-static void learn(ad_noise *n, int f, double level)
+static void learn(ad_noise *n, int f, double level, double mid)
 {
     n->usual[(size_t)f * AD_NOISE_KEEP + n->upos[f]] = level;
+    n->umid[(size_t)f * AD_NOISE_KEEP + n->upos[f]] = mid;
     n->upos[f] = (n->upos[f] + 1) % AD_NOISE_KEEP;
     if (n->un[f] < AD_NOISE_KEEP)
         n->un[f]++;
@@ -127,14 +157,99 @@ static void learn(ad_noise *n, int f, double level)
         n->judging[f] = 1;
 }
 
-static double usual_of(ad_noise *n, int f)
+/* the median of the k levels x[0..k) over 0 (0: none); NaN when fewer
+ * than least; the lower middle one when lower */
+static double median_of(ad_noise *n, const double *x, int k, int least, int lower)
 {
+    int c = 0;
+
+    for (int i = 0; i < k; i++)
+        if (x[i] > 0)
+            n->tmp[c++] = x[i];
+    if (c < least || c == 0)
+        return NAN;
+    if (!lower)
+        return median(n->tmp, c);
+    qsort(n->tmp, (size_t)c, sizeof(double), cmp_double);
+    return n->tmp[(c - 1) / 2];
+}
+
+/* a level over its block's |median| ^ p (noise.h NOISE THAT FOLLOWS THE
+ * LEVEL); 0 (none) when p > 0 and the median is not clear of 0 */
+static double norm(double level, double mid, double p)
+{
+    return p == 0 ? level : mid > 0 ? level / pow(mid, p) : 0;
+}
+
+/* the exponent p of feature f's noise in its level: the slope of log
+ * level on log |median| over the hours kept, in [0, 1]; 0 when fewer than
+ * AD_NOISE_WARM blocks clear of 0 or their medians spread less than
+ * AD_NOISE_P_SPREAD (in log) */
+static double exponent(const ad_noise *n, int f)
+{
+    const double *lv = n->hlev + (size_t)f * AD_NOISE_HOURS;
+    const double *md = n->hmid + (size_t)f * AD_NOISE_HOURS;
+    const int64_t *at = n->hat + (size_t)f * AD_NOISE_HOURS;
+    double sx = 0, sy = 0, sxx = 0, sxy = 0, vx, p;
+    int k = 0;
+
+    for (int s = 0; s < AD_NOISE_HOURS; s++) {
+        if (at[s] == INT64_MIN || !(lv[s] > 0) || !(md[s] > 0))
+            continue;
+        double x = log(md[s]), y = log(lv[s]);
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        sxy += x * y;
+        k++;
+    }
+    if (k < AD_NOISE_WARM)
+        return 0;
+    vx = sxx / k - (sx / k) * (sx / k);
+    if (!(vx >= AD_NOISE_P_SPREAD * AD_NOISE_P_SPREAD))
+        return 0;
+    p = (sxy / k - (sx / k) * (sy / k)) / vx;
+    return p > 1 ? 1 : p > 0 ? p : 0;
+}
+
+/* the levels of feature f (normed by p) at the same hour of the day as
+ * hour (+- 1 h) on the last days (noise.h HOUR OF THE DAY): the lower
+ * median, NaN when fewer than AD_NOISE_HOUR_MIN */
+static double hour_of(ad_noise *n, int f, int64_t hour, double p)
+{
+    const double *lv = n->hlev + (size_t)f * AD_NOISE_HOURS;
+    const double *md = n->hmid + (size_t)f * AD_NOISE_HOURS;
+    const int64_t *at = n->hat + (size_t)f * AD_NOISE_HOURS;
+    double x[3 * AD_NOISE_HOURS / 24];
+    int k = 0;
+
+    for (int s = 0; s < AD_NOISE_HOURS; s++) {
+        int64_t d;
+
+        if (at[s] == INT64_MIN)
+            continue;
+        d = hour - at[s];
+        if (d < 23 || d > AD_NOISE_HOURS + 1)
+            continue;
+        if (d % 24 == 0 || d % 24 == 1 || d % 24 == 23)
+            x[k++] = norm(lv[s], md[s], p);
+    }
+    return median_of(n, x, k, AD_NOISE_HOUR_MIN, 1);
+}
+
+/* the usual level (normed by p) of feature f for a block at hour: the
+ * larger of the last usual levels' median and the hour's */
+static double usual_of(ad_noise *n, int f, int64_t hour, double p)
+{
+    double x[AD_NOISE_KEEP], u, h;
     int k = n->un[f];
 
-    if (k == 0)
-        return NAN;
-    memcpy(n->tmp, n->usual + (size_t)f * AD_NOISE_KEEP, (size_t)k * sizeof(double));
-    return median(n->tmp, k);
+    for (int i = 0; i < k; i++)
+        x[i] = norm(n->usual[(size_t)f * AD_NOISE_KEEP + i],
+                    n->umid[(size_t)f * AD_NOISE_KEEP + i], p);
+    u = median_of(n, x, k, p > 0 ? AD_NOISE_WARM / 2 : 1, 0);
+    h = hour_of(n, f, hour, p);
+    return isnan(u) || h > u ? h : u;
 }
 
 static int raised(const ad_noise *n, int f)
@@ -142,13 +257,30 @@ static int raised(const ad_noise *n, int f)
     return n->run[f] != INT64_MIN && n->run_end[f] - n->run[f] >= n->span;
 }
 
+/* every block's level into its hour of the week */
+static void put_hour(ad_noise *n, int f, int64_t hour, int slot, double level, double mid)
+{
+    size_t i = (size_t)f * AD_NOISE_HOURS + (size_t)slot;
+
+    n->hlev[i] = level;
+    n->hmid[i] = mid;
+    n->hat[i] = hour;
+    if (n->hlast[f] == INT64_MIN || hour > n->hlast[f])
+        n->hlast[f] = hour;
+}
+
 /* the block of feature f ends at ts: its level judged, then learned or run */
 static void close_block(ad_noise *n, int f, int64_t ts)
 {
     int k = n->nd[f], i;
     const float *d = n->diff + (size_t)f * AD_NOISE_MAX_N;
-    double m, level, u, r;
+    const float *v = n->vals + (size_t)f * AD_NOISE_MAX_N;
+    double m, level, u, r, mid, p;
     int64_t start = n->bstart[f];
+    /* the hour of the block's middle (ms / 1 h, floored) */
+    int64_t t = start + (ts - start) / 2;
+    int64_t hour = t / 3600000 - (t % 3600000 < 0);
+    int slot = (int)(((hour % AD_NOISE_HOURS) + AD_NOISE_HOURS) % AD_NOISE_HOURS);
 
     for (i = 0; i < k; i++)
         n->tmp[i] = d[i];
@@ -156,20 +288,33 @@ static void close_block(ad_noise *n, int f, int64_t ts)
     for (i = 0; i < k; i++)
         n->tmp[i] = fabs((double)d[i] - m);
     level = 1.4826 * median(n->tmp, k) / sqrt(2.0);
-    n->nd[f] = 0;
+    for (i = 0; i < n->nv[f]; i++)
+        n->tmp[i] = v[i];
+    mid = n->nv[f] > 0 ? fabs(median(n->tmp, n->nv[f])) : 0;
+    /* kept only clear of 0 */
+    if (!isfinite(mid) || mid < AD_NOISE_MID_CLEAR * level)
+        mid = 0;
+    n->nd[f] = n->nv[f] = 0;
     n->bstart[f] = INT64_MIN;
     if (!(level > 0) || !isfinite(level))
         return;                 /* frozen or coarse: neither judged nor learned */
     n->recent[(size_t)f * AD_NOISE_RECENT + n->rpos[f]] = level;
+    n->rmid[(size_t)f * AD_NOISE_RECENT + n->rpos[f]] = mid;
     n->rpos[f] = (n->rpos[f] + 1) % AD_NOISE_RECENT;
     if (n->rn[f] < AD_NOISE_RECENT)
         n->rn[f]++;
     if (!n->judging[f]) {
-        learn(n, f, level);
+        learn(n, f, level, mid);
+        put_hour(n, f, hour, slot, level, mid);
         return;
     }
-    u = usual_of(n, f);
-    r = level / u;
+    /* noise that follows the level (noise.h): judged over |median| ^ p */
+    p = mid > 0 ? exponent(n, f) : 0;
+    u = usual_of(n, f, hour, p);
+    r = norm(level, mid, p) / u;
+    if (!(r > 0) || !isfinite(r))
+        r = level / usual_of(n, f, hour, 0);
+    put_hour(n, f, hour, slot, level, mid);
     n->last[f] = r;
     /* a raised run goes on while its blocks stay over the clear ratio */
     if (r > (raised(n, f) ? 1.0 + (n->ratio - 1.0) * AD_NOISE_CLEAR : n->ratio)) {
@@ -180,7 +325,7 @@ static void close_block(ad_noise *n, int f, int64_t ts)
         return;
     }
     n->run[f] = n->run_end[f] = INT64_MIN;
-    learn(n, f, level);
+    learn(n, f, level, mid);
 }
 
 int ad_noise_push(ad_noise *n, int64_t ts, const double *values)
@@ -196,10 +341,12 @@ int ad_noise_push(ad_noise *n, int64_t ts, const double *values)
         }
         if (n->bstart[f] == INT64_MIN) {
             n->bstart[f] = ts;
-            n->nd[f] = 0;
+            n->nd[f] = n->nv[f] = 0;
         }
         if (isfinite(n->prev[f]) && n->nd[f] < AD_NOISE_MAX_N)
             n->diff[(size_t)f * AD_NOISE_MAX_N + n->nd[f]++] = (float)(x - n->prev[f]);
+        if (n->nv[f] < AD_NOISE_MAX_N)
+            n->vals[(size_t)f * AD_NOISE_MAX_N + n->nv[f]++] = (float)x;
         n->prev[f] = x;
         if (n->nd[f] >= AD_NOISE_MAX_N ||
             (ts - n->bstart[f] >= AD_NOISE_BLOCK_MS && n->nd[f] >= AD_NOISE_MIN_N)) {
@@ -242,13 +389,80 @@ int ad_noise_accept(ad_noise *n)
          * level anyway): they start the ring over */
         c += n->run[f] != INT64_MIN;
         n->un[f] = n->upos[f] = 0;
-        for (int i = 0; i < k; i++)
-            learn(n, f, n->recent[(size_t)f * AD_NOISE_RECENT +
-                                  (n->rpos[f] - k + i + 2 * AD_NOISE_RECENT) % AD_NOISE_RECENT]);
+        for (int i = 0; i < k; i++) {
+            size_t slot = (size_t)f * AD_NOISE_RECENT +
+                          (size_t)((n->rpos[f] - k + i + 2 * AD_NOISE_RECENT) % AD_NOISE_RECENT);
+            learn(n, f, n->recent[slot], n->rmid[slot]);
+        }
         n->judging[f] = 1;
         n->run[f] = n->run_end[f] = INT64_MIN;
     }
     return c;
+}
+
+/* an array of k numbers into o as name */
+static int add_numbers(cJSON *parent, const double *x, int k)
+{
+    cJSON *a = cJSON_CreateArray(), *v;
+
+    if (a == NULL)
+        return -1;
+    cJSON_AddItemToArray(parent, a);
+    for (int i = 0; i < k; i++) {
+        if ((v = cJSON_CreateNumber(x[i])) == NULL)
+            return -1;
+        cJSON_AddItemToArray(a, v);
+    }
+    return 0;
+}
+
+/* the blocks' medians and the hours of the week (noise.h SAVED STATE) */
+static int save_more(const ad_noise *n, cJSON *o)
+{
+    cJSON *ur, *rr, *ha, *hl, *hr, *x;
+    double *buf = n->tmp;       /* AD_NOISE_MAX_N >= AD_NOISE_HOURS */
+
+    if ((ur = cJSON_AddArrayToObject(o, "usual_mid")) == NULL ||
+        (rr = cJSON_AddArrayToObject(o, "recent_mid")) == NULL ||
+        (ha = cJSON_AddArrayToObject(o, "hour_at")) == NULL ||
+        (hl = cJSON_AddArrayToObject(o, "hours")) == NULL ||
+        (hr = cJSON_AddArrayToObject(o, "hours_mid")) == NULL)
+        return -1;
+    for (int f = 0; f < n->F; f++) {
+        int k = n->un[f];
+        int64_t c = n->hlast[f];
+
+        for (int i = 0; i < k; i++)     /* oldest first, as "usual" */
+            buf[i] = n->umid[(size_t)f * AD_NOISE_KEEP +
+                             (size_t)((n->upos[f] - k + i + 2 * AD_NOISE_KEEP) % AD_NOISE_KEEP)];
+        if (add_numbers(ur, buf, k) != 0)
+            return -1;
+        k = n->rn[f];
+        for (int i = 0; i < k; i++)
+            buf[i] = n->rmid[(size_t)f * AD_NOISE_RECENT +
+                             (size_t)((n->rpos[f] - k + i + 2 * AD_NOISE_RECENT) %
+                                      AD_NOISE_RECENT)];
+        if (add_numbers(rr, buf, k) != 0)
+            return -1;
+        x = c == INT64_MIN ? cJSON_CreateNull() : cJSON_CreateNumber((double)c);
+        if (x == NULL)
+            return -1;
+        cJSON_AddItemToArray(ha, x);
+        /* a slot's hour is the one of the last week up to c it stands
+         * for: a slot older than that is none (0) */
+        k = c == INT64_MIN ? 0 : AD_NOISE_HOURS;
+        for (int rel = 0; rel < 2; rel++) {
+            for (int i = 0; i < k; i++) {
+                size_t j = (size_t)f * AD_NOISE_HOURS + (size_t)i;
+                int64_t at = n->hat[j];
+                buf[i] = at != INT64_MIN && c - at < AD_NOISE_HOURS ?
+                         (rel ? n->hmid[j] : n->hlev[j]) : 0;
+            }
+            if (add_numbers(rel ? hr : hl, buf, k) != 0)
+                return -1;
+        }
+    }
+    return 0;
 }
 
 cJSON *ad_noise_save(const ad_noise *n)
@@ -308,6 +522,8 @@ cJSON *ad_noise_save(const ad_noise *n)
             cJSON_AddItemToArray(a, x);
         }
     }
+    if (save_more(n, o) != 0)
+        goto fail;
     return o;
 fail:
     cJSON_Delete(o);
@@ -325,14 +541,57 @@ static int is_level(const cJSON *x)
     return cJSON_IsNumber(x) && isfinite(x->valuedouble) && x->valuedouble > 0;
 }
 
+/* a level or 0 (none) */
+static int is_level0(const cJSON *x)
+{
+    return cJSON_IsNumber(x) && isfinite(x->valuedouble) && x->valuedouble >= 0;
+}
+
+/* o's array name: absent (NULL, fine: a state from before it was kept),
+ * or F arrays of levels or 0, each of len(f) numbers (len NULL: at most
+ * max); *out the array; 0 or the error */
+static int check_levels(const ad_noise *n, const cJSON *o, const char *name, int max,
+                        const cJSON *same, const cJSON **out, char *err, size_t errlen)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, name), *x, *e;
+    int f = 0;
+
+    *out = a;
+    if (a == NULL)
+        return 0;
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n->F)
+        return ad_errf(err, errlen, AD_EFORMAT, "noise: %s: not an array of %d arrays", name,
+                       n->F);
+    e = same ? same->child : NULL;
+    cJSON_ArrayForEach(x, a) {
+        const cJSON *v;
+        int i = 0, want = e ? cJSON_GetArraySize(e) : -1;
+
+        if (!cJSON_IsArray(x) || cJSON_GetArraySize(x) > max ||
+            (want >= 0 && cJSON_GetArraySize(x) != want))
+            return ad_errf(err, errlen, AD_EFORMAT, "noise: %s[%d]: not an array of %s%d "
+                           "levels", name, f, want >= 0 ? "" : "at most ", want >= 0 ? want : max);
+        cJSON_ArrayForEach(v, x) {
+            if (!is_level0(v))
+                return ad_errf(err, errlen, AD_EFORMAT, "noise: %s[%d][%d]: not a level >= 0",
+                               name, f, i);
+            i++;
+        }
+        f++;
+        e = e ? e->next : NULL;
+    }
+    return 0;
+}
+
 int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
 {
     const cJSON *us = cJSON_GetObjectItemCaseSensitive(o, "usual");
     const cJSON *run = cJSON_GetObjectItemCaseSensitive(o, "run");
     const cJSON *jd = cJSON_GetObjectItemCaseSensitive(o, "judging");
     const cJSON *rc = cJSON_GetObjectItemCaseSensitive(o, "recent");
-    const cJSON *a, *x;
-    int f;
+    const cJSON *ha = cJSON_GetObjectItemCaseSensitive(o, "hour_at");
+    const cJSON *a, *x, *ur, *rr, *hl, *hr;
+    int f, e;
 
     if (!cJSON_IsObject(o))
         return ad_errf(err, errlen, AD_EFORMAT, "noise: not an object");
@@ -391,6 +650,26 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
             return ad_errf(err, errlen, AD_EFORMAT, "noise: judging[%d]: not a boolean", f);
         f++;
     }
+    /* the medians and the hours: absent in a state from before */
+    if ((e = check_levels(n, o, "usual_mid", AD_NOISE_KEEP, us, &ur, err, errlen)) != 0 ||
+        (rc != NULL &&
+         (e = check_levels(n, o, "recent_mid", AD_NOISE_RECENT, rc, &rr, err, errlen)) != 0) ||
+        (rc == NULL && (rr = NULL, 0)) ||
+        (e = check_levels(n, o, "hours", AD_NOISE_HOURS, NULL, &hl, err, errlen)) != 0 ||
+        (e = check_levels(n, o, "hours_mid", AD_NOISE_HOURS, hl, &hr, err, errlen)) != 0)
+        return e;
+    if ((hl != NULL) != (ha != NULL) || (hl != NULL) != (hr != NULL) ||
+        (ha != NULL && (!cJSON_IsArray(ha) || cJSON_GetArraySize(ha) != n->F)))
+        return ad_errf(err, errlen, AD_EFORMAT, "noise: hour_at, hours, hours_mid: not %d "
+                       "each, or not all three", n->F);
+    f = 0;
+    cJSON_ArrayForEach(x, ha) {
+        int k = cJSON_GetArraySize(cJSON_GetArrayItem(hl, f));
+        if (!(cJSON_IsNull(x) ? k == 0 : is_time(x) && k == AD_NOISE_HOURS))
+            return ad_errf(err, errlen, AD_EFORMAT, "noise: hour_at[%d]: not null (no hours) "
+                           "nor an hour (%d hours)", f, AD_NOISE_HOURS);
+        f++;
+    }
     /* taken; the block under way starts over */
     for (f = 0, a = us->child; f < n->F; f++, a = a->next) {
         int i = 0;
@@ -398,7 +677,7 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
             n->usual[(size_t)f * AD_NOISE_KEEP + i++] = x->valuedouble;
         n->un[f] = i;
         n->upos[f] = i % AD_NOISE_KEEP;
-        n->nd[f] = 0;
+        n->nd[f] = n->nv[f] = 0;
         n->bstart[f] = INT64_MIN;
         n->prev[f] = NAN;
         n->last[f] = NAN;
@@ -421,6 +700,40 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
                 n->recent[(size_t)f * AD_NOISE_RECENT + i++] = x->valuedouble;
         n->rn[f] = i;
         n->rpos[f] = i % AD_NOISE_RECENT;
+    }
+    for (f = 0; f < n->F; f++) {
+        const cJSON *u = ur ? cJSON_GetArrayItem(ur, f) : NULL;
+        const cJSON *r = rr ? cJSON_GetArrayItem(rr, f) : NULL;
+        const cJSON *l = hl ? cJSON_GetArrayItem(hl, f) : NULL;
+        const cJSON *q = hr ? cJSON_GetArrayItem(hr, f) : NULL;
+        const cJSON *c = ha ? cJSON_GetArrayItem(ha, f) : NULL;
+        int i = 0;
+
+        /* a state without them: no median (0) until learned */
+        for (i = 0; i < AD_NOISE_KEEP; i++)
+            n->umid[(size_t)f * AD_NOISE_KEEP + i] = 0;
+        for (i = 0; i < AD_NOISE_RECENT; i++)
+            n->rmid[(size_t)f * AD_NOISE_RECENT + i] = 0;
+        i = 0;
+        cJSON_ArrayForEach(x, u)
+            n->umid[(size_t)f * AD_NOISE_KEEP + i++] = x->valuedouble;
+        i = 0;
+        cJSON_ArrayForEach(x, r)
+            n->rmid[(size_t)f * AD_NOISE_RECENT + i++] = x->valuedouble;
+        n->hlast[f] = c && cJSON_IsNumber(c) ? (int64_t)c->valuedouble : INT64_MIN;
+        for (i = 0; i < AD_NOISE_HOURS; i++) {
+            size_t j = (size_t)f * AD_NOISE_HOURS + (size_t)i;
+            const cJSON *lv = n->hlast[f] != INT64_MIN ? cJSON_GetArrayItem(l, i) : NULL;
+            const cJSON *qv = n->hlast[f] != INT64_MIN ? cJSON_GetArrayItem(q, i) : NULL;
+            int64_t c0 = n->hlast[f];
+
+            n->hlev[j] = lv ? lv->valuedouble : 0;
+            n->hmid[j] = qv ? qv->valuedouble : 0;
+            /* the hour of the last week up to hour_at this slot stands for */
+            n->hat[j] = lv && lv->valuedouble > 0 ?
+                        c0 - ((c0 - i) % AD_NOISE_HOURS + AD_NOISE_HOURS) % AD_NOISE_HOURS :
+                        INT64_MIN;
+        }
     }
     return 0;
 }

@@ -20,6 +20,26 @@
  * except that a raised run goes on while its blocks stay over
  * 1 + AD_NOISE_CLEAR x (ratio - 1) (a hysteresis, as an alert's clear
  * level: one quieter hour does not end a change).
+ *
+ * HOUR OF THE DAY: every block's level is also kept by the hour of the
+ * week of its middle (AD_NOISE_HOURS slots, the last 7 days, whatever it
+ * was judged). The usual level is the larger of the median above and the
+ * lower median of the levels at the same hour of the day +- 1 h on the
+ * days before (at least AD_NOISE_HOUR_MIN of them): a noise that is higher
+ * every day from 08:00 to 18:00 is judged against the day hours before;
+ * the lower median of 7 days holds 5 weekdays after a quiet weekend, and a
+ * fault of one day is 3 of 21 levels the next week.
+ *
+ * NOISE THAT FOLLOWS THE LEVEL: a noise s x m^p (m the feature's level,
+ * s what a fault changes) is judged on level / m^p, m the block's |median|
+ * (kept only when over AD_NOISE_MID_CLEAR x the level: a signal about 0
+ * has no level to scale by) and p the least-squares slope of log level on
+ * log m over the hours kept, clamped to [0, 1] (p 1: a noise in percent of
+ * the level; 1/2: counts' Poisson noise; 0: additive, judged as is). p is
+ * 0 while fewer than AD_NOISE_WARM hours have an m or their log m spread
+ * less than AD_NOISE_P_SPREAD (a level that hardly moves tells nothing of
+ * p). A change of the level alone, under any such p, moves level / m^p by
+ * nothing; a noise change at an unchanged level moves it as the level.
  * A feature whose run has lasted span_ms of data (from the start of its
  * first block to the end of its last) is raised: the detector counts each
  * window as over the threshold with that feature on top while it lasts
@@ -46,9 +66,15 @@
  * restart starts a block):
  *   {"span_ms":S,"ratio":R,"usual":[[level..]..F],
  *    "run":[null|[start ms,end ms,level]..F],"judging":[bool..F],
- *    "recent":[[level..]..F]}
- * At most F x (AD_NOISE_KEEP + AD_NOISE_RECENT + 4) numbers; a state
- * without "recent" (kept before it was) restores with none. Kept under other settings
+ *    "recent":[[level..]..F],"usual_mid":[[m..]..F],"recent_mid":[[m..]..F],
+ *    "hour_at":[null|hour..F],"hours":[[level..]..F],"hours_mid":[[m..]..F]}
+ * ("usual_mid", "recent_mid": the medians of "usual", "recent", 0: none;
+ * "hours": AD_NOISE_HOURS levels by hour of the week, 0: none, slot s
+ * standing for the hour (ms / 1 h) of the last week up to "hour_at" equal
+ * to s modulo AD_NOISE_HOURS.) At most F x (2 x (AD_NOISE_KEEP +
+ * AD_NOISE_RECENT + AD_NOISE_HOURS) + 5) numbers; a state without
+ * "recent" or the medians and hours (kept before they were) restores with
+ * none. Kept under other settings
  * (span, ratio) it is taken all the same: the usual levels are the
  * stream's, and a run is judged again by the next block.
  */
@@ -67,6 +93,10 @@ struct cJSON;
 #define AD_NOISE_WARM 6            /* blocks learned before any is judged */
 #define AD_NOISE_RECENT 6          /* last levels an acceptance takes */
 #define AD_NOISE_CLEAR 0.5         /* a raised run's level, in (ratio - 1) */
+#define AD_NOISE_HOURS 168         /* hours of the week kept (7 days) */
+#define AD_NOISE_HOUR_MIN 3        /* fewest levels of an hour of the day */
+#define AD_NOISE_MID_CLEAR 3.0     /* a block's |median| kept: over 3 x its level */
+#define AD_NOISE_P_SPREAD 0.1      /* least spread of log |median| for p */
 
 typedef struct ad_noise ad_noise;
 

@@ -15,7 +15,14 @@
  *     thousandths) raises an alert naming that feature with alert.noise_ms
  *     set, and nothing without it; handed over to a fresh detector an hour
  *     into the change, the same alert (within the hour the block under way
- *     takes to start over).
+ *     takes to start over);
+ *   - a noise 2.5 x higher from 08:00 to 18:00 every day (or on weekdays
+ *     only) raises at most once, on the first days; a noise 5% of a level
+ *     that doubles for 5 h every 11 h raises nothing, nor with the daily
+ *     cycle on top; a noise x2.3 for a day is still raised once, over the
+ *     daily cycle and under level steps with additive noise;
+ *   - the hours of the day go on across a save; a state from before they
+ *     were kept restores.
  * Rows 60 s apart.
  */
 #include <math.h>
@@ -232,6 +239,151 @@ static void test_saved(void)
     ad_noise_free(c);
 }
 
+/* ---- noise that follows the hour of the day and the load --------------- */
+
+/* one feature over days of 60 s rows: the raised runs started (alerts) and
+ * those after day skip_days; noise sd(i) * gauss about level lv(i) */
+typedef double (*lv_fn)(int i);
+
+static void run_days(sd_fn sd, lv_fn lv, int days, int skip_days, int *starts, int *late)
+{
+    ad_noise *n = ad_noise_new(1, SPAN, 1.8);
+    unsigned char on = 0, was = 0;
+
+    *starts = *late = 0;
+    T_NEED(n != NULL);
+    for (int i = 0; i < days * 24 * HOUR; i++) {
+        double row[1] = { lv(i) + sd(i) * gauss() };
+        ad_noise_push(n, (int64_t)i * DT, row);
+        ad_noise_raised(n, &on);
+        if (on && !was) {
+            (*starts)++;
+            *late += i >= skip_days * 24 * HOUR;
+        }
+        was = on;
+    }
+    ad_noise_free(n);
+}
+
+static double lv_flat(int i)
+{
+    (void)i;
+    return 2.0;
+}
+
+/* 2.5 x noisier from 08:00 to 18:00 every day */
+static double sd_daily(int i)
+{
+    int h = i / HOUR % 24;
+    return h >= 8 && h < 18 ? 0.075 : 0.03;
+}
+
+/* a load regime: the level x2 for 5 h every 11 h, the noise 5% of it */
+static double lv_load(int i)
+{
+    return i / HOUR % 11 < 5 ? 20.0 : 10.0;
+}
+
+static double sd_load(int i)
+{
+    return 0.05 * lv_load(i);
+}
+
+/* the daily cycle on weekdays only (days 5, 6 of each week quiet) */
+static double sd_weekdays(int i)
+{
+    return i / (24 * HOUR) % 7 >= 5 ? 0.03 : sd_daily(i);
+}
+
+/* both: the load regime and a daily cycle of the noise x2.5 */
+static double sd_load_daily(int i)
+{
+    return sd_load(i) * sd_daily(i) / 0.03;
+}
+
+/* a fault: x2.3 for 24 h from day 5 10:00 on top of the daily cycle */
+static double sd_daily_fault(int i)
+{
+    int on = i >= (5 * 24 + 10) * HOUR && i < (6 * 24 + 10) * HOUR;
+    return sd_daily(i) * (on ? 2.3 : 1.0);
+}
+
+static double sd_flat_fault(int i)
+{
+    return i >= (5 * 24 + 10) * HOUR && i < (6 * 24 + 10) * HOUR ? 0.069 : 0.03;
+}
+
+static void test_daily_and_load(void)
+{
+    int s, late;
+
+    rng = 99991ull;
+    run_days(sd_daily, lv_flat, 14, 2, &s, &late);
+    T_CHECK(s <= 1 && late == 0, "noise x2.5 from 08:00 to 18:00 every day: %d raises in 14 "
+            "days, %d after day 2 (want at most one, on the first days)", s, late);
+    T_NOTE("a daily noise cycle x2.5: %d raises in 14 days, %d after day 2", s, late);
+    run_days(sd_weekdays, lv_flat, 21, 2, &s, &late);
+    T_CHECK(s <= 1 && late == 0, "the daily cycle on weekdays, quiet weekends: %d raises in "
+            "21 days, %d after day 2 (a Monday after a weekend is judged against the "
+            "weekdays)", s, late);
+    run_days(sd_load, lv_load, 14, 0, &s, &late);
+    T_CHECK(s == 0, "noise 5%% of a level that doubles for 5 h every 11 h: %d raises in 14 "
+            "days, want none", s);
+    run_days(sd_load_daily, lv_load, 14, 2, &s, &late);
+    T_CHECK(late == 0, "the load regime and the daily cycle together: %d raises after day 2",
+            late);
+    run_days(sd_daily_fault, lv_flat, 9, 3, &s, &late);
+    T_CHECK(late == 1, "noise x2.3 for 24 h on day 5 over the daily cycle: %d raises after "
+            "day 3, want 1", late);
+    run_days(sd_flat_fault, lv_flat, 9, 0, &s, &late);
+    T_CHECK(s == 1, "noise x2.3 for 24 h on day 5: %d raises, want 1", s);
+    run_days(sd_flat_fault, lv_load, 9, 0, &s, &late);
+    T_CHECK(s == 1, "noise x2.3 for 24 h on day 5 under a load regime (its level steps, "
+            "additive noise): %d raises, want 1", s);
+}
+
+/* the hours of the day go on across a save: a daily cycle restored on day
+ * 4 into a fresh test raises nothing after; a state without the hours and
+ * medians (kept before they were) restores */
+static void test_saved_hours(void)
+{
+    ad_noise *a = ad_noise_new(1, SPAN, 1.8), *b = ad_noise_new(1, SPAN, 1.8);
+    unsigned char on = 0;
+    int late = 0, i;
+    char err[200];
+    cJSON *o;
+
+    T_NEED(a && b);
+    rng = 5551ull;
+    for (i = 0; i < 4 * 24 * HOUR; i++) {
+        double row[1] = { 2.0 + sd_daily(i) * gauss() };
+        ad_noise_push(a, (int64_t)i * DT, row);
+    }
+    o = ad_noise_save(a);
+    T_NEED(o != NULL);
+    T_CHECK(cJSON_GetObjectItemCaseSensitive(o, "hours") != NULL, "the hours are kept");
+    T_CHECK(ad_noise_restore(b, o, err, sizeof(err)) == 0, "restore: %s", err);
+    for (; i < 10 * 24 * HOUR; i++) {
+        double row[1] = { 2.0 + sd_daily(i) * gauss() };
+        ad_noise_push(b, (int64_t)i * DT, row);
+        ad_noise_raised(b, &on);
+        late += on;
+    }
+    T_CHECK(late == 0, "restored on day 4: raised on %d rows of the daily cycle after", late);
+    cJSON_DeleteItemFromObject(o, "hours");
+    T_CHECK(ad_noise_restore(b, o, err, sizeof(err)) == AD_EFORMAT && strstr(err, "hour"),
+            "hours without hour_at refused: %s", err);
+    cJSON_DeleteItemFromObject(o, "hour_at");
+    cJSON_DeleteItemFromObject(o, "hours_mid");
+    cJSON_DeleteItemFromObject(o, "usual_mid");
+    cJSON_DeleteItemFromObject(o, "recent_mid");
+    T_CHECK(ad_noise_restore(b, o, err, sizeof(err)) == 0, "a state from before the hours: %s",
+            err);
+    cJSON_Delete(o);
+    ad_noise_free(a);
+    ad_noise_free(b);
+}
+
 /* ---- through the detector ---------------------------------------------- */
 
 #define TW 4
@@ -334,6 +486,8 @@ int main(void)
     T_RUN(test_accepted);
     T_RUN(test_accepted_all);
     T_RUN(test_saved);
+    T_RUN(test_daily_and_load);
+    T_RUN(test_saved_hours);
     T_RUN(test_detector);
     ad_model_free(g_zero);
     return t_done();
