@@ -1,14 +1,15 @@
 /* fuzz_detector_state.c - libFuzzer target for the detector's saved state
  * (ad_detector_restore: calibration, threshold state, the alert and its
- * acceptance progress with its step down, "dq", "adapt", "window",
- * "level", "burst" and "band" sub-objects): any input
+ * acceptance progress with its step down and onset, the accepted regimes
+ * with a re-entry run, "dq", "adapt", "window", "level", "burst", "noise"
+ * and "band" sub-objects): any input
  * restores or fails with a message; a restored detector saves (as a
  * hand-over, window rows included) to text that restores again, and keeps
  * scoring, alerting and checking data quality on rows. The last byte picks
  * the settings: bit 0 acceptance in data time, bit 1 continual learning in
  * data time, bit 7 the trimmed estimator with calibration.recur and
  * threshold adaptation, and acceptance chains over a gap on a period (a
- * parked chain). Build: make fuzz. */
+ * parked chain) accepted at a recurrence's onset. Build: make fuzz. */
 #include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ static ad_detector *mk(int ms, int ams, int rec)
     c.alert.burst_ms = 20000;   /* the burst test: 3 outliers within 20 s */
     c.alert.burst_n = 3;
     c.alert.burst_z = 5;
+    c.alert.noise_ms = 3000;    /* the noise test over 3 s of rows */
     c.alert.raise_ratio = 1.2;      /* a band run (alert.band raise) */
     c.alert.stepdown_ratio = 0.5;   /* step-down progress of an open alert */
     c.alert.stepdown_windows = 3;
@@ -79,6 +81,7 @@ static ad_detector *mk(int ms, int ams, int rec)
                                      * chains of recurrences on a period */
         c.alert.accept_gap = 6;
         c.alert.accept_period_ms = 20000;
+        c.alert.accept_onset = 1;   /* the onset run ("accept"."onset") */
         c.thr.estimator = AD_EST_TRIMMED;
         c.thr.recur = 3;
         c.thr.adapt = 1;

@@ -2440,15 +2440,19 @@ static double *regime_prof(const ad_detector *d, int i)
  * without error shares learn no usual error (usual_n 0, zeros) but may
  * accept regimes (judged by level): those are saved too. */
 
+static int onset_wait(const ad_detector *d);
+
 /* A re-entry run of regime r (reentry) as its "reentry": {"run":n,
- * "since_ms":first,"threshold":thr,"peak":x,"peak_ms":t,"scores":[...]}
- * (n -1: judged, not the regime back, the rest left out). */
+ * "handover":true,"since_ms":first,"threshold":thr,"peak":x,"peak_ms":t,
+ * "scores":[...]} (n -1: judged, not the regime back, the rest left out).
+ * Only in a hand-over's or a checkpoint's save (reent_restore says why). */
 static void reent_save(const ad_detector *d, cJSON *r)
 {
     cJSON *o = cJSON_AddObjectToObject(r, "reentry"), *a;
     int n = d->reent_run < d->reent_cap ? d->reent_run : d->reent_cap, i;
 
-    if (o == NULL || !cJSON_AddNumberToObject(o, "run", d->reent_run) || d->reent_run < 0)
+    if (o == NULL || !cJSON_AddNumberToObject(o, "run", d->reent_run) ||
+        !cJSON_AddBoolToObject(o, "handover", 1) || d->reent_run < 0)
         return;
     cJSON_AddNumberToObject(o, "since_ms", (double)d->reent_ts);
     cJSON_AddNumberToObject(o, "threshold", d->reent_thr);
@@ -2460,10 +2464,20 @@ static void reent_save(const ad_detector *d, cJSON *r)
 }
 
 /* The saved re-entry run of the regime restored into slot k (reent_save;
- * none: none under way, or an older state). It goes on from the windows
- * withheld before the save: a restart or a reload rebuilding the detector
- * inside it neither drops them (they raise, or the regime wakes, as
- * without it) nor starts the wait again. Damaged: a warning, none. */
+ * none: none under way, or an older state). From a hand-over or a
+ * checkpoint ("handover": nothing consumed after it) it goes on from the
+ * windows withheld before the save: a stop, a partition move or a reload
+ * rebuilding the detector inside it neither drops them (they raise, or the
+ * regime wakes, as without it) nor starts the wait again. Not from a save
+ * in the middle of the stream (kill -9, as for the onset run,
+ * detector_state.c onset_restore): the windows since are lost, and whether
+ * the run went on, ended or raised is not known; restored, it raised a
+ * second alert for windows the first had already raised (its start the
+ * same, another id). The wait starts again at the next window its way.
+ * The run is at most the wait (2w - 1 windows, what a live run reaches);
+ * scores fewer than the run (a save after running out of memory kept its
+ * first ones) are filled with its highest, as onset_restore does. Damaged:
+ * a warning naming the field, none. */
 static void reent_restore(ad_detector *d, const cJSON *o, int i, int k)
 {
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "run"), *x;
@@ -2472,20 +2486,26 @@ static void reent_restore(ad_detector *d, const cJSON *o, int i, int k)
     const cJSON *pk = cJSON_GetObjectItemCaseSensitive(o, "peak");
     const cJSON *pt = cJSON_GetObjectItemCaseSensitive(o, "peak_ms");
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(o, "scores");
-    int run, m = 0;
+    int run, m = 0, w = onset_wait(d);
 
-    if (o == NULL)
+    if (o == NULL || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "handover")))
         return;
-    if (!cJSON_IsNumber(n) || !(n->valuedouble >= -1 && n->valuedouble <= 1e6) ||
-        n->valuedouble != floor(n->valuedouble) || n->valuedouble == 0 ||
-        (n->valuedouble > 0 &&
-         (!cJSON_IsNumber(t) || !(fabs(t->valuedouble) <= 1e15) ||
-          !cJSON_IsNumber(pt) || !(fabs(pt->valuedouble) <= 1e15) ||
-          !cJSON_IsNumber(thr) || !(thr->valuedouble > 0) || !isfinite(thr->valuedouble) ||
-          !cJSON_IsNumber(pk) || !isfinite(pk->valuedouble) || !cJSON_IsArray(sc) ||
-          cJSON_GetArraySize(sc) > n->valuedouble))) {
-        ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].reentry is damaged: "
-               "a run its way starts again at the next window", d->who, i);
+    if (!cJSON_IsNumber(n) || !(n->valuedouble >= -1 && n->valuedouble <= w) ||
+        n->valuedouble != floor(n->valuedouble) || n->valuedouble == 0) {
+        ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].reentry.run is not "
+               "-1 or 1..%d (the wait): a run its way starts again at the next window",
+               d->who, i, w);
+        return;
+    }
+    if (n->valuedouble > 0 &&
+        (!cJSON_IsNumber(t) || !(fabs(t->valuedouble) <= 1e15) ||
+         !cJSON_IsNumber(pt) || !(fabs(pt->valuedouble) <= 1e15) ||
+         !cJSON_IsNumber(thr) || !(thr->valuedouble > 0) || !isfinite(thr->valuedouble) ||
+         !cJSON_IsNumber(pk) || !isfinite(pk->valuedouble) || !cJSON_IsArray(sc) ||
+         cJSON_GetArraySize(sc) > n->valuedouble)) {
+        ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].reentry is damaged "
+               "(since_ms, peak_ms, threshold, peak or scores): a run its way starts again "
+               "at the next window", d->who, i);
         return;
     }
     run = (int)n->valuedouble;
@@ -2499,6 +2519,12 @@ static void reent_restore(ad_detector *d, const cJSON *o, int i, int k)
             }
             det_run_keep(d, &d->reent_s, &d->reent_cap, m++, x->valuedouble);
         }
+        if (m < run)
+            ad_log(AD_LOG_WARNING, "%s: saved state: acceptance.regimes[%d].reentry.scores "
+                   "holds %d of the run's %d: the rest taken at its highest (peak)",
+                   d->who, i, m, run);
+        while (m < run)
+            det_run_keep(d, &d->reent_s, &d->reent_cap, m++, pk->valuedouble);
         d->reent_ts = (int64_t)t->valuedouble;
         d->reent_thr = thr->valuedouble;
         d->reent_max = pk->valuedouble;
@@ -2508,7 +2534,7 @@ static void reent_restore(ad_detector *d, const cJSON *o, int i, int k)
     d->reent_i = k;
 }
 
-cJSON *det_acc_save(const ad_detector *d)
+cJSON *det_acc_save(const ad_detector *d, int handover)
 {
     cJSON *o, *a, *rs;
     uint64_t last = 0;
@@ -2550,7 +2576,7 @@ cJSON *det_acc_save(const ad_detector *d)
             cJSON_AddNumberToObject(r, "quiet", (double)d->regime_quiet[i]);
         if (d->regime_lvl[i] > 0)
             cJSON_AddNumberToObject(r, "level", d->regime_lvl[i]);
-        if (d->reent_run != 0 && d->reent_i == i)
+        if (handover && d->reent_run != 0 && d->reent_i == i)
             reent_save(d, r);
         a = cJSON_AddArrayToObject(r, "profile");
         for (f = 0; a && f < d->F; f++)

@@ -890,9 +890,11 @@ void *ad_detector_user(const ad_detector *d);
  *  scores fed without shares, regimes accepted by level; a regime's
  *  "level" (missing: its threshold / calibration.margin) and, while a run
  *  its way is judged against its level (dormant, detector.c reentry),
- *  "reentry":{"run":n[,"since_ms":ts,"threshold":x,"peak":x,"peak_ms":ts,
- *  "scores":[s..]]} (run -1: judged, not the regime back; in every save,
- *  restored from any: the withheld windows go on; missing: none)},
+ *  "reentry":{"run":n,"handover":true[,"since_ms":ts,"threshold":x,
+ *  "peak":x,"peak_ms":ts,"scores":[s..]]} (run -1: judged, not the regime
+ *  back; in a hand-over's or a checkpoint's save only, restored only with
+ *  "handover" true: the withheld windows go on; a run over the wait is
+ *  damaged, scores fewer than run are filled with peak; missing: none)},
  *  "window_ms":..,
  *  "level":{..} (the level test, alert.level_ms, below),"burst":{..} (the
  *  burst test, alert.burst_ms: burst.h SAVED STATE; the neighbourhood's

@@ -415,7 +415,9 @@ void det_noise_restore(ad_detector *d, const cJSON *o);
 /* score s as the n-th (from 0) of a run judged on its scores (acc_onset's
  * onset_s, reentry's reent_s; *cap grown as needed) */
 void det_run_keep(ad_detector *d, double **buf, int *cap, int n, double s);
-cJSON *det_acc_save(const ad_detector *d);
+/* handover: a hand-over's or a checkpoint's save (a re-entry run goes
+ * with it, detector.c reent_restore) */
+cJSON *det_acc_save(const ad_detector *d, int handover);
 void det_acc_restore(ad_detector *d, const cJSON *o);
 /* The acceptance chains in progress (the "accept" part of the state's
  * "alert", detector.h ad_detector_save), NULL when there is none;

@@ -699,7 +699,7 @@ static char *detector_save(const ad_detector *d, int with_window, int with_norma
         if (t == NULL)
             goto out;
         cJSON_AddItemToObject(o, "state", t);
-        if ((t = det_acc_save(d)) != NULL)
+        if ((t = det_acc_save(d, with_window)) != NULL)
             cJSON_AddItemToObject(o, "acceptance", t);
         if ((t = det_level_save(d)) != NULL)
             cJSON_AddItemToObject(o, "level", t);

@@ -1117,6 +1117,122 @@ static void test_reentry_run(void)
     g_shares = 0;
 }
 
+/* The fault of reent_case (B dormant, 40 rows half B's way) with a save
+ * after the fault's row 5 (inside the re-entry run). mode 0: a periodic
+ * save (ad_detector_save, what kill -9 leaves): the original goes on
+ * (raises, clears), then the save is restored 10 minutes later (the
+ * restart) and 60 rows of A fed; returns the alerts the restored one
+ * raised. mode 1: the same save restored at once, the fault going on in
+ * the restored one (a crash right after the save). mode 2, 3: a hand-over
+ * with reentry.scores cut to 1 (the run kept; a save after running out of
+ * memory), or "run" 1000000 with "scores" []: restored at once, the fault
+ * goes on. Returns the alerts raised from the fault's start (mode 0: the
+ * restored one's), *start0 the first alert's start. */
+static int reent_restore_case(int mode, run *r, int64_t *start0)
+{
+    ad_detector *d = mk_gap(0, 0, 0.2), *d2;
+    uint64_t t = 90000;
+    char *txt = NULL, err[300] = "";
+    int i, before;
+
+    memset(r, 0, sizeof(*r));
+    *start0 = 0;
+    if (d == NULL)
+        return -1;
+    r->skip_finetune = 1;
+    for (i = 0; i < 300; i++)
+        step(d, t++, REG_A, 0, r);
+    for (i = 0; i < 400 && !r->accepted; i++)
+        step(d, t++, REG_B, 0, r);
+    for (i = 0; i < 60; i++)
+        step(d, t++, REG_B, 0, r);
+    for (i = 0; i < 40; i++)
+        step(d, t++, REG_A, 0, r);
+    before = r->raised;
+    for (i = 0; i < 100; i++) {
+        g_off0 = i < 40 ? 0.75 : 0;
+        step(d, t++, REG_A, 0, r);
+        if (i != 5)
+            continue;
+        txt = mode <= 1 ? ad_detector_save(d) : ad_detector_save_handover(d);
+        if (mode >= 2 && txt) {
+            cJSON *o = cJSON_Parse(txt), *re, *sc;
+            re = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o,
+                "acceptance"), "regimes"), 0), "reentry");
+            sc = cJSON_GetObjectItemCaseSensitive(re, "scores");
+            T_CHECK(cJSON_GetArraySize(sc) >= 2, "the hand-over holds the run's scores (%d)",
+                    cJSON_GetArraySize(sc));
+            while (cJSON_GetArraySize(sc) > (mode == 2 ? 1 : 0))
+                cJSON_DeleteItemFromArray(sc, cJSON_GetArraySize(sc) - 1);
+            if (mode == 3)
+                cJSON_ReplaceItemInObjectCaseSensitive(re, "run", cJSON_CreateNumber(1e6));
+            free(txt);
+            txt = cJSON_PrintUnformatted(o);
+            cJSON_Delete(o);
+        }
+        if (mode == 0)
+            continue;
+        d2 = mk_gap(0, 0, 0.2);
+        T_CHECK(txt && d2 && ad_detector_restore(d2, txt, err, sizeof(err)) == 0,
+                "restored: %s", err);
+        ad_detector_free(d);
+        if ((d = d2) == NULL)
+            break;
+    }
+    g_off0 = 0;
+    *start0 = r->raise_al.start_ms;
+    if (mode == 0 && d) {
+        ad_detector_free(d);
+        d = mk_gap(0, 0, 0.2);
+        T_CHECK(txt && d && ad_detector_restore(d, txt, err, sizeof(err)) == 0,
+                "restored: %s", err);
+        T_NOTE("the run raised %d alert(s), started %lld; restored from the save inside it",
+               r->raised - before, (long long)*start0);
+        before = r->raised;
+        t += 600;                               /* 10 minutes later: the restart */
+        for (i = 0; d && i < 60; i++)
+            step(d, t++, REG_A, 0, r);
+    }
+    T_NOTE("mode %d: raised %d, the last started %lld", mode, r->raised - before,
+           (long long)r->raise_al.start_ms);
+    ad_detector_free(d);
+    free(txt);
+    return r->raised - before;
+}
+
+/* A RE-ENTRY RUN IS RESTORED FROM A HAND-OVER ONLY (detector.c
+ * reent_restore), as the onset run is: restored from a periodic save
+ * taken inside it (a crash), the windows since are lost; it raised a
+ * second alert for the windows the first one had already raised (its
+ * start the same, another id). The fault a crash splits still raises once.
+ * A saved run with fewer scores than its length is judged on them and its
+ * peak (before: the rest uninitialised); a run longer than the wait is
+ * damaged (before: "run" 1000000 with no scores kept a 16 MiB buffer). */
+static void test_reentry_restore(void)
+{
+    run r;
+    int64_t s0;
+    int n;
+
+    if (!g_live)
+        return;
+    g_shares = 1;
+    n = reent_restore_case(0, &r, &s0);
+    T_CHECK(n == 0, "restored from a periodic save inside the run, 60 rows of A: %d "
+            "alert(s) (want 0: the run's windows had raised, start %lld)", n, (long long)s0);
+    n = reent_restore_case(1, &r, &s0);
+    T_CHECK(n == 1, "a crash right after the periodic save, the fault going on: raised %d "
+            "(want 1)", n);
+    n = reent_restore_case(2, &r, &s0);
+    T_CHECK(n == 1, "a hand-over with 1 of the run's scores, the fault going on: raised %d "
+            "(want 1)", n);
+    n = reent_restore_case(3, &r, &s0);
+    T_CHECK(n == 1, "a hand-over with run 1000000 and no scores (damaged): raised %d "
+            "(want 1)", n);
+    g_shares = 0;
+}
+
 /* ad_detector_save(d) with acceptance.regimes[0] edited: "level" deleted,
  * and with recurring, "recurring" true and its since_ms/length_ms deleted
  * (a regime kept all day, saved before such a regime stayed one
@@ -2571,6 +2687,7 @@ int main(void)
     T_RUN(test_unpromoted_regime_ends);
     T_RUN(test_left_regime_reentry);
     T_RUN(test_reentry_run);
+    T_RUN(test_reentry_restore);
     T_RUN(test_regime_level_restored_old);
     T_RUN(test_long_regime_kept_persistent);
     T_RUN(test_chain_over_promotion);
