@@ -1204,7 +1204,7 @@ void det_burst_restore(ad_detector *d, const cJSON *o)
                           sizeof(err));
     if (rc == 0 && refused > 0)
         ad_log(AD_LOG_WARNING, "%s: saved state: %s: %d usual spread(s) of the burst test "
-               "learned afresh, the rest of it kept", d->who, err, refused);
+               "learned afresh from the next rows, the rest of it kept", d->who, err, refused);
     else if (rc == AD_EINVAL)
         ad_log(AD_LOG_INFO, "%s: saved burst test dropped (%s): it counts afresh", d->who,
                err);
