@@ -24,8 +24,9 @@ struct ad_burst {
     double *usual_n;    /* F: spreads it has seen, for its first steps */
     unsigned char *usual_chk;   /* F: restored, not yet checked against the
                                  * learned spread (none known then) */
-    double *quant;      /* F: the smallest step between two samples (QUANTUM),
-                         * 0: none seen yet */
+    double *quant;      /* F: the quantum (QUANTUM), 0: none yet */
+    double *qsize;      /* F x AD_BURST_QSLOTS: step sizes seen, 0: free */
+    int *qweight;       /* F x AD_BURST_QSLOTS: their weights */
 };
 
 ad_burst *ad_burst_new(int F, int64_t span_ms, int n, double z)
@@ -49,8 +50,11 @@ ad_burst *ad_burst_new(int F, int64_t span_ms, int n, double z)
     b->usual_n = calloc((size_t)F, sizeof(double));
     b->usual_chk = calloc((size_t)F, 1);
     b->quant = calloc((size_t)F, sizeof(double));
+    b->qsize = calloc((size_t)F * AD_BURST_QSLOTS, sizeof(double));
+    b->qweight = calloc((size_t)F * AD_BURST_QSLOTS, sizeof(int));
     if (b->vals == NULL || b->vts == NULL || b->out == NULL || b->out_pos == NULL ||
-        b->usual == NULL || b->usual_n == NULL || b->usual_chk == NULL || b->quant == NULL) {
+        b->usual == NULL || b->usual_n == NULL || b->usual_chk == NULL || b->quant == NULL ||
+        b->qsize == NULL || b->qweight == NULL) {
         ad_burst_free(b);
         return NULL;
     }
@@ -71,6 +75,8 @@ void ad_burst_free(ad_burst *b)
     free(b->usual_n);
     free(b->usual_chk);
     free(b->quant);
+    free(b->qsize);
+    free(b->qweight);
     free(b);
 }
 
@@ -113,6 +119,76 @@ static void follow_usual(ad_burst *b, int f, double s)
         b->usual[f] *= exp(step);
     else if (s < b->usual[f])
         b->usual[f] *= exp(-step);
+}
+
+/* Are a and b the same level, next to a step of dx? */
+static int same_level(double a, double b, double dx)
+{
+    return isfinite(a) && isfinite(b) && fabs(a - b) <= AD_BURST_QSAME * dx;
+}
+
+/* The quantum of feature f: the smallest step size of weight
+ * AD_BURST_QSEEN or more (0: none). */
+static void quant_update(ad_burst *b, int f)
+{
+    const double *sz = b->qsize + (size_t)f * AD_BURST_QSLOTS;
+    const int *w = b->qweight + (size_t)f * AD_BURST_QSLOTS;
+    double q = 0;
+
+    for (int i = 0; i < AD_BURST_QSLOTS; i++)
+        if (sz[i] > 0 && w[i] >= AD_BURST_QSEEN && (!(q > 0) || sz[i] < q))
+            q = sz[i];
+    b->quant[f] = q;
+}
+
+/* A step of dx of feature f, of weight wt, into its table (QUANTUM): onto
+ * the size within AD_BURST_QSAME of it, else into a free slot or the one
+ * of least weight (of them, the largest). */
+static void quant_step(ad_burst *b, int f, double dx, int wt)
+{
+    double *sz = b->qsize + (size_t)f * AD_BURST_QSLOTS;
+    int *w = b->qweight + (size_t)f * AD_BURST_QSLOTS, i, k = -1;
+
+    for (i = 0; i < AD_BURST_QSLOTS; i++)
+        if (sz[i] > 0 && fabs(sz[i] - dx) <= AD_BURST_QSAME * sz[i])
+            break;
+    if (i == AD_BURST_QSLOTS) {
+        for (i = 0; i < AD_BURST_QSLOTS; i++) {
+            if (!(sz[i] > 0)) {
+                k = i;
+                break;
+            }
+            if (k < 0 || w[i] < w[k] || (w[i] == w[k] && sz[i] > sz[k]))
+                k = i;
+        }
+        i = k;
+        sz[i] = dx;
+        w[i] = 0;
+    }
+    if (w[i] < AD_BURST_QSEEN * 1000)
+        w[i] += wt;
+    if (w[i] >= AD_BURST_QSEEN)
+        quant_update(b, f);
+}
+
+/* QUANTUM: the step of feature f into its sample k - 1 (the newest is
+ * k), once the level after it is known: weighed AD_BURST_QHELD between two
+ * held levels (a valve opening for two rows or more), 1 else (a lone
+ * sample off its level, as a spike); a step under AD_BURST_QMIN learned
+ * spreads (sp) is not counted. */
+static void quant_seen(ad_burst *b, int f, double sp)
+{
+    const double *v = b->vals + (size_t)f * AD_BURST_K;
+    int k = b->len - 1;
+    double dx;
+
+    if (k < 2 || !isfinite(v[k - 2]) || !isfinite(v[k - 1]))
+        return;
+    dx = fabs(v[k - 1] - v[k - 2]);
+    if (!(dx > 0) || !isfinite(dx) || (sp > 0 && isfinite(sp) && dx < AD_BURST_QMIN * sp))
+        return;
+    quant_step(b, f, dx, k >= 3 && same_level(v[k - 3], v[k - 2], dx) &&
+               same_level(v[k - 1], v[k], dx) ? AD_BURST_QHELD : 1);
 }
 
 /* Is feature f's middle sample an outlier among its neighbours? */
@@ -160,16 +236,11 @@ int ad_burst_push(ad_burst *b, int64_t ts, const double *values, const double *s
         memmove(b->vts, b->vts + 1, (AD_BURST_K - 1) * sizeof(int64_t));
         b->len--;
     }
-    for (f = 0; f < b->F; f++) {
-        double *v = b->vals + (size_t)f * AD_BURST_K, dx;
-        /* QUANTUM: the smallest step from the previous sample */
-        if (b->len > 0 && isfinite(values[f]) && isfinite(v[b->len - 1]) &&
-            (dx = fabs(values[f] - v[b->len - 1])) > 0 &&
-            (!(b->quant[f] > 0) || dx < b->quant[f]))
-            b->quant[f] = dx;
-        v[b->len] = values[f];
-    }
+    for (f = 0; f < b->F; f++)
+        b->vals[(size_t)f * AD_BURST_K + b->len] = values[f];
     b->vts[b->len++] = ts;
+    for (f = 0; f < b->F; f++)
+        quant_seen(b, f, spread ? spread[f] : 0);
     if (b->len < AD_BURST_K || spread == NULL)
         return 0;
     for (f = 0; f < b->F; f++) {
@@ -207,7 +278,7 @@ int ad_burst_feature(const ad_burst *b, int64_t ts)
 
 cJSON *ad_burst_save(const ad_burst *b, int64_t at_ms, int rows)
 {
-    cJSON *o = cJSON_CreateObject(), *out, *us, *a, *ts, *rw, *r;
+    cJSON *o = cJSON_CreateObject(), *out, *us, *qu, *a, *ts, *rw, *r;
     int f, i, k0;
 
     if (o == NULL)
@@ -217,10 +288,13 @@ cJSON *ad_burst_save(const ad_burst *b, int64_t at_ms, int rows)
         !cJSON_AddNumberToObject(o, "z", b->z) ||
         !cJSON_AddNumberToObject(o, "at_ms", (double)at_ms) ||
         (out = cJSON_AddArrayToObject(o, "out")) == NULL ||
-        (us = cJSON_AddArrayToObject(o, "usual")) == NULL)
+        (us = cJSON_AddArrayToObject(o, "usual")) == NULL ||
+        (qu = cJSON_AddArrayToObject(o, "quant")) == NULL)
         goto fail;
     for (f = 0; f < b->F; f++)
         if (!cJSON_AddItemToArray(us, b->usual[f] > 0 ? cJSON_CreateNumber(b->usual[f]) :
+                                  cJSON_CreateNull()) ||
+            !cJSON_AddItemToArray(qu, b->quant[f] > 0 ? cJSON_CreateNumber(b->quant[f]) :
                                   cJSON_CreateNull()))
             goto fail;
     for (f = 0; f < b->F; f++) {
@@ -281,7 +355,8 @@ static const char *usual_bad(const cJSON *x, double sp, char *why, size_t n)
         return why;
     }
     if (sp > 0 && isfinite(sp) && x->valuedouble > AD_BURST_USUAL_MAX * sp) {
-        snprintf(why, n, "%g is over %g learned spreads (%g)", x->valuedouble,
+        snprintf(why, n, "%g is over %g learned spreads (%g): a noise grown that much "
+                 "since the model learned it, or a damaged state", x->valuedouble,
                  AD_BURST_USUAL_MAX, sp);
         return why;
     }
@@ -299,11 +374,12 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, const double 
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "ts");
     const cJSON *rw = cJSON_GetObjectItemCaseSensitive(o, "rows");
     const cJSON *us = cJSON_GetObjectItemCaseSensitive(o, "usual");
+    const cJSON *qu = cJSON_GetObjectItemCaseSensitive(o, "quant");
     const cJSON *a, *x, *r, *c;
     int64_t *nout = NULL, t0, prev = INT64_MIN, rts[AD_BURST_K];
-    double *nvals = NULL, *nusual = NULL;
+    double *nvals = NULL, *nusual = NULL, *nquant = NULL;
     int *npos = NULL, f, i, nr = 0, rc, nbad = 0;
-    char uwhy[160] = "", why[96];
+    char uwhy[200] = "", why[128];
 
     *rows_taken = 0;
     *usual_refused = 0;
@@ -329,7 +405,8 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, const double 
     npos = calloc((size_t)b->F, sizeof(int));
     nvals = calloc((size_t)b->F * AD_BURST_K, sizeof(double));
     nusual = calloc((size_t)b->F, sizeof(double));
-    if (nout == NULL || npos == NULL || nvals == NULL || nusual == NULL) {
+    nquant = calloc((size_t)b->F, sizeof(double));
+    if (nout == NULL || npos == NULL || nvals == NULL || nusual == NULL || nquant == NULL) {
         rc = ad_errf(err, errlen, AD_ENOMEM, "burst: out of memory");
         goto out;
     }
@@ -380,6 +457,29 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, const double 
             }
         }
     }
+    /* the quanta: absent in a state from before they were kept (learned
+     * afresh then); each a step > 0, at most AD_BURST_USUAL_MAX learned
+     * spreads when that is known, else that feature's is learned afresh */
+    if (qu != NULL) {
+        if (!cJSON_IsArray(qu) || cJSON_GetArraySize(qu) != b->F) {
+            rc = ad_errf(err, errlen, AD_EFORMAT, "burst: quant: not an array of %d steps",
+                         b->F);
+            goto out;
+        }
+        f = 0;
+        cJSON_ArrayForEach(x, qu) {
+            double sp1 = spread ? spread[f] : 0;
+            if (cJSON_IsNumber(x) && x->valuedouble > 0 && isfinite(x->valuedouble) &&
+                !(sp1 > 0 && isfinite(sp1) && x->valuedouble > AD_BURST_USUAL_MAX * sp1))
+                nquant[f] = x->valuedouble;
+            else if (!cJSON_IsNull(x)) {
+                rc = ad_errf(err, errlen, AD_EFORMAT, "burst: quant[%d]: not a step > 0 of "
+                             "at most %g learned spreads", f, AD_BURST_USUAL_MAX);
+                goto out;
+            }
+            f++;
+        }
+    }
     if (ts != NULL || rw != NULL) {
         nr = cJSON_GetArraySize(rw);
         if (!cJSON_IsArray(ts) || !cJSON_IsArray(rw) || cJSON_GetArraySize(ts) != nr ||
@@ -428,6 +528,14 @@ int ad_burst_restore(ad_burst *b, const cJSON *o, int64_t last_ts, const double 
             b->usual_chk[f] = nusual[f] > 0 && !(spread != NULL && spread[f] > 0 &&
                                                 isfinite(spread[f]));
         }
+    if (qu != NULL)
+        for (f = 0; f < b->F; f++) {
+            memset(b->qsize + (size_t)f * AD_BURST_QSLOTS, 0, AD_BURST_QSLOTS * sizeof(double));
+            memset(b->qweight + (size_t)f * AD_BURST_QSLOTS, 0, AD_BURST_QSLOTS * sizeof(int));
+            b->quant[f] = 0;
+            if (nquant[f] > 0)
+                quant_step(b, f, nquant[f], AD_BURST_QSEEN);
+        }
     *rows_taken = nr;
     *usual_refused = nbad;
     if (nbad > 0)
@@ -439,5 +547,6 @@ out:
     free(npos);
     free(nvals);
     free(nusual);
+    free(nquant);
     return rc;
 }

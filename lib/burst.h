@@ -40,14 +40,23 @@
  * the majority was an outlier against the learned-spread floor alone (a
  * valve opening for 3 rows: 3 outliers, a burst; a 0.5-degree flicker
  * one time in 15: bursts all along). The floor is also at least
- * AD_BURST_QUANT x the feature's quantum, the smallest step seen between
- * two consecutive samples: within z quanta of its neighbours' median a
- * sample is no outlier (a valve's 0/1 never is: its changes are the
- * model's to judge). A continuous feature's smallest step is tiny (it
- * changes nothing); a feature that never moved but by its spikes takes
- * their step as its quantum (a train of spikes all of that size on it is
- * then not seen). The quantum
- * is not saved: learned afresh from the first rows after a restart.
+ * AD_BURST_QUANT x the feature's quantum: within z quanta of its
+ * neighbours' median a sample is no outlier (a valve's 0/1 never is: its
+ * changes are the model's to judge). The quantum is the smallest step
+ * size between consecutive samples that RECURS: each step of a size adds
+ * to its weight, AD_BURST_QHELD when it goes from a held level to a held
+ * level (the samples either side of it alike: a valve opening for two
+ * rows or more), 1 when a lone sample leaves or rejoins its level (a
+ * flicker, a spike); a size of weight AD_BURST_QSEEN is a quantum (two
+ * held steps, eight lone ones: four flickers). A step under AD_BURST_QMIN
+ * learned spreads is not counted (a valve read 1.0000001 once is no
+ * quantum of 1e-7), and one step alone is none (an early set-point step
+ * of 4 on a flat feature does not make 20 its floor). A train of spikes
+ * all of one size on a feature that never moves otherwise makes that size
+ * its quantum after four of them (a burst of three is seen first). Sizes
+ * alike within AD_BURST_QSAME are one; AD_BURST_QSLOTS sizes are tracked
+ * per feature, a new one taking the place of the lightest (of them, the
+ * largest). The quantum is saved with the state (SAVED STATE).
  *
  * The caller marks samples it does not trust (data-quality flags, invalid
  * rows) as NaN: they are neither judged nor a neighbour. A gap in the
@@ -61,14 +70,20 @@
  * rows, also the newest AD_BURST_K - 1 rows
  * of the neighbourhood (a hand-over: nothing is consumed after it):
  *   {"span_ms":B,"n":n,"z":z,"at_ms":ts,"out":[[age ms, oldest first]..F],
- *    "usual":[spread..F],["ts":[ts..],"rows":[[F values, null for NaN]..]]}
- * At most F x (n + AD_BURST_K) numbers; a state without "usual" (kept
- * before it was) restores with the usual spreads learned afresh. A usual
+ *    "usual":[spread..F],"quant":[quantum or null..F],
+ *    ["ts":[ts..],"rows":[[F values, null for NaN]..]]}
+ * At most F x (n + AD_BURST_K + 2) numbers; a state without "usual" or
+ * "quant" (kept before they were) restores with them learned afresh. A
+ * quantum not > 0, or over AD_BURST_USUAL_MAX learned spreads when that is
+ * known, makes the state damaged (refused whole). A usual
  * spread that is not one (negative, zero, not a number, not finite, a
- * "usual" not of F) or beyond AD_BURST_USUAL_MAX learned spreads (a
- * damaged or hostile state: 1e12 would be a floor no sample passes for
- * ~5,500 samples while it shrinks) is refused alone, named, and learned
- * afresh, the rest of the state taken; one restored before the learned
+ * "usual" not of F) or beyond AD_BURST_USUAL_MAX learned spreads is
+ * refused alone, named, and learned afresh from the next neighbourhoods
+ * (its first spread taken whole), the rest of the state taken. Beyond
+ * that bound it is either damaged (1e12 would be a floor no sample passes
+ * for ~5,500 samples while it shrinks) or a noise grown that much since
+ * the model learned the spread (an accepted change): the two cannot be
+ * told apart, and the line says so; one restored before the learned
  * spread is known (no model yet) is checked against it when it is.
  * Restored
  * under other settings (span, n or z) it is refused with a message naming them: the test starts
@@ -89,6 +104,11 @@ struct cJSON;
 #define AD_BURST_MAX_N 1000     /* most outliers one feature's span counts */
 #define AD_BURST_USUAL_MAX 20.0 /* most usual spread restored, in learned spreads */
 #define AD_BURST_QUANT 1.0      /* the MAD floor, in quanta (QUANTUM) */
+#define AD_BURST_QSEEN 8        /* weight that makes a step size the quantum */
+#define AD_BURST_QHELD 4        /* weight of a step between held levels */
+#define AD_BURST_QMIN 0.01      /* steps under this many learned spreads: none */
+#define AD_BURST_QSAME 1e-3     /* sizes alike within this share */
+#define AD_BURST_QSLOTS 8       /* step sizes tracked per feature */
 
 typedef struct ad_burst ad_burst;
 

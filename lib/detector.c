@@ -409,6 +409,8 @@ void ad_detector_free(ad_detector *d)
     }
     ad_model_free(d->owned);
     free(d->coll);
+    free(d->coll_ts);
+    free(d->coll_brk);
     free(d->row);
     free(d->key);
     free(d->who);
@@ -865,13 +867,18 @@ void ad_detector_advance(ad_detector *d, int64_t now_ms)
         ad_dq_late(d->dq, 0, 0, now_ms);
 }
 
-/* Rows a collection holds at most: train_windows windows (stride 1), or
+/* Windows a collection ends at: train_windows (stride 1), or
  * AD_TRAIN_MAX_WINDOWS without a count limit. */
+static size_t coll_windows(const ad_detector *d)
+{
+    return (size_t)(d->cfg.train_windows > 0 ? d->cfg.train_windows : AD_TRAIN_MAX_WINDOWS);
+}
+
+/* Rows a collection holds at most: twice the rows of coll_windows windows
+ * in one run, room for runs cut by skipped rows. */
 static size_t coll_max(const ad_detector *d)
 {
-    int w = d->cfg.train_windows > 0 ? d->cfg.train_windows : AD_TRAIN_MAX_WINDOWS;
-
-    return (size_t)w + (size_t)d->T - 1;
+    return 2 * (coll_windows(d) + (size_t)d->T - 1);
 }
 
 /* Make room for more collected rows (doubling from 1024, up to coll_max). */
@@ -879,6 +886,8 @@ static int coll_grow(ad_detector *d)
 {
     size_t max = coll_max(d), cap = d->coll_cap ? d->coll_cap * 2 : 1024;
     float *p;
+    int64_t *t;
+    unsigned char *b;
 
     if (d->coll_cap >= max)
         return AD_ERANGE;
@@ -888,28 +897,58 @@ static int coll_grow(ad_detector *d)
     if (p == NULL)
         return AD_ENOMEM;
     d->coll = p;
+    t = realloc(d->coll_ts, cap * sizeof(int64_t));
+    if (t == NULL)
+        return AD_ENOMEM;
+    d->coll_ts = t;
+    b = realloc(d->coll_brk, cap);
+    if (b == NULL)
+        return AD_ENOMEM;
+    d->coll_brk = b;
     d->coll_cap = cap;
     return 0;
 }
 
-/* COLLECTING: keep a valid row; when enough, move to TRAINING. */
-static void collect(ad_detector *d, int64_t ts)
+/* COLLECTION. COLLECTING keeps the valid rows no data-quality flag covers
+ * (ad_dq_flagged: a range limit, a refused hole's held rows, a stuck run
+ * once recognised); a skipped row, an invalid one or a gap ends the run
+ * under way, and a training window is cut only inside one run (never
+ * across a skipped row: detector_train.c). A stuck run recognised later
+ * drops the rows collected since its first sample (det_coll_drop_since);
+ * one recognised after the collection ended was trained on. When enough
+ * windows, or rows spanning train_duration_ms, move to TRAINING. */
+static void collect(ad_detector *d, int64_t ts, unsigned flags)
 {
-    int room = d->coll_rows < d->coll_cap || coll_grow(d) == 0;
+    int room;
 
+    if (flags & AD_ROW_GAP)
+        d->coll_break = 1;
+    if (!(flags & AD_ROW_VALID) || (d->dq != NULL && ad_dq_flagged(d->dq, ts, ts))) {
+        d->coll_break = 1;
+        return;
+    }
+    room = d->coll_rows < d->coll_cap || coll_grow(d) == 0;
     if (room) {
-        if (d->coll_rows == 0)
+        if (d->coll_rows == 0) {
             d->coll_t0 = ts;
+            d->coll_break = 1;
+        }
+        if (d->coll_break)
+            d->coll_run = 0;
         memcpy(d->coll + d->coll_rows * (size_t)d->F, d->row, (size_t)d->F * sizeof(float));
+        d->coll_ts[d->coll_rows] = ts;
+        d->coll_brk[d->coll_rows] = (unsigned char)d->coll_break;
+        d->coll_break = 0;
         d->coll_rows++;
-        if (d->coll_rows >= (size_t)d->T)
+        d->coll_run++;
+        if (d->coll_run >= (size_t)d->T)
             d->st.windows_collected++;
-    } else {
+    } else if (d->coll_cap < coll_max(d)) {
         ad_log(AD_LOG_WARNING, "%s: out of memory collecting training rows: "
                "training on the %zu rows collected", d->who, d->coll_rows);
     }
-    if (d->coll_rows >= (size_t)d->T &&
-        (!room || d->coll_rows >= coll_max(d) ||
+    if (d->st.windows_collected >= 1 &&
+        (!room || d->st.windows_collected >= coll_windows(d) ||
          (d->cfg.train_duration_ms > 0 && ts - d->coll_t0 >= d->cfg.train_duration_ms))) {
         ad_event *e;
         det_set_phase(d, AD_PHASE_TRAINING, ts);
@@ -921,6 +960,28 @@ static void collect(ad_detector *d, int64_t ts)
                  (unsigned long long)d->st.windows_collected);
         det_train_note_constant(d, e);
     }
+}
+
+void det_coll_drop_since(ad_detector *d, int64_t since_ms)
+{
+    size_t n = d->coll_rows, i, run = 0;
+    uint64_t w = 0;
+
+    if (d->phase != AD_PHASE_COLLECTING || n == 0 || d->coll_ts[n - 1] < since_ms)
+        return;
+    while (n > 0 && d->coll_ts[n - 1] >= since_ms)
+        n--;
+    ad_log(AD_LOG_INFO, "%s: data quality: %zu collected rows from %lld on are not trained on",
+           d->who, d->coll_rows - n, (long long)since_ms);
+    d->coll_rows = n;
+    d->coll_break = 1;
+    for (i = 0; i < n; i++) {
+        run = d->coll_brk[i] ? 1 : run + 1;
+        if (run >= (size_t)d->T)
+            w++;
+    }
+    d->coll_run = run;
+    d->st.windows_collected = w;
 }
 
 /* See UNTRUSTED WINDOWS in detector.h. */
@@ -1145,7 +1206,7 @@ void det_burst_restore(ad_detector *d, const cJSON *o)
                           sizeof(err));
     if (rc == 0 && refused > 0)
         ad_log(AD_LOG_WARNING, "%s: saved state: %s: %d usual spread(s) of the burst test "
-               "learned afresh, the rest of it kept", d->who, err, refused);
+               "learned afresh from the next rows, the rest of it kept", d->who, err, refused);
     else if (rc == AD_EINVAL)
         ad_log(AD_LOG_INFO, "%s: saved burst test dropped (%s): it counts afresh", d->who,
                err);
@@ -1288,8 +1349,8 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
             d->rows_since_bad = 0;
         else if (d->rows_since_bad < UINT64_MAX / 2)
             d->rows_since_bad++;
-        if (d->phase == AD_PHASE_COLLECTING && valid)
-            collect(d, ts);
+        if (d->phase == AD_PHASE_COLLECTING)
+            collect(d, ts, flags);
         due = ad_window_push_d(d->win, ts, d->rowd, valid);
         if (!due)
             continue;

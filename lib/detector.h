@@ -36,7 +36,9 @@
  * PHASES
  *   collecting   (training finetune/bootstrap) windows are collected for
  *                training, not handed out for scoring. After train_windows
- *                windows (stride 1 over the collected valid rows), or when
+ *                windows (stride 1 over the collected valid rows no
+ *                data-quality flag covers, never across a skipped row or a
+ *                gap: detector.c COLLECTION), or when
  *                the rows collected span train_duration_ms of data time
  *                (first row to last), whichever comes first, phase becomes
  *                training and AD_EV_TRAIN_READY is queued. The buffer
@@ -589,6 +591,9 @@ typedef struct ad_train_job {
     int T, F;
     size_t n_rows;              /* collected valid rows, raw (unscaled) */
     float *rows;                /* (n_rows, F), owned */
+    unsigned char *brk;         /* n_rows, owned, or NULL: 1 where a row
+                                 * starts a run (rows were skipped before
+                                 * it); no window spans a run's start */
     char **features;            /* F names, owned */
     ad_model *init;             /* finetune: clone of the current model
                                  * (owned); bootstrap: NULL */

@@ -68,6 +68,8 @@ static void dq_event_cb(const ad_dq_event *ev, void *user)
      * windows offered as clean since then leave the normal set */
     if (ev->active && !learned_range && d->ad)
         ad_adapt_dq_since(d->ad, ev->since_ms < ev->start_ms ? ev->since_ms : ev->start_ms);
+    if (ev->active && !learned_range)
+        det_coll_drop_since(d, ev->since_ms < ev->start_ms ? ev->since_ms : ev->start_ms);
     ad_log(ev->active ? AD_LOG_WARNING : AD_LOG_INFO, "%s: data quality %s %s%s%s",
            d->who, ad_dq_check_name(ev->check), ev->active ? "raised" : "cleared",
            ev->feature >= 0 && ev->feature < d->F ? " on " : "",

@@ -71,6 +71,11 @@ struct ad_detector {
     float *coll;                 /* (coll_cap, F) raw rows */
     size_t coll_rows, coll_cap;
     int64_t coll_t0;             /* data time of the first collected row */
+    int64_t *coll_ts;            /* (coll_cap) their data times */
+    unsigned char *coll_brk;     /* (coll_cap) 1: the row starts a run (no
+                                  * training window reaches back over it) */
+    size_t coll_run;             /* rows in the run under way */
+    int coll_break;              /* a row was skipped: the next starts a run */
     int job_taken;
     /* scoring */
     uint64_t seq_out, seq_fed;
@@ -376,6 +381,10 @@ void det_swap_model(ad_detector *d, const ad_model *m, ad_model *owned);
 void det_restart_calibration(ad_detector *d, int64_t ts);
 /* Forget the per-feature scales and the calibration windows' errors. */
 void det_norm_reset(ad_detector *d);
+/* A condition recognised late (stuck, flagged back to since_ms): collected
+ * rows from since_ms on leave the collection (detector.c COLLECTION). */
+void det_coll_drop_since(ad_detector *d, int64_t since_ms);
+
 /* The collection is complete (e: its AD_EV_TRAIN_READY, text set): warn
  * once of features that never vary in the collected rows, naming them, and
  * append them to e's text. */

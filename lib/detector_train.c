@@ -86,6 +86,7 @@ void ad_train_job_free(ad_train_job *j)
     if (j == NULL)
         return;
     free(j->rows);
+    free(j->brk);
     if (j->features) {
         for (f = 0; f < j->F; f++)
             free(j->features[f]);
@@ -116,6 +117,11 @@ ad_train_job *ad_detector_take_train_job(ad_detector *d)
     if (j->rows == NULL || j->features == NULL)
         goto fail;
     memcpy(j->rows, d->coll, bytes);
+    j->brk = malloc(d->coll_rows ? d->coll_rows : 1);
+    if (j->brk == NULL)
+        goto fail;
+    if (d->coll_rows)
+        memcpy(j->brk, d->coll_brk, d->coll_rows);
     for (f = 0; f < d->F; f++)
         if ((j->features[f] = strdup(d->features[f])) == NULL)
             goto fail;
@@ -136,12 +142,42 @@ fail:
     return NULL;
 }
 
+/* Whether the window of job's rows starting at row i lies in one run (no
+ * row after its first starts a run). */
+static int job_window_whole(const ad_train_job *job, size_t i)
+{
+    size_t k;
+
+    if (job->brk == NULL)
+        return 1;
+    for (k = i + 1; k < i + (size_t)job->T; k++)
+        if (job->brk[k])
+            return 0;
+    return 1;
+}
+
+/* The windows of job's rows inside one run: their count; cut into win
+ * (stride 1, from all's cut windows, in place) when win is not NULL. */
+static size_t job_windows(const ad_train_job *job, size_t all, float *win)
+{
+    size_t i, n = 0, wsz = (size_t)job->T * (size_t)job->F;
+
+    for (i = 0; i < all; i++) {
+        if (!job_window_whole(job, i))
+            continue;
+        if (win != NULL && n != i)
+            memmove(win + n * wsz, win + i * wsz, wsz * sizeof(float));
+        n++;
+    }
+    return n;
+}
+
 int ad_train_job_run(const ad_train_job *job, ad_model **out,
                      const volatile int *cancel, char *err, size_t errlen)
 {
     ad_model *m = NULL;
     float *scaled = NULL, *win = NULL, *mean = NULL, *sd = NULL;
-    size_t n, F = (size_t)job->F, f, bytes;
+    size_t n, all, F = (size_t)job->F, f, bytes;
     ad_train_opts o;
     ad_train_report rep;
     ad_error_stats es;
@@ -151,9 +187,10 @@ int ad_train_job_run(const ad_train_job *job, ad_model **out,
     int rc;
 
     *out = NULL;
-    n = ad_train_cut_windows(NULL, job->n_rows, job->F, job->T, 1, NULL);
+    all = ad_train_cut_windows(NULL, job->n_rows, job->F, job->T, 1, NULL);
+    n = job_windows(job, all, NULL);
     if (n < 1)
-        return ad_errf(err, errlen, AD_EINVAL, "training: %zu rows, need >= %d",
+        return ad_errf(err, errlen, AD_EINVAL, "training: %zu rows, no %d in a row",
                        job->n_rows, job->T);
     if (job->mode == AD_TRAIN_BOOTSTRAP) {
         ad_layer_spec L[4] = {
@@ -197,13 +234,14 @@ int ad_train_job_run(const ad_train_job *job, ad_model **out,
     }
     bytes = job->n_rows * F * sizeof(float);
     scaled = malloc(bytes);
-    win = malloc(n * (size_t)job->T * F * sizeof(float));
+    win = malloc(all * (size_t)job->T * F * sizeof(float));
     if (!scaled || !win) {
         rc = AD_ENOMEM;
         goto fail;
     }
     ad_model_scale(m, job->rows, scaled, job->n_rows);
     ad_train_cut_windows(scaled, job->n_rows, job->F, job->T, 1, win);
+    job_windows(job, all, win);
     ad_train_opts_default(&o);
     o.epochs = job->epochs;
     o.loss = job->metric == AD_METRIC_MSE ? AD_LOSS_MSE : AD_LOSS_MAE;
@@ -323,6 +361,7 @@ int ad_detector_train_done(ad_detector *d, ad_model *m, int take, const char *wh
         ad_log(AD_LOG_WARNING, "%s: training failed: %s", d->who, e->text);
         if (d->cfg.training == AD_TRAIN_BOOTSTRAP || d->model == NULL) {
             d->coll_rows = 0;
+            d->coll_run = 0;
             d->st.windows_collected = 0;
             det_set_phase(d, AD_PHASE_COLLECTING, ts);
             return 0;
@@ -339,7 +378,13 @@ int ad_detector_train_done(ad_detector *d, ad_model *m, int take, const char *wh
     ad_window_reset(d->win);
     free(d->coll);
     d->coll = NULL;
+    free(d->coll_ts);
+    d->coll_ts = NULL;
+    free(d->coll_brk);
+    d->coll_brk = NULL;
     d->coll_cap = 0;
+    d->coll_rows = 0;
+    d->coll_run = 0;
     det_restart_calibration(d, ts);
     return 0;
 }

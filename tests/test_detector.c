@@ -1460,6 +1460,74 @@ static void test_bootstrap_training(void)
     ad_detector_free(d);
 }
 
+/* Training rows under a data-quality flag are not collected: rows outside
+ * a configured physical range (quality.ranges) are skipped, and no
+ * training window spans a skipped row (the job marks where a run starts;
+ * the training cuts windows inside runs only). */
+static void test_bootstrap_dq_rows(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    const char *names[F] = { "a", "b" };
+    const char *rn[1] = { "a" };
+    double lo[1] = { -2 }, hi[1] = { 2 };
+    char err[300];
+    run r;
+    int i, it, bad = 0, brk = 0;
+    ad_train_job *job;
+    ad_model *nm = NULL;
+
+    memset(&r, 0, sizeof(r));
+    ad_detector_cfg_default(&c);
+    c.training = AD_TRAIN_BOOTSTRAP;
+    c.train_windows = 20;
+    c.train_epochs = 1;
+    c.boot_units = 4;
+    c.dq_n_ranges = 1;
+    c.dq_range_names = rn;
+    c.dq_range_lo = lo;
+    c.dq_range_hi = hi;
+    T_CHECK(ad_detector_new(&d, &c, "s", NULL, 4, F, names, err, sizeof(err)) == 0, "%s", err);
+    if (d == NULL)
+        return;
+    /* rows 0-9 beyond the range (a = 5), then in range; row 30 beyond. A
+     * range condition clears on the 5th row in range (range_clear_samples):
+     * flagged 0-14 and 30-35 */
+    for (i = 0; i < 80 && ad_detector_phase(d) == AD_PHASE_COLLECTING; i++)
+        step(d, 1000 * i, i < 10 || i == 30 ? 5.0 : sin(i * 0.3), &r);
+    T_CHECK(i == 47, "collection ends at row 46 (%d)", i - 1);
+    it = find_ev(&r, AD_EV_TRAIN_READY, 0);
+    job = ad_detector_take_train_job(d);
+    T_CHECK(it >= 0 && job != NULL, "train ready");
+    if (job == NULL) {
+        ad_detector_free(d);
+        return;
+    }
+    /* 15..29 (15 rows: 12 windows), 36..46 (11 rows: 8 windows) */
+    T_NOTE("event: %s, rows %zu", r.ev[it].text, job->n_rows);
+    for (i = 0; i < (int)job->n_rows; i++) {
+        if (job->rows[(size_t)i * F] > 2)
+            bad++;
+        if (job->brk && job->brk[i] && i > 0)
+            brk = i;
+    }
+    T_CHECK(bad == 0, "no flagged row collected (%d)", bad);
+    T_CHECK(job->n_rows == 26 && brk == 15, "26 rows, a run starts at the 16th (row 36): %zu, %d",
+            job->n_rows, brk);
+    T_CHECK(strstr(r.ev[it].text, "26 rows (20 windows)"), "20 windows: %s", r.ev[it].text);
+    T_CHECK(ad_train_job_run(job, &nm, NULL, err, sizeof(err)) == 0 && nm && nm->training,
+            "train: %s", err);
+    if (nm && nm->training) {
+        const char *p = strstr(nm->training, "\"n_train\":");
+        unsigned long nt = 0, nv = 0;
+        T_CHECK(p && sscanf(p, "\"n_train\":%lu,\"n_val\":%lu", &nt, &nv) == 2 &&
+                nt + nv + 3 == 20, "20 windows (gap 3 before validation): %s", nm->training);
+    }
+    ad_model_free(nm);
+    ad_train_job_free(job);
+    ad_detector_free(d);
+}
+
 static char train_log[1024];
 static int train_warns;
 static void keep_train_log(int level, const char *msg, void *ud)
@@ -1702,6 +1770,7 @@ int main(void)
     T_RUN(test_alert_lifecycle);
     T_RUN(test_forced_calibration_and_fixed);
     T_RUN(test_bootstrap_training);
+    T_RUN(test_bootstrap_dq_rows);
     T_RUN(test_bootstrap_constant_feature);
     T_RUN(test_training_duration);
     T_RUN(test_season);

@@ -6,6 +6,8 @@
  *     window containing a stuck row feeds the calibration, including the
  *     windows scored before the run was long enough to be recognised; the
  *     event clears, with the same id, on the first value that moves;
+ *   - the same while a bootstrap collects its training rows: no stuck row
+ *     is collected, and no training window spans the run;
  *   - the same while detecting with continual learning on: no window
  *     containing a stuck row enters the normal set;
  *   - save / restore of a detector with learned data-quality state and
@@ -201,6 +203,54 @@ static void test_stuck_while_calibrating(void)
            (unsigned long long)st.calib_windows, (unsigned long long)st.calib_excluded, want);
     ad_detector_free(d);
     ad_model_free(m);
+}
+
+/* The same stuck run while a bootstrap collects its training rows: once
+ * recognised it takes the rows it already had out of the collection
+ * (flagged back to its first sample), its later rows are never collected,
+ * and no training window spans it (the job's next run starts after it). */
+static void test_stuck_while_collecting(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    const char *names[F] = { "a", "b" };
+    ad_train_job *job;
+    char err[300];
+    int i, s0 = 150, s1 = 229, held_rows = 0, runs = 0;
+    double held = 0;
+
+    base_cfg(&c);
+    c.training = AD_TRAIN_BOOTSTRAP;
+    c.train_windows = 300;
+    if (ad_detector_new(&d, &c, "pump", NULL, TW, F, names, err, sizeof(err)) != 0) {
+        T_CHECK(0, "new: %s", err);
+        return;
+    }
+    memset(&R, 0, sizeof(R));
+    rng = 11;
+    for (i = 0; i < 500 && ad_detector_phase(d) == AD_PHASE_COLLECTING; i++) {
+        double a = 1 + 0.05 * noise(), b = 1 + 0.05 * noise();
+        if (i == s0 - 1)
+            held = b;
+        if (i >= s0 && i <= s1)
+            b = held;
+        step(d, tsof(i), a, b, &R);
+    }
+    job = ad_detector_take_train_job(d);
+    T_CHECK(job != NULL, "train ready (row %d)", i - 1);
+    for (size_t k = 0; job && k < job->n_rows; k++) {
+        if (job->rows[k * F + 1] == (float)held)
+            held_rows++;
+        if (job->brk && job->brk[k])
+            runs++;
+    }
+    T_CHECK(job && held_rows == 0, "no stuck row collected (%d)", held_rows);
+    T_CHECK(job && runs == 2 && job->n_rows == 300 + 2 * (TW - 1),
+            "two runs, 300 windows: %d runs, %zu rows", runs, job ? job->n_rows : 0);
+    T_NOTE("collection ended at row %d: %zu rows in %d runs", i - 1, job ? job->n_rows : 0,
+           runs);
+    ad_train_job_free(job);
+    ad_detector_free(d);
 }
 
 static void test_stuck_while_detecting_adapt(void)
@@ -518,6 +568,7 @@ static void test_stuck_across_new_model(void)
 int main(void)
 {
     T_RUN(test_stuck_while_calibrating);
+    T_RUN(test_stuck_while_collecting);
     T_RUN(test_stuck_while_detecting_adapt);
     T_RUN(test_save_restore_roundtrip);
     T_RUN(test_stuck_across_new_model);

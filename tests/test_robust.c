@@ -2919,6 +2919,99 @@ static void test_burst_quantum(void)
            "the temperature %d", valve, temp, train);
 }
 
+/* Rows of a 0/1 valve (open 3 rows in 100; flicker: a temperature at 20
+ * read 20.5 one row in 7, from the 11th row of a thousand) in a burst over rows [from, to) of b; jitter:
+ * the row read 1.0000001 once (-1: none). */
+static int valve_bursts(ad_burst *b, int from, int to, int jitter, int flicker)
+{
+    const double sp[1] = { flicker ? 0.125 : 0.17 };
+    int i, n = 0;
+
+    for (i = from; i < to; i++) {
+        double x[1] = { i % 100 >= 50 && i % 100 < 53 ? 1.0 : 0.0 };
+        if (flicker)
+            x[0] = i % 7 == 3 && i % 1000 >= 10 ? 20.5 : 20.0;
+        if (i == jitter)
+            x[0] = 1.0000001;
+        ad_burst_push(b, 1000 * (int64_t)i, x, sp);
+        if (ad_burst_feature(b, 1000 * (int64_t)i) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* QUANTUM made robust: a step size counts once it recurs, a lone sample's
+ * steps weighing less than steps between held levels, and steps under a
+ * hundredth of the learned spread not at all. One jittery valve reading
+ * (1.0000001 once, at row 251, open) leaves the valve's quantum 1: no
+ * burst (it made the smallest step 1e-7 the quantum: a burst at every
+ * opening after it). One early set-point step of 4 on a flat feature is no
+ * quantum: spikes of +8 on it later are still a burst (the quantum 4 made
+ * the floor 5 x 4 = 20). The quantum is saved with the burst state: a
+ * temperature's 0.5-degree flickers (lone samples, a quantum only after 4
+ * of them) are no burst after a restart; a state without it (kept before
+ * it was) loads and learns it afresh, its first flickers a burst. */
+static void test_burst_quantum_robust(void)
+{
+    ad_burst *b = ad_burst_new(1, 60000, 3, 5), *b2;
+    const double sp[1] = { 1.0 };
+    cJSON *o;
+    char err[200];
+    int i, n, train = 0, rows, refused;
+
+    T_CHECK(b != NULL, "ad_burst_new");
+    if (b == NULL)
+        return;
+    n = valve_bursts(b, 0, 6000, 251, 0);
+    T_CHECK(n == 0, "a valve read 1.0000001 once: %d rows in a burst (want 0)", n);
+    ad_burst_free(b);
+
+    b = ad_burst_new(1, 60000, 3, 5);
+    for (i = 0; b && i < 2000; i++) {
+        double x[1] = { i >= 100 ? 14.0 : 10.0 };
+        int64_t ts = 1000 * (int64_t)i;
+        if (i >= 1000 && i < 1060 && i % 10 == 3)
+            x[0] += 8.0;
+        ad_burst_push(b, ts, x, sp);
+        if (ad_burst_feature(b, ts) == 0)
+            train++;
+    }
+    ad_burst_free(b);
+    T_CHECK(train > 0, "spikes of +8 on a flat feature after one step of 4: %d rows in a "
+            "burst (want some)", train);
+
+    b = ad_burst_new(1, 60000, 3, 5);
+    b2 = ad_burst_new(1, 60000, 3, 5);
+    T_CHECK(b && b2, "ad_burst_new");
+    if (b == NULL || b2 == NULL) {
+        ad_burst_free(b);
+        ad_burst_free(b2);
+        return;
+    }
+    n = valve_bursts(b, 0, 300, -1, 1);
+    T_NOTE("flickers: %d rows in a burst while the quantum is learned", n);
+    o = ad_burst_save(b, 299000, 0);
+    T_CHECK(o && cJSON_GetArrayItem(cJSON_GetObjectItem(o, "quant"), 0) &&
+            cJSON_GetArrayItem(cJSON_GetObjectItem(o, "quant"), 0)->valuedouble == 0.5,
+            "the temperature's quantum 0.5 saved");
+    T_CHECK(ad_burst_restore(b2, o, 299000, (const double[]){ 0.125 }, &rows, &refused, err,
+                             sizeof(err)) == 0, "restore: %s", err);
+    n = valve_bursts(b2, 1000, 1300, -1, 1);
+    T_CHECK(n == 0, "after a restart the flickers: %d rows in a burst (want 0)", n);
+    ad_burst_free(b2);
+    /* a state kept before the quantum was: loads, learns it afresh */
+    b2 = ad_burst_new(1, 60000, 3, 5);
+    cJSON_DeleteItemFromObject(o, "quant");
+    T_CHECK(b2 && ad_burst_restore(b2, o, 299000, (const double[]){ 0.125 }, &rows, &refused,
+                                   err, sizeof(err)) == 0, "an older state loads: %s", err);
+    n = b2 ? valve_bursts(b2, 1000, 1300, -1, 1) : -1;
+    T_CHECK(n > 0, "an older state (no quantum): %d rows in a burst at the first flickers "
+            "(learned afresh)", n);
+    cJSON_Delete(o);
+    ad_burst_free(b);
+    ad_burst_free(b2);
+}
+
 /* ONSET (detector.c): a spike shorter than the window (window 4, k 1),
  * stronger than the chain's change, at the time of day of a level-3 alert
  * (rows 100-114, period 120 s): each window that holds it scores the
@@ -3068,5 +3161,6 @@ int main(void)
     T_RUN(test_burst);
     T_RUN(test_burst_floor);
     T_RUN(test_burst_quantum);
+    T_RUN(test_burst_quantum_robust);
     return t_done();
 }
