@@ -704,9 +704,12 @@ char *ad_json_print(const struct cJSON *item)
     return b.s;
 }
 
+/* White space as cJSON skips it (every byte up to ' ', NUL included), so
+ * that the scan and the parse of the rest take the same bytes as the
+ * member's separators. */
 static const char *jws(const char *p, const char *e)
 {
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    while (p < e && (unsigned char)*p <= ' ')
         p++;
     return p;
 }
@@ -715,26 +718,28 @@ static const char *jws(const char *p, const char *e)
 static const char *jstr_end(const char *p, const char *e)
 {
     for (p++; p < e; p++) {
-        if (*p == '\\')
-            p++;
-        else if (*p == '"')
+        if (*p == '\\') {
+            if (++p >= e)
+                return NULL;
+        } else if (*p == '"') {
             return p + 1;
+        }
     }
     return NULL;
 }
 
 /* Past the value at p (a string, an object or array with its brackets
- * matched, a scalar up to the next separator), or NULL. */
+ * matched, a scalar up to the next separator), or NULL. No recursion: a
+ * count of the open brackets, whatever the depth. */
 static const char *jval_end(const char *p, const char *e)
 {
-    int depth = 0;
+    size_t depth = 0;
 
     if (p >= e)
         return NULL;
     if (*p != '{' && *p != '[' && *p != '"') {
         const char *q = p;
-        while (q < e && *q != ',' && *q != '}' && *q != ']' && *q != ' ' && *q != '\t' &&
-               *q != '\n' && *q != '\r' && *q != '\0')
+        while (q < e && *q != ',' && *q != '}' && *q != ']' && (unsigned char)*q > ' ')
             q++;
         return q > p ? q : NULL;
     }
@@ -753,12 +758,32 @@ static const char *jval_end(const char *p, const char *e)
     return depth == 0 ? p : NULL;
 }
 
+/* Is the key whose quoted text is [k, ke) name? Compared as cJSON reads
+ * it (cJSON_GetObjectItemCaseSensitive), so that the scan and a parse of
+ * the record take the same member: a key with an escape ("st\u0061te") is
+ * decoded, and one with a NUL byte ends there. */
+static int jkey_is(const char *k, const char *ke, const char *name, size_t nl)
+{
+    cJSON *s;
+    int is;
+
+    if (!memchr(k, '\\', (size_t)(ke - k)) && !memchr(k, '\0', (size_t)(ke - k)))
+        return (size_t)(ke - k) == nl + 2 && memcmp(k + 1, name, nl) == 0;
+    s = cJSON_ParseWithLength(k, (size_t)(ke - k));
+    is = cJSON_IsString(s) && strcmp(s->valuestring, name) == 0;
+    cJSON_Delete(s);
+    return is;
+}
+
 int ad_json_member_span(const char *text, size_t len, const char *name, size_t *start,
                         size_t *end)
 {
-    const char *p = jws(text, text + len), *e = text + len, *k, *ke, *v;
+    const char *p = text, *e = text + len, *k, *ke, *v;
     size_t nl = strlen(name);
 
+    if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)     /* a UTF-8 BOM, as cJSON */
+        p += 3;
+    p = jws(p, e);
     if (p >= e || *p != '{')
         return AD_EINVAL;
     p = jws(p + 1, e);
@@ -767,14 +792,14 @@ int ad_json_member_span(const char *text, size_t len, const char *name, size_t *
     while (p < e) {
         if (*p != '"' || !(ke = jstr_end(p, e)))
             return AD_EINVAL;
-        k = p + 1;
+        k = p;
         p = jws(ke, e);
         if (p >= e || *p != ':')
             return AD_EINVAL;
         v = p = jws(p + 1, e);
         if (!(p = jval_end(p, e)))
             return AD_EINVAL;
-        if ((size_t)(ke - 1 - k) == nl && memcmp(k, name, nl) == 0) {
+        if (jkey_is(k, ke, name, nl)) {
             *start = (size_t)(v - text);
             *end = (size_t)(p - text);
             return 0;

@@ -117,7 +117,10 @@ struct cJSON *ad_json_parse_whole(const char *text, size_t len, const char *what
  * no NUL needed) lies: [*start, *end) (the first such member). A scan, not
  * a parse: strings and brackets are matched, what lies inside is not
  * checked (a reader that needs the value parses it), so a large member is
- * cut out without a number of it converted. 0, AD_ENOENT (no such member
+ * cut out without a number of it converted. Keys, white space and a
+ * leading UTF-8 BOM are read as cJSON reads them (an escaped key decoded,
+ * the first of duplicate keys), so the member is the one a parse of the
+ * whole text gives. 0, AD_ENOENT (no such member
  * at the top level), or AD_EINVAL (text is not an object, or its
  * brackets or strings do not close). */
 int ad_json_member_span(const char *text, size_t len, const char *name, size_t *start,

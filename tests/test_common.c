@@ -124,6 +124,14 @@ static void test_json_member_span(void)
         { "{\"topic\":\"in\",\"sta", "state", NULL, AD_EINVAL },
         { "[1,2]", "state", NULL, AD_EINVAL },
         { "{\"a\" 1}", "state", NULL, AD_EINVAL },
+        /* keys as cJSON reads them (found by fuzz_state_record): an escaped
+         * key is the member a parse gives, the first of two */
+        { "{\"st\\u0061te\":1,\"state\":2}", "state", "1", 0 },
+        { "{\"s\\\"tate\":1,\"state\":2}", "state", "2", 0 },
+        { "{\"s\":\"\\\\\",\"state\":[]}", "state", "[]", 0 },
+        /* white space as cJSON skips it, a UTF-8 BOM */
+        { "\xef\xbb\xbf{\x01\"state\"\x1f:\x02true\x03}", "state", "true", 0 },
+        { "{\"state\":\"ab\\", "state", NULL, AD_EINVAL },
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         size_t a = 0, b = 0;
@@ -131,6 +139,23 @@ static void test_json_member_span(void)
         T_CHECK(rc == c[i].rc && (rc != 0 || (b - a == strlen(c[i].want) &&
                 memcmp(c[i].text + a, c[i].want, b - a) == 0)),
                 "member span %zu: rc %d, '%.*s'", i, rc, (int)(b - a), c[i].text + a);
+    }
+    {   /* any depth, without recursion */
+        size_t n = 200000, a = 0, b = 0;
+        char *t = malloc(2 * n + 11);
+        T_CHECK(t != NULL, "malloc");
+        if (t) {
+            memcpy(t, "{\"state\":", 9);
+            memset(t + 9, '[', n);
+            memset(t + 9 + n, ']', n);
+            t[9 + 2 * n] = '}';
+            T_CHECK(ad_json_member_span(t, 2 * n + 10, "state", &a, &b) == 0 && a == 9 &&
+                    b == 9 + 2 * n, "member span of depth %zu: [%zu, %zu)", n, a, b);
+            T_CHECK(ad_json_member_span(t, 2 * n + 9, "state", &a, &b) == 0 &&
+                    ad_json_member_span(t, 2 * n + 8, "state", &a, &b) == AD_EINVAL,
+                    "member span of depth %zu, truncated", n);
+            free(t);
+        }
     }
 }
 
