@@ -48,8 +48,9 @@
 #define DW_SLEW 10
 /* a lead over the wall clock a restored stream's rows may have for the
  * data clock to catch up with it (dd_data_clock_lead); a larger one is
- * taken at once (docs/config.md "Clock") */
-#define DW_CATCHUP_MAX_US (3600LL * 1000000)
+ * taken at once (docs/config.md "Clock"). An hour, and a second for the
+ * time a step of an hour takes to be seen */
+#define DW_CATCHUP_MAX_US (3601LL * 1000000)
 
 uint64_t dd_wall_ms(void)
 {
