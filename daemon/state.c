@@ -1105,7 +1105,11 @@ static void restore_clock(restore_req *r, stream_rec *s)
     cJSON *o, *x;
     char who[600], *out;
 
+    /* not when samples carry their time: a payload's, a Kafka record's (a
+     * record read again after a crash keeps its time, refused as at or
+     * before the last row) */
     if (!r->js || (c->payload.format == AD_FMT_JSON && c->payload.timestamp) ||
+        (r->dd->kafka && r->dd->g->cfg->kafka.row_time == AD_KROW_RECORD) ||
         !strstr(r->js, "\"last_ts\""))
         return;
     o = cJSON_Parse(r->js);
