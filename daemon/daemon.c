@@ -46,6 +46,11 @@
 /* and the offset a step back leaves runs out at 1/DW_SLEW of the time:
  * arrival times spaced 9/10 of the time between the messages meanwhile */
 #define DW_SLEW 10
+/* a lead over the wall clock a restored stream's rows may have for the
+ * data clock to catch up with it (dd_data_clock_lead); a larger one is
+ * taken at once (docs/config.md "Clock"). An hour, and a second for the
+ * time a step of an hour takes to be seen */
+#define DW_CATCHUP_MAX_US (3601LL * 1000000)
 
 uint64_t dd_wall_ms(void)
 {
@@ -69,10 +74,19 @@ uint64_t dd_data_wall_ms(ad_daemon *dd)
          * back is added to the offset, one forward taken off it */
         dm = mono - dd->dw_mono_us;
         exp = dd->dw_wall_us + dm;
-        if (wall < exp - DW_STEP_US)
+        if (wall < exp - DW_STEP_US) {
             dd->dw_off_us += exp - wall;
-        else if (wall > exp + DW_STEP_US)
+            ad_log(dd->dw_off_us > DW_CATCHUP_MAX_US ? AD_LOG_WARNING : AD_LOG_INFO,
+                   "clock: the wall clock was set back %.3f s; arrival times run %.3f s "
+                   "ahead of it and catch up in %.0f s%s", (double)(exp - wall) / 1e6,
+                   (double)dd->dw_off_us / 1e6, (double)dd->dw_off_us * DW_SLEW / 1e6,
+                   dd->dw_off_us > DW_CATCHUP_MAX_US ? " (more than an hour: a restart "
+                   "takes it at once, the streams' windows starting anew)" : "");
+        } else if (wall > exp + DW_STEP_US) {
+            ad_log(AD_LOG_INFO, "clock: the wall clock was set forward %.3f s%s",
+                   (double)(wall - exp) / 1e6, dd->dw_off_us ? "; arrival times follow it" : "");
             dd->dw_off_us = wall - exp >= dd->dw_off_us ? 0 : dd->dw_off_us - (wall - exp);
+        }
         /* the offset runs out at 1/DW_SLEW of the time that passes */
         dd->dw_off_us = dm / DW_SLEW >= dd->dw_off_us ? 0 : dd->dw_off_us - dm / DW_SLEW;
     }
@@ -83,6 +97,29 @@ uint64_t dd_data_wall_ms(ad_daemon *dd)
         return (uint64_t)(dd->dw_last_us / 1000);
     dd->dw_last_us = wall + dd->dw_off_us;
     return (uint64_t)(dd->dw_last_us / 1000);
+}
+
+/* (see daemon_int.h) */
+int dd_data_clock_lead(ad_daemon *dd, int64_t last_ms, const char *who)
+{
+    int64_t now = (int64_t)dd_data_wall_ms(dd), lead = last_ms - now;
+
+    if (last_ms <= 0 || lead < 0)
+        return 0;
+    if ((lead + 1) * 1000 > DW_CATCHUP_MAX_US) {
+        ad_log(AD_LOG_WARNING, "clock: %s: its last row is %.3f s ahead of the clock (a "
+               "clock set back since it was written, or ahead where it was): more than an "
+               "hour, taken at once: its windows start anew", who, (double)lead / 1e3);
+        return 1;
+    }
+    /* the data clock goes on ahead, catching up at 1/DW_SLEW as the
+     * process that wrote the rows did, from just after them */
+    dd->dw_off_us += (lead + 1) * 1000;
+    dd->dw_last_us += (lead + 1) * 1000;
+    ad_log(AD_LOG_INFO, "clock: %s: its last row is %.3f s ahead of the clock: arrival "
+           "times run %.3f s ahead and catch up in %.0f s", who, (double)lead / 1e3,
+           (double)dd->dw_off_us / 1e6, (double)dd->dw_off_us * DW_SLEW / 1e6);
+    return 0;
 }
 
 /* (see daemon_int.h) */

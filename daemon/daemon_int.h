@@ -416,6 +416,10 @@ typedef struct ad_daemon {
     uv_timer_t retain_timer;     /* state retention sweeps (retain.c) */
     struct retain_sweep *sweep;  /* the sweep in flight, or NULL */
     int sweep_again;             /* one more sweep once it is done */
+    /* the first sweep's now and its uv_hrtime (0: none yet): later sweeps
+     * count from it (retain.c THE SWEEP'S CLOCK) */
+    int64_t rt_ref_s;
+    uint64_t rt_ref_hr;
     struct adapt_task *adapt_tasks; /* continual-learning jobs out (training.c) */
     struct metrics_w *metrics;   /* metrics file writer (metrics.c), or NULL */
     struct ad_kafka *kafka;      /* Kafka input/output (kafka.c), or NULL */
@@ -434,6 +438,14 @@ uint64_t dd_wall_ms(void);
  * long as the step, and stopped every stream's data clock (silence, period
  * rows) for that long. Loop thread only. */
 uint64_t dd_data_wall_ms(ad_daemon *dd);
+/* A stream restored with its last row at last_ms (unix ms; who names it
+ * in the log): when that is ahead of the data wall clock (the host's clock
+ * set back since the rows were written, across a restart or a Kafka
+ * hand-over), by at most an hour, the data clock goes on ahead of it and
+ * catches up as after a step back (returns 0); by more, the step is taken
+ * at once (a warning; returns 1: the caller starts the stream's rows
+ * anew). 0 when it is not ahead. Loop thread only. */
+int dd_data_clock_lead(ad_daemon *dd, int64_t last_ms, const char *who);
 /* Read the clock once per loop phase (see ad_daemon.arr_*). */
 void dd_arrival_clock(ad_daemon *dd);
 /* Rate-limited warning for bad input: log_rate lines per minute. */

@@ -32,6 +32,18 @@
  * starts anew, as it would have a moment later, instead of reading half a
  * set of files. A reload during the scan discards it and scans again.
  *
+ * THE SWEEP'S CLOCK. "Now" is never taken from a wall clock ahead: the
+ * first sweep of the process (at start) takes the wall clock, at most a
+ * day after the newest file of the detectors' directories (a clock ahead
+ * at boot, before NTP sets it, made every file look older than the
+ * retention); every later sweep (daily, SIGHUP) takes that time plus the
+ * monotonic time since, or the wall clock when that is behind. Files the
+ * daemon writes while the clock is ahead carry future times: they are
+ * never the reference, and they stay. After a stop longer than a day the
+ * files go that much later, until the next restart (a conservative
+ * error: nothing goes early). Not covered: a restart while the clock is
+ * still ahead, after the previous process wrote files with its times.
+ *
  * Ownership: dd->sweep owns the sweep from sweep_begin to sweep_end, and
  * the sweep owns its directory lists and file names.
  */
@@ -90,6 +102,8 @@ typedef struct retain_sweep {
     int stale;                   /* a reload came during the scan */
     double days;
     time_t cutoff;               /* files last written before this may go */
+    time_t now;                  /* the sweep's now (THE SWEEP'S CLOCK) */
+    int first;                   /* no trusted time yet: the newest file bounds now */
     rdir *dirs;
     int ndirs;
     char **hold;                 /* sorted "<dir>/<stem>" of the files to remove */
@@ -300,24 +314,26 @@ static void scan_work(uv_work_t *w)
     for (int i = 0; i < sw->ndirs; i++) {
         rdir *r = &sw->dirs[i];
         scan_dir(r);
+        /* a file written after the sweep's now (by a clock ahead) is
+         * never the reference */
         for (size_t k = 0; k < r->n; k++)
-            if (!any || r->f[k].mtime > newest) {
+            if (r->f[k].mtime <= sw->now && (!any || r->f[k].mtime > newest)) {
                 newest = r->f[k].mtime;
                 any = 1;
             }
     }
-    /* Now is at most a day after the newest file of the detectors'
-     * directories. A clock ahead when the sweep runs (an RTC reset into
-     * the future, at boot before NTP sets it) made every file look older
-     * than the retention, and the start-up sweep removed the files of
-     * every stream. Files written within the last day (a daemon that runs:
-     * calibrations, alerts, evictions, stops) leave the clock as it is;
-     * after a longer stop, or a day without a write, files go at most a
-     * day of retention later than the clock says, once something is
-     * written. */
-    bound = newest + (time_t)DAY_S - (time_t)(sw->days * DAY_S);
-    if (any && bound < sw->cutoff)
-        sw->cutoff = bound;
+    /* THE SWEEP'S CLOCK, first sweep: now is at most a day after the
+     * newest file of the detectors' directories. A clock ahead when the
+     * sweep runs (an RTC reset into the future, at boot before NTP sets it)
+     * made every file look older than the retention, and the start-up
+     * sweep removed the files of every stream. */
+    if (sw->first && any) {
+        bound = newest + (time_t)DAY_S;
+        if (bound < sw->now) {
+            sw->now = bound;
+            sw->cutoff = bound - (time_t)(sw->days * DAY_S);
+        }
+    }
     for (int i = 0; i < sw->ndirs; i++)
         decide_dir(sw, &sw->dirs[i]);
 }
@@ -629,6 +645,11 @@ static void scan_after(uv_work_t *w, int status)
         sweep_end(dd);
         return;
     }
+    if (sw->first) {
+        /* the reference of the sweeps to come (THE SWEEP'S CLOCK) */
+        dd->rt_ref_s = (int64_t)sw->now;
+        dd->rt_ref_hr = sw->t0 ? sw->t0 : 1;
+    }
     if (filter(sw) != 0)
         ad_log(AD_LOG_WARNING, "state: retention: out of memory; some files are kept "
                "until the next sweep");
@@ -666,8 +687,18 @@ static void sweep_begin(ad_daemon *dd)
     sw->ndirs = n;
     sw->dd = dd;
     sw->days = g->cfg->state_retain_days;
-    sw->cutoff = time(NULL) - (time_t)(sw->days * DAY_S);
     sw->t0 = uv_hrtime();
+    /* THE SWEEP'S CLOCK: after the first sweep, now is the time that sweep
+     * took plus the monotonic time since, or the wall clock when that is
+     * behind (set back to the right time since) */
+    sw->now = time(NULL);
+    sw->first = dd->rt_ref_hr == 0;
+    if (!sw->first) {
+        time_t t = (time_t)dd->rt_ref_s + (time_t)((sw->t0 - dd->rt_ref_hr) / 1000000000u);
+        if (t < sw->now)
+            sw->now = t;
+    }
+    sw->cutoff = sw->now - (time_t)(sw->days * DAY_S);
     sw->w.data = sw;
     if (n == 0) {
         sweep_free(sw);

@@ -1091,6 +1091,42 @@ static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_
     return 0;
 }
 
+/* A restored stream that stamps its samples on arrival, whose last row is
+ * ahead of the data wall clock (dd_data_clock_lead): by at most an hour
+ * the data clock catches up with it; by more its rows start anew from now,
+ * as after a silence: the saved last row is taken back to now and the
+ * window rows are not kept (else every sample until the clock passes that
+ * row was stamped 1 ms after the last, for as long as the clock was ahead:
+ * no period rows, no windows, no dropout). Its calibration, alert and
+ * tests' state stay. */
+static void restore_clock(restore_req *r, stream_rec *s)
+{
+    const ad_detconf *c = s->det->c;
+    cJSON *o, *x;
+    char who[600], *out;
+
+    /* not when samples carry their time: a payload's, a Kafka record's (a
+     * record read again after a crash keeps its time, refused as at or
+     * before the last row) */
+    if (!r->js || (c->payload.format == AD_FMT_JSON && c->payload.timestamp) ||
+        (r->dd->kafka && r->dd->g->cfg->kafka.row_time == AD_KROW_RECORD) ||
+        !strstr(r->js, "\"last_ts\""))
+        return;
+    o = cJSON_Parse(r->js);
+    x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "alert"), "last_ts");
+    snprintf(who, sizeof who, "stream %s/%s", c->name, s->key);
+    if (cJSON_IsNumber(x) && x->valuedouble >= 1 && x->valuedouble <= 1e15 &&
+        dd_data_clock_lead(r->dd, (int64_t)x->valuedouble, who) == 1) {
+        cJSON_SetNumberValue(x, (double)((int64_t)dd_data_wall_ms(r->dd) - 1));
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "window");
+        if ((out = ad_json_print(o)) != NULL) {
+            free(r->js);
+            r->js = out;
+        }
+    }
+    cJSON_Delete(o);
+}
+
 static void restore_calibration(restore_req *r, stream_rec *s)
 {
     char err[256];
@@ -1231,6 +1267,7 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
     int rc;
 
     s->restoring = NULL;
+    restore_clock(r, s);
     if (r->mode != RESTORE_CALIBRATION && (rc = restore_make_detector(r, s, err, errlen))) {
         if (r->mode == RESTORE_NEW && !r->js) {
             dd_bad_input(dd, "detector %s: stream %s not created: %s", s->det->c->name,

@@ -13,6 +13,16 @@
 #     dropout is raised after the usual silence. Before, the stream's data
 #     clock (its newest time + the wall time since its last message) stood
 #     still until the wall clock passed that message again: an hour.
+#  3. the clock set back an hour across a restart (period mode, arrival
+#     times): the restored stream's last row is ahead of the clock, the
+#     data clock goes on from there and catches up; windows are scored
+#     after the restart. Before, every sample was stamped 1 ms after the
+#     last until the clock passed that row: no window for an hour.
+#  5. the same with two hours (each case starts two daemons): more than the data clock catches up with,
+#     taken at once (a warning): the stream's rows start anew, windows
+#     are scored.
+# Each step is checked to have been taken (the daemon logs it): the shim
+# may not take effect.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_clock_step.XXXXXX)
@@ -35,7 +45,7 @@ conf() {
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-clock-step-$1", "stats_interval_s": 0.3,
             "stats_topic": "anomalyd/stats$1"},
- "state_dir": null, "workers": 0,
+ "state_dir": ${SD:-null}, "workers": 0,
  "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["c$1/+/pump"],
    "payload": {"format": "json"$2}, $3
    "calibration": {"method": "fixed", "fixed": 100},
@@ -45,10 +55,11 @@ EOC
 }
 start() { # start CASE
     echo 0 > "$D/step"
+    n_on=$(it_onlines "$D/sub.jsonl")
     CLOCK_STEP_FILE="$D/step" LD_PRELOAD="$D/clock_step.so" \
         ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}$ASAN_EXTRA" $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon$1.log" & DPID=$!
     $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
-        --count "$1" >/dev/null || { it_fail "case $1: daemon starts" "$(cat "$D/daemon$1.log")"; exit 1; }
+        --count "$(( n_on + 1 ))" >/dev/null || { it_fail "case $1: daemon starts" "$(cat "$D/daemon$1.log")"; exit 1; }
 }
 stop() { kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=; }
 stat_of() { it_last_stat "$D/sub.jsonl" "anomalyd/stats$1" "$2"; }
@@ -64,8 +75,12 @@ sleep 0.5
 w0=$(stat_of 1 windows_scored)
 echo -3600000 > "$D/step"
 sleep 0.3
-$H pub --port "$IT_PORT" --topic 'c1/{device}/pump' --no-ts --rate 4 --devices 1 --rows 60 \
+$H pub --port "$IT_PORT" --topic 'c1/{device}/pump' --no-ts --rate 4 --devices 1 --rows 61 \
     --start-row 60
+it_wait_log "$D/daemon1.log" "clock: the wall clock was set back 3600" 5 ||
+    { it_fail "case 1: the step taken (the shim works)" "$(grep clock: "$D/daemon1.log")"; exit 1; }
+$H pub --port "$IT_PORT" --topic 'c1/{device}/pump' --no-ts --rate 4 --devices 1 --rows 120 \
+    --start-row 61
 # 60 rows in 15 s; the step taken back at a tenth of the time, the data
 # clock runs at 0.9: some 54 grid rows, each a window (30 asked)
 if it_wait_until 10 stat_ge 1 windows_scored $(( ${w0%.*} + 30 )); then
@@ -82,6 +97,7 @@ start 2
 $H pub --port "$IT_PORT" --topic 'c2/{device}/pump' --start "$(date +%s)" --ts-step 0.25 \
     --rate 4 --devices 1 --rows 40
 echo -3600000 > "$D/step"
+sleep 0.3
 if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump1 event=dq_raised \
        check=dropout --timeout 15 >/dev/null; then
     it_ok "case 2: clock set back an hour: a device silent since is flagged (dropout)"
@@ -90,3 +106,44 @@ else
         "no dq_raised dropout in 15 s"
 fi
 stop
+it_wait_log "$D/daemon2.log" "clock: the wall clock was set back 3600" 5 ||
+    it_fail "case 2: the step taken (the shim works)" "$(grep clock: "$D/daemon2.log")"
+
+# ---- 3., 5. a step back across a restart --------------------------------------
+# restart_case CASE STEP_MS WHAT LOG: data, the step, data, a restart, 15 s of data;
+# the restarted daemon logs LOG
+restart_case() {
+    SD="\"$D/state$1\"" conf "$1" "" '"rows": {"mode": "period", "period_ms": 250},'
+    start "$1"
+    $H pub --port "$IT_PORT" --topic "c$1/{device}/pump" --no-ts --rate 4 --devices 1 --rows 40
+    echo "$2" > "$D/step"
+    sleep 0.3
+    $H pub --port "$IT_PORT" --topic "c$1/{device}/pump" --no-ts --rate 4 --devices 1 --rows 80 \
+        --start-row 40
+    sleep 1
+    it_wait_log "$D/daemon$1.log" "clock: the wall clock was set back" 5 ||
+        { it_fail "case $1: the step taken (the shim works)" "$(grep clock: "$D/daemon$1.log")"; return 1; }
+    kill "$DPID"; wait "$DPID" 2>/dev/null
+    n_on=$(it_onlines "$D/sub.jsonl")
+    CLOCK_STEP_FILE="$D/step" LD_PRELOAD="$D/clock_step.so" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}$ASAN_EXTRA" $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon$1b.log" & DPID=$!
+    $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
+        --count "$(( n_on + 1 ))" >/dev/null || { it_fail "case $1: daemon restarts" "$(cat "$D/daemon$1b.log")"; return 1; }
+    sleep 1
+    w0=$(stat_of "$1" windows_scored)
+    $H pub --port "$IT_PORT" --topic "c$1/{device}/pump" --no-ts --rate 4 --devices 1 --rows 140 \
+        --start-row 80
+    # 60 rows in 15 s: some 56 grid rows, each a window once the stream has
+    # a window's rows (20 asked)
+    if it_wait_until 10 stat_ge "$1" windows_scored $(( ${w0%.*} + 20 )); then
+        it_ok "case $1: clock set back $(( -$2 / 1000 )) s, restarted: windows are scored ($w0 -> $(stat_of "$1" windows_scored)); $3"
+    else
+        it_fail "case $1: clock set back $(( -$2 / 1000 )) s, restarted: windows are scored" \
+            "windows_scored $w0 after the restart, $(stat_of "$1" windows_scored) 15 s of data later"
+    fi
+    grep -q "$4" "$D/daemon$1b.log" ||
+        it_fail "case $1: the restore logs the lead" "$(grep clock: "$D/daemon$1b.log")"
+    stop
+}
+restart_case 3 -3600000 "caught up" "its last row is 3[0-9.]* s ahead of the clock: arrival times run"
+restart_case 5 -7200000 "taken at once" "more than an hour, taken at once"

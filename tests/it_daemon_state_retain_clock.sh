@@ -9,8 +9,14 @@
 #     models trained online.
 #  2. files that are really old (touch -d, 100 days; retention 90) after a
 #     long stop: kept by the start-up sweep, which cannot tell them from a
-#     clock ahead, and removed by the first sweep after a stream has
-#     written its file (here a reload's), the fresh file kept.
+#     clock ahead, and by the sweeps of that process (its now counts on from
+#     the start-up sweep's by the monotonic clock); removed by the start-up
+#     sweep of the next process, once a stream has written its file.
+#  3. the clock a year ahead at start, and a stream writes its file then
+#     (a future time: touch -d, the shim cannot move the kernel's): the
+#     next sweep (SIGHUP) keeps the files of the other stream. Before, that
+#     file was taken for now and every other stream's files were removed.
+# Each start checks the shim took effect (the status message's "started").
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_state_retain_clock.XXXXXX)
@@ -38,11 +44,17 @@ EOC
 P=$D/state/pump
 start() { # start N [STEP_MS]
     echo "${2:-0}" > "$D/step"
+    n_on=$(it_onlines "$D/sub.jsonl")
     CLOCK_STEP_FILE="$D/step" LD_PRELOAD="$D/clock_step.so" \
         ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}$ASAN_EXTRA" \
         $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon$1.log" & DPID=$!
     $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
-        --count "$1" >/dev/null || { it_fail "daemon starts" "$(cat "$D/daemon$1.log")"; exit 1; }
+        --count "$(( n_on + 1 ))" >/dev/null || { it_fail "daemon starts" "$(cat "$D/daemon$1.log")"; exit 1; }
+    # the shim took effect: the year the daemon says it started in
+    y=$(it_started_year "$D/sub.jsonl")
+    want=$(date -u -d "@$(( $(date +%s) + ${2:-0} / 1000 ))" +%Y)
+    [ "$y" = "$want" ] ||
+        { it_fail "start $1: the daemon's clock is the shim's" "started in $y, not $want"; exit 1; }
 }
 stop() { kill "$DPID"; wait "$DPID"; DPID=; }
 
@@ -82,10 +94,36 @@ it_wait_log "$D/daemon3.log" "newpump1: calibrated" 20
 it_wait_file "$P/newpump1.state.json" 10
 kill -HUP "$DPID"
 it_wait_log "$D/daemon3.log" "state: retention" 20 2
-if [ ! -e "$P/old1.state.json" ] && [ ! -e "$P/pump2.state.json" ] && [ -s "$P/newpump1.state.json" ]; then
-    it_ok "a stream's file written, the next sweep removes the old ones ($(grep 'retention' "$D/daemon3.log" | tail -1 | cut -c1-60)...)"
+if [ -e "$P/old1.state.json" ] && [ -e "$P/pump2.state.json" ]; then
+    it_ok "the same process's next sweep keeps them (its now counts on monotonic time)"
 else
-    it_fail "a stream's file written, the next sweep removes the old ones" \
+    it_fail "the same process's next sweep keeps them (its now counts on monotonic time)" \
         "$(grep 'retention' "$D/daemon3.log" | tail -1); $(ls "$P" 2>&1)"
+fi
+stop
+start 4
+it_wait_log "$D/daemon4.log" "state: retention" 20
+if [ ! -e "$P/old1.state.json" ] && [ ! -e "$P/pump2.state.json" ] && [ -s "$P/newpump1.state.json" ]; then
+    it_ok "the next start's sweep removes the old ones ($(grep 'retention' "$D/daemon4.log" | tail -1 | cut -c1-60)...)"
+else
+    it_fail "the next start's sweep removes the old ones" \
+        "$(grep 'retention' "$D/daemon4.log" | tail -1); $(ls "$P" 2>&1)"
+fi
+stop
+
+# ---- 3. a file written while the clock is a year ahead -----------------------
+start 5 31536000000
+it_wait_log "$D/daemon5.log" "state: retention" 20
+$H pub --port "$IT_PORT" --devices 1 --rows 10 --no-ts
+it_wait_log "$D/daemon5.log" "pump1" 10
+touch -d "@$(( $(date +%s) + 31536000 ))" "$P/pump1.state.json"
+kill -HUP "$DPID"
+it_wait_log "$D/daemon5.log" "state: retention" 20 2
+if [ -s "$P/newpump1.state.json" ] &&
+   grep "state: retention" "$D/daemon5.log" | tail -1 | grep -q ": 0 file(s) removed"; then
+    it_ok "clock a year ahead, a file written then: the next sweep keeps the other streams' files"
+else
+    it_fail "clock a year ahead, a file written then: the next sweep keeps the other streams' files" \
+        "$(grep 'retention' "$D/daemon5.log" | tail -1); $(ls "$P" 2>&1)"
 fi
 stop

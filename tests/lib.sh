@@ -107,6 +107,30 @@ print(int(v))
 EOP
 }
 
+# it_onlines FILE: how many online status messages (anomalyd/status) FILE
+# holds (a daemon may send two: retained, and again on a resumed session)
+it_onlines() {
+    [ -e "$1" ] || { echo 0; return; }
+    grep '"anomalyd/status"' "$1" | grep -c '\\"state\\":\\"online\\"'
+}
+
+# it_started_year FILE: the year of "started" in the last online status
+# message (anomalyd/status) in FILE (it_daemon_mqtt.py sub --out)
+it_started_year() {
+    $PYTHON - "$1" <<'EOP'
+import json, sys
+y = ""
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("topic") != "anomalyd/status":
+        continue
+    p = json.loads(m["payload"])
+    if p.get("state") == "online":
+        y = p.get("started", "")[:4]
+print(y)
+EOP
+}
+
 # it_last_stat FILE TOPIC KEY: KEY of the last message on TOPIC in FILE (the
 # JSON lines of tests/it_daemon_mqtt.py's subscriber); None when there is none
 it_last_stat() {
