@@ -121,9 +121,12 @@ int ad_noise_raised(const ad_noise *n, unsigned char *on);
  * none judged yet). */
 double ad_noise_ratio(const ad_noise *n, int f);
 
-/* A change accepted: each feature takes its last AD_NOISE_RECENT levels
- * as its usual levels; runs end. Returns the features that were in a run. */
-int ad_noise_accept(ad_noise *n);
+/* A change accepted: each feature raised now or since `since` (the
+ * accepted alert's start; INT64_MAX: now only) takes the levels of its run
+ * (at most AD_NOISE_RECENT; its last AD_NOISE_RECENT levels when its run
+ * has ended) as its usual levels, and its run ends; the other features
+ * keep theirs. Returns the features taken. */
+int ad_noise_accept(ad_noise *n, int64_t since);
 
 /* The state (SAVED STATE). A new object, NULL on OOM. */
 struct cJSON *ad_noise_save(const ad_noise *n);
