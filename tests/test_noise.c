@@ -23,6 +23,15 @@
  *     daily cycle and under level steps with additive noise;
  *   - the hours of the day go on across a save; a state from before they
  *     were kept restores.
+ *   - a feature read in whole steps (round(10 + 1.6 gauss)) raises nothing
+ *     over 14 days on 3 streams; a x2.3 change on it for a day raises once;
+ *   - an hour of noise x3, 6 h of NaN rows, frozen data or no rows, then
+ *     2 h of noise x3 is not raised (the span counts judged blocks only);
+ *   - an acceptance with another feature's noise run under way (not
+ *     raised) takes nothing and the run raises as it would; an acceptance
+ *     an hour after a raise takes the run's levels only: no raise again;
+ *   - a subnormal usual level is refused on restore; alert.noise_ms under
+ *     a block is refused at the config check.
  * Rows 60 s apart.
  */
 #include <math.h>
