@@ -12,6 +12,7 @@
 
 #include "ad.h"
 #include "model.h"
+#include "noise.h"
 
 struct ad_alerter {
     ad_alert_cfg cfg;
@@ -155,9 +156,11 @@ int ad_alert_cfg_check(const ad_alert_cfg *c, char *err, size_t errlen)
     if (!(c->burst_z > 0 && c->burst_z <= 1000))
         return ad_errf(err, errlen, AD_EINVAL, "alert.burst_z: must be > 0 and <= 1000 "
                        "(got %g)", c->burst_z);
-    if (c->noise_ms < 0 || c->noise_ms > 31622400000LL)
-        return ad_errf(err, errlen, AD_EINVAL, "alert.noise_ms: must be 0..31622400000 "
-                       "(a year; got %lld)", (long long)c->noise_ms);
+    if (c->noise_ms < 0 || c->noise_ms > 31622400000LL ||
+        (c->noise_ms > 0 && c->noise_ms < AD_NOISE_BLOCK_MS))
+        return ad_errf(err, errlen, AD_EINVAL, "alert.noise_ms: must be 0 (off) or %d.."
+                       "31622400000 (a block of an hour to a year; got %lld)",
+                       AD_NOISE_BLOCK_MS, (long long)c->noise_ms);
     if (!(c->noise_ratio > 1 && c->noise_ratio <= 1000))
         return ad_errf(err, errlen, AD_EINVAL, "alert.noise_ratio: must be > 1 and <= 1000 "
                        "(got %g)", c->noise_ratio);

@@ -3610,8 +3610,10 @@ static ad_event *accept_close(ad_detector *d, int64_t ts, double nw, double old,
 
     d->lvl_off = 1;
     /* a noise change under way is part of the change accepted (noise.h) */
-    if (d->noise != NULL)
-        ad_noise_accept(d->noise);
+    if (d->noise != NULL) {
+        const ad_alert *act = ad_alerter_active(d->alert);
+        ad_noise_accept(d->noise, act != NULL ? act->start_ms : INT64_MAX);
+    }
     /* the accepted level (level_bounds) is the level test's mean a span
      * from now, over windows all after the acceptance: the span now may
      * still hold windows from before the change (a step-down's fault), or

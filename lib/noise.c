@@ -6,6 +6,7 @@
 #include "ad.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@ struct ad_noise {
     int *nv;            /* F: values in the block */
     int *nd;            /* F: differences in the block */
     int64_t *bstart;    /* F: the block's first sample's time, INT64_MIN: none */
+    int64_t *blast;     /* F: the block's last sample's time */
     double *prev;       /* F: the last trusted sample, NaN: none (a gap) */
     double *usual;      /* F x AD_NOISE_KEEP: usual levels, a ring */
     double *umid;       /* F x AD_NOISE_KEEP: their blocks' |median|, 0: none */
@@ -27,6 +29,10 @@ struct ad_noise {
     int64_t *run;       /* F: the run's start, INT64_MIN: none */
     int64_t *run_end;   /* F: the end of its last block */
     double *run_level;  /* F: the level of its last block */
+    int *run_k;         /* F: the levels of the run (the last ones an
+                         * acceptance takes) */
+    int64_t *rlast;     /* F: the end of the last block it was raised at,
+                         * INT64_MIN: none (not saved) */
     double *recent;     /* F x AD_NOISE_RECENT: the last levels judged or
                          * learned, a ring (what an acceptance takes) */
     double *rmid;       /* F x AD_NOISE_RECENT: their blocks' |median| */
@@ -62,6 +68,9 @@ ad_noise *ad_noise_new(int F, int64_t span_ms, double ratio)
     n->hlast = malloc((size_t)F * sizeof(int64_t));
     n->nd = calloc((size_t)F, sizeof(int));
     n->bstart = malloc((size_t)F * sizeof(int64_t));
+    n->blast = calloc((size_t)F, sizeof(int64_t));
+    n->run_k = calloc((size_t)F, sizeof(int));
+    n->rlast = malloc((size_t)F * sizeof(int64_t));
     n->prev = malloc((size_t)F * sizeof(double));
     n->usual = calloc((size_t)F * AD_NOISE_KEEP, sizeof(double));
     n->un = calloc((size_t)F, sizeof(int));
@@ -80,7 +89,8 @@ ad_noise *ad_noise_new(int F, int64_t span_ms, double ratio)
         n->run == NULL || n->run_end == NULL || n->last == NULL || n->tmp == NULL ||
         n->run_level == NULL || n->recent == NULL || n->rn == NULL || n->rpos == NULL ||
         n->vals == NULL || n->nv == NULL || n->umid == NULL || n->rmid == NULL ||
-        n->hlev == NULL || n->hmid == NULL || n->hat == NULL || n->hlast == NULL) {
+        n->hlev == NULL || n->hmid == NULL || n->hat == NULL || n->hlast == NULL ||
+        n->blast == NULL || n->run_k == NULL || n->rlast == NULL) {
         ad_noise_free(n);
         return NULL;
     }
@@ -90,6 +100,7 @@ ad_noise *ad_noise_new(int F, int64_t span_ms, double ratio)
         n->run[f] = n->run_end[f] = INT64_MIN;
         n->last[f] = NAN;
         n->hlast[f] = INT64_MIN;
+        n->rlast[f] = INT64_MIN;
         for (int h = 0; h < AD_NOISE_HOURS; h++)
             n->hat[(size_t)f * AD_NOISE_HOURS + h] = INT64_MIN;
     }
@@ -111,6 +122,9 @@ void ad_noise_free(ad_noise *n)
     free(n->hlast);
     free(n->nd);
     free(n->bstart);
+    free(n->blast);
+    free(n->run_k);
+    free(n->rlast);
     free(n->prev);
     free(n->usual);
     free(n->un);
@@ -144,6 +158,28 @@ static double median(double *x, int k)
 {
     qsort(x, (size_t)k, sizeof(double), cmp_double);
     return k % 2 ? x[k / 2] : 0.5 * (x[k / 2 - 1] + x[k / 2]);
+}
+
+/* the median of x[0..k) (k >= 1, sorting x) with its ties spread over a
+ * class of width q about it (noise.h QUANTUM): the median of grouped data,
+ * lo + q (k/2 - below) / in, lo = M - q/2; M itself when q is 0 */
+static double median_q(double *x, int k, double q)
+{
+    double M = median(x, k), lo = M - 0.5 * q, hi = M + 0.5 * q, r;
+    int below = 0, in = 0;
+
+    if (!(q > 0))
+        return M;
+    for (int i = 0; i < k; i++) {
+        if (x[i] < lo)
+            below++;
+        else if (x[i] < hi)
+            in++;
+    }
+    if (in == 0)
+        return M;
+    r = lo + q * (0.5 * k - below) / in;
+    return r > 0 ? r : 0;
 }
 
 static void learn(ad_noise *n, int f, double level, double mid)
@@ -282,12 +318,20 @@ static void close_block(ad_noise *n, int f, int64_t ts)
     int64_t hour = t / 3600000 - (t % 3600000 < 0);
     int slot = (int)(((hour % AD_NOISE_HOURS) + AD_NOISE_HOURS) % AD_NOISE_HOURS);
 
+    double q = 0;
+
+    /* QUANTUM: the smallest step between two samples of the block */
+    for (i = 0; i < k; i++) {
+        double a = fabs((double)d[i]);
+        if (a > 0 && (q == 0 || a < q))
+            q = a;
+    }
     for (i = 0; i < k; i++)
         n->tmp[i] = d[i];
-    m = median(n->tmp, k);
+    m = median_q(n->tmp, k, q);
     for (i = 0; i < k; i++)
         n->tmp[i] = fabs((double)d[i] - m);
-    level = 1.4826 * median(n->tmp, k) / sqrt(2.0);
+    level = 1.4826 * median_q(n->tmp, k, q) / sqrt(2.0);
     for (i = 0; i < n->nv[f]; i++)
         n->tmp[i] = v[i];
     mid = n->nv[f] > 0 ? fabs(median(n->tmp, n->nv[f])) : 0;
@@ -318,13 +362,26 @@ static void close_block(ad_noise *n, int f, int64_t ts)
     n->last[f] = r;
     /* a raised run goes on while its blocks stay over the clear ratio */
     if (r > (raised(n, f) ? 1.0 + (n->ratio - 1.0) * AD_NOISE_CLEAR : n->ratio)) {
-        if (n->run[f] == INT64_MIN)
+        /* SPAN: the run counts its blocks' data time only; more than a
+         * block of time without a judged block (silence, untrusted or
+         * frozen data, a restart) ends it */
+        if (n->run[f] == INT64_MIN || start - n->run_end[f] > AD_NOISE_BLOCK_MS ||
+            start < n->run_end[f]) {
             n->run[f] = start;
+            n->run_k[f] = 0;
+        } else {
+            n->run[f] += start - n->run_end[f];
+        }
         n->run_end[f] = ts;
-        n->run_level[f] = level;    /* what an acceptance takes */
+        n->run_level[f] = level;
+        if (n->run_k[f] < AD_NOISE_RECENT)
+            n->run_k[f]++;
+        if (raised(n, f))
+            n->rlast[f] = ts;
         return;
     }
     n->run[f] = n->run_end[f] = INT64_MIN;
+    n->run_k[f] = 0;
     learn(n, f, level, mid);
 }
 
@@ -339,10 +396,21 @@ int ad_noise_push(ad_noise *n, int64_t ts, const double *values)
             n->prev[f] = NAN;
             continue;
         }
+        /* SPAN: more than a block of time since the block's last trusted
+         * sample ends it there (closed when it has enough differences) */
+        if (n->bstart[f] != INT64_MIN && ts - n->blast[f] > AD_NOISE_BLOCK_MS) {
+            if (n->nd[f] >= AD_NOISE_MIN_N) {
+                close_block(n, f, n->blast[f]);
+                closed++;
+            }
+            n->bstart[f] = INT64_MIN;
+            n->prev[f] = NAN;
+        }
         if (n->bstart[f] == INT64_MIN) {
             n->bstart[f] = ts;
             n->nd[f] = n->nv[f] = 0;
         }
+        n->blast[f] = ts;
         if (isfinite(n->prev[f]) && n->nd[f] < AD_NOISE_MAX_N)
             n->diff[(size_t)f * AD_NOISE_MAX_N + n->nd[f]++] = (float)(x - n->prev[f]);
         if (n->nv[f] < AD_NOISE_MAX_N)
@@ -375,19 +443,23 @@ double ad_noise_ratio(const ad_noise *n, int f)
     return f >= 0 && f < n->F ? n->last[f] : NAN;
 }
 
-int ad_noise_accept(ad_noise *n)
+int ad_noise_accept(ad_noise *n, int64_t since)
 {
     int c = 0;
 
     for (int f = 0; f < n->F; f++) {
         int k = n->rn[f];
 
-        if (k == 0)
+        /* only a raised feature's noise is part of the change accepted;
+         * the others keep their usual level and their run (an accepted
+         * change elsewhere does not absorb a noise change under way) */
+        if (k == 0 || !(raised(n, f) || (n->rlast[f] != INT64_MIN && n->rlast[f] >= since)))
             continue;
-        /* the last levels are the usual ones now, whether the change
-         * moved this feature's noise or not (then they are its usual
-         * level anyway): they start the ring over */
-        c += n->run[f] != INT64_MIN;
+        /* the levels of the run only (not the ones before the change):
+         * they start the ring over */
+        if (n->run_k[f] > 0 && n->run_k[f] < k)
+            k = n->run_k[f];
+        c++;
         n->un[f] = n->upos[f] = 0;
         for (int i = 0; i < k; i++) {
             size_t slot = (size_t)f * AD_NOISE_RECENT +
@@ -396,6 +468,8 @@ int ad_noise_accept(ad_noise *n)
         }
         n->judging[f] = 1;
         n->run[f] = n->run_end[f] = INT64_MIN;
+        n->run_k[f] = 0;
+        n->rlast[f] = INT64_MIN;
     }
     return c;
 }
@@ -536,15 +610,18 @@ static int is_time(const cJSON *x)
            x->valuedouble == floor(x->valuedouble);
 }
 
+/* a level: finite, at least DBL_MIN (a subnormal level makes every
+ * ratio over it infinite) */
 static int is_level(const cJSON *x)
 {
-    return cJSON_IsNumber(x) && isfinite(x->valuedouble) && x->valuedouble > 0;
+    return cJSON_IsNumber(x) && isfinite(x->valuedouble) && x->valuedouble >= DBL_MIN;
 }
 
 /* a level or 0 (none) */
 static int is_level0(const cJSON *x)
 {
-    return cJSON_IsNumber(x) && isfinite(x->valuedouble) && x->valuedouble >= 0;
+    return cJSON_IsNumber(x) && isfinite(x->valuedouble) &&
+           (x->valuedouble == 0 || x->valuedouble >= DBL_MIN);
 }
 
 /* o's array name: absent (NULL, fine: a state from before it was kept),

@@ -12,7 +12,8 @@
  * (a slow signal, a daily cycle or a level step hardly moves it: a step is
  * one difference of many), over a block of AD_NOISE_BLOCK_MS of data with
  * at least AD_NOISE_MIN_N differences, or of AD_NOISE_MAX_N differences if
- * that comes first (a fast stream). Each block's level is compared with
+ * that comes first (a fast stream: 17 min at 1 Hz). The medians are those
+ * of grouped data (QUANTUM). Each block's level is compared with
  * the feature's usual level, the median of its last AD_NOISE_KEEP levels
  * judged usual (the first AD_NOISE_WARM blocks are learned, not judged). A
  * block over ratio x the usual level starts or continues the feature's
@@ -40,19 +41,36 @@
  * less than AD_NOISE_P_SPREAD (a level that hardly moves tells nothing of
  * p). A change of the level alone, under any such p, moves level / m^p by
  * nothing; a noise change at an unchanged level moves it as the level.
- * A feature whose run has lasted span_ms of data (from the start of its
- * first block to the end of its last) is raised: the detector counts each
+ * A feature whose run has lasted span_ms of data, counting only its
+ * blocks (from the start of each to its end), is raised: the detector counts each
  * window as over the threshold with that feature on top while it lasts
  * (detector.h), so the change alerts and clears once the noise is back.
  * A drop in the noise is learned, never raised.
  *
+ * QUANTUM: a feature read in steps (a counter, a temperature in 0.5-degree
+ * steps) has differences and deviations that are whole numbers of steps;
+ * their plain median jumps from 1 step to 2 with no change in the noise
+ * (x2, over the ratio: false raises). Each median of a block is the
+ * median of grouped data: with q the block's smallest nonzero step and M
+ * the plain median, lo + q (k/2 - below) / in, lo = M - q/2, below and in
+ * the values under lo and in [lo, lo + q). On a continuous feature q is
+ * tiny and it is M.
+ *
+ * SPAN: more than AD_NOISE_BLOCK_MS of data time after the block's last
+ * trusted sample (silence, NaN rows, a stop) ends the block there (closed
+ * when it holds AD_NOISE_MIN_N differences, else dropped); a run counts
+ * the time of its blocks only, and more than AD_NOISE_BLOCK_MS between
+ * two of its blocks (a gap, frozen blocks, a restart) ends it.
+ *
  * ACCEPTANCE: a change the detector accepts as a new normal (a regime,
- * detector.h) takes the noise with it: ad_noise_accept makes each
- * feature's last AD_NOISE_RECENT levels (judged or learned, in a run or
- * not: a change's noise may dip under the ratio now and then) its usual
- * levels and ends its run, so a noise change that persists alerts once,
- * is accepted as the other changes are and does not alert again (an
- * unchanged feature's last levels are its usual level anyway).
+ * detector.h) takes the noise with it: ad_noise_accept makes each feature
+ * raised in the accepted alert take its run's levels (at most the last
+ * AD_NOISE_RECENT; the last AD_NOISE_RECENT when its run was broken) as
+ * its usual levels and ends its run, so a noise change that persists
+ * alerts once, is accepted as the other changes are and does not alert
+ * again; the other features keep their usual levels and runs (a noise
+ * change under way elsewhere is not absorbed). The saved run's start is
+ * its end less the time counted.
  *
  * The caller marks samples it does not trust (data-quality flags, invalid
  * rows) as NaN: no difference is taken across them, as across a gap
@@ -121,9 +139,12 @@ int ad_noise_raised(const ad_noise *n, unsigned char *on);
  * none judged yet). */
 double ad_noise_ratio(const ad_noise *n, int f);
 
-/* A change accepted: each feature takes its last AD_NOISE_RECENT levels
- * as its usual levels; runs end. Returns the features that were in a run. */
-int ad_noise_accept(ad_noise *n);
+/* A change accepted: each feature raised now or since `since` (the
+ * accepted alert's start; INT64_MAX: now only) takes the levels of its run
+ * (at most AD_NOISE_RECENT; its last AD_NOISE_RECENT levels when its run
+ * has ended) as its usual levels, and its run ends; the other features
+ * keep theirs. Returns the features taken. */
+int ad_noise_accept(ad_noise *n, int64_t since);
 
 /* The state (SAVED STATE). A new object, NULL on OOM. */
 struct cJSON *ad_noise_save(const ad_noise *n);

@@ -23,6 +23,15 @@
  *     daily cycle and under level steps with additive noise;
  *   - the hours of the day go on across a save; a state from before they
  *     were kept restores.
+ *   - a feature read in whole steps (round(10 + 1.6 gauss)) raises nothing
+ *     over 14 days on 3 streams; a x2.3 change on it for a day raises once;
+ *   - an hour of noise x3, 6 h of NaN rows, frozen data or no rows, then
+ *     2 h of noise x3 is not raised (the span counts judged blocks only);
+ *   - an acceptance with another feature's noise run under way (not
+ *     raised) takes nothing and the run raises as it would; an acceptance
+ *     an hour after a raise takes the run's levels only: no raise again;
+ *   - a subnormal usual level is refused on restore; alert.noise_ms under
+ *     a block is refused at the config check.
  * Rows 60 s apart.
  */
 #include <math.h>
@@ -35,6 +44,7 @@
 #include "t.h"
 #include "t_model.h"
 #include "ad.h"
+#include "alert.h"
 #include "detector.h"
 #include "engine.h"
 #include "noise.h"
@@ -145,7 +155,7 @@ static void test_accepted(void)
     }
     T_CHECK(first[1] >= 33 && first[1] <= 36, "x4 for good raised from hour %d, want 33..36",
             first[1]);
-    T_CHECK(ad_noise_accept(n) == 1, "the acceptance takes one feature");
+    T_CHECK(ad_noise_accept(n, INT64_MAX) == 1, "the acceptance takes one feature");
     T_CHECK(ad_noise_raised(n, NULL) == 0, "nothing raised after the acceptance");
     first[1] = -1;
     feed(n, for_good, i + HOUR, i + HOUR + 72 * HOUR, first, last);
@@ -182,7 +192,7 @@ static void test_accepted_all(void)
             double row[2] = { 5.0 + both0(j) * gauss(), 2.0 + for_good(j) * gauss() };
             ad_noise_push(n, (int64_t)j * DT, row);
         }
-        ad_noise_accept(n);
+        ad_noise_accept(n, (int64_t)i * DT);
         for (int j = i + 8 * HOUR; j < i + 80 * HOUR; j++) {
             double row[2] = { 5.0 + both0(j) * gauss(), 2.0 + for_good(j) * gauss() };
             ad_noise_push(n, (int64_t)j * DT, row);
@@ -387,6 +397,174 @@ static void test_saved_hours(void)
 /* ---- through the detector ---------------------------------------------- */
 
 #define TW 4
+/* ---- quantised features, gaps, acceptance of one feature, bad input ----- */
+
+/* rows [from, to) of one feature's value(i) (NaN: untrusted; skipped when
+ * skip(i)) into n at 60 s; raised runs started into *starts, the first
+ * raised row's hour into *first (-1: none yet) */
+typedef double (*val_fn)(int i);
+
+static void feed1(ad_noise *n, val_fn v, int from, int to, int *starts, int *first)
+{
+    unsigned char was = 0, on = 0;
+
+    ad_noise_raised(n, &was);
+    for (int i = from; i < to; i++) {
+        double x = v(i);
+        if (isinf(x))
+            continue;               /* no row at all (the daemon down) */
+        ad_noise_push(n, (int64_t)i * DT, &x);
+        ad_noise_raised(n, &on);
+        if (on && !was) {
+            (*starts)++;
+            if (*first < 0)
+                *first = i / HOUR;
+        }
+        was = on;
+    }
+}
+
+/* a reading in whole steps: round(10 + 1.6 gauss), x2.3 from day 10 for a
+ * day when g_q_change */
+static int g_q_change;
+static double v_quant(int i)
+{
+    double sd = g_q_change && i >= 240 * HOUR && i < 264 * HOUR ? 1.6 * 2.3 : 1.6;
+    return round(10.0 + sd * gauss());
+}
+
+static void test_quantised(void)
+{
+    int false_starts = 0, streams = 3;
+
+    for (int k = 0; k < streams; k++) {
+        ad_noise *n = ad_noise_new(1, SPAN, 1.8);
+        int starts = 0, first = -1;
+
+        T_NEED(n != NULL);
+        rng = 777ull + 31ull * (uint64_t)k;
+        g_q_change = 0;
+        feed1(n, v_quant, 0, 14 * 24 * HOUR, &starts, &first);
+        false_starts += starts;
+        ad_noise_free(n);
+    }
+    T_CHECK(false_starts == 0, "whole steps, sd 1.6 steps, 14 days unchanged: %d raises on %d "
+            "streams, want 0", false_starts, streams);
+    ad_noise *n = ad_noise_new(1, SPAN, 1.8);
+    int starts = 0, first = -1;
+    T_NEED(n != NULL);
+    rng = 4242;
+    g_q_change = 1;
+    feed1(n, v_quant, 0, 14 * 24 * HOUR, &starts, &first);
+    T_CHECK(starts == 1 && first >= 242 && first <= 246, "whole steps, x2.3 for a day from hour "
+            "240: %d raises, first at hour %d, want 1 at 242..246", starts, first);
+    T_NOTE("round(10 + 1.6 gauss) over 14 days: %d false raises on %d streams; x2.3 for a day "
+           "raised at hour %d", false_starts, streams, first);
+    ad_noise_free(n);
+}
+
+/* an hour of noise x3 at 30 h, then 6 h of nothing judged (gap_kind 0:
+ * untrusted rows, 1: frozen, 2: no rows), then noise x3 again for 2 h */
+static int g_gap_kind;
+static double v_gap(int i)
+{
+    if (i >= 30 * HOUR && i < 31 * HOUR)
+        return 3.0 * gauss();
+    if (i >= 31 * HOUR && i < 37 * HOUR)
+        return g_gap_kind == 0 ? NAN : g_gap_kind == 1 ? 7.0 : INFINITY;
+    if (i >= 37 * HOUR && i < 39 * HOUR)
+        return 3.0 * gauss();
+    return gauss();
+}
+
+static void test_gap_span(void)
+{
+    for (g_gap_kind = 0; g_gap_kind < 3; g_gap_kind++) {
+        ad_noise *n = ad_noise_new(1, SPAN, 1.8);
+        int starts = 0, first = -1;
+
+        T_NEED(n != NULL);
+        rng = 99;
+        feed1(n, v_gap, 0, 39 * HOUR, &starts, &first);
+        T_CHECK(starts == 0, "gap kind %d: 1 h noisy, 6 h not judged, 2 h noisy: raised at "
+                "hour %d, want not (3 h of noise not reached)", g_gap_kind, first);
+        /* the noise goes on: 3 h of judged noise raise */
+        feed1(n, v_gap, 39 * HOUR, 45 * HOUR, &starts, &first);
+        ad_noise_free(n);
+    }
+}
+
+/* feature 1: noise x3 from ON for good; feature 0 unchanged */
+static void push2(ad_noise *n, int i)
+{
+    double row[2] = { gauss(), (i >= ON ? 3.0 : 1.0) * gauss() };
+    ad_noise_push(n, (int64_t)i * DT, row);
+}
+
+static void test_accept_one(void)
+{
+    ad_noise *n = ad_noise_new(2, SPAN, 1.8);
+    int i, raised_at = -1, again = 0;
+    unsigned char on[2];
+
+    T_NEED(n != NULL);
+    rng = 2024;
+    /* an acceptance of another change 2.5 h into feature 1's run */
+    for (i = 0; i < ON + 150; i++)
+        push2(n, i);
+    T_CHECK(ad_noise_accept(n, (int64_t)ON * DT) == 0, "an acceptance with nothing raised takes no feature");
+    for (; i < ON + 12 * HOUR && raised_at < 0; i++) {
+        push2(n, i);
+        if (ad_noise_raised(n, on) && on[1])
+            raised_at = i;
+    }
+    T_CHECK(raised_at >= ON + 2 * HOUR && raised_at <= ON + 5 * HOUR, "feature 1's noise x3 "
+            "raised %d min after its onset (an acceptance elsewhere 150 min in), want 120..300",
+            raised_at - ON);
+    /* accepted an hour after the raise: the usual level is the change's
+     * (not the levels before it): no raise over the next 60 h */
+    for (; i < raised_at + HOUR; i++)
+        push2(n, i);
+    T_CHECK(ad_noise_accept(n, (int64_t)raised_at * DT) == 1, "the acceptance takes the raised feature");
+    for (; i < raised_at + 61 * HOUR; i++) {
+        push2(n, i);
+        if (ad_noise_raised(n, NULL))
+            again++;
+    }
+    T_CHECK(again == 0, "raised %d rows after the acceptance 1 h after the raise", again);
+    ad_noise_free(n);
+}
+
+static void test_bad_input(void)
+{
+    ad_noise *a = ad_noise_new(1, SPAN, 1.8), *b = ad_noise_new(1, SPAN, 1.8);
+    char err[200];
+    int starts = 0, first = -1;
+    cJSON *o;
+
+    T_NEED(a && b);
+    rng = 5;
+    g_gap_kind = 0;
+    feed1(a, v_gap, 0, 20 * HOUR, &starts, &first);
+    o = ad_noise_save(a);
+    T_NEED(o != NULL);
+    cJSON_ReplaceItemInArray(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "usual"),
+                                                0), 0, cJSON_CreateNumber(5e-324));
+    T_CHECK(ad_noise_restore(b, o, err, sizeof(err)) == AD_EFORMAT && strstr(err, "usual[0]"),
+            "a subnormal usual level refused: %s", err);
+    cJSON_Delete(o);
+    ad_noise_free(a);
+    ad_noise_free(b);
+
+    ad_alert_cfg c;
+    ad_alert_cfg_default(&c);
+    c.noise_ms = 600000;
+    T_CHECK(ad_alert_cfg_check(&c, err, sizeof(err)) == AD_EINVAL &&
+            strstr(err, "alert.noise_ms"), "noise_ms under a block refused: %s", err);
+    c.noise_ms = AD_NOISE_BLOCK_MS;
+    T_CHECK(ad_alert_cfg_check(&c, err, sizeof(err)) == 0, "noise_ms of a block: %s", err);
+}
+
 static ad_model *g_zero;
 
 static ad_detector *mk(int64_t noise_ms)
@@ -489,6 +667,10 @@ int main(void)
     T_RUN(test_daily_and_load);
     T_RUN(test_saved_hours);
     T_RUN(test_detector);
+    T_RUN(test_quantised);
+    T_RUN(test_gap_span);
+    T_RUN(test_accept_one);
+    T_RUN(test_bad_input);
     ad_model_free(g_zero);
     return t_done();
 }
