@@ -321,13 +321,16 @@ static const key alert_keys[] = {
       "(1.4826 MAD)" },
     { "noise_ms", K_I64, OPP(alert.noise_ms), 0, 31622400000.0, "0", FP, NULL, NULL,
       "noise test: each feature's noise level (the spread, 1.4826 MAD, of its successive "
-      "differences over an hour of data) is compared with its usual level (the median of "
-      "its last 24 usual hours); while it stays over noise_ratio x the usual level for "
-      "this much data, each window counts as over the threshold with that feature on top, "
-      "so a noisier signal alerts; an accepted change takes its noise level as usual, and "
-      "rows under a data-quality flag do not count (0: off)" },
+      "differences over a block: an hour of data or 1024 differences, whichever ends "
+      "first) is compared with its usual level (the larger of the median of its last 24 "
+      "usual blocks and the median of the same hour of day, +-1 h, over the last 7 days; "
+      "over |median|^p when its noise follows its level); while it stays over noise_ratio "
+      "x the usual level for this much data (judged blocks only: a gap ends the run), each "
+      "window counts as over the threshold with that feature on top, so a noisier signal "
+      "alerts; an accepted change takes the raised features' noise as usual, and rows "
+      "under a data-quality flag do not count (0: off, else at least 3600000, one block)" },
     { "noise_ratio", K_NUM, OPP(alert.noise_ratio), 1.000001, 1000, "1.8", FP, NULL, NULL,
-      "the noise test's ratio of an hour's noise level to the usual level" },
+      "the noise test's ratio of a block's noise level to the usual level" },
 };
 static const table alert_table = TAB(alert_keys);
 
