@@ -66,7 +66,7 @@ static ad_detector *mk(int ms, int ams, int rec)
     c.alert.burst_ms = 20000;   /* the burst test: 3 outliers within 20 s */
     c.alert.burst_n = 3;
     c.alert.burst_z = 5;
-    c.alert.noise_ms = 3000;    /* the noise test over 3 s of rows */
+    c.alert.noise_ms = 3600000; /* the noise test on (its shortest span: one block) */
     c.alert.raise_ratio = 1.2;      /* a band run (alert.band raise) */
     c.alert.stepdown_ratio = 0.5;   /* step-down progress of an open alert */
     c.alert.stepdown_windows = 3;
@@ -88,8 +88,10 @@ static ad_detector *mk(int ms, int ams, int rec)
         c.season_ms = 96000;
         c.season_periods = 2;
     }
-    if (ad_detector_new(&d, &c, "fuzz", g_m, 0, 0, NULL, err, sizeof err) != 0)
+    if (ad_detector_new(&d, &c, "fuzz", g_m, 0, 0, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "fuzz_detector_state: the target's detector: %s\n", err);
         abort();
+    }
     g_hash = ad_detector_cfg_hash(&c);
     return d;
 }
