@@ -913,7 +913,8 @@ static int coll_grow(ad_detector *d)
  * (ad_dq_flagged: a range limit, a refused hole's held rows, a stuck run
  * once recognised); a skipped row, an invalid one or a gap ends the run
  * under way, and a training window is cut only inside one run (never
- * across a skipped row: detector_train.c). A stuck run recognised later
+ * across a skipped row: detector_train.c); a run that ends shorter than a
+ * window is dropped when the next starts. A stuck run recognised later
  * drops the rows collected since its first sample (det_coll_drop_since);
  * one recognised after the collection ended was trained on. When enough
  * windows, or rows spanning train_duration_ms, move to TRAINING. */
@@ -926,6 +927,12 @@ static void collect(ad_detector *d, int64_t ts, unsigned flags)
     if (!(flags & AD_ROW_VALID) || (d->dq != NULL && ad_dq_flagged(d->dq, ts, ts))) {
         d->coll_break = 1;
         return;
+    }
+    /* a run that ended shorter than a window holds no window: its rows go
+     * (runs of gaps would otherwise fill the collection for good) */
+    if (d->coll_break && d->coll_run < (size_t)d->T && d->coll_run <= d->coll_rows) {
+        d->coll_rows -= d->coll_run;
+        d->coll_run = 0;
     }
     room = d->coll_rows < d->coll_cap || coll_grow(d) == 0;
     if (room) {

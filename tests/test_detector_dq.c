@@ -565,6 +565,44 @@ static void test_stuck_across_new_model(void)
     ad_model_free(m2);
 }
 
+/* Runs too short for a window (a gap every 3 rows, T = 4) do not fill the
+ * collection: their rows are dropped when the next run starts, and the
+ * clean rows after them train (before, 2 x (W+T-1) rows of short runs
+ * held the collection full and it never trained, silently). */
+static void test_short_runs_dropped(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    const char *names[F] = { "a", "b" };
+    char err[300];
+    int i;
+    ad_detector_stats st;
+
+    base_cfg(&c);
+    c.dq_enabled = 0;
+    c.training = AD_TRAIN_BOOTSTRAP;
+    c.train_windows = 10;
+    if (ad_detector_new(&d, &c, "pump", NULL, TW, F, names, err, sizeof(err)) != 0) {
+        T_CHECK(0, "new: %s", err);
+        return;
+    }
+    memset(&R, 0, sizeof(R));
+    for (i = 0; i < 2000; i++) {
+        double a = 1 + 0.05 * noise(), b = 1 + 0.05 * noise();
+        step(d, tsof(i) + (int64_t)(i < 200 ? i / 3 : 66) * 86400000LL, a, b, &R);
+        if (ad_detector_phase(d) != AD_PHASE_COLLECTING)
+            break;
+    }
+    ad_detector_get_stats(d, &st);
+    T_CHECK(ad_detector_phase(d) != AD_PHASE_COLLECTING,
+            "a collection after 200 rows of 3-row runs trains on the clean rows "
+            "(phase %d after %d rows, %llu windows)", ad_detector_phase(d), i,
+            (unsigned long long)st.windows_collected);
+    T_CHECK(i >= 200 && i < 200 + 10 + TW + 5,
+            "it trains once 10 windows of clean rows are in (row %d)", i);
+    ad_detector_free(d);
+}
+
 int main(void)
 {
     T_RUN(test_stuck_while_calibrating);
@@ -573,5 +611,6 @@ int main(void)
     T_RUN(test_save_restore_roundtrip);
     T_RUN(test_stuck_across_new_model);
     T_RUN(test_event_queue);
+    T_RUN(test_short_runs_dropped);
     return t_done();
 }
