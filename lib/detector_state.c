@@ -49,7 +49,7 @@ static void zone_id(char *buf, size_t n)
  * under way. 0, or -1 out of memory. */
 static int onset_save(const ad_detector *d, cJSON *acc)
 {
-    cJSON *o, *a;
+    cJSON *o, *a = NULL;
     int i, n = d->acc_onset_run < d->onset_cap ? d->acc_onset_run : d->onset_cap;
 
     if (d->acc_onset_run == 0)
