@@ -48,8 +48,8 @@ start() { # start N [STEP_MS]
     CLOCK_STEP_FILE="$D/step" LD_PRELOAD="$D/clock_step.so" \
         ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}$ASAN_EXTRA" \
         $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon$1.log" & DPID=$!
-    $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
-        --count "$(( n_on + 1 ))" >/dev/null || { it_fail "daemon starts" "$(cat "$D/daemon$1.log")"; exit 1; }
+    it_wait_online "$D/sub.jsonl" "$n_on" 20 ||
+        { it_fail "daemon starts" "$(cat "$D/daemon$1.log")"; exit 1; }
     # the shim took effect: the year the daemon says it started in
     y=$(it_started_year "$D/sub.jsonl")
     want=$(date -u -d "@$(( $(date +%s) + ${2:-0} / 1000 ))" +%Y)

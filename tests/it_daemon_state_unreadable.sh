@@ -26,9 +26,10 @@ cat > "$D/ad.json" <<EOC
 EOC
 S=$(( $(date +%s) - 1300 * 60 ))
 start() { # start N
+    n_on=$(it_onlines "$D/sub.jsonl")
     $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon$1.log" & DPID=$!
-    $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
-        --count "$1" >/dev/null || { it_fail "daemon starts" "$(cat "$D/daemon$1.log")"; exit 1; }
+    it_wait_online "$D/sub.jsonl" "$n_on" 20 ||
+        { it_fail "daemon starts" "$(cat "$D/daemon$1.log")"; exit 1; }
 }
 stat_of() { it_last_stat "$D/sub.jsonl" anomalyd/stats "$1"; }
 stat_ge() { v=$(stat_of "$1"); [ "$v" != None ] && [ "${v%.*}" -ge "$2" ]; }

@@ -113,6 +113,11 @@ it_onlines() {
     [ -e "$1" ] || { echo 0; return; }
     grep '"anomalyd/status"' "$1" | grep -c '\\"state\\":\\"online\\"'
 }
+# it_wait_online FILE N TIMEOUT: until FILE holds more than N online status
+# messages (take N with it_onlines before the start: counting starts
+# cannot tell a daemon's second online message from the next start's)
+it_wait_online() { it_wait_until "$3" _it_more_onlines "$1" "$2"; }
+_it_more_onlines() { [ "$(it_onlines "$1")" -gt "$2" ]; }
 
 # it_started_year FILE: the year of "started" in the last online status
 # message (anomalyd/status) in FILE (it_daemon_mqtt.py sub --out)
