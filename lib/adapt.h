@@ -643,6 +643,27 @@ int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen);
  * 0, or AD_EFORMAT (not such a text: nothing changed). */
 int ad_adapt_restore_counts(ad_adapt *a, const char *json);
 
+/*
+ * A fine-tune's candidate in shadow is saved with the state (its progress:
+ * "shadow", adapt_state.c CANDIDATE ACROSS A RESTART); its model is the
+ * caller's to save (a file: megabytes) and to give back after
+ * ad_adapt_restore. ad_adapt_shadow_saved: 1 when a restored state holds
+ * one waiting for its model (id, may be NULL: the candidate's model id).
+ * ad_adapt_shadow_resume: cand (taken on success; the caller keeps it on
+ * failure) must be that model (same id, the learner's window shape), the
+ * learner resolved and without a candidate or job: the span goes on where
+ * it stopped (windows with a verdict, the scores of those judged normal,
+ * the windows still waiting for their margin, attempt, start time) and no
+ * new event is queued. Returns 0, or AD_EINVAL / AD_EFORMAT / AD_ENOMEM
+ * with a message. Either way the saved span is consumed; cand NULL just
+ * drops it (the model could not be read: the fine-tune is lost, as before
+ * these were saved).
+ */
+int ad_adapt_shadow_saved(const ad_adapt *a, char *id, size_t len);
+int ad_adapt_shadow_resume(ad_adapt *a, ad_model *cand, char *err, size_t errlen);
+/* windows judged normal a saved span holds at most (beyond: not saved) */
+#define AD_ADAPT_SHADOW_SAVE_MAX 200000
+
 const char *ad_adapt_ev_name(ad_adapt_ev_type t);   /* "adapt_promoted", .. */
 
 /* An event as JSON (new object, NULL on OOM); stream may be NULL:
