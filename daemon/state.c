@@ -1233,7 +1233,8 @@ static void restore_candidate(restore_req *r, stream_rec *s)
         r->cm = NULL;
         return;
     }
-    why = r->cm ? err : r->cm_err[0] ? r->cm_err : "no such file";
+    why = r->cm ? err : r->cm_err[0] ? r->cm_err :
+          "no such file (a state handed over from another node, or the file removed)";
     if (!r->cm)
         ad_detector_shadow_resume(s->d, NULL, NULL, 0);     /* the span dropped */
     if (r->cand_path[0])
