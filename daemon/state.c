@@ -1142,7 +1142,9 @@ static void restore_clock(restore_req *r, stream_rec *s)
     cJSON_Delete(o);
 }
 
-static void restore_calibration(restore_req *r, stream_rec *s)
+/* The stream's saved calibration into its detector; 1 when it was taken
+ * (the same model and settings), 0 when the stream calibrates anew. */
+static int restore_calibration(restore_req *r, stream_rec *s)
 {
     char err[256];
     cJSON *o = NULL;
@@ -1156,15 +1158,15 @@ static void restore_calibration(restore_req *r, stream_rec *s)
         ad_log(AD_LOG_WARNING, "stream %s/%s: state file cannot be read (%s): the stream "
                "calibrates anew, and an alert the file held open is neither continued nor "
                "cleared", s->det->c->name, s->key, r->js_err);
-        return;
+        return 0;
     }
     if (!r->js)
-        return;
+        return 0;
     if (!r->live && !r->kafka && (o = cJSON_Parse(r->js)) == NULL) {
         ad_log(AD_LOG_WARNING, "stream %s/%s: state file %s is not JSON (truncated or "
                "overwritten?): the stream calibrates anew, and an alert the file held open "
                "is neither continued nor cleared", s->det->c->name, s->key, r->state_path);
-        return;
+        return 0;
     }
     cJSON_Delete(o);
     /* before its clear can be published (a continued alert, or one closed
@@ -1187,7 +1189,7 @@ static void restore_calibration(restore_req *r, stream_rec *s)
         s->handover_read = strstr(r->js, "\"handover\":true") != NULL;
         ad_log(AD_LOG_DEBUG, "stream %s/%s: calibration restored from %s", s->det->c->name,
                s->key, r->state_path);
-        return;
+        return 1;
     }
     ad_log(AD_LOG_INFO, "stream %s/%s: saved calibration not reused (%s); recalibrating",
            s->det->c->name, s->key, err);
@@ -1209,20 +1211,35 @@ static void restore_calibration(restore_req *r, stream_rec *s)
      * model scores from the next row */
     if (r->live && r->mode == RESTORE_REBUILD && ad_detector_restore_window(s->d, r->js))
         ad_log(AD_LOG_DEBUG, "stream %s/%s: window rows kept", s->det->c->name, s->key);
+    return 0;
 }
 
 /* A fine-tune's candidate was in shadow when the state was saved: back in
- * shadow from its file where its span stopped, or, when the file is
+ * shadow from its file where its span stopped (calibrated: the stream's
+ * calibration state was restored, the same model and settings; else it
+ * is dropped with a notice), or, when the file is
  * missing, damaged or not that candidate, dropped with a warning naming
  * the file (the stream goes on without it; a fine-tune comes again at its
  * schedule). A file no state asks for (decided since, its removal lost)
  * is not used. */
-static void restore_candidate(restore_req *r, stream_rec *s)
+static void restore_candidate(restore_req *r, stream_rec *s, int calibrated)
 {
     char id[AD_MODEL_ID_LEN + 1], err[256];
     const char *why;
 
     if (!s->d || !ad_detector_shadow_saved(s->d, id, sizeof id)) {
+        ad_model_free(r->cm);
+        r->cm = NULL;
+        return;
+    }
+    if (!calibrated) {
+        /* the learner's state goes on, but the span compared it with a
+         * live model or settings that have changed since (a new model
+         * file, new settings: the file's tag too): not resumed */
+        ad_detector_shadow_resume(s->d, NULL, NULL, 0);
+        ad_log(AD_LOG_NOTICE, "stream %s/%s: candidate %s in shadow at the stop is not "
+               "resumed: the stream's model or settings changed since", s->det->c->name,
+               s->key, id);
         ad_model_free(r->cm);
         r->cm = NULL;
         return;
@@ -1352,8 +1369,7 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
         streams_kill(dd, s, 0);
         return rc;
     }
-    restore_calibration(r, s);
-    restore_candidate(r, s);
+    restore_candidate(r, s, restore_calibration(r, s));
     if (s->kept_why == KEPT_SHADOW)
         restore_shadow(s);
     /* time-less samples (stamped on arrival) come after its last row, as

@@ -8,7 +8,10 @@
 # topic carries the figures of the whole span (its adapt.shadow_windows,
 # the attempt and model of the shadow event before the stop). A truncated
 # candidate file is refused with a warning naming it, and the stream goes
-# on without the candidate (its next fine-tune comes at its schedule).
+# on without the candidate (its next fine-tune comes at its schedule). A
+# SIGHUP that rebuilds the stream (alert rules changed: its calibration
+# holds) resumes the candidate too; one with new settings drops it with a
+# notice.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_adapt_shadow_restart.XXXXXX)
@@ -26,8 +29,9 @@ cat > "$D/ad.json" <<EOC
    "adapt": {"enabled": true, "every_windows": 60, "every_hours": 0,
              "normal_windows": 80, "min_windows": 40, "margin": 5,
              "shadow_windows": 120, "epochs": 6, "lr": 0.003, "min_gain": 0},
-   "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
+   "alert": {"k": ALERT_K, "state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
+sed -i 's/ALERT_K/3/' "$D/ad.json"
 $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
 $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
@@ -139,5 +143,41 @@ no_cand() { [ -z "$(cand_file)" ]; }
 it_wait_until 10 no_cand &&
     it_ok "the decided candidate's file is removed" ||
     it_fail "the decided candidate's file is removed" "$(ls "$D/state/pump")"
+
+# 3. the next candidate in shadow, a SIGHUP that rebuilds the stream
+nshadow() { events "$D/sub.jsonl" shadow | wc -l; }
+ndec() { echo $(( $(events "$D/sub.jsonl" promoted | wc -l) + $(events "$D/sub.jsonl" rejected | wc -l) )); }
+more_shadow() { [ "$(nshadow)" -ge 1 ]; }
+while [ $K -lt $FEED_MAX ] && ! more_shadow; do
+    pub $K $((K + 40)); K=$((K + 40)); it_wait_until 3 more_shadow
+done
+if more_shadow; then
+    set -- $(events "$D/sub.jsonl" shadow | tail -1)
+    MID3=$2
+    pub $K $((K + 20)); K=$((K + 20))
+    sleep 1
+    sed -i 's/"k": 3/"k": 4/' "$D/ad.json"
+    kill -HUP "$DPID"
+    pub $K $((K + 2)); K=$((K + 2))
+    if it_wait_log "$D/daemon.log" "candidate $MID3 goes on in shadow" 20; then
+        it_ok "a SIGHUP that rebuilds the stream (alert.k 3 -> 4) resumes candidate $MID3"
+    else
+        it_fail "a SIGHUP that rebuilds the stream resumes the candidate" \
+            "$(grep -iE 'candidate|reload' "$D/daemon.log" | tail -5)"
+    fi
+    D0=$(ndec)
+    more_dec() { [ "$(ndec)" -gt "$D0" ]; }
+    while [ $K -lt $FEED_MAX ] && ! more_dec; do
+        pub $K $((K + 20)); K=$((K + 20)); it_wait_until 2 more_dec
+    done
+    DEC3=$(events "$D/sub.jsonl" promoted; events "$D/sub.jsonl" rejected)
+    if echo "$DEC3" | grep -q " $MID3 120 "; then
+        it_ok "its decision covers the whole span ($(echo "$DEC3" | grep " $MID3 "))"
+    else
+        it_fail "its decision covers the whole span" "$DEC3"
+    fi
+else
+    echo "# no third candidate within $FEED_MAX rows: SIGHUP part not run"
+fi
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 exit 0
