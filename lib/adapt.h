@@ -614,7 +614,14 @@ void ad_adapt_unscale(const ad_model *m, const float *scaled, float *raw,
  *    [,"finetune_lost":true]     a job or a fine-tune's candidate in flight
  *    [,"normal":{"stride_count":n,"windows":[{"ts":ms,"window":[T*F]}..],
  *                "pending":[{"ago":n,"ts":ms,"window":[T*F]}..],
- *                "seen":[ms..],"seen_n":n}]}
+ *                "seen":[ms..],"seen_n":n}]
+ *    [,"shadow":{"model_id":..,"attempt":n,"start_ms":ms,"windows":n,
+ *                "train_windows":n,"accept":bool,"report":{..},
+ *                "ts":[ms..],"live":[..],"cand":[..],"regime":[0|1..],
+ *                "pending":[{"ago":n,"ts":ms,"live":..,"cand":..,
+ *                            "regime":0|1}..]}]   a fine-tune's candidate
+ *                         in shadow: its span so far (its model is the
+ *                         caller's file; ad_adapt_shadow_resume)}
  * (windows printed with 9 digits: floats, read back bit for bit; the
  * optional members are absent from states saved before they were kept).
  * The normal set is saved only by ad_adapt_save_handover, and only while
