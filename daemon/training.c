@@ -9,9 +9,11 @@
  * is not freed while s->training is set (streams_maybe_free).
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef __GLIBC__                /* set by the headers above */
 #include <malloc.h>
 #endif
@@ -368,8 +370,11 @@ static void candidate_task(ad_daemon *dd, stream_rec *s, int what)
     const ad_model *c = s->d ? ad_adapt_candidate(ad_detector_adapt(s->d)) : NULL;
     save_task *st;
 
-    if (!s->det || !s->det->state_dir[0] || (what == 1 && !c))
+    if (!s->det || !s->det->state_dir[0] || (what == 1 && !c)) {
+        if (what == 1)
+            state_save(dd, s);      /* the shadow start's figures, as before */
         return;
+    }
     if (!(st = calloc(1, sizeof *st)) || (what == 1 && !(st->m = ad_model_clone(c)))) {
         ad_log(AD_LOG_WARNING, "stream %s/%s: candidate model %s: out of memory",
                s->det->c->name, s->key, what == 1 ? "not saved (a restart loses it)" :
