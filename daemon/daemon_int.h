@@ -581,10 +581,13 @@ int state_restore_live(ad_daemon *dd, stream_rec *s, restore_mode mode, char *js
 /* The path of the model trained online for stream key of d. */
 void state_trained_path(const det_rt *d, const char *key, char *out, size_t len);
 void state_reference_path(const det_rt *d, const char *key, char *out, size_t len);
+/* A fine-tune's candidate in shadow (".candidate.safetensors"), saved
+ * while the state holds its span (docs/continual-learning.md). */
+void state_candidate_path(const det_rt *d, const char *key, char *out, size_t len);
 /* The path of stream key's files without their suffix ("<dir>/<escaped
  * key>"), and the tag of d's model files (".<model id or boot>.<settings
  * hash>"): a file of the stream is stem + ".state.json" or stem + a tag +
- * ".safetensors" / ".reference.safetensors". */
+ * ".safetensors" / ".reference.safetensors" / ".candidate.safetensors". */
 void state_stem(const det_rt *d, const char *key, char *out, size_t len);
 void state_tag(const det_rt *d, char *out, size_t len);
 /* 1 when the state file at path holds an open model alert (its stream key
@@ -684,6 +687,12 @@ void training_save_promoted(ad_daemon *dd, stream_rec *s);
  * KEPT_REJECTED, KEPT_SHADOW): the live model is saved where a promoted
  * one would be, under the file's tag, and s->kept_* say so. */
 void training_save_kept(ad_daemon *dd, stream_rec *s, int why);
+/* A fine-tune's candidate entered shadow: its model saved beside the state
+ * (a worker), then the state, whose saves carry the span's progress; a
+ * restart or a rebuild resumes it (state.c). training_drop_candidate: it
+ * was decided, its file removed. */
+void training_save_candidate(ad_daemon *dd, stream_rec *s);
+void training_drop_candidate(ad_daemon *dd, stream_rec *s);
 
 /* ---- publish.c ---- */
 void publish_json(ad_daemon *dd, const char *topic, cJSON *o, int qos, int retain);

@@ -1018,6 +1018,13 @@ static size_t state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset
      * which every score after the move reads (at the default
      * alert.probability_history 500 it is 12 KB: it alone seldom is what
      * makes a record too large) */
+    /* a fine-tune's candidate in shadow: its span's scores (about 60 bytes
+     * a window judged normal; its model is a file of the state dir, never
+     * in a record) resume it only where that file is (a shared state dir):
+     * left out first, the next owner goes on without the candidate */
+    txt = shed(k, s, o, cJSON_GetObjectItemCaseSensitive(st, "adapt"), txt, "shadow",
+               "its candidate in shadow is left out, its next owner goes on without it "
+               "(a fine-tune at its schedule)");
     txt = shed(k, s, o, cJSON_GetObjectItemCaseSensitive(st, "adapt"), txt, "alert_windows",
                "its learner's windows of the open alert are left out, a regime accepted "
                "on its next owner is learned from the windows after the move");

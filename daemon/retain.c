@@ -133,7 +133,7 @@ static int ends_with(const char *s, size_t l, const char *suf, size_t *rest)
 /* The kind of file name nm (RF_*), the length of its stream part (stem)
  * and, for a model file, where its tag starts and how long it is; 0 when
  * the daemon does not write files of that name (state.c): "<stem>.state.
- * json", "<stem>.<16 hex or boot>.<16 hex>[.reference].safetensors", with
+ * json", "<stem>.<16 hex or boot>.<16 hex>[.reference|.candidate].safetensors", with
  * a stem of at least one byte. Parsed from the right: a stem may hold dots
  * but a tag cannot, so the split is unambiguous. */
 static int parse_name(const char *nm, size_t *stem, size_t *tag, size_t *taglen)
@@ -145,7 +145,8 @@ static int parse_name(const char *nm, size_t *stem, size_t *tag, size_t *taglen)
     }
     if (!ends_with(nm, l, ".safetensors", &r))
         return 0;
-    ends_with(nm, r, ".reference", &r);
+    if (!ends_with(nm, r, ".reference", &r))
+        ends_with(nm, r, ".candidate", &r);
     /* ".<settings hash>" */
     if (r < 17 || nm[r - 17] != '.' || !is_hex16(nm + r - 16))
         return 0;

@@ -70,6 +70,9 @@ typedef struct restore_req {
     char tm_err[512];            /* why model_path could not be loaded, or "" */
     char js_err[512];            /* why state_path, there, could not be read, or "" */
     ad_model *rm;                /* the reference, loaded, or NULL */
+    char cand_path[8192];        /* a fine-tune's candidate in shadow, or "" */
+    ad_model *cm;                /* ... loaded, or NULL */
+    char cm_err[512];            /* why cand_path, there, could not be loaded */
     struct restore_req *next;    /* parked while a retention sweep removes
                                   * its stream's files (dd->parked) */
 } restore_req;
@@ -138,6 +141,11 @@ static void model_file_path(const det_rt *d, const char *key, const char *kind, 
 void state_reference_path(const det_rt *d, const char *key, char *out, size_t len)
 {
     model_file_path(d, key, ".reference", out, len);
+}
+
+void state_candidate_path(const det_rt *d, const char *key, char *out, size_t len)
+{
+    model_file_path(d, key, ".candidate", out, len);
 }
 
 void state_trained_path(const det_rt *d, const char *key, char *out, size_t len)
@@ -984,6 +992,12 @@ static void restore_work(uv_work_t *w)
         ad_model_free(r->rm);
         r->rm = NULL;
     }
+    if (r->cand_path[0] && access(r->cand_path, F_OK) == 0 &&
+        ad_model_load(&r->cm, r->cand_path, err, sizeof err) != 0) {
+        ad_model_free(r->cm);
+        r->cm = NULL;
+        snprintf(r->cm_err, sizeof r->cm_err, "%s", err);   /* told on the loop */
+    }
     if (!r->js && r->state_path[0] && access(r->state_path, F_OK) == 0 &&
         ad_read_text(r->state_path, STATE_MAX, &r->js, err, sizeof err) != 0) {
         r->js = NULL;
@@ -995,6 +1009,7 @@ static void restore_req_free(restore_req *r)
 {
     ad_model_free(r->tm);
     ad_model_free(r->rm);
+    ad_model_free(r->cm);
     free(r->js);
     free(r);
 }
@@ -1127,7 +1142,9 @@ static void restore_clock(restore_req *r, stream_rec *s)
     cJSON_Delete(o);
 }
 
-static void restore_calibration(restore_req *r, stream_rec *s)
+/* The stream's saved calibration into its detector; 1 when it was taken
+ * (the same model and settings), 0 when the stream calibrates anew. */
+static int restore_calibration(restore_req *r, stream_rec *s)
 {
     char err[256];
     cJSON *o = NULL;
@@ -1141,15 +1158,15 @@ static void restore_calibration(restore_req *r, stream_rec *s)
         ad_log(AD_LOG_WARNING, "stream %s/%s: state file cannot be read (%s): the stream "
                "calibrates anew, and an alert the file held open is neither continued nor "
                "cleared", s->det->c->name, s->key, r->js_err);
-        return;
+        return 0;
     }
     if (!r->js)
-        return;
+        return 0;
     if (!r->live && !r->kafka && (o = cJSON_Parse(r->js)) == NULL) {
         ad_log(AD_LOG_WARNING, "stream %s/%s: state file %s is not JSON (truncated or "
                "overwritten?): the stream calibrates anew, and an alert the file held open "
                "is neither continued nor cleared", s->det->c->name, s->key, r->state_path);
-        return;
+        return 0;
     }
     cJSON_Delete(o);
     /* before its clear can be published (a continued alert, or one closed
@@ -1172,7 +1189,7 @@ static void restore_calibration(restore_req *r, stream_rec *s)
         s->handover_read = strstr(r->js, "\"handover\":true") != NULL;
         ad_log(AD_LOG_DEBUG, "stream %s/%s: calibration restored from %s", s->det->c->name,
                s->key, r->state_path);
-        return;
+        return 1;
     }
     ad_log(AD_LOG_INFO, "stream %s/%s: saved calibration not reused (%s); recalibrating",
            s->det->c->name, s->key, err);
@@ -1194,6 +1211,55 @@ static void restore_calibration(restore_req *r, stream_rec *s)
      * model scores from the next row */
     if (r->live && r->mode == RESTORE_REBUILD && ad_detector_restore_window(s->d, r->js))
         ad_log(AD_LOG_DEBUG, "stream %s/%s: window rows kept", s->det->c->name, s->key);
+    return 0;
+}
+
+/* A fine-tune's candidate was in shadow when the state was saved: back in
+ * shadow from its file where its span stopped (calibrated: the stream's
+ * calibration state was restored, the same model and settings; else it
+ * is dropped with a notice), or, when the file is
+ * missing, damaged or not that candidate, dropped with a warning naming
+ * the file (the stream goes on without it; a fine-tune comes again at its
+ * schedule). A file no state asks for (decided since, its removal lost)
+ * is not used. */
+static void restore_candidate(restore_req *r, stream_rec *s, int calibrated)
+{
+    char id[AD_MODEL_ID_LEN + 1], err[256];
+    const char *why;
+
+    if (!s->d || !ad_detector_shadow_saved(s->d, id, sizeof id)) {
+        ad_model_free(r->cm);
+        r->cm = NULL;
+        return;
+    }
+    if (!calibrated) {
+        /* the learner's state goes on, but the span compared it with a
+         * live model or settings that have changed since (a new model
+         * file, new settings: the file's tag too): not resumed */
+        ad_detector_shadow_resume(s->d, NULL, NULL, 0);
+        ad_log(AD_LOG_NOTICE, "stream %s/%s: candidate %s in shadow at the stop is not "
+               "resumed: the stream's model or settings changed since", s->det->c->name,
+               s->key, id);
+        ad_model_free(r->cm);
+        r->cm = NULL;
+        return;
+    }
+    if (r->cm && ad_detector_shadow_resume(s->d, r->cm, err, sizeof err) == 0) {
+        ad_log(AD_LOG_INFO, "stream %s/%s: candidate %s goes on in shadow (from %s)",
+               s->det->c->name, s->key, id, r->cand_path);
+        r->cm = NULL;
+        return;
+    }
+    why = r->cm ? err : r->cm_err[0] ? r->cm_err :
+          "no such file (a state handed over from another node, or the file removed)";
+    if (!r->cm)
+        ad_detector_shadow_resume(s->d, NULL, NULL, 0);     /* the span dropped */
+    if (r->cand_path[0])
+        ad_log(AD_LOG_WARNING, "stream %s/%s: candidate %s in shadow at the stop not "
+               "restored: %s: %s; the stream goes on without it", s->det->c->name, s->key,
+               id, r->cand_path, why);
+    ad_model_free(r->cm);
+    r->cm = NULL;
 }
 
 /* The configured file was in shadow (or waited for it) when the state was
@@ -1303,7 +1369,7 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
         streams_kill(dd, s, 0);
         return rc;
     }
-    restore_calibration(r, s);
+    restore_candidate(r, s, restore_calibration(r, s));
     if (s->kept_why == KEPT_SHADOW)
         restore_shadow(s);
     /* time-less samples (stamped on arrival) come after its last row, as
@@ -1400,8 +1466,10 @@ int state_restore_live(ad_daemon *dd, stream_rec *s, restore_mode mode, char *js
             (d->c->pipe.training != AD_TRAIN_NONE || d->c->pipe.adapt.enabled ||
              d->c->pipe.adapt.reload_shadow))
             state_trained_path(d, s->key, r->model_path, sizeof r->model_path);
-        if (r->model_path[0] && d->c->pipe.adapt.enabled)
+        if (r->model_path[0] && d->c->pipe.adapt.enabled) {
             state_reference_path(d, s->key, r->ref_path, sizeof r->ref_path);
+            state_candidate_path(d, s->key, r->cand_path, sizeof r->cand_path);
+        }
         state_stem(d, s->key, stem, sizeof stem);
         if (retain_holds(dd, stem)) {
             /* a retention sweep is removing this stream's files: read

@@ -815,7 +815,16 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             break;
         case AD_EV_ADAPT:
             publish_adapt(dd, s, &ev);
-            if (ev.adapt.type == AD_ADAPT_EV_PROMOTED) {
+            /* a fine-tune's candidate: its model beside the state while in
+             * shadow (a restart resumes it), removed once decided */
+            if (ev.adapt.origin == AD_ADAPT_FINETUNE &&
+                (ev.adapt.type == AD_ADAPT_EV_PROMOTED ||
+                 ev.adapt.type == AD_ADAPT_EV_REJECTED))
+                training_drop_candidate(dd, s);
+            if (ev.adapt.type == AD_ADAPT_EV_SHADOW && ev.adapt.origin == AD_ADAPT_FINETUNE &&
+                ad_adapt_candidate(ad_detector_adapt(s->d)) != NULL) {
+                training_save_candidate(dd, s);     /* the state follows the model */
+            } else if (ev.adapt.type == AD_ADAPT_EV_PROMOTED) {
                 if (ev.adapt.origin == AD_ADAPT_RELOAD)
                     s->kept_why = KEPT_NONE;    /* the file runs */
                 training_save_promoted(dd, s);  /* the state follows the model */

@@ -9,9 +9,11 @@
  * is not freed while s->training is set (streams_maybe_free).
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef __GLIBC__                /* set by the headers above */
 #include <malloc.h>
 #endif
@@ -234,6 +236,8 @@ typedef struct save_task {
     int rc, ref_rc;
     int kept;                    /* the live model kept for a file
                                   * reload.shadow has not promoted */
+    int cand;                    /* 1: a fine-tune's candidate in shadow;
+                                  * 2: its file removed (decided), m NULL */
     char err[256], ref_err[256];
     char path[8192], ref_path[8192];
 } save_task;
@@ -242,6 +246,12 @@ static void save_run(ad_task *t, ad_worker *w)
 {
     save_task *st = (save_task *)t;
     (void)w;
+    if (st->cand == 2) {
+        st->rc = unlink(st->path) == 0 || errno == ENOENT ? 0 : -errno;
+        if (st->rc != 0)
+            snprintf(st->err, sizeof st->err, "%s", strerror(errno));
+        return;
+    }
     /* the reference first: a restart between the two then finds the old
      * trained model with its (new) reference, not the reverse */
     if (st->ref)
@@ -255,6 +265,23 @@ static void save_done(ad_task *t)
     ad_daemon *dd = st->dd;
     stream_rec *s = st->s;
     s->saving--;
+    if (st->cand) {
+        if (st->rc != 0)
+            ad_log(AD_LOG_WARNING, "stream %s/%s: candidate model %s: %s (a restart "
+                   "%s)", s->det ? s->det->c->name : "-", s->key,
+                   st->cand == 1 ? "not saved" : "file not removed", st->err,
+                   st->cand == 1 ? "loses the candidate and its shadow span" :
+                   "does not use it: no state asks for it");
+        else if (st->cand == 1)
+            ad_log(AD_LOG_DEBUG, "stream %s/%s: candidate model %s saved in %s",
+                   s->det ? s->det->c->name : "-", s->key, st->m->id, st->path);
+        if (st->cand == 1 && !s->dead && s->d && s->epoch == st->epoch)
+            state_save(dd, s);      /* its span, with the model on disk */
+        ad_model_free(st->m);
+        streams_maybe_free(dd, s);
+        free(st);
+        return;
+    }
     if (st->rc != 0)
         ad_log(AD_LOG_WARNING, "stream %s/%s: %s model not saved: %s",
                s->det ? s->det->c->name : "-", s->key, st->kept ? "live" : "promoted",
@@ -334,4 +361,46 @@ void training_save_kept(ad_daemon *dd, stream_rec *s, int why)
     s->kept_why = why;
     snprintf(s->kept_file, sizeof s->kept_file, "%s", file->id);
     save_model(dd, s, 1);
+}
+
+/* ---- a fine-tune's candidate in shadow ------------------------------------ */
+
+static void candidate_task(ad_daemon *dd, stream_rec *s, int what)
+{
+    const ad_model *c = s->d ? ad_adapt_candidate(ad_detector_adapt(s->d)) : NULL;
+    save_task *st;
+
+    if (!s->det || !s->det->state_dir[0] || (what == 1 && !c)) {
+        if (what == 1)
+            state_save(dd, s);      /* the shadow start's figures, as before */
+        return;
+    }
+    if (!(st = calloc(1, sizeof *st)) || (what == 1 && !(st->m = ad_model_clone(c)))) {
+        ad_log(AD_LOG_WARNING, "stream %s/%s: candidate model %s: out of memory",
+               s->det->c->name, s->key, what == 1 ? "not saved (a restart loses it)" :
+               "file not removed");
+        free(st);
+        if (what == 1)
+            state_save(dd, s);
+        return;
+    }
+    st->cand = what;
+    st->task.run = save_run;
+    st->task.done = save_done;
+    st->dd = dd;
+    st->s = s;
+    st->epoch = s->epoch;
+    state_candidate_path(s->det, s->key, st->path, sizeof st->path);
+    s->saving++;
+    ad_workers_submit(dd->ws, &st->task);
+}
+
+void training_save_candidate(ad_daemon *dd, stream_rec *s)
+{
+    candidate_task(dd, s, 1);
+}
+
+void training_drop_candidate(ad_daemon *dd, stream_rec *s)
+{
+    candidate_task(dd, s, 2);
 }

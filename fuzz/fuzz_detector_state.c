@@ -2,7 +2,7 @@
  * (ad_detector_restore: calibration, threshold state, the alert and its
  * acceptance progress with its step down and onset, the accepted regimes
  * with a re-entry run, "dq", "adapt", "window", "level", "burst", "noise"
- * and "band" sub-objects): any input
+ * and "band" sub-objects, a candidate in shadow with its span): any input
  * restores or fails with a message; a restored detector saves (as a
  * hand-over, window rows included) to text that restores again, and keeps
  * scoring, alerting and checking data quality on rows. The last byte picks
@@ -123,6 +123,33 @@ static void drive(ad_detector *d)
     }
 }
 
+/* A candidate in shadow saved in "adapt" ("shadow"): given back a model of
+ * the saved id (the daemon's file), so the span's parser is reached;
+ * refused or taken, the detector goes on. */
+static int g_resumed;      /* candidates taken back (test_state_corpus) */
+
+static void resume(ad_detector *d)
+{
+    char id[AD_MODEL_ID_LEN + 1], err[256];
+    ad_model *c;
+
+    if (!ad_detector_shadow_saved(d, id, sizeof id))
+        return;
+    if ((c = ad_model_clone(g_m)) == NULL)
+        abort();
+    snprintf(c->id, sizeof c->id, "%s", id);
+    err[0] = '\0';
+    if (ad_detector_shadow_resume(d, c, err, sizeof err) != 0) {
+        if (err[0] == '\0')
+            abort();
+        ad_model_free(c);
+    } else {
+        g_resumed++;
+    }
+    if (ad_detector_shadow_saved(d, NULL, 0))  /* consumed either way */
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int ms = size > 0 && (data[size - 1] & 1), ams = size > 0 && (data[size - 1] & 2);
@@ -152,10 +179,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     err[0] = '\0';
     if (ad_detector_restore(d, txt, err, sizeof err) == 0) {
+        resume(d);
         s1 = ad_detector_save_handover(d);
         r = mk(ms, ams, rec);
         if (s1 == NULL || ad_detector_restore(r, s1, err, sizeof err) != 0)
             abort();
+        resume(r);
         s2 = ad_detector_save_handover(r);
         if (s2 == NULL)
             abort();

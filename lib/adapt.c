@@ -511,6 +511,7 @@ void ad_adapt_free(ad_adapt *a)
     ad_model_free(a->cand);
     ad_model_free(a->decided);
     cJSON_Delete(a->rest_normal);
+    cJSON_Delete(a->rest_shadow);
     free(a);
 }
 
@@ -649,7 +650,7 @@ static void nset_push(ad_adapt *a, const float *win, int64_t ts)
 static void admit(ad_adapt *a, const pend_ent *e, const float *win)
 {
     a->admitted++;
-    if (a->stride_ctr++ % (uint64_t)a->cfg.normal_stride == 0)
+    if (a->stride_ctr++ % (uint64_t)a->cfg.normal_stride == 0 && !e->nowin)
         nset_push(a, win, e->ts);
     if (e->shadow && e->shadow == a->shadow_gen && a->cand) {
         a->sh_resolved++;
@@ -685,6 +686,7 @@ static void push_pending(ad_adapt *a, const float *raw, const ad_adapt_obs *o,
     a->pend[slot].cand = o->cand_score;
     a->pend[slot].shadow = shadow;
     a->pend[slot].regime = o->regime;
+    a->pend[slot].nowin = 0;
     memcpy(a->pwin + slot * a->wsz, raw, a->wsz * sizeof(float));
     a->plen++;
 }
@@ -727,6 +729,7 @@ static void early_push(ad_adapt *a, const float *raw, const ad_adapt_obs *o)
     e->cand = o->cand_score;
     e->shadow = 0;              /* no shadow before the resolution */
     e->regime = o->regime;
+    e->nowin = 0;
     memcpy(a->ewin + a->elen * a->wsz, raw, a->wsz * sizeof(float));
     a->elen++;
 }
@@ -1695,6 +1698,7 @@ static void shadow_start(ad_adapt *a, ad_model *m, ad_adapt_origin origin,
     /* a->cand and a->decided are NULL: the callers refuse otherwise (a
      * decided candidate is the caller's to free, DECIDED in adapt.h) */
     a->cand = m;
+    a->sh_start = ts;
     a->origin = origin;
     a->shadow_gen++;
     a->sh_resolved = 0;

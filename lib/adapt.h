@@ -614,7 +614,14 @@ void ad_adapt_unscale(const ad_model *m, const float *scaled, float *raw,
  *    [,"finetune_lost":true]     a job or a fine-tune's candidate in flight
  *    [,"normal":{"stride_count":n,"windows":[{"ts":ms,"window":[T*F]}..],
  *                "pending":[{"ago":n,"ts":ms,"window":[T*F]}..],
- *                "seen":[ms..],"seen_n":n}]}
+ *                "seen":[ms..],"seen_n":n}]
+ *    [,"shadow":{"model_id":..,"attempt":n,"start_ms":ms,"windows":n,
+ *                "train_windows":n,"accept":bool,"report":{..},
+ *                "ts":[ms..],"live":[..],"cand":[..],"regime":[0|1..],
+ *                "pending":[{"ago":n,"ts":ms,"live":..,"cand":..,
+ *                            "regime":0|1}..]}]   a fine-tune's candidate
+ *                         in shadow: its span so far (its model is the
+ *                         caller's file; ad_adapt_shadow_resume)}
  * (windows printed with 9 digits: floats, read back bit for bit; the
  * optional members are absent from states saved before they were kept).
  * The normal set is saved only by ad_adapt_save_handover, and only while
@@ -642,6 +649,27 @@ int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen);
  * rejections, failures): the stream's counts go on from them, not from 0.
  * 0, or AD_EFORMAT (not such a text: nothing changed). */
 int ad_adapt_restore_counts(ad_adapt *a, const char *json);
+
+/*
+ * A fine-tune's candidate in shadow is saved with the state (its progress:
+ * "shadow", adapt_state.c CANDIDATE ACROSS A RESTART); its model is the
+ * caller's to save (a file: megabytes) and to give back after
+ * ad_adapt_restore. ad_adapt_shadow_saved: 1 when a restored state holds
+ * one waiting for its model (id, may be NULL: the candidate's model id).
+ * ad_adapt_shadow_resume: cand (taken on success; the caller keeps it on
+ * failure) must be that model (same id, the learner's window shape), the
+ * learner resolved and without a candidate or job: the span goes on where
+ * it stopped (windows with a verdict, the scores of those judged normal,
+ * the windows still waiting for their margin, attempt, start time) and no
+ * new event is queued. Returns 0, or AD_EINVAL / AD_EFORMAT / AD_ENOMEM
+ * with a message. Either way the saved span is consumed; cand NULL just
+ * drops it (the model could not be read: the fine-tune is lost, as before
+ * these were saved).
+ */
+int ad_adapt_shadow_saved(const ad_adapt *a, char *id, size_t len);
+int ad_adapt_shadow_resume(ad_adapt *a, ad_model *cand, char *err, size_t errlen);
+/* windows judged normal a saved span holds at most (beyond: not saved) */
+#define AD_ADAPT_SHADOW_SAVE_MAX 200000
 
 const char *ad_adapt_ev_name(ad_adapt_ev_type t);   /* "adapt_promoted", .. */
 

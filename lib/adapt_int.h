@@ -15,6 +15,8 @@ typedef struct pend_ent {
     double live, cand;
     uint64_t shadow;            /* shadow generation, 0 = none */
     int regime;                 /* judged against an accepted regime */
+    int nowin;                  /* restored shadow entry whose window was not
+                                 * saved: counted, not put in the normal set */
 } pend_ent;
 
 /* windows an unresolved learner holds (the detector resolves after
@@ -96,6 +98,7 @@ struct ad_adapt {
     int job_out;
     /* shadow */
     ad_model *cand;
+    int64_t sh_start;           /* data time the shadow span began */
     ad_adapt_origin origin;
     uint64_t attempt_cur, shadow_gen, sh_resolved, train_windows;
     ad_train_report rep;
@@ -124,6 +127,13 @@ struct ad_adapt {
     /* a saved normal set (adapt_state.c NORMAL SET ACROSS A RESTART) read
      * before the counts were known: taken at the resolution */
     struct cJSON *rest_normal;
+    /* a saved candidate's shadow span (adapt_state.c CANDIDATE ACROSS A
+     * RESTART), waiting for its model (ad_adapt_shadow_resume), and the
+     * acceptance's due fine-tune as saved (finetune_lost overrides it
+     * until the candidate is back) */
+    struct cJSON *rest_shadow;
+    int rest_acc_pending;
+    uint64_t rest_acc_admitted, rest_acc_need;
 };
 
 /* Take the saved normal set kept in a->rest_normal (if any) into the

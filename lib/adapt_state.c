@@ -211,6 +211,8 @@ static int save_normal(const ad_adapt *a, cJSON *o, int with_normal)
         size_t slot = (a->phead + i) % a->pcap;
         const pend_ent *e = &a->pend[slot];
 
+        if (e->nowin)           /* a restored shadow entry: no window kept */
+            continue;
         if ((t = cJSON_CreateObject()) == NULL)
             return -1;
         cJSON_AddItemToArray(arr, t);
@@ -228,6 +230,82 @@ static int save_normal(const ad_adapt *a, cJSON *o, int with_normal)
         uint64_t j = a->seen - k + i;
         if (!cJSON_AddItemToArray(arr, cJSON_CreateNumber(
                 (double)a->seen_ts[j % AD_ADAPT_RUN_UP])))
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * CANDIDATE ACROSS A RESTART. A fine-tune's candidate in shadow is saved
+ * with the state, its progress here and its model by the caller (a file
+ * beside the state, docs/continual-learning.md): every state save holds
+ *   "shadow":{"model_id":..,"attempt":n,"start_ms":ms,"windows":n,
+ *             "train_windows":n,"accept":bool,
+ *             "report":{"epochs_run":n,"train_loss":x,"seconds":x},
+ *             "ts":[ms..],"live":[..],"cand":[..],"regime":[0|1..],
+ *             "pending":[{"ago":k,"ts":ms,"live":x,"cand":x,"regime":0|1}..]}
+ * windows: the span's windows with a final verdict so far (the decision
+ * comes at adapt.shadow_windows); ts/live/cand/regime: the scores of those
+ * judged normal, in order (the figures of the decision); pending: the
+ * span's windows still waiting for their margin, offered k windows before
+ * the last (their windows are not saved: once judged normal they count in
+ * the span but do not enter the normal set, which a restart refills).
+ * About 60 bytes a window judged normal: 30 KB for 500. accept: the
+ * acceptance's fine-tune (NORMAL SET ACROSS A RESTART). Not saved beyond
+ * AD_ADAPT_SHADOW_SAVE_MAX windows judged normal (a restart then loses the
+ * candidate) nor for a reloaded model file's candidate (the caller
+ * evaluates it again from its file). ad_adapt_restore keeps it aside; the
+ * candidate comes back with its model (ad_adapt_shadow_resume), which
+ * must be the one saved (same id and shape): the span goes on where it
+ * stopped, and the decision is the one the uninterrupted span makes on
+ * the same windows.
+ */
+static int save_shadow(const ad_adapt *a, cJSON *o)
+{
+    cJSON *sh, *ts, *lv, *cd, *rg, *pd, *t;
+    size_t i;
+
+    if (a->cand == NULL || a->origin != AD_ADAPT_FINETUNE || a->sh_n > AD_ADAPT_SHADOW_SAVE_MAX)
+        return 0;
+    if ((sh = cJSON_AddObjectToObject(o, "shadow")) == NULL ||
+        !cJSON_AddStringToObject(sh, "model_id", a->cand->id) ||
+        !cJSON_AddNumberToObject(sh, "attempt", (double)a->attempt_cur) ||
+        !cJSON_AddNumberToObject(sh, "start_ms", (double)a->sh_start) ||
+        !cJSON_AddNumberToObject(sh, "windows", (double)a->sh_resolved) ||
+        !cJSON_AddNumberToObject(sh, "train_windows", (double)a->train_windows) ||
+        !cJSON_AddBoolToObject(sh, "accept", a->acc_ft))
+        return -1;
+    if (a->have_rep &&
+        ((t = cJSON_AddObjectToObject(sh, "report")) == NULL ||
+         !cJSON_AddNumberToObject(t, "epochs_run", a->rep.epochs_run) ||
+         !ad_json_num(t, "train_loss", a->rep.train_loss) ||
+         !ad_json_num(t, "seconds", a->rep.seconds)))
+        return -1;
+    if ((ts = cJSON_AddArrayToObject(sh, "ts")) == NULL ||
+        (lv = cJSON_AddArrayToObject(sh, "live")) == NULL ||
+        (cd = cJSON_AddArrayToObject(sh, "cand")) == NULL ||
+        (rg = cJSON_AddArrayToObject(sh, "regime")) == NULL ||
+        (pd = cJSON_AddArrayToObject(sh, "pending")) == NULL)
+        return -1;
+    for (i = 0; i < a->sh_n; i++)
+        if (!cJSON_AddItemToArray(ts, cJSON_CreateNumber((double)a->sh_ts[i])) ||
+            !cJSON_AddItemToArray(lv, cJSON_CreateNumber(a->sh_live[i])) ||
+            !cJSON_AddItemToArray(cd, cJSON_CreateNumber(a->sh_cand[i])) ||
+            !cJSON_AddItemToArray(rg, cJSON_CreateNumber(a->sh_reg[i])))
+            return -1;
+    for (i = 0; i < a->plen; i++) {
+        const pend_ent *e = &a->pend[(a->phead + i) % a->pcap];
+
+        if (!e->shadow || e->shadow != a->shadow_gen)
+            continue;
+        if ((t = cJSON_CreateObject()) == NULL)
+            return -1;
+        cJSON_AddItemToArray(pd, t);
+        if (!cJSON_AddNumberToObject(t, "ago", (double)(a->offered - e->seq)) ||
+            !cJSON_AddNumberToObject(t, "ts", (double)e->ts) ||
+            !cJSON_AddNumberToObject(t, "live", e->live) ||
+            !cJSON_AddNumberToObject(t, "cand", e->cand) ||
+            !cJSON_AddNumberToObject(t, "regime", e->regime != 0))
             return -1;
     }
     return 0;
@@ -300,7 +378,8 @@ struct cJSON *ad_adapt_save_json(const ad_adapt *a, int with_normal)
             goto out;
         cJSON_AddItemToObject(t, "window", w);
     }
-    if (save_alerts_open(a, o) != 0 || save_normal(a, o, with_normal) != 0)
+    if (save_alerts_open(a, o) != 0 || save_normal(a, o, with_normal) != 0 ||
+        save_shadow(a, o) != 0)
         goto out;
     return o;
 out:
@@ -804,6 +883,10 @@ static void restore_normal(ad_adapt *a, const cJSON *o)
         a->acc_admitted = (uint64_t)v[2];
         a->acc_need = (uint64_t)v[3];
     }
+    /* as saved, for a candidate that comes back (ad_adapt_shadow_resume) */
+    a->rest_acc_pending = af != NULL;
+    a->rest_acc_admitted = (uint64_t)v[2];
+    a->rest_acc_need = (uint64_t)v[3];
     /* a job out or a fine-tune's candidate in shadow is not saved: the
      * fine-tune is due again at once */
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "finetune_lost"))) {
@@ -930,11 +1013,215 @@ int ad_adapt_restore(ad_adapt *a, const char *json, char *err, size_t errlen)
     apply_open_alerts(a, &oa);
     restore_reference(a, cJSON_GetObjectItemCaseSensitive(o, "reference"));
     restore_normal(a, o);
+    /* a saved candidate in shadow waits for its model (the caller's file);
+     * not when this learner has one (a reload restores the calibration of
+     * a running stream: its candidate goes on) */
+    cJSON_Delete(a->rest_shadow);
+    a->rest_shadow = NULL;
+    s = cJSON_GetObjectItemCaseSensitive(o, "shadow");
+    if (cJSON_IsObject(s) && a->cand == NULL && a->decided == NULL && !a->job_out &&
+        (a->rest_shadow = cJSON_Duplicate(s, 1)) == NULL)
+        ad_log(AD_LOG_WARNING, "continual learning: saved candidate in shadow dropped (out "
+               "of memory)");
     rc = 0;
 out:
     open_alerts_free(&oa);
     free(ta);
     free(tawin);
     cJSON_Delete(o);
+    return rc;
+}
+
+int ad_adapt_shadow_saved(const ad_adapt *a, char *id, size_t len)
+{
+    const cJSON *m = a ? cJSON_GetObjectItemCaseSensitive(a->rest_shadow, "model_id") : NULL;
+
+    if (a == NULL || a->rest_shadow == NULL)
+        return 0;
+    if (id && len)
+        snprintf(id, len, "%s", cJSON_IsString(m) ? m->valuestring : "");
+    return 1;
+}
+
+/* One array of the saved span: n finite numbers in lo..hi into out. */
+static int shadow_array(const cJSON *sh, const char *key, size_t n, double lo, double hi,
+                        double *out, char *err, size_t errlen)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(sh, key), *t;
+    size_t i = 0;
+
+    if (!cJSON_IsArray(arr) || (size_t)cJSON_GetArraySize(arr) != n)
+        return ad_errf(err, errlen, AD_EFORMAT, "adapt state: shadow.%s: expected an array "
+                       "of %zu numbers", key, n);
+    cJSON_ArrayForEach(t, arr) {
+        if (!cJSON_IsNumber(t) || !isfinite(t->valuedouble) || t->valuedouble < lo ||
+            t->valuedouble > hi)
+            return ad_errf(err, errlen, AD_EFORMAT, "adapt state: shadow.%s[%zu]: expected "
+                           "a number in %g..%g", key, i, lo, hi);
+        out[i++] = t->valuedouble;
+    }
+    return 0;
+}
+
+int ad_adapt_shadow_resume(ad_adapt *a, ad_model *cand, char *err, size_t errlen)
+{
+    const cJSON *sh, *id, *pd, *t, *rep;
+    double v[5], *ts = NULL, *lv = NULL, *cd = NULL, *rg = NULL, *pv = NULL;
+    size_t n, np = 0, i, k;
+    int rc;
+
+    if (a == NULL || (sh = a->rest_shadow) == NULL)
+        return ad_errf(err, errlen, AD_EINVAL, "no candidate in shadow was saved");
+    id = cJSON_GetObjectItemCaseSensitive(sh, "model_id");
+    rep = cJSON_GetObjectItemCaseSensitive(sh, "report");
+    pd = cJSON_GetObjectItemCaseSensitive(sh, "pending");
+    if (a->cand != NULL || a->decided != NULL || a->job_out) {
+        rc = ad_errf(err, errlen, AD_EINVAL, "another candidate is in shadow or decided");
+        goto out;
+    }
+    if (!a->resolved) {
+        rc = ad_errf(err, errlen, AD_EINVAL, "the stream's window period is not known yet");
+        goto out;
+    }
+    if (cand == NULL) {
+        rc = ad_errf(err, errlen, AD_EINVAL, "no candidate model");
+        goto out;
+    }
+    if (cand->window != a->T || cand->n_features != a->F) {
+        rc = ad_errf(err, errlen, AD_EINVAL, "its window is %dx%d, the stream's %dx%d",
+                     cand->window, cand->n_features, a->T, a->F);
+        goto out;
+    }
+    if (!cJSON_IsString(id) || strcmp(id->valuestring, cand->id) != 0) {
+        rc = ad_errf(err, errlen, AD_EINVAL, "it holds model %s, the saved candidate is %s",
+                     cand->id, cJSON_IsString(id) ? id->valuestring : "(none)");
+        goto out;
+    }
+    if ((rc = get_num(sh, "shadow.", "attempt", 1, (double)a->attempts, &v[0], err,
+                      errlen)) != 0 ||
+        (rc = get_num(sh, "shadow.", "start_ms", -9.2e18, 9.2e18, &v[1], err, errlen)) != 0 ||
+        (rc = get_num(sh, "shadow.", "windows", 0, (double)a->sh_cap, &v[2], err,
+                      errlen)) != 0 ||
+        (rc = get_num(sh, "shadow.", "train_windows", 0, 9e15, &v[3], err, errlen)) != 0)
+        goto out;
+    if (rep != NULL && (rc = get_num(rep, "shadow.report.", "epochs_run", 0, 1e9, &v[4], err,
+                                     errlen)) != 0)
+        goto out;
+    t = cJSON_GetObjectItemCaseSensitive(sh, "ts");
+    n = cJSON_IsArray(t) ? (size_t)cJSON_GetArraySize(t) : 0;
+    if (n > (size_t)v[2] || n > a->sh_cap) {
+        rc = ad_errf(err, errlen, AD_EFORMAT, "adapt state: shadow.ts: more windows judged "
+                     "normal than the span's %g (adapt.shadow_windows %zu)", v[2], a->sh_cap);
+        goto out;
+    }
+    if (!cJSON_IsArray(pd) || (np = (size_t)cJSON_GetArraySize(pd)) > a->pcap) {
+        rc = ad_errf(err, errlen, AD_EFORMAT, "adapt state: shadow.pending: expected an array "
+                     "of at most %zu windows", a->pcap);
+        goto out;
+    }
+    ts = malloc((n + 1) * sizeof(double));
+    lv = malloc((n + 1) * sizeof(double));
+    cd = malloc((n + 1) * sizeof(double));
+    rg = malloc((n + 1) * sizeof(double));
+    pv = malloc((np * 5 + 1) * sizeof(double));
+    if (!ts || !lv || !cd || !rg || !pv) {
+        rc = ad_errf(err, errlen, AD_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = shadow_array(sh, "ts", n, -9.2e18, 9.2e18, ts, err, errlen)) != 0 ||
+        (rc = shadow_array(sh, "live", n, -DBL_MAX, DBL_MAX, lv, err, errlen)) != 0 ||
+        (rc = shadow_array(sh, "cand", n, -DBL_MAX, DBL_MAX, cd, err, errlen)) != 0 ||
+        (rc = shadow_array(sh, "regime", n, 0, 1, rg, err, errlen)) != 0)
+        goto out;
+    i = 0;
+    cJSON_ArrayForEach(t, pd) {
+        char path[48];
+        double *p = pv + i * 5;
+
+        snprintf(path, sizeof(path), "shadow.pending[%zu].", i);
+        if ((rc = get_num(t, path, "ago", 0, (double)a->offered, &p[0], err, errlen)) != 0 ||
+            (rc = get_num(t, path, "ts", -9.2e18, 9.2e18, &p[1], err, errlen)) != 0 ||
+            (rc = get_num(t, path, "live", -DBL_MAX, DBL_MAX, &p[2], err, errlen)) != 0 ||
+            (rc = get_num(t, path, "cand", -DBL_MAX, DBL_MAX, &p[3], err, errlen)) != 0 ||
+            (rc = get_num(t, path, "regime", 0, 1, &p[4], err, errlen)) != 0)
+            goto out;
+        if (i > 0 && p[0] >= p[-5]) {
+            rc = ad_errf(err, errlen, AD_EFORMAT, "adapt state: %sago: expected the windows "
+                         "oldest first", path);
+            goto out;
+        }
+        i++;
+    }
+    /* all read: the candidate is back in shadow */
+    a->cand = cand;
+    a->origin = AD_ADAPT_FINETUNE;
+    a->shadow_gen++;
+    a->attempt_cur = (uint64_t)v[0];
+    a->sh_start = (int64_t)v[1];
+    a->sh_resolved = (uint64_t)v[2];
+    a->train_windows = (uint64_t)v[3];
+    a->have_rep = rep != NULL;
+    memset(&a->rep, 0, sizeof(a->rep));
+    if (rep != NULL) {
+        a->rep.epochs_run = (int)v[4];
+        a->rep.train_loss = opt_num(rep, "train_loss");
+        a->rep.seconds = opt_num(rep, "seconds");
+    }
+    for (k = 0; k < n; k++) {
+        a->sh_ts[k] = (int64_t)ts[k];
+        a->sh_live[k] = lv[k];
+        a->sh_cand[k] = cd[k];
+        a->sh_reg[k] = rg[k] != 0;
+    }
+    a->sh_n = n;
+    /* the span's windows waiting for their margin: the pending entries of
+     * the same offers when a saved normal set brought them back, else
+     * entries without a window (the queue is empty after a restore) */
+    for (k = 0; k < np; k++) {
+        const double *p = pv + k * 5;
+        uint64_t seq = a->offered - (uint64_t)p[0];
+        pend_ent *e = NULL;
+
+        for (i = 0; i < a->plen; i++)
+            if (a->pend[(a->phead + i) % a->pcap].seq == seq)
+                e = &a->pend[(a->phead + i) % a->pcap];
+        if (e == NULL && a->plen < a->pcap &&
+            (a->plen == 0 || a->pend[(a->phead + a->plen - 1) % a->pcap].seq < seq)) {
+            size_t slot = (a->phead + a->plen) % a->pcap;
+
+            e = &a->pend[slot];
+            memset(e, 0, sizeof(*e));
+            memset(a->pwin + slot * a->wsz, 0, a->wsz * sizeof(float));
+            e->seq = seq;
+            e->nowin = 1;
+            a->plen++;
+        }
+        if (e == NULL) {            /* cannot be placed: judged, not normal */
+            a->sh_resolved++;
+            continue;
+        }
+        e->ts = (int64_t)p[1];
+        e->live = p[2];
+        e->cand = p[3];
+        e->regime = p[4] != 0;
+        e->shadow = a->shadow_gen;
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sh, "accept"))) {
+        /* the acceptance's fine-tune is back: not due again (finetune_lost) */
+        a->acc_ft = 1;
+        a->acc_pending = a->rest_acc_pending;
+        a->acc_admitted = a->rest_acc_admitted;
+        a->acc_need = a->rest_acc_need;
+    }
+    a->ready = 0;
+    rc = 0;
+out:
+    free(ts);
+    free(lv);
+    free(cd);
+    free(rg);
+    free(pv);
+    cJSON_Delete(a->rest_shadow);
+    a->rest_shadow = NULL;
     return rc;
 }

@@ -820,6 +820,15 @@ int ad_detector_train_done(ad_detector *d, ad_model *m, int take,
  * operator's model file here before ad_detector_restore, so that the
  * saved baseline still applies. 0 without continual learning. */
 int ad_detector_set_reference(ad_detector *d, const ad_model *m);
+/* A fine-tune's candidate that was in shadow when the state restored by
+ * ad_detector_restore was saved (adapt.h ad_adapt_shadow_resume): m, its
+ * model read back by the caller (taken on success; the caller keeps it on
+ * failure; NULL: could not be read, the saved span is dropped), goes on in
+ * shadow where it stopped. 0, or an AD_E* code with a message (wrong model,
+ * shape, damaged span). ad_detector_shadow_saved: 1 when a restored state
+ * waits for such a candidate (id: its model id, may be NULL). */
+int ad_detector_shadow_resume(ad_detector *d, ad_model *m, char *err, size_t errlen);
+int ad_detector_shadow_saved(const ad_detector *d, char *id, size_t len);
 int ad_detector_set_model(ad_detector *d, const ad_model *m, int keep_threshold,
                           char *err, size_t errlen);
 

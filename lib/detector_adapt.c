@@ -477,5 +477,19 @@ int ad_detector_set_reference(ad_detector *d, const ad_model *m)
     return ad_adapt_set_reference(d->ad, m, d->model != NULL && strcmp(d->model->id, m->id) == 0);
 }
 
+int ad_detector_shadow_saved(const ad_detector *d, char *id, size_t len)
+{
+    return d && d->ad ? ad_adapt_shadow_saved(d->ad, id, len) : 0;
+}
+
+int ad_detector_shadow_resume(ad_detector *d, ad_model *m, char *err, size_t errlen)
+{
+    if (d == NULL || d->ad == NULL)
+        return ad_errf(err, errlen, AD_EINVAL, "continual learning is off");
+    /* a fresh detector: its candidate-side figures (det_lik_shadow,
+     * det_acc_shadow) start with the resumed span's next window */
+    return ad_adapt_shadow_resume(d->ad, m, err, errlen);
+}
+
 const ad_dq *ad_detector_dq(const ad_detector *d) { return d->dq; }
 const ad_adapt *ad_detector_adapt(const ad_detector *d) { return d->ad; }

@@ -1941,6 +1941,166 @@ static void test_run_up_held(void)
     ad_adapt_free(a);
 }
 
+/* ---- a candidate in shadow across a restart ------------------------------ */
+
+/* Offer row t to both learners (each scores its own candidate); an alert
+ * on rows [araise, aclear) in both. */
+static void offer_pair(ad_adapt *a, ad_adapt *b, uint64_t t, uint64_t araise, uint64_t aclear)
+{
+    int in = t >= araise && t < aclear;
+
+    if (t == araise) {
+        ad_adapt_alert_raised(a, "pump1/7", (int64_t)t * 1000);
+        ad_adapt_alert_raised(b, "pump1/7", (int64_t)t * 1000);
+    }
+    if (t == aclear) {
+        ad_adapt_alert_cleared(a, "pump1/7", (int64_t)t * 1000, AD_ADAPT_CLEAR_TRUE);
+        ad_adapt_alert_cleared(b, "pump1/7", (int64_t)t * 1000, AD_ADAPT_CLEAR_TRUE);
+    }
+    offer_row(a, t, REG_B, in, in);
+    offer_row(b, t, REG_B, in, in);
+}
+
+/* equal, or both NaN (a figure not made) */
+static int same_num(double x, double y)
+{
+    return x == y || (isnan(x) && isnan(y));
+}
+
+/* 1 when a decision came (into *ev). */
+static int decided(ad_adapt *a, ad_adapt_event *ev)
+{
+    ad_adapt_event e;
+    int got = 0;
+
+    while (ad_adapt_poll_event(a, &e))
+        if (e.type == AD_ADAPT_EV_PROMOTED || e.type == AD_ADAPT_EV_REJECTED) {
+            *ev = e;
+            got = 1;
+        }
+    return got;
+}
+
+/* A fine-tune's candidate in shadow, saved with the state mid-span (windows
+ * waiting for their margin among them) and restored with its model into a
+ * new learner, goes on where it stopped: the decision and every figure are
+ * those of the uninterrupted learner on the same windows. The wrong model,
+ * a damaged span and a state without a candidate are refused with a
+ * message, and the learner goes on without one. */
+static void test_shadow_restart(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a, *b, *x;
+    ad_adapt_event ea, eb;
+    ad_adapt_stats sa, sb;
+    ad_model *cand, *m;
+    char err[200], id[AD_MODEL_ID_LEN + 1], *txt, *bad;
+    uint64_t t = 60000, stop, araise;
+    int i, da = 0, db = 0;
+
+    cfg_small(&c);
+    c.epochs = 5;
+    c.every_windows = 250;
+    c.min_gain = 0.0;
+    a = new_adapt(&c);
+    T_CHECK(a != NULL, "new");
+    if (!a)
+        return;
+    /* a new regime (B): the candidate fine-tuned on it is promoted */
+    for (i = 0; i < 260 && !drain(a, AD_ADAPT_EV_TRAIN_READY, NULL); i++)
+        offer_row(a, t++, REG_B, 0, 0);
+    T_CHECK(run_job(a) == 0 && ad_adapt_candidate(a) != NULL, "candidate in shadow");
+    if (!ad_adapt_candidate(a)) {
+        ad_adapt_free(a);
+        return;
+    }
+    drain(a, 0, NULL);
+    for (i = 0; i < 70; i++)
+        offer_row(a, t++, REG_B, 0, 0);
+    /* saved at the stop: its progress, its model (the caller's file) */
+    txt = ad_adapt_save(a);
+    cand = ad_model_clone(ad_adapt_candidate(a));
+    T_CHECK(txt && strstr(txt, "\"shadow\":") && strstr(txt, "\"pending\":[{"),
+            "the state holds the span and the windows waiting for their margin");
+    T_NOTE("state with the span: %zu bytes", txt ? strlen(txt) : (size_t)0);
+    b = new_adapt(&c);
+    T_CHECK(b && txt && ad_adapt_restore(b, txt, err, sizeof(err)) == 0, "restored: %s", err);
+    T_CHECK(ad_adapt_shadow_saved(b, id, sizeof(id)) == 1 && strcmp(id, cand->id) == 0,
+            "the restored state asks for candidate %s", id);
+    T_CHECK(ad_adapt_shadow_resume(b, cand, err, sizeof(err)) == 0, "resumed: %s", err);
+    T_CHECK(ad_adapt_candidate(b) == cand && !ad_adapt_shadow_saved(b, NULL, 0) &&
+            drain(b, 0, NULL) == 0, "in shadow again, no new event");
+    ad_adapt_get_stats(a, &sa);
+    ad_adapt_get_stats(b, &sb);
+    T_CHECK(sb.shadow && sb.attempts == sa.attempts, "attempt %" PRIu64 " goes on",
+            (uint64_t)sb.attempts);
+    /* the same windows to both, a true alert among them, until both decide */
+    araise = t + 30;
+    stop = t + 400;
+    for (; t < stop && (!da || !db); t++) {
+        offer_pair(a, b, t, araise, araise + 15);
+        da = da || decided(a, &ea);
+        db = db || decided(b, &eb);
+    }
+    T_CHECK(da && db, "both decided");
+    if (da && db) {
+        note_event("uninterrupted", &ea);
+        note_event("restarted mid-span", &eb);
+        T_CHECK(ea.type == eb.type && ea.ts_ms == eb.ts_ms && ea.attempt == eb.attempt &&
+                ea.shadow_windows == eb.shadow_windows &&
+                ea.normal_windows == eb.normal_windows &&
+                ea.live_error == eb.live_error && ea.cand_error == eb.cand_error &&
+                ea.gain == eb.gain && ea.cand_threshold == eb.cand_threshold &&
+                ea.cand_fit == eb.cand_fit && same_num(ea.hold_threshold, eb.hold_threshold) &&
+                ea.train_windows == eb.train_windows && ea.epochs_run == eb.epochs_run &&
+                ea.train_loss == eb.train_loss && strcmp(ea.model_id, eb.model_id) == 0,
+                "the same decision (%s at %" PRId64 ", %" PRIu64 " windows, %" PRIu64
+                " normal, error %.6g -> %.6g) as without the restart",
+                ad_adapt_ev_name(eb.type), eb.ts_ms, eb.shadow_windows, eb.normal_windows,
+                eb.live_error, eb.cand_error);
+    }
+    ad_model_free(ad_adapt_take_candidate(a));
+    ad_model_free(ad_adapt_take_candidate(b));
+
+    /* another model (another id), a damaged span: refused, learner goes on */
+    x = new_adapt(&c);
+    m = ad_model_clone(g_live);
+    T_CHECK(x && ad_adapt_restore(x, txt, err, sizeof(err)) == 0 &&
+            ad_adapt_shadow_resume(x, m, err, sizeof(err)) == AD_EINVAL &&
+            strstr(err, "saved candidate is"), "another model refused: %s", err);
+    ad_model_free(m);           /* still the caller's */
+    T_CHECK(ad_adapt_candidate(x) == NULL && !ad_adapt_shadow_saved(x, NULL, 0),
+            "no candidate, nothing waits");
+    for (i = 0; i < 20; i++)
+        offer_row(x, t++, REG_B, 0, 0);
+    ad_adapt_free(x);
+    bad = txt ? strdup(txt) : NULL;
+    free(txt);
+    if (bad && (txt = strstr(bad, "\"cand\":[")) != NULL)
+        memcpy(txt + 4, "e", 1);       /* "cane": the candidate scores gone */
+    x = new_adapt(&c);
+    cand = ad_model_clone(ad_adapt_candidate(b) ? ad_adapt_candidate(b) : g_live);
+    if (cand && bad && (txt = strstr(bad, "\"model_id\":\"")) != NULL) {
+        /* the id the damaged span names */
+        char *e = strchr(txt + 12, '"');
+        if (e && (size_t)(e - txt - 12) < sizeof(cand->id)) {
+            memcpy(cand->id, txt + 12, (size_t)(e - txt - 12));
+            cand->id[e - txt - 12] = '\0';
+        }
+    }
+    T_CHECK(x && bad && ad_adapt_restore(x, bad, err, sizeof(err)) == 0 &&
+            ad_adapt_shadow_resume(x, cand, err, sizeof(err)) == AD_EFORMAT &&
+            strstr(err, "shadow.cand"), "damaged span refused: %s", err);
+    T_CHECK(ad_adapt_candidate(x) == NULL, "no candidate");
+    ad_model_free(cand);
+    T_CHECK(ad_adapt_shadow_resume(x, NULL, err, sizeof(err)) == AD_EINVAL,
+            "nothing saved: %s", err);
+    free(bad);
+    ad_adapt_free(x);
+    ad_adapt_free(a);
+    ad_adapt_free(b);
+}
+
 int main(void)
 {
     double t0 = now_s();
@@ -1966,6 +2126,7 @@ int main(void)
     T_RUN(test_schedule);
     T_RUN(test_regime_occurrence_holds);
     T_RUN(test_save_restore);
+    T_RUN(test_shadow_restart);
     T_RUN(test_data_time_resolve);
     T_RUN(test_data_time_learner);
     T_RUN(test_data_time_memory_limit);

@@ -15,7 +15,7 @@ static void test_state_corpus(void)
     char dir[3100], path[3400];
     struct dirent *e;
     DIR *dp;
-    int n = 0, reentry = 0, noise = 0;
+    int n = 0, reentry = 0, noise = 0, shadow = 0;
 
     snprintf(dir, sizeof dir, "%.3000s/fuzz/corpus/detector_state", src && *src ? src : ".");
     if ((dp = opendir(dir)) == NULL) {
@@ -37,12 +37,18 @@ static void test_state_corpus(void)
         LLVMFuzzerTestOneInput(buf, len);
         reentry += memmem(buf, len, "\"reentry\"", 9) != NULL;
         noise += memmem(buf, len, "\"noise\"", 7) != NULL;
+        shadow += memmem(buf, len, "\"shadow\":{", 10) != NULL;
         n++;
     }
     closedir(dp);
     T_CHECK(n >= 20 && reentry >= 5 && noise >= 3,
             "%d seeds replayed (%d with a re-entry run, %d with a noise state)", n, reentry,
             noise);
+    /* a saved candidate in shadow: taken back with its model (its restored
+     * detector saves it again: twice a seed), a damaged span refused */
+    T_CHECK(shadow >= 4 && g_resumed >= 2, "%d seeds with a candidate in shadow, %d "
+            "resumptions", shadow, g_resumed);
+    T_NOTE("%d seeds, %d with a candidate in shadow (%d resumptions)", n, shadow, g_resumed);
 }
 
 int main(void)
