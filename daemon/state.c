@@ -1975,6 +1975,7 @@ static int close_dq_removed(ad_daemon *dd, const char *det, const char *key, con
         const cJSON *kt = cJSON_GetObjectItemCaseSensitive(x, "kafka_topic");
         char what[256], *txt = NULL;
         const char *w, *why = NULL;
+        int to_kafka = 0;       /* its clear went to Kafka */
         cJSON *o;
 
         if (!cJSON_IsString(id) || (!cJSON_IsString(tp) && !cJSON_IsString(kt))) {
@@ -1990,17 +1991,22 @@ static int close_dq_removed(ad_daemon *dd, const char *det, const char *key, con
             publish_dq_cleared_fields(o, det, key,
                                       ad_close_reason_name(AD_CLOSE_DETECTOR_REMOVED), end);
             w = publish_alert_what(o, what, sizeof what);
-            if (!(txt = cJSON_PrintUnformatted(o)))
-                why = "out of memory";
             /* Kafka first, as publish_alert_removed; at start the broker is
              * perhaps not connected yet: QoS 1 at least, queued */
+            if (!(txt = cJSON_PrintUnformatted(o)))
+                why = "out of memory";
             else if (cJSON_IsString(kt) &&
                      kafka_alert_to(dd, kt->valuestring, det, key, txt) != 0)
                 why = "its clear could not be produced to Kafka";
-            else if (cJSON_IsString(tp) &&
-                     ad_mqtt_publish_alert(dd->mqtt, tp->valuestring, txt, strlen(txt),
-                                           qos < 1 ? 1 : qos, 0, w) != 0)
-                why = "its clear could not be queued for MQTT";
+            else {
+                to_kafka = cJSON_IsString(kt);
+                if (cJSON_IsString(tp) &&
+                    ad_mqtt_publish_alert(dd->mqtt, tp->valuestring, txt, strlen(txt),
+                                          qos < 1 ? 1 : qos, 0, w) != 0)
+                    why = to_kafka ? "its clear could not be queued for MQTT (it went to "
+                                     "Kafka: the next start clears it on MQTT only)" :
+                                     "its clear could not be queued for MQTT";
+            }
             if (cJSON_IsString(kt))
                 dd->outbox_due = 1;     /* kept until the cluster has it */
             free(txt);
@@ -2012,8 +2018,13 @@ static int close_dq_removed(ad_daemon *dd, const char *det, const char *key, con
             (*failed)++;
             if (!*kept)
                 *kept = cJSON_CreateArray();
-            if (*kept)
-                cJSON_AddItemToArray(*kept, cJSON_Duplicate(x, 1));
+            if (*kept && (o = cJSON_Duplicate(x, 1)) != NULL) {
+                /* cleared on Kafka already: kept for MQTT alone, else the
+                 * next start clears it on Kafka a second time */
+                if (to_kafka)
+                    cJSON_DeleteItemFromObjectCaseSensitive(o, "kafka_topic");
+                cJSON_AddItemToArray(*kept, o);
+            }
             continue;
         }
         ad_log(AD_LOG_NOTICE, "data quality %s cleared: detector %s stream %s check %s "
@@ -2358,6 +2369,12 @@ static void scan_apply_orphan(ad_daemon *dd, scan_dir *od)
                 e->text = splice_member(e->text, "published", cJSON_PrintUnformatted(e->pub));
                 cJSON_Delete(kept);
                 e->rewrite = 1;
+                /* but a model alert cleared just now would stay open in
+                 * the stream's retained state (no one publishes it again):
+                 * that goes, as for a stream removed; the file still names
+                 * it, emptied again by the start that clears the rest */
+                if (e->kind == SE_CLOSE)
+                    empty_published(dd, NULL, e->key, e->pub);
                 continue;
             }
         }
