@@ -563,8 +563,8 @@ int publish_alert_removed(ad_daemon *dd, const char *detector, const char *key,
      * nothing publishes it again */
     else if (topic && ad_mqtt_publish_alert(dd->mqtt, topic, txt, strlen(txt),
                                             qos < 1 ? 1 : qos, 0, w) != 0)
-        rc = ad_errf(err, errlen, AD_EINVAL, "its cleared event could not be queued for "
-                     "MQTT topic %s%s", topic, kafka ? " (it went to Kafka)" : "");
+        rc = ad_errf(err, errlen, kafka ? AD_EIO : AD_EINVAL, "its cleared event could not "
+                     "be queued for MQTT topic %s%s", topic, kafka ? " (it went to Kafka)" : "");
     free(txt);
     cJSON_Delete(o);
     if (kafka)

@@ -1932,8 +1932,11 @@ static int close_removed(const char *key, cJSON *o, ad_alert **out, cJSON **info
     if (cJSON_IsString(mid))
         cJSON_AddStringToObject(in, "model_id", mid->valuestring);
     cJSON_AddStringToObject(in, "metric", met->valuestring);
+    /* the open alert as the file had it: a clear that reaches Kafka and
+     * not MQTT puts it back, for MQTT alone (scan_apply_orphan) */
+    cJSON_AddItemToObject(in, "open", cJSON_DetachItemFromObjectCaseSensitive(al, "open"));
     *info = in;
-    cJSON_ReplaceItemInObjectCaseSensitive(al, "open", cJSON_CreateNull());
+    cJSON_AddItemToObject(al, "open", cJSON_CreateNull());
     ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     if ((rec = cJSON_AddObjectToObject(o, "detector_removed")) != NULL) {
         cJSON_AddStringToObject(rec, "alert_id", saved.id);
@@ -1951,6 +1954,43 @@ static int dq_to_kafka(const cJSON *dq)
         if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(x, "kafka_topic")))
             return 1;
     return 0;
+}
+
+/* Loop: e (SE_CLOSE), whose model alert's clear went to Kafka and could
+ * not be queued for MQTT: its text (the file without the alert) gets the
+ * alert back open, its "alert_topic" without the Kafka topic, and what
+ * the scan took out ("dq_open", "published"), to be written: the next
+ * start clears it on MQTT alone. 1 when done, 0 (out of memory: the file
+ * is left as it is, and the next start clears it on both again). */
+static int reopen_for_mqtt(scan_ent *e)
+{
+    cJSON *o = e->text ? cJSON_Parse(e->text) : NULL;
+    cJSON *al = cJSON_GetObjectItemCaseSensitive(o, "alert");
+    cJSON *op = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(e->info, "open"), 1);
+    cJSON *at = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(e->info, "alert_topic"), 1);
+    char *t;
+
+    if (!cJSON_IsObject(al) || !cJSON_IsObject(op) || !cJSON_IsObject(at)) {
+        cJSON_Delete(o);
+        cJSON_Delete(op);
+        cJSON_Delete(at);
+        return 0;
+    }
+    cJSON_ReplaceItemInObjectCaseSensitive(al, "open", op);
+    cJSON_DeleteItemFromObjectCaseSensitive(at, "kafka_topic");
+    cJSON_AddItemToObject(o, "alert_topic", at);
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "detector_removed");
+    if (e->dq)
+        cJSON_AddItemToObject(o, "dq_open", cJSON_Duplicate(e->dq, 1));
+    cJSON_AddItemToObject(o, "published", cJSON_Duplicate(e->pub, 1));
+    t = ad_json_print(o);
+    cJSON_Delete(o);
+    if (!t)
+        return 0;
+    free(e->text);
+    e->text = t;
+    e->rewrite = 1;
+    return 1;
 }
 
 /* Loop: the open data-quality alerts dq (a "dq_open" of stream key of the
@@ -2345,6 +2385,14 @@ static void scan_apply_orphan(ad_daemon *dd, scan_dir *od)
                                        met->valuestring, names, nf, err, sizeof err) :
                  ad_errf(err, sizeof err, AD_EFORMAT, "\"metric\" missing");
             free(names);
+            if (rc == AD_EIO && reopen_for_mqtt(e)) {
+                /* cleared on Kafka, not on MQTT: the file keeps it open for
+                 * MQTT alone, else the next start clears it on Kafka again */
+                ad_log(AD_LOG_WARNING, "state: %s: the open alert is not closed on MQTT: %s; "
+                       "the next start clears it there", e->path, err);
+                kept_open += 1 + (e->dq ? cJSON_GetArraySize(e->dq) : 0);
+                continue;
+            }
             if (rc != 0) {
                 ad_log(AD_LOG_WARNING, "state: %s: the open alert is not closed: %s",
                        e->path, err);

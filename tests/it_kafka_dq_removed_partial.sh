@@ -16,6 +16,10 @@
 #  3. restart without the shim: the dropout is cleared on MQTT, and not on
 #     Kafka a second time. Before, the file kept its Kafka topic and the
 #     clear went to al twice.
+#  4. from the state of 1 again, the model alert's MQTT clear refused: it is
+#     cleared on Kafka, and the file keeps it open for MQTT alone;
+#  5. the next start clears it on MQTT, not on Kafka again. Before, the
+#     file was left as it was and the clear went to al twice.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_kafka_dq_removed_partial.XXXXXX)
@@ -125,6 +129,7 @@ for x in o["dq_open"]:
     x["topic"] = sys.argv[2]
 json.dump(o, open(sys.argv[1], "w"), separators=(",", ":"))
 EOP
+cp -r "$D/state" "$D/state.kill"
 
 # ---- 2. detector renamed; the dropout's MQTT clear refused ------------------------------------
 conf pumpx
@@ -170,4 +175,49 @@ got=$(kafka_dq "$ID" | grep -c '^dq_cleared ')
 [ "$got" -eq 1 ] &&
     it_ok "3: the dropout cleared on Kafka once ($(kafka_dq "$ID" | tr '\n' ';'))" ||
     it_fail "3: the dropout cleared on Kafka once" "$got clears: $(kafka_dq "$ID" | tr '\n' ';')"
+
+# ---- 4. the same for the model alert: its MQTT clear refused, its Kafka clear goes -----------
+rm -rf "$D/state"; cp -r "$D/state.kill" "$D/state"
+MT=anomalyd/alerts/pump/pump3/model
+AID=$($PYTHON - "$F" "$MT" <<'EOP'
+import json, sys
+o = json.load(open(sys.argv[1]))
+o["alert_topic"]["topic"] = sys.argv[2]
+json.dump(o, open(sys.argv[1], "w"), separators=(",", ":"))
+print(o["alert_topic"]["alert_id"])
+EOP
+)
+k0=$(kafka_dq "$AID" | grep -c '^cleared ')
+n0=$(it_onlines "$D/sub.jsonl")
+FAIL_STRDUP="$MT" FAIL_STRDUP_LOG="$D/refused4.log" LD_PRELOAD="$D/fail_strdup.so" \
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}$ASAN_EXTRA" \
+    $AD_BIN run -c "$D/ad.json" --log-level debug 2> "$D/daemon4.log" & DPID=$!
+online "$n0" daemon4.log
+grep -q refused "$D/refused4.log" 2>/dev/null ||
+    it_fail "4: the model alert's MQTT clear refused (shim)" "$(grep 'state:' "$D/daemon4.log" | head -3)"
+it_wait_until 10 sh -c "[ \$(kcat -C -b '$BOOT' -t al -e -q 2>/dev/null | grep '$AID' | grep -c '\"cleared\"') -gt $k0 ]"
+sleep 1
+kill -TERM "$DPID"; it_wait_gone "$DPID" 20; DPID=
+if $PYTHON -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+at, op = o.get("alert_topic", {}), (o.get("alert") or {}).get("open")
+sys.exit(0 if op and at.get("topic") == sys.argv[2] and "kafka_topic" not in at else 1)' "$F" "$MT"; then
+    it_ok "4: cleared on Kafka, its MQTT clear refused: the file keeps it open, for MQTT alone"
+else
+    it_fail "4: the file keeps it open, for MQTT alone" "$(cut -c1-300 "$F")"
+fi
+n0=$(it_onlines "$D/sub.jsonl")
+$AD_BIN run -c "$D/ad.json" --log-level debug 2> "$D/daemon5.log" & DPID=$!
+online "$n0" daemon5.log
+$H wait --file "$D/sub.jsonl" --match topic="$MT" alert_id="$AID" event=cleared \
+    reason=detector_removed --timeout 20 >/dev/null &&
+    it_ok "5: the model alert cleared on MQTT (detector_removed)" ||
+    it_fail "5: the model alert cleared on MQTT (detector_removed)" "$(grep 'state:' "$D/daemon5.log" | tail -3)"
+sleep 2
+kill -TERM "$DPID"; it_wait_gone "$DPID" 20; DPID=
+got=$(( $(kafka_dq "$AID" | grep -c '^cleared ') - k0 ))
+[ "$got" -eq 1 ] &&
+    it_ok "5: the model alert cleared on Kafka once in 4 and 5" ||
+    it_fail "5: the model alert cleared on Kafka once in 4 and 5" "$got clears: $(kafka_dq "$AID" | tr '\n' ';')"
 exit 0
