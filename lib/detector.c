@@ -942,9 +942,10 @@ static void coll_flags_text(const ad_detector *d, char *buf, size_t len)
 
 /* A row the collection skips on a data-quality flag: counted; once a
  * window's rows went by in a row without one taken the stream waits
- * (coll_waiting), said in a warning then and at most once an hour of
- * data time while it lasts (a bootstrap waited silently otherwise: the
- * data-quality alert was there, not that training waits). */
+ * (coll_waiting), said in a warning then and again after an hour of data
+ * time, two, four... (a day at most) while it lasts (a bootstrap waited
+ * silently otherwise: the data-quality alert was there, not that
+ * training waits). */
 static void coll_skip_flagged(ad_detector *d, int64_t ts)
 {
     if (d->st.coll_flagged++ == 0) {
@@ -958,8 +959,13 @@ static void coll_skip_flagged(ad_detector *d, int64_t ts)
         d->st.coll_waiting = 1;
         coll_flags_text(d, d->st.coll_flags, sizeof d->st.coll_flags);
     }
-    if (d->coll_warn_ts != 0 && ts - d->coll_warn_ts < 3600 * 1000)
+    if (d->coll_warn_ts != 0 && ts - d->coll_warn_ts < d->coll_warn_gap)
         return;
+    /* then an hour of data time, twice that after each warning, a day at
+     * most: a long wait (a replay of a month) says so a few times */
+    d->coll_warn_gap = d->coll_warn_ts == 0 ? 3600 * 1000 :
+                       d->coll_warn_gap >= 12 * 3600 * 1000 ? 24 * 3600 * 1000 :
+                       2 * d->coll_warn_gap;
     coll_flags_text(d, d->st.coll_flags, sizeof d->st.coll_flags);
     d->coll_warn_ts = ts;
     ad_log(AD_LOG_WARNING, "%s: training (%s) waits: the collection skips rows a data-quality "
