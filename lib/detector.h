@@ -493,7 +493,7 @@ typedef struct ad_detector_stats {
     uint64_t windows_invalid;   /* not scored: contained an invalid row */
     uint64_t windows_skipped;   /* not scored: phase training */
     uint64_t windows_collected; /* collected for training */
-    /* COLLECTING ON FLAGGED ROWS: rows the collection skipped on a
+    /* collecting (COLLECTION in detector.c): rows the collection skipped on a
      * data-quality flag (ad_dq_flagged) */
     uint64_t coll_flagged_total;/* ... since the detector began */
     uint64_t coll_flagged;      /* ... since the last row it took: the
