@@ -728,6 +728,12 @@ static void calib_why(const replay *r, const ad_detector_stats *st, char *buf, s
     else if (r->o->calib_rows > 0 && r->t->n_rows < (size_t)r->o->calib_rows)
         snprintf(buf, len, "the input has %zu rows, fewer than --calibrate-rows %ld",
                  r->t->n_rows, r->o->calib_rows);
+    else if (st->phase == AD_PHASE_COLLECTING && st->coll_waiting)
+        snprintf(buf, len, "the input ended while the stream was collecting (bootstrap "
+                 "training), waiting on rows a data-quality flag covers (%s): the last %llu "
+                 "skipped, %llu windows collected", st->coll_flags,
+                 (unsigned long long)st->coll_flagged,
+                 (unsigned long long)st->windows_collected);
     else if (st->phase == AD_PHASE_COLLECTING || st->phase == AD_PHASE_TRAINING)
         snprintf(buf, len, "the input ended while the stream was %s (bootstrap training)",
                  ad_phase_name(st->phase));

@@ -149,6 +149,8 @@ typedef struct stream_rec {
     int handover_read;
     uint64_t last_ms;            /* uv_now of the last sample */
     uint64_t state_pub_ms;       /* uv_now of the last state published */
+    int coll_waiting;            /* the retained state said training waits on
+                                  * flagged rows (ad_detector_collect_waiting) */
     uint64_t state_conn;         /* ad_daemon.conns at its last retained state */
     int64_t last_arrival_ms;     /* arrival time given to the last message */
     int64_t last_rec_raw;        /* the last Kafka record timestamp taken as a
@@ -732,8 +734,9 @@ void publish_alert(ad_daemon *dd, stream_rec *s, const ad_event *ev);
  * the model that scored it, the metric, the feature names (F, may be
  * NULL). MQTT: QoS qos_alerts, at least 1 (queued while the broker is
  * away, kept in outbox.json); Kafka: handed to the producer (its queue).
- * Logged and counted like publish_alert. 0, or -1 with err: not queued
- * (Kafka first: when it cannot take it, nothing is published). */
+ * Logged and counted like publish_alert. 0, or < 0 with err: not queued
+ * (Kafka first: when it cannot take it, nothing is published); AD_EIO:
+ * it went to Kafka, and could not be queued for MQTT. */
 int publish_alert_removed(ad_daemon *dd, const char *detector, const char *key,
                           const char *topic, const char *kafka, const ad_alert *a,
                           const char *model_id, const char *metric,

@@ -589,6 +589,20 @@ static void on_state_record(ad_kafka *k, const char *val, size_t len)
     p = cJSON_GetObjectItemCaseSensitive(o, "partition");
     de = cJSON_GetObjectItemCaseSensitive(o, "detector");
     st = cJSON_GetObjectItemCaseSensitive(o, "stream");
+    if (restored && live) {
+        /* a state that does not parse restores nothing: it is no state
+         * (as a record that does not parse), and its "offset" skips
+         * nothing, else the records it should hold were lost */
+        cJSON *sv = cJSON_ParseWithLength(val + vs, ve - vs);
+        if (!sv) {
+            ad_log(AD_LOG_WARNING, "kafka state topic: stream %s/%s: its latest state "
+                   "record holds a state that does not parse: not restored, its records "
+                   "are read from the partition's committed offset (none skipped)",
+                   de->valuestring, st->valuestring);
+            live = 0;
+        }
+        cJSON_Delete(sv);
+    }
     if (restored) {
         cJSON *of = cJSON_GetObjectItemCaseSensitive(o, "offset");
         int ti = topic_index(k, t->valuestring);

@@ -156,6 +156,28 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
             cJSON_AddItemToArray(dq, dq_public(x));
         cJSON_AddItemToObject(o, "data_quality", dq);
     }
+    if (st.phase == AD_PHASE_COLLECTING) {
+        /* training's progress, and whether it waits on flagged rows */
+        cJSON *co = cJSON_AddObjectToObject(o, "collection");
+        char since[40];
+
+        cJSON_AddNumberToObject(co, "windows", (double)st.windows_collected);
+        if (d->c->pipe.train_windows > 0)
+            cJSON_AddNumberToObject(co, "windows_needed", (double)d->c->pipe.train_windows);
+        else
+            cJSON_AddNullToObject(co, "windows_needed");
+        cJSON_AddNumberToObject(co, "rows_flagged", (double)st.coll_flagged_total);
+        cJSON_AddBoolToObject(co, "waiting_on_flagged_rows", st.coll_waiting != 0);
+        cJSON_AddNumberToObject(co, "flagged_rows_in_a_row", (double)st.coll_flagged);
+        if (st.coll_waiting) {
+            ad_iso_ms(st.coll_flagged_since, since, sizeof since);
+            cJSON_AddStringToObject(co, "waiting_since", since);
+            cJSON_AddStringToObject(co, "flags", st.coll_flags);
+        } else {
+            cJSON_AddNullToObject(co, "waiting_since");
+            cJSON_AddNullToObject(co, "flags");
+        }
+    }
     ad = cJSON_AddObjectToObject(o, "adapt");
     cJSON_AddBoolToObject(ad, "shadow", st.adapt_shadow != 0);
     cJSON_AddNumberToObject(ad, "promoted", (double)st.adapt_promoted);
@@ -541,8 +563,8 @@ int publish_alert_removed(ad_daemon *dd, const char *detector, const char *key,
      * nothing publishes it again */
     else if (topic && ad_mqtt_publish_alert(dd->mqtt, topic, txt, strlen(txt),
                                             qos < 1 ? 1 : qos, 0, w) != 0)
-        rc = ad_errf(err, errlen, AD_EINVAL, "its cleared event could not be queued for "
-                     "MQTT topic %s%s", topic, kafka ? " (it went to Kafka)" : "");
+        rc = ad_errf(err, errlen, kafka ? AD_EIO : AD_EINVAL, "its cleared event could not "
+                     "be queued for MQTT topic %s%s", topic, kafka ? " (it went to Kafka)" : "");
     free(txt);
     cJSON_Delete(o);
     if (kafka)

@@ -2000,8 +2000,11 @@ static int close_removed(const char *key, cJSON *o, ad_alert **out, cJSON **info
     if (cJSON_IsString(mid))
         cJSON_AddStringToObject(in, "model_id", mid->valuestring);
     cJSON_AddStringToObject(in, "metric", met->valuestring);
+    /* the open alert as the file had it: a clear that reaches Kafka and
+     * not MQTT puts it back, for MQTT alone (scan_apply_orphan) */
+    cJSON_AddItemToObject(in, "open", cJSON_DetachItemFromObjectCaseSensitive(al, "open"));
     *info = in;
-    cJSON_ReplaceItemInObjectCaseSensitive(al, "open", cJSON_CreateNull());
+    cJSON_AddItemToObject(al, "open", cJSON_CreateNull());
     ad_iso_ms((int64_t)dd_wall_ms(), iso, sizeof iso);
     if ((rec = cJSON_AddObjectToObject(o, "detector_removed")) != NULL) {
         cJSON_AddStringToObject(rec, "alert_id", saved.id);
@@ -2019,6 +2022,43 @@ static int dq_to_kafka(const cJSON *dq)
         if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(x, "kafka_topic")))
             return 1;
     return 0;
+}
+
+/* Loop: e (SE_CLOSE), whose model alert's clear went to Kafka and could
+ * not be queued for MQTT: its text (the file without the alert) gets the
+ * alert back open, its "alert_topic" without the Kafka topic, and what
+ * the scan took out ("dq_open", "published"), to be written: the next
+ * start clears it on MQTT alone. 1 when done, 0 (out of memory: the file
+ * is left as it is, and the next start clears it on both again). */
+static int reopen_for_mqtt(scan_ent *e)
+{
+    cJSON *o = e->text ? cJSON_Parse(e->text) : NULL;
+    cJSON *al = cJSON_GetObjectItemCaseSensitive(o, "alert");
+    cJSON *op = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(e->info, "open"), 1);
+    cJSON *at = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(e->info, "alert_topic"), 1);
+    char *t;
+
+    if (!cJSON_IsObject(al) || !cJSON_IsObject(op) || !cJSON_IsObject(at)) {
+        cJSON_Delete(o);
+        cJSON_Delete(op);
+        cJSON_Delete(at);
+        return 0;
+    }
+    cJSON_ReplaceItemInObjectCaseSensitive(al, "open", op);
+    cJSON_DeleteItemFromObjectCaseSensitive(at, "kafka_topic");
+    cJSON_AddItemToObject(o, "alert_topic", at);
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "detector_removed");
+    if (e->dq)
+        cJSON_AddItemToObject(o, "dq_open", cJSON_Duplicate(e->dq, 1));
+    cJSON_AddItemToObject(o, "published", cJSON_Duplicate(e->pub, 1));
+    t = ad_json_print(o);
+    cJSON_Delete(o);
+    if (!t)
+        return 0;
+    free(e->text);
+    e->text = t;
+    e->rewrite = 1;
+    return 1;
 }
 
 /* Loop: the open data-quality alerts dq (a "dq_open" of stream key of the
@@ -2043,6 +2083,7 @@ static int close_dq_removed(ad_daemon *dd, const char *det, const char *key, con
         const cJSON *kt = cJSON_GetObjectItemCaseSensitive(x, "kafka_topic");
         char what[256], *txt = NULL;
         const char *w, *why = NULL;
+        int to_kafka = 0;       /* its clear went to Kafka */
         cJSON *o;
 
         if (!cJSON_IsString(id) || (!cJSON_IsString(tp) && !cJSON_IsString(kt))) {
@@ -2058,17 +2099,22 @@ static int close_dq_removed(ad_daemon *dd, const char *det, const char *key, con
             publish_dq_cleared_fields(o, det, key,
                                       ad_close_reason_name(AD_CLOSE_DETECTOR_REMOVED), end);
             w = publish_alert_what(o, what, sizeof what);
-            if (!(txt = cJSON_PrintUnformatted(o)))
-                why = "out of memory";
             /* Kafka first, as publish_alert_removed; at start the broker is
              * perhaps not connected yet: QoS 1 at least, queued */
+            if (!(txt = cJSON_PrintUnformatted(o)))
+                why = "out of memory";
             else if (cJSON_IsString(kt) &&
                      kafka_alert_to(dd, kt->valuestring, det, key, txt) != 0)
                 why = "its clear could not be produced to Kafka";
-            else if (cJSON_IsString(tp) &&
-                     ad_mqtt_publish_alert(dd->mqtt, tp->valuestring, txt, strlen(txt),
-                                           qos < 1 ? 1 : qos, 0, w) != 0)
-                why = "its clear could not be queued for MQTT";
+            else {
+                to_kafka = cJSON_IsString(kt);
+                if (cJSON_IsString(tp) &&
+                    ad_mqtt_publish_alert(dd->mqtt, tp->valuestring, txt, strlen(txt),
+                                          qos < 1 ? 1 : qos, 0, w) != 0)
+                    why = to_kafka ? "its clear could not be queued for MQTT (it went to "
+                                     "Kafka: the next start clears it on MQTT only)" :
+                                     "its clear could not be queued for MQTT";
+            }
             if (cJSON_IsString(kt))
                 dd->outbox_due = 1;     /* kept until the cluster has it */
             free(txt);
@@ -2080,8 +2126,13 @@ static int close_dq_removed(ad_daemon *dd, const char *det, const char *key, con
             (*failed)++;
             if (!*kept)
                 *kept = cJSON_CreateArray();
-            if (*kept)
-                cJSON_AddItemToArray(*kept, cJSON_Duplicate(x, 1));
+            if (*kept && (o = cJSON_Duplicate(x, 1)) != NULL) {
+                /* cleared on Kafka already: kept for MQTT alone, else the
+                 * next start clears it on Kafka a second time */
+                if (to_kafka)
+                    cJSON_DeleteItemFromObjectCaseSensitive(o, "kafka_topic");
+                cJSON_AddItemToArray(*kept, o);
+            }
             continue;
         }
         ad_log(AD_LOG_NOTICE, "data quality %s cleared: detector %s stream %s check %s "
@@ -2402,6 +2453,14 @@ static void scan_apply_orphan(ad_daemon *dd, scan_dir *od)
                                        met->valuestring, names, nf, err, sizeof err) :
                  ad_errf(err, sizeof err, AD_EFORMAT, "\"metric\" missing");
             free(names);
+            if (rc == AD_EIO && reopen_for_mqtt(e)) {
+                /* cleared on Kafka, not on MQTT: the file keeps it open for
+                 * MQTT alone, else the next start clears it on Kafka again */
+                ad_log(AD_LOG_WARNING, "state: %s: the open alert is not closed on MQTT: %s; "
+                       "the next start clears it there", e->path, err);
+                kept_open += 1 + (e->dq ? cJSON_GetArraySize(e->dq) : 0);
+                continue;
+            }
             if (rc != 0) {
                 ad_log(AD_LOG_WARNING, "state: %s: the open alert is not closed: %s",
                        e->path, err);
@@ -2426,6 +2485,12 @@ static void scan_apply_orphan(ad_daemon *dd, scan_dir *od)
                 e->text = splice_member(e->text, "published", cJSON_PrintUnformatted(e->pub));
                 cJSON_Delete(kept);
                 e->rewrite = 1;
+                /* but a model alert cleared just now would stay open in
+                 * the stream's retained state (no one publishes it again):
+                 * that goes, as for a stream removed; the file still names
+                 * it, emptied again by the start that clears the rest */
+                if (e->kind == SE_CLOSE)
+                    empty_published(dd, NULL, e->key, e->pub);
                 continue;
             }
         }

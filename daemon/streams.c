@@ -844,6 +844,13 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             break;
         }
     }
+    /* training began or stopped waiting on flagged rows: the retained
+     * state says so (its "collection") */
+    if (ad_detector_collect_waiting(s->d) != s->coll_waiting) {
+        s->coll_waiting = !s->coll_waiting;
+        if (!state_changed)
+            publish_state(dd, s);
+    }
     if (state_changed) {
         publish_state(dd, s);
         kafka_state_changed(dd, s);

@@ -918,15 +918,87 @@ static int coll_grow(ad_detector *d)
  * drops the rows collected since its first sample (det_coll_drop_since);
  * one recognised after the collection ended was trained on. When enough
  * windows, or rows spanning train_duration_ms, move to TRAINING. */
+/* "range on temp, dropout on the stream": the conditions open now (at
+ * most len bytes), or a span closed since, for the stats and the log. */
+static void coll_flags_text(const ad_detector *d, char *buf, size_t len)
+{
+    size_t n = 0;
+    int f, c;
+
+    buf[0] = '\0';
+    for (f = -1; f < d->F && n < len; f++) {
+        unsigned bits = ad_dq_open_flags(d->dq, f);
+        for (c = 0; c < AD_DQ_N_CHECKS && n < len; c++)
+            if (bits & (1u << c)) {
+                int k = snprintf(buf + n, len - n, "%s%s on %s%s%s", n ? ", " : "",
+                                 ad_dq_check_name((ad_dq_check)c), f < 0 ? "the stream" : "'",
+                                 f < 0 ? "" : d->features[f], f < 0 ? "" : "'");
+                n = k < 0 ? len : n + (size_t)k;
+            }
+    }
+    if (!buf[0])
+        snprintf(buf, len, "a closed data-quality span");
+}
+
+/* A row the collection skips on a data-quality flag: counted; once a
+ * window's rows went by in a row without one taken the stream waits
+ * (coll_waiting), said in a warning then and again after an hour of data
+ * time, two, four... (a day at most) while it lasts (a bootstrap waited
+ * silently otherwise: the data-quality alert was there, not that
+ * training waits). */
+static void coll_skip_flagged(ad_detector *d, int64_t ts)
+{
+    if (d->st.coll_flagged++ == 0) {
+        d->st.coll_flagged_since = ts;
+        d->coll_warn_ts = 0;
+    }
+    d->st.coll_flagged_total++;
+    if (d->st.coll_flagged < (uint64_t)d->T)
+        return;
+    if (!d->st.coll_waiting) {
+        d->st.coll_waiting = 1;
+        coll_flags_text(d, d->st.coll_flags, sizeof d->st.coll_flags);
+    }
+    if (d->coll_warn_ts != 0 && ts - d->coll_warn_ts < d->coll_warn_gap)
+        return;
+    /* then an hour of data time, twice that after each warning, a day at
+     * most: a long wait (a replay of a month) says so a few times */
+    d->coll_warn_gap = d->coll_warn_ts == 0 ? 3600 * 1000 :
+                       d->coll_warn_gap >= 12 * 3600 * 1000 ? 24 * 3600 * 1000 :
+                       2 * d->coll_warn_gap;
+    coll_flags_text(d, d->st.coll_flags, sizeof d->st.coll_flags);
+    d->coll_warn_ts = ts;
+    ad_log(AD_LOG_WARNING, "%s: training (%s) waits: the collection skips rows a data-quality "
+           "flag covers (%s): %llu rows in a row since %lld, %llu windows of %zu collected",
+           d->who, ad_train_mode_name(d->cfg.training), d->st.coll_flags,
+           (unsigned long long)d->st.coll_flagged, (long long)d->st.coll_flagged_since,
+           (unsigned long long)d->st.windows_collected, coll_windows(d));
+}
+
 static void collect(ad_detector *d, int64_t ts, unsigned flags)
 {
     int room;
 
     if (flags & AD_ROW_GAP)
         d->coll_break = 1;
-    if (!(flags & AD_ROW_VALID) || (d->dq != NULL && ad_dq_flagged(d->dq, ts, ts))) {
+    if (!(flags & AD_ROW_VALID)) {
         d->coll_break = 1;
         return;
+    }
+    if (d->dq != NULL && ad_dq_flagged(d->dq, ts, ts)) {
+        d->coll_break = 1;
+        coll_skip_flagged(d, ts);
+        return;
+    }
+    if (d->st.coll_flagged > 0) {       /* a row taken: the wait is over */
+        if (d->st.coll_waiting)
+            ad_log(AD_LOG_NOTICE, "%s: training (%s) collects again after %llu flagged "
+                   "rows skipped in a row", d->who, ad_train_mode_name(d->cfg.training),
+                   (unsigned long long)d->st.coll_flagged);
+        d->st.coll_flagged = 0;
+        d->st.coll_flagged_since = 0;
+        d->st.coll_waiting = 0;
+        d->st.coll_flags[0] = '\0';
     }
     /* a run that ended shorter than a window holds no window: its rows go
      * (runs of gaps would otherwise fill the collection for good) */
@@ -1321,6 +1393,11 @@ int ad_detector_rows_queued(const ad_detector *d)
 uint64_t ad_detector_adapt_unoffered(const ad_detector *d)
 {
     return d->st.adapt_unoffered;
+}
+
+int ad_detector_collect_waiting(const ad_detector *d)
+{
+    return d->phase == AD_PHASE_COLLECTING && d->st.coll_waiting;
 }
 
 int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)

@@ -493,6 +493,19 @@ typedef struct ad_detector_stats {
     uint64_t windows_invalid;   /* not scored: contained an invalid row */
     uint64_t windows_skipped;   /* not scored: phase training */
     uint64_t windows_collected; /* collected for training */
+    /* collecting (COLLECTION in detector.c): rows the collection skipped on a
+     * data-quality flag (ad_dq_flagged) */
+    uint64_t coll_flagged_total;/* ... since the detector began */
+    uint64_t coll_flagged;      /* ... since the last row it took: the
+                                 * collection waits on them (none taken) */
+    int64_t coll_flagged_since; /* data time of the first of those (0: none) */
+    int coll_waiting;           /* collecting and coll_flagged >= T: the
+                                 * collection has stood still for a
+                                 * window's rows (ad_detector_collect_waiting) */
+    char coll_flags[120];       /* the conditions open at the last skip, as
+                                 * "range on temp, dropout on the stream"
+                                 * ("" none; a flag on a span closed since:
+                                 * "a closed data-quality span") */
     uint64_t windows_scored;    /* scores fed */
     uint64_t windows_exceeded;  /* detecting: score > threshold */
     uint64_t calib_windows;     /* scores used for calibration */
@@ -728,6 +741,10 @@ int ad_detector_rows_queued(const ad_detector *d);
 #define AD_DETECTOR_PW_BYTES ((size_t)64 << 20)
 /* ad_detector_stats.adapt_unoffered, without copying the stats. */
 uint64_t ad_detector_adapt_unoffered(const ad_detector *d);
+/* ad_detector_stats.coll_waiting, without copying the stats: the stream
+ * collects for training and has skipped a window's rows in a row on
+ * data-quality flags (said in a warning; the caller may publish it). */
+int ad_detector_collect_waiting(const ad_detector *d);
 
 /*
  * Consume queued rows until a window is due for scoring: copy it scaled into

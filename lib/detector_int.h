@@ -76,6 +76,9 @@ struct ad_detector {
                                   * training window reaches back over it) */
     size_t coll_run;             /* rows in the run under way */
     int coll_break;              /* a row was skipped: the next starts a run */
+    int64_t coll_warn_ts;        /* data time of the last "training waits"
+                                  * warning (0: none in this wait) */
+    int64_t coll_warn_gap;       /* data time to the next one (ms) */
     int job_taken;
     /* scoring */
     uint64_t seq_out, seq_fed;

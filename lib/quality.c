@@ -1038,6 +1038,13 @@ int ad_dq_active(const ad_dq *q)
     return q->n_active;
 }
 
+unsigned ad_dq_open_flags(const ad_dq *q, int f)
+{
+    if (f == -1)
+        return q->whole.active;
+    return f >= 0 && f < q->F ? q->feat[f].active : 0;
+}
+
 uint64_t ad_dq_seq(const ad_dq *q)
 {
     return q->seq;

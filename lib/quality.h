@@ -336,6 +336,11 @@ int ad_dq_flagged(const ad_dq *q, int64_t from_ms, int64_t to_ms);
 /* Open conditions now (0 = data looks clean). */
 int ad_dq_active(const ad_dq *q);
 
+/* The AD_DQ_F_* bits of the conditions open now on feature f (-1: the
+ * whole stream's: dropout, rejected values of unknown features, late);
+ * 0 for any other f. */
+unsigned ad_dq_open_flags(const ad_dq *q, int f);
+
 /* Events raised since creation or the restored state (the last seq). */
 uint64_t ad_dq_seq(const ad_dq *q);
 

@@ -603,6 +603,94 @@ static void test_short_runs_dropped(void)
     ad_detector_free(d);
 }
 
+/* Log lines kept for the checks (test_collect_waits). */
+static char logbuf[8][512];
+static int nlog;
+static void keep_log(int level, const char *msg, void *u)
+{
+    (void)u;
+    if (level <= AD_LOG_NOTICE && nlog < 8)
+        snprintf(logbuf[nlog++], sizeof logbuf[0], "%s", msg);
+}
+
+/* A bootstrap whose feature b is out of its physical range for a while:
+ * the collection skips every row (the data-quality flag covers them) and
+ * waits. Once a window's rows went by it says so, in the stats (waiting,
+ * the rows, the flag) and in one warning naming the stream, the feature
+ * and the check; rows back in range resume it (a notice) and it trains.
+ * Before, nothing but the range alert itself: the bootstrap waited
+ * silently. */
+static void test_collect_waits(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    const char *names[F] = { "a", "b" };
+    const char *rn[1] = { "b" };
+    double lo[1] = { 0 }, hi[1] = { 5 };
+    char err[300];
+    int i, warned = 0, w_at = -1, resumed = 0;
+    ad_detector_stats st, st_mid;
+
+    base_cfg(&c);
+    c.training = AD_TRAIN_BOOTSTRAP;
+    c.train_windows = 20;
+    c.dq_range_names = rn;
+    c.dq_range_lo = lo;
+    c.dq_range_hi = hi;
+    c.dq_n_ranges = 1;
+    if (ad_detector_new(&d, &c, "pump", NULL, TW, F, names, err, sizeof(err)) != 0) {
+        T_CHECK(0, "new: %s", err);
+        return;
+    }
+    memset(&R, 0, sizeof(R));
+    memset(&st_mid, 0, sizeof st_mid);
+    nlog = 0;
+    ad_log_set(keep_log, NULL);
+    rng = 3;
+    for (i = 0; i < 400 && ad_detector_phase(d) == AD_PHASE_COLLECTING; i++) {
+        double a = 1 + 0.05 * noise(), b = (i < 300 ? 9 : 1) + 0.05 * noise();
+        int before = nlog;
+        step(d, tsof(i), a, b, &R);
+        for (int k = before; k < nlog; k++) {
+            if (strstr(logbuf[k], "training (bootstrap) waits")) {
+                warned++;
+                if (w_at < 0)
+                    w_at = i;
+            }
+            if (strstr(logbuf[k], "collects again after"))
+                resumed++;
+        }
+        if (i == 299)
+            ad_detector_get_stats(d, &st_mid);
+    }
+    ad_log_set(NULL, NULL);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st_mid.coll_waiting && st_mid.coll_flagged == 300 && st_mid.windows_collected == 0 &&
+            st_mid.coll_flagged_since == tsof(0),
+            "after 300 rows out of range: waiting %d, %llu flagged rows in a row since %lld, "
+            "%llu windows collected", st_mid.coll_waiting,
+            (unsigned long long)st_mid.coll_flagged,
+            (long long)((st_mid.coll_flagged_since - T0) / 1000),
+            (unsigned long long)st_mid.windows_collected);
+    T_CHECK(strcmp(st_mid.coll_flags, "range on 'b'") == 0, "the flag named: \"%s\"",
+            st_mid.coll_flags);
+    T_CHECK(warned == 1 && w_at == TW - 1, "one warning (%d), at the window's rows (row %d)",
+            warned, w_at);
+    if (warned)
+        for (int k = 0; k < nlog; k++)
+            if (strstr(logbuf[k], "waits")) {
+                T_CHECK(strstr(logbuf[k], "stream pump") && strstr(logbuf[k], "range on 'b'"),
+                        "it names the stream and the flag: %s", logbuf[k]);
+                break;
+            }
+    T_CHECK(resumed == 1, "a notice when the collection takes rows again (%d)", resumed);
+    T_CHECK(ad_detector_phase(d) != AD_PHASE_COLLECTING && !st.coll_waiting &&
+            st.coll_flagged_total >= 300,
+            "then it trains (phase %d at row %d), no longer waiting, %llu rows skipped",
+            ad_detector_phase(d), i - 1, (unsigned long long)st.coll_flagged_total);
+    ad_detector_free(d);
+}
+
 int main(void)
 {
     T_RUN(test_stuck_while_calibrating);
@@ -612,5 +700,6 @@ int main(void)
     T_RUN(test_stuck_across_new_model);
     T_RUN(test_event_queue);
     T_RUN(test_short_runs_dropped);
+    T_RUN(test_collect_waits);
     return t_done();
 }
