@@ -742,6 +742,23 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev);
  * them) and does not carry open conditions over. Returns how many were
  * closed; the caller saves the stream's state when it outlives this. */
 int publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason);
+/* A reload rebuilds s under new settings (s->det the new detector, s->d
+ * still the old one): each open data-quality alert the new settings still
+ * hold (a range alert whose value is outside the new range, a dropout) is
+ * carried over, open (marked "carried" in s->dq_open); the others are
+ * closed (reason reload). A carried alert is taken over by the rebuilt
+ * monitor when it raises the same check on the same feature (publish_dq:
+ * no second dq_raised; its clear is published under the first id), or
+ * closed by publish_dq_settle. Returns how many were open. */
+int publish_dq_carry(ad_daemon *dd, stream_rec *s);
+/* After a message's samples were pushed and its events published: each
+ * alert still carried (publish_dq_carry) whose feature had a value in it
+ * (seen: F bytes; the whole stream's: any value, `any` of them) is closed:
+ * a dropout reason cleared, a range alert reason reload (the rebuilt
+ * monitor did not raise it again at that value). Returns how many. */
+int publish_dq_settle(ad_daemon *dd, stream_rec *s, const unsigned char *seen, int any);
+/* 1 when s has an open data-quality alert carried over a rebuild. */
+int publish_dq_carrying(const stream_rec *s);
 void publish_dq_cleared_fields(cJSON *o, const char *det, const char *key, const char *reason,
                                int64_t end);
 void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev);

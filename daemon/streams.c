@@ -197,10 +197,15 @@ int streams_bury(ad_daemon *dd, stream_rec *s)
     }
     retire_stats(dd, s);
     /* the new detector starts its own monitors and learner: what the old
-     * one had open or running ends with it */
+     * one had open or running ends with it, but for the data-quality
+     * alerts the reload carried over (publish_dq_carry, which closed the
+     * others): the new monitor takes them over, or they are closed when
+     * it does not (publish_dq_settle) */
     training_adapt_cancel(NULL, s);
-    cJSON_Delete(s->dq_open);
-    s->dq_open = NULL;
+    if (!publish_dq_carrying(s)) {
+        cJSON_Delete(s->dq_open);
+        s->dq_open = NULL;
+    }
     od->d = s->d;
     od->own = s->own_model;
     od->next = s->grave;
@@ -446,6 +451,25 @@ static int push_refused(stream_rec *s, const ad_sample *smp, int n, double now_s
     return k;
 }
 
+/* The data-quality alerts a reload carried over (publish_dq_carry) that
+ * the rebuilt monitor did not raise again at this message's values: its
+ * events first (a raise takes one over), then those closed. */
+static void settle_carried(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n)
+{
+    unsigned char *seen = calloc((size_t)s->det->F, 1);
+    int any = 0;
+
+    if (!seen)
+        return;                 /* the next message */
+    for (int i = 0; i < n; i++)
+        if (!smp[i].refused && smp[i].feature >= 0 && smp[i].feature < s->det->F)
+            seen[smp[i].feature] = any = 1;
+    streams_events(dd, s);
+    if (publish_dq_settle(dd, s, seen, any) > 0)
+        state_save(dd, s);
+    free(seen);
+}
+
 static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,
                          double now_s, const char *origin, int64_t rec_ms)
 {
@@ -502,6 +526,8 @@ static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int
     if (d->c->pipe.stream.mode == AD_ASM_PERIOD && !d->warned_late_held)
         note_late_held(s);
     batch_pull(dd, s);
+    if (publish_dq_carrying(s))
+        settle_carried(dd, s, smp, n);
 }
 
 /* Keep a message's samples until the stream's restore is installed. */
