@@ -950,7 +950,7 @@ static int dq_holds(const stream_rec *s, const cJSON *x)
     return 0;
 }
 
-int publish_dq_carry(ad_daemon *dd, stream_rec *s)
+int publish_dq_carry(ad_daemon *dd, stream_rec *s, const char *reason)
 {
     char now[1024];
     int64_t end;
@@ -968,7 +968,7 @@ int publish_dq_carry(ad_daemon *dd, stream_rec *s)
                 cJSON_AddTrueToObject(x, "carried");
             continue;
         }
-        dq_close_entry(dd, s, x, "reload", end, now);
+        dq_close_entry(dd, s, x, reason, end, now);
         cJSON_Delete(cJSON_DetachItemViaPointer(s->dq_open, x));
     }
     if (!s->dq_open->child) {

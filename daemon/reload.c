@@ -249,7 +249,7 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
         /* a new monitor too: the open data-quality alerts the new settings
          * still hold go on (taken over when it raises them again), the
          * others are closed; the state saved above listed them open */
-        if (publish_dq_carry(dd, s) > 0)
+        if (publish_dq_carry(dd, s, "reload") > 0)
             state_save(dd, s);
         if (streams_bury(dd, s) != 0) {
             /* its state is saved: a message brings it back from there;

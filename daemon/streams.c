@@ -872,11 +872,79 @@ int streams_events(ad_daemon *dd, stream_rec *s)
 
 /* ---- housekeeping -------------------------------------------------------------- */
 
+/* Rebuild stream s from its hand-over state at a step back of the clock
+ * taken at once (streams_clock_anew), as a reload rebuilds it for new
+ * settings (reload.c adopt_streams), its settings the same: the restore
+ * (state.c restore_clock) finds its last row more than an hour ahead and
+ * starts its rows anew from now. Returns 1 when rebuilt. */
+static int clock_rebuild(ad_daemon *dd, stream_rec *s)
+{
+    char err[256];
+    char *live = state_text(s, 1);
+
+    if (!live)
+        return 0;
+    /* its data-quality monitor is new too: what holds goes on */
+    publish_dq_carry(dd, s, "restart");
+    state_save(dd, s);
+    if (streams_bury(dd, s) != 0) {
+        free(live);
+        return 0;
+    }
+    s->epoch++;
+    s->serial = ++dd->serial;
+    /* its arrival times from now: they were the clock's before the step */
+    s->last_arrival_ms = 0;
+    s->arrival_floor_ms = 0;
+    state_restore_live(dd, s, RESTORE_REBUILD, live, err, sizeof err);  /* logged */
+    return 1;
+}
+
+void streams_clock_anew(ad_daemon *dd)
+{
+    gen *g = dd->g;
+    int64_t wall = (int64_t)dd_data_wall_ms(dd);
+    int rebuilt = 0, left = 0, timed = 0;
+
+    for (int i = 0; i < g->n; i++) {
+        det_rt *d = &g->dets[i];
+        /* as restore_clock: samples that carry their time keep it */
+        int stamped = !(d->c->payload.format == AD_FMT_JSON && d->c->payload.timestamp) &&
+                      !(dd->kafka && g->cfg->kafka.row_time == AD_KROW_RECORD);
+        MAP_FOREACH(&d->streams, s) {
+            if (s->restoring || !s->d)
+                continue;       /* its restore judges the lead itself */
+            if (!stamped || (s->own_model && !d->state_dir[0])) {
+                /* its rows stay; its arrival clock (data time of a silence,
+                 * the future check) starts now. A model trained here with
+                 * no state directory would be lost with the detector: its
+                 * rows catch up as before */
+                s->last_arrival_ms = 0;
+                ad_detector_arrival(s->d, wall);
+                if (stamped)
+                    left++;
+                else
+                    timed++;
+                continue;
+            }
+            if (clock_rebuild(dd, s))
+                rebuilt++;
+            else
+                left++;
+        }
+    }
+    ad_log(AD_LOG_NOTICE, "clock: after the step back: %d stream(s) start their rows anew, "
+           "%d with their own times go on%s", rebuilt, timed,
+           left ? " (some could not be rebuilt: their rows go on from where they were)" : "");
+}
+
 void streams_house(ad_daemon *dd, int evict)
 {
     gen *g = dd->g;
     uint64_t now = uv_now(dd->loop);
     int64_t wall = (int64_t)dd_data_wall_ms(dd);
+
+    dd_clock_anew(dd);
 
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];
