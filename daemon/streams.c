@@ -918,8 +918,9 @@ void streams_clock_anew(ad_daemon *dd)
                 /* its rows stay; its arrival clock (data time of a silence,
                  * the future check) starts now. A model trained here with
                  * no state directory would be lost with the detector: its
-                 * rows catch up as before */
-                s->last_arrival_ms = 0;
+                 * samples are stamped 1 ms after its last row until the
+                 * clock passes it (last_arrival_ms, streams_message_key),
+                 * none lost */
                 ad_detector_arrival(s->d, wall);
                 if (stamped)
                     left++;
