@@ -74,14 +74,24 @@ uint64_t dd_data_wall_ms(ad_daemon *dd)
          * back is added to the offset, one forward taken off it */
         dm = mono - dd->dw_mono_us;
         exp = dd->dw_wall_us + dm;
-        if (wall < exp - DW_STEP_US) {
+        if (wall < exp - DW_STEP_US && dd->dw_off_us + (exp - wall) > DW_CATCHUP_MAX_US) {
+            /* more than an hour to catch up with (with what an earlier
+             * step left): taken at once, as a restart takes a restored
+             * stream's lead of more than an hour (dd_data_clock_lead);
+             * caught up at a tenth of the time, a day's step stamped
+             * arrival times 0.9 times their spacing for ten days */
+            ad_log(AD_LOG_WARNING, "clock: the wall clock was set back %.3f s%s: more than "
+                   "an hour, taken at once: arrival times follow it, the streams' rows start "
+                   "anew (their windows refill)", (double)(exp - wall) / 1e6,
+                   dd->dw_off_us ? " (on a lead not caught up yet)" : "");
+            dd->dw_off_us = 0;
+            dd->dw_last_us = wall;
+            dd->dw_anew = 1;
+        } else if (wall < exp - DW_STEP_US) {
             dd->dw_off_us += exp - wall;
-            ad_log(dd->dw_off_us > DW_CATCHUP_MAX_US ? AD_LOG_WARNING : AD_LOG_INFO,
-                   "clock: the wall clock was set back %.3f s; arrival times run %.3f s "
-                   "ahead of it and catch up in %.0f s%s", (double)(exp - wall) / 1e6,
-                   (double)dd->dw_off_us / 1e6, (double)dd->dw_off_us * DW_SLEW / 1e6,
-                   dd->dw_off_us > DW_CATCHUP_MAX_US ? " (more than an hour: a restart "
-                   "takes it at once, the streams' windows starting anew)" : "");
+            ad_log(AD_LOG_INFO, "clock: the wall clock was set back %.3f s; arrival times "
+                   "run %.3f s ahead of it and catch up in %.0f s", (double)(exp - wall) / 1e6,
+                   (double)dd->dw_off_us / 1e6, (double)dd->dw_off_us * DW_SLEW / 1e6);
         } else if (wall > exp + DW_STEP_US) {
             ad_log(AD_LOG_INFO, "clock: the wall clock was set forward %.3f s%s",
                    (double)(wall - exp) / 1e6, dd->dw_off_us ? "; arrival times follow it" : "");
@@ -280,6 +290,7 @@ void dd_message(ad_daemon *dd, const char *topic, const void *payload, size_t le
     if (command_message(dd, topic, payload, len))
         return;
     dd_arrival_clock(dd);
+    dd_clock_anew(dd);          /* before this message is stamped for a stream */
     now_s = (double)dd->arr_wall_ms / 1000.0;
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];
@@ -349,6 +360,16 @@ static void house_cb(uv_timer_t *t)
     streams_house(dd, evict);
     dd_limit_evict_flush(dd, now);
     state_writer_retry(dd, 0);  /* files whose write failed, when due */
+}
+
+/* (see daemon_int.h) */
+void dd_clock_anew(ad_daemon *dd)
+{
+    if (!dd->dw_anew)
+        return;
+    dd->dw_anew = 0;
+    if (!dd->stopping)
+        streams_clock_anew(dd);
 }
 
 /* Messages read in one loop iteration arrived together: they share one

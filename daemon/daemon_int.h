@@ -334,6 +334,8 @@ typedef struct ad_daemon {
      * the wall and the monotonic clock, the offset a step back of the wall
      * clock left, the last value given */
     int64_t dw_wall_us, dw_mono_us, dw_off_us, dw_last_us;
+    int dw_anew;                 /* a step back over an hour was taken at
+                                  * once: streams_clock_anew is due */
     int max_batch;
     int stopping, reloading, ready_sent, paused, exit_code;
     int reload_again;            /* SIGHUP during a reload: once more after */
@@ -431,14 +433,17 @@ typedef struct ad_daemon {
 uint64_t dd_wall_ms(void);
 /* The wall clock that arrival times and the streams' data clocks run on:
  * the wall clock, but never going back. When the host's clock is set back
- * (an NTP step, `date -s`) it goes on from where it was, and the step is
- * taken back gradually, at a tenth of the time passing (an hour's step in
+ * (an NTP step, `date -s`) it goes on from where it was, and the step (up
+ * to an hour) is taken back gradually, at a tenth of the time passing (an hour's step in
  * ten hours: arrival times 0.9 times the time between their messages
  * apart meanwhile), or at once by a step forward; a step forward alone is
  * taken at once. Taken from the wall clock as it is, a step back stamped
  * the samples that carry no time 1 ms apart (strictly increasing) for as
  * long as the step, and stopped every stream's data clock (silence, period
- * rows) for that long. Loop thread only. */
+ * rows) for that long. A step back that leaves more than an hour to
+ * catch up is taken at once (a warning; dd->dw_anew set: dd_clock_anew
+ * starts the streams' rows anew), as a restart takes such a lead
+ * (dd_data_clock_lead). Loop thread only. */
 uint64_t dd_data_wall_ms(ad_daemon *dd);
 /* A stream restored with its last row at last_ms (unix ms; who names it
  * in the log): when that is ahead of the data wall clock (the host's clock
@@ -450,6 +455,15 @@ uint64_t dd_data_wall_ms(ad_daemon *dd);
 int dd_data_clock_lead(ad_daemon *dd, int64_t last_ms, const char *who);
 /* Read the clock once per loop phase (see ad_daemon.arr_*). */
 void dd_arrival_clock(ad_daemon *dd);
+/* After dd_data_wall_ms took a step back of more than an hour at once
+ * (dd->dw_anew): the streams' rows start anew from now, as after a restart
+ * with the clock set back that far (state.c restore_clock): each stream
+ * that stamps its samples on arrival is rebuilt from its hand-over state
+ * (its calibration, open alert and tests go on; its window rows are not
+ * kept; streams_clock_anew), the others' arrival clocks start from now.
+ * Loop thread, where streams may be rebuilt (a message's arrival, the
+ * house tick). */
+void dd_clock_anew(ad_daemon *dd);
 /* Rate-limited warning for bad input: log_rate lines per minute. */
 void dd_bad_input(ad_daemon *dd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -516,6 +530,8 @@ void streams_free_now(ad_daemon *dd, stream_rec *s);
 int streams_bury(ad_daemon *dd, stream_rec *s);
 /* Idle eviction (when evict) and period-mode rows, every house tick. */
 void streams_house(ad_daemon *dd, int evict);
+/* (see dd_clock_anew) */
+void streams_clock_anew(ad_daemon *dd);
 /* The stream `key` of d, created (its restore started) when new; NULL when
  * refused or not created (logged). */
 stream_rec *streams_open(ad_daemon *dd, det_rt *d, const char *key);
@@ -754,6 +770,23 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev);
  * them) and does not carry open conditions over. Returns how many were
  * closed; the caller saves the stream's state when it outlives this. */
 int publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason);
+/* A reload rebuilds s under new settings (s->det the new detector, s->d
+ * still the old one): each open data-quality alert the new settings still
+ * hold (a range alert whose value is outside the new range, a dropout) is
+ * carried over, open (marked "carried" in s->dq_open); the others are
+ * closed with reason ("reload"; "restart" for a rebuild at a clock step). A carried alert is taken over by the rebuilt
+ * monitor when it raises the same check on the same feature (publish_dq:
+ * no second dq_raised; its clear is published under the first id), or
+ * closed by publish_dq_settle. Returns how many were open. */
+int publish_dq_carry(ad_daemon *dd, stream_rec *s, const char *reason);
+/* After a message's samples were pushed and its events published: each
+ * alert still carried (publish_dq_carry) whose feature had a value in it
+ * (seen: F bytes; the whole stream's: any value, `any` of them) is closed:
+ * a dropout reason cleared, a range alert reason reload (the rebuilt
+ * monitor did not raise it again at that value). Returns how many. */
+int publish_dq_settle(ad_daemon *dd, stream_rec *s, const unsigned char *seen, int any);
+/* 1 when s has an open data-quality alert carried over a rebuild. */
+int publish_dq_carrying(const stream_rec *s);
 void publish_dq_cleared_fields(cJSON *o, const char *det, const char *key, const char *reason,
                                int64_t end);
 void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev);

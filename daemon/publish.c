@@ -646,7 +646,9 @@ static void dq_track(stream_rec *s, const cJSON *o, int raised, const char *topi
         }
     }
     if (raised) {
-        static const char *keep[] = { "alert_id", "check", "feature", "start", "since" };
+        /* range, lo, hi, value: what a reload judges it by (publish_dq_carry) */
+        static const char *keep[] = { "alert_id", "check", "feature", "start", "since",
+                                      "range", "lo", "hi", "value" };
         cJSON *e = cJSON_CreateObject();
         if (!e || (!s->dq_open && !(s->dq_open = cJSON_CreateArray()))) {
             cJSON_Delete(e);
@@ -682,7 +684,26 @@ static const cJSON *dq_entry(const stream_rec *s, const char *id)
 {
     for (const cJSON *x = s->dq_open ? s->dq_open->child : NULL; x; x = x->next) {
         const cJSON *xi = cJSON_GetObjectItemCaseSensitive(x, "alert_id");
-        if (cJSON_IsString(xi) && strcmp(xi->valuestring, id) == 0)
+        const cJSON *li = cJSON_GetObjectItemCaseSensitive(x, "lib_id");
+        if ((cJSON_IsString(xi) && strcmp(xi->valuestring, id) == 0) ||
+            (cJSON_IsString(li) && strcmp(li->valuestring, id) == 0))
+            return x;
+    }
+    return NULL;
+}
+
+/* The entry of s->dq_open carried over a rebuild (publish_dq_carry) for
+ * check chk on feature feat (a name, or null: the whole stream), or NULL. */
+static cJSON *dq_carried(const stream_rec *s, const cJSON *chk, const cJSON *feat)
+{
+    for (cJSON *x = s->dq_open ? s->dq_open->child : NULL; x; x = x->next) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(x, "check");
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(x, "feature");
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "carried")) ||
+            !cJSON_IsString(c) || !cJSON_IsString(chk) || strcmp(c->valuestring, chk->valuestring))
+            continue;
+        if (cJSON_IsString(f) ? cJSON_IsString(feat) && !strcmp(f->valuestring, feat->valuestring)
+                              : !cJSON_IsString(feat))
             return x;
     }
     return NULL;
@@ -737,6 +758,8 @@ static cJSON *dq_public(const cJSON *x)
     if (o) {
         cJSON_DeleteItemFromObjectCaseSensitive(o, "topic");
         cJSON_DeleteItemFromObjectCaseSensitive(o, "kafka_topic");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "carried");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "lib_id");
     }
     return o;
 }
@@ -749,7 +772,7 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     char topic[1024], iso[40];
     const cJSON *id, *chk, *feat, *x = NULL;
     const char *ktopic = NULL;
-    cJSON *o;
+    cJSON *o, *cx;
 
     if (!(o = ad_event_to_json(s->d, ev)))
         return;
@@ -758,6 +781,26 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
         id = cJSON_GetObjectItemCaseSensitive(o, "alert_id");
     if (!raised && cJSON_IsString(id))
         x = dq_entry(s, id->valuestring);
+    if (raised && cJSON_IsString(id) &&
+        (cx = dq_carried(s, cJSON_GetObjectItemCaseSensitive(o, "check"),
+                         cJSON_GetObjectItemCaseSensitive(o, "feature")))) {
+        /* the condition a reload's rebuild carried over holds under the
+         * new settings: the alert raised before goes on (no second
+         * dq_raised for an unchanged fact); this monitor's clear of it
+         * is published under its id */
+        const cJSON *cid = cJSON_GetObjectItemCaseSensitive(cx, "alert_id");
+        cJSON_DeleteItemFromObjectCaseSensitive(cx, "carried");
+        cJSON_AddStringToObject(cx, "lib_id", id->valuestring);
+        chk = cJSON_GetObjectItemCaseSensitive(o, "check");
+        feat = cJSON_GetObjectItemCaseSensitive(o, "feature");
+        ad_log(AD_LOG_NOTICE, "data quality %s still holds after the reload: detector %s "
+               "stream %s check %s feature %s (kept open)",
+               cJSON_IsString(cid) ? cid->valuestring : "?", d->c->name, s->key,
+               cJSON_IsString(chk) ? chk->valuestring : "?",
+               cJSON_IsString(feat) ? feat->valuestring : "(stream)");
+        cJSON_Delete(o);
+        return;
+    }
     if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, topic, sizeof topic) < 0) {
         if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(x, "topic"))) {
             dd_bad_input(dd, "detector %s: alert topic too long for stream %s", d->c->name,
@@ -778,6 +821,15 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_DeleteItemFromObjectCaseSensitive(o, "kind");
     cJSON_DeleteItemFromObjectCaseSensitive(o, "state");
     rename_key(o, "id", "alert_id");
+    if (x && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(x, "lib_id"))) {
+        /* the clear of an alert carried over a rebuild: its id and start */
+        static const char *orig[] = { "alert_id", "start", "since" };
+        for (size_t k = 0; k < sizeof orig / sizeof orig[0]; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(x, orig[k]);
+            if (v)
+                cJSON_ReplaceItemInObjectCaseSensitive(o, orig[k], cJSON_Duplicate(v, 1));
+        }
+    }
     cJSON_AddNumberToObject(o, "schema", 1);
     cJSON_AddStringToObject(o, "kind", "data_quality");
     cJSON_AddStringToObject(o, "event", raised ? "dq_raised" : "dq_cleared");
@@ -804,47 +856,192 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
     cJSON_Delete(o);
 }
 
-int publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
+/* Publish the clear of open data-quality alert x (an entry of s->dq_open,
+ * left there) with reason, ending at data time end; now: the alert topic
+ * as configured now ("" when it cannot be expanded). */
+static void dq_close_entry(ad_daemon *dd, stream_rec *s, const cJSON *x, const char *reason,
+                           int64_t end, const char *now)
 {
     det_rt *d = s->det;
-    char now[1024], topic[1024];
+    char topic[1024];
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(x, "alert_id");
+    const cJSON *chk = cJSON_GetObjectItemCaseSensitive(x, "check");
+    int to_mqtt = d->c->alerts_to != AD_ALERTS_KAFKA, to_kafka = d->c->alerts_to != AD_ALERTS_MQTT;
+    const char *ktopic;
+    cJSON *o;
+
+    /* where it was raised, and where alerts go now (see publish_alert) */
+    snprintf(topic, sizeof topic, "%s", now);
+    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(x, "topic")))
+        to_mqtt = 1;
+    dq_sinks(x, topic, sizeof topic, &to_kafka, &ktopic);
+    if (!topic[0])
+        to_mqtt = 0;
+    if (!(o = dq_public(x)))
+        return;
+    publish_dq_cleared_fields(o, d->c->name, s->key, reason, end);
+    publish_alert_json(dd, s, to_mqtt ? topic : NULL, to_kafka, ktopic, o, 0);
+    cJSON_Delete(o);
+    ad_log(AD_LOG_NOTICE, "data quality %s cleared: detector %s stream %s check %s "
+           "reason %s", cJSON_IsString(id) ? id->valuestring : "?", d->c->name, s->key,
+           cJSON_IsString(chk) ? chk->valuestring : "?", reason);
+    dd->c.dq_cleared++;
+}
+
+/* The data time a clear of s's open data-quality alerts ends at, and the
+ * alert topic now in now ("" when it cannot be expanded). */
+static int64_t dq_close_when(const stream_rec *s, char *now, size_t len)
+{
+    const det_rt *d = s->det;
+    if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, now, len) < 0)
+        now[0] = '\0';
+    return s->d && ad_detector_last_ts(s->d) ? ad_detector_last_ts(s->d) : (int64_t)dd_wall_ms();
+}
+
+int publish_dq_close_all(ad_daemon *dd, stream_rec *s, const char *reason)
+{
+    char now[1024];
     int64_t end;
     int n = 0;
-    cJSON *x;
 
-    if (!s->dq_open || !d)
+    if (!s->dq_open || !s->det)
         return 0;
-    end = s->d && ad_detector_last_ts(s->d) ? ad_detector_last_ts(s->d) : (int64_t)dd_wall_ms();
-    if (ad_topic_expand(d->c->alert_topic, d->c->name, s->key, now, sizeof now) < 0)
-        now[0] = '\0';
-    for (x = s->dq_open->child; x; x = x->next) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(x, "alert_id");
-        const cJSON *chk = cJSON_GetObjectItemCaseSensitive(x, "check");
-        int to_mqtt = d->c->alerts_to != AD_ALERTS_KAFKA, to_kafka = d->c->alerts_to != AD_ALERTS_MQTT;
-        const char *ktopic;
-        cJSON *o;
-
-        /* where it was raised, and where alerts go now (see publish_alert) */
-        snprintf(topic, sizeof topic, "%s", now);
-        if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(x, "topic")))
-            to_mqtt = 1;
-        dq_sinks(x, topic, sizeof topic, &to_kafka, &ktopic);
-        if (!topic[0])
-            to_mqtt = 0;
-        if (!(o = dq_public(x)))
-            continue;
-        publish_dq_cleared_fields(o, d->c->name, s->key, reason, end);
-        publish_alert_json(dd, s, to_mqtt ? topic : NULL, to_kafka, ktopic, o, 0);
-        cJSON_Delete(o);
-        ad_log(AD_LOG_NOTICE, "data quality %s cleared: detector %s stream %s check %s "
-               "reason %s", cJSON_IsString(id) ? id->valuestring : "?", d->c->name, s->key,
-               cJSON_IsString(chk) ? chk->valuestring : "?", reason);
-        dd->c.dq_cleared++;
+    end = dq_close_when(s, now, sizeof now);
+    for (const cJSON *x = s->dq_open->child; x; x = x->next) {
+        dq_close_entry(dd, s, x, reason, end, now);
         n++;
     }
     cJSON_Delete(s->dq_open);
     s->dq_open = NULL;
     return n;
+}
+
+/* Feature name feat (a cJSON string) among names: its index, -1 for none
+ * (null: the whole stream), -2 when it is not there. */
+static int dq_feature(const cJSON *feat, char *const *names, int F)
+{
+    if (!cJSON_IsString(feat))
+        return -1;
+    for (int i = 0; i < F; i++)
+        if (names && names[i] && strcmp(names[i], feat->valuestring) == 0)
+            return i;
+    return -2;
+}
+
+/* Whether open data-quality alert x of s still holds under the settings
+ * of s->det (a reload's, s->d still the detector built under the old
+ * ones): a range alert whose value is still outside the feature's new
+ * range (the configured one for a physical range; the learned center +-
+ * the new range_k x sigma for a learned one), and a dropout (the silence
+ * goes on: its next sample ends it). The other checks count over time
+ * (a flat run, a bucket of rejected values, a window of late ones) that
+ * a new monitor does not have: 0. */
+static int dq_holds(const stream_rec *s, const cJSON *x)
+{
+    const ad_detconf *c = s->det->c;
+    const cJSON *chk = cJSON_GetObjectItemCaseSensitive(x, "check");
+    const cJSON *feat = cJSON_GetObjectItemCaseSensitive(x, "feature");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(x, "value");
+    const cJSON *rk = cJSON_GetObjectItemCaseSensitive(x, "range");
+    int f;
+
+    if (!c->pipe.dq_enabled || !cJSON_IsString(chk) ||
+        dq_feature(feat, s->det->features, s->det->F) < -1)
+        return 0;
+    if (strcmp(chk->valuestring, "dropout") == 0)
+        return 1;
+    if (strcmp(chk->valuestring, "range") != 0 || !cJSON_IsNumber(v) || !cJSON_IsString(rk) ||
+        !cJSON_IsString(feat))
+        return 0;
+    if (strcmp(rk->valuestring, "physical") == 0) {
+        const ad_rangemap *r = &c->dq_ranges;
+        for (int i = 0; i < r->n; i++)
+            if (strcmp(r->name[i], feat->valuestring) == 0)
+                return (!isnan(r->lo[i]) && v->valuedouble < r->lo[i]) ||
+                       (!isnan(r->hi[i]) && v->valuedouble > r->hi[i]);
+        return 0;
+    }
+    if (strcmp(rk->valuestring, "learned") == 0 && c->pipe.dq.range_k > 0 && s->d &&
+        ad_detector_dq(s->d) &&
+        (f = dq_feature(feat, (char *const *)ad_detector_features(s->d), s->det->F)) >= 0) {
+        ad_dq_learned l;
+        ad_dq_get_learned(ad_detector_dq(s->d), f, &l);
+        return l.learned && l.sigma > 0 &&
+               fabs(v->valuedouble - l.center) > c->pipe.dq.range_k * l.sigma;
+    }
+    return 0;
+}
+
+int publish_dq_carry(ad_daemon *dd, stream_rec *s, const char *reason)
+{
+    char now[1024];
+    int64_t end;
+    int n = 0;
+    cJSON *x, *next;
+
+    if (!s->dq_open || !s->det)
+        return 0;
+    end = dq_close_when(s, now, sizeof now);
+    for (x = s->dq_open->child; x; x = next) {
+        next = x->next;
+        n++;
+        if (dq_holds(s, x)) {
+            if (!cJSON_GetObjectItemCaseSensitive(x, "carried"))
+                cJSON_AddTrueToObject(x, "carried");
+            continue;
+        }
+        dq_close_entry(dd, s, x, reason, end, now);
+        cJSON_Delete(cJSON_DetachItemViaPointer(s->dq_open, x));
+    }
+    if (!s->dq_open->child) {
+        cJSON_Delete(s->dq_open);
+        s->dq_open = NULL;
+    }
+    return n;
+}
+
+int publish_dq_settle(ad_daemon *dd, stream_rec *s, const unsigned char *seen, int any)
+{
+    char now[1024];
+    int64_t end;
+    int n = 0, f;
+    cJSON *x, *next;
+
+    if (!s->dq_open || !s->det || !any)
+        return 0;
+    end = -1;
+    for (x = s->dq_open->child; x; x = next) {
+        const cJSON *chk = cJSON_GetObjectItemCaseSensitive(x, "check");
+        next = x->next;
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "carried")))
+            continue;
+        f = dq_feature(cJSON_GetObjectItemCaseSensitive(x, "feature"), s->det->features,
+                       s->det->F);
+        if (f < -1 || (f >= 0 && !seen[f]))
+            continue;
+        if (end < 0)
+            end = dq_close_when(s, now, sizeof now);
+        /* a dropout ends with a sample; a range alert the rebuilt monitor
+         * did not raise again at the feature's value is not one the new
+         * settings hold */
+        dq_close_entry(dd, s, x, cJSON_IsString(chk) && !strcmp(chk->valuestring, "dropout") ?
+                       "cleared" : "reload", end, now);
+        cJSON_Delete(cJSON_DetachItemViaPointer(s->dq_open, x));
+        n++;
+    }
+    if (!s->dq_open->child) {
+        cJSON_Delete(s->dq_open);
+        s->dq_open = NULL;
+    }
+    return n;
+}
+
+int publish_dq_carrying(const stream_rec *s)
+{
+    for (const cJSON *x = s->dq_open ? s->dq_open->child : NULL; x; x = x->next)
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "carried")))
+            return 1;
+    return 0;
 }
 
 void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev)

@@ -246,8 +246,10 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
         }
         /* new settings: a new detector; the old one waits in the graveyard
          * while batches in flight may read its model */
-        /* a new monitor too; the state saved above listed them open */
-        if (publish_dq_close_all(dd, s, "reload") > 0)
+        /* a new monitor too: the open data-quality alerts the new settings
+         * still hold go on (taken over when it raises them again), the
+         * others are closed; the state saved above listed them open */
+        if (publish_dq_carry(dd, s, "reload") > 0)
             state_save(dd, s);
         if (streams_bury(dd, s) != 0) {
             /* its state is saved: a message brings it back from there;

@@ -41,8 +41,13 @@
  * daemon writes while the clock is ahead carry future times: they are
  * never the reference, and they stay. After a stop longer than a day the
  * files go that much later, until the next restart (a conservative
- * error: nothing goes early). Not covered: a restart while the clock is
- * still ahead, after the previous process wrote files with its times.
+ * error: nothing goes early). Each sweep leaves its clock in
+ * state_dir/.retain_clock ("<wall s> <now s>": the wall clock it read and
+ * the now it took); the first sweep of the next process takes that now
+ * plus the wall time since, when the wall clock has not gone back since
+ * (the lead the clock had then, a year, kept off), else that now: a
+ * restart while the clock is still ahead, after the process before wrote
+ * files with its times, does not take those for now either.
  *
  * Ownership: dd->sweep owns the sweep from sweep_begin to sweep_end, and
  * the sweep owns its directory lists and file names.
@@ -103,6 +108,10 @@ typedef struct retain_sweep {
     double days;
     time_t cutoff;               /* files last written before this may go */
     time_t now;                  /* the sweep's now (THE SWEEP'S CLOCK) */
+    time_t wall;                 /* the wall clock at the start */
+    time_t boot;                 /* and the boot clock (CLOCK_BOOTTIME) */
+    long long lead;              /* s the wall clock is ahead (clock_read) */
+    char *clock_path;            /* state_dir/.retain_clock (malloc'd) */
     int first;                   /* no trusted time yet: the newest file bounds now */
     rdir *dirs;
     int ndirs;
@@ -306,12 +315,82 @@ static void decide_dir(const retain_sweep *sw, rdir *r)
     r->n = k;
 }
 
+/* The boot this process runs in (a line of 36 characters), or "" */
+static void boot_id(char *out, size_t len)
+{
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+
+    out[0] = '\0';
+    if (!f)
+        return;
+    if (!fgets(out, (int)len, f))
+        out[0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    fclose(f);
+}
+
+/* THE SWEEP'S CLOCK across a restart (thread pool): the lead of the wall
+ * clock that the last sweep left (clock_write), when it ran in this boot,
+ * plus the steps of the wall clock since: how far its advance outruns the
+ * boot clock's (CLOCK_BOOTTIME, which a step does not move; NTP's slewing
+ * moves both). A lead takes now back by as much (never forward). */
+static void clock_read(retain_sweep *sw)
+{
+    char boot[64], id[64];
+    long long wall, lead, bt;
+    time_t t;
+    FILE *f = fopen(sw->clock_path, "r");
+
+    if (!f)
+        return;
+    boot_id(boot, sizeof boot);
+    if (boot[0] && fscanf(f, "%63s %lld %lld %lld", id, &wall, &bt, &lead) == 4 &&
+        strcmp(id, boot) == 0 && bt <= (long long)sw->boot) {
+        /* steps and leads of a minute or less are the jitter of readings
+         * in whole seconds: one left standing would take the files just
+         * written for the future */
+        long long step = ((long long)sw->wall - wall) - ((long long)sw->boot - bt);
+        sw->lead = lead + (step > 60 || step < -60 ? step : 0);
+        if (sw->lead >= -60 && sw->lead <= 60)
+            sw->lead = 0;
+        t = sw->wall - (time_t)sw->lead;
+        if (sw->lead > 0 && t < sw->now) {
+            sw->now = t;
+            sw->cutoff = t - (time_t)(sw->days * DAY_S);
+        }
+    }
+    fclose(f);
+}
+
+/* Leave this sweep's clock for the sweeps to come (thread pool): "<boot
+ * id> <wall s> <boot clock s> <lead s>". Written to a temporary name and
+ * renamed: a crash leaves the old one or the new one. A failure is not
+ * said: the next start goes by the newest file alone, as before the file
+ * existed. */
+static void clock_write(retain_sweep *sw)
+{
+    char tmp[8300], boot[64];
+    FILE *f;
+
+    boot_id(boot, sizeof boot);
+    if (!boot[0])
+        return;
+    snprintf(tmp, sizeof tmp, "%s.tmp", sw->clock_path);
+    if (!(f = fopen(tmp, "w")))
+        return;
+    fprintf(f, "%s %lld %lld %lld\n", boot, (long long)sw->wall, (long long)sw->boot,
+            sw->lead);
+    if (fclose(f) != 0 || rename(tmp, sw->clock_path) != 0)
+        unlink(tmp);
+}
+
 static void scan_work(uv_work_t *w)
 {
     retain_sweep *sw = w->data;
     time_t newest = 0, bound;
     int any = 0;
 
+    clock_read(sw);
     for (int i = 0; i < sw->ndirs; i++) {
         rdir *r = &sw->dirs[i];
         scan_dir(r);
@@ -335,6 +414,7 @@ static void scan_work(uv_work_t *w)
             sw->cutoff = bound - (time_t)(sw->days * DAY_S);
         }
     }
+    clock_write(sw);
     for (int i = 0; i < sw->ndirs; i++)
         decide_dir(sw, &sw->dirs[i]);
 }
@@ -373,6 +453,7 @@ static void sweep_free(retain_sweep *sw)
 {
     if (!sw)
         return;
+    free(sw->clock_path);
     for (int i = 0; i < sw->ndirs; i++) {
         for (size_t k = 0; k < sw->dirs[i].n; k++)
             free(sw->dirs[i].f[k].name);
@@ -665,6 +746,7 @@ static void sweep_begin(ad_daemon *dd)
 {
     const gen *g = dd->g;
     retain_sweep *sw;
+    struct timespec bts;
     int n = 0;
 
     if (dd->stopping || !g->cfg->state_dir || g->cfg->state_retain_days <= 0)
@@ -692,8 +774,14 @@ static void sweep_begin(ad_daemon *dd)
     /* THE SWEEP'S CLOCK: after the first sweep, now is the time that sweep
      * took plus the monotonic time since, or the wall clock when that is
      * behind (set back to the right time since) */
-    sw->now = time(NULL);
+    sw->now = sw->wall = time(NULL);
+    clock_gettime(CLOCK_BOOTTIME, &bts);
+    sw->boot = bts.tv_sec;
     sw->first = dd->rt_ref_hr == 0;
+    if (asprintf(&sw->clock_path, "%s/.retain_clock", g->cfg->state_dir) < 0) {
+        sw->clock_path = NULL;
+        goto oom;
+    }
     if (!sw->first) {
         time_t t = (time_t)dd->rt_ref_s + (time_t)((sw->t0 - dd->rt_ref_hr) / 1000000000u);
         if (t < sw->now)

@@ -1386,7 +1386,7 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
      * partition owner): closed now as a clean stop closes them, reason
      * restart, and the file rewritten without them; a condition that
      * still holds raises again */
-    if (s->dq_open && publish_dq_close_all(dd, s, "restart") > 0)
+    if (r->dq && s->dq_open && publish_dq_close_all(dd, s, "restart") > 0)
         state_save(dd, s);
     /* A new stream is announced on its state topic right away (phase
      * collecting or calibrating), not only once it has calibrated; so is

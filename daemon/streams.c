@@ -197,10 +197,15 @@ int streams_bury(ad_daemon *dd, stream_rec *s)
     }
     retire_stats(dd, s);
     /* the new detector starts its own monitors and learner: what the old
-     * one had open or running ends with it */
+     * one had open or running ends with it, but for the data-quality
+     * alerts the reload carried over (publish_dq_carry, which closed the
+     * others): the new monitor takes them over, or they are closed when
+     * it does not (publish_dq_settle) */
     training_adapt_cancel(NULL, s);
-    cJSON_Delete(s->dq_open);
-    s->dq_open = NULL;
+    if (!publish_dq_carrying(s)) {
+        cJSON_Delete(s->dq_open);
+        s->dq_open = NULL;
+    }
     od->d = s->d;
     od->own = s->own_model;
     od->next = s->grave;
@@ -446,6 +451,25 @@ static int push_refused(stream_rec *s, const ad_sample *smp, int n, double now_s
     return k;
 }
 
+/* The data-quality alerts a reload carried over (publish_dq_carry) that
+ * the rebuilt monitor did not raise again at this message's values: its
+ * events first (a raise takes one over), then those closed. */
+static void settle_carried(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n)
+{
+    unsigned char *seen = calloc((size_t)s->det->F, 1);
+    int any = 0;
+
+    if (!seen)
+        return;                 /* the next message */
+    for (int i = 0; i < n; i++)
+        if (!smp[i].refused && smp[i].feature >= 0 && smp[i].feature < s->det->F)
+            seen[smp[i].feature] = any = 1;
+    streams_events(dd, s);
+    if (publish_dq_settle(dd, s, seen, any) > 0)
+        state_save(dd, s);
+    free(seen);
+}
+
 static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,
                          double now_s, const char *origin, int64_t rec_ms)
 {
@@ -502,6 +526,8 @@ static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int
     if (d->c->pipe.stream.mode == AD_ASM_PERIOD && !d->warned_late_held)
         note_late_held(s);
     batch_pull(dd, s);
+    if (publish_dq_carrying(s))
+        settle_carried(dd, s, smp, n);
 }
 
 /* Keep a message's samples until the stream's restore is installed. */
@@ -862,11 +888,80 @@ int streams_events(ad_daemon *dd, stream_rec *s)
 
 /* ---- housekeeping -------------------------------------------------------------- */
 
+/* Rebuild stream s from its hand-over state at a step back of the clock
+ * taken at once (streams_clock_anew), as a reload rebuilds it for new
+ * settings (reload.c adopt_streams), its settings the same: the restore
+ * (state.c restore_clock) finds its last row more than an hour ahead and
+ * starts its rows anew from now. Returns 1 when rebuilt. */
+static int clock_rebuild(ad_daemon *dd, stream_rec *s)
+{
+    char err[256];
+    char *live = state_text(s, 1);
+
+    if (!live)
+        return 0;
+    /* its data-quality monitor is new too: what holds goes on */
+    publish_dq_carry(dd, s, "restart");
+    state_save(dd, s);
+    if (streams_bury(dd, s) != 0) {
+        free(live);
+        return 0;
+    }
+    s->epoch++;
+    s->serial = ++dd->serial;
+    /* its arrival times from now: they were the clock's before the step */
+    s->last_arrival_ms = 0;
+    s->arrival_floor_ms = 0;
+    state_restore_live(dd, s, RESTORE_REBUILD, live, err, sizeof err);  /* logged */
+    return 1;
+}
+
+void streams_clock_anew(ad_daemon *dd)
+{
+    gen *g = dd->g;
+    int64_t wall = (int64_t)dd_data_wall_ms(dd);
+    int rebuilt = 0, left = 0, timed = 0;
+
+    for (int i = 0; i < g->n; i++) {
+        det_rt *d = &g->dets[i];
+        /* as restore_clock: samples that carry their time keep it */
+        int stamped = !(d->c->payload.format == AD_FMT_JSON && d->c->payload.timestamp) &&
+                      !(dd->kafka && g->cfg->kafka.row_time == AD_KROW_RECORD);
+        MAP_FOREACH(&d->streams, s) {
+            if (s->restoring || !s->d)
+                continue;       /* its restore judges the lead itself */
+            if (!stamped || (s->own_model && !d->state_dir[0])) {
+                /* its rows stay; its arrival clock (data time of a silence,
+                 * the future check) starts now. A model trained here with
+                 * no state directory would be lost with the detector: its
+                 * samples are stamped 1 ms after its last row until the
+                 * clock passes it (last_arrival_ms, streams_message_key),
+                 * none lost */
+                ad_detector_arrival(s->d, wall);
+                if (stamped)
+                    left++;
+                else
+                    timed++;
+                continue;
+            }
+            if (clock_rebuild(dd, s))
+                rebuilt++;
+            else
+                left++;
+        }
+    }
+    ad_log(AD_LOG_NOTICE, "clock: after the step back: %d stream(s) start their rows anew, "
+           "%d with their own times go on%s", rebuilt, timed,
+           left ? " (some could not be rebuilt: their rows go on from where they were)" : "");
+}
+
 void streams_house(ad_daemon *dd, int evict)
 {
     gen *g = dd->g;
     uint64_t now = uv_now(dd->loop);
     int64_t wall = (int64_t)dd_data_wall_ms(dd);
+
+    dd_clock_anew(dd);
 
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];

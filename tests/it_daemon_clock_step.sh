@@ -18,9 +18,17 @@
 #     data clock goes on from there and catches up; windows are scored
 #     after the restart. Before, every sample was stamped 1 ms after the
 #     last until the clock passed that row: no window for an hour.
-#  5. the same with two hours (each case starts two daemons): more than the data clock catches up with,
+#  5. the same with two hours (each case starts two daemons), set back
+#     while the daemon is stopped: more than the data clock catches up with,
 #     taken at once (a warning): the stream's rows start anew, windows
 #     are scored.
+#  6./7. the clock set back two hours while the daemon runs (period mode,
+#     arrival times): more than the data clock catches up with, taken at
+#     once (a warning), as a restart takes it: the streams' rows start anew
+#     from now; windows are scored after the step (counted against the
+#     same run without a step, 6.) and the stream's last row is the clock's,
+#     not two hours ahead. Before, the two hours were caught up at a tenth
+#     of the time: arrival times 0.9 times their spacing for twenty hours.
 # Each step is checked to have been taken (the daemon logs it): the shim
 # may not take effect.
 . tests/lib.sh
@@ -110,20 +118,22 @@ it_wait_log "$D/daemon2.log" "clock: the wall clock was set back 3600" 5 ||
     it_fail "case 2: the step taken (the shim works)" "$(grep clock: "$D/daemon2.log")"
 
 # ---- 3., 5. a step back across a restart --------------------------------------
-# restart_case CASE STEP_MS WHAT LOG: data, the step, data, a restart, 15 s of data;
-# the restarted daemon logs LOG
+# restart_case CASE STEP_MS WHAT LOG [STOPPED]: data, the step, data, a restart, 15 s
+# of data; the restarted daemon logs LOG. STOPPED: the step while the daemon
+# is stopped (one of more than an hour while it runs is taken at once then)
 restart_case() {
     SD="\"$D/state$1\"" conf "$1" "" '"rows": {"mode": "period", "period_ms": 250},'
     start "$1"
     $H pub --port "$IT_PORT" --topic "c$1/{device}/pump" --no-ts --rate 4 --devices 1 --rows 40
-    echo "$2" > "$D/step"
+    [ -n "${5:-}" ] || echo "$2" > "$D/step"
     sleep 0.3
     $H pub --port "$IT_PORT" --topic "c$1/{device}/pump" --no-ts --rate 4 --devices 1 --rows 80 \
         --start-row 40
     sleep 1
-    it_wait_log "$D/daemon$1.log" "clock: the wall clock was set back" 5 ||
+    [ -n "${5:-}" ] || it_wait_log "$D/daemon$1.log" "clock: the wall clock was set back" 5 ||
         { it_fail "case $1: the step taken (the shim works)" "$(grep clock: "$D/daemon$1.log")"; return 1; }
     kill "$DPID"; wait "$DPID" 2>/dev/null
+    [ -z "${5:-}" ] || echo "$2" > "$D/step"
     n_on=$(it_onlines "$D/sub.jsonl")
     CLOCK_STEP_FILE="$D/step" LD_PRELOAD="$D/clock_step.so" \
         ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}$ASAN_EXTRA" $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon$1b.log" & DPID=$!
@@ -146,4 +156,48 @@ restart_case() {
     stop
 }
 restart_case 3 -3600000 "caught up" "its last row is 3[0-9.]* s ahead of the clock: arrival times run"
-restart_case 5 -7200000 "taken at once" "more than an hour, taken at once"
+restart_case 5 -7200000 "taken at once" "more than an hour, taken at once" stopped
+
+# ---- 6. a step back of two hours while running: taken at once ----------------
+# run_step CASE STEP_MS: 60 rows, the step, 180 rows more (period mode,
+# arrival times, a state dir); sets w0 (windows scored before the step) and
+# w1 (a second after the last message: a silence's period rows are scored
+# too, the count never stands still)
+run_step() {
+    SD="\"$D/state$1\"" conf "$1" "" '"rows": {"mode": "period", "period_ms": 250},'
+    start "$1"
+    $H pub --port "$IT_PORT" --topic "c$1/{device}/pump" --no-ts --rate 4 --devices 1 --rows 60
+    it_wait_until 10 stat_ge "$1" windows_scored 20
+    sleep 0.5
+    w0=$(stat_of "$1" windows_scored)
+    echo "$2" > "$D/step"
+    sleep 0.3
+    $H pub --port "$IT_PORT" --topic "c$1/{device}/pump" --no-ts --rate 4 --devices 1 --rows 61 \
+        --start-row 60
+    [ "$2" = 0 ] || it_wait_log "$D/daemon$1.log" "clock: the wall clock was set back" 5 ||
+        { it_fail "case $1: the step taken (the shim works)" "$(grep clock: "$D/daemon$1.log")"; return 1; }
+    $H pub --port "$IT_PORT" --topic "c$1/{device}/pump" --no-ts --rate 4 --devices 1 --rows 240 \
+        --start-row 61
+    sleep 1
+    w1=$(stat_of "$1" windows_scored)
+}
+run_step 6 0
+ref=$(( ${w1%.*} - ${w0%.*} ))
+stop
+run_step 7 -7200000
+stop
+n=$(( ${w1%.*} - ${w0%.*} ))
+# the stream's last row against the clock (two hours back): its rows go on
+# from now, not two hours ahead catching up at 9/10 of their spacing for
+# twenty hours
+last=$($PYTHON -c 'import json, sys; print(int(json.load(open(sys.argv[1]))["alert"]["last_ts"]))' \
+       "$D/state7/pump/pump1.state.json" 2>/dev/null)
+lead=$(( ${last:-0} - ($(date +%s) - 7200) * 1000 ))
+if grep -q "clock: the wall clock was set back 7[0-9.]* s: more than an hour, taken at once" \
+       "$D/daemon7.log" && [ "$n" -ge $(( ref - 35 )) ] && [ "$lead" -le 60000 ] &&
+   [ "$lead" -ge -60000 ]; then
+    it_ok "case 7: clock set back two hours while running: taken at once (warned), windows go on ($n after the step, $ref without it; window 30 rows), the last row $(( lead / 1000 )) s from the clock"
+else
+    it_fail "case 7: clock set back two hours while running: taken at once, windows go on" \
+        "windows $n after the step, $ref without it; last row $lead ms from the clock; $(grep clock: "$D/daemon7.log")"
+fi

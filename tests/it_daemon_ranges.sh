@@ -7,7 +7,9 @@
 # calibration (the stream calibrates later than its twin without the
 # excursion); it clears when the values come back; a SIGHUP that widens the
 # range clears the open one (reason reload) without dropping the stream and
-# raises nothing more for the same values; a reload with a bad range is
+# raises nothing more for the same values, while a SIGHUP that changes
+# another feature's range keeps it open (no second raise for values still
+# outside; its clear later under its first id); a reload with a bad range is
 # refused; replay -c applies the ranges too.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
@@ -124,6 +126,54 @@ $H pub --port "$IT_PORT" --rows 200 --start-row 140 --start "$START" \
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/apump1 kind=data_quality \
     event=dq_raised check=range --count 2 --timeout 20 >/dev/null ||
     it_fail "the second excursion raises" "$(grep dq_ "$D/sub.jsonl" | tail -3)"
+# dq EVENT [REASON]: the data-quality EVENT messages of apump1 (with REASON)
+# as "alert_id reason" lines
+dq() {
+    $PYTHON - "$D/sub.jsonl" "$1" "${2:-}" <<'EOP'
+import json, sys
+for l in open(sys.argv[1]):
+    m = json.loads(l)
+    if m["topic"] != "anomalyd/alerts/pump/apump1":
+        continue
+    p = json.loads(m["payload"])
+    if p.get("event") == sys.argv[2] and (not sys.argv[3] or p.get("reason") == sys.argv[3]):
+        print(p.get("alert_id"), p.get("reason"))
+EOP
+}
+# SIGHUP changing another feature's range (temperature): the open pressure
+# alert still holds under the new settings. Before, the rebuild cleared it
+# (reason reload) and the next value out of range raised it again: two
+# events for an unchanged fact
+id2=$(dq dq_raised | tail -1 | cut -d' ' -f1)
+conf '{"pressure": [0, 8], "temperature": [-50, null]}'
+kill -HUP "$DPID"
+it_wait_log "$D/daemon.log" "configuration reloaded" 20
+# rows 200-219: still 10 bar higher, outside 0..8; then 220-239 back inside
+$H pub --port "$IT_PORT" --rows 220 --start-row 200 --start "$START" \
+    --topic 'sensors/a{device}/pump' --shift pressure:10:170
+it_wait_log "$D/daemon.log" "data quality $id2 still holds after the reload" 20
+if [ "$(dq dq_raised | wc -l)" = 2 ] && [ -z "$(dq dq_cleared reload)" ] &&
+   grep -q "data quality $id2 still holds after the reload" "$D/daemon.log"; then
+    it_ok "SIGHUP changing another range: the open pressure alert stays open ($id2), values still outside raise nothing"
+else
+    it_fail "SIGHUP changing another range: the open pressure alert stays open" \
+        "raised: $(dq dq_raised | tr '\n' ' '); cleared: $(dq dq_cleared | tr '\n' ' ')"
+fi
+$H pub --port "$IT_PORT" --rows 240 --start-row 220 --start "$START" \
+    --topic 'sensors/a{device}/pump'
+if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/apump1 \
+       event=dq_cleared check=range alert_id="$id2" reason=cleared --timeout 20 >/dev/null; then
+    it_ok "... and clears once the pressure is back inside, under its first id (reason cleared)"
+else
+    it_fail "... and clears once the pressure is back inside, under its first id" \
+        "cleared: $(dq dq_cleared | tr '\n' ' ')"
+fi
+# rows 240-259 of apump1: 10 bar higher again, open
+$H pub --port "$IT_PORT" --rows 260 --start-row 240 --start "$START" \
+    --topic 'sensors/a{device}/pump' --shift pressure:10:240
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/apump1 kind=data_quality \
+    event=dq_raised check=range --count 3 --timeout 20 >/dev/null ||
+    it_fail "the third excursion raises" "$(grep dq_ "$D/sub.jsonl" | tail -3)"
 before=$(phase apump1)
 # SIGHUP: pressure 0..30 now
 conf '{"pressure": [0, 30], "temperature": [-40, null]}'
@@ -142,15 +192,15 @@ if grep -q "reload: detector pump: .* 0 dropped" "$D/daemon.log" &&
 else
     it_fail "the streams are rebuilt, none dropped" "$(grep 'reload:' "$D/daemon.log")"
 fi
-# rows 200-259, still 10 bar higher: inside the new range
-$H pub --port "$IT_PORT" --rows 260 --start-row 200 --start "$START" \
-    --topic 'sensors/a{device}/pump' --shift pressure:10:170
+# rows 260-319, still 10 bar higher: inside the new range
+$H pub --port "$IT_PORT" --rows 320 --start-row 260 --start "$START" \
+    --topic 'sensors/a{device}/pump' --shift pressure:10:240
 $H pub --port "$IT_PORT" --rows 260 --start-row 140 --start "$START" --topic 'sensors/b{device}/pump'
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/bpump1 phase=detecting \
     --count 2 --timeout 20 >/dev/null
 sleep 1
 n=$(grep 'alerts/pump/apump1' "$D/sub.jsonl" | grep -c 'dq_raised')
-if [ "$n" = 2 ] && [ "$(phase apump1)" = detecting ]; then
+if [ "$n" = 3 ] && [ "$(phase apump1)" = detecting ]; then
     it_ok "after the reload the same values raise nothing, the stream goes on ($before -> detecting)"
 else
     it_fail "after the reload the same values raise nothing, the stream goes on" \

@@ -16,6 +16,12 @@
 #     (a future time: touch -d, the shim cannot move the kernel's): the
 #     next sweep (SIGHUP) keeps the files of the other stream. Before, that
 #     file was taken for now and every other stream's files were removed.
+#  4. a restart while the clock is still a year ahead, after 3.'s process
+#     wrote a file with its time: the start-up sweep keeps the files of the
+#     other stream (written before the clock went ahead) and removes a file
+#     that is really old (100 days). Before, the future file was the
+#     newest, now was the clock's, and the other stream's files were a year
+#     old: removed.
 # Each start checks the shim took effect (the status message's "started").
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
@@ -125,5 +131,20 @@ if [ -s "$P/newpump1.state.json" ] &&
 else
     it_fail "clock a year ahead, a file written then: the next sweep keeps the other streams' files" \
         "$(grep 'retention' "$D/daemon5.log" | tail -1); $(ls "$P" 2>&1)"
+fi
+stop
+
+# ---- 4. a restart while the clock is still a year ahead ---------------------
+cp "$P/newpump1.state.json" "$P/old2.state.json"
+touch -d '100 days ago' "$P/old2.state.json"
+# the stop wrote pump1's file: with the clock ahead, at its time
+touch -d "@$(( $(date +%s) + 31536000 ))" "$P/pump1.state.json"
+start 6 31536000000
+it_wait_log "$D/daemon6.log" "state: retention" 20
+if [ -s "$P/newpump1.state.json" ] && [ -s "$P/pump1.state.json" ] && [ ! -e "$P/old2.state.json" ]; then
+    it_ok "restarted with the clock still a year ahead: the other streams' files kept, a really old one removed"
+else
+    it_fail "restarted with the clock still a year ahead: the other streams' files kept, a really old one removed" \
+        "$(grep 'retention' "$D/daemon6.log" | tail -1); $(ls "$P" 2>&1)"
 fi
 stop
