@@ -800,8 +800,20 @@ static void detector_run(int64_t noise_ms, int restore_at, int *raised, int *fir
             if (ev.type != AD_EV_ALERT_RAISED)
                 continue;
             if ((*raised)++ == 0) {
+                cJSON *j = ad_alert_to_json(&ev.alert, "s", NULL);
+                const cJSON *by = cJSON_GetObjectItemCaseSensitive(j, "raised_by");
+                char *st = ad_detector_save_handover(d);
+
                 *first_hour = i / HOUR;
                 *top = ev.alert.n_top > 0 ? ev.alert.top_feature[0] : -1;
+                /* raised on a window under the threshold the noise test held */
+                T_CHECK(ev.alert.by == AD_BY_NOISE && cJSON_IsString(by) &&
+                        strcmp(by->valuestring, "noise") == 0, "the alert's raised_by: %s "
+                        "(want \"noise\")", cJSON_IsString(by) ? by->valuestring : "none");
+                T_CHECK(st && strstr(st, "\"raised_by\":\"noise\""), "the open alert's "
+                        "raised_by in the saved state");
+                free(st);
+                cJSON_Delete(j);
             }
         }
     }
