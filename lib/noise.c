@@ -241,7 +241,7 @@ static double exponent(const ad_noise *n, int f, int64_t hour)
 
     for (int s = 0; s < AD_NOISE_HOURS; s++) {
         /* the last week's hours only, none held out (HELD OUT) */
-        if (at[s] == INT64_MIN || held[s] || hour - at[s] >= AD_NOISE_HOURS ||
+        if (at[s] == INT64_MIN || held[s] || at[s] > hour || hour - at[s] >= AD_NOISE_HOURS ||
             !(lv[s] > 0) || !(md[s] > 0))
             continue;
         double x = log(md[s]), y = log(lv[s]);
