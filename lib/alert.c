@@ -360,6 +360,7 @@ int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
     a->cur.peak_probability = o->prob;
     a->cur.reason = AD_CLOSE_NONE;
     a->cur.band = o->band != 0;
+    a->cur.by = !o->band && !(score > threshold) && ad_alert_by_name(o->by) ? o->by : 0;
     if (o->force && o->since_ms > 0 && o->since_ms < ts_ms) {
         /* windows withheld until now: the alert is theirs, from the first */
         a->cur.start_ms = o->since_ms;
@@ -383,10 +384,16 @@ int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
     return AD_ALERT_RAISED;
 }
 
+const char *ad_alert_by_name(int by)
+{
+    return by == AD_BY_LEVEL ? "level" : by == AD_BY_BURST ? "burst" :
+           by == AD_BY_NOISE ? "noise" : NULL;
+}
+
 int ad_alerter_step(ad_alerter *a, int64_t ts_ms, double score,
                     double threshold, const float *share, ad_alert *out)
 {
-    ad_alert_obs o = { score, threshold, NAN, NAN, share, 0, 0, 0, 0, 0, 0, 0 };
+    ad_alert_obs o = { score, threshold, NAN, NAN, share, 0, 0, 0, 0, 0, 0, 0, 0 };
 
     return ad_alerter_step_obs(a, ts_ms, &o, out);
 }
@@ -477,6 +484,8 @@ static cJSON *open_to_json(const ad_alerter *a)
         !cJSON_AddNumberToObject(o, "below", a->below) ||
         !cJSON_AddNumberToObject(o, "share_n", (double)a->share_n) ||
         (c->band && !cJSON_AddTrueToObject(o, "band")) ||
+        (ad_alert_by_name(c->by) &&
+         !cJSON_AddStringToObject(o, "raised_by", ad_alert_by_name(c->by))) ||
         (tf = cJSON_AddArrayToObject(o, "top")) == NULL ||
         (ss = cJSON_AddArrayToObject(o, "share_sum")) == NULL)
         goto fail;
@@ -593,6 +602,12 @@ static int open_from_json(const ad_alerter *a, const cJSON *o, int resume, ad_al
     c->log_likelihood = v[8];
     c->peak_probability = v[9];
     c->band = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "band"));
+    /* what raised it: absent (its score; a state from before) or a name */
+    x = cJSON_GetObjectItemCaseSensitive(o, "raised_by");
+    c->by = 0;
+    for (int b = AD_BY_LEVEL; b <= AD_BY_NOISE && cJSON_IsString(x); b++)
+        if (strcmp(x->valuestring, ad_alert_by_name(b)) == 0)
+            c->by = b;
     *hist_len = v[10] > a->cfg.n ? a->cfg.n : (int)v[10];   /* alert.n lowered since */
     *below = (int)v[11];
     *share_n = (uint64_t)v[12];
@@ -720,6 +735,10 @@ cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,
         goto fail;
     /* raised by a lasting run between the threshold and the raise level */
     if (al->band && !cJSON_AddStringToObject(o, "raised_by", "band"))
+        goto fail;
+    /* raised on a window under the threshold that a test held */
+    if (!al->band && ad_alert_by_name(al->by) &&
+        !cJSON_AddStringToObject(o, "raised_by", ad_alert_by_name(al->by)))
         goto fail;
     if (!al->active &&
         !cJSON_AddStringToObject(o, "reason", ad_close_reason_name(al->reason ? al->reason :

@@ -183,7 +183,20 @@ typedef struct ad_alert_obs {
     double since_peak;        /* their highest score and its time (the
                                * alert's peak when over this window's) */
     int64_t since_peak_ms;
+    int by;                   /* the detector's test holding this window
+                               * (AD_BY_*; 0: none): an alert raised on it
+                               * while its score is not over the threshold
+                               * is marked raised by it */
 } ad_alert_obs;
+
+/* What held the window an alert was raised on (ad_alert.by; JSON
+ * "raised_by"; 0: its score, or a band run: band). */
+#define AD_BY_LEVEL 1           /* the level test (alert.level_ms) */
+#define AD_BY_BURST 2           /* the burst test (alert.burst_ms) */
+#define AD_BY_NOISE 3           /* the noise test (alert.noise_ms) */
+
+/* "level", "burst", "noise"; NULL for 0 or another */
+const char *ad_alert_by_name(int by);
 
 typedef struct ad_alert {
     char id[AD_ALERT_ID_LEN];
@@ -201,6 +214,8 @@ typedef struct ad_alert {
     double peak_probability;  /* highest over the alert */
     ad_close_reason reason;   /* why it ended (NONE while active) */
     int band;                 /* raised by a lasting band run (RAISE RATIO) */
+    int by;                   /* raised on a window under the threshold that
+                               * a test held (AD_BY_*), 0: not */
     int n_top;
     int top_feature[AD_ALERT_TOP];   /* feature indices, most first */
     double top_share[AD_ALERT_TOP];  /* mean share over exceeding windows */
@@ -299,7 +314,9 @@ int ad_alerter_restore(ad_alerter *a, const cJSON *o, int resume, ad_alert *save
  *    "start_iso":"..Z","peak_score":..,"threshold":..,"severity":..,
  *    "windows":..,"top_features":[{"name":..,"share":..},..],
  *    "probability":p|null,"log_likelihood":L|null,"peak_probability":..|null,
- *    "raised_by":"band" (an alert raised by a lasting band run only),
+ *    "raised_by":"band" (an alert raised by a lasting band run),
+ *      "level"|"burst"|"noise" (raised on a window under the threshold
+ *      that test held; absent: raised by its score),
  *    "reason":"cleared"|"accepted"|"restart"|"reload"|"evicted"|
  *             "model_changed"|"false_alarm"|"recalibrate"|"detector_removed"
  *             (cleared alerts only)}

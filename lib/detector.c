@@ -5274,7 +5274,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         d->st.windows_seasonal++;
     int elevated = level_test(d, ts, s, base, untrusted, like || onset_held);
     ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share, elevated, 0,
-                       0, 0, 0, 0, 0 };
+                       0, 0, 0, 0, 0, 0 };
 
     /* an onset judged not a recurrence after alert.k withheld windows or
      * more: they would have raised, so this window raises (ONSET) */
@@ -5293,8 +5293,11 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     /* the burst test: a window while a feature is in a burst counts as
      * over the threshold; under it by score, the alert sees that feature
      * as all of the window's error (its top feature) */
+    if (elevated)
+        o.by = AD_BY_LEVEL;
     if (burst > 0 && burst <= d->F && d->bshare != NULL) {
         o.elevated = 1;
+        o.by = AD_BY_BURST;
         if (!(s > o.threshold)) {
             for (int f = 0; f < d->F; f++)
                 d->bshare[f] = 0;
@@ -5307,6 +5310,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
      * error when it is under the threshold and no burst names one */
     if (noise > 0 && noise <= d->F && d->noise_share != NULL) {
         o.elevated = 1;
+        if (o.by != AD_BY_BURST)
+            o.by = AD_BY_NOISE;         /* a burst names its feature first */
         if (!(s > o.threshold) && !(burst > 0 && burst <= d->F)) {
             int c = 0;
             for (int f = 0; f < d->F; f++) {

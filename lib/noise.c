@@ -41,6 +41,10 @@ struct ad_noise {
     double *hmid;       /* F x AD_NOISE_HOURS: its block's |median|, 0: none */
     int64_t *hat;       /* F x AD_NOISE_HOURS: its hour (ms / 1 h), INT64_MIN: none */
     int64_t *hlast;     /* F: the last hour written, INT64_MIN: none */
+    unsigned char *hheld; /* F x AD_NOISE_HOURS: its block held out (HELD
+                         * OUT, noise.h): 0 no, 1 by the run under way, 2 by
+                         * a raised run that ended */
+    double *run_p;      /* F: the exponent p the run is judged with */
     double *last;       /* F: the last judged ratio, NaN: none */
     double *tmp;        /* AD_NOISE_MAX_N: scratch for medians */
 };
@@ -66,6 +70,8 @@ ad_noise *ad_noise_new(int F, int64_t span_ms, double ratio)
     n->hmid = calloc((size_t)F * AD_NOISE_HOURS, sizeof(double));
     n->hat = malloc((size_t)F * AD_NOISE_HOURS * sizeof(int64_t));
     n->hlast = malloc((size_t)F * sizeof(int64_t));
+    n->hheld = calloc((size_t)F * AD_NOISE_HOURS, 1);
+    n->run_p = calloc((size_t)F, sizeof(double));
     n->nd = calloc((size_t)F, sizeof(int));
     n->bstart = malloc((size_t)F * sizeof(int64_t));
     n->blast = calloc((size_t)F, sizeof(int64_t));
@@ -90,7 +96,8 @@ ad_noise *ad_noise_new(int F, int64_t span_ms, double ratio)
         n->run_level == NULL || n->recent == NULL || n->rn == NULL || n->rpos == NULL ||
         n->vals == NULL || n->nv == NULL || n->umid == NULL || n->rmid == NULL ||
         n->hlev == NULL || n->hmid == NULL || n->hat == NULL || n->hlast == NULL ||
-        n->blast == NULL || n->run_k == NULL || n->rlast == NULL) {
+        n->blast == NULL || n->run_k == NULL || n->rlast == NULL || n->hheld == NULL ||
+        n->run_p == NULL) {
         ad_noise_free(n);
         return NULL;
     }
@@ -120,6 +127,8 @@ void ad_noise_free(ad_noise *n)
     free(n->hmid);
     free(n->hat);
     free(n->hlast);
+    free(n->hheld);
+    free(n->run_p);
     free(n->nd);
     free(n->bstart);
     free(n->blast);
@@ -221,16 +230,19 @@ static double norm(double level, double mid, double p)
  * level on log |median| over the hours kept, in [0, 1]; 0 when fewer than
  * AD_NOISE_WARM blocks clear of 0 or their medians spread less than
  * AD_NOISE_P_SPREAD (in log) */
-static double exponent(const ad_noise *n, int f)
+static double exponent(const ad_noise *n, int f, int64_t hour)
 {
     const double *lv = n->hlev + (size_t)f * AD_NOISE_HOURS;
     const double *md = n->hmid + (size_t)f * AD_NOISE_HOURS;
     const int64_t *at = n->hat + (size_t)f * AD_NOISE_HOURS;
+    const unsigned char *held = n->hheld + (size_t)f * AD_NOISE_HOURS;
     double sx = 0, sy = 0, sxx = 0, sxy = 0, vx, p;
     int k = 0;
 
     for (int s = 0; s < AD_NOISE_HOURS; s++) {
-        if (at[s] == INT64_MIN || !(lv[s] > 0) || !(md[s] > 0))
+        /* the last week's hours only, none held out (HELD OUT) */
+        if (at[s] == INT64_MIN || held[s] || at[s] > hour || hour - at[s] >= AD_NOISE_HOURS ||
+            !(lv[s] > 0) || !(md[s] > 0))
             continue;
         double x = log(md[s]), y = log(lv[s]);
         sx += x;
@@ -256,13 +268,14 @@ static double hour_of(ad_noise *n, int f, int64_t hour, double p)
     const double *lv = n->hlev + (size_t)f * AD_NOISE_HOURS;
     const double *md = n->hmid + (size_t)f * AD_NOISE_HOURS;
     const int64_t *at = n->hat + (size_t)f * AD_NOISE_HOURS;
+    const unsigned char *held = n->hheld + (size_t)f * AD_NOISE_HOURS;
     double x[3 * AD_NOISE_HOURS / 24];
     int k = 0;
 
     for (int s = 0; s < AD_NOISE_HOURS; s++) {
         int64_t d;
 
-        if (at[s] == INT64_MIN)
+        if (at[s] == INT64_MIN || held[s])
             continue;
         d = hour - at[s];
         if (d < 23 || d > AD_NOISE_HOURS + 1)
@@ -293,16 +306,82 @@ static int raised(const ad_noise *n, int f)
     return n->run[f] != INT64_MIN && n->run_end[f] - n->run[f] >= n->span;
 }
 
-/* every block's level into its hour of the week */
-static void put_hour(ad_noise *n, int f, int64_t hour, int slot, double level, double mid)
+/* every block's level into its hour of the week, held out (1) while its
+ * run goes on; an hour ahead of the data's (a restored state's from a
+ * clock ahead) is dropped: the data's time is the one kept */
+static void put_hour(ad_noise *n, int f, int64_t hour, int slot, double level, double mid,
+                     int held)
 {
     size_t i = (size_t)f * AD_NOISE_HOURS + (size_t)slot;
 
+    if (n->hlast[f] != INT64_MIN && n->hlast[f] > hour) {
+        for (int s = 0; s < AD_NOISE_HOURS; s++) {
+            size_t j = (size_t)f * AD_NOISE_HOURS + (size_t)s;
+            if (n->hat[j] != INT64_MIN && n->hat[j] > hour) {
+                n->hat[j] = INT64_MIN;
+                n->hlev[j] = n->hmid[j] = 0;
+                n->hheld[j] = 0;
+            }
+        }
+    }
     n->hlev[i] = level;
     n->hmid[i] = mid;
     n->hat[i] = hour;
-    if (n->hlast[f] == INT64_MIN || hour > n->hlast[f])
-        n->hlast[f] = hour;
+    n->hheld[i] = (unsigned char)held;
+    n->hlast[f] = hour;
+}
+
+/* feature f's run ends: the hours it held out are learned when it was
+ * not raised, kept out (2) when it was (HELD OUT) */
+static void run_over(ad_noise *n, int f)
+{
+    unsigned char to = raised(n, f) ? 2 : 0;
+
+    for (int s = 0; s < AD_NOISE_HOURS; s++)
+        if (n->hheld[(size_t)f * AD_NOISE_HOURS + s] == 1)
+            n->hheld[(size_t)f * AD_NOISE_HOURS + s] = to;
+    n->run[f] = n->run_end[f] = INT64_MIN;
+    n->run_k[f] = 0;
+}
+
+/* a level held out by a raised run that ended recurs: a block at hour with
+ * (normed by p) level x, over the ratio, finds one at the same hour of the
+ * day (+- 1 h) on a day before within the ratio of it; then each hour held
+ * out within the ratio of x is learned. Returns the hours learned. */
+static int recurred(ad_noise *n, int f, int64_t hour, double x, double p)
+{
+    const double *lv = n->hlev + (size_t)f * AD_NOISE_HOURS;
+    const double *md = n->hmid + (size_t)f * AD_NOISE_HOURS;
+    const int64_t *at = n->hat + (size_t)f * AD_NOISE_HOURS;
+    unsigned char *held = n->hheld + (size_t)f * AD_NOISE_HOURS;
+    int found = 0, c = 0;
+
+    if (!(x > 0))
+        return 0;
+    for (int s = 0; s < AD_NOISE_HOURS && !found; s++) {
+        int64_t d = hour - at[s];
+        double y;
+
+        if (held[s] != 2 || at[s] == INT64_MIN || d < 23 || d > AD_NOISE_HOURS + 1 ||
+            !(d % 24 == 0 || d % 24 == 1 || d % 24 == 23))
+            continue;
+        y = norm(lv[s], md[s], p);
+        found = y > 0 && y < x * n->ratio && x < y * n->ratio;
+    }
+    if (!found)
+        return 0;
+    for (int s = 0; s < AD_NOISE_HOURS; s++) {
+        double y;
+
+        if (held[s] != 2)
+            continue;
+        y = norm(lv[s], md[s], p);
+        if (y > 0 && y < x * n->ratio && x < y * n->ratio) {
+            held[s] = 0;
+            c++;
+        }
+    }
+    return c;
 }
 
 /* the block of feature f ends at ts: its level judged, then learned or run */
@@ -349,26 +428,40 @@ static void close_block(ad_noise *n, int f, int64_t ts)
         n->rn[f]++;
     if (!n->judging[f]) {
         learn(n, f, level, mid);
-        put_hour(n, f, hour, slot, level, mid);
+        put_hour(n, f, hour, slot, level, mid, 0);
         return;
     }
-    /* noise that follows the level (noise.h): judged over |median| ^ p */
-    p = mid > 0 ? exponent(n, f) : 0;
-    u = usual_of(n, f, hour, p);
-    r = norm(level, mid, p) / u;
-    if (!(r > 0) || !isfinite(r))
-        r = level / usual_of(n, f, hour, 0);
-    put_hour(n, f, hour, slot, level, mid);
+    /* SPAN: more than a block of time without a judged block (silence,
+     * untrusted or frozen data, a restart) ends a run */
+    if (n->run[f] != INT64_MIN && (start - n->run_end[f] > AD_NOISE_BLOCK_MS ||
+                                   start < n->run_end[f]))
+        run_over(n, f);
+    /* noise that follows the level (noise.h): judged over |median| ^ p,
+     * the p of its start while a run goes on (HELD OUT) */
+    p = n->run[f] != INT64_MIN ? n->run_p[f] : exponent(n, f, hour);
+    for (int again = 0; again < 2; again++) {
+        double pm = mid > 0 ? p : 0;
+
+        u = usual_of(n, f, hour, pm);
+        r = norm(level, mid, pm) / u;
+        if (!(r > 0) || !isfinite(r))
+            r = level / usual_of(n, f, hour, 0);
+        /* over the ratio with no run: a level a raised run held out that
+         * recurs at this hour of the day is learned, and judged again */
+        if (again || n->run[f] != INT64_MIN || !(r > n->ratio) ||
+            recurred(n, f, hour, norm(level, mid, pm), pm) == 0)
+            break;
+        p = exponent(n, f, hour);
+    }
     n->last[f] = r;
     /* a raised run goes on while its blocks stay over the clear ratio */
     if (r > (raised(n, f) ? 1.0 + (n->ratio - 1.0) * AD_NOISE_CLEAR : n->ratio)) {
-        /* SPAN: the run counts its blocks' data time only; more than a
-         * block of time without a judged block (silence, untrusted or
-         * frozen data, a restart) ends it */
-        if (n->run[f] == INT64_MIN || start - n->run_end[f] > AD_NOISE_BLOCK_MS ||
-            start < n->run_end[f]) {
+        put_hour(n, f, hour, slot, level, mid, 1);
+        /* SPAN: the run counts its blocks' data time only */
+        if (n->run[f] == INT64_MIN) {
             n->run[f] = start;
             n->run_k[f] = 0;
+            n->run_p[f] = p;
         } else {
             n->run[f] += start - n->run_end[f];
         }
@@ -380,8 +473,9 @@ static void close_block(ad_noise *n, int f, int64_t ts)
             n->rlast[f] = ts;
         return;
     }
-    n->run[f] = n->run_end[f] = INT64_MIN;
-    n->run_k[f] = 0;
+    put_hour(n, f, hour, slot, level, mid, 0);
+    if (n->run[f] != INT64_MIN)
+        run_over(n, f);
     learn(n, f, level, mid);
 }
 
@@ -470,6 +564,8 @@ int ad_noise_accept(ad_noise *n, int64_t since)
         n->run[f] = n->run_end[f] = INT64_MIN;
         n->run_k[f] = 0;
         n->rlast[f] = INT64_MIN;
+        /* the hours its raised runs held out are its noise now */
+        memset(n->hheld + (size_t)f * AD_NOISE_HOURS, 0, AD_NOISE_HOURS);
     }
     return c;
 }
@@ -493,14 +589,15 @@ static int add_numbers(cJSON *parent, const double *x, int k)
 /* the blocks' medians and the hours of the week (noise.h SAVED STATE) */
 static int save_more(const ad_noise *n, cJSON *o)
 {
-    cJSON *ur, *rr, *ha, *hl, *hr, *x;
+    cJSON *ur, *rr, *ha, *hl, *hr, *hh, *x;
     double *buf = n->tmp;       /* AD_NOISE_MAX_N >= AD_NOISE_HOURS */
 
     if ((ur = cJSON_AddArrayToObject(o, "usual_mid")) == NULL ||
         (rr = cJSON_AddArrayToObject(o, "recent_mid")) == NULL ||
         (ha = cJSON_AddArrayToObject(o, "hour_at")) == NULL ||
         (hl = cJSON_AddArrayToObject(o, "hours")) == NULL ||
-        (hr = cJSON_AddArrayToObject(o, "hours_mid")) == NULL)
+        (hr = cJSON_AddArrayToObject(o, "hours_mid")) == NULL ||
+        (hh = cJSON_AddArrayToObject(o, "hours_held")) == NULL)
         return -1;
     for (int f = 0; f < n->F; f++) {
         int k = n->un[f];
@@ -525,14 +622,14 @@ static int save_more(const ad_noise *n, cJSON *o)
         /* a slot's hour is the one of the last week up to c it stands
          * for: a slot older than that is none (0) */
         k = c == INT64_MIN ? 0 : AD_NOISE_HOURS;
-        for (int rel = 0; rel < 2; rel++) {
+        for (int rel = 0; rel < 3; rel++) {
             for (int i = 0; i < k; i++) {
                 size_t j = (size_t)f * AD_NOISE_HOURS + (size_t)i;
                 int64_t at = n->hat[j];
                 buf[i] = at != INT64_MIN && c - at < AD_NOISE_HOURS ?
-                         (rel ? n->hmid[j] : n->hlev[j]) : 0;
+                         (rel == 2 ? n->hheld[j] : rel ? n->hmid[j] : n->hlev[j]) : 0;
             }
-            if (add_numbers(rel ? hr : hl, buf, k) != 0)
+            if (add_numbers(rel == 2 ? hh : rel ? hr : hl, buf, k) != 0)
                 return -1;
         }
     }
@@ -576,6 +673,12 @@ cJSON *ad_noise_save(const ad_noise *n)
                 goto fail;
             cJSON_AddItemToArray(r, x);
             if ((x = cJSON_CreateNumber(n->run_level[f])) == NULL)
+                goto fail;
+            cJSON_AddItemToArray(r, x);
+            if ((x = cJSON_CreateNumber(n->run_k[f])) == NULL)
+                goto fail;
+            cJSON_AddItemToArray(r, x);
+            if ((x = cJSON_CreateNumber(n->run_p[f])) == NULL)
                 goto fail;
             cJSON_AddItemToArray(r, x);
         } else if ((x = cJSON_CreateNull()) == NULL) {
@@ -667,6 +770,7 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
     const cJSON *jd = cJSON_GetObjectItemCaseSensitive(o, "judging");
     const cJSON *rc = cJSON_GetObjectItemCaseSensitive(o, "recent");
     const cJSON *ha = cJSON_GetObjectItemCaseSensitive(o, "hour_at");
+    const cJSON *hh = cJSON_GetObjectItemCaseSensitive(o, "hours_held");
     const cJSON *a, *x, *ur, *rr, *hl, *hr;
     int f, e;
 
@@ -695,12 +799,22 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
     }
     f = 0;
     cJSON_ArrayForEach(a, run) {
-        if (!cJSON_IsNull(a) && !(cJSON_IsArray(a) && cJSON_GetArraySize(a) == 3 &&
+        /* [start, end, level] in a state from before the run kept its
+         * blocks and p */
+        const cJSON *k = cJSON_GetArrayItem(a, 3), *p = cJSON_GetArrayItem(a, 4);
+        int sz = cJSON_GetArraySize(a);
+
+        if (!cJSON_IsNull(a) && !(cJSON_IsArray(a) && (sz == 3 || sz == 5) &&
                                   is_time(a->child) && is_time(a->child->next) &&
                                   a->child->next->valuedouble >= a->child->valuedouble &&
-                                  is_level(a->child->next->next)))
+                                  is_level(a->child->next->next) &&
+                                  (sz == 3 || (cJSON_IsNumber(k) && k->valuedouble >= 0 &&
+                                               k->valuedouble <= AD_NOISE_RECENT &&
+                                               k->valuedouble == floor(k->valuedouble) &&
+                                               cJSON_IsNumber(p) && p->valuedouble >= 0 &&
+                                               p->valuedouble <= 1))))
             return ad_errf(err, errlen, AD_EFORMAT, "noise: run[%d]: not null nor [start ms, "
-                           "end ms, level]", f);
+                           "end ms, level(, blocks 0..%d, p 0..1)]", f, AD_NOISE_RECENT);
         f++;
     }
     /* the recent levels: absent in a state from before they were kept */
@@ -739,6 +853,29 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
         (ha != NULL && (!cJSON_IsArray(ha) || cJSON_GetArraySize(ha) != n->F)))
         return ad_errf(err, errlen, AD_EFORMAT, "noise: hour_at, hours, hours_mid: not %d "
                        "each, or not all three", n->F);
+    /* the hours held out: absent in a state from before (none), else as
+     * "hours", each 0, 1 (by the run: only with one) or 2 */
+    if (hh != NULL && (hl == NULL || !cJSON_IsArray(hh) || cJSON_GetArraySize(hh) != n->F))
+        return ad_errf(err, errlen, AD_EFORMAT, "noise: hours_held: not %d arrays with "
+                       "hours", n->F);
+    f = 0;
+    cJSON_ArrayForEach(a, hh) {
+        const cJSON *rf = cJSON_GetArrayItem(run, f);
+        int i = 0;
+
+        if (!cJSON_IsArray(a) ||
+            cJSON_GetArraySize(a) != cJSON_GetArraySize(cJSON_GetArrayItem(hl, f)))
+            return ad_errf(err, errlen, AD_EFORMAT, "noise: hours_held[%d]: not as many as "
+                           "hours[%d]", f, f);
+        cJSON_ArrayForEach(x, a) {
+            if (!cJSON_IsNumber(x) || !(x->valuedouble == 0 || x->valuedouble == 2 ||
+                                        (x->valuedouble == 1 && !cJSON_IsNull(rf))))
+                return ad_errf(err, errlen, AD_EFORMAT, "noise: hours_held[%d][%d]: not 0, "
+                               "2 or 1 (with a run)", f, i);
+            i++;
+        }
+        f++;
+    }
     f = 0;
     cJSON_ArrayForEach(x, ha) {
         int k = cJSON_GetArraySize(cJSON_GetArrayItem(hl, f));
@@ -766,7 +903,12 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
             n->run[f] = (int64_t)a->child->valuedouble;
             n->run_end[f] = (int64_t)a->child->next->valuedouble;
             n->run_level[f] = a->child->next->next->valuedouble;
+            n->run_k[f] = cJSON_GetArraySize(a) == 5 ?
+                          (int)cJSON_GetArrayItem(a, 3)->valuedouble : 0;
+            n->run_p[f] = cJSON_GetArraySize(a) == 5 ?
+                          cJSON_GetArrayItem(a, 4)->valuedouble : 0;
         }
+        n->rlast[f] = raised(n, f) ? n->run_end[f] : INT64_MIN;
     }
     for (f = 0, x = jd->child; f < n->F; f++, x = x->next)
         n->judging[f] = cJSON_IsTrue(x) && n->un[f] > 0;
@@ -784,6 +926,7 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
         const cJSON *l = hl ? cJSON_GetArrayItem(hl, f) : NULL;
         const cJSON *q = hr ? cJSON_GetArrayItem(hr, f) : NULL;
         const cJSON *c = ha ? cJSON_GetArrayItem(ha, f) : NULL;
+        const cJSON *h = hh ? cJSON_GetArrayItem(hh, f) : NULL;
         int i = 0;
 
         /* a state without them: no median (0) until learned */
@@ -802,6 +945,7 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
             size_t j = (size_t)f * AD_NOISE_HOURS + (size_t)i;
             const cJSON *lv = n->hlast[f] != INT64_MIN ? cJSON_GetArrayItem(l, i) : NULL;
             const cJSON *qv = n->hlast[f] != INT64_MIN ? cJSON_GetArrayItem(q, i) : NULL;
+            const cJSON *hv = n->hlast[f] != INT64_MIN ? cJSON_GetArrayItem(h, i) : NULL;
             int64_t c0 = n->hlast[f];
 
             n->hlev[j] = lv ? lv->valuedouble : 0;
@@ -810,6 +954,7 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
             n->hat[j] = lv && lv->valuedouble > 0 ?
                         c0 - ((c0 - i) % AD_NOISE_HOURS + AD_NOISE_HOURS) % AD_NOISE_HOURS :
                         INT64_MIN;
+            n->hheld[j] = hv && n->hat[j] != INT64_MIN ? (unsigned char)hv->valuedouble : 0;
         }
     }
     return 0;

@@ -23,8 +23,8 @@
  * level: one quieter hour does not end a change).
  *
  * HOUR OF THE DAY: every block's level is also kept by the hour of the
- * week of its middle (AD_NOISE_HOURS slots, the last 7 days, whatever it
- * was judged). The usual level is the larger of the median above and the
+ * week of its middle (AD_NOISE_HOURS slots, the last 7 days; a run's
+ * blocks held out, HELD OUT below). The usual level is the larger of the median above and the
  * lower median of the levels at the same hour of the day +- 1 h on the
  * days before (at least AD_NOISE_HOUR_MIN of them): a noise that is higher
  * every day from 08:00 to 18:00 is judged against the day hours before;
@@ -35,12 +35,24 @@
  * s what a fault changes) is judged on level / m^p, m the block's |median|
  * (kept only when over AD_NOISE_MID_CLEAR x the level: a signal about 0
  * has no level to scale by) and p the least-squares slope of log level on
- * log m over the hours kept, clamped to [0, 1] (p 1: a noise in percent of
+ * log m over the hours kept of the last week (not held out), clamped to [0, 1] (p 1: a noise in percent of
  * the level; 1/2: counts' Poisson noise; 0: additive, judged as is). p is
  * 0 while fewer than AD_NOISE_WARM hours have an m or their log m spread
  * less than AD_NOISE_P_SPREAD (a level that hardly moves tells nothing of
  * p). A change of the level alone, under any such p, moves level / m^p by
  * nothing; a noise change at an unchanged level moves it as the level.
+ * HELD OUT: a fault that moves a feature's level and its noise together
+ * would teach p (and the hours) that its noise follows its level, and
+ * hide. So a run is judged whole with the p of its start, and its blocks'
+ * hours are held out of p and of the hours of the day while it goes on;
+ * when it ends not raised they are learned; when it ended raised they stay
+ * out (a raised run's hours never teach, so a lasting fault with no
+ * acceptance stays raised) until that level recurs: a block over the
+ * ratio with no run, within the ratio of one held out at the same hour
+ * of the day (+- 1 h) on a day before, makes each hour held out within
+ * the ratio of it learned, and is judged again (a daily noise cycle alerts
+ * on its first day only). An acceptance of the feature learns them. Hours
+ * ahead of a block's (a restored clock ahead) are dropped.
  * A feature whose run has lasted span_ms of data, counting only its
  * blocks (from the start of each to its end), is raised: the detector counts each
  * window as over the threshold with that feature on top while it lasts
@@ -85,14 +97,19 @@
  *   {"span_ms":S,"ratio":R,"usual":[[level..]..F],
  *    "run":[null|[start ms,end ms,level]..F],"judging":[bool..F],
  *    "recent":[[level..]..F],"usual_mid":[[m..]..F],"recent_mid":[[m..]..F],
- *    "hour_at":[null|hour..F],"hours":[[level..]..F],"hours_mid":[[m..]..F]}
+ *    "hour_at":[null|hour..F],"hours":[[level..]..F],"hours_mid":[[m..]..F],
+ *    "hours_held":[[0|1|2..]..F]}
  * ("usual_mid", "recent_mid": the medians of "usual", "recent", 0: none;
  * "hours": AD_NOISE_HOURS levels by hour of the week, 0: none, slot s
  * standing for the hour (ms / 1 h) of the last week up to "hour_at" equal
- * to s modulo AD_NOISE_HOURS.) At most F x (2 x (AD_NOISE_KEEP +
- * AD_NOISE_RECENT + AD_NOISE_HOURS) + 5) numbers; a state without
- * "recent" or the medians and hours (kept before they were) restores with
- * none. Kept under other settings
+ * to s modulo AD_NOISE_HOURS; "hours_held": as "hours", 1 held by the run
+ * under way, 2 by a raised run that ended; a run is [start ms, end ms,
+ * level, blocks, p], the blocks it counted (at most AD_NOISE_RECENT, what
+ * an acceptance takes) and the p it is judged with; [start, end, level]
+ * in a state from before: 0 blocks, p 0.) At most F x (2 x (AD_NOISE_KEEP +
+ * AD_NOISE_RECENT + AD_NOISE_HOURS) + AD_NOISE_HOURS + 7) numbers; a state without
+ * "recent" or the medians and hours or "hours_held" (kept before they
+ * were) restores with none. Kept under other settings
  * (span, ratio) it is taken all the same: the usual levels are the
  * stream's, and a run is judged again by the next block.
  */

@@ -30,12 +30,13 @@ pub() {
         --shift pressure:-0.3:200
 }
 
-# raised SUBFILE: "<row of the first raise of pump1> <peak_score> <threshold>"
-# of its first cleared event (or the raise alone)
+# raised SUBFILE: "<row of the first raise of pump1> <its raised_by, none:
+# absent> <peak_score> <threshold>" of its first cleared event (or the
+# raise alone)
 raised() {
     $PYTHON - "$1" "$START" <<'EOP'
 import json, sys
-first, peak = None, ""
+first, by, peak = None, "none", ""
 for line in open(sys.argv[1]):
     m = json.loads(line)
     if not m["topic"].startswith("anomalyd/alerts/pump/pump1"):
@@ -43,10 +44,11 @@ for line in open(sys.argv[1]):
     j = json.loads(m["payload"])
     if j.get("event") == "raised" and first is None:
         first = (j["start_ms"] - int(sys.argv[2]) * 1000) // 60000
+        by = j.get("raised_by", "none")
     if j.get("event") == "cleared" and not peak:
         peak = "%s %s" % (j.get("score"), j.get("threshold"))
 if first is not None:
-    print(first, peak)
+    print(first, by, peak)
 EOP
 }
 
@@ -119,11 +121,11 @@ EOC
 
 run ref none || exit 1
 set -- $(raised "$D/ref.jsonl")
-if [ $# -eq 3 ] && [ "$1" -gt 215 ] && [ "$1" -lt 260 ] &&
-   $PYTHON -c "import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))" "$2" "$3"; then
-    it_ok "without a restart: the level test raised at row $1 (peak $2 under the threshold $3)"
+if [ $# -eq 4 ] && [ "$1" -gt 215 ] && [ "$1" -lt 260 ] && [ "$2" = level ] &&
+   $PYTHON -c "import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))" "$3" "$4"; then
+    it_ok "without a restart: the level test raised at row $1 (raised_by $2, peak $3 under the threshold $4)"
 else
-    it_fail "without a restart: the level test raised after row 215, peak under the threshold" \
+    it_fail "without a restart: the level test raised after row 215 (raised_by level), peak under the threshold" \
         "got: ${*:-no alert}; $(grep -i "level" "$D/ref.log" | head -3)"
     exit 1
 fi
@@ -131,8 +133,8 @@ ref_row=$1
 
 run stop stop || exit 1
 set -- $(raised "$D/stop.jsonl")
-if [ $# -ge 1 ] && [ "$1" = "$ref_row" ]; then
-    it_ok "stopped 15 rows into the rise: raised at the same row $1"
+if [ $# -ge 2 ] && [ "$1" = "$ref_row" ] && [ "$2" = level ]; then
+    it_ok "stopped 15 rows into the rise: raised at the same row $1 (raised_by $2)"
 else
     it_fail "stopped 15 rows into the rise: raised at the same row $ref_row" \
         "got: ${*:-no alert}; $(grep -i "level\|restored" "$D/stop.log" | head -5)"

@@ -387,6 +387,9 @@ static void test_saved_hours(void)
     cJSON_DeleteItemFromObject(o, "hours_mid");
     cJSON_DeleteItemFromObject(o, "usual_mid");
     cJSON_DeleteItemFromObject(o, "recent_mid");
+    T_CHECK(ad_noise_restore(b, o, err, sizeof(err)) == AD_EFORMAT &&
+            strstr(err, "hours_held"), "hours_held without hours refused: %s", err);
+    cJSON_DeleteItemFromObject(o, "hours_held");
     T_CHECK(ad_noise_restore(b, o, err, sizeof(err)) == 0, "a state from before the hours: %s",
             err);
     cJSON_Delete(o);
@@ -565,6 +568,177 @@ static void test_bad_input(void)
     T_CHECK(ad_alert_cfg_check(&c, err, sizeof(err)) == 0, "noise_ms of a block: %s", err);
 }
 
+/* ---- a fault the p fit and the hours must not learn -------------------- */
+
+/* one feature, 60 s rows [from, to) at level lv(i) + sd(i) * gauss into n;
+ * raised runs started, rows raised in [a, b) and after b (of those) */
+static void feed_lv(ad_noise *n, lv_fn lv, sd_fn sd, int from, int to, int a, int b,
+                    int *starts, int *in, int *after, int *last_on)
+{
+    unsigned char on = 0, was = 0;
+
+    ad_noise_raised(n, &was);
+    for (int i = from; i < to; i++) {
+        double row[1] = { lv(i) + sd(i) * gauss() };
+        ad_noise_push(n, (int64_t)i * DT, row);
+        ad_noise_raised(n, &on);
+        *starts += on && !was;
+        *in += on && i >= a && i < b;
+        *after += on && i >= b;
+        if (on)
+            *last_on = i;
+        was = on;
+    }
+}
+
+#define F_ON ((3 * 24 + 10) * HOUR)     /* a fault's onset: day 3 10:00 */
+#define F_OFF (F_ON + 24 * HOUR)        /* its end, a day later */
+static double g_lx, g_sx;               /* the fault's level and noise factors */
+static int g_off = F_OFF;
+static double lv_fault(int i)
+{
+    return i >= F_ON && i < g_off ? 10.0 * g_lx : 10.0;
+}
+
+static double sd_fault(int i)
+{
+    return i >= F_ON && i < g_off ? 0.3 * g_sx : 0.3;
+}
+
+/* a fault that moves a feature's median and its noise together (median
+ * x10 with noise x3, x2 with x3): raised and held while it lasts (not
+ * learned as noise that follows the level: p is the run's start's, and
+ * the run's hours are not learned while it is raised); with acceptance
+ * off, a noise fault of 7 days is raised all 7 days (its hours not the
+ * same-hour levels after 4 days) */
+static void test_fault_not_learned(void)
+{
+    static const double lx[2] = { 10, 2 }, sx[2] = { 3, 3 };
+
+    for (int c = 0; c < 3; c++) {
+        ad_noise *n = ad_noise_new(1, SPAN, 1.8);
+        int starts = 0, in = 0, after = 0, last = -1;
+
+        T_NEED(n != NULL);
+        rng = 7001 + (uint64_t)c;
+        g_lx = c < 2 ? lx[c] : 1;
+        g_sx = c < 2 ? sx[c] : 2.3;
+        g_off = c < 2 ? F_OFF : F_ON + 7 * 24 * HOUR;
+        feed_lv(n, lv_fault, sd_fault, 0, g_off + 2 * 24 * HOUR, F_ON + 5 * HOUR, g_off,
+                &starts, &in, &after, &last);
+        T_CHECK(starts == 1 && in == g_off - F_ON - 5 * HOUR && last < g_off + 3 * HOUR,
+                "median x%g, noise x%g for %d h: %d raises, raised %d of the %d rows from "
+                "5 h after the onset to its end (want all), last raised %d min after its "
+                "end (want < 180)", g_lx, g_sx, (g_off - F_ON) / HOUR, starts, in,
+                g_off - F_ON - 5 * HOUR, last - g_off);
+        T_NOTE("median x%g, noise x%g for %d h: %d raise, raised %d/%d rows, cleared %d min "
+               "after its end", g_lx, g_sx, (g_off - F_ON) / HOUR, starts, in,
+               g_off - F_ON - 5 * HOUR, last - g_off);
+        ad_noise_free(n);
+    }
+    g_off = F_OFF;
+}
+
+/* a saved state: hour_at ahead of the data (a clock ahead) does not take
+ * the data's hours from the next saves; hours older than a week (before a
+ * silence) do not shape p; a run's blocks go on across a restart (an
+ * acceptance right after it takes the run's levels only) */
+static double lv_ten(int i)
+{
+    (void)i;
+    return 10.0;
+}
+
+static double sd_flat3(int i)
+{
+    return i >= F_ON ? 0.12 : 0.03;
+}
+
+static double g_p_on;                   /* the level and noise x3 from here */
+static double lv_p(int i)
+{
+    if (i < 3 * 24 * HOUR)
+        return lv_load(i);
+    return i >= g_p_on ? 30.0 : 10.0;
+}
+
+static double sd_p(int i)
+{
+    return 0.05 * lv_p(i);
+}
+
+static void test_saved_run_hours(void)
+{
+    ad_noise *a = ad_noise_new(1, SPAN, 1.8), *b = ad_noise_new(1, SPAN, 1.8);
+    ad_noise *c = ad_noise_new(1, 2 * 3600000LL, 1.8);
+    int starts = 0, in = 0, after = 0, last = -1, nz = 0;
+    char err[200];
+    cJSON *o, *ha, *hl, *x;
+
+    T_NEED(a && b && c);
+    rng = 5150;
+    /* hour_at a thousand hours ahead */
+    feed_lv(a, lv_ten, sd_flat3, 0, 2 * 24 * HOUR, 0, 0, &starts, &in, &after, &last);
+    o = ad_noise_save(a);
+    T_NEED(o != NULL);
+    cJSON_ReplaceItemInArray(cJSON_GetObjectItemCaseSensitive(o, "hour_at"), 0,
+                             cJSON_CreateNumber(2 * 24 + 1000));
+    T_CHECK(ad_noise_restore(b, o, err, sizeof(err)) == 0, "restore: %s", err);
+    cJSON_Delete(o);
+    feed_lv(b, lv_ten, sd_flat3, 2 * 24 * HOUR, 4 * 24 * HOUR, 0, 0, &starts, &in, &after,
+            &last);
+    o = ad_noise_save(b);
+    T_NEED(o != NULL);
+    ha = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "hour_at"), 0);
+    hl = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "hours"), 0);
+    cJSON_ArrayForEach(x, hl)
+        nz += x->valuedouble > 0;
+    T_CHECK(cJSON_IsNumber(ha) && ha->valuedouble < 4 * 24 && nz >= 40, "hour_at 1000 h "
+            "ahead restored, 2 days of data: saved hour_at %g (want the data's, < 96), %d "
+            "hours kept (want >= 40)", cJSON_IsNumber(ha) ? ha->valuedouble : -1.0, nz);
+    cJSON_Delete(o);
+    ad_noise_free(b);
+
+    /* noise 5% of a level that doubles (p 1) for 3 days, 8 days of
+     * silence, a day at one level (p 0), then level and noise x3 */
+    b = ad_noise_new(1, SPAN, 1.8);
+    T_NEED(b != NULL);
+    /* the step at a block's start (blocks of 61 rows from the first after
+     * the silence): a block across it would be learned with a |median|
+     * between the two, a p of its own */
+    g_p_on = 11 * 24 * HOUR + 34 * (HOUR + 1);
+    starts = in = after = 0;
+    feed_lv(b, lv_p, sd_p, 0, 3 * 24 * HOUR, 0, 0, &starts, &in, &after, &last);
+    int s0 = starts;
+    feed_lv(b, lv_p, sd_p, 11 * 24 * HOUR, (int)g_p_on + 14 * HOUR, (int)g_p_on + 5 * HOUR,
+            (int)g_p_on + 14 * HOUR, &starts, &in, &after, &last);
+    T_CHECK(s0 == 0 && in == 9 * HOUR, "level and noise x3 after 8 days of silence (p 1 "
+            "before it, 0 after): raised %d of %d rows (want all: hours older than a week "
+            "do not shape p), %d raises before", in, 9 * HOUR, s0);
+    ad_noise_free(b);
+
+    /* a run raised after 2 h (noise x4 for good), saved an hour later,
+     * accepted right after the restore */
+    b = ad_noise_new(1, 2 * 3600000LL, 1.8);
+    T_NEED(b != NULL);
+    starts = in = after = 0;
+    feed_lv(c, lv_ten, sd_flat3, 0, F_ON + 3 * HOUR, 0, 0, &starts, &in, &after, &last);
+    T_CHECK(starts == 1, "noise x4: %d raises, want 1", starts);
+    o = ad_noise_save(c);
+    T_NEED(o != NULL);
+    T_CHECK(ad_noise_restore(b, o, err, sizeof(err)) == 0, "restore: %s", err);
+    cJSON_Delete(o);
+    T_CHECK(ad_noise_accept(b, INT64_MAX) == 1, "the restored raised run not accepted");
+    starts = 0;
+    feed_lv(b, lv_ten, sd_flat3, F_ON + 3 * HOUR, F_ON + 3 * 24 * HOUR, 0, 0, &starts, &in,
+            &after, &last);
+    T_CHECK(starts == 0, "accepted right after a restore: raised %d times again (want 0: "
+            "the run's blocks restored, its levels taken only)", starts);
+    ad_noise_free(a);
+    ad_noise_free(b);
+    ad_noise_free(c);
+}
+
 static ad_model *g_zero;
 
 static ad_detector *mk(int64_t noise_ms)
@@ -626,8 +800,20 @@ static void detector_run(int64_t noise_ms, int restore_at, int *raised, int *fir
             if (ev.type != AD_EV_ALERT_RAISED)
                 continue;
             if ((*raised)++ == 0) {
+                cJSON *j = ad_alert_to_json(&ev.alert, "s", NULL);
+                const cJSON *by = cJSON_GetObjectItemCaseSensitive(j, "raised_by");
+                char *st = ad_detector_save_handover(d);
+
                 *first_hour = i / HOUR;
                 *top = ev.alert.n_top > 0 ? ev.alert.top_feature[0] : -1;
+                /* raised on a window under the threshold the noise test held */
+                T_CHECK(ev.alert.by == AD_BY_NOISE && cJSON_IsString(by) &&
+                        strcmp(by->valuestring, "noise") == 0, "the alert's raised_by: %s "
+                        "(want \"noise\")", cJSON_IsString(by) ? by->valuestring : "none");
+                T_CHECK(st && strstr(st, "\"raised_by\":\"noise\""), "the open alert's "
+                        "raised_by in the saved state");
+                free(st);
+                cJSON_Delete(j);
             }
         }
     }
@@ -671,6 +857,8 @@ int main(void)
     T_RUN(test_gap_span);
     T_RUN(test_accept_one);
     T_RUN(test_bad_input);
+    T_RUN(test_fault_not_learned);
+    T_RUN(test_saved_run_hours);
     ad_model_free(g_zero);
     return t_done();
 }
