@@ -529,6 +529,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->hash = ad_detector_cfg_hash(cfg);
     d->last_regime = -1;
     d->last_reent = -1;
+    d->tail_i = -1;
     d->T = T;
     d->F = F;
     d->model = m;
@@ -2940,6 +2941,40 @@ static int like_one(const ad_detector *d, int i, int64_t ts, double s, double th
     return !regime_dormant(d, i) && like_one_any(d, i, ts, s, thr, share);
 }
 
+/* REGIME TAIL. A window holds T rows: once the process leaves a regime
+ * (or enters it), the windows holding rows of both states for a window's
+ * length have an error profile of neither, and a slow feature (a
+ * temperature following the load) lags the others. A run of windows over
+ * the threshold judged against regime i goes on being judged against it
+ * (its threshold, its schedule) for onset_fill windows after the last one
+ * like it by profile, while they stay under its threshold: the mixed
+ * windows of its own transition raise nothing. A window under the
+ * threshold ends the run; a window over the regime's threshold, or one
+ * past the tail, is judged as any other. A fault that starts inside a
+ * regime with another profile raises at most a window's length later.
+ * Returns the regime (-1: none) and keeps the count. */
+static int onset_fill(const ad_detector *d);
+
+static int regime_tail(ad_detector *d, int64_t ts, double s, double thr, int ri,
+                       int cannot)
+{
+    int i = d->tail_i;
+
+    if (ri >= 0) {                  /* like it by profile: the run is its own */
+        d->tail_i = ri;
+        d->tail_n = 0;
+        return ri;
+    }
+    if (i < 0 || cannot || !(s > thr) || ad_alerter_active(d->alert) != NULL ||
+        d->tail_n >= onset_fill(d) || !(d->regime_thr[i] > 0) || regime_dormant(d, i) ||
+        !like_one_any(d, i, ts, s, thr, NULL)) {
+        d->tail_i = -1;
+        return -1;
+    }
+    d->tail_n++;
+    return i;
+}
+
 /* The accepted regime this window is like, the most recent first; -1: none. */
 static int like_regime(const ad_detector *d, int64_t ts, double s, double thr,
                        const float *share)
@@ -5190,6 +5225,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         onset_held = reentry(d, ts, s, thr, share, untrusted || hard) == 2;
     /* a window like an accepted regime is judged against its threshold */
     ri = s > thr ? like_regime(d, ts, s, thr, share) : -1;
+    if (!onset_held)
+        ri = regime_tail(d, ts, s, thr, ri, untrusted || hard);
     like = ri >= 0;
     /* normal at this phase only: teaches the model, not the threshold */
     seasonal = s > thr && s <= eff && !like && !onset_held;
