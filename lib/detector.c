@@ -2941,37 +2941,45 @@ static int like_one(const ad_detector *d, int i, int64_t ts, double s, double th
     return !regime_dormant(d, i) && like_one_any(d, i, ts, s, thr, share);
 }
 
-/* REGIME TAIL. A window holds T rows: once the process leaves a regime
- * (or enters it), the windows holding rows of both states for a window's
- * length have an error profile of neither, and a slow feature (a
- * temperature following the load) lags the others. A run of windows over
- * the threshold judged against regime i goes on being judged against it
- * (its threshold, its schedule) for onset_fill windows after the last one
- * like it by profile, while they stay under its threshold: the mixed
- * windows of its own transition raise nothing. A window under the
- * threshold ends the run; a window over the regime's threshold, or one
- * past the tail, is judged as any other. A fault that starts inside a
- * regime with another profile raises at most a window's length later.
- * Returns the regime (-1: none) and keeps the count. */
-static int onset_fill(const ad_detector *d);
+/* REGIME TAIL. A window holds T rows: as the process enters a regime, the
+ * windows holding rows of both states for a window's length have an error
+ * profile of neither, and a slow feature (a temperature following the
+ * load) lags the others. Judged against the threshold, their brief excess
+ * raised an alert at each onset of an accepted regime. In the first
+ * onset_wait windows of a run of windows over the threshold (2T - 1 at a
+ * window a row: those holding a row of a transition a window's length
+ * long), once a window of the run was like regime i by profile, a window
+ * of the run that is not is judged against regime i (its threshold, its
+ * schedule) while under its threshold. A window under the threshold ends
+ * the run. Past them a window is judged as any other: a fault inside a
+ * regime, or at its end, raises as before; one that starts with the
+ * regime's onset is judged against the regime for at most 2T - 1 windows
+ * of the run. Returns the regime the window is judged against (-1: none);
+ * onset_held: withheld (the run counts, nothing judged). */
 
 static int regime_tail(ad_detector *d, int64_t ts, double s, double thr, int ri,
-                       int cannot)
+                       int cannot, int onset_held)
 {
     int i = d->tail_i;
 
-    if (ri >= 0) {                  /* like it by profile: the run is its own */
-        d->tail_i = ri;
-        d->tail_n = 0;
+    if (!(s > thr) || cannot) {
+        d->tail_run = 0;
+        d->tail_i = -1;
         return ri;
     }
-    if (i < 0 || cannot || !(s > thr) || ad_alerter_active(d->alert) != NULL ||
-        d->tail_n >= onset_fill(d) || !(d->regime_thr[i] > 0) || regime_dormant(d, i) ||
+    d->tail_run++;
+    if (onset_held)
+        return ri;
+    if (ri >= 0) {
+        d->tail_i = ri;
+        return ri;
+    }
+    if (i < 0 || d->tail_run > onset_wait(d) || ad_alerter_active(d->alert) != NULL ||
+        !(d->regime_thr[i] > 0) || regime_dormant(d, i) ||
         !like_one_any(d, i, ts, s, thr, NULL)) {
         d->tail_i = -1;
         return -1;
     }
-    d->tail_n++;
     return i;
 }
 
@@ -5225,8 +5233,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         onset_held = reentry(d, ts, s, thr, share, untrusted || hard) == 2;
     /* a window like an accepted regime is judged against its threshold */
     ri = s > thr ? like_regime(d, ts, s, thr, share) : -1;
-    if (!onset_held)
-        ri = regime_tail(d, ts, s, thr, ri, untrusted || hard);
+    ri = regime_tail(d, ts, s, thr, ri, untrusted || hard, onset_held);
     like = ri >= 0;
     /* normal at this phase only: teaches the model, not the threshold */
     seasonal = s > thr && s <= eff && !like && !onset_held;

@@ -1,19 +1,22 @@
 /*
- * test_regime_tail.c - REGIME TAIL (lib/detector.c): the windows that
- * hold a transition out of an accepted regime have an error profile of
- * neither state (a slow feature lags the others). Judged against the
- * threshold, their brief excess on another feature raised an alert at
- * each transition; they are judged against the regime for a window's
- * length after its last window like it, and a change that lasts longer
- * than that still raises.
+ * test_regime_tail.c - REGIME TAIL (lib/detector.c): as the process
+ * enters an accepted regime, the windows holding rows of both states have
+ * an error profile of neither (a slow feature lags the others). Judged
+ * against the threshold, their brief excess on another feature raised an
+ * alert at each onset of the regime; in the run's first 2T - 1 windows
+ * (those holding a row of its first window's length) they are judged
+ * against the regime. A change that lasts
+ * longer still raises, and so does one inside the regime, at once.
  *
  * A regime (sensor a high) is accepted after accept_after windows; the
- * process goes back to normal, then returns to the regime. It leaves the
- * regime through a few rows with sensor b high instead (the lag):
- *   - a lag shorter than a window's length raises nothing;
- *   - the same excess on b for many windows raises (later than with
- *     no regime before it, by at most a window's length);
- *   - without a regime before it the short lag raises as before.
+ * process goes back to normal, then enters the regime again at row 260:
+ * two rows of it, then a few rows with sensor b high instead (the lag),
+ * then the regime:
+ *   - a 3-row lag raises nothing;
+ *   - the same excess on b for 40 rows raises once past the run's first
+ *     2T - 1 windows;
+ *   - the same 3 rows inside the regime, 20 rows after its onset, raise
+ *     at once.
  *
  * Model: one TimeDistributed Dense with zero weights (t_model.h): a
  * window's MAE score is the mean |value| of its rows. T = 4, rows one
@@ -102,73 +105,73 @@ static void step(ad_detector *d, int64_t ts, double a, double b, run *r)
     }
 }
 
-/* Rows: normal (a = b = 1) to row 100; with `regime`, a = 3 on rows
- * 100-179 (raised, accepted) and again on 260-299; then `lag` rows with
- * b = 1.9 instead (a back to 1), then normal to row 400. Without
- * `regime` the lag rows follow normal rows at 300. Returns the raises
- * from row 250 on in *late. */
-static void run_rows(int regime, int lag, run *r, int *late)
+/* Rows: normal (a = b = 1) to row 100; a = 3 on rows 100-179 (raised,
+ * accepted), normal again, the regime from row 260 to 339 but for `lag`
+ * rows from row `at` with a = 1, b = 2.2 instead; normal to the end.
+ * Returns the raises from row 250 on in *late, the first one's data time
+ * (s) in *first. */
+static void run_rows(int at, int lag, run *r, int *late, long long *first)
 {
     ad_detector *d = mk();
     int i, before = 0;
 
     memset(r, 0, sizeof(*r));
     rng = 88172645463325252ull;
-    for (i = 0; d && i < 400 + lag; i++) {
-        int in_reg = regime && ((i >= 100 && i < 180) || (i >= 260 && i < 300));
-        int in_lag = i >= 300 && i < 300 + lag;
-        double a = in_reg ? 3 : 1, b = in_lag ? 1.9 : 1;
+    for (i = 0; d && i < 420; i++) {
+        int in_reg = (i >= 100 && i < 180) || (i >= 260 && i < 340);
+        int in_lag = i >= at && i < at + lag;
+        double a = in_reg && !in_lag ? 3 : 1, b = in_lag ? 2.2 : 1;
 
         if (i == 250)
             before = r->raised;
         step(d, (int64_t)i * 1000, a + 0.05 * noise(), b + 0.05 * noise(), r);
     }
     *late = r->raised - before;
+    *first = *late > 0 && before < 8 ? r->raised_s[before] : -1;
     ad_detector_free(d);
 }
 
-static void test_short_lag_absorbed(void)
+static void test_onset_lag_absorbed(void)
 {
     run r;
     int late;
+    long long t;
 
-    run_rows(1, 3, &r, &late);
+    run_rows(262, 3, &r, &late, &t);
     T_CHECK(r.accepted == 1, "the regime accepted once (%d)", r.accepted);
-    T_CHECK(late == 0, "leaving the regime through a 3-row lag on b (windows of 4 rows): "
-            "%d alert(s) raised (want 0; first at %lld s)", late, late ? r.raised_s[r.raised -
-            late < 8 ? r.raised - late : 7] : -1LL);
+    T_CHECK(late == 0, "a 3-row lag on b at the regime's onset (windows of 4 rows): %d "
+            "alert(s) raised (want 0; first at %lld s)", late, t);
 }
 
 static void test_long_change_raises(void)
 {
-    run r, plain;
-    int late, plate;
+    run r;
+    int late;
+    long long t;
 
-    run_rows(1, 40, &r, &late);
-    run_rows(0, 40, &plain, &plate);
-    T_CHECK(late == 1, "b high for 40 rows after the regime: %d alert(s) (want 1)", late);
-    T_CHECK(plate == 1, "b high for 40 rows, no regime: %d alert(s) (want 1)", plate);
-    if (late == 1 && plate == 1) {
-        long long t = r.raised_s[r.raised - 1], t0 = plain.raised_s[plain.raised - 1];
-        T_CHECK(t >= t0 && t - t0 <= TW + 1, "raised at %lld s, %lld s after the run without "
-                "a regime (at most a window's length)", t, t - t0);
-    }
+    run_rows(262, 40, &r, &late, &t);
+    T_CHECK(late >= 1 && t >= 262 && t <= 260 + 2 * TW, "b high for 40 rows from the "
+            "regime's onset: %d alert(s), the first at %lld s (want one by %d s: the run's "
+            "first 2T - 1 windows)", late, t, 260 + 2 * TW);
 }
 
-static void test_no_regime_short_lag_raises(void)
+static void test_inside_regime_raises(void)
 {
     run r;
     int late;
+    long long t;
 
-    run_rows(0, 3, &r, &late);
-    T_CHECK(late == 1, "the 3-row lag with no regime before it: %d alert(s) (want 1)", late);
+    run_rows(280, 3, &r, &late, &t);
+    T_CHECK(late >= 1 && t >= 280 && t <= 280 + TW, "the 3-row change 20 rows into the "
+            "regime: %d alert(s), the first at %lld s (want by %d s: no later than without "
+            "the rule)", late, t, 280 + TW);
 }
 
 int main(void)
 {
-    T_RUN(test_short_lag_absorbed);
+    T_RUN(test_onset_lag_absorbed);
     T_RUN(test_long_change_raises);
-    T_RUN(test_no_regime_short_lag_raises);
+    T_RUN(test_inside_regime_raises);
     ad_model_free(g_model);
     return t_done();
 }
