@@ -2945,21 +2945,26 @@ static int like_one(const ad_detector *d, int i, int64_t ts, double s, double th
  * windows holding rows of both states for a window's length have an error
  * profile of neither, and a slow feature (a temperature following the
  * load) lags the others. Judged against the threshold, their brief excess
- * raised an alert at each onset of an accepted regime. In the first
+ * raised an alert at each onset of a regime that recurs at a time of day.
+ * For such a regime (accepted from recurrences, or on a schedule; with
+ * alert.accept_period_ms P), at its time of day (within P/12 of an
+ * occurrence's start, same_time), in the first
  * onset_wait windows of a run of windows over the threshold (2T - 1 at a
  * window a row: those holding a row of a transition a window's length
  * long), once a window of the run was like regime i by profile, a window
  * of the run that is not is judged against regime i (its threshold, its
  * schedule) while under its threshold. A window under the threshold ends
  * the run. Past them a window is judged as any other: a fault inside a
- * regime, or at its end, raises as before; one that starts with the
- * regime's onset is judged against the regime for at most 2T - 1 windows
- * of the run. Returns the regime the window is judged against (-1: none);
+ * regime, at its end, or at another time of day (a change accepted once,
+ * a fault taken for a regime) raises as before; one that starts with the
+ * regime's onset at its time is judged against the regime for at most
+ * 2T - 1 windows of the run. Returns the regime the window is judged against (-1: none);
  * onset_held: withheld (the run counts, nothing judged). */
 
 static int regime_tail(ad_detector *d, int64_t ts, double s, double thr, int ri,
                        int cannot, int onset_held)
 {
+    int64_t P = d->cfg.alert.accept_period_ms;
     int i = d->tail_i;
 
     if (!(s > thr) || cannot) {
@@ -2975,7 +2980,8 @@ static int regime_tail(ad_detector *d, int64_t ts, double s, double thr, int ri,
         return ri;
     }
     if (i < 0 || d->tail_run > onset_wait(d) || ad_alerter_active(d->alert) != NULL ||
-        !(d->regime_thr[i] > 0) || regime_dormant(d, i) ||
+        !(d->regime_thr[i] > 0) || regime_dormant(d, i) || P <= 0 ||
+        !(d->regime_rec[i] || d->regime_span[i] > 0) || !same_time(ts, d->regime_at[i], P) ||
         !like_one_any(d, i, ts, s, thr, NULL)) {
         d->tail_i = -1;
         return -1;
