@@ -529,6 +529,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->hash = ad_detector_cfg_hash(cfg);
     d->last_regime = -1;
     d->last_reent = -1;
+    d->tail_i = -1;
     d->T = T;
     d->F = F;
     d->model = m;
@@ -3017,6 +3018,54 @@ static int like_one(const ad_detector *d, int i, int64_t ts, double s, double th
     return !regime_dormant(d, i) && like_one_any(d, i, ts, s, thr, share);
 }
 
+/* REGIME TAIL. A window holds T rows: as the process enters a regime, the
+ * windows holding rows of both states for a window's length have an error
+ * profile of neither, and a slow feature (a temperature following the
+ * load) lags the others. Judged against the threshold, their brief excess
+ * raised an alert at each onset of a regime that recurs at a time of day.
+ * For such a regime (accepted from recurrences, or on a schedule; with
+ * alert.accept_period_ms P), at its time of day (within P/12 of an
+ * occurrence's start, same_time), in the first
+ * onset_wait windows of a run of windows over the threshold (2T - 1 at a
+ * window a row: those holding a row of a transition a window's length
+ * long), once a window of the run was like regime i by profile, a window
+ * of the run that is not is judged against regime i (its threshold, its
+ * schedule) while under its threshold. A window under the threshold ends
+ * the run. Past them a window is judged as any other: a fault inside a
+ * regime, at its end, or at another time of day (a change accepted once,
+ * a fault taken for a regime) raises as before; one that starts with the
+ * regime's onset at its time is judged against the regime for at most
+ * 2T - 1 windows of the run. Returns the regime the window is judged against (-1: none);
+ * onset_held: withheld (the run counts, nothing judged). */
+
+static int regime_tail(ad_detector *d, int64_t ts, double s, double thr, int ri,
+                       int cannot, int onset_held)
+{
+    int64_t P = d->cfg.alert.accept_period_ms;
+    int i = d->tail_i;
+
+    if (!(s > thr) || cannot) {
+        d->tail_run = 0;
+        d->tail_i = -1;
+        return ri;
+    }
+    d->tail_run++;
+    if (onset_held)
+        return ri;
+    if (ri >= 0) {
+        d->tail_i = ri;
+        return ri;
+    }
+    if (i < 0 || d->tail_run > onset_wait(d) || ad_alerter_active(d->alert) != NULL ||
+        !(d->regime_thr[i] > 0) || regime_dormant(d, i) || P <= 0 ||
+        !(d->regime_rec[i] || d->regime_span[i] > 0) || !same_time(ts, d->regime_at[i], P) ||
+        !like_one_any(d, i, ts, s, thr, NULL)) {
+        d->tail_i = -1;
+        return -1;
+    }
+    return i;
+}
+
 /* The accepted regime this window is like, the most recent first; -1: none. */
 static int like_regime(const ad_detector *d, int64_t ts, double s, double thr,
                        const float *share)
@@ -5267,6 +5316,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         onset_held = reentry(d, ts, s, thr, share, untrusted || hard) == 2;
     /* a window like an accepted regime is judged against its threshold */
     ri = s > thr ? like_regime(d, ts, s, thr, share) : -1;
+    ri = regime_tail(d, ts, s, thr, ri, untrusted || hard, onset_held);
     like = ri >= 0;
     /* normal at this phase only: teaches the model, not the threshold */
     seasonal = s > thr && s <= eff && !like && !onset_held;

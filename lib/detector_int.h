@@ -234,6 +234,10 @@ struct ad_detector {
     int sd_fit_n[AD_REGIMES];
     int last_regime;             /* the regime the last window was judged
                                     against, -1: none */
+    /* a regime's onset in windows whose profile left it (REGIME TAIL):
+     * the regime a window of the run over the threshold was like by
+     * profile (-1: none) and the run's windows so far */
+    int tail_i, tail_run;
     const void *sh_cand;         /* the candidate the regime_sh scores are of */
     int sh_has_smooth;           /* its scores smoothed as the detector's */
     double sh_smooth;
