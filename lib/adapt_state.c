@@ -238,7 +238,9 @@ static int save_normal(const ad_adapt *a, cJSON *o, int with_normal)
 /*
  * CANDIDATE ACROSS A RESTART. A fine-tune's candidate in shadow is saved
  * with the state, its progress here and its model by the caller (a file
- * beside the state, docs/continual-learning.md): every state save holds
+ * beside the state, docs/continual-learning.md): a save with
+ * AD_ADAPT_SAVE_SPAN (not the frequent ones, nor a record that goes where
+ * that file is not) holds
  *   "shadow":{"model_id":..,"attempt":n,"start_ms":ms,"windows":n,
  *             "train_windows":n,"accept":bool,
  *             "report":{"epochs_run":n,"train_loss":x,"seconds":x},
@@ -250,7 +252,8 @@ static int save_normal(const ad_adapt *a, cJSON *o, int with_normal)
  * span's windows still waiting for their margin, offered k windows before
  * the last (their windows are not saved: once judged normal they count in
  * the span but do not enter the normal set, which a restart refills).
- * About 60 bytes a window judged normal: 30 KB for 500. accept: the
+ * About 40 bytes a window judged normal (arrays printed as text, not
+ * built as cJSON items: 4 items a window made a long span's save slow). accept: the
  * acceptance's fine-tune (NORMAL SET ACROSS A RESTART). Not saved beyond
  * AD_ADAPT_SHADOW_SAVE_MAX windows judged normal (a restart then loses the
  * candidate) nor for a reloaded model file's candidate (the caller
@@ -260,12 +263,58 @@ static int save_normal(const ad_adapt *a, cJSON *o, int with_normal)
  * stopped, and the decision is the one the uninterrupted span makes on
  * the same windows.
  */
-static int save_shadow(const ad_adapt *a, cJSON *o)
+/* The span's n figures of kind k as one raw JSON array (built as text:
+ * 30,000 windows made 120,000 cJSON nodes each save); NULL when out of
+ * memory. */
+enum { SPAN_TS, SPAN_LIVE, SPAN_CAND, SPAN_REGIME };
+static cJSON *span_array(const ad_adapt *a, int k)
 {
-    cJSON *sh, *ts, *lv, *cd, *rg, *pd, *t;
+    ad_buf b = { 0 };
+    char num[40];
+    cJSON *r;
     size_t i;
 
-    if (a->cand == NULL || a->origin != AD_ADAPT_FINETUNE || a->sh_n > AD_ADAPT_SHADOW_SAVE_MAX)
+    ad_buf_put(&b, "[", 1);
+    for (i = 0; i < a->sh_n; i++) {
+        if (i)
+            ad_buf_put(&b, ",", 1);
+        switch (k) {
+        case SPAN_TS:
+            snprintf(num, sizeof num, "%" PRId64, a->sh_ts[i]);
+            break;
+        case SPAN_REGIME:
+            num[0] = a->sh_reg[i] ? '1' : '0';
+            num[1] = '\0';
+            break;
+        default:    /* the shortest text read back bit for bit */
+            ad_json_fmt_num(num, sizeof num, k == SPAN_LIVE ? a->sh_live[i] : a->sh_cand[i]);
+        }
+        ad_buf_puts(&b, num);
+    }
+    ad_buf_put(&b, "]", 1);
+    if (b.oom) {
+        ad_buf_free(&b);
+        return NULL;
+    }
+    r = cJSON_CreateRaw(b.s);
+    ad_buf_free(&b);
+    return r;
+}
+
+long ad_adapt_shadow_span(const ad_adapt *a)
+{
+    if (a == NULL || a->cand == NULL || a->origin != AD_ADAPT_FINETUNE)
+        return -1;
+    return a->sh_n > AD_ADAPT_SHADOW_SAVE_MAX ? -2 : (long)a->sh_n;
+}
+
+static int save_shadow(const ad_adapt *a, cJSON *o)
+{
+    static const char *const key[] = { "ts", "live", "cand", "regime" };
+    cJSON *sh, *pd, *t;
+    size_t i;
+
+    if (ad_adapt_shadow_span(a) < 0)
         return 0;
     if ((sh = cJSON_AddObjectToObject(o, "shadow")) == NULL ||
         !cJSON_AddStringToObject(sh, "model_id", a->cand->id) ||
@@ -281,18 +330,13 @@ static int save_shadow(const ad_adapt *a, cJSON *o)
          !ad_json_num(t, "train_loss", a->rep.train_loss) ||
          !ad_json_num(t, "seconds", a->rep.seconds)))
         return -1;
-    if ((ts = cJSON_AddArrayToObject(sh, "ts")) == NULL ||
-        (lv = cJSON_AddArrayToObject(sh, "live")) == NULL ||
-        (cd = cJSON_AddArrayToObject(sh, "cand")) == NULL ||
-        (rg = cJSON_AddArrayToObject(sh, "regime")) == NULL ||
-        (pd = cJSON_AddArrayToObject(sh, "pending")) == NULL)
-        return -1;
-    for (i = 0; i < a->sh_n; i++)
-        if (!cJSON_AddItemToArray(ts, cJSON_CreateNumber((double)a->sh_ts[i])) ||
-            !cJSON_AddItemToArray(lv, cJSON_CreateNumber(a->sh_live[i])) ||
-            !cJSON_AddItemToArray(cd, cJSON_CreateNumber(a->sh_cand[i])) ||
-            !cJSON_AddItemToArray(rg, cJSON_CreateNumber(a->sh_reg[i])))
+    for (i = 0; i < 4; i++) {
+        if ((t = span_array(a, (int)i)) == NULL)
             return -1;
+        cJSON_AddItemToObject(sh, key[i], t);
+    }
+    if ((pd = cJSON_AddArrayToObject(sh, "pending")) == NULL)
+        return -1;
     for (i = 0; i < a->plen; i++) {
         const pend_ent *e = &a->pend[(a->phead + i) % a->pcap];
 
@@ -311,7 +355,7 @@ static int save_shadow(const ad_adapt *a, cJSON *o)
     return 0;
 }
 
-struct cJSON *ad_adapt_save_json(const ad_adapt *a, int with_normal)
+struct cJSON *ad_adapt_save_json(const ad_adapt *a, int parts)
 {
     cJSON *o = cJSON_CreateObject(), *s, *arr, *t, *w, *last;
     size_t i;
@@ -378,8 +422,8 @@ struct cJSON *ad_adapt_save_json(const ad_adapt *a, int with_normal)
             goto out;
         cJSON_AddItemToObject(t, "window", w);
     }
-    if (save_alerts_open(a, o) != 0 || save_normal(a, o, with_normal) != 0 ||
-        save_shadow(a, o) != 0)
+    if (save_alerts_open(a, o) != 0 || save_normal(a, o, (parts & AD_ADAPT_SAVE_NORMAL) != 0) != 0 ||
+        ((parts & AD_ADAPT_SAVE_SPAN) && save_shadow(a, o) != 0))
         goto out;
     return o;
 out:
@@ -387,9 +431,9 @@ out:
     return NULL;
 }
 
-static char *adapt_save(const ad_adapt *a, int with_normal)
+char *ad_adapt_save_parts(const ad_adapt *a, int parts)
 {
-    cJSON *o = ad_adapt_save_json(a, with_normal);
+    cJSON *o = ad_adapt_save_json(a, parts);
     char *txt = o ? ad_json_print(o) : NULL;
 
     cJSON_Delete(o);
@@ -398,12 +442,12 @@ static char *adapt_save(const ad_adapt *a, int with_normal)
 
 char *ad_adapt_save(const ad_adapt *a)
 {
-    return adapt_save(a, 0);
+    return ad_adapt_save_parts(a, 0);
 }
 
 char *ad_adapt_save_handover(const ad_adapt *a)
 {
-    return adapt_save(a, 1);
+    return ad_adapt_save_parts(a, AD_ADAPT_SAVE_NORMAL | AD_ADAPT_SAVE_SPAN);
 }
 
 /* A finite number at key (path for messages) in lo..hi. */
