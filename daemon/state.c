@@ -973,7 +973,7 @@ static int kept_record(const char *js, const char *id)
 /* The span of a fine-tune's candidate in shadow, in the state file beside
  * its model file: every hand-over (stop, eviction, a reload's rebuild)
  * holds it, and a save of an event while it is short (SPAN_SHORT windows
- * judged normal: 40 KB), else one at least SPAN_EVERY_MS after the last
+ * judged normal: 33 KB), else one at least SPAN_EVERY_MS after the last
  * that held it (SPAN_STALE_MS when a save without it replaced that one:
  * state_save_alerts makes it). The others leave it out: 30,000 windows
  * (shadow_ms 8.3 h at a window a second) took 0.2-0.4 s to save on the

@@ -617,7 +617,8 @@ void ad_adapt_unscale(const ad_model *m, const float *scaled, float *raw,
  *                "seen":[ms..],"seen_n":n}]
  *    [,"shadow":{"model_id":..,"attempt":n,"start_ms":ms,"windows":n,
  *                "train_windows":n,"accept":bool,"report":{..},
- *                "ts":[ms..],"live":[..],"cand":[..],"regime":[0|1..],
+ *                "ts_steps":[ms,steps..],"live":[..],"cand":[..],
+ *                "float":true,"regime":[0|1..],
  *                "pending":[{"ago":n,"ts":ms,"live":..,"cand":..,
  *                            "regime":0|1}..]}]   a fine-tune's candidate
  *                         in shadow: its span so far (its model is the
@@ -636,7 +637,7 @@ char *ad_adapt_save(const ad_adapt *a);
  * AD_ADAPT_SAVE_NORMAL the normal set when it is kept (megabytes: for a
  * stop, an eviction, a partition move; not for the frequent saves);
  * AD_ADAPT_SAVE_SPAN the span of a fine-tune's candidate in shadow
- * ("shadow": about 40 bytes a window judged normal, 1.2 MB for 30,000:
+ * ("shadow": about 33 bytes a window judged normal, 1 MB for 30,000:
  * for the saves beside the candidate's file, a stop, an eviction, a
  * rebuild, now and then in between; never in a record that goes where its
  * file is not). */

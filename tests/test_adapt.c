@@ -1997,10 +1997,10 @@ static double probe_ms(void)
 static void test_shadow_span_cost(void)
 {
     ad_adapt_cfg c;
-    ad_adapt *a, *x;
+    ad_adapt *a, *x, *y;
     ad_model *cand;
     cJSON *o, *sh, *arr;
-    char err[200], *txt, *big, *plain, *full = NULL;
+    char err[200], *txt, *big, *plain, *full = NULL, *again;
     uint64_t t = 60000;
     double t0, t_plain, t_full, t_rest;
     int i, k;
@@ -2033,13 +2033,19 @@ static void test_shadow_span_cost(void)
     /* a span of n windows judged normal, full-precision scores */
     cJSON_ReplaceItemInObjectCaseSensitive(sh, "windows", cJSON_CreateNumber(n));
     cJSON_ReplaceItemInObjectCaseSensitive(sh, "pending", cJSON_CreateArray());
+    /* as a state saved before the times were steps and the scores floats
+     * read it: the times as they are, the scores (a window's, floats) with
+     * 17 digits */
+    cJSON_DeleteItemFromObjectCaseSensitive(sh, "ts_steps");
+    cJSON_DeleteItemFromObjectCaseSensitive(sh, "float");
     for (k = 0; k < 4; k++) {
         arr = cJSON_CreateArray();
         for (i = 0; i < n; i++)
             cJSON_AddItemToArray(arr, cJSON_CreateNumber(
                 k == 0 ? 1.7e12 + 1000.0 * i : k == 3 ? 0 :
-                (k == 1 ? 0.0123456789 : 0.0111111111) * (1.0 + i * 1.37e-7) / 3.0));
-        cJSON_ReplaceItemInObjectCaseSensitive(sh, keys[k], arr);
+                (double)(float)((k == 1 ? 0.0123456789 : 0.0111111111) * (1.0 + i * 1.37e-7))));
+        cJSON_DeleteItemFromObjectCaseSensitive(sh, keys[k]);
+        cJSON_AddItemToObject(sh, keys[k], arr);
     }
     big = ad_json_print(o);
     cJSON_Delete(o);
@@ -2067,6 +2073,18 @@ static void test_shadow_span_cost(void)
             "the plain save (events, checkpoints) leaves the span out: %zu bytes",
             plain ? strlen(plain) : (size_t)0);
     T_CHECK(full && strstr(full, "\"shadow\""), "the save with it holds it");
+    /* and reads back to the same span: saved again, the same text */
+    y = new_adapt(&c);
+    cand = ad_model_clone(ad_adapt_candidate(a));
+    again = NULL;
+    T_CHECK(y && full && ad_adapt_restore(y, full, err, sizeof(err)) == 0 &&
+            ad_adapt_shadow_resume(y, cand, err, sizeof(err)) == 0 &&
+            (again = SAVE_SPAN(y)) != NULL && strcmp(again, full) == 0,
+            "read back bit for bit (times as steps, scores as floats): %s", err);
+    free(again);
+    if (y && ad_adapt_candidate(y))
+        ad_model_free(ad_adapt_take_candidate(y));
+    ad_adapt_free(y);
     free(plain);
     free(full);
     free(big);
