@@ -1011,15 +1011,17 @@ static size_t state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset
      * left out */
     /* never the span of a fine-tune's candidate in shadow (up to
      * megabytes, at every checkpoint): its model is a file of the state
-     * dir, never in a record; only the state file holds both (state.c),
-     * and a stream restored from its record goes on without the candidate
-     * (expected: a notice, not a warning) */
+     * dir, never in a record; only the state file holds both (state.c):
+     * a stream restored from its record takes the span from the state
+     * file of the same point (a restart, a shared state dir), else goes
+     * on without the candidate (expected: a notice, not a warning) */
     js = state_text(s, handover);
     if (handover == SAVE_HANDOVER && offset >= 0 &&
         ad_adapt_shadow_span(ad_detector_adapt(s->d)) != -1)
         ad_log(AD_LOG_NOTICE, "kafka: stream %s/%s: its candidate in shadow is not in its "
-               "state record: the stream goes on from the record without it (a fine-tune "
-               "at its schedule)", s->det->c->name, s->key);
+               "state record: resumed only where its state file and model file are (a "
+               "restart, a shared state directory), else the stream goes on without it (a "
+               "fine-tune at its schedule)", s->det->c->name, s->key);
     if (!js || !cJSON_AddRawToObject(o, "state", js))
         cJSON_AddNullToObject(o, "state");
     snprintf(pk, sizeof pk, "%s/%s", s->det->c->name, s->key);

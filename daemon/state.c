@@ -1086,6 +1086,30 @@ void state_candidate_kept(ad_daemon *dd, stream_rec *s)
 /* ---- restore ------------------------------------------------------------- */
 
 /* Thread pool: the file reads. A missing or unreadable file is no state. */
+/* A Kafka record's state (rec) never holds the span of a candidate in
+ * shadow: the stream's state file (file) of the same point of the stream
+ * (a stop or a hand-over writes both: the learner's same offered count)
+ * gives it. The record's text with it (malloc'd), or NULL. */
+static char *span_from_file(const char *rec, const char *file)
+{
+    cJSON *ro = cJSON_Parse(rec), *fo = file ? cJSON_Parse(file) : NULL, *sh;
+    cJSON *ra = cJSON_GetObjectItemCaseSensitive(ro, "adapt");
+    cJSON *fa = cJSON_GetObjectItemCaseSensitive(fo, "adapt");
+    const cJSON *rn = cJSON_GetObjectItemCaseSensitive(ra, "offered");
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(fa, "offered");
+    char *out = NULL;
+
+    if (cJSON_IsObject(ra) && !cJSON_GetObjectItemCaseSensitive(ra, "shadow") &&
+        cJSON_IsNumber(rn) && cJSON_IsNumber(fn) && rn->valuedouble == fn->valuedouble &&
+        (sh = cJSON_DetachItemFromObjectCaseSensitive(fa, "shadow")) != NULL) {
+        cJSON_AddItemToObject(ra, "shadow", sh);
+        out = ad_json_print(ro);    /* its numbers bit for bit */
+    }
+    cJSON_Delete(ro);
+    cJSON_Delete(fo);
+    return out;
+}
+
 static void restore_work(uv_work_t *w)
 {
     restore_req *r = w->data;
@@ -1111,6 +1135,18 @@ static void restore_work(uv_work_t *w)
         ad_read_text(r->state_path, STATE_MAX, &r->js, err, sizeof err) != 0) {
         r->js = NULL;
         snprintf(r->js_err, sizeof r->js_err, "%s", err);   /* told on the loop */
+    }
+    /* restored from a Kafka record with a candidate's file there (a
+     * restart, a shared state dir): its span from the state file */
+    if (r->kafka && r->cm && r->js && r->state_path[0] && access(r->state_path, F_OK) == 0) {
+        char *fjs = NULL, *out;
+
+        if (ad_read_text(r->state_path, STATE_MAX, &fjs, err, sizeof err) == 0 &&
+            strstr(fjs, "\"shadow\":{") && (out = span_from_file(r->js, fjs)) != NULL) {
+            free(r->js);
+            r->js = out;
+        }
+        free(fjs);
     }
 }
 
