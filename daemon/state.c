@@ -169,11 +169,23 @@ void state_stem(const det_rt *d, const char *key, char *out, size_t len)
  * js). */
 static char *swap_hash(const char *js, uint64_t from, uint64_t to)
 {
-    cJSON *o = cJSON_Parse(js);
-    cJSON *h = o ? cJSON_GetObjectItemCaseSensitive(o, "settings_hash") : NULL;
-    char want[32], repl[32], *out = NULL;
+    cJSON *o, *h;
+    char want[32], repl[32], key[64], *out = NULL;
+    const char *at;
     snprintf(want, sizeof want, "%016llx", (unsigned long long)from);
     snprintf(repl, sizeof repl, "%016llx", (unsigned long long)to);
+    /* the detector's text (ad_detector_save_parts) has it among its first
+     * members, before any object (a "\"" in a string is escaped: the key
+     * cannot be matched inside one): swapped in place, not parsed and
+     * printed again (a megabyte of a candidate's span at a stop) */
+    snprintf(key, sizeof key, "\"settings_hash\":\"%s\"", want);
+    at = strstr(js, key);
+    if (at && !memchr(js + 1, '{', (size_t)(at - js - 1)) && (out = strdup(js)) != NULL) {
+        memcpy(out + (at - js) + strlen("\"settings_hash\":\""), repl, strlen(repl));
+        return out;
+    }
+    o = cJSON_Parse(js);
+    h = o ? cJSON_GetObjectItemCaseSensitive(o, "settings_hash") : NULL;
     if (cJSON_IsString(h) && strcmp(h->valuestring, want) == 0 &&
         cJSON_SetValuestring(h, repl))
         out = ad_json_print(o);
