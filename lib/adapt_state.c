@@ -289,8 +289,9 @@ static cJSON *span_array(const ad_adapt *a, int k, int fl)
 
         if (i)
             ad_buf_put(&b, ",", 1);
-        if (k == SPAN_TS) {
-            snprintf(num, sizeof num, "%" PRId64, i ? a->sh_ts[i] - a->sh_ts[i - 1] : a->sh_ts[0]);
+        if (k == SPAN_TS) {     /* fl: as steps (every time within 2^53) */
+            snprintf(num, sizeof num, "%" PRId64,
+                     fl && i ? a->sh_ts[i] - a->sh_ts[i - 1] : a->sh_ts[i]);
         } else if (k == SPAN_REGIME) {
             num[0] = a->sh_reg[i] ? '1' : '0';
             num[1] = '\0';
@@ -313,6 +314,18 @@ static cJSON *span_array(const ad_adapt *a, int k, int fl)
     r = cJSON_CreateRaw(b.s);
     ad_buf_free(&b);
     return r;
+}
+
+/* every time of the span within 2^53 ms, as data times are: its steps
+ * are exact as numbers read back (else the times themselves, "ts") */
+static int span_steps(const ad_adapt *a)
+{
+    size_t i;
+
+    for (i = 0; i < a->sh_n; i++)
+        if (a->sh_ts[i] > 9007199254740992LL || a->sh_ts[i] < -9007199254740992LL)
+            return 0;
+    return 1;
 }
 
 /* every score of the span a float (a window's score is one; a scaled one
@@ -359,8 +372,11 @@ static int save_shadow(const ad_adapt *a, cJSON *o)
          !ad_json_num(t, "train_loss", a->rep.train_loss) ||
          !ad_json_num(t, "seconds", a->rep.seconds)))
         return -1;
+    if ((t = span_array(a, SPAN_TS, span_steps(a))) == NULL)
+        return -1;
+    cJSON_AddItemToObject(sh, span_steps(a) ? "ts_steps" : "ts", t);
     fl = span_floats(a);
-    for (i = 0; i < 4; i++) {
+    for (i = 1; i < 4; i++) {
         if ((t = span_array(a, (int)i, fl)) == NULL && fl && (i == 1 || i == 2)) {
             /* not read back: all as doubles */
             cJSON_DeleteItemFromObjectCaseSensitive(sh, key[1]);
