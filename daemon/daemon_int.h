@@ -564,8 +564,10 @@ enum { SAVE_EVENT = 0, SAVE_HANDOVER = 1, SAVE_CHECKPOINT = 2 };
 enum { SAVE_SPAN = 4 };
 /* The state of s as a state file holds it and state_restore reads it back
  * (malloc'd; NULL when there is nothing to keep, not calibrated yet, or
- * out of memory): the detector's state (ad_detector_save; with handover
- * ad_detector_save_handover, ad_detector_save_checkpoint) under the configured settings hash (also for
+ * out of memory): the detector's state (ad_detector_save_parts: the
+ * window rows and the normal set of a SAVE_HANDOVER, the rows of a
+ * SAVE_CHECKPOINT, the span of a candidate in shadow with SAVE_SPAN)
+ * under the configured settings hash (also for
  * a stream running a model trained online, see swap_hash), and what the
  * daemon keeps beside it: operator feedback ("feedback", command.c) and
  * where the open model alert was raised ("alert_topic": {"alert_id",
