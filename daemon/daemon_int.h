@@ -161,6 +161,13 @@ typedef struct stream_rec {
     struct batch *open;          /* open batch for a stream-owned model */
     struct adapt_task *adapt;    /* continual-learning job on the workers */
     int saving;                  /* promoted-model saves on the workers */
+    /* a fine-tune's candidate in shadow (state.c span_part): when its span
+     * last went into the state file (loop ms, 0: not yet), whether a save
+     * without it followed, a span too long to save said once; cand_drop:
+     * its file is removed with the next state written once no model or
+     * candidate save of the stream is on the workers (training.c) */
+    uint64_t span_saved_ms;
+    int span_stale, span_warned, cand_drop;
     uint64_t seen_future, seen_late;  /* rejections already logged */
     uint64_t seen_unoffered;     /* adapt_unoffered already logged */
     cJSON *dq_open;              /* open data-quality alerts (array) or NULL; each
@@ -309,6 +316,9 @@ typedef struct wjob {
                                   * succeeded since: counted in w_unwritten */
     uint64_t seq;                /* when it was queued (w_seq): kept when a
                                   * newer state of its path replaces its data */
+    char *unlink_after;          /* a file removed once this state (which no
+                                  * longer names it) is written, or NULL */
+    int unlink_err;              /* errno of that removal, 0: done */
     char err[320];
     wmsg *msgs;                  /* published once written, in order */
 } wjob;
@@ -556,15 +566,24 @@ int state_defer_alert(ad_daemon *dd, stream_rec *s, const char *topic, const cha
  * with its window rows, so that it continues on the next windows
  * (ad_detector_save_handover). */
 void state_save_handover(ad_daemon *dd, stream_rec *s);
+/* A new candidate's file of s is about to be written: the removal of the
+ * decided one's (the same name, s->cand_drop or a state write queued with
+ * it) is called off. */
+void state_candidate_kept(ad_daemon *dd, stream_rec *s);
 /* What a state text is for (state_text's handover): an event's or a
  * periodic save; a hand-over (stop, eviction, rebuild, partition move:
  * the learner's normal set too); a kafka.commit_states checkpoint (the
  * rows, not the normal set) */
 enum { SAVE_EVENT = 0, SAVE_HANDOVER = 1, SAVE_CHECKPOINT = 2 };
+/* or'ed in: the span of a fine-tune's candidate in shadow too (a state
+ * file's only, beside the candidate's model file; never a Kafka record) */
+enum { SAVE_SPAN = 4 };
 /* The state of s as a state file holds it and state_restore reads it back
  * (malloc'd; NULL when there is nothing to keep, not calibrated yet, or
- * out of memory): the detector's state (ad_detector_save; with handover
- * ad_detector_save_handover, ad_detector_save_checkpoint) under the configured settings hash (also for
+ * out of memory): the detector's state (ad_detector_save_parts: the
+ * window rows and the normal set of a SAVE_HANDOVER, the rows of a
+ * SAVE_CHECKPOINT, the span of a candidate in shadow with SAVE_SPAN)
+ * under the configured settings hash (also for
  * a stream running a model trained online, see swap_hash), and what the
  * daemon keeps beside it: operator feedback ("feedback", command.c) and
  * where the open model alert was raised ("alert_topic": {"alert_id",
@@ -705,11 +724,12 @@ void training_save_promoted(ad_daemon *dd, stream_rec *s);
  * KEPT_REJECTED, KEPT_SHADOW): the live model is saved where a promoted
  * one would be, under the file's tag, and s->kept_* say so. */
 void training_save_kept(ad_daemon *dd, stream_rec *s, int why);
-/* A fine-tune's candidate entered shadow: its model saved beside the state
- * (a worker), then the state, whose saves carry the span's progress; a
- * restart or a rebuild resumes it (state.c). training_drop_candidate: it
- * was decided, its file removed. */
-void training_save_candidate(ad_daemon *dd, stream_rec *s);
+/* A fine-tune's candidate (id, the event's) entered shadow: its model
+ * saved beside the state (a worker), then the state, whose hand-overs and
+ * some saves carry the span's progress (state.c span_part); a restart or
+ * a rebuild resumes it (state.c). training_drop_candidate: it was
+ * decided, its file removed once a state without it is written. */
+void training_save_candidate(ad_daemon *dd, stream_rec *s, const char *id);
 void training_drop_candidate(ad_daemon *dd, stream_rec *s);
 
 /* ---- publish.c ---- */

@@ -1009,7 +1009,19 @@ static size_t state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset
      * hash), as the text it is (its numbers read back bit for bit):
      * parsed only when the record is too large and parts of it must be
      * left out */
+    /* never the span of a fine-tune's candidate in shadow (up to
+     * megabytes, at every checkpoint): its model is a file of the state
+     * dir, never in a record; only the state file holds both (state.c):
+     * a stream restored from its record takes the span from the state
+     * file of the same point (a restart, a shared state dir), else goes
+     * on without the candidate (expected: a notice, not a warning) */
     js = state_text(s, handover);
+    if (handover == SAVE_HANDOVER && offset >= 0 &&
+        ad_adapt_shadow_span(ad_detector_adapt(s->d)) != -1)
+        ad_log(AD_LOG_NOTICE, "kafka: stream %s/%s: its candidate in shadow is not in its "
+               "state record: resumed only where its state file and model file are (a "
+               "restart, a shared state directory), else the stream goes on without it (a "
+               "fine-tune at its schedule)", s->det->c->name, s->key);
     if (!js || !cJSON_AddRawToObject(o, "state", js))
         cJSON_AddNullToObject(o, "state");
     snprintf(pk, sizeof pk, "%s/%s", s->det->c->name, s->key);
@@ -1032,13 +1044,6 @@ static size_t state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset
      * which every score after the move reads (at the default
      * alert.probability_history 500 it is 12 KB: it alone seldom is what
      * makes a record too large) */
-    /* a fine-tune's candidate in shadow: its span's scores (about 60 bytes
-     * a window judged normal; its model is a file of the state dir, never
-     * in a record) resume it only where that file is (a shared state dir):
-     * left out first, the next owner goes on without the candidate */
-    txt = shed(k, s, o, cJSON_GetObjectItemCaseSensitive(st, "adapt"), txt, "shadow",
-               "its candidate in shadow is left out, its next owner goes on without it "
-               "(a fine-tune at its schedule)");
     txt = shed(k, s, o, cJSON_GetObjectItemCaseSensitive(st, "adapt"), txt, "alert_windows",
                "its learner's windows of the open alert are left out, a regime accepted "
                "on its next owner is learned from the windows after the move");

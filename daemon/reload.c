@@ -123,7 +123,10 @@ static const char *rows_unfit(const det_rt *o, const det_rt *n, char *why, size_
  * stream restores from its state file, as before. */
 static char *rebuild_text(const stream_rec *s, const char *unfit, int *dropped)
 {
-    char *js = state_text(s, 1), *out = NULL;
+    /* a candidate in shadow goes on from its span and its file of the
+     * state dir (without one, there is no file: not built) */
+    char *js = state_text(s, SAVE_HANDOVER | (s->det && s->det->state_dir[0] ? SAVE_SPAN : 0));
+    char *out = NULL;
     cJSON *o;
 
     if (!js || !unfit || !strstr(js, "\"window\""))
@@ -262,6 +265,13 @@ static void adopt_streams(ad_daemon *dd, det_rt *o, det_rt *n)
             lost++;
             continue;
         }
+        /* without a state dir a candidate in shadow has no file to come
+         * back from: the new detector goes on without it (said once) */
+        if (!n->state_dir[0] && s->d &&
+            ad_adapt_shadow_span(ad_detector_adapt(s->d)) != -1)
+            ad_log(AD_LOG_NOTICE, "reload: detector %s: stream %s: its candidate in shadow "
+                   "is dropped by the rebuild (no state_dir to keep its model in): a "
+                   "fine-tune comes again at its schedule", n->c->name, s->key);
         s->epoch++;
         /* a new detector's model generations start again at 1: a new
          * serial keeps its engine keys apart from the old one's (a freed

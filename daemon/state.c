@@ -73,6 +73,7 @@ typedef struct restore_req {
     char cand_path[8192];        /* a fine-tune's candidate in shadow, or "" */
     ad_model *cm;                /* ... loaded, or NULL */
     char cm_err[512];            /* why cand_path, there, could not be loaded */
+    char calib_why[256];         /* why the saved calibration was not reused */
     struct restore_req *next;    /* parked while a retention sweep removes
                                   * its stream's files (dd->parked) */
 } restore_req;
@@ -168,11 +169,23 @@ void state_stem(const det_rt *d, const char *key, char *out, size_t len)
  * js). */
 static char *swap_hash(const char *js, uint64_t from, uint64_t to)
 {
-    cJSON *o = cJSON_Parse(js);
-    cJSON *h = o ? cJSON_GetObjectItemCaseSensitive(o, "settings_hash") : NULL;
-    char want[32], repl[32], *out = NULL;
+    cJSON *o, *h;
+    char want[32], repl[32], key[64], *out = NULL;
+    const char *at;
     snprintf(want, sizeof want, "%016llx", (unsigned long long)from);
     snprintf(repl, sizeof repl, "%016llx", (unsigned long long)to);
+    /* the detector's text (ad_detector_save_parts) has it among its first
+     * members, before any object (a "\"" in a string is escaped: the key
+     * cannot be matched inside one): swapped in place, not parsed and
+     * printed again (a megabyte of a candidate's span at a stop) */
+    snprintf(key, sizeof key, "\"settings_hash\":\"%s\"", want);
+    at = strstr(js, key);
+    if (at && !memchr(js + 1, '{', (size_t)(at - js - 1)) && (out = strdup(js)) != NULL) {
+        memcpy(out + (at - js) + strlen("\"settings_hash\":\""), repl, strlen(repl));
+        return out;
+    }
+    o = cJSON_Parse(js);
+    h = o ? cJSON_GetObjectItemCaseSensitive(o, "settings_hash") : NULL;
     if (cJSON_IsString(h) && strcmp(h->valuestring, want) == 0 &&
         cJSON_SetValuestring(h, repl))
         out = ad_json_print(o);
@@ -264,6 +277,7 @@ int state_defer_alert(ad_daemon *dd, stream_rec *s, const char *topic, const cha
 
 static void wjob_free(wjob *j)
 {
+    free(j->unlink_after);
     free(j->path);
     free(j->data);
     free(j);
@@ -287,6 +301,15 @@ static void writer_work(uv_work_t *r)
                 ad_mkdir_p(dir, 0750, e, sizeof e) == 0)
                 j->failed = ad_write_file_atomic(j->path, j->data, j->len, j->err,
                                                  sizeof j->err) != 0;
+        }
+        /* a candidate's file this state no longer names: removed only now,
+         * so a kill -9 never finds a state naming a file gone */
+        if (!j->failed && j->unlink_after) {
+            j->unlink_err = unlink(j->unlink_after) != 0 && errno != ENOENT ? errno : 0;
+            if (!j->unlink_err) {
+                free(j->unlink_after);
+                j->unlink_after = NULL;
+            }
         }
     }
 }
@@ -464,6 +487,9 @@ static void writer_after(uv_work_t *r, int status)
         wmsg_publish(dd, j->msgs);      /* the file holds their alerts now (or
                                          * could not: the alert still goes out) */
         j->msgs = NULL;
+        if (j->unlink_err && j->unlink_after)
+            ad_log(AD_LOG_WARNING, "state: cannot remove %s: %s (a restart does not use it: "
+                   "no state asks for it)", j->unlink_after, strerror(j->unlink_err));
         if (status != 0 || j->failed) {
             writer_failed(dd, j, status ? uv_strerror(status) : j->err);
         } else {
@@ -556,7 +582,8 @@ static void wq_insert_ahead(ad_daemon *dd, wjob *j)
 /* Queue data (taken over) for path, with the alert messages msgs (taken
  * over: published once it is written); 0 or -1 (out of memory, data freed,
  * msgs published now). */
-static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *msgs)
+static int state_write_unlink(ad_daemon *dd, const char *path, char *data, wmsg *msgs,
+                              char *unlink_after)
 {
     wjob *j, *prev = NULL;
     int owed = retry_drop(dd, path);    /* this state is newer */
@@ -567,6 +594,10 @@ static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *m
             free(j->data);
             j->data = data;
             j->len = strlen(data);
+            if (unlink_after) {
+                free(j->unlink_after);
+                j->unlink_after = unlink_after;
+            }
             if (msgs && !j->msgs) {
                 /* now an alert waits for it: ahead of the others */
                 if (prev) prev->next = j->next; else dd->wq_head = j->next;
@@ -579,12 +610,14 @@ static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *m
     if (!(j = calloc(1, sizeof *j)) || !(j->path = strdup(path))) {
         free(j);
         free(data);
+        free(unlink_after);
         wmsg_publish(dd, msgs);
         return -1;
     }
     j->data = data;
     j->len = strlen(data);
     j->msgs = msgs;
+    j->unlink_after = unlink_after;
     j->seq = ++dd->w_seq;
     if (owed)
         owe(dd, j);
@@ -596,6 +629,11 @@ static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *m
     }
     writer_kick(dd);
     return 0;
+}
+
+static int state_write_msgs(ad_daemon *dd, const char *path, char *data, wmsg *msgs)
+{
+    return state_write_unlink(dd, path, data, msgs, NULL);
 }
 
 static int state_write(ad_daemon *dd, const char *path, char *data)
@@ -898,9 +936,12 @@ char *state_text(const stream_rec *s, int handover)
 {
     char *js;
 
-    if (!s->det || !s->d ||
-        !(js = handover == SAVE_CHECKPOINT ? ad_detector_save_checkpoint(s->d) :
-               handover ? ad_detector_save_handover(s->d) : ad_detector_save(s->d)))
+    int kind = handover & 3;
+    int parts = (kind == SAVE_CHECKPOINT ? AD_DET_SAVE_WINDOW :
+                 kind == SAVE_HANDOVER ? AD_DET_SAVE_WINDOW | AD_DET_SAVE_NORMAL : 0) |
+                ((handover & SAVE_SPAN) ? AD_DET_SAVE_SPAN : 0);
+
+    if (!s->det || !s->d || !(js = ad_detector_save_parts(s->d, parts)))
         return NULL;
     if (s->own_model) {
         char *sw = swap_hash(js, trained_cfg_hash(s->det), ad_detector_cfg_hash(&s->det->c->pipe));
@@ -941,9 +982,61 @@ static int kept_record(const char *js, const char *id)
     return why;
 }
 
+/* The span of a fine-tune's candidate in shadow, in the state file beside
+ * its model file: every hand-over (stop, eviction, a reload's rebuild)
+ * holds it, and a save of an event while it is short (SPAN_SHORT windows
+ * judged normal: 33 KB), else one at least SPAN_EVERY_MS after the last
+ * that held it (SPAN_STALE_MS when a save without it replaced that one:
+ * state_save_alerts makes it). The others leave it out: 30,000 windows
+ * (shadow_ms 8.3 h at a window a second) took 0.2-0.4 s to save on the
+ * loop at every event, a periodic save of an open alert, a stop. A kill -9
+ * finds the span of the last save that held it, when no save followed it;
+ * else the state does not name the candidate, whose fine-tune comes again
+ * (restore_candidate removes its file). */
+#define SPAN_SHORT 1000
+#define SPAN_EVERY_MS (15 * 60 * 1000)
+#define SPAN_STALE_MS (60 * 1000)
+
+/* event: a save of s for an event (a short span always goes with it),
+ * else the periodic one's question (state_save_alerts) */
+static int span_due(ad_daemon *dd, const stream_rec *s, int event)
+{
+    long n = s->d ? ad_adapt_shadow_span(ad_detector_adapt(s->d)) : -1;
+    uint64_t ago = uv_now(dd->loop) - s->span_saved_ms;
+
+    if (n < 0)
+        return 0;
+    if (!s->span_saved_ms || ago >= SPAN_EVERY_MS || (s->span_stale && ago >= SPAN_STALE_MS))
+        return 1;
+    return event && n <= SPAN_SHORT;
+}
+
+/* SAVE_SPAN when the save of s to its state file (handover: SAVE_*) holds
+ * the span (above), else 0; notes which it was. */
+static int span_part(ad_daemon *dd, stream_rec *s, int handover)
+{
+    long n = s->d ? ad_adapt_shadow_span(ad_detector_adapt(s->d)) : -1;
+
+    if (n == -2 && !s->span_warned) {
+        s->span_warned = 1;
+        ad_log(AD_LOG_WARNING, "stream %s/%s: the span of candidate in shadow is over %d "
+               "windows: no longer saved, a restart goes on without the candidate",
+               s->det->c->name, s->key, AD_ADAPT_SHADOW_SAVE_MAX);
+    }
+    if (n < 0)
+        return 0;
+    if (handover == SAVE_HANDOVER || span_due(dd, s, 1)) {
+        s->span_saved_ms = uv_now(dd->loop) ? uv_now(dd->loop) : 1;
+        s->span_stale = 0;
+        return SAVE_SPAN;
+    }
+    s->span_stale = 1;
+    return 0;
+}
+
 static void save(ad_daemon *dd, stream_rec *s, int handover)
 {
-    char path[8192], *js;
+    char path[8192], *js, *unl = NULL;
     /* the alert messages kept for this save (state_defer_alert) */
     wmsg *msgs = dd->defer;
     dd->defer = NULL;
@@ -954,13 +1047,24 @@ static void save(ad_daemon *dd, stream_rec *s, int handover)
      * scored again only T-1 rows later. */
     if (dd->stopping)
         handover = 1;
-    if (!s->det || !s->det->state_dir[0] || !(js = state_text(s, handover))) {
+    if (!s->det || !s->det->state_dir[0] ||
+        !(js = state_text(s, handover | span_part(dd, s, handover)))) {
         wmsg_publish(dd, msgs);     /* nothing to wait for (not calibrated yet) */
         return;
     }
     js = attach_published(dd, s, attach_topics(s, js));
     state_path(s->det, s->key, ".state.json", path, sizeof path);
-    if (state_write_msgs(dd, path, js, msgs) != 0)
+    /* a decided candidate's file: removed once this state, which no longer
+     * names it, is written (not while its own or the promoted model's
+     * save is on the workers: the state after it is the one) */
+    if (s->cand_drop && !s->saving) {
+        char cp[8192];
+
+        s->cand_drop = 0;
+        state_candidate_path(s->det, s->key, cp, sizeof cp);
+        unl = strdup(cp);
+    }
+    if (state_write_unlink(dd, path, js, msgs, unl) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);
 }
 
@@ -974,9 +1078,50 @@ void state_save_handover(ad_daemon *dd, stream_rec *s)
     save(dd, s, 1);
 }
 
+void state_candidate_kept(ad_daemon *dd, stream_rec *s)
+{
+    char cp[8192];
+    wjob *lists[2] = { dd->wq_head, dd->w_retry };
+
+    s->cand_drop = 0;
+    if (!s->det || !s->det->state_dir[0])
+        return;
+    state_candidate_path(s->det, s->key, cp, sizeof cp);
+    for (int i = 0; i < 2; i++)
+        for (wjob *j = lists[i]; j; j = j->next)
+            if (j->unlink_after && strcmp(j->unlink_after, cp) == 0) {
+                free(j->unlink_after);
+                j->unlink_after = NULL;
+            }
+}
+
 /* ---- restore ------------------------------------------------------------- */
 
 /* Thread pool: the file reads. A missing or unreadable file is no state. */
+/* A Kafka record's state (rec) never holds the span of a candidate in
+ * shadow: the stream's state file (file) of the same point of the stream
+ * (a stop or a hand-over writes both: the learner's same offered count)
+ * gives it. The record's text with it (malloc'd), or NULL. */
+static char *span_from_file(const char *rec, const char *file)
+{
+    cJSON *ro = cJSON_Parse(rec), *fo = file ? cJSON_Parse(file) : NULL, *sh;
+    cJSON *ra = cJSON_GetObjectItemCaseSensitive(ro, "adapt");
+    cJSON *fa = cJSON_GetObjectItemCaseSensitive(fo, "adapt");
+    const cJSON *rn = cJSON_GetObjectItemCaseSensitive(ra, "offered");
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(fa, "offered");
+    char *out = NULL;
+
+    if (cJSON_IsObject(ra) && !cJSON_GetObjectItemCaseSensitive(ra, "shadow") &&
+        cJSON_IsNumber(rn) && cJSON_IsNumber(fn) && rn->valuedouble == fn->valuedouble &&
+        (sh = cJSON_DetachItemFromObjectCaseSensitive(fa, "shadow")) != NULL) {
+        cJSON_AddItemToObject(ra, "shadow", sh);
+        out = ad_json_print(ro);    /* its numbers bit for bit */
+    }
+    cJSON_Delete(ro);
+    cJSON_Delete(fo);
+    return out;
+}
+
 static void restore_work(uv_work_t *w)
 {
     restore_req *r = w->data;
@@ -1002,6 +1147,18 @@ static void restore_work(uv_work_t *w)
         ad_read_text(r->state_path, STATE_MAX, &r->js, err, sizeof err) != 0) {
         r->js = NULL;
         snprintf(r->js_err, sizeof r->js_err, "%s", err);   /* told on the loop */
+    }
+    /* restored from a Kafka record with a candidate's file there (a
+     * restart, a shared state dir): its span from the state file */
+    if (r->kafka && r->cm && r->js && r->state_path[0] && access(r->state_path, F_OK) == 0) {
+        char *fjs = NULL, *out;
+
+        if (ad_read_text(r->state_path, STATE_MAX, &fjs, err, sizeof err) == 0 &&
+            strstr(fjs, "\"shadow\":{") && (out = span_from_file(r->js, fjs)) != NULL) {
+            free(r->js);
+            r->js = out;
+        }
+        free(fjs);
     }
 }
 
@@ -1193,6 +1350,7 @@ static int restore_calibration(restore_req *r, stream_rec *s)
     }
     ad_log(AD_LOG_INFO, "stream %s/%s: saved calibration not reused (%s); recalibrating",
            s->det->c->name, s->key, err);
+    snprintf(r->calib_why, sizeof r->calib_why, "%s", err);
     /* the alert part still counts: the seq continues, an alert left open
      * is closed (restart: settings changed while stopped; a reload closed
      * it already) and the old threshold guards the new calibration */
@@ -1217,49 +1375,57 @@ static int restore_calibration(restore_req *r, stream_rec *s)
 /* A fine-tune's candidate was in shadow when the state was saved: back in
  * shadow from its file where its span stopped (calibrated: the stream's
  * calibration state was restored, the same model and settings; else it
- * is dropped with a notice), or, when the file is
- * missing, damaged or not that candidate, dropped with a warning naming
- * the file (the stream goes on without it; a fine-tune comes again at its
- * schedule). A file no state asks for (decided since, its removal lost)
- * is not used. */
+ * is dropped with a notice saying why), or, when the file is missing,
+ * damaged or not that candidate, dropped with a warning naming the file
+ * (the stream goes on without it; a fine-tune comes again at its
+ * schedule). A file no state asks for (decided since, its removal lost; a
+ * save without the span after the last with it, then a kill -9; a Kafka
+ * record) or that is not resumed is removed: nothing would ever use it. */
 static void restore_candidate(restore_req *r, stream_rec *s, int calibrated)
 {
     char id[AD_MODEL_ID_LEN + 1], err[256];
     const char *why;
+    int resumed = 0, there = r->cm != NULL || r->cm_err[0];
 
     if (!s->d || !ad_detector_shadow_saved(s->d, id, sizeof id)) {
-        ad_model_free(r->cm);
-        r->cm = NULL;
-        return;
-    }
-    if (!calibrated) {
+        if (there)
+            ad_log(AD_LOG_DEBUG, "stream %s/%s: candidate file %s: no state asks for it, "
+                   "removed", s->det->c->name, s->key, r->cand_path);
+    } else if (!calibrated) {
         /* the learner's state goes on, but the span compared it with a
-         * live model or settings that have changed since (a new model
-         * file, new settings: the file's tag too): not resumed */
+         * live model or settings that are not those of the stream now: not
+         * resumed */
         ad_detector_shadow_resume(s->d, NULL, NULL, 0);
         ad_log(AD_LOG_NOTICE, "stream %s/%s: candidate %s in shadow at the stop is not "
-               "resumed: the stream's model or settings changed since", s->det->c->name,
-               s->key, id);
-        ad_model_free(r->cm);
-        r->cm = NULL;
-        return;
-    }
-    if (r->cm && ad_detector_shadow_resume(s->d, r->cm, err, sizeof err) == 0) {
+               "resumed: the saved calibration it was compared under was not reused (%s)",
+               s->det->c->name, s->key, id,
+               r->calib_why[0] ? r->calib_why : "the state could not be read");
+    } else if (r->cm && ad_detector_shadow_resume(s->d, r->cm, err, sizeof err) == 0) {
         ad_log(AD_LOG_INFO, "stream %s/%s: candidate %s goes on in shadow (from %s)",
                s->det->c->name, s->key, id, r->cand_path);
         r->cm = NULL;
-        return;
+        resumed = 1;
+    } else {
+        why = r->cm ? err : r->cm_err[0] ? r->cm_err :
+              "no such file (a state handed over from another node, or the file removed)";
+        if (!r->cm)
+            ad_detector_shadow_resume(s->d, NULL, NULL, 0);     /* the span dropped */
+        if (r->cand_path[0])
+            ad_log(AD_LOG_WARNING, "stream %s/%s: candidate %s in shadow at the stop not "
+                   "restored: %s: %s; the stream goes on without it", s->det->c->name, s->key,
+                   id, r->cand_path, why);
+        else    /* no state dir (a reload's rebuild): reload.c said so */
+            ad_log(AD_LOG_DEBUG, "stream %s/%s: candidate %s in shadow not restored: no "
+                   "state_dir for its model", s->det->c->name, s->key, id);
     }
-    why = r->cm ? err : r->cm_err[0] ? r->cm_err :
-          "no such file (a state handed over from another node, or the file removed)";
-    if (!r->cm)
-        ad_detector_shadow_resume(s->d, NULL, NULL, 0);     /* the span dropped */
-    if (r->cand_path[0])
-        ad_log(AD_LOG_WARNING, "stream %s/%s: candidate %s in shadow at the stop not "
-               "restored: %s: %s; the stream goes on without it", s->det->c->name, s->key,
-               id, r->cand_path, why);
     ad_model_free(r->cm);
     r->cm = NULL;
+    /* not while a save of the stream's candidate is still on the workers
+     * (a rebuild's): that one's state decides */
+    if (!resumed && there && r->cand_path[0] && !s->saving && unlink(r->cand_path) != 0 &&
+        errno != ENOENT)
+        ad_log(AD_LOG_WARNING, "stream %s/%s: unused candidate file %s not removed: %s",
+               s->det->c->name, s->key, r->cand_path, strerror(errno));
 }
 
 /* The configured file was in shadow (or waited for it) when the state was
@@ -1527,7 +1693,9 @@ void state_save_alerts(ad_daemon *dd)
             if (!s->d)
                 continue;
             ad_detector_summarize(s->d, &b);
-            if (b.alert_active || s->handover_read) {
+            /* ... and the span of a candidate in shadow, now and then
+             * (span_part) */
+            if (b.alert_active || s->handover_read || span_due(dd, s, 0)) {
                 s->handover_read = 0;
                 state_save(dd, s);
             }

@@ -849,7 +849,8 @@ int streams_events(ad_daemon *dd, stream_rec *s)
                 training_drop_candidate(dd, s);
             if (ev.adapt.type == AD_ADAPT_EV_SHADOW && ev.adapt.origin == AD_ADAPT_FINETUNE &&
                 ad_adapt_candidate(ad_detector_adapt(s->d)) != NULL) {
-                training_save_candidate(dd, s);     /* the state follows the model */
+                /* the state follows the model (that candidate's only) */
+                training_save_candidate(dd, s, ev.adapt.model_id);
             } else if (ev.adapt.type == AD_ADAPT_EV_PROMOTED) {
                 if (ev.adapt.origin == AD_ADAPT_RELOAD)
                     s->kept_why = KEPT_NONE;    /* the file runs */

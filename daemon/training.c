@@ -236,8 +236,7 @@ typedef struct save_task {
     int rc, ref_rc;
     int kept;                    /* the live model kept for a file
                                   * reload.shadow has not promoted */
-    int cand;                    /* 1: a fine-tune's candidate in shadow;
-                                  * 2: its file removed (decided), m NULL */
+    int cand;                    /* a fine-tune's candidate in shadow */
     char err[256], ref_err[256];
     char path[8192], ref_path[8192];
 } save_task;
@@ -246,12 +245,6 @@ static void save_run(ad_task *t, ad_worker *w)
 {
     save_task *st = (save_task *)t;
     (void)w;
-    if (st->cand == 2) {
-        st->rc = unlink(st->path) == 0 || errno == ENOENT ? 0 : -errno;
-        if (st->rc != 0)
-            snprintf(st->err, sizeof st->err, "%s", strerror(errno));
-        return;
-    }
     /* the reference first: a restart between the two then finds the old
      * trained model with its (new) reference, not the reverse */
     if (st->ref)
@@ -267,16 +260,16 @@ static void save_done(ad_task *t)
     s->saving--;
     if (st->cand) {
         if (st->rc != 0)
-            ad_log(AD_LOG_WARNING, "stream %s/%s: candidate model %s: %s (a restart "
-                   "%s)", s->det ? s->det->c->name : "-", s->key,
-                   st->cand == 1 ? "not saved" : "file not removed", st->err,
-                   st->cand == 1 ? "loses the candidate and its shadow span" :
-                   "does not use it: no state asks for it");
-        else if (st->cand == 1)
+            ad_log(AD_LOG_WARNING, "stream %s/%s: candidate model not saved: %s (a restart "
+                   "loses the candidate and its shadow span)", s->det ? s->det->c->name : "-",
+                   s->key, st->err);
+        else
             ad_log(AD_LOG_DEBUG, "stream %s/%s: candidate model %s saved in %s",
                    s->det ? s->det->c->name : "-", s->key, st->m->id, st->path);
-        if (st->cand == 1 && !s->dead && s->d && s->epoch == st->epoch)
-            state_save(dd, s);      /* its span, with the model on disk */
+        /* its span, with the model on disk; or, decided meanwhile, the
+         * state that no longer names it, then its removal (cand_drop) */
+        if (!s->dead && s->d && s->epoch == st->epoch)
+            state_save(dd, s);
         ad_model_free(st->m);
         streams_maybe_free(dd, s);
         free(st);
@@ -365,26 +358,35 @@ void training_save_kept(ad_daemon *dd, stream_rec *s, int why)
 
 /* ---- a fine-tune's candidate in shadow ------------------------------------ */
 
-static void candidate_task(ad_daemon *dd, stream_rec *s, int what)
+/* The candidate's model file, written on a worker; the state follows it
+ * (save_done). id: the candidate the event was of: another in shadow now
+ * (a reloaded model file that waited for the fine-tune, reload.shadow) is
+ * not that one, its file not written (it is evaluated again from its own
+ * file). */
+static void candidate_write(ad_daemon *dd, stream_rec *s, const char *id)
 {
     const ad_model *c = s->d ? ad_adapt_candidate(ad_detector_adapt(s->d)) : NULL;
     save_task *st;
 
-    if (!s->det || !s->det->state_dir[0] || (what == 1 && !c)) {
-        if (what == 1)
-            state_save(dd, s);      /* the shadow start's figures, as before */
+    if (c && strcmp(c->id, id) != 0)
+        c = NULL;
+    if (!s->det || !s->det->state_dir[0] || !c) {
+        state_save(dd, s);      /* the shadow start's figures, as before */
         return;
     }
-    if (!(st = calloc(1, sizeof *st)) || (what == 1 && !(st->m = ad_model_clone(c)))) {
-        ad_log(AD_LOG_WARNING, "stream %s/%s: candidate model %s: out of memory",
-               s->det->c->name, s->key, what == 1 ? "not saved (a restart loses it)" :
-               "file not removed");
+    /* a new span; the file a decided one left for removal is this one's
+     * now (the same name): kept */
+    s->span_saved_ms = 0;
+    s->span_stale = 0;
+    state_candidate_kept(dd, s);
+    if (!(st = calloc(1, sizeof *st)) || !(st->m = ad_model_clone(c))) {
+        ad_log(AD_LOG_WARNING, "stream %s/%s: candidate model not saved (a restart loses "
+               "it): out of memory", s->det->c->name, s->key);
         free(st);
-        if (what == 1)
-            state_save(dd, s);
+        state_save(dd, s);
         return;
     }
-    st->cand = what;
+    st->cand = 1;
     st->task.run = save_run;
     st->task.done = save_done;
     st->dd = dd;
@@ -395,12 +397,19 @@ static void candidate_task(ad_daemon *dd, stream_rec *s, int what)
     ad_workers_submit(dd->ws, &st->task);
 }
 
-void training_save_candidate(ad_daemon *dd, stream_rec *s)
+void training_save_candidate(ad_daemon *dd, stream_rec *s, const char *id)
 {
-    candidate_task(dd, s, 1);
+    candidate_write(dd, s, id);
 }
 
+/* Removed once the state that no longer names it is written (state.c
+ * save): after its own write when that is still on a worker, after the
+ * promoted model's when it is promoted (a kill -9 in between finds the
+ * state naming the candidate with its file: in shadow again, decided
+ * again), never before. */
 void training_drop_candidate(ad_daemon *dd, stream_rec *s)
 {
-    candidate_task(dd, s, 2);
+    (void)dd;
+    if (s->det && s->det->state_dir[0])
+        s->cand_drop = 1;
 }

@@ -617,7 +617,8 @@ void ad_adapt_unscale(const ad_model *m, const float *scaled, float *raw,
  *                "seen":[ms..],"seen_n":n}]
  *    [,"shadow":{"model_id":..,"attempt":n,"start_ms":ms,"windows":n,
  *                "train_windows":n,"accept":bool,"report":{..},
- *                "ts":[ms..],"live":[..],"cand":[..],"regime":[0|1..],
+ *                "ts_steps":[ms,steps..],"live":[..],"cand":[..],
+ *                "float":true,"regime":[0|1..],
  *                "pending":[{"ago":n,"ts":ms,"live":..,"cand":..,
  *                            "regime":0|1}..]}]   a fine-tune's candidate
  *                         in shadow: its span so far (its model is the
@@ -632,14 +633,27 @@ void ad_adapt_unscale(const ad_model *m, const float *scaled, float *raw,
  * restart refills the set and the schedule resumes at its position.
  */
 char *ad_adapt_save(const ad_adapt *a);
-/* ad_adapt_save with the normal set when it is kept (megabytes: for a
- * stop, an eviction, a partition move; not for the frequent saves). */
+/* The parts of the state left out of ad_adapt_save (flags):
+ * AD_ADAPT_SAVE_NORMAL the normal set when it is kept (megabytes: for a
+ * stop, an eviction, a partition move; not for the frequent saves);
+ * AD_ADAPT_SAVE_SPAN the span of a fine-tune's candidate in shadow
+ * ("shadow": about 33 bytes a window judged normal, 1 MB for 30,000:
+ * for the saves beside the candidate's file, a stop, an eviction, a
+ * rebuild, now and then in between; never in a record that goes where its
+ * file is not). */
+enum { AD_ADAPT_SAVE_NORMAL = 1, AD_ADAPT_SAVE_SPAN = 2 };
+char *ad_adapt_save_parts(const ad_adapt *a, int parts);
+/* ad_adapt_save_parts with both. */
 char *ad_adapt_save_handover(const ad_adapt *a);
 /* The same as a cJSON object, for a caller that puts it in its own (the
- * detector's state: not printed and parsed again); with_normal: as
- * ad_adapt_save_handover. The caller owns it; NULL when out of memory. */
+ * detector's state: not printed and parsed again); parts: as
+ * ad_adapt_save_parts. The caller owns it; NULL when out of memory. */
 struct cJSON;
-struct cJSON *ad_adapt_save_json(const ad_adapt *a, int with_normal);
+struct cJSON *ad_adapt_save_json(const ad_adapt *a, int parts);
+/* The span AD_ADAPT_SAVE_SPAN saves: its windows judged normal so far;
+ * -1 no fine-tune's candidate in shadow (nothing to save), -2 more than
+ * AD_ADAPT_SHADOW_SAVE_MAX of them (not saved: a restart loses it). */
+long ad_adapt_shadow_span(const ad_adapt *a);
 
 /* Restore ad_adapt_save() text: AD_EFORMAT with the JSON path for malformed
  * text, AD_EINVAL when T/F differ. On failure nothing is changed. */

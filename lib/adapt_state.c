@@ -238,19 +238,28 @@ static int save_normal(const ad_adapt *a, cJSON *o, int with_normal)
 /*
  * CANDIDATE ACROSS A RESTART. A fine-tune's candidate in shadow is saved
  * with the state, its progress here and its model by the caller (a file
- * beside the state, docs/continual-learning.md): every state save holds
+ * beside the state, docs/continual-learning.md): a save with
+ * AD_ADAPT_SAVE_SPAN (not the frequent ones, nor a record that goes where
+ * that file is not) holds
  *   "shadow":{"model_id":..,"attempt":n,"start_ms":ms,"windows":n,
  *             "train_windows":n,"accept":bool,
  *             "report":{"epochs_run":n,"train_loss":x,"seconds":x},
- *             "ts":[ms..],"live":[..],"cand":[..],"regime":[0|1..],
+ *             "ts_steps":[ms,steps..],"live":[..],"cand":[..],"float":true,
+ *             "regime":[0|1..],
  *             "pending":[{"ago":k,"ts":ms,"live":x,"cand":x,"regime":0|1}..]}
  * windows: the span's windows with a final verdict so far (the decision
- * comes at adapt.shadow_windows); ts/live/cand/regime: the scores of those
+ * comes at adapt.shadow_windows); ts_steps (the first time, then each
+ * from the one before; "ts", the times themselves, in a state saved before
+ * the steps)/live/cand/regime: the scores of those
  * judged normal, in order (the figures of the decision); pending: the
  * span's windows still waiting for their margin, offered k windows before
  * the last (their windows are not saved: once judged normal they count in
  * the span but do not enter the normal set, which a restart refills).
- * About 60 bytes a window judged normal: 30 KB for 500. accept: the
+ * float: every score is a float (a window's is), printed with 9 digits
+ * and read back as that float. About 33 bytes a window judged normal:
+ * 1 MB for 30,000 (the arrays printed as text, not built as cJSON items:
+ * 4 items a window made a long span's save slow; times and 17 digits a
+ * score made it 1.8 MB). accept: the
  * acceptance's fine-tune (NORMAL SET ACROSS A RESTART). Not saved beyond
  * AD_ADAPT_SHADOW_SAVE_MAX windows judged normal (a restart then loses the
  * candidate) nor for a reloaded model file's candidate (the caller
@@ -260,12 +269,94 @@ static int save_normal(const ad_adapt *a, cJSON *o, int with_normal)
  * stopped, and the decision is the one the uninterrupted span makes on
  * the same windows.
  */
-static int save_shadow(const ad_adapt *a, cJSON *o)
+/* The span's figures of kind k as one raw JSON array (built as text:
+ * 30,000 windows made 120,000 cJSON items each save): the times as steps
+ * from the one before (the first as it is), the scores with 9 digits when
+ * fl (every one a float: read back as a float, bit for bit), else the
+ * shortest text read back bit for bit. NULL when out of memory, or with fl
+ * a score that does not read back (the caller prints them all as doubles). */
+enum { SPAN_TS, SPAN_LIVE, SPAN_CAND, SPAN_REGIME };
+static cJSON *span_array(const ad_adapt *a, int k, int fl)
 {
-    cJSON *sh, *ts, *lv, *cd, *rg, *pd, *t;
+    ad_buf b = { 0 };
+    char num[40];
+    cJSON *r;
     size_t i;
 
-    if (a->cand == NULL || a->origin != AD_ADAPT_FINETUNE || a->sh_n > AD_ADAPT_SHADOW_SAVE_MAX)
+    ad_buf_put(&b, "[", 1);
+    for (i = 0; i < a->sh_n; i++) {
+        double v = k == SPAN_LIVE ? a->sh_live[i] : k == SPAN_CAND ? a->sh_cand[i] : 0;
+
+        if (i)
+            ad_buf_put(&b, ",", 1);
+        if (k == SPAN_TS) {     /* fl: as steps (every time within 2^53) */
+            snprintf(num, sizeof num, "%" PRId64,
+                     fl && i ? a->sh_ts[i] - a->sh_ts[i - 1] : a->sh_ts[i]);
+        } else if (k == SPAN_REGIME) {
+            num[0] = a->sh_reg[i] ? '1' : '0';
+            num[1] = '\0';
+        } else if (fl) {
+            snprintf(num, sizeof num, "%.9g", v);
+            if ((double)(float)strtod(num, NULL) != v) {
+                ad_buf_free(&b);
+                return NULL;
+            }
+        } else {
+            ad_json_fmt_num(num, sizeof num, v);
+        }
+        ad_buf_puts(&b, num);
+    }
+    ad_buf_put(&b, "]", 1);
+    if (b.oom) {
+        ad_buf_free(&b);
+        return NULL;
+    }
+    r = cJSON_CreateRaw(b.s);
+    ad_buf_free(&b);
+    return r;
+}
+
+/* every time of the span within 2^53 ms, as data times are: its steps
+ * are exact as numbers read back (else the times themselves, "ts") */
+static int span_steps(const ad_adapt *a)
+{
+    size_t i;
+
+    for (i = 0; i < a->sh_n; i++)
+        if (a->sh_ts[i] > 9007199254740992LL || a->sh_ts[i] < -9007199254740992LL)
+            return 0;
+    return 1;
+}
+
+/* every score of the span a float (a window's score is one; a scaled one
+ * may not be) */
+static int span_floats(const ad_adapt *a)
+{
+    size_t i;
+
+    for (i = 0; i < a->sh_n; i++)
+        if (!isfinite(a->sh_live[i]) || !isfinite(a->sh_cand[i]) ||
+            (double)(float)a->sh_live[i] != a->sh_live[i] ||
+            (double)(float)a->sh_cand[i] != a->sh_cand[i])
+            return 0;
+    return 1;
+}
+
+long ad_adapt_shadow_span(const ad_adapt *a)
+{
+    if (a == NULL || a->cand == NULL || a->origin != AD_ADAPT_FINETUNE)
+        return -1;
+    return a->sh_n > AD_ADAPT_SHADOW_SAVE_MAX ? -2 : (long)a->sh_n;
+}
+
+static int save_shadow(const ad_adapt *a, cJSON *o)
+{
+    static const char *const key[] = { "ts_steps", "live", "cand", "regime" };
+    cJSON *sh, *pd, *t;
+    size_t i;
+    int fl;
+
+    if (ad_adapt_shadow_span(a) < 0)
         return 0;
     if ((sh = cJSON_AddObjectToObject(o, "shadow")) == NULL ||
         !cJSON_AddStringToObject(sh, "model_id", a->cand->id) ||
@@ -281,18 +372,26 @@ static int save_shadow(const ad_adapt *a, cJSON *o)
          !ad_json_num(t, "train_loss", a->rep.train_loss) ||
          !ad_json_num(t, "seconds", a->rep.seconds)))
         return -1;
-    if ((ts = cJSON_AddArrayToObject(sh, "ts")) == NULL ||
-        (lv = cJSON_AddArrayToObject(sh, "live")) == NULL ||
-        (cd = cJSON_AddArrayToObject(sh, "cand")) == NULL ||
-        (rg = cJSON_AddArrayToObject(sh, "regime")) == NULL ||
-        (pd = cJSON_AddArrayToObject(sh, "pending")) == NULL)
+    if ((t = span_array(a, SPAN_TS, span_steps(a))) == NULL)
         return -1;
-    for (i = 0; i < a->sh_n; i++)
-        if (!cJSON_AddItemToArray(ts, cJSON_CreateNumber((double)a->sh_ts[i])) ||
-            !cJSON_AddItemToArray(lv, cJSON_CreateNumber(a->sh_live[i])) ||
-            !cJSON_AddItemToArray(cd, cJSON_CreateNumber(a->sh_cand[i])) ||
-            !cJSON_AddItemToArray(rg, cJSON_CreateNumber(a->sh_reg[i])))
+    cJSON_AddItemToObject(sh, span_steps(a) ? "ts_steps" : "ts", t);
+    fl = span_floats(a);
+    for (i = 1; i < 4; i++) {
+        if ((t = span_array(a, (int)i, fl)) == NULL && fl && (i == 1 || i == 2)) {
+            /* not read back: all as doubles */
+            cJSON_DeleteItemFromObjectCaseSensitive(sh, key[1]);
+            fl = 0;
+            i = 0;
+            continue;
+        }
+        if (t == NULL)
             return -1;
+        cJSON_AddItemToObject(sh, key[i], t);
+    }
+    if (fl && !cJSON_AddBoolToObject(sh, "float", 1))
+        return -1;
+    if ((pd = cJSON_AddArrayToObject(sh, "pending")) == NULL)
+        return -1;
     for (i = 0; i < a->plen; i++) {
         const pend_ent *e = &a->pend[(a->phead + i) % a->pcap];
 
@@ -311,7 +410,7 @@ static int save_shadow(const ad_adapt *a, cJSON *o)
     return 0;
 }
 
-struct cJSON *ad_adapt_save_json(const ad_adapt *a, int with_normal)
+struct cJSON *ad_adapt_save_json(const ad_adapt *a, int parts)
 {
     cJSON *o = cJSON_CreateObject(), *s, *arr, *t, *w, *last;
     size_t i;
@@ -378,8 +477,8 @@ struct cJSON *ad_adapt_save_json(const ad_adapt *a, int with_normal)
             goto out;
         cJSON_AddItemToObject(t, "window", w);
     }
-    if (save_alerts_open(a, o) != 0 || save_normal(a, o, with_normal) != 0 ||
-        save_shadow(a, o) != 0)
+    if (save_alerts_open(a, o) != 0 || save_normal(a, o, (parts & AD_ADAPT_SAVE_NORMAL) != 0) != 0 ||
+        ((parts & AD_ADAPT_SAVE_SPAN) && save_shadow(a, o) != 0))
         goto out;
     return o;
 out:
@@ -387,9 +486,9 @@ out:
     return NULL;
 }
 
-static char *adapt_save(const ad_adapt *a, int with_normal)
+char *ad_adapt_save_parts(const ad_adapt *a, int parts)
 {
-    cJSON *o = ad_adapt_save_json(a, with_normal);
+    cJSON *o = ad_adapt_save_json(a, parts);
     char *txt = o ? ad_json_print(o) : NULL;
 
     cJSON_Delete(o);
@@ -398,12 +497,12 @@ static char *adapt_save(const ad_adapt *a, int with_normal)
 
 char *ad_adapt_save(const ad_adapt *a)
 {
-    return adapt_save(a, 0);
+    return ad_adapt_save_parts(a, 0);
 }
 
 char *ad_adapt_save_handover(const ad_adapt *a)
 {
-    return adapt_save(a, 1);
+    return ad_adapt_save_parts(a, AD_ADAPT_SAVE_NORMAL | AD_ADAPT_SAVE_SPAN);
 }
 
 /* A finite number at key (path for messages) in lo..hi. */
@@ -1068,7 +1167,8 @@ int ad_adapt_shadow_resume(ad_adapt *a, ad_model *cand, char *err, size_t errlen
     const cJSON *sh, *id, *pd, *t, *rep;
     double v[5], *ts = NULL, *lv = NULL, *cd = NULL, *rg = NULL, *pv = NULL;
     size_t n, np = 0, i, k;
-    int rc;
+    int rc, fl;
+    const char *tkey;
 
     if (a == NULL || (sh = a->rest_shadow) == NULL)
         return ad_errf(err, errlen, AD_EINVAL, "no candidate in shadow was saved");
@@ -1107,7 +1207,10 @@ int ad_adapt_shadow_resume(ad_adapt *a, ad_model *cand, char *err, size_t errlen
     if (rep != NULL && (rc = get_num(rep, "shadow.report.", "epochs_run", 0, 1e9, &v[4], err,
                                      errlen)) != 0)
         goto out;
-    t = cJSON_GetObjectItemCaseSensitive(sh, "ts");
+    /* the times as they are (a state saved before the steps), or steps */
+    tkey = cJSON_GetObjectItemCaseSensitive(sh, "ts") ? "ts" : "ts_steps";
+    fl = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sh, "float"));
+    t = cJSON_GetObjectItemCaseSensitive(sh, tkey);
     n = cJSON_IsArray(t) ? (size_t)cJSON_GetArraySize(t) : 0;
     if (n > (size_t)v[2] || n > a->sh_cap) {
         rc = ad_errf(err, errlen, AD_EFORMAT, "adapt state: shadow.ts: more windows judged "
@@ -1128,11 +1231,24 @@ int ad_adapt_shadow_resume(ad_adapt *a, ad_model *cand, char *err, size_t errlen
         rc = ad_errf(err, errlen, AD_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = shadow_array(sh, "ts", n, -9.2e18, 9.2e18, ts, err, errlen)) != 0 ||
-        (rc = shadow_array(sh, "live", n, -DBL_MAX, DBL_MAX, lv, err, errlen)) != 0 ||
-        (rc = shadow_array(sh, "cand", n, -DBL_MAX, DBL_MAX, cd, err, errlen)) != 0 ||
+    if ((rc = shadow_array(sh, tkey, n, -9.2e18, 9.2e18, ts, err, errlen)) != 0 ||
+        (rc = shadow_array(sh, "live", n, fl ? -FLT_MAX : -DBL_MAX, fl ? FLT_MAX : DBL_MAX, lv,
+                           err, errlen)) != 0 ||
+        (rc = shadow_array(sh, "cand", n, fl ? -FLT_MAX : -DBL_MAX, fl ? FLT_MAX : DBL_MAX, cd,
+                           err, errlen)) != 0 ||
         (rc = shadow_array(sh, "regime", n, 0, 1, rg, err, errlen)) != 0)
         goto out;
+    for (i = 0; i < n; i++) {
+        if (fl) {       /* 9 digits of a float: that float */
+            lv[i] = (double)(float)lv[i];
+            cd[i] = (double)(float)cd[i];
+        }
+        if (i && tkey[2] == '_' && fabs(ts[i] += ts[i - 1]) > 9.2e18) {
+            rc = ad_errf(err, errlen, AD_EFORMAT, "adapt state: shadow.ts_steps[%zu]: the "
+                         "time out of range", i);
+            goto out;
+        }
+    }
     i = 0;
     cJSON_ArrayForEach(t, pd) {
         char path[48];

@@ -1025,9 +1025,23 @@ char *ad_detector_save(const ad_detector *d);
  * "calibrating" takes such a state as not calibrated (the alert part
  * still counts).
  * Only this save holds the learner's normal set ("adapt"."normal", while
- * an acceptance's fine-tune is due, out or in shadow: megabytes of JSON).
+ * an acceptance's fine-tune is due, out or in shadow: megabytes of JSON)
+ * and the span of a fine-tune's candidate in shadow ("adapt"."shadow",
+ * ad_adapt_save_parts); ad_detector_save_parts chooses.
  */
 char *ad_detector_save_handover(const ad_detector *d);
+
+/*
+ * ad_detector_save with the parts chosen (flags): AD_DET_SAVE_WINDOW the
+ * window rows and the calibration so far (a hand-over's or a
+ * checkpoint's), AD_DET_SAVE_NORMAL the learner's normal set,
+ * AD_DET_SAVE_SPAN the span of a fine-tune's candidate in shadow (for a
+ * save the candidate's model file is beside: a restore resumes it from
+ * that file, ad_adapt_shadow_resume). ad_detector_save is none of them,
+ * ad_detector_save_checkpoint the window, ad_detector_save_handover all.
+ */
+enum { AD_DET_SAVE_WINDOW = 1, AD_DET_SAVE_NORMAL = 2, AD_DET_SAVE_SPAN = 4 };
+char *ad_detector_save_parts(const ad_detector *d, int parts);
 
 /*
  * ad_detector_save_handover without the learner's normal set: for a

@@ -648,11 +648,10 @@ static int scales_save(const ad_detector *d, cJSON *o)
     return 0;
 }
 
-/* with_window: a hand-over's or a checkpoint's (the window rows, the
- * calibration so far); with_normal: the learner's normal set too (a
- * hand-over's only: ad_adapt_save_handover) */
-static char *detector_save(const ad_detector *d, int with_window, int with_normal)
+/* parts: AD_DET_SAVE_* (detector.h ad_detector_save_parts) */
+char *ad_detector_save_parts(const ad_detector *d, int parts)
 {
+    int with_window = (parts & AD_DET_SAVE_WINDOW) != 0;
     cJSON *o, *t;
     char hash[24];
     char *txt = NULL;
@@ -728,7 +727,8 @@ static char *detector_save(const ad_detector *d, int with_window, int with_norma
     if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0)
         goto out;
     if (d->ad) {
-        if ((t = ad_adapt_save_json(d->ad, with_normal)) == NULL)
+        if ((t = ad_adapt_save_json(d->ad, ((parts & AD_DET_SAVE_NORMAL) ? AD_ADAPT_SAVE_NORMAL : 0) |
+                                                ((parts & AD_DET_SAVE_SPAN) ? AD_ADAPT_SAVE_SPAN : 0))) == NULL)
             goto out;
         cJSON_AddItemToObject(o, "adapt", t);
     }
@@ -744,17 +744,17 @@ out:
 
 char *ad_detector_save(const ad_detector *d)
 {
-    return detector_save(d, 0, 0);
+    return ad_detector_save_parts(d, 0);
 }
 
 char *ad_detector_save_handover(const ad_detector *d)
 {
-    return detector_save(d, 1, 1);
+    return ad_detector_save_parts(d, AD_DET_SAVE_WINDOW | AD_DET_SAVE_NORMAL | AD_DET_SAVE_SPAN);
 }
 
 char *ad_detector_save_checkpoint(const ad_detector *d)
 {
-    return detector_save(d, 1, 0);
+    return ad_detector_save_parts(d, AD_DET_SAVE_WINDOW);
 }
 
 /* The saved alert part of o: "alert", or for files written before it

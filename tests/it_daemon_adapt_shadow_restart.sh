@@ -143,6 +143,13 @@ no_cand() { [ -z "$(cand_file)" ]; }
 it_wait_until 10 no_cand &&
     it_ok "the decided candidate's file is removed" ||
     it_fail "the decided candidate's file is removed" "$(ls "$D/state/pump")"
+# removed once the state without it is written, never before
+if grep -q '"shadow":{"model_id"' "$D"/state/pump/*.state.json; then
+    it_fail "the state written before the file's removal no longer names the candidate" \
+        "$(grep -o '"shadow":{"model_id":"[0-9a-f]*"' "$D"/state/pump/*.state.json)"
+else
+    it_ok "the state written before the file's removal no longer names the candidate"
+fi
 
 # 3. the next candidate in shadow, a SIGHUP that rebuilds the stream
 nshadow() { events "$D/sub.jsonl" shadow | wc -l; }

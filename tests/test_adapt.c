@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <cJSON.h>
+
 #include "ad.h"
 #include "adapt.h"
 #include "model.h"
@@ -1981,6 +1983,116 @@ static int decided(ad_adapt *a, ad_adapt_event *ev)
     return got;
 }
 
+#define SAVE_SPAN(a) ad_adapt_save_parts((a), AD_ADAPT_SAVE_SPAN)
+static double probe_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* The cost of a candidate's span of 30,000 windows judged normal
+ * (adapt.shadow_ms 8.3 h at a window a second): the plain save (events,
+ * checkpoints) leaves it out, the save with it prints it as text. */
+static void test_shadow_span_cost(void)
+{
+    ad_adapt_cfg c;
+    ad_adapt *a, *x, *y;
+    ad_model *cand;
+    cJSON *o, *sh, *arr;
+    char err[200], *txt, *big, *plain, *full = NULL, *again;
+    uint64_t t = 60000;
+    double t0, t_plain, t_full, t_rest;
+    int i, k;
+    const int n = 30000;
+    static const char *const keys[] = { "ts", "live", "cand", "regime" };
+
+    cfg_small(&c);
+    c.epochs = 5;
+    c.every_windows = 250;
+    c.shadow_windows = 40000;
+    a = new_adapt(&c);
+    for (i = 0; a && i < 260 && !drain(a, AD_ADAPT_EV_TRAIN_READY, NULL); i++)
+        offer_row(a, t++, REG_B, 0, 0);
+    T_CHECK(a && run_job(a) == 0 && ad_adapt_candidate(a) != NULL, "candidate in shadow");
+    if (!a || !ad_adapt_candidate(a)) {
+        ad_adapt_free(a);
+        return;
+    }
+    drain(a, 0, NULL);
+    txt = SAVE_SPAN(a);
+    o = txt ? cJSON_Parse(txt) : NULL;
+    sh = cJSON_GetObjectItemCaseSensitive(o, "shadow");
+    T_CHECK(sh != NULL, "a save with the span");
+    if (!sh) {
+        free(txt);
+        cJSON_Delete(o);
+        ad_adapt_free(a);
+        return;
+    }
+    /* a span of n windows judged normal, full-precision scores */
+    cJSON_ReplaceItemInObjectCaseSensitive(sh, "windows", cJSON_CreateNumber(n));
+    cJSON_ReplaceItemInObjectCaseSensitive(sh, "pending", cJSON_CreateArray());
+    /* as a state saved before the times were steps and the scores floats
+     * read it: the times as they are, the scores (a window's, floats) with
+     * 17 digits */
+    cJSON_DeleteItemFromObjectCaseSensitive(sh, "ts_steps");
+    cJSON_DeleteItemFromObjectCaseSensitive(sh, "float");
+    for (k = 0; k < 4; k++) {
+        arr = cJSON_CreateArray();
+        for (i = 0; i < n; i++)
+            cJSON_AddItemToArray(arr, cJSON_CreateNumber(
+                k == 0 ? 1.7e12 + 1000.0 * i : k == 3 ? 0 :
+                (double)(float)((k == 1 ? 0.0123456789 : 0.0111111111) * (1.0 + i * 1.37e-7))));
+        cJSON_DeleteItemFromObjectCaseSensitive(sh, keys[k]);
+        cJSON_AddItemToObject(sh, keys[k], arr);
+    }
+    big = ad_json_print(o);
+    cJSON_Delete(o);
+    free(txt);
+    x = new_adapt(&c);
+    cand = ad_model_clone(ad_adapt_candidate(a));
+    t0 = probe_ms();
+    T_CHECK(x && big && ad_adapt_restore(x, big, err, sizeof(err)) == 0 &&
+            ad_adapt_shadow_resume(x, cand, err, sizeof(err)) == 0, "span of %d resumed: %s",
+            n, err);
+    t_rest = probe_ms() - t0;
+    t0 = probe_ms();
+    plain = ad_adapt_save(x);
+    t_plain = probe_ms() - t0;
+    t0 = probe_ms();
+    for (i = 0; i < 3; i++) {
+        free(full);
+        full = SAVE_SPAN(x);
+    }
+    t_full = (probe_ms() - t0) / 3;
+    T_NOTE("span of %d windows: save with it %.1f ms, %zu bytes; plain save %.2f ms, %zu "
+           "bytes; restore+resume %.1f ms", n, t_full, full ? strlen(full) : (size_t)0, t_plain,
+           plain ? strlen(plain) : (size_t)0, t_rest);
+    T_CHECK(plain && !strstr(plain, "\"shadow\"") && strlen(plain) < 20000,
+            "the plain save (events, checkpoints) leaves the span out: %zu bytes",
+            plain ? strlen(plain) : (size_t)0);
+    T_CHECK(full && strstr(full, "\"shadow\""), "the save with it holds it");
+    /* and reads back to the same span: saved again, the same text */
+    y = new_adapt(&c);
+    cand = ad_model_clone(ad_adapt_candidate(a));
+    again = NULL;
+    T_CHECK(y && full && ad_adapt_restore(y, full, err, sizeof(err)) == 0 &&
+            ad_adapt_shadow_resume(y, cand, err, sizeof(err)) == 0 &&
+            (again = SAVE_SPAN(y)) != NULL && strcmp(again, full) == 0,
+            "read back bit for bit (times as steps, scores as floats): %s", err);
+    free(again);
+    if (y && ad_adapt_candidate(y))
+        ad_model_free(ad_adapt_take_candidate(y));
+    ad_adapt_free(y);
+    free(plain);
+    free(full);
+    free(big);
+    ad_model_free(ad_adapt_take_candidate(x));
+    ad_adapt_free(x);
+    ad_adapt_free(a);
+}
+
 /* A fine-tune's candidate in shadow, saved with the state mid-span (windows
  * waiting for their margin among them) and restored with its model into a
  * new learner, goes on where it stopped: the decision and every figure are
@@ -2019,6 +2131,9 @@ static void test_shadow_restart(void)
         offer_row(a, t++, REG_B, 0, 0);
     /* saved at the stop: its progress, its model (the caller's file) */
     txt = ad_adapt_save(a);
+    T_CHECK(txt && !strstr(txt, "\"shadow\":"), "the plain save leaves the span out");
+    free(txt);
+    txt = ad_adapt_save_parts(a, AD_ADAPT_SAVE_SPAN);
     cand = ad_model_clone(ad_adapt_candidate(a));
     T_CHECK(txt && strstr(txt, "\"shadow\":") && strstr(txt, "\"pending\":[{"),
             "the state holds the span and the windows waiting for their margin");
@@ -2127,6 +2242,7 @@ int main(void)
     T_RUN(test_regime_occurrence_holds);
     T_RUN(test_save_restore);
     T_RUN(test_shadow_restart);
+    T_RUN(test_shadow_span_cost);
     T_RUN(test_data_time_resolve);
     T_RUN(test_data_time_learner);
     T_RUN(test_data_time_memory_limit);
