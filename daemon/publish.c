@@ -796,6 +796,9 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
          * is published under its id */
         const cJSON *cid = cJSON_GetObjectItemCaseSensitive(cx, "alert_id");
         cJSON_DeleteItemFromObjectCaseSensitive(cx, "carried");
+        /* one lib_id, this monitor's: a second rebuild replaces the one
+         * the monitor before it took over (dq_entry reads the first) */
+        cJSON_DeleteItemFromObjectCaseSensitive(cx, "lib_id");
         cJSON_AddStringToObject(cx, "lib_id", id->valuestring);
         chk = cJSON_GetObjectItemCaseSensitive(o, "check");
         feat = cJSON_GetObjectItemCaseSensitive(o, "feature");
@@ -992,6 +995,9 @@ int publish_dq_carry(ad_daemon *dd, stream_rec *s, const char *reason)
         next = x->next;
         n++;
         if (dq_holds(s, x)) {
+            /* the monitor that took it over (an earlier rebuild) goes:
+             * its id no longer names it, the next one's will */
+            cJSON_DeleteItemFromObjectCaseSensitive(x, "lib_id");
             if (!cJSON_GetObjectItemCaseSensitive(x, "carried"))
                 cJSON_AddTrueToObject(x, "carried");
             continue;
