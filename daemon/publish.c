@@ -941,8 +941,9 @@ static int dq_feature(const cJSON *feat, char *const *names, int F)
  * of s->det (a reload's, s->d still the detector built under the old
  * ones): a range alert whose value is still outside the feature's new
  * range (the configured one for a physical range; the learned center +-
- * the new range_k x sigma for a learned one), and a dropout (the silence
- * goes on: its next sample ends it). The other checks count over time
+ * the new range_k x sigma for a learned one), and a dropout while the
+ * new settings check dropouts (the silence goes on: its next sample ends
+ * it). The other checks count over time
  * (a flat run, a bucket of rejected values, a window of late ones) that
  * a new monitor does not have: 0. */
 static int dq_holds(const stream_rec *s, const cJSON *x)
@@ -958,7 +959,7 @@ static int dq_holds(const stream_rec *s, const cJSON *x)
         dq_feature(feat, s->det->features, s->det->F) < -1)
         return 0;
     if (strcmp(chk->valuestring, "dropout") == 0)
-        return 1;
+        return c->pipe.dq.dropout_factor > 0;   /* not when the new settings turn it off */
     if (strcmp(chk->valuestring, "range") != 0 || !cJSON_IsNumber(v) || !cJSON_IsString(rk) ||
         !cJSON_IsString(feat))
         return 0;
