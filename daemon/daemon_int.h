@@ -481,6 +481,10 @@ void dd_arrival_clock(ad_daemon *dd);
  * that stamps its samples on arrival is rebuilt from its hand-over state
  * (its calibration, open alert and tests go on; its window rows are not
  * kept; streams_clock_anew), the others' arrival clocks start from now.
+ * A stream a rebuild would lose something of (training rows, a model not
+ * saved) runs its arrival times ahead instead until it can be rebuilt
+ * (stream_rec.arrival_lead_ms); one being restored starts anew when
+ * restored (stream_rec.clock_anew).
  * Loop thread, where streams may be rebuilt (a message's arrival, the
  * house tick). */
 void dd_clock_anew(ad_daemon *dd);
