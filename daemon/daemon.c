@@ -74,9 +74,9 @@ uint64_t dd_data_wall_ms(ad_daemon *dd)
          * back is added to the offset, one forward taken off it */
         dm = mono - dd->dw_mono_us;
         exp = dd->dw_wall_us + dm;
-        if (wall < exp - DW_STEP_US && dd->dw_off_us + (exp - wall) > DW_CATCHUP_MAX_US) {
-            /* more than an hour to catch up with (with what an earlier
-             * step left): taken at once, as a restart takes a restored
+        if (wall < exp - DW_CATCHUP_MAX_US) {
+            /* a step of more than an hour: taken at once (with what an
+             * earlier step left to catch up), as a restart takes a restored
              * stream's lead of more than an hour (dd_data_clock_lead);
              * caught up at a tenth of the time, a day's step stamped
              * arrival times 0.9 times their spacing for ten days */

@@ -153,6 +153,20 @@ typedef struct stream_rec {
                                   * flagged rows (ad_detector_collect_waiting) */
     uint64_t state_conn;         /* ad_daemon.conns at its last retained state */
     int64_t last_arrival_ms;     /* arrival time given to the last message */
+    /* a step back of the clock taken at once (streams_clock_anew) that
+     * could not rebuild the stream (collecting or training, a model not
+     * in the state directory): its arrival times run this far ahead of
+     * the data wall clock, after its last row at the messages' spacing,
+     * until it can be rebuilt (streams_house); 0: none */
+    int64_t arrival_lead_ms;
+    int clock_anew;              /* such a step came while its restore was in
+                                  * flight: its arrival clock starts anew when
+                                  * the restore lands (state.c) */
+    /* the id of the model whose copy is in the state directory (trained
+     * online, promoted, kept, or loaded from there), "" none: a rebuild
+     * from the hand-over state finds the live model only when it is this
+     * one or the configured one */
+    char disk_model[AD_MODEL_ID_LEN + 1];
     int64_t last_rec_raw;        /* the last Kafka record timestamp taken as a
                                   * time (kafka.row_time record), 0: none yet */
     int64_t last_rec_ms;         /* the time its samples were given */
@@ -346,6 +360,9 @@ typedef struct ad_daemon {
     int64_t dw_wall_us, dw_mono_us, dw_off_us, dw_last_us;
     int dw_anew;                 /* a step back over an hour was taken at
                                   * once: streams_clock_anew is due */
+    int clock_leads;             /* streams it left with an arrival lead
+                                  * (stream_rec.arrival_lead_ms): rebuilt
+                                  * once they can be (streams_house) */
     int max_batch;
     int stopping, reloading, ready_sent, paused, exit_code;
     int reload_again;            /* SIGHUP during a reload: once more after */
@@ -450,10 +467,13 @@ uint64_t dd_wall_ms(void);
  * taken at once. Taken from the wall clock as it is, a step back stamped
  * the samples that carry no time 1 ms apart (strictly increasing) for as
  * long as the step, and stopped every stream's data clock (silence, period
- * rows) for that long. A step back that leaves more than an hour to
- * catch up is taken at once (a warning; dd->dw_anew set: dd_clock_anew
- * starts the streams' rows anew), as a restart takes such a lead
- * (dd_data_clock_lead). Loop thread only. */
+ * rows) for that long. A step back itself of more than an hour is taken
+ * at once, with what earlier steps left to catch up (a warning;
+ * dd->dw_anew set: dd_clock_anew starts the streams' rows anew), as a
+ * restart takes such a lead (dd_data_clock_lead); smaller steps add to
+ * the lead caught up gradually, however long it is (a rebuild costs each
+ * stream its window's rows: not for a few ms on top of a lead). Loop
+ * thread only. */
 uint64_t dd_data_wall_ms(ad_daemon *dd);
 /* A stream restored with its last row at last_ms (unix ms; who names it
  * in the log): when that is ahead of the data wall clock (the host's clock
@@ -471,6 +491,10 @@ void dd_arrival_clock(ad_daemon *dd);
  * that stamps its samples on arrival is rebuilt from its hand-over state
  * (its calibration, open alert and tests go on; its window rows are not
  * kept; streams_clock_anew), the others' arrival clocks start from now.
+ * A stream a rebuild would lose something of (training rows, a model not
+ * saved) runs its arrival times ahead instead until it can be rebuilt
+ * (stream_rec.arrival_lead_ms); one being restored starts anew when
+ * restored (stream_rec.clock_anew).
  * Loop thread, where streams may be rebuilt (a message's arrival, the
  * house tick). */
 void dd_clock_anew(ad_daemon *dd);
@@ -542,6 +566,11 @@ int streams_bury(ad_daemon *dd, stream_rec *s);
 void streams_house(ad_daemon *dd, int evict);
 /* (see dd_clock_anew) */
 void streams_clock_anew(ad_daemon *dd);
+/* Stream s's restore was installed (state.c) after such a step came
+ * while it was in flight (s->clock_anew): its arrival clock starts from
+ * now, the messages held meanwhile stamped after its last row, no later
+ * than now. */
+void streams_clock_landed(ad_daemon *dd, stream_rec *s);
 /* The stream `key` of d, created (its restore started) when new; NULL when
  * refused or not created (logged). */
 stream_rec *streams_open(ad_daemon *dd, det_rt *d, const char *key);

@@ -322,6 +322,7 @@ static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
     memcpy(key, m->key, m->key_len);
     key[m->key_len] = '\0';
     dd_arrival_clock(dd);
+    dd_clock_anew(dd);          /* before this record is stamped for a stream */
     record_of(k, m, topic, &rec);
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];

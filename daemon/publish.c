@@ -796,6 +796,9 @@ void publish_dq(ad_daemon *dd, stream_rec *s, const ad_event *ev)
          * is published under its id */
         const cJSON *cid = cJSON_GetObjectItemCaseSensitive(cx, "alert_id");
         cJSON_DeleteItemFromObjectCaseSensitive(cx, "carried");
+        /* one lib_id, this monitor's: a second rebuild replaces the one
+         * the monitor before it took over (dq_entry reads the first) */
+        cJSON_DeleteItemFromObjectCaseSensitive(cx, "lib_id");
         cJSON_AddStringToObject(cx, "lib_id", id->valuestring);
         chk = cJSON_GetObjectItemCaseSensitive(o, "check");
         feat = cJSON_GetObjectItemCaseSensitive(o, "feature");
@@ -938,8 +941,9 @@ static int dq_feature(const cJSON *feat, char *const *names, int F)
  * of s->det (a reload's, s->d still the detector built under the old
  * ones): a range alert whose value is still outside the feature's new
  * range (the configured one for a physical range; the learned center +-
- * the new range_k x sigma for a learned one), and a dropout (the silence
- * goes on: its next sample ends it). The other checks count over time
+ * the new range_k x sigma for a learned one), and a dropout while the
+ * new settings check dropouts (the silence goes on: its next sample ends
+ * it). The other checks count over time
  * (a flat run, a bucket of rejected values, a window of late ones) that
  * a new monitor does not have: 0. */
 static int dq_holds(const stream_rec *s, const cJSON *x)
@@ -955,7 +959,7 @@ static int dq_holds(const stream_rec *s, const cJSON *x)
         dq_feature(feat, s->det->features, s->det->F) < -1)
         return 0;
     if (strcmp(chk->valuestring, "dropout") == 0)
-        return 1;
+        return c->pipe.dq.dropout_factor > 0;   /* not when the new settings turn it off */
     if (strcmp(chk->valuestring, "range") != 0 || !cJSON_IsNumber(v) || !cJSON_IsString(rk) ||
         !cJSON_IsString(feat))
         return 0;
@@ -992,6 +996,9 @@ int publish_dq_carry(ad_daemon *dd, stream_rec *s, const char *reason)
         next = x->next;
         n++;
         if (dq_holds(s, x)) {
+            /* the monitor that took it over (an earlier rebuild) goes:
+             * its id no longer names it, the next one's will */
+            cJSON_DeleteItemFromObjectCaseSensitive(x, "lib_id");
             if (!cJSON_GetObjectItemCaseSensitive(x, "carried"))
                 cJSON_AddTrueToObject(x, "carried");
             continue;

@@ -47,7 +47,8 @@
  * plus the wall time since, when the wall clock has not gone back since
  * (the lead the clock had then, a year, kept off), else that now: a
  * restart while the clock is still ahead, after the process before wrote
- * files with its times, does not take those for now either.
+ * files with its times, does not take those for now either. A clock the
+ * kernel says is synchronized has no lead (clock_read).
  *
  * Ownership: dd->sweep owns the sweep from sweep_begin to sweep_end, and
  * the sweep owns its directory lists and file names.
@@ -60,12 +61,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/timex.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "daemon_int.h"
 
 #define DAY_S 86400.0
+/* the most a lead of the wall clock is taken as (ten years): a larger
+ * one in .retain_clock is not this daemon's (refused, warned) */
+#define LEAD_MAX_S (10LL * 366 * 86400)
 #define MIN_PERIOD_S 60.0        /* sweeps at most this often */
 #define WARN_FILES 10            /* files named in warnings per sweep */
 
@@ -111,6 +116,8 @@ typedef struct retain_sweep {
     time_t wall;                 /* the wall clock at the start */
     time_t boot;                 /* and the boot clock (CLOCK_BOOTTIME) */
     long long lead;              /* s the wall clock is ahead (clock_read) */
+    long long lead_bad;          /* a lead or time refused in .retain_clock */
+    enum { CN_NONE, CN_CARRIED, CN_BAD, CN_SYNCED } clock_note;  /* said by scan_after */
     char *clock_path;            /* state_dir/.retain_clock (malloc'd) */
     int first;                   /* no trusted time yet: the newest file bounds now */
     rdir *dirs;
@@ -329,37 +336,77 @@ static void boot_id(char *out, size_t len)
     fclose(f);
 }
 
+/* 1 when the kernel says the wall clock is synchronized (an NTP client
+ * disciplines it: ntp_adjtime, read only), 0 when it does not know. */
+static int clock_synced(void)
+{
+    struct timex tx;
+    int st;
+
+    memset(&tx, 0, sizeof tx);
+    st = ntp_adjtime(&tx);
+    return st != -1 && st != TIME_ERROR && !(tx.status & STA_UNSYNC);
+}
+
 /* THE SWEEP'S CLOCK across a restart (thread pool): the lead of the wall
  * clock that the last sweep left (clock_write), when it ran in this boot,
  * plus the steps of the wall clock since: how far its advance outruns the
  * boot clock's (CLOCK_BOOTTIME, which a step does not move; NTP's slewing
- * moves both). A lead takes now back by as much (never forward). */
+ * moves both). A lead takes now back by as much (never forward). A clock
+ * the kernel says is synchronized is right: no lead (a clock that was
+ * behind at boot, set forward by NTP, is a correction, not a clock ahead:
+ * taken as a lead, retention ran that much late, or never). A lead, or a
+ * time, outside ten years is not one this daemon wrote: refused. */
 static void clock_read(retain_sweep *sw)
 {
     char boot[64], id[64];
-    long long wall, lead, bt;
+    long long wall, lead, bt, step;
     time_t t;
     FILE *f = fopen(sw->clock_path, "r");
 
     if (!f)
         return;
     boot_id(boot, sizeof boot);
-    if (boot[0] && fscanf(f, "%63s %lld %lld %lld", id, &wall, &bt, &lead) == 4 &&
-        strcmp(id, boot) == 0 && bt <= (long long)sw->boot) {
-        /* steps and leads of a minute or less are the jitter of readings
-         * in whole seconds: one left standing would take the files just
-         * written for the future */
-        long long step = ((long long)sw->wall - wall) - ((long long)sw->boot - bt);
-        sw->lead = lead + (step > 60 || step < -60 ? step : 0);
-        if (sw->lead >= -60 && sw->lead <= 60)
-            sw->lead = 0;
-        t = sw->wall - (time_t)sw->lead;
-        if (sw->lead > 0 && t < sw->now) {
-            sw->now = t;
-            sw->cutoff = t - (time_t)(sw->days * DAY_S);
-        }
+    if (!boot[0] || fscanf(f, "%63s %lld %lld %lld", id, &wall, &bt, &lead) != 4 ||
+        strcmp(id, boot) != 0 || bt > (long long)sw->boot) {
+        fclose(f);
+        return;
     }
     fclose(f);
+    /* bounded before any sum: a file edited by hand, or another program's */
+    if (lead < -LEAD_MAX_S || lead > LEAD_MAX_S || bt < 0 ||
+        wall < (long long)sw->wall - LEAD_MAX_S || wall > (long long)sw->wall + LEAD_MAX_S) {
+        sw->lead_bad = lead;
+        sw->clock_note = CN_BAD;
+        return;
+    }
+    /* steps and leads of a minute or less are the jitter of readings
+     * in whole seconds: one left standing would take the files just
+     * written for the future */
+    step = ((long long)sw->wall - wall) - ((long long)sw->boot - bt);
+    if (step >= -60 && step <= 60)
+        step = 0;
+    sw->lead = lead + step;
+    if (sw->lead > LEAD_MAX_S) {
+        sw->lead_bad = sw->lead;
+        sw->lead = 0;
+        sw->clock_note = CN_BAD;
+        return;
+    }
+    if (sw->lead >= -60 && sw->lead <= 60)
+        sw->lead = 0;
+    if (sw->lead > 0 && clock_synced()) {
+        sw->clock_note = CN_SYNCED;     /* once: the file keeps 0 from now */
+        sw->lead_bad = sw->lead;
+        sw->lead = 0;
+    }
+    if (sw->lead > 0 && (sw->first || step != 0))
+        sw->clock_note = CN_CARRIED;
+    t = sw->wall - (time_t)sw->lead;
+    if (sw->lead > 0 && t < sw->now) {
+        sw->now = t;
+        sw->cutoff = t - (time_t)(sw->days * DAY_S);
+    }
 }
 
 /* Leave this sweep's clock for the sweeps to come (thread pool): "<boot
@@ -727,6 +774,19 @@ static void scan_after(uv_work_t *w, int status)
         sweep_end(dd);
         return;
     }
+    if (sw->clock_note == CN_CARRIED)
+        ad_log(AD_LOG_WARNING, "state: retention: the wall clock is taken as %lld s ahead "
+               "(%s/.retain_clock: set forward since an earlier sweep of this boot, and not "
+               "synchronized): files go by a clock that much behind it", sw->lead,
+               sw->dd->g->cfg->state_dir);
+    else if (sw->clock_note == CN_SYNCED)
+        ad_log(AD_LOG_NOTICE, "state: retention: the wall clock is synchronized: its lead "
+               "of %lld s (set forward since an earlier sweep of this boot) is taken as a "
+               "correction, files go by the clock", sw->lead_bad);
+    else if (sw->clock_note == CN_BAD)
+        ad_log(AD_LOG_WARNING, "state: retention: %s/.retain_clock: lead %lld s or its times "
+               "beyond ten years: not taken (the newest file bounds now)",
+               sw->dd->g->cfg->state_dir, sw->lead_bad);
     if (sw->first) {
         /* the reference of the sweeps to come (THE SWEEP'S CLOCK) */
         dd->rt_ref_s = (int64_t)sw->now;

@@ -1246,6 +1246,7 @@ static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_
                d->c->name, s->key, r->model_path);
     }
     s->own_model = own;
+    snprintf(s->disk_model, sizeof s->disk_model, "%s", own ? own->id : "");
     /* the drift of an adapted model is measured from its reference: the
      * one kept beside it (a model the stream trained, or the live model an
      * operator accepted, both since replaced by promotions), else the
@@ -1545,6 +1546,8 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
     s->arrival_floor_ms = s->d && !(s->det->c->payload.format == AD_FMT_JSON &&
                                     s->det->c->payload.timestamp) ?
                           ad_detector_last_ts(s->d) : 0;
+    if (s->clock_anew)
+        streams_clock_landed(dd, s);    /* a clock step while it was restored */
     if (state_check_fed(dd, s))
         return 0;
     /* the data-quality alerts its state says were open (the process that

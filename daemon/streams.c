@@ -635,7 +635,7 @@ static void refused_whole(ad_daemon *dd, det_rt *d, const char *key, const void 
     if (k == len || !(s = streams_find(d, key)) || !s->d || s->restoring || s->held)
         return;
     s->last_ms = uv_now(dd->loop);
-    a = (int64_t)llround(now_s * 1000.0);
+    a = (int64_t)llround(now_s * 1000.0) + s->arrival_lead_ms;
     if (a < s->last_arrival_ms)
         a = s->last_arrival_ms;
     if (a < s->arrival_floor_ms)
@@ -763,7 +763,7 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
         /* samples without a time take the arrival time, strictly increasing
          * per stream (1 ms steps within a burst) so none is dropped as a
          * duplicate */
-        int64_t a = (int64_t)llround(now_s * 1000.0);
+        int64_t a = (int64_t)llround(now_s * 1000.0) + s->arrival_lead_ms;
         if (a <= s->last_arrival_ms)
             a = s->last_arrival_ms + 1;
         s->last_arrival_ms = a;
@@ -913,15 +913,113 @@ static int clock_rebuild(ad_daemon *dd, stream_rec *s)
     /* its arrival times from now: they were the clock's before the step */
     s->last_arrival_ms = 0;
     s->arrival_floor_ms = 0;
+    s->arrival_lead_ms = 0;
     state_restore_live(dd, s, RESTORE_REBUILD, live, err, sizeof err);  /* logged */
     return 1;
+}
+
+/* Why stream s must not be rebuilt from its hand-over state now, or NULL:
+ * what that state does not hold would be lost (rows collected for
+ * training, a training or fine-tuning job in flight, a live model whose
+ * copy is not in the state directory: trained or promoted with no state
+ * directory, its save failed or still running). */
+static const char *clock_keep(const stream_rec *s)
+{
+    const det_rt *d = s->det;
+    const ad_model *m = ad_detector_model(s->d);
+    ad_phase ph = ad_detector_phase(s->d);
+
+    if (s->training || ph == AD_PHASE_COLLECTING || ph == AD_PHASE_TRAINING)
+        return "collecting or training: its rows are in no state";
+    if (s->adapt)
+        return "a fine-tune of its model is running";
+    if (s->saving)
+        return "a save of its model is running";
+    if (m && !(d->mr && d->mr->m && strcmp(m->id, d->mr->m->id) == 0) &&
+        strcmp(m->id, s->disk_model) != 0)
+        return d->state_dir[0] ? "its model is not saved in the state directory" :
+                                 "its model, trained here, has no state directory";
+    return NULL;
+}
+
+/* A stream stamped on arrival that the step could not rebuild (why): its
+ * arrival times go on after its last row at the messages' own spacing,
+ * running ahead of the clock by as much (s->arrival_lead_ms), until it
+ * can be rebuilt (clock_retry). Taken from the clock as it is, they were
+ * behind its last row: stamped 1 ms apart (strictly increasing) for the
+ * whole step, no window of real spacing, no dropout, no period row. */
+static int clock_lead(ad_daemon *dd, stream_rec *s, int64_t wall, const char *why)
+{
+    int64_t lead = s->last_arrival_ms + 1 - wall;
+
+    if (s->arrival_floor_ms > s->last_arrival_ms && s->arrival_floor_ms + 1 - wall > lead)
+        lead = s->arrival_floor_ms + 1 - wall;
+    if (lead <= 0) {
+        /* silent since before the clock's new time: nothing ahead */
+        ad_detector_arrival(s->d, wall);
+        return 0;
+    }
+    if (!s->arrival_lead_ms)
+        dd->clock_leads++;
+    s->arrival_lead_ms = lead;
+    ad_detector_arrival(s->d, wall + lead);
+    ad_log(AD_LOG_WARNING, "clock: stream %s/%s not started anew (%s): its arrival times "
+           "run %.3f s ahead of the clock, after its last row, until it can be",
+           s->det->c->name, s->key, why, (double)lead / 1000.0);
+    return 1;
+}
+
+/* The streams left with an arrival lead (clock_lead) that can be rebuilt
+ * now (their training done, their model saved): rebuilt. Once a second
+ * from streams_house while any is left. */
+static void clock_retry(ad_daemon *dd)
+{
+    gen *g = dd->g;
+    int n = 0;
+
+    for (int i = 0; i < g->n; i++) {
+        MAP_FOREACH(&g->dets[i].streams, s) {
+            if (!s->arrival_lead_ms)
+                continue;
+            if (s->restoring || !s->d || s->dead || clock_keep(s) || !clock_rebuild(dd, s)) {
+                n++;
+                continue;
+            }
+            ad_log(AD_LOG_NOTICE, "clock: stream %s/%s starts its rows anew (the step back "
+                   "it ran ahead of)", s->det->c->name, s->key);
+        }
+    }
+    dd->clock_leads = n;
+}
+
+void streams_clock_landed(ad_daemon *dd, stream_rec *s)
+{
+    int64_t wall = (int64_t)dd_data_wall_ms(dd), c = s->arrival_floor_ms;
+
+    s->clock_anew = 0;
+    if (s->arrival_lead_ms)
+        s->arrival_lead_ms = 0;
+    /* held: stamped on the clock before the step (or 1 ms after those):
+     * after the restored last row now, in their order, and no later than
+     * now when they can */
+    for (held_msg *h = s->held; h; h = h->next) {
+        int64_t t = (int64_t)llround(h->now_s * 1000.0);
+        if (t > wall)
+            t = wall;
+        if (t <= c)
+            t = c + 1;
+        c = t;
+        h->now_s = (double)t / 1000.0;
+    }
+    s->last_arrival_ms = c;
 }
 
 void streams_clock_anew(ad_daemon *dd)
 {
     gen *g = dd->g;
     int64_t wall = (int64_t)dd_data_wall_ms(dd);
-    int rebuilt = 0, left = 0, timed = 0;
+    int rebuilt = 0, left = 0, timed = 0, later = 0;
+    const char *why;
 
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];
@@ -929,31 +1027,35 @@ void streams_clock_anew(ad_daemon *dd)
         int stamped = !(d->c->payload.format == AD_FMT_JSON && d->c->payload.timestamp) &&
                       !(dd->kafka && g->cfg->kafka.row_time == AD_KROW_RECORD);
         MAP_FOREACH(&d->streams, s) {
-            if (s->restoring || !s->d)
-                continue;       /* its restore judges the lead itself */
-            if (!stamped || (s->own_model && !d->state_dir[0])) {
-                /* its rows stay; its arrival clock (data time of a silence,
-                 * the future check) starts now. A model trained here with
-                 * no state directory would be lost with the detector: its
-                 * samples are stamped 1 ms after its last row until the
-                 * clock passes it (last_arrival_ms, streams_message_key),
-                 * none lost */
-                ad_detector_arrival(s->d, wall);
-                if (stamped)
-                    left++;
-                else
-                    timed++;
+            if (s->restoring || !s->d) {
+                /* its restore judges the lead of its last row; its arrival
+                 * clock starts anew when it lands (streams_clock_landed) */
+                s->clock_anew = 1;
+                later++;
                 continue;
             }
-            if (clock_rebuild(dd, s))
+            if (!stamped) {
+                /* its rows stay; its arrival clock (data time of a silence,
+                 * the future check) starts now */
+                ad_detector_arrival(s->d, wall);
+                timed++;
+                continue;
+            }
+            if ((why = clock_keep(s)) != NULL) {
+                left += clock_lead(dd, s, wall, why);
+                continue;
+            }
+            if (clock_rebuild(dd, s)) {
                 rebuilt++;
-            else
-                left++;
+                continue;
+            }
+            left += clock_lead(dd, s, wall, "its state could not be written out");
         }
     }
     ad_log(AD_LOG_NOTICE, "clock: after the step back: %d stream(s) start their rows anew, "
-           "%d with their own times go on%s", rebuilt, timed,
-           left ? " (some could not be rebuilt: their rows go on from where they were)" : "");
+           "%d with their own times go on, %d restoring start when restored%s", rebuilt,
+           timed, later, left ? "; some could not be started anew yet: their arrival times "
+           "run ahead of the clock until they can (warned)" : "");
 }
 
 void streams_house(ad_daemon *dd, int evict)
@@ -963,6 +1065,8 @@ void streams_house(ad_daemon *dd, int evict)
     int64_t wall = (int64_t)dd_data_wall_ms(dd);
 
     dd_clock_anew(dd);
+    if (evict && dd->clock_leads > 0)
+        clock_retry(dd);
 
     for (int i = 0; i < g->n; i++) {
         det_rt *d = &g->dets[i];
@@ -984,7 +1088,7 @@ void streams_house(ad_daemon *dd, int evict)
                 streams_evict(dd, s, AD_CLOSE_EVICTED);
                 continue;
             }
-            ad_detector_advance(s->d, wall);
+            ad_detector_advance(s->d, wall + s->arrival_lead_ms);
             batch_pull(dd, s);
         }
     }

@@ -55,11 +55,15 @@ static void train_done(ad_task *t)
     s->training = 0;
     if (!s->dead && s->d && s->epoch == tt->epoch) {
         if (tt->rc == 0) {
+            char id[sizeof s->disk_model];
+            /* saved in the state dir (train_run): a rebuild finds it */
+            snprintf(id, sizeof id, "%s", tt->save[0] && !tt->err[0] ? tt->out->id : "");
             if (ad_detector_train_done(s->d, tt->out, 1, NULL) != 0) {
                 ad_model_free(tt->out);
                 dd->c.training_failures++;
             } else {
                 dd->c.trainings++;
+                memcpy(s->disk_model, id, sizeof id);
                 ad_log(AD_LOG_NOTICE, "stream %s/%s: model trained online%s%s",
                        s->det->c->name, s->key, tt->err[0] ? "; " : "", tt->err);
             }
@@ -283,6 +287,8 @@ static void save_done(ad_task *t)
         ad_log(AD_LOG_INFO, "stream %s/%s: %s model %s saved in %s",
                s->det ? s->det->c->name : "-", s->key, st->kept ? "live" : "promoted",
                st->m->id, st->path);
+    if (!s->dead)   /* the copy in the state dir now (state_trained_path) */
+        snprintf(s->disk_model, sizeof s->disk_model, "%s", st->rc == 0 ? st->m->id : "");
     if (st->ref && st->ref_rc != 0)
         ad_log(AD_LOG_WARNING, "stream %s/%s: reference model not saved (a restart measures "
                "the drift from the restored model): %s", s->det ? s->det->c->name : "-",

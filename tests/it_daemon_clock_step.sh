@@ -29,6 +29,13 @@
 #     same run without a step, 6.) and the stream's last row is the clock's,
 #     not two hours ahead. Before, the two hours were caught up at a tenth
 #     of the time: arrival times 0.9 times their spacing for twenty hours.
+#  8. the clock set back two hours while a stream collects its training
+#     rows (training finetune, arrival times): not rebuilt (its collected
+#     rows are in no state), its arrival times go on after its last row at
+#     the messages' spacing; it trains on the rows from before and after
+#     the step, then starts its rows anew. Before, it was rebuilt: the
+#     rows collected before the step were lost (or, left as it was, its
+#     samples were stamped 1 ms apart for two hours).
 # Each step is checked to have been taken (the daemon logs it): the shim
 # may not take effect.
 . tests/lib.sh
@@ -201,3 +208,26 @@ else
     it_fail "case 7: clock set back two hours while running: taken at once, windows go on" \
         "windows $n after the step, $ref without it; last row $lead ms from the clock; $(grep clock: "$D/daemon7.log")"
 fi
+
+# ---- 8. a step back of two hours while a stream collects training rows ------
+SD="\"$D/state8\"" conf 8 "" '"training": {"mode": "finetune", "windows": 100, "epochs": 1},'
+start 8
+$H pub --port "$IT_PORT" --topic 'c8/{device}/pump' --no-ts --rate 20 --devices 1 --rows 60
+sleep 0.5
+echo -7200000 > "$D/step"
+sleep 0.3
+$H pub --port "$IT_PORT" --topic 'c8/{device}/pump' --no-ts --rate 20 --devices 1 --rows 130 \
+    --start-row 60
+it_wait_log "$D/daemon8.log" "model trained online" 30
+it_wait_log "$D/daemon8.log" "clock: stream pump/pump1 starts its rows anew" 10
+rows=$(grep -o "training ([a-z]*) on [0-9]* rows" "$D/daemon8.log" | grep -o "[0-9]* rows")
+if grep -q "clock: the wall clock was set back 7[0-9.]* s: more than an hour" "$D/daemon8.log" &&
+   grep -q "clock: stream pump/pump1 not started anew (collecting or training" "$D/daemon8.log" &&
+   grep -q "model trained online" "$D/daemon8.log" &&
+   grep -q "clock: stream pump/pump1 starts its rows anew" "$D/daemon8.log"; then
+    it_ok "case 8: clock set back two hours while collecting training rows: not rebuilt (warned), trained on the rows from before and after the step ($rows), then its rows start anew"
+else
+    it_fail "case 8: clock set back two hours while collecting training rows" \
+        "$(grep -E 'clock:|train' "$D/daemon8.log")"
+fi
+stop

@@ -22,6 +22,11 @@
 #     that is really old (100 days). Before, the future file was the
 #     newest, now was the clock's, and the other stream's files were a year
 #     old: removed.
+#  5. the same restart, the clock now synchronized (an NTP client set it
+#     forward: a clock that was behind, corrected): no lead taken (said),
+#     none left for the next start. Before, the correction was carried as a lead
+#     across restarts: retention ran that much late, or never, silently.
+#     A lead in .retain_clock beyond ten years is refused (warned).
 # Each start checks the shim took effect (the status message's "started").
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
@@ -146,5 +151,32 @@ if [ -s "$P/newpump1.state.json" ] && [ -s "$P/pump1.state.json" ] && [ ! -e "$P
 else
     it_fail "restarted with the clock still a year ahead: the other streams' files kept, a really old one removed" \
         "$(grep 'retention' "$D/daemon6.log" | tail -1); $(ls "$P" 2>&1)"
+fi
+stop
+
+# ---- 5. the clock synchronized: a step forward is a correction -------------
+CLOCK_SYNCED=1; export CLOCK_SYNCED
+start 7 31536000000
+it_wait_log "$D/daemon7.log" "state: retention" 20
+lead=$(cut -d' ' -f4 "$D/state/.retain_clock" 2>/dev/null)
+if grep -q "state: retention: the wall clock is synchronized: its lead of [0-9]* s" \
+       "$D/daemon7.log" && [ "$lead" = 0 ]; then
+    it_ok "restarted with the clock synchronized: the step forward taken as a correction (said), no lead kept"
+else
+    it_fail "restarted with the clock synchronized: the step forward taken as a correction" \
+        "lead ${lead:-none}; $(grep 'retention' "$D/daemon7.log" | tail -2); $(ls "$P" 2>&1)"
+fi
+stop
+unset CLOCK_SYNCED
+# a lead beyond ten years (not this daemon's): refused, warned
+read -r b w t l < "$D/state/.retain_clock"
+echo "$b $w $t 9223372036854775000" > "$D/state/.retain_clock"
+start 8 31536000000
+it_wait_log "$D/daemon8.log" "state: retention" 20
+if grep -q "retain_clock: lead 9223372036854775000 s or its times beyond ten years: not taken" \
+       "$D/daemon8.log"; then
+    it_ok "a lead near LLONG_MAX in .retain_clock: refused, warned"
+else
+    it_fail "a lead near LLONG_MAX in .retain_clock: refused, warned" "$(grep 'retention' "$D/daemon8.log")"
 fi
 stop
