@@ -151,6 +151,8 @@ typedef struct stream_rec {
     uint64_t state_pub_ms;       /* uv_now of the last state published */
     int coll_waiting;            /* the retained state said training waits on
                                   * flagged rows (ad_detector_collect_waiting) */
+    uint64_t coll_pub_ms;        /* uv_now of the last state published for a
+                                  * wait begun or ended (0: none) */
     uint64_t state_conn;         /* ad_daemon.conns at its last retained state */
     int64_t last_arrival_ms;     /* arrival time given to the last message */
     int64_t last_rec_raw;        /* the last Kafka record timestamp taken as a

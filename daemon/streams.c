@@ -871,11 +871,19 @@ int streams_events(ad_daemon *dd, stream_rec *s)
         }
     }
     /* training began or stopped waiting on flagged rows: the retained
-     * state says so (its "collection") */
-    if (ad_detector_collect_waiting(s->d) != s->coll_waiting) {
-        s->coll_waiting = !s->coll_waiting;
-        if (!state_changed)
+     * state says so (its "collection"), at once, then at most once a
+     * minute (a flag that flaps would publish at every turn, Home
+     * Assistant too); and while it waits its counts follow, at most once
+     * a minute, as the rejected counts */
+    if (!state_changed) {
+        int w = ad_detector_collect_waiting(s->d);
+        uint64_t now = uv_now(dd->loop);
+        if ((w != s->coll_waiting && (s->coll_pub_ms == 0 ||
+                                      now - s->coll_pub_ms >= STATE_REFRESH_MS)) ||
+            (w && now - s->state_pub_ms >= STATE_REFRESH_MS)) {
             publish_state(dd, s);
+            s->coll_pub_ms = now;
+        }
     }
     if (state_changed) {
         publish_state(dd, s);
