@@ -344,6 +344,15 @@ void det_set_phase(ad_detector *d, ad_phase p, int64_t ts)
     d->phase = p;
     ad_log(AD_LOG_INFO, "%s: phase %s -> %s", d->who, ad_phase_name(e->prev_phase),
            ad_phase_name(p));
+    if (p == AD_PHASE_COLLECTING) {
+        /* a collection anew (a training failed): no wait carried over from
+         * the last one (the warning's back-off is, COLLECTION) */
+        d->st.coll_flagged = 0;
+        d->st.coll_flagged_since = 0;
+        d->st.coll_waiting = 0;
+        d->st.coll_flags[0] = '\0';
+        d->coll_taken = 0;
+    }
 }
 
 /* ---- creation ------------------------------------------------------------- */
