@@ -365,7 +365,9 @@ static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
                     e->part = m->partition;
                     e->topic = ti;
                     e->took = 1;
-                    if (e->rec_raw > 0)
+                    /* the steps go on from the first record after the
+                     * state's offset (one before it is in the state) */
+                    if (e->rec_raw > 0 && !rec.handover)
                         resume_steps(dd, d, key, e);
                 }
                 streams_message_key(dd, d, key, topic, m->payload, m->len,

@@ -564,6 +564,8 @@ void streams_release_held(ad_daemon *dd, stream_rec *s)
          * took is in that state; of a state not taken it is applied */
         if (!h->handover || !kafka_handover_taken(dd, s->det->c->name, s->key))
             push_samples(dd, s, h->smp, h->n, h->now_s, h->origin, h->rec_ms);
+        else
+            dd->c.samples -= (uint64_t)h->n;    /* counted when held */
         free(h->origin);
         free(h);
         n++;
