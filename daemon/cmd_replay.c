@@ -729,14 +729,15 @@ static void calib_why(const replay *r, const ad_detector_stats *st, char *buf, s
         snprintf(buf, len, "the input has %zu rows, fewer than --calibrate-rows %ld",
                  r->t->n_rows, r->o->calib_rows);
     else if (st->phase == AD_PHASE_COLLECTING && st->coll_waiting)
-        snprintf(buf, len, "the input ended while the stream was collecting (bootstrap "
-                 "training), waiting on rows a data-quality flag covers (%s): the last %llu "
-                 "skipped, %llu windows collected", st->coll_flags,
+        snprintf(buf, len, "the input ended while the stream was collecting (%s "
+                 "training), waiting on rows a data-quality flag covers (%s): %llu "
+                 "skipped with no window's rows taken in a row since, %llu windows collected",
+                 ad_train_mode_name(r->cfg.training), st->coll_flags,
                  (unsigned long long)st->coll_flagged,
                  (unsigned long long)st->windows_collected);
     else if (st->phase == AD_PHASE_COLLECTING || st->phase == AD_PHASE_TRAINING)
-        snprintf(buf, len, "the input ended while the stream was %s (bootstrap training)",
-                 ad_phase_name(st->phase));
+        snprintf(buf, len, "the input ended while the stream was %s (%s training)",
+                 ad_phase_name(st->phase), ad_train_mode_name(r->cfg.training));
     else if (r->cfg.calib_windows > 0)
         snprintf(buf, len, "the input ended after %llu of the %d calibration windows "
                  "(%llu windows scored)", (unsigned long long)st->calib_windows,

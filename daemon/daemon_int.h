@@ -84,6 +84,7 @@ typedef struct held_msg {
     int64_t rec_ms;              /* the Kafka record's time its samples without
                                   * one took, or INT64_MIN */
     char *origin;                /* the Kafka record ("in[0]@17"), or NULL */
+    int handover;                /* kafka_rec.handover */
     int n;
     ad_sample smp[];
 } held_msg;
@@ -98,6 +99,9 @@ typedef struct kafka_rec {
     int64_t ts_ms;               /* record timestamp (ms since the epoch); -1:
                                   * none, or kafka.row_time "arrival" */
     const char *ts_type;         /* "CreateTime" or "LogAppendTime" */
+    int handover;                /* before the offset of the hand-over state
+                                  * whose restore is in flight: skipped if it
+                                  * takes the state (kafka_handover_taken) */
 } kafka_rec;
 
 struct det_rt;
@@ -151,6 +155,8 @@ typedef struct stream_rec {
     uint64_t state_pub_ms;       /* uv_now of the last state published */
     int coll_waiting;            /* the retained state said training waits on
                                   * flagged rows (ad_detector_collect_waiting) */
+    uint64_t coll_pub_ms;        /* uv_now of the last state published for a
+                                  * wait begun or ended (0: none) */
     uint64_t state_conn;         /* ad_daemon.conns at its last retained state */
     int64_t last_arrival_ms;     /* arrival time given to the last message */
     /* a step back of the clock taken at once (streams_clock_anew) that

@@ -38,7 +38,12 @@ typedef struct kent {
     int topic;                     /* smap: index in k->topics */
     int64_t skip;                  /* smap: the stream's records of part below
                                     * this offset are in the hand-over state
-                                    * it was restored from (0: none) */
+                                    * it is restored from (0: none) */
+    int verdict;                   /* smap: that state's restore: 0 not
+                                    * known yet (its records below skip are
+                                    * held with the stream's samples, then
+                                    * skipped or applied), 1 taken (skipped),
+                                    * -1 refused (skip 0: applied) */
     int split;                     /* smap: its records came from two partitions
                                     * (warned of) */
     int took;                      /* smap: records applied since the stream's
@@ -259,6 +264,7 @@ static void record_of(ad_kafka *k, const rd_kafka_message_t *m, const char *topi
     r->topic = topic;
     r->partition = m->partition;
     r->offset = m->offset;
+    r->handover = 0;
     r->ts_type = tt == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? "LogAppendTime" : "CreateTime";
     r->ts_ms = -1;
     if (kcfg(k)->row_time != AD_KROW_RECORD)
@@ -333,8 +339,13 @@ static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
                 mkkey(tk, sizeof tk, d->c->name, key);
                 if ((e = tget(k->smap, tk))) {
                     if (handed_over(k, e, topic, ti, m, d->c->name, key)) {
-                        skipped = 1;
-                        break;
+                        if (e->verdict > 0) {
+                            skipped = 1;
+                            break;
+                        }
+                        /* its restore not done yet: the stream holds it
+                         * and asks then (kafka_handover_taken) */
+                        rec.handover = 1;
                     }
                     if ((e->topic != ti || e->part != m->partition) && !e->split &&
                         e->topic >= 0 && e->topic < k->ntopics && streams_find(d, key)) {
@@ -355,7 +366,9 @@ static void on_record(ad_kafka *k, const rd_kafka_message_t *m)
                     e->part = m->partition;
                     e->topic = ti;
                     e->took = 1;
-                    if (e->rec_raw > 0)
+                    /* the steps go on from the first record after the
+                     * state's offset (one before it is in the state) */
+                    if (e->rec_raw > 0 && !rec.handover)
                         resume_steps(dd, d, key, e);
                 }
                 streams_message_key(dd, d, key, topic, m->payload, m->len,
@@ -537,8 +550,12 @@ static int in_list(const rd_kafka_topic_partition_list_t *l, const char *t, int3
  * samples were given (1 ms steps within a millisecond: resume_steps). Kept when its
  * partition is being restored here. Only the latest record of each key
  * of the topic comes here (state_keep); one that does not parse is
- * ignored (the state itself is scanned, not parsed: a state that does
- * not parse is refused by its restore, which then calibrates afresh). */
+ * ignored. The state itself is scanned, not parsed, here: its restore
+ * parses it on the thread pool, and its "offset" skips the records
+ * before it only once that restore took it (kafka_restore_result); a
+ * state that does not parse, or that the restore refuses (other
+ * features, a broken calibration), skips nothing, and the stream
+ * calibrates afresh (not from the instance's own state file). */
 /* A state record's members but its state, parsed (the state cut out,
  * "0" in its place: it is kept as the text it is, which its restore
  * parses): the object, or NULL when the record does not parse; [*vs, *ve)
@@ -590,20 +607,6 @@ static void on_state_record(ad_kafka *k, const char *val, size_t len)
     p = cJSON_GetObjectItemCaseSensitive(o, "partition");
     de = cJSON_GetObjectItemCaseSensitive(o, "detector");
     st = cJSON_GetObjectItemCaseSensitive(o, "stream");
-    if (restored && live) {
-        /* a state that does not parse restores nothing: it is no state
-         * (as a record that does not parse), and its "offset" skips
-         * nothing, else the records it should hold were lost */
-        cJSON *sv = cJSON_ParseWithLength(val + vs, ve - vs);
-        if (!sv) {
-            ad_log(AD_LOG_WARNING, "kafka state topic: stream %s/%s: its latest state "
-                   "record holds a state that does not parse: not restored, its records "
-                   "are read from the partition's committed offset (none skipped)",
-                   de->valuestring, st->valuestring);
-            live = 0;
-        }
-        cJSON_Delete(sv);
-    }
     if (restored) {
         cJSON *of = cJSON_GetObjectItemCaseSensitive(o, "offset");
         int ti = topic_index(k, t->valuestring);
@@ -627,6 +630,7 @@ static void on_state_record(ad_kafka *k, const char *val, size_t len)
                 cJSON *r0 = cJSON_GetArrayItem(rt, 0), *r1 = cJSON_GetArrayItem(rt, 1);
                 e->skip = live && cJSON_IsNumber(of) && of->valuedouble > 0 &&
                           of->valuedouble < 9e18 ? (int64_t)of->valuedouble : 0;
+                e->verdict = 0;     /* its restore says (kafka_restore_result) */
                 e->rec_raw = e->rec_ms = 0;
                 if (e->skip && cJSON_IsArray(rt) && cJSON_IsNumber(r0) && cJSON_IsNumber(r1) &&
                     r0->valuedouble > 0 && r1->valuedouble >= r0->valuedouble &&
@@ -1084,6 +1088,37 @@ void kafka_state_changed(ad_daemon *dd, stream_rec *s)
 {
     if (dd->kafka)
         state_put(dd->kafka, s, 0, -1);
+}
+
+void kafka_restore_result(ad_daemon *dd, const char *det, const char *key, int taken)
+{
+    ad_kafka *k = dd->kafka;
+    char tk[KEY_MAX + 80];
+    kent *e;
+    if (!k) return;
+    mkkey(tk, sizeof tk, det, key);
+    if (!(e = *tfind(k->smap, tk)) || e->verdict != 0)
+        return;
+    e->verdict = taken ? 1 : -1;
+    if (!taken && e->skip > 0) {
+        ad_log(AD_LOG_NOTICE, "kafka: stream %s/%s: its hand-over state was not restored: "
+               "its records are applied from the partition's committed offset (none of those "
+               "before the hand-over's offset %lld skipped)", det, key, (long long)e->skip);
+        e->skip = e->rec_raw = e->rec_ms = 0;
+    }
+}
+
+int kafka_handover_taken(ad_daemon *dd, const char *det, const char *key)
+{
+    ad_kafka *k = dd->kafka;
+    char tk[KEY_MAX + 80];
+    kent *e;
+    if (!k) return 0;
+    mkkey(tk, sizeof tk, det, key);
+    if (!(e = *tfind(k->smap, tk)) || e->verdict <= 0)
+        return 0;
+    dd->c.handover_skipped++;
+    return 1;
 }
 
 char *kafka_state_take(ad_daemon *dd, const char *det, const char *key)

@@ -68,6 +68,15 @@ void kafka_state_changed(struct ad_daemon *dd, struct stream_rec *s);
 /* The state read from the state topic for detector/key (malloc'd, removed
  * from the table), or NULL. */
 char *kafka_state_take(struct ad_daemon *dd, const char *det, const char *key);
+/* The restore of stream det/key is installed: taken, the state it took
+ * from the state topic (kafka_state_take) was restored, and the stream's
+ * records before that state's hand-over offset are skipped; else (no such
+ * state, it does not parse, the restore refused it) none are. */
+void kafka_restore_result(struct ad_daemon *dd, const char *det, const char *key, int taken);
+/* A record of det/key marked kafka_rec.handover (before its hand-over
+ * state's offset, read while the restore was in flight): 1 when that
+ * restore took the state (the record is skipped, counted), else 0. */
+int kafka_handover_taken(struct ad_daemon *dd, const char *det, const char *key);
 
 /* The Kafka topic the last record of stream key of detector det came
  * from, or NULL (not a stream fed by Kafka, or no Kafka). */

@@ -223,7 +223,6 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
     cJSON_AddStringToObject(o, "updated", iso);
     publish_json(dd, topic, o, dd->g->cfg->broker.qos_alerts, 1);
     cJSON_Delete(o);
-    s->state_pub_ms = uv_now(dd->loop);
     s->state_conn = dd->conns;
 }
 
@@ -231,6 +230,10 @@ void publish_state(ad_daemon *dd, stream_rec *s)
 {
     ha_stream_state(dd, s);
     publish_state_topic(dd, s);
+    /* the refreshes at most once a minute count from here, with a state
+     * topic or Home Assistant alone (streams.c STATE_REFRESH_MS) */
+    s->state_pub_ms = uv_now(dd->loop);
+    s->coll_waiting = s->d && ad_detector_collect_waiting(s->d);
 }
 
 /* Another live stream than s publishes its state on `topic`: a template

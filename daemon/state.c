@@ -62,6 +62,8 @@ typedef struct restore_req {
     int live;                    /* js is the stream's own, taken at a reload */
     int kafka;                   /* js is its state from the Kafka state topic (set
                                   * before the work is queued: read-only there) */
+    int kafka_parsed;            /* that state parsed on the thread pool: 1 it
+                                  * does, -1 not (0: not looked at) */
     int dq;                      /* the open data-quality alerts js lists are
                                   * the stream's to close (restore_extras): a
                                   * new stream's, or a reload's rebuild that
@@ -1160,6 +1162,38 @@ static void restore_work(uv_work_t *w)
         }
         free(fjs);
     }
+    if (r->kafka && r->js) {
+        /* the Kafka state topic's record is only scanned when it is read
+         * (kafka.c): parsed here, off the loop */
+        cJSON *o = cJSON_Parse(r->js);
+        r->kafka_parsed = o ? 1 : -1;
+        cJSON_Delete(o);
+    }
+}
+
+/* Loop: a state from the Kafka state topic that does not parse (checked
+ * on the thread pool, here when the restore ran at once) is no state:
+ * dropped, and the stream calibrates afresh. Not the instance's own state
+ * file: the latest record is the stream's state, and that file may be
+ * days old (an alert another owner cleared since). Its records before the
+ * record's offset are not skipped (kafka_restore_result). */
+static void restore_kafka_check(restore_req *r, stream_rec *s)
+{
+    if (!r->kafka || !r->js)
+        return;
+    if (r->kafka_parsed == 0) {
+        cJSON *o = cJSON_Parse(r->js);
+        r->kafka_parsed = o ? 1 : -1;
+        cJSON_Delete(o);
+    }
+    if (r->kafka_parsed > 0)
+        return;
+    ad_log(AD_LOG_WARNING, "stream %s/%s: its latest record on the Kafka state topic holds "
+           "a state that does not parse: the stream calibrates afresh (its state file here, "
+           "if any, is not used), its records read from the partition's committed offset",
+           s->det->c->name, s->key);
+    free(r->js);
+    r->js = NULL;
 }
 
 static void restore_req_free(restore_req *r)
@@ -1497,9 +1531,10 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
 {
     ad_daemon *dd = r->dd;
     stream_rec *s = r->s;
-    int rc;
+    int rc, taken;
 
     s->restoring = NULL;
+    restore_kafka_check(r, s);
     restore_clock(r, s);
     if (r->mode != RESTORE_CALIBRATION && (rc = restore_make_detector(r, s, err, errlen))) {
         if (r->mode == RESTORE_NEW && !r->js) {
@@ -1533,10 +1568,17 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
             ha_stream_removed(dd, s);
             publish_state_clear(dd, s);
         }
+        if (r->kafka)
+            kafka_restore_result(dd, s->det->c->name, s->key, 0);
         streams_kill(dd, s, 0);
         return rc;
     }
-    restore_candidate(r, s, restore_calibration(r, s));
+    taken = restore_calibration(r, s);
+    /* the records its Kafka hand-over state holds are skipped only now
+     * that the state is taken (kafka.c on_record); else none is */
+    if (r->mode == RESTORE_NEW || r->kafka)
+        kafka_restore_result(dd, s->det->c->name, s->key, r->kafka && taken);
+    restore_candidate(r, s, taken);
     if (s->kept_why == KEPT_SHADOW)
         restore_shadow(s);
     /* time-less samples (stamped on arrival) come after its last row, as

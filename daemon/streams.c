@@ -532,7 +532,7 @@ static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int
 
 /* Keep a message's samples until the stream's restore is installed. */
 static void hold_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,
-                         double now_s, const char *origin, int64_t rec_ms)
+                         double now_s, const char *origin, int64_t rec_ms, int handover)
 {
     held_msg *h = malloc(sizeof *h + (size_t)n * sizeof *smp);
     if (!h || (origin && !(h->origin = strdup(origin)))) {
@@ -546,6 +546,7 @@ static void hold_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int
     h->next = NULL;
     h->now_s = now_s;
     h->rec_ms = rec_ms;
+    h->handover = handover;
     h->n = n;
     memcpy(h->smp, smp, (size_t)n * sizeof *smp);
     if (s->held_tail) s->held_tail->next = h; else s->held = h;
@@ -559,7 +560,12 @@ void streams_release_held(ad_daemon *dd, stream_rec *s)
         held_msg *h = s->held;
         s->held = h->next;
         if (!s->held) s->held_tail = NULL;
-        push_samples(dd, s, h->smp, h->n, h->now_s, h->origin, h->rec_ms);
+        /* a record before the offset of the hand-over state the restore
+         * took is in that state; of a state not taken it is applied */
+        if (!h->handover || !kafka_handover_taken(dd, s->det->c->name, s->key))
+            push_samples(dd, s, h->smp, h->n, h->now_s, h->origin, h->rec_ms);
+        else
+            dd->c.samples -= (uint64_t)h->n;    /* counted when held */
         free(h->origin);
         free(h);
         n++;
@@ -746,6 +752,12 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
                      err);
     if (!(s = streams_open(dd, d, key)))
         goto out;
+    /* a record before the offset of its hand-over state, whose restore
+     * was in flight when it was read (kafka.c on_record): the restore
+     * done (here, when it ran at once), skipped if it took the state */
+    if (rec && rec->handover && !s->restoring && !s->held &&
+        kafka_handover_taken(dd, d->c->name, key))
+        goto out;
     if (!by_topic)
         s->record_keyed = 1;
     else
@@ -771,7 +783,8 @@ static void message(ad_daemon *dd, det_rt *d, const char *key, int by_topic,
     }
     dd->c.samples += (uint64_t)n;
     if (s->restoring || s->held)
-        hold_samples(dd, s, smp, n, now_s, rec ? origin : NULL, rec_ms);
+        hold_samples(dd, s, smp, n, now_s, rec ? origin : NULL, rec_ms,
+                     rec && rec->handover);
     else
         push_samples(dd, s, smp, n, now_s, rec ? origin : NULL, rec_ms);
 out:
@@ -872,11 +885,19 @@ int streams_events(ad_daemon *dd, stream_rec *s)
         }
     }
     /* training began or stopped waiting on flagged rows: the retained
-     * state says so (its "collection") */
-    if (ad_detector_collect_waiting(s->d) != s->coll_waiting) {
-        s->coll_waiting = !s->coll_waiting;
-        if (!state_changed)
+     * state says so (its "collection"), at once, then at most once a
+     * minute (a flag that flaps would publish at every turn, Home
+     * Assistant too); and while it waits its counts follow, at most once
+     * a minute, as the rejected counts */
+    if (!state_changed) {
+        int w = ad_detector_collect_waiting(s->d);
+        uint64_t now = uv_now(dd->loop);
+        if ((w != s->coll_waiting && (s->coll_pub_ms == 0 ||
+                                      now - s->coll_pub_ms >= STATE_REFRESH_MS)) ||
+            (w && now - s->state_pub_ms >= STATE_REFRESH_MS)) {
             publish_state(dd, s);
+            s->coll_pub_ms = now;
+        }
     }
     if (state_changed) {
         publish_state(dd, s);

@@ -344,6 +344,15 @@ void det_set_phase(ad_detector *d, ad_phase p, int64_t ts)
     d->phase = p;
     ad_log(AD_LOG_INFO, "%s: phase %s -> %s", d->who, ad_phase_name(e->prev_phase),
            ad_phase_name(p));
+    if (p == AD_PHASE_COLLECTING) {
+        /* a collection anew (a training failed): no wait carried over from
+         * the last one (the warning's back-off is, COLLECTION) */
+        d->st.coll_flagged = 0;
+        d->st.coll_flagged_since = 0;
+        d->st.coll_waiting = 0;
+        d->st.coll_flags[0] = '\0';
+        d->coll_taken = 0;
+    }
 }
 
 /* ---- creation ------------------------------------------------------------- */
@@ -942,23 +951,31 @@ static void coll_flags_text(const ad_detector *d, char *buf, size_t len)
 }
 
 /* A row the collection skips on a data-quality flag: counted; once a
- * window's rows went by in a row without one taken the stream waits
- * (coll_waiting), said in a warning then and again after an hour of data
- * time, two, four... (a day at most) while it lasts (a bootstrap waited
- * silently otherwise: the data-quality alert was there, not that
- * training waits). */
+ * window's rows were skipped with no window's rows taken in a row between
+ * them, the stream waits (coll_waiting) until a window's rows are taken in
+ * a row (coll_row_taken). A wait is said in a warning, and again after an
+ * hour of data time, two, four... (a day at most) while it lasts (a
+ * bootstrap waited silently otherwise: the data-quality alert was there,
+ * not that training waits). The back-off spans waits: it starts over only
+ * once the collection went without a wait for the data time it had
+ * reached, so a flag that flaps (a window's rows flagged, a few clean,
+ * again) is said once an hour, two, four..., not at every turn. */
 static void coll_skip_flagged(ad_detector *d, int64_t ts)
 {
-    if (d->st.coll_flagged++ == 0) {
+    d->coll_taken = 0;
+    if (d->st.coll_flagged++ == 0)
         d->st.coll_flagged_since = ts;
-        d->coll_warn_ts = 0;
-    }
     d->st.coll_flagged_total++;
     if (d->st.coll_flagged < (uint64_t)d->T)
         return;
     if (!d->st.coll_waiting) {
         d->st.coll_waiting = 1;
+        d->coll_wait_warned = 0;
         coll_flags_text(d, d->st.coll_flags, sizeof d->st.coll_flags);
+        /* quiet for the back-off's data time since the last wait: anew */
+        if (d->coll_warn_ts != 0 && d->coll_wait_end_ts != 0 &&
+            ts - d->coll_wait_end_ts >= d->coll_warn_gap)
+            d->coll_warn_ts = 0;
     }
     if (d->coll_warn_ts != 0 && ts - d->coll_warn_ts < d->coll_warn_gap)
         return;
@@ -969,11 +986,37 @@ static void coll_skip_flagged(ad_detector *d, int64_t ts)
                        2 * d->coll_warn_gap;
     coll_flags_text(d, d->st.coll_flags, sizeof d->st.coll_flags);
     d->coll_warn_ts = ts;
-    ad_log(AD_LOG_WARNING, "%s: training (%s) waits: the collection skips rows a data-quality "
-           "flag covers (%s): %llu rows in a row since %lld, %llu windows of %zu collected",
-           d->who, ad_train_mode_name(d->cfg.training), d->st.coll_flags,
-           (unsigned long long)d->st.coll_flagged, (long long)d->st.coll_flagged_since,
-           (unsigned long long)d->st.windows_collected, coll_windows(d));
+    d->coll_wait_warned = 1;
+    {
+        char since[40];
+        ad_iso_ms(d->st.coll_flagged_since, since, sizeof since);
+        ad_log(AD_LOG_WARNING, "%s: training (%s) waits: the collection skips rows a "
+               "data-quality flag covers (%s): %llu rows skipped since %s, no window's rows "
+               "taken in a row since; %llu windows of %zu collected", d->who,
+               ad_train_mode_name(d->cfg.training), d->st.coll_flags,
+               (unsigned long long)d->st.coll_flagged, since,
+               (unsigned long long)d->st.windows_collected, coll_windows(d));
+    }
+}
+
+/* A row the collection takes, at ts: once a window's rows were taken in a
+ * row the skipped rows before them are behind it (coll_flagged 0), and a
+ * wait is over (a notice, when the wait was said in a warning). */
+static void coll_row_taken(ad_detector *d, int64_t ts)
+{
+    if (d->st.coll_flagged == 0 || ++d->coll_taken < (size_t)d->T)
+        return;
+    if (d->st.coll_waiting) {
+        if (d->coll_wait_warned)
+            ad_log(AD_LOG_NOTICE, "%s: training (%s) collects again after %llu flagged "
+                   "rows skipped", d->who, ad_train_mode_name(d->cfg.training),
+                   (unsigned long long)d->st.coll_flagged);
+        d->coll_wait_end_ts = ts;
+    }
+    d->st.coll_flagged = 0;
+    d->st.coll_flagged_since = 0;
+    d->st.coll_waiting = 0;
+    d->st.coll_flags[0] = '\0';
 }
 
 static void collect(ad_detector *d, int64_t ts, unsigned flags)
@@ -991,16 +1034,7 @@ static void collect(ad_detector *d, int64_t ts, unsigned flags)
         coll_skip_flagged(d, ts);
         return;
     }
-    if (d->st.coll_flagged > 0) {       /* a row taken: the wait is over */
-        if (d->st.coll_waiting)
-            ad_log(AD_LOG_NOTICE, "%s: training (%s) collects again after %llu flagged "
-                   "rows skipped in a row", d->who, ad_train_mode_name(d->cfg.training),
-                   (unsigned long long)d->st.coll_flagged);
-        d->st.coll_flagged = 0;
-        d->st.coll_flagged_since = 0;
-        d->st.coll_waiting = 0;
-        d->st.coll_flags[0] = '\0';
-    }
+    coll_row_taken(d, ts);
     /* a run that ended shorter than a window holds no window: its rows go
      * (runs of gaps would otherwise fill the collection for good) */
     if (d->coll_break && d->coll_run < (size_t)d->T && d->coll_run <= d->coll_rows) {

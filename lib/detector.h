@@ -496,12 +496,15 @@ typedef struct ad_detector_stats {
     /* collecting (COLLECTION in detector.c): rows the collection skipped on a
      * data-quality flag (ad_dq_flagged) */
     uint64_t coll_flagged_total;/* ... since the detector began */
-    uint64_t coll_flagged;      /* ... since the last row it took: the
-                                 * collection waits on them (none taken) */
+    uint64_t coll_flagged;      /* ... since it last took a window's rows
+                                 * (T) in a row: the collection waits on
+                                 * them (no window taken between them) */
     int64_t coll_flagged_since; /* data time of the first of those (0: none) */
     int coll_waiting;           /* collecting and coll_flagged >= T: the
                                  * collection has stood still for a
-                                 * window's rows (ad_detector_collect_waiting) */
+                                 * window's rows; it ends once a window's
+                                 * rows are taken in a row
+                                 * (ad_detector_collect_waiting) */
     char coll_flags[120];       /* the conditions open at the last skip, as
                                  * "range on temp, dropout on the stream"
                                  * ("" none; a flag on a span closed since:

@@ -79,6 +79,10 @@ struct ad_detector {
     int64_t coll_warn_ts;        /* data time of the last "training waits"
                                   * warning (0: none in this wait) */
     int64_t coll_warn_gap;       /* data time to the next one (ms) */
+    int64_t coll_wait_end_ts;    /* data time the last wait ended (0: none) */
+    size_t coll_taken;           /* rows taken in a row since the last skipped
+                                  * on a flag (the wait ends at T) */
+    int coll_wait_warned;        /* the wait under way was said in a warning */
     int job_taken;
     /* scoring */
     uint64_t seq_out, seq_fed;

@@ -605,10 +605,14 @@ static void test_short_runs_dropped(void)
 
 /* Log lines kept for the checks (test_collect_waits). */
 static char logbuf[8][512];
-static int nlog;
+static int nlog, n_waits, n_again;
 static void keep_log(int level, const char *msg, void *u)
 {
     (void)u;
+    if (strstr(msg, ") waits: "))
+        n_waits++;
+    if (strstr(msg, "collects again after"))
+        n_again++;
     if (level <= AD_LOG_NOTICE && nlog < 8)
         snprintf(logbuf[nlog++], sizeof logbuf[0], "%s", msg);
 }
@@ -691,6 +695,57 @@ static void test_collect_waits(void)
     ad_detector_free(d);
 }
 
+/* A flag that flaps while a bootstrap collects (T = 4, a row a second for
+ * an hour: 4 rows out of range, 20 in range, again and again): each turn
+ * begins a wait (a window's rows skipped), and the collection takes a
+ * window's rows again. The warning's back-off spans the turns: one
+ * warning in the hour and its notice, not one of each at every turn (150
+ * of each before). */
+static void test_collect_waits_flapping(void)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    const char *names[F] = { "a", "b" };
+    const char *rn[1] = { "b" };
+    double lo[1] = { 0 }, hi[1] = { 5 };
+    char err[300];
+    int i, waited = 0;
+    ad_detector_stats st;
+
+    base_cfg(&c);
+    c.training = AD_TRAIN_BOOTSTRAP;
+    c.train_windows = 100000;
+    c.dq_range_names = rn;
+    c.dq_range_lo = lo;
+    c.dq_range_hi = hi;
+    c.dq_n_ranges = 1;
+    if (ad_detector_new(&d, &c, "pump", NULL, TW, F, names, err, sizeof(err)) != 0) {
+        T_CHECK(0, "new: %s", err);
+        return;
+    }
+    memset(&R, 0, sizeof(R));
+    nlog = n_waits = n_again = 0;
+    ad_log_set(keep_log, NULL);
+    rng = 5;
+    for (i = 0; i < 3600; i++) {
+        double a = 1 + 0.05 * noise(), b = (i % 24 < 4 ? 9 : 1) + 0.05 * noise();
+        step(d, tsof(i), a, b, &R);
+        if (i % 24 == 3)
+            waited += ad_detector_collect_waiting(d);
+    }
+    ad_log_set(NULL, NULL);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(ad_detector_phase(d) == AD_PHASE_COLLECTING && waited == 150 &&
+            st.coll_flagged_total >= 600,
+            "collecting (phase %d), waiting after each of the 150 flagged runs (%d), "
+            "%llu rows skipped (the flag outlasts the values a few rows)", ad_detector_phase(d), waited,
+            (unsigned long long)st.coll_flagged_total);
+    T_CHECK(n_waits == 1 && n_again == 1,
+            "one warning (%d) and one notice (%d) in the hour, not one at each turn",
+            n_waits, n_again);
+    ad_detector_free(d);
+}
+
 int main(void)
 {
     T_RUN(test_stuck_while_calibrating);
@@ -701,5 +756,6 @@ int main(void)
     T_RUN(test_event_queue);
     T_RUN(test_short_runs_dropped);
     T_RUN(test_collect_waits);
+    T_RUN(test_collect_waits_flapping);
     return t_done();
 }
