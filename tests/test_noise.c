@@ -37,6 +37,9 @@
  *     without rows or a restart in it, and clears within 2 h of its end;
  *   - a run saved as [start, end, level] is judged with the p of its first
  *     block after the restore (p ~1 for noise 5% of the level), not 0.
+ *   - an alert is raised_by the noise test when its hold decided the raise
+ *     only: not in probability mode, and also between the threshold and
+ *     the raise level (raise_ratio > 1).
  * Rows 60 s apart.
  */
 #include <math.h>
@@ -880,6 +883,47 @@ static void test_run_p_restored(void)
     ad_noise_free(b);
 }
 
+/* an alert's raised_by names the test only when its hold decided the
+ * raise: a score under the threshold held by the noise test raises "noise";
+ * in probability mode (the tests do not count) a raise on the probability
+ * is not the test's; with raise_ratio 1.15, a score of 1.1 x the threshold
+ * (under the raise level) held by it is */
+static void test_raised_by(void)
+{
+    static const double score[3] = { 0.5, 0.5, 1.1 };
+    static const int want[3] = { AD_BY_NOISE, 0, AD_BY_NOISE };
+
+    for (int mode = 0; mode < 3; mode++) {
+        ad_alert_cfg c;
+        ad_alerter *a = NULL;
+        ad_alert al;
+        char err[200];
+        float sh[2] = { 0.5f, 0.5f };
+        int r = 0;
+
+        memset(&al, 0, sizeof(al));
+        ad_alert_cfg_default(&c);
+        if (mode == 1)
+            c.on = AD_ALERT_ON_PROBABILITY;
+        if (mode == 2)
+            c.raise_ratio = 1.15;
+        T_CHECK(ad_alerter_new(&a, &c, "s", 2, err, sizeof(err)) == 0, "alerter: %s", err);
+        T_NEED(a != NULL);
+        for (int i = 0; i < 10 && r != AD_ALERT_RAISED; i++) {
+            ad_alert_obs o = { .score = score[mode], .threshold = 1.0,
+                               .prob = mode == 1 ? 1.0 : NAN,
+                               .log_lik = mode == 1 ? -50.0 : NAN, .share = sh,
+                               .elevated = 1, .by = AD_BY_NOISE };
+            r = ad_alerter_step_obs(a, (int64_t)i * 60000, &o, &al);
+        }
+        T_CHECK(r == AD_ALERT_RAISED && al.by == want[mode], "%s: raised %d, raised_by %d "
+                "(want %d)", mode == 0 ? "score 0.5 x the threshold held by the noise test" :
+                mode == 1 ? "probability mode, over its level, score under the threshold" :
+                "raise_ratio 1.15, score 1.1 x the threshold held", r, al.by, want[mode]);
+        ad_alerter_free(a);
+    }
+}
+
 static ad_model *g_zero;
 
 static ad_detector *mk(int64_t noise_ms)
@@ -1002,6 +1046,7 @@ int main(void)
     T_RUN(test_saved_run_hours);
     T_RUN(test_fault_goes_on);
     T_RUN(test_run_p_restored);
+    T_RUN(test_raised_by);
     ad_model_free(g_zero);
     return t_done();
 }
