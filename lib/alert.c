@@ -360,7 +360,12 @@ int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
     a->cur.peak_probability = o->prob;
     a->cur.reason = AD_CLOSE_NONE;
     a->cur.band = o->band != 0;
-    a->cur.by = !o->band && !(score > threshold) && ad_alert_by_name(o->by) ? o->by : 0;
+    /* raised by a test only when its hold decided the raise: on the score
+     * (in probability mode the tests do not count), the score not over the
+     * raise level */
+    a->cur.by = !o->band && a->cfg.on != AD_ALERT_ON_PROBABILITY &&
+                !(score > threshold * a->cfg.raise_ratio) && ad_alert_by_name(o->by) ?
+                o->by : 0;
     if (o->force && o->since_ms > 0 && o->since_ms < ts_ms) {
         /* windows withheld until now: the alert is theirs, from the first */
         a->cur.start_ms = o->since_ms;

@@ -185,8 +185,9 @@ typedef struct ad_alert_obs {
     int64_t since_peak_ms;
     int by;                   /* the detector's test holding this window
                                * (AD_BY_*; 0: none): an alert raised on it
-                               * while its score is not over the threshold
-                               * is marked raised by it */
+                               * while its score is not over the raise
+                               * level (on = score only) is marked raised by
+                               * it */
 } ad_alert_obs;
 
 /* What held the window an alert was raised on (ad_alert.by; JSON
@@ -214,8 +215,9 @@ typedef struct ad_alert {
     double peak_probability;  /* highest over the alert */
     ad_close_reason reason;   /* why it ended (NONE while active) */
     int band;                 /* raised by a lasting band run (RAISE RATIO) */
-    int by;                   /* raised on a window under the threshold that
-                               * a test held (AD_BY_*), 0: not */
+    int by;                   /* raised on a window under the raise level
+                               * that a test held, on = score (AD_BY_*), 0:
+                               * not */
     int n_top;
     int top_feature[AD_ALERT_TOP];   /* feature indices, most first */
     double top_share[AD_ALERT_TOP];  /* mean share over exceeding windows */

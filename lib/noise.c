@@ -44,7 +44,11 @@ struct ad_noise {
     unsigned char *hheld; /* F x AD_NOISE_HOURS: its block held out (HELD
                          * OUT, noise.h): 0 no, 1 by the run under way, 2 by
                          * a raised run that ended */
-    double *run_p;      /* F: the exponent p the run is judged with */
+    double *run_p;      /* F: the exponent p the run is judged with, NaN:
+                         * the next block's (a run saved before it was kept) */
+    int64_t *quiet;     /* F: data time of the blocks under the clear ratio
+                         * since a raised run's last block over it (the run
+                         * paused, FAULT GOES ON, noise.h), 0: none */
     double *last;       /* F: the last judged ratio, NaN: none */
     double *tmp;        /* AD_NOISE_MAX_N: scratch for medians */
 };
@@ -72,6 +76,7 @@ ad_noise *ad_noise_new(int F, int64_t span_ms, double ratio)
     n->hlast = malloc((size_t)F * sizeof(int64_t));
     n->hheld = calloc((size_t)F * AD_NOISE_HOURS, 1);
     n->run_p = calloc((size_t)F, sizeof(double));
+    n->quiet = calloc((size_t)F, sizeof(int64_t));
     n->nd = calloc((size_t)F, sizeof(int));
     n->bstart = malloc((size_t)F * sizeof(int64_t));
     n->blast = calloc((size_t)F, sizeof(int64_t));
@@ -97,7 +102,7 @@ ad_noise *ad_noise_new(int F, int64_t span_ms, double ratio)
         n->vals == NULL || n->nv == NULL || n->umid == NULL || n->rmid == NULL ||
         n->hlev == NULL || n->hmid == NULL || n->hat == NULL || n->hlast == NULL ||
         n->blast == NULL || n->run_k == NULL || n->rlast == NULL || n->hheld == NULL ||
-        n->run_p == NULL) {
+        n->run_p == NULL || n->quiet == NULL) {
         ad_noise_free(n);
         return NULL;
     }
@@ -129,6 +134,7 @@ void ad_noise_free(ad_noise *n)
     free(n->hlast);
     free(n->hheld);
     free(n->run_p);
+    free(n->quiet);
     free(n->nd);
     free(n->bstart);
     free(n->blast);
@@ -301,9 +307,16 @@ static double usual_of(ad_noise *n, int f, int64_t hour, double p)
     return isnan(u) || h > u ? h : u;
 }
 
-static int raised(const ad_noise *n, int f)
+/* feature f's run has lasted the span: raised, or paused (FAULT GOES ON) */
+static int long_run(const ad_noise *n, int f)
 {
     return n->run[f] != INT64_MIN && n->run_end[f] - n->run[f] >= n->span;
+}
+
+/* raised: a run that lasted the span, not paused */
+static int raised(const ad_noise *n, int f)
+{
+    return long_run(n, f) && n->quiet[f] == 0;
 }
 
 /* every block's level into its hour of the week, held out (1) while its
@@ -335,13 +348,14 @@ static void put_hour(ad_noise *n, int f, int64_t hour, int slot, double level, d
  * not raised, kept out (2) when it was (HELD OUT) */
 static void run_over(ad_noise *n, int f)
 {
-    unsigned char to = raised(n, f) ? 2 : 0;
+    unsigned char to = long_run(n, f) ? 2 : 0;
 
     for (int s = 0; s < AD_NOISE_HOURS; s++)
         if (n->hheld[(size_t)f * AD_NOISE_HOURS + s] == 1)
             n->hheld[(size_t)f * AD_NOISE_HOURS + s] = to;
     n->run[f] = n->run_end[f] = INT64_MIN;
     n->run_k[f] = 0;
+    n->quiet[f] = 0;
 }
 
 /* a level held out by a raised run that ended recurs: a block at hour with
@@ -390,7 +404,7 @@ static void close_block(ad_noise *n, int f, int64_t ts)
     int k = n->nd[f], i;
     const float *d = n->diff + (size_t)f * AD_NOISE_MAX_N;
     const float *v = n->vals + (size_t)f * AD_NOISE_MAX_N;
-    double m, level, u, r, mid, p;
+    double m, level, u, r, mid, p, clear;
     int64_t start = n->bstart[f];
     /* the hour of the block's middle (ms / 1 h, floored) */
     int64_t t = start + (ts - start) / 2;
@@ -432,12 +446,17 @@ static void close_block(ad_noise *n, int f, int64_t ts)
         return;
     }
     /* SPAN: more than a block of time without a judged block (silence,
-     * untrusted or frozen data, a restart) ends a run */
-    if (n->run[f] != INT64_MIN && (start - n->run_end[f] > AD_NOISE_BLOCK_MS ||
-                                   start < n->run_end[f]))
+     * untrusted or frozen data, a restart) ends a run not raised yet; a
+     * raised one is judged again by this block (FAULT GOES ON) */
+    if (n->run[f] != INT64_MIN &&
+        ((start - n->run_end[f] > AD_NOISE_BLOCK_MS && !long_run(n, f)) ||
+         start < n->run_end[f]))
         run_over(n, f);
     /* noise that follows the level (noise.h): judged over |median| ^ p,
-     * the p of its start while a run goes on (HELD OUT) */
+     * the p of its start while a run goes on (HELD OUT; a run saved
+     * without its p: the p of its first block after the restore) */
+    if (n->run[f] != INT64_MIN && isnan(n->run_p[f]))
+        n->run_p[f] = exponent(n, f, hour);
     p = n->run[f] != INT64_MIN ? n->run_p[f] : exponent(n, f, hour);
     for (int again = 0; again < 2; again++) {
         double pm = mid > 0 ? p : 0;
@@ -454,8 +473,16 @@ static void close_block(ad_noise *n, int f, int64_t ts)
         p = exponent(n, f, hour);
     }
     n->last[f] = r;
-    /* a raised run goes on while its blocks stay over the clear ratio */
-    if (r > (raised(n, f) ? 1.0 + (n->ratio - 1.0) * AD_NOISE_CLEAR : n->ratio)) {
+    clear = 1.0 + (n->ratio - 1.0) * AD_NOISE_CLEAR;
+    /* paused (FAULT GOES ON): a block between the clear ratio and the
+     * ratio is neither quiet nor the run's again: held out */
+    if (n->quiet[f] > 0 && long_run(n, f) && r > clear && !(r > n->ratio)) {
+        put_hour(n, f, hour, slot, level, mid, 1);
+        return;
+    }
+    /* a raised run goes on while its blocks stay over the clear ratio,
+     * and from a pause over the ratio (FAULT GOES ON) */
+    if (r > (long_run(n, f) && n->quiet[f] == 0 ? clear : n->ratio)) {
         put_hour(n, f, hour, slot, level, mid, 1);
         /* SPAN: the run counts its blocks' data time only */
         if (n->run[f] == INT64_MIN) {
@@ -465,6 +492,7 @@ static void close_block(ad_noise *n, int f, int64_t ts)
         } else {
             n->run[f] += start - n->run_end[f];
         }
+        n->quiet[f] = 0;
         n->run_end[f] = ts;
         n->run_level[f] = level;
         if (n->run_k[f] < AD_NOISE_RECENT)
@@ -474,8 +502,16 @@ static void close_block(ad_noise *n, int f, int64_t ts)
         return;
     }
     put_hour(n, f, hour, slot, level, mid, 0);
-    if (n->run[f] != INT64_MIN)
+    /* a raised run pauses (not raised) until its quiet blocks span
+     * AD_NOISE_QUIET_MS: a fault that goes on after a quieter hour is the
+     * same raised run, not a level to learn as it recurs (FAULT GOES ON) */
+    if (long_run(n, f)) {
+        n->quiet[f] += ts - start;
+        if (n->quiet[f] >= AD_NOISE_QUIET_MS)
+            run_over(n, f);
+    } else if (n->run[f] != INT64_MIN) {
         run_over(n, f);
+    }
     learn(n, f, level, mid);
 }
 
@@ -563,6 +599,7 @@ int ad_noise_accept(ad_noise *n, int64_t since)
         n->judging[f] = 1;
         n->run[f] = n->run_end[f] = INT64_MIN;
         n->run_k[f] = 0;
+        n->quiet[f] = 0;
         n->rlast[f] = INT64_MIN;
         /* the hours its raised runs held out are its noise now */
         memset(n->hheld + (size_t)f * AD_NOISE_HOURS, 0, AD_NOISE_HOURS);
@@ -663,6 +700,9 @@ cJSON *ad_noise_save(const ad_noise *n)
         }
         if (n->run[f] != INT64_MIN) {
             cJSON *r = cJSON_CreateArray();
+            /* a run restored without its p and not judged since: as it came */
+            int whole = !isnan(n->run_p[f]);
+
             if (r == NULL)
                 goto fail;
             cJSON_AddItemToArray(run, r);
@@ -675,12 +715,18 @@ cJSON *ad_noise_save(const ad_noise *n)
             if ((x = cJSON_CreateNumber(n->run_level[f])) == NULL)
                 goto fail;
             cJSON_AddItemToArray(r, x);
-            if ((x = cJSON_CreateNumber(n->run_k[f])) == NULL)
+            if (whole && (x = cJSON_CreateNumber(n->run_k[f])) == NULL)
                 goto fail;
-            cJSON_AddItemToArray(r, x);
-            if ((x = cJSON_CreateNumber(n->run_p[f])) == NULL)
+            if (whole)
+                cJSON_AddItemToArray(r, x);
+            if (whole && (x = cJSON_CreateNumber(n->run_p[f])) == NULL)
                 goto fail;
-            cJSON_AddItemToArray(r, x);
+            if (whole)
+                cJSON_AddItemToArray(r, x);
+            if (whole && (x = cJSON_CreateNumber((double)n->quiet[f])) == NULL)
+                goto fail;
+            if (whole)
+                cJSON_AddItemToArray(r, x);
         } else if ((x = cJSON_CreateNull()) == NULL) {
             goto fail;
         } else {
@@ -800,11 +846,13 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
     f = 0;
     cJSON_ArrayForEach(a, run) {
         /* [start, end, level] in a state from before the run kept its
-         * blocks and p */
+         * blocks and p, [.., blocks, p] before it kept its quiet time */
         const cJSON *k = cJSON_GetArrayItem(a, 3), *p = cJSON_GetArrayItem(a, 4);
+        const cJSON *q = cJSON_GetArrayItem(a, 5);
         int sz = cJSON_GetArraySize(a);
 
-        if (!cJSON_IsNull(a) && !(cJSON_IsArray(a) && (sz == 3 || sz == 5) &&
+        if (!cJSON_IsNull(a) && !(cJSON_IsArray(a) && (sz == 3 || sz == 5 || sz == 6) &&
+                                  (sz < 6 || (is_time(q) && q->valuedouble >= 0)) &&
                                   is_time(a->child) && is_time(a->child->next) &&
                                   a->child->next->valuedouble >= a->child->valuedouble &&
                                   is_level(a->child->next->next) &&
@@ -814,7 +862,7 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
                                                cJSON_IsNumber(p) && p->valuedouble >= 0 &&
                                                p->valuedouble <= 1))))
             return ad_errf(err, errlen, AD_EFORMAT, "noise: run[%d]: not null nor [start ms, "
-                           "end ms, level(, blocks 0..%d, p 0..1)]", f, AD_NOISE_RECENT);
+                           "end ms, level(, blocks 0..%d, p 0..1(, quiet ms >= 0))]", f, AD_NOISE_RECENT);
         f++;
     }
     /* the recent levels: absent in a state from before they were kept */
@@ -897,16 +945,19 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
         n->last[f] = NAN;
     }
     for (f = 0, a = run->child; f < n->F; f++, a = a->next) {
+        int sz = cJSON_GetArraySize(a);
+
+        n->quiet[f] = 0;
         if (cJSON_IsNull(a)) {
             n->run[f] = n->run_end[f] = INT64_MIN;
         } else {
             n->run[f] = (int64_t)a->child->valuedouble;
             n->run_end[f] = (int64_t)a->child->next->valuedouble;
             n->run_level[f] = a->child->next->next->valuedouble;
-            n->run_k[f] = cJSON_GetArraySize(a) == 5 ?
-                          (int)cJSON_GetArrayItem(a, 3)->valuedouble : 0;
-            n->run_p[f] = cJSON_GetArraySize(a) == 5 ?
-                          cJSON_GetArrayItem(a, 4)->valuedouble : 0;
+            n->run_k[f] = sz >= 5 ? (int)cJSON_GetArrayItem(a, 3)->valuedouble : 0;
+            /* no p kept: the one of its next block (HELD OUT) */
+            n->run_p[f] = sz >= 5 ? cJSON_GetArrayItem(a, 4)->valuedouble : NAN;
+            n->quiet[f] = sz == 6 ? (int64_t)cJSON_GetArrayItem(a, 5)->valuedouble : 0;
         }
         n->rlast[f] = raised(n, f) ? n->run_end[f] : INT64_MIN;
     }

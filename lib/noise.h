@@ -53,6 +53,16 @@
  * the ratio of it learned, and is judged again (a daily noise cycle alerts
  * on its first day only). An acceptance of the feature learns them. Hours
  * ahead of a block's (a restored clock ahead) are dropped.
+ * FAULT GOES ON: a level recurs after usual hours between, as a daily
+ * cycle's; a fault that goes on after a quieter hour, a gap or a restart
+ * has none. So a raised run does not end at once: a block under the clear
+ * ratio pauses it (not raised, learned: the change clears as soon), a
+ * block between the clear ratio and the ratio in a pause is held out, a
+ * block over the ratio goes on with it (raised again at once, its hours
+ * still held out); it ends (its hours held out as above) only once its
+ * quiet blocks since its last one over the ratio span AD_NOISE_QUIET_MS of
+ * data. A gap or a restart, however long, does not end a raised run: its
+ * next block judges it (with the clear ratio, or the ratio when paused).
  * A feature whose run has lasted span_ms of data, counting only its
  * blocks (from the start of each to its end), is raised: the detector counts each
  * window as over the threshold with that feature on top while it lasts
@@ -95,7 +105,7 @@
  * block's level) and whether it judges; the block under way is not kept (a
  * restart starts a block):
  *   {"span_ms":S,"ratio":R,"usual":[[level..]..F],
- *    "run":[null|[start ms,end ms,level]..F],"judging":[bool..F],
+ *    "run":[null|[start ms,end ms,level,blocks,p,quiet ms]..F],"judging":[bool..F],
  *    "recent":[[level..]..F],"usual_mid":[[m..]..F],"recent_mid":[[m..]..F],
  *    "hour_at":[null|hour..F],"hours":[[level..]..F],"hours_mid":[[m..]..F],
  *    "hours_held":[[0|1|2..]..F]}
@@ -104,10 +114,13 @@
  * standing for the hour (ms / 1 h) of the last week up to "hour_at" equal
  * to s modulo AD_NOISE_HOURS; "hours_held": as "hours", 1 held by the run
  * under way, 2 by a raised run that ended; a run is [start ms, end ms,
- * level, blocks, p], the blocks it counted (at most AD_NOISE_RECENT, what
- * an acceptance takes) and the p it is judged with; [start, end, level]
- * in a state from before: 0 blocks, p 0.) At most F x (2 x (AD_NOISE_KEEP +
- * AD_NOISE_RECENT + AD_NOISE_HOURS) + AD_NOISE_HOURS + 7) numbers; a state without
+ * level, blocks, p, quiet ms], the blocks it counted (at most
+ * AD_NOISE_RECENT, what an acceptance takes), the p it is judged with and
+ * its quiet data time (FAULT GOES ON, 0: not paused); [start, end, level,
+ * blocks, p] in a state from before: not paused; [start, end, level] (or
+ * a run restored so and not judged since): 0 blocks, the p of its next
+ * block.) At most F x (2 x (AD_NOISE_KEEP + AD_NOISE_RECENT +
+ * AD_NOISE_HOURS) + AD_NOISE_HOURS + 8) numbers; a state without
  * "recent" or the medians and hours or "hours_held" (kept before they
  * were) restores with none. Kept under other settings
  * (span, ratio) it is taken all the same: the usual levels are the
@@ -132,6 +145,7 @@ struct cJSON;
 #define AD_NOISE_HOUR_MIN 3        /* fewest levels of an hour of the day */
 #define AD_NOISE_MID_CLEAR 3.0     /* a block's |median| kept: over 3 x its level */
 #define AD_NOISE_P_SPREAD 0.1      /* least spread of log |median| for p */
+#define AD_NOISE_QUIET_MS 9000000  /* quiet data time that ends a raised run: 2.5 h */
 
 typedef struct ad_noise ad_noise;
 
