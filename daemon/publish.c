@@ -769,6 +769,12 @@ static cJSON *dq_public(const cJSON *x)
         cJSON_DeleteItemFromObjectCaseSensitive(o, "kafka_topic");
         cJSON_DeleteItemFromObjectCaseSensitive(o, "carried");
         cJSON_DeleteItemFromObjectCaseSensitive(o, "lib_id");
+        /* what a reload judges a carried alert by (dq_track), not part of
+         * the documented entry */
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "range");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "lo");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "hi");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "value");
     }
     return o;
 }
