@@ -49,6 +49,7 @@ static double noise(void)
 }
 
 static ad_model *g_model;
+static int g_once;              /* run_pat's restart marks the regime "once" */
 
 /* calibration on 50 windows, raise on one window over, clear after 2
  * below; acceptance after 30 windows, recurrences 150 windows apart at
@@ -159,6 +160,23 @@ static void run_pat(const char *pat, int from, int restart, run *r, int *late, l
             char err[200] = "";
 
             T_CHECK(js != NULL, "state saved");
+            if (js != NULL && g_once) {
+                /* the regime as one change a promotion put on a schedule */
+                const char *key = "\"recurring\":true";
+                char *at = strstr(js, key), *o = malloc(strlen(js) + 16);
+
+                T_CHECK(at != NULL && o != NULL, "a recurring regime saved");
+                if (at != NULL && o != NULL) {
+                    size_t m = (size_t)(at - js) + strlen(key);
+                    memcpy(o, js, m);
+                    strcpy(o + m, ",\"once\":true");
+                    strcat(o, js + m);
+                    free(js);
+                    js = o;
+                } else {
+                    free(o);
+                }
+            }
             T_CHECK(d2 != NULL && ad_detector_restore(d2, js, err, sizeof(err)) == 0,
                     "state restored: %s", err);
             free(js);
@@ -252,6 +270,26 @@ static void test_restore_spends_tail(void)
             "as had over a restart)", late, t, 462 + TW);
 }
 
+/* A regime accepted from one change that a promotion kept and put on a
+ * schedule never recurred: no tail for it (restored at row 400 with it
+ * marked so; restored unmarked, the same lag is absorbed). */
+static void test_once_regime_no_tail(void)
+{
+    run r;
+    int late;
+    long long t;
+
+    run_pat("AABBBAAAAAAAAAAAAAAA", 460, 400, &r, &late, &t);
+    T_CHECK(late == 0, "the lag at the onset of a recurring regime restored at row 400: "
+            "%d alert(s), the first at %lld s (want 0)", late, t);
+    g_once = 1;
+    run_pat("AABBBAAAAAAAAAAAAAAA", 460, 400, &r, &late, &t);
+    g_once = 0;
+    T_CHECK(late >= 1 && t >= 462 && t <= 462 + TW, "the lag at the onset of a regime "
+            "accepted once, on a schedule since a promotion: %d alert(s), the first at %lld s "
+            "(want by %d s: no tail)", late, t, 462 + TW);
+}
+
 int main(void)
 {
     T_RUN(test_onset_lag_absorbed);
@@ -260,6 +298,7 @@ int main(void)
     T_RUN(test_fault_after_dip_raises);
     T_RUN(test_late_onset_not_tail);
     T_RUN(test_restore_spends_tail);
+    T_RUN(test_once_regime_no_tail);
     ad_model_free(g_model);
     return t_done();
 }
