@@ -539,6 +539,8 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->last_regime = -1;
     d->last_reent = -1;
     d->tail_i = -1;
+    for (f = 0; f < AD_REGIMES; f++)
+        d->tail_occ[f] = INT64_MIN;
     d->T = T;
     d->F = F;
     d->model = m;
@@ -2364,6 +2366,7 @@ void det_acc_reset(ad_detector *d)
     d->acc_norm_n = 0;
     memset(d->regime_thr, 0, sizeof(d->regime_thr));
     memset(d->regime_rec, 0, sizeof(d->regime_rec));
+    memset(d->regime_once, 0, sizeof(d->regime_once));
     memset(d->regime_span, 0, sizeof(d->regime_span));
     memset(d->regime_len, 0, sizeof(d->regime_len));
     memset(d->regime_quiet, 0, sizeof(d->regime_quiet));
@@ -2387,6 +2390,7 @@ static void regime_schedule(ad_detector *d, int i)
 
     d->regime_span[i] = d->regime_len[i] < P - P / 12 ? d->regime_len[i] : 0;
     d->regime_rec[i] = d->regime_span[i] > 0;
+    d->regime_once[i] = d->regime_rec[i];     /* it never recurred */
     if (d->regime_span[i] == 0)
         d->regime_last[i] = INT64_MIN;
 }
@@ -2595,6 +2599,7 @@ void det_acc_promoted(ad_detector *d, double ratio, int *kept, int *ended)
                           : "one change, fewer than alert.k windows in the shadow span");
         d->regime_thr[i] = 0;
         d->regime_rec[i] = 0;
+        d->regime_once[i] = 0;
         d->regime_span[i] = 0;
         d->regime_len[i] = 0;
     }
@@ -2745,6 +2750,8 @@ cJSON *det_acc_save(const ad_detector *d, int handover)
         cJSON_AddItemToArray(rs, r);
         cJSON_AddNumberToObject(r, "threshold", d->regime_thr[i]);
         cJSON_AddBoolToObject(r, "recurring", d->regime_rec[i]);
+        if (d->regime_once[i])
+            cJSON_AddBoolToObject(r, "once", 1);
         if (d->regime_span[i] > 0) {
             cJSON_AddNumberToObject(r, "at_ms", (double)d->regime_at[i]);
             cJSON_AddNumberToObject(r, "span_ms", (double)d->regime_span[i]);
@@ -2903,6 +2910,12 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
         d->regime_thr[k] = t->valuedouble;
         d->regime_seq[k] = ++d->regime_n;
         d->regime_rec[k] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "recurring"));
+        /* on a schedule from one change a promotion kept (none saved: an
+         * older state, taken as recurring) */
+        d->regime_once[k] = d->regime_rec[k] &&
+                            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "once"));
+        d->tail_occ[k] = INT64_MIN;
+        d->tail_fresh = 1;      /* the current occurrence has had its tail */
         /* a schedule (recurring) or the alert it was accepted from (one
          * persistent change: its time of day, should a promotion keep it);
          * damaged, the regime is kept without it (at any time) */
@@ -2927,6 +2940,7 @@ void det_acc_restore(ad_detector *d, const cJSON *o)
          * so it goes dormant and ends once the process left it */
         if (d->regime_rec[k] && d->regime_span[k] == 0 && d->cfg.alert.accept_period_ms > 0) {
             d->regime_rec[k] = 0;
+            d->regime_once[k] = 0;
             ad_log(AD_LOG_INFO, "%s: saved state: acceptance.regimes[%d] is recurring with no "
                    "time of day (kept all day): restored as one persistent change", d->who, i);
         }
@@ -3057,27 +3071,50 @@ static int like_one(const ad_detector *d, int i, int64_t ts, double s, double th
  * profile of neither, and a slow feature (a temperature following the
  * load) lags the others. Judged against the threshold, their brief excess
  * raised an alert at each onset of a regime that recurs at a time of day.
- * For such a regime (accepted from recurrences, or on a schedule; with
- * alert.accept_period_ms P), at its time of day (within P/12 of an
- * occurrence's start, same_time), in the first
- * onset_wait windows of a run of windows over the threshold (2T - 1 at a
- * window a row: those holding a row of a transition a window's length
- * long), once a window of the run was like regime i by profile, a window
- * of the run that is not is judged against regime i (its threshold, its
- * schedule) while under its threshold. A window under the threshold ends
- * the run. Past them a window is judged as any other: a fault inside a
- * regime, at its end, or at another time of day (a change accepted once,
- * a fault taken for a regime) raises as before; one that starts with the
- * regime's onset at its time is judged against the regime for at most
- * 2T - 1 windows of the run. Returns the regime the window is judged against (-1: none);
- * onset_held: withheld (the run counts, nothing judged). */
+ * For such a regime (accepted from recurrences, or on a schedule; not one
+ * change a promotion put on a schedule: it never recurred; with
+ * alert.accept_period_ms P), once per occurrence: in the first run of
+ * windows over the threshold in which a window is like regime i by profile
+ * near the occurrence's start (tail_gate: from a window's length before it
+ * to onset_wait windows' time after), in the run's first onset_wait
+ * windows (2T - 1 at a window a row: those holding a row of a transition
+ * a window's length long), a window that is not like it is judged against
+ * regime i (its threshold, its schedule) while under its threshold and
+ * near the start. A window under the threshold ends the run and spends the
+ * occurrence's tail: a fault inside the regime after a dip of its score
+ * raises as before, the hiding bounded to onset_wait windows per
+ * occurrence. Past them a window is judged as any other. Not while a
+ * forced raise is pending (windows withheld by onset or re-entry judging
+ * that would have raised: the raise is owed). Returns the regime the
+ * window is judged against (-1: none); onset_held: withheld (the run
+ * counts, nothing judged). */
+
+/* The start of regime i's occurrence nearest ts; 1 if ts is near it (from
+ * a window's length before it to onset_wait windows' time after). */
+static int tail_gate(const ad_detector *d, int i, int64_t ts, int64_t *occ)
+{
+    int64_t P = d->cfg.alert.accept_period_ms, r = phase_after(ts, d->regime_at[i], P);
+    double w = d->window_ms > 0 ? d->window_ms : 0;
+    int h = d->cfg.hop > 0 ? d->cfg.hop : 1;
+
+    *occ = r <= P / 2 ? ts - r : ts + (P - r);
+    if (r <= P / 2)
+        return (double)r <= onset_wait(d) * w;
+    return (double)(P - r) <= (double)((d->T + h - 1) / h) * w;
+}
 
 static int regime_tail(ad_detector *d, int64_t ts, double s, double thr, int ri,
                        int cannot, int onset_held)
 {
-    int64_t P = d->cfg.alert.accept_period_ms;
-    int i = d->tail_i;
+    int64_t P = d->cfg.alert.accept_period_ms, occ;
+    int i = d->tail_i, j;
 
+    if (d->tail_fresh) {            /* restored: the current occurrence's tail is had */
+        d->tail_fresh = 0;
+        for (j = 0; j < AD_REGIMES; j++)
+            if (d->regime_thr[j] > 0 && P > 0 && tail_gate(d, j, ts, &occ))
+                d->tail_occ[j] = occ;
+    }
     if (!(s > thr) || cannot) {
         d->tail_run = 0;
         d->tail_i = -1;
@@ -3087,12 +3124,19 @@ static int regime_tail(ad_detector *d, int64_t ts, double s, double thr, int ri,
     if (onset_held)
         return ri;
     if (ri >= 0) {
-        d->tail_i = ri;
+        /* the occurrence's one tail, in the run's first windows near its start */
+        if (i < 0 && d->tail_run <= onset_wait(d) && P > 0 && d->regime_thr[ri] > 0 &&
+            (d->regime_rec[ri] || d->regime_span[ri] > 0) && !d->regime_once[ri] &&
+            tail_gate(d, ri, ts, &occ) && occ != d->tail_occ[ri]) {
+            d->tail_i = ri;
+            d->tail_occ[ri] = occ;
+        }
         return ri;
     }
     if (i < 0 || d->tail_run > onset_wait(d) || ad_alerter_active(d->alert) != NULL ||
-        !(d->regime_thr[i] > 0) || regime_dormant(d, i) || P <= 0 ||
-        !(d->regime_rec[i] || d->regime_span[i] > 0) || !same_time(ts, d->regime_at[i], P) ||
+        d->acc_onset_force || !(d->regime_thr[i] > 0) || regime_dormant(d, i) || P <= 0 ||
+        !(d->regime_rec[i] || d->regime_span[i] > 0) || d->regime_once[i] ||
+        !tail_gate(d, i, ts, &occ) || occ != d->tail_occ[i] ||
         !like_one_any(d, i, ts, s, thr, NULL)) {
         d->tail_i = -1;
         return -1;
@@ -3898,6 +3942,8 @@ static int try_accept(ad_detector *d, int64_t ts, double now, double p, double L
     d->regime_lvl[slot] = median_of(x, A, tmp);
     d->regime_seq[slot] = ++d->regime_n;
     d->regime_rec[slot] = (unsigned char)rec;
+    d->regime_once[slot] = 0;
+    d->tail_occ[slot] = INT64_MIN;
     d->sd_fit_n[slot] = 0;
     d->regime_span[slot] = 0;
     d->regime_sh_n[slot] = 0;
@@ -4044,6 +4090,7 @@ static void sd_accept_under(ad_detector *d, int64_t ts, double lvl, double peak,
         ended = d->regime_thr[i];
         d->regime_thr[i] = 0;
         d->regime_rec[i] = 0;
+        d->regime_once[i] = 0;
         d->regime_span[i] = 0;
         d->regime_len[i] = 0;
         d->sd_fit_n[i] = 0;
@@ -4124,6 +4171,7 @@ static int sd_accept(ad_detector *d, int64_t ts, double p, double L)
     d->regime_lvl[slot] = lvl;
     d->regime_seq[slot] = ++d->regime_n;
     d->regime_rec[slot] = 0;
+    d->regime_once[slot] = 0;
     d->sd_fit_n[slot] = 0;
     if (d->sd_fit != NULL) {        /* it keeps learning (sd_refit) */
         memcpy(d->sd_fit + (size_t)slot * (size_t)sd_fit_cap(&d->cfg), x,

@@ -187,6 +187,9 @@ struct ad_detector {
                                               or kept over a promotion on a schedule
                                               (a promotion that does not see it
                                               keeps it) */
+    unsigned char regime_once[AD_REGIMES]; /* 1: accepted from one persistent change,
+                                              on a schedule since a promotion kept it
+                                              (regime_rec set, it never recurred) */
     int64_t regime_at[AD_REGIMES];   /* on a schedule (accept_period_ms): the start
                                         of an occurrence; one persistent change:
                                         the start of its alert */
@@ -240,8 +243,13 @@ struct ad_detector {
                                     against, -1: none */
     /* a regime's onset in windows whose profile left it (REGIME TAIL):
      * the regime a window of the run over the threshold was like by
-     * profile (-1: none) and the run's windows so far */
+     * profile (-1: none) and the run's windows so far; per regime, the
+     * start of the occurrence whose tail was given (one per occurrence;
+     * INT64_MIN: none); tail_fresh: restored, the occurrence of the first
+     * window judged has had its tail */
     int tail_i, tail_run;
+    int64_t tail_occ[AD_REGIMES];
+    int tail_fresh;
     const void *sh_cand;         /* the candidate the regime_sh scores are of */
     int sh_has_smooth;           /* its scores smoothed as the detector's */
     double sh_smooth;

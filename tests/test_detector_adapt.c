@@ -744,6 +744,16 @@ static void test_unlearned_regime_kept(void)
                 strstr(r.adapt_json, "\"regimes_kept\":1,\"regimes_ended\":0"),
                 "period %d: the unlearned regime kept over the promotion (%d regimes): %s",
                 per, st.regimes, r.adapt_json);
+        if (per) {
+            /* on a schedule now, but accepted once: it never recurred (no
+             * REGIME TAIL for it), saved so */
+            char *js = ad_detector_save(d);
+
+            T_CHECK(js != NULL && strstr(js, "\"recurring\":true,\"once\":true") != NULL,
+                    "the regime kept on a schedule saved as accepted once: %.200s",
+                    js && strstr(js, "\"regimes\"") ? strstr(js, "\"regimes\"") : "(none)");
+            free(js);
+        }
         /* the next period: B at its phase, then A, then B half a period off */
         while (t < b0 + 600 - 5)
             step(d, t++, REG_A, 0, &r);

@@ -49,6 +49,7 @@ static double noise(void)
 }
 
 static ad_model *g_model;
+static int g_once;              /* run_pat's restart marks the regime "once" */
 
 /* calibration on 50 windows, raise on one window over, clear after 2
  * below; acceptance after 30 windows, recurrences 150 windows apart at
@@ -133,6 +134,62 @@ static void run_rows(int at, int lag, run *r, int *late, long long *first)
     ad_detector_free(d);
 }
 
+/* The same regime, but from row `from` the rows follow pat: 'A' the
+ * regime (a = 3), 'B' the lag's excess (b = 2.2), else normal; from row
+ * 450 on a restart (save and restore) at row `restart` (0: none). */
+static void run_pat(const char *pat, int from, int restart, run *r, int *late, long long *first)
+{
+    ad_detector *d = mk();
+    int i, before = 0, n = (int)strlen(pat);
+
+    memset(r, 0, sizeof(*r));
+    rng = 88172645463325252ull;
+    for (i = 0; d && i < 600; i++) {
+        int in_reg = i >= 100 && (i - 100) % 120 < 20, k = i - from;
+        double a = in_reg ? 3 : 1, b = 1;
+
+        if (k >= 0 && k < n) {
+            a = pat[k] == 'A' ? 3 : 1;
+            b = pat[k] == 'B' ? 2.2 : 1;
+        }
+        if (i == 450)
+            before = r->raised;
+        if (restart > 0 && i == restart) {
+            char *js = ad_detector_save(d);
+            ad_detector *d2 = mk();
+            char err[200] = "";
+
+            T_CHECK(js != NULL, "state saved");
+            if (js != NULL && g_once) {
+                /* the regime as one change a promotion put on a schedule */
+                const char *key = "\"recurring\":true";
+                char *at = strstr(js, key), *o = malloc(strlen(js) + 16);
+
+                T_CHECK(at != NULL && o != NULL, "a recurring regime saved");
+                if (at != NULL && o != NULL) {
+                    size_t m = (size_t)(at - js) + strlen(key);
+                    memcpy(o, js, m);
+                    strcpy(o + m, ",\"once\":true");
+                    strcat(o, js + m);
+                    free(js);
+                    js = o;
+                } else {
+                    free(o);
+                }
+            }
+            T_CHECK(d2 != NULL && ad_detector_restore(d2, js, err, sizeof(err)) == 0,
+                    "state restored: %s", err);
+            free(js);
+            ad_detector_free(d);
+            d = d2;
+        }
+        step(d, (int64_t)i * 1000, a + 0.05 * noise(), b + 0.05 * noise(), r);
+    }
+    *late = r->raised - before;
+    *first = *late > 0 && before < 8 ? r->raised_s[before] : -1;
+    ad_detector_free(d);
+}
+
 static void test_onset_lag_absorbed(void)
 {
     run r;
@@ -169,11 +226,79 @@ static void test_inside_regime_raises(void)
             "the rule)", late, t, 472 + TW);
 }
 
+/* Two rows of the regime, a dip of 4 rows (the score under the
+ * threshold), the regime again, then the 3-row change 7 rows into it: the
+ * dip spent the occurrence's tail, so the change raises at once. */
+static void test_fault_after_dip_raises(void)
+{
+    run r;
+    int late;
+    long long t;
+
+    run_pat("AAnnnnABBBAAAAAAAAAA", 460, 0, &r, &late, &t);
+    T_CHECK(late >= 1 && t >= 467 && t <= 467 + TW, "the 3-row change 7 rows into the "
+            "regime after a dip of its score: %d alert(s), the first at %lld s (want by "
+            "%d s: one tail per occurrence)", late, t, 467 + TW);
+}
+
+/* The occurrence starts 5 s late (P/12 is 10 s): the lag's windows are
+ * not near the regime's start (from a window's length before it to
+ * 2T - 1 windows' time after, 7 s), so the lag raises. */
+static void test_late_onset_not_tail(void)
+{
+    run r;
+    int late;
+    long long t;
+
+    run_pat("nnnnnAABBBAAAAAAAAAAAAAA", 460, 0, &r, &late, &t);
+    T_CHECK(late >= 1 && t >= 467 && t <= 467 + TW, "a 3-row lag at an onset 5 s after "
+            "the regime's start: %d alert(s), the first at %lld s (want by %d s: the tail "
+            "only near the start)", late, t, 467 + TW);
+}
+
+/* Restored just before the occurrence's onset: the tail is taken as had
+ * for the current occurrence (not saved), so the lag raises. */
+static void test_restore_spends_tail(void)
+{
+    run r;
+    int late;
+    long long t;
+
+    run_pat("AABBBAAAAAAAAAAAAAAA", 460, 458, &r, &late, &t);
+    T_CHECK(late >= 1 && t >= 462 && t <= 462 + TW, "a 3-row lag at the onset just after "
+            "a restart: %d alert(s), the first at %lld s (want by %d s: the tail counted "
+            "as had over a restart)", late, t, 462 + TW);
+}
+
+/* A regime accepted from one change that a promotion kept and put on a
+ * schedule never recurred: no tail for it (restored at row 400 with it
+ * marked so; restored unmarked, the same lag is absorbed). */
+static void test_once_regime_no_tail(void)
+{
+    run r;
+    int late;
+    long long t;
+
+    run_pat("AABBBAAAAAAAAAAAAAAA", 460, 400, &r, &late, &t);
+    T_CHECK(late == 0, "the lag at the onset of a recurring regime restored at row 400: "
+            "%d alert(s), the first at %lld s (want 0)", late, t);
+    g_once = 1;
+    run_pat("AABBBAAAAAAAAAAAAAAA", 460, 400, &r, &late, &t);
+    g_once = 0;
+    T_CHECK(late >= 1 && t >= 462 && t <= 462 + TW, "the lag at the onset of a regime "
+            "accepted once, on a schedule since a promotion: %d alert(s), the first at %lld s "
+            "(want by %d s: no tail)", late, t, 462 + TW);
+}
+
 int main(void)
 {
     T_RUN(test_onset_lag_absorbed);
     T_RUN(test_long_change_raises);
     T_RUN(test_inside_regime_raises);
+    T_RUN(test_fault_after_dip_raises);
+    T_RUN(test_late_onset_not_tail);
+    T_RUN(test_restore_spends_tail);
+    T_RUN(test_once_regime_no_tail);
     ad_model_free(g_model);
     return t_done();
 }
