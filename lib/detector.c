@@ -3126,7 +3126,7 @@ static int regime_tail(ad_detector *d, int64_t ts, double s, double thr, int ri,
     if (ri >= 0) {
         /* the occurrence's one tail, in the run's first windows near its start */
         if (i < 0 && d->tail_run <= onset_wait(d) && P > 0 && d->regime_thr[ri] > 0 &&
-            (d->regime_rec[ri] || d->regime_span[ri] > 0) && !d->regime_once[ri] &&
+            (d->regime_rec[ri] || d->regime_span[ri] > 0) &&
             tail_gate(d, ri, ts, &occ) && occ != d->tail_occ[ri]) {
             d->tail_i = ri;
             d->tail_occ[ri] = occ;
@@ -3135,7 +3135,7 @@ static int regime_tail(ad_detector *d, int64_t ts, double s, double thr, int ri,
     }
     if (i < 0 || d->tail_run > onset_wait(d) || ad_alerter_active(d->alert) != NULL ||
         d->acc_onset_force || !(d->regime_thr[i] > 0) || regime_dormant(d, i) || P <= 0 ||
-        !(d->regime_rec[i] || d->regime_span[i] > 0) || d->regime_once[i] ||
+        !(d->regime_rec[i] || d->regime_span[i] > 0) ||
         !tail_gate(d, i, ts, &occ) || occ != d->tail_occ[i] ||
         !like_one_any(d, i, ts, s, thr, NULL)) {
         d->tail_i = -1;
