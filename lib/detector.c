@@ -3071,8 +3071,8 @@ static int like_one(const ad_detector *d, int i, int64_t ts, double s, double th
  * profile of neither, and a slow feature (a temperature following the
  * load) lags the others. Judged against the threshold, their brief excess
  * raised an alert at each onset of a regime that recurs at a time of day.
- * For such a regime (accepted from recurrences, or on a schedule; not one
- * change a promotion put on a schedule: it never recurred; with
+ * For such a regime (accepted from recurrences, or on a schedule, one
+ * change a promotion put on a schedule included; with
  * alert.accept_period_ms P), once per occurrence: in the first run of
  * windows over the threshold in which a window is like regime i by profile
  * near the occurrence's start (tail_gate: from a window's length before it

@@ -475,9 +475,15 @@ static void close_block(ad_noise *n, int f, int64_t ts)
     n->last[f] = r;
     clear = 1.0 + (n->ratio - 1.0) * AD_NOISE_CLEAR;
     /* paused (FAULT GOES ON): a block between the clear ratio and the
-     * ratio is neither quiet nor the run's again: held out */
+     * ratio is not the run's again: held out, not learned, but a quarter
+     * of its time counts toward the pause's end (a fault that ends at a
+     * level just under the ratio is learned after 10 h of it, not held
+     * out for weeks; one measured low for a few hours goes on) */
     if (n->quiet[f] > 0 && long_run(n, f) && r > clear && !(r > n->ratio)) {
         put_hour(n, f, hour, slot, level, mid, 1);
+        n->quiet[f] += (ts - start) / 4 > 0 ? (ts - start) / 4 : 1;
+        if (n->quiet[f] >= AD_NOISE_QUIET_MS)
+            run_over(n, f);
         return;
     }
     /* a raised run goes on while its blocks stay over the clear ratio,
@@ -506,7 +512,7 @@ static void close_block(ad_noise *n, int f, int64_t ts)
      * AD_NOISE_QUIET_MS: a fault that goes on after a quieter hour is the
      * same raised run, not a level to learn as it recurs (FAULT GOES ON) */
     if (long_run(n, f)) {
-        n->quiet[f] += ts - start;
+        n->quiet[f] += ts - start > 0 ? ts - start : 1;    /* > 0: paused */
         if (n->quiet[f] >= AD_NOISE_QUIET_MS)
             run_over(n, f);
     } else if (n->run[f] != INT64_MIN) {
@@ -959,7 +965,8 @@ int ad_noise_restore(ad_noise *n, const cJSON *o, char *err, size_t errlen)
             n->run_p[f] = sz >= 5 ? cJSON_GetArrayItem(a, 4)->valuedouble : NAN;
             n->quiet[f] = sz == 6 ? (int64_t)cJSON_GetArrayItem(a, 5)->valuedouble : 0;
         }
-        n->rlast[f] = raised(n, f) ? n->run_end[f] : INT64_MIN;
+        /* a paused run was raised too (an acceptance takes it) */
+        n->rlast[f] = long_run(n, f) ? n->run_end[f] : INT64_MIN;
     }
     for (f = 0, x = jd->child; f < n->F; f++, x = x->next)
         n->judging[f] = cJSON_IsTrue(x) && n->un[f] > 0;

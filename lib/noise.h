@@ -57,11 +57,13 @@
  * cycle's; a fault that goes on after a quieter hour, a gap or a restart
  * has none. So a raised run does not end at once: a block under the clear
  * ratio pauses it (not raised, learned: the change clears as soon), a
- * block between the clear ratio and the ratio in a pause is held out, a
- * block over the ratio goes on with it (raised again at once, its hours
- * still held out); it ends (its hours held out as above) only once its
- * quiet blocks since its last one over the ratio span AD_NOISE_QUIET_MS of
- * data. A gap or a restart, however long, does not end a raised run: its
+ * block between the clear ratio and the ratio in a pause is held out
+ * (not learned), a block over the ratio goes on with it (raised again at
+ * once, its hours still held out); it ends (its hours held out as above)
+ * only once its quiet blocks since its last one over the ratio span
+ * AD_NOISE_QUIET_MS of data, a held-out block counting for a quarter of
+ * its time (a fault that ends just under the ratio is learned after 10 h
+ * of it, not held out for weeks). A gap or a restart, however long, does not end a raised run: its
  * next block judges it (with the clear ratio, or the ratio when paused).
  * A feature whose run has lasted span_ms of data, counting only its
  * blocks (from the start of each to its end), is raised: the detector counts each

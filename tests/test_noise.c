@@ -830,6 +830,42 @@ static void test_fault_goes_on(void)
         }
 }
 
+/* a fault that ends at a level just under the ratio (x3 for 10 h, then
+ * x1.6 for 3 days, 1 Hz): its pause ends after 10 h of blocks between the
+ * clear ratio and the ratio (a quarter of their time counted) and x1.6 is
+ * learned, so 2 h at x2 after it (x1.25 of the new
+ * level) raise nothing; held out for good before, they raised at once */
+static double sd_partial(int i)
+{
+    int h = i / 3600;
+
+    return h < 30 ? 0.03 : h < 40 ? 0.09 : h < 112 ? 0.048 : h < 114 ? 0.06 : 0.03;
+}
+
+static void test_partial_end(void)
+{
+    ad_noise *n = ad_noise_new(1, SPAN, 1.8);
+    unsigned char on;
+    int fault = 0, late = 0;
+
+    T_NEED(n != NULL);
+    rng = 4242;
+    for (int i = 0; i < 116 * 3600; i++) {
+        double row[1] = { 2.0 + sd_partial(i) * gauss() };
+
+        ad_noise_push(n, (int64_t)i * 1000, row);
+        ad_noise_raised(n, &on);
+        if (on && i >= 30 * 3600 && i < 40 * 3600)
+            fault++;
+        if (on && i >= 112 * 3600)
+            late++;
+    }
+    T_CHECK(fault > 6 * 3600, "x3 for 10 h: raised %d rows (want over 6 h of them)", fault);
+    T_CHECK(late == 0, "x2 for 2 h after 3 days at x1.6: raised %d rows (want 0: x1.6 "
+            "learned once the pause had spanned 10 h)", late);
+    ad_noise_free(n);
+}
+
 /* a run saved as [start, end, level] (a state from before the run kept
  * its p) is judged with the p of its first block after the restore, not
  * 0: noise 5% of a level that doubles (p 1), then noise x3 */
@@ -1045,6 +1081,7 @@ int main(void)
     T_RUN(test_fault_not_learned);
     T_RUN(test_saved_run_hours);
     T_RUN(test_fault_goes_on);
+    T_RUN(test_partial_end);
     T_RUN(test_run_p_restored);
     T_RUN(test_raised_by);
     ad_model_free(g_zero);
