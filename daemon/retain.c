@@ -322,20 +322,6 @@ static void decide_dir(const retain_sweep *sw, rdir *r)
     r->n = k;
 }
 
-/* The boot this process runs in (a line of 36 characters), or "" */
-static void boot_id(char *out, size_t len)
-{
-    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-
-    out[0] = '\0';
-    if (!f)
-        return;
-    if (!fgets(out, (int)len, f))
-        out[0] = '\0';
-    out[strcspn(out, "\n")] = '\0';
-    fclose(f);
-}
-
 /* 1 when the kernel says the wall clock is synchronized (an NTP client
  * disciplines it: ntp_adjtime, read only), 0 when it does not know. */
 static int clock_synced(void)
@@ -359,16 +345,19 @@ static int clock_synced(void)
  * time, outside ten years is not one this daemon wrote: refused. */
 static void clock_read(retain_sweep *sw)
 {
-    char boot[64], id[64];
+    char id[64];
     long long wall, lead, bt, step;
     time_t t;
     FILE *f = fopen(sw->clock_path, "r");
 
     if (!f)
         return;
-    boot_id(boot, sizeof boot);
-    if (!boot[0] || fscanf(f, "%63s %lld %lld %lld", id, &wall, &bt, &lead) != 4 ||
-        strcmp(id, boot) != 0 || bt > (long long)sw->boot) {
+    /* another boot: the boot clock started again under the last sweep's
+     * reading (no boot id: /proc/sys is not there under the unit's
+     * ProcSubset=pid; a reboot whose daemon starts later in its boot than
+     * the last sweep ran in the one before is taken as a step forward) */
+    if (fscanf(f, "%63s %lld %lld %lld", id, &wall, &bt, &lead) != 4 ||
+        bt > (long long)sw->boot) {
         fclose(f);
         return;
     }
@@ -409,24 +398,21 @@ static void clock_read(retain_sweep *sw)
     }
 }
 
-/* Leave this sweep's clock for the sweeps to come (thread pool): "<boot
- * id> <wall s> <boot clock s> <lead s>". Written to a temporary name and
+/* Leave this sweep's clock for the sweeps to come (thread pool): "-
+ * <wall s> <boot clock s> <lead s>" (the first field, once a boot id, is
+ * not read). Written to a temporary name and
  * renamed: a crash leaves the old one or the new one. A failure is not
  * said: the next start goes by the newest file alone, as before the file
  * existed. */
 static void clock_write(retain_sweep *sw)
 {
-    char tmp[8300], boot[64];
+    char tmp[8300];
     FILE *f;
 
-    boot_id(boot, sizeof boot);
-    if (!boot[0])
-        return;
     snprintf(tmp, sizeof tmp, "%s.tmp", sw->clock_path);
     if (!(f = fopen(tmp, "w")))
         return;
-    fprintf(f, "%s %lld %lld %lld\n", boot, (long long)sw->wall, (long long)sw->boot,
-            sw->lead);
+    fprintf(f, "- %lld %lld %lld\n", (long long)sw->wall, (long long)sw->boot, sw->lead);
     if (fclose(f) != 0 || rename(tmp, sw->clock_path) != 0)
         unlink(tmp);
 }
