@@ -1062,9 +1062,9 @@ static void save(ad_daemon *dd, stream_rec *s, int handover)
     if (s->cand_drop && !s->saving) {
         char cp[8192];
 
-        s->cand_drop = 0;
         state_candidate_path(s->det, s->key, cp, sizeof cp);
-        unl = strdup(cp);
+        if ((unl = strdup(cp)) != NULL)     /* out of memory: the next save */
+            s->cand_drop = 0;
     }
     if (state_write_unlink(dd, path, js, msgs, unl) != 0)
         ad_log(AD_LOG_WARNING, "state: cannot write %s: out of memory", path);

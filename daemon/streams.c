@@ -918,7 +918,9 @@ int streams_events(ad_daemon *dd, stream_rec *s)
 static int clock_rebuild(ad_daemon *dd, stream_rec *s)
 {
     char err[256];
-    char *live = state_text(s, 1);
+    /* with a candidate in shadow's span, as a reload's rebuild (its file
+     * stays: the rebuilt detector resumes it) */
+    char *live = state_text(s, SAVE_HANDOVER | (s->det && s->det->state_dir[0] ? SAVE_SPAN : 0));
 
     if (!live)
         return 0;

@@ -354,7 +354,7 @@ static int save_shadow(const ad_adapt *a, cJSON *o)
     static const char *const key[] = { "ts_steps", "live", "cand", "regime" };
     cJSON *sh, *pd, *t;
     size_t i;
-    int fl;
+    int fl, steps;
 
     if (ad_adapt_shadow_span(a) < 0)
         return 0;
@@ -372,9 +372,10 @@ static int save_shadow(const ad_adapt *a, cJSON *o)
          !ad_json_num(t, "train_loss", a->rep.train_loss) ||
          !ad_json_num(t, "seconds", a->rep.seconds)))
         return -1;
-    if ((t = span_array(a, SPAN_TS, span_steps(a))) == NULL)
+    steps = span_steps(a);
+    if ((t = span_array(a, SPAN_TS, steps)) == NULL)
         return -1;
-    cJSON_AddItemToObject(sh, span_steps(a) ? "ts_steps" : "ts", t);
+    cJSON_AddItemToObject(sh, steps ? "ts_steps" : "ts", t);
     fl = span_floats(a);
     for (i = 1; i < 4; i++) {
         if ((t = span_array(a, (int)i, fl)) == NULL && fl && (i == 1 || i == 2)) {

@@ -189,7 +189,11 @@ struct ad_detector {
                                               keeps it) */
     unsigned char regime_once[AD_REGIMES]; /* 1: accepted from one persistent change,
                                               on a schedule since a promotion kept it
-                                              (regime_rec set, it never recurred) */
+                                              (regime_rec set, it never recurred);
+                                              saved as "once" for what it tells an
+                                              operator reading the state: no
+                                              decision reads it (the REGIME TAIL
+                                              takes such a regime as scheduled) */
     int64_t regime_at[AD_REGIMES];   /* on a schedule (accept_period_ms): the start
                                         of an occurrence; one persistent change:
                                         the start of its alert */

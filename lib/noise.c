@@ -488,7 +488,7 @@ static void close_block(ad_noise *n, int f, int64_t ts)
     }
     /* a raised run goes on while its blocks stay over the clear ratio,
      * and from a pause over the ratio (FAULT GOES ON) */
-    if (r > (long_run(n, f) && n->quiet[f] == 0 ? clear : n->ratio)) {
+    if (r > (raised(n, f) ? clear : n->ratio)) {
         put_hour(n, f, hour, slot, level, mid, 1);
         /* SPAN: the run counts its blocks' data time only */
         if (n->run[f] == INT64_MIN) {
