@@ -42,8 +42,10 @@ conf() {
    "calibration": {"method": "fixed", "fixed": 0.000001}, "quality": {"enabled": false}}]}
 EOC
 }
-break_dir() { mv "$D/state/pump" "$D/pump.away" && : > "$D/state/pump"; }
-mend_dir() { rm -f "$D/state/pump" && mv "$D/pump.away" "$D/state/pump"; }
+# a plain file in the directory's place, swapped in one step (the daemon
+# makes a missing directory again: a move then a create raced it)
+break_dir() { : > "$D/pump.away" && it_swap_paths "$D/state/pump" "$D/pump.away"; }
+mend_dir() { it_swap_paths "$D/state/pump" "$D/pump.away" && rm -f "$D/pump.away"; }
 stat_of() { it_last_stat "$D/sub.jsonl" anomalyd/stats "$1"; }
 stat_ge() { v=$(stat_of "$1"); [ "$v" != None ] && [ "${v%.*}" -ge "$2" ]; }
 # start_daemon LOG MS: writes slowed by MS each (the directory's fsync)

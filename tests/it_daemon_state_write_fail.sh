@@ -31,8 +31,10 @@ F="--fault blockage@200m+60m --fault blockage@500m+60m --fault blockage@900m+60m
 # pub FROM TO: pump1's rows FROM..TO-1 (three blockages, the same run)
 pub() { $H pub --port "$IT_PORT" --devices 1 --rows "$2" --start-row "$1" --start $S $F; }
 # break_dir / mend_dir: a file where state/pump was, and the directory back
-break_dir() { mv "$D/state/pump" "$D/pump.away" && : > "$D/state/pump"; }
-mend_dir() { rm -f "$D/state/pump" && mv "$D/pump.away" "$D/state/pump"; }
+# a plain file in the directory's place, swapped in one step (the daemon
+# makes a missing directory again: a move then a create raced it)
+break_dir() { : > "$D/pump.away" && it_swap_paths "$D/state/pump" "$D/pump.away"; }
+mend_dir() { it_swap_paths "$D/state/pump" "$D/pump.away" && rm -f "$D/pump.away"; }
 stat_of() { it_last_stat "$D/sub.jsonl" anomalyd/stats "$1"; }
 stat_ge() { v=$(stat_of "$1"); [ "$v" != None ] && [ "${v%.*}" -ge "$2" ]; }
 stat_is() { v=$(stat_of "$1"); [ "${v%.*}" = "$2" ]; }

@@ -150,6 +150,16 @@ print(last)
 EOP
 }
 
+# it_swap_paths A B: exchange two paths in one step (renameat2 with
+# RENAME_EXCHANGE), e.g. a directory and a plain file: a daemon that makes
+# a missing directory again finds no moment where the path is free
+it_swap_paths() {
+    $PYTHON -c 'import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) != 0:
+    e = ctypes.get_errno(); sys.exit("renameat2 %s %s: %s" % (sys.argv[1], sys.argv[2], os.strerror(e)))' "$1" "$2"
+}
+
 # Event waits. Each polls every 50 ms until the event or TIMEOUT seconds
 # (fractions allowed) and returns 0 on the event, 1 on timeout. Timeouts are
 # upper bounds for a loaded 2-core machine, not expected durations.
