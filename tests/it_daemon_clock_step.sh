@@ -166,7 +166,7 @@ restart_case 3 -3600000 "caught up" "its last row is 3[0-9.]* s ahead of the clo
 restart_case 5 -7200000 "taken at once" "more than an hour, taken at once" stopped
 
 # ---- 6. a step back of two hours while running: taken at once ----------------
-# run_step CASE STEP_MS: 60 rows, the step, 180 rows more (period mode,
+# run_step CASE STEP_MS: 60 rows, the step, 120 rows more (period mode,
 # arrival times, a state dir); sets w0 (windows scored before the step) and
 # w1 (a second after the last message: a silence's period rows are scored
 # too, the count never stands still)
@@ -183,7 +183,7 @@ run_step() {
         --start-row 60
     [ "$2" = 0 ] || it_wait_log "$D/daemon$1.log" "clock: the wall clock was set back" 5 ||
         { it_fail "case $1: the step taken (the shim works)" "$(grep clock: "$D/daemon$1.log")"; return 1; }
-    $H pub --port "$IT_PORT" --topic "c$1/{device}/pump" --no-ts --rate 4 --devices 1 --rows 240 \
+    $H pub --port "$IT_PORT" --topic "c$1/{device}/pump" --no-ts --rate 4 --devices 1 --rows 120 \
         --start-row 61
     sleep 1
     w1=$(stat_of "$1" windows_scored)
