@@ -185,9 +185,12 @@ typedef struct stream_rec {
      * last went into the state file (loop ms, 0: not yet), whether a save
      * without it followed, a span too long to save said once; cand_drop:
      * its file is removed with the next state written once no model or
-     * candidate save of the stream is on the workers (training.c) */
+     * candidate save of the stream is on the workers (training.c);
+     * cand_nofile: the candidate in shadow's file is not on disk (its save
+     * still on the workers, or failed): no state file names it (a kill -9
+     * then would find a state naming a file that is not there) */
     uint64_t span_saved_ms;
-    int span_stale, span_warned, cand_drop;
+    int span_stale, span_warned, cand_drop, cand_nofile;
     uint64_t seen_future, seen_late;  /* rejections already logged */
     uint64_t seen_unoffered;     /* adapt_unoffered already logged */
     cJSON *dq_open;              /* open data-quality alerts (array) or NULL; each

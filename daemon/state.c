@@ -1027,6 +1027,13 @@ static int span_part(ad_daemon *dd, stream_rec *s, int handover)
     }
     if (n < 0)
         return 0;
+    if (s->cand_nofile) {
+        /* its file is not written yet (the save after it holds the span:
+         * save_done) or could not be: a state naming it must not be on
+         * disk before it */
+        s->span_stale = 1;
+        return 0;
+    }
     if (handover == SAVE_HANDOVER || span_due(dd, s, 1)) {
         s->span_saved_ms = uv_now(dd->loop) ? uv_now(dd->loop) : 1;
         s->span_stale = 0;
@@ -1440,6 +1447,7 @@ static void restore_candidate(restore_req *r, stream_rec *s, int calibrated)
                s->det->c->name, s->key, id, r->cand_path);
         r->cm = NULL;
         resumed = 1;
+        s->cand_nofile = 0;     /* its file is there: the state names it */
     } else {
         why = r->cm ? err : r->cm_err[0] ? r->cm_err :
               "no such file (a state handed over from another node, or the file removed)";
