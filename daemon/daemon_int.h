@@ -195,6 +195,10 @@ typedef struct stream_rec {
     uint64_t seen_unoffered;     /* adapt_unoffered already logged */
     cJSON *dq_open;              /* open data-quality alerts (array) or NULL; each
                                   * entry's "topic": the MQTT topic it was raised on */
+    int dq_carried;              /* dq_open may hold an entry carried over a rebuild
+                                  * (publish_dq_carry, a restored state): each
+                                  * message settles them (streams.c), until
+                                  * publish_dq_carrying finds none; 0: none */
     struct alert_at *alert_at;   /* where its open model alert was raised, or NULL */
     old_det *grave;
     struct feedback *fb;         /* operator feedback (command.c), or NULL */

@@ -1008,6 +1008,7 @@ int publish_dq_carry(ad_daemon *dd, stream_rec *s, const char *reason)
             cJSON_DeleteItemFromObjectCaseSensitive(x, "lib_id");
             if (!cJSON_GetObjectItemCaseSensitive(x, "carried"))
                 cJSON_AddTrueToObject(x, "carried");
+            s->dq_carried = 1;
             continue;
         }
         dq_close_entry(dd, s, x, reason, end, now);

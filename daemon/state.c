@@ -914,8 +914,10 @@ static void restore_extras(stream_rec *s, const char *js, int dq)
     /* the data-quality alerts open when it was saved (state_text): a new
      * monitor does not continue them, the caller closes them */
     t = cJSON_GetObjectItemCaseSensitive(o, "dq_open");
-    if (dq && !s->dq_open && cJSON_IsArray(t) && t->child)
+    if (dq && !s->dq_open && cJSON_IsArray(t) && t->child) {
         s->dq_open = cJSON_DetachItemFromObjectCaseSensitive(o, "dq_open");
+        s->dq_carried = 1;      /* entries marked carried, maybe (streams.c) */
+    }
     t = cJSON_GetObjectItemCaseSensitive(o, "alert_topic");
     id = cJSON_GetObjectItemCaseSensitive(t, "alert_id");
     tp = cJSON_GetObjectItemCaseSensitive(t, "topic");
