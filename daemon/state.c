@@ -1465,12 +1465,13 @@ static void restore_candidate(restore_req *r, stream_rec *s, int calibrated)
     }
     ad_model_free(r->cm);
     r->cm = NULL;
-    /* not while a save of the stream's candidate is still on the workers
-     * (a rebuild's): that one's state decides */
-    if (!resumed && there && r->cand_path[0] && !s->saving && unlink(r->cand_path) != 0 &&
-        errno != ENOENT)
-        ad_log(AD_LOG_WARNING, "stream %s/%s: unused candidate file %s not removed: %s",
-               s->det->c->name, s->key, r->cand_path, strerror(errno));
+    /* removed with the next state written (save: it names no candidate
+     * now), not here: the state on disk may still name it (a damaged file,
+     * a calibration not reused), and a kill -9 in between would find it
+     * naming a file gone. Not while a save of the stream's candidate is
+     * still on the workers (a rebuild's): that one's state decides */
+    if (!resumed && there && r->cand_path[0])
+        s->cand_drop = 1;
 }
 
 /* The configured file was in shadow (or waited for it) when the state was

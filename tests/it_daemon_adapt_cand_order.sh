@@ -13,6 +13,10 @@
 #     names it, and after a restart the candidate goes on in shadow.
 #  2. decided: its file is removed only after a state that no longer
 #     names it is on disk.
+#  3. the next candidate's file damaged while stopped: refused at the
+#     restore (a warning), and removed only with the next state written,
+#     which no longer names it (before, at once: the state on disk still
+#     named it).
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_adapt_cand_order.XXXXXX)
@@ -55,6 +59,7 @@ stop() {
 }
 bad() { tail -n "+$(( ${N1:-0} + 1 ))" "$D/order.log" | grep BAD; }   # after line N1 (part 2: its own)
 cand_file() { ls "$D"/state/pump/pump1.*.candidate.safetensors 2>/dev/null | head -1; }
+has_cand() { [ -n "$(cand_file)" ]; }
 
 start 1 6000
 START=$(( $(date +%s) - 1400 * 60 ))
@@ -111,5 +116,34 @@ else
     it_fail "2. decided: its file removed once a state that no longer names it is on disk" \
         "$(bad) | file: $(cand_file) | $(grep unlink "$D/order.log")"
 fi
-stop 2
+
+# 3. the next candidate, its file damaged while stopped: refused at the
+#    restore, and removed only with a state that no longer names it
+N0=$(grep -c "continual learning: shadow: candidate" "$D/daemon2.log")
+more() { [ "$(grep -c "continual learning: shadow: candidate" "$D/daemon2.log")" -gt "$N0" ]; }
+while [ $K -lt $FEED_MAX ] && ! more; do
+    pub $K $((K + 40)); K=$((K + 40)); it_wait_until 3 more
+done
+if more && it_wait_until 10 has_cand; then
+    stop 2
+    CF=$(cand_file)
+    truncate -s 100 "$CF"
+    N1=$(grep -c "" "$D/order.log")
+    start 3
+    pub $K $((K + 2)); K=$((K + 2))
+    it_wait_log "$D/daemon3.log" "not restored: $CF" 20 ||
+        it_fail "3. the damaged candidate file is refused" "$(grep -i candidate "$D/daemon3.log")"
+    pub $K $((K + 5)); K=$((K + 5))
+    sleep 1
+    stop 3
+    if [ -z "$(bad)" ] && [ ! -e "$CF" ] && grep -q "^ok unlink $CF" "$D/order.log"; then
+        it_ok "3. a damaged candidate file refused at the restore: removed only once a state that no longer names it is on disk"
+    else
+        it_fail "3. a damaged candidate file refused at the restore: removed only once a state without it is on disk" \
+            "$(bad) | $(ls "$D/state/pump") | $(grep unlink "$D/order.log" | tail -2)"
+    fi
+else
+    echo "# no third candidate within $FEED_MAX rows: part 3 not run"
+    stop 2
+fi
 exit 0
