@@ -1424,7 +1424,8 @@ static int restore_calibration(restore_req *r, stream_rec *s)
  * (the stream goes on without it; a fine-tune comes again at its
  * schedule). A file no state asks for (decided since, its removal lost; a
  * save without the span after the last with it, then a kill -9; a Kafka
- * record) or that is not resumed is removed: nothing would ever use it. */
+ * record) or that is not resumed is removed with the stream's next state
+ * written (cand_drop): nothing would ever use it. */
 static void restore_candidate(restore_req *r, stream_rec *s, int calibrated)
 {
     char id[AD_MODEL_ID_LEN + 1], err[256];
