@@ -185,13 +185,20 @@ typedef struct stream_rec {
      * last went into the state file (loop ms, 0: not yet), whether a save
      * without it followed, a span too long to save said once; cand_drop:
      * its file is removed with the next state written once no model or
-     * candidate save of the stream is on the workers (training.c) */
+     * candidate save of the stream is on the workers (training.c);
+     * cand_nofile: the candidate in shadow's file is not on disk (its save
+     * still on the workers, or failed): no state file names it (a kill -9
+     * then would find a state naming a file that is not there) */
     uint64_t span_saved_ms;
-    int span_stale, span_warned, cand_drop;
+    int span_stale, span_warned, cand_drop, cand_nofile;
     uint64_t seen_future, seen_late;  /* rejections already logged */
     uint64_t seen_unoffered;     /* adapt_unoffered already logged */
     cJSON *dq_open;              /* open data-quality alerts (array) or NULL; each
                                   * entry's "topic": the MQTT topic it was raised on */
+    int dq_carried;              /* dq_open may hold an entry carried over a rebuild
+                                  * (publish_dq_carry, a restored state): each
+                                  * message settles them (streams.c), until
+                                  * publish_dq_carrying finds none; 0: none */
     struct alert_at *alert_at;   /* where its open model alert was raised, or NULL */
     old_det *grave;
     struct feedback *fb;         /* operator feedback (command.c), or NULL */

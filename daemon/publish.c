@@ -449,10 +449,8 @@ static void add_alert_body(cJSON *o, const ad_alert *a, int64_t ts_ms, const cha
     add_num_or_null(o, "peak_probability", a->peak_probability);
     /* raised by a band run or on a window a test held (alert.h); absent:
      * by its score */
-    if (a->band)
-        cJSON_AddStringToObject(o, "raised_by", "band");
-    else if (ad_alert_by_name(a->by))
-        cJSON_AddStringToObject(o, "raised_by", ad_alert_by_name(a->by));
+    if (ad_alert_raised_by(a))
+        cJSON_AddStringToObject(o, "raised_by", ad_alert_raised_by(a));
     tf = cJSON_AddArrayToObject(o, "top_features");
     for (int i = 0; i < a->n_top; i++) {
         cJSON *f = cJSON_CreateObject();
@@ -1010,6 +1008,7 @@ int publish_dq_carry(ad_daemon *dd, stream_rec *s, const char *reason)
             cJSON_DeleteItemFromObjectCaseSensitive(x, "lib_id");
             if (!cJSON_GetObjectItemCaseSensitive(x, "carried"))
                 cJSON_AddTrueToObject(x, "carried");
+            s->dq_carried = 1;
             continue;
         }
         dq_close_entry(dd, s, x, reason, end, now);

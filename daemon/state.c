@@ -914,8 +914,10 @@ static void restore_extras(stream_rec *s, const char *js, int dq)
     /* the data-quality alerts open when it was saved (state_text): a new
      * monitor does not continue them, the caller closes them */
     t = cJSON_GetObjectItemCaseSensitive(o, "dq_open");
-    if (dq && !s->dq_open && cJSON_IsArray(t) && t->child)
+    if (dq && !s->dq_open && cJSON_IsArray(t) && t->child) {
         s->dq_open = cJSON_DetachItemFromObjectCaseSensitive(o, "dq_open");
+        s->dq_carried = 1;      /* entries marked carried, maybe (streams.c) */
+    }
     t = cJSON_GetObjectItemCaseSensitive(o, "alert_topic");
     id = cJSON_GetObjectItemCaseSensitive(t, "alert_id");
     tp = cJSON_GetObjectItemCaseSensitive(t, "topic");
@@ -1027,6 +1029,13 @@ static int span_part(ad_daemon *dd, stream_rec *s, int handover)
     }
     if (n < 0)
         return 0;
+    if (s->cand_nofile) {
+        /* its file is not written yet (the save after it holds the span:
+         * save_done) or could not be: a state naming it must not be on
+         * disk before it */
+        s->span_stale = 1;
+        return 0;
+    }
     if (handover == SAVE_HANDOVER || span_due(dd, s, 1)) {
         s->span_saved_ms = uv_now(dd->loop) ? uv_now(dd->loop) : 1;
         s->span_stale = 0;
@@ -1415,7 +1424,8 @@ static int restore_calibration(restore_req *r, stream_rec *s)
  * (the stream goes on without it; a fine-tune comes again at its
  * schedule). A file no state asks for (decided since, its removal lost; a
  * save without the span after the last with it, then a kill -9; a Kafka
- * record) or that is not resumed is removed: nothing would ever use it. */
+ * record) or that is not resumed is removed with the stream's next state
+ * written (cand_drop): nothing would ever use it. */
 static void restore_candidate(restore_req *r, stream_rec *s, int calibrated)
 {
     char id[AD_MODEL_ID_LEN + 1], err[256];
@@ -1440,6 +1450,7 @@ static void restore_candidate(restore_req *r, stream_rec *s, int calibrated)
                s->det->c->name, s->key, id, r->cand_path);
         r->cm = NULL;
         resumed = 1;
+        s->cand_nofile = 0;     /* its file is there: the state names it */
     } else {
         why = r->cm ? err : r->cm_err[0] ? r->cm_err :
               "no such file (a state handed over from another node, or the file removed)";
@@ -1455,12 +1466,13 @@ static void restore_candidate(restore_req *r, stream_rec *s, int calibrated)
     }
     ad_model_free(r->cm);
     r->cm = NULL;
-    /* not while a save of the stream's candidate is still on the workers
-     * (a rebuild's): that one's state decides */
-    if (!resumed && there && r->cand_path[0] && !s->saving && unlink(r->cand_path) != 0 &&
-        errno != ENOENT)
-        ad_log(AD_LOG_WARNING, "stream %s/%s: unused candidate file %s not removed: %s",
-               s->det->c->name, s->key, r->cand_path, strerror(errno));
+    /* removed with the next state written (save: it names no candidate
+     * now), not here: the state on disk may still name it (a damaged file,
+     * a calibration not reused), and a kill -9 in between would find it
+     * naming a file gone. Not while a save of the stream's candidate is
+     * still on the workers (a rebuild's): that one's state decides */
+    if (!resumed && there && r->cand_path[0])
+        s->cand_drop = 1;
 }
 
 /* The configured file was in shadow (or waited for it) when the state was

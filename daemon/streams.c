@@ -456,18 +456,16 @@ static int push_refused(stream_rec *s, const ad_sample *smp, int n, double now_s
  * events first (a raise takes one over), then those closed. */
 static void settle_carried(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n)
 {
-    unsigned char *seen = calloc((size_t)s->det->F, 1);
+    unsigned char seen[AD_MAX_FEATURES];    /* F <= AD_MAX_FEATURES (model.h) */
     int any = 0;
 
-    if (!seen)
-        return;                 /* the next message */
+    memset(seen, 0, (size_t)s->det->F);
     for (int i = 0; i < n; i++)
         if (!smp[i].refused && smp[i].feature >= 0 && smp[i].feature < s->det->F)
             seen[smp[i].feature] = any = 1;
     streams_events(dd, s);
     if (publish_dq_settle(dd, s, seen, any) > 0)
         state_save(dd, s);
-    free(seen);
 }
 
 static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int n,
@@ -526,7 +524,10 @@ static void push_samples(ad_daemon *dd, stream_rec *s, const ad_sample *smp, int
     if (d->c->pipe.stream.mode == AD_ASM_PERIOD && !d->warned_late_held)
         note_late_held(s);
     batch_pull(dd, s);
-    if (publish_dq_carrying(s))
+    /* a flag on every message, the walk over its open data-quality alerts
+     * only while one may be carried (before: the walk on every message
+     * with any open, a calloc of F bytes while one was carried) */
+    if (s->dq_carried && (s->dq_carried = publish_dq_carrying(s)) != 0)
         settle_carried(dd, s, smp, n);
 }
 

@@ -263,6 +263,13 @@ static void save_done(ad_task *t)
     stream_rec *s = st->s;
     s->saving--;
     if (st->cand) {
+        /* the state may name it now (span_part), when it is still the one
+         * in shadow; not when the save failed */
+        if (st->rc == 0 && !s->dead && s->d) {
+            const ad_model *c = ad_adapt_candidate(ad_detector_adapt(s->d));
+            if (c && strcmp(c->id, st->m->id) == 0)
+                s->cand_nofile = 0;
+        }
         if (st->rc != 0)
             ad_log(AD_LOG_WARNING, "stream %s/%s: candidate model not saved: %s (a restart "
                    "loses the candidate and its shadow span)", s->det ? s->det->c->name : "-",
@@ -385,6 +392,7 @@ static void candidate_write(ad_daemon *dd, stream_rec *s, const char *id)
     s->span_saved_ms = 0;
     s->span_stale = 0;
     state_candidate_kept(dd, s);
+    s->cand_nofile = 1;         /* until its file is written (save_done) */
     if (!(st = calloc(1, sizeof *st)) || !(st->m = ad_model_clone(c))) {
         ad_log(AD_LOG_WARNING, "stream %s/%s: candidate model not saved (a restart loses "
                "it): out of memory", s->det->c->name, s->key);

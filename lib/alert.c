@@ -395,6 +395,11 @@ const char *ad_alert_by_name(int by)
            by == AD_BY_NOISE ? "noise" : NULL;
 }
 
+const char *ad_alert_raised_by(const ad_alert *a)
+{
+    return a->band ? "band" : ad_alert_by_name(a->by);
+}
+
 int ad_alerter_step(ad_alerter *a, int64_t ts_ms, double score,
                     double threshold, const float *share, ad_alert *out)
 {
@@ -738,12 +743,10 @@ cJSON *ad_alert_to_json(const ad_alert *al, const char *stream,
         !ad_json_num(o, "log_likelihood", al->log_likelihood) ||
         !ad_json_num(o, "peak_probability", al->peak_probability))
         goto fail;
-    /* raised by a lasting run between the threshold and the raise level */
-    if (al->band && !cJSON_AddStringToObject(o, "raised_by", "band"))
-        goto fail;
-    /* raised on a window under the threshold that a test held */
-    if (!al->band && ad_alert_by_name(al->by) &&
-        !cJSON_AddStringToObject(o, "raised_by", ad_alert_by_name(al->by)))
+    /* raised by a lasting run between the threshold and the raise level,
+     * or on a window under the threshold that a test held */
+    if (ad_alert_raised_by(al) &&
+        !cJSON_AddStringToObject(o, "raised_by", ad_alert_raised_by(al)))
         goto fail;
     if (!al->active &&
         !cJSON_AddStringToObject(o, "reason", ad_close_reason_name(al->reason ? al->reason :

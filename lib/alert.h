@@ -223,6 +223,12 @@ typedef struct ad_alert {
     double top_share[AD_ALERT_TOP];  /* mean share over exceeding windows */
 } ad_alert;
 
+/* What raised alert a, as its events' "raised_by" says: "band" (a lasting
+ * band run, a->band), else the test that held its window (ad_alert_by_name
+ * of a->by), else NULL (its score: the field is absent). The one choice of
+ * every alert message (ad_alert_to_json, the daemon's alert events). */
+const char *ad_alert_raised_by(const ad_alert *a);
+
 /* Result bits of ad_alerter_step(). */
 #define AD_ALERT_RAISED  1
 #define AD_ALERT_CLEARED 2

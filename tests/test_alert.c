@@ -6,7 +6,9 @@
  * alert saved with another feature count can be closed, not resumed;
  * every close reason has its own name; a raise ratio over 1 raises only on
  * windows clearly over the threshold while those just over it still count
- * as exceeding (not learned as normal).
+ * as exceeding (not learned as normal); what raised an alert
+ * ("raised_by": band over a test, a test, none for its score) is one
+ * choice, the same in its JSON form.
  */
 #include <stdint.h>
 #include <string.h>
@@ -341,6 +343,43 @@ static void test_reason_names(void)
             "detector_removed: %s", ad_close_reason_name(AD_CLOSE_DETECTOR_REMOVED));
 }
 
+/* raised_by: band when a band run raised it (whatever test held the
+ * window), else the test, else absent (its score) */
+static void test_raised_by(void)
+{
+    static const struct { int band, by; const char *want; } c[] = {
+        { 0, 0, NULL }, { 1, 0, "band" }, { 1, AD_BY_NOISE, "band" },
+        { 0, AD_BY_LEVEL, "level" }, { 0, AD_BY_BURST, "burst" }, { 0, AD_BY_NOISE, "noise" },
+        { 0, 9, NULL },
+    };
+    const char *names[1] = { "flow" };
+
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        ad_alert al;
+        const char *got;
+        const cJSON *x;
+        cJSON *j;
+
+        memset(&al, 0, sizeof al);
+        snprintf(al.id, sizeof al.id, "pump7-1-1");
+        al.active = 1;
+        al.start_ms = al.peak_ms = 1000;
+        al.threshold = 1.0;
+        al.band = c[i].band;
+        al.by = c[i].by;
+        got = ad_alert_raised_by(&al);
+        T_CHECK(c[i].want ? got && strcmp(got, c[i].want) == 0 : got == NULL,
+                "band %d by %d: raised_by %s (want %s)", c[i].band, c[i].by,
+                got ? got : "absent", c[i].want ? c[i].want : "absent");
+        j = ad_alert_to_json(&al, "pump7", names);
+        x = cJSON_GetObjectItemCaseSensitive(j, "raised_by");
+        T_CHECK(j && (c[i].want ? cJSON_IsString(x) && strcmp(x->valuestring, c[i].want) == 0 :
+                      x == NULL), "band %d by %d: the JSON form's raised_by the same",
+                c[i].band, c[i].by);
+        cJSON_Delete(j);
+    }
+}
+
 int main(void)
 {
     T_RUN(test_k_of_n_raise);
@@ -354,5 +393,6 @@ int main(void)
     T_RUN(test_restore_other_features);
     T_RUN(test_reason_names);
     T_RUN(test_raise_ratio);
+    T_RUN(test_raised_by);
     return t_done();
 }
