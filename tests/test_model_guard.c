@@ -19,8 +19,15 @@
  *      acceptance compares with the spread of the training error (not the
  *      floor): a persistent level is accepted as soon as after a normal
  *      calibration.
+ *   5. test_guard_bootstrap_ends_in_new_state: a bootstrap stream whose
+ *      training rows end inside a new level (the last 3 % of its windows):
+ *      their errors lift the training error's q99, and with the guard at
+ *      3 x that q99 calibration took the new level's windows as normal
+ *      (threshold set by them, a fault after calibration under it, never
+ *      an alert). The guard's reference is at most 2 x q90: the new
+ *      level's windows are left out, the fault alerts.
  *
- * Model: zero weights, so a window's score is the mean |value| (mae) or the
+ * Model (1-4): zero weights, so a window's score is the mean |value| (mae) or the
  * max |value| (peak) over its rows and features.
  */
 #include <stdint.h>
@@ -317,8 +324,91 @@ static void test_guard_fallback_acceptance_delayed(void)
             "accepted within 3 x accept_after too (%d raised, %d cleared, %d rows)", r0, c0, w0);
 }
 
+
+/* 5 ------------------------------------------------------------------------ */
+#define T5 10
+#define F5 2
+#define TRAIN5 1000                 /* training windows: rows 0 .. 1008 */
+#define NEW5 975                    /* the new level from this row ... */
+#define NEW5_END 1400               /* ... to this one (calibration inside it) */
+#define FAULT5 1700                 /* a fault from here to the end */
+#define ROWS5 2100
+
+static void row5(int i, double *row)
+{
+    double ph = 6.283185307179586 * i / 40.0;
+
+    row[0] = sin(ph) + 0.1 * gauss();
+    row[1] = cos(ph) + 0.1 * gauss();
+    if (i >= NEW5 && i < NEW5_END)
+        row[0] += 3;                /* the new level (a state the training hardly saw) */
+    if (i >= FAULT5)
+        row[1] += 1.2;              /* the fault: under the new level's scores */
+}
+
+static void test_guard_bootstrap_ends_in_new_state(void)
+{
+    const char *names[F5] = { "a", "b" };
+    ad_detector_cfg cfg;
+    ad_detector *d = NULL;
+    ad_train_job *job = NULL;
+    ad_model *nm = NULL;
+    char err[300];
+    double q90 = 0, q99 = 0, row[F5];
+    const char *p;
+    run r;
+    int i, after = 0;
+    uint64_t save = rng;
+
+    rng = 88172645463325252ull;
+    base_cfg(&cfg);
+    cfg.training = AD_TRAIN_BOOTSTRAP;
+    cfg.train_windows = TRAIN5;
+    cfg.train_epochs = 20;
+    cfg.boot_units = 16;
+    cfg.calib_windows = 100;
+    if (ad_detector_new(&d, &cfg, "pump", NULL, T5, F5, names, err, sizeof(err)) != 0) {
+        T_CHECK(0, "new: %s", err);
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    for (i = 0; i < ROWS5; i++) {
+        row5(i, row);
+        if (job == NULL && ad_detector_phase(d) == AD_PHASE_TRAINING) {
+            job = ad_detector_take_train_job(d);
+            T_CHECK(job != NULL && ad_train_job_run(job, &nm, NULL, err, sizeof(err)) == 0,
+                    "bootstrap training at row %d: %s", i, err);
+            if (nm == NULL)
+                break;
+            if ((p = strstr(nm->training, "\"q90\":")) != NULL)
+                q90 = atof(p + 6);
+            if ((p = strstr(nm->training, "\"q99\":")) != NULL)
+                q99 = atof(p + 6);
+            T_CHECK(ad_detector_train_done(d, nm, 1, NULL) == 0, "train done");
+        }
+        step(d, i, 60000 * (int64_t)i, row, AD_METRIC_MAE, &r);
+        if (r.raised > after && i < FAULT5)
+            after = r.raised;       /* alerts raised before the fault */
+    }
+    T_NOTE("bootstrap trained on rows to %d, the last %d in a new level: training error "
+           "q90 %.3f q99 %.3f; threshold %.3f; %d alert(s) before the fault, %d in it",
+           TRAIN5 + T5 - 1, TRAIN5 + T5 - 1 - NEW5, q90, q99, r.first_thr,
+           after, r.raised - after);
+    T_CHECK(q99 > 2 * q90, "the new level's training windows lift q99 (%.3f) over 2 x q90 "
+            "(%.3f): the case this test is about", q99, q90);
+    T_CHECK(r.calibrated >= 1 && r.first_thr < 2 * q90 * 1.5 + 1e-9, "the threshold is not "
+            "set by the new level (%.3f; at most the guard's reference 2 x q90 x margin %.3f)",
+            r.first_thr, 2 * q90 * 1.5);
+    T_CHECK(r.raised > after, "the fault after calibration alerts (%d alert(s) in it)",
+            r.raised - after);
+    ad_train_job_free(job);
+    ad_detector_free(d);
+    rng = save;
+}
+
 int main(void)
 {
+    T_RUN(test_guard_bootstrap_ends_in_new_state);
     T_RUN(test_guard_fallback_acceptance_delayed);
     T_RUN(test_guard_stale_after_address_reuse);
     T_RUN(test_guard_peak_metric_mae_model);
