@@ -2188,8 +2188,23 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
         d->calib_start = ts;
     }
     if (!untrusted && mg > 0 && s > mg) {
+        /* a model the stream trained itself: a state its training hardly
+         * saw waits up to alert.accept_after windows (it would be accepted
+         * as a new normal by then) before the model's threshold is taken */
+        uint64_t need = (uint64_t)d->cfg.calib_windows;
+
+        if (d->cfg.training == AD_TRAIN_BOOTSTRAP && d->cfg.alert.accept_after > 0 &&
+            (uint64_t)d->cfg.alert.accept_after > need)
+            need = (uint64_t)d->cfg.alert.accept_after;
         d->st.calib_excluded++;
-        if (++d->calib_model_out >= (uint64_t)d->cfg.calib_windows && d->cfg.calib_windows > 0 &&
+        if (++d->calib_model_out == (uint64_t)d->cfg.calib_windows &&
+            need > (uint64_t)d->cfg.calib_windows && d->cfg.calib_windows > 0 && !norm)
+            ad_log(AD_LOG_WARNING, "%s: calibration waits: %llu windows scored above "
+                   "calibration.model_guard %g x the training error %g (a state the stream's "
+                   "own training hardly saw); the model's threshold after %llu", d->who,
+                   (unsigned long long)d->calib_model_out, d->cfg.calib_model_guard,
+                   mg / d->cfg.calib_model_guard, (unsigned long long)need);
+        if (d->calib_model_out >= need && d->cfg.calib_windows > 0 &&
             !norm && fit_model_value(d, ts) == 0)
             return;
     } else if (untrusted || (!norm && d->calib_guard > 0 && s > d->calib_guard)) {

@@ -261,7 +261,14 @@
  * new state (a regime starting in its last minutes): those few windows lift
  * q99 far over the rest, and g x that q99 would admit the new state's
  * windows, which would then set the threshold (blind for hours); capped,
- * they are left out and, the state lasting, the fallback detects.
+ * they are left out. A model the stream trained itself (bootstrap) waits
+ * longer before the fallback: up to alert.accept_after windows when that
+ * is more than calib_windows (a warning says so when calib_windows were
+ * left out): a state that lasts that long would be accepted as a new
+ * normal anyway, and one that ends sooner (the rest of a night regime
+ * its training caught the start of) is waited out rather than alerted on
+ * with the model's threshold; a fault under way then alerts when the wait
+ * ends, or at the end of calibration if it ended sooner.
  * g = 0, or a model without the metadata: no such guard.
  *
  * CALIBRATION FAILURES. When a fit fails (too few scores, POT peaks) the

@@ -25,7 +25,9 @@
  *      3 x that q99 calibration took the new level's windows as normal
  *      (threshold set by them, a fault after calibration under it, never
  *      an alert). The guard's reference is at most 2 x q90: the new
- *      level's windows are left out, the fault alerts.
+ *      level's windows are left out, the fault alerts; with
+ *      alert.accept_after longer than the new level lasts, calibration
+ *      waits it out and calibrates on the normal rows after it.
  *
  * Model (1-4): zero weights, so a window's score is the mean |value| (mae) or the
  * max |value| (peak) over its rows and features.
@@ -346,7 +348,13 @@ static void row5(int i, double *row)
         row[1] += 1.2;              /* the fault: under the new level's scores */
 }
 
-static void test_guard_bootstrap_ends_in_new_state(void)
+typedef struct run5 {
+    double q90, q99, thr;
+    int before, in_fault, calibrated, calib_row;
+} run5;
+
+/* A bootstrap stream (row5) with alert.accept_after A windows (0: none). */
+static void bootstrap_run(int A, run5 *o)
 {
     const char *names[F5] = { "a", "b" };
     ad_detector_cfg cfg;
@@ -354,12 +362,14 @@ static void test_guard_bootstrap_ends_in_new_state(void)
     ad_train_job *job = NULL;
     ad_model *nm = NULL;
     char err[300];
-    double q90 = 0, q99 = 0, row[F5];
+    double row[F5];
     const char *p;
     run r;
-    int i, after = 0;
+    int i;
     uint64_t save = rng;
 
+    memset(o, 0, sizeof(*o));
+    o->calib_row = -1;
     rng = 88172645463325252ull;
     base_cfg(&cfg);
     cfg.training = AD_TRAIN_BOOTSTRAP;
@@ -367,6 +377,7 @@ static void test_guard_bootstrap_ends_in_new_state(void)
     cfg.train_epochs = 20;
     cfg.boot_units = 16;
     cfg.calib_windows = 100;
+    cfg.alert.accept_after = A;
     if (ad_detector_new(&d, &cfg, "pump", NULL, T5, F5, names, err, sizeof(err)) != 0) {
         T_CHECK(0, "new: %s", err);
         return;
@@ -381,29 +392,56 @@ static void test_guard_bootstrap_ends_in_new_state(void)
             if (nm == NULL)
                 break;
             if ((p = strstr(nm->training, "\"q90\":")) != NULL)
-                q90 = atof(p + 6);
+                o->q90 = atof(p + 6);
             if ((p = strstr(nm->training, "\"q99\":")) != NULL)
-                q99 = atof(p + 6);
+                o->q99 = atof(p + 6);
             T_CHECK(ad_detector_train_done(d, nm, 1, NULL) == 0, "train done");
         }
         step(d, i, 60000 * (int64_t)i, row, AD_METRIC_MAE, &r);
-        if (r.raised > after && i < FAULT5)
-            after = r.raised;       /* alerts raised before the fault */
+        if (r.calibrated && o->calib_row < 0)
+            o->calib_row = i;
+        if (i < FAULT5)
+            o->before = r.raised;   /* alerts raised before the fault */
     }
-    T_NOTE("bootstrap trained on rows to %d, the last %d in a new level: training error "
-           "q90 %.3f q99 %.3f; threshold %.3f; %d alert(s) before the fault, %d in it",
-           TRAIN5 + T5 - 1, TRAIN5 + T5 - 1 - NEW5, q90, q99, r.first_thr,
-           after, r.raised - after);
-    T_CHECK(q99 > 2 * q90, "the new level's training windows lift q99 (%.3f) over 2 x q90 "
-            "(%.3f): the case this test is about", q99, q90);
-    T_CHECK(r.calibrated >= 1 && r.first_thr < 2 * q90 * 1.5 + 1e-9, "the threshold is not "
-            "set by the new level (%.3f; at most the guard's reference 2 x q90 x margin %.3f)",
-            r.first_thr, 2 * q90 * 1.5);
-    T_CHECK(r.raised > after, "the fault after calibration alerts (%d alert(s) in it)",
-            r.raised - after);
+    o->thr = r.first_thr;
+    o->calibrated = r.calibrated;
+    o->in_fault = r.raised - o->before;
     ad_train_job_free(job);
     ad_detector_free(d);
     rng = save;
+}
+
+static void test_guard_bootstrap_ends_in_new_state(void)
+{
+    run5 a, w;
+
+    /* without acceptance: the model's threshold once calibration has left
+     * out calibration.windows of the new level */
+    bootstrap_run(0, &a);
+    T_NOTE("bootstrap trained on rows to %d, the last %d in a new level: training error "
+           "q90 %.3f q99 %.3f; threshold %.3f at row %d; %d alert(s) before the fault, %d "
+           "in it", TRAIN5 + T5 - 1, TRAIN5 + T5 - 1 - NEW5, a.q90, a.q99, a.thr,
+           a.calib_row, a.before, a.in_fault);
+    T_CHECK(a.q99 > 2 * a.q90, "the new level's training windows lift q99 (%.3f) over 2 x "
+            "q90 (%.3f): the case this test is about", a.q99, a.q90);
+    T_CHECK(a.calibrated >= 1 && a.thr < 2 * a.q90 * 1.5 + 1e-9, "the threshold is not "
+            "set by the new level (%.3f; at most the guard's reference 2 x q90 x margin "
+            "%.3f)", a.thr, 2 * a.q90 * 1.5);
+    T_CHECK(a.in_fault > 0, "the fault after calibration alerts (%d alert(s) in it)",
+            a.in_fault);
+    /* alert.accept_after 600 windows, longer than the new level lasts
+     * after training (391): calibration waits for it to end and calibrates
+     * on the normal rows after it */
+    bootstrap_run(600, &w);
+    T_NOTE("accept_after 600: threshold %.3f at row %d; %d alert(s) before the fault, %d "
+           "in it", w.thr, w.calib_row, w.before, w.in_fault);
+    /* the windows on the new level's edge (partly in it) score under the
+     * guard and are kept: the threshold is at most guard x margin */
+    T_CHECK(w.calibrated >= 1 && w.calib_row > NEW5_END && w.thr < 3 * 2 * w.q90 * 1.5,
+            "calibrated after the new level ended, on windows under the guard (row %d, "
+            "threshold %.3f, at most %.3f)", w.calib_row, w.thr, 3 * 2 * w.q90 * 1.5);
+    T_CHECK(w.before == 0 && w.in_fault > 0, "the new level waited out (%d alerts), the "
+            "fault alerts (%d)", w.before, w.in_fault);
 }
 
 int main(void)
