@@ -2090,17 +2090,45 @@ static int calq_push(ad_detector *d, int64_t from, int64_t to, double s, int del
     return 0;
 }
 
-/* g x the model's training error (CALIBRATION AGAINST THE MODEL), or 0;
- * taken again when the model changes. */
+/* The training error E the guard multiplies (CALIBRATION AGAINST THE
+ * MODEL): the q99 of the training windows' errors, at most
+ * AD_THR_ERROR_BODY x their q90 (threshold.h ad_thr_error_ref: a q99
+ * lifted by a few training windows of another state would let that state
+ * calibrate the threshold). 0 without the figures. */
+static double guard_error(const char *tj, int metric, int *capped)
+{
+    double q99 = ad_thr_model_stat(tj, "q99", metric);
+    double e = ad_thr_error_ref(ad_thr_model_stat(tj, "q90", metric), q99);
+
+    *capped = e < q99;
+    return e;
+}
+
+/* g x the model's training error (guard_error), or 0; taken again when
+ * the model changes. */
 static double model_guard(ad_detector *d)
 {
     if (d->mg_model != d->model) {
         /* only a figure recorded in this metric: the guard is an upper
          * bound of normal scores (a mae q99 is far under peak scores) */
+        int capped = 0;
         double e = d->model && d->cfg.calib_model_guard > 0 ?
-                   ad_thr_model_stat(d->model->training, "q99", (int)d->cfg.metric) : 0;
+                   guard_error(d->model->training, (int)d->cfg.metric, &capped) : 0;
         d->mg_model = d->model;
         d->model_guard = e > 0 ? d->cfg.calib_model_guard * e : 0;
+        if (capped)
+            ad_log(AD_LOG_INFO, "%s: the model's training error q99 %g is over %g x its "
+                   "q90 %g (training windows of another state): the calibration guard is "
+                   "%g x %g", d->who,
+                   ad_thr_model_stat(d->model->training, "q99", (int)d->cfg.metric),
+                   AD_THR_ERROR_BODY,
+                   ad_thr_model_stat(d->model->training, "q90", (int)d->cfg.metric),
+                   d->cfg.calib_model_guard, e);
+        else if (e > 0)
+            ad_log(AD_LOG_DEBUG, "%s: calibration guard %g x the training error q99 %g "
+                   "(q90 %g, q95 %g)", d->who, d->cfg.calib_model_guard, e,
+                   ad_thr_model_stat(d->model->training, "q90", (int)d->cfg.metric),
+                   ad_thr_model_stat(d->model->training, "q95", (int)d->cfg.metric));
     }
     return d->model_guard;
 }
@@ -2160,8 +2188,23 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
         d->calib_start = ts;
     }
     if (!untrusted && mg > 0 && s > mg) {
+        /* a model the stream trained itself: a state its training hardly
+         * saw waits up to alert.accept_after windows (it would be accepted
+         * as a new normal by then) before the model's threshold is taken */
+        uint64_t need = (uint64_t)d->cfg.calib_windows;
+
+        if (d->cfg.training == AD_TRAIN_BOOTSTRAP && d->cfg.alert.accept_after > 0 &&
+            (uint64_t)d->cfg.alert.accept_after > need)
+            need = (uint64_t)d->cfg.alert.accept_after;
         d->st.calib_excluded++;
-        if (++d->calib_model_out >= (uint64_t)d->cfg.calib_windows && d->cfg.calib_windows > 0 &&
+        if (++d->calib_model_out == (uint64_t)d->cfg.calib_windows &&
+            need > (uint64_t)d->cfg.calib_windows && d->cfg.calib_windows > 0 && !norm)
+            ad_log(AD_LOG_WARNING, "%s: calibration waits: %llu windows scored above "
+                   "calibration.model_guard %g x the training error %g (a state the stream's "
+                   "own training hardly saw); the model's threshold after %llu", d->who,
+                   (unsigned long long)d->calib_model_out, d->cfg.calib_model_guard,
+                   mg / d->cfg.calib_model_guard, (unsigned long long)need);
+        if (d->calib_model_out >= need && d->cfg.calib_windows > 0 &&
             !norm && fit_model_value(d, ts) == 0)
             return;
     } else if (untrusted || (!norm && d->calib_guard > 0 && s > d->calib_guard)) {

@@ -243,9 +243,10 @@
  * state ("band") and survives a restore.
  *
  * CALIBRATION AGAINST THE MODEL (calib_model_guard = g > 0, default 3). A
- * model file that records its training error E (training.error q99, in this
- * detector's metric; threshold.h ad_thr_model_stat) says what normal data
- * scores: a calibration window scoring above g * E is left out of
+ * model file that records its training error E (training.error q99, at
+ * most 2 x its q90: threshold.h ad_thr_error_ref; in this detector's
+ * metric, ad_thr_model_stat) says what normal data scores: a calibration
+ * window scoring above g * E is left out of
  * calibration (counted in calib_excluded), so an anomaly under way when a
  * stream starts or recalibrates (a new model by reload or restart, a new
  * stream key) is not learned as normal. When as many windows are left out
@@ -256,6 +257,18 @@
  * stream detects, and a warning names the figures: an anomaly that outlasts
  * calibration alerts rather than going silent. Normal data scores about E
  * (the bundled pump model: median 0.8 E, at most 1.2 E over a week).
+ * The cap at 2 x q90 is for a bootstrap whose training rows end inside a
+ * new state (a regime starting in its last minutes): those few windows lift
+ * q99 far over the rest, and g x that q99 would admit the new state's
+ * windows, which would then set the threshold (blind for hours); capped,
+ * they are left out. A model the stream trained itself (bootstrap) waits
+ * longer before the fallback: up to alert.accept_after windows when that
+ * is more than calib_windows (a warning says so when calib_windows were
+ * left out): a state that lasts that long would be accepted as a new
+ * normal anyway, and one that ends sooner (the rest of a night regime
+ * its training caught the start of) is waited out rather than alerted on
+ * with the model's threshold; a fault under way then alerts when the wait
+ * ends, or at the end of calibration if it ended sooner.
  * g = 0, or a model without the metadata: no such guard.
  *
  * CALIBRATION FAILURES. When a fit fails (too few scores, POT peaks) the

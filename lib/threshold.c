@@ -575,12 +575,18 @@ static double model_error(const char *json, int metric)
     root = json ? cJSON_Parse(json) : NULL;
     e = root ? cJSON_GetObjectItemCaseSensitive(root, "error") : NULL;
     if (cJSON_IsObject(e)) {
+        const cJSON *q90 = cJSON_GetObjectItemCaseSensitive(e, "q90");
+        int is99;
+
         v = cJSON_GetObjectItemCaseSensitive(e, "q99");
-        if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !isfinite(v->valuedouble))
+        is99 = cJSON_IsNumber(v) && v->valuedouble > 0 && isfinite(v->valuedouble);
+        if (!is99)
             v = cJSON_GetObjectItemCaseSensitive(e, "mean");
         found = cJSON_IsNumber(v) && v->valuedouble > 0 && isfinite(v->valuedouble);
         if (found)
             ref = v->valuedouble;
+        if (is99 && cJSON_IsNumber(q90) && isfinite(q90->valuedouble))
+            ref = ad_thr_error_ref(q90->valuedouble, ref);
         mt = cJSON_GetObjectItemCaseSensitive(e, "metric");
         if (found && cJSON_IsString(mt) && metric >= 0) {
             int sq_model = strcmp(mt->valuestring, "mse") == 0;
@@ -596,6 +602,11 @@ static double model_error(const char *json, int metric)
     }
     cJSON_Delete(root);
     return ref;
+}
+
+double ad_thr_error_ref(double q90, double q99)
+{
+    return q90 > 0 && q99 > AD_THR_ERROR_BODY * q90 ? AD_THR_ERROR_BODY * q90 : q99;
 }
 
 double ad_thr_model_stat(const char *json, const char *key, int metric)

@@ -61,8 +61,8 @@
  *   score distribution (a constant stream the model reconstructs exactly:
  *   every score 0) has no positive quantile; instead of refusing the fit
  *   (calibrating forever), the threshold is at least r * E, where E is the
- *   model's training error from its metadata ("training": {"error": {"q99"}},
- *   else "mean"; recorded in mse for a detector scoring mae or peak: its
+ *   model's training error from its metadata ("training": {"error": {"q99"}}
+ *   at most 2 x "q90", ad_thr_error_ref; else "mean"; recorded in mse for a detector scoring mae or peak: its
  *   square root, and the other way round: squared, ad_thr_cfg.metric), or 1
  *   when there is none: 1 is the unit of the model's
  *   scaled data (one standard deviation for a standard scaler, the
@@ -200,6 +200,20 @@ int ad_threshold_fit_value(ad_threshold *t, double v, double median, double spre
  * ad_metric), unconverted; 0 otherwise (no metadata, another metric: a
  * mae figure says nothing exact about peak scores). */
 double ad_thr_model_stat(const char *training_json, const char *key, int metric);
+
+/* The training error that stands for normal scores (the floor's E, the
+ * calibration guard's reference): the windows' q99, at most
+ * AD_THR_ERROR_BODY x their q90 (q90 <= 0: q99 as it is). A per-window
+ * error is positive, and an exponential distribution from 0 (a tail far
+ * heavier than a window's mean error over many values has) has q99 =
+ * ln 100 / ln 10 = 2 x q90 exactly: a clean training keeps its q99 (the
+ * bundled pump model q99 = 1.10 x q90, the scenario suite's bootstraps
+ * 1.2 to 1.8 x). A q99 past it is the mark of a few training windows of
+ * another state (a bootstrap whose rows end inside a new regime): up to
+ * 10 % of the windows far above the rest lift q99 but not q90, and the
+ * lifted figure would let that state calibrate the threshold. */
+#define AD_THR_ERROR_BODY 2.0
+double ad_thr_error_ref(double q90, double q99);
 
 int ad_threshold_fitted(const ad_threshold *t);
 double ad_threshold_value(const ad_threshold *t);   /* NAN until fitted */

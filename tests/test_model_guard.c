@@ -19,8 +19,17 @@
  *      acceptance compares with the spread of the training error (not the
  *      floor): a persistent level is accepted as soon as after a normal
  *      calibration.
+ *   5. test_guard_bootstrap_ends_in_new_state: a bootstrap stream whose
+ *      training rows end inside a new level (the last 3 % of its windows):
+ *      their errors lift the training error's q99, and with the guard at
+ *      3 x that q99 calibration took the new level's windows as normal
+ *      (threshold set by them, a fault after calibration under it, never
+ *      an alert). The guard's reference is at most 2 x q90: the new
+ *      level's windows are left out, the fault alerts; with
+ *      alert.accept_after longer than the new level lasts, calibration
+ *      waits it out and calibrates on the normal rows after it.
  *
- * Model: zero weights, so a window's score is the mean |value| (mae) or the
+ * Model (1-4): zero weights, so a window's score is the mean |value| (mae) or the
  * max |value| (peak) over its rows and features.
  */
 #include <stdint.h>
@@ -317,8 +326,127 @@ static void test_guard_fallback_acceptance_delayed(void)
             "accepted within 3 x accept_after too (%d raised, %d cleared, %d rows)", r0, c0, w0);
 }
 
+
+/* 5 ------------------------------------------------------------------------ */
+#define T5 10
+#define F5 2
+#define TRAIN5 1000                 /* training windows: rows 0 .. 1008 */
+#define NEW5 975                    /* the new level from this row ... */
+#define NEW5_END 1400               /* ... to this one (calibration inside it) */
+#define FAULT5 1700                 /* a fault from here to the end */
+#define ROWS5 2100
+
+static void row5(int i, double *row)
+{
+    double ph = 6.283185307179586 * i / 40.0;
+
+    row[0] = sin(ph) + 0.1 * gauss();
+    row[1] = cos(ph) + 0.1 * gauss();
+    if (i >= NEW5 && i < NEW5_END)
+        row[0] += 3;                /* the new level (a state the training hardly saw) */
+    if (i >= FAULT5)
+        row[1] += 1.2;              /* the fault: under the new level's scores */
+}
+
+typedef struct run5 {
+    double q90, q99, thr;
+    int before, in_fault, calibrated, calib_row;
+} run5;
+
+/* A bootstrap stream (row5) with alert.accept_after A windows (0: none). */
+static void bootstrap_run(int A, run5 *o)
+{
+    const char *names[F5] = { "a", "b" };
+    ad_detector_cfg cfg;
+    ad_detector *d = NULL;
+    ad_train_job *job = NULL;
+    ad_model *nm = NULL;
+    char err[300];
+    double row[F5];
+    const char *p;
+    run r;
+    int i;
+    uint64_t save = rng;
+
+    memset(o, 0, sizeof(*o));
+    o->calib_row = -1;
+    rng = 88172645463325252ull;
+    base_cfg(&cfg);
+    cfg.training = AD_TRAIN_BOOTSTRAP;
+    cfg.train_windows = TRAIN5;
+    cfg.train_epochs = 20;
+    cfg.boot_units = 16;
+    cfg.calib_windows = 100;
+    cfg.alert.accept_after = A;
+    if (ad_detector_new(&d, &cfg, "pump", NULL, T5, F5, names, err, sizeof(err)) != 0) {
+        T_CHECK(0, "new: %s", err);
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    for (i = 0; i < ROWS5; i++) {
+        row5(i, row);
+        if (job == NULL && ad_detector_phase(d) == AD_PHASE_TRAINING) {
+            job = ad_detector_take_train_job(d);
+            T_CHECK(job != NULL && ad_train_job_run(job, &nm, NULL, err, sizeof(err)) == 0,
+                    "bootstrap training at row %d: %s", i, err);
+            if (nm == NULL)
+                break;
+            if ((p = strstr(nm->training, "\"q90\":")) != NULL)
+                o->q90 = atof(p + 6);
+            if ((p = strstr(nm->training, "\"q99\":")) != NULL)
+                o->q99 = atof(p + 6);
+            T_CHECK(ad_detector_train_done(d, nm, 1, NULL) == 0, "train done");
+        }
+        step(d, i, 60000 * (int64_t)i, row, AD_METRIC_MAE, &r);
+        if (r.calibrated && o->calib_row < 0)
+            o->calib_row = i;
+        if (i < FAULT5)
+            o->before = r.raised;   /* alerts raised before the fault */
+    }
+    o->thr = r.first_thr;
+    o->calibrated = r.calibrated;
+    o->in_fault = r.raised - o->before;
+    ad_train_job_free(job);
+    ad_detector_free(d);
+    rng = save;
+}
+
+static void test_guard_bootstrap_ends_in_new_state(void)
+{
+    run5 a, w;
+
+    /* without acceptance: the model's threshold once calibration has left
+     * out calibration.windows of the new level */
+    bootstrap_run(0, &a);
+    T_NOTE("bootstrap trained on rows to %d, the last %d in a new level: training error "
+           "q90 %.3f q99 %.3f; threshold %.3f at row %d; %d alert(s) before the fault, %d "
+           "in it", TRAIN5 + T5 - 1, TRAIN5 + T5 - 1 - NEW5, a.q90, a.q99, a.thr,
+           a.calib_row, a.before, a.in_fault);
+    T_CHECK(a.q99 > 2 * a.q90, "the new level's training windows lift q99 (%.3f) over 2 x "
+            "q90 (%.3f): the case this test is about", a.q99, a.q90);
+    T_CHECK(a.calibrated >= 1 && a.thr < 2 * a.q90 * 1.5 + 1e-9, "the threshold is not "
+            "set by the new level (%.3f; at most the guard's reference 2 x q90 x margin "
+            "%.3f)", a.thr, 2 * a.q90 * 1.5);
+    T_CHECK(a.in_fault > 0, "the fault after calibration alerts (%d alert(s) in it)",
+            a.in_fault);
+    /* alert.accept_after 600 windows, longer than the new level lasts
+     * after training (391): calibration waits for it to end and calibrates
+     * on the normal rows after it */
+    bootstrap_run(600, &w);
+    T_NOTE("accept_after 600: threshold %.3f at row %d; %d alert(s) before the fault, %d "
+           "in it", w.thr, w.calib_row, w.before, w.in_fault);
+    /* the windows on the new level's edge (partly in it) score under the
+     * guard and are kept: the threshold is at most guard x margin */
+    T_CHECK(w.calibrated >= 1 && w.calib_row > NEW5_END && w.thr < 3 * 2 * w.q90 * 1.5,
+            "calibrated after the new level ended, on windows under the guard (row %d, "
+            "threshold %.3f, at most %.3f)", w.calib_row, w.thr, 3 * 2 * w.q90 * 1.5);
+    T_CHECK(w.before == 0 && w.in_fault > 0, "the new level waited out (%d alerts), the "
+            "fault alerts (%d)", w.before, w.in_fault);
+}
+
 int main(void)
 {
+    T_RUN(test_guard_bootstrap_ends_in_new_state);
     T_RUN(test_guard_fallback_acceptance_delayed);
     T_RUN(test_guard_stale_after_address_reuse);
     T_RUN(test_guard_peak_metric_mae_model);
