@@ -577,7 +577,9 @@ static const key root_keys[] = {
     { "max_payload_bytes", K_INT, OC(max_payload), 16, 268435455, "65536", F_RELOAD,
       NULL, NULL, "larger messages are dropped and counted" },
     { "workers", K_INT, OC(workers), 0, 256, "0", 0, NULL, NULL,
-      "inference/training threads (0: one per core)" },
+      "inference/training threads (0: one per core); trainings and fine-tunes run after the "
+      "windows waiting, and with 2 or more workers at most workers - 1 of them at once, so a "
+      "fleet's trainings do not hold back the other streams' scoring" },
     { "max_batch", K_INT, OC(max_batch), 1, 4096, "256", 0, NULL, NULL,
       "windows per forward pass at most (fewer for large models: a pass holds at most "
       "~200 MFLOP, about 2 ms of one core)" },

@@ -191,7 +191,7 @@ typedef struct stream_rec {
      * then would find a state naming a file that is not there) */
     uint64_t span_saved_ms;
     int span_stale, span_warned, cand_drop, cand_nofile;
-    uint64_t seen_future, seen_late;  /* rejections already logged */
+    uint64_t seen_future, seen_late, seen_dup;  /* rejections already logged */
     uint64_t seen_unoffered;     /* adapt_unoffered already logged */
     cJSON *dq_open;              /* open data-quality alerts (array) or NULL; each
                                   * entry's "topic": the MQTT topic it was raised on */

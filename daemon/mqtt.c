@@ -154,6 +154,7 @@ struct ad_mqtt {
     char *status_topic, *online, *offline;
     qmsg *qhead, *qtail;
     size_t qlen, qmax;
+    uint64_t q_lost;            /* dropped from the queue since it last emptied */
     ad_mqtt_stats st;
     pubrec *pubrecs[PUBREC_BUCKETS];    /* by mid: what an unacknowledged mid carried */
     pubrec *ahead, **atail;     /* of them, alert messages, oldest first */
@@ -419,7 +420,11 @@ static void qmsg_free(qmsg *q)
     free(q);
 }
 
-/* Drop the oldest queued messages (counted) until at most n are left. */
+/* Drop the oldest queued messages (counted) until at most n are left.
+ * The first drop since the queue last emptied is said in a warning naming
+ * what was lost (an alert event, a retained state): the stats that count
+ * it cannot reach the broker while the queue fills, so without the log an
+ * outage lost alerts unseen; the count is said when the queue empties. */
 static void trim_queue(ad_mqtt *m, size_t n)
 {
     while (m->qlen > n && m->qhead) {
@@ -427,6 +432,11 @@ static void trim_queue(ad_mqtt *m, size_t n)
         m->qhead = old->next;
         if (!m->qhead) m->qtail = NULL;
         m->qlen--;
+        if (m->q_lost++ == 0)
+            ad_log(AD_LOG_WARNING, "mqtt: the queue kept while the broker is unreachable is "
+                   "full (broker.max_queued_alerts %zu): the oldest messages are dropped, "
+                   "the first: %s to %s (counted in stats mqtt.queue_dropped)", m->qmax,
+                   old->what ? old->what : "a message", old->topic);
         qmsg_free(old);
         m->st.queue_dropped++;
     }
@@ -738,6 +748,12 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
         if (!m->qhead) m->qtail = NULL;
         m->qlen--;
         qmsg_free(q);
+    }
+    if (!m->qhead && m->q_lost) {
+        ad_log(AD_LOG_WARNING, "mqtt: %llu queued message(s) were dropped while the broker "
+               "was unreachable (broker.max_queued_alerts %zu); the rest are sent",
+               (unsigned long long)m->q_lost, m->qmax);
+        m->q_lost = 0;
     }
     if (m->cb.connected)
         m->cb.connected(m->ud, flags & 1);

@@ -145,6 +145,7 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
     rj = cJSON_AddObjectToObject(o, "rejected");
     cJSON_AddNumberToObject(rj, "future", (double)st.stream.future_values);
     cJSON_AddNumberToObject(rj, "late", (double)st.stream.ooo_values);
+    cJSON_AddNumberToObject(rj, "duplicate", (double)st.stream.dup_values);
     cJSON_AddNumberToObject(rj, "unaligned", (double)st.stream.unaligned);
     cJSON_AddNumberToObject(rj, "gaps", (double)st.stream.gaps);
     cJSON_AddNumberToObject(rj, "absurd", (double)st.windows_absurd);

@@ -323,14 +323,16 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
                             const char *origin, int64_t rec_ms)
 {
     ad_detector_stats st;
-    uint64_t fut, late;
+    uint64_t fut, late, dup;
     char rec[400] = "";
     int by_rec = origin && ts_ms == rec_ms;
     ad_detector_get_stats(s->d, &st);
     fut = st.stream.future_values - s->seen_future;
     late = st.stream.ooo_values - s->seen_late;
+    dup = st.stream.dup_values - s->seen_dup;
     s->seen_future = st.stream.future_values;
     s->seen_late = st.stream.ooo_values;
+    s->seen_dup = st.stream.dup_values;
     if (origin)
         snprintf(rec, sizeof rec, "kafka %s: ", origin);
     if (fut)
@@ -351,9 +353,17 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
                      by_rec ? ": a record time behind the stream's newest (a record read "
                      "again after a crash, records of one key reordered or from two producers, "
                      "a producer clock set back) is dropped so" : "");
+    /* a time equal to the newest row's: one redelivered message, or a
+     * device clock that stopped (every message stamped alike: the stream
+     * is no longer scored; the late check raises once that lasts) */
+    if (dup)
+        dd_bad_input(dd, "%sdetector %s: stream %s: %llu sample(s) dropped as duplicates "
+                     "(%stimestamp %lld ms is the newest row's: a message sent again, or a "
+                     "device clock that stopped)", rec, s->det->c->name, s->key,
+                     (unsigned long long)dup, by_rec ? "record " : "", (long long)ts_ms);
     /* the retained state's counts follow, at most once a minute: a stream
      * whose every sample is refused changes nothing else */
-    if ((fut || late) && uv_now(dd->loop) - s->state_pub_ms >= STATE_REFRESH_MS)
+    if ((fut || late || dup) && uv_now(dd->loop) - s->state_pub_ms >= STATE_REFRESH_MS)
         publish_state(dd, s);
 }
 

@@ -96,6 +96,7 @@ void training_start(ad_daemon *dd, stream_rec *s)
     }
     tt->task.run = train_run;
     tt->task.done = train_done;
+    tt->task.bulk = 1;          /* behind the batches (workers.h) */
     tt->dd = dd;
     tt->s = s;
     tt->epoch = s->epoch;
@@ -202,6 +203,7 @@ void training_adapt_start(ad_daemon *dd, stream_rec *s)
     }
     at->task.run = adapt_run;
     at->task.done = adapt_done;
+    at->task.bulk = 1;
     at->dd = dd;
     at->s = s;
     at->epoch = s->epoch;

@@ -40,6 +40,9 @@ struct ad_workers {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     ad_task *todo_head, *todo_tail;
+    ad_task *bulk_head, *bulk_tail;     /* bulk tasks waiting (workers.h) */
+    int bulk_busy, bulk_queued;         /* bulk tasks running, waiting */
+    unsigned urgent_run;                /* tasks taken ahead of a waiting bulk one */
     ad_task *done_head;
     int quit;
     int n, busy, queued, pending;
@@ -54,6 +57,39 @@ static double thread_cpu(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Every so many tasks taken ahead of a waiting bulk task, the bulk one
+ * goes first: batches queued without end (an overloaded instance) do not
+ * keep a training waiting for good. */
+#define BULK_PASS 256
+
+/* The next task this worker may run (mutex held), or NULL: the other
+ * tasks first; a bulk one when none waits (or BULK_PASS were taken ahead
+ * of it), and only while another worker stays free for batches (one
+ * worker: it runs them in turn). At quit, whatever waits. */
+static ad_task *take_task(ad_workers *ws)
+{
+    ad_task *t;
+    int bulk_ok = ws->bulk_head && (ws->quit || ws->n == 1 || ws->bulk_busy < ws->n - 1);
+
+    if (ws->todo_head && !(bulk_ok && ws->urgent_run >= BULK_PASS)) {
+        t = ws->todo_head;
+        ws->todo_head = t->next;
+        if (!ws->todo_head) ws->todo_tail = NULL;
+        if (ws->bulk_head)
+            ws->urgent_run++;
+        return t;
+    }
+    if (!bulk_ok)
+        return NULL;
+    t = ws->bulk_head;
+    ws->bulk_queued--;
+    ws->bulk_head = t->next;
+    if (!ws->bulk_head) ws->bulk_tail = NULL;
+    ws->bulk_busy++;
+    ws->urgent_run = 0;
+    return t;
+}
+
 static void *worker_main(void *arg)
 {
     ad_worker *w = arg;
@@ -63,13 +99,10 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&ws->mu);
     for (;;) {
         ad_task *t;
-        while (!ws->todo_head && !ws->quit)
+        while (!(t = take_task(ws)) && !ws->quit)
             pthread_cond_wait(&ws->cv, &ws->mu);
-        if (!ws->todo_head && ws->quit)
-            break;
-        t = ws->todo_head;
-        ws->todo_head = t->next;
-        if (!ws->todo_head) ws->todo_tail = NULL;
+        if (!t)
+            break;              /* quit, nothing waits */
         ws->queued--;
         ws->busy++;
         pthread_mutex_unlock(&ws->mu);
@@ -80,6 +113,11 @@ static void *worker_main(void *arg)
 
         pthread_mutex_lock(&ws->mu);
         ws->busy--;
+        if (t->bulk) {
+            ws->bulk_busy--;
+            if (ws->bulk_head)
+                pthread_cond_signal(&ws->cv);   /* the next bulk task may run now */
+        }
         /* a non-empty done list has a wakeup pending already (done_cb
          * takes the whole list under the mutex); ad_workers_free() joins
          * us before it closes the eventfd */
@@ -196,8 +234,14 @@ void ad_workers_submit(ad_workers *ws, ad_task *t)
 {
     t->next = NULL;
     pthread_mutex_lock(&ws->mu);
-    if (ws->todo_tail) ws->todo_tail->next = t; else ws->todo_head = t;
-    ws->todo_tail = t;
+    if (t->bulk) {
+        if (ws->bulk_tail) ws->bulk_tail->next = t; else ws->bulk_head = t;
+        ws->bulk_tail = t;
+        ws->bulk_queued++;
+    } else {
+        if (ws->todo_tail) ws->todo_tail->next = t; else ws->todo_head = t;
+        ws->todo_tail = t;
+    }
     ws->queued++;
     ws->pending++;
     pthread_cond_signal(&ws->cv);
@@ -213,7 +257,8 @@ int ad_workers_idle(const ad_workers *ws)
 {
     int r;
     pthread_mutex_lock((pthread_mutex_t *)&ws->mu);
-    r = ws->n - ws->busy - ws->queued;
+    /* bulk tasks waiting take no worker a batch would get */
+    r = ws->n - ws->busy - (ws->queued - ws->bulk_queued);
     pthread_mutex_unlock((pthread_mutex_t *)&ws->mu);
     return r > 0 ? r : 0;
 }

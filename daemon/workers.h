@@ -6,7 +6,12 @@
  * blocking or CPU-heavy work: forward pass, training, file writes), then the
  * task is handed back to the loop thread, where task->done() runs (from a
  * uv_async_t callback). Tasks run in FIFO order of submission but complete
- * in any order; callers that need order restore it themselves.
+ * in any order; callers that need order restore it themselves. A bulk task
+ * (a training, a fine-tune: seconds to minutes, no window waits on it) runs
+ * after every other task waiting, in FIFO order among bulk tasks, and with
+ * more than one worker at most n - 1 of them run at once: one worker stays
+ * free for the inference batches, so a fleet's trainings queued at once do
+ * not hold every stream's scoring back for their total time.
  *
  * Each worker owns its engines: ad_workers_engine() returns, for the calling
  * worker, an ad_engine for a model identified by a caller-chosen 64-bit key
@@ -29,6 +34,7 @@ typedef struct ad_task {
     void (*done)(struct ad_task *t);                /* loop thread */
     struct ad_task *next;                           /* internal */
     double cpu_s;                                   /* CPU time of run() */
+    int bulk;                                       /* set before submit: see top */
 } ad_task;
 
 /* n threads (n <= 0: one per online CPU); max_batch sizes the engines. */
@@ -46,7 +52,8 @@ int ad_batch_cap(const ad_model *m, int max_batch);
 void ad_workers_submit(ad_workers *ws, ad_task *t);
 
 int ad_workers_count(const ad_workers *ws);
-/* Workers not running a task and no task waiting (loop thread view). */
+/* Workers not running a task and no task waiting (loop thread view); bulk
+ * tasks waiting do not count: they run after any other task. */
 int ad_workers_idle(const ad_workers *ws);
 /* Tasks submitted and not yet done()-ed. */
 int ad_workers_pending(const ad_workers *ws);

@@ -188,24 +188,30 @@ int64_t det_late_clock(ad_detector *d, int64_t ts)
 void det_dq_refused(ad_detector *d, uint64_t rej0, int64_t ts, int f)
 {
     ad_stream_stats ss;
-    uint64_t rej, late = 0;
+    uint64_t rej, late = 0, behind;
 
     if (d->dq == NULL)
         return;
     ad_stream_get_stats(d->stream, &ss);
-    if (ss.ooo > d->dq_ooo && d->max_ts != INT64_MIN && ts < d->max_ts - late_far_ms(d))
-        late = ss.ooo - d->dq_ooo;
+    /* a duplicate (stamped at the newest row's time) is late by nothing:
+     * a redelivery, a burst that spans no time, never raises the late
+     * check, but a device clock that stopped (every message stamped with
+     * one time: each dropped as a duplicate) is a late run, not silence */
+    behind = ss.ooo + ss.dup;
+    if (ss.ooo > d->dq_ooo_only && d->max_ts != INT64_MIN && ts < d->max_ts - late_far_ms(d))
+        late = ss.ooo - d->dq_ooo_only;
     /* late by less: the `late` check, which raises only when most of
      * what the stream sends is dropped so over a span of time, judged
      * against the stream's usual cadence (of rows, of samples a row) */
-    if (ss.ooo > d->dq_ooo && !late)
+    if (behind > d->dq_ooo && !late)
         ad_dq_late_per_row(d->dq, d->cfg.stream.mode == AD_ASM_ROWS || ss.rows == 0 ? 1.0 :
                            (double)ss.samples / (double)ss.rows);
-    ad_dq_late(d->dq, late || ss.ooo <= d->dq_ooo ? 0 : ss.ooo - d->dq_ooo, 0,
+    ad_dq_late(d->dq, late || behind <= d->dq_ooo ? 0 : behind - d->dq_ooo, 0,
                det_late_clock(d, ts));
-    if (ss.ooo > d->dq_ooo)
+    if (behind > d->dq_ooo)
         d->dq_refused_only = 1;
-    d->dq_ooo = ss.ooo;
+    d->dq_ooo = behind;
+    d->dq_ooo_only = ss.ooo;
     rej = det_rejected_count(d) - rej0 + late;
     if (rej > 0)
         d->dq_refused_only = 1;

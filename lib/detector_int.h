@@ -309,7 +309,9 @@ struct ad_detector {
     int has_arrival;
     int64_t arrival_wall;        /* wall time of the last arrival */
     int64_t max_ts;              /* newest accepted timestamp */
-    uint64_t dq_ooo;             /* late samples the monitor has looked at */
+    uint64_t dq_ooo;             /* late and duplicate samples the monitor
+                                  * has looked at */
+    uint64_t dq_ooo_only;        /* of them, late (ooo) */
     int dq_refused_only;         /* something refused since the last sample
                                   * taken (ad_dq_refused_hole) */
     int64_t lt_clock, lt_ts;     /* without an arrival clock, the late check's

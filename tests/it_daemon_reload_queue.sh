@@ -5,7 +5,9 @@
 #  Four streams raise a data-quality alert each (stuck pressure); a reload
 #  lowers max_queued_alerts from 10000 to 2; the broker stops; the daemon
 #  stops: the clears of the four alerts meet the bound of 2: "stopping
-#  with 2 queued" (before, the reload left the bound at 10000: 4 queued).
+#  with 2 queued" (before, the reload left the bound at 10000: 4 queued),
+#  and a warning names the first clear dropped (before, the drops were
+#  counted in the stats alone, which cannot reach the broker then).
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_reload_queue.XXXXXX)
@@ -54,4 +56,10 @@ if [ "$c" -ge 4 ] && [ "${n:-0}" -eq 2 ]; then
 else
     it_fail "after the reload the queue is bounded by max_queued_alerts 2" \
         "clears $c; $(grep 'stopping with' "$D/daemon.log")"
+fi
+if grep -q "mqtt: the queue kept while the broker is unreachable is full (broker.max_queued_alerts 2): the oldest messages are dropped, the first: alert .* dq_cleared to anomalyd/alerts/pump/pump" "$D/daemon.log"; then
+    it_ok "the first message dropped from the full queue is said in a warning naming it"
+else
+    it_fail "the first message dropped from the full queue is said in a warning naming it" \
+        "$(grep 'mqtt:' "$D/daemon.log" | tail -4)"
 fi
