@@ -59,8 +59,16 @@ static void train_done(ad_task *t)
             /* saved in the state dir (train_run): a rebuild finds it */
             snprintf(id, sizeof id, "%s", tt->save[0] && !tt->err[0] ? tt->out->id : "");
             if (ad_detector_train_done(s->d, tt->out, 1, NULL) != 0) {
+                /* refused (window, features or the threshold method's
+                 * metric check): said, and the detector leaves training as
+                 * for a failed one; before, it stayed in training for good */
+                const char *why = "the trained model was refused by the stream's detector "
+                                  "(window, features or calibration.method model's metric)";
                 ad_model_free(tt->out);
                 dd->c.training_failures++;
+                ad_log(AD_LOG_WARNING, "stream %s/%s: training failed: %s", s->det->c->name,
+                       s->key, why);
+                ad_detector_train_done(s->d, NULL, 0, why);
             } else {
                 dd->c.trainings++;
                 memcpy(s->disk_model, id, sizeof id);
