@@ -1008,7 +1008,10 @@ static int span_due(ad_daemon *dd, const stream_rec *s, int event)
     long n = s->d ? ad_adapt_shadow_span(ad_detector_adapt(s->d)) : -1;
     uint64_t ago = uv_now(dd->loop) - s->span_saved_ms;
 
-    if (n < 0)
+    /* its file not on disk (being written, or its save failed): no state
+     * names it (span_part), so none is due for it; before, the periodic
+     * save found it never saved and rewrote the state every stats tick */
+    if (n < 0 || s->cand_nofile)
         return 0;
     if (!s->span_saved_ms || ago >= SPAN_EVERY_MS || (s->span_stale && ago >= SPAN_STALE_MS))
         return 1;
