@@ -327,9 +327,13 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
     char rec[400] = "";
     int by_rec = origin && ts_ms == rec_ms;
     ad_detector_get_stats(s->d, &st);
-    fut = st.stream.future_values - s->seen_future;
-    late = st.stream.ooo_values - s->seen_late;
-    dup = st.stream.dup_values - s->seen_dup;
+    /* a count under the one seen: the detector was rebuilt (reload, clock
+     * step), its counts start at 0 */
+#define SINCE(v, seen) ((v) >= (seen) ? (v) - (seen) : (v))
+    fut = SINCE(st.stream.future_values, s->seen_future);
+    late = SINCE(st.stream.ooo_values, s->seen_late);
+    dup = SINCE(st.stream.dup_values, s->seen_dup);
+#undef SINCE
     s->seen_future = st.stream.future_values;
     s->seen_late = st.stream.ooo_values;
     s->seen_dup = st.stream.dup_values;

@@ -620,6 +620,7 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     for (f = 0; f < F; f++)
         d->last_val[f] = NAN;
     d->max_ts = INT64_MIN;
+    d->dq_stall_at = INT64_MIN;
     if (cfg->dq_enabled && (rc = det_dq_create(d, cfg, err, errlen)) != 0)
         goto fail;
     /* after a clear the learner's margin is at least the windows a sample

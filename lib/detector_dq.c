@@ -193,11 +193,24 @@ void det_dq_refused(ad_detector *d, uint64_t rej0, int64_t ts, int f)
     if (d->dq == NULL)
         return;
     ad_stream_get_stats(d->stream, &ss);
-    /* a duplicate (stamped at the newest row's time) is late by nothing:
-     * a redelivery, a burst that spans no time, never raises the late
-     * check, but a device clock that stopped (every message stamped with
-     * one time: each dropped as a duplicate) is a late run, not silence */
-    behind = ss.ooo + ss.dup;
+    /* STALLED CLOCK. A duplicate (stamped at a time the stream holds) is
+     * late by nothing: redeliveries, copies from overlapping
+     * subscriptions or redundant gateways, a batch stamped with one ms
+     * never feed the late check while the stream's newest time moves on.
+     * Once it has stood still for a late window (reject_window_ms of the
+     * late check's clock) with duplicates still coming, the device's
+     * clock has stopped (every message stamped with one time): from then
+     * on they are a late run, not silence. */
+    if (ss.dup > d->dq_dup_seen) {
+        int64_t now = det_late_clock(d, ts);
+
+        if (d->dq_stall_at == INT64_MIN)
+            d->dq_stall_at = now;
+        else if (now - d->dq_stall_at >= d->cfg.dq.reject_window_ms)
+            d->dq_dup_counted += ss.dup - d->dq_dup_seen;
+        d->dq_dup_seen = ss.dup;
+    }
+    behind = ss.ooo + d->dq_dup_counted;
     if (ss.ooo > d->dq_ooo_only && d->max_ts != INT64_MIN && ts < d->max_ts - late_far_ms(d))
         late = ss.ooo - d->dq_ooo_only;
     /* late by less: the `late` check, which raises only when most of
@@ -226,8 +239,10 @@ void det_dq_refused(ad_detector *d, uint64_t rej0, int64_t ts, int f)
 
 void det_note_accepted(ad_detector *d, int64_t ts)
 {
-    if (ts > d->max_ts)
+    if (ts > d->max_ts) {
         d->max_ts = ts;
+        d->dq_stall_at = INT64_MIN;      /* STALLED CLOCK: it moved */
+    }
     /* REFUSED HOLE (quality.h): data again after nothing but refused
      * messages; the rows the stream holds through them (PERIOD) are made
      * up: flagged when that lasted longer than a silence may */

@@ -309,9 +309,14 @@ struct ad_detector {
     int has_arrival;
     int64_t arrival_wall;        /* wall time of the last arrival */
     int64_t max_ts;              /* newest accepted timestamp */
-    uint64_t dq_ooo;             /* late and duplicate samples the monitor
-                                  * has looked at */
+    uint64_t dq_ooo;             /* late and counted duplicate samples the
+                                  * monitor has looked at */
     uint64_t dq_ooo_only;        /* of them, late (ooo) */
+    uint64_t dq_dup_seen;        /* duplicates looked at (counted or not) */
+    uint64_t dq_dup_counted;     /* of them, counted as late (STALLED CLOCK) */
+    int64_t dq_stall_at;         /* late clock at the first duplicate since the
+                                  * newest accepted time last moved, or
+                                  * INT64_MIN */
     int dq_refused_only;         /* something refused since the last sample
                                   * taken (ad_dq_refused_hole) */
     int64_t lt_clock, lt_ts;     /* without an arrival clock, the late check's

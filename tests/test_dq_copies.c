@@ -1,0 +1,175 @@
+/*
+ * test_dq_copies.c - copies of what a stream sends and a device clock that
+ * stops (lib/detector_dq.c STALLED CLOCK). Every row (or sample) delivered
+ * 2, 3 or 5 times (overlapping subscriptions, redundant gateways, QoS 1
+ * redeliveries), from the start or after the stream's cadence is known,
+ * in ROWS mode, with an arrival clock: no `late` alert over 3000 rows
+ * (each copy is dropped as a duplicate). (ALL mode counts a copy of a
+ * sample whose row is out as late: not covered here.) A batch of ten samples
+ * stamped with one ms, every ten seconds: none. A device whose clock
+ * stops (every message stamped with the last time while messages keep
+ * coming, a second apart): `late` is raised, within two late windows.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include "t.h"
+#include "t_model.h"
+#include "ad.h"
+#include "detector.h"
+
+#define F 5
+#define TW 4
+static const int64_t T0 = 1700000000000LL;
+
+/* at: the arrival time of the message being pushed; first_ms: the
+ * arrival at which `late` was first raised */
+typedef struct { int raised, open; int64_t at, first_ms; } late_seen;
+
+static void drain(ad_detector *d, late_seen *ls)
+{
+    ad_event ev;
+    float in[TW * F];
+    ad_window_job job;
+    static unsigned k;
+
+    while (ad_detector_next_window(d, in, &job))
+        ad_detector_feed_score(d, &job, 0.1 + 0.01 * (k++ % 7), NULL);
+    while (ad_detector_poll_event(d, &ev)) {
+        if ((ev.type != AD_EV_DQ_RAISED && ev.type != AD_EV_DQ_CLEARED) ||
+            strcmp(ad_dq_check_name(ev.dq.check), "late") != 0)
+            continue;
+        if (ev.type == AD_EV_DQ_RAISED) {
+            if (!ls->raised)
+                ls->first_ms = ls->at;
+            ls->raised++;
+            ls->open = 1;
+        } else {
+            ls->open = 0;
+        }
+    }
+}
+
+static ad_detector *mk(ad_asm_mode mode, ad_model **m)
+{
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    char err[300];
+
+    *m = t_zero_model(TW, F);
+    ad_detector_cfg_default(&c);
+    c.dq_enabled = 1;
+    ad_dq_cfg_default(&c.dq);
+    c.stream.mode = mode;
+    c.stream.period_ms = 1000;
+    if (ad_detector_new(&d, &c, "dev", *m, 0, 0, NULL, err, sizeof err) != 0) {
+        T_CHECK(0, "new: %s", err);
+        return NULL;
+    }
+    return d;
+}
+
+static void push(ad_detector *d, ad_asm_mode mode, int64_t ts, int i)
+{
+    double row[F];
+    int f;
+
+    for (f = 0; f < F; f++)
+        row[f] = 10.0 * (f + 1) + 0.1 * ((i * (f + 3)) % 11);
+    if (mode == AD_ASM_ROWS)
+        ad_detector_push_row(d, ts, row, NULL);
+    else
+        for (f = 0; f < F; f++)
+            ad_detector_push_sample(d, ts, f, row[f]);
+}
+
+/* nrows 1 s rows, each sent `copies` times (from row `from`), arrivals 10
+ * ms apart */
+static void copies(ad_asm_mode mode, int n, int from)
+{
+    ad_model *m;
+    ad_detector *d = mk(mode, &m);
+    late_seen ls = {0};
+    int i, k;
+
+    if (!d)
+        return;
+    for (i = 0; i < 3000; i++) {
+        int64_t ts = T0 + (int64_t)i * 1000;
+        for (k = 0; k < (i >= from ? n : 1); k++) {
+            ad_detector_arrival(d, ts + 10 * k);
+            push(d, mode, ts, i);
+            drain(d, &ls);
+        }
+    }
+    T_CHECK(ls.raised == 0, "mode %d, %d copies from row %d: late raised %d times",
+            (int)mode, n, from, ls.raised);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+static void test_rows_2(void) { copies(AD_ASM_ROWS, 2, 0); }
+static void test_rows_3(void) { copies(AD_ASM_ROWS, 3, 0); }
+static void test_rows_5_later(void) { copies(AD_ASM_ROWS, 5, 600); }
+
+static void test_batch_one_ms(void)
+{
+    ad_model *m;
+    ad_detector *d = mk(AD_ASM_ROWS, &m);
+    late_seen ls = {0};
+    int i, k;
+
+    if (!d)
+        return;
+    /* a gateway stamps each batch of ten samples with one time */
+    for (i = 0; i < 600; i++) {
+        int64_t ts = T0 + (int64_t)i * 10000;
+        for (k = 0; k < 10; k++) {
+            ad_detector_arrival(d, ts + 5 * k);
+            push(d, AD_ASM_ROWS, ts, i * 10 + k);
+            drain(d, &ls);
+        }
+    }
+    T_CHECK(ls.raised == 0, "batches stamped with one ms: late raised %d times", ls.raised);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+static void test_clock_stops(void)
+{
+    ad_model *m;
+    ad_detector *d = mk(AD_ASM_ROWS, &m);
+    late_seen ls = {0};
+    int64_t stop = T0 + 299 * 1000;
+    int i;
+
+    if (!d)
+        return;
+    for (i = 0; i < 900; i++) {
+        int64_t at = T0 + (int64_t)i * 1000;
+        ad_detector_arrival(d, at);
+        ls.at = at;
+        push(d, AD_ASM_ROWS, i < 300 ? at : stop, i);
+        drain(d, &ls);
+    }
+    T_CHECK(ls.raised >= 1 && ls.open, "a clock that stopped: late raised %d times, open %d",
+            ls.raised, ls.open);
+    T_NOTE("late raised %lld s after the clock stopped", (long long)((ls.first_ms - stop) / 1000));
+    T_CHECK(ls.raised >= 1 && ls.first_ms - stop <= 2 * 60000,
+            "raised %lld s after the clock stopped (want within two late windows, 120 s)",
+            (long long)((ls.first_ms - stop) / 1000));
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
+int main(void)
+{
+    T_RUN(test_rows_2);
+    T_RUN(test_rows_3);
+    T_RUN(test_rows_5_later);
+    T_RUN(test_batch_one_ms);
+    T_RUN(test_clock_stops);
+    return t_done();
+}
