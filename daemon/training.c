@@ -84,6 +84,12 @@ static void train_done(ad_task *t)
         streams_events(dd, s);
     } else {
         ad_model_free(tt->out);
+        /* a rebuilt detector (reload, clock step) that became ready while
+         * this stale training was out: its one AD_EV_TRAIN_READY found
+         * s->training set and was dropped; start its training now, or it
+         * would wait in training for good */
+        if (!s->dead && s->d)
+            training_start(dd, s);
     }
     ad_train_job_free(tt->job);
     streams_maybe_free(dd, s);
