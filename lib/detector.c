@@ -2099,7 +2099,8 @@ static int calq_push(ad_detector *d, int64_t from, int64_t to, double s, int del
 static double guard_error(const char *tj, int metric, int *capped)
 {
     double q99 = ad_thr_model_stat(tj, "q99", metric);
-    double e = ad_thr_error_ref(ad_thr_model_stat(tj, "q90", metric), q99);
+    double e = ad_thr_error_ref(ad_thr_model_stat(tj, "q90", metric), q99,
+                                metric == AD_METRIC_MSE);
 
     *capped = e < q99;
     return e;

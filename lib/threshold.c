@@ -585,9 +585,10 @@ static double model_error(const char *json, int metric)
         found = cJSON_IsNumber(v) && v->valuedouble > 0 && isfinite(v->valuedouble);
         if (found)
             ref = v->valuedouble;
-        if (is99 && cJSON_IsNumber(q90) && isfinite(q90->valuedouble))
-            ref = ad_thr_error_ref(q90->valuedouble, ref);
         mt = cJSON_GetObjectItemCaseSensitive(e, "metric");
+        if (is99 && cJSON_IsNumber(q90) && isfinite(q90->valuedouble))
+            ref = ad_thr_error_ref(q90->valuedouble, ref,
+                                   cJSON_IsString(mt) && strcmp(mt->valuestring, "mse") == 0);
         if (found && cJSON_IsString(mt) && metric >= 0) {
             int sq_model = strcmp(mt->valuestring, "mse") == 0;
             int abs_model = strcmp(mt->valuestring, "mae") == 0 ||
@@ -604,9 +605,12 @@ static double model_error(const char *json, int metric)
     return ref;
 }
 
-double ad_thr_error_ref(double q90, double q99)
+double ad_thr_error_ref(double q90, double q99, int squared)
 {
-    return q90 > 0 && q99 > AD_THR_ERROR_BODY * q90 ? AD_THR_ERROR_BODY * q90 : q99;
+    /* the body's bound is on absolute errors: squared ones (mse) square it */
+    double b = squared ? AD_THR_ERROR_BODY * AD_THR_ERROR_BODY : AD_THR_ERROR_BODY;
+
+    return q90 > 0 && q99 > b * q90 ? b * q90 : q99;
 }
 
 double ad_thr_model_stat(const char *json, const char *key, int metric)

@@ -213,7 +213,8 @@ double ad_thr_model_stat(const char *training_json, const char *key, int metric)
  * 10 % of the windows far above the rest lift q99 but not q90, and the
  * lifted figure would let that state calibrate the threshold. */
 #define AD_THR_ERROR_BODY 2.0
-double ad_thr_error_ref(double q90, double q99);
+/* squared: the figures are squared errors (mse): the bound is squared too */
+double ad_thr_error_ref(double q90, double q99, int squared);
 
 int ad_threshold_fitted(const ad_threshold *t);
 double ad_threshold_value(const ad_threshold *t);   /* NAN until fitted */
