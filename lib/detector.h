@@ -576,6 +576,10 @@ typedef struct ad_detector_stats {
     uint64_t windows_seasonal;  /* windows over the threshold (and unlike an
                                  * accepted regime) under the seasonal level:
                                  * they raised nothing */
+    uint64_t windows_kept;      /* windows over the threshold, no alert open,
+                                 * whose rows moved the way of a change an
+                                 * alert left behind (shift.h KEPT CHANGE):
+                                 * they raised nothing, taught the model */
     uint64_t windows_under_raise; /* windows over the threshold, no alert
                                  * open, under alert.raise_ratio x it (and
                                  * not held by the level or burst test):
