@@ -5439,17 +5439,6 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
      * as a seasonal window is, teaching the model, not the threshold
      * (KEPT CHANGE, shift.h) */
     int kept_rows = ad_shift_holds(d->shift, ts);
-    /* a change kept: the alert that left it is no true alert the model
-     * must keep raising, and the model should learn the change at every
-     * hour: a fine-tune once a period of windows joined the normal set */
-    if (ad_shift_state(d->shift) == 2 && !d->shift_told) {
-        d->shift_told = 1;
-        if (d->ad && d->window_ms > 0)
-            ad_adapt_alerts_accepted(d->ad, ad_shift_since(d->shift),
-                                     (uint64_t)(d->cfg.alert.accept_period_ms / d->window_ms));
-    } else if (ad_shift_state(d->shift) != 2) {
-        d->shift_told = 0;
-    }
     int kept = s > eff && !like && !onset_held && ad_alerter_active(d->alert) == NULL &&
                kept_rows;
     if (kept) {

@@ -170,7 +170,6 @@ struct ad_detector {
     struct ad_shift *shift;
     double *shift_x;            /* F scratch: the row given to it */
     int shift_oom;              /* off: out of memory (said once) */
-    int shift_told;             /* the learner told of the kept change */
     int64_t noise_ms;
     double noise_ratio;
     unsigned char *noise_on;

@@ -25,7 +25,6 @@ struct ad_shift {
     double *sd;                 /* F: the reference's spread, 0: left out */
     double *u;                  /* F: the change's displacement */
     double unorm;
-    int64_t since;              /* the start of the alert that left it */
     int64_t next_check;         /* bucket index ending the next hour judged */
     int64_t expire;             /* bucket index it ends at */
     int hours_ok;
@@ -234,7 +233,6 @@ void ad_shift_cleared(ad_shift *s, int64_t start_ms, int64_t end_ms)
     if (!(norm >= AD_SHIFT_MIN))
         return;
     s->unorm = norm;
-    s->since = start_ms;
     s->state = 1;
     s->hours_ok = 0;
     s->next_check = e + 1 + HOUR_BUCKETS;
@@ -260,9 +258,4 @@ int ad_shift_holds(ad_shift *s, int64_t ts)
 int ad_shift_state(const ad_shift *s)
 {
     return s == NULL ? 0 : s->state;
-}
-
-int64_t ad_shift_since(const ad_shift *s)
-{
-    return s == NULL ? 0 : s->since;
 }

@@ -70,7 +70,5 @@ int ad_shift_holds(ad_shift *s, int64_t ts);
 
 /* 0 none, 1 candidate, 2 kept. */
 int ad_shift_state(const ad_shift *s);
-/* The start of the alert that left the change (candidate or kept). */
-int64_t ad_shift_since(const ad_shift *s);
 
 #endif
