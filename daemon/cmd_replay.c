@@ -823,6 +823,10 @@ static int replay_report(replay *r)
                 "seasonal level; %d of %d phases have a level\n",
                 (unsigned long long)st.windows_seasonal, ad_detector_season_phases(r->d),
                 AD_SEASON_BINS);
+    if (st.windows_kept > 0)
+        fprintf(stderr, "kept: %llu windows over the threshold raised nothing: their rows "
+                "moved the way of a change an alert left behind\n",
+                (unsigned long long)st.windows_kept);
     if (r->cfg.alert.raise_ratio > 1)
         fprintf(stderr, "raise: %llu windows over the threshold raised nothing under "
                 "alert.raise_ratio %g x it (no alert open; %s)\n",
@@ -864,6 +868,7 @@ static int replay_report(replay *r)
     cJSON_AddNumberToObject(j, "nonnumeric", (double)r->t->n_nonnumeric);
     cJSON_AddNumberToObject(j, "bad_time", (double)r->t->n_bad_time);
     cJSON_AddNumberToObject(j, "windows_seasonal", (double)st.windows_seasonal);
+    cJSON_AddNumberToObject(j, "windows_kept", (double)st.windows_kept);
     cJSON_AddNumberToObject(j, "windows_burst", (double)st.windows_burst);
     cJSON_AddNumberToObject(j, "windows_under_raise", (double)st.windows_under_raise);
     cJSON_AddNumberToObject(j, "window_resets", (double)st.window_resets);

@@ -16,6 +16,7 @@
 #include "ad.h"
 #include "window.h"
 #include "burst.h"
+#include "shift.h"
 #include "noise.h"
 #include "train.h"
 
@@ -401,6 +402,8 @@ void ad_detector_free(ad_detector *d)
     free(d->burst_row);
     free(d->bshare);
     ad_noise_free(d->noise);
+    ad_shift_free(d->shift);
+    free(d->shift_x);
     free(d->noise_on);
     free(d->noise_share);
     free(d->acc_prof);
@@ -1383,6 +1386,35 @@ static void noise_row(ad_detector *d, int64_t ts, unsigned flags)
     ad_noise_push(d->noise, ts, d->burst_row);
 }
 
+/* KEPT CHANGE: one popped row into the rows' levels (shift.h), with the
+ * stream's period (alert.accept_period_ms; none: off); a row under a
+ * data-quality flag, or a missing value, is not used. Out of memory: off
+ * (said once). */
+static void shift_row(ad_detector *d, int64_t ts)
+{
+    int64_t P = d->cfg.alert.accept_period_ms;
+    int f, flagged;
+
+    if (P <= 0 || d->shift_oom)
+        return;
+    if (d->shift == NULL) {
+        d->shift = ad_shift_new(d->F, P);
+        if (d->shift_x == NULL)
+            d->shift_x = malloc((size_t)d->F * sizeof(double));
+        if (d->shift == NULL || d->shift_x == NULL) {
+            ad_log(AD_LOG_WARNING, "%s: kept change off: out of memory", d->who);
+            ad_shift_free(d->shift);
+            d->shift = NULL;
+            d->shift_oom = 1;
+            return;
+        }
+    }
+    flagged = d->dq != NULL && ad_dq_flagged(d->dq, ts, ts);
+    for (f = 0; f < d->F; f++)
+        d->shift_x[f] = flagged ? NAN : d->rowd[f];
+    ad_shift_row(d->shift, ts, d->shift_x);
+}
+
 /* The raised features now into job (noise, noise_set). */
 static void noise_job(ad_detector *d, ad_window_job *job)
 {
@@ -1467,6 +1499,7 @@ int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
         }
         burst_row(d, ts, flags);
         noise_row(d, ts, flags);
+        shift_row(d, ts);
         if (row_untrusted(d, valid))
             d->rows_since_bad = 0;
         else if (d->rows_since_bad < UINT64_MAX / 2)
@@ -5446,10 +5479,21 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     ri = regime_tail(d, ts, s, thr, ri, untrusted || hard, onset_held);
     like = ri >= 0;
     /* normal at this phase only: teaches the model, not the threshold */
+    /* the rows moved the way a change an alert left behind moved them (a
+     * new level met at an hour of the cycle not yet seen with it): normal
+     * as a seasonal window is, teaching the model, not the threshold
+     * (KEPT CHANGE, shift.h) */
+    int kept_rows = ad_shift_holds(d->shift, ts);
+    int kept = s > eff && !like && !onset_held && ad_alerter_active(d->alert) == NULL &&
+               kept_rows;
+    if (kept) {
+        eff = s;
+        d->st.windows_kept++;
+    }
     seasonal = s > thr && s <= eff && !like && !onset_held;
-    if (seasonal)
+    if (seasonal && !kept)
         d->st.windows_seasonal++;
-    int elevated = level_test(d, ts, s, base, untrusted, like || onset_held);
+    int elevated = level_test(d, ts, s, base, untrusted, like || onset_held || kept);
     ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share, elevated, 0,
                        0, 0, 0, 0, 0, 0 };
 
@@ -5565,6 +5609,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         /* a recurrence shorter than A / RECUR windows is judged once it
          * ended (ACCEPTANCE) */
         d->acc_cur_span = al.end_ms > al.start_ms ? al.end_ms - al.start_ms : 0;
+        ad_shift_cleared(d->shift, al.start_ms, al.end_ms);
         if (A > 0 && d->acc_prev == 0 && d->pk_len > 0)
             acc_switch(d);          /* it may continue the parked chain */
         if (A > 0 && !(d->acc_prev > 0 && acc_ready(d) && !hard &&
@@ -5644,7 +5689,9 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     }
     /* Learn only from windows judged normal: below the threshold and
      * outside any alert, and trusted. */
-    if (!exceeded && !like && !untrusted && !seasonal && !onset_held &&
+    /* nor while the rows are moved by a kept change: its shoulders under
+     * the threshold are the change, not the normal the threshold judges */
+    if (!exceeded && !like && !untrusted && !seasonal && !onset_held && !kept_rows &&
         ad_alerter_active(d->alert) == NULL && !(r & AD_ALERT_CLEARED))
         thr_learn(d, ts, s);
 }

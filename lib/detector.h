@@ -178,6 +178,13 @@
  * scores (halves of at least 30 windows; shorter: no trend). Acceptance withdraws the chain's earlier true alerts from the
  * learner (a candidate may silence them).
  *
+ * KEPT CHANGE (alert.accept_period_ms P > 0; shift.h). A window over the
+ * threshold, unlike an accepted regime, with no alert open, whose rows
+ * moved the way of a change an earlier alert left behind (within two
+ * periods of its clear) raises nothing and is taken as a seasonal window
+ * (teaches the model, not the threshold; stats windows_kept); while the
+ * rows move that way no window teaches the threshold. Not saved.
+ *
  * STEP-DOWN ACCEPTANCE (alert.stepdown_ratio r > 0, with A > 0; off by
  * default). While an alert is open, m_t is the mean of its last W =
  * stepdown_windows scores (all in the alert) and peak the highest m before
@@ -589,6 +596,10 @@ typedef struct ad_detector_stats {
     uint64_t windows_seasonal;  /* windows over the threshold (and unlike an
                                  * accepted regime) under the seasonal level:
                                  * they raised nothing */
+    uint64_t windows_kept;      /* windows over the threshold, no alert open,
+                                 * whose rows moved the way of a change an
+                                 * alert left behind (shift.h KEPT CHANGE):
+                                 * they raised nothing, taught the model */
     uint64_t windows_under_raise; /* windows over the threshold, no alert
                                  * open, under alert.raise_ratio x it (and
                                  * not held by the level or burst test):

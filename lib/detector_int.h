@@ -165,6 +165,11 @@ struct ad_detector {
     /* noise test (alert.noise_ms): its state and the settings it was made
      * with; noise_on F: raised features; noise_share F: the share an alert sees */
     struct ad_noise *noise;
+    /* kept change (shift.h; with alert.accept_period_ms): rows' levels, the
+     * change an alert left behind; not saved */
+    struct ad_shift *shift;
+    double *shift_x;            /* F scratch: the row given to it */
+    int shift_oom;              /* off: out of memory (said once) */
     int64_t noise_ms;
     double noise_ratio;
     unsigned char *noise_on;

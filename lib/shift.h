@@ -1,0 +1,74 @@
+/*
+ * shift.h - a kept change: a level change of the rows that an alert
+ * showed at its onset, that stayed after the alert cleared, and that the
+ * daily cycle may show again at hours the model has not yet seen it at.
+ *
+ * A step of the process (a new consumer: more demand at every hour) can
+ * raise an alert at its onset and clear once the model judges the new
+ * level normal at that hour; hours later, when the daily cycle brings the
+ * load to a point the model never saw with the step added (the evening
+ * peak), the score rises again: the same change, judged against the old
+ * normal. This module tells those windows from others by the way the rows
+ * moved, not by their score.
+ *
+ * ROWS. Each row's finite values go into buckets of P / AD_SHIFT_BUCKETS
+ * data time (P the period, 24 h: alert.accept_period_ms), per-feature
+ * means, for the last AD_SHIFT_RING buckets (one and a half periods).
+ *
+ * DISPLACEMENT at time t: the means of the last AD_SHIFT_NOW completed
+ * buckets less the means of the same buckets of the reference (below),
+ * each feature in units of its spread over the reference (the standard
+ * deviation of the reference's bucket means: the daily cycle's swing; a
+ * feature that does not vary there is left out).
+ *
+ * KEPT CHANGE. When an alert clears (not accepted), the reference is the
+ * period before its start (it must be in the ring: else nothing), and u
+ * the displacement at the clear. When |u| >= AD_SHIFT_MIN the change is a
+ * candidate: every completed hour after the clear must keep the way of u
+ * (the hour's displacement: cosine >= AD_SHIFT_COS with u, norm at least
+ * half of |u|), else the candidate is dropped; after AD_SHIFT_CONFIRM
+ * such hours it is kept, until 2 P after the clear. A later clear
+ * replaces it.
+ *
+ * HOLDS (ad_shift_holds): a change is kept and the displacement now has
+ * cosine >= AD_SHIFT_COS with u and a norm of at most AD_SHIFT_MAX_RATIO
+ * x |u|: the rows moved the way the kept change moved them, not further.
+ * A fault that moves the rows another way (less flow where the change
+ * gave more) or much further does not hold.
+ *
+ * Not saved: after a restore the ring fills again and a change is kept
+ * only from the next clear a period later.
+ */
+#ifndef AD_SHIFT_H
+#define AD_SHIFT_H
+
+#include <stdint.h>
+
+#define AD_SHIFT_BUCKETS 144    /* buckets per period: 10 min of 24 h */
+#define AD_SHIFT_RING 216       /* buckets kept: 1.5 periods */
+#define AD_SHIFT_NOW 3          /* buckets a displacement is measured on */
+#define AD_SHIFT_MIN 1.0        /* |u| for a change to be kept, in spreads */
+#define AD_SHIFT_COS 0.8
+#define AD_SHIFT_CONFIRM 2      /* hours after the clear that keep its way */
+#define AD_SHIFT_MAX_RATIO 3.0
+
+typedef struct ad_shift ad_shift;
+
+/* F features, period P ms (> 0). NULL on OOM or bad arguments. */
+ad_shift *ad_shift_new(int F, int64_t period_ms);
+void ad_shift_free(ad_shift *s);           /* NULL accepted */
+
+/* One row at ts (data time, not decreasing; earlier rows are ignored);
+ * x: F values, NaN for none. */
+void ad_shift_row(ad_shift *s, int64_t ts, const double *x);
+
+/* An alert [start, end] cleared (not accepted): maybe a candidate. */
+void ad_shift_cleared(ad_shift *s, int64_t start_ms, int64_t end_ms);
+
+/* 1 when a kept change holds at ts (see HOLDS), else 0. */
+int ad_shift_holds(ad_shift *s, int64_t ts);
+
+/* 0 none, 1 candidate, 2 kept. */
+int ad_shift_state(const ad_shift *s);
+
+#endif
