@@ -208,7 +208,7 @@ static const key calib_keys[] = {
       "season_ms: phases of UTC, or of the daemon's local time (TZ; a schedule in local "
       "time keeps its phase over a daylight-saving change)" },
     { "floor", K_NUM, OPP(thr.floor), 0, 1e6, "0.01", FP, NULL, NULL,
-      "the threshold is at least floor x the model's training error (q99, in this "
+      "the threshold is at least floor x the model's training error (q99 at most 2 x q90, 4 x for mse, in this "
       "detector's score metric: an mse error is square-rooted for mae and peak, and the "
       "other way round; 1 without metadata), so degenerate scores still calibrate (0: off)" },
     { "extreme", K_NUM, OPP(extreme), 0, 1e30, "50", FP, NULL, NULL,
@@ -218,8 +218,10 @@ static const key calib_keys[] = {
       "a failed calibration is reported at most once per this many windows" },
     { "model_guard", K_NUM, OPP(calib_model_guard), 0, 1e6, "3", FP, NULL, NULL,
       "calibration leaves out windows scoring above this many times the model's training "
-      "error (q99 in the model file), so an anomaly under way is not learned as normal; "
-      "when as many are left out as calibration needs, the threshold is the model's "
+      "error (q99 in the model file, at most 2 x its q90, 4 x for mse: docs/alerts.md), so an anomaly "
+      "under way is not learned as normal; when as many are left out as calibration needs "
+      "(a bootstrap stream's own model: as many as `alert.accept_after` windows, when "
+      "more), the threshold is the model's "
       "(training error x margin) and the stream detects, with a warning (0: off; a model "
       "without the figure: no guard)" },
 };
