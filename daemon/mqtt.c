@@ -608,9 +608,11 @@ static void finish_stop(ad_mqtt *m)
     m->finished = 1;
     abandon_job(m);
     close_conn(m);
-    if (m->qlen || m->st.inflight)
+    if (m->qlen || m->st.inflight || m->q_lost)
         ad_log(AD_LOG_WARNING, "mqtt: stopping with %zu queued and %llu unacknowledged "
-               "messages", m->qlen, (unsigned long long)m->st.inflight);
+               "messages (%llu dropped from the full queue since the broker was last "
+               "reached)", m->qlen, (unsigned long long)m->st.inflight,
+               (unsigned long long)m->q_lost);
     uv_close((uv_handle_t *)&m->misc_timer, handle_closed);
     uv_close((uv_handle_t *)&m->retry_timer, handle_closed);
     uv_close((uv_handle_t *)&m->stop_timer, handle_closed);
@@ -749,10 +751,14 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
         m->qlen--;
         qmsg_free(q);
     }
-    if (!m->qhead && m->q_lost) {
+    /* said at the reconnect, also when the flush stopped short (its rest
+     * stays queued): the next outage's first drop is said again, and its
+     * count is its own */
+    if (m->q_lost) {
         ad_log(AD_LOG_WARNING, "mqtt: %llu queued message(s) were dropped while the broker "
-               "was unreachable (broker.max_queued_alerts %zu); the rest are sent",
-               (unsigned long long)m->q_lost, m->qmax);
+               "was unreachable (broker.max_queued_alerts %zu); the rest %s",
+               (unsigned long long)m->q_lost, m->qmax,
+               m->qhead ? "are being sent" : "are sent");
         m->q_lost = 0;
     }
     if (m->cb.connected)
