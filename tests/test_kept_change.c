@@ -51,6 +51,9 @@ static double noise(void)
 static ad_model *g_model;
 
 static int g_accept = 1;        /* 0: alert.accept_after 0 (acceptance off) */
+static int g_adapt;             /* continual learning on (no fine-tune) */
+static int g_learned_peak;      /* normal-set windows on the kept peak */
+static uint64_t g_kept;         /* windows kept */
 
 static ad_detector *mk(void)
 {
@@ -69,6 +72,15 @@ static ad_detector *mk(void)
     c.alert.clear_ratio = 1;
     c.alert.accept_period_ms = (int64_t)P * 1000;
     c.alert.accept_after = 5000;    /* on, never reached here */
+    if (g_adapt) {
+        ad_adapt_cfg_default(&c.adapt);
+        c.adapt.enabled = 1;
+        c.adapt.every_windows = 100000;     /* no fine-tune */
+        c.adapt.every_hours = 0;
+        c.adapt.normal_windows = 8000;
+        c.adapt.min_windows = 10;
+        c.adapt.margin = 5;
+    }
     if (!g_accept) {
         c.alert.accept_after = 0;
         c.alert.accept_after_ms = 0;
@@ -140,6 +152,24 @@ static void run_rows(int stays, int fault, int again, run *r)
             b += 1.5;
         step(d, i, a + 0.02 * noise(), b + 0.02 * noise(), g + 0.02 * noise(), r);
     }
+    g_learned_peak = 0;
+    g_kept = 0;
+    if (d != NULL) {
+        ad_detector_stats st;
+        ad_adapt_stats as;
+
+        ad_detector_get_stats(d, &st);
+        g_kept = st.windows_kept;
+        if (ad_detector_adapt(d) != NULL) {
+            ad_adapt_get_stats(ad_detector_adapt(d), &as);
+            for (size_t k = 0; k < as.normal_len; k++) {
+                int64_t ts;
+                if (ad_adapt_normal_window(ad_detector_adapt(d), k, &ts) &&
+                    ts >= (int64_t)(2 * P + 910) * 1000 && ts < (int64_t)(2 * P + 1010) * 1000)
+                    g_learned_peak++;
+            }
+        }
+    }
     ad_detector_free(d);
 }
 
@@ -174,6 +204,22 @@ static void test_step_gone(void)
     T_CHECK(raised_in(&r, 2 * P + 880, 2 * P + 1040) == 1,
             "the peak with the move after the rows went back raised (%d)",
             raised_in(&r, 2 * P + 880, 2 * P + 1040));
+}
+
+/* 4: kept windows never feed continual learning's normal set */
+static void test_kept_not_learned(void)
+{
+    run r;
+
+    g_adapt = 1;
+    run_rows(1 << 30, 0, 0, &r);
+    g_adapt = 0;
+    T_CHECK(raised_in(&r, 2 * P + 880, 2 * P + 1040) == 0,
+            "with continual learning, the first peak after the step raised nothing (%d)",
+            raised_in(&r, 2 * P + 880, 2 * P + 1040));
+    T_CHECK(g_kept > 0, "windows kept (%llu)", (unsigned long long)g_kept);
+    T_CHECK(g_learned_peak == 0, "no window of the kept peak in the normal set (%d)",
+            g_learned_peak);
 }
 
 /* acceptance off: no kept change either (it is an acceptance) */
@@ -301,6 +347,7 @@ int main(void)
     T_RUN(test_peaks_after_step);
     T_RUN(test_step_gone);
     T_RUN(test_acceptance_off);
+    T_RUN(test_kept_not_learned);
     T_RUN(test_module_holds);
     T_RUN(test_flat_feature_vetoes);
     T_RUN(test_rounding_noise_no_direction);
