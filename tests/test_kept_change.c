@@ -54,6 +54,8 @@ static int g_accept = 1;        /* 0: alert.accept_after 0 (acceptance off) */
 static int g_adapt;             /* continual learning on (no fine-tune) */
 static int g_learned_peak;      /* normal-set windows on the kept peak */
 static uint64_t g_kept;         /* windows kept */
+static int g_level;             /* the level test on (alert.level_ms 600 s) */
+static int g_like = -1;         /* its "like" count saved at row 3960 */
 
 static ad_detector *mk(void)
 {
@@ -81,6 +83,8 @@ static ad_detector *mk(void)
         c.adapt.min_windows = 10;
         c.adapt.margin = 5;
     }
+    if (g_level)
+        c.alert.level_ms = 600 * 1000;
     if (!g_accept) {
         c.alert.accept_after = 0;
         c.alert.accept_after_ms = 0;
@@ -151,6 +155,12 @@ static void run_rows(int stays, int fault, int again, run *r)
         if (fault > 0 && i >= fault && i < fault + 60)
             b += 1.5;
         step(d, i, a + 0.02 * noise(), b + 0.02 * noise(), g + 0.02 * noise(), r);
+        if (g_level && i == 3960) {
+            char *txt = ad_detector_save(d);
+            const char *l = txt ? strstr(txt, "\"like\":") : NULL;
+            g_like = l ? atoi(l + 7) : -1;
+            free(txt);
+        }
     }
     g_learned_peak = 0;
     g_kept = 0;
@@ -220,6 +230,22 @@ static void test_kept_not_learned(void)
     T_CHECK(g_kept > 0, "windows kept (%llu)", (unsigned long long)g_kept);
     T_CHECK(g_learned_peak == 0, "no window of the kept peak in the normal set (%d)",
             g_learned_peak);
+}
+
+/* 5: kept windows stay out of the level test's mean without restarting
+ * it: 60 s after the kept peak the test still judges (its "like" count,
+ * the windows since one that restarts it, is not reset) */
+static void test_kept_level_not_reset(void)
+{
+    run r;
+
+    g_level = 1;
+    g_like = -1;
+    run_rows(1 << 30, 0, 0, &r);
+    g_level = 0;
+    T_CHECK(g_kept > 0, "windows kept (%llu)", (unsigned long long)g_kept);
+    T_CHECK(g_like >= 300, "the level test was not restarted by the kept peak (like %d)",
+            g_like);
 }
 
 /* acceptance off: no kept change either (it is an acceptance) */
@@ -348,6 +374,7 @@ int main(void)
     T_RUN(test_step_gone);
     T_RUN(test_acceptance_off);
     T_RUN(test_kept_not_learned);
+    T_RUN(test_kept_level_not_reset);
     T_RUN(test_module_holds);
     T_RUN(test_flat_feature_vetoes);
     T_RUN(test_rounding_noise_no_direction);
