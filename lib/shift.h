@@ -56,7 +56,7 @@
 #define AD_SHIFT_MIN 1.0        /* |u| for a change to be kept, in spreads */
 #define AD_SHIFT_COS 0.8
 #define AD_SHIFT_CONFIRM 2      /* hours after the clear that keep its way */
-#define AD_SHIFT_MAX_RATIO 1.75 /* a displacement past it ends the hold */
+#define AD_SHIFT_MAX_RATIO 2.0  /* a displacement past it ends the hold */
 #define AD_SHIFT_MIN_F 3        /* features at least: fewer, off */
 #define AD_SHIFT_FLAT 1e-4      /* a spread under it x |level|: flat */
 #define AD_SHIFT_FLAT_TOL 1e-3  /* a flat feature's move that vetoes, x max(|level|, 1) */
