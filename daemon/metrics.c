@@ -191,7 +191,7 @@ static void detector_fams(ad_buf *b, ad_daemon *dd)
      * sums over the detector's live streams (gauges: an evicted stream's
      * part leaves with it), one pass over the streams */
     {
-        enum { NSF = 10 };
+        enum { NSF = 11 };
         static const struct { const char *name, *help; } sf[NSF] = {
             { "detector_regimes_remembered", "Accepted regimes the live streams remember." },
             { "detector_regimes_accepted", "Regimes accepted by the live streams." },
@@ -206,6 +206,8 @@ static void detector_fams(ad_buf *b, ad_daemon *dd)
               "into shadow (reload.shadow)." },
             { "detector_models_retired", "Replaced models kept while windows in flight may "
               "still read them." },
+            { "detector_windows_kept", "Windows over the threshold that raised nothing: "
+              "they moved the way a change an alert left behind moved the rows." },
         };
         uint64_t *sum = calloc((size_t)g->n * NSF + 1, sizeof *sum);
         if (!sum) {
@@ -228,6 +230,7 @@ static void detector_fams(ad_buf *b, ad_daemon *dd)
                 v[7] += st.adapt_drifted != 0;
                 v[8] += st.reload_waiting[0] != '\0';
                 v[9] += st.models_retired;
+                v[10] += st.windows_kept;
             }
         }
         for (int f = 0; f < NSF; f++) {

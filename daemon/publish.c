@@ -211,6 +211,7 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
     add_num_or_null(cb, "season_level", st.season_level);
     cJSON_AddNumberToObject(cb, "season_phases", (double)ad_detector_season_phases(s->d));
     cJSON_AddNumberToObject(cb, "season_windows", (double)st.windows_seasonal);
+    cJSON_AddNumberToObject(cb, "windows_kept", (double)st.windows_kept);
     cJSON_AddNumberToObject(cb, "raise_windows", (double)st.windows_under_raise);
     rg = cJSON_AddObjectToObject(o, "regime");
     add_num_or_null(rg, "threshold", st.regime_threshold);

@@ -1386,6 +1386,21 @@ static void noise_row(ad_detector *d, int64_t ts, unsigned flags)
     ad_noise_push(d->noise, ts, d->burst_row);
 }
 
+/* KEPT CHANGE: a change kept or ended is said (info). */
+static void shift_said(ad_detector *d, int64_t ts)
+{
+    int st = ad_shift_state(d->shift);
+
+    if (st == 2 && d->shift_said != 2)
+        ad_log(AD_LOG_INFO, "%s: kept change: the rows keep the way an alert left them "
+               "(at %lld ms): windows over the threshold that move that way raise nothing "
+               "until two periods after its clear", d->who, (long long)ts);
+    else if (st != 2 && d->shift_said == 2)
+        ad_log(AD_LOG_INFO, "%s: kept change ended (at %lld ms): the rows went back, another "
+               "way or further, or two periods passed", d->who, (long long)ts);
+    d->shift_said = st;
+}
+
 /* KEPT CHANGE: one popped row into the rows' levels (shift.h), with the
  * stream's period (alert.accept_period_ms; none: off); a row under a
  * data-quality flag, or a missing value, is not used. Out of memory: off
@@ -1397,6 +1412,18 @@ static void shift_row(ad_detector *d, int64_t ts)
 
     if (P <= 0 || d->shift_oom)
         return;
+    /* an acceptance: off with acceptance off; too few features for a
+     * direction to mean much, or a period too short for its buckets */
+    if (d->shift == NULL &&
+        ((d->cfg.alert.accept_after <= 0 && d->cfg.alert.accept_after_ms <= 0) ||
+         d->F < AD_SHIFT_MIN_F || P < AD_SHIFT_BUCKETS)) {
+        if (d->cfg.alert.accept_after > 0 || d->cfg.alert.accept_after_ms > 0)
+            ad_log(AD_LOG_INFO, "%s: kept change off: %s", d->who,
+                   d->F < AD_SHIFT_MIN_F ? "fewer than 3 features"
+                                         : "alert.accept_period_ms under 144 ms");
+        d->shift_oom = 1;
+        return;
+    }
     if (d->shift == NULL) {
         d->shift = ad_shift_new(d->F, P);
         if (d->shift_x == NULL)
@@ -1413,6 +1440,7 @@ static void shift_row(ad_detector *d, int64_t ts)
     for (f = 0; f < d->F; f++)
         d->shift_x[f] = flagged ? NAN : d->rowd[f];
     ad_shift_row(d->shift, ts, d->shift_x);
+    shift_said(d, ts);
 }
 
 /* The raised features now into job (noise, noise_set). */
@@ -5434,6 +5462,8 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     double thr = ad_threshold_value(d->thr), lv = NAN, eff = thr, base = NAN;
     int ri, like, seasonal;
 
+    d->last_kept = 0;
+
     /* no alert raised under margin x the level this phase of the period
      * reached in R of the last 2R - 1 periods (season.h); an open one is
      * judged against the threshold. Only once the window period is known:
@@ -5484,6 +5514,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
      * as a seasonal window is, teaching the model, not the threshold
      * (KEPT CHANGE, shift.h) */
     int kept_rows = ad_shift_holds(d->shift, ts);
+    shift_said(d, ts);
     int kept = s > eff && !like && !onset_held && ad_alerter_active(d->alert) == NULL &&
                kept_rows;
     if (kept) {
@@ -5493,7 +5524,10 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     seasonal = s > thr && s <= eff && !like && !onset_held;
     if (seasonal && !kept)
         d->st.windows_seasonal++;
-    int elevated = level_test(d, ts, s, base, untrusted, like || onset_held || kept);
+    d->last_kept = kept;
+    /* a kept window stays out of the level test's mean, without
+     * restarting it as a regime's window does */
+    int elevated = level_test(d, ts, s, base, untrusted || kept, like || onset_held);
     ad_alert_obs o = { s, like ? fmax(d->regime_thr[ri], eff) : eff, p, L, share, elevated, 0,
                        0, 0, 0, 0, 0, 0 };
 
@@ -5609,12 +5643,14 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
         /* a recurrence shorter than A / RECUR windows is judged once it
          * ended (ACCEPTANCE) */
         d->acc_cur_span = al.end_ms > al.start_ms ? al.end_ms - al.start_ms : 0;
-        ad_shift_cleared(d->shift, al.start_ms, al.end_ms);
         if (A > 0 && d->acc_prev == 0 && d->pk_len > 0)
             acc_switch(d);          /* it may continue the parked chain */
-        if (A > 0 && !(d->acc_prev > 0 && acc_ready(d) && !hard &&
-                       try_accept(d, ts, NAN, p, L, 0)))
+        int accepted = A > 0 && d->acc_prev > 0 && acc_ready(d) && !hard &&
+                       try_accept(d, ts, NAN, p, L, 0);
+        if (A > 0 && !accepted)
             acc_alert_ended(d);
+        if (!accepted)              /* an accepted alert is no kept change */
+            ad_shift_cleared(d->shift, al.start_ms, al.end_ms);
     }
     if (r & AD_ALERT_RAISED) {
         ad_event *e = det_ev_new(d, AD_EV_ALERT_RAISED, ts);
@@ -5808,7 +5844,8 @@ int ad_detector_feed_score3(ad_detector *d, const ad_window_job *job,
              * a window that carries it is out) */
             o.cand_score = job->shadow != NULL && job->shadow == ad_adapt_candidate(d->ad)
                            ? shadow_score : NAN;
-            o.exceeded = ad_alerter_last_exceeded(d->alert) && !d->band_now;
+            /* a kept window is over the threshold: never learned */
+            o.exceeded = (ad_alerter_last_exceeded(d->alert) && !d->band_now) || d->last_kept;
             det_acc_shadow(d, job->shadow, shadow_score, !noteach,
                            !o.exceeded && ad_alerter_active(d->alert) == NULL);
             o.dq = noteach;

@@ -178,11 +178,13 @@
  * scores (halves of at least 30 windows; shorter: no trend). Acceptance withdraws the chain's earlier true alerts from the
  * learner (a candidate may silence them).
  *
- * KEPT CHANGE (alert.accept_period_ms P > 0; shift.h). A window over the
+ * KEPT CHANGE (alert.accept_period_ms P >= 144 ms, acceptance on, F >= 3;
+ * shift.h). A window over the
  * threshold, unlike an accepted regime, with no alert open, whose rows
  * moved the way of a change an earlier alert left behind (within two
  * periods of its clear) raises nothing and is taken as a seasonal window
- * (teaches the model, not the threshold; stats windows_kept); while the
+ * (teaches the model, not the threshold; stats windows_kept; never
+ * offered to continual learning, out of the level test's mean); while the
  * rows move that way no window teaches the threshold. Not saved.
  *
  * STEP-DOWN ACCEPTANCE (alert.stepdown_ratio r > 0, with A > 0; off by

@@ -169,7 +169,9 @@ struct ad_detector {
      * change an alert left behind; not saved */
     struct ad_shift *shift;
     double *shift_x;            /* F scratch: the row given to it */
-    int shift_oom;              /* off: out of memory (said once) */
+    int shift_oom;              /* off: out of memory, or not for this stream (said once) */
+    int shift_said;             /* the state last said (shift_said) */
+    int last_kept;              /* the last window was kept (not learned) */
     int64_t noise_ms;
     double noise_ratio;
     unsigned char *noise_on;

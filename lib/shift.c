@@ -23,6 +23,7 @@ struct ad_shift {
     int64_t ref_base;           /* bucket index of ref[0] */
     double *ref;                /* AD_SHIFT_BUCKETS x F means, NaN: none */
     double *sd;                 /* F: the reference's spread, 0: left out */
+    double *tol;                /* F: a flat feature's tolerance, NaN: not flat */
     double *u;                  /* F: the change's displacement */
     double unorm;
     int64_t next_check;         /* bucket index ending the next hour judged */
@@ -35,7 +36,7 @@ ad_shift *ad_shift_new(int F, int64_t period_ms)
 {
     ad_shift *s;
 
-    if (F <= 0 || F > 4096 || period_ms < AD_SHIFT_BUCKETS)
+    if (F < AD_SHIFT_MIN_F || F > 4096 || period_ms < AD_SHIFT_BUCKETS)
         return NULL;
     if ((s = calloc(1, sizeof(*s))) == NULL)
         return NULL;
@@ -47,9 +48,11 @@ ad_shift *ad_shift_new(int F, int64_t period_ms)
     s->n = calloc((size_t)AD_SHIFT_RING * (size_t)F, sizeof(int));
     s->ref = calloc((size_t)AD_SHIFT_BUCKETS * (size_t)F, sizeof(double));
     s->sd = calloc((size_t)F, sizeof(double));
+    s->tol = calloc((size_t)F, sizeof(double));
     s->u = calloc((size_t)F, sizeof(double));
     s->tmp = calloc((size_t)F, sizeof(double));
     if (s->idx == NULL || s->sum == NULL || s->n == NULL || s->ref == NULL || s->sd == NULL ||
+        s->tol == NULL ||
         s->u == NULL || s->tmp == NULL) {
         ad_shift_free(s);
         return NULL;
@@ -68,6 +71,7 @@ void ad_shift_free(ad_shift *s)
     free(s->n);
     free(s->ref);
     free(s->sd);
+    free(s->tol);
     free(s->u);
     free(s->tmp);
     free(s);
@@ -133,6 +137,32 @@ static double displacement(const ad_shift *s, int64_t b0, int64_t b1, double *ou
     return any ? sqrt(nn) : -1;
 }
 
+/* 1 when a flat feature (left out of the displacement) moved over
+ * buckets [b0, b1) from the reference by more than its tolerance: a
+ * valve or a status bit that never varied in the reference moved, which
+ * no direction of the others says anything about (it vetoes). */
+static int flat_moved(const ad_shift *s, int64_t b0, int64_t b1)
+{
+    for (int f = 0; f < s->F; f++) {
+        double c = 0, r = 0;
+        int k = 0;
+
+        if (isnan(s->tol[f]))
+            continue;
+        for (int64_t b = b0; b < b1; b++) {
+            double x = bucket_mean(s, b, f), y = ref_mean(s, b, f);
+            if (isnan(x) || isnan(y))
+                continue;
+            c += x;
+            r += y;
+            k++;
+        }
+        if (k > 0 && fabs(c - r) / k > s->tol[f])
+            return 1;
+    }
+    return 0;
+}
+
 static double cosine_u(const ad_shift *s, const double *v, double vnorm)
 {
     double dot = 0;
@@ -158,8 +188,10 @@ static void judge_hours(ad_shift *s, int64_t b)
         s->next_check += HOUR_BUCKETS;
         if (h < 0)
             continue;               /* no rows that hour: nothing to judge */
-        if (!(cosine_u(s, s->tmp, h) >= AD_SHIFT_COS) || !(h >= 0.5 * s->unorm)) {
-            s->state = 0;           /* the rows went back, or another way */
+        if (!(cosine_u(s, s->tmp, h) >= AD_SHIFT_COS) || !(h >= 0.5 * s->unorm) ||
+            !(h <= AD_SHIFT_MAX_RATIO * s->unorm) ||
+            flat_moved(s, s->next_check - 2 * HOUR_BUCKETS, s->next_check - HOUR_BUCKETS)) {
+            s->state = 0;           /* the rows went back, another way or further */
             return;
         }
         if (++s->hours_ok >= AD_SHIFT_CONFIRM)
@@ -219,6 +251,7 @@ void ad_shift_cleared(ad_shift *s, int64_t start_ms, int64_t end_ms)
             }
         }
         s->sd[f] = 0;
+        s->tol[f] = NAN;
         if (k < AD_SHIFT_BUCKETS / 2)
             continue;               /* too little of the period to judge */
         m /= k;
@@ -228,9 +261,17 @@ void ad_shift_cleared(ad_shift *s, int64_t start_ms, int64_t end_ms)
                 v += (y - m) * (y - m);
         }
         s->sd[f] = sqrt(v / k);
+        /* a spread under AD_SHIFT_FLAT of the level (rounding noise of a
+         * constant) is none: the feature is flat, left out of the
+         * direction, and vetoes when it moves by more than AD_SHIFT_FLAT_TOL
+         * of its level (of 1 at level 0: a valve, a status bit) */
+        if (!(s->sd[f] > AD_SHIFT_FLAT * fabs(m))) {
+            s->sd[f] = 0;
+            s->tol[f] = AD_SHIFT_FLAT_TOL * fmax(fabs(m), 1.0);
+        }
     }
     norm = displacement(s, e + 1 - AD_SHIFT_NOW, e + 1, s->u);
-    if (!(norm >= AD_SHIFT_MIN))
+    if (!(norm >= AD_SHIFT_MIN) || flat_moved(s, e + 1 - AD_SHIFT_NOW, e + 1))
         return;
     s->unorm = norm;
     s->state = 1;
@@ -252,7 +293,7 @@ int ad_shift_holds(ad_shift *s, int64_t ts)
         return 0;
     h = displacement(s, b + 1 - AD_SHIFT_NOW, b + 1, s->tmp);
     return h >= 0 && cosine_u(s, s->tmp, h) >= AD_SHIFT_COS &&
-           h <= AD_SHIFT_MAX_RATIO * s->unorm;
+           h <= AD_SHIFT_MAX_RATIO * s->unorm && !flat_moved(s, b + 1 - AD_SHIFT_NOW, b + 1);
 }
 
 int ad_shift_state(const ad_shift *s)

@@ -19,20 +19,26 @@
  * buckets less the means of the same buckets of the reference (below),
  * each feature in units of its spread over the reference (the standard
  * deviation of the reference's bucket means: the daily cycle's swing; a
- * feature that does not vary there is left out).
+ * feature that does not vary there, a spread under AD_SHIFT_FLAT of its
+ * level, is flat: left out, and it VETOES (below) when its mean moves by
+ * more than AD_SHIFT_FLAT_TOL x max(|level|, 1): no tiny swing decides).
+ * "Hours" are P / 24 and a displacement spans P / 48 (30 min for a day).
  *
- * KEPT CHANGE. When an alert clears (not accepted), the reference is the
+ * KEPT CHANGE. When an alert clears (not accepted: the caller calls after
+ * acceptance), the reference is the
  * period before its start (it must be in the ring: else nothing), and u
  * the displacement at the clear. When |u| >= AD_SHIFT_MIN the change is a
  * candidate: every completed hour after the clear must keep the way of u
  * (the hour's displacement: cosine >= AD_SHIFT_COS with u, norm at least
- * half of |u|), else the candidate is dropped; after AD_SHIFT_CONFIRM
+ * half of |u|, at most AD_SHIFT_MAX_RATIO x |u|, no flat feature moved),
+ * else the candidate or the kept change is dropped; after AD_SHIFT_CONFIRM
  * such hours it is kept, until 2 P after the clear. A later clear
  * replaces it.
  *
  * HOLDS (ad_shift_holds): a change is kept and the displacement now has
  * cosine >= AD_SHIFT_COS with u and a norm of at most AD_SHIFT_MAX_RATIO
- * x |u|: the rows moved the way the kept change moved them, not further.
+ * x |u| and no flat feature moved: the rows moved the way the kept change
+ * moved them, not further.
  * A fault that moves the rows another way (less flow where the change
  * gave more) or much further does not hold.
  *
@@ -50,11 +56,15 @@
 #define AD_SHIFT_MIN 1.0        /* |u| for a change to be kept, in spreads */
 #define AD_SHIFT_COS 0.8
 #define AD_SHIFT_CONFIRM 2      /* hours after the clear that keep its way */
-#define AD_SHIFT_MAX_RATIO 3.0
+#define AD_SHIFT_MAX_RATIO 2.0  /* a displacement past it ends the hold */
+#define AD_SHIFT_MIN_F 3        /* features at least: fewer, off */
+#define AD_SHIFT_FLAT 1e-4      /* a spread under it x |level|: flat */
+#define AD_SHIFT_FLAT_TOL 1e-3  /* a flat feature's move that vetoes, x max(|level|, 1) */
 
 typedef struct ad_shift ad_shift;
 
-/* F features, period P ms (> 0). NULL on OOM or bad arguments. */
+/* F features (>= AD_SHIFT_MIN_F), period P ms (>= AD_SHIFT_BUCKETS).
+ * NULL on OOM or bad arguments. */
 ad_shift *ad_shift_new(int F, int64_t period_ms);
 void ad_shift_free(ad_shift *s);           /* NULL accepted */
 

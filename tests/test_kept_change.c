@@ -30,8 +30,9 @@
 #include "ad.h"
 #include "detector.h"
 #include "engine.h"
+#include "shift.h"
 
-#define F 2
+#define F 3
 #define TW 4
 #define P 1440
 #define STEP 3180
@@ -49,6 +50,13 @@ static double noise(void)
 
 static ad_model *g_model;
 
+static int g_accept = 1;        /* 0: alert.accept_after 0 (acceptance off) */
+static int g_adapt;             /* continual learning on (no fine-tune) */
+static int g_learned_peak;      /* normal-set windows on the kept peak */
+static uint64_t g_kept;         /* windows kept */
+static int g_level;             /* the level test on (alert.level_ms 600 s) */
+static int g_like = -1;         /* its "like" count saved at row 3960 */
+
 static ad_detector *mk(void)
 {
     ad_detector_cfg c;
@@ -65,6 +73,22 @@ static ad_detector *mk(void)
     c.alert.m = 2;
     c.alert.clear_ratio = 1;
     c.alert.accept_period_ms = (int64_t)P * 1000;
+    c.alert.accept_after = 5000;    /* on, never reached here */
+    if (g_adapt) {
+        ad_adapt_cfg_default(&c.adapt);
+        c.adapt.enabled = 1;
+        c.adapt.every_windows = 100000;     /* no fine-tune */
+        c.adapt.every_hours = 0;
+        c.adapt.normal_windows = 8000;
+        c.adapt.min_windows = 10;
+        c.adapt.margin = 5;
+    }
+    if (g_level)
+        c.alert.level_ms = 600 * 1000;
+    if (!g_accept) {
+        c.alert.accept_after = 0;
+        c.alert.accept_after_ms = 0;
+    }
     if (ad_detector_new(&d, &c, "pump", g_model, 0, 0, NULL, err, sizeof(err)) != 0)
         T_CHECK(0, "detector: %s", err);
     return d;
@@ -76,9 +100,9 @@ typedef struct run {
     int at[64];                 /* the rows raised at */
 } run;
 
-static void step(ad_detector *d, int i, double a, double b, run *r)
+static void step(ad_detector *d, int i, double a, double b, double g, run *r)
 {
-    double row[F] = { a, b };
+    double row[F] = { a, b, g };
     float in[TW * F], out[TW * F], share[F];
     ad_window_job job;
     ad_event ev;
@@ -115,18 +139,46 @@ static void run_rows(int stays, int fault, int again, run *r)
     rng = 88172645463325252ull;
     for (int i = 0; d && i < 5700; i++) {
         int ph = i % P, k = i - STEP;
-        double c = ph >= 900 && ph < 1020 ? 0.8 : 0;
-        double a = 1 + c, b = 1 - c;
+        double c = ph >= 900 && ph < 1020 ? 0.4 : 0;
+        double a = 1 + c, b = 1 - 2 * c, g = 1 + c;
 
         if ((k >= 0 && k < stays) || (again && i >= 2 * P + 900 && i < 2 * P + 1020)) {
-            a += 0.6;
+            a += 0.3;
+            g += 0.3;
             b -= 0.6;
-            if (k >= 0 && k < 10)
-                a += 3;
+            if (k >= 0 && k < 10) {     /* the onset's transient: 3 x the step */
+                a += 0.6;
+                g += 0.6;
+                b -= 1.2;
+            }
         }
         if (fault > 0 && i >= fault && i < fault + 60)
             b += 1.5;
-        step(d, i, a + 0.02 * noise(), b + 0.02 * noise(), r);
+        step(d, i, a + 0.02 * noise(), b + 0.02 * noise(), g + 0.02 * noise(), r);
+        if (g_level && i == 3960) {
+            char *txt = ad_detector_save(d);
+            const char *l = txt ? strstr(txt, "\"like\":") : NULL;
+            g_like = l ? atoi(l + 7) : -1;
+            free(txt);
+        }
+    }
+    g_learned_peak = 0;
+    g_kept = 0;
+    if (d != NULL) {
+        ad_detector_stats st;
+        ad_adapt_stats as;
+
+        ad_detector_get_stats(d, &st);
+        g_kept = st.windows_kept;
+        if (ad_detector_adapt(d) != NULL) {
+            ad_adapt_get_stats(ad_detector_adapt(d), &as);
+            for (size_t k = 0; k < as.normal_len; k++) {
+                int64_t ts;
+                if (ad_adapt_normal_window(ad_detector_adapt(d), k, &ts) &&
+                    ts >= (int64_t)(2 * P + 910) * 1000 && ts < (int64_t)(2 * P + 1010) * 1000)
+                    g_learned_peak++;
+            }
+        }
     }
     ad_detector_free(d);
 }
@@ -164,10 +216,169 @@ static void test_step_gone(void)
             raised_in(&r, 2 * P + 880, 2 * P + 1040));
 }
 
+/* 4: kept windows never feed continual learning's normal set */
+static void test_kept_not_learned(void)
+{
+    run r;
+
+    g_adapt = 1;
+    run_rows(1 << 30, 0, 0, &r);
+    g_adapt = 0;
+    T_CHECK(raised_in(&r, 2 * P + 880, 2 * P + 1040) == 0,
+            "with continual learning, the first peak after the step raised nothing (%d)",
+            raised_in(&r, 2 * P + 880, 2 * P + 1040));
+    T_CHECK(g_kept > 0, "windows kept (%llu)", (unsigned long long)g_kept);
+    T_CHECK(g_learned_peak == 0, "no window of the kept peak in the normal set (%d)",
+            g_learned_peak);
+}
+
+/* 5: kept windows stay out of the level test's mean without restarting
+ * it: 60 s after the kept peak the test still judges (its "like" count,
+ * the windows since one that restarts it, is not reset) */
+static void test_kept_level_not_reset(void)
+{
+    run r;
+
+    g_level = 1;
+    g_like = -1;
+    run_rows(1 << 30, 0, 0, &r);
+    g_level = 0;
+    T_CHECK(g_kept > 0, "windows kept (%llu)", (unsigned long long)g_kept);
+    T_CHECK(g_like >= 300, "the level test was not restarted by the kept peak (like %d)",
+            g_like);
+}
+
+/* acceptance off: no kept change either (it is an acceptance) */
+static void test_acceptance_off(void)
+{
+    run r;
+
+    g_accept = 0;
+    run_rows(1 << 30, 0, 0, &r);
+    g_accept = 1;
+    T_CHECK(raised_in(&r, 2 * P + 880, 2 * P + 1040) == 1,
+            "acceptance off: the first peak after the step raised (%d)",
+            raised_in(&r, 2 * P + 880, 2 * P + 1040));
+}
+
+/* --- the module alone: rows 1 s apart, P = 1440 s (buckets of 10 s,
+ * an hour of 60 s). Features a, b with a cycle (c = 0.8 at phase
+ * 900-1020 s), and a third one g(i) given per test; a step (a + 0.6,
+ * b - 0.6) from SH, an alert [SH, SH + 30 s] cleared; the change is kept
+ * once two hours (120 s) after the clear kept its way. --- */
+#define SH 3180
+#define PM ((int64_t)P * 1000)
+
+typedef double (*third_fn)(int i, int stepped);
+
+static void shift_rows(ad_shift *s, int from, int to, double da, double db, third_fn g)
+{
+    for (int i = from; i < to; i++) {
+        int ph = i % P;
+        double c = ph >= 900 && ph < 1020 ? 0.8 : 0;
+        double x[3];
+        int st = i >= SH;
+
+        x[0] = 1 + c + (st ? 0.6 + (i >= SH + 1500 ? da : 0) : 0) + 0.02 * noise();
+        x[1] = 1 - c - (st ? 0.6 - (i >= SH + 1500 ? db : 0) : 0) + 0.02 * noise();
+        x[2] = g(i, st);
+        ad_shift_row(s, (int64_t)i * 1000, x);
+    }
+}
+
+/* a share of the rows [from, to) that a held change holds (after the step
+ * and its clear; from SH + 1500 a + da, b + db) */
+static double held_share(third_fn g, double da, double db, int from, int to)
+{
+    ad_shift *s = ad_shift_new(3, PM);
+    int n = 0;
+
+    rng = 88172645463325252ull;
+    if (s == NULL)
+        return -1;
+    shift_rows(s, 0, SH + 40, da, db, g);
+    ad_shift_cleared(s, (int64_t)SH * 1000, (int64_t)(SH + 30) * 1000);
+    shift_rows(s, SH + 40, from, da, db, g);
+    for (int i = from; i < to; i++) {
+        shift_rows(s, i, i + 1, da, db, g);
+        n += ad_shift_holds(s, (int64_t)i * 1000);
+    }
+    ad_shift_free(s);
+    return (double)n / (to - from);
+}
+
+static double g_noisy(int i, int st)
+{
+    (void)i;
+    (void)st;
+    return 1 + 0.02 * noise();
+}
+
+static double g_valve(int i, int st)
+{
+    (void)st;
+    return i >= SH + 1500 ? 50 : 0;    /* a valve shut all along opens */
+}
+
+/* a constant with rounding noise, that the step moved by 1e-12: a swing
+ * of nothing that must not decide the direction */
+static double g_const(int i, int st)
+{
+    (void)i;
+    return 0.1 * (1 + 4e-16 * noise()) + (st ? 1e-12 : 0);
+}
+
+static void test_module_holds(void)
+{
+    /* the step's move at the peak after it holds */
+    double h = held_share(g_noisy, 0, 0, 2 * P + 910, 2 * P + 1010);
+    T_CHECK(h > 0.9, "the step holds at the peak (%.2f)", h);
+    h = held_share(g_const, 0, 0, 2 * P + 910, 2 * P + 1010);
+    T_CHECK(h > 0.9, "the step holds at the peak with a constant feature (%.2f)", h);
+}
+
+/* 1: a feature flat in the reference that moves vetoes the hold */
+static void test_flat_feature_vetoes(void)
+{
+    double h = held_share(g_valve, 0, 0, SH + 1600, SH + 1800);
+
+    T_CHECK(h == 0, "a flat valve that opened: nothing held (%.2f)", h);
+}
+
+/* 2: a constant's rounding noise does not take over the direction: a
+ * fault the other way (a - 1.2, b + 1.2 from the step's level) holds
+ * nothing */
+static void test_rounding_noise_no_direction(void)
+{
+    double h = held_share(g_const, -1.2, 1.2, SH + 1600, SH + 1800);
+
+    T_CHECK(h == 0, "a fault the other way with a constant feature: nothing held (%.2f)", h);
+}
+
+/* 3: fewer than 3 features: off; a displacement well past the change's
+ * (the step doubled the same way) holds nothing */
+static void test_same_way_bounded(void)
+{
+    ad_shift *s = ad_shift_new(2, PM);
+    double h;
+
+    T_CHECK(s == NULL, "2 features: no kept change");
+    ad_shift_free(s);
+    h = held_share(g_noisy, 0.6, -0.6, SH + 1600, SH + 1800);
+    T_CHECK(h == 0, "the step doubled the same way: nothing held (%.2f)", h);
+}
+
 int main(void)
 {
     T_RUN(test_peaks_after_step);
     T_RUN(test_step_gone);
+    T_RUN(test_acceptance_off);
+    T_RUN(test_kept_not_learned);
+    T_RUN(test_kept_level_not_reset);
+    T_RUN(test_module_holds);
+    T_RUN(test_flat_feature_vetoes);
+    T_RUN(test_rounding_noise_no_direction);
+    T_RUN(test_same_way_bounded);
     ad_model_free(g_model);
     return t_done();
 }
