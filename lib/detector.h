@@ -183,8 +183,8 @@
  * threshold, unlike an accepted regime, with no alert open, whose rows
  * moved the way of a change an earlier alert left behind (within two
  * periods of its clear) raises nothing and is taken as a seasonal window
- * (teaches the model, not the threshold; stats windows_kept; never
- * offered to continual learning, out of the level test's mean); while the
+ * (teaches neither the model nor the threshold; stats windows_kept;
+ * never offered to continual learning, out of the level test's mean); while the
  * rows move that way no window teaches the threshold. Not saved.
  *
  * STEP-DOWN ACCEPTANCE (alert.stepdown_ratio r > 0, with A > 0; off by

@@ -261,11 +261,14 @@ void ad_shift_cleared(ad_shift *s, int64_t start_ms, int64_t end_ms)
                 v += (y - m) * (y - m);
         }
         s->sd[f] = sqrt(v / k);
-        /* a spread under AD_SHIFT_FLAT of the level (rounding noise of a
-         * constant) is none: the feature is flat, left out of the
-         * direction, and vetoes when it moves by more than AD_SHIFT_FLAT_TOL
-         * of its level (of 1 at level 0: a valve, a status bit) */
-        if (!(s->sd[f] > AD_SHIFT_FLAT * fabs(m))) {
+        /* a spread under AD_SHIFT_FLAT of the level, or of 1 for a level
+         * under 1 (rounding noise of a constant; a feature near 0 whose
+         * tiny noise would make any move of it worth thousands of spreads
+         * and take over the direction) is none: the feature is flat, left
+         * out of the direction, and vetoes when it moves by more than
+         * AD_SHIFT_FLAT_TOL of its level (of 1 at level 0: a valve, a
+         * status bit) */
+        if (!(s->sd[f] > AD_SHIFT_FLAT * fmax(fabs(m), 1.0))) {
             s->sd[f] = 0;
             s->tol[f] = AD_SHIFT_FLAT_TOL * fmax(fabs(m), 1.0);
         }

@@ -328,6 +328,15 @@ static double g_const(int i, int st)
     return 0.1 * (1 + 4e-16 * noise()) + (st ? 1e-12 : 0);
 }
 
+/* a feature near 0 with noise of 1e-6 that the step moved by 1e-4: a
+ * move of nothing worth a thousand of its spreads, that must not take
+ * over the direction */
+static double g_tiny(int i, int st)
+{
+    (void)i;
+    return 1e-6 * noise() + (st ? 1e-4 : 0);
+}
+
 static void test_module_holds(void)
 {
     /* the step's move at the peak after it holds */
@@ -355,6 +364,17 @@ static void test_rounding_noise_no_direction(void)
     T_CHECK(h == 0, "a fault the other way with a constant feature: nothing held (%.2f)", h);
 }
 
+/* 2b: nor does a feature near 0 with tiny noise (flat under a spread of
+ * 1e-4 of max(|level|, 1)): the fault the other way holds nothing */
+static void test_tiny_feature_no_direction(void)
+{
+    double h = held_share(g_tiny, -1.2, 1.2, SH + 1600, SH + 1800);
+
+    T_CHECK(h == 0, "a fault the other way with a tiny feature near 0: nothing held (%.2f)", h);
+    h = held_share(g_tiny, 0, 0, 2 * P + 910, 2 * P + 1010);
+    T_CHECK(h > 0.9, "the step holds at the peak with a tiny feature near 0 (%.2f)", h);
+}
+
 /* 3: fewer than 3 features: off; a displacement well past the change's
  * (the step doubled the same way) holds nothing */
 static void test_same_way_bounded(void)
@@ -378,6 +398,7 @@ int main(void)
     T_RUN(test_module_holds);
     T_RUN(test_flat_feature_vetoes);
     T_RUN(test_rounding_noise_no_direction);
+    T_RUN(test_tiny_feature_no_direction);
     T_RUN(test_same_way_bounded);
     ad_model_free(g_model);
     return t_done();
