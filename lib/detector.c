@@ -1410,7 +1410,7 @@ static void shift_row(ad_detector *d, int64_t ts)
     int64_t P = d->cfg.alert.accept_period_ms;
     int f, flagged;
 
-    if (P <= 0 || d->shift_oom)
+    if (P <= 0 || d->shift_off)
         return;
     /* an acceptance: off with acceptance off; too few features for a
      * direction to mean much, or a period too short for its buckets */
@@ -1421,7 +1421,7 @@ static void shift_row(ad_detector *d, int64_t ts)
             ad_log(AD_LOG_INFO, "%s: kept change off: %s", d->who,
                    d->F < AD_SHIFT_MIN_F ? "fewer than 3 features"
                                          : "alert.accept_period_ms under 144 ms");
-        d->shift_oom = 1;
+        d->shift_off = 1;
         return;
     }
     if (d->shift == NULL) {
@@ -1432,7 +1432,7 @@ static void shift_row(ad_detector *d, int64_t ts)
             ad_log(AD_LOG_WARNING, "%s: kept change off: out of memory", d->who);
             ad_shift_free(d->shift);
             d->shift = NULL;
-            d->shift_oom = 1;
+            d->shift_off = 1;
             return;
         }
     }

@@ -169,7 +169,7 @@ struct ad_detector {
      * change an alert left behind; not saved */
     struct ad_shift *shift;
     double *shift_x;            /* F scratch: the row given to it */
-    int shift_oom;              /* off: out of memory, or not for this stream (said once) */
+    int shift_off;              /* off: out of memory, or not for this stream (said once) */
     int shift_said;             /* the state last said (shift_said) */
     int last_kept;              /* the last window was kept (not learned) */
     int64_t noise_ms;
