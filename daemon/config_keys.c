@@ -279,7 +279,10 @@ static const key alert_keys[] = {
     { "accept_period_ms", K_I64, OPP(alert.accept_period_ms), 0, 31622400000.0, "0", FP, NULL,
       NULL, "pooled alerts are accepted only when the latest starts at the time of day (of "
       "this period) of an earlier one, within 1/12 of it: a regime recurs on a schedule, "
-      "different faults a day apart do not (0: any recurrence; 86400000: daily)" },
+      "different faults a day apart do not (0: any recurrence; 86400000: daily); also the "
+      "period of the kept change (docs/pipeline.md: peaks after a level shift that move the "
+      "rows the way it did raise nothing for two periods), which needs acceptance on "
+      "(accept_after or accept_after_ms), 3 features or more and a period of at least 144 ms" },
     { "accept_onset", K_INT, OPP(alert.accept_onset), 0, 100, "0", FP, NULL, NULL,
       "with accept_period_ms: a change whose pooled alerts already number this many is "
       "accepted at the onset of its next recurrence at the time of day of an earlier one "
