@@ -28,7 +28,7 @@ cat > "$D/ad.json" <<EOC
    "calibration": {"windows": 100}}]}
 EOC
 $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
+$AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
     { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
 START=$(( $(date +%s) - 5000 * 60 ))
@@ -41,6 +41,9 @@ $H pub --port "$IT_PORT" --devices 4 --rows 3029 --start-row 3028 --start "$STAR
 # the detecting stream goes on, 50 rows a second, while they train
 $H pub --port "$IT_PORT" --devices 1 --rows 600 --start-row 200 --start "$START" --rate 50
 sleep 1.5
+# the four trainings were handed to the workers before the detecting
+# stream's rows came (a sanitizer build may not finish any meanwhile)
+queued=$(grep -c "training (finetune) on" "$D/daemon.log")
 trained=$(grep -c "model trained online" "$D/daemon.log")
 $PYTHON - "$D/sub.jsonl" > "$D/check.out" <<'EOP'
 import json, sys
@@ -54,9 +57,9 @@ pump = [d for d in last["detectors"] if d["name"] == "pump"][0]
 print("%s latency max %.0f ms, trainings %d" % ("ok" if lat < 1000 else "slow", lat,
                                                 last["trainings"]))
 EOP
-if [ "$trained" -ge 1 ] && grep -q "^ok" "$D/check.out"; then
-    it_ok "windows are scored while four trainings wait for the workers ($(cat "$D/check.out"))"
+if [ "$queued" -ge 4 ] && grep -q "^ok" "$D/check.out"; then
+    it_ok "windows are scored while four trainings wait for the workers ($(cat "$D/check.out"); $queued queued, $trained trained by then)"
 else
     it_fail "windows are scored while four trainings wait for the workers" \
-        "$(cat "$D/check.out"); $trained trained"
+        "$(cat "$D/check.out"); $queued queued, $trained trained"
 fi
