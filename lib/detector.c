@@ -544,7 +544,6 @@ int ad_detector_new(ad_detector **out, const ad_detector_cfg *cfg,
     d->tail_i = -1;
     for (f = 0; f < AD_REGIMES; f++)
         d->tail_occ[f] = INT64_MIN;
-    d->kept_run_ms = INT64_MIN;
     d->T = T;
     d->F = F;
     d->model = m;
@@ -5590,23 +5589,18 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
      * (P / AD_SHIFT_HOLD_DIV): no peak of the cycle, a fault that moved
      * the rows the change's way by less than twice as far; the change
      * ends and the window raises */
-    if (kept && d->kept_run_ms == INT64_MIN)
-        d->kept_run_ms = ts;
-    if (kept && ts - d->kept_run_ms > d->cfg.alert.accept_period_ms / AD_SHIFT_HOLD_DIV) {
+    if (kept && !ad_shift_hold_run(d->shift, ts, 1)) {
         ad_log(AD_LOG_WARNING, "%s: kept change ended: windows over the threshold held "
-               "in a row for %lld s (since %lld ms), longer than a daily peak lasts: they "
-               "raise", d->who, (long long)((ts - d->kept_run_ms) / 1000),
-               (long long)d->kept_run_ms);
-        ad_shift_end(d->shift, AD_SHIFT_END_HELD);
+               "in a row for %lld s, longer than a daily peak lasts: they raise", d->who,
+               (long long)(ad_shift_last_run(d->shift) / 1000));
         shift_said(d, ts);
         kept = 0;
-    }
-    if (!(s > thr) || ad_shift_state(d->shift) != 2) {
-        if (d->kept_run_ms != INT64_MIN && d->kept_run_ms != ts)
-            ad_log(AD_LOG_INFO, "%s: kept change: windows held from %lld ms for %lld s",
-                   d->who, (long long)d->kept_run_ms,
-                   (long long)((ts - d->kept_run_ms) / 1000));
-        d->kept_run_ms = INT64_MIN;
+    } else if (!kept && (!(s > thr) || ad_shift_state(d->shift) != 2)) {
+        int64_t was = ad_shift_last_run(d->shift);
+        ad_shift_hold_run(d->shift, ts, 0);
+        if (ad_shift_last_run(d->shift) != was)
+            ad_log(AD_LOG_INFO, "%s: kept change: windows over the threshold held in a row "
+                   "for %lld s", d->who, (long long)(ad_shift_last_run(d->shift) / 1000));
     }
     if (kept) {
         eff = s;

@@ -172,7 +172,6 @@ struct ad_detector {
     int shift_off;              /* off: out of memory, or not for this stream (said once) */
     int shift_said;             /* the state last said (shift_said) */
     uint64_t kept_seq;          /* changes kept or ended (the state published again) */
-    int64_t kept_run_ms;        /* first of the windows held in a row, INT64_MIN: none */
     int last_kept;              /* the last window was kept (not learned) */
     int64_t noise_ms;
     double noise_ratio;

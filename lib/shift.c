@@ -33,6 +33,8 @@ struct ad_shift {
     int hours_ok;
     int64_t kept_ms;            /* data time it was kept at (state 2) */
     int ended_why;              /* why the last kept change ended (AD_SHIFT_END_*) */
+    int64_t run_ms;             /* first window of those held in a row, INT64_MIN: none */
+    int64_t last_run_ms;        /* how long the last run of them lasted, -1: none */
     double *tmp;                /* F scratch */
 };
 
@@ -63,6 +65,8 @@ ad_shift *ad_shift_new(int F, int64_t period_ms)
     }
     for (int i = 0; i < AD_SHIFT_RING; i++)
         s->idx[i] = INT64_MIN;
+    s->run_ms = INT64_MIN;
+    s->last_run_ms = -1;
     return s;
 }
 
@@ -331,6 +335,32 @@ int ad_shift_holds(ad_shift *s, int64_t ts)
     return h >= 0 && cosine_u(s, s->tmp, h) >= AD_SHIFT_COS &&
            h <= AD_SHIFT_MAX_RATIO * s->unorm && !flat_moved(s, b + 1 - AD_SHIFT_NOW, b + 1) &&
            !ref_missing(s, b + 1 - AD_SHIFT_NOW, b + 1);
+}
+
+int ad_shift_hold_run(ad_shift *s, int64_t ts, int held)
+{
+    if (s == NULL)
+        return 0;
+    if (!held || s->state != 2) {
+        if (s->run_ms != INT64_MIN)
+            s->last_run_ms = ts - s->run_ms;
+        s->run_ms = INT64_MIN;
+        return 0;
+    }
+    if (s->run_ms == INT64_MIN || ts < s->run_ms)
+        s->run_ms = ts;
+    if (ts - s->run_ms > s->B * (AD_SHIFT_BUCKETS / AD_SHIFT_HOLD_DIV)) {
+        s->last_run_ms = ts - s->run_ms;
+        s->run_ms = INT64_MIN;
+        ad_shift_end(s, AD_SHIFT_END_HELD);
+        return 0;
+    }
+    return 1;
+}
+
+int64_t ad_shift_last_run(const ad_shift *s)
+{
+    return s == NULL ? -1 : s->last_run_ms;
 }
 
 void ad_shift_end(ad_shift *s, int why)

@@ -111,6 +111,16 @@ int ad_shift_holds(ad_shift *s, int64_t ts);
 /* 0 none, 1 candidate, 2 kept. */
 int ad_shift_state(const ad_shift *s);
 
+/* A window over the threshold at ts held (held 1: ad_shift_holds said
+ * so and nothing else held it) or not (0: under the threshold, or it
+ * raised). Returns 1 while the windows held in a row span at most P /
+ * AD_SHIFT_HOLD_DIV; past it the change ends (AD_SHIFT_END_HELD) and 0:
+ * the window is not held. */
+int ad_shift_hold_run(ad_shift *s, int64_t ts, int held);
+
+/* How long the last run of windows held in a row lasted (ms), -1: none. */
+int64_t ad_shift_last_run(const ad_shift *s);
+
 /* The kept change ends now (why: AD_SHIFT_END_*); none: nothing. */
 void ad_shift_end(ad_shift *s, int why);
 
