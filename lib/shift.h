@@ -52,7 +52,7 @@
  * gave more) or much further does not hold. One that moves them the same
  * way by less than AD_SHIFT_MAX_RATIO x |u| would: the caller bounds how
  * long windows over the threshold are held in a row (AD_SHIFT_HOLD_DIV;
- * a daily peak over the threshold does not last an eighth of the day)
+ * a daily peak over the threshold does not last a quarter of the day)
  * and ends the change past it (ad_shift_end), so such a fault raises.
  *
  * SAVED STATE (ad_shift_save / ad_shift_restore, "shift" of the
@@ -84,7 +84,7 @@ struct cJSON;
 #define AD_SHIFT_FLAT 1e-4      /* spreads floored at it x max(|level|, 1) */
 #define AD_SHIFT_ROUND 1e-9     /* a spread under it x |level|: flat */
 #define AD_SHIFT_FLAT_TOL 1e-3  /* a flat feature's move that vetoes, x |level| */
-#define AD_SHIFT_HOLD_DIV 8     /* windows held in a row for over P / it: ended */
+#define AD_SHIFT_HOLD_DIV 4     /* windows held in a row for over P / it: ended */
 
 /* why a kept change ended (ad_shift_ended_why) */
 #define AD_SHIFT_END_MOVED 1    /* the rows went back, another way or further */
