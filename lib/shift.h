@@ -39,7 +39,8 @@
  * the displacement at the clear. When |u| >= AD_SHIFT_MIN the change is a
  * candidate: every completed hour after the clear must keep the way of u
  * (the hour's displacement: cosine >= AD_SHIFT_COS with u, norm at least
- * half of |u|, at most AD_SHIFT_MAX_RATIO x |u|, no flat feature moved),
+ * half of |u|, at most AD_SHIFT_MAX_RATIO x |u|, no flat feature moved;
+ * a flat feature moved at the clear: no candidate),
  * else the candidate or the kept change is dropped; after AD_SHIFT_CONFIRM
  * such hours it is kept, until 2 P after the clear. A later clear
  * replaces it.
@@ -50,10 +51,12 @@
  * moved the way the kept change moved them, not further.
  * A fault that moves the rows another way (less flow where the change
  * gave more) or much further does not hold. One that moves them the same
- * way by less than AD_SHIFT_MAX_RATIO x |u| would: the caller bounds how
- * long windows over the threshold are held in a row (AD_SHIFT_HOLD_DIV;
- * a daily peak over the threshold does not last a quarter of the day)
- * and ends the change past it (ad_shift_end), so such a fault raises.
+ * way by less than AD_SHIFT_MAX_RATIO x |u| would: the caller says of
+ * each window over the threshold whether it held it (ad_shift_hold_run),
+ * and windows held in a row for longer than P / AD_SHIFT_HOLD_DIV end the
+ * change (a daily peak over the threshold does not last a quarter of the
+ * day: the scenario suite's last about 3 h), so such a fault raises after
+ * at most P / 4 (6 h for a day).
  *
  * SAVED STATE (ad_shift_save / ad_shift_restore, "shift" of the
  * detector's saved state): {"bucket_ms":B,"cur":b,"buckets":[[b, [F
@@ -63,7 +66,8 @@
  * tol and ref: NaN). A restart, a reload or a rebuild that restores the
  * state goes on with the ring and the change as they were; a state from
  * before it was kept has none, and the ring fills again (a change is kept
- * from the next clear, once a period is in the ring).
+ * from the next clear, once a period is in the ring). The run of windows
+ * held in a row is not saved: it starts again after a restore.
  */
 #ifndef AD_SHIFT_H
 #define AD_SHIFT_H
