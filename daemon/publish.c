@@ -108,6 +108,33 @@ static void add_model(cJSON *o, det_rt *d, stream_rec *s, const ad_event *ev)
     }
 }
 
+/* The kept change (alert.accept_period_ms; docs/alerts.md) as
+ * "kept_change" of o: {"since","until","displacement","features":{name:
+ * move in spreads}} (the features it moved, flat ones left out), null
+ * while none is kept: windows over the threshold that move the rows that
+ * way raise nothing until "until", and an operator sees why. */
+static void kept_change_json(const stream_rec *s, cJSON *o)
+{
+    ad_kept_change k;
+    cJSON *kc, *fe;
+    char t[40];
+
+    if (!ad_detector_kept_change(s->d, &k) || k.F != s->det->F ||
+        (kc = cJSON_AddObjectToObject(o, "kept_change")) == NULL) {
+        cJSON_AddNullToObject(o, "kept_change");
+        return;
+    }
+    ad_iso_ms(k.since_ms, t, sizeof t);
+    cJSON_AddStringToObject(kc, "since", t);
+    ad_iso_ms(k.until_ms, t, sizeof t);
+    cJSON_AddStringToObject(kc, "until", t);
+    add_num_or_null(kc, "displacement", k.norm);
+    if ((fe = cJSON_AddObjectToObject(kc, "features")) != NULL)
+        for (int f = 0; f < k.F; f++)
+            if (k.u[f] != 0)
+                add_num_or_null(fe, s->det->features[f], k.u[f]);
+}
+
 /* The retained state topic of s (detectors[].alert.state_topic). */
 static void publish_state_topic(ad_daemon *dd, stream_rec *s)
 {
@@ -213,6 +240,7 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
     cJSON_AddNumberToObject(cb, "season_windows", (double)st.windows_seasonal);
     cJSON_AddNumberToObject(cb, "windows_kept", (double)st.windows_kept);
     cJSON_AddNumberToObject(cb, "raise_windows", (double)st.windows_under_raise);
+    kept_change_json(s, cb);
     rg = cJSON_AddObjectToObject(o, "regime");
     add_num_or_null(rg, "threshold", st.regime_threshold);
     cJSON_AddNumberToObject(rg, "accepted", (double)st.accepted);

@@ -899,6 +899,14 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             break;
         }
     }
+    /* a change kept or ended (alert.accept_period_ms): the retained
+     * state says so at once, and the saved state keeps it (a kill -9
+     * then goes on holding) */
+    if (ad_detector_kept_seq(s->d) != s->kept_seq) {
+        s->kept_seq = ad_detector_kept_seq(s->d);
+        state_save(dd, s);
+        state_changed = 1;
+    }
     /* training began or stopped waiting on flagged rows: the retained
      * state says so (its "collection"), at once, then at most once a
      * minute (a flag that flaps would publish at every turn, Home

@@ -1386,61 +1386,129 @@ static void noise_row(ad_detector *d, int64_t ts, unsigned flags)
     ad_noise_push(d->noise, ts, d->burst_row);
 }
 
-/* KEPT CHANGE: a change kept or ended is said (info). */
+/* KEPT CHANGE: a change kept or ended is said (info), and counted
+ * (kept_seq: the daemon publishes the retained state again). */
 static void shift_said(ad_detector *d, int64_t ts)
 {
     int st = ad_shift_state(d->shift);
 
-    if (st == 2 && d->shift_said != 2)
+    if (st == 2 && d->shift_said != 2) {
         ad_log(AD_LOG_INFO, "%s: kept change: the rows keep the way an alert left them "
                "(at %lld ms): windows over the threshold that move that way raise nothing "
                "until two periods after its clear", d->who, (long long)ts);
-    else if (st != 2 && d->shift_said == 2)
-        ad_log(AD_LOG_INFO, "%s: kept change ended (at %lld ms): the rows went back, another "
-               "way or further, or two periods passed", d->who, (long long)ts);
+        d->kept_seq++;
+    } else if (st != 2 && d->shift_said == 2) {
+        int why = ad_shift_ended_why(d->shift);
+        ad_log(AD_LOG_INFO, "%s: kept change ended (at %lld ms): %s", d->who, (long long)ts,
+               why == AD_SHIFT_END_EXPIRED ? "two periods passed" :
+               why == AD_SHIFT_END_HELD ? "windows over the threshold held in a row for "
+                                          "longer than a daily peak lasts" :
+               "the rows went back, another way or further");
+        d->kept_seq++;
+    }
     d->shift_said = st;
 }
 
-/* KEPT CHANGE: one popped row into the rows' levels (shift.h), with the
- * stream's period (alert.accept_period_ms; none: off); a row under a
- * data-quality flag, or a missing value, is not used. Out of memory: off
- * (said once). */
-static void shift_row(ad_detector *d, int64_t ts)
+/* The kept change's tracker made for this stream (shift.h): 0, or -1
+ * when it is off (no period, acceptance off, under 3 features, a short
+ * period, out of memory: said once). */
+static int shift_ready(ad_detector *d)
 {
     int64_t P = d->cfg.alert.accept_period_ms;
-    int f, flagged;
 
+    if (d->shift != NULL)
+        return 0;
     if (P <= 0 || d->shift_off)
-        return;
+        return -1;
     /* an acceptance: off with acceptance off; too few features for a
      * direction to mean much, or a period too short for its buckets */
-    if (d->shift == NULL &&
-        ((d->cfg.alert.accept_after <= 0 && d->cfg.alert.accept_after_ms <= 0) ||
-         d->F < AD_SHIFT_MIN_F || P < AD_SHIFT_BUCKETS)) {
+    if ((d->cfg.alert.accept_after <= 0 && d->cfg.alert.accept_after_ms <= 0) ||
+        d->F < AD_SHIFT_MIN_F || P < AD_SHIFT_BUCKETS) {
         if (d->cfg.alert.accept_after > 0 || d->cfg.alert.accept_after_ms > 0)
             ad_log(AD_LOG_INFO, "%s: kept change off: %s", d->who,
                    d->F < AD_SHIFT_MIN_F ? "fewer than 3 features"
                                          : "alert.accept_period_ms under 144 ms");
         d->shift_off = 1;
+        return -1;
+    }
+    d->shift = ad_shift_new(d->F, P);
+    if (d->shift_x == NULL)
+        d->shift_x = malloc((size_t)d->F * sizeof(double));
+    if (d->shift == NULL || d->shift_x == NULL) {
+        ad_log(AD_LOG_WARNING, "%s: kept change off: out of memory", d->who);
+        ad_shift_free(d->shift);
+        d->shift = NULL;
+        d->shift_off = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* KEPT CHANGE: one popped row into the rows' levels (shift.h), with the
+ * stream's period (alert.accept_period_ms; none: off); a row under a
+ * data-quality flag, or a missing value, is not used. */
+static void shift_row(ad_detector *d, int64_t ts)
+{
+    int f, flagged;
+
+    if (shift_ready(d) != 0)
         return;
-    }
-    if (d->shift == NULL) {
-        d->shift = ad_shift_new(d->F, P);
-        if (d->shift_x == NULL)
-            d->shift_x = malloc((size_t)d->F * sizeof(double));
-        if (d->shift == NULL || d->shift_x == NULL) {
-            ad_log(AD_LOG_WARNING, "%s: kept change off: out of memory", d->who);
-            ad_shift_free(d->shift);
-            d->shift = NULL;
-            d->shift_off = 1;
-            return;
-        }
-    }
     flagged = d->dq != NULL && ad_dq_flagged(d->dq, ts, ts);
     for (f = 0; f < d->F; f++)
         d->shift_x[f] = flagged ? NAN : d->rowd[f];
     ad_shift_row(d->shift, ts, d->shift_x);
     shift_said(d, ts);
+}
+
+/* KEPT CHANGE saved ("shift" of the saved state; shift.h SAVED STATE).
+ * NULL when off, before any row, or on OOM. */
+cJSON *det_shift_save(const ad_detector *d)
+{
+    return ad_shift_save(d->shift);
+}
+
+/* The kept change's ring and change from det_shift_save's o: a change
+ * kept before a restart goes on holding. Damaged, or of another period:
+ * a line naming the part, and the ring fills again (the rest of the state
+ * is restored). */
+void det_shift_restore(ad_detector *d, const cJSON *o)
+{
+    char err[200];
+
+    if (o == NULL || shift_ready(d) != 0)
+        return;
+    if (ad_shift_restore(d->shift, o, err, sizeof(err)) != 0) {
+        ad_log(AD_LOG_WARNING, "%s: saved state: %s: the kept change starts afresh (a "
+               "change is kept from the next clear)", d->who, err);
+        return;
+    }
+    /* said as restored, not as kept anew (no second line, same count) */
+    d->shift_said = ad_shift_state(d->shift);
+    if (d->shift_said == 2)
+        d->kept_seq++;
+}
+
+int ad_detector_kept_change(const ad_detector *d, ad_kept_change *k)
+{
+    ad_shift_info in;
+
+    if (k != NULL)
+        memset(k, 0, sizeof(*k));
+    if (d == NULL || !ad_shift_kept(d->shift, &in))
+        return 0;
+    if (k != NULL) {
+        k->since_ms = in.since_ms;
+        k->until_ms = in.until_ms;
+        k->norm = in.norm;
+        k->u = in.u;
+        k->F = in.F;
+    }
+    return 1;
+}
+
+uint64_t ad_detector_kept_seq(const ad_detector *d)
+{
+    return d == NULL ? 0 : d->kept_seq;
 }
 
 /* The raised features now into job (noise, noise_set). */
@@ -5517,6 +5585,23 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     shift_said(d, ts);
     int kept = s > eff && !like && !onset_held && ad_alerter_active(d->alert) == NULL &&
                kept_rows;
+    /* held in a row for longer than a daily peak lasts over the threshold
+     * (P / AD_SHIFT_HOLD_DIV): no peak of the cycle, a fault that moved
+     * the rows the change's way by less than twice as far; the change
+     * ends and the window raises */
+    if (kept && !ad_shift_hold_run(d->shift, ts, 1)) {
+        ad_log(AD_LOG_WARNING, "%s: kept change ended: windows over the threshold held "
+               "in a row for %lld s, longer than a daily peak lasts: they raise", d->who,
+               (long long)(ad_shift_last_run(d->shift) / 1000));
+        shift_said(d, ts);
+        kept = 0;
+    } else if (!kept && (!(s > thr) || ad_shift_state(d->shift) != 2)) {
+        int64_t was = ad_shift_last_run(d->shift);
+        ad_shift_hold_run(d->shift, ts, 0);
+        if (ad_shift_last_run(d->shift) != was)
+            ad_log(AD_LOG_INFO, "%s: kept change: windows over the threshold held in a row "
+                   "for %lld s", d->who, (long long)(ad_shift_last_run(d->shift) / 1000));
+    }
     if (kept) {
         eff = s;
         d->st.windows_kept++;

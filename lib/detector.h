@@ -898,6 +898,25 @@ int ad_detector_adapt_done2(ad_detector *d, ad_model *m, const ad_train_report *
 const ad_dq *ad_detector_dq(const ad_detector *d);
 const ad_adapt *ad_detector_adapt(const ad_detector *d);
 
+/* KEPT CHANGE (shift.h) kept now: since (data time it was kept), until
+ * (two periods after its clear, at the latest), norm (|u| in spreads)
+ * and u (F: each feature's move in spreads; 0: flat, left out), owned by
+ * the detector and valid until its next call. */
+typedef struct ad_kept_change {
+    int64_t since_ms;
+    int64_t until_ms;
+    double norm;
+    const double *u;
+    int F;
+} ad_kept_change;
+
+/* 1 and k (may be NULL) filled while a change is kept, else 0 (k zeroed). */
+int ad_detector_kept_change(const ad_detector *d, ad_kept_change *k);
+
+/* Counts a change kept or ended (restored too): when it moved, the
+ * state a user reads is out of date. */
+uint64_t ad_detector_kept_seq(const ad_detector *d);
+
 /* Current model (NULL during bootstrap before training) and metric. */
 const ad_model *ad_detector_model(const ad_detector *d);
 ad_metric ad_detector_metric(const ad_detector *d);

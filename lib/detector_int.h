@@ -171,6 +171,7 @@ struct ad_detector {
     double *shift_x;            /* F scratch: the row given to it */
     int shift_off;              /* off: out of memory, or not for this stream (said once) */
     int shift_said;             /* the state last said (shift_said) */
+    uint64_t kept_seq;          /* changes kept or ended (the state published again) */
     int last_kept;              /* the last window was kept (not learned) */
     int64_t noise_ms;
     double noise_ratio;
@@ -457,6 +458,8 @@ void det_level_restore(ad_detector *d, const cJSON *o);
 cJSON *det_burst_save(const ad_detector *d, int rows);
 void det_burst_restore(ad_detector *d, const cJSON *o);
 cJSON *det_noise_save(const ad_detector *d);
+cJSON *det_shift_save(const ad_detector *d);
+void det_shift_restore(ad_detector *d, const cJSON *o);
 void det_noise_restore(ad_detector *d, const cJSON *o);
 /* score s as the n-th (from 0) of a run judged on its scores (acc_onset's
  * onset_s, reentry's reent_s; *cap grown as needed) */

@@ -723,6 +723,9 @@ char *ad_detector_save_parts(const ad_detector *d, int parts)
             cJSON_AddItemToObject(o, "burst", t);
         if ((t = det_noise_save(d)) != NULL)
             cJSON_AddItemToObject(o, "noise", t);
+        /* the kept change's ring and change: a restart goes on holding */
+        if ((t = det_shift_save(d)) != NULL)
+            cJSON_AddItemToObject(o, "shift", t);
     }
     if (add_sub(o, "dq", d->dq ? ad_dq_save(d->dq) : NULL, d->dq != NULL) != 0)
         goto out;
@@ -899,6 +902,7 @@ static int calib_continue(ad_detector *d, const cJSON *o, const cJSON *c, char *
     held_restore(d, cJSON_GetObjectItemCaseSensitive(o, "held"));
     det_burst_restore(d, cJSON_GetObjectItemCaseSensitive(o, "burst"));
     det_noise_restore(d, cJSON_GetObjectItemCaseSensitive(o, "noise"));
+    det_shift_restore(d, cJSON_GetObjectItemCaseSensitive(o, "shift"));
     lik_restore(d, o);
     ad_log(AD_LOG_INFO, "%s: calibration continues from the saved state: %llu of %d "
            "windows%s", d->who, (unsigned long long)(ad_threshold_count(d->thr) +
@@ -1045,6 +1049,7 @@ int ad_detector_restore(ad_detector *d, const char *json, char *err, size_t errl
     det_band_restore(d, cJSON_GetObjectItemCaseSensitive(o, "band"));
     det_burst_restore(d, cJSON_GetObjectItemCaseSensitive(o, "burst"));
     det_noise_restore(d, cJSON_GetObjectItemCaseSensitive(o, "noise"));
+    det_shift_restore(d, cJSON_GetObjectItemCaseSensitive(o, "shift"));
     /* said before the phase line, which reads as a calibration's end */
     ad_log(AD_LOG_INFO, "%s: threshold %.6g restored from the saved state: detecting at "
            "once, no new calibration", d->who, ad_threshold_value(d->thr));

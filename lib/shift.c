@@ -1,11 +1,13 @@
 /*
  * shift.c - a kept change (shift.h).
  */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "shift.h"
+#include "ad.h"
 
 #define HOUR_BUCKETS (AD_SHIFT_BUCKETS / 24)
 _Static_assert(AD_SHIFT_BUCKETS % 24 == 0, "whole hours of buckets");
@@ -29,6 +31,10 @@ struct ad_shift {
     int64_t next_check;         /* bucket index ending the next hour judged */
     int64_t expire;             /* bucket index it ends at */
     int hours_ok;
+    int64_t kept_ms;            /* data time it was kept at (state 2) */
+    int ended_why;              /* why the last kept change ended (AD_SHIFT_END_*) */
+    int64_t run_ms;             /* first window of those held in a row, INT64_MIN: none */
+    int64_t last_run_ms;        /* how long the last run of them lasted, -1: none */
     double *tmp;                /* F scratch */
 };
 
@@ -59,6 +65,8 @@ ad_shift *ad_shift_new(int F, int64_t period_ms)
     }
     for (int i = 0; i < AD_SHIFT_RING; i++)
         s->idx[i] = INT64_MIN;
+    s->run_ms = INT64_MIN;
+    s->last_run_ms = -1;
     return s;
 }
 
@@ -163,6 +171,26 @@ static int flat_moved(const ad_shift *s, int64_t b0, int64_t b1)
     return 0;
 }
 
+/* 1 when a feature the reference had (a spread or flat) has no value in
+ * any row of buckets [b0, b1) while others have: a sensor gone silent
+ * says nothing of the way the rows moved, and the direction of the rest
+ * would hold without it (it vetoes). */
+static int ref_missing(const ad_shift *s, int64_t b0, int64_t b1)
+{
+    int any = 0, gone = 0;
+
+    for (int f = 0; f < s->F; f++) {
+        int have = 0;
+
+        for (int64_t b = b0; b < b1 && !have; b++)
+            have = !isnan(bucket_mean(s, b, f));
+        any |= have;
+        if (!have && (s->sd[f] > 0 || !isnan(s->tol[f])))
+            gone = 1;
+    }
+    return any && gone;
+}
+
 static double cosine_u(const ad_shift *s, const double *v, double vnorm)
 {
     double dot = 0;
@@ -182,6 +210,7 @@ static void judge_hours(ad_shift *s, int64_t b)
 
         if (s->next_check >= s->expire) {
             s->state = 0;
+            s->ended_why = AD_SHIFT_END_EXPIRED;
             return;
         }
         h = displacement(s, s->next_check - HOUR_BUCKETS, s->next_check, s->tmp);
@@ -192,10 +221,13 @@ static void judge_hours(ad_shift *s, int64_t b)
             !(h <= AD_SHIFT_MAX_RATIO * s->unorm) ||
             flat_moved(s, s->next_check - 2 * HOUR_BUCKETS, s->next_check - HOUR_BUCKETS)) {
             s->state = 0;           /* the rows went back, another way or further */
+            s->ended_why = AD_SHIFT_END_MOVED;
             return;
         }
-        if (++s->hours_ok >= AD_SHIFT_CONFIRM)
+        if (++s->hours_ok >= AD_SHIFT_CONFIRM && s->state != 2) {
             s->state = 2;
+            s->kept_ms = s->next_check * s->B;
+        }
     }
 }
 
@@ -261,16 +293,20 @@ void ad_shift_cleared(ad_shift *s, int64_t start_ms, int64_t end_ms)
                 v += (y - m) * (y - m);
         }
         s->sd[f] = sqrt(v / k);
-        /* a spread under AD_SHIFT_FLAT of the level, or of 1 for a level
-         * under 1 (rounding noise of a constant; a feature near 0 whose
-         * tiny noise would make any move of it worth thousands of spreads
-         * and take over the direction) is none: the feature is flat, left
-         * out of the direction, and vetoes when it moves by more than
-         * AD_SHIFT_FLAT_TOL of its level (of 1 at level 0: a valve, a
-         * status bit) */
-        if (!(s->sd[f] > AD_SHIFT_FLAT * fmax(fabs(m), 1.0))) {
+        /* FLAT: a spread of rounding only (at a level of exactly 0, none:
+         * a valve shut, a status bit, a constant): left out of the
+         * direction, and vetoes when it moves by more than
+         * AD_SHIFT_FLAT_TOL of its level, any move at all at 0. Any
+         * other feature counts, by its move against its spread floored
+         * at AD_SHIFT_FLAT x max(|level|, 1): a feature near 0 with tiny
+         * noise, or a temperature of 300 K +- 0.02, counts by how far it
+         * moved without its tiny noise making any move of it worth
+         * thousands of spreads and taking over the direction. */
+        if (!(s->sd[f] > AD_SHIFT_ROUND * fabs(m))) {
             s->sd[f] = 0;
-            s->tol[f] = AD_SHIFT_FLAT_TOL * fmax(fabs(m), 1.0);
+            s->tol[f] = AD_SHIFT_FLAT_TOL * fabs(m);
+        } else {
+            s->sd[f] = fmax(s->sd[f], AD_SHIFT_FLAT * fmax(fabs(m), 1.0));
         }
     }
     norm = displacement(s, e + 1 - AD_SHIFT_NOW, e + 1, s->u);
@@ -279,6 +315,7 @@ void ad_shift_cleared(ad_shift *s, int64_t start_ms, int64_t end_ms)
     s->unorm = norm;
     s->state = 1;
     s->hours_ok = 0;
+    s->kept_ms = 0;
     s->next_check = e + 1 + HOUR_BUCKETS;
     s->expire = e + 1 + 2 * AD_SHIFT_BUCKETS;
 }
@@ -296,10 +333,271 @@ int ad_shift_holds(ad_shift *s, int64_t ts)
         return 0;
     h = displacement(s, b + 1 - AD_SHIFT_NOW, b + 1, s->tmp);
     return h >= 0 && cosine_u(s, s->tmp, h) >= AD_SHIFT_COS &&
-           h <= AD_SHIFT_MAX_RATIO * s->unorm && !flat_moved(s, b + 1 - AD_SHIFT_NOW, b + 1);
+           h <= AD_SHIFT_MAX_RATIO * s->unorm && !flat_moved(s, b + 1 - AD_SHIFT_NOW, b + 1) &&
+           !ref_missing(s, b + 1 - AD_SHIFT_NOW, b + 1);
+}
+
+int ad_shift_hold_run(ad_shift *s, int64_t ts, int held)
+{
+    if (s == NULL)
+        return 0;
+    if (!held || s->state != 2) {
+        if (s->run_ms != INT64_MIN)
+            s->last_run_ms = ts - s->run_ms;
+        s->run_ms = INT64_MIN;
+        return 0;
+    }
+    if (s->run_ms == INT64_MIN || ts < s->run_ms)
+        s->run_ms = ts;
+    if (ts - s->run_ms > s->B * (AD_SHIFT_BUCKETS / AD_SHIFT_HOLD_DIV)) {
+        s->last_run_ms = ts - s->run_ms;
+        s->run_ms = INT64_MIN;
+        ad_shift_end(s, AD_SHIFT_END_HELD);
+        return 0;
+    }
+    return 1;
+}
+
+int64_t ad_shift_last_run(const ad_shift *s)
+{
+    return s == NULL ? -1 : s->last_run_ms;
+}
+
+void ad_shift_end(ad_shift *s, int why)
+{
+    if (s == NULL || s->state == 0)
+        return;
+    s->state = 0;
+    s->ended_why = why;
+}
+
+int ad_shift_kept(const ad_shift *s, ad_shift_info *in)
+{
+    if (s == NULL || s->state != 2)
+        return 0;
+    if (in != NULL) {
+        in->since_ms = s->kept_ms;
+        in->until_ms = s->expire * s->B;
+        in->norm = s->unorm;
+        in->u = s->u;
+        in->F = s->F;
+    }
+    return 1;
+}
+
+int ad_shift_ended_why(const ad_shift *s)
+{
+    return s == NULL ? 0 : s->ended_why;
 }
 
 int ad_shift_state(const ad_shift *s)
 {
     return s == NULL ? 0 : s->state;
+}
+
+
+/* ---- saved state (shift.h SAVED STATE) ---- */
+
+static cJSON *num_array(const double *v, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+
+    for (int i = 0; a != NULL && i < n; i++) {
+        cJSON *x = isfinite(v[i]) ? cJSON_CreateNumber(v[i]) : cJSON_CreateNull();
+        if (x == NULL || !cJSON_AddItemToArray(a, x)) {
+            cJSON_Delete(x);
+            cJSON_Delete(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+cJSON *ad_shift_save(const ad_shift *s)
+{
+    cJSON *o, *bk, *c;
+
+    if (s == NULL || s->cur == INT64_MIN)
+        return NULL;
+    if ((o = cJSON_CreateObject()) == NULL ||
+        !cJSON_AddNumberToObject(o, "bucket_ms", (double)s->B) ||
+        !cJSON_AddNumberToObject(o, "cur", (double)s->cur) ||
+        (bk = cJSON_AddArrayToObject(o, "buckets")) == NULL)
+        goto fail;
+    /* oldest first, the buckets the ring still holds */
+    for (int64_t b = s->cur - AD_SHIFT_RING + 1; b <= s->cur; b++) {
+        int k = slot_of(b);
+        cJSON *e, *x;
+
+        if (s->idx[k] != b)
+            continue;
+        if ((e = cJSON_CreateArray()) == NULL || !cJSON_AddItemToArray(bk, e) ||
+            (x = cJSON_CreateNumber((double)b)) == NULL || !cJSON_AddItemToArray(e, x) ||
+            (x = num_array(s->sum + (size_t)k * s->F, s->F)) == NULL ||
+            !cJSON_AddItemToArray(e, x) || (x = cJSON_CreateArray()) == NULL ||
+            !cJSON_AddItemToArray(e, x))
+            goto fail;
+        for (int f = 0; f < s->F; f++) {
+            cJSON *y = cJSON_CreateNumber(s->n[(size_t)k * s->F + f]);
+            if (y == NULL || !cJSON_AddItemToArray(x, y))
+                goto fail;
+        }
+    }
+    if (s->state != 0) {
+        cJSON *x;
+
+        if ((c = cJSON_AddObjectToObject(o, "change")) == NULL ||
+            !cJSON_AddNumberToObject(c, "state", s->state) ||
+            !cJSON_AddNumberToObject(c, "ref_base", (double)s->ref_base) ||
+            !cJSON_AddNumberToObject(c, "norm", s->unorm) ||
+            !cJSON_AddNumberToObject(c, "next_check", (double)s->next_check) ||
+            !cJSON_AddNumberToObject(c, "expire", (double)s->expire) ||
+            !cJSON_AddNumberToObject(c, "hours_ok", s->hours_ok) ||
+            !cJSON_AddNumberToObject(c, "kept_ms", (double)s->kept_ms))
+            goto fail;
+        if ((x = num_array(s->sd, s->F)) == NULL || !cJSON_AddItemToObject(c, "sd", x) ||
+            (x = num_array(s->tol, s->F)) == NULL || !cJSON_AddItemToObject(c, "tol", x) ||
+            (x = num_array(s->u, s->F)) == NULL || !cJSON_AddItemToObject(c, "u", x) ||
+            (x = num_array(s->ref, AD_SHIFT_BUCKETS * s->F)) == NULL ||
+            !cJSON_AddItemToObject(c, "ref", x))
+            goto fail;
+    }
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+static int is_index(const cJSON *x)
+{
+    return cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e15 &&
+           x->valuedouble == floor(x->valuedouble);
+}
+
+/* n numbers of array a into out (null: NaN when nan_ok); 0 or -1 */
+static int read_nums(const cJSON *a, int n, double *out, int nan_ok, int pos)
+{
+    int i = 0;
+    const cJSON *x;
+
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n)
+        return -1;
+    cJSON_ArrayForEach(x, a) {
+        if (cJSON_IsNull(x) && nan_ok)
+            out[i] = NAN;
+        else if (cJSON_IsNumber(x) && isfinite(x->valuedouble) && (!pos || x->valuedouble >= 0))
+            out[i] = x->valuedouble;
+        else
+            return -1;
+        i++;
+    }
+    return 0;
+}
+
+int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
+{
+    const cJSON *bm = cJSON_GetObjectItemCaseSensitive(o, "bucket_ms");
+    const cJSON *cu = cJSON_GetObjectItemCaseSensitive(o, "cur");
+    const cJSON *bk = cJSON_GetObjectItemCaseSensitive(o, "buckets");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "change"), *e;
+    ad_shift *t;
+    int i = 0, rc = 0;
+
+    if (!cJSON_IsObject(o))
+        return ad_errf(err, errlen, AD_EFORMAT, "shift: not an object");
+    if (!is_index(bm) || (int64_t)bm->valuedouble != s->B)
+        return ad_errf(err, errlen, AD_EINVAL, "shift: bucket_ms is not %lld (another "
+                       "alert.accept_period_ms)", (long long)s->B);
+    if (!is_index(cu) || !cJSON_IsArray(bk) || cJSON_GetArraySize(bk) > AD_SHIFT_RING)
+        return ad_errf(err, errlen, AD_EFORMAT, "shift: cur, buckets: not a bucket index and "
+                       "an array of at most %d buckets", AD_SHIFT_RING);
+    /* read whole into a scratch copy: a damaged part leaves s as it was */
+    if ((t = ad_shift_new(s->F, s->B * AD_SHIFT_BUCKETS)) == NULL)
+        return ad_errf(err, errlen, AD_ENOMEM, "shift: out of memory");
+    t->cur = (int64_t)cu->valuedouble;
+    cJSON_ArrayForEach(e, bk) {
+        const cJSON *b = cJSON_GetArrayItem(e, 0), *cnt = cJSON_GetArrayItem(e, 2);
+        double *cn = t->tmp;
+        int64_t bi;
+        int k;
+
+        if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 3 || !is_index(b) ||
+            (bi = (int64_t)b->valuedouble) > t->cur || bi <= t->cur - AD_SHIFT_RING ||
+            t->idx[k = slot_of(bi)] == bi ||
+            read_nums(cJSON_GetArrayItem(e, 1), t->F, t->sum + (size_t)k * t->F, 0, 0) != 0 ||
+            read_nums(cnt, t->F, cn, 0, 1) != 0) {
+            rc = ad_errf(err, errlen, AD_EFORMAT, "shift: buckets[%d]: not [index within the "
+                         "%d before cur, %d sums, %d counts >= 0]", i, AD_SHIFT_RING, t->F,
+                         t->F);
+            goto out;
+        }
+        t->idx[k] = bi;
+        for (int f = 0; f < t->F; f++) {
+            if (cn[f] != floor(cn[f]) || cn[f] > 1e9) {
+                rc = ad_errf(err, errlen, AD_EFORMAT, "shift: buckets[%d]: count %d not a "
+                             "whole number", i, f);
+                goto out;
+            }
+            t->n[(size_t)k * t->F + f] = (int)cn[f];
+        }
+        i++;
+    }
+    if (c != NULL) {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(c, "state");
+        const cJSON *rb = cJSON_GetObjectItemCaseSensitive(c, "ref_base");
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(c, "norm");
+        const cJSON *nc = cJSON_GetObjectItemCaseSensitive(c, "next_check");
+        const cJSON *ex = cJSON_GetObjectItemCaseSensitive(c, "expire");
+        const cJSON *ho = cJSON_GetObjectItemCaseSensitive(c, "hours_ok");
+        const cJSON *km = cJSON_GetObjectItemCaseSensitive(c, "kept_ms");
+
+        if (!cJSON_IsObject(c) || !cJSON_IsNumber(st) ||
+            (st->valuedouble != 1 && st->valuedouble != 2) || !is_index(rb) ||
+            !cJSON_IsNumber(nm) || !(nm->valuedouble >= AD_SHIFT_MIN) ||
+            !isfinite(nm->valuedouble) || !is_index(nc) || !is_index(ex) ||
+            nc->valuedouble > ex->valuedouble + AD_SHIFT_BUCKETS ||
+            !is_index(ho) || ho->valuedouble < 0 || ho->valuedouble > 1e6 || !is_index(km)) {
+            rc = ad_errf(err, errlen, AD_EFORMAT, "shift: change: state (1 or 2), ref_base, "
+                         "norm (>= %g), next_check, expire, hours_ok or kept_ms missing or "
+                         "out of range", AD_SHIFT_MIN);
+            goto out;
+        }
+        if (read_nums(cJSON_GetObjectItemCaseSensitive(c, "sd"), t->F, t->sd, 0, 1) != 0 ||
+            read_nums(cJSON_GetObjectItemCaseSensitive(c, "tol"), t->F, t->tol, 1, 1) != 0 ||
+            read_nums(cJSON_GetObjectItemCaseSensitive(c, "u"), t->F, t->u, 0, 0) != 0 ||
+            read_nums(cJSON_GetObjectItemCaseSensitive(c, "ref"), AD_SHIFT_BUCKETS * t->F,
+                      t->ref, 1, 0) != 0) {
+            rc = ad_errf(err, errlen, AD_EFORMAT, "shift: change: sd, tol, u (%d numbers "
+                         "each) or ref (%d) damaged", t->F, AD_SHIFT_BUCKETS * t->F);
+            goto out;
+        }
+        t->state = (int)st->valuedouble;
+        t->ref_base = (int64_t)rb->valuedouble;
+        t->unorm = nm->valuedouble;
+        t->next_check = (int64_t)nc->valuedouble;
+        t->expire = (int64_t)ex->valuedouble;
+        t->hours_ok = (int)ho->valuedouble;
+        t->kept_ms = (int64_t)km->valuedouble;
+    }
+    /* taken: t's arrays into s */
+#define SWAP(fld) do { void *p_ = (void *)s->fld; s->fld = t->fld; t->fld = p_; } while (0)
+    SWAP(idx);
+    SWAP(sum);
+    SWAP(n);
+    SWAP(ref);
+    SWAP(sd);
+    SWAP(tol);
+    SWAP(u);
+#undef SWAP
+    s->cur = t->cur;
+    s->state = t->state;
+    s->ref_base = t->ref_base;
+    s->unorm = t->unorm;
+    s->next_check = t->next_check;
+    s->expire = t->expire;
+    s->hours_ok = t->hours_ok;
+    s->kept_ms = t->kept_ms;
+out:
+    ad_shift_free(t);
+    return rc;
 }

@@ -18,10 +18,19 @@
  * DISPLACEMENT at time t: the means of the last AD_SHIFT_NOW completed
  * buckets less the means of the same buckets of the reference (below),
  * each feature in units of its spread over the reference (the standard
- * deviation of the reference's bucket means: the daily cycle's swing; a
- * feature that does not vary there, a spread under AD_SHIFT_FLAT of its
- * level, is flat: left out, and it VETOES (below) when its mean moves by
- * more than AD_SHIFT_FLAT_TOL x max(|level|, 1): no tiny swing decides).
+ * deviation of the reference's bucket means: the daily cycle's swing),
+ * floored at AD_SHIFT_FLAT x max(|level|, 1): a feature near 0 with tiny
+ * noise, or one with a large offset and a small swing (300 K +- 0.02),
+ * counts by how far it moved, but no tiny noise makes a move of it worth
+ * thousands of spreads and takes over the direction.
+ * FLAT: a feature whose spread is rounding only (under AD_SHIFT_ROUND of
+ * its level; at a level of exactly 0, none: a valve shut, a status bit,
+ * a constant) is left out of the direction and VETOES (below) when its
+ * mean moves by more than AD_SHIFT_FLAT_TOL of its own level: 1e-4 going
+ * to 5e-4 vetoes, and at a level of 0 any move does (the valve opened).
+ * MISSING: a feature the reference had that has no value in any row of a
+ * displacement's buckets while others have VETOES too: the direction of
+ * the rest says nothing of it.
  * "Hours" are P / 24 and a displacement spans P / 48 (30 min for a day).
  *
  * KEPT CHANGE. When an alert clears (not accepted: the caller calls after
@@ -30,25 +39,43 @@
  * the displacement at the clear. When |u| >= AD_SHIFT_MIN the change is a
  * candidate: every completed hour after the clear must keep the way of u
  * (the hour's displacement: cosine >= AD_SHIFT_COS with u, norm at least
- * half of |u|, at most AD_SHIFT_MAX_RATIO x |u|, no flat feature moved),
+ * half of |u|, at most AD_SHIFT_MAX_RATIO x |u|, no flat feature moved;
+ * a flat feature moved at the clear: no candidate),
  * else the candidate or the kept change is dropped; after AD_SHIFT_CONFIRM
  * such hours it is kept, until 2 P after the clear. A later clear
  * replaces it.
  *
  * HOLDS (ad_shift_holds): a change is kept and the displacement now has
  * cosine >= AD_SHIFT_COS with u and a norm of at most AD_SHIFT_MAX_RATIO
- * x |u| and no flat feature moved: the rows moved the way the kept change
- * moved them, not further.
+ * x |u|, no flat feature moved and no feature went missing: the rows
+ * moved the way the kept change moved them, not further.
  * A fault that moves the rows another way (less flow where the change
- * gave more) or much further does not hold.
+ * gave more) or much further does not hold. One that moves them the same
+ * way by less than AD_SHIFT_MAX_RATIO x |u| would: the caller says of
+ * each window over the threshold whether it held it (ad_shift_hold_run),
+ * and windows held in a row for longer than P / AD_SHIFT_HOLD_DIV end the
+ * change (a daily peak over the threshold does not last a quarter of the
+ * day: the scenario suite's last about 3 h), so such a fault raises after
+ * at most P / 4 (6 h for a day).
  *
- * Not saved: after a restore the ring fills again and a change is kept
- * only from the next clear a period later.
+ * SAVED STATE (ad_shift_save / ad_shift_restore, "shift" of the
+ * detector's saved state): {"bucket_ms":B,"cur":b,"buckets":[[b, [F
+ * sums], [F counts]], ...],"change":{"state":1|2,"ref_base","norm",
+ * "next_check","expire","hours_ok","kept_ms","sd","tol","u","ref"}},
+ * "change" only while a candidate or a kept change is under way (null in
+ * tol and ref: NaN). A restart, a reload or a rebuild that restores the
+ * state goes on with the ring and the change as they were; a state from
+ * before it was kept has none, and the ring fills again (a change is kept
+ * from the next clear, once a period is in the ring). The run of windows
+ * held in a row is not saved: it starts again after a restore.
  */
 #ifndef AD_SHIFT_H
 #define AD_SHIFT_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+struct cJSON;
 
 #define AD_SHIFT_BUCKETS 144    /* buckets per period: 10 min of 24 h */
 #define AD_SHIFT_RING 216       /* buckets kept: 1.5 periods */
@@ -58,8 +85,15 @@
 #define AD_SHIFT_CONFIRM 2      /* hours after the clear that keep its way */
 #define AD_SHIFT_MAX_RATIO 2.0  /* a displacement past it ends the hold */
 #define AD_SHIFT_MIN_F 3        /* features at least: fewer, off */
-#define AD_SHIFT_FLAT 1e-4      /* a spread under it x |level|: flat */
-#define AD_SHIFT_FLAT_TOL 1e-3  /* a flat feature's move that vetoes, x max(|level|, 1) */
+#define AD_SHIFT_FLAT 1e-4      /* spreads floored at it x max(|level|, 1) */
+#define AD_SHIFT_ROUND 1e-9     /* a spread under it x |level|: flat */
+#define AD_SHIFT_FLAT_TOL 1e-3  /* a flat feature's move that vetoes, x |level| */
+#define AD_SHIFT_HOLD_DIV 4     /* windows held in a row for over P / it: ended */
+
+/* why a kept change ended (ad_shift_ended_why) */
+#define AD_SHIFT_END_MOVED 1    /* the rows went back, another way or further */
+#define AD_SHIFT_END_EXPIRED 2  /* two periods after its clear */
+#define AD_SHIFT_END_HELD 3     /* windows held in a row for too long */
 
 typedef struct ad_shift ad_shift;
 
@@ -80,5 +114,40 @@ int ad_shift_holds(ad_shift *s, int64_t ts);
 
 /* 0 none, 1 candidate, 2 kept. */
 int ad_shift_state(const ad_shift *s);
+
+/* A window over the threshold at ts held (held 1: ad_shift_holds said
+ * so and nothing else held it) or not (0: under the threshold, or it
+ * raised). Returns 1 while the windows held in a row span at most P /
+ * AD_SHIFT_HOLD_DIV; past it the change ends (AD_SHIFT_END_HELD) and 0:
+ * the window is not held. */
+int ad_shift_hold_run(ad_shift *s, int64_t ts, int held);
+
+/* How long the last run of windows held in a row lasted (ms), -1: none. */
+int64_t ad_shift_last_run(const ad_shift *s);
+
+/* The kept change ends now (why: AD_SHIFT_END_*); none: nothing. */
+void ad_shift_end(ad_shift *s, int why);
+
+/* AD_SHIFT_END_* of the last change that ended, 0: none yet. */
+int ad_shift_ended_why(const ad_shift *s);
+
+typedef struct ad_shift_info {
+    int64_t since_ms;           /* data time it was kept at */
+    int64_t until_ms;           /* ... it ends at, at the latest */
+    double norm;                /* |u| in spreads */
+    const double *u;            /* F: each feature's move in spreads (0: flat, left out) */
+    int F;
+} ad_shift_info;
+
+/* 1 and in (may be NULL) filled while a change is kept, else 0; in->u
+ * points into s (valid until the next call on s). */
+int ad_shift_kept(const ad_shift *s, ad_shift_info *in);
+
+/* SAVED STATE: NULL before any row, or on OOM. */
+struct cJSON *ad_shift_save(const ad_shift *s);
+
+/* A saved state o into s (same F and period). 0, or an AD_E* code with
+ * err naming the damaged part: s is left as it was. */
+int ad_shift_restore(ad_shift *s, const struct cJSON *o, char *err, size_t errlen);
 
 #endif

@@ -56,6 +56,23 @@ static int g_learned_peak;      /* normal-set windows on the kept peak */
 static uint64_t g_kept;         /* windows kept */
 static int g_level;             /* the level test on (alert.level_ms 600 s) */
 static int g_like = -1;         /* its "like" count saved at row 3960 */
+static int g_restore_at = -1;   /* a restart at that row: the saved state into a new detector */
+static int g_damage;            /* ... with its "shift" damaged */
+static int g_restored;          /* the restore succeeded */
+static int g_saved_shift;       /* the saved state held the kept change */
+static int g_said_damaged;      /* a warning named the damaged shift */
+static double g_thr_before, g_thr_after;    /* the threshold saved and restored */
+static uint64_t g_kept_seq;     /* ad_detector_kept_seq after the rows */
+static int g_kept_at_restore;   /* a change was kept just after the restore */
+static ad_kept_change g_kc;     /* ... and what it said */
+static double g_kc_u[F];
+
+static void log_sink(int level, const char *msg, void *ud)
+{
+    (void)ud;
+    if (level <= AD_LOG_WARNING && strstr(msg, "saved state: shift: "))
+        g_said_damaged = 1;
+}
 
 static ad_detector *mk(void)
 {
@@ -154,6 +171,32 @@ static void run_rows(int stays, int fault, int again, run *r)
         }
         if (fault > 0 && i >= fault && i < fault + 60)
             b += 1.5;
+        if (i == g_restore_at) {
+            /* a restart: the saved state into a new detector */
+            char *txt = ad_detector_save(d), err[300];
+            ad_detector *d2 = mk();
+            ad_detector_stats st;
+
+            g_saved_shift = txt && strstr(txt, "\"shift\":{") && strstr(txt, "\"change\":{");
+            if (txt && g_damage) {
+                char *p = strstr(txt, "\"buckets\":[[");
+                if (p)
+                    memcpy(p + 12, "\"x\"", 3);   /* a bucket that is not one */
+            }
+            ad_detector_get_stats(d, &st);
+            g_thr_before = st.threshold;
+            ad_log_set(log_sink, NULL);
+            g_restored = txt && d2 && ad_detector_restore(d2, txt, err, sizeof(err)) == 0;
+            ad_log_set(NULL, NULL);
+            ad_detector_get_stats(d2, &st);
+            g_thr_after = st.threshold;
+            g_kept_at_restore = ad_detector_kept_change(d2, &g_kc);
+            for (int f = 0; f < F && g_kept_at_restore; f++)
+                g_kc_u[f] = g_kc.u[f];
+            free(txt);
+            ad_detector_free(d);
+            d = d2;
+        }
         step(d, i, a + 0.02 * noise(), b + 0.02 * noise(), g + 0.02 * noise(), r);
         if (g_level && i == 3960) {
             char *txt = ad_detector_save(d);
@@ -170,6 +213,7 @@ static void run_rows(int stays, int fault, int again, run *r)
 
         ad_detector_get_stats(d, &st);
         g_kept = st.windows_kept;
+        g_kept_seq = ad_detector_kept_seq(d);
         if (ad_detector_adapt(d) != NULL) {
             ad_adapt_get_stats(ad_detector_adapt(d), &as);
             for (size_t k = 0; k < as.normal_len; k++) {
@@ -286,6 +330,9 @@ static void shift_rows(ad_shift *s, int from, int to, double da, double db, thir
     }
 }
 
+static int g_run;               /* held_share: the rows' windows over the threshold */
+static int g_last_held;         /* held_share: the last row held, -1: none */
+
 /* a share of the rows [from, to) that a held change holds (after the step
  * and its clear; from SH + 1500 a + da, b + db) */
 static double held_share(third_fn g, double da, double db, int from, int to)
@@ -299,9 +346,17 @@ static double held_share(third_fn g, double da, double db, int from, int to)
     shift_rows(s, 0, SH + 40, da, db, g);
     ad_shift_cleared(s, (int64_t)SH * 1000, (int64_t)(SH + 30) * 1000);
     shift_rows(s, SH + 40, from, da, db, g);
+    g_last_held = -1;
     for (int i = from; i < to; i++) {
+        int h;
+
         shift_rows(s, i, i + 1, da, db, g);
-        n += ad_shift_holds(s, (int64_t)i * 1000);
+        h = ad_shift_holds(s, (int64_t)i * 1000);
+        if (g_run)      /* every row a window over the threshold */
+            h = ad_shift_hold_run(s, (int64_t)i * 1000, h);
+        n += h;
+        if (h)
+            g_last_held = i;
     }
     ad_shift_free(s);
     return (double)n / (to - from);
@@ -388,6 +443,148 @@ static void test_same_way_bounded(void)
     T_CHECK(h == 0, "the step doubled the same way: nothing held (%.2f)", h);
 }
 
+/* 6: a restart keeps the kept change: the peaks after it raise nothing
+ * (restored 400 s after the step, before the first peak), the state says
+ * what is kept, and a fault another way still raises */
+static void test_kept_across_restart(void)
+{
+    run r;
+
+    g_restore_at = STEP + 400;
+    run_rows(1 << 30, 5500, 0, &r);
+    g_restore_at = -1;
+    T_CHECK(g_restored && g_saved_shift, "restored (%d), the saved state held the change (%d)",
+            g_restored, g_saved_shift);
+    T_CHECK(raised_in(&r, 2 * P + 880, 2 * P + 1040) == 0,
+            "after a restart the first peak after the step raised nothing (%d)",
+            raised_in(&r, 2 * P + 880, 2 * P + 1040));
+    T_CHECK(raised_in(&r, 3 * P + 880, 3 * P + 1040) == 0,
+            "after a restart the second peak raised nothing (%d)",
+            raised_in(&r, 3 * P + 880, 3 * P + 1040));
+    T_CHECK(raised_in(&r, 5500, 5530) == 1, "after a restart a fault another way raised (%d)",
+            raised_in(&r, 5500, 5530));
+    T_CHECK(g_kept_at_restore, "the restored detector says a change is kept");
+    T_CHECK(g_kc.since_ms > (int64_t)STEP * 1000 && g_kc.since_ms <= (int64_t)(STEP + 400) * 1000 &&
+            g_kc.until_ms > (int64_t)(3 * P + 1040) * 1000 &&
+            g_kc.until_ms <= (int64_t)(STEP + 2 * P + 100) * 1000,
+            "kept since %lld until %lld ms (the step at %d s)", (long long)g_kc.since_ms,
+            (long long)g_kc.until_ms, STEP);
+    T_CHECK(g_kc_u[0] > 1 && g_kc_u[1] < -1 && g_kc_u[2] > 1 && g_kc.norm >= 1,
+            "its features' moves: a %+.2f b %+.2f g %+.2f (norm %.2f)", g_kc_u[0], g_kc_u[1],
+            g_kc_u[2], g_kc.norm);
+    T_CHECK(g_kept > 0, "windows kept after the restart (%llu)", (unsigned long long)g_kept);
+}
+
+/* 6b: damaged saved shift data: said (naming it), the rest of the state
+ * loads (the threshold), the change is lost: the peak raises as it did
+ * before the change was saved */
+static void test_kept_restore_damaged(void)
+{
+    run r;
+
+    g_restore_at = STEP + 400;
+    g_damage = 1;
+    g_said_damaged = 0;
+    run_rows(1 << 30, 0, 0, &r);
+    g_restore_at = -1;
+    g_damage = 0;
+    T_CHECK(g_restored, "a state with damaged shift data restored");
+    T_CHECK(g_said_damaged, "a warning named the damaged shift data");
+    T_CHECK(g_thr_after == g_thr_before && g_thr_before > 0, "the threshold restored (%g, "
+            "saved %g)", g_thr_after, g_thr_before);
+    T_CHECK(!g_kept_at_restore, "no change kept from damaged data");
+    T_CHECK(raised_in(&r, 2 * P + 880, 2 * P + 1040) == 1,
+            "without it the first peak raised (%d)", raised_in(&r, 2 * P + 880, 2 * P + 1040));
+}
+
+/* 7: a change kept, and one that did not stay, as a user reading the
+ * state sees them: counted once kept (the retained state is published
+ * again), never for a step that went back */
+static void test_kept_seq(void)
+{
+    run r;
+
+    run_rows(1 << 30, 0, 0, &r);
+    T_CHECK(g_kept_seq == 1, "a change kept: said once (%llu)", (unsigned long long)g_kept_seq);
+    run_rows(20, 0, 1, &r);
+    T_CHECK(g_kept_seq == 0, "a step that went back: nothing kept (%llu)",
+            (unsigned long long)g_kept_seq);
+}
+
+/* 8: a fault that moves the rows the change's way by less than twice as
+ * far, over the threshold for longer than a daily peak (P / 4): held for
+ * P / 4 at most, then the change ends (the windows raise) */
+static void test_same_way_long_fault(void)
+{
+    double h;
+
+    g_run = 1;
+    h = held_share(g_noisy, 0.3, -0.3, SH + 1600, SH + 2100);
+    g_run = 0;
+    T_CHECK(h > 0 && g_last_held <= SH + 1600 + P / 4,
+            "a same-way fault over the threshold for 500 s: held until %d s (P / 4 = %d s "
+            "after %d)", g_last_held, P / 4, SH + 1600);
+    /* a peak's 100 s stay held */
+    g_run = 1;
+    h = held_share(g_noisy, 0, 0, 2 * P + 910, 2 * P + 1010);
+    g_run = 0;
+    T_CHECK(h > 0.9, "the step's peak held (%.2f)", h);
+}
+
+/* a constant 1e-4 (flat) that goes to 5e-4 after the clear */
+static double g_small(int i, int st)
+{
+    (void)st;
+    return i >= SH + 1500 ? 5e-4 : 1e-4;
+}
+
+/* a valve shut at exactly 0 that opens a crack */
+static double g_crack(int i, int st)
+{
+    (void)st;
+    return i >= SH + 1500 ? 1e-6 : 0;
+}
+
+/* a temperature of 300 K +- 0.02 that the step warmed by 0.2 K, cooled
+ * back to 300 K after the clear when tc */
+static int g_cool;
+static double g_temp(int i, int st)
+{
+    return 300 + 0.02 * noise() + (st && !(g_cool && i >= SH + 1500) ? 0.2 : 0);
+}
+
+/* a sensor present in the reference that goes silent after the clear */
+static double g_silent(int i, int st)
+{
+    (void)st;
+    return i >= SH + 1500 ? NAN : 1 + 0.02 * noise();
+}
+
+/* 9: small features: a flat feature's veto relative to its own level
+ * (1e-4 -> 5e-4, 0 -> 1e-6); a temperature with a large offset counts by
+ * its move (the step's warming gone: another way); a silent feature
+ * vetoes */
+static void test_small_features(void)
+{
+    double h = held_share(g_small, 0, 0, SH + 1600, SH + 1800);
+
+    T_CHECK(h == 0, "a flat 1e-4 that went to 5e-4: nothing held (%.2f)", h);
+    h = held_share(g_crack, 0, 0, SH + 1600, SH + 1800);
+    T_CHECK(h == 0, "a valve at 0 that opened to 1e-6: nothing held (%.2f)", h);
+    h = held_share(g_small, 0, 0, 2 * P + 910, 2 * P + 1010);
+    T_CHECK(h > 0.9, "the step holds at the peak with a flat 1e-4 (%.2f)", h);
+    g_cool = 0;
+    h = held_share(g_temp, 0, 0, 2 * P + 910, 2 * P + 1010);
+    T_CHECK(h > 0.9, "the step holds at the peak with the warmed temperature (%.2f)", h);
+    g_cool = 1;
+    h = held_share(g_temp, 0, 0, SH + 1600, SH + 1800);
+    g_cool = 0;
+    T_CHECK(h == 0, "the temperature cooled back while the rest stayed: nothing held (%.2f)",
+            h);
+    h = held_share(g_silent, 0, 0, SH + 1600, SH + 1800);
+    T_CHECK(h == 0, "a feature gone silent: nothing held (%.2f)", h);
+}
+
 int main(void)
 {
     T_RUN(test_peaks_after_step);
@@ -400,6 +597,11 @@ int main(void)
     T_RUN(test_rounding_noise_no_direction);
     T_RUN(test_tiny_feature_no_direction);
     T_RUN(test_same_way_bounded);
+    T_RUN(test_kept_across_restart);
+    T_RUN(test_kept_restore_damaged);
+    T_RUN(test_kept_seq);
+    T_RUN(test_same_way_long_fault);
+    T_RUN(test_small_features);
     ad_model_free(g_model);
     return t_done();
 }
