@@ -199,6 +199,10 @@ typedef struct stream_rec {
     char cand_id[AD_MODEL_ID_LEN + 1];
     char cand_err[256];
     uint64_t seen_future, seen_late, seen_dup;  /* rejections already logged */
+    /* exact copies of its messages (ad_stream_stats dup_copies) already
+     * looked at, and whether they were said (once: streams.c) */
+    uint64_t seen_copies, seen_copy_values;
+    int copies_said;
     uint64_t seen_unoffered;     /* adapt_unoffered already logged */
     cJSON *dq_open;              /* open data-quality alerts (array) or NULL; each
                                   * entry's "topic": the MQTT topic it was raised on */

@@ -146,6 +146,8 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
     cJSON_AddNumberToObject(rj, "future", (double)st.stream.future_values);
     cJSON_AddNumberToObject(rj, "late", (double)st.stream.ooo_values);
     cJSON_AddNumberToObject(rj, "duplicate", (double)st.stream.dup_values);
+    /* of those, the values of exact copies (a message delivered twice) */
+    cJSON_AddNumberToObject(rj, "copies", (double)st.stream.dup_copy_values);
     cJSON_AddNumberToObject(rj, "unaligned", (double)st.stream.unaligned);
     cJSON_AddNumberToObject(rj, "gaps", (double)st.stream.gaps);
     cJSON_AddNumberToObject(rj, "absurd", (double)st.windows_absurd);
