@@ -159,6 +159,30 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
             cJSON_AddItemToArray(dq, dq_public(x));
         cJSON_AddItemToObject(o, "data_quality", dq);
     }
+    if (st.phase == AD_PHASE_CALIBRATING) {
+        /* a bootstrap's calibration held by windows above the guard: a
+         * fault under way is not alerted on until it ends (calibrated on
+         * normal windows after it, or the model's threshold) */
+        cJSON *co = cJSON_AddObjectToObject(o, "calibration");
+        char since[40];
+
+        cJSON_AddBoolToObject(co, "held", st.calib_held != 0);
+        cJSON_AddNumberToObject(co, "windows", (double)st.calib_windows);
+        cJSON_AddNumberToObject(co, "windows_above_guard", (double)st.calib_out);
+        if (st.calib_held) {
+            ad_iso_ms(st.calib_held_ms, since, sizeof since);
+            cJSON_AddStringToObject(co, "reason", "its windows score above "
+                                    "calibration.model_guard x the training error of the "
+                                    "model it trained (a state its training hardly saw, or "
+                                    "a fault under way)");
+            cJSON_AddStringToObject(co, "held_since", since);
+            add_num_or_null(co, "guard", st.calib_guard);
+            cJSON_AddNumberToObject(co, "fallback_after_windows", (double)st.calib_out_need);
+            cJSON_AddNumberToObject(co, "windows_to_fallback",
+                                    st.calib_out_need > st.calib_out ?
+                                    (double)(st.calib_out_need - st.calib_out) : 0);
+        }
+    }
     if (st.phase == AD_PHASE_COLLECTING) {
         /* training's progress, and whether it waits on flagged rows */
         cJSON *co = cJSON_AddObjectToObject(o, "collection");
@@ -1088,6 +1112,8 @@ void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev)
                ev->text);
     else if (ev->type == AD_EV_REGIME_ENDED)
         ad_log(AD_LOG_NOTICE, "stream %s/%s: regime ended: %s", d->c->name, s->key, ev->text);
+    else if (ev->type == AD_EV_CALIB_HELD)
+        ;       /* the detector logged it */
     else
         ad_log(ev->adapt.type == AD_ADAPT_EV_PROMOTED ? AD_LOG_NOTICE : AD_LOG_INFO,
                "stream %s/%s: continual learning: %s%s%s", d->c->name, s->key,

@@ -878,6 +878,14 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             break;
         case AD_EV_CALIB_FAILED:        /* logged (rate-limited) by the detector */
             break;
+        case AD_EV_CALIB_HELD:
+            /* a bootstrap's calibration waits on windows above the guard,
+             * or its wait ended (logged by the detector): on the events
+             * topic, and the retained state says it (its "calibration") */
+            publish_adapt(dd, s, &ev);
+            state_save(dd, s);
+            state_changed = 1;
+            break;
         case AD_EV_ACCEPTED:            /* a regime with its own threshold: keep it */
         case AD_EV_REGIME_ENDED:        /* ... or one the process left */
             publish_adapt(dd, s, &ev);
