@@ -159,30 +159,6 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
             cJSON_AddItemToArray(dq, dq_public(x));
         cJSON_AddItemToObject(o, "data_quality", dq);
     }
-    if (st.phase == AD_PHASE_CALIBRATING) {
-        /* a bootstrap's calibration held by windows above the guard: a
-         * fault under way is not alerted on until it ends (calibrated on
-         * normal windows after it, or the model's threshold) */
-        cJSON *co = cJSON_AddObjectToObject(o, "calibration");
-        char since[40];
-
-        cJSON_AddBoolToObject(co, "held", st.calib_held != 0);
-        cJSON_AddNumberToObject(co, "windows", (double)st.calib_windows);
-        cJSON_AddNumberToObject(co, "windows_above_guard", (double)st.calib_out);
-        if (st.calib_held) {
-            ad_iso_ms(st.calib_held_ms, since, sizeof since);
-            cJSON_AddStringToObject(co, "reason", "its windows score above "
-                                    "calibration.model_guard x the training error of the "
-                                    "model it trained (a state its training hardly saw, or "
-                                    "a fault under way)");
-            cJSON_AddStringToObject(co, "held_since", since);
-            add_num_or_null(co, "guard", st.calib_guard);
-            cJSON_AddNumberToObject(co, "fallback_after_windows", (double)st.calib_out_need);
-            cJSON_AddNumberToObject(co, "windows_to_fallback",
-                                    st.calib_out_need > st.calib_out ?
-                                    (double)(st.calib_out_need - st.calib_out) : 0);
-        }
-    }
     if (st.phase == AD_PHASE_COLLECTING) {
         /* training's progress, and whether it waits on flagged rows */
         cJSON *co = cJSON_AddObjectToObject(o, "collection");
@@ -239,6 +215,28 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
     cJSON_AddNumberToObject(cb, "season_windows", (double)st.windows_seasonal);
     cJSON_AddNumberToObject(cb, "windows_kept", (double)st.windows_kept);
     cJSON_AddNumberToObject(cb, "raise_windows", (double)st.windows_under_raise);
+    /* a bootstrap's calibration held by windows above the guard: a fault
+     * under way is not alerted on until the wait ends (calibrated on the
+     * normal windows after it, or the model's threshold) */
+    if (st.calib_held) {
+        cJSON *cw = cJSON_AddObjectToObject(cb, "wait");
+        char since[40];
+
+        ad_iso_ms(st.calib_held_ms, since, sizeof since);
+        cJSON_AddStringToObject(cw, "reason", "its windows score above "
+                                "calibration.model_guard x the training error of the model "
+                                "it trained (a state its training hardly saw, or a fault "
+                                "under way): not alerted on until the wait ends");
+        cJSON_AddStringToObject(cw, "since", since);
+        cJSON_AddNumberToObject(cw, "windows_above_guard", (double)st.calib_out);
+        add_num_or_null(cw, "guard", st.calib_guard);
+        cJSON_AddNumberToObject(cw, "fallback_after_windows", (double)st.calib_out_need);
+        cJSON_AddNumberToObject(cw, "windows_to_fallback",
+                                st.calib_out_need > st.calib_out ?
+                                (double)(st.calib_out_need - st.calib_out) : 0);
+    } else {
+        cJSON_AddNullToObject(cb, "wait");
+    }
     rg = cJSON_AddObjectToObject(o, "regime");
     add_num_or_null(rg, "threshold", st.regime_threshold);
     cJSON_AddNumberToObject(rg, "accepted", (double)st.accepted);

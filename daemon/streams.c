@@ -940,6 +940,14 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             (w && now - s->state_pub_ms >= STATE_REFRESH_MS)) {
             publish_state(dd, s);
             s->coll_pub_ms = now;
+        } else if (now - s->state_pub_ms >= STATE_REFRESH_MS) {
+            /* a calibration held by windows above the guard: its count
+             * toward the fallback follows, at most once a minute */
+            ad_detector_stats st;
+
+            ad_detector_get_stats(s->d, &st);
+            if (st.calib_held)
+                publish_state(dd, s);
         }
     }
     if (state_changed) {
