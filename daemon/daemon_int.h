@@ -190,10 +190,21 @@ typedef struct stream_rec {
      * candidate save of the stream is on the workers (training.c);
      * cand_nofile: the candidate in shadow's file is not on disk (its save
      * still on the workers, or failed): no state file names it (a kill -9
-     * then would find a state naming a file that is not there) */
+     * then would find a state naming a file that is not there);
+     * cand_saving: candidate file saves on the workers; cand_id: the
+     * candidate of the last one submitted, cand_err why it failed ("" it
+     * did not, or it is still running): a rebuild while it runs carries
+     * the candidate over from memory, one after it failed says so
+     * (state.c restore_candidate) */
     uint64_t span_saved_ms;
-    int span_stale, span_warned, cand_drop, cand_nofile;
+    int span_stale, span_warned, cand_drop, cand_nofile, cand_saving;
+    char cand_id[AD_MODEL_ID_LEN + 1];
+    char cand_err[256];
     uint64_t seen_future, seen_late, seen_dup;  /* rejections already logged */
+    /* exact copies of its messages (ad_stream_stats dup_copies) already
+     * looked at, and whether they were said (once: streams.c) */
+    uint64_t seen_copies, seen_copy_values;
+    int copies_said;
     uint64_t seen_unoffered;     /* adapt_unoffered already logged */
     cJSON *dq_open;              /* open data-quality alerts (array) or NULL; each
                                   * entry's "topic": the MQTT topic it was raised on */

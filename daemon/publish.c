@@ -173,6 +173,8 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
     cJSON_AddNumberToObject(rj, "future", (double)st.stream.future_values);
     cJSON_AddNumberToObject(rj, "late", (double)st.stream.ooo_values);
     cJSON_AddNumberToObject(rj, "duplicate", (double)st.stream.dup_values);
+    /* of those, the values of exact copies (a message delivered twice) */
+    cJSON_AddNumberToObject(rj, "copies", (double)st.stream.dup_copy_values);
     cJSON_AddNumberToObject(rj, "unaligned", (double)st.stream.unaligned);
     cJSON_AddNumberToObject(rj, "gaps", (double)st.stream.gaps);
     cJSON_AddNumberToObject(rj, "absurd", (double)st.windows_absurd);
@@ -241,6 +243,28 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
     cJSON_AddNumberToObject(cb, "windows_kept", (double)st.windows_kept);
     cJSON_AddNumberToObject(cb, "raise_windows", (double)st.windows_under_raise);
     kept_change_json(s, cb);
+    /* a bootstrap's calibration held by windows above the guard: a fault
+     * under way is not alerted on until the wait ends (calibrated on the
+     * normal windows after it, or the model's threshold) */
+    if (st.calib_held) {
+        cJSON *cw = cJSON_AddObjectToObject(cb, "wait");
+        char since[40];
+
+        ad_iso_ms(st.calib_held_ms, since, sizeof since);
+        cJSON_AddStringToObject(cw, "reason", "its windows score above "
+                                "calibration.model_guard x the training error of the model "
+                                "it trained (a state its training hardly saw, or a fault "
+                                "under way): not alerted on until the wait ends");
+        cJSON_AddStringToObject(cw, "since", since);
+        cJSON_AddNumberToObject(cw, "windows_above_guard", (double)st.calib_out);
+        add_num_or_null(cw, "guard", st.calib_guard);
+        cJSON_AddNumberToObject(cw, "fallback_after_windows", (double)st.calib_out_need);
+        cJSON_AddNumberToObject(cw, "windows_to_fallback",
+                                st.calib_out_need > st.calib_out ?
+                                (double)(st.calib_out_need - st.calib_out) : 0);
+    } else {
+        cJSON_AddNullToObject(cb, "wait");
+    }
     rg = cJSON_AddObjectToObject(o, "regime");
     add_num_or_null(rg, "threshold", st.regime_threshold);
     cJSON_AddNumberToObject(rg, "accepted", (double)st.accepted);
@@ -1114,6 +1138,8 @@ void publish_adapt(ad_daemon *dd, stream_rec *s, const ad_event *ev)
                ev->text);
     else if (ev->type == AD_EV_REGIME_ENDED)
         ad_log(AD_LOG_NOTICE, "stream %s/%s: regime ended: %s", d->c->name, s->key, ev->text);
+    else if (ev->type == AD_EV_CALIB_HELD)
+        ;       /* the detector logged it */
     else
         ad_log(ev->adapt.type == AD_ADAPT_EV_PROMOTED ? AD_LOG_NOTICE : AD_LOG_INFO,
                "stream %s/%s: continual learning: %s%s%s", d->c->name, s->key,

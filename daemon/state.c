@@ -75,6 +75,10 @@ typedef struct restore_req {
     char cand_path[8192];        /* a fine-tune's candidate in shadow, or "" */
     ad_model *cm;                /* ... loaded, or NULL */
     char cm_err[512];            /* why cand_path, there, could not be loaded */
+    int cm_carried;              /* cm is the rebuilt detector's candidate, its
+                                  * file still being written: not read */
+    char cm_unsaved[256];        /* a rebuild's candidate whose file could not
+                                  * be saved: why ("" none); not read */
     char calib_why[256];         /* why the saved calibration was not reused */
     struct restore_req *next;    /* parked while a retention sweep removes
                                   * its stream's files (dd->parked) */
@@ -1151,7 +1155,8 @@ static void restore_work(uv_work_t *w)
         ad_model_free(r->rm);
         r->rm = NULL;
     }
-    if (r->cand_path[0] && access(r->cand_path, F_OK) == 0 &&
+    if (r->cand_path[0] && !r->cm_carried && !r->cm_unsaved[0] &&
+        access(r->cand_path, F_OK) == 0 &&
         ad_model_load(&r->cm, r->cand_path, err, sizeof err) != 0) {
         ad_model_free(r->cm);
         r->cm = NULL;
@@ -1433,7 +1438,8 @@ static void restore_candidate(restore_req *r, stream_rec *s, int calibrated)
 {
     char id[AD_MODEL_ID_LEN + 1], err[256];
     const char *why;
-    int resumed = 0, there = r->cm != NULL || r->cm_err[0];
+    /* carried over from memory: its file is being written (there) */
+    int resumed = 0, there = r->cm != NULL || r->cm_err[0] || r->cm_unsaved[0];
 
     if (!s->d || !ad_detector_shadow_saved(s->d, id, sizeof id)) {
         if (there)
@@ -1448,12 +1454,29 @@ static void restore_candidate(restore_req *r, stream_rec *s, int calibrated)
                "resumed: the saved calibration it was compared under was not reused (%s)",
                s->det->c->name, s->key, id,
                r->calib_why[0] ? r->calib_why : "the state could not be read");
+    } else if (r->cm_unsaved[0]) {
+        /* its file could not be written: nothing to resume it from (and
+         * what is at its path, if anything, is an older candidate's) */
+        ad_detector_shadow_resume(s->d, NULL, NULL, 0);
+        ad_log(AD_LOG_WARNING, "stream %s/%s: candidate %s in shadow is dropped by the "
+               "rebuild: its model file could not be saved (%s); the stream goes on "
+               "without it, a fine-tune comes again at its schedule", s->det->c->name,
+               s->key, id, r->cm_unsaved);
     } else if (r->cm && ad_detector_shadow_resume(s->d, r->cm, err, sizeof err) == 0) {
-        ad_log(AD_LOG_INFO, "stream %s/%s: candidate %s goes on in shadow (from %s)",
-               s->det->c->name, s->key, id, r->cand_path);
+        if (r->cm_carried)
+            ad_log(AD_LOG_INFO, "stream %s/%s: candidate %s goes on in shadow (carried "
+                   "over, its file %s still being written)", s->det->c->name, s->key, id,
+                   r->cand_path);
+        else
+            ad_log(AD_LOG_INFO, "stream %s/%s: candidate %s goes on in shadow (from %s)",
+                   s->det->c->name, s->key, id, r->cand_path);
         r->cm = NULL;
         resumed = 1;
-        s->cand_nofile = 0;     /* its file is there: the state names it */
+        /* its file is there: the state names it; carried over, once its
+         * save is done (training.c save_done), which may have come while
+         * the restore was in flight */
+        s->cand_nofile = r->cm_carried &&
+                         (s->cand_saving > 0 || s->cand_err[0] || strcmp(s->cand_id, id) != 0);
     } else {
         why = r->cm ? err : r->cm_err[0] ? r->cm_err :
               "no such file (a state handed over from another node, or the file removed)";
@@ -1646,6 +1669,28 @@ int state_restore(ad_daemon *dd, stream_rec *s, restore_mode mode, char *err, si
     return state_restore_live(dd, s, mode, NULL, err, errlen);
 }
 
+/* A rebuild (a reload's, a clock step's) of s whose candidate in shadow's
+ * file is not on disk (s->cand_nofile): the detector just buried (the
+ * graveyard's first) runs it. Its save still on the workers: the rebuilt
+ * detector takes it over from memory, the file that save writes is its
+ * (before, the restore looked for the file, said "no such file", dropped
+ * the candidate, and the file written after stayed for good). Its save
+ * failed: dropped, saying so. */
+static void carry_candidate(const stream_rec *s, restore_req *r)
+{
+    const ad_model *c;
+
+    if (!s->cand_nofile || !s->grave || !s->grave->d ||
+        !(c = ad_adapt_candidate(ad_detector_adapt(s->grave->d))) ||
+        strcmp(c->id, s->cand_id) != 0)
+        return;
+    if (s->cand_err[0])
+        snprintf(r->cm_unsaved, sizeof r->cm_unsaved, "%s", s->cand_err);
+    else if (s->cand_saving > 0 && (r->cm = ad_model_clone(c)) != NULL)
+        r->cm_carried = 1;
+    /* out of memory: read from its file, if written by then */
+}
+
 int state_restore_live(ad_daemon *dd, stream_rec *s, restore_mode mode, char *js, char *err,
                        size_t errlen)
 {
@@ -1695,6 +1740,8 @@ int state_restore_live(ad_daemon *dd, stream_rec *s, restore_mode mode, char *js
         if (r->model_path[0] && d->c->pipe.adapt.enabled) {
             state_reference_path(d, s->key, r->ref_path, sizeof r->ref_path);
             state_candidate_path(d, s->key, r->cand_path, sizeof r->cand_path);
+            if (mode == RESTORE_REBUILD && r->live)
+                carry_candidate(s, r);
         }
         state_stem(d, s->key, stem, sizeof stem);
         if (retain_holds(dd, stem)) {

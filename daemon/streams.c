@@ -323,7 +323,7 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
                             const char *origin, int64_t rec_ms)
 {
     ad_detector_stats st;
-    uint64_t fut, late, dup;
+    uint64_t fut, late, dup, copies, copy_values;
     char rec[400] = "";
     int by_rec = origin && ts_ms == rec_ms;
     ad_detector_get_stats(s->d, &st);
@@ -333,10 +333,30 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
     fut = SINCE(st.stream.future_values, s->seen_future);
     late = SINCE(st.stream.ooo_values, s->seen_late);
     dup = SINCE(st.stream.dup_values, s->seen_dup);
+    copies = SINCE(st.stream.dup_copies, s->seen_copies);
+    copy_values = SINCE(st.stream.dup_copy_values, s->seen_copy_values);
 #undef SINCE
     s->seen_future = st.stream.future_values;
     s->seen_late = st.stream.ooo_values;
     s->seen_dup = st.stream.dup_values;
+    s->seen_copies = st.stream.dup_copies;
+    s->seen_copy_values = st.stream.dup_copy_values;
+    /* exact copies of what the stream holds (the same time, the same
+     * values): the same message delivered twice, by two subscriptions
+     * that match its topic or by redundant gateways. Harmless (each copy
+     * is dropped, counted in the stats and the retained state's
+     * rejected.duplicate), and at such a site every message has one: said
+     * once per stream, not every minute at the bad-input rate, where the
+     * copies drowned the bad input it is there for */
+    if (copies && !s->copies_said) {
+        s->copies_said = 1;
+        ad_log(AD_LOG_WARNING, "detector %s: stream %s receives copies of its messages "
+               "(%llu so far: the same time, the same values, each dropped): two "
+               "subscriptions or gateways deliver it; said once, counted in its retained "
+               "state (rejected.duplicate, rejected.copies)", s->det->c->name, s->key,
+               (unsigned long long)st.stream.dup_copies);
+    }
+    dup = dup > copy_values ? dup - copy_values : 0;
     if (origin)
         snprintf(rec, sizeof rec, "kafka %s: ", origin);
     if (fut)
@@ -357,17 +377,17 @@ static void note_rejections(ad_daemon *dd, stream_rec *s, int64_t arrival_ms, in
                      by_rec ? ": a record time behind the stream's newest (a record read "
                      "again after a crash, records of one key reordered or from two producers, "
                      "a producer clock set back) is dropped so" : "");
-    /* a time equal to the newest row's: one redelivered message, or a
-     * device clock that stopped (every message stamped alike: the stream
-     * is no longer scored; the late check raises once that lasts) */
+    /* a time equal to the newest row's with other values: a device clock
+     * that stopped (every message stamped alike: the stream is no longer
+     * scored; the late check raises once that lasts) */
     if (dup)
         dd_bad_input(dd, "%sdetector %s: stream %s: %llu sample(s) dropped as duplicates "
-                     "(%stimestamp %lld ms is the newest row's: a message sent again, or a "
-                     "device clock that stopped)", rec, s->det->c->name, s->key,
+                     "(%stimestamp %lld ms is the newest row's, with other values: a device "
+                     "clock that stopped)", rec, s->det->c->name, s->key,
                      (unsigned long long)dup, by_rec ? "record " : "", (long long)ts_ms);
     /* the retained state's counts follow, at most once a minute: a stream
      * whose every sample is refused changes nothing else */
-    if ((fut || late || dup) && uv_now(dd->loop) - s->state_pub_ms >= STATE_REFRESH_MS)
+    if ((fut || late || dup || copies) && uv_now(dd->loop) - s->state_pub_ms >= STATE_REFRESH_MS)
         publish_state(dd, s);
 }
 
@@ -858,6 +878,14 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             break;
         case AD_EV_CALIB_FAILED:        /* logged (rate-limited) by the detector */
             break;
+        case AD_EV_CALIB_HELD:
+            /* a bootstrap's calibration waits on windows above the guard,
+             * or its wait ended (logged by the detector): on the events
+             * topic, and the retained state says it (its "calibration") */
+            publish_adapt(dd, s, &ev);
+            state_save(dd, s);
+            state_changed = 1;
+            break;
         case AD_EV_ACCEPTED:            /* a regime with its own threshold: keep it */
         case AD_EV_REGIME_ENDED:        /* ... or one the process left */
             publish_adapt(dd, s, &ev);
@@ -920,6 +948,14 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             (w && now - s->state_pub_ms >= STATE_REFRESH_MS)) {
             publish_state(dd, s);
             s->coll_pub_ms = now;
+        } else if (now - s->state_pub_ms >= STATE_REFRESH_MS) {
+            /* a calibration held by windows above the guard: its count
+             * toward the fallback follows, at most once a minute */
+            ad_detector_stats st;
+
+            ad_detector_get_stats(s->d, &st);
+            if (st.calib_held)
+                publish_state(dd, s);
         }
     }
     if (state_changed) {

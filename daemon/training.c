@@ -279,13 +279,17 @@ static void save_done(ad_task *t)
     stream_rec *s = st->s;
     s->saving--;
     if (st->cand) {
+        const ad_model *c = !s->dead && s->d ? ad_adapt_candidate(ad_detector_adapt(s->d)) : NULL;
+        int mine = c && strcmp(c->id, st->m->id) == 0;
+
+        s->cand_saving--;
         /* the state may name it now (span_part), when it is still the one
-         * in shadow; not when the save failed */
-        if (st->rc == 0 && !s->dead && s->d) {
-            const ad_model *c = ad_adapt_candidate(ad_detector_adapt(s->d));
-            if (c && strcmp(c->id, st->m->id) == 0)
-                s->cand_nofile = 0;
-        }
+         * in shadow (a rebuild meanwhile carried it over: state.c
+         * restore_candidate); not when the save failed */
+        if (st->rc == 0 && mine)
+            s->cand_nofile = 0;
+        if (strcmp(s->cand_id, st->m->id) == 0)     /* not a newer one's */
+            snprintf(s->cand_err, sizeof s->cand_err, "%s", st->rc != 0 ? st->err : "");
         if (st->rc != 0)
             ad_log(AD_LOG_WARNING, "stream %s/%s: candidate model not saved: %s (a restart "
                    "loses the candidate and its shadow span)", s->det ? s->det->c->name : "-",
@@ -293,9 +297,17 @@ static void save_done(ad_task *t)
         else
             ad_log(AD_LOG_DEBUG, "stream %s/%s: candidate model %s saved in %s",
                    s->det ? s->det->c->name : "-", s->key, st->m->id, st->path);
+        /* written for a candidate no detector of the stream runs any more
+         * (a rebuild meanwhile that could not resume it, decided): no
+         * state names it, removed with the state written next (below),
+         * else it stayed until a restart or the next candidate */
+        if (st->rc == 0 && !mine && !s->dead && s->d && !s->restoring && !s->cand_saving &&
+            ad_adapt_shadow_span(ad_detector_adapt(s->d)) == -1)
+            training_drop_candidate(dd, s);
         /* its span, with the model on disk; or, decided meanwhile, the
-         * state that no longer names it, then its removal (cand_drop) */
-        if (!s->dead && s->d && s->epoch == st->epoch)
+         * state that no longer names it, then its removal (cand_drop);
+         * also when a rebuild since then carried it over, or left it */
+        if (!s->dead && s->d && !s->restoring && (s->epoch == st->epoch || mine || s->cand_drop))
             state_save(dd, s);
         ad_model_free(st->m);
         streams_maybe_free(dd, s);
@@ -423,7 +435,10 @@ static void candidate_write(ad_daemon *dd, stream_rec *s, const char *id)
     st->s = s;
     st->epoch = s->epoch;
     state_candidate_path(s->det, s->key, st->path, sizeof st->path);
+    snprintf(s->cand_id, sizeof s->cand_id, "%s", c->id);
+    s->cand_err[0] = '\0';
     s->saving++;
+    s->cand_saving++;
     ad_workers_submit(dd->ws, &st->task);
 }
 

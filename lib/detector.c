@@ -97,6 +97,7 @@ const char *ad_event_type_name(ad_event_type t)
     case AD_EV_ADAPT_READY: return "adapt_ready";
     case AD_EV_ADAPT: return "adapt";
     case AD_EV_REGIME_ENDED: return "regime_ended";
+    case AD_EV_CALIB_HELD: return "calibration_held";
     }
     return "?";
 }
@@ -2264,6 +2265,38 @@ static double model_guard(ad_detector *d)
     return d->model_guard;
 }
 
+uint64_t det_calib_need(const ad_detector *d)
+{
+    uint64_t need = (uint64_t)d->cfg.calib_windows;
+
+    if (d->cfg.training == AD_TRAIN_BOOTSTRAP && d->cfg.alert.accept_after > 0 &&
+        (uint64_t)d->cfg.alert.accept_after > need)
+        need = (uint64_t)d->cfg.alert.accept_after;
+    return need;
+}
+
+/* The hold of a bootstrap's calibration (CALIBRATION AGAINST THE MODEL)
+ * begins (how: "held") or ends ("calibrated", "fallback"): an event, as
+ * the log line says it, so that the state topic shows a stream whose
+ * fault under way is not alerted on while it waits (up to accept_after
+ * windows: 8 h with a window a minute). */
+static void calib_hold(ad_detector *d, int64_t ts, const char *how)
+{
+    int start = strcmp(how, "held") == 0;
+    ad_event *e;
+
+    if (start == d->calib_held)
+        return;
+    d->calib_held = start;
+    if (start)
+        d->calib_held_ms = ts;
+    e = det_ev_new(d, AD_EV_CALIB_HELD, ts);
+    e->n = d->calib_model_out;
+    e->threshold = start ? NAN : ad_threshold_value(d->thr);
+    e->prev_threshold = d->model_guard > 0 ? d->model_guard : NAN;
+    snprintf(e->text, sizeof(e->text), "%s", how);
+}
+
 /* The calibration saw no normal data: the model's threshold, and detect. */
 static int fit_model_value(ad_detector *d, int64_t ts)
 {
@@ -2287,6 +2320,7 @@ static int fit_model_value(ad_detector *d, int64_t ts)
     d->fail_unreported = 0;
     d->calib_guard = 0;
     d->cq_len = 0;
+    calib_hold(d, ts, "fallback");
     e_ev = det_ev_new(d, AD_EV_CALIBRATED, ts);
     e_ev->threshold = ad_threshold_value(d->thr);
     e_ev->n = 0;
@@ -2322,19 +2356,18 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
         /* a model the stream trained itself: a state its training hardly
          * saw waits up to alert.accept_after windows (it would be accepted
          * as a new normal by then) before the model's threshold is taken */
-        uint64_t need = (uint64_t)d->cfg.calib_windows;
+        uint64_t need = det_calib_need(d);
 
-        if (d->cfg.training == AD_TRAIN_BOOTSTRAP && d->cfg.alert.accept_after > 0 &&
-            (uint64_t)d->cfg.alert.accept_after > need)
-            need = (uint64_t)d->cfg.alert.accept_after;
         d->st.calib_excluded++;
         if (++d->calib_model_out == (uint64_t)d->cfg.calib_windows &&
-            need > (uint64_t)d->cfg.calib_windows && d->cfg.calib_windows > 0 && !norm)
+            need > (uint64_t)d->cfg.calib_windows && d->cfg.calib_windows > 0 && !norm) {
             ad_log(AD_LOG_WARNING, "%s: calibration waits: %llu windows scored above "
                    "calibration.model_guard %g x the training error %g (a state the stream's "
                    "own training hardly saw); the model's threshold after %llu", d->who,
                    (unsigned long long)d->calib_model_out, d->cfg.calib_model_guard,
                    mg / d->cfg.calib_model_guard, (unsigned long long)need);
+            calib_hold(d, ts, "held");
+        }
         if (d->calib_model_out >= need && d->cfg.calib_windows > 0 &&
             !norm && fit_model_value(d, ts) == 0)
             return;
@@ -2358,19 +2391,42 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
         done = ad_threshold_count(d->thr) >= (uint64_t)d->cfg.calib_windows;
     }
     if (d->cfg.calib_duration_ms > 0 && ts - d->calib_start >= d->cfg.calib_duration_ms) {
+        uint64_t need = det_calib_need(d);
+        /* the wait above (a stream that trained its own model) not over */
+        int waits = need > (uint64_t)d->cfg.calib_windows && d->calib_model_out < need;
+
         while (d->cq_len > 0)
             calq_pop(d);
-        done = 1;
-        /* more of the span unlike the model's training data than like it */
+        /* more of the span unlike the model's training data than like it:
+         * the model's threshold; but a stream that trained its own model
+         * waits for it, as above, up to accept_after windows above the
+         * guard (before, the time limit took the model's threshold at once,
+         * whatever the wait documented), and meanwhile the count of clean
+         * windows ends calibration as without the time limit (done) */
         if (mg > 0 && d->calib_model_out > ad_threshold_count(d->thr) && !norm &&
-            fit_model_value(d, ts) == 0)
-            return;
+            !(waits && done)) {
+            if (waits) {
+                if (!d->calib_held)
+                    ad_log(AD_LOG_WARNING, "%s: calibration waits: calibration.duration_ms "
+                           "is over with %llu windows scored above calibration.model_guard "
+                           "%g x the training error %g (a state the stream's own training "
+                           "hardly saw); the model's threshold after %llu", d->who,
+                           (unsigned long long)d->calib_model_out, d->cfg.calib_model_guard,
+                           mg / d->cfg.calib_model_guard, (unsigned long long)need);
+                calib_hold(d, ts, "held");
+                return;
+            }
+            if (fit_model_value(d, ts) == 0)
+                return;
+        }
+        done = 1;
     }
     if (!done)
         return;
     {
         uint64_t out = d->calib_model_out;
         if (fit_now(d, ts, err, sizeof(err)) == 0) {
+            calib_hold(d, ts, "calibrated");
             if (out > 0)
                 ad_log(AD_LOG_INFO, "%s: %llu calibration windows scored above "
                        "calibration.model_guard %g x the model's training error (%g) and "
@@ -6013,6 +6069,11 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     st->stream.future_values += d->values_ahead;
     st->rows_ahead = d->rows_ahead;
     st->held_lost = d->held_lost;
+    st->calib_held = d->phase == AD_PHASE_CALIBRATING && d->calib_held;
+    st->calib_held_ms = d->calib_held_ms;
+    st->calib_out = d->calib_model_out;
+    st->calib_out_need = det_calib_need(d);
+    st->calib_guard = d->model_guard > 0 ? d->model_guard : NAN;
     st->threshold = ad_threshold_value(d->thr);
     {
         ad_thr_info in;

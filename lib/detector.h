@@ -478,10 +478,18 @@ typedef enum {
     AD_EV_ADAPT,                /* continual-learning decision or step:
                                  * promoted / rejected / shadow started /
                                  * training failed (adapt) */
-    AD_EV_REGIME_ENDED          /* a persistent regime ended, the process
+    AD_EV_REGIME_ENDED,         /* a persistent regime ended, the process
                                  * left it (not at a promotion): threshold
                                  * (the regime's), prev_threshold (the
                                  * stream's), n = quiet windows, text */
+    AD_EV_CALIB_HELD            /* a bootstrap stream's calibration held
+                                 * (text "held": its windows score above
+                                 * the training-error guard, it waits up to
+                                 * alert.accept_after windows), or its wait
+                                 * over (text "calibrated" or "fallback":
+                                 * the model's threshold); n = windows above
+                                 * the guard so far, threshold (at the end),
+                                 * prev_threshold = the guard */
 } ad_event_type;
 
 typedef struct ad_event {
@@ -623,6 +631,16 @@ typedef struct ad_detector_stats {
     char reload_waiting[AD_MODEL_ID_LEN + 1];  /* reload.shadow: a model file
                                  * waiting for the fine-tune in flight or
                                  * the window period ("": none) */
+    /* CALIBRATION AGAINST THE MODEL: a stream that trained its own model
+     * (bootstrap) whose calibration windows score above the guard waits
+     * up to alert.accept_after windows before it takes the model's
+     * threshold. calib_held: it waits now (since calib_held_ms, data
+     * time); calib_out: windows above the guard so far; calib_out_need:
+     * the fallback comes at that many; calib_guard: the guard (NAN none) */
+    int calib_held;
+    int64_t calib_held_ms;
+    uint64_t calib_out, calib_out_need;
+    double calib_guard;
 } ad_detector_stats;
 
 typedef struct ad_detector ad_detector;

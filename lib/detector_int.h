@@ -102,6 +102,9 @@ struct ad_detector {
     double model_guard;          /* > 0: g x its training error (CALIBRATION
                                   * AGAINST THE MODEL) */
     uint64_t calib_model_out;    /* calibration windows left out by it */
+    int calib_held;              /* a bootstrap's calibration waits on them
+                                  * (det_calib_need), since calib_held_ms */
+    int64_t calib_held_ms;
     int64_t last_ts;             /* last row consumed (event times) */
     int64_t resume_ts;           /* > 0: window rows restored up to this
                                   * time; the next row continues them only
@@ -480,5 +483,10 @@ uint64_t det_rejected_count(const ad_detector *d);
  * refused and the samples far behind the newest time (a clock that jumped
  * back) count in the data-quality monitor's rejected bucket. */
 void det_dq_refused(ad_detector *d, uint64_t rej0, int64_t ts, int f);
+
+/* The windows above the calibration guard after which calibration takes
+ * the model's threshold: calibration.windows, or alert.accept_after when
+ * more for a model the stream trained itself (detector.c calibrate). */
+uint64_t det_calib_need(const ad_detector *d);
 
 #endif

@@ -501,7 +501,8 @@ static cJSON *calib_save(const ad_detector *d)
     if (!cJSON_AddNumberToObject(o, "windows", (double)d->st.calib_windows) ||
         !cJSON_AddNumberToObject(o, "excluded", (double)d->st.calib_excluded) ||
         !cJSON_AddNumberToObject(o, "model_out", (double)d->calib_model_out) ||
-        (d->has_calib_start && !cJSON_AddNumberToObject(o, "start_ms", (double)d->calib_start)))
+        (d->has_calib_start && !cJSON_AddNumberToObject(o, "start_ms", (double)d->calib_start)) ||
+        (d->calib_held && !cJSON_AddNumberToObject(o, "held_ms", (double)d->calib_held_ms)))
         goto fail;
     if (d->cq_len > 0) {
         if ((a = cJSON_AddArrayToObject(o, "held")) == NULL)
@@ -556,6 +557,7 @@ static int calib_restore(ad_detector *d, const cJSON *c, char *err, size_t errle
 {
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(c, "held");
     const cJSON *sm = cJSON_GetObjectItemCaseSensitive(c, "start_ms");
+    const cJSON *hm = cJSON_GetObjectItemCaseSensitive(c, "held_ms");
     const cJSON *wpp = cJSON_GetObjectItemCaseSensitive(c, "wp_prev");
     const cJSON *wpd = cJSON_GetObjectItemCaseSensitive(c, "wp_dt");
     const cJSON *x, *e;
@@ -568,9 +570,10 @@ static int calib_restore(ad_detector *d, const cJSON *c, char *err, size_t errle
         return ad_errf(err, errlen, AD_EINVAL, "calibration state: saved while calibrating, "
                        "the stream is %s", ad_phase_name(d->phase));
     if (get_count(c, "windows", &win) || get_count(c, "excluded", &exc) ||
-        get_count(c, "model_out", &out) || (sm != NULL && !is_time(sm)))
+        get_count(c, "model_out", &out) || (sm != NULL && !is_time(sm)) ||
+        (hm != NULL && !is_time(hm)))
         return ad_errf(err, errlen, AD_EFORMAT, "calibration state: calibrating: "
-                       "windows/excluded/model_out/start_ms malformed");
+                       "windows/excluded/model_out/start_ms/held_ms malformed");
     if (h != NULL && (!cJSON_IsArray(h) || cJSON_GetArraySize(h) > CALQ_MAX))
         return ad_errf(err, errlen, AD_EFORMAT, "calibration state: calibrating.held: "
                        "not an array of at most %d windows", CALQ_MAX);
@@ -618,6 +621,10 @@ static int calib_restore(ad_detector *d, const cJSON *c, char *err, size_t errle
     d->calib_model_out = out;
     d->has_calib_start = sm != NULL;
     d->calib_start = sm != NULL ? (int64_t)sm->valuedouble : 0;
+    /* its wait on windows above the guard goes on (the state topic says
+     * since when) */
+    d->calib_held = hm != NULL;
+    d->calib_held_ms = hm != NULL ? (int64_t)hm->valuedouble : 0;
     if (wpp != NULL) {
         memcpy(d->wp_dt, dt, (size_t)nw * sizeof(dt[0]));
         d->wp_n = nw;
@@ -1264,6 +1271,16 @@ cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
         cJSON_AddItemToObject(o, "alert", a);
         if (!num_or_null(o, "probability", ev->probability) ||
             !num_or_null(o, "log_likelihood", ev->log_likelihood))
+            goto fail;
+        break;
+    case AD_EV_CALIB_HELD:
+        /* the wait begins ("held") or ends ("calibrated", "fallback") */
+        if (!cJSON_AddStringToObject(o, "calibration", ev->text) ||
+            !cJSON_AddNumberToObject(o, "windows_above_guard", (double)ev->n) ||
+            !cJSON_AddNumberToObject(o, "fallback_after_windows",
+                                     (double)det_calib_need(d)) ||
+            !num_or_null(o, "guard", ev->prev_threshold) ||
+            !num_or_null(o, "threshold", ev->threshold))
             goto fail;
         break;
     case AD_EV_CALIB_FAILED:

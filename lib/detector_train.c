@@ -333,6 +333,7 @@ void det_restart_calibration(ad_detector *d, int64_t ts)
     d->calib_guard = 0;              /* another model: another scale */
     det_norm_reset(d);               /* scales learned again */
     d->calib_model_out = 0;
+    d->calib_held = 0;
     d->mg_model = NULL;              /* guard taken again: a new model may reuse a freed address */
     det_set_phase(d, AD_PHASE_CALIBRATING, ts);
     if (det_fit_without_scores(d) > 0) {

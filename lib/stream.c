@@ -465,7 +465,8 @@ static void period_drain(ad_stream *s, int64_t wm)
 
 /* Insert a sample into the sorted pending list. Only the newest sample of a
  * feature per grid cell matters for sample-and-hold: an older one in the
- * same cell is replaced. Returns 0, or 1 for an exact duplicate. */
+ * same cell is replaced. Returns 0, or 1 for a duplicate (its time held
+ * already), 2 when its value is the same too (a copy). */
 static int pend_insert(ad_stream *s, int64_t ts, int f, double v)
 {
     int64_t cell = grid_ceil(s, ts);
@@ -476,7 +477,7 @@ static int pend_insert(ad_stream *s, int64_t ts, int f, double v)
         if (p->f != f || grid_ceil(s, p->ts) != cell)
             continue;
         if (p->ts == ts)
-            return 1;
+            return p->v == v ? 2 : 1;
         if (p->ts > ts)
             return 0;   /* superseded in its cell: accepted, not needed */
         pend_remove(s, i);
@@ -586,7 +587,8 @@ static void all_drain(ad_stream *s, int64_t wm)
 }
 
 /* Put a sample into the open row nearest in time that lacks its feature.
- * Returns 0, or 1 for an exact duplicate. */
+ * Returns 0, or 1 for a duplicate (its time held already), 2 when its
+ * value is the same too (a copy). */
 static int all_insert(ad_stream *s, int64_t ts, int f, double v)
 {
     size_t F = (size_t)s->F;
@@ -597,7 +599,7 @@ static int all_insert(ad_stream *s, int64_t ts, int f, double v)
         int64_t d = ts > s->g_ts0[g] ? ts - s->g_ts0[g] : s->g_ts0[g] - ts;
         if (s->g_has[g * F + f]) {
             if (s->g_fts[g * F + f] == ts)
-                return 1;
+                return s->g_vals[g * F + f] == v ? 2 : 1;
             continue;
         }
         if (d <= s->cfg.align_ms && (best < 0 || d < bestd)) {
@@ -771,6 +773,8 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
     if (rc != 0) {
         if (rc > 0) refused(&s->st.dup, &s->st.dup_values, 1);
         else refused(&s->st.ooo, &s->st.ooo_values, 1);
+        if (rc == 2)
+            refused(&s->st.dup_copies, &s->st.dup_copy_values, 1);
         return 1;
     }
     s->st.samples++;
@@ -842,6 +846,41 @@ int ad_stream_refuse_message(ad_stream *s)
     return 1;
 }
 
+/* ROWS mode: is a row at a time the stream holds already (values, present
+ * as pushed) a copy of the one held (held, with miss flagging the values
+ * it lacks)? The same values present, each equal. */
+static int same_row(const ad_stream *s, const double *values, const unsigned char *present,
+                    const double *held, const unsigned char *miss)
+{
+    for (int f = 0; f < s->F; f++) {
+        int in = (present == NULL || present[f]) && isfinite(values[f]);
+
+        if (in != !miss[f] || (in && values[f] != held[f]))
+            return 0;
+    }
+    return 1;
+}
+
+/* A dup refusal in ROWS mode of the row at ts (nv values), a copy or not. */
+static void refused_dup_row(ad_stream *s, uint64_t nv, int copy)
+{
+    refused(&s->st.dup, &s->st.dup_values, nv);
+    if (copy)
+        refused(&s->st.dup_copies, &s->st.dup_copy_values, nv);
+}
+
+/* ROWS mode: the row last emitted at ts, held whole (cur, where cur_ts is
+ * ts), the same as the one pushed again. */
+static int same_as_last(ad_stream *s, int64_t ts, const double *values,
+                        const unsigned char *present)
+{
+    if (!s->has_emit || ts != s->last_emit_ts)
+        return 0;       /* the row of the stream it continues: not held */
+    for (int f = 0; f < s->F; f++)
+        s->miss[f] = s->cur_ts[f] != ts;
+    return same_row(s, values, present, s->cur, s->miss);
+}
+
 /* ROWS mode: one whole row. */
 static int push_whole_row(ad_stream *s, int64_t ts, const double *values,
                           const unsigned char *present)
@@ -859,7 +898,7 @@ static int push_whole_row(ad_stream *s, int64_t ts, const double *values,
     settle(s);
     if (behind_last_row(s, ts)) {
         if (ts == last_row_ts(s))
-            refused(&s->st.dup, &s->st.dup_values, nv);
+            refused_dup_row(s, nv, same_as_last(s, ts, values, present));
         else
             refused(&s->st.ooo, &s->st.ooo_values, nv);
         return 1;
@@ -867,7 +906,8 @@ static int push_whole_row(ad_stream *s, int64_t ts, const double *values,
     if (s->cfg.max_lateness_ms > 0) {
         for (i = 0; i < s->r_len; i++)
             if (s->r_ts[i] == ts) {
-                refused(&s->st.dup, &s->st.dup_values, nv);
+                refused_dup_row(s, nv, same_row(s, values, present, s->r_vals + (size_t)i * F,
+                                                s->r_miss + (size_t)i * F));
                 return 1;
             }
         if (s->r_len == AD_STREAM_REORDER)

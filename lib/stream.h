@@ -203,6 +203,13 @@ typedef struct ad_stream_stats {
     uint64_t late_held_max_ms; /* PERIOD: the most such a sample was behind its row */
     uint64_t malformed;       /* messages refused whole by the caller (no
                                * value: not in ad_stream_values_refused) */
+    uint64_t dup_copies;      /* of the dup refusals, exact copies: the
+                               * values the stream holds for that time, the
+                               * same (a message delivered twice: two
+                               * subscriptions, redundant gateways); the
+                               * others carry other values (a device clock
+                               * that stopped) */
+    uint64_t dup_copy_values; /* values of the dup_copies refusals */
 } ad_stream_stats;
 
 /* Values row assembly refused: dup_values + ooo_values + future_values +

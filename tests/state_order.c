@@ -12,12 +12,14 @@
  * "ok unlink PATH", or "BAD ..." saying which rule broke. With
  * ORDER_CAND_DELAY_MS, the rename that puts a candidate's file in place
  * waits that long first (a slow disk: widens the time a state could be
- * written ahead of it). The stream key is the file name up to its first
+ * written ahead of it); while the file ORDER_CAND_FAIL names is there, that
+ * rename fails (EIO: a disk error). The stream key is the file name up to its first
  * dot (the test's keys have none). Built by the test script itself.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +113,11 @@ int rename(const char *from, const char *to)
         long ms = atol(getenv("ORDER_CAND_DELAY_MS"));
         struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
         nanosleep(&ts, NULL);
+    }
+    if (ends(to, ".candidate.safetensors") && getenv("ORDER_CAND_FAIL") &&
+        access(getenv("ORDER_CAND_FAIL"), F_OK) == 0) {
+        errno = EIO;
+        return -1;
     }
     if (!ends(to, ".state.json"))
         return real(from, to);

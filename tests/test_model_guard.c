@@ -64,6 +64,11 @@ typedef struct run {
     double first_thr;
     int first_raise_row;
     int first_clear_row;
+    /* AD_EV_CALIB_HELD: its starts and ends, the row of the last, how the
+     * last end came ("calibrated", "fallback"), n of the start */
+    int held, held_end, held_row, held_end_row;
+    char held_how[16];
+    uint64_t held_n;
 } run;
 
 static void step(ad_detector *d, int row_i, int64_t ts, const double *row, ad_metric metric,
@@ -96,6 +101,15 @@ static void step(ad_detector *d, int row_i, int64_t ts, const double *row, ad_me
         }
         if (ev.type == AD_EV_CALIBRATED && r->calibrated++ == 0)
             r->first_thr = ev.threshold;
+        if (ev.type == AD_EV_CALIB_HELD && strcmp(ev.text, "held") == 0) {
+            r->held++;
+            r->held_row = row_i;
+            r->held_n = ev.n;
+        } else if (ev.type == AD_EV_CALIB_HELD) {
+            r->held_end++;
+            r->held_end_row = row_i;
+            snprintf(r->held_how, sizeof(r->held_how), "%.15s", ev.text);
+        }
     }
 }
 
@@ -351,10 +365,17 @@ static void row5(int i, double *row)
 typedef struct run5 {
     double q90, q99, thr;
     int before, in_fault, calibrated, calib_row;
+    run r;                      /* its events (the calibration's hold) */
+    /* the stats while it was held: rows, the last windows above the guard
+     * and the fallback's count, the hold's start (ms) */
+    int rows_held;
+    uint64_t out, need;
+    int64_t held_ms;
 } run5;
 
-/* A bootstrap stream (row5) with alert.accept_after A windows (0: none). */
-static void bootstrap_run(int A, run5 *o)
+/* A bootstrap stream (row5) with alert.accept_after A windows (0: none),
+ * calibration.duration_ms dur (0: none). */
+static void bootstrap_run_dur(int A, int64_t dur, run5 *o)
 {
     const char *names[F5] = { "a", "b" };
     ad_detector_cfg cfg;
@@ -377,6 +398,7 @@ static void bootstrap_run(int A, run5 *o)
     cfg.train_epochs = 20;
     cfg.boot_units = 16;
     cfg.calib_windows = 100;
+    cfg.calib_duration_ms = dur;
     cfg.alert.accept_after = A;
     if (ad_detector_new(&d, &cfg, "pump", NULL, T5, F5, names, err, sizeof(err)) != 0) {
         T_CHECK(0, "new: %s", err);
@@ -398,6 +420,17 @@ static void bootstrap_run(int A, run5 *o)
             T_CHECK(ad_detector_train_done(d, nm, 1, NULL) == 0, "train done");
         }
         step(d, i, 60000 * (int64_t)i, row, AD_METRIC_MAE, &r);
+        {
+            ad_detector_stats st;
+
+            ad_detector_get_stats(d, &st);
+            if (st.calib_held) {
+                o->rows_held++;
+                o->out = st.calib_out;
+                o->need = st.calib_out_need;
+                o->held_ms = st.calib_held_ms;
+            }
+        }
         if (r.calibrated && o->calib_row < 0)
             o->calib_row = i;
         if (i < FAULT5)
@@ -406,9 +439,15 @@ static void bootstrap_run(int A, run5 *o)
     o->thr = r.first_thr;
     o->calibrated = r.calibrated;
     o->in_fault = r.raised - o->before;
+    o->r = r;
     ad_train_job_free(job);
     ad_detector_free(d);
     rng = save;
+}
+
+static void bootstrap_run(int A, run5 *o)
+{
+    bootstrap_run_dur(A, 0, o);
 }
 
 static void test_guard_bootstrap_ends_in_new_state(void)
@@ -444,9 +483,57 @@ static void test_guard_bootstrap_ends_in_new_state(void)
             "fault alerts (%d)", w.before, w.in_fault);
 }
 
+/* 6. The wait of test 5 seen from outside: while a bootstrap stream's
+ * calibration waits on windows above the guard (a fault under way would
+ * not alert, for up to accept_after windows), its stats say so (held, since
+ * when, how many windows so far, the fallback's count), and an event marks
+ * its start and its end (calibrated on the normal windows after the new
+ * level; without acceptance, no wait, no event). Before, only a log line
+ * said so. With calibration.duration_ms ending inside the new level (200
+ * windows, more of them above the guard than under), calibration waits as
+ * the documentation says, and calibrates after the new level: before, the
+ * time limit took the model's threshold at once and the rest of the new
+ * level alerted. */
+static void test_guard_bootstrap_wait_visible(void)
+{
+    run5 w, a, t;
+
+    bootstrap_run(600, &w);
+    T_NOTE("accept_after 600: held at row %d (n %llu), stats held for %d rows (last %llu of "
+           "%llu windows above the guard, since %lld), ended at row %d (%s), calibrated at "
+           "row %d", w.r.held_row, (unsigned long long)w.r.held_n, w.rows_held,
+           (unsigned long long)w.out, (unsigned long long)w.need, (long long)w.held_ms,
+           w.r.held_end_row, w.r.held_how, w.calib_row);
+    T_CHECK(w.r.held == 1 && w.r.held_n == 100 && w.r.held_end == 1 &&
+            strcmp(w.r.held_how, "calibrated") == 0 && w.r.held_end_row == w.calib_row,
+            "one hold begun at the 100th window above the guard (%d, n %llu), ended when "
+            "it calibrated (%d %s)", w.r.held, (unsigned long long)w.r.held_n, w.r.held_end,
+            w.r.held_how);
+    T_CHECK(w.rows_held > 200 && w.need == 600 && w.out > 100 && w.out < 600 &&
+            w.held_ms == 60000 * (int64_t)w.r.held_row,
+            "the stats say it is held while it waits (%d rows, %llu of %llu windows, since "
+            "%lld)", w.rows_held, (unsigned long long)w.out, (unsigned long long)w.need,
+            (long long)w.held_ms);
+    bootstrap_run(0, &a);
+    T_CHECK(a.r.held == 0 && a.r.held_end == 0 && a.rows_held == 0,
+            "no acceptance: no wait, no hold said (%d %d %d)", a.r.held, a.r.held_end,
+            a.rows_held);
+    bootstrap_run_dur(600, 200 * 60000LL, &t);
+    T_NOTE("accept_after 600, calibration.duration_ms 200 windows: held at row %d, ended "
+           "at row %d (%s); threshold %.3f at row %d; %d alert(s) before the fault, %d in it",
+           t.r.held_row, t.r.held_end_row, t.r.held_how, t.thr, t.calib_row, t.before,
+           t.in_fault);
+    T_CHECK(t.calibrated >= 1 && t.calib_row > NEW5_END && t.before == 0 && t.in_fault > 0 &&
+            strcmp(t.r.held_how, "calibrated") == 0,
+            "calibration.duration_ms inside the new level: it waits too, calibrates after "
+            "it (row %d, %s), the new level raises nothing (%d), the fault alerts (%d)",
+            t.calib_row, t.r.held_how, t.before, t.in_fault);
+}
+
 int main(void)
 {
     T_RUN(test_guard_bootstrap_ends_in_new_state);
+    T_RUN(test_guard_bootstrap_wait_visible);
     T_RUN(test_guard_fallback_acceptance_delayed);
     T_RUN(test_guard_stale_after_address_reuse);
     T_RUN(test_guard_peak_metric_mae_model);

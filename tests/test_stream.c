@@ -896,9 +896,77 @@ static void test_resumed(void)
     }
 }
 
+/* Copies: a refusal for a time the stream holds already is a copy when it
+ * carries the same values (a message delivered twice: two subscriptions,
+ * redundant gateways), else not (a device clock that stopped): counted
+ * apart (dup_copies), in ROWS mode against the last row out and the
+ * reorder buffer, in PERIOD and ALL against the pending sample. */
+static void test_dup_copies(void)
+{
+    ad_stream_cfg c;
+    ad_stream *s = mk(AD_ASM_ROWS, 1000, 0, AD_MISS_INVALID, 0, 3);
+    double r1[3] = { 1, 2, 3 }, r1b[3] = { 1, 2, 3.5 }, r2[3] = { 4, NAN, 6 };
+    unsigned char some[3] = { 1, 0, 1 };
+    char err[256];
+    ad_stream_stats st;
+
+    ad_stream_push_row(s, 1000, r1, NULL);
+    T_CHECK(ad_stream_push_row(s, 1000, r1, NULL) == 1, "rows: a copy dropped");
+    ad_stream_push_row(s, 1000, r1b, NULL);
+    ad_stream_push_row(s, 1000, r1, some);      /* a value less: not a copy */
+    ad_stream_push_row(s, 2000, r2, NULL);
+    ad_stream_push_row(s, 2000, r2, NULL);      /* its NaN too: a copy */
+    ad_stream_push_row(s, 3000, r1, some);
+    ad_stream_push_row(s, 3000, r1, some);      /* the same values present */
+    ad_stream_push_row(s, 3000, r1, NULL);      /* one more: not */
+    ad_stream_get_stats(s, &st);
+    T_CHECK(st.dup == 6 && st.dup_copies == 3 && st.dup_copy_values == 8 &&
+            st.dup_values == 3 + 3 + 2 + 3 + 2 + 3,
+            "rows: dup %llu (%llu values), copies %llu (%llu values); want 6 (16), 3 (8)",
+            (unsigned long long)st.dup, (unsigned long long)st.dup_values,
+            (unsigned long long)st.dup_copies, (unsigned long long)st.dup_copy_values);
+    ad_stream_free(s);
+
+    /* with lateness: copies of rows still in the reorder buffer */
+    ad_stream_cfg_default(&c);
+    c.max_lateness_ms = 5000;
+    s = NULL;
+    T_CHECK(ad_stream_new(&s, &c, 3, err, sizeof err) == 0, "stream: %s", err);
+    ad_stream_push_row(s, 1000, r1, NULL);
+    ad_stream_push_row(s, 2000, r2, NULL);
+    ad_stream_push_row(s, 1000, r1, NULL);
+    ad_stream_push_row(s, 2000, r1, NULL);
+    ad_stream_get_stats(s, &st);
+    T_CHECK(st.dup == 2 && st.dup_copies == 1, "reorder buffer: dup %llu copies %llu; want 2, 1",
+            (unsigned long long)st.dup, (unsigned long long)st.dup_copies);
+    ad_stream_free(s);
+
+    /* PERIOD with lateness: a sample of a cell after the next row's,
+     * pending (one of the next row's is applied at once, and so is its
+     * copy: no refusal) */
+    for (int m = 0; m < 2; m++) {
+        ad_stream_cfg_default(&c);
+        c.mode = m ? AD_ASM_ALL : AD_ASM_PERIOD;
+        c.max_lateness_ms = m ? 0 : 5000;
+        s = NULL;
+        T_CHECK(ad_stream_new(&s, &c, 3, err, sizeof err) == 0, "stream: %s", err);
+        if (!m)
+            ad_stream_push_sample(s, 10, 1, 1.0);
+        ad_stream_push_sample(s, 1500, 0, 1.0);
+        ad_stream_push_sample(s, 1500, 0, 1.0);
+        ad_stream_push_sample(s, 1500, 0, 1.5);
+        ad_stream_get_stats(s, &st);
+        T_CHECK(st.dup == 2 && st.dup_copies == 1 && st.dup_copy_values == 1,
+                "%s: dup %llu copies %llu; want 2, 1", m ? "all" : "period",
+                (unsigned long long)st.dup, (unsigned long long)st.dup_copies);
+        ad_stream_free(s);
+    }
+}
+
 int main(void)
 {
     T_RUN(test_rows_mode_dup_ooo_nan);
+    T_RUN(test_dup_copies);
     T_RUN(test_resumed);
     T_RUN(test_refused_values);
     T_RUN(test_rows_mode_hold_limit);

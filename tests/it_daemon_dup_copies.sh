@@ -1,0 +1,104 @@
+#!/bin/sh
+# it_daemon_dup_copies.sh - a stream whose every message comes twice (two
+# subscriptions or redundant gateways deliver it), against a real
+# mosquitto, for over two minutes: the daemon says so once, not at the
+# bad-input rate (10 warnings a minute for good, then "N more bad-input
+# messages were not logged", drowning real bad input); the copies stay
+# counted in the retained state (rejected.duplicate, rejected.copies). A
+# device whose clock stopped (messages stamped with one time, other values)
+# is still warned of as before.
+. tests/lib.sh
+H="$PYTHON tests/it_daemon_mqtt.py"
+D=$(mktemp -d /tmp/it_daemon_dup_copies.XXXXXX)
+DPID= ; SPID=
+trap it_daemon_cleanup EXIT
+MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+
+it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+cat > "$D/ad.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "it-dup-copies", "stats_interval_s": 0.5},
+ "workers": 1,
+ "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
+   "calibration": {"windows": 100},
+   "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
+EOC
+$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
+$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
+    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+# pub.py TOPIC ROWS EVERY_S [STOP]: ROWS pump rows a minute apart (times
+# in the past), each published twice, one every EVERY_S seconds; STOP: from
+# that row on each is stamped with the time of the row before (a device
+# clock that stopped: other values, one time), and sent once
+cat > "$D/pub.py" <<'EOP'
+import json, sys, time, importlib.util, os
+import paho.mqtt.client as mqtt
+spec = importlib.util.spec_from_file_location("pumpsim", os.path.join("tools", "pumpsim.py"))
+ps = importlib.util.module_from_spec(spec); spec.loader.exec_module(ps)
+port, topic, rows, every = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+stop = int(sys.argv[5]) if len(sys.argv) > 5 else None
+sim = ps.PumpSim(7, 60.0, time.time() - rows * 60.0 - 3600, [])
+try:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1)
+except AttributeError:
+    c = mqtt.Client()
+c.connect("127.0.0.1", port, keepalive=30)
+c.loop_start()
+last = None
+for k in range(rows):
+    ts, row, _ = sim.step()
+    msg = {s: round(v, 4) for s, v in row.items()}
+    if stop is not None and k >= stop:
+        msg["ts"] = last
+        copies = 1
+    else:
+        msg["ts"] = last = int(round(ts * 1000))
+        copies = 1 if stop is not None else 2
+    for _ in range(copies):
+        c.publish(topic, json.dumps(msg), qos=1).wait_for_publish(30)
+    time.sleep(every)
+c.disconnect(); c.loop_stop()
+EOP
+# the stream with copies: 260 rows, 0.5 s apart (over two minutes); the
+# stopped clock: 20 rows, then 4 stamped with the 20th's time
+$PYTHON "$D/pub.py" "$IT_PORT" sensors/pump1/pump 260 0.5 & PUB=$!
+sleep 5
+$PYTHON "$D/pub.py" "$IT_PORT" sensors/pump2/pump 24 0.2 20
+wait "$PUB"
+sleep 1.5    # the last retained state
+N1=$(grep -E "stream pump1" "$D/daemon.log" | grep -cE "duplicate|copies")
+MORE=$(grep -c "more bad-input messages were not logged" "$D/daemon.log")
+if [ "$N1" -le 1 ] && [ "$MORE" = 0 ] &&
+   grep -q "stream pump1 receives copies of its messages" "$D/daemon.log"; then
+    it_ok "every message twice for over two minutes: said once ($N1 line, none suppressed)"
+else
+    it_fail "every message twice for over two minutes: said once" \
+        "$N1 lines about pump1's copies, $MORE suppressed-count lines: $(grep -E 'pump1|bad-input' "$D/daemon.log" | tail -3)"
+fi
+grep -q "stream pump2: [0-9]* sample(s) dropped as duplicates" "$D/daemon.log" &&
+    it_ok "a device clock that stopped is still warned of" ||
+    it_fail "a device clock that stopped is still warned of" "$(grep pump2 "$D/daemon.log" | tail -3)"
+$PYTHON - "$D/sub.jsonl" > "$D/check.out" <<'EOP'
+import json, sys
+rj = {}
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"].startswith("anomalyd/state/pump/") and m["topic"].count("/") == 3:
+        p = json.loads(m["payload"])
+        rj[p["stream"]] = p.get("rejected", {})
+a, b = rj.get("pump1", {}), rj.get("pump2", {})
+print(a.get("duplicate", 0), a.get("copies", 0), b.get("duplicate", 0), b.get("copies", 0))
+EOP
+set -- $(cat "$D/check.out")
+# pump1: 5 values a copy; only the ones before its last retained state (a
+# minute apart at most) are in it (pump2's come within a minute of its
+# first: not yet)
+if [ "${1:-0}" -ge 500 ] && [ "$1" = "$2" ]; then
+    it_ok "the retained state counts them: pump1 duplicate $1, copies $2"
+else
+    it_fail "the retained state counts them" \
+        "pump1 duplicate/copies ${1:-?}/${2:-?} (want >= 500, equal)"
+fi
+kill -TERM "$DPID"; wait "$DPID"; DPID=
+exit 0
