@@ -1394,10 +1394,11 @@ static void shift_said(ad_detector *d, int64_t ts)
     if (st == 2 && d->shift_said != 2)
         ad_log(AD_LOG_INFO, "%s: kept change: the rows keep the way an alert left them "
                "(at %lld ms): windows over the threshold that move that way raise nothing "
-               "until two periods after its clear", d->who, (long long)ts);
+               "until a period after the last window it kept (at least two, at most seven "
+               "after its clear)", d->who, (long long)ts);
     else if (st != 2 && d->shift_said == 2)
         ad_log(AD_LOG_INFO, "%s: kept change ended (at %lld ms): the rows went back, another "
-               "way or further, or two periods passed", d->who, (long long)ts);
+               "way or further, or its time ran out", d->who, (long long)ts);
     d->shift_said = st;
 }
 
@@ -5520,6 +5521,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (kept) {
         eff = s;
         d->st.windows_kept++;
+        ad_shift_kept(d->shift, ts);    /* met again: held a period on (RENEWED) */
     }
     seasonal = s > thr && s <= eff && !like && !onset_held;
     if (seasonal && !kept)

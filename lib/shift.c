@@ -28,6 +28,7 @@ struct ad_shift {
     double unorm;
     int64_t next_check;         /* bucket index ending the next hour judged */
     int64_t expire;             /* bucket index it ends at */
+    int64_t expire_max;         /* and at the latest (RENEWED) */
     int hours_ok;
     double *tmp;                /* F scratch */
 };
@@ -281,6 +282,7 @@ void ad_shift_cleared(ad_shift *s, int64_t start_ms, int64_t end_ms)
     s->hours_ok = 0;
     s->next_check = e + 1 + HOUR_BUCKETS;
     s->expire = e + 1 + 2 * AD_SHIFT_BUCKETS;
+    s->expire_max = e + 1 + (int64_t)AD_SHIFT_MAX_PERIODS * AD_SHIFT_BUCKETS;
 }
 
 int ad_shift_holds(ad_shift *s, int64_t ts)
@@ -297,6 +299,20 @@ int ad_shift_holds(ad_shift *s, int64_t ts)
     h = displacement(s, b + 1 - AD_SHIFT_NOW, b + 1, s->tmp);
     return h >= 0 && cosine_u(s, s->tmp, h) >= AD_SHIFT_COS &&
            h <= AD_SHIFT_MAX_RATIO * s->unorm && !flat_moved(s, b + 1 - AD_SHIFT_NOW, b + 1);
+}
+
+void ad_shift_kept(ad_shift *s, int64_t ts)
+{
+    int64_t until;
+
+    if (s == NULL || s->state != 2)
+        return;
+    /* to the end of the bucket a period on: the same phase's windows */
+    until = bucket_of(s, ts) + 1 + AD_SHIFT_BUCKETS;
+    if (until > s->expire_max)
+        until = s->expire_max;
+    if (until > s->expire)
+        s->expire = until;
 }
 
 int ad_shift_state(const ad_shift *s)
