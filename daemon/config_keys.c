@@ -281,7 +281,8 @@ static const key alert_keys[] = {
       "this period) of an earlier one, within 1/12 of it: a regime recurs on a schedule, "
       "different faults a day apart do not (0: any recurrence; 86400000: daily); also the "
       "period of the kept change (docs/pipeline.md: peaks after a level shift that move the "
-      "rows the way it did raise nothing for two periods), which needs acceptance on "
+      "rows the way it did raise nothing for two periods, and while they recur until a "
+      "period after the last, seven at most), which needs acceptance on "
       "(accept_after or accept_after_ms), 3 features or more and a period of at least 144 ms" },
     { "accept_onset", K_INT, OPP(alert.accept_onset), 0, 100, "0", FP, NULL, NULL,
       "with accept_period_ms: a change whose pooled alerts already number this many is "

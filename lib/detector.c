@@ -1396,12 +1396,15 @@ static void shift_said(ad_detector *d, int64_t ts)
     if (st == 2 && d->shift_said != 2) {
         ad_log(AD_LOG_INFO, "%s: kept change: the rows keep the way an alert left them "
                "(at %lld ms): windows over the threshold that move that way raise nothing "
-               "until two periods after its clear", d->who, (long long)ts);
+               "until a period after the last window it kept (at least two, at most seven "
+               "after its clear)", d->who, (long long)ts);
         d->kept_seq++;
     } else if (st != 2 && d->shift_said == 2) {
         int why = ad_shift_ended_why(d->shift);
         ad_log(AD_LOG_INFO, "%s: kept change ended (at %lld ms): %s", d->who, (long long)ts,
-               why == AD_SHIFT_END_EXPIRED ? "two periods passed" :
+               why == AD_SHIFT_END_EXPIRED ? "its time ran out (a period with no window "
+                                             "kept, at least two after its clear, or seven "
+                                             "after it)" :
                why == AD_SHIFT_END_HELD ? "windows over the threshold held in a row for "
                                           "longer than a daily peak lasts" :
                "the rows went back, another way or further");
@@ -5661,6 +5664,7 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (kept) {
         eff = s;
         d->st.windows_kept++;
+        ad_shift_renew(d->shift, ts);    /* met again: held a period on (RENEWED) */
     }
     seasonal = s > thr && s <= eff && !like && !onset_held;
     if (seasonal && !kept)

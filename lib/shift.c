@@ -30,6 +30,7 @@ struct ad_shift {
     double unorm;
     int64_t next_check;         /* bucket index ending the next hour judged */
     int64_t expire;             /* bucket index it ends at */
+    int64_t expire_max;         /* and at the latest (RENEWED) */
     int hours_ok;
     int64_t kept_ms;            /* data time it was kept at (state 2) */
     int ended_why;              /* why the last kept change ended (AD_SHIFT_END_*) */
@@ -318,6 +319,7 @@ void ad_shift_cleared(ad_shift *s, int64_t start_ms, int64_t end_ms)
     s->kept_ms = 0;
     s->next_check = e + 1 + HOUR_BUCKETS;
     s->expire = e + 1 + 2 * AD_SHIFT_BUCKETS;
+    s->expire_max = e + 1 + (int64_t)AD_SHIFT_MAX_PERIODS * AD_SHIFT_BUCKETS;
 }
 
 int ad_shift_holds(ad_shift *s, int64_t ts)
@@ -390,6 +392,20 @@ int ad_shift_ended_why(const ad_shift *s)
     return s == NULL ? 0 : s->ended_why;
 }
 
+void ad_shift_renew(ad_shift *s, int64_t ts)
+{
+    int64_t until;
+
+    if (s == NULL || s->state != 2)
+        return;
+    /* to the end of the bucket a period on: the same phase's windows */
+    until = bucket_of(s, ts) + 1 + AD_SHIFT_BUCKETS;
+    if (until > s->expire_max)
+        until = s->expire_max;
+    if (until > s->expire)
+        s->expire = until;
+}
+
 int ad_shift_state(const ad_shift *s)
 {
     return s == NULL ? 0 : s->state;
@@ -452,6 +468,7 @@ cJSON *ad_shift_save(const ad_shift *s)
             !cJSON_AddNumberToObject(c, "norm", s->unorm) ||
             !cJSON_AddNumberToObject(c, "next_check", (double)s->next_check) ||
             !cJSON_AddNumberToObject(c, "expire", (double)s->expire) ||
+            !cJSON_AddNumberToObject(c, "expire_max", (double)s->expire_max) ||
             !cJSON_AddNumberToObject(c, "hours_ok", s->hours_ok) ||
             !cJSON_AddNumberToObject(c, "kept_ms", (double)s->kept_ms))
             goto fail;
@@ -548,6 +565,8 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(c, "norm");
         const cJSON *nc = cJSON_GetObjectItemCaseSensitive(c, "next_check");
         const cJSON *ex = cJSON_GetObjectItemCaseSensitive(c, "expire");
+        /* absent in a state saved before RENEWED: no renewal past expire */
+        const cJSON *em = cJSON_GetObjectItemCaseSensitive(c, "expire_max");
         const cJSON *ho = cJSON_GetObjectItemCaseSensitive(c, "hours_ok");
         const cJSON *km = cJSON_GetObjectItemCaseSensitive(c, "kept_ms");
 
@@ -556,9 +575,10 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
             !cJSON_IsNumber(nm) || !(nm->valuedouble >= AD_SHIFT_MIN) ||
             !isfinite(nm->valuedouble) || !is_index(nc) || !is_index(ex) ||
             nc->valuedouble > ex->valuedouble + AD_SHIFT_BUCKETS ||
-            !is_index(ho) || ho->valuedouble < 0 || ho->valuedouble > 1e6 || !is_index(km)) {
+            !is_index(ho) || ho->valuedouble < 0 || ho->valuedouble > 1e6 || !is_index(km) ||
+            (em != NULL && (!is_index(em) || em->valuedouble < ex->valuedouble))) {
             rc = ad_errf(err, errlen, AD_EFORMAT, "shift: change: state (1 or 2), ref_base, "
-                         "norm (>= %g), next_check, expire, hours_ok or kept_ms missing or "
+                         "norm (>= %g), next_check, expire, expire_max, hours_ok or kept_ms missing or "
                          "out of range", AD_SHIFT_MIN);
             goto out;
         }
@@ -576,6 +596,7 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
         t->unorm = nm->valuedouble;
         t->next_check = (int64_t)nc->valuedouble;
         t->expire = (int64_t)ex->valuedouble;
+        t->expire_max = em != NULL ? (int64_t)em->valuedouble : t->expire;
         t->hours_ok = (int)ho->valuedouble;
         t->kept_ms = (int64_t)km->valuedouble;
     }
@@ -595,6 +616,7 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
     s->unorm = t->unorm;
     s->next_check = t->next_check;
     s->expire = t->expire;
+    s->expire_max = t->expire_max;
     s->hours_ok = t->hours_ok;
     s->kept_ms = t->kept_ms;
 out:

@@ -42,8 +42,20 @@
  * half of |u|, at most AD_SHIFT_MAX_RATIO x |u|, no flat feature moved;
  * a flat feature moved at the clear: no candidate),
  * else the candidate or the kept change is dropped; after AD_SHIFT_CONFIRM
- * such hours it is kept, until 2 P after the clear. A later clear
- * replaces it.
+ * such hours it is kept, until 2 P after the clear or P after the last
+ * window it kept (RENEWED), whichever is later, and never past
+ * AD_SHIFT_MAX_PERIODS x P after the clear. A later clear replaces it.
+ *
+ * RENEWED. Kept windows teach neither the model nor the threshold (a
+ * fault held would be learned), so a model that does not generalise to
+ * the new level at the cycle's peaks (a stream's own model, trained on a
+ * day) scores them as high on the third day as on the first: a fixed end
+ * only moved their alert there. A window kept at a phase of the cycle
+ * says the change is still met there; the hold lasts until the same
+ * phase a period later. When a whole period passes with no window kept
+ * (the model now judges those hours normal, or the load no longer goes
+ * there), the change ends as before. The bound caps how long a fault
+ * that moves the rows the change's way, no further, can go unraised.
  *
  * HOLDS (ad_shift_holds): a change is kept and the displacement now has
  * cosine >= AD_SHIFT_COS with u and a norm of at most AD_SHIFT_MAX_RATIO
@@ -89,10 +101,11 @@ struct cJSON;
 #define AD_SHIFT_ROUND 1e-9     /* a spread under it x |level|: flat */
 #define AD_SHIFT_FLAT_TOL 1e-3  /* a flat feature's move that vetoes, x |level| */
 #define AD_SHIFT_HOLD_DIV 4     /* windows held in a row for over P / it: ended */
+#define AD_SHIFT_MAX_PERIODS 7  /* a kept change ends at the latest this many periods after its clear */
 
 /* why a kept change ended (ad_shift_ended_why) */
 #define AD_SHIFT_END_MOVED 1    /* the rows went back, another way or further */
-#define AD_SHIFT_END_EXPIRED 2  /* two periods after its clear */
+#define AD_SHIFT_END_EXPIRED 2  /* its time ran out (RENEWED) */
 #define AD_SHIFT_END_HELD 3     /* windows held in a row for too long */
 
 typedef struct ad_shift ad_shift;
@@ -111,6 +124,10 @@ void ad_shift_cleared(ad_shift *s, int64_t start_ms, int64_t end_ms);
 
 /* 1 when a kept change holds at ts (see HOLDS), else 0. */
 int ad_shift_holds(ad_shift *s, int64_t ts);
+
+/* A window at ts was kept (it held and raised nothing): the change lasts
+ * at least a period past it (RENEWED). */
+void ad_shift_renew(ad_shift *s, int64_t ts);
 
 /* 0 none, 1 candidate, 2 kept. */
 int ad_shift_state(const ad_shift *s);

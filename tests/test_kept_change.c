@@ -73,6 +73,7 @@ static void log_sink(int level, const char *msg, void *ud)
     if (level <= AD_LOG_WARNING && strstr(msg, "saved state: shift: "))
         g_said_damaged = 1;
 }
+static int g_rows = 5700;       /* rows a run lasts */
 
 static ad_detector *mk(void)
 {
@@ -154,7 +155,7 @@ static void run_rows(int stays, int fault, int again, run *r)
 
     memset(r, 0, sizeof(*r));
     rng = 88172645463325252ull;
-    for (int i = 0; d && i < 5700; i++) {
+    for (int i = 0; d && i < g_rows; i++) {
         int ph = i % P, k = i - STEP;
         double c = ph >= 900 && ph < 1020 ? 0.4 : 0;
         double a = 1 + c, b = 1 - 2 * c, g = 1 + c;
@@ -258,6 +259,31 @@ static void test_step_gone(void)
     T_CHECK(raised_in(&r, 2 * P + 880, 2 * P + 1040) == 1,
             "the peak with the move after the rows went back raised (%d)",
             raised_in(&r, 2 * P + 880, 2 * P + 1040));
+}
+
+/* RENEWED: the model never learns the kept peak (kept windows teach
+ * nothing), so it scores it as high on every day after the step; the
+ * change, met again at each peak, holds to the next one, past two
+ * periods after its clear, and ends AD_SHIFT_MAX_PERIODS after it */
+static void test_peaks_renewed(void)
+{
+    run r;
+    int end = AD_SHIFT_MAX_PERIODS + 2;     /* the period whose peak is past the bound */
+
+    g_rows = (end + 1) * P + 1100;
+    run_rows(1 << 30, 0, 0, &r);
+    g_rows = 5700;
+    T_CHECK(raised_in(&r, STEP, STEP + 20) == 1, "the step's onset raised (%d)",
+            raised_in(&r, STEP, STEP + 20));
+    for (int k = 2; k < end; k++)
+        T_CHECK(raised_in(&r, k * P + 880, k * P + 1040) == 0,
+                "the peak %d day(s) after the step's day raised nothing (%d)",
+                k - 2, raised_in(&r, k * P + 880, k * P + 1040));
+    T_CHECK(raised_in(&r, end * P + 880, end * P + 1040) == 1,
+            "%d periods after its clear the change has ended: the peak raised (%d)",
+            AD_SHIFT_MAX_PERIODS, raised_in(&r, end * P + 880, end * P + 1040));
+    T_CHECK(raised_in(&r, STEP + 20, end * P + 880) == 0, "nothing else raised (%d)",
+            raised_in(&r, STEP + 20, end * P + 880));
 }
 
 /* 4: kept windows never feed continual learning's normal set */
@@ -589,6 +615,7 @@ int main(void)
 {
     T_RUN(test_peaks_after_step);
     T_RUN(test_step_gone);
+    T_RUN(test_peaks_renewed);
     T_RUN(test_acceptance_off);
     T_RUN(test_kept_not_learned);
     T_RUN(test_kept_level_not_reset);
