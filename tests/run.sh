@@ -23,8 +23,9 @@
 # The slowest tests are started first (a long test started last would run
 # on alone at the end), by the times of the last full run in
 # BUILD/test-times.txt, else of AD_TEST_TIMES (make check passes make test's),
-# else of tests/test-times.txt (committed: a clean clone's first run);
-# outputs are still printed in listing order.
+# else of tests/test-times.txt (committed, for a clean clone's first run: a
+# copy of a full run's BUILD/test-times.txt, to renew when the slowest
+# change); outputs are still printed in listing order.
 # An interrupt (Ctrl-C, SIGTERM, SIGHUP) stops the tests still running, and
 # what they started, and ends the run without a count (status 130, 143, 129).
 BUILD=${1:-build}
