@@ -19,7 +19,13 @@
 #
 #   sh tests/run.sh [BUILD]     (BUILD defaults to build)
 #   TESTS=pattern sh tests/run.sh   run only matching tests
-#   JOBS=n sh tests/run.sh          n tests at a time (default 3, at most 999)
+#   JOBS=n sh tests/run.sh          n tests at a time (default 4, at most 999)
+# The slowest tests are started first (a long test started last would run
+# on alone at the end), by the times of the last full run in
+# BUILD/test-times.txt, else of AD_TEST_TIMES (make check passes make test's),
+# else of tests/test-times.txt (committed, for a clean clone's first run: a
+# copy of a full run's BUILD/test-times.txt, to renew when the slowest
+# change); outputs are still printed in listing order.
 # An interrupt (Ctrl-C, SIGTERM, SIGHUP) stops the tests still running, and
 # what they started, and ends the run without a count (status 130, 143, 129).
 BUILD=${1:-build}
@@ -32,17 +38,18 @@ skip=0
 skips=$(mktemp)
 times=$(mktemp)
 
-# Tests run JOBS at a time (default 3; JOBS=1: one after the other), each
+# Tests run JOBS at a time (default 4; JOBS=1: one after the other), each
 # into its own output file; outputs are printed and counted in the order
 # the tests are listed, each as soon as it and those before it are done.
-# Three on two cores: most integration tests wait (for brokers, Kafka
-# rebalances, paced data) far more than they compute.
-JOBS=${JOBS:-3}
+# Four on two cores: most integration tests wait (for brokers, Kafka
+# rebalances, paced data) far more than they compute; a full run used 0.7
+# of one core at four.
+JOBS=${JOBS:-4}
 # 1..999, no leading zero ("00" passed a test against 0 and never ran one)
 case "$JOBS" in ''|*[!0-9]*|0*|????*) echo "tests/run.sh: JOBS must be a positive integer below 1000 (got '$JOBS')" >&2; exit 2 ;; esac
 dir=$(mktemp -d)
 trap 'rm -rf "$dir" "$skips" "$times"' EXIT
-launched=0
+total=0
 printed=0
 
 # Each test runs in a session of its own (setsid), so that an interrupt
@@ -53,7 +60,7 @@ SETSID=
 setsid -w true </dev/null >/dev/null 2>&1 && SETSID="setsid -w"
 interrupted() {
     j=$printed
-    while [ "$j" -lt "$launched" ]; do
+    while [ "$j" -lt "$total" ]; do
         if [ ! -f "$dir/$j.done" ]; then
             [ -f "$dir/$j.sub" ] && kill -TERM "$(cat "$dir/$j.sub")" 2>/dev/null
             if [ -f "$dir/$j.pid" ]; then
@@ -71,19 +78,27 @@ trap 'interrupted 130' INT
 trap 'interrupted 143' TERM
 trap 'interrupted 129' HUP
 
-# run_bg I NAME CMD...: run test I in the background (account() and
-# collect() use variables of their own: sh has no local ones)
+# run_bg I: run test I in the background, KIND (bin or sh) and PATH from
+# its files (account() and collect() use variables of their own: sh has no
+# local ones)
 run_bg() {
-    i=$1; name=$2; shift 2
-    echo "$name" > "$dir/$i.name"
+    i=$1
+    kind=$(cat "$dir/$i.kind")
+    tpath=$(cat "$dir/$i.path")
+    : >"$dir/$i.run"
     (
         t0=$(date +%s%N)
-        $SETSID "$@" >"$dir/$i.out" 2>&1 &
+        if [ "$kind" = sh ]; then
+            $SETSID sh "$tpath" >"$dir/$i.out" 2>&1 &
+        else
+            $SETSID "$tpath" >"$dir/$i.out" 2>&1 &
+        fi
         echo $! >"$dir/$i.pid"
         wait $!
         echo $? >"$dir/$i.rc"
         t1=$(date +%s%N)
-        echo "$(( (t1 - t0) / 1000000 )) $name" >"$dir/$i.ms"
+        echo "$(( (t1 - t0) / 1000000 )) $(cat "$dir/$i.name")" >"$dir/$i.ms"
+        rm -f "$dir/$i.run"
         : >"$dir/$i.done"
     ) </dev/null &
     echo $! >"$dir/$i.sub"
@@ -119,44 +134,65 @@ account() {
     rm -f "$dir/$ai".*
 }
 
-# collect: account every finished test whose predecessors are accounted
+# collect: account every finished test whose predecessors (in listing
+# order) are accounted
 collect() {
-    while [ "$printed" -lt "$launched" ] && [ -f "$dir/$printed.done" ]; do
+    while [ "$printed" -lt "$total" ] && [ -f "$dir/$printed.done" ]; do
         account "$printed"
         printed=$((printed + 1))
     done
 }
 
-run_one() {
-    name=$1; shift
-    case "$name" in *${TESTS:-}*) ;; *) return ;; esac
-    # a free slot: fewer than JOBS launched and not yet finished
-    while :; do
-        collect
-        running=0
-        j=$printed
-        while [ "$j" -lt "$launched" ]; do
-            [ -f "$dir/$j.done" ] || running=$((running + 1))
-            j=$((j + 1))
-        done
-        [ "$running" -lt "$JOBS" ] && break
-        sleep 0.2
-    done
-    run_bg "$launched" "$name" "$@"
-    launched=$((launched + 1))
+# running: the number of tests launched and not yet finished
+running() {
+    set -- "$dir"/*.run
+    if [ -e "$1" ]; then echo $#; else echo 0; fi
 }
 
+# list_one KIND PATH: add a test (in listing order) unless TESTS leaves it out
+list_one() {
+    name=$(basename "$2")
+    case "$name" in *${TESTS:-}*) ;; *) return ;; esac
+    echo "$name" >"$dir/$total.name"
+    echo "$1" >"$dir/$total.kind"
+    echo "$2" >"$dir/$total.path"
+    echo "$total $name" >>"$dir/list"
+    total=$((total + 1))
+}
+
+: >"$dir/list"
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
-    run_one "$(basename "$t")" "$t"
+    list_one bin "$t"
 done
 for t in tests/it_*.sh; do
     [ -f "$t" ] || continue
-    run_one "$(basename "$t")" sh "$t"
+    list_one sh "$t"
 done
-while [ "$printed" -lt "$launched" ]; do
+
+# The launch order: slowest first by the first of the times files that
+# knows the test ("  SECONDS NAME" lines); one none knows counts as 10 s
+# (a new test: more than most, less than the slow ones). Ties keep
+# listing order.
+for f in "$BUILD/test-times.txt" "${AD_TEST_TIMES:-}" tests/test-times.txt; do
+    [ -n "$f" ] && [ -f "$f" ] && cat "$f"
+done >"$dir/known"
+awk 'FILENAME == ARGV[1] { if (!($2 in t)) t[$2] = $1; next }
+     { print (($2 in t) ? t[$2] : 10), $1 }' "$dir/known" "$dir/list" |
+    sort -k1,1nr -k2,2n | awk '{ print $2 }' >"$dir/order"
+
+for i in $(cat "$dir/order"); do
+    # a free slot: fewer than JOBS launched and not yet finished
+    while :; do
+        collect
+        [ "$(running)" -lt "$JOBS" ] && break
+        sleep 0.2
+    done
+    run_bg "$i"
+done
+while [ "$printed" -lt "$total" ]; do
     collect
-    [ "$printed" -lt "$launched" ] && sleep 0.2
+    [ "$printed" -lt "$total" ] && sleep 0.2
 done
 
 if [ "$skip" -gt 0 ]; then
