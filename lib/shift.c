@@ -494,7 +494,7 @@ static int read_nums(const cJSON *a, int n, double *out, int nan_ok, int pos)
     return 0;
 }
 
-int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
+int ad_shift_restore(ad_shift *s, const cJSON *o, int64_t last_ts, char *err, size_t errlen)
 {
     const cJSON *bm = cJSON_GetObjectItemCaseSensitive(o, "bucket_ms");
     const cJSON *cu = cJSON_GetObjectItemCaseSensitive(o, "cur");
@@ -508,9 +508,19 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
     if (!is_index(bm) || (int64_t)bm->valuedouble != s->B)
         return ad_errf(err, errlen, AD_EINVAL, "shift: bucket_ms is not %lld (another "
                        "alert.accept_period_ms)", (long long)s->B);
-    if (!is_index(cu) || !cJSON_IsArray(bk) || cJSON_GetArraySize(bk) > AD_SHIFT_RING)
+    /* a bucket index whose times (index x B, a kept change's end 2 P on)
+     * fit in an int64_t */
+    if (!is_index(cu) || fabs(cu->valuedouble) > (double)(INT64_MAX / s->B / 2) ||
+        !cJSON_IsArray(bk) || cJSON_GetArraySize(bk) > AD_SHIFT_RING)
         return ad_errf(err, errlen, AD_EFORMAT, "shift: cur, buckets: not a bucket index and "
                        "an array of at most %d buckets", AD_SHIFT_RING);
+    /* the ring ends at the stream's last row; past it (the clock stepped
+     * back and the stream starts its rows anew from now), its buckets
+     * would be taken for those of the times met again, and the rows
+     * until it was reached again dropped */
+    if (last_ts != INT64_MIN && (int64_t)cu->valuedouble > bucket_of(s, last_ts))
+        return ad_errf(err, errlen, AD_EINVAL, "shift: its rows end after the stream's last "
+                       "row (the clock stepped back)");
     /* read whole into a scratch copy: a damaged part leaves s as it was */
     if ((t = ad_shift_new(s->F, s->B * AD_SHIFT_BUCKETS)) == NULL)
         return ad_errf(err, errlen, AD_ENOMEM, "shift: out of memory");
@@ -555,12 +565,31 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
             (st->valuedouble != 1 && st->valuedouble != 2) || !is_index(rb) ||
             !cJSON_IsNumber(nm) || !(nm->valuedouble >= AD_SHIFT_MIN) ||
             !isfinite(nm->valuedouble) || !is_index(nc) || !is_index(ex) ||
-            nc->valuedouble > ex->valuedouble + AD_SHIFT_BUCKETS ||
             !is_index(ho) || ho->valuedouble < 0 || ho->valuedouble > 1e6 || !is_index(km)) {
             rc = ad_errf(err, errlen, AD_EFORMAT, "shift: change: state (1 or 2), ref_base, "
                          "norm (>= %g), next_check, expire, hours_ok or kept_ms missing or "
                          "out of range", AD_SHIFT_MIN);
             goto out;
+        }
+        /* as ad_shift_cleared left them: the clear's bucket e at or before
+         * cur, the reference the period before the alert's start in the
+         * ring then, the end 2 P after e, the hours judged from e on; so no
+         * change ends later than 2 P after the ring's last bucket */
+        {
+            int64_t ei = (int64_t)ex->valuedouble - 2 * AD_SHIFT_BUCKETS - 1;
+            int64_t rbi = (int64_t)rb->valuedouble, nci = (int64_t)nc->valuedouble;
+
+            if (ei > t->cur || ei - rbi < AD_SHIFT_BUCKETS ||
+                ei - rbi >= AD_SHIFT_BUCKETS + AD_SHIFT_RING || nci <= ei ||
+                nci > ei + 2 * AD_SHIFT_BUCKETS + 1 ||
+                (st->valuedouble == 2 && ho->valuedouble < AD_SHIFT_CONFIRM)) {
+                rc = ad_errf(err, errlen, AD_EFORMAT, "shift: change: ref_base %lld, "
+                             "next_check %lld, expire %lld, hours_ok %d: not of a clear at "
+                             "or before cur %lld", (long long)rbi, (long long)nci,
+                             (long long)(ei + 2 * AD_SHIFT_BUCKETS + 1),
+                             (int)ho->valuedouble, (long long)t->cur);
+                goto out;
+            }
         }
         if (read_nums(cJSON_GetObjectItemCaseSensitive(c, "sd"), t->F, t->sd, 0, 1) != 0 ||
             read_nums(cJSON_GetObjectItemCaseSensitive(c, "tol"), t->F, t->tol, 1, 1) != 0 ||
@@ -570,6 +599,23 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
             rc = ad_errf(err, errlen, AD_EFORMAT, "shift: change: sd, tol, u (%d numbers "
                          "each) or ref (%d) damaged", t->F, AD_SHIFT_BUCKETS * t->F);
             goto out;
+        }
+        /* u is the displacement of norm, over the features with a spread
+         * (a flat one has a tolerance instead, and no move in u): another
+         * u would turn the cosine with it into any number */
+        {
+            double nn = 0;
+
+            for (int f = 0; f < t->F; f++) {
+                if ((t->sd[f] > 0 && !isnan(t->tol[f])) || (!(t->sd[f] > 0) && t->u[f] != 0))
+                    nn = INFINITY;
+                nn += t->u[f] * t->u[f];
+            }
+            if (!(fabs(sqrt(nn) - nm->valuedouble) <= 1e-9 * nm->valuedouble)) {
+                rc = ad_errf(err, errlen, AD_EFORMAT, "shift: change: u is not a displacement "
+                             "of norm %g over the features with a spread", nm->valuedouble);
+                goto out;
+            }
         }
         t->state = (int)st->valuedouble;
         t->ref_base = (int64_t)rb->valuedouble;

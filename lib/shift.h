@@ -146,8 +146,12 @@ int ad_shift_kept(const ad_shift *s, ad_shift_info *in);
 /* SAVED STATE: NULL before any row, or on OOM. */
 struct cJSON *ad_shift_save(const ad_shift *s);
 
-/* A saved state o into s (same F and period). 0, or an AD_E* code with
- * err naming the damaged part: s is left as it was. */
-int ad_shift_restore(ad_shift *s, const struct cJSON *o, char *err, size_t errlen);
+/* A saved state o into s (same F and period) of a stream whose last row
+ * was at last_ts (INT64_MIN: not known). 0, or an AD_E* code with err
+ * naming the damaged part: s is left as it was. AD_EINVAL: another
+ * period, or rows ending after last_ts (the clock stepped back: the
+ * stream starts its rows anew, the ring with them). */
+int ad_shift_restore(ad_shift *s, const struct cJSON *o, int64_t last_ts, char *err,
+                     size_t errlen);
 
 #endif

@@ -31,6 +31,7 @@
 #include "detector.h"
 #include "engine.h"
 #include "shift.h"
+#include <cjson/cJSON.h>
 
 #define F 3
 #define TW 4
@@ -66,6 +67,8 @@ static uint64_t g_kept_seq;     /* ad_detector_kept_seq after the rows */
 static int g_kept_at_restore;   /* a change was kept just after the restore */
 static ad_kept_change g_kc;     /* ... and what it said */
 static double g_kc_u[F];
+static int g_back;              /* the restart with the clock stepped back by that many s */
+static int g_damage_change;     /* ... with its kept change's end moved a year out */
 
 static void log_sink(int level, const char *msg, void *ud)
 {
@@ -117,6 +120,8 @@ typedef struct run {
     int at[64];                 /* the rows raised at */
 } run;
 
+static int g_off;               /* s the rows' times run behind i (a clock stepped back) */
+
 static void step(ad_detector *d, int i, double a, double b, double g, run *r)
 {
     double row[F] = { a, b, g };
@@ -124,7 +129,7 @@ static void step(ad_detector *d, int i, double a, double b, double g, run *r)
     ad_window_job job;
     ad_event ev;
 
-    ad_detector_push_row(d, (int64_t)i * 1000, row, NULL);
+    ad_detector_push_row(d, (int64_t)(i - g_off) * 1000, row, NULL);
     while (ad_detector_next_window(d, in, &job)) {
         float mae;
         ad_forward_ref(job.model, in, out, 1);
@@ -133,7 +138,7 @@ static void step(ad_detector *d, int i, double a, double b, double g, run *r)
     }
     while (ad_detector_poll_event(d, &ev))
         if (ev.type == AD_EV_ALERT_RAISED && r->raised < 64)
-            r->at[r->raised++] = (int)(ev.ts_ms / 1000);
+            r->at[r->raised++] = (int)(ev.ts_ms / 1000) + g_off;
 }
 
 static int raised_in(const run *r, int from, int to)
@@ -183,6 +188,28 @@ static void run_rows(int stays, int fault, int again, run *r)
                 if (p)
                     memcpy(p + 12, "\"x\"", 3);   /* a bucket that is not one */
             }
+            if (txt && (g_back || g_damage_change)) {
+                cJSON *o = cJSON_Parse(txt), *x;
+
+                if (g_back) {
+                    /* as the daemon's restore after a step back of the
+                     * clock: the last row now, less 1 ms; no window rows */
+                    x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o,
+                                                         "alert"), "last_ts");
+                    cJSON_SetNumberValue(x, (double)((int64_t)(i - g_back) * 1000 - 1));
+                    cJSON_DeleteItemFromObjectCaseSensitive(o, "window");
+                    g_off = g_back;
+                }
+                if (g_damage_change) {
+                    /* the change's end a year of periods out */
+                    x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+                        cJSON_GetObjectItemCaseSensitive(o, "shift"), "change"), "expire");
+                    cJSON_SetNumberValue(x, x->valuedouble + 365.0 * AD_SHIFT_BUCKETS);
+                }
+                free(txt);
+                txt = cJSON_PrintUnformatted(o);
+                cJSON_Delete(o);
+            }
             ad_detector_get_stats(d, &st);
             g_thr_before = st.threshold;
             ad_log_set(log_sink, NULL);
@@ -225,6 +252,7 @@ static void run_rows(int stays, int fault, int again, run *r)
         }
     }
     ad_detector_free(d);
+    g_off = 0;
 }
 
 static void test_peaks_after_step(void)
@@ -497,6 +525,46 @@ static void test_kept_restore_damaged(void)
             "without it the first peak raised (%d)", raised_in(&r, 2 * P + 880, 2 * P + 1040));
 }
 
+/* 6c: a restart with the clock stepped back 300 s (the daemon's restore
+ * moves the stream's last row to now): the kept change's buckets of the
+ * times now met again hold the rows that came before the step back, not
+ * these; a fault another way 100 s later raises, as it would have with
+ * no kept change (nothing judges it on the old rows) */
+static void test_kept_clock_back(void)
+{
+    run r;
+
+    g_restore_at = STEP + 800;
+    g_back = 300;
+    g_said_damaged = 0;
+    run_rows(1 << 30, STEP + 900, 0, &r);
+    g_restore_at = -1;
+    g_back = 0;
+    T_CHECK(g_restored, "a state restored with the clock 300 s back");
+    T_CHECK(raised_in(&r, STEP + 900, STEP + 930) == 1,
+            "after the clock stepped back, a fault another way raised (%d)",
+            raised_in(&r, STEP + 900, STEP + 930));
+    T_CHECK(!g_kept_at_restore, "no change kept over rows of another clock");
+}
+
+/* 6d: a saved kept change whose end lies a year of periods out (damaged,
+ * edited): refused, named; the rest of the state loads */
+static void test_kept_restore_far_end(void)
+{
+    run r;
+
+    g_restore_at = STEP + 400;
+    g_damage_change = 1;
+    g_said_damaged = 0;
+    run_rows(1 << 30, 0, 0, &r);
+    g_restore_at = -1;
+    g_damage_change = 0;
+    T_CHECK(g_restored, "a state with a kept change ending a year out restored");
+    T_CHECK(!g_kept_at_restore, "no change kept from it (until %lld ms)",
+            (long long)g_kc.until_ms);
+    T_CHECK(g_said_damaged, "a warning named the kept change's data");
+}
+
 /* 7: a change kept, and one that did not stay, as a user reading the
  * state sees them: counted once kept (the retained state is published
  * again), never for a step that went back */
@@ -599,6 +667,8 @@ int main(void)
     T_RUN(test_same_way_bounded);
     T_RUN(test_kept_across_restart);
     T_RUN(test_kept_restore_damaged);
+    T_RUN(test_kept_clock_back);
+    T_RUN(test_kept_restore_far_end);
     T_RUN(test_kept_seq);
     T_RUN(test_same_way_long_fault);
     T_RUN(test_small_features);
