@@ -455,6 +455,12 @@ cJSON *ad_shift_save(const ad_shift *s)
             !cJSON_AddNumberToObject(c, "hours_ok", s->hours_ok) ||
             !cJSON_AddNumberToObject(c, "kept_ms", (double)s->kept_ms))
             goto fail;
+        /* the run of windows held in a row: a restart in it goes on with
+         * it (else a fault held for most of P / 4 would be held P / 4 more
+         * at each restart) */
+        if (s->state == 2 && s->run_ms != INT64_MIN &&
+            !cJSON_AddNumberToObject(c, "run_ms", (double)s->run_ms))
+            goto fail;
         if ((x = num_array(s->sd, s->F)) == NULL || !cJSON_AddItemToObject(c, "sd", x) ||
             (x = num_array(s->tol, s->F)) == NULL || !cJSON_AddItemToObject(c, "tol", x) ||
             (x = num_array(s->u, s->F)) == NULL || !cJSON_AddItemToObject(c, "u", x) ||
@@ -560,15 +566,18 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, int64_t last_ts, char *err, si
         const cJSON *ex = cJSON_GetObjectItemCaseSensitive(c, "expire");
         const cJSON *ho = cJSON_GetObjectItemCaseSensitive(c, "hours_ok");
         const cJSON *km = cJSON_GetObjectItemCaseSensitive(c, "kept_ms");
+        const cJSON *rm = cJSON_GetObjectItemCaseSensitive(c, "run_ms");
 
         if (!cJSON_IsObject(c) || !cJSON_IsNumber(st) ||
             (st->valuedouble != 1 && st->valuedouble != 2) || !is_index(rb) ||
             !cJSON_IsNumber(nm) || !(nm->valuedouble >= AD_SHIFT_MIN) ||
             !isfinite(nm->valuedouble) || !is_index(nc) || !is_index(ex) ||
-            !is_index(ho) || ho->valuedouble < 0 || ho->valuedouble > 1e6 || !is_index(km)) {
+            !is_index(ho) || ho->valuedouble < 0 || ho->valuedouble > 1e6 || !is_index(km) ||
+            (rm != NULL && (!is_index(rm) || st->valuedouble != 2 ||
+                            (last_ts != INT64_MIN && rm->valuedouble > (double)last_ts)))) {
             rc = ad_errf(err, errlen, AD_EFORMAT, "shift: change: state (1 or 2), ref_base, "
-                         "norm (>= %g), next_check, expire, hours_ok or kept_ms missing or "
-                         "out of range", AD_SHIFT_MIN);
+                         "norm (>= %g), next_check, expire, hours_ok, kept_ms or run_ms "
+                         "missing or out of range", AD_SHIFT_MIN);
             goto out;
         }
         /* as ad_shift_cleared left them: the clear's bucket e at or before
@@ -624,6 +633,8 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, int64_t last_ts, char *err, si
         t->expire = (int64_t)ex->valuedouble;
         t->hours_ok = (int)ho->valuedouble;
         t->kept_ms = (int64_t)km->valuedouble;
+        if (rm != NULL)
+            t->run_ms = (int64_t)rm->valuedouble;
     }
     /* taken: t's arrays into s */
 #define SWAP(fld) do { void *p_ = (void *)s->fld; s->fld = t->fld; t->fld = p_; } while (0)
@@ -643,6 +654,7 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, int64_t last_ts, char *err, si
     s->expire = t->expire;
     s->hours_ok = t->hours_ok;
     s->kept_ms = t->kept_ms;
+    s->run_ms = t->run_ms;
 out:
     ad_shift_free(t);
     return rc;

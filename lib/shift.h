@@ -61,13 +61,16 @@
  * SAVED STATE (ad_shift_save / ad_shift_restore, "shift" of the
  * detector's saved state): {"bucket_ms":B,"cur":b,"buckets":[[b, [F
  * sums], [F counts]], ...],"change":{"state":1|2,"ref_base","norm",
- * "next_check","expire","hours_ok","kept_ms","sd","tol","u","ref"}},
+ * "next_check","expire","hours_ok","kept_ms","run_ms","sd","tol","u","ref"}},
  * "change" only while a candidate or a kept change is under way (null in
- * tol and ref: NaN). A restart, a reload or a rebuild that restores the
+ * tol and ref: NaN; "run_ms", the first of the windows held in a row,
+ * only while they are). A restart, a reload or a rebuild that restores the
  * state goes on with the ring and the change as they were; a state from
  * before it was kept has none, and the ring fills again (a change is kept
  * from the next clear, once a period is in the ring). The run of windows
- * held in a row is not saved: it starts again after a restore.
+ * held in a row goes on too (a state without it: none under way). A
+ * state whose ring ends after the stream's last row (the clock stepped
+ * back: the stream starts its rows anew) is not restored.
  */
 #ifndef AD_SHIFT_H
 #define AD_SHIFT_H

@@ -363,6 +363,8 @@ static int g_last_held;         /* held_share: the last row held, -1: none */
 
 /* a share of the rows [from, to) that a held change holds (after the step
  * and its clear; from SH + 1500 a + da, b + db) */
+static int g_shift_restart = -1;    /* held_share: saved and restored into a new one at that row */
+
 static double held_share(third_fn g, double da, double db, int from, int to)
 {
     ad_shift *s = ad_shift_new(3, PM);
@@ -378,6 +380,18 @@ static double held_share(third_fn g, double da, double db, int from, int to)
     for (int i = from; i < to; i++) {
         int h;
 
+        if (i == g_shift_restart) {
+            /* a restart: the saved state into a new tracker */
+            cJSON *o = ad_shift_save(s);
+            ad_shift *s2 = ad_shift_new(3, PM);
+            char err[200];
+
+            T_CHECK(o && s2 && ad_shift_restore(s2, o, (int64_t)(i - 1) * 1000, err,
+                                                sizeof err) == 0, "restored at %d", i);
+            cJSON_Delete(o);
+            ad_shift_free(s);
+            s = s2;
+        }
         shift_rows(s, i, i + 1, da, db, g);
         h = ad_shift_holds(s, (int64_t)i * 1000);
         if (g_run)      /* every row a window over the threshold */
@@ -597,6 +611,16 @@ static void test_same_way_long_fault(void)
     h = held_share(g_noisy, 0, 0, 2 * P + 910, 2 * P + 1010);
     g_run = 0;
     T_CHECK(h > 0.9, "the step's peak held (%.2f)", h);
+    /* a restart 300 s into it (before P / 4) does not start the run
+     * again: still held for P / 4 at most */
+    g_run = 1;
+    g_shift_restart = SH + 1900;
+    h = held_share(g_noisy, 0.3, -0.3, SH + 1600, SH + 2300);
+    g_shift_restart = -1;
+    g_run = 0;
+    T_CHECK(h > 0 && g_last_held <= SH + 1600 + P / 4,
+            "a same-way fault with a restart 300 s into it: held until %d s (P / 4 = %d s "
+            "after %d)", g_last_held, P / 4, SH + 1600);
 }
 
 /* a constant 1e-4 (flat) that goes to 5e-4 after the clear */
