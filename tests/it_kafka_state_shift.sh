@@ -71,7 +71,6 @@ for i in range(2300):
         m["f%d" % f] = 100 + f + random.uniform(-1, 1)
     print("s1|" + json.dumps(m))
 EOP
-rows() { grep -c '"f0"' "$D/a.log" 2>/dev/null; }
 consumed() { kcat -C -b "$BOOT" -t st -e -q -f '%k\n' 2>/dev/null | grep -q 'w/s1'; }
 it_wait_until 60 consumed
 sleep 5
