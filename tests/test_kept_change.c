@@ -579,6 +579,55 @@ static void test_kept_restore_far_end(void)
     T_CHECK(g_said_damaged, "a warning named the kept change's data");
 }
 
+/* 6e: a saved change whose u is not the displacement of its norm (a
+ * feature's move x 1000: any window would then be "the change's way"),
+ * or a ring ending at a bucket index whose time overflows: refused; the
+ * same state unchanged: restored, kept */
+static void test_kept_restore_inconsistent(void)
+{
+    ad_shift *s = ad_shift_new(3, PM), *s2 = ad_shift_new(3, PM);
+    cJSON *o;
+    char err[200];
+    int rc;
+
+    rng = 88172645463325252ull;
+    T_CHECK(s && s2, "trackers made");
+    if (!s || !s2)
+        return;
+    shift_rows(s, 0, SH + 40, 0, 0, g_noisy);
+    ad_shift_cleared(s, (int64_t)SH * 1000, (int64_t)(SH + 30) * 1000);
+    shift_rows(s, SH + 40, SH + 400, 0, 0, g_noisy);
+    T_CHECK(ad_shift_state(s) == 2, "a change kept (state %d)", ad_shift_state(s));
+    o = ad_shift_save(s);
+    rc = ad_shift_restore(s2, o, (int64_t)(SH + 399) * 1000, err, sizeof err);
+    T_CHECK(rc == 0 && ad_shift_state(s2) == 2, "the state as saved: restored, kept (%d)", rc);
+    ad_shift_free(s2);
+    s2 = ad_shift_new(3, PM);
+    {
+        cJSON *u = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "change"), "u");
+        cJSON *x = cJSON_GetArrayItem(u, 0);
+        cJSON_SetNumberValue(x, x->valuedouble * 1000);
+    }
+    err[0] = 0;
+    rc = ad_shift_restore(s2, o, (int64_t)(SH + 399) * 1000, err, sizeof err);
+    T_CHECK(rc != 0 && ad_shift_state(s2) == 0 && strstr(err, "u "),
+            "u x 1000 on one feature: refused (%d: %s)", rc, err);
+    ad_shift_free(s2);
+    cJSON_Delete(o);
+    o = ad_shift_save(s);
+    s2 = ad_shift_new(3, PM);
+    /* an empty ring at 1e15 (x 10 s: past int64_t ms): its rows would all
+     * be dropped as older, its times overflow */
+    cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "cur"), 1e15);
+    cJSON_ReplaceItemInObjectCaseSensitive(o, "buckets", cJSON_CreateArray());
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "change");
+    rc = ad_shift_restore(s2, o, INT64_MIN, err, sizeof err);
+    T_CHECK(rc != 0, "an empty ring at bucket 1e15: refused (%d: %s)", rc, err);
+    cJSON_Delete(o);
+    ad_shift_free(s2);
+    ad_shift_free(s);
+}
+
 /* 7: a change kept, and one that did not stay, as a user reading the
  * state sees them: counted once kept (the retained state is published
  * again), never for a step that went back */
@@ -693,6 +742,7 @@ int main(void)
     T_RUN(test_kept_restore_damaged);
     T_RUN(test_kept_clock_back);
     T_RUN(test_kept_restore_far_end);
+    T_RUN(test_kept_restore_inconsistent);
     T_RUN(test_kept_seq);
     T_RUN(test_same_way_long_fault);
     T_RUN(test_small_features);
