@@ -56,7 +56,10 @@
  * and windows held in a row for longer than P / AD_SHIFT_HOLD_DIV end the
  * change (a daily peak over the threshold does not last a quarter of the
  * day: the scenario suite's last about 3 h), so such a fault raises after
- * at most P / 4 (6 h for a day).
+ * at most P / 4 (6 h for a day) when its windows stay over the threshold.
+ * One window under it ends the run (the caller passes held 0): a fault
+ * whose score dips under the threshold now and then is held until the
+ * change ends otherwise (2 P after its clear at the latest).
  *
  * SAVED STATE (ad_shift_save / ad_shift_restore, "shift" of the
  * detector's saved state): {"bucket_ms":B,"cur":b,"buckets":[[b, [F
