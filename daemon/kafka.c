@@ -1059,6 +1059,14 @@ static size_t state_put(ad_kafka *k, stream_rec *s, int handover, int64_t offset
     txt = shed(k, s, o, cJSON_GetObjectItemCaseSensitive(st, "adapt"), txt, "normal",
                "its learner's normal set is left out, the next owner fills it again from "
                "the windows after the move");
+    /* the kept change's ring (alert.accept_period_ms: 1.5 periods of
+     * bucket sums, about 6 KB a feature, and while a change is under way
+     * its reference, about 3 KB a feature): a wide stream's alone can
+     * outgrow a record. The next owner's ring fills again: a change under
+     * way is lost (the next daily peak may raise, as before it was kept),
+     * one is kept from a clear a period later */
+    txt = shed(k, s, o, st, txt, "shift", "its kept change is left out, its next owner keeps "
+               "a change from a clear once its ring holds a period again");
     /* a long probability history (alert.probability_history, up to 1e6
      * averages): the next owner's probability starts afresh, its
      * threshold and alert go on */

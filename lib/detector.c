@@ -1478,10 +1478,19 @@ cJSON *det_shift_save(const ad_detector *d)
 void det_shift_restore(ad_detector *d, const cJSON *o)
 {
     char err[200];
+    int rc;
 
     if (o == NULL || shift_ready(d) != 0)
         return;
-    if (ad_shift_restore(d->shift, o, err, sizeof(err)) != 0) {
+    rc = ad_shift_restore(d->shift, o, d->last_ts != 0 ? d->last_ts : INT64_MIN, err,
+                          sizeof(err));
+    if (rc == AD_EINVAL) {
+        /* another period, the clock stepped back: nothing damaged */
+        ad_log(AD_LOG_INFO, "%s: saved kept change dropped (%s): a change is kept from the "
+               "next clear", d->who, err);
+        return;
+    }
+    if (rc != 0) {
         ad_log(AD_LOG_WARNING, "%s: saved state: %s: the kept change starts afresh (a "
                "change is kept from the next clear)", d->who, err);
         return;

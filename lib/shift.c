@@ -472,6 +472,12 @@ cJSON *ad_shift_save(const ad_shift *s)
             !cJSON_AddNumberToObject(c, "hours_ok", s->hours_ok) ||
             !cJSON_AddNumberToObject(c, "kept_ms", (double)s->kept_ms))
             goto fail;
+        /* the run of windows held in a row: a restart in it goes on with
+         * it (else a fault held for most of P / 4 would be held P / 4 more
+         * at each restart) */
+        if (s->state == 2 && s->run_ms != INT64_MIN &&
+            !cJSON_AddNumberToObject(c, "run_ms", (double)s->run_ms))
+            goto fail;
         if ((x = num_array(s->sd, s->F)) == NULL || !cJSON_AddItemToObject(c, "sd", x) ||
             (x = num_array(s->tol, s->F)) == NULL || !cJSON_AddItemToObject(c, "tol", x) ||
             (x = num_array(s->u, s->F)) == NULL || !cJSON_AddItemToObject(c, "u", x) ||
@@ -511,7 +517,7 @@ static int read_nums(const cJSON *a, int n, double *out, int nan_ok, int pos)
     return 0;
 }
 
-int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
+int ad_shift_restore(ad_shift *s, const cJSON *o, int64_t last_ts, char *err, size_t errlen)
 {
     const cJSON *bm = cJSON_GetObjectItemCaseSensitive(o, "bucket_ms");
     const cJSON *cu = cJSON_GetObjectItemCaseSensitive(o, "cur");
@@ -525,9 +531,19 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
     if (!is_index(bm) || (int64_t)bm->valuedouble != s->B)
         return ad_errf(err, errlen, AD_EINVAL, "shift: bucket_ms is not %lld (another "
                        "alert.accept_period_ms)", (long long)s->B);
-    if (!is_index(cu) || !cJSON_IsArray(bk) || cJSON_GetArraySize(bk) > AD_SHIFT_RING)
+    /* a bucket index whose times (index x B, a kept change's end 2 P on)
+     * fit in an int64_t */
+    if (!is_index(cu) || fabs(cu->valuedouble) > (double)(INT64_MAX / s->B / 2) ||
+        !cJSON_IsArray(bk) || cJSON_GetArraySize(bk) > AD_SHIFT_RING)
         return ad_errf(err, errlen, AD_EFORMAT, "shift: cur, buckets: not a bucket index and "
                        "an array of at most %d buckets", AD_SHIFT_RING);
+    /* the ring ends at the stream's last row; past it (the clock stepped
+     * back and the stream starts its rows anew from now), its buckets
+     * would be taken for those of the times met again, and the rows
+     * until it was reached again dropped */
+    if (last_ts != INT64_MIN && (int64_t)cu->valuedouble > bucket_of(s, last_ts))
+        return ad_errf(err, errlen, AD_EINVAL, "shift: its rows end after the stream's last "
+                       "row (the clock stepped back)");
     /* read whole into a scratch copy: a damaged part leaves s as it was */
     if ((t = ad_shift_new(s->F, s->B * AD_SHIFT_BUCKETS)) == NULL)
         return ad_errf(err, errlen, AD_ENOMEM, "shift: out of memory");
@@ -569,18 +585,47 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
         const cJSON *em = cJSON_GetObjectItemCaseSensitive(c, "expire_max");
         const cJSON *ho = cJSON_GetObjectItemCaseSensitive(c, "hours_ok");
         const cJSON *km = cJSON_GetObjectItemCaseSensitive(c, "kept_ms");
+        const cJSON *rm = cJSON_GetObjectItemCaseSensitive(c, "run_ms");
 
         if (!cJSON_IsObject(c) || !cJSON_IsNumber(st) ||
             (st->valuedouble != 1 && st->valuedouble != 2) || !is_index(rb) ||
             !cJSON_IsNumber(nm) || !(nm->valuedouble >= AD_SHIFT_MIN) ||
             !isfinite(nm->valuedouble) || !is_index(nc) || !is_index(ex) ||
-            nc->valuedouble > ex->valuedouble + AD_SHIFT_BUCKETS ||
             !is_index(ho) || ho->valuedouble < 0 || ho->valuedouble > 1e6 || !is_index(km) ||
-            (em != NULL && (!is_index(em) || em->valuedouble < ex->valuedouble))) {
+            (em != NULL && (!is_index(em) || em->valuedouble < ex->valuedouble)) ||
+            (rm != NULL && (!is_index(rm) || st->valuedouble != 2 ||
+                            (last_ts != INT64_MIN && rm->valuedouble > (double)last_ts)))) {
             rc = ad_errf(err, errlen, AD_EFORMAT, "shift: change: state (1 or 2), ref_base, "
-                         "norm (>= %g), next_check, expire, expire_max, hours_ok or kept_ms missing or "
-                         "out of range", AD_SHIFT_MIN);
+                         "norm (>= %g), next_check, expire, expire_max, hours_ok, kept_ms or "
+                         "run_ms missing or out of range", AD_SHIFT_MIN);
             goto out;
+        }
+        /* as ad_shift_cleared left them: the clear's bucket e at or before
+         * cur, the reference the period before the alert's start in the
+         * ring then, the end 2 P after e (later when RENEWED, never past
+         * the bound AD_SHIFT_MAX_PERIODS P after e, saved as expire_max; a
+         * state from before RENEWED has none: its end is 2 P after e), the
+         * hours judged from e on, at most an hour past the end; so no
+         * change ends later than AD_SHIFT_MAX_PERIODS P after the ring's
+         * last bucket */
+        {
+            int64_t exi = (int64_t)ex->valuedouble;
+            int64_t ei = em != NULL ?
+                (int64_t)em->valuedouble - (int64_t)AD_SHIFT_MAX_PERIODS * AD_SHIFT_BUCKETS - 1 :
+                exi - 2 * AD_SHIFT_BUCKETS - 1;
+            int64_t rbi = (int64_t)rb->valuedouble, nci = (int64_t)nc->valuedouble;
+
+            if (ei > t->cur || ei - rbi < AD_SHIFT_BUCKETS ||
+                ei - rbi >= AD_SHIFT_BUCKETS + AD_SHIFT_RING || nci <= ei ||
+                exi < ei + 2 * AD_SHIFT_BUCKETS + 1 || nci > exi + HOUR_BUCKETS ||
+                (st->valuedouble == 2 && ho->valuedouble < AD_SHIFT_CONFIRM)) {
+                rc = ad_errf(err, errlen, AD_EFORMAT, "shift: change: ref_base %lld, "
+                             "next_check %lld, expire %lld, hours_ok %d: not of a clear at "
+                             "or before cur %lld", (long long)rbi, (long long)nci,
+                             (long long)exi,
+                             (int)ho->valuedouble, (long long)t->cur);
+                goto out;
+            }
         }
         if (read_nums(cJSON_GetObjectItemCaseSensitive(c, "sd"), t->F, t->sd, 0, 1) != 0 ||
             read_nums(cJSON_GetObjectItemCaseSensitive(c, "tol"), t->F, t->tol, 1, 1) != 0 ||
@@ -591,6 +636,23 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
                          "each) or ref (%d) damaged", t->F, AD_SHIFT_BUCKETS * t->F);
             goto out;
         }
+        /* u is the displacement of norm, over the features with a spread
+         * (a flat one has a tolerance instead, and no move in u): another
+         * u would turn the cosine with it into any number */
+        {
+            double nn = 0;
+
+            for (int f = 0; f < t->F; f++) {
+                if ((t->sd[f] > 0 && !isnan(t->tol[f])) || (!(t->sd[f] > 0) && t->u[f] != 0))
+                    nn = INFINITY;
+                nn += t->u[f] * t->u[f];
+            }
+            if (!(fabs(sqrt(nn) - nm->valuedouble) <= 1e-9 * nm->valuedouble)) {
+                rc = ad_errf(err, errlen, AD_EFORMAT, "shift: change: u is not a displacement "
+                             "of norm %g over the features with a spread", nm->valuedouble);
+                goto out;
+            }
+        }
         t->state = (int)st->valuedouble;
         t->ref_base = (int64_t)rb->valuedouble;
         t->unorm = nm->valuedouble;
@@ -599,6 +661,8 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
         t->expire_max = em != NULL ? (int64_t)em->valuedouble : t->expire;
         t->hours_ok = (int)ho->valuedouble;
         t->kept_ms = (int64_t)km->valuedouble;
+        if (rm != NULL)
+            t->run_ms = (int64_t)rm->valuedouble;
     }
     /* taken: t's arrays into s */
 #define SWAP(fld) do { void *p_ = (void *)s->fld; s->fld = t->fld; t->fld = p_; } while (0)
@@ -619,6 +683,7 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, char *err, size_t errlen)
     s->expire_max = t->expire_max;
     s->hours_ok = t->hours_ok;
     s->kept_ms = t->kept_ms;
+    s->run_ms = t->run_ms;
 out:
     ad_shift_free(t);
     return rc;

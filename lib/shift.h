@@ -68,18 +68,24 @@
  * and windows held in a row for longer than P / AD_SHIFT_HOLD_DIV end the
  * change (a daily peak over the threshold does not last a quarter of the
  * day: the scenario suite's last about 3 h), so such a fault raises after
- * at most P / 4 (6 h for a day).
+ * at most P / 4 (6 h for a day) when its windows stay over the threshold.
+ * One window under it ends the run (the caller passes held 0): a fault
+ * whose score dips under the threshold now and then is held until the
+ * change ends otherwise (2 P after its clear at the latest).
  *
  * SAVED STATE (ad_shift_save / ad_shift_restore, "shift" of the
  * detector's saved state): {"bucket_ms":B,"cur":b,"buckets":[[b, [F
  * sums], [F counts]], ...],"change":{"state":1|2,"ref_base","norm",
- * "next_check","expire","hours_ok","kept_ms","sd","tol","u","ref"}},
+ * "next_check","expire","hours_ok","kept_ms","run_ms","sd","tol","u","ref"}},
  * "change" only while a candidate or a kept change is under way (null in
- * tol and ref: NaN). A restart, a reload or a rebuild that restores the
+ * tol and ref: NaN; "run_ms", the first of the windows held in a row,
+ * only while they are). A restart, a reload or a rebuild that restores the
  * state goes on with the ring and the change as they were; a state from
  * before it was kept has none, and the ring fills again (a change is kept
  * from the next clear, once a period is in the ring). The run of windows
- * held in a row is not saved: it starts again after a restore.
+ * held in a row goes on too (a state without it: none under way). A
+ * state whose ring ends after the stream's last row (the clock stepped
+ * back: the stream starts its rows anew) is not restored.
  */
 #ifndef AD_SHIFT_H
 #define AD_SHIFT_H
@@ -163,8 +169,12 @@ int ad_shift_kept(const ad_shift *s, ad_shift_info *in);
 /* SAVED STATE: NULL before any row, or on OOM. */
 struct cJSON *ad_shift_save(const ad_shift *s);
 
-/* A saved state o into s (same F and period). 0, or an AD_E* code with
- * err naming the damaged part: s is left as it was. */
-int ad_shift_restore(ad_shift *s, const struct cJSON *o, char *err, size_t errlen);
+/* A saved state o into s (same F and period) of a stream whose last row
+ * was at last_ts (INT64_MIN: not known). 0, or an AD_E* code with err
+ * naming the damaged part: s is left as it was. AD_EINVAL: another
+ * period, or rows ending after last_ts (the clock stepped back: the
+ * stream starts its rows anew, the ring with them). */
+int ad_shift_restore(ad_shift *s, const struct cJSON *o, int64_t last_ts, char *err,
+                     size_t errlen);
 
 #endif

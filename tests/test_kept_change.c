@@ -31,6 +31,7 @@
 #include "detector.h"
 #include "engine.h"
 #include "shift.h"
+#include <cjson/cJSON.h>
 
 #define F 3
 #define TW 4
@@ -66,6 +67,8 @@ static uint64_t g_kept_seq;     /* ad_detector_kept_seq after the rows */
 static int g_kept_at_restore;   /* a change was kept just after the restore */
 static ad_kept_change g_kc;     /* ... and what it said */
 static double g_kc_u[F];
+static int g_back;              /* the restart with the clock stepped back by that many s */
+static int g_damage_change;     /* ... with its kept change's end moved a year out */
 
 static void log_sink(int level, const char *msg, void *ud)
 {
@@ -118,6 +121,8 @@ typedef struct run {
     int at[64];                 /* the rows raised at */
 } run;
 
+static int g_off;               /* s the rows' times run behind i (a clock stepped back) */
+
 static void step(ad_detector *d, int i, double a, double b, double g, run *r)
 {
     double row[F] = { a, b, g };
@@ -125,7 +130,7 @@ static void step(ad_detector *d, int i, double a, double b, double g, run *r)
     ad_window_job job;
     ad_event ev;
 
-    ad_detector_push_row(d, (int64_t)i * 1000, row, NULL);
+    ad_detector_push_row(d, (int64_t)(i - g_off) * 1000, row, NULL);
     while (ad_detector_next_window(d, in, &job)) {
         float mae;
         ad_forward_ref(job.model, in, out, 1);
@@ -134,7 +139,7 @@ static void step(ad_detector *d, int i, double a, double b, double g, run *r)
     }
     while (ad_detector_poll_event(d, &ev))
         if (ev.type == AD_EV_ALERT_RAISED && r->raised < 64)
-            r->at[r->raised++] = (int)(ev.ts_ms / 1000);
+            r->at[r->raised++] = (int)(ev.ts_ms / 1000) + g_off;
 }
 
 static int raised_in(const run *r, int from, int to)
@@ -184,6 +189,28 @@ static void run_rows(int stays, int fault, int again, run *r)
                 if (p)
                     memcpy(p + 12, "\"x\"", 3);   /* a bucket that is not one */
             }
+            if (txt && (g_back || g_damage_change)) {
+                cJSON *o = cJSON_Parse(txt), *x;
+
+                if (g_back) {
+                    /* as the daemon's restore after a step back of the
+                     * clock: the last row now, less 1 ms; no window rows */
+                    x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o,
+                                                         "alert"), "last_ts");
+                    cJSON_SetNumberValue(x, (double)((int64_t)(i - g_back) * 1000 - 1));
+                    cJSON_DeleteItemFromObjectCaseSensitive(o, "window");
+                    g_off = g_back;
+                }
+                if (g_damage_change) {
+                    /* the change's end a year of periods out */
+                    x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+                        cJSON_GetObjectItemCaseSensitive(o, "shift"), "change"), "expire");
+                    cJSON_SetNumberValue(x, x->valuedouble + 365.0 * AD_SHIFT_BUCKETS);
+                }
+                free(txt);
+                txt = cJSON_PrintUnformatted(o);
+                cJSON_Delete(o);
+            }
             ad_detector_get_stats(d, &st);
             g_thr_before = st.threshold;
             ad_log_set(log_sink, NULL);
@@ -226,6 +253,7 @@ static void run_rows(int stays, int fault, int again, run *r)
         }
     }
     ad_detector_free(d);
+    g_off = 0;
 }
 
 static void test_peaks_after_step(void)
@@ -361,6 +389,8 @@ static int g_last_held;         /* held_share: the last row held, -1: none */
 
 /* a share of the rows [from, to) that a held change holds (after the step
  * and its clear; from SH + 1500 a + da, b + db) */
+static int g_shift_restart = -1;    /* held_share: saved and restored into a new one at that row */
+
 static double held_share(third_fn g, double da, double db, int from, int to)
 {
     ad_shift *s = ad_shift_new(3, PM);
@@ -376,6 +406,18 @@ static double held_share(third_fn g, double da, double db, int from, int to)
     for (int i = from; i < to; i++) {
         int h;
 
+        if (i == g_shift_restart) {
+            /* a restart: the saved state into a new tracker */
+            cJSON *o = ad_shift_save(s);
+            ad_shift *s2 = ad_shift_new(3, PM);
+            char err[200];
+
+            T_CHECK(o && s2 && ad_shift_restore(s2, o, (int64_t)(i - 1) * 1000, err,
+                                                sizeof err) == 0, "restored at %d", i);
+            cJSON_Delete(o);
+            ad_shift_free(s);
+            s = s2;
+        }
         shift_rows(s, i, i + 1, da, db, g);
         h = ad_shift_holds(s, (int64_t)i * 1000);
         if (g_run)      /* every row a window over the threshold */
@@ -523,6 +565,95 @@ static void test_kept_restore_damaged(void)
             "without it the first peak raised (%d)", raised_in(&r, 2 * P + 880, 2 * P + 1040));
 }
 
+/* 6c: a restart with the clock stepped back 300 s (the daemon's restore
+ * moves the stream's last row to now): the kept change's buckets of the
+ * times now met again hold the rows that came before the step back, not
+ * these; a fault another way 100 s later raises, as it would have with
+ * no kept change (nothing judges it on the old rows) */
+static void test_kept_clock_back(void)
+{
+    run r;
+
+    g_restore_at = STEP + 800;
+    g_back = 300;
+    g_said_damaged = 0;
+    run_rows(1 << 30, STEP + 900, 0, &r);
+    g_restore_at = -1;
+    g_back = 0;
+    T_CHECK(g_restored, "a state restored with the clock 300 s back");
+    T_CHECK(raised_in(&r, STEP + 900, STEP + 930) == 1,
+            "after the clock stepped back, a fault another way raised (%d)",
+            raised_in(&r, STEP + 900, STEP + 930));
+    T_CHECK(!g_kept_at_restore, "no change kept over rows of another clock");
+}
+
+/* 6d: a saved kept change whose end lies a year of periods out (damaged,
+ * edited): refused, named; the rest of the state loads */
+static void test_kept_restore_far_end(void)
+{
+    run r;
+
+    g_restore_at = STEP + 400;
+    g_damage_change = 1;
+    g_said_damaged = 0;
+    run_rows(1 << 30, 0, 0, &r);
+    g_restore_at = -1;
+    g_damage_change = 0;
+    T_CHECK(g_restored, "a state with a kept change ending a year out restored");
+    T_CHECK(!g_kept_at_restore, "no change kept from it (until %lld ms)",
+            (long long)g_kc.until_ms);
+    T_CHECK(g_said_damaged, "a warning named the kept change's data");
+}
+
+/* 6e: a saved change whose u is not the displacement of its norm (a
+ * feature's move x 1000: any window would then be "the change's way"),
+ * or a ring ending at a bucket index whose time overflows: refused; the
+ * same state unchanged: restored, kept */
+static void test_kept_restore_inconsistent(void)
+{
+    ad_shift *s = ad_shift_new(3, PM), *s2 = ad_shift_new(3, PM);
+    cJSON *o;
+    char err[200];
+    int rc;
+
+    rng = 88172645463325252ull;
+    T_CHECK(s && s2, "trackers made");
+    if (!s || !s2)
+        return;
+    shift_rows(s, 0, SH + 40, 0, 0, g_noisy);
+    ad_shift_cleared(s, (int64_t)SH * 1000, (int64_t)(SH + 30) * 1000);
+    shift_rows(s, SH + 40, SH + 400, 0, 0, g_noisy);
+    T_CHECK(ad_shift_state(s) == 2, "a change kept (state %d)", ad_shift_state(s));
+    o = ad_shift_save(s);
+    rc = ad_shift_restore(s2, o, (int64_t)(SH + 399) * 1000, err, sizeof err);
+    T_CHECK(rc == 0 && ad_shift_state(s2) == 2, "the state as saved: restored, kept (%d)", rc);
+    ad_shift_free(s2);
+    s2 = ad_shift_new(3, PM);
+    {
+        cJSON *u = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "change"), "u");
+        cJSON *x = cJSON_GetArrayItem(u, 0);
+        cJSON_SetNumberValue(x, x->valuedouble * 1000);
+    }
+    err[0] = 0;
+    rc = ad_shift_restore(s2, o, (int64_t)(SH + 399) * 1000, err, sizeof err);
+    T_CHECK(rc != 0 && ad_shift_state(s2) == 0 && strstr(err, "u "),
+            "u x 1000 on one feature: refused (%d: %s)", rc, err);
+    ad_shift_free(s2);
+    cJSON_Delete(o);
+    o = ad_shift_save(s);
+    s2 = ad_shift_new(3, PM);
+    /* an empty ring at 1e15 (x 10 s: past int64_t ms): its rows would all
+     * be dropped as older, its times overflow */
+    cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "cur"), 1e15);
+    cJSON_ReplaceItemInObjectCaseSensitive(o, "buckets", cJSON_CreateArray());
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "change");
+    rc = ad_shift_restore(s2, o, INT64_MIN, err, sizeof err);
+    T_CHECK(rc != 0, "an empty ring at bucket 1e15: refused (%d: %s)", rc, err);
+    cJSON_Delete(o);
+    ad_shift_free(s2);
+    ad_shift_free(s);
+}
+
 /* 7: a change kept, and one that did not stay, as a user reading the
  * state sees them: counted once kept (the retained state is published
  * again), never for a step that went back */
@@ -555,6 +686,16 @@ static void test_same_way_long_fault(void)
     h = held_share(g_noisy, 0, 0, 2 * P + 910, 2 * P + 1010);
     g_run = 0;
     T_CHECK(h > 0.9, "the step's peak held (%.2f)", h);
+    /* a restart 300 s into it (before P / 4) does not start the run
+     * again: still held for P / 4 at most */
+    g_run = 1;
+    g_shift_restart = SH + 1900;
+    h = held_share(g_noisy, 0.3, -0.3, SH + 1600, SH + 2300);
+    g_shift_restart = -1;
+    g_run = 0;
+    T_CHECK(h > 0 && g_last_held <= SH + 1600 + P / 4,
+            "a same-way fault with a restart 300 s into it: held until %d s (P / 4 = %d s "
+            "after %d)", g_last_held, P / 4, SH + 1600);
 }
 
 /* a constant 1e-4 (flat) that goes to 5e-4 after the clear */
@@ -626,6 +767,9 @@ int main(void)
     T_RUN(test_same_way_bounded);
     T_RUN(test_kept_across_restart);
     T_RUN(test_kept_restore_damaged);
+    T_RUN(test_kept_clock_back);
+    T_RUN(test_kept_restore_far_end);
+    T_RUN(test_kept_restore_inconsistent);
     T_RUN(test_kept_seq);
     T_RUN(test_same_way_long_fault);
     T_RUN(test_small_features);
