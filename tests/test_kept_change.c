@@ -314,6 +314,33 @@ static void test_peaks_renewed(void)
             raised_in(&r, STEP + 20, end * P + 880));
 }
 
+/* RENEWED across a restart: the change, renewed past two periods after its
+ * clear, is saved with its renewed end and its bound (expire_max); the
+ * restored detector holds the later peaks and ends it at the bound */
+static void test_renewed_across_restart(void)
+{
+    run r;
+    int end = AD_SHIFT_MAX_PERIODS + 2;
+
+    g_rows = (end + 1) * P + 1100;
+    g_restore_at = 4 * P + 100;         /* past two periods after the clear */
+    run_rows(1 << 30, 0, 0, &r);
+    g_restore_at = -1;
+    g_rows = 5700;
+    T_CHECK(g_restored && g_saved_shift, "restored (%d), the saved state held the change (%d)",
+            g_restored, g_saved_shift);
+    T_CHECK(g_kept_at_restore && g_kc.until_ms > (int64_t)(4 * P + 900) * 1000,
+            "the restored change is kept (%d) until %lld ms, past the next peak",
+            g_kept_at_restore, (long long)g_kc.until_ms);
+    for (int k = 4; k < end; k++)
+        T_CHECK(raised_in(&r, k * P + 880, k * P + 1040) == 0,
+                "after the restart, the peak %d day(s) after the step's day raised nothing (%d)",
+                k - 2, raised_in(&r, k * P + 880, k * P + 1040));
+    T_CHECK(raised_in(&r, end * P + 880, end * P + 1040) == 1,
+            "after the restart the change still ends %d periods after its clear (%d)",
+            AD_SHIFT_MAX_PERIODS, raised_in(&r, end * P + 880, end * P + 1040));
+}
+
 /* 4: kept windows never feed continual learning's normal set */
 static void test_kept_not_learned(void)
 {
@@ -757,6 +784,7 @@ int main(void)
     T_RUN(test_peaks_after_step);
     T_RUN(test_step_gone);
     T_RUN(test_peaks_renewed);
+    T_RUN(test_renewed_across_restart);
     T_RUN(test_acceptance_off);
     T_RUN(test_kept_not_learned);
     T_RUN(test_kept_level_not_reset);
