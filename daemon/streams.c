@@ -927,9 +927,9 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             break;
         }
     }
-    /* a change kept or ended (alert.accept_period_ms): the retained
-     * state says so at once, and the saved state keeps it (a kill -9
-     * then goes on holding) */
+    /* a change kept, renewed (its end moved an hour) or ended
+     * (alert.accept_period_ms): the retained state says so at once, and
+     * the saved state keeps it (a kill -9 then goes on holding) */
     if (ad_detector_kept_seq(s->d) != s->kept_seq) {
         s->kept_seq = ad_detector_kept_seq(s->d);
         state_save(dd, s);

@@ -5673,7 +5673,10 @@ static void detect(ad_detector *d, int64_t ts, double s, double p, double L,
     if (kept) {
         eff = s;
         d->st.windows_kept++;
-        ad_shift_renew(d->shift, ts);    /* met again: held a period on (RENEWED) */
+        /* met again: held a period on (RENEWED); an end moved an hour is
+         * published and saved again, as a change kept is (kept_seq) */
+        if (ad_shift_renew(d->shift, ts))
+            d->kept_seq++;
     }
     seasonal = s > thr && s <= eff && !like && !onset_held;
     if (seasonal && !kept)

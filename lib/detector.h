@@ -917,7 +917,9 @@ const ad_dq *ad_detector_dq(const ad_detector *d);
 const ad_adapt *ad_detector_adapt(const ad_detector *d);
 
 /* KEPT CHANGE (shift.h) kept now: since (data time it was kept), until
- * (two periods after its clear, at the latest), norm (|u| in spreads)
+ * (when it ends unless a window kept renews it: two periods after its
+ * clear or a period after the last window kept, seven after the clear at
+ * most; RENEWED), norm (|u| in spreads)
  * and u (F: each feature's move in spreads; 0: flat, left out), owned by
  * the detector and valid until its next call. */
 typedef struct ad_kept_change {
@@ -931,8 +933,8 @@ typedef struct ad_kept_change {
 /* 1 and k (may be NULL) filled while a change is kept, else 0 (k zeroed). */
 int ad_detector_kept_change(const ad_detector *d, ad_kept_change *k);
 
-/* Counts a change kept or ended (restored too): when it moved, the
- * state a user reads is out of date. */
+/* Counts a change kept, renewed by an hour or more, or ended (restored
+ * too): when it moved, the state a user reads is out of date. */
 uint64_t ad_detector_kept_seq(const ad_detector *d);
 
 /* Current model (NULL during bootstrap before training) and metric. */

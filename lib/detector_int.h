@@ -174,7 +174,7 @@ struct ad_detector {
     double *shift_x;            /* F scratch: the row given to it */
     int shift_off;              /* off: out of memory, or not for this stream (said once) */
     int shift_said;             /* the state last said (shift_said) */
-    uint64_t kept_seq;          /* changes kept or ended (the state published again) */
+    uint64_t kept_seq;          /* changes kept, renewed or ended (the state published again) */
     int last_kept;              /* the last window was kept (not learned) */
     int64_t noise_ms;
     double noise_ratio;

@@ -31,6 +31,7 @@ struct ad_shift {
     int64_t next_check;         /* bucket index ending the next hour judged */
     int64_t expire;             /* bucket index it ends at */
     int64_t expire_max;         /* and at the latest (RENEWED) */
+    int64_t said_expire;        /* the end last said (kept, restored or renewed) */
     int hours_ok;
     int64_t kept_ms;            /* data time it was kept at (state 2) */
     int ended_why;              /* why the last kept change ended (AD_SHIFT_END_*) */
@@ -206,6 +207,13 @@ static double cosine_u(const ad_shift *s, const double *v, double vnorm)
 /* The hours completed before bucket b judged (KEPT CHANGE). */
 static void judge_hours(ad_shift *s, int64_t b)
 {
+    /* a renewed end (RENEWED) falls anywhere in an hour: ended there, not
+     * at the next hour judged (else windows after it are kept, and renew) */
+    if (s->state != 0 && b >= s->expire) {
+        s->state = 0;
+        s->ended_why = AD_SHIFT_END_EXPIRED;
+        return;
+    }
     while (s->state != 0 && b >= s->next_check) {
         double h;
 
@@ -228,6 +236,7 @@ static void judge_hours(ad_shift *s, int64_t b)
         if (++s->hours_ok >= AD_SHIFT_CONFIRM && s->state != 2) {
             s->state = 2;
             s->kept_ms = s->next_check * s->B;
+            s->said_expire = s->expire;
         }
     }
 }
@@ -392,18 +401,26 @@ int ad_shift_ended_why(const ad_shift *s)
     return s == NULL ? 0 : s->ended_why;
 }
 
-void ad_shift_renew(ad_shift *s, int64_t ts)
+int ad_shift_renew(ad_shift *s, int64_t ts)
 {
     int64_t until;
 
     if (s == NULL || s->state != 2)
-        return;
+        return 0;
     /* to the end of the bucket a period on: the same phase's windows */
     until = bucket_of(s, ts) + 1 + AD_SHIFT_BUCKETS;
     if (until > s->expire_max)
         until = s->expire_max;
     if (until > s->expire)
         s->expire = until;
+    /* said again (the retained state's end, the saved state a restart
+     * holds it to) once it moved an hour: each kept window moves it a
+     * bucket, and a restart from an end said at most an hour early still
+     * meets the next period's windows from where the last ones began */
+    if (s->expire - s->said_expire < HOUR_BUCKETS)
+        return 0;
+    s->said_expire = s->expire;
+    return 1;
 }
 
 int ad_shift_state(const ad_shift *s)
@@ -592,7 +609,10 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, int64_t last_ts, char *err, si
             !cJSON_IsNumber(nm) || !(nm->valuedouble >= AD_SHIFT_MIN) ||
             !isfinite(nm->valuedouble) || !is_index(nc) || !is_index(ex) ||
             !is_index(ho) || ho->valuedouble < 0 || ho->valuedouble > 1e6 || !is_index(km) ||
-            (em != NULL && (!is_index(em) || em->valuedouble < ex->valuedouble)) ||
+            /* expire starts 2 periods after the clear, expire_max 7 */
+            (em != NULL && (!is_index(em) || em->valuedouble < ex->valuedouble ||
+                            em->valuedouble - ex->valuedouble >
+                                (double)(AD_SHIFT_MAX_PERIODS - 2) * AD_SHIFT_BUCKETS)) ||
             (rm != NULL && (!is_index(rm) || st->valuedouble != 2 ||
                             (last_ts != INT64_MIN && rm->valuedouble > (double)last_ts)))) {
             rc = ad_errf(err, errlen, AD_EFORMAT, "shift: change: state (1 or 2), ref_base, "
@@ -681,6 +701,7 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, int64_t last_ts, char *err, si
     s->next_check = t->next_check;
     s->expire = t->expire;
     s->expire_max = t->expire_max;
+    s->said_expire = t->expire;
     s->hours_ok = t->hours_ok;
     s->kept_ms = t->kept_ms;
     s->run_ms = t->run_ms;

@@ -76,7 +76,9 @@
  * SAVED STATE (ad_shift_save / ad_shift_restore, "shift" of the
  * detector's saved state): {"bucket_ms":B,"cur":b,"buckets":[[b, [F
  * sums], [F counts]], ...],"change":{"state":1|2,"ref_base","norm",
- * "next_check","expire","hours_ok","kept_ms","run_ms","sd","tol","u","ref"}},
+ * "next_check","expire","expire_max","hours_ok","kept_ms","run_ms","sd",
+ * "tol","u","ref"}} (expire_max absent in a state from before RENEWED: no
+ * renewal past expire),
  * "change" only while a candidate or a kept change is under way (null in
  * tol and ref: NaN; "run_ms", the first of the windows held in a row,
  * only while they are). A restart, a reload or a rebuild that restores the
@@ -132,8 +134,11 @@ void ad_shift_cleared(ad_shift *s, int64_t start_ms, int64_t end_ms);
 int ad_shift_holds(ad_shift *s, int64_t ts);
 
 /* A window at ts was kept (it held and raised nothing): the change lasts
- * at least a period past it (RENEWED). */
-void ad_shift_renew(ad_shift *s, int64_t ts);
+ * at least a period past it (RENEWED). Returns 1 when its end moved an
+ * hour (P / 24) or more past the end last said (kept, restored or
+ * returned 1 so): the caller says it again (the retained state, the saved
+ * state a restart goes on from), else 0. */
+int ad_shift_renew(ad_shift *s, int64_t ts);
 
 /* 0 none, 1 candidate, 2 kept. */
 int ad_shift_state(const ad_shift *s);
@@ -156,7 +161,7 @@ int ad_shift_ended_why(const ad_shift *s);
 
 typedef struct ad_shift_info {
     int64_t since_ms;           /* data time it was kept at */
-    int64_t until_ms;           /* ... it ends at, at the latest */
+    int64_t until_ms;           /* ... it ends at unless renewed (RENEWED) */
     double norm;                /* |u| in spreads */
     const double *u;            /* F: each feature's move in spreads (0: flat, left out) */
     int F;

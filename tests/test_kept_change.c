@@ -25,6 +25,8 @@
 #include <string.h>
 #include <math.h>
 
+#include <cjson/cJSON.h>
+
 #include "t.h"
 #include "t_model.h"
 #include "ad.h"
@@ -77,6 +79,8 @@ static void log_sink(int level, const char *msg, void *ud)
         g_said_damaged = 1;
 }
 static int g_rows = 5700;       /* rows a run lasts */
+static int g_restore_said;      /* the restart from the state saved when kept_seq last moved */
+static int64_t g_until_end;     /* the kept change's until after the rows, 0: none */
 
 static ad_detector *mk(void)
 {
@@ -158,6 +162,11 @@ static void run_rows(int stays, int fault, int again, run *r)
 {
     ad_detector *d = mk();
 
+    /* the state as the daemon saves it: when kept_seq moves (and at
+     * alerts), so a kill -9 restarts from the last of them */
+    char *said = NULL;
+    uint64_t said_seq = 0;
+
     memset(r, 0, sizeof(*r));
     rng = 88172645463325252ull;
     for (int i = 0; d && i < g_rows; i++) {
@@ -179,7 +188,7 @@ static void run_rows(int stays, int fault, int again, run *r)
             b += 1.5;
         if (i == g_restore_at) {
             /* a restart: the saved state into a new detector */
-            char *txt = ad_detector_save(d), err[300];
+            char *txt = g_restore_said ? said : ad_detector_save(d), err[300];
             ad_detector *d2 = mk();
             ad_detector_stats st;
 
@@ -222,10 +231,17 @@ static void run_rows(int stays, int fault, int again, run *r)
             for (int f = 0; f < F && g_kept_at_restore; f++)
                 g_kc_u[f] = g_kc.u[f];
             free(txt);
+            said = NULL;
             ad_detector_free(d);
             d = d2;
         }
         step(d, i, a + 0.02 * noise(), b + 0.02 * noise(), g + 0.02 * noise(), r);
+        if (g_restore_said && d && (ad_detector_kept_seq(d) != said_seq ||
+                                    (r->raised > 0 && r->at[r->raised - 1] == i))) {
+            said_seq = ad_detector_kept_seq(d);
+            free(said);
+            said = ad_detector_save(d);
+        }
         if (g_level && i == 3960) {
             char *txt = ad_detector_save(d);
             const char *l = txt ? strstr(txt, "\"like\":") : NULL;
@@ -238,10 +254,12 @@ static void run_rows(int stays, int fault, int again, run *r)
     if (d != NULL) {
         ad_detector_stats st;
         ad_adapt_stats as;
+        ad_kept_change kc;
 
         ad_detector_get_stats(d, &st);
         g_kept = st.windows_kept;
         g_kept_seq = ad_detector_kept_seq(d);
+        g_until_end = ad_detector_kept_change(d, &kc) ? kc.until_ms : 0;
         if (ad_detector_adapt(d) != NULL) {
             ad_adapt_get_stats(ad_detector_adapt(d), &as);
             for (size_t k = 0; k < as.normal_len; k++) {
@@ -252,6 +270,7 @@ static void run_rows(int stays, int fault, int again, run *r)
             }
         }
     }
+    free(said);
     ad_detector_free(d);
     g_off = 0;
 }
@@ -339,6 +358,36 @@ static void test_renewed_across_restart(void)
     T_CHECK(raised_in(&r, end * P + 880, end * P + 1040) == 1,
             "after the restart the change still ends %d periods after its clear (%d)",
             AD_SHIFT_MAX_PERIODS, raised_in(&r, end * P + 880, end * P + 1040));
+}
+
+/* RENEWED, said: a renewal that moves the change's end is published and
+ * saved again (kept_seq), so the retained state's until is the end in
+ * force and a restart after kill -9 (from the state last saved) goes on
+ * holding it: the peaks after the restart, past two periods after the
+ * clear, raise nothing */
+static void test_renewal_said(void)
+{
+    run r;
+
+    g_rows = 5 * P + 1100;
+    g_restore_said = 1;
+    g_restore_at = 4 * P + 400;     /* past two periods after the clear */
+    run_rows(1 << 30, 0, 0, &r);
+    g_restore_at = -1;
+    g_restore_said = 0;
+    g_rows = 5700;
+    T_CHECK(g_restored, "restored from the state last saved");
+    T_CHECK(g_kept_at_restore && g_kc.until_ms > (int64_t)(4 * P + 900) * 1000,
+            "the state last saved holds the renewed end (kept %d, until %lld ms, the "
+            "peak after the restart at %d s)", g_kept_at_restore, (long long)g_kc.until_ms,
+            4 * P + 900);
+    for (int k = 4; k <= 5; k++)
+        T_CHECK(raised_in(&r, k * P + 880, k * P + 1040) == 0,
+                "after a restart the peak of period %d raised nothing (%d)", k,
+                raised_in(&r, k * P + 880, k * P + 1040));
+    T_CHECK(g_until_end > (int64_t)(6 * P + 900) * 1000,
+            "the change's until is a period after its last peak (%lld ms)",
+            (long long)g_until_end);
 }
 
 /* 4: kept windows never feed continual learning's normal set */
@@ -682,14 +731,18 @@ static void test_kept_restore_inconsistent(void)
 }
 
 /* 7: a change kept, and one that did not stay, as a user reading the
- * state sees them: counted once kept (the retained state is published
- * again), never for a step that went back */
+ * state sees them: counted once kept and when a renewal moved its end
+ * an hour (the retained state is published again), never for a step
+ * that went back */
 static void test_kept_seq(void)
 {
     run r;
 
     run_rows(1 << 30, 0, 0, &r);
-    T_CHECK(g_kept_seq == 1, "a change kept: said once (%llu)", (unsigned long long)g_kept_seq);
+    /* kept, then renewed past its first end at the second peak (120 s:
+     * its end said again when it moved an hour, 60 s, not at each window) */
+    T_CHECK(g_kept_seq >= 2 && g_kept_seq <= 4, "a change kept and renewed: said when kept "
+            "and when its end moved an hour (%llu)", (unsigned long long)g_kept_seq);
     run_rows(20, 0, 1, &r);
     T_CHECK(g_kept_seq == 0, "a step that went back: nothing kept (%llu)",
             (unsigned long long)g_kept_seq);
@@ -723,6 +776,70 @@ static void test_same_way_long_fault(void)
     T_CHECK(h > 0 && g_last_held <= SH + 1600 + P / 4,
             "a same-way fault with a restart 300 s into it: held until %d s (P / 4 = %d s "
             "after %d)", g_last_held, P / 4, SH + 1600);
+}
+
+/* 8b: a renewed end falls inside an hour (buckets of 10 s, hours of
+ * 60 s): the change ends there, not at the next hour judged; windows
+ * after it are not held (nor renew it) */
+static void test_renewed_end_on_time(void)
+{
+    ad_shift *s = ad_shift_new(3, PM);
+    ad_shift_info in;
+    int held_before, held_after;
+
+    rng = 88172645463325252ull;
+    if (s == NULL)
+        return;
+    shift_rows(s, 0, SH + 40, 0, 0, g_noisy);
+    ad_shift_cleared(s, (int64_t)SH * 1000, (int64_t)(SH + 30) * 1000);
+    shift_rows(s, SH + 40, 5021, 0, 0, g_noisy);
+    /* a window kept at 5020 s (bucket 502): the change holds to the end
+     * of bucket 646, 50 s before the hour judged next (bucket 652) */
+    ad_shift_renew(s, (int64_t)5020 * 1000);
+    T_CHECK(ad_shift_kept(s, &in) && in.until_ms == (int64_t)6470 * 1000,
+            "renewed until %lld ms", (long long)in.until_ms);
+    shift_rows(s, 5021, 6466, 0, 0, g_noisy);
+    held_before = ad_shift_holds(s, (int64_t)6465 * 1000);
+    shift_rows(s, 6466, 6476, 0, 0, g_noisy);
+    held_after = ad_shift_holds(s, (int64_t)6475 * 1000);
+    T_CHECK(held_before == 1, "held before its end (%d)", held_before);
+    T_CHECK(held_after == 0 && ad_shift_state(s) == 0 &&
+            ad_shift_ended_why(s) == AD_SHIFT_END_EXPIRED,
+            "ended at its renewed end: held %d, state %d, why %d", held_after,
+            ad_shift_state(s), ad_shift_ended_why(s));
+    ad_shift_free(s);
+}
+
+/* 8c: a saved end of renewals past the bound (expire_max more than five
+ * periods after expire: no clear gives that) is damaged, not renewed for
+ * ever */
+static void test_renew_bound_restored(void)
+{
+    ad_shift *s = ad_shift_new(3, PM), *s2 = ad_shift_new(3, PM);
+    cJSON *o, *c;
+    char err[200] = "";
+    int rc = -1, rc_ok = -1;
+
+    rng = 88172645463325252ull;
+    if (s == NULL || s2 == NULL)
+        goto out;
+    shift_rows(s, 0, SH + 40, 0, 0, g_noisy);
+    ad_shift_cleared(s, (int64_t)SH * 1000, (int64_t)(SH + 30) * 1000);
+    shift_rows(s, SH + 40, SH + 400, 0, 0, g_noisy);
+    o = ad_shift_save(s);
+    c = o ? cJSON_GetObjectItemCaseSensitive(o, "change") : NULL;
+    if (c != NULL) {
+        rc_ok = ad_shift_restore(s2, o, INT64_MIN, err, sizeof(err));
+        cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(c, "expire_max"), 1e12);
+        rc = ad_shift_restore(s2, o, INT64_MIN, err, sizeof(err));
+    }
+    cJSON_Delete(o);
+    T_CHECK(rc_ok == 0, "the saved change restored (%d)", rc_ok);
+    T_CHECK(rc != 0 && strstr(err, "expire_max"), "an expire_max past the bound: damaged "
+            "(%d: %s)", rc, rc ? err : "");
+out:
+    ad_shift_free(s);
+    ad_shift_free(s2);
 }
 
 /* a constant 1e-4 (flat) that goes to 5e-4 after the clear */
@@ -785,6 +902,7 @@ int main(void)
     T_RUN(test_step_gone);
     T_RUN(test_peaks_renewed);
     T_RUN(test_renewed_across_restart);
+    T_RUN(test_renewal_said);
     T_RUN(test_acceptance_off);
     T_RUN(test_kept_not_learned);
     T_RUN(test_kept_level_not_reset);
@@ -800,6 +918,8 @@ int main(void)
     T_RUN(test_kept_restore_inconsistent);
     T_RUN(test_kept_seq);
     T_RUN(test_same_way_long_fault);
+    T_RUN(test_renewed_end_on_time);
+    T_RUN(test_renew_bound_restored);
     T_RUN(test_small_features);
     ad_model_free(g_model);
     return t_done();
