@@ -149,6 +149,7 @@ void streams_free_now(ad_daemon *dd, stream_rec *s)
     for (int i = 0; i < s->n_topics; i++)
         free(s->topics[i]);
     free(s->topics);
+    free(s->cand_err);
     ad_detector_free(s->d);
     empty_grave(s);
     free_held(s);
