@@ -9,7 +9,7 @@
  * pre-flood level after eviction), PASS or MISS. Reference in the same run:
  * one malloc + memset of the same number of bytes per stream (the floor any
  * allocation of that size costs). The daemon adds its stream record
- * (daemon_int.h stream_rec, ~170 bytes + the key) per stream.
+ * (daemon_int.h stream_rec, ~500 bytes + the key) per stream.
  *
  * Then continual learning's share (adapt.enabled with the example
  * configuration's day of one-minute windows, adapt.normal_windows 1440,

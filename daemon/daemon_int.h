@@ -192,14 +192,15 @@ typedef struct stream_rec {
      * still on the workers, or failed): no state file names it (a kill -9
      * then would find a state naming a file that is not there);
      * cand_saving: candidate file saves on the workers; cand_id: the
-     * candidate of the last one submitted, cand_err why it failed ("" it
-     * did not, or it is still running): a rebuild while it runs carries
-     * the candidate over from memory, one after it failed says so
-     * (state.c restore_candidate) */
+     * candidate of the last one submitted, cand_err why it failed (NULL
+     * it did not, or it is still running; on the heap: a failed save is
+     * rare, and 256 bytes in every stream's record were 60 % more of it):
+     * a rebuild while it runs carries the candidate over from memory, one
+     * after it failed says so (state.c restore_candidate) */
     uint64_t span_saved_ms;
     int span_stale, span_warned, cand_drop, cand_nofile, cand_saving;
     char cand_id[AD_MODEL_ID_LEN + 1];
-    char cand_err[256];
+    char *cand_err;
     uint64_t seen_future, seen_late, seen_dup;  /* rejections already logged */
     /* exact copies of its messages (ad_stream_stats dup_copies) already
      * looked at, and whether they were said (once: streams.c) */

@@ -1476,7 +1476,7 @@ static void restore_candidate(restore_req *r, stream_rec *s, int calibrated)
          * save is done (training.c save_done), which may have come while
          * the restore was in flight */
         s->cand_nofile = r->cm_carried &&
-                         (s->cand_saving > 0 || s->cand_err[0] || strcmp(s->cand_id, id) != 0);
+                         (s->cand_saving > 0 || s->cand_err || strcmp(s->cand_id, id) != 0);
     } else {
         why = r->cm ? err : r->cm_err[0] ? r->cm_err :
               "no such file (a state handed over from another node, or the file removed)";
@@ -1684,7 +1684,7 @@ static void carry_candidate(const stream_rec *s, restore_req *r)
         !(c = ad_adapt_candidate(ad_detector_adapt(s->grave->d))) ||
         strcmp(c->id, s->cand_id) != 0)
         return;
-    if (s->cand_err[0])
+    if (s->cand_err)
         snprintf(r->cm_unsaved, sizeof r->cm_unsaved, "%s", s->cand_err);
     else if (s->cand_saving > 0 && (r->cm = ad_model_clone(c)) != NULL)
         r->cm_carried = 1;

@@ -149,6 +149,7 @@ void streams_free_now(ad_daemon *dd, stream_rec *s)
     for (int i = 0; i < s->n_topics; i++)
         free(s->topics[i]);
     free(s->topics);
+    free(s->cand_err);
     ad_detector_free(s->d);
     empty_grave(s);
     free_held(s);
@@ -948,14 +949,12 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             (w && now - s->state_pub_ms >= STATE_REFRESH_MS)) {
             publish_state(dd, s);
             s->coll_pub_ms = now;
-        } else if (now - s->state_pub_ms >= STATE_REFRESH_MS) {
+        } else if (now - s->state_pub_ms >= STATE_REFRESH_MS && ad_detector_calib_held(s->d)) {
             /* a calibration held by windows above the guard: its count
-             * toward the fallback follows, at most once a minute */
-            ad_detector_stats st;
-
-            ad_detector_get_stats(s->d, &st);
-            if (st.calib_held)
-                publish_state(dd, s);
+             * toward the fallback follows, at most once a minute (asked
+             * without copying the stats: this runs at every message of a
+             * stream not published for a minute, nearly all of them) */
+            publish_state(dd, s);
         }
     }
     if (state_changed) {

@@ -288,8 +288,11 @@ static void save_done(ad_task *t)
          * restore_candidate); not when the save failed */
         if (st->rc == 0 && mine)
             s->cand_nofile = 0;
-        if (strcmp(s->cand_id, st->m->id) == 0)     /* not a newer one's */
-            snprintf(s->cand_err, sizeof s->cand_err, "%s", st->rc != 0 ? st->err : "");
+        if (strcmp(s->cand_id, st->m->id) == 0) {   /* not a newer one's */
+            free(s->cand_err);
+            /* out of memory: NULL, and a rebuild looks for its file (not there) */
+            s->cand_err = st->rc != 0 ? strdup(st->err) : NULL;
+        }
         if (st->rc != 0)
             ad_log(AD_LOG_WARNING, "stream %s/%s: candidate model not saved: %s (a restart "
                    "loses the candidate and its shadow span)", s->det ? s->det->c->name : "-",
@@ -436,7 +439,8 @@ static void candidate_write(ad_daemon *dd, stream_rec *s, const char *id)
     st->epoch = s->epoch;
     state_candidate_path(s->det, s->key, st->path, sizeof st->path);
     snprintf(s->cand_id, sizeof s->cand_id, "%s", c->id);
-    s->cand_err[0] = '\0';
+    free(s->cand_err);
+    s->cand_err = NULL;
     s->saving++;
     s->cand_saving++;
     ad_workers_submit(dd->ws, &st->task);

@@ -1579,6 +1579,11 @@ int ad_detector_collect_waiting(const ad_detector *d)
     return d->phase == AD_PHASE_COLLECTING && d->st.coll_waiting;
 }
 
+int ad_detector_calib_held(const ad_detector *d)
+{
+    return d->phase == AD_PHASE_CALIBRATING && d->calib_held;
+}
+
 int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
 {
     int64_t ts;
@@ -6085,7 +6090,7 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     st->stream.future_values += d->values_ahead;
     st->rows_ahead = d->rows_ahead;
     st->held_lost = d->held_lost;
-    st->calib_held = d->phase == AD_PHASE_CALIBRATING && d->calib_held;
+    st->calib_held = ad_detector_calib_held(d);
     st->calib_held_ms = d->calib_held_ms;
     st->calib_out = d->calib_model_out;
     st->calib_out_need = det_calib_need(d);

@@ -792,6 +792,9 @@ uint64_t ad_detector_adapt_unoffered(const ad_detector *d);
  * collects for training and has skipped a window's rows in a row on
  * data-quality flags (said in a warning; the caller may publish it). */
 int ad_detector_collect_waiting(const ad_detector *d);
+/* ad_detector_stats.calib_held, without copying the stats (the daemon asks
+ * at every message of a stream not published for a minute). */
+int ad_detector_calib_held(const ad_detector *d);
 
 /*
  * Consume queued rows until a window is due for scoring: copy it scaled into

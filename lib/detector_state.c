@@ -138,6 +138,33 @@ static void onset_restore(ad_detector *d, const cJSON *o, int handover)
  * time of the last row, the calibration guard and how far acceptance has
  * got ("accept", when a chain is in progress, with a recurrence's onset
  * being judged; handover: nothing is consumed after this save). */
+/* ROWS mode: the values of the last row ("last_row": a number a feature,
+ * null for one it lacked) when it is the one consumed last: the restored
+ * stream tells a copy of it delivered again (a retained message at the
+ * resubscription) from a device clock that stopped (stream_resume). */
+static int last_row_save(const ad_detector *d, cJSON *a)
+{
+    double v[AD_MAX_FEATURES];
+    unsigned char in[AD_MAX_FEATURES];
+    int64_t ts;
+    cJSON *r;
+
+    if (d->last_ts == 0 || d->F > AD_MAX_FEATURES ||
+        !ad_stream_last_row(d->stream, &ts, v, in) || ts != d->last_ts)
+        return 0;
+    if ((r = cJSON_AddArrayToObject(a, "last_row")) == NULL)
+        return -1;
+    for (int f = 0; f < d->F; f++) {
+        cJSON *x = in[f] ? cJSON_CreateNumber(v[f]) : cJSON_CreateNull();
+
+        if (x == NULL || !cJSON_AddItemToArray(r, x)) {
+            cJSON_Delete(x);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static cJSON *alert_save(const ad_detector *d, int handover)
 {
     cJSON *a = ad_alerter_save(d->alert), *acc = NULL;
@@ -145,6 +172,7 @@ static cJSON *alert_save(const ad_detector *d, int handover)
     if (a == NULL)
         return NULL;
     if (!cJSON_AddNumberToObject(a, "last_ts", (double)d->last_ts) ||
+        last_row_save(d, a) != 0 ||
         (d->calib_guard > 0 && !cJSON_AddNumberToObject(a, "calib_guard", d->calib_guard)) ||
         (ad_threshold_fitted(d->thr) && (acc = det_acc_chain_save(d, handover)) != NULL &&
          (onset_save(d, acc) != 0 || !cJSON_AddItemToObject(a, "accept", acc)))) {
@@ -798,11 +826,33 @@ static cJSON *saved_alert(const cJSON *o)
  * starts at the detector's creation), rather than a stream whose every
  * row is refused saying nothing at all. Nothing when no last row is known
  * (a state without "alert"."last_ts"). */
-static void stream_resume(ad_detector *d)
+static void stream_resume(ad_detector *d, const cJSON *a)
 {
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(a, "last_row"), *x;
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
+
     if (d->last_ts == 0)
         return;
     ad_stream_resume(d->stream, d->last_ts);
+    /* the last row's values, when saved with that row's time (ROWS): an
+     * aid to tell a copy of it; one malformed is left out (the copy then
+     * counts as a dup with other values, as without it) */
+    if (cJSON_IsArray(r) && cJSON_GetArraySize(r) == d->F && d->F <= AD_MAX_FEATURES &&
+        cJSON_IsNumber(lt) && (int64_t)lt->valuedouble == d->last_ts) {
+        double v[AD_MAX_FEATURES];
+        unsigned char in[AD_MAX_FEATURES];
+        int f = 0;
+
+        cJSON_ArrayForEach(x, r) {
+            in[f] = cJSON_IsNumber(x) && isfinite(x->valuedouble);
+            v[f] = in[f] ? x->valuedouble : 0;
+            if (!in[f] && !cJSON_IsNull(x))
+                break;
+            f++;
+        }
+        if (f == d->F)
+            ad_stream_resume_row(d->stream, d->last_ts, v, in);
+    }
     if (d->max_ts == INT64_MIN)     /* not one that has taken rows (a reload's) */
         d->max_ts = d->last_ts;
     /* the monitor's clock too: else the first values refused stamped
@@ -831,8 +881,8 @@ static void alert_resume(ad_detector *d, const cJSON *o)
     x = cJSON_GetObjectItemCaseSensitive(a, "last_ts");
     if (d->last_ts == 0 && cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e15)
         d->last_ts = (int64_t)x->valuedouble;
+    stream_resume(d, a);
     cJSON_Delete(a);
-    stream_resume(d);
     /* the probability's averages of the continued alert are held aside
      * until it ends, as if it had run through (det_lik_settle) */
     d->lik_alert = ad_alerter_active(d->alert) != NULL;
@@ -1094,7 +1144,7 @@ int ad_detector_restore_window(ad_detector *d, const char *json)
         if (!ok) {
             d->last_ts = keep;
         } else {
-            stream_resume(d);
+            stream_resume(d, cJSON_GetObjectItemCaseSensitive(o, "alert"));
             /* its held row too: restore_alert counted it as lost */
             if (held_restore(d, cJSON_GetObjectItemCaseSensitive(o, "held")) &&
                 d->held_lost_pend) {

@@ -57,6 +57,8 @@ struct ad_stream {
     int has_resume;
     int64_t resume_ts;     /* the last row of the stream this one continues
                             * (ad_stream_resume): nothing at or before it */
+    int has_resume_row;    /* ROWS: its values are in cur, cur_ts (those it
+                            * carried at resume_ts; ad_stream_resume_row) */
     int64_t next_grid;     /* PERIOD: next grid point to emit */
     int64_t last_applied;  /* PERIOD: newest sample applied to a row */
     int gap_next;          /* PERIOD: flag the next row AD_ROW_GAP */
@@ -269,9 +271,39 @@ void ad_stream_hint_interval(ad_stream *s, int64_t ms)
 
 void ad_stream_resume(ad_stream *s, int64_t last_ts)
 {
-    if (!s->has_resume || last_ts > s->resume_ts)
+    if (!s->has_resume || last_ts > s->resume_ts) {
         s->resume_ts = last_ts;
+        s->has_resume_row = 0;      /* another row than the one given */
+    }
     s->has_resume = 1;
+}
+
+void ad_stream_resume_row(ad_stream *s, int64_t ts, const double *values,
+                          const unsigned char *present)
+{
+    /* before any row of its own: cur holds nothing yet, and seen[] stays
+     * unset (the values are not held into the rows that follow) */
+    if (s->cfg.mode != AD_ASM_ROWS || !s->has_resume || ts != s->resume_ts || s->has_emit)
+        return;
+    for (int f = 0; f < s->F; f++) {
+        int in = present[f] && isfinite(values[f]);
+
+        s->cur[f] = in ? values[f] : 0;
+        s->cur_ts[f] = in ? ts : INT64_MIN;
+    }
+    s->has_resume_row = 1;
+}
+
+int ad_stream_last_row(const ad_stream *s, int64_t *ts, double *values, unsigned char *present)
+{
+    if (s->cfg.mode != AD_ASM_ROWS || !s->has_emit)
+        return 0;
+    for (int f = 0; f < s->F; f++) {
+        present[f] = s->seen[f] && s->cur_ts[f] == s->last_emit_ts;
+        values[f] = present[f] ? s->cur[f] : NAN;
+    }
+    *ts = s->last_emit_ts;
+    return 1;
 }
 
 /* Does a row at ts come after a hole: longer than max_gap_ms and than
@@ -870,12 +902,16 @@ static void refused_dup_row(ad_stream *s, uint64_t nv, int copy)
 }
 
 /* ROWS mode: the row last emitted at ts, held whole (cur, where cur_ts is
- * ts), the same as the one pushed again. */
+ * ts), the same as the one pushed again; or, none emitted yet, the last row
+ * of the stream it continues when its values were given (a retained
+ * message delivered again at the resubscription after a restart, a QoS 1
+ * redelivery: a copy, as the stream that was not interrupted tells it) */
 static int same_as_last(ad_stream *s, int64_t ts, const double *values,
                         const unsigned char *present)
 {
-    if (!s->has_emit || ts != s->last_emit_ts)
-        return 0;       /* the row of the stream it continues: not held */
+    if (!(s->has_emit && ts == s->last_emit_ts) &&
+        !(!s->has_emit && s->has_resume_row && ts == s->resume_ts))
+        return 0;       /* that row's values are not held */
     for (int f = 0; f < s->F; f++)
         s->miss[f] = s->cur_ts[f] != ts;
     return same_row(s, values, present, s->cur, s->miss);

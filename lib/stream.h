@@ -329,6 +329,21 @@ void ad_stream_hint_interval(ad_stream *s, int64_t ms);
  * or than the rows emitted since, changes nothing.
  */
 void ad_stream_resume(ad_stream *s, int64_t last_ts);
+/*
+ * ROWS mode: the values of that last row (present[f] 0: the row lacked
+ * feature f), given after ad_stream_resume(s, ts) and before any row: the
+ * row delivered again at ts is then told a copy (dup_copies) or not as
+ * the stream that was not interrupted tells it; without them it counts as
+ * a dup with other values. Ignored in other modes or for another time.
+ */
+void ad_stream_resume_row(ad_stream *s, int64_t ts, const double *values,
+                          const unsigned char *present);
+/*
+ * ROWS mode: the last row emitted (its time, its values as pushed, present
+ * 0 for a feature it lacked: NAN then), for a save that ad_stream_resume_row
+ * gives back. Returns 0 when there is none (or another mode).
+ */
+int ad_stream_last_row(const ad_stream *s, int64_t *ts, double *values, unsigned char *present);
 void ad_stream_get_stats(const ad_stream *s, ad_stream_stats *st);
 
 const char *ad_asm_mode_name(ad_asm_mode m);

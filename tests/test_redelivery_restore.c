@@ -214,6 +214,8 @@ static void run(ad_asm_mode mode, const input *before, int n, int how, const inp
     o->st.ooo -= s0.ooo;
     o->st.dup_values -= s0.dup_values;
     o->st.ooo_values -= s0.ooo_values;
+    o->st.dup_copies -= s0.dup_copies;
+    o->st.dup_copy_values -= s0.dup_copy_values;
     o->st.samples -= s0.samples;
     o->st.rows -= s0.rows;
     o->st.late_held -= s0.late_held;
@@ -255,6 +257,15 @@ static void same_refusals(const outcome *r, const outcome *u, const char *what)
             (unsigned long long)u->st.dup, (unsigned long long)u->st.dup_values,
             (unsigned long long)u->st.ooo, (unsigned long long)u->st.ooo_values,
             (unsigned long long)u->st.late_held);
+    /* a copy of the last row: the same message delivered again (a
+     * retained one at the resubscription, a QoS 1 redelivery), not a
+     * device clock that stopped; as the uninterrupted stream tells it */
+    T_CHECK(r->st.dup_copies == u->st.dup_copies &&
+            r->st.dup_copy_values == u->st.dup_copy_values,
+            "%s: of the dup refusals, copies %llu (%llu values); uninterrupted %llu (%llu)",
+            what, (unsigned long long)r->st.dup_copies,
+            (unsigned long long)r->st.dup_copy_values,
+            (unsigned long long)u->st.dup_copies, (unsigned long long)u->st.dup_copy_values);
     T_CHECK(r->resets == 0 && u->resets == 0, "%s: window ring restarts %llu (uninterrupted "
             "%llu)", what, (unsigned long long)r->resets, (unsigned long long)u->resets);
 }
