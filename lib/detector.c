@@ -2293,11 +2293,12 @@ uint64_t det_calib_need(const ad_detector *d)
 }
 
 /* The hold of a bootstrap's calibration (CALIBRATION AGAINST THE MODEL)
- * begins (how: "held") or ends ("calibrated", "fallback"): an event, as
+ * begins (how: "held") or ends ("calibrated", "fallback"; "restarted": the
+ * calibration started over, an operator's recalibrate or another model): an event, as
  * the log line says it, so that the state topic shows a stream whose
  * fault under way is not alerted on while it waits (up to accept_after
  * windows: 8 h with a window a minute). */
-static void calib_hold(ad_detector *d, int64_t ts, const char *how)
+void det_calib_hold(ad_detector *d, int64_t ts, const char *how)
 {
     int start = strcmp(how, "held") == 0;
     ad_event *e;
@@ -2337,7 +2338,7 @@ static int fit_model_value(ad_detector *d, int64_t ts)
     d->fail_unreported = 0;
     d->calib_guard = 0;
     d->cq_len = 0;
-    calib_hold(d, ts, "fallback");
+    det_calib_hold(d, ts, "fallback");
     e_ev = det_ev_new(d, AD_EV_CALIBRATED, ts);
     e_ev->threshold = ad_threshold_value(d->thr);
     e_ev->n = 0;
@@ -2383,7 +2384,7 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
                    "own training hardly saw); the model's threshold after %llu", d->who,
                    (unsigned long long)d->calib_model_out, d->cfg.calib_model_guard,
                    mg / d->cfg.calib_model_guard, (unsigned long long)need);
-            calib_hold(d, ts, "held");
+            det_calib_hold(d, ts, "held");
         }
         if (d->calib_model_out >= need && d->cfg.calib_windows > 0 &&
             !norm && fit_model_value(d, ts) == 0)
@@ -2430,7 +2431,7 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
                            "hardly saw); the model's threshold after %llu", d->who,
                            (unsigned long long)d->calib_model_out, d->cfg.calib_model_guard,
                            mg / d->cfg.calib_model_guard, (unsigned long long)need);
-                calib_hold(d, ts, "held");
+                det_calib_hold(d, ts, "held");
                 return;
             }
             if (fit_model_value(d, ts) == 0)
@@ -2443,7 +2444,7 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
     {
         uint64_t out = d->calib_model_out;
         if (fit_now(d, ts, err, sizeof(err)) == 0) {
-            calib_hold(d, ts, "calibrated");
+            det_calib_hold(d, ts, "calibrated");
             if (out > 0)
                 ad_log(AD_LOG_INFO, "%s: %llu calibration windows scored above "
                        "calibration.model_guard %g x the model's training error (%g) and "

@@ -420,6 +420,9 @@ void det_swap_now(ad_detector *d, const ad_model *m, ad_model *owned, int keep_t
 void det_set_phase(ad_detector *d, ad_phase p, int64_t ts);
 void det_swap_model(ad_detector *d, const ad_model *m, ad_model *owned);
 void det_restart_calibration(ad_detector *d, int64_t ts);
+/* a bootstrap's calibration hold begins ("held") or ends (any other how):
+ * an AD_EV_CALIB_HELD event, once per change */
+void det_calib_hold(ad_detector *d, int64_t ts, const char *how);
 /* Forget the per-feature scales and the calibration windows' errors. */
 void det_norm_reset(ad_detector *d);
 /* A condition recognised late (stuck, flagged back to since_ms): collected

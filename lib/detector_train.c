@@ -332,6 +332,8 @@ void det_restart_calibration(ad_detector *d, int64_t ts)
     d->cq_len = 0;
     d->calib_guard = 0;              /* another model: another scale */
     det_norm_reset(d);               /* scales learned again */
+    /* a wait under way ends, said: its "held" event is never left open */
+    det_calib_hold(d, ts, "restarted");
     d->calib_model_out = 0;
     d->calib_held = 0;
     d->mg_model = NULL;              /* guard taken again: a new model may reuse a freed address */

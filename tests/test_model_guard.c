@@ -68,6 +68,8 @@ typedef struct run {
      * last end came ("calibrated", "fallback"), n of the start */
     int held, held_end, held_row, held_end_row;
     char held_how[16];
+    char first_end_how[16];     /* how the first end came, and its row */
+    int first_end_row;
     uint64_t held_n;
 } run;
 
@@ -106,7 +108,10 @@ static void step(ad_detector *d, int row_i, int64_t ts, const double *row, ad_me
             r->held_row = row_i;
             r->held_n = ev.n;
         } else if (ev.type == AD_EV_CALIB_HELD) {
-            r->held_end++;
+            if (r->held_end++ == 0) {
+                r->first_end_row = row_i;
+                snprintf(r->first_end_how, sizeof(r->first_end_how), "%.15s", ev.text);
+            }
             r->held_end_row = row_i;
             snprintf(r->held_how, sizeof(r->held_how), "%.15s", ev.text);
         }
@@ -375,6 +380,8 @@ typedef struct run5 {
 
 /* A bootstrap stream (row5) with alert.accept_after A windows (0: none),
  * calibration.duration_ms dur (0: none). */
+static int g_recal_at = -1;     /* an operator's recalibrate at that row */
+
 static void bootstrap_run_dur(int A, int64_t dur, run5 *o)
 {
     const char *names[F5] = { "a", "b" };
@@ -419,6 +426,8 @@ static void bootstrap_run_dur(int A, int64_t dur, run5 *o)
                 o->q99 = atof(p + 6);
             T_CHECK(ad_detector_train_done(d, nm, 1, NULL) == 0, "train done");
         }
+        if (i == g_recal_at)
+            T_CHECK(ad_detector_recalibrate(d, err, sizeof(err)) == 0, "recalibrate: %s", err);
         step(d, i, 60000 * (int64_t)i, row, AD_METRIC_MAE, &r);
         {
             ad_detector_stats st;
@@ -530,10 +539,34 @@ static void test_guard_bootstrap_wait_visible(void)
             t.calib_row, t.r.held_how, t.before, t.in_fault);
 }
 
+/* 7. A wait ended by a restarted calibration (an operator's recalibrate
+ * while held): its end is said ("restarted"), so a consumer of the events
+ * never sees a "held" left open; the stream then waits again or calibrates,
+ * and that end is said too */
+static void test_guard_wait_restarted(void)
+{
+    run5 w, h;
+
+    bootstrap_run(600, &h);     /* where the wait begins, without the recalibrate */
+    g_recal_at = h.r.held_row + 20;
+    bootstrap_run(600, &w);
+    g_recal_at = -1;
+    T_NOTE("held at row %d; recalibrate at row %d: first end at row %d (%s), %d start(s), "
+           "%d end(s), last end %s", h.r.held_row, h.r.held_row + 20, w.r.first_end_row,
+           w.r.first_end_how, w.r.held, w.r.held_end, w.r.held_how);
+    T_CHECK(h.r.held == 1 && w.r.held >= 1 && w.r.first_end_row == h.r.held_row + 20 &&
+            strcmp(w.r.first_end_how, "restarted") == 0,
+            "the recalibrate ended the wait, said at its row (%d, %s)", w.r.first_end_row,
+            w.r.first_end_how);
+    T_CHECK(w.r.held_end == w.r.held, "every wait's start has its end (%d starts, %d ends)",
+            w.r.held, w.r.held_end);
+}
+
 int main(void)
 {
     T_RUN(test_guard_bootstrap_ends_in_new_state);
     T_RUN(test_guard_bootstrap_wait_visible);
+    T_RUN(test_guard_wait_restarted);
     T_RUN(test_guard_fallback_acceptance_delayed);
     T_RUN(test_guard_stale_after_address_reuse);
     T_RUN(test_guard_peak_metric_mae_model);
