@@ -107,6 +107,7 @@ struct cJSON;
 #define AD_SHIFT_ROUND 1e-9     /* a spread under it x |level|: flat */
 #define AD_SHIFT_FLAT_TOL 1e-3  /* a flat feature's move that vetoes, x |level| */
 #define AD_SHIFT_HOLD_DIV 4     /* windows held in a row for over P / it: ended */
+#define AD_SHIFT_RUN_GAP_DIV 24 /* P / it under the threshold ends such a run */
 #define AD_SHIFT_MAX_PERIODS 7  /* a kept change ends at the latest this many periods after its clear */
 
 /* why a kept change ended (ad_shift_ended_why) */
