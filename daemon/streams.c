@@ -950,11 +950,14 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             s->coll_pub_ms = now;
         } else if (now - s->state_pub_ms >= STATE_REFRESH_MS) {
             /* a calibration held by windows above the guard: its count
-             * toward the fallback follows, at most once a minute */
+             * toward the fallback follows, at most once a minute; so do
+             * the windows a kept change held (calibration.windows_kept:
+             * else the state published when the change was kept, or at a
+             * restart, said 0 while its windows were held for hours) */
             ad_detector_stats st;
 
             ad_detector_get_stats(s->d, &st);
-            if (st.calib_held)
+            if (st.calib_held || st.windows_kept != s->kept_pub)
                 publish_state(dd, s);
         }
     }
