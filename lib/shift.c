@@ -615,7 +615,8 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, int64_t last_ts, char *err, si
         const cJSON *km = cJSON_GetObjectItemCaseSensitive(c, "kept_ms");
         const cJSON *rm = cJSON_GetObjectItemCaseSensitive(c, "run_ms");
         /* absent in a state saved before the run outlasted a dip: its
-         * last window not known, the run taken as ending at its first */
+         * last window not known, taken as the stream's last row (else its
+         * first), so a restart does not start the run anew */
         const cJSON *rl = cJSON_GetObjectItemCaseSensitive(c, "run_last_ms");
 
         if (!cJSON_IsObject(c) || !cJSON_IsNumber(st) ||
@@ -696,7 +697,8 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, int64_t last_ts, char *err, si
         t->kept_ms = (int64_t)km->valuedouble;
         if (rm != NULL) {
             t->run_ms = (int64_t)rm->valuedouble;
-            t->run_last_ms = rl != NULL ? (int64_t)rl->valuedouble : t->run_ms;
+            t->run_last_ms = rl != NULL ? (int64_t)rl->valuedouble :
+                             last_ts != INT64_MIN && last_ts > t->run_ms ? last_ts : t->run_ms;
         }
     }
     /* taken: t's arrays into s */

@@ -83,7 +83,7 @@
  * "change" only while a candidate or a kept change is under way (null in
  * tol and ref: NaN; "run_ms" and "run_last_ms", the first and the last
  * of the windows held in a row, only while they are; a state without
- * "run_last_ms": the last taken as the first). A restart, a reload or a rebuild that restores the
+ * "run_last_ms": the last taken as the stream's last row). A restart, a reload or a rebuild that restores the
  * state goes on with the ring and the change as they were; a state from
  * before it was kept has none, and the ring fills again (a change is kept
  * from the next clear, once a period is in the ring). The run of windows

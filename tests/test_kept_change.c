@@ -749,6 +749,18 @@ static void test_same_way_fault_dips(void)
     T_CHECK(h > 0 && g_last_held <= SH + 1600 + P / 4,
             "a same-way fault over the threshold for 700 s, one window in 50 under it: held "
             "until %d s (P / 4 = %d s after %d)", g_last_held, P / 4, SH + 1600);
+    /* the same with a restart 300 s into it: the run goes on from its
+     * last window held, not anew */
+    g_run = 1;
+    g_under_every = 50;
+    g_shift_restart = SH + 1900;
+    h = held_share(g_noisy, 0.3, -0.3, SH + 1600, SH + 2300);
+    g_shift_restart = -1;
+    g_under_every = 0;
+    g_run = 0;
+    T_CHECK(h > 0 && g_last_held <= SH + 1600 + P / 4,
+            "... with a restart 300 s into it: held until %d s (P / 4 = %d s after %d)",
+            g_last_held, P / 4, SH + 1600);
     /* two peaks' worth (200 s each) 100 s apart under the threshold: two
      * runs, both held */
     g_run = 1;
