@@ -147,7 +147,9 @@ int ad_shift_state(const ad_shift *s);
  * so and nothing else held it) or not (0: under the threshold, or it
  * raised). Returns 1 while the windows held in a row span at most P /
  * AD_SHIFT_HOLD_DIV; past it the change ends (AD_SHIFT_END_HELD) and 0:
- * the window is not held. */
+ * the window is not held. Windows not held end the run once P /
+ * AD_SHIFT_RUN_GAP_DIV passed since its last window held (at once when
+ * no change is kept); a window held after as long starts a new run. */
 int ad_shift_hold_run(ad_shift *s, int64_t ts, int held);
 
 /* How long the last run of windows held in a row lasted (ms), -1: none. */
