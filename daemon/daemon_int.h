@@ -160,6 +160,7 @@ typedef struct stream_rec {
     uint64_t state_conn;         /* ad_daemon.conns at its last retained state */
     uint64_t kept_seq;           /* ad_detector_kept_seq at its last state
                                   * published (a kept change begun or ended) */
+    uint64_t kept_pub;           /* its windows_kept then */
     int64_t last_arrival_ms;     /* arrival time given to the last message */
     /* a step back of the clock taken at once (streams_clock_anew) that
      * could not rebuild the stream (collecting or training, a model not

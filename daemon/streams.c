@@ -949,11 +949,17 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             (w && now - s->state_pub_ms >= STATE_REFRESH_MS)) {
             publish_state(dd, s);
             s->coll_pub_ms = now;
-        } else if (now - s->state_pub_ms >= STATE_REFRESH_MS && ad_detector_calib_held(s->d)) {
+        } else if (now - s->state_pub_ms >= STATE_REFRESH_MS &&
+                   (ad_detector_calib_held(s->d) ||
+                    ad_detector_windows_kept(s->d) != s->kept_pub)) {
             /* a calibration held by windows above the guard: its count
-             * toward the fallback follows, at most once a minute (asked
-             * without copying the stats: this runs at every message of a
-             * stream not published for a minute, nearly all of them) */
+             * toward the fallback follows, at most once a minute; so do
+             * the windows a kept change held (calibration.windows_kept:
+             * else the state published when the change was kept, or at a
+             * restart, said 0 while its windows were held for hours).
+             * Both asked without copying the stats: this runs at every
+             * message of a stream not published for a minute, nearly all
+             * of them */
             publish_state(dd, s);
         }
     }

@@ -1584,6 +1584,11 @@ int ad_detector_calib_held(const ad_detector *d)
     return d->phase == AD_PHASE_CALIBRATING && d->calib_held;
 }
 
+uint64_t ad_detector_windows_kept(const ad_detector *d)
+{
+    return d->st.windows_kept;
+}
+
 int ad_detector_next_window(ad_detector *d, float *buf, ad_window_job *job)
 {
     int64_t ts;

@@ -795,6 +795,9 @@ int ad_detector_collect_waiting(const ad_detector *d);
 /* ad_detector_stats.calib_held, without copying the stats (the daemon asks
  * at every message of a stream not published for a minute). */
 int ad_detector_calib_held(const ad_detector *d);
+/* Windows a kept change held so far (stats windows_kept), without copying
+ * the stats. */
+uint64_t ad_detector_windows_kept(const ad_detector *d);
 
 /*
  * Consume queued rows until a window is due for scoring: copy it scaled into

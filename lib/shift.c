@@ -36,6 +36,7 @@ struct ad_shift {
     int64_t kept_ms;            /* data time it was kept at (state 2) */
     int ended_why;              /* why the last kept change ended (AD_SHIFT_END_*) */
     int64_t run_ms;             /* first window of those held in a row, INT64_MIN: none */
+    int64_t run_last_ms;        /* ... and the last (run_ms set) */
     int64_t last_run_ms;        /* how long the last run of them lasted, -1: none */
     double *tmp;                /* F scratch */
 };
@@ -226,7 +227,14 @@ static void judge_hours(ad_shift *s, int64_t b)
         s->next_check += HOUR_BUCKETS;
         if (h < 0)
             continue;               /* no rows that hour: nothing to judge */
-        if (!(cosine_u(s, s->tmp, h) >= AD_SHIFT_COS) || !(h >= 0.5 * s->unorm) ||
+        /* went back: under half of |u| and under what makes a change at
+         * all (AD_SHIFT_MIN); a step shows less at some hours of the cycle
+         * than at its clear (in spreads of the reference's swing, against
+         * a reference day's own noise at that hour), and an hour that
+         * still moves the rows the change's way by a change's worth is
+         * the change, not its end */
+        if (!(cosine_u(s, s->tmp, h) >= AD_SHIFT_COS) ||
+            !(h >= fmin(0.5 * s->unorm, AD_SHIFT_MIN)) ||
             !(h <= AD_SHIFT_MAX_RATIO * s->unorm) ||
             flat_moved(s, s->next_check - 2 * HOUR_BUCKETS, s->next_check - HOUR_BUCKETS)) {
             s->state = 0;           /* the rows went back, another way or further */
@@ -348,21 +356,40 @@ int ad_shift_holds(ad_shift *s, int64_t ts)
            !ref_missing(s, b + 1 - AD_SHIFT_NOW, b + 1);
 }
 
+/* The run under way ends: how long it lasted, from its first window held
+ * to its last. */
+static void run_over(ad_shift *s)
+{
+    if (s->run_ms != INT64_MIN)
+        s->last_run_ms = s->run_last_ms - s->run_ms;
+    s->run_ms = INT64_MIN;
+}
+
 int ad_shift_hold_run(ad_shift *s, int64_t ts, int held)
 {
+    int64_t gap;
+
     if (s == NULL)
         return 0;
-    if (!held || s->state != 2) {
-        if (s->run_ms != INT64_MIN)
-            s->last_run_ms = ts - s->run_ms;
-        s->run_ms = INT64_MIN;
+    /* the stretch under the threshold that ends the run: a dip of a few
+     * windows is the same fault scoring lower a while */
+    gap = s->B * (AD_SHIFT_BUCKETS / AD_SHIFT_RUN_GAP_DIV);
+    if (s->state != 2) {
+        run_over(s);
         return 0;
     }
-    if (s->run_ms == INT64_MIN || ts < s->run_ms)
+    if (!held) {
+        if (s->run_ms != INT64_MIN && ts - s->run_last_ms >= gap)
+            run_over(s);
+        return 0;
+    }
+    if (s->run_ms != INT64_MIN && (ts < s->run_ms || ts - s->run_last_ms >= gap))
+        run_over(s);            /* no window came for as long: a new run */
+    if (s->run_ms == INT64_MIN)
         s->run_ms = ts;
+    s->run_last_ms = ts;
     if (ts - s->run_ms > s->B * (AD_SHIFT_BUCKETS / AD_SHIFT_HOLD_DIV)) {
-        s->last_run_ms = ts - s->run_ms;
-        s->run_ms = INT64_MIN;
+        run_over(s);
         ad_shift_end(s, AD_SHIFT_END_HELD);
         return 0;
     }
@@ -493,7 +520,8 @@ cJSON *ad_shift_save(const ad_shift *s)
          * it (else a fault held for most of P / 4 would be held P / 4 more
          * at each restart) */
         if (s->state == 2 && s->run_ms != INT64_MIN &&
-            !cJSON_AddNumberToObject(c, "run_ms", (double)s->run_ms))
+            (!cJSON_AddNumberToObject(c, "run_ms", (double)s->run_ms) ||
+             !cJSON_AddNumberToObject(c, "run_last_ms", (double)s->run_last_ms)))
             goto fail;
         if ((x = num_array(s->sd, s->F)) == NULL || !cJSON_AddItemToObject(c, "sd", x) ||
             (x = num_array(s->tol, s->F)) == NULL || !cJSON_AddItemToObject(c, "tol", x) ||
@@ -603,6 +631,10 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, int64_t last_ts, char *err, si
         const cJSON *ho = cJSON_GetObjectItemCaseSensitive(c, "hours_ok");
         const cJSON *km = cJSON_GetObjectItemCaseSensitive(c, "kept_ms");
         const cJSON *rm = cJSON_GetObjectItemCaseSensitive(c, "run_ms");
+        /* absent in a state saved before the run outlasted a dip: its
+         * last window not known, taken as the stream's last row (else its
+         * first), so a restart does not start the run anew */
+        const cJSON *rl = cJSON_GetObjectItemCaseSensitive(c, "run_last_ms");
 
         if (!cJSON_IsObject(c) || !cJSON_IsNumber(st) ||
             (st->valuedouble != 1 && st->valuedouble != 2) || !is_index(rb) ||
@@ -614,10 +646,12 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, int64_t last_ts, char *err, si
                             em->valuedouble - ex->valuedouble >
                                 (double)(AD_SHIFT_MAX_PERIODS - 2) * AD_SHIFT_BUCKETS)) ||
             (rm != NULL && (!is_index(rm) || st->valuedouble != 2 ||
-                            (last_ts != INT64_MIN && rm->valuedouble > (double)last_ts)))) {
+                            (last_ts != INT64_MIN && rm->valuedouble > (double)last_ts))) ||
+            (rl != NULL && (rm == NULL || !is_index(rl) || rl->valuedouble < rm->valuedouble ||
+                            (last_ts != INT64_MIN && rl->valuedouble > (double)last_ts)))) {
             rc = ad_errf(err, errlen, AD_EFORMAT, "shift: change: state (1 or 2), ref_base, "
-                         "norm (>= %g), next_check, expire, expire_max, hours_ok, kept_ms or "
-                         "run_ms missing or out of range", AD_SHIFT_MIN);
+                         "norm (>= %g), next_check, expire, expire_max, hours_ok, kept_ms, "
+                         "run_ms or run_last_ms missing or out of range", AD_SHIFT_MIN);
             goto out;
         }
         /* as ad_shift_cleared left them: the clear's bucket e at or before
@@ -681,8 +715,11 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, int64_t last_ts, char *err, si
         t->expire_max = em != NULL ? (int64_t)em->valuedouble : t->expire;
         t->hours_ok = (int)ho->valuedouble;
         t->kept_ms = (int64_t)km->valuedouble;
-        if (rm != NULL)
+        if (rm != NULL) {
             t->run_ms = (int64_t)rm->valuedouble;
+            t->run_last_ms = rl != NULL ? (int64_t)rl->valuedouble :
+                             last_ts != INT64_MIN && last_ts > t->run_ms ? last_ts : t->run_ms;
+        }
     }
     /* taken: t's arrays into s */
 #define SWAP(fld) do { void *p_ = (void *)s->fld; s->fld = t->fld; t->fld = p_; } while (0)
@@ -705,6 +742,7 @@ int ad_shift_restore(ad_shift *s, const cJSON *o, int64_t last_ts, char *err, si
     s->hours_ok = t->hours_ok;
     s->kept_ms = t->kept_ms;
     s->run_ms = t->run_ms;
+    s->run_last_ms = t->run_last_ms;
 out:
     ad_shift_free(t);
     return rc;

@@ -39,7 +39,9 @@
  * the displacement at the clear. When |u| >= AD_SHIFT_MIN the change is a
  * candidate: every completed hour after the clear must keep the way of u
  * (the hour's displacement: cosine >= AD_SHIFT_COS with u, norm at least
- * half of |u|, at most AD_SHIFT_MAX_RATIO x |u|, no flat feature moved;
+ * half of |u| or at least AD_SHIFT_MIN (a change's worth: a step shows
+ * less at some hours of the cycle than at its clear, in spreads of the
+ * reference's swing), at most AD_SHIFT_MAX_RATIO x |u|, no flat feature moved;
  * a flat feature moved at the clear: no candidate),
  * else the candidate or the kept change is dropped; after AD_SHIFT_CONFIRM
  * such hours it is kept, until 2 P after the clear or P after the last
@@ -69,9 +71,10 @@
  * change (a daily peak over the threshold does not last a quarter of the
  * day: the scenario suite's last about 3 h), so such a fault raises after
  * at most P / 4 (6 h for a day) when its windows stay over the threshold.
- * One window under it ends the run (the caller passes held 0): a fault
- * whose score dips under the threshold now and then is held until the
- * change ends otherwise (2 P after its clear at the latest).
+ * Windows under it (the caller passes held 0) end the run only when
+ * they last P / AD_SHIFT_RUN_GAP_DIV (an hour for a day) from its last
+ * window held: a fault whose score dips under the threshold now and then
+ * is raised after P / 4 all the same, and a later peak is a new run.
  *
  * SAVED STATE (ad_shift_save / ad_shift_restore, "shift" of the
  * detector's saved state): {"bucket_ms":B,"cur":b,"buckets":[[b, [F
@@ -80,8 +83,9 @@
  * "tol","u","ref"}} (expire_max absent in a state from before RENEWED: no
  * renewal past expire),
  * "change" only while a candidate or a kept change is under way (null in
- * tol and ref: NaN; "run_ms", the first of the windows held in a row,
- * only while they are). A restart, a reload or a rebuild that restores the
+ * tol and ref: NaN; "run_ms" and "run_last_ms", the first and the last
+ * of the windows held in a row, only while they are; a state without
+ * "run_last_ms": the last taken as the stream's last row). A restart, a reload or a rebuild that restores the
  * state goes on with the ring and the change as they were; a state from
  * before it was kept has none, and the ring fills again (a change is kept
  * from the next clear, once a period is in the ring). The run of windows
@@ -109,6 +113,7 @@ struct cJSON;
 #define AD_SHIFT_ROUND 1e-9     /* a spread under it x |level|: flat */
 #define AD_SHIFT_FLAT_TOL 1e-3  /* a flat feature's move that vetoes, x |level| */
 #define AD_SHIFT_HOLD_DIV 4     /* windows held in a row for over P / it: ended */
+#define AD_SHIFT_RUN_GAP_DIV 24 /* P / it under the threshold ends such a run */
 #define AD_SHIFT_MAX_PERIODS 7  /* a kept change ends at the latest this many periods after its clear */
 
 /* why a kept change ended (ad_shift_ended_why) */
@@ -147,7 +152,9 @@ int ad_shift_state(const ad_shift *s);
  * so and nothing else held it) or not (0: under the threshold, or it
  * raised). Returns 1 while the windows held in a row span at most P /
  * AD_SHIFT_HOLD_DIV; past it the change ends (AD_SHIFT_END_HELD) and 0:
- * the window is not held. */
+ * the window is not held. Windows not held end the run once P /
+ * AD_SHIFT_RUN_GAP_DIV passed since its last window held (at once when
+ * no change is kept); a window held after as long starts a new run. */
 int ad_shift_hold_run(ad_shift *s, int64_t ts, int held);
 
 /* How long the last run of windows held in a row lasted (ms), -1: none. */

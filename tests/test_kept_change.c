@@ -445,6 +445,10 @@ static void test_acceptance_off(void)
 
 typedef double (*third_fn)(int i, int stepped);
 
+/* rows [g_less_from, g_less_to) show the step at a share g_less of it */
+static int g_less_from = -1, g_less_to = -1;
+static double g_less = 1;
+
 static void shift_rows(ad_shift *s, int from, int to, double da, double db, third_fn g)
 {
     for (int i = from; i < to; i++) {
@@ -452,15 +456,17 @@ static void shift_rows(ad_shift *s, int from, int to, double da, double db, thir
         double c = ph >= 900 && ph < 1020 ? 0.8 : 0;
         double x[3];
         int st = i >= SH;
+        double k = i >= g_less_from && i < g_less_to ? g_less : 1;
 
-        x[0] = 1 + c + (st ? 0.6 + (i >= SH + 1500 ? da : 0) : 0) + 0.02 * noise();
-        x[1] = 1 - c - (st ? 0.6 - (i >= SH + 1500 ? db : 0) : 0) + 0.02 * noise();
+        x[0] = 1 + c + (st ? 0.6 * k + (i >= SH + 1500 ? da : 0) : 0) + 0.02 * noise();
+        x[1] = 1 - c - (st ? 0.6 * k - (i >= SH + 1500 ? db : 0) : 0) + 0.02 * noise();
         x[2] = g(i, st);
         ad_shift_row(s, (int64_t)i * 1000, x);
     }
 }
 
 static int g_run;               /* held_share: the rows' windows over the threshold */
+static int g_under_every;       /* ... but one row in that many under it (0: none) */
 static int g_last_held;         /* held_share: the last row held, -1: none */
 
 /* a share of the rows [from, to) that a held change holds (after the step
@@ -496,7 +502,9 @@ static double held_share(third_fn g, double da, double db, int from, int to)
         }
         shift_rows(s, i, i + 1, da, db, g);
         h = ad_shift_holds(s, (int64_t)i * 1000);
-        if (g_run)      /* every row a window over the threshold */
+        if (g_run && g_under_every > 0 && i % g_under_every == 0)
+            h = ad_shift_hold_run(s, (int64_t)i * 1000, 0);   /* a dip under it */
+        else if (g_run)     /* every row a window over the threshold */
             h = ad_shift_hold_run(s, (int64_t)i * 1000, h);
         n += h;
         if (h)
@@ -842,6 +850,88 @@ out:
     ad_shift_free(s2);
 }
 
+/* 10: a fault the change's way whose score dips under the threshold a
+ * window now and then is held P / 4 at most all the same: only a stretch
+ * under the threshold (P / AD_SHIFT_RUN_GAP_DIV) ends the run; after one
+ * the next run is held again */
+static void test_same_way_fault_dips(void)
+{
+    double h;
+
+    g_run = 1;
+    g_under_every = 50;
+    h = held_share(g_noisy, 0.3, -0.3, SH + 1600, SH + 2300);
+    g_under_every = 0;
+    g_run = 0;
+    T_CHECK(h > 0 && g_last_held <= SH + 1600 + P / 4,
+            "a same-way fault over the threshold for 700 s, one window in 50 under it: held "
+            "until %d s (P / 4 = %d s after %d)", g_last_held, P / 4, SH + 1600);
+    /* the same with a restart 300 s into it: the run goes on from its
+     * last window held, not anew */
+    g_run = 1;
+    g_under_every = 50;
+    g_shift_restart = SH + 1900;
+    h = held_share(g_noisy, 0.3, -0.3, SH + 1600, SH + 2300);
+    g_shift_restart = -1;
+    g_under_every = 0;
+    g_run = 0;
+    T_CHECK(h > 0 && g_last_held <= SH + 1600 + P / 4,
+            "... with a restart 300 s into it: held until %d s (P / 4 = %d s after %d)",
+            g_last_held, P / 4, SH + 1600);
+    /* two peaks' worth (200 s each) 100 s apart under the threshold: two
+     * runs, both held */
+    g_run = 1;
+    g_under_every = 0;
+    {
+        ad_shift *s = ad_shift_new(3, PM);
+        int n = 0, m = 0;
+
+        rng = 88172645463325252ull;
+        T_CHECK(s != NULL, "tracker");
+        if (s == NULL)
+            return;
+        shift_rows(s, 0, SH + 40, 0, 0, g_noisy);
+        ad_shift_cleared(s, (int64_t)SH * 1000, (int64_t)(SH + 30) * 1000);
+        shift_rows(s, SH + 40, SH + 1600, 0.3, -0.3, g_noisy);
+        for (int i = SH + 1600; i < SH + 2100; i++) {
+            int over = i < SH + 1800 || i >= SH + 1900;
+
+            shift_rows(s, i, i + 1, 0.3, -0.3, g_noisy);
+            if (over) {
+                m++;
+                n += ad_shift_hold_run(s, (int64_t)i * 1000, ad_shift_holds(s, (int64_t)i * 1000));
+            } else {
+                ad_shift_hold_run(s, (int64_t)i * 1000, 0);
+            }
+        }
+        T_CHECK(n == m && ad_shift_state(s) == 2,
+                "two runs of 200 s 100 s apart under the threshold: %d of %d windows held, "
+                "the change still kept (%d)", n, m, ad_shift_state(s));
+        ad_shift_free(s);
+    }
+    g_run = 0;
+}
+
+/* 11: a step shows less at some hours than at its clear: an hour moving
+ * the rows its way by under half of |u| but by a change's worth
+ * (AD_SHIFT_MIN) does not end it, and the next peak is still held; an
+ * hour where the step went back (a tenth of it) ends it */
+static void test_step_shows_less(void)
+{
+    double h;
+
+    g_less_from = SH + 1000;            /* the hour [SH + 1000, SH + 1060) whole */
+    g_less_to = SH + 1120;
+    g_less = 0.4;
+    h = held_share(g_noisy, 0, 0, 3 * P + 910, 3 * P + 1010);
+    T_CHECK(h > 0.9, "an hour with the step at 0.4 of it: the next peak held (%.2f)", h);
+    g_less = 0.1;
+    h = held_share(g_noisy, 0, 0, 3 * P + 910, 3 * P + 1010);
+    T_CHECK(h == 0, "an hour with the step at 0.1 of it (gone back): nothing held (%.2f)", h);
+    g_less = 1;
+    g_less_from = g_less_to = -1;
+}
+
 /* a constant 1e-4 (flat) that goes to 5e-4 after the clear */
 static double g_small(int i, int st)
 {
@@ -921,6 +1011,8 @@ int main(void)
     T_RUN(test_renewed_end_on_time);
     T_RUN(test_renew_bound_restored);
     T_RUN(test_small_features);
+    T_RUN(test_same_way_fault_dips);
+    T_RUN(test_step_shows_less);
     ad_model_free(g_model);
     return t_done();
 }
