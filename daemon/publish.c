@@ -288,12 +288,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
      * topic or Home Assistant alone (streams.c STATE_REFRESH_MS) */
     s->state_pub_ms = uv_now(dd->loop);
     s->coll_waiting = s->d && ad_detector_collect_waiting(s->d);
-    if (s->d) {
-        ad_detector_stats st;
-
-        ad_detector_get_stats(s->d, &st);
-        s->kept_pub = st.windows_kept;
-    }
+    s->kept_pub = s->d ? ad_detector_windows_kept(s->d) : 0;
 }
 
 /* Another live stream than s publishes its state on `topic`: a template
