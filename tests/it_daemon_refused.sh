@@ -146,6 +146,9 @@ fi
 # stopping publishes each stream's state once more (its open alerts
 # cleared, reason restart): the rejected counts of every refused value
 kill -TERM "$DPID"; wait "$DPID"; DPID=
+# the subscriber may write the last states a moment after the daemon is
+# gone: read them until the counts are in, 5 s at most
+counts() {
 $PYTHON - "$D/sub.jsonl" > "$D/counts.out" <<'EOP'
 import json, sys
 last, st = {}, {}
@@ -161,6 +164,17 @@ for s in ("pump1", "allpump1"):
     print(s, r.get("nonfinite"), r.get("nonnumeric"))
 print("stats", st.get("nonfinite"), st.get("nonnumeric"), st.get("parse_errors"))
 EOP
+}
+n=0
+while :; do
+    counts
+    if grep -qx "pump1 20 20" "$D/counts.out" && grep -qx "allpump1 120 80" "$D/counts.out"; then
+        break
+    fi
+    n=$((n + 1))
+    [ "$n" -ge 25 ] && break
+    sleep 0.2
+done
 if grep -qx "pump1 20 20" "$D/counts.out" && grep -qx "allpump1 120 80" "$D/counts.out"; then
     it_ok "the retained state counts every refused value (pump1: 20 nonfinite, 20 nonnumeric; allpump1: 120, 80)"
 else
