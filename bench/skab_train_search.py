@@ -106,20 +106,32 @@ def seed_rule(table, far_max):
     return w, ok[w]
 
 
-def grow(key, values, side):
-    """One step past an edge of a detector axis, or None at its limit."""
+def grow(key, values, side, kmax=5):
+    """One step past an edge of a detector axis, or None at its limit
+    (alert.k: 1 .. kmax, the largest alert.n of the grid)."""
     v = values[0] if side < 0 else values[-1]
     if key == "alert.k":
         n = v + side
-        return n if 1 <= n <= 5 else None
+        return n if 1 <= n <= kmax else None
     step = 0.25 if key == "calibration.k" else 0.05 if key == "alert.clear_ratio" else \
         (values[1] - values[0] if len(values) > 1 else None)
     if step is None:
         return None
     n = round(v + side * step, 3)
+    if key == "alert.n":
+        n = int(n)
+        return n if 1 <= n <= 64 else None
     if n <= 0 or (key == "alert.clear_ratio" and n > 1):
         return None
     return n
+
+
+def valid(keys, vals, base_det):
+    """False for a raise rule of more windows than it looks at (alert.k >
+    alert.n), which the config refuses."""
+    d = dict(zip(keys, vals))
+    return d.get("alert.k", ss.get(base_det, "alert.k") or 3) <= \
+        d.get("alert.n", ss.get(base_det, "alert.n") or 5)
 
 
 def stage_detector(a, fl, sk, base_train, base_det, seeds):
@@ -136,11 +148,11 @@ def stage_detector(a, fl, sk, base_train, base_det, seeds):
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
     rev = ss.commit()
     table = {}
-    note = "stage seeds"
+    note = "stage %s" % a.note
     with open(a.log, "a") as log:
         for rnd in range(4):
             for vals in itertools.product(*[grid[k] for k in keys]):
-                if vals in table:
+                if vals in table or not valid(keys, vals, base_det):
                     continue
                 det = copy.deepcopy(base_det)
                 for k, v in zip(keys, vals):
@@ -168,14 +180,14 @@ def stage_detector(a, fl, sk, base_train, base_det, seeds):
             for i, k in enumerate(keys):
                 for side, edge in ((-1, 0), (1, len(grid[k]) - 1)):
                     if r[0][i] == grid[k][edge]:
-                        n = grow(k, grid[k], side)
+                        n = grow(k, grid[k], side, max(grid.get("alert.n", [5])))
                         if n is not None and n not in grid[k]:
                             grid[k] = [n] + grid[k] if side < 0 else grid[k] + [n]
                             grown = True
                             print("winner on an edge of %s: grid grown to %s" % (k, grid[k]), flush=True)
             if not grown:
                 break
-            note = "stage seeds (extended)"
+            note = "stage %s (extended)" % a.note
     if r is None:
         print("no setting with valve1 FAR <= %g on every seed" % a.far_max)
         return 1
@@ -198,6 +210,7 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("AD_BIN", "build/anomalyd"))
     ap.add_argument("--stage", choices=("axes", "combine", "base", "detector"), default="axes")
     ap.add_argument("--grid", help="for --stage detector: JSON {dotted detector key: [values]}")
+    ap.add_argument("--note", default="seeds", help="for --stage detector: the stage name logged")
     ap.add_argument("--combine", help="for --stage combine: JSON {option: [values]} to cross")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--ks", default="2,2.5,3,3.5", help="calibration.k values tried per model family")
