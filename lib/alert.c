@@ -329,6 +329,13 @@ int ad_alerter_step_obs(ad_alerter *a, int64_t ts_ms, const ad_alert_obs *o,
             a->below = 0;
         if (a->below >= a->cfg.m) {
             end_alert(a, ts_ms, AD_CLOSE_CLEARED);
+            /* the next raise is k fresh windows, as after any other close
+             * and after a restart (the history is saved only with an open
+             * alert): with n > m the alert's own windows are still in the
+             * last n, and one window over the threshold would raise again */
+            a->hist = 0;
+            a->rhist = 0;
+            a->hist_len = 0;
             a->has_cooldown = a->cfg.cooldown_ms > 0;
             a->cooldown_until = ts_ms + a->cfg.cooldown_ms;
             if (out)

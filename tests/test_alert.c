@@ -84,6 +84,33 @@ static void test_clear_hysteresis(void)
     ad_alerter_free(a);
 }
 
+static void test_clear_empties_history(void)
+{
+    /* k=3 of n=20 with m=10: the clear's ten windows leave the alert's own
+     * windows in the last twenty. A raise after a clear is k fresh windows
+     * over the threshold, as after a restart (the history is saved only
+     * with an open alert) and after any other close: one window over it
+     * right after the clear is not a new alert. */
+    ad_alerter *a = mk(3, 20, 10, 0.8, 0, 1);
+    double s[18];
+    int r[18], i;
+
+    for (i = 0; i < 5; i++)
+        s[i] = 2;
+    for (; i < 15; i++)
+        s[i] = 0.5;
+    s[15] = 2;
+    s[16] = 2;
+    s[17] = 2;
+    run(a, s, 18, r, NULL);
+    T_CHECK(r[2] == AD_ALERT_RAISED, "3 of 20 raise (r=%d)", r[2]);
+    T_CHECK(r[14] == AD_ALERT_CLEARED, "10 windows below clear (r=%d)", r[14]);
+    T_CHECK(r[15] == 0 && r[16] == 0, "one or two windows over the threshold after the "
+            "clear do not raise (r=%d, %d)", r[15], r[16]);
+    T_CHECK(r[17] == AD_ALERT_RAISED, "the third fresh one does (r=%d)", r[17]);
+    ad_alerter_free(a);
+}
+
 static void test_cooldown(void)
 {
     ad_alerter *a = mk(1, 1, 1, 1.0, 2500, 1);
@@ -384,6 +411,7 @@ int main(void)
 {
     T_RUN(test_k_of_n_raise);
     T_RUN(test_clear_hysteresis);
+    T_RUN(test_clear_empties_history);
     T_RUN(test_cooldown);
     T_RUN(test_peak_severity_top);
     T_RUN(test_ids_stable);

@@ -2384,17 +2384,19 @@ static void test_run_up_withdrawn(void)
     ad_detector_free(d);
 }
 
-/* A raise after a restart whose run-up starts before the restart (the
- * alerter's history comes back with the open alert, the learner's ring of
- * window times does not): the windows after the restart in the run-up
- * leave the normal set as they do without the restart. */
+/* A raise after a restart that restored an open alert: the alert clears,
+ * and the next raise's run-up (the window under the threshold between its
+ * first window over it and the raise) leaves the normal set as it does
+ * without the restart. The clear empties the raise history, so the run-up
+ * is of fresh windows after the clear in both (before, the history of the
+ * restored alert counted towards the re-raise). */
 static void test_run_up_after_restore(void)
 {
-    static const double raise3[3] = { 50, 50, 50 }, after[3] = { 0.5, 0.5, 50 };
+    static const double raise3[3] = { 50, 50, 50 }, after[5] = { 0.5, 0.5, 50, 0.5, 50 };
     ad_detector_cfg c;
     ad_detector *a, *b;
     ad_detector_stats st;
-    uint64_t t = 1, tb, n0, n2, nr;
+    uint64_t t = 1, tb, n2, nr, al0;
     char err[300], *js;
     int rc;
 
@@ -2406,17 +2408,20 @@ static void test_run_up_after_restore(void)
     tb = t;
     /* control: the same detector goes on */
     ad_detector_get_stats(a, &st);
-    n0 = st.adapt_normal;
-    feed_scores(a, &t, after, 2);
+    al0 = st.alerts;
+    feed_scores(a, &t, after, 3);           /* cleared; normal; first over */
     ad_detector_get_stats(a, &st);
     n2 = st.adapt_normal;
-    feed_scores(a, &t, after + 2, 1);
+    feed_scores(a, &t, after + 3, 2);       /* run-up; 2 of 5 fresh: no raise yet */
+    feed_scores(a, &t, raise3, 1);          /* 3 of 5: raised */
     ad_detector_get_stats(a, &st);
     nr = st.adapt_normal;
-    T_NOTE("control: normal %llu, %llu after clear + 1, %llu after the re-raise (alerts %llu)",
-           (unsigned long long)n0, (unsigned long long)n2, (unsigned long long)nr,
+    T_NOTE("control: normal %llu at the first window over, %llu after the re-raise "
+           "(alerts %llu)", (unsigned long long)n2, (unsigned long long)nr,
            (unsigned long long)st.alerts);
-    T_CHECK(nr == n0, "control: the run-up leaves the normal set");
+    T_CHECK(st.alerts == al0 + 1, "control: raised again (alerts %llu)",
+            (unsigned long long)st.alerts);
+    T_CHECK(nr == n2, "control: the run-up leaves the normal set");
     ad_detector_free(a);
 
     /* restarted: a new detector restores the open alert */
@@ -2429,17 +2434,19 @@ static void test_run_up_after_restore(void)
     T_CHECK(rc == 0, "restore: %s", err);
     t = tb;
     ad_detector_get_stats(b, &st);
-    n0 = st.adapt_normal;
     T_NOTE("restored: alert_active %d", st.alert_active);
-    feed_scores(b, &t, after, 2);
+    al0 = st.alerts;
+    feed_scores(b, &t, after, 3);
     ad_detector_get_stats(b, &st);
     n2 = st.adapt_normal;
-    feed_scores(b, &t, after + 2, 1);
+    feed_scores(b, &t, after + 3, 2);
+    feed_scores(b, &t, raise3, 1);
     ad_detector_get_stats(b, &st);
     nr = st.adapt_normal;
-    T_CHECK(nr == n0, "restored: normal %llu, %llu after clear + 1, %llu after the re-raise "
-            "(want %llu; alerts %llu)", (unsigned long long)n0, (unsigned long long)n2,
-            (unsigned long long)nr, (unsigned long long)n0, (unsigned long long)st.alerts);
+    T_CHECK(st.alerts == al0 + 1, "restored: raised again (alerts %llu)",
+            (unsigned long long)st.alerts);
+    T_CHECK(nr == n2, "restored: normal %llu at the first window over, %llu after the "
+            "re-raise", (unsigned long long)n2, (unsigned long long)nr);
     ad_detector_free(b);
 }
 
