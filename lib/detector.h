@@ -488,8 +488,10 @@ typedef enum {
                                  * alert.accept_after windows), or its wait
                                  * over (text "calibrated" or "fallback":
                                  * the model's threshold); n = windows above
-                                 * the guard so far, threshold (at the end),
-                                 * prev_threshold = the guard */
+                                 * the guard so far, calib_flagged = windows
+                                 * flagged while it waited (they count
+                                 * toward the fallback too), threshold (at
+                                 * the end), prev_threshold = the guard */
 } ad_event_type;
 
 typedef struct ad_event {
@@ -509,6 +511,7 @@ typedef struct ad_event {
         ad_dq_event dq;         /* AD_EV_DQ_* */
         ad_adapt_event adapt;   /* AD_EV_ADAPT */
     };
+    uint64_t calib_flagged;     /* AD_EV_CALIB_HELD: see there */
     char text[160];
 } ad_event;
 
@@ -635,11 +638,13 @@ typedef struct ad_detector_stats {
      * (bootstrap) whose calibration windows score above the guard waits
      * up to alert.accept_after windows before it takes the model's
      * threshold. calib_held: it waits now (since calib_held_ms, data
-     * time); calib_out: windows above the guard so far; calib_out_need:
-     * the fallback comes at that many; calib_guard: the guard (NAN none) */
+     * time); calib_out: windows above the guard so far; calib_flagged:
+     * windows flagged by data quality (or with an untrusted row) since it
+     * began; calib_out_need: the fallback comes when the two together are
+     * that many; calib_guard: the guard (NAN none) */
     int calib_held;
     int64_t calib_held_ms;
-    uint64_t calib_out, calib_out_need;
+    uint64_t calib_out, calib_flagged, calib_out_need;
     double calib_guard;
 } ad_detector_stats;
 
