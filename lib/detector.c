@@ -2293,7 +2293,8 @@ uint64_t det_calib_need(const ad_detector *d)
 {
     uint64_t need = (uint64_t)d->cfg.calib_windows;
 
-    if (d->cfg.training == AD_TRAIN_BOOTSTRAP && d->cfg.alert.accept_after > 0 &&
+    if ((d->cfg.training == AD_TRAIN_BOOTSTRAP || d->cfg.own_model) &&
+        d->cfg.alert.accept_after > 0 &&
         (uint64_t)d->cfg.alert.accept_after > need)
         need = (uint64_t)d->cfg.alert.accept_after;
     return need;

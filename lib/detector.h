@@ -382,6 +382,12 @@ typedef struct ad_detector_cfg {
     ad_thr_cfg thr;             /* method and parameters, adapt */
     ad_alert_cfg alert;         /* k, n, m, clear_ratio, cooldown */
     ad_train_mode training;     /* default none */
+    int own_model;              /* the model given was trained by this
+                                 * stream itself (a bootstrap's, restored
+                                 * with training none so as not to train
+                                 * again): calibration waits as a
+                                 * bootstrap's (CALIBRATION AGAINST THE
+                                 * MODEL); default 0 */
     int train_windows;          /* finetune/bootstrap: windows to collect
                                  * (0 = no count limit: needs the duration);
                                  * default 500 */
