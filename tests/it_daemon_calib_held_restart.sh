@@ -111,5 +111,31 @@ else
     it_fail "the wait goes on after the restart (fallback after 150 windows, still calibrating)" \
         "after the restart (first, last): $AFTER; $(grep -i calibration "$D/daemon2.log" | tail -3)"
 fi
+# a reload (SIGHUP) with an alert rule changed during the wait: the stream
+# is rebuilt from its state as at a restart, and waits on the same way
+N2=$(wc -l < "$D/sub2.jsonl")
+sed 's/"accept_after": 150,/"accept_after": 150, "k": 4,/' "$D/ad.json" > "$D/ad.json.new" &&
+    mv "$D/ad.json.new" "$D/ad.json"
+kill -HUP "$DPID"
+it_wait_log "$D/daemon2.log" "configuration reloaded" 20 ||
+    { it_fail "the configuration reloads" "$(tail -5 "$D/daemon2.log")"; exit 1; }
+pubrows 216 218 --shift current:30:0
+$H wait --file "$D/sub2.jsonl" --match topic=anomalyd/stats messages_in=3 --timeout 30 \
+    > /dev/null || { it_fail "the rows are in" "$(tail -3 "$D/daemon2.log")"; exit 1; }
+sleep 1
+RELOADED=$(tail -n +"$((N2 + 1))" "$D/sub2.jsonl" > "$D/sub3.jsonl"; wait_of "$D/sub3.jsonl")
+if $PYTHON -c '
+import json, sys
+b = json.loads(sys.argv[1])[1]
+l = json.loads(sys.argv[2])[1]
+ok = (l[0] == "calibrating" and l[1] and l[1]["guard"] == b[1]["guard"] and
+      l[1]["since"] == b[1]["since"] and l[1]["fallback_after_windows"] == 150 and
+      l[1]["windows_to_fallback"] > 0)
+sys.exit(0 if ok else 1)' "$AFTER" "$RELOADED"; then
+    it_ok "the wait goes on after a reload (SIGHUP): $RELOADED"
+else
+    it_fail "the wait goes on after a reload (SIGHUP)" \
+        "after the reload: $RELOADED; $(grep -i "calibration\|reload" "$D/daemon2.log" | tail -4)"
+fi
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 exit 0
