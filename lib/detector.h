@@ -277,7 +277,12 @@
  * normal anyway, and one that ends sooner (the rest of a night regime
  * its training caught the start of) is waited out rather than alerted on
  * with the model's threshold; a fault under way then alerts when the wait
- * ends, or at the end of calibration if it ended sooner.
+ * ends, or at the end of calibration if it ended sooner. A window left out
+ * while it waits for a data-quality flag or an untrusted row counts toward
+ * that fallback too (calib_flagged): a sensor stuck during the wait would
+ * otherwise hold it for as long as the flag lasts. A model the stream
+ * trained itself and restored from its state with training off
+ * (cfg.own_model) waits the same way.
  * g = 0, or a model without the metadata: no such guard.
  *
  * CALIBRATION FAILURES. When a fit fails (too few scores, POT peaks) the
