@@ -2360,8 +2360,9 @@ static int fit_model_value(ad_detector *d, int64_t ts)
     if (flagged > 0)
         ad_log(AD_LOG_WARNING, "%s: calibration saw no normal data: %llu windows scored "
                "above calibration.model_guard %g x the model's training error %g, and %llu "
-               "were flagged by data quality while it waited (a stuck or out-of-range "
-               "sensor: they end the wait as windows above the guard do); threshold %g "
+               "were flagged by data quality (a stuck or out-of-range sensor) or above the "
+               "previous threshold while it waited: they end the wait as windows above the "
+               "guard do; threshold %g "
                "from the model (training error x calibration.margin %g), detecting",
                d->who, (unsigned long long)d->calib_model_out, d->cfg.calib_model_guard, e,
                (unsigned long long)flagged, e_ev->threshold, d->cfg.thr.margin);
@@ -2415,11 +2416,12 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
     } else if (untrusted || (!norm && d->calib_guard > 0 && s > d->calib_guard)) {
         d->st.calib_excluded++;
         /* while it waits, a window flagged by data quality (or with an
-         * untrusted row) counts toward the fallback as one above the guard
-         * does: neither is normal data, and left out of both counts a
-         * sensor stuck for days held the stream calibrating, alerting on
-         * nothing, for days */
-        if (untrusted && d->calib_held) {
+         * untrusted row, or above the previous threshold restored as a
+         * guard) counts toward the fallback as one above the guard does:
+         * none is normal data, and left out of both counts a sensor stuck
+         * for days held the stream calibrating, alerting on nothing, for
+         * days */
+        if (d->calib_held) {
             d->calib_flagged++;
             if (d->calib_model_out + d->calib_flagged >= det_calib_need(d) &&
                 d->cfg.calib_windows > 0 && !norm && fit_model_value(d, ts) == 0)

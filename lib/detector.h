@@ -278,8 +278,9 @@
  * its training caught the start of) is waited out rather than alerted on
  * with the model's threshold; a fault under way then alerts when the wait
  * ends, or at the end of calibration if it ended sooner. A window left out
- * while it waits for a data-quality flag or an untrusted row counts toward
- * that fallback too (calib_flagged): a sensor stuck during the wait would
+ * while it waits for a data-quality flag, an untrusted row or a score above
+ * the previous threshold (restored as a guard) counts toward that fallback
+ * too (calib_flagged): a sensor stuck during the wait would
  * otherwise hold it for as long as the flag lasts. A model the stream
  * trained itself and restored from its state with training off
  * (cfg.own_model) waits the same way.
@@ -650,8 +651,8 @@ typedef struct ad_detector_stats {
      * up to alert.accept_after windows before it takes the model's
      * threshold. calib_held: it waits now (since calib_held_ms, data
      * time); calib_out: windows above the guard so far; calib_flagged:
-     * windows flagged by data quality (or with an untrusted row) since it
-     * began; calib_out_need: the fallback comes when the two together are
+     * windows flagged by data quality (or with an untrusted row, or above
+     * the previous threshold restored as a guard) since it began; calib_out_need: the fallback comes when the two together are
      * that many; calib_guard: the guard (NAN none) */
     int calib_held;
     int64_t calib_held_ms;

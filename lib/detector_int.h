@@ -107,8 +107,9 @@ struct ad_detector {
     int64_t calib_held_ms;
     uint64_t calib_flagged;      /* windows left out while it waits for
                                   * another reason (a data-quality flag, an
-                                  * untrusted row): they count toward the
-                                  * fallback too (det_calib_not_clean) */
+                                  * untrusted row, a score above calib_guard):
+                                  * they count toward the fallback too
+                                  * (detector.c calibrate) */
     int64_t last_ts;             /* last row consumed (event times) */
     int64_t resume_ts;           /* > 0: window rows restored up to this
                                   * time; the next row continues them only

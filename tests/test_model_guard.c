@@ -392,6 +392,9 @@ typedef struct run5 {
  * calibration.duration_ms dur (0: none). */
 static int g_recal_at = -1;     /* an operator's recalibrate at that row */
 
+static double g_prev_thr;       /* > 0: a previous threshold restored as the
+                                 * calibration's guard after training */
+
 static void bootstrap_run_dur(int A, int64_t dur, run5 *o)
 {
     const char *names[F5] = { "a", "b" };
@@ -436,6 +439,15 @@ static void bootstrap_run_dur(int A, int64_t dur, run5 *o)
             if ((p = strstr(nm->training, "\"q99\":")) != NULL)
                 o->q99 = atof(p + 6);
             T_CHECK(ad_detector_train_done(d, nm, 1, NULL) == 0, "train done");
+            if (g_prev_thr > 0) {
+                /* a state saved under other calibration settings: its
+                 * threshold guards the new calibration (detector.h
+                 * ad_detector_restore_alert) */
+                char js[300];
+                snprintf(js, sizeof(js), "{\"model_id\":\"%s\",\"metric\":\"mae\","
+                         "\"threshold\":%.17g}", nm->id, g_prev_thr);
+                ad_detector_restore_alert(d, js, AD_CLOSE_RESTART);
+            }
         }
         if (i == g_recal_at)
             T_CHECK(ad_detector_recalibrate(d, err, sizeof(err)) == 0, "recalibrate: %s", err);
@@ -614,12 +626,40 @@ static void test_guard_wait_stuck_sensor(void)
             (unsigned long long)w.r.end_flagged, (unsigned long long)w.flagged);
 }
 
+/* 9. The same with a previous threshold restored as the calibration's
+ * guard (a state saved under other calibration settings), under the normal
+ * rows' scores: after the new level every window scores above it and is
+ * left out, neither clean nor above the model's guard, and the wait stood
+ * still to the end of the data. Those count toward the fallback too now. */
+static void test_guard_wait_prev_threshold(void)
+{
+    run5 h, w;
+
+    bootstrap_run_dur(600, 200 * 60000LL, &h);
+    g_prev_thr = 1e-6;
+    bootstrap_run_dur(600, 200 * 60000LL, &w);
+    g_prev_thr = 0;
+    T_NOTE("previous threshold 1e-6: held at row %d (without: %d); held for %d rows (%llu "
+           "above the guard, %llu left out of %llu); ended at row %d (%s, %llu left out), "
+           "calibrated at row %d", w.r.held_row, h.r.held_row, w.rows_held,
+           (unsigned long long)w.out, (unsigned long long)w.flagged,
+           (unsigned long long)w.need, w.r.held_end_row, w.r.held_how,
+           (unsigned long long)w.r.end_flagged, w.calib_row);
+    T_CHECK(w.r.held == 1 && w.calibrated >= 1 && w.calib_row >= 0 &&
+            w.calib_row <= w.r.held_row + 600 && strcmp(w.r.held_how, "fallback") == 0 &&
+            w.r.end_flagged > 0,
+            "calibration ended with the model's threshold within alert.accept_after (600) "
+            "windows of the wait's start (row %d, held at %d, %s, %llu left out)",
+            w.calib_row, w.r.held_row, w.r.held_how, (unsigned long long)w.r.end_flagged);
+}
+
 int main(void)
 {
     T_RUN(test_guard_bootstrap_ends_in_new_state);
     T_RUN(test_guard_bootstrap_wait_visible);
     T_RUN(test_guard_wait_restarted);
     T_RUN(test_guard_wait_stuck_sensor);
+    T_RUN(test_guard_wait_prev_threshold);
     T_RUN(test_guard_fallback_acceptance_delayed);
     T_RUN(test_guard_stale_after_address_reuse);
     T_RUN(test_guard_peak_metric_mae_model);
