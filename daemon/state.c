@@ -1256,6 +1256,11 @@ static int restore_make_detector(restore_req *r, stream_rec *s, char *err, size_
     else if (r->tm && (r->tm->window != d->T || r->tm->n_features != d->F))
         set_aside(r, s, "its window or feature count differs from the detector's");
     else if (r->tm) {
+        /* not trained again, but still the model the stream trained
+         * itself: a bootstrap's calibration waits on windows above the
+         * guard as before the restart (else a wait under way took the
+         * model's threshold at the first window after it) */
+        cfg.own_model = cfg.training == AD_TRAIN_BOOTSTRAP;
         cfg.training = AD_TRAIN_NONE;
         m = own = r->tm;
         r->tm = NULL;

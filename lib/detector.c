@@ -2204,6 +2204,8 @@ static void calq_pop(ad_detector *d)
 
     if (d->dq && ad_dq_flagged(d->dq, q->from, q->to)) {
         d->st.calib_excluded++;
+        if (d->calib_held)      /* toward a wait's fallback (calibrate) */
+            d->calib_flagged++;
     } else {
         ad_threshold_add(d->thr, q->s);
         if (d->cfg.normalize != AD_NORM_NONE)
@@ -2260,7 +2262,7 @@ static double guard_error(const char *tj, int metric, int *capped)
 
 /* g x the model's training error (guard_error), or 0; taken again when
  * the model changes. */
-static double model_guard(ad_detector *d)
+double det_model_guard(ad_detector *d)
 {
     if (d->mg_model != d->model) {
         /* only a figure recorded in this metric: the guard is an upper
@@ -2291,7 +2293,8 @@ uint64_t det_calib_need(const ad_detector *d)
 {
     uint64_t need = (uint64_t)d->cfg.calib_windows;
 
-    if (d->cfg.training == AD_TRAIN_BOOTSTRAP && d->cfg.alert.accept_after > 0 &&
+    if ((d->cfg.training == AD_TRAIN_BOOTSTRAP || d->cfg.own_model) &&
+        d->cfg.alert.accept_after > 0 &&
         (uint64_t)d->cfg.alert.accept_after > need)
         need = (uint64_t)d->cfg.alert.accept_after;
     return need;
@@ -2311,10 +2314,15 @@ void det_calib_hold(ad_detector *d, int64_t ts, const char *how)
     if (start == d->calib_held)
         return;
     d->calib_held = start;
-    if (start)
+    if (start) {
         d->calib_held_ms = ts;
+        d->calib_flagged = 0;
+    }
     e = det_ev_new(d, AD_EV_CALIB_HELD, ts);
     e->n = d->calib_model_out;
+    e->calib_flagged = d->calib_flagged;
+    if (!start)
+        d->calib_flagged = 0;
     e->threshold = start ? NAN : ad_threshold_value(d->thr);
     e->prev_threshold = d->model_guard > 0 ? d->model_guard : NAN;
     snprintf(e->text, sizeof(e->text), "%s", how);
@@ -2329,6 +2337,7 @@ static int fit_model_value(ad_detector *d, int64_t ts)
     double sd = ad_thr_model_stat(tj, "std", (int)d->cfg.metric);
     ad_thr_info in;
     ad_event *e_ev;
+    uint64_t flagged = d->calib_flagged;
 
     /* the spread of normal scores (regime acceptance compares with it):
      * the training error's, else from its mean and q99 as for a normal
@@ -2348,12 +2357,22 @@ static int fit_model_value(ad_detector *d, int64_t ts)
     e_ev->threshold = ad_threshold_value(d->thr);
     e_ev->n = 0;
     snprintf(e_ev->text, sizeof(e_ev->text), "model");
-    ad_log(AD_LOG_WARNING, "%s: calibration saw no normal data: %llu windows scored "
-           "above calibration.model_guard %g x the model's training error %g (an anomaly "
-           "under way, or a model of another process); threshold %g from the model "
-           "(training error x calibration.margin %g), detecting", d->who,
-           (unsigned long long)d->calib_model_out, d->cfg.calib_model_guard, e,
-           e_ev->threshold, d->cfg.thr.margin);
+    if (flagged > 0)
+        ad_log(AD_LOG_WARNING, "%s: calibration saw no normal data: %llu windows scored "
+               "above calibration.model_guard %g x the model's training error %g, and %llu "
+               "were flagged by data quality (a stuck or out-of-range sensor) or above the "
+               "previous threshold while it waited: they end the wait as windows above the "
+               "guard do; threshold %g "
+               "from the model (training error x calibration.margin %g), detecting",
+               d->who, (unsigned long long)d->calib_model_out, d->cfg.calib_model_guard, e,
+               (unsigned long long)flagged, e_ev->threshold, d->cfg.thr.margin);
+    else
+        ad_log(AD_LOG_WARNING, "%s: calibration saw no normal data: %llu windows scored "
+               "above calibration.model_guard %g x the model's training error %g (an "
+               "anomaly under way, or a model of another process); threshold %g from the "
+               "model (training error x calibration.margin %g), detecting", d->who,
+               (unsigned long long)d->calib_model_out, d->cfg.calib_model_guard, e,
+               e_ev->threshold, d->cfg.thr.margin);
     d->calib_model_out = 0;
     resolve_spans(d);
     det_set_phase(d, AD_PHASE_DETECTING, ts);
@@ -2368,7 +2387,7 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
 {
     /* untrusted: an untrusted row or a data-quality flag */
     int done = 0, delay = calib_delay(d), norm = d->cfg.normalize != AD_NORM_NONE;
-    double mg = model_guard(d);
+    double mg = det_model_guard(d);
     char err[160];
 
     if (!d->has_calib_start) {
@@ -2391,11 +2410,23 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
                    mg / d->cfg.calib_model_guard, (unsigned long long)need);
             det_calib_hold(d, ts, "held");
         }
-        if (d->calib_model_out >= need && d->cfg.calib_windows > 0 &&
+        if (d->calib_model_out + d->calib_flagged >= need && d->cfg.calib_windows > 0 &&
             !norm && fit_model_value(d, ts) == 0)
             return;
     } else if (untrusted || (!norm && d->calib_guard > 0 && s > d->calib_guard)) {
         d->st.calib_excluded++;
+        /* while it waits, a window flagged by data quality (or with an
+         * untrusted row, or above the previous threshold restored as a
+         * guard) counts toward the fallback as one above the guard does:
+         * none is normal data, and left out of both counts a sensor stuck
+         * for days held the stream calibrating, alerting on nothing, for
+         * days */
+        if (d->calib_held) {
+            d->calib_flagged++;
+            if (d->calib_model_out + d->calib_flagged >= det_calib_need(d) &&
+                d->cfg.calib_windows > 0 && !norm && fit_model_value(d, ts) == 0)
+                return;
+        }
     } else if ((delay == 0 && d->cq_len == 0) || calq_push(d, from, ts, s, delay) != 0) {
         ad_threshold_add(d->thr, s);
         if (norm)
@@ -2416,7 +2447,8 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
     if (d->cfg.calib_duration_ms > 0 && ts - d->calib_start >= d->cfg.calib_duration_ms) {
         uint64_t need = det_calib_need(d);
         /* the wait above (a stream that trained its own model) not over */
-        int waits = need > (uint64_t)d->cfg.calib_windows && d->calib_model_out < need;
+        int waits = need > (uint64_t)d->cfg.calib_windows &&
+                    d->calib_model_out + d->calib_flagged < need;
 
         while (d->cq_len > 0)
             calq_pop(d);
@@ -6099,6 +6131,7 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     st->calib_held = ad_detector_calib_held(d);
     st->calib_held_ms = d->calib_held_ms;
     st->calib_out = d->calib_model_out;
+    st->calib_flagged = d->calib_held ? d->calib_flagged : 0;
     st->calib_out_need = det_calib_need(d);
     st->calib_guard = d->model_guard > 0 ? d->model_guard : NAN;
     st->threshold = ad_threshold_value(d->thr);

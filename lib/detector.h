@@ -277,7 +277,13 @@
  * normal anyway, and one that ends sooner (the rest of a night regime
  * its training caught the start of) is waited out rather than alerted on
  * with the model's threshold; a fault under way then alerts when the wait
- * ends, or at the end of calibration if it ended sooner.
+ * ends, or at the end of calibration if it ended sooner. A window left out
+ * while it waits for a data-quality flag, an untrusted row or a score above
+ * the previous threshold (restored as a guard) counts toward that fallback
+ * too (calib_flagged): a sensor stuck during the wait would
+ * otherwise hold it for as long as the flag lasts. A model the stream
+ * trained itself and restored from its state with training off
+ * (cfg.own_model) waits the same way.
  * g = 0, or a model without the metadata: no such guard.
  *
  * CALIBRATION FAILURES. When a fit fails (too few scores, POT peaks) the
@@ -382,6 +388,12 @@ typedef struct ad_detector_cfg {
     ad_thr_cfg thr;             /* method and parameters, adapt */
     ad_alert_cfg alert;         /* k, n, m, clear_ratio, cooldown */
     ad_train_mode training;     /* default none */
+    int own_model;              /* the model given was trained by this
+                                 * stream itself (a bootstrap's, restored
+                                 * with training none so as not to train
+                                 * again): calibration waits as a
+                                 * bootstrap's (CALIBRATION AGAINST THE
+                                 * MODEL); default 0 */
     int train_windows;          /* finetune/bootstrap: windows to collect
                                  * (0 = no count limit: needs the duration);
                                  * default 500 */
@@ -488,8 +500,10 @@ typedef enum {
                                  * alert.accept_after windows), or its wait
                                  * over (text "calibrated" or "fallback":
                                  * the model's threshold); n = windows above
-                                 * the guard so far, threshold (at the end),
-                                 * prev_threshold = the guard */
+                                 * the guard so far, calib_flagged = windows
+                                 * flagged while it waited (they count
+                                 * toward the fallback too), threshold (at
+                                 * the end), prev_threshold = the guard */
 } ad_event_type;
 
 typedef struct ad_event {
@@ -509,6 +523,7 @@ typedef struct ad_event {
         ad_dq_event dq;         /* AD_EV_DQ_* */
         ad_adapt_event adapt;   /* AD_EV_ADAPT */
     };
+    uint64_t calib_flagged;     /* AD_EV_CALIB_HELD: see there */
     char text[160];
 } ad_event;
 
@@ -635,11 +650,13 @@ typedef struct ad_detector_stats {
      * (bootstrap) whose calibration windows score above the guard waits
      * up to alert.accept_after windows before it takes the model's
      * threshold. calib_held: it waits now (since calib_held_ms, data
-     * time); calib_out: windows above the guard so far; calib_out_need:
-     * the fallback comes at that many; calib_guard: the guard (NAN none) */
+     * time); calib_out: windows above the guard so far; calib_flagged:
+     * windows flagged by data quality (or with an untrusted row, or above
+     * the previous threshold restored as a guard) since it began; calib_out_need: the fallback comes when the two together are
+     * that many; calib_guard: the guard (NAN none) */
     int calib_held;
     int64_t calib_held_ms;
-    uint64_t calib_out, calib_out_need;
+    uint64_t calib_out, calib_flagged, calib_out_need;
     double calib_guard;
 } ad_detector_stats;
 

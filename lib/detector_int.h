@@ -105,6 +105,11 @@ struct ad_detector {
     int calib_held;              /* a bootstrap's calibration waits on them
                                   * (det_calib_need), since calib_held_ms */
     int64_t calib_held_ms;
+    uint64_t calib_flagged;      /* windows left out while it waits for
+                                  * another reason (a data-quality flag, an
+                                  * untrusted row, a score above calib_guard):
+                                  * they count toward the fallback too
+                                  * (detector.c calibrate) */
     int64_t last_ts;             /* last row consumed (event times) */
     int64_t resume_ts;           /* > 0: window rows restored up to this
                                   * time; the next row continues them only
@@ -491,5 +496,8 @@ void det_dq_refused(ad_detector *d, uint64_t rej0, int64_t ts, int f);
  * the model's threshold: calibration.windows, or alert.accept_after when
  * more for a model the stream trained itself (detector.c calibrate). */
 uint64_t det_calib_need(const ad_detector *d);
+/* g x the model's training error (calibration.model_guard), or 0; taken
+ * again when the model changes (cached in model_guard). */
+double det_model_guard(ad_detector *d);
 
 #endif

@@ -530,7 +530,8 @@ static cJSON *calib_save(const ad_detector *d)
         !cJSON_AddNumberToObject(o, "excluded", (double)d->st.calib_excluded) ||
         !cJSON_AddNumberToObject(o, "model_out", (double)d->calib_model_out) ||
         (d->has_calib_start && !cJSON_AddNumberToObject(o, "start_ms", (double)d->calib_start)) ||
-        (d->calib_held && !cJSON_AddNumberToObject(o, "held_ms", (double)d->calib_held_ms)))
+        (d->calib_held && !cJSON_AddNumberToObject(o, "held_ms", (double)d->calib_held_ms)) ||
+        (d->calib_held && !cJSON_AddNumberToObject(o, "held_flagged", (double)d->calib_flagged)))
         goto fail;
     if (d->cq_len > 0) {
         if ((a = cJSON_AddArrayToObject(o, "held")) == NULL)
@@ -591,7 +592,7 @@ static int calib_restore(ad_detector *d, const cJSON *c, char *err, size_t errle
     const cJSON *x, *e;
     struct calq held[CALQ_MAX];
     int64_t dt[AD_WP_N];
-    uint64_t win, exc, out;
+    uint64_t win, exc, out, flagged = 0;
     int nh = 0, nw = 0, rc;
 
     if (d->phase != AD_PHASE_CALIBRATING)
@@ -602,6 +603,11 @@ static int calib_restore(ad_detector *d, const cJSON *c, char *err, size_t errle
         (hm != NULL && !is_time(hm)))
         return ad_errf(err, errlen, AD_EFORMAT, "calibration state: calibrating: "
                        "windows/excluded/model_out/start_ms/held_ms malformed");
+    /* held_flagged: absent from a state saved before it was counted */
+    if (cJSON_GetObjectItemCaseSensitive(c, "held_flagged") != NULL &&
+        get_count(c, "held_flagged", &flagged))
+        return ad_errf(err, errlen, AD_EFORMAT, "calibration state: calibrating: "
+                       "held_flagged malformed (a count)");
     if (h != NULL && (!cJSON_IsArray(h) || cJSON_GetArraySize(h) > CALQ_MAX))
         return ad_errf(err, errlen, AD_EFORMAT, "calibration state: calibrating.held: "
                        "not an array of at most %d windows", CALQ_MAX);
@@ -653,6 +659,11 @@ static int calib_restore(ad_detector *d, const cJSON *c, char *err, size_t errle
      * since when) */
     d->calib_held = hm != NULL;
     d->calib_held_ms = hm != NULL ? (int64_t)hm->valuedouble : 0;
+    d->calib_flagged = hm != NULL ? flagged : 0;
+    /* its guard too, at once: the state published before the first
+     * calibration window after a restart said "guard": null */
+    if (d->calib_held)
+        det_model_guard(d);
     if (wpp != NULL) {
         memcpy(d->wp_dt, dt, (size_t)nw * sizeof(dt[0]));
         d->wp_n = nw;
@@ -1302,6 +1313,25 @@ static int add_ref_feature(const ad_detector *d, cJSON *o, int f)
     return cJSON_AddNullToObject(fig, "reference_feature") != NULL;
 }
 
+/* Why a bootstrap's calibration wait began or ended (its event's text:
+ * detector.c det_calib_hold). */
+static const char *calib_held_reason(const ad_event *ev)
+{
+    if (strcmp(ev->text, "held") == 0)
+        return "its windows score above calibration.model_guard x the training error of "
+               "the model it trained: it waits for normal windows";
+    if (strcmp(ev->text, "calibrated") == 0)
+        return "enough clean windows: the threshold is fitted on them";
+    if (strcmp(ev->text, "restarted") == 0)
+        return "the calibration started over (a recalibrate, or another model)";
+    if (ev->calib_flagged > 0)
+        return "its windows scored above the guard or were flagged by data quality (a stuck "
+               "or out-of-range feature; or above the previous threshold) for as long as "
+               "the wait lasts: the model's threshold";
+    return "its windows scored above the guard for as long as the wait lasts: the "
+           "model's threshold";
+}
+
 cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
 {
     cJSON *o = cJSON_CreateObject(), *a;
@@ -1326,7 +1356,9 @@ cJSON *ad_event_to_json(const ad_detector *d, const ad_event *ev)
     case AD_EV_CALIB_HELD:
         /* the wait begins ("held") or ends ("calibrated", "fallback") */
         if (!cJSON_AddStringToObject(o, "calibration", ev->text) ||
+            !cJSON_AddStringToObject(o, "reason", calib_held_reason(ev)) ||
             !cJSON_AddNumberToObject(o, "windows_above_guard", (double)ev->n) ||
+            !cJSON_AddNumberToObject(o, "windows_flagged", (double)ev->calib_flagged) ||
             !cJSON_AddNumberToObject(o, "fallback_after_windows",
                                      (double)det_calib_need(d)) ||
             !num_or_null(o, "guard", ev->prev_threshold) ||

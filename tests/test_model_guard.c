@@ -71,6 +71,8 @@ typedef struct run {
     char first_end_how[16];     /* how the first end came, and its row */
     int first_end_row;
     uint64_t held_n;
+    uint64_t end_flagged;       /* windows_flagged of the last end */
+    int stuck_raised;           /* data-quality stuck alerts raised */
 } run;
 
 static void step(ad_detector *d, int row_i, int64_t ts, const double *row, ad_metric metric,
@@ -113,8 +115,11 @@ static void step(ad_detector *d, int row_i, int64_t ts, const double *row, ad_me
                 snprintf(r->first_end_how, sizeof(r->first_end_how), "%.15s", ev.text);
             }
             r->held_end_row = row_i;
+            r->end_flagged = ev.calib_flagged;
             snprintf(r->held_how, sizeof(r->held_how), "%.15s", ev.text);
         }
+        if (ev.type == AD_EV_DQ_RAISED && ev.dq.check == AD_DQ_STUCK)
+            r->stuck_raised++;
     }
 }
 
@@ -355,6 +360,8 @@ static void test_guard_fallback_acceptance_delayed(void)
 #define FAULT5 1700                 /* a fault from here to the end */
 #define ROWS5 2100
 
+static int g_stuck_at = -1;     /* feature b stuck from that row on */
+
 static void row5(int i, double *row)
 {
     double ph = 6.283185307179586 * i / 40.0;
@@ -365,6 +372,8 @@ static void row5(int i, double *row)
         row[0] += 3;                /* the new level (a state the training hardly saw) */
     if (i >= FAULT5)
         row[1] += 1.2;              /* the fault: under the new level's scores */
+    if (g_stuck_at >= 0 && i >= g_stuck_at)
+        row[1] = 0.25;              /* a stuck sensor from there on */
 }
 
 typedef struct run5 {
@@ -376,11 +385,15 @@ typedef struct run5 {
     int rows_held;
     uint64_t out, need;
     int64_t held_ms;
+    uint64_t flagged;           /* ... and the windows flagged meanwhile */
 } run5;
 
 /* A bootstrap stream (row5) with alert.accept_after A windows (0: none),
  * calibration.duration_ms dur (0: none). */
 static int g_recal_at = -1;     /* an operator's recalibrate at that row */
+
+static double g_prev_thr;       /* > 0: a previous threshold restored as the
+                                 * calibration's guard after training */
 
 static void bootstrap_run_dur(int A, int64_t dur, run5 *o)
 {
@@ -407,6 +420,7 @@ static void bootstrap_run_dur(int A, int64_t dur, run5 *o)
     cfg.calib_windows = 100;
     cfg.calib_duration_ms = dur;
     cfg.alert.accept_after = A;
+    cfg.dq_enabled = g_stuck_at >= 0;
     if (ad_detector_new(&d, &cfg, "pump", NULL, T5, F5, names, err, sizeof(err)) != 0) {
         T_CHECK(0, "new: %s", err);
         return;
@@ -425,6 +439,15 @@ static void bootstrap_run_dur(int A, int64_t dur, run5 *o)
             if ((p = strstr(nm->training, "\"q99\":")) != NULL)
                 o->q99 = atof(p + 6);
             T_CHECK(ad_detector_train_done(d, nm, 1, NULL) == 0, "train done");
+            if (g_prev_thr > 0) {
+                /* a state saved under other calibration settings: its
+                 * threshold guards the new calibration (detector.h
+                 * ad_detector_restore_alert) */
+                char js[300];
+                snprintf(js, sizeof(js), "{\"model_id\":\"%s\",\"metric\":\"mae\","
+                         "\"threshold\":%.17g}", nm->id, g_prev_thr);
+                ad_detector_restore_alert(d, js, AD_CLOSE_RESTART);
+            }
         }
         if (i == g_recal_at)
             T_CHECK(ad_detector_recalibrate(d, err, sizeof(err)) == 0, "recalibrate: %s", err);
@@ -438,6 +461,7 @@ static void bootstrap_run_dur(int A, int64_t dur, run5 *o)
                 o->out = st.calib_out;
                 o->need = st.calib_out_need;
                 o->held_ms = st.calib_held_ms;
+                o->flagged = st.calib_flagged;
             }
         }
         if (r.calibrated && o->calib_row < 0)
@@ -562,11 +586,80 @@ static void test_guard_wait_restarted(void)
             w.r.held, w.r.held_end);
 }
 
+/* 8. A sensor that sticks while a bootstrap stream's calibration waits
+ * (calibration.duration_ms over inside the new level, then feature b flat
+ * to the end): its windows are flagged by data quality, so they were
+ * neither clean calibration windows nor windows above the guard, the count
+ * toward the fallback stood still, and the stream stayed calibrating (no
+ * alert at all, the fault under it too) to the end of the data: 700 rows
+ * here, days for a sensor stuck for days. The flagged windows count toward
+ * the fallback now: the wait ends with the model's threshold at most
+ * alert.accept_after windows after it began (docs/alerts.md), the end
+ * says how many were flagged, and the stuck sensor's data-quality alert is
+ * raised as before. */
+static void test_guard_wait_stuck_sensor(void)
+{
+    run5 h, w;
+
+    bootstrap_run_dur(600, 200 * 60000LL, &h);  /* where the wait begins */
+    g_stuck_at = h.r.held_row + 40;
+    bootstrap_run_dur(600, 200 * 60000LL, &w);
+    g_stuck_at = -1;
+    T_NOTE("held at row %d; b stuck from row %d: %d stuck alert(s); held for %d rows (%llu "
+           "above the guard, %llu flagged of %llu); ended at row %d (%s, %llu flagged), "
+           "calibrated at row %d", w.r.held_row, h.r.held_row + 40, w.r.stuck_raised,
+           w.rows_held, (unsigned long long)w.out, (unsigned long long)w.flagged,
+           (unsigned long long)w.need, w.r.held_end_row, w.r.held_how,
+           (unsigned long long)w.r.end_flagged, w.calib_row);
+    T_CHECK(w.r.held == 1 && w.r.held_row == h.r.held_row, "the wait began where it did "
+            "without the stuck sensor (row %d, %d)", w.r.held_row, h.r.held_row);
+    T_CHECK(w.r.stuck_raised >= 1, "the stuck sensor's data-quality alert is raised (%d)",
+            w.r.stuck_raised);
+    T_CHECK(w.calibrated >= 1 && w.calib_row >= 0 && w.calib_row <= w.r.held_row + 600,
+            "calibration ended within alert.accept_after (600) windows of the wait's start "
+            "(row %d, held at %d; before: still calibrating at the end of the data)",
+            w.calib_row, w.r.held_row);
+    T_CHECK(w.r.held_end == 1 && strcmp(w.r.held_how, "fallback") == 0 &&
+            w.r.end_flagged > 0 && w.flagged > 0,
+            "the wait ended with the model's threshold, its end and the stats counting "
+            "the flagged windows (%s, %llu flagged; %llu in the stats)", w.r.held_how,
+            (unsigned long long)w.r.end_flagged, (unsigned long long)w.flagged);
+}
+
+/* 9. The same with a previous threshold restored as the calibration's
+ * guard (a state saved under other calibration settings), under the normal
+ * rows' scores: after the new level every window scores above it and is
+ * left out, neither clean nor above the model's guard, and the wait stood
+ * still to the end of the data. Those count toward the fallback too now. */
+static void test_guard_wait_prev_threshold(void)
+{
+    run5 h, w;
+
+    bootstrap_run_dur(600, 200 * 60000LL, &h);
+    g_prev_thr = 1e-6;
+    bootstrap_run_dur(600, 200 * 60000LL, &w);
+    g_prev_thr = 0;
+    T_NOTE("previous threshold 1e-6: held at row %d (without: %d); held for %d rows (%llu "
+           "above the guard, %llu left out of %llu); ended at row %d (%s, %llu left out), "
+           "calibrated at row %d", w.r.held_row, h.r.held_row, w.rows_held,
+           (unsigned long long)w.out, (unsigned long long)w.flagged,
+           (unsigned long long)w.need, w.r.held_end_row, w.r.held_how,
+           (unsigned long long)w.r.end_flagged, w.calib_row);
+    T_CHECK(w.r.held == 1 && w.calibrated >= 1 && w.calib_row >= 0 &&
+            w.calib_row <= w.r.held_row + 600 && strcmp(w.r.held_how, "fallback") == 0 &&
+            w.r.end_flagged > 0,
+            "calibration ended with the model's threshold within alert.accept_after (600) "
+            "windows of the wait's start (row %d, held at %d, %s, %llu left out)",
+            w.calib_row, w.r.held_row, w.r.held_how, (unsigned long long)w.r.end_flagged);
+}
+
 int main(void)
 {
     T_RUN(test_guard_bootstrap_ends_in_new_state);
     T_RUN(test_guard_bootstrap_wait_visible);
     T_RUN(test_guard_wait_restarted);
+    T_RUN(test_guard_wait_stuck_sensor);
+    T_RUN(test_guard_wait_prev_threshold);
     T_RUN(test_guard_fallback_acceptance_delayed);
     T_RUN(test_guard_stale_after_address_reuse);
     T_RUN(test_guard_peak_metric_mae_model);
