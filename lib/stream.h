@@ -134,6 +134,9 @@
 #define AD_STREAM_REORDER 16
 /* ALL mode: rows open for alignment at once. */
 #define AD_STREAM_OPEN 8
+/* PERIOD/ALL: the samples remembered of each feature (its last ones
+ * taken), to tell a copy of one from a late sample once its row is out. */
+#define AD_STREAM_COPIES 4
 /* Row intervals kept for the usual interval (median) of a stream. */
 #define AD_STREAM_IV 31
 
@@ -344,6 +347,21 @@ void ad_stream_resume_row(ad_stream *s, int64_t ts, const double *values,
  * gives back. Returns 0 when there is none (or another mode).
  */
 int ad_stream_last_row(const ad_stream *s, int64_t *ts, double *values, unsigned char *present);
+/*
+ * PERIOD/ALL: the newest sample taken of feature f at or before the last
+ * row emitted (its time and value), for a save that
+ * ad_stream_resume_sample gives back. Returns 0 when there is none (or
+ * another mode, or f out of range).
+ */
+int ad_stream_last_sample(const ad_stream *s, int f, int64_t *ts, double *v);
+/*
+ * PERIOD/ALL: that sample of feature f, given after ad_stream_resume(s, t)
+ * (ts <= t) and before any sample: the same sample delivered again (a
+ * retained message at the resubscription, a QoS 1 redelivery) is then
+ * told a copy (dup_copies) as the stream that was not interrupted tells
+ * it; without it, it counts as late (ooo). Ignored otherwise.
+ */
+void ad_stream_resume_sample(ad_stream *s, int f, int64_t ts, double v);
 void ad_stream_get_stats(const ad_stream *s, ad_stream_stats *st);
 
 const char *ad_asm_mode_name(ad_asm_mode m);
