@@ -14,7 +14,13 @@
  * watermark has passed it, so rows come out in timestamp order. A sample
  * whose row has already been emitted is LATE: dropped, counted in `ooo`
  * (PERIOD mode: unless it is newer than the value its feature holds; then
- * it is held for the next row, counted in `late_held`).
+ * it is held for the next row, counted in `late_held`). A COPY is not
+ * late: in PERIOD/ALL a sample with the time and value of one of the last
+ * AD_STREAM_COPIES taken of its feature is refused as a dup (dup_copies),
+ * whether its row is out, being built or the sample still waits; in ROWS
+ * a row with the last row's time and values. In PERIOD a sample at or
+ * before the value its feature holds in the row being built is never
+ * applied over it: at that time a dup, older superseded (taken, unused).
  * With max_lateness_ms = 0 (default) rows come out as soon as newer data
  * shows they are complete, as before.
  *   Arrival clock. The caller may tell the stream the arrival (wall) time of
@@ -117,7 +123,8 @@
  * Memory per stream is O(F * (AD_STREAM_QUEUE + pending)), fixed at
  * creation: the row queue (AD_STREAM_QUEUE rows of F doubles), plus in
  * PERIOD/ALL the pending samples or open rows sized from F and the
- * lateness, plus in ROWS with lateness AD_STREAM_REORDER rows.
+ * lateness, plus in ROWS with lateness AD_STREAM_REORDER rows, plus in
+ * PERIOD/ALL AD_STREAM_COPIES samples (16 bytes each) of each feature.
  * Thread safety: one stream is used by one thread at a time.
  */
 #ifndef AD_STREAM_H
@@ -209,9 +216,10 @@ typedef struct ad_stream_stats {
     uint64_t dup_copies;      /* of the dup refusals, exact copies: the
                                * values the stream holds for that time, the
                                * same (a message delivered twice: two
-                               * subscriptions, redundant gateways); the
-                               * others carry other values (a device clock
-                               * that stopped) */
+                               * subscriptions, redundant gateways; PERIOD/
+                               * ALL: of a sample it took lately, its row
+                               * out or not); the others carry other values
+                               * (a device clock that stopped) */
     uint64_t dup_copy_values; /* values of the dup_copies refusals */
 } ad_stream_stats;
 

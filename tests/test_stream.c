@@ -942,8 +942,8 @@ static void test_dup_copies(void)
     ad_stream_free(s);
 
     /* PERIOD with lateness: a sample of a cell after the next row's,
-     * pending (one of the next row's is applied at once, and so is its
-     * copy: no refusal) */
+     * pending (one of the next row's is applied at once: its copy,
+     * test_period_copy_applied) */
     for (int m = 0; m < 2; m++) {
         ad_stream_cfg_default(&c);
         c.mode = m ? AD_ASM_ALL : AD_ASM_PERIOD;
