@@ -10,7 +10,10 @@
 # goes on in shadow. Before, the two saves ran at once on the two workers
 # and the older one, renamed last, replaced the newer file: the restart
 # dropped the candidate ("not restored: ... it holds model <first>, the
-# saved candidate is <second>").
+# saved candidate is <second>"). A reload rebuilds the stream while the
+# first file is still held (the second candidate's save waiting for it):
+# the rebuilt stream carries the second candidate over, and its file is
+# written after the first one's.
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_adapt_cand_twice.XXXXXX)
@@ -27,17 +30,20 @@ if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
     exit 0
 fi
 it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-cat > "$D/ad.json" <<EOC
+conf() {    # conf WARN_EVERY: calibration.warn_every (a change rebuilds the stream)
+    cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-adapt-twice", "stats_interval_s": 0.5},
  "state_dir": "$D/state", "workers": 2,
  "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
-   "calibration": {"windows": 100}, "quality": {"enabled": false},
+   "calibration": {"windows": 100, "warn_every": $1}, "quality": {"enabled": false},
    "adapt": {"enabled": true, "every_windows": 60, "every_hours": 0,
              "normal_windows": 80, "min_windows": 40, "margin": 5,
              "shadow_windows": 120, "epochs": 6, "lr": 0.003, "min_gain": 0},
    "alert": {"k": 3, "state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
+}
+conf 100
 # start N [DELAY_MS]: the daemon (log daemonN.log), the first candidate
 # file's rename held DELAY_MS by the shim
 start() {
@@ -94,6 +100,19 @@ else
     it_skip "two candidate saves in order" "the first candidate's file was written before the second candidate ($((T2 - T1)) s): the machine was too slow to overlap them"
     stop 1
     exit 0
+fi
+# the reload while the first file is held: the stream rebuilt, the second
+# candidate carried over
+conf 200
+kill -HUP "$DPID"
+if it_wait_log "$D/daemon1.log" "reload: detector pump: .* 1 rebuilt" 10 &&
+   { pub $K $((K + 2)); K=$((K + 2)); } &&
+   it_wait_log "$D/daemon1.log" "candidate $MID goes on in shadow \\(carried over" 10 &&
+   ! grep -q "^put held" "$D/order.log"; then
+    it_ok "rebuilt while the first file is held: candidate $MID carried over"
+else
+    it_fail "rebuilt while the first file is held: candidate $MID carried over" \
+        "$(grep -iE 'candidate|reload' "$D/daemon1.log" | tail -4) | $(cat "$D/order.log" | grep put)"
 fi
 names() { grep -q "\"shadow\":{\"model_id\":\"$MID\"" "$D"/state/pump/pump1.state.json 2>/dev/null; }
 both() { [ "$(puts)" -ge 2 ] && names; }
