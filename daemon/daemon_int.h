@@ -197,9 +197,12 @@ typedef struct stream_rec {
      * it did not, or it is still running; on the heap: a failed save is
      * rare, and 256 bytes in every stream's record were 60 % more of it):
      * a rebuild while it runs carries the candidate over from memory, one
-     * after it failed says so (state.c restore_candidate) */
+     * after it failed says so (state.c restore_candidate); cand_queued:
+     * the candidate cand_id names waits for an earlier candidate's save to
+     * the same file to end before its own is submitted (training.c
+     * candidate_write: one at a time, in order) */
     uint64_t span_saved_ms;
-    int span_stale, span_warned, cand_drop, cand_nofile, cand_saving;
+    int span_stale, span_warned, cand_drop, cand_nofile, cand_saving, cand_queued;
     char cand_id[AD_MODEL_ID_LEN + 1];
     char *cand_err;
     uint64_t seen_future, seen_late, seen_dup;  /* rejections already logged */
@@ -788,6 +791,11 @@ void training_save_kept(ad_daemon *dd, stream_rec *s, int why);
  * decided, its file removed once a state without it is written. */
 void training_save_candidate(ad_daemon *dd, stream_rec *s, const char *id);
 void training_drop_candidate(ad_daemon *dd, stream_rec *s);
+/* The save of the candidate in shadow that waited for an earlier
+ * candidate's save to the same file (s->cand_queued): submitted once none
+ * is on the workers and the stream is not being restored, if that
+ * candidate is still in shadow. */
+void training_candidate_flush(ad_daemon *dd, stream_rec *s);
 
 /* ---- publish.c ---- */
 void publish_json(ad_daemon *dd, const char *topic, cJSON *o, int qos, int retain);

@@ -1481,7 +1481,8 @@ static void restore_candidate(restore_req *r, stream_rec *s, int calibrated)
          * save is done (training.c save_done), which may have come while
          * the restore was in flight */
         s->cand_nofile = r->cm_carried &&
-                         (s->cand_saving > 0 || s->cand_err || strcmp(s->cand_id, id) != 0);
+                         (s->cand_saving > 0 || s->cand_queued || s->cand_err ||
+                          strcmp(s->cand_id, id) != 0);
     } else {
         why = r->cm ? err : r->cm_err[0] ? r->cm_err :
               "no such file (a state handed over from another node, or the file removed)";
@@ -1622,6 +1623,8 @@ static int restore_apply(restore_req *r, char *err, size_t errlen)
     if (r->mode == RESTORE_NEW || r->kafka)
         kafka_restore_result(dd, s->det->c->name, s->key, r->kafka && taken);
     restore_candidate(r, s, taken);
+    /* its save waited for an earlier one that ended while it was restored */
+    training_candidate_flush(dd, s);
     if (s->kept_why == KEPT_SHADOW)
         restore_shadow(s);
     /* time-less samples (stamped on arrival) come after its last row, as
@@ -1691,7 +1694,7 @@ static void carry_candidate(const stream_rec *s, restore_req *r)
         return;
     if (s->cand_err)
         snprintf(r->cm_unsaved, sizeof r->cm_unsaved, "%s", s->cand_err);
-    else if (s->cand_saving > 0 && (r->cm = ad_model_clone(c)) != NULL)
+    else if ((s->cand_saving > 0 || s->cand_queued) && (r->cm = ad_model_clone(c)) != NULL)
         r->cm_carried = 1;
     /* out of memory: read from its file, if written by then */
 }

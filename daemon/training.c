@@ -272,6 +272,8 @@ static void save_run(ad_task *t, ad_worker *w)
     st->rc = ad_model_save(st->m, st->path, st->err, sizeof st->err);
 }
 
+static void candidate_submit(ad_daemon *dd, stream_rec *s, const ad_model *c);
+
 static void save_done(ad_task *t)
 {
     save_task *st = (save_task *)t;
@@ -312,6 +314,8 @@ static void save_done(ad_task *t)
          * also when a rebuild since then carried it over, or left it */
         if (!s->dead && s->d && !s->restoring && (s->epoch == st->epoch || mine || s->cand_drop))
             state_save(dd, s);
+        /* a newer candidate waited for this save to end (candidate_write) */
+        training_candidate_flush(dd, s);
         ad_model_free(st->m);
         streams_maybe_free(dd, s);
         free(st);
@@ -410,7 +414,6 @@ void training_save_kept(ad_daemon *dd, stream_rec *s, int why)
 static void candidate_write(ad_daemon *dd, stream_rec *s, const char *id)
 {
     const ad_model *c = s->d ? ad_adapt_candidate(ad_detector_adapt(s->d)) : NULL;
-    save_task *st;
 
     if (c && strcmp(c->id, id) != 0)
         c = NULL;
@@ -424,10 +427,47 @@ static void candidate_write(ad_daemon *dd, stream_rec *s, const char *id)
     s->span_stale = 0;
     state_candidate_kept(dd, s);
     s->cand_nofile = 1;         /* until its file is written (save_done) */
+    snprintf(s->cand_id, sizeof s->cand_id, "%s", c->id);
+    free(s->cand_err);
+    s->cand_err = NULL;
+    /* An earlier candidate's save still on a worker writes the same file:
+     * this one's waits for it (save_done submits it). Two at once, on two
+     * workers, each renamed its temporary file into place when done, and
+     * the older one, slower (a slow disk, a busy worker), could land last:
+     * the state then named this candidate over the older one's model, and
+     * a restart dropped it ("it holds model ..."). Only the newest waits:
+     * one decided meanwhile is never written. */
+    if (s->cand_saving > 0) {
+        s->cand_queued = 1;
+        return;
+    }
+    candidate_submit(dd, s, c);
+}
+
+void training_candidate_flush(ad_daemon *dd, stream_rec *s)
+{
+    const ad_model *c;
+
+    if (!s->cand_queued || s->cand_saving > 0 || s->restoring)
+        return;
+    s->cand_queued = 0;
+    c = !s->dead && s->d ? ad_adapt_candidate(ad_detector_adapt(s->d)) : NULL;
+    /* decided meanwhile, or not resumed by a rebuild: nothing to write */
+    if (c && s->cand_nofile && strcmp(c->id, s->cand_id) == 0)
+        candidate_submit(dd, s, c);
+}
+
+/* The save of candidate c (the one cand_id names) on a worker. */
+static void candidate_submit(ad_daemon *dd, stream_rec *s, const ad_model *c)
+{
+    save_task *st;
+
     if (!(st = calloc(1, sizeof *st)) || !(st->m = ad_model_clone(c))) {
         ad_log(AD_LOG_WARNING, "stream %s/%s: candidate model not saved (a restart loses "
                "it): out of memory", s->det->c->name, s->key);
         free(st);
+        free(s->cand_err);
+        s->cand_err = strdup("out of memory");
         state_save(dd, s);
         return;
     }
@@ -438,9 +478,6 @@ static void candidate_write(ad_daemon *dd, stream_rec *s, const char *id)
     st->s = s;
     st->epoch = s->epoch;
     state_candidate_path(s->det, s->key, st->path, sizeof st->path);
-    snprintf(s->cand_id, sizeof s->cand_id, "%s", c->id);
-    free(s->cand_err);
-    s->cand_err = NULL;
     s->saving++;
     s->cand_saving++;
     ad_workers_submit(dd->ws, &st->task);

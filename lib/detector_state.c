@@ -165,6 +165,55 @@ static int last_row_save(const ad_detector *d, cJSON *a)
     return 0;
 }
 
+/* PERIOD/ALL: each feature's last sample in a row out ("last_samples": a
+ * [time, value] pair a feature, null for one without): the restored stream
+ * tells a copy of it delivered again from a late sample (stream_resume).
+ * Nothing when no feature has one. */
+static int last_samples_save(const ad_detector *d, cJSON *a)
+{
+    cJSON *r = NULL;
+    int64_t ts;
+    double v;
+    int any = 0;
+
+    if (d->last_ts == 0 || d->cfg.stream.mode == AD_ASM_ROWS)
+        return 0;
+    for (int f = 0; f < d->F && !any; f++)
+        any = ad_stream_last_sample(d->stream, f, &ts, &v);
+    if (!any)
+        return 0;
+    if ((r = cJSON_AddArrayToObject(a, "last_samples")) == NULL)
+        return -1;
+    for (int f = 0; f < d->F; f++) {
+        cJSON *x;
+
+        if (!ad_stream_last_sample(d->stream, f, &ts, &v))
+            x = cJSON_CreateNull();
+        else if ((x = cJSON_CreateArray()) != NULL) {
+            cJSON *t = cJSON_CreateNumber((double)ts), *y = cJSON_CreateNumber(v);
+
+            if (!cJSON_AddItemToArray(x, t)) {
+                cJSON_Delete(t);
+                cJSON_Delete(y);
+                y = NULL;
+            }
+            if (y != NULL && !cJSON_AddItemToArray(x, y)) {
+                cJSON_Delete(y);
+                y = NULL;
+            }
+            if (y == NULL) {
+                cJSON_Delete(x);
+                x = NULL;
+            }
+        }
+        if (x == NULL || !cJSON_AddItemToArray(r, x)) {
+            cJSON_Delete(x);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static cJSON *alert_save(const ad_detector *d, int handover)
 {
     cJSON *a = ad_alerter_save(d->alert), *acc = NULL;
@@ -172,7 +221,7 @@ static cJSON *alert_save(const ad_detector *d, int handover)
     if (a == NULL)
         return NULL;
     if (!cJSON_AddNumberToObject(a, "last_ts", (double)d->last_ts) ||
-        last_row_save(d, a) != 0 ||
+        last_row_save(d, a) != 0 || last_samples_save(d, a) != 0 ||
         (d->calib_guard > 0 && !cJSON_AddNumberToObject(a, "calib_guard", d->calib_guard)) ||
         (ad_threshold_fitted(d->thr) && (acc = det_acc_chain_save(d, handover)) != NULL &&
          (onset_save(d, acc) != 0 || !cJSON_AddItemToObject(a, "accept", acc)))) {
@@ -863,6 +912,22 @@ static void stream_resume(ad_detector *d, const cJSON *a)
         }
         if (f == d->F)
             ad_stream_resume_row(d->stream, d->last_ts, v, in);
+    }
+    /* PERIOD/ALL: each feature's last sample in a row out, an aid to tell a
+     * copy of it; a malformed pair is left out (its copy then counts as
+     * late, as without it) */
+    r = cJSON_GetObjectItemCaseSensitive(a, "last_samples");
+    if (cJSON_IsArray(r) && cJSON_GetArraySize(r) == d->F) {
+        int f = 0;
+
+        cJSON_ArrayForEach(x, r) {
+            const cJSON *t = cJSON_GetArrayItem(x, 0), *y = cJSON_GetArrayItem(x, 1);
+
+            if (cJSON_IsArray(x) && cJSON_GetArraySize(x) == 2 && cJSON_IsNumber(t) &&
+                cJSON_IsNumber(y) && t->valuedouble >= -9.2e18 && t->valuedouble <= 9.2e18)
+                ad_stream_resume_sample(d->stream, f, (int64_t)t->valuedouble, y->valuedouble);
+            f++;
+        }
     }
     if (d->max_ts == INT64_MIN)     /* not one that has taken rows (a reload's) */
         d->max_ts = d->last_ts;

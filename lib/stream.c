@@ -93,6 +93,12 @@ struct ad_stream {
     int64_t *r_ts;         /* ROWS: AD_STREAM_REORDER, sorted */
     double *r_vals;        /* ROWS: REORDER * F */
     unsigned char *r_miss; /* ROWS: REORDER * F */
+    int64_t *k_ts;         /* PERIOD/ALL: F * AD_STREAM_COPIES, the times of
+                            * the last samples taken of each feature (a
+                            * ring per feature), to tell their copies */
+    double *k_v;           /* F * AD_STREAM_COPIES: their values */
+    unsigned char *k_n;    /* F: samples in the feature's ring */
+    unsigned char *k_head; /* F: its next slot */
     int64_t *q_ts;         /* AD_STREAM_QUEUE */
     double *q_vals;        /* AD_STREAM_QUEUE * F */
     unsigned char *q_flags; /* AD_STREAM_QUEUE: AD_ROW_* */
@@ -170,10 +176,10 @@ int ad_stream_new(ad_stream **out, const ad_stream_cfg *cfg, int n_features,
                   char *err, size_t errlen)
 {
     ad_stream *s;
-    size_t F, off = sizeof(*s), pc = 0, G = 0, R = 0;
+    size_t F, off = sizeof(*s), pc = 0, G = 0, R = 0, K = 0;
     size_t o_cur, o_cur_ts, o_good, o_held, o_seen, o_has_good, o_miss, o_pend;
     size_t o_g_ts0, o_g_tsl, o_g_n, o_g_vals, o_g_fts, o_g_has, o_r_ts, o_r_vals, o_r_miss;
-    size_t o_q_ts, o_q, o_q_flags;
+    size_t o_k_ts, o_k_v, o_k_n, o_k_head, o_q_ts, o_q, o_q_flags;
     unsigned char *base;
     int rc;
 
@@ -191,6 +197,8 @@ int ad_stream_new(ad_stream **out, const ad_stream_cfg *cfg, int n_features,
         G = AD_STREAM_OPEN;
     if (cfg->mode == AD_ASM_ROWS && cfg->max_lateness_ms > 0)
         R = AD_STREAM_REORDER;
+    if (cfg->mode != AD_ASM_ROWS)
+        K = AD_STREAM_COPIES;
     /* One 64-byte aligned block: the struct, then the per-feature state
      * packed by element size (8-byte types first, bytes last), the mode's
      * buffer, then the row queue. */
@@ -211,6 +219,10 @@ int ad_stream_new(ad_stream **out, const ad_stream_cfg *cfg, int n_features,
     o_r_ts = ad_place(&off, R, sizeof(int64_t), sizeof(int64_t));
     o_r_vals = ad_place(&off, R * F, sizeof(double), sizeof(double));
     o_r_miss = ad_place(&off, R * F, 1, 1);
+    o_k_ts = ad_place(&off, K * F, sizeof(int64_t), sizeof(int64_t));
+    o_k_v = ad_place(&off, K * F, sizeof(double), sizeof(double));
+    o_k_n = ad_place(&off, K ? F : 0, 1, 1);
+    o_k_head = ad_place(&off, K ? F : 0, 1, 1);
     o_q_ts = ad_place(&off, AD_STREAM_QUEUE, sizeof(int64_t), 64);
     o_q = ad_place(&off, F * AD_STREAM_QUEUE, sizeof(double), 64);
     o_q_flags = ad_place(&off, AD_STREAM_QUEUE, 1, 1);
@@ -239,6 +251,10 @@ int ad_stream_new(ad_stream **out, const ad_stream_cfg *cfg, int n_features,
     s->r_ts = (int64_t *)(base + o_r_ts);
     s->r_vals = (double *)(base + o_r_vals);
     s->r_miss = base + o_r_miss;
+    s->k_ts = (int64_t *)(base + o_k_ts);
+    s->k_v = (double *)(base + o_k_v);
+    s->k_n = base + o_k_n;
+    s->k_head = base + o_k_head;
     s->q_ts = (int64_t *)(base + o_q_ts);
     s->q_vals = (double *)(base + o_q);
     s->q_flags = base + o_q_flags;
@@ -304,6 +320,41 @@ int ad_stream_last_row(const ad_stream *s, int64_t *ts, double *values, unsigned
     }
     *ts = s->last_emit_ts;
     return 1;
+}
+
+int ad_stream_last_sample(const ad_stream *s, int f, int64_t *ts, double *v)
+{
+    const int64_t *t;
+    int64_t last;
+    int best = -1;
+
+    if (s->cfg.mode == AD_ASM_ROWS || f < 0 || f >= s->F || !(s->has_emit || s->has_resume))
+        return 0;
+    /* the last row: one emitted, or the one of the stream this continues */
+    last = !s->has_emit ? s->resume_ts : !s->has_resume ? s->last_emit_ts :
+           s->last_emit_ts > s->resume_ts ? s->last_emit_ts : s->resume_ts;
+    t = s->k_ts + (size_t)f * AD_STREAM_COPIES;
+    for (int i = 0; i < s->k_n[f]; i++)
+        if (t[i] <= last && (best < 0 || t[i] > t[best]))
+            best = i;
+    if (best < 0)
+        return 0;
+    *ts = t[best];
+    *v = s->k_v[(size_t)f * AD_STREAM_COPIES + (size_t)best];
+    return 1;
+}
+
+static void note_taken(ad_stream *s, int64_t ts, int f, double v);
+
+void ad_stream_resume_sample(ad_stream *s, int f, int64_t ts, double v)
+{
+    /* before any sample of its own (the ring holds what this stream took
+     * then), and only of a row out: a sample after it was not in that
+     * stream's rows, it is needed again */
+    if (s->cfg.mode == AD_ASM_ROWS || f < 0 || f >= s->F || !s->has_resume ||
+        ts > s->resume_ts || s->has_max || !isfinite(v))
+        return;
+    note_taken(s, ts, f, v);
 }
 
 /* Does a row at ts come after a hole: longer than max_gap_ms and than
@@ -765,10 +816,39 @@ static void saw(ad_stream *s, int64_t ts)
     s->clk_ms = s->arr_ms;
 }
 
+/* PERIOD/ALL: is (ts, v) one of the last AD_STREAM_COPIES samples taken of
+ * feature f? Then it is a copy of that sample (the same message delivered
+ * again), whether the sample still waits, was applied to the row still
+ * open, was superseded in its cell or its row is already out: the rows and
+ * the cells the stream keeps forget it sooner, and what they forgot would
+ * tell a copy for a late sample or take it again. */
+static int copy_of_taken(const ad_stream *s, int64_t ts, int f, double v)
+{
+    const int64_t *t = s->k_ts + (size_t)f * AD_STREAM_COPIES;
+    const double *x = s->k_v + (size_t)f * AD_STREAM_COPIES;
+
+    for (int i = 0; i < s->k_n[f]; i++)
+        if (t[i] == ts && x[i] == v)
+            return 1;
+    return 0;
+}
+
+/* PERIOD/ALL: sample (ts, v) of feature f taken: the newest in its ring. */
+static void note_taken(ad_stream *s, int64_t ts, int f, double v)
+{
+    size_t i = (size_t)f * AD_STREAM_COPIES + s->k_head[f];
+
+    s->k_ts[i] = ts;
+    s->k_v[i] = v;
+    s->k_head[f] = (unsigned char)((s->k_head[f] + 1) % AD_STREAM_COPIES);
+    if (s->k_n[f] < AD_STREAM_COPIES)
+        s->k_n[f]++;
+}
+
 /* Accept one value of feature f at ts (PERIOD/ALL); returns 0 or 1 (dropped). */
 static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
 {
-    int rc;
+    int rc = 0;
 
     if (f < 0 || f >= s->F) {
         s->st.bad_feature++;
@@ -781,6 +861,15 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
     if (is_future(s, ts, 1))
         return 1;
     settle(s);
+    if (copy_of_taken(s, ts, f, v)) {
+        /* a copy (a duplicate of what the stream holds for that time), not
+         * late even when its row is out: no clock is wrong, and taken again
+         * it would count twice in samples and, applied after a newer value
+         * of its feature, put the older one back into the open row */
+        refused(&s->st.dup, &s->st.dup_values, 1);
+        refused(&s->st.dup_copies, &s->st.dup_copy_values, 1);
+        return 1;
+    }
     if (behind_last_row(s, ts)) {
         /* Its row is already out: too late for it. In PERIOD mode a value
          * newer than the one its feature holds is still the feature's
@@ -788,12 +877,21 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
          * rather than lost. */
         if (s->cfg.mode == AD_ASM_PERIOD && period_hold_late(s, ts, f, v)) {
             s->clk_ms = s->arr_ms;          /* taken: the data clock runs */
+            note_taken(s, ts, f, v);
             return 0;
         }
         refused(&s->st.ooo, &s->st.ooo_values, 1);
         return 1;
     }
-    if (s->cfg.mode == AD_ASM_PERIOD) {
+    if (s->cfg.mode == AD_ASM_PERIOD && s->seen[f] && ts <= s->cur_ts[f]) {
+        /* At or before the value its feature holds, applied already to the
+         * row still open (pend_insert no longer sees it): at its time, a
+         * duplicate, as of a pending sample; older, superseded in the row,
+         * taken but not applied (applied, it would put the older value
+         * back into the row, which carries the newest). */
+        if (ts == s->cur_ts[f])
+            rc = s->cur[f] == v ? 2 : 1;
+    } else if (s->cfg.mode == AD_ASM_PERIOD) {
         if (!s->has_grid) {
             s->has_grid = 1;
             s->next_grid = grid_ceil(s, ts);
@@ -810,6 +908,7 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
         return 1;
     }
     s->st.samples++;
+    note_taken(s, ts, f, v);
     saw(s, ts);
     drain(s, s->max_ts - s->cfg.max_lateness_ms);
     return 0;

@@ -14,7 +14,13 @@
  * watermark has passed it, so rows come out in timestamp order. A sample
  * whose row has already been emitted is LATE: dropped, counted in `ooo`
  * (PERIOD mode: unless it is newer than the value its feature holds; then
- * it is held for the next row, counted in `late_held`).
+ * it is held for the next row, counted in `late_held`). A COPY is not
+ * late: in PERIOD/ALL a sample with the time and value of one of the last
+ * AD_STREAM_COPIES taken of its feature is refused as a dup (dup_copies),
+ * whether its row is out, being built or the sample still waits; in ROWS
+ * a row with the last row's time and values. In PERIOD a sample at or
+ * before the value its feature holds in the row being built is never
+ * applied over it: at that time a dup, older superseded (taken, unused).
  * With max_lateness_ms = 0 (default) rows come out as soon as newer data
  * shows they are complete, as before.
  *   Arrival clock. The caller may tell the stream the arrival (wall) time of
@@ -117,7 +123,8 @@
  * Memory per stream is O(F * (AD_STREAM_QUEUE + pending)), fixed at
  * creation: the row queue (AD_STREAM_QUEUE rows of F doubles), plus in
  * PERIOD/ALL the pending samples or open rows sized from F and the
- * lateness, plus in ROWS with lateness AD_STREAM_REORDER rows.
+ * lateness, plus in ROWS with lateness AD_STREAM_REORDER rows, plus in
+ * PERIOD/ALL AD_STREAM_COPIES samples (16 bytes each) of each feature.
  * Thread safety: one stream is used by one thread at a time.
  */
 #ifndef AD_STREAM_H
@@ -134,6 +141,9 @@
 #define AD_STREAM_REORDER 16
 /* ALL mode: rows open for alignment at once. */
 #define AD_STREAM_OPEN 8
+/* PERIOD/ALL: the samples remembered of each feature (its last ones
+ * taken), to tell a copy of one from a late sample once its row is out. */
+#define AD_STREAM_COPIES 4
 /* Row intervals kept for the usual interval (median) of a stream. */
 #define AD_STREAM_IV 31
 
@@ -206,9 +216,10 @@ typedef struct ad_stream_stats {
     uint64_t dup_copies;      /* of the dup refusals, exact copies: the
                                * values the stream holds for that time, the
                                * same (a message delivered twice: two
-                               * subscriptions, redundant gateways); the
-                               * others carry other values (a device clock
-                               * that stopped) */
+                               * subscriptions, redundant gateways; PERIOD/
+                               * ALL: of a sample it took lately, its row
+                               * out or not); the others carry other values
+                               * (a device clock that stopped) */
     uint64_t dup_copy_values; /* values of the dup_copies refusals */
 } ad_stream_stats;
 
@@ -344,6 +355,21 @@ void ad_stream_resume_row(ad_stream *s, int64_t ts, const double *values,
  * gives back. Returns 0 when there is none (or another mode).
  */
 int ad_stream_last_row(const ad_stream *s, int64_t *ts, double *values, unsigned char *present);
+/*
+ * PERIOD/ALL: the newest sample taken of feature f at or before the last
+ * row emitted (its time and value), for a save that
+ * ad_stream_resume_sample gives back. Returns 0 when there is none (or
+ * another mode, or f out of range).
+ */
+int ad_stream_last_sample(const ad_stream *s, int f, int64_t *ts, double *v);
+/*
+ * PERIOD/ALL: that sample of feature f, given after ad_stream_resume(s, t)
+ * (ts <= t) and before any sample: the same sample delivered again (a
+ * retained message at the resubscription, a QoS 1 redelivery) is then
+ * told a copy (dup_copies) as the stream that was not interrupted tells
+ * it; without it, it counts as late (ooo). Ignored otherwise.
+ */
+void ad_stream_resume_sample(ad_stream *s, int f, int64_t ts, double v);
 void ad_stream_get_stats(const ad_stream *s, ad_stream_stats *st);
 
 const char *ad_asm_mode_name(ad_asm_mode m);

@@ -6,7 +6,10 @@
 # messages were not logged", drowning real bad input); the copies stay
 # counted in the retained state (rejected.duplicate, rejected.copies). A
 # device whose clock stopped (messages stamped with one time, other values)
-# is still warned of as before.
+# is still warned of as before. The same with rows.mode "all" (each
+# message split into samples aligned into rows; its row out at once): the
+# copies count as copies, not as late samples (before, every copy was
+# "dropped as late", rejected.late).
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_daemon_dup_copies.XXXXXX)
@@ -21,6 +24,10 @@ cat > "$D/ad.json" <<EOC
  "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
    "calibration": {"windows": 100},
+   "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}},
+  {"name": "pumpall", "model": "$MODEL", "topics": ["sensorsall/+/pump"],
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
+   "rows": {"mode": "all"}, "calibration": {"windows": 100},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
 $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
@@ -63,9 +70,11 @@ EOP
 # the stream with copies: 260 rows, 0.5 s apart (over two minutes); the
 # stopped clock: 20 rows, then 4 stamped with the 20th's time
 $PYTHON "$D/pub.py" "$IT_PORT" sensors/pump1/pump 260 0.5 & PUB=$!
+# the same in mode all: 200 rows, 0.5 s apart, each twice
+$PYTHON "$D/pub.py" "$IT_PORT" sensorsall/pump3/pump 200 0.5 & PUB3=$!
 sleep 5
 $PYTHON "$D/pub.py" "$IT_PORT" sensors/pump2/pump 24 0.2 20
-wait "$PUB"
+wait "$PUB" "$PUB3"
 sleep 1.5    # the last retained state
 N1=$(grep -E "stream pump1" "$D/daemon.log" | grep -cE "duplicate|copies")
 MORE=$(grep -c "more bad-input messages were not logged" "$D/daemon.log")
@@ -90,6 +99,24 @@ for line in open(sys.argv[1]):
 a, b = rj.get("pump1", {}), rj.get("pump2", {})
 print(a.get("duplicate", 0), a.get("copies", 0), b.get("duplicate", 0), b.get("copies", 0))
 EOP
+$PYTHON - "$D/sub.jsonl" > "$D/check3.out" <<'EOP'
+import json, sys
+r = {}
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"] == "anomalyd/state/pumpall/pump3":
+        r = json.loads(m["payload"]).get("rejected", {})
+print(r.get("duplicate", 0), r.get("copies", 0), r.get("late", 0))
+EOP
+set -- $(cat "$D/check3.out")
+L3=$(grep "stream pump3" "$D/daemon.log" | grep -c "dropped as late")
+if [ "${1:-0}" -ge 100 ] && [ "$1" = "$2" ] && [ "${3:-x}" = 0 ] && [ "$L3" = 0 ] &&
+   grep -q "stream pump3 receives copies of its messages" "$D/daemon.log"; then
+    it_ok "mode all, every message twice: copies, not late (duplicate $1, copies $2, late $3)"
+else
+    it_fail "mode all, every message twice: copies, not late" \
+        "pump3 duplicate/copies/late ${1:-?}/${2:-?}/${3:-?} (want >= 100, equal, 0), $L3 lines 'dropped as late': $(grep pump3 "$D/daemon.log" | tail -3)"
+fi
 set -- $(cat "$D/check.out")
 # pump1: 5 values a copy; only the ones before its last retained state (a
 # minute apart at most) are in it (pump2's come within a minute of its

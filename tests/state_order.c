@@ -12,8 +12,11 @@
  * "ok unlink PATH", or "BAD ..." saying which rule broke. With
  * ORDER_CAND_DELAY_MS, the rename that puts a candidate's file in place
  * waits that long first (a slow disk: widens the time a state could be
- * written ahead of it); while the file ORDER_CAND_FAIL names is there, that
- * rename fails (EIO: a disk error). The stream key is the file name up to its first
+ * written ahead of it); with ORDER_CAND_DELAY_FIRST too, only the first
+ * one does (one save slow, the next one not: tests/it_daemon_adapt_cand_twice.sh);
+ * each candidate file put in place adds "put PATH" ("put held PATH" when
+ * its rename was held). While the file
+ * ORDER_CAND_FAIL names is there, that rename fails (EIO: a disk error). The stream key is the file name up to its first
  * dot (the test's keys have none). Built by the test script itself.
  */
 #define _GNU_SOURCE
@@ -105,19 +108,34 @@ int rename(const char *from, const char *to)
 {
     static int (*real)(const char *, const char *);
     char dir[4096], stem[1024];
-    int rc;
+    int rc, held = 0;
 
     if (!real)
         real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
     if (ends(to, ".candidate.safetensors") && getenv("ORDER_CAND_DELAY_MS")) {
+        static int n_cand;
         long ms = atol(getenv("ORDER_CAND_DELAY_MS"));
         struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-        nanosleep(&ts, NULL);
+
+        pthread_mutex_lock(&mu);
+        held = n_cand++ == 0 || !getenv("ORDER_CAND_DELAY_FIRST");
+        pthread_mutex_unlock(&mu);
+        if (held)
+            nanosleep(&ts, NULL);
     }
     if (ends(to, ".candidate.safetensors") && getenv("ORDER_CAND_FAIL") &&
         access(getenv("ORDER_CAND_FAIL"), F_OK) == 0) {
         errno = EIO;
         return -1;
+    }
+    if (ends(to, ".candidate.safetensors")) {
+        rc = real(from, to);
+        if (rc == 0) {
+            pthread_mutex_lock(&mu);
+            note("put%s %s", held ? " held" : "", to);
+            pthread_mutex_unlock(&mu);
+        }
+        return rc;
     }
     if (!ends(to, ".state.json"))
         return real(from, to);

@@ -26,11 +26,13 @@
  *     when saved are not in the state; their copies are taken (the same
  *     windows as uninterrupted), the copy of the last row out refused;
  *   - rows.mode all (one sample per feature and time, aligned into rows):
- *     one sample of the last row again;
- *   - rows.mode period: a sample whose grid row is out again (refused as
- *     the uninterrupted stream refuses it), and the samples of the row not
- *     yet out when saved (taken again, as the uninterrupted stream takes
- *     them).
+ *     samples of the last row again: copies (dup_copies) as for the
+ *     uninterrupted stream (the state keeps each feature's last sample in
+ *     a row out, alert.last_samples), not late;
+ *   - rows.mode period: a sample whose grid row is out again (a copy, as
+ *     the uninterrupted stream tells it), and the samples of the row not
+ *     yet out when saved (taken again: not in the state; the uninterrupted
+ *     stream, which holds them, refuses them as copies).
  * And a device clock that jumped back far after the save (rows, all): its
  * rows and samples refused as by the uninterrupted stream, which raises a
  * data-quality "rejected" event; the restored one raises it too.
@@ -359,13 +361,16 @@ static void test_all_sample_redelivered(void)
         run(AD_ASM_ALL, before, n, 0, after, m, &u);
         run(AD_ASM_ALL, before, n, how, after, m, &r);
         snprintf(what, sizeof(what), "all, %s", how == 1 ? "hand-over" : "plain save");
-        T_NOTE("%s, the last row's samples again: %d windows from %lld s (ooo %llu, "
-               "ring restarts %llu); uninterrupted %d from %lld s (ooo %llu)", what, r.w.n,
-               r.w.n ? (long long)r.w.ts[0] / 1000 : -1LL, (unsigned long long)r.st.ooo,
+        T_NOTE("%s, the last row's samples again: %d windows from %lld s (copies %llu, "
+               "ooo %llu, ring restarts %llu); uninterrupted %d from %lld s (copies %llu, "
+               "ooo %llu)", what, r.w.n, r.w.n ? (long long)r.w.ts[0] / 1000 : -1LL,
+               (unsigned long long)r.st.dup_copies, (unsigned long long)r.st.ooo,
                (unsigned long long)r.resets, u.w.n,
-               u.w.n ? (long long)u.w.ts[0] / 1000 : -1LL, (unsigned long long)u.st.ooo);
-        T_CHECK(u.w.n == N_AFTER && u.st.ooo == 2, "uninterrupted: %d windows, ooo %llu",
-                u.w.n, (unsigned long long)u.st.ooo);
+               u.w.n ? (long long)u.w.ts[0] / 1000 : -1LL,
+               (unsigned long long)u.st.dup_copies, (unsigned long long)u.st.ooo);
+        T_CHECK(u.w.n == N_AFTER && u.st.dup_copies == 2 && u.st.ooo == 0,
+                "uninterrupted: %d windows, copies %llu, ooo %llu", u.w.n,
+                (unsigned long long)u.st.dup_copies, (unsigned long long)u.st.ooo);
         if (how == 1)
             same_windows(&r.w, &u.w, what);
         else
@@ -392,16 +397,27 @@ static void test_period_sample_redelivered(void)
     run(AD_ASM_PERIOD, before, n, 0, after, m, &u);
     run(AD_ASM_PERIOD, before, n, 1, after, m, &r);
     T_NOTE("period, hand-over, a sample of the last row out again (and the row still "
-           "assembling): %d windows from %lld s (ooo %llu, late_held %llu, ring restarts "
-           "%llu); uninterrupted %d from %lld s (ooo %llu, late_held %llu)", r.w.n,
-           r.w.n ? (long long)r.w.ts[0] / 1000 : -1LL, (unsigned long long)r.st.ooo,
+           "assembling): %d windows from %lld s (copies %llu, ooo %llu, late_held %llu, "
+           "ring restarts %llu); uninterrupted %d from %lld s (copies %llu, ooo %llu, "
+           "late_held %llu)", r.w.n, r.w.n ? (long long)r.w.ts[0] / 1000 : -1LL,
+           (unsigned long long)r.st.dup_copies, (unsigned long long)r.st.ooo,
            (unsigned long long)r.st.late_held, (unsigned long long)r.resets, u.w.n,
-           u.w.n ? (long long)u.w.ts[0] / 1000 : -1LL, (unsigned long long)u.st.ooo,
-           (unsigned long long)u.st.late_held);
-    T_CHECK(u.w.n == N_AFTER && u.st.ooo == 1, "uninterrupted: %d windows, ooo %llu", u.w.n,
+           u.w.n ? (long long)u.w.ts[0] / 1000 : -1LL, (unsigned long long)u.st.dup_copies,
+           (unsigned long long)u.st.ooo, (unsigned long long)u.st.late_held);
+    /* the copy of the row out and of the two samples the row still
+     * assembling holds: 3 copies, nothing late */
+    T_CHECK(u.w.n == N_AFTER && u.st.dup == 3 && u.st.dup_copies == 3 && u.st.ooo == 0 &&
+            u.st.late_held == 0, "uninterrupted: %d windows, dup %llu, copies %llu, ooo %llu",
+            u.w.n, (unsigned long long)u.st.dup, (unsigned long long)u.st.dup_copies,
             (unsigned long long)u.st.ooo);
     same_windows(&r.w, &u.w, "period, hand-over");
-    same_refusals(&r, &u, "period, hand-over");
+    /* the restored one: the copy of the row out too; the row still
+     * assembling was not saved, its samples are taken again */
+    T_CHECK(r.st.dup == 1 && r.st.dup_copies == 1 && r.st.ooo == 0 && r.st.late_held == 0 &&
+            r.resets == 0, "period, hand-over: dup %llu, copies %llu, ooo %llu, late_held "
+            "%llu, ring restarts %llu", (unsigned long long)r.st.dup,
+            (unsigned long long)r.st.dup_copies, (unsigned long long)r.st.ooo,
+            (unsigned long long)r.st.late_held, (unsigned long long)r.resets);
 }
 
 /* A device clock that jumped back far (a reboot reset it, a daylight-saving

@@ -942,8 +942,8 @@ static void test_dup_copies(void)
     ad_stream_free(s);
 
     /* PERIOD with lateness: a sample of a cell after the next row's,
-     * pending (one of the next row's is applied at once, and so is its
-     * copy: no refusal) */
+     * pending (one of the next row's is applied at once: its copy,
+     * test_period_copy_applied) */
     for (int m = 0; m < 2; m++) {
         ad_stream_cfg_default(&c);
         c.mode = m ? AD_ASM_ALL : AD_ASM_PERIOD;
@@ -963,10 +963,99 @@ static void test_dup_copies(void)
     }
 }
 
+/* PERIOD, a copy of a sample already applied to the row still open (its
+ * time is at or before the grid row being built, so it left the pending
+ * list at once): refused as a copy, not applied again. Applied again, an
+ * older copy put the older value back into the row (which carries each
+ * feature's newest value), and every copy counted as a sample taken (the
+ * data-quality monitor's samples a row, and the sample fed to it twice). */
+static void test_period_copy_applied(void)
+{
+    ad_stream *s = mk(AD_ASM_PERIOD, 1000, 0, AD_MISS_INVALID, 0, 1);
+    ad_stream_stats st;
+    double v[1];
+    int64_t ts;
+    unsigned fl;
+    int rows = 0;
+
+    ad_stream_push_sample(s, 1100, 0, 1.0);
+    ad_stream_push_sample(s, 1500, 0, 2.0);
+    /* both applied to row 2000 (not out: no newer data yet) */
+    T_CHECK(ad_stream_push_sample(s, 1100, 0, 1.0) == 1, "period: a copy of an applied "
+            "sample (1100 ms, older than the feature's value) refused");
+    T_CHECK(ad_stream_push_sample(s, 1500, 0, 2.0) == 1, "period: a copy of the applied "
+            "sample the row carries (1500 ms) refused");
+    ad_stream_push_sample(s, 1500, 0, 9.0);     /* a stopped clock: not a copy */
+    ad_stream_push_sample(s, 1200, 0, 7.0);     /* older, other value: superseded */
+    ad_stream_push_sample(s, 2100, 0, 3.0);     /* row 2000 out */
+    while (ad_stream_pop_row_d(s, v, &ts, &fl)) {
+        rows++;
+        T_CHECK(ts == 2000 && v[0] == 2.0, "period: row %lld carries %g; want row 2000 with "
+                "the newest value 2 (1500 ms)", (long long)ts, v[0]);
+    }
+    ad_stream_get_stats(s, &st);
+    T_CHECK(rows == 1, "period: %d rows out; want 1", rows);
+    T_CHECK(st.dup == 3 && st.dup_copies == 2 && st.dup_copy_values == 2 && st.ooo == 0 &&
+            st.samples == 4, "period: dup %llu, copies %llu (%llu values), ooo %llu, samples "
+            "%llu; want 3, 2 (2), 0, 4 (1100, 1500, 1200 superseded, 2100)",
+            (unsigned long long)st.dup, (unsigned long long)st.dup_copies,
+            (unsigned long long)st.dup_copy_values, (unsigned long long)st.ooo,
+            (unsigned long long)st.samples);
+    ad_stream_free(s);
+}
+
+/* ALL and PERIOD, a copy of a sample whose row is already out: a copy
+ * (dup_copies), not late; the operator is not sent after a clock. A late
+ * sample with other values, or at another time, stays late (ooo). The
+ * stream remembers the last AD_STREAM_COPIES samples of each feature. */
+static void test_copy_of_row_out(void)
+{
+    ad_stream_stats st;
+    double r[2] = { 1, 2 }, v[2];
+    int64_t ts;
+    unsigned fl;
+    ad_stream *s = mk(AD_ASM_ALL, 1000, 0, AD_MISS_INVALID, 0, 2);
+
+    ad_stream_push_row(s, 1000, r, NULL);        /* complete: out at once */
+    T_CHECK(ad_stream_pop_row_d(s, v, &ts, &fl) == 1, "all: the row out");
+    ad_stream_push_row(s, 1000, r, NULL);        /* the message again */
+    ad_stream_push_sample(s, 1000, 0, 5.0);      /* late, other value */
+    ad_stream_push_sample(s, 900, 1, 2.0);       /* late, other time */
+    ad_stream_get_stats(s, &st);
+    T_CHECK(st.dup == 2 && st.dup_copies == 2 && st.dup_copy_values == 2 && st.ooo == 2 &&
+            st.ooo_values == 2, "all: dup %llu, copies %llu (%llu values), late %llu; want "
+            "2, 2 (2), 2", (unsigned long long)st.dup, (unsigned long long)st.dup_copies,
+            (unsigned long long)st.dup_copy_values, (unsigned long long)st.ooo);
+    ad_stream_free(s);
+
+    s = mk(AD_ASM_PERIOD, 1000, 0, AD_MISS_INVALID, 0, 1);
+    for (int k = 0; k < 6; k++)                  /* rows 2000.. 6000 out */
+        ad_stream_push_sample(s, 1500 + 1000 * k, 0, 10.0 + k);
+    while (ad_stream_pop_row_d(s, v, &ts, &fl))
+        ;
+    /* copies of the last AD_STREAM_COPIES samples: 6500 is applied to the
+     * row still open, the rows of 5500, 4500 and 3500 are out; the one
+     * before them is forgotten: its copy counts as late */
+    for (int k = 5; k >= 6 - AD_STREAM_COPIES; k--)
+        ad_stream_push_sample(s, 1500 + 1000 * k, 0, 10.0 + k);
+    ad_stream_push_sample(s, 1500 + 1000 * (5 - AD_STREAM_COPIES), 0,
+                          10.0 + 5 - AD_STREAM_COPIES);
+    ad_stream_push_sample(s, 4500, 0, 99.0);    /* late, other value */
+    ad_stream_get_stats(s, &st);
+    T_CHECK(st.dup == AD_STREAM_COPIES && st.dup_copies == AD_STREAM_COPIES && st.ooo == 2 &&
+            st.late_held == 0, "period: dup %llu, copies %llu, late %llu, late_held %llu; "
+            "want %d, %d, 2, 0", (unsigned long long)st.dup,
+            (unsigned long long)st.dup_copies, (unsigned long long)st.ooo,
+            (unsigned long long)st.late_held, AD_STREAM_COPIES, AD_STREAM_COPIES);
+    ad_stream_free(s);
+}
+
 int main(void)
 {
     T_RUN(test_rows_mode_dup_ooo_nan);
     T_RUN(test_dup_copies);
+    T_RUN(test_period_copy_applied);
+    T_RUN(test_copy_of_row_out);
     T_RUN(test_resumed);
     T_RUN(test_refused_values);
     T_RUN(test_rows_mode_hold_limit);
