@@ -58,6 +58,28 @@ def client(cid=None, clean=True):
     return c
 
 
+def connect(port, cid=None, clean=True):
+    """A client connected to the broker on 127.0.0.1:port, its network
+    loop running (publish, then wait_for_publish: loop_stop() drops what
+    is still queued)."""
+    c = client(cid, clean)
+    c.connect("127.0.0.1", port, keepalive=30)
+    c.loop_start()
+    return c
+
+
+def last_states(path, prefix="anomalyd/state/pump/"):
+    """The last retained state of each stream in a sub --out file: {stream:
+    state} from the messages on PREFIX<stream> (not its /events), empty
+    payloads (a state removed) left out."""
+    res = {}
+    for m in payloads(path):
+        t = m["topic"]
+        if t.startswith(prefix) and "/" not in t[len(prefix):] and isinstance(m["json"], dict):
+            res[t[len(prefix):]] = m["json"]
+    return res
+
+
 def cmd_sub(a):
     out = open(a.out, "a", buffering=1)
     c = client(a.client_id, clean=not a.persistent)

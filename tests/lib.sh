@@ -59,6 +59,58 @@ it_daemon_cleanup() {
     rm -rf "$D"
 }
 
+# it_setup NAME: the usual start of a daemon test: H (tests/it_daemon_mqtt.py,
+# the MQTT tool), a fresh directory D (/tmp/NAME.XXXXXX), MODEL (the shipped
+# pump model, an absolute path), DPID and SPID empty, it_daemon_cleanup as
+# the EXIT trap. Then it_broker_up, a config in $D/ad.json, it_daemon_up.
+it_setup() {
+    H="$PYTHON tests/it_daemon_mqtt.py"
+    D=$(mktemp -d "/tmp/$1.XXXXXX")
+    DPID= ; SPID=
+    trap it_daemon_cleanup EXIT
+    MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+}
+# it_broker_up [extra config lines...]: it_broker_start in $D; when the
+# broker does not start, the case "broker starts" fails and the test ends
+it_broker_up() { it_broker_start "$D" "$@" || { it_fail "broker starts"; exit 1; }; }
+# it_sub_start: the subscriber to anomalyd/# (every message the daemon
+# sends, retained ones too) writing JSON lines to $D/sub.jsonl; sets SPID
+it_sub_start() {
+    $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+}
+# it_daemon_online [N [CASE]]: until $D/sub.jsonl holds more than N (default
+# 0: take N with it_onlines before a restart) online status messages, 20 s
+# at most; else the case CASE (default "daemon connects") fails with the
+# daemon's log and the test ends
+it_daemon_online() {
+    it_wait_online "$D/sub.jsonl" "${1:-0}" 20 ||
+        { it_fail "${2:-daemon connects}" "$(cat "$D/daemon.log")"; exit 1; }
+}
+# it_daemon_up [run options...]: the subscriber (it_sub_start, unless SPID
+# is set), then the daemon on $D/ad.json with the options, its log appended
+# to $D/daemon.log (DPID), and its online status awaited (it_daemon_online:
+# the test ends when it does not come). A daemon started with variables in
+# its environment (LD_PRELOAD): it_sub_start, the daemon, it_daemon_online.
+it_daemon_up() {
+    [ -n "${SPID:-}" ] || it_sub_start
+    _up=$(it_onlines "$D/sub.jsonl")
+    $AD_BIN run -c "$D/ad.json" "$@" 2>> "$D/daemon.log" & DPID=$!
+    it_daemon_online "$_up"
+}
+# it_daemon_stop: SIGTERM to the daemon, and its end awaited (60 s at most:
+# then the case "daemon stops at SIGTERM" fails and it is killed, not
+# waited for without end)
+it_daemon_stop() {
+    kill -TERM "$DPID" 2>/dev/null
+    it_wait_gone "$DPID" 60 ||
+        { it_fail "daemon stops at SIGTERM" "$(tail -5 "$D/daemon.log")"; kill -KILL "$DPID"; }
+    wait "$DPID" 2>/dev/null; DPID=
+}
+# it_py ARGS...: python3 with tests/ on its path, for the test scripts'
+# snippets that use it_daemon_mqtt.py's functions (load_pumpsim, connect,
+# last_states)
+it_py() { PYTHONPATH="${AD_SRCDIR:-$(pwd)}/tests${PYTHONPATH:+:$PYTHONPATH}" $PYTHON "$@"; }
+
 # it_kafka_start [kafka_mock args...]: librdkafka's mock cluster
 # (tests/kafka_mock, 3 brokers on 127.0.0.1), its output in $D; sets MPID,
 # BOOT (the bootstrap list) and FAST (broker 1). IT_KAFKA_ERRORS=N:ERR: its
