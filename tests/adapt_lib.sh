@@ -6,19 +6,13 @@
 # plant the shipped model was not trained on: fine-tuning pays off there);
 # PUB_NO_TS=1: without their time (the daemon stamps them on arrival)
 pub() {
-    $PYTHON - "$IT_PORT" "$START" "$1" "$2" <<'EOP'
-import json, sys, importlib.util, os
-import paho.mqtt.client as mqtt
-spec = importlib.util.spec_from_file_location("pumpsim", os.path.join("tools", "pumpsim.py"))
-ps = importlib.util.module_from_spec(spec); spec.loader.exec_module(ps)
+    it_py - "$IT_PORT" "$START" "$1" "$2" <<'EOP'
+import json, sys, os
+from it_daemon_mqtt import load_pumpsim, connect
+ps = load_pumpsim()
 port, start, k0, k1 = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 sim = ps.PumpSim(1, 60.0, start, [])
-try:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1)
-except AttributeError:
-    c = mqtt.Client()
-c.connect("127.0.0.1", port, keepalive=30)
-c.loop_start()
+c = connect(port)
 infos = []
 for k in range(k1):
     ts, row, _ = sim.step()
@@ -60,6 +54,19 @@ feed_until() {
 events_any() { # events_any DECISION...: one of them is on the events topic
     for want in "$@"; do events_has "$want" && return 0; done
     return 1
+}
+# shadow_ids: the model id of each candidate put in shadow (the events
+# topic's adapt events, decision shadow), one a line
+shadow_ids() {
+    $PYTHON - "$D/sub.jsonl" <<'EOP'
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m["topic"] == "anomalyd/state/pump/pump1/events":
+        p = json.loads(m["payload"])
+        if p.get("event") == "adapt" and p.get("decision") == "shadow":
+            print(p.get("model_id"))
+EOP
 }
 refr() { # refr FILE: adapt.reference_ratio on pump1's last state ("none")
     $PYTHON - "$1" <<'EOP'

@@ -4,13 +4,8 @@
 # raised and cleared with the documented fields for an injected pump fault,
 # stats, calibration state kept across a restart, clean exit on SIGTERM.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon
+it_broker_up
 
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-daemon", "stats_interval_s": 1,
@@ -45,7 +40,7 @@ else
 fi
 
 # --- run ----------------------------------------------------------------------
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
 if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10; then
     it_ok "retained online status after connecting"
@@ -106,5 +101,5 @@ if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1 phase=d
 else
     it_fail "restart: saved calibration reused" "$(cat "$D/daemon2.log")"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

@@ -8,14 +8,9 @@
 # raised and cleared, a chain of recurrences pending (alert.accept_gap_ms
 # 1 day); the daemon is stopped, started again and given 40 quiet rows.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_accept_handover.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+it_setup it_daemon_accept_handover
 STATE=$D/state/pump/pump1.state.json
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 START=$(( $(date +%s) - 1000 * 60 ))
 
 # pub FROM TO: simulator rows FROM..TO-1 of pump1, one a minute from START;
@@ -48,7 +43,7 @@ cat > "$D/c.json" <<EOC
    "alert": {"k": 3, "n": 5, "m": 10, "clear_ratio": 0.8,
              "accept_after_ms": 28800000, "accept_gap_ms": 86400000}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $AD_BIN run -c "$D/c.json" --log-level info 2> "$D/1.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
     { it_fail "daemon connects" "$(cat "$D/1.log")"; exit 1; }
@@ -60,7 +55,7 @@ if ! $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump1 even
     it_fail "the 15 rows of low pressure raise an alert that clears" "$(tail -5 "$D/1.log")"
     exit 1
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 set -- $(accept_of "$STATE")
 if [ "$1" = true ] && [ "$2" = 259 ]; then
     it_ok "stopped between recurrences: the state file holds the pending chain as a hand-over"

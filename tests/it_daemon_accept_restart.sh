@@ -19,13 +19,8 @@
 # Before the state file kept the progress, each of them counted the
 # windows again from the restart or the reload.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_accept_restart.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_accept_restart
+it_broker_up
 START=$(( $(date +%s) - 1000 * 60 ))
 
 # pub FROM TO: simulator rows FROM..TO-1 of pump1, one a minute from START;

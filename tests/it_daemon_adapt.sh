@@ -10,13 +10,8 @@
 # counts are given in data time (one-minute rows: 80, 40, 5 and 60
 # windows), as the state topic shows once the stream knows its period.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_adapt.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_adapt
+it_broker_up
 
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-adapt", "stats_interval_s": 0.5},
@@ -50,10 +45,7 @@ else
     it_fail "check warns of calibration.adapt with the quantile estimator, not with trimmed" \
         "$(cat "$D/check_quantile.out" "$D/check_trimmed.out")"
 fi
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up --log-level info
 START=$(( $(date +%s) - 1100 * 60 ))
 . tests/adapt_lib.sh
 K=0
@@ -214,5 +206,5 @@ if [ "$acc" = "True $pid $ref2" ] && [ "$ref3" = none ] &&
 else
     it_fail "accept_drift" "reply $r; ratio now $ref3; $(grep -i drift "$D/daemon.log" | tail -2); $(grep -rho '"reference":{[^}]*}' "$D/state" | head -2)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

@@ -10,12 +10,8 @@
 # all when the alert cleared at once: a candidate that silences the fault
 # could be promoted.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_adapt_alert_restart.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_adapt_alert_restart
+it_broker_up
 
 # config STATE_DIR: learning on (no fine-tune due in this test: the
 # learner only follows the alerts)
@@ -72,7 +68,7 @@ for t in (json.load(open(sys.argv[1])).get("adapt") or {}).get("true_alerts", []
 EOP
 }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 S=$(( $(date +%s) - 600 * 60 ))
 FAULT='cavitation@330m+70m'
 

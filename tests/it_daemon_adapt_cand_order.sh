@@ -18,20 +18,15 @@
 #     which no longer names it (before, at once: the state on disk still
 #     named it).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_adapt_cand_order.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-CC=${CC:-cc}
+it_setup it_adapt_cand_order
 
-$CC -shared -fPIC -O2 -o "$D/order.so" tests/state_order.c -ldl -lpthread 2> "$D/cc.log" ||
+it_shim state_order -ldl -lpthread ||
     { it_skip "candidate file order" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
 if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
     it_skip "candidate file order" "ASan build: its interceptors take rename and unlink"
     exit 0
 fi
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-adapt-order", "stats_interval_s": 0.5},
  "state_dir": "$D/state", "workers": 2,
@@ -46,8 +41,8 @@ EOC
 # start N [DELAY_MS]: the daemon (log daemonN.log) with the shim, its
 # candidate file's rename held DELAY_MS; sub.jsonl the messages from then on
 start() {
-    $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-    ORDER_LOG="$D/order.log" ORDER_CAND_DELAY_MS=${2:-0} LD_PRELOAD="$D/order.so" \
+    it_sub_start
+    ORDER_LOG="$D/order.log" ORDER_CAND_DELAY_MS=${2:-0} LD_PRELOAD="$D/state_order.so" \
         $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon$1.log" & DPID=$!
     $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
         >/dev/null || { it_fail "daemon $1 starts" "$(cat "$D/daemon$1.log")"; exit 1; }
@@ -73,16 +68,7 @@ while [ $K -lt $FEED_MAX ] && ! events_has shadow; do
 done
 events_has shadow || { it_fail "a fine-tuned candidate goes into shadow" \
                            "$(tail -5 "$D/daemon1.log")"; exit 1; }
-MID=$($PYTHON - "$D/sub.jsonl" <<'EOP'
-import json, sys
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m["topic"] == "anomalyd/state/pump/pump1/events":
-        p = json.loads(m["payload"])
-        if p.get("event") == "adapt" and p.get("decision") == "shadow":
-            print(p.get("model_id"))
-EOP
-)
+MID=$(shadow_ids)
 if [ -z "$(cand_file)" ]; then
     it_ok "the stop comes while candidate $MID's file is being written"
 else

@@ -16,20 +16,15 @@
 #     dropped with a warning saying its file could not be saved (before:
 #     "no such file"), and no candidate file is left.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_adapt_cand_reload.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-CC=${CC:-cc}
+it_setup it_adapt_cand_reload
 
-$CC -shared -fPIC -O2 -o "$D/order.so" tests/state_order.c -ldl -lpthread 2> "$D/cc.log" ||
+it_shim state_order -ldl -lpthread ||
     { it_skip "candidate at a reload" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
 if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
     it_skip "candidate at a reload" "ASan build: its interceptors take rename and unlink"
     exit 0
 fi
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 conf() {    # conf WARN_EVERY: calibration.warn_every (a change rebuilds the stream)
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-adapt-cand-reload", "stats_interval_s": 0.5},
@@ -44,12 +39,11 @@ conf() {    # conf WARN_EVERY: calibration.warn_every (a change rebuilds the str
 EOC
 }
 conf 100
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 ORDER_LOG="$D/order.log" ORDER_CAND_DELAY_MS=6000 ORDER_CAND_FAIL="$D/fail" \
-    LD_PRELOAD="$D/order.so" $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" &
+    LD_PRELOAD="$D/state_order.so" $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" &
 DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
-    >/dev/null || { it_fail "daemon starts" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_online 0 "daemon starts"
 START=$(( $(date +%s) - 1400 * 60 ))
 . tests/adapt_lib.sh
 FEED_MAX=1600
@@ -66,16 +60,7 @@ while [ $K -lt $FEED_MAX ] && ! events_has shadow; do
 done
 events_has shadow || { it_fail "a fine-tuned candidate goes into shadow" \
                            "$(tail -5 "$D/daemon.log")"; exit 1; }
-MID=$($PYTHON - "$D/sub.jsonl" <<'EOP'
-import json, sys
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m["topic"] == "anomalyd/state/pump/pump1/events":
-        p = json.loads(m["payload"])
-        if p.get("event") == "adapt" and p.get("decision") == "shadow":
-            print(p.get("model_id"))
-EOP
-)
+MID=$(shadow_ids)
 # 1. the reload while the shim holds its file
 conf 200
 kill -HUP "$DPID"
@@ -142,5 +127,5 @@ sleep 1
 no_cand && ! names_cand && [ -z "$(bad)" ] &&
     it_ok "no candidate file left, no state naming one" ||
     it_fail "no candidate file left, no state naming one" "$(bad) | $(ls "$D/state/pump")"
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

@@ -6,13 +6,8 @@
 # with only rejections since its last promotion lost its baseline and took
 # a new one at its next fine-tune, on data that may have drifted already).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_adapt_kill.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_adapt_kill
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-adapt-kill", "stats_interval_s": 0.5},
  "state_dir": "$D/state", "workers": 2,
@@ -24,10 +19,7 @@ cat > "$D/ad.json" <<EOC
              "shadow_windows": 60, "epochs": 6, "lr": 0.003, "min_gain": 0},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up --log-level info
 START=$(( $(date +%s) - 1100 * 60 ))
 . tests/adapt_lib.sh
 K=0
@@ -42,10 +34,9 @@ kill -9 "$DPID"; wait "$DPID" 2>/dev/null; DPID=
 kill "$SPID"; wait "$SPID" 2>/dev/null; SPID=
 mv "$D/daemon.log" "$D/daemon1.log"
 mv "$D/sub.jsonl" "$D/sub1.jsonl"     # adapt_lib.sh's helpers read sub.jsonl
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon restarts" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_online 0 "daemon restarts"
 pub $K $((K + 10)); K=$((K + 10))
 # the restored stream's own state (not the one the broker kept retained)
 live_ref() {
@@ -94,5 +85,5 @@ if it_wait_until 10 same; then
 else
     it_fail "after a decision the state file counts it" "events, file: $(ndec)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

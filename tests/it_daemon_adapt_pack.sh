@@ -11,10 +11,7 @@
 # offered all 2491 (adapt.offered in the stream's state file, saved at
 # stop), and none is counted as not offered (stats adapt_unoffered 0).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_adapt_pack.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
+it_setup it_adapt_pack
 
 $PYTHON - "$D" <<'PY'
 import json, math, random, sys, time
@@ -31,8 +28,7 @@ open(d + "/pack.json", "w").write(json.dumps(recs, separators=(",", ":")))
 PY
 "$AD_BIN" train -i "$D/one.csv" -o "$D/one.safetensors" --window 10 --arch lstm-ae:4 \
     --epochs 1 --seed 1 -q || { it_fail "a one-feature model trains"; exit 1; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-adapt-pack", "stats_interval_s": 0.5,
             "reconnect_min_s": 0.2},
@@ -43,7 +39,7 @@ cat > "$D/ad.json" <<EOC
    "calibration": {"method": "fixed", "fixed": 1000},
    "adapt": {"enabled": true, "every_windows": 1000000, "every_hours": 0}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 "$AD_BIN" run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null ||
     it_fail "daemon online" "$(cat "$D/daemon.log")"

@@ -12,13 +12,8 @@
 # are of the old shape), and the decisions stay counted there too (they
 # went back to 0: only a learner state restored whole carried them).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_adapt_reload_counts.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_adapt_reload_counts
+it_broker_up
 conf() {    # conf true|false [MODEL]: adapt.enabled, the model file
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-adapt-counts", "stats_interval_s": 0.3},
@@ -53,10 +48,7 @@ decided() { c=$(counts); [ "$c" != "none" ] && [ "$c" != "0 0" ]; }
      --epochs 1 --hop 8 --loss mae) > "$D/train.log" 2>&1 &
 TPID=$!
 conf true
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up --log-level info
 START=$(( $(date +%s) - 1100 * 60 ))
 . tests/adapt_lib.sh
 K=0

@@ -11,18 +11,13 @@
 # shadow windows before the step counted). Before, the rebuilt detector had
 # no candidate: its file was removed and the fine-tune came again.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_adapt_shadow_clock.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-CC=${CC:-cc}
+it_setup it_adapt_shadow_clock
 
-$CC -shared -fPIC -O2 -o "$D/clock_step.so" tests/clock_step.c -ldl 2> "$D/cc.log" ||
+it_shim clock_step -ldl ||
     { it_skip "candidate in shadow across a clock step" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
 ASAN_EXTRA=
 ldd "$AD_BIN" 2>/dev/null | grep -q libasan && ASAN_EXTRA="verify_asan_link_order=0"
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-adapt-shclock", "stats_interval_s": 0.5},
  "state_dir": "$D/state", "workers": 2,
@@ -35,12 +30,11 @@ cat > "$D/ad.json" <<EOC
    "alert": {"k": 3, "state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
 echo 0 > "$D/step"
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 CLOCK_STEP_FILE="$D/step" LD_PRELOAD="$D/clock_step.so" \
     ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}$ASAN_EXTRA" \
     $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_online
 START=$(( $(date +%s) - 1400 * 60 ))
 . tests/adapt_lib.sh
 export PUB_NO_TS=1
@@ -110,5 +104,5 @@ if [ "$(events shadow | wc -l)" = 1 ] && [ "$(grep -c "fine-tuning on" "$D/daemo
 else
     it_fail "no new fine-tune or shadow after the step" "$(events shadow)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

@@ -13,13 +13,8 @@
 # holds) resumes the candidate too; one with new settings drops it with a
 # notice.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_adapt_shadow_restart.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_adapt_shadow_restart
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-adapt-shrestart", "stats_interval_s": 0.5},
  "state_dir": "$D/state", "workers": 2,
@@ -32,10 +27,7 @@ cat > "$D/ad.json" <<EOC
    "alert": {"k": ALERT_K, "state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
 sed -i 's/ALERT_K/3/' "$D/ad.json"
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up --log-level info
 START=$(( $(date +%s) - 1400 * 60 ))
 . tests/adapt_lib.sh
 FEED_MAX=1300
@@ -63,10 +55,9 @@ restart() {
     mv "$D/daemon.log" "$D/daemon$1.log"
     mv "$D/sub.jsonl" "$D/sub$1.jsonl"
     [ -n "$2" ] && eval "$2"
-    $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+    it_sub_start
     $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
-    $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
-        >/dev/null || { it_fail "daemon restarts" "$(cat "$D/daemon.log")"; exit 1; }
+    it_daemon_online 0 "daemon restarts"
 }
 cand_file() { ls "$D"/state/pump/pump1.*.candidate.safetensors 2>/dev/null | head -1; }
 
@@ -186,5 +177,5 @@ if more_shadow; then
 else
     echo "# no third candidate within $FEED_MAX rows: SIGHUP part not run"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

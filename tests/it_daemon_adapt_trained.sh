@@ -6,11 +6,7 @@
 # saved baseline (the state topic's adapt.reference_ratio is the same
 # before and after). Against a real mosquitto.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_adapt_trained.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+it_setup it_daemon_adapt_trained
 if ldd "$AD_BIN" 2>/dev/null | grep -q 'libasan\|libubsan'; then
     # training, calibration and a promotion take more rows than the feed
     # allows under ASan (no promotion in 1,300 rows)
@@ -18,8 +14,7 @@ if ldd "$AD_BIN" 2>/dev/null | grep -q 'libasan\|libubsan'; then
         "sanitizer build: checked on the release binary (make test)"
     exit 0
 fi
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-adapt-trained", "stats_interval_s": 0.5},
@@ -33,10 +28,7 @@ cat > "$D/ad.json" <<EOC
              "shadow_windows": 60, "epochs": 6, "lr": 0.003, "min_gain": 0},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up --log-level info
 START=$(( $(date +%s) - 1400 * 60 ))
 . tests/adapt_lib.sh
 K=0

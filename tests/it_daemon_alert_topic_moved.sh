@@ -7,12 +7,8 @@
 #     (dqpump1, a stuck sensor) open across it
 #  B. restart with a state_dir, a model alert (pump3) open across it
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_alert_topic_moved.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_alert_topic_moved
+it_broker_up
 mkdir -p "$D/state"
 
 # conf ALERT_TOPIC_PREFIX
@@ -61,7 +57,7 @@ check_pair() {
     fi
 }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 
 # ---- A. reload ----------------------------------------------------------------

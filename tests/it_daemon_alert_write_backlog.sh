@@ -8,11 +8,7 @@
 # the queue in order and in one batch: 1 to 9 s of fsyncs here). A disk
 # that writes the backlog within 0.5 s of the command (tmpfs) cannot tell.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_alert_write_backlog.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+it_setup it_alert_write_backlog
 N=1000
 # the daemon may pause reading behind its workers: the broker keeps the data
 it_broker_start "$D" "max_queued_messages 1000000" || { it_fail "broker starts"; exit 1; }

@@ -5,23 +5,15 @@
 # payload or a future timestamp of another device is still logged; the
 # rest are counted and said in one line at the next minute.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_badlog.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_badlog
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-badlog", "stats_interval_s": 0.5},
  "workers": 1, "log_rate_per_min": 3, "max_payload_bytes": 2000,
  "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up
 i=0
 while [ $i -lt 20 ]; do
     mosquitto_pub -h 127.0.0.1 -p "$IT_PORT" -q 1 -t sensors/noisy/pump -m '{"vibration":'

@@ -11,13 +11,8 @@
 #  - model_guard 0: the blockage is learned as normal: a threshold many
 #    times the healthy pump's, and no alert (what happened before).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_calib_guard.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_calib_guard
+it_broker_up
 
 # run_case NAME GUARD: the daemon with model_guard GUARD; pump1 blocked from
 # its first row, pump2 healthy; 400 rows each

@@ -11,12 +11,8 @@
 # when it ends (here: calibrated, on the normal windows after the level
 # came back). Before, only a log line said so; the state said "calibrating".
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_calib_held.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_calib_held
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-calib-held", "stats_interval_s": 0.5},
  "workers": 2,
@@ -28,10 +24,7 @@ cat > "$D/ad.json" <<EOC
    "training": {"mode": "bootstrap", "windows": 100, "epochs": 3, "boot_units": 16,
      "features": ["vibration", "current", "pressure", "temperature", "flow"]}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up
 START=$(( $(date +%s) - 1000 * 60 ))
 pubrows() {    # pubrows FROM TO [--shift ...]: rows FROM..TO-1 of pump1
     _f=$1 _t=$2; shift 2
@@ -49,15 +42,11 @@ held() {
 }
 # last_state: the last retained state's calibration object of pump1
 last_state() {
-    $PYTHON - "$D/sub.jsonl" <<'EOP'
+    it_py - "$D/sub.jsonl" <<'EOP'
 import json, sys
-c = None
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m["topic"] == "anomalyd/state/pump/pump1" and m["payload"]:
-        p = json.loads(m["payload"])
-        c = (p.get("phase"), p.get("calibration", {}).get("wait", "absent"))
-print(json.dumps(c))
+from it_daemon_mqtt import last_states
+p = last_states(sys.argv[1]).get("pump1")
+print(json.dumps(p and (p.get("phase"), p.get("calibration", {}).get("wait", "absent"))))
 EOP
 }
 if held held 15; then
@@ -66,16 +55,22 @@ else
     it_fail "the wait begins: an event on the state topic's events (calibration held)" \
         "$(grep -i calibration "$D/daemon.log" | tail -3)"
 fi
-sleep 1
-S=$(last_state)
-if $PYTHON -c '
+held_ok() {    # held_ok STATE: last_state's STATE says the calibration is held
+    $PYTHON -c '
 import json, sys
-ph, c = json.loads(sys.argv[1])
+ph, c = json.loads(sys.argv[1]) or (None, None)
 ok = (ph == "calibrating" and c and c["since"] and
       c["windows_above_guard"] >= 30 and c["fallback_after_windows"] == 150 and
       c["windows_to_fallback"] == 150 - c["windows_above_guard"] and c["guard"] > 0 and
       "guard" in c["reason"])
-sys.exit(0 if ok else 1)' "$S"; then
+sys.exit(0 if ok else 1)' "$1"
+}
+held_now() { held_ok "$(last_state)"; }
+detecting_now() { [ "$(last_state)" = '["detecting", null]' ]; }
+# the retained state published after the event (stats_interval_s 0.5)
+it_wait_until 10 held_now
+S=$(last_state)
+if held_ok "$S"; then
     it_ok "the retained state says it is held: $S"
 else
     it_fail "the retained state says it is held (why, since when, how many, the fallback)" "$S"
@@ -87,11 +82,11 @@ if held calibrated 15; then
 else
     it_fail "the wait ends: an event says it calibrated" "$(grep -i calibrat "$D/daemon.log" | tail -3)"
 fi
-sleep 1
+it_wait_until 10 detecting_now
 S=$(last_state)
 case "$S" in
     '["detecting", null]') it_ok "the retained state: detecting, no calibration held" ;;
     *) it_fail "the retained state: detecting, no calibration held" "$S" ;;
 esac
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

@@ -10,8 +10,7 @@ D=$(mktemp -d /tmp/it_daemon_clientid.XXXXXX)
 DPID= ; SPID= ; D2=
 trap 'kill $D2 2>/dev/null; it_daemon_cleanup' EXIT
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-twin", "reconnect_min_s": 0.1,
             "reconnect_max_s": 30, "stats_interval_s": 0},

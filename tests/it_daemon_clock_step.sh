@@ -39,22 +39,17 @@
 # Each step is checked to have been taken (the daemon logs it): the shim
 # may not take effect.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_clock_step.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-CC=${CC:-cc}
+it_setup it_daemon_clock_step
 
-$CC -shared -fPIC -O2 -o "$D/clock_step.so" tests/clock_step.c -ldl 2> "$D/cc.log" ||
+it_shim clock_step -ldl ||
     { it_skip "host clock step" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
 ASAN_EXTRA=
 if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
     ASAN_EXTRA="verify_asan_link_order=0"
     echo "# ASan build: shim preloaded with verify_asan_link_order=0"
 fi
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_broker_up
+it_sub_start
 # conf CASE PAYLOAD ROWS
 conf() {
     cat > "$D/ad.json" <<EOC

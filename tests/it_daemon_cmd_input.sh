@@ -10,14 +10,9 @@
 #    correlation data, and logged naming the topic and the size;
 #  - both counted (commands.bad_json, oversized); the daemon keeps running.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
+it_setup it_cmdin
 O="$PYTHON tests/it_ops.py"
-D=$(mktemp -d /tmp/it_cmdin.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-cmdin", "stats_interval_s": 1, "protocol": "5",
             "reconnect_min_s": 0.2},
@@ -90,5 +85,5 @@ if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats commands.bad_json=
 else
     it_fail "stats count the refusals" "$(grep '"anomalyd/stats"' "$D/sub.jsonl" | tail -1)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

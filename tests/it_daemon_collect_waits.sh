@@ -7,12 +7,8 @@
 # no longer waits) and it trains. Before, only the range alert was there:
 # the bootstrap waited silently.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_collect_waits.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_collect_waits
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-collect-waits", "stats_interval_s": 1},
  "workers": 1, "state_dir": null,
@@ -24,7 +20,7 @@ cat > "$D/ad.json" <<EOC
    "training": {"mode": "bootstrap", "windows": 60, "epochs": 1, "boot_units": 8,
      "features": ["vibration", "current", "pressure", "temperature", "flow"]}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
 it_wait_log "$D/daemon.log" "connected to" 10 ||
@@ -76,5 +72,5 @@ it_wait_log "$D/daemon.log" "model trained online" 60 &&
     it_ok "then it trains" || it_fail "then it trains" "$(tail -5 "$D/daemon.log")"
 n=$(grep -c "training (bootstrap) waits" "$D/daemon.log")
 [ "$n" -eq 1 ] && it_ok "one warning for the wait" || it_fail "one warning for the wait" "$n"
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

@@ -19,12 +19,8 @@
 #     stays open, a warning says so.
 #  4. start again: pump1's alert is not cleared a second time.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_detremoved.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_detremoved
+it_broker_up
 
 det() { # det NAME TOPIC
     cat <<EOD
@@ -76,7 +72,7 @@ LINE=$(det line 'line/#')
 
 # ---- 1. alerts open on line/pump1 and line/pump3, the daemon stops ------------------------------
 conf "$IT_PORT" "$PUMP" "$LINE"
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 start 1
 START=$(( $(date +%s) - 800 * 60 ))

@@ -21,10 +21,7 @@ DELAY_MS=3000
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-if ! cc -shared -fPIC -o "$D/slow_gai.so" "${AD_SRCDIR:-.}/tests/slow_gai.c" -ldl \
-        > "$D/cc.log" 2>&1; then
-    it_fail "getaddrinfo shim builds" "$(cat "$D/cc.log")"; exit 1
-fi
+it_shim slow_gai -ldl || { it_fail "getaddrinfo shim builds" "$(cat "$D/cc.log")"; exit 1; }
 ASAN_EXTRA=
 if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
     ASAN_EXTRA="verify_asan_link_order=0"
@@ -37,8 +34,7 @@ run_daemon() {
         ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}$ASAN_EXTRA" \
         $AD_BIN run -c "$D/ad.json" --log-level debug 2> "$1" & DPID=$!
 }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 
 # CASES: the case names of one scenario (the protocol is put in front)
 CASES='the lookup was still sleeping when the daemon exited

@@ -8,13 +8,8 @@
 # retained state then lists none); rows refused for their timestamps (a
 # clock that jumped back, or runs ahead) raise one too.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_dq.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_dq
+it_broker_up
 
 # state_dq FILE STREAM: "check:feature ..." of the open data-quality alerts
 # in the stream's last retained state ("-" when none)
@@ -44,11 +39,10 @@ cat > "$D/ad.json" <<EOC
    "quality": {"learn_samples": 100, "stuck_samples": 30, "range_k": 0},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
 # the subscriber is in place once it has the daemon's retained status
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_online
 START=$(( $(date +%s) - 600 * 60 ))
 # pump1's pressure freezes from sample 300 to 400; pump2 stays healthy
 $H pub --port "$IT_PORT" --devices 2 --rows 380 --start "$START" \
@@ -170,7 +164,7 @@ for line in open(sys.argv[1]):
 print(last)
 EOP
 )
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 if [ -n "$id2" ] && $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/xpump1 \
        event=dq_cleared alert_id="$id2" reason=restart --timeout 10 >/dev/null; then
     it_ok "stop with a data-quality alert open: it is cleared (reason restart, same id $id2)"

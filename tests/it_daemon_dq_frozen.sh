@@ -8,13 +8,8 @@
 # state's rejected.duplicate. A healthy stream that gets its last message
 # again (a redelivery) raises nothing.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_dq_frozen.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_dq_frozen
+it_broker_up
 
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-dq-frozen", "stats_interval_s": 0.5},
@@ -25,10 +20,7 @@ cat > "$D/ad.json" <<EOC
    "quality": {"learn_samples": 100, "reject_window_ms": 2000},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up
 START=$(( $(date +%s) - 1000 * 60 ))
 # the healthy stream, then its last row again
 $H pub --port "$IT_PORT" --devices 1 --rows 300 --start "$START" --rate 100 \
@@ -53,17 +45,14 @@ if grep -q "stream fpump1: 5 sample(s) dropped as duplicates" "$D/daemon.log"; t
 else
     it_fail "the duplicates are logged, naming the stream" "$(grep fpump1 "$D/daemon.log" | tail -3)"
 fi
-sleep 1.5
-$PYTHON - "$D/sub.jsonl" > "$D/check.out" <<'EOP'
+# check: the retained states and alerts so far, "ok: ..." when as expected
+check() {
+    it_py - "$D/sub.jsonl" > "$D/check.out" <<'EOP'
 import json, sys
-bad, dup, dq = [], {}, []
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    t = m["topic"]
-    if t.startswith("anomalyd/state/pump/"):
-        dup[t.rsplit("/", 1)[1]] = json.loads(m["payload"]).get("rejected", {}).get("duplicate")
-    if t == "anomalyd/alerts/pump/hpump1" and '"dq_raised"' in m["payload"]:
-        dq.append(json.loads(m["payload"])["check"])
+from it_daemon_mqtt import last_states, payloads
+dup = {s: p.get("rejected", {}).get("duplicate") for s, p in last_states(sys.argv[1]).items()}
+bad, dq = [], [m["json"]["check"] for m in payloads(sys.argv[1])
+               if m["topic"] == "anomalyd/alerts/pump/hpump1" and '"dq_raised"' in m["payload"]]
 if not (dup.get("fpump1") or 0) >= 50:
     bad.append("fpump1 rejected.duplicate %s" % dup.get("fpump1"))
 if dq:
@@ -71,7 +60,11 @@ if dq:
 print("; ".join(bad) if bad else "ok: fpump1 rejected.duplicate %d, hpump1 %s" %
       (dup["fpump1"], dup.get("hpump1")))
 EOP
-if grep -q "^ok" "$D/check.out"; then
+    grep -q "^ok" "$D/check.out"
+}
+it_wait_stats    # the last retained states
+it_wait_until 10 check
+if check; then
     it_ok "the retained state counts the duplicates; a redelivered message raises nothing ($(cat "$D/check.out"))"
 else
     it_fail "the retained state counts the duplicates; a redelivered message raises nothing" \

@@ -8,13 +8,8 @@
 # Before, the open list lived only in memory: no dq_cleared ever came for
 # that id, and the retained state kept listing it.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_dq_kill.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_dq_kill
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-dq-kill", "stats_interval_s": 0.5},
  "state_dir": "$D/state", "workers": 2,
@@ -24,31 +19,6 @@ cat > "$D/ad.json" <<EOC
    "quality": {"learn_samples": 20, "stuck_samples": 0, "range_k": 0},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
-# rows DEVICE N: N rows one second apart (data time), the last one now
-rows() {
-    $PYTHON - "$IT_PORT" "$1" "$2" <<'EOP'
-import json, random, sys, time
-sys.path.insert(0, "tests")
-import importlib.util
-spec = importlib.util.spec_from_file_location("m", "tests/it_daemon_mqtt.py")
-m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-port, dev, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-c = m.client()
-c.connect("127.0.0.1", port)
-c.loop_start()
-now = time.time()
-r = random.Random(7)
-infos = []
-for i in range(n):
-    row = {s: round(10 + r.gauss(0, 1), 4) for s in m.SENSORS}
-    row["ts"] = int((now - (n - 1 - i)) * 1000)
-    infos.append(c.publish("sensors/%s/pump" % dev, json.dumps(row), qos=1))
-for i in infos:
-    i.wait_for_publish(30)
-c.disconnect()
-c.loop_stop()
-EOP
-}
 # state_dq FILE: the open data-quality alert ids of pump3's last retained
 # state ("-": none, "?": no state yet)
 state_dq() {
@@ -67,11 +37,8 @@ EOP
 }
 state_dq_is() { [ "$(state_dq "$1")" = "$2" ]; }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
-rows pump3 40
+it_daemon_up
+it_pub_recent pump3 40
 if ! $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump3 \
         event=dq_raised check=dropout --timeout 30 >/dev/null; then
     it_fail "the silent device raises a dropout" "$(tail -5 "$D/daemon.log")"; exit 1
@@ -107,7 +74,7 @@ else
 fi
 # the device returns, goes silent again: a new dropout, a new id; the old
 # id is cleared once in all
-rows pump3 40
+it_pub_recent pump3 40
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump3 event=dq_raised \
     check=dropout --timeout 30 >/dev/null
 $PYTHON - "$D/sub.jsonl" "$ID" > "$D/check.out" <<'EOP'
@@ -134,5 +101,5 @@ else
     it_fail "the device returns and goes silent again: a new id, the old one cleared once" \
         "$(cat "$D/check.out")"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

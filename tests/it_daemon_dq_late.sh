@@ -10,13 +10,8 @@
 # raises nothing. A healthy stream with a redelivery of its last 20 rows
 # raises nothing.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_dq_late.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_dq_late
+it_broker_up
 
 # windows of 2 s of arrival time: the publisher sends 100 rows a second
 cat > "$D/ad.json" <<EOC
@@ -28,10 +23,7 @@ cat > "$D/ad.json" <<EOC
    "quality": {"learn_samples": 100, "reject_window_ms": 2000},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up
 START=$(( $(date +%s) - 1000 * 60 ))
 # the healthy stream, then its last 20 rows again (a QoS 1 redelivery)
 $H pub --port "$IT_PORT" --devices 1 --rows 300 --start "$START" --rate 100 \
@@ -53,7 +45,7 @@ else
     it_fail "a device clock 55 min back: rows dropped as late raise a data_quality alert (check late)" \
         "$(grep spump1 "$D/sub.jsonl" | tail -2; grep spump1 "$D/daemon.log" | tail -3)"
 fi
-sleep 1.5    # the last retained states and stats
+it_wait_stats    # the last retained states and stats
 $PYTHON - "$D/sub.jsonl" > "$D/check.out" <<'EOP'
 import json, sys
 bad, got, st = [], {}, {}

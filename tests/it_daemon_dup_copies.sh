@@ -11,13 +11,8 @@
 # copies count as copies, not as late samples (before, every copy was
 # "dropped as late", rejected.late).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_dup_copies.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_dup_copies
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-dup-copies", "stats_interval_s": 0.5},
  "workers": 1,
@@ -30,28 +25,18 @@ cat > "$D/ad.json" <<EOC
    "rows": {"mode": "all"}, "calibration": {"windows": 100},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up
 # pub.py TOPIC ROWS EVERY_S [STOP]: ROWS pump rows a minute apart (times
 # in the past), each published twice, one every EVERY_S seconds; STOP: from
 # that row on each is stamped with the time of the row before (a device
 # clock that stopped: other values, one time), and sent once
 cat > "$D/pub.py" <<'EOP'
-import json, sys, time, importlib.util, os
-import paho.mqtt.client as mqtt
-spec = importlib.util.spec_from_file_location("pumpsim", os.path.join("tools", "pumpsim.py"))
-ps = importlib.util.module_from_spec(spec); spec.loader.exec_module(ps)
+import json, sys, time
+from it_daemon_mqtt import load_pumpsim, connect
 port, topic, rows, every = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 stop = int(sys.argv[5]) if len(sys.argv) > 5 else None
-sim = ps.PumpSim(7, 60.0, time.time() - rows * 60.0 - 3600, [])
-try:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1)
-except AttributeError:
-    c = mqtt.Client()
-c.connect("127.0.0.1", port, keepalive=30)
-c.loop_start()
+sim = load_pumpsim().PumpSim(7, 60.0, time.time() - rows * 60.0 - 3600, [])
+c = connect(port)
 last = None
 for k in range(rows):
     ts, row, _ = sim.step()
@@ -69,13 +54,12 @@ c.disconnect(); c.loop_stop()
 EOP
 # the stream with copies: 260 rows, 0.5 s apart (over two minutes); the
 # stopped clock: 20 rows, then 4 stamped with the 20th's time
-$PYTHON "$D/pub.py" "$IT_PORT" sensors/pump1/pump 260 0.5 & PUB=$!
+it_py "$D/pub.py" "$IT_PORT" sensors/pump1/pump 260 0.5 & PUB=$!
 # the same in mode all: 200 rows, 0.5 s apart, each twice
-$PYTHON "$D/pub.py" "$IT_PORT" sensorsall/pump3/pump 200 0.5 & PUB3=$!
+it_py "$D/pub.py" "$IT_PORT" sensorsall/pump3/pump 200 0.5 & PUB3=$!
 sleep 5
-$PYTHON "$D/pub.py" "$IT_PORT" sensors/pump2/pump 24 0.2 20
+it_py "$D/pub.py" "$IT_PORT" sensors/pump2/pump 24 0.2 20
 wait "$PUB" "$PUB3"
-sleep 1.5    # the last retained state
 N1=$(grep -E "stream pump1" "$D/daemon.log" | grep -cE "duplicate|copies")
 MORE=$(grep -c "more bad-input messages were not logged" "$D/daemon.log")
 if [ "$N1" -le 1 ] && [ "$MORE" = 0 ] &&
@@ -88,27 +72,31 @@ fi
 grep -q "stream pump2: [0-9]* sample(s) dropped as duplicates" "$D/daemon.log" &&
     it_ok "a device clock that stopped is still warned of" ||
     it_fail "a device clock that stopped is still warned of" "$(grep pump2 "$D/daemon.log" | tail -3)"
-$PYTHON - "$D/sub.jsonl" > "$D/check.out" <<'EOP'
-import json, sys
-rj = {}
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m["topic"].startswith("anomalyd/state/pump/") and m["topic"].count("/") == 3:
-        p = json.loads(m["payload"])
-        rj[p["stream"]] = p.get("rejected", {})
+# counts: pump1's and pump2's rejected duplicate and copies in their last
+# retained state
+counts() {
+    it_py - "$D/sub.jsonl" <<'EOP'
+import sys
+from it_daemon_mqtt import last_states
+rj = {s: p.get("rejected", {}) for s, p in last_states(sys.argv[1]).items()}
 a, b = rj.get("pump1", {}), rj.get("pump2", {})
 print(a.get("duplicate", 0), a.get("copies", 0), b.get("duplicate", 0), b.get("copies", 0))
 EOP
-$PYTHON - "$D/sub.jsonl" > "$D/check3.out" <<'EOP'
-import json, sys
-r = {}
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m["topic"] == "anomalyd/state/pumpall/pump3":
-        r = json.loads(m["payload"]).get("rejected", {})
+}
+counted() { set -- $(counts); [ "${1:-0}" -ge 500 ] && [ "$1" = "$2" ]; }
+it_wait_stats    # the last retained state
+it_wait_until 10 counted
+counts3() {
+    it_py - "$D/sub.jsonl" <<'EOP'
+import sys
+from it_daemon_mqtt import last_states
+r = last_states(sys.argv[1], "anomalyd/state/pumpall/").get("pump3", {}).get("rejected", {})
 print(r.get("duplicate", 0), r.get("copies", 0), r.get("late", 0))
 EOP
-set -- $(cat "$D/check3.out")
+}
+counted3() { set -- $(counts3); [ "${1:-0}" -ge 100 ] && [ "$1" = "$2" ]; }
+it_wait_until 10 counted3
+set -- $(counts3)
 L3=$(grep "stream pump3" "$D/daemon.log" | grep -c "dropped as late")
 if [ "${1:-0}" -ge 100 ] && [ "$1" = "$2" ] && [ "${3:-x}" = 0 ] && [ "$L3" = 0 ] &&
    grep -q "stream pump3 receives copies of its messages" "$D/daemon.log"; then
@@ -117,7 +105,7 @@ else
     it_fail "mode all, every message twice: copies, not late" \
         "pump3 duplicate/copies/late ${1:-?}/${2:-?}/${3:-?} (want >= 100, equal, 0), $L3 lines 'dropped as late': $(grep pump3 "$D/daemon.log" | tail -3)"
 fi
-set -- $(cat "$D/check.out")
+set -- $(counts)
 # pump1: 5 values a copy; only the ones before its last retained state (a
 # minute apart at most) are in it (pump2's come within a minute of its
 # first: not yet)
@@ -127,5 +115,5 @@ else
     it_fail "the retained state counts them" \
         "pump1 duplicate/copies ${1:-?}/${2:-?} (want >= 500, equal)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

@@ -8,13 +8,8 @@
 # stopped "with other values" (before: it did, at every restart, for
 # every such stream: the state kept the last row's time, not its values).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_dup_resume.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_dup_resume
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-dup-resume", "qos_subscribe": 1},
  "workers": 1, "state_dir": "$D/state",
@@ -30,18 +25,11 @@ start() {
 # pub.py PORT TOPIC ROWS: ROWS pump rows a minute apart (times in the
 # past), each published once, retained
 cat > "$D/pub.py" <<'EOP'
-import json, sys, time, importlib.util, os
-import paho.mqtt.client as mqtt
-spec = importlib.util.spec_from_file_location("pumpsim", os.path.join("tools", "pumpsim.py"))
-ps = importlib.util.module_from_spec(spec); spec.loader.exec_module(ps)
+import json, sys, time
+from it_daemon_mqtt import load_pumpsim, connect
 port, topic, rows = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-sim = ps.PumpSim(7, 60.0, time.time() - rows * 60.0 - 3600, [])
-try:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1)
-except AttributeError:
-    c = mqtt.Client()
-c.connect("127.0.0.1", port, keepalive=30)
-c.loop_start()
+sim = load_pumpsim().PumpSim(7, 60.0, time.time() - rows * 60.0 - 3600, [])
+c = connect(port)
 for k in range(rows):
     ts, row, _ = sim.step()
     msg = {s: round(v, 4) for s, v in row.items()}
@@ -51,10 +39,10 @@ for k in range(rows):
 c.disconnect(); c.loop_stop()
 EOP
 start 1
-$PYTHON "$D/pub.py" "$IT_PORT" sensors/pump1/pump 60
+it_py "$D/pub.py" "$IT_PORT" sensors/pump1/pump 60
 it_wait_log "$D/daemon.log" 'windows scored|scored' 10 >/dev/null
 sleep 1
-kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+it_daemon_stop
 [ -f "$D/state/pump/pump1.state.json" ] ||
     { it_fail "the stream's state is saved at the stop" "$(ls -R "$D/state" | head)"; exit 1; }
 N0=$(wc -l < "$D/daemon.log")
@@ -70,5 +58,5 @@ else
     it_fail "the retained last row after a restart: told a copy, not a device clock that stopped" \
         "$(grep -E 'pump1.*(dupl|copies)' "$D/run2.log" | tail -2)"
 fi
-kill -TERM "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+it_daemon_stop
 exit 0

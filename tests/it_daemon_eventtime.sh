@@ -13,13 +13,8 @@
 #     samples are behind a row already out, and are held for the next row
 #     instead of dropped as late; said once, naming rows.max_lateness_ms.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_eventtime.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_eventtime
+it_broker_up
 
 # stats_field FILE DETECTOR FIELD: the last stats message's per-detector FIELD
 stats_field() {
@@ -94,7 +89,7 @@ else
     it_fail "a timestamp past 9999-12-31 is refused as a bad payload naming it" \
         "$(grep -i timestamp "$D/a.log" | head -3)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 kill "$SPID"; wait "$SPID" 2>/dev/null; SPID=
 
 # --- (b) period mode, device clock 2.5 s behind ---------------------------------
@@ -161,7 +156,7 @@ if $H wait --file "$D/b.jsonl" --match topic=anomalyd/state/pump/pump1 phase=det
 else
     it_fail "period mode, clock behind: the stream calibrates on real rows" "values_held $held"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; SPID=
 
 # --- (c) period mode, one instant in two messages a few ms apart ---------------
@@ -229,5 +224,5 @@ else
     it_fail "period mode: the samples behind their row are held for the next, said once" \
         "samples_late_held $held, log lines $n" "$(grep -i "late" "$D/c.log" | head -3)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

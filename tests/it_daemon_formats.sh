@@ -6,13 +6,8 @@
 # raise and clear an alert with the documented fields. The daemon speaks
 # MQTT 5 here (3.1.1 in the other tests).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_formats.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_formats
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-formats", "stats_interval_s": 1,
             "qos_subscribe": 1, "protocol": "5"},
@@ -26,7 +21,7 @@ cat > "$D/ad.json" <<EOC
   {"name": "senml", "model": "$MODEL", "topics": ["senml/+"],
    "payload": {"format": "senml"}, "calibration": {"windows": 100}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null ||
     it_fail "daemon connects" "$(cat "$D/daemon.log")"

@@ -9,11 +9,8 @@
 # change made while the daemon is stopped (or an upgrade from a version
 # that gave every detector the plain ids) empties the old configs at start.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_ha_ids.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_ha_ids
+it_broker_up
 MODEL="${AD_SRCDIR:-.}/conf/models/pump.safetensors"
 det() {
     printf '{"name": "%s", "model": "%s", "topics": ["%s/+/data"],

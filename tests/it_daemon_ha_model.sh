@@ -4,11 +4,8 @@
 # gives its detector another model file, the discovery config must name
 # the new model, not the one the stream was first announced with.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_ha_model.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_ha_model
+it_broker_up
 # model B: model A with other provenance (same weights and shape, another id)
 IDS=$($PYTHON - "${AD_SRCDIR:-.}/conf/models/pump.safetensors" "$D" <<'EOP'
 import hashlib, json, struct, sys

@@ -7,11 +7,7 @@
 # answered before the bulk of the 4500 configs (all at once, its reply
 # waited behind every one of them).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_ha_reconnect.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
+it_setup it_ha_reconnect
 N=1500
 # a subscriber may fall behind a burst: the broker keeps its messages
 it_broker_start "$D" "max_queued_messages 1000000" || { it_fail "broker starts"; exit 1; }

@@ -7,14 +7,9 @@
 # to the broker while its state file was still queued: the restarted
 # stream had no open alert and the raised alert was never cleared.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_kill_alert.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+it_setup it_daemon_kill_alert
 N=20
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-kill-alert", "stats_interval_s": 0.5},
  "state_dir": "$D/state", "workers": 2,
@@ -22,10 +17,7 @@ cat > "$D/ad.json" <<EOC
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
    "calibration": {"windows": 100}, "quality": {"enabled": false}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up
 S=$(( $(date +%s) - 400 * 60 ))
 # calibration (100 windows of 30 rows) and the healthy start, every pump
 $H pub --port "$IT_PORT" --devices $N --rows 200 --start $S
@@ -95,5 +87,5 @@ if [ -z "$notcl" ]; then
 else
     it_fail "after the restart each of them is cleared with its id" "never cleared:$notcl"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

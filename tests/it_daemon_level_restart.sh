@@ -14,13 +14,8 @@
 # Before the state kept the mean, the restarted daemon's test was blind for
 # an hour of data after the restart and raised 60 windows later.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_level_restart.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_level_restart
+it_broker_up
 START=1700000000
 
 # pub FROM TO: simulator rows FROM..TO-1 of pump1, one a minute from START;

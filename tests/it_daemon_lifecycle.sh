@@ -13,12 +13,8 @@
 #     the cleared event is kept in state_dir/outbox.json and delivered after
 #     the broker and the daemon are back.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_lifecycle.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_lifecycle
+it_broker_up
 S0=$(( $(date +%s) - 100000 ))     # data start time, the same for every publisher run
 
 conf() { # conf CALIB_WINDOWS IDLE_EVICT_S
@@ -54,21 +50,10 @@ EOP
 }
 # last detecting threshold of pump1 on the state topic
 threshold() {
-    $PYTHON - "$D/sub.jsonl" <<'EOP'
-import json, sys
-t = None
-for line in open(sys.argv[1]):
-    try:
-        m = json.loads(line); j = json.loads(m["payload"])
-    except (ValueError, KeyError):
-        continue
-    if m["topic"] == "anomalyd/state/pump/pump1" and j.get("phase") == "detecting":
-        t = j.get("threshold")
-print(t)
-EOP
+    $H last --file "$D/sub.jsonl" --topic anomalyd/state/pump/pump1 --match phase=detecting --key threshold
 }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 conf 100 3600
 start
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null

@@ -27,17 +27,8 @@
 # silent, a whole-stream dropout was raised and it was then evicted as
 # idle, its alert cleared with reason evicted while the fault went on.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_malformed.XXXXXX)
-DPID= ; SPID= ; P2=
-cleanup() {
-    [ -n "$P2" ] && kill "$P2" 2>/dev/null
-    it_daemon_cleanup
-}
-trap cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_malformed P2
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-malformed", "stats_interval_s": 0.5},
  "log_rate_per_min": 1000,
@@ -49,10 +40,7 @@ cat > "$D/ad.json" <<EOC
    "quality": {"reject_window_ms": 4000},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up --log-level info
 
 # 450 rows at once (225 s of data time, ending ~3 min ago), pump1 blocked
 # from row 400 on; statpump1 healthy
@@ -172,7 +160,7 @@ fi
 $H pub $P --rows 490 --start-row 450 --rate 4 --fault 'blockage@400m+400m'
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats messages_in=1040 --timeout 20 >/dev/null
 sleep 1
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 check "$D/sub.jsonl" "$D/check.out"
 if [ "$(v rejected_clear_pump1)" = null ]; then
     it_ok "pump1: the rejected alert clears once good rows come again"

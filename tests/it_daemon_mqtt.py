@@ -24,6 +24,9 @@ formats, collect messages, wait for and check alerts.
        pump4 QoS 0 with a user property, p\u00fcmp5 (UTF-8 topic) QoS 0,
        pump6 QoS 0 with every 7th message padded past 64 KiB (an unknown
        field); the fault on pump1, pump2 and pump6
+  last --file FILE --topic T --key K [--match KEY=VALUE...]
+       KEY (dotted: nested) of the last collected payload on topic T (that
+       very topic) with all the KEY=VALUE fields; None when there is none
   alerts --file FILE   print a summary line per model alert event
   check-alert --file FILE --stream S
        validate the documented alert fields of the raised and cleared events
@@ -56,6 +59,28 @@ def client(cid=None, clean=True):
     except AttributeError:
         c = mqtt.Client(client_id=cid or "", clean_session=clean)
     return c
+
+
+def connect(port, cid=None, clean=True):
+    """A client connected to the broker on 127.0.0.1:port, its network
+    loop running (publish, then wait_for_publish: loop_stop() drops what
+    is still queued)."""
+    c = client(cid, clean)
+    c.connect("127.0.0.1", port, keepalive=30)
+    c.loop_start()
+    return c
+
+
+def last_states(path, prefix="anomalyd/state/pump/"):
+    """The last retained state of each stream in a sub --out file: {stream:
+    state} from the messages on PREFIX<stream> (not its /events), empty
+    payloads (a state removed) left out."""
+    res = {}
+    for m in payloads(path):
+        t = m["topic"]
+        if t.startswith(prefix) and "/" not in t[len(prefix):] and isinstance(m["json"], dict):
+            res[t[len(prefix):]] = m["json"]
+    return res
 
 
 def cmd_sub(a):
@@ -281,6 +306,16 @@ def cmd_wait(a):
         time.sleep(0.1)
 
 
+def cmd_last(a):
+    v = None
+    for m in payloads(a.file):
+        if m["topic"] == a.topic and isinstance(m["json"], dict) and matches(m, a.match):
+            v = m["json"]
+            for part in a.key.split("."):
+                v = v.get(part) if isinstance(v, dict) else None
+    print(v)
+
+
 def cmd_alerts(a):
     for m in payloads(a.file):
         j = m["json"]
@@ -395,6 +430,11 @@ def main():
     g.add_argument("--count", type=int, default=300)
     g.add_argument("--oversize", type=int, default=5000)
     g.add_argument("--flood", type=int, default=2000)
+    la = sp.add_parser("last")
+    la.add_argument("--file", required=True)
+    la.add_argument("--topic", required=True)
+    la.add_argument("--match", nargs="*", default=[])
+    la.add_argument("--key", required=True)
     al = sp.add_parser("alerts")
     al.add_argument("--file", required=True)
     c = sp.add_parser("check-alert")
@@ -403,7 +443,7 @@ def main():
     c.add_argument("--detector")
     a = ap.parse_args()
     return {"sub": cmd_sub, "pub": cmd_pub, "wait": cmd_wait, "alerts": cmd_alerts,
-            "check-alert": cmd_check_alert, "garbage": cmd_garbage,
+            "check-alert": cmd_check_alert, "last": cmd_last, "garbage": cmd_garbage,
             "mix": cmd_mix}[a.cmd](a) or 0
 
 

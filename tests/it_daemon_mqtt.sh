@@ -22,10 +22,7 @@
 # no PINGRESP while data flows; and a stop that waits for the PUBACK of
 # every QoS 1 publish before its DISCONNECT.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_mqtt.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
+it_setup it_daemon_mqtt
 [ -n "${KEEP:-}" ] && trap "" EXIT
 MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
 ROWS=600
@@ -51,7 +48,7 @@ if grep -q "Error loading" "$D/mosquitto.log"; then
     it_fail "broker loads its dynamic-security config" "$(cat "$D/mosquitto.log")"
     exit 1
 fi
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $PYTHON -c 'import json, sys; print(json.dumps({"ts": 1700000000000, "vibration": 1.3, "pad": "x" * 250000}))' \
     > "$D/big.json"
 

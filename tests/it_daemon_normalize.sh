@@ -6,12 +6,8 @@
 # A detector with score.normalize "none" given that state recalibrates
 # (settings changed).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_normalize.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_normalize
+it_broker_up
 
 conf() { # conf FILE NORMALIZE
     cat > "$1" <<EOC
@@ -30,22 +26,10 @@ conf "$D/none.json" none
 
 # threshold of the last state message of pump1 in phase detecting
 threshold() {
-    $PYTHON - "$1" <<'EOP'
-import json, sys
-t = None
-for line in open(sys.argv[1]):
-    try:
-        m = json.loads(line)
-        j = json.loads(m["payload"])
-    except (ValueError, KeyError):
-        continue
-    if m["topic"] == "anomalyd/state/pump/pump1" and j.get("phase") == "detecting":
-        t = j.get("threshold")
-print(t)
-EOP
+    $H last --file "$1" --topic anomalyd/state/pump/pump1 --match phase=detecting --key threshold
 }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $AD_BIN run -c "$D/ad.json" --log-level debug 2> "$D/daemon.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
 # two days back: the rows after the restart (the last hour) come after
@@ -60,7 +44,7 @@ else
     it_fail "first run: pump1 calibrated, scales learned" "$(tail -20 "$D/daemon.log")"
 fi
 t1=$(threshold "$D/sub.jsonl")
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 S="$D/state/pump/pump1.state.json"
 if $PYTHON - "$S" <<'EOP'
 import json, sys
@@ -98,7 +82,7 @@ if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats windows_scored=31 
 else
     it_fail "restart: the 31 windows of 60 rows scored" "$(grep anomalyd/stats "$D/sub.jsonl" | tail -1)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 
 # the same state under score.normalize none: not restored, recalibrates
 cp "$D/saved.json" "$S"
@@ -114,5 +98,5 @@ else
     it_fail "score.normalize none: the normalised calibration is not restored" \
         "$(grep pump1 "$D/daemon3.log" | head -5)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

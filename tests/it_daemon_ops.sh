@@ -9,14 +9,9 @@
 # settings, and a reload to others) and the Prometheus text file
 # (format validated, counters, per-stream cap).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
+it_setup it_ops
 O="$PYTHON tests/it_ops.py"
-D=$(mktemp -d /tmp/it_ops.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-ops", "stats_interval_s": 1, "protocol": "5",
@@ -247,7 +242,7 @@ fi
 # reload to yet others. Before, the restart dropped it (the state topic
 # said frozen false) and the reload kept saying frozen while the new
 # threshold adapted (its saved threshold not frozen).
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 # (rows.max_future_ms 0: the rows below come after the data of the runs
 # before, which ran ahead of the clock)
 sed 's/"calibration": {"windows": 100}, "idle_evict_s": 0/"calibration": {"windows": 40}, "rows": {"max_future_ms": 0}, "idle_evict_s": 0/' \
@@ -284,5 +279,5 @@ else
     it_fail "reload to other calibration settings: freeze holds" \
         "$($O last --file "$D/sub.jsonl" --topic $ST/pump2) $(grep -i 'calibration\|reload' "$D/daemon3.log" | tail -5)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

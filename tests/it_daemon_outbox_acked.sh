@@ -10,16 +10,8 @@
 # with no QoS 1 message at all in flight, which steady traffic rarely
 # gives: the restart published the raised event again from the file.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_outbox_acked.XXXXXX)
-DPID= ; SPID= ; PPID2=
-cleanup() {
-    [ -n "$PPID2" ] && kill "$PPID2" 2>/dev/null
-    it_daemon_cleanup
-}
-trap cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_outbox_acked PPID2
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-outbox-acked", "stats_interval_s": 0.5},
  "workers": 1, "state_dir": "$D/state",

@@ -31,10 +31,7 @@
 #    windows than the daemon did and calibrated to another threshold.
 # The payload format json is one object per message (one row): no pack.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_overflow.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
+it_setup it_overflow
 PUMP=${AD_SRCDIR:-.}/conf/models/pump.safetensors
 
 # the data: pumpsim; a one-feature model trained on its vibration
@@ -93,8 +90,7 @@ with open(d + "/period.csv", "w") as f:        # the grid rows 0..196 s
 PY
 "$AD_BIN" train -i "$D/train.csv" -o "$D/one.safetensors" --window 10 --arch lstm-ae:8 \
     --epochs 2 --seed 1 -q || { it_fail "a one-feature model trains"; exit 1; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-overflow", "stats_interval_s": 1,
             "reconnect_min_s": 0.2},
@@ -237,5 +233,5 @@ grep -q '^# TYPE anomalyd_rows_overflow_total counter$' "$P" && [ "$x" = 0 ] &&
     it_ok "metrics file: anomalyd_rows_overflow_total 0, a counter" ||
     it_fail "metrics file: anomalyd_rows_overflow_total 0, a counter" \
         "got '$x': $(grep -c . "$P") lines"
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

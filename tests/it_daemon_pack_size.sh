@@ -16,10 +16,7 @@
 #    takes one a second). They used to stay allocated, a
 #    burst's memory pinned until the daemon stopped.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_pack_size.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
+it_setup it_pack_size
 
 $PYTHON - "$D" <<'PY'
 import json, math, random, sys, time
@@ -49,8 +46,7 @@ PY
     --epochs 1 --seed 1 -q || { it_fail "a one-feature model trains"; exit 1; }
 "$AD_BIN" train -i "$D/wide.csv" -o "$D/wide.safetensors" --window 3 --arch lstm-ae:4 \
     --epochs 1 --seed 1 -q || { it_fail "a 300-feature model trains"; exit 1; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-pack-size", "stats_interval_s": 0.5,
             "reconnect_min_s": 0.2},
@@ -64,7 +60,7 @@ cat > "$D/ad.json" <<EOC
    "quality": {"enabled": false},
    "calibration": {"method": "sigma", "k": 3, "windows": 5, "floor": 0, "model_guard": 0}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 "$AD_BIN" run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null ||
     it_fail "daemon online" "$(cat "$D/daemon.log")"

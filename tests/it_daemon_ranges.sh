@@ -12,11 +12,7 @@
 # outside; its clear later under its first id); a reload with a bad range is
 # refused; replay -c applies the ranges too.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_ranges.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+it_setup it_daemon_ranges
 
 # conf RANGES: the config with quality.ranges RANGES
 conf() {
@@ -80,13 +76,9 @@ if ! $AD_BIN replay -c "$D/ad.json" -i "$D/data.csv" -o "$D/replay.csv" 2> "$D/r
 else
     it_fail "replay -c refuses a range naming no feature" "$(cat "$D/replay.log")"
 fi
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 conf '{"pressure": [0, 8], "temperature": [-40, null]}'
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up
 START=$(( $(date +%s) - 600 * 60 ))
 # a stream's last retained phase
 phase() { it_last_stat "$D/sub.jsonl" "anomalyd/state/pump/$1" phase; }
@@ -237,5 +229,5 @@ if it_wait_log "$D/daemon.log" "detectors\[0\]\.quality\.ranges\.presure: not a 
 else
     it_fail "a reload with a bad range is refused naming the key" "$(tail -3 "$D/daemon.log")"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

@@ -19,18 +19,8 @@
 # cleared with reason evicted while the fault went on, and a whole-stream
 # dropout (feature null) was raised.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_refused.XXXXXX)
-DPID= ; SPID= ; P1= ; P2=
-cleanup() {
-    [ -n "$P1" ] && kill "$P1" 2>/dev/null
-    [ -n "$P2" ] && kill "$P2" 2>/dev/null
-    it_daemon_cleanup
-}
-trap cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_refused P1 P2
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-refused", "stats_interval_s": 0.5},
  "log_rate_per_min": 1000,
@@ -41,10 +31,7 @@ cat > "$D/ad.json" <<EOC
    "calibration": {"windows": 100},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up --log-level info
 
 # 450 rows at once (225 s of data time, ending ~3 min ago), then 40 paced
 # at 2 a second: pump1 blocked from row 400 on, its pressure bad from row
@@ -145,7 +132,7 @@ fi
 
 # stopping publishes each stream's state once more (its open alerts
 # cleared, reason restart): the rejected counts of every refused value
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 # the subscriber may write the last states a moment after the daemon is
 # gone: read them until the counts are in, 5 s at most
 counts() {

@@ -7,13 +7,8 @@
 # the regime; more rows of the new level raise nothing; a vibration fault on
 # top of it still alerts; the accepted regime survives a restart.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_regime.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_regime
+it_broker_up
 
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-regime", "stats_interval_s": 0.5},
@@ -26,30 +21,21 @@ cat > "$D/ad.json" <<EOC
              "accept_after_ms": 3600000, "accept_spread": 50,
              "state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up --log-level info
 START=$(( $(date +%s) - 1000 * 60 ))
 # pub FROM TO: simulator rows FROM..TO-1 of pump1, one a minute from START;
 # from row 200 pressure reads 0.6 bar low (the new level), from row FAULT
 # vibration reads 1.6x (a fault on another sensor)
 FAULT=100000
 pub() {
-    $PYTHON - "$IT_PORT" "$START" "$1" "$2" "$FAULT" <<'EOP'
-import json, sys, importlib.util, os
-import paho.mqtt.client as mqtt
-spec = importlib.util.spec_from_file_location("pumpsim", os.path.join("tools", "pumpsim.py"))
-ps = importlib.util.module_from_spec(spec); spec.loader.exec_module(ps)
+    it_py - "$IT_PORT" "$START" "$1" "$2" "$FAULT" <<'EOP'
+import json, sys, os
+from it_daemon_mqtt import load_pumpsim, connect
+ps = load_pumpsim()
 port, start, k0, k1, fault = (int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]),
                               int(sys.argv[4]), int(sys.argv[5]))
 sim = ps.PumpSim(3, 60.0, start, [])
-try:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1)
-except AttributeError:
-    c = mqtt.Client()
-c.connect("127.0.0.1", port, keepalive=30)
-c.loop_start()
+c = connect(port)
 infos = []
 for k in range(k1):
     ts, row, _ = sim.step()
@@ -151,7 +137,7 @@ else
 fi
 
 # restart: the regime comes back from the state file
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon2.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --count 2 --timeout 20 \
     >/dev/null || { it_fail "daemon restarts" "$(cat "$D/daemon2.log")"; exit 1; }

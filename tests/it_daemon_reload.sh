@@ -5,13 +5,9 @@
 # configuration (naming every key a reload cannot change), and alerts keep
 # flowing afterwards.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_reload.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
+it_setup it_daemon_reload
 cp "${AD_SRCDIR:-.}/conf/models/pump.safetensors" "$D/pump.safetensors"
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 # conf THRESHOLD [MODEL] [STATS_INTERVAL] [PORT] [WORKERS] [ALERT_K]
 conf() {
     cat > "$D/ad.json" <<EOC
@@ -38,7 +34,7 @@ nalerts() { grep "anomalyd/alerts/pump/$1" "$D/sub.jsonl" | grep -cF 'kind\":\"m
 F='cavitation@300m+100m'
 
 conf 100
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null ||
     it_fail "daemon connects" "$(cat "$D/daemon.log")"

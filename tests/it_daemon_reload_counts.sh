@@ -7,13 +7,8 @@
 #    its samples_late stays in the detector's figures, and the daemon's
 #    dropped_samples total with it.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_reload_counts.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_reload_counts
+it_broker_up
 conf() {    # conf K: the configuration with alert.k K
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-reload-counts", "stats_interval_s": 0.2},

@@ -17,9 +17,8 @@ DPID= ; SPID=
 cleanup() { [ -n "${KEEP:-}" ] && rm -rf "$KEEP" && cp -r "$D" "$KEEP"; it_daemon_cleanup; }   # KEEP=DIR: files kept there
 trap cleanup EXIT
 SRC=$(cd "${AD_SRCDIR:-.}" && pwd)
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_broker_up
+it_sub_start
 sleep 0.3
 START=$(( $(date +%s) - 2000 * 60 ))
 

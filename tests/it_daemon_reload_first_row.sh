@@ -9,15 +9,11 @@
 #     without the reload
 #  2. the same without a state directory (nothing read from a file)
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_reload_first_row.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
+it_setup it_daemon_reload_first_row
 SRC=$(cd "${AD_SRCDIR:-.}" && pwd)
 MODEL="$SRC/conf/models/pump.safetensors"
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_broker_up
+it_sub_start
 sleep 0.3
 # rows carry their data time, one a minute
 START=$(( $(date +%s) - 2000 * 60 ))

@@ -9,12 +9,9 @@
 #     alert is refused by the new alerter ("saved alert not continued")
 #  3. (control) state_dir, alert.k changed: continued, then cleared
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_reload_keepalert.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
+it_setup it_daemon_reload_keepalert
 cp "${AD_SRCDIR:-.}/conf/models/pump.safetensors" "$D/pump.safetensors"
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 
 # conf STATE_DIR_JSON K N
 conf() {
@@ -61,7 +58,7 @@ run() {
     kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=
 }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 run 1 1 null 3 5 2 5
 mkdir -p "$D/state"

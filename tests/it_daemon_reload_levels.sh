@@ -10,12 +10,8 @@
 #  2. [-2] -> [1, 2]: keys become <site>/<device>: the old ones removed,
 #     the devices' next data makes the new streams
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_reload_levels.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_reload_levels
+it_broker_up
 
 # conf LEVELS
 conf() {
@@ -54,7 +50,7 @@ EOP
 }
 
 conf '[2]'
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
 it_wait_log "$D/daemon.log" 'mqtt: connected' 10 || { it_fail "daemon connects" "$(tail -5 "$D/daemon.log")"; exit 1; }

@@ -6,13 +6,9 @@
 # reload); a window left under the old metric (an open batch the kept model
 # carried over) would put a peak-sized score into the mse calibration.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_reload_metric.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
+it_setup it_daemon_reload_metric
 cp "${AD_SRCDIR:-.}/conf/models/pump.safetensors" "$D/pump.safetensors"
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 conf() { # conf METRIC
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-reload-metric", "stats_interval_s": 1,
@@ -26,7 +22,7 @@ conf() { # conf METRIC
 EOC
 }
 conf peak
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null ||
     it_fail "daemon connects" "$(cat "$D/daemon.log")"

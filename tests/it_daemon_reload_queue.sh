@@ -14,8 +14,7 @@ D=$(mktemp -d /tmp/it_reload_queue.XXXXXX)
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 DPID= ; SPID=
 trap it_daemon_cleanup EXIT
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 conf() { # conf MAX_QUEUED_ALERTS
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-rqueue", "qos_subscribe": 1,
@@ -48,7 +47,7 @@ it_wait_log "$D/daemon.log" 'configuration reloaded' 20 ||
 it_broker_stop
 it_wait_log "$D/daemon.log" 'mqtt: disconnected' 10 ||
     it_fail "the daemon sees the broker gone" "$(tail -3 "$D/daemon.log")"
-kill -TERM "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+it_daemon_stop
 n=$(sed -n 's/.*mqtt: stopping with \([0-9]*\) queued.*/\1/p' "$D/daemon.log" | tail -1)
 c=$(grep -c 'data quality .* cleared' "$D/daemon.log")
 if [ "$c" -ge 4 ] && [ "${n:-0}" -eq 2 ]; then

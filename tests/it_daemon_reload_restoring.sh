@@ -20,23 +20,16 @@
 # Under ASan (make check) the shim is preloaded with ASan's link-order
 # check off.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_reload_restoring.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+it_setup it_reload_restoring
 DELAY_MS=4000
 
-if ! cc -shared -fPIC -o "$D/slow_open.so" "${AD_SRCDIR:-.}/tests/slow_open.c" -ldl \
-        > "$D/cc.log" 2>&1; then
-    it_fail "open() shim builds" "$(cat "$D/cc.log")"; exit 1
-fi
+it_shim slow_open -ldl || { it_fail "open() shim builds" "$(cat "$D/cc.log")"; exit 1; }
 ASAN_EXTRA=
 if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
     ASAN_EXTRA="verify_asan_link_order=0"
     echo "# ASan build: shim preloaded with verify_asan_link_order=0"
 fi
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 
 # conf PUMP_LEVELS LAB_TOPICS
 conf() {
@@ -77,7 +70,7 @@ EOP
 
 # ---- a first run raises alerts on pump/pump1 and lab/pump2, stops with them open -----------
 conf '[2]' '["lab/+/pump"]'
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon1.log" & DPID=$!
 it_wait_log "$D/daemon1.log" 'mqtt: connected' 10 ||

@@ -17,10 +17,7 @@
 #  6. case 3 after a stop and start in the middle of calibration: not from
 #     the older hand-over file of the stop
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_reload_rows.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
+it_setup it_daemon_reload_rows
 SRC=$(cd "${AD_SRCDIR:-.}" && pwd)
 
 # a second model file of the same shape, and one with the features in
@@ -31,9 +28,8 @@ $AD_BIN train -i "$D/p5.csv" -o "$D/cand.safetensors" --arch lstm-ae:8 --epochs 
 $AD_BIN train -i "$D/p5.csv" -o "$D/swapped.safetensors" --arch lstm-ae:8 --epochs 2 --hop 4 \
     --loss mae --features current,vibration,pressure,temperature,flow >> "$D/train.log" 2>&1 ||
     { it_fail "model files trained" "$(tail -5 "$D/train.log")"; exit 1; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_broker_up
+it_sub_start
 sleep 0.3
 # every case's rows carry their data time, one a minute
 START=$(( $(date +%s) - 2000 * 60 ))

@@ -6,10 +6,7 @@
 # rejected) is published with its figures on <state topic>/events, and the
 # stream's state names the model that runs afterwards.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_reload_shadow.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
+it_setup it_reload_shadow
 SRC=$(cd "${AD_SRCDIR:-.}" && pwd)
 
 # a candidate model file of the same shape: a small autoencoder trained on
@@ -21,8 +18,7 @@ $AD_BIN train -i "$D/p5.csv" -o "$D/cand.safetensors" --arch lstm-ae:8 --epochs 
 cp "$SRC/conf/models/pump.safetensors" "$D/model.safetensors"
 old_id=$($AD_BIN info "$D/model.safetensors" | awk '/^id:/ { print $2 }')
 new_id=$($AD_BIN info "$D/cand.safetensors" | awk '/^id:/ { print $2 }')
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-rshadow", "stats_interval_s": 0.5},
  "state_dir": "$D/state", "workers": 2,
@@ -33,10 +29,7 @@ cat > "$D/ad.json" <<EOC
    "reload": {"shadow": true},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up --log-level info
 START=$(( $(date +%s) - 1000 * 60 ))
 pub() { # pub FROM TO: rows FROM..TO-1 of pump1, one a minute from START
     $H pub --port "$IT_PORT" --devices 1 --start "$START" --start-row "$1" --rows "$2" >/dev/null
@@ -99,5 +92,5 @@ else
     it_fail "a shadow decision is published and the state names the model that runs" \
         "decision ${dec:-none}, model $mid (old $old_id, new $new_id); $(grep -iE 'shadow|adapt|continual' "$D/daemon.log" | tail -5)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

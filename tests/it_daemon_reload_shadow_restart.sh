@@ -8,10 +8,7 @@
 # calibration, and the log says so once, naming the file); a file changed
 # again after that is a new candidate, evaluated in shadow on SIGHUP.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_reload_shadow_restart.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
+it_setup it_reload_shadow_restart
 SRC=$(cd "${AD_SRCDIR:-.}" && pwd)
 
 # candidate model files of the same shape, trained on another simulated pump
@@ -24,8 +21,7 @@ $AD_BIN train -i "$D/p5.csv" -o "$D/cand2.safetensors" --arch lstm-ae:6 --epochs
 cp "$SRC/conf/models/pump.safetensors" "$D/model.safetensors"
 old_id=$($AD_BIN info "$D/model.safetensors" | awk '/^id:/ { print $2 }')
 new_id=$($AD_BIN info "$D/cand.safetensors" | awk '/^id:/ { print $2 }')
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 # min_gain 0.9: the candidate is rejected
 conf() { # conf IDLE_EVICT_S [ALERT_K]
     cat > "$D/ad.json" <<EOC
@@ -40,7 +36,7 @@ conf() { # conf IDLE_EVICT_S [ALERT_K]
 EOC
 }
 conf 3600
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 start() { # start LOG
     $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/$1" & DPID=$!
     it_wait_log "$D/$1" "connected|online" 20
@@ -48,8 +44,7 @@ start() { # start LOG
 }
 stop() { kill -TERM "$DPID"; wait "$DPID"; DPID=; }
 start daemon.log
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_online
 START=$(( $(date +%s) - 2000 * 60 ))
 pub() { # pub FROM TO: rows FROM..TO-1 of pump1, one a minute from START
     $H pub --port "$IT_PORT" --devices 1 --start "$START" --start-row "$1" --rows "$2" >/dev/null

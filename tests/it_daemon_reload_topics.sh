@@ -18,12 +18,8 @@
 #     still match it keeps it, one to topics that do not removes it (alert
 #     cleared, reason reload, state emptied).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_reload_topics.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_reload_topics
+it_broker_up
 
 # conf PUMP_TOPICS CELL_TOPICS
 conf() {
@@ -74,7 +70,7 @@ EOP
 }
 
 conf '["plant/#"]' '["cell/#"]'
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 start
 START=$(( $(date +%s) - 800 * 60 ))

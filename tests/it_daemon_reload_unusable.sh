@@ -12,12 +12,9 @@
 #     metric), and the reload rebuilds the stream (alert.k changed) with an
 #     alert open
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_reload_unusable.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
+it_setup it_reload_unusable
 cp "${AD_SRCDIR:-.}/conf/models/pump.safetensors" "$D/pump.safetensors"
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 
 # conf K
 conf() {

@@ -11,12 +11,8 @@
 # on 127.0.0.1). Before, the restored stream refused every row until the
 # wall clock passed the saved last row: an hour without a score.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_restart_arrival.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_restart_arrival
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-restart-arrival", "qos_subscribe": 1,
             "stats_interval_s": 0.2},
@@ -34,10 +30,7 @@ expect_stats() {
         it_fail "$3" "samples $(it_last_stat "$D/sub.jsonl" anomalyd/stats samples), dropped_samples $(it_last_stat "$D/sub.jsonl" anomalyd/stats dropped_samples), windows_scored $(it_last_stat "$D/sub.jsonl" anomalyd/stats windows_scored)"
     fi
 }
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up
 $H pub --port "$IT_PORT" --devices 1 --rows 40 --no-ts --rate 100 >/dev/null
 expect_stats 200 11 "40 rows stamped on arrival: 11 windows scored, none refused"
 kill -TERM "$DPID"; it_wait_gone "$DPID" 30; DPID=

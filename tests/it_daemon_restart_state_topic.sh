@@ -14,12 +14,8 @@
 #  3. start again, unchanged: nothing is published on the old topics, no
 #     such line.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_restart_st.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_restart_st
+it_broker_up
 
 # conf STATE_TOPIC DISCOVERY_PREFIX
 conf() {
@@ -50,7 +46,7 @@ NEW='anomalyd/st2/{detector}/{stream}'
 
 # ---- 1. old topics ------------------------------------------------------------------------------
 conf "$OLD" homeassistant
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 start 1
 START=$(( $(date +%s) - 800 * 60 ))

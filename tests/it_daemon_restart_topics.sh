@@ -24,12 +24,8 @@
 #     detector_removed, it_daemon_detector_removed.sh), one line names the
 #     directory and the counts, and the files stay.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_restart_topics.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_restart_topics
+it_broker_up
 
 # conf TOPICS LINE_LEVELS
 conf() {
@@ -75,7 +71,7 @@ EOP
 
 # ---- 1. two alerts open, the daemon stops ------------------------------------------------------
 conf '["plant/#"]' '[1]'
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 start 1
 START=$(( $(date +%s) - 800 * 60 ))

@@ -10,12 +10,8 @@
 # (the window rows are saved at stop); one in the middle of calibration
 # continues the calibration.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_restore.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_restore
+it_broker_up
 
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-restore", "stats_interval_s": 0.5,
@@ -29,22 +25,10 @@ EOC
 
 # threshold of the last state message of pump1 in phase detecting
 threshold() {
-    $PYTHON - "$1" <<'EOP'
-import json, sys
-t = None
-for line in open(sys.argv[1]):
-    try:
-        m = json.loads(line)
-        j = json.loads(m["payload"])
-    except (ValueError, KeyError):
-        continue
-    if m["topic"] == "anomalyd/state/pump/pump1" and j.get("phase") == "detecting":
-        t = j.get("threshold")
-print(t)
-EOP
+    $H last --file "$1" --topic anomalyd/state/pump/pump1 --match phase=detecting --key threshold
 }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $AD_BIN run -c "$D/ad.json" --log-level debug 2> "$D/daemon.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
 # window 30, 100 calibration windows: calibrated after 129 rows
@@ -59,7 +43,7 @@ else
     it_fail "first run: pump1 calibrated" "$(tail -20 "$D/daemon.log")"
 fi
 t1=$(threshold "$D/sub.jsonl")
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 [ -s "$D/state/pump/pump1.state.json" ] && it_ok "calibration saved at stop" ||
     it_fail "calibration saved at stop" "$(ls -l "$D/state/pump" 2>&1)"
 
@@ -91,7 +75,7 @@ else
 fi
 held=$(sed -n 's/.*pump1: \([0-9]*\) message(s) held during the restore.*/\1/p' "$D/daemon2.log")
 echo "# messages held while the restore was in flight: ${held:-0}"
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 
 # --- --state-dir: another instance of the same config keeps its own state ---
 sum0=$(cksum < "$D/state/pump/pump1.state.json")
@@ -105,7 +89,7 @@ kill -HUP "$DPID"
 i=0
 while [ $i -lt 100 ] && ! grep -q "configuration reloaded" "$D/daemon3.log"; do sleep 0.1; i=$((i + 1)); done
 t3=$(threshold "$D/sub.jsonl")
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 if grep -q "calibration restored" "$D/daemon3.log" || [ "$t3" = None ] ||
    ! grep -q "configuration reloaded" "$D/daemon3.log" ||
    [ ! -s "$D/inst/pump/pump1.state.json" ] || [ "$(cksum < "$D/state/pump/pump1.state.json")" != "$sum0" ] ||
@@ -128,7 +112,7 @@ else
     it_fail "--state-dir: restart restores from the given directory" \
         "want $t3, got $(threshold "$D/sub.jsonl"); $(grep -e restored -e pump1 "$D/daemon4.log" | head -5)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 
 # threshold of a state file (None: not calibrated)
 file_threshold() {
@@ -148,7 +132,7 @@ $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeo
 $H pub --port "$IT_PORT" --devices 1 --rows 200 --start "$S"
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=1000 windows_scored=171 \
     --timeout 30 >/dev/null
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 tc=$(file_threshold "$D/cont/pump/pump1.state.json")
 : > "$D/sub.jsonl"
 $AD_BIN run -c "$D/ad.json" --state-dir "$D/cont" 2> "$D/daemon6.log" & DPID=$!
@@ -161,7 +145,7 @@ else
     it_fail "restart inside a stream: the rows saved at stop continue (40 rows, 40 windows)" \
         "$(grep anomalyd/stats "$D/sub.jsonl" | tail -1 | cut -c1-400); $(grep -i window "$D/daemon6.log" | head -3)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 
 # --- a restart in the middle of calibration: it goes on -------------------
 # the same 200 rows, stopped after 80 (51 of 100 calibration windows):
@@ -174,14 +158,14 @@ $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeo
 $H pub --port "$IT_PORT" --devices 1 --rows 80 --start "$S"
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=400 windows_scored=51 \
     --timeout 30 >/dev/null
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 : > "$D/sub.jsonl"
 $AD_BIN run -c "$D/ad.json" --state-dir "$D/mid" 2> "$D/daemon8.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
 $H pub --port "$IT_PORT" --devices 1 --rows 200 --start-row 80 --start "$S"
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=600 windows_scored=120 \
     --timeout 30 >/dev/null
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 tm=$(file_threshold "$D/mid/pump/pump1.state.json")
 if grep -q "pump1: calibration continues from the saved state: 51 of 100 windows" "$D/daemon8.log" &&
    [ "$tc" != None ] && [ "$tm" = "$tc" ]; then

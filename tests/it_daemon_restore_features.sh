@@ -7,12 +7,8 @@
 # event with reason model_changed under the alert's id, not left open for
 # ever because its saved feature shares do not fit the new model.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_restore_features.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_restore_features
+it_broker_up
 
 # conf MODEL
 conf() {
@@ -41,7 +37,7 @@ if ! $AD_BIN train -i "$D/train.csv" -o "$D/pump4.safetensors" --window 30 --arc
 fi
 
 conf "$MODEL"
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon1.log" & DPID=$!
 it_wait_log "$D/daemon1.log" 'mqtt: connected' 10 ||

@@ -10,12 +10,8 @@
 # for its first 50 windows (the fault 30 windows after the restart went
 # unseen), then probabilities measured on a few dozen averages.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_restore_prob.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_restore_prob
+it_broker_up
 
 # config STATE_DIR: one detector, alerts on the probability
 config() {
@@ -68,7 +64,7 @@ stop_after() {
 
 S=$(( $(date +%s) - 500 * 60 ))
 FAULT='cavitation@330m+60m'
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 
 # run A: straight through (391 windows)
 config "$D/a"

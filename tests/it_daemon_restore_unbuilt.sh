@@ -15,22 +15,15 @@
 # Under ASan (make check) the shim is preloaded with ASan's link-order
 # check off.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_restore_unbuilt.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+it_setup it_restore_unbuilt
 
-if ! cc -shared -fPIC -o "$D/fail_strdup.so" "${AD_SRCDIR:-.}/tests/fail_strdup.c" -ldl \
-        > "$D/cc.log" 2>&1; then
-    it_fail "strdup() shim builds" "$(cat "$D/cc.log")"; exit 1
-fi
+it_shim fail_strdup -ldl || { it_fail "strdup() shim builds" "$(cat "$D/cc.log")"; exit 1; }
 ASAN_EXTRA=
 if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
     ASAN_EXTRA="verify_asan_link_order=0"
     echo "# ASan build: shim preloaded with verify_asan_link_order=0"
 fi
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-unbuilt", "qos_subscribe": 1},
  "workers": 1, "state_dir": "$D/state", "homeassistant": {"enabled": true},
@@ -54,7 +47,7 @@ run() {
 }
 stop() { kill "$DPID"; wait "$DPID" 2>/dev/null; DPID=; }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 run 1
 START=$(( $(date +%s) - 800 * 60 ))

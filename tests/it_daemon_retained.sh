@@ -15,7 +15,7 @@ D=$(mktemp -d /tmp/it_retained.XXXXXX)
 DPID= ; SPID= ; KPID=
 trap 'kill $KPID 2>/dev/null; it_daemon_cleanup' EXIT
 MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 # config with or without detector pumpB ($1: 1 or 0)
 write_conf() {
     $PYTHON - "$D/ad.json" "$MODEL" "$IT_PORT" "$1" <<'EOP'
@@ -127,7 +127,7 @@ if it_wait_log "$D/daemon.log" 'mqtt: connected' 15 2; then
 else
     it_fail "daemon reconnects to the restarted broker" "$(grep mqtt "$D/daemon.log" | tail -5)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 # a stop is not a removal: the live streams' states stay retained
 fresh_states "$D/fresh3.txt" 3 anomalyd/state/pumpA/pump1
 if has anomalyd/state/pumpA/pump1 "$D/fresh3.txt"; then

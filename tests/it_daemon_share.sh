@@ -5,14 +5,8 @@
 # prefix is not part of the topic match). `anomalyd check` warns when a
 # shared subscription lets one stream span several topics.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_share.XXXXXX)
-DPID= ; SPID= ; D2PID=
-cleanup() { [ -n "$D2PID" ] && kill "$D2PID" 2>/dev/null; it_daemon_cleanup; }
-trap cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_share D2PID
+it_broker_up
 
 JSONP='{"format": "json", "timestamp": "ts", "timestamp_unit": "ms"}'
 conf() { # conf NAME FILTER PAYLOAD
@@ -45,7 +39,7 @@ else
 fi
 
 # --- two instances, one group ------------------------------------------------------
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $AD_BIN run -c "$D/a.json" 2> "$D/a.log" & DPID=$!
 $AD_BIN run -c "$D/b.json" 2> "$D/b.log" & D2PID=$!
 if $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status/a state=online --timeout 10 &&

@@ -9,13 +9,8 @@
 # not even at the stop, and a restart lost its calibration and its open
 # alerts.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_state_dir_late.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_state_dir_late
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-state-dir-late", "stats_interval_s": 0.3},
  "state_dir": "$D/mnt/state", "workers": 0,
@@ -33,7 +28,7 @@ start() { # start N
 }
 
 : > "$D/mnt"                            # the mount point is not there yet
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 start 1
 if grep -q "state directory $D/mnt/.*: Not a directory; the state files are written once it can be made" "$D/daemon1.log"; then
     it_ok "a state directory that cannot be made: a warning"

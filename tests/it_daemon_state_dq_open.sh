@@ -22,23 +22,16 @@
 # Under ASan (make check) the shim is preloaded with ASan's link-order
 # check off.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_state_dq_open.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+it_setup it_daemon_state_dq_open
 DELAY_MS=3000
 
-if ! cc -shared -fPIC -o "$D/slow_open.so" "${AD_SRCDIR:-.}/tests/slow_open.c" -ldl \
-        > "$D/cc.log" 2>&1; then
-    it_fail "open() shim builds" "$(cat "$D/cc.log")"; exit 1
-fi
+it_shim slow_open -ldl || { it_fail "open() shim builds" "$(cat "$D/cc.log")"; exit 1; }
 ASAN_EXTRA=
 if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
     ASAN_EXTRA="verify_asan_link_order=0"
     echo "# ASan build: shim preloaded with verify_asan_link_order=0"
 fi
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 
 # conf NAME LEARN: detector NAME, quality.learn_samples LEARN (a change of
 # it rebuilds the streams at a reload)
@@ -53,30 +46,6 @@ conf() {
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
 }
-# rows DEVICE N: N rows one second apart (data time), the last one now
-rows() {
-    $PYTHON - "$IT_PORT" "$1" "$2" <<'EOP'
-import json, random, sys, time
-import importlib.util
-spec = importlib.util.spec_from_file_location("m", "tests/it_daemon_mqtt.py")
-m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-port, dev, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-c = m.client()
-c.connect("127.0.0.1", port)
-c.loop_start()
-now = time.time()
-r = random.Random(7)
-infos = []
-for i in range(n):
-    row = {s: round(10 + r.gauss(0, 1), 4) for s in m.SENSORS}
-    row["ts"] = int((now - (n - 1 - i)) * 1000)
-    infos.append(c.publish("sensors/%s/pump" % dev, json.dumps(row), qos=1))
-for i in infos:
-    i.wait_for_publish(30)
-c.disconnect()
-c.loop_stop()
-EOP
-}
 online() {
     $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
         >/dev/null || { it_fail "daemon starts" "$(cat "$D/$1")"; exit 1; }
@@ -89,10 +58,10 @@ cleared() {
 
 # ---- a dropout open at a kill -9 ------------------------------------------------------------
 conf pump 20
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon0.log" & DPID=$!
 online daemon0.log
-rows pump3 40
+it_pub_recent pump3 40
 if ! $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump3 \
         event=dq_raised check=dropout --timeout 30 >/dev/null; then
     it_fail "the silent device raises a dropout" "$(tail -5 "$D/daemon0.log")"; exit 1
@@ -137,7 +106,7 @@ else
             "$(grep alerts/ "$D/sub.jsonl" | tail -3; grep -i 'quality\|pump3' "$D/daemon1.log" | tail -5)"
     fi
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 
 # ---- 2. restart with the detector renamed: the orphan scan clears it ------------------------
 rm -rf "$D/state"; cp -r "$D/state.kill" "$D/state"
@@ -156,7 +125,7 @@ if it_wait_until 10 sh -c "! grep -q '\"dq_open\"' '$D/state/pump/pump3.state.js
 else
     it_fail "its state file rewritten without it" "$(cut -c1-300 "$D/state/pump/pump3.state.json")"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 : > "$D/sub.jsonl"
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon3.log" & DPID=$!
 online daemon3.log
@@ -166,7 +135,7 @@ if ! grep -q "$ID" "$D/sub.jsonl"; then
 else
     it_fail "the next start does not clear it again" "$(grep "$ID" "$D/sub.jsonl" | head -2)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 
 # ---- 3. the same, one data-quality alert that cannot be cleared -----------------------------
 rm -rf "$D/state"; cp -r "$D/state.kill" "$D/state"
@@ -197,5 +166,5 @@ else
     it_fail "3: the file keeps the unclosable one (and what the stream published), not $ID" \
         "$(grep -o '"dq_open":[^]]*]' "$F3"; grep -c '"published"' "$F3"; grep 'state:' "$D/daemon4.log" | tail -3)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

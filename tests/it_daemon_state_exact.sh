@@ -11,12 +11,8 @@
 # 15 digits whenever they come within about 1e-16 relative: 0.1 + 0.2
 # came back as 0.3, 0.5 + 1 ulp as 0.5.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_state_exact.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_state_exact
+it_broker_up
 
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-state-exact", "stats_interval_s": 0.5,
@@ -40,7 +36,7 @@ stop() {
     kill -TERM "$DPID"; wait "$DPID"; DPID=
 }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 
 # a stream that calibrates, then raises an alert open at the stop
 S=$(( $(date +%s) - 500 * 60 ))

@@ -8,14 +8,10 @@
 # a half-written temporary file left in the state directory; under
 # systemd's Restart= it died again at the same write.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_state_fsize.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+it_setup it_daemon_state_fsize
 
 command -v prlimit >/dev/null 2>&1 || { it_skip "file-size limit" "no prlimit"; exit 0; }
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-state-fsize", "stats_interval_s": 0.3},
  "state_dir": "$D/state", "workers": 0,
@@ -29,13 +25,12 @@ stat_ge() { v=$(stat_of "$1"); [ "$v" != None ] && [ "${v%.*}" -ge "$2" ]; }
 stat_is() { v=$(stat_of "$1"); [ "${v%.*}" = "$2" ]; }
 S=$(( $(date +%s) - 1300 * 60 ))
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 # a soft limit of 2 KB (the hard one stays, so prlimit can raise it): the
 # state file at calibration is larger
 ( ulimit -S -f 4 && exec $AD_BIN run -c "$D/ad.json" --log-level info ) 2> "$D/daemon.log" &
 DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
-    >/dev/null || { it_fail "daemon starts" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_online 0 "daemon starts"
 $H pub --port "$IT_PORT" --devices 1 --rows 100 --start $S
 it_wait_log "$D/daemon.log" "calibrated" 20
 it_wait_log "$D/daemon.log" "state: cannot write" 10

@@ -28,8 +28,7 @@ cleanup() {
 trap cleanup EXIT
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 ST=$D/state
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 # conf [RETAIN]: three detectors of the same settings (one settings hash):
 # pump (never evicted), evict (evicted after 3 s), cap (one stream at
 # most); state_retain_days RETAIN (none: the default, 90)
@@ -81,7 +80,7 @@ EOP
 # ---- state files made by the daemon: pump1 calibrated, pump2 with an
 # alert open at stop
 conf
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 start "$D/d0.log"
 S=$(( $(date +%s) - 400 * 60 ))
 $H pub --port "$IT_PORT" --devices 2 --rows 200 --start $S >/dev/null

@@ -29,21 +29,16 @@
 #     A lead in .retain_clock beyond ten years is refused (warned).
 # Each start checks the shim took effect (the status message's "started").
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_state_retain_clock.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-CC=${CC:-cc}
+it_setup it_daemon_state_retain_clock
 
-$CC -shared -fPIC -O2 -o "$D/clock_step.so" tests/clock_step.c -ldl 2> "$D/cc.log" ||
+it_shim clock_step -ldl ||
     { it_skip "clock ahead" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
 ASAN_EXTRA=
 if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
     ASAN_EXTRA="verify_asan_link_order=0"
     echo "# ASan build: shim preloaded with verify_asan_link_order=0"
 fi
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-retain-clock", "stats_interval_s": 0.3},
  "state_dir": "$D/state", "workers": 0,
@@ -69,7 +64,7 @@ start() { # start N [STEP_MS]
 }
 stop() { kill "$DPID"; wait "$DPID"; DPID=; }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 start 1
 $H pub --port "$IT_PORT" --devices 2 --rows 80 --no-ts
 it_wait_log "$D/daemon1.log" "calibrated" 20 2

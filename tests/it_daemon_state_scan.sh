@@ -22,13 +22,9 @@
 #     whose saved topic the configuration no longer feeds has its retained
 #     state emptied. The log lines are those of a scan on the loop.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_state_scan.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+it_setup it_state_scan
 NFILES=3000
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-state-scan", "qos_subscribe": 1,
             "stats_interval_s": 0.5},
@@ -39,10 +35,7 @@ cat > "$D/ad.json" <<EOC
    "calibration": {"method": "fixed", "fixed": 0.3},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up
 S=$(( $(date +%s) - 700 * 60 ))
 $H pub --port "$IT_PORT" --devices 3 --rows 260 --start $S \
     --fault 'blockage@200m+300m' --fault-devices pump1,pump2
@@ -51,7 +44,7 @@ for p in pump1 pump2; do
         --timeout 20 >/dev/null || { it_fail "1: $p raises an alert" "$(tail -5 "$D/daemon.log")"; exit 1; }
 done
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats samples=3900 --timeout 20 >/dev/null
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 # the id of STREAM's raised alert
 raised() {
     $PYTHON - "$D/sub.jsonl" "$1" <<'EOP'

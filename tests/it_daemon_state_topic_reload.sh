@@ -4,12 +4,8 @@
 # emptied (no ghost a new subscriber takes for live) and the streams'
 # states should appear on the new topic without waiting for a state change.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_state_topic_reload.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_state_topic_reload
+it_broker_up
 write_conf() {
     cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-sttr", "qos_subscribe": 1},

@@ -9,13 +9,8 @@
 # An inbox.dat that is not one is named with its first bytes escaped
 # (\xNN), not written to the log raw (a terminal escape, binary).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_state_unreadable.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_state_unreadable
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-state-unreadable", "stats_interval_s": 0.3},
  "state_dir": "$D/state", "workers": 0,
@@ -34,7 +29,7 @@ start() { # start N
 stat_of() { it_last_stat "$D/sub.jsonl" anomalyd/stats "$1"; }
 stat_ge() { v=$(stat_of "$1"); [ "$v" != None ] && [ "${v%.*}" -ge "$2" ]; }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 start 1
 $H pub --port "$IT_PORT" --devices 2 --rows 100 --start $S
 it_wait_log "$D/daemon1.log" "calibrated" 20 2

@@ -14,22 +14,15 @@
 #     queue is never empty) the notice still comes once the files that
 #     failed are written. Before, it waited for an empty queue: never.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_state_unwritten.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+it_setup it_daemon_state_unwritten
 
-if ! cc -shared -fPIC -o "$D/slow_open.so" "${AD_SRCDIR:-.}/tests/slow_open.c" -ldl \
-        > "$D/cc.log" 2>&1; then
-    it_fail "open() shim builds" "$(cat "$D/cc.log")"; exit 1
-fi
+it_shim slow_open -ldl || { it_fail "open() shim builds" "$(cat "$D/cc.log")"; exit 1; }
 ASAN_EXTRA=
 if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
     ASAN_EXTRA="verify_asan_link_order=0"
     echo "# ASan build: shim preloaded with verify_asan_link_order=0"
 fi
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 
 # conf IDLE_EVICT_S
 conf() {
@@ -60,7 +53,7 @@ start_daemon() {
 stop_daemon() { kill -TERM "$DPID"; wait "$DPID"; DPID=; }
 S=$(( $(date +%s) - 100 * 60 ))
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 
 # 1. twelve streams evicted while writes fail: twelve files waiting, none
 #    on disk; written again in one slow batch (12 x 400 ms)

@@ -11,13 +11,8 @@
 # a restart, and one cleared while they failed came back open (retained
 # state "alert", alerts_active 1).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_state_write_fail.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_state_write_fail
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-state-write-fail", "stats_interval_s": 0.5},
  "state_dir": "$D/state", "workers": 2,
@@ -48,7 +43,7 @@ wait_ev() { # wait_ev EVENT COUNT: COUNT model alert events EVENT of pump1 in al
         --count "$2" --timeout 40 >/dev/null
 }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 start_daemon daemon.log
 pub 0 200
 it_wait_file "$D/state/pump/pump1.state.json" 30 ||
@@ -143,7 +138,7 @@ if grep -q "^ok" "$D/ids.out"; then
 else
     it_fail "alert ids and sequence numbers never repeat" "$(cat "$D/ids.out")"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 
 # 4. bounded: while writes fail, each evicted stream leaves a state that
 #    nothing replaces; over 256 the oldest are dropped (stats
@@ -175,5 +170,5 @@ else
     it_fail "the directory back: the states kept are written, the dropped ones said" \
         "$(grep 'state:' "$D/daemon4.log" | tail -3); unwritten $(stat_of state_files_unwritten)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

@@ -18,13 +18,8 @@
 # (sized before accept_after_ms was a count of windows) and corrupted the
 # heap.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_stepdown_reload.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_daemon_stepdown_reload
+it_broker_up
 START=$(( $(date +%s) - 1000 * 60 ))
 
 # pub FROM TO: simulator rows FROM..TO-1 of pump1, one a minute from START

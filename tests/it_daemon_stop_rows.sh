@@ -13,7 +13,7 @@ D=$(mktemp -d /tmp/it_stop_rows.XXXXXX)
 DPID= ; SPID=
 trap 'kill -CONT "$IT_BROKER_PID" 2>/dev/null; it_daemon_cleanup' EXIT
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-stop-rows", "qos_subscribe": 1,
             "stats_interval_s": 0.2},
@@ -23,10 +23,7 @@ cat > "$D/ad.json" <<EOC
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
    "calibration": {"method": "fixed", "fixed": 0.3}}]}
 EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
+it_daemon_up
 S=$(( $(date +%s) - 700 * 60 ))
 $H pub --port "$IT_PORT" --devices 1 --rows 240 --start $S --fault 'blockage@200m+300m' \
     --fault-devices pump1 >/dev/null

@@ -9,12 +9,8 @@
 #  - leftover temporary state files are removed at start;
 #  - a SIGHUP while a reload runs is coalesced into one more reload.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_streams_state.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_streams_state
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-ss", "stats_interval_s": 0.5,
             "qos_subscribe": 1, "reconnect_min_s": 0.2},
@@ -27,7 +23,7 @@ cat > "$D/ad.json" <<EOC
 EOC
 mkdir -p "$D/state/pump"
 echo junk > "$D/state/pump/x.state.json.tmp~99.1"
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $AD_BIN run -c "$D/ad.json" --log-level debug 2> "$D/daemon.log" & DPID=$!
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10 >/dev/null
 [ ! -e "$D/state/pump/x.state.json.tmp~99.1" ] && grep -q "leftover temporary" "$D/daemon.log" &&
@@ -107,7 +103,7 @@ if grep -q "SIGHUP during a reload" "$D/daemon.log" && grep -q "reloading once m
 else
     it_fail "SIGHUP during a reload: coalesced" "started $started done $done_ $(grep -E 'SIGHUP|reload' "$D/daemon.log" | tail -5)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 f=$(ls "$D/state/pump" | grep '~.*\.state\.json$')
 if [ -n "$f" ] && [ "${#f}" -le 255 ] && grep -q "\"stream\":\"$LONG\"" "$D/state/pump/$f"; then
     it_ok "long stream key: state file $f (${#f} bytes)"

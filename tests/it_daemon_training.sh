@@ -13,7 +13,7 @@ cleanup() {
     [ -n "$KEEP" ] || rm -rf "$D"
 }
 trap cleanup EXIT
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-training", "stats_interval_s": 1},
  "state_dir": "$D/state", "workers": 2,
@@ -62,7 +62,7 @@ if count "reusing the model trained online" 2 50 && ! grep -q "training (finetun
 else
     it_fail "restart: trained models and calibration reused, no retraining" "$(cat "$D/daemon.log")"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 
 # bootstrap: no model file, a model is trained from scratch per stream
 cat > "$D/boot.json" <<EOC
@@ -86,5 +86,5 @@ if count "pump1: calibrated" 1 50 && ls "$D/bstate/pump/" | grep -q 'pump1\.boot
 else
     it_fail "bootstrap: model trained from scratch live, saved, stream calibrated" "$(cat "$D/daemon.log")"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

@@ -6,12 +6,8 @@
 # Two streams of one detector: flat/pump1 sends pressure 5 throughout,
 # sensors/pump1 the simulator's varying pressure (no warning).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_training_constant.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_training_constant
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-training-constant", "stats_interval_s": 1},
  "workers": 2,
@@ -41,5 +37,5 @@ esac
 grep -q "stream sensors/pump1: .*constant" "$D/daemon.log" &&
     it_fail "no warning for the stream whose features vary" "$w" ||
     it_ok "no warning for the stream whose features vary"
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

@@ -7,13 +7,8 @@
 # rejected.late / rejected.future, and the Prometheus file says the same
 # (anomalyd_samples_total, anomalyd_dropped_samples_total).
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_units.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_setup it_units
+it_broker_up
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-units", "stats_interval_s": 1,
             "reconnect_min_s": 0.2},
@@ -72,5 +67,5 @@ x=$(awk '$1 == "anomalyd_dropped_samples_total" { print $2 }' "$P")
 grep -q "detector pump: stream pump1: 5 sample(s) dropped as late" "$D/daemon.log" &&
     it_ok "log: a late row is 5 samples dropped" ||
     it_fail "log: a late row is 5 samples dropped" "$(grep -i late "$D/daemon.log" | head -2)"
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0

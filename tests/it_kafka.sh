@@ -12,26 +12,14 @@
 # the window rows: windows are lost only on the killed instance's streams).
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka.XXXXXX)
-MOCK="${AD_BUILD:-build}/tests/kafka_mock"
 MODEL=${AD_SRCDIR:-.}/conf/models/pump.safetensors
 CHECK="$PYTHON tests/it_kafka_check.py"
 N=12; W=30                       # streams, model window
 DPID= ; SPID= ; MPID= ; P= ; SUB=
-cleanup() {
-    for p in $P $SUB; do kill "$p" 2>/dev/null; done
-    for p in $P; do it_wait_gone "$p" 10; done
-    [ -n "$MPID" ] && kill "$MPID" 2>/dev/null
-    [ -n "${KEEP:-}" ] && rm -rf "$KEEP" && cp -r "$D" "$KEEP"   # KEEP=DIR: logs kept there
-    it_daemon_cleanup
-}
-trap cleanup EXIT
+trap it_kafka_cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" in:6 st:3 anomalyd.alerts:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
-it_wait_until 10 test -s "$D/boot"
-BOOT=$(head -1 "$D/boot")
-case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
+it_broker_up
+it_kafka_start in:6 st:3 anomalyd.alerts:1 || exit 1
 mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null & SUB=$!
 
 conf() {

@@ -18,15 +18,9 @@
 D=$(mktemp -d /tmp/it_kafka_adapt_shadow.XXXXXX)
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 P=
-cleanup() {
-    for p in $P; do kill "$p" 2>/dev/null; done
-    for p in $P; do it_wait_gone "$p" 10; done
-    it_kafka_cleanup
-}
-trap cleanup EXIT
+trap it_kafka_cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_adapt_shadow" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 it_kafka_start in:1 st:1 || exit 1
 cat > "$D/ad.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-kadapt"},
@@ -85,13 +79,9 @@ shadow_id() { # shadow_id LOG: the id of the last candidate LOG put in shadow
 cand_file() { ls "$D"/state/pump/pump1.*.candidate.safetensors 2>/dev/null | head -1; }
 # record_shadow: the last state record of pump/pump1 on st: "offered has_shadow"
 record_shadow() {
-    kcat -C -b "$BOOT" -t st -e -q -f '%k|%s\n' 2>> "$D/kcat.out" | $PYTHON -c '
+    it_kafka_last st pump/pump1 | $PYTHON -c '
 import json, sys
-last = None
-for line in sys.stdin:
-    k, _, v = line.rstrip("\n").partition("|")
-    if k == "pump/pump1" and v:
-        last = v
+last = sys.stdin.read().strip()
 if not last:
     print("none"); sys.exit()
 ad = (json.loads(last).get("state") or {}).get("adapt") or {}

@@ -22,8 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT   # KEEP=DIR: logs kept there
 command -v kcat > /dev/null || { it_skip "kafka_alert_outage" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 it_kafka_start --slow al:1:ad in:1 al:1 || exit 1   # FAST, broker 1: the group's coordinator, topic in
 mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/#' > "$D/mq" 2>/dev/null & SPID=$!
 

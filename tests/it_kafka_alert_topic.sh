@@ -16,24 +16,12 @@
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_kafka_alert_topic.XXXXXX)
-MOCK="${AD_BUILD:-build}/tests/kafka_mock"
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 DPID= ; SPID= ; MPID= ; P=
-cleanup() {
-    for p in $P; do kill "$p" 2>/dev/null; done
-    for p in $P; do it_wait_gone "$p" 10; done
-    [ -n "$MPID" ] && kill "$MPID" 2>/dev/null
-    [ -n "${KEEP:-}" ] && rm -rf "$KEEP" && cp -r "$D" "$KEEP"   # KEEP=DIR: logs kept there
-    it_daemon_cleanup
-}
-trap cleanup EXIT
+trap it_kafka_cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_alert_topic" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" in:1 in2:2 st:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
-it_wait_until 10 test -s "$D/boot"
-BOOT=$(head -1 "$D/boot")
-case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
+it_broker_up
+it_kafka_start in:1 in2:2 st:1 || exit 1
 
 # conf NAME GROUP INPUT_TOPIC ALERT_TOPIC_PREFIX
 conf() {
@@ -104,7 +92,7 @@ t = sys.stdin.read()
 print(json.dumps(json.loads(t).get("state")) if t.strip() else "none")'
 }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 
 # ---- A. restart ---------------------------------------------------------------

@@ -17,8 +17,7 @@ MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 DPID= ; SPID= ; MPID=
 trap it_kafka_cleanup EXIT   # KEEP=DIR: logs kept there
 command -v kcat > /dev/null || { it_skip "kafka_alerts_to_moved" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 it_kafka_start al:1 in:1 in2:1 || exit 1
 
 det() { # det NAME ALERTS_TO
@@ -81,7 +80,7 @@ cleared_where() {
     fi
 }
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 conf mqtt kafka
 $AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!

@@ -19,7 +19,6 @@
 # topics, groups and instances of their own: they run side by side.
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka_calib.XXXXXX)
-MOCK="${AD_BUILD:-build}/tests/kafka_mock"
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 CHECK="$PYTHON tests/it_kafka_check.py"
 N=6; W=30; ROWS=300                # streams, model window, rows per stream
@@ -28,21 +27,13 @@ MPID= ; P= ; SUB=
 cleanup() {
     # (the parts run in subshells: their instances and subscribers in pids)
     P="$P $(cat "$D/pids" 2>/dev/null)"
-    for p in $P $SUB; do kill "$p" 2>/dev/null; done
-    for p in $P; do it_wait_gone "$p" 10; done
-    [ -n "$MPID" ] && kill "$MPID" 2>/dev/null
-    [ -n "${KEEP:-}" ] && rm -rf "$KEEP" && cp -r "$D" "$KEEP"   # KEEP=DIR: logs kept there
-    it_daemon_cleanup
+    it_kafka_cleanup
 }
 trap cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_calib" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" in:2 st:1 st2:1 anomalyd.alerts:1 ref.alerts:1 in2:2 st3:1 r2.alerts:1 in3:2 st4:1 \
-    r3.alerts:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
-it_wait_until 10 test -s "$D/boot"
-BOOT=$(head -1 "$D/boot")
-case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
+it_broker_up
+it_kafka_start in:2 st:1 st2:1 anomalyd.alerts:1 ref.alerts:1 in2:2 st3:1 r2.alerts:1 in3:2 st4:1 \
+    r3.alerts:1 || exit 1
 mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null & SUB=$!
 mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'ref/stats/#' > "$D/refstats" 2>/dev/null & P="$P $!"
 

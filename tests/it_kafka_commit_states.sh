@@ -31,8 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT   # KEEP=DIR: logs kept there
 command -v kcat > /dev/null || { it_skip "kafka_commit_states" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 # REFUSED=N (it_kafka_state_refused.sh): the state topic, led by broker 3,
 # refuses the first N produce requests for good (MSG_SIZE_TOO_LARGE)
 if [ -n "${REFUSED:-}" ]; then

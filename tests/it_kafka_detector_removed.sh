@@ -29,7 +29,6 @@
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_kafka_detremoved.XXXXXX)
-MOCK="${AD_BUILD:-build}/tests/kafka_mock"
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 DPID= ; SPID= ; MPID=
 cleanup() {
@@ -39,12 +38,8 @@ cleanup() {
 }
 trap cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_detector_removed" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" al:1 al2:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
-it_wait_until 10 test -s "$D/boot"
-BOOT=$(head -1 "$D/boot")
-case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
+it_broker_up
+it_kafka_start al:1 al2:1 || exit 1
 
 det() { # det NAME TOPIC ALERTS_TO
     cat <<EOD
@@ -111,7 +106,7 @@ KEEP_=$(det keep 'keep/#' both)
 
 # ---- 1. alerts open on both/pump1 (MQTT and Kafka) and konly/pump1 (Kafka) ----------------------
 conf al "$PUMP" "$BOTH" "$KONLY" "$OLDER" "$KEEP_"
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 start 1
 START=$(( $(date +%s) - 800 * 60 ))

@@ -11,7 +11,7 @@ PUT="${AD_BUILD:-build}/tests/kafka_put"
 DPID= ; SPID= ; MPID=
 trap it_kafka_cleanup EXIT   # KEEP=DIR: logs kept there
 command -v kcat > /dev/null || { it_skip "kafka_dq_evict" "kcat not installed"; exit 0; }
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 it_kafka_start in:1 st:1 al:1 || exit 1
 conf() { # conf NAME IDLE_EVICT_S
     cat > "$D/$1.json" <<EOC

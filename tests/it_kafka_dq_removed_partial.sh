@@ -31,14 +31,10 @@ cleanup() {
 }
 trap cleanup EXIT   # KEEP=DIR: logs kept there
 command -v kcat > /dev/null || { it_skip "kafka_dq_removed_partial" "kcat not installed"; exit 0; }
-if ! cc -shared -fPIC -o "$D/fail_strdup.so" "${AD_SRCDIR:-.}/tests/fail_strdup.c" -ldl \
-        > "$D/cc.log" 2>&1; then
-    it_fail "strdup() shim builds" "$(cat "$D/cc.log")"; exit 1
-fi
+it_shim fail_strdup -ldl || { it_fail "strdup() shim builds" "$(cat "$D/cc.log")"; exit 1; }
 ASAN_EXTRA=
 ldd "$AD_BIN" 2>/dev/null | grep -q libasan && ASAN_EXTRA="verify_asan_link_order=0"
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 it_kafka_start al:1 || exit 1
 
 conf() {    # conf DETECTOR
@@ -53,29 +49,6 @@ conf() {    # conf DETECTOR
    "quality": {"learn_samples": 20, "stuck_samples": 0, "range_k": 0},
    "alert": {"state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
-}
-rows() {    # rows DEVICE N: N rows one second apart (data time), the last one now
-    $PYTHON - "$IT_PORT" "$1" "$2" <<'EOP'
-import json, random, sys, time
-import importlib.util
-spec = importlib.util.spec_from_file_location("m", "tests/it_daemon_mqtt.py")
-m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-port, dev, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-c = m.client()
-c.connect("127.0.0.1", port)
-c.loop_start()
-now = time.time()
-r = random.Random(7)
-infos = []
-for i in range(n):
-    row = {s: round(10 + r.gauss(0, 1), 4) for s in m.SENSORS}
-    row["ts"] = int((now - (n - 1 - i)) * 1000)
-    infos.append(c.publish("sensors/%s/pump" % dev, json.dumps(row), qos=1))
-for i in infos:
-    i.wait_for_publish(30)
-c.disconnect()
-c.loop_stop()
-EOP
 }
 online() {  # online N: more than N online status messages
     it_wait_online "$D/sub.jsonl" "$1" 20 || { it_fail "daemon starts" "$(tail -3 "$D/$2")"; exit 1; }
@@ -95,12 +68,12 @@ for line in sys.stdin:
 
 # ---- 1. a model alert and a dropout open at a kill -9 -----------------------------------------
 conf pump
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 sleep 0.3
 n0=$(it_onlines "$D/sub.jsonl")
 $AD_BIN run -c "$D/ad.json" --log-level debug 2> "$D/daemon1.log" & DPID=$!
 online "$n0" daemon1.log
-rows pump3 40
+it_pub_recent pump3 40
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump3 event=raised \
     --timeout 30 >/dev/null || { it_fail "1: pump3 raises a model alert" "$(tail -5 "$D/daemon1.log")"; exit 1; }
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump3 event=dq_raised \

@@ -22,8 +22,7 @@ N=3; R1=100; R2=180
 DPID= ; SPID= ; MPID=
 trap it_kafka_cleanup EXIT   # KEEP=DIR: logs kept there
 command -v kcat > /dev/null || { it_skip "kafka_equal_ms" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 it_kafka_start in:1 st:1 al:1 || exit 1
 mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null &
 SPID=$!

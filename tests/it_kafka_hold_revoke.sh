@@ -11,30 +11,18 @@
 # joins; a real mosquitto on 127.0.0.1 (stats).
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka_hold_revoke.XXXXXX)
-MOCK="${AD_BUILD:-build}/tests/kafka_mock"
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 CHECK="$PYTHON tests/it_kafka_check.py"
 N=8
 P= ; SUB= ; MPID=
-cleanup() {
-    for p in $P $SUB; do kill "$p" 2>/dev/null; done
-    for p in $P; do it_wait_gone "$p" 10; done
-    [ -n "$MPID" ] && kill "$MPID" 2>/dev/null
-    [ -n "${KEEP:-}" ] && rm -rf "$KEEP" && cp -r "$D" "$KEEP"   # KEEP=DIR: logs kept there
-    it_daemon_cleanup
-}
-trap cleanup EXIT
+trap it_kafka_cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_hold_revoke" "kcat not installed"; exit 0; }
 # about 4 minutes (a 30 s session timeout, a state topic 10 s late): not in
 # the default run, which must stay within the CI budget
 [ "${AD_SLOW_TESTS:-0}" = 1 ] ||
     { it_skip "kafka_hold_revoke" "slow (about 4 min): AD_SLOW_TESTS=1 runs it"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" --slow st:10000:ad in:2 st:1 anomalyd.alerts:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
-it_wait_until 10 test -s "$D/boot"
-BOOT=$(head -1 "$D/boot")
-case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
+it_broker_up
+it_kafka_start --slow st:10000:ad in:2 st:1 anomalyd.alerts:1 || exit 1
 FAST=${BOOT%%,*}                  # broker 1: the instances bootstrap off the slow one
 mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null & SUB=$!
 

@@ -20,7 +20,6 @@
 # partition is owned by two instances at once.
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka_join.XXXXXX)
-MOCK="${AD_BUILD:-build}/tests/kafka_mock"
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 CHECK="$PYTHON tests/it_kafka_check.py"
 N=8; W=30; ROWS=460               # streams, model window, rows per stream
@@ -36,12 +35,8 @@ cleanup() {
 }
 trap cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_join" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" in:4 st:2 anomalyd.alerts:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
-it_wait_until 10 test -s "$D/boot"
-BOOT=$(head -1 "$D/boot")
-case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
+it_broker_up
+it_kafka_start in:4 st:2 anomalyd.alerts:1 || exit 1
 mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null & SUB=$!
 
 conf() {

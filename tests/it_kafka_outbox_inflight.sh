@@ -14,7 +14,6 @@
 . tests/lib.sh
 H="$PYTHON tests/it_daemon_mqtt.py"
 D=$(mktemp -d /tmp/it_kafka_outbox.XXXXXX)
-MOCK="${AD_BUILD:-build}/tests/kafka_mock"
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 DPID= ; SPID= ; MPID=
 cleanup() {
@@ -24,12 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_outbox_inflight" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" in:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
-it_wait_until 10 test -s "$D/boot"
-BOOT=$(head -1 "$D/boot")
-case "$BOOT" in 127.0.0.1:*) ;; *) it_fail "mock cluster on 127.0.0.1" "$BOOT"; exit 1 ;; esac
+it_broker_up
+it_kafka_start in:1 || exit 1
 
 conf() {
     cat > "$D/ad.json" <<EOC

@@ -35,8 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_reload" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 it_kafka_start --slow st:500:it-kreload in:2 st:1 al:1 || exit 1   # FAST, broker 1: the instances bootstrap off the slow one
 mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null & SUB=$!
 

@@ -15,8 +15,7 @@ PUT="${AD_BUILD:-build}/tests/kafka_put"
 DPID= ; MPID=
 trap it_kafka_cleanup EXIT   # KEEP=DIR: logs kept there
 command -v kcat > /dev/null || { it_skip "kafka_split" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 it_kafka_start in:2 st:1 al:1 || exit 1
 cat > "$D/a.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-ksplit"},

@@ -11,7 +11,6 @@
 # back changed.
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka_state_exact.XXXXXX)
-MOCK="${AD_BUILD:-build}/tests/kafka_mock"
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 CHECK="$PYTHON tests/it_kafka_check.py"
 N=3; ROWS=200
@@ -22,11 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_state_exact" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" in:1 st:1 anomalyd.alerts:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
-it_wait_until 10 test -s "$D/boot"
-BOOT=$(head -1 "$D/boot")
+it_broker_up
+it_kafka_start in:1 st:1 anomalyd.alerts:1 || exit 1
 
 cat > "$D/a.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-kexact", "stats_interval_s": 1,
@@ -39,16 +35,7 @@ cat > "$D/a.json" <<EOC
    "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
    "calibration": {"windows": 100}}]}
 EOC
-mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null &
-SPID=$!
-$AD_BIN run -c "$D/a.json" --log-level debug 2> "$D/a.log" & DPID=$!
-it_wait_until 30 grep -q 'kafka: owns in\[0\]' "$D/a.log" ||
-    { it_fail "the instance takes the partition" "$(tail -3 "$D/a.log")"; exit 0; }
-$PYTHON tests/it_kafka_gen.py $N 0 $ROWS | kcat -P -K'|' -b "$BOOT" -t in 2>> "$D/kcat.out"
-it_wait_until 60 sh -c "[ \$($CHECK consumed '$D/stats') -ge $((N * ROWS)) ]" ||
-    echo "# not all $((N * ROWS)) rows consumed"
-sleep 1                             # the last windows scored
-kill -TERM "$DPID"; it_wait_gone "$DPID" 20; DPID=
+it_kafka_feed "the instance takes the partition" $N $ROWS
 kcat -C -b "$BOOT" -t st -e -q -K'|' > "$D/st.txt" 2>> "$D/kcat.out"
 
 # per stream: the last record's state against the state file, member by

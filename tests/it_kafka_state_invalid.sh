@@ -30,8 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT   # KEEP=DIR: logs kept there
 command -v kcat > /dev/null || { it_skip "kafka_state_invalid" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 it_kafka_start in:1 st:1 st2:1 || exit 1
 
 conf() {    # conf NAME GROUP STATE_TOPIC
@@ -51,16 +50,7 @@ stat() { it_line_stat "$D/stats" "anomalyd/stats/$1" "$2"; }
 at_least() { [ "$(stat "$1" "$2")" -ge "$3" ]; }
 conf a ad st
 conf b other st2
-mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null &
-SPID=$!
-$AD_BIN run -c "$D/a.json" --log-level debug 2> "$D/a.log" & DPID=$!
-it_wait_until 30 grep -q 'kafka: owns in\[0\]' "$D/a.log" ||
-    { it_fail "a takes the partition" "$(tail -3 "$D/a.log")"; exit 0; }
-$PYTHON tests/it_kafka_gen.py $N 0 $ROWS | kcat -P -K'|' -b "$BOOT" -t in 2>> "$D/kcat.out"
-it_wait_until 60 sh -c "[ \$($CHECK consumed '$D/stats') -ge $((N * ROWS)) ]" ||
-    echo "# not all $((N * ROWS)) rows consumed"
-sleep 1                             # the last windows scored
-kill -TERM "$DPID"; it_wait_gone "$DPID" 20; DPID=
+it_kafka_feed "a takes the partition" $N $ROWS
 kcat -C -b "$BOOT" -t st -e -q -K'|' > "$D/st.txt" 2>> "$D/kcat.out"
 
 $PYTHON - "$D/st.txt" > "$D/st2.txt" 2> "$D/st2.err" <<'EOP'

@@ -15,7 +15,6 @@
 # 80 more rows of each stream.
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka_state_last.XXXXXX)
-MOCK="${AD_BUILD:-build}/tests/kafka_mock"
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 CHECK="$PYTHON tests/it_kafka_check.py"
 N=5; ROWS=60
@@ -26,11 +25,8 @@ cleanup() {
 }
 trap cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_state_last" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-"$MOCK" in:1 st:1 st2:1 > "$D/boot" 2> "$D/mock.out" & MPID=$!
-it_wait_until 10 test -s "$D/boot"
-BOOT=$(head -1 "$D/boot")
+it_broker_up
+it_kafka_start in:1 st:1 st2:1 || exit 1
 
 conf() {    # conf NAME STATE_TOPIC
     cat > "$D/$1.json" <<EOC
@@ -47,16 +43,7 @@ EOC
 }
 conf a st
 conf b st2
-mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null &
-SPID=$!
-$AD_BIN run -c "$D/a.json" --log-level debug 2> "$D/a.log" & DPID=$!
-it_wait_until 30 grep -q 'kafka: owns in\[0\]' "$D/a.log" ||
-    { it_fail "a takes the partition" "$(tail -3 "$D/a.log")"; exit 0; }
-$PYTHON tests/it_kafka_gen.py $N 0 $ROWS | kcat -P -K'|' -b "$BOOT" -t in 2>> "$D/kcat.out"
-it_wait_until 60 sh -c "[ \$($CHECK consumed '$D/stats') -ge $((N * ROWS)) ]" ||
-    echo "# not all $((N * ROWS)) rows consumed"
-sleep 1                             # the last windows scored
-kill -TERM "$DPID"; it_wait_gone "$DPID" 20; DPID=
+it_kafka_feed "a takes the partition" $N $ROWS
 kcat -C -b "$BOOT" -t st -e -q -K'|' > "$D/st.txt" 2>> "$D/kcat.out"
 
 # the records for st2 ("key|value" lines; an empty value: a tombstone)

@@ -14,12 +14,7 @@
 . tests/lib.sh
 D=$(mktemp -d /tmp/it_kafka_state_shift.XXXXXX)
 MPID= ; P=
-cleanup() {
-    for p in $P; do kill "$p" 2>/dev/null; done
-    for p in $P; do it_wait_gone "$p" 10; done
-    it_kafka_cleanup
-}
-trap cleanup EXIT
+trap it_kafka_cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_state_shift" "kcat not installed"; exit 0; }
 NF=40
 # the zero model: one TimeDistributed Dense of zeros, no scaler
@@ -41,8 +36,7 @@ hb += b" " * (-len(hb) % 8)
 with open(path, "wb") as f:
     f.write(struct.pack("<Q", len(hb)) + hb + bytes(4 * (nf * nf + nf)))
 EOP
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 it_kafka_start in:1 st:1 al:1 || exit 1
 cat > "$D/a.json" <<EOC
 {"broker": {"port": $IT_PORT, "client_id": "it-kshift",
@@ -76,13 +70,9 @@ it_wait_until 60 consumed
 sleep 5
 kill -TERM "$APID"; it_wait_gone "$APID" 30
 # the last state record of w/s1: "bytes has_offset has_shift rows"
-ls=$(kcat -C -b "$BOOT" -t st -e -q -f '%k|%s\n' 2>> "$D/kcat.out" | $PYTHON -c '
+ls=$(it_kafka_last st w/s1 | $PYTHON -c '
 import json, sys
-last = None
-for line in sys.stdin:
-    k, _, v = line.rstrip("\n").partition("|")
-    if k == "w/s1" and v:
-        last = v
+last = sys.stdin.read().strip()
 if not last:
     print("none"); sys.exit()
 o = json.loads(last)

@@ -19,15 +19,9 @@
 D=$(mktemp -d /tmp/it_kafka_state_size.XXXXXX)
 MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 MPID= ; P=
-cleanup() {
-    for p in $P; do kill "$p" 2>/dev/null; done
-    for p in $P; do it_wait_gone "$p" 10; done
-    it_kafka_cleanup
-}
-trap cleanup EXIT
+trap it_kafka_cleanup EXIT
 command -v kcat > /dev/null || { it_skip "kafka_state_size" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 it_kafka_start in:1 st:1 al:1 || exit 1
 
 conf() {
@@ -64,13 +58,9 @@ alerts() {
 # last state record of pump/pump1: "bytes has_offset alert_open adapt alert_windows
 # probability"
 last_state() {
-    kcat -C -b "$BOOT" -t st -e -q -f '%k|%s\n' 2>> "$D/kcat.out" | $PYTHON -c '
+    it_kafka_last st pump/pump1 | $PYTHON -c '
 import json, sys
-last = None
-for line in sys.stdin:
-    k, _, v = line.rstrip("\n").partition("|")
-    if k == "pump/pump1" and v:
-        last = v
+last = sys.stdin.read().strip()
 if not last:
     print("none"); sys.exit()
 o = json.loads(last)

@@ -31,8 +31,7 @@ $PYTHON tools/pumpsim.py --seed 1 --rows 700 --out "$D/train.csv"
 nice $AD_BIN train -i "$D/train.csv" -o "$D/slow.safetensors" --window 400 --hop 50 \
     --arch lstm-ae:128 --epochs 1 --features vibration,current,pressure,temperature,flow \
     > "$D/train.out" 2>&1 || { it_fail "the model trains" "$(tail -3 "$D/train.out")"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 it_kafka_start in:1 || exit 1
 mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null &
 SPID=$!

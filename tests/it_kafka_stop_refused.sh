@@ -25,8 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT   # KEEP=DIR: logs kept there
 command -v kcat > /dev/null || { it_skip "kafka_stop_refused" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 IT_KAFKA_SLOW_ERRORS="${REFUSED:-6}:10" it_kafka_start --slow st:1:ad in:1 st:1 st2:1 al:1 ref.alerts:1 ||
     exit 1
 mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null &

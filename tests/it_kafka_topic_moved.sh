@@ -16,8 +16,7 @@ MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
 DPID= ; SPID= ; MPID=
 trap it_kafka_cleanup EXIT   # KEEP=DIR: logs kept there
 command -v kcat > /dev/null || { it_skip "kafka_topic_moved" "kcat not installed"; exit 0; }
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 it_kafka_start al:1 in:1 in2:1 || exit 1
 
 det() { # det NAME KAFKA_TOPIC

@@ -28,8 +28,7 @@ with open(sys.argv[2], "w") as f:
                                 ",".join('"%s":%s' % (h, v) for h, v in zip(head[1:], r[1:])))
         f.write(msg + "\n")
 EOF
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
+it_broker_up
 $PYTHON - "$SRC/conf/anomalyd.json" "$D/ad.json" "$IT_PORT" "$SRC/conf" <<'EOF'
 import sys, json, os
 c = json.load(open(sys.argv[1]))
@@ -60,7 +59,7 @@ n=$(wc -l < "$D/replay.seq")
 if [ "$n" -ge 2 ]; then it_ok "replay raises and clears alerts on the faults ($n events)"
 else it_fail "replay raises and clears alerts on the faults" "$(cat "$D/replay.seq")"; fi
 
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+it_sub_start
 $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon.log" & DPID=$!
 if ! $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 10; then
     it_fail "daemon online" "$(cat "$D/daemon.log")"
@@ -73,7 +72,7 @@ $H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats messages_in=900 --tim
     it_fail "daemon received the 900 messages" "$(grep anomalyd/stats "$D/sub.jsonl" | tail -1)"
 $H wait --file "$D/sub.jsonl" --match topic=anomalyd/alerts/pump/pump1 kind=model --count "$n" \
     --timeout 60 > /dev/null
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 $PYTHON - "$D/sub.jsonl" > "$D/run.seq" <<'EOF'
 import sys, json
 for l in open(sys.argv[1]):

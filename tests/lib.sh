@@ -49,15 +49,120 @@ it_broker_stop() {
     IT_BROKER_PID=
 }
 
-# it_daemon_cleanup: the usual EXIT trap of a daemon test: stop the daemon
-# ($DPID) and the subscriber ($SPID) if running, the broker, and remove $D.
+# it_daemon_cleanup: the usual EXIT trap of a daemon test: stop the
+# processes of it_setup's VARs, the daemon ($DPID) and the subscriber
+# ($SPID) if running, the broker, and remove $D.
 # Use: DPID= ; SPID= ; trap it_daemon_cleanup EXIT
 it_daemon_cleanup() {
+    for _v in ${IT_PIDVARS:-}; do
+        eval "_p=\${$_v:-}"
+        [ -n "$_p" ] && kill "$_p" 2>/dev/null
+    done
     [ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null
     [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null
     it_broker_stop
     rm -rf "$D"
 }
+
+# it_setup NAME [VAR...]: the usual start of a daemon test: H
+# (tests/it_daemon_mqtt.py, the MQTT tool), a fresh directory D
+# (/tmp/NAME.XXXXXX), MODEL (the shipped pump model, an absolute path), DPID
+# and SPID empty, it_daemon_cleanup as the EXIT trap; each VAR (empty) is
+# for the id of one more process (a publisher in the background) that the
+# cleanup stops first. Then it_broker_up, a config in $D/ad.json, it_daemon_up.
+it_setup() {
+    H="$PYTHON tests/it_daemon_mqtt.py"
+    D=$(mktemp -d "/tmp/$1.XXXXXX")
+    DPID= ; SPID=
+    shift; IT_PIDVARS="$*"
+    for _v in "$@"; do eval "$_v="; done
+    trap it_daemon_cleanup EXIT
+    MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
+}
+# it_broker_up [extra config lines...]: it_broker_start in $D; when the
+# broker does not start, the case "broker starts" fails and the test ends
+it_broker_up() { it_broker_start "$D" "$@" || { it_fail "broker starts"; exit 1; }; }
+# it_sub_start: the subscriber to anomalyd/# (every message the daemon
+# sends, retained ones too) writing JSON lines to $D/sub.jsonl; sets SPID
+it_sub_start() {
+    $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
+}
+# it_daemon_online [N [CASE]]: until $D/sub.jsonl holds more than N (default
+# 0: take N with it_onlines before a restart) online status messages, 20 s
+# at most; else the case CASE (default "daemon connects") fails with the
+# daemon's log and the test ends
+it_daemon_online() {
+    it_wait_online "$D/sub.jsonl" "${1:-0}" 20 ||
+        { it_fail "${2:-daemon connects}" "$(cat "$D/daemon.log")"; exit 1; }
+}
+# it_daemon_up [run options...]: the subscriber (it_sub_start, unless SPID
+# is set), then the daemon on $D/ad.json with the options, its log appended
+# to $D/daemon.log (DPID), and its online status awaited (it_daemon_online:
+# the test ends when it does not come). A daemon started with variables in
+# its environment (LD_PRELOAD): it_sub_start, the daemon, it_daemon_online.
+it_daemon_up() {
+    [ -n "${SPID:-}" ] || it_sub_start
+    _up=$(it_onlines "$D/sub.jsonl")
+    $AD_BIN run -c "$D/ad.json" "$@" 2>> "$D/daemon.log" & DPID=$!
+    it_daemon_online "$_up"
+}
+# it_daemon_stop: SIGTERM to the daemon, and its end awaited (60 s at most:
+# then the case "daemon stops at SIGTERM" fails and it is killed, not
+# waited for without end)
+it_daemon_stop() {
+    kill -TERM "$DPID" 2>/dev/null
+    it_wait_gone "$DPID" 60 ||
+        { it_fail "daemon stops at SIGTERM" "$(tail -5 "$D/daemon.log")"; kill -KILL "$DPID"; }
+    wait "$DPID" 2>/dev/null; DPID=
+}
+# it_wait_stats [N [TIMEOUT]]: until the daemon has sent N (default 4) more
+# stats messages (anomalyd/stats, one every broker.stats_interval_s) to
+# $D/sub.jsonl than it had when called, TIMEOUT (default 20) s at most.
+# What it sent before them (the retained states of the rows it had taken)
+# is in, and a check that something did not happen has had that long (N - 1
+# intervals at least) to see it: a fixed sleep on a loaded machine may not.
+it_wait_stats() {
+    _st=$(_it_nstats)
+    it_wait_until "${2:-20}" _it_more_stats "$_st" "${1:-4}"
+}
+_it_nstats() {
+    [ -e "$D/sub.jsonl" ] || { echo 0; return; }
+    grep -c '"topic": "anomalyd/stats"' "$D/sub.jsonl"
+}
+_it_more_stats() { [ "$(_it_nstats)" -ge $(($1 + $2)) ]; }
+# it_pub_recent DEVICE N: N rows of the five pump sensors (about 10, a fixed
+# random sequence) to sensors/DEVICE/pump, QoS 1, one second apart in data
+# time, the last one now
+it_pub_recent() {
+    it_py - "$IT_PORT" "$1" "$2" <<'EOP'
+import json, random, sys, time
+from it_daemon_mqtt import SENSORS, connect
+port, dev, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+c = connect(port)
+now = time.time()
+r = random.Random(7)
+infos = []
+for i in range(n):
+    row = {s: round(10 + r.gauss(0, 1), 4) for s in SENSORS}
+    row["ts"] = int((now - (n - 1 - i)) * 1000)
+    infos.append(c.publish("sensors/%s/pump" % dev, json.dumps(row), qos=1))
+for i in infos:
+    i.wait_for_publish(30)
+c.disconnect()
+c.loop_stop()
+EOP
+}
+# it_shim NAME [LIBS...]: tests/NAME.c built into $D/NAME.so, a library
+# for LD_PRELOAD; status 1, the compiler's complaint in $D/cc.log, when it
+# was not built
+it_shim() {
+    _n=$1; shift
+    ${CC:-cc} -shared -fPIC -O2 -o "$D/$_n.so" "${AD_SRCDIR:-.}/tests/$_n.c" "$@" > "$D/cc.log" 2>&1
+}
+# it_py ARGS...: python3 with tests/ on its path, for the test scripts'
+# snippets that use it_daemon_mqtt.py's functions (load_pumpsim, connect,
+# last_states)
+it_py() { PYTHONPATH="${AD_SRCDIR:-$(pwd)}/tests${PYTHONPATH:+:$PYTHONPATH}" $PYTHON "$@"; }
 
 # it_kafka_start [kafka_mock args...]: librdkafka's mock cluster
 # (tests/kafka_mock, 3 brokers on 127.0.0.1), its output in $D; sets MPID,
@@ -75,12 +180,49 @@ it_kafka_start() {
     FAST=${BOOT%%,*}
 }
 
-# it_kafka_cleanup: the EXIT trap of a Kafka test: the mock cluster stopped,
-# with KEEP=DIR the test's logs ($D) kept there, then it_daemon_cleanup.
+# it_kafka_cleanup: the EXIT trap of a Kafka test: the processes in $P (its
+# instances: each awaited, 10 s at most) and $SUB stopped, the mock cluster
+# stopped, with KEEP=DIR the test's logs ($D) kept there, then
+# it_daemon_cleanup.
 it_kafka_cleanup() {
+    for p in ${P:-} ${SUB:-}; do kill "$p" 2>/dev/null; done
+    for p in ${P:-}; do it_wait_gone "$p" 10; done
     [ -n "${MPID:-}" ] && kill "$MPID" 2>/dev/null
     [ -n "${KEEP:-}" ] && rm -rf "$KEEP" && cp -r "$D" "$KEEP"
     it_daemon_cleanup
+}
+
+# it_kafka_last TOPIC KEY: the value of the last record with KEY on the mock
+# cluster's TOPIC (an empty value, a tombstone, passed over); nothing when
+# there is none. kcat's complaints go to $D/kcat.out.
+it_kafka_last() {
+    kcat -C -b "$BOOT" -t "$1" -e -q -f '%k|%s\n' 2>> "$D/kcat.out" | $PYTHON -c '
+import sys
+k, last = sys.argv[1] + "|", ""
+for line in sys.stdin:
+    line = line.rstrip("\n")
+    if line.startswith(k) and len(line) > len(k):
+        last = line[len(k):]
+print(last)' "$2"
+}
+
+# it_kafka_feed CASE N ROWS: instance a ($D/a.json, its log $D/a.log, DPID;
+# its stats to $D/stats, SPID) takes in[0] (30 s at most: else the case
+# CASE fails and the test ends), N streams of ROWS rows each
+# (tests/it_kafka_gen.py) go to topic in and are consumed (60 s at most,
+# else said), and a is stopped (SIGTERM, 20 s at most) once its last
+# windows are scored
+it_kafka_feed() {
+    mosquitto_sub -h 127.0.0.1 -p "$IT_PORT" -v -t 'anomalyd/stats/#' > "$D/stats" 2>/dev/null &
+    SPID=$!
+    $AD_BIN run -c "$D/a.json" --log-level debug 2> "$D/a.log" & DPID=$!
+    it_wait_until 30 grep -q 'kafka: owns in\[0\]' "$D/a.log" ||
+        { it_fail "$1" "$(tail -3 "$D/a.log")"; exit 0; }
+    $PYTHON tests/it_kafka_gen.py "$2" 0 "$3" | kcat -P -K'|' -b "$BOOT" -t in 2>> "$D/kcat.out"
+    it_wait_until 60 sh -c "[ \$($PYTHON tests/it_kafka_check.py consumed '$D/stats') -ge $(($2 * $3)) ]" ||
+        echo "# not all $(($2 * $3)) rows consumed"
+    sleep 1                             # the last windows scored
+    kill -TERM "$DPID"; it_wait_gone "$DPID" 20; DPID=
 }
 
 # it_line_stat FILE TOPIC KEY: KEY of the last message on TOPIC in FILE
