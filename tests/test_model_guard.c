@@ -37,6 +37,7 @@
 #include <string.h>
 #include <math.h>
 #include <stdio.h>
+#include <cjson/cJSON.h>
 
 #include "t.h"
 #include "t_model.h"
@@ -72,6 +73,7 @@ typedef struct run {
     int first_end_row;
     uint64_t held_n;
     uint64_t end_flagged;       /* windows_flagged of the last end */
+    char end_reason[400];       /* and its "reason" (the event as published) */
     int stuck_raised;           /* data-quality stuck alerts raised */
 } run;
 
@@ -116,6 +118,14 @@ static void step(ad_detector *d, int row_i, int64_t ts, const double *row, ad_me
             }
             r->held_end_row = row_i;
             r->end_flagged = ev.calib_flagged;
+            {
+                cJSON *js = ad_event_to_json(d, &ev);
+                const cJSON *rs = cJSON_GetObjectItemCaseSensitive(js, "reason");
+
+                snprintf(r->end_reason, sizeof(r->end_reason), "%s",
+                         cJSON_IsString(rs) ? rs->valuestring : "");
+                cJSON_Delete(js);
+            }
             snprintf(r->held_how, sizeof(r->held_how), "%.15s", ev.text);
         }
         if (ev.type == AD_EV_DQ_RAISED && ev.dq.check == AD_DQ_STUCK)
@@ -361,6 +371,7 @@ static void test_guard_fallback_acceptance_delayed(void)
 #define ROWS5 2100
 
 static int g_stuck_at = -1;     /* feature b stuck from that row on */
+static int g_extreme_at = -1;   /* feature b far out of scale (untrusted rows) from there */
 
 static void row5(int i, double *row)
 {
@@ -374,6 +385,8 @@ static void row5(int i, double *row)
         row[1] += 1.2;              /* the fault: under the new level's scores */
     if (g_stuck_at >= 0 && i >= g_stuck_at)
         row[1] = 0.25;              /* a stuck sensor from there on */
+    if (g_extreme_at >= 0 && i >= g_extreme_at)
+        row[1] = 1e3;               /* a sensor sending garbage from there on */
 }
 
 typedef struct run5 {
@@ -793,6 +806,33 @@ static void test_guard_wait_restart_flagged(void)
     g_stuck_at = -1;
 }
 
+/* 11. The wait of test 8 ended by untrusted rows with data quality off
+ * (feature b sends values far out of the model's scale: each window holding
+ * one is untrusted, UNTRUSTED WINDOWS in detector.h): they count toward the
+ * fallback as flagged windows do (docs/alerts.md), and the end's reason
+ * says what they were. Before, it said they "were flagged by data quality
+ * (a stuck or out-of-range feature ...)", with data quality off. */
+static void test_guard_wait_untrusted_reason(void)
+{
+    run5 h, w;
+
+    bootstrap_run_dur(600, 200 * 60000LL, &h);
+    g_extreme_at = h.r.held_row + 40;
+    bootstrap_run_dur(600, 200 * 60000LL, &w);
+    g_extreme_at = -1;
+    T_NOTE("held at row %d; b far out of scale from row %d: ended at row %d (%s, %llu "
+           "flagged): \"%s\"", w.r.held_row, h.r.held_row + 40, w.r.held_end_row,
+           w.r.held_how, (unsigned long long)w.r.end_flagged, w.r.end_reason);
+    T_CHECK(w.r.held_end == 1 && strcmp(w.r.held_how, "fallback") == 0 &&
+            w.r.end_flagged > 0 && w.r.held_end_row <= w.r.held_row + 600,
+            "the untrusted windows end the wait within alert.accept_after (row %d, %s, "
+            "%llu flagged)", w.r.held_end_row, w.r.held_how,
+            (unsigned long long)w.r.end_flagged);
+    T_CHECK(strstr(w.r.end_reason, "untrusted") != NULL,
+            "the end's reason names untrusted rows, data quality being off: \"%s\"",
+            w.r.end_reason);
+}
+
 int main(void)
 {
     T_RUN(test_guard_bootstrap_ends_in_new_state);
@@ -801,6 +841,7 @@ int main(void)
     T_RUN(test_guard_wait_stuck_sensor);
     T_RUN(test_guard_wait_prev_threshold);
     T_RUN(test_guard_wait_restart_flagged);
+    T_RUN(test_guard_wait_untrusted_reason);
     T_RUN(test_guard_fallback_acceptance_delayed);
     T_RUN(test_guard_stale_after_address_reuse);
     T_RUN(test_guard_peak_metric_mae_model);
