@@ -257,8 +257,9 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
                                 "under way): not alerted on until the wait ends");
         cJSON_AddStringToObject(cw, "since", since);
         cJSON_AddNumberToObject(cw, "windows_above_guard", (double)st.calib_out);
-        /* flagged by data quality while it waits: they count toward the
-         * fallback too (a stuck sensor does not hold it for ever) */
+        /* flagged by data quality (or untrusted, or above the previous
+         * threshold) while it waits: they count toward the fallback too (a
+         * stuck sensor does not hold it for ever) */
         cJSON_AddNumberToObject(cw, "windows_flagged", (double)st.calib_flagged);
         add_num_or_null(cw, "guard", st.calib_guard);
         cJSON_AddNumberToObject(cw, "fallback_after_windows", (double)st.calib_out_need);

@@ -2360,9 +2360,10 @@ static int fit_model_value(ad_detector *d, int64_t ts)
     if (flagged > 0)
         ad_log(AD_LOG_WARNING, "%s: calibration saw no normal data: %llu windows scored "
                "above calibration.model_guard %g x the model's training error %g, and %llu "
-               "were flagged by data quality (a stuck or out-of-range sensor) or above the "
-               "previous threshold while it waited: they end the wait as windows above the "
-               "guard do; threshold %g "
+               "could not be used while it waited (flagged by data quality: a stuck or "
+               "out-of-range sensor; untrusted: a rejected or extreme value; or above the "
+               "previous threshold): they end the wait as windows above the guard do; "
+               "threshold %g "
                "from the model (training error x calibration.margin %g), detecting",
                d->who, (unsigned long long)d->calib_model_out, d->cfg.calib_model_guard, e,
                (unsigned long long)flagged, e_ev->threshold, d->cfg.thr.margin);

@@ -1390,9 +1390,10 @@ static const char *calib_held_reason(const ad_event *ev)
     if (strcmp(ev->text, "restarted") == 0)
         return "the calibration started over (a recalibrate, or another model)";
     if (ev->calib_flagged > 0)
-        return "its windows scored above the guard or were flagged by data quality (a stuck "
-               "or out-of-range feature; or above the previous threshold) for as long as "
-               "the wait lasts: the model's threshold";
+        return "its windows scored above the guard or could not be used (flagged by data "
+               "quality: a stuck or out-of-range feature; untrusted: a rejected or extreme "
+               "value; or above the previous threshold) for as long as the wait lasts: the "
+               "model's threshold";
     return "its windows scored above the guard for as long as the wait lasts: the "
            "model's threshold";
 }

@@ -37,6 +37,7 @@
 #include <string.h>
 #include <math.h>
 #include <stdio.h>
+#include <cjson/cJSON.h>
 
 #include "t.h"
 #include "t_model.h"
@@ -72,6 +73,7 @@ typedef struct run {
     int first_end_row;
     uint64_t held_n;
     uint64_t end_flagged;       /* windows_flagged of the last end */
+    char end_reason[400];       /* and its "reason" (the event as published) */
     int stuck_raised;           /* data-quality stuck alerts raised */
 } run;
 
@@ -116,6 +118,14 @@ static void step(ad_detector *d, int row_i, int64_t ts, const double *row, ad_me
             }
             r->held_end_row = row_i;
             r->end_flagged = ev.calib_flagged;
+            {
+                cJSON *js = ad_event_to_json(d, &ev);
+                const cJSON *rs = cJSON_GetObjectItemCaseSensitive(js, "reason");
+
+                snprintf(r->end_reason, sizeof(r->end_reason), "%s",
+                         cJSON_IsString(rs) ? rs->valuestring : "");
+                cJSON_Delete(js);
+            }
             snprintf(r->held_how, sizeof(r->held_how), "%.15s", ev.text);
         }
         if (ev.type == AD_EV_DQ_RAISED && ev.dq.check == AD_DQ_STUCK)
@@ -361,6 +371,7 @@ static void test_guard_fallback_acceptance_delayed(void)
 #define ROWS5 2100
 
 static int g_stuck_at = -1;     /* feature b stuck from that row on */
+static int g_extreme_at = -1;   /* feature b far out of scale (untrusted rows) from there */
 
 static void row5(int i, double *row)
 {
@@ -374,6 +385,8 @@ static void row5(int i, double *row)
         row[1] += 1.2;              /* the fault: under the new level's scores */
     if (g_stuck_at >= 0 && i >= g_stuck_at)
         row[1] = 0.25;              /* a stuck sensor from there on */
+    if (g_extreme_at >= 0 && i >= g_extreme_at)
+        row[1] = 1e3;               /* a sensor sending garbage from there on */
 }
 
 typedef struct run5 {
@@ -386,7 +399,10 @@ typedef struct run5 {
     uint64_t out, need;
     int64_t held_ms;
     uint64_t flagged;           /* ... and the windows flagged meanwhile */
+    uint64_t flagged_at;        /* the flagged ones at row g_probe_row */
 } run5;
+
+static int g_probe_row = -1;
 
 /* A bootstrap stream (row5) with alert.accept_after A windows (0: none),
  * calibration.duration_ms dur (0: none). */
@@ -395,11 +411,77 @@ static int g_recal_at = -1;     /* an operator's recalibrate at that row */
 static double g_prev_thr;       /* > 0: a previous threshold restored as the
                                  * calibration's guard after training */
 
+/* A restart after row g_restart_at (-1: none): the stream's state saved as
+ * at a stop, a new detector as the daemon builds one for it (its own model,
+ * training off: cfg.own_model) restores it, the rows go on into that one.
+ * g_restart_edit damages the saved "held_flagged" first (restart_edit);
+ * g_restart_rc / g_restart_err: the restore's result. */
+static int g_restart_at = -1;
+static const char *g_restart_edit;  /* NULL: as saved; "": removed; else its value */
+static int g_restart_rc;
+static char g_restart_err[300];
+
+/* The saved text with "held_flagged" removed (edit "") or set to edit. */
+static char *restart_edit(const char *txt, const char *edit)
+{
+    const char *k = strstr(txt, "\"held_flagged\":"), *e;
+    size_t n = strlen(txt) + (edit ? strlen(edit) : 0) + 32;
+    char *out = malloc(n);
+
+    if (out == NULL || k == NULL || edit == NULL) {
+        if (out)
+            snprintf(out, n, "%s", txt);
+        return out;
+    }
+    for (e = k + strlen("\"held_flagged\":"); *e && *e != ',' && *e != '}'; e++)
+        ;
+    if (edit[0] == '\0') {         /* the member and its comma, as an old file */
+        if (*e == ',')
+            e++;
+        else if (k > txt && k[-1] == ',')
+            k--;
+        snprintf(out, n, "%.*s%s", (int)(k - txt), txt, e);
+    } else {
+        snprintf(out, n, "%.*s\"held_flagged\":%s%s", (int)(k - txt), txt, edit, e);
+    }
+    return out;
+}
+
+/* The restart of g_restart_at: the new detector (the old one is kept for
+ * the model it owns), or d itself when it could not be built. */
+static ad_detector *restart_stream(ad_detector *d, const ad_detector_cfg *cfg, ad_model *nm,
+                                   const char *const *names)
+{
+    ad_detector_cfg c2 = *cfg;
+    ad_detector *d2 = NULL;
+    char *txt = ad_detector_save_handover(d), *ed, *at, h1[24], h2[24];
+
+    c2.own_model = cfg->training == AD_TRAIN_BOOTSTRAP;
+    c2.training = AD_TRAIN_NONE;
+    g_restart_rc = -100;
+    if (txt == NULL || ad_detector_new(&d2, &c2, "pump", nm, T5, F5, names, g_restart_err,
+                                       sizeof(g_restart_err)) != 0) {
+        free(txt);
+        return d;
+    }
+    /* the daemon swaps the settings' hash of a model trained online
+     * (state.c trained_cfg_hash) */
+    snprintf(h1, sizeof(h1), "%016llx", (unsigned long long)ad_detector_cfg_hash(cfg));
+    snprintf(h2, sizeof(h2), "%016llx", (unsigned long long)ad_detector_cfg_hash(&c2));
+    if ((at = strstr(txt, h1)) != NULL)
+        memcpy(at, h2, 16);
+    ed = restart_edit(txt, g_restart_edit);
+    g_restart_rc = ed ? ad_detector_restore(d2, ed, g_restart_err, sizeof(g_restart_err)) : -1;
+    free(ed);
+    free(txt);
+    return d2;
+}
+
 static void bootstrap_run_dur(int A, int64_t dur, run5 *o)
 {
     const char *names[F5] = { "a", "b" };
     ad_detector_cfg cfg;
-    ad_detector *d = NULL;
+    ad_detector *d = NULL, *d0 = NULL;
     ad_train_job *job = NULL;
     ad_model *nm = NULL;
     char err[300];
@@ -452,10 +534,18 @@ static void bootstrap_run_dur(int A, int64_t dur, run5 *o)
         if (i == g_recal_at)
             T_CHECK(ad_detector_recalibrate(d, err, sizeof(err)) == 0, "recalibrate: %s", err);
         step(d, i, 60000 * (int64_t)i, row, AD_METRIC_MAE, &r);
+        if (i == g_restart_at && nm != NULL) {
+            d0 = d;
+            d = restart_stream(d0, &cfg, nm, names);
+            if (d == d0)
+                d0 = NULL;
+        }
         {
             ad_detector_stats st;
 
             ad_detector_get_stats(d, &st);
+            if (i == g_probe_row)
+                o->flagged_at = st.calib_flagged;
             if (st.calib_held) {
                 o->rows_held++;
                 o->out = st.calib_out;
@@ -475,6 +565,7 @@ static void bootstrap_run_dur(int A, int64_t dur, run5 *o)
     o->r = r;
     ad_train_job_free(job);
     ad_detector_free(d);
+    ad_detector_free(d0);       /* after the one that runs its model */
     rng = save;
 }
 
@@ -653,6 +744,95 @@ static void test_guard_wait_prev_threshold(void)
             w.calib_row, w.r.held_row, w.r.held_how, (unsigned long long)w.r.end_flagged);
 }
 
+/* 10. A restart during the wait of test 8, the sensor stuck: the restored
+ * stream (its own model, training off) goes on with the count of flagged
+ * windows saved with its state ("held_flagged"), and ends the wait where
+ * the stream that ran on did, as the same fallback. A state file without
+ * it (saved before it was counted) loads, and the count starts from 0
+ * there; a damaged one (negative, not a whole number, out of range) is
+ * refused naming it, and the stream calibrates afresh. */
+static void test_guard_wait_restart_flagged(void)
+{
+    static const struct { const char *edit, *what; int ok; } bad[] = {
+        { "-1", "negative", 0 }, { "2.5", "not whole", 0 }, { "1e30", "huge", 0 },
+        { "\"x\"", "a string", 0 },
+    };
+    run5 h, w, r, old;
+    int at;
+
+    bootstrap_run_dur(600, 200 * 60000LL, &h);
+    g_stuck_at = h.r.held_row + 40;
+    at = g_stuck_at + 150;                              /* flagged ones by then */
+    g_probe_row = at;
+    bootstrap_run_dur(600, 200 * 60000LL, &w);         /* runs on */
+    g_restart_at = at;
+    bootstrap_run_dur(600, 200 * 60000LL, &r);
+    T_NOTE("ran on: held at row %d, %llu flagged at row %d, ended at row %d (%s, %llu "
+           "flagged); restarted there (restore %d %s): %llu flagged after it, ended at row "
+           "%d (%s, %llu flagged: the stuck run is recognised again after a restart)",
+           w.r.held_row, (unsigned long long)w.flagged_at, at, w.r.held_end_row,
+           w.r.held_how, (unsigned long long)w.r.end_flagged, g_restart_rc,
+           g_restart_rc ? g_restart_err : "", (unsigned long long)r.flagged_at,
+           r.r.held_end_row, r.r.held_how, (unsigned long long)r.r.end_flagged);
+    T_CHECK(g_restart_rc == 0 && w.flagged_at > 0 && r.flagged_at == w.flagged_at,
+            "the restored wait goes on with the flagged windows counted before the restart "
+            "(%llu, ran on %llu)", (unsigned long long)r.flagged_at,
+            (unsigned long long)w.flagged_at);
+    T_CHECK(r.r.held_end == 1 && strcmp(r.r.held_how, "fallback") == 0 &&
+            r.r.held_end_row == w.r.held_end_row,
+            "and ends where the stream that ran on did (row %d, %s; ran on: row %d)",
+            r.r.held_end_row, r.r.held_how, w.r.held_end_row);
+    g_restart_edit = "";
+    bootstrap_run_dur(600, 200 * 60000LL, &old);
+    T_NOTE("without held_flagged (an older file): restore %d %s; ended at row %d (%s, %llu "
+           "flagged)", g_restart_rc, g_restart_rc ? g_restart_err : "", old.r.held_end_row,
+           old.r.held_how, (unsigned long long)old.r.end_flagged);
+    T_CHECK(g_restart_rc == 0 && old.rows_held > 0 && old.r.held_end == 1 &&
+            old.r.held_end_row > w.r.held_end_row,
+            "a state without held_flagged loads, the wait goes on, its count from 0 (ended "
+            "at row %d, later than %d)", old.r.held_end_row, w.r.held_end_row);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        run5 b;
+
+        g_restart_edit = bad[i].edit;
+        bootstrap_run_dur(600, 200 * 60000LL, &b);
+        T_CHECK(g_restart_rc != 0 && strstr(g_restart_err, "held_flagged") != NULL,
+                "held_flagged %s (%s): refused, naming it (%d: %s)", bad[i].edit,
+                bad[i].what, g_restart_rc, g_restart_err);
+    }
+    g_restart_edit = NULL;
+    g_restart_at = -1;
+    g_probe_row = -1;
+    g_stuck_at = -1;
+}
+
+/* 11. The wait of test 8 ended by untrusted rows with data quality off
+ * (feature b sends values far out of the model's scale: each window holding
+ * one is untrusted, UNTRUSTED WINDOWS in detector.h): they count toward the
+ * fallback as flagged windows do (docs/alerts.md), and the end's reason
+ * says what they were. Before, it said they "were flagged by data quality
+ * (a stuck or out-of-range feature ...)", with data quality off. */
+static void test_guard_wait_untrusted_reason(void)
+{
+    run5 h, w;
+
+    bootstrap_run_dur(600, 200 * 60000LL, &h);
+    g_extreme_at = h.r.held_row + 40;
+    bootstrap_run_dur(600, 200 * 60000LL, &w);
+    g_extreme_at = -1;
+    T_NOTE("held at row %d; b far out of scale from row %d: ended at row %d (%s, %llu "
+           "flagged): \"%s\"", w.r.held_row, h.r.held_row + 40, w.r.held_end_row,
+           w.r.held_how, (unsigned long long)w.r.end_flagged, w.r.end_reason);
+    T_CHECK(w.r.held_end == 1 && strcmp(w.r.held_how, "fallback") == 0 &&
+            w.r.end_flagged > 0 && w.r.held_end_row <= w.r.held_row + 600,
+            "the untrusted windows end the wait within alert.accept_after (row %d, %s, "
+            "%llu flagged)", w.r.held_end_row, w.r.held_how,
+            (unsigned long long)w.r.end_flagged);
+    T_CHECK(strstr(w.r.end_reason, "untrusted") != NULL,
+            "the end's reason names untrusted rows, data quality being off: \"%s\"",
+            w.r.end_reason);
+}
+
 int main(void)
 {
     T_RUN(test_guard_bootstrap_ends_in_new_state);
@@ -660,6 +840,8 @@ int main(void)
     T_RUN(test_guard_wait_restarted);
     T_RUN(test_guard_wait_stuck_sensor);
     T_RUN(test_guard_wait_prev_threshold);
+    T_RUN(test_guard_wait_restart_flagged);
+    T_RUN(test_guard_wait_untrusted_reason);
     T_RUN(test_guard_fallback_acceptance_delayed);
     T_RUN(test_guard_stale_after_address_reuse);
     T_RUN(test_guard_peak_metric_mae_model);
