@@ -133,8 +133,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="skab_mar.")
     out = {}
     for seed in [int(x) for x in a.seeds.split(",")]:
-        d = os.path.join(a.work, "%s_%s" % (ts.args_str(bt).replace(" ", "_").replace("-", "")
-                                            .replace(":", "").replace(",", "."), seed))
+        d = ts.seed_dir(a.work, bt, seed)
         jobs = []
         for p, name in fl:
             model = os.path.join(d, name + ".safetensors")

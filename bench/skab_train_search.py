@@ -66,6 +66,13 @@ def args_str(d):
     return " ".join("%s %s" % (k, v) for k, v in d.items())
 
 
+def seed_dir(work, train, seed):
+    """The folder in WORK of the models trained with TRAIN (a dict of
+    anomalyd train options) and SEED: its name is the options, made safe."""
+    return os.path.join(work, "%s_%s" % (args_str(train).replace(" ", "_").replace("-", "")
+                                         .replace(":", "").replace(",", "."), seed))
+
+
 def train_all(binary, fl, train, features, rows, seed, outdir, jobs):
     os.makedirs(outdir, exist_ok=True)
 
@@ -141,8 +148,7 @@ def stage_detector(a, fl, sk, base_train, base_det, seeds):
     tmp = tempfile.mkdtemp(prefix="skab_train_cfg.")
     dirs = {}
     for seed in seeds:
-        d = os.path.join(work, "%s_%s" % (args_str(base_train).replace(" ", "_").replace("-", "")
-                                          .replace(":", "").replace(",", "."), seed))
+        d = seed_dir(work, base_train, seed)
         train_all(a.bin, fl, base_train, sk["features"], sk["train_rows"], seed, d, a.jobs)
         dirs[seed] = d
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
@@ -258,8 +264,7 @@ def main():
         per_k = {k: [] for k in ks}
         for seed in seeds:
             tag = "t%d_s%d" % (si, seed)
-            d = os.path.join(work, "%s_%s" % (args_str(t).replace(" ", "_").replace("-", "")
-                                               .replace(":", "").replace(",", "."), seed))
+            d = seed_dir(work, t, seed)
             try:
                 train_all(a.bin, fl, t, sk["features"], sk["train_rows"], seed, d, a.jobs)
             except RuntimeError as e:
