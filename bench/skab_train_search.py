@@ -73,6 +73,20 @@ def seed_dir(work, train, seed):
                                          .replace(":", "").replace(",", "."), seed))
 
 
+def seed_configs(work, train, seed, fl, det, tmp, who):
+    """For each (path, name) of FL: (path, name, model, config), the model
+    of seed_dir(WORK, TRAIN, SEED) for that file and a config for it with
+    the detector block DET in TMP; WHO (the script) ends saying which
+    model is missing when one is."""
+    out = []
+    for p, name in fl:
+        model = os.path.join(seed_dir(work, train, seed), name + ".safetensors")
+        if not os.path.exists(model):
+            sys.exit("%s: no model %s" % (who, model))
+        out.append((p, name, model, ss.config_file(det, model, tmp, "s%d_%s" % (seed, name))))
+    return out
+
+
 def train_all(binary, fl, train, features, rows, seed, outdir, jobs):
     os.makedirs(outdir, exist_ok=True)
 
