@@ -112,6 +112,18 @@ cand_conf() {
    "alert": {"k": 3, "state_topic": "anomalyd/state/{detector}/{stream}"}}]}
 EOC
 }
+# order_shim CASE: the shim tests/state_order.c built ($D/state_order.so,
+# it_shim); when it cannot be (not built, or an ASan build: its
+# interceptors take rename and unlink), the case CASE is skipped and the
+# test ends
+order_shim() {
+    it_shim state_order -ldl -lpthread ||
+        { it_skip "$1" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
+    if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
+        it_skip "$1" "ASan build: its interceptors take rename and unlink"
+        exit 0
+    fi
+}
 # order_start N [DELAY_MS]: the daemon (log daemonN.log) with the shim
 # tests/state_order.c (it_shim state_order), its candidate file's rename
 # held DELAY_MS (ORDER_CAND_DELAY_FIRST in the environment: only the

@@ -20,14 +20,9 @@
 . tests/lib.sh
 it_setup it_adapt_cand_order
 
-it_shim state_order -ldl -lpthread ||
-    { it_skip "candidate file order" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
-if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
-    it_skip "candidate file order" "ASan build: its interceptors take rename and unlink"
-    exit 0
-fi
-it_broker_up
 . tests/adapt_lib.sh
+order_shim "candidate file order"
+it_broker_up
 cand_conf it-adapt-order
 bad() { tail -n "+$(( ${N1:-0} + 1 ))" "$D/order.log" | grep BAD; }   # after line N1 (part 2: its own)
 cand_file() { ls "$D"/state/pump/pump1.*.candidate.safetensors 2>/dev/null | head -1; }

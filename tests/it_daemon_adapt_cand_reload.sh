@@ -18,14 +18,9 @@
 . tests/lib.sh
 it_setup it_adapt_cand_reload
 
-it_shim state_order -ldl -lpthread ||
-    { it_skip "candidate at a reload" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
-if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
-    it_skip "candidate at a reload" "ASan build: its interceptors take rename and unlink"
-    exit 0
-fi
-it_broker_up
 . tests/adapt_lib.sh
+order_shim "candidate at a reload"
+it_broker_up
 conf() { cand_conf it-adapt-cand-reload "$1"; }   # conf WARN_EVERY: calibration.warn_every (a change rebuilds the stream)
 conf 100
 it_sub_start

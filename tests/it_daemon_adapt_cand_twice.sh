@@ -18,14 +18,9 @@
 it_setup it_adapt_cand_twice
 HOLD_MS=30000
 
-it_shim state_order -ldl -lpthread ||
-    { it_skip "two candidate saves in order" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
-if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
-    it_skip "two candidate saves in order" "ASan build: its interceptors take rename and unlink"
-    exit 0
-fi
-it_broker_up
 . tests/adapt_lib.sh
+order_shim "two candidate saves in order"
+it_broker_up
 conf() { cand_conf it-adapt-twice "$1"; }   # conf WARN_EVERY: calibration.warn_every (a change rebuilds the stream)
 conf 100
 # the shim holds only the first candidate file's rename (order_start's DELAY_MS)
