@@ -113,14 +113,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="skab_ens.")
     per_seed = {}
     for seed in seeds:
-        d = os.path.join(a.work, "%s_%s" % (ts.args_str(bt).replace(" ", "_").replace("-", "")
-                                            .replace(":", "").replace(",", "."), seed))
         jobs = []
-        for p, name in fl:
-            model = os.path.join(d, name + ".safetensors")
-            if not os.path.exists(model):
-                sys.exit("skab_ensemble_sim.py: no model %s" % model)
-            cfg = ss.config_file(det, model, tmp, "s%d_%s" % (seed, name))
+        for p, name, model, cfg in ts.seed_configs(a.work, bt, seed, fl, det, tmp,
+                                                   "skab_ensemble_sim.py"):
             jobs.append((cfg, model, p, os.path.join(tmp, "s%d_%s.csv" % (seed, name))))
         with cf.ThreadPoolExecutor(2) as pool:
             per_seed[seed] = list(pool.map(lambda x: replay_rows(a.bin, *x), jobs))

@@ -133,14 +133,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="skab_mar.")
     out = {}
     for seed in [int(x) for x in a.seeds.split(",")]:
-        d = os.path.join(a.work, "%s_%s" % (ts.args_str(bt).replace(" ", "_").replace("-", "")
-                                            .replace(":", "").replace(",", "."), seed))
         jobs = []
-        for p, name in fl:
-            model = os.path.join(d, name + ".safetensors")
-            if not os.path.exists(model):
-                sys.exit("skab_mar.py: no model %s" % model)
-            cfg = ss.config_file(det, model, tmp, "s%d_%s" % (seed, name))
+        for p, name, model, cfg in ts.seed_configs(a.work, bt, seed, fl, det, tmp, "skab_mar.py"):
             jobs.append((cfg, model, p, os.path.join(tmp, "s%d_%s.csv" % (seed, name)),
                          os.path.join(tmp, "s%d_%s.ev" % (seed, name)), extra))
         with cf.ThreadPoolExecutor(2) as pool:

@@ -66,6 +66,27 @@ def args_str(d):
     return " ".join("%s %s" % (k, v) for k, v in d.items())
 
 
+def seed_dir(work, train, seed):
+    """The folder in WORK of the models trained with TRAIN (a dict of
+    anomalyd train options) and SEED: its name is the options, made safe."""
+    return os.path.join(work, "%s_%s" % (args_str(train).replace(" ", "_").replace("-", "")
+                                         .replace(":", "").replace(",", "."), seed))
+
+
+def seed_configs(work, train, seed, fl, det, tmp, who):
+    """For each (path, name) of FL: (path, name, model, config), the model
+    of seed_dir(WORK, TRAIN, SEED) for that file and a config for it with
+    the detector block DET in TMP; WHO (the script) ends saying which
+    model is missing when one is."""
+    out = []
+    for p, name in fl:
+        model = os.path.join(seed_dir(work, train, seed), name + ".safetensors")
+        if not os.path.exists(model):
+            sys.exit("%s: no model %s" % (who, model))
+        out.append((p, name, model, ss.config_file(det, model, tmp, "s%d_%s" % (seed, name))))
+    return out
+
+
 def train_all(binary, fl, train, features, rows, seed, outdir, jobs):
     os.makedirs(outdir, exist_ok=True)
 
@@ -141,8 +162,7 @@ def stage_detector(a, fl, sk, base_train, base_det, seeds):
     tmp = tempfile.mkdtemp(prefix="skab_train_cfg.")
     dirs = {}
     for seed in seeds:
-        d = os.path.join(work, "%s_%s" % (args_str(base_train).replace(" ", "_").replace("-", "")
-                                          .replace(":", "").replace(",", "."), seed))
+        d = seed_dir(work, base_train, seed)
         train_all(a.bin, fl, base_train, sk["features"], sk["train_rows"], seed, d, a.jobs)
         dirs[seed] = d
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
@@ -258,8 +278,7 @@ def main():
         per_k = {k: [] for k in ks}
         for seed in seeds:
             tag = "t%d_s%d" % (si, seed)
-            d = os.path.join(work, "%s_%s" % (args_str(t).replace(" ", "_").replace("-", "")
-                                               .replace(":", "").replace(",", "."), seed))
+            d = seed_dir(work, t, seed)
             try:
                 train_all(a.bin, fl, t, sk["features"], sk["train_rows"], seed, d, a.jobs)
             except RuntimeError as e:

@@ -92,3 +92,53 @@ restart_daemon() {
     $H wait --file "$D/sub2.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
         { it_fail "daemon restarts" "$(cat "$D/daemon.log")"; exit 1; }
 }
+# cand_conf CLIENT_ID [WARN_EVERY]: $D/ad.json of the candidate-file tests
+# (it_daemon_adapt_cand_*.sh): the shipped model, a state directory, 2
+# workers, a fine-tune every 60 windows put in shadow for 120; with
+# calibration.warn_every WARN_EVERY when given (a change rebuilds the
+# stream at a reload)
+cand_conf() {
+    _we=
+    [ -n "${2:-}" ] && _we=", \"warn_every\": $2"
+    cat > "$D/ad.json" <<EOC
+{"broker": {"port": $IT_PORT, "client_id": "$1", "stats_interval_s": 0.5},
+ "state_dir": "$D/state", "workers": 2,
+ "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
+   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
+   "calibration": {"windows": 100$_we}, "quality": {"enabled": false},
+   "adapt": {"enabled": true, "every_windows": 60, "every_hours": 0,
+             "normal_windows": 80, "min_windows": 40, "margin": 5,
+             "shadow_windows": 120, "epochs": 6, "lr": 0.003, "min_gain": 0},
+   "alert": {"k": 3, "state_topic": "anomalyd/state/{detector}/{stream}"}}]}
+EOC
+}
+# order_shim CASE: the shim tests/state_order.c built ($D/state_order.so,
+# it_shim); when it cannot be (not built, or an ASan build: its
+# interceptors take rename and unlink), the case CASE is skipped and the
+# test ends
+order_shim() {
+    it_shim state_order -ldl -lpthread ||
+        { it_skip "$1" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
+    if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
+        it_skip "$1" "ASan build: its interceptors take rename and unlink"
+        exit 0
+    fi
+}
+# order_start N [DELAY_MS]: the daemon (log daemonN.log) with the shim
+# tests/state_order.c (it_shim state_order), its candidate file's rename
+# held DELAY_MS (ORDER_CAND_DELAY_FIRST in the environment: only the
+# first candidate's); sub.jsonl the messages from then on
+order_start() {
+    it_sub_start
+    ORDER_LOG="$D/order.log" ORDER_CAND_DELAY_MS=${2:-0} LD_PRELOAD="$D/state_order.so" \
+        $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon$1.log" & DPID=$!
+    it_wait_online "$D/sub.jsonl" 0 20 ||
+        { it_fail "daemon $1 starts" "$(cat "$D/daemon$1.log")"; exit 1; }
+}
+# order_stop N: the daemon stopped (it_daemon_stop) and the subscriber;
+# its messages kept as subN.jsonl
+order_stop() {
+    it_daemon_stop
+    kill "$SPID"; wait "$SPID" 2>/dev/null; SPID=
+    mv "$D/sub.jsonl" "$D/sub$1.jsonl"
+}

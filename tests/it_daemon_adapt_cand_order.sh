@@ -20,45 +20,16 @@
 . tests/lib.sh
 it_setup it_adapt_cand_order
 
-it_shim state_order -ldl -lpthread ||
-    { it_skip "candidate file order" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
-if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
-    it_skip "candidate file order" "ASan build: its interceptors take rename and unlink"
-    exit 0
-fi
+. tests/adapt_lib.sh
+order_shim "candidate file order"
 it_broker_up
-cat > "$D/ad.json" <<EOC
-{"broker": {"port": $IT_PORT, "client_id": "it-adapt-order", "stats_interval_s": 0.5},
- "state_dir": "$D/state", "workers": 2,
- "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
-   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
-   "calibration": {"windows": 100}, "quality": {"enabled": false},
-   "adapt": {"enabled": true, "every_windows": 60, "every_hours": 0,
-             "normal_windows": 80, "min_windows": 40, "margin": 5,
-             "shadow_windows": 120, "epochs": 6, "lr": 0.003, "min_gain": 0},
-   "alert": {"k": 3, "state_topic": "anomalyd/state/{detector}/{stream}"}}]}
-EOC
-# start N [DELAY_MS]: the daemon (log daemonN.log) with the shim, its
-# candidate file's rename held DELAY_MS; sub.jsonl the messages from then on
-start() {
-    it_sub_start
-    ORDER_LOG="$D/order.log" ORDER_CAND_DELAY_MS=${2:-0} LD_PRELOAD="$D/state_order.so" \
-        $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon$1.log" & DPID=$!
-    $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
-        >/dev/null || { it_fail "daemon $1 starts" "$(cat "$D/daemon$1.log")"; exit 1; }
-}
-stop() {
-    kill -TERM "$DPID"; wait "$DPID"; DPID=
-    kill "$SPID"; wait "$SPID" 2>/dev/null; SPID=
-    mv "$D/sub.jsonl" "$D/sub$1.jsonl"
-}
+cand_conf it-adapt-order
 bad() { tail -n "+$(( ${N1:-0} + 1 ))" "$D/order.log" | grep BAD; }   # after line N1 (part 2: its own)
 cand_file() { ls "$D"/state/pump/pump1.*.candidate.safetensors 2>/dev/null | head -1; }
 has_cand() { [ -n "$(cand_file)" ]; }
 
-start 1 6000
+order_start 1 6000
 START=$(( $(date +%s) - 1400 * 60 ))
-. tests/adapt_lib.sh
 FEED_MAX=1300
 pub 0 160; K=160
 # 40 rows at a time, and the stop as soon as the shadow event is out: its
@@ -74,7 +45,7 @@ if [ -z "$(cand_file)" ]; then
 else
     echo "# candidate $MID's file already written at the stop: part 1 checks less"
 fi
-stop 1
+order_stop 1
 if [ -z "$(bad)" ] && [ -n "$(cand_file)" ] && grep -q '"shadow":{"model_id"' "$D"/state/pump/pump1.state.json; then
     it_ok "1. a stop while its file is written: no state names it before the file is there, the last names it ($(grep -c '^ok rename' "$D/order.log") states checked)"
 else
@@ -82,7 +53,7 @@ else
         "$(bad) | file: $(cand_file) | state: $(grep -o '"shadow":{"model_id":"[0-9a-f]*"' "$D"/state/pump/pump1.state.json)"
 fi
 N1=$(grep -c "" "$D/order.log")
-start 2
+order_start 2
 pub $K $((K + 2)); K=$((K + 2))
 it_wait_log "$D/daemon2.log" "candidate $MID goes on in shadow" 20 &&
     it_ok "after the restart candidate $MID goes on in shadow" ||
@@ -111,17 +82,17 @@ while [ $K -lt $FEED_MAX ] && ! more; do
     pub $K $((K + 40)); K=$((K + 40)); it_wait_until 3 more
 done
 if more && it_wait_until 10 has_cand; then
-    stop 2
+    order_stop 2
     CF=$(cand_file)
     truncate -s 100 "$CF"
     N1=$(grep -c "" "$D/order.log")
-    start 3
+    order_start 3
     pub $K $((K + 2)); K=$((K + 2))
     it_wait_log "$D/daemon3.log" "not restored: $CF" 20 ||
         it_fail "3. the damaged candidate file is refused" "$(grep -i candidate "$D/daemon3.log")"
     pub $K $((K + 5)); K=$((K + 5))
     sleep 1
-    stop 3
+    order_stop 3
     if [ -z "$(bad)" ] && [ ! -e "$CF" ] && grep -q "^ok unlink $CF" "$D/order.log"; then
         it_ok "3. a damaged candidate file refused at the restore: removed only once a state that no longer names it is on disk"
     else
@@ -130,6 +101,6 @@ if more && it_wait_until 10 has_cand; then
     fi
 else
     echo "# no third candidate within $FEED_MAX rows: part 3 not run"
-    stop 2
+    order_stop 2
 fi
 exit 0

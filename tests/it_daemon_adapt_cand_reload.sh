@@ -18,26 +18,10 @@
 . tests/lib.sh
 it_setup it_adapt_cand_reload
 
-it_shim state_order -ldl -lpthread ||
-    { it_skip "candidate at a reload" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
-if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
-    it_skip "candidate at a reload" "ASan build: its interceptors take rename and unlink"
-    exit 0
-fi
+. tests/adapt_lib.sh
+order_shim "candidate at a reload"
 it_broker_up
-conf() {    # conf WARN_EVERY: calibration.warn_every (a change rebuilds the stream)
-    cat > "$D/ad.json" <<EOC
-{"broker": {"port": $IT_PORT, "client_id": "it-adapt-cand-reload", "stats_interval_s": 0.5},
- "state_dir": "$D/state", "workers": 2,
- "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
-   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
-   "calibration": {"windows": 100, "warn_every": $1}, "quality": {"enabled": false},
-   "adapt": {"enabled": true, "every_windows": 60, "every_hours": 0,
-             "normal_windows": 80, "min_windows": 40, "margin": 5,
-             "shadow_windows": 120, "epochs": 6, "lr": 0.003, "min_gain": 0},
-   "alert": {"k": 3, "state_topic": "anomalyd/state/{detector}/{stream}"}}]}
-EOC
-}
+conf() { cand_conf it-adapt-cand-reload "$1"; }   # conf WARN_EVERY: calibration.warn_every (a change rebuilds the stream)
 conf 100
 it_sub_start
 ORDER_LOG="$D/order.log" ORDER_CAND_DELAY_MS=6000 ORDER_CAND_FAIL="$D/fail" \
@@ -45,7 +29,6 @@ ORDER_LOG="$D/order.log" ORDER_CAND_DELAY_MS=6000 ORDER_CAND_FAIL="$D/fail" \
 DPID=$!
 it_daemon_online 0 "daemon starts"
 START=$(( $(date +%s) - 1400 * 60 ))
-. tests/adapt_lib.sh
 FEED_MAX=1600
 bad() { grep BAD "$D/order.log"; }
 cand_file() { ls "$D"/state/pump/pump1.*.candidate.safetensors 2>/dev/null | head -1; }

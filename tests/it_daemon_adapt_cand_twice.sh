@@ -15,57 +15,22 @@
 # the rebuilt stream carries the second candidate over, and its file is
 # written after the first one's.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_adapt_cand_twice.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-MODEL=$(cd "${AD_SRCDIR:-.}" && pwd)/conf/models/pump.safetensors
-CC=${CC:-cc}
+it_setup it_adapt_cand_twice
 HOLD_MS=30000
 
-$CC -shared -fPIC -O2 -o "$D/order.so" tests/state_order.c -ldl -lpthread 2> "$D/cc.log" ||
-    { it_skip "two candidate saves in order" "shim not built: $(head -2 "$D/cc.log")"; exit 0; }
-if ldd "$AD_BIN" 2>/dev/null | grep -q libasan; then
-    it_skip "two candidate saves in order" "ASan build: its interceptors take rename and unlink"
-    exit 0
-fi
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-conf() {    # conf WARN_EVERY: calibration.warn_every (a change rebuilds the stream)
-    cat > "$D/ad.json" <<EOC
-{"broker": {"port": $IT_PORT, "client_id": "it-adapt-twice", "stats_interval_s": 0.5},
- "state_dir": "$D/state", "workers": 2,
- "detectors": [{"name": "pump", "model": "$MODEL", "topics": ["sensors/+/pump"],
-   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
-   "calibration": {"windows": 100, "warn_every": $1}, "quality": {"enabled": false},
-   "adapt": {"enabled": true, "every_windows": 60, "every_hours": 0,
-             "normal_windows": 80, "min_windows": 40, "margin": 5,
-             "shadow_windows": 120, "epochs": 6, "lr": 0.003, "min_gain": 0},
-   "alert": {"k": 3, "state_topic": "anomalyd/state/{detector}/{stream}"}}]}
-EOC
-}
+. tests/adapt_lib.sh
+order_shim "two candidate saves in order"
+it_broker_up
+conf() { cand_conf it-adapt-twice "$1"; }   # conf WARN_EVERY: calibration.warn_every (a change rebuilds the stream)
 conf 100
-# start N [DELAY_MS]: the daemon (log daemonN.log), the first candidate
-# file's rename held DELAY_MS by the shim
-start() {
-    $H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-    ORDER_LOG="$D/order.log" ORDER_CAND_DELAY_MS=${2:-0} ORDER_CAND_DELAY_FIRST=1 \
-    LD_PRELOAD="$D/order.so" \
-        $AD_BIN run -c "$D/ad.json" --log-level info 2> "$D/daemon$1.log" & DPID=$!
-    $H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
-        >/dev/null || { it_fail "daemon $1 starts" "$(cat "$D/daemon$1.log")"; exit 1; }
-}
-stop() {
-    kill -TERM "$DPID"; wait "$DPID"; DPID=
-    kill "$SPID"; wait "$SPID" 2>/dev/null; SPID=
-    mv "$D/sub.jsonl" "$D/sub$1.jsonl"
-}
+# the shim holds only the first candidate file's rename (order_start's DELAY_MS)
+ORDER_CAND_DELAY_FIRST=1; export ORDER_CAND_DELAY_FIRST
 shadows() { grep -c "continual learning: shadow: candidate" "$D/daemon1.log"; }
 puts() { grep -c "^put .*candidate" "$D/order.log" 2>/dev/null; }
 
-start 1 $HOLD_MS
+order_start 1 $HOLD_MS
 T0=$(date +%s)
 START=$(( T0 - 1400 * 60 ))
-. tests/adapt_lib.sh
 FEED_MAX=1300
 pub 0 160; K=160
 one() { [ "$(shadows)" -ge 1 ]; }
@@ -82,23 +47,12 @@ two || { it_fail "a second candidate goes into shadow" "$(tail -5 "$D/daemon1.lo
 T2=$(date +%s)
 # the second candidate: the last shadow event's model
 sleep 1
-MID=$($PYTHON - "$D/sub.jsonl" <<'EOP'
-import json, sys
-mid = ""
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m["topic"] == "anomalyd/state/pump/pump1/events":
-        p = json.loads(m["payload"])
-        if p.get("event") == "adapt" and p.get("decision") == "shadow":
-            mid = p.get("model_id")
-print(mid)
-EOP
-)
+MID=$(shadow_ids | tail -1)
 if ! grep -q "^put held" "$D/order.log" 2>/dev/null; then
     it_ok "the second candidate ($MID) goes into shadow while the first one's file is still being written ($((T2 - T1)) s after the first, held $((HOLD_MS / 1000)) s)"
 else
     it_skip "two candidate saves in order" "the first candidate's file was written before the second candidate ($((T2 - T1)) s): the machine was too slow to overlap them"
-    stop 1
+    order_stop 1
     exit 0
 fi
 # the reload while the first file is held: the stream rebuilt, the second
@@ -119,8 +73,8 @@ both() { [ "$(puts)" -ge 2 ] && names; }
 it_wait_until $((HOLD_MS / 1000 + 20)) both ||
     it_fail "both files written, the state names the second candidate" \
         "$(puts) files put; $(grep -o '"shadow":{"model_id":"[0-9a-f]*"' "$D"/state/pump/pump1.state.json)"
-stop 1
-start 2
+order_stop 1
+order_start 2
 pub $K $((K + 2)); K=$((K + 2))
 if it_wait_log "$D/daemon2.log" "candidate $MID goes on in shadow" 20; then
     it_ok "after a restart the second candidate $MID goes on in shadow: its file is the one on disk"
@@ -130,5 +84,5 @@ else
 fi
 [ -z "$(grep BAD "$D/order.log")" ] && it_ok "no state named a candidate whose file was not there" ||
     it_fail "no state named a candidate whose file was not there" "$(grep BAD "$D/order.log")"
-stop 2
+order_stop 2
 exit 0

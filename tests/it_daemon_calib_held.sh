@@ -12,28 +12,11 @@
 # came back). Before, only a log line said so; the state said "calibrating".
 . tests/lib.sh
 it_setup it_daemon_calib_held
+. tests/calib_held_lib.sh
 it_broker_up
-cat > "$D/ad.json" <<EOC
-{"broker": {"port": $IT_PORT, "client_id": "it-calib-held", "stats_interval_s": 0.5},
- "workers": 2,
- "detectors": [{"name": "pump", "topics": ["sensors/+/pump"],
-   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
-   "window": {"length": 20}, "calibration": {"windows": 30},
-   "quality": {"enabled": false},
-   "alert": {"accept_after": 150, "state_topic": "anomalyd/state/{detector}/{stream}"},
-   "training": {"mode": "bootstrap", "windows": 100, "epochs": 3, "boot_units": 16,
-     "features": ["vibration", "current", "pressure", "temperature", "flow"]}}]}
-EOC
+calib_held_conf it-calib-held
 it_daemon_up
-START=$(( $(date +%s) - 1000 * 60 ))
-pubrows() {    # pubrows FROM TO [--shift ...]: rows FROM..TO-1 of pump1
-    _f=$1 _t=$2; shift 2
-    $H pub --port "$IT_PORT" --devices 1 --rows "$_t" --start-row "$_f" --start "$START" \
-        --rate 400 "$@"
-}
-pubrows 0 125
-it_wait_log "$D/daemon.log" "model trained online" 120 ||
-    { it_fail "the stream trains its model" "$(tail -5 "$D/daemon.log")"; exit 1; }
+calib_held_train
 # the current 60 % up (a level the training never saw), 90 rows
 pubrows 125 215 --shift current:30:0
 held() {

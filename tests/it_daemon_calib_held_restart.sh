@@ -12,73 +12,27 @@
 # instead of alert.accept_after: the wait ended with the model's threshold
 # at the first window after the restart.
 . tests/lib.sh
-H="$PYTHON tests/it_daemon_mqtt.py"
-D=$(mktemp -d /tmp/it_daemon_calib_held_restart.XXXXXX)
-DPID= ; SPID=
-trap it_daemon_cleanup EXIT
-
-it_broker_start "$D" || { it_fail "broker starts"; exit 1; }
-cat > "$D/ad.json" <<EOC
-{"broker": {"port": $IT_PORT, "client_id": "it-calib-held-restart", "stats_interval_s": 0.5},
- "workers": 2, "state_dir": "$D/state",
- "detectors": [{"name": "pump", "topics": ["sensors/+/pump"],
-   "payload": {"format": "json", "timestamp": "ts", "timestamp_unit": "ms"},
-   "window": {"length": 20}, "calibration": {"windows": 30},
-   "quality": {"enabled": false},
-   "alert": {"accept_after": 150, "state_topic": "anomalyd/state/{detector}/{stream}"},
-   "training": {"mode": "bootstrap", "windows": 100, "epochs": 3, "boot_units": 16,
-     "features": ["vibration", "current", "pressure", "temperature", "flow"]}}]}
-EOC
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/status state=online --timeout 20 >/dev/null ||
-    { it_fail "daemon connects" "$(cat "$D/daemon.log")"; exit 1; }
-START=$(( $(date +%s) - 1000 * 60 ))
-pubrows() {    # pubrows FROM TO [--shift ...]: rows FROM..TO-1 of pump1
-    _f=$1 _t=$2; shift 2
-    $H pub --port "$IT_PORT" --devices 1 --rows "$_t" --start-row "$_f" --start "$START" \
-        --rate 400 "$@"
-}
-pubrows 0 125
-it_wait_log "$D/daemon.log" "model trained online" 120 ||
-    { it_fail "the stream trains its model" "$(tail -5 "$D/daemon.log")"; exit 1; }
+it_setup it_daemon_calib_held_restart
+. tests/calib_held_lib.sh
+it_broker_up
+calib_held_conf it-calib-held-restart "$D/state"
+it_daemon_up
+calib_held_train
 # the current 60 % up (a level the training never saw): the wait begins
-pubrows 125 215 --shift current:30:0
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/state/pump/pump1/events \
-    event=calibration_held calibration=held --timeout 15 > /dev/null ||
-    { it_fail "the wait begins" "$(grep -i calibration "$D/daemon.log" | tail -3)"; exit 1; }
-$H wait --file "$D/sub.jsonl" --match topic=anomalyd/stats messages_in=215 --timeout 30 \
-    > /dev/null || { it_fail "the rows are in" "$(tail -3 "$D/daemon.log")"; exit 1; }
-sleep 1
-# wait_of FILE: pump1's live retained states in the subscriber's FILE (not
-# those the broker hands a new subscriber), as [phase, calibration.wait]:
-# the first and the last
-wait_of() {
-    $PYTHON - "$1" <<'EOP'
-import json, sys
-c = []
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m["topic"] == "anomalyd/state/pump/pump1" and m["payload"] and not m["retain"]:
-        p = json.loads(m["payload"])
-        c.append((p.get("phase"), p.get("calibration", {}).get("wait", "absent")))
-print(json.dumps([c[0], c[-1]] if c else None))
-EOP
-}
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+calib_held_begin
+it_daemon_stop
 kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; SPID=
-BEFORE=$(wait_of "$D/sub.jsonl")
-# a subscriber of its own for the restarted daemon's messages
-$H sub --port "$IT_PORT" --topic 'anomalyd/#' --out "$D/sub2.jsonl" & SPID=$!
-$AD_BIN run -c "$D/ad.json" 2> "$D/daemon2.log" & DPID=$!
-$H wait --file "$D/sub2.jsonl" --match topic=anomalyd/status state=online --timeout 20 \
-    >/dev/null || { it_fail "daemon connects again" "$(cat "$D/daemon2.log")"; exit 1; }
+# the first daemon's messages and log kept as sub1.jsonl, daemon1.log; a
+# subscriber of its own for the restarted daemon's messages
+mv "$D/sub.jsonl" "$D/sub1.jsonl"; mv "$D/daemon.log" "$D/daemon1.log"
+BEFORE=$(wait_of "$D/sub1.jsonl")
+it_sub_start
+$AD_BIN run -c "$D/ad.json" 2> "$D/daemon.log" & DPID=$!
+it_daemon_online 0 "daemon connects again"
 # one more row of the level: the stream is restored from its state file
 pubrows 215 216 --shift current:30:0
-$H wait --file "$D/sub2.jsonl" --match topic=anomalyd/stats messages_in=1 --timeout 30 \
-    > /dev/null || { it_fail "the row is in" "$(tail -3 "$D/daemon2.log")"; exit 1; }
-sleep 1
-AFTER=$(wait_of "$D/sub2.jsonl")
+calib_held_in 1 "the row is in"
+AFTER=$(wait_of "$D/sub.jsonl")
 if $PYTHON -c '
 import json, sys
 b = json.loads(sys.argv[1])[1]
@@ -109,21 +63,15 @@ sys.exit(0 if ok else 1)' "$AFTER"; then
     it_ok "the wait goes on after the restart (fallback after 150 windows, still calibrating)"
 else
     it_fail "the wait goes on after the restart (fallback after 150 windows, still calibrating)" \
-        "after the restart (first, last): $AFTER; $(grep -i calibration "$D/daemon2.log" | tail -3)"
+        "after the restart (first, last): $AFTER; $(grep -i calibration "$D/daemon.log" | tail -3)"
 fi
 # a reload (SIGHUP) with an alert rule changed during the wait: the stream
 # is rebuilt from its state as at a restart, and waits on the same way
-N2=$(wc -l < "$D/sub2.jsonl")
-sed 's/"accept_after": 150,/"accept_after": 150, "k": 4,/' "$D/ad.json" > "$D/ad.json.new" &&
-    mv "$D/ad.json.new" "$D/ad.json"
-kill -HUP "$DPID"
-it_wait_log "$D/daemon2.log" "configuration reloaded" 20 ||
-    { it_fail "the configuration reloads" "$(tail -5 "$D/daemon2.log")"; exit 1; }
+N2=$(wc -l < "$D/sub.jsonl")
+calib_held_reload
 pubrows 216 218 --shift current:30:0
-$H wait --file "$D/sub2.jsonl" --match topic=anomalyd/stats messages_in=3 --timeout 30 \
-    > /dev/null || { it_fail "the rows are in" "$(tail -3 "$D/daemon2.log")"; exit 1; }
-sleep 1
-RELOADED=$(tail -n +"$((N2 + 1))" "$D/sub2.jsonl" > "$D/sub3.jsonl"; wait_of "$D/sub3.jsonl")
+calib_held_in 3
+RELOADED=$(tail -n +"$((N2 + 1))" "$D/sub.jsonl" > "$D/sub3.jsonl"; wait_of "$D/sub3.jsonl")
 if $PYTHON -c '
 import json, sys
 b = json.loads(sys.argv[1])[1]
@@ -135,7 +83,7 @@ sys.exit(0 if ok else 1)' "$AFTER" "$RELOADED"; then
     it_ok "the wait goes on after a reload (SIGHUP): $RELOADED"
 else
     it_fail "the wait goes on after a reload (SIGHUP)" \
-        "after the reload: $RELOADED; $(grep -i "calibration\|reload" "$D/daemon2.log" | tail -4)"
+        "after the reload: $RELOADED; $(grep -i "calibration\|reload" "$D/daemon.log" | tail -4)"
 fi
-kill -TERM "$DPID"; wait "$DPID"; DPID=
+it_daemon_stop
 exit 0
