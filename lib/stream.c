@@ -833,6 +833,19 @@ static int copy_of_taken(const ad_stream *s, int64_t ts, int f, double v)
     return 0;
 }
 
+/* PERIOD/ALL: is ts the time of the newest sample taken of feature f (of
+ * those its ring holds)? */
+static int at_newest_taken(const ad_stream *s, int64_t ts, int f)
+{
+    const int64_t *t = s->k_ts + (size_t)f * AD_STREAM_COPIES;
+    int64_t newest = INT64_MIN;
+
+    for (int i = 0; i < s->k_n[f]; i++)
+        if (t[i] > newest)
+            newest = t[i];
+    return s->k_n[f] > 0 && ts == newest;
+}
+
 /* PERIOD/ALL: sample (ts, v) of feature f taken: the newest in its ring. */
 static void note_taken(ad_stream *s, int64_t ts, int f, double v)
 {
@@ -879,6 +892,17 @@ static int accept_sample(ad_stream *s, int64_t ts, int f, double v)
             s->clk_ms = s->arr_ms;          /* taken: the data clock runs */
             note_taken(s, ts, f, v);
             return 0;
+        }
+        /* At the time of its feature's newest sample, with another value
+         * (a copy was told above): a duplicate, as ROWS tells a row at the
+         * last row's time. A device clock that stopped stamps every sample
+         * so: counted late, the log sent the operator to max_lateness_ms
+         * once the row at that time was out, and the data-quality late
+         * check took them at once rather than after the time has stood
+         * still (detector_dq.c STALLED CLOCK). */
+        if (at_newest_taken(s, ts, f)) {
+            refused(&s->st.dup, &s->st.dup_values, 1);
+            return 1;
         }
         refused(&s->st.ooo, &s->st.ooo_values, 1);
         return 1;

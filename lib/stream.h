@@ -18,7 +18,10 @@
  * late: in PERIOD/ALL a sample with the time and value of one of the last
  * AD_STREAM_COPIES taken of its feature is refused as a dup (dup_copies),
  * whether its row is out, being built or the sample still waits; in ROWS
- * a row with the last row's time and values. In PERIOD a sample at or
+ * a row with the last row's time and values. Nor is, in PERIOD/ALL, one
+ * at the time of its feature's newest sample with another value, its row
+ * out: a dup (a device clock that stopped), as a row at the last row's time
+ * in ROWS. In PERIOD a sample at or
  * before the value its feature holds in the row being built is never
  * applied over it: at that time a dup, older superseded (taken, unused).
  * With max_lateness_ms = 0 (default) rows come out as soon as newer data

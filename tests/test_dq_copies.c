@@ -4,11 +4,18 @@
  * 2, 3 or 5 times (overlapping subscriptions, redundant gateways, QoS 1
  * redeliveries), from the start or after the stream's cadence is known,
  * in ROWS mode, with an arrival clock: no `late` alert over 3000 rows
- * (each copy is dropped as a duplicate). (ALL mode counts a copy of a
- * sample whose row is out as late: not covered here.) A batch of ten samples
+ * (each copy is dropped as a duplicate). The same in ALL and PERIOD mode,
+ * every sample of a row sent 2 or 3 times: each copy is a copy
+ * (rejected.copies), none late, whether its row is out (ALL: the row goes
+ * out with its last feature's first sample) or still being assembled
+ * (PERIOD); before, ALL counted them late and raised `late`, PERIOD took a
+ * copy of a sample applied to the open row again. A batch of ten samples
  * stamped with one ms, every ten seconds: none. A device whose clock
  * stops (every message stamped with the last time while messages keep
- * coming, a second apart): `late` is raised, within two late windows.
+ * coming, a second apart): `late` is raised, within two late windows, in
+ * every mode, and its samples are counted as duplicates, not late (period
+ * and all mode counted them late once the row at the stopped time was out,
+ * and the log sent the operator to rows.max_lateness_ms).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -92,6 +99,8 @@ static void copies(ad_asm_mode mode, int n, int from)
     ad_model *m;
     ad_detector *d = mk(mode, &m);
     late_seen ls = {0};
+    ad_detector_stats st;
+    uint64_t want;
     int i, k;
 
     if (!d)
@@ -106,6 +115,14 @@ static void copies(ad_asm_mode mode, int n, int from)
     }
     T_CHECK(ls.raised == 0, "mode %d, %d copies from row %d: late raised %d times",
             (int)mode, n, from, ls.raised);
+    /* every copy dropped as one: a whole row in ROWS mode, else a sample */
+    ad_detector_get_stats(d, &st);
+    want = (uint64_t)(n - 1) * (uint64_t)(3000 - from) * (mode == AD_ASM_ROWS ? 1 : F);
+    T_CHECK(st.stream.dup_copies == want && st.stream.dup == want && st.stream.ooo == 0,
+            "mode %d, %d copies from row %d: copies %llu, duplicates %llu, late %llu; want "
+            "%llu, %llu, 0", (int)mode, n, from, (unsigned long long)st.stream.dup_copies,
+            (unsigned long long)st.stream.dup, (unsigned long long)st.stream.ooo,
+            (unsigned long long)want, (unsigned long long)want);
     ad_detector_free(d);
     ad_model_free(m);
 }
@@ -113,6 +130,10 @@ static void copies(ad_asm_mode mode, int n, int from)
 static void test_rows_2(void) { copies(AD_ASM_ROWS, 2, 0); }
 static void test_rows_3(void) { copies(AD_ASM_ROWS, 3, 0); }
 static void test_rows_5_later(void) { copies(AD_ASM_ROWS, 5, 600); }
+static void test_all_2(void) { copies(AD_ASM_ALL, 2, 0); }
+static void test_all_3_later(void) { copies(AD_ASM_ALL, 3, 600); }
+static void test_period_2(void) { copies(AD_ASM_PERIOD, 2, 0); }
+static void test_period_3_later(void) { copies(AD_ASM_PERIOD, 3, 600); }
 
 static void test_batch_one_ms(void)
 {
@@ -137,11 +158,12 @@ static void test_batch_one_ms(void)
     ad_model_free(m);
 }
 
-static void test_clock_stops(void)
+static void clock_stops(ad_asm_mode mode)
 {
     ad_model *m;
-    ad_detector *d = mk(AD_ASM_ROWS, &m);
+    ad_detector *d = mk(mode, &m);
     late_seen ls = {0};
+    ad_detector_stats st;
     int64_t stop = T0 + 299 * 1000;
     int i;
 
@@ -151,25 +173,49 @@ static void test_clock_stops(void)
         int64_t at = T0 + (int64_t)i * 1000;
         ad_detector_arrival(d, at);
         ls.at = at;
-        push(d, AD_ASM_ROWS, i < 300 ? at : stop, i);
+        push(d, mode, i < 300 ? at : stop, i);
+        if (mode != AD_ASM_ROWS)
+            ad_detector_advance(d, at);     /* the daemon's tick: rows out */
         drain(d, &ls);
     }
-    T_CHECK(ls.raised >= 1 && ls.open, "a clock that stopped: late raised %d times, open %d",
-            ls.raised, ls.open);
-    T_NOTE("late raised %lld s after the clock stopped", (long long)((ls.first_ms - stop) / 1000));
+    T_CHECK(ls.raised >= 1 && ls.open, "mode %d, a clock that stopped: late raised %d times, "
+            "open %d", (int)mode, ls.raised, ls.open);
+    T_NOTE("mode %d: late raised %lld s after the clock stopped", (int)mode,
+           (long long)((ls.first_ms - stop) / 1000));
     T_CHECK(ls.raised >= 1 && ls.first_ms - stop <= 2 * 60000,
-            "raised %lld s after the clock stopped (want within two late windows, 120 s)",
-            (long long)((ls.first_ms - stop) / 1000));
+            "mode %d: raised %lld s after the clock stopped (want within two late windows, "
+            "120 s)", (int)mode, (long long)((ls.first_ms - stop) / 1000));
+    /* told for what it is: duplicates with other values (the log's "a
+     * device clock that stopped"), not late samples (its advice: raise
+     * rows.max_lateness_ms); per-feature modes counted them late once the
+     * row at the stopped time was out */
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.stream.ooo == 0 && st.stream.dup > st.stream.dup_copy_values,
+            "mode %d: a clock that stopped: late %llu, duplicates %llu (%llu values), of which "
+            "copies %llu; want no late, duplicates with other values", (int)mode,
+            (unsigned long long)st.stream.ooo, (unsigned long long)st.stream.dup,
+            (unsigned long long)st.stream.dup_values,
+            (unsigned long long)st.stream.dup_copy_values);
     ad_detector_free(d);
     ad_model_free(m);
 }
+
+static void test_clock_stops(void) { clock_stops(AD_ASM_ROWS); }
+static void test_clock_stops_period(void) { clock_stops(AD_ASM_PERIOD); }
+static void test_clock_stops_all(void) { clock_stops(AD_ASM_ALL); }
 
 int main(void)
 {
     T_RUN(test_rows_2);
     T_RUN(test_rows_3);
     T_RUN(test_rows_5_later);
+    T_RUN(test_all_2);
+    T_RUN(test_all_3_later);
+    T_RUN(test_period_2);
+    T_RUN(test_period_3_later);
     T_RUN(test_batch_one_ms);
     T_RUN(test_clock_stops);
+    T_RUN(test_clock_stops_period);
+    T_RUN(test_clock_stops_all);
     return t_done();
 }
