@@ -294,6 +294,8 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
         } else {
             cJSON_AddNullToObject(pr, "ends_by");
         }
+        /* held until a stuck run starting in them would be recognised */
+        cJSON_AddNumberToObject(pr, "windows_held", (double)st.calib_queued);
         cJSON_AddNumberToObject(pr, "windows_flagged", (double)st.calib_dq_out);
         cJSON_AddBoolToObject(pr, "waiting_on_flagged", st.calib_dq_waiting != 0);
         cJSON_AddNumberToObject(pr, "flagged_windows_in_a_row", (double)st.calib_dq_run);

@@ -6245,6 +6245,7 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     st->calib_guard = d->model_guard > 0 ? d->model_guard : NAN;
     if (d->phase == AD_PHASE_CALIBRATING) {
         st->calib_taken = ad_threshold_count(d->thr);
+        st->calib_queued = (uint64_t)d->cq_len;
         st->calib_start_ms = d->has_calib_start ? d->calib_start : 0;
         st->calib_dq_out = d->calib_dq_out;
         st->calib_dq_run = d->calib_dq_run;

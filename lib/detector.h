@@ -667,6 +667,9 @@ typedef struct ad_detector_stats {
      * coll_flags; "untrusted rows" when no flag is open and the last was
      * untrusted) */
     uint64_t calib_taken, calib_dq_out, calib_dq_run;
+    uint64_t calib_queued;      /* clean windows held until a stuck run
+                                 * starting in them would be recognised
+                                 * (taken or left out then) */
     int64_t calib_start_ms, calib_dq_since;
     int calib_dq_waiting;
     char calib_dq_flags[120];
