@@ -2225,6 +2225,10 @@ static uint64_t calib_dq_wait_windows(const ad_detector *d)
  * the log (at most len bytes). */
 static void calib_dq_flags_text(const ad_detector *d, char *buf, size_t len)
 {
+    if (d->dq == NULL) {        /* quality off: only untrusted rows leave windows out */
+        snprintf(buf, len, "untrusted rows");
+        return;
+    }
     coll_flags_text(d, buf, len);
     if (d->calib_dq_untrusted && strcmp(buf, "a closed data-quality span") == 0)
         snprintf(buf, len, "untrusted rows");
