@@ -155,6 +155,8 @@ typedef struct stream_rec {
     uint64_t state_pub_ms;       /* uv_now of the last state published */
     int coll_waiting;            /* the retained state said training waits on
                                   * flagged rows (ad_detector_collect_waiting) */
+    int calib_waiting;           /* ... or calibration waits on flagged
+                                  * windows (ad_detector_calib_waiting) */
     uint64_t coll_pub_ms;        /* uv_now of the last state published for a
                                   * wait begun or ended (0: none) */
     uint64_t state_conn;         /* ad_daemon.conns at its last retained state */

@@ -270,6 +270,44 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
     } else {
         cJSON_AddNullToObject(cb, "wait");
     }
+    if (st.phase == AD_PHASE_CALIBRATING) {
+        /* calibration's progress, and whether it waits on windows left out
+         * (flagged by data quality, or untrusted): with no time limit a
+         * stuck sensor holds it as long as it sticks */
+        cJSON *pr = cJSON_AddObjectToObject(cb, "progress");
+        char t[40];
+
+        cJSON_AddNumberToObject(pr, "windows", (double)st.calib_taken);
+        if (d->c->pipe.calib_windows > 0)
+            cJSON_AddNumberToObject(pr, "windows_needed", (double)d->c->pipe.calib_windows);
+        else
+            cJSON_AddNullToObject(pr, "windows_needed");
+        if (st.calib_start_ms != 0) {
+            ad_iso_ms(st.calib_start_ms, t, sizeof t);
+            cJSON_AddStringToObject(pr, "started", t);
+        } else {
+            cJSON_AddNullToObject(pr, "started");
+        }
+        if (st.calib_start_ms != 0 && d->c->pipe.calib_duration_ms > 0) {
+            ad_iso_ms(st.calib_start_ms + d->c->pipe.calib_duration_ms, t, sizeof t);
+            cJSON_AddStringToObject(pr, "ends_by", t);
+        } else {
+            cJSON_AddNullToObject(pr, "ends_by");
+        }
+        /* held until a stuck run starting in them would be recognised */
+        cJSON_AddNumberToObject(pr, "windows_held", (double)st.calib_queued);
+        cJSON_AddNumberToObject(pr, "windows_flagged", (double)st.calib_dq_out);
+        cJSON_AddBoolToObject(pr, "waiting_on_flagged", st.calib_dq_waiting != 0);
+        cJSON_AddNumberToObject(pr, "flagged_windows_in_a_row", (double)st.calib_dq_run);
+        if (st.calib_dq_waiting) {
+            ad_iso_ms(st.calib_dq_since, t, sizeof t);
+            cJSON_AddStringToObject(pr, "waiting_since", t);
+            cJSON_AddStringToObject(pr, "flags", st.calib_dq_flags);
+        } else {
+            cJSON_AddNullToObject(pr, "waiting_since");
+            cJSON_AddNullToObject(pr, "flags");
+        }
+    }
     rg = cJSON_AddObjectToObject(o, "regime");
     add_num_or_null(rg, "threshold", st.regime_threshold);
     cJSON_AddNumberToObject(rg, "accepted", (double)st.accepted);
@@ -293,6 +331,7 @@ void publish_state(ad_daemon *dd, stream_rec *s)
      * topic or Home Assistant alone (streams.c STATE_REFRESH_MS) */
     s->state_pub_ms = uv_now(dd->loop);
     s->coll_waiting = s->d && ad_detector_collect_waiting(s->d);
+    s->calib_waiting = s->d && ad_detector_calib_waiting(s->d);
     s->kept_pub = s->d ? ad_detector_windows_kept(s->d) : 0;
 }
 

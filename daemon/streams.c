@@ -942,11 +942,13 @@ int streams_events(ad_daemon *dd, stream_rec *s)
      * Assistant too); and while it waits its counts follow, at most once
      * a minute, as the rejected counts */
     if (!state_changed) {
-        int w = ad_detector_collect_waiting(s->d);
+        /* so does a calibration that began or stopped waiting on flagged
+         * windows (its "calibration.progress") */
+        int w = ad_detector_collect_waiting(s->d), cw = ad_detector_calib_waiting(s->d);
         uint64_t now = uv_now(dd->loop);
-        if ((w != s->coll_waiting && (s->coll_pub_ms == 0 ||
-                                      now - s->coll_pub_ms >= STATE_REFRESH_MS)) ||
-            (w && now - s->state_pub_ms >= STATE_REFRESH_MS)) {
+        if (((w != s->coll_waiting || cw != s->calib_waiting) &&
+             (s->coll_pub_ms == 0 || now - s->coll_pub_ms >= STATE_REFRESH_MS)) ||
+            ((w || cw) && now - s->state_pub_ms >= STATE_REFRESH_MS)) {
             publish_state(dd, s);
             s->coll_pub_ms = now;
         } else if (now - s->state_pub_ms >= STATE_REFRESH_MS &&

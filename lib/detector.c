@@ -1579,6 +1579,11 @@ int ad_detector_collect_waiting(const ad_detector *d)
     return d->phase == AD_PHASE_COLLECTING && d->st.coll_waiting;
 }
 
+int ad_detector_calib_waiting(const ad_detector *d)
+{
+    return d->phase == AD_PHASE_CALIBRATING && d->calib_dq_waiting;
+}
+
 int ad_detector_calib_held(const ad_detector *d)
 {
     return d->phase == AD_PHASE_CALIBRATING && d->calib_held;
@@ -2196,6 +2201,108 @@ static int calib_delay(const ad_detector *d)
     return need > CALQ_MAX ? CALQ_MAX : (int)need;
 }
 
+/* CALIBRATION PROGRESS. Windows flagged by data quality or with an
+ * untrusted row never feed calibration; with calibration.duration_ms 0 a
+ * sensor stuck from the start held a pretrained stream "calibrating",
+ * alerting on nothing, for as long as it stuck, and neither the state nor
+ * the log said why. They are counted (calib_dq_out); a window's rows'
+ * worth of them in a row (ceil(T / hop) windows) with none taken between
+ * is a wait, said in an info line, and again after an hour of data time,
+ * two, four... (a day at most) while it lasts, as the collection's wait
+ * (coll_skip_flagged): the back-off spans waits and starts over only
+ * after a quiet spell as long, so a flag that flaps is not said at every
+ * turn. A window taken ends it (another line, when it was said). Counts
+ * only: nothing here changes what calibration takes. */
+static uint64_t calib_dq_wait_windows(const ad_detector *d)
+{
+    uint64_t hop = d->cfg.hop > 0 ? (uint64_t)d->cfg.hop : 1;
+    uint64_t n = ((uint64_t)d->T + hop - 1) / hop;
+
+    return n > 0 ? n : 1;
+}
+
+/* "stuck on 'pressure'", "untrusted rows": why the wait, for the stats and
+ * the log (at most len bytes). */
+static void calib_dq_flags_text(const ad_detector *d, char *buf, size_t len)
+{
+    if (d->dq == NULL) {        /* quality off: only untrusted rows leave windows out */
+        snprintf(buf, len, "untrusted rows");
+        return;
+    }
+    coll_flags_text(d, buf, len);
+    if (d->calib_dq_untrusted && strcmp(buf, "a closed data-quality span") == 0)
+        snprintf(buf, len, "untrusted rows");
+}
+
+void det_calib_dq_reset(ad_detector *d)
+{
+    if (d->calib_dq_waiting)
+        d->calib_dq_end_ts = d->last_ts;
+    d->calib_dq_out = 0;
+    d->calib_dq_run = 0;
+    d->calib_dq_since = 0;
+    d->calib_dq_waiting = 0;
+    d->calib_dq_said = 0;
+}
+
+/* A calibration window (ending at ts) left out on a flag or an untrusted
+ * row. */
+static void calib_dq_left_out(ad_detector *d, int64_t ts, int untrusted)
+{
+    char why[120];
+
+    d->calib_dq_out++;
+    d->calib_dq_untrusted = untrusted;
+    if (d->calib_dq_run++ == 0)
+        d->calib_dq_since = ts;
+    if (d->calib_dq_run < calib_dq_wait_windows(d))
+        return;
+    if (!d->calib_dq_waiting) {
+        d->calib_dq_waiting = 1;
+        d->calib_dq_said = 0;
+        if (d->calib_dq_say_ts != 0 && d->calib_dq_end_ts != 0 &&
+            ts - d->calib_dq_end_ts >= d->calib_dq_say_gap)
+            d->calib_dq_say_ts = 0;
+    }
+    if (d->calib_dq_say_ts != 0 && ts - d->calib_dq_say_ts < d->calib_dq_say_gap)
+        return;
+    d->calib_dq_say_gap = d->calib_dq_say_ts == 0 ? 3600 * 1000 :
+                          d->calib_dq_say_gap >= 12 * 3600 * 1000 ? 24 * 3600 * 1000 :
+                          2 * d->calib_dq_say_gap;
+    d->calib_dq_say_ts = ts;
+    d->calib_dq_said = 1;
+    calib_dq_flags_text(d, why, sizeof why);
+    {
+        char since[40];
+        ad_iso_ms(d->calib_dq_since, since, sizeof since);
+        if (d->cfg.calib_windows > 0)
+            ad_log(AD_LOG_INFO, "%s: calibration waits on flagged windows (%s): %llu left "
+                   "out since %s, none taken since; %llu of %d windows taken", d->who, why,
+                   (unsigned long long)d->calib_dq_run, since,
+                   (unsigned long long)ad_threshold_count(d->thr), d->cfg.calib_windows);
+        else
+            ad_log(AD_LOG_INFO, "%s: calibration waits on flagged windows (%s): %llu left "
+                   "out since %s, none taken since; %llu windows taken", d->who, why,
+                   (unsigned long long)d->calib_dq_run, since,
+                   (unsigned long long)ad_threshold_count(d->thr));
+    }
+}
+
+/* A calibration window (ending at ts) fed the threshold. */
+static void calib_dq_taken(ad_detector *d, int64_t ts)
+{
+    if (d->calib_dq_waiting) {
+        if (d->calib_dq_said)
+            ad_log(AD_LOG_INFO, "%s: calibration goes on after %llu flagged windows left "
+                   "out", d->who, (unsigned long long)d->calib_dq_run);
+        d->calib_dq_end_ts = ts;
+    }
+    d->calib_dq_run = 0;
+    d->calib_dq_since = 0;
+    d->calib_dq_waiting = 0;
+    d->calib_dq_said = 0;
+}
+
 /* The oldest held calibration window: used unless a data-quality flag now
  * covers it. */
 static void calq_pop(ad_detector *d)
@@ -2204,6 +2311,7 @@ static void calq_pop(ad_detector *d)
 
     if (d->dq && ad_dq_flagged(d->dq, q->from, q->to)) {
         d->st.calib_excluded++;
+        calib_dq_left_out(d, q->to, 0);
         if (d->calib_held)      /* toward a wait's fallback (calibrate) */
             d->calib_flagged++;
     } else {
@@ -2213,6 +2321,7 @@ static void calq_pop(ad_detector *d)
         else if (d->season)
             ad_season_add(d->season, season_ts(d, q->to), q->s);
         d->st.calib_windows++;
+        calib_dq_taken(d, q->to);
     }
     d->cq_head = (d->cq_head + 1) % d->cq_cap;
     d->cq_len--;
@@ -2416,6 +2525,8 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
             return;
     } else if (untrusted || (!norm && d->calib_guard > 0 && s > d->calib_guard)) {
         d->st.calib_excluded++;
+        if (untrusted)
+            calib_dq_left_out(d, ts, !(d->dq && ad_dq_flagged(d->dq, from, ts)));
         /* while it waits, a window flagged by data quality (or with an
          * untrusted row, or above the previous threshold restored as a
          * guard) counts toward the fallback as one above the guard does:
@@ -2435,6 +2546,7 @@ static void calibrate(ad_detector *d, int64_t from, int64_t ts, double s, int un
         else if (d->season)
             ad_season_add(d->season, season_ts(d, ts), s);
         d->st.calib_windows++;
+        calib_dq_taken(d, ts);
     }
     /* the end comes when it would without holding (held windows count);
      * the held ones are checked once more then: a flagged one is left out
@@ -6135,6 +6247,17 @@ void ad_detector_get_stats(const ad_detector *d, ad_detector_stats *st)
     st->calib_flagged = d->calib_held ? d->calib_flagged : 0;
     st->calib_out_need = det_calib_need(d);
     st->calib_guard = d->model_guard > 0 ? d->model_guard : NAN;
+    if (d->phase == AD_PHASE_CALIBRATING) {
+        st->calib_taken = ad_threshold_count(d->thr);
+        st->calib_queued = (uint64_t)d->cq_len;
+        st->calib_start_ms = d->has_calib_start ? d->calib_start : 0;
+        st->calib_dq_out = d->calib_dq_out;
+        st->calib_dq_run = d->calib_dq_run;
+        st->calib_dq_waiting = d->calib_dq_waiting;
+        st->calib_dq_since = d->calib_dq_waiting ? d->calib_dq_since : 0;
+        if (d->calib_dq_waiting)
+            calib_dq_flags_text(d, st->calib_dq_flags, sizeof st->calib_dq_flags);
+    }
     st->threshold = ad_threshold_value(d->thr);
     {
         ad_thr_info in;

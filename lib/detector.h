@@ -658,6 +658,21 @@ typedef struct ad_detector_stats {
     int64_t calib_held_ms;
     uint64_t calib_out, calib_flagged, calib_out_need;
     double calib_guard;
+    /* CALIBRATION PROGRESS: calib_taken windows fed the threshold so far
+     * in this calibration (calibration.windows needed), since calib_start_ms
+     * (data time; 0: no window yet); calib_dq_out windows it left out on a
+     * data-quality flag or an untrusted row; calib_dq_waiting: a window's
+     * rows' worth of them in a row with none taken between, since
+     * calib_dq_since, with calib_dq_flags the conditions open then (as
+     * coll_flags; "untrusted rows" when no flag is open and the last was
+     * untrusted) */
+    uint64_t calib_taken, calib_dq_out, calib_dq_run;
+    uint64_t calib_queued;      /* clean windows held until a stuck run
+                                 * starting in them would be recognised
+                                 * (taken or left out then) */
+    int64_t calib_start_ms, calib_dq_since;
+    int calib_dq_waiting;
+    char calib_dq_flags[120];
 } ad_detector_stats;
 
 typedef struct ad_detector ad_detector;
@@ -812,6 +827,10 @@ int ad_detector_collect_waiting(const ad_detector *d);
 /* ad_detector_stats.calib_held, without copying the stats (the daemon asks
  * at every message of a stream not published for a minute). */
 int ad_detector_calib_held(const ad_detector *d);
+/* ad_detector_stats.calib_dq_waiting, without copying the stats: the
+ * stream calibrates and its last windows were all left out on data-quality
+ * flags or untrusted rows (the caller may publish it). */
+int ad_detector_calib_waiting(const ad_detector *d);
 /* Windows a kept change held so far (stats windows_kept), without copying
  * the stats. */
 uint64_t ad_detector_windows_kept(const ad_detector *d);

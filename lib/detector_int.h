@@ -110,6 +110,20 @@ struct ad_detector {
                                   * untrusted row, a score above calib_guard):
                                   * they count toward the fallback too
                                   * (detector.c calibrate) */
+    /* CALIBRATION PROGRESS (detector.c): windows this calibration left
+     * out on a data-quality flag or an untrusted row; a run of a window's
+     * rows' worth of them with none taken between is a wait (said in the
+     * log and the state: a stuck sensor holds calibration, with no time
+     * limit for ever, and nothing else showed it) */
+    uint64_t calib_dq_out;       /* ... since calibration began */
+    uint64_t calib_dq_run;       /* ... since a window last fed it */
+    int64_t calib_dq_since;      /* data time of the first of that run */
+    int calib_dq_waiting;        /* the run is a wait */
+    int calib_dq_untrusted;      /* the last left out had an untrusted row */
+    int calib_dq_said;           /* the wait under way was said in the log */
+    int64_t calib_dq_say_ts;     /* data time of the last "waits" line (0: none) */
+    int64_t calib_dq_say_gap;    /* data time to the next one (ms) */
+    int64_t calib_dq_end_ts;     /* data time the last wait ended (0: none) */
     int64_t last_ts;             /* last row consumed (event times) */
     int64_t resume_ts;           /* > 0: window rows restored up to this
                                   * time; the next row continues them only
@@ -428,6 +442,9 @@ void det_restart_calibration(ad_detector *d, int64_t ts);
 /* a bootstrap's calibration hold begins ("held") or ends (any other how):
  * an AD_EV_CALIB_HELD event, once per change */
 void det_calib_hold(ad_detector *d, int64_t ts, const char *how);
+/* A calibration starts over: its progress counts too (CALIBRATION
+ * PROGRESS in detector.c); a wait under way ends unsaid. */
+void det_calib_dq_reset(ad_detector *d);
 /* Forget the per-feature scales and the calibration windows' errors. */
 void det_norm_reset(ad_detector *d);
 /* A condition recognised late (stuck, flagged back to since_ms): collected

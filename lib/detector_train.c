@@ -336,6 +336,7 @@ void det_restart_calibration(ad_detector *d, int64_t ts)
     det_calib_hold(d, ts, "restarted");
     d->calib_model_out = 0;
     d->calib_held = 0;
+    det_calib_dq_reset(d);
     d->mg_model = NULL;              /* guard taken again: a new model may reuse a freed address */
     det_set_phase(d, AD_PHASE_CALIBRATING, ts);
     if (det_fit_without_scores(d) > 0) {

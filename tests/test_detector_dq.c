@@ -746,6 +746,91 @@ static void test_collect_waits_flapping(void)
     ad_detector_free(d);
 }
 
+static int n_cal_waits, n_cal_on;
+static char cal_wait_line[512];
+static void keep_calib_log(int level, const char *msg, void *u)
+{
+    (void)level;
+    (void)u;
+    if (strstr(msg, "calibration waits on flagged windows")) {
+        if (n_cal_waits++ == 0)
+            snprintf(cal_wait_line, sizeof cal_wait_line, "%s", msg);
+    }
+    if (strstr(msg, "calibration goes on after"))
+        n_cal_on++;
+}
+
+/* A pretrained stream whose feature b is out of its physical range from
+ * the first row: every calibration window is flagged and left out, so it
+ * stays calibrating. Its progress says so (CALIBRATION PROGRESS): no
+ * window taken, the windows left out, a wait since the first of them on
+ * the range of b, said in one log line; once b is back in range the wait
+ * ends (one line), calibration takes its windows and detects. Before,
+ * nothing in the stats or the log told the wait from a slow stream. */
+static void test_calib_waits(void)
+{
+    ad_model *m = t_zero_model(TW, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    const char *rn[1] = { "f1" };
+    double lo[1] = { 0 }, hi[1] = { 5 };
+    ad_detector_stats st, st_a, st_b;
+    char err[300];
+    int i;
+
+    base_cfg(&c);
+    c.calib_windows = 50;
+    c.dq_range_names = rn;
+    c.dq_range_lo = lo;
+    c.dq_range_hi = hi;
+    c.dq_n_ranges = 1;
+    if (!m || ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "new: %s", err);
+        ad_model_free(m);
+        return;
+    }
+    memset(&R, 0, sizeof(R));
+    memset(&st_a, 0, sizeof st_a);
+    memset(&st_b, 0, sizeof st_b);
+    n_cal_waits = n_cal_on = 0;
+    ad_log_set(keep_calib_log, NULL);
+    rng = 5;
+    for (i = 0; i < 400; i++) {
+        double a = 1 + 0.05 * noise(), b = (i < 200 ? 9 : 1) + 0.05 * noise();
+        step(d, tsof(i), a, b, &R);
+        if (i == 149)
+            ad_detector_get_stats(d, &st_a);
+        if (i == 199)
+            ad_detector_get_stats(d, &st_b);
+    }
+    ad_log_set(NULL, NULL);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st_b.phase == AD_PHASE_CALIBRATING && st_b.calib_taken == 0 && st_a.calib_taken == 0,
+            "out of range: calibrating (phase %s), %llu then %llu windows taken",
+            ad_phase_name(st_b.phase), (unsigned long long)st_a.calib_taken,
+            (unsigned long long)st_b.calib_taken);
+    T_CHECK(st_b.calib_start_ms == R.w[0].ts && st_b.calib_dq_waiting &&
+            st_b.calib_dq_since == R.w[0].ts,
+            "waiting %d since the first window (%lld s, want %lld)", st_b.calib_dq_waiting,
+            (long long)((st_b.calib_dq_since - T0) / 1000), (long long)((R.w[0].ts - T0) / 1000));
+    T_CHECK(st_b.calib_dq_out > st_a.calib_dq_out && st_a.calib_dq_out > 0 &&
+            st_b.calib_dq_out + st_b.calib_queued == (uint64_t)(200 - TW + 1),
+            "windows left out grow: %llu then %llu (+%llu held) of %d scored",
+            (unsigned long long)st_a.calib_dq_out, (unsigned long long)st_b.calib_dq_out,
+            (unsigned long long)st_b.calib_queued, 200 - TW + 1);
+    T_CHECK(strcmp(st_b.calib_dq_flags, "range on 'f1'") == 0, "the flag named: \"%s\"",
+            st_b.calib_dq_flags);
+    T_CHECK(ad_detector_calib_waiting(d) == 0 && st.phase == AD_PHASE_DETECTING,
+            "back in range: waiting %d, phase %s", ad_detector_calib_waiting(d),
+            ad_phase_name(st.phase));
+    T_CHECK(n_cal_waits == 1 && strstr(cal_wait_line, "stream pump") &&
+            strstr(cal_wait_line, "range on 'f1'") && n_cal_on == 1,
+            "one line for the wait (%d: %s), one when it goes on (%d)", n_cal_waits,
+            cal_wait_line, n_cal_on);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
 int main(void)
 {
     T_RUN(test_stuck_while_calibrating);
@@ -757,5 +842,6 @@ int main(void)
     T_RUN(test_short_runs_dropped);
     T_RUN(test_collect_waits);
     T_RUN(test_collect_waits_flapping);
+    T_RUN(test_calib_waits);
     return t_done();
 }
