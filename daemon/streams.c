@@ -952,10 +952,13 @@ int streams_events(ad_daemon *dd, stream_rec *s)
             publish_state(dd, s);
             s->coll_pub_ms = now;
         } else if (now - s->state_pub_ms >= STATE_REFRESH_MS &&
-                   (ad_detector_calib_held(s->d) ||
+                   (ad_detector_phase(s->d) == AD_PHASE_CALIBRATING ||
                     ad_detector_windows_kept(s->d) != s->kept_pub)) {
-            /* a calibration held by windows above the guard: its count
-             * toward the fallback follows, at most once a minute; so do
+            /* a calibration's progress (calibration.progress, and when
+             * held by windows above the guard its count toward the
+             * fallback) follows, at most once a minute (else the state
+             * published when calibration began said 0 windows until it
+             * ended); so do
              * the windows a kept change held (calibration.windows_kept:
              * else the state published when the change was kept, or at a
              * restart, said 0 while its windows were held for hours).

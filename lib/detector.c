@@ -955,6 +955,21 @@ static void coll_flags_text(const ad_detector *d, char *buf, size_t len)
     }
     if (!buf[0])
         snprintf(buf, len, "a closed data-quality span");
+    if (n >= len && len > 0) {
+        /* cut to len: never inside a feature name's UTF-8 character (the
+         * text goes into the retained state's JSON, which one half
+         * character makes unreadable) */
+        size_t e = strlen(buf), p = e, need;
+
+        while (p > 0 && ((unsigned char)buf[p - 1] & 0xc0) == 0x80)
+            p--;
+        if (p > 0 && ((unsigned char)buf[p - 1] & 0xc0) == 0xc0) {
+            unsigned char b = (unsigned char)buf[p - 1];
+            need = (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3 : 4;
+            if (e - (p - 1) < need)
+                buf[p - 1] = '\0';
+        }
+    }
 }
 
 /* A row the collection skips on a data-quality flag: counted; once a

@@ -831,6 +831,74 @@ static void test_calib_waits(void)
     ad_model_free(m);
 }
 
+/* Well-formed UTF-8 (the flags text goes into the retained state's JSON:
+ * a character cut in two makes the whole payload unreadable to a JSON
+ * reader). */
+static int utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 :
+                (*p & 0xf8) == 0xf0 ? 3 : -1;
+        if (n < 0)
+            return 0;
+        for (p++; n > 0; n--, p++)
+            if ((*p & 0xc0) != 0x80)
+                return 0;
+    }
+    return 1;
+}
+
+/* Both features out of range, named long in UTF-8: the wait's flags text
+ * is cut to its buffer, never inside a character. */
+static void test_calib_waits_long_names(void)
+{
+    ad_model *m = t_zero_model(TW, F);
+    ad_detector_cfg c;
+    ad_detector *d = NULL;
+    /* 49 and 60 bytes: the text's 119th byte falls inside an "é" */
+    char n0[64] = "a", n1[64] = "";
+    const char *names[2] = { n0, n1 };
+    double lo[2] = { 0, 0 }, hi[2] = { 5, 5 };
+    ad_detector_stats st;
+    char err[300];
+    int i;
+
+    for (i = 0; i < 24; i++)
+        strcat(n0, "\xc3\xa9");
+    for (i = 0; i < 30; i++)
+        strcat(n1, "\xc3\xa9");
+    base_cfg(&c);
+    c.calib_windows = 50;
+    c.dq_range_names = names;
+    c.dq_range_lo = lo;
+    c.dq_range_hi = hi;
+    c.dq_n_ranges = 2;
+    if (!m || ad_model_set_features(m, names, 2) != 0 ||
+        ad_detector_new(&d, &c, "pump", m, 0, 0, NULL, err, sizeof(err)) != 0) {
+        T_CHECK(0, "new: %s", err);
+        ad_model_free(m);
+        return;
+    }
+    memset(&R, 0, sizeof(R));
+    n_cal_waits = n_cal_on = 0;
+    cal_wait_line[0] = '\0';
+    ad_log_set(keep_calib_log, NULL);
+    rng = 5;
+    for (i = 0; i < 100; i++)
+        step(d, tsof(i), 9 + 0.05 * noise(), 9 + 0.05 * noise(), &R);
+    ad_log_set(NULL, NULL);
+    ad_detector_get_stats(d, &st);
+    T_CHECK(st.calib_dq_waiting && strlen(st.calib_dq_flags) > 100 &&
+            utf8_ok(st.calib_dq_flags),
+            "waiting %d, flags (%zu bytes) well-formed UTF-8: \"%s\"", st.calib_dq_waiting,
+            strlen(st.calib_dq_flags), st.calib_dq_flags);
+    T_CHECK(utf8_ok(cal_wait_line), "the log line well-formed UTF-8: \"%s\"", cal_wait_line);
+    ad_detector_free(d);
+    ad_model_free(m);
+}
+
 int main(void)
 {
     T_RUN(test_stuck_while_calibrating);
@@ -843,5 +911,6 @@ int main(void)
     T_RUN(test_collect_waits);
     T_RUN(test_collect_waits_flapping);
     T_RUN(test_calib_waits);
+    T_RUN(test_calib_waits_long_names);
     return t_done();
 }
