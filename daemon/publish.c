@@ -62,6 +62,19 @@ static void add_str_or_null(cJSON *o, const char *k, const char *v)
     if (v) cJSON_AddStringToObject(o, k, v); else cJSON_AddNullToObject(o, k);
 }
 
+/* A data time as ISO 8601 when have, else null. */
+static void add_time_or_null(cJSON *o, const char *k, int have, int64_t ms)
+{
+    char t[40];
+
+    if (have) {
+        ad_iso_ms(ms, t, sizeof t);
+        cJSON_AddStringToObject(o, k, t);
+    } else {
+        cJSON_AddNullToObject(o, k);
+    }
+}
+
 /* The stream runs a model trained online (bootstrap or finetune). */
 static int trained_online(const stream_rec *s)
 {
@@ -189,24 +202,15 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
     if (st.phase == AD_PHASE_COLLECTING) {
         /* training's progress, and whether it waits on flagged rows */
         cJSON *co = cJSON_AddObjectToObject(o, "collection");
-        char since[40];
 
         cJSON_AddNumberToObject(co, "windows", (double)st.windows_collected);
-        if (d->c->pipe.train_windows > 0)
-            cJSON_AddNumberToObject(co, "windows_needed", (double)d->c->pipe.train_windows);
-        else
-            cJSON_AddNullToObject(co, "windows_needed");
+        add_num_or_null(co, "windows_needed", d->c->pipe.train_windows > 0 ?
+                        (double)d->c->pipe.train_windows : NAN);
         cJSON_AddNumberToObject(co, "rows_flagged", (double)st.coll_flagged_total);
         cJSON_AddBoolToObject(co, "waiting_on_flagged_rows", st.coll_waiting != 0);
         cJSON_AddNumberToObject(co, "flagged_rows_in_a_row", (double)st.coll_flagged);
-        if (st.coll_waiting) {
-            ad_iso_ms(st.coll_flagged_since, since, sizeof since);
-            cJSON_AddStringToObject(co, "waiting_since", since);
-            cJSON_AddStringToObject(co, "flags", st.coll_flags);
-        } else {
-            cJSON_AddNullToObject(co, "waiting_since");
-            cJSON_AddNullToObject(co, "flags");
-        }
+        add_time_or_null(co, "waiting_since", st.coll_waiting, st.coll_flagged_since);
+        add_str_or_null(co, "flags", st.coll_waiting ? st.coll_flags : NULL);
     }
     ad = cJSON_AddObjectToObject(o, "adapt");
     cJSON_AddBoolToObject(ad, "shadow", st.adapt_shadow != 0);
@@ -275,38 +279,21 @@ static void publish_state_topic(ad_daemon *dd, stream_rec *s)
          * (flagged by data quality, or untrusted): with no time limit a
          * stuck sensor holds it as long as it sticks */
         cJSON *pr = cJSON_AddObjectToObject(cb, "progress");
-        char t[40];
 
         cJSON_AddNumberToObject(pr, "windows", (double)st.calib_taken);
-        if (d->c->pipe.calib_windows > 0)
-            cJSON_AddNumberToObject(pr, "windows_needed", (double)d->c->pipe.calib_windows);
-        else
-            cJSON_AddNullToObject(pr, "windows_needed");
-        if (st.calib_start_ms != 0) {
-            ad_iso_ms(st.calib_start_ms, t, sizeof t);
-            cJSON_AddStringToObject(pr, "started", t);
-        } else {
-            cJSON_AddNullToObject(pr, "started");
-        }
-        if (st.calib_start_ms != 0 && d->c->pipe.calib_duration_ms > 0) {
-            ad_iso_ms(st.calib_start_ms + d->c->pipe.calib_duration_ms, t, sizeof t);
-            cJSON_AddStringToObject(pr, "ends_by", t);
-        } else {
-            cJSON_AddNullToObject(pr, "ends_by");
-        }
+        add_num_or_null(pr, "windows_needed", d->c->pipe.calib_windows > 0 ?
+                        (double)d->c->pipe.calib_windows : NAN);
+        add_time_or_null(pr, "started", st.calib_start_ms != 0, st.calib_start_ms);
+        add_time_or_null(pr, "ends_by", st.calib_start_ms != 0 &&
+                         d->c->pipe.calib_duration_ms > 0,
+                         st.calib_start_ms + d->c->pipe.calib_duration_ms);
         /* held until a stuck run starting in them would be recognised */
         cJSON_AddNumberToObject(pr, "windows_held", (double)st.calib_queued);
         cJSON_AddNumberToObject(pr, "windows_flagged", (double)st.calib_dq_out);
         cJSON_AddBoolToObject(pr, "waiting_on_flagged", st.calib_dq_waiting != 0);
         cJSON_AddNumberToObject(pr, "flagged_windows_in_a_row", (double)st.calib_dq_run);
-        if (st.calib_dq_waiting) {
-            ad_iso_ms(st.calib_dq_since, t, sizeof t);
-            cJSON_AddStringToObject(pr, "waiting_since", t);
-            cJSON_AddStringToObject(pr, "flags", st.calib_dq_flags);
-        } else {
-            cJSON_AddNullToObject(pr, "waiting_since");
-            cJSON_AddNullToObject(pr, "flags");
-        }
+        add_time_or_null(pr, "waiting_since", st.calib_dq_waiting, st.calib_dq_since);
+        add_str_or_null(pr, "flags", st.calib_dq_waiting ? st.calib_dq_flags : NULL);
     }
     rg = cJSON_AddObjectToObject(o, "regime");
     add_num_or_null(rg, "threshold", st.regime_threshold);
